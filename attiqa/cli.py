@@ -1,0 +1,209 @@
+"""The ``attiqa`` command line (typer + rich). Thin: parses, calls the library, prints.
+
+Every :class:`attiqa.errors.AttiqaError` ends as one red line and exit code 2 — never a traceback.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from attiqa.errors import AttiqaError
+from attiqa.progress import console
+
+app = typer.Typer(
+    name="attiqa",
+    help="ATTIQA image quality assessment: pseudo-label, pretrain, fine-tune, score.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+
+_out = console  # stderr for progress/messages; tables go to stdout below
+from rich.console import Console  # noqa: E402
+
+stdout = Console()
+
+
+def _device(device: str) -> str:
+    from attiqa.training.distributed import resolve_device
+
+    return str(resolve_device(device))
+
+
+@app.command()
+def label(
+    images: list[Path] = typer.Argument(..., help="Image files and/or folders (searched recursively)."),
+    teacher: str = typer.Option(
+        "classical", "--teacher", "-t",
+        help="classical | clip:MODEL/PRETRAINED (e.g. clip:ViT-B-16/openai) | clip:PATH (local open_clip folder/file).",
+    ),
+    out: Path = typer.Option(Path("labels.parquet"), "--out", "-o", help="Output Parquet file (resumable)."),
+    prompts: Path | None = typer.Option(None, help="Prompt-pair JSON for the clip teacher (default: paper Table 1)."),
+    clip_scale: float = typer.Option(1.0, help="Scale of cosine similarities in eq. (2); 1.0 = the paper."),
+    batch_size: int = typer.Option(32, min=1),
+    workers: int | None = typer.Option(None, min=0, help="Decode workers (default: one per spare core)."),
+    device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N"),
+) -> None:
+    """Pseudo-label images with a teacher (paper §3.2) into a Parquet table: image + five attributes.
+
+    Rerunning skips images already labelled; a killed run loses at most one batch. Under
+    `torchrun --nproc_per_node N` the images are sharded across ranks.
+    """
+    from attiqa.config import LabelConfig, TrainConfig
+    from attiqa.runner import run_label_stage
+    from attiqa.training.distributed import cleanup, init_distributed, is_main
+
+    lc = LabelConfig(
+        images=[str(p) for p in images], teacher=teacher, prompts=str(prompts) if prompts else None,
+        clip_scale=clip_scale, batch_size=batch_size, num_workers=workers, out=str(out.resolve()),
+    )
+    init_distributed()
+    try:
+        path = run_label_stage(TrainConfig(out_dir=str(out.parent), label=lc), out.parent)
+        if is_main():
+            import pyarrow.parquet as pq
+
+            console.print(f"[green]labels: {path} ({pq.read_metadata(path).num_rows} images)")
+    finally:
+        cleanup()
+
+
+@app.command()
+def train(
+    config: Path = typer.Option(..., "--config", "-c", help="YAML run config (label / pretrain / finetune)."),
+    out_dir: Path | None = typer.Option(None, help="Override the config's out_dir."),
+    resume: bool = typer.Option(False, help="Continue from the last epoch checkpoint in out_dir."),
+) -> None:
+    """Run label -> pretrain -> finetune from one config (stages left out are skipped).
+
+    Works the same under `torchrun --nproc_per_node N attiqa train ...` (DDP; only rank 0 writes).
+    """
+    from attiqa.config import load_config
+    from attiqa.runner import run
+    from attiqa.training.distributed import is_main
+
+    cfg = load_config(config)
+    if out_dir is not None:
+        cfg.out_dir = str(out_dir)
+    res = run(cfg, resume=resume)
+    if is_main():
+        for name, val in (("labels", res.labels), ("pretrained", res.pretrained), ("finetuned", res.finetuned)):
+            if val:
+                console.print(f"[green]{name}: {val}")
+        if res.metrics:
+            console.print("best validation: " + ", ".join(f"{k}={v:.4f}" for k, v in res.metrics.items()
+                                                         if isinstance(v, float)))
+
+
+def _print_scores(run, limit: int = 40) -> None:
+    cols = run.columns
+    table = Table(title=f"{len(run.rows)} image(s) scored", show_lines=False)
+    table.add_column("image", overflow="fold")
+    for c in cols:
+        table.add_column(c, justify="right")
+    for r in run.rows[:limit]:
+        table.add_row(Path(r["image"]).name, *("–" if math.isnan(r[c]) else f"{r[c]:.3f}" for c in cols))
+    if len(run.rows) > limit:
+        table.add_row(f"… {len(run.rows) - limit} more", *[""] * len(cols))
+    if run.rows:
+        import numpy as np
+
+        table.add_section()
+        for stat, fn in (("mean", np.nanmean), ("min", np.nanmin), ("max", np.nanmax)):
+            vals = []
+            for c in cols:
+                arr = np.array([r[c] for r in run.rows], dtype=float)
+                vals.append("–" if np.all(np.isnan(arr)) else f"{fn(arr):.3f}")
+            table.add_row(f"[bold]{stat}", *vals)
+    stdout.print(table)
+
+
+@app.command()
+def score(
+    paths: list[Path] = typer.Argument(..., help="Image files and/or folders (searched recursively)."),
+    model: str | None = typer.Option(
+        None, "--model", "-m", help="Checkpoint path, named model, or scorer name (see `attiqa models`)."
+    ),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Write results to .csv, .tsv or .json."),
+    batch_size: int = typer.Option(16, min=1),
+    workers: int | None = typer.Option(None, min=0, help="Decode workers (default: one per spare core)."),
+    crops: str = typer.Option("five", help="five (paper §4.2: 4 corners + centre) | center (faster)."),
+    device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No table, no progress bar."),
+) -> None:
+    """Score images: MOS and the five attribute scores per image, with a summary table.
+
+    Unreadable files are skipped and listed at the end; exit code 0 when at least one image was scored.
+    """
+    from attiqa.io.images import discover_images
+    from attiqa.progress import progress_task
+    from attiqa.scorers import load_scorer
+    from attiqa.scoring import score_paths, write_scores
+
+    files = discover_images(paths)
+    if not files:
+        raise AttiqaError(f"no images found in {', '.join(map(str, paths))} — pass image files or folders")
+    overrides = {"crops": crops} if (model is None or Path(model).exists() or model.endswith(".safetensors")) else {}
+    scorer = load_scorer(model, device=_device(device), **overrides)
+    with progress_task("scoring", total=len(files), disable=quiet) as adv:
+        run = score_paths(files, scorer, batch_size, workers, on_batch=lambda n, f: adv(n + f))
+    if out is not None and run.rows:
+        write_scores(run, out, scorer.metadata())
+        console.print(f"[green]wrote {out}")
+    if not quiet:
+        _print_scores(run)
+    if run.failed:
+        console.print(f"[yellow]skipped {len(run.failed)} file(s) that could not be read:")
+        for e in run.failed:
+            console.print(f"  [yellow]{e}")
+    if run.interrupted:
+        console.print("[yellow]interrupted: finished rows were kept")
+    if not run.rows:
+        raise AttiqaError("no image could be scored")
+
+
+@app.command("models")
+def models_cmd() -> None:
+    """List scorers and named models: kind, score range, direction, what weights they need."""
+    from attiqa.scorers import list_scorers
+
+    table = Table(title="scorers")
+    for c in ("name", "kind", "range", "higher is better", "needs", "description"):
+        table.add_column(c, overflow="fold")
+    for info in list_scorers():
+        table.add_row(info.name, info.kind, f"{info.score_range[0]:g}–{info.score_range[1]:g}",
+                      "yes" if info.higher_is_better else "no", info.needs, info.description)
+    stdout.print(table)
+
+
+@app.command()
+def demo(
+    out: Path = typer.Option(Path("runs/demo"), "--out", "-o", help="Run folder."),
+    epochs: int = typer.Option(4, min=1, help="Pretraining epochs (brief: this is a demo)."),
+) -> None:
+    """The main job offline, end to end: real photos (bundled with scikit-image) + graded degradations ->
+    classical pseudo-labels -> attribute-aware pretraining of EfficientNet-Lite0 -> scores table."""
+    from attiqa.demo import run_demo
+
+    run_demo(out, epochs=epochs)
+
+
+def main() -> None:
+    try:
+        app()
+    except AttiqaError as exc:
+        console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,33 @@
+"""User-facing errors: one line that names the file (or thing) and says what to do.
+
+The CLI catches :class:`AttiqaError` and prints its message without a traceback.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class AttiqaError(Exception):
+    """An error whose message is meant for the user, printed as one line by the CLI."""
+
+
+class ImageLoadError(AttiqaError):
+    """An image file could not be decoded (missing, empty, truncated, not an image, too large)."""
+
+    def __init__(self, path: str | Path, reason: str, fix: str = "") -> None:
+        self.path = str(path)
+        self.reason = reason
+        self.fix = fix
+        msg = f"{self.path}: {reason}"
+        if fix:
+            msg += f" — {fix}"
+        super().__init__(msg)
+
+
+class ConfigError(AttiqaError):
+    """A configuration file or option is invalid."""
+
+
+class ModelLoadError(AttiqaError):
+    """A model (checkpoint, CLIP weights, backbone weights) could not be loaded."""

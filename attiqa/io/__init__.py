@@ -1,0 +1,1 @@
+"""Input/output in one place: images, checkpoints, atomic file writes, tables."""

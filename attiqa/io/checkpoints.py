@@ -1,0 +1,188 @@
+"""Checkpoints: safetensors for tensors + a JSON model card. Loading never unpickles.
+
+Layout of a checkpoint ``model.safetensors``:
+- the tensors (fp32 or fp16),
+- the model card embedded in the safetensors header metadata under ``attiqa_card`` (so one file is
+  self-describing), and the same card beside it as ``model.json`` for people and tools to read.
+
+Training state for ``--resume`` (optimizer moments, epoch, RNG-free bookkeeping) is saved the same
+way: tensors into safetensors, everything else into JSON.
+
+Named models: ``attiqa/data/models.json`` maps a name to a bundled file or a URL with its SHA-256.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from attiqa.errors import ModelLoadError
+from attiqa.io.atomic import atomic_path, write_json_atomic
+
+CARD_KEY = "attiqa_card"
+FORMAT_VERSION = 1
+
+
+def card_path_for(weights: str | Path) -> Path:
+    return Path(weights).with_suffix(".json")
+
+
+def save_checkpoint(
+    path: str | Path, tensors: dict[str, torch.Tensor], card: dict[str, Any], half: bool = False
+) -> Path:
+    """Write ``path`` (.safetensors) and its ``.json`` card atomically; returns the weights path."""
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        path = path.with_suffix(".safetensors")
+    card = {"format_version": FORMAT_VERSION, **card}
+    out: dict[str, torch.Tensor] = {}
+    for k, v in tensors.items():
+        v = v.detach().cpu()
+        if half and v.is_floating_point():
+            v = v.half()
+        out[k] = v.contiguous()
+    with atomic_path(path) as tmp:
+        save_file(out, str(tmp), metadata={CARD_KEY: json.dumps(card, default=str)})
+    write_json_atomic(card_path_for(path), card)
+    return path
+
+
+def read_card(path: str | Path) -> dict[str, Any]:
+    """The model card of a checkpoint, from its header (the sidecar JSON is for humans)."""
+    path = Path(path)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+    except Exception as exc:  # noqa: BLE001
+        raise ModelLoadError(f"{path}: not a readable safetensors checkpoint ({exc})") from None
+    if CARD_KEY in meta:
+        return json.loads(meta[CARD_KEY])
+    side = card_path_for(path)
+    if side.exists():
+        return json.loads(side.read_text())
+    return {}
+
+
+def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tuple[dict[str, torch.Tensor], dict]:
+    """Load tensors (as float32) and the card of a checkpoint written by :func:`save_checkpoint`."""
+    path = Path(path)
+    if not path.exists():
+        raise ModelLoadError(f"{path}: checkpoint not found — check the path or use a model name from `attiqa models`")
+    if path.suffix in (".pt", ".pth", ".ckpt", ".bin", ".pkl"):
+        raise ModelLoadError(
+            f"{path}: pickle-based checkpoints are not loaded (unsafe) — convert it to .safetensors first"
+        )
+    card = read_card(path)
+    tensors: dict[str, torch.Tensor] = {}
+    with safe_open(str(path), framework="pt", device=str(device)) as f:
+        for k in f.keys():
+            t = f.get_tensor(k)
+            tensors[k] = t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
+    return tensors, card
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Training state (resume)
+
+
+def save_training_state(path: str | Path, optimizer_state: dict, extra: dict[str, Any]) -> None:
+    """Save an optimizer ``state_dict`` and bookkeeping as safetensors + JSON (no pickle)."""
+    path = Path(path)
+    tensors: dict[str, torch.Tensor] = {}
+    state_meta: dict[str, dict[str, Any]] = {}
+    for pid, st in optimizer_state.get("state", {}).items():
+        meta: dict[str, Any] = {}
+        for key, val in st.items():
+            if torch.is_tensor(val):
+                tensors[f"state.{pid}.{key}"] = val.detach().cpu().contiguous()
+            else:
+                meta[key] = val
+        state_meta[str(pid)] = meta
+    doc = {"param_groups": optimizer_state.get("param_groups", []), "state_meta": state_meta, "extra": extra}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={"training_state": json.dumps(doc, default=str)})
+
+
+def load_training_state(path: str | Path) -> tuple[dict, dict[str, Any]]:
+    """Inverse of :func:`save_training_state`: (optimizer state_dict, extra)."""
+    with safe_open(str(path), framework="pt") as f:
+        doc = json.loads((f.metadata() or {})["training_state"])
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    state: dict[int, dict[str, Any]] = {}
+    for pid, meta in doc["state_meta"].items():
+        state[int(pid)] = dict(meta)
+    for k, t in tensors.items():
+        _, pid, key = k.split(".", 2)
+        state.setdefault(int(pid), {})[key] = t
+    return {"state": state, "param_groups": doc["param_groups"]}, doc["extra"]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Named models
+
+
+def model_table() -> dict[str, dict[str, Any]]:
+    """The named-model table shipped with the package (``attiqa/data/models.json``)."""
+    text = resources.files("attiqa").joinpath("data/models.json").read_text()
+    return json.loads(text)["models"]
+
+
+def sha256_of(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("ATTIQA_CACHE", Path.home() / ".cache" / "attiqa"))
+
+
+def resolve_named_model(name: str) -> Path:
+    """Path of a named model's weights, verified against its SHA-256; downloads into the cache if needed."""
+    table = model_table()
+    if name not in table:
+        import difflib
+
+        close = difflib.get_close_matches(name, list(table), n=3)
+        hint = f" Did you mean: {', '.join(close)}?" if close else f" Known names: {', '.join(table) or '(none)'}."
+        raise ModelLoadError(f"unknown model name {name!r}.{hint} Or pass a path to a .safetensors checkpoint.")
+    entry = table[name]
+    if entry.get("file"):
+        path = Path(str(resources.files("attiqa").joinpath(entry["file"])))
+    else:
+        path = cache_dir() / f"{name}.safetensors"
+        if not path.exists():
+            url = entry.get("url")
+            if not url:
+                raise ModelLoadError(f"model {name!r} has neither a bundled file nor a URL in the model table")
+            _download(url, path, name)
+    if not path.exists():
+        raise ModelLoadError(f"{path}: the weights of model {name!r} are missing from the installation — reinstall")
+    want = entry.get("sha256")
+    if want and sha256_of(path) != want:
+        raise ModelLoadError(f"{path}: SHA-256 mismatch for model {name!r} — delete the file and fetch it again")
+    return path
+
+
+def _download(url: str, dest: Path, name: str) -> None:
+    import urllib.request
+
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with urllib.request.urlopen(url, timeout=30) as resp, atomic_path(dest) as tmp:
+            tmp.write_bytes(resp.read())
+    except OSError as exc:
+        raise ModelLoadError(
+            f"cannot download model {name!r} from {url} ({exc}) — you seem to be offline: download the file "
+            f"elsewhere and pass its path with --model PATH, or put it at {dest}"
+        ) from None

@@ -1,0 +1,177 @@
+"""``attiqa label``: pseudo-label images with a teacher into a Parquet table (paper §3.2).
+
+Resumable and crash-safe by construction:
+- finished batches are written as small Parquet *part files* (atomically) in ``<out>.parts/``;
+- a rerun reads the finished table and every part, and skips images already labelled;
+- a killed run therefore loses at most the batch in flight;
+- at the end the parts are merged into ``<out>`` (atomically) and removed.
+
+Sharding: under ``torchrun`` each rank labels ``paths[rank::world_size]`` into its own part files;
+rank 0 merges after a barrier. The Parquet schema metadata records the teacher, model id and prompts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from attiqa.errors import AttiqaError, ImageLoadError
+from attiqa.io.atomic import atomic_path
+from attiqa.io.batching import default_num_workers, iter_image_batches
+from attiqa.teachers.base import Teacher
+
+META_KEY = b"attiqa_labels"
+
+
+@dataclass
+class LabelResult:
+    out: Path
+    labelled: int  # newly labelled in this run
+    skipped_done: int  # already labelled by an earlier run
+    failed: list[ImageLoadError] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def parts_dir(out: Path) -> Path:
+    return out.with_name(out.name + ".parts")
+
+
+def _read_table(path: Path) -> pa.Table | None:
+    try:
+        return pq.read_table(path)
+    except Exception as exc:  # noqa: BLE001
+        raise AttiqaError(f"{path}: unreadable label file ({exc}) — delete it to start over") from None
+
+
+def done_images(out: Path) -> set[str]:
+    """Image paths already labelled in ``out`` and its part files."""
+    done: set[str] = set()
+    if out.exists():
+        t = _read_table(out)
+        done.update(t.column("image").to_pylist())
+    pdir = parts_dir(out)
+    if pdir.is_dir():
+        for part in sorted(pdir.glob("*.parquet")):
+            done.update(pq.read_table(part, columns=["image"]).column("image").to_pylist())
+    return done
+
+
+def _schema(columns: Sequence[str], meta: dict[str, Any]) -> pa.Schema:
+    fields = [pa.field("image", pa.string())] + [pa.field(c, pa.float32()) for c in columns]
+    return pa.schema(fields, metadata={META_KEY: json.dumps(meta, default=str).encode()})
+
+
+def read_label_metadata(path: str | Path) -> dict[str, Any]:
+    """The teacher metadata stored in a label file's schema."""
+    md = pq.read_schema(path).metadata or {}
+    return json.loads(md[META_KEY]) if META_KEY in md else {}
+
+
+def _write_part(pdir: Path, rank: int, seq: int, images: list[str], scores: np.ndarray, schema: pa.Schema) -> None:
+    arrays = [pa.array(images, pa.string())] + [pa.array(scores[:, j], pa.float32()) for j in range(scores.shape[1])]
+    table = pa.Table.from_arrays(arrays, schema=schema)
+    name = f"rank{rank:03d}-{time.time_ns()}-{seq:06d}.parquet"
+    with atomic_path(pdir / name) as tmp:
+        pq.write_table(table, tmp)
+
+
+def merge_parts(out: Path, schema: pa.Schema | None = None) -> int:
+    """Fold ``<out>.parts/*`` into ``out`` (atomic), de-duplicated by image; returns the row count."""
+    pdir = parts_dir(out)
+    tables = []
+    if out.exists():
+        tables.append(_read_table(out))
+    parts = sorted(pdir.glob("*.parquet")) if pdir.is_dir() else []
+    tables.extend(pq.read_table(p) for p in parts)
+    if not tables:
+        return 0
+    if schema is None:
+        schema = tables[-1].schema
+    tables = [t.cast(schema) if t.schema != schema else t for t in tables]
+    merged = pa.concat_tables(tables)
+    # keep the first label per image (earlier runs win), then sort by path for stable files
+    images = merged.column("image").to_pylist()
+    seen: dict[str, int] = {}
+    for i, im in enumerate(images):
+        seen.setdefault(im, i)
+    keep = sorted(seen.values(), key=lambda i: images[i])
+    merged = merged.take(pa.array(keep, pa.int64()))
+    with atomic_path(out) as tmp:
+        pq.write_table(merged.replace_schema_metadata(schema.metadata), tmp)
+    for p in parts:
+        p.unlink(missing_ok=True)
+    if pdir.is_dir() and not any(pdir.iterdir()):
+        pdir.rmdir()
+    return merged.num_rows
+
+
+def label_images(
+    paths: Sequence[Path],
+    teacher: Teacher,
+    out: str | Path,
+    batch_size: int = 32,
+    num_workers: int | None = None,
+    rank: int = 0,
+    world_size: int = 1,
+    on_batch: Callable[[int, int], None] | None = None,
+    merge: bool = True,
+) -> LabelResult:
+    """Label ``paths`` with ``teacher`` into ``out`` (Parquet), resuming where an earlier run stopped.
+
+    ``on_batch(n_done_in_batch, n_failed_in_batch)`` is called after each batch (progress bars).
+    With ``world_size > 1`` this rank labels its shard only; call :func:`merge_parts` on rank 0
+    after a barrier (``merge`` is ignored then).
+    """
+    out = Path(out)
+    start = time.perf_counter()
+    meta = {"teacher": teacher.metadata(), "columns": list(teacher.columns), "created": time.time()}
+    if out.exists():
+        old = read_label_metadata(out)
+        if old.get("columns") and old["columns"] != list(teacher.columns):
+            raise AttiqaError(
+                f"{out}: exists with columns {old['columns']}, not {list(teacher.columns)} — choose another --out"
+            )
+        if old.get("teacher") and old["teacher"] != meta["teacher"]:
+            raise AttiqaError(
+                f"{out}: was labelled by a different teacher ({old['teacher'].get('spec', old['teacher'])}) — "
+                "choose another --out or delete it"
+            )
+    schema = _schema(teacher.columns, meta)
+    done = done_images(out)
+    all_paths = [Path(p) for p in paths]
+    todo = [p for p in all_paths if str(p) not in done]
+    skipped_done = len(all_paths) - len(todo)
+    todo = todo[rank::world_size]
+    pdir = parts_dir(out)
+    pdir.mkdir(parents=True, exist_ok=True)
+    workers = default_num_workers() if num_workers is None else num_workers
+    failed: list[ImageLoadError] = []
+    labelled = 0
+    for seq, batch in enumerate(iter_image_batches(todo, teacher.transform, batch_size, workers)):
+        failed.extend(batch.errors)
+        if batch.tensor is not None:
+            scores = teacher.score_tensors(batch.tensor.to(teacher.device)).float().cpu().numpy()
+            if not np.all(np.isfinite(scores)):
+                bad = [str(todo[batch.indices[i]]) for i in np.where(~np.isfinite(scores).all(1))[0]]
+                raise AttiqaError(f"teacher produced non-finite scores for {bad[:3]} — report this as a bug")
+            _write_part(pdir, rank, seq, [str(todo[i]) for i in batch.indices], scores, schema)
+            labelled += len(batch.indices)
+        if on_batch:
+            on_batch(len(batch.indices), len(batch.errors))
+    if merge and world_size == 1:
+        merge_parts(out, schema)
+    return LabelResult(out, labelled, skipped_done, failed, time.perf_counter() - start)
+
+
+def env_rank_world() -> tuple[int, int]:
+    """(rank, world_size) from torchrun's environment, (0, 1) otherwise."""
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))

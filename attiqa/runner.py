@@ -1,0 +1,88 @@
+"""Run a whole ATTIQA job from one config: label -> pretrain -> finetune (any subset).
+
+Under ``torchrun`` every stage runs on all ranks: labelling is sharded (rank 0 merges the parts),
+pretraining and fine-tuning use DDP; only rank 0 writes files.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from attiqa.config import TrainConfig, to_dict
+from attiqa.errors import ConfigError
+from attiqa.io.atomic import write_json_atomic
+
+
+@dataclass
+class RunResult:
+    labels: Path | None = None
+    pretrained: Path | None = None
+    finetuned: Path | None = None
+    metrics: dict | None = None
+
+
+def resolve_in(out_dir: Path, p: str) -> Path:
+    q = Path(p)
+    return q if q.is_absolute() else out_dir / q
+
+
+def run_label_stage(cfg: TrainConfig, out_dir: Path, progress: bool = True) -> Path:
+    from attiqa.io.images import discover_images
+    from attiqa.labeling import env_rank_world, label_images, merge_parts
+    from attiqa.progress import progress_task
+    from attiqa.teachers import create_teacher
+    from attiqa.training.distributed import barrier, resolve_device
+
+    lc = cfg.label
+    assert lc is not None
+    if not lc.images:
+        raise ConfigError("label.images is empty: list the image files or folders to pseudo-label")
+    out = resolve_in(out_dir, lc.out)
+    rank, world = env_rank_world()
+    teacher = create_teacher(lc.teacher, device=resolve_device("auto"), prompts=lc.prompts, clip_scale=lc.clip_scale)
+    paths = discover_images(lc.images)
+    with progress_task(f"labelling ({lc.teacher})", total=len(paths), disable=not progress or rank != 0) as adv:
+        res = label_images(
+            paths, teacher, out, lc.batch_size, lc.num_workers, rank, world, on_batch=lambda n, f: adv(n + f)
+        )
+    if world > 1:
+        barrier()
+        if rank == 0:
+            merge_parts(out)
+        barrier()
+    if res.failed and rank == 0:
+        from attiqa.progress import console
+
+        console.print(f"[yellow]skipped {len(res.failed)} unreadable image(s):")
+        for e in res.failed[:20]:
+            console.print(f"  {e}")
+    return out
+
+
+def run(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> RunResult:
+    from attiqa.training.distributed import cleanup, init_distributed, is_main
+
+    out_dir = Path(cfg.out_dir)
+    init_distributed()
+    try:
+        if is_main():
+            out_dir.mkdir(parents=True, exist_ok=True)
+            write_json_atomic(out_dir / "config.json", to_dict(cfg))
+        result = RunResult()
+        if cfg.label is not None:
+            result.labels = run_label_stage(cfg, out_dir, progress)
+        if cfg.pretrain is not None:
+            from attiqa.training.pretrain import pretrain
+
+            labels = result.labels or (resolve_in(out_dir, cfg.label.out) if cfg.label else out_dir / "labels.parquet")
+            result.pretrained = pretrain(cfg.pretrain, labels, out_dir, resume=resume, progress=progress)
+        if cfg.finetune is not None:
+            from attiqa.training.finetune import finetune
+
+            init = result.pretrained or (Path(cfg.pretrained_checkpoint) if cfg.pretrained_checkpoint else None)
+            ft = finetune(cfg.finetune, init, out_dir, resume=resume, progress=progress)
+            result.finetuned, result.metrics = ft.best_checkpoint, ft.best_metrics
+        return result
+    finally:
+        cleanup()

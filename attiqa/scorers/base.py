@@ -1,0 +1,75 @@
+"""The scorer interface every quality metric in the project implements.
+
+Like a teacher, a scorer splits CPU preprocessing (:meth:`Scorer.transform`, runs in decode workers)
+from the batched model call (:meth:`Scorer.score_tensors`). Calling a scorer on paths, PIL images or
+tensors returns a dict ``column -> np.ndarray`` (or ``column -> float`` for a single input).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from attiqa.io.images import load_image
+
+
+@dataclass(frozen=True)
+class ScorerInfo:
+    """Registry metadata (pyiqa-style): what the numbers mean and what the scorer needs."""
+
+    name: str
+    kind: str  # "trained" | "zero-shot" | "classical"
+    score_range: tuple[float, float]
+    higher_is_better: bool = True
+    needs: str = "nothing"  # weights it needs, in words
+    description: str = ""
+
+
+class Scorer(ABC):
+    """Base class: ``columns[0]`` is the overall score; further columns (e.g. attributes) are optional."""
+
+    columns: tuple[str, ...] = ("score",)
+
+    def __init__(self, device: str | torch.device = "cpu") -> None:
+        self.device = torch.device(device)
+
+    @property
+    @abstractmethod
+    def info(self) -> ScorerInfo: ...
+
+    @abstractmethod
+    def transform(self, img: Image.Image) -> torch.Tensor:
+        """One RGB image -> CPU tensor ((C,H,W), or (K,C,H,W) for multi-crop) of a fixed size."""
+
+    @abstractmethod
+    def score_tensors(self, batch: torch.Tensor) -> torch.Tensor:
+        """(N, len(columns)) scores for a batch stacked from :meth:`transform` outputs."""
+
+    def metadata(self) -> dict[str, Any]:
+        return {"name": self.info.name, "kind": self.info.kind}
+
+    @torch.no_grad()
+    def __call__(
+        self, inputs: str | Path | Image.Image | torch.Tensor | Sequence[str | Path | Image.Image]
+    ) -> dict[str, np.ndarray] | dict[str, float]:
+        """Score paths, PIL images, a list of them, or an already-transformed tensor batch."""
+        single = False
+        if isinstance(inputs, torch.Tensor):
+            batch = inputs if inputs.dim() >= 4 else inputs.unsqueeze(0)
+            single = inputs.dim() == 3
+        else:
+            if isinstance(inputs, (str, Path, Image.Image)):
+                inputs, single = [inputs], True
+            pil = [x if isinstance(x, Image.Image) else load_image(x) for x in inputs]
+            batch = torch.stack([self.transform(im.convert("RGB")) for im in pil])
+        out = self.score_tensors(batch).float().cpu().numpy()
+        if single:
+            return {c: float(out[0, i]) for i, c in enumerate(self.columns)}
+        return {c: out[:, i] for i, c in enumerate(self.columns)}

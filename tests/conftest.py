@@ -1,0 +1,38 @@
+"""Shared fixtures: real photos from scikit-image (bundled in the package, no download)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def skimage_rgb(name: str) -> Image.Image:
+    from skimage import data
+
+    arr = np.asarray(data.stereo_motorcycle()[0] if name == "motorcycle_left" else getattr(data, name)())
+    if arr.ndim == 2:
+        arr = np.stack([arr] * 3, -1)
+    return Image.fromarray(arr[..., :3].astype(np.uint8), "RGB")
+
+
+@pytest.fixture(scope="session")
+def photos() -> dict[str, Image.Image]:
+    """Real colour photographs shipped with scikit-image."""
+    return {n: skimage_rgb(n) for n in ("astronaut", "coffee", "chelsea", "rocket", "motorcycle_left")}
+
+
+@pytest.fixture()
+def photo_dir(tmp_path: Path, photos) -> Path:
+    """A folder of real photos (downscaled for speed) in a nested layout."""
+    d = tmp_path / "photos"
+    (d / "sub").mkdir(parents=True)
+    for i, (name, img) in enumerate(photos.items()):
+        small = img.resize((img.width // 2, img.height // 2), Image.BICUBIC)
+        target = d / "sub" if i % 2 else d
+        small.save(target / f"{name}.png" if i % 2 else target / f"{name}.jpg")
+    return d

@@ -1,0 +1,107 @@
+"""The one image loader: modes, orientation, 16-bit data, and clear errors on bad files."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tifffile
+from PIL import Image
+
+from attiqa.errors import ImageLoadError
+from attiqa.io.images import discover_images, load_image
+
+
+@pytest.fixture()
+def rgb(photos) -> Image.Image:
+    return photos["coffee"].resize((200, 133))
+
+
+@pytest.mark.parametrize("mode", ["L", "LA", "P", "RGBA", "CMYK", "1", "I", "F", "YCbCr"])
+def test_every_mode_becomes_rgb(tmp_path, rgb, mode):
+    img = rgb.convert(mode)
+    ext = "tiff" if mode in ("CMYK", "I", "F", "YCbCr") else "png"
+    path = tmp_path / f"x.{ext}"
+    img.save(path)
+    out = load_image(path)
+    assert out.mode == "RGB" and out.size == rgb.size
+    if mode in ("L", "LA", "RGBA", "P"):
+        small = (20, 13)  # block means: palette dithering averages out
+        ref = np.asarray(rgb.convert("L").resize(small, Image.BOX), dtype=float)
+        got = np.asarray(out.convert("L").resize(small, Image.BOX), dtype=float)
+        assert np.abs(ref - got).mean() < 4  # same picture, up to palette quantisation
+
+
+def test_transparency_composited_over_white(tmp_path):
+    arr = np.zeros((10, 10, 4), np.uint8)
+    arr[..., 0] = 255
+    arr[:5, ..., 3] = 255  # top half opaque red, bottom transparent
+    Image.fromarray(arr, "RGBA").save(tmp_path / "a.png")
+    out = np.asarray(load_image(tmp_path / "a.png"))
+    assert tuple(out[0, 0]) == (255, 0, 0)
+    assert tuple(out[9, 9]) == (255, 255, 255)
+
+
+def test_exif_orientation_applied(tmp_path, rgb):
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° CW to display
+    rgb.save(tmp_path / "o.jpg", exif=exif.tobytes())
+    out = load_image(tmp_path / "o.jpg")
+    assert out.size == (rgb.height, rgb.width)
+
+
+def test_16bit_png_and_tiff_scaled_by_full_range(tmp_path, rgb):
+    gray8 = np.asarray(rgb.convert("L"))
+    gray16 = gray8.astype(np.uint16) * 257
+    Image.fromarray(gray16).save(tmp_path / "g16.png")
+    out = np.asarray(load_image(tmp_path / "g16.png"))[..., 0]
+    assert np.abs(out.astype(int) - gray8).max() <= 1
+    rgb16 = np.asarray(rgb).astype(np.uint16) * 257
+    tifffile.imwrite(tmp_path / "c16.tif", rgb16, photometric="rgb")
+    out = np.asarray(load_image(tmp_path / "c16.tif"))
+    assert np.abs(out.astype(int) - np.asarray(rgb)).max() <= 1
+
+
+@pytest.mark.parametrize(
+    "content, reason",
+    [(b"", "empty file"), (b"this is not an image at all", "not a recognised image format")],
+)
+def test_bad_bytes_give_one_line_error(tmp_path, content, reason):
+    p = tmp_path / "bad.jpg"
+    p.write_bytes(content)
+    with pytest.raises(ImageLoadError) as ei:
+        load_image(p)
+    msg = str(ei.value)
+    assert str(p) in msg and reason in msg and "\n" not in msg
+
+
+def test_truncated_file(tmp_path, rgb):
+    full = tmp_path / "full.jpg"
+    rgb.save(full, quality=95)
+    data = full.read_bytes()
+    p = tmp_path / "trunc.jpg"
+    p.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ImageLoadError, match="cannot decode"):
+        load_image(p)
+
+
+def test_missing_and_folder(tmp_path):
+    with pytest.raises(ImageLoadError, match="not found"):
+        load_image(tmp_path / "nope.png")
+    with pytest.raises(ImageLoadError, match="folder"):
+        load_image(tmp_path)
+
+
+def test_decompression_bomb_refused_before_decoding(tmp_path, rgb):
+    rgb.save(tmp_path / "big.png")
+    with pytest.raises(ImageLoadError, match="safety limit"):
+        load_image(tmp_path / "big.png", max_pixels=1000)
+
+
+def test_discover_recursive_sorted(photo_dir, tmp_path):
+    (photo_dir / "notes.txt").write_text("x")
+    found = discover_images([photo_dir])
+    assert len(found) == 5 and found == sorted(found, key=str)
+    assert all(p.suffix in (".png", ".jpg") for p in found)
+    assert len(discover_images([photo_dir], recursive=False)) == 3
+    with pytest.raises(ImageLoadError, match="no such file"):
+        discover_images([tmp_path / "missing"])
