@@ -57,13 +57,13 @@ def label(
     """
     from attiqa.config import LabelConfig, TrainConfig
     from attiqa.runner import run_label_stage
-    from attiqa.training.distributed import cleanup, init_distributed, is_main
+    from attiqa.training.distributed import init_distributed, is_main, teardown
 
     lc = LabelConfig(
         images=[str(p) for p in images], teacher=teacher, prompts=str(prompts) if prompts else None,
         clip_scale=clip_scale, batch_size=batch_size, num_workers=workers, out=str(out.resolve()),
     )
-    init_distributed()
+    state = init_distributed()
     try:
         path = run_label_stage(TrainConfig(out_dir=str(out.parent), label=lc), out.parent)
         if is_main():
@@ -71,7 +71,7 @@ def label(
 
             console.print(f"[green]labels: {path} ({pq.read_metadata(path).num_rows} images)")
     finally:
-        cleanup()
+        teardown(state)
 
 
 @app.command()

@@ -24,6 +24,9 @@ class ImageLoadError(AttiqaError):
             msg += f" — {fix}"
         super().__init__(msg)
 
+    def __reduce__(self):  # survive pickling between DataLoader worker processes
+        return (type(self), (self.path, self.reason, self.fix))
+
 
 class ConfigError(AttiqaError):
     """A configuration file or option is invalid."""

@@ -142,7 +142,7 @@ def label_images(
             )
         if old.get("teacher") and old["teacher"] != meta["teacher"]:
             raise AttiqaError(
-                f"{out}: was labelled by a different teacher ({old['teacher'].get('spec', old['teacher'])}) — "
+                f"{out}: was labelled by a different teacher ({old['teacher'].get('teacher', old['teacher'])}) — "
                 "choose another --out or delete it"
             )
     schema = _schema(teacher.columns, meta)

@@ -61,10 +61,10 @@ def run_label_stage(cfg: TrainConfig, out_dir: Path, progress: bool = True) -> P
 
 
 def run(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> RunResult:
-    from attiqa.training.distributed import cleanup, init_distributed, is_main
+    from attiqa.training.distributed import init_distributed, is_main, teardown
 
     out_dir = Path(cfg.out_dir)
-    init_distributed()
+    state = init_distributed()
     try:
         if is_main():
             out_dir.mkdir(parents=True, exist_ok=True)
@@ -85,4 +85,4 @@ def run(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> RunRes
             result.finetuned, result.metrics = ft.best_checkpoint, ft.best_metrics
         return result
     finally:
-        cleanup()
+        teardown(state)

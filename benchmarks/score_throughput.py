@@ -1,0 +1,68 @@
+"""`attiqa score` end to end (decode + transform + model) against the bare model forward pass.
+
+Both are measured in this run on the same images, so the printed ratio is meaningful on a noisy
+machine. Target (issue: core): ratio >= 0.8 on a 2-core CPU.
+
+    python benchmarks/score_throughput.py [--n 48] [--backbone efficientnet_lite0] [--crops five]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import photo_folder  # noqa: E402
+
+from attiqa.io.images import discover_images, load_image  # noqa: E402
+from attiqa.models import AttiqaModel, save_model  # noqa: E402
+from attiqa.scorers.attiqa_scorer import AttiqaScorer  # noqa: E402
+from attiqa.scoring import score_paths  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, default=48, help="number of images")
+    ap.add_argument("--backbone", default="efficientnet_lite0")
+    ap.add_argument("--crops", default="five", choices=["five", "center"])
+    ap.add_argument("--batch-size", type=int, default=8)
+    args = ap.parse_args()
+
+    folder = photo_folder(args.n)
+    paths = discover_images([folder])
+    model = AttiqaModel(backbone=args.backbone, pretrained_backbone=False, mos_hidden=512)
+    ckpt = save_model(model, Path(tempfile.mkdtemp()) / "bench.safetensors", card={"name": "bench"})
+    scorer = AttiqaScorer(ckpt, crops=args.crops)
+
+    # warm-up (allocations, thread pools)
+    score_paths(paths[: args.batch_size], scorer, args.batch_size, num_workers=1)
+
+    t0 = time.perf_counter()
+    run = score_paths(paths, scorer, args.batch_size, num_workers=1)
+    e2e = len(run.rows) / (time.perf_counter() - t0)
+
+    # baseline: the bare forward pass on the very same (already decoded and transformed) tensors
+    tensors = [scorer.transform(load_image(p)) for p in paths]
+    batches = [torch.stack(tensors[i : i + args.batch_size]) for i in range(0, len(tensors), args.batch_size)]
+    net = scorer.model.backbone.eval()
+    with torch.inference_mode():
+        net(batches[0].flatten(0, 1) if batches[0].dim() == 5 else batches[0])
+        t0 = time.perf_counter()
+        for b in batches:
+            net(b.flatten(0, 1) if b.dim() == 5 else b)
+        bare = len(paths) / (time.perf_counter() - t0)
+
+    print(f"images: {len(paths)} ({args.crops} crop(s) each), backbone {args.backbone}, torch threads "
+          f"{torch.get_num_threads()}")
+    print(f"attiqa score end to end : {e2e:8.2f} images/s")
+    print(f"bare backbone forward   : {bare:8.2f} images/s")
+    print(f"ratio (target >= 0.8)   : {e2e / bare:8.3f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,66 @@
+"""Checkpoints are safetensors + a JSON card; training state round-trips; no pickle is ever loaded."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from attiqa.errors import ModelLoadError
+from attiqa.io.checkpoints import (
+    load_checkpoint,
+    load_training_state,
+    read_card,
+    resolve_named_model,
+    save_checkpoint,
+    save_training_state,
+)
+
+
+def test_roundtrip_with_card(tmp_path):
+    tensors = {"a.weight": torch.randn(3, 4), "b.count": torch.arange(5)}
+    card = {"backbone": "tiny", "metrics": {"srocc": 0.5}}
+    path = save_checkpoint(tmp_path / "m.safetensors", tensors, card)
+    got, got_card = load_checkpoint(path)
+    assert torch.equal(got["a.weight"], tensors["a.weight"]) and torch.equal(got["b.count"], tensors["b.count"])
+    assert got_card["backbone"] == "tiny" and got_card["format_version"] == 1
+    assert json.loads((tmp_path / "m.json").read_text())["metrics"]["srocc"] == 0.5
+    (tmp_path / "m.json").unlink()  # the header copy is authoritative
+    assert read_card(path)["backbone"] == "tiny"
+
+
+def test_half_precision_loads_as_float32(tmp_path):
+    w = torch.randn(8, 8)
+    path = save_checkpoint(tmp_path / "h", {"w": w}, {}, half=True)
+    assert path.suffix == ".safetensors"
+    got, _ = load_checkpoint(path)
+    assert got["w"].dtype == torch.float32 and torch.allclose(got["w"], w, atol=1e-2)
+
+
+def test_pickle_files_are_refused(tmp_path):
+    p = tmp_path / "model.pth"
+    p.write_bytes(b"not even read")
+    with pytest.raises(ModelLoadError, match="pickle"):
+        load_checkpoint(p)
+    with pytest.raises(ModelLoadError, match="not found"):
+        load_checkpoint(tmp_path / "missing.safetensors")
+
+
+def test_optimizer_state_roundtrip(tmp_path):
+    model = torch.nn.Linear(4, 2)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    model(torch.randn(3, 4)).sum().backward()
+    opt.step()
+    save_training_state(tmp_path / "state.safetensors", opt.state_dict(), {"epoch": 3})
+    sd, extra = load_training_state(tmp_path / "state.safetensors")
+    assert extra == {"epoch": 3}
+    opt2 = torch.optim.AdamW(torch.nn.Linear(4, 2).parameters(), lr=1e-3)
+    opt2.load_state_dict(sd)
+    for k in ("exp_avg", "exp_avg_sq"):
+        assert torch.equal(opt2.state_dict()["state"][0][k], opt.state_dict()["state"][0][k])
+
+
+def test_unknown_named_model_suggests(tmp_path):
+    with pytest.raises(ModelLoadError, match="unknown model name"):
+        resolve_named_model("no-such-model")

@@ -1,0 +1,96 @@
+"""`attiqa label`: Parquet output, metadata, bad files skipped, resume after a kill, no duplicates."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from attiqa.attributes import ATTRIBUTES
+from attiqa.io.images import discover_images
+from attiqa.labeling import done_images, label_images, parts_dir, read_label_metadata
+from attiqa.teachers import create_teacher
+
+ATTIQA = [sys.executable, "-m", "attiqa.cli"]
+
+
+def _many(photo_dir: Path, n_copies: int) -> list[Path]:
+    """Copies of the real photos under distinct names (distinct paths = distinct items)."""
+    src = discover_images([photo_dir])
+    for k in range(1, n_copies):
+        for p in src:
+            (p.parent / f"{p.stem}_{k}{p.suffix}").write_bytes(p.read_bytes())
+    return discover_images([photo_dir])
+
+
+def test_label_table_and_metadata(photo_dir, tmp_path):
+    (photo_dir / "broken.jpg").write_bytes(b"\xff\xd8\xff garbage")
+    paths = discover_images([photo_dir])
+    teacher = create_teacher("classical")
+    res = label_images(paths, teacher, tmp_path / "labels.parquet", batch_size=2, num_workers=0)
+    assert res.labelled == 5 and len(res.failed) == 1 and "broken.jpg" in str(res.failed[0])
+    table = pq.read_table(res.out)
+    assert table.column_names == ["image", *ATTRIBUTES]
+    scores = np.stack([table.column(a).to_numpy() for a in ATTRIBUTES], 1)
+    assert scores.shape == (5, 5) and np.all((scores >= 0) & (scores <= 1))
+    assert read_label_metadata(res.out)["teacher"]["teacher"] == "classical"
+    assert not parts_dir(res.out).exists()
+    # the same labels as scoring the images directly
+    direct = teacher.score_images(table.column("image").to_pylist())
+    np.testing.assert_allclose(scores, direct, atol=1e-5)
+    # a rerun skips every labelled image
+    again = label_images(paths, teacher, res.out, batch_size=2, num_workers=0)
+    assert again.labelled == 0 and again.skipped_done == 5
+    assert pq.read_table(res.out).num_rows == 5
+
+
+def test_killed_run_resumes_without_loss_or_duplicates(photo_dir, tmp_path):
+    paths = _many(photo_dir, 12)  # 60 images
+    out = tmp_path / "labels.parquet"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [*ATTIQA, "label", str(photo_dir), "--out", str(out), "--batch-size", "2", "--workers", "0"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if parts_dir(out).is_dir() and len(list(parts_dir(out).glob("*.parquet"))) >= 3:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    partial = done_images(out)
+    assert 0 < len(partial) < len(paths), "the kill should land mid-run"
+    res = subprocess.run([*ATTIQA, "label", str(photo_dir), "--out", str(out), "--workers", "0"],
+                         capture_output=True, text=True, env=env)
+    assert res.returncode == 0, res.stderr
+    table = pq.read_table(out)
+    images = table.column("image").to_pylist()
+    assert sorted(images) == sorted(str(p) for p in paths) and len(set(images)) == len(images)
+
+
+def test_teacher_mismatch_is_refused(photo_dir, tmp_path):
+    out = tmp_path / "l.parquet"
+    label_images(discover_images([photo_dir]), create_teacher("classical"), out, num_workers=0)
+    bad = subprocess.run([*ATTIQA, "label", str(photo_dir), "--out", str(out), "--teacher", "clasical"],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "classical" in bad.stderr and "Traceback" not in bad.stderr
+
+
+@pytest.mark.slow
+def test_label_sharded_under_torchrun(photo_dir, tmp_path):
+    paths = _many(photo_dir, 4)
+    out = tmp_path / "labels.parquet"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
+           "-m", "attiqa.cli", "label", str(photo_dir), "--out", str(out), "--workers", "0", "--batch-size", "3"]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    images = pq.read_table(out).column("image").to_pylist()
+    assert sorted(images) == sorted(str(p) for p in paths)
