@@ -102,25 +102,23 @@ def train(
 
 
 def _print_scores(run, limit: int = 40) -> None:
-    cols = run.columns
+    """Per-image rows (first ``limit``) and mean/min/max; columns that are empty everywhere are left out."""
+    import numpy as np
+
+    values = {c: np.array([r[c] for r in run.rows], dtype=float) for c in run.columns}
+    cols = [c for c in run.columns if run.rows and not np.all(np.isnan(values[c]))]
     table = Table(title=f"{len(run.rows)} image(s) scored", show_lines=False)
-    table.add_column("image", overflow="fold")
+    table.add_column("image", no_wrap=True, overflow="ellipsis", max_width=48)
     for c in cols:
-        table.add_column(c, justify="right")
+        table.add_column(c[:12], justify="right")
     for r in run.rows[:limit]:
         table.add_row(Path(r["image"]).name, *("–" if math.isnan(r[c]) else f"{r[c]:.3f}" for c in cols))
     if len(run.rows) > limit:
         table.add_row(f"… {len(run.rows) - limit} more", *[""] * len(cols))
     if run.rows:
-        import numpy as np
-
         table.add_section()
         for stat, fn in (("mean", np.nanmean), ("min", np.nanmin), ("max", np.nanmax)):
-            vals = []
-            for c in cols:
-                arr = np.array([r[c] for r in run.rows], dtype=float)
-                vals.append("–" if np.all(np.isnan(arr)) else f"{fn(arr):.3f}")
-            table.add_row(f"[bold]{stat}", *vals)
+            table.add_row(f"[bold]{stat}", *(f"{fn(values[c]):.3f}" for c in cols))
     stdout.print(table)
 
 

@@ -156,6 +156,8 @@ def label_images(
     workers = default_num_workers() if num_workers is None else num_workers
     failed: list[ImageLoadError] = []
     labelled = 0
+    if on_batch and skipped_done:
+        on_batch(skipped_done if rank == 0 else 0, 0)  # progress bars count earlier runs' work as done
     for seq, batch in enumerate(iter_image_batches(todo, teacher.transform, batch_size, workers)):
         failed.extend(batch.errors)
         if batch.tensor is not None:

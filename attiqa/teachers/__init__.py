@@ -1,0 +1,78 @@
+"""Pseudo-label teachers (paper §3.2) and their registry.
+
+Teacher specs (the ``--teacher`` option / ``label.teacher`` config field):
+
+- ``classical`` — weight-free classical measures (ours; :class:`ClassicalTeacher`);
+- ``clip`` — the paper's CLIP, ``clip:ViT-B-16/openai`` (§4.2);
+- ``clip:MODEL/PRETRAINED`` or ``clip:PATH`` — any open_clip model, see :mod:`attiqa.teachers.clip`.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+
+import torch
+
+from attiqa.errors import ConfigError
+from attiqa.teachers.base import Teacher
+from attiqa.teachers.classical import ClassicalTeacher
+from attiqa.teachers.clip import DEFAULT_CLIP_SPEC, ClipTeacher, parse_clip_spec
+from attiqa.teachers.prompts import PromptFileError, PromptPair, PromptSet, load_prompts
+
+_TEACHERS: dict[str, str] = {
+    "classical": "weight-free classical measures per attribute (ours)",
+    "clip": f"CLIP zero-shot antonym prompts, paper §3.2 (clip = clip:{DEFAULT_CLIP_SPEC})",
+}
+
+
+class UnknownTeacherError(ConfigError):
+    """A teacher spec names no known teacher."""
+
+
+def list_teachers() -> list[str]:
+    """Names of the available teacher kinds (the part of a spec before ``:``)."""
+    return list(_TEACHERS)
+
+
+def create_teacher(
+    spec: str,
+    device: str | torch.device = "cpu",
+    prompts: str | Path | None = None,
+    clip_scale: float = 1.0,
+) -> Teacher:
+    """Build a teacher from a spec string (see the module docstring).
+
+    ``prompts`` (a prompts JSON file; None = paper Table 1) and ``clip_scale`` (the factor k of
+    ``softmax(k * cos)`` in eq. 2; 1.0 = the paper as printed) only apply to CLIP teachers.
+    """
+    text = spec.strip()
+    kind, sep, arg = text.partition(":")
+    kind = kind.strip().lower()
+    if kind == "classical":
+        if sep and arg.strip():
+            raise UnknownTeacherError(f"teacher 'classical' takes no argument, got {spec!r}")
+        return ClassicalTeacher(device=device)
+    if kind == "clip":
+        return ClipTeacher(arg.strip() or DEFAULT_CLIP_SPEC, device=device, prompts=prompts, scale=clip_scale)
+    close = difflib.get_close_matches(kind, list(_TEACHERS), n=2, cutoff=0.5)
+    hint = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
+    raise UnknownTeacherError(
+        f"unknown teacher {spec!r}; {hint}use one of: classical, clip, clip:MODEL/PRETRAINED, clip:PATH"
+    )
+
+
+__all__ = [
+    "ClassicalTeacher",
+    "ClipTeacher",
+    "DEFAULT_CLIP_SPEC",
+    "PromptFileError",
+    "PromptPair",
+    "PromptSet",
+    "Teacher",
+    "UnknownTeacherError",
+    "create_teacher",
+    "list_teachers",
+    "load_prompts",
+    "parse_clip_spec",
+]
