@@ -10,8 +10,10 @@ import sys
 from pathlib import Path
 
 import typer
+from rich.console import Console
 from rich.table import Table
 
+from attiqa.distortions.graded import DEFAULT_GRADED
 from attiqa.errors import AttiqaError
 from attiqa.progress import console
 
@@ -24,10 +26,7 @@ app = typer.Typer(
     rich_markup_mode="rich",
 )
 
-_out = console  # stderr for progress/messages; tables go to stdout below
-from rich.console import Console  # noqa: E402
-
-stdout = Console()
+stdout = Console()  # tables go to stdout; progress and messages to stderr (``console``)
 
 
 def _device(device: str) -> str:
@@ -40,11 +39,16 @@ def _device(device: str) -> str:
 def label(
     images: list[Path] = typer.Argument(..., help="Image files and/or folders (searched recursively)."),
     teacher: str = typer.Option(
-        "classical", "--teacher", "-t",
-        help="classical | clip:MODEL/PRETRAINED (e.g. clip:ViT-B-16/openai) | clip:PATH (local open_clip folder/file).",
+        "classical",
+        "--teacher",
+        "-t",
+        help="classical | clip:MODEL/PRETRAINED (e.g. clip:ViT-B-16/openai) | "
+        "clip:PATH (local open_clip folder/file).",
     ),
     out: Path = typer.Option(Path("labels.parquet"), "--out", "-o", help="Output Parquet file (resumable)."),
-    prompts: Path | None = typer.Option(None, help="Prompt-pair JSON for the clip teacher (default: paper Table 1)."),
+    prompts: Path | None = typer.Option(
+        None, help="Prompt-pair JSON for the clip teacher (default: paper Table 1)."
+    ),
     clip_scale: float = typer.Option(1.0, help="Scale of cosine similarities in eq. (2); 1.0 = the paper."),
     batch_size: int = typer.Option(32, min=1),
     workers: int | None = typer.Option(None, min=0, help="Decode workers (default: one per spare core)."),
@@ -60,8 +64,13 @@ def label(
     from attiqa.training.distributed import init_distributed, is_main, teardown
 
     lc = LabelConfig(
-        images=[str(p) for p in images], teacher=teacher, prompts=str(prompts) if prompts else None,
-        clip_scale=clip_scale, batch_size=batch_size, num_workers=workers, out=str(out.resolve()),
+        images=[str(p) for p in images],
+        teacher=teacher,
+        prompts=str(prompts) if prompts else None,
+        clip_scale=clip_scale,
+        batch_size=batch_size,
+        num_workers=workers,
+        out=str(out.resolve()),
     )
     state = init_distributed()
     try:
@@ -93,12 +102,18 @@ def train(
         cfg.out_dir = str(out_dir)
     res = run(cfg, resume=resume)
     if is_main():
-        for name, val in (("labels", res.labels), ("pretrained", res.pretrained), ("finetuned", res.finetuned)):
+        for name, val in (
+            ("labels", res.labels),
+            ("pretrained", res.pretrained),
+            ("finetuned", res.finetuned),
+        ):
             if val:
                 console.print(f"[green]{name}: {val}")
         if res.metrics:
-            console.print("best validation: " + ", ".join(f"{k}={v:.4f}" for k, v in res.metrics.items()
-                                                         if isinstance(v, float)))
+            console.print(
+                "best validation: "
+                + ", ".join(f"{k}={v:.4f}" for k, v in res.metrics.items() if isinstance(v, float))
+            )
 
 
 def _print_scores(run, limit: int = 40) -> None:
@@ -147,7 +162,9 @@ def score(
     files = discover_images(paths)
     if not files:
         raise AttiqaError(f"no images found in {', '.join(map(str, paths))} — pass image files or folders")
-    overrides = {"crops": crops} if (model is None or Path(model).exists() or model.endswith(".safetensors")) else {}
+    overrides = (
+        {"crops": crops} if (model is None or Path(model).exists() or model.endswith(".safetensors")) else {}
+    )
     scorer = load_scorer(model, device=_device(device), **overrides)
     with progress_task("scoring", total=len(files), disable=quiet) as adv:
         run = score_paths(files, scorer, batch_size, workers, on_batch=lambda n, f: adv(n + f))
@@ -175,9 +192,46 @@ def models_cmd() -> None:
     for c in ("name", "kind", "range", "higher is better", "needs", "description"):
         table.add_column(c, overflow="fold")
     for info in list_scorers():
-        table.add_row(info.name, info.kind, f"{info.score_range[0]:g}–{info.score_range[1]:g}",
-                      "yes" if info.higher_is_better else "no", info.needs, info.description)
+        table.add_row(
+            info.name,
+            info.kind,
+            f"{info.score_range[0]:g}–{info.score_range[1]:g}",
+            "yes" if info.higher_is_better else "no",
+            info.needs,
+            info.description,
+        )
     stdout.print(table)
+
+
+@app.command()
+def degrade(
+    sources: list[Path] = typer.Argument(..., help="Image files and/or folders (searched recursively)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder."),
+    distortions: str = typer.Option(
+        ",".join(DEFAULT_GRADED),
+        help="Comma-separated distortion names (see `attiqa.distortions.list_distortions()`).",
+    ),
+    levels: str = typer.Option("1,3,5", help="Comma-separated levels 1..5."),
+    max_side: int | None = typer.Option(None, help="Downsize sources whose longer side exceeds this first."),
+    fmt: str = typer.Option("png", help="png (lossless) | jpg (quality 95)."),
+) -> None:
+    """Write graded degradations of photos (blur, contrast, brightness, saturation, noise) so the five
+    attributes vary — the unlabelled set for pretraining. Resumable: existing files are skipped."""
+    from attiqa.distortions import write_graded_set
+    from attiqa.io.images import discover_images
+    from attiqa.progress import progress_task
+
+    files = discover_images(sources)
+    try:
+        lv = [int(x) for x in levels.split(",") if x.strip()]
+    except ValueError:
+        raise AttiqaError(f"--levels must be comma-separated integers, got {levels!r}") from None
+    names = [d.strip() for d in distortions.split(",") if d.strip()]
+    with progress_task("degrading", total=len(files)) as adv:
+        res = write_graded_set(files, out, names, lv, fmt=fmt, max_side=max_side, on_item=adv)
+    console.print(f"[green]{len(res.written)} written, {len(res.existing)} already there, in {out}")
+    for e in res.failed:
+        console.print(f"[yellow]skipped: {e}")
 
 
 @app.command()

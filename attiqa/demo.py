@@ -20,10 +20,25 @@ from attiqa.io.atomic import atomic_path
 
 # scikit-image's bundled photographs (files inside the package, no network needed).
 DEMO_PHOTOS: tuple[str, ...] = (
-    "astronaut", "coffee", "chelsea", "rocket", "motorcycle_left", "camera", "coins", "brick", "grass", "gravel",
+    "astronaut",
+    "coffee",
+    "chelsea",
+    "rocket",
+    "motorcycle_left",
+    "camera",
+    "coins",
+    "brick",
+    "grass",
+    "gravel",
 )
 DEMO_DISTORTIONS: tuple[str, ...] = (
-    "gaussian_blur", "contrast", "brightness_down", "brightness_up", "saturation_down", "gaussian_noise", "iso_noise",
+    "gaussian_blur",
+    "contrast",
+    "brightness_down",
+    "brightness_up",
+    "saturation_down",
+    "gaussian_noise",
+    "iso_noise",
 )
 DEMO_LEVELS: tuple[int, ...] = (1, 3, 5)
 
@@ -38,31 +53,22 @@ def skimage_photo(name: str) -> Image.Image:
     return Image.fromarray(arr[..., :3].astype(np.uint8), mode="RGB")
 
 
-def _save(img: Image.Image, path: Path) -> None:
-    if path.exists():
-        return
-    with atomic_path(path) as tmp:
-        img.save(tmp, format="PNG")
+def make_demo_images(
+    out_dir: Path, photos=DEMO_PHOTOS, distortions=DEMO_DISTORTIONS, levels=DEMO_LEVELS
+) -> list[Path]:
+    """Originals and graded degradations as PNGs in ``out_dir`` (idempotent); returns the paths."""
+    from attiqa.distortions import write_graded_set
 
-
-def make_demo_images(out_dir: Path, photos=DEMO_PHOTOS, distortions=DEMO_DISTORTIONS, levels=DEMO_LEVELS) -> list[Path]:
-    """Write originals and graded degradations as PNGs; returns the paths (idempotent)."""
-    from attiqa.distortions import apply_distortion
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = []
+    src_dir = out_dir.parent / "sources"
+    src_dir.mkdir(parents=True, exist_ok=True)
+    sources = []
     for name in photos:
-        img = skimage_photo(name)
-        p = out_dir / f"{name}.png"
-        _save(img, p)
-        paths.append(p)
-        for dist in distortions:
-            for lvl in levels:
-                q = out_dir / f"{name}__{dist}_{lvl}.png"
-                if not q.exists():
-                    _save(apply_distortion(img, dist, lvl, seed=lvl), q)
-                paths.append(q)
-    return paths
+        p = src_dir / f"{name}.png"
+        if not p.exists():
+            with atomic_path(p) as tmp:
+                skimage_photo(name).save(tmp, format="PNG")
+        sources.append(p)
+    return write_graded_set(sources, out_dir, distortions, levels).paths
 
 
 def run_demo(out: Path, epochs: int = 4) -> None:
@@ -81,8 +87,13 @@ def run_demo(out: Path, epochs: int = 4) -> None:
         out_dir=str(out),
         label=LabelConfig(images=[str(out / "images")], teacher="classical", batch_size=32),
         pretrain=PretrainConfig(
-            backbone="efficientnet_lite0", epochs=epochs, batch_size=32, lr=3e-4, crop_size=224,
-            resize_shorter=256, hflip=True,
+            backbone="efficientnet_lite0",
+            epochs=epochs,
+            batch_size=32,
+            lr=3e-4,
+            crop_size=224,
+            resize_shorter=256,
+            hflip=True,
         ),
     )
     console.rule("[bold]2/4 + 3/4 classical pseudo-labels, attribute-aware pretraining (EfficientNet-Lite0)")
@@ -97,5 +108,7 @@ def run_demo(out: Path, epochs: int = 4) -> None:
     write_scores(sr, out / "scores.csv", scorer.metadata())
     _print_scores(sr)
     console.print(f"[green]checkpoint: {res.pretrained}\nscores: {out / 'scores.csv'}")
-    console.print("Attribute scores are percentiles among the demo's training photos (higher = sharper, more "
-                  "contrast, brighter, more colourful, cleaner). No MOS: the demo has no human ratings.")
+    console.print(
+        "Attribute scores are percentiles among the demo's training photos (higher = sharper, more "
+        "contrast, brighter, more colourful, cleaner). No MOS: the demo has no human ratings."
+    )

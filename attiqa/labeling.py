@@ -76,8 +76,12 @@ def read_label_metadata(path: str | Path) -> dict[str, Any]:
     return json.loads(md[META_KEY]) if META_KEY in md else {}
 
 
-def _write_part(pdir: Path, rank: int, seq: int, images: list[str], scores: np.ndarray, schema: pa.Schema) -> None:
-    arrays = [pa.array(images, pa.string())] + [pa.array(scores[:, j], pa.float32()) for j in range(scores.shape[1])]
+def _write_part(
+    pdir: Path, rank: int, seq: int, images: list[str], scores: np.ndarray, schema: pa.Schema
+) -> None:
+    arrays = [pa.array(images, pa.string())] + [
+        pa.array(scores[:, j], pa.float32()) for j in range(scores.shape[1])
+    ]
     table = pa.Table.from_arrays(arrays, schema=schema)
     name = f"rank{rank:03d}-{time.time_ns()}-{seq:06d}.parquet"
     with atomic_path(pdir / name) as tmp:
@@ -138,11 +142,12 @@ def label_images(
         old = read_label_metadata(out)
         if old.get("columns") and old["columns"] != list(teacher.columns):
             raise AttiqaError(
-                f"{out}: exists with columns {old['columns']}, not {list(teacher.columns)} — choose another --out"
+                f"{out}: exists with columns {old['columns']}, not {list(teacher.columns)} — "
+                "choose another --out"
             )
         if old.get("teacher") and old["teacher"] != meta["teacher"]:
             raise AttiqaError(
-                f"{out}: was labelled by a different teacher ({old['teacher'].get('teacher', old['teacher'])}) — "
+                f"{out}: was labelled by another teacher ({old['teacher'].get('teacher', old['teacher'])}) — "
                 "choose another --out or delete it"
             )
     schema = _schema(teacher.columns, meta)

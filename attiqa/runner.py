@@ -40,9 +40,13 @@ def run_label_stage(cfg: TrainConfig, out_dir: Path, progress: bool = True) -> P
         raise ConfigError("label.images is empty: list the image files or folders to pseudo-label")
     out = resolve_in(out_dir, lc.out)
     rank, world = env_rank_world()
-    teacher = create_teacher(lc.teacher, device=resolve_device("auto"), prompts=lc.prompts, clip_scale=lc.clip_scale)
+    teacher = create_teacher(
+        lc.teacher, device=resolve_device("auto"), prompts=lc.prompts, clip_scale=lc.clip_scale
+    )
     paths = discover_images(lc.images)
-    with progress_task(f"labelling ({lc.teacher})", total=len(paths), disable=not progress or rank != 0) as adv:
+    with progress_task(
+        f"labelling ({lc.teacher})", total=len(paths), disable=not progress or rank != 0
+    ) as adv:
         res = label_images(
             paths, teacher, out, lc.batch_size, lc.num_workers, rank, world, on_batch=lambda n, f: adv(n + f)
         )
@@ -75,12 +79,16 @@ def run(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> RunRes
         if cfg.pretrain is not None:
             from attiqa.training.pretrain import pretrain
 
-            labels = result.labels or (resolve_in(out_dir, cfg.label.out) if cfg.label else out_dir / "labels.parquet")
+            labels = result.labels or (
+                resolve_in(out_dir, cfg.label.out) if cfg.label else out_dir / "labels.parquet"
+            )
             result.pretrained = pretrain(cfg.pretrain, labels, out_dir, resume=resume, progress=progress)
         if cfg.finetune is not None:
             from attiqa.training.finetune import finetune
 
-            init = result.pretrained or (Path(cfg.pretrained_checkpoint) if cfg.pretrained_checkpoint else None)
+            init = result.pretrained or (
+                Path(cfg.pretrained_checkpoint) if cfg.pretrained_checkpoint else None
+            )
             ft = finetune(cfg.finetune, init, out_dir, resume=resume, progress=progress)
             result.finetuned, result.metrics = ft.best_checkpoint, ft.best_metrics
         return result

@@ -70,8 +70,10 @@ def write_scores(run: ScoreRun, out: str | Path, scorer_meta: dict | None = None
         doc = {
             "scorer": scorer_meta or {},
             "columns": cols,
-            "results": [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
-                        for r in run.rows],
+            "results": [
+                {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
+                for r in run.rows
+            ],
             "failed": [{"image": e.path, "error": e.reason} for e in run.failed],
         }
         write_text_atomic(out, json.dumps(doc, indent=2) + "\n")

@@ -33,13 +33,17 @@ def build(kind: str):
 
     model, _, preprocess = open_clip.create_model_and_transforms("ViT-B-16", pretrained=None)
     tok = open_clip.get_tokenizer("ViT-B-16")
-    return ClipTeacher.from_model(model, preprocess, tok, description="ViT-B-16 (random weights, timing only)")
+    return ClipTeacher.from_model(
+        model, preprocess, tok, description="ViT-B-16 (random weights, timing only)"
+    )
 
 
 def measure(kind: str, paths: list[Path], batch_size: int) -> tuple[float, float]:
     teacher = build(kind)
     out = Path(tempfile.mkdtemp()) / "labels.parquet"
-    label_images(paths[:batch_size], teacher, Path(tempfile.mkdtemp()) / "warm.parquet", batch_size)  # warm-up
+    label_images(
+        paths[:batch_size], teacher, Path(tempfile.mkdtemp()) / "warm.parquet", batch_size
+    )  # warm-up
     t0 = time.perf_counter()
     res = label_images(paths, teacher, out, batch_size)
     e2e = res.labelled / (time.perf_counter() - t0)
@@ -64,8 +68,10 @@ def main() -> None:
     print(f"images: {len(paths)} JPEGs (shorter edge 512), torch threads {torch.get_num_threads()}")
     for kind in args.teachers.split(","):
         e2e, bare = measure(kind, paths, args.batch_size)
-        print(f"[{kind:9s}] attiqa label end to end {e2e:8.2f} img/s | bare teacher {bare:8.2f} img/s | "
-              f"ratio {e2e / bare:.3f} (target >= 0.8)")
+        print(
+            f"[{kind:9s}] attiqa label end to end {e2e:8.2f} img/s | bare teacher {bare:8.2f} img/s | "
+            f"ratio {e2e / bare:.3f} (target >= 0.8)"
+        )
 
 
 if __name__ == "__main__":

@@ -57,8 +57,10 @@ def main() -> None:
             net(b.flatten(0, 1) if b.dim() == 5 else b)
         bare = len(paths) / (time.perf_counter() - t0)
 
-    print(f"images: {len(paths)} ({args.crops} crop(s) each), backbone {args.backbone}, torch threads "
-          f"{torch.get_num_threads()}")
+    print(
+        f"images: {len(paths)} ({args.crops} crop(s) each), backbone {args.backbone}, torch threads "
+        f"{torch.get_num_threads()}"
+    )
     print(f"attiqa score end to end : {e2e:8.2f} images/s")
     print(f"bare backbone forward   : {bare:8.2f} images/s")
     print(f"ratio (target >= 0.8)   : {e2e / bare:8.3f}")

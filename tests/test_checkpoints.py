@@ -23,7 +23,9 @@ def test_roundtrip_with_card(tmp_path):
     card = {"backbone": "tiny", "metrics": {"srocc": 0.5}}
     path = save_checkpoint(tmp_path / "m.safetensors", tensors, card)
     got, got_card = load_checkpoint(path)
-    assert torch.equal(got["a.weight"], tensors["a.weight"]) and torch.equal(got["b.count"], tensors["b.count"])
+    assert torch.equal(got["a.weight"], tensors["a.weight"]) and torch.equal(
+        got["b.count"], tensors["b.count"]
+    )
     assert got_card["backbone"] == "tiny" and got_card["format_version"] == 1
     assert json.loads((tmp_path / "m.json").read_text())["metrics"]["srocc"] == 0.5
     (tmp_path / "m.json").unlink()  # the header copy is authoritative

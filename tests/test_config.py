@@ -24,7 +24,10 @@ def test_load_yaml(tmp_path):
 @pytest.mark.parametrize(
     "data, match",
     [
-        ({"pretrain": {"epoch": 3}}, r"unknown key 'epoch' \(did you mean 'epochs'\?\); valid keys: backbone"),
+        (
+            {"pretrain": {"epoch": 3}},
+            r"unknown key 'epoch' \(did you mean 'epochs'\?\); valid keys: backbone",
+        ),
         ({"pretrian": {}}, r"unknown key 'pretrian'"),
         ({"pretrain": {"epochs": "many"}}, r"config.pretrain.epochs: expected an integer"),
         ({"pretrain": {"hflip": "yes"}}, r"expected true/false"),

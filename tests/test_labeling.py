@@ -57,7 +57,9 @@ def test_killed_run_resumes_without_loss_or_duplicates(photo_dir, tmp_path):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
         [*ATTIQA, "label", str(photo_dir), "--out", str(out), "--batch-size", "2", "--workers", "0"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     deadline = time.time() + 120
     while time.time() < deadline:
@@ -68,8 +70,12 @@ def test_killed_run_resumes_without_loss_or_duplicates(photo_dir, tmp_path):
     proc.wait()
     partial = done_images(out)
     assert 0 < len(partial) < len(paths), "the kill should land mid-run"
-    res = subprocess.run([*ATTIQA, "label", str(photo_dir), "--out", str(out), "--workers", "0"],
-                         capture_output=True, text=True, env=env)
+    res = subprocess.run(
+        [*ATTIQA, "label", str(photo_dir), "--out", str(out), "--workers", "0"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert res.returncode == 0, res.stderr
     table = pq.read_table(out)
     images = table.column("image").to_pylist()
@@ -79,8 +85,11 @@ def test_killed_run_resumes_without_loss_or_duplicates(photo_dir, tmp_path):
 def test_teacher_mismatch_is_refused(photo_dir, tmp_path):
     out = tmp_path / "l.parquet"
     label_images(discover_images([photo_dir]), create_teacher("classical"), out, num_workers=0)
-    bad = subprocess.run([*ATTIQA, "label", str(photo_dir), "--out", str(out), "--teacher", "clasical"],
-                         capture_output=True, text=True)
+    bad = subprocess.run(
+        [*ATTIQA, "label", str(photo_dir), "--out", str(out), "--teacher", "clasical"],
+        capture_output=True,
+        text=True,
+    )
     assert bad.returncode == 2 and "classical" in bad.stderr and "Traceback" not in bad.stderr
 
 
@@ -88,8 +97,25 @@ def test_teacher_mismatch_is_refused(photo_dir, tmp_path):
 def test_label_sharded_under_torchrun(photo_dir, tmp_path):
     paths = _many(photo_dir, 4)
     out = tmp_path / "labels.parquet"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
-           "-m", "attiqa.cli", "label", str(photo_dir), "--out", str(out), "--workers", "0", "--batch-size", "3"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        "29533",
+        "-m",
+        "attiqa.cli",
+        "label",
+        str(photo_dir),
+        "--out",
+        str(out),
+        "--workers",
+        "0",
+        "--batch-size",
+        "3",
+    ]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
     images = pq.read_table(out).column("image").to_pylist()

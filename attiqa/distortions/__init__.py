@@ -14,8 +14,11 @@ from attiqa.distortions.basic import (
     list_distortions,
     register_distortion,
 )
+from attiqa.distortions.graded import DEFAULT_GRADED, write_graded_set
 
 __all__ = [
+    "DEFAULT_GRADED",
+    "write_graded_set",
     "DISTORTIONS",
     "NUM_LEVELS",
     "Distortion",

@@ -71,11 +71,15 @@ def read_card(path: str | Path) -> dict[str, Any]:
     return {}
 
 
-def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tuple[dict[str, torch.Tensor], dict]:
+def load_checkpoint(
+    path: str | Path, device: str | torch.device = "cpu"
+) -> tuple[dict[str, torch.Tensor], dict]:
     """Load tensors (as float32) and the card of a checkpoint written by :func:`save_checkpoint`."""
     path = Path(path)
     if not path.exists():
-        raise ModelLoadError(f"{path}: checkpoint not found — check the path or use a model name from `attiqa models`")
+        raise ModelLoadError(
+            f"{path}: checkpoint not found — check the path or use a model name from `attiqa models`"
+        )
     if path.suffix in (".pt", ".pth", ".ckpt", ".bin", ".pkl"):
         raise ModelLoadError(
             f"{path}: pickle-based checkpoints are not loaded (unsafe) — convert it to .safetensors first"
@@ -83,7 +87,7 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tup
     card = read_card(path)
     tensors: dict[str, torch.Tensor] = {}
     with safe_open(str(path), framework="pt", device=str(device)) as f:
-        for k in f.keys():
+        for k in f.keys():  # noqa: SIM118 (safe_open is not a dict)
             t = f.get_tensor(k)
             tensors[k] = t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
     return tensors, card
@@ -115,7 +119,7 @@ def load_training_state(path: str | Path) -> tuple[dict, dict[str, Any]]:
     """Inverse of :func:`save_training_state`: (optimizer state_dict, extra)."""
     with safe_open(str(path), framework="pt") as f:
         doc = json.loads((f.metadata() or {})["training_state"])
-        tensors = {k: f.get_tensor(k) for k in f.keys()}
+        tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
     state: dict[int, dict[str, Any]] = {}
     for pid, meta in doc["state_meta"].items():
         state[int(pid)] = dict(meta)
@@ -154,8 +158,14 @@ def resolve_named_model(name: str) -> Path:
         import difflib
 
         close = difflib.get_close_matches(name, list(table), n=3)
-        hint = f" Did you mean: {', '.join(close)}?" if close else f" Known names: {', '.join(table) or '(none)'}."
-        raise ModelLoadError(f"unknown model name {name!r}.{hint} Or pass a path to a .safetensors checkpoint.")
+        hint = (
+            f" Did you mean: {', '.join(close)}?"
+            if close
+            else f" Known names: {', '.join(table) or '(none)'}."
+        )
+        raise ModelLoadError(
+            f"unknown model name {name!r}.{hint} Or pass a path to a .safetensors checkpoint."
+        )
     entry = table[name]
     if entry.get("file"):
         path = Path(str(resources.files("attiqa").joinpath(entry["file"])))
@@ -164,13 +174,19 @@ def resolve_named_model(name: str) -> Path:
         if not path.exists():
             url = entry.get("url")
             if not url:
-                raise ModelLoadError(f"model {name!r} has neither a bundled file nor a URL in the model table")
+                raise ModelLoadError(
+                    f"model {name!r} has neither a bundled file nor a URL in the model table"
+                )
             _download(url, path, name)
     if not path.exists():
-        raise ModelLoadError(f"{path}: the weights of model {name!r} are missing from the installation — reinstall")
+        raise ModelLoadError(
+            f"{path}: the weights of model {name!r} are missing from the installation — reinstall"
+        )
     want = entry.get("sha256")
     if want and sha256_of(path) != want:
-        raise ModelLoadError(f"{path}: SHA-256 mismatch for model {name!r} — delete the file and fetch it again")
+        raise ModelLoadError(
+            f"{path}: SHA-256 mismatch for model {name!r} — delete the file and fetch it again"
+        )
     return path
 
 

@@ -76,7 +76,9 @@ def create_scorer(name: str, device: str | torch.device = "cpu", **overrides) ->
     raise ModelLoadError(f"unknown scorer {name!r}: {_suggest(name)} (see `attiqa models`)")
 
 
-def load_scorer(name_or_path: str | Path | None = None, device: str | torch.device = "cpu", **overrides) -> Scorer:
+def load_scorer(
+    name_or_path: str | Path | None = None, device: str | torch.device = "cpu", **overrides
+) -> Scorer:
     """A scorer from a checkpoint path, a named model, or a registry name (None = the default model)."""
     if name_or_path is None:
         if DEFAULT_MODEL not in model_table():
@@ -95,7 +97,9 @@ def load_scorer(name_or_path: str | Path | None = None, device: str | torch.devi
                     p = p / cand
                     break
             else:
-                raise ModelLoadError(f"{p}: folder holds no ATTIQA checkpoint (finetune/best.safetensors, ...)")
+                raise ModelLoadError(
+                    f"{p}: folder holds no ATTIQA checkpoint (finetune/best.safetensors, ...)"
+                )
         return AttiqaScorer(p, device=device, **overrides)
     return create_scorer(str(name_or_path), device=device, **overrides)
 

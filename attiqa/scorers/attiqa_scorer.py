@@ -22,7 +22,9 @@ from attiqa.training.transforms import CenterCropTest, FiveCropTest
 
 
 class AttiqaScorer(Scorer):
-    def __init__(self, checkpoint: str | Path, device: str | torch.device = "cpu", crops: str = "five") -> None:
+    def __init__(
+        self, checkpoint: str | Path, device: str | torch.device = "cpu", crops: str = "five"
+    ) -> None:
         super().__init__(device)
         if crops not in ("five", "center"):
             raise ValueError("crops must be 'five' (paper §4.2) or 'center'")
@@ -71,4 +73,9 @@ class AttiqaScorer(Scorer):
         return res
 
     def metadata(self) -> dict[str, Any]:
-        return {"name": self._info.name, "kind": "trained", "checkpoint": str(self.checkpoint), "crops": self.crops}
+        return {
+            "name": self._info.name,
+            "kind": "trained",
+            "checkpoint": str(self.checkpoint),
+            "crops": self.crops,
+        }
