@@ -61,6 +61,12 @@ class FinetuneConfig:
 
     csv: str = ""  # CSV with columns image,mos[,split]
     image_root: str = ""  # folder the CSV's image paths are relative to ("" = the CSV's folder)
+    # Used only without a pretrained ATTIQA checkpoint (e.g. ablation "ImageNet backbone, no attribute
+    # pretraining", Table 7): the network is then built from these.
+    backbone: str = "resnet50"
+    pretrained_backbone: bool = True
+    backbone_weights: str | None = None
+    head_hidden: int = 512
     mos_hidden: int = 512  # ours: hidden width of the regression MLP
     epochs: int = 100  # paper §4.2
     batch_size: int = 16  # ours (paper follows QPT [46])

@@ -152,7 +152,7 @@ def label_images(
             )
     schema = _schema(teacher.columns, meta)
     done = done_images(out)
-    all_paths = [Path(p) for p in paths]
+    all_paths = [Path(p).absolute() for p in paths]  # absolute: the table is usable from any folder
     todo = [p for p in all_paths if str(p) not in done]
     skipped_done = len(all_paths) - len(todo)
     todo = todo[rank::world_size]

@@ -34,7 +34,7 @@ class AttiqaScorer(Scorer):
         self.crops = crops
         cfg = self.model.card_config()
         mean, std = cfg["mean"], cfg["std"]
-        resize, crop = cfg.get("test_resize_shorter", 340), cfg.get("test_crop", 320)
+        resize, crop = cfg.get("test_resize_shorter"), cfg.get("test_crop") or 320
         self._transform = (FiveCropTest if crops == "five" else CenterCropTest)(mean, std, resize, crop)
         self.columns = ("mos", *self.model.head_names)
         self.has_mos = self.model.mos_head is not None

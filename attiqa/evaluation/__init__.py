@@ -1,0 +1,5 @@
+"""Evaluation: correlation metrics (SROCC, PLCC, KRCC, RMSE)."""
+
+from attiqa.evaluation.metrics import correlations, krcc, plcc, rmse, srocc
+
+__all__ = ["correlations", "krcc", "plcc", "rmse", "srocc"]

@@ -1,0 +1,73 @@
+"""Correlation metrics for IQA — the one place they are computed (paper §4.2: SROCC, PLCC; plus KRCC, RMSE).
+
+Robustness policy (ours):
+- pairs where either value is NaN/inf are dropped (a failed image must not sink a whole evaluation);
+- fewer than 2 remaining pairs, or a constant input, give ``nan`` (a correlation is undefined there),
+  without raising and without scipy's ConstantInputWarning.
+PLCC is the plain Pearson correlation (no logistic fit — the paper does not mention one).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+from scipy import stats
+
+ArrayLike = Sequence[float] | np.ndarray
+
+
+def _clean(pred: ArrayLike, target: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    p = np.asarray(pred, dtype=np.float64).reshape(-1)
+    t = np.asarray(target, dtype=np.float64).reshape(-1)
+    if p.shape != t.shape:
+        raise ValueError(f"pred and target differ in length: {p.shape[0]} vs {t.shape[0]}")
+    ok = np.isfinite(p) & np.isfinite(t)
+    return p[ok], t[ok]
+
+
+def _degenerate(p: np.ndarray, t: np.ndarray) -> bool:
+    return p.size < 2 or np.ptp(p) == 0 or np.ptp(t) == 0
+
+
+def _corr(fn, pred: ArrayLike, target: ArrayLike) -> float:
+    p, t = _clean(pred, target)
+    if _degenerate(p, t):
+        return float("nan")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return float(fn(p, t)[0])
+
+
+def srocc(pred: ArrayLike, target: ArrayLike) -> float:
+    """Spearman rank-order correlation."""
+    return _corr(stats.spearmanr, pred, target)
+
+
+def plcc(pred: ArrayLike, target: ArrayLike) -> float:
+    """Pearson linear correlation (no logistic mapping)."""
+    return _corr(stats.pearsonr, pred, target)
+
+
+def krcc(pred: ArrayLike, target: ArrayLike) -> float:
+    """Kendall rank correlation (tau-b, handles ties)."""
+    return _corr(stats.kendalltau, pred, target)
+
+
+def rmse(pred: ArrayLike, target: ArrayLike) -> float:
+    """Root mean squared error in the units of the inputs (nan when nothing is left)."""
+    p, t = _clean(pred, target)
+    return float(np.sqrt(np.mean((p - t) ** 2))) if p.size else float("nan")
+
+
+def correlations(pred: ArrayLike, target: ArrayLike) -> dict[str, float]:
+    """All metrics at once: ``{"srocc", "plcc", "krcc", "rmse", "n"}`` (n = finite pairs used)."""
+    p, t = _clean(pred, target)
+    return {
+        "srocc": srocc(p, t),
+        "plcc": plcc(p, t),
+        "krcc": krcc(p, t),
+        "rmse": rmse(p, t),
+        "n": int(p.size),
+    }

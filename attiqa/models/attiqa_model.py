@@ -1,0 +1,227 @@
+"""The ATTIQA network: a shared backbone, one two-layer MLP head per attribute, an optional MOS MLP.
+
+Paper §3.4: "a shared encoder backbone and five attribute heads ... Each attribute head consists of
+two-layer MLPs that output an attribute score". Paper §3.5: for MOS, the features of each head *before
+its final layer* are concatenated and fed to regression MLPs.
+
+Ours:
+- ``head_names`` is generic (default: the five attributes) so the single-prompt ablation (Table 7,
+  one "overall" head) uses the same class.
+- Attribute calibration: raw head outputs from a ranking loss have no fixed scale, so after pretraining
+  we store per-head quantiles of the outputs over the pretraining photos and report attribute scores as
+  their empirical CDF: 0.8 reads "higher than 80% of the pretraining photos". Before calibration
+  :meth:`AttiqaModel.attribute_scores` falls back to a sigmoid (monotone, but not interpretable).
+- MOS scale: fine-tuning regresses MOS normalised to [0, 1] with the train range; the range is a buffer
+  (and in the card) and :meth:`AttiqaModel.mos_to_dataset_scale` maps predictions back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import torch
+from torch import nn
+
+from attiqa.attributes import ATTRIBUTES
+from attiqa.errors import ModelLoadError
+from attiqa.io.checkpoints import load_checkpoint, save_checkpoint
+from attiqa.models.backbones import Backbone, create_backbone
+
+NUM_QUANTILES = 101
+ARCH = "attiqa"
+
+
+class AttiqaOutput(NamedTuple):
+    attributes: torch.Tensor  # (N, n_heads) raw head outputs
+    mos: torch.Tensor | None  # (N,) MOS on the normalised [0, 1] training scale, or None
+
+
+class AttributeHead(nn.Module):
+    """Linear(F, H) -> ReLU -> Linear(H, 1); ``hidden`` is what the MOS MLP consumes (§3.5)."""
+
+    def __init__(self, in_dim: int, hidden: int) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(in_dim, hidden)
+        self.fc2 = nn.Linear(hidden, 1)
+
+    def hidden(self, feats: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.fc1(feats))
+
+    def forward(self, feats: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.hidden(feats)).squeeze(-1)
+
+
+class MosHead(nn.Sequential):
+    """Regression MLP on the concatenated head features: Linear(nH, M) -> ReLU -> Linear(M, 1) (§3.5)."""
+
+    def __init__(self, in_dim: int, hidden: int) -> None:
+        super().__init__(nn.Linear(in_dim, hidden), nn.ReLU(), nn.Linear(hidden, 1))
+
+
+class AttiqaModel(nn.Module):
+    def __init__(
+        self,
+        backbone: Backbone,
+        head_names: Sequence[str] = ATTRIBUTES,
+        head_hidden: int = 512,
+        mos_hidden: int | None = None,
+        input_sizes: dict[str, int | None] | None = None,
+    ) -> None:
+        super().__init__()
+        head_names = tuple(head_names)
+        if not head_names:
+            raise ValueError("AttiqaModel needs at least one head")
+        if len(set(head_names)) != len(head_names) or any("." in h or not h for h in head_names):
+            raise ValueError(f"head names must be unique, non-empty and contain no '.': {head_names}")
+        self.backbone = backbone
+        self.head_names = head_names
+        self.head_hidden = int(head_hidden)
+        self.heads = nn.ModuleDict(
+            {h: AttributeHead(backbone.feature_dim, self.head_hidden) for h in head_names}
+        )
+        self.register_buffer("calib_quantiles", torch.zeros(len(head_names), NUM_QUANTILES))
+        self.register_buffer("calibrated", torch.zeros((), dtype=torch.bool))
+        self.register_buffer("mos_range", torch.tensor([0.0, 1.0]))
+        self.mos_hidden: int | None = None
+        self.mos_head: MosHead | None = None
+        if mos_hidden is not None:
+            self.add_mos_head(mos_hidden)
+        # Which crops the model was trained with; the scorer reads test_* (paper §4.2 defaults).
+        self.input_sizes: dict[str, int | None] = {
+            "pretrain_crop": 224,
+            "pretrain_resize_shorter": None,
+            "test_resize_shorter": 340,
+            "test_crop": 320,
+            **(input_sizes or {}),
+        }
+
+    # ------------------------------------------------------------------------------------------------------
+    def add_mos_head(self, hidden: int = 512) -> MosHead:
+        """Attach a fresh regression MLP for fine-tuning (§3.5)."""
+        self.mos_hidden = int(hidden)
+        self.mos_head = MosHead(len(self.head_names) * self.head_hidden, self.mos_hidden)
+        self.mos_head.to(self.calib_quantiles.device)
+        return self.mos_head
+
+    def forward(self, x: torch.Tensor) -> AttiqaOutput:
+        feats = self.backbone(x)
+        hidden = [self.heads[h].hidden(feats) for h in self.head_names]
+        attrs = torch.stack(
+            [self.heads[h].fc2(z).squeeze(-1) for h, z in zip(self.head_names, hidden, strict=True)], dim=1
+        )
+        mos = self.mos_head(torch.cat(hidden, dim=1)).squeeze(-1) if self.mos_head is not None else None
+        return AttiqaOutput(attrs, mos)
+
+    # ------------------------------------------------------------------------------------------------------
+    # Calibration (ours)
+
+    @torch.no_grad()
+    def calibrate(self, outputs: torch.Tensor) -> None:
+        """Store NUM_QUANTILES per-head quantiles of raw outputs (M, n_heads) over the pretraining photos."""
+        outputs = outputs.detach().float().to(self.calib_quantiles.device)
+        if outputs.dim() != 2 or outputs.shape[1] != len(self.head_names) or outputs.shape[0] < 2:
+            raise ValueError(
+                f"calibrate expects (M>=2, {len(self.head_names)}) outputs, got {tuple(outputs.shape)}"
+            )
+        # torch.quantile has an input-size limit; sort + linear interpolation is the same 'linear' method.
+        srt, _ = outputs.sort(dim=0)
+        m = srt.shape[0]
+        pos = torch.linspace(0, m - 1, NUM_QUANTILES, device=srt.device, dtype=torch.float64)
+        lo = pos.floor().long()
+        hi = pos.ceil().long()
+        frac = (pos - lo).to(srt.dtype).unsqueeze(1)
+        q = srt[lo] * (1 - frac) + srt[hi] * frac  # (Q, n_heads)
+        self.calib_quantiles.copy_(q.T)
+        self.calibrated.fill_(True)
+
+    def attribute_scores(self, raw: torch.Tensor) -> torch.Tensor:
+        """Raw head outputs (N, n_heads) -> [0, 1]: the empirical CDF over the pretraining photos
+        (piecewise-linear between stored quantiles); sigmoid before :meth:`calibrate` was called."""
+        if not bool(self.calibrated):
+            return torch.sigmoid(raw)
+        q = self.calib_quantiles.to(raw.dtype)  # (H, Q), non-decreasing per row
+        v = raw.T.contiguous()  # (H, N)
+        nq = q.shape[1]
+        idx = torch.searchsorted(q.contiguous(), v, right=True).clamp(1, nq - 1)  # q[idx-1] <= v < q[idx]
+        lo_q = q.gather(1, idx - 1)
+        hi_q = q.gather(1, idx)
+        span = hi_q - lo_q
+        t = torch.where(span > 0, (v - lo_q) / span.clamp_min(torch.finfo(q.dtype).tiny), torch.ones_like(v))
+        cdf = ((idx - 1).to(raw.dtype) + t.clamp(0, 1)) / (nq - 1)
+        cdf = torch.where(v < q[:, :1], torch.zeros_like(cdf), cdf)
+        cdf = torch.where(v >= q[:, -1:], torch.ones_like(cdf), cdf)
+        return cdf.T
+
+    # ------------------------------------------------------------------------------------------------------
+    # MOS scale
+
+    def set_mos_range(self, lo: float, hi: float) -> None:
+        if not hi > lo:
+            raise ValueError(f"MOS range must have hi > lo, got [{lo}, {hi}]")
+        self.mos_range.copy_(torch.tensor([float(lo), float(hi)]))
+
+    def mos_to_dataset_scale(self, mos01: torch.Tensor) -> torch.Tensor:
+        """Map a prediction on the normalised training scale back to the dataset's MOS units."""
+        lo, hi = self.mos_range[0], self.mos_range[1]
+        return lo + mos01 * (hi - lo)
+
+    def mos_to_unit_scale(self, mos: torch.Tensor) -> torch.Tensor:
+        lo, hi = self.mos_range[0], self.mos_range[1]
+        return (mos - lo) / (hi - lo)
+
+    # ------------------------------------------------------------------------------------------------------
+    def card_config(self) -> dict[str, Any]:
+        """Everything :func:`load_model` needs to rebuild this network (no weights)."""
+        return {
+            "arch": ARCH,
+            "backbone": self.backbone.name,
+            "feature_dim": self.backbone.feature_dim,
+            "head_names": list(self.head_names),
+            "head_hidden": self.head_hidden,
+            "mos_hidden": self.mos_hidden,
+            "mean": list(self.backbone.mean),
+            "std": list(self.backbone.std),
+            **self.input_sizes,
+            "calibrated": bool(self.calibrated),
+            "calibration_quantiles": NUM_QUANTILES,
+            "mos_range": self.mos_range.tolist() if self.mos_head is not None else None,
+        }
+
+
+def build_model_from_config(cfg: dict[str, Any]) -> AttiqaModel:
+    """Rebuild an :class:`AttiqaModel` (random weights) from :meth:`AttiqaModel.card_config`."""
+    if cfg.get("arch") != ARCH:
+        raise ModelLoadError(f"not an ATTIQA model card (arch={cfg.get('arch')!r})")
+    backbone = create_backbone(cfg["backbone"], pretrained=False)
+    sizes = {
+        k: cfg[k]
+        for k in ("pretrain_crop", "pretrain_resize_shorter", "test_resize_shorter", "test_crop")
+        if k in cfg
+    }
+    return AttiqaModel(backbone, cfg["head_names"], cfg["head_hidden"], cfg.get("mos_hidden"), sizes)
+
+
+def save_model(model: AttiqaModel, path: str | Path, card: dict[str, Any], half: bool = False) -> Path:
+    """Write weights + card (``card["model"]`` = :meth:`AttiqaModel.card_config`) via io.checkpoints."""
+    model = getattr(model, "module", model)  # unwrap DDP
+    full = {**card, "model": model.card_config()}
+    if model.mos_head is not None:
+        full.setdefault("mos_range", model.mos_range.tolist())
+    return save_checkpoint(path, dict(model.state_dict()), full, half=half)
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[AttiqaModel, dict[str, Any]]:
+    """Rebuild from the card (no backbone download) and load the weights strictly."""
+    tensors, card = load_checkpoint(path, device="cpu")
+    if "model" not in card:
+        raise ModelLoadError(f"{path}: checkpoint has no ATTIQA model card — was it written by attiqa?")
+    model = build_model_from_config(card["model"])
+    missing, unexpected = model.load_state_dict(tensors, strict=False)
+    if missing or unexpected:
+        what = (missing or unexpected)[:3]
+        raise ModelLoadError(
+            f"{path}: weights do not match the card ({'missing' if missing else 'unexpected'} {what})"
+        )
+    return model.to(device).eval(), card

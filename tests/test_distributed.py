@@ -1,0 +1,103 @@
+"""Real multi-process training: `torchrun --nproc_per_node 2` (gloo, CPU) runs pretraining and
+fine-tuning; both ranks must end bit-identical and only rank 0 may write files."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import pytest
+import torch
+
+from attiqa.config import FinetuneConfig, PretrainConfig
+from attiqa.models import load_model
+from attiqa.training.distributed import all_gather_cat, resolve_device, world_size
+from attiqa.training.pretrain import DEBUG_HASH_ENV, weights_hash
+
+REPO = Path(__file__).resolve().parents[1]
+
+SCRIPT = """
+import json, sys
+from pathlib import Path
+from attiqa.config import FinetuneConfig, PretrainConfig
+from attiqa.training.finetune import finetune
+from attiqa.training.pretrain import pretrain
+
+args = json.loads(sys.argv[1])
+if args["stage"] == "pretrain":
+    pretrain(PretrainConfig(**args["cfg"]), Path(args["labels"]), Path(args["out"]), progress=False)
+else:
+    finetune(FinetuneConfig(**args["cfg"]), Path(args["init"]), Path(args["out"]), progress=False)
+"""
+
+
+def torchrun(tmp_path: Path, args: dict, hash_dir: Path) -> subprocess.CompletedProcess:
+    script = tmp_path / "run_stage.py"
+    script.write_text(SCRIPT)
+    exe = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or "torchrun"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", DEBUG_HASH_ENV: str(hash_dir)}
+    cmd = [exe, "--standalone", "--nproc_per_node", "2", str(script), json.dumps(args)]
+    proc = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def read_ranks(hash_dir: Path) -> tuple[dict, dict]:
+    r0 = json.loads((hash_dir / "rank0.json").read_text())
+    r1 = json.loads((hash_dir / "rank1.json").read_text())
+    assert r0["world_size"] == r1["world_size"] == 2
+    return r0, r1
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_pretrain_then_finetune(tmp_path, photos):
+    from test_finetune import write_mos_set
+    from test_pretrain import write_label_set
+
+    labels = write_label_set(tmp_path / "labels", photos, shorter=64, factors=(0.6, 1.0, 1.4))
+    pcfg = PretrainConfig(
+        backbone="tiny", pretrained_backbone=False, head_hidden=16, epochs=2, batch_size=8, lr=1e-3,
+        crop_size=48, hflip=True, num_workers=0, device="cpu",
+    )  # fmt: skip
+    out = tmp_path / "run"
+    torchrun(
+        tmp_path,
+        {"stage": "pretrain", "cfg": asdict(pcfg), "labels": str(labels), "out": str(out)},
+        tmp_path / "h1",
+    )
+    r0, r1 = read_ranks(tmp_path / "h1")
+    assert r0["hash"] == r1["hash"], "ranks ended with different weights"
+    assert r1["files"] == []  # only rank 0 writes
+    final = out / "pretrain" / "model.safetensors"
+    assert str(final) in r0["files"] and str(out / "pretrain" / "last.safetensors") in r0["files"]
+    model, card = load_model(final)
+    assert weights_hash(model) == r0["hash"]  # the file holds exactly the ranks' weights
+    assert card["world_size"] == 2 and card["per_process_batch"] == 4  # global batch 8 / 2 processes
+    assert len(card["history"]) == 2 and bool(model.calibrated)
+
+    csv_path = write_mos_set(tmp_path / "mos", dict(list(photos.items())[:3]), split_column=True, shorter=64)
+    fcfg = FinetuneConfig(
+        csv=str(csv_path), image_root=str(csv_path.parent / "images"), mos_hidden=16, epochs=2, batch_size=8,
+        resize_shorter=56, crop_size=48,
+        num_workers=0, device="cpu",
+    )  # fmt: skip
+    args = {"stage": "finetune", "cfg": asdict(fcfg), "init": str(final), "out": str(out)}
+    torchrun(tmp_path, args, tmp_path / "h2")
+    r0, r1 = read_ranks(tmp_path / "h2")
+    assert r0["hash"] == r1["hash"] and r1["files"] == []
+    best, card = load_model(out / "finetune" / "best.safetensors")
+    assert card["dataset"]["n_val"] == 10 and card["metrics"]["n"] == 10  # gathered from both ranks
+    last, _ = load_model(out / "finetune" / "last.safetensors")
+    assert weights_hash(last) == r0["hash"]
+
+
+def test_single_process_helpers_are_no_ops():
+    t = torch.arange(6.0).view(3, 2)
+    assert world_size() == 1 and torch.equal(all_gather_cat(t), t)
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")

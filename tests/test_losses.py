@@ -1,0 +1,83 @@
+"""Pretraining losses: eq. (3)-(4) with the intended orientation, and the L2 ablation."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from attiqa.training.losses import l2_loss, make_pretrain_loss, margin_ranking_loss
+
+M = 0.1
+
+
+def test_zero_when_heads_rank_like_labels_with_margin_gaps():
+    target = torch.tensor([[0.1, 0.9], [0.5, 0.5], [0.9, 0.1]])
+    pred = torch.tensor([[0.0, 0.4], [0.1, 0.2], [0.2, 0.0]])  # same order, gaps >= m
+    assert margin_ranking_loss(pred, target, M).item() == 0.0
+
+
+def test_positive_when_reversed_and_gradient_fixes_the_order():
+    target = torch.tensor([[0.1], [0.5], [0.9]])
+    pred = torch.tensor([[1.0], [0.5], [0.0]], requires_grad=True)  # exactly reversed
+    loss = margin_ranking_loss(pred, target, M)
+    # 3 valid pairs, each costs m + |gap|: (0.1+0.5) + (0.1+0.5) + (0.1+1.0), mean over pairs
+    assert loss.item() == pytest.approx((0.6 + 0.6 + 1.1) / 3)
+    loss.backward()
+    g = pred.grad[:, 0]
+    assert g[0] > 0 and g[2] < 0  # descent lowers the worst-labelled image, raises the best
+
+
+def test_matches_torch_margin_ranking_loss_on_enumerated_pairs():
+    torch.manual_seed(0)
+    n, a = 9, 5
+    pred = torch.randn(n, a)
+    target = torch.rand(n, a).round(decimals=1)  # coarse labels -> plenty of exact ties
+    expected = torch.zeros(())
+    for k in range(a):
+        x1, x2 = [], []
+        for i, j in itertools.permutations(range(n), 2):
+            if target[i, k] > target[j, k]:  # every ordered pair with a strict label order, better first
+                x1.append(pred[i, k])
+                x2.append(pred[j, k])
+        y = torch.ones(len(x1))
+        expected += F.margin_ranking_loss(torch.stack(x1), torch.stack(x2), y, margin=M)  # mean per attribute
+    torch.testing.assert_close(margin_ranking_loss(pred, target, M), expected)
+
+
+def test_ties_and_nan_labels_contribute_nothing():
+    pred = torch.randn(6, 2, requires_grad=True)
+    target = torch.full((6, 2), 0.5)
+    target[0, 1] = float("nan")
+    loss = margin_ranking_loss(pred, target, M)
+    loss.backward()
+    assert loss.item() == 0.0 and torch.count_nonzero(pred.grad) == 0
+
+
+def test_sum_over_attributes():
+    torch.manual_seed(1)
+    pred, target = torch.randn(7, 3), torch.rand(7, 3)
+    per_attr = [margin_ranking_loss(pred[:, k : k + 1], target[:, k : k + 1], M) for k in range(3)]
+    torch.testing.assert_close(margin_ranking_loss(pred, target, M), torch.stack(per_attr).sum())
+
+
+def test_l2_loss_is_mse_after_sigmoid_and_ignores_nan():
+    pred = torch.tensor([[0.0, 2.0], [1.0, -1.0]])
+    target = torch.tensor([[0.5, 1.0], [float("nan"), 0.0]])
+    s = torch.sigmoid(pred)
+    expected = ((s[0, 0] - 0.5) ** 2 + (s[1, 0] * 0) + 0) / 1 + ((s[0, 1] - 1) ** 2 + (s[1, 1] - 0) ** 2) / 2
+    torch.testing.assert_close(l2_loss(pred, target), expected)
+
+
+def test_make_pretrain_loss():
+    pred, target = torch.randn(5, 5), torch.rand(5, 5)
+    torch.testing.assert_close(
+        make_pretrain_loss("ranking", 0.3)(pred, target), margin_ranking_loss(pred, target, 0.3)
+    )
+    torch.testing.assert_close(make_pretrain_loss("l2")(pred, target), l2_loss(pred, target))
+    with pytest.raises(ValueError, match="ranking"):
+        make_pretrain_loss("hinge")
+    with pytest.raises(ValueError):
+        margin_ranking_loss(torch.zeros(3, 2), torch.zeros(3, 5))
