@@ -53,3 +53,17 @@ def progress_task(description: str, total: int, unit: str = "img", disable: bool
     with make_progress(unit, disable) as prog:
         task = prog.add_task(description, total=total)
         yield lambda n=1: prog.advance(task, n)
+
+
+def make_training_progress() -> Progress:
+    """Progress for training loops: steps, loss and images/s fields (``loss``, ``ips``) set per update."""
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]:.4f}"),
+        TextColumn("{task.fields[ips]:.1f} img/s"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+    )

@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _common import photo_folder  # noqa: E402
 
 from attiqa.io.images import discover_images, load_image  # noqa: E402
-from attiqa.models import AttiqaModel, save_model  # noqa: E402
+from attiqa.models import AttiqaModel, create_backbone, save_model  # noqa: E402
 from attiqa.scorers.attiqa_scorer import AttiqaScorer  # noqa: E402
 from attiqa.scoring import score_paths  # noqa: E402
 
@@ -35,7 +35,7 @@ def main() -> None:
 
     folder = photo_folder(args.n)
     paths = discover_images([folder])
-    model = AttiqaModel(backbone=args.backbone, pretrained_backbone=False, mos_hidden=512)
+    model = AttiqaModel(create_backbone(args.backbone, pretrained=False), mos_hidden=512)
     ckpt = save_model(model, Path(tempfile.mkdtemp()) / "bench.safetensors", card={"name": "bench"})
     scorer = AttiqaScorer(ckpt, crops=args.crops)
 

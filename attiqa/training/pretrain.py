@@ -113,24 +113,9 @@ def make_progress(enabled: bool):
     """A rich progress bar (rank 0 only) showing loss and images/s; None when disabled."""
     if not enabled or not D.is_main():
         return None
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
+    from attiqa.progress import make_training_progress
 
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("loss {task.fields[loss]:.4f}"),
-        TextColumn("{task.fields[ips]:.1f} img/s"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-    )
+    return make_training_progress()
 
 
 @contextmanager

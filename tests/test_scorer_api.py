@@ -1,0 +1,66 @@
+"""`attiqa.load_scorer`: one callable on paths, PIL images and tensors; checkpoint, name or folder."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import attiqa
+from attiqa.attributes import ATTRIBUTES
+from attiqa.errors import ModelLoadError
+from attiqa.models import AttiqaModel, create_backbone, save_model
+
+
+@pytest.fixture()
+def checkpoint(tmp_path):
+    torch.manual_seed(0)
+    model = AttiqaModel(create_backbone("tiny"), head_hidden=16, mos_hidden=8)
+    model.set_mos_range(0.0, 100.0)
+    return save_model(model, tmp_path / "run" / "finetune" / "best.safetensors", card={"name": "t"})
+
+
+def test_paths_pil_and_tensors_agree(checkpoint, photo_dir, photos):
+    scorer = attiqa.load_scorer(checkpoint)
+    assert scorer.columns == ("mos", *ATTRIBUTES)
+    paths = sorted(photo_dir.rglob("*.png"))
+    from attiqa.io.images import load_image
+
+    by_path = scorer(paths)
+    by_pil = scorer([load_image(p) for p in paths])
+    by_tensor = scorer(torch.stack([scorer.transform(load_image(p)) for p in paths]))
+    for c in scorer.columns:
+        np.testing.assert_allclose(by_path[c], by_pil[c], rtol=1e-5)
+        np.testing.assert_allclose(by_path[c], by_tensor[c], rtol=1e-5)
+    one = scorer(paths[0])
+    assert set(one) == set(scorer.columns) and math.isclose(
+        one["mos"], float(by_path["mos"][0]), rel_tol=1e-5
+    )
+    assert all(0.0 <= one[a] <= 1.0 for a in ATTRIBUTES)
+
+
+def test_five_crops_are_averaged(checkpoint, photos):
+    five = attiqa.load_scorer(checkpoint, crops="five")
+    center = attiqa.load_scorer(checkpoint, crops="center")
+    img = photos["chelsea"]
+    assert five.transform(img).shape[0] == 5 and center.transform(img).dim() == 3
+    crops = five.transform(img)
+    per_crop = [center.score_tensors(c.unsqueeze(0))[0] for c in crops]
+    np.testing.assert_allclose(
+        five.score_tensors(crops.unsqueeze(0))[0].numpy(),
+        torch.stack(per_crop).mean(0).numpy(),
+        rtol=1e-4,
+        atol=1e-6,
+    )
+
+
+def test_run_folder_and_names(checkpoint):
+    run_dir = checkpoint.parent.parent
+    assert attiqa.load_scorer(run_dir).checkpoint == checkpoint
+    assert attiqa.create_scorer("classical").info.kind == "classical"
+    names = {i.name for i in attiqa.list_scorers()}
+    assert "classical" in names
+    with pytest.raises(ModelLoadError, match="did you mean classical"):
+        attiqa.load_scorer("clasical")
