@@ -20,6 +20,30 @@ from attiqa.errors import ConfigError
 
 
 @dataclass
+class DegradeConfig:
+    """Ours: widen an unlabelled photo collection with graded degradations before labelling."""
+
+    sources: list[str] = field(default_factory=list)  # files and folders
+    out: str = "graded"  # relative paths are inside the run folder
+    distortions: list[str] = field(
+        default_factory=lambda: [
+            "gaussian_blur",
+            "contrast",
+            "brightness_down",
+            "brightness_up",
+            "saturation_down",
+            "gaussian_noise",
+            "iso_noise",
+        ]
+    )
+    levels: list[int] = field(default_factory=lambda: [1, 3, 5])
+    variants_per_source: int | None = None  # None = every distortion x level
+    max_side: int | None = None
+    fmt: str = "png"
+    seed: int = 0
+
+
+@dataclass
 class LabelConfig:
     """Pseudo-labelling (paper §3.2)."""
 
@@ -89,6 +113,7 @@ class TrainConfig:
     """A whole run: any of the three stages; stages left out are skipped."""
 
     out_dir: str = "runs/attiqa"
+    degrade: DegradeConfig | None = None  # its output is added to label.images
     label: LabelConfig | None = None
     pretrain: PretrainConfig | None = None
     finetune: FinetuneConfig | None = None

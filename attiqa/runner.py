@@ -27,6 +27,36 @@ def resolve_in(out_dir: Path, p: str) -> Path:
     return q if q.is_absolute() else out_dir / q
 
 
+def run_degrade_stage(cfg: TrainConfig, out_dir: Path, progress: bool = True) -> Path:
+    """Write the graded set (rank 0; the others wait) and return its folder."""
+    from attiqa.distortions import write_graded_set
+    from attiqa.io.images import discover_images
+    from attiqa.progress import console, progress_task
+    from attiqa.training.distributed import barrier, is_main
+
+    dc = cfg.degrade
+    assert dc is not None
+    out = resolve_in(out_dir, dc.out)
+    if is_main():
+        files = discover_images(dc.sources)
+        with progress_task("degrading", total=len(files), disable=not progress) as adv:
+            res = write_graded_set(
+                files,
+                out,
+                dc.distortions,
+                dc.levels,
+                fmt=dc.fmt,
+                max_side=dc.max_side,
+                variants_per_source=dc.variants_per_source,
+                seed=dc.seed,
+                on_item=adv,
+            )
+        for e in res.failed:
+            console.print(f"[yellow]skipped: {e}")
+    barrier()
+    return out
+
+
 def run_label_stage(cfg: TrainConfig, out_dir: Path, progress: bool = True) -> Path:
     from attiqa.io.images import discover_images
     from attiqa.labeling import env_rank_world, label_images, merge_parts
@@ -74,6 +104,10 @@ def run(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> RunRes
             out_dir.mkdir(parents=True, exist_ok=True)
             write_json_atomic(out_dir / "config.json", to_dict(cfg))
         result = RunResult()
+        if cfg.degrade is not None:
+            graded = run_degrade_stage(cfg, out_dir, progress)
+            if cfg.label is not None and str(graded) not in cfg.label.images:
+                cfg.label.images = [*cfg.label.images, str(graded)]
         if cfg.label is not None:
             result.labels = run_label_stage(cfg, out_dir, progress)
         if cfg.pretrain is not None:

@@ -7,6 +7,7 @@ each file is written atomically, unreadable sources are skipped and reported.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,12 +57,16 @@ def write_graded_set(
     include_original: bool = True,
     fmt: str = "png",
     max_side: int | None = None,
+    variants_per_source: int | None = None,
+    seed: int = 0,
     on_item: Callable[[int], None] | None = None,
 ) -> GradedResult:
     """Write ``<stem>.<fmt>`` and ``<stem>__<distortion>_<level>.<fmt>`` for every source into ``out_dir``.
 
     ``max_side`` (optional) downsizes big sources first, so the distortions act at a known scale. The
-    seed of each distortion is the level, so a rerun reproduces the same files.
+    seed of each distortion is the level, so a rerun reproduces the same files. ``variants_per_source``
+    keeps only that many (distortion, level) combinations per source, drawn at random (seeded by
+    ``seed`` and the file name), for collections too large to multiply by every combination.
     """
     for d in distortions:
         get_distortion(d)  # fail early with a clear message on a typo
@@ -77,8 +82,12 @@ def write_graded_set(
             stem = f"{stem}_{stems[stem]}"
         else:
             stems[stem] = 0
+        combos = [(d, lvl) for d in distortions for lvl in levels]
+        if variants_per_source is not None and variants_per_source < len(combos):
+            rng = random.Random(f"{seed}:{stem}")
+            combos = sorted(rng.sample(combos, variants_per_source))
         targets = [(None, 0, out_dir / f"{stem}.{fmt}")] if include_original else []
-        targets += [(d, lvl, out_dir / f"{stem}__{d}_{lvl}.{fmt}") for d in distortions for lvl in levels]
+        targets += [(d, lvl, out_dir / f"{stem}__{d}_{lvl}.{fmt}") for d, lvl in combos]
         todo = [t for t in targets if not t[2].exists()]
         res.existing.extend(t[2] for t in targets if t[2].exists())
         if todo:

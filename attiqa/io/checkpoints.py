@@ -42,7 +42,9 @@ def save_checkpoint(
     path = Path(path)
     if path.suffix != ".safetensors":
         path = path.with_suffix(".safetensors")
-    card = {"format_version": FORMAT_VERSION, **card}
+    from attiqa import __version__
+
+    card = {"format_version": FORMAT_VERSION, "attiqa_version": __version__, **card}
     out: dict[str, torch.Tensor] = {}
     for k, v in tensors.items():
         v = v.detach().cpu()
