@@ -8,8 +8,9 @@ STAMP  := $(VENV)/.installed
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[dev]"
+	@$(BIN)/pip install --quiet --upgrade pip > /dev/null 2>&1 || true
+	@echo "installing attiqa and its dependencies into $(VENV) (log: $(VENV)/pip.log) ..."
+	@$(BIN)/pip install --quiet -e ".[dev]" > $(VENV)/pip.log 2>&1 || (tail -30 $(VENV)/pip.log; exit 1)
 	@touch $(STAMP)
 
 venv: $(STAMP)
