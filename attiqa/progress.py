@@ -49,7 +49,28 @@ def make_progress(unit: str = "img", disable: bool = False) -> Progress:
 
 @contextmanager
 def progress_task(description: str, total: int, unit: str = "img", disable: bool = False) -> Iterator:
-    """Yield ``advance(n)`` for a single-task progress bar."""
+    """Yield ``advance(n)`` for a single-task progress bar.
+
+    Not on a terminal (CI, ``nohup ... > log``), a live bar would print nothing until the end, so a
+    plain line is logged instead every 10 % of the work or every 60 s, whichever comes first.
+    """
+    if not disable and not console.is_terminal:
+        import time
+
+        start = last = time.perf_counter()
+        state = {"done": 0, "last_frac": 0.0, "last": last}
+
+        def advance(n: int = 1) -> None:
+            state["done"] += n
+            now = time.perf_counter()
+            frac = state["done"] / max(total, 1)
+            if frac - state["last_frac"] >= 0.1 or now - state["last"] >= 60 or state["done"] >= total:
+                rate = state["done"] / max(now - start, 1e-9)
+                console.print(f"{description}: {state['done']}/{total} ({rate:.1f} {unit}/s)")
+                state["last_frac"], state["last"] = frac, now
+
+        yield advance
+        return
     with make_progress(unit, disable) as prog:
         task = prog.add_task(description, total=total)
         yield lambda n=1: prog.advance(task, n)
