@@ -163,7 +163,9 @@ def label_images(
     labelled = 0
     if on_batch and skipped_done:
         on_batch(skipped_done if rank == 0 else 0, 0)  # progress bars count earlier runs' work as done
-    for seq, batch in enumerate(iter_image_batches(todo, teacher.transform, batch_size, workers)):
+    hint = getattr(teacher, "min_shorter", None)
+    batches = iter_image_batches(todo, teacher.transform, batch_size, workers, min_shorter=hint)
+    for seq, batch in enumerate(batches):
         failed.extend(batch.errors)
         if batch.tensor is not None:
             scores = teacher.score_tensors(batch.tensor.to(teacher.device)).float().cpu().numpy()

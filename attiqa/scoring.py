@@ -42,7 +42,8 @@ def score_paths(
     start = time.perf_counter()
     workers = default_num_workers() if num_workers is None else num_workers
     try:
-        for batch in iter_image_batches(paths, scorer.transform, batch_size, workers):
+        hint = getattr(scorer, "min_shorter", None)
+        for batch in iter_image_batches(paths, scorer.transform, batch_size, workers, min_shorter=hint):
             run.failed.extend(batch.errors)
             if batch.tensor is not None:
                 scores = scorer.score_tensors(batch.tensor).float().cpu().numpy()

@@ -105,3 +105,18 @@ def test_discover_recursive_sorted(photo_dir, tmp_path):
     assert len(discover_images([photo_dir], recursive=False)) == 3
     with pytest.raises(ImageLoadError, match="no such file"):
         discover_images([tmp_path / "missing"])
+
+
+def test_big_jpeg_decodes_at_reduced_scale_but_never_below_the_hint(tmp_path, photos):
+    big = photos["astronaut"].resize((2400, 1800))
+    big.save(tmp_path / "big.jpg", quality=90)
+    full = load_image(tmp_path / "big.jpg")
+    small = load_image(tmp_path / "big.jpg", min_shorter=340)
+    assert full.size == (2400, 1800)
+    assert 340 <= min(small.size) < 900 and small.size[0] / small.size[1] == 2400 / 1800
+    # same picture: compare both at the reduced size
+    ref = np.asarray(full.resize(small.size, Image.BOX), dtype=float)
+    assert np.abs(ref - np.asarray(small, dtype=float)).mean() < 3
+    # PNG (no DCT scaling) is left at full size
+    big.save(tmp_path / "big.png")
+    assert load_image(tmp_path / "big.png", min_shorter=340).size == (2400, 1800)

@@ -30,10 +30,13 @@ class ImageBatch:
 
 
 class _PathDataset(Dataset):
-    def __init__(self, paths: Sequence[Path], transform: Transform, max_pixels: int | None) -> None:
+    def __init__(
+        self, paths: Sequence[Path], transform: Transform, max_pixels: int | None, min_shorter: int | None
+    ) -> None:
         self.paths = list(paths)
         self.transform = transform
         self.max_pixels = max_pixels
+        self.min_shorter = min_shorter
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -42,7 +45,7 @@ class _PathDataset(Dataset):
         path = self.paths[i]
         try:
             kwargs = {} if self.max_pixels is None else {"max_pixels": self.max_pixels}
-            img = load_image(path, **kwargs)
+            img = load_image(path, min_shorter=self.min_shorter, **kwargs)
             return i, self.transform(img), None
         except ImageLoadError as exc:
             return i, None, exc
@@ -69,9 +72,14 @@ def iter_image_batches(
     num_workers: int = 0,
     max_pixels: int | None = None,
     pin_memory: bool = False,
+    min_shorter: int | None = None,
 ) -> Iterator[ImageBatch]:
-    """Decode ``paths`` in order, ``batch_size`` at a time, with ``num_workers`` decoding processes."""
-    ds = _PathDataset([Path(p) for p in paths], transform, max_pixels)
+    """Decode ``paths`` in order, ``batch_size`` at a time, with ``num_workers`` decoding processes.
+
+    ``min_shorter``: the transform's target shorter edge, so big JPEGs decode at a reduced scale
+    (see :func:`attiqa.io.images.load_image`); None decodes at full size.
+    """
+    ds = _PathDataset([Path(p) for p in paths], transform, max_pixels, min_shorter)
     loader = DataLoader(
         ds,
         batch_size=batch_size,

@@ -80,8 +80,15 @@ def _load_with_tifffile(path: Path) -> Image.Image:
     return Image.fromarray(arr8[..., :3], mode="RGB")
 
 
-def load_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
-    """Decode ``path`` into an upright 8-bit RGB PIL image, or raise :class:`ImageLoadError`."""
+def load_image(
+    path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS, min_shorter: int | None = None
+) -> Image.Image:
+    """Decode ``path`` into an upright 8-bit RGB PIL image, or raise :class:`ImageLoadError`.
+
+    ``min_shorter``: the caller will downscale to this shorter edge anyway, so a JPEG may be decoded at
+    a reduced scale (1/2, 1/4 or 1/8, in the DCT domain) as long as its shorter edge stays >= it. A
+    24-megapixel photo scored at 340 px then decodes ~8x faster in ~1/64 of the memory.
+    """
     path = Path(path)
     if not path.exists():
         raise ImageLoadError(path, "file not found", "check the path")
@@ -100,6 +107,9 @@ def load_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.
                         f"{w}x{h} = {w * h / 1e6:.0f} MP exceeds the {max_pixels / 1e6:.0f} MP safety limit",
                         "downscale it first or raise max_pixels if you trust the file",
                     )
+                if min_shorter and img.format == "JPEG" and min(w, h) > 2 * min_shorter:
+                    s = min_shorter / min(w, h)
+                    img.draft("RGB", (max(1, round(w * s)), max(1, round(h * s))))
                 img.load()
                 img = ImageOps.exif_transpose(img) or img
                 return _to_rgb(img)

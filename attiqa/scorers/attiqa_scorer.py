@@ -36,6 +36,8 @@ class AttiqaScorer(Scorer):
         mean, std = cfg["mean"], cfg["std"]
         resize, crop = cfg.get("test_resize_shorter"), cfg.get("test_crop") or 320
         self._transform = (FiveCropTest if crops == "five" else CenterCropTest)(mean, std, resize, crop)
+        # decode big JPEGs at a reduced scale when the transform downsizes anyway (None: native scale)
+        self.min_shorter: int | None = resize
         self.columns = ("mos", *self.model.head_names)
         self.has_mos = self.model.mos_head is not None
         rng = self.card.get("mos_range") or [0.0, 1.0]

@@ -36,6 +36,7 @@ class Scorer(ABC):
     """Base class: ``columns[0]`` is the overall score; further columns (e.g. attributes) are optional."""
 
     columns: tuple[str, ...] = ("score",)
+    min_shorter: int | None = None  # shorter edge the transform resizes to (lets big JPEGs decode smaller)
 
     def __init__(self, device: str | torch.device = "cpu") -> None:
         self.device = torch.device(device)
@@ -67,7 +68,10 @@ class Scorer(ABC):
         else:
             if isinstance(inputs, (str, Path, Image.Image)):
                 inputs, single = [inputs], True
-            pil = [x if isinstance(x, Image.Image) else load_image(x) for x in inputs]
+            pil = [
+                x if isinstance(x, Image.Image) else load_image(x, min_shorter=self.min_shorter)
+                for x in inputs
+            ]
             batch = torch.stack([self.transform(im.convert("RGB")) for im in pil])
         out = self.score_tensors(batch).float().cpu().numpy()
         if single:

@@ -28,6 +28,7 @@ class Teacher(ABC):
 
     name: str = "teacher"
     columns: tuple[str, ...] = ATTRIBUTES
+    min_shorter: int | None = None  # shorter edge the transform resizes to (lets big JPEGs decode smaller)
 
     def __init__(self, device: str | torch.device = "cpu") -> None:
         self.device = torch.device(device)
@@ -47,6 +48,9 @@ class Teacher(ABC):
     @torch.no_grad()
     def score_images(self, images: Sequence[Image.Image | str | Path]) -> np.ndarray:
         """Convenience: score PIL images or paths in one batch; returns (N, len(columns)) float32."""
-        pil = [im if isinstance(im, Image.Image) else load_image(im) for im in images]
+        pil = [
+            im if isinstance(im, Image.Image) else load_image(im, min_shorter=self.min_shorter)
+            for im in images
+        ]
         batch = torch.stack([self.transform(im) for im in pil])
         return self.score_tensors(batch).float().cpu().numpy()

@@ -165,6 +165,7 @@ class ClassicalTeacher(Teacher):
         if size < 16:
             raise ValueError(f"size must be at least 16 pixels, got {size}")
         self.size = int(size)
+        self.min_shorter = self.size  # big JPEGs may decode at a reduced scale (see load_image)
 
     def transform(self, img: Image.Image) -> torch.Tensor:
         """Shorter edge -> ``size`` (bicubic, antialiased), centre crop, float (3, size, size) in [0, 1]."""

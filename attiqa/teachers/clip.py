@@ -447,6 +447,9 @@ class ClipTeacher(Teacher):
         self.scale = scale
         self.prompts = prompts if isinstance(prompts, PromptSet) else load_prompts(prompts)
         self.preprocess = preprocess
+        size = getattr(getattr(model, "visual", None), "image_size", None)
+        # shorter edge the preprocess resizes to: big JPEGs may decode at a reduced scale (load_image)
+        self.min_shorter = int(min(size) if isinstance(size, (tuple, list)) else size) if size else None
         self.tokenizer = tokenizer
         self.model: torch.nn.Module | None = model.to(self.device).eval()
         self._info = info
