@@ -137,6 +137,15 @@ def _print_scores(run, limit: int = 40) -> None:
     stdout.print(table)
 
 
+def write_sheet(run, scorer, path: Path, limit: int = 48) -> Path:
+    """Contact sheet of the first ``limit`` rows: headline = the scorer's first column."""
+    from attiqa.contact_sheet import contact_sheet
+
+    head, bars = run.columns[0], [c for c in run.columns[1:]]
+    rng = scorer.info.score_range if head == "mos" else None
+    return contact_sheet(run.rows[:limit], path, bars, headline=head, headline_range=rng)
+
+
 @app.command()
 def score(
     paths: list[Path] = typer.Argument(..., help="Image files and/or folders (searched recursively)."),
@@ -144,6 +153,9 @@ def score(
         None, "--model", "-m", help="Checkpoint path, named model, or scorer name (see `attiqa models`)."
     ),
     out: Path | None = typer.Option(None, "--out", "-o", help="Write results to .csv, .tsv or .json."),
+    sheet: Path | None = typer.Option(
+        None, help="Also draw a PNG contact sheet: each photo with its MOS and attribute bars (first 48)."
+    ),
     batch_size: int = typer.Option(16, min=1),
     workers: int | None = typer.Option(None, min=0, help="Decode workers (default: one per spare core)."),
     crops: str = typer.Option("five", help="five (paper §4.2: 4 corners + centre) | center (faster)."),
@@ -171,6 +183,9 @@ def score(
     if out is not None and run.rows:
         write_scores(run, out, scorer.metadata())
         console.print(f"[green]wrote {out}")
+    if sheet is not None and run.rows:
+        write_sheet(run, scorer, sheet)
+        console.print(f"[green]wrote {sheet}")
     if not quiet:
         _print_scores(run)
     if run.failed:
@@ -244,6 +259,11 @@ def demo(
     from attiqa.demo import run_demo
 
     run_demo(out, epochs=epochs)
+
+
+from attiqa import cli_eval  # noqa: E402
+
+cli_eval.register(app)
 
 
 def main() -> None:

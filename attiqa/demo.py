@@ -72,7 +72,7 @@ def make_demo_images(
 
 
 def run_demo(out: Path, epochs: int = 4) -> None:
-    from attiqa.cli import _print_scores
+    from attiqa.cli import _print_scores, write_sheet
     from attiqa.config import LabelConfig, PretrainConfig, TrainConfig
     from attiqa.progress import console, progress_task
     from attiqa.runner import run
@@ -106,8 +106,9 @@ def run_demo(out: Path, epochs: int = 4) -> None:
     with progress_task("scoring", total=len(show)) as adv:
         sr = score_paths(show, scorer, batch_size=8, on_batch=lambda n, f: adv(n + f))
     write_scores(sr, out / "scores.csv", scorer.metadata())
+    write_sheet(sr, scorer, out / "scores.png")
     _print_scores(sr)
-    console.print(f"[green]checkpoint: {res.pretrained}\nscores: {out / 'scores.csv'}")
+    console.print(f"[green]checkpoint: {res.pretrained}\nscores: {out / 'scores.csv'}, {out / 'scores.png'}")
     console.print(
         "Attribute scores are percentiles among the demo's training photos (higher = sharper, more "
         "contrast, brighter, more colourful, cleaner). No MOS: the demo has no human ratings."

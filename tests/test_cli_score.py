@@ -26,14 +26,18 @@ def test_help_explains_commands():
 
 def test_score_folder_with_a_bad_file(photo_dir, tmp_path):
     (photo_dir / "sub" / "zero.png").write_bytes(b"")
-    out = tmp_path / "scores.csv"
-    res = run("score", photo_dir, "--model", "classical", "--out", out, "--workers", "0")
+    out, sheet = tmp_path / "scores.csv", tmp_path / "sheet.png"
+    res = run("score", photo_dir, "--model", "classical", "--out", out, "--workers", "0", "--sheet", sheet)
     assert res.returncode == 0, res.stderr
     rows = list(csv.DictReader(out.open()))
     assert len(rows) == 5 and list(rows[0]) == ["image", "score", *ATTRIBUTES]
     assert all(0 <= float(r[a]) <= 1 for r in rows for a in ATTRIBUTES)
     assert "zero.png" in res.stderr and "skipped 1" in res.stderr and "Traceback" not in res.stderr
     assert "5 image(s) scored" in res.stdout
+    from PIL import Image
+
+    with Image.open(sheet) as im:  # 4 photos per row, 2 rows
+        assert im.format == "PNG" and im.width > im.height > 0
 
 
 def test_score_json(photo_dir, tmp_path):

@@ -1,0 +1,92 @@
+"""A PNG contact sheet of scored photos: thumbnail, MOS, and one bar per attribute.
+
+So a person can check at a glance that the numbers mean what they say (the blurry photo has the short
+sharpness bar). Drawn with Pillow only: no plotting backend or fonts to install.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+from PIL import Image, ImageDraw, ImageFont
+
+from attiqa.errors import ImageLoadError
+from attiqa.io.atomic import atomic_path
+from attiqa.io.images import load_image
+
+BAR_COLOURS = ("#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860", "#DA8BC3")
+
+
+def _font(size: int) -> ImageFont.ImageFont:
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1: fixed-size bitmap font
+        return ImageFont.load_default()
+
+
+def contact_sheet(
+    rows: Sequence[dict],
+    out: str | Path,
+    bars: Sequence[str],
+    headline: str | None = "mos",
+    thumb: int = 220,
+    per_row: int = 4,
+    headline_range: tuple[float, float] | None = None,
+) -> Path:
+    """Write a sheet for ``rows`` (dicts with ``image`` and score columns) to ``out`` (PNG, atomic).
+
+    ``bars`` are columns with values in [0, 1] drawn as bars; ``headline`` (e.g. ``mos``) is printed
+    above them, with ``headline_range`` shown as "of lo–hi" when given.
+    """
+    n = len(rows)
+    if n == 0:
+        raise ValueError("nothing to draw")
+    label_w, bar_h, pad = 92, 16, 10
+    text_h = 24 if headline else 0
+    cell_w = thumb + 2 * pad
+    cell_h = thumb + text_h + len(bars) * (bar_h + 4) + 3 * pad + 16
+    cols = min(per_row, n)
+    sheet = Image.new("RGB", (cols * cell_w, math.ceil(n / cols) * cell_h), "white")
+    draw = ImageDraw.Draw(sheet)
+    small, big = _font(12), _font(16)
+    for i, row in enumerate(rows):
+        x0, y0 = (i % cols) * cell_w + pad, (i // cols) * cell_h + pad
+        try:
+            img = load_image(row["image"], min_shorter=thumb)
+            img.thumbnail((thumb, thumb))
+            sheet.paste(img, (x0 + (thumb - img.width) // 2, y0 + (thumb - img.height) // 2))
+        except ImageLoadError:
+            draw.rectangle([x0, y0, x0 + thumb, y0 + thumb], outline="#999999")
+            draw.text((x0 + 8, y0 + thumb // 2), "unreadable", fill="#999999", font=small)
+        y = y0 + thumb + 4
+        draw.text((x0, y), Path(row["image"]).name[:34], fill="#333333", font=small)
+        y += 16
+        if headline:
+            v = row.get(headline)
+            if v is None or (isinstance(v, float) and math.isnan(v)):
+                txt = f"{headline.upper()} n/a"
+            else:
+                txt = f"{headline.upper()} {v:.1f}"
+                if headline_range:
+                    txt += f"  (of {headline_range[0]:g}–{headline_range[1]:g})"
+            draw.text((x0, y), txt, fill="black", font=big)
+            y += text_h
+        bar_w = thumb - label_w
+        for j, name in enumerate(bars):
+            v = float(row.get(name, float("nan")))
+            draw.text((x0, y + 1), name[:12], fill="#333333", font=small)
+            bx = x0 + label_w
+            draw.rectangle([bx, y, bx + bar_w, y + bar_h], fill="#EEEEEE")
+            if not math.isnan(v):
+                draw.rectangle(
+                    [bx, y, bx + round(bar_w * min(max(v, 0.0), 1.0)), y + bar_h],
+                    fill=BAR_COLOURS[j % len(BAR_COLOURS)],
+                )
+                draw.text((bx + bar_w - 30, y + 1), f"{v:.2f}", fill="black", font=small)
+            y += bar_h + 4
+    out = Path(out)
+    with atomic_path(out) as tmp:
+        sheet.save(tmp, format="PNG")
+    return out
