@@ -88,6 +88,9 @@ def train(
     config: Path = typer.Option(..., "--config", "-c", help="YAML run config (label / pretrain / finetune)."),
     out_dir: Path | None = typer.Option(None, help="Override the config's out_dir."),
     resume: bool = typer.Option(False, help="Continue from the last epoch checkpoint in out_dir."),
+    set_: list[str] = typer.Option(
+        [], "--set", help="Override a config value, e.g. --set finetune.split_seed=1 --set pretrain=null."
+    ),
 ) -> None:
     """Run label -> pretrain -> finetune from one config (stages left out are skipped).
 
@@ -97,7 +100,7 @@ def train(
     from attiqa.runner import run
     from attiqa.training.distributed import is_main
 
-    cfg = load_config(config)
+    cfg = load_config(config, set_)
     if out_dir is not None:
         cfg.out_dir = str(out_dir)
     res = run(cfg, resume=resume)

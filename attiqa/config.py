@@ -200,8 +200,31 @@ def to_dict(cfg) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
 
 
-def load_config(path: str | Path) -> TrainConfig:
-    """Read a YAML run config; errors name the file and the offending key."""
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``section.key=value`` overrides (values parsed as YAML) to a raw config mapping.
+
+    ``finetune.split_seed=1``, ``pretrain=null`` (drop a stage), ``label.images=[a, b]``.
+    """
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"override {item!r}: expected KEY=VALUE, e.g. finetune.epochs=5")
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            value = raw
+        node = data
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            if not isinstance(node.get(part), dict):
+                node[part] = {}
+            node = node[part]
+        node[parts[-1]] = value
+    return data
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> TrainConfig:
+    """Read a YAML run config (plus ``key=value`` overrides); errors name the file and the key."""
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"{path}: config file not found")
@@ -209,6 +232,7 @@ def load_config(path: str | Path) -> TrainConfig:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    data = apply_overrides(data, overrides or [])
     try:
         return from_dict(TrainConfig, data, where=path.name)
     except ConfigError as exc:

@@ -45,8 +45,10 @@ def main() -> None:
             body = create_backbone(args.backbone, pretrained=False).body.to(memory_format=layout)
             res[layout] = rate(body, x.contiguous(memory_format=layout), train)
         a, b = res[torch.contiguous_format], res[torch.channels_last]
-        print(f"{args.backbone} {'train' if train else 'infer'} @{args.size}: contiguous {a:7.1f} img/s | "
-              f"channels_last {b:7.1f} img/s | ratio {b / a:.2f}")
+        print(
+            f"{args.backbone} {'train' if train else 'infer'} @{args.size}: contiguous {a:7.1f} img/s | "
+            f"channels_last {b:7.1f} img/s | ratio {b / a:.2f}"
+        )
 
 
 if __name__ == "__main__":

@@ -46,3 +46,15 @@ def test_bad_yaml_names_the_file(tmp_path):
         load_config(f)
     with pytest.raises(ConfigError, match="not found"):
         load_config(tmp_path / "none.yaml")
+
+
+def test_overrides(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text("pretrain:\n  backbone: tiny\nfinetune:\n  csv: a.csv\n")
+    cfg = load_config(f, ["finetune.split_seed=3", "pretrain=null", "label.images=[x, y]", "out_dir=r"])
+    assert cfg.finetune.split_seed == 3 and cfg.pretrain is None and cfg.label.images == ["x", "y"]
+    assert cfg.out_dir == "r"
+    with pytest.raises(ConfigError, match="unknown key 'split_sed'"):
+        load_config(f, ["finetune.split_sed=3"])
+    with pytest.raises(ConfigError, match="KEY=VALUE"):
+        load_config(f, ["finetune.split_seed"])

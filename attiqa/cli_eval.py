@@ -1,0 +1,295 @@
+"""``attiqa eval``, ``attiqa datasets`` and ``attiqa bench``: evaluation on IQA datasets from the command
+line. Kept out of ``cli.py`` so it can grow on its own; ``cli.py`` calls :func:`register`.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from attiqa.errors import AttiqaError
+from attiqa.progress import console
+
+stdout = Console()  # tables to stdout; progress and messages to stderr (``console``)
+
+
+def _num(v: float | None) -> str:
+    return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.4f}"
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "model"
+
+
+def _scorer_overrides(model: str | None, crops: str | None) -> dict:
+    """``crops`` applies to ATTIQA checkpoints only (paper §4.2 five-crop test by default)."""
+    if crops is None:
+        return {}
+    if model is None or Path(model).exists() or model.endswith(".safetensors"):
+        return {"crops": crops}
+    raise AttiqaError(f"--crops applies to ATTIQA checkpoints only, not to scorer {model!r}")
+
+
+def parse_data_spec(spec: str) -> tuple[str | None, str, str]:
+    """``[LABEL:]NAME=ROOT`` -> (label, name, root). For ``folder``, ROOT may be the CSV itself."""
+    if "=" not in spec:
+        raise AttiqaError(f"--data {spec!r}: expected [LABEL:]NAME=ROOT, e.g. clive=/data/CLIVE")
+    left, root = spec.split("=", 1)
+    label, _, name = left.rpartition(":")
+    if not name or not root:
+        raise AttiqaError(f"--data {spec!r}: expected [LABEL:]NAME=ROOT, e.g. clive=/data/CLIVE")
+    return (label or None), name, root
+
+
+def datasets_cmd(
+    name: str | None = typer.Argument(
+        None, help="Show one dataset in detail: folder layout, targets, notes."
+    ),
+) -> None:
+    """List the dataset adapters: what each reads, its MOS range and direction, official split."""
+    import inspect
+
+    from attiqa.datasets import DATASETS, list_datasets, resolve_name
+
+    infos = list_datasets() if name is None else [DATASETS[resolve_name(name)].info]
+    table = Table(title="datasets (use with `attiqa eval NAME --root PATH`)", show_lines=True)
+    for c in ("name", "dataset", "targets (range, direction)", "official files", "split", "verified"):
+        table.add_column(c, overflow="fold")
+    for info in infos:
+        targets = "\n".join(
+            f"{k}{' (default)' if k == info.default_target else ''}: "
+            + (
+                f"{t.range[0]:g}–{t.range[1]:g}, "
+                if not (math.isnan(t.range[0]) or math.isnan(t.range[1]))
+                else "observed range, "
+            )
+            + ("MOS ↑" if t.higher_is_better else "DMOS ↓ (flipped)")
+            for k, t in info.targets.items()
+        )
+        table.add_row(
+            info.name,
+            f"{info.full_name}\n[dim]{info.citation}[/]" if name and info.citation else info.full_name,
+            targets,
+            "\n".join(info.score_files),
+            info.official_split or "none (random 80/20)",
+            "yes" if info.verified else "partly (see `attiqa datasets NAME`)",
+        )
+    stdout.print(table)
+    if name is None:
+        stdout.print("Details and the expected folder layout: `attiqa datasets NAME`")
+        return
+    info = infos[0]
+    stdout.print(f"[bold]expected layout under --root:[/]\n{info.layout}", highlight=False)
+    doc = inspect.getdoc(DATASETS[info.name]) or ""
+    stdout.print(f"\n[bold]format notes:[/]\n{doc}", highlight=False)
+    if info.url:
+        stdout.print(f"\nsource: {info.url}", highlight=False)
+
+
+def eval_cmd(
+    dataset: str = typer.Argument(
+        ..., help="Dataset name from `attiqa datasets` (e.g. agiqa3k, koniq10k, folder)."
+    ),
+    root: Path = typer.Option(
+        ..., "--root", "-r", help="Folder the dataset was unpacked into (score files + images)."
+    ),
+    model: str | None = typer.Option(
+        None, "--model", "-m", help="Checkpoint path, named model, or scorer name (see `attiqa models`)."
+    ),
+    target: str | None = typer.Option(
+        None,
+        "--target",
+        "-t",
+        help="Score to compare with, e.g. mos_quality | mos_align for agiqa3k (default: the dataset's MOS).",
+    ),
+    split: str | None = typer.Option(
+        None, "--split", help="Evaluate one split only: train | val | test (default: all images)."
+    ),
+    out: Path | None = typer.Option(
+        None,
+        "--out",
+        "-o",
+        help="Output folder for predictions.csv, summary.json, scatter.png "
+        "(default: runs/eval/DATASET-TARGET-MODEL).",
+    ),
+    csv_file: Path | None = typer.Option(
+        None,
+        "--csv",
+        help="folder adapter only: the CSV with columns image,mos[,split] (default ROOT/mos.csv).",
+    ),
+    batch_size: int = typer.Option(16, "--batch-size", "-b", min=1, help="Images per model call."),
+    workers: int | None = typer.Option(
+        None, "--workers", "-w", min=0, help="Decode worker processes (default: one per spare core)."
+    ),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N"),
+    crops: str | None = typer.Option(
+        None, "--crops", help="ATTIQA checkpoints: five (paper §4.2, default) | center (faster)."
+    ),
+    cache: bool = typer.Option(
+        True,
+        "--cache/--no-cache",
+        help="Reuse scores of images this model already scored (any target/split).",
+    ),
+    skip_missing: bool = typer.Option(
+        False,
+        "--skip-missing",
+        help="Leave out missing/unreadable images (with a warning) instead of stopping before scoring.",
+    ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Evaluate a model on an IQA dataset: SROCC, PLCC, PLCC after the logistic fit, KRCC, RMSE.
+
+    Reads the dataset's official score files and checks every image before scoring.
+    Scores are cached per (model, image): another --target or --split does not rescore.
+    Writes predictions.csv, summary.json and scatter.png (prediction vs MOS with the fitted curve).
+
+    Example: attiqa eval agiqa3k --root AGIQA-3K/ -m ckpt.safetensors
+    """
+    from attiqa.cli import _device
+    from attiqa.datasets import get_dataset, resolve_name
+    from attiqa.evaluation.evaluate import evaluate
+    from attiqa.scorers import load_scorer
+
+    name = resolve_name(dataset)
+    kwargs = {}
+    if csv_file is not None:
+        if name != "folder":
+            raise AttiqaError(f"--csv is for the folder adapter; {name} reads its official score files")
+        kwargs["csv"] = csv_file
+    ds = get_dataset(name, root, target=target, **kwargs)
+    ds.select(split)  # a bad --split fails before the model is loaded
+    if not skip_missing:
+        ds.check_images(ds.select(split))
+    overrides = _scorer_overrides(model, crops)
+    scorer = load_scorer(model, device=_device(device), **overrides)
+    if out is None:
+        out = Path("runs/eval") / _slug(
+            f"{name}-{ds.target}{'-' + split if split else ''}-{scorer.info.name}"
+        )
+    res = evaluate(
+        ds, scorer, out, batch_size=batch_size, num_workers=workers, cache=cache, split=split,
+        missing="skip" if skip_missing else "error", scorer_overrides=overrides, progress=not quiet,
+    )  # fmt: skip
+    t = Table(title=f"{ds.info.full_name} — {ds.target} ({res.split}) — {scorer.info.name}")
+    for c in ("n", "SROCC", "PLCC", "PLCC (logistic)", "KRCC", "RMSE (logistic)"):
+        t.add_column(c, justify="right")
+    m = res.metrics
+    t.add_row(
+        str(res.n),
+        _num(m["srocc"]),
+        _num(m["plcc"]),
+        _num(m["plcc_fit"]),
+        _num(m["krcc"]),
+        _num(m["rmse_fit"]),
+    )
+    stdout.print(t)
+    console.print(
+        f"{res.n_scored} scored, {res.n_cached} from cache, {res.seconds:.1f}s — "
+        f"[green]wrote {res.files['summary'].parent}/ (predictions.csv, summary.json"
+        f"{', scatter.png' if 'scatter' in res.files else ''})"
+    )
+    for w in res.warnings:
+        console.print(f"[yellow]{w}")
+    for e in res.failed[:10]:
+        console.print(f"  [yellow]{e}")
+
+
+def bench_cmd(
+    protocol: str = typer.Argument(
+        ..., help="single | cross | data-efficient | linear-probe (paper Tables 2, 3, 4, 6)."
+    ),
+    data: list[str] = typer.Option(
+        ...,
+        "--data",
+        "-d",
+        help="Dataset as [LABEL:]NAME=ROOT (repeatable), e.g. clive=/data/CLIVE, "
+        "mine:folder=/data/mos.csv. Cross uses every ordered pair.",
+    ),
+    config: Path | None = typer.Option(
+        None,
+        "--config",
+        "-c",
+        help="Base fine-tuning YAML (the `finetune:` section's schema, or a whole run config).",
+    ),
+    init: Path | None = typer.Option(
+        None,
+        "--init",
+        help="Pretrained ATTIQA checkpoint to fine-tune from (default: the config's ImageNet backbone).",
+    ),
+    out: Path = typer.Option(
+        Path("runs/bench"),
+        "--out",
+        "-o",
+        help="Output folder: PROTOCOL.md, PROTOCOL.json, one folder per run.",
+    ),
+    repeats: int | None = typer.Option(
+        None, "--repeats", "-n", min=1, help="Random splits per dataset (paper: 10; cross: 1)."
+    ),
+    fractions: str = typer.Option(
+        "0.1,0.2", "--fractions", help="data-efficient: training fractions, comma-separated."
+    ),
+    select: str = typer.Option(
+        "last", "--select", help="Report the last epoch (default) or the best-on-test epoch (optimistic)."
+    ),
+    seed: int = typer.Option(0, "--seed", help="First split seed; run r uses seed + r."),
+    target: str | None = typer.Option(
+        None, "--target", "-t", help="Target for every dataset that has it (e.g. mos_align)."
+    ),
+    method: str | None = typer.Option(
+        None, "--method", help="Row name in the table (default: ATTIQA with --init)."
+    ),
+    epochs: int | None = typer.Option(None, "--epochs", min=1, help="Override the config's epochs."),
+    device: str | None = typer.Option(
+        None, "--device", help="Override the config's device: auto | cpu | cuda | cuda:N."
+    ),
+    keep_checkpoints: bool = typer.Option(
+        False, "--keep-checkpoints", help="Keep each run's fine-tuned weights."
+    ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No training progress bars."),
+) -> None:
+    """Run one of the paper's protocols (§4.1, §4.4, §4.5) and write a table laid out like the paper's.
+
+    Every run fine-tunes with the base config on a generated split.
+    Finished runs are skipped when the same command is repeated.
+
+    Example: attiqa bench single -d clive=/data/CLIVE -d koniq10k=/data/koniq -c ft.yaml --init m.safetensors
+    """
+    from dataclasses import replace
+
+    from attiqa.datasets import get_dataset
+    from attiqa.evaluation.protocols import bench_dataset, load_base_config, run_protocol
+
+    cfg = load_base_config(config)
+    if epochs is not None:
+        cfg = replace(cfg, epochs=epochs)
+    if device is not None:
+        cfg = replace(cfg, device=device)
+    benches = []
+    for spec in data:
+        label, name, root = parse_data_spec(spec)
+        ds = get_dataset(name, root)
+        if target is not None and target in ds.info.targets:
+            ds = ds.retarget(target)
+        benches.append(bench_dataset(ds, label))
+    try:
+        fr = [float(x) for x in fractions.split(",") if x.strip()]
+    except ValueError:
+        raise AttiqaError(f"--fractions must be comma-separated numbers, got {fractions!r}") from None
+    res = run_protocol(
+        protocol, benches, cfg, out, init_checkpoint=init, repeats=repeats, fractions=fr, select=select,
+        seed=seed, method=method, keep_checkpoints=keep_checkpoints, progress=not quiet,
+    )  # fmt: skip
+    stdout.print(res.table)
+    console.print(f"[green]wrote {res.files['table']} and {res.files['json']}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``eval``, ``datasets`` and ``bench`` to the ``attiqa`` app."""
+    app.command("eval")(eval_cmd)
+    app.command("datasets")(datasets_cmd)
+    app.command("bench")(bench_cmd)

@@ -1,0 +1,302 @@
+"""The uniform dataset table every adapter produces, and the checks that run before any scoring.
+
+An adapter knows one dataset's OFFICIAL score files (read by column name wherever the file has a
+header) and its folder layout; everything downstream (``attiqa eval``, the paper's protocols) sees only
+:class:`DatasetItem` rows: absolute image path, MOS in "higher is better" form, the raw value as
+distributed, optional split, optional extra targets.
+
+Direction policy (ours): a DMOS target (lower = better) is flipped *within its nominal range*,
+``mos = lo + hi - raw``, so the numbers stay in the dataset's units (RMSE after a logistic fit remains
+interpretable) and correlations simply change sign. ``raw`` keeps the value from the file.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from attiqa.errors import AttiqaError
+
+SPLITS: tuple[str, ...] = ("train", "val", "test")
+"""Canonical split names; adapters map the official names (training/validation/test, ...) onto these."""
+
+_SPLIT_ALIASES = {
+    "train": "train",
+    "training": "train",
+    "trn": "train",
+    "val": "val",
+    "valid": "val",
+    "validation": "val",
+    "test": "test",
+    "testing": "test",
+}
+
+
+def canonical_split(value: str | None) -> str | None:
+    """``training`` -> ``train`` etc.; empty -> None; unknown names are kept lower-cased."""
+    if value is None:
+        return None
+    v = str(value).strip().lower()
+    return _SPLIT_ALIASES.get(v, v) if v else None
+
+
+@dataclass(frozen=True)
+class TargetInfo:
+    """One score a dataset provides: where it is, its nominal range and direction."""
+
+    column: str  # column (or .mat variable) name in the official file
+    range: tuple[float, float]  # nominal range of the raw values
+    higher_is_better: bool
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """Registry metadata (pyiqa-style): what a user needs to know before pointing ``--root`` at a folder."""
+
+    name: str
+    full_name: str
+    kind: str  # "authentic" | "synthetic" | "aigc" | "aesthetic" | "custom"
+    targets: Mapping[str, TargetInfo]
+    default_target: str
+    score_files: tuple[str, ...]  # official file names, relative to the root
+    layout: str  # expected folder layout under --root, in words
+    official_split: str | None  # None: no official split (paper §4.1: random 80/20)
+    citation: str
+    url: str = ""
+    notes: str = ""
+    verified: bool = True  # False: the official format could not be checked offline (see the adapter)
+
+    @property
+    def mos_range(self) -> tuple[float, float]:
+        return self.targets[self.default_target].range
+
+    @property
+    def direction(self) -> str:
+        return "MOS" if self.targets[self.default_target].higher_is_better else "DMOS"
+
+
+@dataclass(frozen=True)
+class DatasetItem:
+    """One image of a dataset, in the uniform form (``mos`` is always "higher is better")."""
+
+    image: Path  # absolute
+    mos: float  # selected target, flipped for DMOS targets
+    raw: float  # the selected target's value as distributed
+    split: str | None = None  # "train" | "val" | "test" | None
+    extras: Mapping[str, float] = field(default_factory=dict)  # the other targets (higher is better)
+    meta: Mapping[str, str] = field(default_factory=dict)  # e.g. reference image, distortion, prompt
+
+
+@dataclass
+class RawRecord:
+    """What an adapter reads from the score file, before target selection and flipping."""
+
+    image: Path
+    values: dict[str, float]  # target name -> raw value
+    split: str | None = None
+    meta: dict[str, str] = field(default_factory=dict)
+
+
+class IQADataset:
+    """Base class of all adapters. Subclasses set :attr:`info` and implement :meth:`read_records`.
+
+    ``root`` is the folder the dataset was unpacked into; ``target`` picks one of ``info.targets``
+    (default ``info.default_target``). Items are read lazily, once.
+    """
+
+    info: ClassVar[DatasetInfo]
+    records_depend_on_target: ClassVar[bool] = False  # True: each target has its own score file (LIVE)
+
+    def __init__(self, root: str | Path, target: str | None = None) -> None:
+        self.root = Path(root).expanduser().resolve()
+        if not self.root.exists():
+            raise AttiqaError(
+                f"{self.root}: dataset root not found — {self.info.name} expects:\n{self.info.layout}"
+            )
+        self.target = self._check_target(target or self.info.default_target)
+        self._records: list[RawRecord] | None = None
+        self._items: list[DatasetItem] | None = None
+
+    def _check_target(self, target: str) -> str:
+        if target not in self.info.targets:
+            import difflib
+
+            names = list(self.info.targets)
+            close = difflib.get_close_matches(target, names, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise AttiqaError(
+                f"{self.info.name}: unknown target {target!r}{hint}; targets: {', '.join(names)}"
+            )
+        return target
+
+    def retarget(self, target: str | None) -> IQADataset:
+        """The same dataset with another target (e.g. AGIQA-3k ``mos_align``); the score file is not
+        re-read. ``None`` or the current target returns ``self``."""
+        if target is None or target == self.target:
+            return self
+        import copy
+
+        other = copy.copy(self)
+        other.target = self._check_target(target)
+        other._items = None
+        if self.records_depend_on_target:
+            other._records = None
+        return other
+
+    # -- to implement ---------------------------------------------------------------------------------
+
+    def read_records(self) -> list[RawRecord]:
+        """Read the official score file(s) into raw records (absolute image paths)."""
+        raise NotImplementedError
+
+    # -- uniform interface ----------------------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+    @property
+    def target_info(self) -> TargetInfo:
+        return self.info.targets[self.target]
+
+    @property
+    def items(self) -> list[DatasetItem]:
+        if self._items is None:
+            if self._records is None:
+                self._records = self.read_records()
+            self._items = self._build_items(self._records)
+        return self._items
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __iter__(self) -> Iterator[DatasetItem]:
+        return iter(self.items)
+
+    def _build_items(self, records: list[RawRecord]) -> list[DatasetItem]:
+        if not records:
+            raise AttiqaError(f"{self.name}: the score file under {self.root} has no rows")
+        items = []
+        for rec in records:
+            if self.target not in rec.values:
+                raise AttiqaError(
+                    f"{self.name}: target {self.target!r} is not in this score file "
+                    f"(available: {', '.join(rec.values) or 'none'})"
+                )
+            raw = float(rec.values[self.target])
+            if not math.isfinite(raw):
+                continue  # e.g. an empty cell: the image has no score for this target
+            extras = {
+                k: self.to_higher_is_better(k, v)
+                for k, v in rec.values.items()
+                if k != self.target and math.isfinite(v)
+            }
+            items.append(
+                DatasetItem(
+                    image=rec.image,
+                    mos=self.to_higher_is_better(self.target, raw),
+                    raw=raw,
+                    split=canonical_split(rec.split),
+                    extras=extras,
+                    meta=dict(rec.meta),
+                )
+            )
+        return items
+
+    def to_higher_is_better(self, target: str, raw: float) -> float:
+        """Flip a DMOS value within its nominal range (module docstring); MOS values pass unchanged."""
+        t = self.info.targets.get(target)
+        if t is None or t.higher_is_better:
+            return float(raw)
+        lo, hi = t.range
+        return float(lo + hi - raw)
+
+    def splits(self) -> list[str]:
+        """Split names present, in canonical order (empty when the dataset has no official split)."""
+        present = {it.split for it in self.items if it.split}
+        return [s for s in SPLITS if s in present] + sorted(present - set(SPLITS))
+
+    def select(self, split: str | None) -> list[DatasetItem]:
+        """Items of one split (``None``/``"all"`` = every item); an error for a split that is not there."""
+        if split in (None, "all"):
+            return list(self.items)
+        want = canonical_split(split)
+        chosen = [it for it in self.items if it.split == want]
+        if not chosen:
+            have = ", ".join(self.splits()) or "none (this dataset has no official split)"
+            raise AttiqaError(f"{self.name}: no items in split {split!r}; splits: {have}")
+        return chosen
+
+    def check_images(self, items: Sequence[DatasetItem] | None = None, check_headers: bool = True) -> None:
+        """Fail fast, before any scoring: ONE error listing how many images are missing or unreadable.
+
+        Missing files, folders, empty files and (``check_headers``) files whose header PIL does not
+        recognise are caught here. A file truncated after a valid header is only found when decoded;
+        :func:`attiqa.evaluation.evaluate.evaluate` reports those without stopping.
+        """
+        items = list(self.items if items is None else items)
+        problems = find_unreadable([it.image for it in items], check_headers)
+        if problems:
+            shown = "\n".join(f"  {p}: {why}" for p, why in problems[:5])
+            more = f"\n  ... and {len(problems) - 5} more" if len(problems) > 5 else ""
+            raise AttiqaError(
+                f"{self.name}: {len(problems)} of {len(items)} images are missing or unreadable under "
+                f"{self.root}:\n{shown}{more}\nexpected layout:\n{self.info.layout}"
+            )
+
+    def describe(self) -> dict[str, Any]:
+        """Metadata for summaries (JSON-friendly)."""
+        t = self.target_info
+        return {
+            "dataset": self.name,
+            "full_name": self.info.full_name,
+            "root": str(self.root),
+            "target": self.target,
+            "target_column": t.column,
+            "raw_range": list(t.range),
+            "raw_direction": "higher is better" if t.higher_is_better else "lower is better (flipped)",
+            "official_split": self.info.official_split,
+            "citation": self.info.citation,
+        }
+
+
+def _header_problem(path: Path, check_headers: bool) -> str | None:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return "not found"
+    except OSError as exc:
+        return f"cannot stat ({exc.strerror or exc})"
+    if not path.is_file():
+        return "not a file"
+    if st.st_size == 0:
+        return "empty file (0 bytes)"
+    if not check_headers:
+        return None
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            im.size  # noqa: B018 - reading the header is the check
+    except UnidentifiedImageError:
+        if path.suffix.lower() in (".tif", ".tiff"):
+            return None  # the loader has a tifffile fallback for TIFFs PIL cannot identify
+        return "not a recognised image format"
+    except Exception as exc:  # noqa: BLE001 - any failure to read the header is "unreadable"
+        return f"unreadable ({type(exc).__name__}: {exc})"
+    return None
+
+
+def find_unreadable(paths: Sequence[Path], check_headers: bool = True) -> list[tuple[Path, str]]:
+    """(path, reason) for every path that is missing, empty or has no recognisable image header.
+
+    Threads, because this is file-system latency, not CPU: 10k headers take a second or two.
+    """
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        reasons = list(pool.map(lambda p: _header_problem(p, check_headers), paths))
+    return [(p, r) for p, r in zip(paths, reasons, strict=True) if r is not None]

@@ -1,0 +1,114 @@
+"""Any folder of images with a CSV of scores: the adapter for user data and for score files we ship
+in the ``image,mos[,split]`` form (e.g. the CLIVE development subset)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from attiqa.datasets.base import DatasetInfo, IQADataset, RawRecord, TargetInfo
+from attiqa.datasets.readers import find_image_dir, read_csv, to_float
+from attiqa.errors import AttiqaError
+
+_FOLDER_LAYOUT = """\
+  ROOT/mos.csv (or --csv FILE)  columns: image, mos [, split] [, numeric columns = extra targets]
+  ROOT/<image> or ROOT/images/<image>  (paths relative to ROOT, or absolute)"""
+
+
+class FolderDataset(IQADataset):
+    """A CSV with columns ``image, mos[, split]`` (by name) and images relative to ``root``.
+
+    Every other column whose non-empty cells are all numbers becomes a selectable target (``target=``);
+    the rest go to ``meta``. ``higher_is_better=False`` declares DMOS-like scores (flipped within
+    ``mos_range``, which defaults to the observed min/max). ``root`` may also be the CSV itself.
+    """
+
+    info = DatasetInfo(
+        name="folder",
+        full_name="a folder of images + a CSV (image,mos[,split])",
+        kind="custom",
+        targets={"mos": TargetInfo("mos", (math.nan, math.nan), True, "the CSV's mos column")},
+        default_target="mos",
+        score_files=("mos.csv",),
+        layout=_FOLDER_LAYOUT,
+        official_split="the CSV's split column, if any (train/val/test)",
+        citation="",
+    )
+
+    def __init__(
+        self,
+        root: str | Path,
+        target: str | None = None,
+        csv: str | Path | None = None,
+        higher_is_better: bool = True,
+        mos_range: tuple[float, float] | None = None,
+    ) -> None:
+        root = Path(root).expanduser()
+        if csv is None and root.is_file():
+            root, csv = root.parent, root
+        self.csv_path = Path(csv).expanduser() if csv else root / "mos.csv"
+        if not self.csv_path.is_absolute() and not self.csv_path.exists() and (root / self.csv_path).exists():
+            self.csv_path = root / self.csv_path
+        if not self.csv_path.is_file():
+            raise AttiqaError(
+                f"{self.csv_path}: score CSV not found — the folder adapter expects:\n{_FOLDER_LAYOUT}"
+            )
+        self._table = read_csv(self.csv_path)
+        self._image_col = self._table.column("image")
+        self._split_col = self._table.column("split", required=False)
+        numeric = [
+            c for c in self._table.fields if c not in (self._image_col, self._split_col) and self._numeric(c)
+        ]
+        if "mos" not in numeric and (target or "mos") == "mos":
+            self._table.column("mos")  # raises "missing column 'mos'" (or it is not numeric: below)
+            raise AttiqaError(f"{self.csv_path}: column 'mos' is not numeric in every row")
+        targets = {}
+        for c in numeric:
+            vals = [to_float(r[c], str(self.csv_path)) for r in self._table.rows]
+            vals = [v for v in vals if math.isfinite(v)]
+            rng = mos_range if (mos_range and c == (target or "mos")) else (min(vals), max(vals))
+            targets[c] = TargetInfo(c, (float(rng[0]), float(rng[1])), higher_is_better, f"column {c}")
+        self.info = DatasetInfo(  # per instance: the targets are the CSV's columns
+            name="folder",
+            full_name=f"folder dataset ({self.csv_path.name})",
+            kind="custom",
+            targets=targets,
+            default_target="mos" if "mos" in targets else next(iter(targets), "mos"),
+            score_files=(str(self.csv_path),),
+            layout=_FOLDER_LAYOUT,
+            official_split="the CSV's split column" if self._split_col else None,
+            citation="",
+        )
+        super().__init__(root, target)
+
+    def _numeric(self, col: str) -> bool:
+        seen = False
+        for r in self._table.rows:
+            v = (r.get(col) or "").strip()
+            if not v:
+                continue
+            try:
+                float(v)
+            except ValueError:
+                return False
+            seen = True
+        return seen
+
+    def read_records(self) -> list[RawRecord]:
+        meta_cols = [
+            c
+            for c in self._table.fields
+            if c not in self.info.targets and c not in (self._image_col, self._split_col)
+        ]
+        names = [(r[self._image_col] or "").strip() for r in self._table.rows]
+        img_dir = find_image_dir(self.root, ("", "images"), [n for n in names if not Path(n).is_absolute()])
+        out = []
+        for i, (name, r) in enumerate(zip(names, self._table.rows, strict=True), start=2):
+            if not name:
+                raise AttiqaError(f"{self.csv_path}:{i}: empty image name")
+            p = Path(name).expanduser()
+            p = p if p.is_absolute() else img_dir / p
+            values = {c: to_float(r[c], f"{self.csv_path}:{i}") for c in self.info.targets}
+            split = r[self._split_col] if self._split_col else None
+            out.append(RawRecord(p, values, split, meta={c: r[c] or "" for c in meta_cols}))
+        return out

@@ -1,0 +1,220 @@
+"""Readers for the file formats datasets are distributed in: CSV/TSV with a header (by column name),
+MATLAB ``.mat`` (scipy), Excel ``.xlsx`` (openpyxl, optional) — each failing with one clear line.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from attiqa.errors import AttiqaError
+
+
+def need_file(root: Path, candidates: Sequence[str], dataset: str, layout: str) -> Path:
+    """The first of ``candidates`` (relative to ``root``) that exists, else one error with the layout."""
+    for c in candidates:
+        p = root / c
+        if p.is_file():
+            return p
+    raise AttiqaError(
+        f"{dataset}: score file not found under {root} (looked for {', '.join(candidates)}) — "
+        f"expected layout:\n{layout}"
+    )
+
+
+def to_float(value: Any, where: str) -> float:
+    """A number from a cell; empty cells are NaN (the row then has no value for that target)."""
+    if value is None:
+        return float("nan")
+    if isinstance(value, (int, float, np.number)):
+        return float(value)
+    s = str(value).strip()
+    if not s or s.lower() in ("nan", "na", "n/a"):
+        return float("nan")
+    try:
+        return float(s)
+    except ValueError:
+        raise AttiqaError(f"{where}: {s!r} is not a number") from None
+
+
+def _pick(fields: Sequence[str], aliases: Sequence[str]) -> str | None:
+    """The first alias present among ``fields`` (exact, then case/space-insensitive)."""
+    for a in aliases:
+        if a in fields:
+            return a
+    norm = {f.strip().lower().replace(" ", "_"): f for f in fields}
+    for a in aliases:
+        key = a.strip().lower().replace(" ", "_")
+        if key in norm:
+            return norm[key]
+    return None
+
+
+class Table:
+    """Rows of a header-ed file with column lookup by name (and aliases), for clear errors."""
+
+    def __init__(self, path: Path, fields: list[str], rows: list[dict[str, Any]]) -> None:
+        self.path = path
+        self.fields = fields
+        self.rows = rows
+
+    def column(self, *aliases: str, required: bool = True) -> str | None:
+        """The actual name of the first matching column; an error naming what was found otherwise."""
+        name = _pick(self.fields, aliases)
+        if name is None and required:
+            raise AttiqaError(
+                f"{self.path}: missing column {aliases[0]!r} (found: {', '.join(self.fields) or 'none'}) — "
+                "is this the official score file?"
+            )
+        return name
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+
+def read_csv(path: Path, delimiter: str | None = None) -> Table:
+    """A CSV/TSV with a header row; the delimiter is sniffed from the header when not given."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            head = fh.readline()
+            fh.seek(0)
+            if delimiter is None:
+                delimiter = "\t" if head.count("\t") > head.count(",") else ","
+            reader = csv.DictReader(fh, delimiter=delimiter)
+            fields = [f.strip() for f in (reader.fieldnames or [])]
+            rows = [
+                {(k or "").strip(): (v.strip() if isinstance(v, str) else v) for k, v in r.items()}
+                for r in reader
+            ]
+    except UnicodeDecodeError:
+        raise AttiqaError(f"{path}: not a UTF-8 text file — is this the right score file?") from None
+    except csv.Error as exc:
+        raise AttiqaError(f"{path}: not a readable CSV ({exc})") from None
+    return Table(path, fields, rows)
+
+
+def load_mat(path: Path) -> dict[str, Any]:
+    """Variables of a MATLAB file (v4–v7.2, what the LIVE datasets use); an error for v7.3/HDF5."""
+    from scipy import io as sio
+
+    try:
+        return sio.loadmat(str(path), squeeze_me=False)
+    except NotImplementedError:
+        raise AttiqaError(f"{path}: MATLAB v7.3 (HDF5) files are not supported — re-save with -v7") from None
+    except Exception as exc:  # noqa: BLE001 - any scipy failure means "not the expected file"
+        raise AttiqaError(f"{path}: not a readable .mat file ({type(exc).__name__}: {exc})") from None
+
+
+def mat_var(mat: dict[str, Any], path: Path, *names: str) -> np.ndarray:
+    """A variable by name (first of ``names`` present), or an error listing what the file holds."""
+    for n in names:
+        if n in mat:
+            return mat[n]
+    have = [k for k in mat if not k.startswith("__")]
+    raise AttiqaError(f"{path}: no variable {names[0]!r} (found: {', '.join(have) or 'none'})")
+
+
+def mat_strings(arr: np.ndarray) -> list[str]:
+    """A MATLAB cell array of char (any shape) -> flat list of Python strings, in MATLAB column order."""
+    flat = np.asarray(arr, dtype=object).flatten(order="F")
+    out = []
+    for cell in flat:
+        v = cell
+        while isinstance(v, np.ndarray):
+            if v.size == 0:
+                v = ""
+                break
+            v = v.flatten()[0] if v.dtype == object or v.size == 1 else "".join(map(str, v.flatten()))
+        out.append(str(v).strip())
+    return out
+
+
+def mat_numbers(arr: np.ndarray) -> np.ndarray:
+    """A numeric MATLAB array (any shape) -> flat float64 vector, in MATLAB column order."""
+    return np.asarray(arr, dtype=np.float64).flatten(order="F")
+
+
+def read_xlsx(path: Path, header_has: Iterable[str] = (), sheet: str | None = None) -> Table:
+    """An ``.xlsx`` sheet as a :class:`Table` (needs openpyxl). The header is the first row, within the
+    first 20, that contains every name in ``header_has`` (some official sheets start with a title)."""
+    try:
+        import openpyxl
+    except ImportError:
+        raise AttiqaError(
+            f"{path}: reading .xlsx needs the openpyxl package — `pip install openpyxl` (or save the "
+            "sheet as CSV with the same column names next to it)"
+        ) from None
+    try:
+        wb = openpyxl.load_workbook(str(path), read_only=True, data_only=True)
+    except Exception as exc:  # noqa: BLE001
+        raise AttiqaError(f"{path}: not a readable .xlsx file ({type(exc).__name__}: {exc})") from None
+    try:
+        sheets = [wb[sheet]] if sheet and sheet in wb.sheetnames else list(wb.worksheets)
+        want = [w.strip().lower() for w in header_has]
+        for ws in sheets:
+            rows = list(ws.iter_rows(values_only=True))
+            for i, row in enumerate(rows[:20]):
+                cells = [str(c).strip() if c is not None else "" for c in row]
+                low = [c.lower() for c in cells]
+                if any(cells) and all(any(w == c for c in low) for w in want):
+                    fields = cells
+                    data = [
+                        {f: v for f, v in zip(fields, r, strict=False) if f}
+                        for r in rows[i + 1 :]
+                        if any(v is not None and str(v).strip() != "" for v in r)
+                    ]
+                    return Table(path, [f for f in fields if f], data)
+    finally:
+        wb.close()
+    raise AttiqaError(f"{path}: no sheet has a header row with {', '.join(header_has)}")
+
+
+def read_table(path: Path, header_has: Iterable[str] = ()) -> Table:
+    """CSV/TSV/TXT or XLSX by extension (so a user may convert an official .xlsx to .csv)."""
+    if path.suffix.lower() in (".xlsx", ".xlsm"):
+        return read_xlsx(path, header_has)
+    return read_csv(path)
+
+
+def find_image_dir(root: Path, candidates: Sequence[str], sample: Sequence[str]) -> Path:
+    """The first candidate folder (relative to ``root``) holding the first of ``sample``'s images.
+
+    Datasets are unpacked in slightly different ways (with or without the archive's top folder); this
+    picks the one that matches, and falls back to the first candidate (the documented layout) so a
+    missing-image error names the paths the user should create.
+    """
+    probe = [s for s in sample[:3] if s]
+    for c in candidates:
+        d = root / c
+        if d.is_dir() and probe and any((d / s).exists() for s in probe):
+            return d
+    return root / candidates[0]
+
+
+class CaseInsensitiveDir:
+    """Resolve file names in one folder ignoring case (TID2013 lists ``I01_01_1.bmp``, ships
+    ``i01_01_1.bmp``). Exact names win; a missing name resolves to its exact-case path."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._lower: dict[str, str] | None = None
+
+    def __call__(self, name: str) -> Path:
+        exact = self.folder / name
+        if exact.exists():
+            return exact
+        if self._lower is None:
+            self._lower = (
+                {p.name.lower(): p.name for p in self.folder.iterdir()} if self.folder.is_dir() else {}
+            )
+        real = self._lower.get(name.lower())
+        return self.folder / real if real else exact
+
+
+def finite(x: float) -> bool:
+    return isinstance(x, float) and math.isfinite(x)

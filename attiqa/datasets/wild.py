@@ -1,0 +1,333 @@
+"""Authentic ("in the wild") datasets of the paper's §4.1 — CLIVE, KonIQ-10k, SPAQ, FLIVE — and AVA."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from attiqa.datasets.base import DatasetInfo, IQADataset, RawRecord, TargetInfo
+from attiqa.datasets.readers import (
+    find_image_dir,
+    load_mat,
+    mat_numbers,
+    mat_strings,
+    mat_var,
+    need_file,
+    read_csv,
+    read_table,
+    to_float,
+)
+from attiqa.errors import AttiqaError
+
+# --------------------------------------------------------------------------------------------------
+# KonIQ-10k
+
+_KONIQ_LAYOUT = """  ROOT/koniq10k_distributions_sets.csv        (image_name,c1..c5,c_total,MOS,SD,set)
+  ROOT/koniq10k_scores_and_distributions.csv  (image_name,c1..c5,c_total,MOS,SD,MOS_zscore)  [either or both]
+  ROOT/1024x768/<image_name>                  (koniq10k_1024x768.zip; or 512x384/, resolution=512x384)"""
+
+
+class KonIQ10k(IQADataset):
+    """KonIQ-10k (Hosu et al., 2020): 10,073 in-the-wild photos, official training/validation/test sets.
+
+    Score files, read by column name (either or both may be present):
+
+    - ``koniq10k_distributions_sets.csv`` (verified on the distributed file): ``image_name``, vote
+      distribution, ``MOS`` on the 1-100 (z-score rescaled) scale, ``SD``, and the official ``set``
+      (training 7,058 / validation 1,000 / test 2,015) -> split train/val/test.
+    - ``koniq10k_scores_and_distributions.csv`` (from the dataset page; not verifiable offline):
+      ``MOS`` is the raw 1-5 mean and ``MOS_zscore`` the 1-100 value.
+
+    Targets: ``mos`` = the 1-100 value (the scale most papers report; default) and ``mos_1to5`` = the
+    raw mean (only from the scores file). The paper (§4.1) uses random 80/20 splits for KonIQ, not the
+    official sets; the split is carried along for users who want it (``attiqa eval --split test``).
+    """
+
+    info = DatasetInfo(
+        name="koniq10k",
+        full_name="KonIQ-10k (10,073 in-the-wild photos)",
+        kind="authentic",
+        targets={
+            "mos": TargetInfo("MOS (sets file) / MOS_zscore (scores file)", (1.0, 100.0), True, "MOS, 1-100"),
+            "mos_1to5": TargetInfo("MOS (scores file)", (1.0, 5.0), True, "raw mean opinion score, 1-5"),
+        },
+        default_target="mos",
+        score_files=("koniq10k_distributions_sets.csv", "koniq10k_scores_and_distributions.csv"),
+        layout=_KONIQ_LAYOUT,
+        official_split="`set` column: training 7,058 / validation 1,000 / test 2,015 (the paper uses 80/20)",
+        citation="Hosu et al., KonIQ-10k: An Ecologically Valid Database for Deep Learning of Blind Image "
+        "Quality Assessment, IEEE TIP 2020",
+        url="https://database.mmsp-kn.de/koniq-10k-database.html",
+    )
+
+    def __init__(self, root: str | Path, target: str | None = None, resolution: str = "1024x768") -> None:
+        super().__init__(root, target)
+        self.resolution = resolution
+
+    def read_records(self) -> list[RawRecord]:
+        sets_p = self.root / "koniq10k_distributions_sets.csv"
+        scores_p = self.root / "koniq10k_scores_and_distributions.csv"
+        if not sets_p.is_file() and not scores_p.is_file():
+            need_file(self.root, self.info.score_files, self.name, self.info.layout)  # raises
+        values: dict[str, dict[str, float]] = {}
+        split: dict[str, str] = {}
+        order: list[str] = []
+        if sets_p.is_file():
+            t = read_csv(sets_p)
+            name, mos, st = t.column("image_name"), t.column("MOS"), t.column("set")
+            for i, r in enumerate(t.rows, start=2):
+                n = r[name]
+                order.append(n)
+                values[n] = {"mos": to_float(r[mos], f"{sets_p}:{i}")}
+                split[n] = r[st]
+        if scores_p.is_file():
+            t = read_csv(scores_p)
+            name, mos = t.column("image_name"), t.column("MOS")
+            z = t.column("MOS_zscore", required=False)
+            for i, r in enumerate(t.rows, start=2):
+                n = r[name]
+                if n not in values:
+                    order.append(n)
+                    values[n] = {}
+                values[n]["mos_1to5"] = to_float(r[mos], f"{scores_p}:{i}")
+                if z is not None:
+                    values[n].setdefault("mos", to_float(r[z], f"{scores_p}:{i}"))
+        img_dir = find_image_dir(self.root, (self.resolution, "512x384", "1024x768", "images", ""), order)
+        return [RawRecord(img_dir / n, values[n], split.get(n)) for n in order]
+
+
+# --------------------------------------------------------------------------------------------------
+# CLIVE
+
+_CLIVE_LAYOUT = """  ROOT/Data/AllImages_release.mat   (variable AllImages_release: 1169x1 cell of file names)
+  ROOT/Data/AllMOS_release.mat      (variable AllMOS_release: 1x1169 MOS, 0-100)
+  ROOT/Data/AllStdDev_release.mat   (optional: AllStdDev_release)
+  ROOT/Images/<name>                (the first 7 entries, the training images, are dropped)"""
+
+
+class CLIVE(IQADataset):
+    """LIVE In the Wild Image Quality Challenge (Ghadiyaram & Bovik, 2016): 1,162 photos, MOS 0-100.
+
+    Score files: the official MATLAB files ``Data/AllImages_release.mat`` (``AllImages_release``) and
+    ``Data/AllMOS_release.mat`` (``AllMOS_release``), matched by position; ``AllStdDev_release.mat``
+    goes to ``meta`` when present. As is standard, the first 7 entries (the training images
+    t1.bmp..t7.bmp, stored in Images/trainingImages/) are dropped, leaving 1,162. For the
+    ``clive-dev`` subset that ships as ``mos.csv`` (image,original_name,mos,std), use the ``folder``
+    adapter.
+    """
+
+    N_TRAINING_IMAGES = 7
+
+    info = DatasetInfo(
+        name="clive",
+        full_name="LIVE In the Wild Image Quality Challenge (CLIVE / LIVEC, 1,162 photos)",
+        kind="authentic",
+        targets={"mos": TargetInfo("AllMOS_release", (0.0, 100.0), True, "MOS, 0-100")},
+        default_target="mos",
+        score_files=("Data/AllImages_release.mat", "Data/AllMOS_release.mat"),
+        layout=_CLIVE_LAYOUT,
+        official_split=None,
+        citation="Ghadiyaram & Bovik, Massive Online Crowdsourced Study of Subjective and Objective "
+        "Picture Quality, IEEE TIP 2016",
+        url="https://live.ece.utexas.edu/research/ChallengeDB/",
+    )
+
+    def read_records(self) -> list[RawRecord]:
+        img_p = need_file(self.root, ("Data/AllImages_release.mat",), self.name, self.info.layout)
+        mos_p = need_file(self.root, ("Data/AllMOS_release.mat",), self.name, self.info.layout)
+        names = mat_strings(mat_var(load_mat(img_p), img_p, "AllImages_release"))
+        mos = mat_numbers(mat_var(load_mat(mos_p), mos_p, "AllMOS_release"))
+        if len(names) != len(mos):
+            raise AttiqaError(f"{img_p}: {len(names)} image names but {len(mos)} MOS values in {mos_p}")
+        std_p = self.root / "Data" / "AllStdDev_release.mat"
+        std = (
+            mat_numbers(mat_var(load_mat(std_p), std_p, "AllStdDev_release"))
+            if std_p.is_file()
+            else np.full(len(mos), np.nan)
+        )
+        k = self.N_TRAINING_IMAGES
+        img_dir = self.root / "Images"
+        return [
+            RawRecord(img_dir / n, {"mos": float(m)}, meta={"std": f"{s:.6g}"})
+            for n, m, s in zip(names[k:], mos[k:], std[k:], strict=True)
+        ]
+
+
+# --------------------------------------------------------------------------------------------------
+# SPAQ
+
+_SPAQ_XLSX = "Annotations/MOS and Image attribute scores.xlsx"
+_SPAQ_LAYOUT = f"""  ROOT/{_SPAQ_XLSX}
+      (columns: Image name, MOS, Brightness, Colorfulness, Contrast, Noisiness, Sharpness;
+       a .csv with the same name and columns is accepted too)
+  ROOT/TestImage/<Image name>"""
+
+_SPAQ_ATTRS = ("brightness", "colorfulness", "contrast", "noisiness", "sharpness")
+
+
+class SPAQ(IQADataset):
+    """SPAQ (Fang et al., 2020): 11,125 smartphone photos, MOS and five attribute scores (0-100).
+
+    Score file: ``Annotations/MOS and Image attribute scores.xlsx`` as distributed with the dataset,
+    read by column name (``Image name, MOS, Brightness, Colorfulness, Contrast, Noisiness,
+    Sharpness``) with openpyxl (optional dependency: a clear error names it when missing; a CSV export
+    with the same columns is read without it). The column names follow the dataset's documentation;
+    the file itself could not be checked offline. Targets: ``mos`` (default) and the five attributes;
+    all are read as "higher is better" (for noisiness: higher = less noisy, as in attiqa's attribute
+    convention — SPAQ reports all five ratings correlating positively with MOS; unverified offline).
+    """
+
+    info = DatasetInfo(
+        name="spaq",
+        full_name="SPAQ (Smartphone Photography Attribute and Quality, 11,125 photos)",
+        kind="authentic",
+        targets={
+            "mos": TargetInfo("MOS", (0.0, 100.0), True, "MOS, 0-100"),
+            **{a: TargetInfo(a.capitalize(), (0.0, 100.0), True, f"{a} rating, 0-100") for a in _SPAQ_ATTRS},
+        },
+        default_target="mos",
+        score_files=(_SPAQ_XLSX,),
+        layout=_SPAQ_LAYOUT,
+        official_split=None,
+        citation="Fang et al., Perceptual Quality Assessment of Smartphone Photography, CVPR 2020",
+        url="https://github.com/h4nwei/SPAQ",
+        verified=False,
+    )
+
+    def read_records(self) -> list[RawRecord]:
+        csv_alt = str(Path(_SPAQ_XLSX).with_suffix(".csv"))
+        path = need_file(self.root, (_SPAQ_XLSX, csv_alt), self.name, self.info.layout)
+        t = read_table(path, header_has=("Image name", "MOS"))
+        name = t.column("Image name", "Image_name", "image")
+        cols = {k: t.column(v.column) for k, v in self.info.targets.items()}
+        img_dir = self.root / "TestImage"
+        out = []
+        for i, r in enumerate(t.rows, start=2):
+            n = str(r[name]).strip()
+            out.append(
+                RawRecord(img_dir / n, {k: to_float(r.get(c), f"{path}:{i}") for k, c in cols.items()})
+            )
+        return out
+
+
+# --------------------------------------------------------------------------------------------------
+# FLIVE (PaQ-2-PiQ)
+
+_FLIVE_LAYOUT = """\
+  ROOT/labels_image.csv   (or ROOT/database/labels_image.csv; name_image|name, mos_image|mos
+                           and optionally set|split with train/val/test)
+  ROOT/database/<name>    (names include their sub-folder, e.g. voc_emotic_ava/xxx.jpg)"""
+
+
+class FLIVE(IQADataset):
+    """FLIVE / PaQ-2-PiQ (Ying et al., 2020): ~39.8k in-the-wild pictures (patches are not used here:
+    the paper, Table 2 note, compares on full images).
+
+    Score file: ``labels_image.csv`` of the PaQ-2-PiQ release. NOT verifiable offline: the column
+    names are taken from the release as we remember it (``name_image``/``mos_image``; ``name``/``mos``
+    also accepted) and MOS is on 0-100. The paper follows FLIVE's official split (§4.1); it is read
+    from a ``set`` or ``split`` column when the file has one (train/val/test, or training/validation/
+    test). If your copy keeps the split elsewhere, add such a column — without it, protocols fall
+    back to random 80/20 splits.
+    """
+
+    info = DatasetInfo(
+        name="flive",
+        full_name="FLIVE / PaQ-2-PiQ (39,810 pictures; patches not used)",
+        kind="authentic",
+        targets={"mos": TargetInfo("mos_image", (0.0, 100.0), True, "MOS, 0-100")},
+        default_target="mos",
+        score_files=("labels_image.csv", "database/labels_image.csv"),
+        layout=_FLIVE_LAYOUT,
+        official_split="train/val/test of the PaQ-2-PiQ release (read from a set/split column)",
+        citation="Ying et al., From Patches to Pictures (PaQ-2-PiQ): Mapping the Perceptual Space of "
+        "Picture Quality, CVPR 2020",
+        url="https://github.com/baidut/PaQ-2-PiQ",
+        verified=False,
+    )
+
+    def read_records(self) -> list[RawRecord]:
+        path = need_file(self.root, self.info.score_files, self.name, self.info.layout)
+        t = read_table(path)
+        name = t.column("name_image", "name", "image")
+        mos = t.column("mos_image", "mos", "MOS")
+        split = t.column("set", "split", required=False)
+        names = [r[name] for r in t.rows]
+        img_dir = find_image_dir(self.root, ("database", "", "images"), names)
+        return [
+            RawRecord(img_dir / n, {"mos": to_float(r[mos], f"{path}:{i}")}, r[split] if split else None)
+            for i, (n, r) in enumerate(zip(names, t.rows, strict=True), start=2)
+        ]
+
+
+# --------------------------------------------------------------------------------------------------
+# AVA
+
+_AVA_LAYOUT = """  ROOT/AVA.txt            (whitespace-separated, no header: index, image id, 10 vote counts,
+                           semantic tag 1, semantic tag 2, challenge id)
+  ROOT/images/<id>.jpg
+  ROOT/aesthetics_image_lists/generic_test.jpgl   (optional: test image ids, one per line)"""
+
+
+class AVA(IQADataset):
+    """AVA (Murray et al., 2012): ~255k photos with 1-10 aesthetic vote histograms.
+
+    Score file: the official ``AVA.txt`` (whitespace-separated, no header — so columns are by
+    position, as documented in the dataset's readme: index, image id, counts of votes 1..10, two
+    semantic tags, challenge id). MOS = the vote-weighted mean score (1-10). The paper uses AVA's
+    official split (§4.1): test ids are read from ``aesthetics_image_lists/generic_test.jpgl`` when
+    present (other images = train). Which list counts as "the" official split could not be checked
+    offline; pass ``test_list=`` to use another one.
+    """
+
+    info = DatasetInfo(
+        name="ava",
+        full_name="AVA (Aesthetic Visual Analysis, ~255k photos)",
+        kind="aesthetic",
+        targets={"mos": TargetInfo("mean of vote counts 1..10", (1.0, 10.0), True, "mean aesthetic score")},
+        default_target="mos",
+        score_files=("AVA.txt",),
+        layout=_AVA_LAYOUT,
+        official_split="test ids in aesthetics_image_lists/generic_test.jpgl (others train); unverified",
+        citation="Murray, Marchesotti & Perronnin, AVA: A Large-Scale Database for Aesthetic Visual "
+        "Analysis, CVPR 2012",
+        url="https://github.com/imfing/ava_downloader",
+        verified=False,
+    )
+
+    def __init__(
+        self, root: str | Path, target: str | None = None, test_list: str | Path | None = None
+    ) -> None:
+        super().__init__(root, target)
+        self.test_list = (
+            Path(test_list) if test_list else self.root / "aesthetics_image_lists/generic_test.jpgl"
+        )
+
+    def read_records(self) -> list[RawRecord]:
+        path = need_file(self.root, self.info.score_files, self.name, self.info.layout)
+        test_ids: set[str] | None = None
+        if self.test_list.is_file():
+            test_ids = {ln.strip() for ln in self.test_list.read_text().splitlines() if ln.strip()}
+        img_dir = self.root / "images"
+        scores = np.arange(1, 11, dtype=np.float64)
+        out = []
+        with open(path, encoding="utf-8") as fh:
+            for i, line in enumerate(fh, start=1):
+                parts = line.split()
+                if not parts:
+                    continue
+                if len(parts) < 12:
+                    raise AttiqaError(f"{path}:{i}: expected at least 12 fields (index, id, 10 counts)")
+                try:
+                    counts = np.array([float(x) for x in parts[2:12]])
+                except ValueError:
+                    raise AttiqaError(f"{path}:{i}: vote counts are not numbers — is this AVA.txt?") from None
+                total = counts.sum()
+                mos = float((counts * scores).sum() / total) if total > 0 else float("nan")
+                img_id = parts[1]
+                split = None if test_ids is None else ("test" if img_id in test_ids else "train")
+                out.append(
+                    RawRecord(img_dir / f"{img_id}.jpg", {"mos": mos}, split, meta={"votes": f"{int(total)}"})
+                )
+        return out

@@ -1,0 +1,136 @@
+"""Per-(model, image) score cache, so evaluating again (another target, another split, a rerun after an
+interruption) never rescores an image the same model has already scored.
+
+Key: the scorer's identity (:func:`scorer_identity`: the checkpoint's SHA-256 — not its path — plus the
+scorer's metadata such as crops, and any overrides) + the image's absolute path; an entry is valid only
+while the file's size and mtime are unchanged. Storage: one SQLite file; every batch is written in one
+transaction (WAL journal), so a killed run keeps every finished batch and never leaves a torn file, and
+two processes may share the cache (SQLite locks; writers wait up to a minute).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import sqlite3
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from attiqa.scorers.base import Scorer
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS scores (
+    scorer   TEXT NOT NULL,
+    path     TEXT NOT NULL,
+    size     INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    vals     TEXT NOT NULL,
+    PRIMARY KEY (scorer, path)
+);
+CREATE TABLE IF NOT EXISTS scorers (
+    scorer   TEXT PRIMARY KEY,
+    columns  TEXT NOT NULL,
+    identity TEXT NOT NULL
+);
+"""
+
+
+def default_cache_path() -> Path:
+    """``$ATTIQA_CACHE/eval_scores.sqlite`` (default ``~/.cache/attiqa``), shared by every output folder."""
+    from attiqa.io.checkpoints import cache_dir
+
+    return cache_dir() / "eval_scores.sqlite"
+
+
+def scorer_identity(scorer: Scorer, overrides: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
+    """(short key, full identity) of a scorer. A checkpoint is identified by its SHA-256, so a copied or
+    moved checkpoint keeps its cache and a retrained one at the same path does not reuse stale scores."""
+    from attiqa.io.checkpoints import sha256_of
+
+    meta = dict(scorer.metadata())
+    ident: dict[str, Any] = {"class": type(scorer).__qualname__, "columns": list(scorer.columns)}
+    ckpt = meta.pop("checkpoint", None) or getattr(scorer, "checkpoint", None)
+    if ckpt and Path(ckpt).is_file():
+        ident["checkpoint_sha256"] = sha256_of(ckpt)
+        meta.pop("name", None)  # derived from the card or the file name; the content is the identity
+    elif ckpt:
+        ident["checkpoint"] = str(ckpt)
+    ident["metadata"] = meta
+    if overrides:
+        ident["overrides"] = overrides
+    blob = json.dumps(ident, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:32], ident
+
+
+def file_stamp(path: Path) -> tuple[int, int]:
+    st = path.stat()
+    return int(st.st_size), int(st.st_mtime_ns)
+
+
+def _dump(values: Sequence[float]) -> str:
+    return json.dumps([None if not math.isfinite(v) else float(v) for v in values])
+
+
+def _load(text: str) -> list[float]:
+    return [float("nan") if v is None else float(v) for v in json.loads(text)]
+
+
+class ScoreCache:
+    """SQLite-backed cache (module docstring). Use as a context manager."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.conn = sqlite3.connect(str(self.path), timeout=60.0)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.executescript(SCHEMA)
+        self.conn.commit()
+
+    def __enter__(self) -> ScoreCache:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def register(self, scorer_key: str, columns: Sequence[str], identity: dict[str, Any]) -> None:
+        with self.conn:
+            self.conn.execute(
+                "INSERT OR REPLACE INTO scorers (scorer, columns, identity) VALUES (?, ?, ?)",
+                (scorer_key, json.dumps(list(columns)), json.dumps(identity, default=str)),
+            )
+
+    def lookup(self, scorer_key: str, stamps: dict[str, tuple[int, int]]) -> dict[str, list[float]]:
+        """Cached values for the paths whose (size, mtime_ns) still match."""
+        found: dict[str, list[float]] = {}
+        paths = list(stamps)
+        for i in range(0, len(paths), 500):
+            chunk = paths[i : i + 500]
+            q = ",".join("?" * len(chunk))
+            cur = self.conn.execute(
+                f"SELECT path, size, mtime_ns, vals FROM scores WHERE scorer = ? AND path IN ({q})",
+                (scorer_key, *chunk),
+            )
+            for path, size, mtime, vals in cur:
+                if stamps.get(path) == (size, mtime):
+                    found[path] = _load(vals)
+        return found
+
+    def store(self, scorer_key: str, rows: Iterable[tuple[str, tuple[int, int], Sequence[float]]]) -> None:
+        """Write ``(path, (size, mtime_ns), values)`` rows in ONE transaction."""
+        with self.conn:
+            self.conn.executemany(
+                "INSERT OR REPLACE INTO scores (scorer, path, size, mtime_ns, vals) VALUES (?, ?, ?, ?, ?)",
+                [(scorer_key, p, s[0], s[1], _dump(v)) for p, s, v in rows],
+            )
+
+    def count(self, scorer_key: str | None = None) -> int:
+        if scorer_key is None:
+            return int(self.conn.execute("SELECT COUNT(*) FROM scores").fetchone()[0])
+        return int(
+            self.conn.execute("SELECT COUNT(*) FROM scores WHERE scorer = ?", (scorer_key,)).fetchone()[0]
+        )
