@@ -58,7 +58,7 @@ def datasets_cmd(
 
     infos = list_datasets() if name is None else [DATASETS[resolve_name(name)].info]
     table = Table(title="datasets (use with `attiqa eval NAME --root PATH`)", show_lines=True)
-    for c in ("name", "dataset", "targets (range, direction)", "official files", "split", "verified"):
+    for c in ("name", "dataset", "targets (range, direction)", "official files", "split", "format checked"):
         table.add_column(c, overflow="fold")
     for info in infos:
         targets = "\n".join(
@@ -77,7 +77,7 @@ def datasets_cmd(
             targets,
             "\n".join(info.score_files),
             info.official_split or "none (random 80/20)",
-            "yes" if info.verified else "partly (see `attiqa datasets NAME`)",
+            "on a real file" if info.verified else "from docs (see `attiqa datasets NAME`)",
         )
     stdout.print(table)
     if name is None:

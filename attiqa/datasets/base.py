@@ -69,7 +69,7 @@ class DatasetInfo:
     citation: str
     url: str = ""
     notes: str = ""
-    verified: bool = True  # False: the official format could not be checked offline (see the adapter)
+    verified: bool = True  # the score-file format was checked on a real file; False: see the adapter
 
     @property
     def mos_range(self) -> tuple[float, float]:

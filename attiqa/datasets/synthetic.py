@@ -47,13 +47,16 @@ _KADID_LAYOUT = """  ROOT/dmos.csv         (dist_img,ref_img,dmos,var)
 class KADID10k(IQADataset):
     """KADID-10k (Lin, Hosu & Saupe, 2019): 81 references x 25 distortions x 5 levels = 10,125 images.
 
-    Score file: the official ``dmos.csv`` (columns ``dist_img, ref_img, dmos, var``; verified against
-    the values redistributed by the ``iqadataset`` package). Direction — decided and documented: the
-    column is called ``dmos`` but holds the mean of degradation-category ratings (DCR) on 1-5, where
-    5 = "imperceptible" and 1 = "very annoying", so HIGHER IS BETTER and nothing is flipped. This
-    matches the KADID-10k paper (DCR scale), the ``iqadataset`` package (which stores it as a plain
-    score) and the data: for every reference, the score falls as the distortion level rises (e.g.
-    I01 Gaussian blur 4.57, 4.33, ... for levels 1, 2, ...). ``var`` goes to ``meta``.
+    Score file: the official ``dmos.csv``, columns ``dist_img, ref_img, dmos, var`` (names from the
+    dataset's documentation — the file itself is not available offline; the image names and values
+    were checked against the copy the ``iqadataset`` package redistributes).
+
+    Direction — decided and documented: the column is called ``dmos`` but holds the mean of
+    degradation-category ratings (DCR) on 1-5, where 5 = "imperceptible" and 1 = "very annoying", so
+    HIGHER IS BETTER and nothing is flipped. This matches the KADID-10k paper (DCR scale), the
+    ``iqadataset`` package (which stores it as a plain score) and the data: within each reference and
+    distortion, the score falls as the level rises (I01 Gaussian blur: 4.57, 4.33, ... for levels 1,
+    2, ...; tests/test_datasets.py checks this over all 2,025 groups). ``var`` goes to ``meta``.
     """
 
     info = DatasetInfo(
@@ -70,6 +73,7 @@ class KADID10k(IQADataset):
         citation="Lin, Hosu & Saupe, KADID-10k: A Large-scale Artificially Distorted IQA Database, "
         "QoMEX 2019",
         url="https://database.mmsp-kn.de/kadid-10k-database.html",
+        verified=False,
     )
 
     def read_records(self) -> list[RawRecord]:
@@ -267,9 +271,10 @@ class TID2013(IQADataset):
     """TID2013 (Ponomarenko et al., 2015): 25 references x 24 distortions x 5 levels = 3,000 images.
 
     Score file: the official ``mos_with_names.txt``: no header, one ``<MOS> <file name>`` pair per line
-    (so fields are by position; verified against the scores and names the ``iqadataset`` package
-    redistributes). MOS 0-9 (observed 0.24-7.21), higher is better. The list writes ``I01_01_1.bmp``
-    while the archive holds ``i01_01_1.bmp``: names are resolved case-insensitively.
+    (so fields are by position; the format is from the release's readme — the file is not available
+    offline — and the names and scores were checked against the copy ``iqadataset`` redistributes).
+    MOS 0-9 (observed 0.24-7.21), higher is better. The list writes ``I01_01_1.bmp`` while the
+    archive holds ``i01_01_1.bmp``: names are resolved case-insensitively.
     """
 
     info = DatasetInfo(
@@ -284,6 +289,7 @@ class TID2013(IQADataset):
         citation="Ponomarenko et al., Image Database TID2013: Peculiarities, Results and Perspectives, "
         "Signal Processing: Image Communication 2015",
         url="https://www.ponomarenko.info/tid2013.htm",
+        verified=False,
     )
 
     def read_records(self) -> list[RawRecord]:
@@ -323,7 +329,8 @@ class PIPAL(IQADataset):
     distorted images incl. GAN-based restoration outputs, with ELO scores (higher is better).
 
     Score files: ``Train_Label/*.txt``, one per reference, lines ``name,score`` without a header (fields
-    by position; verified against the names and scores redistributed by ``iqadataset``). The distorted
+    by position; the format is from the release as we know it, not checkable offline; names and scores
+    were checked against the copy ``iqadataset`` redistributes). The distorted
     images are found by name in ``Train_Dis/`` or ``Distortion_1..4/``. The ELO range is nominal: the
     training labels span about 917-1836; we use 900-1900.
     """
@@ -340,6 +347,7 @@ class PIPAL(IQADataset):
         citation="Jinjin et al., PIPAL: a Large-Scale Image Quality Assessment Dataset for Perceptual "
         "Image Restoration, ECCV 2020",
         url="https://github.com/HaomingCai/PIPAL-dataset",
+        verified=False,
     )
 
     def read_records(self) -> list[RawRecord]:

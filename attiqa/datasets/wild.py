@@ -110,7 +110,9 @@ class CLIVE(IQADataset):
     """LIVE In the Wild Image Quality Challenge (Ghadiyaram & Bovik, 2016): 1,162 photos, MOS 0-100.
 
     Score files: the official MATLAB files ``Data/AllImages_release.mat`` (``AllImages_release``) and
-    ``Data/AllMOS_release.mat`` (``AllMOS_release``), matched by position; ``AllStdDev_release.mat``
+    ``Data/AllMOS_release.mat`` (``AllMOS_release``), matched by position (variable names from the
+    release; the .mat files are not available offline — the MOS values were checked on the clive-dev
+    subset); ``AllStdDev_release.mat``
     goes to ``meta`` when present. As is standard, the first 7 entries (the training images
     t1.bmp..t7.bmp, stored in Images/trainingImages/) are dropped, leaving 1,162. For the
     ``clive-dev`` subset that ships as ``mos.csv`` (image,original_name,mos,std), use the ``folder``
@@ -131,6 +133,7 @@ class CLIVE(IQADataset):
         citation="Ghadiyaram & Bovik, Massive Online Crowdsourced Study of Subjective and Objective "
         "Picture Quality, IEEE TIP 2016",
         url="https://live.ece.utexas.edu/research/ChallengeDB/",
+        verified=False,
     )
 
     def read_records(self) -> list[RawRecord]:

@@ -1,0 +1,160 @@
+"""`attiqa eval`, `attiqa datasets`, `attiqa bench` as a user runs them (subprocess, real files)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from test_evaluation import degraded_agiqa3k_root
+
+from attiqa.distortions import apply_distortion
+
+ATTIQA = [sys.executable, "-m", "attiqa.cli"]
+
+
+def run(*args, cache: Path | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """The real command in a fresh process (what a user gets, exit code and all)."""
+    env = dict(os.environ, COLUMNS="200")
+    if cache is not None:
+        env["ATTIQA_CACHE"] = str(cache)
+    return subprocess.run(
+        [*ATTIQA, *map(str, args)], capture_output=True, text=True, timeout=300, env=env, cwd=cwd
+    )
+
+
+@pytest.fixture()
+def cli(monkeypatch, capsys):
+    """The same entry point (``attiqa.cli.main``: exit codes, one-line errors) in this process — fast."""
+    from attiqa.cli import main
+
+    def invoke(*args) -> subprocess.CompletedProcess:
+        monkeypatch.setattr(sys, "argv", ["attiqa", *map(str, args)])
+        monkeypatch.setenv("COLUMNS", "200")
+        code = 0
+        try:
+            main()
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        out = capsys.readouterr()
+        return subprocess.CompletedProcess(args, code, out.out, out.err)
+
+    return invoke
+
+
+def test_help_explains_every_option(cli):
+    out = cli("eval", "--help").stdout
+    for opt in ("--root", "--model", "--target", "--out", "--batch-size", "--workers", "--device", "--csv"):
+        assert opt in out
+    assert "mos_align" in out and "summary.json" in out
+    out = cli("bench", "--help").stdout
+    for word in (
+        "single",
+        "cross",
+        "data-efficient",
+        "linear-probe",
+        "--data",
+        "--config",
+        "--init",
+        "--repeats",
+    ):
+        assert word in out
+    assert "eval" in cli("--help").stdout and "datasets" in cli("--help").stdout
+
+
+def test_datasets_lists_the_registry_and_details_one(cli):
+    res = cli("datasets")
+    assert res.returncode == 0
+    for name in ("agiqa3k", "koniq10k", "clive", "spaq", "kadid10k", "live", "csiq", "tid2013", "folder"):
+        assert name in res.stdout
+    assert "DMOS" in res.stdout
+    res = cli("datasets", "clive")
+    assert res.returncode == 0 and "AllMOS_release" in res.stdout and "first 7" in res.stdout
+    res = run("datasets", "cliv3")  # a real process: exit code 2, one line
+    assert res.returncode == 2 and "did you mean clive" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_eval_agiqa3k_is_one_command_and_the_second_target_uses_the_cache(tmp_path, photos):
+    degraded_agiqa3k_root(tmp_path / "AGIQA-3K", photos, n=16)
+    cache = tmp_path / "cache"
+    res = run(
+        "eval", "agiqa3k", "--root", tmp_path / "AGIQA-3K", "-m", "classical", "-w", "0", "-q",
+        cache=cache, cwd=tmp_path,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert "SROCC" in res.stdout and "PLCC (logistic)" in res.stdout
+    assert "16 scored, 0 from cache" in res.stderr
+    summary = json.loads((tmp_path / "runs/eval/agiqa3k-mos_quality-classical/summary.json").read_text())
+    assert summary["target"] == "mos_quality" and summary["n"] == 16
+    res = run(
+        "eval", "agiqa3k", "--root", tmp_path / "AGIQA-3K", "-m", "classical", "--target", "mos_align",
+        "-o", tmp_path / "align", "-w", "0", "-q", cache=cache,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert "0 scored, 16 from cache" in res.stderr
+    summary = json.loads((tmp_path / "align" / "summary.json").read_text())
+    assert summary["target"] == "mos_align" and summary["n_cached"] == 16
+    assert (cache / "eval_scores.sqlite").is_file()
+
+
+def test_eval_folder_with_csv_and_one_line_errors(tmp_path, photos, cli):
+    d = tmp_path / "imgs"
+    d.mkdir()
+    lines = ["image,mos"]
+    for i, (name, img) in enumerate(photos.items()):
+        small = img.resize((48, 48))
+        for lv in (0, 3):
+            apply_distortion(small, "gaussian_noise", lv, seed=i).save(d / f"{name}{lv}.png")
+            lines.append(f"{name}{lv}.png,{5 - lv}")
+    (tmp_path / "scores.csv").write_text("\n".join(lines) + "\n")
+    res = cli(
+        "eval", "folder", "--root", d, "--csv", tmp_path / "scores.csv", "-m", "classical",
+        "-o", tmp_path / "o", "-w", "0", "-q", "--no-cache",
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert json.loads((tmp_path / "o" / "summary.json").read_text())["n"] == 10
+
+    res = cli("eval", "agiqa3", "--root", d, "-m", "classical")
+    assert res.returncode == 2 and "did you mean agiqa3k" in res.stderr and "Traceback" not in res.stderr
+    res = cli("eval", "koniq10k", "--root", d, "--csv", tmp_path / "scores.csv")
+    assert res.returncode == 2 and "--csv is for the folder adapter" in res.stderr
+    (d / "coffee3.png").unlink()
+    res = cli("eval", "folder", "--root", d, "--csv", tmp_path / "scores.csv", "-m", "classical")
+    assert res.returncode == 2 and "1 of 10 images are missing" in res.stderr and "coffee3.png" in res.stderr
+    assert "Traceback" not in res.stderr and "scoring" not in res.stderr
+
+
+@pytest.mark.parametrize("protocol", ["single"])
+def test_bench_command_writes_the_table(tmp_path, photos, protocol, cli):
+    d = tmp_path / "set"
+    d.mkdir()
+    lines = ["image,mos"]
+    for name, img in photos.items():
+        small = img.resize((56, 56), Image.BICUBIC)
+        for lv in range(4):
+            apply_distortion(small, "gaussian_blur", lv).save(d / f"{name}{lv}.png")
+            lines.append(f"{name}{lv}.png,{4 - lv}")
+    (d / "mos.csv").write_text("\n".join(lines) + "\n")
+    cfg = tmp_path / "ft.yaml"
+    cfg.write_text(
+        "backbone: tiny\npretrained_backbone: false\nhead_hidden: 16\nmos_hidden: 16\nbatch_size: 8\n"
+        "resize_shorter: 48\ncrop_size: 40\nnum_workers: 0\n"
+    )
+    res = cli(
+        "bench", protocol, "-d", f"Blur:folder={d / 'mos.csv'}", "-c", cfg, "--epochs", "1",
+        "--device", "cpu", "-n", "2", "-o", tmp_path / "b", "-q",
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert "| Methods | Blur |" in res.stdout and "SROCC | PLCC" in res.stdout
+    doc = json.loads((tmp_path / "b" / f"{protocol}.json").read_text())
+    assert (
+        len(doc["runs"]) == 2 and doc["base_config"]["epochs"] == 1 and doc["base_config"]["device"] == "cpu"
+    )
+    res = cli("bench", "singel", "-d", f"folder={d}", "-c", cfg)
+    assert res.returncode == 2 and "did you mean single" in res.stderr
+    res = cli("bench", "single", "-d", "nonsense", "-c", cfg)
+    assert res.returncode == 2 and "[LABEL:]NAME=ROOT" in res.stderr

@@ -1,0 +1,243 @@
+"""Logistic fit, scatter plot, score cache and ``evaluate`` on real photos degraded at known levels."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from attiqa.datasets import get_dataset
+from attiqa.distortions import apply_distortion
+from attiqa.errors import AttiqaError
+from attiqa.evaluation.cache import ScoreCache, scorer_identity
+from attiqa.evaluation.evaluate import evaluate
+from attiqa.evaluation.logistic import fit_logistic, fitted_metrics, logistic4, plcc_after_fit
+from attiqa.evaluation.metrics import correlations, plcc, rmse
+from attiqa.evaluation.plots import scatter_plot
+from attiqa.scorers import load_scorer
+
+SCORES = Path(__file__).resolve().parents[2] / "shared" / "data" / "scores"
+
+# ------------------------------------------------------------------------------------------------------
+# Logistic fit
+
+
+def test_logistic_fit_recovers_the_generating_curve():
+    rng = np.random.default_rng(0)
+    truth = (4.5, 1.2, 30.0, 6.0)
+    x = rng.uniform(0, 60, 400)
+    fit = fit_logistic(x, logistic4(x, *truth))
+    assert fit.method == "logistic"
+    assert np.allclose(fit.params, truth, rtol=1e-3)
+    assert np.allclose(fit(x), logistic4(x, *truth), atol=1e-6)
+
+
+def test_logistic_fit_is_scale_free_and_handles_decreasing_relations():
+    rng = np.random.default_rng(1)
+    x = rng.uniform(0, 1, 300)
+    y = logistic4(x, 90, 10, 0.6, 0.08) + rng.normal(0, 3, 300)
+    base = plcc_after_fit(x, y)
+    assert base > plcc(x, y)  # the curve saturates: a line fits worse
+    assert plcc_after_fit(x * 1e6 + 5e8, y) == pytest.approx(base, abs=1e-6)
+    down = fit_logistic(-x, y)
+    assert down.method == "logistic" and plcc_after_fit(-x, y) == pytest.approx(base, abs=1e-6)
+    assert down(np.array([-1.0]))[0] > down(np.array([0.0]))[0]  # decreasing in x
+    m = fitted_metrics(x, y)
+    assert m["rmse_fit"] == pytest.approx(rmse(m["fit"](x), y)) and m["rmse_fit"] < np.std(y)
+
+
+def test_logistic_fit_degenerate_inputs_and_fallback():
+    assert fit_logistic([1, 1, 1, 1, 1, 1], [1, 2, 3, 4, 5, 6]).method == "none"
+    assert np.isnan(plcc_after_fit([1, 1, 1, 1, 1, 1], [1, 2, 3, 4, 5, 6]))
+    assert fit_logistic([1, 2, 3], [1, 3, 2]).method == "linear"  # too few points for 4 parameters
+    x = np.array([1, 2, 3, 4, 5, 6, np.nan, 8.0])
+    y = np.array([1, 2, 3, 4, 5, 6, 7, np.inf])
+    assert fit_logistic(x, y).n == 6  # non-finite pairs dropped
+    rng = np.random.default_rng(2)
+    xs, ys = rng.normal(size=50), rng.normal(size=50)
+    failed = fit_logistic(xs, ys, maxfev=1)  # the optimiser cannot converge in one evaluation
+    assert failed.method == "linear" and "linear" in failed.message
+    assert plcc(failed(xs), ys) == pytest.approx(abs(plcc(xs, ys)))
+
+
+def test_scatter_plot_writes_a_png_atomically(tmp_path):
+    rng = np.random.default_rng(3)
+    x = rng.uniform(size=100)
+    out = scatter_plot(x, 3 * x + rng.normal(0, 0.1, 100), tmp_path / "p" / "s.png", title="t")
+    with Image.open(out) as im:
+        assert im.format == "PNG" and im.size[0] > 300
+    assert [p.name for p in out.parent.iterdir()] == ["s.png"]
+
+
+# ------------------------------------------------------------------------------------------------------
+# Cache
+
+
+def test_cache_is_keyed_by_identity_path_size_and_mtime(tmp_path):
+    img = tmp_path / "a.png"
+    Image.new("RGB", (8, 8)).save(img)
+    st = img.stat()
+    stamp = (st.st_size, st.st_mtime_ns)
+    with ScoreCache(tmp_path / "c.sqlite") as c:
+        c.store("k1", [(str(img), stamp, [0.5, float("nan")])])
+        got = c.lookup("k1", {str(img): stamp})[str(img)]
+        assert got[0] == 0.5 and np.isnan(got[1])
+        assert c.lookup("k2", {str(img): stamp}) == {}  # another model
+        assert c.lookup("k1", {str(img): (stamp[0], stamp[1] + 1)}) == {}  # file changed
+    k_a, ident = scorer_identity(load_scorer("classical"))
+    assert ident["metadata"]["name"] == "classical"
+    assert k_a == scorer_identity(load_scorer("classical"))[0]
+    assert k_a != scorer_identity(load_scorer("classical"), {"crops": "center"})[0]
+
+
+# ------------------------------------------------------------------------------------------------------
+# evaluate()
+
+
+def degraded_agiqa3k_root(root: Path, photos: dict[str, Image.Image], n: int = 24) -> list[dict[str, str]]:
+    """The first ``n`` rows of the REAL AGIQA-3k data.csv, with real photos degraded as stand-in images."""
+    if not SCORES.is_dir():
+        pytest.skip("../shared/data is not on this machine")
+    with open(SCORES / "agiqa3k_data.csv", newline="") as fh:
+        reader = csv.DictReader(fh)
+        header, rows = reader.fieldnames, [r for _, r in zip(range(n), reader, strict=False)]
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / "data.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=header)
+        w.writeheader()
+        w.writerows(rows)
+    srcs = list(photos.values())
+    for i, r in enumerate(rows):
+        img = srcs[i % len(srcs)]
+        small = img.resize((64, round(64 * img.height / img.width)), Image.BICUBIC)
+        apply_distortion(small, "gaussian_blur", i % 6, seed=i).save(
+            root / r["name"], format="JPEG", quality=92
+        )
+    return rows
+
+
+def test_evaluate_agiqa3k_two_targets_without_rescoring(tmp_path, photos):
+    rows = degraded_agiqa3k_root(tmp_path / "AGIQA-3K", photos)
+    ds = get_dataset("agiqa3k", tmp_path / "AGIQA-3K")
+    scorer = load_scorer("classical")
+    cache = tmp_path / "cache.sqlite"
+    q = evaluate(ds, scorer, tmp_path / "q", cache=cache, num_workers=0, progress=False)
+    assert (q.n, q.n_scored, q.n_cached, q.target) == (24, 24, 0, "mos_quality")
+    a = evaluate(ds, scorer, tmp_path / "a", target="mos_align", cache=cache, num_workers=0, progress=False)
+    assert (a.n, a.n_scored, a.n_cached, a.target) == (24, 0, 24, "mos_align")
+    assert [r["prediction"] for r in a.rows] == [r["prediction"] for r in q.rows]
+    assert [r["mos"] for r in a.rows] == [float(r["mos_align"]) for r in rows]
+
+    # outputs: per-image CSV, JSON summary, scatter PNG — and metrics that match the CSV
+    with open(tmp_path / "q" / "predictions.csv", newline="") as fh:
+        pred_rows = list(csv.DictReader(fh))
+    assert list(pred_rows[0]) == ["image", "mos", "raw", "split", "prediction", *scorer.columns]
+    assert [Path(r["image"]).name for r in pred_rows] == [r["name"] for r in rows]
+    pred = [float(r["prediction"]) for r in pred_rows]
+    mos = [float(r["mos"]) for r in pred_rows]
+    summary = json.loads((tmp_path / "q" / "summary.json").read_text())
+    ref = correlations(pred, mos)
+    for k in ("srocc", "plcc", "krcc"):
+        assert summary[k] == pytest.approx(ref[k], abs=1e-5)
+    assert summary["plcc_fit"] == pytest.approx(plcc_after_fit(pred, mos), abs=1e-5)
+    assert summary["n"] == 24 and summary["dataset"] == "agiqa3k" and summary["target"] == "mos_quality"
+    assert summary["model"]["name"] == "classical" and summary["logistic_fit"]["method"] in (
+        "logistic",
+        "linear",
+    )
+    with Image.open(tmp_path / "q" / "scatter.png") as im:
+        assert im.format == "PNG"
+    assert not [p for p in (tmp_path / "q").iterdir() if p.name.startswith(".")]  # no temp files left
+
+    # a changed image is rescored, the others come from the cache
+    first = ds.items[0].image
+    os.utime(first, ns=(first.stat().st_atime_ns, first.stat().st_mtime_ns + 10**9))
+    again = evaluate(ds, scorer, tmp_path / "q", cache=cache, num_workers=0, progress=False)
+    assert (again.n_scored, again.n_cached) == (1, 23)
+    # other scorer settings are another cache entry
+    other = evaluate(
+        ds, scorer, tmp_path / "o", cache=cache, num_workers=0, progress=False, scorer_overrides={"v": 2}
+    )
+    assert other.n_scored == 24
+
+
+def test_missing_images_fail_before_scoring_and_bad_files_do_not_stop_it(tmp_path, photos):
+    rows = degraded_agiqa3k_root(tmp_path / "R", photos, n=12)
+    ds = get_dataset("agiqa3k", tmp_path / "R")
+    scorer = load_scorer("classical")
+    (tmp_path / "R" / rows[3]["name"]).unlink()
+    (tmp_path / "R" / rows[5]["name"]).write_bytes(b"")
+    cache = tmp_path / "c.sqlite"
+    with pytest.raises(AttiqaError) as exc:
+        evaluate(ds, scorer, tmp_path / "out", cache=cache, num_workers=0, progress=False)
+    msg = str(exc.value)
+    assert "2 of 12 images are missing or unreadable" in msg and rows[3]["name"] in msg and "empty" in msg
+    assert "data.csv" in msg  # the expected layout
+    assert not (tmp_path / "out").exists()
+    assert ScoreCache(cache).count() == 0  # nothing was scored
+
+    skipped = evaluate(
+        ds, scorer, tmp_path / "out", cache=cache, num_workers=0, progress=False, missing="skip"
+    )
+    assert skipped.n == 10 and len(skipped.skipped_missing) == 2
+
+    # a file with a valid header but truncated data is only found when decoded: reported, not fatal
+    shutil.copy(tmp_path / "R" / rows[0]["name"], tmp_path / "R" / rows[3]["name"])
+    Image.new("RGB", (8, 8)).save(tmp_path / "R" / rows[5]["name"], format="JPEG")
+    full = (tmp_path / "R" / rows[7]["name"]).read_bytes()
+    (tmp_path / "R" / rows[7]["name"]).write_bytes(full[: len(full) * 4 // 5])  # header intact
+    res = evaluate(ds, scorer, tmp_path / "out2", cache=False, num_workers=1, progress=False)
+    assert res.n == 11 and [Path(e.path).name for e in res.failed] == [rows[7]["name"]]
+    summary = json.loads((tmp_path / "out2" / "summary.json").read_text())
+    assert summary["failed"][0]["image"].endswith(rows[7]["name"]) and summary["warnings"]
+
+
+def test_evaluate_a_trained_checkpoint_cache_follows_the_file_content(tmp_path, photos):
+    """An ATTIQA checkpoint (tiny backbone, fine-tuned 1 epoch): its 'mos' column is kept apart from the
+    dataset's, and a copy of the checkpoint elsewhere reuses the cache (identity = SHA-256)."""
+    from attiqa.config import FinetuneConfig
+    from attiqa.training.finetune import finetune
+
+    folder = tmp_path / "set"
+    folder.mkdir()
+    lines = ["image,mos,split"]
+    for i, (name, img) in enumerate(photos.items()):
+        small = img.resize((64, round(64 * img.height / img.width)), Image.BICUBIC)
+        for lv in range(4):
+            apply_distortion(small, "gaussian_blur", lv).save(folder / f"{name}{lv}.png")
+            lines.append(f"{name}{lv}.png,{4.5 - lv},{'test' if i == 0 else 'train'}")
+    (folder / "mos.csv").write_text("\n".join(lines) + "\n")
+    cfg = FinetuneConfig(
+        csv=str(folder / "mos.csv"), backbone="tiny", pretrained_backbone=False, head_hidden=16,
+        mos_hidden=16, epochs=1, batch_size=8, resize_shorter=48, crop_size=40, num_workers=0, device="cpu",
+    )  # fmt: skip
+    ckpt = finetune(cfg, None, tmp_path / "run", progress=False).best_checkpoint
+    ds = get_dataset("folder", folder)
+    cache = tmp_path / "c.sqlite"
+    res = evaluate(
+        ds, load_scorer(ckpt), tmp_path / "e1", cache=cache, split="test", num_workers=0, progress=False
+    )
+    assert res.n == 4 and res.split == "test" and all(r["split"] == "test" for r in res.rows)
+    assert all(r["prediction"] == r["model_mos"] for r in res.rows)
+    assert [r["mos"] for r in res.rows] == [4.5, 3.5, 2.5, 1.5]
+    with open(tmp_path / "e1" / "predictions.csv", newline="") as fh:
+        assert next(csv.reader(fh))[:6] == ["image", "mos", "raw", "split", "prediction", "model_mos"]
+    moved = tmp_path / "elsewhere" / "copy.safetensors"
+    moved.parent.mkdir()
+    shutil.copy(ckpt, moved)
+    shutil.copy(ckpt.with_suffix(".json"), moved.with_suffix(".json"))
+    again = evaluate(
+        ds, load_scorer(moved), tmp_path / "e2", cache=cache, split="test", num_workers=0, progress=False
+    )
+    assert (again.n_cached, again.n_scored) == (4, 0)
+    center = evaluate(
+        ds, load_scorer(moved, crops="center"), tmp_path / "e3", cache=cache, split="test", num_workers=0,
+        progress=False,
+    )  # fmt: skip
+    assert center.n_scored == 4  # another transform is another model identity
