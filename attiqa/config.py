@@ -117,6 +117,7 @@ class TrainConfig:
     label: LabelConfig | None = None
     pretrain: PretrainConfig | None = None
     finetune: FinetuneConfig | None = None
+    labels: str | None = None  # an existing label file to pretrain on (instead of running the label stage)
     pretrained_checkpoint: str | None = None  # start finetune from this instead of running pretrain
 
 

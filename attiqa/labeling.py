@@ -184,3 +184,23 @@ def label_images(
 def env_rank_world() -> tuple[int, int]:
     """(rank, world_size) from torchrun's environment, (0, 1) otherwise."""
     return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+
+
+def overall_labels(src: str | Path, dst: str | Path, name: str = "overall") -> Path:
+    """A one-column label file (``image``, ``name``) = the mean of ``src``'s attribute columns.
+
+    For the ablation "a single overall quality pseudo-label instead of five attributes" (paper
+    Table 7) when the teacher has no overall prompt of its own (the ``classical`` teacher).
+    """
+    src, dst = Path(src), Path(dst)
+    table = pq.read_table(src)
+    cols = [c for c in table.column_names if c != "image"]
+    mean = np.mean(np.stack([table.column(c).to_numpy() for c in cols], 1), axis=1).astype(np.float32)
+    meta = read_label_metadata(src)
+    meta = {**meta, "columns": [name], "derived": {"from": str(src), "rule": f"mean of {cols}"}}
+    out = pa.Table.from_arrays(
+        [table.column("image"), pa.array(mean, pa.float32())], schema=_schema([name], meta)
+    )
+    with atomic_path(dst) as tmp:
+        pq.write_table(out, tmp)
+    return dst

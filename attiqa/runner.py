@@ -113,9 +113,12 @@ def run(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> RunRes
         if cfg.pretrain is not None:
             from attiqa.training.pretrain import pretrain
 
-            labels = result.labels or (
-                resolve_in(out_dir, cfg.label.out) if cfg.label else out_dir / "labels.parquet"
-            )
+            if result.labels is not None:
+                labels = result.labels
+            elif cfg.labels:
+                labels = Path(cfg.labels)
+            else:
+                labels = resolve_in(out_dir, cfg.label.out) if cfg.label else out_dir / "labels.parquet"
             result.pretrained = pretrain(cfg.pretrain, labels, out_dir, resume=resume, progress=progress)
         if cfg.finetune is not None:
             from attiqa.training.finetune import finetune

@@ -120,3 +120,17 @@ def test_label_sharded_under_torchrun(photo_dir, tmp_path):
     assert res.returncode == 0, res.stderr[-2000:]
     images = pq.read_table(out).column("image").to_pylist()
     assert sorted(images) == sorted(str(p) for p in paths)
+
+
+def test_overall_labels_for_the_single_label_ablation(photo_dir, tmp_path):
+    from attiqa.labeling import overall_labels
+
+    src = tmp_path / "l.parquet"
+    label_images(discover_images([photo_dir]), create_teacher("classical"), src, num_workers=0)
+    dst = overall_labels(src, tmp_path / "o.parquet")
+    t, o = pq.read_table(src), pq.read_table(dst)
+    assert o.column_names == ["image", "overall"]
+    np.testing.assert_allclose(
+        o.column("overall").to_numpy(), np.mean([t.column(a).to_numpy() for a in ATTRIBUTES], 0), rtol=1e-6
+    )
+    assert read_label_metadata(dst)["columns"] == ["overall"]
