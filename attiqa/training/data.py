@@ -153,8 +153,9 @@ class PseudoLabelDataset(_ImageTableDataset):
 class MosDataset(_ImageTableDataset):
     """A MOS CSV with columns ``image,mos[,split]`` read by name; paths relative to ``image_root``.
 
-    ``image_root`` defaults to the CSV's folder. ``split`` keeps only rows whose split column equals it
-    (an error if the CSV has no split column). Items are ``(image_tensor, mos (float), index)``.
+    ``image_root`` defaults to the CSV's folder (or its ``images/`` subfolder when the files are there).
+    ``split`` keeps only rows whose split column equals it (an error if the CSV has no split column).
+    Items are ``(image_tensor, mos (float), index)``.
     """
 
     def __init__(
@@ -168,6 +169,14 @@ class MosDataset(_ImageTableDataset):
         self.csv_path = Path(csv_path)
         rows = read_mos_csv(self.csv_path)
         root = Path(image_root) if image_root else self.csv_path.resolve().parent
+        first = rows[0]["image"] if rows else ""
+        if (
+            not image_root
+            and first
+            and not _resolve(first, root).exists()
+            and _resolve(first, root / "images").exists()
+        ):
+            root = root / "images"  # the layout ROOT/mos.csv + ROOT/images/ (as the `folder` adapter accepts)
         if split is not None:
             if rows and "split" not in rows[0]:
                 raise AttiqaError(f"{self.csv_path}: no 'split' column to select split {split!r} from")
