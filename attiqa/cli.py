@@ -239,6 +239,29 @@ def check_attributes(
     stdout.print(table)
 
 
+@app.command()
+def export(
+    src: Path = typer.Argument(..., help="A checkpoint from `attiqa train` (.safetensors)."),
+    dst: Path = typer.Argument(..., help="Output .safetensors (its .json card is written beside it)."),
+    half: bool = typer.Option(True, help="Store float tensors as fp16 (half the size; loads as fp32)."),
+    name: str | None = typer.Option(None, help="Model name recorded in the card."),
+    description: str | None = typer.Option(None, help="One-line description recorded in the card."),
+) -> None:
+    """Write a compact copy of a checkpoint for sharing or bundling, and print its SHA-256 (for a
+    named-model table entry). Training state is not copied."""
+    from attiqa.io.checkpoints import load_checkpoint, save_checkpoint, sha256_of
+
+    tensors, card = load_checkpoint(src)
+    card = {k: v for k, v in card.items() if k not in ("format_version", "attiqa_version")}
+    if name:
+        card["name"] = name
+    if description:
+        card["description"] = description
+    card["exported_from"] = str(src)
+    out = save_checkpoint(dst, tensors, card, half=half)
+    console.print(f"[green]{out} ({out.stat().st_size / 1e6:.1f} MB) sha256 {sha256_of(out)}")
+
+
 @app.command("models")
 def models_cmd() -> None:
     """List scorers and named models: kind, score range, direction, what weights they need."""

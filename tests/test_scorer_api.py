@@ -64,3 +64,21 @@ def test_run_folder_and_names(checkpoint):
     assert "classical" in names
     with pytest.raises(ModelLoadError, match="did you mean classical"):
         attiqa.load_scorer("clasical")
+
+
+def test_export_half_precision_copy_scores_the_same(checkpoint, photos, tmp_path):
+    import subprocess
+    import sys
+
+    dst = tmp_path / "small.safetensors"
+    res = subprocess.run(
+        [sys.executable, "-m", "attiqa.cli", "export", str(checkpoint), str(dst), "--name", "mini"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert res.returncode == 0 and "sha256" in res.stderr, res.stderr
+    assert dst.stat().st_size < checkpoint.stat().st_size * 0.6
+    a, b = attiqa.load_scorer(checkpoint), attiqa.load_scorer(dst)
+    assert b.info.name == "mini"
+    sa, sb = a(photos["coffee"]), b(photos["coffee"])
+    for c in a.columns:
+        assert abs(sa[c] - sb[c]) < 0.05 * (1 if c != "mos" else 100)
