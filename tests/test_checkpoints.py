@@ -66,3 +66,14 @@ def test_optimizer_state_roundtrip(tmp_path):
 def test_unknown_named_model_suggests(tmp_path):
     with pytest.raises(ModelLoadError, match="unknown model name"):
         resolve_named_model("no-such-model")
+
+
+def test_files_get_the_usual_permissions(tmp_path):
+    import os
+    import stat
+
+    mask = os.umask(0)
+    os.umask(mask)
+    path = save_checkpoint(tmp_path / "p.safetensors", {"w": torch.zeros(2)}, {})
+    for p in (path, tmp_path / "p.json"):
+        assert stat.S_IMODE(p.stat().st_mode) == 0o666 & ~mask
