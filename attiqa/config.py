@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from attiqa.distortions.graded import DEFAULT_GRADED
 from attiqa.errors import ConfigError
 
 
@@ -25,17 +26,7 @@ class DegradeConfig:
 
     sources: list[str] = field(default_factory=list)  # files and folders
     out: str = "graded"  # relative paths are inside the run folder
-    distortions: list[str] = field(
-        default_factory=lambda: [
-            "gaussian_blur",
-            "contrast",
-            "brightness_down",
-            "brightness_up",
-            "saturation_down",
-            "gaussian_noise",
-            "iso_noise",
-        ]
-    )
+    distortions: list[str] = field(default_factory=lambda: list(DEFAULT_GRADED))
     levels: list[int] = field(default_factory=lambda: [1, 3, 5])
     variants_per_source: int | None = None  # None = every distortion x level
     max_side: int | None = None
@@ -224,16 +215,20 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return data
 
 
+def read_yaml(path: Path) -> Any:
+    """Parse a YAML file; a syntax error becomes a one-line :class:`ConfigError` naming the file."""
+    try:
+        return yaml.safe_load(Path(path).read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+
+
 def load_config(path: str | Path, overrides: list[str] | None = None) -> TrainConfig:
     """Read a YAML run config (plus ``key=value`` overrides); errors name the file and the key."""
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"{path}: config file not found")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
-    data = apply_overrides(data, overrides or [])
+    data = apply_overrides(read_yaml(path), overrides or [])
     try:
         return from_dict(TrainConfig, data, where=path.name)
     except ConfigError as exc:

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from attiqa.distortions.graded import DEFAULT_GRADED
 from attiqa.io.atomic import atomic_path
 
 # scikit-image's bundled photographs (files inside the package, no network needed).
@@ -31,15 +32,7 @@ DEMO_PHOTOS: tuple[str, ...] = (
     "grass",
     "gravel",
 )
-DEMO_DISTORTIONS: tuple[str, ...] = (
-    "gaussian_blur",
-    "contrast",
-    "brightness_down",
-    "brightness_up",
-    "saturation_down",
-    "gaussian_noise",
-    "iso_noise",
-)
+DEMO_DISTORTIONS: tuple[str, ...] = DEFAULT_GRADED
 DEMO_LEVELS: tuple[int, ...] = (1, 3, 5)
 
 

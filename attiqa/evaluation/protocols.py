@@ -33,9 +33,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from attiqa.config import FinetuneConfig, from_dict, to_dict
+from attiqa.config import FinetuneConfig, from_dict, read_yaml, to_dict
 from attiqa.datasets.base import DatasetItem, IQADataset
 from attiqa.errors import AttiqaError, ConfigError
 from attiqa.io.atomic import write_json_atomic, write_text_atomic
@@ -106,10 +104,7 @@ def load_base_config(source: str | Path | dict[str, Any] | FinetuneConfig | None
         path = Path(source)
         if not path.is_file():
             raise ConfigError(f"{path}: base config not found")
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+        data = read_yaml(path)
         where = path.name
     else:
         data = dict(source)

@@ -85,66 +85,46 @@ class PretrainTrain:
         return self.normalize(img)
 
 
-class FinetuneTrain:
+class _ResizedView:
+    """Shared by the fine-tuning and test views: optional shorter-edge resize, then crops of ``crop_size``."""
+
+    def __init__(
+        self,
+        mean: Sequence[float],
+        std: Sequence[float],
+        resize_shorter: int | None = 340,
+        crop_size: int = 320,
+    ) -> None:
+        self.resize_shorter = resize_shorter  # None: crop the image as it is (a pretrain-only model's view)
+        self.crop_size = int(crop_size)
+        self.normalize = Normalize(mean, std)
+
+    def _resized(self, img: Image.Image) -> Image.Image:
+        if self.resize_shorter:
+            img = resize_shorter(img, self.resize_shorter)
+        return ensure_min_size(img, self.crop_size)
+
+
+class FinetuneTrain(_ResizedView):
     """Paper §4.2: shorter edge -> 340, random 320×320 crop (no flip: the paper mentions none)."""
 
-    def __init__(
-        self,
-        mean: Sequence[float],
-        std: Sequence[float],
-        resize_shorter: int | None = 340,
-        crop_size: int = 320,
-    ) -> None:
-        self.resize_shorter = resize_shorter  # None: crop the image as it is (a pretrain-only model's view)
-        self.crop_size = int(crop_size)
-        self.normalize = Normalize(mean, std)
-
     def __call__(self, img: Image.Image) -> torch.Tensor:
-        if self.resize_shorter:
-            img = resize_shorter(img, self.resize_shorter)
-        img = ensure_min_size(img, self.crop_size)
-        return self.normalize(_random_crop(img, self.crop_size))
+        return self.normalize(_random_crop(self._resized(img), self.crop_size))
 
 
-class FiveCropTest:
+class FiveCropTest(_ResizedView):
     """Paper §4.2: shorter edge -> 340, five 320×320 crops (TL, TR, BL, BR, centre) -> (5, 3, c, c)."""
 
-    def __init__(
-        self,
-        mean: Sequence[float],
-        std: Sequence[float],
-        resize_shorter: int | None = 340,
-        crop_size: int = 320,
-    ) -> None:
-        self.resize_shorter = resize_shorter  # None: crop the image as it is (a pretrain-only model's view)
-        self.crop_size = int(crop_size)
-        self.normalize = Normalize(mean, std)
-
     def __call__(self, img: Image.Image) -> torch.Tensor:
-        if self.resize_shorter:
-            img = resize_shorter(img, self.resize_shorter)
-        img = ensure_min_size(img, self.crop_size)
+        img = self._resized(img)
         w, h, c = img.width, img.height, self.crop_size
         boxes = [(0, 0, c, c), (w - c, 0, w, c), (0, h - c, c, h), (w - c, h - c, w, h), _center_box(w, h, c)]
         return torch.stack([self.normalize(img.crop(b)) for b in boxes])
 
 
-class CenterCropTest:
+class CenterCropTest(_ResizedView):
     """Ours: single centre crop after the same resize (one forward pass instead of five)."""
 
-    def __init__(
-        self,
-        mean: Sequence[float],
-        std: Sequence[float],
-        resize_shorter: int | None = 340,
-        crop_size: int = 320,
-    ) -> None:
-        self.resize_shorter = resize_shorter
-        self.crop_size = int(crop_size)
-        self.normalize = Normalize(mean, std)
-
     def __call__(self, img: Image.Image) -> torch.Tensor:
-        if self.resize_shorter:
-            img = resize_shorter(img, self.resize_shorter)
-        img = ensure_min_size(img, self.crop_size)
+        img = self._resized(img)
         return self.normalize(img.crop(_center_box(img.width, img.height, self.crop_size)))
