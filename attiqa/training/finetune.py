@@ -37,6 +37,7 @@ from attiqa.io.checkpoints import save_training_state
 from attiqa.models import AttiqaModel, create_backbone, load_model, save_model
 from attiqa.training import distributed as D
 from attiqa.training.data import MosDataset, collate_skip_none, read_mos_csv, split_indices
+from attiqa.training.loop import train_epoch
 from attiqa.training.losses import mos_loss
 from attiqa.training.pretrain import (
     WriteLog,
@@ -276,23 +277,18 @@ def _finetune(
                 else None
             )
             _train_mode(model, cfg.freeze_backbone)
-            t0, loss_sum, n_img = time.perf_counter(), torch.zeros((), device=device), 0
-            for step, (x, y, _) in enumerate(loader):
-                if step >= n_steps:
-                    break
-                x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-                loss = mos_loss(ddp(x).mos, model.mos_to_unit_scale(y))
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                loss_sum += loss.detach()
-                n_img += x.shape[0]
-                global_step += 1
-                if prog is not None:
-                    ips = n_img * D.world_size() / max(time.perf_counter() - t0, 1e-9)
-                    prog.update(task, advance=1, loss=float(loss.detach()), ips=ips)
-            D.average_buffers(model)
-            train_loss = float(D.all_reduce_mean(loss_sum / max(n_steps, 1)))
+            on_step = (lambda lv, ips, t=task: prog.update(t, advance=1, loss=lv, ips=ips)) if prog else None
+            stats = train_epoch(
+                loader,
+                n_steps,
+                lambda x, y: mos_loss(ddp(x).mos, model.mos_to_unit_scale(y)),
+                optimizer,
+                device,
+                model,
+                on_step,
+            )
+            global_step += stats.steps
+            train_loss, t0 = stats.mean_loss, time.perf_counter() - stats.seconds
             pred = predict_five_crop(model, val_ds, device, max(1, bsz), workers)
             metrics = correlations(pred.numpy(), val_mos.numpy())
             seconds = time.perf_counter() - t0

@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -36,6 +35,7 @@ from attiqa.io.checkpoints import load_checkpoint, load_training_state, read_car
 from attiqa.models import AttiqaModel, create_backbone, save_model
 from attiqa.training import distributed as D
 from attiqa.training.data import PseudoLabelDataset, collate_skip_none
+from attiqa.training.loop import train_epoch
 from attiqa.training.losses import make_pretrain_loss
 from attiqa.training.transforms import CenterCropTest, PretrainTrain
 
@@ -245,24 +245,12 @@ def _pretrain(cfg: PretrainConfig, labels: Path, out_dir: Path, resume: bool, pr
                 else None
             )
             ddp.train()
-            t0, loss_sum, n_img = time.perf_counter(), torch.zeros((), device=device), 0
-            for step, (x, y, _) in enumerate(loader):
-                if step >= n_steps:
-                    break
-                x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-                loss = loss_fn(ddp(x).attributes, y)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                loss_sum += loss.detach()
-                n_img += x.shape[0]
-                global_step += 1
-                if prog is not None:
-                    ips = n_img * D.world_size() / max(time.perf_counter() - t0, 1e-9)
-                    prog.update(task, advance=1, loss=float(loss.detach()), ips=ips)
-            D.average_buffers(model)
-            mean_loss = float(D.all_reduce_mean(loss_sum / max(n_steps, 1)))
-            seconds = time.perf_counter() - t0
+            on_step = (lambda lv, ips, t=task: prog.update(t, advance=1, loss=lv, ips=ips)) if prog else None
+            stats = train_epoch(
+                loader, n_steps, lambda x, y: loss_fn(ddp(x).attributes, y), optimizer, device, model, on_step
+            )
+            global_step += stats.steps
+            mean_loss, seconds = stats.mean_loss, stats.seconds
             history.append(
                 {"epoch": epoch + 1, "loss": mean_loss, "steps": n_steps, "seconds": round(seconds, 3)}
             )
