@@ -255,11 +255,12 @@ def test_spaq_xlsx_mos_and_attribute_targets(tmp_path):
     (tmp_path / "Annotations").mkdir()
     wb.save(tmp_path / "Annotations" / "MOS and Image attribute scores.xlsx")
     ds = get_dataset("spaq", tmp_path)
-    assert len(ds) == 40 and [x.mos for x in ds] == [float(r[1]) for r in rows]
+    # xlsx stores 15 significant digits: compare as floats, not bit for bit
+    assert len(ds) == 40 and [x.mos for x in ds] == pytest.approx([float(r[1]) for r in rows], rel=1e-12)
     assert ds.items[0].image == tmp_path / "TestImage" / rows[0][0]
     assert set(ds.items[0].extras) == {"brightness", "colorfulness", "contrast", "noisiness", "sharpness"}
     sharp = ds.retarget("sharpness")
-    assert [x.mos for x in sharp] == [float(r[6]) for r in rows]
+    assert [x.mos for x in sharp] == pytest.approx([float(r[6]) for r in rows], rel=1e-12)
 
 
 def test_spaq_csv_export_and_missing_openpyxl_message(tmp_path, monkeypatch):
