@@ -316,13 +316,25 @@ def degrade(
 @app.command()
 def demo(
     out: Path = typer.Option(Path("runs/demo"), "--out", "-o", help="Run folder."),
-    epochs: int = typer.Option(4, min=1, help="Pretraining epochs (brief: this is a demo)."),
+    model: str | None = typer.Option(
+        None, "--model", "-m", help="Scorer for the scoring demo (default: the bundled default model)."
+    ),
+    train: bool = typer.Option(
+        False, "--train", help="Run the whole pipeline instead (label -> pretrain -> score; minutes)."
+    ),
+    epochs: int = typer.Option(4, min=1, help="With --train: pretraining epochs (brief: this is a demo)."),
 ) -> None:
-    """The main job offline, end to end: real photos (bundled with scikit-image) + graded degradations ->
-    classical pseudo-labels -> attribute-aware pretraining of EfficientNet-Lite0 -> scores table."""
-    from attiqa.demo import run_demo
+    """Score scikit-image's bundled photos (and graded blur/noise/darkening/desaturation of one) with the
+    default model: table, CSV and a contact sheet PNG, in seconds.
 
-    run_demo(out, epochs=epochs)
+    With --train: the main job end to end on those photos + graded degradations -> classical
+    pseudo-labels -> attribute-aware pretraining of EfficientNet-Lite0 -> scores table."""
+    from attiqa.demo import run_demo, run_score_demo
+
+    if train:
+        run_demo(out, epochs=epochs)
+    else:
+        run_score_demo(out, model)
 
 
 from attiqa import cli_eval  # noqa: E402

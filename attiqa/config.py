@@ -90,6 +90,8 @@ class FinetuneConfig:
     weight_decay: float = 0.01
     resize_shorter: int = 340  # paper §4.2
     crop_size: int = 320  # paper §4.2 (train: random crop; test: 4 corners + centre)
+    hflip: bool = False  # ours: random horizontal flip of training crops (off = paper)
+    lr_schedule: str = "constant"  # ours: "constant" (the paper states none) | "cosine" (decays to 0)
     val_fraction: float = 0.2  # paper §4.1: 80/20 random split when the CSV has no split column
     split_seed: int = 0
     freeze_backbone: bool = False  # linear probing (Table 6)

@@ -78,6 +78,30 @@ def test_efficientnet_lite0_backbone_features_match_the_classifier_body():
     torch.testing.assert_close(feats, ref)
 
 
+def test_multi_level_lite0_carries_imagenet_weights_and_the_plain_features(tmp_path):
+    """efficientnet_lite0_ms: the same ImageNet net inside; its output ends with the plain pooled features
+    (a fresh BatchNorm1d in eval mode is the identity up to eps), preceded by mean/std of all 7 stages."""
+    from attiqa.models import AttiqaModel, load_model, save_model
+
+    plain = create_backbone("efficientnet_lite0").eval()
+    ms = create_backbone("efficientnet_lite0_ms").eval()
+    for k, v in plain.body.state_dict().items():
+        torch.testing.assert_close(ms.body.net.state_dict()[k], v, rtol=0, atol=0, msg=k)
+    assert ms.feature_dim == 2 * (16 + 24 + 40 + 80 + 112 + 192 + 320) + 1280
+    x = torch.randn(2, 3, 96, 96)
+    with torch.no_grad():
+        feats, ref = ms(x), plain(x)
+    assert feats.shape == (2, ms.feature_dim) and torch.isfinite(feats).all()
+    torch.testing.assert_close(feats[:, -1280:], ref, rtol=1e-4, atol=1e-4)
+    # Round trip through a checkpoint: rebuilt from the card without touching the weight package.
+    model = AttiqaModel(ms, head_hidden=8).eval()
+    save_model(model, tmp_path / "m.safetensors", {"stage": "test"})
+    back, card = load_model(tmp_path / "m.safetensors")
+    assert card["model"]["backbone"] == "efficientnet_lite0_ms"
+    with torch.no_grad():
+        torch.testing.assert_close(back(x).attributes, model(x).attributes)
+
+
 def test_lite0_key_mapping_rejects_wrong_order():
     import timm
 

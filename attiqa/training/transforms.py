@@ -106,10 +106,25 @@ class _ResizedView:
 
 
 class FinetuneTrain(_ResizedView):
-    """Paper §4.2: shorter edge -> 340, random 320×320 crop (no flip: the paper mentions none)."""
+    """Paper §4.2: shorter edge -> 340, random 320×320 crop. The paper mentions no flip; ours: optional
+    random horizontal flip (``hflip``), which leaves perceived quality unchanged."""
+
+    def __init__(
+        self,
+        mean: Sequence[float],
+        std: Sequence[float],
+        resize_shorter: int | None = 340,
+        crop_size: int = 320,
+        hflip: bool = False,
+    ) -> None:
+        super().__init__(mean, std, resize_shorter, crop_size)
+        self.hflip = hflip
 
     def __call__(self, img: Image.Image) -> torch.Tensor:
-        return self.normalize(_random_crop(self._resized(img), self.crop_size))
+        img = _random_crop(self._resized(img), self.crop_size)
+        if self.hflip and bool(torch.rand(()) < 0.5):
+            img = img.transpose(Image.FLIP_LEFT_RIGHT)
+        return self.normalize(img)
 
 
 class FiveCropTest(_ResizedView):
