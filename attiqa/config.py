@@ -65,6 +65,10 @@ class PretrainConfig:
     resize_shorter: int | None = None  # ours: resize shorter edge first (None = crop the image as is)
     hflip: bool = False  # ours: random horizontal flip (attribute-preserving); off = paper
     max_steps_per_epoch: int | None = None  # ours: cap for quick runs
+    # ours (CPU budget mode, attiqa/training/cached.py): frozen backbone, features of the five crops of
+    # each photo computed once and cached; only the heads train (100 epochs take seconds)
+    feature_cache: bool = False
+    feature_cache_dir: str | None = None  # None = $ATTIQA_CACHE/features (~/.cache/attiqa/features)
     num_workers: int | None = None
     seed: int = 0
     device: str = "auto"  # "auto" | "cpu" | "cuda" | "cuda:N"
@@ -96,6 +100,10 @@ class FinetuneConfig:
     split_seed: int = 0
     freeze_backbone: bool = False  # linear probing (Table 6)
     max_steps_per_epoch: int | None = None
+    # ours (CPU budget mode): frozen backbone on cached five-crop features; heads' first layers + MOS MLP
+    # train (only the MOS MLP with freeze_backbone)
+    feature_cache: bool = False
+    feature_cache_dir: str | None = None
     num_workers: int | None = None
     seed: int = 0
     device: str = "auto"

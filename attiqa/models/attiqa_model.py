@@ -106,7 +106,10 @@ class AttiqaModel(nn.Module):
         return self.mos_head
 
     def forward(self, x: torch.Tensor) -> AttiqaOutput:
-        feats = self.backbone(x)
+        return self.forward_features(self.backbone(x))
+
+    def forward_features(self, feats: torch.Tensor) -> AttiqaOutput:
+        """Heads (and MOS MLP) on backbone features — also used on cached features (frozen backbone)."""
         hidden = [self.heads[h].hidden(feats) for h in self.head_names]
         attrs = torch.stack(
             [self.heads[h].fc2(z).squeeze(-1) for h, z in zip(self.head_names, hidden, strict=True)], dim=1

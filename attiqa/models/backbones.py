@@ -59,7 +59,32 @@ class Backbone(nn.Module):
         # channels_last (ours): convolutions, depthwise ones above all, run 2-2.5x faster on CPU (measured
         # on EfficientNet-Lite0, training and inference; `benchmarks/channels_last.py`) and use tensor
         # cores on GPU. The weights are converted once in create_backbone; inputs here.
-        return self.body(x.contiguous(memory_format=torch.channels_last)).flatten(1)
+        return self.normalize(self.forward_raw(x))
+
+    def forward_raw(self, x: torch.Tensor) -> torch.Tensor:
+        """Features before the optional per-feature standardisation (what a feature cache stores)."""
+        x = x.contiguous(memory_format=torch.channels_last)
+        raw = getattr(self.body, "raw", None)
+        return (raw(x) if raw is not None else self.body(x)).flatten(1)
+
+    def normalize(self, feats: torch.Tensor) -> torch.Tensor:
+        """The standardisation after :meth:`forward_raw` (identity for backbones without one)."""
+        norm = getattr(self.body, "norm", None)
+        return norm(feats) if isinstance(norm, nn.BatchNorm1d) else feats
+
+    @torch.no_grad()
+    def set_feature_statistics(self, raw: torch.Tensor) -> bool:
+        """Frozen-backbone training (ours): standardise with the mean/variance of ``raw`` (M, F) features
+        instead of statistics learnt in training; returns False for backbones without a standardisation."""
+        norm = getattr(self.body, "norm", None)
+        if not isinstance(norm, nn.BatchNorm1d):
+            return False
+        raw = raw.double()
+        norm.running_mean.copy_(raw.mean(0).float())
+        norm.running_var.copy_(raw.var(0).clamp_min(1e-12).float())
+        norm.weight.fill_(1.0)
+        norm.bias.zero_()
+        return True
 
 
 @dataclass(frozen=True)
@@ -118,6 +143,9 @@ class MultiLevelStats(nn.Module):
         self.norm = nn.BatchNorm1d(self.feature_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(self.raw(x))
+
+    def raw(self, x: torch.Tensor) -> torch.Tensor:
         net = self.net
         h = net.bn1(net.conv_stem(x))
         stats = []
@@ -127,7 +155,7 @@ class MultiLevelStats(nn.Module):
             stats += [flat.mean(2), flat.std(2)]
         h = net.bn2(net.conv_head(h))
         stats.append(h.flatten(2).mean(2))
-        return self.norm(torch.cat(stats, dim=1))
+        return torch.cat(stats, dim=1)
 
 
 def _last_out_channels(stage: nn.Module) -> int:

@@ -216,6 +216,10 @@ def _finetune(
     )
     model.add_mos_head(cfg.mos_hidden)
     model.input_sizes.update(test_resize_shorter=cfg.resize_shorter, test_crop=cfg.crop_size)
+    if cfg.feature_cache:
+        from attiqa.training.cached import finetune_cached
+
+        return finetune_cached(cfg, model, init_info, out_dir, resume, progress)
     mean, std = model.backbone.mean, model.backbone.std
     train_tf = FinetuneTrain(mean, std, cfg.resize_shorter, cfg.crop_size, cfg.hflip)
     test_tf = FiveCropTest(mean, std, cfg.resize_shorter, cfg.crop_size)

@@ -163,6 +163,10 @@ def pretrain(
 
     ``resume=True`` continues from ``last`` (the epoch after the last finished one; a run that already
     finished only recalibrates and rewrites the final model); without a ``last`` it starts fresh."""
+    if cfg.feature_cache:
+        from attiqa.training.cached import pretrain_cached
+
+        return pretrain_cached(cfg, Path(labels), Path(out_dir), resume, progress)
     state = D.init_distributed()
     ok = False
     try:

@@ -1,0 +1,287 @@
+"""Pretraining and fine-tuning on cached frozen-backbone features (ours: ``feature_cache: true``).
+
+Differs from the paper on purpose, for machines without a GPU: the backbone stays at its initial
+weights (ImageNet, or an earlier checkpoint) and only what sits on top of it trains —
+
+- pretraining (§3.4): the five attribute heads, on the margin ranking loss (eq. 3-4) or the L2 ablation,
+  with the paper's batch 256, lr 1e-4 and 100 epochs (supplement B), which take seconds here;
+- fine-tuning (§3.5): the heads' first layers and the regression MLP (``freeze_backbone: true`` = linear
+  probing, Table 6: the regression MLP only).
+
+Views are fixed instead of random: the five crops of §4.2's test view (four corners + centre) after
+resizing the shorter edge; each epoch every image contributes one of its five crops, drawn at random,
+and validation averages the five (as the five-crop test does). The backbone's features are
+standardised per feature with statistics of the training photos (:meth:`Backbone.set_feature_statistics`)
+when the backbone has a standardisation layer (``efficientnet_lite0_ms``).
+
+The checkpoints are ordinary ATTIQA checkpoints (backbone + heads + MOS MLP): scoring, export and
+evaluation do not know how they were trained. Every epoch writes ``last`` + its optimizer state, so
+``--resume`` continues exactly.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from attiqa.config import FinetuneConfig, PretrainConfig, to_dict
+from attiqa.errors import AttiqaError
+from attiqa.evaluation.metrics import correlations
+from attiqa.io.checkpoints import save_training_state
+from attiqa.models import AttiqaModel, create_backbone, save_model
+from attiqa.training.data import MosDataset, PseudoLabelDataset, read_mos_csv, split_indices
+from attiqa.training.feature_cache import cached_features
+from attiqa.training.losses import make_pretrain_loss, mos_loss
+from attiqa.training.transforms import FiveCropTest
+
+CENTRE_VIEW = 4  # FiveCropTest order: TL, TR, BL, BR, centre
+
+
+def _views(backbone, resize_shorter: int | None, crop: int) -> tuple[FiveCropTest, dict[str, Any]]:
+    tf = FiveCropTest(backbone.mean, backbone.std, resize_shorter, crop)
+    desc = {"kind": "five_crop", "resize_shorter": resize_shorter, "crop": crop,
+            "mean": list(backbone.mean), "std": list(backbone.std)}  # fmt: skip
+    return tf, desc
+
+
+def _freeze(model: AttiqaModel, trainable_prefixes: tuple[str, ...]) -> list[torch.nn.Parameter]:
+    params = []
+    for name, p in model.named_parameters():
+        on = name.startswith(trainable_prefixes)
+        p.requires_grad_(on)
+        if on:
+            params.append(p)
+    return params
+
+
+def _train_mode(model: AttiqaModel) -> None:
+    """Heads train; the frozen backbone (BN statistics, feature standardisation) stays in eval mode."""
+    model.train()
+    model.backbone.eval()
+
+
+def _batches(rows: torch.Tensor, n_views: int, batch_size: int, gen: torch.Generator, drop_last: bool):
+    """Shuffled (row indices, view indices) batches over ``rows`` for one epoch."""
+    order = rows[torch.randperm(len(rows), generator=gen)]
+    views = torch.randint(0, n_views, (len(order),), generator=gen)
+    stop = len(order) - (len(order) % batch_size if drop_last and len(order) > batch_size else 0)
+    for s in range(0, stop, batch_size):
+        yield order[s : s + batch_size], views[s : s + batch_size]
+
+
+def _resume(last_path: Path, model: AttiqaModel, optimizer, resume: bool) -> dict[str, Any] | None:
+    from attiqa.training.pretrain import load_resume_state
+
+    if resume and last_path.exists():
+        return load_resume_state(last_path, model, optimizer)
+    return None
+
+
+def _save_epoch(model, last_path: Path, optimizer, card: dict[str, Any], extra: dict[str, Any]) -> None:
+    from attiqa.training.pretrain import state_path_for
+
+    save_model(model, last_path, card)
+    save_training_state(state_path_for(last_path), optimizer.state_dict(), extra)
+
+
+# ----------------------------------------------------------------------------------------------------------
+def pretrain_cached(
+    cfg: PretrainConfig, labels: Path, out_dir: Path, resume: bool = False, progress: bool = True
+) -> Path:
+    """Attribute-aware pretraining of the heads on cached features; returns ``pretrain/model.safetensors``."""
+    from attiqa.progress import console
+
+    stage_dir = Path(out_dir) / "pretrain"
+    last_path, final_path = stage_dir / "last.safetensors", stage_dir / "model.safetensors"
+    torch.manual_seed(cfg.seed)
+    backbone = create_backbone(cfg.backbone, pretrained=cfg.pretrained_backbone, weights=cfg.backbone_weights)
+    view_tf, view = _views(backbone, cfg.resize_shorter, cfg.crop_size)
+    dataset = PseudoLabelDataset(labels, view_tf, on_error="skip")
+    # The heads are created before the extraction, whose DataLoader draws from the global RNG only when
+    # the cache is cold: a warm cache must give the same initial heads.
+    sizes = {"pretrain_crop": cfg.crop_size, "pretrain_resize_shorter": cfg.resize_shorter,
+             "test_crop": cfg.crop_size, "test_resize_shorter": cfg.resize_shorter}  # fmt: skip
+    model = AttiqaModel(backbone, dataset.head_names, cfg.head_hidden, input_sizes=sizes)
+    feats, valid = cached_features(
+        backbone, dataset, view, cfg.feature_cache_dir and Path(cfg.feature_cache_dir),
+        batch_size=max(1, min(cfg.batch_size, 64) // 5), workers=_workers(cfg.num_workers), progress=progress,
+    )  # fmt: skip
+    rows = torch.nonzero(valid).flatten()
+    if len(rows) < 2:
+        raise AttiqaError(f"{labels}: fewer than 2 images could be read — nothing to rank")
+    backbone.set_feature_statistics(feats[rows].flatten(0, 1))
+    optimizer = torch.optim.AdamW(_freeze(model, ("heads.",)), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    loss_fn = make_pretrain_loss(cfg.loss, cfg.margin)
+    targets = dataset.targets
+    start_epoch, history = 0, []
+    extra = _resume(last_path, model, optimizer, resume)
+    if extra is not None:
+        start_epoch, history = int(extra["epoch"]), list(extra["history"])
+    base_card = {
+        "stage": "pretrain", "config": to_dict(cfg), "feature_cache": True, "frozen_backbone": True,
+        "labels": {"path": str(labels), "rows": len(dataset), "readable": int(valid.sum()),
+                   "head_names": list(dataset.head_names), "metadata": dataset.metadata},
+    }  # fmt: skip
+    bsz = min(cfg.batch_size, len(rows))
+    for epoch in range(start_epoch, cfg.epochs):
+        t0 = time.perf_counter()
+        gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
+        _train_mode(model)
+        losses = []
+        for idx, v in _batches(rows, feats.shape[1], bsz, gen, drop_last=True):
+            out = model.forward_features(backbone.normalize(feats[idx, v]))
+            loss = loss_fn(out.attributes, targets[idx])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            losses.append(float(loss.detach()))
+        history.append({"epoch": epoch + 1, "loss": sum(losses) / max(len(losses), 1),
+                        "steps": len(losses), "seconds": round(time.perf_counter() - t0, 3)})  # fmt: skip
+        extra = {"epoch": epoch + 1, "global_step": sum(h["steps"] for h in history), "history": history,
+                 "head_names": list(dataset.head_names), "config": to_dict(cfg)}  # fmt: skip
+        partial = {**base_card, "stage": "pretrain-partial", "epoch": epoch + 1}
+        _save_epoch(model, last_path, optimizer, partial, extra)
+        if progress and ((epoch + 1) % 10 == 0 or epoch + 1 == cfg.epochs):
+            console.log(
+                f"pretrain (cached features) epoch {epoch + 1}/{cfg.epochs}: loss {history[-1]['loss']:.4f}"
+            )
+    model.eval()
+    with torch.no_grad():  # calibration (ours): the centre crop of every readable training photo
+        model.calibrate(model.forward_features(backbone.normalize(feats[rows, CENTRE_VIEW])).attributes)
+    save_model(model, final_path, {**base_card, "epoch": cfg.epochs, "history": history})
+    return final_path
+
+
+def _workers(n: int | None) -> int:
+    from attiqa.io.batching import default_num_workers
+
+    return default_num_workers() if n is None else n
+
+
+# ----------------------------------------------------------------------------------------------------------
+def _split_rows(cfg: FinetuneConfig, csv_path: Path, n: int) -> tuple[list[int], list[int], str]:
+    from attiqa.training.finetune import VAL_SPLITS
+
+    rows = read_mos_csv(csv_path)
+    if rows and "split" in rows[0]:
+        tr = [i for i, r in enumerate(rows) if r["split"] == "train"]
+        va = [i for i, r in enumerate(rows) if r["split"] in VAL_SPLITS]
+        if not tr or not va:
+            raise AttiqaError(f"{csv_path}: split column needs 'train' rows and {'/'.join(VAL_SPLITS)} rows")
+        return tr, va, "column"
+    if n < 4:
+        raise AttiqaError(f"{csv_path}: {n} rows — too few to split and fine-tune")
+    tr, va = split_indices(n, cfg.val_fraction, cfg.split_seed)
+    return tr, va, f"random {1 - cfg.val_fraction:.0%}/{cfg.val_fraction:.0%} seed {cfg.split_seed}"
+
+
+def finetune_cached(
+    cfg: FinetuneConfig,
+    model: AttiqaModel,
+    init_info: dict[str, Any],
+    out_dir: Path,
+    resume: bool = False,
+    progress: bool = True,
+):
+    """Fine-tune ``model`` (already built, MOS MLP attached) on cached features; see the module docstring."""
+    from attiqa.progress import console
+    from attiqa.training.finetune import FinetuneResult, _better, lr_factor
+
+    stage_dir = Path(out_dir) / "finetune"
+    last_path, best_path = stage_dir / "last.safetensors", stage_dir / "best.safetensors"
+    csv_path = Path(cfg.csv)
+    backbone = model.backbone
+    view_tf, view = _views(backbone, cfg.resize_shorter, cfg.crop_size)
+    data = MosDataset(csv_path, cfg.image_root or None, view_tf, on_error="skip")
+    tr_all, va_all, split_kind = _split_rows(cfg, csv_path, len(data))
+    feats, valid = cached_features(
+        backbone, data, view, cfg.feature_cache_dir and Path(cfg.feature_cache_dir),
+        batch_size=max(1, cfg.batch_size // 5), workers=_workers(cfg.num_workers), progress=progress,
+    )  # fmt: skip
+    tr = torch.tensor([i for i in tr_all if valid[i]], dtype=torch.long)
+    va = torch.tensor([i for i in va_all if valid[i]], dtype=torch.long)
+    if len(tr) < 2 or len(va) < 2:
+        raise AttiqaError(
+            f"{csv_path}: too few readable images to fine-tune ({len(tr)} train, {len(va)} val)"
+        )
+    mos = data.mos
+    lo, hi = float(mos[tr].min()), float(mos[tr].max())
+    if not hi > lo:
+        raise AttiqaError(f"{csv_path}: all training MOS values are equal ({lo}) — nothing to regress")
+    model.set_mos_range(lo, hi)
+    if init_info.get("init", "").startswith(("imagenet:", "random:")):
+        backbone.set_feature_statistics(feats[tr].flatten(0, 1))  # no pretraining statistics to keep
+    trainable = ("mos_head.",) if cfg.freeze_backbone else ("mos_head.", "heads.")
+    params = _freeze(model, trainable)
+    for name, p in model.named_parameters():
+        if name.startswith("heads.") and ".fc2." in name:
+            p.requires_grad_(False)  # not on the MOS path (§3.5)
+    body = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith("mos_head.")]
+    groups = [{"params": list(model.mos_head.parameters()), "lr": cfg.head_lr or cfg.lr}]
+    if body:
+        groups.insert(0, {"params": body, "lr": cfg.lr})
+    del params
+    optimizer = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    base_lrs = [g["lr"] for g in optimizer.param_groups]
+    start_epoch, history = 0, []
+    best: dict[str, Any] = {"srocc": None, "metrics": {}, "epoch": None}
+    extra = _resume(last_path, model, optimizer, resume)
+    if extra is not None:
+        start_epoch, history, best = int(extra["epoch"]), list(extra["history"]), extra["best"]
+    bsz = min(cfg.batch_size, len(tr))
+    steps_per_epoch = len(tr) // bsz if len(tr) > bsz else 1
+    total = steps_per_epoch * cfg.epochs
+    target01 = model.mos_to_unit_scale(mos)
+    base_card = {
+        "stage": "finetune", "config": to_dict(cfg), **init_info,
+        "feature_cache": True, "frozen_backbone": True,
+        "dataset": {"csv": str(cfg.csv), "image_root": cfg.image_root or str(csv_path.resolve().parent),
+                    "split": split_kind, "n_train": len(tr), "n_val": len(va),
+                    "unreadable": int((~valid).sum())},
+        "mos_range": [lo, hi], "linear_probe": cfg.freeze_backbone,
+    }  # fmt: skip
+    for epoch in range(start_epoch, cfg.epochs):
+        t0 = time.perf_counter()
+        gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
+        _train_mode(model)
+        losses = []
+        for step, (idx, v) in enumerate(_batches(tr, feats.shape[1], bsz, gen, drop_last=True)):
+            factor = lr_factor(cfg.lr_schedule, epoch * steps_per_epoch + step, total)
+            for group, base in zip(optimizer.param_groups, base_lrs, strict=True):
+                group["lr"] = base * factor
+            loss = mos_loss(model.forward_features(backbone.normalize(feats[idx, v])).mos, target01[idx])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            losses.append(float(loss.detach()))
+        model.eval()
+        with torch.no_grad():
+            k = feats.shape[1]
+            pred01 = model.forward_features(backbone.normalize(feats[va].flatten(0, 1))).mos.view(len(va), k)
+            pred = model.mos_to_dataset_scale(pred01.mean(1))
+        metrics = correlations(pred.double().numpy(), mos[va].double().numpy())
+        history.append({"epoch": epoch + 1, "train_loss": sum(losses) / max(len(losses), 1), **metrics,
+                        "seconds": round(time.perf_counter() - t0, 3)})  # fmt: skip
+        improved = best["srocc"] is None or _better(metrics["srocc"], best["srocc"])
+        if improved:
+            best = {"srocc": metrics["srocc"], "metrics": metrics, "epoch": epoch + 1}
+        card = {**base_card, "epoch": epoch + 1, "metrics": metrics, "history": history}
+        if improved:
+            save_model(model, best_path, {**card, "best_epoch": epoch + 1})
+        extra = {
+            "epoch": epoch + 1,
+            "global_step": (epoch + 1) * steps_per_epoch,
+            "history": history,
+            "best": best,
+        }
+        _save_epoch(model, last_path, optimizer, {**card, "stage": "finetune-partial"}, extra)
+        if progress and ((epoch + 1) % 10 == 0 or epoch + 1 == cfg.epochs):
+            console.log(
+                f"finetune (cached features) epoch {epoch + 1}/{cfg.epochs}: "
+                f"loss {history[-1]['train_loss']:.4f} "
+                f"SROCC {metrics['srocc']:.4f} PLCC {metrics['plcc']:.4f}"
+            )
+    return FinetuneResult(best_checkpoint=best_path, best_metrics=dict(best["metrics"]), history=history)

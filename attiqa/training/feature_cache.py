@@ -1,0 +1,142 @@
+"""Frozen-backbone features, computed once per image and view and kept on disk (ours).
+
+Why: on a CPU, almost all of a training step is the backbone. With the backbone frozen, its features of a
+fixed set of views (the five crops of §4.2's test view) can be computed once; heads and the MOS MLP
+then train in seconds per epoch, the paper's 100 epochs included, and protocols with 10 splits become
+affordable. This is the "feature cache" mode of ``pretrain.feature_cache`` / ``finetune.feature_cache``;
+it differs from the paper, which trains the backbone end to end (see docs/method.md).
+
+Entries are per image: a folder per (backbone weights, view) holds safetensors chunks of :data:`CHUNK`
+images each, written atomically, whose metadata lists each row's key (absolute path, size, mtime). So a
+killed extraction resumes where it stopped, a changed photo or model is never served stale features, and
+the splits of a protocol (or another CSV over the same photos) reuse what is there. Images that fail to
+decode are not cached; they come back with ``valid`` False and training skips them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+from torch.utils.data import DataLoader, Subset
+
+from attiqa.io.atomic import atomic_path
+from attiqa.io.checkpoints import cache_dir
+from attiqa.models.backbones import Backbone
+from attiqa.progress import progress_task
+from attiqa.training.data import collate_skip_none
+
+CHUNK = 256
+
+
+def default_feature_cache_root() -> Path:
+    """``$ATTIQA_CACHE/features`` (default ``~/.cache/attiqa/features``)."""
+    return cache_dir() / "features"
+
+
+def backbone_fingerprint(backbone: Backbone) -> str:
+    """SHA-256 over the backbone's frozen tensors (weights and BN statistics, not the feature norm)."""
+    h = hashlib.sha256(backbone.name.encode())
+    for name, t in sorted(backbone.state_dict().items()):
+        if name.startswith("body.norm."):  # the feature standardisation is applied after the cache
+            continue
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def image_key(p: Path) -> str | None:
+    try:
+        st = p.stat()
+    except OSError:
+        return None
+    return f"{p.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+
+
+def _read_index(folder: Path) -> dict[str, tuple[Path, int]]:
+    """key -> (chunk file, row) over every finished chunk in ``folder``."""
+    index: dict[str, tuple[Path, int]] = {}
+    for f in sorted(folder.glob("chunk-*.safetensors")):
+        with safe_open(str(f), framework="pt") as fh:
+            keys = json.loads((fh.metadata() or {}).get("keys", "[]"))
+        for row, k in enumerate(keys):
+            index[k] = (f, row)
+    return index
+
+
+@torch.no_grad()
+def cached_features(
+    backbone: Backbone,
+    dataset,
+    view: dict[str, Any],
+    root: Path | None = None,
+    batch_size: int = 32,
+    workers: int = 0,
+    progress: bool = True,
+    device: torch.device | str = "cpu",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Raw features ``(N, K, F)`` of ``dataset``'s items and an ``(N,)`` bool mask of images that decoded.
+
+    ``dataset`` (a :class:`~attiqa.training.data.PseudoLabelDataset` or ``MosDataset`` built with
+    ``on_error="skip"``) yields ``(K, 3, c, c)`` views per image, e.g. from
+    :class:`~attiqa.training.transforms.FiveCropTest`; ``view`` describes that transform (it is part of
+    the cache key)."""
+    view_id = hashlib.sha256(json.dumps(view, sort_keys=True).encode()).hexdigest()[:12]
+    folder = (
+        Path(root or default_feature_cache_root())
+        / f"{backbone.name}-{backbone_fingerprint(backbone)[:16]}-{view_id}"
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    keys = [image_key(Path(p)) for p in dataset.paths]
+    index = _read_index(folder)
+    todo = [i for i, k in enumerate(keys) if k is not None and k not in index]
+    was_training = backbone.training
+    backbone.eval().to(device)
+    with progress_task(
+        "backbone features (cache)", total=len(todo), disable=not progress or not todo
+    ) as advance:
+        for start in range(0, len(todo), CHUNK):
+            rows = todo[start : start + CHUNK]
+            loader = DataLoader(
+                Subset(dataset, rows),
+                batch_size=batch_size,
+                num_workers=workers,
+                collate_fn=collate_skip_none,
+            )
+            out_keys: list[str] = []
+            out: list[torch.Tensor] = []
+            for batch in loader:
+                if batch is not None:
+                    x, _, idx = batch
+                    b, k = x.shape[:2]
+                    out.append(backbone.forward_raw(x.to(device).flatten(0, 1)).float().cpu().view(b, k, -1))
+                    out_keys += [str(keys[int(i)]) for i in idx]
+                    advance(b)
+            advance(len(rows) - len(out_keys))
+            if out:
+                target = folder / f"chunk-{uuid.uuid4().hex}.safetensors"
+                with atomic_path(target) as tmp:
+                    meta = {"keys": json.dumps(out_keys), "view": json.dumps(view), "backbone": backbone.name}
+                    save_file({"features": torch.cat(out).contiguous()}, str(tmp), metadata=meta)
+                for row, k in enumerate(out_keys):
+                    index[k] = (target, row)
+    backbone.train(was_training)
+    found = [index.get(k) if k is not None else None for k in keys]
+    valid = torch.tensor([f is not None for f in found], dtype=torch.bool)
+    if not valid.any():
+        raise ValueError("no image could be decoded for the feature cache")
+    loaded: dict[Path, torch.Tensor] = {}
+    for f in {f[0] for f in found if f is not None}:
+        loaded[f] = load_file(str(f))["features"]
+    shape = next(iter(loaded.values())).shape[1:]
+    feats = torch.full((len(keys), *shape), float("nan"))
+    for i, f in enumerate(found):
+        if f is not None:
+            feats[i] = loaded[f[0]][f[1]]
+    return feats, valid

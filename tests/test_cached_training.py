@@ -1,0 +1,148 @@
+"""Feature-cache mode (frozen backbone): pretraining and fine-tuning on cached five-crop features."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+
+import pytest
+import torch
+from safetensors import safe_open
+from test_finetune import ft_cfg, write_mos_set
+from test_pretrain import tiny_cfg, write_label_set
+
+from attiqa.attributes import ATTRIBUTES
+from attiqa.evaluation.metrics import srocc
+from attiqa.io.checkpoints import load_checkpoint
+from attiqa.models import AttiqaModel, create_backbone, load_model
+from attiqa.scorers import load_scorer
+from attiqa.training.data import MosDataset
+from attiqa.training.feature_cache import cached_features
+from attiqa.training.finetune import finetune
+from attiqa.training.pretrain import pretrain
+from attiqa.training.transforms import FiveCropTest
+
+VIEW = {"kind": "five_crop", "resize_shorter": 72, "crop": 64}
+
+
+@pytest.fixture(scope="module")
+def mos_csv(tmp_path_factory, photos):
+    return write_mos_set(tmp_path_factory.mktemp("mos"), photos, split_column=True)
+
+
+def test_cache_is_per_image_resumable_and_invalidated_by_a_changed_file(tmp_path, photos):
+    mos_csv = write_mos_set(tmp_path / "data", dict(list(photos.items())[:2]), split_column=True)
+    bb = create_backbone("tiny", pretrained=False).eval()
+    tf = FiveCropTest(bb.mean, bb.std, 72, 64)
+    ds = MosDataset(mos_csv, None, tf, on_error="skip")
+    root = tmp_path / "cache"
+    feats, valid = cached_features(bb, ds, VIEW, root, batch_size=4, progress=False)
+    assert feats.shape == (len(ds), 5, bb.feature_dim) and bool(valid.all())
+    # The cached features are the backbone's, view by view.
+    with torch.no_grad():
+        ref = bb.forward_raw(ds[3][0])
+    torch.testing.assert_close(feats[3], ref)
+    (folder,) = root.iterdir()
+    chunks = sorted(folder.glob("chunk-*.safetensors"))
+    # A second request over a subset in another order (another split's CSV) computes nothing new.
+    sub = MosDataset(mos_csv, None, tf, on_error="skip")
+    sub.paths = list(reversed(ds.paths[:7]))
+    again, _ = cached_features(bb, sub, VIEW, root, batch_size=4, progress=False)
+    assert sorted(folder.glob("chunk-*.safetensors")) == chunks
+    torch.testing.assert_close(again, feats[:7].flip(0))
+    # A rewritten photo is a new key: only it is recomputed; an unreadable one is reported, not cached.
+    os.utime(ds.paths[0], ns=(1, 1))
+    ds.paths[1].write_bytes(b"not an image")
+    feats2, valid2 = cached_features(bb, ds, VIEW, root, batch_size=4, progress=False)
+    new = set(folder.glob("chunk-*.safetensors")) - set(chunks)
+    assert len(new) == 1 and valid2.tolist() == [True, False] + [True] * (len(ds) - 2)
+    with safe_open(str(new.pop()), "pt") as fh:
+        keys = json.loads(fh.metadata()["keys"])
+    assert len(keys) == 1 and keys[0].startswith(str(ds.paths[0].resolve()))
+    torch.testing.assert_close(feats2[0], feats[0])
+
+
+def test_standardisation_of_the_multi_level_backbone(photos):
+    bb = create_backbone("efficientnet_lite0_ms", pretrained=False).eval()
+    raw = torch.randn(64, bb.feature_dim) * torch.linspace(0.1, 100, bb.feature_dim) + 5  # BN eps 1e-5 << var
+    assert bb.set_feature_statistics(raw)
+    z = bb.normalize(raw)
+    torch.testing.assert_close(z.mean(0), torch.zeros(bb.feature_dim), atol=1e-3, rtol=0)
+    torch.testing.assert_close(z.std(0), torch.ones(bb.feature_dim), atol=1e-2, rtol=0)
+    assert not create_backbone("tiny", pretrained=False).set_feature_statistics(raw[:, :48])
+
+
+def test_cached_pretraining_learns_the_rankings_and_resumes_exactly(tmp_path, photos):
+    labels = write_label_set(tmp_path / "labels", photos)
+    cfg = tiny_cfg(feature_cache=True, feature_cache_dir=str(tmp_path / "cache"), epochs=40, batch_size=16,
+                   lr=3e-3, resize_shorter=72)  # fmt: skip
+    path = pretrain(cfg, labels, tmp_path / "a", progress=False)
+    model, card = load_model(path)
+    assert card["feature_cache"] is True and card["model"]["calibrated"] is True
+    assert card["history"][-1]["loss"] < card["history"][0]["loss"]
+    # The backbone did not move: it is the seeded random init of a fresh tiny backbone.
+    torch.manual_seed(cfg.seed)
+    fresh = create_backbone("tiny", pretrained=False)
+    for k, v in fresh.state_dict().items():
+        torch.testing.assert_close(model.backbone.state_dict()[k], v, rtol=0, atol=0, msg=k)
+    # The heads rank the training photos like their labels (centre crops, through the real scorer).
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(labels).to_pydict()
+    scorer = load_scorer(path)
+    got = scorer([labels.parent / p for p in table["image"]])
+    for a in ("brightness", "contrast"):
+        assert srocc(got[a], table[a]) > 0.6, a
+    # Kill after epoch 20 (simulated by a 20-epoch run of the same config prefix) -> resume to 40.
+    import attiqa.training.cached as cached
+
+    real, calls = cached._save_epoch, []
+
+    def interrupted(*args, **kwargs):
+        real(*args, **kwargs)
+        calls.append(1)
+        if len(calls) == 20:
+            raise KeyboardInterrupt
+
+    cached._save_epoch = interrupted
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            pretrain(cfg, labels, tmp_path / "b", progress=False)
+    finally:
+        cached._save_epoch = real
+    resumed = pretrain(cfg, labels, tmp_path / "b", resume=True, progress=False)
+    ta, tb = load_checkpoint(path)[0], load_checkpoint(resumed)[0]
+    for k in ta:
+        torch.testing.assert_close(ta[k], tb[k], rtol=0, atol=0, msg=k)
+
+
+def test_cached_finetuning_learns_mos_and_is_an_ordinary_checkpoint(tmp_path, mos_csv):
+    cfg = ft_cfg(mos_csv, feature_cache=True, feature_cache_dir=str(tmp_path / "cache"), epochs=60,
+                 lr=1e-3, lr_schedule="cosine")  # fmt: skip
+    kw = dict(progress=False, backbone="tiny", pretrained_backbone=False, head_hidden=16)
+    res = finetune(cfg, None, tmp_path / "run", **kw)
+    assert res.history[-1]["train_loss"] < res.history[0]["train_loss"]
+    assert res.history[-1]["srocc"] > 0.8  # the val photos' blur levels are ranked right
+    model, card = load_model(res.best_checkpoint)
+    assert card["feature_cache"] is True and card["dataset"]["n_val"] == 10
+    # Only the heads' first layers and the MOS MLP moved; the backbone is the seeded random init.
+    torch.manual_seed(cfg.seed)
+    fresh = create_backbone("tiny", pretrained=False)
+    for k, v in fresh.state_dict().items():
+        torch.testing.assert_close(model.backbone.state_dict()[k], v, rtol=0, atol=0, msg=k)
+    # Scoring the checkpoint through the ordinary scorer (five crops) reproduces the validation SROCC.
+    with open(mos_csv) as fh:
+        rows = [r for r in csv.DictReader(fh) if r["split"] == "test"]
+    scorer = load_scorer(res.best_checkpoint)
+    pred = scorer([mos_csv.parent / "images" / r["image"] for r in rows])["mos"]
+    assert srocc(pred, [float(r["mos"]) for r in rows]) == pytest.approx(res.best_metrics["srocc"], abs=1e-6)
+    # Linear probing in cache mode trains the MOS MLP only.
+    lp = finetune(ft_cfg(mos_csv, feature_cache=True, feature_cache_dir=str(tmp_path / "cache"), epochs=3,
+                         freeze_backbone=True), None, tmp_path / "lp", **kw)  # fmt: skip
+    lp_model, _ = load_model(lp.best_checkpoint)
+    torch.manual_seed(cfg.seed)  # the heads as _build_model creates them
+    init = AttiqaModel(create_backbone("tiny", pretrained=False), ATTRIBUTES, 16)
+    for k, v in init.heads.state_dict().items():
+        torch.testing.assert_close(lp_model.heads.state_dict()[k], v, rtol=0, atol=0, msg=k)
+    assert not torch.equal(lp_model.mos_head[0].weight, model.mos_head[0].weight)
