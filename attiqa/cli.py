@@ -325,9 +325,10 @@ def demo(
     run_demo(out, epochs=epochs)
 
 
-from attiqa import cli_eval  # noqa: E402
+from attiqa import cli_distort, cli_eval  # noqa: E402
 
 cli_eval.register(app)
+cli_distort.register(app)
 
 
 def main() -> None:
