@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import resized
 from PIL import Image
 from scipy import ndimage
 
@@ -23,12 +24,7 @@ ALL_NEW = (*KADID_NAMES, *PROXY_BLURS)
 @pytest.fixture(scope="module")
 def small_photos(photos) -> list[Image.Image]:
     """Three real photos at 192 px (fast) — KADID's parameters act in pixels, so sizes stay moderate."""
-    out = []
-    for name in ("astronaut", "coffee", "chelsea"):
-        img = photos[name]
-        s = 192 / max(img.size)
-        out.append(img.resize((round(img.width * s), round(img.height * s)), Image.LANCZOS))
-    return out
+    return [resized(photos[n], longer=192) for n in ("astronaut", "coffee", "chelsea")]
 
 
 def _f(img: Image.Image) -> np.ndarray:
