@@ -100,8 +100,52 @@ def gallery_cmd(
     console.print(f"[green]wrote {path} ({len(names)} types x 6 levels)")
 
 
+def make_distorted_cmd(
+    sources: list[Path] = typer.Argument(..., help="Pristine images: files and/or folders (recursive)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder (images/r<round>/, labels.csv)."),
+    rounds: int = typer.Option(10, min=1, help="Rounds R: every source gets a new random mix per round."),
+    seed: int = typer.Option(0, help="Seed of every draw (same seed + settings = same dataset)."),
+    distortions: str | None = typer.Option(
+        None, help="Comma-separated distortion set D (default: the 25 KADID-10k types, as ExIQA)."
+    ),
+    max_k: int | None = typer.Option(None, min=1, help="Cap K (default |D|, the paper's range)."),
+    max_side: int | None = typer.Option(
+        None, min=16, help="Downsize sources whose longer side exceeds this first (KADID images: 512)."
+    ),
+) -> None:
+    """ExIQA multi-distortion dataset (§V-A): per round, each image gets K ~ U{1..|D|} distortions drawn
+    without replacement, each at a random level 1..5, applied in sequence. Writes the images and
+    labels.csv (per distortion: strength 0, 0.2, ..., 1). Resumable and seeded."""
+    from attiqa.distortions import KADID_NAMES
+    from attiqa.distortions.multi import make_distorted_set
+    from attiqa.io.images import discover_images
+    from attiqa.progress import progress_task
+
+    files = discover_images(sources)
+    if not files:
+        raise AttiqaError(f"no images found in {', '.join(map(str, sources))} — pass image files or folders")
+    names = [d.strip() for d in distortions.split(",") if d.strip()] if distortions else list(KADID_NAMES)
+    with progress_task("distorting", total=rounds * len(files)) as adv:
+        res = make_distorted_set(
+            files,
+            out,
+            rounds=rounds,
+            seed=seed,
+            distortions=names,
+            max_k=max_k,
+            max_side=max_side,
+            on_item=adv,
+        )
+    for msg in res.failed:
+        console.print(f"[yellow]skipped: {msg}")
+    console.print(f"[green]{res.written} written, {res.existing} already there; labels: {res.labels}")
+    if res.written + res.existing == 0:
+        raise AttiqaError("no source image could be read")
+
+
 def register(app: typer.Typer) -> None:
     """Add the distortion commands to the ``attiqa`` app."""
     app.command("distort")(distort_cmd)
     app.command("distortions")(distortions_cmd)
     app.command("gallery")(gallery_cmd)
+    app.command("make-distorted")(make_distorted_cmd)

@@ -22,7 +22,6 @@ encodes the new prompts.
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -34,8 +33,9 @@ from safetensors.numpy import load_file, save_file
 
 from attiqa.distortions import NUM_LEVELS, apply_distortion, get_distortion
 from attiqa.errors import ConfigError, ImageLoadError
-from attiqa.io.atomic import atomic_path, write_json_atomic
+from attiqa.io.atomic import atomic_path
 from attiqa.io.images import load_image
+from attiqa.io.run_meta import check_or_write_meta
 from attiqa.prompts.candidates import AttributeCandidates
 from attiqa.prompts.encoders import PromptEncoder
 from attiqa.prompts.scoring import best_median_worst, distortion_task_srocc, human_task_srocc
@@ -59,19 +59,12 @@ class EmbeddingCache:
     def __init__(self, folder: Path, meta: dict) -> None:
         self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
-        path = folder / "meta.json"
-        if path.exists():
-            try:
-                old = json.loads(path.read_text(encoding="utf-8"))
-            except (OSError, json.JSONDecodeError):
-                old = None
-            if old != json.loads(json.dumps(meta)):
-                raise ConfigError(
-                    f"{folder}: embeddings cached there were made with other settings (model, photos, "
-                    "distortions or work size) — use another --out folder or delete that cache"
-                )
-        else:
-            write_json_atomic(path, meta)
+        check_or_write_meta(
+            folder / "meta.json",
+            meta,
+            "the embeddings cached there come from another model, photos, distortions or work size: "
+            "use another --out folder or delete that cache",
+        )
 
     def load(self, key: str) -> dict[str, np.ndarray] | None:
         path = self.folder / f"{key}.safetensors"
