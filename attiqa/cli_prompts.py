@@ -23,9 +23,13 @@ def _photos(paths: list[Path] | None, limit: int | None):
     from attiqa.demo import DEMO_PHOTOS, skimage_photo
     from attiqa.io.images import discover_images, load_image
 
-    if not paths:
-        names = list(DEMO_PHOTOS)[:limit] if limit else list(DEMO_PHOTOS)
-        return [skimage_photo(n) for n in names], [f"skimage:{n}" for n in names]
+    if not paths:  # the colour ones: a grey photo cannot tell colourfulness prompts apart
+        import numpy as np
+
+        pairs = [(n, skimage_photo(n)) for n in DEMO_PHOTOS]
+        pairs = [(n, im) for n, im in pairs if np.ptp(np.asarray(im, dtype=np.int16), axis=2).mean() > 2]
+        pairs = pairs[:limit] if limit else pairs
+        return [im for _, im in pairs], [f"skimage:{n}" for n, _ in pairs]
     files = discover_images(paths)[:limit] if limit else discover_images(paths)
     photos, names = [], []
     for f in files:
@@ -96,7 +100,9 @@ def select_prompts_cmd(
     spaq_limit: int | None = typer.Option(None, min=2, help="Seeded random subset of SPAQ's images."),
     candidates: Path | None = typer.Option(None, help="Adjective lists JSON (default: supplement Table 14)."),
     proxies: Path | None = typer.Option(None, help="Attribute -> distortions JSON (default: supplement §A)."),
-    no_distortion_task: bool = typer.Option(False, help="Skip task 1 (distortion intensity)."),
+    distortion_task: bool = typer.Option(
+        True, "--distortion-task/--no-distortion-task", help="Run task 1 (distortion intensity)."
+    ),
     select_by: str = typer.Option("joint", help="joint (paper) | distortion | human."),
     out: Path = typer.Option(Path("prompt_selection"), "--out", "-o", help="Output folder (resumable)."),
     all_pairs: bool = typer.Option(False, help="Also write every pair's values to all_pairs.csv."),
@@ -131,7 +137,7 @@ def select_prompts_cmd(
     proxy_map = load_proxy_distortions(proxies)
     spec = teacher.removeprefix("clip:")
     parse_clip_spec(spec)  # a malformed spec fails before anything is loaded
-    photos, names = ([], []) if no_distortion_task else _photos(images, max_images)
+    photos, names = _photos(images, max_images) if distortion_task else ([], [])
     rated_paths, ratings = _spaq(spaq, spaq_limit, seed, list(cands)) if spaq else ([], {})
     encoder = ClipPromptEncoder.from_spec(spec, device=str(resolve_device(device)), batch_size=batch_size)
     bars = []

@@ -205,3 +205,14 @@ def test_distort_and_gallery_commands(tmp_path, small_photos):
     assert r.returncode == 0, r.stderr
     with Image.open(sheet) as im:
         assert im.height > 25 * 48
+
+
+def test_docs_table_lists_every_distortion_with_its_levels():
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "distortions.md").read_text(encoding="utf-8")
+    for d in DISTORTIONS.values():
+        if d.name.startswith("test_"):
+            continue
+        levels = ", ".join(f"{v:.4g}" for v in d.levels)
+        assert f"| `{d.name}` |" in doc and levels in doc, f"docs/distortions.md is stale for {d.name}"

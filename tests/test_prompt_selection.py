@@ -238,9 +238,15 @@ def test_known_best_pair_wins_every_task(tmp_path, task_photos):
     ratings = {a: [r.values[a] for r in records] for a in cands}
     enc = KnownEncoder()
     select = functools.partial(
-        run_selection, candidates=cands, cache_dir=tmp_path / "cache", photos=task_photos,
-        photo_names=["a", "b", "c"], proxies=load_proxy_distortions(),
-        rated_paths=[r.image for r in records], ratings=ratings, work_size=128,
+        run_selection,
+        candidates=cands,
+        cache_dir=tmp_path / "cache",
+        photos=task_photos,
+        photo_names=["a", "b", "c"],
+        proxies=load_proxy_distortions(),
+        rated_paths=[r.image for r in records],
+        ratings=ratings,
+        work_size=128,
     )
     res = select(enc)
     assert res.tasks == ("distortion", "human", "joint") and res.n_rated == 15 and not res.failed
@@ -277,6 +283,9 @@ def test_known_best_pair_wins_every_task(tmp_path, task_photos):
 
     again = select(Refuse())
     np.testing.assert_array_equal(again.attributes["sharpness"].values["joint"], sel.values["joint"])
+    # human-perception task alone (no photos): joint = that task
+    alone = select(enc, cache_dir=tmp_path / "cache2", photos=(), photo_names=())
+    assert alone.tasks == ("human", "joint") and alone.attributes["sharpness"].pick("joint")["best"] == known
     # a cache made with other settings is refused, not mixed
     with pytest.raises(ConfigError, match="other settings"):
         run_selection(
