@@ -95,10 +95,25 @@ def _unit(x):
     return (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float32)
 
 
+def _eq2(x, p, n):
+    """Eq. (2): the positive prompt's softmax share (scale 1), one float64 dot per row (a batched float32
+    product may round identical rows differently)."""
+    cp = np.array([float(np.dot(r.astype(np.float64), p)) for r in x])
+    cn = np.array([float(np.dot(r.astype(np.float64), n)) for r in x])
+    return np.exp(cp) / (np.exp(cp) + np.exp(cn))
+
+
+def _spearman(x, y) -> float:
+    """scipy's SROCC, 0 for a constant input (where scipy says nan)."""
+    return 0.0 if np.ptp(x) == 0 else float(stats.spearmanr(x, y).statistic)
+
+
 def test_all_pairs_srocc_equals_scipy_per_pair():
     rng = np.random.default_rng(0)
     pos, neg = _unit(rng.normal(size=(4, 8))), _unit(rng.normal(size=(3, 8)))
     series = _unit(rng.normal(size=(5, 2, 6, 8)))
+    series[0, 1, 3] = series[0, 1, 2]  # a level that changed nothing: tied scores, averaged ranks
+    series[2, 0, 1:] = series[2, 0, 0]  # a series that never changes: no evidence, 0 (scipy: nan)
     signs = [-1, 1]
     got = distortion_task_srocc(series, pos, neg, signs)
     for a in range(4):
@@ -107,12 +122,7 @@ def test_all_pairs_srocc_equals_scipy_per_pair():
                 [
                     np.mean(
                         [
-                            signs[k]
-                            * stats.spearmanr(
-                                np.exp(series[i, k] @ pos[a])
-                                / (np.exp(series[i, k] @ pos[a]) + np.exp(series[i, k] @ neg[b])),
-                                np.arange(6),
-                            ).statistic
+                            signs[k] * _spearman(_eq2(series[i, k], pos[a], neg[b]), np.arange(6))
                             for i in range(5)
                         ]
                     )

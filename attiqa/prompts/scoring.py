@@ -66,8 +66,27 @@ def _rank_corr(ranked: np.ndarray, target_ranks: np.ndarray, axis: int) -> np.nd
     return out
 
 
+def _untied_level_srocc(sp: np.ndarray, sn: np.ndarray) -> np.ndarray:
+    """SROCC with the level for series whose levels all differ: (L, ..., A) and (L, ..., B) -> (..., A, B).
+
+    Without ties, the centred average rank of level i is (1/2) sum_j sign(d_i - d_j), so
+    sum_i (i - mean) (r_i - mean) = sum_{i<j} (j - i) [d_j > d_i] - C with C = L(L^2 - 1)/12, which is also
+    both sums of squares: SROCC = count / C - 1. One comparison of (A, B) per level pair, no d array, no
+    ranks. (Exact equality of two different pairs' score differences is assumed away; identical
+    embeddings, the real source of ties, are handled by the caller.)
+    """
+    n = sp.shape[0]
+    count = np.zeros(sp.shape[1:-1] + (sp.shape[-1], sn.shape[-1]), dtype=np.int16)
+    for i in range(n):
+        for j in range(i + 1, n):
+            higher = (sp[j] - sp[i])[..., :, None] > (sn[j] - sn[i])[..., None, :]  # d_j > d_i
+            count += higher.astype(np.int16) * np.int16(j - i)
+    c = n * (n * n - 1) / 12.0
+    return (count / np.float32(c) - np.float32(1.0)).astype(np.float32)
+
+
 def distortion_task_srocc(
-    series: np.ndarray, pos: np.ndarray, neg: np.ndarray, signs, chunk: int = 4
+    series: np.ndarray, pos: np.ndarray, neg: np.ndarray, signs, chunk: int = 8
 ) -> np.ndarray:
     """Proxy task 1 (distortion intensity, §3.3 and supp. §A).
 
@@ -75,15 +94,27 @@ def distortion_task_srocc(
     distortions at increasing strength (level 0 = the original). ``signs[k]``: +1 if the attribute score
     should rise with distortion k's strength, -1 if it should fall. Returns (A, B): per pair, the SROCC
     between its score and the strength, signed, averaged over images and then over distortions.
-    Images are processed ``chunk`` at a time so the working arrays stay in cache.
+    Images are processed ``chunk`` at a time so the working arrays stay in cache. A series in which two
+    levels have identical embeddings (a level that changed nothing) has tied scores for every pair and
+    goes through the exact tie-averaging path.
     """
-    n_img, n_dist = series.shape[:2]
+    n_img, n_dist, n_lv = series.shape[:3]
     signs = np.asarray(signs, dtype=np.float32).reshape(-1, 1, 1)
     total = np.zeros((pos.shape[0], neg.shape[0]), dtype=np.float64)
     by_level = np.ascontiguousarray(np.moveaxis(series, 2, 0))  # (L, I, K, D): level-major
+    sp_all = by_level @ pos.T  # (L, I, K, A)
+    sn_all = by_level @ neg.T  # (L, I, K, B)
+    tied = np.zeros((n_img, n_dist), dtype=bool)
+    for i in range(n_lv):
+        for j in range(i + 1, n_lv):
+            tied |= np.all(by_level[i] == by_level[j], axis=-1)
     for start in range(0, n_img, chunk):
-        d = pair_differences(by_level[:, start : start + chunk], pos, neg)  # (L, i, K, A, B)
-        rho = _level_srocc(d)  # (i, K, A, B)
+        sl = slice(start, start + chunk)
+        rho = _untied_level_srocc(sp_all[:, sl], sn_all[:, sl])  # (i, K, A, B)
+        for ii, k in zip(*np.nonzero(tied[sl]), strict=True):
+            # identical levels must score identically: encode-side duplicates are scored once
+            uniq, inv = np.unique(by_level[:, start + ii, k], axis=0, return_inverse=True)
+            rho[ii, k] = _level_srocc(pair_differences(uniq, pos, neg)[inv.reshape(-1)])  # (L, A, B) in
         total += (rho * signs).sum(axis=0).sum(axis=0)
     return (total / (n_img * n_dist)).astype(np.float32)
 
