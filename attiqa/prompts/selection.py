@@ -10,7 +10,9 @@ Steps (the paper's, with our engineering choices marked):
    (supp. §A). Ours: photos are first resized so the shorter edge is ``work_size`` (256 by default, about
    CLIP's input) so the pixel-sized distortion parameters mean the same on every photo;
 3. proxy task 2, human perception: SROCC between a pair's scores and SPAQ's human ratings of the same
-   attribute (runs when SPAQ's annotation file and images are given);
+   attribute (runs when SPAQ's annotation file and images are given). Every SPAQ rating is read as
+   "higher = more of the good pole" (for noisiness: cleaner), as :class:`attiqa.datasets.SPAQ` does;
+   ``human_signs`` in :func:`select_from_embeddings` flips an attribute if a copy says otherwise;
 4. joint strategy: the sum of both SROCCs; the chosen pair maximises it (§3.3). With one task only, its
    SROCC is the joint value (said in the output).
 
