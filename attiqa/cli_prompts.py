@@ -109,6 +109,9 @@ def select_prompts_cmd(
     work_size: int = typer.Option(256, min=16, help="Shorter edge photos are resized to before distortion."),
     seed: int = typer.Option(0),
     batch_size: int = typer.Option(32, min=1),
+    workers: int | None = typer.Option(
+        None, min=0, help="Decode workers for rated images (default: spare cores)."
+    ),
     device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N"),
 ) -> None:
     """Choose each attribute's antonym prompt pair among all positive x negative candidates (ATTIQA §3.3):
@@ -139,7 +142,9 @@ def select_prompts_cmd(
     parse_clip_spec(spec)  # a malformed spec fails before anything is loaded
     photos, names = _photos(images, max_images) if distortion_task else ([], [])
     rated_paths, ratings = _spaq(spaq, spaq_limit, seed, list(cands)) if spaq else ([], {})
-    encoder = ClipPromptEncoder.from_spec(spec, device=str(resolve_device(device)), batch_size=batch_size)
+    encoder = ClipPromptEncoder.from_spec(
+        spec, device=str(resolve_device(device)), batch_size=batch_size, workers=workers
+    )
     bars = []
 
     def progress(desc: str, total: int):

@@ -34,12 +34,11 @@ from PIL import Image
 from safetensors.numpy import load_file, save_file
 
 from attiqa.distortions import NUM_LEVELS, apply_distortion, get_distortion
-from attiqa.errors import ConfigError, ImageLoadError
+from attiqa.errors import ConfigError
 from attiqa.io.atomic import atomic_path
-from attiqa.io.images import load_image
 from attiqa.io.run_meta import check_or_write_meta
 from attiqa.prompts.candidates import AttributeCandidates
-from attiqa.prompts.encoders import PromptEncoder
+from attiqa.prompts.encoders import PromptEncoder, encode_files
 from attiqa.prompts.scoring import best_median_worst, distortion_task_srocc, human_task_srocc
 
 Progress = Callable[[int], None]
@@ -174,14 +173,8 @@ def encode_rated_images(
         key = f"rated_{start // chunk:05d}_{_digest([str(p) for p in part])}"
         got = cache.load(key)
         if got is None:
-            imgs, ok = [], []
-            for j, p in enumerate(part):
-                try:
-                    imgs.append(load_image(p, min_shorter=min_shorter))
-                    ok.append(j)
-                except ImageLoadError as exc:
-                    failed.append(str(exc))
-            emb = encoder.encode_images(imgs) if imgs else np.zeros((0, 1), np.float32)
+            emb, ok, errors = encode_files(encoder, part, min_shorter)
+            failed.extend(str(e) for e in errors)
             got = {"emb": emb, "ok": np.asarray(ok, dtype=np.int64)}
             cache.save(key, got)
         else:
