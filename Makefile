@@ -27,6 +27,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/score_throughput.py
 	$(BIN)/python benchmarks/label_throughput.py
+	$(BIN)/python benchmarks/prompt_selection.py
 
 clean:
 	rm -rf runs .pytest_cache

@@ -337,9 +337,11 @@ def demo(
         run_score_demo(out, model)
 
 
-from attiqa import cli_eval  # noqa: E402
+from attiqa import cli_distort, cli_eval, cli_prompts  # noqa: E402
 
 cli_eval.register(app)
+cli_distort.register(app)
+cli_prompts.register(app)
 
 
 def main() -> None:

@@ -20,6 +20,12 @@ def skimage_rgb(name: str) -> Image.Image:
     return Image.fromarray(arr[..., :3].astype(np.uint8), "RGB")
 
 
+def resized(img: Image.Image, shorter: int | None = None, longer: int | None = None) -> Image.Image:
+    """``img`` scaled (Lanczos) so its shorter (or longer) edge has the given length."""
+    s = shorter / min(img.size) if shorter else longer / max(img.size)
+    return img.resize((round(img.width * s), round(img.height * s)), Image.LANCZOS)
+
+
 @pytest.fixture(scope="session")
 def photos() -> dict[str, Image.Image]:
     """Real colour photographs shipped with scikit-image."""

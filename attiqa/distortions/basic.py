@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
-from scipy import ndimage
+from scipy import ndimage, signal
 
 from attiqa.attributes import ATTRIBUTES
 from attiqa.errors import AttiqaError
@@ -46,20 +46,24 @@ class Distortion:
 
     ``direction`` is the sign of the change of ``attribute``'s score (higher = better convention of
     :mod:`attiqa.attributes`) as the level grows: -1 for degradations, +1 e.g. for brightening.
+    ``attribute`` is None for distortions that no single attribute describes (e.g. JPEG, jitter).
     ``levels[i]`` is the parameter of level ``i + 1``; ``parameter`` names it and ``source`` says where
-    the numbers come from.
+    the numbers come from. ``stochastic``: the output depends on the seed. ``kadid_id``: the number of
+    the distortion type in KADID-10k (1..25) when it implements one.
     """
 
     name: str
-    attribute: str
+    attribute: str | None
     direction: int
     fn: DistortionFn
     levels: tuple[float, ...]
     parameter: str
     source: str
+    stochastic: bool = False
+    kadid_id: int | None = None
 
     def __post_init__(self) -> None:
-        if self.attribute not in ATTRIBUTES:
+        if self.attribute is not None and self.attribute not in ATTRIBUTES:
             raise ValueError(f"distortion {self.name!r}: unknown attribute {self.attribute!r}")
         if self.direction not in (-1, 1):
             raise ValueError(f"distortion {self.name!r}: direction must be -1 or +1")
@@ -143,6 +147,56 @@ def _iso_noise(rgb: np.ndarray, gain: float, rng: np.random.Generator) -> np.nda
     return ycc @ _YCBCR_TO_RGB.T
 
 
+def convolve_rgb(rgb: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """Same-size 2-D convolution of every channel with ``kernel`` (odd shape), replicated borders.
+
+    FFT-based, so large kernels (lens blur radius 8, long motion blur) cost about as much as small ones.
+    """
+    kh, kw = kernel.shape
+    pad = ((kh // 2, kh // 2), (kw // 2, kw // 2), (0, 0))
+    padded = np.pad(rgb, pad, mode="edge")
+    out = signal.fftconvolve(padded, kernel[:, :, None].astype(np.float32), mode="valid", axes=(0, 1))
+    return out.astype(np.float32)
+
+
+def disk_kernel(radius: float, supersample: int = 16) -> np.ndarray:
+    """Pillbox of ``radius`` pixels: each tap is the fraction of its pixel square inside the disk.
+
+    Same idea as MATLAB's ``fspecial('disk', r)`` (exact pixel coverage); we estimate the coverage on a
+    ``supersample`` x ``supersample`` grid per pixel (ours), which is within 1/supersample^2 of it.
+    """
+    c = int(np.ceil(radius - 0.5))
+    sub = (np.arange(supersample) + 0.5) / supersample - 0.5
+    coords = (np.arange(-c, c + 1)[:, None] + sub[None, :]).reshape(-1)
+    inside = (coords[:, None] ** 2 + coords[None, :] ** 2) <= radius**2
+    n = 2 * c + 1
+    cover = inside.reshape(n, supersample, n, supersample).mean(axis=(1, 3))
+    return (cover / cover.sum()).astype(np.float32)
+
+
+def _lens_blur(rgb: np.ndarray, radius: float, rng: np.random.Generator) -> np.ndarray:
+    """Defocus (lens) blur: convolution with a pillbox of ``radius`` pixels (KADID-10k #2)."""
+    return convolve_rgb(rgb, disk_kernel(radius))
+
+
+def _zoom_blur(rgb: np.ndarray, max_zoom: float, rng: np.random.Generator) -> np.ndarray:
+    """Zoom blur: the mean of the image zoomed about its centre by factors 1 .. ``max_zoom``.
+
+    Zoom steps of about 0.01 (at least 4 of them), bilinear resampling; the factor-1 copy is the
+    image itself (ImageNet-C's recipe, written here with PIL resizes).
+    """
+    h, w = rgb.shape[:2]
+    rgb = np.ascontiguousarray(rgb, dtype=np.float32)
+    steps = max(4, int(round((max_zoom - 1.0) / 0.01)) + 1)
+    acc = rgb.astype(np.float32).copy()
+    chans = [Image.fromarray(np.ascontiguousarray(rgb[..., k])) for k in range(3)]
+    for z in np.linspace(1.0, max_zoom, steps)[1:]:
+        # the central 1/z of the image, stretched back to full size
+        box = ((w - w / z) / 2.0, (h - h / z) / 2.0, (w + w / z) / 2.0, (h + h / z) / 2.0)
+        acc += np.stack([np.asarray(c.resize((w, h), Image.BILINEAR, box=box)) for c in chans], axis=2)
+    return acc / np.float32(steps)
+
+
 # ---------------------------------------------------------------------------------------------------
 # Registry
 # ---------------------------------------------------------------------------------------------------
@@ -213,6 +267,7 @@ for _d in (
         tuple(float(np.sqrt(v)) for v in (0.001, 0.002, 0.003, 0.005, 0.01)),
         "noise std on [0, 1] RGB",
         "KADID-10k #11 white-noise variances [0.001, 0.002, 0.003, 0.005, 0.01] (std = sqrt)",
+        stochastic=True,
     ),
     Distortion(
         "iso_noise",
@@ -222,6 +277,26 @@ for _d in (
         (1.0, 2.0, 4.0, 8.0, 16.0),
         "analogue gain (2 ** (level - 1))",
         "ours (Poissonian-Gaussian luma noise, Foi et al. 2008, plus chroma noise)",
+        stochastic=True,
+    ),
+    Distortion(
+        "zoom_blur",
+        "sharpness",
+        -1,
+        _zoom_blur,
+        (1.11, 1.16, 1.21, 1.26, 1.31),
+        "largest zoom factor (mean of zooms 1..factor about the centre)",
+        "ImageNet-C zoom blur (Hendrycks & Dietterich, ICLR 2019), severities 1-5: zoom ranges up to "
+        "1.11, 1.16, 1.21, 1.26, 1.31 (ours: steps of ~0.01 at every level)",
+    ),
+    Distortion(
+        "lens_blur",
+        "sharpness",
+        -1,
+        _lens_blur,
+        (1.0, 2.0, 4.0, 6.0, 8.0),
+        "disk (pillbox) radius (pixels)",
+        "KADID-10k #2 lens-blur radii [1, 2, 4, 6, 8] (imdist_generator.m); pillbox like fspecial('disk')",
     ),
 ):
     register_distortion(_d)

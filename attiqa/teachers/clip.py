@@ -477,13 +477,19 @@ class ClipTeacher(Teacher):
         return F.normalize(model.encode_text(tokens).float(), dim=-1)
 
     @torch.no_grad()
+    def encode_images(self, batch: torch.Tensor) -> torch.Tensor:
+        """L2-normalised image embeddings (N, D) — E_I(x)/||E_I(x)|| of eq. (1); ``batch`` from
+        :meth:`transform`."""
+        model = self._require_model()
+        return F.normalize(model.encode_image(batch.to(self.device)).float(), dim=-1)
+
+    @torch.no_grad()
     def similarities(self, batch: torch.Tensor) -> torch.Tensor:
         """Eq. (1) cosine similarities, shape (N, 5, 2): [image, attribute, (positive, negative)]."""
-        model = self._require_model()
+        self._require_model()
         if self.text_features is None:
             raise RuntimeError("text embeddings missing: construct ClipTeacher normally")
-        img = F.normalize(model.encode_image(batch.to(self.device)).float(), dim=-1)
-        return torch.einsum("nd,akd->nak", img, self.text_features)
+        return torch.einsum("nd,akd->nak", self.encode_images(batch), self.text_features)
 
     @torch.no_grad()
     def score_tensors(self, batch: torch.Tensor) -> torch.Tensor:

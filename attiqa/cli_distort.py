@@ -1,0 +1,151 @@
+"""``attiqa distort``, ``attiqa distortions``, ``attiqa gallery`` and ``attiqa make-distorted``: the
+distortion library from the command line. ``cli.py`` calls :func:`register`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from attiqa.errors import AttiqaError
+from attiqa.progress import console
+
+stdout = Console()  # tables to stdout; progress and messages to stderr (``console``)
+
+
+def _save_image(img, out: Path) -> None:
+    from attiqa.io.atomic import atomic_path
+
+    fmt = {
+        ".png": "PNG",
+        ".jpg": "JPEG",
+        ".jpeg": "JPEG",
+        ".webp": "WEBP",
+        ".bmp": "BMP",
+        ".tif": "TIFF",
+        ".tiff": "TIFF",
+    }.get(out.suffix.lower())
+    if fmt is None:
+        raise AttiqaError(f"{out}: unknown output format — use .png (lossless), .bmp, .tif or .jpg")
+    with atomic_path(out) as tmp:
+        img.save(tmp, format=fmt, **({"quality": 95} if fmt == "JPEG" else {}))
+
+
+def distort_cmd(
+    image: Path = typer.Argument(..., help="The image to degrade."),
+    type_: str = typer.Option(..., "--type", "-t", help="Distortion name (see `attiqa distortions`)."),
+    level: int = typer.Option(..., "--level", "-l", help="0 (identity) .. 5 (strongest)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output image (.png recommended: lossless)."),
+    seed: int = typer.Option(0, help="Seed of the random parts (noise, directions, patch positions)."),
+) -> None:
+    """Apply one distortion at one level to an image. Same image, type, level and seed -> same bytes."""
+    from attiqa.distortions import apply_distortion
+    from attiqa.io.images import load_image
+
+    result = apply_distortion(load_image(image), type_, level, seed=seed)
+    _save_image(result, out)
+    console.print(f"[green]wrote {out} ({type_} level {level}, seed {seed})")
+
+
+def distortions_cmd(
+    kadid_only: bool = typer.Option(False, "--kadid", help="Only the 25 KADID-10k types."),
+) -> None:
+    """List the distortions: attribute they move, the parameter of levels 1..5 and its source."""
+    from attiqa.distortions import DISTORTIONS
+
+    table = Table(
+        title="distortions (use with `attiqa distort IMAGE --type NAME --level 1..5`)", show_lines=True
+    )
+    for c in ("name", "KADID #", "attribute", "parameter", "levels 1..5", "seeded", "source"):
+        table.add_column(c, overflow="fold")
+    for d in DISTORTIONS.values():
+        if kadid_only and d.kadid_id is None:
+            continue
+        table.add_row(
+            d.name,
+            str(d.kadid_id or ""),
+            f"{d.attribute} ({'+' if d.direction > 0 else '-'})" if d.attribute else "-",
+            d.parameter,
+            ", ".join(f"{v:.4g}" for v in d.levels),
+            "yes" if d.stochastic else "",
+            d.source,
+        )
+    stdout.print(table)
+
+
+def gallery_cmd(
+    image: Path = typer.Argument(..., help="The image to show under every distortion."),
+    out: Path = typer.Option(Path("gallery.png"), "--out", "-o", help="Output PNG sheet."),
+    types: str | None = typer.Option(None, help="Comma-separated names (default: every registered one)."),
+    kadid_only: bool = typer.Option(False, "--kadid", help="Only the 25 KADID-10k types."),
+    thumb: int = typer.Option(160, min=16, help="Longer edge of each cell in pixels."),
+    seed: int = typer.Option(0),
+) -> None:
+    """Write one PNG sheet of IMAGE under every distortion type (rows) x level 0..5 (columns)."""
+    from attiqa.distortions import DISTORTIONS, KADID_NAMES
+    from attiqa.distortions.gallery import write_gallery
+    from attiqa.io.images import load_image
+    from attiqa.progress import progress_task
+
+    if types:
+        names = [t.strip() for t in types.split(",") if t.strip()]
+    else:
+        names = list(KADID_NAMES) if kadid_only else list(DISTORTIONS)
+    img = load_image(image)
+    with progress_task("gallery", total=len(names), unit="row") as adv:
+        path = write_gallery(img, out, names, thumb=thumb, seed=seed, on_row=adv)
+    console.print(f"[green]wrote {path} ({len(names)} types x 6 levels)")
+
+
+def make_distorted_cmd(
+    sources: list[Path] = typer.Argument(..., help="Pristine images: files and/or folders (recursive)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder (images/r<round>/, labels.csv)."),
+    rounds: int = typer.Option(10, min=1, help="Rounds R: every source gets a new random mix per round."),
+    seed: int = typer.Option(0, help="Seed of every draw (same seed + settings = same dataset)."),
+    distortions: str | None = typer.Option(
+        None, help="Comma-separated distortion set D (default: the 25 KADID-10k types, as ExIQA)."
+    ),
+    max_k: int | None = typer.Option(None, min=1, help="Cap K (default |D|, the paper's range)."),
+    max_side: int | None = typer.Option(
+        None, min=16, help="Downsize sources whose longer side exceeds this first (KADID images: 512)."
+    ),
+) -> None:
+    """ExIQA multi-distortion dataset (§V-A): per round, each image gets K ~ U{1..|D|} distortions drawn
+    without replacement, each at a random level 1..5, applied in sequence. Writes the images and
+    labels.csv (per distortion: strength 0, 0.2, ..., 1). Resumable and seeded."""
+    from attiqa.distortions import KADID_NAMES
+    from attiqa.distortions.multi import make_distorted_set
+    from attiqa.io.images import discover_images
+    from attiqa.progress import progress_task
+
+    files = discover_images(sources)
+    if not files:
+        raise AttiqaError(f"no images found in {', '.join(map(str, sources))} — pass image files or folders")
+    names = [d.strip() for d in distortions.split(",") if d.strip()] if distortions else list(KADID_NAMES)
+    with progress_task("distorting", total=rounds * len(files)) as adv:
+        res = make_distorted_set(
+            files,
+            out,
+            rounds=rounds,
+            seed=seed,
+            distortions=names,
+            max_k=max_k,
+            max_side=max_side,
+            on_item=adv,
+        )
+    for msg in res.failed:
+        console.print(f"[yellow]skipped: {msg}")
+    console.print(f"[green]{res.written} written, {res.existing} already there; labels: {res.labels}")
+    if res.written + res.existing == 0:
+        raise AttiqaError("no source image could be read")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the distortion commands to the ``attiqa`` app."""
+    app.command("distort")(distort_cmd)
+    app.command("distortions")(distortions_cmd)
+    app.command("gallery")(gallery_cmd)
+    app.command("make-distorted")(make_distorted_cmd)

@@ -1,0 +1,188 @@
+"""The ExIQA multi-distortion dataset generator (Sarkar et al., ExIQA, §V-A).
+
+The paper's recipe: from N pristine images, repeat R rounds; in each round every image I gets an integer
+K_I drawn uniformly from [1, |D|], then K_I distortions drawn from D without replacement, each at a
+random one of 5 levels, applied in sequence. D is KADID-10k's set of 25 distortions (§V-A item 2).
+
+Labels (§IV-A): for each image and distortion d, the strength P(I, d) in [0, 1]; 0 when d was not applied,
+otherwise level / 5, so strengths lie in {0, 0.2, ..., 1} (the levels of §V-C's accuracy metric).
+
+Engineering (ours):
+- everything about item (round r, source i) is drawn from its own generator seeded by (seed, r, i): the
+  result does not depend on the order or on what was already done, so a killed run resumes exactly;
+- images are written atomically as ``images/r<round>/<index>_<stem>.png``; ``labels.csv`` is rewritten
+  (atomically) every ``flush_every`` items and at the end from the plans of the images that exist;
+- a source that cannot be read is skipped and reported; the rest goes on;
+- the distortions are applied in the order drawn (the paper does not say which order; drawing without
+  replacement gives a random order);
+- ``meta.json`` records the settings; resuming with other settings is refused.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from attiqa.distortions.basic import NUM_LEVELS, apply_distortion, get_distortion
+from attiqa.distortions.kadid import KADID_NAMES
+from attiqa.errors import ConfigError, ImageLoadError
+from attiqa.io.atomic import atomic_path, write_text_atomic
+from attiqa.io.images import load_image
+from attiqa.io.run_meta import check_or_write_meta
+
+LABEL_FIXED = ("image", "source", "round", "k", "sequence")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What happens to one source in one round: distortions in order of application and their levels."""
+
+    round: int
+    index: int
+    names: tuple[str, ...]
+    levels: tuple[int, ...]
+    seeds: tuple[int, ...]
+
+    def strengths(self, distortions: Sequence[str]) -> dict[str, float]:
+        """Label row: strength level / 5 of each applied distortion, 0 for the others."""
+        got = dict(zip(self.names, self.levels, strict=True))
+        return {d: round(got.get(d, 0) / NUM_LEVELS, 6) for d in distortions}
+
+
+def plan_item(seed: int, rnd: int, index: int, distortions: Sequence[str], max_k: int | None = None) -> Plan:
+    """Draw K ~ U{1..max_k} (default |D|), K distortions without replacement, a level 1..5 for each."""
+    rng = np.random.default_rng([seed, rnd, index])
+    top = len(distortions) if max_k is None else min(max_k, len(distortions))
+    k = int(rng.integers(1, top + 1))
+    picks = rng.choice(len(distortions), size=k, replace=False)
+    levels = rng.integers(1, NUM_LEVELS + 1, size=k)
+    seeds = rng.integers(0, 2**31 - 1, size=k)
+    return Plan(
+        rnd,
+        index,
+        tuple(distortions[j] for j in picks),
+        tuple(int(x) for x in levels),
+        tuple(int(s) for s in seeds),
+    )
+
+
+def apply_plan(img: Image.Image, plan: Plan) -> Image.Image:
+    """Apply the plan's distortions in sequence (each output rounded to 8 bits, as a saved image would be)."""
+    out = img
+    for name, level, s in zip(plan.names, plan.levels, plan.seeds, strict=True):
+        out = apply_distortion(out, name, level, seed=s)
+    return out
+
+
+@dataclass
+class MultiResult:
+    written: int = 0
+    existing: int = 0
+    failed: list[str] = field(default_factory=list)
+    labels: Path | None = None
+
+
+def _item_path(out_dir: Path, rnd: int, index: int, stem: str) -> Path:
+    return out_dir / "images" / f"r{rnd:02d}" / f"{index:05d}_{stem}.png"
+
+
+def _write_labels(path: Path, rows: list[dict], distortions: Sequence[str]) -> None:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=[*LABEL_FIXED, *distortions], lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    write_text_atomic(path, buf.getvalue())
+
+
+def make_distorted_set(
+    sources: Sequence[Path],
+    out_dir: str | Path,
+    rounds: int = 10,
+    seed: int = 0,
+    distortions: Sequence[str] = KADID_NAMES,
+    max_k: int | None = None,
+    max_side: int | None = None,
+    flush_every: int = 50,
+    on_item: Callable[[int], None] | None = None,
+) -> MultiResult:
+    """Write ``rounds`` x ``len(sources)`` multi-distorted images and ``labels.csv`` into ``out_dir``.
+
+    ``max_side`` (optional) downsizes large sources first so pixel-sized distortion parameters act at
+    KADID's scale (its images are 512x384). Resumable: finished images are kept and skipped.
+    """
+    if rounds < 1:
+        raise ConfigError(f"--rounds must be >= 1, got {rounds}")
+    for d in distortions:
+        get_distortion(d)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    sources = [Path(s) for s in sources]
+    check_or_write_meta(
+        out_dir / "meta.json",
+        {
+            "rounds": rounds,
+            "seed": seed,
+            "distortions": list(distortions),
+            "max_k": max_k,
+            "max_side": max_side,
+            "sources": [str(s) for s in sources],
+            "recipe": "ExIQA §V-A (K ~ U{1..|D|}, without replacement, levels 1..5)",
+        },
+        "sources, rounds, seed, distortions or size differ: use another --out folder, or the same "
+        "settings to resume",
+    )
+    res = MultiResult(labels=out_dir / "labels.csv")
+    rows: list[dict] = []
+    unreadable: set[int] = set()
+    since_flush = 0
+    for rnd in range(rounds):
+        for i, src in enumerate(sources):
+            path = _item_path(out_dir, rnd, i, src.stem)
+            plan = plan_item(seed, rnd, i, distortions, max_k)
+            if not path.exists():
+                if i in unreadable:
+                    if on_item:
+                        on_item(1)
+                    continue
+                try:
+                    img = load_image(src)
+                except ImageLoadError as exc:
+                    unreadable.add(i)
+                    res.failed.append(str(exc))
+                    if on_item:
+                        on_item(1)
+                    continue
+                if max_side and max(img.size) > max_side:
+                    s = max_side / max(img.size)
+                    img = img.resize(
+                        (max(1, round(img.width * s)), max(1, round(img.height * s))), Image.LANCZOS
+                    )
+                with atomic_path(path) as tmp:
+                    apply_plan(img, plan).save(tmp, format="PNG")
+                res.written += 1
+                since_flush += 1
+            else:
+                res.existing += 1
+            rows.append(
+                {
+                    "image": str(path.relative_to(out_dir)),
+                    "source": str(src),
+                    "round": rnd,
+                    "k": len(plan.names),
+                    "sequence": ";".join(f"{n}:{lv}" for n, lv in zip(plan.names, plan.levels, strict=True)),
+                    **plan.strengths(distortions),
+                }
+            )
+            if since_flush >= flush_every:
+                _write_labels(res.labels, rows, distortions)
+                since_flush = 0
+            if on_item:
+                on_item(1)
+    _write_labels(res.labels, rows, distortions)
+    return res

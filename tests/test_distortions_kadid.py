@@ -1,0 +1,218 @@
+"""The 25 KADID-10k types and the supplement §A blur proxies: registry, determinism, sizes, monotone
+strength on real photos (scikit-image), the gallery sheet and the `distort` / `gallery` commands."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import resized
+from PIL import Image
+from scipy import ndimage
+
+from attiqa.distortions import DISTORTIONS, KADID_NAMES, NUM_LEVELS, apply_distortion, get_distortion
+from attiqa.distortions.basic import disk_kernel
+from attiqa.distortions.gallery import gallery_sheet
+from attiqa.distortions.kadid import motion_kernel
+
+PROXY_BLURS = ("zoom_blur", "lens_blur")
+ALL_NEW = (*KADID_NAMES, *PROXY_BLURS)
+
+
+@pytest.fixture(scope="module")
+def small_photos(photos) -> list[Image.Image]:
+    """Three real photos at 192 px (fast) — KADID's parameters act in pixels, so sizes stay moderate."""
+    return [resized(photos[n], longer=192) for n in ("astronaut", "coffee", "chelsea")]
+
+
+def _f(img: Image.Image) -> np.ndarray:
+    return np.asarray(img, dtype=np.float64)
+
+
+# --- simple, independent measures (numpy/scipy on the output image, not the library's own code) --------
+
+
+def _laplacian_energy(a: np.ndarray, ref: np.ndarray) -> float:
+    return float(np.abs(ndimage.laplace(a.mean(axis=2))).mean())
+
+
+def _mae(a: np.ndarray, ref: np.ndarray) -> float:
+    return float(np.abs(a - ref).mean())
+
+
+def _mean(a: np.ndarray, ref: np.ndarray) -> float:
+    return float(a.mean())
+
+
+def _grey_std(a: np.ndarray, ref: np.ndarray) -> float:
+    return float(a.mean(axis=2).std())
+
+
+def _distinct_values(a: np.ndarray, ref: np.ndarray) -> float:
+    return float(len(np.unique(a)))
+
+
+def _distinct_colours(a: np.ndarray, ref: np.ndarray) -> float:
+    return float(len(np.unique(a.reshape(-1, 3), axis=0)))
+
+
+# name -> (measure, sign over levels, first level from which it must be strictly monotone); before that
+# level it must not move the wrong way. None: level 0 (the original) is not on the scale at all.
+MEASURES = {
+    "kadid_gaussian_blur": (_laplacian_energy, -1, 1),  # level 1 (sigma 0.1) ~ identity, as in KADID
+    "kadid_lens_blur": (_laplacian_energy, -1, 0),
+    "kadid_motion_blur": (_laplacian_energy, -1, 1),  # level 1 (length 1) = identity, as in KADID
+    "lens_blur": (_laplacian_energy, -1, 0),
+    "zoom_blur": (_laplacian_energy, -1, 0),
+    "kadid_brighten": (_mean, +1, 0),
+    "kadid_darken": (_mean, -1, 0),
+    "kadid_contrast_change": (_grey_std, -1, None),  # more contrast (1-3) .. less contrast (4-5)
+    "kadid_quantization": (_distinct_values, -1, 1),
+    "kadid_color_quantization": (_distinct_colours, -1, 1),
+    "kadid_color_saturation_2": (_mae, +1, 1),  # level 1 = factor 1, as in KADID
+}
+# everything else: mean absolute difference from the original grows with the level
+DEFAULT_MEASURE = (_mae, +1, 0)
+
+
+def test_all_25_kadid_types_registered_in_order_with_documented_levels():
+    assert len(KADID_NAMES) == 25
+    assert [DISTORTIONS[n].kadid_id for n in KADID_NAMES] == list(range(1, 26))
+    for name in ALL_NEW:
+        d = get_distortion(name)
+        assert len(d.levels) == NUM_LEVELS and d.parameter and d.source
+        assert "KADID" in d.source or "ImageNet-C" in d.source
+    # spot checks against KADID's imdist_generator.m level vectors
+    assert DISTORTIONS["kadid_gaussian_blur"].levels == (0.1, 0.5, 1.0, 2.0, 5.0)
+    assert DISTORTIONS["kadid_jpeg"].levels == (43.0, 36.0, 24.0, 7.0, 4.0)
+    assert DISTORTIONS["kadid_jpeg2000"].levels == (16.0, 32.0, 45.0, 120.0, 400.0)
+    assert DISTORTIONS["kadid_color_saturation_1"].levels == (0.4, 0.2, 0.1, 0.0, -0.4)
+    assert DISTORTIONS["kadid_contrast_change"].levels == (0.3, 0.15, 0.0, -0.4, -0.6)
+    assert DISTORTIONS["kadid_white_noise"].levels[-1] == pytest.approx(0.1)
+    # supplement §A: three sharpness proxies
+    assert {DISTORTIONS[n].attribute for n in ("gaussian_blur", *PROXY_BLURS)} == {"sharpness"}
+
+
+@pytest.mark.parametrize("name", ALL_NEW)
+def test_strength_is_monotone_in_a_simple_measure_on_real_photos(small_photos, name):
+    measure, sign, strict_from = MEASURES.get(name, DEFAULT_MEASURE)
+    for img in small_photos:
+        ref = _f(img)
+        values = np.array([measure(_f(apply_distortion(img, name, lv, seed=5)), ref) for lv in range(6)])
+        steps = np.diff(values) * sign
+        start = 1 if strict_from is None else strict_from
+        assert np.all(steps[start:] > 0), (name, values.round(3))
+        if strict_from is not None:
+            assert np.all(steps[:start] >= -1e-9), (name, values.round(3))
+
+
+@pytest.mark.parametrize("name", ALL_NEW)
+def test_identity_at_zero_and_deterministic_for_a_seed(small_photos, name):
+    img = small_photos[1]
+    assert apply_distortion(img, name, 0, seed=3).tobytes() == img.tobytes()
+    a = apply_distortion(img, name, 4, seed=7).tobytes()
+    assert a == apply_distortion(img, name, 4, seed=7).tobytes()
+    other = apply_distortion(img, name, 4, seed=8).tobytes()
+    if DISTORTIONS[name].stochastic:
+        assert a != other
+    else:
+        assert a == other
+
+
+@pytest.mark.parametrize("name", ALL_NEW)
+@pytest.mark.parametrize("size", [(1, 1), (7, 300), (61, 45)])
+def test_any_image_size(name, size):
+    rng = np.random.default_rng(0)
+    img = Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8))
+    for level in (1, NUM_LEVELS):
+        out = apply_distortion(img, name, level, seed=1)
+        assert out.size == img.size and out.mode == "RGB"
+
+
+def test_kernels_are_normalised_and_shaped():
+    for r in (1.0, 2.0, 8.0):
+        k = disk_kernel(r)
+        assert k.shape == (2 * int(np.ceil(r - 0.5)) + 1,) * 2 and k.sum() == pytest.approx(1.0)
+        assert k[k.shape[0] // 2, k.shape[1] // 2] == k.max()
+    assert motion_kernel(1, 30.0).shape == (1, 1)
+    horiz = motion_kernel(10, 0.0)
+    assert horiz.sum() == pytest.approx(1.0)
+    rows = np.nonzero(horiz.sum(axis=1) > 1e-6)[0]
+    assert len(rows) == 1  # a horizontal line stays on one row
+    assert np.count_nonzero(horiz.sum(axis=0) > 1e-6) >= 10
+
+
+def test_noise_types_have_their_tabled_strength():
+    grey = Image.new("RGB", (200, 200), (128, 128, 128))
+    out = _f(apply_distortion(grey, "kadid_white_noise", 5, seed=0))
+    assert out.std() == pytest.approx(0.1 * 255, rel=0.05)
+    imp = _f(apply_distortion(grey, "kadid_impulse_noise", 5, seed=0))
+    frac = np.mean((imp == 0) | (imp == 255))
+    assert frac == pytest.approx(0.03, rel=0.15)  # density of salt & pepper samples
+    mul = _f(apply_distortion(grey, "kadid_multiplicative_noise", 5, seed=0))
+    assert (mul / 128.0 - 1.0).std() == pytest.approx(np.sqrt(0.05), rel=0.05)
+
+
+def test_gallery_sheet_has_one_row_per_type_and_six_levels(small_photos):
+    names = ["gaussian_blur", "kadid_jpeg", "kadid_color_block"]
+    sheet = gallery_sheet(small_photos[0], names, thumb=64)
+    cell_w = 64 + 4
+    assert sheet.width > 6 * cell_w and sheet.height > 3 * 64
+    a = np.asarray(sheet)
+    # the level-0 cell of the first row is the thumbnail itself (not blank)
+    assert a[30:60, 240:290].std() > 5
+
+
+ATTIQA = [sys.executable, "-m", "attiqa.cli"]
+
+
+def test_distort_and_gallery_commands(tmp_path, small_photos):
+    src = tmp_path / "photo.png"
+    small_photos[0].save(src)
+    out = tmp_path / "out.png"
+    r = subprocess.run(
+        [*ATTIQA, "distort", src, "--type", "kadid_jpeg", "--level", "3", "-o", out],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stderr
+    expected = apply_distortion(small_photos[0], "kadid_jpeg", 3)
+    assert Image.open(out).tobytes() == expected.tobytes()
+    bad = subprocess.run(
+        [*ATTIQA, "distort", src, "--type", "kadid_jpg", "--level", "3", "-o", out],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert bad.returncode == 2 and "did you mean kadid_jpeg" in bad.stderr and "Traceback" not in bad.stderr
+    missing = subprocess.run(
+        [*ATTIQA, "distort", tmp_path / "nope.png", "--type", "kadid_jpeg", "--level", "1", "-o", out],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert missing.returncode == 2 and "nope.png" in missing.stderr and "Traceback" not in missing.stderr
+    sheet = tmp_path / "sheet.png"
+    r = subprocess.run(
+        [*ATTIQA, "gallery", src, "-o", sheet, "--kadid", "--thumb", "48"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stderr
+    with Image.open(sheet) as im:
+        assert im.height > 25 * 48
+
+
+def test_docs_table_lists_every_distortion_with_its_levels():
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "distortions.md").read_text(encoding="utf-8")
+    for d in DISTORTIONS.values():
+        if d.name.startswith("test_"):
+            continue
+        levels = ", ".join(f"{v:.4g}" for v in d.levels)
+        assert f"| `{d.name}` |" in doc and levels in doc, f"docs/distortions.md is stale for {d.name}"

@@ -1,0 +1,135 @@
+"""ExIQA multi-distortion generator (§V-A): the draw, labels, determinism, resume after a kill, bad sources,
+and `attiqa make-distorted` as a user runs it."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import resized
+from PIL import Image
+
+from attiqa.distortions import KADID_NAMES, NUM_LEVELS
+from attiqa.distortions.multi import apply_plan, make_distorted_set, plan_item
+from attiqa.errors import ConfigError
+
+ATTIQA = [sys.executable, "-m", "attiqa.cli"]
+
+
+@pytest.fixture()
+def sources(tmp_path, photos) -> list[Path]:
+    d = tmp_path / "src"
+    d.mkdir()
+    out = []
+    for n in ("astronaut", "coffee", "chelsea"):
+        p = d / f"{n}.png"
+        resized(photos[n], longer=48).save(p)
+        out.append(p)
+    return out
+
+
+def _rows(path: Path) -> list[dict]:
+    with path.open() as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_the_draw_follows_the_recipe():
+    plans = [plan_item(0, r, i, KADID_NAMES) for r in range(10) for i in range(60)]
+    ks = np.array([len(p.names) for p in plans])
+    assert ks.min() >= 1 and ks.max() <= 25 and len(set(ks.tolist())) > 15  # K ~ U{1..25}
+    assert abs(ks.mean() - 13) < 1.5
+    for p in plans:
+        assert len(set(p.names)) == len(p.names)  # without replacement
+        assert all(1 <= lv <= NUM_LEVELS for lv in p.levels)
+    levels = Counter(lv for p in plans for lv in p.levels)
+    assert set(levels) == {1, 2, 3, 4, 5}
+    assert plan_item(0, 3, 7, KADID_NAMES) == plan_item(0, 3, 7, KADID_NAMES)  # seeded per item
+    assert plan_item(1, 3, 7, KADID_NAMES) != plan_item(0, 3, 7, KADID_NAMES)
+    capped = [len(plan_item(0, 0, i, KADID_NAMES, max_k=3).names) for i in range(50)]
+    assert max(capped) <= 3
+
+
+def test_images_and_labels(tmp_path, sources):
+    out = tmp_path / "set"
+    res = make_distorted_set(sources, out, rounds=2, seed=4)
+    assert res.written == 6 and not res.failed
+    rows = _rows(out / "labels.csv")
+    assert len(rows) == 6 and list(rows[0])[:5] == ["image", "source", "round", "k", "sequence"]
+    assert list(rows[0])[5:] == list(KADID_NAMES)
+    for r in rows:
+        img = out / r["image"]
+        src = Path(r["source"])
+        with Image.open(img) as a, Image.open(src) as b:
+            assert a.size == b.size
+        strengths = {d: float(r[d]) for d in KADID_NAMES}
+        assert set(strengths.values()) <= {0.0, 0.2, 0.4, 0.6, 0.8, 1.0}
+        applied = [s.split(":") for s in r["sequence"].split(";")]
+        assert int(r["k"]) == len(applied) == sum(v > 0 for v in strengths.values())
+        for name, lv in applied:
+            assert strengths[name] == pytest.approx(int(lv) / 5)
+        # the image is exactly the plan applied to the source
+        plan = plan_item(4, int(r["round"]), sources.index(src), KADID_NAMES)
+        with Image.open(src) as s_img, Image.open(img) as got:
+            assert apply_plan(s_img.convert("RGB"), plan).tobytes() == got.convert("RGB").tobytes()
+    # rounds differ: the same source gets another mix
+    by_src = {}
+    for r in rows:
+        by_src.setdefault(r["source"], []).append(r["sequence"])
+    assert all(len(set(v)) == 2 for v in by_src.values())
+
+
+def test_resume_after_a_kill_gives_the_same_dataset(tmp_path, sources):
+    ref = tmp_path / "ref"
+    make_distorted_set(sources, ref, rounds=2, seed=1)
+    out = tmp_path / "killed"
+    done = []
+
+    def kill_after_two(n):
+        done.append(n)
+        if len(done) == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        make_distorted_set(sources, out, rounds=2, seed=1, flush_every=1, on_item=kill_after_two)
+    assert len(list((out / "images").rglob("*.png"))) == 2
+    assert len(_rows(out / "labels.csv")) >= 1  # labels of finished images are on disk already
+    res = make_distorted_set(sources, out, rounds=2, seed=1)
+    assert res.existing == 2 and res.written == 4
+    for p in sorted((ref / "images").rglob("*.png")):
+        q = out / p.relative_to(ref)
+        assert q.read_bytes() == p.read_bytes()
+    assert (out / "labels.csv").read_text() == (ref / "labels.csv").read_text().replace(str(ref), str(out))
+    with pytest.raises(ConfigError, match="other settings"):
+        make_distorted_set(sources, out, rounds=2, seed=2)
+
+
+def test_bad_source_is_skipped_and_reported(tmp_path, sources):
+    bad = sources[0].parent / "broken.png"
+    bad.write_bytes(b"\x89PNG not really")
+    res = make_distorted_set([*sources, bad], tmp_path / "out", rounds=2)
+    assert res.written == 6 and len(res.failed) == 1 and "broken.png" in res.failed[0]
+    assert len(_rows(tmp_path / "out" / "labels.csv")) == 6
+
+
+def test_make_distorted_command(tmp_path, sources):
+    out = tmp_path / "cli"
+    args = [*ATTIQA, "make-distorted", sources[0].parent, "--rounds", "2", "--out", out, "--seed", "3"]
+    r = subprocess.run(list(map(str, args)), capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert len(_rows(out / "labels.csv")) == 6
+    again = subprocess.run(list(map(str, args)), capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and "0 written, 6 already there" in again.stderr
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    none = subprocess.run(
+        list(map(str, [*ATTIQA, "make-distorted", empty, "--out", out])),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert none.returncode == 2 and "no images found" in none.stderr and "Traceback" not in none.stderr
