@@ -11,6 +11,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from attiqa.errors import AttiqaError
 from attiqa.progress import console, progress_task
 
 app = typer.Typer(
@@ -95,6 +96,142 @@ def run(
     if result.failed:
         console.print("[yellow]rerun the same command to retry the failed images")
         raise typer.Exit(1)
+
+
+def _split_metrics(metrics: str | None) -> list[str] | None:
+    return [m.strip() for m in metrics.split(",") if m.strip()] if metrics else None
+
+
+@app.command()
+def score(
+    run_dir: Path = typer.Argument(..., help="Run folder (with manifest.jsonl)."),
+    metrics: str | None = typer.Option(
+        None,
+        "--metrics",
+        "-m",
+        help="Comma-separated scorer names or checkpoint paths (default: every scorer in `attiqa models`).",
+    ),
+    batch_size: int = typer.Option(16, min=1),
+    workers: int | None = typer.Option(None, min=0, help="Decode workers (default: one per spare core)."),
+    device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N"),
+) -> None:
+    """Score every image of a run with every selected metric: scores/<metric>.csv (+ .json metadata).
+
+    Rerunning scores only what is missing. A metric whose weights are not on this machine is reported and
+    skipped; unreadable images are skipped and listed.
+    """
+    from genbench.manifest import load_pairs
+    from genbench.scoring import default_metrics, score_run
+
+    pairs = load_pairs(run_dir)
+    names = _split_metrics(metrics) or default_metrics()
+    dev = _device(device)
+    ok = 0
+    for name in names:
+        with progress_task(f"{name}", total=2 * len(pairs)) as advance:
+            rep = score_run(run_dir, pairs, name, dev, batch_size, workers, lambda n, _f: advance(n))
+        if rep.error:
+            console.print(f"[yellow]skipped {name}:[/] {rep.error}", highlight=False)
+            continue
+        ok += 1
+        console.print(f"{name}: {rep.scored} scored, {rep.kept} already scored, {len(rep.failed)} unreadable")
+        for f in rep.failed[:10]:
+            console.print(f"  [yellow]skipped[/] {f}", highlight=False)
+    if not ok:
+        raise AttiqaError("no metric could score this run — pass --metrics with names from `attiqa models`")
+
+
+@app.command()
+def agree(
+    run_dir: Path = typer.Argument(..., help="Run folder (manifest + scores/)."),
+    prefs: Path | None = typer.Option(
+        None,
+        "--prefs",
+        "-p",
+        help="Preferences: CSV pair_id,choice[,rater] or a votes.sqlite (default: RUN/votes.sqlite, "
+        "else RUN/prefs.csv).",
+    ),
+    metrics: str | None = typer.Option(
+        None, "--metrics", "-m", help="Comma-separated (default: all scored)."
+    ),
+    ties: str = typer.Option(
+        "skip", help="Human ties (equal votes): skip | half (half credit, as PickScore)."
+    ),
+    model_ties: str = typer.Option("wrong", help="Equal metric scores: wrong (ImageReward's rule) | half."),
+    bootstrap: int = typer.Option(10000, min=100, help="Bootstrap resamples for the 95% interval."),
+    seed: int = typer.Option(0, help="Bootstrap seed."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Report folder (default: RUN/agreement)."),
+) -> None:
+    """Accuracy of each metric at picking the image people preferred (ATTIQA Table 8), with 95% CIs.
+
+    Writes agreement.csv, per_pair.csv, agreement.json and a bar chart agreement.png.
+    """
+    from rich.table import Table
+
+    from genbench.agreement import human_labels, metric_agreement, write_report
+    from genbench.manifest import load_pairs
+    from genbench.prefs import load_votes
+    from genbench.scoring import load_metric_scores
+
+    pairs = load_pairs(run_dir)
+    votes, source = load_votes(run_dir, prefs)
+    labels = human_labels(votes, pairs)
+    if not labels:
+        raise AttiqaError(f"{source}: no votes for this run's pairs yet — collect some with `genbench vote`")
+    scores = load_metric_scores(run_dir, _split_metrics(metrics))
+    results = [metric_agreement(pairs, labels, s, ties, model_ties, bootstrap, seed) for s in scores]
+    settings = {
+        "prefs": str(source),
+        "ties": ties,
+        "model_ties": model_ties,
+        "bootstrap": bootstrap,
+        "seed": seed,
+    }
+    out_dir = out or Path(run_dir) / "agreement"
+    write_report(out_dir, pairs, labels, results, scores, settings)
+    n_ties = sum(lab.label == "tie" for lab in labels.values())
+    table = Table(
+        title=f"agreement with human preference — {len(labels)} pairs with votes, {n_ties} tied "
+        f"({'skipped' if ties == 'skip' else 'half credit'})"
+    )
+    for col in ("metric", "pairs", "accuracy", "95% CI", "model ties", "no score"):
+        table.add_column(col, justify="left" if col == "metric" else "right")
+    for r in results:
+        table.add_row(
+            r.metric,
+            str(r.pairs),
+            f"{100 * r.accuracy:.1f}%",
+            f"{100 * r.ci_low:.1f}–{100 * r.ci_high:.1f}%",
+            str(r.model_ties),
+            str(r.missing),
+        )
+    stdout.print(table)
+    console.print(f"report: {out_dir}/agreement.csv, per_pair.csv, agreement.png")
+
+
+@app.command("import-imagereward")
+def import_imagereward_cmd(
+    json_file: Path = typer.Argument(
+        ..., help="ImageReward test-format JSON (id, prompt, generations, ranking)."
+    ),
+    out: Path = typer.Option(..., "--out", "-o", help="Run folder to write (manifest + prefs.csv)."),
+    images: Path | None = typer.Option(
+        None, help="Folder the 'generations' paths are relative to (default: the JSON file's folder)."
+    ),
+) -> None:
+    """Turn ImageReward-style rankings into a run: every pair of images with distinct ranks + its preference.
+
+    Then `genbench score OUT` and `genbench agree OUT` measure metrics on it (when the images are on disk).
+    """
+    from genbench.imagereward import import_imagereward
+
+    res = import_imagereward(json_file, images, out)
+    console.print(
+        f"{out}: {res.pairs} pairs from {res.prompts} prompts ({res.equal_rank_pairs} equal-rank pairs left "
+        f"out, {len(res.skipped)} malformed items skipped)"
+    )
+    for s in res.skipped[:10]:
+        console.print(f"  [yellow]skipped[/] {s}", highlight=False)
 
 
 def main() -> None:

@@ -13,7 +13,6 @@ from 200 to 250 pairs keeps its first 200 prompts.
 from __future__ import annotations
 
 import itertools
-import json
 import string
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from attiqa.errors import ConfigError
+from genbench.files import read_json
 
 DATA = Path(__file__).resolve().parent / "data"
 DEFAULT_TEMPLATE = DATA / "template.txt"
@@ -64,12 +64,7 @@ def load_prompt_spec(template_file: Path | None = None, candidates_file: Path | 
         template = Path(tpath).read_text(encoding="utf-8").strip()
     except OSError as exc:
         raise ConfigError(f"{tpath}: cannot read the template ({exc.strerror}) — pass a text file") from None
-    try:
-        raw = json.loads(Path(cpath).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"{cpath}: cannot read the candidates ({exc.strerror})") from None
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{cpath}: not valid JSON ({exc.msg}, line {exc.lineno})") from None
+    raw = read_json(cpath, "candidates")
     if not template:
         raise ConfigError(f"{tpath}: the template is empty")
     if not isinstance(raw, dict):
