@@ -209,6 +209,54 @@ def agree(
     console.print(f"report: {out_dir}/agreement.csv, per_pair.csv, agreement.png")
 
 
+@app.command()
+def vote(
+    run_dir: Path = typer.Argument(..., help="Run folder (with manifest.jsonl)."),
+    host: str = typer.Option(
+        "127.0.0.1", help="Address to bind (localhost by default; 0.0.0.0 = every network)."
+    ),
+    port: int = typer.Option(8000, min=0, max=65535, help="Port (0 = any free port)."),
+    seed: str = typer.Option("", help="Changes every rater's pair order and left/right placement."),
+) -> None:
+    """Serve the preference study (supp. §D.2) at http://HOST:PORT/ — votes go to RUN/votes.sqlite.
+
+    Raters enter an id, then see two images side by side (no prompt), in their own random order and
+    left/right placement, and vote with ← / → (or 1 / 2). Several raters can vote at once.
+    """
+    from genbench.manifest import load_pairs
+    from genbench.vote.server import serve
+
+    n = len(load_pairs(run_dir))
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        console.print(f"[yellow]warning:[/] listening on {host}: anyone who can reach this machine can vote")
+
+    def ready(actual_port: int) -> None:
+        url_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+        console.print(
+            f"serving {n} pairs on http://{url_host}:{actual_port}/ (Ctrl-C to stop)", highlight=False
+        )
+
+    serve(run_dir, host, port, seed, on_ready=ready)
+
+
+@app.command("export-votes")
+def export_votes(
+    run_dir: Path = typer.Argument(..., help="Run folder (with votes.sqlite)."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="CSV to write (default: RUN/votes.csv)."),
+) -> None:
+    """Export the votes to CSV: pair_id, rater, choice (a|b), left_side, created_at (Unix time)."""
+    from genbench.prefs import VOTES_DB
+    from genbench.vote.store import VoteStore
+
+    db = Path(run_dir) / VOTES_DB
+    if not db.exists():
+        raise AttiqaError(f"{db}: no votes yet — start the study with `genbench vote {run_dir}`")
+    store = VoteStore(db)
+    target = out or Path(run_dir) / "votes.csv"
+    n = store.export_csv(target)
+    console.print(f"{target}: {n} votes from {store.summary()['raters']} raters")
+
+
 @app.command("import-imagereward")
 def import_imagereward_cmd(
     json_file: Path = typer.Argument(

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 import torch
 from conftest import SHARED_DATA
-from PIL import Image, ImageFilter
+from genbench_helpers import make_photo_run
+from PIL import Image
 from typer.testing import CliRunner
 
 from attiqa.errors import AttiqaError, ConfigError
@@ -19,7 +20,7 @@ from attiqa.models import AttiqaModel, create_backbone, save_model
 from genbench.agreement import Vote, bootstrap_ci, human_labels, metric_agreement
 from genbench.cli import app
 from genbench.imagereward import expand_rankings, import_imagereward
-from genbench.manifest import Pair, load_pairs, write_manifest
+from genbench.manifest import Pair, load_pairs
 from genbench.scoring import MetricScores, load_metric_scores, score_run
 
 runner = CliRunner()
@@ -97,26 +98,7 @@ def test_bootstrap_interval_matches_the_binomial_width():
 
 @pytest.fixture()
 def photo_run(tmp_path, photos):
-    """A run folder of real photos: each pair is a photo and a blurred copy, in alternating order."""
-    run = tmp_path / "run"
-    (run / "images").mkdir(parents=True)
-    records = []
-    for i, (name, img) in enumerate(photos.items()):
-        small = img.resize((img.width // 4, img.height // 4), Image.BICUBIC)
-        blurred = small.filter(ImageFilter.GaussianBlur(3))
-        first, second = (small, blurred) if i % 2 == 0 else (blurred, small)
-        first.save(run / "images" / f"{name}_a.png")
-        second.save(run / "images" / f"{name}_b.png")
-        records.append(
-            {
-                "pair_id": name,
-                "image_a": f"images/{name}_a.png",
-                "image_b": f"images/{name}_b.png",
-                "sharp": "a" if i % 2 == 0 else "b",
-            }
-        )
-    write_manifest(run, records)
-    return run
+    return make_photo_run(tmp_path / "run", photos)
 
 
 def test_score_agree_end_to_end(photo_run, tmp_path):

@@ -23,7 +23,7 @@ from PIL import Image
 pytest.importorskip("diffusers")
 pytest.importorskip("transformers")
 
-from genbench_tiny import build_tiny_sd  # noqa: E402
+from genbench_helpers import build_tiny_sd  # noqa: E402
 
 from attiqa.errors import ConfigError, ModelLoadError  # noqa: E402
 from genbench.generate import GenSettings, generate_run, load_pipeline  # noqa: E402
@@ -118,6 +118,7 @@ def test_not_a_pipeline_folder_is_one_line(tmp_path):
         load_pipeline(str(tmp_path), "fp32", "cpu")
 
 
+@pytest.mark.slow
 def test_kill_and_resume_with_the_real_command(tmp_path, tiny_sd):
     out = tmp_path / "run"
     args = [

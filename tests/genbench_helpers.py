@@ -1,4 +1,5 @@
-"""A tiny Stable Diffusion pipeline with random weights, built from configs (no download).
+"""Test helpers for genbench: a tiny random-weight Stable Diffusion built from configs (no download), a run
+folder of real photos, and the real ``genbench vote`` server in a subprocess.
 
 Real diffusers/transformers classes (UNet2DConditionModel, AutoencoderKL, CLIPTextModel, CLIPTokenizer,
 DDIMScheduler) at toy sizes, saved with ``save_pretrained`` so genbench loads it like a local SD copy.
@@ -8,6 +9,7 @@ The tokenizer is a byte-level CLIP BPE with the 512 byte symbols and a few word 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 
@@ -119,3 +121,65 @@ def build_tiny_sd(out: Path) -> Path:
     )
     pipe.save_pretrained(str(out))
     return out
+
+
+def make_photo_run(run: Path, photos: dict) -> Path:
+    """A run folder of real photos: each pair is a photo and a blurred copy, in alternating order."""
+    from PIL import Image, ImageFilter
+
+    from genbench.manifest import write_manifest
+
+    (run / "images").mkdir(parents=True)
+    records = []
+    for i, (name, img) in enumerate(photos.items()):
+        small = img.resize((img.width // 4, img.height // 4), Image.BICUBIC)
+        blurred = small.filter(ImageFilter.GaussianBlur(3))
+        first, second = (small, blurred) if i % 2 == 0 else (blurred, small)
+        first.save(run / "images" / f"{name}_a.png")
+        second.save(run / "images" / f"{name}_b.png")
+        rec = {"pair_id": name, "image_a": f"images/{name}_a.png", "image_b": f"images/{name}_b.png"}
+        records.append({**rec, "sharp": "a" if i % 2 == 0 else "b"})
+    write_manifest(run, records)
+    return run
+
+
+class VoteServer:
+    """``genbench vote RUN --port 0`` in a subprocess; its log (and the chosen port) goes to a file."""
+
+    def __init__(self, run: Path, log: Path) -> None:
+        import os
+        import subprocess
+        import sys
+        import time
+
+        root = Path(__file__).resolve().parents[1]
+        self.log = log
+        self._fh = open(log, "w")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "genbench.cli", "vote", str(run), "--port", "0"],
+            cwd=root,
+            env={**os.environ, "PYTHONPATH": str(root)},
+            stdout=self._fh,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            found = re.search(r"http://127\.0\.0\.1:(\d+)/", log.read_text())
+            if found:
+                self.port = int(found.group(1))
+                self.url = f"http://127.0.0.1:{self.port}"
+                return
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"genbench vote did not start: {log.read_text()[-2000:]}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except Exception:
+                self.proc.kill()
+        self._fh.close()
