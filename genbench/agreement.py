@@ -71,7 +71,7 @@ def read_votes_csv(path: Path) -> list[Vote]:
     """Votes from a CSV with columns ``pair_id`` and ``choice`` (a|b), optionally ``rater``."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # spreadsheets often add a byte-order mark
     except OSError as exc:
         raise AttiqaError(f"{path}: cannot read the preferences ({exc.strerror})") from None
     reader = csv.DictReader(io.StringIO(text))

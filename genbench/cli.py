@@ -6,6 +6,7 @@ and exit code 2 — never a traceback.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import typer
@@ -196,12 +197,16 @@ def agree(
     )
     for col in ("metric", "pairs", "accuracy", "95% CI", "model ties", "no score"):
         table.add_column(col, justify="left" if col == "metric" else "right")
+
+    def pct(v: float) -> str:
+        return "–" if math.isnan(v) else f"{100 * v:.1f}%"
+
     for r in results:
         table.add_row(
             r.metric,
             str(r.pairs),
-            f"{100 * r.accuracy:.1f}%",
-            f"{100 * r.ci_low:.1f}–{100 * r.ci_high:.1f}%",
+            pct(r.accuracy),
+            f"{pct(r.ci_low)} – {pct(r.ci_high)}",
             str(r.model_ties),
             str(r.missing),
         )

@@ -151,6 +151,12 @@ def test_score_agree_end_to_end(photo_run, tmp_path):
         per_pair = list(csv.DictReader(fh))
     assert len(per_pair) == 5 and per_pair[0]["human"] == "tie" and per_pair[0]["classical_credit"] == ""
     assert Image.open(out / "agreement.png").size[0] > 300
+    assert "classical" in res.output and "%" in res.output
+
+    # bad preference files are one-line errors
+    (tmp_path / "bad.sqlite").write_text("not a database")
+    res = runner.invoke(app, ["agree", str(photo_run), "--prefs", str(tmp_path / "bad.sqlite")])
+    assert res.exit_code != 0 and "not a usable vote database" in str(res.exception)
     assert json.loads((out / "agreement.json").read_text())["human_ties"] == 1
 
 
@@ -197,7 +203,8 @@ def test_imagereward_import_score_and_agree(tmp_path, photos):
         app, ["import-imagereward", str(tmp_path / "test.json"), "--images", str(images), "--out", str(run)]
     )
     assert res.exit_code == 0, res.output and "3 pairs from 2 prompts" in res.output
-    assert runner.invoke(app, ["score", str(run), "-m", "classical", "--workers", "0"]).exit_code == 0
+    res = runner.invoke(app, ["score", str(run), "--workers", "0"])  # every scorer in the registry
+    assert res.exit_code == 0 and "classical: 6 scored" in res.output, res.output
     res = runner.invoke(app, ["agree", str(run), "--bootstrap", "200"])  # prefs.csv found in the run
     assert res.exit_code == 0, res.output
     with open(run / "agreement" / "agreement.csv", newline="") as fh:

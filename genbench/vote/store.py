@@ -41,9 +41,14 @@ class VoteStore:
         self.path = Path(path)
         self.timeout = timeout
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with closing(self._connect()) as con:
-            con.execute("PRAGMA journal_mode=WAL")
-            con.executescript(SCHEMA)
+        try:
+            with closing(self._connect()) as con:
+                con.execute("PRAGMA journal_mode=WAL")
+                con.executescript(SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise AttiqaError(
+                f"{self.path}: not a usable vote database ({exc}) — move it away or point to another file"
+            ) from None
 
     def _connect(self) -> sqlite3.Connection:
         try:
