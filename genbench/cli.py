@@ -128,8 +128,9 @@ def score(
     names = _split_metrics(metrics) or default_metrics()
     dev = _device(device)
     ok = 0
+    n_images = len({p.image(s) for p in pairs for s in ("a", "b")})
     for name in names:
-        with progress_task(f"{name}", total=2 * len(pairs)) as advance:
+        with progress_task(f"{name}", total=n_images) as advance:
             rep = score_run(run_dir, pairs, name, dev, batch_size, workers, lambda n, _f: advance(n))
         if rep.error:
             console.print(f"[yellow]skipped {name}:[/] {rep.error}", highlight=False)
