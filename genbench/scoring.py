@@ -86,6 +86,8 @@ def score_run(
     images = list(dict.fromkeys(p.image(s) for p in pairs for s in SIDES))
     todo = [im for im in images if im not in old or old[im].get(scorer.columns[0], "") == ""]
     report.kept = len(images) - len(todo)
+    if on_batch and report.kept:
+        on_batch(report.kept, 0)
     run = ScoreRun(columns=tuple(scorer.columns))
     if todo:
         run = score_paths([resolve(run_dir, im) for im in todo], scorer, batch_size, num_workers, on_batch)
