@@ -104,6 +104,11 @@ def load_pipeline(model: str, dtype: str = "fp32", device: str = "cpu", schedule
     torch_dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[dtype]
     path = Path(model).expanduser()
     looks_local = path.exists() or model.startswith((".", "/", "~")) or model.count("/") > 1
+    if not looks_local and "/" not in model:
+        raise ModelLoadError(
+            f"{model}: no such folder — pass --model PATH to a diffusers pipeline folder or a Hub id such as "
+            f"{DEFAULT_MODEL}"
+        )
     if looks_local and not (path / "model_index.json").is_file():
         raise ModelLoadError(
             f"{model}: not a diffusers pipeline folder (no model_index.json) — pass the folder made by "

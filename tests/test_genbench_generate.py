@@ -116,6 +116,8 @@ def test_scheduler_choice(tmp_path, tiny_sd):
 def test_not_a_pipeline_folder_is_one_line(tmp_path):
     with pytest.raises(ModelLoadError, match="model_index.json"):
         load_pipeline(str(tmp_path), "fp32", "cpu")
+    with pytest.raises(ModelLoadError, match="no such folder"):
+        load_pipeline("sd21-missing-folder", "fp32", "cpu")
 
 
 @pytest.mark.slow

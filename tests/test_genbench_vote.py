@@ -147,3 +147,21 @@ def test_concurrent_raters_lose_and_duplicate_nothing(server, tmp_path):
         per_pair = {r["pair_id"]: r for r in csv.DictReader(fh)}
     a_votes = sum(r["choice"] == "a" and r["pair_id"] == "astronaut" for r in exported)
     assert int(per_pair["astronaut"]["votes_a"]) == a_votes
+
+
+def test_imported_pair_ids_with_odd_characters_are_served(tmp_path, photos):
+    from genbench.manifest import write_manifest
+    from genbench.vote.server import create_app
+
+    img = next(iter(photos.values())).resize((64, 64))
+    img.save(tmp_path / "x.png")
+    img.rotate(90).save(tmp_path / "y.png")
+    pid = "005658-0040:0-1 #?"
+    write_manifest(tmp_path, [{"pair_id": pid, "image_a": str(tmp_path / "x.png"), "image_b": "y.png"}])
+    client = create_app(tmp_path).test_client()
+    nxt = client.get("/api/next?rater=dave").get_json()
+    assert nxt["pair_id"] == pid and "%3A" in nxt["left"] and "%23" in nxt["left"]
+    assert client.get(nxt["left"]).status_code == 200 and client.get(nxt["right"]).status_code == 200
+    assert (
+        client.post("/api/vote", json={"rater": "dave", "pair_id": pid, "choice": "left"}).status_code == 201
+    )

@@ -15,6 +15,7 @@ import hashlib
 import json
 import re
 from pathlib import Path
+from urllib.parse import quote
 
 from flask import Flask, abort, jsonify, request, send_file
 from werkzeug.exceptions import HTTPException
@@ -95,11 +96,12 @@ def create_app(run_dir: Path, db_path: Path | None = None, seed: str = "") -> Fl
         pid = todo[0]
         left = left_side(rater, pid, seed)
         right = "b" if left == "a" else "a"
+        url = quote(pid, safe="")
         return jsonify(
             finished=False,
             pair_id=pid,
-            left=f"/image/{pid}/{left}",
-            right=f"/image/{pid}/{right}",
+            left=f"/image/{url}/{left}",
+            right=f"/image/{url}/{right}",
             progress=prog,
         )
 
