@@ -232,12 +232,13 @@ def generate_run(
         stale.unlink(missing_ok=True)
     write_json_atomic(run_dir / RUN_FILE, header)
 
-    todo = [(r, s) for r in records for s in SIDES if not (run_dir / r[f"image_{s}"]).is_file()]
-    result = GenResult(run_dir=run_dir, pairs=n_pairs, kept=2 * len(records) - len(todo))
-
     def done_records() -> list[dict]:
         return [r for r in records if all((run_dir / r[f"image_{s}"]).is_file() for s in SIDES)]
 
+    todo = [(r, s) for r in records for s in SIDES if not (run_dir / r[f"image_{s}"]).is_file()]
+    result = GenResult(run_dir=run_dir, pairs=n_pairs, kept=2 * len(records) - len(todo))
+
+    write_manifest(run_dir, done_records())  # a run folder always has a manifest, even before the first image
     if on_image and result.kept:
         on_image(result.kept)
     if todo:
