@@ -102,6 +102,14 @@ def load_pipeline(model: str, dtype: str = "fp32", device: str = "cpu", schedule
     except ImportError:
         raise AttiqaError("genbench needs diffusers and transformers — `pip install 'attiqa[gen]'`") from None
     torch_dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[dtype]
+    sched_cls = None
+    if scheduler != "default":  # checked before the (slow) model load
+        sched_cls = getattr(diffusers, SCHEDULERS.get(scheduler.lower(), scheduler), None)
+        if sched_cls is None or not hasattr(sched_cls, "from_config"):
+            raise ConfigError(
+                f"unknown scheduler {scheduler!r} — use one of {', '.join(SCHEDULERS)} "
+                "or a diffusers scheduler class name"
+            )
     path = Path(model).expanduser()
     looks_local = path.exists() or model.startswith((".", "/", "~")) or model.count("/") > 1
     if not looks_local and "/" not in model:
@@ -128,20 +136,16 @@ def load_pipeline(model: str, dtype: str = "fp32", device: str = "cpu", schedule
                 safety_checker=None,
                 requires_safety_checker=False,
             )
-    except (OSError, ValueError) as exc:
+    except Exception as exc:  # hub / network errors come from several libraries; others re-raised
+        network = type(exc).__module__.split(".")[0] in ("huggingface_hub", "httpx", "requests", "urllib3")
+        if not isinstance(exc, (OSError, ValueError)) and not network:
+            raise
         if looks_local:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ModelLoadError(f"{model}: cannot load the pipeline ({first})") from None
         raise ModelLoadError(_offline_message(model)) from None
-    if scheduler != "default":
-        name = SCHEDULERS.get(scheduler.lower(), scheduler)
-        cls = getattr(diffusers, name, None)
-        if cls is None or not hasattr(cls, "from_config"):
-            raise ConfigError(
-                f"unknown scheduler {scheduler!r} — use one of {', '.join(SCHEDULERS)} "
-                "or a diffusers scheduler class name"
-            )
-        pipe.scheduler = cls.from_config(pipe.scheduler.config)
+    if sched_cls is not None:
+        pipe.scheduler = sched_cls.from_config(pipe.scheduler.config)
     pipe.set_progress_bar_config(disable=True)
     return pipe.to(device)
 
