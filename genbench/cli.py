@@ -233,6 +233,8 @@ def vote(
     from genbench.vote.server import serve
 
     n = len(load_pairs(run_dir))
+    if not n:
+        raise AttiqaError(f"{run_dir}: no finished pair in the manifest yet — let `genbench run` make some")
     if host not in ("127.0.0.1", "localhost", "::1"):
         console.print(f"[yellow]warning:[/] listening on {host}: anyone who can reach this machine can vote")
 
