@@ -22,7 +22,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q tests
 
 lint: $(STAMP)
-	$(BIN)/ruff check attiqa tests benchmarks
+	$(BIN)/ruff check attiqa genbench tests benchmarks
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/score_throughput.py

@@ -344,15 +344,20 @@ cli_distort.register(app)
 cli_prompts.register(app)
 
 
-def main() -> None:
+def run_app(typer_app: typer.Typer) -> None:
+    """Run a typer app; AttiqaError -> one red line and exit 2, Ctrl-C -> exit 130 (shared with genbench)."""
     try:
-        app()
+        typer_app()
     except AttiqaError as exc:
         console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
         console.print("[yellow]interrupted")
         sys.exit(130)
+
+
+def main() -> None:
+    run_app(app)
 
 
 if __name__ == "__main__":

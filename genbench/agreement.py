@@ -1,0 +1,287 @@
+"""Metric–human agreement on image pairs (ATTIQA §5.1, Table 8: accuracy at picking the preferred image).
+
+- Human label per pair = majority of its votes. A pair with as many votes for each side is a *tie*:
+  ``tie_policy="skip"`` leaves it out (reported), ``"half"`` gives every metric half credit on it (the
+  way PickScore scores ties). Pairs without votes are left out.
+- A metric picks the image with the better score (its direction from the scorer's metadata). Equal
+  scores are a *model tie*: wrong by default (ImageReward's rule), or half credit with
+  ``model_ties="half"``.
+- Accuracy = mean credit over the pairs counted; the 95 % interval is a percentile bootstrap over pairs
+  (ours: the paper reports no interval).
+
+The paper does not say how its 60 raters' votes were turned into one label per pair; majority is ours.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from attiqa.errors import AttiqaError, ConfigError
+from attiqa.io.atomic import atomic_path, write_json_atomic, write_text_atomic
+from genbench.manifest import Pair
+from genbench.scoring import MetricScores
+
+TIE_POLICIES = ("skip", "half")
+MODEL_TIE_RULES = ("wrong", "half")
+
+
+@dataclass(frozen=True)
+class Vote:
+    pair_id: str
+    choice: str  # "a" | "b"
+    rater: str = ""
+
+
+@dataclass
+class HumanLabel:
+    votes_a: int
+    votes_b: int
+
+    @property
+    def label(self) -> str:
+        if self.votes_a == self.votes_b:
+            return "tie"
+        return "a" if self.votes_a > self.votes_b else "b"
+
+
+@dataclass
+class MetricAgreement:
+    metric: str
+    pairs: int  # pairs counted
+    correct: float  # sum of credit
+    accuracy: float
+    ci_low: float
+    ci_high: float
+    human_ties: int  # human-tied pairs counted (half policy) or skipped (skip policy)
+    model_ties: int
+    missing: int  # pairs left out because an image has no score
+    credits: dict[str, float] = field(default_factory=dict, repr=False)
+    picks: dict[str, str] = field(default_factory=dict, repr=False)
+
+
+def read_votes_csv(path: Path) -> list[Vote]:
+    """Votes from a CSV with columns ``pair_id`` and ``choice`` (a|b), optionally ``rater``."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")  # spreadsheets often add a byte-order mark
+    except OSError as exc:
+        raise AttiqaError(f"{path}: cannot read the preferences ({exc.strerror})") from None
+    reader = csv.DictReader(io.StringIO(text))
+    if not reader.fieldnames or not {"pair_id", "choice"} <= set(reader.fieldnames):
+        raise AttiqaError(f"{path}: expected CSV columns pair_id,choice[,rater] (choice = a or b)")
+    votes = []
+    for i, row in enumerate(reader, 2):
+        choice = (row.get("choice") or "").strip().lower()
+        if choice not in ("a", "b"):
+            raise AttiqaError(f"{path}:{i}: choice must be a or b, got {row.get('choice')!r}")
+        votes.append(Vote(row["pair_id"].strip(), choice, (row.get("rater") or "").strip()))
+    return votes
+
+
+def human_labels(votes: Iterable[Vote], pairs: list[Pair]) -> dict[str, HumanLabel]:
+    """Vote counts per known pair (votes for unknown pair ids are an error: wrong file?)."""
+    known = {p.pair_id for p in pairs}
+    counts: Counter[tuple[str, str]] = Counter()
+    unknown = set()
+    for v in votes:
+        if v.pair_id not in known:
+            unknown.add(v.pair_id)
+            continue
+        counts[(v.pair_id, v.choice)] += 1
+    if unknown:
+        sample = ", ".join(sorted(unknown)[:3])
+        raise AttiqaError(
+            f"{len(unknown)} voted pair id(s) are not in the run's manifest (e.g. {sample}) — "
+            "are the preferences for this run?"
+        )
+    out = {}
+    for p in pairs:
+        a, b = counts[(p.pair_id, "a")], counts[(p.pair_id, "b")]
+        if a + b:
+            out[p.pair_id] = HumanLabel(a, b)
+    return out
+
+
+def bootstrap_ci(credits: np.ndarray, n_boot: int = 10000, seed: int = 0, level: float = 0.95):
+    """Percentile bootstrap interval of the mean of ``credits`` (resampling pairs with replacement)."""
+    if credits.size == 0:
+        return math.nan, math.nan
+    rng = np.random.default_rng(seed)
+    means = np.empty(n_boot)
+    chunk = max(1, 2_000_000 // credits.size)
+    for start in range(0, n_boot, chunk):
+        k = min(chunk, n_boot - start)
+        means[start : start + k] = credits[rng.integers(0, credits.size, (k, credits.size))].mean(axis=1)
+    alpha = (1.0 - level) / 2
+    lo, hi = np.quantile(means, [alpha, 1 - alpha])
+    return float(lo), float(hi)
+
+
+def metric_agreement(
+    pairs: list[Pair],
+    labels: dict[str, HumanLabel],
+    scores: MetricScores,
+    tie_policy: str = "skip",
+    model_ties: str = "wrong",
+    n_boot: int = 10000,
+    seed: int = 0,
+) -> MetricAgreement:
+    if tie_policy not in TIE_POLICIES:
+        raise ConfigError(f"tie policy {tie_policy!r}: use one of {', '.join(TIE_POLICIES)}")
+    if model_ties not in MODEL_TIE_RULES:
+        raise ConfigError(f"model ties {model_ties!r}: use one of {', '.join(MODEL_TIE_RULES)}")
+    sign = 1.0 if scores.higher_is_better else -1.0
+    credits: dict[str, float] = {}
+    picks: dict[str, str] = {}
+    human_ties = n_model_ties = missing = 0
+    for p in pairs:
+        lab = labels.get(p.pair_id)
+        if lab is None:
+            continue
+        sa, sb = scores.values.get(p.image_a), scores.values.get(p.image_b)
+        if sa is None or sb is None or math.isnan(sa) or math.isnan(sb):
+            missing += 1
+            continue
+        pick = "tie" if sa == sb else ("a" if sign * (sa - sb) > 0 else "b")
+        picks[p.pair_id] = pick
+        if lab.label == "tie":
+            human_ties += 1
+            if tie_policy == "skip":
+                continue
+        n_model_ties += pick == "tie"
+        if lab.label == "tie":
+            credits[p.pair_id] = 0.5
+        elif pick == "tie":
+            credits[p.pair_id] = 0.5 if model_ties == "half" else 0.0
+        else:
+            credits[p.pair_id] = float(pick == lab.label)
+    arr = np.fromiter(credits.values(), dtype=float, count=len(credits))
+    lo, hi = bootstrap_ci(arr, n_boot, seed)
+    return MetricAgreement(
+        metric=scores.name,
+        pairs=arr.size,
+        correct=float(arr.sum()),
+        accuracy=float(arr.mean()) if arr.size else math.nan,
+        ci_low=lo,
+        ci_high=hi,
+        human_ties=human_ties,
+        model_ties=n_model_ties,
+        missing=missing,
+        credits=credits,
+        picks=picks,
+    )
+
+
+SUMMARY_COLUMNS = (
+    "metric",
+    "pairs",
+    "correct",
+    "accuracy",
+    "ci_low",
+    "ci_high",
+    "human_ties",
+    "model_ties",
+    "missing",
+)
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return "" if math.isnan(v) else f"{v:.6g}"
+    return str(v)
+
+
+def write_report(
+    out_dir: Path,
+    pairs: list[Pair],
+    labels: dict[str, HumanLabel],
+    results: list[MetricAgreement],
+    scores: list[MetricScores],
+    settings: dict,
+) -> dict[str, Path]:
+    """agreement.csv (one row per metric), per_pair.csv, agreement.json and agreement.png in ``out_dir``."""
+    out_dir = Path(out_dir)
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(SUMMARY_COLUMNS)
+    for r in results:
+        w.writerow([_fmt(getattr(r, c)) for c in SUMMARY_COLUMNS])
+    write_text_atomic(out_dir / "agreement.csv", buf.getvalue())
+
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    head = ["pair_id", "image_a", "image_b", "votes_a", "votes_b", "human"]
+    for s in scores:
+        head += [f"{s.name}_a", f"{s.name}_b", f"{s.name}_pick", f"{s.name}_credit"]
+    w.writerow(head)
+    for p in pairs:
+        lab = labels.get(p.pair_id)
+        row = [
+            p.pair_id,
+            p.image_a,
+            p.image_b,
+            lab.votes_a if lab else 0,
+            lab.votes_b if lab else 0,
+            lab.label if lab else "",
+        ]
+        for s, r in zip(scores, results, strict=True):
+            credit = r.credits.get(p.pair_id)
+            row += [
+                _fmt(s.values.get(p.image_a, math.nan)),
+                _fmt(s.values.get(p.image_b, math.nan)),
+                r.picks.get(p.pair_id, ""),
+                "" if credit is None else _fmt(credit),
+            ]
+        w.writerow(row)
+    write_text_atomic(out_dir / "per_pair.csv", buf.getvalue())
+
+    write_json_atomic(
+        out_dir / "agreement.json",
+        {
+            "settings": settings,
+            "pairs_in_manifest": len(pairs),
+            "pairs_with_votes": len(labels),
+            "human_ties": sum(lab.label == "tie" for lab in labels.values()),
+            "results": [{c: getattr(r, c) for c in SUMMARY_COLUMNS} for r in results],
+        },
+    )
+    bar_chart(results, out_dir / "agreement.png")
+    return {k: out_dir / f"{k}" for k in ("agreement.csv", "per_pair.csv", "agreement.json", "agreement.png")}
+
+
+def bar_chart(results: list[MetricAgreement], out: Path) -> Path:
+    """Accuracy per metric with its 95 % bootstrap interval, and the 50 % chance line."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(max(5.0, 1.1 * len(results) + 2), 4.0), dpi=120)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    names = [r.metric for r in results]
+    acc = np.array([r.accuracy * 100 for r in results])
+    err = np.array(
+        [[(r.accuracy - r.ci_low) * 100 for r in results], [(r.ci_high - r.accuracy) * 100 for r in results]]
+    )
+    x = np.arange(len(results))
+    ax.bar(x, np.nan_to_num(acc), width=0.6, yerr=np.nan_to_num(err), capsize=4, color="#4c72b0")
+    ax.axhline(50, color="grey", lw=1, ls="--", label="chance")
+    for xi, a, r in zip(x, acc, results, strict=True):
+        if not math.isnan(a):
+            ax.text(xi, 2, f"{a:.1f}%\nn={r.pairs}", ha="center", va="bottom", color="white", fontsize=8)
+    ax.set_xticks(x, names, rotation=20 if len(names) > 4 else 0, ha="right" if len(names) > 4 else "center")
+    ax.set_ylim(0, 100)
+    ax.set_ylabel("picks the preferred image (%)")
+    ax.set_title("Agreement with people (95% bootstrap CI)", fontsize=10)
+    ax.legend(loc="upper right", fontsize=8)
+    fig.tight_layout()
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, format="png")
+    return Path(out)

@@ -1,0 +1,300 @@
+"""The ``genbench`` command line: generated image pairs, a preference study, metric–human agreement.
+
+Thin: parses, calls the library, prints. Every :class:`attiqa.errors.AttiqaError` ends as one red line
+and exit code 2 — never a traceback.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from attiqa.errors import AttiqaError
+from attiqa.progress import console, progress_task
+
+app = typer.Typer(
+    name="genbench",
+    help="Quality metrics as judges of a generative model (ATTIQA §5.1): make image pairs, collect human "
+    "preferences, measure each metric's agreement with them.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+stdout = Console()
+
+
+@app.callback()
+def _root() -> None:
+    """genbench: generated image pairs, a preference study, metric–human agreement."""
+
+
+def _device(device: str) -> str:
+    from attiqa.training.distributed import resolve_device
+
+    return str(resolve_device(device))
+
+
+@app.command()
+def run(
+    pairs: int = typer.Option(200, "--pairs", "-n", min=1, help="Number of prompts (two images each)."),
+    out: Path = typer.Option(Path("genbench_run"), "--out", "-o", help="Run folder (rerun to resume)."),
+    model: str = typer.Option(
+        "stabilityai/stable-diffusion-2-1", help="Hugging Face model id, or PATH to a local diffusers folder."
+    ),
+    template: Path | None = typer.Option(None, help="Prompt template text file (default: supp. §D.1)."),
+    candidates: Path | None = typer.Option(
+        None, help="JSON file: template slot -> list of candidates (default: supp. Table 13)."
+    ),
+    seed: int = typer.Option(0, help="Seed for the prompt draw and the image seeds."),
+    scheduler: str = typer.Option(
+        "default", help="default (the model's) | ddim | euler | euler-a | dpm++ | unipc | ..."
+    ),
+    steps: int = typer.Option(50, min=1, help="Denoising steps."),
+    guidance: float = typer.Option(7.5, help="Classifier-free guidance scale."),
+    width: int = typer.Option(768, min=8, help="Image width (multiple of 8)."),
+    height: int = typer.Option(768, min=8, help="Image height (multiple of 8)."),
+    dtype: str = typer.Option("auto", help="auto (fp16 on GPU, fp32 on CPU) | fp32 | fp16 | bf16"),
+    negative_prompt: str = typer.Option("", help="Negative prompt (none by default, as in the paper)."),
+    batch_size: int = typer.Option(2, min=1, help="Images per pipeline call."),
+    device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N | mps"),
+) -> None:
+    """Generate two images per prompt with Stable Diffusion (default 2.1) into a resumable run folder.
+
+    Writes images/, manifest.jsonl and manifest.csv (prompt, seeds, model, settings per pair) and run.json.
+    Rerunning the same command keeps every finished image and makes the rest.
+    """
+    from genbench.generate import GenSettings, generate_run
+    from genbench.prompts import load_prompt_spec
+
+    spec = load_prompt_spec(template, candidates)
+    settings = GenSettings(
+        model=model,
+        scheduler=scheduler,
+        steps=steps,
+        guidance=guidance,
+        width=width,
+        height=height,
+        dtype=dtype,
+        negative_prompt=negative_prompt,
+        seed=seed,
+    )
+    dev = _device(device)
+    with progress_task("generating", total=2 * pairs) as advance:
+        result = generate_run(out, spec, settings, pairs, batch_size=batch_size, device=dev, on_image=advance)
+    console.print(
+        f"{out}: {result.made} images made, {result.kept} already there, "
+        f"{len(result.failed)} failed; manifest: {out / 'manifest.jsonl'}"
+    )
+    for f in result.failed[:10]:
+        console.print(f"[yellow]failed[/] {f}", highlight=False)
+    if result.interrupted:
+        console.print("[yellow]interrupted — rerun the same command to continue")
+        raise typer.Exit(130)
+    if result.failed:
+        console.print("[yellow]rerun the same command to retry the failed images")
+        raise typer.Exit(1)
+
+
+def _split_metrics(metrics: str | None) -> list[str] | None:
+    return [m.strip() for m in metrics.split(",") if m.strip()] if metrics else None
+
+
+@app.command()
+def score(
+    run_dir: Path = typer.Argument(..., help="Run folder (with manifest.jsonl)."),
+    metrics: str | None = typer.Option(
+        None,
+        "--metrics",
+        "-m",
+        help="Comma-separated scorer names or checkpoint paths (default: every scorer in `attiqa models`).",
+    ),
+    batch_size: int = typer.Option(16, min=1),
+    workers: int | None = typer.Option(None, min=0, help="Decode workers (default: one per spare core)."),
+    device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N"),
+) -> None:
+    """Score every image of a run with every selected metric: scores/<metric>.csv (+ .json metadata).
+
+    Rerunning scores only what is missing. A metric whose weights are not on this machine is reported and
+    skipped; unreadable images are skipped and listed.
+    """
+    from genbench.manifest import load_pairs
+    from genbench.scoring import default_metrics, score_run
+
+    pairs = load_pairs(run_dir)
+    names = _split_metrics(metrics) or default_metrics()
+    dev = _device(device)
+    ok = 0
+    n_images = len({p.image(s) for p in pairs for s in ("a", "b")})
+    for name in names:
+        with progress_task(f"{name}", total=n_images) as advance:
+            rep = score_run(run_dir, pairs, name, dev, batch_size, workers, lambda n, _f: advance(n))
+        if rep.error:
+            console.print(f"[yellow]skipped {name}:[/] {rep.error}", highlight=False)
+            continue
+        ok += 1
+        console.print(f"{name}: {rep.scored} scored, {rep.kept} already scored, {len(rep.failed)} unreadable")
+        for f in rep.failed[:10]:
+            console.print(f"  [yellow]skipped[/] {f}", highlight=False)
+    if not ok:
+        raise AttiqaError("no metric could score this run — pass --metrics with names from `attiqa models`")
+
+
+@app.command()
+def agree(
+    run_dir: Path = typer.Argument(..., help="Run folder (manifest + scores/)."),
+    prefs: Path | None = typer.Option(
+        None,
+        "--prefs",
+        "-p",
+        help="Preferences: CSV pair_id,choice[,rater] or a votes.sqlite (default: RUN/votes.sqlite, "
+        "else RUN/prefs.csv).",
+    ),
+    metrics: str | None = typer.Option(
+        None, "--metrics", "-m", help="Comma-separated (default: all scored)."
+    ),
+    ties: str = typer.Option(
+        "skip", help="Human ties (equal votes): skip | half (half credit, as PickScore)."
+    ),
+    model_ties: str = typer.Option("wrong", help="Equal metric scores: wrong (ImageReward's rule) | half."),
+    bootstrap: int = typer.Option(10000, min=100, help="Bootstrap resamples for the 95% interval."),
+    seed: int = typer.Option(0, help="Bootstrap seed."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Report folder (default: RUN/agreement)."),
+) -> None:
+    """Accuracy of each metric at picking the image people preferred (ATTIQA Table 8), with 95% CIs.
+
+    Writes agreement.csv, per_pair.csv, agreement.json and a bar chart agreement.png.
+    """
+    from rich.table import Table
+
+    from genbench.agreement import human_labels, metric_agreement, write_report
+    from genbench.manifest import load_pairs
+    from genbench.prefs import load_votes
+    from genbench.scoring import load_metric_scores
+
+    pairs = load_pairs(run_dir)
+    votes, source = load_votes(run_dir, prefs)
+    labels = human_labels(votes, pairs)
+    if not labels:
+        raise AttiqaError(f"{source}: no votes for this run's pairs yet — collect some with `genbench vote`")
+    scores = load_metric_scores(run_dir, _split_metrics(metrics))
+    results = [metric_agreement(pairs, labels, s, ties, model_ties, bootstrap, seed) for s in scores]
+    settings = {
+        "prefs": str(source),
+        "ties": ties,
+        "model_ties": model_ties,
+        "bootstrap": bootstrap,
+        "seed": seed,
+    }
+    out_dir = out or Path(run_dir) / "agreement"
+    write_report(out_dir, pairs, labels, results, scores, settings)
+    n_ties = sum(lab.label == "tie" for lab in labels.values())
+    table = Table(
+        title=f"agreement with human preference — {len(labels)} pairs with votes, {n_ties} tied "
+        f"({'skipped' if ties == 'skip' else 'half credit'})"
+    )
+    for col in ("metric", "pairs", "accuracy", "95% CI", "model ties", "no score"):
+        table.add_column(col, justify="left" if col == "metric" else "right")
+
+    def pct(v: float) -> str:
+        return "–" if math.isnan(v) else f"{100 * v:.1f}%"
+
+    for r in results:
+        table.add_row(
+            r.metric,
+            str(r.pairs),
+            pct(r.accuracy),
+            f"{pct(r.ci_low)} – {pct(r.ci_high)}",
+            str(r.model_ties),
+            str(r.missing),
+        )
+    stdout.print(table)
+    console.print(f"report: {out_dir}/agreement.csv, per_pair.csv, agreement.png")
+
+
+@app.command()
+def vote(
+    run_dir: Path = typer.Argument(..., help="Run folder (with manifest.jsonl)."),
+    host: str = typer.Option(
+        "127.0.0.1", help="Address to bind (localhost by default; 0.0.0.0 = every network)."
+    ),
+    port: int = typer.Option(8000, min=0, max=65535, help="Port (0 = any free port)."),
+    seed: str = typer.Option("", help="Changes every rater's pair order and left/right placement."),
+) -> None:
+    """Serve the preference study (supp. §D.2) at http://HOST:PORT/ — votes go to RUN/votes.sqlite.
+
+    Raters enter an id, then see two images side by side (no prompt), in their own random order and
+    left/right placement, and vote with ← / → (or 1 / 2). Several raters can vote at once.
+    """
+    from genbench.manifest import load_pairs
+    from genbench.vote.server import serve
+
+    n = len(load_pairs(run_dir))
+    if not n:
+        raise AttiqaError(f"{run_dir}: no finished pair in the manifest yet — let `genbench run` make some")
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        console.print(f"[yellow]warning:[/] listening on {host}: anyone who can reach this machine can vote")
+
+    def ready(actual_port: int) -> None:
+        url_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+        console.print(
+            f"serving {n} pairs on http://{url_host}:{actual_port}/ (Ctrl-C to stop)", highlight=False
+        )
+
+    serve(run_dir, host, port, seed, on_ready=ready)
+
+
+@app.command("export-votes")
+def export_votes(
+    run_dir: Path = typer.Argument(..., help="Run folder (with votes.sqlite)."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="CSV to write (default: RUN/votes.csv)."),
+) -> None:
+    """Export the votes to CSV: pair_id, rater, choice (a|b), left_side, created_at (Unix time)."""
+    from genbench.prefs import VOTES_DB
+    from genbench.vote.store import VoteStore
+
+    db = Path(run_dir) / VOTES_DB
+    if not db.exists():
+        raise AttiqaError(f"{db}: no votes yet — start the study with `genbench vote {run_dir}`")
+    store = VoteStore(db)
+    target = out or Path(run_dir) / "votes.csv"
+    n = store.export_csv(target)
+    console.print(f"{target}: {n} votes from {store.summary()['raters']} raters")
+
+
+@app.command("import-imagereward")
+def import_imagereward_cmd(
+    json_file: Path = typer.Argument(
+        ..., help="ImageReward test-format JSON (id, prompt, generations, ranking)."
+    ),
+    out: Path = typer.Option(..., "--out", "-o", help="Run folder to write (manifest + prefs.csv)."),
+    images: Path | None = typer.Option(
+        None, help="Folder the 'generations' paths are relative to (default: the JSON file's folder)."
+    ),
+) -> None:
+    """Turn ImageReward-style rankings into a run: every pair of images with distinct ranks + its preference.
+
+    Then `genbench score OUT` and `genbench agree OUT` measure metrics on it (when the images are on disk).
+    """
+    from genbench.imagereward import import_imagereward
+
+    res = import_imagereward(json_file, images, out)
+    console.print(
+        f"{out}: {res.pairs} pairs from {res.prompts} prompts ({res.equal_rank_pairs} equal-rank pairs left "
+        f"out, {len(res.skipped)} malformed items skipped)"
+    )
+    for s in res.skipped[:10]:
+        console.print(f"  [yellow]skipped[/] {s}", highlight=False)
+
+
+def main() -> None:
+    from attiqa.cli import run_app
+
+    run_app(app)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,22 @@
+"""Reading the user's JSON files with one-line errors that name the file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from attiqa.errors import ConfigError
+
+
+def read_json(path: str | Path, what: str) -> Any:
+    """Parse ``path``; a missing or malformed file is a :class:`ConfigError` naming it and ``what`` it is."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the {what} ({exc.strerror})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        reason = (
+            f"{exc.msg}, line {exc.lineno}" if isinstance(exc, json.JSONDecodeError) else "not UTF-8 text"
+        )
+        raise ConfigError(f"{path}: the {what} is not valid JSON ({reason})") from None

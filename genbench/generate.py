@@ -1,0 +1,286 @@
+"""Image pairs from a text-to-image model (ATTIQA §5.1, supp. §D.1): two images per prompt, two seeds.
+
+The paper uses Stable Diffusion 2.1 and 200 pairs; it gives no sampler settings, so the defaults here are
+the model's own scheduler, 50 steps, guidance 7.5 and 768x768 (SD 2.1's native size) — **ours**, all
+configurable. Seeds (ours): pair ``i`` of a run with seed ``s`` gets two distinct seeds drawn from
+``numpy.random.default_rng([s, i])``; noise is drawn on the CPU so a seed gives the same image on any device.
+
+A run folder holds ``run.json`` (settings), ``images/<pair>_{a,b}.png`` and the manifest
+(``manifest.jsonl`` + ``manifest.csv``: prompt, seeds, model, settings per pair). Rerunning the same
+command continues an interrupted run: finished images (written atomically) are kept, missing ones are made.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import warnings
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from attiqa.errors import AttiqaError, ConfigError, ModelLoadError
+from attiqa.io.atomic import atomic_path, write_json_atomic
+from genbench.manifest import SIDES, write_manifest
+from genbench.prompts import Prompt, PromptSpec, draw_prompts
+
+DEFAULT_MODEL = "stabilityai/stable-diffusion-2-1"
+RUN_FILE = "run.json"
+IMAGE_DIR = "images"
+
+# short names for diffusers scheduler classes (any class name from diffusers is accepted too)
+SCHEDULERS = {
+    "ddim": "DDIMScheduler",
+    "pndm": "PNDMScheduler",
+    "euler": "EulerDiscreteScheduler",
+    "euler-a": "EulerAncestralDiscreteScheduler",
+    "dpm++": "DPMSolverMultistepScheduler",
+    "lms": "LMSDiscreteScheduler",
+    "heun": "HeunDiscreteScheduler",
+    "unipc": "UniPCMultistepScheduler",
+}
+DTYPES = ("auto", "fp32", "fp16", "bf16")
+
+
+@dataclass
+class GenSettings:
+    """Everything that changes the pixels; a run keeps these fixed across resumes."""
+
+    model: str = DEFAULT_MODEL
+    scheduler: str = "default"  # "default" = the model's own
+    steps: int = 50
+    guidance: float = 7.5
+    width: int = 768
+    height: int = 768
+    dtype: str = "auto"  # resolved to fp16 on CUDA, fp32 elsewhere, before it is recorded
+    negative_prompt: str = ""
+    seed: int = 0
+
+
+@dataclass
+class GenResult:
+    run_dir: Path
+    pairs: int
+    made: int = 0
+    kept: int = 0
+    failed: list[str] = field(default_factory=list)  # "pair_id/side: reason"
+    interrupted: bool = False
+
+
+def pair_seeds(seed: int, index: int) -> tuple[int, int]:
+    rng = np.random.default_rng([seed, index])
+    a = int(rng.integers(0, 2**31 - 1))
+    b = a
+    while b == a:
+        b = int(rng.integers(0, 2**31 - 1))
+    return a, b
+
+
+def pair_id(index: int) -> str:
+    return f"p{index:04d}"
+
+
+def image_name(pid: str, side: str) -> str:
+    return f"{IMAGE_DIR}/{pid}_{side}.png"
+
+
+def _offline_message(model: str) -> str:
+    return (
+        f"cannot load {model!r} from the Hugging Face Hub (offline, or the weights are not cached) — "
+        f"on a connected machine run `hf download {model} --local-dir sd21`, copy the folder here and "
+        "pass --model sd21 (any diffusers pipeline folder with model_index.json works)"
+    )
+
+
+def load_pipeline(model: str, dtype: str = "fp32", device: str = "cpu", scheduler: str = "default"):
+    """A diffusers ``StableDiffusionPipeline`` from a Hub id or a local folder; one-line errors otherwise."""
+    try:
+        import diffusers
+        import torch
+    except ImportError:
+        raise AttiqaError("genbench needs diffusers and transformers — `pip install 'attiqa[gen]'`") from None
+    torch_dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[dtype]
+    sched_cls = None
+    if scheduler != "default":  # checked before the (slow) model load
+        sched_cls = getattr(diffusers, SCHEDULERS.get(scheduler.lower(), scheduler), None)
+        if sched_cls is None or not hasattr(sched_cls, "from_config"):
+            raise ConfigError(
+                f"unknown scheduler {scheduler!r} — use one of {', '.join(SCHEDULERS)} "
+                "or a diffusers scheduler class name"
+            )
+    path = Path(model).expanduser()
+    looks_local = path.exists() or model.startswith((".", "/", "~")) or model.count("/") > 1
+    if not looks_local and "/" not in model:
+        raise ModelLoadError(
+            f"{model}: no such folder — pass --model PATH to a diffusers pipeline folder or a Hub id such as "
+            f"{DEFAULT_MODEL}"
+        )
+    if looks_local and not (path / "model_index.json").is_file():
+        raise ModelLoadError(
+            f"{model}: not a diffusers pipeline folder (no model_index.json) — pass the folder made by "
+            f"`hf download {DEFAULT_MODEL} --local-dir DIR` or by pipeline.save_pretrained(DIR)"
+        )
+    diffusers.utils.logging.disable_progress_bar()  # ours is the one bar
+    with contextlib.suppress(ImportError):
+        import transformers
+
+        transformers.utils.logging.disable_progress_bar()
+    try:
+        with warnings.catch_warnings():  # newer diffusers rename torch_dtype; the old name works everywhere
+            warnings.simplefilter("ignore", FutureWarning)
+            pipe = diffusers.StableDiffusionPipeline.from_pretrained(
+                str(path) if looks_local else model,
+                torch_dtype=torch_dtype,
+                safety_checker=None,
+                requires_safety_checker=False,
+            )
+    except Exception as exc:  # hub / network errors come from several libraries; others re-raised
+        network = type(exc).__module__.split(".")[0] in ("huggingface_hub", "httpx", "requests", "urllib3")
+        if not isinstance(exc, (OSError, ValueError)) and not network:
+            raise
+        if looks_local:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelLoadError(f"{model}: cannot load the pipeline ({first})") from None
+        raise ModelLoadError(_offline_message(model)) from None
+    if sched_cls is not None:
+        pipe.scheduler = sched_cls.from_config(pipe.scheduler.config)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe.to(device)
+
+
+def resolve_dtype(dtype: str, device: str) -> str:
+    if dtype not in DTYPES:
+        raise ConfigError(f"--dtype {dtype!r}: use one of {', '.join(DTYPES)}")
+    if dtype == "auto":
+        return "fp16" if str(device).startswith("cuda") else "fp32"
+    return dtype
+
+
+def plan_records(spec: PromptSpec, settings: GenSettings, n_pairs: int) -> list[dict]:
+    """The manifest record of every pair of the run (deterministic from the settings and seed)."""
+    prompts: list[Prompt] = draw_prompts(spec, n_pairs, settings.seed)
+    shared = {k: v for k, v in asdict(settings).items() if k != "seed"}
+    records = []
+    for i, prompt in enumerate(prompts):
+        pid = pair_id(i)
+        sa, sb = pair_seeds(settings.seed, i)
+        records.append(
+            {
+                "pair_id": pid,
+                "prompt": prompt.text,
+                **prompt.slots,
+                "seed_a": sa,
+                "seed_b": sb,
+                "image_a": image_name(pid, "a"),
+                "image_b": image_name(pid, "b"),
+                **shared,
+            }
+        )
+    return records
+
+
+def _check_resume(run_dir: Path, header: dict) -> None:
+    path = run_dir / RUN_FILE
+    if not path.exists():
+        return
+    try:
+        old = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        raise AttiqaError(f"{path}: unreadable — remove it to start the run again") from None
+    diffs = [
+        f"{k}={old.get('settings', {}).get(k)!r} (now {v!r})"
+        for k, v in header["settings"].items()
+        if old.get("settings", {}).get(k) != v
+    ]
+    if old.get("prompts") != header["prompts"]:
+        diffs.append("the prompt template/candidates")
+    if diffs:
+        raise ConfigError(
+            f"{run_dir} was made with {'; '.join(diffs)} — rerun with the same options to continue it, "
+            "or pass another --out"
+        )
+
+
+def generate_run(
+    run_dir: Path,
+    spec: PromptSpec,
+    settings: GenSettings,
+    n_pairs: int,
+    batch_size: int = 2,
+    device: str = "cpu",
+    on_image: Callable[[int], None] | None = None,
+    pipeline=None,
+) -> GenResult:
+    """Make every missing image of the run, batch by batch, keeping the manifest current.
+
+    ``pipeline`` lets a caller pass an already-built diffusers pipeline (otherwise it is loaded from
+    ``settings.model``). The manifest lists the pairs whose two images both exist.
+    """
+    run_dir = Path(run_dir)
+    if settings.width % 8 or settings.height % 8:
+        raise ConfigError(f"--width/--height must be multiples of 8 (got {settings.width}x{settings.height})")
+    if settings.steps < 1:
+        raise ConfigError("--steps must be at least 1")
+    settings.dtype = resolve_dtype(settings.dtype, device)
+    records = plan_records(spec, settings, n_pairs)
+    header = {
+        "settings": asdict(settings),
+        "prompts": {"template": spec.template, "candidates": spec.candidates},
+        "pairs": n_pairs,
+    }
+    _check_resume(run_dir, header)
+    (run_dir / IMAGE_DIR).mkdir(parents=True, exist_ok=True)
+    for stale in (run_dir / IMAGE_DIR).glob(".*.tmp"):  # half-written by a killed run (atomic writes)
+        stale.unlink(missing_ok=True)
+    write_json_atomic(run_dir / RUN_FILE, header)
+
+    def done_records() -> list[dict]:
+        return [r for r in records if all((run_dir / r[f"image_{s}"]).is_file() for s in SIDES)]
+
+    todo = [(r, s) for r in records for s in SIDES if not (run_dir / r[f"image_{s}"]).is_file()]
+    result = GenResult(run_dir=run_dir, pairs=n_pairs, kept=2 * len(records) - len(todo))
+
+    write_manifest(run_dir, done_records())  # a run folder always has a manifest, even before the first image
+    if on_image and result.kept:
+        on_image(result.kept)
+    if todo:
+        import torch
+
+        pipe = (
+            pipeline
+            if pipeline is not None
+            else load_pipeline(settings.model, settings.dtype, device, settings.scheduler)
+        )
+        try:
+            for start in range(0, len(todo), batch_size):
+                batch = todo[start : start + batch_size]
+                gens = [torch.Generator("cpu").manual_seed(r[f"seed_{s}"]) for r, s in batch]
+                try:
+                    images = pipe(
+                        prompt=[r["prompt"] for r, _ in batch],
+                        negative_prompt=[settings.negative_prompt] * len(batch)
+                        if settings.negative_prompt
+                        else None,
+                        num_inference_steps=settings.steps,
+                        guidance_scale=settings.guidance,
+                        height=settings.height,
+                        width=settings.width,
+                        generator=gens,
+                    ).images
+                except (RuntimeError, ValueError) as exc:  # e.g. out of memory: report, keep going
+                    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                    result.failed.extend(f"{r['pair_id']}/{s}: {reason}" for r, s in batch)
+                else:
+                    for (r, s), img in zip(batch, images, strict=True):
+                        with atomic_path(run_dir / r[f"image_{s}"]) as tmp:
+                            img.save(tmp, format="PNG")
+                        result.made += 1
+                    write_manifest(run_dir, done_records())
+                if on_image:
+                    on_image(len(batch))
+        except KeyboardInterrupt:
+            result.interrupted = True
+    write_manifest(run_dir, done_records())
+    return result

@@ -1,0 +1,93 @@
+"""Import the ImageReward test format (Xu et al., ImageReward): prompts, their images, a human ranking.
+
+Each item is ``{"id", "prompt", "generations": [paths], "ranking": [ints]}`` with rank 1 = best. It is
+expanded to every pair of images with *distinct* ranks (equal ranks say nothing about preference and are
+left out); the better-ranked image is the preferred one. The result is an ordinary genbench run folder —
+``manifest.jsonl`` (image paths under ``--images``) and ``prefs.csv`` — so ``genbench score`` and
+``genbench agree`` work on it when the images are on disk.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from attiqa.errors import AttiqaError
+from attiqa.io.atomic import write_text_atomic
+from genbench.files import read_json
+from genbench.manifest import write_manifest
+
+PREFS = "prefs.csv"
+RATER = "imagereward-ranking"
+
+
+@dataclass
+class ImportResult:
+    prompts: int = 0
+    pairs: int = 0
+    equal_rank_pairs: int = 0
+    skipped: list[str] = field(default_factory=list)  # "item: reason"
+
+
+def _load(path: Path) -> list:
+    data = read_json(path, "ImageReward rankings")
+    if not isinstance(data, list):
+        raise AttiqaError(f"{path}: expected a JSON list of {{id, prompt, generations, ranking}} items")
+    return data
+
+
+def expand_rankings(items: list, images_root: Path) -> tuple[list[dict], list[dict], ImportResult]:
+    """Manifest records and preference rows for every distinct-rank pair; malformed items are skipped."""
+    res = ImportResult()
+    records, prefs = [], []
+    root = Path(images_root).resolve()
+    for k, item in enumerate(items):
+        name = str(item.get("id", f"#{k}")) if isinstance(item, dict) else f"#{k}"
+        gens = item.get("generations") if isinstance(item, dict) else None
+        ranks = item.get("ranking") if isinstance(item, dict) else None
+        if not (isinstance(gens, list) and isinstance(ranks, list) and len(gens) == len(ranks) >= 2):
+            res.skipped.append(f"{name}: needs 'generations' and 'ranking' lists of the same length (>= 2)")
+            continue
+        if not all(isinstance(g, str) for g in gens) or not all(isinstance(r, int) for r in ranks):
+            res.skipped.append(f"{name}: generations must be paths and ranking integers")
+            continue
+        res.prompts += 1
+        for i in range(len(gens)):
+            for j in range(i + 1, len(gens)):
+                if ranks[i] == ranks[j]:
+                    res.equal_rank_pairs += 1
+                    continue
+                pid = f"{name}:{i}-{j}"
+                records.append(
+                    {
+                        "pair_id": pid,
+                        "prompt": item.get("prompt", ""),
+                        "prompt_id": name,
+                        "image_a": str(root / gens[i]),
+                        "image_b": str(root / gens[j]),
+                        "rank_a": ranks[i],
+                        "rank_b": ranks[j],
+                        "source": "imagereward",
+                    }
+                )
+                prefs.append({"pair_id": pid, "rater": RATER, "choice": "a" if ranks[i] < ranks[j] else "b"})
+                res.pairs += 1
+    return records, prefs, res
+
+
+def import_imagereward(json_path: Path, images_root: Path | None, out_dir: Path) -> ImportResult:
+    """Write ``out_dir/manifest.jsonl`` (+ CSV) and ``out_dir/prefs.csv`` from an ImageReward JSON file."""
+    items = _load(json_path)
+    root = images_root if images_root is not None else Path(json_path).parent
+    records, prefs, res = expand_rankings(items, root)
+    if not records:
+        raise AttiqaError(f"{json_path}: no item with two differently ranked images — nothing to import")
+    write_manifest(out_dir, records)
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=["pair_id", "rater", "choice"])
+    w.writeheader()
+    w.writerows(prefs)
+    write_text_atomic(Path(out_dir) / PREFS, buf.getvalue())
+    return res

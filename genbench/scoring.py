@@ -1,0 +1,147 @@
+"""Score every image of a run with every selected metric (ATTIQA §5.1 compares several IQA models).
+
+Each metric is any name ``attiqa.load_scorer`` accepts: a registered scorer (``classical``, ...), a named
+model, or a checkpoint path. Results are stored per image in ``scores/<metric>.csv`` (the ``attiqa score``
+format: ``image`` + the scorer's columns, ``image`` as written in the manifest) with ``scores/<metric>.json``
+holding the scorer's metadata (which column is the overall score, and its direction). A rerun scores only
+images a metric has not scored yet; unreadable images are skipped and reported.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import attiqa
+from attiqa.errors import AttiqaError
+from attiqa.io.atomic import write_json_atomic
+from attiqa.scoring import ScoreRun, score_paths, write_scores
+from genbench.manifest import SIDES, Pair, resolve
+
+SCORES_DIR = "scores"
+
+
+@dataclass
+class MetricScores:
+    """One metric's overall score per manifest image string (higher = better after ``sign``)."""
+
+    name: str
+    values: dict[str, float]
+    higher_is_better: bool = True
+    column: str = "score"
+
+
+@dataclass
+class ScoreReport:
+    metric: str
+    scored: int = 0
+    kept: int = 0
+    failed: list[str] = field(default_factory=list)
+    error: str = ""  # the metric could not be created (e.g. its weights are not on this machine)
+
+
+def metric_slug(name: str) -> str:
+    """A file-name-safe name: a checkpoint path becomes its stem."""
+    p = Path(name)
+    base = p.stem if p.suffix == ".safetensors" or p.exists() else name
+    return re.sub(r"[^A-Za-z0-9_.+-]", "_", base) or "metric"
+
+
+def default_metrics() -> list[str]:
+    """Every scorer and named model in the project's registry."""
+    return [info.name for info in attiqa.list_scorers()]
+
+
+def _read_csv(path: Path) -> dict[str, dict[str, str]]:
+    if not path.exists():
+        return {}
+    with open(path, newline="", encoding="utf-8") as fh:
+        return {row["image"]: row for row in csv.DictReader(fh) if row.get("image")}
+
+
+def score_run(
+    run_dir: Path,
+    pairs: list[Pair],
+    metric: str,
+    device: str = "cpu",
+    batch_size: int = 16,
+    num_workers: int | None = None,
+    on_batch: Callable[[int, int], None] | None = None,
+) -> ScoreReport:
+    """Score the run's images not yet in ``scores/<metric>.csv`` and rewrite the file with all rows."""
+    run_dir = Path(run_dir)
+    slug = metric_slug(metric)
+    report = ScoreReport(metric=slug)
+    try:
+        scorer = attiqa.load_scorer(metric, device=device)
+    except AttiqaError as exc:
+        report.error = str(exc)
+        return report
+    out_csv = run_dir / SCORES_DIR / f"{slug}.csv"
+    old = _read_csv(out_csv)
+    images = list(dict.fromkeys(p.image(s) for p in pairs for s in SIDES))
+    todo = [im for im in images if im not in old or old[im].get(scorer.columns[0], "") == ""]
+    report.kept = len(images) - len(todo)
+    if on_batch and report.kept:
+        on_batch(report.kept, 0)
+    run = ScoreRun(columns=tuple(scorer.columns))
+    if todo:
+        run = score_paths([resolve(run_dir, im) for im in todo], scorer, batch_size, num_workers, on_batch)
+        back = {str(resolve(run_dir, im)): im for im in todo}
+        for row in run.rows:
+            row["image"] = back[row["image"]]
+        report.scored = len(run.rows)
+        report.failed = [f"{e.path}: {e.reason}" for e in run.failed]
+    kept_rows = [
+        {"image": im, **{c: float(old[im][c]) if old[im].get(c) else float("nan") for c in run.columns}}
+        for im in images
+        if im in old and im not in todo
+    ]
+    order = {im: i for i, im in enumerate(images)}
+    run.rows = sorted(kept_rows + run.rows, key=lambda r: order[r["image"]])
+    write_scores(run, out_csv)
+    info = scorer.info
+    write_json_atomic(
+        run_dir / SCORES_DIR / f"{slug}.json",
+        {
+            "metric": metric,
+            "column": scorer.columns[0],
+            "columns": list(scorer.columns),
+            "higher_is_better": info.higher_is_better,
+            "kind": info.kind,
+            "score_range": list(info.score_range),
+            "scorer": scorer.metadata(),
+        },
+    )
+    if run.interrupted:
+        raise KeyboardInterrupt
+    return report
+
+
+def load_metric_scores(run_dir: Path, metrics: list[str] | None = None) -> list[MetricScores]:
+    """Read ``scores/*.csv`` (all metrics scored, or the named ones) of a run."""
+    folder = Path(run_dir) / SCORES_DIR
+    slugs = [metric_slug(m) for m in metrics] if metrics else sorted(p.stem for p in folder.glob("*.csv"))
+    if not slugs:
+        raise AttiqaError(f"{folder}: no scores yet — run `genbench score {run_dir}` first")
+    out = []
+    for slug in slugs:
+        path = folder / f"{slug}.csv"
+        if not path.exists():
+            raise AttiqaError(
+                f"{path}: metric {slug!r} has not scored this run — `genbench score {run_dir} "
+                f"--metrics {slug}`"
+            )
+        meta_path = path.with_suffix(".json")
+        meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.exists() else {}
+        column = meta.get("column", "score")
+        values = {}
+        for im, row in _read_csv(path).items():
+            if row.get(column):
+                values[im] = float(row[column])
+        out.append(MetricScores(slug, values, bool(meta.get("higher_is_better", True)), column))
+    return out

@@ -1,0 +1,152 @@
+"""The preference-study server (ATTIQA supplement §D.2): two images side by side, no prompt, pick the better.
+
+Flask app over a run folder. Each rater sees the pairs in their own random order and with their own random
+left/right placement (both fixed per rater by a hash, so a reload shows the same screen). The client never
+names a file: images are addressed by pair id and side, so paths cannot be smuggled in; every input is
+checked and answered with a JSON 4xx (unknown pair 404, replayed vote 409, malformed request 400).
+
+Routes: ``GET /`` the page; ``GET /api/study``; ``GET /api/next?rater=R``; ``POST /api/vote``
+(``{"rater", "pair_id", "choice": "left"|"right"}``); ``GET /image/<pair_id>/<a|b>``; ``GET /api/progress``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+from urllib.parse import quote
+
+from flask import Flask, abort, jsonify, request, send_file
+from werkzeug.exceptions import HTTPException
+
+from genbench.manifest import SIDES, load_pairs, resolve
+from genbench.prefs import VOTES_DB
+from genbench.vote.store import DuplicateVote, VoteStore
+
+STATIC = Path(__file__).resolve().parent / "static"
+STUDY = Path(__file__).resolve().parents[1] / "data" / "study.json"
+RATER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
+
+
+def _digest(*parts: str) -> bytes:
+    return hashlib.sha256("\x1f".join(parts).encode("utf-8")).digest()
+
+
+def pair_order(pair_ids: list[str], rater: str, seed: str = "") -> list[str]:
+    """The rater's own order of the pairs (stable across requests and restarts)."""
+    return sorted(pair_ids, key=lambda pid: _digest(seed, "order", rater, pid))
+
+
+def left_side(rater: str, pair_id: str, seed: str = "") -> str:
+    """Which image ("a" or "b") this rater sees on the left for this pair."""
+    return SIDES[_digest(seed, "side", rater, pair_id)[0] & 1]
+
+
+def create_app(run_dir: Path, db_path: Path | None = None, seed: str = "") -> Flask:
+    run_dir = Path(run_dir)
+    pairs = {p.pair_id: p for p in load_pairs(run_dir)}
+    ids = list(pairs)
+    store = VoteStore(db_path or run_dir / VOTES_DB)
+    study = json.loads(STUDY.read_text(encoding="utf-8"))
+
+    app = Flask(__name__, static_folder=str(STATIC), static_url_path="/static")
+    app.config["MAX_CONTENT_LENGTH"] = 4096  # a vote is a few dozen bytes
+    app.config["GENBENCH_STORE"] = store
+
+    def rater_arg(value) -> str:
+        if not isinstance(value, str) or not RATER_RE.match(value):
+            abort(400, description="rater id: 1-64 letters, digits, '_', '.', '@' or '-'")
+        return value
+
+    def progress(rater: str) -> dict:
+        done = len(store.voted_pairs(rater) & pairs.keys())
+        return {"done": done, "total": len(ids)}
+
+    @app.errorhandler(HTTPException)
+    def _json_error(exc: HTTPException):
+        return jsonify(error=exc.description, status=exc.code), exc.code
+
+    @app.after_request
+    def _headers(resp):
+        resp.headers["Cache-Control"] = "no-store"
+        resp.headers["X-Content-Type-Options"] = "nosniff"
+        return resp
+
+    @app.get("/")
+    def index():
+        return send_file(STATIC / "index.html")
+
+    @app.get("/api/study")
+    def api_study():
+        return jsonify(title=study["title"], instructions=study["instructions"], pairs=len(ids))
+
+    @app.get("/api/progress")
+    def api_progress():
+        return jsonify(progress(rater_arg(request.args.get("rater"))))
+
+    @app.get("/api/next")
+    def api_next():
+        rater = rater_arg(request.args.get("rater"))
+        voted = store.voted_pairs(rater)
+        todo = [pid for pid in pair_order(ids, rater, seed) if pid not in voted]
+        prog = {"done": len(ids) - len(todo), "total": len(ids)}
+        if not todo:
+            return jsonify(finished=True, progress=prog)
+        pid = todo[0]
+        left = left_side(rater, pid, seed)
+        right = "b" if left == "a" else "a"
+        url = quote(pid, safe="")
+        return jsonify(
+            finished=False,
+            pair_id=pid,
+            left=f"/image/{url}/{left}",
+            right=f"/image/{url}/{right}",
+            progress=prog,
+        )
+
+    @app.post("/api/vote")
+    def api_vote():
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict):
+            abort(400, description="send a JSON object {rater, pair_id, choice}")
+        rater = rater_arg(body.get("rater"))
+        pid = body.get("pair_id")
+        if not isinstance(pid, str) or pid not in pairs:
+            abort(404, description="unknown pair id")
+        choice = body.get("choice")
+        if choice not in ("left", "right"):
+            abort(400, description="choice must be 'left' or 'right'")
+        left = left_side(rater, pid, seed)
+        picked = left if choice == "left" else ("b" if left == "a" else "a")
+        try:
+            store.add(rater, pid, picked, left)
+        except DuplicateVote:
+            abort(409, description="this rater has already voted on this pair")
+        return jsonify(ok=True, progress=progress(rater)), 201
+
+    @app.get("/image/<pair_id>/<side>")
+    def image(pair_id: str, side: str):
+        pair = pairs.get(pair_id)
+        if pair is None or side not in SIDES:
+            abort(404, description="unknown image")
+        path = resolve(run_dir, pair.image(side))
+        if not path.is_file():
+            abort(404, description="image file missing on the server")
+        return send_file(path, max_age=0)
+
+    return app
+
+
+def serve(run_dir: Path, host: str = "127.0.0.1", port: int = 8000, seed: str = "", on_ready=None) -> None:
+    """Serve until interrupted (threaded: each request in its own thread; the store is thread-safe)."""
+    from werkzeug.serving import make_server
+
+    app = create_app(run_dir, seed=seed)
+    server = make_server(host, port, app, threaded=True)
+    if on_ready:
+        on_ready(server.server_port)
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()

@@ -1,0 +1,105 @@
+// The preference page: asks for a rater id, then shows pairs until every pair has this rater's vote.
+// Keys: ArrowLeft or 1 = left is better, ArrowRight or 2 = right is better.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+let rater = null;
+let current = null;   // {pair_id, left, right}
+let busy = false;
+
+async function getJSON(url, options) {
+  const resp = await fetch(url, Object.assign({ cache: "no-store" }, options || {}));
+  let body = {};
+  try { body = await resp.json(); } catch (e) { /* not JSON */ }
+  return { status: resp.status, body };
+}
+
+function showProgress(p) {
+  $("progress").textContent = `${p.done} / ${p.total} pairs done`;
+}
+
+async function loadStudy() {
+  const { body } = await getJSON("/api/study");
+  if (body.title) { $("title").textContent = body.title; document.title = body.title; }
+  $("instructions").replaceChildren(...(body.instructions || []).map((t) => {
+    const li = document.createElement("li"); li.textContent = t; return li;
+  }));
+}
+
+function loadImage(img, src) {
+  return new Promise((resolve) => {
+    img.onload = () => resolve(true);
+    img.onerror = () => resolve(false);
+    img.src = src;
+  });
+}
+
+async function next() {
+  busy = true;
+  $("pair").classList.add("busy");
+  const { status, body } = await getJSON(`/api/next?rater=${encodeURIComponent(rater)}`);
+  if (status !== 200) { $("status").textContent = body.error || `server error ${status}`; busy = false; return; }
+  showProgress(body.progress);
+  if (body.finished) {
+    $("study").hidden = true; $("finished").hidden = false; current = null; busy = false;
+    document.body.dataset.state = "finished";
+    return;
+  }
+  current = body;
+  $("pair").dataset.pairId = body.pair_id;
+  await Promise.all([loadImage($("left"), body.left), loadImage($("right"), body.right)]);
+  $("pair").classList.remove("busy");
+  document.body.dataset.state = "voting";
+  busy = false;
+}
+
+async function vote(choice) {
+  if (busy || !current) return;
+  busy = true;
+  $("status").textContent = "";
+  const { status, body } = await getJSON("/api/vote", {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ rater, pair_id: current.pair_id, choice }),
+  });
+  if (status !== 201 && status !== 409) {   // 409: already counted (e.g. a second tab) — just move on
+    $("status").textContent = body.error || `server error ${status}`;
+    busy = false;
+    return;
+  }
+  await next();
+}
+
+async function start() {
+  const value = $("rater").value.trim();
+  if (!/^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$/.test(value)) {
+    $("login-error").textContent = "Please enter a rater id: letters, digits, _ . @ -";
+    return;
+  }
+  rater = value;
+  try { localStorage.setItem("genbench-rater", rater); } catch (e) { /* private mode */ }
+  $("login").hidden = true;
+  $("study").hidden = false;
+  await next();
+}
+
+document.addEventListener("keydown", (ev) => {
+  if (!$("login").hidden) {
+    if (ev.key === "Enter") { ev.preventDefault(); start(); }
+    return;
+  }
+  if (ev.key === "ArrowLeft" || ev.key === "1") { ev.preventDefault(); vote("left"); }
+  else if (ev.key === "ArrowRight" || ev.key === "2") { ev.preventDefault(); vote("right"); }
+});
+$("start").addEventListener("click", start);
+$("pick-left").addEventListener("click", () => vote("left"));
+$("pick-right").addEventListener("click", () => vote("right"));
+
+(function init() {
+  loadStudy();
+  const fromUrl = new URLSearchParams(location.search).get("rater");
+  let saved = null;
+  try { saved = localStorage.getItem("genbench-rater"); } catch (e) { /* private mode */ }
+  $("rater").value = fromUrl || saved || "";
+  document.body.dataset.state = "login";
+})();

@@ -1,0 +1,228 @@
+"""genbench agreement: majority labels, tie policies, model ties, bootstrap CIs, report files; scoring a run
+with the real `classical` scorer and a tiny ATTIQA checkpoint; the ImageReward import."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from conftest import SHARED_DATA
+from genbench_helpers import make_photo_run
+from PIL import Image
+from typer.testing import CliRunner
+
+from attiqa.errors import AttiqaError, ConfigError
+from attiqa.models import AttiqaModel, create_backbone, save_model
+from genbench.agreement import Vote, bootstrap_ci, human_labels, metric_agreement
+from genbench.cli import app
+from genbench.imagereward import expand_rankings, import_imagereward
+from genbench.manifest import Pair, load_pairs
+from genbench.scoring import MetricScores, load_metric_scores, score_run
+
+runner = CliRunner()
+
+
+def _pairs(n: int) -> list[Pair]:
+    return [Pair(f"p{i}", f"p{i}_a.png", f"p{i}_b.png") for i in range(n)]
+
+
+def _votes(spec: dict[str, tuple[int, int]]) -> list[Vote]:
+    out = []
+    for pid, (na, nb) in spec.items():
+        out += [Vote(pid, "a", f"r{k}") for k in range(na)] + [Vote(pid, "b", f"s{k}") for k in range(nb)]
+    return out
+
+
+# p0: people prefer a, metric too; p1: people b, metric a; p2: people tied; p3: people a, metric tie;
+# p4: no votes at all
+VOTES = {"p0": (2, 1), "p1": (0, 3), "p2": (1, 1), "p3": (1, 0)}
+SCORES = {
+    "p0_a.png": 0.9,
+    "p0_b.png": 0.1,
+    "p1_a.png": 0.8,
+    "p1_b.png": 0.2,
+    "p2_a.png": 0.5,
+    "p2_b.png": 0.4,
+    "p3_a.png": 0.3,
+    "p3_b.png": 0.3,
+    "p4_a.png": 0.1,
+    "p4_b.png": 0.2,
+}
+
+
+@pytest.mark.parametrize(
+    "ties, model_ties, pairs, accuracy",
+    [
+        ("skip", "wrong", 3, 1 / 3),
+        ("half", "wrong", 4, 1.5 / 4),
+        ("skip", "half", 3, 1.5 / 3),
+        ("half", "half", 4, 2 / 4),
+    ],
+)
+def test_tie_policies(ties, model_ties, pairs, accuracy):
+    ps = _pairs(5)
+    labels = human_labels(_votes(VOTES), ps)
+    assert {k: v.label for k, v in labels.items()} == {"p0": "a", "p1": "b", "p2": "tie", "p3": "a"}
+    r = metric_agreement(ps, labels, MetricScores("m", SCORES), ties, model_ties, n_boot=200)
+    assert r.pairs == pairs and math.isclose(r.accuracy, accuracy)
+    assert r.human_ties == 1 and r.model_ties == 1 and r.missing == 0
+    assert r.picks == {"p0": "a", "p1": "a", "p2": "a", "p3": "tie"}
+
+
+def test_lower_is_better_flips_the_pick_and_missing_scores_are_counted():
+    ps = _pairs(5)
+    labels = human_labels(_votes(VOTES), ps)
+    flipped = MetricScores("m", {k: -v for k, v in SCORES.items()}, higher_is_better=False)
+    assert metric_agreement(ps, labels, flipped).picks == {"p0": "a", "p1": "a", "p2": "a", "p3": "tie"}
+    partial = MetricScores("m", {k: v for k, v in SCORES.items() if not k.startswith("p1")})
+    r = metric_agreement(ps, labels, partial)
+    assert r.missing == 1 and r.pairs == 2 and r.accuracy == 0.5
+    with pytest.raises(ConfigError):
+        metric_agreement(ps, labels, partial, tie_policy="coin")
+    with pytest.raises(AttiqaError, match="not in the run's manifest"):
+        human_labels([Vote("zz", "a")], ps)
+
+
+def test_bootstrap_interval_matches_the_binomial_width():
+    credits = np.array([1.0] * 140 + [0.0] * 60)  # 70 % of 200 pairs, as in Table 8's ATTIQA row
+    lo, hi = bootstrap_ci(credits, n_boot=10000, seed=1)
+    half_width = 1.96 * math.sqrt(0.7 * 0.3 / 200)  # normal approximation, about 6.4 points
+    assert lo < 0.7 < hi
+    assert abs((hi - lo) / 2 - half_width) < 0.01
+    assert bootstrap_ci(np.ones(30), 500) == (1.0, 1.0)
+
+
+@pytest.fixture()
+def photo_run(tmp_path, photos):
+    return make_photo_run(tmp_path / "run", photos)
+
+
+def test_score_agree_end_to_end(photo_run, tmp_path):
+    torch.manual_seed(0)
+    model = AttiqaModel(create_backbone("tiny"), head_hidden=16, mos_hidden=8)
+    model.set_mos_range(0.0, 100.0)
+    ckpt = save_model(model, tmp_path / "tiny_ckpt.safetensors", card={"name": "tiny"})
+
+    res = runner.invoke(
+        app, ["score", str(photo_run), "--metrics", f"classical,{ckpt}", "--workers", "0", "--device", "cpu"]
+    )
+    assert res.exit_code == 0, res.output
+    for slug in ("classical", "tiny_ckpt"):
+        with open(photo_run / "scores" / f"{slug}.csv", newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        meta = json.loads((photo_run / "scores" / f"{slug}.json").read_text())
+        assert meta["column"] == ("score" if slug == "classical" else "mos") and meta["higher_is_better"]
+        assert len(rows) == 10 and all(r[meta["column"]] for r in rows)
+        assert rows[0]["image"] == "images/astronaut_a.png"
+    # a rerun scores nothing again
+    res = runner.invoke(app, ["score", str(photo_run), "--metrics", "classical", "--workers", "0"])
+    assert "0 scored, 10 already scored" in res.output
+
+    # raters: the sharp image wins everywhere except one pair, where they tie
+    pairs = load_pairs(photo_run)
+    with open(tmp_path / "prefs.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["pair_id", "rater", "choice"])
+        for k, p in enumerate(pairs):
+            sharp, soft = p.record["sharp"], "b" if p.record["sharp"] == "a" else "a"
+            w.writerows([[p.pair_id, "r1", sharp], [p.pair_id, "r2", soft if k == 0 else sharp]])
+    res = runner.invoke(
+        app, ["agree", str(photo_run), "--prefs", str(tmp_path / "prefs.csv"), "--bootstrap", "500"]
+    )
+    assert res.exit_code == 0, res.output
+    out = photo_run / "agreement"
+    with open(out / "agreement.csv", newline="") as fh:
+        summary = {r["metric"]: r for r in csv.DictReader(fh)}
+    assert set(summary) == {"classical", "tiny_ckpt"}
+
+    # recompute the classical row from its scores file: picks vs the sharp image on pairs 1..4
+    scores = load_metric_scores(photo_run, ["classical"])[0].values
+    expected = np.mean(
+        [(scores[p.image_a] > scores[p.image_b]) == (p.record["sharp"] == "a") for p in pairs[1:]]
+    )
+    row = summary["classical"]
+    assert int(row["pairs"]) == 4 and math.isclose(float(row["accuracy"]), expected, abs_tol=1e-6)
+    assert float(row["ci_low"]) <= float(row["accuracy"]) <= float(row["ci_high"])
+    with open(out / "per_pair.csv", newline="") as fh:
+        per_pair = list(csv.DictReader(fh))
+    assert len(per_pair) == 5 and per_pair[0]["human"] == "tie" and per_pair[0]["classical_credit"] == ""
+    assert Image.open(out / "agreement.png").size[0] > 300
+    assert "classical" in res.output and "%" in res.output
+
+    # bad preference files are one-line errors
+    (tmp_path / "bad.sqlite").write_text("not a database")
+    res = runner.invoke(app, ["agree", str(photo_run), "--prefs", str(tmp_path / "bad.sqlite")])
+    assert res.exit_code != 0 and "not a usable vote database" in str(res.exception)
+    assert json.loads((out / "agreement.json").read_text())["human_ties"] == 1
+
+
+def test_unreadable_image_is_skipped_and_reported(photo_run):
+    (photo_run / "images" / "coffee_b.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    rep = score_run(photo_run, load_pairs(photo_run), "classical", num_workers=0)
+    assert rep.scored == 9 and len(rep.failed) == 1 and "coffee_b.png" in rep.failed[0]
+    assert "images/coffee_b.png" not in load_metric_scores(photo_run, ["classical"])[0].values
+    rep = score_run(photo_run, load_pairs(photo_run), "no-such-metric")
+    assert "unknown scorer" in rep.error
+
+
+def _ir_items():
+    return [
+        {
+            "id": "001",
+            "prompt": "a red fox",
+            "generations": ["x/1.png", "x/2.png", "x/3.png"],
+            "ranking": [2, 1, 2],
+        },
+        {"id": "002", "prompt": "an owl", "generations": ["y/1.png", "y/2.png"], "ranking": [1, 3]},
+        {"id": "003", "prompt": "broken", "generations": ["z/1.png"], "ranking": [1, 2]},
+    ]
+
+
+def test_imagereward_expansion(tmp_path):
+    records, prefs, res = expand_rankings(_ir_items(), tmp_path)
+    assert [r["pair_id"] for r in records] == ["001:0-1", "001:1-2", "002:0-1"]
+    assert [p["choice"] for p in prefs] == ["b", "a", "a"]  # rank 1 beats rank 2; equal ranks left out
+    assert res.equal_rank_pairs == 1 and res.prompts == 2 and len(res.skipped) == 1
+    assert records[0]["image_a"] == str(tmp_path.resolve() / "x/1.png")
+
+
+def test_imagereward_import_score_and_agree(tmp_path, photos):
+    images = tmp_path / "ir_images"
+    items = _ir_items()[:2]
+    srcs = list(photos.values())
+    for k, rel in enumerate(g for it in items for g in it["generations"]):
+        (images / rel).parent.mkdir(parents=True, exist_ok=True)
+        srcs[k].resize((96, 96)).save(images / rel)
+    (tmp_path / "test.json").write_text(json.dumps(items))
+    run = tmp_path / "ir_run"
+    res = runner.invoke(
+        app, ["import-imagereward", str(tmp_path / "test.json"), "--images", str(images), "--out", str(run)]
+    )
+    assert res.exit_code == 0, res.output and "3 pairs from 2 prompts" in res.output
+    res = runner.invoke(app, ["score", str(run), "--workers", "0"])  # every scorer in the registry
+    assert res.exit_code == 0 and "classical: 5 scored" in res.output, res.output
+    res = runner.invoke(app, ["agree", str(run), "--bootstrap", "200"])  # prefs.csv found in the run
+    assert res.exit_code == 0, res.output
+    with open(run / "agreement" / "agreement.csv", newline="") as fh:
+        assert int(next(csv.DictReader(fh))["pairs"]) == 3
+
+
+@pytest.mark.shared_data
+def test_real_imagereward_test_file(tmp_path):
+    path = SHARED_DATA / "preferences" / "imagereward_test.json"
+    if not path.exists():
+        pytest.skip("../shared/data/preferences/imagereward_test.json is not on this machine")
+    items = json.loads(path.read_text())
+    expected = sum(
+        it["ranking"][i] != it["ranking"][j]
+        for it in items
+        for i in range(len(it["ranking"]))
+        for j in range(i + 1, len(it["ranking"]))
+    )
+    res = import_imagereward(path, tmp_path / "imgs", tmp_path / "run")
+    assert res.prompts == 466 and res.pairs == expected and not res.skipped
+    assert len(load_pairs(tmp_path / "run")) == expected

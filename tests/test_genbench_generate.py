@@ -1,0 +1,173 @@
+"""genbench run: the real diffusers pipeline code on a tiny random-weight Stable Diffusion built from configs.
+
+Covers the run folder (images + manifest JSONL/CSV + run.json), determinism of seeds, resume after a
+SIGKILL of the real command, refusing changed settings on resume, and the one-line offline error.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytest.importorskip("diffusers")
+pytest.importorskip("transformers")
+
+from genbench_helpers import build_tiny_sd  # noqa: E402
+
+from attiqa.errors import ConfigError, ModelLoadError  # noqa: E402
+from genbench.generate import GenSettings, generate_run, load_pipeline  # noqa: E402
+from genbench.manifest import load_pairs  # noqa: E402
+from genbench.prompts import load_prompt_spec  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def tiny_sd(tmp_path_factory) -> Path:
+    return build_tiny_sd(tmp_path_factory.mktemp("tiny") / "sd")
+
+
+@pytest.fixture(scope="module")
+def tiny_pipe(tiny_sd):
+    return load_pipeline(str(tiny_sd), "fp32", "cpu")
+
+
+def _settings(model: Path, **kw) -> GenSettings:
+    base = dict(model=str(model), steps=2, width=32, height=32, seed=7)
+    base.update(kw)
+    return GenSettings(**base)
+
+
+def _cli(*args: str, env: dict | None = None, **kw) -> subprocess.Popen:
+    full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+    return subprocess.Popen(
+        [sys.executable, "-m", "genbench.cli", *args],
+        cwd=ROOT,
+        env=full_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kw,
+    )
+
+
+def test_run_folder_manifest_and_determinism(tmp_path, tiny_sd, tiny_pipe):
+    spec = load_prompt_spec()
+    res = generate_run(tmp_path / "run", spec, _settings(tiny_sd), 3, pipeline=tiny_pipe)
+    assert (res.made, res.kept, res.failed) == (6, 0, [])
+    pairs = load_pairs(tmp_path / "run")
+    assert [p.pair_id for p in pairs] == ["p0000", "p0001", "p0002"]
+    rec = pairs[0].record
+    assert rec["prompt"].startswith("masterpiece, best quality") and rec["seed_a"] != rec["seed_b"]
+    assert {k: rec[k] for k in ("model", "steps", "width", "height", "dtype", "guidance")} == {
+        "model": str(tiny_sd),
+        "steps": 2,
+        "width": 32,
+        "height": 32,
+        "dtype": "fp32",
+        "guidance": 7.5,
+    }
+    with open(tmp_path / "run" / "manifest.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["pair_id"] for r in rows] == ["p0000", "p0001", "p0002"]
+    assert rows[1]["prompt"] == pairs[1].record["prompt"]
+    a = np.asarray(Image.open(tmp_path / "run" / pairs[0].image_a))
+    b = np.asarray(Image.open(tmp_path / "run" / pairs[0].image_b))
+    assert a.shape == (32, 32, 3) and not np.array_equal(a, b)  # two seeds, two images
+    header = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert header["settings"]["seed"] == 7 and header["prompts"]["candidates"]["action"][0] == "playing"
+
+    # the same settings elsewhere give the same pixels (seeded CPU noise)
+    again = generate_run(tmp_path / "again", spec, _settings(tiny_sd), 1, pipeline=tiny_pipe)
+    assert again.made == 2
+    assert np.array_equal(a, np.asarray(Image.open(tmp_path / "again" / pairs[0].image_a)))
+
+    # resume: one missing image is remade, identical; the rest is kept
+    target = tmp_path / "run" / pairs[2].image_b
+    before = target.read_bytes()
+    target.unlink()
+    res = generate_run(tmp_path / "run", spec, _settings(tiny_sd), 3, pipeline=tiny_pipe)
+    assert (res.made, res.kept) == (1, 5)
+    assert np.array_equal(np.asarray(Image.open(target)), np.asarray(Image.open(io.BytesIO(before))))
+
+    # changed pixels-affecting settings are refused, naming what differs
+    with pytest.raises(ConfigError, match="steps=2"):
+        generate_run(tmp_path / "run", spec, _settings(tiny_sd, steps=3), 3, pipeline=tiny_pipe)
+
+
+def test_scheduler_choice(tmp_path, tiny_sd):
+    pipe = load_pipeline(str(tiny_sd), "fp32", "cpu", scheduler="euler")
+    assert type(pipe.scheduler).__name__ == "EulerDiscreteScheduler"
+    with pytest.raises(ConfigError, match="unknown scheduler"):
+        load_pipeline(str(tiny_sd), "fp32", "cpu", scheduler="nonsense")
+
+
+def test_not_a_pipeline_folder_is_one_line(tmp_path):
+    with pytest.raises(ModelLoadError, match="model_index.json"):
+        load_pipeline(str(tmp_path), "fp32", "cpu")
+    with pytest.raises(ModelLoadError, match="no such folder"):
+        load_pipeline("sd21-missing-folder", "fp32", "cpu")
+
+
+@pytest.mark.slow
+def test_kill_and_resume_with_the_real_command(tmp_path, tiny_sd):
+    out = tmp_path / "run"
+    args = [
+        "run",
+        "--model",
+        str(tiny_sd),
+        "--pairs",
+        "4",
+        "--steps",
+        "8",
+        "--width",
+        "32",
+        "--height",
+        "32",
+        "--batch-size",
+        "1",
+        "--out",
+        str(out),
+        "--device",
+        "cpu",
+    ]
+    proc = _cli(*args)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list((out / "images").glob("*.png")) and proc.poll() is None:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    kept = {p.name: p.read_bytes() for p in (out / "images").glob("*.png")}
+    assert 1 <= len(kept) < 8
+    done = load_pairs(out)  # the manifest on disk is complete JSON listing finished pairs only
+    assert all((out / p.image_a).exists() and (out / p.image_b).exists() for p in done)
+
+    proc = _cli(*args)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert f"{len(kept)} already there" in err
+    assert len(load_pairs(out)) == 4 and len(list((out / "images").glob("*.png"))) == 8
+    assert all((out / "images" / n).read_bytes() == b for n, b in kept.items())  # finished work untouched
+    assert not list(out.rglob("*.tmp"))
+
+
+def test_offline_without_weights_is_one_clear_line(tmp_path):
+    env = {"HF_HOME": str(tmp_path / "hf"), "HF_HUB_CACHE": str(tmp_path / "hf" / "hub")}
+    proc = _cli("run", "--pairs", "1", "--out", str(tmp_path / "run"), env=env)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 2
+    lines = [ln for ln in err.splitlines() if ln.startswith("error:")]
+    assert len(lines) == 1 and "stabilityai/stable-diffusion-2-1" in lines[0] and "--model" in lines[0]
+    assert "Traceback" not in err

@@ -1,0 +1,167 @@
+"""genbench vote: the real server process — validation (clean 4xx), images by pair id only (no path
+traversal), and many raters voting at once over real HTTP without losing or duplicating a vote."""
+
+from __future__ import annotations
+
+import csv
+import http.client
+import json
+import sqlite3
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+pytest.importorskip("flask")
+
+from genbench_helpers import VoteServer, make_photo_run  # noqa: E402
+from typer.testing import CliRunner  # noqa: E402
+
+from genbench.cli import app  # noqa: E402
+from genbench.vote.server import left_side  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, photos):
+    base = tmp_path_factory.mktemp("vote")
+    run = make_photo_run(base / "run", photos)
+    srv = VoteServer(run, base / "server.log")
+    srv.run = run
+    yield srv
+    srv.stop()
+
+
+def request(srv, method: str, path: str, body: bytes | dict | None = None) -> tuple[int, bytes, str]:
+    con = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=30)
+    headers = {}
+    if isinstance(body, dict):
+        body = json.dumps(body).encode()
+        headers["Content-Type"] = "application/json"
+    elif body is not None:
+        headers["Content-Type"] = "application/json"
+    con.request(method, path, body=body, headers=headers)  # the path goes out exactly as written
+    resp = con.getresponse()
+    data = resp.read()
+    con.close()
+    return resp.status, data, resp.getheader("Content-Type", "")
+
+
+def test_page_study_and_next(server):
+    status, page, ctype = request(server, "GET", "/")
+    assert status == 200 and "text/html" in ctype and b"/static/app.js" in page
+    status, body, _ = request(server, "GET", "/api/study")
+    study = json.loads(body)
+    assert study["pairs"] == 5 and "choose a better one with good image quality" in study["instructions"][1]
+    status, body, _ = request(server, "GET", "/api/next?rater=alice")
+    nxt = json.loads(body)
+    assert status == 200 and not nxt["finished"] and nxt["progress"] == {"done": 0, "total": 5}
+    pid = nxt["pair_id"]
+    assert nxt["left"] == f"/image/{pid}/{left_side('alice', pid)}" and nxt["left"] != nxt["right"]
+    assert b"prompt" not in body  # raters never see the prompt
+    status, png, ctype = request(server, "GET", nxt["left"])
+    assert status == 200 and ctype == "image/png"
+    assert png == (server.run / "images" / f"{pid}_{left_side('alice', pid)}.png").read_bytes()
+
+
+@pytest.mark.parametrize(
+    "method, path, body, code",
+    [
+        ("POST", "/api/vote", {"rater": "bob", "pair_id": "no-such-pair", "choice": "left"}, 404),
+        ("POST", "/api/vote", {"rater": "bob", "pair_id": "astronaut", "choice": "up"}, 400),
+        ("POST", "/api/vote", {"rater": "../etc", "pair_id": "astronaut", "choice": "left"}, 400),
+        ("POST", "/api/vote", {"rater": "bob", "pair_id": ["astronaut"], "choice": "left"}, 404),
+        ("POST", "/api/vote", b"{not json", 400),
+        ("POST", "/api/vote", b'{"rater": "' + b"x" * 10000 + b'"}', 413),
+        ("GET", "/api/next", None, 400),
+        ("GET", "/api/next?rater=%00bad", None, 400),
+        ("GET", "/image/astronaut/c", None, 404),
+        ("GET", "/image/..%2F..%2F..%2Fetc%2Fpasswd/a", None, 404),
+        ("GET", "/image/astronaut/..%2F..%2Fmanifest.jsonl", None, 404),
+        ("GET", "/image/../../manifest.jsonl", None, 404),
+        ("GET", "/static/../server.py", None, 404),
+        ("GET", "/static/..%2Fserver.py", None, 404),
+        ("GET", "/static/%2e%2e/%2e%2e/data/study.json", None, 404),
+        ("GET", "/votes.sqlite", None, 404),
+    ],
+)
+def test_bad_requests_get_clean_4xx(server, method, path, body, code):
+    status, data, ctype = request(server, method, path, body)
+    assert status == code
+    for leak in (b"Traceback", b"root:", b"image_a", b"def create_app", b"instructions"):
+        assert leak not in data  # no stack trace, no file content
+    if ctype.startswith("application/json"):
+        assert json.loads(data)["status"] == code
+
+
+def test_replayed_vote_is_refused(server):
+    vote = {"rater": "carol", "pair_id": "coffee", "choice": "right"}
+    assert request(server, "POST", "/api/vote", vote)[0] == 201
+    status, body, _ = request(server, "POST", "/api/vote", vote)
+    assert status == 409 and "already voted" in json.loads(body)["error"]
+    status, body, _ = request(server, "POST", "/api/vote", {**vote, "choice": "left"})  # changing one's mind
+    assert status == 409
+    with sqlite3.connect(server.run / "votes.sqlite") as con:
+        rows = con.execute("SELECT choice, left_side FROM votes WHERE rater='carol'").fetchall()
+    expected = "b" if left_side("carol", "coffee") == "a" else "a"  # 'right' = the image not on the left
+    assert rows == [(expected, left_side("carol", "coffee"))]
+
+
+def test_concurrent_raters_lose_and_duplicate_nothing(server, tmp_path):
+    raters = [f"rater{i}" for i in range(8)]
+    pair_ids = ["astronaut", "coffee", "chelsea", "rocket", "motorcycle_left"]
+    jobs = [
+        {"rater": r, "pair_id": p, "choice": "left" if (i + j) % 3 else "right"}
+        for i, r in enumerate(raters)
+        for j, p in enumerate(pair_ids)
+    ]
+    sent = jobs * 3  # every vote sent three times at once: one must count, two must be refused
+    with ThreadPoolExecutor(max_workers=24) as pool:
+        codes = list(pool.map(lambda v: request(server, "POST", "/api/vote", v)[0], sent))
+    assert codes.count(201) == len(jobs) and codes.count(409) == 2 * len(jobs)
+    with sqlite3.connect(server.run / "votes.sqlite") as con:
+        rows = con.execute("SELECT rater, pair_id, choice FROM votes WHERE rater LIKE 'rater%'").fetchall()
+    assert len(rows) == len(set((r, p) for r, p, _ in rows)) == len(jobs)
+    for rater, pid, choice in rows:
+        job = next(j for j in jobs if j["rater"] == rater and j["pair_id"] == pid)
+        left = left_side(rater, pid)
+        assert choice == (left if job["choice"] == "left" else ("b" if left == "a" else "a"))
+    assert {left_side(r, p) for r in raters for p in pair_ids} == {"a", "b"}  # placement is randomised
+    status, body, _ = request(server, "GET", "/api/next?rater=rater0")
+    assert json.loads(body)["finished"] is True
+
+    out = tmp_path / "votes.csv"
+    res = CliRunner().invoke(app, ["export-votes", str(server.run), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    with open(out, newline="") as fh:
+        exported = list(csv.DictReader(fh))
+    assert sum(r["rater"].startswith("rater") for r in exported) == len(jobs)
+    assert set(exported[0]) == {"pair_id", "rater", "choice", "left_side", "created_at"}
+
+    # the study's database feeds `genbench agree` directly
+    runner = CliRunner()
+    assert runner.invoke(app, ["score", str(server.run), "-m", "classical", "--workers", "0"]).exit_code == 0
+    res = runner.invoke(
+        app, ["agree", str(server.run), "--bootstrap", "200", "--out", str(tmp_path / "agree")]
+    )
+    assert res.exit_code == 0, res.output
+    with open(tmp_path / "agree" / "per_pair.csv", newline="") as fh:
+        per_pair = {r["pair_id"]: r for r in csv.DictReader(fh)}
+    a_votes = sum(r["choice"] == "a" and r["pair_id"] == "astronaut" for r in exported)
+    assert int(per_pair["astronaut"]["votes_a"]) == a_votes
+
+
+def test_imported_pair_ids_with_odd_characters_are_served(tmp_path, photos):
+    from genbench.manifest import write_manifest
+    from genbench.vote.server import create_app
+
+    img = next(iter(photos.values())).resize((64, 64))
+    img.save(tmp_path / "x.png")
+    img.rotate(90).save(tmp_path / "y.png")
+    pid = "005658-0040:0-1 #?"
+    write_manifest(tmp_path, [{"pair_id": pid, "image_a": str(tmp_path / "x.png"), "image_b": "y.png"}])
+    client = create_app(tmp_path).test_client()
+    nxt = client.get("/api/next?rater=dave").get_json()
+    assert nxt["pair_id"] == pid and "%3A" in nxt["left"] and "%23" in nxt["left"]
+    assert client.get(nxt["left"]).status_code == 200 and client.get(nxt["right"]).status_code == 200
+    assert (
+        client.post("/api/vote", json={"rater": "dave", "pair_id": pid, "choice": "left"}).status_code == 201
+    )
