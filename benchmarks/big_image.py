@@ -44,7 +44,14 @@ def make_photos(d: Path) -> tuple[Path, Path]:
 
 
 def default_model(d: Path) -> str:
+    """The shipped default model; an untrained EfficientNet-Lite0 model if none is bundled."""
     import torch
+
+    from attiqa.io.checkpoints import model_table
+    from attiqa.scorers import DEFAULT_MODEL
+
+    if DEFAULT_MODEL in model_table():
+        return DEFAULT_MODEL
 
     from attiqa.models import AttiqaModel, create_backbone, save_model
 
@@ -67,7 +74,7 @@ def child(model: str, crops: str, path: Path, n: int) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument(
-        "--model", default=None, help="checkpoint (default: an untrained EfficientNet-Lite0 model)"
+        "--model", default=None, help="checkpoint or model name (default: the shipped default model)"
     )
     ap.add_argument("--n", type=int, default=4, help="scorings per measurement")
     args = ap.parse_args()

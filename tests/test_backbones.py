@@ -155,7 +155,7 @@ def test_weights_that_do_not_fit_are_a_model_load_error(tmp_path):
 
 
 def test_tiny_backbone_and_registry():
-    assert list_backbones() == sorted(["resnet50", "efficientnet_lite0", "tiny"])
+    assert list_backbones() == sorted(["resnet50", "efficientnet_lite0", "efficientnet_lite0_ms", "tiny"])
     bb = create_backbone("tiny")
     assert 32 <= bb.feature_dim <= 64 and bb.name == "tiny"
     assert bb(torch.randn(3, 3, 40, 56)).shape == (3, bb.feature_dim)
