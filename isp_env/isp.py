@@ -1,0 +1,241 @@
+"""The 14-module raw pipeline (ATTIQA supplement §D.3 counts 14 modules; the choice of modules is ours).
+
+Order (front end: fixed per raw; back end: the 16 tuned parameters of :mod:`isp_env.params`):
+
+====  ==========================  ======================================================================
+ #    module                      what it does
+====  ==========================  ======================================================================
+ 1    defective pixel correction  a pixel beyond all four same-colour neighbours (±2 px) by more than
+                                  10 % of the range is replaced by their mean (openISP's DPC idea)
+ 2    black level + normalise     subtract the black level of each pixel's colour index, divide by
+                                  (white - black), clip to [0, 1]
+ 3    white balance               camera as-shot gains (G = 1), highlights clipped at 1
+ 4    demosaic                    Malvar–He–Cutler (ICASSP 2004) 5x5 gradient-corrected bilinear,
+                                  any 2x2 layout; previews use 2x2 binning instead (LibRaw's half_size)
+ 5    colour correction           camera RGB -> linear sRGB (LibRaw's rgb_cam from the file's matrices)
+ 6    tone mapping (3)            auto-exposure (99th luma percentile -> 1, like dcraw's auto-bright) x
+                                  2^exposure, power-law gamma, global S-curve
+ 7    RGB -> YUV                  BT.601 full range
+ 8    Y denoise (2)               Gaussian low-pass + soft-thresholded detail (coring)
+ 9    UV denoise (3)              Gaussian low-pass + soft-thresholded chroma detail, blended by strength
+ 10   brightness / contrast (2)   Y offset, Y gain around 0.5
+ 11   hue / saturation (2)        rotation and gain of the UV plane
+ 12   sharpening (3)              unsharp mask on Y with a coring threshold
+ 13   texture enhancement (1)     gain of Y's mid band (difference of Gaussians, sigma 2 and 6 px @ 512)
+ 14   YUV -> RGB + output         BT.601 inverse, clip, 8-bit quantisation
+====  ==========================  ======================================================================
+
+Everything is vectorised numpy/scipy (float32); large blurs run on a downsampled copy (a Gaussian pyramid
+step) and are upsampled bilinearly — ours, for speed at 12 MP. Non-finite values can't leave the pipeline.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy.ndimage import gaussian_filter
+
+from isp_env.params import check_values
+from isp_env.raw import RawImage
+
+REF_LONG_SIDE = 512
+"""Spatial parameters are in pixels of an image with this long side."""
+DPC_THRESHOLD = 0.1
+AE_PERCENTILE = 99.0
+AE_GAIN_RANGE = (0.25, 64.0)
+MODULES: tuple[str, ...] = (
+    "defective_pixel_correction", "black_level", "white_balance", "demosaic", "color_correction",
+    "tone_mapping", "rgb_to_yuv", "y_denoise", "uv_denoise", "brightness_contrast", "hue_saturation",
+    "sharpening", "texture", "yuv_to_rgb",
+)
+
+# --- Malvar-He-Cutler kernels as (dy, dx, weight) taps, weights / 8 (ICASSP 2004, Fig. 2) -------------------
+_G_AT_RB = [(0, 0, 4), (-1, 0, 2), (1, 0, 2), (0, -1, 2), (0, 1, 2), (-2, 0, -1), (2, 0, -1), (0, -2, -1),
+            (0, 2, -1)]
+_ROW = [(0, 0, 5), (0, -1, 4), (0, 1, 4), (0, -2, -1), (0, 2, -1), (-1, -1, -1), (-1, 1, -1), (1, -1, -1),
+        (1, 1, -1), (-2, 0, 0.5), (2, 0, 0.5)]  # value of the channel found left/right of a G pixel
+_COL = [(dx, dy, w) for dy, dx, w in _ROW]  # ... found above/below
+_DIAG = [(0, 0, 6), (-1, -1, 2), (-1, 1, 2), (1, -1, 2), (1, 1, 2), (-2, 0, -1.5), (2, 0, -1.5),
+         (0, -2, -1.5), (0, 2, -1.5)]  # R at B and B at R
+
+
+def _taps(padded: np.ndarray, py: int, px: int, taps, h2: int, w2: int) -> np.ndarray:
+    out = np.zeros((h2, w2), dtype=np.float32)
+    for dy, dx, w in taps:
+        y0, x0 = 2 + py + dy, 2 + px + dx
+        out += np.float32(w / 8.0) * padded[y0 : y0 + 2 * h2 : 2, x0 : x0 + 2 * w2 : 2]
+    return out
+
+
+def demosaic_mhc(cfa_img: np.ndarray, cfa: np.ndarray) -> np.ndarray:
+    """Malvar–He–Cutler demosaic of an (H, W) mosaic (even H, W) with 2x2 layout ``cfa`` -> (H, W, 3)."""
+    h, w = cfa_img.shape
+    h2, w2 = h // 2, w // 2
+    padded = np.pad(cfa_img, 2, mode="reflect")  # reflect keeps the Bayer parity
+    rgb = np.empty((h, w, 3), dtype=np.float32)
+    for py in range(2):
+        for px in range(2):
+            c = int(cfa[py, px])
+            rgb[py::2, px::2, c] = cfa_img[py::2, px::2]
+            if c != 1:
+                rgb[py::2, px::2, 1] = _taps(padded, py, px, _G_AT_RB, h2, w2)
+                rgb[py::2, px::2, 2 - c] = _taps(padded, py, px, _DIAG, h2, w2)
+            else:
+                horizontal = int(cfa[py, 1 - px])
+                rgb[py::2, px::2, horizontal] = _taps(padded, py, px, _ROW, h2, w2)
+                rgb[py::2, px::2, 2 - horizontal] = _taps(padded, py, px, _COL, h2, w2)
+    return rgb
+
+
+def defective_pixel_correction(mosaic: np.ndarray, threshold: float) -> np.ndarray:
+    """Replace pixels beyond all four same-colour axial neighbours (±2 px) by more than ``threshold``."""
+    p = np.pad(mosaic, 2, mode="reflect")
+    h, w = mosaic.shape
+    n = [p[0:h, 2 : 2 + w], p[4 : 4 + h, 2 : 2 + w], p[2 : 2 + h, 0:w], p[2 : 2 + h, 4 : 4 + w]]
+    lo = np.minimum(np.minimum(n[0], n[1]), np.minimum(n[2], n[3]))
+    hi = np.maximum(np.maximum(n[0], n[1]), np.maximum(n[2], n[3]))
+    bad = (mosaic > hi + threshold) | (mosaic < lo - threshold)
+    if not bad.any():
+        return mosaic
+    out = mosaic.copy()
+    out[bad] = ((n[0] + n[1] + n[2] + n[3]) * 0.25)[bad]
+    return out
+
+
+@dataclass
+class Developed:
+    """Output of the front end (modules 1-5): linear sRGB and the auto-exposure gain, cached per raw."""
+
+    linear: np.ndarray  # (H, W, 3) float32, >= 0
+    ae_gain: float
+    name: str = ""
+
+    @property
+    def scale(self) -> float:
+        return max(self.linear.shape[:2]) / REF_LONG_SIDE
+
+
+def _resize(x: np.ndarray, size: tuple[int, int], mode: str) -> np.ndarray:
+    t = torch.from_numpy(np.ascontiguousarray(x)).permute(2, 0, 1)[None]
+    kw = {"align_corners": False} if mode == "bilinear" else {}
+    return F.interpolate(t, size=size, mode=mode, **kw)[0].permute(1, 2, 0).contiguous().numpy()
+
+
+def preview_size(h: int, w: int, long_side: int) -> tuple[int, int]:
+    s = long_side / max(h, w)
+    return max(1, round(h * s)), max(1, round(w * s))
+
+
+def develop(raw: RawImage, long_side: int | None = None) -> Developed:
+    """Front end (modules 1-5). ``long_side``: a preview of that long side (2x2 binning instead of demosaic
+    when the preview is at most half the sensor size); ``None``: full resolution."""
+    h, w = (raw.mosaic.shape[0] // 2) * 2, (raw.mosaic.shape[1] // 2) * 2
+    rng = np.float32(max(raw.white - float(raw.black.min()), 1.0))
+    m = raw.mosaic[:h, :w].astype(np.float32)
+    m = defective_pixel_correction(m, DPC_THRESHOLD * rng)  # 1
+    scale = np.empty((2, 2), dtype=np.float32)
+    for py in range(2):
+        for px in range(2):
+            den = max(raw.white - raw.black[py, px], 1.0)
+            scale[py, px] = raw.wb_gains[raw.cfa[py, px]] / den
+            m[py::2, px::2] -= np.float32(raw.black[py, px])  # 2
+            m[py::2, px::2] *= scale[py, px]  # 2 + 3 (normalise and white-balance in one multiply)
+    np.clip(m, 0.0, 1.0, out=m)  # highlights clip at sensor saturation
+    binned = long_side is not None and 2 * long_side <= max(h, w)
+    if binned:  # preview: each 2x2 tile -> one RGB pixel (G = mean of the two greens)
+        rgb = np.zeros((h // 2, w // 2, 3), dtype=np.float32)
+        for py in range(2):
+            for px in range(2):
+                c = int(raw.cfa[py, px])
+                rgb[..., c] += m[py::2, px::2] * (0.5 if c == 1 else 1.0)
+    else:
+        rgb = demosaic_mhc(m, raw.cfa)  # 4
+    rgb = rgb @ raw.cam_to_srgb.T.astype(np.float32)  # 5
+    rgb = np.nan_to_num(rgb, nan=0.0, posinf=1.0, neginf=0.0)
+    np.maximum(rgb, 0.0, out=rgb)
+    if long_side is not None and max(rgb.shape[:2]) != long_side:
+        mode = "area" if max(rgb.shape[:2]) > long_side else "bilinear"
+        rgb = _resize(rgb, preview_size(*rgb.shape[:2], long_side), mode)
+    y = rgb[::4, ::4] @ np.array([0.2126, 0.7152, 0.0722], dtype=np.float32)
+    p = float(np.percentile(y, AE_PERCENTILE)) if y.size else 1.0
+    gain = float(np.clip(1.0 / p, *AE_GAIN_RANGE)) if p > 0 and np.isfinite(p) else 1.0
+    return Developed(rgb.astype(np.float32, copy=False), gain, raw.name)
+
+
+def blur(x: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian blur of (H, W) or (H, W, C); sigmas above 4 px run on a downsampled copy (pyramid step)."""
+    sig = (sigma, sigma, 0) if x.ndim == 3 else sigma
+    if sigma <= 4.0 or min(x.shape[:2]) < 64:
+        return gaussian_filter(x, sig, mode="reflect", truncate=3.0)
+    f = int(sigma // 2)
+    small_hw = (max(1, x.shape[0] // f), max(1, x.shape[1] // f))
+    x3 = x if x.ndim == 3 else x[..., None]
+    small = _resize(x3, small_hw, "area")
+    s = float(np.sqrt(max(sigma**2 - (f**2 - 1) / 12.0, 1e-6)) / f)  # minus the box filter's variance
+    small = gaussian_filter(small, (s, s, 0), mode="reflect", truncate=3.0)
+    out = _resize(small, x.shape[:2], "bilinear")
+    return out if x.ndim == 3 else out[..., 0]
+
+
+def _shrink(d: np.ndarray, t: float) -> np.ndarray:
+    """Soft threshold (coring): sign(d) * max(|d| - t, 0)."""
+    return np.sign(d) * np.maximum(np.abs(d) - np.float32(t), 0.0)
+
+
+_RGB2YUV = np.array([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]],
+                    dtype=np.float32)
+_YUV2RGB = np.linalg.inv(_RGB2YUV.astype(np.float64)).astype(np.float32)
+
+
+def finish(dev: Developed, values: dict[str, float]) -> np.ndarray:
+    """Back end (modules 6-14) with the 16 parameters -> (H, W, 3) uint8 sRGB."""
+    v = check_values(values)
+    s = dev.scale
+    # 6 tone mapping
+    x = dev.linear * np.float32(dev.ae_gain * 2.0 ** v["tone_exposure"])
+    np.clip(x, 0.0, 1.0, out=x)
+    x = np.power(x, np.float32(v["tone_gamma"]), dtype=np.float32)
+    if v["tone_curve"] != 0.0:
+        x = x - np.float32(v["tone_curve"] / (2 * np.pi)) * np.sin(np.float32(2 * np.pi) * x)
+    # 7 RGB -> YUV
+    yuv = x @ _RGB2YUV.T
+    y, uv = np.ascontiguousarray(yuv[..., 0]), np.ascontiguousarray(yuv[..., 1:])
+    # 8 Y denoise
+    if v["y_nr_threshold"] > 0:
+        low = blur(y, v["y_nr_sigma"] * s)
+        y = low + _shrink(y - low, v["y_nr_threshold"])
+    # 9 UV denoise
+    if v["uv_nr_strength"] > 0:
+        low = blur(uv, v["uv_nr_sigma"] * s)
+        den = low + _shrink(uv - low, v["uv_nr_threshold"])
+        uv = uv + np.float32(v["uv_nr_strength"]) * (den - uv)
+    # 10 brightness / contrast
+    if v["contrast"] != 1.0 or v["brightness"] != 0.0:
+        y = (y - np.float32(0.5)) * np.float32(v["contrast"]) + np.float32(0.5 + v["brightness"])
+    # 11 hue / saturation
+    if v["hue"] != 0.0 or v["saturation"] != 1.0:
+        a = np.deg2rad(v["hue"])
+        rot = np.float32(v["saturation"]) * np.array(
+            [[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]], dtype=np.float32
+        )
+        uv = uv @ rot.T
+    # 12 sharpening
+    if v["sharpen_amount"] > 0:
+        detail = y - blur(y, v["sharpen_sigma"] * s)
+        y = y + np.float32(v["sharpen_amount"]) * _shrink(detail, v["sharpen_threshold"])
+    # 13 texture
+    if v["texture_gain"] != 0.0:
+        band = blur(y, 2.0 * s) - blur(y, 6.0 * s)
+        y = y + np.float32(v["texture_gain"]) * band
+    # 14 YUV -> RGB, quantise
+    rgb = y[..., None] * _YUV2RGB[:, 0] + uv @ _YUV2RGB[:, 1:].T
+    rgb = np.nan_to_num(rgb, nan=0.0, posinf=1.0, neginf=0.0)
+    return (np.clip(rgb, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+def render(raw: RawImage, values: dict[str, float] | None = None, long_side: int | None = None) -> np.ndarray:
+    """Raw -> 8-bit sRGB (H, W, 3): full resolution when ``long_side`` is None, else a preview."""
+    return finish(develop(raw, long_side), values or {})
