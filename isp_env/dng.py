@@ -147,3 +147,29 @@ def dng_from_photo(
     neutral = kwargs.pop("as_shot_neutral", DEFAULT_NEUTRAL)
     mosaic = unprocess(rgb, layout, white, black, cm, neutral, seed=seed, **kwargs)
     return write_dng(path, mosaic, layout, black, white, cm, neutral)
+
+
+DEMO_PHOTOS: tuple[tuple[str, str], ...] = (
+    ("astronaut", "RGGB"), ("coffee", "BGGR"), ("chelsea", "GRBG"), ("rocket", "GBRG"),
+)
+
+
+def demo_raws(out_dir: str | Path, long_side: int = 256, photos=DEMO_PHOTOS) -> list[Path]:
+    """DNGs of scikit-image's bundled photos, one per Bayer layout (for tests, demos and benchmarks)."""
+    out_dir = Path(out_dir)
+    paths = []
+    for i, (name, layout) in enumerate(photos):
+        img = demo_photo(name, long_side)
+        paths.append(dng_from_photo(out_dir / f"{name}_{layout.lower()}.dng", img, layout, seed=i))
+    return paths
+
+
+def demo_photo(name: str, long_side: int) -> np.ndarray:
+    """A scikit-image photo (RGB uint8) resized to ``long_side`` (Lanczos)."""
+    from PIL import Image
+    from skimage import data
+
+    img = Image.fromarray(np.asarray(getattr(data, name)())[..., :3])
+    s = long_side / max(img.size)
+    size = (max(2, round(img.width * s)), max(2, round(img.height * s)))
+    return np.asarray(img.resize(size, Image.LANCZOS))

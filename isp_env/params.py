@@ -35,7 +35,7 @@ class Param:
 PARAMS: tuple[Param, ...] = (
     # Tone mapping (3)
     Param("tone_exposure", "tone_mapping", -1.5, 1.5, 0.0, "exposure in EV on top of the auto-exposure gain"),
-    Param("tone_gamma", "tone_mapping", 0.30, 0.70, 1 / 2.2, "power-law exponent on linear RGB (1/2.2 display)"),
+    Param("tone_gamma", "tone_mapping", 0.30, 0.70, 1 / 2.2, "power-law exponent on linear RGB"),
     Param("tone_curve", "tone_mapping", -1.0, 1.0, 0.0,
           "global S-curve strength: y = x - c sin(2 pi x) / (2 pi); > 0 more mid-tone contrast"),
     # UV (chroma) denoising (3)

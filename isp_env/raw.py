@@ -1,4 +1,4 @@
-"""Read a camera raw with rawpy (LibRaw) into a :class:`RawImage`: Bayer mosaic plus the metadata the ISP needs.
+"""Read a camera raw with rawpy (LibRaw) into a :class:`RawImage`: Bayer mosaic plus the ISP's metadata.
 
 Black levels are looked up per *colour index* (``raw_colors_visible`` -> ``black_level_per_channel``), never
 by position, so any of the four 2x2 Bayer layouts is handled the same way. Non-Bayer sensors (X-Trans,
@@ -137,7 +137,7 @@ def read_raw(path: str | Path) -> RawImage:
 
 
 def find_raws(root: str | Path) -> list[Path]:
-    """Raw files under ``root``, recursively and sorted (FiveK's ``raw_photos/HQa*/photos/*.dng`` included)."""
+    """Raw files under ``root``, recursively, sorted (FiveK's ``raw_photos/HQa*/photos/*.dng`` included)."""
     root = Path(root)
     if root.is_file():
         return [root]

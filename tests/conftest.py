@@ -36,3 +36,11 @@ def photo_dir(tmp_path: Path, photos) -> Path:
         target = d / "sub" if i % 2 else d
         small.save(target / f"{name}.png" if i % 2 else target / f"{name}.jpg")
     return d
+
+
+@pytest.fixture(scope="session")
+def isp_raws(tmp_path_factory) -> list[Path]:
+    """Real photos unprocessed into DNGs, one per Bayer layout (RGGB, BGGR, GRBG, GBRG), read with rawpy."""
+    from isp_env.dng import demo_raws
+
+    return demo_raws(tmp_path_factory.mktemp("raws"), long_side=192)
