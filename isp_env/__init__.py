@@ -1,0 +1,15 @@
+"""ISP tuning by reinforcement learning (ATTIQA §5.2, supplement §D.3).
+
+* :mod:`isp_env.raw` — rawpy reader (any 2x2 Bayer layout), :mod:`isp_env.dng` — DNG writer / unprocessing
+* :mod:`isp_env.params` — the 16 tuned parameters, :mod:`isp_env.isp` — the 14-module pipeline
+* :mod:`isp_env.env` — the Gymnasium environment, registered as ``isp_env/ISPTuning-v0``
+* :mod:`isp_env.tuning` — SB3 training, baselines and the report; :mod:`isp_env.cli` — ``isp-tune``
+"""
+
+from __future__ import annotations
+
+from isp_env.env import ENV_ID, ISPTuningEnv, register
+
+register()
+
+__all__ = ["ENV_ID", "ISPTuningEnv", "register"]

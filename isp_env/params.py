@@ -77,6 +77,8 @@ def from_normalized(norm: np.ndarray) -> dict[str, float]:
     norm = np.asarray(norm, dtype=np.float64).reshape(N_PARAMS)
     values = LOW + (np.clip(norm, -1.0, 1.0) + 1.0) * 0.5 * (HIGH - LOW)
     values = np.where(np.isfinite(norm), values, DEFAULT)
+    # float32 round trips (observations) must not switch a module on: snap to the neutral value
+    values = np.where(np.abs(values - DEFAULT) < 1e-6 * (HIGH - LOW), DEFAULT, values)
     return {n: float(v) for n, v in zip(NAMES, values, strict=True)}
 
 
@@ -87,7 +89,7 @@ def to_normalized(values: dict[str, float]) -> np.ndarray:
         raise ValueError(f"unknown ISP parameter(s) {sorted(unknown)}; known: {', '.join(NAMES)}")
     v = np.array([float(values.get(p.name, p.default)) for p in PARAMS])
     v = np.where(np.isfinite(v), v, DEFAULT)
-    return np.clip(2.0 * (v - LOW) / (HIGH - LOW) - 1.0, -1.0, 1.0).astype(np.float32)
+    return np.clip(2.0 * (v - LOW) / (HIGH - LOW) - 1.0, -1.0, 1.0)
 
 
 def check_values(values: dict[str, float]) -> dict[str, float]:
