@@ -331,8 +331,13 @@ cli_eval.register(app)
 
 
 def main() -> None:
+    run_app(app)
+
+
+def run_app(typer_app: typer.Typer) -> None:
+    """Run a typer app: an :class:`AttiqaError` ends as one red line and exit code 2 (also for `isp-tune`)."""
     try:
-        app()
+        typer_app()
     except AttiqaError as exc:
         console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(2)

@@ -58,6 +58,7 @@ class ISPTuningEnv(gym.Env):
         cache_size: int = 64,
         render_mode: str | None = None,
         torch_threads: int | None = 1,
+        score: bool = True,
     ) -> None:
         if not raws:
             raise ValueError("ISPTuningEnv needs at least one raw file")
@@ -71,6 +72,7 @@ class ISPTuningEnv(gym.Env):
         self.cache_size = int(cache_size)
         self.render_mode = render_mode
         self.torch_threads = torch_threads
+        self.score = bool(score)  # False: render only (applying a trained policy needs no scorer calls)
         self.observation_space = spaces.Dict({
             "image": spaces.Box(0, 255, (3, self.obs_size, self.obs_size), np.uint8),
             "params": spaces.Box(-1.0, 1.0, (N_PARAMS,), np.float32),
@@ -119,7 +121,11 @@ class ISPTuningEnv(gym.Env):
 
     def _score(self) -> float:
         self._img = finish(self._dev, from_normalized(self._norm))
-        return self.mos.one(self._img)
+        return self.mos.one(self._img) if self.score else 0.0
+
+    def scorer_calls(self) -> int:
+        """Scorer calls made by this environment so far."""
+        return self._mos.calls if self._mos is not None else 0
 
     # -- gymnasium API ---------------------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict | None = None):
@@ -157,7 +163,7 @@ class ISPTuningEnv(gym.Env):
             self._norm = np.clip(a, -1.0, 1.0)
         prev = self._mos_now
         self._mos_now = self._score()
-        reward = 100.0 * (self._mos_now - prev) / self.mos.width
+        reward = 100.0 * (self._mos_now - prev) / (self.mos.width if self.score else 1.0)
         reward = float(reward) if np.isfinite(reward) else 0.0
         self._t += 1
         return self._observe(), reward, self._t >= self.max_steps, False, self._info()
