@@ -44,9 +44,21 @@ def spaces_for(obs_size: int) -> tuple[spaces.Dict, spaces.Box]:
 
 def save_policy(model, path: str | Path, card: dict[str, Any]) -> Path:
     """``model.policy`` weights + ``card`` (must hold ``algo``, ``policy_kwargs``, ``env``)."""
-    tensors = {k: v for k, v in model.policy.state_dict().items()}
+    tensors = _unshared(model.policy.state_dict())
     full = {"kind": POLICY_KIND, "param_names": list(NAMES), **card}
     return save_checkpoint(path, tensors, full)
+
+
+def _unshared(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Copies of tensors that share memory (PPO's shared feature extractor): safetensors refuses aliases;
+    ``load_state_dict`` fills every alias from its own copy, so nothing is lost."""
+    seen: set[int] = set()
+    out = {}
+    for k, v in state.items():
+        ptr = v.untyped_storage().data_ptr()
+        out[k] = v.detach().clone() if ptr in seen else v
+        seen.add(ptr)
+    return out
 
 
 def build_policy(card: dict[str, Any]):
@@ -107,7 +119,7 @@ def save_state(model, folder: str | Path, extra: dict[str, Any]) -> None:
     tmp.mkdir(parents=True)
     state_dicts, variables = model._get_torch_save_params()
     params = model.get_parameters()
-    save_checkpoint(tmp / "policy.safetensors", params["policy"], {"kind": "isp_env-train-state"})
+    save_checkpoint(tmp / "policy.safetensors", _unshared(params["policy"]), {"kind": "isp_env-train-state"})
     for name in state_dicts:
         if name != "policy" and name in params:
             save_training_state(tmp / f"optim_{name}.safetensors", params[name], {})

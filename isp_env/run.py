@@ -88,11 +88,14 @@ def run(raw_dir: Path, out: Path, cfg: TrainConfig, test_fraction: float = 0.2, 
     with progress_task("agent: tune + full-res render", total=len(devs), unit="img") as advance:
         for key, path in paths.items():
             pfile, png = out / "test" / "params" / f"{key}.json", out / "test" / "renders" / f"{key}.png"
-            if pfile.exists():
-                values = check_values(json.loads(pfile.read_text())["params"])
+            done = _load_json(pfile)
+            if done.get("policy_timesteps") == card["timesteps"]:  # outputs of this very policy: keep
+                values = check_values(done["params"])
             else:
                 values = tune_with_policy(policy, card, path)
-                write_json_atomic(pfile, {"raw": str(path), "params": values})
+                png.unlink(missing_ok=True)
+                write_json_atomic(pfile, {"raw": str(path), "params": values,
+                                          "policy_timesteps": card["timesteps"]})
             if not png.exists():
                 _save_png(png, finish(develop(read_raw(path)), values))
             params["agent"][key] = values
@@ -121,7 +124,7 @@ def _baselines(out, cfg, mos: MOSFunction, devs, paths, train_raws, agent_calls,
     # global CMA-ES on the training images, with the agent's training budget
     gfile = out / "baselines" / "cma_global.json"
     g = _load_json(gfile)
-    if not g:
+    if g.get("budget") != agent_calls:  # missing, or computed for a shorter/longer training run
         train_devs = []
         for p in train_raws:
             try:
@@ -133,19 +136,20 @@ def _baselines(out, cfg, mos: MOSFunction, devs, paths, train_raws, agent_calls,
         subset = [train_devs[i] for i in sorted(rng.choice(len(train_devs), n, replace=False))]
         console.print(f"global CMA-ES on {n} training images, budget {agent_calls} scorer calls")
         res = cma_search(mean_mos_objective(subset, mos), agent_calls, len(subset), cfg.seed)
-        g = {"params": res.params, "train_mos": res.mos, "calls": res.calls, "n_images": n}
+        g = {"params": res.params, "train_mos": res.mos, "calls": res.calls, "n_images": n,
+             "budget": agent_calls}
         write_json_atomic(gfile, g)
     params["cma_global"] = {k: g["params"] for k in devs}
     budgets["cma_global"] = {"train": g["calls"], "test": 0}
     # per-image CMA-ES on each test image, the agent's training budget split over the test images
     pfile = out / "baselines" / "cma_per_image.json"
-    per = _load_json(pfile)
     per_budget = max(agent_calls // len(devs), 1)
+    per = {k: v for k, v in _load_json(pfile).items() if v.get("budget") == per_budget}
     with progress_task("per-image CMA-ES", total=len(devs), unit="img") as advance:
         for key, dev in devs.items():
             if key not in per:
                 res = cma_search(mean_mos_objective([dev], mos), per_budget, 1, cfg.seed)
-                per[key] = {"params": res.params, "mos": res.mos, "calls": res.calls}
+                per[key] = {"params": res.params, "mos": res.mos, "calls": res.calls, "budget": per_budget}
                 write_json_atomic(pfile, per)
             advance(1)
     params["cma_per_image"] = {k: per[k]["params"] for k in devs}
