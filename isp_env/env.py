@@ -123,6 +123,10 @@ class ISPTuningEnv(gym.Env):
         self._img = finish(self._dev, from_normalized(self._norm))
         return self.mos.one(self._img) if self.score else 0.0
 
+    def skipped_raws(self) -> dict[str, str]:
+        """Raws this environment could not read: path -> one-line reason."""
+        return dict(self.skipped)
+
     def scorer_calls(self) -> int:
         """Scorer calls made by this environment so far."""
         return self._mos.calls if self._mos is not None else 0

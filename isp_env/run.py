@@ -70,7 +70,7 @@ def run(raw_dir: Path, out: Path, cfg: TrainConfig, test_fraction: float = 0.2, 
     training = train(out, train_raws, cfg, subprocess=subprocess)
     agent_calls = int(training["scorer_calls"])
 
-    skipped: dict[str, str] = {}
+    skipped: dict[str, str] = dict(training.get("skipped", {}))
     devs: dict[str, Developed] = {}
     paths: dict[str, Path] = {}
     for p in test_raws:

@@ -154,6 +154,9 @@ def train(run_dir: Path, train_raws: list[Path], cfg: TrainConfig, subprocess: b
             if remaining:
                 model.learn(total_timesteps=remaining, callback=cb, reset_num_timesteps=False)
         calls = cb.scorer_calls()
+        skipped = {k: v for d in venv.env_method("skipped_raws") for k, v in d.items()}
+        for reason in skipped.values():
+            console.print(f"[yellow]skipped[/] {reason}")
         save_state(model, run_dir / "checkpoint", {"scorer_calls": calls, "config": cfg.learning_key()})
         card = {"algo": cfg.algo, "policy_kwargs": cfg.policy_kwargs(),
                 "env": cfg.env_kwargs() | {"scorer": None}, "scorer": cfg.scorer,
@@ -161,7 +164,8 @@ def train(run_dir: Path, train_raws: list[Path], cfg: TrainConfig, subprocess: b
         save_policy(model, run_dir / "policy.safetensors", card)
     finally:
         venv.close()
-    summary = {"timesteps": int(model.num_timesteps), "scorer_calls": calls, "config": cfg.learning_key()}
+    summary = {"timesteps": int(model.num_timesteps), "scorer_calls": calls, "config": cfg.learning_key(),
+               "skipped": skipped}
     from attiqa.io.atomic import write_json_atomic
 
     write_json_atomic(summary_path, summary)

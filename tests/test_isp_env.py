@@ -100,3 +100,29 @@ def test_default_scorer_without_a_bundled_model_asks_for_model(isp_raws):
     env = ISPTuningEnv(isp_raws[:1], scorer=None, preview=64)
     with pytest.raises(ModelLoadError, match="--model"):
         env.reset(seed=0)
+
+
+def test_attiqa_checkpoint_as_reward(isp_raws, tmp_path):
+    """A real ATTIQA checkpoint (tiny backbone, random init: the machinery, not the numbers) drives the env by
+    path, exactly as `isp-tune --model ckpt.safetensors` does; a pretrain-only checkpoint is refused."""
+    import torch
+    from PIL import Image
+
+    from attiqa.errors import ModelLoadError
+    from attiqa.models import AttiqaModel, create_backbone, save_model
+
+    torch.manual_seed(0)
+    model = AttiqaModel(create_backbone("tiny"), head_hidden=16, mos_hidden=8)
+    model.set_mos_range(0.0, 100.0)
+    ckpt = save_model(model, tmp_path / "finetune" / "best.safetensors", card={"name": "tiny"})
+    env = ISPTuningEnv(isp_raws[:1], scorer=str(ckpt), preview=64, obs_size=32, max_steps=1)
+    _, info = env.reset(seed=0)
+    assert env.mos.score_range == (0.0, 100.0) and env.mos.name == "tiny"
+    direct = attiqa.load_scorer(ckpt)(Image.fromarray(env.render()))["mos"]
+    assert info["mos"] == pytest.approx(direct, rel=1e-5)
+    _, reward, *_ = env.step(np.ones(N_PARAMS, np.float32))
+    assert np.isfinite(reward)
+    pre = save_model(AttiqaModel(create_backbone("tiny"), head_hidden=16), tmp_path / "pre.safetensors",
+                     card={"name": "pre"})
+    with pytest.raises(ModelLoadError, match="no MOS head"):
+        ISPTuningEnv(isp_raws[:1], scorer=str(pre), preview=64).reset(seed=0)

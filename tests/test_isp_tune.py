@@ -52,6 +52,7 @@ def raw_dir(tmp_path, isp_raws) -> Path:
     (d / "raw_photos" / "HQa1to700" / "photos").mkdir(parents=True)
     for i, p in enumerate(isp_raws):
         shutil.copy(p, (d / "raw_photos" / "HQa1to700" / "photos" if i % 2 else d) / p.name)
+    (d / "zz_truncated.dng").write_bytes(isp_raws[0].read_bytes()[:300])  # must be skipped and listed
     return d
 
 
@@ -139,6 +140,7 @@ def test_isp_tune_cli_end_to_end_with_kill_and_resume(tmp_path, raw_dir):
     summary = json.loads((out / "summary.json").read_text())
     methods = {m["method"]: m for m in summary["methods"]}
     assert set(methods) == {"neutral", "rawpy", "cma_global", "cma_per_image", "agent"}
+    assert [Path(k).name for k in summary["skipped"]] == ["zz_truncated.dng"]
     training = json.loads((out / "training.json").read_text())
     assert training["timesteps"] >= 160 and methods["agent"]["train_scorer_calls"] == training["scorer_calls"]
     assert training["scorer_calls"] >= 160  # one call per step plus one per reset, across the kill
