@@ -196,3 +196,16 @@ def test_shared_sensor_raws_wrapped_in_dng(tmp_path):
     assert raw2.layout == "GRBG" and np.all(raw2.black == 25)
     out2 = render(raw2)
     assert out2.shape[:2] == n900.shape and out2.std() > 5
+
+
+def test_pyramid_blur_matches_a_direct_gaussian():
+    from scipy.ndimage import gaussian_filter
+
+    from isp_env.isp import blur
+
+    x = gaussian_filter(np.random.default_rng(0).random((300, 401)).astype(np.float32), 2)
+    for sigma in (3.0, 6.0, 12.0):
+        ref = gaussian_filter(x, sigma, mode="reflect", truncate=4)
+        assert np.abs(blur(x, sigma) - ref)[20:-20, 20:-20].max() < 0.005
+    planes = blur(np.stack([x, 1 - x]), 6.0)
+    np.testing.assert_allclose(planes[0], blur(x, 6.0), atol=1e-6)
