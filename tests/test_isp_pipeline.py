@@ -8,13 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rawpy
+from conftest import SHARED_DATA
 from PIL import Image
 
 from isp_env.dng import BAYER_LAYOUTS, _rational, demo_photo, write_dng
 from isp_env.isp import MODULES, demosaic_mhc, develop, finish, render
 from isp_env.params import NAMES, PARAMS, from_normalized, neutral, to_normalized
 from isp_env.raw import RawReadError, find_raws, read_raw
-from tests.conftest import SHARED_DATA
 
 
 def _photo(path: Path) -> np.ndarray:
