@@ -58,13 +58,13 @@ def run(raw_dir: Path, out: Path, cfg: TrainConfig, test_fraction: float = 0.2, 
     train_raws, test_raws = split(raws, test_fraction, cfg.seed)
     plan = {"raw_dir": str(raw_dir), "seed": cfg.seed, "test_fraction": test_fraction,
             "train": [str(p) for p in train_raws], "test": [str(p) for p in test_raws]}
+    mos = load_mos_function(cfg.scorer)  # fail early (e.g. no default model), before writing anything
     old = _load_json(out / "run.json")
     if old and (old.get("train"), old.get("test")) != (plan["train"], plan["test"]):
         raise ConfigError(f"{out}: this run folder holds another split (other raws or seed) — use a new "
                           "--out")
     out.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out / "run.json", {**plan, "config": cfg.learning_key()})
-    mos = load_mos_function(cfg.scorer)  # fail early (e.g. no default model) before the long part
     console.print(f"{len(train_raws)} training raws, {len(test_raws)} test raws -> {out}")
 
     training = train(out, train_raws, cfg, subprocess=subprocess)
