@@ -27,6 +27,7 @@ import numpy as np
 from gymnasium import spaces
 from PIL import Image
 
+from attiqa.io.atomic import atomic_path, write_json_atomic
 from isp_env.isp import Developed, develop, finish
 from isp_env.params import N_PARAMS, from_normalized, neutral, to_normalized
 from isp_env.raw import RawReadError, read_raw
@@ -59,6 +60,7 @@ class ISPTuningEnv(gym.Env):
         render_mode: str | None = None,
         torch_threads: int | None = 1,
         score: bool = True,
+        cache_dir: str | Path | None = None,
     ) -> None:
         if not raws:
             raise ValueError("ISPTuningEnv needs at least one raw file")
@@ -73,6 +75,7 @@ class ISPTuningEnv(gym.Env):
         self.render_mode = render_mode
         self.torch_threads = torch_threads
         self.score = bool(score)  # False: render only (applying a trained policy needs no scorer calls)
+        self.cache_dir = Path(cache_dir) if cache_dir else None
         self.observation_space = spaces.Dict({
             "image": spaces.Box(0, 255, (3, self.obs_size, self.obs_size), np.uint8),
             "params": spaces.Box(-1.0, 1.0, (N_PARAMS,), np.float32),
@@ -102,10 +105,33 @@ class ISPTuningEnv(gym.Env):
         if path in self._cache:
             self._cache.move_to_end(path)
             return self._cache[path]
-        dev = develop(read_raw(path), self.preview)
+        dev = self._disk_cached(path)
         self._cache[path] = dev
         while len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)
+        return dev
+
+    def _disk_cached(self, path: Path) -> Developed:
+        """The preview front end from ``cache_dir`` (float16 .npy + JSON), computed once for all workers."""
+        if self.cache_dir is None or not path.is_file():
+            return develop(read_raw(path), self.preview)  # (a missing file raises RawReadError here)
+        import hashlib
+        import json
+
+        st = path.stat()
+        ident = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{self.preview}"
+        key = hashlib.sha1(ident.encode()).hexdigest()
+        arr_path, meta_path = self.cache_dir / f"{key}.npy", self.cache_dir / f"{key}.json"
+        if arr_path.exists() and meta_path.exists():
+            try:
+                meta = json.loads(meta_path.read_text())
+                return Developed(np.load(arr_path).astype(np.float32), float(meta["ae_gain"]), meta["name"])
+            except (OSError, ValueError, KeyError):
+                pass  # a damaged entry is recomputed
+        dev = develop(read_raw(path), self.preview)
+        with atomic_path(arr_path) as tmp, open(tmp, "wb") as fh:
+            np.save(fh, dev.linear.astype(np.float16))
+        write_json_atomic(meta_path, {"ae_gain": dev.ae_gain, "name": dev.name, "raw": str(path)})
         return dev
 
     def _observe(self) -> dict[str, np.ndarray]:

@@ -74,10 +74,11 @@ class EnvFactory:
         return Monitor(env)
 
 
-def make_vec_env(raws: list[Path], cfg: TrainConfig, subprocess: bool = True):
+def make_vec_env(raws: list[Path], cfg: TrainConfig, subprocess: bool = True, cache_dir: Path | None = None):
     from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
-    fns = [EnvFactory([str(p) for p in raws], cfg.env_kwargs(), cfg.seed + i) for i in range(cfg.n_envs)]
+    kwargs = cfg.env_kwargs() | {"cache_dir": str(cache_dir) if cache_dir else None}
+    fns = [EnvFactory([str(p) for p in raws], kwargs, cfg.seed + i) for i in range(cfg.n_envs)]
     if subprocess and cfg.n_envs > 1:
         return SubprocVecEnv(fns, start_method="spawn")
     return DummyVecEnv(fns)
@@ -134,7 +135,7 @@ def train(run_dir: Path, train_raws: list[Path], cfg: TrainConfig, subprocess: b
         if done.get("timesteps", 0) >= cfg.timesteps and done.get("config") == cfg.learning_key():
             console.print(f"[green]training already finished[/] ({done['timesteps']} steps) in {run_dir}")
             return done
-    venv = make_vec_env(train_raws, cfg, subprocess)
+    venv = make_vec_env(train_raws, cfg, subprocess, cache_dir=run_dir / "preview_cache")
     try:
         model = build_model(cfg, venv)
         calls_before = 0

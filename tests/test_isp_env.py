@@ -126,3 +126,16 @@ def test_attiqa_checkpoint_as_reward(isp_raws, tmp_path):
                      card={"name": "pre"})
     with pytest.raises(ModelLoadError, match="no MOS head"):
         ISPTuningEnv(isp_raws[:1], scorer=str(pre), preview=64).reset(seed=0)
+
+
+def test_preview_disk_cache_is_shared_and_equal(isp_raws, tmp_path, scorer):
+    kw = {"scorer": scorer, "preview": 64, "obs_size": 32, "cache_dir": tmp_path / "cache"}
+    first = ISPTuningEnv(isp_raws[:1], **kw)
+    obs1, info1 = first.reset(seed=0)
+    assert len(list((tmp_path / "cache").glob("*.npy"))) == 1
+    second = ISPTuningEnv(isp_raws[:1], **kw)  # e.g. another worker or a resumed run: reads the cache
+    obs2, info2 = second.reset(seed=0)
+    np.testing.assert_allclose(second._dev.linear, develop(read_raw(isp_raws[0]), 64).linear, rtol=2e-3,
+                               atol=1e-4)  # float16 storage
+    assert np.abs(obs1["image"].astype(int) - obs2["image"]).max() <= 1
+    assert info2["mos"] == pytest.approx(info1["mos"], abs=1e-3)
