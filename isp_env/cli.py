@@ -19,8 +19,11 @@ from attiqa.progress import console
 app = typer.Typer(
     name="isp-tune",
     help="Tune the 16 parameters of a 14-module raw ISP with an SB3 agent whose reward is an image-quality "
-    "MOS (ATTIQA §5.2). `isp-tune --raw-dir DIR` trains, tunes the test images and writes a report with "
-    "baselines; `isp-tune render RAW -o out.png` renders one raw.",
+    "MOS (ATTIQA §5.2).\n\n`isp-tune --raw-dir DIR --out RUN` splits the raws, trains, tunes and renders the "
+    "test raws at full resolution and compares with baselines (neutral, rawpy, global / per-image CMA-ES). "
+    "RUN gets policy.safetensors + .json, test/params/*.json, test/renders/*.png, results.csv, summary.json, "
+    "report.md, grid.png. Rerun the same command to resume.\n\n`isp-tune render RAW -o out.png` renders one "
+    "raw.",
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
