@@ -38,6 +38,20 @@ def photo_dir(tmp_path: Path, photos) -> Path:
     return d
 
 
+@pytest.fixture(autouse=True)
+def _restore_torch_threads(request):
+    """ISP envs and `isp_env.tuning.train` set torch's thread count for their process (documented); inside the
+    shared pytest process that must not leak into later tests (e.g. bitwise resume checks)."""
+    if not request.module.__name__.startswith("test_isp"):
+        yield
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def isp_raws(tmp_path_factory) -> list[Path]:
     """Real photos unprocessed into DNGs, one per Bayer layout (RGGB, BGGR, GRBG, GBRG), read with rawpy."""

@@ -62,18 +62,10 @@ def test_split_is_seeded_and_disjoint(isp_raws):
     assert len(te) == 1 and not set(tr) & set(te) and len(tr) + len(te) == len(isp_raws)
 
 
-@pytest.fixture()
-def one_torch_thread():
-    """Small-image scoring runs single-threaded, as in the env workers (see ISPTuningEnv.torch_threads)."""
+def test_cma_search_keeps_to_its_budget_and_never_loses_to_neutral(isp_raws):
     import torch
 
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def test_cma_search_keeps_to_its_budget_and_never_loses_to_neutral(isp_raws, one_torch_thread):
+    torch.set_num_threads(1)  # small-image scoring single-threaded, as in the env workers (restored after)
     mos = from_scorer(attiqa.create_scorer("classical"))
     dev = develop(read_raw(isp_raws[0]), 64)
     start = mos.one(finish(dev, neutral()))
