@@ -1,7 +1,8 @@
 """ISP speed: full-resolution render of a 12-megapixel raw against ``rawpy.postprocess()`` on the same DNG,
 and preview renders per second (the agent's inner loop).
 
-Both sides are measured in this run (best of ``--repeats``), so the ratio is meaningful on a noisy machine.
+Both sides are measured in this run, in turns (best of ``--repeats``), so the ratio is meaningful on a noisy
+machine.
 Targets (issue 6): full-resolution time within 2x of rawpy's (ratio <= 2), >= 20 preview renders/s.
 The raw is a real photo (scikit-image's astronaut, upscaled to 4000x3000) unprocessed into an RGGB DNG.
 
@@ -26,13 +27,15 @@ from isp_env.params import from_normalized, neutral
 from isp_env.raw import read_raw
 
 
-def best_of(fn, repeats: int) -> float:
-    times = []
+def best_of_interleaved(fns: list, repeats: int) -> list[float]:
+    """Best time of each function, run in turns (a, b, c, a, b, c, ...) so a load change hits all alike."""
+    best = [float("inf")] * len(fns)
     for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
+        for i, fn in enumerate(fns):
+            t = time.perf_counter()
+            fn()
+            best[i] = min(best[i], time.perf_counter() - t)
+    return best
 
 
 def main() -> None:
@@ -55,9 +58,7 @@ def main() -> None:
         with rawpy.imread(str(path)) as raw:
             raw.postprocess()
 
-    t_rawpy = best_of(theirs, args.repeats)
-    t_neutral = best_of(ours(neutral()), args.repeats)
-    t_active = best_of(ours(active), args.repeats)
+    t_rawpy, t_neutral, t_active = best_of_interleaved([theirs, ours(neutral()), ours(active)], args.repeats)
     pv = develop(read_raw(path), args.preview)
     finish(pv, active)
     t = time.perf_counter()
