@@ -63,10 +63,22 @@ _DIAG = [(0, 0, 6), (-1, -1, 2), (-1, 1, 2), (1, -1, 2), (1, 1, 2), (-2, 0, -1.5
 
 
 def _taps(padded: np.ndarray, py: int, px: int, taps, h2: int, w2: int) -> np.ndarray:
-    out = np.zeros((h2, w2), dtype=np.float32)
+    """Sum of weighted shifted samples; taps of equal weight are added first and multiplied once."""
+    groups: dict[float, list[tuple[int, int]]] = {}
     for dy, dx, w in taps:
-        y0, x0 = 2 + py + dy, 2 + px + dx
-        out += np.float32(w / 8.0) * padded[y0 : y0 + 2 * h2 : 2, x0 : x0 + 2 * w2 : 2]
+        groups.setdefault(w, []).append((dy, dx))
+    out = np.zeros((h2, w2), dtype=np.float32)
+    acc = np.empty((h2, w2), dtype=np.float32)
+    for w, offsets in groups.items():
+        for i, (dy, dx) in enumerate(offsets):
+            y0, x0 = 2 + py + dy, 2 + px + dx
+            view = padded[y0 : y0 + 2 * h2 : 2, x0 : x0 + 2 * w2 : 2]
+            if i == 0:
+                np.copyto(acc, view)
+            else:
+                np.add(acc, view, out=acc)
+        acc *= np.float32(w / 8.0)
+        out += acc
     return out
 
 
@@ -188,7 +200,30 @@ def blur(x: np.ndarray, sigma: float) -> np.ndarray:
     rest = float(np.sqrt(max(sigma**2 - (f**2 - 1) / 12.0, 1e-6)) / f)  # minus the box filter's variance
     small = gaussian_filter(small, (0.0,) * (x.ndim - 2) + (rest, rest), mode="reflect", truncate=3.0)
     # columns first while the array is short, then rows (a row gather copies whole rows: fast)
-    return _upsample_axis(_upsample_axis(small, f, w, x.ndim - 1), f, h, x.ndim - 2)
+    return _upsample_rows(_upsample_axis(small, f, w, x.ndim - 1), f, h)
+
+
+def _upsample_rows(a: np.ndarray, f: int, n: int) -> np.ndarray:
+    """Linear interpolation by an integer factor ``f`` along axis -2 to ``n`` rows (pixel centres), by
+    slicing: output row f*k + j mixes input rows k-1, k or k, k+1 with a weight that depends only on j."""
+    hs = a.shape[-2]
+    out = np.empty((*a.shape[:-2], hs * f, a.shape[-1]), dtype=np.float32)
+    view = out.reshape(*a.shape[:-2], hs, f, a.shape[-1])
+    d = a[..., 1:, :] - a[..., :-1, :] if hs > 1 else None
+    for j in range(f):
+        t = (j + 0.5) / f - 0.5
+        dst = view[..., :, j, :]
+        if d is None:
+            dst[...] = a
+        elif t < 0:  # between rows k-1 and k (row 0 clamps)
+            np.multiply(d, np.float32(1.0 + t), out=dst[..., 1:, :])
+            dst[..., 1:, :] += a[..., :-1, :]
+            dst[..., 0, :] = a[..., 0, :]
+        else:  # between rows k and k+1 (the last row clamps)
+            np.multiply(d, np.float32(t), out=dst[..., :-1, :])
+            dst[..., :-1, :] += a[..., :-1, :]
+            dst[..., -1, :] = a[..., -1, :]
+    return out[..., :n, :]
 
 
 def _upsample_axis(a: np.ndarray, f: int, n: int, axis: int) -> np.ndarray:

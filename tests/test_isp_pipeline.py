@@ -209,3 +209,12 @@ def test_pyramid_blur_matches_a_direct_gaussian():
         assert np.abs(blur(x, sigma) - ref)[20:-20, 20:-20].max() < 0.005
     planes = blur(np.stack([x, 1 - x]), 6.0)
     np.testing.assert_allclose(planes[0], blur(x, 6.0), atol=1e-6)
+
+
+def test_row_upsampling_by_slices_equals_the_gather_version():
+    from isp_env.isp import _upsample_axis, _upsample_rows
+
+    rng = np.random.default_rng(0)
+    for shape, f, n in [((7, 9), 3, 20), ((2, 5, 11), 4, 19), ((1, 6), 5, 5), ((10, 13), 2, 20)]:
+        a = rng.random(shape).astype(np.float32)
+        np.testing.assert_allclose(_upsample_rows(a, f, n), _upsample_axis(a, f, n, a.ndim - 2), atol=1e-6)
