@@ -188,19 +188,34 @@ def blur(x: np.ndarray, sigma: float) -> np.ndarray:
     Sigmas of 3 px and more run on a copy downsampled by an integer factor f (box average), blurred by the
     remaining sigma and upsampled bilinearly (one Gaussian-pyramid step; ours, for speed at 12 MP).
     """
-    sig = (0.0, sigma, sigma) if x.ndim == 3 else sigma
+    return band(x, sigma, None)
+
+
+def band(x: np.ndarray, sigma: float, sigma2: float | None) -> np.ndarray:
+    """``blur(x, sigma) - blur(x, sigma2)`` (``sigma2=None``: just the blur), both on one downsampled copy."""
     if sigma < 3.0 or min(x.shape[-2:]) < 64:
-        return gaussian_filter(x, sig, mode="reflect", truncate=3.0)
+        low = _gauss(x, sigma)
+        return low if sigma2 is None else low - _gauss(x, sigma2)
     f = int(sigma // 1.5)
     h, w = x.shape[-2:]
     hp, wp = -(-h // f) * f, -(-w // f) * f
     pad = [(0, 0)] * (x.ndim - 2) + [(0, hp - h), (0, wp - w)]
     xp = np.pad(x, pad, mode="edge") if (hp, wp) != (h, w) else x
     small = xp.reshape(*x.shape[:-2], hp // f, f, wp // f, f).mean(axis=(-3, -1), dtype=np.float32)
-    rest = float(np.sqrt(max(sigma**2 - (f**2 - 1) / 12.0, 1e-6)) / f)  # minus the box filter's variance
-    small = gaussian_filter(small, (0.0,) * (x.ndim - 2) + (rest, rest), mode="reflect", truncate=3.0)
-    # columns first while the array is short, then rows (a row gather copies whole rows: fast)
-    return _upsample_rows(_upsample_axis(small, f, w, x.ndim - 1), f, h)
+
+    def rest(s: float) -> float:  # the Gaussian left after the box filter (minus its variance), in small px
+        return float(np.sqrt(max(s**2 - (f**2 - 1) / 12.0, 1e-6)) / f)
+
+    out = _gauss(small, rest(sigma))
+    if sigma2 is not None:
+        out -= _gauss(small, rest(sigma2))
+    # columns first while the array is short, then rows
+    return _upsample_rows(_upsample_axis(out, f, w, x.ndim - 1), f, h)
+
+
+def _gauss(x: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian over the last two axes."""
+    return gaussian_filter(x, (0.0,) * (x.ndim - 2) + (sigma, sigma), mode="reflect", truncate=3.0)
 
 
 def _upsample_rows(a: np.ndarray, f: int, n: int) -> np.ndarray:
@@ -243,10 +258,11 @@ def _upsample_axis(a: np.ndarray, f: int, n: int, axis: int) -> np.ndarray:
     return out
 
 
-def _shrink(d: np.ndarray, t: float) -> np.ndarray:
-    """Soft threshold (coring): sign(d) * max(|d| - t, 0), computed as d - clip(d, -t, t)."""
+def _clip_detail(x: np.ndarray, low: np.ndarray, t: float) -> np.ndarray:
+    """clip(x - low, -t, t), in place in ``low``'s buffer: x - this = low + soft-threshold(x - low, t)."""
+    np.subtract(x, low, out=low)
     t = np.float32(t)
-    return d - np.clip(d, -t, t)
+    return np.clip(low, -t, t, out=low)
 
 
 TONE_LUT_SIZE = 16384
@@ -279,14 +295,14 @@ def finish(dev: Developed, values: dict[str, float]) -> np.ndarray:
     uv = np.stack([x @ _RGB2YUV[1], x @ _RGB2YUV[2]])
     del x
     # 8 Y denoise
+    # low + shrink(y - low, t) == y - clip(y - low, -t, t): fewer passes over the image
     if v["y_nr_threshold"] > 0:
-        low = blur(y, px(v["y_nr_sigma"]))
-        y = low + _shrink(y - low, v["y_nr_threshold"])
-    # 9 UV denoise
+        y -= _clip_detail(y, blur(y, px(v["y_nr_sigma"])), v["y_nr_threshold"])
+    # 9 UV denoise: uv + s * (denoised - uv) == uv - s * clip(uv - low, -t, t)
     if v["uv_nr_strength"] > 0:
-        low = blur(uv, px(v["uv_nr_sigma"]))
-        den = low + _shrink(uv - low, v["uv_nr_threshold"])
-        uv += np.float32(v["uv_nr_strength"]) * (den - uv)
+        d = _clip_detail(uv, blur(uv, px(v["uv_nr_sigma"])), v["uv_nr_threshold"])
+        d *= np.float32(v["uv_nr_strength"])
+        uv -= d
     # 10 brightness / contrast
     if v["contrast"] != 1.0 or v["brightness"] != 0.0:
         y = (y - np.float32(0.5)) * np.float32(v["contrast"]) + np.float32(0.5 + v["brightness"])
@@ -296,11 +312,14 @@ def finish(dev: Developed, values: dict[str, float]) -> np.ndarray:
     # 12 sharpening
     if v["sharpen_amount"] > 0:
         detail = y - blur(y, px(v["sharpen_sigma"]))
-        y += np.float32(v["sharpen_amount"]) * _shrink(detail, v["sharpen_threshold"])
+        detail -= np.clip(detail, -np.float32(v["sharpen_threshold"]), np.float32(v["sharpen_threshold"]))
+        detail *= np.float32(v["sharpen_amount"])  # amount * shrink(detail, threshold)
+        y += detail
     # 13 texture
     if v["texture_gain"] != 0.0:
-        band = blur(y, px(2.0)) - blur(y, px(6.0))
-        y += np.float32(v["texture_gain"]) * band
+        mid = band(y, px(2.0), px(6.0))
+        mid *= np.float32(v["texture_gain"])
+        y += mid
     # 14 YUV -> RGB (with module 11's rotation folded into the matrix), quantise
     m = _YUV2RGB.astype(np.float64) * 255.0
     m_uv = (m[:, 1:] @ rot).astype(np.float32)

@@ -201,7 +201,7 @@ def test_shared_sensor_raws_wrapped_in_dng(tmp_path):
 def test_pyramid_blur_matches_a_direct_gaussian():
     from scipy.ndimage import gaussian_filter
 
-    from isp_env.isp import blur
+    from isp_env.isp import band, blur
 
     x = gaussian_filter(np.random.default_rng(0).random((300, 401)).astype(np.float32), 2)
     for sigma in (3.0, 6.0, 12.0):
@@ -209,6 +209,9 @@ def test_pyramid_blur_matches_a_direct_gaussian():
         assert np.abs(blur(x, sigma) - ref)[20:-20, 20:-20].max() < 0.005
     planes = blur(np.stack([x, 1 - x]), 6.0)
     np.testing.assert_allclose(planes[0], blur(x, 6.0), atol=1e-6)
+    dog = gaussian_filter(x, 4.0, mode="reflect", truncate=4) - gaussian_filter(x, 12.0, mode="reflect",
+                                                                                truncate=4)
+    assert np.abs(band(x, 4.0, 12.0) - dog)[30:-30, 30:-30].max() < 0.005  # texture's mid band
 
 
 def test_row_upsampling_by_slices_equals_the_gather_version():
