@@ -8,7 +8,12 @@
 
 from __future__ import annotations
 
-from isp_env.env import ENV_ID, ISPTuningEnv, register
+try:
+    from isp_env.env import ENV_ID, ISPTuningEnv, register
+except ModuleNotFoundError as exc:  # gymnasium / rawpy / stable-baselines3 are the `isp` extra
+    raise ModuleNotFoundError(
+        f"isp_env needs the `isp` extra ({exc.name} is missing): pip install 'attiqa[isp]'"
+    ) from exc
 
 register()
 
