@@ -22,12 +22,13 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q tests
 
 lint: $(STAMP)
-	$(BIN)/ruff check attiqa genbench tests benchmarks
+	$(BIN)/ruff check attiqa genbench isp_env tests benchmarks
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/score_throughput.py
 	$(BIN)/python benchmarks/label_throughput.py
 	$(BIN)/python benchmarks/prompt_selection.py
+	$(BIN)/python benchmarks/isp_speed.py
 
 clean:
 	rm -rf runs .pytest_cache

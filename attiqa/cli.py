@@ -345,7 +345,7 @@ cli_prompts.register(app)
 
 
 def run_app(typer_app: typer.Typer) -> None:
-    """Run a typer app; AttiqaError -> one red line and exit 2, Ctrl-C -> exit 130 (shared with genbench)."""
+    """Run a typer app: an :class:`AttiqaError` ends as one red line and exit code 2 (also for `isp-tune`)."""
     try:
         typer_app()
     except AttiqaError as exc:

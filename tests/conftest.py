@@ -42,3 +42,25 @@ def photo_dir(tmp_path: Path, photos) -> Path:
         target = d / "sub" if i % 2 else d
         small.save(target / f"{name}.png" if i % 2 else target / f"{name}.jpg")
     return d
+
+
+@pytest.fixture(autouse=True)
+def _restore_torch_threads(request):
+    """ISP envs and `isp_env.tuning.train` set torch's thread count for their process (documented); inside the
+    shared pytest process that must not leak into later tests (e.g. bitwise resume checks)."""
+    if not request.module.__name__.startswith("test_isp"):
+        yield
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def isp_raws(tmp_path_factory) -> list[Path]:
+    """Real photos unprocessed into DNGs, one per Bayer layout (RGGB, BGGR, GRBG, GBRG), read with rawpy."""
+    from isp_env.dng import demo_raws
+
+    return demo_raws(tmp_path_factory.mktemp("raws"), long_side=192)

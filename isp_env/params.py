@@ -1,0 +1,105 @@
+"""The 16 tuned parameters of the ISP (ATTIQA supplement §D.3): names, ranges, neutral defaults.
+
+The paper lists only the modules and how many parameters each has: "Tone-mapping (3), UV channel Denoising
+(3), Y channel Denoising (2), Brightness/Contrast control (2), Hue/Saturation control (2), Sharpening (3), and
+Texture enhancing (1)". Which parameters and their ranges are ours. They follow the knobs of open ISPs
+(openISP / fast-openISP: gamma, brightness offset and contrast gain, hue offset and saturation gain, edge
+enhancement gain with a flat/edge threshold, bilateral/NLM strength; Infinite-ISP: the same set plus a
+global tone curve) and were chosen so that each end of a range is a clearly visible but not absurd change.
+The default of each parameter is the identity / standard setting ("neutral"): with all defaults the pipeline
+is a plain camera rendering (auto-exposure, sRGB-like gamma 1/2.2, no enhancement).
+
+Spatial parameters (``*_sigma``) are in pixels of a 512-pixel-long image and are scaled with the render size
+(ours), so a policy tuned on previews gives the same look at full resolution.
+
+Normalised values: the agent works in [-1, 1] per parameter, mapped linearly to [low, high].
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    module: str
+    low: float
+    high: float
+    default: float
+    doc: str
+
+
+PARAMS: tuple[Param, ...] = (
+    # Tone mapping (3)
+    Param("tone_exposure", "tone_mapping", -1.5, 1.5, 0.0, "exposure in EV on top of the auto-exposure gain"),
+    Param("tone_gamma", "tone_mapping", 0.30, 0.70, 1 / 2.2, "power-law exponent on linear RGB"),
+    Param("tone_curve", "tone_mapping", -1.0, 1.0, 0.0,
+          "global S-curve strength: y = x - c sin(2 pi x) / (2 pi); > 0 more mid-tone contrast"),
+    # UV (chroma) denoising (3)
+    Param("uv_nr_sigma", "uv_denoise", 0.5, 6.0, 2.0, "Gaussian sigma of the chroma low-pass (px @ 512)"),
+    Param("uv_nr_threshold", "uv_denoise", 0.0, 0.1, 0.02, "chroma detail below this is treated as noise"),
+    Param("uv_nr_strength", "uv_denoise", 0.0, 1.0, 0.0, "blend of the denoised chroma (0 = off)"),
+    # Y (luma) denoising (2)
+    Param("y_nr_sigma", "y_denoise", 0.5, 3.0, 1.0, "Gaussian sigma of the luma low-pass (px @ 512)"),
+    Param("y_nr_threshold", "y_denoise", 0.0, 0.08, 0.0,
+          "soft-threshold (coring) of the luma detail; 0 = off"),
+    # Brightness / contrast (2)
+    Param("brightness", "brightness_contrast", -0.25, 0.25, 0.0, "offset added to Y"),
+    Param("contrast", "brightness_contrast", 0.5, 1.5, 1.0, "gain of Y around mid-grey 0.5"),
+    # Hue / saturation (2)
+    Param("hue", "hue_saturation", -30.0, 30.0, 0.0, "rotation of the UV plane in degrees"),
+    Param("saturation", "hue_saturation", 0.0, 2.0, 1.0, "gain of U and V"),
+    # Sharpening (3)
+    Param("sharpen_amount", "sharpening", 0.0, 3.0, 0.0, "unsharp-mask gain on Y (0 = off)"),
+    Param("sharpen_sigma", "sharpening", 0.5, 3.0, 1.0, "unsharp-mask Gaussian sigma (px @ 512)"),
+    Param("sharpen_threshold", "sharpening", 0.0, 0.05, 0.01, "detail below this is not sharpened (coring)"),
+    # Texture enhancement (1)
+    Param("texture_gain", "texture", -1.0, 2.0, 0.0,
+          "gain of the mid-frequency band of Y (difference of Gaussians, sigma 2 and 6 px @ 512)"),
+)
+NAMES: tuple[str, ...] = tuple(p.name for p in PARAMS)
+N_PARAMS = len(PARAMS)
+LOW = np.array([p.low for p in PARAMS])
+HIGH = np.array([p.high for p in PARAMS])
+DEFAULT = np.array([p.default for p in PARAMS])
+
+
+def neutral() -> dict[str, float]:
+    """The neutral defaults as ``name -> value``."""
+    return {p.name: float(p.default) for p in PARAMS}
+
+
+def from_normalized(norm: np.ndarray) -> dict[str, float]:
+    """[-1, 1]^16 -> parameter values (non-finite entries become the neutral default, the rest is clipped)."""
+    norm = np.asarray(norm, dtype=np.float64).reshape(N_PARAMS)
+    values = LOW + (np.clip(norm, -1.0, 1.0) + 1.0) * 0.5 * (HIGH - LOW)
+    values = np.where(np.isfinite(norm), values, DEFAULT)
+    # float32 round trips (observations) must not switch a module on: snap to the neutral value
+    values = np.where(np.abs(values - DEFAULT) < 1e-6 * (HIGH - LOW), DEFAULT, values)
+    return {n: float(v) for n, v in zip(NAMES, values, strict=True)}
+
+
+def to_normalized(values: dict[str, float]) -> np.ndarray:
+    """Parameter values (missing names take the default) -> [-1, 1]^16."""
+    unknown = set(values) - set(NAMES)
+    if unknown:
+        raise ValueError(f"unknown ISP parameter(s) {sorted(unknown)}; known: {', '.join(NAMES)}")
+    v = np.array([float(values.get(p.name, p.default)) for p in PARAMS])
+    v = np.where(np.isfinite(v), v, DEFAULT)
+    return np.clip(2.0 * (v - LOW) / (HIGH - LOW) - 1.0, -1.0, 1.0)
+
+
+def check_values(values: dict[str, float]) -> dict[str, float]:
+    """Complete a partial parameter dict with defaults and clip every value to its range."""
+    return from_normalized(to_normalized(values))
+
+
+def table_markdown() -> str:
+    """The parameter table (name, module, range, default, meaning) for docs and reports."""
+    rows = ["| parameter | module | range | neutral | meaning |", "| --- | --- | --- | --- | --- |"]
+    for p in PARAMS:
+        rows.append(f"| `{p.name}` | {p.module} | [{p.low:g}, {p.high:g}] | {p.default:.4g} | {p.doc} |")
+    return "\n".join(rows)

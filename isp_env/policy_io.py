@@ -1,0 +1,175 @@
+"""SB3 policies and training state as safetensors + JSON (never pickle, unlike SB3's own ``.zip``).
+
+* the policy: its ``state_dict`` in ``policy.safetensors`` with a JSON card (algorithm, spaces, network and
+  environment settings) in the header and beside it — enough to rebuild it without the training env;
+* resume state: policy + every optimizer (``attiqa.io.checkpoints.save_training_state``) + the replay
+  buffer + counters, written into a fresh folder that replaces the previous one, so a kill leaves one whole
+  checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from gymnasium import spaces
+from safetensors.numpy import load_file as load_np
+from safetensors.numpy import save_file as save_np
+
+from attiqa.errors import ModelLoadError
+from attiqa.io.atomic import atomic_path, write_json_atomic
+from attiqa.io.checkpoints import load_checkpoint, load_training_state, save_checkpoint, save_training_state
+from isp_env.params import N_PARAMS, NAMES
+
+POLICY_KIND = "isp_env-policy"
+
+
+def algorithms() -> dict[str, type]:
+    from stable_baselines3 import PPO, SAC, TD3
+
+    return {"sac": SAC, "ppo": PPO, "td3": TD3}
+
+
+def spaces_for(obs_size: int) -> tuple[spaces.Dict, spaces.Box]:
+    obs = spaces.Dict({
+        "image": spaces.Box(0, 255, (3, obs_size, obs_size), np.uint8),
+        "params": spaces.Box(-1.0, 1.0, (N_PARAMS,), np.float32),
+    })
+    return obs, spaces.Box(-1.0, 1.0, (N_PARAMS,), np.float32)
+
+
+def save_policy(model, path: str | Path, card: dict[str, Any]) -> Path:
+    """``model.policy`` weights + ``card`` (must hold ``algo``, ``policy_kwargs``, ``env``)."""
+    tensors = _unshared(model.policy.state_dict())
+    full = {"kind": POLICY_KIND, "param_names": list(NAMES), **card}
+    return save_checkpoint(path, tensors, full)
+
+
+def _unshared(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Copies of tensors that share memory (PPO's shared feature extractor): safetensors refuses aliases;
+    ``load_state_dict`` fills every alias from its own copy, so nothing is lost."""
+    seen: set[int] = set()
+    out = {}
+    for k, v in state.items():
+        ptr = v.untyped_storage().data_ptr()
+        out[k] = v.detach().clone() if ptr in seen else v
+        seen.add(ptr)
+    return out
+
+
+def build_policy(card: dict[str, Any]):
+    algo = algorithms()[card["algo"]]
+    obs_space, act_space = spaces_for(int(card["env"]["obs_size"]))
+    cls = algo.policy_aliases["MultiInputPolicy"]
+    return cls(obs_space, act_space, lambda _: 0.0, **card.get("policy_kwargs", {}))
+
+
+def load_policy(path: str | Path):
+    """(policy in eval mode, card) from :func:`save_policy` output."""
+    tensors, card = load_checkpoint(path)
+    if card.get("kind") != POLICY_KIND:
+        raise ModelLoadError(f"{path}: not an isp-tune policy (no '{POLICY_KIND}' card) — pass the "
+                             "policy.safetensors written by `isp-tune`")
+    if card.get("param_names") != list(NAMES):
+        raise ModelLoadError(f"{path}: policy was trained for other ISP parameters — retrain it")
+    policy = build_policy(card)
+    policy.load_state_dict(tensors)
+    policy.set_training_mode(False)
+    return policy, card
+
+
+# ---------------------------------------------------------------------------------------------------------
+# resume state
+
+
+def _buffer_arrays(buffer) -> dict[str, np.ndarray]:
+    n = buffer.buffer_size if buffer.full else buffer.pos
+    out: dict[str, np.ndarray] = {}
+    for name in ("observations", "next_observations"):
+        for key, arr in getattr(buffer, name).items():
+            out[f"{name}.{key}"] = np.ascontiguousarray(arr[:n])
+    for name in ("actions", "rewards", "dones", "timeouts"):
+        out[name] = np.ascontiguousarray(getattr(buffer, name)[:n])
+    return out
+
+
+def _restore_buffer(buffer, arrays: dict[str, np.ndarray], pos: int, full: bool) -> None:
+    for k, arr in arrays.items():
+        if "." in k:
+            name, key = k.split(".", 1)
+            target = getattr(buffer, name)[key]
+        else:
+            target = getattr(buffer, k)
+        if arr.shape[1:] != target.shape[1:] or len(arr) > len(target):
+            raise ModelLoadError(f"replay buffer field {k} does not fit ({arr.shape} vs {target.shape}) — "
+                                 "the run was started with other settings; use a new --out")
+        target[: len(arr)] = arr
+    buffer.pos, buffer.full = int(pos), bool(full)
+
+
+def save_state(model, folder: str | Path, extra: dict[str, Any]) -> None:
+    """Everything needed to continue ``model.learn`` after a kill, written atomically as one folder."""
+    folder = Path(folder)
+    tmp = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    state_dicts, variables = model._get_torch_save_params()
+    params = model.get_parameters()
+    save_checkpoint(tmp / "policy.safetensors", _unshared(params["policy"]), {"kind": "isp_env-train-state"})
+    for name in state_dicts:
+        if name != "policy" and name in params:
+            save_training_state(tmp / f"optim_{name}.safetensors", params[name], {})
+    tensors = {v: getattr(model, v).detach().cpu().numpy().reshape(-1) for v in variables}
+    buffer = getattr(model, "replay_buffer", None)
+    doc = {"num_timesteps": int(model.num_timesteps), "episode_num": int(getattr(model, "_episode_num", 0)),
+           "variables": sorted(tensors), **extra}
+    if buffer is not None:
+        with atomic_path(tmp / "buffer.safetensors") as p:
+            save_np({**_buffer_arrays(buffer), **{f"var.{k}": v for k, v in tensors.items()}}, str(p))
+        doc["buffer"] = {"pos": int(buffer.pos), "full": bool(buffer.full)}
+    elif tensors:
+        with atomic_path(tmp / "buffer.safetensors") as p:
+            save_np({f"var.{k}": v for k, v in tensors.items()}, str(p))
+    write_json_atomic(tmp / "state.json", doc)
+    old = folder.with_name(folder.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if folder.exists():
+        folder.rename(old)
+    tmp.rename(folder)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def find_state(folder: str | Path) -> Path | None:
+    """The last complete checkpoint folder (``folder``, or ``folder.old`` if a kill hit the swap)."""
+    folder = Path(folder)
+    for cand in (folder, folder.with_name(folder.name + ".old")):
+        if (cand / "state.json").is_file():
+            return cand
+    return None
+
+
+def load_state(model, folder: Path) -> dict[str, Any]:
+    """Restore what :func:`save_state` wrote into a freshly built ``model``; returns the state document."""
+    doc = json.loads((folder / "state.json").read_text())
+    state_dicts, _ = model._get_torch_save_params()
+    tensors, _ = load_checkpoint(folder / "policy.safetensors")
+    params: dict[str, Any] = {"policy": tensors}
+    for name in state_dicts:
+        f = folder / f"optim_{name}.safetensors"
+        if name != "policy" and f.exists():
+            params[name], _ = load_training_state(f)
+    model.set_parameters(params, exact_match=False)
+    arrays = load_np(str(folder / "buffer.safetensors")) if (folder / "buffer.safetensors").exists() else {}
+    for k in doc.get("variables", []):
+        with torch.no_grad():
+            getattr(model, k).copy_(torch.from_numpy(arrays[f"var.{k}"]).reshape(getattr(model, k).shape))
+    if "buffer" in doc and getattr(model, "replay_buffer", None) is not None:
+        _restore_buffer(model.replay_buffer, {k: v for k, v in arrays.items() if not k.startswith("var.")},
+                        doc["buffer"]["pos"], doc["buffer"]["full"])
+    model.num_timesteps = int(doc["num_timesteps"])
+    model._episode_num = int(doc.get("episode_num", 0))
+    return doc

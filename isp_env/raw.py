@@ -1,0 +1,144 @@
+"""Read a camera raw with rawpy (LibRaw) into a :class:`RawImage`: Bayer mosaic plus the ISP's metadata.
+
+Black levels are looked up per *colour index* (``raw_colors_visible`` -> ``black_level_per_channel``), never
+by position, so any of the four 2x2 Bayer layouts is handled the same way. Non-Bayer sensors (X-Trans,
+Foveon, CMYG) and files LibRaw can't read raise :class:`RawReadError`, a one-line error naming the file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from attiqa.errors import AttiqaError
+
+RAW_EXTENSIONS: frozenset[str] = frozenset(
+    {".dng", ".cr2", ".cr3", ".nef", ".nrw", ".arw", ".srf", ".sr2", ".orf", ".rw2", ".raf", ".pef", ".srw",
+     ".raw", ".rwl", ".3fr", ".erf", ".kdc", ".dcr", ".mos", ".mrw", ".x3f", ".iiq"}
+)
+_CHANNEL = {"R": 0, "G": 1, "B": 2}
+
+
+class RawReadError(AttiqaError):
+    """A raw file can't be read or is not a Bayer raw."""
+
+    def __init__(self, path: str | Path, reason: str) -> None:
+        self.path, self.reason = str(path), reason
+        super().__init__(f"{path}: {reason}")
+
+    def __reduce__(self):  # survive SubprocVecEnv pickling
+        return (type(self), (self.path, self.reason))
+
+
+@dataclass
+class RawImage:
+    """A Bayer raw frame and its metadata.
+
+    Attributes:
+        mosaic: (H, W) uint16 sensor values (visible area).
+        cfa: (2, 2) RGB channel (0 = R, 1 = G, 2 = B) of each position of the repeating 2x2 tile.
+        black: (2, 2) black level of each tile position (from its colour index).
+        white: white (saturation) level.
+        wb_gains: (3,) camera white-balance gains for R, G, B with G = 1.
+        cam_to_srgb: (3, 3) white-balanced camera RGB -> linear sRGB (rows sum to 1).
+        name: file name, for reports.
+    """
+
+    mosaic: np.ndarray
+    cfa: np.ndarray
+    black: np.ndarray
+    white: float
+    wb_gains: np.ndarray
+    cam_to_srgb: np.ndarray
+    name: str = ""
+
+    @property
+    def layout(self) -> str:
+        return "".join("RGB"[c] for c in self.cfa.ravel())
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.mosaic.shape  # type: ignore[return-value]
+
+
+def _srgb_xyz() -> np.ndarray:
+    from isp_env.dng import SRGB_TO_XYZ
+
+    return SRGB_TO_XYZ
+
+
+def _cam_to_srgb(raw) -> np.ndarray:
+    """rawpy's ``color_matrix`` (camera -> sRGB, LibRaw's rgb_cam) when set, else from ``rgb_xyz_matrix``."""
+    cm = np.asarray(raw.color_matrix, dtype=np.float64)[:3, :3]
+    if np.isfinite(cm).all() and np.abs(cm).sum() > 0:
+        return cm / cm.sum(axis=1, keepdims=True)
+    xyz2cam = np.asarray(raw.rgb_xyz_matrix, dtype=np.float64)[:3, :3]
+    if np.isfinite(xyz2cam).all() and np.abs(xyz2cam).sum() > 0:
+        cam_from_srgb = xyz2cam @ _srgb_xyz()
+        cam_from_srgb /= cam_from_srgb.sum(axis=1, keepdims=True)
+        try:
+            return np.linalg.inv(cam_from_srgb)
+        except np.linalg.LinAlgError:
+            pass
+    return np.eye(3)
+
+
+def _wb_gains(raw, channel_of_index: list[int]) -> np.ndarray:
+    """As-shot gains (camera WB), else daylight, else ones; normalised to G = 1."""
+    for source in (raw.camera_whitebalance, raw.daylight_whitebalance):
+        w = np.asarray(source, dtype=np.float64)
+        gains = np.zeros(3)
+        for idx, ch in enumerate(channel_of_index[: len(w)]):
+            if w[idx] > 0 and gains[ch] == 0:
+                gains[ch] = w[idx]
+        if (gains > 0).all() and np.isfinite(gains).all():
+            return gains / gains[1]
+    return np.ones(3)
+
+
+def read_raw(path: str | Path) -> RawImage:
+    """Read ``path`` with rawpy; raises :class:`RawReadError` with a one-line reason and fix."""
+    import rawpy
+
+    path = Path(path)
+    if not path.is_file():
+        raise RawReadError(path, "file not found — check the path")
+    try:
+        with rawpy.imread(str(path)) as raw:
+            desc = raw.color_desc.decode("ascii", "replace")
+            pattern = raw.raw_pattern
+            if raw.raw_type != rawpy.RawType.Flat or pattern is None or raw.num_colors != 3:
+                raise RawReadError(path, "not a Bayer raw (Foveon/linear DNG or multi-shot) — only 2x2 Bayer "
+                                   "sensors are supported; remove it from the input")
+            if np.asarray(pattern).shape != (2, 2) or set(desc) - set("RGB"):
+                raise RawReadError(path, f"not a 2x2 RGB Bayer sensor (pattern {np.asarray(pattern).shape}, "
+                                   f"colours {desc!r}: X-Trans or CMYG) — remove it from the input")
+            channel_of_index = [_CHANNEL[c] for c in desc]
+            colors = np.asarray(raw.raw_colors_visible)
+            mosaic = np.array(raw.raw_image_visible, dtype=np.uint16, copy=True)
+            if mosaic.shape[0] < 4 or mosaic.shape[1] < 4:
+                raise RawReadError(path, f"image too small ({mosaic.shape[1]}x{mosaic.shape[0]})")
+            idx = colors[:2, :2]
+            blacks = np.asarray(raw.black_level_per_channel, dtype=np.float64)
+            black = blacks[idx]
+            cfa = np.asarray(channel_of_index)[idx]
+            white = float(raw.white_level)
+            if sorted(cfa.ravel().tolist()) != [0, 1, 1, 2]:
+                raise RawReadError(path, f"unsupported colour filter layout {cfa.tolist()}")
+            return RawImage(mosaic, cfa, black, white, _wb_gains(raw, channel_of_index), _cam_to_srgb(raw),
+                            path.name)
+    except RawReadError:
+        raise
+    except (rawpy.LibRawError, OSError, ValueError) as exc:
+        raise RawReadError(path, f"LibRaw can't read it ({type(exc).__name__}: {exc}) — check the file is a "
+                           "complete camera raw or DNG") from None
+
+
+def find_raws(root: str | Path) -> list[Path]:
+    """Raw files under ``root``, recursively, sorted (FiveK's ``raw_photos/HQa*/photos/*.dng`` included)."""
+    root = Path(root)
+    if root.is_file():
+        return [root]
+    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in RAW_EXTENSIONS)

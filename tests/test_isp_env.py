@@ -1,0 +1,141 @@
+"""The Gymnasium environment on real DNGs with the real (weight-free) classical scorer."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+import attiqa
+import isp_env
+from isp_env.env import ISPTuningEnv
+from isp_env.isp import develop, finish
+from isp_env.params import N_PARAMS, NAMES, neutral, to_normalized
+from isp_env.raw import read_raw
+from isp_env.scoring import from_scorer
+
+
+@pytest.fixture(scope="module")
+def scorer():
+    s = attiqa.create_scorer("classical")
+    assert s.columns == ("score", "sharpness", "contrast", "brightness", "colorfulness", "noisiness")
+    return from_scorer(s)
+
+
+def test_registered_id_passes_the_gymnasium_checker(isp_raws, scorer):
+    env = gym.make(isp_env.ENV_ID, raws=isp_raws, scorer=scorer, preview=96, obs_size=40, max_steps=3)
+    assert isinstance(env.unwrapped, ISPTuningEnv)
+    check_env(env.unwrapped, skip_render_check=True)
+    obs, info = env.reset(seed=1)
+    assert obs["image"].shape == (3, 40, 40) and obs["image"].dtype == np.uint8
+    assert obs["params"].dtype == np.float32
+    assert np.allclose(obs["params"], to_normalized(neutral()), atol=1e-6)
+    steps = 0
+    terminated = False
+    while not terminated:
+        obs, reward, terminated, truncated, info = env.step(env.action_space.sample())
+        steps += 1
+        assert env.observation_space.contains(obs) and np.isfinite(reward) and not truncated
+    assert steps == 3 and info["episode_scorer_calls"] == 4
+
+
+def test_reward_is_the_scorers_mos_gain(isp_raws, scorer):
+    env = ISPTuningEnv(isp_raws[:1], scorer=scorer, preview=96, obs_size=32, max_steps=2)
+    _, info0 = env.reset(seed=0)
+    action = np.zeros(N_PARAMS, np.float32)
+    action[NAMES.index("saturation")] = 1.0
+    action[NAMES.index("sharpen_amount")] = 1.0
+    _, reward, _, _, info1 = env.step(action)
+    # recompute independently: render with the resulting parameters, score with a fresh classical scorer
+    fresh = attiqa.create_scorer("classical")
+    dev = develop(read_raw(isp_raws[0]), 96)
+    from PIL import Image
+
+    before = fresh(Image.fromarray(finish(dev, neutral())))["score"]
+    after = fresh(Image.fromarray(finish(dev, info1["params"])))["score"]
+    assert info1["params"]["saturation"] == pytest.approx(1.5)  # delta 0.5 in normalised units: 0 -> 0.5
+    assert info0["mos"] == pytest.approx(before, abs=1e-5) and info1["mos"] == pytest.approx(after, abs=1e-5)
+    assert reward == pytest.approx(100.0 * (after - before), abs=1e-3)
+
+
+def test_nan_and_out_of_range_actions_never_reach_the_agent(isp_raws, scorer):
+    for mode in ("delta", "absolute"):
+        env = ISPTuningEnv(isp_raws[:2], scorer=scorer, preview=64, obs_size=32, action_mode=mode)
+        env.reset(seed=0)
+        action = np.full(N_PARAMS, np.nan, np.float32)
+        action[:4] = [np.inf, -np.inf, 7.0, -9.0]
+        obs, reward, *_ = env.step(action)
+        assert np.isfinite(reward) and np.isfinite(obs["params"]).all()
+        assert env.observation_space.contains(obs)
+
+
+def test_nan_scores_are_replaced_and_counted(isp_raws):
+    env = ISPTuningEnv(isp_raws[:1], scorer=lambda img: float("nan"), preview=64, obs_size=32)
+    env.reset(seed=0)
+    _, reward, *_ = env.step(np.ones(N_PARAMS, np.float32))
+    assert reward == 0.0 and env.mos.nonfinite == 2
+
+
+def test_unreadable_raws_are_skipped_and_listed(isp_raws, tmp_path, scorer):
+    bad = tmp_path / "truncated.dng"
+    bad.write_bytes(isp_raws[0].read_bytes()[:500])
+    env = ISPTuningEnv([bad, isp_raws[0]], scorer=scorer, preview=64, obs_size=32)
+    for seed in range(3):
+        _, info = env.reset(seed=seed)
+        assert info["raw"] == isp_raws[0].name
+    assert list(env.skipped) == [str(bad)] and "truncated.dng" in env.skipped[str(bad)]
+    only_bad = ISPTuningEnv([bad], scorer=scorer, preview=64)
+    with pytest.raises(isp_env.raw.RawReadError, match="no readable raw"):
+        only_bad.reset(seed=0)
+
+
+def test_default_scorer_without_a_bundled_model_asks_for_model(isp_raws):
+    from attiqa.errors import ModelLoadError
+    from attiqa.io.checkpoints import model_table
+    from attiqa.scorers import DEFAULT_MODEL
+
+    if DEFAULT_MODEL in model_table():
+        pytest.skip("a default model is bundled now")
+    env = ISPTuningEnv(isp_raws[:1], scorer=None, preview=64)
+    with pytest.raises(ModelLoadError, match="--model"):
+        env.reset(seed=0)
+
+
+def test_attiqa_checkpoint_as_reward(isp_raws, tmp_path):
+    """A real ATTIQA checkpoint (tiny backbone, random init: the machinery, not the numbers) drives the env by
+    path, exactly as `isp-tune --model ckpt.safetensors` does; a pretrain-only checkpoint is refused."""
+    import torch
+    from PIL import Image
+
+    from attiqa.errors import ModelLoadError
+    from attiqa.models import AttiqaModel, create_backbone, save_model
+
+    torch.manual_seed(0)
+    model = AttiqaModel(create_backbone("tiny"), head_hidden=16, mos_hidden=8)
+    model.set_mos_range(0.0, 100.0)
+    ckpt = save_model(model, tmp_path / "finetune" / "best.safetensors", card={"name": "tiny"})
+    env = ISPTuningEnv(isp_raws[:1], scorer=str(ckpt), preview=64, obs_size=32, max_steps=1)
+    _, info = env.reset(seed=0)
+    assert env.mos.score_range == (0.0, 100.0) and env.mos.name == "tiny"
+    direct = attiqa.load_scorer(ckpt)(Image.fromarray(env.render()))["mos"]
+    assert info["mos"] == pytest.approx(direct, rel=1e-5)
+    _, reward, *_ = env.step(np.ones(N_PARAMS, np.float32))
+    assert np.isfinite(reward)
+    pre = save_model(AttiqaModel(create_backbone("tiny"), head_hidden=16), tmp_path / "pre.safetensors",
+                     card={"name": "pre"})
+    with pytest.raises(ModelLoadError, match="no MOS head"):
+        ISPTuningEnv(isp_raws[:1], scorer=str(pre), preview=64).reset(seed=0)
+
+
+def test_preview_disk_cache_is_shared_and_equal(isp_raws, tmp_path, scorer):
+    kw = {"scorer": scorer, "preview": 64, "obs_size": 32, "cache_dir": tmp_path / "cache"}
+    first = ISPTuningEnv(isp_raws[:1], **kw)
+    obs1, info1 = first.reset(seed=0)
+    assert len(list((tmp_path / "cache").glob("*.npy"))) == 1
+    second = ISPTuningEnv(isp_raws[:1], **kw)  # e.g. another worker or a resumed run: reads the cache
+    obs2, info2 = second.reset(seed=0)
+    np.testing.assert_allclose(second._dev.linear, develop(read_raw(isp_raws[0]), 64).linear, rtol=2e-3,
+                               atol=1e-4)  # float16 storage
+    assert np.abs(obs1["image"].astype(int) - obs2["image"]).max() <= 1
+    assert info2["mos"] == pytest.approx(info1["mos"], abs=1e-3)

@@ -1,0 +1,190 @@
+"""`isp-tune`: SB3 training on real DNGs with the classical scorer, resume after a kill, baselines, report."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import attiqa
+from isp_env.baselines import cma_search, mean_mos_objective
+from isp_env.isp import develop, finish
+from isp_env.params import NAMES, neutral, to_normalized
+from isp_env.policy_io import find_state, load_policy, load_state
+from isp_env.raw import read_raw
+from isp_env.run import split
+from isp_env.scoring import from_scorer
+from isp_env.tuning import TrainConfig, build_model, make_vec_env, train
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = ["--model", "classical", "--preview", "80", "--obs-size", "36", "--max-steps", "2",
+        "--batch-size", "16", "--learning-starts", "20", "--test-fraction", "0.4"]
+
+
+def _tiny_cfg(algo: str, timesteps: int, **kw) -> TrainConfig:
+    return TrainConfig(algo=algo, timesteps=timesteps, n_envs=1, preview=64, obs_size=36, max_steps=2,
+                       batch_size=16, buffer_size=200, learning_starts=10, n_steps=16, net_arch=[16],
+                       cnn_features=16, checkpoint_every=10_000, scorer="classical", **kw)
+
+
+def _cli(*args: str, **kw) -> subprocess.Popen | subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    cmd = [sys.executable, "-m", "isp_env.cli", *args]
+    if kw.pop("background", False):
+        return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                start_new_session=True)
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=kw.pop("timeout", 300))
+
+
+@pytest.fixture()
+def raw_dir(tmp_path, isp_raws) -> Path:
+    d = tmp_path / "raws"
+    (d / "raw_photos" / "HQa1to700" / "photos").mkdir(parents=True)
+    for i, p in enumerate(isp_raws):
+        shutil.copy(p, (d / "raw_photos" / "HQa1to700" / "photos" if i % 2 else d) / p.name)
+    (d / "zz_truncated.dng").write_bytes(isp_raws[0].read_bytes()[:300])  # must be skipped and listed
+    return d
+
+
+def test_split_is_seeded_and_disjoint(isp_raws):
+    tr, te = split(isp_raws, 0.25, seed=3)
+    assert (tr, te) == split(isp_raws, 0.25, seed=3)
+    assert len(te) == 1 and not set(tr) & set(te) and len(tr) + len(te) == len(isp_raws)
+
+
+def test_cma_search_keeps_to_its_budget_and_never_loses_to_neutral(isp_raws):
+    import torch
+
+    torch.set_num_threads(1)  # small-image scoring single-threaded, as in the env workers (restored after)
+    mos = from_scorer(attiqa.create_scorer("classical"))
+    dev = develop(read_raw(isp_raws[0]), 64)
+    start = mos.one(finish(dev, neutral()))
+    res = cma_search(mean_mos_objective([dev], mos), budget=30, calls_per_eval=1, seed=0, popsize=6)
+    assert res.calls <= 30 and mos.calls == res.calls + 1
+    assert res.mos >= start and set(res.params) == set(NAMES)
+    assert mos.one(finish(dev, res.params)) == pytest.approx(res.mos, abs=1e-6)  # the reported MOS is real
+
+
+@pytest.mark.parametrize("algo", ["ppo", "td3"])
+def test_other_algorithms_train_and_policy_round_trips(tmp_path, isp_raws, algo):
+    cfg = _tiny_cfg(algo, 32)
+    summary = train(tmp_path / algo, isp_raws[:2], cfg, subprocess=False)
+    assert summary["timesteps"] >= 32 and summary["scorer_calls"] >= 32
+    policy, card = load_policy(tmp_path / algo / "policy.safetensors")
+    assert card["algo"] == algo and json.loads((tmp_path / algo / "policy.json").read_text())["algo"] == algo
+    obs = {"image": np.random.default_rng(0).integers(0, 255, (3, 36, 36), dtype=np.uint8),
+           "params": to_normalized(neutral()).astype(np.float32)}
+    a1, _ = policy.predict(obs, deterministic=True)
+    assert a1.shape == (16,) and np.isfinite(a1).all() and np.abs(a1).max() <= 1.0
+
+
+def test_resume_state_restores_weights_optimizers_and_replay_buffer(tmp_path, isp_raws):
+    import torch
+
+    cfg = _tiny_cfg("sac", 40)
+    cfg.checkpoint_every = 20
+    train(tmp_path, isp_raws[:2], cfg, subprocess=False)
+    state = find_state(tmp_path / "checkpoint")
+    venv = make_vec_env(isp_raws[:2], cfg, subprocess=False)
+    fresh = build_model(cfg, venv)
+    doc = load_state(fresh, state)
+    assert fresh.num_timesteps == doc["num_timesteps"] == 40
+    assert fresh.replay_buffer.pos == 40 and fresh.replay_buffer.observations["image"][:40].any()
+    policy, _ = load_policy(tmp_path / "policy.safetensors")
+    for k, v in policy.state_dict().items():
+        assert torch.equal(v, fresh.policy.state_dict()[k]), k
+    opt = fresh.actor.optimizer.state_dict()["state"]
+    assert opt and all(int(s["step"]) == 40 - cfg.learning_starts for s in opt.values())  # one update a step
+    venv.close()
+
+
+@pytest.mark.slow
+def test_isp_tune_cli_end_to_end_with_kill_and_resume(tmp_path, raw_dir):
+    out = tmp_path / "run"
+    args = ["--raw-dir", str(raw_dir), "--out", str(out), "--timesteps", "200", "--checkpoint-every", "30",
+            *TINY]
+    proc = _cli(*args, background=True)
+    deadline = time.time() + 240
+    try:
+        while time.time() < deadline:  # kill (SIGKILL, no clean-up) once a checkpoint past step 60 exists
+            st = find_state(out / "checkpoint")
+            if st is not None and json.loads((st / "state.json").read_text())["num_timesteps"] >= 60:
+                break
+            assert proc.poll() is None, proc.stdout.read()
+            time.sleep(0.5)
+        os.killpg(proc.pid, signal.SIGKILL)  # our own process group: the CLI and its env workers
+    finally:
+        proc.wait(timeout=30)
+    assert not (out / "policy.safetensors").exists()
+    res = _cli(*args)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "resuming from" in res.stderr and "RL agent" in res.stdout
+    summary = json.loads((out / "summary.json").read_text())
+    methods = {m["method"]: m for m in summary["methods"]}
+    assert set(methods) == {"neutral", "rawpy", "cma_global", "cma_per_image", "agent"}
+    assert [Path(k).name for k in summary["skipped"]] == ["zz_truncated.dng"]
+    training = json.loads((out / "training.json").read_text())
+    assert training["timesteps"] >= 200 and methods["agent"]["train_scorer_calls"] == training["scorer_calls"]
+    assert training["scorer_calls"] >= 200  # one call per step plus one per reset, across the kill
+    assert methods["cma_per_image"]["test_scorer_calls"] <= training["scorer_calls"]
+    rows = list(csv.DictReader((out / "results.csv").open()))
+    assert len(rows) == 5 * summary["n_test"] and all(np.isfinite(float(r["mos"])) for r in rows)
+    assert "| RL agent |" in (out / "report.md").read_text()
+    assert Image.open(out / "grid.png").size[0] > 300
+    for pfile in (out / "test" / "params").glob("*.json"):
+        doc = json.loads(pfile.read_text())
+        render = np.asarray(Image.open(out / "test" / "renders" / f"{pfile.stem}.png"))
+        raw = read_raw(doc["raw"])
+        assert render.shape == (*(s // 2 * 2 for s in raw.shape), 3)  # full resolution
+        np.testing.assert_array_equal(render, finish(develop(raw), doc["params"]))
+
+    # render: with the policy, with a parameter file, neutral; one-line errors
+    raw_path = json.loads(next((out / "test" / "params").glob("*.json")).read_text())["raw"]
+    for extra in (["--policy", str(out / "policy.safetensors")],
+                  ["--params", str(next((out / "test" / "params").glob("*.json")))], []):
+        png = tmp_path / f"r{len(extra)}.png"
+        r = _cli("render", raw_path, "-o", str(png), *extra)
+        assert r.returncode == 0, r.stderr
+        assert np.asarray(Image.open(png)).shape[2] == 3
+        assert set(json.loads(r.stdout)) == set(NAMES)
+
+
+def test_cli_errors_are_one_line(tmp_path):
+    (tmp_path / "empty").mkdir()
+    r = _cli("--raw-dir", str(tmp_path / "empty"), "--out", str(tmp_path / "o"), "--model", "classical")
+    assert r.returncode == 2 and "found 0 raw file(s)" in r.stderr and "Traceback" not in r.stderr
+    r = _cli("render", str(tmp_path / "missing.dng"), "-o", str(tmp_path / "x.png"))
+    assert r.returncode == 2 and "missing.dng: file not found" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_cli_help_and_bad_parameter_file(tmp_path, isp_raws):
+    from typer.testing import CliRunner
+
+    from attiqa.errors import ConfigError
+    from isp_env.cli import app
+
+    r = CliRunner().invoke(app, ["--help"])
+    assert r.exit_code == 0 and "--raw-dir" in r.output and "render" in r.output
+    bad = tmp_path / "p.json"
+    bad.write_text("{not json")
+    r = CliRunner().invoke(app, ["render", str(isp_raws[0]), "-o", str(tmp_path / "x.png"), "--params",
+                                 str(bad)])
+    assert isinstance(r.exception, ConfigError)
+    assert "p.json: not a readable parameter JSON" in str(r.exception)
+    good = tmp_path / "g.json"
+    good.write_text(json.dumps({"saturation": 0.0}))
+    r = CliRunner().invoke(app, ["render", str(isp_raws[0]), "-o", str(tmp_path / "g.png"), "--params",
+                                 str(good)])
+    assert r.exit_code == 0, r.output
+    grey = np.asarray(Image.open(tmp_path / "g.png")).astype(int)
+    assert np.abs(grey - grey.mean(axis=2, keepdims=True)).max() <= 1
