@@ -38,7 +38,7 @@ def contact_sheet(
     """Write a sheet for ``rows`` (dicts with ``image`` and score columns) to ``out`` (PNG, atomic).
 
     ``bars`` are columns with values in [0, 1] drawn as bars; ``headline`` (e.g. ``mos``) is printed
-    above them, with ``headline_range`` shown as "of lo–hi" when given.
+    above them, with ``headline_range`` shown as "range lo-hi" (ASCII: the bundled font has no en dash) when given.
     """
     n = len(rows)
     if n == 0:
@@ -70,7 +70,7 @@ def contact_sheet(
             else:
                 txt = f"{headline.upper()} {v:.1f}"
                 if headline_range:
-                    txt += f"  (of {headline_range[0]:g}–{headline_range[1]:g})"
+                    txt += f"  (range {headline_range[0]:.0f}-{headline_range[1]:.0f})"
             draw.text((x0, y), txt, fill="black", font=big)
             y += text_h
         bar_w = thumb - label_w

@@ -15,13 +15,14 @@ standardised per feature with statistics of the training photos (:meth:`Backbone
 when the backbone has a standardisation layer (``efficientnet_lite0_ms``).
 
 The checkpoints are ordinary ATTIQA checkpoints (backbone + heads + MOS MLP): scoring, export and
-evaluation do not know how they were trained. Every epoch writes ``last`` + its optimizer state, so
-``--resume`` continues exactly.
+evaluation do not know how they were trained. ``last`` + its optimizer state are written every tenth of
+the run, so ``--resume`` continues exactly from there.
 """
 
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +81,24 @@ def _resume(last_path: Path, model: AttiqaModel, optimizer, resume: bool) -> dic
     return None
 
 
+@contextmanager
+def _one_thread():
+    """The heads are small matrices: one thread is fastest, and far faster than several on a busy CPU
+    (measured: epochs of 1-30 s with 2 threads next to other jobs, steady with one)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _checkpoint_due(epoch: int, epochs: int) -> bool:
+    """``last`` + optimizer state every ``epochs // 10`` epochs and after the final one: an epoch here takes
+    well under a second of compute, far less than writing the whole model, and resume loses at most that."""
+    return (epoch + 1) % max(1, epochs // 10) == 0 or epoch + 1 == epochs
+
+
 def _save_epoch(model, last_path: Path, optimizer, card: dict[str, Any], extra: dict[str, Any]) -> None:
     from attiqa.training.pretrain import state_path_for
 
@@ -126,28 +145,31 @@ def pretrain_cached(
                    "head_names": list(dataset.head_names), "metadata": dataset.metadata},
     }  # fmt: skip
     bsz = min(cfg.batch_size, len(rows))
-    for epoch in range(start_epoch, cfg.epochs):
-        t0 = time.perf_counter()
-        gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
-        _train_mode(model)
-        losses = []
-        for idx, v in _batches(rows, feats.shape[1], bsz, gen, drop_last=True):
-            out = model.forward_features(backbone.normalize(feats[idx, v]))
-            loss = loss_fn(out.attributes, targets[idx])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            losses.append(float(loss.detach()))
-        history.append({"epoch": epoch + 1, "loss": sum(losses) / max(len(losses), 1),
-                        "steps": len(losses), "seconds": round(time.perf_counter() - t0, 3)})  # fmt: skip
-        extra = {"epoch": epoch + 1, "global_step": sum(h["steps"] for h in history), "history": history,
-                 "head_names": list(dataset.head_names), "config": to_dict(cfg)}  # fmt: skip
-        partial = {**base_card, "stage": "pretrain-partial", "epoch": epoch + 1}
-        _save_epoch(model, last_path, optimizer, partial, extra)
-        if progress and ((epoch + 1) % 10 == 0 or epoch + 1 == cfg.epochs):
-            console.log(
-                f"pretrain (cached features) epoch {epoch + 1}/{cfg.epochs}: loss {history[-1]['loss']:.4f}"
-            )
+    with _one_thread():
+        for epoch in range(start_epoch, cfg.epochs):
+            t0 = time.perf_counter()
+            gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
+            _train_mode(model)
+            losses = []
+            for idx, v in _batches(rows, feats.shape[1], bsz, gen, drop_last=True):
+                out = model.forward_features(backbone.normalize(feats[idx, v]))
+                loss = loss_fn(out.attributes, targets[idx])
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                losses.append(float(loss.detach()))
+            history.append({"epoch": epoch + 1, "loss": sum(losses) / max(len(losses), 1),
+                            "steps": len(losses), "seconds": round(time.perf_counter() - t0, 3)})  # fmt: skip
+            extra = {"epoch": epoch + 1, "global_step": sum(h["steps"] for h in history), "history": history,
+                     "head_names": list(dataset.head_names), "config": to_dict(cfg)}  # fmt: skip
+            if _checkpoint_due(epoch, cfg.epochs):
+                partial = {**base_card, "stage": "pretrain-partial", "epoch": epoch + 1}
+                _save_epoch(model, last_path, optimizer, partial, extra)
+            if progress and ((epoch + 1) % 10 == 0 or epoch + 1 == cfg.epochs):
+                console.log(
+                    f"pretrain (cached features) epoch {epoch + 1}/{cfg.epochs}: "
+                    f"loss {history[-1]['loss']:.4f}"
+                )
     model.eval()
     with torch.no_grad():  # calibration (ours): the centre crop of every readable training photo
         model.calibrate(model.forward_features(backbone.normalize(feats[rows, CENTRE_VIEW])).attributes)
@@ -243,45 +265,50 @@ def finetune_cached(
                     "unreadable": int((~valid).sum())},
         "mos_range": [lo, hi], "linear_probe": cfg.freeze_backbone,
     }  # fmt: skip
-    for epoch in range(start_epoch, cfg.epochs):
-        t0 = time.perf_counter()
-        gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
-        _train_mode(model)
-        losses = []
-        for step, (idx, v) in enumerate(_batches(tr, feats.shape[1], bsz, gen, drop_last=True)):
-            factor = lr_factor(cfg.lr_schedule, epoch * steps_per_epoch + step, total)
-            for group, base in zip(optimizer.param_groups, base_lrs, strict=True):
-                group["lr"] = base * factor
-            loss = mos_loss(model.forward_features(backbone.normalize(feats[idx, v])).mos, target01[idx])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            losses.append(float(loss.detach()))
-        model.eval()
-        with torch.no_grad():
-            k = feats.shape[1]
-            pred01 = model.forward_features(backbone.normalize(feats[va].flatten(0, 1))).mos.view(len(va), k)
-            pred = model.mos_to_dataset_scale(pred01.mean(1))
-        metrics = correlations(pred.double().numpy(), mos[va].double().numpy())
-        history.append({"epoch": epoch + 1, "train_loss": sum(losses) / max(len(losses), 1), **metrics,
-                        "seconds": round(time.perf_counter() - t0, 3)})  # fmt: skip
-        improved = best["srocc"] is None or _better(metrics["srocc"], best["srocc"])
-        if improved:
-            best = {"srocc": metrics["srocc"], "metrics": metrics, "epoch": epoch + 1}
-        card = {**base_card, "epoch": epoch + 1, "metrics": metrics, "history": history}
-        if improved:
-            save_model(model, best_path, {**card, "best_epoch": epoch + 1})
-        extra = {
-            "epoch": epoch + 1,
-            "global_step": (epoch + 1) * steps_per_epoch,
-            "history": history,
-            "best": best,
-        }
-        _save_epoch(model, last_path, optimizer, {**card, "stage": "finetune-partial"}, extra)
-        if progress and ((epoch + 1) % 10 == 0 or epoch + 1 == cfg.epochs):
-            console.log(
-                f"finetune (cached features) epoch {epoch + 1}/{cfg.epochs}: "
-                f"loss {history[-1]['train_loss']:.4f} "
-                f"SROCC {metrics['srocc']:.4f} PLCC {metrics['plcc']:.4f}"
-            )
+    with _one_thread():
+        for epoch in range(start_epoch, cfg.epochs):
+            t0 = time.perf_counter()
+            gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
+            _train_mode(model)
+            losses = []
+            for step, (idx, v) in enumerate(_batches(tr, feats.shape[1], bsz, gen, drop_last=True)):
+                factor = lr_factor(cfg.lr_schedule, epoch * steps_per_epoch + step, total)
+                for group, base in zip(optimizer.param_groups, base_lrs, strict=True):
+                    group["lr"] = base * factor
+                loss = mos_loss(model.forward_features(backbone.normalize(feats[idx, v])).mos, target01[idx])
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                losses.append(float(loss.detach()))
+            model.eval()
+            with torch.no_grad():
+                k = feats.shape[1]
+                pred01 = model.forward_features(backbone.normalize(feats[va].flatten(0, 1))).mos.view(
+                    len(va), k
+                )
+                pred = model.mos_to_dataset_scale(pred01.mean(1))
+            metrics = correlations(pred.double().numpy(), mos[va].double().numpy())
+            history.append({"epoch": epoch + 1, "train_loss": sum(losses) / max(len(losses), 1), **metrics,
+                            "seconds": round(time.perf_counter() - t0, 3)})  # fmt: skip
+            improved = best["srocc"] is None or _better(metrics["srocc"], best["srocc"])
+            if improved:
+                best = {"srocc": metrics["srocc"], "metrics": metrics, "epoch": epoch + 1}
+            card = {**base_card, "epoch": epoch + 1, "metrics": metrics, "history": history}
+            if improved:
+                save_model(model, best_path, {**card, "best_epoch": epoch + 1})
+            extra = {
+                "epoch": epoch + 1,
+                "global_step": (epoch + 1) * steps_per_epoch,
+                "history": history,
+                "best": best,
+            }
+            if _checkpoint_due(epoch, cfg.epochs):
+                stage = "finetune" if epoch + 1 == cfg.epochs else "finetune-partial"
+                _save_epoch(model, last_path, optimizer, {**card, "stage": stage}, extra)
+            if progress and ((epoch + 1) % 10 == 0 or epoch + 1 == cfg.epochs):
+                console.log(
+                    f"finetune (cached features) epoch {epoch + 1}/{cfg.epochs}: "
+                    f"loss {history[-1]['train_loss']:.4f} "
+                    f"SROCC {metrics['srocc']:.4f} PLCC {metrics['plcc']:.4f}"
+                )
     return FinetuneResult(best_checkpoint=best_path, best_metrics=dict(best["metrics"]), history=history)

@@ -325,7 +325,8 @@ def _finetune(
                 card = {**base_card, "epoch": epoch + 1, "metrics": metrics, "history": history}
                 if improved:
                     save_model(model, log(best_path), {**card, "best_epoch": epoch + 1})
-                save_model(model, log(last_path), {**card, "stage": "finetune-partial"})
+                stage = "finetune" if epoch + 1 == cfg.epochs else "finetune-partial"
+                save_model(model, log(last_path), {**card, "stage": stage})
                 extra = {"epoch": epoch + 1, "global_step": global_step, "history": history, "best": best}
                 save_training_state(log(state_path_for(last_path)), optimizer.state_dict(), extra)
             D.barrier()
