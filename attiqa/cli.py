@@ -262,9 +262,15 @@ def export(
     console.print(f"[green]{out} ({out.stat().st_size / 1e6:.1f} MB) sha256 {sha256_of(out)}")
 
 
+@app.command("list-scorers")
 @app.command("models")
 def models_cmd() -> None:
-    """List scorers and named models: kind, score range, direction, what weights they need."""
+    """List scorers and named models: kind, score range, direction, what weights they need.
+
+    Any name listed here works with --model; CLIP scorers take local weights as NAME:PATH
+    (e.g. --model clipiqa:path/to/open_clip_folder)."""
+    from rich.markup import escape
+
     from attiqa.scorers import list_scorers
 
     table = Table(title="scorers")
@@ -276,8 +282,8 @@ def models_cmd() -> None:
             info.kind,
             f"{info.score_range[0]:g}–{info.score_range[1]:g}",
             "yes" if info.higher_is_better else "no",
-            info.needs,
-            info.description,
+            escape(info.needs),
+            escape(info.description),
         )
     stdout.print(table)
 
