@@ -189,7 +189,11 @@ def score(
     if sheet is not None and run.rows:
         write_sheet(run, scorer, sheet)
         console.print(f"[green]wrote {sheet}")
-    if not quiet:
+    if not quiet and hasattr(scorer, "top_distortions"):  # ExIQA: the explanation is the point
+        for r in run.rows[:40]:
+            top = ", ".join(f"{d} {v:.2f}" for d, v in scorer.top_distortions(r))
+            stdout.print(f"{Path(r['image']).name}: score {r['score']:.3f}; top distortions: {top}")
+    elif not quiet:
         _print_scores(run)
     if run.failed:
         console.print(f"[yellow]skipped {len(run.failed)} file(s) that could not be read:")
@@ -343,11 +347,12 @@ def demo(
         run_score_demo(out, model)
 
 
-from attiqa import cli_distort, cli_eval, cli_prompts  # noqa: E402
+from attiqa import cli_distort, cli_eval, cli_exiqa, cli_prompts  # noqa: E402
 
 cli_eval.register(app)
 cli_distort.register(app)
 cli_prompts.register(app)
+cli_exiqa.register(app)
 
 
 def run_app(typer_app: typer.Typer) -> None:

@@ -42,6 +42,9 @@ def _register_builtins() -> None:
     register_scorer(clip_scorers.CLIPIQA_ATTR_INFO, clip_scorers.clipiqa_attributes)
     register_scorer(clip_scorers.TEMU_INFO, clip_scorers.temu_multilayer)
     register_scorer(clip_scorers.TEMU_LAYER_INFO, clip_scorers.temu_layer)
+    from attiqa.exiqa import scorer as exiqa_scorer
+
+    register_scorer(exiqa_scorer.INFO, exiqa_scorer.ExiqaScorer)
 
 
 _register_builtins()
