@@ -57,5 +57,28 @@ def train_exiqa_cmd(
     console.print(f"[green]{res['checkpoint']}")
 
 
+def train_exiqa_regressor_cmd(
+    run: Path = typer.Argument(..., help="The --out folder of `attiqa train-exiqa`."),
+    mos: Path = typer.Option(
+        ..., "--mos", help="MOS CSV with columns image,mos (paths relative to the CSV)."
+    ),
+    epochs: int = typer.Option(100, min=1, help="Epochs (paper §V-B2: 100, cosine schedule)."),
+    lr: float = typer.Option(1e-3, help="AdamW learning rate (ours; the paper gives none for this stage)."),
+    seed: int = typer.Option(0),
+    device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N"),
+) -> None:
+    """ExIQA stage 2 (eq. 9): fit the quality regressor on the frozen model's attribute probabilities;
+    writes RUN/regressor.safetensors, used by `attiqa score --model exiqa:RUN` for the score column."""
+    from attiqa.exiqa.regressor import train_regressor
+    from attiqa.training.distributed import resolve_device
+
+    res = train_regressor(run, mos, epochs, lr, seed, str(resolve_device(device)))
+    console.print(
+        f"[green]{run / 'regressor.safetensors'}[/]: held-out SROCC {res['val_srocc']:.3f}, "
+        f"PLCC {res['val_plcc']:.3f} ({res['n_train']} training images)"
+    )
+
+
 def register(app: typer.Typer) -> None:
     app.command("train-exiqa")(train_exiqa_cmd)
+    app.command("train-exiqa-regressor")(train_exiqa_regressor_cmd)

@@ -3,11 +3,13 @@ loop on a distortion set generated from real photos with a tiny random CLIP, res
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -18,11 +20,13 @@ from attiqa.distortions.multi import make_distorted_set
 from attiqa.errors import ConfigError
 from attiqa.exiqa.model import (
     ExiqaModel,
+    Regressor,
     distortion_loss,
     interval_accuracy,
     load_attribute_table,
     strength_rmse,
 )
+from attiqa.exiqa.regressor import train_regressor
 from attiqa.exiqa.train import ExiqaTrainConfig, train_exiqa
 from attiqa.scorers import create_scorer
 from attiqa.teachers.clip import load_open_clip, parse_clip_spec
@@ -164,3 +168,30 @@ def test_exiqa_scorer_and_score_command(distorted, tiny_dir, tmp_path):  # noqa:
     res = _attiqa("score", distorted / "images" / "r00", "--model", f"exiqa:{out}")
     assert res.returncode == 0, res.stderr
     assert res.stdout.count("top distortions: kadid_") == 5
+
+    # stage 2, eq. (9): a MOS CSV over the generated images (a synthetic target from the generator's
+    # labels, 5 - 4 x mean strength of the applied distortions: enough to test the mechanics)
+    with open(distorted / "labels.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    lines = ["image,mos"]
+    for r in rows:
+        applied = [float(r[d]) for d in KADID_NAMES if float(r[d]) > 0]
+        lines.append(f"{r['image']},{5 - 4 * sum(applied) / len(applied):.4f}")
+    (distorted / "mos.csv").write_text("\n".join(lines) + "\n")
+    res = train_regressor(out, distorted / "mos.csv", epochs=300)
+    first, last = np.mean(res["losses"][:10]), np.mean(res["losses"][-10:])
+    assert last < 0.9 * first, res["losses"]
+    assert res["finite"] and res["n_train"] == 16
+    scored = create_scorer(f"exiqa:{out}")(sorted((distorted / "images").rglob("*.png"))[:3])
+    assert np.all(np.isfinite(scored["score"])) and scored["score"].std() > 0
+    res = _attiqa("train-exiqa-regressor", out, "--mos", distorted / "mos.csv", "--epochs", "5")
+    assert res.returncode == 0 and "held-out SROCC" in res.stderr + res.stdout, res.stderr
+
+
+def test_regressor_is_the_papers_mlp():
+    reg = Regressor(125)
+    layers = list(reg.net)
+    assert [type(m).__name__ for m in layers].count("Linear") == 3  # two hidden layers + output
+    assert sum(isinstance(m, torch.nn.SELU) for m in layers) == 2
+    assert all(m.p == 0.2 for m in layers if isinstance(m, torch.nn.Dropout))
+    assert reg(torch.rand(4, 125)).shape == (4,)

@@ -1,9 +1,10 @@
 """``exiqa:PATH`` — a trained ExIQA checkpoint as a scorer: per image, the 25 distortion probabilities
 (eq. 7) and the overall ``score``.
 
-Stage 2 of the paper (the eq. (9) regressor on the attribute probabilities, trained on MOS) is not trained
-by this version, so ``score`` is NaN (as for an ATTIQA checkpoint without a MOS head); the explanation —
-which distortions, how strong — is in the distortion columns.
+``score`` is the eq. (9) regressor's quality prediction (on the MOS scale of the CSV it was trained on) when
+``regressor.safetensors`` from ``attiqa train-exiqa-regressor`` sits next to the checkpoint; NaN otherwise
+(as for an ATTIQA checkpoint without a MOS head). The explanation — which distortions, how strong — is in
+the distortion columns.
 """
 
 from __future__ import annotations
@@ -15,24 +16,20 @@ import torch
 from PIL import Image
 
 from attiqa.errors import ModelLoadError
-from attiqa.exiqa.model import AttributeTable, ExiqaModel
+from attiqa.exiqa.model import AttributeTable, ExiqaModel, Regressor
 from attiqa.io.checkpoints import load_checkpoint
 from attiqa.scorers.base import Scorer, ScorerInfo
+from attiqa.scorers.exiqa_entry import INFO
 from attiqa.teachers.clip import load_open_clip, parse_clip_spec
-
-INFO = ScorerInfo(
-    name="exiqa",
-    kind="trained",
-    score_range=(0.0, 1.0),
-    higher_is_better=False,
-    needs="a checkpoint from `attiqa train-exiqa`: --model exiqa:PATH (+ its CLIP weights)",
-    description="ExIQA (paper 004): distortion probabilities via attribute prompts (higher = more distorted)",
-)
 
 
 class ExiqaScorer(Scorer):
     def __init__(
-        self, path: str | Path = "", device: str | torch.device = "cpu", clip: str | None = None
+        self,
+        path: str | Path = "",
+        device: str | torch.device = "cpu",
+        clip: str | None = None,
+        regressor: bool = True,
     ) -> None:
         super().__init__(device)
         if not path:
@@ -59,6 +56,14 @@ class ExiqaScorer(Scorer):
         self.card = card
         self.distortions = table.distortions
         self.columns = ("score", *table.distortions)
+        self.regressor: Regressor | None = None
+        reg_path = self.path.parent / "regressor.safetensors"
+        if regressor and reg_path.exists():
+            reg_tensors, self.reg_card = load_checkpoint(reg_path)
+            self.regressor = Regressor(len(table.distortions) * table.k, int(self.reg_card["hidden"]))
+            state = {k.removeprefix("regressor."): v for k, v in reg_tensors.items()}
+            self.regressor.load_state_dict(state)
+            self.regressor.to(self.device).eval()
         size = model.visual.image_size
         self.min_shorter = int(min(size) if isinstance(size, (tuple, list)) else size)
 
@@ -71,9 +76,13 @@ class ExiqaScorer(Scorer):
 
     @torch.no_grad()
     def score_tensors(self, batch: torch.Tensor) -> torch.Tensor:
-        dist = self.model.distortion_probs(self.model.attribute_probs(batch.to(self.device)))
-        nan = torch.full((dist.shape[0], 1), float("nan"), device=dist.device)
-        return torch.cat([nan, dist], dim=1)
+        attr = self.model.attribute_probs(batch.to(self.device))
+        dist = self.model.distortion_probs(attr)
+        if self.regressor is None:
+            score = torch.full((dist.shape[0],), float("nan"), device=dist.device)
+        else:
+            score = self.regressor(attr) * self.reg_card["mos_std"] + self.reg_card["mos_mean"]
+        return torch.cat([score.unsqueeze(1), dist], dim=1)
 
     def top_distortions(self, row: dict[str, float], k: int = 3) -> list[tuple[str, float]]:
         """The k strongest distortions of one result row, strongest first."""

@@ -34,7 +34,7 @@ def register_scorer(info: ScorerInfo, factory: Callable[..., Scorer]) -> None:
 
 
 def _register_builtins() -> None:
-    from attiqa.scorers import classical_scorer, clip_scorers, zeroshot_scorer
+    from attiqa.scorers import classical_scorer, clip_scorers, exiqa_entry, zeroshot_scorer
 
     register_scorer(classical_scorer.INFO, classical_scorer.ClassicalScorer)
     register_scorer(zeroshot_scorer.INFO, zeroshot_scorer.ZeroShotScorer)
@@ -42,9 +42,7 @@ def _register_builtins() -> None:
     register_scorer(clip_scorers.CLIPIQA_ATTR_INFO, clip_scorers.clipiqa_attributes)
     register_scorer(clip_scorers.TEMU_INFO, clip_scorers.temu_multilayer)
     register_scorer(clip_scorers.TEMU_LAYER_INFO, clip_scorers.temu_layer)
-    from attiqa.exiqa import scorer as exiqa_scorer
-
-    register_scorer(exiqa_scorer.INFO, exiqa_scorer.ExiqaScorer)
+    register_scorer(exiqa_entry.INFO, exiqa_entry.create_exiqa)
 
 
 _register_builtins()
