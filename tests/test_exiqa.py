@@ -182,7 +182,10 @@ def test_exiqa_scorer_and_score_command(distorted, tiny_dir, tmp_path):  # noqa:
     first, last = np.mean(res["losses"][:10]), np.mean(res["losses"][-10:])
     assert last < 0.9 * first, res["losses"]
     assert res["finite"] and res["n_train"] == 16
-    scored = create_scorer(f"exiqa:{out}")(sorted((distorted / "images").rglob("*.png"))[:3])
+    with_reg = create_scorer(f"exiqa:{out}")
+    mos = [float(line.split(",")[1]) for line in lines[1:]]
+    assert with_reg.info.score_range == pytest.approx((min(mos), max(mos)), abs=1e-4)
+    scored = with_reg(sorted((distorted / "images").rglob("*.png"))[:3])
     assert np.all(np.isfinite(scored["score"])) and scored["score"].std() > 0
     res = _attiqa("train-exiqa-regressor", out, "--mos", distorted / "mos.csv", "--epochs", "5")
     assert res.returncode == 0 and "held-out SROCC" in res.stderr + res.stdout, res.stderr

@@ -9,6 +9,7 @@ the distortion columns.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +70,11 @@ class ExiqaScorer(Scorer):
 
     @property
     def info(self) -> ScorerInfo:
-        return INFO
+        """The registry entry, with the MOS range of the regressor's training CSV when there is one."""
+        if self.regressor is None:
+            return INFO
+        lo, hi = self.reg_card["mos_range"]
+        return dataclasses.replace(INFO, score_range=(float(lo), float(hi)), needs=str(self.path.parent))
 
     def transform(self, img: Image.Image) -> torch.Tensor:
         return self.preprocess(img.convert("RGB"))

@@ -12,9 +12,9 @@ INFO = ScorerInfo(
     name="exiqa",
     kind="trained",
     score_range=(0.0, 1.0),
-    higher_is_better=False,
-    needs="a checkpoint from `attiqa train-exiqa`: --model exiqa:PATH (+ its CLIP weights)",
-    description="ExIQA (paper 004): distortion probabilities via attribute prompts (higher = more distorted)",
+    higher_is_better=True,
+    needs="a run of `attiqa train-exiqa` (+ train-exiqa-regressor): --model exiqa:RUN (+ its CLIP weights)",
+    description="ExIQA (paper 004): score = eq. 9 quality (MOS scale); 25 distortion strengths (explanation)",
 )
 
 
