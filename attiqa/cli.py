@@ -153,7 +153,7 @@ def write_sheet(run, scorer, path: Path, limit: int = 48) -> Path:
 def score(
     paths: list[Path] = typer.Argument(..., help="Image files and/or folders (searched recursively)."),
     model: str | None = typer.Option(
-        None, "--model", "-m", help="Checkpoint path, named model, or scorer name (see `attiqa models`)."
+        None, "--model", "-m", help="Checkpoint, named model or scorer (list-scorers); clipiqa:DIR."
     ),
     out: Path | None = typer.Option(None, "--out", "-o", help="Write results to .csv, .tsv or .json."),
     sheet: Path | None = typer.Option(
