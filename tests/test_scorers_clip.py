@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import subprocess
 import sys
 import time
@@ -72,6 +73,17 @@ def test_registry_lists_every_clip_scorer_with_metadata():
         assert "CLIP" in info.needs
     with pytest.raises(ModelLoadError, match="did you mean clipiqa"):
         create_scorer("clipiq")
+    res = subprocess.run(
+        [sys.executable, "-m", "attiqa.cli", "list-scorers"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    assert res.returncode == 0, res.stderr
+    for name in (*CLIP_NAMES, "exiqa", "classical"):
+        assert f" {name} " in res.stdout
+    assert "[cls] of every" in res.stdout  # descriptions are printed literally (no rich markup)
 
 
 def test_clipiqa_on_a_vit_is_the_good_bad_softmax(tiny_dir, imgs):  # noqa: F811
