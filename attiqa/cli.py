@@ -153,7 +153,7 @@ def write_sheet(run, scorer, path: Path, limit: int = 48) -> Path:
 def score(
     paths: list[Path] = typer.Argument(..., help="Image files and/or folders (searched recursively)."),
     model: str | None = typer.Option(
-        None, "--model", "-m", help="Checkpoint path, named model, or scorer name (see `attiqa models`)."
+        None, "--model", "-m", help="Checkpoint, named model or scorer (list-scorers); clipiqa:DIR."
     ),
     out: Path | None = typer.Option(None, "--out", "-o", help="Write results to .csv, .tsv or .json."),
     sheet: Path | None = typer.Option(
@@ -189,7 +189,11 @@ def score(
     if sheet is not None and run.rows:
         write_sheet(run, scorer, sheet)
         console.print(f"[green]wrote {sheet}")
-    if not quiet:
+    if not quiet and hasattr(scorer, "top_distortions"):  # ExIQA: the explanation is the point
+        for r in run.rows[:40]:
+            top = ", ".join(f"{d} {v:.2f}" for d, v in scorer.top_distortions(r))
+            stdout.print(f"{Path(r['image']).name}: score {r['score']:.3f}; top distortions: {top}")
+    elif not quiet:
         _print_scores(run)
     if run.failed:
         console.print(f"[yellow]skipped {len(run.failed)} file(s) that could not be read:")
@@ -262,9 +266,15 @@ def export(
     console.print(f"[green]{out} ({out.stat().st_size / 1e6:.1f} MB) sha256 {sha256_of(out)}")
 
 
+@app.command("list-scorers")
 @app.command("models")
 def models_cmd() -> None:
-    """List scorers and named models: kind, score range, direction, what weights they need."""
+    """List scorers and named models: kind, score range, direction, what weights they need.
+
+    Any name listed here works with --model; CLIP scorers take local weights as NAME:PATH
+    (e.g. --model clipiqa:path/to/open_clip_folder)."""
+    from rich.markup import escape
+
     from attiqa.scorers import list_scorers
 
     table = Table(title="scorers")
@@ -276,8 +286,8 @@ def models_cmd() -> None:
             info.kind,
             f"{info.score_range[0]:g}–{info.score_range[1]:g}",
             "yes" if info.higher_is_better else "no",
-            info.needs,
-            info.description,
+            escape(info.needs),
+            escape(info.description),
         )
     stdout.print(table)
 
@@ -337,11 +347,12 @@ def demo(
         run_score_demo(out, model)
 
 
-from attiqa import cli_distort, cli_eval, cli_prompts  # noqa: E402
+from attiqa import cli_distort, cli_eval, cli_exiqa, cli_prompts  # noqa: E402
 
 cli_eval.register(app)
 cli_distort.register(app)
 cli_prompts.register(app)
+cli_exiqa.register(app)
 
 
 def run_app(typer_app: typer.Typer) -> None:

@@ -99,7 +99,7 @@ def eval_cmd(
         ..., "--root", "-r", help="Folder the dataset was unpacked into (score files + images)."
     ),
     model: str | None = typer.Option(
-        None, "--model", "-m", help="Checkpoint path, named model, or scorer name (see `attiqa models`)."
+        None, "--model", "-m", help="Checkpoint, named model or scorer (list-scorers); clipiqa:DIR."
     ),
     target: str | None = typer.Option(
         None,

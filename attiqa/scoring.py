@@ -43,6 +43,7 @@ def score_paths(
     workers = default_num_workers() if num_workers is None else num_workers
     try:
         hint = getattr(scorer, "min_shorter", None)
+        batch_size = min(batch_size, getattr(scorer, "max_batch", None) or batch_size)
         for batch in iter_image_batches(paths, scorer.transform, batch_size, workers, min_shorter=hint):
             run.failed.extend(batch.errors)
             if batch.tensor is not None:

@@ -34,9 +34,15 @@ def register_scorer(info: ScorerInfo, factory: Callable[..., Scorer]) -> None:
 
 
 def _register_builtins() -> None:
-    from attiqa.scorers import classical_scorer
+    from attiqa.scorers import classical_scorer, clip_scorers, exiqa_entry, zeroshot_scorer
 
     register_scorer(classical_scorer.INFO, classical_scorer.ClassicalScorer)
+    register_scorer(zeroshot_scorer.INFO, zeroshot_scorer.ZeroShotScorer)
+    register_scorer(clip_scorers.CLIPIQA_INFO, clip_scorers.clipiqa)
+    register_scorer(clip_scorers.CLIPIQA_ATTR_INFO, clip_scorers.clipiqa_attributes)
+    register_scorer(clip_scorers.TEMU_INFO, clip_scorers.temu_multilayer)
+    register_scorer(clip_scorers.TEMU_LAYER_INFO, clip_scorers.temu_layer)
+    register_scorer(exiqa_entry.INFO, exiqa_entry.create_exiqa)
 
 
 _register_builtins()
@@ -66,9 +72,16 @@ def _suggest(name: str) -> str:
 
 
 def create_scorer(name: str, device: str | torch.device = "cpu", **overrides) -> Scorer:
-    """Create a registered scorer by name; unknown names get the closest suggestions."""
+    """Create a registered scorer by name; unknown names get the closest suggestions.
+
+    ``NAME:ARG`` passes ARG as the scorer's first argument (its weights: a CLIP spec or folder for the
+    CLIP scorers, e.g. ``clipiqa:path/to/open_clip_folder``).
+    """
     if name in _REGISTRY:
         return _REGISTRY[name].factory(device=device, **overrides)
+    head, sep, arg = name.partition(":")
+    if sep and head in _REGISTRY:
+        return _REGISTRY[head].factory(arg, device=device, **overrides)
     if name in model_table():
         from attiqa.scorers.attiqa_scorer import AttiqaScorer
 

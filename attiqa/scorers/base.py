@@ -32,11 +32,17 @@ class ScorerInfo:
     description: str = ""
 
 
+def prepend_mean(attrs: torch.Tensor) -> torch.Tensor:
+    """(N, K) attribute scores -> (N, 1 + K) with their unweighted mean as the first (overall) column."""
+    return torch.cat([attrs.mean(dim=1, keepdim=True), attrs], dim=1)
+
+
 class Scorer(ABC):
     """Base class: ``columns[0]`` is the overall score; further columns (e.g. attributes) are optional."""
 
     columns: tuple[str, ...] = ("score",)
     min_shorter: int | None = None  # shorter edge the transform resizes to (lets big JPEGs decode smaller)
+    max_batch: int | None = None  # 1 when transform outputs differ in size (native-resolution scorers)
 
     def __init__(self, device: str | torch.device = "cpu") -> None:
         self.device = torch.device(device)
@@ -72,8 +78,11 @@ class Scorer(ABC):
                 x if isinstance(x, Image.Image) else load_image(x, min_shorter=self.min_shorter)
                 for x in inputs
             ]
-            batch = torch.stack([self.transform(im.convert("RGB")) for im in pil])
-        out = self.score_tensors(batch).float().cpu().numpy()
+            tensors = [self.transform(im.convert("RGB")) for im in pil]
+            step = self.max_batch or len(tensors)
+            batch = [torch.stack(tensors[i : i + step]) for i in range(0, len(tensors), step)]
+        parts = [batch] if isinstance(batch, torch.Tensor) else batch
+        out = torch.cat([self.score_tensors(b).float().cpu() for b in parts]).numpy()
         if single:
             return {c: float(out[0, i]) for i, c in enumerate(self.columns)}
         return {c: out[:, i] for i, c in enumerate(self.columns)}

@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from attiqa.attributes import ATTRIBUTES
-from attiqa.scorers.base import Scorer, ScorerInfo
+from attiqa.scorers.base import Scorer, ScorerInfo, prepend_mean
 from attiqa.teachers.classical import ClassicalTeacher
 
 INFO = ScorerInfo(
@@ -41,4 +41,4 @@ class ClassicalScorer(Scorer):
     @torch.inference_mode()
     def score_tensors(self, batch: torch.Tensor) -> torch.Tensor:
         attrs = self.teacher.score_tensors(batch.to(self.device))
-        return torch.cat([attrs.mean(dim=1, keepdim=True), attrs], dim=1)
+        return prepend_mean(attrs)

@@ -227,7 +227,7 @@ def _cached_tag_weights(cfg: dict[str, Any], cache_dir: str | None) -> str | Non
     return None
 
 
-def _local_copy_hint(model: str, cfg: dict[str, Any]) -> str:
+def _local_copy_hint(model: str, cfg: dict[str, Any], flag: str = "--teacher clip:") -> str:
     oc = _open_clip()
     arch = model
     if cfg.get("quick_gelu") and not model.endswith("quickgelu") and f"{model}-quickgelu" in oc.list_models():
@@ -236,13 +236,17 @@ def _local_copy_hint(model: str, cfg: dict[str, Any]) -> str:
     layout = f" (the layout of the Hugging Face repo {hub[0]})" if hub else ""
     return (
         f"download them on a connected machine and pass a local path: "
-        f"--teacher clip:{arch}/path/to/open_clip_pytorch_model.bin, or --teacher clip:path/to/folder "
+        f"{flag}{arch}/path/to/open_clip_pytorch_model.bin, or {flag}path/to/folder "
         f"holding {OPEN_CLIP_CONFIG} + weights{layout}"
     )
 
 
-def resolve_tag_weights(model: str, tag: str, cache_dir: str | Path | None = None) -> str:
+def resolve_tag_weights(
+    model: str, tag: str, cache_dir: str | Path | None = None, flag: str = "--teacher clip:"
+) -> str:
     """Local path of the weights of an open_clip tag: the cache, else a guarded download.
+
+    ``flag`` is the command-line prefix the offline error suggests (``--model clipiqa:`` for a scorer).
 
     Raises :class:`ModelLoadError` at once when offline (``HF_HUB_OFFLINE``, or no TCP connection
     within :data:`NETWORK_TIMEOUT`), rather than entering huggingface_hub's retry loop.
@@ -272,7 +276,7 @@ def resolve_tag_weights(model: str, tag: str, cache_dir: str | Path | None = Non
                 return str(path)
             reason = "open_clip returned no file"
     raise ModelLoadError(
-        f"CLIP weights {model}/{tag} could not be downloaded ({reason}); {_local_copy_hint(model, cfg)}"
+        f"CLIP weights {model}/{tag} could not be downloaded ({reason}); {_local_copy_hint(model, cfg, flag)}"
     )
 
 
@@ -326,7 +330,10 @@ def _quiet_open_clip() -> Iterator[None]:
 
 
 def load_open_clip(
-    spec: ClipSpec, device: str | torch.device = "cpu", cache_dir: str | Path | None = None
+    spec: ClipSpec,
+    device: str | torch.device = "cpu",
+    cache_dir: str | Path | None = None,
+    flag: str = "--teacher clip:",
 ) -> tuple[torch.nn.Module, Callable[[Image.Image], torch.Tensor], Callable[[list[str]], torch.Tensor], str]:
     """Build (model, eval preprocess, tokenizer, weights path) for a parsed spec, weights loaded."""
     oc = _open_clip()
@@ -357,7 +364,7 @@ def load_open_clip(
             force_quick_gelu, force_pp = False, None
             if spec.kind == "tag":
                 tag_cfg = oc.get_pretrained_cfg(spec.model, spec.pretrained)
-                weights = Path(resolve_tag_weights(spec.model, spec.pretrained, cache_dir))
+                weights = Path(resolve_tag_weights(spec.model, spec.pretrained, cache_dir, flag))
                 # What open_clip itself takes from a tag's config when it downloads by tag.
                 force_quick_gelu = bool(tag_cfg.get("quick_gelu", False))
                 force_pp = {k: tag_cfg[k] for k in _PREPROCESS_KEYS if k in tag_cfg} or None
@@ -405,12 +412,13 @@ class ClipTeacher(Teacher):
         prompts: str | Path | PromptSet | None = None,
         scale: float = 1.0,
         cache_dir: str | Path | None = None,
+        hint_flag: str = "--teacher clip:",
     ) -> None:
         super().__init__(device)
         if not isinstance(prompts, PromptSet):
             prompts = load_prompts(prompts)  # a bad prompts file fails before a slow model load
         parsed = parse_clip_spec(spec)
-        model, preprocess, tokenizer, weights = load_open_clip(parsed, self.device, cache_dir)
+        model, preprocess, tokenizer, weights = load_open_clip(parsed, self.device, cache_dir, hint_flag)
         info = {"spec": spec, "weights": weights, **_spec_info(parsed)}
         self._setup(model, preprocess, tokenizer, prompts, scale, info)
 

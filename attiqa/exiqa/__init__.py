@@ -1,0 +1,1 @@
+"""ExIQA (paper 004): explainable IQA through distortion attributes."""

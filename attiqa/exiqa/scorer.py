@@ -1,0 +1,103 @@
+"""``exiqa:PATH`` — a trained ExIQA checkpoint as a scorer: per image, the 25 distortion probabilities
+(eq. 7) and the overall ``score``.
+
+``score`` is the eq. (9) regressor's quality prediction (on the MOS scale of the CSV it was trained on) when
+``regressor.safetensors`` from ``attiqa train-exiqa-regressor`` sits next to the checkpoint; NaN otherwise
+(as for an ATTIQA checkpoint without a MOS head). The explanation — which distortions, how strong — is in
+the distortion columns.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image
+
+from attiqa.errors import ModelLoadError
+from attiqa.exiqa.model import AttributeTable, ExiqaModel, Regressor
+from attiqa.io.checkpoints import load_checkpoint
+from attiqa.scorers.base import Scorer, ScorerInfo
+from attiqa.scorers.exiqa_entry import INFO
+from attiqa.teachers.clip import load_open_clip, parse_clip_spec
+
+
+class ExiqaScorer(Scorer):
+    def __init__(
+        self,
+        path: str | Path = "",
+        device: str | torch.device = "cpu",
+        clip: str | None = None,
+        regressor: bool = True,
+    ) -> None:
+        super().__init__(device)
+        if not path:
+            raise ModelLoadError("exiqa needs a checkpoint: --model exiqa:PATH (from `attiqa train-exiqa`)")
+        self.path = Path(path)
+        if self.path.is_dir():
+            self.path = self.path / "exiqa.safetensors"
+        tensors, card = load_checkpoint(self.path)
+        if card.get("kind") != "exiqa":
+            raise ModelLoadError(f"{self.path}: not an ExIQA checkpoint (card kind {card.get('kind')!r})")
+        table = AttributeTable(
+            tuple(card["distortions"]),
+            tuple(tuple(a) for a in card["attributes"]),
+            card["prompt_positive"],
+            card["prompt_negative"],
+        )
+        self.clip_spec = clip or card["clip"]
+        model, self.preprocess, tokenizer, _ = load_open_clip(
+            parse_clip_spec(self.clip_spec), self.device, flag="--model exiqa:PATH --clip "
+        )
+        self.model = ExiqaModel(model, tokenizer, table, int(tensors["prompts"].shape[0])).to(self.device)
+        self.model.load_trainable_state(tensors)
+        self.model.eval()
+        self.card = card
+        self.distortions = table.distortions
+        self.columns = ("score", *table.distortions)
+        self.regressor: Regressor | None = None
+        reg_path = self.path.parent / "regressor.safetensors"
+        if regressor and reg_path.exists():
+            reg_tensors, self.reg_card = load_checkpoint(reg_path)
+            self.regressor = Regressor(len(table.distortions) * table.k, int(self.reg_card["hidden"]))
+            state = {k.removeprefix("regressor."): v for k, v in reg_tensors.items()}
+            self.regressor.load_state_dict(state)
+            self.regressor.to(self.device).eval()
+        size = model.visual.image_size
+        self.min_shorter = int(min(size) if isinstance(size, (tuple, list)) else size)
+
+    @property
+    def info(self) -> ScorerInfo:
+        """The registry entry, with the MOS range of the regressor's training CSV when there is one."""
+        if self.regressor is None:
+            return INFO
+        lo, hi = self.reg_card["mos_range"]
+        return dataclasses.replace(INFO, score_range=(float(lo), float(hi)), needs=str(self.path.parent))
+
+    def transform(self, img: Image.Image) -> torch.Tensor:
+        return self.preprocess(img.convert("RGB"))
+
+    @torch.no_grad()
+    def score_tensors(self, batch: torch.Tensor) -> torch.Tensor:
+        attr = self.model.attribute_probs(batch.to(self.device))
+        dist = self.model.distortion_probs(attr)
+        if self.regressor is None:
+            score = torch.full((dist.shape[0],), float("nan"), device=dist.device)
+        else:
+            score = self.regressor(attr) * self.reg_card["mos_std"] + self.reg_card["mos_mean"]
+        return torch.cat([score.unsqueeze(1), dist], dim=1)
+
+    def top_distortions(self, row: dict[str, float], k: int = 3) -> list[tuple[str, float]]:
+        """The k strongest distortions of one result row, strongest first."""
+        return sorted(((d, row[d]) for d in self.distortions), key=lambda t: -t[1])[:k]
+
+    def metadata(self) -> dict[str, Any]:
+        return {
+            "name": "exiqa",
+            "kind": "trained",
+            "checkpoint": str(self.path),
+            "clip": self.clip_spec,
+            "score": "NaN: the eq. (9) regressor is not trained by this version",
+        }

@@ -1,0 +1,189 @@
+"""ExIQA stage 1 (paper 004 §IV-C1, §V-B2): shallow visual prompt tuning of CLIP for distortion
+identification on a set from ``attiqa make-distorted`` (labels.csv: strength per distortion).
+
+Optimiser (§V-B2): AdamW (ours; the paper names only the schedule), cosine learning rate with linear warmup,
+peak 0.002, the paper's 100 epochs with 20 of warmup by default. Each epoch ends with a checkpoint
+(``exiqa.safetensors`` + JSON card: CLIP spec, attribute table, prompts, w) and the optimiser state, so a
+killed run resumes at the next epoch. A held-out split reports eq. (10) accuracy and eq. (11) RMSE.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader
+
+from attiqa.errors import ConfigError
+from attiqa.exiqa.model import (
+    AttributeTable,
+    ExiqaModel,
+    distortion_loss,
+    interval_accuracy,
+    load_attribute_table,
+    strength_rmse,
+)
+from attiqa.io.atomic import write_json_atomic
+from attiqa.io.checkpoints import load_checkpoint, load_training_state, save_checkpoint, save_training_state
+from attiqa.teachers.clip import load_open_clip, parse_clip_spec
+from attiqa.training.data import _ImageTableDataset, collate_skip_none, split_indices
+
+
+@dataclass
+class ExiqaTrainConfig:
+    clip: str = "ViT-B-16/openai"
+    epochs: int = 100
+    warmup_epochs: int = 20
+    lr: float = 0.002
+    batch_size: int = 32
+    n_prompts: int = 8
+    val_fraction: float = 0.1
+    seed: int = 0
+    attributes: str | None = None  # attribute file (default: the bundled one)
+
+
+def read_distortion_labels(data_dir: Path, table: AttributeTable) -> tuple[list[Path], torch.Tensor]:
+    """Image paths and the (N, D) strength matrix of a ``make-distorted`` folder, in the table's order."""
+    path = data_dir / "labels.csv"
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            rows = list(csv.DictReader(fh))
+    except OSError as exc:
+        raise ConfigError(
+            f"{path}: cannot read ({exc.strerror}) — make one with `attiqa make-distorted`"
+        ) from None
+    if not rows:
+        raise ConfigError(f"{path}: no rows — make a set with `attiqa make-distorted`")
+    missing = [d for d in table.distortions if d not in rows[0]]
+    if missing:
+        raise ConfigError(
+            f"{path}: no column for {', '.join(missing[:3])} — regenerate with the 25 KADID types"
+        )
+    paths = [data_dir / r["image"] for r in rows]
+    targets = torch.tensor([[float(r[d]) for d in table.distortions] for r in rows], dtype=torch.float32)
+    return paths, targets
+
+
+def lr_factor(step: int, total: int, warmup: int) -> float:
+    """Linear warmup to 1, then cosine decay to 0 (steps counted in optimiser updates)."""
+    if warmup > 0 and step < warmup:
+        return (step + 1) / warmup
+    span = max(1, total - warmup)
+    return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / span)))
+
+
+@torch.no_grad()
+def evaluate(model: ExiqaModel, loader: DataLoader, device: torch.device) -> dict[str, float]:
+    preds, trues = [], []
+    for batch in loader:
+        if batch is None:
+            continue
+        x, y, _ = batch
+        preds.append(model.distortion_probs(model.attribute_probs(x.to(device))).cpu())
+        trues.append(y)
+    if not preds:
+        return {}
+    p, t = torch.cat(preds), torch.cat(trues)
+    return {
+        "accuracy": interval_accuracy(p, t),
+        "rmse": strength_rmse(p, t),
+        "loss": float(distortion_loss(p, t)),
+    }
+
+
+def train_exiqa(
+    data_dir: Path,
+    out_dir: Path,
+    cfg: ExiqaTrainConfig,
+    device: str | torch.device = "cpu",
+    workers: int = 0,
+    on_epoch: Callable[[int, dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Train prompts + w (eq. 6-8); returns the history. Resumes from ``out_dir`` when it holds a run."""
+    device = torch.device(device)
+    table = load_attribute_table(cfg.attributes)
+    paths, targets = read_distortion_labels(Path(data_dir), table)
+    clip, preprocess, tokenizer, weights = load_open_clip(parse_clip_spec(cfg.clip), device, flag="--clip ")
+    torch.manual_seed(cfg.seed)
+    model = ExiqaModel(clip, tokenizer, table, cfg.n_prompts).to(device)
+    tr_idx, va_idx = (
+        split_indices(len(paths), cfg.val_fraction, cfg.seed)
+        if cfg.val_fraction > 0
+        else (
+            list(range(len(paths))),
+            [],
+        )
+    )
+
+    def loader(idx: list[int], shuffle: bool) -> DataLoader:
+        ds = _ImageTableDataset([paths[i] for i in idx], targets[idx], preprocess, "skip")
+        gen = torch.Generator().manual_seed(cfg.seed)
+        return DataLoader(
+            ds,
+            cfg.batch_size,
+            shuffle=shuffle,
+            num_workers=workers,
+            collate_fn=collate_skip_none,
+            generator=gen,
+        )
+
+    train_loader = loader(tr_idx, True)
+    val_loader = loader(va_idx, False) if va_idx else None
+    opt = torch.optim.AdamW([model.prompts, model.w_logits], lr=cfg.lr, weight_decay=0.0)
+    steps_per_epoch = max(1, len(train_loader))
+    total, warmup = cfg.epochs * steps_per_epoch, cfg.warmup_epochs * steps_per_epoch
+
+    out_dir = Path(out_dir)
+    ckpt, state_path = out_dir / "exiqa.safetensors", out_dir / "exiqa.state.safetensors"
+    card = {
+        "kind": "exiqa",
+        "clip": cfg.clip,
+        "clip_weights": weights,
+        "config": asdict(cfg),
+        "distortions": list(table.distortions),
+        "attributes": [list(a) for a in table.attributes],
+        "prompt_positive": table.positive,
+        "prompt_negative": table.negative,
+    }
+    history: list[dict[str, Any]] = []
+    start = 0
+    if ckpt.exists() and state_path.exists():
+        tensors, old = load_checkpoint(ckpt)
+        if old.get("config") != card["config"]:
+            raise ConfigError(f"{out_dir}: holds a run with other settings — use another --out")
+        model.load_trainable_state(tensors)
+        opt_state, extra = load_training_state(state_path)
+        opt.load_state_dict(opt_state)
+        start, history = int(extra["epoch"]), list(extra["history"])
+    step = start * steps_per_epoch
+    for epoch in range(start, cfg.epochs):
+        gen = torch.Generator().manual_seed(cfg.seed * 1000 + epoch)
+        train_loader.sampler.generator = gen  # type: ignore[attr-defined]
+        losses = []
+        for batch in train_loader:
+            if batch is None:
+                continue
+            x, y, _ = batch
+            for g in opt.param_groups:
+                g["lr"] = cfg.lr * lr_factor(step, total, warmup)
+            loss = distortion_loss(model.distortion_probs(model.attribute_probs(x.to(device))), y.to(device))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            losses.append(float(loss.detach()))
+            step += 1
+        row: dict[str, Any] = {"epoch": epoch + 1, "train_loss": sum(losses) / max(1, len(losses))}
+        if val_loader is not None:
+            row.update({f"val_{k}": v for k, v in evaluate(model, val_loader, device).items()})
+        history.append(row)
+        save_checkpoint(ckpt, model.trainable_state(), {**card, "history": history})
+        save_training_state(state_path, opt.state_dict(), {"epoch": epoch + 1, "history": history})
+        write_json_atomic(out_dir / "history.json", history)
+        if on_epoch:
+            on_epoch(epoch + 1, row)
+    return {"checkpoint": str(ckpt), "history": history}
