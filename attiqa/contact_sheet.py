@@ -38,7 +38,7 @@ def contact_sheet(
     """Write a sheet for ``rows`` (dicts with ``image`` and score columns) to ``out`` (PNG, atomic).
 
     ``bars`` are columns with values in [0, 1] drawn as bars; ``headline`` (e.g. ``mos``) is printed
-    above them, with ``headline_range`` shown as "range lo-hi" (ASCII: the bundled font has no en dash) when given.
+    above them, with ``headline_range`` shown as "range lo-hi" when given (ASCII: the font has no en dash).
     """
     n = len(rows)
     if n == 0:

@@ -232,8 +232,9 @@ def generate_run(
     }
     _check_resume(run_dir, header)
     (run_dir / IMAGE_DIR).mkdir(parents=True, exist_ok=True)
-    for stale in (run_dir / IMAGE_DIR).glob(".*.tmp"):  # half-written by a killed run (atomic writes)
-        stale.unlink(missing_ok=True)
+    for folder in (run_dir, run_dir / IMAGE_DIR):  # half-written by a killed run (atomic writes)
+        for stale in folder.glob(".*.tmp"):
+            stale.unlink(missing_ok=True)
     write_json_atomic(run_dir / RUN_FILE, header)
 
     def done_records() -> list[dict]:
