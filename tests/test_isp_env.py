@@ -90,16 +90,21 @@ def test_unreadable_raws_are_skipped_and_listed(isp_raws, tmp_path, scorer):
         only_bad.reset(seed=0)
 
 
-def test_default_scorer_without_a_bundled_model_asks_for_model(isp_raws):
+def test_default_scorer_is_the_bundled_model_or_asks_for_model(isp_raws):
     from attiqa.errors import ModelLoadError
     from attiqa.io.checkpoints import model_table
     from attiqa.scorers import DEFAULT_MODEL
 
-    if DEFAULT_MODEL in model_table():
-        pytest.skip("a default model is bundled now")
-    env = ISPTuningEnv(isp_raws[:1], scorer=None, preview=64)
-    with pytest.raises(ModelLoadError, match="--model"):
-        env.reset(seed=0)
+    env = ISPTuningEnv(isp_raws[:1], scorer=None, preview=64, obs_size=32, max_steps=1)
+    if DEFAULT_MODEL not in model_table():
+        with pytest.raises(ModelLoadError, match="--model"):
+            env.reset(seed=0)
+        return
+    _, info = env.reset(seed=0)
+    assert env.mos.name == DEFAULT_MODEL
+    assert np.isfinite(info["mos"]) and -20 < info["mos"] < 120  # the CLIVE MOS scale
+    _, reward, *_ = env.step(np.zeros(N_PARAMS, np.float32))
+    assert np.isfinite(reward)
 
 
 def test_attiqa_checkpoint_as_reward(isp_raws, tmp_path):
