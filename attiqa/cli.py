@@ -83,9 +83,19 @@ def label(
         teardown(state)
 
 
-@app.command()
+train_app = typer.Typer(
+    help="Train ATTIQA from a run config (`attiqa train --config ...`), or ExIQA (`attiqa train exiqa ...`).",
+    no_args_is_help=False,
+)
+app.add_typer(train_app, name="train")
+
+
+@train_app.callback(invoke_without_command=True)
 def train(
-    config: Path = typer.Option(..., "--config", "-c", help="YAML run config (label / pretrain / finetune)."),
+    ctx: typer.Context,
+    config: Path | None = typer.Option(
+        None, "--config", "-c", help="YAML run config (label / pretrain / finetune)."
+    ),
     out_dir: Path | None = typer.Option(None, help="Override the config's out_dir."),
     resume: bool = typer.Option(False, help="Continue from the last epoch checkpoint in out_dir."),
     set_: list[str] = typer.Option(
@@ -96,6 +106,12 @@ def train(
 
     Works the same under `torchrun --nproc_per_node N attiqa train ...` (DDP; only rank 0 writes).
     """
+    if ctx.invoked_subcommand is not None:  # `attiqa train exiqa ...`
+        return
+    if config is None:
+        raise AttiqaError(
+            "attiqa train: --config FILE is required (or a subcommand: `attiqa train exiqa --help`)"
+        )
     from attiqa.config import load_config
     from attiqa.runner import run
     from attiqa.training.distributed import is_main
@@ -352,7 +368,7 @@ from attiqa import cli_distort, cli_eval, cli_exiqa, cli_prompts  # noqa: E402
 cli_eval.register(app)
 cli_distort.register(app)
 cli_prompts.register(app)
-cli_exiqa.register(app)
+cli_exiqa.register(app, train_app)
 
 
 def run_app(typer_app: typer.Typer) -> None:

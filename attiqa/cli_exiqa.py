@@ -1,4 +1,5 @@
-"""`attiqa train-exiqa`: ExIQA stage 1, prompt-tuned CLIP for distortion identification (paper 004 §IV-C1)."""
+"""`attiqa train exiqa` (alias `attiqa train-exiqa`): ExIQA stage 1, prompt-tuned CLIP for distortion
+identification (paper 004 §IV-C1)."""
 
 from __future__ import annotations
 
@@ -79,6 +80,10 @@ def train_exiqa_regressor_cmd(
     )
 
 
-def register(app: typer.Typer) -> None:
+def register(app: typer.Typer, train_app: typer.Typer | None = None) -> None:
+    """`attiqa train exiqa` / `attiqa train exiqa-regressor` (aliases: `attiqa train-exiqa[-regressor]`)."""
     app.command("train-exiqa")(train_exiqa_cmd)
     app.command("train-exiqa-regressor")(train_exiqa_regressor_cmd)
+    if train_app is not None:
+        train_app.command("exiqa")(train_exiqa_cmd)
+        train_app.command("exiqa-regressor")(train_exiqa_regressor_cmd)
