@@ -48,27 +48,22 @@ def _views(backbone, resize_shorter: int | None, crop: int) -> tuple[FiveCropTes
     return tf, desc
 
 
-def _freeze(model: AttiqaModel, trainable_prefixes: tuple[str, ...]) -> list[torch.nn.Parameter]:
-    params = []
-    for name, p in model.named_parameters():
-        on = name.startswith(trainable_prefixes)
-        p.requires_grad_(on)
-        if on:
-            params.append(p)
-    return params
-
-
 def _train_mode(model: AttiqaModel) -> None:
     """Heads train; the frozen backbone (BN statistics, feature standardisation) stays in eval mode."""
     model.train()
     model.backbone.eval()
 
 
-def _batches(rows: torch.Tensor, n_views: int, batch_size: int, gen: torch.Generator, drop_last: bool):
-    """Shuffled (row indices, view indices) batches over ``rows`` for one epoch."""
+def _epoch_batches(
+    model: AttiqaModel, rows: torch.Tensor, n_views: int, batch_size: int, seed: int, epoch: int
+):
+    """Put the heads in training mode and yield one epoch of shuffled (row indices, view indices) batches
+    over ``rows``, seeded by (seed, epoch) so a resumed run draws the same batches; whole batches only."""
+    _train_mode(model)
+    gen = torch.Generator().manual_seed(seed * 100_003 + epoch)
     order = rows[torch.randperm(len(rows), generator=gen)]
     views = torch.randint(0, n_views, (len(order),), generator=gen)
-    stop = len(order) - (len(order) % batch_size if drop_last and len(order) > batch_size else 0)
+    stop = len(order) - (len(order) % batch_size if len(order) > batch_size else 0)
     for s in range(0, stop, batch_size):
         yield order[s : s + batch_size], views[s : s + batch_size]
 
@@ -132,7 +127,8 @@ def pretrain_cached(
     if len(rows) < 2:
         raise AttiqaError(f"{labels}: fewer than 2 images could be read — nothing to rank")
     backbone.set_feature_statistics(feats[rows].flatten(0, 1))
-    optimizer = torch.optim.AdamW(_freeze(model, ("heads.",)), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    model.backbone.requires_grad_(False)
+    optimizer = torch.optim.AdamW(model.heads.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     loss_fn = make_pretrain_loss(cfg.loss, cfg.margin)
     targets = dataset.targets
     start_epoch, history = 0, []
@@ -148,10 +144,8 @@ def pretrain_cached(
     with _one_thread():
         for epoch in range(start_epoch, cfg.epochs):
             t0 = time.perf_counter()
-            gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
-            _train_mode(model)
             losses = []
-            for idx, v in _batches(rows, feats.shape[1], bsz, gen, drop_last=True):
+            for idx, v in _epoch_batches(model, rows, feats.shape[1], bsz, cfg.seed, epoch):
                 out = model.forward_features(backbone.normalize(feats[idx, v]))
                 loss = loss_fn(out.attributes, targets[idx])
                 optimizer.zero_grad(set_to_none=True)
@@ -210,7 +204,13 @@ def finetune_cached(
 ):
     """Fine-tune ``model`` (already built, MOS MLP attached) on cached features; see the module docstring."""
     from attiqa.progress import console
-    from attiqa.training.finetune import FinetuneResult, _better, lr_factor
+    from attiqa.training.finetune import (
+        FinetuneResult,
+        _better,
+        _set_trainable,
+        make_optimizer,
+        set_scheduled_lr,
+    )
 
     stage_dir = Path(out_dir) / "finetune"
     last_path, best_path = stage_dir / "last.safetensors", stage_dir / "best.safetensors"
@@ -236,18 +236,9 @@ def finetune_cached(
     model.set_mos_range(lo, hi)
     if init_info.get("init", "").startswith(("imagenet:", "random:")):
         backbone.set_feature_statistics(feats[tr].flatten(0, 1))  # no pretraining statistics to keep
-    trainable = ("mos_head.",) if cfg.freeze_backbone else ("mos_head.", "heads.")
-    params = _freeze(model, trainable)
-    for name, p in model.named_parameters():
-        if name.startswith("heads.") and ".fc2." in name:
-            p.requires_grad_(False)  # not on the MOS path (§3.5)
-    body = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith("mos_head.")]
-    groups = [{"params": list(model.mos_head.parameters()), "lr": cfg.head_lr or cfg.lr}]
-    if body:
-        groups.insert(0, {"params": body, "lr": cfg.lr})
-    del params
-    optimizer = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    base_lrs = [g["lr"] for g in optimizer.param_groups]
+    _set_trainable(model, cfg.freeze_backbone)  # as end-to-end fine-tuning, then the backbone stays frozen
+    model.backbone.requires_grad_(False)
+    optimizer, base_lrs = make_optimizer(model, cfg)
     start_epoch, history = 0, []
     best: dict[str, Any] = {"srocc": None, "metrics": {}, "epoch": None}
     extra = _resume(last_path, model, optimizer, resume)
@@ -268,13 +259,9 @@ def finetune_cached(
     with _one_thread():
         for epoch in range(start_epoch, cfg.epochs):
             t0 = time.perf_counter()
-            gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
-            _train_mode(model)
             losses = []
-            for step, (idx, v) in enumerate(_batches(tr, feats.shape[1], bsz, gen, drop_last=True)):
-                factor = lr_factor(cfg.lr_schedule, epoch * steps_per_epoch + step, total)
-                for group, base in zip(optimizer.param_groups, base_lrs, strict=True):
-                    group["lr"] = base * factor
+            for step, (idx, v) in enumerate(_epoch_batches(model, tr, feats.shape[1], bsz, cfg.seed, epoch)):
+                set_scheduled_lr(optimizer, base_lrs, cfg.lr_schedule, epoch * steps_per_epoch + step, total)
                 loss = mos_loss(model.forward_features(backbone.normalize(feats[idx, v])).mos, target01[idx])
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()

@@ -156,6 +156,26 @@ def _set_trainable(model: AttiqaModel, freeze_backbone: bool) -> None:
             p.requires_grad_(not freeze_backbone)
 
 
+def make_optimizer(model: AttiqaModel, cfg: FinetuneConfig) -> tuple[torch.optim.AdamW, list[float]]:
+    """AdamW over the trainable parameters: the regression MLP at ``head_lr``, the rest at ``lr``; returns it
+    with each group's base learning rate (what :func:`set_scheduled_lr` scales)."""
+    if cfg.lr_schedule not in LR_SCHEDULES:
+        valid = ", ".join(LR_SCHEDULES)
+        raise ConfigError(f"finetune.lr_schedule: {cfg.lr_schedule!r} is not one of {valid}")
+    body = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith("mos_head.")]
+    groups = [{"params": list(model.mos_head.parameters()), "lr": cfg.head_lr or cfg.lr}]
+    if body:
+        groups.insert(0, {"params": body, "lr": cfg.lr})
+    optimizer = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return optimizer, [g["lr"] for g in optimizer.param_groups]
+
+
+def set_scheduled_lr(optimizer, base_lrs: list[float], schedule: str, step: int, total: int) -> None:
+    factor = lr_factor(schedule, step, total)
+    for group, base in zip(optimizer.param_groups, base_lrs, strict=True):
+        group["lr"] = base * factor
+
+
 def _train_mode(model: AttiqaModel, freeze_backbone: bool) -> None:
     model.train()
     if freeze_backbone:
@@ -230,15 +250,7 @@ def _finetune(
     model.set_mos_range(lo, hi)
     model.to(device)
     _set_trainable(model, cfg.freeze_backbone)
-    body = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith("mos_head.")]
-    groups = [{"params": list(model.mos_head.parameters()), "lr": cfg.head_lr or cfg.lr}]
-    if body:
-        groups.insert(0, {"params": body, "lr": cfg.lr})
-    optimizer = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    base_lrs = [g["lr"] for g in optimizer.param_groups]
-    if cfg.lr_schedule not in LR_SCHEDULES:
-        valid = ", ".join(LR_SCHEDULES)
-        raise ConfigError(f"finetune.lr_schedule: {cfg.lr_schedule!r} is not one of {valid}")
+    optimizer, base_lrs = make_optimizer(model, cfg)
 
     start_epoch, global_step, history = 0, 0, []
     best: dict[str, Any] = {"srocc": None, "metrics": {}, "epoch": None}
@@ -289,9 +301,7 @@ def _finetune(
             total_steps = n_steps * cfg.epochs
 
             def set_lr(step: int, first: int = global_step, total: int = total_steps) -> None:
-                factor = lr_factor(cfg.lr_schedule, first + step, total)
-                for group, base in zip(optimizer.param_groups, base_lrs, strict=True):
-                    group["lr"] = base * factor
+                set_scheduled_lr(optimizer, base_lrs, cfg.lr_schedule, first + step, total)
 
             on_step = (lambda lv, ips, t=task: prog.update(t, advance=1, loss=lv, ips=ips)) if prog else None
             stats = train_epoch(
