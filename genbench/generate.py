@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from attiqa.errors import AttiqaError, ConfigError, ModelLoadError
-from attiqa.io.atomic import atomic_path, write_json_atomic
+from attiqa.io.atomic import atomic_path, remove_orphan_temps, write_json_atomic
 from genbench.manifest import SIDES, write_manifest
 from genbench.prompts import Prompt, PromptSpec, draw_prompts
 
@@ -232,9 +232,8 @@ def generate_run(
     }
     _check_resume(run_dir, header)
     (run_dir / IMAGE_DIR).mkdir(parents=True, exist_ok=True)
-    for folder in (run_dir, run_dir / IMAGE_DIR):  # half-written by a killed run (atomic writes)
-        for stale in folder.glob(".*.tmp"):
-            stale.unlink(missing_ok=True)
+    for folder in (run_dir, run_dir / IMAGE_DIR):  # half-written by a killed run
+        remove_orphan_temps(folder)
     write_json_atomic(run_dir / RUN_FILE, header)
 
     def done_records() -> list[dict]:

@@ -43,6 +43,16 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
             tmp_path.unlink()
 
 
+def remove_orphan_temps(folder: str | Path) -> int:
+    """Delete temp files that :func:`atomic_path` left in ``folder`` when its process was killed mid-write
+    (a SIGKILL skips the cleanup); call it when a job resumes. Returns how many were removed."""
+    n = 0
+    for stale in Path(folder).glob(".*.tmp"):
+        stale.unlink(missing_ok=True)
+        n += 1
+    return n
+
+
 def write_bytes_atomic(target: str | Path, data: bytes) -> None:
     with atomic_path(target) as tmp:
         tmp.write_bytes(data)
