@@ -83,32 +83,27 @@ def _taps(padded: np.ndarray, py: int, px: int, taps, h2: int, w2: int) -> np.nd
     return out
 
 
-def _phases(padded: np.ndarray, cfa: np.ndarray, h2: int, w2: int):
-    """Malvar–He–Cutler on a mosaic padded by 2 px: for each Bayer phase (py, px), the three colour values at
-    its (h2, w2) sites as ``(py, px, [R, G, B])`` (the sampled colour is a view of ``padded``)."""
+def _mhc(padded: np.ndarray, cfa: np.ndarray, h: int, w: int) -> np.ndarray:
+    """Malvar–He–Cutler demosaic of an (h, w) mosaic given padded by 2 px (reflected) -> (h, w, 3)."""
+    h2, w2 = h // 2, w // 2
+    rgb = np.empty((h, w, 3), dtype=np.float32)
     for py in range(2):
         for px in range(2):
             c = int(cfa[py, px])
-            sampled = padded[2 + py : 2 + py + 2 * h2 : 2, 2 + px : 2 + px + 2 * w2 : 2]
-            planes: list[np.ndarray] = [sampled] * 3
+            rgb[py::2, px::2, c] = padded[2 + py : 2 + py + h : 2, 2 + px : 2 + px + w : 2]
             if c != 1:
-                planes[1] = _taps(padded, py, px, _G_AT_RB, h2, w2)
-                planes[2 - c] = _taps(padded, py, px, _DIAG, h2, w2)
+                rgb[py::2, px::2, 1] = _taps(padded, py, px, _G_AT_RB, h2, w2)
+                rgb[py::2, px::2, 2 - c] = _taps(padded, py, px, _DIAG, h2, w2)
             else:
                 horizontal = int(cfa[py, 1 - px])
-                planes[horizontal] = _taps(padded, py, px, _ROW, h2, w2)
-                planes[2 - horizontal] = _taps(padded, py, px, _COL, h2, w2)
-            yield py, px, planes
+                rgb[py::2, px::2, horizontal] = _taps(padded, py, px, _ROW, h2, w2)
+                rgb[py::2, px::2, 2 - horizontal] = _taps(padded, py, px, _COL, h2, w2)
+    return rgb
 
 
 def demosaic_mhc(cfa_img: np.ndarray, cfa: np.ndarray) -> np.ndarray:
     """Malvar–He–Cutler demosaic of an (H, W) mosaic (even H, W) with 2x2 layout ``cfa`` -> (H, W, 3)."""
-    h, w = cfa_img.shape
-    rgb = np.empty((h, w, 3), dtype=np.float32)
-    for py, px, planes in _phases(np.pad(cfa_img, 2, mode="reflect"), cfa, h // 2, w // 2):
-        for c in range(3):
-            rgb[py::2, px::2, c] = planes[c]
-    return rgb
+    return _mhc(np.pad(cfa_img, 2, mode="reflect"), cfa, *cfa_img.shape)  # reflect keeps the Bayer phase
 
 
 def _normalised(src: np.ndarray, threshold: np.uint16, black: np.ndarray, scale: np.ndarray) -> np.ndarray:
@@ -136,16 +131,11 @@ def _normalised(src: np.ndarray, threshold: np.uint16, black: np.ndarray, scale:
     return np.clip(out, 0.0, 1.0, out=out)
 
 
-def _color_correct(dst: np.ndarray, planes: list[np.ndarray], ccm: np.ndarray) -> None:
-    """Module 5 into ``dst`` (..., 3): camera RGB planes times ``ccm`` (3x3, rows = camera channels), >= 0."""
-    acc = np.empty(planes[0].shape, dtype=np.float32)
-    tmp = np.empty_like(acc)
-    for c in range(3):
-        np.multiply(planes[0], ccm[0, c], out=acc)
-        for k in (1, 2):
-            acc += np.multiply(planes[k], ccm[k, c], out=tmp)
-        np.maximum(acc, 0.0, out=acc)  # finite: uint16 data times a finite matrix
-        dst[..., c] = acc
+def _color_correct(dst: np.ndarray, cam: np.ndarray, ccm: np.ndarray) -> None:
+    """Module 5: ``dst = max(cam @ ccm, 0)`` for (n, w, 3) camera RGB (``dst`` contiguous). One 2-D matmul
+    per strip: per element the same arithmetic as the matmul of the whole image (tested bit-identical)."""
+    np.matmul(cam.reshape(-1, 3), ccm, out=dst.reshape(-1, 3))
+    np.maximum(dst, 0.0, out=dst)  # finite: uint16 data times a finite matrix
 
 
 @dataclass
@@ -194,31 +184,31 @@ def develop(raw: RawImage, long_side: int | None = None) -> Developed:
     rgb = np.empty((h // 2, w // 2, 3) if binned else (h, w, 3), dtype=np.float32)
 
     def strip(lo: int, hi: int) -> None:  # mosaic rows [lo, hi), lo and hi even
+        n = hi - lo
         m = _normalised(padded[lo : hi + 8], threshold, black, scale)  # rows lo-2 .. hi+2 (padded by 2)
         if binned:  # preview: each 2x2 tile -> one RGB pixel (G = mean of the two greens)
-            planes: list[np.ndarray] = [m[2:-2:2, 2:-2:2]] * 3
-            greens = []
+            cam = np.zeros((n // 2, w // 2, 3), dtype=np.float32)
             for py in range(2):
                 for px in range(2):
-                    c, site = int(raw.cfa[py, px]), m[2 + py : -2 : 2, 2 + px : -2 : 2]
-                    if c == 1:
-                        greens.append(site * np.float32(0.5))
-                    else:
-                        planes[c] = site
-            planes[1] = np.add(greens[0], greens[1], out=greens[0])
-            _color_correct(rgb[lo // 2 : hi // 2], planes, ccm)
+                    c = int(raw.cfa[py, px])
+                    cam[..., c] += m[2 + py : -2 : 2, 2 + px : -2 : 2] * np.float32(0.5 if c == 1 else 1.0)
+            _color_correct(rgb[lo // 2 : hi // 2], cam, ccm)
         else:
-            for py, px, planes in _phases(m, raw.cfa, (hi - lo) // 2, w // 2):  # 4
-                _color_correct(rgb[lo + py : hi : 2, px::2], planes, ccm)  # 5
+            _color_correct(rgb[lo:hi], _mhc(m, raw.cfa, n, w), ccm)  # 4, 5
 
     run_strips(strip, h, strip_rows(w), h * w)
+    return _resized_with_exposure(rgb, long_side, raw.name)
+
+
+def _resized_with_exposure(rgb: np.ndarray, long_side: int | None, name: str) -> Developed:
+    """Resize linear sRGB to the preview size (area / bilinear) and measure the auto-exposure gain."""
     if long_side is not None and max(rgb.shape[:2]) != long_side:
         mode = "area" if max(rgb.shape[:2]) > long_side else "bilinear"
         rgb = _resize(rgb, preview_size(*rgb.shape[:2], long_side), mode)
     y = rgb[::4, ::4] @ np.array([0.2126, 0.7152, 0.0722], dtype=np.float32)
     p = float(np.percentile(y, AE_PERCENTILE)) if y.size else 1.0
     gain = float(np.clip(1.0 / p, *AE_GAIN_RANGE)) if p > 0 and np.isfinite(p) else 1.0
-    return Developed(rgb.astype(np.float32, copy=False), gain, raw.name)
+    return Developed(rgb.astype(np.float32, copy=False), gain, name)
 
 
 class Smooth:
