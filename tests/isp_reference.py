@@ -3,7 +3,7 @@
 Whole-image numpy, single-threaded: :mod:`isp_env.isp` must render the same images to float rounding
 (tests/test_isp_strips.py). Helpers the rewrite left unchanged (the Malvar–He–Cutler demosaic of a whole
 mosaic, tone LUT, colour matrices, Gaussian, column upsampling, preview resize and auto-exposure) are
-imported; what it restructured (defect correction, develop, the pyramid blur, finish) is frozen here as it was.
+imported; what it restructured (defect correction, develop, the pyramid blur, finish) is frozen here.
 """
 
 from __future__ import annotations
