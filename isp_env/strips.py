@@ -3,7 +3,7 @@
 Why: a full-resolution render must stay within 2x of ``rawpy.postprocess()``, and LibRaw uses every free
 core while plain numpy runs on one. The ISP therefore runs each pass over the image (the front end, every
 element-wise stage of the back end, the pyramid's box averaging) strip by strip: a strip of a few dozen
-rows keeps its temporaries in the CPU cache, so a chain of element-wise numpy operations costs about one
+rows keeps its temporaries in the CPU caches, so a chain of element-wise numpy operations costs about one
 trip to memory, and the strips run on a thread pool (numpy and scipy release the GIL in their loops).
 
 Determinism: the strip boundaries depend only on the image size, never on the thread count, and every
@@ -23,8 +23,9 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 ENV_VAR = "ISP_THREADS"
-STRIP_ELEMENTS = 1 << 15
-"""Values per plane in one strip (128 KiB of float32): a strip's temporaries stay in a 2 MiB L2 cache."""
+STRIP_ELEMENTS = 1 << 17
+"""Values per plane in one strip (512 KiB of float32): a strip's temporaries stay in the L2/L3 caches.
+Measured at 12 MP on 1 thread: 2^17 and 2^18 fastest; 2^15 +10 %, 2^14 +60 % (numpy's per-call overhead)."""
 PARALLEL_MIN_PIXELS = 1_000_000
 
 _override: int | None = None
