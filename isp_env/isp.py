@@ -27,6 +27,11 @@ Order (front end: fixed per raw; back end: the 16 tuned parameters of :mod:`isp_
 
 Everything is vectorised numpy/scipy (float32); large blurs run on a downsampled copy (a Gaussian pyramid
 step) and are upsampled bilinearly — ours, for speed at 12 MP. Non-finite values can't leave the pipeline.
+
+Speed (issue 6: a 12 MP render within 2x of ``rawpy.postprocess()``, which uses every core): each pass runs
+in cache-sized horizontal strips on a thread pool (:mod:`isp_env.strips`); the front end is one pass, the
+back end four, each fusing the element-wise modules between two blurs. Renders are bit-identical for any
+thread count and match the earlier whole-image pipeline (``tests/isp_reference.py``) to float rounding.
 """
 
 from __future__ import annotations
