@@ -129,10 +129,10 @@ def _normalised(src: np.ndarray, threshold: np.uint16, black: np.ndarray, scale:
     ys, xs = np.nonzero(bad)
     if ys.size:
         out[ys, xs] = np.round(sum(nb[ys, xs].astype(np.float64) for nb in n) / 4.0).astype(np.uint16)
-    for py in range(2):
-        for px in range(2):
-            out[py::2, px::2] -= black[py, px]
-            out[py::2, px::2] *= scale[py, px]
+    pairs = out.reshape(out.shape[0] // 2, 2, out.shape[1])  # [row pair, py, column]
+    reps = (1, out.shape[1] // 2)
+    pairs -= np.tile(black, reps)  # (2, columns): each pixel's value for its Bayer phase
+    pairs *= np.tile(scale, reps)
     return np.clip(out, 0.0, 1.0, out=out)
 
 

@@ -31,6 +31,7 @@ PARALLEL_MIN_PIXELS = 1_000_000
 _override: int | None = None
 _lock = threading.Lock()
 _pool: tuple[int, int, ThreadPoolExecutor] | None = None  # (pid, workers, pool)
+_in_worker = threading.local()  # set in the pool's threads: a nested run_strips runs inline (no deadlock)
 
 
 def set_threads(n: int | None) -> None:
@@ -77,20 +78,27 @@ def run_strips(fn: Callable[[int, int], None], n_rows: int, rows: int, pixels: i
     rows of preallocated outputs; the first exception raised by a strip is re-raised here."""
     bounds = [(lo, min(lo + rows, n_rows)) for lo in range(0, n_rows, rows)]
     workers = min(threads(), len(bounds))
-    if workers <= 1 or pixels < PARALLEL_MIN_PIXELS:
+    if workers <= 1 or pixels < PARALLEL_MIN_PIXELS or getattr(_in_worker, "active", False):
         for lo, hi in bounds:
             fn(lo, hi)
         return
     todo = iter(bounds)
     take = threading.Lock()
 
-    def worker() -> None:  # each worker takes the next strip until none is left
-        while True:
+    failed = threading.Event()
+
+    def worker() -> None:  # each worker takes the next strip until none is left (or a strip failed)
+        _in_worker.active = True
+        while not failed.is_set():
             with take:
                 strip = next(todo, None)
             if strip is None:
                 return
-            fn(*strip)
+            try:
+                fn(*strip)
+            except BaseException:
+                failed.set()
+                raise
 
     futures = [_executor(threads()).submit(worker) for _ in range(workers)]
     for future in futures:

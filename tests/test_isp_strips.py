@@ -95,6 +95,20 @@ def test_a_strip_error_reaches_the_caller(threads):
         strips.run_strips(fn, 100, 8, strips.PARALLEL_MIN_PIXELS)
 
 
+def test_nested_strips_run_inline_instead_of_deadlocking(threads):
+    threads(2)
+    done = np.zeros(64, dtype=bool)
+
+    def inner(lo: int, hi: int) -> None:
+        done[lo:hi] = True
+
+    def outer(lo: int, hi: int) -> None:  # a strip that itself runs strips, on a pool of 2 busy workers
+        strips.run_strips(lambda a, b: inner(lo + a, lo + b), hi - lo, 2, strips.PARALLEL_MIN_PIXELS)
+
+    strips.run_strips(outer, 64, 8, strips.PARALLEL_MIN_PIXELS)
+    assert done.all()
+
+
 def _render_in_child(path: str, queue) -> None:
     queue.put(int(isp.finish(isp.develop(read_raw(path)), neutral()).sum()))
 
