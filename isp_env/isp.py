@@ -141,12 +141,17 @@ GEMM_ROWS = 16384
 so BLAS never starts threads inside ours (measured: 64k-row calls were 40x slower on a busy machine)."""
 
 
+def _matmul_rows(src: np.ndarray, mat: np.ndarray, dst: np.ndarray) -> None:
+    """``dst = src @ mat`` for (N, 3) rows, in matmuls of at most :data:`GEMM_ROWS` rows (``src`` may be a
+    transposed view of planar data: BLAS reads it in place)."""
+    for i in range(0, len(src), GEMM_ROWS):
+        np.matmul(src[i : i + GEMM_ROWS], mat, out=dst[i : i + GEMM_ROWS])
+
+
 def _color_correct(dst: np.ndarray, cam: np.ndarray, ccm: np.ndarray) -> None:
     """Module 5: ``dst = max(cam @ ccm, 0)`` for (n, w, 3) camera RGB (``dst`` contiguous). Matmuls of at most
     :data:`GEMM_ROWS` rows: per element the same arithmetic as the matmul of the whole image (tested)."""
-    src, out = cam.reshape(-1, 3), dst.reshape(-1, 3)
-    for i in range(0, len(src), GEMM_ROWS):
-        np.matmul(src[i : i + GEMM_ROWS], ccm, out=out[i : i + GEMM_ROWS])
+    _matmul_rows(cam.reshape(-1, 3), ccm, dst.reshape(-1, 3))
     np.maximum(dst, 0.0, out=dst)  # finite: uint16 data times a finite matrix
 
 
@@ -366,8 +371,8 @@ def finish(dev: Developed, values: dict[str, float]) -> np.ndarray:
     # 6 tone mapping (LUT), 7 RGB -> YUV (planar from here on)
     lut = tone_lut(v["tone_gamma"], v["tone_curve"])
     gain = np.float32(dev.ae_gain * 2.0 ** v["tone_exposure"] * (TONE_LUT_SIZE - 1))
-    y = np.empty((h, w), dtype=np.float32)
-    uv = np.empty((2, h, w), dtype=np.float32)
+    yuv = np.empty((3, h, w), dtype=np.float32)  # planar: one array, so module 14 can read it as (N, 3)
+    y, uv = yuv[0], yuv[1:]
 
     def to_yuv(lo: int, hi: int) -> None:
         idx = np.multiply(dev.linear[lo:hi], gain)
@@ -375,7 +380,7 @@ def finish(dev: Developed, values: dict[str, float]) -> np.ndarray:
         np.minimum(idx, TONE_LUT_SIZE - 1, out=idx)  # (before the int conversion: no overflow)
         x = np.take(lut, idx.astype(np.int32), mode="clip")  # take: faster than fancy indexing
         tmp = np.empty((hi - lo, w), dtype=np.float32)
-        for row, dst in zip(_RGB2YUV, (y[lo:hi], uv[0, lo:hi], uv[1, lo:hi]), strict=True):
+        for row, dst in zip(_RGB2YUV, yuv[:, lo:hi], strict=True):  # (matmul writes planar output slowly)
             np.multiply(x[..., 0], row[0], out=dst)
             dst += np.multiply(x[..., 1], row[1], out=tmp)
             dst += np.multiply(x[..., 2], row[2], out=tmp)
@@ -415,7 +420,8 @@ def finish(dev: Developed, values: dict[str, float]) -> np.ndarray:
     a = np.deg2rad(v["hue"])
     rot = v["saturation"] * np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
     m = _YUV2RGB.astype(np.float64) * 255.0
-    m_uv = (m[:, 1:] @ rot).astype(np.float32)
+    m[:, 1:] = m[:, 1:] @ rot
+    to_rgb8 = m.T.astype(np.float32)  # [y, u, v] rows @ this -> 8-bit-scaled RGB
     out = np.empty((h, w, 3), dtype=np.uint8)
 
     def to_rgb(lo: int, hi: int) -> None:  # 13, 9, then 14 YUV -> RGB and quantise
@@ -424,15 +430,11 @@ def finish(dev: Developed, values: dict[str, float]) -> np.ndarray:
             yy += np.multiply(mid.rows(lo, hi), np.float32(v["texture_gain"]))
         if uv_low is not None:
             _denoise(u, uv_low.rows(lo, hi), v["uv_nr_threshold"], v["uv_nr_strength"])
-        plane = np.empty((hi - lo, w), dtype=np.float32)
-        tmp = np.empty_like(plane)
-        for c in range(3):
-            np.multiply(yy, np.float32(m[c, 0]), out=plane)
-            plane += np.multiply(u[0], m_uv[c, 0], out=tmp)
-            plane += np.multiply(u[1], m_uv[c, 1], out=tmp)
-            plane += np.float32(0.5)
-            np.clip(plane, 0.0, 255.0, out=plane)  # no NaN: finite inputs (develop), checked parameters
-            out[lo:hi, :, c] = plane
+        rgb = np.empty((hi - lo, w, 3), dtype=np.float32)
+        _matmul_rows(yuv[:, lo:hi].reshape(3, -1).T, to_rgb8, rgb.reshape(-1, 3))
+        rgb += np.float32(0.5)
+        np.clip(rgb, 0.0, 255.0, out=rgb)  # no NaN: finite inputs (develop), checked parameters
+        out[lo:hi] = rgb
 
     run(to_rgb)
     return out
