@@ -22,6 +22,8 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
+from attiqa.errors import ConfigError
+
 ENV_VAR = "ISP_THREADS"
 STRIP_ELEMENTS = 1 << 17
 """Values per plane in one strip (512 KiB of float32): a strip's temporaries stay in the L2/L3 caches.
@@ -38,7 +40,7 @@ def set_threads(n: int | None) -> None:
     """Use ``n`` threads (``None``: back to ``ISP_THREADS`` or the available cores)."""
     global _override
     if n is not None and int(n) < 1:
-        raise ValueError(f"ISP thread count must be >= 1, got {n}")
+        raise ConfigError(f"ISP thread count must be >= 1, got {n}")
     _override = None if n is None else int(n)
 
 
@@ -49,7 +51,7 @@ def threads() -> int:
     env = os.environ.get(ENV_VAR, "").strip()
     if env:
         if not env.isdigit() or int(env) < 1:
-            raise ValueError(f"{ENV_VAR}={env!r} is not a thread count; set a positive integer or unset it")
+            raise ConfigError(f"{ENV_VAR}={env!r} is not a thread count; set a positive integer or unset it")
         return int(env)
     return len(os.sched_getaffinity(0))
 

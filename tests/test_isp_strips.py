@@ -11,6 +11,7 @@ import isp_reference as ref
 import numpy as np
 import pytest
 
+from attiqa.errors import ConfigError
 from isp_env import isp, strips
 from isp_env.dng import demo_raws
 from isp_env.params import from_normalized, neutral
@@ -78,9 +79,9 @@ def test_thread_count_setting(monkeypatch, threads):
     assert strips.threads() == 1
     threads(None)
     monkeypatch.setenv(strips.ENV_VAR, "many")
-    with pytest.raises(ValueError, match="ISP_THREADS='many' is not a thread count"):
+    with pytest.raises(ConfigError, match="ISP_THREADS='many' is not a thread count"):
         strips.threads()
-    with pytest.raises(ValueError, match=">= 1"):
+    with pytest.raises(ConfigError, match=">= 1"):
         threads(0)
 
 
