@@ -5,8 +5,10 @@ Both sides are measured in this run, in turns (best of ``--repeats``), so the ra
 machine.
 Targets (issue 6): full-resolution time within 2x of rawpy's (ratio <= 2), >= 20 preview renders/s.
 The raw is a real photo (scikit-image's astronaut, upscaled to 4000x3000) unprocessed into an RGGB DNG.
+Our full-resolution render runs on ``--threads`` threads (default: ``ISP_THREADS`` or the available cores,
+as in normal use; see :mod:`isp_env.strips`), LibRaw on its own default (OpenMP, the available cores).
 
-    python benchmarks/isp_speed.py [--width 4000 --height 3000] [--repeats 3] [--preview 512]
+    python benchmarks/isp_speed.py [--width 4000 --height 3000] [--repeats 3] [--preview 512] [--threads N]
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from isp_env.dng import dng_from_photo
 from isp_env.isp import develop, finish
 from isp_env.params import from_normalized, neutral
 from isp_env.raw import read_raw
+from isp_env.strips import set_threads, threads
 
 
 def best_of_interleaved(fns: list, repeats: int) -> list[float]:
@@ -45,7 +48,9 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--preview", type=int, default=512, help="preview long side")
     ap.add_argument("--preview-renders", type=int, default=50)
+    ap.add_argument("--threads", type=int, default=None, help="ISP threads (default: ISP_THREADS or cores)")
     args = ap.parse_args()
+    set_threads(args.threads)
 
     photo = np.asarray(Image.fromarray(data.astronaut()).resize((args.width, args.height), Image.BICUBIC))
     path = dng_from_photo(Path(tempfile.mkdtemp()) / "bench_12mp.dng", photo, "RGGB")
@@ -66,7 +71,7 @@ def main() -> None:
         finish(pv, active)
     fps = args.preview_renders / (time.perf_counter() - t)
     mp = args.width * args.height / 1e6
-    print(f"raw: {args.width}x{args.height} ({mp:.1f} MP), best of {args.repeats}")
+    print(f"raw: {args.width}x{args.height} ({mp:.1f} MP), best of {args.repeats}, ISP threads: {threads()}")
     print(f"rawpy.postprocess()              {t_rawpy:6.2f} s")
     for label, t in (("neutral parameters", t_neutral), ("all modules active", t_active)):
         print(f"isp_env, {label:22s}  {t:6.2f} s   ratio {t / t_rawpy:.2f} (target <= 2)")

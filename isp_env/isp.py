@@ -27,6 +27,11 @@ Order (front end: fixed per raw; back end: the 16 tuned parameters of :mod:`isp_
 
 Everything is vectorised numpy/scipy (float32); large blurs run on a downsampled copy (a Gaussian pyramid
 step) and are upsampled bilinearly — ours, for speed at 12 MP. Non-finite values can't leave the pipeline.
+
+Speed (issue 6: a 12 MP render within 2x of ``rawpy.postprocess()``, which uses every core): each pass runs
+in cache-sized horizontal strips on a thread pool (:mod:`isp_env.strips`); the front end is one pass, the
+back end four, each fusing the element-wise modules between two blurs. Renders are bit-identical for any
+thread count and match the earlier whole-image pipeline (``tests/isp_reference.py``) to float rounding.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from scipy.ndimage import gaussian_filter
 
 from isp_env.params import check_values
 from isp_env.raw import RawImage
+from isp_env.strips import run_strips, strip_rows
 
 REF_LONG_SIDE = 512
 """Spatial parameters are in pixels of an image with this long side."""
@@ -67,31 +73,29 @@ def _taps(padded: np.ndarray, py: int, px: int, taps, h2: int, w2: int) -> np.nd
     groups: dict[float, list[tuple[int, int]]] = {}
     for dy, dx, w in taps:
         groups.setdefault(w, []).append((dy, dx))
-    out = np.zeros((h2, w2), dtype=np.float32)
+    out: np.ndarray | None = None
     acc = np.empty((h2, w2), dtype=np.float32)
     for w, offsets in groups.items():
-        for i, (dy, dx) in enumerate(offsets):
-            y0, x0 = 2 + py + dy, 2 + px + dx
-            view = padded[y0 : y0 + 2 * h2 : 2, x0 : x0 + 2 * w2 : 2]
-            if i == 0:
-                np.copyto(acc, view)
-            else:
-                np.add(acc, view, out=acc)
-        acc *= np.float32(w / 8.0)
-        out += acc
+        views = [padded[2 + py + dy : 2 + py + dy + 2 * h2 : 2, 2 + px + dx : 2 + px + dx + 2 * w2 : 2]
+                 for dy, dx in offsets]
+        total = views[0] if len(views) == 1 else np.add(views[0], views[1], out=acc)
+        for view in views[2:]:
+            np.add(acc, view, out=acc)
+        if out is None:
+            out = np.multiply(total, np.float32(w / 8.0))
+        else:
+            out += np.multiply(total, np.float32(w / 8.0), out=acc)
     return out
 
 
-def demosaic_mhc(cfa_img: np.ndarray, cfa: np.ndarray) -> np.ndarray:
-    """Malvar–He–Cutler demosaic of an (H, W) mosaic (even H, W) with 2x2 layout ``cfa`` -> (H, W, 3)."""
-    h, w = cfa_img.shape
+def _mhc(padded: np.ndarray, cfa: np.ndarray, h: int, w: int) -> np.ndarray:
+    """Malvar–He–Cutler demosaic of an (h, w) mosaic given padded by 2 px (reflected) -> (h, w, 3)."""
     h2, w2 = h // 2, w // 2
-    padded = np.pad(cfa_img, 2, mode="reflect")  # reflect keeps the Bayer parity
     rgb = np.empty((h, w, 3), dtype=np.float32)
     for py in range(2):
         for px in range(2):
             c = int(cfa[py, px])
-            rgb[py::2, px::2, c] = cfa_img[py::2, px::2]
+            rgb[py::2, px::2, c] = padded[2 + py : 2 + py + h : 2, 2 + px : 2 + px + w : 2]
             if c != 1:
                 rgb[py::2, px::2, 1] = _taps(padded, py, px, _G_AT_RB, h2, w2)
                 rgb[py::2, px::2, 2 - c] = _taps(padded, py, px, _DIAG, h2, w2)
@@ -102,25 +106,53 @@ def demosaic_mhc(cfa_img: np.ndarray, cfa: np.ndarray) -> np.ndarray:
     return rgb
 
 
-def defective_pixel_correction(mosaic: np.ndarray, threshold: float) -> np.ndarray:
-    """Replace pixels beyond all four same-colour axial neighbours (±2 px) by more than ``threshold``.
+def demosaic_mhc(cfa_img: np.ndarray, cfa: np.ndarray) -> np.ndarray:
+    """Malvar–He–Cutler demosaic of an (H, W) mosaic (even H, W) with 2x2 layout ``cfa`` -> (H, W, 3)."""
+    return _mhc(np.pad(cfa_img, 2, mode="reflect"), cfa, *cfa_img.shape)  # reflect keeps the Bayer phase
 
-    Works on the uint16 mosaic (half the memory traffic of float32); only flagged pixels are recomputed.
+
+def _normalised(src: np.ndarray, threshold: np.uint16, black: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """Modules 1-3 on a uint16 mosaic window (even offsets): the window without its 2-px border, float32.
+
+    1: a pixel beyond all four same-colour axial neighbours (±2 px) by more than ``threshold`` becomes their
+    rounded mean (compared in uint16: half the memory traffic of float32; only flagged pixels are recomputed).
+    2 + 3: minus the black level of the pixel's colour index, times white balance / (white - black), clip to
+    [0, 1] (highlights clip at sensor saturation).
     """
-    h, w = mosaic.shape
-    p = np.pad(mosaic, 2, mode="reflect")
-    n = [p[0:h, 2 : 2 + w], p[4 : 4 + h, 2 : 2 + w], p[2 : 2 + h, 0:w], p[2 : 2 + h, 4 : 4 + w]]
+    m = src[2:-2, 2:-2]
+    n = [src[:-4, 2:-2], src[4:, 2:-2], src[2:-2, :-4], src[2:-2, 4:]]
     hi = np.maximum(np.maximum(n[0], n[1]), np.maximum(n[2], n[3]))
     lo = np.minimum(np.minimum(n[0], n[1]), np.minimum(n[2], n[3]))
-    t = np.uint16(min(max(threshold, 0), 65535))
     # unsigned differences are only read where they can't wrap (m > hi, resp. m < lo)
-    bad = ((mosaic > hi) & (mosaic - hi > t)) | ((mosaic < lo) & (lo - mosaic > t))
+    bad = ((m > hi) & (m - hi > threshold)) | ((m < lo) & (lo - m > threshold))
+    out = m.astype(np.float32)
     ys, xs = np.nonzero(bad)
-    if ys.size == 0:
-        return mosaic
-    out = mosaic.copy()
-    out[ys, xs] = np.round(sum(nb[ys, xs].astype(np.float64) for nb in n) / 4.0).astype(np.uint16)
-    return out
+    if ys.size:
+        out[ys, xs] = np.round(sum(nb[ys, xs].astype(np.float64) for nb in n) / 4.0).astype(np.uint16)
+    pairs = out.reshape(out.shape[0] // 2, 2, out.shape[1])  # [row pair, py, column]
+    reps = (1, out.shape[1] // 2)
+    pairs -= np.tile(black, reps)  # (2, columns): each pixel's value for its Bayer phase
+    pairs *= np.tile(scale, reps)
+    return np.clip(out, 0.0, 1.0, out=out)
+
+
+GEMM_ROWS = 16384
+"""Rows per colour-correction matmul: m*n*k = 16384*3*3 stays under OpenBLAS's threading threshold (262144),
+so BLAS never starts threads inside ours (measured: 64k-row calls were 40x slower on a busy machine)."""
+
+
+def _matmul_rows(src: np.ndarray, mat: np.ndarray, dst: np.ndarray) -> None:
+    """``dst = src @ mat`` for (N, 3) rows, in matmuls of at most :data:`GEMM_ROWS` rows (``src`` may be a
+    transposed view of planar data: BLAS reads it in place)."""
+    for i in range(0, len(src), GEMM_ROWS):
+        np.matmul(src[i : i + GEMM_ROWS], mat, out=dst[i : i + GEMM_ROWS])
+
+
+def _color_correct(dst: np.ndarray, cam: np.ndarray, ccm: np.ndarray) -> None:
+    """Module 5: ``dst = max(cam @ ccm, 0)`` for (n, w, 3) camera RGB (``dst`` contiguous). Matmuls of at most
+    :data:`GEMM_ROWS` rows: per element the same arithmetic as the matmul of the whole image (tested)."""
+    _matmul_rows(cam.reshape(-1, 3), ccm, dst.reshape(-1, 3))
+    np.maximum(dst, 0.0, out=dst)  # finite: uint16 data times a finite matrix
 
 
 @dataclass
@@ -149,68 +181,105 @@ def preview_size(h: int, w: int, long_side: int) -> tuple[int, int]:
 
 def develop(raw: RawImage, long_side: int | None = None) -> Developed:
     """Front end (modules 1-5). ``long_side``: a preview of that long side (2x2 binning instead of demosaic
-    when the preview is at most half the sensor size); ``None``: full resolution."""
+    when the preview is at most half the sensor size); ``None``: full resolution.
+
+    Runs in strips of mosaic rows (:mod:`isp_env.strips`): a strip reads its rows plus a 4-row halo of the
+    mosaic reflect-padded once by 4 px (2 px for defect correction, 2 more for the demosaic's 5x5 kernels;
+    reflection commutes with the symmetric defect test, so this equals padding each module's output).
+    """
     h, w = (raw.mosaic.shape[0] // 2) * 2, (raw.mosaic.shape[1] // 2) * 2
-    rng = np.float32(max(raw.white - float(raw.black.min()), 1.0))
-    m = defective_pixel_correction(raw.mosaic[:h, :w], DPC_THRESHOLD * rng).astype(np.float32)  # 1
+    rng = max(raw.white - float(raw.black.min()), 1.0)
+    threshold = np.uint16(min(max(DPC_THRESHOLD * np.float32(rng), 0), 65535))
+    black = np.asarray(raw.black, dtype=np.float32)
     scale = np.empty((2, 2), dtype=np.float32)
     for py in range(2):
         for px in range(2):
-            den = max(raw.white - raw.black[py, px], 1.0)
-            scale[py, px] = raw.wb_gains[raw.cfa[py, px]] / den
-            m[py::2, px::2] -= np.float32(raw.black[py, px])  # 2
-            m[py::2, px::2] *= scale[py, px]  # 2 + 3 (normalise and white-balance in one multiply)
-    np.clip(m, 0.0, 1.0, out=m)  # highlights clip at sensor saturation
-    binned = long_side is not None and 2 * long_side <= max(h, w)
-    if binned:  # preview: each 2x2 tile -> one RGB pixel (G = mean of the two greens)
-        rgb = np.zeros((h // 2, w // 2, 3), dtype=np.float32)
-        for py in range(2):
-            for px in range(2):
-                c = int(raw.cfa[py, px])
-                rgb[..., c] += m[py::2, px::2] * (0.5 if c == 1 else 1.0)
-    else:
-        rgb = demosaic_mhc(m, raw.cfa)  # 4
+            scale[py, px] = raw.wb_gains[raw.cfa[py, px]] / max(raw.white - raw.black[py, px], 1.0)
     ccm = np.nan_to_num(raw.cam_to_srgb, nan=0.0, posinf=0.0, neginf=0.0).T.astype(np.float32)
-    rgb = rgb @ ccm  # 5 (finite: uint16 data times a finite matrix)
-    np.maximum(rgb, 0.0, out=rgb)
+    padded = np.pad(raw.mosaic[:h, :w], 4, mode="reflect")  # reflect keeps the Bayer phase
+    binned = long_side is not None and 2 * long_side <= max(h, w)
+    rgb = np.empty((h // 2, w // 2, 3) if binned else (h, w, 3), dtype=np.float32)
+
+    def strip(lo: int, hi: int) -> None:  # mosaic rows [lo, hi), lo and hi even
+        n = hi - lo
+        m = _normalised(padded[lo : hi + 8], threshold, black, scale)  # rows lo-2 .. hi+2 (padded by 2)
+        if binned:  # preview: each 2x2 tile -> one RGB pixel (G = mean of the two greens)
+            cam = np.zeros((n // 2, w // 2, 3), dtype=np.float32)
+            for py in range(2):
+                for px in range(2):
+                    c = int(raw.cfa[py, px])
+                    cam[..., c] += m[2 + py : -2 : 2, 2 + px : -2 : 2] * np.float32(0.5 if c == 1 else 1.0)
+            _color_correct(rgb[lo // 2 : hi // 2], cam, ccm)
+        else:
+            _color_correct(rgb[lo:hi], _mhc(m, raw.cfa, n, w), ccm)  # 4, 5
+
+    run_strips(strip, h, strip_rows(w), h * w)
+    return _resized_with_exposure(rgb, long_side, raw.name)
+
+
+def _resized_with_exposure(rgb: np.ndarray, long_side: int | None, name: str) -> Developed:
+    """Resize linear sRGB to the preview size (area / bilinear) and measure the auto-exposure gain."""
     if long_side is not None and max(rgb.shape[:2]) != long_side:
         mode = "area" if max(rgb.shape[:2]) > long_side else "bilinear"
         rgb = _resize(rgb, preview_size(*rgb.shape[:2], long_side), mode)
     y = rgb[::4, ::4] @ np.array([0.2126, 0.7152, 0.0722], dtype=np.float32)
     p = float(np.percentile(y, AE_PERCENTILE)) if y.size else 1.0
     gain = float(np.clip(1.0 / p, *AE_GAIN_RANGE)) if p > 0 and np.isfinite(p) else 1.0
-    return Developed(rgb.astype(np.float32, copy=False), gain, raw.name)
+    return Developed(rgb.astype(np.float32, copy=False), gain, name)
+
+
+class Smooth:
+    """A Gaussian blur (or difference of two) of planar (H, W) or (C, H, W) float32 data, read by rows.
+
+    Sigmas of 3 px and more run on a copy downsampled by an integer factor f (box average), blurred by the
+    remaining sigma and upsampled bilinearly (one Gaussian-pyramid step; ours, for speed at 12 MP): columns
+    are upsampled once (on the small copy's rows), rows only when a strip asks for them, so the full-size
+    blur is never stored. Smaller sigmas (and images under 64 px) are blurred directly.
+    """
+
+    def __init__(self, x: np.ndarray, sigma: float, sigma2: float | None = None) -> None:
+        h, w = x.shape[-2:]
+        self.n = h
+        if sigma < 3.0 or min(h, w) < 64:
+            self.f, self.small = 1, _gauss(x, sigma)
+            if sigma2 is not None:
+                self.small -= _gauss(x, sigma2)
+            return
+        f = self.f = int(sigma // 1.5)
+        small = _box_down(x, f)
+
+        def rest(s: float) -> float:  # the Gaussian left after the box filter (minus its variance), small px
+            return float(np.sqrt(max(s**2 - (f**2 - 1) / 12.0, 1e-6)) / f)
+
+        out = _gauss(small, rest(sigma))
+        if sigma2 is not None:
+            out -= _gauss(small, rest(sigma2))
+        self.small = _upsample_axis(out, f, w, x.ndim - 1)
+
+    def rows(self, lo: int, hi: int) -> np.ndarray:
+        """Rows [lo, hi) of the full-size result (a read-only view when no upsampling is needed)."""
+        if self.f == 1:
+            return self.small[..., lo:hi, :]
+        hs = self.small.shape[-2]
+        src = (np.arange(lo, hi, dtype=np.float32) + np.float32(0.5)) / np.float32(self.f) - np.float32(0.5)
+        np.clip(src, 0.0, hs - 1, out=src)  # pixel centres; the first and last rows clamp
+        i0 = src.astype(np.intp)
+        base = self.small[..., i0, :]
+        out = self.small[..., np.minimum(i0 + 1, hs - 1), :]
+        out -= base
+        out *= (src - i0).astype(np.float32)[:, None]
+        out += base
+        return out
 
 
 def blur(x: np.ndarray, sigma: float) -> np.ndarray:
-    """Gaussian blur of planar (H, W) or (C, H, W) float32 data.
-
-    Sigmas of 3 px and more run on a copy downsampled by an integer factor f (box average), blurred by the
-    remaining sigma and upsampled bilinearly (one Gaussian-pyramid step; ours, for speed at 12 MP).
-    """
+    """Gaussian blur of planar (H, W) or (C, H, W) float32 data (see :class:`Smooth`)."""
     return band(x, sigma, None)
 
 
 def band(x: np.ndarray, sigma: float, sigma2: float | None) -> np.ndarray:
     """``blur(x, sigma) - blur(x, sigma2)`` (``sigma2=None``: just the blur), both on one downsampled copy."""
-    if sigma < 3.0 or min(x.shape[-2:]) < 64:
-        low = _gauss(x, sigma)
-        return low if sigma2 is None else low - _gauss(x, sigma2)
-    f = int(sigma // 1.5)
-    h, w = x.shape[-2:]
-    hp, wp = -(-h // f) * f, -(-w // f) * f
-    pad = [(0, 0)] * (x.ndim - 2) + [(0, hp - h), (0, wp - w)]
-    xp = np.pad(x, pad, mode="edge") if (hp, wp) != (h, w) else x
-    small = xp.reshape(*x.shape[:-2], hp // f, f, wp // f, f).mean(axis=(-3, -1), dtype=np.float32)
-
-    def rest(s: float) -> float:  # the Gaussian left after the box filter (minus its variance), in small px
-        return float(np.sqrt(max(s**2 - (f**2 - 1) / 12.0, 1e-6)) / f)
-
-    out = _gauss(small, rest(sigma))
-    if sigma2 is not None:
-        out -= _gauss(small, rest(sigma2))
-    # columns first while the array is short, then rows
-    return _upsample_rows(_upsample_axis(out, f, w, x.ndim - 1), f, h)
+    return np.array(Smooth(x, sigma, sigma2).rows(0, x.shape[-2]), dtype=np.float32)
 
 
 def _gauss(x: np.ndarray, sigma: float) -> np.ndarray:
@@ -218,27 +287,29 @@ def _gauss(x: np.ndarray, sigma: float) -> np.ndarray:
     return gaussian_filter(x, (0.0,) * (x.ndim - 2) + (sigma, sigma), mode="reflect", truncate=3.0)
 
 
-def _upsample_rows(a: np.ndarray, f: int, n: int) -> np.ndarray:
-    """Linear interpolation by an integer factor ``f`` along axis -2 to ``n`` rows (pixel centres), by
-    slicing: output row f*k + j mixes input rows k-1, k or k, k+1 with a weight that depends only on j."""
-    hs = a.shape[-2]
-    out = np.empty((*a.shape[:-2], hs * f, a.shape[-1]), dtype=np.float32)
-    view = out.reshape(*a.shape[:-2], hs, f, a.shape[-1])
-    d = a[..., 1:, :] - a[..., :-1, :] if hs > 1 else None
-    for j in range(f):
-        t = (j + 0.5) / f - 0.5
-        dst = view[..., :, j, :]
-        if d is None:
-            dst[...] = a
-        elif t < 0:  # between rows k-1 and k (row 0 clamps)
-            np.multiply(d, np.float32(1.0 + t), out=dst[..., 1:, :])
-            dst[..., 1:, :] += a[..., :-1, :]
-            dst[..., 0, :] = a[..., 0, :]
-        else:  # between rows k and k+1 (the last row clamps)
-            np.multiply(d, np.float32(t), out=dst[..., :-1, :])
-            dst[..., :-1, :] += a[..., :-1, :]
-            dst[..., -1, :] = a[..., -1, :]
-    return out[..., :n, :]
+def _box_down(x: np.ndarray, f: int) -> np.ndarray:
+    """Mean of each f x f block over the last two axes (edge-replicated to a multiple of f), in strips."""
+    h, w = x.shape[-2:]
+    hs, ws, wf = -(-h // f), -(-w // f), w // f
+    small = np.empty((*x.shape[:-2], hs, ws), dtype=np.float32)
+    inv = np.float32(1.0 / (f * f))
+
+    def strip(a: int, b: int) -> None:  # small rows [a, b)
+        acc = None
+        for j in range(f):
+            if (b - 1) * f + j < h:
+                rows = x[..., a * f + j : b * f : f, :]
+            else:  # the last block row: rows past the end repeat the last one
+                rows = x[..., np.minimum(np.arange(a * f + j, b * f, f), h - 1), :]
+            acc = rows.copy() if acc is None else np.add(acc, rows, out=acc)
+        dst = small[..., a:b, :]
+        acc[..., : wf * f].reshape(*acc.shape[:-1], wf, f).sum(axis=-1, out=dst[..., :wf])
+        if wf < ws:  # the last block column, edge-replicated
+            dst[..., wf] = acc[..., wf * f :].sum(axis=-1) + acc[..., -1] * np.float32(ws * f - w)
+        dst *= inv
+
+    run_strips(strip, hs, max(1, -(-strip_rows(w, 1) // f)), h * w)
+    return small
 
 
 def _upsample_axis(a: np.ndarray, f: int, n: int, axis: int) -> np.ndarray:
@@ -258,13 +329,6 @@ def _upsample_axis(a: np.ndarray, f: int, n: int, axis: int) -> np.ndarray:
     return out
 
 
-def _clip_detail(x: np.ndarray, low: np.ndarray, t: float) -> np.ndarray:
-    """clip(x - low, -t, t), in place in ``low``'s buffer: x - this = low + soft-threshold(x - low, t)."""
-    np.subtract(x, low, out=low)
-    t = np.float32(t)
-    return np.clip(low, -t, t, out=low)
-
-
 TONE_LUT_SIZE = 16384
 
 
@@ -279,58 +343,100 @@ _RGB2YUV = np.array([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -
 _YUV2RGB = np.linalg.inv(_RGB2YUV.astype(np.float64)).astype(np.float32)
 
 
+def _denoise(x: np.ndarray, low: np.ndarray, t: float, strength: float | None = None) -> None:
+    """``x -= strength * clip(x - low, -t, t)`` in place: low + shrink(x - low, t) blended by strength."""
+    d = np.subtract(x, low)
+    np.clip(d, -np.float32(t), np.float32(t), out=d)
+    if strength is not None:
+        d *= np.float32(strength)
+    x -= d
+
+
 def finish(dev: Developed, values: dict[str, float]) -> np.ndarray:
-    """Back end (modules 6-14) with the 16 parameters -> (H, W, 3) uint8 sRGB."""
+    """Back end (modules 6-14) with the 16 parameters -> (H, W, 3) uint8 sRGB.
+
+    Four passes of strips (:mod:`isp_env.strips`), each fusing the element-wise work between two blurs:
+    6-7 tone map to YUV; 8 + 10 Y denoise, brightness/contrast; 12 sharpening; 13 texture, 9 UV denoise
+    (moved here: chroma doesn't interact with luma) and 11 + 14 to 8-bit RGB. Passes of disabled modules
+    are skipped.
+    """
     v = check_values(values)
     s = dev.scale
     px = lambda sigma: max(sigma * s, 0.5)  # noqa: E731  (sigmas in px @ 512 -> px here, at least 0.5)
-    # 6 tone mapping
-    idx = dev.linear * np.float32(dev.ae_gain * 2.0 ** v["tone_exposure"] * (TONE_LUT_SIZE - 1))
-    idx += np.float32(0.5)  # round to the nearest LUT entry
-    np.clip(idx, 0.0, TONE_LUT_SIZE - 1, out=idx)
-    x = tone_lut(v["tone_gamma"], v["tone_curve"])[idx.astype(np.int32)]
-    del idx
-    # 7 RGB -> YUV (planar from here on)
-    y = x @ _RGB2YUV[0]
-    uv = np.stack([x @ _RGB2YUV[1], x @ _RGB2YUV[2]])
-    del x
-    # 8 Y denoise
-    # low + shrink(y - low, t) == y - clip(y - low, -t, t): fewer passes over the image
-    if v["y_nr_threshold"] > 0:
-        y -= _clip_detail(y, blur(y, px(v["y_nr_sigma"])), v["y_nr_threshold"])
-    # 9 UV denoise: uv + s * (denoised - uv) == uv - s * clip(uv - low, -t, t)
-    if v["uv_nr_strength"] > 0:
-        d = _clip_detail(uv, blur(uv, px(v["uv_nr_sigma"])), v["uv_nr_threshold"])
-        d *= np.float32(v["uv_nr_strength"])
-        uv -= d
-    # 10 brightness / contrast
-    if v["contrast"] != 1.0 or v["brightness"] != 0.0:
-        y = (y - np.float32(0.5)) * np.float32(v["contrast"]) + np.float32(0.5 + v["brightness"])
-    # 11 hue / saturation: rotate the (U, V) plane and scale it
+    h, w = dev.linear.shape[:2]
+
+    def run(fn) -> None:
+        run_strips(fn, h, strip_rows(w, 1), h * w)
+
+    # 6 tone mapping (LUT), 7 RGB -> YUV (planar from here on)
+    lut = tone_lut(v["tone_gamma"], v["tone_curve"])
+    gain = np.float32(dev.ae_gain * 2.0 ** v["tone_exposure"] * (TONE_LUT_SIZE - 1))
+    yuv = np.empty((3, h, w), dtype=np.float32)  # planar: one array, so module 14 can read it as (N, 3)
+    y, uv = yuv[0], yuv[1:]
+
+    def to_yuv(lo: int, hi: int) -> None:
+        idx = np.multiply(dev.linear[lo:hi], gain)
+        idx += np.float32(0.5)  # round to the nearest LUT entry (>= 0.5: linear >= 0)
+        np.minimum(idx, TONE_LUT_SIZE - 1, out=idx)  # (before the int conversion: no overflow)
+        x = np.take(lut, idx.astype(np.int32), mode="clip")  # take: faster than fancy indexing
+        tmp = np.empty((hi - lo, w), dtype=np.float32)
+        for row, dst in zip(_RGB2YUV, yuv[:, lo:hi], strict=True):  # (matmul writes planar output slowly)
+            np.multiply(x[..., 0], row[0], out=dst)
+            dst += np.multiply(x[..., 1], row[1], out=tmp)
+            dst += np.multiply(x[..., 2], row[2], out=tmp)
+
+    run(to_yuv)
+    # 8 Y denoise: low + shrink(y - low, t) == y - clip(y - low, -t, t); 10 brightness / contrast
+    y_low = Smooth(y, px(v["y_nr_sigma"])) if v["y_nr_threshold"] > 0 else None
+    contrast = v["contrast"] != 1.0 or v["brightness"] != 0.0
+
+    def y_denoise_contrast(lo: int, hi: int) -> None:
+        yy = y[lo:hi]
+        if y_low is not None:
+            _denoise(yy, y_low.rows(lo, hi), v["y_nr_threshold"])
+        if contrast:
+            yy -= np.float32(0.5)
+            yy *= np.float32(v["contrast"])
+            yy += np.float32(0.5 + v["brightness"])
+
+    if y_low is not None or contrast:
+        run(y_denoise_contrast)
+    # 12 sharpening: y += amount * shrink(y - blur(y), threshold)
+    if v["sharpen_amount"] > 0:
+        sharp_low = Smooth(y, px(v["sharpen_sigma"]))
+        t = np.float32(v["sharpen_threshold"])
+
+        def sharpen(lo: int, hi: int) -> None:
+            detail = np.subtract(y[lo:hi], sharp_low.rows(lo, hi))
+            detail -= np.clip(detail, -t, t)
+            detail *= np.float32(v["sharpen_amount"])
+            y[lo:hi] += detail
+
+        run(sharpen)
+    # 13 texture, 9 UV denoise: uv + s * (denoised - uv) == uv - s * clip(uv - low, -t, t)
+    mid = Smooth(y, px(2.0), px(6.0)) if v["texture_gain"] != 0.0 else None
+    uv_low = Smooth(uv, px(v["uv_nr_sigma"])) if v["uv_nr_strength"] > 0 else None
+    # 11 hue / saturation: rotate the (U, V) plane and scale it; folded into module 14's matrix
     a = np.deg2rad(v["hue"])
     rot = v["saturation"] * np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
-    # 12 sharpening
-    if v["sharpen_amount"] > 0:
-        detail = y - blur(y, px(v["sharpen_sigma"]))
-        detail -= np.clip(detail, -np.float32(v["sharpen_threshold"]), np.float32(v["sharpen_threshold"]))
-        detail *= np.float32(v["sharpen_amount"])  # amount * shrink(detail, threshold)
-        y += detail
-    # 13 texture
-    if v["texture_gain"] != 0.0:
-        mid = band(y, px(2.0), px(6.0))
-        mid *= np.float32(v["texture_gain"])
-        y += mid
-    # 14 YUV -> RGB (with module 11's rotation folded into the matrix), quantise
     m = _YUV2RGB.astype(np.float64) * 255.0
-    m_uv = (m[:, 1:] @ rot).astype(np.float32)
-    out = np.empty((*y.shape, 3), dtype=np.uint8)
-    for c in range(3):
-        plane = y * np.float32(m[c, 0])
-        plane += m_uv[c, 0] * uv[0]
-        plane += m_uv[c, 1] * uv[1]
-        plane += np.float32(0.5)
-        np.clip(plane, 0.0, 255.0, out=plane)  # NaN can't arise: finite inputs (develop), checked parameters
-        out[..., c] = plane
+    m[:, 1:] = m[:, 1:] @ rot
+    to_rgb8 = m.T.astype(np.float32)  # [y, u, v] rows @ this -> 8-bit-scaled RGB
+    out = np.empty((h, w, 3), dtype=np.uint8)
+
+    def to_rgb(lo: int, hi: int) -> None:  # 13, 9, then 14 YUV -> RGB and quantise
+        yy, u = y[lo:hi], uv[:, lo:hi]
+        if mid is not None:
+            yy += np.multiply(mid.rows(lo, hi), np.float32(v["texture_gain"]))
+        if uv_low is not None:
+            _denoise(u, uv_low.rows(lo, hi), v["uv_nr_threshold"], v["uv_nr_strength"])
+        rgb = np.empty((hi - lo, w, 3), dtype=np.float32)
+        _matmul_rows(yuv[:, lo:hi].reshape(3, -1).T, to_rgb8, rgb.reshape(-1, 3))
+        rgb += np.float32(0.5)
+        np.clip(rgb, 0.0, 255.0, out=rgb)  # no NaN: finite inputs (develop), checked parameters
+        out[lo:hi] = rgb
+
+    run(to_rgb)
     return out
 
 
