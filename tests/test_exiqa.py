@@ -152,8 +152,8 @@ def _attiqa(*args) -> subprocess.CompletedProcess:
 def test_exiqa_scorer_and_score_command(distorted, tiny_dir, tmp_path):  # noqa: F811
     out = tmp_path / "run"
     res = _attiqa(
-        "train", "exiqa", distorted, "--out", out, "--clip", tiny_dir, "--epochs", "2", "--warmup-epochs", "0",
-        "--batch-size", "8", "--prompts", "2",
+        "train", "exiqa", distorted, "--out", out, "--clip", tiny_dir, "--epochs", "2",
+        "--warmup-epochs", "0", "--batch-size", "8", "--prompts", "2",
     )  # fmt: skip
     assert res.returncode == 0, res.stderr
     scorer = create_scorer(f"exiqa:{out}")
