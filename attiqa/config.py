@@ -63,7 +63,7 @@ class PretrainConfig:
     weight_decay: float = 0.01  # ours: AdamW's default
     crop_size: int = 224  # supplement B: random 224x224 crops
     resize_shorter: int | None = None  # ours: resize shorter edge first (None = crop the image as is)
-    hflip: bool = False  # ours: random horizontal flip (attribute-preserving); off = paper
+    hflip: bool = False  # ours: random flip (keeps attributes; off = paper); feature cache: mirrored crops
     max_steps_per_epoch: int | None = None  # ours: cap for quick runs
     # ours (CPU budget mode, attiqa/training/cached.py): frozen backbone, features of the five crops of
     # each photo computed once and cached; only the heads train (100 epochs take seconds)
@@ -94,7 +94,7 @@ class FinetuneConfig:
     weight_decay: float = 0.01
     resize_shorter: int = 340  # paper §4.2
     crop_size: int = 320  # paper §4.2 (train: random crop; test: 4 corners + centre)
-    hflip: bool = False  # ours: random horizontal flip of training crops (off = paper)
+    hflip: bool = False  # ours: random flip of training crops (off = paper); feature cache: mirrored crops
     lr_schedule: str = "constant"  # ours: "constant" (the paper states none) | "cosine" (decays to 0)
     val_fraction: float = 0.2  # paper §4.1: 80/20 random split when the CSV has no split column
     split_seed: int = 0

@@ -8,6 +8,7 @@ import os
 
 import pytest
 import torch
+from PIL import Image
 from safetensors import safe_open
 from test_finetune import ft_cfg, write_mos_set
 from test_pretrain import tiny_cfg, write_label_set
@@ -146,3 +147,25 @@ def test_cached_finetuning_learns_mos_and_is_an_ordinary_checkpoint(tmp_path, mo
     for k, v in init.heads.state_dict().items():
         torch.testing.assert_close(lp_model.heads.state_dict()[k], v, rtol=0, atol=0, msg=k)
     assert not torch.equal(lp_model.mos_head[0].weight, model.mos_head[0].weight)
+
+
+def test_cached_hflip_caches_mirrored_crops_and_validates_on_the_five_test_crops(tmp_path, mos_csv):
+    """hflip in cache mode: the five crops' mirror images are cached as views 5-9 (training draws from all
+    ten), validation averages the five unmirrored crops — what the scorer's five-crop test computes."""
+    tf = FiveCropTest((0.5,) * 3, (0.5,) * 3, 72, 64, mirrored=True)
+    views = tf(Image.open(next((mos_csv.parent / "images").iterdir())).convert("RGB"))
+    assert views.shape == (10, 3, 64, 64)
+    torch.testing.assert_close(views[5:], views[:5].flip(-1), rtol=0, atol=0)
+    cache = tmp_path / "cache"
+    cfg = ft_cfg(mos_csv, feature_cache=True, feature_cache_dir=str(cache), epochs=20, lr=1e-3, hflip=True)
+    res = finetune(cfg, None, tmp_path / "run", progress=False, backbone="tiny", pretrained_backbone=False,
+                   head_hidden=16)  # fmt: skip
+    (folder,) = [d for d in cache.iterdir() if d.is_dir()]
+    chunk = next(folder.glob("chunk-*.safetensors"))
+    with safe_open(str(chunk), framework="pt") as fh:
+        assert fh.get_slice("features").get_shape()[1] == 10
+        assert json.loads(fh.metadata()["view"])["mirrored"] is True
+    with open(mos_csv) as fh:
+        rows = [r for r in csv.DictReader(fh) if r["split"] == "test"]
+    pred = load_scorer(res.best_checkpoint)([mos_csv.parent / "images" / r["image"] for r in rows])["mos"]
+    assert srocc(pred, [float(r["mos"]) for r in rows]) == pytest.approx(res.best_metrics["srocc"], abs=1e-6)

@@ -9,8 +9,9 @@ weights (ImageNet, or an earlier checkpoint) and only what sits on top of it tra
   probing, Table 6: the regression MLP only).
 
 Views are fixed instead of random: the five crops of §4.2's test view (four corners + centre) after
-resizing the shorter edge; each epoch every image contributes one of its five crops, drawn at random,
-and validation averages the five (as the five-crop test does). The backbone's features are
+resizing the shorter edge, and with ``hflip: true`` their five mirror images too (cached as views 5-9:
+the stand-in for random flips); each epoch every image contributes one of its views, drawn at random,
+and validation averages the five unmirrored crops (as the five-crop test does). The backbone's features are
 standardised per feature with statistics of the training photos (:meth:`Backbone.set_feature_statistics`)
 when the backbone has a standardisation layer (``efficientnet_lite0_ms``).
 
@@ -38,13 +39,18 @@ from attiqa.training.feature_cache import cached_features
 from attiqa.training.losses import make_pretrain_loss, mos_loss
 from attiqa.training.transforms import FiveCropTest
 
-CENTRE_VIEW = 4  # FiveCropTest order: TL, TR, BL, BR, centre
+CENTRE_VIEW = 4  # FiveCropTest order: TL, TR, BL, BR, centre (then their mirror images with hflip)
+TEST_VIEWS = 5  # validation averages the five unmirrored crops, as the scorer's five-crop test does
 
 
-def _views(backbone, resize_shorter: int | None, crop: int) -> tuple[FiveCropTest, dict[str, Any]]:
-    tf = FiveCropTest(backbone.mean, backbone.std, resize_shorter, crop)
+def _views(
+    backbone, resize_shorter: int | None, crop: int, mirrored: bool = False
+) -> tuple[FiveCropTest, dict[str, Any]]:
+    tf = FiveCropTest(backbone.mean, backbone.std, resize_shorter, crop, mirrored=mirrored)
     desc = {"kind": "five_crop", "resize_shorter": resize_shorter, "crop": crop,
             "mean": list(backbone.mean), "std": list(backbone.std)}  # fmt: skip
+    if mirrored:  # only then: caches made without mirrors keep their key
+        desc["mirrored"] = True
     return tf, desc
 
 
@@ -112,7 +118,7 @@ def pretrain_cached(
     last_path, final_path = stage_dir / "last.safetensors", stage_dir / "model.safetensors"
     torch.manual_seed(cfg.seed)
     backbone = create_backbone(cfg.backbone, pretrained=cfg.pretrained_backbone, weights=cfg.backbone_weights)
-    view_tf, view = _views(backbone, cfg.resize_shorter, cfg.crop_size)
+    view_tf, view = _views(backbone, cfg.resize_shorter, cfg.crop_size, mirrored=cfg.hflip)
     dataset = PseudoLabelDataset(labels, view_tf, on_error="skip")
     # The heads are created before the extraction, whose DataLoader draws from the global RNG only when
     # the cache is cold: a warm cache must give the same initial heads.
@@ -216,7 +222,7 @@ def finetune_cached(
     last_path, best_path = stage_dir / "last.safetensors", stage_dir / "best.safetensors"
     csv_path = Path(cfg.csv)
     backbone = model.backbone
-    view_tf, view = _views(backbone, cfg.resize_shorter, cfg.crop_size)
+    view_tf, view = _views(backbone, cfg.resize_shorter, cfg.crop_size, mirrored=cfg.hflip)
     data = MosDataset(csv_path, cfg.image_root or None, view_tf, on_error="skip")
     tr_all, va_all, split_kind = _split_rows(cfg, csv_path, len(data))
     feats, valid = cached_features(
@@ -269,9 +275,9 @@ def finetune_cached(
                 losses.append(float(loss.detach()))
             model.eval()
             with torch.no_grad():
-                k = feats.shape[1]
-                pred01 = model.forward_features(backbone.normalize(feats[va].flatten(0, 1))).mos.view(
-                    len(va), k
+                val_feats = feats[va, :TEST_VIEWS]
+                pred01 = model.forward_features(backbone.normalize(val_feats.flatten(0, 1))).mos.view(
+                    len(va), TEST_VIEWS
                 )
                 pred = model.mos_to_dataset_scale(pred01.mean(1))
             metrics = correlations(pred.double().numpy(), mos[va].double().numpy())
