@@ -22,7 +22,7 @@ from attiqa.training.data import MosDataset
 from attiqa.training.feature_cache import cached_features
 from attiqa.training.finetune import finetune
 from attiqa.training.pretrain import pretrain
-from attiqa.training.transforms import FiveCropTest
+from attiqa.training.transforms import FiveCropTest, MirroredFiveCropTest
 
 VIEW = {"kind": "five_crop", "resize_shorter": 72, "crop": 64}
 
@@ -152,7 +152,7 @@ def test_cached_finetuning_learns_mos_and_is_an_ordinary_checkpoint(tmp_path, mo
 def test_cached_hflip_caches_mirrored_crops_and_validates_on_the_five_test_crops(tmp_path, mos_csv):
     """hflip in cache mode: the five crops' mirror images are cached as views 5-9 (training draws from all
     ten), validation averages the five unmirrored crops — what the scorer's five-crop test computes."""
-    tf = FiveCropTest((0.5,) * 3, (0.5,) * 3, 72, 64, mirrored=True)
+    tf = MirroredFiveCropTest((0.5,) * 3, (0.5,) * 3, 72, 64)
     views = tf(Image.open(next((mos_csv.parent / "images").iterdir())).convert("RGB"))
     assert views.shape == (10, 3, 64, 64)
     torch.testing.assert_close(views[5:], views[:5].flip(-1), rtol=0, atol=0)

@@ -37,7 +37,7 @@ from attiqa.models import AttiqaModel, create_backbone, save_model
 from attiqa.training.data import MosDataset, PseudoLabelDataset, read_mos_csv, split_indices
 from attiqa.training.feature_cache import cached_features
 from attiqa.training.losses import make_pretrain_loss, mos_loss
-from attiqa.training.transforms import FiveCropTest
+from attiqa.training.transforms import FiveCropTest, MirroredFiveCropTest
 
 CENTRE_VIEW = 4  # FiveCropTest order: TL, TR, BL, BR, centre (then their mirror images with hflip)
 TEST_VIEWS = 5  # validation averages the five unmirrored crops, as the scorer's five-crop test does
@@ -46,7 +46,8 @@ TEST_VIEWS = 5  # validation averages the five unmirrored crops, as the scorer's
 def _views(
     backbone, resize_shorter: int | None, crop: int, mirrored: bool = False
 ) -> tuple[FiveCropTest, dict[str, Any]]:
-    tf = FiveCropTest(backbone.mean, backbone.std, resize_shorter, crop, mirrored=mirrored)
+    cls = MirroredFiveCropTest if mirrored else FiveCropTest
+    tf = cls(backbone.mean, backbone.std, resize_shorter, crop)
     desc = {"kind": "five_crop", "resize_shorter": resize_shorter, "crop": crop,
             "mean": list(backbone.mean), "std": list(backbone.std)}  # fmt: skip
     if mirrored:  # only then: caches made without mirrors keep their key

@@ -128,21 +128,9 @@ class FinetuneTrain(_ResizedView):
 
 
 class FiveCropTest(_ResizedView):
-    """Paper §4.2: shorter edge -> 340, five 320×320 crops (TL, TR, BL, BR, centre) -> (5, 3, c, c).
+    """Paper §4.2: shorter edge -> 340, five 320×320 crops (TL, TR, BL, BR, centre) -> (5, 3, c, c)."""
 
-    Ours: ``mirrored=True`` appends the five crops mirrored left-right -> (10, 3, c, c): the cached-feature
-    trainer's stand-in for random flips (the first five stay the paper's test views)."""
-
-    def __init__(
-        self,
-        mean: Sequence[float],
-        std: Sequence[float],
-        resize_shorter: int | None = 340,
-        crop_size: int = 320,
-        mirrored: bool = False,
-    ) -> None:
-        super().__init__(mean, std, resize_shorter, crop_size)
-        self.mirrored = mirrored
+    mirrored = False
 
     def __call__(self, img: Image.Image) -> torch.Tensor:
         img = self._resized(img)
@@ -152,6 +140,13 @@ class FiveCropTest(_ResizedView):
         if self.mirrored:
             crops += [crop.transpose(Image.FLIP_LEFT_RIGHT) for crop in crops]
         return torch.stack([self.normalize(crop) for crop in crops])
+
+
+class MirroredFiveCropTest(FiveCropTest):
+    """Ours: the five crops, then the same five mirrored left-right -> (10, 3, c, c): the cached-feature
+    trainer's stand-in for random flips (the first five stay the paper's test views)."""
+
+    mirrored = True
 
 
 class CenterCropTest(_ResizedView):
