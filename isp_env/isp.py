@@ -239,7 +239,6 @@ class Smooth:
 
     def __init__(self, x: np.ndarray, sigma: float, sigma2: float | None = None) -> None:
         h, w = x.shape[-2:]
-        self.n = h
         if sigma < 3.0 or min(h, w) < 64:
             self.f, self.small = 1, _gauss(x, sigma)
             if sigma2 is not None:

