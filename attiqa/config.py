@@ -96,6 +96,7 @@ class FinetuneConfig:
     crop_size: int = 320  # paper §4.2 (train: random crop; test: 4 corners + centre)
     hflip: bool = False  # ours: random flip of training crops (off = paper); feature cache: mirrored crops
     lr_schedule: str = "constant"  # ours: "constant" (the paper states none) | "cosine" (decays to 0)
+    plcc_weight: float = 0.0  # ours: loss = MSE + plcc_weight * (1 - batch PLCC); 0 = MSE only
     val_fraction: float = 0.2  # paper §4.1: 80/20 random split when the CSV has no split column
     split_seed: int = 0
     freeze_backbone: bool = False  # linear probing (Table 6)

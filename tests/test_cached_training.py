@@ -14,6 +14,7 @@ from test_finetune import ft_cfg, write_mos_set
 from test_pretrain import tiny_cfg, write_label_set
 
 from attiqa.attributes import ATTRIBUTES
+from attiqa.errors import ConfigError
 from attiqa.evaluation.metrics import srocc
 from attiqa.io.checkpoints import load_checkpoint
 from attiqa.models import AttiqaModel, create_backbone, load_model
@@ -169,3 +170,20 @@ def test_cached_hflip_caches_mirrored_crops_and_validates_on_the_five_test_crops
         rows = [r for r in csv.DictReader(fh) if r["split"] == "test"]
     pred = load_scorer(res.best_checkpoint)([mos_csv.parent / "images" / r["image"] for r in rows])["mos"]
     assert srocc(pred, [float(r["mos"]) for r in rows]) == pytest.approx(res.best_metrics["srocc"], abs=1e-6)
+
+
+def test_plcc_weight_changes_cached_finetuning_and_a_negative_weight_is_refused(tmp_path, mos_csv):
+    kw = dict(progress=False, backbone="tiny", pretrained_backbone=False, head_hidden=16)
+    runs = {}
+    for w in (0.0, 0.5):
+        cfg = ft_cfg(mos_csv, feature_cache=True, feature_cache_dir=str(tmp_path / "cache"), epochs=20,
+                     lr=1e-3, plcc_weight=w)  # fmt: skip
+        runs[w] = finetune(cfg, None, tmp_path / f"run{w}", **kw)
+        assert runs[w].history[-1]["srocc"] > 0.8
+    model, card = load_model(runs[0.5].best_checkpoint)
+    assert card["config"]["plcc_weight"] == 0.5
+    # Same seed, same batches: only the loss differs, so the weights and the training curve differ.
+    assert runs[0.5].history[-1]["train_loss"] != runs[0.0].history[-1]["train_loss"]
+    bad = ft_cfg(mos_csv, feature_cache=True, feature_cache_dir=str(tmp_path / "cache"), plcc_weight=-1.0)
+    with pytest.raises(ConfigError, match="plcc_weight"):
+        finetune(bad, None, tmp_path / "bad", **kw)

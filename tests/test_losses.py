@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from attiqa.training.losses import l2_loss, make_pretrain_loss, margin_ranking_loss
+from attiqa.training.losses import l2_loss, make_pretrain_loss, margin_ranking_loss, mos_loss, plcc_loss
 
 M = 0.1
 
@@ -81,3 +81,30 @@ def test_make_pretrain_loss():
         make_pretrain_loss("hinge")
     with pytest.raises(ValueError):
         margin_ranking_loss(torch.zeros(3, 2), torch.zeros(3, 5))
+
+
+def test_plcc_loss_is_one_minus_pearson_and_ignores_scale():
+    torch.manual_seed(2)
+    target = torch.rand(16)
+    pred = target + 0.3 * torch.randn(16)
+    r = torch.corrcoef(torch.stack([pred, target]))[0, 1]
+    torch.testing.assert_close(plcc_loss(pred, target), 1 - r)
+    torch.testing.assert_close(plcc_loss(3.0 * pred - 7.0, target), 1 - r)  # positive affine: unchanged
+    torch.testing.assert_close(plcc_loss(-pred, target), 1 + r)
+    assert plcc_loss(2 * target + 1, target).item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_plcc_loss_of_a_constant_batch_is_zero_with_a_gradient_path():
+    pred = torch.full((4,), 0.5, requires_grad=True)
+    loss = plcc_loss(pred, torch.rand(4))
+    loss.backward()
+    assert loss.item() == 0.0 and pred.grad is not None and torch.count_nonzero(pred.grad) == 0
+    assert plcc_loss(torch.rand(1), torch.rand(1)).item() == 0.0
+
+
+def test_mos_loss_adds_the_weighted_correlation_term_to_the_mse():
+    pred, target = torch.rand(8), torch.rand(8)
+    torch.testing.assert_close(mos_loss(pred, target), F.mse_loss(pred, target))
+    torch.testing.assert_close(
+        mos_loss(pred, target, 0.25), F.mse_loss(pred, target) + 0.25 * plcc_loss(pred, target)
+    )

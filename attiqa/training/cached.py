@@ -270,7 +270,8 @@ def finetune_cached(
             losses = []
             for step, (idx, v) in enumerate(_epoch_batches(model, tr, feats.shape[1], bsz, cfg.seed, epoch)):
                 set_scheduled_lr(optimizer, base_lrs, cfg.lr_schedule, epoch * steps_per_epoch + step, total)
-                loss = mos_loss(model.forward_features(backbone.normalize(feats[idx, v])).mos, target01[idx])
+                pred01 = model.forward_features(backbone.normalize(feats[idx, v])).mos
+                loss = mos_loss(pred01, target01[idx], cfg.plcc_weight)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()

@@ -162,6 +162,8 @@ def make_optimizer(model: AttiqaModel, cfg: FinetuneConfig) -> tuple[torch.optim
     if cfg.lr_schedule not in LR_SCHEDULES:
         valid = ", ".join(LR_SCHEDULES)
         raise ConfigError(f"finetune.lr_schedule: {cfg.lr_schedule!r} is not one of {valid}")
+    if not cfg.plcc_weight >= 0:
+        raise ConfigError(f"finetune.plcc_weight: must be >= 0 (0 = MSE only), got {cfg.plcc_weight}")
     body = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith("mos_head.")]
     groups = [{"params": list(model.mos_head.parameters()), "lr": cfg.head_lr or cfg.lr}]
     if body:
@@ -307,7 +309,7 @@ def _finetune(
             stats = train_epoch(
                 loader,
                 n_steps,
-                lambda x, y: mos_loss(ddp(x).mos, model.mos_to_unit_scale(y)),
+                lambda x, y: mos_loss(ddp(x).mos, model.mos_to_unit_scale(y), cfg.plcc_weight),
                 optimizer,
                 device,
                 model,

@@ -1,7 +1,9 @@
-"""Pretraining losses: the margin ranking loss of paper eq. (3)-(4), and the L2 ablation (Table 7).
+"""Training losses: the margin ranking loss of paper eq. (3)-(4), the L2 ablation (Table 7), and the
+fine-tuning objective on MOS.
 
-Both take ``pred`` (N, A) raw head outputs and ``target`` (N, A) pseudo-labels in [0, 1] (higher = better
-for every column) and return a scalar. NaN labels are ignored (pairs / entries with a NaN don't count).
+The pretraining losses take ``pred`` (N, A) raw head outputs and ``target`` (N, A) pseudo-labels in [0, 1]
+(higher = better for every column) and return a scalar. NaN labels are ignored (pairs / entries with a NaN
+don't count).
 """
 
 from __future__ import annotations
@@ -88,6 +90,25 @@ class _RankingLoss:
         return f"margin_ranking_loss(margin={self.margin})"
 
 
-def mos_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Fine-tuning objective (ours; the paper follows QPT [46]): MSE on MOS normalised to [0, 1]."""
-    return F.mse_loss(pred, target.to(pred.dtype))
+def plcc_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """1 - Pearson correlation of the batch (0 = perfectly linear, 2 = perfectly inverted). Invariant to
+    any positive affine change of ``pred``, so it rewards the batch's ordering and spacing, not its scale.
+    A batch whose predictions or targets are all equal has no correlation: the term is then 0."""
+    p = pred - pred.mean()
+    t = target.to(pred.dtype) - target.to(pred.dtype).mean()
+    denom = p.norm() * t.norm()
+    if pred.numel() < 2 or not bool(denom > 1e-12):
+        return pred.sum() * 0.0  # keeps the graph (DDP expects every parameter to get a gradient)
+    return 1.0 - (p * t).sum() / denom
+
+
+def mos_loss(pred: torch.Tensor, target: torch.Tensor, plcc_weight: float = 0.0) -> torch.Tensor:
+    """Fine-tuning objective (ours; the paper follows QPT [46] and does not state it): MSE on MOS normalised
+    to [0, 1], plus ``plcc_weight`` x :func:`plcc_loss` of the batch (ours, default off). The MSE fits the
+    scale; the correlation term puts weight on what the benchmarks measure, the batch's ordering and
+    linearity. With frozen Lite0 features on clive-dev (10 splits, ``experiments/default_model``) a weight
+    of 0.1 raised median SROCC 0.817 -> 0.824."""
+    loss = F.mse_loss(pred, target.to(pred.dtype))
+    if plcc_weight:
+        loss = loss + plcc_weight * plcc_loss(pred, target)
+    return loss
