@@ -105,6 +105,10 @@ class FinetuneConfig:
     # train (only the MOS MLP with freeze_backbone)
     feature_cache: bool = False
     feature_cache_dir: str | None = None
+    # ours (LP-FT, Kumar et al. 2022): after the cached-feature epochs, train backbone and heads end to end
+    # this many epochs at polish_lr with every BatchNorm frozen (0 = off; needs feature_cache)
+    polish_epochs: int = 0
+    polish_lr: float = 1e-5
     num_workers: int | None = None
     seed: int = 0
     device: str = "auto"

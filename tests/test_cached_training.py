@@ -187,3 +187,48 @@ def test_plcc_weight_changes_cached_finetuning_and_a_negative_weight_is_refused(
     bad = ft_cfg(mos_csv, feature_cache=True, feature_cache_dir=str(tmp_path / "cache"), plcc_weight=-1.0)
     with pytest.raises(ConfigError, match="plcc_weight"):
         finetune(bad, None, tmp_path / "bad", **kw)
+
+
+def test_polish_trains_the_backbone_after_the_cached_heads_with_batchnorm_frozen(tmp_path, mos_csv):
+    """LP-FT (ours): heads on cached features first (kept in finetune/heads/), then a few end-to-end epochs
+    at a small LR; the backbone's weights move, its BatchNorm statistics do not; a second call resumes to
+    the same result; the checkpoint scores through the ordinary scorer like any other."""
+    kw = dict(progress=False, backbone="tiny", pretrained_backbone=False, head_hidden=16)
+    cfg = ft_cfg(mos_csv, feature_cache=True, feature_cache_dir=str(tmp_path / "cache"), epochs=20, lr=1e-3,
+                 polish_epochs=2, polish_lr=1e-3)  # fmt: skip
+    res = finetune(cfg, None, tmp_path / "run", **kw)
+    stage = tmp_path / "run" / "finetune"
+    heads, heads_card = load_model(stage / "heads" / "last.safetensors")
+    polished, card = load_model(stage / "last.safetensors")
+    assert heads_card["feature_cache"] is True and len(heads_card["history"]) == 20
+    assert len(res.history) == 2 and card["polish"] == {"epochs": 2, "lr": 1e-3, "frozen_batchnorm": True}
+    assert card["config"]["epochs"] == 20 and card["config"]["polish_epochs"] == 2
+    assert card["heads_checkpoint"].endswith("heads/last.safetensors")
+    moved = still = 0
+    hs, ps = heads.state_dict(), polished.state_dict()
+    for k, v in hs.items():
+        if k.endswith(("running_mean", "running_var", "num_batches_tracked")):
+            torch.testing.assert_close(ps[k], v, rtol=0, atol=0, msg=k)
+            still += 1
+        elif k.startswith("backbone.") and not torch.equal(ps[k], v):
+            moved += 1
+    assert moved > 0 and still > 0
+    torch.testing.assert_close(ps["mos_range"], hs["mos_range"], rtol=0, atol=0)
+    with open(mos_csv) as fh:
+        rows = [r for r in csv.DictReader(fh) if r["split"] == "test"]
+    images = [mos_csv.parent / "images" / r["image"] for r in rows]
+    pred = load_scorer(stage / "last.safetensors")(images)["mos"]
+    assert srocc(pred, [float(r["mos"]) for r in rows]) == pytest.approx(res.history[-1]["srocc"], abs=1e-6)
+    again = finetune(cfg, None, tmp_path / "run", resume=True, **kw)
+    assert again.history == res.history
+
+
+@pytest.mark.parametrize("bad, match", [
+    (dict(polish_epochs=-1), "polish_epochs: must be >= 0"),
+    (dict(polish_epochs=1, feature_cache=False), "feature_cache: true"),
+    (dict(polish_epochs=1, feature_cache=True, freeze_backbone=True), "freeze_backbone"),
+])  # fmt: skip
+def test_polish_settings_that_cannot_work_are_refused(tmp_path, mos_csv, bad, match):
+    with pytest.raises(ConfigError, match=match):
+        finetune(ft_cfg(mos_csv, **bad), None, tmp_path / "run", progress=False, backbone="tiny",
+                 pretrained_backbone=False, head_hidden=16)  # fmt: skip

@@ -206,11 +206,12 @@ def finetune_cached(
     cfg: FinetuneConfig,
     model: AttiqaModel,
     init_info: dict[str, Any],
-    out_dir: Path,
+    stage_dir: Path,
     resume: bool = False,
     progress: bool = True,
 ):
-    """Fine-tune ``model`` (already built, MOS MLP attached) on cached features; see the module docstring."""
+    """Fine-tune ``model`` (already built, MOS MLP attached) on cached features, writing ``best`` / ``last``
+    checkpoints into ``stage_dir``; see the module docstring."""
     from attiqa.progress import console
     from attiqa.training.finetune import (
         FinetuneResult,
@@ -220,7 +221,7 @@ def finetune_cached(
         set_scheduled_lr,
     )
 
-    stage_dir = Path(out_dir) / "finetune"
+    stage_dir = Path(stage_dir)
     last_path, best_path = stage_dir / "last.safetensors", stage_dir / "best.safetensors"
     csv_path = Path(cfg.csv)
     backbone = model.backbone

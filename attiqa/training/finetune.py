@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -178,11 +178,15 @@ def set_scheduled_lr(optimizer, base_lrs: list[float], schedule: str, step: int,
         group["lr"] = base * factor
 
 
-def _train_mode(model: AttiqaModel, freeze_backbone: bool) -> None:
+def _train_mode(model: AttiqaModel, freeze_backbone: bool, freeze_bn: bool = False) -> None:
     model.train()
     if freeze_backbone:
         model.backbone.eval()
         model.heads.eval()
+    if freeze_bn:
+        for m in model.modules():
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                m.eval()
 
 
 @torch.no_grad()
@@ -227,21 +231,57 @@ def _finetune(
     backbone_weights: str | None,
     head_hidden: int,
 ) -> FinetuneResult:
-    device = D.resolve_device(cfg.device)
+    _check_polish(cfg)
     stage_dir = out_dir / "finetune"
-    last_path, best_path = stage_dir / "last.safetensors", stage_dir / "best.safetensors"
-    log = WriteLog()
-
     torch.manual_seed(cfg.seed)  # seeded, identical fresh layers on every rank (and across runs)
     model, init_info = _build_model(
         init_checkpoint, backbone, pretrained_backbone, backbone_weights, head_hidden
     )
     model.add_mos_head(cfg.mos_hidden)
     model.input_sizes.update(test_resize_shorter=cfg.resize_shorter, test_crop=cfg.crop_size)
-    if cfg.feature_cache:
-        from attiqa.training.cached import finetune_cached
+    if not cfg.feature_cache:
+        return _end_to_end(cfg, model, init_info, stage_dir, resume, progress, polish=False)
+    from attiqa.training.cached import finetune_cached
 
-        return finetune_cached(cfg, model, init_info, out_dir, resume, progress)
+    if not cfg.polish_epochs:
+        return finetune_cached(cfg, model, init_info, stage_dir, resume, progress)
+    heads_dir = stage_dir / "heads"
+    heads = finetune_cached(cfg, model, init_info, heads_dir, resume, progress)
+    model, _ = load_model(heads_dir / "last.safetensors")
+    info = {**init_info, "heads_checkpoint": str(heads_dir / "last.safetensors"),
+            "heads_last_epoch": heads.history[-1]}  # fmt: skip
+    return _end_to_end(cfg, model, info, stage_dir, resume, progress, polish=True)
+
+
+def _check_polish(cfg: FinetuneConfig) -> None:
+    if cfg.polish_epochs < 0:
+        raise ConfigError(f"finetune.polish_epochs: must be >= 0, got {cfg.polish_epochs}")
+    if cfg.polish_epochs and not cfg.feature_cache:
+        raise ConfigError("finetune.polish_epochs: polishes a feature-cache run; set feature_cache: true "
+                          "(without the cache, raise finetune.epochs instead)")  # fmt: skip
+    if cfg.polish_epochs and cfg.freeze_backbone:
+        raise ConfigError("finetune.polish_epochs: trains the backbone, linear probing (freeze_backbone) "
+                          "keeps it frozen; set one of them")  # fmt: skip
+
+
+def _end_to_end(
+    cfg: FinetuneConfig,
+    model: AttiqaModel,
+    init_info: dict[str, Any],
+    stage_dir: Path,
+    resume: bool,
+    progress: bool,
+    polish: bool,
+) -> FinetuneResult:
+    """The end-to-end loop on images (random crops; five-crop validation). ``polish`` (ours, LP-FT): the
+    model arrives with heads trained on cached frozen features; train everything ``cfg.polish_epochs`` more
+    epochs at ``cfg.polish_lr`` with every BatchNorm frozen, so small batches do not move the statistics."""
+    device = D.resolve_device(cfg.device)
+    last_path, best_path = stage_dir / "last.safetensors", stage_dir / "best.safetensors"
+    log = WriteLog()
+    card_cfg = to_dict(cfg)
+    if polish:
+        cfg = replace(cfg, epochs=cfg.polish_epochs, lr=cfg.polish_lr, head_lr=cfg.polish_lr)
     mean, std = model.backbone.mean, model.backbone.std
     train_tf = FinetuneTrain(mean, std, cfg.resize_shorter, cfg.crop_size, cfg.hflip)
     test_tf = FiveCropTest(mean, std, cfg.resize_shorter, cfg.crop_size)
@@ -249,6 +289,8 @@ def _finetune(
     lo, hi = float(train_mos.min()), float(train_mos.max())
     if not hi > lo:
         raise AttiqaError(f"{cfg.csv}: all training MOS values are equal ({lo}) — nothing to regress")
+    if polish:
+        lo, hi = (float(v) for v in model.mos_range)  # the heads' range (same training split)
     model.set_mos_range(lo, hi)
     model.to(device)
     _set_trainable(model, cfg.freeze_backbone)
@@ -272,7 +314,7 @@ def _finetune(
     ddp = D.wrap_ddp(model, device)
     base_card = {
         "stage": "finetune",
-        "config": to_dict(cfg),
+        "config": card_cfg,
         **init_info,
         "dataset": {
             "csv": str(cfg.csv),
@@ -282,6 +324,8 @@ def _finetune(
         "mos_range": [lo, hi],
         "linear_probe": cfg.freeze_backbone,
     }
+    if polish:
+        base_card["polish"] = {"epochs": cfg.epochs, "lr": cfg.lr, "frozen_batchnorm": True}
     if not cfg.freeze_backbone:
         base_card["attribute_note"] = "backbone fine-tuned: attribute scores use the pretraining calibration"
 
@@ -299,7 +343,7 @@ def _finetune(
                 if prog
                 else None
             )
-            _train_mode(model, cfg.freeze_backbone)
+            _train_mode(model, cfg.freeze_backbone, freeze_bn=polish)
             total_steps = n_steps * cfg.epochs
 
             def set_lr(step: int, first: int = global_step, total: int = total_steps) -> None:
