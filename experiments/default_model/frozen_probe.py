@@ -102,7 +102,7 @@ def bench_report(bench: Path, images: list[str], X: np.ndarray, y: np.ndarray, t
     from attiqa.scorers import load_scorer
 
     row_of = {img: i for i, img in enumerate(images)}
-    runs = sorted(p.parent for p in bench.glob("single/*/split*/finetune/last.safetensors"))
+    runs = sorted(p.parent.parent for p in bench.glob("single/*/split*/finetune/last.safetensors"))
     if not runs:
         raise SystemExit(f"{bench}: no kept runs (run attiqa bench single ... --keep-checkpoints -o {bench})")
     table = {"ridge": [], "recipe": [], "mean": []}
