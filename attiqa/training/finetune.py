@@ -247,6 +247,7 @@ def _finetune(
         return finetune_cached(cfg, model, init_info, stage_dir, resume, progress)
     heads_dir = stage_dir / "heads"
     heads = finetune_cached(cfg, model, init_info, heads_dir, resume, progress)
+    D.barrier()  # every rank trains the (deterministic) cached heads; all have written them before reading
     model, _ = load_model(heads_dir / "last.safetensors")
     info = {**init_info, "heads_checkpoint": str(heads_dir / "last.safetensors"),
             "heads_last_epoch": heads.history[-1]}  # fmt: skip
