@@ -162,8 +162,6 @@ def make_optimizer(model: AttiqaModel, cfg: FinetuneConfig) -> tuple[torch.optim
     if cfg.lr_schedule not in LR_SCHEDULES:
         valid = ", ".join(LR_SCHEDULES)
         raise ConfigError(f"finetune.lr_schedule: {cfg.lr_schedule!r} is not one of {valid}")
-    if not cfg.plcc_weight >= 0:
-        raise ConfigError(f"finetune.plcc_weight: must be >= 0 (0 = MSE only), got {cfg.plcc_weight}")
     body = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith("mos_head.")]
     groups = [{"params": list(model.mos_head.parameters()), "lr": cfg.head_lr or cfg.lr}]
     if body:
@@ -231,7 +229,7 @@ def _finetune(
     backbone_weights: str | None,
     head_hidden: int,
 ) -> FinetuneResult:
-    _check_polish(cfg)
+    _check_settings(cfg)
     stage_dir = out_dir / "finetune"
     torch.manual_seed(cfg.seed)  # seeded, identical fresh layers on every rank (and across runs)
     model, init_info = _build_model(
@@ -246,15 +244,17 @@ def _finetune(
     if not cfg.polish_epochs:
         return finetune_cached(cfg, model, init_info, stage_dir, resume, progress)
     heads_dir = stage_dir / "heads"
-    heads = finetune_cached(cfg, model, init_info, heads_dir, resume, progress)
-    D.barrier()  # every rank trains the (deterministic) cached heads; all have written them before reading
-    model, _ = load_model(heads_dir / "last.safetensors")
+    heads = finetune_cached(cfg, model, init_info, heads_dir, resume, progress)  # trains `model` in place
     info = {**init_info, "heads_checkpoint": str(heads_dir / "last.safetensors"),
             "heads_last_epoch": heads.history[-1]}  # fmt: skip
     return _end_to_end(cfg, model, info, stage_dir, resume, progress, polish=True)
 
 
-def _check_polish(cfg: FinetuneConfig) -> None:
+def _check_settings(cfg: FinetuneConfig) -> None:
+    """One-line errors for settings that cannot work (the learning-rate schedule is checked with the
+    optimizer it configures)."""
+    if not cfg.plcc_weight >= 0:
+        raise ConfigError(f"finetune.plcc_weight: must be >= 0 (0 = MSE only), got {cfg.plcc_weight}")
     if cfg.polish_epochs < 0:
         raise ConfigError(f"finetune.polish_epochs: must be >= 0, got {cfg.polish_epochs}")
     if cfg.polish_epochs and not cfg.feature_cache:
@@ -287,12 +287,13 @@ def _end_to_end(
     train_tf = FinetuneTrain(mean, std, cfg.resize_shorter, cfg.crop_size, cfg.hflip)
     test_tf = FiveCropTest(mean, std, cfg.resize_shorter, cfg.crop_size)
     train_ds, val_ds, train_mos, val_mos, split_desc = _datasets(cfg, train_tf, test_tf)
-    lo, hi = float(train_mos.min()), float(train_mos.max())
-    if not hi > lo:
-        raise AttiqaError(f"{cfg.csv}: all training MOS values are equal ({lo}) — nothing to regress")
-    if polish:
-        lo, hi = (float(v) for v in model.mos_range)  # the heads' range (same training split)
-    model.set_mos_range(lo, hi)
+    if polish:  # the cached heads set it from the same training split
+        lo, hi = (float(v) for v in model.mos_range)
+    else:
+        lo, hi = float(train_mos.min()), float(train_mos.max())
+        if not hi > lo:
+            raise AttiqaError(f"{cfg.csv}: all training MOS values are equal ({lo}) — nothing to regress")
+        model.set_mos_range(lo, hi)
     model.to(device)
     _set_trainable(model, cfg.freeze_backbone)
     optimizer, base_lrs = make_optimizer(model, cfg)
