@@ -41,6 +41,23 @@ def test_paths_pil_and_tensors_agree(checkpoint, photo_dir, photos):
     assert all(0.0 <= one[a] <= 1.0 for a in ATTRIBUTES)
 
 
+def test_a_long_list_is_scored_a_few_images_at_a_time(checkpoint, photos, monkeypatch):
+    """A list longer than CALL_BATCH is split into forward passes of at most CALL_BATCH images (memory
+    stays bounded) and gives the same scores as one image at a time."""
+    from attiqa.scorers import base
+
+    monkeypatch.setattr(base, "CALL_BATCH", 2)
+    scorer = attiqa.load_scorer(checkpoint)
+    sizes = []
+    real = scorer.score_tensors
+    monkeypatch.setattr(scorer, "score_tensors", lambda b: (sizes.append(len(b)), real(b))[1])
+    images = list(photos.values())[:5]
+    together = scorer(images)["mos"]
+    assert sizes == [2, 2, 1]
+    alone = [scorer(im)["mos"] for im in images]
+    np.testing.assert_allclose(together, alone, rtol=1e-5)
+
+
 def test_five_crops_are_averaged(checkpoint, photos):
     five = attiqa.load_scorer(checkpoint, crops="five")
     center = attiqa.load_scorer(checkpoint, crops="center")

@@ -37,6 +37,9 @@ def prepend_mean(attrs: torch.Tensor) -> torch.Tensor:
     return torch.cat([attrs.mean(dim=1, keepdim=True), attrs], dim=1)
 
 
+CALL_BATCH = 16  # images per forward pass when a list is scored through Scorer.__call__
+
+
 class Scorer(ABC):
     """Base class: ``columns[0]`` is the overall score; further columns (e.g. attributes) are optional."""
 
@@ -74,15 +77,17 @@ class Scorer(ABC):
         else:
             if isinstance(inputs, (str, Path, Image.Image)):
                 inputs, single = [inputs], True
-            pil = [
-                x if isinstance(x, Image.Image) else load_image(x, min_shorter=self.min_shorter)
-                for x in inputs
-            ]
-            tensors = [self.transform(im.convert("RGB")) for im in pil]
-            step = self.max_batch or len(tensors)
-            batch = [torch.stack(tensors[i : i + step]) for i in range(0, len(tensors), step)]
+            # Decode, transform and score a few images at a time: a long list must not become one
+            # batch (a few hundred five-crop images would need tens of GB of activations).
+            step = self.max_batch or CALL_BATCH
+            parts = (inputs[i : i + step] for i in range(0, len(inputs), step))
+            batch = (torch.stack([self._tensor_of(x) for x in part]) for part in parts)
         parts = [batch] if isinstance(batch, torch.Tensor) else batch
         out = torch.cat([self.score_tensors(b).float().cpu() for b in parts]).numpy()
         if single:
             return {c: float(out[0, i]) for i, c in enumerate(self.columns)}
         return {c: out[:, i] for i, c in enumerate(self.columns)}
+
+    def _tensor_of(self, x: str | Path | Image.Image) -> torch.Tensor:
+        im = x if isinstance(x, Image.Image) else load_image(x, min_shorter=self.min_shorter)
+        return self.transform(im.convert("RGB"))
