@@ -109,6 +109,11 @@ class FinetuneConfig:
     # this many epochs at polish_lr with every BatchNorm frozen (0 = off; needs feature_cache)
     polish_epochs: int = 0
     polish_lr: float = 1e-5
+    # ours (attiqa/models/ridge_head.py): after training, fit a ridge MOS head in closed form on this tap
+    # set of the backbone ("depthwise"; None = off) and average it with the MLP: MOS = (1 - w) MLP + w ridge
+    ridge_taps: str | None = None
+    ridge_weight: float | None = None  # None = chosen by 5-fold cross-validation on the training split
+    ridge_power: float = 0.5  # signed power of the tap statistics before standardisation (0.5 = sqrt)
     num_workers: int | None = None
     seed: int = 0
     device: str = "auto"

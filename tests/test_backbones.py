@@ -18,6 +18,7 @@ from attiqa.models.backbones import (
     list_backbones,
     map_lite0_keys,
     read_weights_file,
+    tap_points,
 )
 from attiqa.training.transforms import CenterCropTest
 
@@ -111,14 +112,14 @@ def test_depthwise_lite0_taps_every_block_and_leaves_no_hooks_behind():
         torch.testing.assert_close(dw.body.net.state_dict()[k], v, rtol=0, atol=0, msg=k)
     net = dw.body.net
     blocks = [b for stage in net.blocks for b in stage]
-    assert len(dw.body._taps) == len(blocks) == 16
-    widths = [t.num_features for t in dw.body._taps]
+    taps, widths = tap_points(net, "depthwise")
+    assert len(taps) == len(blocks) == 16
     assert widths[:3] == [32, 96, 144] and widths[-1] == 1152
     assert dw.feature_dim == 2 * sum(widths) + 1280
     x = torch.randn(2, 3, 96, 96)
     with torch.no_grad():
         raw = dw.forward_raw(x)
-        assert all(not t._forward_hooks for t in dw.body._taps)
+        assert all(not t._forward_hooks for t in taps)
         # Recompute one tap by hand: block 5's input, then its expansion and depthwise layers.
         h = net.bn1(net.conv_stem(x.contiguous(memory_format=torch.channels_last)))
         flat_blocks = iter(blocks)

@@ -13,6 +13,9 @@ Ours:
   :meth:`AttiqaModel.attribute_scores` falls back to a sigmoid (monotone, but not interpretable).
 - MOS scale: fine-tuning regresses MOS normalised to [0, 1] with the train range; the range is a buffer
   (and in the card) and :meth:`AttiqaModel.mos_to_dataset_scale` maps predictions back.
+- Ridge MOS head (optional, :mod:`attiqa.models.ridge_head`): a linear MOS path on a wider tap set of
+  the backbone, fitted in closed form after fine-tuning; the model's MOS is then the weighted mean of
+  the MLP's and the ridge's predictions. Both tap sets come from the same forward pass.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from attiqa.attributes import ATTRIBUTES
 from attiqa.errors import ModelLoadError
 from attiqa.io.checkpoints import load_checkpoint, save_checkpoint
 from attiqa.models.backbones import Backbone, create_backbone
+from attiqa.models.ridge_head import RidgeHead
 
 NUM_QUANTILES = 101
 ARCH = "attiqa"
@@ -86,6 +90,7 @@ class AttiqaModel(nn.Module):
         self.register_buffer("mos_range", torch.tensor([0.0, 1.0]))
         self.mos_hidden: int | None = None
         self.mos_head: MosHead | None = None
+        self.ridge: RidgeHead | None = None
         if mos_hidden is not None:
             self.add_mos_head(mos_hidden)
         # Which crops the model was trained with; the scorer reads test_* (paper §4.2 defaults).
@@ -105,16 +110,31 @@ class AttiqaModel(nn.Module):
         self.mos_head.to(self.calib_quantiles.device)
         return self.mos_head
 
-    def forward(self, x: torch.Tensor) -> AttiqaOutput:
-        return self.forward_features(self.backbone(x))
+    def attach_ridge(self, head: RidgeHead) -> RidgeHead:
+        """Add the ridge MOS path (ours); needs the MOS MLP it is averaged with."""
+        if self.mos_head is None:
+            raise ValueError("a ridge MOS head is averaged with the MOS MLP: add_mos_head first")
+        self.ridge = head.to(self.calib_quantiles.device)
+        return self.ridge
 
-    def forward_features(self, feats: torch.Tensor) -> AttiqaOutput:
-        """Heads (and MOS MLP) on backbone features — also used on cached features (frozen backbone)."""
+    def forward(self, x: torch.Tensor) -> AttiqaOutput:
+        if self.ridge is None:
+            return self.forward_features(self.backbone(x))
+        feats, stats = self.backbone.forward_with_taps(x, self.ridge.taps)
+        return self.forward_features(feats, stats)
+
+    def forward_features(self, feats: torch.Tensor, ridge_stats: torch.Tensor | None = None) -> AttiqaOutput:
+        """Heads (and MOS MLP) on backbone features — also used on cached features (frozen backbone).
+        With ``ridge_stats`` (the ridge head's raw tap statistics) the MOS is the weighted mean of the MLP
+        and the ridge; without, the MLP's alone (what fine-tuning trains)."""
         hidden = [self.heads[h].hidden(feats) for h in self.head_names]
         attrs = torch.stack(
             [self.heads[h].fc2(z).squeeze(-1) for h, z in zip(self.head_names, hidden, strict=True)], dim=1
         )
         mos = self.mos_head(torch.cat(hidden, dim=1)).squeeze(-1) if self.mos_head is not None else None
+        if mos is not None and self.ridge is not None and ridge_stats is not None:
+            w = self.ridge.weight
+            mos = (1.0 - w) * mos + w * self.ridge(ridge_stats).to(mos.dtype)
         return AttiqaOutput(attrs, mos)
 
     # ------------------------------------------------------------------------------------------------------
@@ -190,6 +210,7 @@ class AttiqaModel(nn.Module):
             "calibrated": bool(self.calibrated),
             "calibration_quantiles": NUM_QUANTILES,
             "mos_range": self.mos_range.tolist() if self.mos_head is not None else None,
+            "ridge": self.ridge.card() if self.ridge is not None else None,
         }
 
 
@@ -203,7 +224,10 @@ def build_model_from_config(cfg: dict[str, Any]) -> AttiqaModel:
         for k in ("pretrain_crop", "pretrain_resize_shorter", "test_resize_shorter", "test_crop")
         if k in cfg
     }
-    return AttiqaModel(backbone, cfg["head_names"], cfg["head_hidden"], cfg.get("mos_hidden"), sizes)
+    model = AttiqaModel(backbone, cfg["head_names"], cfg["head_hidden"], cfg.get("mos_hidden"), sizes)
+    if cfg.get("ridge"):
+        model.attach_ridge(RidgeHead(**cfg["ridge"]))
+    return model
 
 
 def save_model(model: AttiqaModel, path: str | Path, card: dict[str, Any], half: bool = False) -> Path:

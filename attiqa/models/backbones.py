@@ -21,7 +21,7 @@ Weights (all loaded without unpickling arbitrary objects):
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -67,6 +67,25 @@ class Backbone(nn.Module):
         x = x.contiguous(memory_format=torch.channels_last)
         raw = getattr(self.body, "raw", None)
         return (raw(x) if raw is not None else self.body(x)).flatten(1)
+
+    def forward_with_taps(self, x: torch.Tensor, taps: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """(:meth:`forward`'s features, raw statistics of tap set ``taps``) from one pass of the network."""
+        body = self._tap_body()
+        main, extra = body.raw_sets(x.contiguous(memory_format=torch.channels_last), (body.taps, taps))
+        return self.normalize(main), extra
+
+    def tap_view(self, taps: str) -> Backbone:
+        """The same network (shared weights, not a copy) read at tap set ``taps``: what a feature cache
+        needs to store the statistics :meth:`forward_with_taps` returns next to the features."""
+        body = MultiLevelStats(self._tap_body().net, taps)
+        return Backbone(f"{self.name}@{taps}", body, body.feature_dim, self.mean, self.std)
+
+    def _tap_body(self) -> MultiLevelStats:
+        if not isinstance(self.body, MultiLevelStats):
+            raise ModelLoadError(
+                f"backbone {self.name!r} has no named tap sets; use an efficientnet_lite0_ms/_dw backbone"
+            )
+        return self.body
 
     def normalize(self, feats: torch.Tensor) -> torch.Tensor:
         """The standardisation after :meth:`forward_raw` (identity for backbones without one)."""
@@ -136,40 +155,71 @@ class MultiLevelStats(nn.Module):
     ``bn2``); its weights keep timm's names under ``net.`` so the ImageNet loaders apply unchanged.
     """
 
-    def __init__(self, net: nn.Module) -> None:
+    taps = "stages"  # which named tap set (TAP_SETS) this body pools
+
+    def __init__(self, net: nn.Module, taps: str | None = None) -> None:
         super().__init__()
         self.net = net
-        self._taps, widths = self._tap_points(net)  # a plain list: no extra state-dict entries
+        self.taps = taps or self.taps
+        widths = [int(w) for w in tap_points(net, self.taps)[1]]
         self.feature_dim = 2 * sum(widths) + int(net.num_features)
         self.norm = nn.BatchNorm1d(self.feature_dim)
-
-    @staticmethod
-    def _tap_points(net: nn.Module) -> tuple[list[nn.Module], list[int]]:
-        """The modules whose outputs are pooled, and their channel counts: here every stage."""
-        stages = list(net.blocks)
-        return stages, [int(_last_out_channels(stage)) for stage in stages]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.norm(self.raw(x))
 
     def raw(self, x: torch.Tensor) -> torch.Tensor:
         """[mean, std over space of each tap's output, in order] + the global average of the final
-        features. The taps are read by forward hooks that live only during this call."""
-        net, stats = self.net, []
+        features (before the standardisation)."""
+        return self.raw_sets(x, (self.taps,))[0]
 
-        def keep(_m: nn.Module, _i: object, out: torch.Tensor) -> None:
-            flat = out.flatten(2).float()
-            stats.extend((flat.mean(2), flat.std(2)))
-
-        handles = [t.register_forward_hook(keep) for t in self._taps]
+    def raw_sets(self, x: torch.Tensor, sets: Sequence[str]) -> list[torch.Tensor]:
+        """:meth:`raw` for several named tap sets from ONE forward pass (e.g. the stage statistics for
+        the heads and the depthwise statistics for a ridge MOS head). The taps are read by forward hooks
+        that live only during this call."""
+        net = self.net
+        stats: list[list[torch.Tensor]] = [[] for _ in sets]
+        handles = []
         try:
+            for out, name in zip(stats, sets, strict=True):
+                hook = partial(_keep_stats, out)
+                handles += [t.register_forward_hook(hook) for t in tap_points(net, name)[0]]
             h = net.blocks(net.bn1(net.conv_stem(x)))
         finally:
             for handle in handles:
                 handle.remove()
-        h = net.bn2(net.conv_head(h))
-        stats.append(h.flatten(2).mean(2))
-        return torch.cat(stats, dim=1)
+        final = net.bn2(net.conv_head(h)).flatten(2).mean(2)
+        return [torch.cat([*s, final], dim=1) for s in stats]
+
+
+def _keep_stats(out: list[torch.Tensor], _m: nn.Module, _i: object, y: torch.Tensor) -> None:
+    flat = y.flatten(2).float()
+    out.extend((flat.mean(2), flat.std(2)))
+
+
+def _stage_taps(net: nn.Module) -> tuple[list[nn.Module], list[int]]:
+    """Every stage's output."""
+    stages = list(net.blocks)
+    return stages, [int(_last_out_channels(stage)) for stage in stages]
+
+
+def _depthwise_taps(net: nn.Module) -> tuple[list[nn.Module], list[int]]:
+    """The activation right after every block's depthwise convolution (the wide, expanded channels)."""
+    taps = [_depthwise_activation(block) for stage in net.blocks for block in stage]
+    return taps, [int(t.num_features) for t in taps]
+
+
+# Named tap sets of an EfficientNet-style network: name -> (modules whose outputs are pooled, widths).
+TAP_SETS: dict[str, Callable[[nn.Module], tuple[list[nn.Module], list[int]]]] = {
+    "stages": _stage_taps,
+    "depthwise": _depthwise_taps,
+}
+
+
+def tap_points(net: nn.Module, name: str) -> tuple[list[nn.Module], list[int]]:
+    if name not in TAP_SETS:
+        raise ValueError(f"unknown tap set {name!r}; choose one of {', '.join(TAP_SETS)}")
+    return TAP_SETS[name](net)
 
 
 def _last_out_channels(stage: nn.Module) -> int:
@@ -190,10 +240,7 @@ class DepthwiseStats(MultiLevelStats):
     statistics.
     """
 
-    @staticmethod
-    def _tap_points(net: nn.Module) -> tuple[list[nn.Module], list[int]]:
-        taps = [_depthwise_activation(block) for stage in net.blocks for block in stage]
-        return taps, [int(t.num_features) for t in taps]
+    taps = "depthwise"
 
 
 def _depthwise_activation(block: nn.Module) -> nn.Module:

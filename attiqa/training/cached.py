@@ -186,6 +186,52 @@ def _workers(n: int | None) -> int:
 
 
 # ----------------------------------------------------------------------------------------------------------
+def _mos_steps_per_epoch(cfg: FinetuneConfig, n_train: int) -> int:
+    bsz = min(cfg.batch_size, n_train)
+    return n_train // bsz if n_train > bsz else 1
+
+
+def mos_epoch_cached(
+    model: AttiqaModel,
+    optimizer,
+    base_lrs: list[float],
+    feats: torch.Tensor,
+    rows: torch.Tensor,
+    target01: torch.Tensor,
+    cfg: FinetuneConfig,
+    epoch: int,
+) -> list[float]:
+    """One epoch of MOS fine-tuning on cached features of ``rows`` (targets on the unit scale); the
+    learning rate follows ``cfg.lr_schedule`` over ``cfg.epochs``. Returns the step losses."""
+    from attiqa.training.finetune import set_scheduled_lr
+
+    bsz = min(cfg.batch_size, len(rows))
+    steps_per_epoch = _mos_steps_per_epoch(cfg, len(rows))
+    losses = []
+    for step, (idx, v) in enumerate(_epoch_batches(model, rows, feats.shape[1], bsz, cfg.seed, epoch)):
+        total = steps_per_epoch * cfg.epochs
+        set_scheduled_lr(optimizer, base_lrs, cfg.lr_schedule, epoch * steps_per_epoch + step, total)
+        pred01 = model.forward_features(model.backbone.normalize(feats[idx, v])).mos
+        loss = mos_loss(pred01, target01[idx], cfg.plcc_weight)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        losses.append(float(loss.detach()))
+    return losses
+
+
+@torch.no_grad()
+def predict_cached(
+    model: AttiqaModel, feats: torch.Tensor, rows: torch.Tensor, stats: torch.Tensor | None = None
+) -> torch.Tensor:
+    """MOS on the unit scale of ``rows``: the mean over the five test crops, as five-crop scoring; with
+    ``stats`` (cached ridge tap statistics) through the ridge head too."""
+    model.eval()
+    f = model.backbone.normalize(feats[rows, :TEST_VIEWS].flatten(0, 1))
+    s = stats[rows, :TEST_VIEWS].flatten(0, 1) if stats is not None else None
+    return model.forward_features(f, s).mos.view(len(rows), TEST_VIEWS).mean(1)
+
+
 def _split_rows(cfg: FinetuneConfig, csv_path: Path, n: int) -> tuple[list[int], list[int], str]:
     from attiqa.training.finetune import VAL_SPLITS
 
@@ -218,7 +264,6 @@ def finetune_cached(
         _better,
         _set_trainable,
         make_optimizer,
-        set_scheduled_lr,
     )
 
     stage_dir = Path(stage_dir)
@@ -253,9 +298,7 @@ def finetune_cached(
     extra = _resume(last_path, model, optimizer, resume)
     if extra is not None:
         start_epoch, history, best = int(extra["epoch"]), list(extra["history"]), extra["best"]
-    bsz = min(cfg.batch_size, len(tr))
-    steps_per_epoch = len(tr) // bsz if len(tr) > bsz else 1
-    total = steps_per_epoch * cfg.epochs
+    steps_per_epoch = _mos_steps_per_epoch(cfg, len(tr))
     target01 = model.mos_to_unit_scale(mos)
     base_card = {
         "stage": "finetune", "config": to_dict(cfg), **init_info,
@@ -268,22 +311,8 @@ def finetune_cached(
     with _one_thread():
         for epoch in range(start_epoch, cfg.epochs):
             t0 = time.perf_counter()
-            losses = []
-            for step, (idx, v) in enumerate(_epoch_batches(model, tr, feats.shape[1], bsz, cfg.seed, epoch)):
-                set_scheduled_lr(optimizer, base_lrs, cfg.lr_schedule, epoch * steps_per_epoch + step, total)
-                pred01 = model.forward_features(backbone.normalize(feats[idx, v])).mos
-                loss = mos_loss(pred01, target01[idx], cfg.plcc_weight)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                losses.append(float(loss.detach()))
-            model.eval()
-            with torch.no_grad():
-                val_feats = feats[va, :TEST_VIEWS]
-                pred01 = model.forward_features(backbone.normalize(val_feats.flatten(0, 1))).mos.view(
-                    len(va), TEST_VIEWS
-                )
-                pred = model.mos_to_dataset_scale(pred01.mean(1))
+            losses = mos_epoch_cached(model, optimizer, base_lrs, feats, tr, target01, cfg, epoch)
+            pred = model.mos_to_dataset_scale(predict_cached(model, feats, va))
             metrics = correlations(pred.double().numpy(), mos[va].double().numpy())
             history.append({"epoch": epoch + 1, "train_loss": sum(losses) / max(len(losses), 1), **metrics,
                             "seconds": round(time.perf_counter() - t0, 3)})  # fmt: skip

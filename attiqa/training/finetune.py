@@ -20,6 +20,7 @@ Outputs in ``out_dir/finetune/``: ``best.safetensors``, ``last.safetensors`` + `
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from dataclasses import dataclass, field, replace
@@ -36,6 +37,7 @@ from attiqa.evaluation.metrics import correlations
 from attiqa.io.batching import default_num_workers
 from attiqa.io.checkpoints import save_training_state
 from attiqa.models import AttiqaModel, create_backbone, load_model, save_model
+from attiqa.models.backbones import TAP_SETS
 from attiqa.training import distributed as D
 from attiqa.training.data import MosDataset, collate_skip_none, read_mos_csv, split_indices
 from attiqa.training.loop import train_epoch
@@ -237,6 +239,29 @@ def _finetune(
     )
     model.add_mos_head(cfg.mos_hidden)
     model.input_sizes.update(test_resize_shorter=cfg.resize_shorter, test_crop=cfg.crop_size)
+    if cfg.ridge_taps and not hasattr(model.backbone.body, "raw_sets"):
+        raise ConfigError(f"finetune.ridge_taps: backbone {model.backbone.name!r} has no named tap sets; "
+                          "use efficientnet_lite0_ms or leave ridge_taps out")  # fmt: skip
+    cv_ridge = cfg.ridge_taps is not None and cfg.ridge_weight is None
+    init_model = copy.deepcopy(model) if cv_ridge else None  # the CV retrains the MLP from here
+    result = _train_mos(cfg, model, init_info, stage_dir, resume, progress)  # trains `model` in place
+    if not cfg.ridge_taps:
+        return result
+    from attiqa.training.ridge import add_ridge_head
+
+    best, history = add_ridge_head(cfg, model, init_model, stage_dir, result.history, progress)
+    return replace(result, best_metrics=best, history=history)
+
+
+def _train_mos(
+    cfg: FinetuneConfig,
+    model: AttiqaModel,
+    init_info: dict[str, Any],
+    stage_dir: Path,
+    resume: bool,
+    progress: bool,
+) -> FinetuneResult:
+    """The MOS MLP (and whatever else trains): end to end, on cached features, or cached then polished."""
     if not cfg.feature_cache:
         return _end_to_end(cfg, model, init_info, stage_dir, resume, progress, polish=False)
     from attiqa.training.cached import finetune_cached
@@ -260,6 +285,17 @@ def _check_settings(cfg: FinetuneConfig) -> None:
     if cfg.polish_epochs and not cfg.feature_cache:
         raise ConfigError("finetune.polish_epochs: polishes a feature-cache run; set feature_cache: true "
                           "(without the cache, raise finetune.epochs instead)")  # fmt: skip
+    if cfg.ridge_taps is not None and cfg.ridge_taps not in TAP_SETS:
+        raise ConfigError(f"finetune.ridge_taps: {cfg.ridge_taps!r} is not one of {', '.join(TAP_SETS)} "
+                          "(or leave it out: no ridge head)")  # fmt: skip
+    if cfg.ridge_weight is not None and not 0.0 <= cfg.ridge_weight <= 1.0:
+        raise ConfigError(f"finetune.ridge_weight: the ridge's share of the MOS, in [0, 1] (leave it out to "
+                          f"cross-validate it), got {cfg.ridge_weight}")  # fmt: skip
+    if cfg.ridge_taps and cfg.ridge_weight is None and (not cfg.feature_cache or cfg.polish_epochs):
+        raise ConfigError("finetune.ridge_weight: cross-validating it retrains the MOS MLP on cached "
+                          "features; end-to-end or polished: set a number (e.g. 0.5)")  # fmt: skip
+    if not cfg.ridge_power > 0:
+        raise ConfigError(f"finetune.ridge_power: must be > 0 (0.5 = square root), got {cfg.ridge_power}")
     if cfg.polish_epochs and cfg.freeze_backbone:
         raise ConfigError("finetune.polish_epochs: trains the backbone, linear probing (freeze_backbone) "
                           "keeps it frozen; set one of them")  # fmt: skip

@@ -104,6 +104,8 @@ def load_resume_state(weights: Path, model: AttiqaModel, optimizer: torch.optim.
             f"{extra.get('epoch')} (interrupted while saving) — delete both files to restart the stage"
         )
     tensors, _ = load_checkpoint(weights)
+    if getattr(model, "ridge", None) is None:  # a finished fine-tuning run: its ridge head is refitted
+        tensors = {k: v for k, v in tensors.items() if not k.startswith("ridge.")}
     model.load_state_dict(tensors, strict=True)
     optimizer.load_state_dict(opt_state)
     return extra

@@ -1,0 +1,230 @@
+"""Fitting the ridge MOS head after fine-tuning (ours; the head: :mod:`attiqa.models.ridge_head`).
+
+Closed form, no epochs: the tap statistics of the five test crops of every training photo (feature cache,
+so a second fit or another split costs nothing), their signed power, averaged over the crops, are
+standardised; ridge regression on the normalised MOS with the regularisation chosen by exact
+leave-one-out error over :data:`ALPHAS` (the efficient form: one SVD, every alpha and every left-out photo
+from it). The crops' mean is the right training input: the head is linear, so the mean of its per-crop
+predictions — what five-crop scoring reports — is its prediction on the mean.
+
+Then both checkpoints of the run (``last`` and ``best``) get the head and their cards the validation
+metrics of the combined MOS (and the MLP's alone, for comparison); the result's last history entry is the
+combined model, which is what ``attiqa bench`` reports.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from attiqa.config import FinetuneConfig
+from attiqa.errors import AttiqaError
+from attiqa.evaluation.metrics import correlations
+from attiqa.io.checkpoints import read_card
+from attiqa.models import AttiqaModel, load_model, save_model
+from attiqa.models.ridge_head import RidgeHead, signed_power
+from attiqa.training import distributed as D
+from attiqa.training.cached import TEST_VIEWS
+from attiqa.training.data import MosDataset
+from attiqa.training.feature_cache import cached_features
+
+ALPHAS = tuple(10.0 ** (k / 4) for k in range(25))  # 1 .. 1e6 on standardised features
+WEIGHTS = tuple(k / 10 for k in range(11))  # the ridge's share of the MOS, when cross-validated
+CV_FOLDS = 5
+
+
+@dataclass
+class RidgeFit:
+    center: torch.Tensor
+    scale: torch.Tensor
+    coef: torch.Tensor
+    intercept: float
+    alpha: float
+    loo_rmse: float
+
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        """Predictions for already transformed features ``x`` (N, F)."""
+        return ((x.float() - self.center) / self.scale) @ self.coef + self.intercept
+
+
+def fit_ridge(x: torch.Tensor, y: torch.Tensor, alphas: tuple[float, ...] = ALPHAS) -> RidgeFit:
+    """Ridge regression of ``y`` (N,) on standardised ``x`` (N, F) with an unpenalised intercept; alpha
+    minimises the exact leave-one-out squared error (hat-matrix form; computed in float64)."""
+    x, y = x.double(), y.double()
+    n = x.shape[0]
+    if n < 3 or x.shape[1] < 1:
+        raise ValueError(f"ridge needs at least 3 photos and 1 feature, got {tuple(x.shape)}")
+    center = x.mean(0)
+    scale = x.std(0, unbiased=False)
+    scale = torch.where(scale > 1e-12, scale, torch.ones_like(scale))
+    z = (x - center) / scale
+    y_mean = y.mean()
+    yc = y - y_mean
+    u, s2 = _left_singular(z)
+    uty = u.T @ yc
+    best: tuple[float, float] | None = None
+    for alpha in alphas:
+        shrink = s2 / (s2 + alpha)
+        fitted = u @ (shrink * uty)
+        leverage = (u**2) @ shrink + 1.0 / n  # + the intercept's share
+        loo = (yc - fitted) / (1.0 - leverage)
+        err = float((loo**2).mean())
+        if best is None or err < best[1]:
+            best = (alpha, err)
+    assert best is not None
+    alpha = best[0]
+    coef = z.T @ (u @ (uty / (s2 + alpha)))  # = (z'z + alpha I)^-1 z'y, as u spans z's columns
+    return RidgeFit(center.float(), scale.float(), coef.float(), float(y_mean), alpha, math.sqrt(best[1]))
+
+
+def _left_singular(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Left singular vectors of ``z`` with non-zero singular values, and their squares, from the
+    eigendecomposition of the smaller Gram matrix (19,200 features x 700 photos: ~30x faster than an
+    SVD of ``z``)."""
+    n, f = z.shape
+    if n <= f:
+        s2, u = torch.linalg.eigh(z @ z.T)
+    else:
+        s2, v = torch.linalg.eigh(z.T @ z)
+    keep = s2 > s2.max() * 1e-12
+    s2 = s2[keep]
+    u = u[:, keep] if n <= f else z @ v[:, keep] / s2.sqrt()
+    return u, s2
+
+
+def ridge_head_from_fit(fit: RidgeFit, taps: str, power: float, weight: float) -> RidgeHead:
+    head = RidgeHead(taps, fit.coef.numel(), power=power, weight=weight, alpha=fit.alpha)
+    head.center.copy_(fit.center)
+    head.scale.copy_(fit.scale)
+    head.coef.copy_(fit.coef)
+    head.intercept.fill_(fit.intercept)
+    return head
+
+
+def add_ridge_head(
+    cfg: FinetuneConfig,
+    model: AttiqaModel,
+    init_model: AttiqaModel | None,
+    stage_dir: Path,
+    history: list[dict[str, Any]],
+    progress: bool = True,
+) -> tuple[dict[str, float], list[dict[str, Any]]]:
+    """Fit the ridge head on the run's training split, attach it to ``model`` (the last epoch's) and to the
+    run's ``best`` checkpoint, and rewrite both; returns (best checkpoint's combined metrics, history with
+    the combined model as its last entry). ``init_model`` (the model before MOS training) is needed only
+    to choose the weight by cross-validation (``cfg.ridge_weight`` None)."""
+    from attiqa.training.cached import _split_rows, _workers, five_crop_views, predict_cached
+
+    csv_path = Path(cfg.csv)
+    backbone = model.backbone
+    view_tf, view = five_crop_views(backbone, cfg.resize_shorter, cfg.crop_size)
+    data = MosDataset(csv_path, cfg.image_root or None, view_tf, on_error="skip")
+    tr_all, va_all, _ = _split_rows(cfg, csv_path, len(data))
+    cache = cfg.feature_cache_dir and Path(cfg.feature_cache_dir)
+    kw = {"batch_size": max(1, cfg.batch_size // 5), "workers": _workers(cfg.num_workers),
+          "progress": progress}  # fmt: skip
+    stats, ok_stats = cached_features(backbone.tap_view(cfg.ridge_taps), data, view, cache, **kw)
+    feats, ok_feats = cached_features(backbone, data, view, cache, **kw)  # the MLP's, for its metrics
+    valid = ok_stats & ok_feats
+    tr = torch.tensor([i for i in tr_all if valid[i]], dtype=torch.long)
+    va = torch.tensor([i for i in va_all if valid[i]], dtype=torch.long)
+    if len(tr) < 3 * CV_FOLDS:
+        raise AttiqaError(f"{csv_path}: too few readable training photos for the ridge head ({len(tr)})")
+    x = signed_power(stats[:, :TEST_VIEWS], cfg.ridge_power).mean(1)
+    target01 = model.mos_to_unit_scale(data.mos.float())
+    fit = fit_ridge(x[tr], target01[tr])
+    card_ridge: dict[str, Any] = {"loo_rmse_unit_scale": fit.loo_rmse, "n_train": len(tr)}
+    weight = cfg.ridge_weight
+    if weight is None:
+        if init_model is None:
+            raise AttiqaError("ridge_weight: choosing it needs the model before MOS training")
+        weight, card_ridge["weight_cv"] = choose_ridge_weight(cfg, model, init_model, feats, x, tr, target01)
+
+    def head() -> RidgeHead:
+        return ridge_head_from_fit(fit, cfg.ridge_taps, cfg.ridge_power, weight)
+
+    def val_metrics(m: AttiqaModel) -> tuple[dict[str, float], dict[str, float]]:
+        target = data.mos[va].double().numpy()
+        return tuple(  # type: ignore[return-value]
+            correlations(m.mos_to_dataset_scale(predict_cached(m, feats, va, s)).double().numpy(), target)
+            for s in (stats, None)
+        )
+
+    model.attach_ridge(head())
+    card_ridge = {**model.ridge.card(), **card_ridge}
+    metrics, mlp_metrics = val_metrics(model)
+    history = [*history, {"epoch": history[-1]["epoch"] if history else 0, "ridge": True, **metrics}]
+    best_metrics = metrics
+    last_path, best_path = stage_dir / "last.safetensors", stage_dir / "best.safetensors"
+    if best_path.exists():
+        best_model, best_card = load_model(best_path)
+        best_model.attach_ridge(head())
+        best_metrics, best_mlp = val_metrics(best_model)
+    if D.is_main():
+        card = read_card(last_path)
+        ridge_info = {**card_ridge, "mlp_metrics": mlp_metrics}
+        save_model(model, last_path, {**card, "metrics": metrics, "history": history, "ridge": ridge_info})
+        if best_path.exists():
+            save_model(best_model, best_path, {**best_card, "metrics": best_metrics,
+                                               "ridge": {**card_ridge, "mlp_metrics": best_mlp}})  # fmt: skip
+    D.barrier()
+    if progress and D.is_main():
+        from attiqa.progress import console
+
+        console.log(
+            f"ridge head ({cfg.ridge_taps}, alpha {fit.alpha:.3g}, weight {weight:.1f}): SROCC "
+            f"{metrics['srocc']:.4f} PLCC {metrics['plcc']:.4f} (MLP alone {mlp_metrics['srocc']:.4f} / "
+            f"{mlp_metrics['plcc']:.4f})"
+        )
+    return best_metrics, history
+
+
+def choose_ridge_weight(
+    cfg: FinetuneConfig,
+    model: AttiqaModel,
+    init_model: AttiqaModel,
+    feats: torch.Tensor,
+    x: torch.Tensor,
+    tr: torch.Tensor,
+    target01: torch.Tensor,
+) -> tuple[float, dict[str, Any]]:
+    """The ridge's share of the MOS by :data:`CV_FOLDS`-fold cross-validation on the training split only:
+    per fold, the MOS MLP is trained again from ``init_model`` exactly as the run trained it (cached
+    features, ``cfg.epochs``) and the ridge refitted; the weight in :data:`WEIGHTS` with the least
+    out-of-fold squared error wins. Costs ``CV_FOLDS`` more MLP trainings (seconds each, cached features)."""
+    from attiqa.training.cached import _one_thread, mos_epoch_cached, predict_cached
+    from attiqa.training.finetune import _set_trainable, make_optimizer
+
+    gen = torch.Generator().manual_seed(cfg.seed)
+    order = tr[torch.randperm(len(tr), generator=gen)]
+    folds = order.tensor_split(CV_FOLDS)
+    mlp_oof, ridge_oof = torch.empty(len(order)), torch.empty(len(order))
+    start = 0
+    with _one_thread():
+        for k, held in enumerate(folds):
+            rows = torch.cat([f for j, f in enumerate(folds) if j != k])
+            fit = fit_ridge(x[rows], target01[rows])
+            part = slice(start, start + len(held))
+            ridge_oof[part] = fit.predict(x[held])
+            m = copy.deepcopy(init_model)
+            m.backbone.load_state_dict(model.backbone.state_dict())  # frozen: its feature statistics
+            _set_trainable(m, cfg.freeze_backbone)
+            m.backbone.requires_grad_(False)
+            optimizer, base_lrs = make_optimizer(m, cfg)
+            for epoch in range(cfg.epochs):
+                mos_epoch_cached(m, optimizer, base_lrs, feats, rows, target01, cfg, epoch)
+            mlp_oof[part] = predict_cached(m, feats, held)
+            start += len(held)
+    y = target01[order].double()
+    table = []
+    for w in WEIGHTS:
+        pred = ((1 - w) * mlp_oof + w * ridge_oof).double()
+        table.append({"weight": w, "mse": float(((pred - y) ** 2).mean()),
+                      "srocc": correlations(pred.numpy(), y.numpy())["srocc"]})  # fmt: skip
+    best = min(table, key=lambda r: r["mse"])
+    return float(best["weight"]), {"folds": CV_FOLDS, "criterion": "mse", "table": table}
