@@ -4,6 +4,11 @@ Both are measured in this run on the same images, so the printed ratio is meanin
 machine. Target (issue: core): ratio >= 0.8 on a 2-core CPU.
 
     python benchmarks/score_throughput.py [--n 48] [--backbone efficientnet_lite0] [--crops five]
+    python benchmarks/score_throughput.py --model attiqa-default   # the shipped model (its ridge head too)
+
+``--model`` scores with a named model or checkpoint instead of random heads on ``--backbone``; the
+baseline is still its bare backbone forward pass (``Backbone.forward``: the heads' features only), so
+the ratio also prices everything the model adds on top, e.g. the ridge head's extra tap statistics.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import photo_folder  # noqa: E402
 
+from attiqa.io.checkpoints import resolve_named_model  # noqa: E402
 from attiqa.io.images import discover_images, load_image  # noqa: E402
 from attiqa.models import AttiqaModel, create_backbone, save_model  # noqa: E402
 from attiqa.scorers.attiqa_scorer import AttiqaScorer  # noqa: E402
@@ -31,12 +37,16 @@ def main() -> None:
     ap.add_argument("--backbone", default="efficientnet_lite0")
     ap.add_argument("--crops", default="five", choices=["five", "center"])
     ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--model", help="named model or checkpoint (default: random heads on --backbone)")
     args = ap.parse_args()
 
     folder = photo_folder(args.n)
     paths = discover_images([folder])
-    model = AttiqaModel(create_backbone(args.backbone, pretrained=False), mos_hidden=512)
-    ckpt = save_model(model, Path(tempfile.mkdtemp()) / "bench.safetensors", card={"name": "bench"})
+    if args.model:
+        ckpt = resolve_named_model(args.model) if not Path(args.model).exists() else Path(args.model)
+    else:
+        model = AttiqaModel(create_backbone(args.backbone, pretrained=False), mos_hidden=512)
+        ckpt = save_model(model, Path(tempfile.mkdtemp()) / "bench.safetensors", card={"name": "bench"})
     scorer = AttiqaScorer(ckpt, crops=args.crops)
 
     # warm-up (allocations, thread pools)
@@ -58,7 +68,8 @@ def main() -> None:
         bare = len(paths) / (time.perf_counter() - t0)
 
     print(
-        f"images: {len(paths)} ({args.crops} crop(s) each), backbone {args.backbone}, torch threads "
+        f"images: {len(paths)} ({args.crops} crop(s) each), backbone {net.name}, "
+        f"ridge head {scorer.model.ridge is not None}, torch threads "
         f"{torch.get_num_threads()}"
     )
     print(f"attiqa score end to end : {e2e:8.2f} images/s")
