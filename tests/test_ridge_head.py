@@ -136,10 +136,26 @@ def test_ridge_settings_that_cannot_work_are_refused_in_one_line(tmp_path, mos_c
         (dict(ridge_taps="blocks"), "ridge_taps: 'blocks' is not one of stages, depthwise"),
         (dict(ridge_taps="depthwise", ridge_weight=1.5), r"ridge_weight: .* in \[0, 1\]"),
         (dict(ridge_taps="depthwise", ridge_weight=0.5, ridge_power=0.0), "ridge_power: must be > 0"),
-        (dict(ridge_taps="depthwise"), "ridge_weight: cross-validating it"),  # end to end, no number
-        (dict(ridge_taps="depthwise", ridge_weight=0.5), "backbone 'tiny' has no named tap sets"),
     ):
         with pytest.raises(ConfigError, match=match) as err:
             finetune(ft_cfg(mos_csv, **bad), None, tmp_path / "x", progress=False, backbone="tiny",
                      pretrained_backbone=False)  # fmt: skip
         assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "backbone,settings,why",
+    [
+        ("tiny", dict(ridge_weight=0.5, feature_cache=True), "backbone 'tiny' has no named tap sets"),
+        ("efficientnet_lite0_ms", dict(), "cross-validating ridge_weight retrains the MOS MLP on cached"),
+    ],
+)
+def test_a_ridge_the_run_cannot_fit_is_left_out_with_a_warning(tmp_path, mos_csv, capsys, backbone, settings,
+                                                               why):  # fmt: skip
+    """The recipe keeps running when one line changes it to ResNet-50 or end-to-end training."""
+    cfg = ft_cfg(mos_csv, epochs=1, max_steps_per_epoch=2, ridge_taps="depthwise", **settings)
+    res = finetune(cfg, None, tmp_path / "run", progress=False, backbone=backbone,
+                   pretrained_backbone=backbone != "tiny", head_hidden=8)  # fmt: skip
+    assert why in " ".join(capsys.readouterr().err.split())
+    model, card = load_model(res.best_checkpoint)
+    assert model.ridge is None and "ridge" not in card and not any(h.get("ridge") for h in res.history)

@@ -239,9 +239,7 @@ def _finetune(
     )
     model.add_mos_head(cfg.mos_hidden)
     model.input_sizes.update(test_resize_shorter=cfg.resize_shorter, test_crop=cfg.crop_size)
-    if cfg.ridge_taps and not hasattr(model.backbone.body, "raw_sets"):
-        raise ConfigError(f"finetune.ridge_taps: backbone {model.backbone.name!r} has no named tap sets; "
-                          "use efficientnet_lite0_ms or leave ridge_taps out")  # fmt: skip
+    cfg = _ridge_or_not(cfg, model)
     cv_ridge = cfg.ridge_taps is not None and cfg.ridge_weight is None
     init_model = copy.deepcopy(model) if cv_ridge else None  # the CV retrains the MLP from here
     result = _train_mos(cfg, model, init_info, stage_dir, resume, progress)  # trains `model` in place
@@ -291,14 +289,30 @@ def _check_settings(cfg: FinetuneConfig) -> None:
     if cfg.ridge_weight is not None and not 0.0 <= cfg.ridge_weight <= 1.0:
         raise ConfigError(f"finetune.ridge_weight: the ridge's share of the MOS, in [0, 1] (leave it out to "
                           f"cross-validate it), got {cfg.ridge_weight}")  # fmt: skip
-    if cfg.ridge_taps and cfg.ridge_weight is None and (not cfg.feature_cache or cfg.polish_epochs):
-        raise ConfigError("finetune.ridge_weight: cross-validating it retrains the MOS MLP on cached "
-                          "features; end-to-end or polished: set a number (e.g. 0.5)")  # fmt: skip
     if not cfg.ridge_power > 0:
         raise ConfigError(f"finetune.ridge_power: must be > 0 (0.5 = square root), got {cfg.ridge_power}")
     if cfg.polish_epochs and cfg.freeze_backbone:
         raise ConfigError("finetune.polish_epochs: trains the backbone, linear probing (freeze_backbone) "
                           "keeps it frozen; set one of them")  # fmt: skip
+
+
+def _ridge_or_not(cfg: FinetuneConfig, model: AttiqaModel) -> FinetuneConfig:
+    """The ridge head belongs to the CPU-budget recipe (frozen backbone with tap sets, cached features). So
+    that the same recipe still runs with ``backbone: resnet50`` or end-to-end training (one changed line), a
+    ridge it cannot fit is left out with a one-line warning saying what to set, instead of an error."""
+    why = None
+    if cfg.ridge_taps and not hasattr(model.backbone.body, "raw_sets"):
+        why = f"backbone {model.backbone.name!r} has no named tap sets (efficientnet_lite0_ms has)"
+    elif cfg.ridge_taps and cfg.ridge_weight is None and (not cfg.feature_cache or cfg.polish_epochs):
+        why = ("cross-validating ridge_weight retrains the MOS MLP on cached features; for end-to-end or "
+               "polished runs set finetune.ridge_weight (e.g. 0.5) to fit it anyway")  # fmt: skip
+    if why is None:
+        return cfg
+    if D.is_main():
+        from attiqa.progress import console
+
+        console.print(f"[yellow]finetune.ridge_taps: no ridge head — {why}")
+    return replace(cfg, ridge_taps=None)
 
 
 def _end_to_end(
