@@ -242,35 +242,26 @@ def _finetune(
     cfg = _ridge_or_not(cfg, model)
     cv_ridge = cfg.ridge_taps is not None and cfg.ridge_weight is None
     init_model = copy.deepcopy(model) if cv_ridge else None  # the CV retrains the MLP from here
-    result = _train_mos(cfg, model, init_info, stage_dir, resume, progress)  # trains `model` in place
+    from attiqa.training.cached import finetune_cached
+
+    # The MOS MLP (and whatever else trains) is trained in place: end to end, on cached features, or
+    # cached then polished.
+    if not cfg.feature_cache:
+        result = _end_to_end(cfg, model, init_info, stage_dir, resume, progress, polish=False)
+    elif not cfg.polish_epochs:
+        result = finetune_cached(cfg, model, init_info, stage_dir, resume, progress)
+    else:
+        heads_dir = stage_dir / "heads"
+        heads = finetune_cached(cfg, model, init_info, heads_dir, resume, progress)
+        info = {**init_info, "heads_checkpoint": str(heads_dir / "last.safetensors"),
+                "heads_last_epoch": heads.history[-1]}  # fmt: skip
+        result = _end_to_end(cfg, model, info, stage_dir, resume, progress, polish=True)
     if not cfg.ridge_taps:
         return result
     from attiqa.training.ridge import add_ridge_head
 
     best, history = add_ridge_head(cfg, model, init_model, stage_dir, result.history, progress)
     return replace(result, best_metrics=best, history=history)
-
-
-def _train_mos(
-    cfg: FinetuneConfig,
-    model: AttiqaModel,
-    init_info: dict[str, Any],
-    stage_dir: Path,
-    resume: bool,
-    progress: bool,
-) -> FinetuneResult:
-    """The MOS MLP (and whatever else trains): end to end, on cached features, or cached then polished."""
-    if not cfg.feature_cache:
-        return _end_to_end(cfg, model, init_info, stage_dir, resume, progress, polish=False)
-    from attiqa.training.cached import finetune_cached
-
-    if not cfg.polish_epochs:
-        return finetune_cached(cfg, model, init_info, stage_dir, resume, progress)
-    heads_dir = stage_dir / "heads"
-    heads = finetune_cached(cfg, model, init_info, heads_dir, resume, progress)  # trains `model` in place
-    info = {**init_info, "heads_checkpoint": str(heads_dir / "last.safetensors"),
-            "heads_last_epoch": heads.history[-1]}  # fmt: skip
-    return _end_to_end(cfg, model, info, stage_dir, resume, progress, polish=True)
 
 
 def _check_settings(cfg: FinetuneConfig) -> None:
