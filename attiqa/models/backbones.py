@@ -80,6 +80,11 @@ class Backbone(nn.Module):
         body = MultiLevelStats(self._tap_body().net, taps)
         return Backbone(f"{self.name}@{taps}", body, body.feature_dim, self.mean, self.std)
 
+    @property
+    def has_tap_sets(self) -> bool:
+        """Whether :meth:`forward_with_taps` / :meth:`tap_view` work (EfficientNet statistics bodies)."""
+        return isinstance(self.body, MultiLevelStats)
+
     def _tap_body(self) -> MultiLevelStats:
         if not isinstance(self.body, MultiLevelStats):
             raise ModelLoadError(

@@ -80,8 +80,8 @@ class Scorer(ABC):
             # Decode, transform and score a few images at a time: a long list must not become one
             # batch (a few hundred five-crop images would need tens of GB of activations).
             step = self.max_batch or CALL_BATCH
-            parts = (inputs[i : i + step] for i in range(0, len(inputs), step))
-            batch = (torch.stack([self._tensor_of(x) for x in part]) for part in parts)
+            chunks = (inputs[i : i + step] for i in range(0, len(inputs), step))
+            batch = (torch.stack([self._tensor_of(x) for x in chunk]) for chunk in chunks)
         parts = [batch] if isinstance(batch, torch.Tensor) else batch
         out = torch.cat([self.score_tensors(b).float().cpu() for b in parts]).numpy()
         if single:

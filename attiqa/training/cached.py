@@ -207,9 +207,9 @@ def mos_epoch_cached(
 
     bsz = min(cfg.batch_size, len(rows))
     steps_per_epoch = _mos_steps_per_epoch(cfg, len(rows))
+    total = steps_per_epoch * cfg.epochs
     losses = []
     for step, (idx, v) in enumerate(_epoch_batches(model, rows, feats.shape[1], bsz, cfg.seed, epoch)):
-        total = steps_per_epoch * cfg.epochs
         set_scheduled_lr(optimizer, base_lrs, cfg.lr_schedule, epoch * steps_per_epoch + step, total)
         pred01 = model.forward_features(model.backbone.normalize(feats[idx, v])).mos
         loss = mos_loss(pred01, target01[idx], cfg.plcc_weight)

@@ -292,7 +292,7 @@ def _ridge_or_not(cfg: FinetuneConfig, model: AttiqaModel) -> FinetuneConfig:
     that the same recipe still runs with ``backbone: resnet50`` or end-to-end training (one changed line), a
     ridge it cannot fit is left out with a one-line warning saying what to set, instead of an error."""
     why = None
-    if cfg.ridge_taps and not hasattr(model.backbone.body, "raw_sets"):
+    if cfg.ridge_taps and not model.backbone.has_tap_sets:
         why = f"backbone {model.backbone.name!r} has no named tap sets (efficientnet_lite0_ms has)"
     elif cfg.ridge_taps and cfg.ridge_weight is None and (not cfg.feature_cache or cfg.polish_epochs):
         why = ("cross-validating ridge_weight retrains the MOS MLP on cached features; for end-to-end or "
