@@ -251,7 +251,7 @@ class DepthwiseStats(MultiLevelStats):
     activations inside each block (96-1152 channels) keep far more of the local texture, noise and
     sharpness statistics that quality depends on. Measured with frozen ImageNet Lite0 on clive-dev (whole
     500-px photos, ridge regression, the same 5 random 80/20 splits, `experiments/default_model/
-    frozen_probe.py --taps depthwise`): median SROCC 0.822 with these taps vs 0.773 with the stage
+    frozen_probe.py --taps depthwise`): median SROCC 0.818 with these taps vs 0.774 with the stage
     statistics.
     """
 

