@@ -290,6 +290,30 @@ def import_imagereward_cmd(
         console.print(f"  [yellow]skipped[/] {s}", highlight=False)
 
 
+@app.command("import-agiqa3k")
+def import_agiqa3k_cmd(
+    root: Path = typer.Argument(..., help="AGIQA-3k folder: the official data.csv + the images."),
+    out: Path = typer.Option(..., "--out", "-o", help="Run folder to write (manifest + prefs.csv)."),
+    margin: float = typer.Option(0.5, help="Least MOS difference of a pair (0-5 scale; 0.5: a clear one)."),
+    same_generator: bool = typer.Option(False, "--same-generator", help="Only pairs of one generator."),
+) -> None:
+    """Pairs of images of the same prompt whose quality MOS differ by >= MARGIN; the higher MOS is preferred.
+
+    Then `genbench score OUT` and `genbench agree OUT` measure metrics against these human scores.
+    """
+    from genbench.agiqa3k import import_agiqa3k
+
+    res = import_agiqa3k(root, out, margin, same_generator)
+    console.print(
+        f"{out}: {res.pairs} pairs ({res.same_generator_pairs} of one generator) from {res.prompts} prompts, "
+        f"{res.images} images; {res.close_pairs} pairs closer than {margin} MOS left out"
+        + (f", {res.other_generator_pairs} of two generators left out" if same_generator else "")
+    )
+    if res.missing:
+        console.print(f"  [yellow]{len(res.missing)} images of the score file are not on disk[/] "
+                      f"(e.g. {res.missing[0]})", highlight=False)  # fmt: skip
+
+
 def main() -> None:
     from attiqa.cli import run_app
 

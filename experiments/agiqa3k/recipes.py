@@ -1,0 +1,279 @@
+"""Recipe research for an AGIQA-3k quality model on cached frozen Lite0 features (ours).
+
+Every recipe is measured on the same 10 random 80/20 image splits (paper §4.1; seeds 0-9, the splits
+`attiqa bench single` makes) AND on 10 prompt-grouped 80/20 splits (20 % of the prompts held out with all
+their images: what a user with new prompts sees). Reported: median SROCC / PLCC of ``mos_quality`` on the
+held-out part, side by side. Nothing is chosen on held-out images: ridge penalties by leave-one-out on the
+training part, mixing weights by inner cross-validation (product recipe).
+
+Two kinds of recipe:
+
+- closed-form ridge variants on the cached statistics (``--ridge``; seconds each): which features, which
+  power, five crops vs their mean;
+- the product's fine-tuning (``--config C.yaml``, its ``finetune:`` section; optional ``--init``): one
+  :func:`attiqa.training.finetune.finetune` run per split on a CSV with a split column, exactly what
+  `attiqa train` would do on that split; the reported numbers are its last history entry (the combined
+  model when it has a ridge head).
+
+    ATTIQA_CACHE=/work/cache python experiments/agiqa3k/recipes.py ../shared/data/agiqa3k-dev --ridge
+    ATTIQA_CACHE=/work/cache python experiments/agiqa3k/recipes.py ../shared/data/agiqa3k-dev \
+        --config configs/agiqa3k_model.yaml --out runs/agiqa3k/research/product
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from attiqa.config import FinetuneConfig, from_dict, read_yaml
+from attiqa.datasets import get_dataset
+from attiqa.evaluation.metrics import correlations
+from attiqa.evaluation.protocols import Split, random_splits, write_split_csv
+from attiqa.models.ridge_head import signed_power
+from attiqa.training.data import split_indices
+from attiqa.training.ridge import fit_ridge
+
+HERE = Path(__file__).resolve().parent
+
+
+def prompt_splits(prompts: list[str], repeats: int, seed: int = 0, test_fraction: float = 0.2) -> list[Split]:
+    """``repeats`` splits holding out ``test_fraction`` of the distinct prompts with all their images
+    (seeds ``seed ..``; the prompts sorted first so a seed means the same split on every machine)."""
+    uniq = sorted(set(prompts))
+    out = []
+    for r in range(repeats):
+        _, test_p = split_indices(len(uniq), test_fraction, seed + r)
+        held = {uniq[i] for i in test_p}
+        tr = tuple(i for i, p in enumerate(prompts) if p not in held)
+        te = tuple(i for i, p in enumerate(prompts) if p in held)
+        out.append(Split(f"prompt{r:02d}", tr, te, seed + r, "prompt"))
+    return out
+
+
+def split_sets(prompts: list[str], repeats: int) -> dict[str, list[Split]]:
+    return {"random": random_splits(len(prompts), repeats, 0), "prompt": prompt_splits(prompts, repeats)}
+
+
+def summarise(per_split: dict[str, list[dict]]) -> dict[str, dict[str, float]]:
+    return {
+        kind: {m: float(statistics.median(r[m] for r in rows)) for m in ("srocc", "plcc")}
+        | {"min_srocc": min(r["srocc"] for r in rows), "n": len(rows)}
+        for kind, rows in per_split.items()
+    }
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Closed-form ridge variants
+
+
+def ridge_recipes(feats: torch.Tensor, stats: torch.Tensor) -> dict[str, Callable[[], torch.Tensor]]:
+    """name -> design matrix builder (N, F); each is fitted by the product's fit_ridge (LOO alpha)."""
+    five = slice(0, 5)
+
+    def dw(p: float) -> torch.Tensor:
+        return signed_power(stats[:, five], p).mean(1)
+
+    return {
+        "ridge dw sqrt (attiqa-default's head)": lambda: dw(0.5),
+        "ridge dw raw": lambda: dw(1.0),
+        "ridge dw power 0.25": lambda: dw(0.25),
+        "ridge stages sqrt": lambda: signed_power(feats[:, five], 0.5).mean(1),
+        "ridge dw sqrt + stages sqrt": lambda: torch.cat(
+            [dw(0.5), signed_power(feats[:, five], 0.5).mean(1)], 1
+        ),
+        "ridge dw sqrt, mean+std over crops": lambda: torch.cat(
+            [dw(0.5), signed_power(stats[:, five], 0.5).std(1)], 1
+        ),
+    }
+
+
+def run_ridge(
+    x: torch.Tensor, y: torch.Tensor, splits: list[Split], alphas: tuple[float, ...] | None = None
+) -> list[dict]:
+    """Ridge per split; ``alphas`` None = the product's grid with leave-one-out choice."""
+    rows = []
+    for sp in splits:
+        tr, te = torch.tensor(sp.train), torch.tensor(sp.test)
+        fit = fit_ridge(x[tr], y[tr]) if alphas is None else fit_ridge(x[tr], y[tr], alphas)
+        pred = fit.predict(x[te])
+        m = correlations(pred.double().numpy(), y[te].double().numpy())
+        rows.append({"split": sp.name, "alpha": fit.alpha, **{k: m[k] for k in ("srocc", "plcc")}})
+    return rows
+
+
+def run_linear_rank(
+    x: torch.Tensor, y: torch.Tensor, prompts: list[str], splits: list[Split], rank_weight: float,
+    epochs: int = 60, l2: float = 1e-2,
+) -> list[dict]:  # fmt: skip
+    """A linear model on the standardised features trained by Adam on MSE + ``rank_weight`` x a margin
+    ranking loss over the pairs of one prompt in each batch (paper eq. 3's hinge, margin 0.1 on the unit
+    scale) — does a ranking objective beat ridge's squared error? Weight decay ``l2``."""
+    rows = []
+    for sp in splits:
+        tr, te = torch.tensor(sp.train), torch.tensor(sp.test)
+        mu, sd = x[tr].mean(0), x[tr].std(0).clamp_min(1e-6)
+        z = (x - mu) / sd
+        lo, hi = float(y[tr].min()), float(y[tr].max())
+        t = (y - lo) / (hi - lo)
+        gen = torch.Generator().manual_seed(sp.seed or 0)
+        w = torch.zeros(x.shape[1], requires_grad=True)
+        b = torch.full((), float(t[tr].mean()), requires_grad=True)
+        opt = torch.optim.AdamW([w, b], lr=1e-3, weight_decay=l2)
+        pid = {p: k for k, p in enumerate(sorted(set(prompts)))}
+        ptr = torch.tensor([pid[prompts[i]] for i in sp.train])
+        for _ in range(epochs):
+            order = torch.randperm(len(tr), generator=gen)
+            for s in range(0, len(order), 64):
+                idx = order[s : s + 64]
+                rows_i = tr[idx]
+                pred = z[rows_i] @ w + b
+                loss = torch.mean((pred - t[rows_i]) ** 2)
+                if rank_weight:
+                    same = ptr[idx][:, None] == ptr[idx][None, :]
+                    dt = t[rows_i][:, None] - t[rows_i][None, :]
+                    dp = pred[:, None] - pred[None, :]
+                    mask = same & (dt > 0)
+                    if mask.any():
+                        loss = loss + rank_weight * torch.relu(0.1 - dp[mask]).mean()
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+        with torch.no_grad():
+            pred = z[te] @ w + b
+        m = correlations(pred.double().numpy(), y[te].double().numpy())
+        rows.append({"split": sp.name, **{k: m[k] for k in ("srocc", "plcc")}})
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The product's fine-tuning
+
+
+def run_product(
+    ds, cfg: FinetuneConfig, init: Path | None, splits: list[Split], out: Path, progress: bool
+) -> list[dict]:
+    from dataclasses import replace
+
+    from attiqa.training.finetune import finetune
+
+    rows = []
+    for sp in splits:
+        run_dir = out / sp.name
+        done = run_dir / "result.json"
+        if done.is_file():
+            rows.append(json.loads(done.read_text()))
+            continue
+        csv_path = write_split_csv(run_dir / "split.csv", ds.items, sp)
+        t0 = time.perf_counter()
+        res = finetune(replace(cfg, csv=str(csv_path), image_root=""), init, run_dir, progress=progress)
+        last = res.history[-1]
+        mlp = [h for h in res.history if not h.get("ridge")][-1]
+        row = {"split": sp.name, "srocc": last["srocc"], "plcc": last["plcc"], "mlp_srocc": mlp["srocc"],
+               "mlp_plcc": mlp["plcc"], "seconds": time.perf_counter() - t0}  # fmt: skip
+        for f in (run_dir / "finetune").glob("*.safetensors"):
+            f.unlink()
+        done.write_text(json.dumps(row))
+        rows.append(row)
+        print(f"  {sp.name}: SROCC {row['srocc']:.4f} PLCC {row['plcc']:.4f} "
+              f"(MLP alone {row['mlp_srocc']:.4f})", flush=True)  # fmt: skip
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("root", type=Path)
+    ap.add_argument("--ridge", action="store_true", help="closed-form ridge variants")
+    ap.add_argument("--only", default="", help="with --ridge: only recipes whose name contains one of these")
+    ap.add_argument("--ridge-alphas", action="store_true", help="ridge with fixed penalties (regularisation)")
+    ap.add_argument("--rank", action="store_true", help="linear model on MSE vs MSE + ranking loss")
+    ap.add_argument("--config", type=Path, help="product recipe: a config with a finetune: section")
+    ap.add_argument("--init", type=Path, help="initial checkpoint for --config (e.g. a pretrained model)")
+    ap.add_argument("--set", action="append", default=[], help="finetune.KEY=VALUE override (YAML value)")
+    ap.add_argument("--repeats", type=int, default=10)
+    ap.add_argument("--kinds", default="random,prompt")
+    ap.add_argument("--out", type=Path, default=Path("runs/agiqa3k/research"))
+    ap.add_argument("--threads", type=int, default=2)
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    ds = get_dataset("agiqa3k", a.root)
+    prompts = [it.meta.get("prompt", "") for it in ds.items]
+    y = torch.tensor([it.mos for it in ds.items])
+    sets = {k: v for k, v in split_sets(prompts, a.repeats).items() if k in a.kinds.split(",")}
+    results: dict[str, dict] = {}
+    if a.ridge:
+        import sys
+
+        sys.path.insert(0, str(HERE))
+        from cache_features import load_features, write_csv
+
+        feats, stats = load_features(write_csv(a.root, a.out / "all.csv"), progress=False)
+        recipes = ridge_recipes(feats, stats)
+        if a.only:
+            recipes = {k: v for k, v in recipes.items() if any(o in k for o in a.only.split(","))}
+        for name, build in recipes.items():
+            x = build()
+            per = {kind: run_ridge(x, y, splits) for kind, splits in sets.items()}
+            results[name] = {"summary": summarise(per), "splits": per}
+            s = results[name]["summary"]
+            print(f"{name:45s} " + "  ".join(
+                f"{k}: {v['srocc']:.4f} / {v['plcc']:.4f} (min {v['min_srocc']:.3f})" for k, v in s.items()),
+                flush=True)  # fmt: skip
+    if a.ridge_alphas or a.rank:
+        import sys
+
+        sys.path.insert(0, str(HERE))
+        from cache_features import load_features, write_csv
+
+        _, stats = load_features(write_csv(a.root, a.out / "all.csv"), progress=False)
+        x = signed_power(stats[:, :5], 0.5).mean(1)
+        runs: dict[str, Callable[[list[Split]], list[dict]]] = {}
+        if a.ridge_alphas:  # the regularisation curve: fixed penalties vs the leave-one-out choice
+            for alpha in (10.0, 100.0, 1e3, 3e3, 1e4, 3e4, 1e5):
+                runs[f"ridge dw sqrt, fixed alpha {alpha:g}"] = (
+                    lambda sp, al=alpha: run_ridge(x, y, sp, (al,))
+                )
+        if a.rank:
+            for rw in (0.0, 1.0):
+                runs[f"linear dw sqrt, Adam, rank weight {rw:g}"] = (
+                    lambda sp, rw=rw: run_linear_rank(x, y, prompts, sp, rw)
+                )
+        for name, fn in runs.items():
+            per = {kind: fn(splits) for kind, splits in sets.items()}
+            results[name] = {"summary": summarise(per), "splits": per}
+            s = results[name]["summary"]
+            print(f"{name:45s} " + "  ".join(
+                f"{k}: {v['srocc']:.4f} / {v['plcc']:.4f} (min {v['min_srocc']:.3f})" for k, v in s.items()),
+                flush=True)  # fmt: skip
+    if a.config:
+        import yaml
+
+        data = read_yaml(a.config)
+        data = data.get("finetune", data)
+        for kv in a.set:
+            k, v = kv.split("=", 1)
+            data[k.removeprefix("finetune.")] = yaml.safe_load(v)
+        cfg = from_dict(FinetuneConfig, data, str(a.config))
+        name = f"{a.config.stem}{' ' + ' '.join(a.set) if a.set else ''}{' init' if a.init else ''}"
+        per = {kind: run_product(ds, cfg, a.init, splits, a.out / kind, progress=False)
+               for kind, splits in sets.items()}  # fmt: skip
+        s = summarise(per)
+        mlp = {k: float(np.median([r["mlp_srocc"] for r in rows])) for k, rows in per.items()}
+        results[name] = {"summary": s, "mlp_median_srocc": mlp, "splits": per}
+        text = "  ".join(f"{k}: {v['srocc']:.4f} / {v['plcc']:.4f} (min {v['min_srocc']:.3f}, "
+                         f"MLP alone {mlp[k]:.4f})" for k, v in s.items())  # fmt: skip
+        print(f"{name}: {text}", flush=True)
+    a.out.mkdir(parents=True, exist_ok=True)
+    target = a.out / "results.json"
+    old = json.loads(target.read_text()) if target.is_file() else {}
+    target.write_text(json.dumps({**old, **results}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
