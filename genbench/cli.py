@@ -162,6 +162,10 @@ def agree(
     model_ties: str = typer.Option("wrong", help="Equal metric scores: wrong (ImageReward's rule) | half."),
     bootstrap: int = typer.Option(10000, min=100, help="Bootstrap resamples for the 95% interval."),
     seed: int = typer.Option(0, help="Bootstrap seed."),
+    cluster_by: str | None = typer.Option(
+        None, help="Manifest field whose groups the bootstrap resamples (e.g. prompt_id): pairs sharing a "
+        "prompt are not independent (default: resample pairs)."
+    ),
     out: Path | None = typer.Option(None, "--out", "-o", help="Report folder (default: RUN/agreement)."),
 ) -> None:
     """Accuracy of each metric at picking the image people preferred (ATTIQA Table 8), with 95% CIs.
@@ -181,13 +185,16 @@ def agree(
     if not labels:
         raise AttiqaError(f"{source}: no votes for this run's pairs yet — collect some with `genbench vote`")
     scores = load_metric_scores(run_dir, _split_metrics(metrics))
-    results = [metric_agreement(pairs, labels, s, ties, model_ties, bootstrap, seed) for s in scores]
+    results = [
+        metric_agreement(pairs, labels, s, ties, model_ties, bootstrap, seed, cluster_by) for s in scores
+    ]
     settings = {
         "prefs": str(source),
         "ties": ties,
         "model_ties": model_ties,
         "bootstrap": bootstrap,
         "seed": seed,
+        "cluster_by": cluster_by,
     }
     out_dir = out or Path(run_dir) / "agreement"
     write_report(out_dir, pairs, labels, results, scores, settings)

@@ -133,3 +133,29 @@ def test_cli_import_then_score_and_agree_with_the_classical_scorer(agiqa_root, t
     assert isinstance(r.exception, AttiqaError) and "lower --margin" in str(r.exception)
     r = runner.invoke(app, ["import-agiqa3k", str(tmp_path / "nope"), "--out", str(tmp_path / "y")])
     assert isinstance(r.exception, AttiqaError) and "dataset root not found" in str(r.exception)
+
+
+def test_cluster_bootstrap_resamples_whole_groups():
+    from genbench.agreement import bootstrap_ci
+
+    # 5 prompts, each with 40 pairs that are all right or all wrong: the evidence is 5 values, not 200
+    credits = np.repeat([1.0, 0.0, 1.0, 1.0, 0.0], 40)
+    groups = np.repeat(["p0", "p1", "p2", "p3", "p4"], 40)
+    lo_pair, hi_pair = bootstrap_ci(credits, 4000, 0)
+    lo_clu, hi_clu = bootstrap_ci(credits, 4000, 0, groups=groups)
+    lo_five, hi_five = bootstrap_ci(np.array([1.0, 0.0, 1.0, 1.0, 0.0]), 4000, 0)
+    assert hi_clu - lo_clu > 2.5 * (hi_pair - lo_pair)
+    assert (lo_clu, hi_clu) == pytest.approx((lo_five, hi_five), abs=0.05)
+    assert lo_clu <= 0.6 <= hi_clu
+
+
+def test_agree_cluster_by_a_manifest_field(agiqa_root, tmp_path):
+    out = tmp_path / "run"
+    import_agiqa3k(agiqa_root, out, margin=0.5)
+    assert runner.invoke(app, ["score", str(out), "-m", "classical"]).exit_code == 0
+    r = runner.invoke(app, ["agree", str(out), "--bootstrap", "300", "--cluster-by", "prompt_id"])
+    assert r.exit_code == 0, r.output
+    info = json.loads((out / "agreement" / "agreement.json").read_text())
+    assert info["settings"]["cluster_by"] == "prompt_id"
+    r = runner.invoke(app, ["agree", str(out), "--cluster-by", "no_such_field"])
+    assert r.exception is not None and "no_such_field" in str(r.exception)
