@@ -4,7 +4,7 @@ The shipped default model is stored in fp16; its backbone is the frozen ImageNet
 fp16. Fine-tuning from it as is would key the feature cache on those rounded weights (a second, full feature
 pass over the images). The default model's recipe never trains its backbone, so its exact weights are the
 fp32 ImageNet ones: this writes the default model (attribute heads, feature standardisation, MOS MLP, ridge
-head) with its backbone weights replaced by them. `finetune` then attaches a fresh MOS MLP and refits the ridge.
+head) with its backbone weights replaced by them; `finetune` attaches a fresh MOS MLP and refits the ridge.
 
     python experiments/agiqa3k/default_init.py runs/agiqa3k/attiqa-default-fp32.safetensors
 """
@@ -35,7 +35,8 @@ def main() -> None:
         state[k] = v
         swapped += 1
     model.backbone.load_state_dict(state)
-    save_model(model, a.out, {**card, "stage": "finetune", "note": "attiqa-default with fp32 ImageNet backbone"})
+    note = "attiqa-default with its fp32 ImageNet backbone"
+    save_model(model, a.out, {**card, "stage": "finetune", "note": note})
     print(f"{a.out}: {swapped} backbone tensors set to their fp32 ImageNet values")
 
 
