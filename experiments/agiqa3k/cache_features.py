@@ -20,34 +20,46 @@ import torch
 from attiqa.datasets import get_dataset
 from attiqa.models import create_backbone
 from attiqa.training.cached import five_crop_views
-from attiqa.training.data import MosDataset
+from attiqa.training.data import MosDataset, split_indices
 from attiqa.training.feature_cache import cached_features
 
 
-def write_csv(root: Path, out: Path) -> Path:
-    """image,mos (absolute paths, mos_quality) of every image of the AGIQA-3k folder ``root``."""
+def write_csv(root: Path, out: Path, holdout_seed: int = 0) -> Path:
+    """image,mos,split (absolute paths, mos_quality) of every image of the AGIQA-3k folder ``root``; the split
+    column holds out 20 % of the prompts with all their images (``val``; the prompts sorted, then
+    ``split_indices`` with ``holdout_seed`` — the same rule as `attiqa bench --group-by prompt`'s split 0), so
+    a model trained on this CSV is validated on prompts it never saw."""
     ds = get_dataset("agiqa3k", root)
+    prompts = sorted({it.meta.get("prompt", "") for it in ds.items})
+    _, held = split_indices(len(prompts), 0.2, holdout_seed)
+    val = {prompts[i] for i in held}
     out.parent.mkdir(parents=True, exist_ok=True)
-    lines = ["image,mos"] + [f"{it.image.resolve()},{float(it.mos)!r}" for it in ds.items]
+    lines = ["image,mos,split"] + [
+        f"{it.image.resolve()},{float(it.mos)!r},{'val' if it.meta.get('prompt', '') in val else 'train'}"
+        for it in ds.items
+    ]
     out.write_text("\n".join(lines) + "\n")
     return out
 
 
 def load_features(
-    csv: Path, resize_shorter: int = 500, crop: int = 320, progress: bool = True, batch_size: int = 4
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """(stage features (N, 5, 2848), depthwise statistics (N, 5, 19200)) of the CSV's images, from the
-    cache (computed and stored when missing)."""
+    csv: Path, resize_shorter: int = 500, crop: int = 320, progress: bool = True, batch_size: int = 4,
+    stages: bool = True,
+) -> tuple[torch.Tensor | None, torch.Tensor]:  # fmt: skip
+    """(stage features (N, 5, 2848) or None without ``stages``, depthwise statistics (N, 5, 19200)) of the
+    CSV's images, from the cache (computed and stored when missing)."""
     bb = create_backbone("efficientnet_lite0_ms")
     tf, view = five_crop_views(bb, resize_shorter, crop)
     data = MosDataset(csv, None, tf, on_error="skip")
     # the ridge's statistics first: the recipe research needs them most
-    stats, ok2 = cached_features(
-        bb.tap_view("depthwise"), data, view, batch_size=batch_size, progress=progress
-    )
-    feats, ok1 = cached_features(bb, data, view, batch_size=batch_size, progress=progress)
-    if not bool((ok1 & ok2).all()):
-        raise SystemExit(f"{csv}: {int((~(ok1 & ok2)).sum())} images could not be read")
+    dw = bb.tap_view("depthwise")
+    stats, ok = cached_features(dw, data, view, batch_size=batch_size, progress=progress)
+    feats = None
+    if stages:
+        feats, ok1 = cached_features(bb, data, view, batch_size=batch_size, progress=progress)
+        ok = ok & ok1
+    if not bool(ok.all()):
+        raise SystemExit(f"{csv}: {int((~ok).sum())} images could not be read")
     return feats, stats
 
 

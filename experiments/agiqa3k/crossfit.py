@@ -74,29 +74,31 @@ def fold_scores(ckpt: Path, csv_path: Path, test: list[int]) -> np.ndarray:
     return model.mos_to_dataset_scale(predict_cached(model, feats, rows, stats)).double().numpy()
 
 
-def check_against_scorer(ckpt: Path, images: list[Path], cached: np.ndarray) -> float:
-    """Largest |cached - scorer| over ``images`` scored from their files by the real ATTIQA scorer."""
+def check_against_scorer(model: Path | str, images: list[Path], cached: np.ndarray) -> float:
+    """Largest |cached - scorer| over ``images`` scored from their files by the real scorer of ``model`` (a
+    checkpoint or a named model)."""
     import attiqa
     from attiqa.scoring import score_paths
 
-    run = score_paths(images, attiqa.load_scorer(str(ckpt)), batch_size=4, num_workers=0)
+    run = score_paths(images, attiqa.load_scorer(str(model)), batch_size=4, num_workers=0)
     got = {r["image"]: r["mos"] for r in run.rows}
     return float(max(abs(got[str(p)] - c) for p, c in zip(images, cached, strict=True)))
 
 
-def write_metric(run_dir: Path, rows: list[dict], folds: int, config: str) -> None:
-    """The scores as a genbench metric of ``run_dir`` (what `genbench score` would write)."""
+def write_metric(run_dir: Path, rows: list[dict], folds: int, config: str, metric: str = METRIC) -> None:
+    """The scores as metric ``metric`` of the genbench run ``run_dir`` (what `genbench score` would write)."""
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(["image", "mos"])
     for r in rows:
         w.writerow([r["image"], f"{r['mos']:.6g}"])
-    write_text_atomic(run_dir / "scores" / f"{METRIC}.csv", buf.getvalue())
-    write_json_atomic(run_dir / "scores" / f"{METRIC}.json", {
-        "metric": METRIC, "column": "mos", "columns": ["mos"], "higher_is_better": True, "kind": "attiqa",
-        "score_range": [0.0, 5.0],
-        "scorer": {"what": f"{folds}-fold prompt-grouped cross-fitting of {config}: each image scored by a "
-                           "model trained without its prompt (experiments/agiqa3k/crossfit.py)"},
+    write_text_atomic(run_dir / "scores" / f"{metric}.csv", buf.getvalue())
+    what = (f"{folds}-fold prompt-grouped cross-fitting of {config}: each image scored by a model trained "
+            "without its prompt (experiments/agiqa3k/crossfit.py)") if folds else (
+            f"{config} scored from cached features (experiments/agiqa3k/cached_scores.py)")  # fmt: skip
+    write_json_atomic(run_dir / "scores" / f"{metric}.json", {
+        "metric": metric, "column": "mos", "columns": ["mos"], "higher_is_better": True, "kind": "attiqa",
+        "score_range": [0.0, 5.0], "scorer": {"what": what},
     })  # fmt: skip
 
 

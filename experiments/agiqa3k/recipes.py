@@ -73,7 +73,9 @@ def summarise(per_split: dict[str, list[dict]]) -> dict[str, dict[str, float]]:
 # Closed-form ridge variants
 
 
-def ridge_recipes(feats: torch.Tensor, stats: torch.Tensor) -> dict[str, Callable[[], torch.Tensor]]:
+def ridge_recipes(
+    feats: torch.Tensor | None, stats: torch.Tensor | None
+) -> dict[str, Callable[[], torch.Tensor]]:
     """name -> design matrix builder (N, F); each is fitted by the product's fit_ridge (LOO alpha)."""
     five = slice(0, 5)
 
@@ -152,6 +154,47 @@ def run_linear_rank(
     return rows
 
 
+def run_dual_ridge(x: torch.Tensor, y: torch.Tensor, sets: dict[str, list[Split]]) -> dict[str, list[dict]]:
+    """Ridge for many splits at the cost of one: features standardised once over ALL images (transductive,
+    no labels; the product standardises over the training images), one Gram matrix, then per split the
+    same leave-one-out choice of alpha over the product's grid (ALPHAS) in dual form. Ours, for speed on a
+    loaded CPU (20 splits x 19,200 features); the product's fit_ridge is the reference (``--ridge``)."""
+    from attiqa.training.ridge import ALPHAS
+
+    z = x.double()
+    z = (z - z.mean(0)) / z.std(0, unbiased=False).clamp_min(1e-12)
+    gram = z @ z.T
+    y = y.double()
+    out: dict[str, list[dict]] = {}
+    for kind, splits in sets.items():
+        rows = []
+        for sp in splits:
+            tr, te = torch.tensor(sp.train), torch.tensor(sp.test)
+            k = gram[tr][:, tr]
+            one = torch.ones(len(tr), dtype=torch.float64) / len(tr)
+            kc = k - one @ k - (k @ one)[:, None] + one @ k @ one  # centred (the unpenalised intercept)
+            s2, u = torch.linalg.eigh(kc)
+            s2 = s2.clamp_min(0)
+            yc = y[tr] - y[tr].mean()
+            uty = u.T @ yc
+            best = None
+            for alpha in ALPHAS:
+                shrink = s2 / (s2 + alpha)
+                loo = (yc - u @ (shrink * uty)) / (1.0 - ((u**2) @ shrink + 1.0 / len(tr)))
+                err = float((loo**2).mean())
+                if best is None or err < best[1]:
+                    best = (alpha, err)
+            alpha = best[0]
+            dual = u @ (uty / (s2 + alpha))
+            kte = gram[te][:, tr]
+            kte_c = kte - (kte @ one)[:, None] - (one @ k)[None, :] + one @ k @ one
+            pred = kte_c @ dual + y[tr].mean()
+            m = correlations(pred.numpy(), y[te].numpy())
+            rows.append({"split": sp.name, "alpha": alpha, "srocc": m["srocc"], "plcc": m["plcc"]})
+        out[kind] = rows
+    return out
+
+
 # ---------------------------------------------------------------------------------------------------------
 # The product's fine-tuning
 
@@ -190,6 +233,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("root", type=Path)
     ap.add_argument("--ridge", action="store_true", help="closed-form ridge variants")
+    ap.add_argument("--dual", action="store_true", help="ridge variants, all splits from one Gram matrix")
     ap.add_argument("--only", default="", help="with --ridge: only recipes whose name contains one of these")
     ap.add_argument("--ridge-alphas", action="store_true", help="ridge with fixed penalties (regularisation)")
     ap.add_argument("--rank", action="store_true", help="linear model on MSE vs MSE + ranking loss")
@@ -213,10 +257,10 @@ def main() -> None:
         sys.path.insert(0, str(HERE))
         from cache_features import load_features, write_csv
 
-        feats, stats = load_features(write_csv(a.root, a.out / "all.csv"), progress=False)
-        recipes = ridge_recipes(feats, stats)
-        if a.only:
-            recipes = {k: v for k, v in recipes.items() if any(o in k for o in a.only.split(","))}
+        names = [k for k in ridge_recipes(None, None) if not a.only or any(o in k for o in a.only.split(","))]
+        need_stages = any("stages" in k for k in names)
+        feats, stats = load_features(write_csv(a.root, a.out / "all.csv"), progress=False, stages=need_stages)
+        recipes = {k: v for k, v in ridge_recipes(feats, stats).items() if k in names}
         for name, build in recipes.items():
             x = build()
             per = {kind: run_ridge(x, y, splits) for kind, splits in sets.items()}
@@ -225,13 +269,33 @@ def main() -> None:
             print(f"{name:45s} " + "  ".join(
                 f"{k}: {v['srocc']:.4f} / {v['plcc']:.4f} (min {v['min_srocc']:.3f})" for k, v in s.items()),
                 flush=True)  # fmt: skip
+    if a.dual:
+        import sys
+
+        sys.path.insert(0, str(HERE))
+        from cache_features import load_features, write_csv
+
+        names = [k for k in ridge_recipes(None, None) if not a.only or any(o in k for o in a.only.split(","))]
+        need_stages = any("stages" in k for k in names)
+        feats, stats = load_features(write_csv(a.root, a.out / "all.csv"), progress=False, stages=need_stages)
+        for name, build in ridge_recipes(feats, stats).items():
+            if name not in names:
+                continue
+            per = run_dual_ridge(build(), y, sets)
+            key = f"{name} [dual, global standardisation]"
+            results[key] = {"summary": summarise(per), "splits": per}
+            s = results[key]["summary"]
+            print(f"{name:45s} " + "  ".join(
+                f"{k}: {v['srocc']:.4f} / {v['plcc']:.4f} (min {v['min_srocc']:.3f})" for k, v in s.items()),
+                flush=True)  # fmt: skip
+            save(a.out, results)
     if a.ridge_alphas or a.rank:
         import sys
 
         sys.path.insert(0, str(HERE))
         from cache_features import load_features, write_csv
 
-        _, stats = load_features(write_csv(a.root, a.out / "all.csv"), progress=False)
+        _, stats = load_features(write_csv(a.root, a.out / "all.csv"), progress=False, stages=False)
         x = signed_power(stats[:, :5], 0.5).mean(1)
         runs: dict[str, Callable[[list[Split]], list[dict]]] = {}
         if a.ridge_alphas:  # the regularisation curve: fixed penalties vs the leave-one-out choice
@@ -269,8 +333,12 @@ def main() -> None:
         text = "  ".join(f"{k}: {v['srocc']:.4f} / {v['plcc']:.4f} (min {v['min_srocc']:.3f}, "
                          f"MLP alone {mlp[k]:.4f})" for k, v in s.items())  # fmt: skip
         print(f"{name}: {text}", flush=True)
-    a.out.mkdir(parents=True, exist_ok=True)
-    target = a.out / "results.json"
+    save(a.out, results)
+
+
+def save(out: Path, results: dict) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    target = out / "results.json"
     old = json.loads(target.read_text()) if target.is_file() else {}
     target.write_text(json.dumps({**old, **results}, indent=1))
 
