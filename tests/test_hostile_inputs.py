@@ -4,6 +4,7 @@ degenerate images. Every fixture is generated here; each test failed before its 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -160,3 +161,202 @@ def test_vote_server_refuses_unknown_host_names(tmp_path, host, ok):
         "/api/vote", json={"rater": "eve", "pair_id": "p0", "choice": "left"}, headers={"Host": host}
     )
     assert (resp.status_code == 201) == ok
+
+
+# ---------------------------------------------------------------------------------------------------------
+# attiqa degrade: one output name per source, unique and stable across reruns
+
+
+def test_degrade_gives_every_source_its_own_stable_names(tmp_path):
+    from attiqa.distortions import write_graded_set
+
+    src = tmp_path / "src"
+    files = [
+        _png(src / "A/x.jpg", seed=1),
+        _png(src / "B/x.jpg", seed=2),
+        _png(src / "B/x_1.jpg", seed=3),  # the old disambiguation of B/x.jpg
+        _png(src / "C/X.png", seed=4),  # the same name on a case-insensitive disk
+        _png(src / "x__gaussian_blur_1.png", seed=5),  # looks like a degradation of x
+    ]
+    out = tmp_path / "out"
+    res = write_graded_set(files, out, ["gaussian_blur"], [1])
+    assert (len(res.written), len(res.existing), res.failed) == (10, 0, [])
+    assert len({p.name.casefold() for p in res.written}) == 10  # nothing overwritten
+    names = sorted(p.name for p in out.glob("*.png"))
+    assert len(names) == 10 and "x.png" in names and "x__gaussian_blur_1.png" in names
+    # every output is its own source's picture (the source's original is written unchanged as PNG)
+    originals = {p for p in res.written if "__" not in p.stem}
+    pixels = {np.asarray(Image.open(p)).tobytes() for p in originals}
+    assert pixels == {np.asarray(Image.open(f)).tobytes() for f in files}
+
+    # a rerun with more sources (sorted differently) keeps every earlier name and redoes nothing
+    before = {p.name: p.read_bytes() for p in out.glob("*.png")}
+    files2 = [_png(src / "0/x.jpg", seed=6), *files]
+    res = write_graded_set(files2, out, ["gaussian_blur"], [1])
+    assert (len(res.written), len(res.existing)) == (2, 10)
+    assert all((out / n).read_bytes() == b for n, b in before.items())
+    mapping = json.loads((out / "sources.json").read_text())["names"]
+    assert sorted(mapping.values()) == sorted(str(f) for f in files2)
+
+
+def test_degrade_names_are_safe_for_any_file_system(tmp_path):
+    from attiqa.distortions.graded import safe_stem
+
+    assert safe_stem("a__b___c_") == "a_b_c_"
+    assert safe_stem("ordinary name (1)") == "ordinary name (1)"  # names made before the rule are kept
+    assert safe_stem(os.fsdecode(b"caf\xe9s")) == "caf_s"
+    assert safe_stem("a\nb\\c") == "a_b_c"
+    assert safe_stem(".hidden") == "hidden" and safe_stem(".") == "image"
+    assert len(safe_stem("é" * 300).encode()) <= 100
+
+
+# ---------------------------------------------------------------------------------------------------------
+# file names that are not UTF-8 (any bytes are legal on Linux) round-trip through every table we write
+
+
+@pytest.fixture()
+def odd_names(tmp_path) -> list[Path]:
+    folder = tmp_path / "odd"
+    folder.mkdir()
+    try:
+        paths = [
+            _png(folder / os.fsdecode(n), seed=k) for k, n in enumerate([b"caf\xe9.png", b"\xff\xfe.jpg"])
+        ]
+    except (OSError, UnicodeEncodeError):
+        pytest.skip("this file system refuses file names that are not UTF-8")
+    return [*paths, _png(folder / "plain.png", seed=7)]
+
+
+def test_label_stores_names_that_are_not_utf8_and_reads_them_back(odd_names, tmp_path):
+    import pyarrow.parquet as pq
+
+    from attiqa.io.images import discover_images
+    from attiqa.labeling import label_images
+    from attiqa.teachers import create_teacher
+    from attiqa.training.data import PseudoLabelDataset
+
+    teacher = create_teacher("classical")
+    paths = discover_images([odd_names[0].parent])
+    out = tmp_path / "labels.parquet"
+    res = label_images(paths, teacher, out, batch_size=2, num_workers=0)  # crashed here, on every rerun
+    assert (res.labelled, res.failed) == (3, [])
+    from attiqa.labeling import label_paths
+
+    table = pq.read_table(out)
+    texts = table.column("image").to_pylist()
+    assert all(t.encode("utf-8") for t in texts) and "file:" not in "".join(t for t in texts if "plain" in t)
+    assert sorted(map(os.fsencode, label_paths(table))) == sorted(os.fsencode(p) for p in odd_names)
+    again = label_images(paths, teacher, out, batch_size=2, num_workers=0)  # the rerun finds them done
+    assert (again.labelled, again.skipped_done) == (0, 3)
+    ds = PseudoLabelDataset(out, transform=lambda img: img)  # training finds every image
+    assert sorted(map(os.fsencode, ds.paths)) == sorted(os.fsencode(p) for p in odd_names)
+
+
+def test_make_distorted_with_names_that_are_not_utf8(odd_names, tmp_path):
+    import csv
+
+    from attiqa.distortions.multi import make_distorted_set
+
+    out = tmp_path / "md"
+    res = make_distorted_set(odd_names, out, rounds=2, distortions=["kadid_gaussian_blur", "kadid_jpeg"])
+    assert (res.written, res.failed) == (6, [])
+    from attiqa.io.names import text_path
+
+    text = (out / "labels.csv").read_bytes().decode("utf-8")  # valid UTF-8
+    rows = list(csv.DictReader(text.splitlines()))
+    assert all((out / r["image"]).is_file() for r in rows)
+    assert {os.fsencode(text_path(r["source"]).resolve()) for r in rows} == {
+        os.fsencode(p.resolve()) for p in odd_names
+    }
+    again = make_distorted_set(odd_names, out, rounds=2, distortions=["kadid_gaussian_blur", "kadid_jpeg"])
+    assert (again.written, again.existing) == (0, 6)
+
+
+def test_genbench_manifest_with_names_that_are_not_utf8(odd_names, tmp_path):
+    from genbench.manifest import load_pairs, write_manifest
+
+    run = odd_names[0].parent
+    write_manifest(run, [{"pair_id": "p", "image_a": str(odd_names[0]), "image_b": odd_names[1].name}])
+    pair = load_pairs(run)[0]
+    assert os.fsencode(pair.image_a) == os.fsencode(odd_names[0])
+    assert os.fsencode(pair.image_b) == os.fsencode(odd_names[1].name)
+    (run / "manifest.csv").read_bytes().decode("utf-8")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# temp files of killed writers are removed when a job starts again; a live writer's never are
+
+
+def _killed_writer(target: Path) -> None:
+    """A real process killed (SIGKILL) inside atomic_path, as a kill -9 mid-write leaves it."""
+    import subprocess
+    import sys
+
+    code = (
+        "import os, signal, sys\n"
+        "from attiqa.io.atomic import atomic_path\n"
+        "with atomic_path(sys.argv[1]) as tmp:\n"
+        "    tmp.write_bytes(b'half')\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    proc = subprocess.run([sys.executable, "-c", code, str(target)], env=env, capture_output=True)
+    assert proc.returncode == -9, proc.stderr
+
+
+def _temps(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.glob(".*.tmp"))
+
+
+def test_remove_orphan_temps_deletes_only_orphans_of_our_pattern(tmp_path):
+    from attiqa.io.atomic import atomic_path, remove_orphan_temps
+
+    _killed_writer(tmp_path / "dead.png")
+    assert len(_temps(tmp_path)) == 1
+    old_style = tmp_path / ".old.png.k3j9x_2a.tmp"  # from before the owner was in the name
+    old_style.write_bytes(b"x")
+    fresh_old_style = tmp_path / ".fresh.png.q0w9e8r7.tmp"
+    fresh_old_style.write_bytes(b"x")
+    os.utime(old_style, (1e9, 1e9))
+    foreign = [tmp_path / ".notes.tmp", tmp_path / "data.tmp", tmp_path / ".x.y.tmp"]  # not ours
+    for f in foreign:
+        f.write_bytes(b"keep")
+        os.utime(f, (1e9, 1e9))
+    with atomic_path(tmp_path / "live.png") as live:  # this process is writing it right now
+        live.write_bytes(b"in flight")
+        assert remove_orphan_temps(tmp_path) == 2
+        assert live.exists() and fresh_old_style.exists() and all(f.exists() for f in foreign)
+        assert not old_style.exists() and not any(".dead.png." in n for n in _temps(tmp_path))
+    assert (tmp_path / "live.png").read_bytes() == b"in flight"
+
+
+def test_every_resumable_writer_clears_its_killed_temps(tmp_path):
+    from attiqa.distortions import write_graded_set
+    from attiqa.distortions.multi import make_distorted_set
+    from attiqa.labeling import label_images, parts_dir
+    from attiqa.teachers import create_teacher
+
+    src = [_png(tmp_path / "src/a.png", seed=1), _png(tmp_path / "src/b.png", seed=2)]
+    # degrade
+    deg = tmp_path / "deg"
+    write_graded_set(src[:1], deg, ["gaussian_blur"], [1])
+    _killed_writer(deg / "b__gaussian_blur_1.png")
+    write_graded_set(src, deg, ["gaussian_blur"], [1])
+    assert _temps(deg) == []
+    # make-distorted: the images of a round and labels.csv
+    md = tmp_path / "md"
+    make_distorted_set(src[:1], md, rounds=1, distortions=["kadid_jpeg"])
+    _killed_writer(md / "images" / "r00" / "00001_b.png")
+    _killed_writer(md / "labels.csv")
+    make_distorted_set(src[:1], md, rounds=1, distortions=["kadid_jpeg"])
+    assert _temps(md) == [] and _temps(md / "images" / "r00") == []
+    # label: a part file and the merged table; another job's orphan beside --out is not ours to judge
+    out = tmp_path / "lab" / "labels.parquet"
+    parts_dir(out).mkdir(parents=True)
+    _killed_writer(parts_dir(out) / "rank000-1-000000.parquet")
+    _killed_writer(out)
+    _killed_writer(out.parent / "scores.csv")
+    label_images(src, create_teacher("classical"), out, num_workers=0)
+    assert [n for n in _temps(out.parent) if "labels" in n] == [] and len(_temps(out.parent)) == 1
+    assert not parts_dir(out).exists()
