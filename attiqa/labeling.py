@@ -191,6 +191,9 @@ def label_images(
             on_batch(len(batch.indices), len(batch.errors))
     if merge and world_size == 1:
         merge_parts(out, schema)
+        if not out.exists():  # nothing could be labelled: say why instead of leaving no file
+            why = "; ".join(str(e) for e in failed[:3]) or "no images were given"
+            raise AttiqaError(f"no image could be labelled ({len(failed)} unreadable): {why}")
     return LabelResult(out, labelled, skipped_done, failed, time.perf_counter() - start)
 
 

@@ -135,12 +135,15 @@ def score(
         if rep.error:
             console.print(f"[yellow]skipped {name}:[/] {rep.error}", highlight=False)
             continue
-        ok += 1
+        ok += bool(rep.scored or rep.kept)  # a metric that could read no image did nothing
         console.print(f"{name}: {rep.scored} scored, {rep.kept} already scored, {len(rep.failed)} unreadable")
         for f in rep.failed[:10]:
             console.print(f"  [yellow]skipped[/] {f}", highlight=False)
     if not ok:
-        raise AttiqaError("no metric could score this run — pass --metrics with names from `attiqa models`")
+        raise AttiqaError(
+            "no metric could score this run — pass --metrics with names from `attiqa models`, "
+            "and check the images listed as unreadable"
+        )
 
 
 @app.command()

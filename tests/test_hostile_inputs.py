@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +15,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
+import attiqa
 from attiqa.errors import AttiqaError
 
 runner = CliRunner()
@@ -289,9 +293,6 @@ def test_genbench_manifest_with_names_that_are_not_utf8(odd_names, tmp_path):
 
 def _killed_writer(target: Path) -> None:
     """A real process killed (SIGKILL) inside atomic_path, as a kill -9 mid-write leaves it."""
-    import subprocess
-    import sys
-
     code = (
         "import os, signal, sys\n"
         "from attiqa.io.atomic import atomic_path\n"
@@ -299,7 +300,7 @@ def _killed_writer(target: Path) -> None:
         "    tmp.write_bytes(b'half')\n"
         "    os.kill(os.getpid(), signal.SIGKILL)\n"
     )
-    root = Path(__file__).resolve().parents[1]
+    root = Path(attiqa.__file__).resolve().parents[1]  # the code under test, in the child too
     env = {**os.environ, "PYTHONPATH": str(root)}
     proc = subprocess.run([sys.executable, "-c", code, str(target)], env=env, capture_output=True)
     assert proc.returncode == -9, proc.stderr
@@ -360,3 +361,141 @@ def test_every_resumable_writer_clears_its_killed_temps(tmp_path):
     label_images(src, create_teacher("classical"), out, num_workers=0)
     assert [n for n in _temps(out.parent) if "labels" in n] == [] and len(_temps(out.parent)) == 1
     assert not parts_dir(out).exists()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# image limits: the documented 200 MP, and a bound on the work after resizing
+
+
+def _png_header(path: Path, width: int, height: int) -> Path:
+    """A PNG that declares ``width`` x ``height`` but holds no pixel data (costs nothing to make)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b""))
+    return path
+
+
+def test_the_pixel_limit_is_the_documented_200_megapixels(tmp_path):
+    from attiqa.io.images import load_image
+
+    with pytest.raises(AttiqaError) as ei:  # 100 MP: within the limit, so it fails only for lack of data
+        load_image(_png_header(tmp_path / "100mp.png", 10_000, 10_000))
+    assert "safety limit" not in str(ei.value) and "bomb" not in str(ei.value)
+    assert "cannot decode" in str(ei.value)
+    with pytest.raises(AttiqaError, match="exceeds the 200 MP safety limit"):
+        load_image(_png_header(tmp_path / "201mp.png", 20_100, 10_000))
+    with pytest.raises(AttiqaError, match="exceeds the 200 MP safety limit"):
+        load_image(_png_header(tmp_path / "huge.png", 100_000, 100_000))  # beyond PIL's own 2x guard too
+
+
+def test_a_tiff_too_big_for_pil_is_refused_by_the_fallback_as_well(tmp_path):
+    import tifffile
+
+    from attiqa.io.images import load_image
+
+    arr = np.zeros((64, 64, 3), np.float32)  # float RGB: PIL cannot open it, tifffile reads it
+    tifffile.imwrite(tmp_path / "c16.tif", arr, photometric="rgb")
+    assert load_image(tmp_path / "c16.tif").size == (64, 64)
+    with pytest.raises(AttiqaError, match="safety limit"):
+        load_image(tmp_path / "c16.tif", max_pixels=1000)
+
+
+def test_an_extreme_strip_is_refused_before_it_is_upscaled(tmp_path):
+    from attiqa.io.batching import iter_image_batches
+    from attiqa.io.images import load_image
+    from attiqa.teachers import create_teacher
+
+    strip = tmp_path / "strip.png"
+    Image.new("RGB", (50_000, 8), (90, 120, 60)).save(strip)  # 340 px shorter side: 722 MP, 7 GB
+    with pytest.raises(AttiqaError, match=r"too elongated \(6250:1\).*722 MP"):
+        load_image(strip, min_shorter=340)
+    assert load_image(strip).size == (50_000, 8)  # without a resize there is no blow-up: loaded as is
+    wide = _png(tmp_path / "panorama.png", size=(2_000, 8))  # 250:1 is still fine (29 MP at 340 px)
+    teacher = create_teacher("classical")
+    batches = list(iter_image_batches([strip, wide], teacher.transform, 2, 0, min_shorter=340))
+    assert [len(b.indices) for b in batches] == [1] and "too elongated" in str(batches[0].errors[0])
+
+
+# ---------------------------------------------------------------------------------------------------------
+# unreadable inputs: one rule (skip + report; fail only when nothing could be done), the right advice
+
+
+def _unprivileged(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    """Run ``args`` so that file permissions apply (root reads everything: drop its override)."""
+    prefix = []
+    if os.geteuid() == 0:
+        if not shutil.which("setpriv"):
+            pytest.skip("running as root without setpriv: permissions cannot be tested")
+        caps = "-dac_override,-dac_read_search"
+        prefix = ["setpriv", f"--inh-caps={caps}", f"--bounding-set={caps}"]
+    root = Path(attiqa.__file__).resolve().parents[1]  # the code under test, in the child too
+    env = {**os.environ, "PYTHONPATH": str(root), "COLUMNS": "200"}
+    return subprocess.run(prefix + args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture()
+def locked(tmp_path):
+    d = tmp_path / "photos"
+    _png(d / "good.png", seed=1)
+    _png(d / "locked.png", seed=2)
+    _png(d / "sub" / "hidden_by_folder.png", seed=3)
+    (d / "gone.png").symlink_to(tmp_path / "deleted.png")  # a broken link
+    os.chmod(d / "locked.png", 0)
+    os.chmod(d / "sub", 0)
+    yield d
+    os.chmod(d / "sub", 0o755)
+    os.chmod(d / "locked.png", 0o644)
+
+
+def test_unreadable_files_and_folders_are_reported_with_the_right_fix(locked):
+
+    code = (
+        "import sys\n"
+        "from attiqa.io.images import discover_images, load_image\n"
+        "from attiqa.errors import ImageLoadError\n"
+        "for p in discover_images(sys.argv[1:]):\n"
+        "    try:\n"
+        "        load_image(p); print('ok', p)\n"
+        "    except ImageLoadError as e:\n"
+        "        print('skip', e)\n"
+    )
+    proc = _unprivileged([sys.executable, "-c", code, "photos"], locked.parent)
+    lines = sorted(proc.stdout.splitlines())
+    assert proc.returncode == 0, proc.stderr
+    assert lines[0] == "ok photos/good.png"
+    by_name = {ln.split()[1].rstrip(":"): ln for ln in lines[1:]}
+    assert "broken link" in by_name["photos/gone.png"]
+    assert "permission denied — give yourself read permission" in by_name["photos/locked.png"]
+    assert "folder cannot be searched (permission denied)" in by_name["photos/sub"]
+    assert not any("re-download" in ln for ln in lines)  # nothing here is a damaged download
+
+
+@pytest.mark.parametrize("inputs", [["photos"], ["photos/good.png", "photos/locked.png", "photos/sub/x.png"]])
+def test_score_skips_what_it_cannot_read_wherever_it_was_named(locked, inputs):
+
+    cmd = [sys.executable, "-c", "from attiqa.cli import main; main()", "score", *inputs]
+    proc = _unprivileged([*cmd, "--model", "classical", "--workers", "0"], locked.parent)
+    assert proc.returncode == 0, proc.stderr
+    assert "good.png" in proc.stdout and "Traceback" not in proc.stderr
+    assert "locked.png: permission denied" in proc.stderr
+    assert ("photos/sub" in proc.stderr) and "not readable" not in proc.stderr
+    # nothing readable at all: the command fails, naming the reason
+    proc = _unprivileged([*cmd[:4], "photos/locked.png", "--model", "classical"], locked.parent)
+    assert proc.returncode != 0 and "permission denied" in proc.stderr
+
+
+def test_label_and_degrade_fail_in_one_line_when_nothing_could_be_read(locked):
+
+    main = [sys.executable, "-c", "from attiqa.cli import main; main()"]
+    proc = _unprivileged([*main, "label", "photos/locked.png", "photos/sub", "--workers", "0"], locked.parent)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert "no image could be labelled (2 unreadable)" in proc.stderr
+    proc = _unprivileged([*main, "degrade", "photos/locked.png", "--out", "deg"], locked.parent)
+    assert proc.returncode == 2 and "no source image could be read" in proc.stderr
+    proc = _unprivileged([*main, "degrade", "photos", "--out", "deg", "--levels", "1"], locked.parent)
+    assert proc.returncode == 0 and "skipped: photos/locked.png: permission denied" in proc.stderr
