@@ -186,8 +186,14 @@ def test_degrade_gives_every_source_its_own_stable_names(tmp_path):
     res = write_graded_set(files, out, ["gaussian_blur"], [1])
     assert (len(res.written), len(res.existing), res.failed) == (10, 0, [])
     assert len({p.name.casefold() for p in res.written}) == 10  # nothing overwritten
-    names = sorted(p.name for p in out.glob("*.png"))
-    assert len(names) == 10 and "x.png" in names and "x__gaussian_blur_1.png" in names
+    mapping = json.loads((out / "sources.json").read_text())["names"]
+    assert {n: Path(s).relative_to(src).as_posix() for n, s in mapping.items()} == {
+        "x": "A/x.jpg",  # the first keeps its stem, as before
+        "x_2": "B/x.jpg",  # x_1 is B/x_1.jpg's own name
+        "x_1": "B/x_1.jpg",
+        "X_3": "C/X.png",
+        "x_gaussian_blur_1": "x__gaussian_blur_1.png",  # "__" separates name and distortion
+    }
     # every output is its own source's picture (the source's original is written unchanged as PNG)
     originals = {p for p in res.written if "__" not in p.stem}
     pixels = {np.asarray(Image.open(p)).tobytes() for p in originals}
@@ -200,7 +206,7 @@ def test_degrade_gives_every_source_its_own_stable_names(tmp_path):
     assert (len(res.written), len(res.existing)) == (2, 10)
     assert all((out / n).read_bytes() == b for n, b in before.items())
     mapping = json.loads((out / "sources.json").read_text())["names"]
-    assert sorted(mapping.values()) == sorted(str(f) for f in files2)
+    assert mapping["x_4"] == str(files2[0]) and sorted(mapping.values()) == sorted(str(f) for f in files2)
 
 
 def test_degrade_names_are_safe_for_any_file_system(tmp_path):
@@ -499,3 +505,15 @@ def test_label_and_degrade_fail_in_one_line_when_nothing_could_be_read(locked):
     assert proc.returncode == 2 and "no source image could be read" in proc.stderr
     proc = _unprivileged([*main, "degrade", "photos", "--out", "deg", "--levels", "1"], locked.parent)
     assert proc.returncode == 0 and "skipped: photos/locked.png: permission denied" in proc.stderr
+
+
+def test_a_moved_collection_resumes_under_the_same_names(tmp_path):
+    from attiqa.distortions import write_graded_set
+
+    files = [_png(tmp_path / "old/A/x.jpg", seed=1), _png(tmp_path / "old/B/x.jpg", seed=2)]
+    out = tmp_path / "out"
+    assert len(write_graded_set(files, out, ["gaussian_blur"], [1]).written) == 4
+    (tmp_path / "old").rename(tmp_path / "new")
+    moved = [tmp_path / "new/A/x.jpg", tmp_path / "new/B/x.jpg"]
+    res = write_graded_set(moved, out, ["gaussian_blur"], [1])
+    assert (len(res.written), len(res.existing)) == (0, 4) and len(list(out.glob("*.png"))) == 4

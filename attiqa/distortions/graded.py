@@ -5,16 +5,17 @@ default-model recipe before pseudo-labelling). Idempotent and resumable: existin
 each file is written atomically, unreadable sources are skipped and reported.
 
 Output names (ours): each source gets one name, kept in ``sources.json`` (name -> absolute source path)
-so it never changes on a rerun, even when sources are added. The name is the file's stem, made safe
-(no ``__``, which separates the name from the distortion; not-UTF-8 bytes, separators and control
-characters become ``_``; at most 100 bytes); when another source already has it (``A/x.jpg`` and
-``B/x.png``, or ``X.jpg`` and ``x.jpg`` on a case-insensitive disk) a short hash of the source path is
-appended.
+so it never changes on a rerun, even when sources are added (or the collection is moved: a recorded
+path that no longer exists hands its name to a new path with the same file name). The name is the
+file's stem, made safe (no ``__``, which separates the name from the distortion; not-UTF-8 bytes,
+separators and control characters become ``_``; at most 100 bytes); when another source already has it
+(``A/x.jpg`` and ``B/x.png``, or ``X.jpg`` and ``x.jpg`` on a case-insensitive disk) ``_1``, ``_2``, ...
+is appended, skipping suffixes that are other sources' own names (``B/x_1.jpg``). Names are thus the
+same as before this rule wherever the old rule (first keeps the stem, then ``_1``, ...) made no collision.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import random
@@ -79,21 +80,37 @@ def _read_names(path: Path) -> dict[str, str]:
 
 
 def output_stems(sources: Sequence[Path], out_dir: Path) -> list[str]:
-    """One output stem per source, unique in ``out_dir`` and the same on every rerun (``sources.json``)."""
+    """One output stem per source, unique in ``out_dir`` and the same on every rerun (``sources.json``).
+
+    A source keeps its own (safe) stem when no other source has it; otherwise the first in order keeps
+    it and the next get ``_1``, ``_2``, ... — skipping any suffix that is another source's own stem.
+    """
     path = out_dir / NAMES_FILE
     names = _read_names(path)
     by_source = {src: name for name, src in names.items()}
+    keys = [os.path.abspath(src) for src in sources]
+    safe = [safe_stem(Path(src).stem) for src in sources]
     taken = {name.casefold() for name in names}
+    # every source's own stem is reserved for it, so B/x.jpg never takes the name of B/x_1.jpg
+    reserved = {s.casefold() for s, k in zip(safe, keys, strict=True) if k not in by_source}
+    # a source whose recorded path is gone (the collection was moved) hands its name to a new path with
+    # the same file name, so a moved collection resumes instead of being written again under new names
+    moved: dict[str, list[str]] = {}
+    for name, src in sorted(names.items()):
+        if src not in keys and not os.path.lexists(src):
+            moved.setdefault(os.path.basename(src), []).append(name)
     stems, added = [], False
-    for src in sources:
-        key = os.path.abspath(src)
+    for key, base in zip(keys, safe, strict=True):
         name = by_source.get(key)
+        if name is None and moved.get(os.path.basename(key)):
+            name = moved[os.path.basename(key)].pop(0)
+            del by_source[names[name]]
+            names[name], by_source[key], added = key, name, True
         if name is None:
-            name = base = safe_stem(Path(src).stem)
-            digest = hashlib.sha256(os.fsencode(key)).hexdigest()
-            n = 8
-            while name.casefold() in taken:
-                name, n = f"{base}-{digest[:n]}", n + 4
+            name, k = base, 0
+            while name.casefold() in taken or (k and name.casefold() in reserved):
+                k += 1
+                name = f"{base}_{k}"
             taken.add(name.casefold())
             names[name], by_source[key], added = key, name, True
         stems.append(name)
