@@ -517,3 +517,41 @@ def test_a_moved_collection_resumes_under_the_same_names(tmp_path):
     moved = [tmp_path / "new/A/x.jpg", tmp_path / "new/B/x.jpg"]
     res = write_graded_set(moved, out, ["gaussian_blur"], [1])
     assert (len(res.written), len(res.existing)) == (0, 4) and len(list(out.glob("*.png"))) == 4
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the same classes in isp_env: a checkpoint swap killed at the wrong moment, output names that collide
+
+
+def test_isp_checkpoint_survives_a_kill_between_the_two_renames(tmp_path):
+    pytest.importorskip("stable_baselines3")
+    from isp_env.policy_io import find_state
+
+    state = tmp_path / "state"
+    # save_state: write state.tmp (state.json last), rename state -> state.old, remove state.old, rename
+    # state.tmp -> state. A kill after the removal of the old copy left only state.tmp, which was ignored.
+    (tmp_path / "state.tmp").mkdir()
+    (tmp_path / "state.tmp" / "state.json").write_text('{"num_timesteps": 64}')
+    assert find_state(state) == tmp_path / "state.tmp"
+    (tmp_path / "state.old").mkdir()
+    (tmp_path / "state.old" / "state.json").write_text('{"num_timesteps": 32}')
+    assert find_state(state) == tmp_path / "state.tmp"  # the newer of the two
+    (tmp_path / "state.tmp" / "state.json").unlink()  # an unfinished temp folder is never used
+    assert find_state(state) == tmp_path / "state.old"
+
+
+def test_isp_output_names_of_two_raws_of_one_shot_differ(tmp_path):
+    from isp_env.run import image_key
+
+    raws = tmp_path / "raws"
+    for name in ("IMG_1.CR2", "IMG_1.dng", "IMG_2.dng", "IMG_2.jpg"):
+        (raws / "a").mkdir(parents=True, exist_ok=True)
+        (raws / "a" / name).write_bytes(b"x")
+    keys = {n: image_key(raws / "a" / n, raws) for n in ("IMG_1.CR2", "IMG_1.dng", "IMG_2.dng")}
+    assert keys == {"IMG_1.CR2": "a__IMG_1.CR2", "IMG_1.dng": "a__IMG_1.dng", "IMG_2.dng": "a__IMG_2"}
+    odd = raws / os.fsdecode(b"caf\xe9.dng")
+    try:
+        odd.write_bytes(b"x")
+    except (OSError, UnicodeEncodeError):
+        return
+    assert image_key(odd, raws).encode("utf-8") == b"caf_"  # reports are UTF-8
