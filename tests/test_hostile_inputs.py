@@ -555,3 +555,27 @@ def test_isp_output_names_of_two_raws_of_one_shot_differ(tmp_path):
     except (OSError, UnicodeEncodeError):
         return
     assert image_key(odd, raws).encode("utf-8") == b"caf_"  # reports are UTF-8
+
+
+def test_genbench_keeps_two_checkpoints_with_one_file_name_apart(tmp_path):
+    from genbench.manifest import load_pairs, write_manifest
+    from genbench.scoring import load_metric_scores, metric_slug, score_run
+
+    run = tmp_path / "run"
+    _png(run / "images/a.png", size=(96, 64), seed=1)
+    _png(run / "images/b.png", size=(96, 64), seed=2)
+    write_manifest(run, [{"pair_id": "p0", "image_a": "images/a.png", "image_b": "images/b.png"}])
+    pairs = load_pairs(run)
+    shipped = Path(attiqa.__file__).parent / "data" / "models" / "attiqa-default"
+    ckpts = []
+    for d in ("koniq", "clive"):  # e.g. runs/koniq/finetune/best.safetensors and runs/clive/...
+        (tmp_path / d).mkdir()
+        for ext in (".safetensors", ".json"):
+            shutil.copy(shipped.with_suffix(ext), tmp_path / d / f"best{ext}")
+        ckpts.append(str(tmp_path / d / "best.safetensors"))
+    first = score_run(run, pairs, ckpts[0], num_workers=0)
+    second = score_run(run, pairs, ckpts[1], num_workers=0)
+    assert first.metric == "best" and second.metric.startswith("best-") and not second.error
+    assert (second.scored, second.kept) == (2, 0)  # scored, not the first checkpoint's rows "kept"
+    assert [metric_slug(c, run) for c in ckpts] == [first.metric, second.metric]  # stable
+    assert {m.name for m in load_metric_scores(run, ckpts)} == {first.metric, second.metric}
