@@ -579,3 +579,11 @@ def test_genbench_keeps_two_checkpoints_with_one_file_name_apart(tmp_path):
     assert (second.scored, second.kept) == (2, 0)  # scored, not the first checkpoint's rows "kept"
     assert [metric_slug(c, run) for c in ckpts] == [first.metric, second.metric]  # stable
     assert {m.name for m in load_metric_scores(run, ckpts)} == {first.metric, second.metric}
+
+
+def test_preferences_that_are_not_utf8_are_one_line(tmp_path):
+    from genbench.agreement import read_votes_csv
+
+    (tmp_path / "prefs.csv").write_bytes(b"pair_id,choice\n\xff\xfe,a\n")
+    with pytest.raises(AttiqaError, match="not UTF-8 text"):
+        read_votes_csv(tmp_path / "prefs.csv")

@@ -96,10 +96,12 @@ def output_stems(sources: Sequence[Path], out_dir: Path) -> list[str]:
     # a source whose recorded path is gone (the collection was moved) hands its name to a new path with
     # the same file name, so a moved collection resumes instead of being written again under new names
     moved: dict[str, list[str]] = {}
+    current = set(keys)
     for name, src in sorted(names.items()):
-        if src not in keys and not os.path.lexists(src):
+        if src not in current and not os.path.lexists(src):
             moved.setdefault(os.path.basename(src), []).append(name)
     stems, added = [], False
+    next_k: dict[str, int] = {}
     for key, base in zip(keys, safe, strict=True):
         name = by_source.get(key)
         if name is None and moved.get(os.path.basename(key)):
@@ -109,8 +111,9 @@ def output_stems(sources: Sequence[Path], out_dir: Path) -> list[str]:
         if name is None:
             name, k = base, 0
             while name.casefold() in taken or (k and name.casefold() in reserved):
-                k += 1
+                k = max(k + 1, next_k.get(base.casefold(), 1))  # 10,000 x "image.jpg" stays linear
                 name = f"{base}_{k}"
+            next_k[base.casefold()] = k + 1
             taken.add(name.casefold())
             names[name], by_source[key], added = key, name, True
         stems.append(name)
