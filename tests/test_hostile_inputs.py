@@ -338,6 +338,14 @@ def test_remove_orphan_temps_deletes_only_orphans_of_our_pattern(tmp_path):
     assert (tmp_path / "live.png").read_bytes() == b"in flight"
 
 
+def test_a_long_file_name_can_be_written_atomically(tmp_path):
+    from attiqa.io.atomic import write_text_atomic
+
+    name = "é" * 120 + ".csv"  # 244 bytes: legal, but its temp's name used to exceed 255
+    write_text_atomic(tmp_path / name, "x")
+    assert (tmp_path / name).read_text() == "x" and _temps(tmp_path) == []
+
+
 def test_every_resumable_writer_clears_its_killed_temps(tmp_path):
     from attiqa.distortions import write_graded_set
     from attiqa.distortions.multi import make_distorted_set

@@ -39,12 +39,19 @@ def _current_umask() -> int:
 _UMASK = _current_umask()
 
 
+def _temp_label(name: str) -> str:
+    """The target's name as it appears in its temp's name: cut so that the temp's name stays within the
+    usual 255-byte limit whenever the target's does (the temp adds ~32 bytes)."""
+    raw = os.fsencode(name)
+    return name if len(raw) <= 200 else os.fsdecode(raw[:200])
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | Path) -> Iterator[Path]:
     """Yield a temporary path next to ``target``; on success it is renamed onto ``target``."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    prefix = f".{target.name}.{_HOST_TAG}.{os.getpid()}."
+    prefix = f".{_temp_label(target.name)}.{_HOST_TAG}.{os.getpid()}."
     fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=target.parent)
     os.close(fd)
     tmp_path = Path(tmp)
@@ -86,7 +93,7 @@ def remove_orphan_temps(
     folder = Path(folder)
     if not folder.is_dir():
         return 0
-    wanted = None if targets is None else set(targets)
+    wanted = None if targets is None else {_temp_label(t) for t in targets}
     n, now = 0, time.time()
     for stale in folder.glob(".*.tmp"):
         m = _TEMP_RE.match(stale.name)
