@@ -159,7 +159,7 @@ def test_metadata_and_bad_input():
 
 def test_label_command_says_the_default_teacher_is_not_clip(tmp_path, photos):
     """`attiqa label` defaults to the classical teacher, not the paper's CLIP: the help says so, the run's
-    log names the teacher, and the label file's metadata (copied into the pretrained model's card) records it."""
+    log names the teacher, and the label file's metadata (copied into the pretrain card) records it."""
     import subprocess
     import sys
 
