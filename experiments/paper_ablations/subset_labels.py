@@ -31,7 +31,8 @@ def subset_labels(src: Path, dst: Path, fraction: float, seed: int = 0) -> tuple
     table = pq.read_table(src)
     base = src.resolve().parent
     rel = table.column("image").to_pylist()
-    images = [str(p if Path(p).is_absolute() else (base / p).resolve()) for p in rel]
+    # relative paths: next to the label file first, then the working directory (as PseudoLabelDataset reads)
+    images = [str((base / p).resolve() if (base / p).exists() else Path(p).resolve()) for p in rel]
     sources = sorted({source_of(p) for p in images})
     rng = np.random.default_rng(seed)
     keep_n = max(1, int(round(fraction * len(sources))))
