@@ -58,7 +58,9 @@ def main() -> None:
         after, _ = load_model(path)
         cos = F.cosine_similarity(z0, head_features(after, feats[rows]), dim=1).numpy()
         medians.append(float(np.median(cos)))
-        print(f"{path}: head features, cosine before/after: median {np.median(cos):.3f} mean {cos.mean():.3f}")
+        print(
+            f"{path}: head features, cosine before/after: median {np.median(cos):.3f}, mean {cos.mean():.3f}",
+        )
     print(f"median over {len(ckpts)} runs: {np.median(medians):.3f} (backbone features: 1.000, frozen)")
 
 
