@@ -157,9 +157,8 @@ def main() -> None:
     labels = pseudo_labels(a.labels, data.paths)
     mos = data.mos.float()
     usable = ok & torch.isfinite(labels).all(1)
-    print(
-        f"{int(usable.sum())}/{len(usable)} photos with features and labels ({time.perf_counter() - t0:.0f} s)"
-    )
+    took = time.perf_counter() - t0
+    print(f"{int(usable.sum())}/{len(usable)} photos with features and labels ({took:.0f} s)")
     results: dict[float, list[dict[str, float]]] = {f: [] for f in a.fractions}
     for split in range(a.splits):
         tr_all, te_all = split_indices(len(data.paths), 0.2, split)
@@ -188,8 +187,8 @@ def main() -> None:
         p = np.array([r["plcc"] for r in results[f]])
         diff = s - full
         sd = diff.std(ddof=1) if len(diff) > 1 else 0.0
-        print(f"  pretrain {f:>4.0%}: SROCC {np.median(s):.3f}  PLCC {np.median(p):.3f}  "
-              f"vs {max(a.fractions):.0%}: {diff.mean():+.3f} +/- {sd:.3f} (mean +/- sd over splits)")  # fmt: skip
+        head = f"  pretrain {f:>4.0%}: SROCC {np.median(s):.3f}  PLCC {np.median(p):.3f}"
+        print(f"{head}  vs {max(a.fractions):.0%}: {diff.mean():+.3f} +/- {sd:.3f} (mean +/- sd over splits)")
 
 
 if __name__ == "__main__":
