@@ -13,7 +13,12 @@ The paper pretrains on 20 %, 50 % and 100 % of ImageNet with CLIP labels and fin
   (20 epochs, batch 16, lr 1e-4 / head lr 1e-3, cosine), the last epoch scored on the test photos;
 - 0 % = no pretraining (freshly initialised heads, ablation (a)).
 
-The MOS MLP alone is reported: the shipped model's ridge head does not depend on pretraining. The backbone
+The MOS MLP alone is reported: the shipped model's ridge head does not depend on pretraining.
+
+Also printed, the paper's Table 5 analogue: the cosine similarity between features before and after
+fine-tuning. The backbone is frozen here (its features: cosine 1 by construction), so it is measured on what
+fine-tuning does move, the heads' hidden features (concatenated, what the MOS MLP reads), per test photo,
+median — for pretrained heads and for freshly initialised ones (0 %). The backbone
 and view are those of ``experiments/generalisation/features.py`` (issue 20), so the two share one cache
 entry under ``$ATTIQA_CACHE/features`` (whichever runs first pays for the features).
 
@@ -120,8 +125,18 @@ def pretrain(feats: torch.Tensor, labels: torch.Tensor, rows: torch.Tensor, seed
     return model
 
 
+@torch.no_grad()
+def head_features(model: AttiqaModel, feats: torch.Tensor) -> torch.Tensor:
+    """The heads' hidden features, concatenated (what the MOS MLP reads)."""
+    model.eval()
+    f = model.backbone.normalize(feats)
+    return torch.cat([model.heads[h].hidden(f) for h in model.head_names], dim=1)
+
+
 def finetune_and_test(model: AttiqaModel, feats, mos, tr, te, seed: int, fresh: bool) -> dict[str, float]:
-    """The recipe's cached fine-tuning (heads' first layers + MOS MLP), last epoch on the test photos."""
+    """The recipe's cached fine-tuning (heads' first layers + MOS MLP), last epoch on the test photos; also
+    the median cosine of the test photos' head features before/after fine-tuning (``cos``)."""
+    before = model
     model = copy.deepcopy(model)
     torch.manual_seed(seed)
     if fresh:  # no pretraining statistics to keep: standardise with the training photos (as cached.py)
@@ -140,7 +155,12 @@ def finetune_and_test(model: AttiqaModel, feats, mos, tr, te, seed: int, fresh: 
     model.eval()
     with torch.no_grad():
         pred = model.mos_to_dataset_scale(model.forward_features(model.backbone.normalize(feats[te])).mos)
-    return correlations(pred.double().numpy(), mos[te].double().numpy())
+    if fresh:  # "before" = the fresh heads, under the feature statistics fine-tuning used
+        before = copy.deepcopy(before)
+        before.backbone.load_state_dict(model.backbone.state_dict())
+    z0, z1 = head_features(before, feats[te]), head_features(model, feats[te])
+    cos = float(torch.nn.functional.cosine_similarity(z0, z1).median())
+    return {**correlations(pred.double().numpy(), mos[te].double().numpy()), "cos": cos}
 
 
 def main() -> None:
@@ -174,12 +194,10 @@ def main() -> None:
                     pool = tr[pick[: max(2, int(round(f * len(tr))))]]
                     model, fresh = pretrain(feats, labels, pool, seed=split), False
                 runs.append(finetune_and_test(model, feats, mos, tr, te, seed=split, fresh=fresh))
-            mean = {k: float(np.mean([r[k] for r in runs])) for k in ("srocc", "plcc")}
+            mean = {k: float(np.mean([r[k] for r in runs])) for k in ("srocc", "plcc", "cos")}
             results[f].append(mean)
-            print(
-                f"split {split} pretrain {f:.0%}: SROCC {mean['srocc']:.3f} PLCC {mean['plcc']:.3f}",
-                flush=True,
-            )
+            line = f"split {split} pretrain {f:.0%}: SROCC {mean['srocc']:.3f} PLCC {mean['plcc']:.3f}"
+            print(f"{line} head-feature cosine before/after {mean['cos']:.3f}", flush=True)
     print(f"\nmedian over {a.splits} splits (MOS MLP, centre crop; {time.perf_counter() - t0:.0f} s):")
     full = np.array([r["srocc"] for r in results[max(a.fractions)]])
     for f in a.fractions:
@@ -187,7 +205,8 @@ def main() -> None:
         p = np.array([r["plcc"] for r in results[f]])
         diff = s - full
         sd = diff.std(ddof=1) if len(diff) > 1 else 0.0
-        head = f"  pretrain {f:>4.0%}: SROCC {np.median(s):.3f}  PLCC {np.median(p):.3f}"
+        c = np.median([r["cos"] for r in results[f]])
+        head = f"  pretrain {f:>4.0%}: SROCC {np.median(s):.3f}  PLCC {np.median(p):.3f}  cos {c:.3f}"
         print(f"{head}  vs {max(a.fractions):.0%}: {diff.mean():+.3f} +/- {sd:.3f} (mean +/- sd over splits)")
 
 
