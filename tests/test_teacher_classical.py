@@ -46,7 +46,7 @@ def _graded_scores(teacher: ClassicalTeacher, img: Image.Image, distortion: str)
 
 @pytest.mark.parametrize(
     "distortion", ["gaussian_blur", "contrast", "brightness_down", "brightness_up", "saturation_down",
-                   "gaussian_noise", "iso_noise"]
+                   "saturation_up", "gaussian_noise", "iso_noise"]
 )  # fmt: skip
 def test_measure_moves_monotonically_with_its_own_distortion(teacher, photos, distortion):
     d = DISTORTIONS[distortion]
