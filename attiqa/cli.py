@@ -42,7 +42,8 @@ def label(
         "classical",
         "--teacher",
         "-t",
-        help="classical | clip:MODEL/PRETRAINED (e.g. clip:ViT-B-16/openai) | "
+        help="classical (default; ours: weight-free measures, NOT the paper's CLIP teacher) | "
+        "clip:MODEL/PRETRAINED (the paper's teacher, e.g. clip:ViT-B-16/openai) | "
         "clip:PATH (local open_clip folder/file).",
     ),
     out: Path = typer.Option(Path("labels.parquet"), "--out", "-o", help="Output Parquet file (resumable)."),
