@@ -115,6 +115,9 @@ def save_state(model, folder: str | Path, extra: dict[str, Any]) -> None:
     """Everything needed to continue ``model.learn`` after a kill, written atomically as one folder."""
     folder = Path(folder)
     tmp = folder.with_name(folder.name + ".tmp")
+    last = find_state(folder)
+    if last is not None and last != folder and not folder.exists():  # a kill hit the last swap: finish it
+        last.rename(folder)
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     state_dicts, variables = model._get_torch_save_params()
@@ -144,9 +147,10 @@ def save_state(model, folder: str | Path, extra: dict[str, Any]) -> None:
 
 
 def find_state(folder: str | Path) -> Path | None:
-    """The last complete checkpoint folder (``folder``, or ``folder.old`` if a kill hit the swap)."""
+    """The last complete checkpoint folder: ``folder``, or if a kill hit the swap the finished
+    ``folder.tmp`` (its ``state.json`` is written last: complete when that exists) or ``folder.old``."""
     folder = Path(folder)
-    for cand in (folder, folder.with_name(folder.name + ".old")):
+    for cand in (folder, folder.with_name(folder.name + ".tmp"), folder.with_name(folder.name + ".old")):
         if (cand / "state.json").is_file():
             return cand
     return None

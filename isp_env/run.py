@@ -6,6 +6,7 @@ results are saved image by image. Unreadable raws are skipped and listed in ``su
 
 from __future__ import annotations
 
+import glob
 import json
 import random
 from pathlib import Path
@@ -16,6 +17,7 @@ from PIL import Image
 
 from attiqa.errors import ConfigError
 from attiqa.io.atomic import atomic_path, write_json_atomic
+from attiqa.io.names import portable_stem
 from attiqa.progress import console, progress_task
 from isp_env.baselines import cma_search, mean_mos_objective, rawpy_preview
 from isp_env.isp import Developed, develop, finish
@@ -36,8 +38,13 @@ def split(raws: list[Path], test_fraction: float, seed: int) -> tuple[list[Path]
 
 
 def image_key(path: Path, root: Path) -> str:
+    """The name of an image's outputs: its path under ``root`` without the extension — unless another raw
+    of that stem sits beside it (``IMG_1.CR2`` + ``IMG_1.dng``): then with it, so neither overwrites the
+    other; undecodable bytes as ``_`` (the key goes into UTF-8 reports)."""
     rel = path.relative_to(root) if path.is_relative_to(root) else Path(path.name)
-    return str(rel.with_suffix("")).replace("/", "__")
+    twins = [p for p in path.parent.glob(glob.escape(path.stem) + ".*") if p.suffix.lower() in RAW_EXTENSIONS]
+    key = str(rel if len(twins) > 1 else rel.with_suffix("")).replace("/", "__")
+    return portable_stem(key, max_bytes=200)
 
 
 def _save_png(path: Path, rgb: np.ndarray) -> None:
