@@ -75,7 +75,7 @@ def test_standardisation_of_the_multi_level_backbone(photos):
     assert not create_backbone("tiny", pretrained=False).set_feature_statistics(raw[:, :48])
 
 
-def test_cached_pretraining_learns_the_rankings_and_resumes_exactly(tmp_path, photos):
+def test_cached_pretraining_learns_the_rankings_and_resumes_exactly(tmp_path, photos, monkeypatch):
     labels = write_label_set(tmp_path / "labels", photos)
     cfg = tiny_cfg(feature_cache=True, feature_cache_dir=str(tmp_path / "cache"), epochs=40, batch_size=16,
                    lr=3e-3, resize_shorter=72)  # fmt: skip
@@ -96,23 +96,20 @@ def test_cached_pretraining_learns_the_rankings_and_resumes_exactly(tmp_path, ph
     got = scorer([labels.parent / p for p in table["image"]])
     for a in ("brightness", "contrast"):
         assert srocc(got[a], table[a]) > 0.6, a
-    # Kill after epoch 20 (simulated by a 20-epoch run of the same config prefix) -> resume to 40.
-    import attiqa.training.cached as cached
+    # Kill after epoch 20 (right after its checkpoint: every 4 of the 40 epochs) -> resume to 40.
+    from attiqa.training.trainer import Trainer
 
-    real, calls = cached._save_epoch, []
+    real = Trainer.save_checkpoint
 
-    def interrupted(*args, **kwargs):
-        real(*args, **kwargs)
-        calls.append(1)
-        if len(calls) == 5:  # checkpoints every 4 of the 40 epochs: killed after epoch 20
+    def interrupted(self, epoch, *args, **kwargs):
+        real(self, epoch, *args, **kwargs)
+        if epoch + 1 == 20:
             raise KeyboardInterrupt
 
-    cached._save_epoch = interrupted
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            pretrain(cfg, labels, tmp_path / "b", progress=False)
-    finally:
-        cached._save_epoch = real
+    monkeypatch.setattr(Trainer, "save_checkpoint", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        pretrain(cfg, labels, tmp_path / "b", progress=False)
+    monkeypatch.setattr(Trainer, "save_checkpoint", real)
     resumed = pretrain(cfg, labels, tmp_path / "b", resume=True, progress=False)
     ta, tb = load_checkpoint(path)[0], load_checkpoint(resumed)[0]
     for k in ta:
@@ -232,3 +229,45 @@ def test_polish_settings_that_cannot_work_are_refused(tmp_path, mos_csv, bad, ma
     with pytest.raises(ConfigError, match=match):
         finetune(ft_cfg(mos_csv, **bad), None, tmp_path / "run", progress=False, backbone="tiny",
                  pretrained_backbone=False, head_hidden=16)  # fmt: skip
+
+
+def test_a_kill_at_any_checkpoint_write_resumes_to_the_same_model(tmp_path, mos_csv, monkeypatch):
+    """Issue 16: a kill between an epoch's weights and its optimizer state used to leave a pair that
+    `--resume` refused ("delete both files"). Kill the run at every checkpoint write in turn (the write
+    never lands, as with SIGKILL before the rename); each must resume to the uninterrupted run's model."""
+    import attiqa.io.checkpoints as ck
+
+    kw = dict(progress=False, backbone="tiny", pretrained_backbone=False, head_hidden=16)
+    cfg = ft_cfg(mos_csv, feature_cache=True, feature_cache_dir=str(tmp_path / "cache"), epochs=4, lr=1e-3,
+                 lr_schedule="cosine")  # fmt: skip
+    real, writes = ck.save_file, []
+
+    def counting(*args, **kwargs):
+        writes.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ck, "save_file", counting)
+    ref = finetune(cfg, None, tmp_path / "ref", **kw)
+    n_writes = len(writes)
+    assert n_writes >= 8  # best (when improved), state and last, per epoch
+    drop_time = lambda hist: [{k: v for k, v in h.items() if k != "seconds"} for h in hist]  # noqa: E731
+    for k in range(1, n_writes + 1):
+        calls = []
+
+        def killed(*args, _k=k, _calls=calls, **kwargs):
+            _calls.append(1)
+            if len(_calls) == _k:
+                raise KeyboardInterrupt
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(ck, "save_file", killed)
+        with pytest.raises(KeyboardInterrupt):
+            finetune(cfg, None, tmp_path / f"k{k}", **kw)
+        monkeypatch.setattr(ck, "save_file", real)
+        res = finetune(cfg, None, tmp_path / f"k{k}", resume=True, **kw)
+        assert drop_time(res.history) == drop_time(ref.history), k
+        for name in ("last", "best"):
+            a = load_checkpoint(tmp_path / "ref" / "finetune" / f"{name}.safetensors")[0]
+            b = load_checkpoint(tmp_path / f"k{k}" / "finetune" / f"{name}.safetensors")[0]
+            for key in a:
+                torch.testing.assert_close(b[key], a[key], rtol=0, atol=0, msg=f"kill at write {k}: {key}")
