@@ -4,6 +4,7 @@ cached MOS trainer itself (one configuration of :class:`~attiqa.training.trainer
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from attiqa.errors import ConfigError
 from attiqa.models import AttiqaModel
 from attiqa.training.losses import mos_loss
 from attiqa.training.sources import CachedBatches
-from attiqa.training.trainer import LR_SCHEDULES, Trainer
+from attiqa.training.trainer import LR_SCHEDULES, BatchSource, Trainer
 
 CENTRE_VIEW = 4  # FiveCropTest order: TL, TR, BL, BR, centre (then their mirror images with hflip)
 TEST_VIEWS = 5  # validation averages the five unmirrored crops, as the scorer's five-crop test does
@@ -90,17 +91,23 @@ def predict_cached(
 
 def cached_mos_trainer(
     model: AttiqaModel, cfg: FinetuneConfig, feats: torch.Tensor, rows: torch.Tensor, target01: torch.Tensor,
+    source: BatchSource | None = None, loss: Callable[[torch.Tensor, Any], torch.Tensor] | None = None,
     **kw: Any,
 ) -> Trainer:  # fmt: skip
     """The MOS trainer on cached features of ``rows`` (targets on the unit scale): parameters as
-    :func:`set_trainable` says, the backbone frozen; ``kw`` go to :class:`Trainer` (files, validation)."""
+    :func:`set_trainable` says, the backbone frozen; ``kw`` go to :class:`Trainer` (files, validation).
+
+    ``source`` (default: :class:`CachedBatches` of ``rows``) and ``loss(pred_unit_mos, targets)`` (default:
+    :func:`mos_loss` with ``cfg.plcc_weight``) replace the batches and the objective; the source's inputs
+    must be cached features (B, F)."""
     set_trainable(model, cfg.freeze_backbone)
     model.backbone.requires_grad_(False)
     optimizer, base_lrs = make_optimizer(model, cfg)
-    source = CachedBatches(feats, target01, rows, cfg.batch_size, cfg.seed)
+    source = source or CachedBatches(feats, target01, rows, cfg.batch_size, cfg.seed)
+    objective = loss or (lambda pred, y: mos_loss(pred, y, cfg.plcc_weight))
 
-    def step_loss(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return mos_loss(model.forward_features(model.backbone.normalize(x)).mos, y, cfg.plcc_weight)
+    def step_loss(x: torch.Tensor, y: Any) -> torch.Tensor:
+        return objective(model.forward_features(model.backbone.normalize(x)).mos, y)
 
     return Trainer("finetune", model, source, step_loss, optimizer, cfg.epochs, lr_schedule=cfg.lr_schedule,
                    base_lrs=base_lrs, train_mode=lambda: cached_train_mode(model), **kw)  # fmt: skip

@@ -123,6 +123,28 @@ def maybe_progress(enabled: bool) -> Iterator[Any]:
         yield prog
 
 
+def to_device(obj: Any, device: torch.device) -> Any:
+    """Tensors, and tuples / lists / dicts of them (a source may yield image pairs or dataset ids)."""
+    if torch.is_tensor(obj):
+        return obj.to(device, non_blocking=True)
+    if isinstance(obj, (tuple, list)):
+        return type(obj)(to_device(o, device) for o in obj)
+    if isinstance(obj, dict):
+        return {k: to_device(v, device) for k, v in obj.items()}
+    return obj
+
+
+def batch_len(obj: Any) -> int:
+    """Items in a batch: the first dimension of its first tensor."""
+    if torch.is_tensor(obj):
+        return int(obj.shape[0])
+    if isinstance(obj, (tuple, list)) and obj:
+        return batch_len(obj[0])
+    if isinstance(obj, dict) and obj:
+        return batch_len(next(iter(obj.values())))
+    return 0
+
+
 # ----------------------------------------------------------------------------------------------------------
 # The loop
 
@@ -243,13 +265,13 @@ class Trainer:
                 set_scheduled_lr(
                     self.optimizer, self.base_lrs, self.lr_schedule, self.global_step + step, total
                 )
-            x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+            x, y = to_device(x, self.device), to_device(y, self.device)
             loss = self.step_loss(x, y)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
             loss_sum += loss.detach()
-            n_img += x.shape[0]
+            n_img += batch_len(x)
             steps += 1
             if on_step is not None:
                 on_step(float(loss.detach()), n_img * D.world_size() / max(time.perf_counter() - t0, 1e-9))
