@@ -43,6 +43,12 @@ def _distortions() -> list[str]:
     return list(DISTORTIONS)
 
 
+def _attributes() -> list[str]:
+    from attiqa.attributes import ATTRIBUTES
+
+    return list(ATTRIBUTES)
+
+
 POSITIVE = _check(lo=0, lo_open=True)
 AT_LEAST_1 = _check(lo=1)
 NON_NEGATIVE = _check(lo=0)
@@ -156,6 +162,9 @@ class FinetuneConfig:
                                        "the MOS (leave it out to cross-validate it)"))  # fmt: skip
     # signed power of the tap statistics before standardisation (0.5 = sqrt)
     ridge_power: float = field(default=0.5, metadata=_check(lo=0, lo_open=True, why="0.5 = square root"))
+    # ours (supplement Table 10 analogue): regress MOS on this one attribute head's features only (the other
+    # heads are dropped from the model); None = all heads (§3.5)
+    single_head: str | None = field(default=None, metadata=_check(choices=_attributes))
     num_workers: int | None = field(default=None, metadata=NON_NEGATIVE)
     seed: int = 0
     device: str = "auto"

@@ -271,3 +271,33 @@ def test_a_kill_at_any_checkpoint_write_resumes_to_the_same_model(tmp_path, mos_
             b = load_checkpoint(tmp_path / f"k{k}" / "finetune" / f"{name}.safetensors")[0]
             for key in a:
                 torch.testing.assert_close(b[key], a[key], rtol=0, atol=0, msg=f"kill at write {k}: {key}")
+
+
+def test_single_head_finetuning_regresses_mos_on_one_heads_features(tmp_path, mos_csv, photos):
+    """Supplement Table 10 analogue (ours): the MOS MLP sees one attribute head's features; the checkpoint
+    is an ordinary one-head model that the scorer loads and that reproduces the run's held-out SROCC."""
+    from test_pretrain import write_label_set
+
+    labels = write_label_set(tmp_path / "labels", dict(list(photos.items())[:3]), factors=(0.6, 1.2))
+    pcfg = tiny_cfg(feature_cache=True, feature_cache_dir=str(tmp_path / "cache"), epochs=3, batch_size=8,
+                    resize_shorter=72)  # fmt: skip
+    init = pretrain(pcfg, labels, tmp_path / "pre", progress=False)
+    full, _ = load_model(init)
+    cfg = ft_cfg(mos_csv, feature_cache=True, feature_cache_dir=str(tmp_path / "cache"), epochs=20, lr=1e-3,
+                 single_head="sharpness")  # fmt: skip
+    res = finetune(cfg, init, tmp_path / "run", progress=False)
+    model, card = load_model(res.last_checkpoint)
+    assert model.head_names == ("sharpness",) and card["single_head"] == "sharpness"
+    assert model.mos_head[0].in_features == model.head_hidden
+    i = full.head_names.index("sharpness")
+    torch.testing.assert_close(model.calib_quantiles[0], full.calib_quantiles[i], rtol=0, atol=0)
+    torch.testing.assert_close(model.heads["sharpness"].fc2.weight, full.heads["sharpness"].fc2.weight)
+    with open(mos_csv) as fh:
+        rows = [r for r in csv.DictReader(fh) if r["split"] == "test"]
+    got = load_scorer(res.last_checkpoint)([mos_csv.parent / "images" / r["image"] for r in rows])
+    assert set(got) >= {"mos", "sharpness"} and "contrast" not in got
+    assert srocc(got["mos"], [float(r["mos"]) for r in rows]) == pytest.approx(
+        res.last_metrics["srocc"], abs=1e-6
+    )
+    with pytest.raises(ConfigError, match="single_head: 'sharpnes' is not one of .*did you mean 'sharpness'"):
+        finetune(ft_cfg(mos_csv, single_head="sharpnes"), init, tmp_path / "bad", progress=False)

@@ -4,9 +4,14 @@ The pretrained model gets a regression MLP on the concatenated head features (be
 layer); MOS targets are normalised to [0, 1] with the TRAIN split's min/max (ours: the range is stored
 in the checkpoint, and predictions are mapped back with ``mos_to_dataset_scale``). Training: resize
 shorter edge to 340, random 320×320 crops; validation every epoch with the five-crop mean (§4.2);
-SROCC/PLCC/KRCC/RMSE; the checkpoint with the best validation SROCC is kept.
+SROCC/PLCC/KRCC/RMSE.
 
-Outputs in ``out_dir/finetune/``: ``best.safetensors``, ``last.safetensors`` + ``last.state.safetensors``.
+Outputs in ``out_dir/finetune/``: ``last.safetensors`` (the model to use: the last epoch, as the paper trains
+a fixed number of epochs) + ``last.state.safetensors`` (resume), and ``best.safetensors``, the epoch with the
+best SROCC on the held-out split. That split is the one the run's metrics are measured on (the CSV's test
+rows, or the random 20 %), so choosing on it is optimistic: ``best`` is kept for ablations only (ours; issue
+18). To choose an epoch without touching the test rows, hold out a validation part of the training rows
+(split column ``val``) and keep the test rows out of the CSV.
 
 - ``freeze_backbone`` = linear probing (Table 6: "training only a single regression MLPs ... with a
   frozen ATTIQA backbone"). The MLP's inputs are the heads' hidden features, so the heads' first layers
@@ -38,7 +43,7 @@ from attiqa.training import distributed as D
 from attiqa.training.cached import finetune_cached
 from attiqa.training.data import VAL_SPLITS, ImageTableDataset, MosSplit, collate_skip_none, read_mos_split
 from attiqa.training.losses import mos_loss
-from attiqa.training.mos import FinetuneResult, image_train_mode, make_optimizer, set_trainable
+from attiqa.training.mos import FinetuneResult, image_train_mode, keep_one_head, make_optimizer, set_trainable
 from attiqa.training.ridge import add_ridge_head
 from attiqa.training.sources import ImageBatches
 from attiqa.training.trainer import LR_SCHEDULES, Trainer, WriteLog, lr_factor, set_scheduled_lr
@@ -149,6 +154,9 @@ def _finetune(
     model, init_info = _build_model(
         init_checkpoint, backbone, pretrained_backbone, backbone_weights, head_hidden
     )
+    if cfg.single_head is not None:
+        model = keep_one_head(model, cfg.single_head)
+        init_info = {**init_info, "single_head": cfg.single_head}
     model.add_mos_head(cfg.mos_hidden)
     model.input_sizes.update(test_resize_shorter=cfg.resize_shorter, test_crop=cfg.crop_size)
     cfg = _ridge_or_not(cfg, model)

@@ -22,26 +22,52 @@ CENTRE_VIEW = 4  # FiveCropTest order: TL, TR, BL, BR, centre (then their mirror
 TEST_VIEWS = 5  # validation averages the five unmirrored crops, as the scorer's five-crop test does
 
 
+METRIC_KEYS = ("srocc", "plcc", "krcc", "rmse", "n")
+
+
 @dataclass
 class FinetuneResult:
-    best_checkpoint: Path  # the epoch with the best validation SROCC (see ``last_checkpoint``)
+    """``last_checkpoint`` is the model to use: the run's last epoch. ``best_checkpoint`` is the epoch with
+    the best SROCC on the held-out split — the split its metrics are reported on (the test split in the
+    protocols), so its numbers are optimistic; kept for ablations (``attiqa bench --select best``)."""
+
+    best_checkpoint: Path
     best_metrics: dict[str, float]
     history: list[dict[str, Any]] = field(default_factory=list)
-    last_checkpoint: Path | None = None  # the last epoch's model: what `attiqa train` reports
+    last_checkpoint: Path | None = None
+
+    @property
+    def last_metrics(self) -> dict[str, float]:
+        """The held-out metrics of ``last_checkpoint`` (with a ridge head: of the combined MOS)."""
+        last = self.history[-1] if self.history else {}
+        return {k: last[k] for k in METRIC_KEYS if k in last}
 
 
-def set_trainable(model: AttiqaModel, freeze_backbone: bool, head: str | None = None) -> None:
+def set_trainable(model: AttiqaModel, freeze_backbone: bool) -> None:
     """The MOS MLP trains; the heads' last layers never do (not on the MOS path, §3.5); the rest unless
-    ``freeze_backbone``. With ``head`` (single-head fine-tuning) only that head's first layer trains."""
+    ``freeze_backbone``."""
     for name, p in model.named_parameters():
         if name.startswith("mos_head."):
             p.requires_grad_(True)
         elif name.startswith("heads.") and ".fc2." in name:
             p.requires_grad_(False)  # not on the MOS path (§3.5)
-        elif head is not None and name.startswith("heads."):
-            p.requires_grad_(not freeze_backbone and name.startswith(f"heads.{head}."))
         else:
             p.requires_grad_(not freeze_backbone)
+
+
+def keep_one_head(model: AttiqaModel, head: str) -> AttiqaModel:
+    """The same network with only ``head`` (its weights and calibration): the MOS MLP then sees that head's
+    features alone (ours: supplement Table 10 analogue, one attribute at a time)."""
+    if head not in model.head_names:
+        raise ConfigError(
+            f"finetune.single_head: {head!r} is not a head of this model ({', '.join(model.head_names)})"
+        )
+    one = AttiqaModel(model.backbone, (head,), model.head_hidden, input_sizes=dict(model.input_sizes))
+    one.heads[head].load_state_dict(model.heads[head].state_dict())
+    i = model.head_names.index(head)
+    one.calib_quantiles.copy_(model.calib_quantiles[i : i + 1])
+    one.calibrated.copy_(model.calibrated)
+    return one
 
 
 def make_optimizer(model: AttiqaModel, cfg: FinetuneConfig) -> tuple[torch.optim.AdamW, list[float]]:
