@@ -135,7 +135,7 @@ def train(
                 console.print(f"[green]{name}: {val}")
         if res.metrics:
             console.print(
-                "best validation: "
+                "held-out split, last epoch: "
                 + ", ".join(f"{k}={v:.4f}" for k, v in res.metrics.items() if isinstance(v, float))
             )
 

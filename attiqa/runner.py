@@ -131,7 +131,9 @@ def run(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> RunRes
                 Path(cfg.pretrained_checkpoint) if cfg.pretrained_checkpoint else None
             )
             ft = finetune(cfg.finetune, init, out_dir, resume=resume, progress=progress)
-            result.finetuned, result.metrics = ft.best_checkpoint, ft.best_metrics
+            # The last epoch's model, not `best`: the best epoch is picked on the same held-out split the
+            # metrics are measured on, so its numbers are optimistic (issue 18).
+            result.finetuned, result.metrics = ft.last_checkpoint, ft.last_metrics
         return result
     finally:
         teardown(state)
