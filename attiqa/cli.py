@@ -46,7 +46,8 @@ def label(
         "classical",
         "--teacher",
         "-t",
-        help="classical | clip:MODEL/PRETRAINED (e.g. clip:ViT-B-16/openai) | "
+        help="classical (default; ours: weight-free measures, NOT the paper's CLIP teacher) | "
+        "clip:MODEL/PRETRAINED (the paper's teacher, e.g. clip:ViT-B-16/openai) | "
         "clip:PATH (local open_clip folder/file).",
     ),
     out: Path = typer.Option(Path("labels.parquet"), "--out", "-o", help="Output Parquet file (resumable)."),
@@ -134,7 +135,7 @@ def train(
                 console.print(f"[green]{name}: {val}")
         if res.metrics:
             console.print(
-                "best validation: "
+                "held-out split, last epoch: "
                 + ", ".join(f"{k}={v:.4f}" for k, v in res.metrics.items() if isinstance(v, float))
             )
 

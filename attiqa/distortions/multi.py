@@ -1,4 +1,4 @@
-"""The ExIQA multi-distortion dataset generator (Sarkar et al., ExIQA, §V-A).
+"""The ExIQA multi-distortion dataset generator (Kazemi Ranjbar & Fatemizadeh, ExIQA, §V-A).
 
 The paper's recipe: from N pristine images, repeat R rounds; in each round every image I gets an integer
 K_I drawn uniformly from [1, |D|], then K_I distortions drawn from D without replacement, each at a
