@@ -133,11 +133,17 @@ def read_records(run_dir: Path) -> list[dict]:
     return out
 
 
-def _check_images(run_dir: Path, records: list[dict], roots: list[Path], where: str) -> None:
+def _check_images(
+    run_dir: Path, records: list[dict], roots: list[Path], where: str, seen: set[str] | None = None
+) -> None:
+    seen = set() if seen is None else seen  # images shared by many pairs are resolved once
     for r in records:
         for side in SIDES:
             image = r.get(f"image_{side}")
-            if isinstance(image, str) and image and not is_inside(resolve(run_dir, image), roots):
+            if not isinstance(image, str) or not image or image in seen:
+                continue
+            seen.add(image)
+            if not is_inside(resolve(run_dir, image), roots):
                 raise AttiqaError(
                     f"{where}: pair {r.get('pair_id')!r}: image_{side} {image!r} is outside the run's image "
                     f"folder{'s' if len(roots) > 1 else ''} ({', '.join(map(str, roots))}) — genbench reads "
@@ -155,13 +161,13 @@ def load_pairs(run_dir: Path) -> list[Pair]:
             "(or `genbench import-imagereward`)"
         )
     roots = image_roots(run_dir)
-    pairs, seen = [], set()
+    pairs, seen, checked = [], set(), set()
     for r in read_records(run_dir):
         if not all(isinstance(r.get(k), str) and r.get(k) for k in ("pair_id", "image_a", "image_b")):
             raise AttiqaError(f"{run_dir / MANIFEST}: a record lacks pair_id/image_a/image_b: {r}")
         if r["pair_id"] in seen:
             raise AttiqaError(f"{run_dir / MANIFEST}: pair_id {r['pair_id']!r} appears twice")
         seen.add(r["pair_id"])
-        _check_images(run_dir, [r], roots, str(run_dir / MANIFEST))
+        _check_images(run_dir, [r], roots, str(run_dir / MANIFEST), checked)
         pairs.append(Pair(r["pair_id"], r["image_a"], r["image_b"], r))
     return pairs

@@ -12,7 +12,8 @@ Policy (our choices, documented):
   guard (89.5 MP) is raised to the same 200 MP so that ours is the one that applies.
 - When the caller resizes to a shorter edge (``min_shorter``), an image whose resized area would exceed
   ``MAX_RESIZED_PIXELS`` is refused before decoding: a 50000x8 strip scaled to a 340-px shorter edge would
-  be 722 MP (7 GB of memory). Ordinary aspect ratios are far below it (the limit allows ~430:1 at 340 px).
+  be 722 MP (7 GB of memory). Ordinary aspect ratios are far below it (~430:1 passes at 340 px,
+  ~200:1 at 500 px).
 
 Unreadable inputs, one rule for every command (ours): each file or folder that cannot be read is
 skipped and reported with what is wrong and the fix — a broken file, a file or a sub-folder without read
