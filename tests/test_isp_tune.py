@@ -28,7 +28,8 @@ from isp_env.tuning import TrainConfig, build_model, make_vec_env, train
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["--model", "classical", "--preview", "80", "--obs-size", "36", "--max-steps", "2",
-        "--batch-size", "16", "--learning-starts", "20", "--test-fraction", "0.4"]
+        "--batch-size", "16", "--learning-starts", "20", "--test-fraction", "0.4", "--cma-global-budget", "40",
+        "--cma-image-budget", "15"]
 
 
 def _tiny_cfg(algo: str, timesteps: int, **kw) -> TrainConfig:
@@ -62,6 +63,28 @@ def test_split_is_seeded_and_disjoint(isp_raws):
     assert len(te) == 1 and not set(tr) & set(te) and len(tr) + len(te) == len(isp_raws)
 
 
+def test_split_keeps_scene_groups_on_one_side(tmp_path):
+    """Repeat shots of one subject (manifest.csv's scene_group) never straddle the split, for any seed."""
+    from isp_env.run import scene_groups
+
+    root = tmp_path / "raws"
+    root.mkdir()
+    names = [f"r{i:02d}.dng" for i in range(20)]
+    group = {n: (f"g{i // 4}" if i < 12 else n) for i, n in enumerate(names)}  # 3 groups of 4, 8 singletons
+    for n in names:
+        (root / n).write_bytes(b"")
+    with open(root / "manifest.csv", "w") as fh:
+        fh.write("file,camera,scene_group\n" + "".join(f"{n},x,{group[n]}\n" for n in names))
+    raws = sorted(root / n for n in names)
+    groups = scene_groups(raws, root)
+    assert groups[root / "r01.dng"] == "g0" and groups[root / "r15.dng"] == "r15.dng"
+    for seed in range(10):
+        tr, te = split(raws, 0.3, seed, groups)
+        assert te and tr and len(tr) + len(te) == 20
+        assert not {groups[p] for p in tr} & {groups[p] for p in te}
+        assert 3 <= len(te) <= 9  # about 30 %
+
+
 def test_cma_search_keeps_to_its_budget_and_never_loses_to_neutral(isp_raws):
     import torch
 
@@ -83,7 +106,8 @@ def test_other_algorithms_train_and_policy_round_trips(tmp_path, isp_raws, algo)
     policy, card = load_policy(tmp_path / algo / "policy.safetensors")
     assert card["algo"] == algo and json.loads((tmp_path / algo / "policy.json").read_text())["algo"] == algo
     obs = {"image": np.random.default_rng(0).integers(0, 255, (3, 36, 36), dtype=np.uint8),
-           "params": to_normalized(neutral()).astype(np.float32)}
+           "stats": np.full(12, 0.5, np.float32), "params": to_normalized(neutral()).astype(np.float32),
+           "time": np.zeros(1, np.float32)}
     a1, _ = policy.predict(obs, deterministic=True)
     assert a1.shape == (16,) and np.isfinite(a1).all() and np.abs(a1).max() <= 1.0
 
@@ -136,22 +160,22 @@ def test_isp_tune_cli_end_to_end_with_kill_and_resume(tmp_path, raw_dir):
     training = json.loads((out / "training.json").read_text())
     assert training["timesteps"] >= 200 and methods["agent"]["train_scorer_calls"] == training["scorer_calls"]
     assert training["scorer_calls"] >= 200  # one call per step plus one per reset, across the kill
-    assert methods["cma_per_image"]["test_scorer_calls"] <= training["scorer_calls"]
+    assert methods["cma_per_image"]["test_scorer_calls"] <= 15 * summary["n_test"]
     rows = list(csv.DictReader((out / "results.csv").open()))
     assert len(rows) == 5 * summary["n_test"] and all(np.isfinite(float(r["mos"])) for r in rows)
     assert "| RL agent |" in (out / "report.md").read_text()
     assert Image.open(out / "grid.png").size[0] > 300
-    for pfile in (out / "test" / "params").glob("*.json"):
+    for pfile in (out / "test" / "agent" / "params").glob("*.json"):
         doc = json.loads(pfile.read_text())
-        render = np.asarray(Image.open(out / "test" / "renders" / f"{pfile.stem}.png"))
+        render = np.asarray(Image.open(out / "test" / "agent" / "renders" / f"{pfile.stem}.png"))
         raw = read_raw(doc["raw"])
         assert render.shape == (*(s // 2 * 2 for s in raw.shape), 3)  # full resolution
         np.testing.assert_array_equal(render, finish(develop(raw), doc["params"]))
 
     # render: with the policy, with a parameter file, neutral; one-line errors
-    raw_path = json.loads(next((out / "test" / "params").glob("*.json")).read_text())["raw"]
+    raw_path = json.loads(next((out / "test" / "agent" / "params").glob("*.json")).read_text())["raw"]
     for extra in (["--policy", str(out / "policy.safetensors")],
-                  ["--params", str(next((out / "test" / "params").glob("*.json")))], []):
+                  ["--params", str(next((out / "test" / "agent" / "params").glob("*.json")))], []):
         png = tmp_path / f"r{len(extra)}.png"
         r = _cli("render", raw_path, "-o", str(png), *extra)
         assert r.returncode == 0, r.stderr
