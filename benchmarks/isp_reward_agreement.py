@@ -2,7 +2,8 @@
 
 For each raw, random parameter sets are rendered (a) at full resolution and scored with the paper's protocol
 (shorter side -> the model's scale, five 320-px crops, §4.2) — the reference; (b) at the scorer's own scale
-and scored in one pass: its centre crop (the reward's default) and the whole view; (c) the earlier reward: a 256-px preview,
+and scored in one pass: its centre crop (the reward's default) and the whole view; (c) the earlier
+reward: a 256-px preview,
 upscaled by the scorer and cut into five crops. Two sweeps: ``all`` (every parameter random) and ``detail``
 (only the denoise / sharpening / texture parameters random — the settings a preview may not carry over).
 Prints Spearman's rho of (b) and (c) against (a) per raw and sweep, and the seconds per reward.

@@ -63,7 +63,8 @@ def mean_mos_objective(devs: Sequence[Developed], mos) -> Callable[[np.ndarray],
     return f
 
 
-def guarded_objective(items: Sequence[tuple[Developed, object, int | None]], mos) -> Callable[[np.ndarray], float]:
+def guarded_objective(items: Sequence[tuple[Developed, object, int | None]],
+                      mos) -> Callable[[np.ndarray], float]:
     """Normalised parameters -> mean guarded score (MOS minus the :class:`isp_env.reward.Guard` penalty,
     in the scorer's units) of the renders at the scorer's scale; ``items``: (front end, guard, view)."""
     from isp_env.reward import finish_view

@@ -56,7 +56,8 @@ def tune(
                                         "(whole scene groups, from DIR/manifest.csv when present)."),
     synth_photos: Path | None = typer.Option(None, help="Folder of photos to unprocess into synthetic "
                                              "training raws (Brooks et al. 2019)."),
-    init_policy: str | None = typer.Option(None, help="Start from this policy ('default' = the shipped one)."),
+    init_policy: str | None = typer.Option(None, help="Start from this policy ('default' = the shipped "
+                                           "one)."),
     seed: int = typer.Option(0, help="Seed of the split and the agent."),
     checkpoint_every: int = typer.Option(500, min=1, help="Steps between resume checkpoints."),
     batch_size: int = typer.Option(64, min=2),
@@ -84,12 +85,14 @@ def tune(
         raise ConfigError(f"--action-mode {action_mode!r}: use absolute or delta")
     cfg = TrainConfig(algo=algo.lower(), timesteps=timesteps, n_envs=n_envs, preview=preview,
                       obs_size=obs_size, max_steps=max_steps, action_mode=action_mode, guard=guard, seed=seed,
-                      checkpoint_every=checkpoint_every, batch_size=batch_size, learning_starts=learning_starts,
-                      scorer=model, init_policy=init_policy)
-    summary = run(raw_dir, out, cfg, test_fraction=test_fraction, baselines=baselines, synth_photos=synth_photos,
-                  cma_global_budget=cma_global_budget, cma_image_budget=cma_image_budget)
+                      checkpoint_every=checkpoint_every, batch_size=batch_size,
+                      learning_starts=learning_starts, scorer=model, init_policy=init_policy)
+    summary = run(raw_dir, out, cfg, test_fraction=test_fraction, baselines=baselines,
+                  synth_photos=synth_photos, cma_global_budget=cma_global_budget,
+                  cma_image_budget=cma_image_budget)
     table = Table(title=f"isp-tune: held-out raws ({summary[0]['n_images']})", show_lines=False)
-    for col in ("method", "mean MOS", "guarded", "clipped", "saturation", "calls (train)", "calls / test raw"):
+    for col in ("method", "mean MOS", "guarded", "clipped", "saturation", "calls (train)",
+                "calls / test raw"):
         table.add_column(col, justify="left" if col == "method" else "right")
     for s in summary:
         table.add_row(s["label"], f"{s['mean_mos']:.2f}", f"{s['mean_guarded']:.2f}",

@@ -46,7 +46,8 @@ def summarise(rows: list[dict[str, Any]], budgets: dict[str, dict[str, int]]) ->
              "scorer_calls_per_image": round(int(b.get("test", 0)) / max(n, 1), 1)}
         base = [by.get((r["image"], "neutral")) for r in mine]
         if all(x is not None for x in base):
-            s["beats_neutral"] = float(np.mean([r["mos"] > x["mos"] for r, x in zip(mine, base, strict=True)]))
+            wins = [r["mos"] > x["mos"] for r, x in zip(mine, base, strict=True)]
+            s["beats_neutral"] = float(np.mean(wins))
         out.append(s)
     return out
 
@@ -58,13 +59,15 @@ def markdown(summary: list[dict[str, Any]], meta: dict[str, Any]) -> str:
              f"{scale}). MOS: the scorer's; guarded: MOS minus the over-processing penalty (isp_env.reward); "
              "clipped: fraction of pixels with a channel at 0 or 255, and saturation: mean HSV saturation, "
              "both of the full-resolution render.", "",
-             "| method | raws | mean MOS | guarded | > neutral | clipped | saturation | scorer calls (training) "
-             "| scorer calls per test raw |",
+             "| method | raws | mean MOS | guarded | > neutral | clipped | saturation | "
+             "scorer calls (training) | scorer calls per test raw |",
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for s in summary:
-        beats = f"{100 * s['beats_neutral']:.0f} %" if "beats_neutral" in s and s["method"] != "neutral" else ""
-        lines.append(f"| {s['label']} | {s['n_images']} | {s['mean_mos']:.2f} | {s.get('mean_guarded', 0):.2f} "
-                     f"| {beats} | {100 * s.get('mean_clipped', 0):.1f} % | {s.get('mean_saturation', 0):.3f} | "
+        show = "beats_neutral" in s and s["method"] != "neutral"
+        beats = f"{100 * s['beats_neutral']:.0f} %" if show else ""
+        lines.append(f"| {s['label']} | {s['n_images']} | {s['mean_mos']:.2f} | "
+                     f"{s.get('mean_guarded', 0):.2f} | {beats} | {100 * s.get('mean_clipped', 0):.1f} % | "
+                     f"{s.get('mean_saturation', 0):.3f} | "
                      f"{s['train_scorer_calls']} | {s['scorer_calls_per_image']:g} |")
     return "\n".join(lines) + "\n"
 

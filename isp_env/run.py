@@ -229,7 +229,8 @@ def _baselines(out, cfg, mos: MOSFunction, items, train_raws, params, budgets, s
                 train_items.append((dev, make_guard(dev, p, view), view))
             except RawReadError as exc:
                 skipped[str(p)] = str(exc)
-        console.print(f"global CMA-ES on {len(train_items)} training raws, budget {global_budget} scorer calls")
+        console.print(f"global CMA-ES on {len(train_items)} training raws, budget {global_budget} scorer "
+                      "calls")
         res = cma_search(guarded_objective(train_items, mos), global_budget, len(train_items), cfg.seed)
         g = {"params": res.params, "train_score": res.mos, "calls": res.calls, "n_images": len(train_items),
              "budget": global_budget}
@@ -243,7 +244,8 @@ def _baselines(out, cfg, mos: MOSFunction, items, train_raws, params, budgets, s
         for key, item in items.items():
             if key not in per:
                 res = cma_search(guarded_objective([item], mos), image_budget, 1, cfg.seed)
-                per[key] = {"params": res.params, "score": res.mos, "calls": res.calls, "budget": image_budget}
+                per[key] = {"params": res.params, "score": res.mos, "calls": res.calls,
+                            "budget": image_budget}
                 write_json_atomic(pfile, per)
             advance(1)
     params["cma_per_image"] = {k: per[k]["params"] for k in items}

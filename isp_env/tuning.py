@@ -28,7 +28,7 @@ class TrainConfig:
     n_envs: int = 2
     preview: int | None = None  # None: render at the scorer's own scale (isp_env.reward)
     obs_size: int = 64
-    max_steps: int = 1  # one-step contextual policy with absolute actions (chosen by measurement, docs/isp.md)
+    max_steps: int = 1  # one-step contextual policy with absolute actions (docs/isp.md: why)
     action_mode: str = "absolute"
     delta_scale: float = 0.5
     guard: bool = True

@@ -46,8 +46,8 @@ def test_guard_penalises_over_processing_but_not_sane_renders(isp_raws):
         assert guard.penalty(vivid) > 5
         mild = finish_view(dev, {"saturation": 1.1, "contrast": 1.05, "sharpen_amount": 0.3}, 384)
         assert guard.penalty(mild) < 0.1 * guard.penalty(over)  # a sensible edit costs little
-        width = mos.width
-        assert mos.one(over) - guard.penalty(over) * width / 100 < mos.one(sane) - guard.penalty(sane) * width / 100
+        w = mos.width / 100
+        assert mos.one(over) - guard.penalty(over) * w < mos.one(sane) - guard.penalty(sane) * w
 
 
 def test_saturation_term_fires_on_a_dull_raw(tmp_path):

@@ -28,8 +28,8 @@ from isp_env.tuning import TrainConfig, build_model, make_vec_env, train
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["--model", "classical", "--preview", "80", "--obs-size", "36", "--max-steps", "2",
-        "--batch-size", "16", "--learning-starts", "20", "--test-fraction", "0.4", "--cma-global-budget", "40",
-        "--cma-image-budget", "15"]
+        "--batch-size", "16", "--learning-starts", "20", "--test-fraction", "0.4",
+        "--cma-global-budget", "40", "--cma-image-budget", "15"]
 
 
 def _tiny_cfg(algo: str, timesteps: int, **kw) -> TrainConfig:
@@ -110,6 +110,44 @@ def test_other_algorithms_train_and_policy_round_trips(tmp_path, isp_raws, algo)
            "time": np.zeros(1, np.float32)}
     a1, _ = policy.predict(obs, deterministic=True)
     assert a1.shape == (16,) and np.isfinite(a1).all() and np.abs(a1).max() <= 1.0
+
+
+def test_training_can_start_from_a_saved_policy(tmp_path, isp_raws):
+    """`isp-tune --init-policy P` (e.g. `default`): the new model starts with P's weights."""
+    import torch
+
+    from isp_env.tuning import init_from_policy
+
+    cfg = _tiny_cfg("sac", 12)
+    train(tmp_path / "first", isp_raws[:1], cfg, subprocess=False)
+    venv = make_vec_env(isp_raws[:1], cfg, subprocess=False)
+    model = build_model(cfg, venv)
+    init_from_policy(model, tmp_path / "first" / "policy.safetensors")
+    saved, _ = load_policy(tmp_path / "first" / "policy.safetensors")
+    for k, v in saved.state_dict().items():
+        assert torch.equal(v, model.policy.state_dict()[k]), k
+    venv.close()
+    from attiqa.errors import ConfigError
+
+    td3 = _tiny_cfg("td3", 12)
+    other = build_model(td3, make_vec_env(isp_raws[:1], td3, subprocess=False))
+    with pytest.raises(ConfigError, match="does not fit"):
+        init_from_policy(other, tmp_path / "first" / "policy.safetensors")
+
+
+def test_shipped_default_policy_renders_without_a_scorer(isp_raws):
+    """`isp-tune render RAW --policy default`: the policy in the package loads and tunes a raw it never saw,
+    deterministically, with parameters in range and no scorer call."""
+    from isp_env.params import PARAMS
+    from isp_env.policy_io import DEFAULT_POLICY, resolve_policy
+    from isp_env.tuning import tune_with_policy
+
+    assert DEFAULT_POLICY.exists(), "the package ships isp_env/data/policy-default.safetensors"
+    policy, card = load_policy(resolve_policy("default"))
+    assert card["env"]["max_steps"] >= 1 and card["env"]["guard"] is True
+    a = tune_with_policy(policy, card, isp_raws[0])
+    assert a == tune_with_policy(policy, card, isp_raws[0])
+    assert all(p.low <= a[p.name] <= p.high for p in PARAMS)
 
 
 def test_resume_state_restores_weights_optimizers_and_replay_buffer(tmp_path, isp_raws):
