@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import SHARED_DATA
 from PIL import Image
 
 import attiqa
@@ -250,3 +251,23 @@ def test_cli_help_and_bad_parameter_file(tmp_path, isp_raws):
     assert r.exit_code == 0, r.output
     grey = np.asarray(Image.open(tmp_path / "g.png")).astype(int)
     assert np.abs(grey - grey.mean(axis=2, keepdims=True)).max() <= 1
+
+
+REAL_RAWS = SHARED_DATA / "raw" / "real"
+
+
+@pytest.mark.shared_data
+@pytest.mark.skipif(not (REAL_RAWS / "manifest.csv").exists(), reason="real raws of ../shared not present")
+def test_real_raws_are_found_and_split_by_their_scene_groups():
+    """The 43 real raws (QuickTake .qtk, DC50 .kdc, D30 .crw, CinemaDNG) are all found; repeat shots of one
+    subject never straddle the split."""
+    from isp_env.raw import find_raws
+    from isp_env.run import scene_groups
+
+    raws = find_raws(REAL_RAWS)
+    assert len(raws) == 43
+    groups = scene_groups(raws, REAL_RAWS)
+    assert len(set(groups.values())) < len(raws)  # some groups hold several shots
+    tr, te = split(raws, 0.3, 0, groups)
+    assert not {groups[p] for p in tr} & {groups[p] for p in te}
+    assert 0.2 * len(raws) <= len(te) <= 0.4 * len(raws)
