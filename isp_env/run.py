@@ -25,7 +25,7 @@ import numpy as np
 from PIL import Image
 
 from attiqa.errors import ConfigError
-from attiqa.io.atomic import atomic_path, write_json_atomic
+from attiqa.io.atomic import atomic_path, remove_orphan_temps, write_json_atomic
 from attiqa.io.names import portable_stem
 from attiqa.progress import console, progress_task
 from isp_env.baselines import cma_search, guarded_objective
@@ -110,6 +110,8 @@ def run(raw_dir: Path, out: Path, cfg: TrainConfig, test_fraction: float = 0.3, 
                           f"test) — extensions searched: {', '.join(sorted(RAW_EXTENSIONS))}")
     train_raws, test_raws = split(raws, test_fraction, cfg.seed, scene_groups(raws, raw_dir))
     mos = load_mos_function(cfg.scorer)  # fail early (e.g. no default model), before writing anything
+    for folder in (out, out / "test" / "params", out / "test" / "renders", out / "baselines"):
+        remove_orphan_temps(folder)  # temp files of an earlier run killed mid-write
     if cfg.preview is None and cfg.view_shorter is None:
         cfg.view_shorter = mos.view_shorter or DEFAULT_VIEW_SHORTER
     synth: list[Path] = []
