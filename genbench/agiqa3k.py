@@ -166,7 +166,7 @@ def import_agiqa3k(
             "lower --margin, or check the folder holds data.csv and the images"
         )
     out_dir = Path(out_dir)
-    write_manifest(out_dir, records)
+    write_manifest(out_dir, records, image_root=Path(root).resolve())  # images stay in the AGIQA folder
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=["pair_id", "rater", "choice"])
     w.writeheader()
