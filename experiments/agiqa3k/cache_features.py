@@ -19,9 +19,9 @@ import torch
 
 from attiqa.datasets import get_dataset
 from attiqa.models import create_backbone
-from attiqa.training.cached import five_crop_views
 from attiqa.training.data import MosDataset, split_indices
 from attiqa.training.feature_cache import cached_features
+from attiqa.training.sources import five_crop_views
 
 
 def write_csv(root: Path, out: Path, holdout_seed: int = 0) -> Path:

@@ -37,9 +37,10 @@ from attiqa.evaluation.metrics import correlations
 from attiqa.evaluation.protocols import Split, write_split_csv
 from attiqa.io.atomic import write_json_atomic, write_text_atomic
 from attiqa.models import load_model
-from attiqa.training.cached import five_crop_views, predict_cached
 from attiqa.training.data import MosDataset
 from attiqa.training.feature_cache import cached_features
+from attiqa.training.mos import predict_cached
+from attiqa.training.sources import five_crop_views
 
 METRIC = "attiqa-agiqa3k-crossfit"
 

@@ -37,28 +37,15 @@ from attiqa.datasets import get_dataset
 from attiqa.evaluation.metrics import correlations
 from attiqa.evaluation.protocols import Split, random_splits, write_split_csv
 from attiqa.models.ridge_head import signed_power
-from attiqa.training.data import split_indices
 from attiqa.training.ridge import fit_ridge
 
 HERE = Path(__file__).resolve().parent
 
 
-def prompt_splits(prompts: list[str], repeats: int, seed: int = 0, test_fraction: float = 0.2) -> list[Split]:
-    """``repeats`` splits holding out ``test_fraction`` of the distinct prompts with all their images
-    (seeds ``seed ..``; the prompts sorted first so a seed means the same split on every machine)."""
-    uniq = sorted(set(prompts))
-    out = []
-    for r in range(repeats):
-        _, test_p = split_indices(len(uniq), test_fraction, seed + r)
-        held = {uniq[i] for i in test_p}
-        tr = tuple(i for i, p in enumerate(prompts) if p not in held)
-        te = tuple(i for i, p in enumerate(prompts) if p in held)
-        out.append(Split(f"prompt{r:02d}", tr, te, seed + r, "prompt"))
-    return out
-
-
 def split_sets(prompts: list[str], repeats: int) -> dict[str, list[Split]]:
-    return {"random": random_splits(len(prompts), repeats, 0), "prompt": prompt_splits(prompts, repeats)}
+    """Image-wise and prompt-grouped splits, exactly those `attiqa bench single --group-by none|prompt` makes."""
+    n = len(prompts)
+    return {"random": random_splits(n, repeats, 0), "prompt": random_splits(n, repeats, 0, groups=prompts)}
 
 
 def summarise(per_split: dict[str, list[dict]]) -> dict[str, dict[str, float]]:
