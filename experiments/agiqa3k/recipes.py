@@ -43,7 +43,7 @@ HERE = Path(__file__).resolve().parent
 
 
 def split_sets(prompts: list[str], repeats: int) -> dict[str, list[Split]]:
-    """Image-wise and prompt-grouped splits, exactly those `attiqa bench single --group-by none|prompt` makes."""
+    """Image-wise and prompt-grouped splits: those `attiqa bench single --group-by none|prompt` makes."""
     n = len(prompts)
     return {"random": random_splits(n, repeats, 0), "prompt": random_splits(n, repeats, 0, groups=prompts)}
 
