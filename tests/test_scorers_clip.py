@@ -106,7 +106,7 @@ def test_clipiqa_on_a_vit_is_the_good_bad_softmax(tiny_dir, imgs):  # noqa: F811
 
 def test_clipiqa_resnet_runs_at_native_resolution(tiny_rn_dir, imgs, photo_dir):
     scorer = create_scorer(f"clipiqa:{tiny_rn_dir}")
-    assert scorer.native and scorer.max_batch == 1 and scorer.min_shorter is None
+    assert scorer.native and scorer.info.max_batch == 1 and scorer.info.min_shorter is None
     t = scorer.transform(imgs[0])
     assert t.shape[-2:] == (imgs[0].height, imgs[0].width)  # no resize, no crop
     scores = scorer(imgs)["score"]  # different sizes: scored one by one

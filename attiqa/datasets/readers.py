@@ -218,3 +218,14 @@ class CaseInsensitiveDir:
 
 def finite(x: float) -> bool:
     return isinstance(x, float) and math.isfinite(x)
+
+
+def parse_data_spec(spec: str) -> tuple[str | None, str, str]:
+    """``[LABEL:]NAME=ROOT`` -> (label, name, root). For ``folder``, ROOT may be the CSV itself."""
+    if "=" not in spec:
+        raise AttiqaError(f"--data {spec!r}: expected [LABEL:]NAME=ROOT, e.g. clive=/data/CLIVE")
+    left, root = spec.split("=", 1)
+    label, _, name = left.rpartition(":")
+    if not name or not root:
+        raise AttiqaError(f"--data {spec!r}: expected [LABEL:]NAME=ROOT, e.g. clive=/data/CLIVE")
+    return (label or None), name, root

@@ -1,12 +1,13 @@
 """``evaluate(dataset, scorer, out_dir)``: score every image of a dataset and compare with its MOS.
 
-Order of work, chosen so nothing fails late: (1) select the items (target, split); (2) check EVERY
-image exists and has a readable header — one error listing the problems, before any model call;
-(3) look up the per-(model, image) cache (:mod:`attiqa.evaluation.cache`); (4) score the rest with
-parallel decoding (:func:`attiqa.io.batching.iter_image_batches`) and batched model calls, storing each
-batch in the cache as it finishes; (5) metrics: SROCC, PLCC, KRCC (paper §4.2; plain PLCC as the
-paper reports it) plus PLCC and RMSE after the VQEG logistic fit; (6) write ``predictions.csv``,
-``summary.json`` and ``scatter.png`` atomically.
+Order of work, chosen so nothing fails late: (1) select the items (target, split) and check their MOS
+(duplicates, conflicts, constant MOS); (2) check EVERY image exists and has a readable header — one error
+listing the problems, before any model call; (3) look up the per-(model, image) cache
+(:mod:`attiqa.evaluation.cache`); (4) score the rest with the one scoring path,
+:func:`attiqa.scoring.score_batches` (as ``attiqa score``: same batching hints, same reduced-scale JPEG
+decoding, so the same image gets the same score), storing each batch in the cache as it finishes;
+(5) metrics: SROCC, PLCC, KRCC (paper §4.2; plain PLCC as the paper reports it) plus PLCC and RMSE after
+the VQEG logistic fit; (6) write ``predictions.csv``, ``summary.json`` and ``scatter.png`` atomically.
 
 A file that passes the header check but fails to decode (e.g. truncated) does not stop the run: it is
 listed under ``failed`` in the summary and left out of the metrics.
@@ -23,16 +24,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from attiqa.datasets.base import DatasetItem, IQADataset, find_unreadable
 from attiqa.errors import AttiqaError, ImageLoadError
 from attiqa.evaluation.cache import ScoreCache, default_cache_path, file_stamp, scorer_identity
 from attiqa.evaluation.logistic import LogisticFit, fitted_metrics
 from attiqa.evaluation.metrics import correlations
+from attiqa.interface import Scorer
 from attiqa.io.atomic import write_json_atomic, write_text_atomic
-from attiqa.io.batching import default_num_workers, iter_image_batches
-from attiqa.scorers.base import Scorer
+from attiqa.io.batching import default_num_workers
+from attiqa.scoring import score_batches
 
 PREDICTIONS_CSV = "predictions.csv"
 SUMMARY_JSON = "summary.json"
@@ -117,19 +118,16 @@ def score_items(
     failed: list[ImageLoadError] = []
     if todo:
         with progress_task("scoring", total=len(todo), disable=not progress) as advance:
-            for batch in iter_image_batches(todo, scorer.transform, batch_size, num_workers):
+            for batch in score_batches(todo, scorer, batch_size, num_workers):
                 failed.extend(batch.errors)
-                if batch.tensor is not None:
-                    with torch.inference_mode():
-                        out = scorer.score_tensors(batch.tensor).float().cpu().numpy()
-                    new = []
-                    for row_i, idx in enumerate(batch.indices):
-                        key = str(todo[idx])
-                        vals = [float(v) for v in out[row_i]]
-                        done[key] = vals
-                        new.append((key, stamps[key], vals))
-                    if cache is not None:
-                        cache.store(scorer_key, new)
+                new = []
+                for row_i, idx in enumerate(batch.indices):
+                    key = str(todo[idx])
+                    vals = [float(v) for v in batch.scores[row_i]]
+                    done[key] = vals
+                    new.append((key, stamps[key], vals))
+                if cache is not None and new:
+                    cache.store(scorer_key, new)
                 advance(len(batch.indices) + len(batch.errors))
     return done, failed, n_cached
 

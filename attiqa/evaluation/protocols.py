@@ -382,9 +382,9 @@ def run_protocol(
         table = _md_table([head, sub, body])
     else:  # cross
         summary = {}
+        from attiqa.device import resolve_device
         from attiqa.evaluation.evaluate import evaluate
         from attiqa.scorers.attiqa_scorer import AttiqaScorer
-        from attiqa.training.distributed import resolve_device
 
         for a in benches:
             tests = [b for b in benches if b is not a]

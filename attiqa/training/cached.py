@@ -34,10 +34,10 @@ from attiqa.errors import AttiqaError
 from attiqa.evaluation.metrics import correlations
 from attiqa.io.checkpoints import save_training_state
 from attiqa.models import AttiqaModel, create_backbone, save_model
+from attiqa.models.transforms import FiveCropTest, MirroredFiveCropTest
 from attiqa.training.data import MosDataset, PseudoLabelDataset, read_mos_csv, split_indices
 from attiqa.training.feature_cache import cached_features
 from attiqa.training.losses import make_pretrain_loss, mos_loss
-from attiqa.training.transforms import FiveCropTest, MirroredFiveCropTest
 
 CENTRE_VIEW = 4  # FiveCropTest order: TL, TR, BL, BR, centre (then their mirror images with hflip)
 TEST_VIEWS = 5  # validation averages the five unmirrored crops, as the scorer's five-crop test does

@@ -32,12 +32,14 @@ from torch.utils.data import DataLoader, Subset
 
 from attiqa.attributes import ATTRIBUTES
 from attiqa.config import FinetuneConfig, to_dict
+from attiqa.device import resolve_device
 from attiqa.errors import AttiqaError, ConfigError
 from attiqa.evaluation.metrics import correlations
 from attiqa.io.batching import default_num_workers
 from attiqa.io.checkpoints import save_training_state
 from attiqa.models import AttiqaModel, create_backbone, load_model, save_model
 from attiqa.models.backbones import TAP_SETS
+from attiqa.models.transforms import FinetuneTrain, FiveCropTest
 from attiqa.training import distributed as D
 from attiqa.training.data import MosDataset, collate_skip_none, read_mos_csv, split_indices
 from attiqa.training.loop import train_epoch
@@ -50,7 +52,6 @@ from attiqa.training.pretrain import (
     per_process_batch,
     state_path_for,
 )
-from attiqa.training.transforms import FinetuneTrain, FiveCropTest
 
 VAL_SPLITS = ("val", "valid", "validation", "test")
 
@@ -318,7 +319,7 @@ def _end_to_end(
     """The end-to-end loop on images (random crops; five-crop validation). ``polish`` (ours, LP-FT): the
     model arrives with heads trained on cached frozen features; train everything ``cfg.polish_epochs`` more
     epochs at ``cfg.polish_lr`` with every BatchNorm frozen, so small batches do not move the statistics."""
-    device = D.resolve_device(cfg.device)
+    device = resolve_device(cfg.device)
     last_path, best_path = stage_dir / "last.safetensors", stage_dir / "best.safetensors"
     log = WriteLog()
     card_cfg = to_dict(cfg)

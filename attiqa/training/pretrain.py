@@ -29,15 +29,16 @@ import torch
 from torch.utils.data import DataLoader, Subset
 
 from attiqa.config import PretrainConfig, to_dict
+from attiqa.device import resolve_device
 from attiqa.errors import AttiqaError
 from attiqa.io.batching import default_num_workers
 from attiqa.io.checkpoints import load_checkpoint, load_training_state, read_card, save_training_state
 from attiqa.models import AttiqaModel, create_backbone, save_model
+from attiqa.models.transforms import CenterCropTest, PretrainTrain
 from attiqa.training import distributed as D
 from attiqa.training.data import PseudoLabelDataset, collate_skip_none
 from attiqa.training.loop import train_epoch
 from attiqa.training.losses import make_pretrain_loss
-from attiqa.training.transforms import CenterCropTest, PretrainTrain
 
 CALIBRATION_MAX_IMAGES = 50_000  # ours: 101 quantiles are stable long before ImageNet's 1.28M images
 DEBUG_HASH_ENV = "ATTIQA_DEBUG_HASH_DIR"  # tests: each rank writes its final weight hash + files it wrote
@@ -183,7 +184,7 @@ def pretrain(
 
 
 def _pretrain(cfg: PretrainConfig, labels: Path, out_dir: Path, resume: bool, progress: bool) -> Path:
-    device = D.resolve_device(cfg.device)
+    device = resolve_device(cfg.device)
     stage_dir = out_dir / "pretrain"
     last_path, final_path = stage_dir / "last.safetensors", stage_dir / "model.safetensors"
     log = WriteLog()
