@@ -19,6 +19,7 @@ from pathlib import Path
 import attiqa
 from attiqa.errors import AttiqaError
 from attiqa.io.atomic import write_json_atomic
+from attiqa.io.tables import ENCODING, ERRORS, read_cell
 from attiqa.scoring import ScoreRun, score_paths, write_scores
 from genbench.manifest import SIDES, Pair, resolve
 
@@ -59,8 +60,8 @@ def default_metrics() -> list[str]:
 def _read_csv(path: Path) -> dict[str, dict[str, str]]:
     if not path.exists():
         return {}
-    with open(path, newline="", encoding="utf-8") as fh:
-        return {row["image"]: row for row in csv.DictReader(fh) if row.get("image")}
+    with open(path, newline="", encoding=ENCODING, errors=ERRORS) as fh:
+        return {read_cell(row["image"]): row for row in csv.DictReader(fh) if row.get("image")}
 
 
 def score_run(

@@ -61,6 +61,21 @@ def run_app(typer_app: Callable[[], Any]) -> None:
         sys.exit(interrupt_exit_code(exc))
 
 
+SHORT_NAMES = {
+    "sharpness": "sharp",
+    "contrast": "contr.",
+    "brightness": "bright",
+    "colorfulness": "colour",
+    "cleanliness": "clean",
+}
+
+
+def short_name(column: str) -> str:
+    """At most 7 characters, for plain-text tables."""
+    name = display_name(column)
+    return SHORT_NAMES.get(name, name)[:7]
+
+
 def _cell(v: float) -> str:
     if math.isnan(v):
         return "–"
@@ -95,7 +110,7 @@ def print_scores(
     shown = list(rows[:limit])
     more = n_total - len(shown)
     renamed = [c for c in cols if display_name(c) != c]
-    note = "; ".join(f"{display_name(c)} = the file's {c} column (higher = better)" for c in renamed)
+    note = "; ".join(f"{display_name(c)} = the file's {c} column (higher = cleaner)" for c in renamed)
     if stdout.is_terminal:
         table = Table(title=title, show_lines=False, caption=note or None)
         table.add_column("image", no_wrap=True, overflow="ellipsis", max_width=48)
@@ -118,7 +133,7 @@ def print_scores(
         name = name if len(name) <= width else name[: width - 1] + "…"
         return f"{name:<{width}}" + "".join(f" {c:>7}" for c in cells)
 
-    out = [title, line("image", [display_name(c)[:7] for c in cols])]
+    out = [title, line("image", [short_name(c) for c in cols])]
     out += [line(Path(r["image"]).name, [_cell(r[c]) for c in cols]) for r in shown]
     if more > 0:
         out.append(f"… {more} more")

@@ -157,8 +157,9 @@ def export(
     description: str | None = typer.Option(None, help="One-line description recorded in the card."),
 ) -> None:
     """Write a compact copy of a checkpoint for sharing or bundling, and print its SHA-256 (for a
-    named-model table entry). Training state is not copied."""
-    from attiqa.io.checkpoints import load_checkpoint, save_checkpoint, sha256_of
+    named-model table entry). Training state is not copied; absolute paths in the card (image folders,
+    the source checkpoint) are made relative or dataset-level, so no path of this machine ships."""
+    from attiqa.io.checkpoints import load_checkpoint, portable_card, save_checkpoint, sha256_of
 
     tensors, card = load_checkpoint(src)
     card = {k: v for k, v in card.items() if k not in ("format_version", "attiqa_version")}
@@ -167,7 +168,7 @@ def export(
     if description:
         card["description"] = description
     card["exported_from"] = str(src)
-    out = save_checkpoint(dst, tensors, card, half=half)
+    out = save_checkpoint(dst, tensors, portable_card(card), half=half)
     console.print(f"[green]{out} ({out.stat().st_size / 1e6:.1f} MB) sha256 {sha256_of(out)}")
 
 

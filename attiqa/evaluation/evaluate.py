@@ -15,8 +15,6 @@ listed under ``failed`` in the summary and left out of the metrics.
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import time
 from dataclasses import dataclass, field
@@ -31,8 +29,9 @@ from attiqa.evaluation.cache import ScoreCache, default_cache_path, file_stamp, 
 from attiqa.evaluation.logistic import LogisticFit, fitted_metrics
 from attiqa.evaluation.metrics import correlations
 from attiqa.interface import Scorer
-from attiqa.io.atomic import write_json_atomic, write_text_atomic
+from attiqa.io.atomic import write_bytes_atomic, write_json_atomic
 from attiqa.io.batching import default_num_workers
+from attiqa.io.tables import csv_bytes
 from attiqa.scoring import score_batches
 
 PREDICTIONS_CSV = "predictions.csv"
@@ -99,6 +98,41 @@ def _select_items(
     return items, []
 
 
+def check_mos(items: list[DatasetItem], dataset: IQADataset) -> tuple[list[DatasetItem], list[str]]:
+    """Refuse or report what would silently distort the metrics: the same image with two different MOS
+    values (refused), repeated rows (counted once, with a warning), rows without a finite MOS (counted)
+    and a constant MOS (no correlation is defined)."""
+    warn: list[str] = []
+    first: dict[Path, DatasetItem] = {}
+    conflicts: list[str] = []
+    repeats = 0
+    for it in items:
+        seen = first.get(it.image)
+        if seen is None:
+            first[it.image] = it
+        elif seen.raw == it.raw:
+            repeats += 1
+        else:
+            conflicts.append(f"{it.image} ({seen.raw:g} and {it.raw:g})")
+    if conflicts:
+        raise AttiqaError(
+            f"{dataset.name} ({dataset.target}): {len(conflicts)} image(s) have two different scores, e.g. "
+            f"{conflicts[0]} — fix the score file (one row per image)"
+        )
+    if repeats:
+        warn.append(f"{repeats} repeated row(s) (same image, same score) counted once")
+    if dataset.n_without_score:
+        warn.append(
+            f"{dataset.n_without_score} row(s) without a finite {dataset.target} (empty, NaN or inf) left out"
+        )
+    unique = list(first.values())
+    if len(unique) >= 2 and len({it.mos for it in unique}) == 1:
+        warn.append(
+            f"{dataset.target} is the same ({unique[0].raw:g}) for every image: correlations are undefined"
+        )
+    return unique, warn
+
+
 def score_items(
     paths: list[Path],
     scorer: Scorer,
@@ -156,6 +190,7 @@ def evaluate(
     t0 = time.perf_counter()
     ds = dataset.retarget(target)
     items, skipped = _select_items(ds, split, missing)
+    items, mos_warnings = check_mos(items, ds)
     out_dir = Path(out_dir)
     workers = default_num_workers() if num_workers is None else num_workers
     key, identity = scorer_identity(scorer, scorer_overrides)
@@ -194,7 +229,7 @@ def evaluate(
         "krcc": base["krcc"],
         "rmse_fit": fitted["rmse_fit"],
     }
-    warn: list[str] = []
+    warn: list[str] = list(mos_warnings)
     if rows and not np.isfinite(pred).any():
         warn.append(
             f"the scorer's first column ({columns[0]}) is NaN for every image — a pretrain-only checkpoint "
@@ -232,13 +267,12 @@ def write_outputs(res: EvalResult, dataset: IQADataset, out_dir: Path, plot: boo
     out_dir.mkdir(parents=True, exist_ok=True)
     columns = list(res.model.get("columns", []))
     head = [*RESERVED, *columns]
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow(head)
-    for r in res.rows:
-        w.writerow([r["image"], _fmt(r["mos"]), _fmt(r["raw"]), r["split"], *(_fmt(r[c]) for c in head[4:])])
+    rows = (
+        [r["image"], _fmt(r["mos"]), _fmt(r["raw"]), r["split"], *(_fmt(r[c]) for c in head[4:])]
+        for r in res.rows
+    )
     files = {"predictions": out_dir / PREDICTIONS_CSV, "summary": out_dir / SUMMARY_JSON}
-    write_text_atomic(files["predictions"], buf.getvalue())
+    write_bytes_atomic(files["predictions"], csv_bytes(head, rows))
     if plot:
         from attiqa.evaluation.plots import scatter_plot
 

@@ -56,6 +56,29 @@ def save_checkpoint(
     return path
 
 
+def portable_path(value: str) -> str:
+    """An absolute path as one that means something on another machine: relative to the current folder
+    when it lies inside it, else its last two components (``/data/clive-dev/images`` -> ``clive-dev/images``,
+    the dataset-level part). Relative paths and other strings are unchanged."""
+    if not value or not os.path.isabs(value):
+        return value
+    p = Path(value)
+    try:
+        return str(p.relative_to(Path.cwd()))
+    except ValueError:
+        return str(Path(*p.parts[-2:])) if len(p.parts) > 2 else p.name
+
+
+def portable_card(card: Any) -> Any:
+    """A card with every absolute path made portable (:func:`portable_path`), for shared or bundled models:
+    a card must not carry the paths of the machine it was trained on."""
+    if isinstance(card, dict):
+        return {k: portable_card(v) for k, v in card.items()}
+    if isinstance(card, list):
+        return [portable_card(v) for v in card]
+    return portable_path(card) if isinstance(card, str) else card
+
+
 def read_card(path: str | Path) -> dict[str, Any]:
     """The model card of a checkpoint, from its header (the sidecar JSON is for humans)."""
     path = Path(path)
@@ -64,12 +87,18 @@ def read_card(path: str | Path) -> dict[str, Any]:
             meta = f.metadata() or {}
     except Exception as exc:  # noqa: BLE001
         raise ModelLoadError(f"{path}: not a readable safetensors checkpoint ({exc})") from None
-    if CARD_KEY in meta:
-        return json.loads(meta[CARD_KEY])
-    side = card_path_for(path)
-    if side.exists():
-        return json.loads(side.read_text())
-    return {}
+    try:
+        if CARD_KEY in meta:
+            card = json.loads(meta[CARD_KEY])
+        elif card_path_for(path).exists():
+            card = json.loads(card_path_for(path).read_text(encoding="utf-8"))
+        else:
+            return {}
+    except (ValueError, OSError) as exc:
+        raise ModelLoadError(f"{path}: the model card is not valid JSON ({exc})") from None
+    if not isinstance(card, dict):
+        raise ModelLoadError(f"{path}: the model card is not a JSON object (got {type(card).__name__})")
+    return card
 
 
 def load_checkpoint(

@@ -21,7 +21,7 @@ from attiqa.scorers.zoo import (
     resolve_target,
     resolve_weights,
     suggest,
-    zoo,
+    zoo_table,
 )
 
 DEFAULT_MODEL = "attiqa-default"
@@ -29,7 +29,7 @@ DEFAULT_MODEL = "attiqa-default"
 
 def list_scorers() -> list[ScorerInfo]:
     """Every zoo entry's metadata (built-in scorers, then the named ATTIQA models)."""
-    return [e.info for e in zoo().values()]
+    return [e.info for e in zoo_table().values()]
 
 
 def create_scorer(name: str, device: str | torch.device = "cpu", **overrides: Any) -> Scorer:
@@ -38,7 +38,7 @@ def create_scorer(name: str, device: str | torch.device = "cpu", **overrides: An
     ``NAME:ARG`` passes ARG as the scorer's first argument (its weights: a CLIP spec or folder for the
     CLIP scorers, e.g. ``clipiqa:path/to/open_clip_folder``).
     """
-    table = zoo()
+    table = zoo_table()
     head, sep, arg = name.partition(":")
     entry = table.get(name) or (table.get(head) if sep else None)
     if entry is None:
@@ -61,7 +61,7 @@ def load_scorer(
 ) -> Scorer:
     """A scorer from a checkpoint path, a named model, or a zoo name (None = the default model)."""
     if name_or_path is None:
-        if DEFAULT_MODEL not in zoo():
+        if DEFAULT_MODEL not in zoo_table():
             raise ModelLoadError(
                 "no default model is bundled with this version — pass --model PATH to a checkpoint from "
                 "`attiqa train` (or `make demo`), or --model classical for the weight-free baseline"

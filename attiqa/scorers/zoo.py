@@ -156,7 +156,7 @@ def named_models() -> dict[str, dict[str, Any]]:
     return json.loads(text)["models"]
 
 
-def zoo() -> dict[str, ZooEntry]:
+def zoo_table() -> dict[str, ZooEntry]:
     """Every scorer name: the built-in table, then the named models."""
     table = {name: _entry(name, row, named_model=False) for name, row in BUILTIN.items()}
     table.update({name: _entry(name, row, named_model=True) for name, row in named_models().items()})
@@ -164,7 +164,7 @@ def zoo() -> dict[str, ZooEntry]:
 
 
 def suggest(name: str, names: list[str] | None = None) -> str:
-    names = list(zoo()) if names is None else names
+    names = list(zoo_table()) if names is None else names
     close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
     return f"did you mean {', '.join(close)}?" if close else f"known names: {', '.join(sorted(names))}"
 
@@ -180,7 +180,7 @@ def is_attiqa_model(name_or_path: str | Path | None) -> bool:
     """True for an ATTIQA checkpoint or named ATTIQA model (None = the default model): they take ``crops``."""
     if name_or_path is None or is_checkpoint(name_or_path):
         return True
-    entry = zoo().get(str(name_or_path))
+    entry = zoo_table().get(str(name_or_path))
     return entry is not None and entry.target == ATTIQA_TARGET
 
 
@@ -205,7 +205,7 @@ def resolve_target(target: str) -> Any:
 
 def resolve_weights(name: str) -> Path:
     """Path of a named model's weights, verified against its SHA-256; downloads into the cache if needed."""
-    table = zoo()
+    table = zoo_table()
     entry = table.get(name)
     if entry is None or not entry.has_weights:
         names = [n for n, e in table.items() if e.has_weights]
