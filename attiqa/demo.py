@@ -141,4 +141,5 @@ def run_demo(out: Path, epochs: int = 4) -> tuple[list[Path], Scorer, Path]:
     show = [out / "images" / f"{p}.png" for p in DEMO_PHOTOS[:5]]
     show += [out / "images" / f"astronaut__gaussian_blur_{lvl}.png" for lvl in DEMO_LEVELS]
     show += [out / "images" / f"astronaut__gaussian_noise_{lvl}.png" for lvl in DEMO_LEVELS]
+    assert res.pretrained is not None
     return show, scorer, Path(res.pretrained)

@@ -96,7 +96,7 @@ def test_safe_cell_rule():
 
 def _many_images(folder: Path, photos, n: int) -> list[Path]:
     folder.mkdir()
-    base = photos["astronaut"].resize((448, 448))
+    base = photos["astronaut"].resize((256, 256))
     paths = []
     for i in range(n):
         p = folder / f"img{i:04d}.png"
@@ -111,7 +111,7 @@ def _rows(out: Path) -> list[dict]:
 
 
 def test_kill_keeps_finished_rows_and_a_rerun_resumes(tmp_path, photos):
-    paths = _many_images(tmp_path / "imgs", photos, 150)
+    paths = _many_images(tmp_path / "imgs", photos, 100)
     out = tmp_path / "s.csv"
     cmd = [*ATTIQA, "score", str(tmp_path / "imgs"), "-m", "classical", "-o", str(out), "-q"]
     cmd += ["--batch-size", "2", "--workers", "0"]

@@ -157,7 +157,7 @@ def select_prompts_cmd(
             out / "cache",
             photos,
             names,
-            proxy_map,
+            proxy_map,  # type: ignore[arg-type]
             rated_paths,
             ratings,
             work_size=work_size,

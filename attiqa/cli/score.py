@@ -107,7 +107,7 @@ def score_cmd(
             "nothing was saved (no --out)"
         )
         console.print(f"[yellow]interrupted: {kept}")
-        raise SystemExit(interrupt_exit_code(run.interruption))
+        raise SystemExit(interrupt_exit_code(run.interruption or KeyboardInterrupt()))
     if not stats.n and todo:
         raise AttiqaError("no image could be scored")
 

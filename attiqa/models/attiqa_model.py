@@ -66,6 +66,11 @@ class MosHead(nn.Sequential):
 
 
 class AttiqaModel(nn.Module):
+    # buffers and submodules, declared for the type checker (nn.Module.__getattr__ is untyped)
+    calib_quantiles: torch.Tensor
+    calibrated: torch.Tensor
+    mos_range: torch.Tensor
+    backbone: Any
     def __init__(
         self,
         backbone: Backbone,
@@ -128,9 +133,10 @@ class AttiqaModel(nn.Module):
         """Heads (and MOS MLP) on backbone features — also used on cached features (frozen backbone).
         With ``ridge_stats`` (the ridge head's raw tap statistics) the MOS is the weighted mean of the MLP
         and the ridge; without, the MLP's alone (what fine-tuning trains)."""
-        hidden = [self.heads[h].hidden(feats) for h in self.head_names]
+        heads: dict[str, Any] = dict(self.heads.items())
+        hidden = [heads[h].hidden(feats) for h in self.head_names]
         attrs = torch.stack(
-            [self.heads[h].fc2(z).squeeze(-1) for h, z in zip(self.head_names, hidden, strict=True)], dim=1
+            [heads[h].fc2(z).squeeze(-1) for h, z in zip(self.head_names, hidden, strict=True)], dim=1
         )
         mos = self.mos_head(torch.cat(hidden, dim=1)).squeeze(-1) if self.mos_head is not None else None
         if mos is not None and self.ridge is not None and ridge_stats is not None:
@@ -220,7 +226,7 @@ def build_model_from_config(cfg: dict[str, Any]) -> AttiqaModel:
     if cfg.get("arch") != ARCH:
         raise ModelLoadError(f"not an ATTIQA model card (arch={cfg.get('arch')!r})")
     backbone = create_backbone(cfg["backbone"], pretrained=False)
-    sizes = {
+    sizes: dict[str, int | None] = {
         k: cfg[k]
         for k in ("pretrain_crop", "pretrain_resize_shorter", "test_resize_shorter", "test_crop")
         if k in cfg

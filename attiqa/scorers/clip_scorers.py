@@ -60,7 +60,7 @@ PAIR_SETS: dict[str, tuple[Pair, ...]] = {
 """Prompt-pair sets by the name the zoo table uses."""
 
 
-def _attnpool_without_pos(pool: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+def _attnpool_without_pos(pool: Any, x: torch.Tensor) -> torch.Tensor:
     """open_clip ``AttentionPool2d`` without the positional embedding (any H×W), as CLIP-IQA does."""
     x = x.flatten(2).permute(2, 0, 1)  # (HW, N, C)
     x = torch.cat([x.mean(dim=0, keepdim=True), x], dim=0)
@@ -88,14 +88,14 @@ def _attnpool_without_pos(pool: torch.nn.Module, x: torch.Tensor) -> torch.Tenso
     return out[0]
 
 
-def resnet_native_features(visual: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+def resnet_native_features(visual: Any, x: torch.Tensor) -> torch.Tensor:
     """Image embedding of an open_clip ``ModifiedResNet`` at any input size (no positional embedding)."""
     x = visual.stem(x.to(visual.conv1.weight.dtype))
     x = visual.layer4(visual.layer3(visual.layer2(visual.layer1(x))))
     return _attnpool_without_pos(visual.attnpool, x)
 
 
-def vit_layer_features(visual: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+def vit_layer_features(visual: Any, x: torch.Tensor) -> torch.Tensor:
     """TeMu-IQA §13: the [cls] token after every transformer block, through ``ln_post`` and the
     projection. Returns (L, N, D) for L layers."""
     blocks = getattr(getattr(visual, "transformer", None), "resblocks", None)
@@ -150,11 +150,12 @@ class ClipAntonymScorer(Scorer):
         self.pairs = tuple(pairs)
         self.columns = tuple(p[0] for p in self.pairs)
         parsed = parse_clip_spec(spec)
+        self.model: Any
         self.model, self.preprocess, tokenizer, weights = load_open_clip(
             parsed, self.device, cache_dir, flag=f"--model {info.name}:"
         )
         self.model.eval()
-        visual = self.model.visual
+        visual: Any = self.model.visual
         is_resnet = hasattr(visual, "attnpool")
         if resolution == "native" and not is_resnet:
             raise ModelLoadError(
@@ -167,7 +168,7 @@ class ClipAntonymScorer(Scorer):
             if not 1 <= layer <= self.num_layers:
                 raise ModelLoadError(f"layer {layer} out of range: {spec} has layers 1..{self.num_layers}")
             layers = layer
-        self.layers = layers
+        self.layers: str | int | None = layers
         self.scale = float(scale) if scale is not None else float(self.model.logit_scale.exp().item())
         cfg = visual.preprocess_cfg
         self._mean, self._std = list(cfg["mean"]), list(cfg["std"])
@@ -201,7 +202,7 @@ class ClipAntonymScorer(Scorer):
         if self.layers is None:
             return resnet_native_features(visual, x) if self.native else self.model.encode_image(x)
         per_layer = vit_layer_features(visual, x)
-        return per_layer.mean(dim=0) if self.layers == "all" else per_layer[self.layers - 1]
+        return per_layer.mean(dim=0) if self.layers == "all" else per_layer[int(self.layers) - 1]
 
     @torch.no_grad()
     def score_tensors(self, batch: torch.Tensor) -> torch.Tensor:
