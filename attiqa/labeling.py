@@ -46,7 +46,7 @@ def parts_dir(out: Path) -> Path:
     return out.with_name(out.name + ".parts")
 
 
-def _read_table(path: Path) -> pa.Table | None:
+def _read_table(path: Path) -> pa.Table:
     try:
         return pq.read_table(path)
     except Exception as exc:  # noqa: BLE001

@@ -8,7 +8,7 @@ import csv
 import math
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
 
 import numpy as np
 
@@ -62,6 +62,12 @@ class Table:
         self.path = path
         self.fields = fields
         self.rows = rows
+
+    @overload
+    def column(self, *aliases: str, required: Literal[True] = True) -> str: ...
+
+    @overload
+    def column(self, *aliases: str, required: bool) -> str | None: ...
 
     def column(self, *aliases: str, required: bool = True) -> str | None:
         """The actual name of the first matching column; an error naming what was found otherwise."""
