@@ -84,6 +84,10 @@ def main() -> None:
         for b in batches:
             net(b.flatten(0, 1) if b.dim() == 5 else b)
         bare = len(paths) / (time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        for b in batches:
+            scorer.score_tensors(b)
+        full = len(paths) / (time.perf_counter() - t0)
 
     print(
         f"images: {len(paths)} ({'AGIQA-3k ' + args.root if args.root else 'generated 512-px JPEGs'}), "
@@ -92,7 +96,9 @@ def main() -> None:
     )
     print(f"attiqa eval end to end  : {e2e:8.2f} images/s")
     print(f"bare backbone forward   : {bare:8.2f} images/s")
+    print(f"whole model forward     : {full:8.2f} images/s (heads, ridge statistics, crops averaged)")
     print(f"ratio (target >= 0.8)   : {e2e / bare:8.3f}")
+    print(f"eval / whole model      : {e2e / full:8.3f} (what eval's own work costs)")
 
 
 if __name__ == "__main__":

@@ -181,10 +181,20 @@ def models_cmd() -> None:
 
     from attiqa.scorers import list_scorers
 
+    infos = list_scorers()
+    if not stdout.is_terminal:  # piped or logged: one block per scorer, readable at any width
+        for info in infos:
+            direction = "higher is better" if info.higher_is_better else "lower is better"
+            rng = f"{info.score_range[0]:g}-{info.score_range[1]:g}"
+            head = f"{info.name}  ({info.kind}, range {rng}, {direction})"
+            stdout.print(head, highlight=False, markup=False)
+            stdout.print(f"    needs: {info.needs}", highlight=False, markup=False, soft_wrap=True)
+            stdout.print(f"    {info.description}", highlight=False, markup=False, soft_wrap=True)
+        return
     table = Table(title="scorers")
     for c in ("name", "kind", "range", "higher is better", "needs", "description"):
         table.add_column(c, overflow="fold")
-    for info in list_scorers():
+    for info in infos:
         table.add_row(
             info.name,
             info.kind,
