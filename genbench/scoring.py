@@ -20,6 +20,7 @@ import attiqa
 from attiqa.errors import AttiqaError
 from attiqa.io.atomic import write_json_atomic
 from attiqa.io.tables import ENCODING, ERRORS, read_cell
+from attiqa.scorers import is_checkpoint
 from attiqa.scoring import ScoreRun, score_paths, write_scores
 from genbench.manifest import SIDES, Pair, resolve
 
@@ -48,7 +49,7 @@ class ScoreReport:
 def metric_slug(name: str) -> str:
     """A file-name-safe name: a checkpoint path becomes its stem."""
     p = Path(name)
-    base = p.stem if p.suffix == ".safetensors" or p.exists() else name
+    base = p.stem if is_checkpoint(name) else name
     return re.sub(r"[^A-Za-z0-9_.+-]", "_", base) or "metric"
 
 

@@ -26,10 +26,13 @@ def _slug(text: str) -> str:
 
 
 def _scorer_overrides(model: str | None, crops: str | None) -> dict:
-    """``crops`` applies to ATTIQA checkpoints only (paper §4.2 five-crop test by default)."""
+    """``crops`` applies to ATTIQA checkpoints and named ATTIQA models only (paper §4.2 five-crop test by
+    default)."""
+    from attiqa.scorers import is_attiqa_model
+
     if crops is None:
         return {}
-    if model is None or Path(model).exists() or model.endswith(".safetensors"):
+    if is_attiqa_model(model):
         return {"crops": crops}
     raise AttiqaError(f"--crops applies to ATTIQA checkpoints only, not to scorer {model!r}")
 
