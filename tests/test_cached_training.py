@@ -18,12 +18,12 @@ from attiqa.errors import ConfigError
 from attiqa.evaluation.metrics import srocc
 from attiqa.io.checkpoints import load_checkpoint
 from attiqa.models import AttiqaModel, create_backbone, load_model
+from attiqa.models.transforms import FiveCropTest, MirroredFiveCropTest
 from attiqa.scorers import load_scorer
 from attiqa.training.data import MosDataset
 from attiqa.training.feature_cache import cached_features
 from attiqa.training.finetune import finetune
 from attiqa.training.pretrain import pretrain
-from attiqa.training.transforms import FiveCropTest, MirroredFiveCropTest
 
 VIEW = {"kind": "five_crop", "resize_shorter": 72, "crop": 64}
 

@@ -107,7 +107,7 @@ def test_finetune_learns_mos_from_degradations_and_keeps_the_best(tmp_path, mos_
 
     # The saved best model reproduces its validation metric with the scorer-side protocol (5 crops, §4.2).
     from attiqa.evaluation import srocc
-    from attiqa.training.transforms import FiveCropTest
+    from attiqa.models.transforms import FiveCropTest
 
     ds = MosDataset(
         mos_csv,
@@ -243,7 +243,7 @@ def test_test_time_transforms_follow_the_paper(photos):
 
     import numpy as np
 
-    from attiqa.training.transforms import CenterCropTest, FinetuneTrain, FiveCropTest, PretrainTrain
+    from attiqa.models.transforms import CenterCropTest, FinetuneTrain, FiveCropTest, PretrainTrain
 
     img = photos["chelsea"]  # 451 x 300
     five = FiveCropTest((0.5,) * 3, (0.5,) * 3)(img)
@@ -267,8 +267,8 @@ def test_test_time_transforms_follow_the_paper(photos):
 
 def test_undecodable_image_is_substituted_in_training_and_skipped_in_evaluation(tmp_path, photos):
     from attiqa.errors import AttiqaError
+    from attiqa.models.transforms import CenterCropTest
     from attiqa.training.data import collate_skip_none
-    from attiqa.training.transforms import CenterCropTest
 
     csv_path = write_mos_set(tmp_path, dict(list(photos.items())[:1]), split_column=False)
     first = csv_path.parent / "images" / "astronaut_l_blur0.jpg"

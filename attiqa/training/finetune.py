@@ -35,10 +35,12 @@ from torch.utils.data import DataLoader, Subset
 
 from attiqa.attributes import ATTRIBUTES
 from attiqa.config import FinetuneConfig, to_dict
+from attiqa.device import resolve_device
 from attiqa.errors import AttiqaError
 from attiqa.evaluation.metrics import correlations
 from attiqa.io.batching import default_num_workers
 from attiqa.models import AttiqaModel, create_backbone, load_model
+from attiqa.models.transforms import FinetuneTrain, FiveCropTest
 from attiqa.training import distributed as D
 from attiqa.training.cached import finetune_cached
 from attiqa.training.data import VAL_SPLITS, ImageTableDataset, MosSplit, collate_skip_none, read_mos_split
@@ -47,7 +49,6 @@ from attiqa.training.mos import FinetuneResult, image_train_mode, keep_one_head,
 from attiqa.training.ridge import add_ridge_head
 from attiqa.training.sources import ImageBatches
 from attiqa.training.trainer import LR_SCHEDULES, Trainer, WriteLog, lr_factor, set_scheduled_lr
-from attiqa.training.transforms import FinetuneTrain, FiveCropTest
 
 __all__ = ["LR_SCHEDULES", "VAL_SPLITS", "FinetuneResult", "finetune", "lr_factor", "make_optimizer",
            "predict_five_crop", "set_scheduled_lr"]  # fmt: skip
@@ -220,7 +221,7 @@ def _end_to_end(
     """The end-to-end loop on images (random crops; five-crop validation). ``polish`` (ours, LP-FT): the
     model arrives with heads trained on cached frozen features; train everything ``cfg.polish_epochs`` more
     epochs at ``cfg.polish_lr`` with every BatchNorm frozen, so small batches do not move the statistics."""
-    device = D.resolve_device(cfg.device)
+    device = resolve_device(cfg.device)
     card_cfg = to_dict(cfg)
     if polish:
         cfg = replace(cfg, epochs=cfg.polish_epochs, lr=cfg.polish_lr, head_lr=cfg.polish_lr)

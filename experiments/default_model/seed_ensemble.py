@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from attiqa.cli_eval import parse_data_spec
 from attiqa.datasets import get_dataset
+from attiqa.datasets.readers import parse_data_spec
 from attiqa.evaluation.metrics import correlations
 from attiqa.evaluation.protocols import load_base_config, random_splits, write_split_csv
 from attiqa.models import load_model

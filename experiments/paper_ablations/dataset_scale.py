@@ -44,12 +44,12 @@ from attiqa.config import FinetuneConfig
 from attiqa.evaluation.metrics import correlations
 from attiqa.models import AttiqaModel, create_backbone
 from attiqa.models.backbones import Backbone, MultiLevelStats
+from attiqa.models.transforms import CenterCropTest
 from attiqa.training.cached import mos_epoch_cached
 from attiqa.training.data import MosDataset, split_indices
 from attiqa.training.feature_cache import cached_features
 from attiqa.training.finetune import make_optimizer
 from attiqa.training.losses import make_pretrain_loss
-from attiqa.training.transforms import CenterCropTest
 
 RESIZE, CROP, MS_DIM = 500, 320, 2848
 RECIPE = FinetuneConfig(  # configs/default_model.yaml's finetune stage (feature-cache mode)
