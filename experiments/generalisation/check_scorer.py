@@ -6,7 +6,8 @@ the product's scorer (``attiqa.load_scorer``) on the photos themselves. Scores a
 original-beats-edit rates for a ``make_variants.py`` table.
 
     python experiments/generalisation/check_scorer.py attiqa/data/models/attiqa-default.safetensors \
-        /work/gen_runs/natural/natural_test.csv --out /work/gen_runs/five_natural_test.csv
+        /work/gen_runs/natural/natural_test.csv --out /work/gen_runs/five_over_shipped.csv \
+        --kinds original,sharpen,contrast,saturation,exposure,hue,combo
     python experiments/generalisation/check_scorer.py CKPT ../shared/data/clive-dev/mos.csv --split0-test ...
 """
 
@@ -35,12 +36,15 @@ def main() -> None:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--split0-test", action="store_true", help="only split seed 0's 20 % test photos")
     ap.add_argument("--crops", default="five", choices=["five", "center"])
+    ap.add_argument("--kinds", help="variant tables: only these kinds (comma-separated)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     data = MosDataset(args.table, None, lambda im: im)
     rows = list(range(len(data.paths)))
     if args.split0_test:
         rows = split_indices(len(rows), 0.2, 0)[1]
+    if args.kinds:
+        rows = [i for i in rows if data.rows[i]["kind"] in args.kinds.split(",")]
     done: dict[str, float] = {}
     if args.out.exists():
         with open(args.out, newline="") as fh:
@@ -63,7 +67,7 @@ def main() -> None:
     pred = np.array([done[str(data.paths[i])] for i in rows])
     if "kind" in data.rows[0]:
         rates = over_rates(pred, [data.rows[i] for i in rows])
-        print({k: round(v, 3) for k, v in rates.items()})
+        print({k: round(v, 3) for k, v in rates.items() if v == v})  # kinds not scored give NaN
     else:
         m = correlations(pred, data.mos[rows].double().numpy())
         print({k: round(float(v), 4) for k, v in m.items()})
