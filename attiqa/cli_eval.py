@@ -237,6 +237,10 @@ def bench_cmd(
         "last", "--select", help="Report the last epoch (default) or the best-on-test epoch (optimistic)."
     ),
     seed: int = typer.Option(0, "--seed", help="First split seed; run r uses seed + r."),
+    group_by: str = typer.Option(
+        "auto", "--group-by", help="Keep each group on one side of every split: auto (the reference image of "
+        "synthetic datasets, the prompt of AGIQA), none (image-wise), or a metadata key, e.g. prompt.",
+    ),  # fmt: skip
     target: str | None = typer.Option(
         None, "--target", "-t", help="Target for every dataset that has it (e.g. mos_align)."
     ),
@@ -283,6 +287,7 @@ def bench_cmd(
     res = run_protocol(
         protocol, benches, cfg, out, init_checkpoint=init, repeats=repeats, fractions=fr, select=select,
         seed=seed, method=method, keep_checkpoints=keep_checkpoints, progress=not quiet,
+        group_by=None if group_by.lower() == "none" else group_by,
     )  # fmt: skip
     stdout.print(res.table)
     console.print(f"[green]wrote {res.files['table']} and {res.files['json']}")

@@ -2,6 +2,11 @@
 
 Defaults follow the paper where it is specific (cited per field); fields marked "ours" are additions.
 Unknown keys are errors that list the valid names, so a typo never silently falls back to a default.
+Every value of every stage is checked when the config is loaded (choices with "did you mean", ranges,
+input files), so a bad value in the last stage fails in a second, not after the earlier stages ran.
+
+``model:`` (ours) sets the network once for both stages (backbone, ImageNet initialisation, weights file,
+head width); older configs that set these keys in ``pretrain:`` / ``finetune:`` still load.
 """
 
 from __future__ import annotations
@@ -12,12 +17,41 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
 from attiqa.distortions.graded import DEFAULT_GRADED
 from attiqa.errors import ConfigError
+
+
+def _check(lo: float | None = None, hi: float | None = None, lo_open: bool = False, hi_open: bool = False,
+           choices: Any = None, why: str = "") -> dict[str, Any]:  # fmt: skip
+    """Field metadata: the value's allowed range (None and unset bounds are not checked) or choices."""
+    return {"lo": lo, "hi": hi, "lo_open": lo_open, "hi_open": hi_open, "choices": choices, "why": why}
+
+
+def _backbones() -> list[str]:
+    from attiqa.models.backbones import BACKBONES
+
+    return list(BACKBONES)
+
+
+def _distortions() -> list[str]:
+    from attiqa.distortions import DISTORTIONS
+
+    return list(DISTORTIONS)
+
+
+def _attributes() -> list[str]:
+    from attiqa.attributes import ATTRIBUTES
+
+    return list(ATTRIBUTES)
+
+
+POSITIVE = _check(lo=0, lo_open=True)
+AT_LEAST_1 = _check(lo=1)
+NON_NEGATIVE = _check(lo=0)
 
 
 @dataclass
@@ -26,11 +60,13 @@ class DegradeConfig:
 
     sources: list[str] = field(default_factory=list)  # files and folders
     out: str = "graded"  # relative paths are inside the run folder
-    distortions: list[str] = field(default_factory=lambda: list(DEFAULT_GRADED))
-    levels: list[int] = field(default_factory=lambda: [1, 3, 5])
-    variants_per_source: int | None = None  # None = every distortion x level
-    max_side: int | None = None
-    fmt: str = "png"
+    distortions: list[str] = field(
+        default_factory=lambda: list(DEFAULT_GRADED), metadata=_check(choices=_distortions)
+    )
+    levels: list[int] = field(default_factory=lambda: [1, 3, 5], metadata=_check(lo=1, hi=5))
+    variants_per_source: int | None = field(default=None, metadata=AT_LEAST_1)  # None = every combination
+    max_side: int | None = field(default=None, metadata=_check(lo=16))
+    fmt: Literal["png", "jpg"] = "png"
     seed: int = 0
 
 
@@ -39,11 +75,11 @@ class LabelConfig:
     """Pseudo-labelling (paper §3.2)."""
 
     images: list[str] = field(default_factory=list)  # files and folders (searched recursively)
-    teacher: str = "classical"  # "classical" | "clip:MODEL/PRETRAINED" | "clip:PATH"
+    teacher: str = "classical"  # ours, weight-free; the paper uses CLIP: "clip:MODEL/PRETRAINED", "clip:PATH"
     prompts: str | None = None  # prompts JSON; None = paper Table 1
-    clip_scale: float = 1.0  # multiplier of cosine similarity in eq. (2); 1.0 = the paper as printed
-    batch_size: int = 32
-    num_workers: int | None = None  # None = one per spare core
+    clip_scale: float = field(default=1.0, metadata=POSITIVE)  # multiplier of cos in eq. (2); 1.0 = paper
+    batch_size: int = field(default=32, metadata=AT_LEAST_1)
+    num_workers: int | None = field(default=None, metadata=NON_NEGATIVE)  # None = one per spare core
     out: str = "labels.parquet"  # relative paths are inside the run folder
 
 
@@ -51,25 +87,28 @@ class LabelConfig:
 class PretrainConfig:
     """Attribute-aware pretraining (paper §3.4, supplement B)."""
 
-    backbone: str = "resnet50"  # paper §4.2
+    backbone: str = field(default="resnet50", metadata=_check(choices=_backbones))  # paper §4.2
     pretrained_backbone: bool = True  # ImageNet initialisation
     backbone_weights: str | None = None  # local weights file for offline machines
-    head_hidden: int = 512  # ours: hidden width of each two-layer attribute head (paper: "two-layer MLP")
-    loss: str = "ranking"  # "ranking" (eq. 3-4) | "l2" (ablation, Table 7)
-    margin: float = 0.1  # paper §4.2
-    epochs: int = 100  # supplement B
-    batch_size: int = 256  # supplement B
-    lr: float = 1e-4  # supplement B (AdamW)
-    weight_decay: float = 0.01  # ours: AdamW's default
-    crop_size: int = 224  # supplement B: random 224x224 crops
-    resize_shorter: int | None = None  # ours: resize shorter edge first (None = crop the image as is)
+    # ours: hidden width of each two-layer attribute head (paper: "two-layer MLP")
+    head_hidden: int = field(default=512, metadata=AT_LEAST_1)
+    loss: Literal["ranking", "l2"] = "ranking"  # "ranking" (eq. 3-4) | "l2" (ablation, Table 7)
+    margin: float = field(default=0.1, metadata=NON_NEGATIVE)  # paper §4.2
+    epochs: int = field(default=100, metadata=AT_LEAST_1)  # supplement B
+    # supplement B; a ranking batch needs pairs
+    batch_size: int = field(default=256, metadata=_check(lo=2, why="a ranking batch needs pairs"))
+    lr: float = field(default=1e-4, metadata=POSITIVE)  # supplement B (AdamW)
+    weight_decay: float = field(default=0.01, metadata=NON_NEGATIVE)  # ours: AdamW's default
+    crop_size: int = field(default=224, metadata=_check(lo=8))  # supplement B: random 224x224 crops
+    # ours: resize shorter edge first (None = crop the image as is)
+    resize_shorter: int | None = field(default=None, metadata=_check(lo=8))
     hflip: bool = False  # ours: random flip (keeps attributes; off = paper); feature cache: mirrored crops
-    max_steps_per_epoch: int | None = None  # ours: cap for quick runs
+    max_steps_per_epoch: int | None = field(default=None, metadata=AT_LEAST_1)  # ours: cap for quick runs
     # ours (CPU budget mode, attiqa/training/cached.py): frozen backbone, features of the five crops of
     # each photo computed once and cached; only the heads train (100 epochs take seconds)
     feature_cache: bool = False
     feature_cache_dir: str | None = None  # None = $ATTIQA_CACHE/features (~/.cache/attiqa/features)
-    num_workers: int | None = None
+    num_workers: int | None = field(default=None, metadata=NON_NEGATIVE)
     seed: int = 0
     device: str = "auto"  # "auto" | "cpu" | "cuda" | "cuda:N"
 
@@ -80,43 +119,80 @@ class FinetuneConfig:
 
     csv: str = ""  # CSV with columns image,mos[,split]
     image_root: str = ""  # folder the CSV's image paths are relative to ("" = the CSV's folder)
-    # Used only without a pretrained ATTIQA checkpoint (e.g. ablation "ImageNet backbone, no attribute
-    # pretraining", Table 7): the network is then built from these.
-    backbone: str = "resnet50"
+    # Set them in `model:` (shared with pretraining). Used only without a pretrained ATTIQA checkpoint
+    # (e.g. ablation "ImageNet backbone, no attribute pretraining", Table 7): the network is then built
+    # from these.
+    backbone: str = field(default="resnet50", metadata=_check(choices=_backbones))
     pretrained_backbone: bool = True
     backbone_weights: str | None = None
-    head_hidden: int = 512
-    mos_hidden: int = 512  # ours: hidden width of the regression MLP
-    epochs: int = 100  # paper §4.2
-    batch_size: int = 16  # ours (paper follows QPT [46])
-    lr: float = 1e-4  # ours
-    head_lr: float | None = None  # ours: separate lr for the new regression MLP (None = lr)
-    weight_decay: float = 0.01
-    resize_shorter: int = 340  # paper §4.2
-    crop_size: int = 320  # paper §4.2 (train: random crop; test: 4 corners + centre)
+    head_hidden: int = field(default=512, metadata=AT_LEAST_1)
+    mos_hidden: int = field(default=512, metadata=AT_LEAST_1)  # ours: hidden width of the regression MLP
+    epochs: int = field(default=100, metadata=AT_LEAST_1)  # paper §4.2
+    batch_size: int = field(default=16, metadata=AT_LEAST_1)  # ours (paper follows QPT [46])
+    lr: float = field(default=1e-4, metadata=POSITIVE)  # ours
+    # ours: separate lr for the new regression MLP (None = lr)
+    head_lr: float | None = field(default=None, metadata=POSITIVE)
+    weight_decay: float = field(default=0.01, metadata=NON_NEGATIVE)
+    resize_shorter: int = field(default=340, metadata=_check(lo=8))  # paper §4.2
+    # paper §4.2 (train: random crop; test: 4 corners + centre)
+    crop_size: int = field(default=320, metadata=_check(lo=8))
     hflip: bool = False  # ours: random flip of training crops (off = paper); feature cache: mirrored crops
-    lr_schedule: str = "constant"  # ours: "constant" (the paper states none) | "cosine" (decays to 0)
-    plcc_weight: float = 0.0  # ours: loss = MSE + plcc_weight * (1 - batch PLCC); 0 = MSE only
-    val_fraction: float = 0.2  # paper §4.1: 80/20 random split when the CSV has no split column
+    # ours: "constant" (the paper states none) | "cosine" (decays to 0)
+    lr_schedule: Literal["constant", "cosine"] = "constant"
+    # ours: loss = MSE + plcc_weight * (1 - batch PLCC); 0 = MSE only
+    plcc_weight: float = field(default=0.0, metadata=_check(lo=0, why="0 = MSE only"))
+    # paper §4.1: 80/20 random split when the CSV has no split column
+    val_fraction: float = field(default=0.2, metadata=_check(lo=0, hi=1, lo_open=True, hi_open=True))
     split_seed: int = 0
     freeze_backbone: bool = False  # linear probing (Table 6)
-    max_steps_per_epoch: int | None = None
+    max_steps_per_epoch: int | None = field(default=None, metadata=AT_LEAST_1)
     # ours (CPU budget mode): frozen backbone on cached five-crop features; heads' first layers + MOS MLP
     # train (only the MOS MLP with freeze_backbone)
     feature_cache: bool = False
     feature_cache_dir: str | None = None
     # ours (LP-FT, Kumar et al. 2022): after the cached-feature epochs, train backbone and heads end to end
     # this many epochs at polish_lr with every BatchNorm frozen (0 = off; needs feature_cache)
-    polish_epochs: int = 0
-    polish_lr: float = 1e-5
+    polish_epochs: int = field(default=0, metadata=NON_NEGATIVE)
+    polish_lr: float = field(default=1e-5, metadata=POSITIVE)
     # ours (attiqa/models/ridge_head.py): after training, fit a ridge MOS head in closed form on this tap
     # set of the backbone ("depthwise"; None = off) and average it with the MLP: MOS = (1 - w) MLP + w ridge
-    ridge_taps: str | None = None
-    ridge_weight: float | None = None  # None = chosen by 5-fold cross-validation on the training split
-    ridge_power: float = 0.5  # signed power of the tap statistics before standardisation (0.5 = sqrt)
-    num_workers: int | None = None
+    ridge_taps: Literal["stages", "depthwise"] | None = None
+    # None = chosen by 5-fold cross-validation on the training split
+    ridge_weight: float | None = field(default=None, metadata=_check(lo=0, hi=1, why="the ridge's share of "
+                                       "the MOS (leave it out to cross-validate it)"))  # fmt: skip
+    # signed power of the tap statistics before standardisation (0.5 = sqrt)
+    ridge_power: float = field(default=0.5, metadata=_check(lo=0, lo_open=True, why="0.5 = square root"))
+    # ours (supplement Table 10 analogue): regress MOS on this one attribute head's features only (the other
+    # heads are dropped from the model); None = all heads (§3.5)
+    single_head: str | None = field(default=None, metadata=_check(choices=_attributes))
+    num_workers: int | None = field(default=None, metadata=NON_NEGATIVE)
     seed: int = 0
     device: str = "auto"
+
+    def check(self, where: str = "finetune") -> FinetuneConfig:
+        """Values and combinations that cannot work, each a one-line :class:`ConfigError`."""
+        check_values(self, where)
+        if self.polish_epochs and not self.feature_cache:
+            raise ConfigError(f"{where}.polish_epochs: polishes a feature-cache run; set feature_cache: true "
+                              "(without the cache, raise finetune.epochs instead)")  # fmt: skip
+        if self.polish_epochs and self.freeze_backbone:
+            raise ConfigError(f"{where}.polish_epochs: trains the backbone, linear probing (freeze_backbone) "
+                              "keeps it frozen; set one of them")  # fmt: skip
+        return self
+
+
+@dataclass
+class ModelConfig:
+    """Ours: the network, shared by pretraining and fine-tuning (fine-tuning from a pretrained checkpoint
+    takes the network from it; these then matter only for pretraining and the no-pretraining ablation)."""
+
+    backbone: str = field(default="resnet50", metadata=_check(choices=_backbones))  # paper §4.2
+    pretrained_backbone: bool = True  # ImageNet initialisation
+    backbone_weights: str | None = None  # local weights file for offline machines
+    head_hidden: int = field(default=512, metadata=AT_LEAST_1)  # ours: attribute heads' hidden width
+
+
+MODEL_KEYS = tuple(f.name for f in dataclasses.fields(ModelConfig))
 
 
 @dataclass
@@ -124,6 +200,7 @@ class TrainConfig:
     """A whole run: any of the three stages; stages left out are skipped."""
 
     out_dir: str = "runs/attiqa"
+    model: ModelConfig | None = None  # shared by pretrain and finetune (older configs: in each stage)
     degrade: DegradeConfig | None = None  # its output is added to label.images
     label: LabelConfig | None = None
     pretrain: PretrainConfig | None = None
@@ -168,6 +245,12 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             except ConfigError as exc:
                 errors.append(str(exc))
         raise ConfigError(errors[0] if errors else f"{where}: invalid value {value!r}")
+    if origin is Literal:
+        if value not in args:
+            close = difflib.get_close_matches(str(value), [str(a) for a in args], n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(f"{where}: {value!r} is not one of {', '.join(map(str, args))}{hint}")
+        return value
     if origin is list:
         if isinstance(value, str):
             value = [value]
@@ -183,6 +266,11 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             raise ConfigError(f"{where}: expected an integer, got {value!r}")
         return value
     if tp is float:
+        if isinstance(value, str):  # YAML 1.1 reads `1e-4` (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where}: expected a number, got {value!r}")
         return float(value)
@@ -205,7 +293,98 @@ def from_dict(cls, data: Any, where: str = "config"):
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise ConfigError(f"{where}: unknown key {k!r}{hint}; valid keys: {', '.join(types_)}")
     kwargs = {k: _coerce(v, types_[k], f"{where}.{k}") for k, v in data.items()}
-    return cls(**kwargs)
+    obj = cls(**kwargs)
+    if cls is TrainConfig:
+        _share_model(obj, data, where)
+    check = getattr(obj, "check", None)
+    check(where) if check is not None else check_values(obj, where)
+    return obj
+
+
+def _literal_choices(tp: Any) -> tuple[Any, ...] | None:
+    if typing.get_origin(tp) is Literal:
+        return typing.get_args(tp)
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        for arg in typing.get_args(tp):
+            if typing.get_origin(arg) is Literal:
+                return typing.get_args(arg)
+    return None
+
+
+def _bounds_text(m: dict[str, Any]) -> str:
+    lo, hi = m["lo"], m["hi"]
+    if hi is None:
+        return f"must be {'>' if m['lo_open'] else '>='} {lo}"
+    return f"must be in {'(' if m['lo_open'] else '['}{lo}, {hi}{')' if m['hi_open'] else ']'}"
+
+
+def check_values(cfg: Any, where: str) -> None:
+    """Every field of dataclass ``cfg`` against its type's choices and its metadata's range / choices
+    (also for configs built in code, which skip :func:`from_dict`); one-line :class:`ConfigError`."""
+    hints = _field_types(type(cfg))
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if value is None:
+            continue
+        name = f"{where}.{f.name}"
+        choices = _literal_choices(hints[f.name])
+        if choices is not None:
+            _coerce(value, Literal[choices], name)  # type: ignore[valid-type]
+        m = f.metadata
+        if not m:
+            continue
+        for v in value if isinstance(value, list) else [value]:
+            if m["choices"] is not None:
+                valid = m["choices"]() if callable(m["choices"]) else m["choices"]
+                if v not in valid:
+                    close = difflib.get_close_matches(str(v), list(valid), n=1)
+                    hint = f" (did you mean {close[0]!r}?)" if close else ""
+                    raise ConfigError(f"{name}: {v!r} is not one of {', '.join(valid)}{hint}")
+            lo, hi = m["lo"], m["hi"]
+            bad = (lo is not None and (v <= lo if m["lo_open"] else v < lo)) or (
+                hi is not None and (v >= hi if m["hi_open"] else v > hi)
+            )
+            if bad:
+                why = f" ({m['why']})" if m["why"] else ""
+                raise ConfigError(f"{name}: {_bounds_text(m)}{why}, got {v}")
+
+
+def _share_model(cfg: TrainConfig, data: dict[str, Any], where: str) -> None:
+    """Copy ``model:`` into the stages; a stage that sets one of its keys to something else is refused."""
+    if cfg.model is None:
+        return
+    for stage in ("pretrain", "finetune"):
+        sc = getattr(cfg, stage)
+        if sc is None:
+            continue
+        raw = data.get(stage) or {}
+        for key in MODEL_KEYS:
+            value = getattr(cfg.model, key)
+            if key in raw and raw[key] != value:
+                raise ConfigError(f"{where}.{stage}.{key}: {raw[key]!r} differs from model.{key} "
+                                  f"({value!r}); set it once, in model:")  # fmt: skip
+            setattr(sc, key, value)
+
+
+def check_inputs(cfg: TrainConfig, where: str) -> None:
+    """The files a run reads must exist before any stage starts (paths relative to the working folder)."""
+    need: list[tuple[str, str | None]] = []
+    if cfg.finetune is not None:
+        if not cfg.finetune.csv:
+            raise ConfigError(f"{where}.finetune.csv: no MOS CSV given (columns image,mos[,split])")
+        need.append(("finetune.csv", cfg.finetune.csv))
+    if cfg.pretrain is not None and cfg.label is None:
+        need.append(("labels", cfg.labels))
+    if cfg.finetune is not None and cfg.pretrain is None:
+        need.append(("pretrained_checkpoint", cfg.pretrained_checkpoint))
+    for key, p in need:
+        if p and not Path(p).expanduser().is_file():
+            raise ConfigError(f"{where}.{key}: {p} not found (relative paths start in {Path.cwd()})")
+    for stage, paths in (("degrade.sources", cfg.degrade and cfg.degrade.sources),
+                         ("label.images", cfg.label and cfg.label.images)):  # fmt: skip
+        for p in paths or []:
+            if not Path(p).expanduser().exists():
+                raise ConfigError(f"{where}.{stage}: {p} not found (relative paths start in {Path.cwd()})")
 
 
 def to_dict(cfg) -> dict[str, Any]:
@@ -250,6 +429,8 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> TrainCo
         raise ConfigError(f"{path}: config file not found")
     data = apply_overrides(read_yaml(path), overrides or [])
     try:
-        return from_dict(TrainConfig, data, where=path.name)
+        cfg = from_dict(TrainConfig, data, where=path.name)
+        check_inputs(cfg, path.name)
+        return cfg
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None

@@ -74,6 +74,10 @@ def run_label_stage(cfg: TrainConfig, out_dir: Path, progress: bool = True) -> P
         lc.teacher, device=resolve_device("auto"), prompts=lc.prompts, clip_scale=lc.clip_scale
     )
     paths = discover_images(lc.images)
+    if rank == 0:  # the log says which teacher made the labels (the paper's is CLIP; docs/method.md)
+        from attiqa.progress import console
+
+        console.print(f"teacher: {lc.teacher}" + ("" if lc.teacher.startswith("clip") else " (not CLIP)"))
     with progress_task(
         f"labelling ({lc.teacher})", total=len(paths), disable=not progress or rank != 0
     ) as adv:
@@ -127,7 +131,9 @@ def run(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> RunRes
                 Path(cfg.pretrained_checkpoint) if cfg.pretrained_checkpoint else None
             )
             ft = finetune(cfg.finetune, init, out_dir, resume=resume, progress=progress)
-            result.finetuned, result.metrics = ft.best_checkpoint, ft.best_metrics
+            # The last epoch's model, not `best`: the best epoch is picked on the same held-out split the
+            # metrics are measured on, so its numbers are optimistic (issue 18).
+            result.finetuned, result.metrics = ft.last_checkpoint, ft.last_metrics
         return result
     finally:
         teardown(state)

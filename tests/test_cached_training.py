@@ -75,7 +75,7 @@ def test_standardisation_of_the_multi_level_backbone(photos):
     assert not create_backbone("tiny", pretrained=False).set_feature_statistics(raw[:, :48])
 
 
-def test_cached_pretraining_learns_the_rankings_and_resumes_exactly(tmp_path, photos):
+def test_cached_pretraining_learns_the_rankings_and_resumes_exactly(tmp_path, photos, monkeypatch):
     labels = write_label_set(tmp_path / "labels", photos)
     cfg = tiny_cfg(feature_cache=True, feature_cache_dir=str(tmp_path / "cache"), epochs=40, batch_size=16,
                    lr=3e-3, resize_shorter=72)  # fmt: skip
@@ -96,23 +96,20 @@ def test_cached_pretraining_learns_the_rankings_and_resumes_exactly(tmp_path, ph
     got = scorer([labels.parent / p for p in table["image"]])
     for a in ("brightness", "contrast"):
         assert srocc(got[a], table[a]) > 0.6, a
-    # Kill after epoch 20 (simulated by a 20-epoch run of the same config prefix) -> resume to 40.
-    import attiqa.training.cached as cached
+    # Kill after epoch 20 (right after its checkpoint: every 4 of the 40 epochs) -> resume to 40.
+    from attiqa.training.trainer import Trainer
 
-    real, calls = cached._save_epoch, []
+    real = Trainer.save_checkpoint
 
-    def interrupted(*args, **kwargs):
-        real(*args, **kwargs)
-        calls.append(1)
-        if len(calls) == 5:  # checkpoints every 4 of the 40 epochs: killed after epoch 20
+    def interrupted(self, epoch, *args, **kwargs):
+        real(self, epoch, *args, **kwargs)
+        if epoch + 1 == 20:
             raise KeyboardInterrupt
 
-    cached._save_epoch = interrupted
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            pretrain(cfg, labels, tmp_path / "b", progress=False)
-    finally:
-        cached._save_epoch = real
+    monkeypatch.setattr(Trainer, "save_checkpoint", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        pretrain(cfg, labels, tmp_path / "b", progress=False)
+    monkeypatch.setattr(Trainer, "save_checkpoint", real)
     resumed = pretrain(cfg, labels, tmp_path / "b", resume=True, progress=False)
     ta, tb = load_checkpoint(path)[0], load_checkpoint(resumed)[0]
     for k in ta:
@@ -232,3 +229,75 @@ def test_polish_settings_that_cannot_work_are_refused(tmp_path, mos_csv, bad, ma
     with pytest.raises(ConfigError, match=match):
         finetune(ft_cfg(mos_csv, **bad), None, tmp_path / "run", progress=False, backbone="tiny",
                  pretrained_backbone=False, head_hidden=16)  # fmt: skip
+
+
+def test_a_kill_at_any_checkpoint_write_resumes_to_the_same_model(tmp_path, mos_csv, monkeypatch):
+    """Issue 16: a kill between an epoch's weights and its optimizer state used to leave a pair that
+    `--resume` refused ("delete both files"). Kill the run at every checkpoint write in turn (the write
+    never lands, as with SIGKILL before the rename); each must resume to the uninterrupted run's model."""
+    import attiqa.io.checkpoints as ck
+
+    kw = dict(progress=False, backbone="tiny", pretrained_backbone=False, head_hidden=16)
+    cfg = ft_cfg(mos_csv, feature_cache=True, feature_cache_dir=str(tmp_path / "cache"), epochs=4, lr=1e-3,
+                 lr_schedule="cosine")  # fmt: skip
+    real, writes = ck.save_file, []
+
+    def counting(*args, **kwargs):
+        writes.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ck, "save_file", counting)
+    ref = finetune(cfg, None, tmp_path / "ref", **kw)
+    n_writes = len(writes)
+    assert n_writes >= 8  # best (when improved), state and last, per epoch
+    drop_time = lambda hist: [{k: v for k, v in h.items() if k != "seconds"} for h in hist]  # noqa: E731
+    for k in range(1, n_writes + 1):
+        calls = []
+
+        def killed(*args, _k=k, _calls=calls, **kwargs):
+            _calls.append(1)
+            if len(_calls) == _k:
+                raise KeyboardInterrupt
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(ck, "save_file", killed)
+        with pytest.raises(KeyboardInterrupt):
+            finetune(cfg, None, tmp_path / f"k{k}", **kw)
+        monkeypatch.setattr(ck, "save_file", real)
+        res = finetune(cfg, None, tmp_path / f"k{k}", resume=True, **kw)
+        assert drop_time(res.history) == drop_time(ref.history), k
+        for name in ("last", "best"):
+            a = load_checkpoint(tmp_path / "ref" / "finetune" / f"{name}.safetensors")[0]
+            b = load_checkpoint(tmp_path / f"k{k}" / "finetune" / f"{name}.safetensors")[0]
+            for key in a:
+                torch.testing.assert_close(b[key], a[key], rtol=0, atol=0, msg=f"kill at write {k}: {key}")
+
+
+def test_single_head_finetuning_regresses_mos_on_one_heads_features(tmp_path, mos_csv, photos):
+    """Supplement Table 10 analogue (ours): the MOS MLP sees one attribute head's features; the checkpoint
+    is an ordinary one-head model that the scorer loads and that reproduces the run's held-out SROCC."""
+    from test_pretrain import write_label_set
+
+    labels = write_label_set(tmp_path / "labels", dict(list(photos.items())[:3]), factors=(0.6, 1.2))
+    pcfg = tiny_cfg(feature_cache=True, feature_cache_dir=str(tmp_path / "cache"), epochs=3, batch_size=8,
+                    resize_shorter=72)  # fmt: skip
+    init = pretrain(pcfg, labels, tmp_path / "pre", progress=False)
+    full, _ = load_model(init)
+    cfg = ft_cfg(mos_csv, feature_cache=True, feature_cache_dir=str(tmp_path / "cache"), epochs=20, lr=1e-3,
+                 single_head="sharpness")  # fmt: skip
+    res = finetune(cfg, init, tmp_path / "run", progress=False)
+    model, card = load_model(res.last_checkpoint)
+    assert model.head_names == ("sharpness",) and card["single_head"] == "sharpness"
+    assert model.mos_head[0].in_features == model.head_hidden
+    i = full.head_names.index("sharpness")
+    torch.testing.assert_close(model.calib_quantiles[0], full.calib_quantiles[i], rtol=0, atol=0)
+    torch.testing.assert_close(model.heads["sharpness"].fc2.weight, full.heads["sharpness"].fc2.weight)
+    with open(mos_csv) as fh:
+        rows = [r for r in csv.DictReader(fh) if r["split"] == "test"]
+    got = load_scorer(res.last_checkpoint)([mos_csv.parent / "images" / r["image"] for r in rows])
+    assert set(got) >= {"mos", "sharpness"} and "contrast" not in got
+    assert srocc(got["mos"], [float(r["mos"]) for r in rows]) == pytest.approx(
+        res.last_metrics["srocc"], abs=1e-6
+    )
+    with pytest.raises(ConfigError, match="single_head: 'sharpnes' is not one of .*did you mean 'sharpness'"):
+        finetune(ft_cfg(mos_csv, single_head="sharpnes"), init, tmp_path / "bad", progress=False)

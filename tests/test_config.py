@@ -13,7 +13,9 @@ def test_defaults_follow_the_paper():
     assert (p.margin, p.lr, p.batch_size, p.crop_size, p.epochs) == (0.1, 1e-4, 256, 224, 100)
 
 
-def test_load_yaml(tmp_path):
+def test_load_yaml(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the config's relative paths start in the working folder
+    (tmp_path / "mos.csv").write_text("image,mos\n")
     f = tmp_path / "c.yaml"
     f.write_text("out_dir: runs/x\npretrain:\n  backbone: tiny\n  epochs: 2\nfinetune:\n  csv: mos.csv\n")
     cfg = load_config(f)
@@ -48,7 +50,11 @@ def test_bad_yaml_names_the_file(tmp_path):
         load_config(tmp_path / "none.yaml")
 
 
-def test_overrides(tmp_path):
+def test_overrides(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a.csv").write_text("image,mos\n")
+    (tmp_path / "x").mkdir()
+    (tmp_path / "y").mkdir()
     f = tmp_path / "c.yaml"
     f.write_text("pretrain:\n  backbone: tiny\nfinetune:\n  csv: a.csv\n")
     cfg = load_config(f, ["finetune.split_seed=3", "pretrain=null", "label.images=[x, y]", "out_dir=r"])
@@ -58,3 +64,91 @@ def test_overrides(tmp_path):
         load_config(f, ["finetune.split_sed=3"])
     with pytest.raises(ConfigError, match="KEY=VALUE"):
         load_config(f, ["finetune.split_seed"])
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Values are checked at load, for every stage (issue 16)
+
+
+def _write(tmp_path, text: str):
+    (tmp_path / "mos.csv").write_text("image,mos\n")
+    (tmp_path / "labels.parquet").write_bytes(b"")
+    f = tmp_path / "run.yaml"
+    f.write_text(text)
+    return f
+
+
+GOOD = "labels: labels.parquet\npretrain:\n  backbone: tiny\nfinetune:\n  csv: mos.csv\n"
+
+
+def test_scientific_notation_without_a_dot_is_a_number(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cfg = load_config(_write(tmp_path, GOOD + "  lr: 1e-4\n  head_lr: 2E-3\n"))
+    assert cfg.finetune.lr == 1e-4 and cfg.finetune.head_lr == 2e-3
+    with pytest.raises(ConfigError, match="finetune.lr: expected a number, got 'fast'"):
+        load_config(_write(tmp_path, GOOD + "  lr: fast\n"))
+
+
+@pytest.mark.parametrize("override, match", [
+    ("pretrain.epochs=-3", r"pretrain.epochs: must be >= 1, got -3"),
+    ("finetune.epochs=0", r"finetune.epochs: must be >= 1, got 0"),
+    ("finetune.batch_size=0", r"finetune.batch_size: must be >= 1, got 0"),
+    ("pretrain.batch_size=1", r"pretrain.batch_size: must be >= 2 \(a ranking batch needs pairs\)"),
+    ("finetune.val_fraction=1.5", r"finetune.val_fraction: must be in \(0, 1\), got 1.5"),
+    ("finetune.lr=-1e-4", r"finetune.lr: must be > 0"),
+    ("pretrain.loss=rankng", r"pretrain.loss: 'rankng' is not one of ranking, l2 \(did you mean 'ranking'"),
+    ("finetune.lr_schedule=cosin", r"lr_schedule: 'cosin' is not one of constant, cosine \(did you mean"),
+    ("pretrain.backbone=efficientnet_lite0_m", r"backbone: 'efficientnet_lite0_m' is not one of .*did"),
+    ("finetune.ridge_taps=depthwse", r"ridge_taps: 'depthwse' is not one of stages, depthwise \(did"),
+    ("finetune.csv=missing.csv", r"finetune.csv: missing.csv not found"),
+    ("finetune.polish_epochs=2", r"finetune.polish_epochs: polishes a feature-cache run"),
+    ("label.teacher=classical", r"label.images|labels"),
+    ("degrade.levels=[0, 6]", r"degrade.levels: must be in \[1, 5\], got 0"),
+    ("degrade.distortions=[gaussian_blurr]", r"distortions: 'gaussian_blurr' is not one of .*did you mean"),
+])  # fmt: skip
+def test_every_stage_value_is_checked_at_load_in_one_line(tmp_path, monkeypatch, override, match):
+    """Before: negative epochs trained nothing and exited 0, batch_size 0 became 2, and the choice fields
+    were checked only when their stage started (after the earlier stages had run)."""
+    monkeypatch.chdir(tmp_path)
+    f = _write(tmp_path, GOOD)
+    if override.startswith("label."):  # a label stage with no images: the images key is required
+        override = "label.images=[nowhere/]"
+        match = r"label.images: nowhere/ not found"
+    with pytest.raises(ConfigError, match=match) as exc:
+        load_config(f, [override])
+    assert "\n" not in str(exc.value) and str(f) in str(exc.value)
+
+
+def test_configs_built_in_code_get_the_same_checks():
+    from attiqa.config import FinetuneConfig, check_values
+
+    with pytest.raises(ConfigError, match="finetune.val_fraction: must be in"):
+        FinetuneConfig(val_fraction=0.0).check()
+    with pytest.raises(ConfigError, match="pretrain.epochs: must be >= 1"):
+        check_values(PretrainConfig(epochs=0), "pretrain")
+
+
+def test_a_shared_model_section_sets_the_network_of_both_stages(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    text = "model:\n  backbone: tiny\n  head_hidden: 16\nlabels: labels.parquet\npretrain:\n  epochs: 2\n" \
+           "finetune:\n  csv: mos.csv\n"  # fmt: skip
+    cfg = load_config(_write(tmp_path, text))
+    assert (cfg.pretrain.backbone, cfg.pretrain.head_hidden) == ("tiny", 16)
+    assert (cfg.finetune.backbone, cfg.finetune.head_hidden) == ("tiny", 16)
+    with pytest.raises(ConfigError, match=r"finetune.head_hidden: 32 differs from model.head_hidden \(16\)"):
+        load_config(_write(tmp_path, text + "  head_hidden: 32\n"))
+    # Older configs (the network in each stage) still load.
+    old = load_config(_write(tmp_path, GOOD.replace("csv: mos.csv", "csv: mos.csv\n  backbone: tiny")))
+    assert old.model is None and old.finetune.backbone == "tiny"
+
+
+def test_every_config_in_the_repo_passes_the_value_checks():
+    from pathlib import Path
+
+    from attiqa.config import read_yaml
+
+    root = Path(__file__).resolve().parents[1] / "configs"
+    files = sorted(root.rglob("*.yaml"))
+    assert files
+    for f in files:
+        from_dict(TrainConfig, read_yaml(f), f.name)  # values only: their data folders are not here

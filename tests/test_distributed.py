@@ -17,7 +17,7 @@ import torch
 from attiqa.config import FinetuneConfig, PretrainConfig
 from attiqa.models import load_model
 from attiqa.training.distributed import all_gather_cat, resolve_device, world_size
-from attiqa.training.pretrain import DEBUG_HASH_ENV, weights_hash
+from attiqa.training.trainer import DEBUG_HASH_ENV, weights_hash
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -101,3 +101,47 @@ def test_single_process_helpers_are_no_ops():
     assert world_size() == 1 and torch.equal(all_gather_cat(t), t)
     assert resolve_device("cpu") == torch.device("cpu")
     assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@pytest.mark.slow
+def test_torchrun_cached_feature_stages_write_only_on_rank_0(tmp_path, photos):
+    """The cached-feature loops under torchrun: rank 0 alone fills the feature cache and writes every
+    checkpoint (before the one loop, each rank wrote the same files); both ranks end with the same weights."""
+    from test_finetune import write_mos_set
+    from test_pretrain import write_label_set
+
+    labels = write_label_set(
+        tmp_path / "labels", dict(list(photos.items())[:3]), shorter=64, factors=(0.6, 1.4)
+    )
+    cache = tmp_path / "cache"
+    pcfg = PretrainConfig(
+        backbone="tiny", pretrained_backbone=False, head_hidden=16, epochs=4, batch_size=8, lr=1e-3,
+        crop_size=48, resize_shorter=56, feature_cache=True, feature_cache_dir=str(cache), num_workers=0,
+        device="cpu",
+    )  # fmt: skip
+    out = tmp_path / "run"
+    args = {"stage": "pretrain", "cfg": asdict(pcfg), "labels": str(labels), "out": str(out)}
+    torchrun(tmp_path, args, tmp_path / "h1")
+    r0, r1 = read_ranks(tmp_path / "h1")
+    assert r0["hash"] == r1["hash"] and r1["files"] == []
+    assert str(out / "pretrain" / "last.safetensors") in r0["files"]
+    csv_path = write_mos_set(tmp_path / "mos", dict(list(photos.items())[:3]), split_column=True, shorter=64)
+    fcfg = FinetuneConfig(
+        csv=str(csv_path), image_root=str(csv_path.parent / "images"), mos_hidden=16, epochs=3, batch_size=8,
+        resize_shorter=56, crop_size=48, feature_cache=True, feature_cache_dir=str(cache), num_workers=0,
+        device="cpu",
+    )  # fmt: skip
+    final = out / "pretrain" / "model.safetensors"
+    torchrun(tmp_path, {"stage": "finetune", "cfg": asdict(fcfg), "init": str(final), "out": str(out)},
+             tmp_path / "h2")  # fmt: skip
+    r0, r1 = read_ranks(tmp_path / "h2")
+    assert r1["files"] == [] and str(out / "finetune" / "best.safetensors") in r0["files"]
+    assert r0["hash"] == r1["hash"]
+    # Each image's features were computed once: rank 1 waited for rank 0's chunks and read them.
+    from safetensors import safe_open
+
+    keys = []
+    for chunk in cache.rglob("chunk-*.safetensors"):
+        with safe_open(str(chunk), "pt") as fh:
+            keys += json.loads(fh.metadata()["keys"])
+    assert keys and len(keys) == len(set(keys))

@@ -168,12 +168,12 @@ def test_random_split_without_split_column_and_resume(tmp_path, photos):
 def test_cosine_schedule_with_flips_resumes_bit_exactly(tmp_path, photos, monkeypatch):
     """Interrupt a 2-epoch cosine run after epoch 1 (fault injected into the 2nd epoch), resume it, and
     compare with an uninterrupted run: the schedule is a function of the global step only."""
-    import attiqa.training.finetune as ft
+    from attiqa.training.trainer import Trainer
 
     csv_path = write_mos_set(tmp_path / "data", dict(list(photos.items())[:2]), split_column=False)
     kw = dict(progress=False, backbone="tiny", pretrained_backbone=False, head_hidden=16)
     cfg = ft_cfg(csv_path, epochs=2, batch_size=4, lr_schedule="cosine", hflip=True)
-    real_epoch, calls = ft.train_epoch, []
+    real_epoch, calls = Trainer.run_epoch, []
 
     def interrupted(*args, **kwargs):
         calls.append(1)
@@ -181,10 +181,10 @@ def test_cosine_schedule_with_flips_resumes_bit_exactly(tmp_path, photos, monkey
             raise KeyboardInterrupt  # stands in for a kill between epochs
         return real_epoch(*args, **kwargs)
 
-    monkeypatch.setattr(ft, "train_epoch", interrupted)
+    monkeypatch.setattr(Trainer, "run_epoch", interrupted)
     with pytest.raises(KeyboardInterrupt):
         finetune(cfg, None, tmp_path / "a", **kw)
-    monkeypatch.setattr(ft, "train_epoch", real_epoch)
+    monkeypatch.setattr(Trainer, "run_epoch", real_epoch)
     res = finetune(cfg, None, tmp_path / "a", resume=True, **kw)
     ref = finetune(cfg, None, tmp_path / "b", **kw)
     ta = load_checkpoint(tmp_path / "a" / "finetune" / "last.safetensors")[0]

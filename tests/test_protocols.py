@@ -217,3 +217,60 @@ def test_protocol_errors_come_before_any_training(blur_csv, base_yaml, tmp_path)
         run_protocol("single", [get_dataset("folder", broken)], base_yaml, tmp_path / "o", repeats=1)
     assert "gone0.png" in str(exc.value) and "expected layout" in str(exc.value)
     assert not (tmp_path / "o").exists()
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Group-aware splits (issue 15 §2) and the split handed over in memory (issue 17)
+
+
+@pytest.fixture(scope="module")
+def kadid_root(tmp_path_factory, photos) -> Path:
+    """A KADID-10k layout (dmos.csv: dist_img, ref_img, dmos) from 5 real reference photos x 6 blur
+    levels: what the adapter reads, with the reference image of each item in its metadata."""
+    root = tmp_path_factory.mktemp("kadid")
+    (root / "images").mkdir()
+    rows = ["dist_img,ref_img,dmos,var"]
+    for r, img in enumerate(photos.values(), start=1):
+        s = 56 / min(img.size)
+        small = img.resize((round(img.width * s), round(img.height * s)), Image.BICUBIC)
+        small.save(root / "images" / f"I{r:02d}.png")
+        for lv in range(1, 7):
+            apply_distortion(small, "gaussian_blur", lv - 1, seed=r).save(
+                root / "images" / f"I{r:02d}_01_{lv:02d}.png"
+            )
+            rows.append(f"I{r:02d}_01_{lv:02d}.png,I{r:02d}.png,{5 - 0.6 * lv:.2f},0.1")
+    (root / "dmos.csv").write_text("\n".join(rows) + "\n")
+    return root
+
+
+def test_group_aware_splits_put_no_reference_on_both_sides(kadid_root):
+    from attiqa.evaluation.protocols import group_keys
+
+    ds = get_dataset("kadid10k", kadid_root)
+    groups = group_keys(ds, "auto")  # KADID's natural group: the reference image
+    assert groups is not None and len(set(groups)) == 5
+    for sp in random_splits(len(ds), 10, seed=0, groups=groups) + fraction_splits(len(ds), 0.4, 5, 0, groups):
+        train, test = {groups[i] for i in sp.train}, {groups[i] for i in sp.test}
+        assert train and test and not train & test, sp.name
+        assert sorted(sp.train + sp.test) == list(range(len(ds)))
+    image_wise = random_splits(len(ds), 10, seed=0)  # what `--group-by none` (and the old code) did
+    assert any({groups[i] for i in sp.train} & {groups[i] for i in sp.test} for sp in image_wise)
+    assert group_keys(ds, None) is None
+    with pytest.raises(AttiqaError, match="no 'prompt' to group by .*ref.*--group-by none"):
+        group_keys(ds, "prompt")
+
+
+def test_a_grouped_protocol_trains_in_memory_and_tests_on_unseen_references(kadid_root, base_yaml, tmp_path):
+    ds = get_dataset("kadid10k", kadid_root)
+    res = run_protocol("single", [ds], base_yaml, tmp_path, repeats=2, keep_checkpoints=True)
+    items = ds.items
+    for r in res.runs:
+        assert r["split_kind"] == "group" and (r["n_train"], r["n_test"]) == (24, 6)
+        record = list(csv.DictReader((tmp_path / "single" / "KADID-10k" / r["split"] / "split.csv").open()))
+        refs = {side: {next(it.meta["ref"] for it in items if str(it.image) == x["image"]) for x in record
+                       if x["split"] == side} for side in ("train", "test")}  # fmt: skip
+        assert len(refs["test"]) == 1 and not refs["train"] & refs["test"]
+        card = read_card(r["checkpoint"])  # trained on the split in memory, not on a CSV
+        assert card["dataset"]["csv"] == f"kadid10k:{kadid_root}" and card["config"]["csv"] == ""
+        assert card["dataset"]["n_train"] == 24 and card["dataset"]["split"].startswith(r["split"])
+    assert "group splits" in res.table

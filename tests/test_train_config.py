@@ -97,6 +97,12 @@ finetune:
     assert len(list((run / "graded").glob("*.png"))) == 5 * (1 + 4)
     card = json.loads((run / "finetune" / "best.json").read_text())
     assert card["stage"] == "finetune" and "srocc" in json.dumps(card)
+    # The run names the LAST epoch's model and its numbers, not `best`, which is picked on the held-out
+    # split its numbers are measured on (issue 18).
+    printed = res.stdout.replace("\n", "")
+    last = json.loads((run / "finetune" / "last.json").read_text())
+    assert f"finetuned: {run / 'finetune' / 'last.safetensors'}" in printed
+    assert f"held-out split, last epoch: srocc={last['metrics']['srocc']:.4f}" in printed
     out = tmp_path / "scores.csv"
     res = subprocess.run(
         [*ATTIQA, "score", str(src), "--model", str(run), "--out", str(out), "-q"],

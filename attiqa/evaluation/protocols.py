@@ -17,8 +17,15 @@ Which epoch is reported (ours, stated in every table): ``select="last"`` (defaul
 epoch — the paper trains a fixed 100 epochs — so the test split never selects the model;
 ``select="best"`` reports the epoch with the best test SROCC, as ``finetune`` keeps it (optimistic).
 
+Group-aware splits (ours; issue 15): with ``group_by`` the random partitions are drawn over groups of
+items, so no group is on both sides — ``"auto"`` (default) uses the dataset's natural group where it has
+one (:data:`NATURAL_GROUPS`: the reference image of the synthetic datasets, the prompt of AGIQA), ``None``
+splits image-wise, any other name is a key of the items' ``meta``. A random image-wise split of KADID-10k
+puts every reference photo on both sides; a grouped one tests on unseen content.
+
 Runs are resumable: a finished run leaves ``run.json``; rerunning the same command skips it. Big
-checkpoints are deleted after their numbers are taken unless ``keep_checkpoints``.
+checkpoints are deleted after their numbers are taken unless ``keep_checkpoints``. Each run's split is
+handed to fine-tuning in memory; ``split.csv`` is written next to it as a record only.
 """
 
 from __future__ import annotations
@@ -33,11 +40,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from attiqa.config import FinetuneConfig, from_dict, read_yaml, to_dict
+import torch
+
+from attiqa.config import FinetuneConfig, TrainConfig, from_dict, read_yaml, to_dict
 from attiqa.datasets.base import DatasetItem, IQADataset
 from attiqa.errors import AttiqaError, ConfigError
 from attiqa.io.atomic import write_json_atomic, write_text_atomic
-from attiqa.training.data import split_indices
+from attiqa.training.data import MosSplit, split_indices
 
 PROTOCOLS: dict[str, str] = {
     "single": "Table 2: N random 80/20 splits per dataset (official split for FLIVE/AVA), median SROCC/PLCC",
@@ -47,6 +56,9 @@ PROTOCOLS: dict[str, str] = {
 }
 
 OFFICIAL_SPLIT_DATASETS = ("flive", "ava")  # §4.1: "For FLIVE and AVA, we follow the official dataset split"
+# ours: the group that must not straddle train and test, per adapter (its items' meta key)
+NATURAL_GROUPS = {"kadid10k": "ref", "live": "ref", "csiq": "ref", "tid2013": "ref", "pipal": "ref",
+                  "agiqa3k": "prompt", "agiqa1k": "prompt"}  # fmt: skip
 
 DISPLAY_NAMES = {
     "clive": "CLIVE",
@@ -93,8 +105,8 @@ def bench_dataset(dataset: IQADataset, label: str | None = None) -> BenchDataset
 
 def load_base_config(source: str | Path | dict[str, Any] | FinetuneConfig | None) -> FinetuneConfig:
     """The base fine-tuning config: a YAML file with the schema of the ``finetune:`` section (or a whole
-    run config, whose ``finetune:`` section is used), a mapping, or a config. ``csv``/``image_root``
-    are set per run by the protocol."""
+    run config, whose ``finetune:`` section is used, with its ``model:`` section applied), a mapping, or a
+    config. ``csv``/``image_root`` are unused: the protocol hands each split over in memory."""
     if source is None:
         return FinetuneConfig()
     if isinstance(source, FinetuneConfig):
@@ -109,8 +121,9 @@ def load_base_config(source: str | Path | dict[str, Any] | FinetuneConfig | None
     else:
         data = dict(source)
     if isinstance(data, dict) and isinstance(data.get("finetune"), dict):
-        data = data["finetune"]
-        where += ".finetune"
+        run = from_dict(TrainConfig, {k: data[k] for k in ("model", "finetune") if k in data}, where)
+        assert run.finetune is not None
+        return run.finetune
     return from_dict(FinetuneConfig, data, where)
 
 
@@ -145,25 +158,66 @@ def official_partition(ds: IQADataset) -> Split:
     return Split("official", train, test, None, "official")
 
 
-def random_splits(n: int, repeats: int, seed: int, test_fraction: float = 0.2) -> list[Split]:
-    """``repeats`` random splits with seeds ``seed .. seed + repeats - 1`` (paper §4.1: 80/20)."""
+def group_keys(ds: IQADataset, group_by: str | None) -> list[str] | None:
+    """Each item's group (``group_by`` a key of the items' meta, ``"auto"`` the dataset's natural one,
+    None = no groups); an error naming the dataset when items lack it."""
+    if group_by == "auto":
+        group_by = NATURAL_GROUPS.get(ds.name)
+        if group_by is None:
+            return None
+    if group_by is None:
+        return None
+    keys = [it.meta.get(group_by) for it in ds.items]
+    missing = sum(k is None or k == "" for k in keys)
+    if missing:
+        have = sorted({k for it in ds.items for k in it.meta}) or ["none"]
+        raise AttiqaError(
+            f"{ds.name} ({ds.root}): {missing} of {len(keys)} items have no {group_by!r} to group by (their "
+            f"metadata: {', '.join(have)}); use --group-by none for image-wise splits"
+        )
+    return [str(k) for k in keys]
+
+
+def _partition(
+    n: int, test_fraction: float, seed: int, groups: Sequence[str] | None
+) -> tuple[list[int], list[int]]:
+    """Image-wise (paper §4.1) or, with ``groups``, group-wise: the groups (sorted) are split with the same
+    rule, and every item follows its group."""
+    if groups is None:
+        return split_indices(n, test_fraction, seed)
+    names = sorted(set(groups))
+    if len(names) < 2:
+        raise AttiqaError(f"group-aware split: {len(names)} group(s) — need at least 2 (or split image-wise)")
+    _, te_groups = split_indices(len(names), test_fraction, seed)
+    test = {names[i] for i in te_groups}
+    return [i for i in range(n) if groups[i] not in test], [i for i in range(n) if groups[i] in test]
+
+
+def random_splits(
+    n: int, repeats: int, seed: int, test_fraction: float = 0.2, groups: Sequence[str] | None = None
+) -> list[Split]:
+    """``repeats`` random splits with seeds ``seed .. seed + repeats - 1`` (paper §4.1: 80/20); with
+    ``groups`` (one per item) no group is on both sides."""
     out = []
     for r in range(repeats):
-        tr, te = split_indices(n, test_fraction, seed + r)
-        out.append(Split(f"split{r:02d}", tuple(tr), tuple(te), seed + r, "random"))
+        tr, te = _partition(n, test_fraction, seed + r, groups)
+        out.append(
+            Split(f"split{r:02d}", tuple(tr), tuple(te), seed + r, "random" if groups is None else "group")
+        )
     return out
 
 
-def fraction_splits(n: int, fraction: float, repeats: int, seed: int) -> list[Split]:
-    """Train on ``fraction`` of the items, test on the rest (data-efficient setup, §4.4)."""
+def fraction_splits(
+    n: int, fraction: float, repeats: int, seed: int, groups: Sequence[str] | None = None
+) -> list[Split]:
+    """Train on ``fraction`` of the items (of the groups, with ``groups``), test on the rest (§4.4)."""
     if not 0.0 < fraction < 1.0:
         raise AttiqaError(f"data-efficient: fraction must be in (0, 1), got {fraction}")
     out = []
     for r in range(repeats):
-        tr, te = split_indices(n, 1.0 - fraction, seed + r)
-        out.append(
-            Split(f"f{round(fraction * 100):02d}_split{r:02d}", tuple(tr), tuple(te), seed + r, "fraction")
-        )
+        tr, te = _partition(n, 1.0 - fraction, seed + r, groups)
+        kind = "fraction" if groups is None else "group fraction"
+        out.append(Split(f"f{round(fraction * 100):02d}_split{r:02d}", tuple(tr), tuple(te), seed + r, kind))
     return out
 
 
@@ -229,9 +283,16 @@ def run_finetune_split(
         prev = json.loads(done.read_text())
         if prev.get("fingerprint") == fp:
             return prev
-    write_split_csv(csv_path, items, split)
-    run_cfg = replace(cfg, csv=str(csv_path), image_root="")
-    res = finetune(run_cfg, init_checkpoint, run_dir, resume=False, progress=progress)
+    write_split_csv(csv_path, items, split)  # a record of the split; training gets it in memory
+    used = [items[i] for i in (*split.train, *split.test)]  # the rows split.csv lists, in its order
+    n_tr = len(split.train)
+    data = MosSplit(
+        paths=[Path(it.image) for it in used], mos=torch.tensor([float(it.mos) for it in used]),
+        train=list(range(n_tr)), val=list(range(n_tr, len(used))), kind=f"{split.name} ({split.kind})",
+        source=f"{bench.dataset.name}:{bench.dataset.root}", image_root=str(bench.dataset.root),
+    )  # fmt: skip
+    run_cfg = replace(cfg, csv="", image_root="")
+    res = finetune(run_cfg, init_checkpoint, run_dir, resume=False, progress=progress, data=data)
     metrics, epoch = _pick_metrics(res, select)
     ft_dir = run_dir / "finetune"
     ckpt = ft_dir / ("best.safetensors" if select == "best" else "last.safetensors")
@@ -288,6 +349,117 @@ def _check_all(benches: Sequence[BenchDataset]) -> None:
         b.dataset.check_images()  # every problem surfaces before the first epoch
 
 
+@dataclass
+class _Run:
+    """What every protocol needs: the base config and how to run and where to put one split."""
+
+    cfg: FinetuneConfig
+    init: Path | None
+    select: str
+    progress: bool
+    keep: bool
+    out: Path
+    repeats: int
+    seed: int
+    official_split: bool | None
+    group_by: str | None
+
+    def splits(self, b: BenchDataset) -> list[Split]:
+        if uses_official_split(b.dataset, self.official_split):
+            return [official_partition(b.dataset)]
+        return random_splits(
+            len(b.dataset), self.repeats, self.seed, groups=group_keys(b.dataset, self.group_by)
+        )
+
+    def run(self, protocol: str, b: BenchDataset, sp: Split, **kw: Any) -> dict[str, Any]:
+        run_dir = self.out / protocol / b.label / sp.name
+        return run_finetune_split(b, sp, self.cfg, self.init, run_dir, self.select, self.progress, self.keep,
+                                  **kw)  # fmt: skip
+
+
+def _single(r: _Run, benches: list[BenchDataset], method: str, protocol: str) -> tuple[list, dict, str]:
+    """Table 2 (and Table 6 with a frozen backbone): median SROCC / PLCC over the splits."""
+    runs = [r.run(protocol, b, sp) for b in benches for sp in r.splits(b)]
+    summary = {
+        b.label: {
+            "srocc": _median([x["srocc"] for x in runs if x["dataset"] == b.label]),
+            "plcc": _median([x["plcc"] for x in runs if x["dataset"] == b.label]),
+            "runs": sum(x["dataset"] == b.label for x in runs),
+        }
+        for b in benches
+    }
+    head = ["Methods"] + [x for b in benches for x in (b.label, "")]
+    sub = [""] + ["SROCC", "PLCC"] * len(benches)
+    body = [method] + [_f(summary[b.label][m]) for b in benches for m in ("srocc", "plcc")]
+    return runs, summary, _md_table([head, sub, body])
+
+
+def _data_efficient(
+    r: _Run, benches: list[BenchDataset], method: str, fractions: Sequence[float]
+) -> tuple[list, dict, str]:
+    """Table 4: train on each fraction, test on the rest; median SROCC."""
+    runs: list[dict[str, Any]] = []
+    summary: dict[str, Any] = {}
+    for b in benches:
+        summary[b.label] = {}
+        groups = group_keys(b.dataset, r.group_by)
+        for fr in fractions:
+            these = []
+            for sp in fraction_splits(len(b.dataset), fr, r.repeats, r.seed, groups=groups):
+                rec = r.run("data-efficient", b, sp)
+                rec["fraction"] = fr
+                these.append(rec)
+            runs += these
+            summary[b.label][f"{round(fr * 100)}%"] = {
+                "srocc": _median([x["srocc"] for x in these]),
+                "runs": len(these),
+                "n_train": these[0]["n_train"],
+            }
+    pct = [f"{round(fr * 100)}%" for fr in fractions]
+    head = ["Methods"] + [x for b in benches for x in [b.label] + [""] * (len(pct) - 1)]
+    sub = [""] + pct * len(benches)
+    body = [method] + [_f(summary[b.label][p]["srocc"]) for b in benches for p in pct]
+    return runs, summary, _md_table([head, sub, body])
+
+
+def _cross(
+    r: _Run, benches: list[BenchDataset], method: str, eval_batch_size: int, eval_workers: int | None
+) -> tuple[list, dict, str]:
+    """Table 3: train on A as in ``single``, test on all images of every other dataset; SROCC."""
+    from attiqa.evaluation.evaluate import evaluate
+    from attiqa.scorers.attiqa_scorer import AttiqaScorer
+    from attiqa.training.distributed import resolve_device
+
+    runs: list[dict[str, Any]] = []
+    summary: dict[str, Any] = {}
+    for a in benches:
+        tests = [b for b in benches if b is not a]
+
+        def test_on_others(ckpt: Path, tests: list[BenchDataset] = tests) -> dict:
+            scorer = AttiqaScorer(ckpt, device=resolve_device(r.cfg.device))
+            res = {}
+            for b in tests:
+                ev = evaluate(
+                    b.dataset, scorer, ckpt.parent.parent / "cross" / b.label, batch_size=eval_batch_size,
+                    num_workers=eval_workers, cache=r.out / "scores.sqlite", progress=r.progress, plot=False,
+                )  # fmt: skip
+                res[b.label] = {"srocc": ev.metrics["srocc"], "plcc": ev.metrics["plcc"], "n": ev.n}
+            return {"cross": res}
+
+        runs += [r.run("cross", a, sp, after=test_on_others) for sp in r.splits(a)]
+        summary[a.label] = {
+            b.label: {
+                "srocc": _median([x["cross"][b.label]["srocc"] for x in runs if x["dataset"] == a.label]),
+                "runs": sum(x["dataset"] == a.label for x in runs),
+            }
+            for b in tests
+        }
+    head = ["Train DB"] + [x for a in benches for x in [a.label] + [""] * (len(benches) - 2)]
+    sub = ["Test DB"] + [b.label for a in benches for b in benches if b is not a]
+    body = [method] + [_f(summary[a.label][b.label]["srocc"]) for a in benches for b in benches if b is not a]
+    return runs, summary, _md_table([head, sub, body])
+
+
 def run_protocol(
     protocol: str,
     datasets: Sequence[BenchDataset | IQADataset],
@@ -304,9 +476,11 @@ def run_protocol(
     progress: bool = False,
     eval_batch_size: int = 16,
     eval_workers: int | None = None,
+    group_by: str | None = "auto",
 ) -> ProtocolResult:
     """Run ``protocol`` (see :data:`PROTOCOLS`) and write ``<protocol>.md`` + ``<protocol>.json`` in
-    ``out_dir``. ``repeats`` defaults to the paper's 10 (1 for ``cross``)."""
+    ``out_dir``. ``repeats`` defaults to the paper's 10 (1 for ``cross``); ``group_by`` as in the module
+    docstring."""
     if protocol not in PROTOCOLS:
         import difflib
 
@@ -332,97 +506,16 @@ def run_protocol(
     if repeats < 1:
         raise AttiqaError("repeats must be at least 1")
     _check_all(benches)
+    for b in benches:
+        group_keys(b.dataset, group_by)  # a dataset without the groups fails before the first run
     out = Path(out_dir)
-    common = dict(
-        cfg=cfg, init_checkpoint=init, select=select, progress=progress, keep_checkpoint=keep_checkpoints
-    )
-
-    runs: list[dict[str, Any]] = []
+    r = _Run(cfg, init, select, progress, keep_checkpoints, out, repeats, seed, official_split, group_by)
     if protocol in ("single", "linear-probe"):
-        for b in benches:
-            splits = (
-                [official_partition(b.dataset)]
-                if uses_official_split(b.dataset, official_split)
-                else random_splits(len(b.dataset), repeats, seed)
-            )
-            for sp in splits:
-                runs.append(run_finetune_split(b, sp, run_dir=out / protocol / b.label / sp.name, **common))
-        summary = {
-            b.label: {
-                "srocc": _median([r["srocc"] for r in runs if r["dataset"] == b.label]),
-                "plcc": _median([r["plcc"] for r in runs if r["dataset"] == b.label]),
-                "runs": sum(r["dataset"] == b.label for r in runs),
-            }
-            for b in benches
-        }
-        head = ["Methods"] + [x for b in benches for x in (b.label, "")]
-        sub = [""] + ["SROCC", "PLCC"] * len(benches)
-        body = [method] + [_f(summary[b.label][m]) for b in benches for m in ("srocc", "plcc")]
-        table = _md_table([head, sub, body])
+        runs, summary, table = _single(r, benches, method, protocol)
     elif protocol == "data-efficient":
-        summary = {}
-        for b in benches:
-            summary[b.label] = {}
-            for fr in fractions:
-                these = []
-                for sp in fraction_splits(len(b.dataset), fr, repeats, seed):
-                    rec = run_finetune_split(b, sp, run_dir=out / protocol / b.label / sp.name, **common)
-                    rec["fraction"] = fr
-                    these.append(rec)
-                runs += these
-                summary[b.label][f"{round(fr * 100)}%"] = {
-                    "srocc": _median([r["srocc"] for r in these]),
-                    "runs": len(these),
-                    "n_train": these[0]["n_train"],
-                }
-        pct = [f"{round(fr * 100)}%" for fr in fractions]
-        head = ["Methods"] + [x for b in benches for x in [b.label] + [""] * (len(pct) - 1)]
-        sub = [""] + pct * len(benches)
-        body = [method] + [_f(summary[b.label][p]["srocc"]) for b in benches for p in pct]
-        table = _md_table([head, sub, body])
-    else:  # cross
-        summary = {}
-        from attiqa.evaluation.evaluate import evaluate
-        from attiqa.scorers.attiqa_scorer import AttiqaScorer
-        from attiqa.training.distributed import resolve_device
-
-        for a in benches:
-            tests = [b for b in benches if b is not a]
-            splits = (
-                [official_partition(a.dataset)]
-                if uses_official_split(a.dataset, official_split)
-                else random_splits(len(a.dataset), repeats, seed)
-            )
-
-            def test_on_others(ckpt: Path, a: BenchDataset = a, tests: list[BenchDataset] = tests) -> dict:
-                scorer = AttiqaScorer(ckpt, device=resolve_device(cfg.device))
-                res = {}
-                for b in tests:
-                    ev = evaluate(
-                        b.dataset, scorer, ckpt.parent.parent / "cross" / b.label, batch_size=eval_batch_size,
-                        num_workers=eval_workers, cache=out / "scores.sqlite", progress=progress, plot=False,
-                    )  # fmt: skip
-                    res[b.label] = {"srocc": ev.metrics["srocc"], "plcc": ev.metrics["plcc"], "n": ev.n}
-                return {"cross": res}
-
-            for sp in splits:
-                rec = run_finetune_split(
-                    a, sp, run_dir=out / protocol / a.label / sp.name, after=test_on_others, **common
-                )
-                runs.append(rec)
-            summary[a.label] = {
-                b.label: {
-                    "srocc": _median([r["cross"][b.label]["srocc"] for r in runs if r["dataset"] == a.label]),
-                    "runs": sum(r["dataset"] == a.label for r in runs),
-                }
-                for b in tests
-            }
-        head = ["Train DB"] + [x for a in benches for x in [a.label] + [""] * (len(benches) - 2)]
-        sub = ["Test DB"] + [b.label for a in benches for b in benches if b is not a]
-        body = [method] + [
-            _f(summary[a.label][b.label]["srocc"]) for a in benches for b in benches if b is not a
-        ]
-        table = _md_table([head, sub, body])
+        runs, summary, table = _data_efficient(r, benches, method, fractions)
+    else:
+        runs, summary, table = _cross(r, benches, method, eval_batch_size, eval_workers)
 
     note = _table_note(protocol, select, repeats, seed, runs)
     md = f"## {PROTOCOLS[protocol].split(':')[0]} — {protocol}\n\n{table}\n{note}\n"
@@ -437,6 +530,7 @@ def run_protocol(
         "select": select,
         "repeats": repeats,
         "seed": seed,
+        "group_by": group_by,
         "fractions": list(fractions) if protocol == "data-efficient" else None,
         "datasets": [{"label": b.label, **b.dataset.describe(), "n": len(b.dataset)} for b in benches],
         "summary": summary,
@@ -448,12 +542,13 @@ def run_protocol(
 
 
 def _table_note(protocol: str, select: str, repeats: int, seed: int, runs: list[dict[str, Any]]) -> str:
-    kinds = sorted({r["split_kind"] for r in runs})
+    kinds = sorted({r["split_kind"] for r in runs})  # "group": no group (reference, prompt) on both sides
     epoch = "last epoch" if select == "last" else "epoch with the best test SROCC (optimistic)"
     if protocol == "cross":
         what = "SROCC of the model trained on the Train DB, tested on all images of the Test DB"
     elif protocol == "data-efficient":
-        what = f"median test SROCC over {repeats} random draws of the training fraction (seeds from {seed})"
+        what = (f"median test SROCC over {repeats} random draws of the training fraction ({', '.join(kinds)} "
+                f"splits; seeds from {seed})")  # fmt: skip
     else:
         what = f"median test SROCC / PLCC over the runs ({', '.join(kinds)} splits; seeds from {seed})"
     return f"{what}; {epoch}; {len(runs)} fine-tuning run(s). Generated by `attiqa bench {protocol}`.\n"

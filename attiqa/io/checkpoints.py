@@ -99,10 +99,13 @@ def load_checkpoint(
 # Training state (resume)
 
 
-def save_training_state(path: str | Path, optimizer_state: dict, extra: dict[str, Any]) -> None:
-    """Save an optimizer ``state_dict`` and bookkeeping as safetensors + JSON (no pickle)."""
+def save_training_state(
+    path: str | Path, optimizer_state: dict, extra: dict[str, Any], model_state: dict | None = None
+) -> None:
+    """Save an optimizer ``state_dict`` and bookkeeping as safetensors + JSON (no pickle); with
+    ``model_state`` the weights too (keys ``model.*``), so one atomic file is a complete resume point."""
     path = Path(path)
-    tensors: dict[str, torch.Tensor] = {}
+    tensors: dict[str, torch.Tensor] = {f"model.{k}": v.contiguous() for k, v in (model_state or {}).items()}
     state_meta: dict[str, dict[str, Any]] = {}
     for pid, st in optimizer_state.get("state", {}).items():
         meta: dict[str, Any] = {}
@@ -117,18 +120,22 @@ def save_training_state(path: str | Path, optimizer_state: dict, extra: dict[str
         save_file(tensors, str(tmp), metadata={"training_state": json.dumps(doc, default=str)})
 
 
-def load_training_state(path: str | Path) -> tuple[dict, dict[str, Any]]:
-    """Inverse of :func:`save_training_state`: (optimizer state_dict, extra)."""
+def load_training_state(path: str | Path, with_model: bool = False) -> tuple:
+    """Inverse of :func:`save_training_state`: (optimizer state_dict, extra), and with ``with_model`` the
+    weights as a third item (None in a state file saved without them)."""
     with safe_open(str(path), framework="pt") as f:
         doc = json.loads((f.metadata() or {})["training_state"])
         tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
     state: dict[int, dict[str, Any]] = {}
     for pid, meta in doc["state_meta"].items():
         state[int(pid)] = dict(meta)
+    weights = {k[len("model.") :]: t for k, t in tensors.items() if k.startswith("model.")}
     for k, t in tensors.items():
-        _, pid, key = k.split(".", 2)
-        state.setdefault(int(pid), {})[key] = t
-    return {"state": state, "param_groups": doc["param_groups"]}, doc["extra"]
+        if not k.startswith("model."):
+            _, pid, key = k.split(".", 2)
+            state.setdefault(int(pid), {})[key] = t
+    opt = {"state": state, "param_groups": doc["param_groups"]}
+    return (opt, doc["extra"], weights or None) if with_model else (opt, doc["extra"])
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ import csv
 import json
 import warnings
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from torch.utils.data import Dataset, default_collate
 
 from attiqa.errors import AttiqaError, ImageLoadError
 from attiqa.io.images import load_image
+from attiqa.io.names import text_path
 
 Transform = Callable[[Image.Image], torch.Tensor]
 MAX_SUBSTITUTE_TRIES = 16
@@ -48,7 +50,7 @@ def collate_skip_none(batch: list[Any]) -> Any:
     return default_collate(batch) if batch else None
 
 
-class _ImageTableDataset(Dataset):
+class ImageTableDataset(Dataset):
     """Shared loading logic: ``paths`` + per-row ``targets`` tensor, with the bad-file policy above."""
 
     def __init__(self, paths: list[Path], targets: torch.Tensor, transform: Transform, on_error: str) -> None:
@@ -62,6 +64,10 @@ class _ImageTableDataset(Dataset):
 
     def __len__(self) -> int:
         return len(self.paths)
+
+    @property
+    def mos(self) -> torch.Tensor:
+        return self.targets
 
     def _load(self, i: int) -> torch.Tensor:
         return self.transform(load_image(self.paths[i]))
@@ -103,7 +109,7 @@ def _maybe_json(text: str) -> Any:
         return text
 
 
-class PseudoLabelDataset(_ImageTableDataset):
+class PseudoLabelDataset(ImageTableDataset):
     """The label table written by ``attiqa label``: column ``image`` + one float column per head.
 
     Relative image paths are looked up next to the parquet file first (ours: a table can be moved
@@ -133,7 +139,7 @@ class PseudoLabelDataset(_ImageTableDataset):
         if table.num_rows < 2:
             raise AttiqaError(f"{self.labels_path}: {table.num_rows} rows — ranking needs at least 2 images")
         base = self.labels_path.resolve().parent
-        paths = [_resolve_label_path(str(p), base) for p in table.column("image").to_pylist()]
+        paths = [_resolve_label_path(str(text_path(p)), base) for p in table.column("image").to_pylist()]
         try:
             cols = [
                 np.asarray(table.column(h).to_numpy(zero_copy_only=False), dtype=np.float32)
@@ -150,7 +156,7 @@ class PseudoLabelDataset(_ImageTableDataset):
         super().__init__(paths, labels, transform, on_error)
 
 
-class MosDataset(_ImageTableDataset):
+class MosDataset(ImageTableDataset):
     """A MOS CSV with columns ``image,mos[,split]`` read by name; paths relative to ``image_root``.
 
     ``image_root`` defaults to the CSV's folder (or its ``images/`` subfolder when the files are there).
@@ -188,9 +194,8 @@ class MosDataset(_ImageTableDataset):
         mos = torch.tensor([float(r["mos"]) for r in rows], dtype=torch.float32)
         super().__init__(paths, mos, transform, on_error)
 
-    @property
-    def mos(self) -> torch.Tensor:
-        return self.targets
+
+_ImageTableDataset = ImageTableDataset  # the old name, still imported by attiqa/exiqa/train.py
 
 
 def read_mos_csv(path: Path) -> list[dict[str, str]]:
@@ -229,3 +234,51 @@ def split_indices(n: int, val_fraction: float = 0.2, seed: int = 0) -> tuple[lis
     n_val = int(round(n * val_fraction))
     n_val = min(max(n_val, 1), n - 1) if n >= 2 else 0
     return sorted(perm[n_val:].tolist()), sorted(perm[:n_val].tolist())
+
+
+VAL_SPLITS = ("val", "valid", "validation", "test")
+
+
+@dataclass
+class MosSplit:
+    """A MOS table split for fine-tuning, in memory: every image (absolute or CSV-relative path resolved),
+    its MOS (higher = better) and the row indices of the training and the held-out part. Protocols build
+    it from a dataset adapter's items; ``attiqa train`` reads it from ``finetune.csv``."""
+
+    paths: list[Path]
+    mos: torch.Tensor
+    train: list[int]
+    val: list[int]
+    kind: str  # "column" | "random 80%/20% seed S" | a protocol's split name
+    source: str  # the CSV, or the dataset the items came from (model card)
+    image_root: str = ""
+
+    def dataset(self, transform: Transform, on_error: str = "skip") -> ImageTableDataset:
+        return ImageTableDataset(self.paths, self.mos, transform, on_error)
+
+
+def read_mos_split(csv: str, image_root: str, val_fraction: float, split_seed: int) -> MosSplit:
+    """The CSV's split column (``train`` vs :data:`VAL_SPLITS` rows) if it has one, else paper §4.1's
+    random split with ``val_fraction`` held out (seeded)."""
+    if not csv:
+        raise AttiqaError("finetune: no MOS CSV given (finetune.csv)")
+    csv_path = Path(csv)
+    table = MosDataset(csv_path, image_root or None, _no_transform)
+    rows = table.rows
+    if "split" in rows[0]:
+        tr = [i for i, r in enumerate(rows) if r["split"] == "train"]
+        va = [i for i, r in enumerate(rows) if r["split"] in VAL_SPLITS]
+        if not tr or not va:
+            raise AttiqaError(f"{csv_path}: split column needs 'train' rows and {'/'.join(VAL_SPLITS)} rows")
+        kind = "column"
+    else:
+        if len(rows) < 4:
+            raise AttiqaError(f"{csv_path}: {len(rows)} rows — too few to split and fine-tune")
+        tr, va = split_indices(len(rows), val_fraction, split_seed)
+        kind = f"random {1 - val_fraction:.0%}/{val_fraction:.0%} seed {split_seed}"
+    root = image_root or str(csv_path.resolve().parent)
+    return MosSplit(table.paths, table.mos, tr, va, kind, str(csv), root)
+
+
+def _no_transform(img: Image.Image) -> torch.Tensor:
+    raise RuntimeError("a MOS table read for its rows only")

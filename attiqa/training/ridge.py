@@ -25,13 +25,15 @@ import torch
 from attiqa.config import FinetuneConfig
 from attiqa.errors import AttiqaError
 from attiqa.evaluation.metrics import correlations
+from attiqa.io.batching import default_num_workers
 from attiqa.io.checkpoints import read_card
 from attiqa.models import AttiqaModel, load_model, save_model
 from attiqa.models.ridge_head import RidgeHead, signed_power
 from attiqa.training import distributed as D
-from attiqa.training.cached import TEST_VIEWS
-from attiqa.training.data import MosDataset
-from attiqa.training.feature_cache import cached_features
+from attiqa.training.data import MosSplit
+from attiqa.training.mos import TEST_VIEWS, cached_mos_trainer, predict_cached
+from attiqa.training.sources import five_crop_views, shared_cached_features
+from attiqa.training.trainer import one_thread
 
 ALPHAS = tuple(10.0 ** (k / 4) for k in range(25))  # 1 .. 1e6 on standardised features
 WEIGHTS = tuple(k / 10 for k in range(11))  # the ridge's share of the MOS, when cross-validated
@@ -110,6 +112,7 @@ def add_ridge_head(
     cfg: FinetuneConfig,
     model: AttiqaModel,
     init_model: AttiqaModel | None,
+    split: MosSplit,
     stage_dir: Path,
     history: list[dict[str, Any]],
     progress: bool = True,
@@ -118,25 +121,21 @@ def add_ridge_head(
     run's ``best`` checkpoint, and rewrite both; returns (best checkpoint's combined metrics, history with
     the combined model as its last entry). ``init_model`` (the model before MOS training) is needed only
     to choose the weight by cross-validation (``cfg.ridge_weight`` None)."""
-    from attiqa.training.cached import _split_rows, _workers, five_crop_views, predict_cached
-
-    csv_path = Path(cfg.csv)
     backbone = model.backbone
     view_tf, view = five_crop_views(backbone, cfg.resize_shorter, cfg.crop_size)
-    data = MosDataset(csv_path, cfg.image_root or None, view_tf, on_error="skip")
-    tr_all, va_all, _ = _split_rows(cfg, csv_path, len(data))
-    cache = cfg.feature_cache_dir and Path(cfg.feature_cache_dir)
-    kw = {"batch_size": max(1, cfg.batch_size // 5), "workers": _workers(cfg.num_workers),
-          "progress": progress}  # fmt: skip
-    stats, ok_stats = cached_features(backbone.tap_view(cfg.ridge_taps), data, view, cache, **kw)
-    feats, ok_feats = cached_features(backbone, data, view, cache, **kw)  # the MLP's, for its metrics
+    data = split.dataset(view_tf, on_error="skip")
+    n_workers = default_num_workers() if cfg.num_workers is None else cfg.num_workers
+    kw = {"batch_size": max(1, cfg.batch_size // 5), "workers": n_workers, "progress": progress}
+    stats, ok_stats = shared_cached_features(backbone.tap_view(cfg.ridge_taps), data, view,
+                                             cfg.feature_cache_dir, **kw)  # fmt: skip
+    feats, ok_feats = shared_cached_features(backbone, data, view, cfg.feature_cache_dir, **kw)  # the MLP's
     valid = ok_stats & ok_feats
-    tr = torch.tensor([i for i in tr_all if valid[i]], dtype=torch.long)
-    va = torch.tensor([i for i in va_all if valid[i]], dtype=torch.long)
+    tr = torch.tensor([i for i in split.train if valid[i]], dtype=torch.long)
+    va = torch.tensor([i for i in split.val if valid[i]], dtype=torch.long)
     if len(tr) < 3 * CV_FOLDS:
-        raise AttiqaError(f"{csv_path}: too few readable training photos for the ridge head ({len(tr)})")
+        raise AttiqaError(f"{split.source}: too few readable training photos for the ridge head ({len(tr)})")
     x = signed_power(stats[:, :TEST_VIEWS], cfg.ridge_power).mean(1)
-    target01 = model.mos_to_unit_scale(data.mos.float())
+    target01 = model.mos_to_unit_scale(split.mos.float())
     fit = fit_ridge(x[tr], target01[tr])
     card_ridge: dict[str, Any] = {"loo_rmse_unit_scale": fit.loo_rmse, "n_train": len(tr)}
     weight = cfg.ridge_weight
@@ -149,7 +148,7 @@ def add_ridge_head(
         return ridge_head_from_fit(fit, cfg.ridge_taps, cfg.ridge_power, weight)
 
     def val_metrics(m: AttiqaModel) -> tuple[dict[str, float], dict[str, float]]:
-        target = data.mos[va].double().numpy()
+        target = split.mos[va].double().numpy()
         return tuple(  # type: ignore[return-value]
             correlations(m.mos_to_dataset_scale(predict_cached(m, feats, va, s)).double().numpy(), target)
             for s in (stats, None)
@@ -197,15 +196,12 @@ def choose_ridge_weight(
     per fold, the MOS MLP is trained again from ``init_model`` exactly as the run trained it (cached
     features, ``cfg.epochs``) and the ridge refitted; the weight in :data:`WEIGHTS` with the least
     out-of-fold squared error wins. Costs ``CV_FOLDS`` more MLP trainings (seconds each, cached features)."""
-    from attiqa.training.cached import _one_thread, mos_epoch_cached, predict_cached
-    from attiqa.training.finetune import _set_trainable, make_optimizer
-
     gen = torch.Generator().manual_seed(cfg.seed)
     order = tr[torch.randperm(len(tr), generator=gen)]
     folds = order.tensor_split(CV_FOLDS)
     mlp_oof, ridge_oof = torch.empty(len(order)), torch.empty(len(order))
     start = 0
-    with _one_thread():
+    with one_thread():
         for k, held in enumerate(folds):
             rows = torch.cat([f for j, f in enumerate(folds) if j != k])
             fit = fit_ridge(x[rows], target01[rows])
@@ -213,11 +209,7 @@ def choose_ridge_weight(
             ridge_oof[part] = fit.predict(x[held])
             m = copy.deepcopy(init_model)
             m.backbone.load_state_dict(model.backbone.state_dict())  # frozen: its feature statistics
-            _set_trainable(m, cfg.freeze_backbone)
-            m.backbone.requires_grad_(False)
-            optimizer, base_lrs = make_optimizer(m, cfg)
-            for epoch in range(cfg.epochs):
-                mos_epoch_cached(m, optimizer, base_lrs, feats, rows, target01, cfg, epoch)
+            cached_mos_trainer(m, cfg, feats, rows, target01, progress=False).fit()  # no files
             mlp_oof[part] = predict_cached(m, feats, held)
             start += len(held)
     y = target01[order].double()

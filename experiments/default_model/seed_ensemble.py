@@ -22,10 +22,10 @@ from attiqa.datasets import get_dataset
 from attiqa.evaluation.metrics import correlations
 from attiqa.evaluation.protocols import load_base_config, random_splits, write_split_csv
 from attiqa.models import load_model
-from attiqa.training.cached import five_crop_views
 from attiqa.training.data import MosDataset
 from attiqa.training.feature_cache import cached_features
 from attiqa.training.finetune import finetune
+from attiqa.training.sources import five_crop_views
 
 
 def test_features(model, split_csv: Path, test_rows: list[int], cfg) -> tuple[torch.Tensor, np.ndarray]:

@@ -1,0 +1,139 @@
+"""Fine-tuning pieces shared by the image loop, the cached-feature loop and the ridge weight's
+cross-validation: which parameters train, the optimizer, train/eval modes, cached predictions, and the
+cached MOS trainer itself (one configuration of :class:`~attiqa.training.trainer.Trainer`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from attiqa.config import FinetuneConfig
+from attiqa.errors import ConfigError
+from attiqa.models import AttiqaModel
+from attiqa.training.losses import mos_loss
+from attiqa.training.sources import CachedBatches
+from attiqa.training.trainer import LR_SCHEDULES, BatchSource, Trainer
+
+CENTRE_VIEW = 4  # FiveCropTest order: TL, TR, BL, BR, centre (then their mirror images with hflip)
+TEST_VIEWS = 5  # validation averages the five unmirrored crops, as the scorer's five-crop test does
+
+
+METRIC_KEYS = ("srocc", "plcc", "krcc", "rmse", "n")
+
+
+@dataclass
+class FinetuneResult:
+    """``last_checkpoint`` is the model to use: the run's last epoch. ``best_checkpoint`` is the epoch with
+    the best SROCC on the held-out split — the split its metrics are reported on (the test split in the
+    protocols), so its numbers are optimistic; kept for ablations (``attiqa bench --select best``)."""
+
+    best_checkpoint: Path
+    best_metrics: dict[str, float]
+    history: list[dict[str, Any]] = field(default_factory=list)
+    last_checkpoint: Path | None = None
+
+    @property
+    def last_metrics(self) -> dict[str, float]:
+        """The held-out metrics of ``last_checkpoint`` (with a ridge head: of the combined MOS)."""
+        last = self.history[-1] if self.history else {}
+        return {k: last[k] for k in METRIC_KEYS if k in last}
+
+
+def set_trainable(model: AttiqaModel, freeze_backbone: bool) -> None:
+    """The MOS MLP trains; the heads' last layers never do (not on the MOS path, §3.5); the rest unless
+    ``freeze_backbone``."""
+    for name, p in model.named_parameters():
+        if name.startswith("mos_head."):
+            p.requires_grad_(True)
+        elif name.startswith("heads.") and ".fc2." in name:
+            p.requires_grad_(False)  # not on the MOS path (§3.5)
+        else:
+            p.requires_grad_(not freeze_backbone)
+
+
+def keep_one_head(model: AttiqaModel, head: str) -> AttiqaModel:
+    """The same network with only ``head`` (its weights and calibration): the MOS MLP then sees that head's
+    features alone (ours: supplement Table 10 analogue, one attribute at a time)."""
+    if head not in model.head_names:
+        raise ConfigError(
+            f"finetune.single_head: {head!r} is not a head of this model ({', '.join(model.head_names)})"
+        )
+    one = AttiqaModel(model.backbone, (head,), model.head_hidden, input_sizes=dict(model.input_sizes))
+    one.heads[head].load_state_dict(model.heads[head].state_dict())
+    i = model.head_names.index(head)
+    one.calib_quantiles.copy_(model.calib_quantiles[i : i + 1])
+    one.calibrated.copy_(model.calibrated)
+    return one
+
+
+def make_optimizer(model: AttiqaModel, cfg: FinetuneConfig) -> tuple[torch.optim.AdamW, list[float]]:
+    """AdamW over the trainable parameters: the regression MLP at ``head_lr``, the rest at ``lr``; returns it
+    with each group's base learning rate (what the schedule scales)."""
+    if cfg.lr_schedule not in LR_SCHEDULES:
+        valid = ", ".join(LR_SCHEDULES)
+        raise ConfigError(f"finetune.lr_schedule: {cfg.lr_schedule!r} is not one of {valid}")
+    body = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith("mos_head.")]
+    groups = [{"params": list(model.mos_head.parameters()), "lr": cfg.head_lr or cfg.lr}]
+    if body:
+        groups.insert(0, {"params": body, "lr": cfg.lr})
+    optimizer = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return optimizer, [g["lr"] for g in optimizer.param_groups]
+
+
+def image_train_mode(model: AttiqaModel, freeze_backbone: bool, freeze_bn: bool = False) -> None:
+    """End to end: everything trains, except a frozen backbone/heads (eval mode) and, for the LP-FT polish,
+    every BatchNorm (small batches must not move the statistics)."""
+    model.train()
+    if freeze_backbone:
+        model.backbone.eval()
+        model.heads.eval()
+    if freeze_bn:
+        for m in model.modules():
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                m.eval()
+
+
+def cached_train_mode(model: AttiqaModel) -> None:
+    """Heads train; the frozen backbone (BN statistics, feature standardisation) stays in eval mode."""
+    model.train()
+    model.backbone.eval()
+
+
+@torch.no_grad()
+def predict_cached(
+    model: AttiqaModel, feats: torch.Tensor, rows: torch.Tensor, stats: torch.Tensor | None = None
+) -> torch.Tensor:
+    """MOS on the unit scale of ``rows``: the mean over the five test crops, as five-crop scoring; with
+    ``stats`` (cached ridge tap statistics) through the ridge head too."""
+    model.eval()
+    f = model.backbone.normalize(feats[rows, :TEST_VIEWS].flatten(0, 1))
+    s = stats[rows, :TEST_VIEWS].flatten(0, 1) if stats is not None else None
+    return model.forward_features(f, s).mos.view(len(rows), TEST_VIEWS).mean(1)
+
+
+def cached_mos_trainer(
+    model: AttiqaModel, cfg: FinetuneConfig, feats: torch.Tensor, rows: torch.Tensor, target01: torch.Tensor,
+    source: BatchSource | None = None, loss: Callable[[torch.Tensor, Any], torch.Tensor] | None = None,
+    **kw: Any,
+) -> Trainer:  # fmt: skip
+    """The MOS trainer on cached features of ``rows`` (targets on the unit scale): parameters as
+    :func:`set_trainable` says, the backbone frozen; ``kw`` go to :class:`Trainer` (files, validation).
+
+    ``source`` (default: :class:`CachedBatches` of ``rows``) and ``loss(pred_unit_mos, targets)`` (default:
+    :func:`mos_loss` with ``cfg.plcc_weight``) replace the batches and the objective; the source's inputs
+    must be cached features (B, F)."""
+    set_trainable(model, cfg.freeze_backbone)
+    model.backbone.requires_grad_(False)
+    optimizer, base_lrs = make_optimizer(model, cfg)
+    source = source or CachedBatches(feats, target01, rows, cfg.batch_size, cfg.seed)
+    objective = loss or (lambda pred, y: mos_loss(pred, y, cfg.plcc_weight))
+
+    def step_loss(x: torch.Tensor, y: Any) -> torch.Tensor:
+        return objective(model.forward_features(model.backbone.normalize(x)).mos, y)
+
+    return Trainer("finetune", model, source, step_loss, optimizer, cfg.epochs, lr_schedule=cfg.lr_schedule,
+                   base_lrs=base_lrs, train_mode=lambda: cached_train_mode(model), **kw)  # fmt: skip

@@ -1,0 +1,127 @@
+"""Batch sources for :class:`~attiqa.training.trainer.Trainer`: what one epoch trains on.
+
+- :class:`ImageBatches`: images through a DataLoader (random crops), data order from a DistributedSampler
+  (seed, epoch) and the augmentation RNG re-seeded from (seed, epoch, rank), so a resumed epoch replays
+  exactly; ``batch_size`` is the GLOBAL batch, each process takes its share.
+- :class:`CachedBatches` (ours, CPU budget mode): rows of cached backbone features, one of each image's
+  fixed views drawn at random per epoch (see :mod:`attiqa.training.cached`).
+
+A new source is any object with ``epoch(e) -> (batches, n_steps)`` yielding ``(inputs, targets)`` pairs
+(tensors, moved to the device by the loop) and depending only on (seed, e).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from attiqa.training import distributed as D
+from attiqa.training.feature_cache import cached_features
+from attiqa.training.transforms import FiveCropTest, MirroredFiveCropTest
+
+
+def per_process_batch(global_batch: int, n_items: int) -> int:
+    """``global_batch // world_size``, at least 2 (a ranking batch needs pairs), at most the rank's share."""
+    ws = D.world_size()
+    b = max(2, global_batch // ws)
+    return max(1, min(b, -(-n_items // ws)))
+
+
+def make_loader(
+    dataset, batch_size: int, sampler, num_workers: int, seed: int, drop_last: bool, collate_fn=None
+) -> DataLoader:
+    g = torch.Generator()
+    g.manual_seed(seed)
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=num_workers,
+        generator=g,
+        drop_last=drop_last,
+        collate_fn=collate_fn,
+        pin_memory=torch.cuda.is_available(),
+        prefetch_factor=4 if num_workers > 0 else None,
+    )
+
+
+class ImageBatches:
+    """Batches of ``(image, target)`` from a dataset of ``(image, target, index)`` items."""
+
+    def __init__(
+        self, dataset: Dataset, batch_size: int, seed: int, workers: int, max_steps: int | None = None
+    ) -> None:
+        self.dataset, self.seed, self.workers, self.max_steps = dataset, seed, workers, max_steps
+        self.batch_size = per_process_batch(batch_size, len(dataset))  # type: ignore[arg-type]
+        self.sampler = D.make_sampler(dataset, shuffle=True, seed=seed, drop_last=False)
+        self.drop_last = len(self.sampler) > self.batch_size  # whole batches, unless the data is smaller
+
+    def epoch(self, epoch: int) -> tuple[Iterable[tuple[Any, torch.Tensor]], int]:
+        seed = D.epoch_seed(self.seed, epoch, D.rank())
+        torch.manual_seed(seed)  # augmentation RNG in the main process (num_workers=0)
+        self.sampler.set_epoch(epoch)
+        loader = make_loader(self.dataset, self.batch_size, self.sampler, self.workers, seed, self.drop_last)
+        n = len(loader) if self.max_steps is None else min(len(loader), self.max_steps)
+        return ((x, y) for x, y, _ in loader), n
+
+
+class CachedBatches:
+    """Batches of ``(features (B, F), targets[rows])`` over ``rows`` of cached ``feats`` (N, K, F): shuffled
+    by (seed, epoch), each image one of its K views; whole batches only (unless there is just one)."""
+
+    def __init__(self, feats: torch.Tensor, targets: torch.Tensor, rows: torch.Tensor, batch_size: int,
+                 seed: int) -> None:  # fmt: skip
+        self.feats, self.targets, self.rows, self.seed = feats, targets, rows, seed
+        self.batch_size = min(batch_size, len(rows))
+
+    def steps(self) -> int:
+        n = len(self.rows)
+        return n // self.batch_size if n > self.batch_size else 1
+
+    def epoch(self, epoch: int) -> tuple[Iterable[tuple[Any, torch.Tensor]], int]:
+        return self._batches(epoch), self.steps()
+
+    def _batches(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        gen = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
+        order = self.rows[torch.randperm(len(self.rows), generator=gen)]
+        views = torch.randint(0, self.feats.shape[1], (len(order),), generator=gen)
+        bsz = self.batch_size
+        stop = len(order) - (len(order) % bsz if len(order) > bsz else 0)
+        for s in range(0, stop, bsz):
+            idx = order[s : s + bsz]
+            yield self.feats[idx, views[s : s + bsz]], self.targets[idx]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Cached views
+
+
+def five_crop_views(
+    backbone, resize_shorter: int | None, crop: int, mirrored: bool = False
+) -> tuple[FiveCropTest, dict[str, Any]]:
+    """The cached views (five crops, with ``mirrored`` their mirror images too) and their cache key."""
+    cls = MirroredFiveCropTest if mirrored else FiveCropTest
+    tf = cls(backbone.mean, backbone.std, resize_shorter, crop)
+    desc = {"kind": "five_crop", "resize_shorter": resize_shorter, "crop": crop,
+            "mean": list(backbone.mean), "std": list(backbone.std)}  # fmt: skip
+    if mirrored:  # only then: caches made without mirrors keep their key
+        desc["mirrored"] = True
+    return tf, desc
+
+
+def shared_cached_features(
+    backbone, dataset, view: dict[str, Any], root: str | Path | None, batch_size: int, workers: int,
+    progress: bool,
+) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    """:func:`cached_features`, computed by rank 0 only under torchrun (the other ranks wait, then read)."""
+    if not D.is_main():
+        D.barrier()
+    out = cached_features(backbone, dataset, view, Path(root) if root else None, batch_size=batch_size,
+                          workers=workers, progress=progress and D.is_main())  # fmt: skip
+    if D.is_main():
+        D.barrier()
+    return out

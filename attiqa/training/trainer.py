@@ -1,0 +1,355 @@
+"""The one training loop: epochs, learning-rate schedule, best-metric tracking, rank-0 checkpoints, resume.
+
+Pretraining, fine-tuning and the LP-FT polish are configurations of :class:`Trainer`; what changes between
+them is the :class:`~attiqa.training.sources.BatchSource` (images through a DataLoader, or cached backbone
+features), the ``step_loss`` (forward + loss of one batch), the optimizer and the optional ``validate``.
+
+Resume (ours): after an epoch the loop writes ONE file, ``last.state.safetensors``, holding the weights,
+the optimizer state and the bookkeeping (epoch, global step, history, best so far), atomically; only then
+the ordinary checkpoint ``last.safetensors`` (+ card) that users score. A kill at any moment leaves a
+complete state file (of this epoch or the one before), so ``resume=True`` always continues; state files of
+older versions (no weights inside) are still read, with the weights taken from ``last.safetensors``.
+
+Only rank 0 writes files (:class:`WriteLog` refuses writes elsewhere); every rank reads the same state.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+
+from attiqa.errors import AttiqaError
+from attiqa.io.checkpoints import load_checkpoint, load_training_state, read_card, save_training_state
+from attiqa.models import save_model
+from attiqa.training import distributed as D
+
+DEBUG_HASH_ENV = "ATTIQA_DEBUG_HASH_DIR"  # tests: each rank writes its final weight hash + files it wrote
+LR_SCHEDULES = ("constant", "cosine")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Small pieces every stage uses
+
+
+def lr_factor(schedule: str, step: int, total: int) -> float:
+    """Learning-rate multiplier at optimizer step ``step`` of ``total``; a pure function of the step, so a
+    resumed run continues on the same curve. "cosine" (ours): half a cosine from 1 down to 0."""
+    if schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * min(step, total) / max(total, 1)))
+    return 1.0
+
+
+def set_scheduled_lr(optimizer, base_lrs: list[float], schedule: str, step: int, total: int) -> None:
+    factor = lr_factor(schedule, step, total)
+    for group, base in zip(optimizer.param_groups, base_lrs, strict=True):
+        group["lr"] = base * factor
+
+
+def better(new: float, old: float | None) -> bool:
+    """NaN is never better; anything beats a NaN best."""
+    if new != new:  # nan
+        return False
+    return old is None or old != old or new > old
+
+
+def state_path_for(weights: Path) -> Path:
+    return weights.with_name(weights.name.replace(".safetensors", ".state.safetensors"))
+
+
+def weights_hash(model: torch.nn.Module) -> str:
+    """SHA-256 over the state dict (names, dtypes, bytes): equal hashes = bit-identical weights."""
+    h = hashlib.sha256()
+    for k, v in sorted(D.unwrap(model).state_dict().items()):
+        t = v.detach().cpu().contiguous()
+        h.update(k.encode())
+        h.update(str(t.dtype).encode())
+        h.update(t.view(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+class WriteLog:
+    """Records files written by this process; refuses writes on ranks other than 0 (only rank 0 writes)."""
+
+    def __init__(self) -> None:
+        self.files: list[str] = []
+
+    def __call__(self, path: Path) -> Path:
+        if not D.is_main():
+            raise RuntimeError(f"rank {D.rank()} tried to write {path}; only rank 0 writes files")
+        self.files.append(str(path))
+        return path
+
+    def debug_dump(self, model: torch.nn.Module) -> None:
+        """If ``ATTIQA_DEBUG_HASH_DIR`` is set, each rank writes ``rank{r}.json`` (weight hash, its files)."""
+        d = os.environ.get(DEBUG_HASH_ENV)
+        if d:
+            Path(d).mkdir(parents=True, exist_ok=True)
+            doc = {"rank": D.rank(), "world_size": D.world_size(), "hash": weights_hash(model),
+                   "files": self.files}  # fmt: skip
+            (Path(d) / f"rank{D.rank()}.json").write_text(json.dumps(doc))
+
+
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """Heads on cached features are small matrices: one thread is fastest, and far faster than several on a
+    busy CPU (measured: epochs of 1-30 s with 2 threads next to other jobs, steady with one)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@contextmanager
+def maybe_progress(enabled: bool) -> Iterator[Any]:
+    """A rich progress bar (rank 0 only) showing loss and images/s; None when disabled."""
+    if not enabled or not D.is_main():
+        yield None
+        return
+    from attiqa.progress import make_training_progress
+
+    with make_training_progress() as prog:
+        yield prog
+
+
+def to_device(obj: Any, device: torch.device) -> Any:
+    """Tensors, and tuples / lists / dicts of them (a source may yield image pairs or dataset ids)."""
+    if torch.is_tensor(obj):
+        return obj.to(device, non_blocking=True)
+    if isinstance(obj, (tuple, list)):
+        return type(obj)(to_device(o, device) for o in obj)
+    if isinstance(obj, dict):
+        return {k: to_device(v, device) for k, v in obj.items()}
+    return obj
+
+
+def batch_len(obj: Any) -> int:
+    """Items in a batch: the first dimension of its first tensor."""
+    if torch.is_tensor(obj):
+        return int(obj.shape[0])
+    if isinstance(obj, (tuple, list)) and obj:
+        return batch_len(obj[0])
+    if isinstance(obj, dict) and obj:
+        return batch_len(next(iter(obj.values())))
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The loop
+
+
+class BatchSource(Protocol):
+    """What the loop trains on. ``epoch(e)`` returns the epoch's batches ``(inputs, targets)`` and how many
+    steps to take from them; it must depend only on (seed, e) so that a resumed epoch replays exactly."""
+
+    def epoch(self, epoch: int) -> tuple[Iterable[tuple[Any, torch.Tensor]], int]: ...
+
+
+@dataclass
+class Trainer:
+    """One stage's training loop. Files (when ``stage_dir`` is set): ``last.safetensors`` + card and
+    ``last.state.safetensors`` every ``checkpoint_every`` epochs and after the last; ``best.safetensors``
+    whenever ``validate``'s ``best_key`` improves (only with ``keep_best``)."""
+
+    name: str  # "pretrain" | "finetune"; card stages are NAME / NAME-partial
+    model: torch.nn.Module  # the unwrapped model (what is saved)
+    source: BatchSource
+    step_loss: Callable[[Any, torch.Tensor], torch.Tensor]  # forward (through DDP if any) + loss
+    optimizer: torch.optim.Optimizer
+    epochs: int
+    stage_dir: Path | None = None  # None: no files (e.g. the ridge weight's cross-validation)
+    train_mode: Callable[[], None] | None = None  # None: model.train()
+    validate: Callable[[], dict[str, float]] | None = None  # metrics of the validation split, per epoch
+    best_key: str = "srocc"
+    keep_best: bool = True
+    lr_schedule: str = "constant"
+    base_lrs: list[float] | None = None  # None: each group's lr at construction
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    checkpoint_every: int = 1
+    card: dict[str, Any] = field(default_factory=dict)  # the checkpoints' card (epoch/history are added)
+    state_extra: dict[str, Any] = field(default_factory=dict)  # stored with the state (head names, ...)
+    label: str = ""  # progress text (default: name)
+    log_every: int = 1
+    progress: bool = True
+    history: list[dict[str, Any]] = field(default_factory=list)
+    global_step: int = 0
+    best: dict[str, Any] = field(default_factory=lambda: {"srocc": None, "metrics": {}, "epoch": None})
+    start_epoch: int = 0
+    log: WriteLog = field(default_factory=WriteLog)
+
+    def __post_init__(self) -> None:
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise AttiqaError(f"lr_schedule {self.lr_schedule!r} is not one of {', '.join(LR_SCHEDULES)}")
+        if self.base_lrs is None:
+            self.base_lrs = [g["lr"] for g in self.optimizer.param_groups]
+        self.label = self.label or self.name
+
+    # -- paths --------------------------------------------------------------------------------------------
+    @property
+    def last_path(self) -> Path:
+        assert self.stage_dir is not None
+        return self.stage_dir / "last.safetensors"
+
+    @property
+    def best_path(self) -> Path:
+        assert self.stage_dir is not None
+        return self.stage_dir / "best.safetensors"
+
+    # -- resume -------------------------------------------------------------------------------------------
+    def resume(self) -> dict[str, Any] | None:
+        """Continue from the state file in ``stage_dir`` if there is one; returns its bookkeeping."""
+        if self.stage_dir is None:
+            return None
+        state_file = state_path_for(self.last_path)
+        if not state_file.exists():
+            if self.last_path.exists():
+                raise AttiqaError(f"{state_file}: training state missing next to {self.last_path.name} — "
+                                  "cannot resume exactly")  # fmt: skip
+            return None
+        opt_state, extra, weights = load_training_state(state_file, with_model=True)
+        if weights is None:  # a state file of an older version: the weights are in `last`
+            card_epoch = read_card(self.last_path).get("epoch") if self.last_path.exists() else None
+            if card_epoch != extra.get("epoch"):
+                raise AttiqaError(
+                    f"{self.last_path}: weights are from epoch {card_epoch} but the optimizer state from "
+                    f"epoch {extra.get('epoch')} (written by an older version, interrupted while saving) — "
+                    "delete both files to restart the stage"
+                )
+            weights, _ = load_checkpoint(self.last_path)
+        if getattr(self.model, "ridge", None) is None:  # a finished fine-tuning run: its ridge is refitted
+            weights = {k: v for k, v in weights.items() if not k.startswith("ridge.")}
+        self.model.load_state_dict(weights, strict=True)
+        self.optimizer.load_state_dict(opt_state)
+        self.start_epoch = int(extra["epoch"])
+        self.global_step = int(extra["global_step"])
+        self.history = list(extra["history"])
+        if "best" in extra:
+            self.best = extra["best"]
+        last_epoch = read_card(self.last_path).get("epoch") if self.last_path.exists() else None
+        if last_epoch != self.start_epoch and D.is_main():  # killed between the state and `last`
+            card = {**self.card, "epoch": self.start_epoch, "history": self.history}
+            if self.validate is not None and self.history:
+                drop = ("epoch", "seconds", "train_loss")
+                card["metrics"] = {k: v for k, v in self.history[-1].items() if k not in drop}
+            self._write_last(self.start_epoch - 1, card)
+        return extra
+
+    # -- one epoch ----------------------------------------------------------------------------------------
+    def run_epoch(
+        self,
+        epoch: int,
+        batches: Iterable,
+        n_steps: int,
+        on_step: Callable[[float, float], None] | None = None,
+    ) -> dict[str, Any]:
+        """Train one epoch on ``batches`` (``source.epoch(epoch)``); returns its loss (mean over steps and
+        ranks), steps, images and start time."""
+        (self.train_mode or self.model.train)()
+        total = n_steps * self.epochs
+        t0, loss_sum, n_img, steps = time.perf_counter(), torch.zeros((), device=self.device), 0, 0
+        for step, (x, y) in enumerate(batches):
+            if step >= n_steps:
+                break
+            if self.lr_schedule != "constant":
+                set_scheduled_lr(
+                    self.optimizer, self.base_lrs, self.lr_schedule, self.global_step + step, total
+                )
+            x, y = to_device(x, self.device), to_device(y, self.device)
+            loss = self.step_loss(x, y)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            loss_sum += loss.detach()
+            n_img += batch_len(x)
+            steps += 1
+            if on_step is not None:
+                on_step(float(loss.detach()), n_img * D.world_size() / max(time.perf_counter() - t0, 1e-9))
+        D.average_buffers(self.model)
+        mean_loss = float(D.all_reduce_mean(loss_sum / max(steps, 1)))
+        self.global_step += steps
+        return {"loss": mean_loss, "steps": steps, "images": n_img, "t0": t0}
+
+    # -- checkpoints --------------------------------------------------------------------------------------
+    def save_checkpoint(self, epoch: int, metrics: dict[str, float] | None, improved: bool) -> None:
+        """Rank 0: ``best`` if improved; then, when due, the state file and after it ``last``."""
+        if self.stage_dir is None or not D.is_main():
+            return
+        card = {**self.card, "epoch": epoch + 1, "history": self.history}
+        if metrics is not None:
+            card["metrics"] = metrics
+        if improved and self.keep_best:
+            save_model(self.model, self.log(self.best_path), {**card, "best_epoch": epoch + 1})
+        if (epoch + 1) % max(1, self.checkpoint_every) == 0 or epoch + 1 == self.epochs:
+            extra = {"epoch": epoch + 1, "global_step": self.global_step, "history": self.history,
+                     **self.state_extra}  # fmt: skip
+            if self.validate is not None:
+                extra["best"] = self.best
+            state = {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
+            save_training_state(self.log(state_path_for(self.last_path)), self.optimizer.state_dict(), extra,
+                                model_state=state)  # fmt: skip
+            self._write_last(epoch, card)
+
+    def _write_last(self, epoch: int, card: dict[str, Any]) -> None:
+        stage = self.name if epoch + 1 == self.epochs else f"{self.name}-partial"
+        save_model(self.model, self.log(self.last_path), {**card, "stage": stage})
+
+    # -- the loop -----------------------------------------------------------------------------------------
+    def fit(self, resume: bool = False) -> list[dict[str, Any]]:
+        """Train epochs ``start_epoch .. epochs - 1`` (after ``resume()`` if asked); returns the history."""
+        if resume:
+            self.resume()
+        with maybe_progress(self.progress) as prog:
+            for epoch in range(self.start_epoch, self.epochs):
+                self._one(epoch, prog)
+                D.barrier()
+        return self.history
+
+    def _one(self, epoch: int, prog) -> None:
+        batches, n_steps = self.source.epoch(epoch)
+        task = on_step = None
+        if prog is not None:
+            task = prog.add_task(f"{self.label} {epoch + 1}/{self.epochs}", total=n_steps, loss=0.0, ips=0.0)
+
+            def on_step(lv: float, ips: float, t=task) -> None:
+                prog.update(t, advance=1, loss=lv, ips=ips)
+
+        stats = self.run_epoch(epoch, batches, n_steps, on_step)
+        metrics = self.validate() if self.validate is not None else None
+        seconds = round(time.perf_counter() - stats["t0"], 3)
+        if metrics is None:
+            entry = {"epoch": epoch + 1, "loss": stats["loss"], "steps": stats["steps"], "seconds": seconds}
+        else:
+            entry = {"epoch": epoch + 1, "train_loss": stats["loss"], **metrics, "seconds": seconds}
+        self.history.append(entry)
+        improved = False
+        if metrics is not None:
+            improved = self.best["srocc"] is None or better(metrics[self.best_key], self.best["srocc"])
+            if improved:
+                self.best = {"srocc": metrics[self.best_key], "metrics": metrics, "epoch": epoch + 1}
+        if prog is not None:
+            prog.remove_task(task)
+        if self.progress and D.is_main() and ((epoch + 1) % self.log_every == 0 or epoch + 1 == self.epochs):
+            from attiqa.progress import console
+
+            text = f"{self.label} epoch {epoch + 1}/{self.epochs}: loss {stats['loss']:.4f}"
+            if metrics is not None:
+                text += (
+                    f" SROCC {metrics['srocc']:.4f} PLCC {metrics['plcc']:.4f}{' (best)' if improved else ''}"
+                )
+            (prog.console if prog is not None else console).log(text)
+        self.save_checkpoint(epoch, metrics, improved)
+
+    def finish(self) -> None:
+        """Tests: each rank records its final weights and the files it wrote (``ATTIQA_DEBUG_HASH_DIR``)."""
+        self.log.debug_dump(self.model)
