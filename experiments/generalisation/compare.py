@@ -237,6 +237,7 @@ def main() -> None:
     results = {}
     if biq is not None and (not args.only or "shipped" in args.only):
         results.update(shipped(clive, biq, nat_te))
+        save(args.out, results)
     for cand in todo:
         xc = select(clive, cand.feats, blocks)
         xb = select(biq, cand.feats, blocks) if biq is not None else None
@@ -269,10 +270,14 @@ def main() -> None:
                "biq_plcc": med(bq, "plcc"), "alpha_median": float(np.median(alphas)), **rates,
                "clive_per_split": [round(m["srocc"], 4) for m in cl]}  # fmt: skip
         results[cand.name] = res
+        save(args.out, results)  # after every candidate: a killed run keeps what it measured
         print(f"{cand.name:40s} CLIVE {res['clive_srocc']:.3f}/{res['clive_plcc']:.3f}  BIQ "
               f"{res['biq_srocc']:.3f}/{res['biq_plcc']:.3f}  " + rate_text(rates), flush=True)  # fmt: skip
-    old = json.loads(args.out.read_text()) if args.out.exists() else {}
-    args.out.write_text(json.dumps({**old, **results}, indent=1))
+
+
+def save(out: Path, results: dict) -> None:
+    old = json.loads(out.read_text()) if out.exists() else {}
+    out.write_text(json.dumps({**old, **results}, indent=1))
 
 
 def rate_text(rates: dict) -> str:
