@@ -37,12 +37,17 @@ def _device(device: str) -> str:
 
 @app.command()
 def label(
-    images: list[Path] = typer.Argument(..., help="Image files and/or folders (searched recursively)."),
+    images: list[Path] = typer.Argument(
+        ...,
+        help="Image files and/or folders (searched recursively).",
+        readable=False,  # an unreadable file is skipped and reported, as inside a folder (issue 16)
+    ),
     teacher: str = typer.Option(
         "classical",
         "--teacher",
         "-t",
-        help="classical | clip:MODEL/PRETRAINED (e.g. clip:ViT-B-16/openai) | "
+        help="classical (default; ours: weight-free measures, NOT the paper's CLIP teacher) | "
+        "clip:MODEL/PRETRAINED (the paper's teacher, e.g. clip:ViT-B-16/openai) | "
         "clip:PATH (local open_clip folder/file).",
     ),
     out: Path = typer.Option(Path("labels.parquet"), "--out", "-o", help="Output Parquet file (resumable)."),
@@ -167,7 +172,11 @@ def write_sheet(run, scorer, path: Path, limit: int = 48) -> Path:
 
 @app.command()
 def score(
-    paths: list[Path] = typer.Argument(..., help="Image files and/or folders (searched recursively)."),
+    paths: list[Path] = typer.Argument(
+        ...,
+        help="Image files and/or folders (searched recursively).",
+        readable=False,  # an unreadable file is skipped and reported, as inside a folder (issue 16)
+    ),
     model: str | None = typer.Option(
         None, "--model", "-m", help="Checkpoint, named model or scorer (list-scorers); clipiqa:DIR."
     ),
@@ -310,7 +319,11 @@ def models_cmd() -> None:
 
 @app.command()
 def degrade(
-    sources: list[Path] = typer.Argument(..., help="Image files and/or folders (searched recursively)."),
+    sources: list[Path] = typer.Argument(
+        ...,
+        help="Image files and/or folders (searched recursively).",
+        readable=False,  # an unreadable file is skipped and reported, as inside a folder (issue 16)
+    ),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder."),
     distortions: str = typer.Option(
         ",".join(DEFAULT_GRADED),
@@ -337,6 +350,8 @@ def degrade(
     console.print(f"[green]{len(res.written)} written, {len(res.existing)} already there, in {out}")
     for e in res.failed:
         console.print(f"[yellow]skipped: {e}")
+    if not res.written and not res.existing:  # one rule: fail only when nothing could be done (issue 16)
+        raise AttiqaError("no source image could be read")
 
 
 @app.command()

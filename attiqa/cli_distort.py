@@ -101,7 +101,11 @@ def gallery_cmd(
 
 
 def make_distorted_cmd(
-    sources: list[Path] = typer.Argument(..., help="Pristine images: files and/or folders (recursive)."),
+    sources: list[Path] = typer.Argument(
+        ...,
+        help="Pristine images: files and/or folders (recursive).",
+        readable=False,  # an unreadable file is skipped and reported, as inside a folder (issue 16)
+    ),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder (images/r<round>/, labels.csv)."),
     rounds: int = typer.Option(10, min=1, help="Rounds R: every source gets a new random mix per round."),
     seed: int = typer.Option(0, help="Seed of every draw (same seed + settings = same dataset)."),

@@ -22,8 +22,12 @@ def train_exiqa_cmd(
     warmup_epochs: int = typer.Option(20, min=0, help="Linear warmup epochs (paper: 20)."),
     lr: float = typer.Option(0.002, help="Peak learning rate of the cosine schedule (paper: 0.002)."),
     batch_size: int = typer.Option(32, min=1),
-    prompts: int = typer.Option(8, min=1, help="Number of shallow visual prompt tokens."),
-    val_fraction: float = typer.Option(0.1, min=0.0, max=0.9, help="Held-out share for accuracy / RMSE."),
+    prompts: int = typer.Option(
+        100, min=1, help="Shallow visual prompt tokens (paper Table II: 100 KADID/TID2013, 30 LVQ, 15 LIVE)."
+    ),
+    val_fraction: float = typer.Option(
+        0.1, min=0.0, max=0.9, help="Held-out share of source photos for accuracy / RMSE."
+    ),
     attributes: Path | None = typer.Option(None, help="Attribute file (default: the bundled 25 x 5)."),
     seed: int = typer.Option(0),
     device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N"),

@@ -52,7 +52,7 @@ def _spaq(root: Path, limit: int | None, seed: int, attributes):
     records = SPAQ(root).read_records()
     if limit and limit < len(records):
         records = sorted(random.Random(seed).sample(records, limit), key=lambda r: str(r.image))
-    ratings = {a: [r.values.get(a, math.nan) for r in records] for a in attributes}
+    ratings = {a: [r.values.get(a, math.nan) for r in records] for a in (*attributes, "mos")}  # mos: signs
     return [r.image for r in records], ratings
 
 
@@ -181,6 +181,8 @@ def select_prompts_cmd(
         console.print(f"[green]wrote {write_all_pairs_csv(result, out / 'all_pairs.csv')}")
     for msg in result.failed:
         console.print(f"[yellow]skipped: {msg}")
+    for a in (a for a, sign in result.human_signs.items() if sign < 0):
+        console.print(f"[yellow]SPAQ's {a} ratings fall as its MOS rises: read as lower = better (flipped)")
     console.print(
         f"selection on cached embeddings: {result.seconds_selection * 1000:.0f} ms "
         f"({result.n_photos} photos, {result.n_rated} rated images)"

@@ -75,7 +75,7 @@ class LabelConfig:
     """Pseudo-labelling (paper §3.2)."""
 
     images: list[str] = field(default_factory=list)  # files and folders (searched recursively)
-    teacher: str = "classical"  # "classical" | "clip:MODEL/PRETRAINED" | "clip:PATH"
+    teacher: str = "classical"  # ours, weight-free; the paper uses CLIP: "clip:MODEL/PRETRAINED", "clip:PATH"
     prompts: str | None = None  # prompts JSON; None = paper Table 1
     clip_scale: float = field(default=1.0, metadata=POSITIVE)  # multiplier of cos in eq. (2); 1.0 = paper
     batch_size: int = field(default=32, metadata=AT_LEAST_1)

@@ -8,6 +8,10 @@ Resumable and crash-safe by construction:
 
 Sharding: under ``torchrun`` each rank labels ``paths[rank::world_size]`` into its own part files;
 rank 0 merges after a barrier. The Parquet schema metadata records the teacher, model id and prompts.
+
+The ``image`` column holds each image's absolute path as UTF-8 text; a file name that is not valid UTF-8
+(Parquet strings must be) is stored as a ``file:`` URI with its bytes percent-encoded, and
+:func:`label_paths` reads every row back to the very same path (see :mod:`attiqa.io.names`).
 """
 
 from __future__ import annotations
@@ -25,8 +29,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from attiqa.errors import AttiqaError, ImageLoadError
-from attiqa.io.atomic import atomic_path
+from attiqa.io.atomic import atomic_path, remove_orphan_temps
 from attiqa.io.batching import default_num_workers, iter_image_batches
+from attiqa.io.names import path_text, text_path
 from attiqa.teachers.base import Teacher
 
 META_KEY = b"attiqa_labels"
@@ -63,6 +68,11 @@ def done_images(out: Path) -> set[str]:
         for part in sorted(pdir.glob("*.parquet")):
             done.update(pq.read_table(part, columns=["image"]).column("image").to_pylist())
     return done
+
+
+def label_paths(table: pa.Table) -> list[Path]:
+    """The image paths of a label table, decoded from its ``image`` column (see the module docstring)."""
+    return [text_path(t) for t in table.column("image").to_pylist()]
 
 
 def _schema(columns: Sequence[str], meta: dict[str, Any]) -> pa.Schema:
@@ -152,12 +162,15 @@ def label_images(
             )
     schema = _schema(teacher.columns, meta)
     done = done_images(out)
-    all_paths = [Path(p).absolute() for p in paths]  # absolute: the table is usable from any folder
-    todo = [p for p in all_paths if str(p) not in done]
+    all_paths = [Path(os.path.abspath(p)) for p in paths]  # absolute: the table is usable from any folder
+    todo = [p for p in all_paths if path_text(p) not in done]
     skipped_done = len(all_paths) - len(todo)
     todo = todo[rank::world_size]
     pdir = parts_dir(out)
     pdir.mkdir(parents=True, exist_ok=True)
+    if rank == 0:  # temps of a killed run (never a live writer's: see remove_orphan_temps)
+        remove_orphan_temps(pdir)
+        remove_orphan_temps(out.parent, targets=[out.name])
     workers = default_num_workers() if num_workers is None else num_workers
     failed: list[ImageLoadError] = []
     labelled = 0
@@ -172,12 +185,15 @@ def label_images(
             if not np.all(np.isfinite(scores)):
                 bad = [str(todo[batch.indices[i]]) for i in np.where(~np.isfinite(scores).all(1))[0]]
                 raise AttiqaError(f"teacher produced non-finite scores for {bad[:3]} — report this as a bug")
-            _write_part(pdir, rank, seq, [str(todo[i]) for i in batch.indices], scores, schema)
+            _write_part(pdir, rank, seq, [path_text(todo[i]) for i in batch.indices], scores, schema)
             labelled += len(batch.indices)
         if on_batch:
             on_batch(len(batch.indices), len(batch.errors))
     if merge and world_size == 1:
         merge_parts(out, schema)
+        if not out.exists():  # nothing could be labelled: say why instead of leaving no file
+            why = "; ".join(str(e) for e in failed[:3]) or "no images were given"
+            raise AttiqaError(f"no image could be labelled ({len(failed)} unreadable): {why}")
     return LabelResult(out, labelled, skipped_done, failed, time.perf_counter() - start)
 
 

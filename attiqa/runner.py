@@ -74,6 +74,10 @@ def run_label_stage(cfg: TrainConfig, out_dir: Path, progress: bool = True) -> P
         lc.teacher, device=resolve_device("auto"), prompts=lc.prompts, clip_scale=lc.clip_scale
     )
     paths = discover_images(lc.images)
+    if rank == 0:  # the log says which teacher made the labels (the paper's is CLIP; docs/method.md)
+        from attiqa.progress import console
+
+        console.print(f"teacher: {lc.teacher}" + ("" if lc.teacher.startswith("clip") else " (not CLIP)"))
     with progress_task(
         f"labelling ({lc.teacher})", total=len(paths), disable=not progress or rank != 0
     ) as adv:

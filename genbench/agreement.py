@@ -74,6 +74,8 @@ def read_votes_csv(path: Path) -> list[Vote]:
         text = path.read_text(encoding="utf-8-sig")  # spreadsheets often add a byte-order mark
     except OSError as exc:
         raise AttiqaError(f"{path}: cannot read the preferences ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise AttiqaError(f"{path}: not UTF-8 text — save the preferences as a UTF-8 CSV") from None
     reader = csv.DictReader(io.StringIO(text))
     if not reader.fieldnames or not {"pair_id", "choice"} <= set(reader.fieldnames):
         raise AttiqaError(f"{path}: expected CSV columns pair_id,choice[,rater] (choice = a or b)")

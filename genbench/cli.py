@@ -135,12 +135,15 @@ def score(
         if rep.error:
             console.print(f"[yellow]skipped {name}:[/] {rep.error}", highlight=False)
             continue
-        ok += 1
+        ok += bool(rep.scored or rep.kept)  # a metric that could read no image did nothing
         console.print(f"{name}: {rep.scored} scored, {rep.kept} already scored, {len(rep.failed)} unreadable")
         for f in rep.failed[:10]:
             console.print(f"  [yellow]skipped[/] {f}", highlight=False)
     if not ok:
-        raise AttiqaError("no metric could score this run — pass --metrics with names from `attiqa models`")
+        raise AttiqaError(
+            "no metric could score this run — pass --metrics with names from `attiqa models`, "
+            "and check the images listed as unreadable"
+        )
 
 
 @app.command()
@@ -223,6 +226,10 @@ def vote(
     ),
     port: int = typer.Option(8000, min=0, max=65535, help="Port (0 = any free port)."),
     seed: str = typer.Option("", help="Changes every rater's pair order and left/right placement."),
+    allow_host: list[str] = typer.Option(
+        [], help="Host name raters may use besides IP addresses, localhost and this machine's name "
+        "(repeatable; other names are refused against DNS rebinding)."
+    ),
 ) -> None:
     """Serve the preference study (supp. §D.2) at http://HOST:PORT/ — votes go to RUN/votes.sqlite.
 
@@ -244,7 +251,7 @@ def vote(
             f"serving {n} pairs on http://{url_host}:{actual_port}/ (Ctrl-C to stop)", highlight=False
         )
 
-    serve(run_dir, host, port, seed, on_ready=ready)
+    serve(run_dir, host, port, seed, on_ready=ready, allow_hosts=allow_host)
 
 
 @app.command("export-votes")

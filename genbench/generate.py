@@ -23,7 +23,7 @@ import numpy as np
 
 from attiqa.errors import AttiqaError, ConfigError, ModelLoadError
 from attiqa.io.atomic import atomic_path, remove_orphan_temps, write_json_atomic
-from genbench.manifest import SIDES, write_manifest
+from genbench.manifest import IMAGE_ROOT_FILE, SIDES, read_records, write_manifest
 from genbench.prompts import Prompt, PromptSpec, draw_prompts
 
 DEFAULT_MODEL = "stabilityai/stable-diffusion-2-1"
@@ -181,9 +181,20 @@ def plan_records(spec: PromptSpec, settings: GenSettings, n_pairs: int) -> list[
     return records
 
 
+def _made_images(run_dir: Path) -> list[Path]:
+    folder = run_dir / IMAGE_DIR
+    return sorted(folder.glob("*.png")) if folder.is_dir() else []
+
+
 def _check_resume(run_dir: Path, header: dict) -> None:
+    """Refuse to continue a run with other settings — unless it has no image yet (say the first attempt
+    failed to load the model): then nothing would be mixed, and the new settings replace the old."""
     path = run_dir / RUN_FILE
-    if not path.exists():
+    if (run_dir / IMAGE_ROOT_FILE).exists() or (not path.exists() and read_records(run_dir)):
+        raise ConfigError(
+            f"{run_dir} holds imported pairs, not a generated run — pass another --out to generate images"
+        )
+    if not path.exists() or not _made_images(run_dir):
         return
     try:
         old = json.loads(path.read_text(encoding="utf-8"))

@@ -2,7 +2,9 @@
 
 Each item is ``{"id", "prompt", "generations": [paths], "ranking": [ints]}`` with rank 1 = best. It is
 expanded to every pair of images with *distinct* ranks (equal ranks say nothing about preference and are
-left out); the better-ranked image is the preferred one. The result is an ordinary genbench run folder —
+left out); the better-ranked image is the preferred one. A generation path that leads outside the image
+folder (``..``, an absolute path, a link out of it) is refused: the item is skipped and reported.
+The result is an ordinary genbench run folder —
 ``manifest.jsonl`` (image paths under ``--images``) and ``prefs.csv`` — so ``genbench score`` and
 ``genbench agree`` work on it when the images are on disk.
 """
@@ -17,7 +19,7 @@ from pathlib import Path
 from attiqa.errors import AttiqaError
 from attiqa.io.atomic import write_text_atomic
 from genbench.files import read_json
-from genbench.manifest import write_manifest
+from genbench.manifest import is_inside, write_manifest
 
 PREFS = "prefs.csv"
 RATER = "imagereward-ranking"
@@ -50,8 +52,12 @@ def expand_rankings(items: list, images_root: Path) -> tuple[list[dict], list[di
         if not (isinstance(gens, list) and isinstance(ranks, list) and len(gens) == len(ranks) >= 2):
             res.skipped.append(f"{name}: needs 'generations' and 'ranking' lists of the same length (>= 2)")
             continue
-        if not all(isinstance(g, str) for g in gens) or not all(isinstance(r, int) for r in ranks):
+        if not all(isinstance(g, str) and g for g in gens) or not all(isinstance(r, int) for r in ranks):
             res.skipped.append(f"{name}: generations must be paths and ranking integers")
+            continue
+        outside = [g for g in gens if not is_inside(root / g, [root])]
+        if outside:  # "../x", "/etc/passwd", a link out of the folder: never read, never served
+            res.skipped.append(f"{name}: generation {outside[0]!r} is outside the image folder {root}")
             continue
         res.prompts += 1
         for i in range(len(gens)):
@@ -84,7 +90,7 @@ def import_imagereward(json_path: Path, images_root: Path | None, out_dir: Path)
     records, prefs, res = expand_rankings(items, root)
     if not records:
         raise AttiqaError(f"{json_path}: no item with two differently ranked images — nothing to import")
-    write_manifest(out_dir, records)
+    write_manifest(out_dir, records, image_root=root)
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=["pair_id", "rater", "choice"])
     w.writeheader()

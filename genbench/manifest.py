@@ -3,6 +3,12 @@
 Every command reads pairs from here: ``genbench run`` and ``genbench import-imagereward`` write it;
 ``score``, ``vote`` and ``agree`` read it. A record has at least ``pair_id``, ``image_a`` and ``image_b``
 (paths relative to the run folder, or absolute); the rest (prompt, seeds, model, settings) is kept as is.
+
+Image roots (ours, a security rule): every image a manifest names must lie, after resolving ``..`` and
+symbolic links, inside the run folder or inside the run's recorded image root (``image_root.json``,
+written by an importer whose images live elsewhere). Reading a run refuses any other path, and the vote
+server checks again before serving a file, so a crafted manifest or rankings file cannot make genbench
+read or serve ``/etc/passwd``. The run folder itself is trusted: it is what genbench wrote.
 """
 
 from __future__ import annotations
@@ -14,10 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from attiqa.errors import AttiqaError
-from attiqa.io.atomic import write_text_atomic
+from attiqa.io.atomic import write_bytes_atomic, write_text_atomic
 
 MANIFEST = "manifest.jsonl"
 MANIFEST_CSV = "manifest.csv"
+IMAGE_ROOT_FILE = "image_root.json"
 SIDES = ("a", "b")
 
 
@@ -37,6 +44,49 @@ def resolve(run_dir: Path, image: str) -> Path:
     return p if p.is_absolute() else Path(run_dir) / p
 
 
+def real_path(path: Path) -> Path | None:
+    """``path`` with ``..`` and symbolic links resolved; None when that fails (a link loop, a NUL byte)."""
+    try:
+        return Path(path).resolve()
+    except (OSError, RuntimeError, ValueError):
+        return None
+
+
+def is_inside(path: Path, roots: list[Path]) -> bool:
+    """Whether ``path`` (resolved) lies in one of ``roots`` (already resolved)."""
+    real = real_path(path)
+    return real is not None and any(real == r or real.is_relative_to(r) for r in roots)
+
+
+def image_roots(run_dir: Path) -> list[Path]:
+    """The folders a run's images may come from: the run folder and its recorded image root."""
+    run_dir = Path(run_dir)
+    roots = [run_dir.resolve()]
+    path = run_dir / IMAGE_ROOT_FILE
+    if path.exists():
+        try:
+            root = json.loads(path.read_text(encoding="utf-8"))["image_root"]
+            if not isinstance(root, str) or not root:
+                raise TypeError
+        except (OSError, ValueError, KeyError, TypeError):
+            raise AttiqaError(
+                f'{path}: unreadable (expected {{"image_root": FOLDER}}) — restore it or re-import the run'
+            ) from None
+        roots.append(resolve(run_dir, root).resolve())
+    return roots
+
+
+def _json_line(record: dict) -> str:
+    """One JSON line, readable UTF-8; a file name that is not UTF-8 (a lone surrogate from os.fsdecode)
+    is written as a \\udcNN escape, which json.loads turns back into the same name."""
+    line = json.dumps(record, ensure_ascii=False)
+    try:
+        line.encode("utf-8")
+    except UnicodeEncodeError:
+        line = json.dumps(record)
+    return line + "\n"
+
+
 def _csv_text(records: list[dict]) -> str:
     cols: list[str] = []
     for r in records:
@@ -49,11 +99,23 @@ def _csv_text(records: list[dict]) -> str:
     return buf.getvalue()
 
 
-def write_manifest(run_dir: Path, records: list[dict]) -> None:
-    """Write both forms atomically (a killed run leaves the previous complete manifest)."""
-    text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
-    write_text_atomic(Path(run_dir) / MANIFEST, text)
-    write_text_atomic(Path(run_dir) / MANIFEST_CSV, _csv_text(records))
+def write_manifest(run_dir: Path, records: list[dict], image_root: Path | None = None) -> None:
+    """Write both forms atomically (a killed run leaves the previous complete manifest).
+
+    ``image_root``: the folder the images live in when it is not the run folder (an import); it is
+    recorded, and a record naming an image outside it (and outside the run folder) is refused.
+    """
+    run_dir = Path(run_dir)
+    roots = image_roots(run_dir) if image_root is None else [run_dir.resolve(), Path(image_root).resolve()]
+    _check_images(run_dir, records, roots, f"{run_dir / MANIFEST}")
+    if image_root is not None:
+        write_text_atomic(
+            run_dir / IMAGE_ROOT_FILE, json.dumps({"image_root": str(Path(image_root).resolve())}) + "\n"
+        )
+    text = "".join(_json_line(r) for r in records)
+    write_text_atomic(run_dir / MANIFEST, text)
+    # the CSV is a convenience copy for spreadsheets: a non-UTF-8 file name shows as \xNN there
+    write_bytes_atomic(run_dir / MANIFEST_CSV, _csv_text(records).encode("utf-8", "backslashreplace"))
 
 
 def read_records(run_dir: Path) -> list[dict]:
@@ -71,20 +133,41 @@ def read_records(run_dir: Path) -> list[dict]:
     return out
 
 
+def _check_images(
+    run_dir: Path, records: list[dict], roots: list[Path], where: str, seen: set[str] | None = None
+) -> None:
+    seen = set() if seen is None else seen  # images shared by many pairs are resolved once
+    for r in records:
+        for side in SIDES:
+            image = r.get(f"image_{side}")
+            if not isinstance(image, str) or not image or image in seen:
+                continue
+            seen.add(image)
+            if not is_inside(resolve(run_dir, image), roots):
+                raise AttiqaError(
+                    f"{where}: pair {r.get('pair_id')!r}: image_{side} {image!r} is outside the run's image "
+                    f"folder{'s' if len(roots) > 1 else ''} ({', '.join(map(str, roots))}) — genbench reads "
+                    "images only there; fix the manifest or re-import the run"
+                )
+
+
 def load_pairs(run_dir: Path) -> list[Pair]:
-    """The run's pairs; a clear error when the folder holds no manifest."""
+    """The run's pairs; a clear error when the folder holds no manifest or names an image outside the
+    run's image folders (see the module docstring)."""
     run_dir = Path(run_dir)
     if not (run_dir / MANIFEST).exists():
         raise AttiqaError(
             f"{run_dir}: no {MANIFEST} — make a run with `genbench run --out {run_dir}` "
             "(or `genbench import-imagereward`)"
         )
-    pairs, seen = [], set()
+    roots = image_roots(run_dir)
+    pairs, seen, checked = [], set(), set()
     for r in read_records(run_dir):
         if not all(isinstance(r.get(k), str) and r.get(k) for k in ("pair_id", "image_a", "image_b")):
             raise AttiqaError(f"{run_dir / MANIFEST}: a record lacks pair_id/image_a/image_b: {r}")
         if r["pair_id"] in seen:
             raise AttiqaError(f"{run_dir / MANIFEST}: pair_id {r['pair_id']!r} appears twice")
         seen.add(r["pair_id"])
+        _check_images(run_dir, [r], roots, str(run_dir / MANIFEST), checked)
         pairs.append(Pair(r["pair_id"], r["image_a"], r["image_b"], r))
     return pairs

@@ -10,7 +10,9 @@ images a metric has not scored yet; unreadable images are skipped and reported.
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,7 +20,7 @@ from pathlib import Path
 
 import attiqa
 from attiqa.errors import AttiqaError
-from attiqa.io.atomic import write_json_atomic
+from attiqa.io.atomic import remove_orphan_temps, write_json_atomic
 from attiqa.scoring import ScoreRun, score_paths, write_scores
 from genbench.manifest import SIDES, Pair, resolve
 
@@ -44,11 +46,35 @@ class ScoreReport:
     error: str = ""  # the metric could not be created (e.g. its weights are not on this machine)
 
 
-def metric_slug(name: str) -> str:
-    """A file-name-safe name: a checkpoint path becomes its stem."""
-    p = Path(name)
-    base = p.stem if p.suffix == ".safetensors" or p.exists() else name
-    return re.sub(r"[^A-Za-z0-9_.+-]", "_", base) or "metric"
+def _is_path(name: str) -> bool:
+    return Path(name).suffix == ".safetensors" or Path(name).exists()
+
+
+def _same_metric(meta_path: Path, name: str) -> bool:
+    """Whether ``scores/<slug>.json`` was written for ``name`` (a path compared as an absolute path)."""
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        old = meta.get("metric_path") or meta.get("metric")
+    except (OSError, ValueError, AttributeError):
+        return True  # unreadable metadata: keep the plain name (the CSV is what counts)
+    if not isinstance(old, str):
+        return True
+    return old == name or os.path.abspath(old) == os.path.abspath(name)
+
+
+def metric_slug(name: str, run_dir: Path | None = None) -> str:
+    """A file-name-safe name: a checkpoint path becomes its stem. Two checkpoints with one stem
+    (``a/best.safetensors``, ``b/best.safetensors``) must not share ``scores/best.csv`` — the second
+    would "keep" the first one's scores as its own: when ``run_dir`` already has that stem for another
+    metric, a short hash of the absolute path is appended."""
+    is_path = _is_path(name)
+    slug = re.sub(r"[^A-Za-z0-9_.+-]", "_", Path(name).stem if is_path else name) or "metric"
+    if is_path and run_dir is not None:
+        meta = Path(run_dir) / SCORES_DIR / f"{slug}.json"
+        if meta.exists() and not _same_metric(meta, name):
+            digest = hashlib.sha256(os.fsencode(os.path.abspath(name))).hexdigest()[:8]
+            slug = f"{slug}-{digest}"
+    return slug
 
 
 def default_metrics() -> list[str]:
@@ -74,7 +100,7 @@ def score_run(
 ) -> ScoreReport:
     """Score the run's images not yet in ``scores/<metric>.csv`` and rewrite the file with all rows."""
     run_dir = Path(run_dir)
-    slug = metric_slug(metric)
+    slug = metric_slug(metric, run_dir)
     report = ScoreReport(metric=slug)
     try:
         scorer = attiqa.load_scorer(metric, device=device)
@@ -82,6 +108,7 @@ def score_run(
         report.error = str(exc)
         return report
     out_csv = run_dir / SCORES_DIR / f"{slug}.csv"
+    remove_orphan_temps(out_csv.parent, targets=[out_csv.name, f"{slug}.json"])  # a killed earlier run's
     old = _read_csv(out_csv)
     images = list(dict.fromkeys(p.image(s) for p in pairs for s in SIDES))
     todo = [im for im in images if im not in old or old[im].get(scorer.columns[0], "") == ""]
@@ -109,6 +136,7 @@ def score_run(
         run_dir / SCORES_DIR / f"{slug}.json",
         {
             "metric": metric,
+            "metric_path": os.path.abspath(metric) if _is_path(metric) else None,
             "column": scorer.columns[0],
             "columns": list(scorer.columns),
             "higher_is_better": info.higher_is_better,
@@ -125,7 +153,11 @@ def score_run(
 def load_metric_scores(run_dir: Path, metrics: list[str] | None = None) -> list[MetricScores]:
     """Read ``scores/*.csv`` (all metrics scored, or the named ones) of a run."""
     folder = Path(run_dir) / SCORES_DIR
-    slugs = [metric_slug(m) for m in metrics] if metrics else sorted(p.stem for p in folder.glob("*.csv"))
+    slugs = (
+        [metric_slug(m, run_dir) for m in metrics]
+        if metrics
+        else sorted(p.stem for p in folder.glob("*.csv"))
+    )
     if not slugs:
         raise AttiqaError(f"{folder}: no scores yet — run `genbench score {run_dir}` first")
     out = []

@@ -13,7 +13,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image
 
 from isp_env.isp import Developed, finish
 from isp_env.params import N_PARAMS, from_normalized, neutral, to_normalized
@@ -64,11 +63,26 @@ def mean_mos_objective(devs: Sequence[Developed], mos) -> Callable[[np.ndarray],
     return f
 
 
+def guarded_objective(items: Sequence[tuple[Developed, object, int | None]],
+                      mos) -> Callable[[np.ndarray], float]:
+    """Normalised parameters -> mean guarded score (MOS minus the :class:`isp_env.reward.Guard` penalty,
+    in the scorer's units) of the renders at the scorer's scale; ``items``: (front end, guard, view)."""
+    from isp_env.reward import finish_view
+
+    def f(x: np.ndarray) -> float:
+        values = from_normalized(x)
+        imgs = [finish(d, values) if v is None else finish_view(d, values, v) for d, _, v in items]
+        scores = mos(imgs)
+        pen = [g.penalty(im) * mos.width / 100.0 if g is not None else 0.0
+               for (_, g, _), im in zip(items, imgs, strict=True)]
+        return float(np.mean(scores - np.asarray(pen)))
+
+    return f
+
+
 def rawpy_preview(path, size: tuple[int, int]) -> np.ndarray:
     """``rawpy.postprocess()`` with the camera white balance (LibRaw's defaults otherwise: AHD, sRGB,
     auto-bright), resized (Lanczos) to a preview's ``(height, width)``."""
-    import rawpy
+    from isp_env.reward import rawpy_render
 
-    with rawpy.imread(str(path)) as raw:
-        rgb = raw.postprocess(use_camera_wb=True)
-    return np.asarray(Image.fromarray(rgb).resize((size[1], size[0]), Image.LANCZOS))
+    return rawpy_render(path, size)

@@ -21,7 +21,8 @@ app = typer.Typer(
     help="Tune the 16 parameters of a 14-module raw ISP with an SB3 agent whose reward is an image-quality "
     "MOS (ATTIQA §5.2).\n\n`isp-tune --raw-dir DIR --out RUN` splits the raws, trains, tunes and renders the "
     "test raws at full resolution and compares with baselines (neutral, rawpy, global / per-image CMA-ES). "
-    "RUN gets policy.safetensors + .json, test/params/*.json, test/renders/*.png, results.csv, summary.json, "
+    "RUN gets policy.safetensors + .json, test/agent/params/*.json, test/agent/renders/*.png, results.csv, "
+    "summary.json, "
     "report.md, grid.png. Rerun the same command to resume.\n\n`isp-tune render RAW -o out.png` renders one "
     "raw.",
     add_completion=False,
@@ -41,18 +42,28 @@ def tune(
     raw_dir: Path | None = typer.Option(None, "--raw-dir", help="Folder of raws, searched recursively "
                                         "(MIT-Adobe FiveK's raw_photos/HQa*/photos/*.dng included)."),
     out: Path = typer.Option(Path("runs/isp"), "--out", "-o", help="Run folder (rerun to resume)."),
-    timesteps: int = typer.Option(20_000, min=1, help="Agent environment steps."),
+    timesteps: int = typer.Option(3_000, min=1, help="Agent environment steps."),
     algo: str = typer.Option("sac", help="sac | ppo | td3"),
-    model: str | None = typer.Option(None, "--model", "-m", help=_MODEL_HELP),
-    n_envs: int = typer.Option(2, min=1, help="Parallel environments (one process each)."),
-    preview: int = typer.Option(256, min=32, help="Long side of the renders the agent's scorer sees."),
+    model: str | None = typer.Option(None, "--model", "--reward-model", "-m", help=_MODEL_HELP),
+    n_envs: int = typer.Option(1, min=1, help="Parallel environments (one process each)."),
+    preview: int | None = typer.Option(None, min=32, help="Long side of preview renders. Default: render "
+                                       "at the scorer's own scale and score in one pass."),
     obs_size: int = typer.Option(64, min=36, help="Side of the policy's image observation."),
-    max_steps: int = typer.Option(4, min=1, help="Steps per episode."),
-    test_fraction: float = typer.Option(0.2, min=0.0, max=0.9, help="Share of raws held out for testing."),
+    max_steps: int = typer.Option(1, min=1, help="Steps per episode (1: one-step contextual policy)."),
+    action_mode: str = typer.Option("absolute", help="absolute | delta"),
+    guard: bool = typer.Option(True, help="Subtract the over-processing penalty from the reward."),
+    test_fraction: float = typer.Option(0.3, min=0.0, max=0.9, help="Share of raws held out for testing "
+                                        "(whole scene groups, from DIR/manifest.csv when present)."),
+    synth_photos: Path | None = typer.Option(None, help="Folder of photos to unprocess into synthetic "
+                                             "training raws (Brooks et al. 2019)."),
+    init_policy: str | None = typer.Option(None, help="Start from this policy ('default' = the shipped "
+                                           "one)."),
     seed: int = typer.Option(0, help="Seed of the split and the agent."),
-    checkpoint_every: int = typer.Option(1000, min=1, help="Steps between resume checkpoints."),
+    checkpoint_every: int = typer.Option(500, min=1, help="Steps between resume checkpoints."),
     batch_size: int = typer.Option(64, min=2),
     learning_starts: int = typer.Option(200, min=0, help="SAC/TD3: random steps before learning."),
+    cma_global_budget: int = typer.Option(600, min=1, help="Scorer calls of the global CMA-ES baseline."),
+    cma_image_budget: int = typer.Option(150, min=1, help="Scorer calls of per-image CMA-ES per test raw."),
     baselines: bool = typer.Option(True, help="Also run neutral, rawpy, global and per-image CMA-ES."),
 ) -> None:
     """Train an agent on the training raws, tune + render the test raws, compare with baselines.
@@ -70,16 +81,23 @@ def tune(
     from isp_env.run import run
     from isp_env.tuning import TrainConfig
 
+    if action_mode not in ("absolute", "delta"):
+        raise ConfigError(f"--action-mode {action_mode!r}: use absolute or delta")
     cfg = TrainConfig(algo=algo.lower(), timesteps=timesteps, n_envs=n_envs, preview=preview,
-                      obs_size=obs_size, max_steps=max_steps, seed=seed, checkpoint_every=checkpoint_every,
-                      batch_size=batch_size, learning_starts=learning_starts, scorer=model)
-    summary = run(raw_dir, out, cfg, test_fraction=test_fraction, baselines=baselines)
-    table = Table(title=f"isp-tune: mean MOS on {summary[0]['n_images']} test raws", show_lines=False)
-    for col in ("method", "mean MOS", "std", "scorer calls (train)", "scorer calls (test)"):
+                      obs_size=obs_size, max_steps=max_steps, action_mode=action_mode, guard=guard, seed=seed,
+                      checkpoint_every=checkpoint_every, batch_size=batch_size,
+                      learning_starts=learning_starts, scorer=model, init_policy=init_policy)
+    summary = run(raw_dir, out, cfg, test_fraction=test_fraction, baselines=baselines,
+                  synth_photos=synth_photos, cma_global_budget=cma_global_budget,
+                  cma_image_budget=cma_image_budget)
+    table = Table(title=f"isp-tune: held-out raws ({summary[0]['n_images']})", show_lines=False)
+    for col in ("method", "mean MOS", "guarded", "clipped", "saturation", "calls (train)",
+                "calls / test raw"):
         table.add_column(col, justify="left" if col == "method" else "right")
     for s in summary:
-        table.add_row(s["label"], f"{s['mean_mos']:.4f}", f"{s['std_mos']:.4f}", str(s["train_scorer_calls"]),
-                      str(s["test_scorer_calls"]))
+        table.add_row(s["label"], f"{s['mean_mos']:.2f}", f"{s['mean_guarded']:.2f}",
+                      f"{100 * s['mean_clipped']:.1f} %", f"{s['mean_saturation']:.3f}",
+                      str(s["train_scorer_calls"]), f"{s['scorer_calls_per_image']:g}")
     stdout.print(table)
     console.print(f"report: {out / 'report.md'}, renders: {out / 'test' / 'renders'}")
 
@@ -88,7 +106,8 @@ def tune(
 def render(
     raw: Path = typer.Argument(..., help="Raw file (DNG or a camera format LibRaw reads)."),
     output: Path = typer.Option(..., "--output", "-o", help="Output image (.png, .jpg, .tif)."),
-    policy: Path | None = typer.Option(None, "--policy", help="policy.safetensors from an isp-tune run."),
+    policy: str | None = typer.Option(None, "--policy", help="policy.safetensors from an isp-tune run, or "
+                                      "`default` for the policy shipped with the package."),
     params: Path | None = typer.Option(None, "--params", help="JSON of parameters (name -> value, or a "
                                        "test/params/*.json file); missing names take the neutral default."),
 ) -> None:
@@ -104,10 +123,10 @@ def render(
         raise ConfigError("pass either --policy or --params, not both")
     raw_img = read_raw(raw)
     if policy is not None:
-        from isp_env.policy_io import load_policy
+        from isp_env.policy_io import load_policy, resolve_policy
         from isp_env.tuning import tune_with_policy
 
-        pol, card = load_policy(policy)
+        pol, card = load_policy(resolve_policy(policy))
         values = tune_with_policy(pol, card, raw)
     elif params is not None:
         try:

@@ -3,16 +3,22 @@
 Following ATTIQA §5.2 / supplement §D.3 (MOS as the reward of an RL agent that tunes an ISP, after DRL-ISP,
 Shin et al. IROS 2022). Our design choices, documented:
 
-* **Observation** (``Dict``): ``image`` — the current preview render resized to ``obs_size`` x ``obs_size``
-  (uint8, channel-first, aspect ratio not kept), and ``params`` — the current normalised parameters, [-1, 1].
-* **Action**: ``Box(-1, 1, (16,))``. ``action_mode="delta"`` (default): incremental, the normalised parameters
-  move by ``delta_scale * action``; ``"absolute"``: the action *is* the normalised parameter vector. Out-of-
-  range actions are clipped and non-finite entries count as 0 (delta) or the neutral value (absolute).
-* **Reward**: the MOS gain of the step, ``100 * (MOS_t - MOS_{t-1}) / (range width)`` — MOS points in percent
-  of the scorer's range, so classical (0-1) and ATTIQA (0-100) rewards have the same size. Summed over an
-  episode it telescopes to the gain over the neutral rendering.
-* **Episode**: ``reset`` picks one raw (seeded), starts from the neutral parameters and scores the neutral
-  render (one scorer call); each of the ``max_steps`` steps renders and scores once; then ``terminated``.
+* **Observation** (``Dict``, one definition: :func:`spaces_for`): ``image`` — the current render resized to
+  ``obs_size`` x ``obs_size`` (uint8, channel-first, aspect ratio not kept); ``stats`` — :data:`N_STATS`
+  statistics of the current render in [0, 1] (luma percentiles, mean RGB, saturation, clipping, gradient:
+  cheap cues for per-image adaptation); ``params`` — the current normalised parameters, [-1, 1]; ``time`` —
+  the fraction of the fixed horizon used, so the finite horizon is visible to the agent (Gymnasium's rule
+  for time limits that are part of the task).
+* **Action**: ``Box(-1, 1, (16,))``. ``action_mode="absolute"`` (default, with ``max_steps=1``: a one-step
+  contextual policy): the action *is* the normalised parameter vector; ``"delta"``: the normalised
+  parameters move by ``delta_scale * action``. Out-of-range actions are clipped and non-finite entries count
+  as 0 (delta) or the neutral value (absolute).
+* **Reward** (:mod:`isp_env.reward`): the render at the scorer's own scale, scored in one pass, minus the
+  over-processing guard (``guard=True``), in percent of the scorer's range; a step's reward is the gain of
+  that score, so an episode's rewards sum to the gain over the neutral render. The neutral render's score
+  and the guard's references are computed once per raw and cached: a one-step episode costs one scorer call.
+* **Episode**: ``reset`` picks one raw (seeded) and starts from the neutral parameters; after ``max_steps``
+  steps the episode is ``terminated`` (the task ends there; the time is in the observation).
 * Raws that can't be read are skipped (listed in ``env.skipped``) — the episode uses another one.
 """
 
@@ -20,6 +26,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import gymnasium as gym
@@ -31,18 +38,58 @@ from attiqa.io.atomic import atomic_path, write_json_atomic
 from isp_env.isp import Developed, develop, finish
 from isp_env.params import N_PARAMS, from_normalized, neutral, to_normalized
 from isp_env.raw import RawReadError, read_raw
+from isp_env.reward import DEFAULT_VIEW_SHORTER, Guard, make_guard, to_view, view_long_side
 from isp_env.scoring import as_mos_function
 
 ENV_ID = "isp_env/ISPTuning-v0"
+N_STATS = 12
+
+
+def spaces_for(obs_size: int) -> tuple[spaces.Dict, spaces.Box]:
+    """The observation and action spaces (the one definition, shared with :mod:`isp_env.policy_io`)."""
+    obs = spaces.Dict({
+        "image": spaces.Box(0, 255, (3, obs_size, obs_size), np.uint8),
+        "stats": spaces.Box(0.0, 1.0, (N_STATS,), np.float32),
+        "params": spaces.Box(-1.0, 1.0, (N_PARAMS,), np.float32),
+        "time": spaces.Box(0.0, 1.0, (1,), np.float32),
+    })
+    return obs, spaces.Box(-1.0, 1.0, (N_PARAMS,), np.float32)
+
+
+def image_stats(rgb: np.ndarray) -> np.ndarray:
+    """:data:`N_STATS` statistics of an 8-bit render in [0, 1]: luma percentiles 1/10/50/90/99, mean R/G/B,
+    mean HSV saturation, fraction of pixels with a clipped channel, mean gradient and a noise estimate."""
+    x = rgb[::4, ::4].astype(np.float32) / 255.0
+    y = x @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    pct = np.percentile(y, [1, 10, 50, 90, 99])
+    mx, mn = x.max(-1), x.min(-1)
+    sat = float(np.mean((mx - mn) / np.maximum(mx, 1e-3)))
+    clipped = float(((x <= 0.0) | (x >= 1.0)).any(-1).mean())
+    gy, gx = np.abs(np.diff(y, axis=0)), np.abs(np.diff(y, axis=1))
+    grad = float(gy.mean() + gx.mean())
+    noise = float(np.median(gx)) if gx.size else 0.0
+    out = np.array([*pct, *x.reshape(-1, 3).mean(0), sat, clipped, min(4 * grad, 1.0), min(16 * noise, 1.0)])
+    return np.clip(np.nan_to_num(out), 0.0, 1.0).astype(np.float32)
+
+
+@dataclass
+class RawEntry:
+    """One raw's cached preview front end, its guard and the guarded score of its neutral render."""
+
+    dev: Developed
+    guard: Guard | None
+    base: float | None  # guarded score of the neutral render (None until scored)
 
 
 class ISPTuningEnv(gym.Env):
     """See the module docstring. ``scorer``: a spec (None = default ATTIQA model, "classical", a path), an
     attiqa Scorer, or any callable PIL image -> MOS. Created lazily, so subprocess workers load their own.
 
-    ``torch_threads`` (default 1): the process's torch thread count, set when the scorer is created. Scoring
-    one small preview is several times faster single-threaded on a busy CPU (measured: 35 vs 1.4 steps/s on
-    2 shared cores); parallelism comes from one process per environment (SubprocVecEnv). ``None`` leaves it.
+    ``preview``: None (default) renders at the scorer's own scale (its shorter side; small raws at full
+    resolution, then resized as the scorer would); an int renders previews of that long side instead.
+    ``guard``: subtract the over-processing penalties of :mod:`isp_env.reward` from the MOS.
+    ``torch_threads`` (default 1): the process's torch thread count, set when the scorer is created (one
+    process per environment; scoring one preview single-threaded was 35 vs 1.4 steps/s on 2 busy cores).
     """
 
     metadata = {"render_modes": ["rgb_array"]}
@@ -51,16 +98,18 @@ class ISPTuningEnv(gym.Env):
         self,
         raws: Sequence[str | Path],
         scorer=None,
-        preview: int = 256,
+        preview: int | None = None,
         obs_size: int = 64,
-        max_steps: int = 4,
-        action_mode: str = "delta",
+        max_steps: int = 1,
+        action_mode: str = "absolute",
         delta_scale: float = 0.5,
-        cache_size: int = 64,
+        guard: bool = True,
+        cache_size: int = 128,
         render_mode: str | None = None,
         torch_threads: int | None = 1,
         score: bool = True,
         cache_dir: str | Path | None = None,
+        view_shorter: int | None = None,
     ) -> None:
         if not raws:
             raise ValueError("ISPTuningEnv needs at least one raw file")
@@ -69,27 +118,33 @@ class ISPTuningEnv(gym.Env):
         self.raws = [Path(p) for p in raws]
         self._scorer_spec = scorer
         self._mos = None
-        self.preview, self.obs_size, self.max_steps = int(preview), int(obs_size), int(max_steps)
+        self.preview = None if preview is None else int(preview)
+        self.obs_size, self.max_steps = int(obs_size), int(max_steps)
         self.action_mode, self.delta_scale = action_mode, float(delta_scale)
+        self.use_guard = bool(guard)
         self.cache_size = int(cache_size)
         self.render_mode = render_mode
         self.torch_threads = torch_threads
         self.score = bool(score)  # False: render only (applying a trained policy needs no scorer calls)
         self.cache_dir = Path(cache_dir) if cache_dir else None
-        self.observation_space = spaces.Dict({
-            "image": spaces.Box(0, 255, (3, self.obs_size, self.obs_size), np.uint8),
-            "params": spaces.Box(-1.0, 1.0, (N_PARAMS,), np.float32),
-        })
-        self.action_space = spaces.Box(-1.0, 1.0, (N_PARAMS,), np.float32)
-        self._cache: OrderedDict[Path, Developed] = OrderedDict()
+        self._view = view_shorter  # the scorer's shorter side; None: asked from the scorer when needed
+        self.observation_space, self.action_space = spaces_for(self.obs_size)
+        self._cache: OrderedDict[Path, RawEntry] = OrderedDict()
         self.skipped: dict[str, str] = {}
         self._norm = to_normalized(neutral())
-        self._dev: Developed | None = None
+        self._entry: RawEntry | None = None
+        self._path: Path | None = None
         self._img: np.ndarray | None = None
-        self._mos_now = self._mos_start = 0.0
+        self._mos_now = self._score_now = self._score_start = 0.0
+        self._penalty = 0.0
         self._t = 0
 
-    # -- helpers ---------------------------------------------------------------------------------------------
+    # -- public state ----------------------------------------------------------------------------------------
+    @property
+    def params(self) -> dict[str, float]:
+        """The current parameter values (name -> value)."""
+        return from_normalized(self._norm)
+
     @property
     def mos(self):
         if self._mos is None:
@@ -100,26 +155,51 @@ class ISPTuningEnv(gym.Env):
             self._mos = as_mos_function(self._scorer_spec)
         return self._mos
 
+    @property
+    def view_shorter(self) -> int | None:
+        """The shorter side renders are scored at (None with an int ``preview``)."""
+        if self.preview is not None:
+            return None
+        if self._view is None:
+            self._view = (self.mos.view_shorter if self.score else None) or DEFAULT_VIEW_SHORTER
+        return self._view
+
+    def scorer_calls(self) -> int:
+        """Scorer calls made by this environment so far."""
+        return self._mos.calls if self._mos is not None else 0
+
+    def skipped_raws(self) -> dict[str, str]:
+        """Raws this environment could not read: path -> one-line reason."""
+        return dict(self.skipped)
+
+    # -- helpers ---------------------------------------------------------------------------------------------
     def developed(self, path: Path) -> Developed:
-        """The cached preview front end of ``path`` (LRU)."""
+        """The cached preview front end of ``path``."""
+        return self._entry_for(path).dev
+
+    def _entry_for(self, path: Path) -> RawEntry:
         if path in self._cache:
             self._cache.move_to_end(path)
             return self._cache[path]
         dev = self._disk_cached(path)
-        self._cache[path] = dev
+        guard = make_guard(dev, path, self.view_shorter) if (self.use_guard and self.score) else None
+        entry = RawEntry(dev, guard, None)
+        self._cache[path] = entry
         while len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)
-        return dev
+        return entry
 
     def _disk_cached(self, path: Path) -> Developed:
         """The preview front end from ``cache_dir`` (float16 .npy + JSON), computed once for all workers."""
         if self.cache_dir is None or not path.is_file():
-            return develop(read_raw(path), self.preview)  # (a missing file raises RawReadError here)
+            raw = read_raw(path)  # (a missing file raises RawReadError here)
+            return develop(raw, self.preview if self.preview is not None
+                           else view_long_side(raw.shape, self.view_shorter))
         import hashlib
         import json
 
         st = path.stat()
-        ident = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{self.preview}"
+        ident = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{self.preview}|{self._view}"
         key = hashlib.sha1(ident.encode()).hexdigest()
         arr_path, meta_path = self.cache_dir / f"{key}.npy", self.cache_dir / f"{key}.json"
         if arr_path.exists() and meta_path.exists():
@@ -128,34 +208,40 @@ class ISPTuningEnv(gym.Env):
                 return Developed(np.load(arr_path).astype(np.float32), float(meta["ae_gain"]), meta["name"])
             except (OSError, ValueError, KeyError):
                 pass  # a damaged entry is recomputed
-        dev = develop(read_raw(path), self.preview)
+        raw = read_raw(path)
+        dev = develop(raw, self.preview if self.preview is not None
+                      else view_long_side(raw.shape, self.view_shorter))
         with atomic_path(arr_path) as tmp, open(tmp, "wb") as fh:
             np.save(fh, dev.linear.astype(np.float16))
         write_json_atomic(meta_path, {"ae_gain": dev.ae_gain, "name": dev.name, "raw": str(path)})
         return dev
 
+    def _render(self) -> np.ndarray:
+        img = finish(self._entry.dev, from_normalized(self._norm))
+        view = self.view_shorter
+        return img if view is None else to_view(img, view)
+
     def _observe(self) -> dict[str, np.ndarray]:
         small = Image.fromarray(self._img).resize((self.obs_size, self.obs_size), Image.BILINEAR)
         image = np.ascontiguousarray(np.asarray(small, dtype=np.uint8).transpose(2, 0, 1))
         params = np.clip(np.nan_to_num(self._norm, nan=0.0), -1.0, 1.0).astype(np.float32)
-        return {"image": image, "params": params}
+        time = np.array([min(self._t / self.max_steps, 1.0)], dtype=np.float32)
+        return {"image": image, "stats": image_stats(self._img), "params": params, "time": time}
 
     def _info(self) -> dict:
-        return {"raw": self._dev.name if self._dev else "", "mos": self._mos_now,
-                "mos_start": self._mos_start, "params": from_normalized(self._norm), "step": self._t,
-                "episode_scorer_calls": self._t + 1}  # the neutral render + one per step
+        return {"raw": self._entry.dev.name if self._entry else "", "mos": self._mos_now,
+                "score": self._score_now, "penalty": self._penalty, "score_start": self._score_start,
+                "params": self.params, "step": self._t, "episode_scorer_calls": self._t + 1}
 
     def _score(self) -> float:
-        self._img = finish(self._dev, from_normalized(self._norm))
-        return self.mos.one(self._img) if self.score else 0.0
-
-    def skipped_raws(self) -> dict[str, str]:
-        """Raws this environment could not read: path -> one-line reason."""
-        return dict(self.skipped)
-
-    def scorer_calls(self) -> int:
-        """Scorer calls made by this environment so far."""
-        return self._mos.calls if self._mos is not None else 0
+        """Render the current parameters; the guarded score in the scorer's units (0 without scoring)."""
+        self._img = self._render()
+        if not self.score:
+            return 0.0
+        self._mos_now = self.mos.one(self._img)
+        g = self._entry.guard
+        self._penalty = g.penalty(self._img) * self.mos.width / 100.0 if g is not None else 0.0
+        return self._mos_now - self._penalty
 
     # -- gymnasium API ---------------------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict | None = None):
@@ -167,7 +253,7 @@ class ISPTuningEnv(gym.Env):
             if str(path) in self.skipped:
                 continue
             try:
-                self._dev = self.developed(path)
+                self._entry, self._path = self._entry_for(path), path
                 break
             except RawReadError as exc:
                 self.skipped[str(path)] = str(exc)
@@ -177,11 +263,18 @@ class ISPTuningEnv(gym.Env):
         start = options.get("params")
         self._norm = to_normalized(start) if start is not None else to_normalized(neutral())
         self._t = 0
-        self._mos_now = self._mos_start = self._score()
+        if start is None and self._entry.base is not None:  # neutral start of a raw scored before: no call
+            self._img = self._render()
+            self._score_now = self._entry.base
+        else:
+            self._score_now = self._score()
+            if start is None:
+                self._entry.base = self._score_now
+        self._score_start = self._score_now
         return self._observe(), self._info()
 
     def step(self, action):
-        if self._dev is None:
+        if self._entry is None:
             raise RuntimeError("call reset() before step()")
         a = np.asarray(action, dtype=np.float64).reshape(N_PARAMS)
         if self.action_mode == "delta":
@@ -191,9 +284,9 @@ class ISPTuningEnv(gym.Env):
             fallback = to_normalized(neutral())
             a = np.where(np.isfinite(a), a, fallback)
             self._norm = np.clip(a, -1.0, 1.0)
-        prev = self._mos_now
-        self._mos_now = self._score()
-        reward = 100.0 * (self._mos_now - prev) / (self.mos.width if self.score else 1.0)
+        prev = self._score_now
+        self._score_now = self._score()
+        reward = 100.0 * (self._score_now - prev) / (self.mos.width if self.score else 1.0)
         reward = float(reward) if np.isfinite(reward) else 0.0
         self._t += 1
         return self._observe(), reward, self._t >= self.max_steps, False, self._info()

@@ -16,30 +16,33 @@ from typing import Any
 
 import numpy as np
 import torch
-from gymnasium import spaces
 from safetensors.numpy import load_file as load_np
 from safetensors.numpy import save_file as save_np
 
 from attiqa.errors import ModelLoadError
 from attiqa.io.atomic import atomic_path, write_json_atomic
 from attiqa.io.checkpoints import load_checkpoint, load_training_state, save_checkpoint, save_training_state
-from isp_env.params import N_PARAMS, NAMES
+from isp_env.env import spaces_for
+from isp_env.params import NAMES
 
 POLICY_KIND = "isp_env-policy"
+DEFAULT_POLICY = Path(__file__).parent / "data" / "policy-default.safetensors"
+
+
+def resolve_policy(spec: str | Path) -> Path:
+    """``default`` -> the policy shipped with the package (docs/isp.md has its card); else a path."""
+    if str(spec) == "default":
+        if not DEFAULT_POLICY.exists():
+            raise ModelLoadError("no default ISP policy is bundled with this install — pass --policy PATH to "
+                                 "a policy.safetensors written by `isp-tune`")
+        return DEFAULT_POLICY
+    return Path(spec)
 
 
 def algorithms() -> dict[str, type]:
     from stable_baselines3 import PPO, SAC, TD3
 
     return {"sac": SAC, "ppo": PPO, "td3": TD3}
-
-
-def spaces_for(obs_size: int) -> tuple[spaces.Dict, spaces.Box]:
-    obs = spaces.Dict({
-        "image": spaces.Box(0, 255, (3, obs_size, obs_size), np.uint8),
-        "params": spaces.Box(-1.0, 1.0, (N_PARAMS,), np.float32),
-    })
-    return obs, spaces.Box(-1.0, 1.0, (N_PARAMS,), np.float32)
 
 
 def save_policy(model, path: str | Path, card: dict[str, Any]) -> Path:
@@ -115,6 +118,9 @@ def save_state(model, folder: str | Path, extra: dict[str, Any]) -> None:
     """Everything needed to continue ``model.learn`` after a kill, written atomically as one folder."""
     folder = Path(folder)
     tmp = folder.with_name(folder.name + ".tmp")
+    last = find_state(folder)
+    if last is not None and last != folder and not folder.exists():  # a kill hit the last swap: finish it
+        last.rename(folder)
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     state_dicts, variables = model._get_torch_save_params()
@@ -144,9 +150,10 @@ def save_state(model, folder: str | Path, extra: dict[str, Any]) -> None:
 
 
 def find_state(folder: str | Path) -> Path | None:
-    """The last complete checkpoint folder (``folder``, or ``folder.old`` if a kill hit the swap)."""
+    """The last complete checkpoint folder: ``folder``, or if a kill hit the swap the finished
+    ``folder.tmp`` (its ``state.json`` is written last: complete when that exists) or ``folder.old``."""
     folder = Path(folder)
-    for cand in (folder, folder.with_name(folder.name + ".old")):
+    for cand in (folder, folder.with_name(folder.name + ".tmp"), folder.with_name(folder.name + ".old")):
         if (cand / "state.json").is_file():
             return cand
     return None

@@ -15,7 +15,8 @@ import numpy as np
 from attiqa.errors import AttiqaError
 
 RAW_EXTENSIONS: frozenset[str] = frozenset(
-    {".dng", ".cr2", ".cr3", ".nef", ".nrw", ".arw", ".srf", ".sr2", ".orf", ".rw2", ".raf", ".pef", ".srw",
+    {".dng", ".cr2", ".cr3", ".crw", ".qtk", ".nef", ".nrw", ".arw", ".srf", ".sr2", ".orf", ".rw2", ".raf",
+     ".pef", ".srw",
      ".raw", ".rwl", ".3fr", ".erf", ".kdc", ".dcr", ".mos", ".mrw", ".x3f", ".iiq"}
 )
 _CHANNEL = {"R": 0, "G": 1, "B": 2}

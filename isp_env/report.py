@@ -1,4 +1,4 @@
-"""The comparison report: per-image CSV, summary JSON, a markdown table and a PNG grid of renders."""
+"""The comparison report: per-image CSV, summary JSON, a markdown table and a PNG grid of full-res crops."""
 
 from __future__ import annotations
 
@@ -18,73 +18,104 @@ METHOD_LABELS = {
     "cma_per_image": "per-image CMA-ES",
     "agent": "RL agent",
 }
+COLUMNS = ("mos", "guarded", "clipped", "saturation")
+
+
+def label(method: str) -> str:
+    return METHOD_LABELS.get(method, method.replace("_", " "))
+
+
+def methods_in(rows: list[dict[str, Any]]) -> list[str]:
+    seen = list(dict.fromkeys(r["method"] for r in rows))
+    return [m for m in METHOD_LABELS if m in seen] + [m for m in seen if m not in METHOD_LABELS]
 
 
 def summarise(rows: list[dict[str, Any]], budgets: dict[str, dict[str, int]]) -> list[dict[str, Any]]:
-    """Mean MOS per method over the test images, with the scorer calls each method used."""
+    """Per method: means over the test raws, scorer calls, and the issue-19 goal measures against neutral."""
     out = []
-    for method in METHOD_LABELS:
-        vals = [r["mos"] for r in rows if r["method"] == method]
-        if not vals:
-            continue
+    by = {(r["image"], r["method"]): r for r in rows}
+    images = sorted({r["image"] for r in rows})
+    for method in methods_in(rows):
+        mine = [by[(i, method)] for i in images if (i, method) in by]
+        n = len(mine)
         b = budgets.get(method, {})
-        out.append({"method": method, "label": METHOD_LABELS[method], "n_images": len(vals),
-                    "mean_mos": float(np.mean(vals)), "std_mos": float(np.std(vals)),
-                    "train_scorer_calls": int(b.get("train", 0)), "test_scorer_calls": int(b.get("test", 0))})
+        s = {"method": method, "label": label(method), "n_images": n,
+             **{f"mean_{c}": float(np.mean([r[c] for r in mine])) for c in COLUMNS if c in mine[0]},
+             "std_mos": float(np.std([r["mos"] for r in mine])),
+             "train_scorer_calls": int(b.get("train", 0)), "test_scorer_calls": int(b.get("test", 0)),
+             "scorer_calls_per_image": round(int(b.get("test", 0)) / max(n, 1), 1)}
+        base = [by.get((r["image"], "neutral")) for r in mine]
+        if all(x is not None for x in base):
+            wins = [r["mos"] > x["mos"] for r, x in zip(mine, base, strict=True)]
+            s["beats_neutral"] = float(np.mean(wins))
+        out.append(s)
     return out
 
 
-def markdown(summary: list[dict[str, Any]], scorer: str, preview: int) -> str:
-    lines = [f"Mean MOS on the test images (scorer `{scorer}`, renders scored at long side {preview}).", "",
-             "| method | images | mean MOS | std | scorer calls (training) | scorer calls (test images) |",
-             "| --- | ---: | ---: | ---: | ---: | ---: |"]
+def markdown(summary: list[dict[str, Any]], meta: dict[str, Any]) -> str:
+    view = meta.get("view_shorter")
+    scale = f"shorter side {view}, one pass" if view else f"previews of long side {meta.get('preview')}"
+    lines = [f"Held-out raws: {meta.get('n_test')} (scorer `{meta.get('scorer', '?')}`, renders scored at "
+             f"{scale}). MOS: the scorer's; guarded: MOS minus the over-processing penalty (isp_env.reward); "
+             "clipped: fraction of pixels with a channel at 0 or 255, and saturation: mean HSV saturation, "
+             "both of the full-resolution render.", "",
+             "| method | raws | mean MOS | guarded | > neutral | clipped | saturation | "
+             "scorer calls (training) | scorer calls per test raw |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for s in summary:
-        lines.append(f"| {s['label']} | {s['n_images']} | {s['mean_mos']:.4f} | {s['std_mos']:.4f} | "
-                     f"{s['train_scorer_calls']} | {s['test_scorer_calls']} |")
+        show = "beats_neutral" in s and s["method"] != "neutral"
+        beats = f"{100 * s['beats_neutral']:.0f} %" if show else ""
+        lines.append(f"| {s['label']} | {s['n_images']} | {s['mean_mos']:.2f} | "
+                     f"{s.get('mean_guarded', 0):.2f} | {beats} | {100 * s.get('mean_clipped', 0):.1f} % | "
+                     f"{s.get('mean_saturation', 0):.3f} | "
+                     f"{s['train_scorer_calls']} | {s['scorer_calls_per_image']:g} |")
     return "\n".join(lines) + "\n"
 
 
 def write_report(out: Path, rows: list[dict[str, Any]], budgets: dict[str, dict[str, int]],
-                 meta: dict[str, Any], previews: dict[str, dict[str, np.ndarray]]) -> list[dict[str, Any]]:
+                 meta: dict[str, Any], crops: dict[str, dict[str, np.ndarray]]) -> list[dict[str, Any]]:
     """Write ``results.csv``, ``summary.json``, ``report.md`` and ``grid.png`` into ``out``."""
     summary = summarise(rows, budgets)
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=["image", "method", "mos"])
+    fields = ["image", "method", *[c for c in COLUMNS if c in rows[0]]]
+    w = csv.DictWriter(buf, fieldnames=fields)
     w.writeheader()
     for r in rows:
-        w.writerow({"image": r["image"], "method": r["method"], "mos": f"{r['mos']:.6f}"})
+        w.writerow({k: (f"{r[k]:.6f}" if isinstance(r[k], float) else r[k]) for k in fields})
     write_text_atomic(out / "results.csv", buf.getvalue())
     write_json_atomic(out / "summary.json", {**meta, "methods": summary})
-    write_text_atomic(out / "report.md", "# isp-tune report\n\n" + markdown(summary, meta.get("scorer", "?"),
-                                                                          meta.get("preview", 0)))
-    if previews:
-        grid_png(out / "grid.png", previews, rows)
+    write_text_atomic(out / "report.md", "# isp-tune report\n\n" + markdown(summary, meta))
+    if crops:
+        grid_png(out / "grid.png", crops, rows)
     return summary
 
 
-def grid_png(path: Path, previews: dict[str, dict[str, np.ndarray]], rows: list[dict[str, Any]],
-             max_images: int = 6) -> None:
-    """Rows: test images (up to ``max_images``); columns: methods; titles carry each render's MOS."""
+def grid_png(path: Path, crops: dict[str, dict[str, np.ndarray]], rows: list[dict[str, Any]],
+             max_images: int = 8) -> None:
+    """Rows: test raws (up to ``max_images``); columns: methods; full-resolution centre crops, titled with
+    each render's MOS and clipped fraction."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    images = list(previews)[:max_images]
-    methods = [m for m in METHOD_LABELS if any(m in previews[i] for i in images)]
-    mos = {(r["image"], r["method"]): r["mos"] for r in rows}
-    fig, axes = plt.subplots(len(images), len(methods), figsize=(2.6 * len(methods), 2.2 * len(images)),
+    images = list(crops)[:max_images]
+    methods = [m for m in methods_in(rows) if any(m in crops[i] for i in images)]
+    by = {(r["image"], r["method"]): r for r in rows}
+    fig, axes = plt.subplots(len(images), len(methods), figsize=(2.3 * len(methods), 2.5 * len(images)),
                              squeeze=False)
     for i, name in enumerate(images):
         for j, m in enumerate(methods):
             ax = axes[i][j]
             ax.axis("off")
-            if m in previews[name]:
-                ax.imshow(previews[name][m])
-                ax.set_title(f"{METHOD_LABELS[m]}\nMOS {mos.get((name, m), float('nan')):.3f}", fontsize=7)
-        axes[i][0].text(-0.05, 0.5, name, transform=axes[i][0].transAxes, rotation=90, va="center",
-                        ha="right", fontsize=7)
+            if m in crops[name]:
+                ax.imshow(crops[name][m], interpolation="nearest")
+                r = by.get((name, m), {})
+                ax.set_title(f"{label(m)}\nMOS {r.get('mos', float('nan')):.1f}  clip "
+                             f"{100 * r.get('clipped', float('nan')):.0f}%", fontsize=7)
+        axes[i][0].text(-0.05, 0.5, name[:28], transform=axes[i][0].transAxes, rotation=90, va="center",
+                        ha="right", fontsize=6)
     fig.tight_layout()
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
+        fig.savefig(tmp, format="png", dpi=100)
     plt.close(fig)

@@ -1,11 +1,21 @@
 """`isp-tune --raw-dir DIR`: split, train, apply the agent to the test images, run the baselines, report.
 
+* Split (issue 19): by *scene group* — repeat shots of one subject stay on one side. Groups come from a
+  ``manifest.csv`` in DIR (columns ``file`` and ``scene_group``) when there is one, else every raw is its own
+  group. Only held-out raws are evaluated.
+* Synthetic training raws (``--synth-photos``, :mod:`isp_env.synth`) are added to the training side only.
+* Every method is scored the way the agent's reward is (the render at the scorer's scale, one pass) and
+  reported with the guard's penalty, the fraction of pixels with a clipped channel and the mean HSV
+  saturation of the full-resolution render.
+
 Every stage is resumable: training from its checkpoint, per-image outputs are skipped when present, baseline
 results are saved image by image. Unreadable raws are skipped and listed in ``summary.json``.
 """
 
 from __future__ import annotations
 
+import csv
+import glob
 import json
 import random
 from pathlib import Path
@@ -15,29 +25,71 @@ import numpy as np
 from PIL import Image
 
 from attiqa.errors import ConfigError
-from attiqa.io.atomic import atomic_path, write_json_atomic
+from attiqa.io.atomic import atomic_path, remove_orphan_temps, write_json_atomic
+from attiqa.io.names import portable_stem
 from attiqa.progress import console, progress_task
-from isp_env.baselines import cma_search, mean_mos_objective, rawpy_preview
+from isp_env.baselines import cma_search, guarded_objective
 from isp_env.isp import Developed, develop, finish
 from isp_env.params import check_values, neutral
 from isp_env.policy_io import load_policy
 from isp_env.raw import RAW_EXTENSIONS, RawReadError, find_raws, read_raw
 from isp_env.report import write_report
+from isp_env.reward import (
+    DEFAULT_VIEW_SHORTER,
+    Guard,
+    develop_view,
+    finish_view,
+    make_guard,
+    rawpy_render,
+    render_stats,
+    to_view,
+)
 from isp_env.scoring import MOSFunction, load_mos_function
 from isp_env.tuning import TrainConfig, train, tune_with_policy
 
 
-def split(raws: list[Path], test_fraction: float, seed: int) -> tuple[list[Path], list[Path]]:
-    """Seeded random split; at least one image on each side when there are two or more."""
-    order = list(raws)
-    random.Random(seed).shuffle(order)
-    n_test = min(max(1, round(len(order) * test_fraction)), len(order) - 1) if len(order) > 1 else 0
-    return sorted(order[n_test:]), sorted(order[:n_test])
+def scene_groups(raws: list[Path], root: Path) -> dict[Path, str]:
+    """Raw -> scene group: ``root/manifest.csv`` (``file``, ``scene_group``) when present, else the file."""
+    groups = {p: str(p.relative_to(root)) if p.is_relative_to(root) else p.name for p in raws}
+    manifest = root / "manifest.csv"
+    if manifest.is_file():
+        with open(manifest, newline="", encoding="utf-8") as fh:
+            table = {row["file"]: row["scene_group"] for row in csv.DictReader(fh)
+                     if row.get("file") and row.get("scene_group")}
+        for p in raws:
+            groups[p] = table.get(p.name, groups[p])
+    return groups
+
+
+def split(raws: list[Path], test_fraction: float, seed: int,
+          groups: dict[Path, str] | None = None) -> tuple[list[Path], list[Path]]:
+    """Seeded split by scene group: whole groups go to the test side until it holds ``test_fraction`` of the
+    raws; at least one raw on each side when there are two groups or more."""
+    groups = groups or {p: str(p) for p in raws}
+    names = sorted({groups[p] for p in raws})
+    random.Random(seed).shuffle(names)
+    target = test_fraction * len(raws)
+    test_groups: set[str] = set()
+    n = 0
+    for g in names[:-1]:  # the last group always trains
+        if n >= target or (n and n + sum(groups[p] == g for p in raws) > target + 0.5 * target):
+            continue
+        test_groups.add(g)
+        n += sum(groups[p] == g for p in raws)
+    if not test_groups and len(names) > 1:
+        test_groups.add(names[0])
+    test = sorted(p for p in raws if groups[p] in test_groups)
+    return sorted(p for p in raws if groups[p] not in test_groups), test
 
 
 def image_key(path: Path, root: Path) -> str:
+    """The name of an image's outputs: its path under ``root`` without the extension — unless another raw
+    of that stem sits beside it (``IMG_1.CR2`` + ``IMG_1.dng``): then with it, so neither overwrites the
+    other; undecodable bytes as ``_`` (the key goes into UTF-8 reports)."""
     rel = path.relative_to(root) if path.is_relative_to(root) else Path(path.name)
-    return str(rel.with_suffix("")).replace("/", "__")
+    twins = [p for p in path.parent.glob(glob.escape(path.stem) + ".*") if p.suffix.lower() in RAW_EXTENSIONS]
+    key = str(rel if len(twins) > 1 else rel.with_suffix("")).replace("/", "__")
+    return portable_stem(key, max_bytes=200)
 
 
 def _save_png(path: Path, rgb: np.ndarray) -> None:
@@ -49,108 +101,161 @@ def _load_json(path: Path) -> dict:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-def run(raw_dir: Path, out: Path, cfg: TrainConfig, test_fraction: float = 0.2, baselines: bool = True,
-        subprocess: bool = True) -> list[dict[str, Any]]:
+def run(raw_dir: Path, out: Path, cfg: TrainConfig, test_fraction: float = 0.3, baselines: bool = True,
+        subprocess: bool = True, synth_photos: Path | None = None, cma_global_budget: int = 600,
+        cma_image_budget: int = 150) -> list[dict[str, Any]]:
     raws = find_raws(raw_dir)
     if len(raws) < 2:
         raise ConfigError(f"{raw_dir}: found {len(raws)} raw file(s), need at least 2 (one to train, one to "
                           f"test) — extensions searched: {', '.join(sorted(RAW_EXTENSIONS))}")
-    train_raws, test_raws = split(raws, test_fraction, cfg.seed)
-    plan = {"raw_dir": str(raw_dir), "seed": cfg.seed, "test_fraction": test_fraction,
-            "train": [str(p) for p in train_raws], "test": [str(p) for p in test_raws]}
+    train_raws, test_raws = split(raws, test_fraction, cfg.seed, scene_groups(raws, raw_dir))
     mos = load_mos_function(cfg.scorer)  # fail early (e.g. no default model), before writing anything
+    for folder in (out, out / "test" / "params", out / "test" / "renders", out / "baselines"):
+        remove_orphan_temps(folder)  # temp files of an earlier run killed mid-write
+    if cfg.preview is None and cfg.view_shorter is None:
+        cfg.view_shorter = mos.view_shorter or DEFAULT_VIEW_SHORTER
+    synth: list[Path] = []
+    if synth_photos is not None:
+        from isp_env.synth import find_photos, synth_raws
+
+        photos = find_photos(synth_photos)
+        if not photos:
+            raise ConfigError(f"{synth_photos}: no photos found for --synth-photos (png, jpg, webp, tif)")
+        synth = synth_raws(photos, out / "synth", seed=cfg.seed)
+    plan = {"raw_dir": str(raw_dir), "seed": cfg.seed, "test_fraction": test_fraction,
+            "train": [str(p) for p in train_raws], "test": [str(p) for p in test_raws],
+            "synthetic": len(synth)}
     old = _load_json(out / "run.json")
     if old and (old.get("train"), old.get("test")) != (plan["train"], plan["test"]):
         raise ConfigError(f"{out}: this run folder holds another split (other raws or seed) — use a new "
                           "--out")
     out.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out / "run.json", {**plan, "config": cfg.learning_key()})
-    console.print(f"{len(train_raws)} training raws, {len(test_raws)} test raws -> {out}")
+    console.print(f"{len(train_raws)} training raws (+{len(synth)} synthetic), {len(test_raws)} test raws "
+                  f"-> {out}")
 
-    training = train(out, train_raws, cfg, subprocess=subprocess)
+    training = train(out, train_raws + synth, cfg, subprocess=subprocess)
     agent_calls = int(training["scorer_calls"])
+    policy, card = load_policy(out / "policy.safetensors")
+    return evaluate(raw_dir, out, cfg, mos, test_raws, train_raws, {"agent": (policy, card)},
+                    {"agent": {"train": agent_calls, "test": 0}}, training.get("skipped", {}), baselines,
+                    cma_global_budget, cma_image_budget)
 
-    skipped: dict[str, str] = dict(training.get("skipped", {}))
-    devs: dict[str, Developed] = {}
+
+def evaluate(raw_dir: Path, out: Path, cfg: TrainConfig, mos: MOSFunction, test_raws: list[Path],
+             train_raws: list[Path], agents: dict[str, tuple[Any, dict]], budgets: dict[str, dict[str, int]],
+             skipped: dict[str, str], baselines: bool = True, cma_global_budget: int = 600,
+             cma_image_budget: int = 150) -> list[dict[str, Any]]:
+    """Tune + render the test raws with each agent (name -> (policy, card)), run the baselines, report."""
+    view = cfg.view_shorter if cfg.preview is None else None
+    skipped = dict(skipped)
+    items: dict[str, tuple[Developed, Guard, int | None]] = {}
     paths: dict[str, Path] = {}
     for p in test_raws:
         try:
-            devs[image_key(p, raw_dir)] = develop(read_raw(p), cfg.preview)
+            dev = develop_view(read_raw(p), view) if view else develop(read_raw(p), cfg.preview)
+            items[image_key(p, raw_dir)] = (dev, make_guard(dev, p, view), view)
             paths[image_key(p, raw_dir)] = p
         except RawReadError as exc:
             skipped[str(p)] = str(exc)
             console.print(f"[yellow]skipped[/] {exc}")
-    if not devs:
+    if not items:
         raise ConfigError(f"{raw_dir}: none of the {len(test_raws)} test raws could be read")
 
-    policy, card = load_policy(out / "policy.safetensors")
-    params: dict[str, dict[str, dict[str, float]]] = {"neutral": {k: neutral() for k in devs}, "agent": {}}
-    with progress_task("agent: tune + full-res render", total=len(devs), unit="img") as advance:
-        for key, path in paths.items():
-            pfile, png = out / "test" / "params" / f"{key}.json", out / "test" / "renders" / f"{key}.png"
-            done = _load_json(pfile)
-            if done.get("policy_timesteps") == card["timesteps"]:  # outputs of this very policy: keep
-                values = check_values(done["params"])
-            else:
-                values = tune_with_policy(policy, card, path)
-                png.unlink(missing_ok=True)
-                write_json_atomic(pfile, {"raw": str(path), "params": values,
-                                          "policy_timesteps": card["timesteps"]})
-            if not png.exists():
-                _save_png(png, finish(develop(read_raw(path)), values))
-            params["agent"][key] = values
-            advance(1)
-
-    budgets = {"agent": {"train": agent_calls, "test": 0}, "neutral": {}, "rawpy": {}}
-    previews: dict[str, dict[str, np.ndarray]] = {k: {} for k in devs}
+    params: dict[str, dict[str, dict[str, float]]] = {"neutral": {k: neutral() for k in items}}
+    budgets = {"neutral": {}, "rawpy": {}, **budgets}
+    with progress_task("agent: tune + full-res render", total=len(items) * len(agents), unit="img") as adv:
+        for name, (policy, card) in agents.items():
+            params[name] = {}
+            for key, path in paths.items():
+                pfile = out / "test" / name / "params" / f"{key}.json"
+                done = _load_json(pfile)
+                if done.get("policy_timesteps") == card["timesteps"]:  # outputs of this very policy: keep
+                    values = check_values(done["params"])
+                else:
+                    values = tune_with_policy(policy, card, path)
+                    write_json_atomic(pfile, {"raw": str(path), "params": values,
+                                              "policy_timesteps": card["timesteps"]})
+                params[name][key] = values
+                adv(1)
     if baselines:
-        _baselines(out, cfg, mos, devs, paths, train_raws, agent_calls, params, budgets, previews, skipped)
+        _baselines(out, cfg, mos, items, train_raws, params, budgets, skipped, cma_global_budget,
+                   cma_image_budget)
 
-    rows = []
-    for key, dev in devs.items():
-        for method, per_image in params.items():
-            previews[key][method] = finish(dev, per_image[key])
-        for method, img in previews[key].items():
-            rows.append({"image": key, "method": method, "mos": float(mos.one(img))})
-    meta = {"scorer": mos.name, "preview": cfg.preview, "algo": cfg.algo, "timesteps": training["timesteps"],
-            "n_train": len(train_raws), "n_test": len(devs), "skipped": skipped}
-    return write_report(out, rows, budgets, meta, previews)
+    rows, crops = [], {}
+    with progress_task("score + full-res render", total=len(items), unit="img") as adv:
+        for key, (dev, guard, v) in items.items():
+            full_dev = develop(read_raw(paths[key]))
+            crops[key] = {}
+            renders = {m: finish(full_dev, per[key]) for m, per in params.items()}
+            views = {m: (finish_view(dev, per[key], v) if v else finish(dev, per[key]))
+                     for m, per in params.items()}
+            if baselines:
+                renders["rawpy"] = rawpy_render(paths[key])
+                views["rawpy"] = (to_view(rawpy_render(paths[key], renders["neutral"].shape[:2]), v) if v
+                                  else rawpy_render(paths[key], dev.linear.shape[:2]))
+            for m, img in views.items():
+                score = float(mos.one(img))
+                pen = guard.penalty(img) * mos.width / 100.0
+                st = render_stats(renders[m])
+                rows.append({"image": key, "method": m, "mos": score, "guarded": score - pen,
+                             "clipped": st.clipped, "saturation": st.saturation})
+                crops[key][m] = _center_crop(renders[m], 256)
+                if m not in ("neutral", "rawpy"):
+                    png = out / "test" / m / "renders" / f"{key}.png"
+                    if not png.exists():
+                        _save_png(png, renders[m])
+            adv(1)
+    meta = {"scorer": mos.name, "view_shorter": view, "preview": cfg.preview, "algo": cfg.algo,
+            "n_train": len(train_raws), "n_test": len(items), "skipped": skipped,
+            "test_raws": sorted(items)}
+    return write_report(out, rows, budgets, meta, crops)
 
 
-def _baselines(out, cfg, mos: MOSFunction, devs, paths, train_raws, agent_calls, params, budgets, previews,
-               skipped) -> None:
-    for key, path in paths.items():
-        previews[key]["rawpy"] = rawpy_preview(path, devs[key].linear.shape[:2])
-    # global CMA-ES on the training images, with the agent's training budget
+def _center_crop(img: np.ndarray, size: int) -> np.ndarray:
+    h, w = img.shape[:2]
+    s = min(size, h, w)
+    y, x = (h - s) // 2, (w - s) // 2
+    return img[y : y + s, x : x + s]
+
+
+def _baselines(out, cfg, mos: MOSFunction, items, train_raws, params, budgets, skipped, global_budget,
+               image_budget) -> None:
+    view = cfg.view_shorter if cfg.preview is None else None
+    # global CMA-ES on training raws (budget: --cma-global-budget scorer calls)
     gfile = out / "baselines" / "cma_global.json"
     g = _load_json(gfile)
-    if g.get("budget") != agent_calls:  # missing, or computed for a shorter/longer training run
-        train_devs = []
-        for p in train_raws:
+    if g.get("budget") != global_budget:
+        rng = np.random.default_rng(cfg.seed)
+        n = min(len(train_raws), max(1, global_budget // (12 * 4)))  # >= 4 generations of 12 on the subset
+        train_items = []
+        for i in rng.permutation(len(train_raws)):
+            if len(train_items) >= n:
+                break
+            p = train_raws[int(i)]
             try:
-                train_devs.append(develop(read_raw(p), cfg.preview))
+                dev = develop_view(read_raw(p), view) if view else develop(read_raw(p), cfg.preview)
+                train_items.append((dev, make_guard(dev, p, view), view))
             except RawReadError as exc:
                 skipped[str(p)] = str(exc)
-        rng = np.random.default_rng(cfg.seed)
-        n = min(len(train_devs), max(1, agent_calls // (12 * 3)))  # >= 3 generations of 12 on the subset
-        subset = [train_devs[i] for i in sorted(rng.choice(len(train_devs), n, replace=False))]
-        console.print(f"global CMA-ES on {n} training images, budget {agent_calls} scorer calls")
-        res = cma_search(mean_mos_objective(subset, mos), agent_calls, len(subset), cfg.seed)
-        g = {"params": res.params, "train_mos": res.mos, "calls": res.calls, "n_images": n,
-             "budget": agent_calls}
+        console.print(f"global CMA-ES on {len(train_items)} training raws, budget {global_budget} scorer "
+                      "calls")
+        res = cma_search(guarded_objective(train_items, mos), global_budget, len(train_items), cfg.seed)
+        g = {"params": res.params, "train_score": res.mos, "calls": res.calls, "n_images": len(train_items),
+             "budget": global_budget}
         write_json_atomic(gfile, g)
-    params["cma_global"] = {k: g["params"] for k in devs}
+    params["cma_global"] = {k: g["params"] for k in items}
     budgets["cma_global"] = {"train": g["calls"], "test": 0}
-    # per-image CMA-ES on each test image, the agent's training budget split over the test images
+    # per-image CMA-ES on each test raw, the same guarded reward as the agent's
     pfile = out / "baselines" / "cma_per_image.json"
-    per_budget = max(agent_calls // len(devs), 1)
-    per = {k: v for k, v in _load_json(pfile).items() if v.get("budget") == per_budget}
-    with progress_task("per-image CMA-ES", total=len(devs), unit="img") as advance:
-        for key, dev in devs.items():
+    per = {k: v for k, v in _load_json(pfile).items() if v.get("budget") == image_budget}
+    with progress_task("per-image CMA-ES", total=len(items), unit="img") as advance:
+        for key, item in items.items():
             if key not in per:
-                res = cma_search(mean_mos_objective([dev], mos), per_budget, 1, cfg.seed)
-                per[key] = {"params": res.params, "mos": res.mos, "calls": res.calls, "budget": per_budget}
+                res = cma_search(guarded_objective([item], mos), image_budget, 1, cfg.seed)
+                per[key] = {"params": res.params, "score": res.mos, "calls": res.calls,
+                            "budget": image_budget}
                 write_json_atomic(pfile, per)
             advance(1)
-    params["cma_per_image"] = {k: per[k]["params"] for k in devs}
-    budgets["cma_per_image"] = {"train": 0, "test": int(sum(per[k]["calls"] for k in devs))}
+    params["cma_per_image"] = {k: per[k]["params"] for k in items}
+    budgets["cma_per_image"] = {"train": 0, "test": int(sum(per[k]["calls"] for k in items))}

@@ -22,8 +22,9 @@ class MOSFunction:
     """
 
     def __init__(self, fn: Callable, score_range: tuple[float, float] = (0.0, 1.0), name: str = "custom",
-                 batched: bool = False) -> None:
+                 batched: bool = False, view_shorter: int | None = None) -> None:
         self.fn = fn
+        self.view_shorter = view_shorter  # the shorter side the scorer looks at (None: no native scale)
         self.score_range = (float(score_range[0]), float(score_range[1]))
         self.name = name
         self.batched = batched
@@ -54,8 +55,16 @@ class MOSFunction:
         return float(self([image])[0])
 
 
-def from_scorer(scorer) -> MOSFunction:
-    """Wrap an :class:`attiqa.scorers.Scorer`: its first column (``mos`` or ``score``) is the MOS."""
+def from_scorer(scorer, one_pass: bool | str = "center") -> MOSFunction:
+    """Wrap an :class:`attiqa.scorers.Scorer`: its first column (``mos`` or ``score``) is the MOS.
+
+    ``one_pass`` (ours, issue 19): a trained ATTIQA scorer grades the whole image in one forward pass at
+    its own scale (the render is resized so its shorter side is the model's ``test_resize_shorter`` when
+    it is not already) instead of the paper's five 320-px crops (§4.2): ``"whole"`` scores the whole view
+    (1.6x cheaper than five crops at 500 x 667 px), ``"center"`` (default) its centre crop of the model's
+    crop size (the scorer's own single-crop option; 7x cheaper); ``False``: the paper's five crops.
+    ``benchmarks/isp_reward_agreement.py`` measures the rank agreement with five-crop full-resolution scores.
+    """
     column = scorer.columns[0]
     if column == "mos" and getattr(scorer, "has_mos", True) is False:
         raise ModelLoadError(
@@ -63,17 +72,48 @@ def from_scorer(scorer) -> MOSFunction:
             "only) — pass a fine-tuned one (runs/<name>/finetune/best.safetensors) or --model classical"
         )
 
+    model = getattr(scorer, "model", None)
+    shorter = getattr(scorer, "min_shorter", None)
+    if one_pass and model is not None and shorter and hasattr(model, "card_config"):
+        import torch
+
+        cfg = model.card_config()
+        mean = torch.tensor(cfg["mean"], dtype=torch.float32).view(1, 3, 1, 1)
+        std = torch.tensor(cfg["std"], dtype=torch.float32).view(1, 3, 1, 1)
+        col = scorer.columns.index(column)
+        crop = int(cfg.get("test_crop") or 320) if one_pass == "center" else None
+
+        def whole(images):
+            out = []
+            for im in images:
+                w, h = im.size
+                if min(w, h) != shorter:
+                    s = shorter / min(w, h)
+                    im = im.resize((max(shorter, round(w * s)), max(shorter, round(h * s))), Image.BICUBIC)
+                if crop is not None and min(im.size) >= crop:
+                    left, top = (im.size[0] - crop) // 2, (im.size[1] - crop) // 2
+                    im = im.crop((left, top, left + crop, top + crop))
+                x = torch.from_numpy(np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0)
+                x = (x.permute(2, 0, 1)[None] - mean) / std
+                out.append(float(scorer.score_tensors(x)[0, col]))
+            return out
+
+        return MOSFunction(whole, scorer.info.score_range, scorer.info.name, batched=True,
+                           view_shorter=int(shorter))
+
     def fn(images):
         return scorer(images)[column]
 
-    return MOSFunction(fn, scorer.info.score_range, scorer.info.name, batched=True)
+    return MOSFunction(fn, scorer.info.score_range, scorer.info.name, batched=True,
+                       view_shorter=getattr(scorer, "min_shorter", None))
 
 
-def load_mos_function(spec: str | Path | None = None, device: str = "cpu") -> MOSFunction:
+def load_mos_function(spec: str | Path | None = None, device: str = "cpu",
+                      one_pass: bool | str = "center") -> MOSFunction:
     """``None`` = the default ATTIQA model; otherwise a checkpoint path, named model or scorer name."""
     import attiqa
 
-    return from_scorer(attiqa.load_scorer(None if spec is None else str(spec), device=device))
+    return from_scorer(attiqa.load_scorer(None if spec is None else str(spec), device=device), one_pass)
 
 
 def as_mos_function(scorer) -> MOSFunction:

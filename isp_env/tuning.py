@@ -18,7 +18,6 @@ import numpy as np
 from attiqa.errors import ConfigError
 from attiqa.progress import console, progress_task
 from isp_env.env import ISPTuningEnv
-from isp_env.params import from_normalized
 from isp_env.policy_io import algorithms, find_state, load_state, save_policy, save_state
 
 
@@ -27,11 +26,13 @@ class TrainConfig:
     algo: str = "sac"
     timesteps: int = 20_000
     n_envs: int = 2
-    preview: int = 256
+    preview: int | None = None  # None: render at the scorer's own scale (isp_env.reward)
     obs_size: int = 64
-    max_steps: int = 4
-    action_mode: str = "delta"
+    max_steps: int = 1  # one-step contextual policy with absolute actions (docs/isp.md: why)
+    action_mode: str = "absolute"
     delta_scale: float = 0.5
+    guard: bool = True
+    view_shorter: int | None = None  # the scorer's shorter side, filled in from the scorer by `run`
     seed: int = 0
     learning_rate: float = 3e-4
     batch_size: int = 64
@@ -43,10 +44,12 @@ class TrainConfig:
     checkpoint_every: int = 1000
     scorer: str | None = None  # None = the default ATTIQA model
     torch_threads: int = 1  # learner; single-threaded was 7x faster on 2 busy cores (18.7 vs 2.8 step/s)
+    init_policy: str | None = None  # start from this policy's weights ("default" = the shipped one)
 
     def env_kwargs(self) -> dict[str, Any]:
         return {"scorer": self.scorer, "preview": self.preview, "obs_size": self.obs_size,
-                "max_steps": self.max_steps, "action_mode": self.action_mode, "delta_scale": self.delta_scale}
+                "max_steps": self.max_steps, "action_mode": self.action_mode, "delta_scale": self.delta_scale,
+                "guard": self.guard, "view_shorter": self.view_shorter}
 
     def policy_kwargs(self) -> dict[str, Any]:
         return {"net_arch": list(self.net_arch),
@@ -55,7 +58,7 @@ class TrainConfig:
     def learning_key(self) -> dict[str, Any]:
         """Settings a resumed run must share with the checkpoint."""
         d = asdict(self)
-        for k in ("timesteps", "checkpoint_every", "n_envs", "torch_threads"):
+        for k in ("timesteps", "checkpoint_every", "n_envs", "torch_threads", "init_policy"):
             d.pop(k)
         return d
 
@@ -148,6 +151,8 @@ def train(run_dir: Path, train_raws: list[Path], cfg: TrainConfig, subprocess: b
             doc = load_state(model, state_dir)
             calls_before = int(doc.get("scorer_calls", 0))
             console.print(f"resuming from {state_dir} at step {model.num_timesteps}")
+        elif cfg.init_policy:
+            init_from_policy(model, cfg.init_policy)
         remaining = max(cfg.timesteps - model.num_timesteps, 0)
         with progress_task(f"training {cfg.algo.upper()}", total=cfg.timesteps, unit="step") as advance:
             advance(model.num_timesteps)
@@ -173,16 +178,37 @@ def train(run_dir: Path, train_raws: list[Path], cfg: TrainConfig, subprocess: b
     return summary
 
 
+def init_from_policy(model, spec: str | Path) -> None:
+    """Start training from a saved policy's weights (``default`` = the policy shipped with the package);
+    the algorithm, network and observation size must match."""
+    from isp_env.policy_io import load_policy, resolve_policy
+
+    policy, card = load_policy(resolve_policy(spec))
+    try:
+        if card["algo"] != type(model).__name__.lower():
+            raise RuntimeError(f"algorithm {card['algo']}")
+        model.policy.load_state_dict(policy.state_dict())
+    except RuntimeError as exc:
+        raise ConfigError(f"{spec}: that policy does not fit this run ({str(exc).splitlines()[0]}) — start "
+                          "with the same --algo, network and --obs-size, or without --init-policy") from None
+    console.print(f"starting from the policy {spec}")
+
+
+def env_for_policy(card: dict[str, Any], raw_path: Path) -> ISPTuningEnv:
+    """A render-only environment with the settings a policy was trained with."""
+    env_cfg = {k: v for k, v in card["env"].items() if k != "scorer"}
+    return ISPTuningEnv([raw_path], scorer=None, score=False, torch_threads=None, **env_cfg)
+
+
 def tune_with_policy(policy, card: dict[str, Any], raw_path: Path) -> dict[str, float]:
     """Run the deterministic policy for one episode on ``raw_path``'s preview; no scorer calls are needed
-    (the observation is the render and the parameters, not the score). Returns the final parameters."""
-    env_cfg = dict(card["env"])
-    env = ISPTuningEnv([raw_path], scorer=None, score=False, torch_threads=None,
-                       **{k: v for k, v in env_cfg.items() if k != "scorer"})
+    (the observation is the render, its statistics and the parameters, not the score). Returns the final
+    parameters."""
+    env = env_for_policy(card, raw_path)
     obs, _ = env.reset(seed=0)
     for _ in range(env.max_steps):
         action, _ = policy.predict(obs, deterministic=True)
         obs, *_ = env.step(action)
-    return from_normalized(env._norm)
+    return env.params
 
 

@@ -25,6 +25,7 @@ BASIC = (
     "brightness_down",
     "brightness_up",
     "saturation_down",
+    "saturation_up",
     "gaussian_noise",
     "iso_noise",
 )
@@ -65,6 +66,7 @@ MEASURE = {
     "brightness_down": _mean,
     "brightness_up": _mean,
     "saturation_down": _chroma,
+    "saturation_up": _chroma,
 }
 
 
@@ -77,6 +79,7 @@ def test_registry_holds_the_basic_kinds_with_five_levels():
         assert len(d.levels) == NUM_LEVELS and d.parameter and d.source
         assert d.parameter_at(0) is None and d.parameter_at(NUM_LEVELS) == d.levels[-1]
     assert DISTORTIONS["brightness_up"].direction == 1
+    assert DISTORTIONS["saturation_up"].direction == 1  # supp. §A "saturation adjustment", both ways
     assert DISTORTIONS["gaussian_noise"].attribute == "noisiness"
 
 

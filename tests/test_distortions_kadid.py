@@ -19,12 +19,20 @@ from attiqa.distortions.kadid import motion_kernel
 
 PROXY_BLURS = ("zoom_blur", "lens_blur")
 ALL_NEW = (*KADID_NAMES, *PROXY_BLURS)
+REGISTERED = tuple(n for n in sorted(DISTORTIONS) if not n.startswith("test_"))  # every registered type
 
 
 @pytest.fixture(scope="module")
 def small_photos(photos) -> list[Image.Image]:
-    """Three real photos at 192 px (fast) — KADID's parameters act in pixels, so sizes stay moderate."""
-    return [resized(photos[n], longer=192) for n in ("astronaut", "coffee", "chelsea")]
+    """Three real photos at 192 px (fast) — KADID's parameters act in pixels, so sizes stay moderate —
+    spanning the full 0..255 range, so the KADID generator's input ``mapmm`` leaves them as they are and
+    level 0 -> 1 measures the distortion alone (the stretch itself is tested separately)."""
+    out = []
+    for n in ("astronaut", "coffee", "chelsea"):
+        a = np.asarray(resized(photos[n], longer=192), dtype=np.float64)
+        a = np.rint((a - a.min()) / (a.max() - a.min()) * 255.0).astype(np.uint8)
+        out.append(Image.fromarray(a))
+    return out
 
 
 def _f(img: Image.Image) -> np.ndarray:
@@ -77,6 +85,25 @@ MEASURES = {
 DEFAULT_MEASURE = (_mae, +1, 0)
 
 
+def _chroma(a: np.ndarray, ref: np.ndarray) -> float:
+    return float((a.max(axis=2) - a.min(axis=2)).mean())
+
+
+def _cleanliness(a: np.ndarray, ref: np.ndarray) -> float:
+    """Minus the fine-scale residual (image minus a 1-px Gaussian blur), which noise of any kind raises."""
+    return -float(np.abs(a - ndimage.gaussian_filter(a, sigma=(1, 1, 0))).mean())
+
+
+# attribute -> an independent measure that rises with the attribute's "good" pole (attiqa.attributes)
+ATTRIBUTE_MEASURES = {
+    "sharpness": _laplacian_energy,
+    "contrast": _grey_std,
+    "brightness": _mean,
+    "colorfulness": _chroma,
+    "noisiness": _cleanliness,
+}
+
+
 def test_all_25_kadid_types_registered_in_order_with_documented_levels():
     assert len(KADID_NAMES) == 25
     assert [DISTORTIONS[n].kadid_id for n in KADID_NAMES] == list(range(1, 26))
@@ -88,14 +115,14 @@ def test_all_25_kadid_types_registered_in_order_with_documented_levels():
     assert DISTORTIONS["kadid_gaussian_blur"].levels == (0.1, 0.5, 1.0, 2.0, 5.0)
     assert DISTORTIONS["kadid_jpeg"].levels == (43.0, 36.0, 24.0, 7.0, 4.0)
     assert DISTORTIONS["kadid_jpeg2000"].levels == (16.0, 32.0, 45.0, 120.0, 400.0)
-    assert DISTORTIONS["kadid_color_saturation_1"].levels == (0.4, 0.2, 0.1, 0.0, -0.4)
+    assert DISTORTIONS["kadid_color_saturation_1"].levels == (0.4, 0.2, 0.1, 0.05, 0.0)  # ours at 4-5 (#7)
     assert DISTORTIONS["kadid_contrast_change"].levels == (0.3, 0.15, 0.0, -0.4, -0.6)
     assert DISTORTIONS["kadid_white_noise"].levels[-1] == pytest.approx(0.1)
     # supplement §A: three sharpness proxies
     assert {DISTORTIONS[n].attribute for n in ("gaussian_blur", *PROXY_BLURS)} == {"sharpness"}
 
 
-@pytest.mark.parametrize("name", ALL_NEW)
+@pytest.mark.parametrize("name", REGISTERED)
 def test_strength_is_monotone_in_a_simple_measure_on_real_photos(small_photos, name):
     measure, sign, strict_from = MEASURES.get(name, DEFAULT_MEASURE)
     for img in small_photos:
@@ -106,6 +133,60 @@ def test_strength_is_monotone_in_a_simple_measure_on_real_photos(small_photos, n
         assert np.all(steps[start:] > 0), (name, values.round(3))
         if strict_from is not None:
             assert np.all(steps[:start] >= -1e-9), (name, values.round(3))
+
+
+@pytest.mark.parametrize("name", [n for n in REGISTERED if DISTORTIONS[n].attribute])
+def test_registered_attribute_moves_its_own_way_at_every_level(small_photos, name):
+    """A type registered as moving an attribute does so strictly at every step (after a documented
+    near-identity first level), in its registered direction: e.g. KADID #7 must keep losing colour."""
+    d = DISTORTIONS[name]
+    measure = ATTRIBUTE_MEASURES[d.attribute]
+    strict_from = MEASURES.get(name, DEFAULT_MEASURE)[2] or 0
+    for img in small_photos:
+        ref = _f(img)
+        values = np.array([measure(_f(apply_distortion(img, name, lv, seed=5)), ref) for lv in range(6)])
+        steps = np.diff(values) * d.direction
+        assert np.all(steps[strict_from:] > 0), (name, d.attribute, values.round(4))
+        assert np.all(steps[:strict_from] >= -1e-9), (name, d.attribute, values.round(4))
+
+
+def test_kadid_7_desaturates_without_recolouring(small_photos):
+    """No level flips a pixel's channel order (KADID's factor -0.4 would turn every hue into its complement):
+    channels only move toward the max channel, up to rounding and the final ``mapmm`` stretch."""
+    img = small_photos[1]
+    a = _f(img)
+    order = np.argsort(a, axis=2, kind="stable")
+    for lv in range(1, NUM_LEVELS + 1):
+        out = _f(apply_distortion(img, "kadid_color_saturation_1", lv))
+        assert np.all(np.diff(np.take_along_axis(out, order, axis=2), axis=2) >= -1.0), lv
+    grey = _f(apply_distortion(img, "kadid_color_saturation_1", NUM_LEVELS))
+    assert (grey.max(axis=2) - grey.min(axis=2)).max() <= 1.0
+
+
+def test_kadid_types_run_between_two_mapmm_calls():
+    """KADID's generator min-max rescales the input and the result (``mapmm``): a low-contrast photo comes
+    out full-range at level 1 of any type; a mean shift is stretched back to the full range."""
+    from attiqa.distortions.kadid import mapmm
+
+    rng = np.random.default_rng(0)
+    flat = Image.fromarray(rng.integers(60, 181, (48, 64, 3), dtype=np.uint8))  # values 60..180
+    for name in ("kadid_gaussian_blur", "kadid_mean_shift", "kadid_jpeg"):
+        out = _f(apply_distortion(flat, name, 1, seed=3))
+        assert out.min() == 0.0 and out.max() == 255.0, name
+    # level 0 stays the identity copy (no stretch)
+    assert apply_distortion(flat, "kadid_gaussian_blur", 0).tobytes() == flat.tobytes()
+    # mapmm itself: whole-array min-max, constant arrays unchanged
+    x = np.array([[0.2, 0.4], [0.6, 0.3]], dtype=np.float32)
+    np.testing.assert_allclose(mapmm(x), (x - 0.2) / 0.4, atol=1e-6)
+    const = np.full((3, 3), 0.5, dtype=np.float32)
+    assert np.array_equal(mapmm(const), const)
+    # a shift that clips nothing is undone entirely by the final mapmm (KADID's #18 on an unclipped range)
+    from attiqa.distortions import get_distortion
+
+    shift = get_distortion("kadid_mean_shift")
+    ramp = np.repeat(np.linspace(0.25, 0.75, 16, dtype=np.float32).reshape(4, 4, 1), 3, axis=2)
+    y = shift.fn(ramp, 0.04, np.random.default_rng(1))
+    assert y.min() == pytest.approx(0.0) and y.max() == pytest.approx(1.0)
 
 
 @pytest.mark.parametrize("name", ALL_NEW)
@@ -145,14 +226,21 @@ def test_kernels_are_normalised_and_shaped():
 
 
 def test_noise_types_have_their_tabled_strength():
-    grey = Image.new("RGB", (200, 200), (128, 128, 128))
-    out = _f(apply_distortion(grey, "kadid_white_noise", 5, seed=0))
+    # mid-grey under a first row of black and white pixels: already full-range (and staying so under noise),
+    # so KADID's two mapmm calls leave the noise as it is; on a flat grey they would stretch it to 0..255
+    a = np.full((201, 200, 3), 128, dtype=np.uint8)
+    a[0, :100], a[0, 100:] = 0, 255
+    grey = Image.fromarray(a)
+    out = _f(apply_distortion(grey, "kadid_white_noise", 5, seed=0))[1:]
     assert out.std() == pytest.approx(0.1 * 255, rel=0.05)
-    imp = _f(apply_distortion(grey, "kadid_impulse_noise", 5, seed=0))
+    imp = _f(apply_distortion(grey, "kadid_impulse_noise", 5, seed=0))[1:]
     frac = np.mean((imp == 0) | (imp == 255))
     assert frac == pytest.approx(0.03, rel=0.15)  # density of salt & pepper samples
-    mul = _f(apply_distortion(grey, "kadid_multiplicative_noise", 5, seed=0))
+    mul = _f(apply_distortion(grey, "kadid_multiplicative_noise", 5, seed=0))[1:]
     assert (mul / 128.0 - 1.0).std() == pytest.approx(np.sqrt(0.05), rel=0.05)
+    flat = Image.new("RGB", (200, 200), (128, 128, 128))
+    stretched = _f(apply_distortion(flat, "kadid_white_noise", 5, seed=0))
+    assert stretched.min() == 0 and stretched.max() == 255  # mapmm on a flat image: noise fills the range
 
 
 def test_gallery_sheet_has_one_row_per_type_and_six_levels(small_photos):

@@ -27,7 +27,7 @@ from attiqa.exiqa.model import (
     strength_rmse,
 )
 from attiqa.exiqa.regressor import train_regressor
-from attiqa.exiqa.train import ExiqaTrainConfig, train_exiqa
+from attiqa.exiqa.train import ExiqaTrainConfig, read_distortion_labels, split_by_source, train_exiqa
 from attiqa.scorers import create_scorer
 from attiqa.teachers.clip import load_open_clip, parse_clip_spec
 
@@ -142,6 +142,28 @@ def test_training_lowers_the_loss_and_resumes_after_a_kill(distorted, tiny_dir, 
         assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-4)
     with pytest.raises(ConfigError, match="other settings"):
         train_exiqa(distorted, tmp_path / "killed", _cfg(tiny_dir, epochs=3))
+
+
+def test_held_out_split_is_by_source_photo(distorted, tiny_dir, tmp_path):  # noqa: F811
+    """Every round re-distorts the same photos: no photo may have versions on both sides of the split."""
+    paths, targets, sources = read_distortion_labels(distorted, load_attribute_table())
+    assert len(paths) == 20 and len(set(sources)) == 5  # 4 rounds x 5 photos
+    for seed in range(5):
+        tr, va = split_by_source(sources, 0.2, seed)
+        assert sorted(tr + va) == list(range(len(paths)))
+        held = {sources[i] for i in va}
+        assert len(held) == 1 and not held & {sources[i] for i in tr}
+        assert len(va) == 4  # all four rounds of the held-out photo
+    with pytest.raises(ConfigError, match="2 source photos"):
+        split_by_source(["a.png"] * 3, 0.2, 0)
+    run = train_exiqa(distorted, tmp_path / "run", _cfg(tiny_dir, epochs=1))
+    card = json.loads((tmp_path / "run" / "exiqa.json").read_text())
+    assert card["val_split"] == "by source photo" and len(card["val_sources"]) == 1
+    assert run["history"][0]["val_rmse"] >= 0
+
+
+def test_default_prompt_length_is_table_ii_for_kadid():
+    assert ExiqaTrainConfig().n_prompts == 100  # paper Table II: KADID-10k / TID2013 shallow prompts
 
 
 def _attiqa(*args) -> subprocess.CompletedProcess:

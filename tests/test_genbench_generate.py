@@ -163,7 +163,7 @@ def test_kill_and_resume_with_the_real_command(tmp_path, tiny_sd):
     assert not list(out.rglob("*.tmp"))
 
 
-def test_offline_without_weights_is_one_clear_line(tmp_path):
+def test_offline_without_weights_is_one_clear_line(tmp_path, tiny_sd, tiny_pipe):
     env = {"HF_HOME": str(tmp_path / "hf"), "HF_HUB_CACHE": str(tmp_path / "hf" / "hub")}
     proc = _cli("run", "--pairs", "1", "--out", str(tmp_path / "run"), env=env)
     _, err = proc.communicate(timeout=300)
@@ -171,3 +171,21 @@ def test_offline_without_weights_is_one_clear_line(tmp_path):
     lines = [ln for ln in err.splitlines() if ln.startswith("error:")]
     assert len(lines) == 1 and "stabilityai/stable-diffusion-2-1" in lines[0] and "--model" in lines[0]
     assert "Traceback" not in err
+
+    # following the advice (another --model, same --out) works: the failed run made no image
+    res = generate_run(tmp_path / "run", load_prompt_spec(), _settings(tiny_sd), 1, pipeline=tiny_pipe)
+    assert (res.made, res.failed) == (2, [])
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["settings"]["model"] == str(tiny_sd)
+
+
+def test_a_run_folder_of_imported_pairs_is_not_overwritten(tmp_path, tiny_sd, tiny_pipe):
+    from genbench.imagereward import import_imagereward
+
+    for k in (1, 2):
+        Image.new("RGB", (16, 16), (40 * k, 0, 0)).save(tmp_path / f"{k}.png")
+    items = [{"id": "i", "prompt": "p", "generations": ["1.png", "2.png"], "ranking": [1, 2]}]
+    (tmp_path / "r.json").write_text(json.dumps(items))
+    import_imagereward(tmp_path / "r.json", None, tmp_path / "run")
+    with pytest.raises(ConfigError, match="imported pairs"):
+        generate_run(tmp_path / "run", load_prompt_spec(), _settings(tiny_sd), 1, pipeline=tiny_pipe)
+    assert [p.pair_id for p in load_pairs(tmp_path / "run")] == ["i:0-1"]

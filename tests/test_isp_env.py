@@ -40,8 +40,44 @@ def test_registered_id_passes_the_gymnasium_checker(isp_raws, scorer):
     assert steps == 3 and info["episode_scorer_calls"] == 4
 
 
+def test_contract_horizon_is_visible_and_spaces_are_one_definition(isp_raws, scorer):
+    """Gymnasium's rule for time limits that are part of the task: the time is in the observation; the
+    policy files rebuild the very spaces the env declares."""
+    from isp_env.env import spaces_for
+    from isp_env.policy_io import build_policy
+
+    env = ISPTuningEnv(isp_raws[:1], scorer=scorer, preview=64, obs_size=36, max_steps=2, action_mode="delta")
+    obs, _ = env.reset(seed=0)
+    assert obs["time"][0] == 0.0
+    obs, _, terminated, truncated, _ = env.step(np.zeros(N_PARAMS, np.float32))
+    assert obs["time"][0] == pytest.approx(0.5) and not terminated and not truncated
+    obs, _, terminated, _, info = env.step(np.zeros(N_PARAMS, np.float32))
+    assert obs["time"][0] == 1.0 and terminated
+    assert env.params == info["params"]
+    obs_space, act_space = spaces_for(36)
+    assert obs_space == env.observation_space and act_space == env.action_space
+    policy = build_policy({"algo": "sac", "env": {"obs_size": 36},
+                           "policy_kwargs": {"net_arch": [8],
+                                             "features_extractor_kwargs": {"cnn_output_dim": 8}}})
+    assert policy.observation_space == env.observation_space
+
+
+def test_one_step_episode_scores_neutral_once_per_raw(isp_raws, scorer):
+    """A one-step contextual episode: the neutral render's score is cached per raw, so each later episode
+    costs one scorer call."""
+    env = ISPTuningEnv(isp_raws[:1], scorer=scorer, preview=64, obs_size=36)
+    assert env.max_steps == 1 and env.action_mode == "absolute"
+    before = env.mos.calls  # (the scorer is shared by this module's tests)
+    for episode in range(3):
+        env.reset(seed=episode)
+        *_, terminated, _, info = env.step(np.zeros(N_PARAMS, np.float32))
+        assert terminated
+    assert env.scorer_calls() - before == 1 + 3
+
+
 def test_reward_is_the_scorers_mos_gain(isp_raws, scorer):
-    env = ISPTuningEnv(isp_raws[:1], scorer=scorer, preview=96, obs_size=32, max_steps=2)
+    env = ISPTuningEnv(isp_raws[:1], scorer=scorer, preview=96, obs_size=32, max_steps=2, action_mode="delta",
+                       guard=False)
     _, info0 = env.reset(seed=0)
     action = np.zeros(N_PARAMS, np.float32)
     action[NAMES.index("saturation")] = 1.0
@@ -71,7 +107,7 @@ def test_nan_and_out_of_range_actions_never_reach_the_agent(isp_raws, scorer):
 
 
 def test_nan_scores_are_replaced_and_counted(isp_raws):
-    env = ISPTuningEnv(isp_raws[:1], scorer=lambda img: float("nan"), preview=64, obs_size=32)
+    env = ISPTuningEnv(isp_raws[:1], scorer=lambda img: float("nan"), preview=64, obs_size=32, guard=False)
     env.reset(seed=0)
     _, reward, *_ = env.step(np.ones(N_PARAMS, np.float32))
     assert reward == 0.0 and env.mos.nonfinite == 2
@@ -123,7 +159,8 @@ def test_attiqa_checkpoint_as_reward(isp_raws, tmp_path):
     env = ISPTuningEnv(isp_raws[:1], scorer=str(ckpt), preview=64, obs_size=32, max_steps=1)
     _, info = env.reset(seed=0)
     assert env.mos.score_range == (0.0, 100.0) and env.mos.name == "tiny"
-    direct = attiqa.load_scorer(ckpt)(Image.fromarray(env.render()))["mos"]
+    # the reward scores the render in one pass: the scorer's own centre crop at its scale
+    direct = attiqa.load_scorer(ckpt, crops="center")(Image.fromarray(env.render()))["mos"]
     assert info["mos"] == pytest.approx(direct, rel=1e-5)
     _, reward, *_ = env.step(np.ones(N_PARAMS, np.float32))
     assert np.isfinite(reward)
@@ -140,7 +177,8 @@ def test_preview_disk_cache_is_shared_and_equal(isp_raws, tmp_path, scorer):
     assert len(list((tmp_path / "cache").glob("*.npy"))) == 1
     second = ISPTuningEnv(isp_raws[:1], **kw)  # e.g. another worker or a resumed run: reads the cache
     obs2, info2 = second.reset(seed=0)
-    np.testing.assert_allclose(second._dev.linear, develop(read_raw(isp_raws[0]), 64).linear, rtol=2e-3,
+    np.testing.assert_allclose(second.developed(isp_raws[0]).linear,
+                               develop(read_raw(isp_raws[0]), 64).linear, rtol=2e-3,
                                atol=1e-4)  # float16 storage
     assert np.abs(obs1["image"].astype(int) - obs2["image"]).max() <= 1
     assert info2["mos"] == pytest.approx(info1["mos"], abs=1e-3)

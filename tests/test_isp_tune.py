@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import SHARED_DATA
 from PIL import Image
 
 import attiqa
@@ -28,7 +29,8 @@ from isp_env.tuning import TrainConfig, build_model, make_vec_env, train
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["--model", "classical", "--preview", "80", "--obs-size", "36", "--max-steps", "2",
-        "--batch-size", "16", "--learning-starts", "20", "--test-fraction", "0.4"]
+        "--batch-size", "16", "--learning-starts", "20", "--test-fraction", "0.4",
+        "--cma-global-budget", "40", "--cma-image-budget", "15"]
 
 
 def _tiny_cfg(algo: str, timesteps: int, **kw) -> TrainConfig:
@@ -62,6 +64,28 @@ def test_split_is_seeded_and_disjoint(isp_raws):
     assert len(te) == 1 and not set(tr) & set(te) and len(tr) + len(te) == len(isp_raws)
 
 
+def test_split_keeps_scene_groups_on_one_side(tmp_path):
+    """Repeat shots of one subject (manifest.csv's scene_group) never straddle the split, for any seed."""
+    from isp_env.run import scene_groups
+
+    root = tmp_path / "raws"
+    root.mkdir()
+    names = [f"r{i:02d}.dng" for i in range(20)]
+    group = {n: (f"g{i // 4}" if i < 12 else n) for i, n in enumerate(names)}  # 3 groups of 4, 8 singletons
+    for n in names:
+        (root / n).write_bytes(b"")
+    with open(root / "manifest.csv", "w") as fh:
+        fh.write("file,camera,scene_group\n" + "".join(f"{n},x,{group[n]}\n" for n in names))
+    raws = sorted(root / n for n in names)
+    groups = scene_groups(raws, root)
+    assert groups[root / "r01.dng"] == "g0" and groups[root / "r15.dng"] == "r15.dng"
+    for seed in range(10):
+        tr, te = split(raws, 0.3, seed, groups)
+        assert te and tr and len(tr) + len(te) == 20
+        assert not {groups[p] for p in tr} & {groups[p] for p in te}
+        assert 3 <= len(te) <= 9  # about 30 %
+
+
 def test_cma_search_keeps_to_its_budget_and_never_loses_to_neutral(isp_raws):
     import torch
 
@@ -83,9 +107,48 @@ def test_other_algorithms_train_and_policy_round_trips(tmp_path, isp_raws, algo)
     policy, card = load_policy(tmp_path / algo / "policy.safetensors")
     assert card["algo"] == algo and json.loads((tmp_path / algo / "policy.json").read_text())["algo"] == algo
     obs = {"image": np.random.default_rng(0).integers(0, 255, (3, 36, 36), dtype=np.uint8),
-           "params": to_normalized(neutral()).astype(np.float32)}
+           "stats": np.full(12, 0.5, np.float32), "params": to_normalized(neutral()).astype(np.float32),
+           "time": np.zeros(1, np.float32)}
     a1, _ = policy.predict(obs, deterministic=True)
     assert a1.shape == (16,) and np.isfinite(a1).all() and np.abs(a1).max() <= 1.0
+
+
+def test_training_can_start_from_a_saved_policy(tmp_path, isp_raws):
+    """`isp-tune --init-policy P` (e.g. `default`): the new model starts with P's weights."""
+    import torch
+
+    from isp_env.tuning import init_from_policy
+
+    cfg = _tiny_cfg("sac", 12)
+    train(tmp_path / "first", isp_raws[:1], cfg, subprocess=False)
+    venv = make_vec_env(isp_raws[:1], cfg, subprocess=False)
+    model = build_model(cfg, venv)
+    init_from_policy(model, tmp_path / "first" / "policy.safetensors")
+    saved, _ = load_policy(tmp_path / "first" / "policy.safetensors")
+    for k, v in saved.state_dict().items():
+        assert torch.equal(v, model.policy.state_dict()[k]), k
+    venv.close()
+    from attiqa.errors import ConfigError
+
+    td3 = _tiny_cfg("td3", 12)
+    other = build_model(td3, make_vec_env(isp_raws[:1], td3, subprocess=False))
+    with pytest.raises(ConfigError, match="does not fit"):
+        init_from_policy(other, tmp_path / "first" / "policy.safetensors")
+
+
+def test_shipped_default_policy_renders_without_a_scorer(isp_raws):
+    """`isp-tune render RAW --policy default`: the policy in the package loads and tunes a raw it never saw,
+    deterministically, with parameters in range and no scorer call."""
+    from isp_env.params import PARAMS
+    from isp_env.policy_io import DEFAULT_POLICY, resolve_policy
+    from isp_env.tuning import tune_with_policy
+
+    assert DEFAULT_POLICY.exists(), "the package ships isp_env/data/policy-default.safetensors"
+    policy, card = load_policy(resolve_policy("default"))
+    assert card["env"]["max_steps"] >= 1 and card["env"]["guard"] is True
+    a = tune_with_policy(policy, card, isp_raws[0])
+    assert a == tune_with_policy(policy, card, isp_raws[0])
+    assert all(p.low <= a[p.name] <= p.high for p in PARAMS)
 
 
 def test_resume_state_restores_weights_optimizers_and_replay_buffer(tmp_path, isp_raws):
@@ -136,22 +199,22 @@ def test_isp_tune_cli_end_to_end_with_kill_and_resume(tmp_path, raw_dir):
     training = json.loads((out / "training.json").read_text())
     assert training["timesteps"] >= 200 and methods["agent"]["train_scorer_calls"] == training["scorer_calls"]
     assert training["scorer_calls"] >= 200  # one call per step plus one per reset, across the kill
-    assert methods["cma_per_image"]["test_scorer_calls"] <= training["scorer_calls"]
+    assert methods["cma_per_image"]["test_scorer_calls"] <= 15 * summary["n_test"]
     rows = list(csv.DictReader((out / "results.csv").open()))
     assert len(rows) == 5 * summary["n_test"] and all(np.isfinite(float(r["mos"])) for r in rows)
     assert "| RL agent |" in (out / "report.md").read_text()
     assert Image.open(out / "grid.png").size[0] > 300
-    for pfile in (out / "test" / "params").glob("*.json"):
+    for pfile in (out / "test" / "agent" / "params").glob("*.json"):
         doc = json.loads(pfile.read_text())
-        render = np.asarray(Image.open(out / "test" / "renders" / f"{pfile.stem}.png"))
+        render = np.asarray(Image.open(out / "test" / "agent" / "renders" / f"{pfile.stem}.png"))
         raw = read_raw(doc["raw"])
         assert render.shape == (*(s // 2 * 2 for s in raw.shape), 3)  # full resolution
         np.testing.assert_array_equal(render, finish(develop(raw), doc["params"]))
 
     # render: with the policy, with a parameter file, neutral; one-line errors
-    raw_path = json.loads(next((out / "test" / "params").glob("*.json")).read_text())["raw"]
+    raw_path = json.loads(next((out / "test" / "agent" / "params").glob("*.json")).read_text())["raw"]
     for extra in (["--policy", str(out / "policy.safetensors")],
-                  ["--params", str(next((out / "test" / "params").glob("*.json")))], []):
+                  ["--params", str(next((out / "test" / "agent" / "params").glob("*.json")))], []):
         png = tmp_path / f"r{len(extra)}.png"
         r = _cli("render", raw_path, "-o", str(png), *extra)
         assert r.returncode == 0, r.stderr
@@ -188,3 +251,23 @@ def test_cli_help_and_bad_parameter_file(tmp_path, isp_raws):
     assert r.exit_code == 0, r.output
     grey = np.asarray(Image.open(tmp_path / "g.png")).astype(int)
     assert np.abs(grey - grey.mean(axis=2, keepdims=True)).max() <= 1
+
+
+REAL_RAWS = SHARED_DATA / "raw" / "real"
+
+
+@pytest.mark.shared_data
+@pytest.mark.skipif(not (REAL_RAWS / "manifest.csv").exists(), reason="real raws of ../shared not present")
+def test_real_raws_are_found_and_split_by_their_scene_groups():
+    """The 43 real raws (QuickTake .qtk, DC50 .kdc, D30 .crw, CinemaDNG) are all found; repeat shots of one
+    subject never straddle the split."""
+    from isp_env.raw import find_raws
+    from isp_env.run import scene_groups
+
+    raws = find_raws(REAL_RAWS)
+    assert len(raws) == 43
+    groups = scene_groups(raws, REAL_RAWS)
+    assert len(set(groups.values())) < len(raws)  # some groups hold several shots
+    tr, te = split(raws, 0.3, 0, groups)
+    assert not {groups[p] for p in tr} & {groups[p] for p in te}
+    assert 0.2 * len(raws) <= len(te) <= 0.4 * len(raws)

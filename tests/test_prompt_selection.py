@@ -32,6 +32,7 @@ from attiqa.prompts import (
     summary_rows,
     write_summary_csv,
 )
+from attiqa.prompts.selection import signs_from_mos
 from attiqa.teachers import ClipTeacher, load_prompts
 
 ATTIQA = [sys.executable, "-m", "attiqa.cli"]
@@ -60,12 +61,13 @@ def test_table14_candidates_are_packaged_verbatim_and_deduplicated():
     assert cands["brightness"].positive.count("brilliant") == 1
     for c in cands.values():
         assert 48 <= len(c.positive) <= 51 and 48 <= len(c.negative) <= 51
-    # Table 1's chosen pairs are among the candidates, and prompts are spelled like Table 1
+    # Table 1's chosen pairs are all among Table 14's candidates, spelled like Table 1: so the default uses
+    # "Grainy image" (Table 14 has "grainy", no "graimy"; Table 1's "Graimy" cannot come from the selection)
     table1 = load_prompts()
     for a, pair in table1.pairs.items():
-        if a == "noisiness":  # Table 1 prints "Graimy", the candidates say "grainy"
-            continue
         assert pair.positive in cands[a].prompts("positive") and pair.negative in cands[a].prompts("negative")
+    assert table1.pairs["noisiness"].negative == "Grainy image"
+    assert not any("graimy" in w.lower() for c in cands.values() for w in (*c.positive, *c.negative))
     assert make_prompt("out-of-focus") == "Out-of-focus image"
 
 
@@ -234,6 +236,17 @@ def _write_spaq(root: Path, photos, blur_sigmas=(0, 0.6, 1.2, 2, 3.5)) -> list[f
     return sharp
 
 
+def rng_mos_noise(x: np.ndarray) -> np.ndarray:
+    """Small noise so the synthetic MOS is not the sharpness column itself."""
+    return np.random.default_rng(3).normal(0.0, 0.05 * float(np.std(x)) + 1e-9, len(x))
+
+
+def test_signs_from_mos_flips_only_columns_that_fall_with_quality():
+    mos = np.linspace(0, 100, 20)
+    got = signs_from_mos({"sharpness": mos * 0.5 + 3, "noisiness": 100 - mos, "contrast": [np.nan] * 20}, mos)
+    assert got == {"sharpness": 1, "noisiness": -1, "contrast": 1}
+
+
 @pytest.fixture(scope="module")
 def task_photos(photos) -> list[Image.Image]:
     return [resized(photos[n], shorter=160) for n in ("astronaut", "coffee", "chelsea")]
@@ -296,6 +309,18 @@ def test_known_best_pair_wins_every_task(tmp_path, task_photos):
     # human-perception task alone (no photos): joint = that task
     alone = select(enc, cache_dir=tmp_path / "cache2", photos=(), photo_names=())
     assert alone.tasks == ("human", "joint") and alone.attributes["sharpness"].pick("joint")["best"] == known
+    # a rating column that runs the other way (higher = worse, as SPAQ's noisiness might) is caught against
+    # the MOS and flipped: the known pair still wins the human task, and the flip is reported
+    sharp = np.asarray(ratings["sharpness"])
+    flipped = {**ratings, "sharpness": list(100.0 - sharp), "mos": list(sharp + rng_mos_noise(sharp))}
+    back = select(enc, cache_dir=tmp_path / "cache3", photos=(), photo_names=(), ratings=flipped)
+    assert back.human_signs["sharpness"] == -1 and back.attributes["sharpness"].pick("human")["best"] == known
+    assert back.attributes["sharpness"].values["human"][known] == pytest.approx(1.0)
+    # without the MOS nothing is flipped (the reading of every column is the documented default)
+    unchecked = select(
+        enc, cache_dir=tmp_path / "cache4", photos=(), photo_names=(), ratings=flipped | {"mos": None}
+    )
+    assert unchecked.human_signs == {} and unchecked.attributes["sharpness"].values["human"][known] < 0
     # a cache made with other settings is refused, not mixed
     with pytest.raises(ConfigError, match="other settings"):
         run_selection(

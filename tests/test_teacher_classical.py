@@ -46,7 +46,7 @@ def _graded_scores(teacher: ClassicalTeacher, img: Image.Image, distortion: str)
 
 @pytest.mark.parametrize(
     "distortion", ["gaussian_blur", "contrast", "brightness_down", "brightness_up", "saturation_down",
-                   "gaussian_noise", "iso_noise"]
+                   "saturation_up", "gaussian_noise", "iso_noise"]
 )  # fmt: skip
 def test_measure_moves_monotonically_with_its_own_distortion(teacher, photos, distortion):
     d = DISTORTIONS[distortion]
@@ -155,3 +155,31 @@ def test_metadata_and_bad_input():
         t.score_tensors(torch.zeros(3, 32, 32))
     with pytest.raises(ValueError):
         ClassicalTeacher(size=4)
+
+
+def test_label_command_says_the_default_teacher_is_not_clip(tmp_path, photos):
+    """`attiqa label` defaults to the classical teacher, not the paper's CLIP: the help says so, the run's
+    log names the teacher, and the label file's metadata (copied into the pretrain card) records it."""
+    import subprocess
+    import sys
+
+    from attiqa.labeling import read_label_metadata
+
+    for name in ("coffee", "astronaut"):
+        photos[name].resize((96, 96)).save(tmp_path / f"{name}.png")
+    cmd = [sys.executable, "-m", "attiqa.cli", "label"]
+    helped = subprocess.run([*cmd, "--help"], capture_output=True, text=True, timeout=120, env=_wide_env())
+    assert "NOT the paper's CLIP" in " ".join(helped.stdout.split())
+    out = tmp_path / "labels.parquet"
+    res = subprocess.run(
+        [*cmd, str(tmp_path), "--out", str(out)], capture_output=True, text=True, timeout=300
+    )
+    assert res.returncode == 0, res.stderr
+    assert "teacher: classical (not CLIP)" in res.stderr
+    assert read_label_metadata(out)["teacher"]["teacher"] == "classical"
+
+
+def _wide_env() -> dict:
+    import os
+
+    return {**os.environ, "COLUMNS": "200", "TERM": "dumb"}

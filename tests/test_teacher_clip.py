@@ -36,7 +36,7 @@ TABLE1 = {
     "contrast": ("Distinct image", "Vague image"),
     "brightness": ("Sunny image", "Darkened image"),
     "colorfulness": ("Vibrant image", "Colorless image"),
-    "noisiness": ("Peerless image", "Graimy image"),
+    "noisiness": ("Peerless image", "Grainy image"),  # Table 1 prints "Graimy": see the prompts file's notes
 }
 
 TINY_CFG = {
@@ -106,7 +106,7 @@ def test_default_prompts_are_paper_table1_exactly():
     assert list(ps.pairs) == list(ATTRIBUTES)
     assert {a: (p.positive, p.negative) for a, p in ps.pairs.items()} == TABLE1
     assert ps.template == "{} image" and ps.version == 1
-    assert "Graimy" in ps.notes  # the paper's spelling is kept on purpose, and said so
+    assert "Graimy" in ps.notes and "Table 14" in ps.notes  # the printed spelling, and why it is not used
     assert ps.texts()[:2] == ["Splendid image", "Blurry image"]
 
 
@@ -235,7 +235,7 @@ def test_metadata_records_model_prompts_and_scale(teacher, tiny_dir):
     meta = teacher.metadata()
     assert meta["teacher"] == "clip" and meta["scale"] == 1.0
     assert meta["weights"].endswith("open_clip_model.safetensors")
-    assert meta["prompts"]["attributes"]["noisiness"]["negative"] == "Graimy image"
+    assert meta["prompts"]["attributes"]["noisiness"]["negative"] == "Grainy image"
     assert len(meta["prompts_sha256"]) == 64
     json.dumps(meta)  # goes into label files
 

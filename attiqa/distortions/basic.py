@@ -114,6 +114,19 @@ def _scale_saturation(rgb: np.ndarray, factor: float, rng: np.random.Generator) 
     return v - np.float32(factor) * (v - rgb)
 
 
+def _boost_saturation(rgb: np.ndarray, factor: float, rng: np.random.Generator) -> np.ndarray:
+    """HSV saturation scaling ``S' = min(1, factor * S)`` (factor >= 1) with H and V unchanged.
+
+    Same closed form as :func:`_scale_saturation` with a per-pixel factor capped at ``1 / S``, so no channel
+    leaves [0, V] (an HSV round trip clips S at 1 the same way).
+    """
+    v = rgb.max(axis=2, keepdims=True)
+    mn = rgb.min(axis=2, keepdims=True)
+    sat = np.divide(v - mn, v, out=np.zeros_like(v), where=v > 0)
+    cap = np.divide(np.float32(1.0), sat, out=np.full_like(sat, np.float32(factor)), where=sat > 0)
+    return v - np.minimum(np.float32(factor), cap) * (v - rgb)
+
+
 def _gaussian_noise(rgb: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
     """Additive white Gaussian noise of standard deviation ``sigma``, independent per RGB channel."""
     noise = rng.standard_normal(rgb.shape, dtype=np.float32)
@@ -257,7 +270,18 @@ for _d in (
         _scale_saturation,
         (0.8, 0.6, 0.4, 0.2, 0.0),
         "factor on HSV S",
-        "ours (KADID #7 scales S by [0.4, 0.2, 0.1, 0, -0.4], whose last two levels coincide after clipping)",
+        "ours (supplement §A: saturation adjustment in HSV; KADID #7 scales S by [0.4, 0.2, 0.1, 0, -0.4], "
+        "whose negative last level re-colours rather than desaturates)",
+    ),
+    Distortion(
+        "saturation_up",
+        "colorfulness",
+        1,
+        _boost_saturation,
+        (1.15, 1.3, 1.5, 1.75, 2.0),
+        "factor on HSV S (clipped at 1)",
+        "ours (supplement §A: saturation adjustment in HSV, run upward like brightness_up; the factors of "
+        "brightness_up)",
     ),
     Distortion(
         "gaussian_noise",

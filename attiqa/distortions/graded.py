@@ -3,11 +3,23 @@
 Widens an unlabelled photo collection so that the five attributes vary (used by the demo and by the
 default-model recipe before pseudo-labelling). Idempotent and resumable: existing outputs are skipped,
 each file is written atomically, unreadable sources are skipped and reported.
+
+Output names (ours): each source gets one name, kept in ``sources.json`` (name -> absolute source path)
+so it never changes on a rerun, even when sources are added (or the collection is moved: a recorded
+path that no longer exists hands its name to a new path with the same file name). The name is the
+file's stem, made safe (no ``__``, which separates the name from the distortion; not-UTF-8 bytes,
+separators and control characters become ``_``; at most 100 bytes); when another source already has it
+(``A/x.jpg`` and ``B/x.png``, or ``X.jpg`` and ``x.jpg`` on a case-insensitive disk) ``_1``, ``_2``, ...
+is appended, skipping suffixes that are other sources' own names (``B/x_1.jpg``). Names are thus the
+same as before this rule wherever the old rule (first keeps the stem, then ``_1``, ...) made no collision.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import random
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,9 +27,10 @@ from pathlib import Path
 from PIL import Image
 
 from attiqa.distortions.basic import apply_distortion, get_distortion
-from attiqa.errors import ImageLoadError
-from attiqa.io.atomic import atomic_path
+from attiqa.errors import AttiqaError, ImageLoadError
+from attiqa.io.atomic import atomic_path, remove_orphan_temps, write_json_atomic
 from attiqa.io.images import load_image
+from attiqa.io.names import portable_stem
 
 DEFAULT_GRADED: tuple[str, ...] = (
     "gaussian_blur",
@@ -39,6 +52,74 @@ class GradedResult:
     @property
     def paths(self) -> list[Path]:
         return sorted(self.written + self.existing)
+
+
+NAMES_FILE = "sources.json"
+_MAX_STEM_BYTES = 100  # + "__saturation_down_5.png" and a hash stays far below the usual 255-byte limit
+
+
+def safe_stem(stem: str) -> str:
+    """A portable stem (see :func:`attiqa.io.names.portable_stem`) without ``__`` (which separates the name
+    from the distortion) and not hidden (no leading ``.``); an ordinary stem comes back unchanged."""
+    s = re.sub(r"_{2,}", "_", portable_stem(stem, _MAX_STEM_BYTES)).lstrip(".")
+    return s or "image"
+
+
+def _read_names(path: Path) -> dict[str, str]:
+    if not path.exists():
+        return {}
+    try:
+        names = json.loads(path.read_text(encoding="utf-8"))["names"]
+        if not isinstance(names, dict) or not all(isinstance(v, str) for v in names.values()):
+            raise TypeError
+    except (OSError, ValueError, KeyError, TypeError):
+        raise AttiqaError(
+            f"{path}: unreadable list of source names — restore it, or use another --out folder"
+        ) from None
+    return names
+
+
+def output_stems(sources: Sequence[Path], out_dir: Path) -> list[str]:
+    """One output stem per source, unique in ``out_dir`` and the same on every rerun (``sources.json``).
+
+    A source keeps its own (safe) stem when no other source has it; otherwise the first in order keeps
+    it and the next get ``_1``, ``_2``, ... — skipping any suffix that is another source's own stem.
+    """
+    path = out_dir / NAMES_FILE
+    names = _read_names(path)
+    by_source = {src: name for name, src in names.items()}
+    keys = [os.path.abspath(src) for src in sources]
+    safe = [safe_stem(Path(src).stem) for src in sources]
+    taken = {name.casefold() for name in names}
+    # every source's own stem is reserved for it, so B/x.jpg never takes the name of B/x_1.jpg
+    reserved = {s.casefold() for s, k in zip(safe, keys, strict=True) if k not in by_source}
+    # a source whose recorded path is gone (the collection was moved) hands its name to a new path with
+    # the same file name, so a moved collection resumes instead of being written again under new names
+    moved: dict[str, list[str]] = {}
+    current = set(keys)
+    for name, src in sorted(names.items()):
+        if src not in current and not os.path.lexists(src):
+            moved.setdefault(os.path.basename(src), []).append(name)
+    stems, added = [], False
+    next_k: dict[str, int] = {}
+    for key, base in zip(keys, safe, strict=True):
+        name = by_source.get(key)
+        if name is None and moved.get(os.path.basename(key)):
+            name = moved[os.path.basename(key)].pop(0)
+            del by_source[names[name]]
+            names[name], by_source[key], added = key, name, True
+        if name is None:
+            name, k = base, 0
+            while name.casefold() in taken or (k and name.casefold() in reserved):
+                k = max(k + 1, next_k.get(base.casefold(), 1))  # 10,000 x "image.jpg" stays linear
+                name = f"{base}_{k}"
+            next_k[base.casefold()] = k + 1
+            taken.add(name.casefold())
+            names[name], by_source[key], added = key, name, True
+        stems.append(name)
+    if added:  # before any image is written: a killed run resumes with the same names
+        write_json_atomic(path, {"names": names})
+    return stems
 
 
 def _save(img: Image.Image, path: Path, fmt: str) -> None:
@@ -72,16 +153,10 @@ def write_graded_set(
         get_distortion(d)  # fail early with a clear message on a typo
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    remove_orphan_temps(out_dir)  # left by a killed run
     res = GradedResult()
-    stems: dict[str, int] = {}
-    for src in sources:
-        src = Path(src)
-        stem = src.stem
-        if stem in stems:  # same file name in different folders
-            stems[stem] += 1
-            stem = f"{stem}_{stems[stem]}"
-        else:
-            stems[stem] = 0
+    sources = [Path(src) for src in sources]
+    for src, stem in zip(sources, output_stems(sources, out_dir), strict=True):
         combos = [(d, lvl) for d in distortions for lvl in levels]
         if variants_per_source is not None and variants_per_source < len(combos):
             rng = random.Random(f"{seed}:{stem}")

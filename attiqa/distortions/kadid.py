@@ -8,10 +8,20 @@ Sources of the level values, per type (the ``source`` of each :class:`Distortion
 - where the MATLAB helper of a type was not at hand, its semantics follow the published Python/PyTorch
   re-implementations' reading of it (ARNIQA, Agnolucci et al., WACV 2024, ``utils/distortions.py``).
 
-Every function here is written from those descriptions, not copied. Where we depart from KADID the
-``source`` string starts with or contains "ours"; the main departures:
+Every function here is written from those descriptions, not copied. Like the generator, every type
+runs between two calls of KADID's ``mapmm`` (:func:`mapmm`): the input is min-max rescaled to [0, 1]
+before the distortion and the result again after it, over the whole image (all channels together). Ours:
+values outside [0, 1] are clipped just before the final ``mapmm`` (MATLAB's ``imnoise`` and the tone-curve
+helpers clip; where a helper does not, the generator's ``mapmm`` would compress the range instead). So a
+type that only moves the value range is largely undone: #18's shift survives only as its clipped end,
+stretched back to the full range; #16 / #17 keep their curves (which fix 0 and 1). Where we depart from KADID
+the ``source`` string starts with or contains "ours"; the main departures:
 
 - #4 colour diffusion: the chroma is blurred but not amplified (see :func:`_color_diffusion`);
+- #7 colour saturation 1: KADID scales HSV saturation by [0.4, 0.2, 0.1, 0, -0.4]; a negative factor
+  does not desaturate further, it turns every hue into its complement at 40 % saturation (a re-coloured
+  image, more colourful than level 4). Ours: [0.4, 0.2, 0.1, 0.05, 0], so the type lowers colourfulness
+  at every step and never re-colours (it is registered as a colourfulness distortion);
 - #15 denoise: KADID denoises with a learned network; we use a classical adaptive Wiener filter, and
   read the level as the standard deviation of the added noise;
 - #18 mean shift: KADID's vector [0.15, 0.08, 0, -0.08, -0.15] puts the identity (shift 0) at level 3
@@ -29,6 +39,7 @@ subjective scores rather than of one measurable quantity.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import math
 import warnings
@@ -74,6 +85,26 @@ def _rgb(lab: np.ndarray) -> np.ndarray:
     with warnings.catch_warnings():  # out-of-gamut Lab (over-saturation) is clipped, as intended
         warnings.simplefilter("ignore", UserWarning)
         return color.lab2rgb(lab).astype(np.float32)
+
+
+def mapmm(x: np.ndarray) -> np.ndarray:
+    """KADID-10k's ``mapmm``: min-max rescale of the whole array to [0, 1] (a constant array is kept)."""
+    lo, hi = float(x.min()), float(x.max())
+    if hi <= lo:
+        return x
+    return ((x - np.float32(lo)) / np.float32(hi - lo)).astype(np.float32)
+
+
+def _between_mapmm(fn):
+    """``fn`` as the generator runs it: ``mapmm(fn(mapmm(x)))``, with the clip to [0, 1] before the final
+    ``mapmm`` (ours, see the module docstring)."""
+
+    def run(rgb: np.ndarray, parameter: float, rng: np.random.Generator) -> np.ndarray:
+        return mapmm(np.clip(fn(mapmm(rgb), parameter, rng), 0.0, 1.0).astype(np.float32))
+
+    run.__name__ = getattr(fn, "__name__", "kadid")
+    run.__doc__ = fn.__doc__
+    return run
 
 
 def _patch_scale(rgb: np.ndarray) -> float:
@@ -163,6 +194,11 @@ def _color_quantization(rgb: np.ndarray, colors: float, rng: np.random.Generator
     img = Image.fromarray(_to_u8(rgb))
     q = img.quantize(colors=int(colors), method=Image.Quantize.MEDIANCUT, dither=Image.Dither.FLOYDSTEINBERG)
     return _from_u8(q.convert("RGB"))
+
+
+def _color_saturation_hsv(rgb: np.ndarray, factor: float, rng: np.random.Generator) -> np.ndarray:
+    """#7: HSV saturation scaled by ``factor`` in [0, 1] (hue and value kept; see the module docstring)."""
+    return _scale_saturation(rgb, factor, rng)
 
 
 def _color_saturation_lab(rgb: np.ndarray, factor: float, rng: np.random.Generator) -> np.ndarray:
@@ -345,7 +381,7 @@ def _contrast_change(rgb: np.ndarray, amount: float, rng: np.random.Generator) -
 
 _GEN = "KADID-10k imdist_generator.m"
 
-KADID_TYPES: tuple[Distortion, ...] = (
+_TYPES: tuple[Distortion, ...] = (
     Distortion(
         "kadid_gaussian_blur",
         "sharpness",
@@ -412,10 +448,10 @@ KADID_TYPES: tuple[Distortion, ...] = (
         "kadid_color_saturation_1",
         "colorfulness",
         -1,
-        _scale_saturation,
-        (0.4, 0.2, 0.1, 0.0, -0.4),
+        _color_saturation_hsv,
+        (0.4, 0.2, 0.1, 0.05, 0.0),
         "factor on HSV S",
-        f"{_GEN} #7",
+        f"{_GEN} #7 levels 1-3; ours: levels 4-5 = 0.05, 0 (KADID: 0, -0.4, which re-colours)",
         kadid_id=7,
     ),
     Distortion(
@@ -608,6 +644,9 @@ KADID_TYPES: tuple[Distortion, ...] = (
         kadid_id=25,
     ),
 )
+
+KADID_TYPES: tuple[Distortion, ...] = tuple(dataclasses.replace(d, fn=_between_mapmm(d.fn)) for d in _TYPES)
+"""The 25 types as registered: each function runs between the generator's two ``mapmm`` calls."""
 
 for _d in KADID_TYPES:
     register_distortion(_d)

@@ -1,4 +1,4 @@
-"""The ExIQA multi-distortion dataset generator (Sarkar et al., ExIQA, §V-A).
+"""The ExIQA multi-distortion dataset generator (Kazemi Ranjbar & Fatemizadeh, ExIQA, §V-A).
 
 The paper's recipe: from N pristine images, repeat R rounds; in each round every image I gets an integer
 K_I drawn uniformly from [1, |D|], then K_I distortions drawn from D without replacement, each at a
@@ -10,8 +10,10 @@ otherwise level / 5, so strengths lie in {0, 0.2, ..., 1} (the levels of §V-C's
 Engineering (ours):
 - everything about item (round r, source i) is drawn from its own generator seeded by (seed, r, i): the
   result does not depend on the order or on what was already done, so a killed run resumes exactly;
-- images are written atomically as ``images/r<round>/<index>_<stem>.png``; ``labels.csv`` is rewritten
-  (atomically) every ``flush_every`` items and at the end from the plans of the images that exist;
+- images are written atomically as ``images/r<round>/<index>_<stem>.png`` (the index makes names unique;
+  the stem is made portable by :func:`attiqa.io.names.portable_stem`, and ``source`` is written with
+  :func:`attiqa.io.names.path_text`, so a file name that is not UTF-8 round-trips); ``labels.csv`` is
+  rewritten (atomically) every ``flush_every`` items and at the end from the plans of the images that exist;
 - a source that cannot be read is skipped and reported; the rest goes on;
 - the distortions are applied in the order drawn (the paper does not say which order; drawing without
   replacement gives a random order);
@@ -32,8 +34,9 @@ from PIL import Image
 from attiqa.distortions.basic import NUM_LEVELS, apply_distortion, get_distortion
 from attiqa.distortions.kadid import KADID_NAMES
 from attiqa.errors import ConfigError, ImageLoadError
-from attiqa.io.atomic import atomic_path, write_text_atomic
+from attiqa.io.atomic import atomic_path, remove_orphan_temps, write_text_atomic
 from attiqa.io.images import load_image
+from attiqa.io.names import path_text, portable_stem
 from attiqa.io.run_meta import check_or_write_meta
 
 LABEL_FIXED = ("image", "source", "round", "k", "sequence")
@@ -89,7 +92,7 @@ class MultiResult:
 
 
 def _item_path(out_dir: Path, rnd: int, index: int, stem: str) -> Path:
-    return out_dir / "images" / f"r{rnd:02d}" / f"{index:05d}_{stem}.png"
+    return out_dir / "images" / f"r{rnd:02d}" / f"{index:05d}_{portable_stem(stem)}.png"
 
 
 def _write_labels(path: Path, rows: list[dict], distortions: Sequence[str]) -> None:
@@ -137,6 +140,8 @@ def make_distorted_set(
         "sources, rounds, seed, distortions or size differ: use another --out folder, or the same "
         "settings to resume",
     )
+    for folder in (out_dir, *sorted((out_dir / "images").glob("r*"))):  # temps of a killed run
+        remove_orphan_temps(folder)
     res = MultiResult(labels=out_dir / "labels.csv")
     rows: list[dict] = []
     unreadable: set[int] = set()
@@ -172,7 +177,7 @@ def make_distorted_set(
             rows.append(
                 {
                     "image": str(path.relative_to(out_dir)),
-                    "source": str(src),
+                    "source": path_text(src),
                     "round": rnd,
                     "k": len(plan.names),
                     "sequence": ";".join(f"{n}:{lv}" for n, lv in zip(plan.names, plan.levels, strict=True)),

@@ -122,7 +122,7 @@ class Regressor(nn.Module):
 class ExiqaModel(nn.Module):
     """A frozen open_clip ViT with shallow visual prompts, the attribute prompts, and eq. (6)-(7)."""
 
-    def __init__(self, clip: nn.Module, tokenizer, table: AttributeTable, n_prompts: int = 8) -> None:
+    def __init__(self, clip: nn.Module, tokenizer, table: AttributeTable, n_prompts: int = 100) -> None:
         super().__init__()
         visual = clip.visual
         if not hasattr(visual, "_embeds") or getattr(visual, "attn_pool", None) is not None:

@@ -1,17 +1,33 @@
 """Atomic file writes: write to a temporary sibling, fsync, then rename over the target.
 
 A reader never sees a half-written file, and a killed process leaves the previous version intact.
+
+A SIGKILL skips the cleanup, so a temporary file can stay behind. Its name says whose it is:
+``.<target name>.<host tag>.<pid>.<random>.tmp``; :func:`remove_orphan_temps` (called where a resumable
+job starts) deletes only such names, and only when their process is gone (same machine) or when nobody
+has touched them for ``max_age`` seconds (another machine sharing the folder, or a temp from before
+this naming).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
+import re
+import socket
+import sys
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
+
+_HOST_TAG = hashlib.sha256(socket.gethostname().encode("utf-8", "surrogateescape")).hexdigest()[:8]
+# ours with the owner's host tag and pid, or the older ".<name>.<random>.tmp" (random: mkstemp's 8 characters)
+_TEMP_RE = re.compile(r"^\.(?P<name>.+?)\.(?:(?P<host>[0-9a-f]{8})\.(?P<pid>\d+)\.)?[a-z0-9_]{8}\.tmp$")
+ORPHAN_AGE = 3600.0  # seconds untouched after which a temp of unknown owner is surely abandoned
 
 
 def _current_umask() -> int:
@@ -23,12 +39,20 @@ def _current_umask() -> int:
 _UMASK = _current_umask()
 
 
+def _temp_label(name: str) -> str:
+    """The target's name as it appears in its temp's name: cut so that the temp's name stays within the
+    usual 255-byte limit whenever the target's does (the temp adds ~32 bytes)."""
+    raw = os.fsencode(name)
+    return name if len(raw) <= 200 else os.fsdecode(raw[:200])
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | Path) -> Iterator[Path]:
     """Yield a temporary path next to ``target``; on success it is renamed onto ``target``."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    prefix = f".{_temp_label(target.name)}.{_HOST_TAG}.{os.getpid()}."
+    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=target.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -43,13 +67,49 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
             tmp_path.unlink()
 
 
-def remove_orphan_temps(folder: str | Path) -> int:
-    """Delete temp files that :func:`atomic_path` left in ``folder`` when its process was killed mid-write
-    (a SIGKILL skips the cleanup); call it when a job resumes. Returns how many were removed."""
-    n = 0
-    for stale in Path(folder).glob(".*.tmp"):
-        stale.unlink(missing_ok=True)
-        n += 1
+def _process_gone(pid: int) -> bool:
+    if sys.platform == "win32":  # os.kill(pid, 0) would send Ctrl-C there: the owner is unknown
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # e.g. another user's process: alive
+        return False
+    return False
+
+
+def remove_orphan_temps(
+    folder: str | Path, targets: Iterable[str] | None = None, max_age: float = ORPHAN_AGE
+) -> int:
+    """Delete the temp files :func:`atomic_path` left in ``folder`` when its process was killed mid-write.
+
+    Only names of our pattern are considered, and only orphans are deleted: the owning process (on this
+    machine) is gone, or the file is older than ``max_age`` seconds (owner unknown). A live writer's
+    temp — another command writing to the same folder — is never touched. ``targets``: only temps of
+    these file names (for a folder the job shares with others, e.g. the one holding ``--out``).
+    Returns how many were removed.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return 0
+    wanted = None if targets is None else {_temp_label(t) for t in targets}
+    n, now = 0, time.time()
+    for stale in folder.glob(".*.tmp"):
+        m = _TEMP_RE.match(stale.name)
+        if m is None or (wanted is not None and m.group("name") not in wanted):
+            continue
+        if stale.is_symlink() or not stale.is_file():
+            continue
+        try:
+            age = now - stale.stat().st_mtime
+        except OSError:
+            continue
+        mine = m.group("host") == _HOST_TAG and m.group("pid") is not None
+        if (mine and _process_gone(int(m.group("pid")))) or age > max_age:
+            with contextlib.suppress(OSError):
+                stale.unlink()
+                n += 1
     return n
 
 

@@ -8,11 +8,25 @@ Policy (our choices, documented):
 - EXIF orientation is applied, so a portrait phone photo is scored upright.
 - Transparency (LA, RGBA, P with a transparent index) is composited over white.
 - 16-bit and 32-bit single-channel / multi-channel data are scaled by their type's full range to 8 bits.
-- Images larger than ``max_pixels`` (default 200 MP) are refused before decoding (bomb guard).
+- Images larger than ``max_pixels`` (default 200 MP) are refused before decoding (bomb guard). PIL's own
+  guard (89.5 MP) is raised to the same 200 MP so that ours is the one that applies.
+- When the caller resizes to a shorter edge (``min_shorter``), an image whose resized area would exceed
+  ``MAX_RESIZED_PIXELS`` is refused before decoding: a 50000x8 strip scaled to a 340-px shorter edge would
+  be 722 MP (7 GB of memory). Ordinary aspect ratios are far below it (~430:1 passes at 340 px,
+  ~200:1 at 500 px).
+
+Unreadable inputs, one rule for every command (ours): each file or folder that cannot be read is
+skipped and reported with what is wrong and the fix — a broken file, a file or a sub-folder without read
+permission, a broken link, found in a folder or named on the command line alike. A command fails only
+when nothing could be done (see ``attiqa score``). A path that does not exist on the command line is a
+typo and stops the command at once (nothing has run yet).
 """
 
 from __future__ import annotations
 
+import os
+import re
+import stat
 import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -26,11 +40,31 @@ IMAGE_EXTENSIONS: frozenset[str] = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm", ".pnm"}
 )
 DEFAULT_MAX_PIXELS = 200_000_000
+MAX_RESIZED_PIXELS = 50_000_000
 
 # Never let PIL decode a partially downloaded file silently: truncated files are errors.
 ImageFile.LOAD_TRUNCATED_IMAGES = False
+# PIL warns from 89.5 MP and refuses from twice that; ours (max_pixels) is the documented limit.
+if Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS < DEFAULT_MAX_PIXELS:
+    Image.MAX_IMAGE_PIXELS = DEFAULT_MAX_PIXELS
 
-_FIX_DECODE = "check the file is a complete image (re-download or re-export it), or remove it from the input"
+_FIX_DECODE = "the file is damaged or not really an image: re-export or re-download it, or leave it out"
+_FIX_PERMISSION = "give yourself read permission (chmod u+r on the file, u+rx on its folders) or leave it out"
+_FIX_IO = (
+    "the disk or network share failed to deliver it: check the drive, copy the file again, or leave it out"
+)
+
+
+def _read_error(path: Path, exc: OSError) -> ImageLoadError:
+    """A one-line error for a file that could not be *read* (as opposed to decoded)."""
+    if isinstance(exc, FileNotFoundError):
+        broken = path.is_symlink()
+        return ImageLoadError(
+            path, "broken link (its target is missing)" if broken else "file not found", "check the path"
+        )
+    if isinstance(exc, PermissionError):
+        return ImageLoadError(path, "permission denied", _FIX_PERMISSION)
+    return ImageLoadError(path, f"cannot read the file ({exc.strerror or type(exc).__name__})", _FIX_IO)
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:
@@ -61,11 +95,20 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-def _load_with_tifffile(path: Path) -> Image.Image:
+def _load_with_tifffile(path: Path, max_pixels: int) -> Image.Image:
     """Fallback for TIFFs PIL can't decode (e.g. 16-bit RGB): scale by the dtype's range to 8 bits."""
     import tifffile
 
-    arr = np.asarray(tifffile.imread(str(path)))
+    with tifffile.TiffFile(str(path)) as tif:
+        shape = tif.series[0].shape
+        pixels = int(np.prod([d for d in shape if d not in (1, 3, 4)] or [1]))
+        if pixels > max_pixels:  # the same bomb guard as for PIL, before reading the data
+            raise ImageLoadError(
+                path,
+                f"{pixels / 1e6:.0f} MP exceeds the {max_pixels / 1e6:.0f} MP safety limit",
+                "downscale it first or raise max_pixels if you trust the file",
+            )
+        arr = np.asarray(tif.asarray())
     if arr.ndim == 3 and arr.shape[0] in (1, 3, 4) and arr.shape[-1] not in (1, 3, 4):
         arr = np.moveaxis(arr, 0, -1)
     if np.issubdtype(arr.dtype, np.integer):
@@ -85,21 +128,38 @@ def load_image(
 ) -> Image.Image:
     """Decode ``path`` into an upright 8-bit RGB PIL image, or raise :class:`ImageLoadError`.
 
-    ``min_shorter``: the caller will downscale to this shorter edge anyway, so a JPEG may be decoded at
+    ``min_shorter``: the caller will resize to this shorter edge anyway, so a JPEG may be decoded at
     a reduced scale (1/2, 1/4 or 1/8, in the DCT domain) as long as its shorter edge stays >= it. A
-    24-megapixel photo scored at 340 px then decodes ~8x faster in ~1/64 of the memory.
+    24-megapixel photo scored at 340 px then decodes ~8x faster in ~1/64 of the memory. It also bounds
+    the work: an image whose resized area would exceed ``MAX_RESIZED_PIXELS`` is refused.
     """
     path = Path(path)
-    if not path.exists():
-        raise ImageLoadError(path, "file not found", "check the path")
-    if path.is_dir():
+    try:
+        st = path.stat()
+    except OSError as exc:
+        raise _read_error(path, exc) from None
+    if stat.S_ISDIR(st.st_mode):
+        try:
+            with os.scandir(path):
+                pass
+        except OSError as exc:  # listed by discover_images because it could not be searched
+            fix = _FIX_IO if not isinstance(exc, PermissionError) else "chmod u+rx it, or leave it out"
+            reason = _read_error(path, exc).reason
+            raise ImageLoadError(
+                path, f"folder cannot be searched ({reason}): its images were skipped", fix
+            ) from None
         raise ImageLoadError(path, "is a folder, not an image file", "pass image files or use a folder input")
-    if path.stat().st_size == 0:
+    if st.st_size == 0:
         raise ImageLoadError(path, "empty file (0 bytes)", _FIX_DECODE)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
+        fh = open(path, "rb")  # noqa: SIM115 - closed below; opened here so read errors are told apart
+    except OSError as exc:
+        raise _read_error(path, exc) from None
+    try:
+        with fh, warnings.catch_warnings():
+            # PIL's bomb warning is ours to judge: the limit is max_pixels, checked right below
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(fh) as img:
                 w, h = img.size
                 if w * h > max_pixels:
                     raise ImageLoadError(
@@ -107,6 +167,16 @@ def load_image(
                         f"{w}x{h} = {w * h / 1e6:.0f} MP exceeds the {max_pixels / 1e6:.0f} MP safety limit",
                         "downscale it first or raise max_pixels if you trust the file",
                     )
+                if min_shorter and min(w, h) > 0:
+                    s = min_shorter / min(w, h)
+                    if w * h * s * s > MAX_RESIZED_PIXELS:
+                        raise ImageLoadError(
+                            path,
+                            f"{w}x{h} is too elongated ({max(w, h) / min(w, h):.0f}:1): scaled to a "
+                            f"{min_shorter}-px shorter side it would be {w * h * s * s / 1e6:.0f} MP, over "
+                            f"the {MAX_RESIZED_PIXELS / 1e6:.0f} MP limit",
+                            "crop it into parts of a usual aspect ratio, or leave it out",
+                        )
                 if min_shorter and img.format == "JPEG" and min(w, h) > 2 * min_shorter:
                     s = min_shorter / min(w, h)
                     img.draft("RGB", (max(1, round(w * s)), max(1, round(h * s))))
@@ -115,23 +185,54 @@ def load_image(
                 return _to_rgb(img)
     except ImageLoadError:
         raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageLoadError(path, f"refused as a decompression bomb ({exc})", "downscale it first") from None
+    except Image.DecompressionBombError as exc:  # beyond twice PIL's guard: refused inside Image.open
+        size = re.search(r"\((\d+) pixels\)", str(exc))
+        mp = f"{int(size.group(1)) / 1e6:.0f} MP " if size else ""
+        raise ImageLoadError(
+            path,
+            f"{mp}exceeds the {min(max_pixels, 2 * (Image.MAX_IMAGE_PIXELS or 0)) / 1e6:.0f} MP safety limit",
+            "downscale it first",
+        ) from None
     except UnidentifiedImageError:
         if path.suffix.lower() in (".tif", ".tiff"):
             try:
-                return _load_with_tifffile(path)
+                return _load_with_tifffile(path, max_pixels)
+            except ImageLoadError:
+                raise
             except Exception as exc:  # noqa: BLE001 - any tifffile failure is a decode failure
                 raise ImageLoadError(path, f"not a readable TIFF ({exc})", _FIX_DECODE) from None
         raise ImageLoadError(path, "not a recognised image format", _FIX_DECODE) from None
     except (OSError, SyntaxError, ValueError) as exc:
+        if isinstance(exc, OSError) and exc.errno is not None:  # the disk failed, not the data
+            raise _read_error(path, exc) from None
         if path.suffix.lower() in (".tif", ".tiff"):
             try:
-                return _load_with_tifffile(path)
+                return _load_with_tifffile(path, max_pixels)
+            except ImageLoadError:
+                raise
             except Exception:  # noqa: BLE001
                 pass
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ImageLoadError(path, f"cannot decode image ({reason})", _FIX_DECODE) from None
+
+
+def _walk(folder: Path, recursive: bool, exts: set[str], found: dict[str, Path]) -> None:
+    """Add ``folder``'s images to ``found``; a sub-folder that cannot be listed is added itself, so the
+    command reports it (see :func:`load_image`) instead of skipping its images without a word."""
+
+    def unreadable(exc: OSError) -> None:
+        p = Path(exc.filename) if exc.filename else folder
+        found.setdefault(str(p), p)
+
+    for top, dirs, files in os.walk(folder, onerror=unreadable):
+        if not recursive:
+            dirs.clear()
+        for name in files:
+            f = Path(top) / name
+            if f.suffix.lower() not in exts or name.startswith("."):
+                continue
+            if f.is_file() or (f.is_symlink() and not f.exists()):  # a broken link is reported; a FIFO is not
+                found.setdefault(str(f), f)
 
 
 def discover_images(
@@ -140,19 +241,23 @@ def discover_images(
     """Expand files and folders into a sorted, de-duplicated list of image paths.
 
     Files given explicitly are kept whatever their extension (so the loader can report a bad one);
-    folders are searched (recursively by default) for files with an image extension. A missing input
-    raises an :class:`ImageLoadError` naming it.
+    folders are searched (recursively by default) for files with an image extension. What cannot be
+    read — a sub-folder that cannot be listed, a broken link — is kept too, so the command skips and
+    reports it like any other bad item. A path that does not exist raises an :class:`ImageLoadError`
+    naming it (a typo: better said before a long job starts).
     """
     exts = {e.lower() if e.startswith(".") else f".{e.lower()}" for e in (extensions or IMAGE_EXTENSIONS)}
     found: dict[str, Path] = {}
     for item in inputs:
         p = Path(item)
-        if p.is_dir():
-            it = p.rglob("*") if recursive else p.glob("*")
-            for f in it:
-                if f.is_file() and f.suffix.lower() in exts and not f.name.startswith("."):
-                    found.setdefault(str(f), f)
-        elif p.exists():
+        try:
+            is_dir = p.is_dir()
+            exists = is_dir or p.exists() or p.is_symlink()
+        except OSError:  # e.g. inside a folder without search permission: the loader says what is wrong
+            is_dir, exists = False, True
+        if is_dir:
+            _walk(p, recursive, exts, found)
+        elif exists:
             found.setdefault(str(p), p)
         else:
             raise ImageLoadError(p, "no such file or folder", "check the path")

@@ -11,8 +11,11 @@ Steps (the paper's, with our engineering choices marked):
    CLIP's input) so the pixel-sized distortion parameters mean the same on every photo;
 3. proxy task 2, human perception: SROCC between a pair's scores and SPAQ's human ratings of the same
    attribute (runs when SPAQ's annotation file and images are given). Every SPAQ rating is read as
-   "higher = more of the good pole" (for noisiness: cleaner), as :class:`attiqa.datasets.SPAQ` does;
-   ``human_signs`` in :func:`select_from_embeddings` flips an attribute if a copy says otherwise;
+   "higher = more of the good pole" (for noisiness: cleaner), as :class:`attiqa.datasets.SPAQ` does.
+   Ours: that reading cannot be checked offline (SPAQ's noisiness column could as well mean "how noisy"),
+   so when the ratings come with SPAQ's MOS (a ``"mos"`` entry), each attribute's direction is checked
+   against it (:func:`signs_from_mos`): an attribute whose ratings fall as the MOS rises is flipped and the
+   flip reported in :attr:`SelectionResult.human_signs`; ``human_signs`` overrides the check;
 4. joint strategy: the sum of both SROCCs; the chosen pair maximises it (§3.3). With one task only, its
    SROCC is the joint value (said in the output).
 
@@ -223,6 +226,27 @@ class SelectionResult:
     n_rated: int = 0
     failed: list[str] = field(default_factory=list)
     seconds_selection: float = 0.0  # the array work only (embeddings cached)
+    human_signs: dict[str, int] = field(default_factory=dict)  # -1: the ratings were read as lower = better
+
+
+def signs_from_mos(ratings: dict[str, Sequence[float]], mos: Sequence[float]) -> dict[str, int]:
+    """+1 or -1 per attribute: the sign of the SROCC between its ratings and the overall MOS.
+
+    Each attribute's good pole (sharper, more contrast, brighter, more colourful, cleaner) goes with better
+    overall quality (SPAQ, Fang et al. 2020, reports all five ratings correlating positively with MOS), so
+    a negative correlation means the column runs the other way (e.g. noisiness recorded as "how noisy").
+    Images without a rating or MOS are left out; an attribute with fewer than 3 such images keeps +1.
+    """
+    from scipy.stats import spearmanr
+
+    m = np.asarray(mos, dtype=np.float64)
+    out = {}
+    for a, values in ratings.items():
+        v = np.asarray(values, dtype=np.float64)
+        ok = np.isfinite(v) & np.isfinite(m)
+        rho = spearmanr(v[ok], m[ok])[0] if ok.sum() >= 3 else np.nan
+        out[a] = -1 if np.isfinite(rho) and rho < 0 else 1
+    return out
 
 
 def select_from_embeddings(
@@ -266,10 +290,16 @@ def run_selection(
     seed: int = 0,
     min_shorter: int | None = None,
     progress: Callable[[str, int], Callable[[int], None]] | None = None,
+    human_signs: dict[str, int] | None = None,
 ) -> SelectionResult:
     """Encode what is needed (cached), then select. ``progress(description, total)`` returns an advance
-    callback (the CLI passes a progress bar)."""
+    callback (the CLI passes a progress bar). A ``"mos"`` entry in ``ratings`` (the rated images' overall
+    MOS) sets each attribute's rating direction by :func:`signs_from_mos` unless ``human_signs`` is given."""
     proxies = {a: tuple(v) for a, v in (proxies or {}).items() if a in candidates}
+    ratings = dict(ratings or {})
+    mos = ratings.pop("mos", None)
+    if human_signs is None and mos is not None and rated_paths:
+        human_signs = signs_from_mos({a: v for a, v in ratings.items() if a in candidates}, mos)
     dists = list(dict.fromkeys(d for a in candidates for d in proxies.get(a, ())))
     meta = {
         "encoder": encoder.description,
@@ -290,7 +320,7 @@ def run_selection(
     if rated_paths:
         adv = progress("task 2: rated images", len(rated_paths)) if progress else noop
         rated = encode_rated_images(
-            encoder, rated_paths, ratings or {}, cache, min_shorter=min_shorter, on_image=adv
+            encoder, rated_paths, ratings, cache, min_shorter=min_shorter, on_image=adv
         )
     if series is None and rated is None:
         raise ConfigError(
@@ -298,7 +328,7 @@ def run_selection(
             "human-perception task"
         )
     t0 = time.perf_counter()
-    sel = select_from_embeddings(candidates, text_emb, series, proxies, rated)
+    sel = select_from_embeddings(candidates, text_emb, series, proxies, rated, human_signs)
     seconds = time.perf_counter() - t0
     tasks = tuple(t for t, ok in (("distortion", series is not None), ("human", rated is not None)) if ok)
     return SelectionResult(
@@ -309,4 +339,5 @@ def run_selection(
         0 if rated is None else len(rated.embeddings),
         [] if rated is None else rated.failed,
         seconds,
+        dict(human_signs or {}) if rated is not None else {},
     )

@@ -18,9 +18,10 @@ File format (version 1), written by hand or by a prompt-selection tool (§3.3)::
 The ``positive``/``negative`` strings are the exact texts given to the CLIP text encoder; extra
 top-level keys (e.g. a selection tool's scores) are kept in ``extra`` and ignored.
 
-The packaged default, ``attiqa/data/prompts/attiqa_table1.json``, is paper Table 1 verbatim,
-including the noisiness negative "Graimy image" (so printed; presumably "Grainy" was meant — kept so
-labels reproduce the paper, and said so in the file's ``notes``).
+The packaged default, ``attiqa/data/prompts/attiqa_table1.json``, is paper Table 1 except one word: the
+noisiness negative is "Grainy image" where Table 1 prints "Graimy image". Table 1's pairs are picks from
+supplement Table 14, whose noisiness negatives hold "grainy" and no "graimy", so the authors' selection
+(and labels) can only have used "Grainy" (said in the file's ``notes`` and docs/method.md).
 """
 
 from __future__ import annotations

@@ -28,6 +28,7 @@ from torch.utils.data import Dataset, default_collate
 
 from attiqa.errors import AttiqaError, ImageLoadError
 from attiqa.io.images import load_image
+from attiqa.io.names import text_path
 
 Transform = Callable[[Image.Image], torch.Tensor]
 MAX_SUBSTITUTE_TRIES = 16
@@ -138,7 +139,7 @@ class PseudoLabelDataset(ImageTableDataset):
         if table.num_rows < 2:
             raise AttiqaError(f"{self.labels_path}: {table.num_rows} rows — ranking needs at least 2 images")
         base = self.labels_path.resolve().parent
-        paths = [_resolve_label_path(str(p), base) for p in table.column("image").to_pylist()]
+        paths = [_resolve_label_path(str(text_path(p)), base) for p in table.column("image").to_pylist()]
         try:
             cols = [
                 np.asarray(table.column(h).to_numpy(zero_copy_only=False), dtype=np.float32)

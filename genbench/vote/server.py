@@ -5,22 +5,35 @@ left/right placement (both fixed per rater by a hash, so a reload shows the same
 names a file: images are addressed by pair id and side, so paths cannot be smuggled in; every input is
 checked and answered with a JSON 4xx (unknown pair 404, replayed vote 409, malformed request 400).
 
+Host check (ours, against DNS rebinding): a web page on another site cannot make a browser read this
+server by pointing its own domain name at 127.0.0.1, because requests whose ``Host`` is a name other than
+``localhost``, this machine's name or a name allowed with ``--allow-host`` are refused (403). IP
+addresses are always accepted: a rebinding attack needs a domain name.
+
+Images: only files inside the run's image folders (see :mod:`genbench.manifest`), with an image file
+extension, are served; the check is repeated per request on the resolved path.
+
 Routes: ``GET /`` the page; ``GET /api/study``; ``GET /api/next?rater=R``; ``POST /api/vote``
 (``{"rater", "pair_id", "choice": "left"|"right"}``); ``GET /image/<pair_id>/<a|b>``; ``GET /api/progress``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import ipaddress
 import json
 import re
+import socket
+from collections.abc import Iterable
 from pathlib import Path
 from urllib.parse import quote
 
 from flask import Flask, abort, jsonify, request, send_file
 from werkzeug.exceptions import HTTPException
 
-from genbench.manifest import SIDES, load_pairs, resolve
+from attiqa.io.images import IMAGE_EXTENSIONS
+from genbench.manifest import SIDES, image_roots, is_inside, load_pairs, real_path, resolve
 from genbench.prefs import VOTES_DB
 from genbench.vote.store import DuplicateVote, VoteStore
 
@@ -43,9 +56,44 @@ def left_side(rater: str, pair_id: str, seed: str = "") -> str:
     return SIDES[_digest(seed, "side", rater, pair_id)[0] & 1]
 
 
-def create_app(run_dir: Path, db_path: Path | None = None, seed: str = "") -> Flask:
+def _hostname(host_header: str) -> str:
+    """The name part of a ``Host`` header (no port, no IPv6 brackets), lower case, without a final dot."""
+    host = host_header.strip().lower()
+    if host.startswith("["):
+        return host[1 : host.find("]")] if "]" in host else host
+    if host.count(":") == 1:
+        host = host.split(":", 1)[0]
+    return host.rstrip(".")
+
+
+def host_allowed(host_header: str, names: Iterable[str]) -> bool:
+    """Whether a request's ``Host`` may be answered: an IP address, or one of ``names``."""
+    host = _hostname(host_header)
+    if not host:
+        return False
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        return host in {n.lower().rstrip(".") for n in names}
+
+
+def default_host_names(extra: Iterable[str] = ()) -> set[str]:
+    """``localhost``, this machine's host names, and ``extra`` (``--allow-host``)."""
+    names = {"localhost", *extra}
+    for get in (socket.gethostname, socket.getfqdn):
+        with contextlib.suppress(OSError):
+            names.add(get())
+    return {n.lower().rstrip(".") for n in names if n}
+
+
+def create_app(
+    run_dir: Path, db_path: Path | None = None, seed: str = "", allow_hosts: Iterable[str] = ()
+) -> Flask:
     run_dir = Path(run_dir)
     pairs = {p.pair_id: p for p in load_pairs(run_dir)}
+    roots = image_roots(run_dir)
+    host_names = default_host_names(allow_hosts)
     ids = list(pairs)
     store = VoteStore(db_path or run_dir / VOTES_DB)
     study = json.loads(STUDY.read_text(encoding="utf-8"))
@@ -66,6 +114,15 @@ def create_app(run_dir: Path, db_path: Path | None = None, seed: str = "") -> Fl
     @app.errorhandler(HTTPException)
     def _json_error(exc: HTTPException):
         return jsonify(error=exc.description, status=exc.code), exc.code
+
+    @app.before_request
+    def _check_host():
+        if not host_allowed(request.host, host_names):
+            abort(
+                403,
+                description="unknown Host name — open the study by IP address or localhost, or "
+                "start the server with --allow-host NAME",
+            )
 
     @app.after_request
     def _headers(resp):
@@ -130,7 +187,9 @@ def create_app(run_dir: Path, db_path: Path | None = None, seed: str = "") -> Fl
         pair = pairs.get(pair_id)
         if pair is None or side not in SIDES:
             abort(404, description="unknown image")
-        path = resolve(run_dir, pair.image(side))
+        path = real_path(resolve(run_dir, pair.image(side)))
+        if path is None or not is_inside(path, roots) or path.suffix.lower() not in IMAGE_EXTENSIONS:
+            abort(404, description="unknown image")  # a manifest edited after start; same answer, no hint
         if not path.is_file():
             abort(404, description="image file missing on the server")
         return send_file(path, max_age=0)
@@ -138,11 +197,18 @@ def create_app(run_dir: Path, db_path: Path | None = None, seed: str = "") -> Fl
     return app
 
 
-def serve(run_dir: Path, host: str = "127.0.0.1", port: int = 8000, seed: str = "", on_ready=None) -> None:
+def serve(
+    run_dir: Path,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    seed: str = "",
+    on_ready=None,
+    allow_hosts: Iterable[str] = (),
+) -> None:
     """Serve until interrupted (threaded: each request in its own thread; the store is thread-safe)."""
     from werkzeug.serving import make_server
 
-    app = create_app(run_dir, seed=seed)
+    app = create_app(run_dir, seed=seed, allow_hosts=allow_hosts)
     server = make_server(host, port, app, threaded=True)
     if on_ready:
         on_ready(server.server_port)

@@ -1,0 +1,66 @@
+"""Held-out comparison of several trained policies and the baselines on one scene-group split (issue 19).
+
+Each ``--run NAME=DIR`` is an ``isp-tune`` run folder (its ``policy.safetensors`` and ``training.json``); all
+runs must use the same raw folder and seed, so they share the split. Writes the usual report
+(``results.csv``, ``summary.json``, ``report.md``, ``grid.png``) into ``--out`` with one column per policy.
+
+    python benchmarks/isp_heldout.py RAW_DIR --run agent=runs/a --run agent_real_only=runs/b \
+        --out runs/heldout
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from isp_env.policy_io import load_policy
+from isp_env.raw import find_raws
+from isp_env.run import evaluate, scene_groups, split
+from isp_env.scoring import load_mos_function
+from isp_env.tuning import TrainConfig
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("raw_dir", type=Path)
+    ap.add_argument("--run", action="append", required=True, help="NAME=RUN_DIR")
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--test-fraction", type=float, default=0.3)
+    ap.add_argument("--model", default=None)
+    ap.add_argument("--cma-global-budget", type=int, default=600)
+    ap.add_argument("--cma-image-budget", type=int, default=150)
+    args = ap.parse_args()
+    import torch
+
+    torch.set_num_threads(1)
+    raws = find_raws(args.raw_dir)
+    train_raws, test_raws = split(raws, args.test_fraction, args.seed, scene_groups(raws, args.raw_dir))
+    agents, budgets = {}, {}
+    for spec in args.run:
+        name, folder = spec.split("=", 1)
+        plan = json.loads((Path(folder) / "run.json").read_text())
+        if plan["test"] != [str(p) for p in test_raws]:
+            raise SystemExit(f"{folder}: its test raws differ from this split — use the same raw folder "
+                             "and seed")
+        agents[name] = load_policy(Path(folder) / "policy.safetensors")
+        training = json.loads((Path(folder) / "training.json").read_text())
+        budgets[name] = {"train": int(training["scorer_calls"]), "test": 0}
+    mos = load_mos_function(args.model)
+    cfg = TrainConfig(seed=args.seed, scorer=args.model, view_shorter=mos.view_shorter or 384)
+    args.out.mkdir(parents=True, exist_ok=True)
+    summary = evaluate(args.raw_dir, args.out, cfg, mos, test_raws, train_raws, agents, budgets, {}, True,
+                       args.cma_global_budget, args.cma_image_budget)
+    print((args.out / "report.md").read_text())
+    neutral = next(s for s in summary if s["method"] == "neutral")
+    per = next(s for s in summary if s["method"] == "cma_per_image")
+    for s in summary:
+        if s["method"] in agents:
+            gain = (s["mean_mos"] - neutral["mean_mos"]) / max(per["mean_mos"] - neutral["mean_mos"], 1e-9)
+            print(f"{s['method']}: {100 * gain:.0f} % of per-image CMA-ES's gain over neutral; better than "
+                  f"neutral on {100 * s['beats_neutral']:.0f} % of the raws")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,71 @@
+"""The reward: scoring at the scorer's scale, and the over-processing guard, on real DNGs through rawpy."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import attiqa
+from isp_env.isp import develop, finish
+from isp_env.params import neutral
+from isp_env.raw import read_raw
+from isp_env.reward import develop_view, finish_view, make_guard, render_stats, to_view, view_long_side
+from isp_env.scoring import from_scorer
+
+OVER = {"saturation": 2.0, "contrast": 1.5, "sharpen_amount": 3.0, "sharpen_threshold": 0.0,
+        "tone_exposure": 1.0, "texture_gain": 2.0}
+
+
+def test_view_scale_matches_the_scorers_resize():
+    assert view_long_side((1456, 2224), 500) == round(2224 * 500 / 1456)
+    assert view_long_side((480, 640), 500) is None  # small raws: full resolution, resized afterwards
+    img = np.zeros((240, 320, 3), np.uint8)
+    assert to_view(img, 500).shape == (500, 667, 3)
+
+
+def test_render_stats_measure_clipping_and_saturation():
+    img = np.full((10, 10, 3), 128, np.uint8)
+    assert render_stats(img).clipped == 0 and render_stats(img).saturation == 0
+    img[:5, :, 0] = 255
+    st = render_stats(img)
+    assert st.clipped == pytest.approx(0.5) and st.saturation == pytest.approx(0.5 * 127 / 255)
+
+
+def test_guard_penalises_over_processing_but_not_sane_renders(isp_raws):
+    """The classical scorer pays for the over-processed render (as the ATTIQA default model does on real raws,
+    issue 19); the guarded score must not."""
+    mos = from_scorer(attiqa.create_scorer("classical"))
+    for path in isp_raws[:2]:
+        dev = develop_view(read_raw(path), 384)
+        guard = make_guard(dev, path, 384)
+        sane = finish_view(dev, neutral(), 384)
+        over = finish_view(dev, OVER, 384)
+        assert guard.penalty(sane) < 1.0
+        assert guard.terms(over[::2, ::2])["clip"] > 0 and guard.penalty(over) > 20
+        vivid = finish_view(dev, {"saturation": 2.0}, 384)
+        assert guard.penalty(vivid) > 5
+        mild = finish_view(dev, {"saturation": 1.1, "contrast": 1.05, "sharpen_amount": 0.3}, 384)
+        assert guard.penalty(mild) < 0.1 * guard.penalty(over)  # a sensible edit costs little
+        w = mos.width / 100
+        assert mos.one(over) - guard.penalty(over) * w < mos.one(sane) - guard.penalty(sane) * w
+
+
+def test_saturation_term_fires_on_a_dull_raw(tmp_path):
+    """On a low-saturation raw (like the old cameras' renders) doubling the chroma is caught as saturation
+    inflation, not only through clipping."""
+    from isp_env.dng import dng_from_photo
+
+    ramp = np.linspace(60, 180, 96)[None, :, None] + np.linspace(-20, 20, 96)[:, None, None]
+    dull = np.clip(ramp + np.array([[[12, 0, -12]]]), 0, 255).astype(np.uint8)
+    path = dng_from_photo(tmp_path / "dull.dng", dull, shot_noise=1e-5, read_noise=1e-4)
+    dev = develop(read_raw(path), None)
+    guard = make_guard(dev, path, None)
+    assert guard.terms(finish(dev, {"saturation": 2.0}))["saturation"] > 0
+    assert guard.terms(finish(dev, neutral()))["saturation"] == 0
+
+
+def test_guard_catches_a_hue_rotation(isp_raws):
+    dev = develop(read_raw(isp_raws[0]), 128)
+    guard = make_guard(dev, isp_raws[0], None)
+    assert guard.terms(finish(dev, {"hue": 30.0}))["hue"] > 10
+    assert guard.terms(finish(dev, {"hue": 5.0}))["hue"] == 0
