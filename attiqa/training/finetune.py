@@ -60,26 +60,15 @@ def finetune(
     out_dir: Path,
     resume: bool = False,
     progress: bool = True,
-    backbone: str | None = None,
-    pretrained_backbone: bool | None = None,
-    backbone_weights: str | None = None,
-    head_hidden: int | None = None,
     data: MosSplit | None = None,
 ) -> FinetuneResult:
-    """Fine-tune on ``data`` (in memory, e.g. from a protocol) or else ``cfg.csv``.
-    ``backbone``/``pretrained_backbone``/``backbone_weights``/``head_hidden`` (default: the same fields of
-    ``cfg``) are used only when ``init_checkpoint`` is None (ablation (a): ImageNet-only initialisation)."""
-    backbone = backbone or cfg.backbone
-    pretrained_backbone = cfg.pretrained_backbone if pretrained_backbone is None else pretrained_backbone
-    backbone_weights = backbone_weights or cfg.backbone_weights
-    head_hidden = head_hidden or cfg.head_hidden
+    """Fine-tune on ``data`` (a split in memory, e.g. from a protocol) or else ``cfg.csv``. Without
+    ``init_checkpoint`` (ablation (a): ImageNet-only initialisation) the network is built from the config's
+    model fields (``model:`` section)."""
     state = D.init_distributed()
     ok = False
     try:
-        res = _finetune(
-            cfg, init_checkpoint, Path(out_dir), resume, progress, backbone, pretrained_backbone,
-            backbone_weights, head_hidden, data,
-        )  # fmt: skip
+        res = _finetune(cfg, init_checkpoint, Path(out_dir), resume, progress, data)
         ok = True
         return res
     finally:
@@ -142,10 +131,6 @@ def _finetune(
     out_dir: Path,
     resume: bool,
     progress: bool,
-    backbone: str,
-    pretrained_backbone: bool,
-    backbone_weights: str | None,
-    head_hidden: int,
     data: MosSplit | None,
 ) -> FinetuneResult:
     _check_settings(cfg)
@@ -153,7 +138,7 @@ def _finetune(
     stage_dir = out_dir / "finetune"
     torch.manual_seed(cfg.seed)  # seeded, identical fresh layers on every rank (and across runs)
     model, init_info = _build_model(
-        init_checkpoint, backbone, pretrained_backbone, backbone_weights, head_hidden
+        init_checkpoint, cfg.backbone, cfg.pretrained_backbone, cfg.backbone_weights, cfg.head_hidden
     )
     if cfg.single_head is not None:
         model = keep_one_head(model, cfg.single_head)

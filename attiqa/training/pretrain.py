@@ -46,12 +46,11 @@ def pretrain(
     ``resume=True`` continues from ``last`` (the epoch after the last finished one; a run that already
     finished only recalibrates and rewrites the final model); without a ``last`` it starts fresh."""
     check_values(cfg, "pretrain")  # configs built in code skip the load-time checks
-    if cfg.feature_cache:
-        return pretrain_cached(cfg, Path(labels), Path(out_dir), resume, progress)
-    state = D.init_distributed()
+    state = D.init_distributed()  # also for the cached loop: under torchrun only rank 0 writes
     ok = False
     try:
-        path = _pretrain(cfg, Path(labels), Path(out_dir), resume, progress)
+        stage = pretrain_cached if cfg.feature_cache else _pretrain
+        path = stage(cfg, Path(labels), Path(out_dir), resume, progress)
         ok = True
         return path
     finally:
