@@ -25,7 +25,6 @@ KNOWN_PRIVATE_IMPORTS: set[tuple[str, str, str]] = {
     ),
     ("attiqa.distortions.kadid", "attiqa.distortions.basic", "_lens_blur"),
     ("attiqa.distortions.kadid", "attiqa.distortions.basic", "_scale_saturation"),
-    ("attiqa.exiqa.train", "attiqa.training.data", "_ImageTableDataset"),
 }
 KNOWN_CYCLES: set[frozenset[str]] = {
     # evaluation/protocols.py imports training.data; training/ridge.py imports evaluation.metrics

@@ -102,7 +102,8 @@ BUILTIN: dict[str, dict[str, Any]] = {
     },
 }
 
-CHECKPOINT_FOLDER_CANDIDATES = (
+CHECKPOINT_FOLDER_CANDIDATES = (  # last, not best: best is picked on the held-out split (optimistic)
+    "finetune/last.safetensors",
     "finetune/best.safetensors",
     "pretrain/model.safetensors",
     "model.safetensors",
@@ -191,7 +192,7 @@ def checkpoint_in(path: Path) -> Path:
     for cand in CHECKPOINT_FOLDER_CANDIDATES:
         if (path / cand).exists():
             return path / cand
-    raise ModelLoadError(f"{path}: folder holds no ATTIQA checkpoint (finetune/best.safetensors, ...)")
+    raise ModelLoadError(f"{path}: folder holds no ATTIQA checkpoint (finetune/last.safetensors, ...)")
 
 
 def resolve_target(target: str) -> Any:

@@ -25,9 +25,9 @@ from torch import nn
 
 from attiqa.models import create_backbone
 from attiqa.models.backbones import Backbone, MultiLevelStats
+from attiqa.models.transforms import CenterCropTest
 from attiqa.training.data import MosDataset
 from attiqa.training.feature_cache import cached_features
-from attiqa.training.transforms import CenterCropTest
 
 RESIZE, CROP = 500, 320  # configs/default_model.yaml
 MS_DIM = 2848  # stage statistics first, then the 19,200 depthwise statistics
