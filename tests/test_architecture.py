@@ -15,21 +15,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("attiqa", "genbench", "isp_env")
 
-# Violations in areas being rewritten on other branches at the time this test was written; each must
-# disappear (the test fails when one is fixed but still listed, so the list only shrinks).
-KNOWN_PRIVATE_IMPORTS: set[tuple[str, str, str]] = {
-    # distortions (issue 18's owner)
-    *(
-        ("attiqa.distortions.kadid", "attiqa.distortions.basic", n)
-        for n in ("_RGB_TO_YCBCR", "_YCBCR_TO_RGB", "_gaussian_blur", "_gaussian_noise")
-    ),
-    ("attiqa.distortions.kadid", "attiqa.distortions.basic", "_lens_blur"),
-    ("attiqa.distortions.kadid", "attiqa.distortions.basic", "_scale_saturation"),
-}
-KNOWN_CYCLES: set[frozenset[str]] = {
-    # evaluation/protocols.py imports training.data; training/ridge.py imports evaluation.metrics
-    frozenset({"attiqa.evaluation", "attiqa.training"}),
-}
+# Known violations (none left): a violation may only be pinned here while it is being removed, and the test
+# fails when a pinned one is fixed but still listed, so the lists only shrink.
+KNOWN_PRIVATE_IMPORTS: set[tuple[str, str, str]] = set()
+KNOWN_CYCLES: set[frozenset[str]] = set()
 
 
 def _modules() -> dict[str, Path]:

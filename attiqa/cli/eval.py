@@ -257,7 +257,7 @@ def bench_cmd(
 
     from attiqa.datasets import get_dataset
     from attiqa.datasets.readers import parse_data_spec
-    from attiqa.evaluation.protocols import bench_dataset, load_base_config, run_protocol
+    from attiqa.protocols import bench_dataset, load_base_config, run_protocol
 
     cfg = load_base_config(config)
     if epochs is not None:
