@@ -146,12 +146,3 @@ def average_buffers(model: nn.Module) -> None:
                 if b is not None:
                     dist.all_reduce(b, op=dist.ReduceOp.SUM)
                     b.div_(world_size())
-
-
-@torch.no_grad()
-def broadcast_module(model: nn.Module, src: int = 0) -> None:
-    """Copy parameters and buffers from rank ``src`` to all ranks (e.g. after a rank-0-only step)."""
-    if world_size() <= 1:
-        return
-    for t in list(unwrap(model).parameters()) + list(unwrap(model).buffers()):
-        dist.broadcast(t.data, src=src)
