@@ -23,6 +23,7 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check attiqa genbench isp_env tests benchmarks
+	$(BIN)/mypy attiqa isp_env genbench
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/score_throughput.py

@@ -19,6 +19,14 @@ ATTRIBUTE_MEANING: dict[str, str] = {
     "noisiness": "higher = cleaner (less noise)",
 }
 
+DISPLAY_NAMES: dict[str, str] = {"noisiness": "cleanliness"}
+"""Column names as a person reads them (tables, sheets). The ``noisiness`` column is high for a *clean*
+image; files keep the name programs parse (CSV/JSON schema unchanged), people see what it shows."""
+
+
+def display_name(column: str) -> str:
+    return DISPLAY_NAMES.get(column, column)
+
 
 def attribute_index(name: str) -> int:
     """Index of an attribute in the fixed order; a clear error for an unknown name."""

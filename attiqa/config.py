@@ -82,6 +82,16 @@ class LabelConfig:
     num_workers: int | None = field(default=None, metadata=NON_NEGATIVE)  # None = one per spare core
     out: str = "labels.parquet"  # relative paths are inside the run folder
 
+    def check(self, where: str = "label") -> LabelConfig:
+        check_values(self, where)
+        kind = self.teacher.strip().partition(":")[0].lower()
+        if kind not in ("classical", "clip"):
+            close = difflib.get_close_matches(kind, ["classical", "clip"], n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(f"{where}.teacher: {self.teacher!r} is not classical, clip, "
+                              f"clip:MODEL/PRETRAINED or clip:PATH{hint}")  # fmt: skip
+        return self
+
 
 @dataclass
 class PretrainConfig:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
+from attiqa.attributes import display_name
 from attiqa.errors import ImageLoadError
 from attiqa.io.atomic import atomic_path
 from attiqa.io.images import load_image
@@ -19,7 +20,7 @@ from attiqa.io.images import load_image
 BAR_COLOURS = ("#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860", "#DA8BC3")
 
 
-def _font(size: int) -> ImageFont.ImageFont:
+def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
     try:
         return ImageFont.load_default(size=size)
     except TypeError:  # Pillow < 10.1: fixed-size bitmap font
@@ -76,7 +77,7 @@ def contact_sheet(
         bar_w = thumb - label_w
         for j, name in enumerate(bars):
             v = float(row.get(name, float("nan")))
-            draw.text((x0, y + 1), name[:12], fill="#333333", font=small)
+            draw.text((x0, y + 1), display_name(name)[:12], fill="#333333", font=small)
             bx = x0 + label_w
             draw.rectangle([bx, y, bx + bar_w, y + bar_h], fill="#EEEEEE")
             if not math.isnan(v):
@@ -90,3 +91,18 @@ def contact_sheet(
     with atomic_path(out) as tmp:
         sheet.save(tmp, format="PNG")
     return out
+
+
+def sheet_for_scores(
+    rows: Sequence[dict],
+    columns: Sequence[str],
+    path: str | Path,
+    score_range: tuple[float, float] | None = None,
+    limit: int = 48,
+) -> Path:
+    """Sheet of the first ``limit`` scored rows: headline = the first column, bars = the others
+    (``score_range`` is printed beside a ``mos`` headline)."""
+    head, bars = columns[0], list(columns[1:])
+    return contact_sheet(
+        list(rows)[:limit], path, bars, headline=head, headline_range=score_range if head == "mos" else None
+    )

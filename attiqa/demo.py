@@ -22,6 +22,7 @@ import numpy as np
 from PIL import Image
 
 from attiqa.distortions.graded import DEFAULT_GRADED
+from attiqa.interface import Scorer
 from attiqa.io.atomic import atomic_path
 
 # scikit-image's bundled photographs (files inside the package, no network needed).
@@ -101,37 +102,16 @@ def make_score_demo_images(out_dir: Path, series=SCORE_DEMO_SERIES) -> list[Path
     return paths
 
 
-def score_and_report(paths: list[Path], scorer, out: Path) -> None:
-    """Score ``paths`` (progress bar), write ``out/scores.csv`` and the contact sheet, print the table."""
-    from attiqa.cli import _print_scores, write_sheet
-    from attiqa.progress import progress_task
-    from attiqa.scoring import score_paths, write_scores
-
-    with progress_task("scoring", total=len(paths)) as adv:
-        sr = score_paths(paths, scorer, batch_size=8, on_batch=lambda n, f: adv(n + f))
-    write_scores(sr, out / "scores.csv", scorer.metadata())
-    write_sheet(sr, scorer, out / "scores.png")
-    _print_scores(sr)
-
-
-def run_score_demo(out: Path, model: str | None = None) -> None:
-    """Score the demo photos with ``model`` (None = the bundled default model): table, CSV and sheet."""
-    from attiqa.progress import console
+def prepare_score_demo(out: Path, model: str | None = None) -> tuple[list[Path], Scorer]:
+    """The demo photos (written under ``out/images``) and the scorer (None = the bundled default model)."""
     from attiqa.scorers import load_scorer
 
     out = Path(out)
-    paths = make_score_demo_images(out / "images")
-    scorer = load_scorer(model)
-    console.print(f"scoring {len(paths)} photos with {scorer.info.name} ({scorer.info.description})")
-    score_and_report(paths, scorer, out)
-    console.print(f"[green]scores: {out / 'scores.csv'}\ncontact sheet: {out / 'scores.png'}")
-    console.print(
-        "MOS is on the CLIVE scale (0-100, higher is better); attribute scores are percentiles among the "
-        "model's pretraining photos (higher = sharper, more contrast, brighter, more colourful, cleaner)."
-    )
+    return make_score_demo_images(out / "images"), load_scorer(model)
 
 
-def run_demo(out: Path, epochs: int = 4) -> None:
+def run_demo(out: Path, epochs: int = 4) -> tuple[list[Path], Scorer, Path]:
+    """Label -> pretrain on the demo photos; returns the photos to show, their scorer and the checkpoint."""
     from attiqa.config import LabelConfig, PretrainConfig, TrainConfig
     from attiqa.progress import console
     from attiqa.runner import run
@@ -161,9 +141,5 @@ def run_demo(out: Path, epochs: int = 4) -> None:
     show = [out / "images" / f"{p}.png" for p in DEMO_PHOTOS[:5]]
     show += [out / "images" / f"astronaut__gaussian_blur_{lvl}.png" for lvl in DEMO_LEVELS]
     show += [out / "images" / f"astronaut__gaussian_noise_{lvl}.png" for lvl in DEMO_LEVELS]
-    score_and_report(show, scorer, out)
-    console.print(f"[green]checkpoint: {res.pretrained}\nscores: {out / 'scores.csv'}, {out / 'scores.png'}")
-    console.print(
-        "Attribute scores are percentiles among the demo's training photos (higher = sharper, more "
-        "contrast, brighter, more colourful, cleaner). No MOS: the demo has no human ratings."
-    )
+    assert res.pretrained is not None
+    return show, scorer, Path(res.pretrained)

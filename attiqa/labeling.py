@@ -30,8 +30,9 @@ import pyarrow.parquet as pq
 
 from attiqa.errors import AttiqaError, ImageLoadError
 from attiqa.io.atomic import atomic_path, remove_orphan_temps
-from attiqa.io.batching import default_num_workers, iter_image_batches
+from attiqa.io.batching import default_num_workers
 from attiqa.io.names import path_text, text_path
+from attiqa.scoring import score_batches
 from attiqa.teachers.base import Teacher
 
 META_KEY = b"attiqa_labels"
@@ -50,7 +51,7 @@ def parts_dir(out: Path) -> Path:
     return out.with_name(out.name + ".parts")
 
 
-def _read_table(path: Path) -> pa.Table | None:
+def _read_table(path: Path) -> pa.Table:
     try:
         return pq.read_table(path)
     except Exception as exc:  # noqa: BLE001
@@ -176,12 +177,10 @@ def label_images(
     labelled = 0
     if on_batch and skipped_done:
         on_batch(skipped_done if rank == 0 else 0, 0)  # progress bars count earlier runs' work as done
-    hint = getattr(teacher, "min_shorter", None)
-    batches = iter_image_batches(todo, teacher.transform, batch_size, workers, min_shorter=hint)
-    for seq, batch in enumerate(batches):
+    for seq, batch in enumerate(score_batches(todo, teacher, batch_size, workers)):
         failed.extend(batch.errors)
-        if batch.tensor is not None:
-            scores = teacher.score_tensors(batch.tensor.to(teacher.device)).float().cpu().numpy()
+        if batch.indices:
+            scores = batch.scores
             if not np.all(np.isfinite(scores)):
                 bad = [str(todo[batch.indices[i]]) for i in np.where(~np.isfinite(scores).all(1))[0]]
                 raise AttiqaError(f"teacher produced non-finite scores for {bad[:3]} — report this as a bug")

@@ -58,11 +58,12 @@ def run_degrade_stage(cfg: TrainConfig, out_dir: Path, progress: bool = True) ->
 
 
 def run_label_stage(cfg: TrainConfig, out_dir: Path, progress: bool = True) -> Path:
+    from attiqa.device import resolve_device
     from attiqa.io.images import discover_images
     from attiqa.labeling import env_rank_world, label_images, merge_parts
     from attiqa.progress import progress_task
     from attiqa.teachers import create_teacher
-    from attiqa.training.distributed import barrier, resolve_device
+    from attiqa.training.distributed import barrier
 
     lc = cfg.label
     assert lc is not None

@@ -1,24 +1,68 @@
-"""``attiqa score``: batched scoring of many images with any scorer, with tables others can read.
+"""The one scoring path: :func:`score_batches` drives any scorer (or teacher) over image files.
 
-Bad files are skipped and reported, never fatal; results are written atomically (CSV or JSON chosen
-by the output's extension), and an interrupted run (Ctrl-C) still writes every finished row.
+``attiqa score``, ``attiqa eval``, ``attiqa label`` and ``genbench score`` all go through it, so they
+batch the same way (the scorer's ``info.max_batch``: 1 for native-resolution scorers whose images differ
+in size) and decode the same way (``info.min_shorter``: big JPEGs decoded at a reduced scale when the
+transform downsizes anyway) — the same image gets the same score from every command. Bad files come back
+as errors, never exceptions.
+
+:class:`ScoreWriter` is ``attiqa score``'s output: validated before any model call, written batch by
+batch (a kill keeps every finished row), resumed by a rerun (images already in the file are skipped).
 """
 
 from __future__ import annotations
 
 import csv
-import io
 import json
 import math
+import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+import torch
 
 from attiqa.errors import AttiqaError, ImageLoadError
-from attiqa.io.atomic import write_text_atomic
+from attiqa.interface import Scorer
+from attiqa.io.atomic import write_bytes_atomic, write_text_atomic
 from attiqa.io.batching import default_num_workers, iter_image_batches
-from attiqa.scorers.base import Scorer
+from attiqa.io.tables import ENCODING, ERRORS, csv_bytes, read_cell, safe_cell
+
+OUTPUT_SUFFIXES = (".csv", ".tsv", ".json")
+
+
+@dataclass
+class ScoredBatch:
+    """Positions in the input list, their scores (N, len(columns)), and the files that failed."""
+
+    indices: list[int]
+    scores: np.ndarray
+    errors: list[ImageLoadError] = field(default_factory=list)
+
+
+def score_batches(
+    paths: Sequence[str | Path],
+    scorer: Scorer,
+    batch_size: int = 16,
+    num_workers: int | None = None,
+) -> Iterator[ScoredBatch]:
+    """Score ``paths`` in input order, a batch at a time, honouring the scorer's batching hints."""
+    info = scorer.info
+    batch_size = min(batch_size, info.max_batch or batch_size)
+    workers = default_num_workers() if num_workers is None else num_workers
+    ncol = len(scorer.columns)
+    for batch in iter_image_batches(
+        paths, scorer.transform, batch_size, workers, min_shorter=info.min_shorter
+    ):
+        if batch.tensor is None:
+            scores = np.zeros((0, ncol), dtype=np.float32)
+        else:
+            with torch.inference_mode():
+                scores = scorer.score_tensors(batch.tensor.to(scorer.device)).float().cpu().numpy()
+        yield ScoredBatch(batch.indices, scores, batch.errors)
 
 
 @dataclass
@@ -28,6 +72,7 @@ class ScoreRun:
     failed: list[ImageLoadError] = field(default_factory=list)
     seconds: float = 0.0
     interrupted: bool = False
+    interruption: KeyboardInterrupt | None = None  # Ctrl-C, or SIGTERM as attiqa.cli's Terminated
 
 
 def score_paths(
@@ -36,56 +81,218 @@ def score_paths(
     batch_size: int = 16,
     num_workers: int | None = None,
     on_batch: Callable[[int, int], None] | None = None,
+    on_rows: Callable[[list[dict]], None] | None = None,
+    keep_rows: int | None = None,
 ) -> ScoreRun:
-    """Score ``paths`` in input order; failures are collected in ``ScoreRun.failed``."""
+    """Score ``paths`` in input order; failures are collected in ``ScoreRun.failed``.
+
+    ``on_rows`` receives each batch's rows as they finish (incremental output); ``keep_rows`` caps the
+    rows kept in memory (None = all). Ctrl-C / SIGTERM stop the run with ``interrupted`` set.
+    """
     run = ScoreRun(columns=tuple(scorer.columns))
     start = time.perf_counter()
-    workers = default_num_workers() if num_workers is None else num_workers
     try:
-        hint = getattr(scorer, "min_shorter", None)
-        batch_size = min(batch_size, getattr(scorer, "max_batch", None) or batch_size)
-        for batch in iter_image_batches(paths, scorer.transform, batch_size, workers, min_shorter=hint):
+        for batch in score_batches(paths, scorer, batch_size, num_workers):
             run.failed.extend(batch.errors)
-            if batch.tensor is not None:
-                scores = scorer.score_tensors(batch.tensor).float().cpu().numpy()
-                for row_i, idx in enumerate(batch.indices):
-                    row = {"image": str(paths[idx])}
-                    row.update({c: float(scores[row_i, j]) for j, c in enumerate(run.columns)})
-                    run.rows.append(row)
+            rows = []
+            for row_i, idx in enumerate(batch.indices):
+                row: dict[str, Any] = {"image": str(paths[idx])}
+                row.update({c: float(batch.scores[row_i, j]) for j, c in enumerate(run.columns)})
+                rows.append(row)
+            if on_rows and rows:
+                on_rows(rows)
+            room = len(rows) if keep_rows is None else max(0, keep_rows - len(run.rows))
+            run.rows.extend(rows[:room])
             if on_batch:
                 on_batch(len(batch.indices), len(batch.errors))
-    except KeyboardInterrupt:
-        run.interrupted = True
+    except KeyboardInterrupt as exc:
+        run.interrupted, run.interruption = True, exc
     run.seconds = time.perf_counter() - start
     return run
 
 
-def _fmt(v: float) -> str:
+def _fmt(v: float | None) -> str:
     return "" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.6g}"
 
 
+def _delimiter(out: Path) -> str:
+    return "\t" if out.suffix.lower() == ".tsv" else ","
+
+
+def _json_doc(columns: Sequence[str], meta: dict | None, rows: list[dict], failed: list[dict]) -> str:
+    doc = {
+        "scorer": meta or {},
+        "columns": ["image", *columns],
+        "results": [
+            {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()} for r in rows
+        ],
+        "failed": failed,
+    }
+    return json.dumps(doc, indent=2) + "\n"  # ASCII (\u escapes): non-UTF-8 names round-trip
+
+
 def write_scores(run: ScoreRun, out: str | Path, scorer_meta: dict | None = None) -> Path:
-    """Write rows to ``out``: ``.csv`` (columns image + scorer columns) or ``.json`` (records + metadata)."""
-    out = Path(out)
-    cols = ["image", *run.columns]
+    """Write rows to ``out`` at once: ``.csv``/``.tsv`` (image + scorer columns) or ``.json`` (+ metadata)."""
+    out = check_output_path(out)
     if out.suffix.lower() == ".json":
-        doc = {
-            "scorer": scorer_meta or {},
-            "columns": cols,
-            "results": [
-                {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
-                for r in run.rows
-            ],
-            "failed": [{"image": e.path, "error": e.reason} for e in run.failed],
-        }
-        write_text_atomic(out, json.dumps(doc, indent=2) + "\n")
-    elif out.suffix.lower() in (".csv", ".tsv"):
-        buf = io.StringIO()
-        w = csv.writer(buf, delimiter="\t" if out.suffix.lower() == ".tsv" else ",")
-        w.writerow(cols)
-        for r in run.rows:
-            w.writerow([r["image"], *(_fmt(r[c]) for c in run.columns)])
-        write_text_atomic(out, buf.getvalue())
+        failed = [{"image": e.path, "error": e.reason} for e in run.failed]
+        write_text_atomic(out, _json_doc(run.columns, scorer_meta, run.rows, failed))
     else:
-        raise AttiqaError(f"{out}: unsupported output type — use a .csv, .tsv or .json file name")
+        rows = ([r["image"], *(_fmt(r[c]) for c in run.columns)] for r in run.rows)
+        write_bytes_atomic(out, csv_bytes(["image", *run.columns], rows, _delimiter(out)))
     return out
+
+
+def check_output_path(out: str | Path) -> Path:
+    """Fail before any work when ``out`` cannot be written: wrong extension, a folder, no permission."""
+    out = Path(out)
+    if out.suffix.lower() not in OUTPUT_SUFFIXES:
+        raise AttiqaError(f"{out}: unsupported output type — use a .csv, .tsv or .json file name")
+    if out.is_dir():
+        raise AttiqaError(f"{out}: is a folder — give a file name ending in .csv, .tsv or .json")
+    parent = out.parent if str(out.parent) else Path(".")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise AttiqaError(
+            f"{parent}: cannot create the output folder ({exc.strerror}) — choose another --out"
+        ) from None
+    if not os.access(parent, os.W_OK | os.X_OK) or (out.exists() and not os.access(out, os.W_OK)):
+        raise AttiqaError(f"{out}: not writable (permission denied) — choose another --out")
+    return out
+
+
+class ScoreWriter:
+    """Incremental, resumable score file. CSV/TSV rows are appended (and fsynced) per batch; JSON rows go to
+    a hidden journal beside it and the JSON document is rewritten atomically on :meth:`close`.
+
+    An existing file with the same columns is resumed: :attr:`done` holds its images, so a rerun scores
+    only the rest. Different columns (another scorer) are refused instead of mixed.
+    """
+
+    def __init__(self, out: str | Path, columns: Sequence[str], meta: dict | None = None) -> None:
+        self.out = check_output_path(out)
+        self.columns = tuple(columns)
+        self.meta = meta
+        self.is_json = self.out.suffix.lower() == ".json"
+        self.journal = self.out.with_name(f".{self.out.name}.partial.csv") if self.is_json else self.out
+        self.done: set[str] = set()
+        self.created = not self.out.exists()
+        self._json_rows: list[dict] = []
+        self.failed: list[ImageLoadError] = []
+        self.written = 0
+        if self.is_json and self.out.exists():
+            self._json_rows = self._read_json()
+            self.done.update(r["image"] for r in self._json_rows)
+        self._fh: IO[str] = self._open_csv(self.journal)
+
+    def _read_json(self) -> list[dict]:
+        try:
+            doc = json.loads(self.out.read_text(encoding="utf-8"))
+            cols = doc["columns"][1:]
+            rows = list(doc["results"])
+        except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
+            raise AttiqaError(
+                f"{self.out}: exists but is not a score file of `attiqa score` ({type(exc).__name__}) — "
+                "choose another --out or delete it"
+            ) from None
+        self._check_columns(cols)
+        return [{k: (float("nan") if v is None else v) for k, v in r.items()} for r in rows]
+
+    def _check_columns(self, cols: Sequence[str]) -> None:
+        if list(cols) != list(self.columns):
+            raise AttiqaError(
+                f"{self.out}: exists with columns {list(cols)}, not this scorer's {list(self.columns)} — "
+                "choose another --out or delete it"
+            )
+
+    def _open_csv(self, path: Path) -> IO[str]:
+        delim = _delimiter(self.out) if path == self.out else ","
+        try:
+            if path.exists() and path.stat().st_size > 0:
+                with open(path, "rb+") as raw:  # drop a half-written last line (a kill mid-write)
+                    data = raw.read()
+                    if not data.endswith(b"\n"):
+                        raw.truncate(data.rfind(b"\n") + 1)
+                with open(path, encoding=ENCODING, errors=ERRORS, newline="") as fh:
+                    reader = csv.reader(fh, delimiter=delim)
+                    header = next(reader, None)
+                    if header is None:
+                        pass
+                    elif header[:1] != ["image"]:
+                        raise AttiqaError(
+                            f"{path}: exists but is not a score file of `attiqa score` — choose another --out"
+                        )
+                    else:
+                        self._check_columns(header[1:])
+                        for row in reader:
+                            if row:
+                                self.done.add(read_cell(row[0]))
+                                if path != self.out:
+                                    self._json_rows.append(self._row_from_cells(row))
+            fh = open(path, "a", encoding=ENCODING, errors=ERRORS, newline="")  # noqa: SIM115
+        except PermissionError:
+            raise AttiqaError(f"{path}: not writable (permission denied) — choose another --out") from None
+        if fh.tell() == 0:
+            csv.writer(fh, delimiter=delim, lineterminator="\n").writerow(["image", *self.columns])
+            fh.flush()
+        self._writer = csv.writer(fh, delimiter=delim, lineterminator="\n")
+        return fh
+
+    def _row_from_cells(self, cells: list[str]) -> dict:
+        row: dict[str, Any] = {"image": read_cell(cells[0])}
+        row.update(
+            {c: float(v) if v else float("nan") for c, v in zip(self.columns, cells[1:], strict=False)}
+        )
+        return row
+
+    def add(self, rows: list[dict]) -> None:
+        """Append finished rows and make them durable before the next batch starts."""
+        for r in rows:
+            self._writer.writerow([safe_cell(r["image"]), *(_fmt(r[c]) for c in self.columns)])
+            if self.is_json:
+                self._json_rows.append(r)
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+        self.written += len(rows)
+
+    def discard_if_empty(self) -> None:
+        """Remove a file this run created and never wrote a row to (every image failed)."""
+        if self.created and not self.written and not self.done:
+            self.out.unlink(missing_ok=True)
+
+    def close(self, failed: Sequence[ImageLoadError] = ()) -> Path:
+        """Finish the file (JSON: the whole document, atomically; the journal is removed)."""
+        self._fh.close()
+        if self.is_json:
+            fails = [{"image": e.path, "error": e.reason} for e in failed]
+            write_text_atomic(self.out, _json_doc(self.columns, self.meta, self._json_rows, fails))
+            self.journal.unlink(missing_ok=True)
+        return self.out
+
+
+@dataclass
+class ColumnStats:
+    """Running count / mean / min / max per column, so a long run keeps no rows in memory."""
+
+    columns: tuple[str, ...]
+    n: int = 0
+    sums: dict[str, float] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+    mins: dict[str, float] = field(default_factory=dict)
+    maxs: dict[str, float] = field(default_factory=dict)
+
+    def add(self, rows: list[dict]) -> None:
+        for r in rows:
+            self.n += 1
+            for c in self.columns:
+                v = r[c]
+                if isinstance(v, float) and math.isnan(v):
+                    continue
+                self.sums[c] = self.sums.get(c, 0.0) + v
+                self.counts[c] = self.counts.get(c, 0) + 1
+                self.mins[c] = min(self.mins.get(c, v), v)
+                self.maxs[c] = max(self.maxs.get(c, v), v)
+
+    def mean(self, c: str) -> float:
+        return self.sums[c] / self.counts[c] if self.counts.get(c) else float("nan")

@@ -47,10 +47,10 @@ def default_model(d: Path) -> str:
     """The shipped default model; an untrained EfficientNet-Lite0 model if none is bundled."""
     import torch
 
-    from attiqa.io.checkpoints import model_table
     from attiqa.scorers import DEFAULT_MODEL
+    from attiqa.scorers.zoo import named_models
 
-    if DEFAULT_MODEL in model_table():
+    if DEFAULT_MODEL in named_models():
         return DEFAULT_MODEL
 
     from attiqa.models import AttiqaModel, create_backbone, save_model

@@ -24,10 +24,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import photo_folder  # noqa: E402
 
-from attiqa.io.checkpoints import resolve_named_model  # noqa: E402
 from attiqa.io.images import discover_images, load_image  # noqa: E402
 from attiqa.models import AttiqaModel, create_backbone, save_model  # noqa: E402
 from attiqa.scorers.attiqa_scorer import AttiqaScorer  # noqa: E402
+from attiqa.scorers.zoo import resolve_weights  # noqa: E402
 from attiqa.scoring import score_paths  # noqa: E402
 
 
@@ -43,7 +43,7 @@ def main() -> None:
     folder = photo_folder(args.n)
     paths = discover_images([folder])
     if args.model:
-        ckpt = resolve_named_model(args.model) if not Path(args.model).exists() else Path(args.model)
+        ckpt = resolve_weights(args.model) if not Path(args.model).exists() else Path(args.model)
     else:
         model = AttiqaModel(create_backbone(args.backbone, pretrained=False), mos_hidden=512)
         ckpt = save_model(model, Path(tempfile.mkdtemp()) / "bench.safetensors", card={"name": "bench"})

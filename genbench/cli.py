@@ -12,6 +12,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from attiqa.cli import device as device_str
 from attiqa.errors import AttiqaError
 from attiqa.progress import console, progress_task
 
@@ -30,12 +31,6 @@ stdout = Console()
 @app.callback()
 def _root() -> None:
     """genbench: generated image pairs, a preference study, metric–human agreement."""
-
-
-def _device(device: str) -> str:
-    from attiqa.training.distributed import resolve_device
-
-    return str(resolve_device(device))
 
 
 @app.command()
@@ -82,7 +77,7 @@ def run(
         negative_prompt=negative_prompt,
         seed=seed,
     )
-    dev = _device(device)
+    dev = device_str(device)
     with progress_task("generating", total=2 * pairs) as advance:
         result = generate_run(out, spec, settings, pairs, batch_size=batch_size, device=dev, on_image=advance)
     console.print(
@@ -126,7 +121,7 @@ def score(
 
     pairs = load_pairs(run_dir)
     names = _split_metrics(metrics) or default_metrics()
-    dev = _device(device)
+    dev = device_str(device)
     ok = 0
     n_images = len({p.image(s) for p in pairs for s in ("a", "b")})
     for name in names:

@@ -21,6 +21,8 @@ from pathlib import Path
 import attiqa
 from attiqa.errors import AttiqaError
 from attiqa.io.atomic import remove_orphan_temps, write_json_atomic
+from attiqa.io.tables import ENCODING, ERRORS, read_cell
+from attiqa.scorers import is_checkpoint
 from attiqa.scoring import ScoreRun, score_paths, write_scores
 from genbench.manifest import SIDES, Pair, resolve
 
@@ -46,10 +48,6 @@ class ScoreReport:
     error: str = ""  # the metric could not be created (e.g. its weights are not on this machine)
 
 
-def _is_path(name: str) -> bool:
-    return Path(name).suffix == ".safetensors" or Path(name).exists()
-
-
 def _same_metric(meta_path: Path, name: str) -> bool:
     """Whether ``scores/<slug>.json`` was written for ``name`` (a path compared as an absolute path)."""
     try:
@@ -67,7 +65,7 @@ def metric_slug(name: str, run_dir: Path | None = None) -> str:
     (``a/best.safetensors``, ``b/best.safetensors``) must not share ``scores/best.csv`` — the second
     would "keep" the first one's scores as its own: when ``run_dir`` already has that stem for another
     metric, a short hash of the absolute path is appended."""
-    is_path = _is_path(name)
+    is_path = is_checkpoint(name)
     slug = re.sub(r"[^A-Za-z0-9_.+-]", "_", Path(name).stem if is_path else name) or "metric"
     if is_path and run_dir is not None:
         meta = Path(run_dir) / SCORES_DIR / f"{slug}.json"
@@ -85,8 +83,8 @@ def default_metrics() -> list[str]:
 def _read_csv(path: Path) -> dict[str, dict[str, str]]:
     if not path.exists():
         return {}
-    with open(path, newline="", encoding="utf-8") as fh:
-        return {row["image"]: row for row in csv.DictReader(fh) if row.get("image")}
+    with open(path, newline="", encoding=ENCODING, errors=ERRORS) as fh:
+        return {read_cell(row["image"]): row for row in csv.DictReader(fh) if row.get("image")}
 
 
 def score_run(
@@ -136,7 +134,7 @@ def score_run(
         run_dir / SCORES_DIR / f"{slug}.json",
         {
             "metric": metric,
-            "metric_path": os.path.abspath(metric) if _is_path(metric) else None,
+            "metric_path": os.path.abspath(metric) if is_checkpoint(metric) else None,
             "column": scorer.columns[0],
             "columns": list(scorer.columns),
             "higher_is_better": info.higher_is_better,

@@ -95,11 +95,3 @@ def to_normalized(values: dict[str, float]) -> np.ndarray:
 def check_values(values: dict[str, float]) -> dict[str, float]:
     """Complete a partial parameter dict with defaults and clip every value to its range."""
     return from_normalized(to_normalized(values))
-
-
-def table_markdown() -> str:
-    """The parameter table (name, module, range, default, meaning) for docs and reports."""
-    rows = ["| parameter | module | range | neutral | meaning |", "| --- | --- | --- | --- | --- |"]
-    for p in PARAMS:
-        rows.append(f"| `{p.name}` | {p.module} | [{p.low:g}, {p.high:g}] | {p.default:.4g} | {p.doc} |")
-    return "\n".join(rows)

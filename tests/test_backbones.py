@@ -20,7 +20,7 @@ from attiqa.models.backbones import (
     read_weights_file,
     tap_points,
 )
-from attiqa.training.transforms import CenterCropTest
+from attiqa.models.transforms import CenterCropTest
 
 CAT = [281, 282, 283, 284, 285]  # tabby, tiger cat, Persian, Siamese, Egyptian cat
 CUP = [504, 967, 968]  # coffee mug, espresso, cup

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import csv
 import json
 import os
@@ -18,12 +19,12 @@ from attiqa.errors import ConfigError
 from attiqa.evaluation.metrics import srocc
 from attiqa.io.checkpoints import load_checkpoint
 from attiqa.models import AttiqaModel, create_backbone, load_model
+from attiqa.models.transforms import FiveCropTest, MirroredFiveCropTest
 from attiqa.scorers import load_scorer
 from attiqa.training.data import MosDataset
 from attiqa.training.feature_cache import cached_features
 from attiqa.training.finetune import finetune
 from attiqa.training.pretrain import pretrain
-from attiqa.training.transforms import FiveCropTest, MirroredFiveCropTest
 
 VIEW = {"kind": "five_crop", "resize_shorter": 72, "crop": 64}
 
@@ -119,7 +120,7 @@ def test_cached_pretraining_learns_the_rankings_and_resumes_exactly(tmp_path, ph
 def test_cached_finetuning_learns_mos_and_is_an_ordinary_checkpoint(tmp_path, mos_csv):
     cfg = ft_cfg(mos_csv, feature_cache=True, feature_cache_dir=str(tmp_path / "cache"), epochs=60,
                  lr=1e-3, lr_schedule="cosine")  # fmt: skip
-    kw = dict(progress=False, backbone="tiny", pretrained_backbone=False, head_hidden=16)
+    kw = dict(progress=False)
     res = finetune(cfg, None, tmp_path / "run", **kw)
     assert res.history[-1]["train_loss"] < res.history[0]["train_loss"]
     assert res.history[-1]["srocc"] > 0.8  # the val photos' blur levels are ranked right
@@ -156,8 +157,7 @@ def test_cached_hflip_caches_mirrored_crops_and_validates_on_the_five_test_crops
     torch.testing.assert_close(views[5:], views[:5].flip(-1), rtol=0, atol=0)
     cache = tmp_path / "cache"
     cfg = ft_cfg(mos_csv, feature_cache=True, feature_cache_dir=str(cache), epochs=20, lr=1e-3, hflip=True)
-    res = finetune(cfg, None, tmp_path / "run", progress=False, backbone="tiny", pretrained_backbone=False,
-                   head_hidden=16)  # fmt: skip
+    res = finetune(cfg, None, tmp_path / "run", progress=False)  # fmt: skip
     (folder,) = [d for d in cache.iterdir() if d.is_dir()]
     chunk = next(folder.glob("chunk-*.safetensors"))
     with safe_open(str(chunk), framework="pt") as fh:
@@ -170,7 +170,7 @@ def test_cached_hflip_caches_mirrored_crops_and_validates_on_the_five_test_crops
 
 
 def test_plcc_weight_changes_cached_finetuning_and_a_negative_weight_is_refused(tmp_path, mos_csv):
-    kw = dict(progress=False, backbone="tiny", pretrained_backbone=False, head_hidden=16)
+    kw = dict(progress=False)
     runs = {}
     for w in (0.0, 0.5):
         cfg = ft_cfg(mos_csv, feature_cache=True, feature_cache_dir=str(tmp_path / "cache"), epochs=20,
@@ -190,7 +190,7 @@ def test_polish_trains_the_backbone_after_the_cached_heads_with_batchnorm_frozen
     """LP-FT (ours): heads on cached features first (kept in finetune/heads/), then a few end-to-end epochs
     at a small LR; the backbone's weights move, its BatchNorm statistics do not; a second call resumes to
     the same result; the checkpoint scores through the ordinary scorer like any other."""
-    kw = dict(progress=False, backbone="tiny", pretrained_backbone=False, head_hidden=16)
+    kw = dict(progress=False)
     cfg = ft_cfg(mos_csv, feature_cache=True, feature_cache_dir=str(tmp_path / "cache"), epochs=20, lr=1e-3,
                  polish_epochs=2, polish_lr=1e-3)  # fmt: skip
     res = finetune(cfg, None, tmp_path / "run", **kw)
@@ -227,8 +227,7 @@ def test_polish_trains_the_backbone_after_the_cached_heads_with_batchnorm_frozen
 ])  # fmt: skip
 def test_polish_settings_that_cannot_work_are_refused(tmp_path, mos_csv, bad, match):
     with pytest.raises(ConfigError, match=match):
-        finetune(ft_cfg(mos_csv, **bad), None, tmp_path / "run", progress=False, backbone="tiny",
-                 pretrained_backbone=False, head_hidden=16)  # fmt: skip
+        finetune(ft_cfg(mos_csv, **bad), None, tmp_path / "run", progress=False)  # fmt: skip
 
 
 def test_a_kill_at_any_checkpoint_write_resumes_to_the_same_model(tmp_path, mos_csv, monkeypatch):
@@ -237,7 +236,7 @@ def test_a_kill_at_any_checkpoint_write_resumes_to_the_same_model(tmp_path, mos_
     never lands, as with SIGKILL before the rename); each must resume to the uninterrupted run's model."""
     import attiqa.io.checkpoints as ck
 
-    kw = dict(progress=False, backbone="tiny", pretrained_backbone=False, head_hidden=16)
+    kw = dict(progress=False)
     cfg = ft_cfg(mos_csv, feature_cache=True, feature_cache_dir=str(tmp_path / "cache"), epochs=4, lr=1e-3,
                  lr_schedule="cosine")  # fmt: skip
     real, writes = ck.save_file, []
@@ -301,3 +300,75 @@ def test_single_head_finetuning_regresses_mos_on_one_heads_features(tmp_path, mo
     )
     with pytest.raises(ConfigError, match="single_head: 'sharpnes' is not one of .*did you mean 'sharpness'"):
         finetune(ft_cfg(mos_csv, single_head="sharpnes"), init, tmp_path / "bad", progress=False)
+
+
+def test_a_new_batch_source_and_loss_plug_into_the_one_loop(tmp_path, mos_csv):
+    """The extension interface other stages use (e.g. ranking an image above its degraded copy): a source
+    yielding ((better, worse) feature pairs, targets) and a pairwise loss, through cached_mos_trainer; the
+    loop moves the tuple to the device, checkpoints and resumes it like any other run."""
+    from attiqa.training.data import read_mos_split
+    from attiqa.training.mos import cached_mos_trainer, predict_cached
+    from attiqa.training.sources import five_crop_views, shared_cached_features
+    from attiqa.training.trainer import Trainer
+
+    torch.manual_seed(0)
+    model = AttiqaModel(create_backbone("tiny", pretrained=False), ATTRIBUTES, 16, mos_hidden=16)
+    split = read_mos_split(str(mos_csv), str(mos_csv.parent / "images"), 0.2, 0)
+    tf, view = five_crop_views(model.backbone, 72, 64)
+    feats, _ = shared_cached_features(
+        model.backbone, split.dataset(tf), view, tmp_path / "cache", 4, 0, False
+    )
+    tr = torch.tensor(split.train)
+    better = [(i, j) for i in split.train for j in split.train if split.mos[i] > split.mos[j]]
+
+    class PairBatches:  # a batch source: epoch(e) -> (batches, steps), depending only on (seed, e)
+        def epoch(self, e):
+            g = torch.Generator().manual_seed(e)
+            order = torch.randperm(len(better), generator=g)[:64].view(4, 16)
+            views = torch.randint(0, 5, (4, 16, 2), generator=g)
+            batches = []
+            for rows, v in zip(order, views, strict=True):
+                a = torch.tensor([better[k][0] for k in rows])
+                b = torch.tensor([better[k][1] for k in rows])
+                batches.append(((feats[a, v[:, 0]], feats[b, v[:, 1]]), torch.ones(len(rows))))
+            return batches, len(batches)
+
+    def pair_loss_trainer(stage_dir):
+        torch.manual_seed(1)
+        m = copy.deepcopy(model)
+        t = cached_mos_trainer(m, ft_cfg(mos_csv, epochs=6, lr=3e-3), feats, tr, torch.zeros(0),
+                               source=PairBatches(), stage_dir=stage_dir, progress=False)  # fmt: skip
+
+        def step_loss(x, y):  # the loss: each pair's first image above its second by a margin of 0.1
+            norm = m.backbone.normalize
+            pa, pb = m.forward_features(norm(x[0])).mos, m.forward_features(norm(x[1])).mos
+            return torch.relu(0.1 - y * (pa - pb)).mean()
+
+        t.step_loss = step_loss
+        return m, t
+
+    m, t = pair_loss_trainer(tmp_path / "a")
+    hist = t.fit()
+    assert hist[-1]["loss"] < hist[0]["loss"]
+    pred = predict_cached(m, feats, torch.tensor(split.val))
+    assert srocc(pred.numpy(), split.mos[split.val].numpy()) > 0.5
+    m2, t2 = pair_loss_trainer(tmp_path / "b")  # killed after epoch 3, then resumed
+    real = Trainer.run_epoch
+    calls = []
+
+    def killed(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        return real(self, *args, **kwargs)
+
+    Trainer.run_epoch = killed
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            t2.fit()
+    finally:
+        Trainer.run_epoch = real
+    m3, t3 = pair_loss_trainer(tmp_path / "b")
+    t3.fit(resume=True)
+    for k, v in m.state_dict().items():
+        torch.testing.assert_close(m3.state_dict()[k], v, rtol=0, atol=0, msg=k)

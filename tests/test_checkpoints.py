@@ -12,10 +12,10 @@ from attiqa.io.checkpoints import (
     load_checkpoint,
     load_training_state,
     read_card,
-    resolve_named_model,
     save_checkpoint,
     save_training_state,
 )
+from attiqa.scorers.zoo import resolve_weights
 
 
 def test_roundtrip_with_card(tmp_path):
@@ -65,7 +65,7 @@ def test_optimizer_state_roundtrip(tmp_path):
 
 def test_unknown_named_model_suggests(tmp_path):
     with pytest.raises(ModelLoadError, match="unknown model name"):
-        resolve_named_model("no-such-model")
+        resolve_weights("no-such-model")
 
 
 def test_files_get_the_usual_permissions(tmp_path):

@@ -103,6 +103,7 @@ def test_scientific_notation_without_a_dot_is_a_number(tmp_path, monkeypatch):
     ("finetune.csv=missing.csv", r"finetune.csv: missing.csv not found"),
     ("finetune.polish_epochs=2", r"finetune.polish_epochs: polishes a feature-cache run"),
     ("label.teacher=classical", r"label.images|labels"),
+    ("label.teacher=clasical", r"label.teacher: 'clasical' is not classical, clip.*did you mean 'classical'"),
     ("degrade.levels=[0, 6]", r"degrade.levels: must be in \[1, 5\], got 0"),
     ("degrade.distortions=[gaussian_blurr]", r"distortions: 'gaussian_blurr' is not one of .*did you mean"),
 ])  # fmt: skip
@@ -111,7 +112,7 @@ def test_every_stage_value_is_checked_at_load_in_one_line(tmp_path, monkeypatch,
     were checked only when their stage started (after the earlier stages had run)."""
     monkeypatch.chdir(tmp_path)
     f = _write(tmp_path, GOOD)
-    if override.startswith("label."):  # a label stage with no images: the images key is required
+    if override == "label.teacher=classical":  # a label stage whose images are missing
         override = "label.images=[nowhere/]"
         match = r"label.images: nowhere/ not found"
     with pytest.raises(ConfigError, match=match) as exc:

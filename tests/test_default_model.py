@@ -13,10 +13,11 @@ import pytest
 import attiqa
 from attiqa.demo import DEMO_PHOTOS, skimage_photo
 from attiqa.evaluation.monotonicity import attribute_monotonicity
-from attiqa.io.checkpoints import model_table, read_card, resolve_named_model, sha256_of
+from attiqa.io.checkpoints import read_card, sha256_of
 from attiqa.scorers import DEFAULT_MODEL
+from attiqa.scorers.zoo import named_models, resolve_weights
 
-pytestmark = pytest.mark.skipif(DEFAULT_MODEL not in model_table(), reason="no default model in models.json")
+pytestmark = pytest.mark.skipif(DEFAULT_MODEL not in named_models(), reason="no default model in models.json")
 
 
 @pytest.fixture(scope="module")
@@ -25,8 +26,8 @@ def scorer():
 
 
 def test_default_model_is_small_verified_and_documented():
-    entry = model_table()[DEFAULT_MODEL]
-    path = resolve_named_model(DEFAULT_MODEL)
+    entry = named_models()[DEFAULT_MODEL]
+    path = resolve_weights(DEFAULT_MODEL)
     assert sha256_of(path) == entry["sha256"]
     assert path.stat().st_size < 20 * 2**20
     card = read_card(path)

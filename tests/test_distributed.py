@@ -15,8 +15,9 @@ import pytest
 import torch
 
 from attiqa.config import FinetuneConfig, PretrainConfig
+from attiqa.device import resolve_device
 from attiqa.models import load_model
-from attiqa.training.distributed import all_gather_cat, resolve_device, world_size
+from attiqa.training.distributed import all_gather_cat, world_size
 from attiqa.training.trainer import DEBUG_HASH_ENV, weights_hash
 
 REPO = Path(__file__).resolve().parents[1]

@@ -60,9 +60,11 @@ def write_mos_set(
 
 
 def ft_cfg(csv_path: Path, **kw) -> FinetuneConfig:
+    """A small fine-tuning config; without a pretrained checkpoint the network is a random tiny backbone."""
     base = dict(
         csv=str(csv_path), image_root=str(csv_path.parent / "images"), mos_hidden=32, epochs=8, batch_size=8,
         lr=3e-3, resize_shorter=72, crop_size=64, num_workers=0, seed=0, device="cpu",
+        backbone="tiny", pretrained_backbone=False, head_hidden=16,
     )  # fmt: skip
     return FinetuneConfig(**{**base, **kw})
 
@@ -74,15 +76,7 @@ def mos_csv(tmp_path_factory, photos) -> Path:
 
 @pytest.mark.slow
 def test_finetune_learns_mos_from_degradations_and_keeps_the_best(tmp_path, mos_csv):
-    res = finetune(
-        ft_cfg(mos_csv),
-        None,
-        tmp_path,
-        progress=False,
-        backbone="tiny",
-        pretrained_backbone=False,
-        head_hidden=32,
-    )
+    res = finetune(ft_cfg(mos_csv, head_hidden=32), None, tmp_path, progress=False)
     assert isinstance(res, FinetuneResult)
     assert len(res.history) == 8 and [h["epoch"] for h in res.history] == list(range(1, 9))
     for key in ("srocc", "plcc", "krcc", "rmse", "n"):
@@ -107,7 +101,7 @@ def test_finetune_learns_mos_from_degradations_and_keeps_the_best(tmp_path, mos_
 
     # The saved best model reproduces its validation metric with the scorer-side protocol (5 crops, §4.2).
     from attiqa.evaluation import srocc
-    from attiqa.training.transforms import FiveCropTest
+    from attiqa.models.transforms import FiveCropTest
 
     ds = MosDataset(
         mos_csv,
@@ -148,7 +142,7 @@ def test_linear_probe_trains_only_the_regression_mlp(tmp_path, mos_csv, photos):
 def test_random_split_without_split_column_and_resume(tmp_path, photos):
     csv_path = write_mos_set(tmp_path / "data", dict(list(photos.items())[:2]), split_column=False)
     cfg = ft_cfg(csv_path, epochs=1, batch_size=4)
-    kw = dict(progress=False, backbone="tiny", pretrained_backbone=False, head_hidden=16)
+    kw = dict(progress=False)
     finetune(cfg, None, tmp_path / "a", **kw)
     res = finetune(ft_cfg(csv_path, epochs=2, batch_size=4), None, tmp_path / "a", resume=True, **kw)
     ref = finetune(ft_cfg(csv_path, epochs=2, batch_size=4), None, tmp_path / "b", **kw)
@@ -171,7 +165,7 @@ def test_cosine_schedule_with_flips_resumes_bit_exactly(tmp_path, photos, monkey
     from attiqa.training.trainer import Trainer
 
     csv_path = write_mos_set(tmp_path / "data", dict(list(photos.items())[:2]), split_column=False)
-    kw = dict(progress=False, backbone="tiny", pretrained_backbone=False, head_hidden=16)
+    kw = dict(progress=False)
     cfg = ft_cfg(csv_path, epochs=2, batch_size=4, lr_schedule="cosine", hflip=True)
     real_epoch, calls = Trainer.run_epoch, []
 
@@ -199,7 +193,7 @@ def test_lr_factor_and_unknown_schedule(tmp_path, photos):
     assert lr_factor("constant", 7, 10) == 1.0
     csv_path = write_mos_set(tmp_path / "data", dict(list(photos.items())[:2]), split_column=False)
     with pytest.raises(ConfigError, match="lr_schedule.*cosine"):
-        finetune(ft_cfg(csv_path, lr_schedule="cosin"), None, tmp_path / "x", progress=False, backbone="tiny")
+        finetune(ft_cfg(csv_path, lr_schedule="cosin"), None, tmp_path / "x", progress=False)
 
 
 def test_split_indices_is_a_deterministic_partition():
@@ -243,7 +237,7 @@ def test_test_time_transforms_follow_the_paper(photos):
 
     import numpy as np
 
-    from attiqa.training.transforms import CenterCropTest, FinetuneTrain, FiveCropTest, PretrainTrain
+    from attiqa.models.transforms import CenterCropTest, FinetuneTrain, FiveCropTest, PretrainTrain
 
     img = photos["chelsea"]  # 451 x 300
     five = FiveCropTest((0.5,) * 3, (0.5,) * 3)(img)
@@ -267,8 +261,8 @@ def test_test_time_transforms_follow_the_paper(photos):
 
 def test_undecodable_image_is_substituted_in_training_and_skipped_in_evaluation(tmp_path, photos):
     from attiqa.errors import AttiqaError
+    from attiqa.models.transforms import CenterCropTest
     from attiqa.training.data import collate_skip_none
-    from attiqa.training.transforms import CenterCropTest
 
     csv_path = write_mos_set(tmp_path, dict(list(photos.items())[:1]), split_column=False)
     first = csv_path.parent / "images" / "astronaut_l_blur0.jpg"

@@ -128,11 +128,11 @@ def test_unreadable_raws_are_skipped_and_listed(isp_raws, tmp_path, scorer):
 
 def test_default_scorer_is_the_bundled_model_or_asks_for_model(isp_raws):
     from attiqa.errors import ModelLoadError
-    from attiqa.io.checkpoints import model_table
     from attiqa.scorers import DEFAULT_MODEL
+    from attiqa.scorers.zoo import named_models
 
     env = ISPTuningEnv(isp_raws[:1], scorer=None, preview=64, obs_size=32, max_steps=1)
-    if DEFAULT_MODEL not in model_table():
+    if DEFAULT_MODEL not in named_models():
         with pytest.raises(ModelLoadError, match="--model"):
             env.reset(seed=0)
         return

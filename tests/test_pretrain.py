@@ -22,10 +22,10 @@ from attiqa.attributes import ATTRIBUTES
 from attiqa.config import PretrainConfig
 from attiqa.io.checkpoints import load_checkpoint, load_training_state
 from attiqa.models import AttiqaModel, create_backbone, load_model
+from attiqa.models.transforms import CenterCropTest
 from attiqa.training.data import PseudoLabelDataset
 from attiqa.training.losses import margin_ranking_loss
 from attiqa.training.pretrain import pretrain
-from attiqa.training.transforms import CenterCropTest
 
 REPO = Path(__file__).resolve().parents[1]
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "motorcycle_left")

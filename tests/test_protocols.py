@@ -16,14 +16,14 @@ from PIL import Image
 from attiqa.datasets import get_dataset
 from attiqa.distortions import apply_distortion
 from attiqa.errors import AttiqaError
-from attiqa.evaluation.protocols import (
+from attiqa.io.checkpoints import read_card
+from attiqa.protocols import (
     bench_dataset,
     fraction_splits,
     load_base_config,
     random_splits,
     run_protocol,
 )
-from attiqa.io.checkpoints import read_card
 
 LEVELS = range(6)  # 0 = undistorted .. 5
 
@@ -244,7 +244,7 @@ def kadid_root(tmp_path_factory, photos) -> Path:
 
 
 def test_group_aware_splits_put_no_reference_on_both_sides(kadid_root):
-    from attiqa.evaluation.protocols import group_keys
+    from attiqa.protocols import group_keys
 
     ds = get_dataset("kadid10k", kadid_root)
     groups = group_keys(ds, "auto")  # KADID's natural group: the reference image

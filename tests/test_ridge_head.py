@@ -4,6 +4,7 @@ it, cross-validates its weight and ships it inside ordinary checkpoints."""
 from __future__ import annotations
 
 import csv
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -108,7 +109,8 @@ def mos_csv(tmp_path_factory, photos):
 def test_finetuning_fits_the_ridge_head_and_the_scorer_reproduces_its_metrics(tmp_path, mos_csv):
     cfg = ft_cfg(mos_csv, feature_cache=True, feature_cache_dir=str(tmp_path / "cache"), epochs=10, lr=1e-3,
                  ridge_taps="depthwise")  # fmt: skip
-    kw = dict(progress=False, backbone="efficientnet_lite0_ms", head_hidden=16)
+    cfg = replace(cfg, backbone="efficientnet_lite0_ms", pretrained_backbone=True)
+    kw = dict(progress=False)
     res = finetune(cfg, None, tmp_path / "run", **kw)
     last = res.history[-1]
     assert last["ridge"] is True and last["epoch"] == res.history[-2]["epoch"] == 10
@@ -138,8 +140,7 @@ def test_ridge_settings_that_cannot_work_are_refused_in_one_line(tmp_path, mos_c
         (dict(ridge_taps="depthwise", ridge_weight=0.5, ridge_power=0.0), "ridge_power: must be > 0"),
     ):
         with pytest.raises(ConfigError, match=match) as err:
-            finetune(ft_cfg(mos_csv, **bad), None, tmp_path / "x", progress=False, backbone="tiny",
-                     pretrained_backbone=False)  # fmt: skip
+            finetune(ft_cfg(mos_csv, **bad), None, tmp_path / "x", progress=False)
         assert "\n" not in str(err.value)
 
 
@@ -153,9 +154,9 @@ def test_ridge_settings_that_cannot_work_are_refused_in_one_line(tmp_path, mos_c
 def test_a_ridge_the_run_cannot_fit_is_left_out_with_a_warning(tmp_path, mos_csv, capsys, backbone, settings,
                                                                why):  # fmt: skip
     """The recipe keeps running when one line changes it to ResNet-50 or end-to-end training."""
-    cfg = ft_cfg(mos_csv, epochs=1, max_steps_per_epoch=2, ridge_taps="depthwise", **settings)
-    res = finetune(cfg, None, tmp_path / "run", progress=False, backbone=backbone,
-                   pretrained_backbone=backbone != "tiny", head_hidden=8)  # fmt: skip
+    cfg = ft_cfg(mos_csv, epochs=1, max_steps_per_epoch=2, ridge_taps="depthwise", backbone=backbone,
+                 pretrained_backbone=backbone != "tiny", head_hidden=8, **settings)  # fmt: skip
+    res = finetune(cfg, None, tmp_path / "run", progress=False)
     assert why in " ".join(capsys.readouterr().err.split())
     model, card = load_model(res.best_checkpoint)
     assert model.ridge is None and "ridge" not in card and not any(h.get("ridge") for h in res.history)

@@ -44,7 +44,7 @@ def test_paths_pil_and_tensors_agree(checkpoint, photo_dir, photos):
 def test_a_long_list_is_scored_a_few_images_at_a_time(checkpoint, photos, monkeypatch):
     """A list longer than CALL_BATCH is split into forward passes of at most CALL_BATCH images (memory
     stays bounded) and gives the same scores as one image at a time."""
-    from attiqa.scorers import base
+    from attiqa import interface as base
 
     monkeypatch.setattr(base, "CALL_BATCH", 2)
     scorer = attiqa.load_scorer(checkpoint)

@@ -106,7 +106,7 @@ def test_clipiqa_on_a_vit_is_the_good_bad_softmax(tiny_dir, imgs):  # noqa: F811
 
 def test_clipiqa_resnet_runs_at_native_resolution(tiny_rn_dir, imgs, photo_dir):
     scorer = create_scorer(f"clipiqa:{tiny_rn_dir}")
-    assert scorer.native and scorer.max_batch == 1 and scorer.min_shorter is None
+    assert scorer.native and scorer.info.max_batch == 1 and scorer.info.min_shorter is None
     t = scorer.transform(imgs[0])
     assert t.shape[-2:] == (imgs[0].height, imgs[0].width)  # no resize, no crop
     scores = scorer(imgs)["score"]  # different sizes: scored one by one
@@ -122,6 +122,27 @@ def test_clipiqa_resnet_runs_at_native_resolution(tiny_rn_dir, imgs, photo_dir):
     # resize mode: the model's input size, stackable
     resized = create_scorer(f"clipiqa:{tiny_rn_dir}", resolution="resize")
     assert not resized.native and resized.transform(imgs[0]).shape[-2:] == (64, 64)
+
+
+def test_eval_with_native_resolution_clipiqa_on_mixed_sizes(tiny_rn_dir, photo_dir, tmp_path):
+    """`attiqa eval --model clipiqa` on a dataset of mixed image sizes (used to crash: "stack expects each
+    tensor to be equal size", eval ignored the scorer's max_batch=1 that score honoured)."""
+    from attiqa.datasets import get_dataset
+    from attiqa.evaluation.evaluate import evaluate
+
+    files = sorted(p for p in photo_dir.rglob("*.*"))
+    sizes = {Image.open(f).size for f in files}
+    assert len(sizes) > 1
+    csv_path = tmp_path / "mos.csv"
+    csv_path.write_text("image,mos\n" + "".join(f"{f},{i}\n" for i, f in enumerate(files)))
+    ds = get_dataset("folder", photo_dir, csv=csv_path)
+    scorer = create_scorer(f"clipiqa:{tiny_rn_dir}")
+    res = evaluate(ds, scorer, tmp_path / "ev", batch_size=4, num_workers=0, cache=False, progress=False)
+    assert res.n == len(files) and not res.failed
+    direct = score_paths(files, scorer, num_workers=0)
+    np.testing.assert_allclose(
+        [r["prediction"] for r in res.rows], [r["score"] for r in direct.rows], rtol=1e-6
+    )
 
 
 def test_clipiqa_attributes_columns_and_overall(tiny_dir, imgs):  # noqa: F811

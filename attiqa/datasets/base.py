@@ -121,6 +121,7 @@ class IQADataset:
         self.target = self._check_target(target or self.info.default_target)
         self._records: list[RawRecord] | None = None
         self._items: list[DatasetItem] | None = None
+        self.n_without_score = 0  # rows whose target is empty / NaN / inf (left out of ``items``)
 
     def _check_target(self, target: str) -> str:
         if target not in self.info.targets:
@@ -182,6 +183,7 @@ class IQADataset:
         if not records:
             raise AttiqaError(f"{self.name}: the score file under {self.root} has no rows")
         items = []
+        self.n_without_score = 0
         for rec in records:
             if self.target not in rec.values:
                 raise AttiqaError(
@@ -190,7 +192,8 @@ class IQADataset:
                 )
             raw = float(rec.values[self.target])
             if not math.isfinite(raw):
-                continue  # e.g. an empty cell: the image has no score for this target
+                self.n_without_score += 1  # e.g. an empty cell: the image has no score for this target
+                continue
             extras = {
                 k: self.to_higher_is_better(k, v)
                 for k, v in rec.values.items()

@@ -68,7 +68,7 @@ class FolderDataset(IQADataset):
             vals = [v for v in vals if math.isfinite(v)]
             rng = mos_range if (mos_range and c == (target or "mos")) else (min(vals), max(vals))
             targets[c] = TargetInfo(c, (float(rng[0]), float(rng[1])), higher_is_better, f"column {c}")
-        self.info = DatasetInfo(  # per instance: the targets are the CSV's columns
+        self.info = DatasetInfo(  # type: ignore[misc]  # per instance: the targets are the CSV columns
             name="folder",
             full_name=f"folder dataset ({self.csv_path.name})",
             kind="custom",

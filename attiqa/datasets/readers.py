@@ -8,7 +8,7 @@ import csv
 import math
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
 
 import numpy as np
 
@@ -62,6 +62,12 @@ class Table:
         self.path = path
         self.fields = fields
         self.rows = rows
+
+    @overload
+    def column(self, *aliases: str, required: Literal[True] = True) -> str: ...
+
+    @overload
+    def column(self, *aliases: str, required: bool) -> str | None: ...
 
     def column(self, *aliases: str, required: bool = True) -> str | None:
         """The actual name of the first matching column; an error naming what was found otherwise."""
@@ -218,3 +224,14 @@ class CaseInsensitiveDir:
 
 def finite(x: float) -> bool:
     return isinstance(x, float) and math.isfinite(x)
+
+
+def parse_data_spec(spec: str) -> tuple[str | None, str, str]:
+    """``[LABEL:]NAME=ROOT`` -> (label, name, root). For ``folder``, ROOT may be the CSV itself."""
+    if "=" not in spec:
+        raise AttiqaError(f"--data {spec!r}: expected [LABEL:]NAME=ROOT, e.g. clive=/data/CLIVE")
+    left, root = spec.split("=", 1)
+    label, _, name = left.rpartition(":")
+    if not name or not root:
+        raise AttiqaError(f"--data {spec!r}: expected [LABEL:]NAME=ROOT, e.g. clive=/data/CLIVE")
+    return (label or None), name, root

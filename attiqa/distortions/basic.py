@@ -14,7 +14,7 @@ Conventions (ours):
   level (common random numbers), so levels of one seed differ only in strength and effects are
   monotone in the level, not just on average;
 - the work is vectorised numpy on float32 in [0, 1]; HSV edits use exact closed forms on RGB instead
-  of a round trip through an HSV image (see :func:`_scale_value` and :func:`_scale_saturation`).
+  of a round trip through an HSV image (see :func:`_scale_value` and :func:`scale_saturation`).
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ class Distortion:
 # ---------------------------------------------------------------------------------------------------
 
 
-def _gaussian_blur(rgb: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
+def gaussian_blur(rgb: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
     """Isotropic Gaussian blur of standard deviation ``sigma`` pixels (reflect borders), per channel."""
     return ndimage.gaussian_filter(rgb, sigma=(sigma, sigma, 0.0), mode="reflect", truncate=4.0)
 
@@ -104,7 +104,7 @@ def _scale_value(rgb: np.ndarray, factor: float, rng: np.random.Generator) -> np
     return rgb * ratio
 
 
-def _scale_saturation(rgb: np.ndarray, factor: float, rng: np.random.Generator) -> np.ndarray:
+def scale_saturation(rgb: np.ndarray, factor: float, rng: np.random.Generator) -> np.ndarray:
     """HSV saturation scaling ``S' = factor * S`` (factor <= 1) with H and V unchanged.
 
     In HSV each channel is ``c = V * (1 - S * k_c(H))``, so scaling S by ``factor`` is exactly
@@ -117,7 +117,7 @@ def _scale_saturation(rgb: np.ndarray, factor: float, rng: np.random.Generator) 
 def _boost_saturation(rgb: np.ndarray, factor: float, rng: np.random.Generator) -> np.ndarray:
     """HSV saturation scaling ``S' = min(1, factor * S)`` (factor >= 1) with H and V unchanged.
 
-    Same closed form as :func:`_scale_saturation` with a per-pixel factor capped at ``1 / S``, so no channel
+    Same closed form as :func:`scale_saturation` with a per-pixel factor capped at ``1 / S``, so no channel
     leaves [0, V] (an HSV round trip clips S at 1 the same way).
     """
     v = rgb.max(axis=2, keepdims=True)
@@ -127,16 +127,16 @@ def _boost_saturation(rgb: np.ndarray, factor: float, rng: np.random.Generator) 
     return v - np.minimum(np.float32(factor), cap) * (v - rgb)
 
 
-def _gaussian_noise(rgb: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
+def gaussian_noise(rgb: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
     """Additive white Gaussian noise of standard deviation ``sigma``, independent per RGB channel."""
     noise = rng.standard_normal(rgb.shape, dtype=np.float32)
     return rgb + np.float32(sigma) * noise
 
 
-_RGB_TO_YCBCR = np.array(
+RGB_TO_YCBCR = np.array(
     [[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]], dtype=np.float32
 )
-_YCBCR_TO_RGB = np.linalg.inv(_RGB_TO_YCBCR).astype(np.float32)
+YCBCR_TO_RGB = np.linalg.inv(RGB_TO_YCBCR).astype(np.float32)
 
 
 def _iso_noise(rgb: np.ndarray, gain: float, rng: np.random.Generator) -> np.ndarray:
@@ -150,14 +150,14 @@ def _iso_noise(rgb: np.ndarray, gain: float, rng: np.random.Generator) -> np.nda
     """
     a = 2.5e-4 * gain
     b = 2.5e-5 * gain
-    ycc = rgb @ _RGB_TO_YCBCR.T
+    ycc = rgb @ RGB_TO_YCBCR.T
     normal = rng.standard_normal(rgb.shape, dtype=np.float32)
     y = ycc[..., 0]
     ycc[..., 0] = y + np.sqrt(a * np.clip(y, 0.0, 1.0) + b).astype(np.float32) * normal[..., 0]
     chroma = ndimage.gaussian_filter(normal[..., 1:], sigma=(1.0, 1.0, 0.0), mode="reflect")
     chroma /= max(float(chroma.std()), 1e-8)
     ycc[..., 1:] += np.float32(0.5 * np.sqrt(a)) * chroma
-    return ycc @ _YCBCR_TO_RGB.T
+    return ycc @ YCBCR_TO_RGB.T
 
 
 def convolve_rgb(rgb: np.ndarray, kernel: np.ndarray) -> np.ndarray:
@@ -187,7 +187,7 @@ def disk_kernel(radius: float, supersample: int = 16) -> np.ndarray:
     return (cover / cover.sum()).astype(np.float32)
 
 
-def _lens_blur(rgb: np.ndarray, radius: float, rng: np.random.Generator) -> np.ndarray:
+def lens_blur(rgb: np.ndarray, radius: float, rng: np.random.Generator) -> np.ndarray:
     """Defocus (lens) blur: convolution with a pillbox of ``radius`` pixels (KADID-10k #2)."""
     return convolve_rgb(rgb, disk_kernel(radius))
 
@@ -231,7 +231,7 @@ for _d in (
         "gaussian_blur",
         "sharpness",
         -1,
-        _gaussian_blur,
+        gaussian_blur,
         (0.5, 1.0, 2.0, 3.0, 5.0),
         "sigma (pixels)",
         "KADID-10k #1 sigmas [0.1, 0.5, 1, 2, 5] without the invisible 0.1, with 3.0 inserted (ours)",
@@ -267,7 +267,7 @@ for _d in (
         "saturation_down",
         "colorfulness",
         -1,
-        _scale_saturation,
+        scale_saturation,
         (0.8, 0.6, 0.4, 0.2, 0.0),
         "factor on HSV S",
         "ours (supplement §A: saturation adjustment in HSV; KADID #7 scales S by [0.4, 0.2, 0.1, 0, -0.4], "
@@ -287,7 +287,7 @@ for _d in (
         "gaussian_noise",
         "noisiness",
         -1,
-        _gaussian_noise,
+        gaussian_noise,
         tuple(float(np.sqrt(v)) for v in (0.001, 0.002, 0.003, 0.005, 0.01)),
         "noise std on [0, 1] RGB",
         "KADID-10k #11 white-noise variances [0.001, 0.002, 0.003, 0.005, 0.01] (std = sqrt)",
@@ -317,7 +317,7 @@ for _d in (
         "lens_blur",
         "sharpness",
         -1,
-        _lens_blur,
+        lens_blur,
         (1.0, 2.0, 4.0, 6.0, 8.0),
         "disk (pillbox) radius (pixels)",
         "KADID-10k #2 lens-blur radii [1, 2, 4, 6, 8] (imdist_generator.m); pillbox like fspecial('disk')",

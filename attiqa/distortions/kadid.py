@@ -50,15 +50,15 @@ from scipy import interpolate, ndimage
 from skimage import color
 
 from attiqa.distortions.basic import (
-    _RGB_TO_YCBCR,
-    _YCBCR_TO_RGB,
+    RGB_TO_YCBCR,
+    YCBCR_TO_RGB,
     Distortion,
-    _gaussian_blur,
-    _gaussian_noise,
-    _lens_blur,
-    _scale_saturation,
     convolve_rgb,
+    gaussian_blur,
+    gaussian_noise,
+    lens_blur,
     register_distortion,
+    scale_saturation,
 )
 
 KADID_AREA = 512 * 384
@@ -198,7 +198,7 @@ def _color_quantization(rgb: np.ndarray, colors: float, rng: np.random.Generator
 
 def _color_saturation_hsv(rgb: np.ndarray, factor: float, rng: np.random.Generator) -> np.ndarray:
     """#7: HSV saturation scaled by ``factor`` in [0, 1] (hue and value kept; see the module docstring)."""
-    return _scale_saturation(rgb, factor, rng)
+    return scale_saturation(rgb, factor, rng)
 
 
 def _color_saturation_lab(rgb: np.ndarray, factor: float, rng: np.random.Generator) -> np.ndarray:
@@ -237,9 +237,9 @@ def _jpeg(rgb: np.ndarray, quality: float, rng: np.random.Generator) -> np.ndarr
 def _white_noise_ycbcr(rgb: np.ndarray, var: float, rng: np.random.Generator) -> np.ndarray:
     """#12: white Gaussian noise of variance ``var`` on Y, Cb and Cr (full-range YCbCr in [0, 1]; KADID's
     MATLAB ``rgb2ycbcr`` is studio-range, so its noise is ~1.16x stronger relative to the signal)."""
-    ycc = rgb @ _RGB_TO_YCBCR.T
+    ycc = rgb @ RGB_TO_YCBCR.T
     ycc += np.float32(math.sqrt(var)) * rng.standard_normal(rgb.shape, dtype=np.float32)
-    return ycc @ _YCBCR_TO_RGB.T
+    return ycc @ YCBCR_TO_RGB.T
 
 
 def _impulse_noise(rgb: np.ndarray, density: float, rng: np.random.Generator) -> np.ndarray:
@@ -386,7 +386,7 @@ _TYPES: tuple[Distortion, ...] = (
         "kadid_gaussian_blur",
         "sharpness",
         -1,
-        _gaussian_blur,
+        gaussian_blur,
         (0.1, 0.5, 1.0, 2.0, 5.0),
         "sigma (pixels)",
         f"{_GEN} #1",
@@ -396,7 +396,7 @@ _TYPES: tuple[Distortion, ...] = (
         "kadid_lens_blur",
         "sharpness",
         -1,
-        _lens_blur,
+        lens_blur,
         (1.0, 2.0, 4.0, 6.0, 8.0),
         "disk radius (pixels)",
         f"{_GEN} #2",
@@ -488,7 +488,7 @@ _TYPES: tuple[Distortion, ...] = (
         "kadid_white_noise",
         "noisiness",
         -1,
-        _gaussian_noise,
+        gaussian_noise,
         tuple(math.sqrt(v) for v in (0.001, 0.002, 0.003, 0.005, 0.01)),
         "noise std on [0, 1] RGB (variance 0.001..0.01)",
         f"{_GEN} #11",

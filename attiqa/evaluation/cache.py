@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from attiqa.scorers.base import Scorer
+from attiqa.interface import Scorer
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS scores (

@@ -1,12 +1,13 @@
 """``evaluate(dataset, scorer, out_dir)``: score every image of a dataset and compare with its MOS.
 
-Order of work, chosen so nothing fails late: (1) select the items (target, split); (2) check EVERY
-image exists and has a readable header — one error listing the problems, before any model call;
-(3) look up the per-(model, image) cache (:mod:`attiqa.evaluation.cache`); (4) score the rest with
-parallel decoding (:func:`attiqa.io.batching.iter_image_batches`) and batched model calls, storing each
-batch in the cache as it finishes; (5) metrics: SROCC, PLCC, KRCC (paper §4.2; plain PLCC as the
-paper reports it) plus PLCC and RMSE after the VQEG logistic fit; (6) write ``predictions.csv``,
-``summary.json`` and ``scatter.png`` atomically.
+Order of work, chosen so nothing fails late: (1) select the items (target, split) and check their MOS
+(duplicates, conflicts, constant MOS); (2) check EVERY image exists and has a readable header — one error
+listing the problems, before any model call; (3) look up the per-(model, image) cache
+(:mod:`attiqa.evaluation.cache`); (4) score the rest with the one scoring path,
+:func:`attiqa.scoring.score_batches` (as ``attiqa score``: same batching hints, same reduced-scale JPEG
+decoding, so the same image gets the same score), storing each batch in the cache as it finishes;
+(5) metrics: SROCC, PLCC, KRCC (paper §4.2; plain PLCC as the paper reports it) plus PLCC and RMSE after
+the VQEG logistic fit; (6) write ``predictions.csv``, ``summary.json`` and ``scatter.png`` atomically.
 
 A file that passes the header check but fails to decode (e.g. truncated) does not stop the run: it is
 listed under ``failed`` in the summary and left out of the metrics.
@@ -14,8 +15,6 @@ listed under ``failed`` in the summary and left out of the metrics.
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import time
 from dataclasses import dataclass, field
@@ -23,16 +22,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from attiqa.datasets.base import DatasetItem, IQADataset, find_unreadable
 from attiqa.errors import AttiqaError, ImageLoadError
 from attiqa.evaluation.cache import ScoreCache, default_cache_path, file_stamp, scorer_identity
 from attiqa.evaluation.logistic import LogisticFit, fitted_metrics
 from attiqa.evaluation.metrics import correlations
-from attiqa.io.atomic import write_json_atomic, write_text_atomic
-from attiqa.io.batching import default_num_workers, iter_image_batches
-from attiqa.scorers.base import Scorer
+from attiqa.interface import Scorer
+from attiqa.io.atomic import write_bytes_atomic, write_json_atomic
+from attiqa.io.batching import default_num_workers
+from attiqa.io.tables import csv_bytes
+from attiqa.scoring import score_batches
 
 PREDICTIONS_CSV = "predictions.csv"
 SUMMARY_JSON = "summary.json"
@@ -98,6 +98,41 @@ def _select_items(
     return items, []
 
 
+def check_mos(items: list[DatasetItem], dataset: IQADataset) -> tuple[list[DatasetItem], list[str]]:
+    """Refuse or report what would silently distort the metrics: the same image with two different MOS
+    values (refused), repeated rows (counted once, with a warning), rows without a finite MOS (counted)
+    and a constant MOS (no correlation is defined)."""
+    warn: list[str] = []
+    first: dict[Path, DatasetItem] = {}
+    conflicts: list[str] = []
+    repeats = 0
+    for it in items:
+        seen = first.get(it.image)
+        if seen is None:
+            first[it.image] = it
+        elif seen.raw == it.raw:
+            repeats += 1
+        else:
+            conflicts.append(f"{it.image} ({seen.raw:g} and {it.raw:g})")
+    if conflicts:
+        raise AttiqaError(
+            f"{dataset.name} ({dataset.target}): {len(conflicts)} image(s) have two different scores, e.g. "
+            f"{conflicts[0]} — fix the score file (one row per image)"
+        )
+    if repeats:
+        warn.append(f"{repeats} repeated row(s) (same image, same score) counted once")
+    if dataset.n_without_score:
+        warn.append(
+            f"{dataset.n_without_score} row(s) without a finite {dataset.target} (empty, NaN or inf) left out"
+        )
+    unique = list(first.values())
+    if len(unique) >= 2 and len({it.mos for it in unique}) == 1:
+        warn.append(
+            f"{dataset.target} is the same ({unique[0].raw:g}) for every image: correlations are undefined"
+        )
+    return unique, warn
+
+
 def score_items(
     paths: list[Path],
     scorer: Scorer,
@@ -117,19 +152,16 @@ def score_items(
     failed: list[ImageLoadError] = []
     if todo:
         with progress_task("scoring", total=len(todo), disable=not progress) as advance:
-            for batch in iter_image_batches(todo, scorer.transform, batch_size, num_workers):
+            for batch in score_batches(todo, scorer, batch_size, num_workers):
                 failed.extend(batch.errors)
-                if batch.tensor is not None:
-                    with torch.inference_mode():
-                        out = scorer.score_tensors(batch.tensor).float().cpu().numpy()
-                    new = []
-                    for row_i, idx in enumerate(batch.indices):
-                        key = str(todo[idx])
-                        vals = [float(v) for v in out[row_i]]
-                        done[key] = vals
-                        new.append((key, stamps[key], vals))
-                    if cache is not None:
-                        cache.store(scorer_key, new)
+                new = []
+                for row_i, idx in enumerate(batch.indices):
+                    key = str(todo[idx])
+                    vals = [float(v) for v in batch.scores[row_i]]
+                    done[key] = vals
+                    new.append((key, stamps[key], vals))
+                if cache is not None and new:
+                    cache.store(scorer_key, new)
                 advance(len(batch.indices) + len(batch.errors))
     return done, failed, n_cached
 
@@ -158,6 +190,7 @@ def evaluate(
     t0 = time.perf_counter()
     ds = dataset.retarget(target)
     items, skipped = _select_items(ds, split, missing)
+    items, mos_warnings = check_mos(items, ds)
     out_dir = Path(out_dir)
     workers = default_num_workers() if num_workers is None else num_workers
     key, identity = scorer_identity(scorer, scorer_overrides)
@@ -196,7 +229,7 @@ def evaluate(
         "krcc": base["krcc"],
         "rmse_fit": fitted["rmse_fit"],
     }
-    warn: list[str] = []
+    warn: list[str] = list(mos_warnings)
     if rows and not np.isfinite(pred).any():
         warn.append(
             f"the scorer's first column ({columns[0]}) is NaN for every image — a pretrain-only checkpoint "
@@ -234,13 +267,12 @@ def write_outputs(res: EvalResult, dataset: IQADataset, out_dir: Path, plot: boo
     out_dir.mkdir(parents=True, exist_ok=True)
     columns = list(res.model.get("columns", []))
     head = [*RESERVED, *columns]
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow(head)
-    for r in res.rows:
-        w.writerow([r["image"], _fmt(r["mos"]), _fmt(r["raw"]), r["split"], *(_fmt(r[c]) for c in head[4:])])
+    rows = (
+        [r["image"], _fmt(r["mos"]), _fmt(r["raw"]), r["split"], *(_fmt(r[c]) for c in head[4:])]
+        for r in res.rows
+    )
     files = {"predictions": out_dir / PREDICTIONS_CSV, "summary": out_dir / SUMMARY_JSON}
-    write_text_atomic(files["predictions"], buf.getvalue())
+    write_bytes_atomic(files["predictions"], csv_bytes(head, rows))
     if plot:
         from attiqa.evaluation.plots import scatter_plot
 

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from attiqa.evaluation.metrics import ArrayLike, _clean, plcc, rmse
+from attiqa.evaluation.metrics import ArrayLike, finite_pairs, plcc, rmse
 
 
 def logistic4(x: np.ndarray, b1: float, b2: float, b3: float, b4: float) -> np.ndarray:
@@ -63,7 +63,7 @@ def fit_logistic(pred: ArrayLike, mos: ArrayLike, maxfev: int = 20000) -> Logist
     """Fit the 4-parameter logistic (module docstring); never raises on bad data."""
     from scipy.optimize import OptimizeWarning, curve_fit
 
-    x, y = _clean(pred, mos)
+    x, y = finite_pairs(pred, mos)
     n = int(x.size)
     if n < 2 or np.ptp(x) == 0 or np.ptp(y) == 0:
         return LogisticFit("none", (), n, "fewer than 2 distinct points")
@@ -93,13 +93,13 @@ def fit_logistic(pred: ArrayLike, mos: ArrayLike, maxfev: int = 20000) -> Logist
 
 def plcc_after_fit(pred: ArrayLike, mos: ArrayLike) -> float:
     """PLCC between the logistic-mapped predictions and MOS (VQEG convention)."""
-    x, y = _clean(pred, mos)
+    x, y = finite_pairs(pred, mos)
     return plcc(fit_logistic(x, y)(x), y)
 
 
 def fitted_metrics(pred: ArrayLike, mos: ArrayLike) -> dict:
     """``{"plcc_fit", "rmse_fit", "fit"}``: PLCC and RMSE (MOS units) after the fit, and the fit itself."""
-    x, y = _clean(pred, mos)
+    x, y = finite_pairs(pred, mos)
     fit = fit_logistic(x, y)
     fy = fit(x)
     return {"plcc_fit": plcc(fy, y), "rmse_fit": rmse(fy, y), "fit": fit}

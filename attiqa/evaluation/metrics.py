@@ -18,7 +18,7 @@ from scipy import stats
 ArrayLike = Sequence[float] | np.ndarray
 
 
-def _clean(pred: ArrayLike, target: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+def finite_pairs(pred: ArrayLike, target: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     p = np.asarray(pred, dtype=np.float64).reshape(-1)
     t = np.asarray(target, dtype=np.float64).reshape(-1)
     if p.shape != t.shape:
@@ -32,7 +32,7 @@ def _degenerate(p: np.ndarray, t: np.ndarray) -> bool:
 
 
 def _corr(fn, pred: ArrayLike, target: ArrayLike) -> float:
-    p, t = _clean(pred, target)
+    p, t = finite_pairs(pred, target)
     if _degenerate(p, t):
         return float("nan")
     with warnings.catch_warnings():
@@ -57,13 +57,13 @@ def krcc(pred: ArrayLike, target: ArrayLike) -> float:
 
 def rmse(pred: ArrayLike, target: ArrayLike) -> float:
     """Root mean squared error in the units of the inputs (nan when nothing is left)."""
-    p, t = _clean(pred, target)
+    p, t = finite_pairs(pred, target)
     return float(np.sqrt(np.mean((p - t) ** 2))) if p.size else float("nan")
 
 
 def correlations(pred: ArrayLike, target: ArrayLike) -> dict[str, float]:
     """All metrics at once: ``{"srocc", "plcc", "krcc", "rmse", "n"}`` (n = finite pairs used)."""
-    p, t = _clean(pred, target)
+    p, t = finite_pairs(pred, target)
     return {
         "srocc": srocc(p, t),
         "plcc": plcc(p, t),

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from attiqa.evaluation.logistic import LogisticFit, fit_logistic
-from attiqa.evaluation.metrics import ArrayLike, _clean
+from attiqa.evaluation.metrics import ArrayLike, finite_pairs
 from attiqa.io.atomic import atomic_path
 
 
@@ -30,7 +30,7 @@ def scatter_plot(
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    x, y = _clean(pred, mos)
+    x, y = finite_pairs(pred, mos)
     fit = fit if fit is not None else fit_logistic(x, y)
     fig = Figure(figsize=(5.5, 4.5), dpi=120)
     FigureCanvasAgg(fig)

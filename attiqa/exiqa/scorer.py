@@ -18,9 +18,8 @@ from PIL import Image
 
 from attiqa.errors import ModelLoadError
 from attiqa.exiqa.model import AttributeTable, ExiqaModel, Regressor
+from attiqa.interface import Scorer, ScorerInfo
 from attiqa.io.checkpoints import load_checkpoint
-from attiqa.scorers.base import Scorer, ScorerInfo
-from attiqa.scorers.exiqa_entry import INFO
 from attiqa.teachers.clip import load_open_clip, parse_clip_spec
 
 
@@ -31,8 +30,10 @@ class ExiqaScorer(Scorer):
         device: str | torch.device = "cpu",
         clip: str | None = None,
         regressor: bool = True,
+        info: ScorerInfo | None = None,
     ) -> None:
         super().__init__(device)
+        base = info or ScorerInfo("exiqa", "trained", (0.0, 1.0))  # the zoo passes its entry's info
         if not path:
             raise ModelLoadError("exiqa needs a checkpoint: --model exiqa:PATH (from `attiqa train-exiqa`)")
         self.path = Path(path)
@@ -66,15 +67,17 @@ class ExiqaScorer(Scorer):
             self.regressor.load_state_dict(state)
             self.regressor.to(self.device).eval()
         size = model.visual.image_size
-        self.min_shorter = int(min(size) if isinstance(size, (tuple, list)) else size)
+        shorter = int(min(size) if isinstance(size, (tuple, list)) else size)
+        self._info = dataclasses.replace(base, min_shorter=shorter)
 
     @property
     def info(self) -> ScorerInfo:
         """The registry entry, with the MOS range of the regressor's training CSV when there is one."""
         if self.regressor is None:
-            return INFO
+            return self._info
         lo, hi = self.reg_card["mos_range"]
-        return dataclasses.replace(INFO, score_range=(float(lo), float(hi)), needs=str(self.path.parent))
+        rng = (float(lo), float(hi))
+        return dataclasses.replace(self._info, score_range=rng, needs=str(self.path.parent))
 
     def transform(self, img: Image.Image) -> torch.Tensor:
         return self.preprocess(img.convert("RGB"))

@@ -41,7 +41,7 @@ from attiqa.exiqa.model import (
 from attiqa.io.atomic import write_json_atomic
 from attiqa.io.checkpoints import load_checkpoint, load_training_state, save_checkpoint, save_training_state
 from attiqa.teachers.clip import load_open_clip, parse_clip_spec
-from attiqa.training.data import _ImageTableDataset, collate_skip_none
+from attiqa.training.data import ImageTableDataset, collate_skip_none
 
 
 @dataclass
@@ -149,7 +149,7 @@ def train_exiqa(
     )
 
     def loader(idx: list[int], shuffle: bool) -> DataLoader:
-        ds = _ImageTableDataset([paths[i] for i in idx], targets[idx], preprocess, "skip")
+        ds = ImageTableDataset([paths[i] for i in idx], targets[idx], preprocess, "skip")
         gen = torch.Generator().manual_seed(cfg.seed)
         return DataLoader(
             ds,

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -17,7 +18,7 @@ from torch.utils.data import DataLoader, Dataset
 from attiqa.errors import ImageLoadError
 from attiqa.io.images import load_image
 
-Transform = Callable[[object], torch.Tensor]
+Transform = Callable[[Any], torch.Tensor]  # PIL image -> tensor
 
 
 @dataclass

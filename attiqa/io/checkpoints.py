@@ -8,7 +8,7 @@ Layout of a checkpoint ``model.safetensors``:
 Training state for ``--resume`` (optimizer moments, epoch, RNG-free bookkeeping) is saved the same
 way: tensors into safetensors, everything else into JSON.
 
-Named models: ``attiqa/data/models.json`` maps a name to a bundled file or a URL with its SHA-256.
+Named models (a name -> bundled file or URL + SHA-256) are rows of the zoo: :mod:`attiqa.scorers.zoo`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +56,29 @@ def save_checkpoint(
     return path
 
 
+def portable_path(value: str) -> str:
+    """An absolute path as one that means something on another machine: relative to the current folder
+    when it lies inside it, else its last two components (``/data/clive-dev/images`` -> ``clive-dev/images``,
+    the dataset-level part). Relative paths and other strings are unchanged."""
+    if not value or not os.path.isabs(value):
+        return value
+    p = Path(value)
+    try:
+        return str(p.relative_to(Path.cwd()))
+    except ValueError:
+        return str(Path(*p.parts[-2:])) if len(p.parts) > 2 else p.name
+
+
+def portable_card(card: Any) -> Any:
+    """A card with every absolute path made portable (:func:`portable_path`), for shared or bundled models:
+    a card must not carry the paths of the machine it was trained on."""
+    if isinstance(card, dict):
+        return {k: portable_card(v) for k, v in card.items()}
+    if isinstance(card, list):
+        return [portable_card(v) for v in card]
+    return portable_path(card) if isinstance(card, str) else card
+
+
 def read_card(path: str | Path) -> dict[str, Any]:
     """The model card of a checkpoint, from its header (the sidecar JSON is for humans)."""
     path = Path(path)
@@ -65,12 +87,18 @@ def read_card(path: str | Path) -> dict[str, Any]:
             meta = f.metadata() or {}
     except Exception as exc:  # noqa: BLE001
         raise ModelLoadError(f"{path}: not a readable safetensors checkpoint ({exc})") from None
-    if CARD_KEY in meta:
-        return json.loads(meta[CARD_KEY])
-    side = card_path_for(path)
-    if side.exists():
-        return json.loads(side.read_text())
-    return {}
+    try:
+        if CARD_KEY in meta:
+            card = json.loads(meta[CARD_KEY])
+        elif card_path_for(path).exists():
+            card = json.loads(card_path_for(path).read_text(encoding="utf-8"))
+        else:
+            return {}
+    except (ValueError, OSError) as exc:
+        raise ModelLoadError(f"{path}: the model card is not valid JSON ({exc})") from None
+    if not isinstance(card, dict):
+        raise ModelLoadError(f"{path}: the model card is not a JSON object (got {type(card).__name__})")
+    return card
 
 
 def load_checkpoint(
@@ -139,13 +167,7 @@ def load_training_state(path: str | Path, with_model: bool = False) -> tuple:
 
 
 # ----------------------------------------------------------------------------------------------------------
-# Named models
-
-
-def model_table() -> dict[str, dict[str, Any]]:
-    """The named-model table shipped with the package (``attiqa/data/models.json``)."""
-    text = resources.files("attiqa").joinpath("data/models.json").read_text()
-    return json.loads(text)["models"]
+# Hashes and the cache folder (named models' downloads, feature and score caches)
 
 
 def sha256_of(path: str | Path) -> str:
@@ -158,56 +180,3 @@ def sha256_of(path: str | Path) -> str:
 
 def cache_dir() -> Path:
     return Path(os.environ.get("ATTIQA_CACHE", Path.home() / ".cache" / "attiqa"))
-
-
-def resolve_named_model(name: str) -> Path:
-    """Path of a named model's weights, verified against its SHA-256; downloads into the cache if needed."""
-    table = model_table()
-    if name not in table:
-        import difflib
-
-        close = difflib.get_close_matches(name, list(table), n=3)
-        hint = (
-            f" Did you mean: {', '.join(close)}?"
-            if close
-            else f" Known names: {', '.join(table) or '(none)'}."
-        )
-        raise ModelLoadError(
-            f"unknown model name {name!r}.{hint} Or pass a path to a .safetensors checkpoint."
-        )
-    entry = table[name]
-    if entry.get("file"):
-        path = Path(str(resources.files("attiqa").joinpath(entry["file"])))
-    else:
-        path = cache_dir() / f"{name}.safetensors"
-        if not path.exists():
-            url = entry.get("url")
-            if not url:
-                raise ModelLoadError(
-                    f"model {name!r} has neither a bundled file nor a URL in the model table"
-                )
-            _download(url, path, name)
-    if not path.exists():
-        raise ModelLoadError(
-            f"{path}: the weights of model {name!r} are missing from the installation — reinstall"
-        )
-    want = entry.get("sha256")
-    if want and sha256_of(path) != want:
-        raise ModelLoadError(
-            f"{path}: SHA-256 mismatch for model {name!r} — delete the file and fetch it again"
-        )
-    return path
-
-
-def _download(url: str, dest: Path, name: str) -> None:
-    import urllib.request
-
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        with urllib.request.urlopen(url, timeout=30) as resp, atomic_path(dest) as tmp:
-            tmp.write_bytes(resp.read())
-    except OSError as exc:
-        raise ModelLoadError(
-            f"cannot download model {name!r} from {url} ({exc}) — you seem to be offline: download the file "
-            f"elsewhere and pass its path with --model PATH, or put it at {dest}"
-        ) from None

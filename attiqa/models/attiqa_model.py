@@ -20,6 +20,7 @@ Ours:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -65,6 +66,11 @@ class MosHead(nn.Sequential):
 
 
 class AttiqaModel(nn.Module):
+    # buffers and submodules, declared for the type checker (nn.Module.__getattr__ is untyped)
+    calib_quantiles: torch.Tensor
+    calibrated: torch.Tensor
+    mos_range: torch.Tensor
+    backbone: Any
     def __init__(
         self,
         backbone: Backbone,
@@ -127,9 +133,10 @@ class AttiqaModel(nn.Module):
         """Heads (and MOS MLP) on backbone features — also used on cached features (frozen backbone).
         With ``ridge_stats`` (the ridge head's raw tap statistics) the MOS is the weighted mean of the MLP
         and the ridge; without, the MLP's alone (what fine-tuning trains)."""
-        hidden = [self.heads[h].hidden(feats) for h in self.head_names]
+        heads: dict[str, Any] = dict(self.heads.items())
+        hidden = [heads[h].hidden(feats) for h in self.head_names]
         attrs = torch.stack(
-            [self.heads[h].fc2(z).squeeze(-1) for h, z in zip(self.head_names, hidden, strict=True)], dim=1
+            [heads[h].fc2(z).squeeze(-1) for h, z in zip(self.head_names, hidden, strict=True)], dim=1
         )
         mos = self.mos_head(torch.cat(hidden, dim=1)).squeeze(-1) if self.mos_head is not None else None
         if mos is not None and self.ridge is not None and ridge_stats is not None:
@@ -219,7 +226,7 @@ def build_model_from_config(cfg: dict[str, Any]) -> AttiqaModel:
     if cfg.get("arch") != ARCH:
         raise ModelLoadError(f"not an ATTIQA model card (arch={cfg.get('arch')!r})")
     backbone = create_backbone(cfg["backbone"], pretrained=False)
-    sizes = {
+    sizes: dict[str, int | None] = {
         k: cfg[k]
         for k in ("pretrain_crop", "pretrain_resize_shorter", "test_resize_shorter", "test_crop")
         if k in cfg
@@ -239,13 +246,98 @@ def save_model(model: AttiqaModel, path: str | Path, card: dict[str, Any], half:
     return save_checkpoint(path, dict(model.state_dict()), full, half=half)
 
 
+MAX_HIDDEN = 16384  # widest head / MLP a card may ask for (the shipped ones use 128 and 512)
+MAX_SIDE = 4096  # largest test/pretrain resize or crop a card may ask for (the paper's is 340 / 320)
+MIN_SIDE = 32
+
+
+def validate_model_card(path: str | Path, card: Any, tensors: dict[str, torch.Tensor]) -> dict[str, Any]:
+    """Check a checkpoint's ATTIQA card against its tensors and sane bounds *before* anything is
+    allocated (a card is data from a file: ``head_hidden: 1e8`` must not allocate 512 GB first).
+    Returns the ``model`` section; every problem is one :class:`ModelLoadError` naming the file."""
+
+    def bad(why: str) -> ModelLoadError:
+        return ModelLoadError(f"{path}: malformed model card — {why}")
+
+    if not isinstance(card, dict) or not isinstance(card.get("model"), dict):
+        raise ModelLoadError(f"{path}: checkpoint has no ATTIQA model card — was it written by attiqa?")
+    cfg = card["model"]
+    if cfg.get("arch") != ARCH:
+        raise bad(f"not an ATTIQA model (arch={cfg.get('arch')!r})")
+    names = cfg.get("head_names")
+    if (
+        not isinstance(names, list)
+        or not names
+        or len(names) > 64
+        or not all(isinstance(n, str) and n for n in names)
+        or len(set(names)) != len(names)
+    ):
+        raise bad("head_names must be a list of distinct attribute names")
+
+    def int_in(key: str, lo: int, hi: int, optional: bool = False) -> int | None:
+        v = cfg.get(key)
+        if v is None and optional:
+            return None
+        if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+            raise bad(f"{key} must be an integer in {lo}..{hi}, got {v!r}")
+        return v
+
+    def shape(key: str) -> tuple[int, ...]:
+        if key not in tensors:
+            raise bad(f"tensor {key} is missing")
+        return tuple(tensors[key].shape)
+
+    hidden = int_in("head_hidden", 1, MAX_HIDDEN)
+    in_dim = shape(f"heads.{names[0]}.fc1.weight")[1:]
+    for n in names:
+        got = shape(f"heads.{n}.fc1.weight")
+        if got != (hidden, *in_dim):
+            raise bad(f"head_hidden {hidden} does not match tensor heads.{n}.fc1.weight {got}")
+    mos_hidden = int_in("mos_hidden", 1, MAX_HIDDEN, optional=True)
+    if mos_hidden is not None:
+        got = shape("mos_head.0.weight")
+        if got != (mos_hidden, len(names) * int(hidden or 0)):
+            raise bad(f"mos_hidden {mos_hidden} does not match tensor mos_head.0.weight {got}")
+    for key in ("test_resize_shorter", "test_crop", "pretrain_resize_shorter", "pretrain_crop"):
+        int_in(key, MIN_SIDE, MAX_SIDE, optional=True)
+    for key in ("mean", "std"):
+        v = cfg.get(key)
+        if not (isinstance(v, list) and len(v) == 3 and all(isinstance(x, (int, float)) for x in v)):
+            raise bad(f"{key} must be three numbers, got {v!r}")
+    if not all(x > 0 for x in cfg["std"]):
+        raise bad(f"std must be positive, got {cfg['std']!r}")
+    ridge = cfg.get("ridge")
+    if ridge is not None:
+        if not isinstance(ridge, dict) or not isinstance(ridge.get("dim"), int) or ridge["dim"] < 1:
+            raise bad("ridge must be a table with an integer dim")
+        if shape("ridge.coef") != (ridge["dim"],):
+            raise bad(f"ridge dim {ridge['dim']} does not match tensor ridge.coef {shape('ridge.coef')}")
+    rng = card.get("mos_range")
+    if rng is not None and not (
+        isinstance(rng, list)
+        and len(rng) == 2
+        and all(isinstance(x, (int, float)) and math.isfinite(x) for x in rng)
+        and rng[0] < rng[1]
+    ):
+        raise bad(f"mos_range must be two finite numbers, low < high, got {rng!r}")
+    return cfg
+
+
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[AttiqaModel, dict[str, Any]]:
     """Rebuild from the card (no backbone download) and load the weights strictly."""
     tensors, card = load_checkpoint(path, device="cpu")
-    if "model" not in card:
-        raise ModelLoadError(f"{path}: checkpoint has no ATTIQA model card — was it written by attiqa?")
-    model = build_model_from_config(card["model"])
-    missing, unexpected = model.load_state_dict(tensors, strict=False)
+    cfg = validate_model_card(path, card, tensors)
+    try:
+        model = build_model_from_config(cfg)
+    except ModelLoadError as exc:
+        raise ModelLoadError(f"{path}: {exc}") from None
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelLoadError(f"{path}: malformed model card — {type(exc).__name__}: {exc}") from None
+    try:
+        missing, unexpected = model.load_state_dict(tensors, strict=False)
+    except RuntimeError as exc:  # a tensor of the wrong shape
+        first = str(exc).strip().splitlines()[-1].strip()
+        raise ModelLoadError(f"{path}: weights do not match the card ({first})") from None
     if missing or unexpected:
         what = (missing or unexpected)[:3]
         raise ModelLoadError(

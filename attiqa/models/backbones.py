@@ -26,6 +26,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -106,6 +107,7 @@ class Backbone(nn.Module):
         if not isinstance(norm, nn.BatchNorm1d):
             return False
         raw = raw.double()
+        assert norm.running_mean is not None and norm.running_var is not None
         norm.running_mean.copy_(raw.mean(0).float())
         norm.running_var.copy_(raw.var(0).clamp_min(1e-12).float())
         norm.weight.fill_(1.0)
@@ -141,7 +143,7 @@ def _build_resnet50() -> tuple[nn.Module, int]:
 def _build_efficientnet_lite0() -> tuple[nn.Module, int]:
     import timm
 
-    net = timm.create_model("efficientnet_lite0", pretrained=False, num_classes=0)
+    net: Any = timm.create_model("efficientnet_lite0", pretrained=False, num_classes=0)
     return net, int(net.num_features)
 
 
@@ -168,7 +170,7 @@ class MultiLevelStats(nn.Module):
         self.net = net
         self.taps = taps or self.taps
         widths = [int(w) for w in tap_points(net, self.taps)[1]]
-        self.feature_dim = 2 * sum(widths) + int(net.num_features)
+        self.feature_dim = 2 * sum(widths) + int(getattr(net, "num_features"))  # noqa: B009 (typed Any)
         self.norm = nn.BatchNorm1d(self.feature_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -183,7 +185,7 @@ class MultiLevelStats(nn.Module):
         """:meth:`raw` for several named tap sets from ONE forward pass (e.g. the stage statistics for
         the heads and the depthwise statistics for a ridge MOS head). The taps are read by forward hooks
         that live only during this call."""
-        net = self.net
+        net: Any = self.net
         stats: list[list[torch.Tensor]] = [[] for _ in sets]
         handles = []
         try:
@@ -212,15 +214,15 @@ def _keep_stats(out: list[torch.Tensor], _m: nn.Module, _i: object, y: torch.Ten
     out.extend((mean.squeeze(1), std))
 
 
-def _stage_taps(net: nn.Module) -> tuple[list[nn.Module], list[int]]:
+def _stage_taps(net: Any) -> tuple[list[nn.Module], list[int]]:
     """Every stage's output."""
     stages = list(net.blocks)
     return stages, [int(_last_out_channels(stage)) for stage in stages]
 
 
-def _depthwise_taps(net: nn.Module) -> tuple[list[nn.Module], list[int]]:
+def _depthwise_taps(net: Any) -> tuple[list[nn.Module], list[int]]:
     """The activation right after every block's depthwise convolution (the wide, expanded channels)."""
-    taps = [_depthwise_activation(block) for stage in net.blocks for block in stage]
+    taps: list[Any] = [_depthwise_activation(block) for stage in net.blocks for block in stage]
     return taps, [int(t.num_features) for t in taps]
 
 
@@ -231,7 +233,7 @@ TAP_SETS: dict[str, Callable[[nn.Module], tuple[list[nn.Module], list[int]]]] = 
 }
 
 
-def tap_points(net: nn.Module, name: str) -> tuple[list[nn.Module], list[int]]:
+def tap_points(net: Any, name: str) -> tuple[list[nn.Module], list[int]]:
     if name not in TAP_SETS:
         raise ValueError(f"unknown tap set {name!r}; choose one of {', '.join(TAP_SETS)}")
     return TAP_SETS[name](net)

@@ -32,6 +32,11 @@ def signed_power(x: torch.Tensor, power: float) -> torch.Tensor:
 class RidgeHead(nn.Module):
     """``((|s|^power * sign(s) - center) / scale) @ coef + intercept`` on raw tap statistics ``s``."""
 
+    center: torch.Tensor
+    scale: torch.Tensor
+    coef: torch.Tensor
+    intercept: torch.Tensor
+
     def __init__(self, taps: str, dim: int, power: float = 0.5, weight: float = 0.5, alpha: float = 0.0):
         super().__init__()
         if not 0.0 <= weight <= 1.0:

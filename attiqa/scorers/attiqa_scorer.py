@@ -16,9 +16,9 @@ from typing import Any
 import torch
 from PIL import Image
 
+from attiqa.interface import Scorer, ScorerInfo
 from attiqa.models import load_model
-from attiqa.scorers.base import Scorer, ScorerInfo
-from attiqa.training.transforms import CenterCropTest, FiveCropTest
+from attiqa.models.transforms import CenterCropTest, FiveCropTest
 
 
 class AttiqaScorer(Scorer):
@@ -36,8 +36,6 @@ class AttiqaScorer(Scorer):
         mean, std = cfg["mean"], cfg["std"]
         resize, crop = cfg.get("test_resize_shorter"), cfg.get("test_crop") or 320
         self._transform = (FiveCropTest if crops == "five" else CenterCropTest)(mean, std, resize, crop)
-        # decode big JPEGs at a reduced scale when the transform downsizes anyway (None: native scale)
-        self.min_shorter: int | None = resize
         self.columns = ("mos", *self.model.head_names)
         self.has_mos = self.model.mos_head is not None
         rng = self.card.get("mos_range") or [0.0, 1.0]
@@ -48,6 +46,8 @@ class AttiqaScorer(Scorer):
             higher_is_better=True,
             needs=str(self.checkpoint),
             description=self.card.get("description", "ATTIQA checkpoint"),
+            # decode big JPEGs at a reduced scale when the transform downsizes anyway (None: native scale)
+            min_shorter=resize,
         )
 
     @property

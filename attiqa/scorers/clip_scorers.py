@@ -25,6 +25,7 @@ All of them score an image ``x`` against antonym prompt pairs ``(t_pos, t_neg)``
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,7 @@ from PIL import Image
 from torchvision.transforms import functional as TF
 
 from attiqa.errors import ModelLoadError
-from attiqa.scorers.base import Scorer, ScorerInfo
+from attiqa.interface import Scorer, ScorerInfo
 from attiqa.teachers.clip import load_open_clip, parse_clip_spec
 
 Pair = tuple[str, str, str]  # (column, positive prompt, negative prompt)
@@ -52,11 +53,14 @@ CLIPIQA_ATTRIBUTES: tuple[Pair, ...] = (
 )
 """CLIP-IQA's attribute pairs for the five ATTIQA attributes (positive first; noisiness: clean = higher)."""
 
-CLIPIQA_SPEC = "RN50/openai"
-TEMU_SPEC = "ViT-L-14/openai"
+PAIR_SETS: dict[str, tuple[Pair, ...]] = {
+    "quality": CLIPIQA_QUALITY,
+    "quality+attributes": CLIPIQA_QUALITY + CLIPIQA_ATTRIBUTES,
+}
+"""Prompt-pair sets by the name the zoo table uses."""
 
 
-def _attnpool_without_pos(pool: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+def _attnpool_without_pos(pool: Any, x: torch.Tensor) -> torch.Tensor:
     """open_clip ``AttentionPool2d`` without the positional embedding (any H×W), as CLIP-IQA does."""
     x = x.flatten(2).permute(2, 0, 1)  # (HW, N, C)
     x = torch.cat([x.mean(dim=0, keepdim=True), x], dim=0)
@@ -84,14 +88,14 @@ def _attnpool_without_pos(pool: torch.nn.Module, x: torch.Tensor) -> torch.Tenso
     return out[0]
 
 
-def resnet_native_features(visual: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+def resnet_native_features(visual: Any, x: torch.Tensor) -> torch.Tensor:
     """Image embedding of an open_clip ``ModifiedResNet`` at any input size (no positional embedding)."""
     x = visual.stem(x.to(visual.conv1.weight.dtype))
     x = visual.layer4(visual.layer3(visual.layer2(visual.layer1(x))))
     return _attnpool_without_pos(visual.attnpool, x)
 
 
-def vit_layer_features(visual: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+def vit_layer_features(visual: Any, x: torch.Tensor) -> torch.Tensor:
     """TeMu-IQA §13: the [cls] token after every transformer block, through ``ln_post`` and the
     projection. Returns (L, N, D) for L layers."""
     blocks = getattr(getattr(visual, "transformer", None), "resblocks", None)
@@ -130,7 +134,7 @@ class ClipAntonymScorer(Scorer):
         device: str | torch.device = "cpu",
         *,
         info: ScorerInfo,
-        pairs: Sequence[Pair] = CLIPIQA_QUALITY,
+        pairs: str | Sequence[Pair] = "quality",
         layers: str | int | None = None,
         resolution: str = "auto",
         scale: float | None = None,
@@ -139,15 +143,19 @@ class ClipAntonymScorer(Scorer):
         super().__init__(device)
         if resolution not in ("auto", "native", "resize"):
             raise ValueError("resolution must be auto, native or resize")
-        self._info = info
+        if isinstance(pairs, str):
+            if pairs not in PAIR_SETS:
+                raise ValueError(f"pairs must be one of {sorted(PAIR_SETS)}, got {pairs!r}")
+            pairs = PAIR_SETS[pairs]
         self.pairs = tuple(pairs)
         self.columns = tuple(p[0] for p in self.pairs)
         parsed = parse_clip_spec(spec)
+        self.model: Any
         self.model, self.preprocess, tokenizer, weights = load_open_clip(
             parsed, self.device, cache_dir, flag=f"--model {info.name}:"
         )
         self.model.eval()
-        visual = self.model.visual
+        visual: Any = self.model.visual
         is_resnet = hasattr(visual, "attnpool")
         if resolution == "native" and not is_resnet:
             raise ModelLoadError(
@@ -160,14 +168,16 @@ class ClipAntonymScorer(Scorer):
             if not 1 <= layer <= self.num_layers:
                 raise ModelLoadError(f"layer {layer} out of range: {spec} has layers 1..{self.num_layers}")
             layers = layer
-        self.layers = layers
+        self.layers: str | int | None = layers
         self.scale = float(scale) if scale is not None else float(self.model.logit_scale.exp().item())
         cfg = visual.preprocess_cfg
         self._mean, self._std = list(cfg["mean"]), list(cfg["std"])
-        self.max_batch = 1 if self.native else None
         size = visual.image_size
         size = min(size) if isinstance(size, (tuple, list)) else size
-        self.min_shorter = None if self.native else int(size)
+        # native resolution: image sizes differ, so one image per batch and no reduced-scale decoding
+        self._info = dataclasses.replace(
+            info, max_batch=1 if self.native else None, min_shorter=None if self.native else int(size)
+        )
         with torch.no_grad():
             texts = [t for _, pos, neg in self.pairs for t in (pos, neg)]
             feats = self.model.encode_text(tokenizer(texts).to(self.device)).float()
@@ -192,7 +202,7 @@ class ClipAntonymScorer(Scorer):
         if self.layers is None:
             return resnet_native_features(visual, x) if self.native else self.model.encode_image(x)
         per_layer = vit_layer_features(visual, x)
-        return per_layer.mean(dim=0) if self.layers == "all" else per_layer[self.layers - 1]
+        return per_layer.mean(dim=0) if self.layers == "all" else per_layer[int(self.layers) - 1]
 
     @torch.no_grad()
     def score_tensors(self, batch: torch.Tensor) -> torch.Tensor:
@@ -212,72 +222,13 @@ class ClipAntonymScorer(Scorer):
         }
 
 
-def _clip_needs(spec: str, name: str) -> str:
-    return f"CLIP {spec} (offline: --model {name}:FOLDER)"
-
-
-CLIPIQA_INFO = ScorerInfo(
-    "clipiqa",
-    "zero-shot",
-    (0.0, 1.0),
-    True,
-    _clip_needs(CLIPIQA_SPEC, "clipiqa"),
-    "CLIP-IQA (Wang et al. 2023): P('Good photo.' vs 'Bad photo.'), ResNet at native resolution",
-)
-CLIPIQA_ATTR_INFO = ScorerInfo(
-    "clipiqa-attributes",
-    "zero-shot",
-    (0.0, 1.0),
-    True,
-    _clip_needs(CLIPIQA_SPEC, "clipiqa-attributes"),
-    "CLIP-IQA quality + its five attribute antonym pairs",
-)
-TEMU_INFO = ScorerInfo(
-    "temu-multilayer",
-    "zero-shot",
-    (0.0, 1.0),
-    True,
-    _clip_needs(TEMU_SPEC, "temu-multilayer"),
-    "TeMu-IQA supp. §13 option (c): [cls] of every ViT layer, ln_post+proj, averaged; Good/Bad photo",
-)
-TEMU_LAYER_INFO = ScorerInfo(
-    "temu-layer",
-    "zero-shot",
-    (0.0, 1.0),
-    True,
-    f"CLIP {TEMU_SPEC}; --model temu-layer:N or temu-layer:N:FOLDER",
-    "TeMu-IQA supp. §13 option (b): [cls] of one chosen ViT layer; Good/Bad photo",
-)
-
-
-def clipiqa(spec: str = CLIPIQA_SPEC, device: str | torch.device = "cpu", **kw) -> ClipAntonymScorer:
-    return ClipAntonymScorer(spec or CLIPIQA_SPEC, device, info=CLIPIQA_INFO, **kw)
-
-
-def clipiqa_attributes(
-    spec: str = CLIPIQA_SPEC, device: str | torch.device = "cpu", **kw
-) -> ClipAntonymScorer:
-    pairs = CLIPIQA_QUALITY + CLIPIQA_ATTRIBUTES
-    return ClipAntonymScorer(spec or CLIPIQA_SPEC, device, info=CLIPIQA_ATTR_INFO, pairs=pairs, **kw)
-
-
-def temu_multilayer(spec: str = TEMU_SPEC, device: str | torch.device = "cpu", **kw) -> ClipAntonymScorer:
-    return ClipAntonymScorer(
-        spec or TEMU_SPEC, device, info=TEMU_INFO, layers="all", resolution="resize", **kw
-    )
-
-
 def temu_layer(
-    spec: str = "", device: str | torch.device = "cpu", layer: int | None = None, **kw
+    spec: str = "", device: str | torch.device = "cpu", *, info: ScorerInfo, default_spec: str, **kw: Any
 ) -> ClipAntonymScorer:
-    """Option (b). ``spec`` is ``N`` or ``N:CLIP_SPEC`` (the CLI form after ``temu-layer:``)."""
+    """TeMu option (b). ``spec`` is ``N`` or ``N:CLIP_SPEC`` (the CLI form after ``temu-layer:``)."""
     head, _, clip_spec = str(spec).partition(":")
-    if layer is None:
-        if not head.strip().isdigit():
-            raise ModelLoadError("temu-layer needs a layer: --model temu-layer:N or temu-layer:N:CLIP_SPEC")
-        layer = int(head)
-    elif head and not head.strip().isdigit():
-        clip_spec = spec
+    if not head.strip().isdigit():
+        raise ModelLoadError("temu-layer needs a layer: --model temu-layer:N or temu-layer:N:CLIP_SPEC")
     return ClipAntonymScorer(
-        clip_spec or TEMU_SPEC, device, info=TEMU_LAYER_INFO, layers=layer, resolution="resize", **kw
+        clip_spec or default_spec, device, info=info, layers=int(head), resolution="resize", **kw
     )

@@ -1,8 +1,8 @@
-"""The teacher protocol: something that turns images into attribute pseudo-labels (paper §3.2).
+"""The teacher: a scorer whose columns are the five attributes, used for pseudo-labels (paper §3.2).
 
-A teacher splits its work in two so batch jobs can decode in parallel workers:
-- :meth:`Teacher.transform` — PIL RGB image -> CPU tensor (runs in DataLoader workers; must be picklable),
-- :meth:`Teacher.score_tensors` — a stacked batch -> (N, len(columns)) scores in [0, 1] (runs on ``device``).
+A teacher is an :class:`attiqa.interface.Scorer` (``transform`` runs in decode workers and must be
+picklable; ``score_tensors`` gives (N, len(columns)) scores in [0, 1] on ``device``), so ``attiqa
+label`` drives it with the same :func:`attiqa.scoring.score_batches` as ``attiqa score``.
 
 ``columns`` is :data:`attiqa.attributes.ATTRIBUTES` for the standard teachers (higher = better for
 every column, so "noisiness" means "how clean").
@@ -10,7 +10,7 @@ every column, so "noisiness" means "how clean").
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -20,26 +20,25 @@ import torch
 from PIL import Image
 
 from attiqa.attributes import ATTRIBUTES
-from attiqa.io.images import load_image
+from attiqa.interface import Scorer, ScorerInfo
 
 
-class Teacher(ABC):
+class Teacher(Scorer):
     """Base class of pseudo-label teachers."""
 
     name: str = "teacher"
     columns: tuple[str, ...] = ATTRIBUTES
-    min_shorter: int | None = None  # shorter edge the transform resizes to (lets big JPEGs decode smaller)
+    min_shorter: int | None = None  # shorter edge the transform resizes to (reported in ``info``)
 
-    def __init__(self, device: str | torch.device = "cpu") -> None:
-        self.device = torch.device(device)
-
-    @abstractmethod
-    def transform(self, img: Image.Image) -> torch.Tensor:
-        """Preprocess one RGB image into a CPU tensor (C, H, W) of a fixed size."""
-
-    @abstractmethod
-    def score_tensors(self, batch: torch.Tensor) -> torch.Tensor:
-        """Scores in [0, 1], shape (N, len(columns)), for a batch from :meth:`transform`."""
+    @property
+    def info(self) -> ScorerInfo:
+        return ScorerInfo(
+            name=self.name,
+            kind="teacher",
+            score_range=(0.0, 1.0),
+            description="pseudo-label teacher: five attribute scores in [0, 1]",
+            min_shorter=self.min_shorter,
+        )
 
     @abstractmethod
     def metadata(self) -> dict[str, Any]:
@@ -47,10 +46,6 @@ class Teacher(ABC):
 
     @torch.no_grad()
     def score_images(self, images: Sequence[Image.Image | str | Path]) -> np.ndarray:
-        """Convenience: score PIL images or paths in one batch; returns (N, len(columns)) float32."""
-        pil = [
-            im if isinstance(im, Image.Image) else load_image(im, min_shorter=self.min_shorter)
-            for im in images
-        ]
-        batch = torch.stack([self.transform(im) for im in pil])
-        return self.score_tensors(batch).float().cpu().numpy()
+        """Convenience: score PIL images or paths; returns (N, len(columns)) float32."""
+        out = self(list(images))
+        return np.stack([np.asarray(out[c], dtype=np.float32) for c in self.columns], axis=1)

@@ -472,7 +472,7 @@ class ClipTeacher(Teacher):
             img = img.convert("RGB")
         return self.preprocess(img)
 
-    def _require_model(self) -> torch.nn.Module:
+    def _require_model(self) -> Any:
         if self.model is None:
             raise RuntimeError("transform-only ClipTeacher (an unpickled copy); score with the original")
         return self.model

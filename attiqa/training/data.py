@@ -195,9 +195,6 @@ class MosDataset(ImageTableDataset):
         super().__init__(paths, mos, transform, on_error)
 
 
-_ImageTableDataset = ImageTableDataset  # the old name, still imported by attiqa/exiqa/train.py
-
-
 def read_mos_csv(path: Path) -> list[dict[str, str]]:
     """Rows as dicts (columns by name). ``split`` is lower-cased/stripped; ``mos`` must parse as a float."""
     if not path.is_file():

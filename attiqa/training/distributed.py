@@ -73,20 +73,6 @@ def teardown(state: DistState) -> None:
         dist.destroy_process_group()
 
 
-def resolve_device(spec: str = "auto") -> torch.device:
-    """``"auto"`` -> ``cuda:LOCAL_RANK`` when CUDA is available, else CPU; ``"cuda"`` also picks the
-    local rank's GPU under DDP; anything else is passed to :class:`torch.device`."""
-    if spec in ("auto", "cuda"):
-        if torch.cuda.is_available():
-            return torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}")
-        if spec == "cuda":
-            from attiqa.errors import ConfigError
-
-            raise ConfigError("device 'cuda' requested but CUDA is not available — use device: auto or cpu")
-        return torch.device("cpu")
-    return torch.device(spec)
-
-
 def wrap_ddp(model: nn.Module, device: torch.device) -> nn.Module:
     """DDP-wrap when world_size > 1 (gradients are averaged across ranks); the model itself otherwise."""
     if world_size() <= 1:
@@ -160,12 +146,3 @@ def average_buffers(model: nn.Module) -> None:
                 if b is not None:
                     dist.all_reduce(b, op=dist.ReduceOp.SUM)
                     b.div_(world_size())
-
-
-@torch.no_grad()
-def broadcast_module(model: nn.Module, src: int = 0) -> None:
-    """Copy parameters and buffers from rank ``src`` to all ranks (e.g. after a rank-0-only step)."""
-    if world_size() <= 1:
-        return
-    for t in list(unwrap(model).parameters()) + list(unwrap(model).buffers()):
-        dist.broadcast(t.data, src=src)

@@ -85,7 +85,7 @@ def cached_features(
 
     ``dataset`` (a :class:`~attiqa.training.data.PseudoLabelDataset` or ``MosDataset`` built with
     ``on_error="skip"``) yields ``(K, 3, c, c)`` views per image, e.g. from
-    :class:`~attiqa.training.transforms.FiveCropTest`; ``view`` describes that transform (it is part of
+    :class:`~attiqa.models.transforms.FiveCropTest`; ``view`` describes that transform (it is part of
     the cache key)."""
     view_id = hashlib.sha256(json.dumps(view, sort_keys=True).encode()).hexdigest()[:12]
     folder = (

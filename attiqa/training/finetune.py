@@ -35,10 +35,12 @@ from torch.utils.data import DataLoader, Subset
 
 from attiqa.attributes import ATTRIBUTES
 from attiqa.config import FinetuneConfig, to_dict
+from attiqa.device import resolve_device
 from attiqa.errors import AttiqaError
 from attiqa.evaluation.metrics import correlations
 from attiqa.io.batching import default_num_workers
 from attiqa.models import AttiqaModel, create_backbone, load_model
+from attiqa.models.transforms import FinetuneTrain, FiveCropTest
 from attiqa.training import distributed as D
 from attiqa.training.cached import finetune_cached
 from attiqa.training.data import VAL_SPLITS, ImageTableDataset, MosSplit, collate_skip_none, read_mos_split
@@ -47,7 +49,6 @@ from attiqa.training.mos import FinetuneResult, image_train_mode, keep_one_head,
 from attiqa.training.ridge import add_ridge_head
 from attiqa.training.sources import ImageBatches
 from attiqa.training.trainer import LR_SCHEDULES, Trainer, WriteLog, lr_factor, set_scheduled_lr
-from attiqa.training.transforms import FinetuneTrain, FiveCropTest
 
 __all__ = ["LR_SCHEDULES", "VAL_SPLITS", "FinetuneResult", "finetune", "lr_factor", "make_optimizer",
            "predict_five_crop", "set_scheduled_lr"]  # fmt: skip
@@ -59,26 +60,15 @@ def finetune(
     out_dir: Path,
     resume: bool = False,
     progress: bool = True,
-    backbone: str | None = None,
-    pretrained_backbone: bool | None = None,
-    backbone_weights: str | None = None,
-    head_hidden: int | None = None,
     data: MosSplit | None = None,
 ) -> FinetuneResult:
-    """Fine-tune on ``data`` (in memory, e.g. from a protocol) or else ``cfg.csv``.
-    ``backbone``/``pretrained_backbone``/``backbone_weights``/``head_hidden`` (default: the same fields of
-    ``cfg``) are used only when ``init_checkpoint`` is None (ablation (a): ImageNet-only initialisation)."""
-    backbone = backbone or cfg.backbone
-    pretrained_backbone = cfg.pretrained_backbone if pretrained_backbone is None else pretrained_backbone
-    backbone_weights = backbone_weights or cfg.backbone_weights
-    head_hidden = head_hidden or cfg.head_hidden
+    """Fine-tune on ``data`` (a split in memory, e.g. from a protocol) or else ``cfg.csv``. Without
+    ``init_checkpoint`` (ablation (a): ImageNet-only initialisation) the network is built from the config's
+    model fields (``model:`` section)."""
     state = D.init_distributed()
     ok = False
     try:
-        res = _finetune(
-            cfg, init_checkpoint, Path(out_dir), resume, progress, backbone, pretrained_backbone,
-            backbone_weights, head_hidden, data,
-        )  # fmt: skip
+        res = _finetune(cfg, init_checkpoint, Path(out_dir), resume, progress, data)
         ok = True
         return res
     finally:
@@ -141,10 +131,6 @@ def _finetune(
     out_dir: Path,
     resume: bool,
     progress: bool,
-    backbone: str,
-    pretrained_backbone: bool,
-    backbone_weights: str | None,
-    head_hidden: int,
     data: MosSplit | None,
 ) -> FinetuneResult:
     _check_settings(cfg)
@@ -152,7 +138,7 @@ def _finetune(
     stage_dir = out_dir / "finetune"
     torch.manual_seed(cfg.seed)  # seeded, identical fresh layers on every rank (and across runs)
     model, init_info = _build_model(
-        init_checkpoint, backbone, pretrained_backbone, backbone_weights, head_hidden
+        init_checkpoint, cfg.backbone, cfg.pretrained_backbone, cfg.backbone_weights, cfg.head_hidden
     )
     if cfg.single_head is not None:
         model = keep_one_head(model, cfg.single_head)
@@ -220,7 +206,7 @@ def _end_to_end(
     """The end-to-end loop on images (random crops; five-crop validation). ``polish`` (ours, LP-FT): the
     model arrives with heads trained on cached frozen features; train everything ``cfg.polish_epochs`` more
     epochs at ``cfg.polish_lr`` with every BatchNorm frozen, so small batches do not move the statistics."""
-    device = D.resolve_device(cfg.device)
+    device = resolve_device(cfg.device)
     card_cfg = to_dict(cfg)
     if polish:
         cfg = replace(cfg, epochs=cfg.polish_epochs, lr=cfg.polish_lr, head_lr=cfg.polish_lr)

@@ -23,15 +23,16 @@ import torch
 from torch.utils.data import DataLoader, Subset
 
 from attiqa.config import PretrainConfig, check_values, to_dict
+from attiqa.device import resolve_device
 from attiqa.io.batching import default_num_workers
 from attiqa.models import AttiqaModel, create_backbone, save_model
+from attiqa.models.transforms import CenterCropTest, PretrainTrain
 from attiqa.training import distributed as D
 from attiqa.training.cached import check_resumed_heads, pretrain_cached
 from attiqa.training.data import PseudoLabelDataset, collate_skip_none
 from attiqa.training.losses import make_pretrain_loss
 from attiqa.training.sources import ImageBatches
 from attiqa.training.trainer import DEBUG_HASH_ENV, Trainer, weights_hash
-from attiqa.training.transforms import CenterCropTest, PretrainTrain
 
 CALIBRATION_MAX_IMAGES = 50_000  # ours: 101 quantiles are stable long before ImageNet's 1.28M images
 __all__ = ["CALIBRATION_MAX_IMAGES", "DEBUG_HASH_ENV", "calibrate_model", "pretrain", "weights_hash"]
@@ -45,12 +46,11 @@ def pretrain(
     ``resume=True`` continues from ``last`` (the epoch after the last finished one; a run that already
     finished only recalibrates and rewrites the final model); without a ``last`` it starts fresh."""
     check_values(cfg, "pretrain")  # configs built in code skip the load-time checks
-    if cfg.feature_cache:
-        return pretrain_cached(cfg, Path(labels), Path(out_dir), resume, progress)
-    state = D.init_distributed()
+    state = D.init_distributed()  # also for the cached loop: under torchrun only rank 0 writes
     ok = False
     try:
-        path = _pretrain(cfg, Path(labels), Path(out_dir), resume, progress)
+        stage = pretrain_cached if cfg.feature_cache else _pretrain
+        path = stage(cfg, Path(labels), Path(out_dir), resume, progress)
         ok = True
         return path
     finally:
@@ -61,7 +61,7 @@ def pretrain(
 
 
 def _pretrain(cfg: PretrainConfig, labels: Path, out_dir: Path, resume: bool, progress: bool) -> Path:
-    device = D.resolve_device(cfg.device)
+    device = resolve_device(cfg.device)
     stage_dir = out_dir / "pretrain"
     final_path = stage_dir / "model.safetensors"
 

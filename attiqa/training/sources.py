@@ -19,9 +19,9 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from attiqa.models.transforms import FiveCropTest, MirroredFiveCropTest
 from attiqa.training import distributed as D
 from attiqa.training.feature_cache import cached_features
-from attiqa.training.transforms import FiveCropTest, MirroredFiveCropTest
 
 
 def per_process_batch(global_batch: int, n_items: int) -> int:

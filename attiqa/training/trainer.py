@@ -11,6 +11,14 @@ complete state file (of this epoch or the one before), so ``resume=True`` always
 older versions (no weights inside) are still read, with the weights taken from ``last.safetensors``.
 
 Only rank 0 writes files (:class:`WriteLog` refuses writes elsewhere); every rank reads the same state.
+
+Adding a batch source: any object with ``epoch(e) -> (batches, n_steps)``, ``batches`` yielding ``(inputs,
+targets)`` — tensors, or tuples / lists / dicts of tensors (moved to the device by the loop) — and depending
+only on (seed, e), so that a resumed epoch replays exactly; see :mod:`attiqa.training.sources`. Adding a
+loss: ``step_loss(inputs, targets) -> scalar tensor`` does the forward pass and the loss (e.g. a margin
+ranking loss over (image, degraded copy) pairs, or a per-dataset MOS scale looked up from a dataset id in
+``targets``). On cached features, :func:`attiqa.training.mos.cached_mos_trainer` takes ``source=`` and
+``loss=`` and keeps everything else (trainable parameters, optimizer, schedule, files, resume).
 """
 
 from __future__ import annotations

@@ -28,8 +28,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from attiqa.cli_eval import parse_data_spec
 from attiqa.datasets import get_dataset
+from attiqa.datasets.readers import parse_data_spec
 from attiqa.evaluation.metrics import correlations
 from attiqa.io.images import load_image
 from attiqa.models.backbones import (

@@ -44,12 +44,11 @@ from attiqa.config import FinetuneConfig
 from attiqa.evaluation.metrics import correlations
 from attiqa.models import AttiqaModel, create_backbone
 from attiqa.models.backbones import Backbone, MultiLevelStats
-from attiqa.training.cached import mos_epoch_cached
+from attiqa.models.transforms import CenterCropTest
 from attiqa.training.data import MosDataset, split_indices
 from attiqa.training.feature_cache import cached_features
-from attiqa.training.finetune import make_optimizer
 from attiqa.training.losses import make_pretrain_loss
-from attiqa.training.transforms import CenterCropTest
+from attiqa.training.mos import cached_mos_trainer, keep_one_head
 
 RESIZE, CROP, MS_DIM = 500, 320, 2848
 RECIPE = FinetuneConfig(  # configs/default_model.yaml's finetune stage (feature-cache mode)
@@ -144,14 +143,10 @@ def finetune_and_test(model: AttiqaModel, feats, mos, tr, te, seed: int, fresh: 
     model.add_mos_head(RECIPE.mos_hidden)
     lo, hi = float(mos[tr].min()), float(mos[tr].max())
     model.set_mos_range(lo, hi)
-    model.requires_grad_(True)
-    model.backbone.requires_grad_(False)
     cfg = dataclasses.replace(RECIPE, seed=seed)
-    optimizer, base_lrs = make_optimizer(model, cfg)
     target01 = model.mos_to_unit_scale(mos)
     views = feats[:, None]  # (N, 1 view, F)
-    for epoch in range(cfg.epochs):
-        mos_epoch_cached(model, optimizer, base_lrs, views, tr, target01, cfg, epoch)
+    cached_mos_trainer(model, cfg, views, tr, target01, progress=False).fit()
     model.eval()
     with torch.no_grad():
         pred = model.mos_to_dataset_scale(model.forward_features(model.backbone.normalize(feats[te])).mos)
@@ -163,6 +158,32 @@ def finetune_and_test(model: AttiqaModel, feats, mos, tr, te, seed: int, fresh: 
     return {**correlations(pred.double().numpy(), mos[te].double().numpy()), "cos": cos}
 
 
+def single_heads(feats, labels, mos, data, usable, n_splits: int, t0: float) -> None:
+    """Supplement Table 10 analogue: per split, pretrain on all training photos, then fine-tune the MOS MLP on
+    each head's features alone (``finetune.single_head``'s :func:`keep_one_head`) and on all five."""
+    choices = ("all five", *ATTRIBUTES)
+    results: dict[str, list[dict[str, float]]] = {c: [] for c in choices}
+    for split in range(n_splits):
+        tr_all, te_all = split_indices(len(data.paths), 0.2, split)
+        tr = torch.tensor([i for i in tr_all if usable[i]])
+        te = torch.tensor([i for i in te_all if usable[i]])
+        pre = pretrain(feats, labels, tr, seed=split)
+        for c in choices:
+            model = pre if c == "all five" else keep_one_head(pre, c)
+            r = finetune_and_test(model, feats, mos, tr, te, seed=split, fresh=False)
+            results[c].append(r)
+            print(f"split {split} heads {c}: SROCC {r['srocc']:.3f} PLCC {r['plcc']:.3f}", flush=True)
+    print(f"\nmedian over {n_splits} splits (MOS MLP, centre crop; {time.perf_counter() - t0:.0f} s):")
+    full = np.array([r["srocc"] for r in results["all five"]])
+    for c in choices:
+        s = np.array([r["srocc"] for r in results[c]])
+        p = np.array([r["plcc"] for r in results[c]])
+        diff = s - full
+        sd = diff.std(ddof=1) if len(diff) > 1 else 0.0
+        head = f"  {c:>12}: SROCC {np.median(s):.3f}  PLCC {np.median(p):.3f}"
+        print(f"{head}  vs all five: {diff.mean():+.3f} +/- {sd:.3f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--csv", type=Path, required=True)
@@ -170,6 +191,10 @@ def main() -> None:
     ap.add_argument("--fractions", type=float, nargs="+", default=[0.0, 0.2, 0.5, 1.0])
     ap.add_argument("--splits", type=int, default=10)
     ap.add_argument("--draws", type=int, default=3, help="pool draws per share below 100 %")
+    ap.add_argument(
+        "--single-heads", action="store_true",
+        help="supplement Table 10 analogue instead: pretrain on 100 %%, fine-tune on each head alone / all",
+    )  # fmt: skip
     a = ap.parse_args()
     torch.set_num_threads(1)
     t0 = time.perf_counter()
@@ -179,6 +204,8 @@ def main() -> None:
     usable = ok & torch.isfinite(labels).all(1)
     took = time.perf_counter() - t0
     print(f"{int(usable.sum())}/{len(usable)} photos with features and labels ({took:.0f} s)")
+    if a.single_heads:
+        return single_heads(feats, labels, mos, data, usable, a.splits, t0)
     results: dict[float, list[dict[str, float]]] = {f: [] for f in a.fractions}
     for split in range(a.splits):
         tr_all, te_all = split_indices(len(data.paths), 0.2, split)

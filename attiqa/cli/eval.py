@@ -1,5 +1,5 @@
 """``attiqa eval``, ``attiqa datasets`` and ``attiqa bench``: evaluation on IQA datasets from the command
-line. Kept out of ``cli.py`` so it can grow on its own; ``cli.py`` calls :func:`register`.
+line. :mod:`attiqa.cli.app` calls :func:`register`.
 """
 
 from __future__ import annotations
@@ -9,13 +9,12 @@ import re
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from attiqa.cli._common import device as device_str
+from attiqa.cli._common import stdout
 from attiqa.errors import AttiqaError
 from attiqa.progress import console
-
-stdout = Console()  # tables to stdout; progress and messages to stderr (``console``)
 
 
 def _num(v: float | None) -> str:
@@ -27,23 +26,15 @@ def _slug(text: str) -> str:
 
 
 def _scorer_overrides(model: str | None, crops: str | None) -> dict:
-    """``crops`` applies to ATTIQA checkpoints only (paper §4.2 five-crop test by default)."""
+    """``crops`` applies to ATTIQA checkpoints and named ATTIQA models only (paper §4.2 five-crop test by
+    default)."""
+    from attiqa.scorers import is_attiqa_model
+
     if crops is None:
         return {}
-    if model is None or Path(model).exists() or model.endswith(".safetensors"):
+    if is_attiqa_model(model):
         return {"crops": crops}
     raise AttiqaError(f"--crops applies to ATTIQA checkpoints only, not to scorer {model!r}")
-
-
-def parse_data_spec(spec: str) -> tuple[str | None, str, str]:
-    """``[LABEL:]NAME=ROOT`` -> (label, name, root). For ``folder``, ROOT may be the CSV itself."""
-    if "=" not in spec:
-        raise AttiqaError(f"--data {spec!r}: expected [LABEL:]NAME=ROOT, e.g. clive=/data/CLIVE")
-    left, root = spec.split("=", 1)
-    label, _, name = left.rpartition(":")
-    if not name or not root:
-        raise AttiqaError(f"--data {spec!r}: expected [LABEL:]NAME=ROOT, e.g. clive=/data/CLIVE")
-    return (label or None), name, root
 
 
 def datasets_cmd(
@@ -150,7 +141,6 @@ def eval_cmd(
 
     Example: attiqa eval agiqa3k --root AGIQA-3K/ -m ckpt.safetensors
     """
-    from attiqa.cli import _device
     from attiqa.datasets import get_dataset, resolve_name
     from attiqa.evaluation.evaluate import evaluate
     from attiqa.scorers import load_scorer
@@ -166,7 +156,7 @@ def eval_cmd(
     if not skip_missing:
         ds.check_images(ds.select(split))
     overrides = _scorer_overrides(model, crops)
-    scorer = load_scorer(model, device=_device(device), **overrides)
+    scorer = load_scorer(model, device=device_str(device), **overrides)
     if out is None:
         out = Path("runs/eval") / _slug(
             f"{name}-{ds.target}{'-' + split if split else ''}-{scorer.info.name}"
@@ -266,7 +256,8 @@ def bench_cmd(
     from dataclasses import replace
 
     from attiqa.datasets import get_dataset
-    from attiqa.evaluation.protocols import bench_dataset, load_base_config, run_protocol
+    from attiqa.datasets.readers import parse_data_spec
+    from attiqa.protocols import bench_dataset, load_base_config, run_protocol
 
     cfg = load_base_config(config)
     if epochs is not None:

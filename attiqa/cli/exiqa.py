@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from attiqa.cli._common import device as device_str
 from attiqa.progress import console
 
 
@@ -36,7 +37,6 @@ def train_exiqa_cmd(
     distortion accuracy (eq. 10) and strength RMSE (eq. 11) on a held-out split. Rerun to resume."""
     from attiqa.exiqa.train import ExiqaTrainConfig, train_exiqa
     from attiqa.progress import progress_task
-    from attiqa.training.distributed import resolve_device
 
     cfg = ExiqaTrainConfig(
         clip,
@@ -58,7 +58,7 @@ def train_exiqa_cmd(
                 ", ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items())
             )
 
-        res = train_exiqa(data, out, cfg, resolve_device(device), on_epoch=report)
+        res = train_exiqa(data, out, cfg, device_str(device), on_epoch=report)
     console.print(f"[green]{res['checkpoint']}")
 
 
@@ -75,9 +75,8 @@ def train_exiqa_regressor_cmd(
     """ExIQA stage 2 (eq. 9): fit the quality regressor on the frozen model's attribute probabilities;
     writes RUN/regressor.safetensors, used by `attiqa score --model exiqa:RUN` for the score column."""
     from attiqa.exiqa.regressor import train_regressor
-    from attiqa.training.distributed import resolve_device
 
-    res = train_regressor(run, mos, epochs, lr, seed, str(resolve_device(device)))
+    res = train_regressor(run, mos, epochs, lr, seed, device_str(device))
     console.print(
         f"[green]{run / 'regressor.safetensors'}[/]: held-out SROCC {res['val_srocc']:.3f}, "
         f"PLCC {res['val_plcc']:.3f} ({res['n_train']} training images)"

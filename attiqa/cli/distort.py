@@ -1,5 +1,5 @@
 """``attiqa distort``, ``attiqa distortions``, ``attiqa gallery`` and ``attiqa make-distorted``: the
-distortion library from the command line. ``cli.py`` calls :func:`register`.
+distortion library from the command line. :mod:`attiqa.cli.app` calls :func:`register`.
 """
 
 from __future__ import annotations
@@ -7,13 +7,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from attiqa.cli._common import stdout
+from attiqa.distortions.graded import DEFAULT_GRADED
 from attiqa.errors import AttiqaError
 from attiqa.progress import console
-
-stdout = Console()  # tables to stdout; progress and messages to stderr (``console``)
 
 
 def _save_image(img, out: Path) -> None:
@@ -147,8 +146,46 @@ def make_distorted_cmd(
         raise AttiqaError("no source image could be read")
 
 
+def degrade_cmd(
+    sources: list[Path] = typer.Argument(
+        ...,
+        help="Image files and/or folders (searched recursively).",
+        readable=False,  # an unreadable file is skipped and reported, as inside a folder (issue 16)
+    ),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder."),
+    distortions: str = typer.Option(
+        ",".join(DEFAULT_GRADED),
+        help="Comma-separated distortion names (see `attiqa.distortions.list_distortions()`).",
+    ),
+    levels: str = typer.Option("1,3,5", help="Comma-separated levels 1..5."),
+    max_side: int | None = typer.Option(None, help="Downsize sources whose longer side exceeds this first."),
+    fmt: str = typer.Option("png", help="png (lossless) | jpg (quality 95)."),
+) -> None:
+    """Write graded degradations of photos (blur, contrast, brightness, saturation, noise) so the five
+    attributes vary — the unlabelled set for pretraining. Resumable: existing files are skipped."""
+    from attiqa.distortions import write_graded_set
+    from attiqa.io.images import discover_images
+    from attiqa.progress import progress_task
+
+    files = discover_images(sources)
+    try:
+        lv = [int(x) for x in levels.split(",") if x.strip()]
+    except ValueError:
+        raise AttiqaError(f"--levels must be comma-separated integers, got {levels!r}") from None
+    names = [d.strip() for d in distortions.split(",") if d.strip()]
+    with progress_task("degrading", total=len(files)) as adv:
+        res = write_graded_set(files, out, names, lv, fmt=fmt, max_side=max_side, on_item=adv)
+    console.print(f"[green]{len(res.written)} written, {len(res.existing)} already there, in {out}")
+    for e in res.failed:
+        console.print(f"[yellow]skipped: {e}")
+    if not res.written and not res.existing:  # one rule: fail only when nothing could be done (issue 16)
+        raise AttiqaError("no source image could be read")
+
+
+
 def register(app: typer.Typer) -> None:
     """Add the distortion commands to the ``attiqa`` app."""
+    app.command("degrade")(degrade_cmd)
     app.command("distort")(distort_cmd)
     app.command("distortions")(distortions_cmd)
     app.command("gallery")(gallery_cmd)

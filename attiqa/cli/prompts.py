@@ -1,6 +1,6 @@
 """``attiqa select-prompts``: ATTIQA §3.3 prompt selection by proxy tasks.
 
-``cli.py`` calls :func:`register`.
+:mod:`attiqa.cli.app` calls :func:`register`.
 """
 
 from __future__ import annotations
@@ -9,13 +9,12 @@ import math
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from attiqa.cli._common import device as device_str
+from attiqa.cli._common import stdout
 from attiqa.errors import AttiqaError
 from attiqa.progress import console
-
-stdout = Console()
 
 
 def _photos(paths: list[Path] | None, limit: int | None):
@@ -130,7 +129,6 @@ def select_prompts_cmd(
         write_summary_csv,
     )
     from attiqa.teachers.clip import parse_clip_spec
-    from attiqa.training.distributed import resolve_device
 
     if select_by not in ("joint", "distortion", "human"):
         raise AttiqaError(f"--select-by must be joint, distortion or human, not {select_by!r}")
@@ -143,7 +141,7 @@ def select_prompts_cmd(
     photos, names = _photos(images, max_images) if distortion_task else ([], [])
     rated_paths, ratings = _spaq(spaq, spaq_limit, seed, list(cands)) if spaq else ([], {})
     encoder = ClipPromptEncoder.from_spec(
-        spec, device=str(resolve_device(device)), batch_size=batch_size, workers=workers
+        spec, device=device_str(device), batch_size=batch_size, workers=workers
     )
     bars = []
 
@@ -159,7 +157,7 @@ def select_prompts_cmd(
             out / "cache",
             photos,
             names,
-            proxy_map,
+            proxy_map,  # type: ignore[arg-type]
             rated_paths,
             ratings,
             work_size=work_size,

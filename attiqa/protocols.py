@@ -426,9 +426,9 @@ def _cross(
     r: _Run, benches: list[BenchDataset], method: str, eval_batch_size: int, eval_workers: int | None
 ) -> tuple[list, dict, str]:
     """Table 3: train on A as in ``single``, test on all images of every other dataset; SROCC."""
+    from attiqa.device import resolve_device
     from attiqa.evaluation.evaluate import evaluate
     from attiqa.scorers.attiqa_scorer import AttiqaScorer
-    from attiqa.training.distributed import resolve_device
 
     runs: list[dict[str, Any]] = []
     summary: dict[str, Any] = {}

@@ -25,7 +25,7 @@ def resize_shorter(img: Image.Image, size: int) -> Image.Image:
     if min(w, h) == size:
         return img
     s = size / min(w, h)
-    return img.resize((max(size, round(w * s)), max(size, round(h * s))), Image.BICUBIC)
+    return img.resize((max(size, round(w * s)), max(size, round(h * s))), Image.Resampling.BICUBIC)
 
 
 def ensure_min_size(img: Image.Image, size: int) -> Image.Image:
@@ -81,7 +81,7 @@ class PretrainTrain:
             img = resize_shorter(img, self.resize_shorter)
         img = _random_crop(ensure_min_size(img, self.crop_size), self.crop_size)
         if self.hflip and bool(torch.rand(()) < 0.5):
-            img = img.transpose(Image.FLIP_LEFT_RIGHT)
+            img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
         return self.normalize(img)
 
 
@@ -123,7 +123,7 @@ class FinetuneTrain(_ResizedView):
     def __call__(self, img: Image.Image) -> torch.Tensor:
         img = _random_crop(self._resized(img), self.crop_size)
         if self.hflip and bool(torch.rand(()) < 0.5):
-            img = img.transpose(Image.FLIP_LEFT_RIGHT)
+            img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
         return self.normalize(img)
 
 
@@ -138,7 +138,7 @@ class FiveCropTest(_ResizedView):
         boxes = [(0, 0, c, c), (w - c, 0, w, c), (0, h - c, c, h), (w - c, h - c, w, h), _center_box(w, h, c)]
         crops = [img.crop(b) for b in boxes]
         if self.mirrored:
-            crops += [crop.transpose(Image.FLIP_LEFT_RIGHT) for crop in crops]
+            crops += [crop.transpose(Image.Transpose.FLIP_LEFT_RIGHT) for crop in crops]
         return torch.stack([self.normalize(crop) for crop in crops])
 
 

@@ -1,14 +1,19 @@
-"""The scorer interface every quality metric in the project implements.
+"""The scorer protocol every quality metric and every teacher implements (one protocol, not two).
 
-Like a teacher, a scorer splits CPU preprocessing (:meth:`Scorer.transform`, runs in decode workers)
-from the batched model call (:meth:`Scorer.score_tensors`). Calling a scorer on paths, PIL images or
-tensors returns a dict ``column -> np.ndarray`` (or ``column -> float`` for a single input).
+A scorer splits CPU preprocessing (:meth:`Scorer.transform`, runs in decode workers) from the batched
+model call (:meth:`Scorer.score_tensors`); :func:`attiqa.scoring.score_batches` is the one loop that
+drives them for ``score``, ``eval``, ``label`` and genbench. A teacher (paper §3.2) is a scorer whose
+columns are the five attributes. Calling a scorer on paths, PIL images or tensors returns a dict
+``column -> np.ndarray`` (or ``column -> float`` for a single input).
+
+This module sits outside :mod:`attiqa.scorers` and :mod:`attiqa.teachers` because both implement it
+(scorers build on teachers; neither may import the other's package in a circle).
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,14 +27,21 @@ from attiqa.io.images import load_image
 
 @dataclass(frozen=True)
 class ScorerInfo:
-    """Registry metadata (pyiqa-style): what the numbers mean and what the scorer needs."""
+    """What the numbers mean, what the scorer needs, and how it must be batched.
+
+    ``max_batch``: 1 when transform outputs differ in size (native-resolution scorers). ``min_shorter``:
+    the shorter edge the transform resizes to, so big JPEGs may decode at a reduced scale (None: decode
+    at native scale). Both are read by :func:`attiqa.scoring.score_batches` and nothing else.
+    """
 
     name: str
-    kind: str  # "trained" | "zero-shot" | "classical"
+    kind: str  # "trained" | "zero-shot" | "classical" | "teacher"
     score_range: tuple[float, float]
     higher_is_better: bool = True
     needs: str = "nothing"  # weights it needs, in words
     description: str = ""
+    max_batch: int | None = None
+    min_shorter: int | None = None
 
 
 def prepend_mean(attrs: torch.Tensor) -> torch.Tensor:
@@ -44,8 +56,6 @@ class Scorer(ABC):
     """Base class: ``columns[0]`` is the overall score; further columns (e.g. attributes) are optional."""
 
     columns: tuple[str, ...] = ("score",)
-    min_shorter: int | None = None  # shorter edge the transform resizes to (lets big JPEGs decode smaller)
-    max_batch: int | None = None  # 1 when transform outputs differ in size (native-resolution scorers)
 
     def __init__(self, device: str | torch.device = "cpu") -> None:
         self.device = torch.device(device)
@@ -56,7 +66,7 @@ class Scorer(ABC):
 
     @abstractmethod
     def transform(self, img: Image.Image) -> torch.Tensor:
-        """One RGB image -> CPU tensor ((C,H,W), or (K,C,H,W) for multi-crop) of a fixed size."""
+        """One RGB image -> CPU tensor ((C,H,W), or (K,C,H,W) for multi-crop)."""
 
     @abstractmethod
     def score_tensors(self, batch: torch.Tensor) -> torch.Tensor:
@@ -71,23 +81,26 @@ class Scorer(ABC):
     ) -> dict[str, np.ndarray] | dict[str, float]:
         """Score paths, PIL images, a list of them, or an already-transformed tensor batch."""
         single = False
+        parts: Iterator[torch.Tensor] | list[torch.Tensor]
         if isinstance(inputs, torch.Tensor):
-            batch = inputs if inputs.dim() >= 4 else inputs.unsqueeze(0)
+            parts = [inputs if inputs.dim() >= 4 else inputs.unsqueeze(0)]
             single = inputs.dim() == 3
         else:
+            items: Sequence[str | Path | Image.Image]
             if isinstance(inputs, (str, Path, Image.Image)):
-                inputs, single = [inputs], True
+                items, single = [inputs], True
+            else:
+                items = inputs
             # Decode, transform and score a few images at a time: a long list must not become one
             # batch (a few hundred five-crop images would need tens of GB of activations).
-            step = self.max_batch or CALL_BATCH
-            chunks = (inputs[i : i + step] for i in range(0, len(inputs), step))
-            batch = (torch.stack([self._tensor_of(x) for x in chunk]) for chunk in chunks)
-        parts = [batch] if isinstance(batch, torch.Tensor) else batch
+            step = self.info.max_batch or CALL_BATCH
+            chunks = (items[i : i + step] for i in range(0, len(items), step))
+            parts = (torch.stack([self._tensor_of(x) for x in chunk]) for chunk in chunks)
         out = torch.cat([self.score_tensors(b).float().cpu() for b in parts]).numpy()
         if single:
             return {c: float(out[0, i]) for i, c in enumerate(self.columns)}
         return {c: out[:, i] for i, c in enumerate(self.columns)}
 
     def _tensor_of(self, x: str | Path | Image.Image) -> torch.Tensor:
-        im = x if isinstance(x, Image.Image) else load_image(x, min_shorter=self.min_shorter)
+        im = x if isinstance(x, Image.Image) else load_image(x, min_shorter=self.info.min_shorter)
         return self.transform(im.convert("RGB"))

@@ -1,0 +1,19 @@
+"""The ``attiqa`` command line (typer + rich). Thin: parses, calls the library, prints.
+
+Light to import: :func:`run_app` and :func:`device` come from :mod:`attiqa.cli._common` (genbench and
+isp_env use them); the commands are assembled in :mod:`attiqa.cli.app` only when :func:`main` runs.
+Every :class:`attiqa.errors.AttiqaError` ends as one red line and exit code 2 — never a traceback.
+"""
+
+from __future__ import annotations
+
+from attiqa.cli._common import device, run_app
+
+
+def main() -> None:
+    from attiqa.cli.app import app
+
+    run_app(app)
+
+
+__all__ = ["device", "main", "run_app"]

@@ -1,0 +1,5 @@
+"""``python -m attiqa.cli``."""
+
+from attiqa.cli import main
+
+main()

@@ -1,0 +1,144 @@
+"""What every command line (``attiqa``, ``genbench``, ``isp-tune``) shares: the app runner (one red line
+per error, exit codes for interruptions), the device option, the consoles and score tables.
+
+Subcommand modules import this module, never :mod:`attiqa.cli.app`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from attiqa.attributes import display_name
+from attiqa.errors import AttiqaError
+from attiqa.progress import console
+
+stdout = Console()  # tables go to stdout; progress and messages to stderr (``console``)
+
+EXIT_ERROR = 2
+EXIT_SIGINT = 130  # 128 + SIGINT, as a shell reports Ctrl-C
+EXIT_SIGTERM = 143  # 128 + SIGTERM
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, turned into an exception so a command can keep its finished work (like Ctrl-C)."""
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise Terminated()
+
+
+def interrupt_exit_code(exc: KeyboardInterrupt) -> int:
+    return EXIT_SIGTERM if isinstance(exc, Terminated) else EXIT_SIGINT
+
+
+def device(spec: str) -> str:
+    """A ``--device`` value as a torch device string (see :func:`attiqa.device.resolve_device`)."""
+    from attiqa.device import resolve_device
+
+    return str(resolve_device(spec))
+
+
+def run_app(typer_app: Callable[[], Any]) -> None:
+    """Run a typer app: an :class:`AttiqaError` ends as one red line and exit code 2; Ctrl-C and SIGTERM
+    end with 130 / 143 after the command kept what it finished."""
+    with contextlib.suppress(ValueError):  # not the main thread (e.g. a test runner): keep the default
+        signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        typer_app()
+    except AttiqaError as exc:
+        console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(EXIT_ERROR)
+    except KeyboardInterrupt as exc:
+        console.print("[yellow]interrupted")
+        sys.exit(interrupt_exit_code(exc))
+
+
+SHORT_NAMES = {
+    "sharpness": "sharp",
+    "contrast": "contr.",
+    "brightness": "bright",
+    "colorfulness": "colour",
+    "cleanliness": "clean",
+}
+
+
+def short_name(column: str) -> str:
+    """At most 7 characters, for plain-text tables."""
+    name = display_name(column)
+    return SHORT_NAMES.get(name, name)[:7]
+
+
+def _cell(v: float) -> str:
+    if math.isnan(v):
+        return "–"
+    return f"{v:.3f}" if abs(v) < 1000 else f"{v:.4g}"
+
+
+def print_scores(
+    rows: Sequence[dict],
+    columns: Sequence[str],
+    n_total: int,
+    stats: Any | None = None,
+    limit: int = 40,
+) -> None:
+    """Per-image rows (the first ``limit``) and mean/min/max; columns empty everywhere are left out.
+
+    ``stats`` (a :class:`attiqa.scoring.ColumnStats`) gives the summary over every row scored, also
+    those not kept in memory. On a terminal: a rich table. Piped or logged: plain fixed-width lines that
+    stay readable at 80 columns (short headers, 3 decimals), never cut numbers.
+    """
+    if stats is None:
+        from attiqa.scoring import ColumnStats
+
+        stats = ColumnStats(tuple(columns))
+        stats.add(list(rows))
+    cols = [c for c in columns if stats.counts.get(c)]
+    summary = [
+        ("mean", [stats.mean(c) for c in cols]),
+        ("min", [stats.mins[c] for c in cols]),
+        ("max", [stats.maxs[c] for c in cols]),
+    ]
+    title = f"{n_total} image(s) scored"
+    shown = list(rows[:limit])
+    more = n_total - len(shown)
+    renamed = [c for c in cols if display_name(c) != c]
+    note = "; ".join(f"{display_name(c)} = the file's {c} column (higher = cleaner)" for c in renamed)
+    if stdout.is_terminal:
+        table = Table(title=title, show_lines=False, caption=note or None)
+        table.add_column("image", no_wrap=True, overflow="ellipsis", max_width=48)
+        for c in cols:
+            table.add_column(display_name(c)[:12], justify="right")
+        for r in shown:
+            table.add_row(Path(r["image"]).name, *(_cell(r[c]) for c in cols))
+        if more > 0:
+            table.add_row(f"… {more} more", *[""] * len(cols))
+        if n_total:
+            table.add_section()
+            for stat, vals in summary:
+                table.add_row(f"[bold]{stat}", *(_cell(v) for v in vals))
+        stdout.print(table)
+        return
+    # plain text: a 31-char name + 8 characters per column fit 80 columns with the six ATTIQA columns
+    width = max(12, 80 - 8 * len(cols) - 1)
+
+    def line(name: str, cells: Sequence[str]) -> str:
+        name = name if len(name) <= width else name[: width - 1] + "…"
+        return f"{name:<{width}}" + "".join(f" {c:>7}" for c in cells)
+
+    out = [title, line("image", [short_name(c) for c in cols])]
+    out += [line(Path(r["image"]).name, [_cell(r[c]) for c in cols]) for r in shown]
+    if more > 0:
+        out.append(f"… {more} more")
+    if n_total:
+        out += [line(stat, [_cell(float(v)) for v in vals]) for stat, vals in summary]
+    if note:
+        out.append(note)
+    stdout.print("\n".join(out), highlight=False, markup=False, soft_wrap=True)

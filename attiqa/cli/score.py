@@ -1,0 +1,269 @@
+"""Inference commands: ``attiqa score``, ``models``, ``check-attributes``, ``export``, ``demo``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from attiqa.cli._common import device as resolve_device
+from attiqa.cli._common import interrupt_exit_code, print_scores, stdout
+from attiqa.errors import AttiqaError
+from attiqa.progress import console
+
+SHEET_LIMIT = 48
+TABLE_LIMIT = 40
+
+
+def score_cmd(
+    paths: list[Path] = typer.Argument(
+        ...,
+        help="Image files and/or folders (searched recursively).",
+        readable=False,  # an unreadable file is skipped and reported, as inside a folder (issue 16)
+    ),
+    model: str | None = typer.Option(
+        None, "--model", "-m", help="Checkpoint, named model or scorer (`attiqa models`); clipiqa:DIR."
+    ),
+    out: Path | None = typer.Option(
+        None,
+        "--out",
+        "-o",
+        help="Write results to .csv, .tsv or .json, row by row; rerunning with the same file resumes.",
+    ),
+    sheet: Path | None = typer.Option(
+        None, help="Also draw a PNG contact sheet: each photo with its MOS and attribute bars (first 48)."
+    ),
+    batch_size: int = typer.Option(16, min=1),
+    workers: int | None = typer.Option(None, min=0, help="Decode workers (default: one per spare core)."),
+    crops: str = typer.Option(
+        "five", help="ATTIQA models: five (paper §4.2: 4 corners + centre) | center (faster)."
+    ),
+    device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No table, no progress bar."),
+) -> None:
+    """Score images: MOS and the five attribute scores per image, with a summary table.
+
+    Columns: ATTIQA models write [bold]mos[/] (a prediction on the MOS scale of the data they were
+    fine-tuned on; its range is in `attiqa models`); scorers not trained on human scores (classical,
+    CLIP-IQA, ...) write [bold]score[/] in 0–1 instead, so the two are never mixed up in one column. The
+    attribute columns follow (all higher = better: noisiness is high for a clean image).
+
+    Unreadable files are skipped and listed at the end; exit code 0 when at least one image was scored.
+    With --out, finished rows are on disk after every batch: Ctrl-C or a kill keeps them (exit 130 / 143)
+    and the same command resumes where it stopped.
+    """
+    from attiqa.contact_sheet import sheet_for_scores
+    from attiqa.io.images import discover_images
+    from attiqa.progress import progress_task
+    from attiqa.scorers import is_attiqa_model, load_scorer
+    from attiqa.scoring import ColumnStats, ScoreWriter, check_output_path, score_paths
+
+    files = discover_images(paths)
+    if not files:
+        raise AttiqaError(f"no images found in {', '.join(map(str, paths))} — pass image files or folders")
+    if out is not None:
+        check_output_path(out)  # before the model loads and any image is scored
+    overrides = {"crops": crops} if is_attiqa_model(model) else {}
+    scorer = load_scorer(model, device=resolve_device(device), **overrides)
+    writer = ScoreWriter(out, scorer.columns, scorer.metadata()) if out is not None else None
+    todo = files
+    if writer is not None and writer.done:
+        todo = [f for f in files if str(f) not in writer.done]
+        console.print(f"resuming: {len(files) - len(todo)} image(s) already in {out}, {len(todo)} to score")
+    stats = ColumnStats(tuple(scorer.columns))
+
+    def keep(rows: list[dict]) -> None:
+        if writer is not None:
+            writer.add(rows)
+        stats.add(rows)
+
+    keep_rows = max(SHEET_LIMIT if sheet else 0, TABLE_LIMIT)
+    run = None
+    try:
+        with progress_task("scoring", total=len(todo), disable=quiet) as adv:
+            run = score_paths(
+                todo, scorer, batch_size, workers, on_batch=lambda n, f: adv(n + f), on_rows=keep,
+                keep_rows=keep_rows,
+            )  # fmt: skip
+    finally:
+        if writer is not None:
+            writer.close(run.failed if run is not None else ())
+    if writer is not None and (writer.written or writer.done):
+        console.print(f"[green]wrote {out}")
+    elif writer is not None:
+        writer.discard_if_empty()
+    if sheet is not None and run.rows:
+        sheet_for_scores(run.rows, run.columns, sheet, scorer.info.score_range, SHEET_LIMIT)
+        console.print(f"[green]wrote {sheet}")
+    if not quiet and hasattr(scorer, "top_distortions"):  # ExIQA: the explanation is the point
+        for r in run.rows[:TABLE_LIMIT]:
+            top = ", ".join(f"{d} {v:.2f}" for d, v in scorer.top_distortions(r))
+            stdout.print(f"{Path(r['image']).name}: score {r['score']:.3f}; top distortions: {top}")
+    elif not quiet and (stats.n or not todo):
+        print_scores(run.rows, run.columns, stats.n, stats, TABLE_LIMIT)
+    if run.failed:
+        console.print(f"[yellow]skipped {len(run.failed)} file(s) that could not be read:")
+        for e in run.failed:
+            console.print(f"  [yellow]{e}")
+    if run.interrupted:
+        kept = f"{stats.n} finished row(s) kept in {out}; rerun the same command to resume" if out else (
+            "nothing was saved (no --out)"
+        )
+        console.print(f"[yellow]interrupted: {kept}")
+        raise SystemExit(interrupt_exit_code(run.interruption or KeyboardInterrupt()))
+    if not stats.n and todo:
+        raise AttiqaError("no image could be scored")
+
+
+def check_attributes(
+    model: str | None = typer.Option(None, "--model", "-m", help="Checkpoint path or named model."),
+    photos: list[Path] = typer.Argument(
+        None, help="Photos to degrade (default: scikit-image's bundled photos)."
+    ),
+    crops: str = typer.Option("center", help="five | center"),
+) -> None:
+    """Do the attribute heads mean what they say? Degrade photos in steps (blur, contrast, brightness,
+    saturation, noise) and print, per attribute, the SROCC between the level and the head's score
+    (+1 = moves the right way on every step)."""
+    import numpy as np
+
+    from attiqa.demo import DEMO_PHOTOS, skimage_photo
+    from attiqa.evaluation.monotonicity import attribute_monotonicity
+    from attiqa.io.images import discover_images, load_image
+    from attiqa.scorers import is_attiqa_model, load_scorer
+
+    scorer = load_scorer(model, **({"crops": crops} if is_attiqa_model(model) else {}))
+    imgs = (
+        [load_image(p) for p in discover_images(photos)]
+        if photos
+        else [skimage_photo(n) for n in DEMO_PHOTOS[:5]]
+    )
+    table = Table(title=f"attribute heads vs graded degradation ({len(imgs)} photos)")
+    for c in ("attribute", "distortion", "mean SROCC", "min SROCC", "strictly monotone"):
+        table.add_column(c)
+    for r in attribute_monotonicity(scorer, imgs):
+        table.add_row(
+            r.attribute,
+            r.distortion,
+            f"{r.mean:+.3f}",
+            f"{np.min(r.per_photo):+.3f}",
+            f"{sum(r.strictly_monotone)}/{len(r.strictly_monotone)}",
+        )
+    stdout.print(table)
+
+
+def export(
+    src: Path = typer.Argument(..., help="A checkpoint from `attiqa train` (.safetensors)."),
+    dst: Path = typer.Argument(..., help="Output .safetensors (its .json card is written beside it)."),
+    half: bool = typer.Option(True, help="Store float tensors as fp16 (half the size; loads as fp32)."),
+    name: str | None = typer.Option(None, help="Model name recorded in the card."),
+    description: str | None = typer.Option(None, help="One-line description recorded in the card."),
+) -> None:
+    """Write a compact copy of a checkpoint for sharing or bundling, and print its SHA-256 (for a
+    named-model table entry). Training state is not copied; absolute paths in the card (image folders,
+    the source checkpoint) are made relative or dataset-level, so no path of this machine ships."""
+    from attiqa.io.checkpoints import load_checkpoint, portable_card, save_checkpoint, sha256_of
+
+    tensors, card = load_checkpoint(src)
+    card = {k: v for k, v in card.items() if k not in ("format_version", "attiqa_version")}
+    if name:
+        card["name"] = name
+    if description:
+        card["description"] = description
+    card["exported_from"] = str(src)
+    out = save_checkpoint(dst, tensors, portable_card(card), half=half)
+    console.print(f"[green]{out} ({out.stat().st_size / 1e6:.1f} MB) sha256 {sha256_of(out)}")
+
+
+def models_cmd() -> None:
+    """List scorers and named models: kind, score range, direction, what weights they need.
+
+    Any name listed here works with --model; CLIP scorers take local weights as NAME:PATH
+    (e.g. --model clipiqa:path/to/open_clip_folder)."""
+    from rich.markup import escape
+
+    from attiqa.scorers import list_scorers
+
+    infos = list_scorers()
+    if not stdout.is_terminal:  # piped or logged: one block per scorer, readable at any width
+        for info in infos:
+            direction = "higher is better" if info.higher_is_better else "lower is better"
+            rng = f"{info.score_range[0]:g}-{info.score_range[1]:g}"
+            head = f"{info.name}  ({info.kind}, range {rng}, {direction})"
+            stdout.print(head, highlight=False, markup=False)
+            stdout.print(f"    needs: {info.needs}", highlight=False, markup=False, soft_wrap=True)
+            stdout.print(f"    {info.description}", highlight=False, markup=False, soft_wrap=True)
+        return
+    table = Table(title="scorers")
+    for c in ("name", "kind", "range", "higher is better", "needs", "description"):
+        table.add_column(c, overflow="fold")
+    for info in infos:
+        table.add_row(
+            info.name,
+            info.kind,
+            f"{info.score_range[0]:g}–{info.score_range[1]:g}",
+            "yes" if info.higher_is_better else "no",
+            escape(info.needs),
+            escape(info.description),
+        )
+    stdout.print(table)
+
+
+def demo_cmd(
+    out: Path = typer.Option(Path("runs/demo"), "--out", "-o", help="Run folder."),
+    model: str | None = typer.Option(
+        None, "--model", "-m", help="Scorer for the scoring demo (default: the bundled default model)."
+    ),
+    train: bool = typer.Option(
+        False, "--train", help="Run the whole pipeline instead (label -> pretrain -> score; minutes)."
+    ),
+    epochs: int = typer.Option(4, min=1, help="With --train: pretraining epochs (brief: this is a demo)."),
+) -> None:
+    """Score scikit-image's bundled photos (and graded blur/noise/darkening/desaturation of one) with the
+    default model: table, CSV and a contact sheet PNG, in seconds.
+
+    With --train: the main job end to end on those photos + graded degradations -> classical
+    pseudo-labels -> attribute-aware pretraining of EfficientNet-Lite0 -> scores table."""
+    from attiqa.demo import prepare_score_demo, run_demo
+
+    if train:
+        paths, scorer, ckpt = run_demo(out, epochs=epochs)
+    else:
+        paths, scorer = prepare_score_demo(out, model)
+        console.print(f"scoring {len(paths)} photos with {scorer.info.name} ({scorer.info.description})")
+    report_scores(paths, scorer, Path(out))
+    if train:
+        console.print(f"[green]checkpoint: {ckpt}\nscores: {out}/scores.csv, {out}/scores.png")
+        console.print(
+            "Attribute scores are percentiles among the demo's training photos (higher = sharper, more "
+            "contrast, brighter, more colourful, cleaner). No MOS: the demo has no human ratings."
+        )
+    else:
+        console.print(f"[green]scores: {out}/scores.csv\ncontact sheet: {out}/scores.png")
+        console.print(
+            "MOS is on the CLIVE scale (0-100, higher is better); attribute scores are percentiles among the "
+            "model's pretraining photos (higher = sharper, more contrast, brighter, more colourful, cleaner)."
+        )
+
+
+def report_scores(paths: list[Path], scorer, out: Path) -> None:
+    """Score ``paths`` (progress bar), write ``out/scores.csv`` and the contact sheet, print the table."""
+    from attiqa.contact_sheet import sheet_for_scores
+    from attiqa.progress import progress_task
+    from attiqa.scoring import score_paths, write_scores
+
+    with progress_task("scoring", total=len(paths)) as adv:
+        sr = score_paths(paths, scorer, batch_size=8, on_batch=lambda n, f: adv(n + f))
+    write_scores(sr, out / "scores.csv", scorer.metadata())
+    sheet_for_scores(sr.rows, sr.columns, out / "scores.png", scorer.info.score_range)
+    print_scores(sr.rows, sr.columns, len(sr.rows))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("score")(score_cmd)
+    app.command("models")(models_cmd)
+    app.command("list-scorers", hidden=True)(models_cmd)
+    app.command("check-attributes")(check_attributes)
+    app.command("export")(export)
+    app.command("demo")(demo_cmd)

@@ -1,0 +1,114 @@
+"""``attiqa label`` and ``attiqa train``: pseudo-labels and the training stages from a run config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from attiqa.errors import AttiqaError
+from attiqa.progress import console
+
+
+def label_cmd(
+    images: list[Path] = typer.Argument(
+        ...,
+        help="Image files and/or folders (searched recursively).",
+        readable=False,  # an unreadable file is skipped and reported, as inside a folder (issue 16)
+    ),
+    teacher: str = typer.Option(
+        "classical",
+        "--teacher",
+        "-t",
+        help="classical (default; ours: weight-free measures, NOT the paper's CLIP teacher) | "
+        "clip:MODEL/PRETRAINED (the paper's teacher, e.g. clip:ViT-B-16/openai) | "
+        "clip:PATH (local open_clip folder/file).",
+    ),
+    out: Path = typer.Option(Path("labels.parquet"), "--out", "-o", help="Output Parquet file (resumable)."),
+    prompts: Path | None = typer.Option(
+        None, help="Prompt-pair JSON for the clip teacher (default: paper Table 1)."
+    ),
+    clip_scale: float = typer.Option(1.0, help="Scale of cosine similarities in eq. (2); 1.0 = the paper."),
+    batch_size: int = typer.Option(32, min=1),
+    workers: int | None = typer.Option(None, min=0, help="Decode workers (default: one per spare core)."),
+    device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N"),
+) -> None:
+    """Pseudo-label images with a teacher (paper §3.2) into a Parquet table: image + five attributes.
+
+    Rerunning skips images already labelled; a killed run loses at most one batch. Under
+    `torchrun --nproc_per_node N` the images are sharded across ranks.
+    """
+    from attiqa.config import LabelConfig, TrainConfig
+    from attiqa.runner import run_label_stage
+    from attiqa.training.distributed import init_distributed, is_main, teardown
+
+    lc = LabelConfig(
+        images=[str(p) for p in images],
+        teacher=teacher,
+        prompts=str(prompts) if prompts else None,
+        clip_scale=clip_scale,
+        batch_size=batch_size,
+        num_workers=workers,
+        out=str(out.resolve()),
+    )
+    state = init_distributed()
+    try:
+        path = run_label_stage(TrainConfig(out_dir=str(out.parent), label=lc), out.parent)
+        if is_main():
+            import pyarrow.parquet as pq
+
+            console.print(f"[green]labels: {path} ({pq.read_metadata(path).num_rows} images)")
+    finally:
+        teardown(state)
+
+
+def train_cmd(
+    ctx: typer.Context,
+    config: Path | None = typer.Option(
+        None, "--config", "-c", help="YAML run config (label / pretrain / finetune)."
+    ),
+    out_dir: Path | None = typer.Option(None, help="Override the config's out_dir."),
+    resume: bool = typer.Option(False, help="Continue from the last epoch checkpoint in out_dir."),
+    set_: list[str] = typer.Option(
+        [], "--set", help="Override a config value, e.g. --set finetune.split_seed=1 --set pretrain=null."
+    ),
+) -> None:
+    """Run label -> pretrain -> finetune from one config (stages left out are skipped).
+
+    Works the same under `torchrun --nproc_per_node N attiqa train ...` (DDP; only rank 0 writes).
+    """
+    if ctx.invoked_subcommand is not None:  # `attiqa train exiqa ...`
+        return
+    if config is None:
+        raise AttiqaError(
+            "attiqa train: --config FILE is required (or a subcommand: `attiqa train exiqa --help`)"
+        )
+    from attiqa.config import load_config
+    from attiqa.runner import run
+    from attiqa.training.distributed import is_main
+
+    cfg = load_config(config, set_)
+    if out_dir is not None:
+        cfg.out_dir = str(out_dir)
+    res = run(cfg, resume=resume)
+    if is_main():
+        for name, val in (
+            ("labels", res.labels),
+            ("pretrained", res.pretrained),
+            ("finetuned", res.finetuned),
+        ):
+            if val:
+                console.print(f"[green]{name}: {val}")
+        if res.metrics:
+            console.print(
+                "held-out split, last epoch: "
+                + ", ".join(f"{k}={v:.4f}" for k, v in res.metrics.items() if isinstance(v, float))
+            )
+
+
+
+
+def register(app: typer.Typer, train_app: typer.Typer) -> None:
+    """Add ``label`` to ``app`` and the config-driven ``train`` as ``train_app``'s callback."""
+    app.command("label")(label_cmd)
+    train_app.callback(invoke_without_command=True)(train_cmd)

@@ -1,0 +1,252 @@
+"""The model zoo: every scorer name as data — what to build, with which arguments, what it means.
+
+Like open_clip's pretrained table and pyiqa's ``DEFAULT_CONFIGS``: an entry names a ``"module:Class"``
+(or function) target, the keyword arguments it is built with, the ``ScorerInfo`` shown by ``attiqa
+models``, and — for the named ATTIQA models — the weights file and its SHA-256. The built-in scorers are
+the table :data:`BUILTIN` below; named models are read from ``attiqa/data/models.json`` so a shipped
+model is one JSON entry. Nothing is imported until a scorer is created.
+
+A name may carry an argument after a colon, ``NAME:ARG``; ARG becomes the target's first argument (a
+CLIP spec or folder, a run folder); ``default_arg`` is used without one.
+
+:func:`is_checkpoint` is the one rule deciding whether a ``--model`` string is a checkpoint path.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import json
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from attiqa.errors import ModelLoadError
+from attiqa.interface import ScorerInfo
+from attiqa.io.checkpoints import cache_dir, sha256_of
+
+ATTIQA_TARGET = "attiqa.scorers.attiqa_scorer:AttiqaScorer"
+CLIP_TARGET = "attiqa.scorers.clip_scorers:ClipAntonymScorer"
+MEAN_TARGET = "attiqa.scorers.attribute_mean:AttributeMeanScorer"
+CLIPIQA_SPEC = "RN50/openai"  # CLIP-IQA's original backbone
+TEMU_SPEC = "ViT-L-14/openai"  # TeMu-IQA supplement Table 11
+DEFAULT_CLIP_SPEC = "ViT-B-16/openai"  # the ATTIQA paper's teacher (§4.2)
+
+BUILTIN: dict[str, dict[str, Any]] = {
+    "classical": {
+        "target": MEAN_TARGET,
+        "kwargs": {"teacher": "classical"},
+        "kind": "classical",
+        "score_range": [0.0, 1.0],
+        "needs": "nothing",
+        "description": "mean of five hand-crafted attribute measures (Laplacian energy, RMS contrast, "
+        "luminance, Hasler–Süsstrunk colourfulness, noise σ)",
+    },
+    "attiqa-zeroshot": {
+        "target": MEAN_TARGET,
+        "kwargs": {"teacher": "clip"},
+        "default_arg": DEFAULT_CLIP_SPEC,
+        "kind": "zero-shot",
+        "score_range": [0.0, 1.0],
+        "needs": f"CLIP {DEFAULT_CLIP_SPEC} (offline: --model attiqa-zeroshot:FOLDER)",
+        "description": "the clip teacher: five attribute probabilities (Table 1 prompts), score = their mean",
+    },
+    "clipiqa": {
+        "target": CLIP_TARGET,
+        "kwargs": {"pairs": "quality"},
+        "default_arg": CLIPIQA_SPEC,
+        "kind": "zero-shot",
+        "score_range": [0.0, 1.0],
+        "needs": f"CLIP {CLIPIQA_SPEC} (offline: --model clipiqa:FOLDER)",
+        "description": "CLIP-IQA (Wang et al. 2023): P('Good photo.' vs 'Bad photo.'), ResNet at native "
+        "resolution",
+    },
+    "clipiqa-attributes": {
+        "target": CLIP_TARGET,
+        "kwargs": {"pairs": "quality+attributes"},
+        "default_arg": CLIPIQA_SPEC,
+        "kind": "zero-shot",
+        "score_range": [0.0, 1.0],
+        "needs": f"CLIP {CLIPIQA_SPEC} (offline: --model clipiqa-attributes:FOLDER)",
+        "description": "CLIP-IQA quality + its five attribute antonym pairs",
+    },
+    "temu-multilayer": {
+        "target": CLIP_TARGET,
+        "kwargs": {"layers": "all", "resolution": "resize"},
+        "default_arg": TEMU_SPEC,
+        "kind": "zero-shot",
+        "score_range": [0.0, 1.0],
+        "needs": f"CLIP {TEMU_SPEC} (offline: --model temu-multilayer:FOLDER)",
+        "description": "TeMu-IQA supp. §13 option (c): [cls] of every ViT layer, ln_post+proj, averaged; "
+        "Good/Bad photo",
+    },
+    "temu-layer": {
+        "target": "attiqa.scorers.clip_scorers:temu_layer",
+        "kwargs": {"default_spec": TEMU_SPEC},
+        "default_arg": "",
+        "kind": "zero-shot",
+        "score_range": [0.0, 1.0],
+        "needs": f"CLIP {TEMU_SPEC}; --model temu-layer:N or temu-layer:N:FOLDER",
+        "description": "TeMu-IQA supp. §13 option (b): [cls] of one chosen ViT layer; Good/Bad photo",
+    },
+    "exiqa": {
+        "target": "attiqa.exiqa.scorer:ExiqaScorer",
+        "default_arg": "",
+        "kind": "trained",
+        "score_range": [0.0, 1.0],
+        "needs": "a run of `attiqa train-exiqa` (+ train-exiqa-regressor): --model exiqa:RUN (+ its CLIP "
+        "weights)",
+        "description": "ExIQA (paper 004): score = eq. 9 quality (MOS scale); 25 distortion strengths "
+        "(explanation)",
+    },
+}
+
+CHECKPOINT_FOLDER_CANDIDATES = (  # last, not best: best is picked on the held-out split (optimistic)
+    "finetune/last.safetensors",
+    "finetune/best.safetensors",
+    "pretrain/model.safetensors",
+    "model.safetensors",
+)
+
+
+@dataclass(frozen=True)
+class ZooEntry:
+    """One row of the zoo. ``file`` (package-relative) or ``url`` + ``sha256``: a named model's weights."""
+
+    target: str
+    info: ScorerInfo
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    default_arg: str | None = None
+    file: str | None = None
+    url: str | None = None
+    sha256: str | None = None
+
+    @property
+    def has_weights(self) -> bool:
+        return bool(self.file or self.url)
+
+
+def _entry(name: str, row: dict[str, Any], named_model: bool) -> ZooEntry:
+    needs = row.get("needs") or ("bundled" if row.get("file") else f"download: {row.get('url')}")
+    info = ScorerInfo(
+        name=name,
+        kind=row.get("kind", "trained"),
+        score_range=(
+            float(row.get("score_range", (0.0, 100.0))[0]),
+            float(row.get("score_range", (0, 100))[1]),
+        ),
+        higher_is_better=bool(row.get("higher_is_better", True)),
+        needs=needs,
+        description=row.get("description", ""),
+    )
+    return ZooEntry(
+        target=row.get("target", ATTIQA_TARGET if named_model else ""),
+        info=info,
+        kwargs=dict(row.get("kwargs", {})),
+        default_arg=row.get("default_arg"),
+        file=row.get("file"),
+        url=row.get("url"),
+        sha256=row.get("sha256"),
+    )
+
+
+def named_models() -> dict[str, dict[str, Any]]:
+    """The named-model rows shipped with the package (``attiqa/data/models.json``)."""
+    text = resources.files("attiqa").joinpath("data/models.json").read_text(encoding="utf-8")
+    return json.loads(text)["models"]
+
+
+def zoo_table() -> dict[str, ZooEntry]:
+    """Every scorer name: the built-in table, then the named models."""
+    table = {name: _entry(name, row, named_model=False) for name, row in BUILTIN.items()}
+    table.update({name: _entry(name, row, named_model=True) for name, row in named_models().items()})
+    return table
+
+
+def suggest(name: str, names: list[str] | None = None) -> str:
+    names = list(zoo_table()) if names is None else names
+    close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
+    return f"did you mean {', '.join(close)}?" if close else f"known names: {', '.join(sorted(names))}"
+
+
+def is_checkpoint(name_or_path: str | Path) -> bool:
+    """The one rule: a ``--model`` value is a checkpoint when it ends in ``.safetensors`` or exists on disk
+    (a file, or a run folder holding one). Anything else is a zoo name."""
+    p = Path(name_or_path)
+    return p.suffix == ".safetensors" or p.exists()
+
+
+def is_attiqa_model(name_or_path: str | Path | None) -> bool:
+    """True for an ATTIQA checkpoint or named ATTIQA model (None = the default model): they take ``crops``."""
+    if name_or_path is None or is_checkpoint(name_or_path):
+        return True
+    entry = zoo_table().get(str(name_or_path))
+    return entry is not None and entry.target == ATTIQA_TARGET
+
+
+def checkpoint_in(path: Path) -> Path:
+    """A checkpoint path as given, or the checkpoint a run folder holds."""
+    if not path.is_dir():
+        return path
+    for cand in CHECKPOINT_FOLDER_CANDIDATES:
+        if (path / cand).exists():
+            return path / cand
+    raise ModelLoadError(f"{path}: folder holds no ATTIQA checkpoint (finetune/last.safetensors, ...)")
+
+
+def resolve_target(target: str) -> Any:
+    module, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Named models' weights
+
+
+def resolve_weights(name: str) -> Path:
+    """Path of a named model's weights, verified against its SHA-256; downloads into the cache if needed."""
+    table = zoo_table()
+    entry = table.get(name)
+    if entry is None or not entry.has_weights:
+        names = [n for n, e in table.items() if e.has_weights]
+        raise ModelLoadError(
+            f"unknown model name {name!r}: {suggest(name, names)} Or pass a path to a .safetensors "
+            "checkpoint."
+        )
+    if entry.file:
+        path = Path(str(resources.files("attiqa").joinpath(entry.file)))
+        if not path.exists():
+            raise ModelLoadError(
+                f"{path}: the weights of model {name!r} are missing from the installation — reinstall attiqa"
+            )
+        if entry.sha256 and sha256_of(path) != entry.sha256:
+            raise ModelLoadError(
+                f"{path}: SHA-256 mismatch for the bundled model {name!r} (the installation is damaged or "
+                "was modified) — reinstall attiqa"
+            )
+        return path
+    path = cache_dir() / f"{name}.safetensors"
+    if not path.exists():
+        _download(str(entry.url), path, name)
+    if entry.sha256 and sha256_of(path) != entry.sha256:
+        raise ModelLoadError(
+            f"{path}: SHA-256 mismatch for model {name!r} — delete the file and fetch it again"
+        )
+    return path
+
+
+def _download(url: str, dest: Path, name: str) -> None:
+    import urllib.request
+
+    from attiqa.io.atomic import atomic_path
+
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with urllib.request.urlopen(url, timeout=30) as resp, atomic_path(dest) as tmp:
+            tmp.write_bytes(resp.read())
+    except OSError as exc:
+        raise ModelLoadError(
+            f"cannot download model {name!r} from {url} ({exc}) — you seem to be offline: download the file "
+            f"elsewhere and pass its path with --model PATH, or put it at {dest}"
+        ) from None

@@ -1,0 +1,295 @@
+"""The scoring path under hostile but fair use (issue 16): outputs checked before any work, nothing lost on
+a kill, names that are not UTF-8 or look like spreadsheet formulas, tampered model cards, eval data that
+would silently skew the metrics, and tables that stay readable when piped."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from attiqa.attributes import ATTRIBUTES
+from attiqa.errors import AttiqaError, ModelLoadError
+from attiqa.io.checkpoints import CARD_KEY, load_checkpoint, read_card, save_checkpoint
+from attiqa.io.tables import ENCODING, ERRORS, read_cell, safe_cell
+from attiqa.scorers import load_scorer
+from attiqa.scorers.zoo import named_models, resolve_weights
+
+ATTIQA = [sys.executable, "-m", "attiqa.cli"]
+DEFAULT = Path(__file__).resolve().parents[1] / "attiqa" / "data" / "models" / "attiqa-default.safetensors"
+
+
+def run(*args: str | Path, env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    env = env or dict(os.environ)
+    cmd = [*ATTIQA, *map(str, args)]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env, cwd=cwd)
+
+
+def one_line_error(res: subprocess.CompletedProcess) -> str:
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
+    lines = [ln for ln in res.stderr.splitlines() if ln.startswith("error:")]
+    assert len(lines) == 1, res.stderr
+    return lines[0]
+
+
+# -- attiqa score: the output ---------------------------------------------------------------------------
+
+
+def test_output_is_checked_before_scoring(photo_dir, tmp_path):
+    msg = one_line_error(run("score", photo_dir, "-m", "classical", "-o", tmp_path / "s.txt"))
+    assert "unsupported output type" in msg and not (tmp_path / "s.txt").exists()
+    blocker = tmp_path / "file"
+    blocker.write_text("x")  # a file where the output folder should be
+    msg = one_line_error(run("score", photo_dir, "-m", "classical", "-o", blocker / "s.csv"))
+    assert "cannot create the output folder" in msg
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes to read-only folders")
+def test_read_only_folder_is_refused_up_front(photo_dir, tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        res = run("score", photo_dir, "-m", "classical", "-o", ro / "s.csv")
+        assert "not writable" in one_line_error(res)
+    finally:
+        ro.chmod(0o755)
+
+
+def test_non_utf8_and_formula_names_round_trip(tmp_path, photos):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    raw_name = b"caf\xe9 latin-1.png"  # not UTF-8: Linux allows any bytes in a name
+    img = photos["coffee"].resize((96, 64))
+    img.save(os.fsdecode(os.fsencode(str(folder)) + b"/" + raw_name))
+    img.save(folder / "=cmd|calc.png")
+    for out in (tmp_path / "s.csv", tmp_path / "s.json"):  # relative names, as `attiqa score .` writes them
+        res = run("score", ".", "-m", "classical", "-o", out, "-q", "--workers", "0", cwd=folder)
+        assert res.returncode == 0, res.stderr
+        if out.suffix == ".csv":
+            with open(out, encoding=ENCODING, errors=ERRORS, newline="") as fh:
+                cells = [row[0] for row in csv.reader(fh)][1:]
+            assert any(c.startswith("'=") for c in cells)  # a spreadsheet shows it as text
+            names = {read_cell(c) for c in cells}
+        else:
+            names = {r["image"] for r in json.loads(out.read_text())["results"]}
+        assert {os.fsencode(Path(n).name) for n in names} == {raw_name, b"=cmd|calc.png"}
+
+
+def test_safe_cell_rule():
+    for text in ("=1+2", "+x", "-x", "@SUM(A1)", "'=x", "''", "plain", "'quote", "\ttab"):
+        assert read_cell(safe_cell(text)) == text
+    assert safe_cell("=HYPERLINK()").startswith("'") and safe_cell("-0.25") == "-0.25"
+
+
+def _many_images(folder: Path, photos, n: int) -> list[Path]:
+    folder.mkdir()
+    base = photos["astronaut"].resize((256, 256))
+    paths = []
+    for i in range(n):
+        p = folder / f"img{i:04d}.png"
+        base.rotate(i % 360).save(p)
+        paths.append(p)
+    return paths
+
+
+def _rows(out: Path) -> list[dict]:
+    with open(out, newline="", encoding=ENCODING, errors=ERRORS) as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_kill_keeps_finished_rows_and_a_rerun_resumes(tmp_path, photos):
+    paths = _many_images(tmp_path / "imgs", photos, 100)
+    out = tmp_path / "s.csv"
+    cmd = [*ATTIQA, "score", str(tmp_path / "imgs"), "-m", "classical", "-o", str(out), "-q"]
+    cmd += ["--batch-size", "2", "--workers", "0"]
+    for sig, code in ((signal.SIGTERM, 143), (signal.SIGINT, 130)):
+        before = len(_rows(out)) if out.exists() else 0
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and (not out.exists() or len(_rows(out)) < before + 4):
+            time.sleep(0.05)
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == code, err
+        assert "Traceback" not in err and "rerun the same command to resume" in err
+        kept = _rows(out)
+        assert before + 4 <= len(kept) < len(paths)
+        assert all(0 <= float(r[a]) <= 1 for r in kept for a in ATTRIBUTES)
+    res = run(*cmd[3:])
+    assert res.returncode == 0 and f"{len(kept)} image(s) already in" in res.stderr, res.stderr
+    final = _rows(out)
+    assert sorted(r["image"] for r in final) == sorted(str(p) for p in paths)  # each image exactly once
+
+
+def test_rerun_with_another_scorer_is_refused(photo_dir, tmp_path):
+    out = tmp_path / "s.csv"
+    out.write_text("image,mos,sharpness\nx.png,50,0.5\n")
+    msg = one_line_error(run("score", photo_dir, "-m", "classical", "-o", out))
+    assert "exists with columns" in msg and out.read_text().startswith("image,mos,")
+
+
+def test_piped_table_is_readable_at_80_columns(photo_dir):
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    res = run("score", photo_dir, env=env)  # the default model; stdout is a pipe
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    assert all(len(ln) <= 80 for ln in lines), lines
+    header = next(ln for ln in lines if ln.startswith("image"))
+    assert "clean" in header and "nois" not in header  # what the column shows, for a person
+    rows = [ln.split() for ln in lines if ln.endswith(tuple("0123456789")) and not ln.startswith("image")]
+    assert len(rows) >= 5 + 3  # five photos, mean / min / max
+    for cells in rows:
+        values = [float(c) for c in cells[-6:]]  # mos + five attributes, never cut to "67.…"
+        assert 0 <= values[0] <= 100 and all(0 <= v <= 1 for v in values[1:])
+
+
+# -- model cards ------------------------------------------------------------------------------------------
+
+
+def _tampered(tmp_path: Path, edit_model=None, edit_tensors=None, name="bad") -> Path:
+    tensors, card = load_checkpoint(DEFAULT)
+    if edit_model:
+        edit_model(card["model"])
+    if edit_tensors:
+        edit_tensors(tensors)
+    return save_checkpoint(tmp_path / f"{name}.safetensors", tensors, card)
+
+
+@pytest.mark.parametrize(
+    ("edit", "words"),
+    [
+        (lambda m: m.update(head_hidden=100_000_000), "head_hidden"),
+        (lambda m: m.update(head_hidden=64), "does not match tensor"),
+        (lambda m: m.update(test_resize_shorter=60000), "test_resize_shorter"),
+        (lambda m: m.update(mos_hidden="512"), "mos_hidden"),
+        (lambda m: m.pop("head_names"), "head_names"),
+        (lambda m: m.update(std=[0.5, 0.0, 0.5]), "std"),
+    ],
+)
+def test_card_values_are_checked_before_allocation(tmp_path, edit, words):
+    path = _tampered(tmp_path, edit_model=edit)
+    started = time.monotonic()
+    with pytest.raises(ModelLoadError) as exc:
+        load_scorer(path)
+    msg = str(exc.value)
+    assert str(path) in msg and words in msg and "\n" not in msg
+    assert time.monotonic() - started < 20  # refused, not allocated and then failed
+
+
+def test_wrong_tensor_shape_and_non_json_card_are_one_line(tmp_path):
+    path = _tampered(tmp_path, edit_tensors=lambda t: t.update({"mos_head.2.weight": torch.zeros(1, 7)}))
+    with pytest.raises(ModelLoadError, match="weights do not match the card"):
+        load_scorer(path)
+    with safe_open(str(DEFAULT), "pt") as f:
+        tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+    broken = tmp_path / "nojson.safetensors"
+    save_file(tensors, str(broken), metadata={CARD_KEY: "{not json"})
+    with pytest.raises(ModelLoadError, match="not valid JSON"):
+        read_card(broken)
+    Image.new("RGB", (64, 64), "grey").save(tmp_path / "x.png")
+    assert "not valid JSON" in one_line_error(run("score", tmp_path / "x.png", "-m", broken))
+
+
+def test_bundled_model_with_a_bad_hash_says_reinstall(monkeypatch):
+    rows = {k: dict(v) for k, v in named_models().items()}
+    rows["attiqa-default"]["sha256"] = "0" * 64
+    monkeypatch.setattr("attiqa.scorers.zoo.named_models", lambda: rows)
+    with pytest.raises(ModelLoadError, match="reinstall attiqa"):
+        resolve_weights("attiqa-default")
+
+
+def test_cards_carry_no_absolute_path(tmp_path):
+    def strings(x):
+        if isinstance(x, dict):
+            return [s for v in x.values() for s in strings(v)]
+        if isinstance(x, list):
+            return [s for v in x for s in strings(v)]
+        return [x] if isinstance(x, str) else []
+
+    assert not [s for s in strings(read_card(DEFAULT)) if s.startswith("/")]
+    assert not [s for s in strings(json.loads(DEFAULT.with_suffix(".json").read_text())) if s.startswith("/")]
+    tensors, card = load_checkpoint(DEFAULT)
+    card["dataset"]["image_root"] = "/home/someone/data/clive/images"
+    src = save_checkpoint(tmp_path / "src.safetensors", tensors, card)
+    res = run("export", src, tmp_path / "out.safetensors")
+    assert res.returncode == 0, res.stderr
+    exported = read_card(tmp_path / "out.safetensors")
+    assert exported["dataset"]["image_root"] == "clive/images"
+    assert not [s for s in strings(exported) if s.startswith("/")]
+
+
+# -- attiqa eval: the data ---------------------------------------------------------------------------------
+
+
+def _folder_dataset(tmp_path: Path, photos, mos_rows: list[tuple[str, str]]):
+    from attiqa.datasets import get_dataset
+
+    root = tmp_path / "ds"
+    root.mkdir(parents=True, exist_ok=True)
+    for i, name in enumerate(sorted({r[0] for r in mos_rows})):
+        list(photos.values())[i % len(photos)].resize((128, 96)).save(root / name)
+    (root / "mos.csv").write_text("image,mos\n" + "".join(f"{a},{b}\n" for a, b in mos_rows))
+    return get_dataset("folder", root)
+
+
+def _evaluate(ds, tmp_path, scorer=None):
+    from attiqa.evaluation.evaluate import evaluate
+
+    scorer = scorer or load_scorer("classical")
+    return evaluate(ds, scorer, tmp_path / "ev", cache=False, num_workers=0, progress=False, plot=False)
+
+
+def test_eval_counts_repeats_once_and_reports_rows_without_mos(tmp_path, photos):
+    rows = [("a.png", "1"), ("b.png", "2"), ("c.png", "3"), ("d.png", "4"), ("a.png", "1"), ("a.png", "1")]
+    rows += [("e.png", ""), ("f.png", "nan"), ("g.png", "inf")]
+    res = _evaluate(_folder_dataset(tmp_path, photos, rows), tmp_path)
+    assert res.n == 4
+    assert any("2 repeated row(s)" in w for w in res.warnings)
+    assert any("3 row(s) without a finite mos" in w for w in res.warnings)
+    summary = json.loads(res.files["summary"].read_text())
+    assert summary["n"] == 4 and len(summary["warnings"]) == 2
+
+
+def test_eval_refuses_conflicting_mos_and_warns_on_constant_mos(tmp_path, photos):
+    ds = _folder_dataset(tmp_path, photos, [("a.png", "1"), ("b.png", "2"), ("a.png", "3")])
+    with pytest.raises(AttiqaError, match="1 image.*two different scores.*a.png"):
+        _evaluate(ds, tmp_path)
+    ds = _folder_dataset(tmp_path / "c", photos, [("a.png", "3"), ("b.png", "3"), ("c.png", "3")])
+    res = _evaluate(ds, tmp_path / "c")
+    assert any("the same (3) for every image" in w for w in res.warnings)
+
+
+def test_eval_and_score_agree_on_a_big_jpeg(tmp_path, photos):
+    """The same 1600-px JPEG through `eval` and `score`: one scoring path, one number (the reduced-scale
+    JPEG decoding used to apply to `score` only: 75.77 vs 75.01)."""
+    from attiqa.datasets import get_dataset
+    from attiqa.scoring import score_paths
+
+    root = tmp_path / "big"
+    root.mkdir()
+    big = photos["astronaut"].resize((1600, 1600), Image.LANCZOS)
+    for i in range(3):
+        big.rotate(90 * i).save(root / f"b{i}.jpg", quality=92)
+    (root / "mos.csv").write_text("image,mos\nb0.jpg,10\nb1.jpg,20\nb2.jpg,30\n")
+    scorer = load_scorer(None, crops="center")
+    res = _evaluate(get_dataset("folder", root), tmp_path, scorer)
+    via_score = score_paths(sorted(root.glob("*.jpg")), scorer, num_workers=0)
+    np.testing.assert_allclose(
+        [r["prediction"] for r in sorted(res.rows, key=lambda r: r["image"])],
+        [r["mos"] for r in sorted(via_score.rows, key=lambda r: r["image"])],
+        rtol=0,
+        atol=1e-5,
+    )
