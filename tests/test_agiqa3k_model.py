@@ -11,19 +11,20 @@ from genbench_helpers import make_photo_run
 from typer.testing import CliRunner
 
 import attiqa
-from attiqa.cli import app as attiqa_app
+from attiqa.cli.app import app as attiqa_app
 from attiqa.demo import DEMO_PHOTOS, skimage_photo
-from attiqa.io.checkpoints import model_table, read_card, resolve_named_model, sha256_of
+from attiqa.io.checkpoints import read_card, sha256_of
+from attiqa.scorers.zoo import named_models, resolve_weights
 from genbench.cli import app as genbench_app
 
 NAME = "attiqa-agiqa3k"
-pytestmark = pytest.mark.skipif(NAME not in model_table(), reason=f"no {NAME} in models.json")
+pytestmark = pytest.mark.skipif(NAME not in named_models(), reason=f"no {NAME} in models.json")
 runner = CliRunner()
 
 
 def test_named_model_is_listed_small_verified_and_carded():
-    entry = model_table()[NAME]
-    path = resolve_named_model(NAME)
+    entry = named_models()[NAME]
+    path = resolve_weights(NAME)
     assert sha256_of(path) == entry["sha256"]
     assert path.stat().st_size < 20 * 2**20
     card = read_card(path)

@@ -14,15 +14,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from attiqa.io.checkpoints import resolve_named_model
 from attiqa.models import create_backbone, load_model, save_model
+from attiqa.scorers.zoo import resolve_weights
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("out", type=Path)
     a = ap.parse_args()
-    model, card = load_model(resolve_named_model("attiqa-default"))
+    model, card = load_model(resolve_weights("attiqa-default"))
     imagenet = create_backbone(model.backbone.name).state_dict()
     state = model.backbone.state_dict()
     swapped = 0
