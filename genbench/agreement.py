@@ -112,16 +112,34 @@ def human_labels(votes: Iterable[Vote], pairs: list[Pair]) -> dict[str, HumanLab
     return out
 
 
-def bootstrap_ci(credits: np.ndarray, n_boot: int = 10000, seed: int = 0, level: float = 0.95):
-    """Percentile bootstrap interval of the mean of ``credits`` (resampling pairs with replacement)."""
+def bootstrap_ci(
+    credits: np.ndarray,
+    n_boot: int = 10000,
+    seed: int = 0,
+    level: float = 0.95,
+    groups: np.ndarray | None = None,
+):
+    """Percentile bootstrap interval of the mean of ``credits`` (resampling pairs with replacement).
+
+    With ``groups`` (one label per credit) whole groups are resampled instead — a cluster bootstrap (ours):
+    pairs that share a prompt (or an image) are not independent, and resampling them one by one makes the
+    interval too narrow. The statistic is then the pooled mean over the drawn groups' pairs."""
     if credits.size == 0:
         return math.nan, math.nan
     rng = np.random.default_rng(seed)
+    if groups is not None:
+        _, inverse = np.unique(np.asarray(groups), return_inverse=True)
+        sums = np.bincount(inverse, weights=credits)
+        counts = np.bincount(inverse).astype(float)
+    else:
+        sums, counts = credits, np.ones_like(credits)
+    n = sums.size
     means = np.empty(n_boot)
-    chunk = max(1, 2_000_000 // credits.size)
+    chunk = max(1, 2_000_000 // n)
     for start in range(0, n_boot, chunk):
         k = min(chunk, n_boot - start)
-        means[start : start + k] = credits[rng.integers(0, credits.size, (k, credits.size))].mean(axis=1)
+        idx = rng.integers(0, n, (k, n))
+        means[start : start + k] = sums[idx].sum(axis=1) / counts[idx].sum(axis=1)
     alpha = (1.0 - level) / 2
     lo, hi = np.quantile(means, [alpha, 1 - alpha])
     return float(lo), float(hi)
@@ -135,7 +153,10 @@ def metric_agreement(
     model_ties: str = "wrong",
     n_boot: int = 10000,
     seed: int = 0,
+    cluster_by: str | None = None,
 ) -> MetricAgreement:
+    """Accuracy of ``scores`` on the labelled pairs; ``cluster_by`` (a manifest field, e.g. ``prompt_id``)
+    makes the interval a cluster bootstrap over that field's values (see :func:`bootstrap_ci`)."""
     if tie_policy not in TIE_POLICIES:
         raise ConfigError(f"tie policy {tie_policy!r}: use one of {', '.join(TIE_POLICIES)}")
     if model_ties not in MODEL_TIE_RULES:
@@ -166,7 +187,15 @@ def metric_agreement(
         else:
             credits[p.pair_id] = float(pick == lab.label)
     arr = np.fromiter(credits.values(), dtype=float, count=len(credits))
-    lo, hi = bootstrap_ci(arr, n_boot, seed)
+    groups = None
+    if cluster_by:
+        records = {p.pair_id: p.record for p in pairs}
+        missing_field = [pid for pid in credits if cluster_by not in records[pid]]
+        if missing_field:
+            raise ConfigError(f"cluster field {cluster_by!r} is not in the manifest record of pair "
+                              f"{missing_field[0]!r}: name a manifest field, e.g. prompt_id")  # fmt: skip
+        groups = np.array([str(records[pid][cluster_by]) for pid in credits])
+    lo, hi = bootstrap_ci(arr, n_boot, seed, groups=groups)
     return MetricAgreement(
         metric=scores.name,
         pairs=arr.size,

@@ -160,6 +160,10 @@ def agree(
     model_ties: str = typer.Option("wrong", help="Equal metric scores: wrong (ImageReward's rule) | half."),
     bootstrap: int = typer.Option(10000, min=100, help="Bootstrap resamples for the 95% interval."),
     seed: int = typer.Option(0, help="Bootstrap seed."),
+    cluster_by: str | None = typer.Option(
+        None, help="Manifest field whose groups the bootstrap resamples (e.g. prompt_id): pairs sharing a "
+        "prompt are not independent (default: resample pairs)."
+    ),
     out: Path | None = typer.Option(None, "--out", "-o", help="Report folder (default: RUN/agreement)."),
 ) -> None:
     """Accuracy of each metric at picking the image people preferred (ATTIQA Table 8), with 95% CIs.
@@ -179,13 +183,16 @@ def agree(
     if not labels:
         raise AttiqaError(f"{source}: no votes for this run's pairs yet — collect some with `genbench vote`")
     scores = load_metric_scores(run_dir, _split_metrics(metrics))
-    results = [metric_agreement(pairs, labels, s, ties, model_ties, bootstrap, seed) for s in scores]
+    results = [
+        metric_agreement(pairs, labels, s, ties, model_ties, bootstrap, seed, cluster_by) for s in scores
+    ]
     settings = {
         "prefs": str(source),
         "ties": ties,
         "model_ties": model_ties,
         "bootstrap": bootstrap,
         "seed": seed,
+        "cluster_by": cluster_by,
     }
     out_dir = out or Path(run_dir) / "agreement"
     write_report(out_dir, pairs, labels, results, scores, settings)
@@ -290,6 +297,30 @@ def import_imagereward_cmd(
     )
     for s in res.skipped[:10]:
         console.print(f"  [yellow]skipped[/] {s}", highlight=False)
+
+
+@app.command("import-agiqa3k")
+def import_agiqa3k_cmd(
+    root: Path = typer.Argument(..., help="AGIQA-3k folder: the official data.csv + the images."),
+    out: Path = typer.Option(..., "--out", "-o", help="Run folder to write (manifest + prefs.csv)."),
+    margin: float = typer.Option(0.5, help="Least MOS difference of a pair (0-5 scale; 0.5: a clear one)."),
+    same_generator: bool = typer.Option(False, "--same-generator", help="Only pairs of one generator."),
+) -> None:
+    """Pairs of images of the same prompt whose quality MOS differ by >= MARGIN; the higher MOS is preferred.
+
+    Then `genbench score OUT` and `genbench agree OUT` measure metrics against these human scores.
+    """
+    from genbench.agiqa3k import import_agiqa3k
+
+    res = import_agiqa3k(root, out, margin, same_generator)
+    console.print(
+        f"{out}: {res.pairs} pairs ({res.same_generator_pairs} of one generator) from {res.prompts} prompts, "
+        f"{res.images} images; {res.close_pairs} pairs closer than {margin} MOS left out"
+        + (f", {res.other_generator_pairs} of two generators left out" if same_generator else "")
+    )
+    if res.missing:
+        console.print(f"  [yellow]{len(res.missing)} images of the score file are not on disk[/] "
+                      f"(e.g. {res.missing[0]})", highlight=False)  # fmt: skip
 
 
 def main() -> None:

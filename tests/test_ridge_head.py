@@ -160,3 +160,17 @@ def test_a_ridge_the_run_cannot_fit_is_left_out_with_a_warning(tmp_path, mos_csv
     assert why in " ".join(capsys.readouterr().err.split())
     model, card = load_model(res.best_checkpoint)
     assert model.ridge is None and "ridge" not in card and not any(h.get("ridge") for h in res.history)
+
+
+def test_a_scale_flushed_to_zero_by_fp16_drops_its_feature_instead_of_giving_inf():
+    from attiqa.models.ridge_head import RidgeHead
+
+    head = RidgeHead("depthwise", 3, power=1.0)
+    head.center.copy_(torch.tensor([0.5, 1.0, 2.0]))
+    head.scale.copy_(torch.tensor([2.0, 1.7e-8, 4.0]).half().float())  # the middle std underflows in fp16
+    head.coef.copy_(torch.tensor([1.0, 3.0, -1.0]))
+    head.intercept.fill_(0.25)
+    stats = torch.tensor([[1.5, 1.0 + 1e-6, 6.0]])
+    out = head(stats)
+    assert torch.isfinite(out).all()
+    assert out.item() == pytest.approx(0.25 + (1.5 - 0.5) / 2.0 - (6.0 - 2.0) / 4.0)

@@ -59,7 +59,10 @@ class RidgeHead(nn.Module):
         return signed_power(stats, self.power)
 
     def forward(self, stats: torch.Tensor) -> torch.Tensor:
-        z = (self.transform(stats) - self.center.float()) / self.scale.float()
+        # A feature whose training spread underflowed to 0 in an fp16 copy (std ~1e-8: a constant channel)
+        # contributes nothing rather than inf: the fit itself never stores a zero scale.
+        scale = self.scale.float()
+        z = (self.transform(stats) - self.center.float()) / torch.where(scale > 0, scale, torch.inf)
         return z @ self.coef.float() + self.intercept.float()
 
     def card(self) -> dict[str, Any]:

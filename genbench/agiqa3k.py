@@ -1,0 +1,178 @@
+"""Import AGIQA-3k as image pairs with a human preference (ours; the paper's §5.1 judge test on real scores).
+
+AGIQA-3k (Li et al., TCSVT 2023) gives every generated image a perceptual-quality MOS (0-5, 21 raters per
+image) but no pairwise votes. For each prompt, every pair of its images whose ``mos_quality`` differ by at
+least ``margin`` becomes a pair; the image with the higher MOS is the preferred one. Pairs never cross
+prompts (the paper's pairs share a prompt too), so a metric is judged on "which of these two renderings of
+the same request looks better" — content is held fixed as far as a prompt fixes it.
+
+The default margin, :data:`DEFAULT_MARGIN` = 0.5, is a clear difference by the dataset's own spread: the
+median ``std_quality`` (the raters' standard deviation on one image) is 0.58 over all 2,982 images, so 0.5
+is about one rater's spread; with 21 raters a MOS has a standard error of about 0.58 / sqrt(21) = 0.13 and a
+difference of two MOS about 0.18, so 0.5 is some 2.8 standard errors — a preference a repeat of the study
+would almost surely keep. Smaller margins admit pairs people could not tell apart.
+
+``same_generator`` keeps only pairs of one generator (sd1.5's four settings, Midjourney's two): the closer
+analogue of the paper's pairs of one Stable Diffusion model. The generator is the file name's first
+``_``-separated field (``sd1.5_lowstep_002.jpg`` -> ``sd1.5``), as in the official release.
+
+The result is an ordinary genbench run folder — ``manifest.jsonl`` (+ CSV, absolute image paths),
+``prefs.csv`` (one vote per pair, rater ``agiqa3k-mos``) and ``import.json`` (settings and counts) — so
+``genbench score`` and ``genbench agree`` work on it unchanged.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from attiqa.datasets import get_dataset
+from attiqa.errors import AttiqaError
+from attiqa.io.atomic import write_json_atomic, write_text_atomic
+from genbench.imagereward import PREFS
+from genbench.manifest import write_manifest
+
+DEFAULT_MARGIN = 0.5
+RATER = "agiqa3k-mos"
+IMPORT_INFO = "import.json"
+
+
+@dataclass
+class AgiqaImage:
+    """One scored image of the score file."""
+
+    image: Path
+    prompt: str
+    mos: float
+    std: float
+    mos_align: float
+
+    @property
+    def name(self) -> str:
+        return self.image.name
+
+    @property
+    def generator(self) -> str:
+        return generator_of(self.image.name)
+
+
+@dataclass
+class AgiqaImportResult:
+    images: int = 0
+    prompts: int = 0
+    pairs: int = 0
+    same_generator_pairs: int = 0
+    close_pairs: int = 0  # same-prompt pairs left out: MOS closer than the margin
+    other_generator_pairs: int = 0  # left out by same_generator
+    margin: float = DEFAULT_MARGIN
+    same_generator: bool = False
+    missing: list[str] = field(default_factory=list)  # images in the score file but not on disk
+
+
+def generator_of(name: str) -> str:
+    """The generator of an AGIQA-3k file name: its first ``_``-separated field (``""`` if it has none)."""
+    stem = Path(name).stem
+    return stem.split("_", 1)[0] if "_" in stem else ""
+
+
+def read_agiqa3k(root: Path) -> list[AgiqaImage]:
+    """Every image of the AGIQA-3k folder ``root`` (official ``data.csv`` + images) with its scores."""
+    ds = get_dataset("agiqa3k", root)
+    out = []
+    for it in ds.items:
+        std = it.meta.get("std_quality", "")
+        out.append(
+            AgiqaImage(
+                image=Path(it.image),
+                prompt=str(it.meta.get("prompt", "")),
+                mos=float(it.mos),
+                std=float(std) if std else math.nan,
+                mos_align=float(it.extras.get("mos_align", math.nan)),
+            )
+        )
+    return out
+
+
+def make_pairs(
+    images: list[AgiqaImage], margin: float = DEFAULT_MARGIN, same_generator: bool = False
+) -> tuple[list[dict], list[dict], AgiqaImportResult]:
+    """Manifest records and one preference row per pair (see the module docstring for the rule)."""
+    if not (margin >= 0 and math.isfinite(margin)):
+        raise AttiqaError(f"--margin must be a non-negative number of MOS points (0-5 scale), got {margin}")
+    res = AgiqaImportResult(margin=float(margin), same_generator=same_generator, images=len(images))
+    by_prompt: dict[str, list[AgiqaImage]] = defaultdict(list)
+    for im in images:
+        by_prompt[im.prompt].append(im)
+    res.prompts = len(by_prompt)
+    records, prefs = [], []
+    for k, prompt in enumerate(sorted(by_prompt)):
+        group = sorted(by_prompt[prompt], key=lambda im: im.name)
+        for i in range(len(group)):
+            for j in range(i + 1, len(group)):
+                a, b = group[i], group[j]
+                same = bool(a.generator) and a.generator == b.generator
+                if same_generator and not same:
+                    res.other_generator_pairs += 1
+                    continue
+                diff = a.mos - b.mos
+                if abs(diff) < margin or diff == 0:
+                    res.close_pairs += 1
+                    continue
+                pid = f"{a.image.stem}|{b.image.stem}"
+                records.append(
+                    {
+                        "pair_id": pid,
+                        "prompt": prompt,
+                        "prompt_id": f"p{k:04d}",
+                        "image_a": str(a.image),
+                        "image_b": str(b.image),
+                        "generator_a": a.generator,
+                        "generator_b": b.generator,
+                        "same_generator": same,
+                        "mos_a": a.mos,
+                        "mos_b": b.mos,
+                        "std_a": a.std,
+                        "std_b": b.std,
+                        "mos_align_a": a.mos_align,
+                        "mos_align_b": b.mos_align,
+                        "mos_diff": abs(diff),
+                        "source": "agiqa3k",
+                    }
+                )
+                prefs.append({"pair_id": pid, "rater": RATER, "choice": "a" if diff > 0 else "b"})
+                res.pairs += 1
+                res.same_generator_pairs += same
+    return records, prefs, res
+
+
+def import_agiqa3k(
+    root: Path, out_dir: Path, margin: float = DEFAULT_MARGIN, same_generator: bool = False
+) -> AgiqaImportResult:
+    """Write the run folder ``out_dir`` (manifest, ``prefs.csv``, ``import.json``) from AGIQA-3k at ``root``.
+
+    Images listed in the score file but missing on disk are left out and reported (``missing``)."""
+    images = read_agiqa3k(Path(root))
+    present = [im for im in images if im.image.is_file()]
+    records, prefs, res = make_pairs(present, margin, same_generator)
+    res.missing = sorted(str(im.image) for im in images if not im.image.is_file())
+    if not records:
+        what = "same-generator pairs" if same_generator else "pairs"
+        raise AttiqaError(
+            f"{root}: no {what} of one prompt differ by >= {margin} MOS ({len(present)} images on disk) — "
+            "lower --margin, or check the folder holds data.csv and the images"
+        )
+    out_dir = Path(out_dir)
+    write_manifest(out_dir, records, image_root=Path(root).resolve())  # images stay in the AGIQA folder
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=["pair_id", "rater", "choice"])
+    w.writeheader()
+    w.writerows(prefs)
+    write_text_atomic(out_dir / PREFS, buf.getvalue())
+    info = {k: v for k, v in asdict(res).items() if k != "missing"}
+    write_json_atomic(out_dir / IMPORT_INFO, {"source": "agiqa3k", "root": str(Path(root).resolve()),
+                                              **info, "missing": res.missing[:100]})  # fmt: skip
+    return res

@@ -1,0 +1,161 @@
+"""genbench import-agiqa3k on a small generated AGIQA-3k folder: the pairing rule (same prompt only, MOS
+margin, same generator), the run folder `genbench score` / `genbench agree` read, the CLI and its errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from attiqa.errors import AttiqaError
+from genbench.agiqa3k import DEFAULT_MARGIN, generator_of, import_agiqa3k, make_pairs, read_agiqa3k
+from genbench.cli import app
+from genbench.manifest import load_pairs
+from genbench.prefs import load_votes
+
+runner = CliRunner()
+
+# (file name, prompt, mos_quality, std_quality): two prompts; "cat" has two sd1.5 settings and a Midjourney
+# image, "dog" one pair closer than the margin.
+ROWS = [
+    ("AttnGAN_normal_001.jpg", "a cat", 0.9, 0.5),
+    ("sd1.5_normal_001.jpg", "a cat", 2.6, 0.6),
+    ("sd1.5_lowstep_001.jpg", "a cat", 1.8, 0.7),
+    ("midjourney_normal_001.jpg", "a cat", 3.9, 0.3),
+    ("glide_normal_002.jpg", "a dog", 1.0, 0.5),
+    ("sd1.5_normal_002.jpg", "a dog", 1.3, 0.6),
+    ("xl2.2_normal_002.jpg", "a dog", 3.5, 0.4),
+]
+
+
+@pytest.fixture()
+def agiqa_root(tmp_path):
+    """A folder in the official layout: data.csv + 64-px JPEGs (brightness follows the MOS)."""
+    root = tmp_path / "agiqa"
+    (root / "AGIQA-3K").mkdir(parents=True)
+    with open(root / "data.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["name", "prompt", "adj1", "adj2", "style", "mos_quality", "std_quality", "mos_align",
+                    "std_align"])  # fmt: skip
+        for name, prompt, mos, std in ROWS:
+            w.writerow([name, prompt, "", "", "", mos, std, 2.5, 0.6])
+            rng = np.random.default_rng(len(name))
+            arr = np.clip(rng.normal(60 * mos, 20, (64, 64, 3)), 0, 255).astype(np.uint8)
+            Image.fromarray(arr).save(root / "AGIQA-3K" / name)
+    return root
+
+
+def _mos(name: str) -> float:
+    return next(r[2] for r in ROWS if r[0] == name)
+
+
+def test_generator_is_the_first_field_of_the_name():
+    assert generator_of("sd1.5_lowstep_002.jpg") == "sd1.5"
+    assert generator_of("xl2.2_normal_010.jpg") == "xl2.2"
+    assert generator_of("plain.jpg") == ""
+
+
+def test_pairs_share_a_prompt_differ_by_the_margin_and_prefer_the_higher_mos(agiqa_root):
+    images = read_agiqa3k(agiqa_root)
+    records, prefs, res = make_pairs(images, margin=0.5)
+    prompt_of = {r[0]: r[1] for r in ROWS}
+    # every same-prompt pair: cat 4 images -> 6 pairs, dog 3 -> 3; left out: |diff| < 0.5
+    expected = []
+    for i, a in enumerate(ROWS):
+        for b in ROWS[i + 1 :]:
+            if a[1] == b[1] and abs(a[2] - b[2]) >= 0.5:
+                expected.append({a[0], b[0]})
+    got = [{r["image_a"].rsplit("/", 1)[1], r["image_b"].rsplit("/", 1)[1]} for r in records]
+    assert sorted(map(sorted, got)) == sorted(map(sorted, expected))
+    assert res.pairs == len(expected) == 8 and res.close_pairs == 1 and res.prompts == 2
+    for rec, pref in zip(records, prefs, strict=True):
+        na, nb = rec["image_a"].rsplit("/", 1)[1], rec["image_b"].rsplit("/", 1)[1]
+        assert prompt_of[na] == prompt_of[nb] == rec["prompt"]
+        assert abs(_mos(na) - _mos(nb)) >= 0.5
+        assert pref["choice"] == ("a" if _mos(na) > _mos(nb) else "b")
+        assert rec["same_generator"] == (generator_of(na) == generator_of(nb))
+
+
+def test_margin_and_same_generator_filters(agiqa_root):
+    images = read_agiqa3k(agiqa_root)
+    _, _, loose = make_pairs(images, margin=0.0)
+    assert loose.pairs == 9  # every same-prompt pair (no equal MOS here)
+    _, _, strict = make_pairs(images, margin=2.0)
+    assert strict.pairs == 4  # cat: AttnGAN-midjourney 3.0, sd1.5 lowstep-midjourney 2.1; dog: 2.5, 2.2
+    recs, prefs, sg = make_pairs(images, margin=0.5, same_generator=True)
+    names = [{r["image_a"].rsplit("/", 1)[1], r["image_b"].rsplit("/", 1)[1]} for r in recs]
+    assert names == [{"sd1.5_normal_001.jpg", "sd1.5_lowstep_001.jpg"}]
+    assert recs[0]["image_a"].endswith("sd1.5_lowstep_001.jpg")  # a/b in name order
+    assert prefs[0]["choice"] == "b"  # sd1.5 normal (2.6) over lowstep (1.8)
+    assert sg.other_generator_pairs == 9 - 1
+    with pytest.raises(AttiqaError, match="margin"):
+        make_pairs(images, margin=-1)
+
+
+def test_equal_mos_is_never_a_preference(agiqa_root):
+    images = read_agiqa3k(agiqa_root)
+    images[1].mos = images[2].mos  # two sd1.5 images of "a cat" now tie
+    recs, _, _ = make_pairs(images, margin=0.0)
+    assert not any({r["image_a"], r["image_b"]} == {str(images[1].image), str(images[2].image)} for r in recs)
+
+
+def test_run_folder_is_read_by_genbench_and_missing_images_are_reported(agiqa_root, tmp_path):
+    (agiqa_root / "AGIQA-3K" / "xl2.2_normal_002.jpg").unlink()
+    out = tmp_path / "run"
+    res = import_agiqa3k(agiqa_root, out)
+    assert res.margin == DEFAULT_MARGIN and len(res.missing) == 1 and res.images == len(ROWS) - 1
+    pairs = load_pairs(out)
+    votes, source = load_votes(out)
+    assert source.name == "prefs.csv" and {v.pair_id for v in votes} == {p.pair_id for p in pairs}
+    assert all("xl2.2" not in p.image_a + p.image_b for p in pairs)
+    info = json.loads((out / "import.json").read_text())
+    assert info["pairs"] == len(pairs) and info["margin"] == DEFAULT_MARGIN
+
+
+def test_cli_import_then_score_and_agree_with_the_classical_scorer(agiqa_root, tmp_path):
+    out = tmp_path / "run"
+    r = runner.invoke(app, ["import-agiqa3k", str(agiqa_root), "--out", str(out), "--margin", "0.5"])
+    assert r.exit_code == 0, r.output
+    assert "8 pairs" in r.output
+    r = runner.invoke(app, ["score", str(out), "-m", "classical"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["agree", str(out), "--bootstrap", "200"])
+    assert r.exit_code == 0, r.output
+    with open(out / "agreement" / "agreement.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert rows[0]["metric"] == "classical" and int(rows[0]["pairs"]) == 8
+    r = runner.invoke(app, ["import-agiqa3k", str(agiqa_root), "--out", str(tmp_path / "x"), "--margin", "9"])
+    # an AttiqaError: `genbench` (run_app) prints it as one line with exit code 2
+    assert isinstance(r.exception, AttiqaError) and "lower --margin" in str(r.exception)
+    r = runner.invoke(app, ["import-agiqa3k", str(tmp_path / "nope"), "--out", str(tmp_path / "y")])
+    assert isinstance(r.exception, AttiqaError) and "dataset root not found" in str(r.exception)
+
+
+def test_cluster_bootstrap_resamples_whole_groups():
+    from genbench.agreement import bootstrap_ci
+
+    # 5 prompts, each with 40 pairs that are all right or all wrong: the evidence is 5 values, not 200
+    credits = np.repeat([1.0, 0.0, 1.0, 1.0, 0.0], 40)
+    groups = np.repeat(["p0", "p1", "p2", "p3", "p4"], 40)
+    lo_pair, hi_pair = bootstrap_ci(credits, 4000, 0)
+    lo_clu, hi_clu = bootstrap_ci(credits, 4000, 0, groups=groups)
+    lo_five, hi_five = bootstrap_ci(np.array([1.0, 0.0, 1.0, 1.0, 0.0]), 4000, 0)
+    assert hi_clu - lo_clu > 2.5 * (hi_pair - lo_pair)
+    assert (lo_clu, hi_clu) == pytest.approx((lo_five, hi_five), abs=0.05)
+    assert lo_clu <= 0.6 <= hi_clu
+
+
+def test_agree_cluster_by_a_manifest_field(agiqa_root, tmp_path):
+    out = tmp_path / "run"
+    import_agiqa3k(agiqa_root, out, margin=0.5)
+    assert runner.invoke(app, ["score", str(out), "-m", "classical"]).exit_code == 0
+    r = runner.invoke(app, ["agree", str(out), "--bootstrap", "300", "--cluster-by", "prompt_id"])
+    assert r.exit_code == 0, r.output
+    info = json.loads((out / "agreement" / "agreement.json").read_text())
+    assert info["settings"]["cluster_by"] == "prompt_id"
+    r = runner.invoke(app, ["agree", str(out), "--cluster-by", "no_such_field"])
+    assert r.exception is not None and "no_such_field" in str(r.exception)
