@@ -30,11 +30,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from attiqa.evaluation.protocols import Split, write_split_csv
 
 from attiqa.config import FinetuneConfig, from_dict, read_yaml
 from attiqa.datasets import get_dataset
 from attiqa.evaluation.metrics import correlations
-from attiqa.evaluation.protocols import Split, write_split_csv
 from attiqa.io.atomic import write_json_atomic, write_text_atomic
 from attiqa.models import load_model
 from attiqa.training.data import MosDataset

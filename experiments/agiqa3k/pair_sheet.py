@@ -6,7 +6,7 @@ got wrong — drawn at random with ``--seed`` among pairs of one kind, so the sh
 case — each image with its human MOS and the metric's score, the people's choice framed in green.
 
     python experiments/agiqa3k/pair_sheet.py runs/agiqa3k/pairs --metric attiqa-agiqa3k-crossfit \
-        --out docs/images/agiqa3k_pairs.png
+        --out runs/agiqa3k/pairs.png
 """
 
 from __future__ import annotations
