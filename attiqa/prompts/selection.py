@@ -106,7 +106,7 @@ def resize_shorter(img: Image.Image, size: int) -> Image.Image:
     s = size / min(img.size)
     if abs(s - 1.0) < 1e-9:
         return img
-    return img.resize((max(1, round(img.width * s)), max(1, round(img.height * s))), Image.BICUBIC)
+    return img.resize((max(1, round(img.width * s)), max(1, round(img.height * s))), Image.Resampling.BICUBIC)
 
 
 def encode_distortion_series(
