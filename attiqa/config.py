@@ -15,6 +15,7 @@ import dataclasses
 import difflib
 import types
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -321,7 +322,7 @@ def _literal_choices(tp: Any) -> tuple[Any, ...] | None:
     return None
 
 
-def _bounds_text(m: dict[str, Any]) -> str:
+def _bounds_text(m: Mapping[str, Any]) -> str:
     lo, hi = m["lo"], m["hi"]
     if hi is None:
         return f"must be {'>' if m['lo_open'] else '>='} {lo}"

@@ -304,7 +304,7 @@ def bar_chart(results: list[MetricAgreement], out: Path) -> Path:
     x = np.arange(len(results))
     ax.bar(x, np.nan_to_num(acc), width=0.6, yerr=np.nan_to_num(err), capsize=4, color="#4c72b0")
     ax.axhline(50, color="grey", lw=1, ls="--", label="chance")
-    for xi, a, r in zip(x, acc, results, strict=True):
+    for xi, a, r in zip(x.tolist(), acc, results, strict=True):
         if not math.isnan(a):
             ax.text(xi, 2, f"{a:.1f}%\nn={r.pairs}", ha="center", va="bottom", color="white", fontsize=8)
     ax.set_xticks(x, names, rotation=20 if len(names) > 4 else 0, ha="right" if len(names) > 4 else "center")

@@ -161,7 +161,8 @@ def load_pairs(run_dir: Path) -> list[Pair]:
             "(or `genbench import-imagereward`)"
         )
     roots = image_roots(run_dir)
-    pairs, seen, checked = [], set(), set()
+    pairs, seen = [], set()
+    checked: set[str] = set()
     for r in read_records(run_dir):
         if not all(isinstance(r.get(k), str) and r.get(k) for k in ("pair_id", "image_a", "image_b")):
             raise AttiqaError(f"{run_dir / MANIFEST}: a record lacks pair_id/image_a/image_b: {r}")

@@ -11,11 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from isp_env.isp import Developed, finish
 from isp_env.params import N_PARAMS, from_normalized, neutral, to_normalized
+
+if TYPE_CHECKING:
+    from isp_env.reward import Guard
 
 SIGMA0 = 0.3
 
@@ -63,7 +67,7 @@ def mean_mos_objective(devs: Sequence[Developed], mos) -> Callable[[np.ndarray],
     return f
 
 
-def guarded_objective(items: Sequence[tuple[Developed, object, int | None]],
+def guarded_objective(items: Sequence[tuple[Developed, Guard | None, int | None]],
                       mos) -> Callable[[np.ndarray], float]:
     """Normalised parameters -> mean guarded score (MOS minus the :class:`isp_env.reward.Guard` penalty,
     in the scorer's units) of the renders at the scorer's scale; ``items``: (front end, guard, view)."""

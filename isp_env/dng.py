@@ -172,4 +172,4 @@ def demo_photo(name: str, long_side: int) -> np.ndarray:
     img = Image.fromarray(np.asarray(getattr(data, name)())[..., :3])
     s = long_side / max(img.size)
     size = (max(2, round(img.width * s)), max(2, round(img.height * s)))
-    return np.asarray(img.resize(size, Image.LANCZOS))
+    return np.asarray(img.resize(size, Image.Resampling.LANCZOS))

@@ -193,8 +193,7 @@ class ISPTuningEnv(gym.Env):
         """The preview front end from ``cache_dir`` (float16 .npy + JSON), computed once for all workers."""
         if self.cache_dir is None or not path.is_file():
             raw = read_raw(path)  # (a missing file raises RawReadError here)
-            return develop(raw, self.preview if self.preview is not None
-                           else view_long_side(raw.shape, self.view_shorter))
+            return develop(raw, self._preview_long_side(raw.shape))
         import hashlib
         import json
 
@@ -209,20 +208,29 @@ class ISPTuningEnv(gym.Env):
             except (OSError, ValueError, KeyError):
                 pass  # a damaged entry is recomputed
         raw = read_raw(path)
-        dev = develop(raw, self.preview if self.preview is not None
-                      else view_long_side(raw.shape, self.view_shorter))
+        dev = develop(raw, self._preview_long_side(raw.shape))
         with atomic_path(arr_path) as tmp, open(tmp, "wb") as fh:
             np.save(fh, dev.linear.astype(np.float16))
         write_json_atomic(meta_path, {"ae_gain": dev.ae_gain, "name": dev.name, "raw": str(path)})
         return dev
 
+    def _preview_long_side(self, shape: tuple[int, int]) -> int | None:
+        """The long side of the preview front end: ``preview``, else the scorer's view of ``shape``."""
+        if self.preview is not None:
+            return self.preview
+        view = self.view_shorter
+        assert view is not None  # view_shorter is an int whenever preview is None
+        return view_long_side(shape, view)
+
     def _render(self) -> np.ndarray:
+        assert self._entry is not None, "reset() first"
         img = finish(self._entry.dev, from_normalized(self._norm))
         view = self.view_shorter
         return img if view is None else to_view(img, view)
 
     def _observe(self) -> dict[str, np.ndarray]:
-        small = Image.fromarray(self._img).resize((self.obs_size, self.obs_size), Image.BILINEAR)
+        assert self._img is not None, "reset() first"
+        small = Image.fromarray(self._img).resize((self.obs_size, self.obs_size), Image.Resampling.BILINEAR)
         image = np.ascontiguousarray(np.asarray(small, dtype=np.uint8).transpose(2, 0, 1))
         params = np.clip(np.nan_to_num(self._norm, nan=0.0), -1.0, 1.0).astype(np.float32)
         time = np.array([min(self._t / self.max_steps, 1.0)], dtype=np.float32)
@@ -239,6 +247,7 @@ class ISPTuningEnv(gym.Env):
         if not self.score:
             return 0.0
         self._mos_now = self.mos.one(self._img)
+        assert self._entry is not None  # _render() checked it
         g = self._entry.guard
         self._penalty = g.penalty(self._img) * self.mos.width / 100.0 if g is not None else 0.0
         return self._mos_now - self._penalty

@@ -85,6 +85,7 @@ def _taps(padded: np.ndarray, py: int, px: int, taps, h2: int, w2: int) -> np.nd
             out = np.multiply(total, np.float32(w / 8.0))
         else:
             out += np.multiply(total, np.float32(w / 8.0), out=acc)
+    assert out is not None, "no taps"
     return out
 
 
@@ -221,7 +222,8 @@ def _resized_with_exposure(rgb: np.ndarray, long_side: int | None, name: str) ->
     """Resize linear sRGB to the preview size (area / bilinear) and measure the auto-exposure gain."""
     if long_side is not None and max(rgb.shape[:2]) != long_side:
         mode = "area" if max(rgb.shape[:2]) > long_side else "bilinear"
-        rgb = _resize(rgb, preview_size(*rgb.shape[:2], long_side), mode)
+        h, w = rgb.shape[:2]
+        rgb = _resize(rgb, preview_size(h, w, long_side), mode)
     y = rgb[::4, ::4] @ np.array([0.2126, 0.7152, 0.0722], dtype=np.float32)
     p = float(np.percentile(y, AE_PERCENTILE)) if y.size else 1.0
     gain = float(np.clip(1.0 / p, *AE_GAIN_RANGE)) if p > 0 and np.isfinite(p) else 1.0
@@ -301,6 +303,7 @@ def _box_down(x: np.ndarray, f: int) -> np.ndarray:
             else:  # the last block row: rows past the end repeat the last one
                 rows = x[..., np.minimum(np.arange(a * f + j, b * f, f), h - 1), :]
             acc = rows.copy() if acc is None else np.add(acc, rows, out=acc)
+        assert acc is not None  # f >= 1
         dst = small[..., a:b, :]
         acc[..., : wf * f].reshape(*acc.shape[:-1], wf, f).sum(axis=-1, out=dst[..., :wf])
         if wf < ws:  # the last block column, edge-replicated

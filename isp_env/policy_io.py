@@ -67,7 +67,7 @@ def _unshared(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 def build_policy(card: dict[str, Any]):
     algo = algorithms()[card["algo"]]
     obs_space, act_space = spaces_for(int(card["env"]["obs_size"]))
-    cls = algo.policy_aliases["MultiInputPolicy"]
+    cls = algo.policy_aliases["MultiInputPolicy"]  # type: ignore[attr-defined]  # SB3: set on each algorithm class
     return cls(obs_space, act_space, lambda _: 0.0, **card.get("policy_kwargs", {}))
 
 

@@ -46,7 +46,7 @@ def summarise(rows: list[dict[str, Any]], budgets: dict[str, dict[str, int]]) ->
              "scorer_calls_per_image": round(int(b.get("test", 0)) / max(n, 1), 1)}
         base = [by.get((r["image"], "neutral")) for r in mine]
         if all(x is not None for x in base):
-            wins = [r["mos"] > x["mos"] for r, x in zip(mine, base, strict=True)]
+            wins = [r["mos"] > x["mos"] for r, x in zip(mine, base, strict=True) if x is not None]
             s["beats_neutral"] = float(np.mean(wins))
         out.append(s)
     return out

@@ -120,7 +120,7 @@ def to_view(rgb: np.ndarray, shorter: int) -> np.ndarray:
         return rgb
     s = shorter / min(h, w)
     size = (max(shorter, round(w * s)), max(shorter, round(h * s)))
-    return np.asarray(Image.fromarray(rgb).resize(size, Image.BICUBIC))
+    return np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.BICUBIC))
 
 
 def develop_view(raw: RawImage, shorter: int) -> Developed:
@@ -139,7 +139,7 @@ def rawpy_render(path: str | Path, size: tuple[int, int] | None = None) -> np.nd
     with rawpy.imread(str(path)) as raw:
         rgb = raw.postprocess(use_camera_wb=True)
     if size is not None and rgb.shape[:2] != tuple(size):
-        rgb = np.asarray(Image.fromarray(rgb).resize((size[1], size[0]), Image.LANCZOS))
+        rgb = np.asarray(Image.fromarray(rgb).resize((size[1], size[0]), Image.Resampling.LANCZOS))
     return rgb
 
 

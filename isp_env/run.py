@@ -182,7 +182,8 @@ def evaluate(raw_dir: Path, out: Path, cfg: TrainConfig, mos: MOSFunction, test_
         _baselines(out, cfg, mos, items, train_raws, params, budgets, skipped, cma_global_budget,
                    cma_image_budget)
 
-    rows, crops = [], {}
+    rows: list[dict[str, Any]] = []
+    crops: dict[str, dict[str, np.ndarray]] = {}
     with progress_task("score + full-res render", total=len(items), unit="img") as adv:
         for key, (dev, guard, v) in items.items():
             full_dev = develop(read_raw(paths[key]))
@@ -228,7 +229,7 @@ def _baselines(out, cfg, mos: MOSFunction, items, train_raws, params, budgets, s
     if g.get("budget") != global_budget:
         rng = np.random.default_rng(cfg.seed)
         n = min(len(train_raws), max(1, global_budget // (12 * 4)))  # >= 4 generations of 12 on the subset
-        train_items = []
+        train_items: list[tuple[Developed, Guard | None, int | None]] = []
         for i in rng.permutation(len(train_raws)):
             if len(train_items) >= n:
                 break

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -81,7 +82,8 @@ def make_vec_env(raws: list[Path], cfg: TrainConfig, subprocess: bool = True, ca
     from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
     kwargs = cfg.env_kwargs() | {"cache_dir": str(cache_dir) if cache_dir else None}
-    fns = [EnvFactory([str(p) for p in raws], kwargs, cfg.seed + i) for i in range(cfg.n_envs)]
+    fns: list[Callable[[], Any]] = [EnvFactory([str(p) for p in raws], kwargs, cfg.seed + i)
+                                    for i in range(cfg.n_envs)]
     if subprocess and cfg.n_envs > 1:
         return SubprocVecEnv(fns, start_method="spawn")
     return DummyVecEnv(fns)

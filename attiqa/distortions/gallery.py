@@ -27,7 +27,7 @@ def _thumbnail(img: Image.Image, side: int) -> Image.Image:
     if s >= 1:
         return img.convert("RGB")
     return img.convert("RGB").resize(
-        (max(1, round(img.width * s)), max(1, round(img.height * s))), Image.LANCZOS
+        (max(1, round(img.width * s)), max(1, round(img.height * s))), Image.Resampling.LANCZOS
     )
 
 

@@ -97,9 +97,9 @@ def output_stems(sources: Sequence[Path], out_dir: Path) -> list[str]:
     # the same file name, so a moved collection resumes instead of being written again under new names
     moved: dict[str, list[str]] = {}
     current = set(keys)
-    for name, src in sorted(names.items()):
+    for old, src in sorted(names.items()):
         if src not in current and not os.path.lexists(src):
-            moved.setdefault(os.path.basename(src), []).append(name)
+            moved.setdefault(os.path.basename(src), []).append(old)
     stems, added = [], False
     next_k: dict[str, int] = {}
     for key, base in zip(keys, safe, strict=True):
@@ -161,7 +161,8 @@ def write_graded_set(
         if variants_per_source is not None and variants_per_source < len(combos):
             rng = random.Random(f"{seed}:{stem}")
             combos = sorted(rng.sample(combos, variants_per_source))
-        targets = [(None, 0, out_dir / f"{stem}.{fmt}")] if include_original else []
+        targets: list[tuple[str | None, int, Path]] = (
+            [(None, 0, out_dir / f"{stem}.{fmt}")] if include_original else [])
         targets += [(d, lvl, out_dir / f"{stem}__{d}_{lvl}.{fmt}") for d, lvl in combos]
         todo = [t for t in targets if not t[2].exists()]
         res.existing.extend(t[2] for t in targets if t[2].exists())
@@ -175,7 +176,8 @@ def write_graded_set(
                 continue
             if max_side and max(img.size) > max_side:
                 s = max_side / max(img.size)
-                img = img.resize((max(1, round(img.width * s)), max(1, round(img.height * s))), Image.BICUBIC)
+                img = img.resize((max(1, round(img.width * s)), max(1, round(img.height * s))),
+                                 Image.Resampling.BICUBIC)
             for dist, lvl, path in todo:
                 out = img if dist is None else apply_distortion(img, dist, lvl, seed=lvl)
                 _save(out, path, fmt)

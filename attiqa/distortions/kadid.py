@@ -73,7 +73,7 @@ def _to_u8(rgb: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(rgb * 255.0), 0, 255).astype(np.uint8)
 
 
-def _from_u8(arr: np.ndarray) -> np.ndarray:
+def _from_u8(arr: np.ndarray | Image.Image) -> np.ndarray:
     return np.asarray(arr, dtype=np.float32) / np.float32(255.0)
 
 
@@ -333,8 +333,9 @@ def _pixelate(rgb: np.ndarray, strength: float, rng: np.random.Generator) -> np.
     """#21: nearest-neighbour downscale by z = 0.95 - strength ** 0.6, then back up (nearest)."""
     h, w = rgb.shape[:2]
     z = 0.95 - strength**0.6
-    small = Image.fromarray(_to_u8(rgb)).resize((max(1, int(w * z)), max(1, int(h * z))), Image.NEAREST)
-    return _from_u8(small.resize((w, h), Image.NEAREST))
+    small = Image.fromarray(_to_u8(rgb)).resize((max(1, int(w * z)), max(1, int(h * z))),
+                                                Image.Resampling.NEAREST)
+    return _from_u8(small.resize((w, h), Image.Resampling.NEAREST))
 
 
 def _quantization(rgb: np.ndarray, levels: float, rng: np.random.Generator) -> np.ndarray:

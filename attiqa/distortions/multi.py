@@ -142,7 +142,8 @@ def make_distorted_set(
     )
     for folder in (out_dir, *sorted((out_dir / "images").glob("r*"))):  # temps of a killed run
         remove_orphan_temps(folder)
-    res = MultiResult(labels=out_dir / "labels.csv")
+    labels = out_dir / "labels.csv"
+    res = MultiResult(labels=labels)
     rows: list[dict] = []
     unreadable: set[int] = set()
     since_flush = 0
@@ -166,7 +167,8 @@ def make_distorted_set(
                 if max_side and max(img.size) > max_side:
                     s = max_side / max(img.size)
                     img = img.resize(
-                        (max(1, round(img.width * s)), max(1, round(img.height * s))), Image.LANCZOS
+                        (max(1, round(img.width * s)), max(1, round(img.height * s))),
+                        Image.Resampling.LANCZOS,
                     )
                 with atomic_path(path) as tmp:
                     apply_plan(img, plan).save(tmp, format="PNG")
@@ -185,9 +187,9 @@ def make_distorted_set(
                 }
             )
             if since_flush >= flush_every:
-                _write_labels(res.labels, rows, distortions)
+                _write_labels(labels, rows, distortions)
                 since_flush = 0
             if on_item:
                 on_item(1)
-    _write_labels(res.labels, rows, distortions)
+    _write_labels(labels, rows, distortions)
     return res

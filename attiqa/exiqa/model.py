@@ -21,6 +21,7 @@ import json
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -124,7 +125,8 @@ class ExiqaModel(nn.Module):
 
     def __init__(self, clip: nn.Module, tokenizer, table: AttributeTable, n_prompts: int = 100) -> None:
         super().__init__()
-        visual = clip.visual
+        oc: Any = clip  # open_clip's CLIP (nn.Module.__getattr__ is typed Tensor | Module)
+        visual = oc.visual
         if not hasattr(visual, "_embeds") or getattr(visual, "attn_pool", None) is not None:
             raise ConfigError(f"ExIQA's visual prompt tuning needs a CLIP ViT, got {type(visual).__name__}")
         self.clip = clip.eval()
@@ -139,13 +141,13 @@ class ExiqaModel(nn.Module):
         self.w_logits = nn.Parameter(torch.zeros(len(table.distortions), table.k))  # uniform w at the start
         device = visual.class_embedding.device
         with torch.no_grad():
-            txt = F.normalize(clip.encode_text(tokenizer(table.prompts()).to(device)).float(), dim=-1)
+            txt = F.normalize(oc.encode_text(tokenizer(table.prompts()).to(device)).float(), dim=-1)
         self.register_buffer("text_features", txt.view(len(table.distortions) * table.k, 2, -1))
-        self.scale = float(clip.logit_scale.exp().item())
+        self.scale = float(oc.logit_scale.exp().item())
 
     def encode_image(self, x: torch.Tensor) -> torch.Tensor:
         """CLIP image embedding with the visual prompts inserted after [cls] (shallow VPT)."""
-        visual = self.clip.visual
+        visual: Any = self.clip.visual
         tokens = visual._embeds(x)
         p = self.prompts.to(tokens.dtype).unsqueeze(0).expand(tokens.shape[0], -1, -1)
         tokens = torch.cat([tokens[:, :1], p, tokens[:, 1:]], dim=1)

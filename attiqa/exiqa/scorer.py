@@ -66,7 +66,8 @@ class ExiqaScorer(Scorer):
             state = {k.removeprefix("regressor."): v for k, v in reg_tensors.items()}
             self.regressor.load_state_dict(state)
             self.regressor.to(self.device).eval()
-        size = model.visual.image_size
+        visual: Any = model.visual  # open_clip VisionTransformer
+        size = visual.image_size
         shorter = int(min(size) if isinstance(size, (tuple, list)) else size)
         self._info = dataclasses.replace(base, min_shorter=shorter)
 

@@ -154,4 +154,8 @@ def best_median_worst(values: np.ndarray) -> dict[str, tuple[int, int]]:
     flat = np.where(np.isfinite(values), values, -np.inf).reshape(-1)
     order = np.argsort(-flat, kind="stable")
     pick = {"best": order[0], "median": order[len(order) // 2], "worst": order[-1]}
-    return {k: tuple(int(i) for i in np.unravel_index(v, values.shape)) for k, v in pick.items()}
+    out: dict[str, tuple[int, int]] = {}
+    for k, v in pick.items():
+        a, b = np.unravel_index(v, values.shape)
+        out[k] = (int(a), int(b))
+    return out

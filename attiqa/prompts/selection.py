@@ -106,7 +106,7 @@ def resize_shorter(img: Image.Image, size: int) -> Image.Image:
     s = size / min(img.size)
     if abs(s - 1.0) < 1e-9:
         return img
-    return img.resize((max(1, round(img.width * s)), max(1, round(img.height * s))), Image.BICUBIC)
+    return img.resize((max(1, round(img.width * s)), max(1, round(img.height * s))), Image.Resampling.BICUBIC)
 
 
 def encode_distortion_series(
@@ -170,7 +170,9 @@ def encode_rated_images(
     on_image: Progress | None = None,
 ) -> RatedImages:
     """Encode rated images in chunks (each cached: resumable); unreadable files are skipped and listed."""
-    embs, keep, failed = [], [], []
+    embs: list[np.ndarray] = []
+    keep: list[int] = []
+    failed: list[str] = []
     for start in range(0, len(paths), chunk):
         part = list(paths[start : start + chunk])
         key = f"rated_{start // chunk:05d}_{_digest([str(p) for p in part])}"
@@ -272,7 +274,7 @@ def select_from_embeddings(
             sign = (human_signs or {}).get(a, 1)
             values["human"] = sign * human_task_srocc(rated.embeddings, rated.ratings[a], pos, neg)
         if values:
-            values["joint"] = sum(values[t] for t in ("distortion", "human") if t in values)
+            values["joint"] = np.asarray(sum(values[t] for t in ("distortion", "human") if t in values))
             out[a] = AttributeSelection(cand, values)
     return out
 

@@ -136,7 +136,7 @@ def cached_features(
         loaded[f] = load_file(str(f))["features"]
     shape = next(iter(loaded.values())).shape[1:]
     feats = torch.full((len(keys), *shape), float("nan"))
-    for i, f in enumerate(found):
-        if f is not None:
-            feats[i] = loaded[f[0]][f[1]]
+    for i, hit in enumerate(found):
+        if hit is not None:
+            feats[i] = loaded[hit[0]][hit[1]]
     return feats, valid

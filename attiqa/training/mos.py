@@ -77,6 +77,7 @@ def make_optimizer(model: AttiqaModel, cfg: FinetuneConfig) -> tuple[torch.optim
         valid = ", ".join(LR_SCHEDULES)
         raise ConfigError(f"finetune.lr_schedule: {cfg.lr_schedule!r} is not one of {valid}")
     body = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith("mos_head.")]
+    assert model.mos_head is not None, "MOS training needs the MOS head (add_mos_head)"
     groups = [{"params": list(model.mos_head.parameters()), "lr": cfg.head_lr or cfg.lr}]
     if body:
         groups.insert(0, {"params": body, "lr": cfg.lr})
@@ -112,7 +113,9 @@ def predict_cached(
     model.eval()
     f = model.backbone.normalize(feats[rows, :TEST_VIEWS].flatten(0, 1))
     s = stats[rows, :TEST_VIEWS].flatten(0, 1) if stats is not None else None
-    return model.forward_features(f, s).mos.view(len(rows), TEST_VIEWS).mean(1)
+    mos = model.forward_features(f, s).mos
+    assert mos is not None, "the model has no MOS head"
+    return mos.view(len(rows), TEST_VIEWS).mean(1)
 
 
 def cached_mos_trainer(
@@ -133,7 +136,9 @@ def cached_mos_trainer(
     objective = loss or (lambda pred, y: mos_loss(pred, y, cfg.plcc_weight))
 
     def step_loss(x: torch.Tensor, y: Any) -> torch.Tensor:
-        return objective(model.forward_features(model.backbone.normalize(x)).mos, y)
+        mos = model.forward_features(model.backbone.normalize(x)).mos
+        assert mos is not None  # make_optimizer checked the MOS head
+        return objective(mos, y)
 
     return Trainer("finetune", model, source, step_loss, optimizer, cfg.epochs, lr_schedule=cfg.lr_schedule,
                    base_lrs=base_lrs, train_mode=lambda: cached_train_mode(model), **kw)  # fmt: skip

@@ -121,11 +121,15 @@ def add_ridge_head(
     run's ``best`` checkpoint, and rewrite both; returns (best checkpoint's combined metrics, history with
     the combined model as its last entry). ``init_model`` (the model before MOS training) is needed only
     to choose the weight by cross-validation (``cfg.ridge_weight`` None)."""
+    taps = cfg.ridge_taps
+    if taps is None:
+        raise AttiqaError("the ridge head needs finetune.ridge_taps")
     backbone = model.backbone
     view_tf, view = five_crop_views(backbone, cfg.resize_shorter, cfg.crop_size)
     data = split.dataset(view_tf, on_error="skip")
     n_workers = default_num_workers() if cfg.num_workers is None else cfg.num_workers
-    kw = {"batch_size": max(1, cfg.batch_size // 5), "workers": n_workers, "progress": progress}
+    kw: dict[str, Any] = {"batch_size": max(1, cfg.batch_size // 5), "workers": n_workers,
+                          "progress": progress}
     stats, ok_stats = shared_cached_features(backbone.tap_view(cfg.ridge_taps), data, view,
                                              cfg.feature_cache_dir, **kw)  # fmt: skip
     feats, ok_feats = shared_cached_features(backbone, data, view, cfg.feature_cache_dir, **kw)  # the MLP's
@@ -145,7 +149,7 @@ def add_ridge_head(
         weight, card_ridge["weight_cv"] = choose_ridge_weight(cfg, model, init_model, feats, x, tr, target01)
 
     def head() -> RidgeHead:
-        return ridge_head_from_fit(fit, cfg.ridge_taps, cfg.ridge_power, weight)
+        return ridge_head_from_fit(fit, taps, cfg.ridge_power, weight)
 
     def val_metrics(m: AttiqaModel) -> tuple[dict[str, float], dict[str, float]]:
         target = split.mos[va].double().numpy()
@@ -154,8 +158,8 @@ def add_ridge_head(
             for s in (stats, None)
         )
 
-    model.attach_ridge(head())
-    card_ridge = {**model.ridge.card(), **card_ridge}
+    ridge = model.attach_ridge(head())
+    card_ridge = {**ridge.card(), **card_ridge}
     metrics, mlp_metrics = val_metrics(model)
     history = [*history, {"epoch": history[-1]["epoch"] if history else 0, "ridge": True, **metrics}]
     best_metrics = metrics

@@ -38,7 +38,7 @@ import torch
 
 from attiqa.errors import AttiqaError
 from attiqa.io.checkpoints import load_checkpoint, load_training_state, read_card, save_training_state
-from attiqa.models import save_model
+from attiqa.models import AttiqaModel, save_model
 from attiqa.training import distributed as D
 
 DEBUG_HASH_ENV = "ATTIQA_DEBUG_HASH_DIR"  # tests: each rank writes its final weight hash + files it wrote
@@ -171,13 +171,13 @@ class Trainer:
     whenever ``validate``'s ``best_key`` improves (only with ``keep_best``)."""
 
     name: str  # "pretrain" | "finetune"; card stages are NAME / NAME-partial
-    model: torch.nn.Module  # the unwrapped model (what is saved)
+    model: AttiqaModel  # the unwrapped model (what is saved)
     source: BatchSource
     step_loss: Callable[[Any, torch.Tensor], torch.Tensor]  # forward (through DDP if any) + loss
     optimizer: torch.optim.Optimizer
     epochs: int
     stage_dir: Path | None = None  # None: no files (e.g. the ridge weight's cross-validation)
-    train_mode: Callable[[], None] | None = None  # None: model.train()
+    train_mode: Callable[[], object] | None = None  # None: model.train()
     validate: Callable[[], dict[str, float]] | None = None  # metrics of the validation split, per epoch
     best_key: str = "srocc"
     keep_best: bool = True
@@ -266,6 +266,7 @@ class Trainer:
         (self.train_mode or self.model.train)()
         total = n_steps * self.epochs
         t0, loss_sum, n_img, steps = time.perf_counter(), torch.zeros((), device=self.device), 0, 0
+        assert self.base_lrs is not None  # set in __post_init__
         for step, (x, y) in enumerate(batches):
             if step >= n_steps:
                 break

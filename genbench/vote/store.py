@@ -70,7 +70,9 @@ class VoteStore:
                 )
             except sqlite3.IntegrityError:
                 raise DuplicateVote(f"rater {rater!r} has already voted on pair {pair_id!r}") from None
-            return int(cur.lastrowid)
+            rowid = cur.lastrowid
+            assert rowid is not None  # set by the INSERT
+            return rowid
 
     def voted_pairs(self, rater: str) -> set[str]:
         with closing(self._connect()) as con:
