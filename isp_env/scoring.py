@@ -73,7 +73,7 @@ def from_scorer(scorer, one_pass: bool | str = "center") -> MOSFunction:
         )
 
     model = getattr(scorer, "model", None)
-    shorter = getattr(scorer, "min_shorter", None)
+    shorter = scorer.info.min_shorter
     if one_pass and model is not None and shorter and hasattr(model, "card_config"):
         import torch
 
@@ -105,7 +105,7 @@ def from_scorer(scorer, one_pass: bool | str = "center") -> MOSFunction:
         return scorer(images)[column]
 
     return MOSFunction(fn, scorer.info.score_range, scorer.info.name, batched=True,
-                       view_shorter=getattr(scorer, "min_shorter", None))
+                       view_shorter=scorer.info.min_shorter)
 
 
 def load_mos_function(spec: str | Path | None = None, device: str = "cpu",
