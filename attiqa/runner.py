@@ -57,7 +57,7 @@ def run_degrade_stage(cfg: TrainConfig, out_dir: Path, progress: bool = True) ->
     return out
 
 
-def run_label_stage(cfg: TrainConfig, out_dir: Path, progress: bool = True) -> Path:
+def run_label_stage(cfg: TrainConfig, out_dir: Path, progress: bool = True, device: str = "auto") -> Path:
     from attiqa.device import resolve_device
     from attiqa.io.images import discover_images
     from attiqa.labeling import env_rank_world, label_images, merge_parts
@@ -72,7 +72,7 @@ def run_label_stage(cfg: TrainConfig, out_dir: Path, progress: bool = True) -> P
     out = resolve_in(out_dir, lc.out)
     rank, world = env_rank_world()
     teacher = create_teacher(
-        lc.teacher, device=resolve_device("auto"), prompts=lc.prompts, clip_scale=lc.clip_scale
+        lc.teacher, device=resolve_device(device), prompts=lc.prompts, clip_scale=lc.clip_scale
     )
     paths = discover_images(lc.images)
     if rank == 0:  # the log says which teacher made the labels (the paper's is CLIP; docs/method.md)

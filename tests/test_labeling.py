@@ -134,3 +134,14 @@ def test_overall_labels_for_the_single_label_ablation(photo_dir, tmp_path):
         o.column("overall").to_numpy(), np.mean([t.column(a).to_numpy() for a in ATTRIBUTES], 0), rtol=1e-6
     )
     assert read_label_metadata(dst)["columns"] == ["overall"]
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="needs a machine without CUDA")
+def test_label_honours_device(photo_dir, tmp_path):
+    """`attiqa label --device cuda` on a CPU-only machine is refused in one line: the option reaches the
+    teacher (it was ignored: the label stage always resolved "auto")."""
+    out = tmp_path / "l.parquet"
+    r = subprocess.run([*ATTIQA, "label", str(photo_dir), "--out", str(out), "--device", "cuda"],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "CUDA is not available" in r.stderr + r.stdout
+    assert "Traceback" not in r.stderr and not out.exists()

@@ -53,7 +53,7 @@ def label_cmd(
     )
     state = init_distributed()
     try:
-        path = run_label_stage(TrainConfig(out_dir=str(out.parent), label=lc), out.parent)
+        path = run_label_stage(TrainConfig(out_dir=str(out.parent), label=lc), out.parent, device=device)
         if is_main():
             import pyarrow.parquet as pq
 
