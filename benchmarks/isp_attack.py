@@ -18,10 +18,10 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from isp_env.baselines import cma_search, guarded_objective
+from isp_env.mos_function import load_mos_function
 from isp_env.params import neutral
 from isp_env.raw import read_raw
 from isp_env.reward import develop_view, finish_view, make_guard, rawpy_render, render_stats, to_view
-from isp_env.scoring import load_mos_function
 
 
 def main() -> None:

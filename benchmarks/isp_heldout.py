@@ -14,10 +14,10 @@ import argparse
 import json
 from pathlib import Path
 
+from isp_env.mos_function import load_mos_function
 from isp_env.policy_io import load_policy
 from isp_env.raw import find_raws
 from isp_env.run import evaluate, scene_groups, split
-from isp_env.scoring import load_mos_function
 from isp_env.tuning import TrainConfig
 
 

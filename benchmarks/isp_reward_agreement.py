@@ -22,10 +22,10 @@ import numpy as np
 from scipy.stats import spearmanr
 
 from isp_env.isp import develop, finish
+from isp_env.mos_function import load_mos_function
 from isp_env.params import N_PARAMS, NAMES, from_normalized, neutral, to_normalized
 from isp_env.raw import read_raw
 from isp_env.reward import develop_view, finish_view
-from isp_env.scoring import load_mos_function
 
 DETAIL = [NAMES.index(n) for n in NAMES if n.startswith(("uv_nr", "y_nr", "sharpen", "texture"))]
 

@@ -27,7 +27,7 @@ import numpy as np
 from attiqa.errors import AttiqaError, ConfigError
 from attiqa.io.atomic import atomic_path, write_json_atomic, write_text_atomic
 from genbench.manifest import Pair
-from genbench.scoring import MetricScores
+from genbench.run_scores import MetricScores
 
 TIE_POLICIES = ("skip", "half")
 MODEL_TIE_RULES = ("wrong", "half")

@@ -117,7 +117,7 @@ def score(
     skipped; unreadable images are skipped and listed.
     """
     from genbench.manifest import load_pairs
-    from genbench.scoring import default_metrics, score_run
+    from genbench.run_scores import default_metrics, score_run
 
     pairs = load_pairs(run_dir)
     names = _split_metrics(metrics) or default_metrics()
@@ -175,7 +175,7 @@ def agree(
     from genbench.agreement import human_labels, metric_agreement, write_report
     from genbench.manifest import load_pairs
     from genbench.prefs import load_votes
-    from genbench.scoring import load_metric_scores
+    from genbench.run_scores import load_metric_scores
 
     pairs = load_pairs(run_dir)
     votes, source = load_votes(run_dir, prefs)

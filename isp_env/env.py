@@ -36,10 +36,10 @@ from PIL import Image
 
 from attiqa.io.atomic import atomic_path, write_json_atomic
 from isp_env.isp import Developed, develop, finish
+from isp_env.mos_function import as_mos_function
 from isp_env.params import N_PARAMS, from_normalized, neutral, to_normalized
 from isp_env.raw import RawReadError, read_raw
 from isp_env.reward import DEFAULT_VIEW_SHORTER, Guard, make_guard, to_view, view_long_side
-from isp_env.scoring import as_mos_function
 
 ENV_ID = "isp_env/ISPTuning-v0"
 N_STATS = 12

@@ -4,7 +4,7 @@ Why (issue 19, ours): a preview upscaled to the scorer's view grades interpolate
 protocol costs five forward passes. Here a render is made at the scale the scorer looks at (ATTIQA: shorter
 side ``test_resize_shorter``, 500 for the default model; raws smaller than that render at full resolution
 and are resized like the scorer's own transform would) and scored whole, in one pass
-(:meth:`isp_env.scoring.MOSFunction.one_pass`). ``benchmarks/isp_reward_agreement.py`` measures how this
+(:meth:`isp_env.mos_function.MOSFunction.one_pass`). ``benchmarks/isp_reward_agreement.py`` measures how this
 ranks parameter sets against the paper's five-crop scoring of full-resolution renders.
 
 The guard (ours): the default model pays for over-processing (saturation 1.8, contrast 1.5, maximal

@@ -30,6 +30,7 @@ from attiqa.io.names import portable_stem
 from attiqa.progress import console, progress_task
 from isp_env.baselines import cma_search, guarded_objective
 from isp_env.isp import Developed, develop, finish
+from isp_env.mos_function import MOSFunction, load_mos_function
 from isp_env.params import check_values, neutral
 from isp_env.policy_io import load_policy
 from isp_env.raw import RAW_EXTENSIONS, RawReadError, find_raws, read_raw
@@ -44,7 +45,6 @@ from isp_env.reward import (
     render_stats,
     to_view,
 )
-from isp_env.scoring import MOSFunction, load_mos_function
 from isp_env.tuning import TrainConfig, train, tune_with_policy
 
 

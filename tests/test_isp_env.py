@@ -11,9 +11,9 @@ import attiqa
 import isp_env
 from isp_env.env import ISPTuningEnv
 from isp_env.isp import develop, finish
+from isp_env.mos_function import from_scorer
 from isp_env.params import N_PARAMS, NAMES, neutral, to_normalized
 from isp_env.raw import read_raw
-from isp_env.scoring import from_scorer
 
 
 @pytest.fixture(scope="module")

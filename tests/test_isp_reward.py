@@ -7,10 +7,10 @@ import pytest
 
 import attiqa
 from isp_env.isp import develop, finish
+from isp_env.mos_function import from_scorer
 from isp_env.params import neutral
 from isp_env.raw import read_raw
 from isp_env.reward import develop_view, finish_view, make_guard, render_stats, to_view, view_long_side
-from isp_env.scoring import from_scorer
 
 OVER = {"saturation": 2.0, "contrast": 1.5, "sharpen_amount": 3.0, "sharpen_threshold": 0.0,
         "tone_exposure": 1.0, "texture_gain": 2.0}

@@ -20,11 +20,11 @@ from PIL import Image
 import attiqa
 from isp_env.baselines import cma_search, mean_mos_objective
 from isp_env.isp import develop, finish
+from isp_env.mos_function import from_scorer
 from isp_env.params import NAMES, neutral, to_normalized
 from isp_env.policy_io import find_state, load_policy, load_state
 from isp_env.raw import read_raw
 from isp_env.run import split
-from isp_env.scoring import from_scorer
 from isp_env.tuning import TrainConfig, build_model, make_vec_env, train
 
 REPO = Path(__file__).resolve().parents[1]

@@ -11,8 +11,8 @@ from attiqa.prompts.candidates import (
     make_prompt,
 )
 from attiqa.prompts.encoders import ClipPromptEncoder, PromptEncoder
+from attiqa.prompts.proxy_tasks import distortion_task_srocc, human_task_srocc, pair_differences
 from attiqa.prompts.report import chosen_prompts, summary_rows, write_all_pairs_csv, write_summary_csv
-from attiqa.prompts.scoring import distortion_task_srocc, human_task_srocc, pair_differences
 from attiqa.prompts.selection import SelectionResult, run_selection, select_from_embeddings
 
 __all__ = [

@@ -42,7 +42,7 @@ from attiqa.io.atomic import atomic_path
 from attiqa.io.run_meta import check_or_write_meta
 from attiqa.prompts.candidates import AttributeCandidates
 from attiqa.prompts.encoders import PromptEncoder, encode_files
-from attiqa.prompts.scoring import best_median_worst, distortion_task_srocc, human_task_srocc
+from attiqa.prompts.proxy_tasks import best_median_worst, distortion_task_srocc, human_task_srocc
 
 Progress = Callable[[int], None]
 TASKS = ("distortion", "human", "joint")
