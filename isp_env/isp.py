@@ -139,7 +139,7 @@ def _normalised(src: np.ndarray, threshold: np.uint16, black: np.ndarray, scale:
 
 GEMM_ROWS = 16384
 """Rows per colour-correction matmul: m*n*k = 16384*3*3 stays under OpenBLAS's threading threshold (262144),
-so BLAS never starts threads inside ours (measured: 64k-row calls were 40x slower on a busy machine)."""
+so BLAS never starts threads inside ours (threaded calls were much slower on a busy machine: docs/isp.md)."""
 
 
 def _matmul_rows(src: np.ndarray, mat: np.ndarray, dst: np.ndarray) -> None:

@@ -61,8 +61,9 @@ def from_scorer(scorer, one_pass: bool | str = "center") -> MOSFunction:
     ``one_pass`` (ours, issue 19): a trained ATTIQA scorer grades the whole image in one forward pass at
     its own scale (the render is resized so its shorter side is the model's ``test_resize_shorter`` when
     it is not already) instead of the paper's five 320-px crops (§4.2): ``"whole"`` scores the whole view
-    (1.6x cheaper than five crops at 500 x 667 px), ``"center"`` (default) its centre crop of the model's
-    crop size (the scorer's own single-crop option; 7x cheaper); ``False``: the paper's five crops.
+    (cheaper than five crops), ``"center"`` (default) its centre crop of the model's crop size (the
+    scorer's own single-crop option; cheaper still — costs in docs/isp.md); ``False``: the paper's five
+    crops.
     ``benchmarks/isp_reward_agreement.py`` measures the rank agreement with five-crop full-resolution scores.
     """
     column = scorer.columns[0]

@@ -44,7 +44,7 @@ class TrainConfig:
     cnn_features: int = 128
     checkpoint_every: int = 1000
     scorer: str | None = None  # None = the default ATTIQA model
-    torch_threads: int = 1  # learner; single-threaded was 7x faster on 2 busy cores (18.7 vs 2.8 step/s)
+    torch_threads: int = 1  # learner; single-threaded is much faster on busy cores (docs/isp.md)
     init_policy: str | None = None  # start from this policy's weights ("default" = the shipped one)
 
     def env_kwargs(self) -> dict[str, Any]:

@@ -64,3 +64,42 @@ def isp_raws(tmp_path_factory) -> list[Path]:
     from isp_env.dng import demo_raws
 
     return demo_raws(tmp_path_factory.mktemp("raws"), long_side=192)
+
+
+# ------------------------------------------------------------------------------------------------------
+# a tiny random ViT open_clip model (torch and open_clip imported inside: not every test needs them)
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread for a whole module; a module opts in with
+    ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory) -> Path:
+    """A Hugging Face-style open_clip folder: open_clip_config.json + random safetensors weights."""
+    import json
+
+    import open_clip
+    import torch
+    from helpers import TINY_CFG
+    from safetensors.torch import save_file
+
+    folder = tmp_path_factory.mktemp("tiny_clip")
+    (folder / "open_clip_config.json").write_text(json.dumps(TINY_CFG))
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model = open_clip.model.CLIP(**TINY_CFG["model_cfg"])
+    # Spread the projections a little so cosines (and scores) differ visibly between images.
+    with torch.no_grad():
+        model.visual.proj.mul_(4.0)
+    state = {k: v.contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(folder / "open_clip_model.safetensors"))
+    return folder

@@ -9,10 +9,9 @@ import os
 
 import pytest
 import torch
+from helpers import ft_cfg, tiny_cfg, write_label_set, write_mos_set
 from PIL import Image
 from safetensors import safe_open
-from test_finetune import ft_cfg, write_mos_set
-from test_pretrain import tiny_cfg, write_label_set
 
 from attiqa.attributes import ATTRIBUTES
 from attiqa.errors import ConfigError
@@ -275,7 +274,7 @@ def test_a_kill_at_any_checkpoint_write_resumes_to_the_same_model(tmp_path, mos_
 def test_single_head_finetuning_regresses_mos_on_one_heads_features(tmp_path, mos_csv, photos):
     """Supplement Table 10 analogue (ours): the MOS MLP sees one attribute head's features; the checkpoint
     is an ordinary one-head model that the scorer loads and that reproduces the run's held-out SROCC."""
-    from test_pretrain import write_label_set
+    from helpers import write_label_set
 
     labels = write_label_set(tmp_path / "labels", dict(list(photos.items())[:3]), factors=(0.6, 1.2))
     pcfg = tiny_cfg(feature_cache=True, feature_cache_dir=str(tmp_path / "cache"), epochs=3, batch_size=8,

@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import degraded_agiqa3k_root
 from PIL import Image
-from test_evaluation import degraded_agiqa3k_root
 
 from attiqa.distortions import apply_distortion
 

@@ -57,8 +57,7 @@ def read_ranks(hash_dir: Path) -> tuple[dict, dict]:
 
 @pytest.mark.slow
 def test_torchrun_two_processes_pretrain_then_finetune(tmp_path, photos):
-    from test_finetune import write_mos_set
-    from test_pretrain import write_label_set
+    from helpers import write_label_set, write_mos_set
 
     labels = write_label_set(tmp_path / "labels", photos, shorter=64, factors=(0.6, 1.0, 1.4))
     pcfg = PretrainConfig(
@@ -108,8 +107,7 @@ def test_single_process_helpers_are_no_ops():
 def test_torchrun_cached_feature_stages_write_only_on_rank_0(tmp_path, photos):
     """The cached-feature loops under torchrun: rank 0 alone fills the feature cache and writes every
     checkpoint (before the one loop, each rank wrote the same files); both ranks end with the same weights."""
-    from test_finetune import write_mos_set
-    from test_pretrain import write_label_set
+    from helpers import write_label_set, write_mos_set
 
     labels = write_label_set(
         tmp_path / "labels", dict(list(photos.items())[:3]), shorter=64, factors=(0.6, 1.4)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import degraded_agiqa3k_root
 from PIL import Image
 
 from attiqa.datasets import get_dataset
@@ -98,28 +99,6 @@ def test_cache_is_keyed_by_identity_path_size_and_mtime(tmp_path):
 
 # ------------------------------------------------------------------------------------------------------
 # evaluate()
-
-
-def degraded_agiqa3k_root(root: Path, photos: dict[str, Image.Image], n: int = 24) -> list[dict[str, str]]:
-    """The first ``n`` rows of the REAL AGIQA-3k data.csv, with real photos degraded as stand-in images."""
-    if not SCORES.is_dir():
-        pytest.skip("../shared/data is not on this machine")
-    with open(SCORES / "agiqa3k_data.csv", newline="") as fh:
-        reader = csv.DictReader(fh)
-        header, rows = reader.fieldnames, [r for _, r in zip(range(n), reader, strict=False)]
-    root.mkdir(parents=True, exist_ok=True)
-    with open(root / "data.csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=header)
-        w.writeheader()
-        w.writerows(rows)
-    srcs = list(photos.values())
-    for i, r in enumerate(rows):
-        img = srcs[i % len(srcs)]
-        small = img.resize((64, round(64 * img.height / img.width)), Image.BICUBIC)
-        apply_distortion(small, "gaussian_blur", i % 6, seed=i).save(
-            root / r["name"], format="JPEG", quality=92
-        )
-    return rows
 
 
 def test_evaluate_agiqa3k_two_targets_without_rescoring(tmp_path, photos):

@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from test_teacher_clip import _one_torch_thread, tiny_dir  # noqa: F401 - tiny random ViT CLIP, one thread
 
 from attiqa.distortions.kadid import KADID_NAMES
 from attiqa.distortions.multi import make_distorted_set
@@ -30,6 +29,8 @@ from attiqa.exiqa.regressor import train_regressor
 from attiqa.exiqa.train import ExiqaTrainConfig, read_distortion_labels, split_by_source, train_exiqa
 from attiqa.scorers import create_scorer
 from attiqa.teachers.clip import load_open_clip, parse_clip_spec
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # one torch thread for the whole module
 
 
 def test_bundled_attribute_table_covers_the_25_kadid_distortions():
@@ -74,7 +75,7 @@ def test_distortion_loss_is_soft_binary_cross_entropy():
 
 
 @pytest.fixture(scope="module")
-def tiny_clip(tiny_dir):  # noqa: F811
+def tiny_clip(tiny_dir):
     return load_open_clip(parse_clip_spec(str(tiny_dir)))
 
 
@@ -112,7 +113,7 @@ def distorted(tmp_path_factory, photos):
     return out
 
 
-def _cfg(tiny_dir, epochs=6):  # noqa: F811
+def _cfg(tiny_dir, epochs=6):
     return ExiqaTrainConfig(
         clip=str(tiny_dir),
         epochs=epochs,
@@ -124,7 +125,7 @@ def _cfg(tiny_dir, epochs=6):  # noqa: F811
     )
 
 
-def test_training_lowers_the_loss_and_resumes_after_a_kill(distorted, tiny_dir, tmp_path):  # noqa: F811
+def test_training_lowers_the_loss_and_resumes_after_a_kill(distorted, tiny_dir, tmp_path):
     cfg = _cfg(tiny_dir)
     full = train_exiqa(distorted, tmp_path / "full", cfg)["history"]
     assert len(full) == 6 and full[-1]["train_loss"] < full[0]["train_loss"]
@@ -144,7 +145,7 @@ def test_training_lowers_the_loss_and_resumes_after_a_kill(distorted, tiny_dir, 
         train_exiqa(distorted, tmp_path / "killed", _cfg(tiny_dir, epochs=3))
 
 
-def test_held_out_split_is_by_source_photo(distorted, tiny_dir, tmp_path):  # noqa: F811
+def test_held_out_split_is_by_source_photo(distorted, tiny_dir, tmp_path):
     """Every round re-distorts the same photos: no photo may have versions on both sides of the split."""
     paths, targets, sources = read_distortion_labels(distorted, load_attribute_table())
     assert len(paths) == 20 and len(set(sources)) == 5  # 4 rounds x 5 photos
@@ -171,7 +172,7 @@ def _attiqa(*args) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, capture_output=True, text=True, timeout=600)
 
 
-def test_exiqa_scorer_and_score_command(distorted, tiny_dir, tmp_path):  # noqa: F811
+def test_exiqa_scorer_and_score_command(distorted, tiny_dir, tmp_path):
     out = tmp_path / "run"
     res = _attiqa(
         "train", "exiqa", distorted, "--out", out, "--clip", tiny_dir, "--epochs", "2",

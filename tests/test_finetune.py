@@ -2,71 +2,21 @@
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
 import pytest
 import torch
-from PIL import Image, ImageFilter
+from helpers import ft_cfg, mos_of, write_mos_set
+from PIL import Image
 
-from attiqa.config import FinetuneConfig, PretrainConfig
+from attiqa.config import PretrainConfig
 from attiqa.errors import ConfigError
 from attiqa.io.checkpoints import load_checkpoint
 from attiqa.models import load_model
 from attiqa.training.data import MosDataset, split_indices
 from attiqa.training.finetune import FinetuneResult, finetune, lr_factor
 from attiqa.training.pretrain import pretrain
-
-LEVELS = (0, 1, 2, 3, 4)
-
-
-def mos_of(level: int) -> float:
-    """The 'human' score: a known, decreasing function of the blur level (1-5 scale, KonIQ-like)."""
-    return 4.6 - 0.8 * level
-
-
-def write_mos_set(
-    folder: Path, photos: dict[str, Image.Image], split_column: bool, shorter: int = 80
-) -> Path:
-    """Real photos (two crops each) blurred at 5 levels; MOS = mos_of(level). Train/val split by content."""
-    img_dir = folder / "images"
-    img_dir.mkdir(parents=True, exist_ok=True)
-    rows = []
-    contents = []
-    for name, img in photos.items():
-        s = shorter / min(img.size)
-        small = img.resize((round(img.width * s), round(img.height * s)), Image.BICUBIC)
-        w, h = small.size
-        contents += [
-            (f"{name}_l", small.crop((0, 0, w * 2 // 3, h))),
-            (f"{name}_r", small.crop((w // 3, 0, w, h))),
-        ]
-    for c, (cname, im) in enumerate(contents):
-        for lv in LEVELS:
-            blurred = im.filter(ImageFilter.GaussianBlur(radius=1.2 * lv)) if lv else im
-            rel = f"{cname}_blur{lv}.jpg"
-            blurred.save(img_dir / rel, quality=95)
-            row = {"image": rel, "mos": f"{mos_of(lv):.3f}"}
-            if split_column:
-                row["split"] = "test" if c >= len(contents) - 2 else "train"
-            rows.append(row)
-    path = folder / "mos.csv"
-    with open(path, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-    return path
-
-
-def ft_cfg(csv_path: Path, **kw) -> FinetuneConfig:
-    """A small fine-tuning config; without a pretrained checkpoint the network is a random tiny backbone."""
-    base = dict(
-        csv=str(csv_path), image_root=str(csv_path.parent / "images"), mos_hidden=32, epochs=8, batch_size=8,
-        lr=3e-3, resize_shorter=72, crop_size=64, num_workers=0, seed=0, device="cpu",
-        backbone="tiny", pretrained_backbone=False, head_hidden=16,
-    )  # fmt: skip
-    return FinetuneConfig(**{**base, **kw})
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +67,7 @@ def test_finetune_learns_mos_from_degradations_and_keeps_the_best(tmp_path, mos_
 
 
 def test_linear_probe_trains_only_the_regression_mlp(tmp_path, mos_csv, photos):
-    from test_pretrain import write_label_set
+    from helpers import write_label_set
 
     labels = write_label_set(tmp_path / "labels", dict(list(photos.items())[:3]), factors=(0.6, 1.2))
     pcfg = PretrainConfig(

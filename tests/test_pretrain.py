@@ -11,15 +11,13 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
-from PIL import Image
+from helpers import tiny_cfg, write_label_set
 
 from attiqa.attributes import ATTRIBUTES
-from attiqa.config import PretrainConfig
 from attiqa.io.checkpoints import load_checkpoint, load_training_state
 from attiqa.models import AttiqaModel, create_backbone, load_model
 from attiqa.models.transforms import CenterCropTest
@@ -29,51 +27,6 @@ from attiqa.training.pretrain import pretrain
 
 REPO = Path(__file__).resolve().parents[1]
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "motorcycle_left")
-
-
-def simple_labels(arr: np.ndarray) -> list[float]:
-    """Measurable attributes of an image, squashed to [0, 1] (stand-ins for CLIP pseudo-labels)."""
-    x = arr.astype(np.float64) / 255.0
-    lum = x.mean(-1)
-    gy, gx = np.gradient(lum)
-    rg, yb = x[..., 0] - x[..., 1], 0.5 * (x[..., 0] + x[..., 1]) - x[..., 2]
-    sharp = np.hypot(gx, gy).mean() * 10
-    contrast = lum.std() * 3
-    colour = np.hypot(rg.std(), yb.std()) * 3
-    noise = 1 - np.abs(lum - np.convolve(lum.ravel(), np.ones(3) / 3, "same").reshape(lum.shape)).mean() * 10
-    return [float(np.clip(v, 0, 1)) for v in (sharp, contrast, lum.mean(), colour, noise)]
-
-
-def write_label_set(
-    folder: Path, photos: dict[str, Image.Image], shorter: int = 72, factors=(0.5, 0.8, 1.1, 1.4)
-):
-    """Real photos at several exposures + their measured attributes, in `attiqa label`'s parquet format."""
-    folder.mkdir(parents=True, exist_ok=True)
-    rows = []
-    for name, img in photos.items():
-        s = shorter / min(img.size)
-        small = img.resize((round(img.width * s), round(img.height * s)), Image.BICUBIC)
-        for f in factors:
-            arr = np.clip(np.asarray(small, dtype=np.float64) * f, 0, 255).astype(np.uint8)
-            p = folder / "img" / f"{name}_{f}.png"
-            p.parent.mkdir(exist_ok=True)
-            Image.fromarray(arr).save(p)
-            rows.append((f"img/{p.name}", simple_labels(arr)))
-    table = pa.table(
-        {"image": [r[0] for r in rows], **{a: [r[1][k] for r in rows] for k, a in enumerate(ATTRIBUTES)}}
-    )
-    table = table.replace_schema_metadata({"teacher": json.dumps({"kind": "test-statistics"})})
-    path = folder / "labels.parquet"
-    pq.write_table(table, path)
-    return path
-
-
-def tiny_cfg(**kw) -> PretrainConfig:
-    base = dict(
-        backbone="tiny", pretrained_backbone=False, head_hidden=32, epochs=6, batch_size=8, lr=1e-3,
-        crop_size=64, hflip=True, num_workers=0, seed=3, device="cpu",
-    )  # fmt: skip
-    return PretrainConfig(**{**base, **kw})
 
 
 @pytest.fixture(scope="module")

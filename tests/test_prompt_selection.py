@@ -17,7 +17,6 @@ import pytest
 from conftest import resized
 from PIL import Image
 from scipy import ndimage, stats
-from test_teacher_clip import tiny_dir  # noqa: F401 - the tiny random open_clip folder fixture
 
 from attiqa.attributes import ATTRIBUTES
 from attiqa.errors import ConfigError
@@ -339,7 +338,7 @@ def test_known_best_pair_wins_every_task(tmp_path, task_photos):
 # --------------------------------------------------------------------------------------------------
 
 
-def test_select_prompts_command_end_to_end(tmp_path, task_photos, tiny_dir):  # noqa: F811
+def test_select_prompts_command_end_to_end(tmp_path, task_photos, tiny_dir):
     photos_dir = tmp_path / "photos"
     photos_dir.mkdir()
     for i, p in enumerate(task_photos[:2]):

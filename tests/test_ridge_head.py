@@ -9,7 +9,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
-from test_finetune import ft_cfg, write_mos_set
+from helpers import ft_cfg, write_mos_set
 
 from attiqa.errors import ConfigError, ModelLoadError
 from attiqa.evaluation.metrics import srocc

@@ -15,13 +15,9 @@ import open_clip
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import TINY_CFG
 from PIL import Image
 from safetensors.torch import save_file
-from test_teacher_clip import (  # noqa: F401 - the tiny random ViT open_clip folder, one torch thread
-    TINY_CFG,
-    _one_torch_thread,
-    tiny_dir,
-)
 
 from attiqa.attributes import ATTRIBUTES
 from attiqa.errors import ModelLoadError
@@ -29,6 +25,8 @@ from attiqa.scorers import create_scorer, list_scorers, load_scorer
 from attiqa.scorers.clip_scorers import CLIPIQA_ATTRIBUTES, vit_layer_features
 from attiqa.scoring import score_paths
 from attiqa.teachers import ClipTeacher
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # one torch thread for the whole module
 
 TINY_RN_CFG = {
     "model_cfg": {
@@ -86,7 +84,7 @@ def test_registry_lists_every_clip_scorer_with_metadata():
     assert "[cls] of every" in res.stdout  # descriptions are printed literally (no rich markup)
 
 
-def test_clipiqa_on_a_vit_is_the_good_bad_softmax(tiny_dir, imgs):  # noqa: F811
+def test_clipiqa_on_a_vit_is_the_good_bad_softmax(tiny_dir, imgs):
     scorer = load_scorer(f"clipiqa:{tiny_dir}")
     assert scorer.columns == ("score",) and not scorer.native
     batch = torch.stack([scorer.transform(im) for im in imgs])
@@ -145,7 +143,7 @@ def test_eval_with_native_resolution_clipiqa_on_mixed_sizes(tiny_rn_dir, photo_d
     )
 
 
-def test_clipiqa_attributes_columns_and_overall(tiny_dir, imgs):  # noqa: F811
+def test_clipiqa_attributes_columns_and_overall(tiny_dir, imgs):
     attrs = create_scorer(f"clipiqa-attributes:{tiny_dir}")
     plain = create_scorer(f"clipiqa:{tiny_dir}")
     assert attrs.columns == ("score", *ATTRIBUTES)
@@ -157,7 +155,7 @@ def test_clipiqa_attributes_columns_and_overall(tiny_dir, imgs):  # noqa: F811
     assert attrs.metadata()["prompts"]["noisiness"] == ["Clean photo.", "Noisy photo."]
 
 
-def test_attiqa_zeroshot_is_the_teacher_with_the_mean(tiny_dir, imgs):  # noqa: F811
+def test_attiqa_zeroshot_is_the_teacher_with_the_mean(tiny_dir, imgs):
     scorer = create_scorer(f"attiqa-zeroshot:{tiny_dir}")
     teacher = ClipTeacher(str(tiny_dir))
     out = scorer(imgs)
@@ -167,7 +165,7 @@ def test_attiqa_zeroshot_is_the_teacher_with_the_mean(tiny_dir, imgs):  # noqa: 
     np.testing.assert_allclose(out["score"], want.mean(axis=1), rtol=1e-5)
 
 
-def test_temu_layer_features(tiny_dir, imgs):  # noqa: F811
+def test_temu_layer_features(tiny_dir, imgs):
     multi = create_scorer(f"temu-multilayer:{tiny_dir}")
     assert multi.num_layers == TINY_CFG["model_cfg"]["vision_cfg"]["layers"] == 2
     batch = torch.stack([multi.transform(im) for im in imgs])
@@ -185,7 +183,7 @@ def test_temu_layer_features(tiny_dir, imgs):  # noqa: F811
     assert np.all((averaged > 0) & (averaged < 1))
 
 
-def test_temu_rejects_bad_layers_and_resnets(tiny_dir, tiny_rn_dir):  # noqa: F811
+def test_temu_rejects_bad_layers_and_resnets(tiny_dir, tiny_rn_dir):
     with pytest.raises(ModelLoadError, match="layers 1..2"):
         create_scorer(f"temu-layer:3:{tiny_dir}")
     with pytest.raises(ModelLoadError, match="temu-layer:N"):

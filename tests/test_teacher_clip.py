@@ -13,8 +13,8 @@ import open_clip
 import pytest
 import skimage.data
 import torch
+from helpers import TINY_CFG
 from PIL import Image
-from safetensors.torch import save_file
 
 from attiqa.attributes import ATTRIBUTES
 from attiqa.errors import AttiqaError, ConfigError, ModelLoadError
@@ -31,6 +31,8 @@ from attiqa.teachers import (
 )
 from attiqa.teachers import clip as clip_module
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # one torch thread for the whole module
+
 TABLE1 = {
     "sharpness": ("Splendid image", "Blurry image"),
     "contrast": ("Distinct image", "Vague image"),
@@ -38,42 +40,6 @@ TABLE1 = {
     "colorfulness": ("Vibrant image", "Colorless image"),
     "noisiness": ("Peerless image", "Grainy image"),  # Table 1 prints "Graimy": see the prompts file's notes
 }
-
-TINY_CFG = {
-    "model_cfg": {
-        "embed_dim": 32,
-        "vision_cfg": {"image_size": 32, "layers": 2, "width": 64, "patch_size": 16, "head_width": 32},
-        "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2},
-    },
-    "preprocess_cfg": {
-        "mean": [0.48145466, 0.4578275, 0.40821073],
-        "std": [0.26862954, 0.26130258, 0.27577711],
-    },
-}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-@pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory) -> Path:
-    """A Hugging Face-style open_clip folder: open_clip_config.json + random safetensors weights."""
-    folder = tmp_path_factory.mktemp("tiny_clip")
-    (folder / "open_clip_config.json").write_text(json.dumps(TINY_CFG))
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        model = open_clip.model.CLIP(**TINY_CFG["model_cfg"])
-    # Spread the projections a little so cosines (and scores) differ visibly between images.
-    with torch.no_grad():
-        model.visual.proj.mul_(4.0)
-    state = {k: v.contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(folder / "open_clip_model.safetensors"))
-    return folder
 
 
 @pytest.fixture(scope="module")

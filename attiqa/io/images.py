@@ -130,7 +130,8 @@ def load_image(
 
     ``min_shorter``: the caller will resize to this shorter edge anyway, so a JPEG may be decoded at
     a reduced scale (1/2, 1/4 or 1/8, in the DCT domain) as long as its shorter edge stays >= it. A
-    24-megapixel photo scored at 340 px then decodes ~8x faster in ~1/64 of the memory. It also bounds
+    24-megapixel photo scored at 340 px then decodes at 1/8 scale: in ~1/64 of the memory, and much faster
+    (docs/default_model.md, "Implementation speed notes"). It also bounds
     the work: an image whose resized area would exceed ``MAX_RESIZED_PIXELS`` is refused.
     """
     path = Path(path)

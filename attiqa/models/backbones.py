@@ -59,9 +59,10 @@ class Backbone(nn.Module):
         self.std = tuple(float(v) for v in std)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # channels_last (ours): convolutions, depthwise ones above all, run 2-2.5x faster on CPU (measured
-        # on EfficientNet-Lite0, training and inference; `benchmarks/channels_last.py`) and use tensor
-        # cores on GPU. The weights are converted once in create_backbone; inputs here.
+        # channels_last (ours): convolutions, depthwise ones above all, run faster on CPU (measured on
+        # EfficientNet-Lite0, training and inference, by `benchmarks/channels_last.py`; numbers in
+        # docs/default_model.md) and use tensor cores on GPU. The weights are converted once in
+        # create_backbone; inputs here.
         return self.normalize(self.forward_raw(x))
 
     def forward_raw(self, x: torch.Tensor) -> torch.Tensor:
@@ -205,8 +206,8 @@ def _keep_stats(out: list[torch.Tensor], _m: nn.Module, _i: object, y: torch.Ten
 
     On channels_last activations (what :class:`Backbone` feeds) ``(N, H*W, C)`` is a view, so nothing is
     copied before the two passes (mean, then the norm of the deviations — the same two-pass formula as
-    ``torch.std``). Measured on the shipped model with its ridge head (16 wide taps per crop): the whole
-    forward pass 1.18x faster than ``flatten(2)`` (a channels-first copy) + ``mean`` + ``std``."""
+    ``torch.std``), which makes the whole forward pass faster than ``flatten(2)`` (a channels-first copy) +
+    ``mean`` + ``std`` (measured on the shipped model: docs/default_model.md)."""
     n_batch, channels, h, w = y.shape
     flat = y.float().permute(0, 2, 3, 1).reshape(n_batch, h * w, channels)
     mean = flat.mean(1, keepdim=True)

@@ -86,8 +86,8 @@ def fit_ridge(x: torch.Tensor, y: torch.Tensor, alphas: tuple[float, ...] = ALPH
 
 def _left_singular(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Left singular vectors of ``z`` with non-zero singular values, and their squares, from the
-    eigendecomposition of the smaller Gram matrix (19,200 features x 700 photos: ~30x faster than an
-    SVD of ``z``)."""
+    eigendecomposition of the smaller Gram matrix (e.g. 19,200 features x 700 photos: much faster than an
+    SVD of ``z``; docs/default_model.md, "Implementation speed notes")."""
     n, f = z.shape
     if n <= f:
         s2, u = torch.linalg.eigh(z @ z.T)

@@ -109,8 +109,8 @@ class WriteLog:
 
 @contextmanager
 def one_thread() -> Iterator[None]:
-    """Heads on cached features are small matrices: one thread is fastest, and far faster than several on a
-    busy CPU (measured: epochs of 1-30 s with 2 threads next to other jobs, steady with one)."""
+    """Heads on cached features are small matrices: one thread is fastest, and far faster than several
+    on a busy CPU (measurement: docs/default_model.md, "Implementation speed notes")."""
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

@@ -1,0 +1,163 @@
+"""Plain helpers shared by test modules (data-set writers, small configs); fixtures are in conftest.py."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from PIL import Image, ImageFilter
+
+from attiqa.attributes import ATTRIBUTES
+from attiqa.config import FinetuneConfig, PretrainConfig
+from attiqa.distortions import apply_distortion
+
+SCORES = Path(__file__).resolve().parents[2] / "shared" / "data" / "scores"
+
+# ----------------------------------------------------------------------------------------------------
+# fine-tuning: a MOS data set
+
+LEVELS = (0, 1, 2, 3, 4)
+
+
+def mos_of(level: int) -> float:
+    """The 'human' score: a known, decreasing function of the blur level (1-5 scale, KonIQ-like)."""
+    return 4.6 - 0.8 * level
+
+
+def write_mos_set(
+    folder: Path, photos: dict[str, Image.Image], split_column: bool, shorter: int = 80
+) -> Path:
+    """Real photos (two crops each) blurred at 5 levels; MOS = mos_of(level). Train/val split by content."""
+    img_dir = folder / "images"
+    img_dir.mkdir(parents=True, exist_ok=True)
+    rows = []
+    contents = []
+    for name, img in photos.items():
+        s = shorter / min(img.size)
+        small = img.resize((round(img.width * s), round(img.height * s)), Image.BICUBIC)
+        w, h = small.size
+        contents += [
+            (f"{name}_l", small.crop((0, 0, w * 2 // 3, h))),
+            (f"{name}_r", small.crop((w // 3, 0, w, h))),
+        ]
+    for c, (cname, im) in enumerate(contents):
+        for lv in LEVELS:
+            blurred = im.filter(ImageFilter.GaussianBlur(radius=1.2 * lv)) if lv else im
+            rel = f"{cname}_blur{lv}.jpg"
+            blurred.save(img_dir / rel, quality=95)
+            row = {"image": rel, "mos": f"{mos_of(lv):.3f}"}
+            if split_column:
+                row["split"] = "test" if c >= len(contents) - 2 else "train"
+            rows.append(row)
+    path = folder / "mos.csv"
+    with open(path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    return path
+
+
+def ft_cfg(csv_path: Path, **kw) -> FinetuneConfig:
+    """A small fine-tuning config; without a pretrained checkpoint the network is a random tiny backbone."""
+    base = dict(
+        csv=str(csv_path), image_root=str(csv_path.parent / "images"), mos_hidden=32, epochs=8, batch_size=8,
+        lr=3e-3, resize_shorter=72, crop_size=64, num_workers=0, seed=0, device="cpu",
+        backbone="tiny", pretrained_backbone=False, head_hidden=16,
+    )  # fmt: skip
+    return FinetuneConfig(**{**base, **kw})
+
+
+# ----------------------------------------------------------------------------------------------------
+# pre-training: a pseudo-label set
+
+
+def simple_labels(arr: np.ndarray) -> list[float]:
+    """Measurable attributes of an image, squashed to [0, 1] (stand-ins for CLIP pseudo-labels)."""
+    x = arr.astype(np.float64) / 255.0
+    lum = x.mean(-1)
+    gy, gx = np.gradient(lum)
+    rg, yb = x[..., 0] - x[..., 1], 0.5 * (x[..., 0] + x[..., 1]) - x[..., 2]
+    sharp = np.hypot(gx, gy).mean() * 10
+    contrast = lum.std() * 3
+    colour = np.hypot(rg.std(), yb.std()) * 3
+    noise = 1 - np.abs(lum - np.convolve(lum.ravel(), np.ones(3) / 3, "same").reshape(lum.shape)).mean() * 10
+    return [float(np.clip(v, 0, 1)) for v in (sharp, contrast, lum.mean(), colour, noise)]
+
+
+def write_label_set(
+    folder: Path, photos: dict[str, Image.Image], shorter: int = 72, factors=(0.5, 0.8, 1.1, 1.4)
+):
+    """Real photos at several exposures + their measured attributes, in `attiqa label`'s parquet format."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for name, img in photos.items():
+        s = shorter / min(img.size)
+        small = img.resize((round(img.width * s), round(img.height * s)), Image.BICUBIC)
+        for f in factors:
+            arr = np.clip(np.asarray(small, dtype=np.float64) * f, 0, 255).astype(np.uint8)
+            p = folder / "img" / f"{name}_{f}.png"
+            p.parent.mkdir(exist_ok=True)
+            Image.fromarray(arr).save(p)
+            rows.append((f"img/{p.name}", simple_labels(arr)))
+    table = pa.table(
+        {"image": [r[0] for r in rows], **{a: [r[1][k] for r in rows] for k, a in enumerate(ATTRIBUTES)}}
+    )
+    table = table.replace_schema_metadata({"teacher": json.dumps({"kind": "test-statistics"})})
+    path = folder / "labels.parquet"
+    pq.write_table(table, path)
+    return path
+
+
+def tiny_cfg(**kw) -> PretrainConfig:
+    base = dict(
+        backbone="tiny", pretrained_backbone=False, head_hidden=32, epochs=6, batch_size=8, lr=1e-3,
+        crop_size=64, hflip=True, num_workers=0, seed=3, device="cpu",
+    )  # fmt: skip
+    return PretrainConfig(**{**base, **kw})
+
+
+# ----------------------------------------------------------------------------------------------------
+# evaluation: an AGIQA-3k-shaped folder
+
+
+def degraded_agiqa3k_root(root: Path, photos: dict[str, Image.Image], n: int = 24) -> list[dict[str, str]]:
+    """The first ``n`` rows of the REAL AGIQA-3k data.csv, with real photos degraded as stand-in images."""
+    if not SCORES.is_dir():
+        pytest.skip("../shared/data is not on this machine")
+    with open(SCORES / "agiqa3k_data.csv", newline="") as fh:
+        reader = csv.DictReader(fh)
+        header, rows = reader.fieldnames, [r for _, r in zip(range(n), reader, strict=False)]
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / "data.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=header)
+        w.writeheader()
+        w.writerows(rows)
+    srcs = list(photos.values())
+    for i, r in enumerate(rows):
+        img = srcs[i % len(srcs)]
+        small = img.resize((64, round(64 * img.height / img.width)), Image.BICUBIC)
+        apply_distortion(small, "gaussian_blur", i % 6, seed=i).save(
+            root / r["name"], format="JPEG", quality=92
+        )
+    return rows
+
+
+# ----------------------------------------------------------------------------------------------------
+# a tiny random ViT open_clip model
+
+TINY_CFG = {
+    "model_cfg": {
+        "embed_dim": 32,
+        "vision_cfg": {"image_size": 32, "layers": 2, "width": 64, "patch_size": 16, "head_width": 32},
+        "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2},
+    },
+    "preprocess_cfg": {
+        "mean": [0.48145466, 0.4578275, 0.40821073],
+        "std": [0.26862954, 0.26130258, 0.27577711],
+    },
+}
