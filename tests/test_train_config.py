@@ -99,7 +99,7 @@ finetune:
     assert card["stage"] == "finetune" and "srocc" in json.dumps(card)
     # The run names the LAST epoch's model and its numbers, not `best`, which is picked on the held-out
     # split its numbers are measured on (issue 18).
-    printed = res.stdout.replace("\n", "")
+    printed = (res.stdout + res.stderr).replace("\n", "")  # messages go to stderr (attiqa.progress.console)
     last = json.loads((run / "finetune" / "last.json").read_text())
     assert f"finetuned: {run / 'finetune' / 'last.safetensors'}" in printed
     assert f"held-out split, last epoch: srocc={last['metrics']['srocc']:.4f}" in printed
