@@ -18,3 +18,22 @@ def photo_folder(n: int, size: int = 512) -> Path:
         img = img.resize((round(img.width * s), round(img.height * s)))
         img.save(d / f"img_{i:04d}.jpg", quality=92)
     return d
+
+
+def forward_rate(net, batches) -> float:
+    """Images per second of ``net`` over already transformed ``batches`` (one warm-up batch first); a
+    five-crop batch (N, 5, C, H, W) is run as N*5 crops, as the scorer does."""
+    import time
+
+    import torch
+
+    def run(b):
+        net(b.flatten(0, 1) if b.dim() == 5 else b)
+
+    n = sum(len(b) for b in batches)
+    with torch.inference_mode():
+        run(batches[0])
+        t0 = time.perf_counter()
+        for b in batches:
+            run(b)
+        return n / (time.perf_counter() - t0)

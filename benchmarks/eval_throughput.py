@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import photo_folder  # noqa: E402
+from _common import forward_rate, photo_folder  # noqa: E402
 
 from attiqa.datasets import get_dataset  # noqa: E402
 from attiqa.evaluation.evaluate import evaluate  # noqa: E402
@@ -78,12 +78,8 @@ def main() -> None:
     tensors = [scorer.transform(load_image(p, min_shorter=scorer.info.min_shorter)) for p in paths]
     bs = min(args.batch_size, scorer.info.max_batch or args.batch_size)
     batches = [torch.stack(tensors[i : i + bs]) for i in range(0, len(tensors), bs)]
+    bare = forward_rate(net, batches)
     with torch.inference_mode():
-        net(batches[0].flatten(0, 1) if batches[0].dim() == 5 else batches[0])
-        t0 = time.perf_counter()
-        for b in batches:
-            net(b.flatten(0, 1) if b.dim() == 5 else b)
-        bare = len(paths) / (time.perf_counter() - t0)
         t0 = time.perf_counter()
         for b in batches:
             scorer.score_tensors(b)

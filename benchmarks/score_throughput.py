@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import photo_folder  # noqa: E402
+from _common import forward_rate, photo_folder  # noqa: E402
 
 from attiqa.io.images import discover_images, load_image  # noqa: E402
 from attiqa.models import AttiqaModel, create_backbone, save_model  # noqa: E402
@@ -60,12 +60,7 @@ def main() -> None:
     tensors = [scorer.transform(load_image(p)) for p in paths]
     batches = [torch.stack(tensors[i : i + args.batch_size]) for i in range(0, len(tensors), args.batch_size)]
     net = scorer.model.backbone.eval()
-    with torch.inference_mode():
-        net(batches[0].flatten(0, 1) if batches[0].dim() == 5 else batches[0])
-        t0 = time.perf_counter()
-        for b in batches:
-            net(b.flatten(0, 1) if b.dim() == 5 else b)
-        bare = len(paths) / (time.perf_counter() - t0)
+    bare = forward_rate(net, batches)
 
     print(
         f"images: {len(paths)} ({args.crops} crop(s) each), backbone {net.name}, "
