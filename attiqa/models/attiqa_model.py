@@ -243,7 +243,9 @@ def save_model(model: AttiqaModel, path: str | Path, card: dict[str, Any], half:
     full = {**card, "model": model.card_config()}
     if model.mos_head is not None:
         full.setdefault("mos_range", model.mos_range.tolist())
-    return save_checkpoint(path, dict(model.state_dict()), full, half=half)
+    # The ridge's buffers are standardisation statistics, not weights: a channel's training spread can be
+    # 1e-8 (fp16 flushes it to 0) and they are small, so an fp16 export keeps them in fp32.
+    return save_checkpoint(path, dict(model.state_dict()), full, half=half, keep_fp32=("ridge.",))
 
 
 MAX_HIDDEN = 16384  # widest head / MLP a card may ask for (the shipped ones use 128 and 512)
