@@ -183,7 +183,8 @@ def test_an_fp16_export_keeps_the_ridge_statistics_and_overflowing_tensors_in_fp
 
     from attiqa.io.checkpoints import save_checkpoint
 
-    model = AttiqaModel(create_backbone("efficientnet_lite0_ms", pretrained=False), head_hidden=8, mos_hidden=8)
+    backbone = create_backbone("efficientnet_lite0_ms", pretrained=False)
+    model = AttiqaModel(backbone, head_hidden=8, mos_hidden=8)
     with torch.no_grad():
         _, stats = model.eval().backbone.forward_with_taps(torch.rand(2, 3, 48, 48), "depthwise")
     head = RidgeHead("depthwise", stats.shape[1], power=1.0, weight=0.5)
