@@ -199,6 +199,17 @@ def test_an_fp16_export_keeps_the_ridge_statistics_and_overflowing_tensors_in_fp
     assert dtypes["heads.sharpness.fc1.weight"] == "F16"
     back, _ = load_model(path)
     assert back.ridge is not None and back.ridge.scale[3].item() == pytest.approx(1.7e-8, rel=1e-3)
+    # `attiqa export` (an fp32 training checkpoint -> a compact copy) keeps them too.
+    from typer.testing import CliRunner
+
+    from attiqa.cli.app import app
+
+    full = save_model(model, tmp_path / "full.safetensors", {"stage": "test"})
+    res = CliRunner().invoke(app, ["export", str(full), str(tmp_path / "exported.safetensors")])
+    assert res.exit_code == 0, res.output
+    with safe_open(str(tmp_path / "exported.safetensors"), "pt") as f:
+        assert f.get_slice("ridge.scale").get_dtype() == "F32"
+        assert f.get_slice("heads.sharpness.fc1.weight").get_dtype() == "F16"
     big = save_checkpoint(tmp_path / "big.safetensors", {"w": torch.tensor([1e6, 1.0])}, {}, half=True)
     with safe_open(str(big), "pt") as f:
         assert f.get_slice("w").get_dtype() == "F32"  # fp16 would make 1e6 inf
