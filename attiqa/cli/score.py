@@ -172,7 +172,6 @@ def export(
     named-model table entry). Training state is not copied; absolute paths in the card (image folders,
     the source checkpoint) are made relative or dataset-level, so no path of this machine ships."""
     from attiqa.io.checkpoints import load_checkpoint, portable_card, save_checkpoint, sha256_of
-    from attiqa.models.attiqa_model import FP32_TENSORS
 
     tensors, card = load_checkpoint(src)
     card = {k: v for k, v in card.items() if k not in ("format_version", "attiqa_version")}
@@ -181,7 +180,7 @@ def export(
     if description:
         card["description"] = description
     card["exported_from"] = str(src)
-    out = save_checkpoint(dst, tensors, portable_card(card), half=half, keep_fp32=FP32_TENSORS)
+    out = save_checkpoint(dst, tensors, portable_card(card), half=half)
     console.print(f"[green]{out} ({out.stat().st_size / 1e6:.1f} MB) sha256 {sha256_of(out)}")
 
 
