@@ -103,7 +103,9 @@ def _load_json(path: Path) -> dict:
 
 def run(raw_dir: Path, out: Path, cfg: TrainConfig, test_fraction: float = 0.3, baselines: bool = True,
         subprocess: bool = True, synth_photos: Path | None = None, cma_global_budget: int = 600,
-        cma_image_budget: int = 150) -> list[dict[str, Any]]:
+        cma_image_budget: int = 150, base: str = "neutral") -> list[dict[str, Any]]:
+    """Split, train, evaluate. ``base`` (residual actions): ``neutral``, ``global`` (the global CMA-ES
+    setting of the training raws: the same search as the baseline, run once) or a parameter JSON."""
     raws = find_raws(raw_dir)
     if len(raws) < 2:
         raise ConfigError(f"{raw_dir}: found {len(raws)} raw file(s), need at least 2 (one to train, one to "
@@ -134,11 +136,23 @@ def run(raw_dir: Path, out: Path, cfg: TrainConfig, test_fraction: float = 0.3, 
     console.print(f"{len(train_raws)} training raws (+{len(synth)} synthetic), {len(test_raws)} test raws "
                   f"-> {out}")
 
+    skipped: dict[str, str] = {}
+    if cfg.action_mode == "residual" and cfg.base is None and base != "neutral":
+        if base == "global":
+            cfg.base = global_cma(out, cfg, mos, train_raws, skipped, cma_global_budget)["params"]
+        else:
+            try:
+                doc = json.loads(Path(base).read_text())
+                cfg.base = check_values(doc.get("params", doc))
+            except (OSError, ValueError, AttributeError) as exc:
+                raise ConfigError(f"{base}: not a readable parameter JSON for --base ({exc}) — pass neutral, "
+                                  "global or a file of name -> value") from None
     training = train(out, train_raws + synth, cfg, subprocess=subprocess)
     agent_calls = int(training["scorer_calls"])
     policy, card = load_policy(out / "policy.safetensors")
     return evaluate(raw_dir, out, cfg, mos, test_raws, train_raws, {"agent": (policy, card)},
-                    {"agent": {"train": agent_calls, "test": 0}}, training.get("skipped", {}), baselines,
+                    {"agent": {"train": agent_calls, "test": 0}}, skipped | training.get("skipped", {}),
+                    baselines,
                     cma_global_budget, cma_image_budget)
 
 
@@ -220,10 +234,11 @@ def _center_crop(img: np.ndarray, size: int) -> np.ndarray:
     return img[y : y + s, x : x + s]
 
 
-def _baselines(out, cfg, mos: MOSFunction, items, train_raws, params, budgets, skipped, global_budget,
-               image_budget) -> None:
+def global_cma(out: Path, cfg: TrainConfig, mos: MOSFunction, train_raws: list[Path], skipped: dict[str, str],
+               global_budget: int) -> dict[str, Any]:
+    """One parameter set for all raws by CMA-ES on a seeded subset of the training raws (``global_budget``
+    scorer calls, >= 4 generations of 12), cached in ``out/baselines/cma_global.json``."""
     view = cfg.view_shorter if cfg.preview is None else None
-    # global CMA-ES on training raws (budget: --cma-global-budget scorer calls)
     gfile = out / "baselines" / "cma_global.json"
     g = _load_json(gfile)
     if g.get("budget") != global_budget:
@@ -245,6 +260,12 @@ def _baselines(out, cfg, mos: MOSFunction, items, train_raws, params, budgets, s
         g = {"params": res.params, "train_score": res.mos, "calls": res.calls, "n_images": len(train_items),
              "budget": global_budget}
         write_json_atomic(gfile, g)
+    return g
+
+
+def _baselines(out, cfg, mos: MOSFunction, items, train_raws, params, budgets, skipped, global_budget,
+               image_budget) -> None:
+    g = global_cma(out, cfg, mos, train_raws, skipped, global_budget)
     params["cma_global"] = {k: g["params"] for k in items}
     budgets["cma_global"] = {"train": g["calls"], "test": 0}
     # per-image CMA-ES on each test raw, the same guarded reward as the agent's

@@ -271,3 +271,33 @@ def test_real_raws_are_found_and_split_by_their_scene_groups():
     tr, te = split(raws, 0.3, 0, groups)
     assert not {groups[p] for p in tr} & {groups[p] for p in te}
     assert 0.2 * len(raws) <= len(te) <= 0.4 * len(raws)
+
+
+@pytest.mark.parametrize("algo", ["sac", "td3", "ppo"])
+def test_untrained_residual_policy_renders_the_base_and_round_trips(tmp_path, isp_raws, algo):
+    """Residual actions (ours): the action head starts at zero, so before any update the deterministic
+    policy renders the base setting; the MLP-on-statistics policy saves, loads and resumes (Box buffer)."""
+    from isp_env.params import check_values
+    from isp_env.tuning import tune_with_policy
+
+    base = check_values({"tone_exposure": 0.2, "saturation": 1.1})
+    cfg = _tiny_cfg(algo, 8, obs_mode="stats", action_mode="residual", delta_scale=0.3, base=base)
+    cfg.max_steps, cfg.learning_starts = 1, 100  # SAC/TD3: no update within 8 steps
+    venv = make_vec_env(isp_raws[:1], cfg, subprocess=False)
+    model = build_model(cfg, venv)
+    obs = venv.reset()
+    action, _ = model.predict(obs, deterministic=True)
+    assert np.abs(action).max() == 0.0
+    venv.close()
+    cfg.timesteps, cfg.checkpoint_every = 24, 12
+    train(tmp_path, isp_raws[:2], cfg, subprocess=False)
+    policy, card = load_policy(tmp_path / "policy.safetensors")
+    assert card["env"]["obs_mode"] == "stats" and card["env"]["base"] == base
+    if algo != "ppo":  # no update yet (learning_starts): the loaded policy still renders the base
+        assert tune_with_policy(policy, card, isp_raws[2]) == base
+        fresh = build_model(cfg, make_vec_env(isp_raws[:2], cfg, subprocess=False))
+        load_state(fresh, find_state(tmp_path / "checkpoint"))
+        assert fresh.replay_buffer.pos == 24 and fresh.replay_buffer.observations[:24].any()
+    else:
+        values = tune_with_policy(policy, card, isp_raws[2])
+        assert all(abs(to_normalized(values)[i] - to_normalized(base)[i]) <= 0.3 + 1e-6 for i in range(16))
