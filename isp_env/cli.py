@@ -58,7 +58,8 @@ def tune(
                                          "the base, in normalised units (each range is 2 wide)."),
     guard: bool = typer.Option(True, help="Subtract the over-processing penalty from the reward."),
     test_fraction: float = typer.Option(0.3, min=0.0, max=0.9, help="Share of raws held out for testing "
-                                        "(whole scene groups, from DIR/manifest.csv when present)."),
+                                        "(whole scene groups, from DIR/manifest.csv when present); 0: train "
+                                        "on every raw (a policy to ship), evaluate nothing."),
     synth_photos: Path | None = typer.Option(None, help="Folder of photos to unprocess into synthetic "
                                              "training raws (Brooks et al. 2019)."),
     init_policy: str | None = typer.Option(None, help="Start from this policy ('default' = the shipped "
@@ -99,6 +100,8 @@ def tune(
     summary = run(raw_dir, out, cfg, test_fraction=test_fraction, baselines=baselines,
                   synth_photos=synth_photos, cma_global_budget=cma_global_budget,
                   cma_image_budget=cma_image_budget, base=base)
+    if not summary:  # --test-fraction 0: a policy trained on every raw, nothing held out to report
+        return
     table = Table(title=f"isp-tune: held-out raws ({summary[0]['n_images']})", show_lines=False)
     for col in ("method", "mean MOS", "guarded", "clipped", "saturation", "calls (train)",
                 "calls / test raw"):

@@ -64,7 +64,10 @@ def scene_groups(raws: list[Path], root: Path) -> dict[Path, str]:
 def split(raws: list[Path], test_fraction: float, seed: int,
           groups: dict[Path, str] | None = None) -> tuple[list[Path], list[Path]]:
     """Seeded split by scene group: whole groups go to the test side until it holds ``test_fraction`` of the
-    raws; at least one raw on each side when there are two groups or more."""
+    raws; at least one raw on each side when there are two groups or more. ``test_fraction`` 0: every raw
+    trains (a policy to ship; nothing is evaluated)."""
+    if test_fraction <= 0:
+        return sorted(raws), []
     groups = groups or {p: str(p) for p in raws}
     names = sorted({groups[p] for p in raws})
     random.Random(seed).shuffle(names)
@@ -124,22 +127,12 @@ def run(raw_dir: Path, out: Path, cfg: TrainConfig, test_fraction: float = 0.3, 
         if not photos:
             raise ConfigError(f"{synth_photos}: no photos found for --synth-photos (png, jpg, webp, tif)")
         synth = synth_raws(photos, out / "synth", seed=cfg.seed)
-    plan = {"raw_dir": str(raw_dir), "seed": cfg.seed, "test_fraction": test_fraction,
-            "train": [str(p) for p in train_raws], "test": [str(p) for p in test_raws],
-            "synthetic": len(synth)}
-    old = _load_json(out / "run.json")
-    if old and (old.get("train"), old.get("test")) != (plan["train"], plan["test"]):
-        raise ConfigError(f"{out}: this run folder holds another split (other raws or seed) — use a new "
-                          "--out")
-    out.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(out / "run.json", {**plan, "config": cfg.learning_key()})
-    console.print(f"{len(train_raws)} training raws (+{len(synth)} synthetic), {len(test_raws)} test raws "
-                  f"-> {out}")
-
     skipped: dict[str, str] = {}
+    base_calls = 0  # scorer calls spent on finding the base: part of the agent's training cost
     if cfg.action_mode == "residual" and cfg.base is None and base != "neutral":
         if base == "global":
-            cfg.base = global_cma(out, cfg, mos, train_raws, skipped, cma_global_budget)["params"]
+            g = global_cma(out, cfg, mos, train_raws, skipped, cma_global_budget)
+            cfg.base, base_calls = g["params"], int(g["calls"])
         else:
             try:
                 doc = json.loads(Path(base).read_text())
@@ -147,8 +140,24 @@ def run(raw_dir: Path, out: Path, cfg: TrainConfig, test_fraction: float = 0.3, 
             except (OSError, ValueError, AttributeError) as exc:
                 raise ConfigError(f"{base}: not a readable parameter JSON for --base ({exc}) — pass neutral, "
                                   "global or a file of name -> value") from None
+    plan = {"raw_dir": str(raw_dir), "seed": cfg.seed, "test_fraction": test_fraction,
+            "train": [str(p) for p in train_raws], "test": [str(p) for p in test_raws],
+            "synthetic": len(synth), "base_scorer_calls": base_calls}
+    old = _load_json(out / "run.json")
+    if old and (old.get("train"), old.get("test")) != (plan["train"], plan["test"]):  # (base: cached)
+        raise ConfigError(f"{out}: this run folder holds another split (other raws or seed) — use a new "
+                          "--out")
+    out.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(out / "run.json", {**plan, "config": cfg.learning_key()})
+    console.print(f"{len(train_raws)} training raws (+{len(synth)} synthetic), {len(test_raws)} test raws "
+                  f"-> {out}")
+
     training = train(out, train_raws + synth, cfg, subprocess=subprocess)
-    agent_calls = int(training["scorer_calls"])
+    agent_calls = int(training["scorer_calls"]) + base_calls
+    if not test_raws:
+        console.print(f"trained on all {len(train_raws)} raws (+{len(synth)} synthetic); no test raws to "
+                      f"evaluate (--test-fraction 0): {out / 'policy.safetensors'}")
+        return []
     policy, card = load_policy(out / "policy.safetensors")
     return evaluate(raw_dir, out, cfg, mos, test_raws, train_raws, {"agent": (policy, card)},
                     {"agent": {"train": agent_calls, "test": 0}}, skipped | training.get("skipped", {}),

@@ -301,3 +301,24 @@ def test_untrained_residual_policy_renders_the_base_and_round_trips(tmp_path, is
     else:
         values = tune_with_policy(policy, card, isp_raws[2])
         assert all(abs(to_normalized(values)[i] - to_normalized(base)[i]) <= 0.3 + 1e-6 for i in range(16))
+
+
+def test_test_fraction_zero_trains_a_residual_policy_on_every_raw(tmp_path, isp_raws):
+    """`isp-tune --test-fraction 0` (how the shipped policy is made): every raw trains, the base is the
+    global CMA-ES setting of those raws (its scorer calls count as training cost), nothing is evaluated."""
+    from isp_env.run import run
+
+    assert split(isp_raws, 0.0, seed=0) == (sorted(isp_raws), [])
+    d = tmp_path / "raws"
+    d.mkdir()
+    for p in isp_raws:
+        shutil.copy(p, d / p.name)
+    cfg = _tiny_cfg("sac", 12, obs_mode="stats", action_mode="residual", delta_scale=0.3)
+    cfg.max_steps = 1
+    assert run(d, tmp_path / "run", cfg, test_fraction=0.0, subprocess=False, cma_global_budget=24,
+               base="global") == []
+    plan = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert len(plan["train"]) == len(isp_raws) and plan["test"] == [] and 0 < plan["base_scorer_calls"] <= 24
+    _, card = load_policy(tmp_path / "run" / "policy.safetensors")
+    g = json.loads((tmp_path / "run" / "baselines" / "cma_global.json").read_text())
+    assert card["env"]["base"] == g["params"] and card["env"]["action_mode"] == "residual"
