@@ -197,7 +197,10 @@ def test_isp_tune_cli_end_to_end_with_kill_and_resume(tmp_path, raw_dir):
     assert set(methods) == {"neutral", "rawpy", "cma_global", "cma_per_image", "agent"}
     assert [Path(k).name for k in summary["skipped"]] == ["zz_truncated.dng"]
     training = json.loads((out / "training.json").read_text())
-    assert training["timesteps"] >= 200 and methods["agent"]["train_scorer_calls"] == training["scorer_calls"]
+    base_calls = json.loads((out / "run.json").read_text())["base_scorer_calls"]  # the global CMA-ES base
+    assert 0 < base_calls <= 40 and methods["cma_global"]["train_scorer_calls"] == base_calls
+    assert training["timesteps"] >= 200
+    assert methods["agent"]["train_scorer_calls"] == training["scorer_calls"] + base_calls
     assert training["scorer_calls"] >= 200  # one call per step plus one per reset, across the kill
     assert methods["cma_per_image"]["test_scorer_calls"] <= 15 * summary["n_test"]
     rows = list(csv.DictReader((out / "results.csv").open()))
