@@ -1,8 +1,10 @@
 """Train an SB3 agent on the ISP environment, resumably, and apply it to raws.
 
-SAC by default (PPO and TD3 selectable), over ``n_envs`` environments in subprocesses (``SubprocVecEnv``), the
-``MultiInputPolicy`` (NatureCNN on the preview image + the parameter vector). Hyper-parameters the paper does
-not give (it gives none for the agent) are ours and listed in :class:`TrainConfig`.
+SAC by default (PPO and TD3 selectable), over ``n_envs`` environments in subprocesses (``SubprocVecEnv``):
+``MlpPolicy`` on the image statistics (``obs_mode="stats"``) or ``MultiInputPolicy`` (NatureCNN on the
+render + statistics, parameters and time). ``isp-tune`` trains the formulation chosen by measurement
+(``benchmarks/isp_formulation.py``, docs/isp.md): residual actions around a base, statistics, SAC.
+Hyper-parameters the paper does not give (it gives none for the agent) are ours, in :class:`TrainConfig`.
 """
 
 from __future__ import annotations
