@@ -46,7 +46,8 @@ def main() -> None:
                              "and seed")
         agents[name] = load_policy(Path(folder) / "policy.safetensors")
         training = json.loads((Path(folder) / "training.json").read_text())
-        budgets[name] = {"train": int(training["scorer_calls"]), "test": 0}
+        budgets[name] = {"train": int(training["scorer_calls"]) + int(plan.get("base_scorer_calls", 0)),
+                         "test": 0}
     mos = load_mos_function(args.model)
     cfg = TrainConfig(seed=args.seed, scorer=args.model, view_shorter=mos.view_shorter or 384)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -50,10 +50,16 @@ def tune(
                                        "at the scorer's own scale and score in one pass."),
     obs_size: int = typer.Option(64, min=36, help="Side of the policy's image observation."),
     max_steps: int = typer.Option(1, min=1, help="Steps per episode (1: one-step contextual policy)."),
-    action_mode: str = typer.Option("absolute", help="absolute | delta"),
+    action_mode: str = typer.Option("residual", help="residual (offsets around --base) | absolute | delta"),
+    obs_mode: str = typer.Option("stats", help="stats (MLP on image statistics) | image (CNN on the render)"),
+    base: str = typer.Option("global", help="Residual actions: the setting action 0 renders — global (one "
+                             "setting found by CMA-ES on the training raws), neutral, or a parameter JSON."),
+    residual_scale: float = typer.Option(0.4, min=0.01, max=2.0, help="Residual actions: largest offset from "
+                                         "the base, in normalised units (each range is 2 wide)."),
     guard: bool = typer.Option(True, help="Subtract the over-processing penalty from the reward."),
     test_fraction: float = typer.Option(0.3, min=0.0, max=0.9, help="Share of raws held out for testing "
-                                        "(whole scene groups, from DIR/manifest.csv when present)."),
+                                        "(whole scene groups, from DIR/manifest.csv when present); 0: train "
+                                        "on every raw (a policy to ship), evaluate nothing."),
     synth_photos: Path | None = typer.Option(None, help="Folder of photos to unprocess into synthetic "
                                              "training raws (Brooks et al. 2019)."),
     init_policy: str | None = typer.Option(None, help="Start from this policy ('default' = the shipped "
@@ -81,15 +87,21 @@ def tune(
     from isp_env.run import run
     from isp_env.tuning import TrainConfig
 
-    if action_mode not in ("absolute", "delta"):
-        raise ConfigError(f"--action-mode {action_mode!r}: use absolute or delta")
+    if action_mode not in ("absolute", "delta", "residual"):
+        raise ConfigError(f"--action-mode {action_mode!r}: use residual, absolute or delta")
+    if obs_mode not in ("stats", "image"):
+        raise ConfigError(f"--obs-mode {obs_mode!r}: use stats or image")
     cfg = TrainConfig(algo=algo.lower(), timesteps=timesteps, n_envs=n_envs, preview=preview,
-                      obs_size=obs_size, max_steps=max_steps, action_mode=action_mode, guard=guard, seed=seed,
+                      obs_size=obs_size, max_steps=max_steps, action_mode=action_mode, obs_mode=obs_mode,
+                      delta_scale=residual_scale if action_mode == "residual" else 0.5, guard=guard,
+                      seed=seed,
                       checkpoint_every=checkpoint_every, batch_size=batch_size,
                       learning_starts=learning_starts, scorer=model, init_policy=init_policy)
     summary = run(raw_dir, out, cfg, test_fraction=test_fraction, baselines=baselines,
                   synth_photos=synth_photos, cma_global_budget=cma_global_budget,
-                  cma_image_budget=cma_image_budget)
+                  cma_image_budget=cma_image_budget, base=base)
+    if not summary:  # --test-fraction 0: a policy trained on every raw, nothing held out to report
+        return
     table = Table(title=f"isp-tune: held-out raws ({summary[0]['n_images']})", show_lines=False)
     for col in ("method", "mean MOS", "guarded", "clipped", "saturation", "calls (train)",
                 "calls / test raw"):

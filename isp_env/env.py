@@ -9,15 +9,21 @@ Shin et al. IROS 2022). Our design choices, documented:
   cheap cues for per-image adaptation); ``params`` — the current normalised parameters, [-1, 1]; ``time`` —
   the fraction of the fixed horizon used, so the finite horizon is visible to the agent (Gymnasium's rule
   for time limits that are part of the task).
-* **Action**: ``Box(-1, 1, (16,))``. ``action_mode="absolute"`` (default, with ``max_steps=1``: a one-step
-  contextual policy): the action *is* the normalised parameter vector; ``"delta"``: the normalised
-  parameters move by ``delta_scale * action``. Out-of-range actions are clipped and non-finite entries count
-  as 0 (delta) or the neutral value (absolute).
+  With ``obs_mode="stats"`` the observation is a flat ``Box`` of the statistics and the time only (for an
+  MLP policy: far fewer samples to learn from than a CNN on the image).
+* **Action**: ``Box(-1, 1, (16,))``. ``action_mode="absolute"`` (with ``max_steps=1``: a one-step contextual
+  policy): the action *is* the normalised parameter vector; ``"delta"``: the normalised parameters move by
+  ``delta_scale * action``; ``"residual"`` (ours, issue 19): the parameters are the *base* setting plus
+  ``delta_scale * action`` (bounded offsets), so action 0 renders the base. Out-of-range actions are
+  clipped and non-finite entries count as 0 (delta, residual) or the neutral value (absolute).
+* **Base**: ``base`` (parameter values, default neutral) is where every episode starts; its guarded score
+  is cached per raw, so the reward is the gain over the base render of the same raw (a per-raw baseline:
+  the optimum of a one-step problem is unchanged, the between-raw variance of the reward is gone).
 * **Reward** (:mod:`isp_env.reward`): the render at the scorer's own scale, scored in one pass, minus the
   over-processing guard (``guard=True``), in percent of the scorer's range; a step's reward is the gain of
-  that score, so an episode's rewards sum to the gain over the neutral render. The neutral render's score
+  that score, so an episode's rewards sum to the gain over the base render. The base render's score
   and the guard's references are computed once per raw and cached: a one-step episode costs one scorer call.
-* **Episode**: ``reset`` picks one raw (seeded) and starts from the neutral parameters; after ``max_steps``
+* **Episode**: ``reset`` picks one raw (seeded) and starts from the base parameters; after ``max_steps``
   steps the episode is ``terminated`` (the task ends there; the time is in the observation).
 * Raws that can't be read are skipped (listed in ``env.skipped``) — the episode uses another one.
 """
@@ -37,7 +43,7 @@ from PIL import Image
 from attiqa.io.atomic import atomic_path, write_json_atomic
 from isp_env.isp import Developed, develop, finish
 from isp_env.mos_function import as_mos_function
-from isp_env.params import N_PARAMS, from_normalized, neutral, to_normalized
+from isp_env.params import N_PARAMS, check_values, from_normalized, neutral, to_normalized
 from isp_env.raw import RawReadError, read_raw
 from isp_env.reward import DEFAULT_VIEW_SHORTER, Guard, make_guard, to_view, view_long_side
 
@@ -45,8 +51,15 @@ ENV_ID = "isp_env/ISPTuning-v0"
 N_STATS = 12
 
 
-def spaces_for(obs_size: int) -> tuple[spaces.Dict, spaces.Box]:
+OBS_MODES = ("image", "stats")
+ACTION_MODES = ("absolute", "delta", "residual")
+
+
+def spaces_for(obs_size: int, obs_mode: str = "image") -> tuple[spaces.Space, spaces.Box]:
     """The observation and action spaces (the one definition, shared with :mod:`isp_env.policy_io`)."""
+    if obs_mode == "stats":
+        return (spaces.Box(0.0, 1.0, (N_STATS + 1,), np.float32),
+                spaces.Box(-1.0, 1.0, (N_PARAMS,), np.float32))
     obs = spaces.Dict({
         "image": spaces.Box(0, 255, (3, obs_size, obs_size), np.uint8),
         "stats": spaces.Box(0.0, 1.0, (N_STATS,), np.float32),
@@ -74,11 +87,11 @@ def image_stats(rgb: np.ndarray) -> np.ndarray:
 
 @dataclass
 class RawEntry:
-    """One raw's cached preview front end, its guard and the guarded score of its neutral render."""
+    """One raw's cached preview front end, its guard and the guarded score of its base render."""
 
     dev: Developed
     guard: Guard | None
-    base: float | None  # guarded score of the neutral render (None until scored)
+    base: float | None  # guarded score of the base render (None until scored)
 
 
 class ISPTuningEnv(gym.Env):
@@ -110,11 +123,17 @@ class ISPTuningEnv(gym.Env):
         score: bool = True,
         cache_dir: str | Path | None = None,
         view_shorter: int | None = None,
+        obs_mode: str = "image",
+        base: dict[str, float] | None = None,
     ) -> None:
         if not raws:
             raise ValueError("ISPTuningEnv needs at least one raw file")
-        if action_mode not in ("delta", "absolute"):
-            raise ValueError("action_mode must be 'delta' or 'absolute'")
+        if action_mode not in ACTION_MODES:
+            raise ValueError(f"action_mode must be one of {', '.join(ACTION_MODES)}")
+        if obs_mode not in OBS_MODES:
+            raise ValueError(f"obs_mode must be one of {', '.join(OBS_MODES)}")
+        self.obs_mode = obs_mode
+        self.base = check_values(base or {})  # where episodes start; action 0 of "residual" renders it
         self.raws = [Path(p) for p in raws]
         self._scorer_spec = scorer
         self._mos = None
@@ -128,10 +147,10 @@ class ISPTuningEnv(gym.Env):
         self.score = bool(score)  # False: render only (applying a trained policy needs no scorer calls)
         self.cache_dir = Path(cache_dir) if cache_dir else None
         self._view = view_shorter  # the scorer's shorter side; None: asked from the scorer when needed
-        self.observation_space, self.action_space = spaces_for(self.obs_size)
+        self.observation_space, self.action_space = spaces_for(self.obs_size, obs_mode)
         self._cache: OrderedDict[Path, RawEntry] = OrderedDict()
         self.skipped: dict[str, str] = {}
-        self._norm = to_normalized(neutral())
+        self._norm = to_normalized(self.base)
         self._entry: RawEntry | None = None
         self._path: Path | None = None
         self._img: np.ndarray | None = None
@@ -228,8 +247,11 @@ class ISPTuningEnv(gym.Env):
         view = self.view_shorter
         return img if view is None else to_view(img, view)
 
-    def _observe(self) -> dict[str, np.ndarray]:
+    def _observe(self) -> dict[str, np.ndarray] | np.ndarray:
         assert self._img is not None, "reset() first"
+        if self.obs_mode == "stats":
+            t = min(self._t / self.max_steps, 1.0)
+            return np.append(image_stats(self._img), np.float32(t)).astype(np.float32)
         small = Image.fromarray(self._img).resize((self.obs_size, self.obs_size), Image.Resampling.BILINEAR)
         image = np.ascontiguousarray(np.asarray(small, dtype=np.uint8).transpose(2, 0, 1))
         params = np.clip(np.nan_to_num(self._norm, nan=0.0), -1.0, 1.0).astype(np.float32)
@@ -270,9 +292,9 @@ class ISPTuningEnv(gym.Env):
             raise RawReadError(order[0], "no readable raw among the environment's files — "
                                + "; ".join(list(self.skipped.values())[:3]))
         start = options.get("params")
-        self._norm = to_normalized(start) if start is not None else to_normalized(neutral())
+        self._norm = to_normalized(start if start is not None else self.base)
         self._t = 0
-        if start is None and self._entry.base is not None:  # neutral start of a raw scored before: no call
+        if start is None and self._entry.base is not None:  # base start of a raw scored before: no call
             self._img = self._render()
             self._score_now = self._entry.base
         else:
@@ -286,9 +308,10 @@ class ISPTuningEnv(gym.Env):
         if self._entry is None:
             raise RuntimeError("call reset() before step()")
         a = np.asarray(action, dtype=np.float64).reshape(N_PARAMS)
-        if self.action_mode == "delta":
+        if self.action_mode in ("delta", "residual"):
             a = np.clip(np.nan_to_num(a, nan=0.0, posinf=1.0, neginf=-1.0), -1.0, 1.0)
-            self._norm = np.clip(self._norm + self.delta_scale * a, -1.0, 1.0)
+            origin = self._norm if self.action_mode == "delta" else to_normalized(self.base)
+            self._norm = np.clip(origin + self.delta_scale * a, -1.0, 1.0)
         else:
             fallback = to_normalized(neutral())
             a = np.where(np.isfinite(a), a, fallback)

@@ -64,10 +64,16 @@ def _unshared(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 
+def policy_name(obs_mode: str) -> str:
+    """SB3's policy for an observation mode: a CNN + MLP on the image observation, an MLP on the stats."""
+    return "MlpPolicy" if obs_mode == "stats" else "MultiInputPolicy"
+
+
 def build_policy(card: dict[str, Any]):
     algo = algorithms()[card["algo"]]
-    obs_space, act_space = spaces_for(int(card["env"]["obs_size"]))
-    cls = algo.policy_aliases["MultiInputPolicy"]  # type: ignore[attr-defined]  # SB3: set on each algorithm class
+    obs_mode = card["env"].get("obs_mode", "image")
+    obs_space, act_space = spaces_for(int(card["env"]["obs_size"]), obs_mode)
+    cls = algo.policy_aliases[policy_name(obs_mode)]  # type: ignore[attr-defined]  # SB3: set on each algorithm
     return cls(obs_space, act_space, lambda _: 0.0, **card.get("policy_kwargs", {}))
 
 
@@ -93,8 +99,12 @@ def _buffer_arrays(buffer) -> dict[str, np.ndarray]:
     n = buffer.buffer_size if buffer.full else buffer.pos
     out: dict[str, np.ndarray] = {}
     for name in ("observations", "next_observations"):
-        for key, arr in getattr(buffer, name).items():
-            out[f"{name}.{key}"] = np.ascontiguousarray(arr[:n])
+        field = getattr(buffer, name)
+        if isinstance(field, dict):
+            for key, arr in field.items():
+                out[f"{name}.{key}"] = np.ascontiguousarray(arr[:n])
+        else:
+            out[name] = np.ascontiguousarray(field[:n])
     for name in ("actions", "rewards", "dones", "timeouts"):
         out[name] = np.ascontiguousarray(getattr(buffer, name)[:n])
     return out

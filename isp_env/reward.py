@@ -15,7 +15,17 @@ pipeline and ``rawpy.postprocess()``):
 * clipping: fraction of pixels with a channel at 0 or 255 above ``min(neutral, rawpy) + CLIP_TOL``;
 * saturation: mean HSV saturation above ``SAT_TOL`` x ``max(neutral, rawpy)``;
 * halos / over-sharpening: mean luma gradient above ``GRAD_TOL`` x the neutral render's;
-* hue shift: the chroma-weighted mean rotation of the colours against the neutral render beyond ``HUE_TOL``.
+* hue shift: the chroma-weighted mean rotation of the colours against the neutral render beyond ``HUE_TOL``;
+* sharpening halos and amplified noise: the luma overshoot (how far pixels go beyond the local range of a
+  3x3-smoothed copy, 7x7 window), relative to the luma's standard deviation, above ``OVERSHOOT_TOL`` x the
+  neutral render's (the mean gradient alone missed rims around the patches of a colour chart).
+
+and, since a reward with upper bounds only was gamed the other way (a near-grey, flat, dark rendering that
+the default model scores above neutral), lower bounds against the *less* processed of the two sane renders:
+
+* desaturation: mean HSV saturation below ``SAT_LO`` x ``min(neutral, rawpy)``;
+* darkening: mean luma below ``BRIGHT_LO`` x ``min(neutral, rawpy)``;
+* flattening: luma standard deviation (global contrast) below ``CONTRAST_LO`` x ``min(neutral, rawpy)``.
 """
 
 from __future__ import annotations
@@ -35,6 +45,16 @@ CLIP_TOL, SAT_TOL, GRAD_TOL, HUE_TOL = 0.03, 1.2, 1.6, 10.0
 # penalty slopes, in percent of the scorer's range per unit of excess (ours, set so that the over-processed
 # renders of issue 19 lose far more than the MOS they gain: 98 % clipped pixels cost ~190 points)
 CLIP_W, SAT_W, GRAD_W, HUE_W = 200.0, 100.0, 40.0, 1.0
+# lower bounds (ours): free down to these fractions of the lower of the two sane renders' values. Wide,
+# because the 16 parameters have no white balance: on colour-cast sensors (QuickTake 150) lowering the
+# saturation is the only way to weaken the cast, and a darker or softer rendering than the camera's is a
+# normal edit; a grey (saturation 0.14 vs 0.5-0.7), flat or murky render is not. Slope: 100 per unit of
+# relative shortfall (a render at half the floor loses 50 points of the scorer's range).
+SAT_LO, BRIGHT_LO, CONTRAST_LO = 0.5, 0.7, 0.6
+LOW_W = 100.0
+# overshoot (ours): a moderate unsharp mask (amount 1) measured 1.3-1.4 x neutral on four training raws,
+# visible halos 3 x; free up to 1.5 x, then 20 points per unit of ratio
+OVERSHOOT_TOL, OVERSHOOT_W = 1.5, 20.0
 
 
 @dataclass
@@ -44,6 +64,9 @@ class RenderStats:
     clipped: float  # fraction of pixels with a channel at 0 or 255
     saturation: float  # mean HSV saturation
     gradient: float  # mean |d luma| (x and y), 8-bit units
+    brightness: float = 0.0  # mean luma, 8-bit units
+    contrast: float = 0.0  # standard deviation of the luma, 8-bit units
+    overshoot: float = 0.0  # mean luma beyond the local range of a smoothed copy / luma sd (halos, noise)
 
     def as_dict(self) -> dict[str, float]:
         return asdict(self)
@@ -62,7 +85,20 @@ def render_stats(rgb: np.ndarray) -> RenderStats:
     y = _luma(rgb)
     grad = float(np.abs(np.diff(y, axis=0)).mean() + np.abs(np.diff(y, axis=1)).mean()) if min(y.shape) > 1 \
         else 0.0
-    return RenderStats(clipped, sat, grad)
+    sd = float(y.std())
+    return RenderStats(clipped, sat, grad, float(y.mean()), sd, _overshoot(y) / max(sd, 1.0))
+
+
+def _overshoot(y: np.ndarray) -> float:
+    """Mean distance of the luma beyond the 7x7 local max/min of its 3x3 box-smoothed copy: a step edge
+    without halos stays inside that range; an unsharp-mask halo (or amplified noise) overshoots it."""
+    if min(y.shape) < 8:
+        return 0.0
+    from scipy import ndimage
+
+    yb = ndimage.uniform_filter(y, 3)
+    hi, lo = ndimage.maximum_filter(yb, 7), ndimage.minimum_filter(yb, 7)
+    return float(np.maximum(y - hi, 0.0).mean() + np.maximum(lo - y, 0.0).mean())
 
 
 def _chroma(rgb: np.ndarray) -> np.ndarray:
@@ -76,6 +112,11 @@ def hue_shift_degrees(rgb: np.ndarray, ref: np.ndarray) -> float:
     """Chroma-weighted mean rotation of ``rgb``'s colours against ``ref`` (same size), in degrees."""
     z = np.sum(_chroma(rgb) * np.conj(_chroma(ref)))
     return float(abs(np.degrees(np.angle(z)))) if abs(z) > 0 else 0.0
+
+
+def _shortfall(value: float, floor: float) -> float:
+    """``LOW_W`` x the relative shortfall of ``value`` below ``floor`` (0 when at or above it)."""
+    return LOW_W * max(0.0, 1.0 - value / floor) if floor > 1e-6 else 0.0
 
 
 @dataclass
@@ -97,7 +138,12 @@ class Guard:
         return {"clip": CLIP_W * max(0.0, s.clipped - clip_ref),
                 "saturation": SAT_W * max(0.0, s.saturation / max(sat_ref, 1e-3) - 1.0),
                 "halo": GRAD_W * max(0.0, s.gradient / grad_ref - 1.0),
-                "hue": HUE_W * max(0.0, hue - HUE_TOL)}
+                "overshoot": OVERSHOOT_W * max(0.0, s.overshoot / max(self.neutral.overshoot, 1e-4)
+                                               - OVERSHOOT_TOL),
+                "hue": HUE_W * max(0.0, hue - HUE_TOL),
+                "desaturation": _shortfall(s.saturation, SAT_LO * min(r.saturation for r in refs)),
+                "dark": _shortfall(s.brightness, BRIGHT_LO * min(r.brightness for r in refs)),
+                "flat": _shortfall(s.contrast, CONTRAST_LO * min(r.contrast for r in refs))}
 
     def penalty(self, rgb: np.ndarray) -> float:
         """The sum of :meth:`terms` (measured on every second pixel and row: 4x cheaper, same statistics)."""

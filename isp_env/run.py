@@ -64,7 +64,10 @@ def scene_groups(raws: list[Path], root: Path) -> dict[Path, str]:
 def split(raws: list[Path], test_fraction: float, seed: int,
           groups: dict[Path, str] | None = None) -> tuple[list[Path], list[Path]]:
     """Seeded split by scene group: whole groups go to the test side until it holds ``test_fraction`` of the
-    raws; at least one raw on each side when there are two groups or more."""
+    raws; at least one raw on each side when there are two groups or more. ``test_fraction`` 0: every raw
+    trains (a policy to ship; nothing is evaluated)."""
+    if test_fraction <= 0:
+        return sorted(raws), []
     groups = groups or {p: str(p) for p in raws}
     names = sorted({groups[p] for p in raws})
     random.Random(seed).shuffle(names)
@@ -103,7 +106,9 @@ def _load_json(path: Path) -> dict:
 
 def run(raw_dir: Path, out: Path, cfg: TrainConfig, test_fraction: float = 0.3, baselines: bool = True,
         subprocess: bool = True, synth_photos: Path | None = None, cma_global_budget: int = 600,
-        cma_image_budget: int = 150) -> list[dict[str, Any]]:
+        cma_image_budget: int = 150, base: str = "neutral") -> list[dict[str, Any]]:
+    """Split, train, evaluate. ``base`` (residual actions): ``neutral``, ``global`` (the global CMA-ES
+    setting of the training raws: the same search as the baseline, run once) or a parameter JSON."""
     raws = find_raws(raw_dir)
     if len(raws) < 2:
         raise ConfigError(f"{raw_dir}: found {len(raws)} raw file(s), need at least 2 (one to train, one to "
@@ -122,11 +127,24 @@ def run(raw_dir: Path, out: Path, cfg: TrainConfig, test_fraction: float = 0.3, 
         if not photos:
             raise ConfigError(f"{synth_photos}: no photos found for --synth-photos (png, jpg, webp, tif)")
         synth = synth_raws(photos, out / "synth", seed=cfg.seed)
+    skipped: dict[str, str] = {}
+    base_calls = 0  # scorer calls spent on finding the base: part of the agent's training cost
+    if cfg.action_mode == "residual" and cfg.base is None and base != "neutral":
+        if base == "global":
+            g = global_cma(out, cfg, mos, train_raws, skipped, cma_global_budget)
+            cfg.base, base_calls = g["params"], int(g["calls"])
+        else:
+            try:
+                doc = json.loads(Path(base).read_text())
+                cfg.base = check_values(doc.get("params", doc))
+            except (OSError, ValueError, AttributeError) as exc:
+                raise ConfigError(f"{base}: not a readable parameter JSON for --base ({exc}) — pass neutral, "
+                                  "global or a file of name -> value") from None
     plan = {"raw_dir": str(raw_dir), "seed": cfg.seed, "test_fraction": test_fraction,
             "train": [str(p) for p in train_raws], "test": [str(p) for p in test_raws],
-            "synthetic": len(synth)}
+            "synthetic": len(synth), "base_scorer_calls": base_calls}
     old = _load_json(out / "run.json")
-    if old and (old.get("train"), old.get("test")) != (plan["train"], plan["test"]):
+    if old and (old.get("train"), old.get("test")) != (plan["train"], plan["test"]):  # (base: cached)
         raise ConfigError(f"{out}: this run folder holds another split (other raws or seed) — use a new "
                           "--out")
     out.mkdir(parents=True, exist_ok=True)
@@ -135,10 +153,15 @@ def run(raw_dir: Path, out: Path, cfg: TrainConfig, test_fraction: float = 0.3, 
                   f"-> {out}")
 
     training = train(out, train_raws + synth, cfg, subprocess=subprocess)
-    agent_calls = int(training["scorer_calls"])
+    agent_calls = int(training["scorer_calls"]) + base_calls
+    if not test_raws:
+        console.print(f"trained on all {len(train_raws)} raws (+{len(synth)} synthetic); no test raws to "
+                      f"evaluate (--test-fraction 0): {out / 'policy.safetensors'}")
+        return []
     policy, card = load_policy(out / "policy.safetensors")
     return evaluate(raw_dir, out, cfg, mos, test_raws, train_raws, {"agent": (policy, card)},
-                    {"agent": {"train": agent_calls, "test": 0}}, training.get("skipped", {}), baselines,
+                    {"agent": {"train": agent_calls, "test": 0}}, skipped | training.get("skipped", {}),
+                    baselines,
                     cma_global_budget, cma_image_budget)
 
 
@@ -220,10 +243,11 @@ def _center_crop(img: np.ndarray, size: int) -> np.ndarray:
     return img[y : y + s, x : x + s]
 
 
-def _baselines(out, cfg, mos: MOSFunction, items, train_raws, params, budgets, skipped, global_budget,
-               image_budget) -> None:
+def global_cma(out: Path, cfg: TrainConfig, mos: MOSFunction, train_raws: list[Path], skipped: dict[str, str],
+               global_budget: int) -> dict[str, Any]:
+    """One parameter set for all raws by CMA-ES on a seeded subset of the training raws (``global_budget``
+    scorer calls, >= 4 generations of 12), cached in ``out/baselines/cma_global.json``."""
     view = cfg.view_shorter if cfg.preview is None else None
-    # global CMA-ES on training raws (budget: --cma-global-budget scorer calls)
     gfile = out / "baselines" / "cma_global.json"
     g = _load_json(gfile)
     if g.get("budget") != global_budget:
@@ -245,6 +269,12 @@ def _baselines(out, cfg, mos: MOSFunction, items, train_raws, params, budgets, s
         g = {"params": res.params, "train_score": res.mos, "calls": res.calls, "n_images": len(train_items),
              "budget": global_budget}
         write_json_atomic(gfile, g)
+    return g
+
+
+def _baselines(out, cfg, mos: MOSFunction, items, train_raws, params, budgets, skipped, global_budget,
+               image_budget) -> None:
+    g = global_cma(out, cfg, mos, train_raws, skipped, global_budget)
     params["cma_global"] = {k: g["params"] for k in items}
     budgets["cma_global"] = {"train": g["calls"], "test": 0}
     # per-image CMA-ES on each test raw, the same guarded reward as the agent's

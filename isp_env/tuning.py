@@ -1,8 +1,10 @@
 """Train an SB3 agent on the ISP environment, resumably, and apply it to raws.
 
-SAC by default (PPO and TD3 selectable), over ``n_envs`` environments in subprocesses (``SubprocVecEnv``), the
-``MultiInputPolicy`` (NatureCNN on the preview image + the parameter vector). Hyper-parameters the paper does
-not give (it gives none for the agent) are ours and listed in :class:`TrainConfig`.
+SAC by default (PPO and TD3 selectable), over ``n_envs`` environments in subprocesses (``SubprocVecEnv``):
+``MlpPolicy`` on the image statistics (``obs_mode="stats"``) or ``MultiInputPolicy`` (NatureCNN on the
+render + statistics, parameters and time). ``isp-tune`` trains the formulation chosen by measurement
+(``benchmarks/isp_formulation.py``, docs/isp.md): residual actions around a base, statistics, SAC.
+Hyper-parameters the paper does not give (it gives none for the agent) are ours, in :class:`TrainConfig`.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import numpy as np
 from attiqa.errors import ConfigError
 from attiqa.progress import console, progress_task
 from isp_env.env import ISPTuningEnv
-from isp_env.policy_io import algorithms, find_state, load_state, save_policy, save_state
+from isp_env.policy_io import algorithms, find_state, load_state, policy_name, save_policy, save_state
 
 
 @dataclass
@@ -31,7 +33,9 @@ class TrainConfig:
     obs_size: int = 64
     max_steps: int = 1  # one-step contextual policy with absolute actions (docs/isp.md: why)
     action_mode: str = "absolute"
-    delta_scale: float = 0.5
+    delta_scale: float = 0.5  # delta: step size; residual: largest offset from the base (normalised units)
+    obs_mode: str = "image"  # image: CNN on the render + stats; stats: MLP on the statistics only
+    base: dict[str, float] | None = None  # residual: the setting action 0 renders (None = neutral)
     guard: bool = True
     view_shorter: int | None = None  # the scorer's shorter side, filled in from the scorer by `run`
     seed: int = 0
@@ -50,9 +54,12 @@ class TrainConfig:
     def env_kwargs(self) -> dict[str, Any]:
         return {"scorer": self.scorer, "preview": self.preview, "obs_size": self.obs_size,
                 "max_steps": self.max_steps, "action_mode": self.action_mode, "delta_scale": self.delta_scale,
-                "guard": self.guard, "view_shorter": self.view_shorter}
+                "guard": self.guard, "view_shorter": self.view_shorter, "obs_mode": self.obs_mode,
+                "base": self.base}
 
     def policy_kwargs(self) -> dict[str, Any]:
+        if self.obs_mode == "stats":
+            return {"net_arch": list(self.net_arch)}
         return {"net_arch": list(self.net_arch),
                 "features_extractor_kwargs": {"cnn_output_dim": self.cnn_features}}
 
@@ -100,7 +107,32 @@ def build_model(cfg: TrainConfig, venv):
     else:
         extra = {"batch_size": cfg.batch_size, "buffer_size": max(cfg.buffer_size, cfg.batch_size),
                  "learning_starts": cfg.learning_starts}
-    return algos[cfg.algo]("MultiInputPolicy", venv, **common, **extra)
+    model = algos[cfg.algo](policy_name(cfg.obs_mode), venv, **common, **extra)
+    if cfg.action_mode == "residual":
+        zero_action_head(model.policy)
+    return model
+
+
+def zero_action_head(policy) -> None:
+    """Zero the last layer of the actor's (deterministic) action output, so an untrained residual policy
+    renders exactly the base setting (ours): learning starts from the base, not from a random offset."""
+    import torch
+
+    heads = []
+    actor = getattr(policy, "actor", None)
+    if actor is not None and hasattr(actor, "mu"):  # SAC: Linear; TD3: Sequential(..., Linear, Tanh)
+        mu = actor.mu
+        heads.append(mu if isinstance(mu, torch.nn.Linear)
+                     else [m for m in mu.modules() if isinstance(m, torch.nn.Linear)][-1])
+    if hasattr(policy, "action_net"):  # PPO
+        heads.append(policy.action_net)
+    with torch.no_grad():
+        for layer in heads:
+            layer.weight.zero_()
+            layer.bias.zero_()
+    target = getattr(policy, "actor_target", None)
+    if target is not None and actor is not None:
+        target.load_state_dict(actor.state_dict())
 
 
 def _callback(run_dir: Path, cfg: TrainConfig, calls_before: int, advance, venv):

@@ -182,3 +182,45 @@ def test_preview_disk_cache_is_shared_and_equal(isp_raws, tmp_path, scorer):
                                atol=1e-4)  # float16 storage
     assert np.abs(obs1["image"].astype(int) - obs2["image"]).max() <= 1
     assert info2["mos"] == pytest.approx(info1["mos"], abs=1e-3)
+
+
+def test_residual_action_zero_renders_the_base_and_offsets_are_bounded(isp_raws, scorer):
+    """Residual actions (ours): action 0 is the base setting, +-1 is base +- delta_scale (normalised units),
+    clipped to the ranges; the reward is the guarded gain over the base render of the same raw."""
+    from isp_env.params import check_values, from_normalized
+
+    base = check_values({"tone_exposure": 0.3, "saturation": 1.2, "contrast": 1.45})
+    env = ISPTuningEnv(isp_raws[:1], scorer=scorer, preview=64, obs_size=32, action_mode="residual",
+                       delta_scale=0.25, obs_mode="stats", base=base)
+    obs, info = env.reset(seed=0)
+    assert env.params == base and obs.shape == (13,) and obs[-1] == 0.0
+    _, reward, terminated, _, info = env.step(np.zeros(N_PARAMS, np.float32))
+    assert terminated and info["params"] == base and reward == pytest.approx(0.0, abs=1e-9)
+    env.reset(seed=1)
+    a = np.ones(N_PARAMS, np.float32)
+    _, reward, *_, info = env.step(a)
+    expect = from_normalized(np.clip(to_normalized(base) + 0.25, -1, 1))
+    assert info["params"] == pytest.approx(expect)
+    assert info["params"]["contrast"] == 1.5  # clipped to the range
+    # the reward is the guarded gain over the base render, recomputed independently
+    from isp_env.reward import make_guard
+
+    dev = develop(read_raw(isp_raws[0]), 64)
+    guard = make_guard(dev, isp_raws[0], None)
+    fresh = from_scorer(attiqa.create_scorer("classical"))
+
+    def guarded(values):
+        img = finish(dev, values)
+        return fresh.one(img) - guard.penalty(img) * fresh.width / 100.0
+
+    assert info["score_start"] == pytest.approx(guarded(base), abs=1e-6)
+    assert reward == pytest.approx(100.0 * (guarded(info["params"]) - guarded(base)) / fresh.width, abs=1e-4)
+
+
+def test_stats_observation_passes_the_gymnasium_checker(isp_raws, scorer):
+    from isp_env.env import spaces_for
+
+    env = ISPTuningEnv(isp_raws[:2], scorer=scorer, preview=64, obs_size=32, action_mode="residual",
+                       obs_mode="stats")
+    check_env(env, skip_render_check=True)
+    assert spaces_for(32, "stats") == (env.observation_space, env.action_space)

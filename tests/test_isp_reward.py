@@ -69,3 +69,40 @@ def test_guard_catches_a_hue_rotation(isp_raws):
     guard = make_guard(dev, isp_raws[0], None)
     assert guard.terms(finish(dev, {"hue": 30.0}))["hue"] > 10
     assert guard.terms(finish(dev, {"hue": 5.0}))["hue"] == 0
+
+
+def test_guard_lower_bounds_catch_grey_dark_and_flat_renders(isp_raws):
+    """Issue 19: with upper bounds only, the search found a near-grey, flat rendering the default model pays
+    for. Renders far below the sane ones in saturation, brightness or contrast now cost; the sane renders
+    and mild edits in those directions do not."""
+    for path in isp_raws[:2]:
+        dev = develop_view(read_raw(path), 384)
+        guard = make_guard(dev, path, 384)
+        sane = guard.terms(finish_view(dev, neutral(), 384)[::2, ::2])
+        assert sane["desaturation"] == sane["dark"] == sane["flat"] == 0
+        grey = guard.terms(finish_view(dev, {"saturation": 0.1}, 384)[::2, ::2])
+        assert grey["desaturation"] > 30 and grey["dark"] == 0
+        dark = guard.terms(finish_view(dev, {"tone_exposure": -1.5, "brightness": -0.2}, 384)[::2, ::2])
+        assert dark["dark"] > 20
+        flat = guard.terms(finish_view(dev, {"contrast": 0.5, "tone_curve": -1.0}, 384)[::2, ::2])
+        assert flat["flat"] > 10 and flat["desaturation"] == 0
+        mild = guard.terms(finish_view(dev, {"saturation": 0.8, "tone_exposure": -0.3, "contrast": 0.9},
+                                       384)[::2, ::2])
+        assert mild["desaturation"] == mild["dark"] == mild["flat"] == 0
+
+
+def test_render_stats_measure_brightness_and_contrast():
+    img = np.zeros((10, 10, 3), np.uint8)
+    img[:5] = 200
+    st = render_stats(img)
+    assert st.brightness == pytest.approx(100.0, abs=0.1) and st.contrast == pytest.approx(100.0, abs=0.1)
+
+
+def test_overshoot_term_catches_sharpening_halos(isp_raws):
+    for path in isp_raws[:2]:
+        dev = develop(read_raw(path), None)
+        guard = make_guard(dev, path, None)
+        assert guard.terms(finish(dev, neutral())[::2, ::2])["overshoot"] == 0
+        assert guard.terms(finish(dev, {"contrast": 1.3})[::2, ::2])["overshoot"] == 0  # not a halo
+        halo = finish(dev, {"sharpen_amount": 3.0, "sharpen_sigma": 2.5, "sharpen_threshold": 0.0})
+        assert guard.terms(halo[::2, ::2])["overshoot"] > 10

@@ -197,7 +197,10 @@ def test_isp_tune_cli_end_to_end_with_kill_and_resume(tmp_path, raw_dir):
     assert set(methods) == {"neutral", "rawpy", "cma_global", "cma_per_image", "agent"}
     assert [Path(k).name for k in summary["skipped"]] == ["zz_truncated.dng"]
     training = json.loads((out / "training.json").read_text())
-    assert training["timesteps"] >= 200 and methods["agent"]["train_scorer_calls"] == training["scorer_calls"]
+    base_calls = json.loads((out / "run.json").read_text())["base_scorer_calls"]  # the global CMA-ES base
+    assert 0 < base_calls <= 40 and methods["cma_global"]["train_scorer_calls"] == base_calls
+    assert training["timesteps"] >= 200
+    assert methods["agent"]["train_scorer_calls"] == training["scorer_calls"] + base_calls
     assert training["scorer_calls"] >= 200  # one call per step plus one per reset, across the kill
     assert methods["cma_per_image"]["test_scorer_calls"] <= 15 * summary["n_test"]
     rows = list(csv.DictReader((out / "results.csv").open()))
@@ -271,3 +274,54 @@ def test_real_raws_are_found_and_split_by_their_scene_groups():
     tr, te = split(raws, 0.3, 0, groups)
     assert not {groups[p] for p in tr} & {groups[p] for p in te}
     assert 0.2 * len(raws) <= len(te) <= 0.4 * len(raws)
+
+
+@pytest.mark.parametrize("algo", ["sac", "td3", "ppo"])
+def test_untrained_residual_policy_renders_the_base_and_round_trips(tmp_path, isp_raws, algo):
+    """Residual actions (ours): the action head starts at zero, so before any update the deterministic
+    policy renders the base setting; the MLP-on-statistics policy saves, loads and resumes (Box buffer)."""
+    from isp_env.params import check_values
+    from isp_env.tuning import tune_with_policy
+
+    base = check_values({"tone_exposure": 0.2, "saturation": 1.1})
+    cfg = _tiny_cfg(algo, 8, obs_mode="stats", action_mode="residual", delta_scale=0.3, base=base)
+    cfg.max_steps, cfg.learning_starts = 1, 100  # SAC/TD3: no update within 8 steps
+    venv = make_vec_env(isp_raws[:1], cfg, subprocess=False)
+    model = build_model(cfg, venv)
+    obs = venv.reset()
+    action, _ = model.predict(obs, deterministic=True)
+    assert np.abs(action).max() == 0.0
+    venv.close()
+    cfg.timesteps, cfg.checkpoint_every = 24, 12
+    train(tmp_path, isp_raws[:2], cfg, subprocess=False)
+    policy, card = load_policy(tmp_path / "policy.safetensors")
+    assert card["env"]["obs_mode"] == "stats" and card["env"]["base"] == base
+    if algo != "ppo":  # no update yet (learning_starts): the loaded policy still renders the base
+        assert tune_with_policy(policy, card, isp_raws[2]) == base
+        fresh = build_model(cfg, make_vec_env(isp_raws[:2], cfg, subprocess=False))
+        load_state(fresh, find_state(tmp_path / "checkpoint"))
+        assert fresh.replay_buffer.pos == 24 and fresh.replay_buffer.observations[:24].any()
+    else:
+        values = tune_with_policy(policy, card, isp_raws[2])
+        assert all(abs(to_normalized(values)[i] - to_normalized(base)[i]) <= 0.3 + 1e-6 for i in range(16))
+
+
+def test_test_fraction_zero_trains_a_residual_policy_on_every_raw(tmp_path, isp_raws):
+    """`isp-tune --test-fraction 0` (how the shipped policy is made): every raw trains, the base is the
+    global CMA-ES setting of those raws (its scorer calls count as training cost), nothing is evaluated."""
+    from isp_env.run import run
+
+    assert split(isp_raws, 0.0, seed=0) == (sorted(isp_raws), [])
+    d = tmp_path / "raws"
+    d.mkdir()
+    for p in isp_raws:
+        shutil.copy(p, d / p.name)
+    cfg = _tiny_cfg("sac", 12, obs_mode="stats", action_mode="residual", delta_scale=0.3)
+    cfg.max_steps = 1
+    assert run(d, tmp_path / "run", cfg, test_fraction=0.0, subprocess=False, cma_global_budget=24,
+               base="global") == []
+    plan = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert len(plan["train"]) == len(isp_raws) and plan["test"] == [] and 0 < plan["base_scorer_calls"] <= 24
+    _, card = load_policy(tmp_path / "run" / "policy.safetensors")
+    g = json.loads((tmp_path / "run" / "baselines" / "cma_global.json").read_text())
+    assert card["env"]["base"] == g["params"] and card["env"]["action_mode"] == "residual"
