@@ -82,6 +82,10 @@ def attributes(data: dict) -> torch.Tensor:
         Path(__file__).resolve().parents[2] / "attiqa/data/models/attiqa-default.safetensors"
     )
     model.float().eval()
+    if data.get("powered"):  # five crops: each crop's attributes, then their mean (as the scorer)
+        ms5 = data["ms5"].float()
+        out = model.forward_features(model.backbone.normalize(ms5.flatten(0, 1))).attributes
+        return out.view(*ms5.shape[:2], -1).mean(1).double()
     return model.forward_features(model.backbone.normalize(data["ms"].float())).attributes.double()
 
 
@@ -115,7 +119,7 @@ def select(data: dict, kind: str, blocks) -> torch.Tensor:
         x = torch.cat([dw[:, torch.cat(cols)], dw[:, -1280:]], 1)
     else:
         raise ValueError(kind)
-    return signed_power(x, 0.5).double()
+    return x.double() if data.get("powered") else signed_power(x, 0.5).double()
 
 
 def fit_linear(x, y, pairs_o, pairs_v, cand: Candidate, rounds: int = 8, prior=None) -> dict:
@@ -225,13 +229,16 @@ def main() -> None:
     ap.add_argument("--only", nargs="*", help="candidate names to run")
     ap.add_argument("--splits", type=int, default=SPLITS, help="1: split 0 only (like the shipped model)")
     ap.add_argument("--no-biq", action="store_true", help="skip BIQ2021-val (while its features are cached)")
+    ap.add_argument("--crops", choices=["center", "five"], default="center",
+                    help="five: heads fitted and scored on five-crop means (the scorer's view)")  # fmt: skip
     args = ap.parse_args()
     torch.set_num_threads(1)
-    clive = features.load(DATA / "clive-dev/mos.csv")
-    biq = None if args.no_biq else features.load(DATA / "biq2021-val/mos.csv")
-    nat_te = features.load(args.natural / "natural_test.csv")
+    load = partial(features.load, crops=args.crops)
+    clive = load(DATA / "clive-dev/mos.csv", product_cache=args.crops == "five")  # `attiqa train` cached it
+    biq = None if args.no_biq else load(DATA / "biq2021-val/mos.csv")
+    nat_te = load(args.natural / "natural_test.csv")
     todo = [c for c in CANDIDATES if not args.only or c.name in args.only]
-    nat_tr = features.load(args.natural / "natural_train60x.csv") if any(c.mu > 0 for c in todo) else None
+    nat_tr = load(args.natural / "natural_train60x.csv") if any(c.mu > 0 for c in todo) else None
     blocks = dw_blocks(create_backbone("efficientnet_lite0_ms", pretrained=False).body.net)
     y_all = ((clive["mos"] - MOS_LO) / (MOS_HI - MOS_LO)).double()
     results = {}
@@ -287,9 +294,14 @@ def rate_text(rates: dict) -> str:
 
 
 def shipped_mos(model, part: str, d: dict) -> np.ndarray:
-    f = model.backbone.normalize(d["ms"].float())
-    mlp = model.forward_features(f).mos
-    r = model.ridge(d["dw"].float())
+    if d.get("powered"):  # five crops: the mean of the per-crop MLP outputs; the ridge on the mean
+        ms5 = d["ms5"].float()
+        mlp = model.forward_features(model.backbone.normalize(ms5.flatten(0, 1))).mos
+        mlp = mlp.view(ms5.shape[:2]).mean(1)
+        r = apply_head(shipped_ridge(), d["dw"]).float()
+    else:
+        mlp = model.forward_features(model.backbone.normalize(d["ms"].float())).mos
+        r = model.ridge(d["dw"].float())
     w = model.ridge.weight
     return {"combined": (1 - w) * mlp + w * r, "mlp": mlp, "ridge": r}[part].double().numpy()
 
@@ -322,6 +334,11 @@ CANDIDATES = [
     Candidate("ridge ms (stage stats only)", "ms"),
     Candidate("ridge dw blocks>=10 (cheap taps)", "dw_from10"),
     Candidate("ridge dw blocks>=6", "dw_from6"),
+    Candidate("ridge dw blocks>=1", "dw_from1"),
+    Candidate("ridge dw blocks>=3 (half the statistics' cost)", "dw_from3"),
+    Candidate("ridge dw blocks>=5", "dw_from5"),
+    Candidate("pairs dw>=3 mu0.3 m0.1", "dw_from3", mu=0.3),
+    Candidate("pairs dw>=5 mu0.3 m0.1", "dw_from5", mu=0.3),
     Candidate("ridge ms + dw blocks>=10", "ms+dw_from10"),
     Candidate("ridge dw, alpha 3e4 (x10)", "dw", alpha=3e4),
     Candidate("ridge dw, alpha 3e5 (x100)", "dw", alpha=3e5),
