@@ -231,6 +231,8 @@ def main() -> None:
     ap.add_argument("--no-biq", action="store_true", help="skip BIQ2021-val (while its features are cached)")
     ap.add_argument("--crops", choices=["center", "five"], default="center",
                     help="five: heads fitted and scored on five-crop means (the scorer's view)")  # fmt: skip
+    ap.add_argument("--pair-crops", choices=["center", "five"],
+                    help="the view of the ranking pairs' photos (default: --crops)")  # fmt: skip
     args = ap.parse_args()
     torch.set_num_threads(1)
     load = partial(features.load, crops=args.crops)
@@ -238,7 +240,8 @@ def main() -> None:
     biq = None if args.no_biq else load(DATA / "biq2021-val/mos.csv")
     nat_te = load(args.natural / "natural_test.csv")
     todo = [c for c in CANDIDATES if not args.only or c.name in args.only]
-    nat_tr = load(args.natural / "natural_train60x.csv") if any(c.mu > 0 for c in todo) else None
+    pair_load = partial(features.load, crops=args.pair_crops or args.crops)
+    nat_tr = pair_load(args.natural / "natural_train60x.csv") if any(c.mu > 0 for c in todo) else None
     blocks = dw_blocks(create_backbone("efficientnet_lite0_ms", pretrained=False).body.net)
     y_all = ((clive["mos"] - MOS_LO) / (MOS_HI - MOS_LO)).double()
     results = {}
