@@ -167,7 +167,7 @@ class FinetuneConfig:
     polish_lr: float = field(default=1e-5, metadata=POSITIVE)
     # ours (attiqa/models/ridge_head.py): after training, fit a ridge MOS head in closed form on this tap
     # set of the backbone ("depthwise"; None = off) and average it with the MLP: MOS = (1 - w) MLP + w ridge
-    ridge_taps: Literal["stages", "depthwise"] | None = None
+    ridge_taps: Literal["stages", "depthwise", "depthwise_late"] | None = None
     # None = chosen by 5-fold cross-validation on the training split
     ridge_weight: float | None = field(default=None, metadata=_check(lo=0, hi=1, why="the ridge's share of "
                                        "the MOS (leave it out to cross-validate it)"))  # fmt: skip

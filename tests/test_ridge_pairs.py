@@ -121,3 +121,20 @@ def test_finetuning_with_ranking_pairs_ranks_held_out_oversharpened_photos_below
     info = card["ridge"]["pairs"]
     assert info["csv"] == "pairs.csv" and info["n"] == 8 and info["ranked_train"] == 1.0
     assert info["weight"] == 0.3 and info["margin"] == 0.3 and info["skipped"] == 0
+
+
+def test_the_late_depthwise_tap_set_is_the_depthwise_one_without_the_first_three_blocks(photos):
+    """``depthwise_late`` (the cheaper ridge input): the same statistics, minus the three highest-resolution
+    blocks' columns (each tap gives its means, then its standard deviations; the final features close)."""
+    from attiqa.models import create_backbone
+    from attiqa.models.backbones import tap_points
+    from attiqa.models.transforms import CenterCropTest
+
+    bb = create_backbone("efficientnet_lite0_ms").eval()
+    x = CenterCropTest(bb.mean, bb.std, 160, 128)(next(iter(photos.values()))).unsqueeze(0)
+    with torch.no_grad():
+        full = bb.tap_view("depthwise").forward_raw(x)[0]
+        late = bb.tap_view("depthwise_late").forward_raw(x)[0]
+    skip = 2 * sum(tap_points(bb.body.net, "depthwise")[1][:3])
+    assert late.shape[0] == full.shape[0] - skip
+    torch.testing.assert_close(late, full[skip:])
