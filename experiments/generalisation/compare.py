@@ -48,6 +48,7 @@ import features  # noqa: E402
 from make_variants import DEGRADE_TEST, OVER_TEST  # noqa: E402
 
 DATA = Path("/work/shared/data")
+SHIPPED = HERE.parents[1] / "attiqa/data/models/attiqa-default.safetensors"
 SPLITS = 10
 MOS_LO, MOS_HI = 3.4976, 91.4362  # clive-dev's range (the shipped model's mos_range)
 
@@ -78,9 +79,7 @@ def dw_blocks(net) -> list[tuple[int, int, int]]:
 def attributes(data: dict) -> torch.Tensor:
     """The shipped model's five raw attribute-head outputs (pretrained on pseudo-labels, then fine-tuned
     with the MOS on clive-dev split 0's training photos)."""
-    model, _ = load_model(
-        Path(__file__).resolve().parents[2] / "attiqa/data/models/attiqa-default.safetensors"
-    )
+    model, _ = load_model(SHIPPED)
     model.float().eval()
     if data.get("powered"):  # five crops: each crop's attributes, then their mean (as the scorer)
         ms5 = data["ms5"].float()
@@ -194,9 +193,7 @@ def fit_with_margins(x, y, pairs_o, pairs_v, cand: Candidate, rounds: int, margi
 
 def shipped_ridge() -> dict:
     """The shipped model's ridge head as a head dict (depthwise taps, unit MOS scale)."""
-    model, _ = load_model(
-        Path(__file__).resolve().parents[2] / "attiqa/data/models/attiqa-default.safetensors"
-    )
+    model, _ = load_model(SHIPPED)
     r = model.ridge.float()
     return {"center": r.center.double(), "scale": r.scale.double(), "coef": r.coef.double(),
             "intercept": float(r.intercept), "alpha": r.alpha}  # fmt: skip
@@ -207,6 +204,14 @@ def fit(x, y, pairs_o, pairs_v, cand: Candidate):
     prior = shipped_ridge() if cand.extra.get("prior") == "shipped" else None
     h = fit_linear(x, y, pairs_o, pairs_v, cand, prior=prior)
     return (lambda q: ((q.double() - h["center"]) / h["scale"]) @ h["coef"] + h["intercept"]), h["alpha"]
+
+
+@torch.no_grad()
+def shipped_mlp(d: dict) -> torch.Tensor:
+    """The shipped MOS MLP's predictions (unit scale) on a features dict."""
+    model, _ = load_model(SHIPPED)
+    model.float().eval()
+    return torch.from_numpy(shipped_mos(model, "mlp", d)).double()
 
 
 def over_rates(pred: np.ndarray, rows: list[dict]) -> dict[str, float]:
@@ -266,19 +271,26 @@ def main() -> None:
         rates = None
         for seed in range(args.splits):
             tr, te = split_indices(len(y_all), 0.2, seed)
-            predict, alpha = fit(xc[tr], y_all[tr], po, pv, cand)
+            ridge, alpha = fit(xc[tr], y_all[tr], po, pv, cand)
+            w_mlp = cand.extra.get("mlp_weight", 0.0)  # split 0 only: the shipped MLP saw its photos
+
+            def predict(q, d, rows=slice(None), ridge=ridge, w_mlp=w_mlp):
+                out = ridge(q[rows])
+                return (1 - w_mlp) * out + w_mlp * shipped_mlp(d)[rows] if w_mlp else out
+
             alphas.append(alpha)
-            cl.append(correlations(predict(xc[te]).numpy(), y_all[te].numpy()))
+            cl.append(correlations(predict(xc, clive, te).numpy(), y_all[te].numpy()))
             if xb is not None:
-                bq.append(correlations(predict(xb).numpy(), biq["mos"].double().numpy()))
+                bq.append(correlations(predict(xb, biq).numpy(), biq["mos"].double().numpy()))
             else:
                 bq.append({"srocc": float("nan"), "plcc": float("nan")})
             if seed == 0:
-                rates = over_rates(predict(xn).numpy(), nat_te["rows"])
+                rates = over_rates(predict(xn, nat_te).numpy(), nat_te["rows"])
         med = lambda ms, k: float(np.median([m[k] for m in ms]))  # noqa: E731
         res = {"clive_srocc": med(cl, "srocc"), "clive_plcc": med(cl, "plcc"), "biq_srocc": med(bq, "srocc"),
                "biq_plcc": med(bq, "plcc"), "alpha_median": float(np.median(alphas)), **rates,
-               "clive_per_split": [round(m["srocc"], 4) for m in cl]}  # fmt: skip
+               "clive_per_split": [round(m["srocc"], 4) for m in cl],
+               "biq_per_split": [round(m["srocc"], 4) for m in bq]}  # fmt: skip
         results[cand.name] = res
         save(args.out, results)  # after every candidate: a killed run keeps what it measured
         print(f"{cand.name:40s} CLIVE {res['clive_srocc']:.3f}/{res['clive_plcc']:.3f}  BIQ "
@@ -313,9 +325,7 @@ def shipped_mos(model, part: str, d: dict) -> np.ndarray:
 def shipped(clive, biq, nat_te) -> dict:
     """The shipped attiqa-default on the same centre-crop features: combined MOS, MLP alone, ridge alone.
     CLIVE: split 0's 172 test photos only (it was trained on split 0's training photos)."""
-    model, _ = load_model(
-        Path(__file__).resolve().parents[2] / "attiqa/data/models/attiqa-default.safetensors"
-    )
+    model, _ = load_model(SHIPPED)
     model.float().eval()
     _, te = split_indices(len(clive["mos"]), 0.2, 0)
     out = {}
@@ -337,6 +347,17 @@ CANDIDATES = [
     Candidate("ridge ms (stage stats only)", "ms"),
     Candidate("ridge dw blocks>=10 (cheap taps)", "dw_from10"),
     Candidate("ridge dw blocks>=6", "dw_from6"),
+    Candidate("pairs dw mu0.3 m0.1 + 0.3 shipped MLP", "dw", mu=0.3, extra={"mlp_weight": 0.3}),
+    Candidate("pairs dw>=3 mu0.3 m0.1 + 0.3 shipped MLP", "dw_from3", mu=0.3, extra={"mlp_weight": 0.3}),
+    Candidate("ridge dw + 0.3 shipped MLP", "dw", extra={"mlp_weight": 0.3}),
+    Candidate("ridge dw>=3 + 0.3 shipped MLP", "dw_from3", extra={"mlp_weight": 0.3}),
+    Candidate("pairs dw>=3 mu1 m0.1 + 0.3 shipped MLP", "dw_from3", mu=1.0, extra={"mlp_weight": 0.3}),
+    Candidate("pairs dw>=3 mu3 m0.1 + 0.3 shipped MLP", "dw_from3", mu=3.0, extra={"mlp_weight": 0.3}),
+    Candidate("pairs dw>=3 mu1 m0.1 + 0.15 shipped MLP", "dw_from3", mu=1.0, extra={"mlp_weight": 0.15}),
+    Candidate("pairs dw>=3 mu1 m0.2 + 0.3 shipped MLP", "dw_from3", mu=1.0, margin=0.2,
+              extra={"mlp_weight": 0.3}),
+    Candidate("pairs dw>=3 mu1 m0.1", "dw_from3", mu=1.0),
+    Candidate("pairs dw>=3 mu0.3 m0.1 alpha 3e4", "dw_from3", mu=0.3, alpha=3e4),
     Candidate("ridge dw blocks>=1", "dw_from1"),
     Candidate("ridge dw blocks>=3 (half the statistics' cost)", "dw_from3"),
     Candidate("ridge dw blocks>=5", "dw_from5"),

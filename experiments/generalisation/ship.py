@@ -33,7 +33,7 @@ from attiqa.models.ridge_head import RidgeHead  # noqa: E402
 from attiqa.training.data import split_indices  # noqa: E402
 from attiqa.training.ridge import fit_ridge_pairs  # noqa: E402
 
-TAPS = {"ms": "stages", "dw": "depthwise"}
+TAPS = {"ms": "stages", "dw": "depthwise", "dw_from3": "depthwise_late"}  # compare.py name -> tap set
 VIEWS = {"center": "centre 320-px crop of the 500-px view", "five": "mean over the five 320-px crops"}
 
 
@@ -56,7 +56,7 @@ def main() -> None:
         "--src", type=Path, default=HERE.parents[1] / "attiqa/data/models/attiqa-default.safetensors"
     )
     ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--feats", choices=sorted(TAPS), default="ms")
+    ap.add_argument("--feats", choices=sorted(TAPS), default="dw")
     ap.add_argument("--mu", type=float, default=1.0)
     ap.add_argument("--margin", type=float, default=0.1)
     ap.add_argument("--weight", type=float, default=1.0, help="the ridge head's share of the MOS")
@@ -73,8 +73,9 @@ def main() -> None:
     lo, hi = (float(v) for v in model.mos_range)
     y = ((clive["mos"] - lo) / (hi - lo)).double()
     tr, _ = split_indices(len(y), 0.2, 0)  # the shipped model's own training split
-    x = compare.select(clive, args.feats, None)[tr]
-    xn = compare.select(nat, args.feats, None)
+    blocks = compare.dw_blocks(model.backbone.body.net)
+    x = compare.select(clive, args.feats, blocks)[tr]
+    xn = compare.select(nat, args.feats, blocks)
     idx = {(r["photo"], r["kind"]): i for i, r in enumerate(nat["rows"])}
     pairs = [(idx[(p, "original")], i) for (p, k), i in idx.items() if k != "original"]
     fit = fit_ridge_pairs(x.float(), y[tr].float(), xn[[a for a, _ in pairs]].float(),
@@ -113,22 +114,24 @@ def main() -> None:
     biq = features.load(compare.DATA / "biq2021-val/mos.csv", crops=args.crops)
     for m, tag in ((model, "fp32"), (back.float(), "fp16 file")):
         m.eval()
-        r = correlations(mos_of(m, biq).double().numpy(), biq["mos"].double().numpy())
+        r = correlations(mos_of(m, biq, compare.select(biq, args.feats, blocks)).double().numpy(),
+                         biq["mos"].double().numpy())  # fmt: skip
         print(tag, f"BIQ2021-val ({args.crops} crops)", {k: round(v, 4) for k, v in r.items()})
 
 
 @torch.no_grad()
-def mos_of(m, d: dict) -> torch.Tensor:
-    """The model's MOS from cached features (``features.load``): per crop for the MLP, then the mean;
-    the ridge head's linear map on the crops' mean of the transformed statistics (what five-crop scoring
-    reports, since the head is linear)."""
-    if not d.get("powered"):
-        return m.forward_features(m.backbone.normalize(d["ms"].float()), d["dw"].float()).mos
-    ms5 = d["ms5"].float()
-    mlp = m.forward_features(m.backbone.normalize(ms5.flatten(0, 1))).mos.view(ms5.shape[:2]).mean(1)
+def mos_of(m, d: dict, xr: torch.Tensor) -> torch.Tensor:
+    """The model's MOS from cached features (``features.load``) and the ridge input ``xr`` (transformed,
+    ``compare.select``): the MLP per crop, then the mean; the ridge head's linear map on the crops' mean of
+    the transformed statistics (what five-crop scoring reports, since the head is linear)."""
+    if d.get("powered"):
+        ms5 = d["ms5"].float()
+        mlp = m.forward_features(m.backbone.normalize(ms5.flatten(0, 1))).mos.view(ms5.shape[:2]).mean(1)
+    else:
+        mlp = m.forward_features(m.backbone.normalize(d["ms"].float())).mos
     r = m.ridge
     scale = torch.where(r.scale > 0, r.scale, torch.inf)
-    ridge = ((d["dw"].float() - r.center) / scale) @ r.coef + r.intercept
+    ridge = ((xr.float() - r.center) / scale) @ r.coef + r.intercept
     return (1 - r.weight) * mlp + r.weight * ridge
 
 if __name__ == "__main__":
