@@ -35,9 +35,17 @@ def card_path_for(weights: str | Path) -> Path:
 
 
 def save_checkpoint(
-    path: str | Path, tensors: dict[str, torch.Tensor], card: dict[str, Any], half: bool = False
+    path: str | Path,
+    tensors: dict[str, torch.Tensor],
+    card: dict[str, Any],
+    half: bool = False,
+    keep_fp32: tuple[str, ...] = (),
 ) -> Path:
-    """Write ``path`` (.safetensors) and its ``.json`` card atomically; returns the weights path."""
+    """Write ``path`` (.safetensors) and its ``.json`` card atomically; returns the weights path.
+
+    ``half``: floating tensors are stored as fp16, except those whose name starts with one of ``keep_fp32``
+    (statistics whose range fp16 cannot hold; tiny weights flushing to 0 are harmless, a flushed divisor is
+    not) and any tensor with a finite value that fp16 would overflow to inf."""
     path = Path(path)
     if path.suffix != ".safetensors":
         path = path.with_suffix(".safetensors")
@@ -47,8 +55,11 @@ def save_checkpoint(
     out: dict[str, torch.Tensor] = {}
     for k, v in tensors.items():
         v = v.detach().cpu()
-        if half and v.is_floating_point():
-            v = v.half()
+        if half and v.is_floating_point() and not k.startswith(keep_fp32 or ("\0",)):
+            h = v.half()
+            if bool((torch.isinf(h) & torch.isfinite(v)).any()):
+                h = v.float()  # fp16 would overflow a value: this tensor stays fp32
+            v = h
         out[k] = v.contiguous()
     with atomic_path(path) as tmp:
         save_file(out, str(tmp), metadata={CARD_KEY: json.dumps(card, default=str)})

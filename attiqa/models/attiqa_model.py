@@ -237,13 +237,18 @@ def build_model_from_config(cfg: dict[str, Any]) -> AttiqaModel:
     return model
 
 
+# Tensors an fp16 export keeps in fp32: the ridge's buffers are standardisation statistics, not weights; a
+# channel's training spread can be 1e-8 (fp16 flushes it to 0) and they are small.
+FP32_TENSORS = ("ridge.",)
+
+
 def save_model(model: AttiqaModel, path: str | Path, card: dict[str, Any], half: bool = False) -> Path:
     """Write weights + card (``card["model"]`` = :meth:`AttiqaModel.card_config`) via io.checkpoints."""
     model = getattr(model, "module", model)  # unwrap DDP
     full = {**card, "model": model.card_config()}
     if model.mos_head is not None:
         full.setdefault("mos_range", model.mos_range.tolist())
-    return save_checkpoint(path, dict(model.state_dict()), full, half=half)
+    return save_checkpoint(path, dict(model.state_dict()), full, half=half, keep_fp32=FP32_TENSORS)
 
 
 MAX_HIDDEN = 16384  # widest head / MLP a card may ask for (the shipped ones use 128 and 512)
