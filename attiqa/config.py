@@ -167,12 +167,19 @@ class FinetuneConfig:
     polish_lr: float = field(default=1e-5, metadata=POSITIVE)
     # ours (attiqa/models/ridge_head.py): after training, fit a ridge MOS head in closed form on this tap
     # set of the backbone ("depthwise"; None = off) and average it with the MLP: MOS = (1 - w) MLP + w ridge
-    ridge_taps: Literal["stages", "depthwise"] | None = None
+    ridge_taps: Literal["stages", "depthwise", "depthwise_late"] | None = None
     # None = chosen by 5-fold cross-validation on the training split
     ridge_weight: float | None = field(default=None, metadata=_check(lo=0, hi=1, why="the ridge's share of "
                                        "the MOS (leave it out to cross-validate it)"))  # fmt: skip
     # signed power of the tap statistics before standardisation (0.5 = sqrt)
     ridge_power: float = field(default=0.5, metadata=_check(lo=0, lo_open=True, why="0.5 = square root"))
+    # ours (issue 20): ranking pairs "better > worse" (CSV columns better,worse; e.g. a photo and its
+    # over-processed edits) added to the ridge fit as a squared hinge (attiqa/training/ridge.py); "" = none
+    ridge_pairs: str = ""
+    ridge_pair_weight: float = field(default=0.3, metadata=_check(lo=0, why="the pairs' total weight "
+                                     "against the MOS rows (0 = ignore the pairs)"))  # fmt: skip
+    ridge_pair_margin: float = field(default=0.1, metadata=_check(lo=0, lo_open=True, why="on the unit MOS "
+                                     "scale: 0.1 = a tenth of the MOS range"))  # fmt: skip
     # ours (supplement Table 10 analogue): regress MOS on this one attribute head's features only (the other
     # heads are dropped from the model); None = all heads (§3.5)
     single_head: str | None = field(default=None, metadata=_check(choices=_attributes))
@@ -384,6 +391,8 @@ def check_inputs(cfg: TrainConfig, where: str) -> None:
         if not cfg.finetune.csv:
             raise ConfigError(f"{where}.finetune.csv: no MOS CSV given (columns image,mos[,split])")
         need.append(("finetune.csv", cfg.finetune.csv))
+        if cfg.finetune.ridge_pairs:
+            need.append(("finetune.ridge_pairs", cfg.finetune.ridge_pairs))
     if cfg.pretrain is not None and cfg.label is None:
         need.append(("labels", cfg.labels))
     if cfg.finetune is not None and cfg.pretrain is None:

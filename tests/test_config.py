@@ -99,7 +99,7 @@ def test_scientific_notation_without_a_dot_is_a_number(tmp_path, monkeypatch):
     ("pretrain.loss=rankng", r"pretrain.loss: 'rankng' is not one of ranking, l2 \(did you mean 'ranking'"),
     ("finetune.lr_schedule=cosin", r"lr_schedule: 'cosin' is not one of constant, cosine \(did you mean"),
     ("pretrain.backbone=efficientnet_lite0_m", r"backbone: 'efficientnet_lite0_m' is not one of .*did"),
-    ("finetune.ridge_taps=depthwse", r"ridge_taps: 'depthwse' is not one of stages, depthwise \(did"),
+    ("finetune.ridge_taps=depthwse", r"ridge_taps: 'depthwse' is not one of stages, depthwise, .*did you"),
     ("finetune.csv=missing.csv", r"finetune.csv: missing.csv not found"),
     ("finetune.polish_epochs=2", r"finetune.polish_epochs: polishes a feature-cache run"),
     ("label.teacher=classical", r"label.images|labels"),

@@ -243,10 +243,19 @@ def _depthwise_taps(net: Any) -> tuple[list[nn.Module], list[int]]:
     return taps, [int(t.num_features) for t in taps]
 
 
+
+def _late_depthwise_taps(net: Any) -> tuple[list[nn.Module], list[int]]:
+    """The depthwise taps without the first three blocks' (ours, issue 20): those maps are 1/2 and 1/4 of the
+    input, half of the elements the statistics read, for no measured accuracy (docs/default_model.md)."""
+    taps, widths = _depthwise_taps(net)
+    return taps[3:], widths[3:]
+
+
 # Named tap sets of an EfficientNet-style network: name -> (modules whose outputs are pooled, widths).
 TAP_SETS: dict[str, Callable[[nn.Module], tuple[list[nn.Module], list[int]]]] = {
     "stages": _stage_taps,
     "depthwise": _depthwise_taps,
+    "depthwise_late": _late_depthwise_taps,
 }
 
 

@@ -10,12 +10,20 @@ predictions — what five-crop scoring reports — is its prediction on the mean
 Then both checkpoints of the run (``last`` and ``best``) get the head and their cards the validation
 metrics of the combined MOS (and the MLP's alone, for comparison); the result's last history entry is the
 combined model, which is what ``attiqa bench`` reports.
+
+Ranking pairs (ours, issue 20; RankIQA-style): with ``finetune.ridge_pairs`` (a CSV of image pairs
+``better,worse``, e.g. an unlabelled photo and its over-processed or degraded edits), the fit adds a
+squared hinge ``mu * sum max(0, m - (z_better - z_worse) w)^2`` to the ridge objective
+(:func:`fit_ridge_pairs`). The MOS rows' alpha is still chosen by leave-one-out; the pairs then teach
+the head that "more" (saturation, contrast, sharpening) is not always better.
 """
 
 from __future__ import annotations
 
 import copy
+import csv
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +38,7 @@ from attiqa.io.checkpoints import read_card
 from attiqa.models import AttiqaModel, load_model, save_model
 from attiqa.models.ridge_head import RidgeHead, signed_power
 from attiqa.training import distributed as D
-from attiqa.training.data import MosSplit
+from attiqa.training.data import ImageTableDataset, MosSplit
 from attiqa.training.mos import TEST_VIEWS, cached_mos_trainer, predict_cached
 from attiqa.training.sources import five_crop_views, shared_cached_features
 from attiqa.training.trainer import one_thread
@@ -82,6 +90,77 @@ def fit_ridge(x: torch.Tensor, y: torch.Tensor, alphas: tuple[float, ...] = ALPH
     alpha = best[0]
     coef = z.T @ (u @ (uty / (s2 + alpha)))  # = (z'z + alpha I)^-1 z'y, as u spans z's columns
     return RidgeFit(center.float(), scale.float(), coef.float(), float(y_mean), alpha, math.sqrt(best[1]))
+
+
+def fit_ridge_pairs(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    better: torch.Tensor,
+    worse: torch.Tensor,
+    weight: float,
+    margin: float,
+    alphas: tuple[float, ...] = ALPHAS,
+    rounds: int = 30,
+) -> RidgeFit:
+    """:func:`fit_ridge` plus ranking pairs (ours, issue 20): minimises, in closed form per active set,
+
+        |Z w + b - y|^2 + s^2 * sum_{active pairs} (m - (z_better - z_worse) w)^2 + alpha |w|^2
+
+    with ``s^2 = weight * N / P`` (``weight`` = the pairs' total share against the N MOS rows; P pairs).
+    A squared hinge: a pair ranked by at least the margin ``m`` drops out of the active set, the fit is
+    redone until the set stops changing (or ``rounds``). Alpha and the standardisation come from the MOS
+    rows alone (leave-one-out, as without pairs); ``better``/``worse`` are transformed features (P, F)."""
+    base = fit_ridge(x, y, alphas)
+    if weight <= 0 or len(better) == 0:
+        return base
+    if better.shape != worse.shape or better.shape[1:] != x.shape[1:]:
+        raise ValueError(f"pair features {tuple(better.shape)} / {tuple(worse.shape)} do not match "
+                         f"{tuple(x.shape)}")  # fmt: skip
+    center, scale = base.center.double(), base.scale.double()
+    n, npairs = x.shape[0], better.shape[0]
+    z = torch.cat([(x.double() - center) / scale, (better.double() - worse.double()) / scale])
+    gram = z @ z.T  # every row's products once; each active set only indexes it
+    yc = y.double() - y.double().mean()
+    s = math.sqrt(weight * n / npairs)
+    active = torch.ones(npairs, dtype=torch.bool)
+    coef = base.coef.double()
+    for _ in range(rounds):
+        rows = torch.cat([torch.arange(n), n + torch.nonzero(active).flatten()])
+        c = torch.ones(len(rows), dtype=torch.float64)
+        c[n:] = s
+        target = torch.cat([yc, torch.full((len(rows) - n,), s * margin, dtype=torch.float64)])
+        k = c[:, None] * gram[rows][:, rows] * c[None, :]
+        k.diagonal().add_(base.alpha)
+        coef = z[rows].T @ (c * torch.linalg.solve(k, target))  # ridge in its dual (Gram) form
+        now = (z[n:] @ coef) < margin
+        if torch.equal(now, active):
+            break
+        active = now
+    return RidgeFit(base.center, base.scale, coef.float(), base.intercept, base.alpha, base.loo_rmse)
+
+
+def read_pairs_csv(path: str | Path) -> tuple[list[Path], torch.Tensor]:
+    """A ranking-pair table with columns ``better,worse`` (image paths, relative ones to the CSV's folder):
+    the distinct images and a (P, 2) index tensor into them."""
+    path = Path(path)
+    if not path.is_file():
+        raise AttiqaError(f"{path}: ranking-pair CSV not found (finetune.ridge_pairs)")
+    with open(path, newline="", encoding="utf-8-sig") as fh:
+        reader = csv.DictReader(fh)
+        fields = [f.strip() for f in (reader.fieldnames or [])]
+        if "better" not in fields or "worse" not in fields:
+            raise AttiqaError(f"{path}: a ranking-pair CSV needs columns better,worse "
+                              f"(found: {', '.join(fields) or 'none'})")  # fmt: skip
+        rows = [{k.strip(): (v or "").strip() for k, v in r.items() if k is not None} for r in reader]
+    if not rows:
+        raise AttiqaError(f"{path}: no ranking pairs")
+    root = path.resolve().parent
+    images: dict[Path, int] = {}
+    pairs = []
+    for r in rows:
+        ends = [Path(r[c]) if Path(r[c]).is_absolute() else root / r[c] for c in ("better", "worse")]
+        pairs.append([images.setdefault(e, len(images)) for e in ends])
+    return list(images), torch.tensor(pairs, dtype=torch.long)
 
 
 def _left_singular(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -140,13 +219,17 @@ def add_ridge_head(
         raise AttiqaError(f"{split.source}: too few readable training photos for the ridge head ({len(tr)})")
     x = signed_power(stats[:, :TEST_VIEWS], cfg.ridge_power).mean(1)
     target01 = model.mos_to_unit_scale(split.mos.float())
-    fit = fit_ridge(x[tr], target01[tr])
-    card_ridge: dict[str, Any] = {"loo_rmse_unit_scale": fit.loo_rmse, "n_train": len(tr)}
+    fitter, pair_card = pair_fitter(cfg, backbone, kw)
+    fit = fitter(x[tr], target01[tr])
+    card_ridge: dict[str, Any] = {"loo_rmse_unit_scale": fit.loo_rmse, "n_train": len(tr), **pair_card}
+    if pair_card:
+        card_ridge["pairs"]["ranked_train"] = pair_card["pairs"]["ranked"](fit)
     weight = cfg.ridge_weight
     if weight is None:
         if init_model is None:
             raise AttiqaError("ridge_weight: choosing it needs the model before MOS training")
-        weight, card_ridge["weight_cv"] = choose_ridge_weight(cfg, model, init_model, feats, x, tr, target01)
+        weight, card_ridge["weight_cv"] = choose_ridge_weight(cfg, model, init_model, feats, x, tr, target01,
+                                                              fitter)  # fmt: skip
 
     def head() -> RidgeHead:
         return ridge_head_from_fit(fit, taps, cfg.ridge_power, weight)
@@ -159,6 +242,8 @@ def add_ridge_head(
         )
 
     ridge = model.attach_ridge(head())
+    if pair_card:
+        del card_ridge["pairs"]["ranked"]
     card_ridge = {**ridge.card(), **card_ridge}
     metrics, mlp_metrics = val_metrics(model)
     history = [*history, {"epoch": history[-1]["epoch"] if history else 0, "ridge": True, **metrics}]
@@ -187,6 +272,36 @@ def add_ridge_head(
     return best_metrics, history
 
 
+def pair_fitter(
+    cfg: FinetuneConfig, backbone, kw: dict[str, Any]
+) -> tuple[Callable[[torch.Tensor, torch.Tensor], RidgeFit], dict[str, Any]]:
+    """The fit to use (``fit_ridge``, or :func:`fit_ridge_pairs` on ``cfg.ridge_pairs``' images: the
+    same five-crop tap statistics as the MOS photos, from the same feature cache) and its card entry."""
+    if not cfg.ridge_pairs or cfg.ridge_pair_weight <= 0:
+        return fit_ridge, {}
+    paths, pairs = read_pairs_csv(cfg.ridge_pairs)
+    view_tf, view = five_crop_views(backbone, cfg.resize_shorter, cfg.crop_size)
+    data = ImageTableDataset(paths, torch.zeros(len(paths)), view_tf, "skip")
+    stats, ok = shared_cached_features(backbone.tap_view(cfg.ridge_taps), data, view, cfg.feature_cache_dir,
+                                       **kw)  # fmt: skip
+    keep = ok[pairs[:, 0]] & ok[pairs[:, 1]]
+    if not keep.any():
+        raise AttiqaError(f"{cfg.ridge_pairs}: no ranking pair has both images readable")
+    pairs = pairs[keep]
+    xp = signed_power(stats[:, :TEST_VIEWS], cfg.ridge_power).mean(1)
+    better, worse = xp[pairs[:, 0]], xp[pairs[:, 1]]
+
+    def fitter(x: torch.Tensor, y: torch.Tensor) -> RidgeFit:
+        return fit_ridge_pairs(x, y, better, worse, cfg.ridge_pair_weight, cfg.ridge_pair_margin)
+
+    def ranked(fit: RidgeFit) -> float:  # share of training pairs the head ranks the right way round
+        return float((fit.predict(better) > fit.predict(worse)).double().mean())
+
+    card = {"csv": Path(cfg.ridge_pairs).name, "n": int(len(pairs)), "skipped": int((~keep).sum()),
+            "weight": cfg.ridge_pair_weight, "margin": cfg.ridge_pair_margin, "ranked": ranked}  # fmt: skip
+    return fitter, {"pairs": card}
+
+
 def choose_ridge_weight(
     cfg: FinetuneConfig,
     model: AttiqaModel,
@@ -195,6 +310,7 @@ def choose_ridge_weight(
     x: torch.Tensor,
     tr: torch.Tensor,
     target01: torch.Tensor,
+    fitter: Callable[[torch.Tensor, torch.Tensor], RidgeFit] = fit_ridge,
 ) -> tuple[float, dict[str, Any]]:
     """The ridge's share of the MOS by :data:`CV_FOLDS`-fold cross-validation on the training split only:
     per fold, the MOS MLP is trained again from ``init_model`` exactly as the run trained it (cached
@@ -208,7 +324,7 @@ def choose_ridge_weight(
     with one_thread():
         for k, held in enumerate(folds):
             rows = torch.cat([f for j, f in enumerate(folds) if j != k])
-            fit = fit_ridge(x[rows], target01[rows])
+            fit = fitter(x[rows], target01[rows])
             part = slice(start, start + len(held))
             ridge_oof[part] = fit.predict(x[held])
             m = copy.deepcopy(init_model)

@@ -48,6 +48,7 @@ import features  # noqa: E402
 from make_variants import DEGRADE_TEST, OVER_TEST  # noqa: E402
 
 DATA = Path("/work/shared/data")
+SHIPPED = HERE.parents[1] / "attiqa/data/models/attiqa-default.safetensors"
 SPLITS = 10
 MOS_LO, MOS_HI = 3.4976, 91.4362  # clive-dev's range (the shipped model's mos_range)
 
@@ -78,10 +79,12 @@ def dw_blocks(net) -> list[tuple[int, int, int]]:
 def attributes(data: dict) -> torch.Tensor:
     """The shipped model's five raw attribute-head outputs (pretrained on pseudo-labels, then fine-tuned
     with the MOS on clive-dev split 0's training photos)."""
-    model, _ = load_model(
-        Path(__file__).resolve().parents[2] / "attiqa/data/models/attiqa-default.safetensors"
-    )
+    model, _ = load_model(SHIPPED)
     model.float().eval()
+    if data.get("powered"):  # five crops: each crop's attributes, then their mean (as the scorer)
+        ms5 = data["ms5"].float()
+        out = model.forward_features(model.backbone.normalize(ms5.flatten(0, 1))).attributes
+        return out.view(*ms5.shape[:2], -1).mean(1).double()
     return model.forward_features(model.backbone.normalize(data["ms"].float())).attributes.double()
 
 
@@ -115,7 +118,7 @@ def select(data: dict, kind: str, blocks) -> torch.Tensor:
         x = torch.cat([dw[:, torch.cat(cols)], dw[:, -1280:]], 1)
     else:
         raise ValueError(kind)
-    return signed_power(x, 0.5).double()
+    return x.double() if data.get("powered") else signed_power(x, 0.5).double()
 
 
 def fit_linear(x, y, pairs_o, pairs_v, cand: Candidate, rounds: int = 8, prior=None) -> dict:
@@ -190,9 +193,7 @@ def fit_with_margins(x, y, pairs_o, pairs_v, cand: Candidate, rounds: int, margi
 
 def shipped_ridge() -> dict:
     """The shipped model's ridge head as a head dict (depthwise taps, unit MOS scale)."""
-    model, _ = load_model(
-        Path(__file__).resolve().parents[2] / "attiqa/data/models/attiqa-default.safetensors"
-    )
+    model, _ = load_model(SHIPPED)
     r = model.ridge.float()
     return {"center": r.center.double(), "scale": r.scale.double(), "coef": r.coef.double(),
             "intercept": float(r.intercept), "alpha": r.alpha}  # fmt: skip
@@ -203,6 +204,14 @@ def fit(x, y, pairs_o, pairs_v, cand: Candidate):
     prior = shipped_ridge() if cand.extra.get("prior") == "shipped" else None
     h = fit_linear(x, y, pairs_o, pairs_v, cand, prior=prior)
     return (lambda q: ((q.double() - h["center"]) / h["scale"]) @ h["coef"] + h["intercept"]), h["alpha"]
+
+
+@torch.no_grad()
+def shipped_mlp(d: dict) -> torch.Tensor:
+    """The shipped MOS MLP's predictions (unit scale) on a features dict."""
+    model, _ = load_model(SHIPPED)
+    model.float().eval()
+    return torch.from_numpy(shipped_mos(model, "mlp", d)).double()
 
 
 def over_rates(pred: np.ndarray, rows: list[dict]) -> dict[str, float]:
@@ -225,13 +234,19 @@ def main() -> None:
     ap.add_argument("--only", nargs="*", help="candidate names to run")
     ap.add_argument("--splits", type=int, default=SPLITS, help="1: split 0 only (like the shipped model)")
     ap.add_argument("--no-biq", action="store_true", help="skip BIQ2021-val (while its features are cached)")
+    ap.add_argument("--crops", choices=["center", "five"], default="center",
+                    help="five: heads fitted and scored on five-crop means (the scorer's view)")  # fmt: skip
+    ap.add_argument("--pair-crops", choices=["center", "five"],
+                    help="the view of the ranking pairs' photos (default: --crops)")  # fmt: skip
     args = ap.parse_args()
     torch.set_num_threads(1)
-    clive = features.load(DATA / "clive-dev/mos.csv")
-    biq = None if args.no_biq else features.load(DATA / "biq2021-val/mos.csv")
-    nat_te = features.load(args.natural / "natural_test.csv")
+    load = partial(features.load, crops=args.crops)
+    clive = load(DATA / "clive-dev/mos.csv", product_cache=args.crops == "five")  # `attiqa train` cached it
+    biq = None if args.no_biq else load(DATA / "biq2021-val/mos.csv")
+    nat_te = load(args.natural / "natural_test.csv")
     todo = [c for c in CANDIDATES if not args.only or c.name in args.only]
-    nat_tr = features.load(args.natural / "natural_train60x.csv") if any(c.mu > 0 for c in todo) else None
+    pair_load = partial(features.load, crops=args.pair_crops or args.crops)
+    nat_tr = pair_load(args.natural / "natural_train60x.csv") if any(c.mu > 0 for c in todo) else None
     blocks = dw_blocks(create_backbone("efficientnet_lite0_ms", pretrained=False).body.net)
     y_all = ((clive["mos"] - MOS_LO) / (MOS_HI - MOS_LO)).double()
     results = {}
@@ -256,19 +271,26 @@ def main() -> None:
         rates = None
         for seed in range(args.splits):
             tr, te = split_indices(len(y_all), 0.2, seed)
-            predict, alpha = fit(xc[tr], y_all[tr], po, pv, cand)
+            ridge, alpha = fit(xc[tr], y_all[tr], po, pv, cand)
+            w_mlp = cand.extra.get("mlp_weight", 0.0)  # split 0 only: the shipped MLP saw its photos
+
+            def predict(q, d, rows=slice(None), ridge=ridge, w_mlp=w_mlp):
+                out = ridge(q[rows])
+                return (1 - w_mlp) * out + w_mlp * shipped_mlp(d)[rows] if w_mlp else out
+
             alphas.append(alpha)
-            cl.append(correlations(predict(xc[te]).numpy(), y_all[te].numpy()))
+            cl.append(correlations(predict(xc, clive, te).numpy(), y_all[te].numpy()))
             if xb is not None:
-                bq.append(correlations(predict(xb).numpy(), biq["mos"].double().numpy()))
+                bq.append(correlations(predict(xb, biq).numpy(), biq["mos"].double().numpy()))
             else:
                 bq.append({"srocc": float("nan"), "plcc": float("nan")})
             if seed == 0:
-                rates = over_rates(predict(xn).numpy(), nat_te["rows"])
+                rates = over_rates(predict(xn, nat_te).numpy(), nat_te["rows"])
         med = lambda ms, k: float(np.median([m[k] for m in ms]))  # noqa: E731
         res = {"clive_srocc": med(cl, "srocc"), "clive_plcc": med(cl, "plcc"), "biq_srocc": med(bq, "srocc"),
                "biq_plcc": med(bq, "plcc"), "alpha_median": float(np.median(alphas)), **rates,
-               "clive_per_split": [round(m["srocc"], 4) for m in cl]}  # fmt: skip
+               "clive_per_split": [round(m["srocc"], 4) for m in cl],
+               "biq_per_split": [round(m["srocc"], 4) for m in bq]}  # fmt: skip
         results[cand.name] = res
         save(args.out, results)  # after every candidate: a killed run keeps what it measured
         print(f"{cand.name:40s} CLIVE {res['clive_srocc']:.3f}/{res['clive_plcc']:.3f}  BIQ "
@@ -287,9 +309,14 @@ def rate_text(rates: dict) -> str:
 
 
 def shipped_mos(model, part: str, d: dict) -> np.ndarray:
-    f = model.backbone.normalize(d["ms"].float())
-    mlp = model.forward_features(f).mos
-    r = model.ridge(d["dw"].float())
+    if d.get("powered"):  # five crops: the mean of the per-crop MLP outputs; the ridge on the mean
+        ms5 = d["ms5"].float()
+        mlp = model.forward_features(model.backbone.normalize(ms5.flatten(0, 1))).mos
+        mlp = mlp.view(ms5.shape[:2]).mean(1)
+        r = apply_head(shipped_ridge(), d["dw"]).float()
+    else:
+        mlp = model.forward_features(model.backbone.normalize(d["ms"].float())).mos
+        r = model.ridge(d["dw"].float())
     w = model.ridge.weight
     return {"combined": (1 - w) * mlp + w * r, "mlp": mlp, "ridge": r}[part].double().numpy()
 
@@ -298,9 +325,7 @@ def shipped_mos(model, part: str, d: dict) -> np.ndarray:
 def shipped(clive, biq, nat_te) -> dict:
     """The shipped attiqa-default on the same centre-crop features: combined MOS, MLP alone, ridge alone.
     CLIVE: split 0's 172 test photos only (it was trained on split 0's training photos)."""
-    model, _ = load_model(
-        Path(__file__).resolve().parents[2] / "attiqa/data/models/attiqa-default.safetensors"
-    )
+    model, _ = load_model(SHIPPED)
     model.float().eval()
     _, te = split_indices(len(clive["mos"]), 0.2, 0)
     out = {}
@@ -322,6 +347,22 @@ CANDIDATES = [
     Candidate("ridge ms (stage stats only)", "ms"),
     Candidate("ridge dw blocks>=10 (cheap taps)", "dw_from10"),
     Candidate("ridge dw blocks>=6", "dw_from6"),
+    Candidate("pairs dw mu0.3 m0.1 + 0.3 shipped MLP", "dw", mu=0.3, extra={"mlp_weight": 0.3}),
+    Candidate("pairs dw>=3 mu0.3 m0.1 + 0.3 shipped MLP", "dw_from3", mu=0.3, extra={"mlp_weight": 0.3}),
+    Candidate("ridge dw + 0.3 shipped MLP", "dw", extra={"mlp_weight": 0.3}),
+    Candidate("ridge dw>=3 + 0.3 shipped MLP", "dw_from3", extra={"mlp_weight": 0.3}),
+    Candidate("pairs dw>=3 mu1 m0.1 + 0.3 shipped MLP", "dw_from3", mu=1.0, extra={"mlp_weight": 0.3}),
+    Candidate("pairs dw>=3 mu3 m0.1 + 0.3 shipped MLP", "dw_from3", mu=3.0, extra={"mlp_weight": 0.3}),
+    Candidate("pairs dw>=3 mu1 m0.1 + 0.15 shipped MLP", "dw_from3", mu=1.0, extra={"mlp_weight": 0.15}),
+    Candidate("pairs dw>=3 mu1 m0.2 + 0.3 shipped MLP", "dw_from3", mu=1.0, margin=0.2,
+              extra={"mlp_weight": 0.3}),
+    Candidate("pairs dw>=3 mu1 m0.1", "dw_from3", mu=1.0),
+    Candidate("pairs dw>=3 mu0.3 m0.1 alpha 3e4", "dw_from3", mu=0.3, alpha=3e4),
+    Candidate("ridge dw blocks>=1", "dw_from1"),
+    Candidate("ridge dw blocks>=3 (half the statistics' cost)", "dw_from3"),
+    Candidate("ridge dw blocks>=5", "dw_from5"),
+    Candidate("pairs dw>=3 mu0.3 m0.1", "dw_from3", mu=0.3),
+    Candidate("pairs dw>=5 mu0.3 m0.1", "dw_from5", mu=0.3),
     Candidate("ridge ms + dw blocks>=10", "ms+dw_from10"),
     Candidate("ridge dw, alpha 3e4 (x10)", "dw", alpha=3e4),
     Candidate("ridge dw, alpha 3e5 (x100)", "dw", alpha=3e5),

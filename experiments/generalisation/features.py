@@ -25,7 +25,8 @@ from torch import nn
 
 from attiqa.models import create_backbone
 from attiqa.models.backbones import Backbone, MultiLevelStats
-from attiqa.models.transforms import CenterCropTest
+from attiqa.models.ridge_head import signed_power
+from attiqa.models.transforms import CenterCropTest, FiveCropTest
 from attiqa.training.data import MosDataset
 from attiqa.training.feature_cache import cached_features
 
@@ -54,26 +55,46 @@ def both_taps_backbone() -> Backbone:
     return Backbone("efficientnet_lite0@stages+depthwise", BothTaps(ms.body), MS_DIM + 19200, ms.mean, ms.std)
 
 
-def load(csv: str | Path, progress: bool = False) -> dict:
-    """``{"ms": (N, 2848), "dw": (N, 19200), "valid": (N,), "mos": (N,), "rows": [...]}`` (cached)."""
+def load(csv: str | Path, progress: bool = False, crops: str = "center", product_cache: bool = False) -> dict:
+    """``{"ms": (N, 2848), "dw": (N, 19200), "valid": (N,), "mos": (N,), "rows": [...]}`` (cached).
+
+    ``crops="center"``: the raw statistics of the centre crop. ``crops="five"``: the scorer's view — per
+    crop the signed square root (``signed_power``, as the ridge head), then the MEAN over the five crops
+    (``"powered": True``; the ridge head is linear, so this is what five-crop scoring predicts), and
+    ``"ms5"`` the raw per-crop stage statistics (N, 5, 2848) for the MLP path. ``product_cache``: read
+    the two caches ``attiqa train`` fills (stage and depthwise statistics in two passes; clive-dev is
+    there) instead of this script's one-pass cache."""
     backbone = both_taps_backbone()
-    view = {"kind": "centre_crop", "resize_shorter": RESIZE, "crop": CROP, "mean": list(backbone.mean),
+    kind = {"center": "centre_crop", "five": "five_crop"}[crops]
+    view = {"kind": kind, "resize_shorter": RESIZE, "crop": CROP, "mean": list(backbone.mean),
             "std": list(backbone.std)}  # fmt: skip
-    data = MosDataset(Path(csv), None, OneView(backbone.mean, backbone.std, RESIZE, CROP), on_error="skip")
-    feats, ok = cached_features(backbone, data, view, batch_size=8, progress=progress)
-    feats = feats[:, 0]
-    return {"ms": feats[:, :MS_DIM], "dw": feats[:, MS_DIM:], "valid": ok, "mos": data.mos.float(),
-            "rows": data.rows}  # fmt: skip
+    tf = OneView if crops == "center" else FiveCropTest
+    data = MosDataset(Path(csv), None, tf(backbone.mean, backbone.std, RESIZE, CROP), on_error="skip")
+    bs = 8 if crops == "center" else 2
+    if product_cache:
+        ms_bb = create_backbone("efficientnet_lite0_ms")
+        ms, ok1 = cached_features(ms_bb, data, view, batch_size=bs, progress=progress)
+        dw, ok2 = cached_features(ms_bb.tap_view("depthwise"), data, view, batch_size=bs, progress=progress)
+        feats, ok = torch.cat([ms, dw], 2), ok1 & ok2
+    else:
+        feats, ok = cached_features(backbone, data, view, batch_size=bs, progress=progress)
+    out = {"valid": ok, "mos": data.mos.float(), "rows": data.rows}
+    if crops == "center":
+        return {**out, "ms": feats[:, 0, :MS_DIM], "dw": feats[:, 0, MS_DIM:], "powered": False}
+    powered = signed_power(feats, 0.5).mean(1)
+    return {**out, "ms": powered[:, :MS_DIM], "dw": powered[:, MS_DIM:], "ms5": feats[:, :, :MS_DIM],
+            "powered": True}  # fmt: skip
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("csv", nargs="+")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--crops", choices=["center", "five"], default="center")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     for csv in args.csv:
-        out = load(csv, progress=True)
+        out = load(csv, progress=True, crops=args.crops)
         print(f"{csv}: {int(out['valid'].sum())}/{len(out['valid'])} images cached", flush=True)
 
 

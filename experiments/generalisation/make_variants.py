@@ -17,7 +17,8 @@ edits, which no training pair used.
 
     python experiments/generalisation/make_variants.py ../shared/data/natural -o /work/gen_runs/natural
 writes ``OUT/images/*.png``, ``OUT/natural_train.csv`` and ``OUT/natural_test.csv`` (columns
-image, mos (0, unused), photo, kind, split).
+image, mos (0, unused), photo, kind, split); ``--complete`` then also writes the ranking-pair table
+``OUT/natural_train60x_pairs.csv`` (``--pairs TABLE``: only that).
 """
 
 from __future__ import annotations
@@ -169,15 +170,37 @@ def complete(table: Path, root: Path, photos: int = 60) -> Path:
     return target
 
 
+def write_pairs(table: Path) -> Path:
+    """``<table stem>_pairs.csv`` (columns better,worse; paths relative to the table's folder): every
+    photo's original ranked above each of its edits — the ``finetune.ridge_pairs`` table of
+    ``attiqa/training/ridge.py``."""
+    with open(table, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    original = {r["photo"]: r["image"] for r in rows if r["kind"] == "original"}
+    pairs = [(original[r["photo"]], r["image"]) for r in rows
+             if r["kind"] != "original" and r["photo"] in original]  # fmt: skip
+    target = table.with_name(f"{table.stem}_pairs.csv")
+    with open(target, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["better", "worse"])
+        w.writerows(pairs)
+    print(f"{target}: {len(pairs)} pairs from {len(original)} photos")
+    return target
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("root", type=Path)
     ap.add_argument("-o", "--out", type=Path, required=True)
     ap.add_argument("--complete", type=Path, help="a training table to complete (see complete())")
     ap.add_argument("--photos", type=int, default=60, help="with --complete: how many of its photos")
+    ap.add_argument("--pairs", type=Path, help="only write the ranking-pair CSV of this variant table")
     args = ap.parse_args()
+    if args.pairs:
+        write_pairs(args.pairs)
+        return
     if args.complete:
-        complete(args.complete, args.root, args.photos)
+        write_pairs(complete(args.complete, args.root, args.photos))
         return
     photos = sorted(p for p in args.root.rglob("*") if p.suffix.lower() in {".png", ".jpg", ".webp", ".tif"})
     (args.out / "images").mkdir(parents=True, exist_ok=True)
