@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+from safetensors import safe_open
 
 from attiqa.errors import ModelLoadError
 from attiqa.io.checkpoints import (
@@ -38,6 +39,17 @@ def test_half_precision_loads_as_float32(tmp_path):
     assert path.suffix == ".safetensors"
     got, _ = load_checkpoint(path)
     assert got["w"].dtype == torch.float32 and torch.allclose(got["w"], w, atol=1e-2)
+
+
+def test_half_precision_keeps_fp32_where_fp16_would_flush_or_overflow(tmp_path):
+    # a ridge head's feature spread of 1.7e-8 is 0 in fp16 (shipped attiqa-agiqa3k, session 21)
+    tiny, big, plain = torch.tensor([2.0, 1.7e-8]), torch.tensor([1.0, 1e6]), torch.tensor([0.0, 0.5])
+    path = save_checkpoint(tmp_path / "h", {"tiny": tiny, "big": big, "plain": plain}, {}, half=True)
+    with safe_open(str(path), framework="pt") as fh:
+        dtypes = {k: fh.get_tensor(k).dtype for k in fh.keys()}  # noqa: SIM118 (not iterable)
+    assert dtypes == {"tiny": torch.float32, "big": torch.float32, "plain": torch.float16}
+    got, _ = load_checkpoint(path)
+    assert torch.equal(got["tiny"], tiny) and torch.equal(got["big"], big)
 
 
 def test_pickle_files_are_refused(tmp_path):

@@ -37,7 +37,9 @@ def card_path_for(weights: str | Path) -> Path:
 def save_checkpoint(
     path: str | Path, tensors: dict[str, torch.Tensor], card: dict[str, Any], half: bool = False
 ) -> Path:
-    """Write ``path`` (.safetensors) and its ``.json`` card atomically; returns the weights path."""
+    """Write ``path`` (.safetensors) and its ``.json`` card atomically; returns the weights path. With
+    ``half``, float tensors are stored as fp16 — except a tensor whose fp16 copy would turn a non-zero value
+    into 0 or a finite one into inf (e.g. a ridge head's 1e-8 feature spread): it stays fp32."""
     path = Path(path)
     if path.suffix != ".safetensors":
         path = path.with_suffix(".safetensors")
@@ -47,13 +49,18 @@ def save_checkpoint(
     out: dict[str, torch.Tensor] = {}
     for k, v in tensors.items():
         v = v.detach().cpu()
-        if half and v.is_floating_point():
+        if half and v.is_floating_point() and _fits_half(v):
             v = v.half()
         out[k] = v.contiguous()
     with atomic_path(path) as tmp:
         save_file(out, str(tmp), metadata={CARD_KEY: json.dumps(card, default=str)})
     write_json_atomic(card_path_for(path), card)
     return path
+
+
+def _fits_half(v: torch.Tensor) -> bool:
+    h = v.half()
+    return not bool(((h == 0) & (v != 0)).any() or (h.isinf() & v.isfinite()).any())
 
 
 def portable_path(value: str) -> str:
