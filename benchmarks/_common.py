@@ -37,3 +37,24 @@ def forward_rate(net, batches) -> float:
         for b in batches:
             run(b)
         return n / (time.perf_counter() - t0)
+
+
+def interleaved(rounds: int, **runs):
+    """Call each ``runs`` function (returning images/s) once per round, alternating, ``rounds`` times.
+
+    Returns ``{name: best rate}`` and the median over rounds of each run's rate divided by the first run's
+    rate in that same round. On a machine whose load changes by the minute (other jobs), alternating keeps
+    both sides of a ratio under the same load, and the best of several rounds is the least disturbed one.
+    """
+    import statistics
+
+    rates: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(max(1, rounds)):
+        for name, fn in runs.items():
+            rates[name].append(fn())
+    first = next(iter(runs))
+    base = rates[first]
+    per_round = {}
+    for name, rs in rates.items():
+        per_round[name] = statistics.median(r / b for r, b in zip(rs, base, strict=True))
+    return {name: max(rs) for name, rs in rates.items()}, per_round

@@ -26,6 +26,7 @@ import numpy as np
 
 from attiqa.errors import AttiqaError, ConfigError
 from attiqa.io.atomic import atomic_path, write_json_atomic, write_text_atomic
+from attiqa.io.tables import read_cell, safe_cell
 from genbench.manifest import Pair
 from genbench.run_scores import MetricScores
 
@@ -84,7 +85,8 @@ def read_votes_csv(path: Path) -> list[Vote]:
         choice = (row.get("choice") or "").strip().lower()
         if choice not in ("a", "b"):
             raise AttiqaError(f"{path}:{i}: choice must be a or b, got {row.get('choice')!r}")
-        votes.append(Vote(row["pair_id"].strip(), choice, (row.get("rater") or "").strip()))
+        rater = read_cell((row.get("rater") or "").strip())
+        votes.append(Vote(read_cell(row["pair_id"].strip()), choice, rater))
     return votes
 
 
@@ -244,7 +246,7 @@ def write_report(
     w = csv.writer(buf)
     w.writerow(SUMMARY_COLUMNS)
     for r in results:
-        w.writerow([_fmt(getattr(r, c)) for c in SUMMARY_COLUMNS])
+        w.writerow([safe_cell(_fmt(getattr(r, c))) for c in SUMMARY_COLUMNS])
     write_text_atomic(out_dir / "agreement.csv", buf.getvalue())
 
     buf = io.StringIO()
@@ -271,7 +273,7 @@ def write_report(
                 r.picks.get(p.pair_id, ""),
                 "" if credit is None else _fmt(credit),
             ]
-        w.writerow(row)
+        w.writerow([safe_cell(c) for c in row])  # pair ids and file names come from users
     write_text_atomic(out_dir / "per_pair.csv", buf.getvalue())
 
     write_json_atomic(

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from attiqa.errors import AttiqaError
 from attiqa.io.atomic import write_text_atomic
+from attiqa.io.tables import safe_dict
 from genbench.files import read_json
 from genbench.manifest import is_inside, write_manifest
 
@@ -94,6 +95,6 @@ def import_imagereward(json_path: Path, images_root: Path | None, out_dir: Path)
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=["pair_id", "rater", "choice"])
     w.writeheader()
-    w.writerows(prefs)
+    w.writerows(safe_dict(r) for r in prefs)
     write_text_atomic(Path(out_dir) / PREFS, buf.getvalue())
     return res

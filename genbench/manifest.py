@@ -21,6 +21,7 @@ from pathlib import Path
 
 from attiqa.errors import AttiqaError
 from attiqa.io.atomic import write_bytes_atomic, write_text_atomic
+from attiqa.io.tables import safe_dict
 
 MANIFEST = "manifest.jsonl"
 MANIFEST_CSV = "manifest.csv"
@@ -95,7 +96,7 @@ def _csv_text(records: list[dict]) -> str:
     w = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore")
     w.writeheader()
     for r in records:
-        w.writerow({k: json.dumps(v) if isinstance(v, (dict, list)) else v for k, v in r.items()})
+        w.writerow(safe_dict({k: json.dumps(v) if isinstance(v, (dict, list)) else v for k, v in r.items()}))
     return buf.getvalue()
 
 

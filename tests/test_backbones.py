@@ -195,3 +195,25 @@ def test_tiny_backbone_and_registry():
     assert bb(torch.randn(3, 3, 40, 56)).shape == (3, bb.feature_dim)
     with pytest.raises(ModelLoadError, match="Did you mean: resnet50"):
         create_backbone("resnet-50")
+
+
+def test_tap_statistics_of_large_maps_match_torch_std_mean():
+    """The statistics of large early maps are reduced block by block (to stay in cache): at the scorer's
+    320-px crops they must still be the mean and unbiased std over space of every tap, tap by tap."""
+    dw = create_backbone("efficientnet_lite0_dw", pretrained=False).eval()
+    taps, widths = tap_points(dw.body.net, "depthwise")
+    acts: list[torch.Tensor] = []
+    handles = [t.register_forward_hook(lambda _m, _i, y: acts.append(y.detach().clone())) for t in taps]
+    x = torch.randn(3, 3, 320, 320)
+    with torch.no_grad():
+        dw.forward_raw(x)  # fills acts once (our hooks), then the statistics without them
+        for h in handles:
+            h.remove()
+        raw = dw.forward_raw(x)
+    assert acts[0].shape[-1] == 160  # large enough that the first taps are reduced in several blocks
+    start = 0
+    for act, width in zip(acts, widths, strict=True):
+        std, mean = torch.std_mean(act.flatten(2), dim=2)
+        torch.testing.assert_close(raw[:, start : start + width], mean, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(raw[:, start + width : start + 2 * width], std, rtol=1e-4, atol=1e-5)
+        start += 2 * width

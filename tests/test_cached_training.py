@@ -12,6 +12,7 @@ import torch
 from helpers import ft_cfg, tiny_cfg, write_label_set, write_mos_set
 from PIL import Image
 from safetensors import safe_open
+from safetensors.torch import save_file
 
 from attiqa.attributes import ATTRIBUTES
 from attiqa.errors import ConfigError
@@ -64,6 +65,25 @@ def test_cache_is_per_image_resumable_and_invalidated_by_a_changed_file(tmp_path
     assert len(keys) == 1 and keys[0].startswith(str(ds.paths[0].resolve()))
     torch.testing.assert_close(feats2[0], feats[0])
 
+
+
+def test_when_two_chunks_hold_one_image_the_first_written_wins(tmp_path, mos_csv):
+    """Two extractions of the same photos at once write two chunks whose values may differ in the last bits;
+    every later reader must take the same one (the first written), whatever the chunks' random names."""
+    bb = create_backbone("tiny", pretrained=False).eval()
+    ds = MosDataset(mos_csv, None, FiveCropTest(bb.mean, bb.std, 72, 64), on_error="skip")
+    root = tmp_path / "cache"
+    first, _ = cached_features(bb, ds, VIEW, root, batch_size=4, progress=False)
+    (folder,) = root.iterdir()
+    (chunk,) = folder.glob("chunk-*.safetensors")
+    with safe_open(str(chunk), "pt") as fh:
+        meta = fh.metadata()
+    for name in ("chunk-0000.safetensors", "chunk-ffff.safetensors"):  # sort before and after the first
+        save_file({"features": (first + 1.0).contiguous()}, str(folder / name), metadata=meta)
+        later = chunk.stat().st_mtime_ns + 10**9  # written after it, even on a file system with 1-s times
+        os.utime(folder / name, ns=(later, later))
+    again, _ = cached_features(bb, ds, VIEW, root, batch_size=4, progress=False)
+    torch.testing.assert_close(again, first, rtol=0, atol=0)
 
 def test_standardisation_of_the_multi_level_backbone(photos):
     bb = create_backbone("efficientnet_lite0_ms", pretrained=False).eval()

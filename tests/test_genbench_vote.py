@@ -165,3 +165,22 @@ def test_imported_pair_ids_with_odd_characters_are_served(tmp_path, photos):
     assert (
         client.post("/api/vote", json={"rater": "dave", "pair_id": pid, "choice": "left"}).status_code == 201
     )
+
+
+def test_exported_votes_are_formula_safe_and_read_back_exactly(tmp_path):
+    """A rater's name is typed by anyone who opens the study page: `=HYPERLINK(...)` must not become a
+    formula when the exported CSV is opened in a spreadsheet, and must read back as typed."""
+    from genbench.agreement import read_votes_csv
+    from genbench.vote.store import VoteStore
+
+    store = VoteStore(tmp_path / "votes.sqlite")
+    evil = '=HYPERLINK("http://x.invalid","click")'
+    store.add(evil, "-pair1", "a", "a")
+    store.add("ann", "pair2", "b", "a")
+    out = tmp_path / "votes.csv"
+    assert store.export_csv(out) == 2
+    with open(out, newline="") as fh:
+        cells = [c for row in csv.reader(fh) for c in row]
+    assert not any(c[:1] in ("=", "+", "-", "@") for c in cells)
+    votes = read_votes_csv(out)
+    assert {(v.rater, v.pair_id, v.choice) for v in votes} == {(evil, "-pair1", "a"), ("ann", "pair2", "b")}

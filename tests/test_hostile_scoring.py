@@ -111,7 +111,7 @@ def _rows(out: Path) -> list[dict]:
 
 
 def test_kill_keeps_finished_rows_and_a_rerun_resumes(tmp_path, photos):
-    paths = _many_images(tmp_path / "imgs", photos, 100)
+    paths = _many_images(tmp_path / "imgs", photos, 300)  # a starved poller still catches it mid-run
     out = tmp_path / "s.csv"
     cmd = [*ATTIQA, "score", str(tmp_path / "imgs"), "-m", "classical", "-o", str(out), "-q"]
     cmd += ["--batch-size", "2", "--workers", "0"]

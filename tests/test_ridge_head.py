@@ -174,3 +174,42 @@ def test_a_scale_flushed_to_zero_by_fp16_drops_its_feature_instead_of_giving_inf
     out = head(stats)
     assert torch.isfinite(out).all()
     assert out.item() == pytest.approx(0.25 + (1.5 - 0.5) / 2.0 - (6.0 - 2.0) / 4.0)
+
+
+def test_an_fp16_export_keeps_the_ridge_statistics_and_overflowing_tensors_in_fp32(tmp_path):
+    """A channel's training spread of 1.7e-8 (seen in a real fit) would be flushed to 0 by fp16: the export
+    keeps the ridge's buffers in fp32 so the exported model predicts what the fitted one does."""
+    from safetensors import safe_open
+
+    from attiqa.io.checkpoints import save_checkpoint
+
+    backbone = create_backbone("efficientnet_lite0_ms", pretrained=False)
+    model = AttiqaModel(backbone, head_hidden=8, mos_hidden=8)
+    with torch.no_grad():
+        _, stats = model.eval().backbone.forward_with_taps(torch.rand(2, 3, 48, 48), "depthwise")
+    head = RidgeHead("depthwise", stats.shape[1], power=1.0, weight=0.5)
+    head.scale.fill_(1.0)
+    head.scale[3] = 1.7e-8
+    head.coef.fill_(1e-3)
+    model.attach_ridge(head)
+    path = save_model(model, tmp_path / "m.safetensors", {"stage": "test"}, half=True)
+    with safe_open(str(path), "pt") as f:
+        dtypes = {k: f.get_slice(k).get_dtype() for k in f.keys()}  # noqa: SIM118 (safe_open has no iterator)
+    assert {dtypes[k] for k in dtypes if k.startswith("ridge.")} == {"F32"}
+    assert dtypes["heads.sharpness.fc1.weight"] == "F16"
+    back, _ = load_model(path)
+    assert back.ridge is not None and back.ridge.scale[3].item() == pytest.approx(1.7e-8, rel=1e-3)
+    # `attiqa export` (an fp32 training checkpoint -> a compact copy) keeps them too.
+    from typer.testing import CliRunner
+
+    from attiqa.cli.app import app
+
+    full = save_model(model, tmp_path / "full.safetensors", {"stage": "test"})
+    res = CliRunner().invoke(app, ["export", str(full), str(tmp_path / "exported.safetensors")])
+    assert res.exit_code == 0, res.output
+    with safe_open(str(tmp_path / "exported.safetensors"), "pt") as f:
+        assert f.get_slice("ridge.scale").get_dtype() == "F32"
+        assert f.get_slice("heads.sharpness.fc1.weight").get_dtype() == "F16"
+    big = save_checkpoint(tmp_path / "big.safetensors", {"w": torch.tensor([1e6, 1.0])}, {}, half=True)
+    with safe_open(str(big), "pt") as f:
+        assert f.get_slice("w").get_dtype() == "F32"  # fp16 would make 1e6 inf

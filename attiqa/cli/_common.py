@@ -1,5 +1,6 @@
 """What every command line (``attiqa``, ``genbench``, ``isp-tune``) shares: the app runner (one red line
-per error, exit codes for interruptions), the device option, the consoles and score tables.
+per error, exit codes for interruptions), the options several commands share (``--device``, ``--workers``,
+``--batch-size``, ``--model``: one definition each), the consoles and score tables.
 
 Subcommand modules import this module, never :mod:`attiqa.cli.app`.
 """
@@ -12,8 +13,9 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
+import typer
 from rich.console import Console
 from rich.table import Table
 
@@ -27,6 +29,7 @@ EXIT_ERROR = 2
 EXIT_SIGINT = 130  # 128 + SIGINT, as a shell reports Ctrl-C
 EXIT_SIGTERM = 143  # 128 + SIGTERM
 
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM, turned into an exception so a command can keep its finished work (like Ctrl-C)."""
 
@@ -37,6 +40,19 @@ def _on_sigterm(signum: int, frame: Any) -> None:
 
 def interrupt_exit_code(exc: KeyboardInterrupt) -> int:
     return EXIT_SIGTERM if isinstance(exc, Terminated) else EXIT_SIGINT
+
+
+# Options shared by commands (the default stays in each signature: `device: DeviceOption = "auto"`).
+DeviceOption = Annotated[str, typer.Option("--device", help="auto | cpu | cuda | cuda:N")]
+WorkersOption = Annotated[
+    int | None,
+    typer.Option("--workers", "-w", min=0, help="Decode worker processes (default: one per spare core)."),
+]
+BatchSizeOption = Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Images per model call.")]
+ModelOption = Annotated[
+    str | None,
+    typer.Option("--model", "-m", help="Checkpoint, named model or scorer (`attiqa models`); clipiqa:DIR."),
+]
 
 
 def device(spec: str) -> str:

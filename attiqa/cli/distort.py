@@ -182,7 +182,6 @@ def degrade_cmd(
         raise AttiqaError("no source image could be read")
 
 
-
 def register(app: typer.Typer) -> None:
     """Add the distortion commands to the ``attiqa`` app."""
     app.command("degrade")(degrade_cmd)

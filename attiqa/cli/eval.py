@@ -11,8 +11,8 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from attiqa.cli._common import BatchSizeOption, DeviceOption, ModelOption, WorkersOption, stdout
 from attiqa.cli._common import device as device_str
-from attiqa.cli._common import stdout
 from attiqa.errors import AttiqaError
 from attiqa.progress import console
 
@@ -89,9 +89,7 @@ def eval_cmd(
     root: Path = typer.Option(
         ..., "--root", "-r", help="Folder the dataset was unpacked into (score files + images)."
     ),
-    model: str | None = typer.Option(
-        None, "--model", "-m", help="Checkpoint, named model or scorer (list-scorers); clipiqa:DIR."
-    ),
+    model: ModelOption = None,
     target: str | None = typer.Option(
         None,
         "--target",
@@ -113,11 +111,9 @@ def eval_cmd(
         "--csv",
         help="folder adapter only: the CSV with columns image,mos[,split] (default ROOT/mos.csv).",
     ),
-    batch_size: int = typer.Option(16, "--batch-size", "-b", min=1, help="Images per model call."),
-    workers: int | None = typer.Option(
-        None, "--workers", "-w", min=0, help="Decode worker processes (default: one per spare core)."
-    ),
-    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N"),
+    batch_size: BatchSizeOption = 16,
+    workers: WorkersOption = None,
+    device: DeviceOption = "auto",
     crops: str | None = typer.Option(
         None, "--crops", help="ATTIQA checkpoints: five (paper §4.2, default) | center (faster)."
     ),
@@ -228,7 +224,9 @@ def bench_cmd(
     ),
     seed: int = typer.Option(0, "--seed", help="First split seed; run r uses seed + r."),
     group_by: str = typer.Option(
-        "auto", "--group-by", help="Keep each group on one side of every split: auto (the reference image of "
+        "auto",
+        "--group-by",
+        help="Keep each group on one side of every split: auto (the reference image of "
         "synthetic datasets, the prompt of AGIQA), none (image-wise), or a metadata key, e.g. prompt.",
     ),  # fmt: skip
     target: str | None = typer.Option(

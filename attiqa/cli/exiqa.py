@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from attiqa.cli._common import BatchSizeOption, DeviceOption
 from attiqa.cli._common import device as device_str
 from attiqa.progress import console
 
@@ -22,7 +23,7 @@ def train_exiqa_cmd(
     epochs: int = typer.Option(100, min=1, help="Epochs (paper §V-B2: 100)."),
     warmup_epochs: int = typer.Option(20, min=0, help="Linear warmup epochs (paper: 20)."),
     lr: float = typer.Option(0.002, help="Peak learning rate of the cosine schedule (paper: 0.002)."),
-    batch_size: int = typer.Option(32, min=1),
+    batch_size: BatchSizeOption = 32,
     prompts: int = typer.Option(
         100, min=1, help="Shallow visual prompt tokens (paper Table II: 100 KADID/TID2013, 30 LVQ, 15 LIVE)."
     ),
@@ -31,7 +32,7 @@ def train_exiqa_cmd(
     ),
     attributes: Path | None = typer.Option(None, help="Attribute file (default: the bundled 25 x 5)."),
     seed: int = typer.Option(0),
-    device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N"),
+    device: DeviceOption = "auto",
 ) -> None:
     """Train ExIQA's visual prompts and attribute weights w (eq. 6-8) on a distortion-labelled set; reports
     distortion accuracy (eq. 10) and strength RMSE (eq. 11) on a held-out split. Rerun to resume."""
@@ -70,7 +71,7 @@ def train_exiqa_regressor_cmd(
     epochs: int = typer.Option(100, min=1, help="Epochs (paper §V-B2: 100, cosine schedule)."),
     lr: float = typer.Option(1e-3, help="AdamW learning rate (ours; the paper gives none for this stage)."),
     seed: int = typer.Option(0),
-    device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N"),
+    device: DeviceOption = "auto",
 ) -> None:
     """ExIQA stage 2 (eq. 9): fit the quality regressor on the frozen model's attribute probabilities;
     writes RUN/regressor.safetensors, used by `attiqa score --model exiqa:RUN` for the score column."""

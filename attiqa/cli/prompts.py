@@ -11,8 +11,8 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from attiqa.cli._common import BatchSizeOption, DeviceOption, WorkersOption, stdout
 from attiqa.cli._common import device as device_str
-from attiqa.cli._common import stdout
 from attiqa.errors import AttiqaError
 from attiqa.progress import console
 
@@ -107,11 +107,9 @@ def select_prompts_cmd(
     all_pairs: bool = typer.Option(False, help="Also write every pair's values to all_pairs.csv."),
     work_size: int = typer.Option(256, min=16, help="Shorter edge photos are resized to before distortion."),
     seed: int = typer.Option(0),
-    batch_size: int = typer.Option(32, min=1),
-    workers: int | None = typer.Option(
-        None, min=0, help="Decode workers for rated images (default: spare cores)."
-    ),
-    device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N"),
+    batch_size: BatchSizeOption = 32,
+    workers: WorkersOption = None,
+    device: DeviceOption = "auto",
 ) -> None:
     """Choose each attribute's antonym prompt pair among all positive x negative candidates (ATTIQA §3.3):
     SROCC with distortion strength (task 1) and with SPAQ's human ratings (task 2, when --spaq is given),

@@ -7,8 +7,16 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from attiqa.cli._common import (
+    BatchSizeOption,
+    DeviceOption,
+    ModelOption,
+    WorkersOption,
+    interrupt_exit_code,
+    print_scores,
+    stdout,
+)
 from attiqa.cli._common import device as resolve_device
-from attiqa.cli._common import interrupt_exit_code, print_scores, stdout
 from attiqa.errors import AttiqaError
 from attiqa.progress import console
 
@@ -22,9 +30,7 @@ def score_cmd(
         help="Image files and/or folders (searched recursively).",
         readable=False,  # an unreadable file is skipped and reported, as inside a folder (issue 16)
     ),
-    model: str | None = typer.Option(
-        None, "--model", "-m", help="Checkpoint, named model or scorer (`attiqa models`); clipiqa:DIR."
-    ),
+    model: ModelOption = None,
     out: Path | None = typer.Option(
         None,
         "--out",
@@ -34,12 +40,12 @@ def score_cmd(
     sheet: Path | None = typer.Option(
         None, help="Also draw a PNG contact sheet: each photo with its MOS and attribute bars (first 48)."
     ),
-    batch_size: int = typer.Option(16, min=1),
-    workers: int | None = typer.Option(None, min=0, help="Decode workers (default: one per spare core)."),
+    batch_size: BatchSizeOption = 16,
+    workers: WorkersOption = None,
     crops: str = typer.Option(
         "five", help="ATTIQA models: five (paper §4.2: 4 corners + centre) | center (faster)."
     ),
-    device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N"),
+    device: DeviceOption = "auto",
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No table, no progress bar."),
 ) -> None:
     """Score images: MOS and the five attribute scores per image, with a summary table.
@@ -107,8 +113,10 @@ def score_cmd(
         for e in run.failed:
             console.print(f"  [yellow]{e}")
     if run.interrupted:
-        kept = f"{stats.n} finished row(s) kept in {out}; rerun the same command to resume" if out else (
-            "nothing was saved (no --out)"
+        kept = (
+            f"{stats.n} finished row(s) kept in {out}; rerun the same command to resume"
+            if out
+            else ("nothing was saved (no --out)")
         )
         console.print(f"[yellow]interrupted: {kept}")
         raise SystemExit(interrupt_exit_code(run.interruption or KeyboardInterrupt()))

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from attiqa.cli._common import BatchSizeOption, DeviceOption, WorkersOption
 from attiqa.errors import AttiqaError
 from attiqa.progress import console
 
@@ -29,9 +30,9 @@ def label_cmd(
         None, help="Prompt-pair JSON for the clip teacher (default: paper Table 1)."
     ),
     clip_scale: float = typer.Option(1.0, help="Scale of cosine similarities in eq. (2); 1.0 = the paper."),
-    batch_size: int = typer.Option(32, min=1),
-    workers: int | None = typer.Option(None, min=0, help="Decode workers (default: one per spare core)."),
-    device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N"),
+    batch_size: BatchSizeOption = 32,
+    workers: WorkersOption = None,
+    device: DeviceOption = "auto",
 ) -> None:
     """Pseudo-label images with a teacher (paper §3.2) into a Parquet table: image + five attributes.
 
@@ -104,8 +105,6 @@ def train_cmd(
                 "held-out split, last epoch: "
                 + ", ".join(f"{k}={v:.4f}" for k, v in res.metrics.items() if isinstance(v, float))
             )
-
-
 
 
 def register(app: typer.Typer, train_app: typer.Typer) -> None:

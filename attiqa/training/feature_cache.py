@@ -60,13 +60,18 @@ def image_key(p: Path) -> str | None:
 
 
 def _read_index(folder: Path) -> dict[str, tuple[Path, int]]:
-    """key -> (chunk file, row) over every finished chunk in ``folder``."""
+    """key -> (chunk file, row) over every finished chunk in ``folder``.
+
+    Two processes extracting the same images at once both write a chunk (their values can differ in the
+    last float bits: thread counts change the order of sums). The chunk written first wins, for every
+    reader and every run, so "the same features" means the same bits."""
     index: dict[str, tuple[Path, int]] = {}
-    for f in sorted(folder.glob("chunk-*.safetensors")):
+    chunks = [(f.stat().st_mtime_ns, f.name, f) for f in folder.glob("chunk-*.safetensors")]
+    for _, _, f in sorted(chunks):
         with safe_open(str(f), framework="pt") as fh:
             keys = json.loads((fh.metadata() or {}).get("keys", "[]"))
         for row, k in enumerate(keys):
-            index[k] = (f, row)
+            index.setdefault(k, (f, row))
     return index
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from attiqa.errors import AttiqaError
 from attiqa.io.atomic import write_text_atomic
+from attiqa.io.tables import safe_dict
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS votes (
@@ -93,6 +94,6 @@ class VoteStore:
         buf = io.StringIO()
         w = csv.DictWriter(buf, fieldnames=EXPORT_COLUMNS)
         w.writeheader()
-        w.writerows(rows)
+        w.writerows(safe_dict(r) for r in rows)  # a rater's name is typed by anyone: no formulas
         write_text_atomic(out, buf.getvalue())
         return len(rows)
