@@ -33,6 +33,7 @@ from pathlib import Path
 from attiqa.datasets import get_dataset
 from attiqa.errors import AttiqaError
 from attiqa.io.atomic import write_json_atomic, write_text_atomic
+from attiqa.io.tables import safe_dict
 from genbench.imagereward import PREFS
 from genbench.manifest import write_manifest
 
@@ -170,7 +171,7 @@ def import_agiqa3k(
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=["pair_id", "rater", "choice"])
     w.writeheader()
-    w.writerows(prefs)
+    w.writerows(safe_dict(r) for r in prefs)  # pair ids come from file names: no formula cells
     write_text_atomic(out_dir / PREFS, buf.getvalue())
     info = {k: v for k, v in asdict(res).items() if k != "missing"}
     write_json_atomic(out_dir / IMPORT_INFO, {"source": "agiqa3k", "root": str(Path(root).resolve()),

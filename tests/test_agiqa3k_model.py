@@ -7,7 +7,9 @@ import csv
 
 import numpy as np
 import pytest
+import torch
 from genbench_helpers import make_photo_run
+from safetensors import safe_open
 from typer.testing import CliRunner
 
 import attiqa
@@ -28,12 +30,22 @@ def test_named_model_is_listed_small_verified_and_carded():
     assert sha256_of(path) == entry["sha256"]
     assert path.stat().st_size < 20 * 2**20
     card = read_card(path)
-    assert card["stage"] == "finetune" and card["dataset"]["n_train"] > 1000
+    assert card["stage"] == "finetune" and card["dataset"]["n_train"] == 1491  # all 150 agiqa3k-dev prompts
     lo, hi = card["model"]["mos_range"]
     assert 0.0 <= lo < hi <= 5.0  # AGIQA-3k's quality MOS scale
     assert NAME in {info.name for info in attiqa.list_scorers()}
     r = runner.invoke(attiqa_app, ["models"])
     assert r.exit_code == 0 and NAME[:11] in r.output  # the narrow test terminal may elide the end
+
+
+def test_the_fp16_file_keeps_the_ridge_statistics_exact():
+    """fp16 flushed a ridge spread of 1.5e-8 to 0 and rounded the centres enough to shift every MOS by a
+    constant 7.9 (caught by experiments/agiqa3k/check_export.py): the export keeps statistics fp32."""
+    with safe_open(str(resolve_weights(NAME)), framework="pt") as fh:
+        ridge = {k: fh.get_tensor(k) for k in ("ridge.center", "ridge.scale", "ridge.coef")}
+        assert fh.get_tensor("heads.contrast.fc1.weight").dtype == torch.float16  # the bulk stays small
+    assert all(t.dtype == torch.float32 for t in ridge.values())
+    assert bool((ridge["ridge.scale"] > 0).all()) and ridge["ridge.scale"].numel() == 19200
 
 
 def test_scores_photos_by_name_deterministically_on_the_agiqa_scale(tmp_path):

@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+from safetensors import safe_open
 
 from attiqa.errors import ModelLoadError
 from attiqa.io.checkpoints import (
@@ -38,6 +39,23 @@ def test_half_precision_loads_as_float32(tmp_path):
     assert path.suffix == ".safetensors"
     got, _ = load_checkpoint(path)
     assert got["w"].dtype == torch.float32 and torch.allclose(got["w"], w, atol=1e-2)
+
+
+def test_half_precision_halves_weights_but_keeps_statistics_fp32(tmp_path):
+    # a ridge head's feature spread of 1.7e-8 is 0 in fp16 and it divides by it (attiqa-agiqa3k, session 21)
+    tiny, big = torch.tensor([2.0, 1.7e-8]), torch.tensor([1.0, 1e6])
+    tensors = {"ridge.scale": tiny, "ridge.center": big.clone(), "big.weight": big,
+               "conv.weight": tiny.clone(), "fc.bias": torch.tensor([0.5]),
+               "bn.num_batches_tracked": torch.tensor(3)}  # fmt: skip
+    path = save_checkpoint(tmp_path / "h", tensors, {}, half=True)
+    with safe_open(str(path), framework="pt") as fh:
+        dtypes = {k: fh.get_tensor(k).dtype for k in fh.keys()}  # noqa: SIM118 (not iterable)
+    assert dtypes == {"ridge.scale": torch.float32, "ridge.center": torch.float32,
+                      "big.weight": torch.float32,  # 1e6 overflows fp16
+                      "conv.weight": torch.float16, "fc.bias": torch.float16,
+                      "bn.num_batches_tracked": torch.int64}  # fmt: skip
+    got, _ = load_checkpoint(path)
+    assert torch.equal(got["ridge.scale"], tiny) and torch.equal(got["big.weight"], big)
 
 
 def test_pickle_files_are_refused(tmp_path):

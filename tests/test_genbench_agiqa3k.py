@@ -159,3 +159,19 @@ def test_agree_cluster_by_a_manifest_field(agiqa_root, tmp_path):
     assert info["settings"]["cluster_by"] == "prompt_id"
     r = runner.invoke(app, ["agree", str(out), "--cluster-by", "no_such_field"])
     assert r.exception is not None and "no_such_field" in str(r.exception)
+
+
+def test_bench_groups_agiqa3k_by_prompt_so_no_prompt_is_on_both_sides(agiqa_root):
+    """`attiqa bench --group-by auto|prompt` on AGIQA-3k: every split keeps a prompt's images on one side."""
+    from attiqa.datasets import get_dataset
+    from attiqa.protocols import group_keys, random_splits
+
+    ds = get_dataset("agiqa3k", agiqa_root)
+    groups = group_keys(ds, "auto")
+    assert groups == group_keys(ds, "prompt") == [r[1] for r in ROWS]
+    splits = random_splits(len(ds), 6, 0, test_fraction=0.5, groups=groups)
+    for sp in splits:
+        assert sorted(sp.train + sp.test) == list(range(len(ds)))
+        assert not {groups[i] for i in sp.train} & {groups[i] for i in sp.test}
+    assert len({sp.test for sp in splits}) == 2  # both prompts get tested across the seeds
+    assert group_keys(ds, None) is None  # --group-by none: image-wise, the paper's random splits

@@ -24,21 +24,30 @@ from attiqa.training.feature_cache import cached_features
 from attiqa.training.sources import five_crop_views
 
 
-def write_csv(root: Path, out: Path, holdout_seed: int = 0) -> Path:
-    """image,mos,split (absolute paths, mos_quality) of every image of the AGIQA-3k folder ``root``; the split
-    column holds out 20 % of the prompts with all their images (``val``; the prompts sorted, then
-    ``split_indices`` with ``holdout_seed`` — the same rule as `attiqa bench --group-by prompt`'s split 0), so
-    a model trained on this CSV is validated on prompts it never saw."""
+def write_csv(root: Path, out: Path, holdout_seed: int = 0, holdout: bool = True) -> Path:
+    """image,mos,split (absolute paths, mos_quality) of every image of the AGIQA-3k folder ``root``.
+
+    ``holdout``: the split column holds out 20 % of the prompts with all their images (``val``; the prompts
+    sorted, then ``split_indices`` with ``holdout_seed`` — the same rule as `attiqa bench --group-by prompt`'s
+    split 0), so a model trained on this CSV is validated on prompts it never saw (research). Without it
+    (the shipped model): every image is a ``train`` row, and every image is listed once more as a ``val``
+    row because fine-tuning needs a validation part — its figures are then the in-sample fit, not a test."""
     ds = get_dataset("agiqa3k", root)
     prompts = sorted({it.meta.get("prompt", "") for it in ds.items})
-    _, held = split_indices(len(prompts), 0.2, holdout_seed)
-    val = {prompts[i] for i in held}
+    val: set[str] = set()
+    if holdout:
+        _, held = split_indices(len(prompts), 0.2, holdout_seed)
+        val = {prompts[i] for i in held}
     out.parent.mkdir(parents=True, exist_ok=True)
     lines = ["image,mos,split"] + [
         f"{it.image.resolve()},{float(it.mos)!r},{'val' if it.meta.get('prompt', '') in val else 'train'}"
         for it in ds.items
     ]
-    out.write_text("\n".join(lines) + "\n")
+    if not holdout:
+        lines += [f"{it.image.resolve()},{float(it.mos)!r},val" for it in ds.items]
+    tmp = out.with_suffix(".tmp")
+    tmp.write_text("\n".join(lines) + "\n")
+    tmp.replace(out)
     return out
 
 
@@ -69,11 +78,14 @@ def main() -> None:
     ap.add_argument("--csv", type=Path, default=Path("runs/agiqa3k/all.csv"))
     ap.add_argument("--resize-shorter", type=int, default=500)
     ap.add_argument("--crop", type=int, default=320)
+    ap.add_argument("--all-prompts", action="store_true",
+                    help="every image a training row (the shipped model), listed again as in-sample val rows")
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     t0 = time.perf_counter()
-    feats, stats = load_features(write_csv(a.root, a.csv), a.resize_shorter, a.crop)
+    csv = write_csv(a.root, a.csv, holdout=not a.all_prompts)
+    feats, stats = load_features(csv, a.resize_shorter, a.crop)
     print(
         f"{feats.shape[0]} images: features {tuple(feats.shape)}, depthwise {tuple(stats.shape)} "
         f"in {time.perf_counter() - t0:.0f} s"
