@@ -216,19 +216,12 @@ def _keep_stats(out: list[torch.Tensor], _m: nn.Module, _i: object, y: torch.Ten
     n_batch, channels, h, w = y.shape
     hw = h * w
     flat = y.float().permute(0, 2, 3, 1).reshape(n_batch, hw, channels)
-    rows = max(1, _STATS_BLOCK // max(n_batch * channels, 1))
-    if rows >= hw or flat.device.type != "cpu":  # one block; on a GPU the blocks would be many small launches
-        mean = flat.mean(1, keepdim=True)
-        sq = (flat - mean).square().sum(1)
-    else:
-        total = torch.zeros(n_batch, 1, channels, dtype=flat.dtype, device=flat.device)
-        for start in range(0, hw, rows):
-            total += flat[:, start : start + rows].sum(1, keepdim=True)
-        mean = total / hw
-        sq = torch.zeros(n_batch, channels, dtype=flat.dtype, device=flat.device)
-        for start in range(0, hw, rows):
-            sq += (flat[:, start : start + rows] - mean).square().sum(1)
-    out.extend((mean.squeeze(1), (sq / max(hw - 1, 1)).sqrt()))
+    # On a GPU one block (many small blocks would be many small kernel launches).
+    rows = hw if flat.device.type != "cpu" else max(1, _STATS_BLOCK // max(n_batch * channels, 1))
+    blocks = [flat[:, start : start + rows] for start in range(0, hw, rows)]
+    mean = torch.stack([b.sum(1) for b in blocks]).sum(0) / hw
+    sq = torch.stack([(b - mean.unsqueeze(1)).square().sum(1) for b in blocks]).sum(0)
+    out.extend((mean, (sq / max(hw - 1, 1)).sqrt()))
 
 
 def _stage_taps(net: Any) -> tuple[list[nn.Module], list[int]]:
