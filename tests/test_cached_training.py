@@ -22,7 +22,7 @@ from attiqa.models import AttiqaModel, create_backbone, load_model
 from attiqa.models.transforms import FiveCropTest, MirroredFiveCropTest
 from attiqa.scorers import load_scorer
 from attiqa.training.data import MosDataset
-from attiqa.training.feature_cache import cached_features
+from attiqa.training.feature_cache import cached_features, image_key
 from attiqa.training.finetune import finetune
 from attiqa.training.pretrain import pretrain
 
@@ -54,16 +54,27 @@ def test_cache_is_per_image_resumable_and_invalidated_by_a_changed_file(tmp_path
     again, _ = cached_features(bb, sub, VIEW, root, batch_size=4, progress=False)
     assert sorted(folder.glob("chunk-*.safetensors")) == chunks
     torch.testing.assert_close(again, feats[:7].flip(0))
-    # A rewritten photo is a new key: only it is recomputed; an unreadable one is reported, not cached.
+    # The key is the file's content: a touched photo (new mtime) and a copy elsewhere hit the cache...
     os.utime(ds.paths[0], ns=(1, 1))
+    copy = tmp_path / "elsewhere" / "copy.png"
+    copy.parent.mkdir()
+    copy.write_bytes(ds.paths[2].read_bytes())
+    ds.paths[3] = copy
+    touched, _ = cached_features(bb, ds, VIEW, root, batch_size=4, progress=False)
+    assert sorted(folder.glob("chunk-*.safetensors")) == chunks
+    torch.testing.assert_close(touched[3], feats[2], rtol=0, atol=0)
+    # ...a rewritten photo is a new key: only it is recomputed; an unreadable one is reported, not cached.
+    img = Image.open(ds.paths[0]).convert("RGB")
+    img.putpixel((0, 0), tuple(255 - v for v in img.getpixel((0, 0))))
+    img.save(ds.paths[0])
     ds.paths[1].write_bytes(b"not an image")
     feats2, valid2 = cached_features(bb, ds, VIEW, root, batch_size=4, progress=False)
     new = set(folder.glob("chunk-*.safetensors")) - set(chunks)
     assert len(new) == 1 and valid2.tolist() == [True, False] + [True] * (len(ds) - 2)
     with safe_open(str(new.pop()), "pt") as fh:
         keys = json.loads(fh.metadata()["keys"])
-    assert len(keys) == 1 and keys[0].startswith(str(ds.paths[0].resolve()))
-    torch.testing.assert_close(feats2[0], feats[0])
+    assert keys == [image_key(ds.paths[0])] and keys[0].startswith("sha256:")
+    assert not torch.equal(feats2[0], feats[0])
 
 
 

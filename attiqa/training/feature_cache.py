@@ -7,9 +7,10 @@ affordable. This is the "feature cache" mode of ``pretrain.feature_cache`` / ``f
 it differs from the paper, which trains the backbone end to end (see docs/method.md).
 
 Entries are per image: a folder per (backbone weights, view) holds safetensors chunks of :data:`CHUNK`
-images each, written atomically, whose metadata lists each row's key (absolute path, size, mtime). So a
-killed extraction resumes where it stopped, a changed photo or model is never served stale features, and
-the splits of a protocol (or another CSV over the same photos) reuse what is there. Images that fail to
+images each, written atomically, whose metadata lists each row's key: the SHA-256 of the image file's bytes.
+So a killed extraction resumes where it stopped, a changed photo or model is never served stale features,
+the splits of a protocol (or another CSV over the same photos) reuse what is there, and a copied, moved or
+re-extracted dataset (new paths, new mtimes, same bytes) keeps its cache. Images that fail to
 decode are not cached; they come back with ``valid`` False and training skips them.
 """
 
@@ -51,12 +52,24 @@ def backbone_fingerprint(backbone: Backbone) -> str:
     return h.hexdigest()
 
 
+_HASHES: dict[tuple[str, int, int], str] = {}  # (path, size, mtime) -> content key, per process
+
+
 def image_key(p: Path) -> str | None:
+    """``sha256:<hex>`` of the file's bytes (None if unreadable). Hashing is cheap next to a forward pass;
+    the digest is remembered per (path, size, mtime) so the splits of one protocol read each file once."""
     try:
         st = p.stat()
+        stamp = (str(p.resolve()), st.st_size, st.st_mtime_ns)
+        if stamp not in _HASHES:
+            h = hashlib.sha256()
+            with open(p, "rb") as fh:
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(block)
+            _HASHES[stamp] = f"sha256:{h.hexdigest()}"
     except OSError:
         return None
-    return f"{p.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+    return _HASHES[stamp]
 
 
 def _read_index(folder: Path) -> dict[str, tuple[Path, int]]:
