@@ -21,6 +21,7 @@ from attiqa.evaluation.evaluate import evaluate
 from attiqa.evaluation.logistic import fit_logistic, fitted_metrics, logistic4, plcc_after_fit
 from attiqa.evaluation.metrics import correlations, plcc, rmse
 from attiqa.evaluation.plots import scatter_plot
+from attiqa.io.images import content_key
 from attiqa.scorers import load_scorer
 
 SCORES = Path(__file__).resolve().parents[2] / "shared" / "data" / "scores"
@@ -80,17 +81,21 @@ def test_scatter_plot_writes_a_png_atomically(tmp_path):
 # Cache
 
 
-def test_cache_is_keyed_by_identity_path_size_and_mtime(tmp_path):
+def test_cache_is_keyed_by_scorer_identity_and_image_content(tmp_path):
     img = tmp_path / "a.png"
     Image.new("RGB", (8, 8)).save(img)
-    st = img.stat()
-    stamp = (st.st_size, st.st_mtime_ns)
+    key = content_key(img)
+    copy = tmp_path / "elsewhere" / "b.png"
+    copy.parent.mkdir()
+    copy.write_bytes(img.read_bytes())
     with ScoreCache(tmp_path / "c.sqlite") as c:
-        c.store("k1", [(str(img), stamp, [0.5, float("nan")])])
-        got = c.lookup("k1", {str(img): stamp})[str(img)]
+        c.store("k1", [(key, [0.5, float("nan")])])
+        got = c.lookup("k1", {str(img): key})[str(img)]
         assert got[0] == 0.5 and np.isnan(got[1])
-        assert c.lookup("k2", {str(img): stamp}) == {}  # another model
-        assert c.lookup("k1", {str(img): (stamp[0], stamp[1] + 1)}) == {}  # file changed
+        assert c.lookup("k2", {str(img): key}) == {}  # another model
+        assert c.lookup("k1", {str(copy): content_key(copy)})[str(copy)][0] == 0.5  # same bytes elsewhere
+        Image.new("RGB", (9, 8), (1, 2, 3)).save(img)
+        assert c.lookup("k1", {str(img): content_key(img)}) == {}  # file changed
     k_a, ident = scorer_identity(load_scorer("classical"))
     assert ident["metadata"]["name"] == "classical"
     assert k_a == scorer_identity(load_scorer("classical"))[0]
@@ -134,9 +139,11 @@ def test_evaluate_agiqa3k_two_targets_without_rescoring(tmp_path, photos):
         assert im.format == "PNG"
     assert not [p for p in (tmp_path / "q").iterdir() if p.name.startswith(".")]  # no temp files left
 
-    # a changed image is rescored, the others come from the cache
-    first = ds.items[0].image
+    # a touched image (same bytes) comes from the cache; a changed one is rescored, the others are cached
+    first, second = ds.items[0].image, ds.items[1].image
     os.utime(first, ns=(first.stat().st_atime_ns, first.stat().st_mtime_ns + 10**9))
+    with Image.open(second) as im:
+        im.convert("RGB").transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(second, format=im.format)
     again = evaluate(ds, scorer, tmp_path / "q", cache=cache, num_workers=0, progress=False)
     assert (again.n_scored, again.n_cached) == (1, 23)
     # other scorer settings are another cache entry

@@ -2,9 +2,10 @@
 interruption) never rescores an image the same model has already scored.
 
 Key: the scorer's identity (:func:`scorer_identity`: the checkpoint's SHA-256 — not its path — plus the
-scorer's metadata such as crops, and any overrides) + the image's absolute path; an entry is valid only
-while the file's size and mtime are unchanged. Storage: one SQLite file; every batch is written in one
-transaction (WAL journal), so a killed run keeps every finished batch and never leaves a torn file, and
+scorer's metadata such as crops, and any overrides) + the image's content key
+(:func:`attiqa.io.images.content_key`, the SHA-256 of its bytes): a changed file is a new entry, and a
+copied, moved or re-extracted dataset keeps its scores. Storage: one SQLite file; every batch is written in
+one transaction (WAL journal), so a killed run keeps every finished batch and never leaves a torn file, and
 two processes may share the cache (SQLite locks; writers wait up to a minute).
 """
 
@@ -21,13 +22,11 @@ from typing import Any
 from attiqa.interface import Scorer
 
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS scores (
+CREATE TABLE IF NOT EXISTS image_scores (
     scorer   TEXT NOT NULL,
-    path     TEXT NOT NULL,
-    size     INTEGER NOT NULL,
-    mtime_ns INTEGER NOT NULL,
+    content  TEXT NOT NULL,
     vals     TEXT NOT NULL,
-    PRIMARY KEY (scorer, path)
+    PRIMARY KEY (scorer, content)
 );
 CREATE TABLE IF NOT EXISTS scorers (
     scorer   TEXT PRIMARY KEY,
@@ -62,11 +61,6 @@ def scorer_identity(scorer: Scorer, overrides: dict[str, Any] | None = None) -> 
         ident["overrides"] = overrides
     blob = json.dumps(ident, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:32], ident
-
-
-def file_stamp(path: Path) -> tuple[int, int]:
-    st = path.stat()
-    return int(st.st_size), int(st.st_mtime_ns)
 
 
 def _dump(values: Sequence[float]) -> str:
@@ -104,33 +98,35 @@ class ScoreCache:
                 (scorer_key, json.dumps(list(columns)), json.dumps(identity, default=str)),
             )
 
-    def lookup(self, scorer_key: str, stamps: dict[str, tuple[int, int]]) -> dict[str, list[float]]:
-        """Cached values for the paths whose (size, mtime_ns) still match."""
+    def lookup(self, scorer_key: str, keys: dict[str, str]) -> dict[str, list[float]]:
+        """Cached values, by path, for ``keys`` (path -> content key)."""
+        by_content: dict[str, list[str]] = {}
+        for path, key in keys.items():
+            by_content.setdefault(key, []).append(path)
         found: dict[str, list[float]] = {}
-        paths = list(stamps)
-        for i in range(0, len(paths), 500):
-            chunk = paths[i : i + 500]
+        contents = list(by_content)
+        for i in range(0, len(contents), 500):
+            chunk = contents[i : i + 500]
             q = ",".join("?" * len(chunk))
             cur = self.conn.execute(
-                f"SELECT path, size, mtime_ns, vals FROM scores WHERE scorer = ? AND path IN ({q})",
+                f"SELECT content, vals FROM image_scores WHERE scorer = ? AND content IN ({q})",
                 (scorer_key, *chunk),
             )
-            for path, size, mtime, vals in cur:
-                if stamps.get(path) == (size, mtime):
+            for content, vals in cur:
+                for path in by_content[content]:
                     found[path] = _load(vals)
         return found
 
-    def store(self, scorer_key: str, rows: Iterable[tuple[str, tuple[int, int], Sequence[float]]]) -> None:
-        """Write ``(path, (size, mtime_ns), values)`` rows in ONE transaction."""
+    def store(self, scorer_key: str, rows: Iterable[tuple[str, Sequence[float]]]) -> None:
+        """Write ``(content key, values)`` rows in ONE transaction."""
         with self.conn:
             self.conn.executemany(
-                "INSERT OR REPLACE INTO scores (scorer, path, size, mtime_ns, vals) VALUES (?, ?, ?, ?, ?)",
-                [(scorer_key, p, s[0], s[1], _dump(v)) for p, s, v in rows],
+                "INSERT OR REPLACE INTO image_scores (scorer, content, vals) VALUES (?, ?, ?)",
+                [(scorer_key, k, _dump(v)) for k, v in rows],
             )
 
     def count(self, scorer_key: str | None = None) -> int:
         if scorer_key is None:
-            return int(self.conn.execute("SELECT COUNT(*) FROM scores").fetchone()[0])
-        return int(
-            self.conn.execute("SELECT COUNT(*) FROM scores WHERE scorer = ?", (scorer_key,)).fetchone()[0]
-        )
+            return int(self.conn.execute("SELECT COUNT(*) FROM image_scores").fetchone()[0])
+        q = "SELECT COUNT(*) FROM image_scores WHERE scorer = ?"
+        return int(self.conn.execute(q, (scorer_key,)).fetchone()[0])

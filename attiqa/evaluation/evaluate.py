@@ -15,6 +15,7 @@ listed under ``failed`` in the summary and left out of the metrics.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import dataclass, field
@@ -25,12 +26,13 @@ import numpy as np
 
 from attiqa.datasets.base import DatasetItem, IQADataset, find_unreadable
 from attiqa.errors import AttiqaError, ImageLoadError
-from attiqa.evaluation.cache import ScoreCache, default_cache_path, file_stamp, scorer_identity
+from attiqa.evaluation.cache import ScoreCache, default_cache_path, scorer_identity
 from attiqa.evaluation.logistic import LogisticFit, fitted_metrics
 from attiqa.evaluation.metrics import correlations
 from attiqa.interface import Scorer
 from attiqa.io.atomic import write_bytes_atomic, write_json_atomic
 from attiqa.io.batching import default_num_workers
+from attiqa.io.images import content_key
 from attiqa.io.tables import csv_bytes
 from attiqa.scoring import score_batches
 
@@ -145,8 +147,12 @@ def score_items(
     """Scores for ``paths`` (str(path) -> one value per scorer column), decode failures, number cached."""
     from attiqa.progress import progress_task
 
-    stamps = {str(p): file_stamp(p) for p in paths}
-    done = cache.lookup(scorer_key, stamps) if cache is not None else {}
+    keys: dict[str, str] = {}
+    if cache is not None:
+        for p in paths:
+            with contextlib.suppress(OSError):  # unreadable: the loader reports it below
+                keys[str(p)] = content_key(p)
+    done = cache.lookup(scorer_key, keys) if cache is not None else {}
     n_cached = len(done)
     todo = [p for p in paths if str(p) not in done]
     failed: list[ImageLoadError] = []
@@ -159,7 +165,8 @@ def score_items(
                     key = str(todo[idx])
                     vals = [float(v) for v in batch.scores[row_i]]
                     done[key] = vals
-                    new.append((key, stamps[key], vals))
+                    if key in keys:
+                        new.append((keys[key], vals))
                 if cache is not None and new:
                     cache.store(scorer_key, new)
                 advance(len(batch.indices) + len(batch.errors))

@@ -123,6 +123,24 @@ def _load_with_tifffile(path: Path, max_pixels: int) -> Image.Image:
     return Image.fromarray(arr8[..., :3], mode="RGB")
 
 
+_CONTENT_KEYS: dict[tuple[str, int, int], str] = {}  # (path, size, mtime) -> key, per process
+
+
+def content_key(path: str | Path) -> str:
+    """An image's identity for every cache (features, scores): ``sha256:<hex>`` of the file's bytes, so a
+    copied, moved or re-extracted dataset keeps its caches and a changed file never hits a stale entry.
+    Hashing is cheap next to a forward pass; the digest is remembered per (path, size, mtime) so a run
+    reads each file once. Raises OSError for an unreadable file."""
+    from attiqa.io.checkpoints import sha256_of
+
+    p = Path(path)
+    st = p.stat()
+    stamp = (str(p.resolve()), st.st_size, st.st_mtime_ns)
+    if stamp not in _CONTENT_KEYS:
+        _CONTENT_KEYS[stamp] = f"sha256:{sha256_of(p)}"
+    return _CONTENT_KEYS[stamp]
+
+
 def load_image(
     path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS, min_shorter: int | None = None
 ) -> Image.Image:

@@ -29,6 +29,7 @@ from torch.utils.data import DataLoader, Subset
 
 from attiqa.io.atomic import atomic_path
 from attiqa.io.checkpoints import cache_dir
+from attiqa.io.images import content_key
 from attiqa.models.backbones import Backbone
 from attiqa.progress import progress_task
 from attiqa.training.data import collate_skip_none
@@ -52,24 +53,12 @@ def backbone_fingerprint(backbone: Backbone) -> str:
     return h.hexdigest()
 
 
-_HASHES: dict[tuple[str, int, int], str] = {}  # (path, size, mtime) -> content key, per process
-
-
 def image_key(p: Path) -> str | None:
-    """``sha256:<hex>`` of the file's bytes (None if unreadable). Hashing is cheap next to a forward pass;
-    the digest is remembered per (path, size, mtime) so the splits of one protocol read each file once."""
+    """The image's content key (:func:`attiqa.io.images.content_key`), None if the file cannot be read."""
     try:
-        st = p.stat()
-        stamp = (str(p.resolve()), st.st_size, st.st_mtime_ns)
-        if stamp not in _HASHES:
-            h = hashlib.sha256()
-            with open(p, "rb") as fh:
-                for block in iter(lambda: fh.read(1 << 20), b""):
-                    h.update(block)
-            _HASHES[stamp] = f"sha256:{h.hexdigest()}"
+        return content_key(p)
     except OSError:
         return None
-    return _HASHES[stamp]
 
 
 def _read_index(folder: Path) -> dict[str, tuple[Path, int]]:
