@@ -12,6 +12,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from attiqa.cli import BatchSizeOption, DeviceOption, WorkersOption
 from attiqa.cli import device as device_str
 from attiqa.errors import AttiqaError
 from attiqa.progress import console, progress_task
@@ -107,9 +108,9 @@ def score(
         "-m",
         help="Comma-separated scorer names or checkpoint paths (default: every scorer in `attiqa models`).",
     ),
-    batch_size: int = typer.Option(16, min=1),
-    workers: int | None = typer.Option(None, min=0, help="Decode workers (default: one per spare core)."),
-    device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N"),
+    batch_size: BatchSizeOption = 16,
+    workers: WorkersOption = None,
+    device: DeviceOption = "auto",
 ) -> None:
     """Score every image of a run with every selected metric: scores/<metric>.csv (+ .json metadata).
 
