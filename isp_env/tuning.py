@@ -246,3 +246,78 @@ def tune_with_policy(policy, card: dict[str, Any], raw_path: Path) -> dict[str, 
     return env.params
 
 
+
+
+def train_teacher(run_dir: Path, train_raws: list[Path], cfg: TrainConfig, mos, groups: dict[Path, str],
+                  budget: int) -> dict[str, Any]:
+    """``--algo teacher`` (:mod:`isp_env.teacher`): per-image CMA-ES targets on the training raws (``budget``
+    scorer calls each, from the base), a scene-group cross-validated choice of the regression, then the
+    chosen model fitted on every training raw; writes ``policy.safetensors`` + ``policy.json`` like
+    :func:`train`. Resumable (targets and CV scores are saved as they are computed)."""
+    from attiqa.io.atomic import write_json_atomic
+    from isp_env.baselines import guarded_objective
+    from isp_env.params import to_normalized
+    from isp_env.raw import RawReadError
+    from isp_env.reward import make_guard
+    from isp_env.teacher import choose_by_cv, fit_teacher, residual_targets, search_targets
+
+    if cfg.action_mode != "residual" or cfg.obs_mode != "stats":
+        raise ConfigError("--algo teacher needs --action-mode residual and --obs-mode stats")
+    key = cfg.learning_key() | {"teacher_budget": budget, "train_raws": sorted(map(str, train_raws))}
+    summary_path = run_dir / "training.json"
+    if summary_path.exists() and (run_dir / "policy.safetensors").exists():
+        done = json.loads(summary_path.read_text())
+        if done.get("config") == key:
+            console.print(f"[green]teacher already fitted[/] in {run_dir}")
+            return done
+    folder = run_dir / "teacher"
+    folder.mkdir(parents=True, exist_ok=True)
+    env_cfg = {k: v for k, v in cfg.env_kwargs().items() if k != "scorer"}
+    base = to_normalized(cfg.base or {})
+    names, feats, objectives, group_of, skipped = [], [], {}, [], {}
+    for p in train_raws:
+        env = ISPTuningEnv([p], scorer=None, score=False, torch_threads=None, **env_cfg)
+        try:
+            obs, _ = env.reset(seed=0)
+        except RawReadError as exc:
+            skipped[str(p)] = str(exc)
+            console.print(f"[yellow]skipped[/] {exc}")
+            continue
+        dev, view = env.developed(p), env.view_shorter
+        name = f"{groups.get(p, p.name)}|{p.name}"
+        names.append(name)
+        feats.append(np.asarray(obs, dtype=np.float64))
+        objectives[name] = guarded_objective([(dev, make_guard(dev, p, view), view)], mos)
+        group_of.append(groups.get(p, p.name))
+    if len(names) < 2:
+        raise ConfigError(f"--algo teacher needs at least 2 readable training raws, found {len(names)}")
+    targets = search_targets(objectives, budget, base, cfg.seed, folder / "targets.json")
+    x = np.stack(feats)
+    y = residual_targets([targets[n]["params"] for n in names], cfg.base or {}, cfg.delta_scale)
+    cache_path = folder / "cv_scores.json"
+    cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}
+
+    def score(i: int, action: np.ndarray) -> float:
+        return objectives[names[i]](np.clip(base + cfg.delta_scale * action, -1.0, 1.0))
+
+    try:
+        choice = choose_by_cv(x, y, group_of, score, seed=cfg.seed, cache=cache)
+    finally:
+        write_json_atomic(cache_path, cache)
+    policy = fit_teacher(x, y, choice.kind, choice.strength)
+    calls = int(sum(int(targets[n]["calls"]) for n in names)) + len(cache)  # searches + CV renders scored
+    card = {"algo": "teacher",
+            "policy_kwargs": {"n_features": int(x.shape[1]), "kind": choice.kind, "n_train": len(names),
+                              "k": int(choice.strength) if choice.kind == "knn" else 0},
+            "env": cfg.env_kwargs() | {"scorer": None}, "scorer": cfg.scorer, "timesteps": calls,
+            "teacher": {"budget_per_raw": budget, "kind": choice.kind, "strength": choice.strength,
+                        "cv_score": choice.cv_score,
+                        "cv": [{k: v for k, v in r.items() if k != "scores"} for r in choice.table]},
+            "train_raws": [p.name for p in train_raws if str(p) not in skipped]}
+    from isp_env.policy_io import save_policy
+
+    save_policy(policy, run_dir / "policy.safetensors", card)
+    summary = {"timesteps": calls, "scorer_calls": calls, "config": key, "skipped": skipped,
+               "teacher": card["teacher"], "cv_table": choice.table}
+    write_json_atomic(summary_path, summary)
+    return summary
