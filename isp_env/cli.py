@@ -74,6 +74,8 @@ def tune(
     cma_image_budget: int = typer.Option(150, min=1, help="Scorer calls of per-image CMA-ES per test raw."),
     teacher_budget: int = typer.Option(150, min=2, help="--algo teacher: scorer calls of per-image CMA-ES "
                                        "per training raw (the targets)."),
+    teacher_start: str = typer.Option("base", help="--algo teacher: start each target search at the base "
+                                      "setting (base) or at the neutral one (neutral)."),
     baselines: bool = typer.Option(True, help="Also run neutral, rawpy, global and per-image CMA-ES."),
 ) -> None:
     """Train an agent on the training raws, tune + render the test raws, compare with baselines.
@@ -105,7 +107,8 @@ def tune(
                       learning_starts=learning_starts, scorer=model, init_policy=init_policy)
     summary = run(raw_dir, out, cfg, test_fraction=test_fraction, baselines=baselines,
                   synth_photos=synth_photos, cma_global_budget=cma_global_budget,
-                  cma_image_budget=cma_image_budget, base=base, teacher_budget=teacher_budget)
+                  cma_image_budget=cma_image_budget, base=base, teacher_budget=teacher_budget,
+                  teacher_start=teacher_start)
     if not summary:  # --test-fraction 0: a policy trained on every raw, nothing held out to report
         return
     table = Table(title=f"isp-tune: held-out raws ({summary[0]['n_images']})", show_lines=False)

@@ -9,7 +9,8 @@ depends on the image. Here the dependence is learned by supervision instead:
    the raw's target. Resumable: one JSON entry per raw.
 2. **Features.** The policy's own observation (:func:`isp_env.env.image_stats` of the base render +
    time), standardised with the training raws' mean and standard deviation (the 12 statistics span very
-   different ranges; unstandardised, an MLP's bias dominated its output).
+   different ranges; unstandardised, an MLP's bias dominated its output) and clipped to ``Z_CLIP``
+   standard deviations, so a raw unlike the training raws is not extrapolated to.
 3. **Model** (:class:`TeacherPolicy`): the residual action (target minus base, in normalised units, / the
    residual scale) predicted by ridge regression on the standardised features, or by the mean of the k
    nearest training raws, or by the training mean only (``mean``) — chosen by **scene-group
@@ -46,6 +47,9 @@ DEFAULT_CANDIDATES: tuple[tuple[str, float], ...] = (
     ("knn", 3.0), ("knn", 7.0),
 )
 SD_FLOOR = 1e-3  # a feature constant over the training raws (the time) is switched off, not blown up
+# standardised features are clipped to this many training standard deviations (ours): a raw unlike every
+# training raw (another camera) gets the prediction of the edge of the training data, not an extrapolation
+Z_CLIP = 3.0
 
 
 class TeacherPolicy(torch.nn.Module):
@@ -67,7 +71,7 @@ class TeacherPolicy(torch.nn.Module):
         self.register_buffer("train_y", torch.zeros(n_train if kind == "knn" else 0, N_PARAMS))
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        z = (obs - self.mean) / self.scale * self.active
+        z = ((obs - self.mean) / self.scale).clamp(-Z_CLIP, Z_CLIP) * self.active
         if self.kind == "knn" and len(self.train_z):
             d = torch.cdist(z, self.train_z)
             idx = d.topk(min(self.k, len(self.train_z)), largest=False).indices
@@ -99,7 +103,7 @@ def fit_teacher(features: np.ndarray, targets: np.ndarray, kind: str, strength: 
     mu, sd = x.mean(0), x.std(0)
     on = sd > SD_FLOOR
     scale = np.where(on, sd, 1.0)
-    z = np.where(on, (x - mu) / scale, 0.0)
+    z = np.where(on, np.clip((x - mu) / scale, -Z_CLIP, Z_CLIP), 0.0)
     ybar = y.mean(0)
     w = np.zeros((N_PARAMS, nf))
     if kind == "ridge":

@@ -249,21 +249,25 @@ def tune_with_policy(policy, card: dict[str, Any], raw_path: Path) -> dict[str, 
 
 
 def train_teacher(run_dir: Path, train_raws: list[Path], cfg: TrainConfig, mos, groups: dict[Path, str],
-                  budget: int) -> dict[str, Any]:
+                  budget: int, start: str = "base") -> dict[str, Any]:
     """``--algo teacher`` (:mod:`isp_env.teacher`): per-image CMA-ES targets on the training raws (``budget``
-    scorer calls each, from the base), a scene-group cross-validated choice of the regression, then the
-    chosen model fitted on every training raw; writes ``policy.safetensors`` + ``policy.json`` like
-    :func:`train`. Resumable (targets and CV scores are saved as they are computed)."""
+    scorer calls each, from the base or, ``start="neutral"``, from the neutral setting like the per-image
+    baseline), a scene-group cross-validated choice of the regression, then the chosen model fitted on
+    every training raw; writes ``policy.safetensors`` + ``policy.json`` like :func:`train`. Resumable
+    (targets and CV scores are saved as they are computed)."""
     from attiqa.io.atomic import write_json_atomic
     from isp_env.baselines import guarded_objective
-    from isp_env.params import to_normalized
+    from isp_env.params import neutral, to_normalized
     from isp_env.raw import RawReadError
     from isp_env.reward import make_guard
     from isp_env.teacher import choose_by_cv, fit_teacher, residual_targets, search_targets
 
     if cfg.action_mode != "residual" or cfg.obs_mode != "stats":
         raise ConfigError("--algo teacher needs --action-mode residual and --obs-mode stats")
-    key = cfg.learning_key() | {"teacher_budget": budget, "train_raws": sorted(map(str, train_raws))}
+    if start not in ("base", "neutral"):
+        raise ConfigError(f"--teacher-start {start!r}: use base or neutral")
+    key = cfg.learning_key() | {"teacher_budget": budget, "teacher_start": start,
+                                "train_raws": sorted(map(str, train_raws))}
     summary_path = run_dir / "training.json"
     if summary_path.exists() and (run_dir / "policy.safetensors").exists():
         done = json.loads(summary_path.read_text())
@@ -291,10 +295,11 @@ def train_teacher(run_dir: Path, train_raws: list[Path], cfg: TrainConfig, mos, 
         group_of.append(groups.get(p, p.name))
     if len(names) < 2:
         raise ConfigError(f"--algo teacher needs at least 2 readable training raws, found {len(names)}")
-    targets = search_targets(objectives, budget, base, cfg.seed, folder / "targets.json")
+    x0 = base if start == "base" else to_normalized(neutral())
+    targets = search_targets(objectives, budget, x0, cfg.seed, folder / f"targets_{start}.json")
     x = np.stack(feats)
     y = residual_targets([targets[n]["params"] for n in names], cfg.base or {}, cfg.delta_scale)
-    cache_path = folder / "cv_scores.json"
+    cache_path = folder / f"cv_scores_{start}.json"
     cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}
 
     def score(i: int, action: np.ndarray) -> float:
@@ -310,8 +315,8 @@ def train_teacher(run_dir: Path, train_raws: list[Path], cfg: TrainConfig, mos, 
             "policy_kwargs": {"n_features": int(x.shape[1]), "kind": choice.kind, "n_train": len(names),
                               "k": int(choice.strength) if choice.kind == "knn" else 0},
             "env": cfg.env_kwargs() | {"scorer": None}, "scorer": cfg.scorer, "timesteps": calls,
-            "teacher": {"budget_per_raw": budget, "kind": choice.kind, "strength": choice.strength,
-                        "cv_score": choice.cv_score,
+            "teacher": {"budget_per_raw": budget, "start": start, "kind": choice.kind,
+                        "strength": choice.strength, "cv_score": choice.cv_score,
                         "cv": [{k: v for k, v in r.items() if k != "scores"} for r in choice.table]},
             "train_raws": [p.name for p in train_raws if str(p) not in skipped]}
     from isp_env.policy_io import save_policy
