@@ -5,6 +5,8 @@ SAC by default (PPO and TD3 selectable), over ``n_envs`` environments in subproc
 render + statistics, parameters and time). ``isp-tune`` trains the formulation chosen by measurement
 (``benchmarks/isp_formulation.py``, docs/isp.md): residual actions around a base, statistics, SAC.
 Hyper-parameters the paper does not give (it gives none for the agent) are ours, in :class:`TrainConfig`.
+:func:`train_teacher` (``--algo teacher``, session 23) fits the per-image policy of :mod:`isp_env.teacher`
+instead: supervised by per-image CMA-ES optima of the training raws, no RL.
 """
 
 from __future__ import annotations
