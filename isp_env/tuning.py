@@ -188,7 +188,7 @@ def train(run_dir: Path, train_raws: list[Path], cfg: TrainConfig, subprocess: b
             calls_before = int(doc.get("scorer_calls", 0))
             console.print(f"resuming from {state_dir} at step {model.num_timesteps}")
         elif cfg.init_policy:
-            init_from_policy(model, cfg.init_policy)
+            init_from_policy(model, cfg.init_policy, cfg)
         remaining = max(cfg.timesteps - model.num_timesteps, 0)
         with progress_task(f"training {cfg.algo.upper()}", total=cfg.timesteps, unit="step") as advance:
             advance(model.num_timesteps)
@@ -214,12 +214,17 @@ def train(run_dir: Path, train_raws: list[Path], cfg: TrainConfig, subprocess: b
     return summary
 
 
-def init_from_policy(model, spec: str | Path) -> None:
+def init_from_policy(model, spec: str | Path, cfg: TrainConfig | None = None) -> None:
     """Start training from a saved policy's weights (``default`` = the policy shipped with the package);
-    the algorithm, network and observation size must match."""
+    the algorithm, network and observation size must match. A teacher policy (``--algo teacher``) is
+    distilled into a SAC actor instead (:func:`distill_teacher`)."""
     from isp_env.policy_io import load_policy, resolve_policy
 
     policy, card = load_policy(resolve_policy(spec))
+    if card["algo"] == "teacher" and cfg is not None:
+        distill_teacher(model, policy, card, cfg)
+        console.print(f"starting from the teacher policy {spec} (distilled into the actor)")
+        return
     try:
         if card["algo"] != type(model).__name__.lower():
             raise RuntimeError(f"algorithm {card['algo']}")
@@ -228,6 +233,40 @@ def init_from_policy(model, spec: str | Path) -> None:
         raise ConfigError(f"{spec}: that policy does not fit this run ({str(exc).splitlines()[0]}) — start "
                           "with the same --algo, network and --obs-size, or without --init-policy") from None
     console.print(f"starting from the policy {spec}")
+
+
+def distill_teacher(model, teacher, card: dict[str, Any], cfg: TrainConfig, steps: int = 600,
+                    samples: int = 4096) -> float:
+    """Behaviour-cloning warm start (ours, session 23): fit a SAC actor's deterministic action to a teacher
+    policy's settings, on observations drawn around the teacher's training statistics (its standardisation:
+    mean + sd x N(0, 1), within +-3 sd and the observation box) — no raw and no scorer call needed. The
+    teacher's residual (its base and scale) is re-expressed around this run's base and scale. Returns the
+    final mean squared error in action units."""
+    import torch
+
+    from isp_env.params import to_normalized
+
+    actor = getattr(model, "actor", None)
+    if cfg.algo != "sac" or actor is None or cfg.obs_mode != "stats" or cfg.action_mode != "residual":
+        raise ConfigError("a teacher policy can start only SAC with --obs-mode stats and --action-mode "
+                          "residual — or train a teacher (--algo teacher)")
+    gen = torch.Generator().manual_seed(cfg.seed)
+    z = torch.randn(samples, teacher.mean.numel(), generator=gen).clamp(-3.0, 3.0)
+    obs = (teacher.mean + teacher.scale * z * teacher.active).clamp(0.0, 1.0).float()
+    with torch.no_grad():
+        params = (torch.as_tensor(to_normalized(card["env"].get("base") or {}), dtype=torch.float32)
+                  + float(card["env"]["delta_scale"]) * teacher(obs)).clamp(-1.0, 1.0)
+        base = torch.as_tensor(to_normalized(cfg.base or {}), dtype=torch.float32)
+        target = ((params - base) / cfg.delta_scale).clamp(-0.999, 0.999)
+    opt = torch.optim.Adam(actor.parameters(), lr=1e-3)
+    loss = torch.zeros(())
+    for _ in range(steps):
+        idx = torch.randint(0, samples, (256,), generator=gen)
+        loss = torch.nn.functional.mse_loss(actor(obs[idx], deterministic=True), target[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return float(loss.detach())
 
 
 def env_for_policy(card: dict[str, Any], raw_path: Path) -> ISPTuningEnv:

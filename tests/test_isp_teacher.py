@@ -181,3 +181,35 @@ def test_cli_trains_a_teacher_and_renders_with_it(tmp_path, isp_raws):
                          env=env, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
     assert out.stat().st_size > 1000
+
+
+def test_sac_can_start_from_a_teacher_policy(tmp_path, isp_raws):
+    """`isp-tune --init-policy TEACHER` (e.g. the shipped default): the SAC actor is distilled to the
+    teacher's settings, re-expressed around the SAC run's own base and residual scale."""
+    from isp_env.tuning import build_model, init_from_policy, make_vec_env
+
+    card = _card("ridge", 13, len(isp_raws))
+    x = _observations(isp_raws, card)
+    y = np.zeros((len(isp_raws), N_PARAMS))
+    y[:, EXPOSURE] = 0.15 * (x[:, 2] - x[:, 2].mean()) / np.ptp(x[:, 2])
+    y[:, SATURATION] = -0.1
+    teacher = fit_teacher(x, y, "ridge", 1e-8)
+    path = save_policy(teacher, tmp_path / "teacher.safetensors", card)
+    base = neutral() | {"saturation": 0.9}
+    cfg = TrainConfig(algo="sac", timesteps=8, n_envs=1, preview=64, obs_size=36, action_mode="residual",
+                      obs_mode="stats", delta_scale=0.5, base=base, scorer="classical", net_arch=[32, 32],
+                      learning_starts=100)
+    venv = make_vec_env(isp_raws[:1], cfg, subprocess=False)
+    model = build_model(cfg, venv)
+    init_from_policy(model, path, cfg)
+    want = np.clip(to_normalized(neutral()) + 2.0 * teacher.predict(x.astype(np.float32))[0], -1, 1)
+    got = np.clip(to_normalized(base) + 0.5 * model.policy.predict(x.astype(np.float32),
+                                                                   deterministic=True)[0], -1, 1)
+    assert np.abs(got - want).max() < 0.05  # the teacher's settings, from another base and scale
+    assert np.ptp(got[:, EXPOSURE]) > 0.5 * np.ptp(want[:, EXPOSURE])  # and its per-raw adaptation
+    venv.close()
+    td3 = TrainConfig(**{**cfg.__dict__, "algo": "td3"})
+    from attiqa.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="only SAC"):
+        init_from_policy(build_model(td3, make_vec_env(isp_raws[:1], td3, subprocess=False)), path, td3)
