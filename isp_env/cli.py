@@ -74,8 +74,9 @@ def tune(
     cma_image_budget: int = typer.Option(150, min=1, help="Scorer calls of per-image CMA-ES per test raw."),
     teacher_budget: int = typer.Option(150, min=2, help="--algo teacher: scorer calls of per-image CMA-ES "
                                        "per training raw (the targets)."),
-    teacher_start: str = typer.Option("base", help="--algo teacher: start each target search at the base "
-                                      "setting (base) or at the neutral one (neutral)."),
+    teacher_start: str = typer.Option(
+        "neutral", help="--algo teacher: start each target search at the neutral setting, like the per-image "
+        "baseline (neutral; the measured recipe), or at the base (base)."),
     baselines: bool = typer.Option(True, help="Also run neutral, rawpy, global and per-image CMA-ES."),
 ) -> None:
     """Train an agent on the training raws, tune + render the test raws, compare with baselines.

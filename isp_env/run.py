@@ -107,7 +107,7 @@ def _load_json(path: Path) -> dict:
 def run(raw_dir: Path, out: Path, cfg: TrainConfig, test_fraction: float = 0.3, baselines: bool = True,
         subprocess: bool = True, synth_photos: Path | None = None, cma_global_budget: int = 600,
         cma_image_budget: int = 150, base: str = "neutral",
-        teacher_budget: int = 150, teacher_start: str = "base") -> list[dict[str, Any]]:
+        teacher_budget: int = 150, teacher_start: str = "neutral") -> list[dict[str, Any]]:
     """Split, train, evaluate. ``base`` (residual actions): ``neutral``, ``global`` (the global CMA-ES
     setting of the training raws: the same search as the baseline, run once) or a parameter JSON.
     ``cfg.algo == "teacher"``: the per-image policy of :mod:`isp_env.teacher` (``teacher_budget`` scorer

@@ -5,8 +5,8 @@ raws) — its reward signal, one scorer call per raw and step, was too weak to l
 depends on the image. Here the dependence is learned by supervision instead:
 
 1. **Teacher targets.** Per-image CMA-ES (:func:`isp_env.baselines.cma_search`, the same guarded reward as
-   every other method) on each *training* raw, starting from the base setting; the best setting found is
-   the raw's target. Resumable: one JSON entry per raw.
+   every other method) on each *training* raw, from the neutral setting like the per-image baseline (or
+   from the base); the best setting found is the raw's target. Resumable: one JSON entry per raw.
 2. **Features.** The policy's own observation (:func:`isp_env.env.image_stats` of the base render +
    time), standardised with the training raws' mean and standard deviation (the 12 statistics span very
    different ranges; unstandardised, an MLP's bias dominated its output) and clipped to ``Z_CLIP``

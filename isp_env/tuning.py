@@ -290,7 +290,7 @@ def tune_with_policy(policy, card: dict[str, Any], raw_path: Path) -> dict[str, 
 
 
 def train_teacher(run_dir: Path, train_raws: list[Path], cfg: TrainConfig, mos, groups: dict[Path, str],
-                  budget: int, start: str = "base") -> dict[str, Any]:
+                  budget: int, start: str = "neutral") -> dict[str, Any]:
     """``--algo teacher`` (:mod:`isp_env.teacher`): per-image CMA-ES targets on the training raws (``budget``
     scorer calls each, from the base or, ``start="neutral"``, from the neutral setting like the per-image
     baseline), a scene-group cross-validated choice of the regression, then the chosen model fitted on

@@ -148,7 +148,7 @@ def test_train_teacher_end_to_end_with_a_real_scorer(tmp_path, isp_raws):
                       delta_scale=2.0, scorer="classical", base=neutral() | {"saturation": 0.8})
     groups = {p: f"g{i // 2}" for i, p in enumerate(isp_raws)}
     summary = train_teacher(tmp_path, isp_raws, cfg, mos, groups, budget=8)
-    targets = json.loads((tmp_path / "teacher" / "targets_base.json").read_text())
+    targets = json.loads((tmp_path / "teacher" / "targets_neutral.json").read_text())
     assert len(targets) == len(isp_raws) and all(t["calls"] <= 8 for t in targets.values())
     assert len(summary["cv_table"]) == len(DEFAULT_CANDIDATES)
     assert summary["scorer_calls"] == mos.calls  # every call counted: searches + CV
