@@ -57,6 +57,14 @@ class TeacherPolicy(torch.nn.Module):
     setting), ``mean`` (the mean target), ``ridge`` (linear map of the standardised features) or ``knn``
     (mean target of the ``k`` nearest training raws in standardised feature space)."""
 
+    mean: torch.Tensor
+    scale: torch.Tensor
+    active: torch.Tensor
+    weight: torch.Tensor
+    bias: torch.Tensor
+    train_z: torch.Tensor
+    train_y: torch.Tensor
+
     def __init__(self, n_features: int, kind: str = "ridge", n_train: int = 0, k: int = 0) -> None:
         super().__init__()
         if kind not in KINDS:
