@@ -32,11 +32,12 @@ class SearchResult:
 
 
 def cma_search(objective: Callable[[np.ndarray], float], budget: int, calls_per_eval: int, seed: int = 0,
-               popsize: int | None = None) -> SearchResult:
-    """Maximise ``objective`` (normalised vector -> MOS) within ``budget`` scorer calls."""
+               popsize: int | None = None, x0: np.ndarray | None = None) -> SearchResult:
+    """Maximise ``objective`` (normalised vector -> MOS) within ``budget`` scorer calls, from ``x0``
+    (normalised; default the neutral point), which is evaluated first."""
     import cma
 
-    x0 = to_normalized(neutral())
+    x0 = to_normalized(neutral()) if x0 is None else np.clip(np.asarray(x0, dtype=np.float64), -1.0, 1.0)
     best_x, best_f = x0, objective(x0)
     calls = calls_per_eval
     evals_left = max((budget - calls) // max(calls_per_eval, 1), 0)

@@ -43,7 +43,8 @@ def tune(
                                         "(MIT-Adobe FiveK's raw_photos/HQa*/photos/*.dng included)."),
     out: Path = typer.Option(Path("runs/isp"), "--out", "-o", help="Run folder (rerun to resume)."),
     timesteps: int = typer.Option(3_000, min=1, help="Agent environment steps."),
-    algo: str = typer.Option("sac", help="sac | ppo | td3"),
+    algo: str = typer.Option("sac", help="sac | ppo | td3 | teacher (per-image CMA-ES optima of the "
+                             "training raws regressed on image statistics; docs/isp.md)"),
     model: str | None = typer.Option(None, "--model", "--reward-model", "-m", help=_MODEL_HELP),
     n_envs: int = typer.Option(1, min=1, help="Parallel environments (one process each)."),
     preview: int | None = typer.Option(None, min=32, help="Long side of preview renders. Default: render "
@@ -54,8 +55,9 @@ def tune(
     obs_mode: str = typer.Option("stats", help="stats (MLP on image statistics) | image (CNN on the render)"),
     base: str = typer.Option("global", help="Residual actions: the setting action 0 renders — global (one "
                              "setting found by CMA-ES on the training raws), neutral, or a parameter JSON."),
-    residual_scale: float = typer.Option(0.4, min=0.01, max=2.0, help="Residual actions: largest offset from "
-                                         "the base, in normalised units (each range is 2 wide)."),
+    residual_scale: float | None = typer.Option(
+        None, min=0.01, max=2.0, help="Residual actions: largest offset from the base, in normalised units "
+        "(each range is 2 wide). Default 0.4; 2 (the whole range) for --algo teacher."),
     guard: bool = typer.Option(True, help="Subtract the over-processing penalty from the reward."),
     test_fraction: float = typer.Option(0.3, min=0.0, max=0.9, help="Share of raws held out for testing "
                                         "(whole scene groups, from DIR/manifest.csv when present); 0: train "
@@ -70,6 +72,11 @@ def tune(
     learning_starts: int = typer.Option(200, min=0, help="SAC/TD3: random steps before learning."),
     cma_global_budget: int = typer.Option(600, min=1, help="Scorer calls of the global CMA-ES baseline."),
     cma_image_budget: int = typer.Option(150, min=1, help="Scorer calls of per-image CMA-ES per test raw."),
+    teacher_budget: int = typer.Option(150, min=2, help="--algo teacher: scorer calls of per-image CMA-ES "
+                                       "per training raw (the targets)."),
+    teacher_start: str = typer.Option(
+        "neutral", help="--algo teacher: start each target search at the neutral setting, like the per-image "
+        "baseline (neutral; the measured recipe), or at the base (base)."),
     baselines: bool = typer.Option(True, help="Also run neutral, rawpy, global and per-image CMA-ES."),
 ) -> None:
     """Train an agent on the training raws, tune + render the test raws, compare with baselines.
@@ -91,6 +98,8 @@ def tune(
         raise ConfigError(f"--action-mode {action_mode!r}: use residual, absolute or delta")
     if obs_mode not in ("stats", "image"):
         raise ConfigError(f"--obs-mode {obs_mode!r}: use stats or image")
+    if residual_scale is None:
+        residual_scale = 2.0 if algo.lower() == "teacher" else 0.4
     cfg = TrainConfig(algo=algo.lower(), timesteps=timesteps, n_envs=n_envs, preview=preview,
                       obs_size=obs_size, max_steps=max_steps, action_mode=action_mode, obs_mode=obs_mode,
                       delta_scale=residual_scale if action_mode == "residual" else 0.5, guard=guard,
@@ -99,7 +108,8 @@ def tune(
                       learning_starts=learning_starts, scorer=model, init_policy=init_policy)
     summary = run(raw_dir, out, cfg, test_fraction=test_fraction, baselines=baselines,
                   synth_photos=synth_photos, cma_global_budget=cma_global_budget,
-                  cma_image_budget=cma_image_budget, base=base)
+                  cma_image_budget=cma_image_budget, base=base, teacher_budget=teacher_budget,
+                  teacher_start=teacher_start)
     if not summary:  # --test-fraction 0: a policy trained on every raw, nothing held out to report
         return
     table = Table(title=f"isp-tune: held-out raws ({summary[0]['n_images']})", show_lines=False)

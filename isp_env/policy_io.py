@@ -46,8 +46,9 @@ def algorithms() -> dict[str, type]:
 
 
 def save_policy(model, path: str | Path, card: dict[str, Any]) -> Path:
-    """``model.policy`` weights + ``card`` (must hold ``algo``, ``policy_kwargs``, ``env``)."""
-    tensors = _unshared(model.policy.state_dict())
+    """``model.policy`` weights (an SB3 model, or a :class:`isp_env.teacher.TeacherPolicy` itself) +
+    ``card`` (must hold ``algo``, ``policy_kwargs``, ``env``)."""
+    tensors = _unshared(getattr(model, "policy", model).state_dict())
     full = {"kind": POLICY_KIND, "param_names": list(NAMES), **card}
     return save_checkpoint(path, tensors, full)
 
@@ -70,6 +71,10 @@ def policy_name(obs_mode: str) -> str:
 
 
 def build_policy(card: dict[str, Any]):
+    if card["algo"] == "teacher":  # no SB3: standardisation + a linear map or stored neighbours
+        from isp_env.teacher import TeacherPolicy
+
+        return TeacherPolicy(**card["policy_kwargs"])
     algo = algorithms()[card["algo"]]
     obs_mode = card["env"].get("obs_mode", "image")
     obs_space, act_space = spaces_for(int(card["env"]["obs_size"]), obs_mode)

@@ -17,6 +17,7 @@ METHOD_LABELS = {
     "cma_global": "global CMA-ES",
     "cma_per_image": "per-image CMA-ES",
     "agent": "RL agent",
+    "teacher": "teacher policy",
 }
 COLUMNS = ("mos", "guarded", "clipped", "saturation")
 

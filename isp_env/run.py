@@ -45,7 +45,7 @@ from isp_env.reward import (
     render_stats,
     to_view,
 )
-from isp_env.tuning import TrainConfig, train, tune_with_policy
+from isp_env.tuning import TrainConfig, train, train_teacher, tune_with_policy
 
 
 def scene_groups(raws: list[Path], root: Path) -> dict[Path, str]:
@@ -106,14 +106,18 @@ def _load_json(path: Path) -> dict:
 
 def run(raw_dir: Path, out: Path, cfg: TrainConfig, test_fraction: float = 0.3, baselines: bool = True,
         subprocess: bool = True, synth_photos: Path | None = None, cma_global_budget: int = 600,
-        cma_image_budget: int = 150, base: str = "neutral") -> list[dict[str, Any]]:
+        cma_image_budget: int = 150, base: str = "neutral",
+        teacher_budget: int = 150, teacher_start: str = "neutral") -> list[dict[str, Any]]:
     """Split, train, evaluate. ``base`` (residual actions): ``neutral``, ``global`` (the global CMA-ES
-    setting of the training raws: the same search as the baseline, run once) or a parameter JSON."""
+    setting of the training raws: the same search as the baseline, run once) or a parameter JSON.
+    ``cfg.algo == "teacher"``: the per-image policy of :mod:`isp_env.teacher` (``teacher_budget`` scorer
+    calls of per-image CMA-ES per training raw, from ``teacher_start``) instead of an RL agent."""
     raws = find_raws(raw_dir)
     if len(raws) < 2:
         raise ConfigError(f"{raw_dir}: found {len(raws)} raw file(s), need at least 2 (one to train, one to "
                           f"test) — extensions searched: {', '.join(sorted(RAW_EXTENSIONS))}")
-    train_raws, test_raws = split(raws, test_fraction, cfg.seed, scene_groups(raws, raw_dir))
+    groups = scene_groups(raws, raw_dir)
+    train_raws, test_raws = split(raws, test_fraction, cfg.seed, groups)
     mos = load_mos_function(cfg.scorer)  # fail early (e.g. no default model), before writing anything
     for folder in (out, out / "test" / "params", out / "test" / "renders", out / "baselines"):
         remove_orphan_temps(folder)  # temp files of an earlier run killed mid-write
@@ -152,15 +156,19 @@ def run(raw_dir: Path, out: Path, cfg: TrainConfig, test_fraction: float = 0.3, 
     console.print(f"{len(train_raws)} training raws (+{len(synth)} synthetic), {len(test_raws)} test raws "
                   f"-> {out}")
 
-    training = train(out, train_raws + synth, cfg, subprocess=subprocess)
+    if cfg.algo == "teacher":
+        training = train_teacher(out, train_raws + synth, cfg, mos, groups, teacher_budget, teacher_start)
+    else:
+        training = train(out, train_raws + synth, cfg, subprocess=subprocess)
     agent_calls = int(training["scorer_calls"]) + base_calls
     if not test_raws:
         console.print(f"trained on all {len(train_raws)} raws (+{len(synth)} synthetic); no test raws to "
                       f"evaluate (--test-fraction 0): {out / 'policy.safetensors'}")
         return []
     policy, card = load_policy(out / "policy.safetensors")
-    return evaluate(raw_dir, out, cfg, mos, test_raws, train_raws, {"agent": (policy, card)},
-                    {"agent": {"train": agent_calls, "test": 0}}, skipped | training.get("skipped", {}),
+    name = "teacher" if cfg.algo == "teacher" else "agent"
+    return evaluate(raw_dir, out, cfg, mos, test_raws, train_raws, {name: (policy, card)},
+                    {name: {"train": agent_calls, "test": 0}}, skipped | training.get("skipped", {}),
                     baselines,
                     cma_global_budget, cma_image_budget)
 

@@ -5,6 +5,8 @@ SAC by default (PPO and TD3 selectable), over ``n_envs`` environments in subproc
 render + statistics, parameters and time). ``isp-tune`` trains the formulation chosen by measurement
 (``benchmarks/isp_formulation.py``, docs/isp.md): residual actions around a base, statistics, SAC.
 Hyper-parameters the paper does not give (it gives none for the agent) are ours, in :class:`TrainConfig`.
+:func:`train_teacher` (``--algo teacher``, session 23) fits the per-image policy of :mod:`isp_env.teacher`
+instead: supervised by per-image CMA-ES optima of the training raws, no RL.
 """
 
 from __future__ import annotations
@@ -186,7 +188,7 @@ def train(run_dir: Path, train_raws: list[Path], cfg: TrainConfig, subprocess: b
             calls_before = int(doc.get("scorer_calls", 0))
             console.print(f"resuming from {state_dir} at step {model.num_timesteps}")
         elif cfg.init_policy:
-            init_from_policy(model, cfg.init_policy)
+            init_from_policy(model, cfg.init_policy, cfg)
         remaining = max(cfg.timesteps - model.num_timesteps, 0)
         with progress_task(f"training {cfg.algo.upper()}", total=cfg.timesteps, unit="step") as advance:
             advance(model.num_timesteps)
@@ -212,12 +214,17 @@ def train(run_dir: Path, train_raws: list[Path], cfg: TrainConfig, subprocess: b
     return summary
 
 
-def init_from_policy(model, spec: str | Path) -> None:
+def init_from_policy(model, spec: str | Path, cfg: TrainConfig | None = None) -> None:
     """Start training from a saved policy's weights (``default`` = the policy shipped with the package);
-    the algorithm, network and observation size must match."""
+    the algorithm, network and observation size must match. A teacher policy (``--algo teacher``) is
+    distilled into a SAC actor instead (:func:`distill_teacher`)."""
     from isp_env.policy_io import load_policy, resolve_policy
 
     policy, card = load_policy(resolve_policy(spec))
+    if card["algo"] == "teacher" and cfg is not None:
+        distill_teacher(model, policy, card, cfg)
+        console.print(f"starting from the teacher policy {spec} (distilled into the actor)")
+        return
     try:
         if card["algo"] != type(model).__name__.lower():
             raise RuntimeError(f"algorithm {card['algo']}")
@@ -226,6 +233,40 @@ def init_from_policy(model, spec: str | Path) -> None:
         raise ConfigError(f"{spec}: that policy does not fit this run ({str(exc).splitlines()[0]}) — start "
                           "with the same --algo, network and --obs-size, or without --init-policy") from None
     console.print(f"starting from the policy {spec}")
+
+
+def distill_teacher(model, teacher, card: dict[str, Any], cfg: TrainConfig, steps: int = 600,
+                    samples: int = 4096) -> float:
+    """Behaviour-cloning warm start (ours, session 23): fit a SAC actor's deterministic action to a teacher
+    policy's settings, on observations drawn around the teacher's training statistics (its standardisation:
+    mean + sd x N(0, 1), within +-3 sd and the observation box) — no raw and no scorer call needed. The
+    teacher's residual (its base and scale) is re-expressed around this run's base and scale. Returns the
+    final mean squared error in action units."""
+    import torch
+
+    from isp_env.params import to_normalized
+
+    actor = getattr(model, "actor", None)
+    if cfg.algo != "sac" or actor is None or cfg.obs_mode != "stats" or cfg.action_mode != "residual":
+        raise ConfigError("a teacher policy can start only SAC with --obs-mode stats and --action-mode "
+                          "residual — or train a teacher (--algo teacher)")
+    gen = torch.Generator().manual_seed(cfg.seed)
+    z = torch.randn(samples, teacher.mean.numel(), generator=gen).clamp(-3.0, 3.0)
+    obs = (teacher.mean + teacher.scale * z * teacher.active).clamp(0.0, 1.0).float()
+    with torch.no_grad():
+        params = (torch.as_tensor(to_normalized(card["env"].get("base") or {}), dtype=torch.float32)
+                  + float(card["env"]["delta_scale"]) * teacher(obs)).clamp(-1.0, 1.0)
+        base = torch.as_tensor(to_normalized(cfg.base or {}), dtype=torch.float32)
+        target = ((params - base) / cfg.delta_scale).clamp(-0.999, 0.999)
+    opt = torch.optim.Adam(actor.parameters(), lr=1e-3)
+    loss = torch.zeros(())
+    for _ in range(steps):
+        idx = torch.randint(0, samples, (256,), generator=gen)
+        loss = torch.nn.functional.mse_loss(actor(obs[idx], deterministic=True), target[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return float(loss.detach())
 
 
 def env_for_policy(card: dict[str, Any], raw_path: Path) -> ISPTuningEnv:
@@ -246,3 +287,83 @@ def tune_with_policy(policy, card: dict[str, Any], raw_path: Path) -> dict[str, 
     return env.params
 
 
+
+
+def train_teacher(run_dir: Path, train_raws: list[Path], cfg: TrainConfig, mos, groups: dict[Path, str],
+                  budget: int, start: str = "neutral") -> dict[str, Any]:
+    """``--algo teacher`` (:mod:`isp_env.teacher`): per-image CMA-ES targets on the training raws (``budget``
+    scorer calls each, from the base or, ``start="neutral"``, from the neutral setting like the per-image
+    baseline), a scene-group cross-validated choice of the regression, then the chosen model fitted on
+    every training raw; writes ``policy.safetensors`` + ``policy.json`` like :func:`train`. Resumable
+    (targets and CV scores are saved as they are computed)."""
+    from attiqa.io.atomic import write_json_atomic
+    from isp_env.baselines import guarded_objective
+    from isp_env.params import neutral, to_normalized
+    from isp_env.raw import RawReadError
+    from isp_env.reward import make_guard
+    from isp_env.teacher import choose_by_cv, fit_teacher, residual_targets, search_targets
+
+    if cfg.action_mode != "residual" or cfg.obs_mode != "stats":
+        raise ConfigError("--algo teacher needs --action-mode residual and --obs-mode stats")
+    if start not in ("base", "neutral"):
+        raise ConfigError(f"--teacher-start {start!r}: use base or neutral")
+    key = cfg.learning_key() | {"teacher_budget": budget, "teacher_start": start,
+                                "train_raws": sorted(map(str, train_raws))}
+    summary_path = run_dir / "training.json"
+    if summary_path.exists() and (run_dir / "policy.safetensors").exists():
+        done = json.loads(summary_path.read_text())
+        if done.get("config") == key:
+            console.print(f"[green]teacher already fitted[/] in {run_dir}")
+            return done
+    folder = run_dir / "teacher"
+    folder.mkdir(parents=True, exist_ok=True)
+    env_cfg = {k: v for k, v in cfg.env_kwargs().items() if k != "scorer"}
+    base = to_normalized(cfg.base or {})
+    names, feats, objectives, group_of, skipped = [], [], {}, [], {}
+    for p in train_raws:
+        env = ISPTuningEnv([p], scorer=None, score=False, torch_threads=None, **env_cfg)
+        try:
+            obs, _ = env.reset(seed=0)
+        except RawReadError as exc:
+            skipped[str(p)] = str(exc)
+            console.print(f"[yellow]skipped[/] {exc}")
+            continue
+        dev, view = env.developed(p), env.view_shorter
+        name = f"{groups.get(p, p.name)}|{p.name}"
+        names.append(name)
+        feats.append(np.asarray(obs, dtype=np.float64))
+        objectives[name] = guarded_objective([(dev, make_guard(dev, p, view), view)], mos)
+        group_of.append(groups.get(p, p.name))
+    if len(names) < 2:
+        raise ConfigError(f"--algo teacher needs at least 2 readable training raws, found {len(names)}")
+    x0 = base if start == "base" else to_normalized(neutral())
+    targets = search_targets(objectives, budget, x0, cfg.seed, folder / f"targets_{start}.json")
+    x = np.stack(feats)
+    y = residual_targets([targets[n]["params"] for n in names], cfg.base or {}, cfg.delta_scale)
+    cache_path = folder / f"cv_scores_{start}.json"
+    cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}
+
+    def score(i: int, action: np.ndarray) -> float:
+        return objectives[names[i]](np.clip(base + cfg.delta_scale * action, -1.0, 1.0))
+
+    try:
+        choice = choose_by_cv(x, y, group_of, score, seed=cfg.seed, cache=cache)
+    finally:
+        write_json_atomic(cache_path, cache)
+    policy = fit_teacher(x, y, choice.kind, choice.strength)
+    calls = int(sum(int(targets[n]["calls"]) for n in names)) + len(cache)  # searches + CV renders scored
+    card = {"algo": "teacher",
+            "policy_kwargs": {"n_features": int(x.shape[1]), "kind": choice.kind, "n_train": len(names),
+                              "k": int(choice.strength) if choice.kind == "knn" else 0},
+            "env": cfg.env_kwargs() | {"scorer": None}, "scorer": cfg.scorer, "timesteps": calls,
+            "teacher": {"budget_per_raw": budget, "start": start, "kind": choice.kind,
+                        "strength": choice.strength, "cv_score": choice.cv_score,
+                        "cv": [{k: v for k, v in r.items() if k != "scores"} for r in choice.table]},
+            "train_raws": [p.name for p in train_raws if str(p) not in skipped]}
+    from isp_env.policy_io import save_policy
+
+    save_policy(policy, run_dir / "policy.safetensors", card)
+    summary = {"timesteps": calls, "scorer_calls": calls, "config": key, "skipped": skipped,
+               "teacher": card["teacher"], "cv_table": choice.table}
+    write_json_atomic(summary_path, summary)
+    return summary

@@ -85,10 +85,25 @@ def test_guard_lower_bounds_catch_grey_dark_and_flat_renders(isp_raws):
         dark = guard.terms(finish_view(dev, {"tone_exposure": -1.5, "brightness": -0.2}, 384)[::2, ::2])
         assert dark["dark"] > 20
         flat = guard.terms(finish_view(dev, {"contrast": 0.5, "tone_curve": -1.0}, 384)[::2, ::2])
-        assert flat["flat"] > 10 and flat["desaturation"] == 0
-        mild = guard.terms(finish_view(dev, {"saturation": 0.8, "tone_exposure": -0.3, "contrast": 0.9},
+        assert flat["flat"] > 10 and flat["flat"] > flat["desaturation"]  # (flatter is also a little duller)
+        mild = guard.terms(finish_view(dev, {"saturation": 0.9, "tone_exposure": -0.3, "contrast": 0.9},
                                        384)[::2, ::2])
         assert mild["desaturation"] == mild["dark"] == mild["flat"] == 0
+        washed = guard.terms(finish_view(dev, {"saturation": 0.5}, 384)[::2, ::2])  # session 23 floor
+        assert washed["desaturation"] > 5
+
+
+def test_harsh_term_bounds_global_contrast_from_above(isp_raws):
+    """Session 23: per-image searches on training raws found harsh renders (luma sd up to 1.86 x the more
+    contrasted sane render). A hard S-curve with a contrast gain costs; neutral and a mild boost do not."""
+    for path in isp_raws[:2]:
+        dev = develop_view(read_raw(path), 384)
+        guard = make_guard(dev, path, 384)
+        assert guard.terms(finish_view(dev, neutral(), 384)[::2, ::2])["harsh"] == 0
+        boost = finish_view(dev, {"contrast": 1.1, "tone_curve": 0.2}, 384)
+        assert guard.terms(boost[::2, ::2])["harsh"] == 0
+        harsh = guard.terms(finish_view(dev, {"contrast": 1.5, "tone_curve": 1.0}, 384)[::2, ::2])
+        assert harsh["harsh"] > 5 and harsh["flat"] == 0
 
 
 def test_render_stats_measure_brightness_and_contrast():

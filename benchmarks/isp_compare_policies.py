@@ -1,0 +1,69 @@
+"""Several trained policies in one held-out report, beside the baselines of an `isp-tune` run (issue 19).
+
+Reuses RUN's split (run.json) and its cached baselines (global and per-image CMA-ES: no new search when the
+budgets match), applies each policy to RUN's held-out raws (no scorer call) and scores every render with
+the current reward (scorer + guard), so policies trained in other runs, or with an earlier guard, are
+compared on equal terms. Writes results.csv, summary.json, report.md and grid.png into --out.
+
+    python benchmarks/isp_compare_policies.py RUN --policy teacher=RUN/policy.safetensors \
+        --policy sac22=runs/main/policy.safetensors --calls sac22=3768 --out runs/compare
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+from isp_env.mos_function import load_mos_function
+from isp_env.params import check_values
+from isp_env.policy_io import load_policy, resolve_policy
+from isp_env.run import evaluate
+from isp_env.tuning import TrainConfig
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("run", type=Path, help="an isp-tune run folder (its split and baselines are reused)")
+    ap.add_argument("--policy", action="append", default=[], help="NAME=policy.safetensors (repeatable)")
+    ap.add_argument("--calls", action="append", default=[], help="NAME=training scorer calls, for the "
+                    "report (default: the policy folder's training.json + run.json base calls)")
+    ap.add_argument("--out", type=Path, required=True)
+    args = ap.parse_args()
+    import torch
+
+    torch.set_num_threads(1)
+    plan = json.loads((args.run / "run.json").read_text())
+    cfg_doc = plan["config"]
+    cfg = TrainConfig(**{k: v for k, v in cfg_doc.items() if k in TrainConfig.__dataclass_fields__})
+    if cfg.base:
+        cfg.base = check_values(cfg.base)
+    mos = load_mos_function(cfg.scorer)
+    (args.out / "baselines").mkdir(parents=True, exist_ok=True)
+    for f in (args.run / "baselines").glob("*.json"):
+        shutil.copy(f, args.out / "baselines" / f.name)
+    given = dict(c.split("=", 1) for c in args.calls)
+    agents, budgets = {}, {}
+    for spec in args.policy:
+        name, path = spec.split("=", 1)
+        policy, card = load_policy(resolve_policy(path))
+        agents[name] = (policy, card)
+        if name in given:
+            calls = int(given[name])
+        else:
+            folder = Path(path).parent
+            train, run = (json.loads((folder / f).read_text()) if (folder / f).exists() else {}
+                          for f in ("training.json", "run.json"))
+            calls = int(train.get("scorer_calls", 0)) + int(run.get("base_scorer_calls", 0))
+        budgets[name] = {"train": calls, "test": 0}
+    summary = evaluate(Path(plan["raw_dir"]), args.out, cfg, mos, [Path(p) for p in plan["test"]],
+                       [Path(p) for p in plan["train"]], agents, budgets, {})
+    for s in summary:
+        print(f"{s['label']:24s} MOS {s['mean_mos']:6.2f}  guarded {s['mean_guarded']:6.2f}  "
+              f"> neutral {100 * s.get('beats_neutral', 0):3.0f} %  "
+              f"clipped {100 * s['mean_clipped']:4.1f} %  saturation {s['mean_saturation']:.3f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,210 @@
+"""A per-image policy learned from a teacher (ours, issue 19, session 23): ``isp-tune --algo teacher``.
+
+Why: the residual SAC agent of session 22 learned one global offset (exposure sd 0.008 EV across held-out
+raws) — its reward signal, one scorer call per raw and step, was too weak to learn how the best setting
+depends on the image. Here the dependence is learned by supervision instead:
+
+1. **Teacher targets.** Per-image CMA-ES (:func:`isp_env.baselines.cma_search`, the same guarded reward as
+   every other method) on each *training* raw, from the neutral setting like the per-image baseline (or
+   from the base); the best setting found is the raw's target. Resumable: one JSON entry per raw.
+2. **Features.** The policy's own observation (:func:`isp_env.env.image_stats` of the base render +
+   time), standardised with the training raws' mean and standard deviation (the 12 statistics span very
+   different ranges; unstandardised, an MLP's bias dominated its output) and clipped to ``Z_CLIP``
+   standard deviations, so a raw unlike the training raws is not extrapolated to.
+3. **Model** (:class:`TeacherPolicy`): the residual action (target minus base, in normalised units, / the
+   residual scale) predicted by ridge regression on the standardised features, or by the mean of the k
+   nearest training raws, or by the training mean only (``mean``) — chosen by **scene-group
+   cross-validation on the training raws**, judged by the real guarded reward of the predicted settings on
+   the raws each fold held out (not by parameter error: many settings score alike, so the targets are
+   noisy in the directions that do not matter).
+
+The fitted policy is a small torch module (standardisation + linear map, or stored neighbours) saved
+through :mod:`isp_env.policy_io` (safetensors + JSON card) and applied by
+:func:`isp_env.tuning.tune_with_policy` like an SB3 policy: one render of the base, no scorer call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from attiqa.io.atomic import write_json_atomic
+from attiqa.progress import console, progress_task
+from isp_env.baselines import cma_search
+from isp_env.params import N_PARAMS, to_normalized
+
+KINDS = ("base", "mean", "ridge", "knn")
+# candidates of the cross-validated choice (ours): ridge penalties are per training raw (alpha * n), so
+# the same grid means the same shrinkage whatever the number of raws; k nearest neighbours
+DEFAULT_CANDIDATES: tuple[tuple[str, float], ...] = (
+    ("base", 0.0), ("mean", 0.0),
+    ("ridge", 0.1), ("ridge", 0.3), ("ridge", 1.0), ("ridge", 3.0), ("ridge", 10.0),
+    ("knn", 3.0), ("knn", 7.0),
+)
+SD_FLOOR = 1e-3  # a feature constant over the training raws (the time) is switched off, not blown up
+# standardised features are clipped to this many training standard deviations (ours): a raw unlike every
+# training raw (another camera) gets the prediction of the edge of the training data, not an extrapolation
+Z_CLIP = 3.0
+
+
+class TeacherPolicy(torch.nn.Module):
+    """Observation (flat statistics) -> residual action in [-1, 1]. ``kind``: ``base`` (action 0: the base
+    setting), ``mean`` (the mean target), ``ridge`` (linear map of the standardised features) or ``knn``
+    (mean target of the ``k`` nearest training raws in standardised feature space)."""
+
+    mean: torch.Tensor
+    scale: torch.Tensor
+    active: torch.Tensor
+    weight: torch.Tensor
+    bias: torch.Tensor
+    train_z: torch.Tensor
+    train_y: torch.Tensor
+
+    def __init__(self, n_features: int, kind: str = "ridge", n_train: int = 0, k: int = 0) -> None:
+        super().__init__()
+        if kind not in KINDS:
+            raise ValueError(f"kind must be one of {', '.join(KINDS)}")
+        self.kind, self.k = kind, int(k)
+        self.register_buffer("mean", torch.zeros(n_features))
+        self.register_buffer("scale", torch.ones(n_features))
+        self.register_buffer("active", torch.ones(n_features))  # 0: a feature constant in training
+        self.register_buffer("weight", torch.zeros(N_PARAMS, n_features))
+        self.register_buffer("bias", torch.zeros(N_PARAMS))
+        self.register_buffer("train_z", torch.zeros(n_train if kind == "knn" else 0, n_features))
+        self.register_buffer("train_y", torch.zeros(n_train if kind == "knn" else 0, N_PARAMS))
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        z = ((obs - self.mean) / self.scale).clamp(-Z_CLIP, Z_CLIP) * self.active
+        if self.kind == "knn" and len(self.train_z):
+            d = torch.cdist(z, self.train_z)
+            idx = d.topk(min(self.k, len(self.train_z)), largest=False).indices
+            y = self.train_y[idx].mean(dim=1)
+        elif self.kind == "base":
+            y = torch.zeros(len(z), N_PARAMS)
+        else:
+            y = self.bias + z @ self.weight.T
+        return y.clamp(-1.0, 1.0)
+
+    def predict(self, obs, state=None, episode_start=None, deterministic: bool = True):
+        """SB3's ``predict`` signature, so :func:`isp_env.tuning.tune_with_policy` applies it unchanged."""
+        x = torch.as_tensor(np.asarray(obs, dtype=np.float32))
+        single = x.ndim == 1
+        with torch.no_grad():
+            a = self(x[None] if single else x).numpy()
+        return (a[0] if single else a), state
+
+    def set_training_mode(self, mode: bool) -> None:
+        self.train(mode)
+
+
+def fit_teacher(features: np.ndarray, targets: np.ndarray, kind: str, strength: float = 0.0) -> TeacherPolicy:
+    """Fit on (n, F) features and (n, 16) residual actions; ``strength``: ridge alpha per raw, or k."""
+    x = np.asarray(features, dtype=np.float64)
+    y = np.asarray(targets, dtype=np.float64)
+    n, nf = x.shape
+    pol = TeacherPolicy(nf, kind, n_train=n, k=int(strength) if kind == "knn" else 0)
+    mu, sd = x.mean(0), x.std(0)
+    on = sd > SD_FLOOR
+    scale = np.where(on, sd, 1.0)
+    z = np.where(on, np.clip((x - mu) / scale, -Z_CLIP, Z_CLIP), 0.0)
+    ybar = y.mean(0)
+    w = np.zeros((N_PARAMS, nf))
+    if kind == "ridge":
+        gram = z.T @ z + strength * n * np.eye(nf)
+        w = np.linalg.solve(gram, z.T @ (y - ybar)).T
+        w[:, ~on] = 0.0
+    with torch.no_grad():
+        pol.mean.copy_(torch.as_tensor(mu))
+        pol.scale.copy_(torch.as_tensor(scale))
+        pol.active.copy_(torch.as_tensor(on.astype(np.float64)))
+        pol.weight.copy_(torch.as_tensor(w))
+        pol.bias.copy_(torch.as_tensor(ybar if kind != "base" else np.zeros(N_PARAMS)))
+        if kind == "knn":
+            pol.train_z.copy_(torch.as_tensor(z))
+            pol.train_y.copy_(torch.as_tensor(y))
+    pol.set_training_mode(False)
+    return pol
+
+
+def group_folds(groups: Sequence[str], n_folds: int, seed: int) -> list[np.ndarray]:
+    """Indices of the raws each fold holds out: whole scene groups, seeded, as even as the groups allow."""
+    names = sorted(set(groups))
+    rng = np.random.default_rng(seed)
+    rng.shuffle(names)
+    sizes = {g: sum(x == g for x in groups) for g in names}
+    folds: list[list[str]] = [[] for _ in range(min(n_folds, len(names)))]
+    for g in sorted(names, key=lambda g: -sizes[g]):  # largest groups first, into the emptiest fold
+        min(folds, key=lambda f: sum(sizes[x] for x in f)).append(g)
+    return [np.array([i for i, x in enumerate(groups) if x in set(f)]) for f in folds]
+
+
+@dataclass
+class Choice:
+    kind: str
+    strength: float
+    cv_score: float  # mean guarded score of the held-out predictions over every training raw
+    table: list[dict[str, Any]]
+
+
+def choose_by_cv(features: np.ndarray, targets: np.ndarray, groups: Sequence[str],
+                 score: Callable[[int, np.ndarray], float],
+                 candidates: Sequence[tuple[str, float]] = DEFAULT_CANDIDATES, n_folds: int = 5,
+                 seed: int = 0, cache: dict[str, float] | None = None) -> Choice:
+    """Scene-group CV: for each candidate and fold, fit on the other folds, predict the fold's raws and
+    score each prediction with ``score(raw index, residual action)`` (the real guarded reward). Returns
+    the candidate with the best mean; ``cache`` (key -> score) saves scorer calls across reruns."""
+    cache = {} if cache is None else cache
+    folds = group_folds(groups, n_folds, seed)
+    table = []
+    best: Choice | None = None
+    with progress_task("teacher: cross-validation", total=len(candidates) * len(features), unit="raw") as adv:
+        for kind, strength in candidates:
+            scores = np.zeros(len(features))
+            for test in folds:
+                train = np.setdiff1d(np.arange(len(features)), test)
+                pol = fit_teacher(features[train], targets[train], kind, strength)
+                actions, _ = pol.predict(features[test])
+                for i, a in zip(test, actions, strict=True):
+                    key = f"{kind}:{strength:g}:{n_folds}:{seed}:{int(i)}"
+                    if key not in cache:
+                        cache[key] = float(score(int(i), np.asarray(a)))
+                    scores[i] = cache[key]
+                    adv(1)
+            row = {"kind": kind, "strength": strength, "cv_score": float(scores.mean()),
+                   "scores": scores.tolist()}
+            table.append(row)
+            console.print(f"  {kind:5s} {strength:5g}: CV guarded score {scores.mean():.2f}")
+            if best is None or scores.mean() > best.cv_score + 1e-9:
+                best = Choice(kind, strength, float(scores.mean()), table)
+    assert best is not None
+    best.table = table
+    return best
+
+
+def search_targets(items: dict[str, Callable[[np.ndarray], float]], budget: int, x0: np.ndarray, seed: int,
+                   path: Path) -> dict[str, dict[str, Any]]:
+    """Per-image CMA-ES from ``x0`` (normalised) on each raw's guarded objective (name -> objective),
+    ``budget`` scorer calls each; results saved to ``path`` after every raw (resumable)."""
+    import json
+
+    done: dict[str, dict[str, Any]] = json.loads(path.read_text()) if path.exists() else {}
+    done = {k: v for k, v in done.items() if v.get("budget") == budget}
+    with progress_task("teacher: per-image CMA-ES on the training raws", total=len(items), unit="raw") as adv:
+        for name, objective in items.items():
+            if name not in done:
+                res = cma_search(objective, budget, 1, seed, x0=x0)
+                done[name] = {"params": res.params, "score": res.mos, "calls": res.calls, "budget": budget}
+                write_json_atomic(path, done)
+            adv(1)
+    return done
+
+
+def residual_targets(params: Sequence[dict[str, float]], base: dict[str, float], scale: float) -> np.ndarray:
+    """(n, 16) residual actions that render ``params`` from ``base``: (target - base) / scale, clipped."""
+    b = to_normalized(base)
+    return np.clip(np.stack([(to_normalized(p) - b) / scale for p in params]), -1.0, 1.0)

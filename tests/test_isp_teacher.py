@@ -1,0 +1,215 @@
+"""`isp-tune --algo teacher`: a per-image policy regressed on per-image CMA-ES optima (isp_env.teacher)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from isp_env.params import N_PARAMS, NAMES, from_normalized, neutral, to_normalized
+from isp_env.policy_io import load_policy, save_policy
+from isp_env.teacher import (
+    DEFAULT_CANDIDATES,
+    choose_by_cv,
+    fit_teacher,
+    group_folds,
+    residual_targets,
+)
+from isp_env.tuning import TrainConfig, env_for_policy, train_teacher, tune_with_policy
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+REPO = Path(__file__).resolve().parents[1]
+EXPOSURE = NAMES.index("tone_exposure")
+SATURATION = NAMES.index("saturation")
+
+
+def _card(kind: str, n_features: int, n_train: int, k: int = 0, scale: float = 2.0) -> dict:
+    env = {"preview": 64, "obs_size": 36, "max_steps": 1, "action_mode": "residual", "delta_scale": scale,
+           "guard": True, "view_shorter": None, "obs_mode": "stats", "base": neutral(), "scorer": None}
+    return {"algo": "teacher", "timesteps": 0, "env": env,
+            "policy_kwargs": {"n_features": n_features, "kind": kind, "n_train": n_train, "k": k}}
+
+
+def _observations(raws: list[Path], card: dict) -> np.ndarray:
+    """The policy's own observation (statistics of the base render) of each raw — no scorer involved."""
+    return np.stack([env_for_policy(card, p).reset(seed=0)[0] for p in raws]).astype(np.float64)
+
+
+def test_ridge_recovers_a_linear_rule_and_switches_off_constant_features():
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 1, (40, 13))
+    x[:, 12] = 0.0  # the time: constant in a one-step episode
+    y = np.zeros((40, N_PARAMS))
+    y[:, EXPOSURE] = 0.8 * (x[:, 2] - 0.5)  # brighter renders -> lower exposure, nothing else changes
+    pol = fit_teacher(x, y, "ridge", 1e-6)
+    a, _ = pol.predict(x.astype(np.float32))
+    assert np.abs(a - y).max() < 1e-4
+    probe = x[:2].copy()
+    probe[:, 12] = 5.0  # a value never seen in training must not move the prediction
+    assert np.allclose(pol.predict(probe.astype(np.float32))[0], a[:2], atol=1e-6)
+    assert pol.active[12] == 0 and pol.active[:12].all()
+    # shrinkage pulls every prediction to the training mean; "mean" and "base" ignore the features
+    strong = fit_teacher(x, y, "ridge", 1e6).predict(x.astype(np.float32))[0]
+    assert np.abs(strong - y.mean(0)).max() < 1e-3
+    assert np.allclose(fit_teacher(x, y, "mean").predict(x.astype(np.float32))[0], y.mean(0), atol=1e-6)
+    assert not fit_teacher(x, y, "base").predict(x.astype(np.float32))[0].any()
+
+
+def test_knn_averages_the_nearest_training_targets():
+    x = np.array([[0.0, 0.0], [0.1, 0.0], [1.0, 1.0], [0.9, 1.0]])
+    y = np.zeros((4, N_PARAMS))
+    y[:2, 0], y[2:, 0] = -0.5, 0.5
+    pol = fit_teacher(x, y, "knn", 2)
+    a, _ = pol.predict(np.array([[0.05, 0.0], [0.95, 1.0]], dtype=np.float32))
+    assert a[:, 0].tolist() == pytest.approx([-0.5, 0.5])
+
+
+def test_group_folds_keep_scene_groups_together_and_cover_every_raw():
+    groups = ["a", "a", "a", "b", "c", "c", "d", "e", "e", "f"]
+    folds = group_folds(groups, 3, seed=1)
+    assert sorted(np.concatenate(folds).tolist()) == list(range(len(groups)))
+    for f in folds:
+        inside = {groups[i] for i in f}
+        assert all(groups[j] not in inside for g in folds if g is not f for j in g)
+    assert max(map(len, folds)) - min(map(len, folds)) <= 3
+
+
+def test_cross_validation_picks_the_model_that_scores_best_on_held_out_raws():
+    """The score is a reward peaked at an image-dependent optimum: only a model using the features gets it."""
+    rng = np.random.default_rng(1)
+    x = rng.uniform(0, 1, (24, 5))
+    best = np.zeros((24, N_PARAMS))
+    best[:, EXPOSURE] = x[:, 0] - 0.5
+    noisy = best + rng.normal(0, 0.05, best.shape)  # a search's optimum is a noisy estimate
+
+    def score(i: int, a: np.ndarray) -> float:
+        return -float(np.sum((a - best[i]) ** 2))
+
+    cache: dict[str, float] = {}
+    choice = choose_by_cv(x, noisy, [f"g{i // 3}" for i in range(24)], score, seed=0, cache=cache)
+    assert choice.kind in ("ridge", "knn")
+    assert len(choice.table) == len(DEFAULT_CANDIDATES) and len(cache) == 24 * len(DEFAULT_CANDIDATES)
+    by = {(r["kind"], r["strength"]): r["cv_score"] for r in choice.table}
+    assert choice.cv_score == max(by.values()) > by[("base", 0.0)]
+    calls = []
+    again = choose_by_cv(x, noisy, [f"g{i // 3}" for i in range(24)],
+                         lambda i, a: calls.append(i) or 0.0, seed=0, cache=cache)
+    assert not calls and again.kind == choice.kind  # cached scores: no scorer call on a rerun
+
+
+def test_policy_adapts_per_raw_and_round_trips_through_the_policy_files(tmp_path, isp_raws):
+    """Fitted on real DNGs' observations, the policy gives raws with other statistics other settings, and
+    the saved + loaded policy tunes them identically."""
+    card = _card("ridge", 13, len(isp_raws))
+    x = _observations(isp_raws, card)
+    assert np.ptp(x[:, 2]) > 0.01  # the four photos differ in median luma
+    y = np.zeros((len(isp_raws), N_PARAMS))
+    y[:, EXPOSURE] = -(x[:, 2] - x[:, 2].mean()) / np.ptp(x[:, 2])  # darker raw -> more exposure
+    y[:, SATURATION] = 0.2
+    pol = fit_teacher(x, y, "ridge", 1e-8)
+    path = save_policy(pol, tmp_path / "policy.safetensors", card)
+    loaded, loaded_card = load_policy(path)
+    assert loaded_card["algo"] == "teacher" and loaded.kind == "ridge"
+    tuned = [tune_with_policy(loaded, loaded_card, p) for p in isp_raws]
+    exposures = [t["tone_exposure"] for t in tuned]
+    assert len({round(e, 4) for e in exposures}) == len(isp_raws)  # one setting per raw, not one for all
+    darkest, brightest = int(np.argmin(x[:, 2])), int(np.argmax(x[:, 2]))
+    assert exposures[darkest] > 0 > exposures[brightest]
+    for p, t, target in zip(isp_raws, tuned, y, strict=True):
+        want = from_normalized(np.clip(to_normalized(neutral()) + 2.0 * target, -1, 1))
+        assert t == pytest.approx(want, abs=1e-4)
+        assert t == tune_with_policy(pol, card, p)
+    # neighbours round-trip too (their training set is part of the file)
+    knn_card = _card("knn", 13, len(isp_raws), k=1)
+    knn = fit_teacher(x, y, "knn", 1)
+    loaded_knn, _ = load_policy(save_policy(knn, tmp_path / "knn.safetensors", knn_card))
+    assert np.allclose(loaded_knn.predict(x.astype(np.float32))[0], y, atol=1e-6)
+
+
+def test_residual_targets_render_the_target_from_the_base():
+    base = neutral() | {"tone_exposure": 0.5}
+    target = neutral() | {"tone_exposure": -1.0, "saturation": 1.5}
+    a = residual_targets([target], base, 2.0)[0]
+    assert from_normalized(to_normalized(base) + 2.0 * a) == pytest.approx(target)
+
+
+def test_train_teacher_end_to_end_with_a_real_scorer(tmp_path, isp_raws):
+    """Targets by per-image CMA-ES with the weight-free scorer, CV over every candidate, a policy file
+    that tunes raws without a scorer; a rerun reuses everything."""
+    from isp_env.mos_function import load_mos_function
+
+    mos = load_mos_function("classical")
+    cfg = TrainConfig(algo="teacher", preview=64, obs_size=36, action_mode="residual", obs_mode="stats",
+                      delta_scale=2.0, scorer="classical", base=neutral() | {"saturation": 0.8})
+    groups = {p: f"g{i // 2}" for i, p in enumerate(isp_raws)}
+    summary = train_teacher(tmp_path, isp_raws, cfg, mos, groups, budget=8)
+    targets = json.loads((tmp_path / "teacher" / "targets_neutral.json").read_text())
+    assert len(targets) == len(isp_raws) and all(t["calls"] <= 8 for t in targets.values())
+    assert len(summary["cv_table"]) == len(DEFAULT_CANDIDATES)
+    assert summary["scorer_calls"] == mos.calls  # every call counted: searches + CV
+    policy, card = load_policy(tmp_path / "policy.safetensors")
+    assert card["teacher"]["kind"] == summary["teacher"]["kind"]
+    calls = mos.calls
+    params = tune_with_policy(policy, card, isp_raws[0])
+    assert mos.calls == calls and set(params) == set(NAMES)
+    again = train_teacher(tmp_path, isp_raws, cfg, mos, groups, budget=8)
+    assert mos.calls == calls and again["teacher"] == summary["teacher"]
+
+
+def test_cli_trains_a_teacher_and_renders_with_it(tmp_path, isp_raws):
+    raw_dir = tmp_path / "raws"
+    raw_dir.mkdir()
+    for p in isp_raws:
+        (raw_dir / p.name).write_bytes(p.read_bytes())
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    run = [sys.executable, "-m", "isp_env.cli", "--raw-dir", str(raw_dir), "--out", str(tmp_path / "run"),
+           "--algo", "teacher", "--model", "classical", "--preview", "64", "--obs-size", "36",
+           "--base", "neutral", "--teacher-budget", "6", "--test-fraction", "0.3", "--no-baselines"]
+    res = subprocess.run(run, env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "teacher policy" in (tmp_path / "run" / "report.md").read_text()
+    card = json.loads((tmp_path / "run" / "policy.json").read_text())
+    assert card["algo"] == "teacher" and card["env"]["delta_scale"] == 2.0
+    out = tmp_path / "out.png"
+    res = subprocess.run([sys.executable, "-m", "isp_env.cli", "render", str(isp_raws[0]), "-o", str(out),
+                          "--policy", str(tmp_path / "run" / "policy.safetensors")],
+                         env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert out.stat().st_size > 1000
+
+
+def test_sac_can_start_from_a_teacher_policy(tmp_path, isp_raws):
+    """`isp-tune --init-policy TEACHER` (e.g. the shipped default): the SAC actor is distilled to the
+    teacher's settings, re-expressed around the SAC run's own base and residual scale."""
+    from isp_env.tuning import build_model, init_from_policy, make_vec_env
+
+    card = _card("ridge", 13, len(isp_raws))
+    x = _observations(isp_raws, card)
+    y = np.zeros((len(isp_raws), N_PARAMS))
+    y[:, EXPOSURE] = 0.15 * (x[:, 2] - x[:, 2].mean()) / np.ptp(x[:, 2])
+    y[:, SATURATION] = -0.1
+    teacher = fit_teacher(x, y, "ridge", 1e-8)
+    path = save_policy(teacher, tmp_path / "teacher.safetensors", card)
+    base = neutral() | {"saturation": 0.9}
+    cfg = TrainConfig(algo="sac", timesteps=8, n_envs=1, preview=64, obs_size=36, action_mode="residual",
+                      obs_mode="stats", delta_scale=0.5, base=base, scorer="classical", net_arch=[32, 32],
+                      learning_starts=100)
+    venv = make_vec_env(isp_raws[:1], cfg, subprocess=False)
+    model = build_model(cfg, venv)
+    init_from_policy(model, path, cfg)
+    want = np.clip(to_normalized(neutral()) + 2.0 * teacher.predict(x.astype(np.float32))[0], -1, 1)
+    got = np.clip(to_normalized(base) + 0.5 * model.policy.predict(x.astype(np.float32),
+                                                                   deterministic=True)[0], -1, 1)
+    assert np.abs(got - want).max() < 0.05  # the teacher's settings, from another base and scale
+    assert np.ptp(got[:, EXPOSURE]) > 0.5 * np.ptp(want[:, EXPOSURE])  # and its per-raw adaptation
+    venv.close()
+    td3 = TrainConfig(**{**cfg.__dict__, "algo": "td3"})
+    from attiqa.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="only SAC"):
+        init_from_policy(build_model(td3, make_vec_env(isp_raws[:1], td3, subprocess=False)), path, td3)
