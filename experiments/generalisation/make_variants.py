@@ -159,7 +159,8 @@ def complete(table: Path, root: Path, photos: int = 60) -> Path:
         new.append(("tr_underexp", exposure(img, -float(rng.uniform(0.8, 2.0)))))
         for kind, im in new:
             name = f"{stem}__{kind}.png"
-            im.convert("RGB").save(table.parent / "images" / name)
+            if not (table.parent / "images" / name).exists():  # a larger set keeps the smaller one's files
+                im.convert("RGB").save(table.parent / "images" / name)
             out.append({"image": f"images/{name}", "mos": 0, "photo": photo, "kind": kind, "split": "train"})
     target = table.with_name(f"{table.stem}{photos}x.csv")
     with open(target, "w", newline="") as fh:
