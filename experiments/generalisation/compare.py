@@ -375,6 +375,9 @@ S23 = [  # session 23 (issue 20): written before any of them was run; decision r
     # split 0 only (--splits 1): the shipped MLP's 0.3 share kept, the hinge on the combined MOS
     Candidate("s23 pairs-on-combined dw>=3 mu0.3 m0.1 + 0.3 MLP", "dw_from3", mu=0.3,
               extra={"mlp_weight": 0.3, "pairs_on_combined": True}),
+    # added after the first results (01:40): the stage statistics (free at scoring) beside the late taps
+    Candidate("s23 pairs110 ms+dw>=3 mu0.5 m0.1", "ms+dw_from3", mu=0.5, pairs_table="natural_train110x.csv"),
+    Candidate("s23 pairs110 ms+dw>=3 mu0.3 m0.1", "ms+dw_from3", mu=0.3, pairs_table="natural_train110x.csv"),
     # split 0 only: the shipped attribute heads' five outputs as extra ridge inputs (their share in the MOS)
     Candidate("s23 pairs dw>=3+attr mu0.3 m0.1", "dw_from3+attr", mu=0.3),
     Candidate("s23 ridge dw>=3+attr", "dw_from3+attr"),
