@@ -140,7 +140,8 @@ def complete(table: Path, root: Path, photos: int = 60) -> Path:
     "brighter/more colourful is worse" pairs were in): every training photo of ``table`` gets the
     degradations it did not draw, and an under-exposure in linear light (-0.8 to -2 EV). Writes
     ``<table stem><photos>x.csv`` with the old rows and the new, for ``photos`` of the table's photos drawn
-    with ``random.Random(0)`` (a CPU budget: 60 of 110 in issue 20)."""
+    with ``random.Random(0)`` (a CPU budget: 60 of 110 in issue 20; stop 23 ran ``--photos 110`` after the 60,
+    which keeps the 60 photos' existing files, so the larger table extends the smaller one)."""
     with open(table, newline="") as fh:
         rows = list(csv.DictReader(fh))
     names = sorted({r["photo"] for r in rows})
