@@ -57,6 +57,35 @@ def test_a_correction_to_a_prior_head_is_one_head():
     torch.testing.assert_close(compare.apply_head(both, q), want)
 
 
+def test_a_scaled_alpha_is_the_ridge_at_that_alpha():
+    """Stop 23's "alpha xK" candidates: the leave-one-out alpha times K, the closed-form ridge at it."""
+    x, y, _, _ = _problem(2)
+    loo = compare.fit_linear(x, y, None, None, compare.Candidate("loo", mu=0.0))
+    same = compare.fit_linear(x, y, None, None, compare.Candidate("x1", mu=0.0, extra={"alpha_mult": 1.0}))
+    torch.testing.assert_close(same["coef"].double(), loo["coef"].double())
+    two = compare.fit_linear(x, y, None, None, compare.Candidate("x2", mu=0.0, extra={"alpha_mult": 2.0}))
+    assert two["alpha"] == 2 * loo["alpha"]
+    z = (x - two["center"]) / two["scale"]
+    eye = torch.eye(z.shape[1], dtype=z.dtype)
+    want = torch.linalg.solve(z.T @ z + two["alpha"] * eye, z.T @ (y - y.mean()))
+    torch.testing.assert_close(two["coef"].double(), want)
+
+
+def test_the_hinge_on_a_combined_mos_ranks_the_mix():
+    """Stop 23's "pairs on combined": per-pair margins (m - w gap_other) / (1 - w) on the ridge make
+    (1 - w) ridge + w other rank every training pair by at least about the margin."""
+    x, y, o, v = _problem(3)
+    other = lambda q: 0.2 * q[:, 1]  # noqa: E731  (a second model that pays for "more")
+    w, m = 0.3, 0.1
+    cand = compare.Candidate("c", mu=3.0, margin=m)
+    h = compare.fit_with_margins(x, y, o, v, cand, 30, (m - w * (other(o) - other(v))) / (1 - w))
+    plain = compare.fit_with_margins(x, y, o, v, cand, 30, None)  # the hinge on the ridge alone
+    for head, want in ((h, 1.0), (plain, 0.0)):
+        gap = compare.apply_head(head, o) - compare.apply_head(head, v)
+        mix = (1 - w) * gap + w * (other(o) - other(v))
+        assert float((mix > 0).double().mean()) == want
+
+
 def test_the_fixed_edits_change_the_photo_the_way_they_say():
     rng = np.random.default_rng(0)
     base = (rng.uniform(0.25, 0.75, (1, 1, 3)) + 0.1 * rng.standard_normal((64, 64, 3))).clip(0, 1)

@@ -13,6 +13,15 @@ to run this).
         -d clive:folder=../shared/data/clive-dev/mos.csv
     python experiments/default_model/frozen_probe.py --taps depthwise -d ...
 
+``--cross DATA`` (issue 20): also score a second dataset zero-shot with each split's ridge (fitted on the
+first dataset's training photos only) and report its median SROCC beside the in-domain one, e.g. BIQ2021-val
+(never fitted on). ``--view center`` reads the scorer's centre crop (320 px of the 500-px shorter-edge view)
+instead of the whole photo squashed to ``--size``; ``--save NPZ`` keeps the features (a rerun loads them).
+
+    python experiments/default_model/frozen_probe.py --variant lite2 --taps depthwise --view center \
+        -d clive:folder=../shared/data/clive-dev/mos.csv \
+        --cross biq:folder=../shared/data/biq2021-val/mos.csv --splits 10 --save runs/probe/lite2.npz
+
 ``--bench DIR`` (a folder written by ``attiqa bench single ... --keep-checkpoints -o DIR``): use that run's
 splits instead (each run's split.csv), and also score each test split with the run's fine-tuned model and
 report the mean of the two predictions (both on the MOS scale) — the ridge probe as a second opinion.
@@ -40,6 +49,7 @@ from attiqa.models.backbones import (
     map_lite0_keys,
     read_weights_file,
 )
+from attiqa.models.transforms import CenterCropTest
 from attiqa.training.ridge import fit_ridge
 
 
@@ -66,30 +76,70 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=500)
     ap.add_argument("--splits", type=int, default=5)
     ap.add_argument("--bench", type=Path, help="attiqa bench single --keep-checkpoints output folder")
+    ap.add_argument("--cross", help="a second dataset scored zero-shot by each split's ridge")
+    ap.add_argument("--view", default="whole", choices=["whole", "center"])
+    ap.add_argument("--sqrt", action="store_true", help="signed square root of the statistics (ridge head)")
+    ap.add_argument("--save", type=Path, help="an .npz for the features (loaded if it exists)")
     args = ap.parse_args()
-    taps = {"stages": MultiLevelStats, "depthwise": DepthwiseStats}[args.taps]
-    stats = taps(build(args.variant)).eval()
-    _, name, root = parse_data_spec(args.data)
-    items = get_dataset(name, root).items
-    mean, std = torch.tensor(HALF_MEAN).view(3, 1, 1), torch.tensor(HALF_STD).view(3, 1, 1)
-    X, y = [], []
-    for item in items:
-        img = load_image(item.image).resize((args.size, args.size))
-        x = torch.from_numpy(np.asarray(img, dtype=np.float32) / 255).permute(2, 0, 1)
-        with torch.no_grad():
-            X.append(stats.raw(((x - mean) / std)[None])[0].numpy())
-        y.append(float(item.mos))
-    X, y = np.stack(X), np.array(y)
-    tag = f"{args.variant} ({args.taps}) @ {args.size}: {X.shape[1]} features"
+    if args.save is not None and args.save.exists():
+        f = np.load(args.save, allow_pickle=False)
+        X, y, items = f["X"], f["y"], [str(i) for i in f["items"]]
+        Xc, yc = (f["Xc"], f["yc"]) if "Xc" in f else (None, None)
+    else:
+        taps = {"stages": MultiLevelStats, "depthwise": DepthwiseStats}[args.taps]
+        stats = taps(build(args.variant)).eval()
+        view = features_of(stats, args.view, args.size)
+        items, X, y = view(args.data)
+        Xc = yc = None
+        if args.cross:
+            _, Xc, yc = view(args.cross)
+        if args.save is not None:
+            args.save.parent.mkdir(parents=True, exist_ok=True)
+            extra = {} if Xc is None else {"Xc": Xc, "yc": yc}
+            np.savez(args.save, X=X, y=y, items=np.array(items), **extra)
+    if args.sqrt:
+        X = np.sign(X) * np.sqrt(np.abs(X))
+        Xc = None if Xc is None else np.sign(Xc) * np.sqrt(np.abs(Xc))
+    tag = f"{args.variant} ({args.taps}, {args.view}) @ {args.size}: {X.shape[1]} features"
     if args.bench is not None:
         bench_report(args.bench, [str(it.image) for it in items], X, y, tag)
         return
-    sroccs = []
+    sroccs, cross = [], []
     for seed in range(args.splits):
         p = np.random.default_rng(seed).permutation(len(y))
         tr, te = p[: int(0.8 * len(y))], p[int(0.8 * len(y)) :]
-        sroccs.append(correlations(ridge_predict(X[tr], y[tr], X[te]), y[te])["srocc"])
+        fit = fit_ridge(torch.from_numpy(X[tr]), torch.from_numpy(y[tr]), PROBE_ALPHAS)
+        pred = lambda q, fit=fit: fit.predict(torch.from_numpy(q)).double().numpy()  # noqa: E731
+        sroccs.append(correlations(pred(X[te]), y[te])["srocc"])
+        if Xc is not None:
+            cross.append(correlations(pred(Xc), yc)["srocc"])
     print(f"{tag}, SROCC per split {np.round(sroccs, 3)}, median {np.median(sroccs):.3f}")
+    if cross:
+        print(f"{tag}, cross-dataset SROCC per split {np.round(cross, 3)}, median {np.median(cross):.3f}")
+
+
+def features_of(stats: torch.nn.Module, view: str, size: int):
+    """``(data spec) -> (image paths, features (N, F), MOS (N,))`` of ``stats`` on the chosen view."""
+    mean, std = torch.tensor(HALF_MEAN).view(3, 1, 1), torch.tensor(HALF_STD).view(3, 1, 1)
+    centre = CenterCropTest(HALF_MEAN, HALF_STD, 500, 320)
+
+    def run(spec: str):
+        _, name, root = parse_data_spec(spec)
+        items = get_dataset(name, root).items
+        X, y = [], []
+        for item in items:
+            img = load_image(item.image).convert("RGB")
+            if view == "center":
+                x = centre(img)
+            else:
+                img = img.resize((size, size))
+                x = (torch.from_numpy(np.asarray(img, dtype=np.float32) / 255).permute(2, 0, 1) - mean) / std
+            with torch.no_grad():
+                X.append(stats.raw(x[None])[0].numpy())
+            y.append(float(item.mos))
+        return [str(it.image) for it in items], np.stack(X), np.array(y)
+
+    return run
 
 
 PROBE_ALPHAS = tuple(np.logspace(0, 6, 13))  # half-decades (the product's ridge head uses quarter-decades)

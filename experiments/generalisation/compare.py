@@ -61,6 +61,7 @@ class Candidate:
     margin: float = 0.1  # on the unit MOS scale (0.1 = 8.8 CLIVE MOS points)
     alpha: float | None = None  # None: leave-one-out on the MOS rows
     pair_kinds: tuple[str, ...] | None = None  # None: every training variant
+    pairs_table: str = "natural_train60x.csv"  # 60 photos x 13 edits; natural_train110x.csv: all 110 (s23)
     notes: str = ""
     extra: dict = field(default_factory=dict)
 
@@ -158,7 +159,9 @@ def add_heads(a: dict, b: dict) -> dict:
 
 def fit_with_margins(x, y, pairs_o, pairs_v, cand: Candidate, rounds: int, margins) -> dict:
     base = fit_ridge(x.float(), y.float()) if cand.alpha is None else None
-    alpha = cand.alpha if cand.alpha is not None else base.alpha
+    alpha = cand.alpha if cand.alpha is not None else base.alpha * cand.extra.get("alpha_mult", 1.0)
+    if alpha != (base.alpha if base is not None else alpha):
+        base = None  # the LOO fit is not the head any more: refit below at the scaled alpha
     if cand.mu == 0 or pairs_o is None:
         if base is not None:
             return {"center": base.center.double(), "scale": base.scale.double(), "coef": base.coef.double(),
@@ -199,10 +202,13 @@ def shipped_ridge() -> dict:
             "intercept": float(r.intercept), "alpha": r.alpha}  # fmt: skip
 
 
-def fit(x, y, pairs_o, pairs_v, cand: Candidate):
-    """Returns (predict(x) -> unit-scale MOS, alpha)."""
+def fit(x, y, pairs_o, pairs_v, cand: Candidate, margins=None):
+    """Returns (predict(x) -> unit-scale MOS, alpha). ``margins``: per-pair margins (default: cand.margin)."""
     prior = shipped_ridge() if cand.extra.get("prior") == "shipped" else None
-    h = fit_linear(x, y, pairs_o, pairs_v, cand, prior=prior)
+    if margins is not None:
+        h = fit_with_margins(x, y, pairs_o, pairs_v, cand, 30, margins)
+    else:
+        h = fit_linear(x, y, pairs_o, pairs_v, cand, prior=prior)
     return (lambda q: ((q.double() - h["center"]) / h["scale"]) @ h["coef"] + h["intercept"]), h["alpha"]
 
 
@@ -246,7 +252,7 @@ def main() -> None:
     nat_te = load(args.natural / "natural_test.csv")
     todo = [c for c in CANDIDATES if not args.only or c.name in args.only]
     pair_load = partial(features.load, crops=args.pair_crops or args.crops)
-    nat_tr = pair_load(args.natural / "natural_train60x.csv") if any(c.mu > 0 for c in todo) else None
+    tables: dict[str, dict] = {}  # pair tables, loaded once each
     blocks = dw_blocks(create_backbone("efficientnet_lite0_ms", pretrained=False).body.net)
     y_all = ((clive["mos"] - MOS_LO) / (MOS_HI - MOS_LO)).double()
     results = {}
@@ -258,7 +264,11 @@ def main() -> None:
         xb = select(biq, cand.feats, blocks) if biq is not None else None
         xn = select(nat_te, cand.feats, blocks)
         po = pv = None
-        if cand.mu > 0 and nat_tr is not None:
+        margins = None
+        if cand.mu > 0:
+            if cand.pairs_table not in tables:
+                tables[cand.pairs_table] = pair_load(args.natural / cand.pairs_table)
+            nat_tr = tables[cand.pairs_table]
             xt = select(nat_tr, cand.feats, blocks)
             idx = {(r["photo"], r["kind"]): i for i, r in enumerate(nat_tr["rows"])}
             pairs = [
@@ -267,11 +277,16 @@ def main() -> None:
                 if k != "original" and (cand.pair_kinds is None or k in cand.pair_kinds)
             ]
             po, pv = xt[[a for a, _ in pairs]], xt[[b for _, b in pairs]]
+            w = cand.extra.get("mlp_weight", 0.0)
+            if w and cand.extra.get("pairs_on_combined"):  # the hinge on (1-w) ridge + w MLP (split 0 only)
+                mlp = shipped_mlp(nat_tr)
+                gap = mlp[[a for a, _ in pairs]] - mlp[[b for _, b in pairs]]
+                margins = (cand.margin - w * gap) / (1 - w)
         cl, bq, alphas = [], [], []
         rates = None
         for seed in range(args.splits):
             tr, te = split_indices(len(y_all), 0.2, seed)
-            ridge, alpha = fit(xc[tr], y_all[tr], po, pv, cand)
+            ridge, alpha = fit(xc[tr], y_all[tr], po, pv, cand, margins)
             w_mlp = cand.extra.get("mlp_weight", 0.0)  # split 0 only: the shipped MLP saw its photos
 
             def predict(q, d, rows=slice(None), ridge=ridge, w_mlp=w_mlp):
@@ -342,6 +357,36 @@ def shipped(clive, biq, nat_te) -> dict:
     return out
 
 
+S23 = [  # session 23 (issue 20): written before any of them was run; decision rule in the card
+    Candidate("s23 pairs dw>=3 mu0.2 m0.1", "dw_from3", mu=0.2),
+    Candidate("s23 pairs dw>=3 mu0.5 m0.1", "dw_from3", mu=0.5),
+    Candidate("s23 pairs dw>=3 mu0.3 m0.05", "dw_from3", mu=0.3, margin=0.05),
+    Candidate("s23 pairs dw>=3 mu1 m0.05", "dw_from3", mu=1.0, margin=0.05),
+    Candidate("s23 pairs dw>=3 mu0.3 m0.2", "dw_from3", mu=0.3, margin=0.2),
+    Candidate("s23 pairs dw>=3 mu0.1 m0.2", "dw_from3", mu=0.1, margin=0.2),
+    Candidate("s23 pairs dw>=3 mu0.3 m0.1 alpha x0.5", "dw_from3", mu=0.3, extra={"alpha_mult": 0.5}),
+    Candidate("s23 pairs dw>=3 mu0.3 m0.1 alpha x2", "dw_from3", mu=0.3, extra={"alpha_mult": 2.0}),
+    Candidate("s23 pairs110 dw>=3 mu0.3 m0.1", "dw_from3", mu=0.3, pairs_table="natural_train110x.csv"),
+    Candidate("s23 pairs110 dw>=3 mu0.2 m0.1", "dw_from3", mu=0.2, pairs_table="natural_train110x.csv"),
+    Candidate("s23 pairs110 dw>=3 mu0.5 m0.1", "dw_from3", mu=0.5, pairs_table="natural_train110x.csv"),
+    Candidate("s23 pairs110 dw>=3 mu0.3 m0.05", "dw_from3", mu=0.3, margin=0.05,
+              pairs_table="natural_train110x.csv"),
+    Candidate("s23 pairs110 dw mu0.3 m0.1", "dw", mu=0.3, pairs_table="natural_train110x.csv"),
+    # split 0 only (--splits 1): the shipped MLP's 0.3 share kept, the hinge on the combined MOS
+    Candidate("s23 pairs-on-combined dw>=3 mu0.3 m0.1 + 0.3 MLP", "dw_from3", mu=0.3,
+              extra={"mlp_weight": 0.3, "pairs_on_combined": True}),
+    # added after the first results (01:40): the stage statistics (free at scoring) beside the late taps
+    Candidate("s23 pairs110 ms+dw>=3 mu0.5 m0.1", "ms+dw_from3", mu=0.5, pairs_table="natural_train110x.csv"),
+    Candidate("s23 pairs110 ms+dw>=3 mu0.3 m0.1", "ms+dw_from3", mu=0.3, pairs_table="natural_train110x.csv"),
+    # split 0 only: the shipped attribute heads' five outputs as extra ridge inputs (their share in the MOS)
+    Candidate("s23 pairs dw>=3+attr mu0.3 m0.1", "dw_from3+attr", mu=0.3),
+    Candidate("s23 ridge dw>=3+attr", "dw_from3+attr"),
+    Candidate("s23 pairs-on-combined dw>=3 mu0.5 m0.1 + 0.3 MLP", "dw_from3", mu=0.5,
+              extra={"mlp_weight": 0.3, "pairs_on_combined": True}),
+    Candidate("s23 pairs110-on-combined dw>=3 mu0.3 m0.1 + 0.3 MLP", "dw_from3", mu=0.3,
+              pairs_table="natural_train110x.csv", extra={"mlp_weight": 0.3, "pairs_on_combined": True}),
+]
+
 CANDIDATES = [
     Candidate("ridge dw (shipped ridge, LOO alpha)", "dw"),
     Candidate("ridge ms (stage stats only)", "ms"),
@@ -396,6 +441,7 @@ CANDIDATES = [
         extra={"prior": "shipped"},
     ),
 ]
+CANDIDATES += S23
 
 if __name__ == "__main__":
     main()

@@ -140,7 +140,8 @@ def complete(table: Path, root: Path, photos: int = 60) -> Path:
     "brighter/more colourful is worse" pairs were in): every training photo of ``table`` gets the
     degradations it did not draw, and an under-exposure in linear light (-0.8 to -2 EV). Writes
     ``<table stem><photos>x.csv`` with the old rows and the new, for ``photos`` of the table's photos drawn
-    with ``random.Random(0)`` (a CPU budget: 60 of 110 in issue 20)."""
+    with ``random.Random(0)`` (a CPU budget: 60 of 110 in issue 20; stop 23 ran ``--photos 110`` after the 60,
+    which keeps the 60 photos' existing files, so the larger table extends the smaller one)."""
     with open(table, newline="") as fh:
         rows = list(csv.DictReader(fh))
     names = sorted({r["photo"] for r in rows})
@@ -159,7 +160,8 @@ def complete(table: Path, root: Path, photos: int = 60) -> Path:
         new.append(("tr_underexp", exposure(img, -float(rng.uniform(0.8, 2.0)))))
         for kind, im in new:
             name = f"{stem}__{kind}.png"
-            im.convert("RGB").save(table.parent / "images" / name)
+            if not (table.parent / "images" / name).exists():  # a larger set keeps the smaller one's files
+                im.convert("RGB").save(table.parent / "images" / name)
             out.append({"image": f"images/{name}", "mos": 0, "photo": photo, "kind": kind, "split": "train"})
     target = table.with_name(f"{table.stem}{photos}x.csv")
     with open(target, "w", newline="") as fh:

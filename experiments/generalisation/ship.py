@@ -61,6 +61,7 @@ def main() -> None:
     ap.add_argument("--margin", type=float, default=0.1)
     ap.add_argument("--weight", type=float, default=1.0, help="the ridge head's share of the MOS")
     ap.add_argument("--natural", type=Path, default=Path("/work/gen_runs/natural"))
+    ap.add_argument("--pairs-table", default="natural_train60x.csv", help="a make_variants table")
     ap.add_argument("--crops", choices=["center", "five"], default="five", help="the head's fitting view")
     ap.add_argument("--pair-crops", choices=["center", "five"], help="the pairs' view (default: --crops)")
     args = ap.parse_args()
@@ -69,7 +70,7 @@ def main() -> None:
     model.float()
     clive = features.load(compare.DATA / "clive-dev/mos.csv", crops=args.crops,
                           product_cache=args.crops == "five")  # fmt: skip
-    nat = features.load(args.natural / "natural_train60x.csv", crops=args.pair_crops or args.crops)
+    nat = features.load(args.natural / args.pairs_table, crops=args.pair_crops or args.crops)
     lo, hi = (float(v) for v in model.mos_range)
     y = ((clive["mos"] - lo) / (hi - lo)).double()
     tr, _ = split_indices(len(y), 0.2, 0)  # the shipped model's own training split
@@ -94,7 +95,7 @@ def main() -> None:
               "pairs": len(pairs), "mu": args.mu, "margin": args.margin, "alpha": fit.alpha,
               "fit_view": VIEWS[args.crops], "pair_view": VIEWS[args.pair_crops or args.crops],
               "clive_split": "random 80%/20% seed 0",
-              "natural_pairs": "natural_train60x.csv of make_variants.py (60 photos x 13 edits)"}  # fmt: skip
+              "natural_pairs": f"{args.pairs_table} of make_variants.py ({len(pairs)} pairs)"}  # fmt: skip
     keep = {
         k: v
         for k, v in card.items()
