@@ -43,8 +43,9 @@ def tune(
                                         "(MIT-Adobe FiveK's raw_photos/HQa*/photos/*.dng included)."),
     out: Path = typer.Option(Path("runs/isp"), "--out", "-o", help="Run folder (rerun to resume)."),
     timesteps: int = typer.Option(3_000, min=1, help="Agent environment steps."),
-    algo: str = typer.Option("sac", help="sac | ppo | td3 | teacher (per-image CMA-ES optima of the "
-                             "training raws regressed on image statistics; docs/isp.md)"),
+    algo: str = typer.Option("teacher", help="teacher (per-image CMA-ES optima of the training raws "
+                             "regressed on image statistics: the measured best, docs/isp.md) | sac | ppo "
+                             "| td3"),
     model: str | None = typer.Option(None, "--model", "--reward-model", "-m", help=_MODEL_HELP),
     n_envs: int = typer.Option(1, min=1, help="Parallel environments (one process each)."),
     preview: int | None = typer.Option(None, min=32, help="Long side of preview renders. Default: render "
@@ -74,6 +75,9 @@ def tune(
     cma_image_budget: int = typer.Option(150, min=1, help="Scorer calls of per-image CMA-ES per test raw."),
     teacher_budget: int = typer.Option(150, min=2, help="--algo teacher: scorer calls of per-image CMA-ES "
                                        "per training raw (the targets)."),
+    teacher_raws: int = typer.Option(60, min=2, help="--algo teacher: searches at most this many training "
+                                     "raws (spread over the scene groups); costs this x --teacher-budget "
+                                     "scorer calls."),
     teacher_start: str = typer.Option(
         "neutral", help="--algo teacher: start each target search at the neutral setting, like the per-image "
         "baseline (neutral; the measured recipe), or at the base (base)."),
@@ -109,7 +113,7 @@ def tune(
     summary = run(raw_dir, out, cfg, test_fraction=test_fraction, baselines=baselines,
                   synth_photos=synth_photos, cma_global_budget=cma_global_budget,
                   cma_image_budget=cma_image_budget, base=base, teacher_budget=teacher_budget,
-                  teacher_start=teacher_start)
+                  teacher_start=teacher_start, teacher_raws=teacher_raws)
     if not summary:  # --test-fraction 0: a policy trained on every raw, nothing held out to report
         return
     table = Table(title=f"isp-tune: held-out raws ({summary[0]['n_images']})", show_lines=False)

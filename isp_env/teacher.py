@@ -25,6 +25,7 @@ through :mod:`isp_env.policy_io` (safetensors + JSON card) and applied by
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -208,3 +209,23 @@ def residual_targets(params: Sequence[dict[str, float]], base: dict[str, float],
     """(n, 16) residual actions that render ``params`` from ``base``: (target - base) / scale, clipped."""
     b = to_normalized(base)
     return np.clip(np.stack([(to_normalized(p) - b) / scale for p in params]), -1.0, 1.0)
+
+
+def spread_sample(raws: Sequence[Path], n: int, groups: dict[Path, str], seed: int) -> list[Path]:
+    """At most ``n`` of ``raws`` for the teacher's searches (each costs ``--teacher-budget`` scorer calls),
+    spread over as many scene groups as possible: one raw of every group (groups in a seeded order)
+    before a second of any. All of them when there are no more than ``n``."""
+    if len(raws) <= n:
+        return list(raws)
+    rng = random.Random(seed)
+    by_group: dict[str, list[Path]] = {}
+    for p in sorted(raws, key=str):
+        by_group.setdefault(groups.get(p, str(p)), []).append(p)
+    for members in by_group.values():
+        rng.shuffle(members)
+    order = sorted(by_group)
+    rng.shuffle(order)
+    picked: list[Path] = []
+    for rank in range(max(len(m) for m in by_group.values())):
+        picked += [by_group[g][rank] for g in order if rank < len(by_group[g])][: n - len(picked)]
+    return sorted(picked, key=str)

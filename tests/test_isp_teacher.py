@@ -19,6 +19,7 @@ from isp_env.teacher import (
     fit_teacher,
     group_folds,
     residual_targets,
+    spread_sample,
 )
 from isp_env.tuning import TrainConfig, env_for_policy, train_teacher, tune_with_policy
 
@@ -161,20 +162,23 @@ def test_train_teacher_end_to_end_with_a_real_scorer(tmp_path, isp_raws):
     assert mos.calls == calls and again["teacher"] == summary["teacher"]
 
 
-def test_cli_trains_a_teacher_and_renders_with_it(tmp_path, isp_raws):
+def test_cli_trains_a_teacher_by_default_on_at_most_teacher_raws_and_renders_with_it(tmp_path, isp_raws):
     raw_dir = tmp_path / "raws"
     raw_dir.mkdir()
     for p in isp_raws:
         (raw_dir / p.name).write_bytes(p.read_bytes())
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     run = [sys.executable, "-m", "isp_env.cli", "--raw-dir", str(raw_dir), "--out", str(tmp_path / "run"),
-           "--algo", "teacher", "--model", "classical", "--preview", "64", "--obs-size", "36",
-           "--base", "neutral", "--teacher-budget", "6", "--test-fraction", "0.3", "--no-baselines"]
+           "--model", "classical", "--preview", "64", "--obs-size", "36", "--base", "neutral",
+           "--teacher-budget", "6", "--teacher-raws", "2", "--test-fraction", "0.3", "--no-baselines"]
     res = subprocess.run(run, env=env, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
     assert "teacher policy" in (tmp_path / "run" / "report.md").read_text()
     card = json.loads((tmp_path / "run" / "policy.json").read_text())
     assert card["algo"] == "teacher" and card["env"]["delta_scale"] == 2.0
+    plan = json.loads((tmp_path / "run" / "run.json").read_text())
+    searched = json.loads((tmp_path / "run" / "training.json").read_text())["config"]["train_raws"]
+    assert len(plan["train"]) == 3 and len(searched) == 2 and set(searched) <= set(plan["train"])
     out = tmp_path / "out.png"
     res = subprocess.run([sys.executable, "-m", "isp_env.cli", "render", str(isp_raws[0]), "-o", str(out),
                           "--policy", str(tmp_path / "run" / "policy.safetensors")],
@@ -213,3 +217,14 @@ def test_sac_can_start_from_a_teacher_policy(tmp_path, isp_raws):
 
     with pytest.raises(ConfigError, match="only SAC"):
         init_from_policy(build_model(td3, make_vec_env(isp_raws[:1], td3, subprocess=False)), path, td3)
+
+
+def test_spread_sample_takes_every_scene_group_before_a_second_raw_of_any():
+    raws = [Path(f"/r/{g}_{i}.dng") for g, n in (("a", 5), ("b", 1), ("c", 2), ("d", 3)) for i in range(n)]
+    groups = {p: p.name.split("_")[0] for p in raws}
+    four = spread_sample(raws, 4, groups, seed=0)
+    assert sorted(groups[p] for p in four) == ["a", "b", "c", "d"]
+    six = spread_sample(raws, 6, groups, seed=0)
+    assert {groups[p] for p in six} == {"a", "b", "c", "d"} and len(set(six)) == 6
+    assert six == spread_sample(list(reversed(raws)), 6, groups, seed=0)  # seeded, order-free
+    assert spread_sample(raws, 50, groups, seed=0) == raws

@@ -28,7 +28,7 @@ from isp_env.run import split
 from isp_env.tuning import TrainConfig, build_model, make_vec_env, train
 
 REPO = Path(__file__).resolve().parents[1]
-TINY = ["--model", "classical", "--preview", "80", "--obs-size", "36", "--max-steps", "2",
+TINY = ["--algo", "sac", "--model", "classical", "--preview", "80", "--obs-size", "36", "--max-steps", "2",
         "--batch-size", "16", "--learning-starts", "20", "--test-fraction", "0.4",
         "--cma-global-budget", "40", "--cma-image-budget", "15"]
 
