@@ -130,7 +130,7 @@ def train_split(net, acts, y, tr, a, log) -> Late:
     with torch.no_grad():  # the head predicts standardised MOS
         model.head.weight.copy_((fit.coef / fit.scale).unsqueeze(0) / sd)
         w = fit.coef / fit.scale
-        model.head.bias.copy_(torch.tensor((fit.intercept - float(w @ fit.center) - mu) / sd))
+        model.head.bias.fill_(float((fit.intercept - float(w @ fit.center) - mu) / sd))
     log(f"  head init: ridge alpha {fit.alpha:.3g}")
     back = [p for n, p in model.named_parameters() if not n.startswith("head.")]
     groups = [{"params": back, "lr": a.lr}, {"params": model.head.parameters(), "lr": a.lr * 10}]
@@ -155,7 +155,7 @@ def train_split(net, acts, y, tr, a, log) -> Late:
             loss.backward()
             opt.step()
             sched.step()
-            tot += float(loss) * len(idx)
+            tot += loss.item() * len(idx)
         log(f"  epoch {ep + 1}/{a.epochs}: train mse {tot / len(tr):.4f} ({time.perf_counter() - t0:.0f} s)")
     model.eval()
     return model
