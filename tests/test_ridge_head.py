@@ -66,6 +66,13 @@ def test_two_tap_sets_come_from_one_pass_and_match_their_own_backbones():
     assert len(calls) == 1
     view = ms.tap_view("depthwise")
     assert view.body.net is ms.body.net and view.name == "efficientnet_lite0_ms@depthwise"
+    # in the caller's mode: cached_features restores the view's mode when it is done, which must leave the
+    # shared network in eval (a training-mode view switched it to batch statistics)
+    assert not view.training
+    view.train(view.training)
+    assert not any(m.training for m in ms.modules())
+    assert ms.train().tap_view("depthwise").training
+    ms.eval()
     with torch.no_grad():
         torch.testing.assert_close(feats, ms(x))
         torch.testing.assert_close(stats, view.forward_raw(x))

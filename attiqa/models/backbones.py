@@ -78,9 +78,12 @@ class Backbone(nn.Module):
 
     def tap_view(self, taps: str) -> Backbone:
         """The same network (shared weights, not a copy) read at tap set ``taps``: what a feature cache
-        needs to store the statistics :meth:`forward_with_taps` returns next to the features."""
+        needs to store the statistics :meth:`forward_with_taps` returns next to the features. In this
+        backbone's train/eval mode: the network is shared, so a view that restores its own mode (as
+        ``cached_features`` does) must not switch the caller's network to training."""
         body = MultiLevelStats(self._tap_body().net, taps)
-        return Backbone(f"{self.name}@{taps}", body, body.feature_dim, self.mean, self.std)
+        view = Backbone(f"{self.name}@{taps}", body, body.feature_dim, self.mean, self.std)
+        return view.train(self.training)
 
     @property
     def has_tap_sets(self) -> bool:
