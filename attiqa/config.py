@@ -125,6 +125,23 @@ class PretrainConfig:
 
 
 @dataclass
+class RidgeExtraConfig:
+    """Ours (issue 20): a second MOS table whose images join the ridge head's fit as extra weighted rows,
+    their MOS mapped onto the main table's scale (attiqa/training/ridge.py, :func:`fit_ridge_rows`)."""
+
+    csv: str = ""  # CSV with columns image,mos (every row is used; a split column is ignored)
+    image_root: str = ""  # "" = the CSV's folder (or its images/ subfolder)
+    share: float = field(default=0.1, metadata=_check(lo=0, why="the table's total weight against the main "
+                         "table's training rows (0 = ignore the table)"))  # fmt: skip
+
+    def check(self, where: str = "ridge_extra") -> RidgeExtraConfig:
+        check_values(self, where)
+        if not self.csv:
+            raise ConfigError(f"{where}.csv: no MOS CSV given (set csv: PATH to a table image,mos)")
+        return self
+
+
+@dataclass
 class FinetuneConfig:
     """Fine-tuning to MOS (paper §3.5, §4.2)."""
 
@@ -180,6 +197,9 @@ class FinetuneConfig:
                                      "against the MOS rows (0 = ignore the pairs)"))  # fmt: skip
     ridge_pair_margin: float = field(default=0.1, metadata=_check(lo=0, lo_open=True, why="on the unit MOS "
                                      "scale: 0.1 = a tenth of the MOS range"))  # fmt: skip
+    # ours (issue 20; per-dataset scales as LIQE/UNIQUE): extra MOS tables in the ridge fit, e.g.
+    # [{csv: agiqa3k-dev/mos.csv, share: 0.1}]; each one's MOS affinely mapped to the main targets' mean/sd
+    ridge_extra: list[RidgeExtraConfig] = field(default_factory=list)
     # ours (supplement Table 10 analogue): regress MOS on this one attribute head's features only (the other
     # heads are dropped from the model); None = all heads (§3.5)
     single_head: str | None = field(default=None, metadata=_check(choices=_attributes))
@@ -190,6 +210,11 @@ class FinetuneConfig:
     def check(self, where: str = "finetune") -> FinetuneConfig:
         """Values and combinations that cannot work, each a one-line :class:`ConfigError`."""
         check_values(self, where)
+        for i, extra in enumerate(self.ridge_extra):
+            extra.check(f"{where}.ridge_extra[{i}]")
+        if self.ridge_extra and not self.ridge_taps:
+            raise ConfigError(f"{where}.ridge_extra: extra MOS tables feed the ridge head only; set "
+                              "finetune.ridge_taps (e.g. depthwise_late) or drop ridge_extra")  # fmt: skip
         if self.polish_epochs and not self.feature_cache:
             raise ConfigError(f"{where}.polish_epochs: polishes a feature-cache run; set feature_cache: true "
                               "(without the cache, raise finetune.epochs instead)")  # fmt: skip
@@ -393,6 +418,8 @@ def check_inputs(cfg: TrainConfig, where: str) -> None:
         need.append(("finetune.csv", cfg.finetune.csv))
         if cfg.finetune.ridge_pairs:
             need.append(("finetune.ridge_pairs", cfg.finetune.ridge_pairs))
+        for i, extra in enumerate(cfg.finetune.ridge_extra):
+            need.append((f"finetune.ridge_extra[{i}].csv", extra.csv))
     if cfg.pretrain is not None and cfg.label is None:
         need.append(("labels", cfg.labels))
     if cfg.finetune is not None and cfg.pretrain is None:

@@ -16,6 +16,12 @@ Ranking pairs (ours, issue 20; RankIQA-style): with ``finetune.ridge_pairs`` (a 
 squared hinge ``mu * sum max(0, m - (z_better - z_worse) w)^2`` to the ridge objective
 (:func:`fit_ridge_pairs`). The MOS rows' alpha is still chosen by leave-one-out; the pairs then teach
 the head that "more" (saturation, contrast, sharpening) is not always better.
+
+Extra MOS tables (ours, issue 20; the per-dataset scale is the idea of LIQE [Zhang et al. 2023] and UNIQUE
+[Zhang et al. 2021], here in its simplest affine form): with ``finetune.ridge_extra`` (e.g. AGIQA-3k next
+to CLIVE), every image of each extra table joins the same closed-form fit as an extra row, its MOS mapped
+onto the main training targets' scale (matched mean and sd), each table weighted to a total ``share`` of
+the main rows (:func:`fit_ridge_rows`). Standardisation, intercept and alpha stay the main rows' own.
 """
 
 from __future__ import annotations
@@ -38,7 +44,7 @@ from attiqa.io.checkpoints import read_card
 from attiqa.models import AttiqaModel, load_model, save_model
 from attiqa.models.ridge_head import RidgeHead, signed_power
 from attiqa.training import distributed as D
-from attiqa.training.data import ImageTableDataset, MosSplit
+from attiqa.training.data import ImageTableDataset, MosDataset, MosSplit
 from attiqa.training.mos import TEST_VIEWS, cached_mos_trainer, predict_cached
 from attiqa.training.sources import five_crop_views, shared_cached_features
 from attiqa.training.trainer import one_thread
@@ -92,6 +98,106 @@ def fit_ridge(x: torch.Tensor, y: torch.Tensor, alphas: tuple[float, ...] = ALPH
     return RidgeFit(center.float(), scale.float(), coef.float(), float(y_mean), alpha, math.sqrt(best[1]))
 
 
+@dataclass
+class ExtraRows:
+    """An extra MOS table for :func:`fit_ridge_rows`: transformed features (M, F), its MOS on its own
+    scale (M,), and its total weight against the main rows."""
+
+    x: torch.Tensor
+    mos: torch.Tensor
+    share: float
+
+
+def affine_to(mos: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """``mos`` mapped affinely onto ``target``'s scale: the same mean and (unbiased) sd. A table's ranking is
+    kept, its own scale (0-1, 1-5, 0-100) dropped."""
+    mos, target = mos.double(), target.double()
+    sd = mos.std()
+    if not sd > 0:
+        raise ValueError("an extra MOS table needs at least two different MOS values")
+    return (mos - mos.mean()) / sd * target.std() + target.mean()
+
+
+def fit_ridge_rows(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    extra: tuple[ExtraRows, ...] | list[ExtraRows] = (),
+    better: torch.Tensor | None = None,
+    worse: torch.Tensor | None = None,
+    pair_weight: float = 0.0,
+    margin: float = 0.1,
+    alphas: tuple[float, ...] = ALPHAS,
+    rounds: int = 30,
+) -> RidgeFit:
+    """:func:`fit_ridge` on the main rows ``x`` (N, F), ``y`` (N,), plus extra MOS tables and ranking
+    pairs (ours, issue 20). Minimises, in closed form per active set,
+
+        |Z w + b - y|^2 + sum_t c_t^2 |Z_t w + b - A_t(y_t)|^2
+                        + s^2 * sum_{active pairs} (m - (z_better - z_worse) w)^2 + alpha |w|^2
+
+    ``A_t`` = :func:`affine_to` (table t's MOS onto the main targets' mean and sd), ``c_t^2 = share_t * N /
+    M_t`` (the table's total weight = share x the main rows), ``s^2 = pair_weight * N / P``. The pairs are a
+    squared hinge: a pair ranked by at least the margin ``m`` drops out of the active set, the fit is redone
+    until the set stops changing (or ``rounds``).
+
+    Ours, stated exactly: the standardisation (Z = (x - center) / scale), the intercept ``b`` (the main
+    targets' mean) and alpha all come from the main rows alone — alpha is :func:`fit_ridge`'s exact
+    leave-one-out choice on the main rows with the extra rows and pairs absent; they are added afterwards
+    at that alpha (no leave-one-out over them). Without extra rows and pairs (or all weights 0) the result
+    is exactly :func:`fit_ridge`'s."""
+    base = fit_ridge(x, y, alphas)
+    extra = [e for e in extra if e.share > 0 and len(e.x)]
+    use_pairs = better is not None and worse is not None and pair_weight > 0 and len(better) > 0
+    if not extra and not use_pairs:
+        return base
+    for e in extra:
+        if e.x.shape[1:] != x.shape[1:] or len(e.x) != len(e.mos):
+            raise ValueError(f"extra rows {tuple(e.x.shape)} / MOS {tuple(e.mos.shape)} do not match "
+                             f"{tuple(x.shape)}")  # fmt: skip
+    if use_pairs:
+        assert better is not None and worse is not None
+        if better.shape != worse.shape or better.shape[1:] != x.shape[1:]:
+            raise ValueError(f"pair features {tuple(better.shape)} / {tuple(worse.shape)} do not match "
+                             f"{tuple(x.shape)}")  # fmt: skip
+    center, scale = base.center.double(), base.scale.double()
+    n = x.shape[0]
+    std = lambda v: (v.double() - center) / scale  # noqa: E731
+    blocks = [std(x), *(std(e.x) for e in extra)]
+    y = y.double()
+    yc = y - y.mean()
+    weights = [torch.ones(n, dtype=torch.float64)]
+    targets = [yc]
+    for e in extra:
+        c = math.sqrt(e.share * n / len(e.x))
+        weights.append(torch.full((len(e.x),), c, dtype=torch.float64))
+        targets.append(c * (affine_to(e.mos, y) - y.mean()))
+    fixed = sum(len(b) for b in blocks)  # rows always in the fit
+    npairs = len(better) if use_pairs else 0
+    if use_pairs:
+        blocks.append((better.double() - worse.double()) / scale)  # type: ignore[union-attr]
+    z = torch.cat(blocks)
+    gram = z @ z.T  # every row's products once; each active set only indexes it
+    c_fixed, t_fixed = torch.cat(weights), torch.cat(targets)
+    s = math.sqrt(pair_weight * n / npairs) if use_pairs else 0.0
+    active = torch.ones(npairs, dtype=torch.bool)
+    coef = base.coef.double()
+    for _ in range(rounds):
+        on = torch.nonzero(active).flatten()
+        rows = torch.cat([torch.arange(fixed), fixed + on])
+        c = torch.cat([c_fixed, torch.full((len(on),), s, dtype=torch.float64)])
+        target = torch.cat([t_fixed, torch.full((len(on),), s * margin, dtype=torch.float64)])
+        k = c[:, None] * gram[rows][:, rows] * c[None, :]
+        k.diagonal().add_(base.alpha)
+        coef = z[rows].T @ (c * torch.linalg.solve(k, target))  # ridge in its dual (Gram) form
+        if not use_pairs:
+            break
+        now = (z[fixed:] @ coef) < margin
+        if torch.equal(now, active):
+            break
+        active = now
+    return RidgeFit(base.center, base.scale, coef.float(), base.intercept, base.alpha, base.loo_rmse)
+
+
 def fit_ridge_pairs(
     x: torch.Tensor,
     y: torch.Tensor,
@@ -102,41 +208,9 @@ def fit_ridge_pairs(
     alphas: tuple[float, ...] = ALPHAS,
     rounds: int = 30,
 ) -> RidgeFit:
-    """:func:`fit_ridge` plus ranking pairs (ours, issue 20): minimises, in closed form per active set,
-
-        |Z w + b - y|^2 + s^2 * sum_{active pairs} (m - (z_better - z_worse) w)^2 + alpha |w|^2
-
-    with ``s^2 = weight * N / P`` (``weight`` = the pairs' total share against the N MOS rows; P pairs).
-    A squared hinge: a pair ranked by at least the margin ``m`` drops out of the active set, the fit is
-    redone until the set stops changing (or ``rounds``). Alpha and the standardisation come from the MOS
-    rows alone (leave-one-out, as without pairs); ``better``/``worse`` are transformed features (P, F)."""
-    base = fit_ridge(x, y, alphas)
-    if weight <= 0 or len(better) == 0:
-        return base
-    if better.shape != worse.shape or better.shape[1:] != x.shape[1:]:
-        raise ValueError(f"pair features {tuple(better.shape)} / {tuple(worse.shape)} do not match "
-                         f"{tuple(x.shape)}")  # fmt: skip
-    center, scale = base.center.double(), base.scale.double()
-    n, npairs = x.shape[0], better.shape[0]
-    z = torch.cat([(x.double() - center) / scale, (better.double() - worse.double()) / scale])
-    gram = z @ z.T  # every row's products once; each active set only indexes it
-    yc = y.double() - y.double().mean()
-    s = math.sqrt(weight * n / npairs)
-    active = torch.ones(npairs, dtype=torch.bool)
-    coef = base.coef.double()
-    for _ in range(rounds):
-        rows = torch.cat([torch.arange(n), n + torch.nonzero(active).flatten()])
-        c = torch.ones(len(rows), dtype=torch.float64)
-        c[n:] = s
-        target = torch.cat([yc, torch.full((len(rows) - n,), s * margin, dtype=torch.float64)])
-        k = c[:, None] * gram[rows][:, rows] * c[None, :]
-        k.diagonal().add_(base.alpha)
-        coef = z[rows].T @ (c * torch.linalg.solve(k, target))  # ridge in its dual (Gram) form
-        now = (z[n:] @ coef) < margin
-        if torch.equal(now, active):
-            break
-        active = now
-    return RidgeFit(base.center, base.scale, coef.float(), base.intercept, base.alpha, base.loo_rmse)
+    """:func:`fit_ridge_rows` with ranking pairs only (``weight`` = the pairs' total share against the N
+    MOS rows; ``better``/``worse`` are transformed features (P, F))."""
+    return fit_ridge_rows(x, y, (), better, worse, weight, margin, alphas, rounds)
 
 
 def read_pairs_csv(path: str | Path) -> tuple[list[Path], torch.Tensor]:
@@ -219,11 +293,11 @@ def add_ridge_head(
         raise AttiqaError(f"{split.source}: too few readable training photos for the ridge head ({len(tr)})")
     x = signed_power(stats[:, :TEST_VIEWS], cfg.ridge_power).mean(1)
     target01 = model.mos_to_unit_scale(split.mos.float())
-    fitter, pair_card = pair_fitter(cfg, backbone, kw)
+    fitter, fit_card = ridge_fitter(cfg, backbone, kw)
     fit = fitter(x[tr], target01[tr])
-    card_ridge: dict[str, Any] = {"loo_rmse_unit_scale": fit.loo_rmse, "n_train": len(tr), **pair_card}
-    if pair_card:
-        card_ridge["pairs"]["ranked_train"] = pair_card["pairs"]["ranked"](fit)
+    card_ridge: dict[str, Any] = {"loo_rmse_unit_scale": fit.loo_rmse, "n_train": len(tr), **fit_card}
+    if "pairs" in fit_card:
+        card_ridge["pairs"]["ranked_train"] = fit_card["pairs"]["ranked"](fit)
     weight = cfg.ridge_weight
     if weight is None:
         if init_model is None:
@@ -242,7 +316,7 @@ def add_ridge_head(
         )
 
     ridge = model.attach_ridge(head())
-    if pair_card:
+    if "pairs" in fit_card:
         del card_ridge["pairs"]["ranked"]
     card_ridge = {**ridge.card(), **card_ridge}
     metrics, mlp_metrics = val_metrics(model)
@@ -272,34 +346,55 @@ def add_ridge_head(
     return best_metrics, history
 
 
-def pair_fitter(
+def ridge_fitter(
     cfg: FinetuneConfig, backbone, kw: dict[str, Any]
 ) -> tuple[Callable[[torch.Tensor, torch.Tensor], RidgeFit], dict[str, Any]]:
-    """The fit to use (``fit_ridge``, or :func:`fit_ridge_pairs` on ``cfg.ridge_pairs``' images: the
-    same five-crop tap statistics as the MOS photos, from the same feature cache) and its card entry."""
-    if not cfg.ridge_pairs or cfg.ridge_pair_weight <= 0:
-        return fit_ridge, {}
-    paths, pairs = read_pairs_csv(cfg.ridge_pairs)
+    """The fit to use — :func:`fit_ridge`, or :func:`fit_ridge_rows` with ``cfg.ridge_pairs``' pairs and
+    ``cfg.ridge_extra``'s tables, their images' features the same five-crop tap statistics as the MOS
+    photos, from the same feature cache — and its card entries (``pairs``, ``extra``)."""
     view_tf, view = five_crop_views(backbone, cfg.resize_shorter, cfg.crop_size)
-    data = ImageTableDataset(paths, torch.zeros(len(paths)), view_tf, "skip")
-    stats, ok = shared_cached_features(backbone.tap_view(cfg.ridge_taps), data, view, cfg.feature_cache_dir,
-                                       **kw)  # fmt: skip
-    keep = ok[pairs[:, 0]] & ok[pairs[:, 1]]
-    if not keep.any():
-        raise AttiqaError(f"{cfg.ridge_pairs}: no ranking pair has both images readable")
-    pairs = pairs[keep]
-    xp = signed_power(stats[:, :TEST_VIEWS], cfg.ridge_power).mean(1)
-    better, worse = xp[pairs[:, 0]], xp[pairs[:, 1]]
+    taps = backbone.tap_view(cfg.ridge_taps)
+
+    def transformed(data: ImageTableDataset) -> tuple[torch.Tensor, torch.Tensor]:
+        stats, ok = shared_cached_features(taps, data, view, cfg.feature_cache_dir, **kw)
+        return signed_power(stats[:, :TEST_VIEWS], cfg.ridge_power).mean(1), ok
+
+    extra: list[ExtraRows] = []
+    card: dict[str, Any] = {}
+    for table in cfg.ridge_extra:
+        if table.share <= 0:
+            continue
+        data = MosDataset(table.csv, table.image_root or None, view_tf, on_error="skip")
+        xe, ok = transformed(data)
+        if int(ok.sum()) < 2:
+            raise AttiqaError(f"{table.csv}: fewer than two readable images (finetune.ridge_extra)")
+        extra.append(ExtraRows(xe[ok], data.mos[ok], table.share))
+        card.setdefault("extra", []).append({"csv": Path(table.csv).name, "n": int(ok.sum()),
+                                             "skipped": int((~ok).sum()), "share": table.share,
+                                             "map": "affine, matched mean and sd"})  # fmt: skip
+    better = worse = None
+    if cfg.ridge_pairs and cfg.ridge_pair_weight > 0:
+        paths, pairs = read_pairs_csv(cfg.ridge_pairs)
+        xp, ok = transformed(ImageTableDataset(paths, torch.zeros(len(paths)), view_tf, "skip"))
+        keep = ok[pairs[:, 0]] & ok[pairs[:, 1]]
+        if not keep.any():
+            raise AttiqaError(f"{cfg.ridge_pairs}: no ranking pair has both images readable")
+        pairs = pairs[keep]
+        better, worse = xp[pairs[:, 0]], xp[pairs[:, 1]]
+
+        def ranked(fit: RidgeFit) -> float:  # share of training pairs the head ranks the right way round
+            return float((fit.predict(better) > fit.predict(worse)).double().mean())
+
+        card["pairs"] = {"csv": Path(cfg.ridge_pairs).name, "n": int(len(pairs)),
+                         "skipped": int((~keep).sum()), "weight": cfg.ridge_pair_weight,
+                         "margin": cfg.ridge_pair_margin, "ranked": ranked}  # fmt: skip
+    if not card:
+        return fit_ridge, {}
 
     def fitter(x: torch.Tensor, y: torch.Tensor) -> RidgeFit:
-        return fit_ridge_pairs(x, y, better, worse, cfg.ridge_pair_weight, cfg.ridge_pair_margin)
+        return fit_ridge_rows(x, y, extra, better, worse, cfg.ridge_pair_weight, cfg.ridge_pair_margin)
 
-    def ranked(fit: RidgeFit) -> float:  # share of training pairs the head ranks the right way round
-        return float((fit.predict(better) > fit.predict(worse)).double().mean())
-
-    card = {"csv": Path(cfg.ridge_pairs).name, "n": int(len(pairs)), "skipped": int((~keep).sum()),
-            "weight": cfg.ridge_pair_weight, "margin": cfg.ridge_pair_margin, "ranked": ranked}  # fmt: skip
-    return fitter, {"pairs": card}
+    return fitter, card
 
 
 def choose_ridge_weight(
