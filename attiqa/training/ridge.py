@@ -168,13 +168,15 @@ def fit_ridge_rows(
     weights = [torch.ones(n, dtype=torch.float64)]
     targets = [yc]
     for e in extra:
-        c = math.sqrt(e.share * n / len(e.x))
-        weights.append(torch.full((len(e.x),), c, dtype=torch.float64))
-        targets.append(c * (affine_to(e.mos, y) - y.mean()))
+        w = math.sqrt(e.share * n / len(e.x))
+        weights.append(torch.full((len(e.x),), w, dtype=torch.float64))
+        targets.append(w * (affine_to(e.mos, y) - y.mean()))
     fixed = sum(len(b) for b in blocks)  # rows always in the fit
-    npairs = len(better) if use_pairs else 0
+    npairs = 0
     if use_pairs:
-        blocks.append((better.double() - worse.double()) / scale)  # type: ignore[union-attr]
+        assert better is not None and worse is not None
+        npairs = len(better)
+        blocks.append((better.double() - worse.double()) / scale)
     z = torch.cat(blocks)
     gram = z @ z.T  # every row's products once; each active set only indexes it
     c_fixed, t_fixed = torch.cat(weights), torch.cat(targets)
