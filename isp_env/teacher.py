@@ -141,7 +141,8 @@ def group_folds(groups: Sequence[str], n_folds: int, seed: int) -> list[np.ndarr
     folds: list[list[str]] = [[] for _ in range(min(n_folds, len(names)))]
     for g in sorted(names, key=lambda g: -sizes[g]):  # largest groups first, into the emptiest fold
         min(folds, key=lambda f: sum(sizes[x] for x in f)).append(g)
-    return [np.array([i for i, x in enumerate(groups) if x in set(f)]) for f in folds]
+    held = [set(f) for f in folds]
+    return [np.array([i for i, x in enumerate(groups) if x in h]) for h in held]
 
 
 @dataclass
@@ -182,8 +183,7 @@ def choose_by_cv(features: np.ndarray, targets: np.ndarray, groups: Sequence[str
             console.print(f"  {kind:5s} {strength:5g}: CV guarded score {scores.mean():.2f}")
             if best is None or scores.mean() > best.cv_score + 1e-9:
                 best = Choice(kind, strength, float(scores.mean()), table)
-    assert best is not None
-    best.table = table
+    assert best is not None  # every Choice holds the same (complete) table
     return best
 
 

@@ -32,7 +32,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
@@ -295,11 +295,11 @@ def add_ridge_head(
         raise AttiqaError(f"{split.source}: too few readable training photos for the ridge head ({len(tr)})")
     x = signed_power(stats[:, :TEST_VIEWS], cfg.ridge_power).mean(1)
     target01 = model.mos_to_unit_scale(split.mos.float())
-    fitter, fit_card = ridge_fitter(cfg, backbone, kw)
+    fitter, fit_card, ranked = ridge_fitter(cfg, backbone, kw)
     fit = fitter(x[tr], target01[tr])
     card_ridge: dict[str, Any] = {"loo_rmse_unit_scale": fit.loo_rmse, "n_train": len(tr), **fit_card}
-    if "pairs" in fit_card:
-        card_ridge["pairs"]["ranked_train"] = fit_card["pairs"]["ranked"](fit)
+    if ranked is not None:
+        card_ridge["pairs"] = {**fit_card["pairs"], "ranked_train": ranked(fit)}
     weight = cfg.ridge_weight
     if weight is None:
         if init_model is None:
@@ -318,8 +318,6 @@ def add_ridge_head(
         )
 
     ridge = model.attach_ridge(head())
-    if "pairs" in fit_card:
-        del card_ridge["pairs"]["ranked"]
     card_ridge = {**ridge.card(), **card_ridge}
     metrics, mlp_metrics = val_metrics(model)
     history = [*history, {"epoch": history[-1]["epoch"] if history else 0, "ridge": True, **metrics}]
@@ -348,12 +346,19 @@ def add_ridge_head(
     return best_metrics, history
 
 
-def ridge_fitter(
-    cfg: FinetuneConfig, backbone, kw: dict[str, Any]
-) -> tuple[Callable[[torch.Tensor, torch.Tensor], RidgeFit], dict[str, Any]]:
+class RidgeFitter(NamedTuple):
+    """What :func:`ridge_fitter` returns: the fit, its card entries (``pairs``, ``extra``) and, with ranking
+    pairs, the share of the training pairs a fitted head ranks the right way round."""
+
+    fit: Callable[[torch.Tensor, torch.Tensor], RidgeFit]
+    card: dict[str, Any]
+    ranked: Callable[[RidgeFit], float] | None = None
+
+
+def ridge_fitter(cfg: FinetuneConfig, backbone, kw: dict[str, Any]) -> RidgeFitter:
     """The fit to use — :func:`fit_ridge`, or :func:`fit_ridge_rows` with ``cfg.ridge_pairs``' pairs and
     ``cfg.ridge_extra``'s tables, their images' features the same five-crop tap statistics as the MOS
-    photos, from the same feature cache — and its card entries (``pairs``, ``extra``)."""
+    photos, from the same feature cache."""
     view_tf, view = five_crop_views(backbone, cfg.resize_shorter, cfg.crop_size)
     taps = backbone.tap_view(cfg.ridge_taps)
 
@@ -375,6 +380,7 @@ def ridge_fitter(
                                              "skipped": int((~ok).sum()), "share": table.share,
                                              "map": "affine, matched mean and sd"})  # fmt: skip
     better = worse = None
+    ranked: Callable[[RidgeFit], float] | None = None
     if cfg.ridge_pairs and cfg.ridge_pair_weight > 0:
         paths, pairs = read_pairs_csv(cfg.ridge_pairs)
         xp, ok = transformed(ImageTableDataset(paths, torch.zeros(len(paths)), view_tf, "skip"))
@@ -384,19 +390,21 @@ def ridge_fitter(
         pairs = pairs[keep]
         better, worse = xp[pairs[:, 0]], xp[pairs[:, 1]]
 
-        def ranked(fit: RidgeFit) -> float:  # share of training pairs the head ranks the right way round
+        def ranked_share(fit: RidgeFit) -> float:
             return float((fit.predict(better) > fit.predict(worse)).double().mean())
+
+        ranked = ranked_share
 
         card["pairs"] = {"csv": Path(cfg.ridge_pairs).name, "n": int(len(pairs)),
                          "skipped": int((~keep).sum()), "weight": cfg.ridge_pair_weight,
-                         "margin": cfg.ridge_pair_margin, "ranked": ranked}  # fmt: skip
+                         "margin": cfg.ridge_pair_margin}  # fmt: skip
     if not card:
-        return fit_ridge, {}
+        return RidgeFitter(fit_ridge, {})
 
     def fitter(x: torch.Tensor, y: torch.Tensor) -> RidgeFit:
         return fit_ridge_rows(x, y, extra, better, worse, cfg.ridge_pair_weight, cfg.ridge_pair_margin)
 
-    return fitter, card
+    return RidgeFitter(fitter, card, ranked)
 
 
 def choose_ridge_weight(

@@ -24,6 +24,13 @@ from attiqa.training.feature_cache import cached_features
 from attiqa.training.sources import five_crop_views
 
 
+def prompts_and_mos(root: Path) -> tuple[list[str], torch.Tensor]:
+    """Each AGIQA-3k image's prompt and ``mos_quality`` (float64), in the dataset adapter's order."""
+    ds = get_dataset("agiqa3k", root)
+    return [it.meta.get("prompt", "") for it in ds.items], torch.tensor([it.mos for it in ds.items],
+                                                                         dtype=torch.float64)
+
+
 def write_csv(root: Path, out: Path, holdout_seed: int = 0, holdout: bool = True) -> Path:
     """image,mos,split (absolute paths, mos_quality) of every image of the AGIQA-3k folder ``root``.
 

@@ -36,7 +36,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from attiqa.datasets import get_dataset
 from attiqa.evaluation.metrics import correlations
 from attiqa.models import create_backbone
 from attiqa.models.backbones import tap_points
@@ -45,7 +44,7 @@ from attiqa.training.ridge import fit_ridge
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from cache_features import load_features  # noqa: E402
+from cache_features import load_features, prompts_and_mos  # noqa: E402
 from recipes import split_sets  # noqa: E402
 
 
@@ -186,9 +185,7 @@ def main() -> None:
     if not done.all():
         raise SystemExit(f"{a.acts}: {int((~done).sum())} images not cached yet (late_cache.py)")
     acts = torch.from_numpy(np.load(a.acts, mmap_mode="r")[:].copy())  # (N, 5, C, H, W) fp16
-    ds = get_dataset("agiqa3k", a.root)
-    prompts = [it.meta.get("prompt", "") for it in ds.items]
-    y = torch.tensor([it.mos for it in ds.items], dtype=torch.float64)
+    prompts, y = prompts_and_mos(a.root)
     _, stats = load_features(Path(meta["csv"]), progress=False, stages=False)  # (N, 5, 19200), cached
     net = create_backbone("efficientnet_lite0_ms").body.net.eval()
     if a.train_from > start:  # frozen blocks between the cache and the trained part: run them once

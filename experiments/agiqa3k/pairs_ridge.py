@@ -22,14 +22,13 @@ from pathlib import Path
 
 import torch
 
-from attiqa.datasets import get_dataset
 from attiqa.evaluation.metrics import correlations
 from attiqa.models.ridge_head import signed_power
 from attiqa.training.ridge import fit_ridge, fit_ridge_pairs
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from cache_features import load_features, write_csv  # noqa: E402
+from cache_features import load_features, prompts_and_mos, write_csv  # noqa: E402
 from recipes import split_sets  # noqa: E402
 
 
@@ -58,9 +57,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("runs/agiqa3k/research/pairs_ridge.json"))
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    ds = get_dataset("agiqa3k", a.root)
-    prompts = [it.meta.get("prompt", "") for it in ds.items]
-    y = torch.tensor([it.mos for it in ds.items], dtype=torch.float64)
+    prompts, y = prompts_and_mos(a.root)
     csv = write_csv(a.root, a.out.parent / "all.csv")
     _, stats = load_features(csv, progress=False, stages=False)
     x = signed_power(stats[:, :5], 0.5).mean(1)

@@ -22,7 +22,6 @@ from pathlib import Path
 
 import torch
 
-from attiqa.datasets import get_dataset
 from attiqa.models.backbones import (
     HALF_MEAN,
     HALF_STD,
@@ -37,7 +36,7 @@ from attiqa.training.feature_cache import cached_features
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from cache_features import load_features, write_csv  # noqa: E402
+from cache_features import load_features, prompts_and_mos, write_csv  # noqa: E402
 from recipes import split_sets, summarise  # noqa: E402
 from views import WholeImage, run, standardise, whole_features  # noqa: E402
 
@@ -78,9 +77,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("runs/agiqa3k/research"))
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    ds = get_dataset("agiqa3k", a.root)
-    prompts = [it.meta.get("prompt", "") for it in ds.items]
-    y = torch.tensor([it.mos for it in ds.items], dtype=torch.float64)
+    prompts, y = prompts_and_mos(a.root)
     sets = split_sets(prompts, 10)
     csv = write_csv(a.root, a.out / "all.csv")
     _, stats = load_features(csv, progress=False, stages=False)

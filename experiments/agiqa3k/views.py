@@ -27,7 +27,6 @@ from pathlib import Path
 
 import torch
 
-from attiqa.datasets import get_dataset
 from attiqa.evaluation.metrics import correlations
 from attiqa.models import create_backbone
 from attiqa.models.ridge_head import signed_power
@@ -38,7 +37,7 @@ from attiqa.training.ridge import ALPHAS
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from cache_features import load_features, write_csv  # noqa: E402
+from cache_features import load_features, prompts_and_mos, write_csv  # noqa: E402
 from recipes import split_sets, summarise  # noqa: E402
 
 
@@ -162,9 +161,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    ds = get_dataset("agiqa3k", a.root)
-    prompts = [it.meta.get("prompt", "") for it in ds.items]
-    y = torch.tensor([it.mos for it in ds.items], dtype=torch.float64)
+    prompts, y = prompts_and_mos(a.root)
     sets = split_sets(prompts, 10)
     csv = write_csv(a.root, a.out / "all.csv")
     feats, stats = load_features(csv, progress=False)
