@@ -58,7 +58,8 @@ def tune(
                              "setting found by CMA-ES on the training raws), neutral, or a parameter JSON."),
     residual_scale: float | None = typer.Option(
         None, min=0.01, max=2.0, help="Residual actions: largest offset from the base, in normalised units "
-        "(each range is 2 wide). Default 0.4; 2 (the whole range) for --algo teacher."),
+        "(each range is 2 wide). Default: isp_env.tuning.default_delta_scale (0.4; 2, the whole range, for "
+        "--algo teacher)."),
     guard: bool = typer.Option(True, help="Subtract the over-processing penalty from the reward."),
     test_fraction: float = typer.Option(0.3, min=0.0, max=0.9, help="Share of raws held out for testing "
                                         "(whole scene groups, from DIR/manifest.csv when present); 0: train "
@@ -102,11 +103,9 @@ def tune(
         raise ConfigError(f"--action-mode {action_mode!r}: use residual, absolute or delta")
     if obs_mode not in ("stats", "image"):
         raise ConfigError(f"--obs-mode {obs_mode!r}: use stats or image")
-    if residual_scale is None:
-        residual_scale = 2.0 if algo.lower() == "teacher" else 0.4
     cfg = TrainConfig(algo=algo.lower(), timesteps=timesteps, n_envs=n_envs, preview=preview,
                       obs_size=obs_size, max_steps=max_steps, action_mode=action_mode, obs_mode=obs_mode,
-                      delta_scale=residual_scale if action_mode == "residual" else 0.5, guard=guard,
+                      delta_scale=residual_scale if action_mode == "residual" else None, guard=guard,
                       seed=seed,
                       checkpoint_every=checkpoint_every, batch_size=batch_size,
                       learning_starts=learning_starts, scorer=model, init_policy=init_policy)

@@ -38,9 +38,8 @@ from isp_env.report import write_report
 from isp_env.reward import (
     DEFAULT_VIEW_SHORTER,
     Guard,
-    develop_view,
     finish_view,
-    make_guard,
+    guarded_item,
     rawpy_render,
     render_stats,
     to_view,
@@ -188,8 +187,7 @@ def evaluate(raw_dir: Path, out: Path, cfg: TrainConfig, mos: MOSFunction, test_
     paths: dict[str, Path] = {}
     for p in test_raws:
         try:
-            dev = develop_view(read_raw(p), view) if view else develop(read_raw(p), cfg.preview)
-            items[image_key(p, raw_dir)] = (dev, make_guard(dev, p, view), view)
+            items[image_key(p, raw_dir)] = guarded_item(p, view, cfg.preview)
             paths[image_key(p, raw_dir)] = p
         except RawReadError as exc:
             skipped[str(p)] = str(exc)
@@ -271,8 +269,7 @@ def global_cma(out: Path, cfg: TrainConfig, mos: MOSFunction, train_raws: list[P
                 break
             p = train_raws[int(i)]
             try:
-                dev = develop_view(read_raw(p), view) if view else develop(read_raw(p), cfg.preview)
-                train_items.append((dev, make_guard(dev, p, view), view))
+                train_items.append(guarded_item(p, view, cfg.preview))
             except RawReadError as exc:
                 skipped[str(p)] = str(exc)
         console.print(f"global CMA-ES on {len(train_items)} training raws, budget {global_budget} scorer "

@@ -228,3 +228,13 @@ def test_spread_sample_takes_every_scene_group_before_a_second_raw_of_any():
     assert {groups[p] for p in six} == {"a", "b", "c", "d"} and len(set(six)) == 6
     assert six == spread_sample(list(reversed(raws)), 6, groups, seed=0)  # seeded, order-free
     assert spread_sample(raws, 50, groups, seed=0) == raws
+
+
+def test_the_residual_scale_default_lives_in_the_config():
+    """One default, by algorithm and action mode (not only in the CLI): a teacher built in code gets the
+    whole range, an RL agent the session 22 offset, delta steps their step; an explicit value wins."""
+    teacher = TrainConfig(algo="teacher", action_mode="residual", obs_mode="stats")
+    assert teacher.env_kwargs()["delta_scale"] == 2.0
+    assert TrainConfig(algo="sac", action_mode="residual").delta_scale == 0.4
+    assert TrainConfig(algo="sac", action_mode="delta").delta_scale == 0.5
+    assert TrainConfig(algo="teacher", action_mode="residual", delta_scale=0.7).scale == 0.7
