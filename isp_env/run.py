@@ -44,7 +44,7 @@ from isp_env.reward import (
     render_stats,
     to_view,
 )
-from isp_env.teacher import spread_sample
+from isp_env.teacher import TeacherSettings, spread_sample
 from isp_env.tuning import TrainConfig, train, train_teacher, tune_with_policy
 
 
@@ -107,13 +107,12 @@ def _load_json(path: Path) -> dict:
 def run(raw_dir: Path, out: Path, cfg: TrainConfig, test_fraction: float = 0.3, baselines: bool = True,
         subprocess: bool = True, synth_photos: Path | None = None, cma_global_budget: int = 600,
         cma_image_budget: int = 150, base: str = "neutral",
-        teacher_budget: int = 150, teacher_start: str = "neutral",
-        teacher_raws: int = 60) -> list[dict[str, Any]]:
+        teacher: TeacherSettings | None = None) -> list[dict[str, Any]]:
     """Split, train, evaluate. ``base`` (residual actions): ``neutral``, ``global`` (the global CMA-ES
     setting of the training raws: the same search as the baseline, run once) or a parameter JSON.
-    ``cfg.algo == "teacher"``: the per-image policy of :mod:`isp_env.teacher` (``teacher_budget`` scorer
-    calls of per-image CMA-ES on each of at most ``teacher_raws`` training raws, spread over the scene groups,
-    from ``teacher_start``) instead of an RL agent."""
+    ``cfg.algo == "teacher"``: the per-image policy of :mod:`isp_env.teacher` (per-image CMA-ES on at most
+    ``teacher.raws`` training raws, spread over the scene groups: :class:`isp_env.teacher.TeacherSettings`)
+    instead of an RL agent."""
     raws = find_raws(raw_dir)
     if len(raws) < 2:
         raise ConfigError(f"{raw_dir}: found {len(raws)} raw file(s), need at least 2 (one to train, one to "
@@ -159,8 +158,9 @@ def run(raw_dir: Path, out: Path, cfg: TrainConfig, test_fraction: float = 0.3, 
                   f"-> {out}")
 
     if cfg.algo == "teacher":
-        searched = spread_sample(train_raws + synth, teacher_raws, groups, cfg.seed)
-        training = train_teacher(out, searched, cfg, mos, groups, teacher_budget, teacher_start)
+        teacher = teacher or TeacherSettings()
+        searched = spread_sample(train_raws + synth, teacher.raws, groups, cfg.seed)
+        training = train_teacher(out, searched, cfg, mos, groups, teacher)
     else:
         training = train(out, train_raws + synth, cfg, subprocess=subprocess)
     agent_calls = int(training["scorer_calls"]) + base_calls

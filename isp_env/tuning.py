@@ -24,6 +24,7 @@ from attiqa.errors import ConfigError
 from attiqa.progress import console, progress_task
 from isp_env.env import ISPTuningEnv
 from isp_env.policy_io import algorithms, find_state, load_state, policy_name, save_policy, save_state
+from isp_env.teacher import TeacherSettings
 
 # The one place of the default ``delta_scale`` (normalised units; each range is 2 wide), by action mode and
 # algorithm (ours): delta steps 0.5; residual offsets of an RL agent 0.4 (session 22, measured with
@@ -314,12 +315,12 @@ def tune_with_policy(policy, card: dict[str, Any], raw_path: Path) -> dict[str, 
 
 
 def train_teacher(run_dir: Path, train_raws: list[Path], cfg: TrainConfig, mos, groups: dict[Path, str],
-                  budget: int, start: str = "neutral") -> dict[str, Any]:
-    """``--algo teacher`` (:mod:`isp_env.teacher`): per-image CMA-ES targets on the training raws (``budget``
-    scorer calls each, from the base or, ``start="neutral"``, from the neutral setting like the per-image
-    baseline), a scene-group cross-validated choice of the regression, then the chosen model fitted on
-    every training raw; writes ``policy.safetensors`` + ``policy.json`` like :func:`train`. Resumable
-    (targets and CV scores are saved as they are computed)."""
+                  settings: TeacherSettings | None = None) -> dict[str, Any]:
+    """``--algo teacher`` (:mod:`isp_env.teacher`): per-image CMA-ES targets on the training raws (the best
+    of ``settings.restarts`` searches of ``settings.budget`` scorer calls each, from the neutral setting
+    like the per-image baseline or from the base), a scene-group cross-validated choice of the regression,
+    then the chosen model fitted on every training raw; writes ``policy.safetensors`` + ``policy.json``
+    like :func:`train`. Resumable (every search and CV score is saved as it is computed)."""
     from attiqa.io.atomic import write_json_atomic
     from isp_env.baselines import guarded_objective
     from isp_env.params import neutral, to_normalized
@@ -327,11 +328,15 @@ def train_teacher(run_dir: Path, train_raws: list[Path], cfg: TrainConfig, mos, 
     from isp_env.reward import guarded_item
     from isp_env.teacher import choose_by_cv, fit_teacher, residual_targets, search_targets
 
+    settings = settings or TeacherSettings()
+    budget, start = settings.budget, settings.start
+
     if cfg.action_mode != "residual" or cfg.obs_mode != "stats":
         raise ConfigError("--algo teacher needs --action-mode residual and --obs-mode stats")
     if start not in ("base", "neutral"):
         raise ConfigError(f"--teacher-start {start!r}: use base or neutral")
     key = cfg.learning_key() | {"teacher_budget": budget, "teacher_start": start,
+                                "teacher_restarts": settings.restarts,
                                 "train_raws": sorted(map(str, train_raws))}
     summary_path = run_dir / "training.json"
     if summary_path.exists() and (run_dir / "policy.safetensors").exists():
@@ -360,7 +365,8 @@ def train_teacher(run_dir: Path, train_raws: list[Path], cfg: TrainConfig, mos, 
     if len(names) < 2:
         raise ConfigError(f"--algo teacher needs at least 2 readable training raws, found {len(names)}")
     x0 = base if start == "base" else to_normalized(neutral())
-    targets = search_targets(objectives, budget, x0, cfg.seed, folder / f"targets_{start}.json")
+    targets = search_targets(objectives, budget, x0, cfg.seed, folder / f"targets_{start}.json",
+                             settings.restarts)
     x = np.stack(feats)
     y = residual_targets([targets[n]["params"] for n in names], cfg.base or {}, cfg.scale)
     cache_path = folder / f"cv_scores_{start}.json"
@@ -379,7 +385,8 @@ def train_teacher(run_dir: Path, train_raws: list[Path], cfg: TrainConfig, mos, 
             "policy_kwargs": {"n_features": int(x.shape[1]), "kind": choice.kind, "n_train": len(names),
                               "k": int(choice.strength) if choice.kind == "knn" else 0},
             "env": cfg.env_kwargs() | {"scorer": None}, "scorer": cfg.scorer, "timesteps": calls,
-            "teacher": {"budget_per_raw": budget, "start": start, "kind": choice.kind,
+            "teacher": {"budget_per_raw": budget, "restarts": settings.restarts, "start": start,
+                        "kind": choice.kind,
                         "strength": choice.strength, "cv_score": choice.cv_score,
                         "cv": [{k: v for k, v in r.items() if k != "scores"} for r in choice.table]},
             "train_raws": [p.name for p in train_raws if str(p) not in skipped]}

@@ -15,10 +15,12 @@ from isp_env.params import N_PARAMS, NAMES, from_normalized, neutral, to_normali
 from isp_env.policy_io import load_policy, save_policy
 from isp_env.teacher import (
     DEFAULT_CANDIDATES,
+    TeacherSettings,
     choose_by_cv,
     fit_teacher,
     group_folds,
     residual_targets,
+    search_targets,
     spread_sample,
 )
 from isp_env.tuning import TrainConfig, env_for_policy, train_teacher, tune_with_policy
@@ -148,7 +150,7 @@ def test_train_teacher_end_to_end_with_a_real_scorer(tmp_path, isp_raws):
     cfg = TrainConfig(algo="teacher", preview=64, obs_size=36, action_mode="residual", obs_mode="stats",
                       delta_scale=2.0, scorer="classical", base=neutral() | {"saturation": 0.8})
     groups = {p: f"g{i // 2}" for i, p in enumerate(isp_raws)}
-    summary = train_teacher(tmp_path, isp_raws, cfg, mos, groups, budget=8)
+    summary = train_teacher(tmp_path, isp_raws, cfg, mos, groups, TeacherSettings(budget=8, restarts=1))
     targets = json.loads((tmp_path / "teacher" / "targets_neutral.json").read_text())
     assert len(targets) == len(isp_raws) and all(t["calls"] <= 8 for t in targets.values())
     assert len(summary["cv_table"]) == len(DEFAULT_CANDIDATES)
@@ -158,7 +160,7 @@ def test_train_teacher_end_to_end_with_a_real_scorer(tmp_path, isp_raws):
     calls = mos.calls
     params = tune_with_policy(policy, card, isp_raws[0])
     assert mos.calls == calls and set(params) == set(NAMES)
-    again = train_teacher(tmp_path, isp_raws, cfg, mos, groups, budget=8)
+    again = train_teacher(tmp_path, isp_raws, cfg, mos, groups, TeacherSettings(budget=8, restarts=1))
     assert mos.calls == calls and again["teacher"] == summary["teacher"]
 
 
@@ -238,3 +240,25 @@ def test_the_residual_scale_default_lives_in_the_config():
     assert TrainConfig(algo="sac", action_mode="residual").delta_scale == 0.4
     assert TrainConfig(algo="sac", action_mode="delta").delta_scale == 0.5
     assert TrainConfig(algo="teacher", action_mode="residual", delta_scale=0.7).scale == 0.7
+
+
+def test_targets_are_the_best_of_restarts_and_resume_from_single_search_files(tmp_path):
+    """Session 24: a raw's target is the best of its searches (seeds seed, seed + 1); a file of single
+    searches (session 23's format) counts as the first restart, so only the second is run; a rerun runs
+    nothing."""
+    calls = []
+
+    def objective(x):  # a real function of the setting, best at exposure +0.5 (normalised)
+        calls.append(1)
+        return -float((x[EXPOSURE] - 0.5) ** 2 + 0.1 * np.sum(x ** 2))
+
+    path = tmp_path / "targets.json"
+    path.write_text(json.dumps({"a": {"params": neutral(), "score": -1e9, "calls": 12, "budget": 12}}))
+    out = search_targets({"a": objective}, 12, to_normalized(neutral()), 0, path, restarts=2)
+    assert len(calls) == 12  # only the seed-1 search ran
+    runs = json.loads(path.read_text())["a"]["runs"]
+    assert sorted(r["seed"] for r in runs) == [0, 1] and out["a"]["calls"] == 24
+    assert out["a"]["score"] == max(r["score"] for r in runs) > -1e9
+    assert out["a"]["params"] == next(r["params"] for r in runs if r["seed"] == 1)
+    again = search_targets({"a": objective}, 12, to_normalized(neutral()), 0, path, restarts=2)
+    assert len(calls) == 12 and again["a"] == out["a"]
