@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from isp_env.env import N_STATS
 from isp_env.params import N_PARAMS, NAMES, from_normalized, neutral, to_normalized
 from isp_env.policy_io import load_policy, save_policy
 from isp_env.teacher import (
@@ -108,7 +109,7 @@ def test_cross_validation_picks_the_model_that_scores_best_on_held_out_raws():
 def test_policy_adapts_per_raw_and_round_trips_through_the_policy_files(tmp_path, isp_raws):
     """Fitted on real DNGs' observations, the policy gives raws with other statistics other settings, and
     the saved + loaded policy tunes them identically."""
-    card = _card("ridge", 13, len(isp_raws))
+    card = _card("ridge", N_STATS + 1, len(isp_raws))
     x = _observations(isp_raws, card)
     assert np.ptp(x[:, 2]) > 0.01  # the four photos differ in median luma
     y = np.zeros((len(isp_raws), N_PARAMS))
@@ -128,7 +129,7 @@ def test_policy_adapts_per_raw_and_round_trips_through_the_policy_files(tmp_path
         assert t == pytest.approx(want, abs=1e-4)
         assert t == tune_with_policy(pol, card, p)
     # neighbours round-trip too (their training set is part of the file)
-    knn_card = _card("knn", 13, len(isp_raws), k=1)
+    knn_card = _card("knn", N_STATS + 1, len(isp_raws), k=1)
     knn = fit_teacher(x, y, "knn", 1)
     loaded_knn, _ = load_policy(save_policy(knn, tmp_path / "knn.safetensors", knn_card))
     assert np.allclose(loaded_knn.predict(x.astype(np.float32))[0], y, atol=1e-6)
@@ -194,7 +195,7 @@ def test_sac_can_start_from_a_teacher_policy(tmp_path, isp_raws):
     teacher's settings, re-expressed around the SAC run's own base and residual scale."""
     from isp_env.tuning import build_model, init_from_policy, make_vec_env
 
-    card = _card("ridge", 13, len(isp_raws))
+    card = _card("ridge", N_STATS + 1, len(isp_raws))
     x = _observations(isp_raws, card)
     y = np.zeros((len(isp_raws), N_PARAMS))
     y[:, EXPOSURE] = 0.15 * (x[:, 2] - x[:, 2].mean()) / np.ptp(x[:, 2])
@@ -262,3 +263,14 @@ def test_targets_are_the_best_of_restarts_and_resume_from_single_search_files(tm
     assert out["a"]["params"] == next(r["params"] for r in runs if r["seed"] == 1)
     again = search_targets({"a": objective}, 12, to_normalized(neutral()), 0, path, restarts=2)
     assert len(calls) == 12 and again["a"] == out["a"]
+
+
+def test_a_policy_fitted_on_another_observation_is_refused_in_one_line(tmp_path):
+    """Session 24 widened the observation (12 -> N_STATS statistics): a session 23 policy file must not
+    crash at inference but be refused when loaded, naming the file and the fix."""
+    from attiqa.errors import ModelLoadError
+
+    old = fit_teacher(np.random.default_rng(0).uniform(0, 1, (6, 13)), np.zeros((6, N_PARAMS)), "ridge", 1.0)
+    path = save_policy(old, tmp_path / "old.safetensors", _card("ridge", 13, 6))
+    with pytest.raises(ModelLoadError, match="old.safetensors.*12 image statistics.*retrain"):
+        load_policy(path)
