@@ -80,7 +80,7 @@ def tune(
     teacher_raws: int | None = typer.Option(None, min=2, help="--algo teacher: searches at most this many "
                                             "training raws, spread over the scene groups (default 60)."),
     teacher_restarts: int | None = typer.Option(None, min=1, help="--algo teacher: independent searches per "
-                                                "training raw; the best setting is its target (default 2)."),
+                                                "training raw; the best setting is its target (default 3)."),
     teacher_start: str | None = typer.Option(
         None, help="--algo teacher: start each search at the neutral setting, like the per-image baseline "
         "(neutral, default), or at the base (base)."),

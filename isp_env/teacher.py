@@ -151,7 +151,7 @@ class TeacherSettings:
     measured recipe (docs/isp.md)."""
 
     budget: int = 150  # scorer calls of each per-image CMA-ES search (the per-image baseline's budget)
-    restarts: int = 2  # searches per raw, seeds seed, seed + 1, ...; the best setting is the target
+    restarts: int = 3  # searches per raw, seeds seed, seed + 1, ...; the best setting is the target
     start: str = "neutral"  # where the searches start: neutral (like the per-image baseline) or base
     raws: int = 60  # at most this many training raws are searched, spread over the scene groups
 
@@ -202,9 +202,9 @@ def search_targets(items: dict[str, Callable[[np.ndarray], float]], budget: int,
                    path: Path, restarts: int = 1) -> dict[str, dict[str, Any]]:
     """Per-image CMA-ES from ``x0`` (normalised) on each raw's guarded objective (name -> objective),
     ``restarts`` independent searches (seeds ``seed``, ``seed + 1``, ...) of ``budget`` scorer calls each;
-    a raw's target is its best setting over them (session 24: the best of two searches made a better
-    teacher than one search or their mean — docs/isp.md). Every search is saved to ``path`` as it ends
-    (resumable; a file of single searches, as session 23 wrote, counts as the first restart)."""
+    a raw's target is its best setting over them (session 24: the best of two or three searches made a
+    better teacher than one search or the mean of two — docs/isp.md). Every search is saved to ``path``
+    as it ends (resumable; a file of single searches, as session 23 wrote, counts as the first restart)."""
     import json
 
     old: dict[str, dict[str, Any]] = json.loads(path.read_text()) if path.exists() else {}
