@@ -151,7 +151,7 @@ class TeacherSettings:
     measured recipe (docs/isp.md)."""
 
     budget: int = 150  # scorer calls of each per-image CMA-ES search (the per-image baseline's budget)
-    restarts: int = 3  # searches per raw, seeds seed, seed + 1, ...; the best setting is the target
+    restarts: int = 3  # searches per raw (seeds 0, 1, ...); the best setting is the raw's target
     start: str = "neutral"  # where the searches start: neutral (like the per-image baseline) or base
     raws: int = 60  # at most this many training raws are searched, spread over the scene groups
 

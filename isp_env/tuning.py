@@ -365,8 +365,9 @@ def train_teacher(run_dir: Path, train_raws: list[Path], cfg: TrainConfig, mos, 
     if len(names) < 2:
         raise ConfigError(f"--algo teacher needs at least 2 readable training raws, found {len(names)}")
     x0 = base if start == "base" else to_normalized(neutral())
-    targets = search_targets(objectives, budget, x0, cfg.seed, folder / f"targets_{start}.json",
-                             settings.restarts)
+    # search seeds 0, 1, ... whatever the split seed: a raw's targets do not depend on the split (runs on
+    # other splits, and the run that fits the policy to ship, reuse the same searches)
+    targets = search_targets(objectives, budget, x0, 0, folder / f"targets_{start}.json", settings.restarts)
     x = np.stack(feats)
     y = residual_targets([targets[n]["params"] for n in names], cfg.base or {}, cfg.scale)
     cache_path = folder / f"cv_scores_{start}.json"
