@@ -314,6 +314,37 @@ def tune_with_policy(policy, card: dict[str, Any], raw_path: Path) -> dict[str, 
 
 
 
+def teacher_inputs(raws: list[Path], cfg: TrainConfig, mos, groups: dict[Path, str]):
+    """Per readable raw, what the teacher learns from: its name (``scene_group|file``), the policy's
+    observation of its base render (float64), its guarded objective (normalised setting -> score), its scene
+    group; and the raws skipped (path -> reason). Shared by :func:`train_teacher` and
+    ``benchmarks/isp_teacher_cv.py``."""
+    from isp_env.baselines import guarded_objective
+    from isp_env.raw import RawReadError
+    from isp_env.reward import guarded_item
+
+    env_cfg = {k: v for k, v in cfg.env_kwargs().items() if k != "scorer"}
+    names: list[str] = []
+    feats: list[np.ndarray] = []
+    objectives: dict[str, Callable[[np.ndarray], float]] = {}
+    group_of: list[str] = []
+    skipped: dict[str, str] = {}
+    for p in raws:
+        env = ISPTuningEnv([p], scorer=None, score=False, torch_threads=None, **env_cfg)
+        try:
+            obs, _ = env.reset(seed=0)
+        except RawReadError as exc:
+            skipped[str(p)] = str(exc)
+            console.print(f"[yellow]skipped[/] {exc}")
+            continue
+        name = f"{groups.get(p, p.name)}|{p.name}"
+        names.append(name)
+        feats.append(np.asarray(obs, dtype=np.float64))
+        objectives[name] = guarded_objective([guarded_item(p, env.view_shorter, dev=env.developed(p))], mos)
+        group_of.append(groups.get(p, p.name))
+    return names, feats, objectives, group_of, skipped
+
+
 def train_teacher(run_dir: Path, train_raws: list[Path], cfg: TrainConfig, mos, groups: dict[Path, str],
                   settings: TeacherSettings | None = None) -> dict[str, Any]:
     """``--algo teacher`` (:mod:`isp_env.teacher`): per-image CMA-ES targets on the training raws (the best
@@ -322,10 +353,7 @@ def train_teacher(run_dir: Path, train_raws: list[Path], cfg: TrainConfig, mos, 
     then the chosen model fitted on every training raw; writes ``policy.safetensors`` + ``policy.json``
     like :func:`train`. Resumable (every search and CV score is saved as it is computed)."""
     from attiqa.io.atomic import write_json_atomic
-    from isp_env.baselines import guarded_objective
     from isp_env.params import neutral, to_normalized
-    from isp_env.raw import RawReadError
-    from isp_env.reward import guarded_item
     from isp_env.teacher import choose_by_cv, fit_teacher, residual_targets, search_targets
 
     settings = settings or TeacherSettings()
@@ -346,22 +374,8 @@ def train_teacher(run_dir: Path, train_raws: list[Path], cfg: TrainConfig, mos, 
             return done
     folder = run_dir / "teacher"
     folder.mkdir(parents=True, exist_ok=True)
-    env_cfg = {k: v for k, v in cfg.env_kwargs().items() if k != "scorer"}
     base = to_normalized(cfg.base or {})
-    names, feats, objectives, group_of, skipped = [], [], {}, [], {}
-    for p in train_raws:
-        env = ISPTuningEnv([p], scorer=None, score=False, torch_threads=None, **env_cfg)
-        try:
-            obs, _ = env.reset(seed=0)
-        except RawReadError as exc:
-            skipped[str(p)] = str(exc)
-            console.print(f"[yellow]skipped[/] {exc}")
-            continue
-        name = f"{groups.get(p, p.name)}|{p.name}"
-        names.append(name)
-        feats.append(np.asarray(obs, dtype=np.float64))
-        objectives[name] = guarded_objective([guarded_item(p, env.view_shorter, dev=env.developed(p))], mos)
-        group_of.append(groups.get(p, p.name))
+    names, feats, objectives, group_of, skipped = teacher_inputs(train_raws, cfg, mos, groups)
     if len(names) < 2:
         raise ConfigError(f"--algo teacher needs at least 2 readable training raws, found {len(names)}")
     x0 = base if start == "base" else to_normalized(neutral())
