@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -58,7 +59,8 @@ def tune(
                              "setting found by CMA-ES on the training raws), neutral, or a parameter JSON."),
     residual_scale: float | None = typer.Option(
         None, min=0.01, max=2.0, help="Residual actions: largest offset from the base, in normalised units "
-        "(each range is 2 wide). Default 0.4; 2 (the whole range) for --algo teacher."),
+        "(each range is 2 wide). Default: isp_env.tuning.default_delta_scale (0.4; 2, the whole range, for "
+        "--algo teacher)."),
     guard: bool = typer.Option(True, help="Subtract the over-processing penalty from the reward."),
     test_fraction: float = typer.Option(0.3, min=0.0, max=0.9, help="Share of raws held out for testing "
                                         "(whole scene groups, from DIR/manifest.csv when present); 0: train "
@@ -73,14 +75,15 @@ def tune(
     learning_starts: int = typer.Option(200, min=0, help="SAC/TD3: random steps before learning."),
     cma_global_budget: int = typer.Option(600, min=1, help="Scorer calls of the global CMA-ES baseline."),
     cma_image_budget: int = typer.Option(150, min=1, help="Scorer calls of per-image CMA-ES per test raw."),
-    teacher_budget: int = typer.Option(150, min=2, help="--algo teacher: scorer calls of per-image CMA-ES "
-                                       "per training raw (the targets)."),
-    teacher_raws: int = typer.Option(60, min=2, help="--algo teacher: searches at most this many training "
-                                     "raws (spread over the scene groups); costs this x --teacher-budget "
-                                     "scorer calls."),
-    teacher_start: str = typer.Option(
-        "neutral", help="--algo teacher: start each target search at the neutral setting, like the per-image "
-        "baseline (neutral; the measured recipe), or at the base (base)."),
+    teacher_budget: int | None = typer.Option(None, min=2, help="--algo teacher: scorer calls of each "
+                                              "per-image CMA-ES search on a training raw (default 150)."),
+    teacher_raws: int | None = typer.Option(None, min=2, help="--algo teacher: searches at most this many "
+                                            "training raws, spread over the scene groups (default 60)."),
+    teacher_restarts: int | None = typer.Option(None, min=1, help="--algo teacher: independent searches per "
+                                                "training raw; the best setting is its target (default 3)."),
+    teacher_start: str | None = typer.Option(
+        None, help="--algo teacher: start each search at the neutral setting, like the per-image baseline "
+        "(neutral, default), or at the base (base)."),
     baselines: bool = typer.Option(True, help="Also run neutral, rawpy, global and per-image CMA-ES."),
 ) -> None:
     """Train an agent on the training raws, tune + render the test raws, compare with baselines.
@@ -96,24 +99,26 @@ def tune(
     if not raw_dir.is_dir():
         raise ConfigError(f"{raw_dir}: not a folder — pass --raw-dir with your raw files")
     from isp_env.run import run
+    from isp_env.teacher import TeacherSettings
     from isp_env.tuning import TrainConfig
 
     if action_mode not in ("absolute", "delta", "residual"):
         raise ConfigError(f"--action-mode {action_mode!r}: use residual, absolute or delta")
     if obs_mode not in ("stats", "image"):
         raise ConfigError(f"--obs-mode {obs_mode!r}: use stats or image")
-    if residual_scale is None:
-        residual_scale = 2.0 if algo.lower() == "teacher" else 0.4
+    given: dict[str, Any] = {"budget": teacher_budget, "restarts": teacher_restarts, "start": teacher_start,
+                             "raws": teacher_raws}
+    teacher_given = {k: v for k, v in given.items() if v is not None}  # the rest: TeacherSettings' defaults
     cfg = TrainConfig(algo=algo.lower(), timesteps=timesteps, n_envs=n_envs, preview=preview,
                       obs_size=obs_size, max_steps=max_steps, action_mode=action_mode, obs_mode=obs_mode,
-                      delta_scale=residual_scale if action_mode == "residual" else 0.5, guard=guard,
+                      delta_scale=residual_scale if action_mode == "residual" else None, guard=guard,
                       seed=seed,
                       checkpoint_every=checkpoint_every, batch_size=batch_size,
                       learning_starts=learning_starts, scorer=model, init_policy=init_policy)
     summary = run(raw_dir, out, cfg, test_fraction=test_fraction, baselines=baselines,
                   synth_photos=synth_photos, cma_global_budget=cma_global_budget,
-                  cma_image_budget=cma_image_budget, base=base, teacher_budget=teacher_budget,
-                  teacher_start=teacher_start, teacher_raws=teacher_raws)
+                  cma_image_budget=cma_image_budget, base=base,
+                  teacher=TeacherSettings(**teacher_given))
     if not summary:  # --test-fraction 0: a policy trained on every raw, nothing held out to report
         return
     table = Table(title=f"isp-tune: held-out raws ({summary[0]['n_images']})", show_lines=False)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -76,30 +77,23 @@ def from_scorer(scorer, one_pass: bool | str = "center") -> MOSFunction:
     model = getattr(scorer, "model", None)
     shorter = scorer.info.min_shorter
     if one_pass and model is not None and shorter and hasattr(model, "card_config"):
-        import torch
+        # the model's own test transforms (attiqa.models.transforms), scored through the scorer's own call
+        from attiqa.models.transforms import CenterCropTest, Normalize, resize_shorter
 
         cfg = model.card_config()
-        mean = torch.tensor(cfg["mean"], dtype=torch.float32).view(1, 3, 1, 1)
-        std = torch.tensor(cfg["std"], dtype=torch.float32).view(1, 3, 1, 1)
-        col = scorer.columns.index(column)
-        crop = int(cfg.get("test_crop") or 320) if one_pass == "center" else None
+        normalize = Normalize(cfg["mean"], cfg["std"])
 
-        def whole(images):
-            out = []
-            for im in images:
-                w, h = im.size
-                if min(w, h) != shorter:
-                    s = shorter / min(w, h)
-                    im = im.resize((max(shorter, round(w * s)), max(shorter, round(h * s))), Image.BICUBIC)
-                if crop is not None and min(im.size) >= crop:
-                    left, top = (im.size[0] - crop) // 2, (im.size[1] - crop) // 2
-                    im = im.crop((left, top, left + crop, top + crop))
-                x = torch.from_numpy(np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0)
-                x = (x.permute(2, 0, 1)[None] - mean) / std
-                out.append(float(scorer.score_tensors(x)[0, col]))
-            return out
+        def whole(im: Image.Image):
+            return normalize(resize_shorter(im.convert("RGB"), int(shorter)))
 
-        return MOSFunction(whole, scorer.info.score_range, scorer.info.name, batched=True,
+        # "center": what attiqa.load_scorer(..., crops="center") does
+        view: Callable[[Image.Image], Any] = whole if one_pass != "center" else CenterCropTest(
+            cfg["mean"], cfg["std"], int(shorter), int(cfg.get("test_crop") or 320))
+
+        def one(images):
+            return [float(scorer(view(im))[column]) for im in images]
+
+        return MOSFunction(one, scorer.info.score_range, scorer.info.name, batched=True,
                            view_shorter=int(shorter))
 
     def fn(images):

@@ -22,7 +22,7 @@ from safetensors.numpy import save_file as save_np
 from attiqa.errors import ModelLoadError
 from attiqa.io.atomic import atomic_path, write_json_atomic
 from attiqa.io.checkpoints import load_checkpoint, load_training_state, save_checkpoint, save_training_state
-from isp_env.env import spaces_for
+from isp_env.env import N_STATS, spaces_for
 from isp_env.params import NAMES
 
 POLICY_KIND = "isp_env-policy"
@@ -91,7 +91,15 @@ def load_policy(path: str | Path):
     if card.get("param_names") != list(NAMES):
         raise ModelLoadError(f"{path}: policy was trained for other ISP parameters — retrain it")
     policy = build_policy(card)
-    policy.load_state_dict(tensors)
+    n_obs = int(card.get("policy_kwargs", {}).get("n_features", N_STATS + 1))
+    try:
+        if card["algo"] == "teacher" and n_obs != N_STATS + 1:
+            raise RuntimeError(f"{n_obs - 1} image statistics")
+        policy.load_state_dict(tensors)
+    except RuntimeError as exc:  # the observation changed under it (12 statistics until session 23)
+        what = str(exc) if card["algo"] == "teacher" else "its network does not fit"
+        raise ModelLoadError(f"{path}: policy was trained on another observation ({what}; this isp_env has "
+                             f"{N_STATS} image statistics) — retrain it with isp-tune") from None
     policy.set_training_mode(False)
     return policy, card
 

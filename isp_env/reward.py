@@ -3,9 +3,9 @@
 Why (issue 19, ours): a preview upscaled to the scorer's view grades interpolated pixels, and the five-crop
 protocol costs five forward passes. Here a render is made at the scale the scorer looks at (ATTIQA: shorter
 side ``test_resize_shorter``, 500 for the default model; raws smaller than that render at full resolution
-and are resized like the scorer's own transform would) and scored whole, in one pass
-(:meth:`isp_env.mos_function.MOSFunction.one_pass`). ``benchmarks/isp_reward_agreement.py`` measures how this
-ranks parameter sets against the paper's five-crop scoring of full-resolution renders.
+and are resized like the scorer's own transform would) and scored whole, in one pass (``one_pass`` of
+:func:`isp_env.mos_function.from_scorer`). ``benchmarks/isp_reward_agreement.py`` measures how this ranks
+parameter sets against the paper's five-crop scoring of full-resolution renders.
 
 The guard (ours): the default model pays for over-processing (saturation 1.8, contrast 1.5, maximal
 sharpening -> higher MOS with 98 % clipped pixels). Until the scorer itself is robust, the reward subtracts
@@ -60,11 +60,14 @@ CLIP_W, SAT_W, GRAD_W, HUE_W = 200.0, 100.0, 40.0, 1.0
 # normal edit; a grey (saturation 0.14 vs 0.5-0.7), flat or murky render is not. Slope: 100 per unit of
 # relative shortfall (a render at half the floor loses 50 points of the scorer's range).
 SAT_LO, BRIGHT_LO, CONTRAST_LO = 0.75, 0.7, 0.6  # SAT_LO 0.5 until session 23 (module docstring)
-LOW_W = 100.0
 # upper bound on global contrast (ours, session 23): free up to 1.3 x the more contrasted sane render; the
-# harsh training-raw optima measured 1.44-1.86 x, the pleasant ones <= 1.25 x. Slope LOW_W per unit of
-# relative excess
+# harsh training-raw optima measured 1.44-1.86 x, the pleasant ones <= 1.25 x
 CONTRAST_HI = 1.3
+# slope of the relative bounds: 100 per unit of relative shortfall below a floor (desaturation, dark, flat)
+# or of relative excess above CONTRAST_HI (harsh). The harsh term shares it on purpose: it is the mirror of
+# the flat term on the same measure (the luma sd), and the same slope as the saturation ceiling (SAT_W per
+# unit of ratio); it charged the harsh optima of session 23 11-43 points
+REL_W = 100.0
 # overshoot (ours): a moderate unsharp mask (amount 1) measured 1.3-1.4 x neutral on four training raws,
 # visible halos 3 x; free up to 1.5 x, then 20 points per unit of ratio
 OVERSHOOT_TOL, OVERSHOOT_W = 1.5, 20.0
@@ -128,8 +131,8 @@ def hue_shift_degrees(rgb: np.ndarray, ref: np.ndarray) -> float:
 
 
 def _shortfall(value: float, floor: float) -> float:
-    """``LOW_W`` x the relative shortfall of ``value`` below ``floor`` (0 when at or above it)."""
-    return LOW_W * max(0.0, 1.0 - value / floor) if floor > 1e-6 else 0.0
+    """``REL_W`` x the relative shortfall of ``value`` below ``floor`` (0 when at or above it)."""
+    return REL_W * max(0.0, 1.0 - value / floor) if floor > 1e-6 else 0.0
 
 
 @dataclass
@@ -157,7 +160,7 @@ class Guard:
                 "desaturation": _shortfall(s.saturation, SAT_LO * min(r.saturation for r in refs)),
                 "dark": _shortfall(s.brightness, BRIGHT_LO * min(r.brightness for r in refs)),
                 "flat": _shortfall(s.contrast, CONTRAST_LO * min(r.contrast for r in refs)),
-                "harsh": LOW_W * max(0.0, s.contrast / max(CONTRAST_HI * max(r.contrast for r in refs), 1e-3)
+                "harsh": REL_W * max(0.0, s.contrast / max(CONTRAST_HI * max(r.contrast for r in refs), 1e-3)
                                      - 1.0)}
 
     def penalty(self, rgb: np.ndarray) -> float:
@@ -214,3 +217,17 @@ def make_guard(dev: Developed, path: str | Path | None, view: int | None) -> Gua
         except Exception:  # noqa: BLE001  (a raw rawpy can't post-process: the neutral render is the reference)
             rp = None
     return Guard(render_stats(img[::2, ::2]), rp, img)
+
+
+def guarded_item(path: str | Path, view: int | None, preview: int | None = None,
+                 dev: Developed | None = None) -> tuple[Developed, Guard, int | None]:
+    """What :func:`isp_env.baselines.guarded_objective` scores for one raw — its front end at the scorer's
+    scale (``view``; or a ``preview`` of that long side when ``view`` is None), its guard and the view —
+    the one recipe for the baselines, the teacher's targets and its cross-validation. ``dev``: a front end
+    already developed that way (the environment's)."""
+    from isp_env.raw import read_raw
+
+    if dev is None:
+        raw = read_raw(path)
+        dev = develop_view(raw, view) if view else develop(raw, preview)
+    return dev, make_guard(dev, path, view), view

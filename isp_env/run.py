@@ -38,14 +38,13 @@ from isp_env.report import write_report
 from isp_env.reward import (
     DEFAULT_VIEW_SHORTER,
     Guard,
-    develop_view,
     finish_view,
-    make_guard,
+    guarded_item,
     rawpy_render,
     render_stats,
     to_view,
 )
-from isp_env.teacher import spread_sample
+from isp_env.teacher import TeacherSettings, spread_sample
 from isp_env.tuning import TrainConfig, train, train_teacher, tune_with_policy
 
 
@@ -108,13 +107,12 @@ def _load_json(path: Path) -> dict:
 def run(raw_dir: Path, out: Path, cfg: TrainConfig, test_fraction: float = 0.3, baselines: bool = True,
         subprocess: bool = True, synth_photos: Path | None = None, cma_global_budget: int = 600,
         cma_image_budget: int = 150, base: str = "neutral",
-        teacher_budget: int = 150, teacher_start: str = "neutral",
-        teacher_raws: int = 60) -> list[dict[str, Any]]:
+        teacher: TeacherSettings | None = None) -> list[dict[str, Any]]:
     """Split, train, evaluate. ``base`` (residual actions): ``neutral``, ``global`` (the global CMA-ES
     setting of the training raws: the same search as the baseline, run once) or a parameter JSON.
-    ``cfg.algo == "teacher"``: the per-image policy of :mod:`isp_env.teacher` (``teacher_budget`` scorer
-    calls of per-image CMA-ES on each of at most ``teacher_raws`` training raws, spread over the scene groups,
-    from ``teacher_start``) instead of an RL agent."""
+    ``cfg.algo == "teacher"``: the per-image policy of :mod:`isp_env.teacher` (per-image CMA-ES on at most
+    ``teacher.raws`` training raws, spread over the scene groups: :class:`isp_env.teacher.TeacherSettings`)
+    instead of an RL agent."""
     raws = find_raws(raw_dir)
     if len(raws) < 2:
         raise ConfigError(f"{raw_dir}: found {len(raws)} raw file(s), need at least 2 (one to train, one to "
@@ -160,8 +158,9 @@ def run(raw_dir: Path, out: Path, cfg: TrainConfig, test_fraction: float = 0.3, 
                   f"-> {out}")
 
     if cfg.algo == "teacher":
-        searched = spread_sample(train_raws + synth, teacher_raws, groups, cfg.seed)
-        training = train_teacher(out, searched, cfg, mos, groups, teacher_budget, teacher_start)
+        teacher = teacher or TeacherSettings()
+        searched = spread_sample(train_raws + synth, teacher.raws, groups, cfg.seed)
+        training = train_teacher(out, searched, cfg, mos, groups, teacher)
     else:
         training = train(out, train_raws + synth, cfg, subprocess=subprocess)
     agent_calls = int(training["scorer_calls"]) + base_calls
@@ -188,8 +187,7 @@ def evaluate(raw_dir: Path, out: Path, cfg: TrainConfig, mos: MOSFunction, test_
     paths: dict[str, Path] = {}
     for p in test_raws:
         try:
-            dev = develop_view(read_raw(p), view) if view else develop(read_raw(p), cfg.preview)
-            items[image_key(p, raw_dir)] = (dev, make_guard(dev, p, view), view)
+            items[image_key(p, raw_dir)] = guarded_item(p, view, cfg.preview)
             paths[image_key(p, raw_dir)] = p
         except RawReadError as exc:
             skipped[str(p)] = str(exc)
@@ -271,8 +269,7 @@ def global_cma(out: Path, cfg: TrainConfig, mos: MOSFunction, train_raws: list[P
                 break
             p = train_raws[int(i)]
             try:
-                dev = develop_view(read_raw(p), view) if view else develop(read_raw(p), cfg.preview)
-                train_items.append((dev, make_guard(dev, p, view), view))
+                train_items.append(guarded_item(p, view, cfg.preview))
             except RawReadError as exc:
                 skipped[str(p)] = str(exc)
         console.print(f"global CMA-ES on {len(train_items)} training raws, budget {global_budget} scorer "

@@ -24,6 +24,20 @@ from attiqa.errors import ConfigError
 from attiqa.progress import console, progress_task
 from isp_env.env import ISPTuningEnv
 from isp_env.policy_io import algorithms, find_state, load_state, policy_name, save_policy, save_state
+from isp_env.teacher import TeacherSettings
+
+# The one place of the default ``delta_scale`` (normalised units; each range is 2 wide), by action mode and
+# algorithm (ours): delta steps 0.5; residual offsets of an RL agent 0.4 (session 22, measured with
+# benchmarks/isp_formulation.py); residual offsets of the teacher 2, the whole range — its targets are
+# per-image optima that may lie anywhere, and its regression's shrinkage, not a clip, keeps it near the base.
+DELTA_SCALE, RESIDUAL_SCALE, TEACHER_RESIDUAL_SCALE = 0.5, 0.4, 2.0
+
+
+def default_delta_scale(algo: str, action_mode: str) -> float:
+    """The ``delta_scale`` a :class:`TrainConfig` gets when none is given."""
+    if action_mode != "residual":
+        return DELTA_SCALE
+    return TEACHER_RESIDUAL_SCALE if algo == "teacher" else RESIDUAL_SCALE
 
 
 @dataclass
@@ -35,7 +49,8 @@ class TrainConfig:
     obs_size: int = 64
     max_steps: int = 1  # one-step contextual policy with absolute actions (docs/isp.md: why)
     action_mode: str = "absolute"
-    delta_scale: float = 0.5  # delta: step size; residual: largest offset from the base (normalised units)
+    # delta: step size; residual: largest offset from the base (normalised units); None: default_delta_scale
+    delta_scale: float | None = None
     obs_mode: str = "image"  # image: CNN on the render + stats; stats: MLP on the statistics only
     base: dict[str, float] | None = None  # residual: the setting action 0 renders (None = neutral)
     guard: bool = True
@@ -53,9 +68,19 @@ class TrainConfig:
     torch_threads: int = 1  # learner; single-threaded is much faster on busy cores (docs/isp.md)
     init_policy: str | None = None  # start from this policy's weights ("default" = the shipped one)
 
+    def __post_init__(self) -> None:
+        if self.delta_scale is None:
+            self.delta_scale = default_delta_scale(self.algo, self.action_mode)
+
+    @property
+    def scale(self) -> float:
+        """``delta_scale`` as a float (resolved by ``__post_init__``)."""
+        assert self.delta_scale is not None
+        return float(self.delta_scale)
+
     def env_kwargs(self) -> dict[str, Any]:
         return {"scorer": self.scorer, "preview": self.preview, "obs_size": self.obs_size,
-                "max_steps": self.max_steps, "action_mode": self.action_mode, "delta_scale": self.delta_scale,
+                "max_steps": self.max_steps, "action_mode": self.action_mode, "delta_scale": self.scale,
                 "guard": self.guard, "view_shorter": self.view_shorter, "obs_mode": self.obs_mode,
                 "base": self.base}
 
@@ -257,7 +282,7 @@ def distill_teacher(model, teacher, card: dict[str, Any], cfg: TrainConfig, step
         params = (torch.as_tensor(to_normalized(card["env"].get("base") or {}), dtype=torch.float32)
                   + float(card["env"]["delta_scale"]) * teacher(obs)).clamp(-1.0, 1.0)
         base = torch.as_tensor(to_normalized(cfg.base or {}), dtype=torch.float32)
-        target = ((params - base) / cfg.delta_scale).clamp(-0.999, 0.999)
+        target = ((params - base) / cfg.scale).clamp(-0.999, 0.999)
     opt = torch.optim.Adam(actor.parameters(), lr=1e-3)
     loss = torch.zeros(())
     for _ in range(steps):
@@ -289,25 +314,57 @@ def tune_with_policy(policy, card: dict[str, Any], raw_path: Path) -> dict[str, 
 
 
 
-def train_teacher(run_dir: Path, train_raws: list[Path], cfg: TrainConfig, mos, groups: dict[Path, str],
-                  budget: int, start: str = "neutral") -> dict[str, Any]:
-    """``--algo teacher`` (:mod:`isp_env.teacher`): per-image CMA-ES targets on the training raws (``budget``
-    scorer calls each, from the base or, ``start="neutral"``, from the neutral setting like the per-image
-    baseline), a scene-group cross-validated choice of the regression, then the chosen model fitted on
-    every training raw; writes ``policy.safetensors`` + ``policy.json`` like :func:`train`. Resumable
-    (targets and CV scores are saved as they are computed)."""
-    from attiqa.io.atomic import write_json_atomic
+def teacher_inputs(raws: list[Path], cfg: TrainConfig, mos, groups: dict[Path, str]):
+    """Per readable raw, what the teacher learns from: its name (``scene_group|file``), the policy's
+    observation of its base render (float64), its guarded objective (normalised setting -> score), its scene
+    group; and the raws skipped (path -> reason). Shared by :func:`train_teacher` and
+    ``benchmarks/isp_teacher_cv.py``."""
     from isp_env.baselines import guarded_objective
-    from isp_env.params import neutral, to_normalized
     from isp_env.raw import RawReadError
-    from isp_env.reward import make_guard
+    from isp_env.reward import guarded_item
+
+    env_cfg = {k: v for k, v in cfg.env_kwargs().items() if k != "scorer"}
+    names: list[str] = []
+    feats: list[np.ndarray] = []
+    objectives: dict[str, Callable[[np.ndarray], float]] = {}
+    group_of: list[str] = []
+    skipped: dict[str, str] = {}
+    for p in raws:
+        env = ISPTuningEnv([p], scorer=None, score=False, torch_threads=None, **env_cfg)
+        try:
+            obs, _ = env.reset(seed=0)
+        except RawReadError as exc:
+            skipped[str(p)] = str(exc)
+            console.print(f"[yellow]skipped[/] {exc}")
+            continue
+        name = f"{groups.get(p, p.name)}|{p.name}"
+        names.append(name)
+        feats.append(np.asarray(obs, dtype=np.float64))
+        objectives[name] = guarded_objective([guarded_item(p, env.view_shorter, dev=env.developed(p))], mos)
+        group_of.append(groups.get(p, p.name))
+    return names, feats, objectives, group_of, skipped
+
+
+def train_teacher(run_dir: Path, train_raws: list[Path], cfg: TrainConfig, mos, groups: dict[Path, str],
+                  settings: TeacherSettings | None = None) -> dict[str, Any]:
+    """``--algo teacher`` (:mod:`isp_env.teacher`): per-image CMA-ES targets on the training raws (the best
+    of ``settings.restarts`` searches of ``settings.budget`` scorer calls each, from the neutral setting
+    like the per-image baseline or from the base), a scene-group cross-validated choice of the regression,
+    then the chosen model fitted on every training raw; writes ``policy.safetensors`` + ``policy.json``
+    like :func:`train`. Resumable (every search and CV score is saved as it is computed)."""
+    from attiqa.io.atomic import write_json_atomic
+    from isp_env.params import neutral, to_normalized
     from isp_env.teacher import choose_by_cv, fit_teacher, residual_targets, search_targets
+
+    settings = settings or TeacherSettings()
+    budget, start = settings.budget, settings.start
 
     if cfg.action_mode != "residual" or cfg.obs_mode != "stats":
         raise ConfigError("--algo teacher needs --action-mode residual and --obs-mode stats")
     if start not in ("base", "neutral"):
         raise ConfigError(f"--teacher-start {start!r}: use base or neutral")
     key = cfg.learning_key() | {"teacher_budget": budget, "teacher_start": start,
+                                "teacher_restarts": settings.restarts,
                                 "train_raws": sorted(map(str, train_raws))}
     summary_path = run_dir / "training.json"
     if summary_path.exists() and (run_dir / "policy.safetensors").exists():
@@ -317,34 +374,21 @@ def train_teacher(run_dir: Path, train_raws: list[Path], cfg: TrainConfig, mos, 
             return done
     folder = run_dir / "teacher"
     folder.mkdir(parents=True, exist_ok=True)
-    env_cfg = {k: v for k, v in cfg.env_kwargs().items() if k != "scorer"}
     base = to_normalized(cfg.base or {})
-    names, feats, objectives, group_of, skipped = [], [], {}, [], {}
-    for p in train_raws:
-        env = ISPTuningEnv([p], scorer=None, score=False, torch_threads=None, **env_cfg)
-        try:
-            obs, _ = env.reset(seed=0)
-        except RawReadError as exc:
-            skipped[str(p)] = str(exc)
-            console.print(f"[yellow]skipped[/] {exc}")
-            continue
-        dev, view = env.developed(p), env.view_shorter
-        name = f"{groups.get(p, p.name)}|{p.name}"
-        names.append(name)
-        feats.append(np.asarray(obs, dtype=np.float64))
-        objectives[name] = guarded_objective([(dev, make_guard(dev, p, view), view)], mos)
-        group_of.append(groups.get(p, p.name))
+    names, feats, objectives, group_of, skipped = teacher_inputs(train_raws, cfg, mos, groups)
     if len(names) < 2:
         raise ConfigError(f"--algo teacher needs at least 2 readable training raws, found {len(names)}")
     x0 = base if start == "base" else to_normalized(neutral())
-    targets = search_targets(objectives, budget, x0, cfg.seed, folder / f"targets_{start}.json")
+    # search seeds 0, 1, ... whatever the split seed: a raw's targets do not depend on the split (runs on
+    # other splits, and the run that fits the policy to ship, reuse the same searches)
+    targets = search_targets(objectives, budget, x0, 0, folder / f"targets_{start}.json", settings.restarts)
     x = np.stack(feats)
-    y = residual_targets([targets[n]["params"] for n in names], cfg.base or {}, cfg.delta_scale)
+    y = residual_targets([targets[n]["params"] for n in names], cfg.base or {}, cfg.scale)
     cache_path = folder / f"cv_scores_{start}.json"
     cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}
 
     def score(i: int, action: np.ndarray) -> float:
-        return objectives[names[i]](np.clip(base + cfg.delta_scale * action, -1.0, 1.0))
+        return objectives[names[i]](np.clip(base + cfg.scale * action, -1.0, 1.0))
 
     try:
         choice = choose_by_cv(x, y, group_of, score, seed=cfg.seed, cache=cache)
@@ -356,7 +400,8 @@ def train_teacher(run_dir: Path, train_raws: list[Path], cfg: TrainConfig, mos, 
             "policy_kwargs": {"n_features": int(x.shape[1]), "kind": choice.kind, "n_train": len(names),
                               "k": int(choice.strength) if choice.kind == "knn" else 0},
             "env": cfg.env_kwargs() | {"scorer": None}, "scorer": cfg.scorer, "timesteps": calls,
-            "teacher": {"budget_per_raw": budget, "start": start, "kind": choice.kind,
+            "teacher": {"budget_per_raw": budget, "restarts": settings.restarts, "start": start,
+                        "kind": choice.kind,
                         "strength": choice.strength, "cv_score": choice.cv_score,
                         "cv": [{k: v for k, v in r.items() if k != "scores"} for r in choice.table]},
             "train_raws": [p.name for p in train_raws if str(p) not in skipped]}

@@ -9,7 +9,7 @@ from gymnasium.utils.env_checker import check_env
 
 import attiqa
 import isp_env
-from isp_env.env import ISPTuningEnv
+from isp_env.env import N_STATS, ISPTuningEnv, image_stats
 from isp_env.isp import develop, finish
 from isp_env.mos_function import from_scorer
 from isp_env.params import N_PARAMS, NAMES, neutral, to_normalized
@@ -193,7 +193,7 @@ def test_residual_action_zero_renders_the_base_and_offsets_are_bounded(isp_raws,
     env = ISPTuningEnv(isp_raws[:1], scorer=scorer, preview=64, obs_size=32, action_mode="residual",
                        delta_scale=0.25, obs_mode="stats", base=base)
     obs, info = env.reset(seed=0)
-    assert env.params == base and obs.shape == (13,) and obs[-1] == 0.0
+    assert env.params == base and obs.shape == (N_STATS + 1,) and obs[-1] == 0.0
     _, reward, terminated, _, info = env.step(np.zeros(N_PARAMS, np.float32))
     assert terminated and info["params"] == base and reward == pytest.approx(0.0, abs=1e-9)
     env.reset(seed=1)
@@ -224,3 +224,24 @@ def test_stats_observation_passes_the_gymnasium_checker(isp_raws, scorer):
                        obs_mode="stats")
     check_env(env, skip_render_check=True)
     assert spaces_for(32, "stats") == (env.observation_space, env.action_space)
+
+
+def test_image_stats_see_casts_in_shadows_and_highlights_and_contrast():
+    """The session 24 statistics (after the first 12): channel percentiles 10/90 and three contrast
+    measures, all in the observation box. A photo-like gradient with a blue cast in its shadows only and
+    a harder copy of it: the percentiles see the cast where it is, the contrast measures see the edit."""
+    rng = np.random.default_rng(0)
+    ramp = np.linspace(0.1, 0.9, 400, dtype=np.float32)[None, :, None].repeat(300, 0)
+    texture = 0.05 * rng.standard_normal((300, 400, 1)).astype(np.float32)
+    base = np.clip(ramp + texture, 0, 1).repeat(3, axis=2)
+    cast = base.copy()
+    cast[..., 2] += 0.15 * (1 - ramp[..., 0])  # blue lifted in the shadows, highlights untouched
+    hard = np.clip(0.5 + 1.6 * (base - 0.5), 0, 1)
+    s_base, s_cast, s_hard = (image_stats((255 * np.clip(x, 0, 1)).astype(np.uint8))
+                              for x in (base, cast, hard))
+    assert s_base.shape == (N_STATS,) and ((s_base >= 0) & (s_base <= 1)).all()
+    p10 = slice(12, 15)
+    p90 = slice(15, 18)
+    assert s_cast[p10][2] - s_cast[p10][0] > 0.08 > abs(s_base[p10][2] - s_base[p10][0])
+    assert abs(s_cast[p90][2] - s_cast[p90][0]) < 0.05
+    assert (s_hard[18:21] > 1.2 * s_base[18:21]).all()  # luma sd, local and large-scale contrast

@@ -11,14 +11,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from isp_env.env import N_STATS
 from isp_env.params import N_PARAMS, NAMES, from_normalized, neutral, to_normalized
 from isp_env.policy_io import load_policy, save_policy
 from isp_env.teacher import (
     DEFAULT_CANDIDATES,
+    TeacherSettings,
     choose_by_cv,
     fit_teacher,
     group_folds,
     residual_targets,
+    search_targets,
     spread_sample,
 )
 from isp_env.tuning import TrainConfig, env_for_policy, train_teacher, tune_with_policy
@@ -106,7 +109,7 @@ def test_cross_validation_picks_the_model_that_scores_best_on_held_out_raws():
 def test_policy_adapts_per_raw_and_round_trips_through_the_policy_files(tmp_path, isp_raws):
     """Fitted on real DNGs' observations, the policy gives raws with other statistics other settings, and
     the saved + loaded policy tunes them identically."""
-    card = _card("ridge", 13, len(isp_raws))
+    card = _card("ridge", N_STATS + 1, len(isp_raws))
     x = _observations(isp_raws, card)
     assert np.ptp(x[:, 2]) > 0.01  # the four photos differ in median luma
     y = np.zeros((len(isp_raws), N_PARAMS))
@@ -126,7 +129,7 @@ def test_policy_adapts_per_raw_and_round_trips_through_the_policy_files(tmp_path
         assert t == pytest.approx(want, abs=1e-4)
         assert t == tune_with_policy(pol, card, p)
     # neighbours round-trip too (their training set is part of the file)
-    knn_card = _card("knn", 13, len(isp_raws), k=1)
+    knn_card = _card("knn", N_STATS + 1, len(isp_raws), k=1)
     knn = fit_teacher(x, y, "knn", 1)
     loaded_knn, _ = load_policy(save_policy(knn, tmp_path / "knn.safetensors", knn_card))
     assert np.allclose(loaded_knn.predict(x.astype(np.float32))[0], y, atol=1e-6)
@@ -148,7 +151,7 @@ def test_train_teacher_end_to_end_with_a_real_scorer(tmp_path, isp_raws):
     cfg = TrainConfig(algo="teacher", preview=64, obs_size=36, action_mode="residual", obs_mode="stats",
                       delta_scale=2.0, scorer="classical", base=neutral() | {"saturation": 0.8})
     groups = {p: f"g{i // 2}" for i, p in enumerate(isp_raws)}
-    summary = train_teacher(tmp_path, isp_raws, cfg, mos, groups, budget=8)
+    summary = train_teacher(tmp_path, isp_raws, cfg, mos, groups, TeacherSettings(budget=8, restarts=1))
     targets = json.loads((tmp_path / "teacher" / "targets_neutral.json").read_text())
     assert len(targets) == len(isp_raws) and all(t["calls"] <= 8 for t in targets.values())
     assert len(summary["cv_table"]) == len(DEFAULT_CANDIDATES)
@@ -158,7 +161,7 @@ def test_train_teacher_end_to_end_with_a_real_scorer(tmp_path, isp_raws):
     calls = mos.calls
     params = tune_with_policy(policy, card, isp_raws[0])
     assert mos.calls == calls and set(params) == set(NAMES)
-    again = train_teacher(tmp_path, isp_raws, cfg, mos, groups, budget=8)
+    again = train_teacher(tmp_path, isp_raws, cfg, mos, groups, TeacherSettings(budget=8, restarts=1))
     assert mos.calls == calls and again["teacher"] == summary["teacher"]
 
 
@@ -192,7 +195,7 @@ def test_sac_can_start_from_a_teacher_policy(tmp_path, isp_raws):
     teacher's settings, re-expressed around the SAC run's own base and residual scale."""
     from isp_env.tuning import build_model, init_from_policy, make_vec_env
 
-    card = _card("ridge", 13, len(isp_raws))
+    card = _card("ridge", N_STATS + 1, len(isp_raws))
     x = _observations(isp_raws, card)
     y = np.zeros((len(isp_raws), N_PARAMS))
     y[:, EXPOSURE] = 0.15 * (x[:, 2] - x[:, 2].mean()) / np.ptp(x[:, 2])
@@ -228,3 +231,46 @@ def test_spread_sample_takes_every_scene_group_before_a_second_raw_of_any():
     assert {groups[p] for p in six} == {"a", "b", "c", "d"} and len(set(six)) == 6
     assert six == spread_sample(list(reversed(raws)), 6, groups, seed=0)  # seeded, order-free
     assert spread_sample(raws, 50, groups, seed=0) == raws
+
+
+def test_the_residual_scale_default_lives_in_the_config():
+    """One default, by algorithm and action mode (not only in the CLI): a teacher built in code gets the
+    whole range, an RL agent the session 22 offset, delta steps their step; an explicit value wins."""
+    teacher = TrainConfig(algo="teacher", action_mode="residual", obs_mode="stats")
+    assert teacher.env_kwargs()["delta_scale"] == 2.0
+    assert TrainConfig(algo="sac", action_mode="residual").delta_scale == 0.4
+    assert TrainConfig(algo="sac", action_mode="delta").delta_scale == 0.5
+    assert TrainConfig(algo="teacher", action_mode="residual", delta_scale=0.7).scale == 0.7
+
+
+def test_targets_are_the_best_of_restarts_and_resume_from_single_search_files(tmp_path):
+    """Session 24: a raw's target is the best of its searches (seeds seed, seed + 1); a file of single
+    searches (session 23's format) counts as the first restart, so only the second is run; a rerun runs
+    nothing."""
+    calls = []
+
+    def objective(x):  # a real function of the setting, best at exposure +0.5 (normalised)
+        calls.append(1)
+        return -float((x[EXPOSURE] - 0.5) ** 2 + 0.1 * np.sum(x ** 2))
+
+    path = tmp_path / "targets.json"
+    path.write_text(json.dumps({"a": {"params": neutral(), "score": -1e9, "calls": 12, "budget": 12}}))
+    out = search_targets({"a": objective}, 12, to_normalized(neutral()), 0, path, restarts=2)
+    assert len(calls) == 12  # only the seed-1 search ran
+    runs = json.loads(path.read_text())["a"]["runs"]
+    assert sorted(r["seed"] for r in runs) == [0, 1] and out["a"]["calls"] == 24
+    assert out["a"]["score"] == max(r["score"] for r in runs) > -1e9
+    assert out["a"]["params"] == next(r["params"] for r in runs if r["seed"] == 1)
+    again = search_targets({"a": objective}, 12, to_normalized(neutral()), 0, path, restarts=2)
+    assert len(calls) == 12 and again["a"] == out["a"]
+
+
+def test_a_policy_fitted_on_another_observation_is_refused_in_one_line(tmp_path):
+    """Session 24 widened the observation (12 -> N_STATS statistics): a session 23 policy file must not
+    crash at inference but be refused when loaded, naming the file and the fix."""
+    from attiqa.errors import ModelLoadError
+
+    old = fit_teacher(np.random.default_rng(0).uniform(0, 1, (6, 13)), np.zeros((6, N_PARAMS)), "ridge", 1.0)
+    path = save_policy(old, tmp_path / "old.safetensors", _card("ridge", 13, 6))
+    with pytest.raises(ModelLoadError, match="old.safetensors.*12 image statistics.*retrain"):
+        load_policy(path)

@@ -19,6 +19,7 @@ from PIL import Image
 
 import attiqa
 from isp_env.baselines import cma_search, mean_mos_objective
+from isp_env.env import N_STATS
 from isp_env.isp import develop, finish
 from isp_env.mos_function import from_scorer
 from isp_env.params import NAMES, neutral, to_normalized
@@ -107,7 +108,7 @@ def test_other_algorithms_train_and_policy_round_trips(tmp_path, isp_raws, algo)
     policy, card = load_policy(tmp_path / algo / "policy.safetensors")
     assert card["algo"] == algo and json.loads((tmp_path / algo / "policy.json").read_text())["algo"] == algo
     obs = {"image": np.random.default_rng(0).integers(0, 255, (3, 36, 36), dtype=np.uint8),
-           "stats": np.full(12, 0.5, np.float32), "params": to_normalized(neutral()).astype(np.float32),
+           "stats": np.full(N_STATS, 0.5, np.float32), "params": to_normalized(neutral()).astype(np.float32),
            "time": np.zeros(1, np.float32)}
     a1, _ = policy.predict(obs, deterministic=True)
     assert a1.shape == (16,) and np.isfinite(a1).all() and np.abs(a1).max() <= 1.0

@@ -1,0 +1,88 @@
+"""The teacher's scene-group cross-validation on a run's training raws, for the target and feature variants
+of docs/isp.md "Session 24" (issue 19): which targets (one per-image search, the best of two or three, the
+mean of two) and which observation (the 12 statistics of sessions 22-23 or all 21) make the better teacher.
+
+Training side only: the raws of RUN/run.json's ``train`` list, the base of RUN/baselines/cma_global.json,
+the searches of RUN/teacher/targets_neutral.json (an ``isp-tune --algo teacher`` run with
+``--teacher-restarts 3``). Every prediction is scored by the real guarded reward (30 scorer calls per
+variant, ridge alpha and fold seed on 30 raws); scores are cached in RUN/teacher/cv_variants.json, so a
+rerun costs nothing.
+
+    python benchmarks/isp_teacher_cv.py RUN [--fold-seeds 0 1] [--alphas 1 3 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from attiqa.io.atomic import write_json_atomic
+from isp_env.env import N_STATS
+from isp_env.mos_function import load_mos_function
+from isp_env.params import from_normalized, to_normalized
+from isp_env.run import scene_groups
+from isp_env.teacher import choose_by_cv, residual_targets
+from isp_env.tuning import TrainConfig, teacher_inputs
+
+OLD_STATS = 12  # the observation of sessions 22-23: the first 12 statistics (+ the time)
+
+
+def targets(runs: list[dict], variant: str) -> dict[str, float]:
+    """A raw's target setting from its searches (seeds 0, 1, 2) for one variant."""
+    by_seed = {int(r["seed"]): r for r in runs}
+    if variant == "mean of 2":
+        pair = [to_normalized(by_seed[s]["params"]) for s in (0, 1)]
+        return from_normalized((pair[0] + pair[1]) / 2)
+    k = {"one search": 1, "best of 2": 2, "best of 3": 3}[variant]
+    return max((by_seed[s] for s in range(k)), key=lambda r: r["score"])["params"]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("run", type=Path)
+    ap.add_argument("--fold-seeds", type=int, nargs="+", default=[0, 1])
+    ap.add_argument("--alphas", type=float, nargs="+", default=[1.0, 3.0, 10.0])
+    args = ap.parse_args()
+    plan = json.loads((args.run / "run.json").read_text())
+    doc = plan["config"]
+    cfg = TrainConfig(**{k: v for k, v in doc.items() if k in TrainConfig.__dataclass_fields__})
+    raws = [Path(p) for p in plan["train"]]
+    groups = scene_groups(raws, Path(plan["raw_dir"]))
+    mos = load_mos_function(cfg.scorer)
+    names, feats, objectives, group_of, _ = teacher_inputs(raws, cfg, mos, groups)
+    searches = json.loads((args.run / "teacher" / "targets_neutral.json").read_text())
+    base = to_normalized(cfg.base or {})
+    x_all = np.stack(feats)
+    observations = {"12": np.hstack([x_all[:, :OLD_STATS], x_all[:, N_STATS:]]), "21": x_all}
+    cache_path = args.run / "teacher" / "cv_variants.json"
+    caches: dict[str, dict[str, float]] = json.loads(cache_path.read_text()) if cache_path.exists() else {}
+    candidates = [("ridge", a) for a in args.alphas]
+
+    def score(i: int, action: np.ndarray) -> float:  # the real guarded reward of a predicted setting
+        return objectives[names[i]](np.clip(base + cfg.scale * action, -1.0, 1.0))
+
+    print(f"{len(names)} training raws; CV guarded score (fold seeds {args.fold_seeds}), ridge alpha per raw")
+    print(f"| targets | statistics | {' | '.join(f'ridge {a:g}' for a in args.alphas)} |")
+    print(f"| --- | --- | {' | '.join('---:' for _ in args.alphas)} |")
+    for variant in ("one search", "mean of 2", "best of 2", "best of 3"):
+        settings = [targets(searches[n]["runs"], variant) for n in names]
+        y = residual_targets(settings, cfg.base or {}, cfg.scale)
+        for stats, x in observations.items():
+            cells: dict[float, list[float]] = {a: [] for a in args.alphas}
+            for seed in args.fold_seeds:
+                cache = caches.setdefault(f"{variant}|{stats}", {})
+                try:
+                    choice = choose_by_cv(x, y, group_of, score, candidates, seed=seed, cache=cache)
+                finally:
+                    write_json_atomic(cache_path, caches)
+                for row in choice.table:
+                    cells[row["strength"]].append(row["cv_score"])
+            shown = (" / ".join(f"{v:.2f}" for v in cells[a]) for a in args.alphas)
+            print(f"| {variant} | {stats} | " + " | ".join(shown) + " |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
