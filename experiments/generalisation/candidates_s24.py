@@ -154,6 +154,8 @@ def main() -> None:
     ap.add_argument("--only", nargs="*")
     ap.add_argument("--splits", type=int, default=10)
     ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--pairs-table", default="natural_train110x.csv",
+                    help="natural_train60x.csv: the 60-photo table (780 pairs; Lite1, stop 24)")  # fmt: skip
     ap.add_argument("--check", action="store_true", help="split 0: compare with fit_ridge_rows itself")
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -161,7 +163,7 @@ def main() -> None:
     clive = load(compare.DATA / "clive-dev/mos.csv")
     biq = load(compare.DATA / "biq2021-val/mos.csv")
     nat_te = load(NATURAL / "natural_test.csv")
-    nat_tr = load(NATURAL / "natural_train110x.csv")
+    nat_tr = load(NATURAL / args.pairs_table)
     todo = [c for c in S24 if not args.only or c.name in args.only]
     agiqa = load(AGIQA) if any(c.share > 0 for c in todo) else None
     for name, d in (("clive", clive), ("biq", biq), ("nat_te", nat_te), ("nat_tr", nat_tr), ("agiqa", agiqa)):
@@ -211,7 +213,9 @@ def main() -> None:
                    "biq_per_split": [round(m["srocc"], 4) for m in bq], "splits": args.splits,
                    "features": int(x.shape[1]), "share": cand.share, "mu": cand.mu, "margin": cand.margin,
                    "taps": taps}  # fmt: skip
-            results[f"{args.backbone} {cand.name}"] = res
+            tag = "" if args.pairs_table == "natural_train110x.csv" else f" [{args.pairs_table}]"
+            res["pairs_table"] = args.pairs_table
+            results[f"{args.backbone} {cand.name}{tag}"] = res
             print(f"{args.backbone} {cand.name:34s} CLIVE {res['clive_srocc']:.4f}/{res['clive_plcc']:.3f} "
                   f"(s0 {cl[0]['srocc']:.3f})  BIQ {res['biq_srocc']:.4f} (s0 {bq[0]['srocc']:.3f})  "
                   + compare.rate_text(rates), flush=True)  # fmt: skip
