@@ -70,6 +70,8 @@ def main() -> None:
     ap.add_argument("--mu", type=float, default=0.0, help="ranking pairs in r too (weight; margin 0.1)")
     ap.add_argument("--alpha-mult", type=float, default=1.0, help="r's alpha = this x the leave-one-out one")
     ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--agiqa-zero-shot", action="store_true",
+                    help="also score AGIQA-3k zero-shot (genbench's images: is the gate open?)")  # fmt: skip
     ap.add_argument("--per-crop", action="store_true", help="gate each crop, average (the scorer's way)")
     ap.add_argument("--pairs-table", default="natural_train110x.csv",
                     help="natural_train60x.csv: the 60-photo table (780 pairs; Lite1, stop 24)")  # fmt: skip
@@ -87,15 +89,17 @@ def main() -> None:
     idx = {(r["photo"], r["kind"]): i for i, r in enumerate(nat_tr["rows"])}
     pairs = [(idx[(p, "original")], i) for (p, k), i in idx.items() if k != "original"]
     bt, wt = (xt[[p[j] for p in pairs]] for j in (0, 1))
-    agiqa = load(c24.AGIQA) if args.share else None
-    extra = [ExtraRows(agiqa["dw"][:, cols].double(), agiqa["mos"].double(), args.share)] if agiqa else []
+    agiqa = load(c24.AGIQA) if args.share or args.agiqa_zero_shot else None
+    xa = agiqa["dw"][:, cols].double() if agiqa is not None else None
+    extra = [ExtraRows(xa, agiqa["mos"].double(), args.share)] if args.share else []
     lams = [float(v) for v in args.lams.split(",")]
     if args.per_crop:
         sets = (compare.DATA / "clive-dev/mos.csv", compare.DATA / "biq2021-val/mos.csv",
                 c24.NATURAL / "natural_test.csv")  # fmt: skip
         c5, b5, n5 = (per_crop(p, cols) for p in sets)
         five = {id(x): c5, id(xb): b5, id(xn): n5}
-    per = {lam: {"cl": [], "bq": [], "gate_clive": [], "gate_biq": []} for lam in [0.0, *lams]}
+    per = {lam: {"cl": [], "bq": [], "ag": [], "gate_clive": [], "gate_biq": [], "gate_agiqa": []}
+           for lam in [0.0, *lams]}  # fmt: skip
     for seed in range(args.splits):
         t0 = time.time()
         tr, te = split_indices(len(y), 0.2, seed)
@@ -119,6 +123,9 @@ def main() -> None:
             d["bq"].append(correlations(pred(xb), biq["mos"].double().numpy()))
             d["gate_clive"].append(float((g.predict(x[te]) > 0).double().mean()))
             d["gate_biq"].append(float((g.predict(xb) > 0).double().mean()))
+            if args.agiqa_zero_shot:  # never fitted on here (share 0): zero-shot, as genbench uses the model
+                d["ag"].append(correlations(pred(xa), agiqa["mos"].double().numpy()))
+                d["gate_agiqa"].append(float((g.predict(xa) > 0).double().mean()))
             if seed == 0:
                 d["rates"] = compare.over_rates(pred(xn), nat_te["rows"])
         print(f"split {seed}: {time.time() - t0:.0f} s (detector alpha {g.alpha:.3g})", flush=True)
@@ -130,6 +137,8 @@ def main() -> None:
                "gate_open_clive_test": float(np.median(d["gate_clive"])),
                "gate_open_biq": float(np.median(d["gate_biq"])), "share": args.share,
                "mu": args.mu, "alpha_mult": args.alpha_mult, **d["rates"],
+               **({"agiqa_srocc": med(d["ag"], "srocc"), "gate_open_agiqa": float(np.median(d["gate_agiqa"]))}
+                  if d["ag"] else {}),
                "clive_per_split": [round(m["srocc"], 4) for m in d["cl"]], "splits": args.splits}  # fmt: skip
         tag = "" if args.pairs_table == "natural_train110x.csv" else f" [{args.pairs_table}]"
         tag += f" mu{args.mu}" if args.mu else ""
@@ -139,7 +148,9 @@ def main() -> None:
         print(f"lam {lam:5.2f}: CLIVE {res['clive_srocc']:.4f} (s0 {res['clive_split0']:.3f})  BIQ "
               f"{res['biq_srocc']:.4f} (s0 {res['biq_split0']:.3f})  gate open on "
               f"{res['gate_open_clive_test']:.2f} of CLIVE test, {res['gate_open_biq']:.2f} of BIQ  "
-              + compare.rate_text(d["rates"]),
+              + compare.rate_text(d["rates"])
+              + (f"  AGIQA zero-shot {res['agiqa_srocc']:.4f} (gate open {res['gate_open_agiqa']:.2f})"
+                 if d["ag"] else ""),
               flush=True)  # fmt: skip
     args.out.write_text(json.dumps(out, indent=1))
 
