@@ -22,8 +22,9 @@ def main() -> None:
     ap.add_argument("results", nargs="+", type=Path, help="compare.py --out files (10-split runs)")
     ap.add_argument("-o", "--out", type=Path, required=True)
     ap.add_argument("--view", default="centre crop", help="the view named on the x axis")
-    ap.add_argument("--title", default="issue 20 candidates: linear MOS heads on frozen Lite0 statistics")
+    ap.add_argument("--title", default="issue 20 candidates: MOS heads on frozen Lite0 statistics")
     ap.add_argument("--zoom", action="store_true", help="only the rows at >= 0.85 over-processing, magnified")
+    ap.add_argument("--mark", help="rows whose name starts with this: triangles, and the only ones labelled")
     ap.add_argument("--split0", action="store_true",
                     help="every row's split-0 model, the shipped one included")  # fmt: skip
     args = ap.parse_args()
@@ -40,8 +41,19 @@ def main() -> None:
         pts = [(k.removeprefix("s23 "), v) for k, v in pts if v["over6"] >= 0.85]
     pts.sort(key=lambda kv: (round(kv[1]["over6"], 1), kv[1]["clive_srocc"]))
     x, y, c = ([v[k] for _, v in pts] for k in ("clive_srocc", "over6", "biq_srocc"))
-    sc = ax.scatter(x, y, c=c, cmap="viridis", s=60, vmin=0.58, vmax=0.65)
+    marked = [bool(args.mark) and k.startswith(args.mark) for k, _ in pts]
+    for shape, on in (("o", False), ("^", True)):
+        sel = [i for i, m in enumerate(marked) if m == on]
+        if sel:
+            sc = ax.scatter([x[i] for i in sel], [y[i] for i in sel], c=[c[i] for i in sel], cmap="viridis",
+                            s=80 if on else 50, vmin=0.58, vmax=0.65, marker=shape,
+                            edgecolors="black" if on else "none",
+                            label=args.mark if on else "pair-fitted ridges (linear)")  # fmt: skip
+    if args.mark:
+        ax.legend(loc="lower left", fontsize=8)
     for i, (k, v) in enumerate(pts):
+        if args.mark and not marked[i]:
+            continue
         dy = -12 + 8 * (i % 4) if v["over6"] > 0.85 else 2  # the crowded top row: stagger the labels
         dx = -150 if v["over6"] > 0.85 else 4
         if args.zoom:
