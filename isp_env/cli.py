@@ -68,7 +68,8 @@ def tune(
     synth_photos: Path | None = typer.Option(None, help="Folder of photos to unprocess into synthetic "
                                              "training raws (Brooks et al. 2019)."),
     init_policy: str | None = typer.Option(None, help="Start from this policy ('default' = the shipped "
-                                           "one)."),
+                                           "one): --algo teacher adds its training rows to every fit and "
+                                           "uses its base; SAC distils it into the actor."),
     seed: int = typer.Option(0, help="Seed of the split and the agent."),
     checkpoint_every: int = typer.Option(500, min=1, help="Steps between resume checkpoints."),
     batch_size: int = typer.Option(64, min=2),

@@ -95,6 +95,12 @@ def load_policy(path: str | Path):
     try:
         if card["algo"] == "teacher" and n_obs != N_STATS + 1:
             raise RuntimeError(f"{n_obs - 1} image statistics")
+        if card["algo"] == "teacher":  # its training rows, as many as stored (none before session 24)
+            for k in ("rows_x", "rows_y"):
+                if k in tensors:
+                    setattr(policy, k, torch.zeros_like(tensors[k]))
+                else:
+                    tensors[k] = getattr(policy, k)
         policy.load_state_dict(tensors)
     except RuntimeError as exc:  # the observation changed under it (12 statistics until session 23)
         what = str(exc) if card["algo"] == "teacher" else "its network does not fit"

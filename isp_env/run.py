@@ -31,7 +31,7 @@ from attiqa.progress import console, progress_task
 from isp_env.baselines import cma_search, guarded_objective
 from isp_env.isp import Developed, develop, finish
 from isp_env.mos_function import MOSFunction, load_mos_function
-from isp_env.params import check_values, neutral
+from isp_env.params import check_values, neutral, to_normalized
 from isp_env.policy_io import load_policy
 from isp_env.raw import RAW_EXTENSIONS, RawReadError, find_raws, read_raw
 from isp_env.report import write_report
@@ -45,7 +45,7 @@ from isp_env.reward import (
     to_view,
 )
 from isp_env.teacher import TeacherSettings, spread_sample
-from isp_env.tuning import TrainConfig, train, train_teacher, tune_with_policy
+from isp_env.tuning import TrainConfig, teacher_prior, train, train_teacher, tune_with_policy
 
 
 def scene_groups(raws: list[Path], root: Path) -> dict[Path, str]:
@@ -134,17 +134,18 @@ def run(raw_dir: Path, out: Path, cfg: TrainConfig, test_fraction: float = 0.3, 
         synth = synth_raws(photos, out / "synth", seed=cfg.seed)
     skipped: dict[str, str] = {}
     base_calls = 0  # scorer calls spent on finding the base: part of the agent's training cost
+    if cfg.algo == "teacher" and cfg.init_policy:  # the prior's rows are statistics of its base's renders
+        prior = teacher_prior(cfg.init_policy, cfg)
+        if base != "global" and not np.allclose(to_normalized(prior.base), to_normalized(_base_arg(base))):
+            raise ConfigError(f"--base {base}: a teacher run started from --init-policy {cfg.init_policy} "
+                              "uses that policy's base — leave --base at global")
+        cfg.base, cfg.delta_scale = prior.base, prior.scale
     if cfg.action_mode == "residual" and cfg.base is None and base != "neutral":
         if base == "global":
             g = global_cma(out, cfg, mos, train_raws, skipped, cma_global_budget)
             cfg.base, base_calls = g["params"], int(g["calls"])
         else:
-            try:
-                doc = json.loads(Path(base).read_text())
-                cfg.base = check_values(doc.get("params", doc))
-            except (OSError, ValueError, AttributeError) as exc:
-                raise ConfigError(f"{base}: not a readable parameter JSON for --base ({exc}) — pass neutral, "
-                                  "global or a file of name -> value") from None
+            cfg.base = _base_arg(base)
     plan = {"raw_dir": str(raw_dir), "seed": cfg.seed, "test_fraction": test_fraction,
             "train": [str(p) for p in train_raws], "test": [str(p) for p in test_raws],
             "synthetic": len(synth), "base_scorer_calls": base_calls}
@@ -244,6 +245,18 @@ def evaluate(raw_dir: Path, out: Path, cfg: TrainConfig, mos: MOSFunction, test_
             "n_train": len(train_raws), "n_test": len(items), "skipped": skipped,
             "test_raws": sorted(items)}
     return write_report(out, rows, budgets, meta, crops)
+
+
+def _base_arg(base: str) -> dict[str, float]:
+    """``--base neutral`` or a parameter JSON (name -> value, or under ``params``) as a setting."""
+    if base == "neutral":
+        return neutral()
+    try:
+        doc = json.loads(Path(base).read_text())
+        return check_values(doc.get("params", doc))
+    except (OSError, ValueError, AttributeError) as exc:
+        raise ConfigError(f"{base}: not a readable parameter JSON for --base ({exc}) — pass neutral, "
+                          "global or a file of name -> value") from None
 
 
 def _center_crop(img: np.ndarray, size: int) -> np.ndarray:

@@ -18,9 +18,11 @@ depends on the image. Here the dependence is learned by supervision instead:
    the raws each fold held out (not by parameter error: many settings score alike, so the targets are
    noisy in the directions that do not matter).
 
-The fitted policy is a small torch module (standardisation + linear map, or stored neighbours) saved
-through :mod:`isp_env.policy_io` (safetensors + JSON card) and applied by
-:func:`isp_env.tuning.tune_with_policy` like an SB3 policy: one render of the base, no scorer call.
+The fitted policy is a small torch module (standardisation + linear map, or stored neighbours; since
+session 24 also its training rows ``rows_x``/``rows_y``, a few kB, so a later run can start from it —
+``--init-policy``, :func:`isp_env.tuning.train_teacher`) saved through :mod:`isp_env.policy_io`
+(safetensors + JSON card) and applied by :func:`isp_env.tuning.tune_with_policy` like an SB3 policy: one
+render of the base, no scorer call.
 """
 
 from __future__ import annotations
@@ -65,8 +67,11 @@ class TeacherPolicy(torch.nn.Module):
     bias: torch.Tensor
     train_z: torch.Tensor
     train_y: torch.Tensor
+    rows_x: torch.Tensor
+    rows_y: torch.Tensor
 
-    def __init__(self, n_features: int, kind: str = "ridge", n_train: int = 0, k: int = 0) -> None:
+    def __init__(self, n_features: int, kind: str = "ridge", n_train: int = 0, k: int = 0,
+                 n_rows: int = 0) -> None:
         super().__init__()
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {', '.join(KINDS)}")
@@ -78,6 +83,9 @@ class TeacherPolicy(torch.nn.Module):
         self.register_buffer("bias", torch.zeros(N_PARAMS))
         self.register_buffer("train_z", torch.zeros(n_train if kind == "knn" else 0, n_features))
         self.register_buffer("train_y", torch.zeros(n_train if kind == "knn" else 0, N_PARAMS))
+        # the rows it was fitted on (observation, residual target): the prior of a run that starts from it
+        self.register_buffer("rows_x", torch.zeros(n_rows, n_features, dtype=torch.float64))
+        self.register_buffer("rows_y", torch.zeros(n_rows, N_PARAMS, dtype=torch.float64))
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         z = ((obs - self.mean) / self.scale).clamp(-Z_CLIP, Z_CLIP) * self.active
@@ -108,7 +116,7 @@ def fit_teacher(features: np.ndarray, targets: np.ndarray, kind: str, strength: 
     x = np.asarray(features, dtype=np.float64)
     y = np.asarray(targets, dtype=np.float64)
     n, nf = x.shape
-    pol = TeacherPolicy(nf, kind, n_train=n, k=int(strength) if kind == "knn" else 0)
+    pol = TeacherPolicy(nf, kind, n_train=n, k=int(strength) if kind == "knn" else 0, n_rows=n)
     mu, sd = x.mean(0), x.std(0)
     on = sd > SD_FLOOR
     scale = np.where(on, sd, 1.0)
@@ -128,6 +136,8 @@ def fit_teacher(features: np.ndarray, targets: np.ndarray, kind: str, strength: 
         if kind == "knn":
             pol.train_z.copy_(torch.as_tensor(z))
             pol.train_y.copy_(torch.as_tensor(y))
+        pol.rows_x.copy_(torch.as_tensor(x))
+        pol.rows_y.copy_(torch.as_tensor(y))
     pol.set_training_mode(False)
     return pol
 
@@ -167,11 +177,16 @@ class Choice:
 def choose_by_cv(features: np.ndarray, targets: np.ndarray, groups: Sequence[str],
                  score: Callable[[int, np.ndarray], float],
                  candidates: Sequence[tuple[str, float]] = DEFAULT_CANDIDATES, n_folds: int = 5,
-                 seed: int = 0, cache: dict[str, float] | None = None) -> Choice:
+                 seed: int = 0, cache: dict[str, float] | None = None,
+                 prior: tuple[np.ndarray, np.ndarray] | None = None) -> Choice:
     """Scene-group CV: for each candidate and fold, fit on the other folds, predict the fold's raws and
     score each prediction with ``score(raw index, residual action)`` (the real guarded reward). Returns
-    the candidate with the best mean; ``cache`` (key -> score) saves scorer calls across reruns."""
+    the candidate with the best mean; ``cache`` (key -> score) saves scorer calls across reruns.
+    ``prior`` (features, targets): rows of an earlier policy (``--init-policy``) added to every fold's
+    training side, never held out — the folds judge only this run's raws."""
     cache = {} if cache is None else cache
+    px, py = prior if prior is not None else (np.zeros((0, features.shape[1])), np.zeros((0, N_PARAMS)))
+    tag = f":prior{len(px)}" if len(px) else ""  # a score with prior rows is another score
     folds = group_folds(groups, n_folds, seed)
     table = []
     best: Choice | None = None
@@ -180,10 +195,11 @@ def choose_by_cv(features: np.ndarray, targets: np.ndarray, groups: Sequence[str
             scores = np.zeros(len(features))
             for test in folds:
                 train = np.setdiff1d(np.arange(len(features)), test)
-                pol = fit_teacher(features[train], targets[train], kind, strength)
+                pol = fit_teacher(np.concatenate([features[train], px]), np.concatenate([targets[train], py]),
+                                  kind, strength)
                 actions, _ = pol.predict(features[test])
                 for i, a in zip(test, actions, strict=True):
-                    key = f"{kind}:{strength:g}:{n_folds}:{seed}:{int(i)}"
+                    key = f"{kind}:{strength:g}:{n_folds}:{seed}:{int(i)}{tag}"
                     if key not in cache:
                         cache[key] = float(score(int(i), np.asarray(a)))
                     scores[i] = cache[key]

@@ -345,16 +345,66 @@ def teacher_inputs(raws: list[Path], cfg: TrainConfig, mos, groups: dict[Path, s
     return names, feats, objectives, group_of, skipped
 
 
+@dataclass
+class TeacherPrior:
+    """The training rows of a saved teacher policy (``--init-policy`` with ``--algo teacher``): base-render
+    observations ``x`` (n, F), residual targets ``y`` (n, 16) around ``base`` at ``scale``, scene groups."""
+
+    spec: str
+    x: np.ndarray
+    y: np.ndarray
+    groups: list[str]
+    kind: str
+    strength: float
+    base: dict[str, float]
+    scale: float
+
+
+# the environment settings a prior's rows depend on: its statistics and targets mean the same only if equal
+PRIOR_SETTINGS = ("obs_size", "obs_mode", "action_mode", "max_steps", "guard", "preview", "view_shorter")
+
+
+def teacher_prior(spec: str, cfg: TrainConfig) -> TeacherPrior:
+    """Load the rows a teacher run starts from (ours, session 24): the policy must be a teacher policy that
+    carries its rows (saved since session 24) and was fitted with this run's environment settings and
+    scorer; the run then uses its base and residual scale (set by :func:`isp_env.run.run`)."""
+    from isp_env.policy_io import load_policy, resolve_policy
+
+    policy, card = load_policy(resolve_policy(spec))
+    rows = card.get("teacher", {}).get("rows")
+    if card["algo"] != "teacher" or not rows or not len(policy.rows_x):
+        raise ConfigError(f"{spec}: not a teacher policy with its training rows — --algo teacher can start "
+                          "only from one saved by `isp-tune --algo teacher` since session 24")
+    env = card["env"]
+    mine = cfg.env_kwargs()
+    wrong = [k for k in PRIOR_SETTINGS if env.get(k) != mine.get(k)]
+    if card.get("scorer") != cfg.scorer:
+        wrong.append("scorer (--model)")
+    if wrong:
+        raise ConfigError(f"{spec}: its rows were made with other settings ({', '.join(wrong)}: "
+                          f"{', '.join(f'{k}={env.get(k)}' for k in wrong if k in env)}) — use the policy's "
+                          "settings or start without --init-policy")
+    t = card["teacher"]
+    return TeacherPrior(str(spec), policy.rows_x.double().numpy(), policy.rows_y.double().numpy(),
+                        list(rows["groups"]), t["kind"], float(t["strength"]), dict(env.get("base") or {}),
+                        float(env["delta_scale"]))
+
+
 def train_teacher(run_dir: Path, train_raws: list[Path], cfg: TrainConfig, mos, groups: dict[Path, str],
                   settings: TeacherSettings | None = None) -> dict[str, Any]:
     """``--algo teacher`` (:mod:`isp_env.teacher`): per-image CMA-ES targets on the training raws (the best
     of ``settings.restarts`` searches of ``settings.budget`` scorer calls each, from the neutral setting
     like the per-image baseline or from the base), a scene-group cross-validated choice of the regression,
     then the chosen model fitted on every training raw; writes ``policy.safetensors`` + ``policy.json``
-    like :func:`train`. Resumable (every search and CV score is saved as it is computed)."""
+    like :func:`train`. Resumable (every search and CV score is saved as it is computed).
+
+    ``cfg.init_policy`` (a teacher policy with its rows, e.g. ``default``): its rows join every fit — the
+    CV's folds hold out only ``train_raws`` — and the run must use its base and scale (``run`` sets them);
+    with fewer than two scene groups of its own to cross-validate, the run keeps the prior's model choice,
+    so with no readable training raw it refits the prior policy itself."""
     from attiqa.io.atomic import write_json_atomic
-    from isp_env.params import neutral, to_normalized
-    from isp_env.teacher import choose_by_cv, fit_teacher, residual_targets, search_targets
+    from isp_env.params import N_PARAMS, neutral, to_normalized
+    from isp_env.teacher import Choice, choose_by_cv, fit_teacher, residual_targets, search_targets
 
     settings = settings or TeacherSettings()
     budget, start = settings.budget, settings.start
@@ -363,9 +413,16 @@ def train_teacher(run_dir: Path, train_raws: list[Path], cfg: TrainConfig, mos, 
         raise ConfigError("--algo teacher needs --action-mode residual and --obs-mode stats")
     if start not in ("base", "neutral"):
         raise ConfigError(f"--teacher-start {start!r}: use base or neutral")
+    prior = teacher_prior(cfg.init_policy, cfg) if cfg.init_policy else None
+    if prior is not None and not np.allclose(to_normalized(prior.base), to_normalized(cfg.base or {})):
+        raise ConfigError(f"--init-policy {prior.spec}: this run's base is not the policy's — a teacher run "
+                          "started from a policy uses the policy's base (leave --base at global)")
+    if prior is not None and abs(prior.scale - cfg.scale) > 1e-9:
+        raise ConfigError(f"--init-policy {prior.spec}: --residual-scale {cfg.scale:g} is not the policy's "
+                          f"{prior.scale:g} — leave it unset")
     key = cfg.learning_key() | {"teacher_budget": budget, "teacher_start": start,
                                 "teacher_restarts": settings.restarts,
-                                "train_raws": sorted(map(str, train_raws))}
+                                "train_raws": sorted(map(str, train_raws)), "init_policy": cfg.init_policy}
     summary_path = run_dir / "training.json"
     if summary_path.exists() and (run_dir / "policy.safetensors").exists():
         done = json.loads(summary_path.read_text())
@@ -376,34 +433,54 @@ def train_teacher(run_dir: Path, train_raws: list[Path], cfg: TrainConfig, mos, 
     folder.mkdir(parents=True, exist_ok=True)
     base = to_normalized(cfg.base or {})
     names, feats, objectives, group_of, skipped = teacher_inputs(train_raws, cfg, mos, groups)
-    if len(names) < 2:
+    if len(names) < (0 if prior is not None else 2):
         raise ConfigError(f"--algo teacher needs at least 2 readable training raws, found {len(names)}")
     x0 = base if start == "base" else to_normalized(neutral())
     # search seeds 0, 1, ... whatever the split seed: a raw's targets do not depend on the split (runs on
     # other splits, and the run that fits the policy to ship, reuse the same searches)
     targets = search_targets(objectives, budget, x0, 0, folder / f"targets_{start}.json", settings.restarts)
-    x = np.stack(feats)
-    y = residual_targets([targets[n]["params"] for n in names], cfg.base or {}, cfg.scale)
+    n_features = prior.x.shape[1] if prior is not None else len(feats[0])
+    x = np.stack(feats) if feats else np.zeros((0, n_features))
+    y = (residual_targets([targets[n]["params"] for n in names], cfg.base or {}, cfg.scale) if names
+         else np.zeros((0, N_PARAMS)))
     cache_path = folder / f"cv_scores_{start}.json"
     cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}
 
     def score(i: int, action: np.ndarray) -> float:
         return objectives[names[i]](np.clip(base + cfg.scale * action, -1.0, 1.0))
 
-    try:
-        choice = choose_by_cv(x, y, group_of, score, seed=cfg.seed, cache=cache)
-    finally:
-        write_json_atomic(cache_path, cache)
-    policy = fit_teacher(x, y, choice.kind, choice.strength)
+    rows_x, rows_y, rows_groups = x, y, list(group_of)
+    if prior is not None:
+        rows_x, rows_y = np.concatenate([x, prior.x]), np.concatenate([y, prior.y])
+        rows_groups += prior.groups
+    if prior is not None and len(set(group_of)) < 2:  # nothing to cross-validate: the prior's choice
+        choice = Choice(prior.kind, prior.strength, float("nan"), [])
+        console.print(f"fewer than 2 scene groups of its own: the model of {prior.spec} ({prior.kind} "
+                      f"{prior.strength:g}) refitted with {len(names)} more raw(s)")
+    else:
+        try:
+            choice = choose_by_cv(x, y, group_of, score, seed=cfg.seed, cache=cache,
+                                  prior=(prior.x, prior.y) if prior is not None else None)
+        finally:
+            write_json_atomic(cache_path, cache)
+    policy = fit_teacher(rows_x, rows_y, choice.kind, choice.strength)
     calls = int(sum(int(targets[n]["calls"]) for n in names)) + len(cache)  # searches + CV renders scored
     card = {"algo": "teacher",
-            "policy_kwargs": {"n_features": int(x.shape[1]), "kind": choice.kind, "n_train": len(names),
+            "policy_kwargs": {"n_features": int(rows_x.shape[1]), "kind": choice.kind,
+                              "n_train": len(rows_x), "n_rows": len(rows_x),
                               "k": int(choice.strength) if choice.kind == "knn" else 0},
             "env": cfg.env_kwargs() | {"scorer": None}, "scorer": cfg.scorer, "timesteps": calls,
             "teacher": {"budget_per_raw": budget, "restarts": settings.restarts, "start": start,
                         "kind": choice.kind,
-                        "strength": choice.strength, "cv_score": choice.cv_score,
-                        "cv": [{k: v for k, v in r.items() if k != "scores"} for r in choice.table]},
+                        "strength": choice.strength, "cv_score": choice.cv_score if choice.table else None,
+                        "cv": [{k: v for k, v in r.items() if k != "scores"} for r in choice.table],
+                        "rows": {"x": "rows_x: the policy's observation (base-render statistics + time) of "
+                                      "each training raw",
+                                 "y": "rows_y: its residual target ((CMA-ES best - base) / delta_scale, "
+                                      "normalised units)",
+                                 "groups": rows_groups, "n": len(rows_x)},
+                        "init_policy": prior.spec if prior is not None else None,
+                        "prior_rows": len(prior.x) if prior is not None else 0},
             "train_raws": [p.name for p in train_raws if str(p) not in skipped]}
     from isp_env.policy_io import save_policy
 

@@ -274,3 +274,98 @@ def test_a_policy_fitted_on_another_observation_is_refused_in_one_line(tmp_path)
     path = save_policy(old, tmp_path / "old.safetensors", _card("ridge", 13, 6))
     with pytest.raises(ModelLoadError, match="old.safetensors.*12 image statistics.*retrain"):
         load_policy(path)
+
+
+# ------------------------------------------------------------------------------------------------------
+# --init-policy with --algo teacher: the policy's training rows are the prior of a new run (session 24)
+
+
+def _prior_file(tmp_path: Path, isp_raws: list[Path], kind: str = "ridge", strength: float = 1.0) -> Path:
+    """A teacher policy fitted on the DNGs' observations (a per-raw exposure rule), with its rows and the
+    card ``train_teacher`` writes; the weight-free scorer, so runs that start from it need no weights."""
+    card = _card(kind, N_STATS + 1, len(isp_raws)) | {"scorer": "classical"}
+    x = _observations(isp_raws, card)
+    y = np.zeros((len(isp_raws), N_PARAMS))
+    y[:, EXPOSURE] = -(x[:, 2] - x[:, 2].mean()) / np.ptp(x[:, 2])
+    pol = fit_teacher(x, y, kind, strength)
+    card["policy_kwargs"]["n_rows"] = len(x)
+    card["teacher"] = {"kind": kind, "strength": strength,
+                       "rows": {"groups": [f"prior{i // 2}" for i in range(len(x))], "n": len(x)}}
+    return save_policy(pol, tmp_path / "prior.safetensors", card)
+
+
+def _prior_cfg(**kw) -> TrainConfig:
+    return TrainConfig(algo="teacher", preview=64, obs_size=36, action_mode="residual", obs_mode="stats",
+                       delta_scale=2.0, scorer="classical", base=neutral(), **kw)
+
+
+def test_training_rows_round_trip_through_the_policy_file(tmp_path, isp_raws):
+    path = _prior_file(tmp_path, isp_raws)
+    pol, card = load_policy(path)
+    rows_x, rows_y = pol.rows_x.numpy(), pol.rows_y.numpy()
+    assert rows_x.shape == (len(isp_raws), N_STATS + 1) and rows_y.shape == (len(isp_raws), N_PARAMS)
+    assert np.array_equal(rows_x, _observations(isp_raws, card))  # float64, bit for bit
+    assert np.ptp(rows_y[:, EXPOSURE]) > 0.5
+    refit = fit_teacher(rows_x, rows_y, "ridge", 1.0)  # the file holds what it was fitted on
+    assert np.array_equal(refit.weight.numpy(), pol.weight.numpy())
+
+
+def test_a_teacher_run_from_a_policy_with_no_raws_of_its_own_reproduces_it(tmp_path, isp_raws):
+    from isp_env.mos_function import load_mos_function
+
+    path = _prior_file(tmp_path, isp_raws)
+    prior, _ = load_policy(path)
+    mos = load_mos_function("classical")
+    summary = train_teacher(tmp_path / "run", [], _prior_cfg(init_policy=str(path)), mos, {})
+    assert mos.calls == 0 and summary["teacher"]["init_policy"] == str(path)
+    assert summary["teacher"]["prior_rows"] == len(isp_raws)
+    pol, card = load_policy(tmp_path / "run" / "policy.safetensors")
+    x = prior.rows_x.float()
+    assert np.allclose(pol.predict(x)[0], prior.predict(x)[0], atol=1e-6)
+    assert [tune_with_policy(pol, card, p) for p in isp_raws] == [tune_with_policy(prior, card, p)
+                                                                 for p in isp_raws]
+
+
+def test_cv_folds_hold_out_only_the_runs_own_raws_and_every_fit_has_the_prior_rows():
+    rng = np.random.default_rng(2)
+    x, px = rng.uniform(0, 1, (6, 5)), rng.uniform(0, 1, (10, 5))
+    y, py = np.zeros((6, N_PARAMS)), np.full((10, N_PARAMS), 0.5)
+    seen: list[tuple[int, np.ndarray]] = []
+    groups = ["a", "a", "b", "b", "c", "c"]
+    choose_by_cv(x, y, groups, lambda i, a: seen.append((i, a)) or 0.0, candidates=[("mean", 0.0)],
+                 n_folds=3, prior=(px, py))
+    assert sorted(i for i, _ in seen) == list(range(6))  # each own raw judged once, no prior row
+    for _, a in seen:  # fit on 4 own rows (target 0) + 10 prior rows (0.5): the mean is 5/14
+        assert np.allclose(a, 5.0 / 14.0)
+
+
+def test_a_teacher_run_adds_the_prior_rows_and_refuses_another_base(tmp_path, isp_raws):
+    from attiqa.errors import ConfigError
+    from isp_env.mos_function import load_mos_function
+    from isp_env.run import run
+
+    path = _prior_file(tmp_path, isp_raws)
+    mos = load_mos_function("classical")
+    groups = {p: f"g{i // 2}" for i, p in enumerate(isp_raws)}
+    summary = train_teacher(tmp_path / "run", isp_raws, _prior_cfg(init_policy=str(path)), mos, groups,
+                            TeacherSettings(budget=6, restarts=1))
+    pol, card = load_policy(tmp_path / "run" / "policy.safetensors")
+    assert len(pol.rows_x) == 2 * len(isp_raws) and card["teacher"]["rows"]["groups"][-1] == "prior1"
+    assert summary["teacher"]["prior_rows"] == len(isp_raws)
+    cv = json.loads((tmp_path / "run" / "teacher" / "cv_scores_neutral.json").read_text())
+    assert cv and all(k.endswith(f":prior{len(isp_raws)}") for k in cv)
+    cfg = _prior_cfg(init_policy=str(path))
+    cfg.base = neutral() | {"saturation": 1.4}
+    with pytest.raises(ConfigError, match="base is not the policy's"):
+        train_teacher(tmp_path / "other", isp_raws, cfg, mos, groups)
+    raw_dir, base_file = tmp_path / "raws", tmp_path / "base.json"
+    raw_dir.mkdir()
+    for p in isp_raws:
+        (raw_dir / p.name).write_bytes(p.read_bytes())
+    base_file.write_text(json.dumps(cfg.base))
+    with pytest.raises(ConfigError, match="--base .*base.json.*leave --base at global"):
+        run(raw_dir, tmp_path / "cli", _prior_cfg(init_policy=str(path)), base=str(base_file))
+    rowless = save_policy(fit_teacher(np.zeros((2, N_STATS + 1)), np.zeros((2, N_PARAMS)), "mean"),
+                          tmp_path / "old.safetensors", _card("mean", N_STATS + 1, 2) | {"scorer": None})
+    with pytest.raises(ConfigError, match="old.safetensors: not a teacher policy with its training rows"):
+        train_teacher(tmp_path / "old", isp_raws, _prior_cfg(init_policy=str(rowless)), mos, groups)
