@@ -1,4 +1,4 @@
-"""Toward 0.87 on the frozen Lite features (ours; issue 15, session 24): kernels and ensembles of three backbones.
+"""Toward 0.87 on frozen Lite features (ours; issue 15, session 24): kernels and ensembles of three backbones.
 
 Session 23's best linear result is a ridge on Lite0's five-crop depthwise statistics + Lite1's and Lite2's
 whole-image ones (0.830 / 0.821 median SROCC, random / prompt-grouped). Two ideas that need no new feature
@@ -12,7 +12,7 @@ pass (every family is in ``$ATTIQA_CACHE/features``), on the 10 + 10 splits of `
 
 Rule, written before the runs: an idea "helps" only if its median SROCC is above the linear three-backbone
 ridge's on both split kinds AND it beats that ridge on at least 7 of the 10 splits of each kind; it is then a
-candidate for a later product recipe (no recipe is chosen here). Results: runs/agiqa3k/research/multi_kernel.json.
+candidate for a later product recipe (none is chosen here). Output: runs/agiqa3k/research/multi_kernel.json.
 
     OMP_NUM_THREADS=1 nice -n 10 python experiments/agiqa3k/multi_kernel.py ../shared/data/agiqa3k-dev
 """
@@ -31,10 +31,10 @@ from attiqa.models.ridge_head import signed_power
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from cache_features import load_features, prompts_and_mos, write_csv  # noqa: E402
-from recipes import split_sets, summarise  # noqa: E402
+from cache_features import load_features  # noqa: E402
+from recipes import summarise  # noqa: E402
 from second_backbone import lite_whole  # noqa: E402
-from views import _predict, cv_error, run, standardise  # noqa: E402
+from views import _predict, cv_error, research_setup, run, standardise  # noqa: E402
 
 GAMMAS = (0.25, 0.5, 1.0, 2.0, 4.0)
 
@@ -75,9 +75,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    prompts, y = prompts_and_mos(a.root)
-    sets = split_sets(prompts, 10)
-    csv = write_csv(a.root, a.out / "all.csv")
+    prompts, y, sets, csv = research_setup(a.root, a.out)
     sq = lambda x: standardise(signed_power(x, 0.5))  # noqa: E731
     _, st0 = load_features(csv, progress=False, stages=False)
     crops0 = standardise(signed_power(st0[:, :5], 0.5).mean(1))
