@@ -16,6 +16,7 @@ import attiqa
 from attiqa.cli.app import app as attiqa_app
 from attiqa.demo import DEMO_PHOTOS, skimage_photo
 from attiqa.io.checkpoints import read_card, sha256_of
+from attiqa.models import create_backbone
 from attiqa.scorers.zoo import named_models, resolve_weights
 from genbench.cli import app as genbench_app
 
@@ -45,7 +46,10 @@ def test_the_fp16_file_keeps_the_ridge_statistics_exact():
         ridge = {k: fh.get_tensor(k) for k in ("ridge.center", "ridge.scale", "ridge.coef")}
         assert fh.get_tensor("heads.contrast.fc1.weight").dtype == torch.float16  # the bulk stays small
     assert all(t.dtype == torch.float32 for t in ridge.values())
-    assert bool((ridge["ridge.scale"] > 0).all()) and ridge["ridge.scale"].numel() == 19200
+    # one value per depthwise statistic of the card's backbone (Lite1 since session 24: 24,576)
+    backbone = create_backbone(read_card(resolve_weights(NAME))["model"]["backbone"], pretrained=False)
+    assert ridge["ridge.scale"].numel() == backbone.tap_view("depthwise").feature_dim
+    assert bool((ridge["ridge.scale"] > 0).all())
 
 
 def test_scores_photos_by_name_deterministically_on_the_agiqa_scale(tmp_path):

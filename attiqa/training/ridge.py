@@ -77,7 +77,10 @@ def fit_ridge(x: torch.Tensor, y: torch.Tensor, alphas: tuple[float, ...] = ALPH
         raise ValueError(f"ridge needs at least 3 photos and 1 feature, got {tuple(x.shape)}")
     center = x.mean(0)
     scale = x.std(0, unbiased=False)
-    scale = torch.where(scale > 1e-12, scale, torch.ones_like(scale))
+    # A constant channel's statistics vary only by float32 rounding (spread ~1e-8 of the value): standardised,
+    # that noise would get a weight, and any change of the network's arithmetic (an fp16 export, other
+    # kernels) would move the MOS by thousands of such spreads. Treated as constant: z ~ 0, no weight.
+    scale = torch.where(scale > 1e-6 * center.abs() + 1e-12, scale, torch.ones_like(scale))
     z = (x - center) / scale
     y_mean = y.mean()
     yc = y - y_mean

@@ -1,8 +1,9 @@
-"""Cache frozen EfficientNet-Lite0 features of an AGIQA-3k folder once (ours; every recipe here reads them).
+"""Cache frozen EfficientNet-Lite features of an AGIQA-3k folder once (ours; every recipe here reads them).
 
 Two tensors per image, both over the five 320-px test crops after resizing the shorter edge (default 500,
 the default model's view): the stage statistics the attribute heads / MOS MLP read (`efficientnet_lite0_ms`,
-2,848 values) and the depthwise statistics the ridge head reads (19,200 values). Stored in the shared
+2,848 values) and the depthwise statistics the ridge head reads (19,200 values); ``--backbone`` for another
+registry backbone (e.g. efficientnet_lite1_ms, session 24). Stored in the shared
 feature cache ($ATTIQA_CACHE/features) exactly as `attiqa train` / `attiqa bench` store them, so those
 commands reuse them. Resumable (chunks of 256 images).
 
@@ -60,11 +61,11 @@ def write_csv(root: Path, out: Path, holdout_seed: int = 0, holdout: bool = True
 
 def load_features(
     csv: Path, resize_shorter: int = 500, crop: int = 320, progress: bool = True, batch_size: int = 4,
-    stages: bool = True,
+    stages: bool = True, backbone: str = "efficientnet_lite0_ms",
 ) -> tuple[torch.Tensor | None, torch.Tensor]:  # fmt: skip
     """(stage features (N, 5, 2848) or None without ``stages``, depthwise statistics (N, 5, 19200)) of the
-    CSV's images, from the cache (computed and stored when missing)."""
-    bb = create_backbone("efficientnet_lite0_ms")
+    CSV's images, from the cache (computed and stored when missing); widths are Lite0's."""
+    bb = create_backbone(backbone)
     tf, view = five_crop_views(bb, resize_shorter, crop)
     data = MosDataset(csv, None, tf, on_error="skip")
     # the ridge's statistics first: the recipe research needs them most
@@ -87,12 +88,13 @@ def main() -> None:
     ap.add_argument("--crop", type=int, default=320)
     ap.add_argument("--all-prompts", action="store_true",
                     help="every image a training row (the shipped model), listed again as in-sample val rows")
+    ap.add_argument("--backbone", default="efficientnet_lite0_ms", help="the recipe's finetune.backbone")
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     t0 = time.perf_counter()
     csv = write_csv(a.root, a.csv, holdout=not a.all_prompts)
-    feats, stats = load_features(csv, a.resize_shorter, a.crop)
+    feats, stats = load_features(csv, a.resize_shorter, a.crop, backbone=a.backbone)
     print(
         f"{feats.shape[0]} images: features {tuple(feats.shape)}, depthwise {tuple(stats.shape)} "
         f"in {time.perf_counter() - t0:.0f} s"

@@ -28,9 +28,9 @@ from attiqa.training.feature_cache import cached_features
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from cache_features import load_features, prompts_and_mos, write_csv  # noqa: E402
-from recipes import split_sets, summarise  # noqa: E402
-from views import WholeImage, run, standardise, whole_features  # noqa: E402
+from cache_features import load_features  # noqa: E402
+from recipes import summarise  # noqa: E402
+from views import WholeImage, research_setup, run, standardise, whole_features  # noqa: E402
 
 
 def lite(name: str) -> Backbone:
@@ -58,9 +58,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("runs/agiqa3k/research"))
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    prompts, y = prompts_and_mos(a.root)
-    sets = split_sets(prompts, 10)
-    csv = write_csv(a.root, a.out / "all.csv")
+    prompts, y, sets, csv = research_setup(a.root, a.out)
     _, stats = load_features(csv, progress=False, stages=False)
     crops0 = standardise(signed_power(stats[:, :5], 0.5).mean(1))
     names = a.backbone.split(",")

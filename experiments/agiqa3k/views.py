@@ -60,6 +60,13 @@ def whole_features(csv: Path, size: int, taps: str) -> torch.Tensor:
     return x[:, 0]
 
 
+def research_setup(root: Path, out: Path) -> tuple[list[str], torch.Tensor, dict[str, list], Path]:
+    """(prompts, MOS, the bench's 10 + 10 splits, the all-images CSV in ``out``) of an AGIQA-3k folder:
+    what every ridge study here starts from."""
+    prompts, y = prompts_and_mos(root)
+    return prompts, y, split_sets(prompts, 10), write_csv(root, out / "all.csv")
+
+
 def standardise(x: torch.Tensor) -> torch.Tensor:
     x = x.double()
     return (x - x.mean(0)) / x.std(0, unbiased=False).clamp_min(1e-12)
@@ -161,9 +168,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    prompts, y = prompts_and_mos(a.root)
-    sets = split_sets(prompts, 10)
-    csv = write_csv(a.root, a.out / "all.csv")
+    prompts, y, sets, csv = research_setup(a.root, a.out)
     feats, stats = load_features(csv, progress=False)
     crops_dw = standardise(signed_power(stats[:, :5], 0.5).mean(1))
     crops_st = standardise(signed_power(feats[:, :5], 0.5).mean(1))
