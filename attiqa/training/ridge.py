@@ -74,16 +74,19 @@ class RidgeFit:
         return ((x.float() - self.center) / self.scale) @ self.coef + self.intercept
 
 
-def fit_ridge(x: torch.Tensor, y: torch.Tensor, alphas: tuple[float, ...] = ALPHAS) -> RidgeFit:
+def fit_ridge(x: torch.Tensor, y: torch.Tensor, alphas: tuple[float, ...] = ALPHAS,
+              standardize: bool = True) -> RidgeFit:  # fmt: skip
     """Ridge regression of ``y`` (N,) on standardised ``x`` (N, F) with an unpenalised intercept; alpha
-    minimises the exact leave-one-out squared error (hat-matrix form; computed in float64)."""
+    minimises the exact leave-one-out squared error (hat-matrix form; computed in float64). Without
+    ``standardize`` the columns are only centred (``x`` is already on the scale wanted: :func:`fit_guard`)."""
     x, y = x.double(), y.double()
     n = x.shape[0]
     if n < 3 or x.shape[1] < 1:
         raise ValueError(f"ridge needs at least 3 photos and 1 feature, got {tuple(x.shape)}")
     center = x.mean(0)
     scale = x.std(0, unbiased=False)
-    scale = torch.where(scale > 1e-12, scale, torch.ones_like(scale))
+    ones = torch.ones_like(scale)
+    scale = torch.where(scale > 1e-12, scale, ones) if standardize else ones
     z = (x - center) / scale
     y_mean = y.mean()
     yc = y - y_mean
@@ -233,15 +236,18 @@ class GuardFit:
 
 def fit_guard(fit: RidgeFit, clean: torch.Tensor, edited: torch.Tensor) -> GuardFit:
     """The edit detector for ``fit``'s head: :func:`fit_ridge` of -1 (``clean`` rows, transformed features)
-    and +1 (``edited`` rows) on ``fit``'s standardised statistics, folded into one linear map of them (the
-    head standardises once for both). :func:`fit_ridge` standardises its input again — per feature an affine
-    map, so g is the same as fitted on the raw transformed features (as the screening did)."""
+    and +1 (``edited`` rows) on ``fit``'s standardised statistics z (the head standardises once for both).
+
+    Not standardised again on its own rows (ours; the stop-24 screening did, and it broke in the real
+    scorer): a statistic nearly constant on the MOS photos and the pair images (a dead channel, spread ~1e-9)
+    would get a weight ~1e9, and a photo whose crop moves it by 1e-4 got a MOS of -7 million. On r's z such a
+    column stays tiny, so the ridge penalty keeps its weight small."""
     if len(clean) < 1 or len(edited) < 1:
         raise ValueError(f"the guard needs clean and edited rows, got {len(clean)} and {len(edited)}")
     z = (torch.cat([clean, edited]).double() - fit.center.double()) / fit.scale.double()
     target = torch.cat([-torch.ones(len(clean)), torch.ones(len(edited))]).double()
-    g = fit_ridge(z, target)
-    coef = g.coef.double() / g.scale.double()
+    g = fit_ridge(z, target, standardize=False)
+    coef = g.coef.double()
     bias = g.intercept - float(g.center.double() @ coef)
     return GuardFit(coef.float(), bias, g.alpha, g.loo_rmse)
 
