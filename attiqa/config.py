@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from collections.abc import Mapping
@@ -200,6 +201,11 @@ class FinetuneConfig:
     # ours (issue 20; per-dataset scales as LIQE/UNIQUE): extra MOS tables in the ridge fit, e.g.
     # [{csv: agiqa3k-dev/mos.csv, share: 0.1}]; each one's MOS affinely mapped to the main targets' mean/sd
     ridge_extra: list[RidgeExtraConfig] = field(default_factory=list)
+    # ours (issue 20; not shipped): a gated guard on the ridge MOS, MOS_ridge = r - lambda * max(0, g), g a
+    # ridge "edit detector" fitted to -1 on the training photos and ridge_pairs' originals, +1 on its edits
+    # (attiqa/training/ridge.py, fit_guard); lambda on the unit MOS scale, 0 = off
+    ridge_guard: float = field(default=0.0, metadata=_check(lo=0, why="the guard's lambda on the unit MOS "
+                               "scale (0 = off)"))  # fmt: skip
     # ours (supplement Table 10 analogue): regress MOS on this one attribute head's features only (the other
     # heads are dropped from the model); None = all heads (§3.5)
     single_head: str | None = field(default=None, metadata=_check(choices=_attributes))
@@ -215,6 +221,16 @@ class FinetuneConfig:
         if self.ridge_extra and not self.ridge_taps:
             raise ConfigError(f"{where}.ridge_extra: extra MOS tables feed the ridge head only; set "
                               "finetune.ridge_taps (e.g. depthwise_late) or drop ridge_extra")  # fmt: skip
+        if not math.isfinite(self.ridge_guard):
+            raise ConfigError(f"{where}.ridge_guard: must be a finite number >= 0 (0 = off), got "
+                              f"{self.ridge_guard}")  # fmt: skip
+        if self.ridge_guard and not self.ridge_taps:
+            raise ConfigError(f"{where}.ridge_guard: the guard is part of the ridge head; set "
+                              "finetune.ridge_taps (e.g. depthwise_late) or ridge_guard: 0")  # fmt: skip
+        if self.ridge_guard and not self.ridge_pairs:
+            raise ConfigError(f"{where}.ridge_guard: the edit detector is fitted on a pair table's "
+                              "originals and edits; set finetune.ridge_pairs (CSV better,worse) or "
+                              "ridge_guard: 0")  # fmt: skip
         if self.polish_epochs and not self.feature_cache:
             raise ConfigError(f"{where}.polish_epochs: polishes a feature-cache run; set feature_cache: true "
                               "(without the cache, raise finetune.epochs instead)")  # fmt: skip

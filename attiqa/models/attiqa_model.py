@@ -312,6 +312,12 @@ def validate_model_card(path: str | Path, card: Any, tensors: dict[str, torch.Te
             raise bad("ridge must be a table with an integer dim")
         if shape("ridge.coef") != (ridge["dim"],):
             raise bad(f"ridge dim {ridge['dim']} does not match tensor ridge.coef {shape('ridge.coef')}")
+        guard = ridge.get("guard", 0.0)
+        if isinstance(guard, bool) or not isinstance(guard, (int, float)) or not 0 <= guard < math.inf:
+            raise bad(f"ridge guard must be a finite number >= 0, got {guard!r}")
+        if guard and shape("ridge.guard_coef") != (ridge["dim"],):
+            raise bad(f"ridge dim {ridge['dim']} does not match tensor ridge.guard_coef "
+                      f"{shape('ridge.guard_coef')}")  # fmt: skip
     rng = card.get("mos_range")
     if rng is not None and not (
         isinstance(rng, list)

@@ -11,6 +11,12 @@ An MLP overfits them from a few hundred photos; ridge regression does not. On th
 non-negative and heavy-tailed (standard deviations of activations); the square root (0.5) is the usual
 "power normalisation" of pooled features and gained +0.010 median SROCC over the raw statistics.
 
+Guard (ours, issue 20; off unless ``guard`` > 0): ``MOS = r(x) - guard * max(0, g(x))``, r the ridge above,
+g a second linear map on the same standardised statistics (an "edit detector": negative on unedited
+photos, positive on over-processed or degraded edits; :func:`attiqa.training.ridge.fit_guard`). Where g < 0
+the MOS is r's, so it costs nothing on photos like the training ones. Applied per crop, like r (the scorer
+averages the crops' MOS). Without it the head, its buffers and its card are exactly those of before.
+
 The head holds only buffers (nothing here is trained by gradient descent) and is fitted by
 :func:`attiqa.training.ridge.fit_ridge`; ``forward`` maps raw tap statistics (N, F) to MOS on the
 model's normalised [0, 1] training scale.
@@ -18,6 +24,7 @@ model's normalised [0, 1] training scale.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -36,11 +43,16 @@ class RidgeHead(nn.Module):
     scale: torch.Tensor
     coef: torch.Tensor
     intercept: torch.Tensor
+    guard_coef: torch.Tensor  # only with guard > 0
+    guard_bias: torch.Tensor
 
-    def __init__(self, taps: str, dim: int, power: float = 0.5, weight: float = 0.5, alpha: float = 0.0):
+    def __init__(self, taps: str, dim: int, power: float = 0.5, weight: float = 0.5, alpha: float = 0.0,
+                 guard: float = 0.0):  # fmt: skip
         super().__init__()
         if not 0.0 <= weight <= 1.0:
             raise ValueError(f"ridge weight must be in [0, 1], got {weight}")
+        if isinstance(guard, bool) or not isinstance(guard, (int, float)) or not 0.0 <= guard < math.inf:
+            raise ValueError(f"ridge guard must be a finite number >= 0, got {guard!r}")
         self.taps = str(taps)
         self.power = float(power)
         self.weight = float(weight)  # share of this head in the model's MOS; the MLP has 1 - weight
@@ -49,6 +61,10 @@ class RidgeHead(nn.Module):
         self.register_buffer("scale", torch.ones(dim))
         self.register_buffer("coef", torch.zeros(dim))
         self.register_buffer("intercept", torch.zeros(()))
+        self.guard = float(guard)  # the guard's lambda on the unit MOS scale; 0 = no guard (and no buffers)
+        if self.guard > 0:
+            self.register_buffer("guard_coef", torch.zeros(dim))  # the detector on the standardised stats
+            self.register_buffer("guard_bias", torch.zeros(()))
 
     @property
     def dim(self) -> int:
@@ -63,8 +79,16 @@ class RidgeHead(nn.Module):
         # contributes nothing rather than inf: the fit itself never stores a zero scale.
         scale = self.scale.float()
         z = (self.transform(stats) - self.center.float()) / torch.where(scale > 0, scale, torch.inf)
-        return z @ self.coef.float() + self.intercept.float()
+        mos = z @ self.coef.float() + self.intercept.float()
+        if self.guard > 0:
+            mos = mos - self.guard * self.detector(z).clamp(min=0)
+        return mos
+
+    def detector(self, z: torch.Tensor) -> torch.Tensor:
+        """The guard's edit score g on standardised statistics ``z`` (> 0: looks edited)."""
+        return z @ self.guard_coef.float() + self.guard_bias.float()
 
     def card(self) -> dict[str, Any]:
-        return {"taps": self.taps, "dim": self.dim, "power": self.power, "weight": self.weight,
+        card = {"taps": self.taps, "dim": self.dim, "power": self.power, "weight": self.weight,
                 "alpha": self.alpha}  # fmt: skip
+        return {**card, "guard": self.guard} if self.guard > 0 else card

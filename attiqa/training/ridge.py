@@ -17,6 +17,12 @@ squared hinge ``mu * sum max(0, m - (z_better - z_worse) w)^2`` to the ridge obj
 (:func:`fit_ridge_pairs`). The MOS rows' alpha is still chosen by leave-one-out; the pairs then teach
 the head that "more" (saturation, contrast, sharpening) is not always better.
 
+Guard (ours, issue 20; not shipped): with ``finetune.ridge_guard`` = lambda > 0 the head's MOS becomes
+``r - lambda * max(0, g)`` (:mod:`attiqa.models.ridge_head`), g an "edit detector" fitted by :func:`fit_guard`
+(:func:`fit_ridge` itself, leave-one-out alpha) on r's standardised statistics to -1 on the training photos
+and ``ridge_pairs``' originals, +1 on its edits: the gated head of ``experiments/generalisation/
+guard_screen.py`` (docs/default_model.md, stop 24) as a product option.
+
 Extra MOS tables (ours, issue 20; the per-dataset scale is the idea of LIQE [Zhang et al. 2023] and UNIQUE
 [Zhang et al. 2021], here in its simplest affine form): with ``finetune.ridge_extra`` (e.g. AGIQA-3k next
 to CLIVE), every image of each extra table joins the same closed-form fit as an extra row, its MOS mapped
@@ -68,9 +74,11 @@ class RidgeFit:
         return ((x.float() - self.center) / self.scale) @ self.coef + self.intercept
 
 
-def fit_ridge(x: torch.Tensor, y: torch.Tensor, alphas: tuple[float, ...] = ALPHAS) -> RidgeFit:
+def fit_ridge(x: torch.Tensor, y: torch.Tensor, alphas: tuple[float, ...] = ALPHAS,
+              standardize: bool = True) -> RidgeFit:  # fmt: skip
     """Ridge regression of ``y`` (N,) on standardised ``x`` (N, F) with an unpenalised intercept; alpha
-    minimises the exact leave-one-out squared error (hat-matrix form; computed in float64)."""
+    minimises the exact leave-one-out squared error (hat-matrix form; computed in float64). Without
+    ``standardize`` the columns are only centred (``x`` is already on the scale wanted: :func:`fit_guard`)."""
     x, y = x.double(), y.double()
     n = x.shape[0]
     if n < 3 or x.shape[1] < 1:
@@ -80,7 +88,8 @@ def fit_ridge(x: torch.Tensor, y: torch.Tensor, alphas: tuple[float, ...] = ALPH
     # A constant channel's statistics vary only by float32 rounding (spread ~1e-8 of the value): standardised,
     # that noise would get a weight, and any change of the network's arithmetic (an fp16 export, other
     # kernels) would move the MOS by thousands of such spreads. Treated as constant: z ~ 0, no weight.
-    scale = torch.where(scale > 1e-6 * center.abs() + 1e-12, scale, torch.ones_like(scale))
+    ones = torch.ones_like(scale)
+    scale = torch.where(scale > 1e-6 * center.abs() + 1e-12, scale, ones) if standardize else ones
     z = (x - center) / scale
     y_mean = y.mean()
     yc = y - y_mean
@@ -218,6 +227,34 @@ def fit_ridge_pairs(
     return fit_ridge_rows(x, y, (), better, worse, weight, margin, alphas, rounds)
 
 
+@dataclass
+class GuardFit:
+    """The guard's detector on a ridge's standardised statistics z: ``g = z @ coef + bias``."""
+
+    coef: torch.Tensor
+    bias: float
+    alpha: float
+    loo_rmse: float
+
+
+def fit_guard(fit: RidgeFit, clean: torch.Tensor, edited: torch.Tensor) -> GuardFit:
+    """The edit detector for ``fit``'s head: :func:`fit_ridge` of -1 (``clean`` rows, transformed features)
+    and +1 (``edited`` rows) on ``fit``'s standardised statistics z (the head standardises once for both).
+
+    Not standardised again on its own rows (ours; the stop-24 screening did, and it broke in the real
+    scorer): a statistic nearly constant on the MOS photos and the pair images (a dead channel, spread ~1e-9)
+    would get a weight ~1e9, and a photo whose crop moves it by 1e-4 got a MOS of -7 million. On r's z such a
+    column stays tiny, so the ridge penalty keeps its weight small."""
+    if len(clean) < 1 or len(edited) < 1:
+        raise ValueError(f"the guard needs clean and edited rows, got {len(clean)} and {len(edited)}")
+    z = (torch.cat([clean, edited]).double() - fit.center.double()) / fit.scale.double()
+    target = torch.cat([-torch.ones(len(clean)), torch.ones(len(edited))]).double()
+    g = fit_ridge(z, target, standardize=False)
+    coef = g.coef.double()
+    bias = g.intercept - float(g.center.double() @ coef)
+    return GuardFit(coef.float(), bias, g.alpha, g.loo_rmse)
+
+
 def read_pairs_csv(path: str | Path) -> tuple[list[Path], torch.Tensor]:
     """A ranking-pair table with columns ``better,worse`` (image paths, relative ones to the CSV's folder):
     the distinct images and a (P, 2) index tensor into them."""
@@ -257,12 +294,19 @@ def _left_singular(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return u, s2
 
 
-def ridge_head_from_fit(fit: RidgeFit, taps: str, power: float, weight: float) -> RidgeHead:
-    head = RidgeHead(taps, fit.coef.numel(), power=power, weight=weight, alpha=fit.alpha)
+def ridge_head_from_fit(fit: RidgeFit, taps: str, power: float, weight: float, guard: GuardFit | None = None,
+                        lam: float = 0.0) -> RidgeHead:  # fmt: skip
+    """The head of ``fit``; with ``guard`` and ``lam`` > 0 its gated guard too."""
+    lam = lam if guard is not None else 0.0
+    head = RidgeHead(taps, fit.coef.numel(), power=power, weight=weight, alpha=fit.alpha, guard=lam)
     head.center.copy_(fit.center)
     head.scale.copy_(fit.scale)
     head.coef.copy_(fit.coef)
     head.intercept.fill_(fit.intercept)
+    if lam > 0:
+        assert guard is not None
+        head.guard_coef.copy_(guard.coef)
+        head.guard_bias.fill_(guard.bias)
     return head
 
 
@@ -298,11 +342,19 @@ def add_ridge_head(
         raise AttiqaError(f"{split.source}: too few readable training photos for the ridge head ({len(tr)})")
     x = signed_power(stats[:, :TEST_VIEWS], cfg.ridge_power).mean(1)
     target01 = model.mos_to_unit_scale(split.mos.float())
-    fitter, fit_card, ranked = ridge_fitter(cfg, backbone, kw)
+    fitter, fit_card, ranked, edits = ridge_fitter(cfg, backbone, kw)
     fit = fitter(x[tr], target01[tr])
     card_ridge: dict[str, Any] = {"loo_rmse_unit_scale": fit.loo_rmse, "n_train": len(tr), **fit_card}
     if ranked is not None:
         card_ridge["pairs"] = {**fit_card["pairs"], "ranked_train": ranked(fit)}
+    guard = None
+    if cfg.ridge_guard > 0:
+        assert edits is not None  # ridge_fitter reads the pair table whenever the guard is on
+        guard = fit_guard(fit, torch.cat([x[tr], edits[0]]), edits[1])
+        opened = lambda v: float((_gate(fit, guard, v) > 0).double().mean())  # noqa: E731
+        card_ridge["guard"] = {"lambda": cfg.ridge_guard, "alpha": guard.alpha, "loo_rmse": guard.loo_rmse,
+                               "clean": len(tr) + len(edits[0]), "edited": len(edits[1]),
+                               "open_train": opened(x[tr]), "open_edits": opened(edits[1])}  # fmt: skip
     weight = cfg.ridge_weight
     if weight is None:
         if init_model is None:
@@ -311,7 +363,7 @@ def add_ridge_head(
                                                               fitter)  # fmt: skip
 
     def head() -> RidgeHead:
-        return ridge_head_from_fit(fit, taps, cfg.ridge_power, weight)
+        return ridge_head_from_fit(fit, taps, cfg.ridge_power, weight, guard, cfg.ridge_guard)
 
     def val_metrics(m: AttiqaModel) -> tuple[dict[str, float], dict[str, float]]:
         target = split.mos[va].double().numpy()
@@ -349,13 +401,20 @@ def add_ridge_head(
     return best_metrics, history
 
 
+def _gate(fit: RidgeFit, guard: GuardFit, x: torch.Tensor) -> torch.Tensor:
+    """The detector's score g on transformed features ``x`` (crop means)."""
+    return ((x.float() - fit.center) / fit.scale) @ guard.coef + guard.bias
+
+
 class RidgeFitter(NamedTuple):
-    """What :func:`ridge_fitter` returns: the fit, its card entries (``pairs``, ``extra``) and, with ranking
-    pairs, the share of the training pairs a fitted head ranks the right way round."""
+    """What :func:`ridge_fitter` returns: the fit, its card entries (``pairs``, ``extra``), with ranking
+    pairs the share of the training pairs a fitted head ranks the right way round, and with the guard the
+    pair table's (originals, edits) features for its detector (:func:`fit_guard`)."""
 
     fit: Callable[[torch.Tensor, torch.Tensor], RidgeFit]
     card: dict[str, Any]
     ranked: Callable[[RidgeFit], float] | None = None
+    edits: tuple[torch.Tensor, torch.Tensor] | None = None
 
 
 def ridge_fitter(cfg: FinetuneConfig, backbone, kw: dict[str, Any]) -> RidgeFitter:
@@ -384,13 +443,21 @@ def ridge_fitter(cfg: FinetuneConfig, backbone, kw: dict[str, Any]) -> RidgeFitt
                                              "map": "affine, matched mean and sd"})  # fmt: skip
     better = worse = None
     ranked: Callable[[RidgeFit], float] | None = None
-    if cfg.ridge_pairs and cfg.ridge_pair_weight > 0:
+    edits = None
+    if cfg.ridge_pairs and (cfg.ridge_pair_weight > 0 or cfg.ridge_guard > 0):
         paths, pairs = read_pairs_csv(cfg.ridge_pairs)
         xp, ok = transformed(ImageTableDataset(paths, torch.zeros(len(paths)), view_tf, "skip"))
         keep = ok[pairs[:, 0]] & ok[pairs[:, 1]]
         if not keep.any():
             raise AttiqaError(f"{cfg.ridge_pairs}: no ranking pair has both images readable")
         pairs = pairs[keep]
+        if cfg.ridge_guard > 0:  # an image ever ranked below another is an edit; the rest are originals
+            edited = torch.zeros(len(paths), dtype=torch.bool)
+            edited[pairs[:, 1]] = True
+            used = torch.zeros(len(paths), dtype=torch.bool)
+            used[pairs.flatten()] = True
+            edits = (xp[used & ~edited], xp[edited])
+    if cfg.ridge_pairs and cfg.ridge_pair_weight > 0:
         better, worse = xp[pairs[:, 0]], xp[pairs[:, 1]]
 
         def ranked_share(fit: RidgeFit) -> float:
@@ -402,12 +469,12 @@ def ridge_fitter(cfg: FinetuneConfig, backbone, kw: dict[str, Any]) -> RidgeFitt
                          "skipped": int((~keep).sum()), "weight": cfg.ridge_pair_weight,
                          "margin": cfg.ridge_pair_margin}  # fmt: skip
     if not card:
-        return RidgeFitter(fit_ridge, {})
+        return RidgeFitter(fit_ridge, {}, None, edits)
 
     def fitter(x: torch.Tensor, y: torch.Tensor) -> RidgeFit:
         return fit_ridge_rows(x, y, extra, better, worse, cfg.ridge_pair_weight, cfg.ridge_pair_margin)
 
-    return RidgeFitter(fitter, card, ranked)
+    return RidgeFitter(fitter, card, ranked, edits)
 
 
 def choose_ridge_weight(

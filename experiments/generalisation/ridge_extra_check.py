@@ -67,7 +67,7 @@ def main() -> None:
         extra = [RidgeExtraConfig(csv=args.extra, share=share)] if share > 0 else []
         cfg = FinetuneConfig(csv=clive_csv, resize_shorter=500, crop_size=320, feature_cache=True,
                              ridge_taps="depthwise", ridge_power=0.5, ridge_extra=extra)  # fmt: skip
-        fitter, card, _ = ridge_fitter(cfg, backbone, kw)
+        fitter, card = ridge_fitter(cfg, backbone, kw)[:2]
         per_split = []
         for seed in range(args.splits):
             train, val = split_indices(len(split.mos), 0.2, seed)
