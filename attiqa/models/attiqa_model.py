@@ -32,7 +32,7 @@ from attiqa.attributes import ATTRIBUTES
 from attiqa.errors import ModelLoadError
 from attiqa.io.checkpoints import load_checkpoint, save_checkpoint
 from attiqa.models.backbones import Backbone, create_backbone
-from attiqa.models.ridge_head import RidgeHead
+from attiqa.models.ridge_head import RidgeHead, valid_guard
 
 NUM_QUANTILES = 101
 ARCH = "attiqa"
@@ -313,7 +313,7 @@ def validate_model_card(path: str | Path, card: Any, tensors: dict[str, torch.Te
         if shape("ridge.coef") != (ridge["dim"],):
             raise bad(f"ridge dim {ridge['dim']} does not match tensor ridge.coef {shape('ridge.coef')}")
         guard = ridge.get("guard", 0.0)
-        if isinstance(guard, bool) or not isinstance(guard, (int, float)) or not 0 <= guard < math.inf:
+        if not valid_guard(guard):
             raise bad(f"ridge guard must be a finite number >= 0, got {guard!r}")
         if guard and shape("ridge.guard_coef") != (ridge["dim"],):
             raise bad(f"ridge dim {ridge['dim']} does not match tensor ridge.guard_coef "

@@ -36,6 +36,12 @@ def signed_power(x: torch.Tensor, power: float) -> torch.Tensor:
     return x.sign() * x.abs().pow(power) if power != 1.0 else x
 
 
+def valid_guard(value: Any) -> bool:
+    """Whether ``value`` can be a head's guard lambda: a finite number >= 0 (not a bool). One rule for the
+    head and for a checkpoint card (:func:`attiqa.models.attiqa_model.validate_model_card`)."""
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and 0.0 <= value < math.inf
+
+
 class RidgeHead(nn.Module):
     """``((|s|^power * sign(s) - center) / scale) @ coef + intercept`` on raw tap statistics ``s``."""
 
@@ -51,7 +57,7 @@ class RidgeHead(nn.Module):
         super().__init__()
         if not 0.0 <= weight <= 1.0:
             raise ValueError(f"ridge weight must be in [0, 1], got {weight}")
-        if isinstance(guard, bool) or not isinstance(guard, (int, float)) or not 0.0 <= guard < math.inf:
+        if not valid_guard(guard):
             raise ValueError(f"ridge guard must be a finite number >= 0, got {guard!r}")
         self.taps = str(taps)
         self.power = float(power)

@@ -69,9 +69,15 @@ class RidgeFit:
     alpha: float
     loo_rmse: float
 
+    def standardise(self, x: torch.Tensor) -> torch.Tensor:
+        """Transformed features ``x`` (N, F) on this fit's scale, z, in ``x``'s float precision (at least
+        float32): what the coefficients and a guard's detector (:class:`GuardFit`) apply to."""
+        x = x if x.dtype == torch.float64 else x.float()
+        return (x - self.center.to(x.dtype)) / self.scale.to(x.dtype)
+
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         """Predictions for already transformed features ``x`` (N, F)."""
-        return ((x.float() - self.center) / self.scale) @ self.coef + self.intercept
+        return self.standardise(x.float()) @ self.coef + self.intercept
 
 
 def fit_ridge(x: torch.Tensor, y: torch.Tensor, alphas: tuple[float, ...] = ALPHAS,
@@ -247,7 +253,7 @@ def fit_guard(fit: RidgeFit, clean: torch.Tensor, edited: torch.Tensor) -> Guard
     column stays tiny, so the ridge penalty keeps its weight small."""
     if len(clean) < 1 or len(edited) < 1:
         raise ValueError(f"the guard needs clean and edited rows, got {len(clean)} and {len(edited)}")
-    z = (torch.cat([clean, edited]).double() - fit.center.double()) / fit.scale.double()
+    z = fit.standardise(torch.cat([clean, edited]).double())
     target = torch.cat([-torch.ones(len(clean)), torch.ones(len(edited))]).double()
     g = fit_ridge(z, target, standardize=False)
     coef = g.coef.double()
@@ -403,7 +409,7 @@ def add_ridge_head(
 
 def _gate(fit: RidgeFit, guard: GuardFit, x: torch.Tensor) -> torch.Tensor:
     """The detector's score g on transformed features ``x`` (crop means)."""
-    return ((x.float() - fit.center) / fit.scale) @ guard.coef + guard.bias
+    return fit.standardise(x.float()) @ guard.coef + guard.bias
 
 
 class RidgeFitter(NamedTuple):
