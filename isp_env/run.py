@@ -134,6 +134,7 @@ def run(raw_dir: Path, out: Path, cfg: TrainConfig, test_fraction: float = 0.3, 
         synth = synth_raws(photos, out / "synth", seed=cfg.seed)
     skipped: dict[str, str] = {}
     base_calls = 0  # scorer calls spent on finding the base: part of the agent's training cost
+    prior = None
     if cfg.algo == "teacher" and cfg.init_policy:  # the prior's rows are statistics of its base's renders
         prior = teacher_prior(cfg.init_policy, cfg)
         if base != "global" and not np.allclose(to_normalized(prior.base), to_normalized(_base_arg(base))):
@@ -161,7 +162,7 @@ def run(raw_dir: Path, out: Path, cfg: TrainConfig, test_fraction: float = 0.3, 
     if cfg.algo == "teacher":
         teacher = teacher or TeacherSettings()
         searched = spread_sample(train_raws + synth, teacher.raws, groups, cfg.seed)
-        training = train_teacher(out, searched, cfg, mos, groups, teacher)
+        training = train_teacher(out, searched, cfg, mos, groups, teacher, prior=prior)
     else:
         training = train(out, train_raws + synth, cfg, subprocess=subprocess)
     agent_calls = int(training["scorer_calls"]) + base_calls

@@ -21,10 +21,31 @@ from typing import Any
 import numpy as np
 
 from attiqa.errors import ConfigError
+from attiqa.io.atomic import write_json_atomic
 from attiqa.progress import console, progress_task
+from isp_env.baselines import guarded_objective
 from isp_env.env import ISPTuningEnv
-from isp_env.policy_io import algorithms, find_state, load_state, policy_name, save_policy, save_state
-from isp_env.teacher import TeacherSettings
+from isp_env.params import N_PARAMS, neutral, to_normalized
+from isp_env.policy_io import (
+    algorithms,
+    find_state,
+    load_policy,
+    load_state,
+    policy_name,
+    resolve_policy,
+    save_policy,
+    save_state,
+)
+from isp_env.raw import RawReadError
+from isp_env.reward import guarded_item
+from isp_env.teacher import (
+    Choice,
+    TeacherSettings,
+    choose_by_cv,
+    fit_teacher,
+    residual_targets,
+    search_targets,
+)
 
 # The one place of the default ``delta_scale`` (normalised units; each range is 2 wide), by action mode and
 # algorithm (ours): delta steps 0.5; residual offsets of an RL agent 0.4 (session 22, measured with
@@ -233,8 +254,6 @@ def train(run_dir: Path, train_raws: list[Path], cfg: TrainConfig, subprocess: b
         venv.close()
     summary = {"timesteps": int(model.num_timesteps), "scorer_calls": calls, "config": cfg.learning_key(),
                "skipped": skipped}
-    from attiqa.io.atomic import write_json_atomic
-
     write_json_atomic(summary_path, summary)
     return summary
 
@@ -243,8 +262,6 @@ def init_from_policy(model, spec: str | Path, cfg: TrainConfig | None = None) ->
     """Start training from a saved policy's weights (``default`` = the policy shipped with the package);
     the algorithm, network and observation size must match. A teacher policy (``--algo teacher``) is
     distilled into a SAC actor instead (:func:`distill_teacher`)."""
-    from isp_env.policy_io import load_policy, resolve_policy
-
     policy, card = load_policy(resolve_policy(spec))
     if card["algo"] == "teacher" and cfg is not None:
         distill_teacher(model, policy, card, cfg)
@@ -268,8 +285,6 @@ def distill_teacher(model, teacher, card: dict[str, Any], cfg: TrainConfig, step
     teacher's residual (its base and scale) is re-expressed around this run's base and scale. Returns the
     final mean squared error in action units."""
     import torch
-
-    from isp_env.params import to_normalized
 
     actor = getattr(model, "actor", None)
     if cfg.algo != "sac" or actor is None or cfg.obs_mode != "stats" or cfg.action_mode != "residual":
@@ -312,17 +327,11 @@ def tune_with_policy(policy, card: dict[str, Any], raw_path: Path) -> dict[str, 
     return env.params
 
 
-
-
 def teacher_inputs(raws: list[Path], cfg: TrainConfig, mos, groups: dict[Path, str]):
     """Per readable raw, what the teacher learns from: its name (``scene_group|file``), the policy's
     observation of its base render (float64), its guarded objective (normalised setting -> score), its scene
     group; and the raws skipped (path -> reason). Shared by :func:`train_teacher` and
     ``benchmarks/isp_teacher_cv.py``."""
-    from isp_env.baselines import guarded_objective
-    from isp_env.raw import RawReadError
-    from isp_env.reward import guarded_item
-
     env_cfg = {k: v for k, v in cfg.env_kwargs().items() if k != "scorer"}
     names: list[str] = []
     feats: list[np.ndarray] = []
@@ -368,8 +377,6 @@ def teacher_prior(spec: str, cfg: TrainConfig) -> TeacherPrior:
     """Load the rows a teacher run starts from (ours, session 24): the policy must be a teacher policy that
     carries its rows (saved since session 24) and was fitted with this run's environment settings and
     scorer; the run then uses its base and residual scale (set by :func:`isp_env.run.run`)."""
-    from isp_env.policy_io import load_policy, resolve_policy
-
     policy, card = load_policy(resolve_policy(spec))
     rows = card.get("teacher", {}).get("rows")
     if card["algo"] != "teacher" or not rows or not len(policy.rows_x):
@@ -390,22 +397,61 @@ def teacher_prior(spec: str, cfg: TrainConfig) -> TeacherPrior:
                         float(env["delta_scale"]))
 
 
+def checked_prior(cfg: TrainConfig, prior: TeacherPrior | None = None) -> TeacherPrior | None:
+    """The prior a teacher run starts from: ``prior`` (already loaded, e.g. by :func:`isp_env.run.run`) or
+    else ``cfg.init_policy`` loaded here, so that every caller of :func:`train_teacher` gets one load and
+    the same refusals — the run must use the prior's base and scale, since its rows are statistics of the
+    base's renders and offsets at that scale."""
+    if prior is None and cfg.init_policy:
+        prior = teacher_prior(cfg.init_policy, cfg)
+    if prior is None:
+        return None
+    if not np.allclose(to_normalized(prior.base), to_normalized(cfg.base or {})):
+        raise ConfigError(f"--init-policy {prior.spec}: this run's base is not the policy's — a teacher run "
+                          "started from a policy uses the policy's base (leave --base at global)")
+    if abs(prior.scale - cfg.scale) > 1e-9:
+        raise ConfigError(f"--init-policy {prior.spec}: --residual-scale {cfg.scale:g} is not the policy's "
+                          f"{prior.scale:g} — leave it unset")
+    return prior
+
+
+def teacher_card(cfg: TrainConfig, settings: TeacherSettings, choice: Choice, rows_x: np.ndarray,
+                 rows_groups: list[str], prior: TeacherPrior | None, calls: int,
+                 train_names: list[str]) -> dict[str, Any]:
+    """The JSON card of a teacher policy: what a later run needs to reuse its rows as a prior."""
+    return {"algo": "teacher",
+            "policy_kwargs": {"n_features": int(rows_x.shape[1]), "kind": choice.kind,
+                              "n_train": len(rows_x), "n_rows": len(rows_x),
+                              "k": int(choice.strength) if choice.kind == "knn" else 0},
+            "env": cfg.env_kwargs() | {"scorer": None}, "scorer": cfg.scorer, "timesteps": calls,
+            "teacher": {"budget_per_raw": settings.budget, "restarts": settings.restarts,
+                        "start": settings.start, "kind": choice.kind, "strength": choice.strength,
+                        "cv_score": choice.cv_score if choice.table else None,
+                        "cv": [{k: v for k, v in r.items() if k != "scores"} for r in choice.table],
+                        "rows": {"x": "rows_x: the policy's observation (base-render statistics + time) of "
+                                      "each training raw",
+                                 "y": "rows_y: its residual target ((CMA-ES best - base) / delta_scale, "
+                                      "normalised units)",
+                                 "groups": rows_groups, "n": len(rows_x)},
+                        "init_policy": prior.spec if prior is not None else None,
+                        "prior_rows": len(prior.x) if prior is not None else 0},
+            "train_raws": train_names}
+
+
 def train_teacher(run_dir: Path, train_raws: list[Path], cfg: TrainConfig, mos, groups: dict[Path, str],
-                  settings: TeacherSettings | None = None) -> dict[str, Any]:
+                  settings: TeacherSettings | None = None,
+                  prior: TeacherPrior | None = None) -> dict[str, Any]:
     """``--algo teacher`` (:mod:`isp_env.teacher`): per-image CMA-ES targets on the training raws (the best
     of ``settings.restarts`` searches of ``settings.budget`` scorer calls each, from the neutral setting
     like the per-image baseline or from the base), a scene-group cross-validated choice of the regression,
     then the chosen model fitted on every training raw; writes ``policy.safetensors`` + ``policy.json``
     like :func:`train`. Resumable (every search and CV score is saved as it is computed).
 
-    ``cfg.init_policy`` (a teacher policy with its rows, e.g. ``default``): its rows join every fit — the
-    CV's folds hold out only ``train_raws`` — and the run must use its base and scale (``run`` sets them);
+    ``prior`` (loaded by :func:`teacher_prior`), else ``cfg.init_policy`` (a teacher policy with its rows,
+    e.g. ``default``): its rows join every fit — the CV's folds hold out only ``train_raws`` — and the run
+    must use its base and scale (``run`` sets them; :func:`checked_prior` refuses others);
     with fewer than two scene groups of its own to cross-validate, the run keeps the prior's model choice,
     so with no readable training raw it refits the prior policy itself."""
-    from attiqa.io.atomic import write_json_atomic
-    from isp_env.params import N_PARAMS, neutral, to_normalized
-    from isp_env.teacher import Choice, choose_by_cv, fit_teacher, residual_targets, search_targets
-
     settings = settings or TeacherSettings()
     budget, start = settings.budget, settings.start
 
@@ -413,16 +459,11 @@ def train_teacher(run_dir: Path, train_raws: list[Path], cfg: TrainConfig, mos, 
         raise ConfigError("--algo teacher needs --action-mode residual and --obs-mode stats")
     if start not in ("base", "neutral"):
         raise ConfigError(f"--teacher-start {start!r}: use base or neutral")
-    prior = teacher_prior(cfg.init_policy, cfg) if cfg.init_policy else None
-    if prior is not None and not np.allclose(to_normalized(prior.base), to_normalized(cfg.base or {})):
-        raise ConfigError(f"--init-policy {prior.spec}: this run's base is not the policy's — a teacher run "
-                          "started from a policy uses the policy's base (leave --base at global)")
-    if prior is not None and abs(prior.scale - cfg.scale) > 1e-9:
-        raise ConfigError(f"--init-policy {prior.spec}: --residual-scale {cfg.scale:g} is not the policy's "
-                          f"{prior.scale:g} — leave it unset")
+    prior = checked_prior(cfg, prior)
     key = cfg.learning_key() | {"teacher_budget": budget, "teacher_start": start,
                                 "teacher_restarts": settings.restarts,
-                                "train_raws": sorted(map(str, train_raws)), "init_policy": cfg.init_policy}
+                                "train_raws": sorted(map(str, train_raws)),
+                                "init_policy": prior.spec if prior is not None else cfg.init_policy}
     summary_path = run_dir / "training.json"
     if summary_path.exists() and (run_dir / "policy.safetensors").exists():
         done = json.loads(summary_path.read_text())
@@ -465,25 +506,8 @@ def train_teacher(run_dir: Path, train_raws: list[Path], cfg: TrainConfig, mos, 
             write_json_atomic(cache_path, cache)
     policy = fit_teacher(rows_x, rows_y, choice.kind, choice.strength)
     calls = int(sum(int(targets[n]["calls"]) for n in names)) + len(cache)  # searches + CV renders scored
-    card = {"algo": "teacher",
-            "policy_kwargs": {"n_features": int(rows_x.shape[1]), "kind": choice.kind,
-                              "n_train": len(rows_x), "n_rows": len(rows_x),
-                              "k": int(choice.strength) if choice.kind == "knn" else 0},
-            "env": cfg.env_kwargs() | {"scorer": None}, "scorer": cfg.scorer, "timesteps": calls,
-            "teacher": {"budget_per_raw": budget, "restarts": settings.restarts, "start": start,
-                        "kind": choice.kind,
-                        "strength": choice.strength, "cv_score": choice.cv_score if choice.table else None,
-                        "cv": [{k: v for k, v in r.items() if k != "scores"} for r in choice.table],
-                        "rows": {"x": "rows_x: the policy's observation (base-render statistics + time) of "
-                                      "each training raw",
-                                 "y": "rows_y: its residual target ((CMA-ES best - base) / delta_scale, "
-                                      "normalised units)",
-                                 "groups": rows_groups, "n": len(rows_x)},
-                        "init_policy": prior.spec if prior is not None else None,
-                        "prior_rows": len(prior.x) if prior is not None else 0},
-            "train_raws": [p.name for p in train_raws if str(p) not in skipped]}
-    from isp_env.policy_io import save_policy
-
+    card = teacher_card(cfg, settings, choice, rows_x, rows_groups, prior, calls,
+                        [p.name for p in train_raws if str(p) not in skipped])
     save_policy(policy, run_dir / "policy.safetensors", card)
     summary = {"timesteps": calls, "scorer_calls": calls, "config": key, "skipped": skipped,
                "teacher": card["teacher"], "cv_table": choice.table}
