@@ -37,7 +37,8 @@ DEFAULT_COLOR_MATRIX = np.array([[0.9, -0.3, -0.1], [-0.4, 1.3, 0.1], [-0.05, 0.
 DEFAULT_NEUTRAL = (0.5, 1.0, 0.7)  # AsShotNeutral: camera RGB of a white object (R and B gains 2.0, 1.43)
 
 
-def _rational(values, denominator: int = 1_000_000) -> tuple[int, ...]:
+def rationals(values, denominator: int = 1_000_000) -> tuple[int, ...]:
+    """A TIFF RATIONAL/SRATIONAL tag's values: numerator, denominator pairs over a fixed denominator."""
     out: list[int] = []
     for v in np.asarray(values, dtype=np.float64).ravel():
         out += [int(round(v * denominator)), denominator]
@@ -78,10 +79,10 @@ def write_dng(
         (50710, 1, 3, (0, 1, 2), True),  # CFAPlaneColor
         (50711, 3, 1, 1, True),  # CFALayout: rectangular
         (50713, 3, 2, (2, 2), True),  # BlackLevelRepeatDim
-        (50714, 5, 4, _rational(blacks, 1000), True),  # BlackLevel
+        (50714, 5, 4, rationals(blacks, 1000), True),  # BlackLevel
         (50717, 4, 1, int(white_level), True),  # WhiteLevel
-        (50721, 10, 9, _rational(color_matrix, 10000), True),  # ColorMatrix1 (XYZ -> camera)
-        (50728, 5, 3, _rational(as_shot_neutral, 10000), True),  # AsShotNeutral
+        (50721, 10, 9, rationals(color_matrix, 10000), True),  # ColorMatrix1 (XYZ -> camera)
+        (50728, 5, 3, rationals(as_shot_neutral, 10000), True),  # AsShotNeutral
         (50778, 3, 1, 21, True),  # CalibrationIlluminant1: D65
     ]
     path = Path(path)

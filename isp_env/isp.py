@@ -215,10 +215,10 @@ def develop(raw: RawImage, long_side: int | None = None) -> Developed:
             _color_correct(rgb[lo:hi], _mhc(m, raw.cfa, n, w), ccm)  # 4, 5
 
     run_strips(strip, h, strip_rows(w), h * w)
-    return _resized_with_exposure(rgb, long_side, raw.name)
+    return resized_with_exposure(rgb, long_side, raw.name)
 
 
-def _resized_with_exposure(rgb: np.ndarray, long_side: int | None, name: str) -> Developed:
+def resized_with_exposure(rgb: np.ndarray, long_side: int | None, name: str) -> Developed:
     """Resize linear sRGB to the preview size (area / bilinear) and measure the auto-exposure gain."""
     if long_side is not None and max(rgb.shape[:2]) != long_side:
         mode = "area" if max(rgb.shape[:2]) > long_side else "bilinear"
@@ -242,9 +242,9 @@ class Smooth:
     def __init__(self, x: np.ndarray, sigma: float, sigma2: float | None = None) -> None:
         h, w = x.shape[-2:]
         if sigma < 3.0 or min(h, w) < 64:
-            self.f, self.small = 1, _gauss(x, sigma)
+            self.f, self.small = 1, gauss(x, sigma)
             if sigma2 is not None:
-                self.small -= _gauss(x, sigma2)
+                self.small -= gauss(x, sigma2)
             return
         f = self.f = int(sigma // 1.5)
         small = _box_down(x, f)
@@ -252,10 +252,10 @@ class Smooth:
         def rest(s: float) -> float:  # the Gaussian left after the box filter (minus its variance), small px
             return float(np.sqrt(max(s**2 - (f**2 - 1) / 12.0, 1e-6)) / f)
 
-        out = _gauss(small, rest(sigma))
+        out = gauss(small, rest(sigma))
         if sigma2 is not None:
-            out -= _gauss(small, rest(sigma2))
-        self.small = _upsample_axis(out, f, w, x.ndim - 1)
+            out -= gauss(small, rest(sigma2))
+        self.small = upsample_axis(out, f, w, x.ndim - 1)
 
     def rows(self, lo: int, hi: int) -> np.ndarray:
         """Rows [lo, hi) of the full-size result (a read-only view when no upsampling is needed)."""
@@ -283,7 +283,7 @@ def band(x: np.ndarray, sigma: float, sigma2: float | None) -> np.ndarray:
     return np.array(Smooth(x, sigma, sigma2).rows(0, x.shape[-2]), dtype=np.float32)
 
 
-def _gauss(x: np.ndarray, sigma: float) -> np.ndarray:
+def gauss(x: np.ndarray, sigma: float) -> np.ndarray:
     """Gaussian over the last two axes."""
     return gaussian_filter(x, (0.0,) * (x.ndim - 2) + (sigma, sigma), mode="reflect", truncate=3.0)
 
@@ -314,7 +314,7 @@ def _box_down(x: np.ndarray, f: int) -> np.ndarray:
     return small
 
 
-def _upsample_axis(a: np.ndarray, f: int, n: int, axis: int) -> np.ndarray:
+def upsample_axis(a: np.ndarray, f: int, n: int, axis: int) -> np.ndarray:
     """Linear interpolation by an integer factor ``f`` along ``axis`` to length ``n`` (pixel centres)."""
     src = (np.arange(n, dtype=np.float32) + 0.5) / f - 0.5
     src = np.clip(src, 0.0, a.shape[axis] - 1)
@@ -340,9 +340,10 @@ def tone_lut(gamma: float, curve: float) -> np.ndarray:
     return (x - curve / (2 * np.pi) * np.sin(2 * np.pi * x)).astype(np.float32)
 
 
-_RGB2YUV = np.array([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]],
+# BT.601 full range: modules 7 (RGB -> YUV) and 14 (back)
+RGB2YUV = np.array([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]],
                     dtype=np.float32)
-_YUV2RGB = np.linalg.inv(_RGB2YUV.astype(np.float64)).astype(np.float32)
+YUV2RGB = np.linalg.inv(RGB2YUV.astype(np.float64)).astype(np.float32)
 
 
 def _denoise(x: np.ndarray, low: np.ndarray, t: float, strength: float | None = None) -> None:
@@ -382,7 +383,7 @@ def finish(dev: Developed, values: dict[str, float]) -> np.ndarray:
         np.minimum(idx, TONE_LUT_SIZE - 1, out=idx)  # (before the int conversion: no overflow)
         x = np.take(lut, idx.astype(np.int32), mode="clip")  # take: faster than fancy indexing
         tmp = np.empty((hi - lo, w), dtype=np.float32)
-        for row, dst in zip(_RGB2YUV, yuv[:, lo:hi], strict=True):  # (matmul writes planar output slowly)
+        for row, dst in zip(RGB2YUV, yuv[:, lo:hi], strict=True):  # (matmul writes planar output slowly)
             np.multiply(x[..., 0], row[0], out=dst)
             dst += np.multiply(x[..., 1], row[1], out=tmp)
             dst += np.multiply(x[..., 2], row[2], out=tmp)
@@ -421,7 +422,7 @@ def finish(dev: Developed, values: dict[str, float]) -> np.ndarray:
     # 11 hue / saturation: rotate the (U, V) plane and scale it; folded into module 14's matrix
     a = np.deg2rad(v["hue"])
     rot = v["saturation"] * np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
-    m = _YUV2RGB.astype(np.float64) * 255.0
+    m = YUV2RGB.astype(np.float64) * 255.0
     m[:, 1:] = m[:, 1:] @ rot
     to_rgb8 = m.T.astype(np.float32)  # [y, u, v] rows @ this -> 8-bit-scaled RGB
     out = np.empty((h, w, 3), dtype=np.uint8)

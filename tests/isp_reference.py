@@ -11,16 +11,16 @@ from __future__ import annotations
 import numpy as np
 
 from isp_env.isp import (
-    _RGB2YUV,
-    _YUV2RGB,
     DPC_THRESHOLD,
+    RGB2YUV,
     TONE_LUT_SIZE,
+    YUV2RGB,
     Developed,
-    _gauss,
-    _resized_with_exposure,
-    _upsample_axis,
     demosaic_mhc,
+    gauss,
+    resized_with_exposure,
     tone_lut,
+    upsample_axis,
 )
 from isp_env.params import check_values
 from isp_env.raw import RawImage
@@ -66,13 +66,13 @@ def develop(raw: RawImage, long_side: int | None = None) -> Developed:
     ccm = np.nan_to_num(raw.cam_to_srgb, nan=0.0, posinf=0.0, neginf=0.0).T.astype(np.float32)
     rgb = rgb @ ccm
     np.maximum(rgb, 0.0, out=rgb)
-    return _resized_with_exposure(rgb, long_side, raw.name)
+    return resized_with_exposure(rgb, long_side, raw.name)
 
 
 def band(x: np.ndarray, sigma: float, sigma2: float | None) -> np.ndarray:
     if sigma < 3.0 or min(x.shape[-2:]) < 64:
-        low = _gauss(x, sigma)
-        return low if sigma2 is None else low - _gauss(x, sigma2)
+        low = gauss(x, sigma)
+        return low if sigma2 is None else low - gauss(x, sigma2)
     f = int(sigma // 1.5)
     h, w = x.shape[-2:]
     hp, wp = -(-h // f) * f, -(-w // f) * f
@@ -83,10 +83,10 @@ def band(x: np.ndarray, sigma: float, sigma2: float | None) -> np.ndarray:
     def rest(s: float) -> float:
         return float(np.sqrt(max(s**2 - (f**2 - 1) / 12.0, 1e-6)) / f)
 
-    out = _gauss(small, rest(sigma))
+    out = gauss(small, rest(sigma))
     if sigma2 is not None:
-        out -= _gauss(small, rest(sigma2))
-    return _upsample_rows(_upsample_axis(out, f, w, x.ndim - 1), f, h)
+        out -= gauss(small, rest(sigma2))
+    return _upsample_rows(upsample_axis(out, f, w, x.ndim - 1), f, h)
 
 
 def _upsample_rows(a: np.ndarray, f: int, n: int) -> np.ndarray:
@@ -125,8 +125,8 @@ def finish(dev: Developed, values: dict[str, float]) -> np.ndarray:
     np.clip(idx, 0.0, TONE_LUT_SIZE - 1, out=idx)
     x = tone_lut(v["tone_gamma"], v["tone_curve"])[idx.astype(np.int32)]
     del idx
-    y = x @ _RGB2YUV[0]
-    uv = np.stack([x @ _RGB2YUV[1], x @ _RGB2YUV[2]])
+    y = x @ RGB2YUV[0]
+    uv = np.stack([x @ RGB2YUV[1], x @ RGB2YUV[2]])
     del x
     if v["y_nr_threshold"] > 0:
         y -= _clip_detail(y, band(y, px(v["y_nr_sigma"]), None), v["y_nr_threshold"])
@@ -147,7 +147,7 @@ def finish(dev: Developed, values: dict[str, float]) -> np.ndarray:
         mid = band(y, px(2.0), px(6.0))
         mid *= np.float32(v["texture_gain"])
         y += mid
-    m = _YUV2RGB.astype(np.float64) * 255.0
+    m = YUV2RGB.astype(np.float64) * 255.0
     m_uv = (m[:, 1:] @ rot).astype(np.float32)
     out = np.empty((*y.shape, 3), dtype=np.uint8)
     for c in range(3):

@@ -11,7 +11,7 @@ import rawpy
 from conftest import SHARED_DATA
 from PIL import Image
 
-from isp_env.dng import BAYER_LAYOUTS, _rational, demo_photo, write_dng
+from isp_env.dng import BAYER_LAYOUTS, demo_photo, rationals, write_dng
 from isp_env.isp import MODULES, demosaic_mhc, develop, finish, render
 from isp_env.params import NAMES, PARAMS, from_normalized, neutral, to_normalized
 from isp_env.raw import RawReadError, find_raws, read_raw
@@ -161,7 +161,7 @@ def test_unreadable_and_non_bayer_files_get_one_line_errors(tmp_path):
         read_raw(xtrans)
     linear = tmp_path / "linear.dng"  # LinearRaw: already demosaiced, no mosaic
     tags = [(50706, 1, 4, (1, 4, 0, 0), True), (50708, 2, 0, "test linear", True), (50717, 4, 1, 1023, True),
-            (50721, 10, 9, _rational(np.eye(3), 10000), True)]
+            (50721, 10, 9, rationals(np.eye(3), 10000), True)]
     tifffile.imwrite(linear, np.full((64, 64, 3), 500, np.uint16), photometric=34892, extratags=tags)
     with pytest.raises(RawReadError, match="linear.dng: not a Bayer raw"):
         read_raw(linear)
@@ -215,11 +215,11 @@ def test_pyramid_blur_matches_a_direct_gaussian():
 
 
 def test_pyramid_rows_read_in_strips_equal_the_whole_upsampled_plane():
-    from isp_env.isp import Smooth, _upsample_axis
+    from isp_env.isp import Smooth, upsample_axis
 
     x = np.random.default_rng(0).random((2, 203, 150)).astype(np.float32)
     for sigma in (3.0, 7.0, 20.0):  # f = 2, 4, 13 (203 and 150 not multiples: edge-replicated blocks)
         s = Smooth(x, sigma)
-        whole = _upsample_axis(s.small, s.f, 203, x.ndim - 2)
+        whole = upsample_axis(s.small, s.f, 203, x.ndim - 2)
         parts = np.concatenate([s.rows(lo, min(lo + 16, 203)) for lo in range(0, 203, 16)], axis=-2)
         np.testing.assert_array_equal(parts, whole)
