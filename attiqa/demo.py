@@ -24,6 +24,7 @@ from PIL import Image
 from attiqa.distortions.graded import DEFAULT_GRADED
 from attiqa.interface import Scorer
 from attiqa.io.atomic import atomic_path
+from attiqa.io.images import load_image
 
 # scikit-image's bundled photographs (files inside the package, no network needed).
 DEMO_PHOTOS: tuple[str, ...] = (
@@ -92,7 +93,7 @@ def make_score_demo_images(out_dir: Path, series=SCORE_DEMO_SERIES) -> list[Path
             with atomic_path(p) as tmp:
                 skimage_photo(name).save(tmp, format="PNG")
         paths.append(p)
-    base = Image.open(paths[0]).convert("RGB")
+    base = load_image(paths[0])
     for dist, level in series:
         p = out_dir / f"{DEMO_PHOTOS[0]}__{dist}_{level}.png"
         if not p.exists():

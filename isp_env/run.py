@@ -125,14 +125,14 @@ def run(raw_dir: Path, out: Path, cfg: TrainConfig, test_fraction: float = 0.3, 
     if cfg.preview is None and cfg.view_shorter is None:
         cfg.view_shorter = mos.view_shorter or DEFAULT_VIEW_SHORTER
     synth: list[Path] = []
+    skipped: dict[str, str] = {}
     if synth_photos is not None:
         from isp_env.synth import find_photos, synth_raws
 
         photos = find_photos(synth_photos)
         if not photos:
             raise ConfigError(f"{synth_photos}: no photos found for --synth-photos (png, jpg, webp, tif)")
-        synth = synth_raws(photos, out / "synth", seed=cfg.seed)
-    skipped: dict[str, str] = {}
+        synth = synth_raws(photos, out / "synth", seed=cfg.seed, skipped=skipped)
     base_calls = 0  # scorer calls spent on finding the base: part of the agent's training cost
     prior = None
     if cfg.algo == "teacher" and cfg.init_policy:  # the prior's rows are statistics of its base's renders

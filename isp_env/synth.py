@@ -24,8 +24,10 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
+from attiqa.errors import ImageLoadError
+from attiqa.io.images import load_image
+from attiqa.progress import console
 from isp_env.dng import BAYER_LAYOUTS, camera_from_srgb, srgb_to_linear, write_dng
 
 CAMERA_MATRICES = (
@@ -85,16 +87,24 @@ def find_photos(root: str | Path) -> list[Path]:
     return sorted(p for p in Path(root).rglob("*") if p.is_file() and p.suffix.lower() in PHOTO_EXTENSIONS)
 
 
-def synth_raws(photos: Iterable[str | Path], out_dir: str | Path, seed: int = 0) -> list[Path]:
-    """A synthetic DNG per photo into ``out_dir`` (kept when already there, so reruns are cheap)."""
+def synth_raws(photos: Iterable[str | Path], out_dir: str | Path, seed: int = 0,
+               skipped: dict[str, str] | None = None) -> list[Path]:
+    """A synthetic DNG per photo into ``out_dir`` (kept when already there, so reruns are cheap). Photos
+    are read upright as 8-bit RGB by the package's one loader; an unreadable one is skipped (its reason
+    is printed and, with ``skipped``, recorded under its path)."""
     out_dir = Path(out_dir)
     out = []
     for i, p in enumerate(photos):
         p = Path(p)
         dst = out_dir / f"synth_{p.parent.name}_{p.stem}.dng"
         if not dst.exists():
-            with Image.open(p) as im:
-                rgb = np.asarray(im.convert("RGB"))
+            try:
+                rgb = np.asarray(load_image(p))
+            except ImageLoadError as exc:
+                console.print(f"[yellow]skipped[/] {exc}")
+                if skipped is not None:
+                    skipped[str(p)] = str(exc)
+                continue
             synth_dng(dst, rgb, seed * 100_003 + i)
         out.append(dst)
     return out

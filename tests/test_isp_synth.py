@@ -68,3 +68,17 @@ def test_synth_raws_writes_one_dng_per_photo_and_is_rerunnable(tmp_path):
     again = synth_raws(photos, tmp_path / "synth", seed=0)
     assert first == again and [p.stat().st_mtime_ns for p in again] == stamps
     assert all(read_raw(p).shape[0] >= 64 for p in first)
+
+
+def test_synth_raws_skips_an_unreadable_photo_and_keeps_the_rest(tmp_path):
+    from PIL import Image
+
+    good = tmp_path / "photos" / "good.png"
+    good.parent.mkdir()
+    Image.fromarray(demo_photo("coffee", 96)).save(good)
+    bad = tmp_path / "photos" / "bad.png"
+    bad.write_bytes(good.read_bytes()[:200])  # truncated
+    skipped: dict[str, str] = {}
+    out = synth_raws([bad, good], tmp_path / "synth", seed=0, skipped=skipped)
+    assert [p.name for p in out] == ["synth_photos_good.dng"] and read_raw(out[0]).shape[0] >= 64
+    assert list(skipped) == [str(bad)] and "bad.png" in skipped[str(bad)]
