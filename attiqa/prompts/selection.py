@@ -38,6 +38,7 @@ from safetensors.numpy import load_file, save_file
 
 from attiqa.distortions import NUM_LEVELS, apply_distortion, get_distortion
 from attiqa.errors import ConfigError
+from attiqa.evaluation.metrics import finite_pairs, srocc
 from attiqa.io.atomic import atomic_path
 from attiqa.io.run_meta import check_or_write_meta
 from attiqa.prompts.candidates import AttributeCandidates
@@ -239,14 +240,11 @@ def signs_from_mos(ratings: dict[str, Sequence[float]], mos: Sequence[float]) ->
     a negative correlation means the column runs the other way (e.g. noisiness recorded as "how noisy").
     Images without a rating or MOS are left out; an attribute with fewer than 3 such images keeps +1.
     """
-    from scipy.stats import spearmanr
-
     m = np.asarray(mos, dtype=np.float64)
     out = {}
     for a, values in ratings.items():
         v = np.asarray(values, dtype=np.float64)
-        ok = np.isfinite(v) & np.isfinite(m)
-        rho = spearmanr(v[ok], m[ok])[0] if ok.sum() >= 3 else np.nan
+        rho = srocc(v, m) if len(finite_pairs(v, m)[0]) >= 3 else np.nan
         out[a] = -1 if np.isfinite(rho) and rho < 0 else 1
     return out
 
