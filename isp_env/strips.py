@@ -26,8 +26,8 @@ from attiqa.errors import ConfigError
 
 ENV_VAR = "ISP_THREADS"
 STRIP_ELEMENTS = 1 << 17
-"""Values per plane in one strip (512 KiB of float32): a strip's temporaries stay in the L2/L3 caches.
-Measured at 12 MP on 1 thread: 2^17 and 2^18 fastest; 2^15 +10 %, 2^14 +60 % (numpy's per-call overhead)."""
+"""Values per plane in one strip (512 KiB of float32): a strip's temporaries stay in the L2/L3 caches;
+smaller strips pay numpy's per-call overhead (the measured sizes: docs/isp.md, "Speed")."""
 PARALLEL_MIN_PIXELS = 1_000_000
 
 _override: int | None = None

@@ -106,9 +106,9 @@ def mos_loss(pred: torch.Tensor, target: torch.Tensor, plcc_weight: float = 0.0)
     """Fine-tuning objective (ours; the paper follows QPT [46] and does not state it): MSE on MOS normalised
     to [0, 1], plus ``plcc_weight`` x :func:`plcc_loss` of the batch (ours, default off). The MSE fits the
     scale; the correlation term puts weight on what the benchmarks measure, the batch's ordering and
-    linearity. Measured with the default recipe on clive-dev (10 splits, ``experiments/default_model``): a
-    weight of 0.1 leaves the median SROCC at 0.817 and adds +0.003 per split on average — within seed noise,
-    so the recipe keeps 0."""
+    linearity. Measured with the default recipe on clive-dev (``experiments/default_model``; figures in
+    docs/default_model.md, "How the ridge head got there"): a weight of 0.1 changes the median SROCC by
+    less than the seed noise, so the recipe keeps 0."""
     loss = F.mse_loss(pred, target.to(pred.dtype))
     if plcc_weight:
         loss = loss + plcc_weight * plcc_loss(pred, target)
