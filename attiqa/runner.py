@@ -100,11 +100,10 @@ def run_label_stage(cfg: TrainConfig, out_dir: Path, progress: bool = True, devi
 
 
 def run(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> RunResult:
-    from attiqa.training.distributed import init_distributed, is_main, teardown
+    from attiqa.training.distributed import is_main, process_group
 
     out_dir = Path(cfg.out_dir)
-    state = init_distributed()
-    try:
+    with process_group():
         if is_main():
             out_dir.mkdir(parents=True, exist_ok=True)
             write_json_atomic(out_dir / "config.json", to_dict(cfg))
@@ -136,5 +135,3 @@ def run(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> RunRes
             # metrics are measured on, so its numbers are optimistic (issue 18).
             result.finetuned, result.metrics = ft.last_checkpoint, ft.last_metrics
         return result
-    finally:
-        teardown(state)

@@ -17,7 +17,7 @@ import torch
 from attiqa.config import FinetuneConfig, PretrainConfig
 from attiqa.device import resolve_device
 from attiqa.models import load_model
-from attiqa.training.distributed import all_gather_cat, world_size
+from attiqa.training.distributed import all_gather_cat, is_dist, process_group, world_size
 from attiqa.training.trainer import DEBUG_HASH_ENV, weights_hash
 
 REPO = Path(__file__).resolve().parents[1]
@@ -101,6 +101,10 @@ def test_single_process_helpers_are_no_ops():
     assert world_size() == 1 and torch.equal(all_gather_cat(t), t)
     assert resolve_device("cpu") == torch.device("cpu")
     assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    with process_group() as state:  # no torchrun: no group is made, none is destroyed, errors pass through
+        assert (state.world_size, state.owns_group, is_dist()) == (1, False, False)
+    with pytest.raises(ValueError, match="inside"), process_group():
+        raise ValueError("inside")
 
 
 @pytest.mark.slow

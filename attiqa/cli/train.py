@@ -41,7 +41,7 @@ def label_cmd(
     """
     from attiqa.config import LabelConfig, TrainConfig
     from attiqa.runner import run_label_stage
-    from attiqa.training.distributed import init_distributed, is_main, teardown
+    from attiqa.training.distributed import is_main, process_group
 
     lc = LabelConfig(
         images=[str(p) for p in images],
@@ -52,15 +52,12 @@ def label_cmd(
         num_workers=workers,
         out=str(out.resolve()),
     )
-    state = init_distributed()
-    try:
+    with process_group():
         path = run_label_stage(TrainConfig(out_dir=str(out.parent), label=lc), out.parent, device=device)
         if is_main():
             import pyarrow.parquet as pq
 
             console.print(f"[green]labels: {path} ({pq.read_metadata(path).num_rows} images)")
-    finally:
-        teardown(state)
 
 
 def train_cmd(

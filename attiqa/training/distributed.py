@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import datetime
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -71,6 +73,23 @@ def teardown(state: DistState) -> None:
     if state.owns_group and is_dist():
         dist.barrier()
         dist.destroy_process_group()
+
+
+@contextmanager
+def process_group(timeout_minutes: float = 30.0) -> Iterator[DistState]:
+    """:func:`init_distributed` for the ``with`` block, then :func:`teardown` — except after an error,
+    when a group this call created is destroyed without the closing barrier: a rank that failed must not
+    wait for ranks that may never reach it."""
+    state = init_distributed(timeout_minutes)
+    ok = False
+    try:
+        yield state
+        ok = True
+    finally:
+        if ok:
+            teardown(state)
+        elif state.owns_group and is_dist():
+            dist.destroy_process_group()
 
 
 def wrap_ddp(model: nn.Module, device: torch.device) -> nn.Module:

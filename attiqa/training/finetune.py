@@ -65,17 +65,8 @@ def finetune(
     """Fine-tune on ``data`` (a split in memory, e.g. from a protocol) or else ``cfg.csv``. Without
     ``init_checkpoint`` (ablation (a): ImageNet-only initialisation) the network is built from the config's
     model fields (``model:`` section)."""
-    state = D.init_distributed()
-    ok = False
-    try:
-        res = _finetune(cfg, init_checkpoint, Path(out_dir), resume, progress, data)
-        ok = True
-        return res
-    finally:
-        if ok:
-            D.teardown(state)
-        elif state.owns_group and D.is_dist():
-            torch.distributed.destroy_process_group()
+    with D.process_group():
+        return _finetune(cfg, init_checkpoint, Path(out_dir), resume, progress, data)
 
 
 def _build_model(

@@ -46,18 +46,9 @@ def pretrain(
     ``resume=True`` continues from ``last`` (the epoch after the last finished one; a run that already
     finished only recalibrates and rewrites the final model); without a ``last`` it starts fresh."""
     check_values(cfg, "pretrain")  # configs built in code skip the load-time checks
-    state = D.init_distributed()  # also for the cached loop: under torchrun only rank 0 writes
-    ok = False
-    try:
+    with D.process_group():  # also for the cached loop: under torchrun only rank 0 writes
         stage = pretrain_cached if cfg.feature_cache else _pretrain
-        path = stage(cfg, Path(labels), Path(out_dir), resume, progress)
-        ok = True
-        return path
-    finally:
-        if ok:
-            D.teardown(state)
-        elif state.owns_group and D.is_dist():
-            torch.distributed.destroy_process_group()
+        return stage(cfg, Path(labels), Path(out_dir), resume, progress)
 
 
 def _pretrain(cfg: PretrainConfig, labels: Path, out_dir: Path, resume: bool, progress: bool) -> Path:
