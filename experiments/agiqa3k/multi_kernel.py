@@ -34,7 +34,7 @@ sys.path.insert(0, str(HERE))
 from cache_features import load_features  # noqa: E402
 from recipes import summarise  # noqa: E402
 from second_backbone import lite_whole  # noqa: E402
-from views import cv_error, kernel_ridge_predict, research_setup, run, standardise  # noqa: E402
+from views import _predict, cv_error, research_setup, run, standardise  # noqa: E402
 
 GAMMAS = (0.25, 0.5, 1.0, 2.0, 4.0)
 
@@ -52,7 +52,7 @@ def ensemble(zs: list[torch.Tensor], y: torch.Tensor, sets, groups: list[str]) -
         rows = []
         for sp in splits:
             tr, te = torch.tensor(sp.train), torch.tensor(sp.test)
-            preds = [kernel_ridge_predict(g, y, tr, te, cv_error(g, y, tr, "loo", groups)[0]) for g in grams]
+            preds = [_predict(g, y, tr, te, cv_error(g, y, tr, "loo", groups)[0]) for g in grams]
             m = correlations(torch.stack(preds).mean(0).numpy(), y[te].numpy())
             rows.append({"split": sp.name, "srocc": m["srocc"], "plcc": m["plcc"]})
         out[kind] = rows

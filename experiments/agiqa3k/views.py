@@ -79,9 +79,7 @@ def _centred_eig(k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Ten
     return s2.clamp_min(0), u, one
 
 
-def kernel_ridge_predict(gram: torch.Tensor, y: torch.Tensor, tr: torch.Tensor, te: torch.Tensor,
-                         alpha: float) -> torch.Tensor:
-    """Kernel ridge (centred gram) fitted on ``tr``, predicting ``te``: the dual of the product's ridge."""
+def _predict(gram: torch.Tensor, y: torch.Tensor, tr: torch.Tensor, te: torch.Tensor, alpha: float):
     k = gram[tr][:, tr]
     s2, u, one = _centred_eig(k)
     yc = y[tr] - y[tr].mean()
@@ -154,7 +152,7 @@ def run(z: torch.Tensor, y: torch.Tensor, sets, how: str, groups: list[str],
             fits = {g: cv_error(gram, y, tr, how, groups) for g, gram in grams.items()}
             gamma = min(fits, key=lambda g: fits[g][1]) if len(fits) > 1 else next(iter(fits))
             alpha = fits[gamma][0]
-            m = correlations(kernel_ridge_predict(grams[gamma], y, tr, te, alpha).numpy(), y[te].numpy())
+            m = correlations(_predict(grams[gamma], y, tr, te, alpha).numpy(), y[te].numpy())
             rows.append({"split": sp.name, "alpha": alpha, "gamma": gamma, "srocc": m["srocc"],
                          "plcc": m["plcc"]})  # fmt: skip
         out[kind] = rows
