@@ -146,13 +146,15 @@ def render(
     """Render one raw at full resolution: with a trained policy, a parameter file, or the neutral defaults."""
     from PIL import Image
 
-    from attiqa.io.atomic import atomic_path
+    from attiqa.io.images import SAVE_FORMATS, save_image
     from isp_env.isp import develop, finish
     from isp_env.params import check_values, neutral
     from isp_env.raw import read_raw
 
     if policy is not None and params is not None:
         raise ConfigError("pass either --policy or --params, not both")
+    if output.suffix.lower() not in SAVE_FORMATS:
+        raise ConfigError(f"{output}: unknown output format — use .png (lossless), .jpg or .tif")
     raw_img = read_raw(raw)
     if policy is not None:
         from isp_env.policy_io import load_policy, resolve_policy
@@ -170,9 +172,7 @@ def render(
     else:
         values = neutral()
     rgb = finish(develop(raw_img), values)
-    fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF"}.get(output.suffix.lower(), "PNG")
-    with atomic_path(output) as tmp:
-        Image.fromarray(rgb).save(tmp, format=fmt, **({"quality": 95} if fmt == "JPEG" else {}))
+    save_image(Image.fromarray(rgb), output)
     console.print(f"{raw} -> {output} ({rgb.shape[1]}x{rgb.shape[0]})")
     stdout.print_json(json.dumps(values))
 

@@ -25,7 +25,8 @@ import numpy as np
 from PIL import Image
 
 from attiqa.errors import ConfigError
-from attiqa.io.atomic import atomic_path, remove_orphan_temps, write_json_atomic
+from attiqa.io.atomic import remove_orphan_temps, write_json_atomic
+from attiqa.io.images import save_image
 from attiqa.io.names import portable_stem
 from attiqa.progress import console, progress_task
 from isp_env.baselines import cma_search, guarded_objective
@@ -93,11 +94,6 @@ def image_key(path: Path, root: Path) -> str:
     twins = [p for p in path.parent.glob(glob.escape(path.stem) + ".*") if p.suffix.lower() in RAW_EXTENSIONS]
     key = str(rel if len(twins) > 1 else rel.with_suffix("")).replace("/", "__")
     return portable_stem(key, max_bytes=200)
-
-
-def _save_png(path: Path, rgb: np.ndarray) -> None:
-    with atomic_path(path) as tmp:
-        Image.fromarray(rgb).save(tmp, format="PNG")
 
 
 def _load_json(path: Path) -> dict:
@@ -240,7 +236,7 @@ def evaluate(raw_dir: Path, out: Path, cfg: TrainConfig, mos: MOSFunction, test_
                 if m not in ("neutral", "rawpy"):
                     png = out / "test" / m / "renders" / f"{key}.png"
                     if not png.exists():
-                        _save_png(png, renders[m])
+                        save_image(Image.fromarray(renders[m]), png)
             adv(1)
     meta = {"scorer": mos.name, "view_shorter": view, "preview": cfg.preview, "algo": cfg.algo,
             "n_train": len(train_raws), "n_test": len(items), "skipped": skipped,

@@ -143,3 +143,22 @@ def test_content_key_memo_is_bounded_and_follows_changes(tmp_path, monkeypatch):
     Image.new("RGB", (4, 4), (9, 9, 9)).save(paths[4])
     os.utime(paths[4], ns=(before + 10**9, before + 10**9))  # a later write, whatever the clock's tick
     assert content_key(paths[4]) not in keys
+
+
+def test_save_image_writes_the_format_its_suffix_names_and_refuses_others(tmp_path, rgb):
+    from attiqa.errors import ConfigError
+    from attiqa.io.images import save_image
+
+    img, arr = rgb.convert("RGB"), np.asarray(rgb.convert("RGB"))
+    formats = ((".png", "PNG"), (".JPG", "JPEG"), (".tif", "TIFF"), (".webp", "WEBP"), (".bmp", "BMP"))
+    for suffix, fmt in formats:
+        path = save_image(img, tmp_path / f"out{suffix}")
+        with Image.open(path) as back:
+            assert back.format == fmt and back.size == img.size
+        if fmt not in ("JPEG", "WEBP"):  # lossless formats give the pixels back
+            assert np.array_equal(np.asarray(load_image(path)), arr)
+    jpg = np.asarray(load_image(tmp_path / "out.JPG"), dtype=np.float64)
+    assert np.abs(jpg - arr).mean() < 3.3  # quality 95 (2.8 here); PIL's default 75 gives 5.0, 90 gives 3.6
+    with pytest.raises(ConfigError, match=r"out\.gif: unknown output format"):
+        save_image(img, tmp_path / "out.gif")
+    assert not (tmp_path / "out.gif").exists() and not list(tmp_path.glob("*.tmp*"))

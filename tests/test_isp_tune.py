@@ -232,6 +232,8 @@ def test_cli_errors_are_one_line(tmp_path):
     assert r.returncode == 2 and "found 0 raw file(s)" in r.stderr and "Traceback" not in r.stderr
     r = _cli("render", str(tmp_path / "missing.dng"), "-o", str(tmp_path / "x.png"))
     assert r.returncode == 2 and "missing.dng: file not found" in r.stderr and "Traceback" not in r.stderr
+    r = _cli("render", str(tmp_path / "missing.dng"), "-o", str(tmp_path / "x.gif"))  # refused before reading
+    assert r.returncode == 2 and "x.gif: unknown output format" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_cli_help_and_bad_parameter_file(tmp_path, isp_raws):

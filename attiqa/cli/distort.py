@@ -15,24 +15,6 @@ from attiqa.errors import AttiqaError
 from attiqa.progress import console
 
 
-def _save_image(img, out: Path) -> None:
-    from attiqa.io.atomic import atomic_path
-
-    fmt = {
-        ".png": "PNG",
-        ".jpg": "JPEG",
-        ".jpeg": "JPEG",
-        ".webp": "WEBP",
-        ".bmp": "BMP",
-        ".tif": "TIFF",
-        ".tiff": "TIFF",
-    }.get(out.suffix.lower())
-    if fmt is None:
-        raise AttiqaError(f"{out}: unknown output format — use .png (lossless), .bmp, .tif or .jpg")
-    with atomic_path(out) as tmp:
-        img.save(tmp, format=fmt, **({"quality": 95} if fmt == "JPEG" else {}))
-
-
 def distort_cmd(
     image: Path = typer.Argument(..., help="The image to degrade."),
     type_: str = typer.Option(..., "--type", "-t", help="Distortion name (see `attiqa distortions`)."),
@@ -42,10 +24,10 @@ def distort_cmd(
 ) -> None:
     """Apply one distortion at one level to an image. Same image, type, level and seed -> same bytes."""
     from attiqa.distortions import apply_distortion
-    from attiqa.io.images import load_image
+    from attiqa.io.images import load_image, save_image
 
     result = apply_distortion(load_image(image), type_, level, seed=seed)
-    _save_image(result, out)
+    save_image(result, out)
     console.print(f"[green]wrote {out} ({type_} level {level}, seed {seed})")
 
 

@@ -28,8 +28,8 @@ from PIL import Image
 
 from attiqa.distortions.basic import apply_distortion, get_distortion
 from attiqa.errors import AttiqaError, ImageLoadError
-from attiqa.io.atomic import atomic_path, remove_orphan_temps, write_json_atomic
-from attiqa.io.images import load_image
+from attiqa.io.atomic import remove_orphan_temps, write_json_atomic
+from attiqa.io.images import SAVE_FORMATS, load_image, save_image
 from attiqa.io.names import portable_stem
 
 DEFAULT_GRADED: tuple[str, ...] = (
@@ -122,14 +122,6 @@ def output_stems(sources: Sequence[Path], out_dir: Path) -> list[str]:
     return stems
 
 
-def _save(img: Image.Image, path: Path, fmt: str) -> None:
-    with atomic_path(path) as tmp:
-        if fmt == "jpg":
-            img.save(tmp, format="JPEG", quality=95)
-        else:
-            img.save(tmp, format="PNG")
-
-
 def write_graded_set(
     sources: Sequence[Path],
     out_dir: str | Path,
@@ -151,6 +143,8 @@ def write_graded_set(
     """
     for d in distortions:
         get_distortion(d)  # fail early with a clear message on a typo
+    if f".{fmt.lower()}" not in SAVE_FORMATS:
+        raise AttiqaError(f"format {fmt!r}: use png (lossless) or jpg (quality 95)")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     remove_orphan_temps(out_dir)  # left by a killed run
@@ -180,7 +174,7 @@ def write_graded_set(
                                  Image.Resampling.BICUBIC)
             for dist, lvl, path in todo:
                 out = img if dist is None else apply_distortion(img, dist, lvl, seed=lvl)
-                _save(out, path, fmt)
+                save_image(out, path)
                 res.written.append(path)
         if on_item:
             on_item(1)

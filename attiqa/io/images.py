@@ -1,4 +1,4 @@
-"""The one image loader used by every command.
+"""The one image loader used by every command (and :func:`save_image`, the one writer by suffix).
 
 Why one place: decoding is where real-world files go wrong (rotated phone photos, palette PNGs with
 transparency, CMYK JPEGs, 16-bit scans, truncated downloads, decompression bombs). Every command gets
@@ -35,7 +35,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
-from attiqa.errors import ImageLoadError
+from attiqa.errors import ConfigError, ImageLoadError
+from attiqa.io.atomic import atomic_path
 
 IMAGE_EXTENSIONS: frozenset[str] = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm", ".pnm"}
@@ -291,3 +292,21 @@ def discover_images(
         else:
             raise ImageLoadError(p, "no such file or folder", "check the path")
     return sorted(found.values(), key=lambda q: str(q))
+
+
+# Output formats by suffix, for every command that writes an image (what PIL writes without extra plugins).
+SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP",
+                ".tif": "TIFF", ".tiff": "TIFF"}  # fmt: skip
+
+
+def save_image(img: Image.Image, path: str | Path) -> Path:
+    """Write ``img`` atomically in the format its suffix names (JPEG at quality 95: near-lossless, so a
+    written render or distortion is judged, not PIL's default compression). An unknown suffix is a
+    :class:`ConfigError` naming the file, raised before anything is written."""
+    path = Path(path)
+    fmt = SAVE_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise ConfigError(f"{path}: unknown output format — use .png (lossless), .bmp, .tif, .webp or .jpg")
+    with atomic_path(path) as tmp:
+        img.save(tmp, format=fmt, **({"quality": 95} if fmt == "JPEG" else {}))
+    return path
