@@ -1,4 +1,5 @@
-"""The shape of the code: package imports form a DAG; no private name is imported from another module.
+"""The shape of the code: package imports form a DAG; no private name is imported from another module
+(nor by tests and benchmarks from the packages).
 
 Read from the source with ``ast`` (nothing is imported), every import counted — also those inside
 functions, which are circles all the same. Nodes are subpackages (``attiqa.scorers``) and top-level
@@ -69,6 +70,18 @@ def test_no_private_name_is_imported_from_another_module():
                 bad.add((name, mod, imported))
     assert bad - KNOWN_PRIVATE_IMPORTS == set(), "private names imported across modules"
     assert KNOWN_PRIVATE_IMPORTS - bad == set(), "fixed: remove these from KNOWN_PRIVATE_IMPORTS"
+
+
+def test_tests_and_benchmarks_use_only_public_names_of_the_packages():
+    """What a test or a benchmark needs from a package is part of its interface: public."""
+    modules = _modules()
+    bad = []
+    for folder in ("tests", "benchmarks"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            for mod, imported, line in _imports(path.stem, path, modules):
+                if imported and imported.startswith("_") and not imported.startswith("__"):
+                    bad.append(f"{path.relative_to(ROOT)}:{line} imports {mod}.{imported}")
+    assert bad == [], "private names imported from the packages:\n" + "\n".join(bad)
 
 
 def _cycles(graph: dict[str, set[str]]) -> list[frozenset[str]]:
