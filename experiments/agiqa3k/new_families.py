@@ -1,0 +1,364 @@
+"""Feature families not tried before on AGIQA-3k (ours; issue 15, session 25): generator-artifact statistics,
+a 2×2 spatial pyramid of Lite1's depthwise statistics and horizontal-flip test-time averaging.
+
+Every frozen-Lite head measured in sessions 21-24 lands at 0.80-0.83 median SROCC. Two kinds of features the
+ridge has never seen, each added to the families of the references below (each family scaled to the same
+total variance, as views.py does) and also measured alone for reference:
+
+(a) generator-artifact statistics, no backbone, on the whole 512-px image (``artifact_body``): the radially
+    averaged log power spectrum (Hann window, 32 bins up to Nyquist) of luma and both chroma channels
+    (BT.601 YCbCr), the share of spectral energy above 1/4, 1/2 and 3/4 of Nyquist per channel (log), the 8×8
+    blockiness of luma (mean |step| across 8-px block edges over the mean |step| elsewhere, horizontal and
+    vertical), and the five measures of the project's ``classical`` scorer (RMS contrast, brightness,
+    Laplacian sharpness, Hasler-Süsstrunk colourfulness, Immerkær noise sigma; the last three as logs).
+    112 values an image.
+(b) one feature pass of Lite1 over the whole 512-px image and its left-right mirror (both in one forward
+    batch, ``PyramidStats``): the mean / std over space of every depthwise tap and of the final features, for
+    the whole map and for each of its 2×2 quadrants (the whole-map statistics are pooled exactly from the
+    quadrants'). The mirror's quadrants are re-ordered to the original's positions before averaging.
+
+Both are cached in ``$ATTIQA_CACHE/features`` through ``cached_features`` (keyed by the image file's SHA-256,
+the extractor's weights and the view), so a second run costs seconds.
+
+References (linear ridge on standardised sqrt statistics, penalty by leave-one-out: the product's rule):
+R3 = Lite0 five crops + Lite1 whole + Lite2 whole (session 23's best linear ridge, 0.830 / 0.821) and
+R1 = Lite1 five crops alone (the shipped recipe's ridge-only figure, 0.823 / 0.819). Tries (fixed here,
+before any run; all linear, LOO penalty, the bench's 10 random + 10 prompt-grouped splits):
+
+    a1  artifacts alone                                   (for reference)
+    a2  R3 + artifacts                                    vs R3
+    a3  R1 + artifacts                                    vs R1   (product-cost candidate)
+    b0  Lite1 whole, original only, from the new pass     (must reproduce the cached Lite1 whole row)
+    b1  Lite1 whole, flip-averaged                        (for reference, vs the Lite1 whole row)
+    b2  Lite1 whole + its 4 quadrants, flip-averaged      (for reference)
+    b3  R3 with Lite1 whole flip-averaged                 vs R3
+    b4  R3 + Lite1 quadrants (flip-averaged), one family  vs R3
+    b5  R3 + Lite1 quadrant spread (std of each statistic over the 4 quadrants, flip-averaged)   vs R3
+    b6  R1 + Lite1 whole + quadrants, flip-averaged       vs R1   (product-cost candidate)
+    b7  R1 + Lite1 whole + quadrants, original only       vs R1   (product-cost candidate, no flip)
+    ab  R3 + artifacts + Lite1 quadrants (flip-avg), Lite1 whole flip-avg   vs R3
+
+Rule, written before the runs: a try "helps" only if its median SROCC is above its reference's on BOTH split
+kinds AND it beats the reference on at least 7 of the 10 splits of EACH kind (paired, same splits). Every try
+is also paired against the other reference and reported. Nothing is shipped from this round unless a try helps
+by that rule AND would cost < 2× the shipped model's scoring time (its five Lite1 crops); such a try is named
+the next product candidate. Re-shipping this session needs, in addition, a gain of ≥ 0.01 in both medians.
+Twelve tries against two references: one of them passing 7/10 by chance is plausible — a pass is a candidate
+to confirm, not a proof. Output: runs/agiqa3k/research/new_families.json.
+
+    OMP_NUM_THREADS=1 nice -n 10 python experiments/agiqa3k/new_families.py ../shared/data/agiqa3k-dev \
+        [--extract-only] [--only a1,a2,...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from attiqa.models.backbones import Backbone, tap_points
+from attiqa.models.ridge_head import signed_power
+from attiqa.models.transforms import CenterCropTest
+from attiqa.teachers.classical import (
+    hasler_susstrunk_colorfulness,
+    immerkaer_noise_sigma,
+    laplacian_sharpness,
+    lightness,
+    mean_brightness,
+    rms_contrast,
+)
+from attiqa.training.data import MosDataset
+from attiqa.training.feature_cache import cached_features
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from cache_features import load_features  # noqa: E402
+from multi_kernel import fam, paired  # noqa: E402
+from recipes import summarise  # noqa: E402
+from second_backbone import lite, lite_whole  # noqa: E402
+from views import WholeImage, research_setup, run, standardise  # noqa: E402
+
+SIZE = 512
+BINS = 32
+HF_CUTS = (0.25, 0.5, 0.75)
+
+
+class ArtifactStats(nn.Module):
+    """(a): generator-artifact statistics of (N, 3, H, W) sRGB images in [0, 1] -> (N, 112)."""
+
+    version = "v1"  # part of the cache key (the backbone name): bump when the measures change
+
+    def raw(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.float().contiguous()
+        r, g, b = x[:, 0], x[:, 1], x[:, 2]
+        yy = 0.299 * r + 0.587 * g + 0.114 * b
+        ycc = torch.stack(
+            [yy, -0.168736 * r - 0.331264 * g + 0.5 * b, 0.5 * r - 0.418688 * g - 0.081312 * b], 1
+        )
+        n, _, h, w = ycc.shape
+        win = torch.outer(torch.hann_window(h, periodic=False), torch.hann_window(w, periodic=False))
+        z = (ycc - ycc.mean((2, 3), keepdim=True)) * win
+        power = torch.fft.fft2(z).abs().square()  # (N, 3, H, W)
+        fy = torch.fft.fftfreq(h).abs()[:, None] / 0.5
+        fx = torch.fft.fftfreq(w).abs()[None, :] / 0.5
+        rad = torch.sqrt(fy.square() + fx.square())  # 1 = Nyquist along an axis
+        inside = (rad > 0) & (rad <= 1)
+        idx = (rad[inside] * BINS).ceil().long().clamp(1, BINS) - 1
+        p = power[:, :, inside]  # (N, 3, P)
+        sums = torch.zeros(n, 3, BINS).index_add_(2, idx, p)
+        counts = torch.zeros(BINS).index_add_(0, idx, torch.ones_like(idx, dtype=torch.float))
+        spectrum = torch.log10(sums / counts + 1e-12).flatten(1)  # (N, 96)
+        total = p.sum(2)
+        hf = [torch.log10(p[:, :, rad[inside] > c].sum(2) / total + 1e-12) for c in HF_CUTS]
+        hf_t = torch.stack(hf, 2).flatten(1)  # (N, 9)
+        y255 = 255.0 * yy
+        dx, dy = (y255[:, :, 1:] - y255[:, :, :-1]).abs(), (y255[:, 1:] - y255[:, :-1]).abs()
+        edge_x = (torch.arange(w - 1) % 8) == 7  # the step from column 8k+7 to 8k+8
+        edge_y = (torch.arange(h - 1) % 8) == 7
+        block = torch.stack(
+            [
+                dx[:, :, edge_x].mean((1, 2)) / (dx[:, :, ~edge_x].mean((1, 2)) + 1e-6),
+                dy[:, edge_y].mean((1, 2)) / (dy[:, ~edge_y].mean((1, 2)) + 1e-6),
+            ],
+            1,
+        )
+        lum, rgb255 = lightness(x), 255.0 * x
+        classical = torch.stack(
+            [
+                rms_contrast(lum),
+                mean_brightness(lum),
+                torch.log(laplacian_sharpness(lum) + 1e-6),
+                torch.log(hasler_susstrunk_colorfulness(rgb255) + 1e-6),
+                torch.log(immerkaer_noise_sigma(rgb255) + 1e-6),
+            ],
+            1,
+        )
+        return torch.cat([spectrum, hf_t, block, classical], 1)
+
+
+class PyramidStats(nn.Module):
+    """(b): for every depthwise tap and the final features of an EfficientNet, [whole-map mean, std] then
+    [mean, std] of each 2×2 quadrant (TL, TR, BL, BR) -> (N, 5 * F), F = the depthwise statistics' width."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    @staticmethod
+    def _quads(y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(whole mean, whole std, quadrant means (N, 4, C), quadrant stds (N, 4, C)); unbiased stds."""
+        n, c, h, w = y.shape
+        h2, w2 = h // 2, w // 2
+        t = y.float().permute(0, 2, 3, 1)[:, : 2 * h2, : 2 * w2].reshape(n, 2, h2, 2, w2, c)
+        m = t.mean((2, 4), keepdim=True)
+        ss = (t - m).square().sum((2, 4))  # (N, 2, 2, C)
+        m = m.reshape(n, 4, c)
+        ss = ss.reshape(n, 4, c)
+        k = h2 * w2
+        mean = m.mean(1)
+        total = ss.sum(1) + k * (m - mean[:, None]).square().sum(1)
+        return mean, (total / max(4 * k - 1, 1)).sqrt(), m, (ss / max(k - 1, 1)).sqrt()
+
+    def raw(self, x: torch.Tensor) -> torch.Tensor:
+        net: nn.Module = self.net
+        whole: list[torch.Tensor] = []
+        quads: list[torch.Tensor] = []
+
+        def keep(_m: nn.Module, _i: object, y: torch.Tensor) -> None:
+            mean, std, qm, qs = self._quads(y)
+            whole.extend((mean, std))
+            quads.extend((qm, qs))
+
+        handles = [t.register_forward_hook(keep) for t in tap_points(net, "depthwise")[0]]
+        try:
+            h = net.blocks(net.bn1(net.conv_stem(x)))  # type: ignore[operator]
+        finally:
+            for handle in handles:
+                handle.remove()
+        mean, _, qm, _ = self._quads(net.bn2(net.conv_head(h)))  # type: ignore[operator]
+        # the same layout as the product's statistics: [mean, std per tap..., final mean]
+        return torch.cat([torch.cat([*whole, mean], 1), torch.cat([*quads, qm], 2).flatten(1)], 1)
+
+
+class WholeAndMirror(CenterCropTest):
+    """The whole image and its left-right mirror as two views (2, 3, H, W)."""
+
+    def __call__(self, img):  # type: ignore[override]
+        t = super().__call__(img)
+        return torch.stack([t, t.flip(-1)])
+
+
+def _extract(body: nn.Module, name: str, tf, view: dict, csv: Path, mean, std, batch: int) -> torch.Tensor:
+    bb = Backbone(name, body, 1, mean, std).eval()
+    x, ok = cached_features(
+        bb, MosDataset(csv, None, tf, on_error="skip"), view, batch_size=batch, progress=True
+    )
+    if not bool(ok.all()):
+        raise SystemExit(f"{csv}: {int((~ok).sum())} images could not be read; check the files")
+    return x
+
+
+def artifact_features(csv: Path) -> torch.Tensor:
+    """(N, 112) artifact statistics of the CSV's images at their native 512 px (cached)."""
+    zero, one = (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
+    view = {"kind": "whole", "crop": SIZE, "mean": list(zero), "std": list(one)}
+    body = ArtifactStats()
+    x = _extract(
+        body, f"agiqa_artifacts_{body.version}", WholeImage(zero, one, None, SIZE), view, csv, zero, one, 8
+    )
+    return x[:, 0]
+
+
+def pyramid_features(csv: Path) -> torch.Tensor:
+    """(N, 2 views [original, mirror], 5 * F) Lite1 pyramid statistics of the whole 512-px image (cached)."""
+    net = lite("lite1")
+    view = {"kind": "whole+mirror", "crop": SIZE, "mean": list(net.mean), "std": list(net.std)}
+    body = PyramidStats(net.body.net)
+    return _extract(
+        body,
+        "efficientnet_lite1@depthwise_pyramid2x2",
+        WholeAndMirror(net.mean, net.std, None, SIZE),
+        view,
+        csv,
+        net.mean,
+        net.std,
+        1,
+    )
+
+
+MIRROR = [1, 0, 3, 2]  # quadrant TL, TR, BL, BR of the mirrored image = TR, TL, BR, BL of the original
+
+
+def split_pyramid(x: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Standardised sqrt families from the cached pyramid (N, 2, 5F): whole / quadrants / spread, with and
+    without the mirror."""
+    f = x.shape[-1] // 5
+    sq = signed_power(x.double(), 0.5)
+    whole = sq[..., :f]
+    # quadrant block layout: per tap [mean (4, C), std (4, C)], then the final mean (4, C_final)
+    quad = _quad_matrix(sq[..., f:], f)  # (N, 2, 4, F)
+    quad_flip = (quad[:, 0] + quad[:, 1, MIRROR]) / 2
+    whole_flip = whole.mean(1)
+    return {
+        "whole": standardise(whole[:, 0]),
+        "whole_flip": standardise(whole_flip),
+        "quads": standardise(quad[:, 0].flatten(1)),
+        "quads_flip": standardise(quad_flip.flatten(1)),
+        "spread_flip": standardise(quad_flip.std(1)),
+    }
+
+
+def _quad_matrix(q: torch.Tensor, f: int) -> torch.Tensor:
+    """(N, 2, 4F) blocks of (4, C) per statistic -> (N, 2, 4, F) with F in the whole-map statistics' order."""
+    widths = _widths(f)
+    out, start = [], 0
+    for c in widths:
+        out.append(q[..., start : start + 4 * c].reshape(*q.shape[:2], 4, c))
+        start += 4 * c
+    if start != q.shape[-1]:
+        raise ValueError(f"pyramid layout: {start} of {q.shape[-1]} values read")
+    return torch.cat(out, -1)
+
+
+def _widths(f: int) -> list[int]:
+    net = lite("lite1").body.net
+    ws = [int(w) for w in tap_points(net, "depthwise")[1]]
+    out = [c for w in ws for c in (w, w)] + [int(net.num_features)]
+    if sum(out) != f:
+        raise ValueError(f"pyramid layout: widths sum to {sum(out)}, features have {f}")
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("root", type=Path)
+    ap.add_argument("--out", type=Path, default=Path("runs/agiqa3k/research"))
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--extract-only", choices=["artifacts", "pyramid"], default=None)
+    ap.add_argument("--only", default="", help="comma-separated try ids (a1,a2,...)")
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    prompts, y, sets, csv = research_setup(a.root, a.out)
+    if a.extract_only == "artifacts":
+        artifact_features(csv)
+        return
+    if a.extract_only == "pyramid":
+        pyramid_features(csv)
+        return
+    only = set(filter(None, a.only.split(",")))
+    _, st0 = load_features(csv, progress=False, stages=False)
+    crops0 = standardise(signed_power(st0[:, :5], 0.5).mean(1))
+    del st0
+    _, st1 = load_features(csv, progress=False, stages=False, backbone="efficientnet_lite1_ms")
+    crops1 = standardise(signed_power(st1[:, :5], 0.5).mean(1))
+    del st1
+    sq = lambda x: standardise(signed_power(x, 0.5))  # noqa: E731
+    whole1, whole2 = sq(lite_whole(csv, "lite1", SIZE)), sq(lite_whole(csv, "lite2", SIZE))
+    art = standardise(artifact_features(csv))
+    pyr: dict[str, torch.Tensor] = {}
+
+    def p(k: str) -> torch.Tensor:
+        if not pyr:
+            pyr.update(split_pyramid(pyramid_features(csv)))
+        return pyr[k]
+
+    target = a.out / "new_families.json"
+    results = json.loads(target.read_text()) if target.is_file() else {}
+    r3, r1, w1 = "R3: lite0 crops + lite1 + lite2 whole", "R1: lite1 crops", "W1: lite1 whole (cached)"
+    tries = {
+        r3: (lambda: fam(crops0, whole1, whole2), None),
+        r1: (lambda: crops1, None),
+        w1: (lambda: whole1, None),
+        "a1: artifacts alone": (lambda: art, None),
+        "a2: R3 + artifacts": (lambda: fam(crops0, whole1, whole2, art), r3),
+        "a3: R1 + artifacts": (lambda: fam(crops1, art), r1),
+        "b0: lite1 whole, original, new pass": (lambda: p("whole"), w1),
+        "b1: lite1 whole, flip-averaged": (lambda: p("whole_flip"), w1),
+        "b2: lite1 whole + quadrants, flip-averaged": (lambda: fam(p("whole_flip"), p("quads_flip")), w1),
+        "b3: R3 with lite1 whole flip-averaged": (lambda: fam(crops0, p("whole_flip"), whole2), r3),
+        "b4: R3 + lite1 quadrants (flip-avg)": (lambda: fam(crops0, whole1, whole2, p("quads_flip")), r3),
+        "b5: R3 + lite1 quadrant spread (flip-avg)": (
+            lambda: fam(crops0, whole1, whole2, p("spread_flip")),
+            r3,
+        ),
+        "b6: R1 + lite1 whole + quadrants, flip-avg": (
+            lambda: fam(crops1, p("whole_flip"), p("quads_flip")),
+            r1,
+        ),
+        "b7: R1 + lite1 whole + quadrants, original": (lambda: fam(crops1, p("whole"), p("quads")), r1),
+        "ab: R3 + artifacts + quadrants, whole flip-avg": (
+            lambda: fam(crops0, p("whole_flip"), whole2, p("quads_flip"), art),
+            r3,
+        ),
+    }
+    for name, (build, ref) in tries.items():
+        tid = name.split(":")[0]
+        if only and tid not in only and name in results:  # a reference already measured, or not asked for
+            continue
+        per = run(build(), y, sets, "loo", prompts)
+        s = summarise(per)
+        row: dict = {"summary": s, "splits": per, "reference": ref}
+        for rname in {ref, r3, r1} - {None, name}:
+            if rname in results:
+                row[f"paired vs {rname.split(':')[0]}"] = paired(per, results[rname]["splits"])
+        if ref is not None and ref in results:
+            pr, rs = row[f"paired vs {ref.split(':')[0]}"], results[ref]["summary"]
+            row["helps"] = all(s[k]["srocc"] > rs[k]["srocc"] and pr[k][0] >= 7 for k in ("random", "prompt"))
+        results[name] = row
+        print(
+            f"{name:50s} "
+            + "  ".join(f"{k}: {v['srocc']:.4f} / {v['plcc']:.4f}" for k, v in s.items())
+            + "  "
+            + " ".join(f"{k}={v}" for k, v in row.items() if k.startswith(("paired", "helps"))),
+            flush=True,
+        )
+        a.out.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()
