@@ -76,10 +76,9 @@ from attiqa.training.feature_cache import cached_features
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from cache_features import load_features  # noqa: E402
-from multi_kernel import fam, paired  # noqa: E402
+from multi_kernel import fam, lite_families, paired  # noqa: E402
 from recipes import summarise  # noqa: E402
-from second_backbone import lite, lite_whole  # noqa: E402
+from second_backbone import lite  # noqa: E402
 from views import WholeImage, research_setup, run, standardise  # noqa: E402
 
 SIZE = 512
@@ -290,14 +289,7 @@ def main() -> None:
         pyramid_features(csv)
         return
     only = set(filter(None, a.only.split(",")))
-    _, st0 = load_features(csv, progress=False, stages=False)
-    crops0 = standardise(signed_power(st0[:, :5], 0.5).mean(1))
-    del st0
-    _, st1 = load_features(csv, progress=False, stages=False, backbone="efficientnet_lite1_ms")
-    crops1 = standardise(signed_power(st1[:, :5], 0.5).mean(1))
-    del st1
-    sq = lambda x: standardise(signed_power(x, 0.5))  # noqa: E731
-    whole1, whole2 = sq(lite_whole(csv, "lite1", SIZE)), sq(lite_whole(csv, "lite2", SIZE))
+    crops0, crops1, whole1, whole2 = lite_families(csv)
     art = standardise(artifact_features(csv))
     pyr: dict[str, torch.Tensor] = {}
 
