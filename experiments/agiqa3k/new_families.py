@@ -55,6 +55,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -272,6 +273,42 @@ def _widths(f: int) -> list[int]:
     return out
 
 
+@torch.no_grad()
+def timing(root: Path, n: int, rounds: int = 3) -> dict[str, float]:
+    """Seconds an image, on ``n`` decoded images (one thread, the fastest of ``rounds`` interleaved rounds):
+    the shipped model's backbone work (Lite1 on five 320-px crops of the 500-px view, stage + depthwise taps)
+    and each extra the tries would add at scoring time."""
+    from attiqa.datasets import get_dataset
+    from attiqa.io.images import load_image
+    from attiqa.models.backbones import create_backbone
+    from attiqa.training.sources import five_crop_views
+
+    paths = [it.image for it in get_dataset("agiqa3k", root).items[:n]]
+    imgs = [load_image(p) for p in paths]
+    bb = create_backbone("efficientnet_lite1_ms").eval()
+    five = torch.stack([five_crop_views(bb, 500, 320)[0](im) for im in imgs])
+    pair = torch.stack([WholeAndMirror(bb.mean, bb.std, None, SIZE)(im) for im in imgs])
+    zero, one = (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
+    plain = torch.stack([WholeImage(zero, one, None, SIZE)(im) for im in imgs])
+    pyr = Backbone("pyr", PyramidStats(bb.body.net), 1, bb.mean, bb.std).eval()
+    whole_dw = bb.tap_view("depthwise")
+    jobs = {
+        "shipped: lite1 five crops, stages + depthwise": lambda i: bb.forward_with_taps(five[i], "depthwise"),
+        "lite1 whole 512, depthwise (plain statistics)": lambda i: whole_dw.forward_raw(pair[i, :1]),
+        "lite1 whole 512, pyramid statistics": lambda i: pyr.forward_raw(pair[i, :1]),
+        "lite1 whole 512 + mirror, pyramid statistics": lambda i: pyr.forward_raw(pair[i]),
+        "artifact statistics": lambda i: ArtifactStats().raw(plain[i]),
+    }
+    best = {k: float("inf") for k in jobs}
+    for _ in range(rounds):
+        for k, job in jobs.items():
+            t = time.perf_counter()
+            for i in range(n):
+                job(i)
+            best[k] = min(best[k], (time.perf_counter() - t) / n)
+    return best
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("root", type=Path)
@@ -279,8 +316,16 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--extract-only", choices=["artifacts", "pyramid"], default=None)
     ap.add_argument("--only", default="", help="comma-separated try ids (a1,a2,...)")
+    ap.add_argument("--timing", type=int, default=0, help="only time the extractors on this many images")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
+    if a.timing:
+        t = timing(a.root, a.timing)
+        ship = t[next(iter(t))]
+        for k, v in t.items():
+            print(f"{k:50s} {v:.3f} s/image  ({v / ship:.2f} of the shipped model's backbone work)")
+        (a.out / "new_families_timing.json").write_text(json.dumps(t, indent=1))
+        return
     prompts, y, sets, csv = research_setup(a.root, a.out)
     if a.extract_only == "artifacts":
         artifact_features(csv)
