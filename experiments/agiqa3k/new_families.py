@@ -237,10 +237,9 @@ def split_pyramid(x: torch.Tensor) -> dict[str, torch.Tensor]:
     """Standardised sqrt families from the cached pyramid (N, 2, 5F): whole / quadrants / spread, with and
     without the mirror."""
     f = x.shape[-1] // 5
-    sq = signed_power(x.double(), 0.5)
-    whole = sq[..., :f]
-    # quadrant block layout: per tap [mean (4, C), std (4, C)], then the final mean (4, C_final)
-    quad = _quad_matrix(sq[..., f:], f)  # (N, 2, 4, F)
+    whole = signed_power(x[..., :f], 0.5)
+    # quadrant-major: (4, F), each quadrant's statistics in the whole map's order (float32 to save memory)
+    quad = signed_power(x[..., f:], 0.5).reshape(len(x), 2, 4, f)
     quad_flip = (quad[:, 0] + quad[:, 1, MIRROR]) / 2
     whole_flip = whole.mean(1)
     return {
@@ -250,27 +249,6 @@ def split_pyramid(x: torch.Tensor) -> dict[str, torch.Tensor]:
         "quads_flip": standardise(quad_flip.flatten(1)),
         "spread_flip": standardise(quad_flip.std(1)),
     }
-
-
-def _quad_matrix(q: torch.Tensor, f: int) -> torch.Tensor:
-    """(N, 2, 4F) blocks of (4, C) per statistic -> (N, 2, 4, F) with F in the whole-map statistics' order."""
-    widths = _widths(f)
-    out, start = [], 0
-    for c in widths:
-        out.append(q[..., start : start + 4 * c].reshape(*q.shape[:2], 4, c))
-        start += 4 * c
-    if start != q.shape[-1]:
-        raise ValueError(f"pyramid layout: {start} of {q.shape[-1]} values read")
-    return torch.cat(out, -1)
-
-
-def _widths(f: int) -> list[int]:
-    net = lite("lite1").body.net
-    ws = [int(w) for w in tap_points(net, "depthwise")[1]]
-    out = [c for w in ws for c in (w, w)] + [int(net.num_features)]
-    if sum(out) != f:
-        raise ValueError(f"pyramid layout: widths sum to {sum(out)}, features have {f}")
-    return out
 
 
 @torch.no_grad()
