@@ -90,7 +90,7 @@ HF_CUTS = (0.25, 0.5, 0.75)
 class ArtifactStats(nn.Module):
     """(a): generator-artifact statistics of (N, 3, H, W) sRGB images in [0, 1] -> (N, 112)."""
 
-    version = "v1"  # part of the cache key (the backbone name): bump when the measures change
+    version = "v2"  # part of the cache key (the backbone name): bump when the measures change
 
     def raw(self, x: torch.Tensor) -> torch.Tensor:
         x = x.float().contiguous()
@@ -112,7 +112,7 @@ class ArtifactStats(nn.Module):
         sums = torch.zeros(n, 3, BINS).index_add_(2, idx, p)
         counts = torch.zeros(BINS).index_add_(0, idx, torch.ones_like(idx, dtype=torch.float))
         spectrum = torch.log10(sums / counts + 1e-12).flatten(1)  # (N, 96)
-        total = p.sum(2)
+        total = p.sum(2).clamp_min(1e-30)  # v2: a constant image (two in agiqa3k-dev) has no energy at all
         hf = [torch.log10(p[:, :, rad[inside] > c].sum(2) / total + 1e-12) for c in HF_CUTS]
         hf_t = torch.stack(hf, 2).flatten(1)  # (N, 9)
         y255 = 255.0 * yy
