@@ -43,6 +43,16 @@ kinds AND it beats the reference on at least 7 of the 10 splits of EACH kind (pa
 is also paired against the other reference and reported. Nothing is shipped from this round unless a try helps
 by that rule AND would cost < 2× the shipped model's scoring time (its five Lite1 crops); such a try is named
 the next product candidate. Re-shipping this session needs, in addition, a gain of ≥ 0.01 in both medians.
+Addendum, written after a1-a3 / b0-b7 / ab and before any of the runs below (a2 and a3 helped by the rule):
+    c1-c4  R1 + one part of the artifact family: spectrum (96) / high-frequency shares (9) / blockiness (2) /
+           classical measures (5): which part carries a3's gain (report only; no decision rests on them).
+    g      held-out generator: 6 folds, each training on five generators' images and testing on the sixth's
+           (SROCC within that generator), R1 vs a3 and R3 vs a2. The artifact statistics may recognise the
+           generator (MOS differs much between generators); if the candidate loses to its reference on >= 4 of
+           the 6 held-out generators, its gain is called generator-specific (it would not carry to a new
+           generator) and the product-candidate note says so.
+The cost check (``--timing``): seconds an image of each extractor against the shipped model's backbone work.
+
 Twelve tries against two references: one of them passing 7/10 by chance is plausible — a pass is a candidate
 to confirm, not a proof. Output: runs/agiqa3k/research/new_families.json.
 
@@ -57,10 +67,12 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 from torch import nn
 
+from attiqa.datasets import get_dataset
 from attiqa.models.backbones import Backbone, tap_points
 from attiqa.models.ridge_head import signed_power
 from attiqa.models.transforms import CenterCropTest
@@ -230,6 +242,14 @@ def pyramid_features(csv: Path) -> torch.Tensor:
     )
 
 
+class Fold(NamedTuple):
+    """A split as ``views.run`` reads it."""
+
+    name: str
+    train: list[int]
+    test: list[int]
+
+
 MIRROR = [1, 0, 3, 2]  # quadrant TL, TR, BL, BR of the mirrored image = TR, TL, BR, BL of the original
 
 
@@ -256,7 +276,6 @@ def timing(root: Path, n: int, rounds: int = 3) -> dict[str, float]:
     """Seconds an image, on ``n`` decoded images (one thread, the fastest of ``rounds`` interleaved rounds):
     the shipped model's backbone work (Lite1 on five 320-px crops of the 500-px view, stage + depthwise taps)
     and each extra the tries would add at scoring time."""
-    from attiqa.datasets import get_dataset
     from attiqa.io.images import load_image
     from attiqa.models.backbones import create_backbone
     from attiqa.training.sources import five_crop_views
@@ -350,6 +369,14 @@ def main() -> None:
             r3,
         ),
     }
+    parts = {
+        "c1": (0, 96, "spectrum"),
+        "c2": (96, 105, "high-frequency shares"),
+        "c3": (105, 107, "blockiness"),
+        "c4": (107, 112, "classical measures"),
+    }
+    for tid, (lo, hi, what) in parts.items():
+        tries[f"{tid}: R1 + artifacts, {what} only"] = (lambda lo=lo, hi=hi: fam(crops1, art[:, lo:hi]), r1)
     for name, (build, ref) in tries.items():
         tid = name.split(":")[0]
         if only and tid not in only and name in results:  # a reference already measured, or not asked for
@@ -373,6 +400,40 @@ def main() -> None:
         )
         a.out.mkdir(parents=True, exist_ok=True)
         target.write_text(json.dumps(results, indent=1))
+    if only and "g" not in only:
+        return
+    gens = [Path(it.image).name.split("_")[0] for it in get_dataset("agiqa3k", a.root).items]
+    folds = {
+        "generator": [
+            Fold(g, [i for i, x in enumerate(gens) if x != g], [i for i, x in enumerate(gens) if x == g])
+            for g in sorted(set(gens))
+        ]
+    }
+    held: dict = {}
+    for name, build in {
+        r1: tries[r1][0],
+        r3: tries[r3][0],
+        "a2": tries["a2: R3 + artifacts"][0],
+        "a3": tries["a3: R1 + artifacts"][0],
+    }.items():
+        held[name] = run(build(), y, folds, "loo", prompts)["generator"]
+    for cand, ref in (("a3", r1), ("a2", r3)):
+        d = [c["srocc"] - b["srocc"] for c, b in zip(held[cand], held[ref], strict=True)]
+        held[f"{cand} vs {ref.split(':')[0]}"] = {
+            "wins": sum(x > 0 for x in d),
+            "of": len(d),
+            "differences": d,
+        }
+        print(
+            f"held-out generator, {cand} vs {ref}: "
+            + ", ".join(
+                f"{c['split']} {b['srocc']:.3f}->{c['srocc']:.3f}"
+                for c, b in zip(held[cand], held[ref], strict=True)
+            ),
+            flush=True,
+        )
+    results["g: held-out generator"] = held
+    target.write_text(json.dumps(results, indent=1))
 
 
 if __name__ == "__main__":
