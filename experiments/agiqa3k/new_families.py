@@ -86,6 +86,7 @@ from attiqa.teachers.classical import (
 )
 from attiqa.training.data import MosDataset
 from attiqa.training.feature_cache import cached_features
+from genbench.agiqa3k import generator_of
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -402,7 +403,7 @@ def main() -> None:
         target.write_text(json.dumps(results, indent=1))
     if only and "g" not in only:
         return
-    gens = [Path(it.image).name.split("_")[0] for it in get_dataset("agiqa3k", a.root).items]
+    gens = [generator_of(it.image) for it in get_dataset("agiqa3k", a.root).items]
     folds = {
         "generator": [
             Fold(g, [i for i, x in enumerate(gens) if x != g], [i for i, x in enumerate(gens) if x == g])
