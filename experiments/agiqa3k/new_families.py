@@ -307,6 +307,42 @@ def timing(root: Path, n: int, rounds: int = 3) -> dict[str, float]:
     return best
 
 
+def figure(results: dict, out: Path) -> None:
+    """Per-split SROCC of each helping try against its reference (a point above the diagonal: the try wins
+    that split), and the held-out-generator SROCC. Only numbers are drawn (no AGIQA-3k image)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pairs = [(k, v["reference"]) for k, v in results.items() if v.get("helps") and k[:2] in ("a2", "a3")]
+    fig, axes = plt.subplots(1, len(pairs) + 1, figsize=(4.2 * (len(pairs) + 1), 4.0))
+    for ax, (cand, ref) in zip(axes, pairs, strict=False):
+        for kind, mark in (("random", "o"), ("prompt", "^")):
+            xs = [r["srocc"] for r in results[ref]["splits"][kind]]
+            ys = [r["srocc"] for r in results[cand]["splits"][kind]]
+            ax.scatter(xs, ys, marker=mark, label=f"{kind} splits", alpha=0.8)
+        lo = min(ax.get_xlim()[0], ax.get_ylim()[0])
+        hi = max(ax.get_xlim()[1], ax.get_ylim()[1])
+        ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
+        ax.set(xlabel=f"{ref.split(':')[0]} SROCC", ylabel=f"{cand.split(':')[0]} SROCC", title=cand)
+        ax.legend(fontsize=8)
+    held = results.get("g: held-out generator")
+    ax = axes[-1]
+    if held:
+        names = [r["split"] for r in held[next(iter(held))]]
+        keys = [k for k in held if isinstance(held[k], list)]
+        w = 0.8 / len(keys)
+        for j, k in enumerate(keys):
+            ax.bar([i + j * w for i in range(len(names))], [r["srocc"] for r in held[k]], w, label=k[:22])
+        ax.set_xticks([i + 0.4 - w / 2 for i in range(len(names))], names, rotation=30, fontsize=8)
+        ax.set(ylabel="SROCC within the held-out generator", title="trained on the other five generators")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("root", type=Path)
@@ -314,9 +350,13 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--extract-only", choices=["artifacts", "pyramid"], default=None)
     ap.add_argument("--only", default="", help="comma-separated try ids (a1,a2,...)")
+    ap.add_argument("--figure", type=Path, default=None, help="only draw the results' PNG to this path")
     ap.add_argument("--timing", type=int, default=0, help="only time the extractors on this many images")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
+    if a.figure:
+        figure(json.loads((a.out / "new_families.json").read_text()), a.figure)
+        return
     if a.timing:
         t = timing(a.root, a.timing)
         ship = t[next(iter(t))]
