@@ -334,10 +334,15 @@ def figure(results: dict, out: Path) -> None:
         keys = [k for k in held if isinstance(held[k], list)]
         w = 0.8 / len(keys)
         for j, k in enumerate(keys):
-            ax.bar([i + j * w for i in range(len(names))], [r["srocc"] for r in held[k]], w, label=k[:22])
+            xs = [i + j * w for i in range(len(names))]
+            ax.bar(xs, [r["srocc"] for r in held[k]], w, label=k.split(":")[0])
         ax.set_xticks([i + 0.4 - w / 2 for i in range(len(names))], names, rotation=30, fontsize=8)
-        ax.set(ylabel="SROCC within the held-out generator", title="trained on the other five generators")
-        ax.legend(fontsize=7)
+        ax.set(
+            ylabel="SROCC within the held-out generator",
+            title="trained on the other five generators",
+            ylim=(0, 1),
+        )
+        ax.legend(fontsize=8, ncol=4, loc="upper center")
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)
