@@ -68,6 +68,19 @@ def paired(per: dict[str, list[dict]], ref: dict[str, list[dict]]) -> dict[str, 
     return out
 
 
+def lite_families(csv: Path) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Standardised sqrt depthwise statistics (cached): Lite0 five crops, Lite1 five crops, Lite1 and Lite2
+    whole 512-px image."""
+    sq = lambda x: standardise(signed_power(x, 0.5))  # noqa: E731
+    _, st0 = load_features(csv, progress=False, stages=False)
+    crops0 = standardise(signed_power(st0[:, :5], 0.5).mean(1))
+    del st0
+    _, st1 = load_features(csv, progress=True, stages=False, backbone="efficientnet_lite1_ms")
+    crops1 = standardise(signed_power(st1[:, :5], 0.5).mean(1))
+    del st1
+    return crops0, crops1, sq(lite_whole(csv, "lite1", 512)), sq(lite_whole(csv, "lite2", 512))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("root", type=Path)
@@ -76,14 +89,7 @@ def main() -> None:
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     prompts, y, sets, csv = research_setup(a.root, a.out)
-    sq = lambda x: standardise(signed_power(x, 0.5))  # noqa: E731
-    _, st0 = load_features(csv, progress=False, stages=False)
-    crops0 = standardise(signed_power(st0[:, :5], 0.5).mean(1))
-    del st0
-    _, st1 = load_features(csv, progress=True, stages=False, backbone="efficientnet_lite1_ms")
-    crops1 = standardise(signed_power(st1[:, :5], 0.5).mean(1))
-    del st1
-    whole1, whole2 = sq(lite_whole(csv, "lite1", 512)), sq(lite_whole(csv, "lite2", 512))
+    crops0, crops1, whole1, whole2 = lite_families(csv)
     three = fam(crops0, whole1, whole2)
     target = a.out / "multi_kernel.json"
     results = json.loads(target.read_text()) if target.is_file() else {}
