@@ -67,6 +67,26 @@ def table_of(model, csv_path: Path, image_root: Path | None = None) -> Table:
     return Table(model, list(data.paths), data.mos.float(), list(getattr(data, "rows", [])) or None)
 
 
+def gate_report(model, nat: Table, rows: list[int]) -> dict[str, float]:
+    """Per edit kind: the share of crops whose detector is open (g > 0), and the share of photos whose edit
+    gets a larger penalty max(0, g) (mean over its crops) than its original — where the guard can help."""
+    head = model.ridge
+    with torch.no_grad():
+        g = head.detector(head.standardise(nat.stats[rows, :5].flatten(0, 1))).view(len(rows), 5)
+    pen = g.clamp(min=0).mean(1)
+    by: dict[str, dict[str, tuple[float, float]]] = {}
+    for k, i in enumerate(rows):
+        r = nat.rows[i]
+        by.setdefault(r["photo"], {})[r["kind"]] = (float((g[k] > 0).double().mean()), float(pen[k]))
+    out = {}
+    for kind in sorted({r["kind"] for r in nat.rows}):
+        have = [v for v in by.values() if kind in v and "original" in v]
+        out[f"open_{kind}"] = float(np.mean([v[kind][0] for v in have]))
+        if kind != "original":
+            out[f"widen_{kind}"] = float(np.mean([v[kind][1] > v["original"][1] for v in have]))
+    return out
+
+
 def set_variant(model, w: str, lam_s: str) -> None:
     head = model.ridge
     if w != "cv":
@@ -134,6 +154,8 @@ def main() -> None:
                 r.update({k: v for k, v in rates.items() if v == v})
             run[name] = r
             model.ridge.weight, model.ridge.guard = w_cv, lam_fit
+        if nat is not None and hasattr(model.ridge, "guard_coef"):
+            run["gate"] = gate_report(model, nat, [i for i in range(len(nat.ok)) if nat.ok[i]])
         out["runs"].append(run)
         print(json.dumps({k: v for k, v in run.items() if k != "checkpoint"}), flush=True)
     for name, _, _ in variants:
