@@ -80,11 +80,15 @@ class RidgeHead(nn.Module):
         """The signed power of the raw statistics (what the fit standardises)."""
         return signed_power(stats, self.power)
 
-    def forward(self, stats: torch.Tensor) -> torch.Tensor:
+    def standardise(self, stats: torch.Tensor) -> torch.Tensor:
+        """z: the raw statistics on the fit's scale (what ``coef`` and the guard's detector apply to)."""
         # A feature whose training spread underflowed to 0 in an fp16 copy (std ~1e-8: a constant channel)
         # contributes nothing rather than inf: the fit itself never stores a zero scale.
         scale = self.scale.float()
-        z = (self.transform(stats) - self.center.float()) / torch.where(scale > 0, scale, torch.inf)
+        return (self.transform(stats) - self.center.float()) / torch.where(scale > 0, scale, torch.inf)
+
+    def forward(self, stats: torch.Tensor) -> torch.Tensor:
+        z = self.standardise(stats)
         mos = z @ self.coef.float() + self.intercept.float()
         if self.guard > 0:
             mos = mos - self.guard * self.detector(z).clamp(min=0)

@@ -357,10 +357,6 @@ def add_ridge_head(
     if cfg.ridge_guard > 0:
         assert edits is not None  # ridge_fitter reads the pair table whenever the guard is on
         guard = fit_guard(fit, torch.cat([x[tr], edits[0]]), edits[1])
-        opened = lambda v: float((_gate(fit, guard, v) > 0).double().mean())  # noqa: E731
-        card_ridge["guard"] = {"lambda": cfg.ridge_guard, "alpha": guard.alpha, "loo_rmse": guard.loo_rmse,
-                               "clean": len(tr) + len(edits[0]), "edited": len(edits[1]),
-                               "open_train": opened(x[tr]), "open_edits": opened(edits[1])}  # fmt: skip
     weight = cfg.ridge_weight
     if weight is None:
         if init_model is None:
@@ -370,6 +366,16 @@ def add_ridge_head(
 
     def head() -> RidgeHead:
         return ridge_head_from_fit(fit, taps, cfg.ridge_power, weight, guard, cfg.ridge_guard)
+
+    if guard is not None and edits is not None:
+        gated = head()  # the scorer's own g (RidgeHead.detector), here on the crop means
+
+        def opened(v: torch.Tensor) -> float:
+            return float((gated.detector(fit.standardise(v)) > 0).double().mean())
+
+        card_ridge["guard"] = {"lambda": cfg.ridge_guard, "alpha": guard.alpha, "loo_rmse": guard.loo_rmse,
+                               "clean": len(tr) + len(edits[0]), "edited": len(edits[1]),
+                               "open_train": opened(x[tr]), "open_edits": opened(edits[1])}  # fmt: skip
 
     def val_metrics(m: AttiqaModel) -> tuple[dict[str, float], dict[str, float]]:
         target = split.mos[va].double().numpy()
@@ -405,11 +411,6 @@ def add_ridge_head(
             f"{mlp_metrics['plcc']:.4f})"
         )
     return best_metrics, history
-
-
-def _gate(fit: RidgeFit, guard: GuardFit, x: torch.Tensor) -> torch.Tensor:
-    """The detector's score g on transformed features ``x`` (crop means)."""
-    return fit.standardise(x.float()) @ guard.coef + guard.bias
 
 
 class RidgeFitter(NamedTuple):
