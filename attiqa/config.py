@@ -221,9 +221,6 @@ class FinetuneConfig:
         if self.ridge_extra and not self.ridge_taps:
             raise ConfigError(f"{where}.ridge_extra: extra MOS tables feed the ridge head only; set "
                               "finetune.ridge_taps (e.g. depthwise_late) or drop ridge_extra")  # fmt: skip
-        if not math.isfinite(self.ridge_guard):
-            raise ConfigError(f"{where}.ridge_guard: must be a finite number >= 0 (0 = off), got "
-                              f"{self.ridge_guard}")  # fmt: skip
         if self.ridge_guard and not self.ridge_taps:
             raise ConfigError(f"{where}.ridge_guard: the guard is part of the ridge head; set "
                               "finetune.ridge_taps (e.g. depthwise_late) or ridge_guard: 0")  # fmt: skip
@@ -400,6 +397,8 @@ def check_values(cfg: Any, where: str) -> None:
                     hint = f" (did you mean {close[0]!r}?)" if close else ""
                     raise ConfigError(f"{name}: {v!r} is not one of {', '.join(valid)}{hint}")
             lo, hi = m["lo"], m["hi"]
+            if (lo is not None or hi is not None) and isinstance(v, float) and not math.isfinite(v):
+                raise ConfigError(f"{name}: must be a finite number, got {v}")  # NaN passes every comparison
             bad = (lo is not None and (v <= lo if m["lo_open"] else v < lo)) or (
                 hi is not None and (v >= hi if m["hi_open"] else v > hi)
             )

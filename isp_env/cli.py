@@ -146,15 +146,14 @@ def render(
     """Render one raw at full resolution: with a trained policy, a parameter file, or the neutral defaults."""
     from PIL import Image
 
-    from attiqa.io.images import SAVE_FORMATS, save_image
+    from attiqa.io.images import save_format, save_image
     from isp_env.isp import develop, finish
     from isp_env.params import check_values, neutral
     from isp_env.raw import read_raw
 
     if policy is not None and params is not None:
         raise ConfigError("pass either --policy or --params, not both")
-    if output.suffix.lower() not in SAVE_FORMATS:
-        raise ConfigError(f"{output}: unknown output format — use .png (lossless), .jpg or .tif")
+    save_format(output)  # an unknown suffix is refused before the raw is read
     raw_img = read_raw(raw)
     if policy is not None:
         from isp_env.policy_io import load_policy, resolve_policy

@@ -96,6 +96,8 @@ def test_scientific_notation_without_a_dot_is_a_number(tmp_path, monkeypatch):
     ("pretrain.batch_size=1", r"pretrain.batch_size: must be >= 2 \(a ranking batch needs pairs\)"),
     ("finetune.val_fraction=1.5", r"finetune.val_fraction: must be in \(0, 1\), got 1.5"),
     ("finetune.lr=-1e-4", r"finetune.lr: must be > 0"),
+    ("finetune.lr=.nan", r"finetune.lr: must be a finite number, got nan"),  # NaN passed every bound
+    ("finetune.ridge_power=.inf", r"finetune.ridge_power: must be a finite number, got inf"),
     ("pretrain.loss=rankng", r"pretrain.loss: 'rankng' is not one of ranking, l2 \(did you mean 'ranking'"),
     ("finetune.lr_schedule=cosin", r"lr_schedule: 'cosin' is not one of constant, cosine \(did you mean"),
     ("pretrain.backbone=efficientnet_lite0_m", r"backbone: 'efficientnet_lite0_m' is not one of .*did"),

@@ -299,14 +299,21 @@ SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP",
                 ".tif": "TIFF", ".tiff": "TIFF"}  # fmt: skip
 
 
-def save_image(img: Image.Image, path: str | Path) -> Path:
-    """Write ``img`` atomically in the format its suffix names (JPEG at quality 95: near-lossless, so a
-    written render or distortion is judged, not PIL's default compression). An unknown suffix is a
-    :class:`ConfigError` naming the file, raised before anything is written."""
-    path = Path(path)
-    fmt = SAVE_FORMATS.get(path.suffix.lower())
+def save_format(path: str | Path) -> str:
+    """The PIL format :func:`save_image` writes for ``path``'s suffix; an unknown suffix is a one-line
+    :class:`ConfigError` naming the file — call it to check an output before the work that makes it."""
+    fmt = SAVE_FORMATS.get(Path(path).suffix.lower())
     if fmt is None:
         raise ConfigError(f"{path}: unknown output format — use .png (lossless), .bmp, .tif, .webp or .jpg")
+    return fmt
+
+
+def save_image(img: Image.Image, path: str | Path) -> Path:
+    """Write ``img`` atomically in the format its suffix names (JPEG at quality 95: near-lossless, so a
+    written render or distortion is judged, not PIL's default compression). An unknown suffix is refused
+    (:func:`save_format`) before anything is written."""
+    path = Path(path)
+    fmt = save_format(path)
     with atomic_path(path) as tmp:
         img.save(tmp, format=fmt, **({"quality": 95} if fmt == "JPEG" else {}))
     return path
