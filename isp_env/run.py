@@ -29,10 +29,11 @@ from attiqa.io.atomic import remove_orphan_temps, write_json_atomic
 from attiqa.io.images import save_image
 from attiqa.io.names import portable_stem
 from attiqa.progress import console, progress_task
+from attiqa.scorers import scorer_identity
 from isp_env.baselines import cma_search, guarded_objective
 from isp_env.isp import Developed, develop, finish
 from isp_env.mos_function import MOSFunction, load_mos_function
-from isp_env.params import check_values, neutral, to_normalized
+from isp_env.params import check_values, neutral
 from isp_env.policy_io import load_policy
 from isp_env.raw import RAW_EXTENSIONS, RawReadError, find_raws, read_raw
 from isp_env.report import write_report
@@ -46,7 +47,15 @@ from isp_env.reward import (
     to_view,
 )
 from isp_env.teacher import TeacherSettings, spread_sample
-from isp_env.tuning import TrainConfig, teacher_prior, train, train_teacher, tune_with_policy
+from isp_env.tuning import (
+    TrainConfig,
+    checked_prior,
+    describe_reward_model,
+    teacher_prior,
+    train,
+    train_teacher,
+    tune_with_policy,
+)
 
 
 def scene_groups(raws: list[Path], root: Path) -> dict[Path, str]:
@@ -116,6 +125,12 @@ def run(raw_dir: Path, out: Path, cfg: TrainConfig, test_fraction: float = 0.3, 
     groups = scene_groups(raws, raw_dir)
     train_raws, test_raws = split(raws, test_fraction, cfg.seed, groups)
     mos = load_mos_function(cfg.scorer)  # fail early (e.g. no default model), before writing anything
+    reward = scorer_identity(cfg.scorer)
+    old = _load_json(out / "run.json")
+    if old.get("reward_model") not in (None, reward):  # its searches, baselines and policy are another's
+        raise ConfigError(f"{out}: this run folder was made with the reward model "
+                          f"{describe_reward_model(old['reward_model'])}, not this run's "
+                          f"{describe_reward_model(reward)} — use a new --out")
     for folder in (out, out / "test" / "params", out / "test" / "renders", out / "baselines"):
         remove_orphan_temps(folder)  # temp files of an earlier run killed mid-write
     if cfg.preview is None and cfg.view_shorter is None:
@@ -133,10 +148,9 @@ def run(raw_dir: Path, out: Path, cfg: TrainConfig, test_fraction: float = 0.3, 
     prior = None
     if cfg.algo == "teacher" and cfg.init_policy:  # the prior's rows are statistics of its base's renders
         prior = teacher_prior(cfg.init_policy, cfg)
-        if base != "global" and not np.allclose(to_normalized(prior.base), to_normalized(_base_arg(base))):
-            raise ConfigError(f"--base {base}: a teacher run started from --init-policy {cfg.init_policy} "
-                              "uses that policy's base — leave --base at global")
-        cfg.base, cfg.delta_scale = prior.base, prior.scale
+        if base != "global":
+            cfg.base = _base_arg(base)
+        checked_prior(cfg, prior)  # takes the prior's base and scale, refuses others
     if cfg.action_mode == "residual" and cfg.base is None and base != "neutral":
         if base == "global":
             g = global_cma(out, cfg, mos, train_raws, skipped, cma_global_budget)
@@ -145,8 +159,7 @@ def run(raw_dir: Path, out: Path, cfg: TrainConfig, test_fraction: float = 0.3, 
             cfg.base = _base_arg(base)
     plan = {"raw_dir": str(raw_dir), "seed": cfg.seed, "test_fraction": test_fraction,
             "train": [str(p) for p in train_raws], "test": [str(p) for p in test_raws],
-            "synthetic": len(synth), "base_scorer_calls": base_calls}
-    old = _load_json(out / "run.json")
+            "synthetic": len(synth), "base_scorer_calls": base_calls, "reward_model": reward}
     if old and (old.get("train"), old.get("test")) != (plan["train"], plan["test"]):  # (base: cached)
         raise ConfigError(f"{out}: this run folder holds another split (other raws or seed) — use a new "
                           "--out")
