@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from attiqa.errors import ConfigError
+from attiqa.io.atomic import output_folder
 from attiqa.progress import console
 
 app = typer.Typer(
@@ -99,6 +100,7 @@ def tune(
         raise typer.Exit(0)
     if not raw_dir.is_dir():
         raise ConfigError(f"{raw_dir}: not a folder — pass --raw-dir with your raw files")
+    output_folder(out, "--out")  # before any search, not after it
     from isp_env.run import run
     from isp_env.teacher import TeacherSettings
     from isp_env.tuning import TrainConfig
@@ -154,6 +156,7 @@ def render(
     if policy is not None and params is not None:
         raise ConfigError("pass either --policy or --params, not both")
     save_format(output)  # an unknown suffix is refused before the raw is read
+    output_folder(output.parent, "--output")
     raw_img = read_raw(raw)
     if policy is not None:
         from isp_env.policy_io import load_policy, resolve_policy

@@ -139,6 +139,7 @@ def eval_cmd(
     """
     from attiqa.datasets import get_dataset, resolve_name
     from attiqa.evaluation.evaluate import evaluate
+    from attiqa.io.atomic import output_folder
     from attiqa.scorers import load_scorer
 
     name = resolve_name(dataset)
@@ -157,6 +158,7 @@ def eval_cmd(
         out = Path("runs/eval") / _slug(
             f"{name}-{ds.target}{'-' + split if split else ''}-{scorer.info.name}"
         )
+    output_folder(out, "--out")  # before the scoring, not after it
     res = evaluate(
         ds, scorer, out, batch_size=batch_size, num_workers=workers, cache=cache, split=split,
         missing="skip" if skip_missing else "error", scorer_overrides=overrides, progress=not quiet,
