@@ -11,7 +11,7 @@ from pathlib import Path
 
 from attiqa.config import TrainConfig, to_dict
 from attiqa.errors import ConfigError
-from attiqa.io.atomic import write_json_atomic
+from attiqa.io.atomic import output_folder, write_json_atomic
 
 
 @dataclass
@@ -105,7 +105,7 @@ def run(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> RunRes
     out_dir = Path(cfg.out_dir)
     with process_group():
         if is_main():
-            out_dir.mkdir(parents=True, exist_ok=True)
+            output_folder(out_dir, "out_dir (--out-dir)")
             write_json_atomic(out_dir / "config.json", to_dict(cfg))
         result = RunResult()
         if cfg.degrade is not None:

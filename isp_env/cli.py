@@ -23,7 +23,8 @@ app = typer.Typer(
     help="Tune the 16 parameters of a 14-module raw ISP with an SB3 agent whose reward is an image-quality "
     "MOS (ATTIQA §5.2).\n\n`isp-tune --raw-dir DIR --out RUN` splits the raws, trains, tunes and renders the "
     "test raws at full resolution and compares with baselines (neutral, rawpy, global / per-image CMA-ES). "
-    "RUN gets policy.safetensors + .json, test/agent/params/*.json, test/agent/renders/*.png, results.csv, "
+    "RUN gets policy.safetensors + .json, test/METHOD/params/*.json and test/METHOD/renders/*.png (METHOD: "
+    "teacher or agent, and the CMA-ES baselines), results.csv, "
     "summary.json, "
     "report.md, grid.png. Rerun the same command to resume.\n\n`isp-tune render RAW -o out.png` renders one "
     "raw.",
@@ -90,8 +91,9 @@ def tune(
 ) -> None:
     """Train an agent on the training raws, tune + render the test raws, compare with baselines.
 
-    Writes into --out: policy.safetensors + policy.json, test/params/*.json, test/renders/*.png (full
-    resolution), results.csv, summary.json, report.md, grid.png. Rerunning the same command resumes.
+    Writes into --out: policy.safetensors + policy.json, test/METHOD/params/*.json,
+    test/METHOD/renders/*.png (full resolution; METHOD: teacher or agent), results.csv, summary.json,
+    report.md, grid.png. Rerunning the same command resumes.
     """
     if ctx.invoked_subcommand is not None:
         return
@@ -133,7 +135,8 @@ def tune(
                       f"{100 * s['mean_clipped']:.1f} %", f"{s['mean_saturation']:.3f}",
                       str(s["train_scorer_calls"]), f"{s['scorer_calls_per_image']:g}")
     stdout.print(table)
-    console.print(f"report: {out / 'report.md'}, renders: {out / 'test' / 'renders'}")
+    method = "teacher" if cfg.algo == "teacher" else "agent"  # the folder isp_env.run.evaluate writes
+    console.print(f"report: {out / 'report.md'}, renders: {out / 'test' / method / 'renders'}")
 
 
 @app.command()

@@ -100,3 +100,16 @@ def test_an_os_error_that_escapes_a_command_is_still_one_line(capsys):
     err = capsys.readouterr().err
     assert exc.value.code == 2 and "Traceback" not in err
     assert "error: /somewhere/file.txt/x: Not a directory — check the path" in err.replace("\n", " ")
+
+
+def test_attiqa_train_refuses_an_unwritable_out_dir(tmp_path, blocked):
+    from attiqa.cli.app import app
+
+    _png(tmp_path / "in" / "a.png")
+    (tmp_path / "mos.csv").write_text("image,mos\nin/a.png,1\n")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"out_dir: {blocked}\nlabel:\n  images: [{tmp_path / 'in'}]\npretrain:\n  epochs: 1\n"
+                   f"finetune:\n  csv: {tmp_path / 'mos.csv'}\n")
+    r = runner.invoke(app, ["train", "--config", str(cfg)])
+    assert isinstance(r.exception, AttiqaError) and "choose another out_dir (--out-dir)" in str(r.exception)
+    assert f"{blocked}: cannot create the output folder" in str(r.exception) and not blocked.exists()

@@ -193,6 +193,7 @@ def test_isp_tune_cli_end_to_end_with_kill_and_resume(tmp_path, raw_dir):
     res = _cli(*args)
     assert res.returncode == 0, res.stdout + res.stderr
     assert "resuming from" in res.stderr and "RL agent" in res.stdout
+    assert f"renders: {out / 'test' / 'agent' / 'renders'}" in " ".join(res.stderr.split())  # the real folder
     summary = json.loads((out / "summary.json").read_text())
     methods = {m["method"]: m for m in summary["methods"]}
     assert set(methods) == {"neutral", "rawpy", "cma_global", "cma_per_image", "agent"}
