@@ -153,7 +153,7 @@ def render(
 
     from attiqa.io.images import save_format, save_image
     from isp_env.isp import develop, finish
-    from isp_env.params import check_values, neutral
+    from isp_env.params import given_values, neutral
     from isp_env.raw import read_raw
 
     if policy is not None and params is not None:
@@ -170,10 +170,10 @@ def render(
     elif params is not None:
         try:
             doc = json.loads(params.read_text())
-            values = check_values(doc.get("params", doc))
+            values = given_values(doc)
         except (OSError, ValueError, AttributeError) as exc:
-            raise ConfigError(f"{params}: not a readable parameter JSON ({exc}) — see isp_env/params.py for "
-                              "the names") from None
+            raise ConfigError(f"{params}: not a usable parameter JSON ({exc}) — see isp_env/params.py for "
+                              "the names and ranges") from None
     else:
         values = neutral()
     rgb = finish(develop(raw_img), values)

@@ -41,7 +41,11 @@ def resolve_policy(spec: str | Path) -> Path:
             raise ModelLoadError("no default ISP policy is bundled with this install — pass --policy PATH to "
                                  "a policy.safetensors written by `isp-tune`")
         return DEFAULT_POLICY
-    return Path(spec)
+    path = Path(spec)
+    if not path.is_file():
+        raise ModelLoadError(f"{path}: no such policy file — pass a policy.safetensors written by `isp-tune` "
+                             "(RUN/policy.safetensors), or `default` for the policy shipped with the package")
+    return path
 
 
 def algorithms() -> dict[str, type]:

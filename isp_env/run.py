@@ -33,7 +33,7 @@ from attiqa.scorers import scorer_identity
 from isp_env.baselines import cma_search, guarded_objective
 from isp_env.isp import Developed, develop, finish
 from isp_env.mos_function import MOSFunction, load_mos_function
-from isp_env.params import check_values, neutral
+from isp_env.params import check_values, given_values, neutral
 from isp_env.policy_io import load_policy
 from isp_env.raw import RAW_EXTENSIONS, RawReadError, find_raws, read_raw
 from isp_env.report import write_report
@@ -263,7 +263,7 @@ def _base_arg(base: str) -> dict[str, float]:
         return neutral()
     try:
         doc = json.loads(Path(base).read_text())
-        return check_values(doc.get("params", doc))
+        return given_values(doc)
     except (OSError, ValueError, AttributeError) as exc:
         raise ConfigError(f"{base}: not a readable parameter JSON for --base ({exc}) — pass neutral, "
                           "global or a file of name -> value") from None

@@ -250,7 +250,17 @@ def test_cli_help_and_bad_parameter_file(tmp_path, isp_raws):
     r = CliRunner().invoke(app, ["render", str(isp_raws[0]), "-o", str(tmp_path / "x.png"), "--params",
                                  str(bad)])
     assert isinstance(r.exception, ConfigError)
-    assert "p.json: not a readable parameter JSON" in str(r.exception)
+    assert "p.json: not a usable parameter JSON" in str(r.exception)
+    for doc, said in (({"saturation": 99}, "saturation=99 (range 0..2)"), ({"hue": "x"}, "hue='x'"),
+                      ([1, 2], "expected an object")):  # were clipped or read silently (session 26)
+        bad.write_text(json.dumps(doc))
+        r = CliRunner().invoke(app, ["render", str(isp_raws[0]), "-o", str(tmp_path / "x.png"), "--params",
+                                     str(bad)])
+        assert isinstance(r.exception, ConfigError) and said in str(r.exception), r.output
+    r = CliRunner().invoke(app, ["render", str(isp_raws[0]), "-o", str(tmp_path / "x.png"), "--policy",
+                                 str(tmp_path / "none.safetensors")])
+    assert "none.safetensors: no such policy file — pass a policy.safetensors written by `isp-tune`" in str(
+        r.exception)
     good = tmp_path / "g.json"
     good.write_text(json.dumps({"saturation": 0.0}))
     r = CliRunner().invoke(app, ["render", str(isp_raws[0]), "-o", str(tmp_path / "g.png"), "--params",
