@@ -113,3 +113,20 @@ def test_attiqa_train_refuses_an_unwritable_out_dir(tmp_path, blocked):
     r = runner.invoke(app, ["train", "--config", str(cfg)])
     assert isinstance(r.exception, AttiqaError) and "choose another out_dir (--out-dir)" in str(r.exception)
     assert f"{blocked}: cannot create the output folder" in str(r.exception) and not blocked.exists()
+
+
+def test_bench_refuses_an_unwritable_output_and_a_damaged_checkpoint_says_what_to_pass(tmp_path, blocked):
+    from attiqa.cli.app import app
+    from attiqa.io.checkpoints import load_checkpoint
+
+    for i in range(4):
+        _png(tmp_path / "d" / f"{i}.png", seed=i)
+    (tmp_path / "d" / "mos.csv").write_text("image,mos\n" + "".join(f"{i}.png,{i}\n" for i in range(4)))
+    r = runner.invoke(app, ["bench", "single", "-d", f"mini:folder={tmp_path / 'd'}", "-n", "1", "-o",
+                            str(blocked)])
+    _refused(r, blocked)
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(b"\x00" * 5)
+    with pytest.raises(AttiqaError, match="junk.safetensors: not a readable safetensors checkpoint .* — "
+                       "pass a .safetensors file written by attiqa"):
+        load_checkpoint(junk)

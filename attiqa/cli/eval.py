@@ -257,6 +257,7 @@ def bench_cmd(
 
     from attiqa.datasets import get_dataset
     from attiqa.datasets.readers import parse_data_spec
+    from attiqa.io.atomic import output_folder
     from attiqa.protocols import bench_dataset, load_base_config, run_protocol
 
     cfg = load_base_config(config)
@@ -275,6 +276,7 @@ def bench_cmd(
         fr = [float(x) for x in fractions.split(",") if x.strip()]
     except ValueError:
         raise AttiqaError(f"--fractions must be comma-separated numbers, got {fractions!r}") from None
+    output_folder(out, "--out")  # before the first fine-tuning run, not after it
     res = run_protocol(
         protocol, benches, cfg, out, init_checkpoint=init, repeats=repeats, fractions=fr, select=select,
         seed=seed, method=method, keep_checkpoints=keep_checkpoints, progress=not quiet,
