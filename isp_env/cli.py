@@ -107,10 +107,6 @@ def tune(
     from isp_env.teacher import TeacherSettings
     from isp_env.tuning import TrainConfig
 
-    if action_mode not in ("absolute", "delta", "residual"):
-        raise ConfigError(f"--action-mode {action_mode!r}: use residual, absolute or delta")
-    if obs_mode not in ("stats", "image"):
-        raise ConfigError(f"--obs-mode {obs_mode!r}: use stats or image")
     given: dict[str, Any] = {"budget": teacher_budget, "restarts": teacher_restarts, "start": teacher_start,
                              "raws": teacher_raws}
     teacher_given = {k: v for k, v in given.items() if v is not None}  # the rest: TeacherSettings' defaults

@@ -48,10 +48,13 @@ def resolve_policy(spec: str | Path) -> Path:
     return path
 
 
+RL_ALGOS = ("sac", "ppo", "td3")  # the SB3 agents of ``--algo`` (besides ``teacher``)
+
+
 def algorithms() -> dict[str, type]:
     from stable_baselines3 import PPO, SAC, TD3
 
-    return {"sac": SAC, "ppo": PPO, "td3": TD3}
+    return dict(zip(RL_ALGOS, (SAC, PPO, TD3), strict=True))
 
 
 def save_policy(model, path: str | Path, card: dict[str, Any]) -> Path:

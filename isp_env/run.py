@@ -49,6 +49,7 @@ from isp_env.reward import (
 from isp_env.teacher import TeacherSettings, spread_sample
 from isp_env.tuning import (
     TrainConfig,
+    check_config,
     checked_prior,
     describe_reward_model,
     teacher_prior,
@@ -118,6 +119,8 @@ def run(raw_dir: Path, out: Path, cfg: TrainConfig, test_fraction: float = 0.3, 
     ``cfg.algo == "teacher"``: the per-image policy of :mod:`isp_env.teacher` (per-image CMA-ES on at most
     ``teacher.raws`` training raws, spread over the scene groups: :class:`isp_env.teacher.TeacherSettings`)
     instead of an RL agent."""
+    teacher = teacher or TeacherSettings()
+    check_config(cfg, teacher if cfg.algo == "teacher" else None)  # before any work
     raws = find_raws(raw_dir)
     if len(raws) < 2:
         raise ConfigError(f"{raw_dir}: found {len(raws)} raw file(s), need at least 2 (one to train, one to "
@@ -169,7 +172,6 @@ def run(raw_dir: Path, out: Path, cfg: TrainConfig, test_fraction: float = 0.3, 
                   f"-> {out}")
 
     if cfg.algo == "teacher":
-        teacher = teacher or TeacherSettings()
         searched = spread_sample(train_raws + synth, teacher.raws, groups, cfg.seed)
         training = train_teacher(out, searched, cfg, mos, groups, teacher, prior=prior)
     else:

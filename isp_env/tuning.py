@@ -28,6 +28,7 @@ from isp_env.baselines import guarded_objective
 from isp_env.env import ISPTuningEnv
 from isp_env.params import N_PARAMS, neutral, to_normalized
 from isp_env.policy_io import (
+    RL_ALGOS,
     algorithms,
     find_state,
     load_policy,
@@ -144,10 +145,26 @@ def make_vec_env(raws: list[Path], cfg: TrainConfig, subprocess: bool = True, ca
     return DummyVecEnv(fns)
 
 
+def check_config(cfg: TrainConfig, settings: TeacherSettings | None = None) -> None:
+    """The settings that do not fit together, refused before any work (``isp_env.run.run`` calls it first:
+    an unknown ``--algo`` was found after the global CMA-ES had spent its 600 scorer calls)."""
+    if cfg.algo not in ("teacher", *RL_ALGOS):
+        raise ConfigError(f"unknown --algo {cfg.algo!r}; one of teacher, {', '.join(RL_ALGOS)}")
+    if cfg.action_mode not in ("absolute", "delta", "residual"):
+        raise ConfigError(f"--action-mode {cfg.action_mode!r}: use residual, absolute or delta")
+    if cfg.obs_mode not in ("stats", "image"):
+        raise ConfigError(f"--obs-mode {cfg.obs_mode!r}: use stats or image")
+    if cfg.algo == "teacher" and (cfg.action_mode != "residual" or cfg.obs_mode != "stats"):
+        raise ConfigError("--algo teacher needs --action-mode residual and --obs-mode stats")
+    if settings is not None and settings.start not in ("base", "neutral"):
+        raise ConfigError(f"--teacher-start {settings.start!r}: use base or neutral")
+
+
 def build_model(cfg: TrainConfig, venv):
+    check_config(cfg)
+    if cfg.algo == "teacher":
+        raise ConfigError("--algo teacher is fitted by train_teacher, not an SB3 model")
     algos = algorithms()
-    if cfg.algo not in algos:
-        raise ConfigError(f"unknown --algo {cfg.algo!r}; one of {', '.join(algos)}")
     common = {"learning_rate": cfg.learning_rate, "seed": cfg.seed, "verbose": 0, "device": "cpu",
               "policy_kwargs": cfg.policy_kwargs()}
     if cfg.algo == "ppo":
@@ -497,11 +514,7 @@ def train_teacher(run_dir: Path, train_raws: list[Path], cfg: TrainConfig, mos, 
     so with no readable training raw it refits the prior policy itself."""
     settings = settings or TeacherSettings()
     budget, start = settings.budget, settings.start
-
-    if cfg.action_mode != "residual" or cfg.obs_mode != "stats":
-        raise ConfigError("--algo teacher needs --action-mode residual and --obs-mode stats")
-    if start not in ("base", "neutral"):
-        raise ConfigError(f"--teacher-start {start!r}: use base or neutral")
+    check_config(cfg, settings)
     prior = checked_prior(cfg, prior)
     key = cfg.learning_key() | {"teacher_budget": budget, "teacher_start": start,
                                 "teacher_restarts": settings.restarts,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -339,3 +340,29 @@ def test_test_fraction_zero_trains_a_residual_policy_on_every_raw(tmp_path, isp_
     _, card = load_policy(tmp_path / "run" / "policy.safetensors")
     g = json.loads((tmp_path / "run" / "baselines" / "cma_global.json").read_text())
     assert card["env"]["base"] == g["params"] and card["env"]["action_mode"] == "residual"
+
+
+def test_settings_that_do_not_fit_are_refused_before_any_search(tmp_path, isp_raws):
+    """Session 26: an unknown --algo or --teacher-start was refused only after the global CMA-ES had spent
+    its scorer calls (45 s on the shared raws); now before anything is read or written."""
+    from attiqa.errors import ConfigError
+    from isp_env.run import run
+    from isp_env.teacher import TeacherSettings
+    from isp_env.tuning import TrainConfig
+
+    raw_dir = tmp_path / "raws"
+    raw_dir.mkdir()
+    for p in isp_raws:
+        (raw_dir / p.name).write_bytes(p.read_bytes())
+    for cfg, teacher, said in (
+        (TrainConfig(algo="sacc", scorer="classical", action_mode="residual"), None,
+         "unknown --algo 'sacc'; one of teacher, sac, ppo, td3"),
+        (TrainConfig(algo="teacher", scorer="classical", action_mode="residual", obs_mode="stats"),
+         TeacherSettings(start="middle"), "--teacher-start 'middle': use base or neutral"),
+        (TrainConfig(algo="teacher", scorer="classical", action_mode="delta", obs_mode="stats"), None,
+         "--algo teacher needs --action-mode residual"),
+        (TrainConfig(algo="sac", scorer="classical", action_mode="resid"), None, "--action-mode 'resid'"),
+    ):
+        with pytest.raises(ConfigError, match=re.escape(said)):
+            run(raw_dir, tmp_path / "out", cfg, teacher=teacher)
+        assert not (tmp_path / "out").exists()
