@@ -130,3 +130,13 @@ def test_bench_refuses_an_unwritable_output_and_a_damaged_checkpoint_says_what_t
     with pytest.raises(AttiqaError, match="junk.safetensors: not a readable safetensors checkpoint .* — "
                        "pass a .safetensors file written by attiqa"):
         load_checkpoint(junk)
+
+
+def test_label_on_an_empty_folder_names_it(tmp_path):
+    """It said "no image could be labelled (0 unreadable): no images were given" after loading the teacher."""
+    from attiqa.cli.app import app
+
+    (tmp_path / "empty").mkdir()
+    r = runner.invoke(app, ["label", str(tmp_path / "empty"), "--out", str(tmp_path / "l.parquet")])
+    assert isinstance(r.exception, AttiqaError)
+    assert str(r.exception) == f"no images found in {tmp_path / 'empty'} — pass image files or folders"
