@@ -18,7 +18,7 @@ from isp_env.mos_function import load_mos_function
 from isp_env.policy_io import load_policy
 from isp_env.raw import find_raws
 from isp_env.run import evaluate, scene_groups, split
-from isp_env.tuning import TrainConfig
+from isp_env.tuning import TrainConfig, check_reward_model
 
 
 def main() -> None:
@@ -49,6 +49,8 @@ def main() -> None:
         budgets[name] = {"train": int(training["scorer_calls"]) + int(plan.get("base_scorer_calls", 0)),
                          "test": 0}
     mos = load_mos_function(args.model)
+    for name, (_, card) in agents.items():  # a policy tuned for another reward model is judged by this one
+        check_reward_model(name, card, args.model, refuse=False)
     cfg = TrainConfig(seed=args.seed, scorer=args.model, view_shorter=mos.view_shorter or 384)
     args.out.mkdir(parents=True, exist_ok=True)
     summary = evaluate(args.raw_dir, args.out, cfg, mos, test_raws, train_raws, agents, budgets, {}, True,
