@@ -475,3 +475,24 @@ def test_a_policy_records_its_reward_model_and_a_changed_one_is_refused(tmp_path
                        r"x.safetensors \(sha256 abababababab…\), not this run's classical — use a new --out"):
         run(raw_dir, out, _prior_cfg())
     assert sorted(p.name for p in out.iterdir()) == ["run.json"]
+
+
+def test_the_priors_base_and_scale_are_taken_where_unset_and_refused_where_given(tmp_path, isp_raws):
+    """One check (tuning.checked_prior), used by `run` before any work and by train_teacher: an unset base
+    and scale become the prior's; a given --residual-scale that is not the prior's is refused (`run` used to
+    replace it silently)."""
+    from attiqa.errors import ConfigError
+    from isp_env.tuning import checked_prior, teacher_prior
+
+    path = _prior_file(tmp_path, isp_raws)
+    cfg = TrainConfig(algo="teacher", preview=64, obs_size=36, action_mode="residual", obs_mode="stats",
+                      scorer="classical", init_policy=str(path))
+    prior = teacher_prior(str(path), cfg)
+    assert cfg.base is None and cfg.delta_scale is None
+    checked_prior(cfg, prior)
+    assert cfg.base == prior.base and cfg.delta_scale == prior.scale == 2.0
+    given = TrainConfig(algo="teacher", preview=64, obs_size=36, action_mode="residual", obs_mode="stats",
+                        scorer="classical", init_policy=str(path), delta_scale=1.0)
+    with pytest.raises(ConfigError, match=r"prior.safetensors: --residual-scale 1 is not the policy's 2 — "
+                       "leave it unset"):
+        checked_prior(given, prior)
