@@ -96,6 +96,19 @@ def split(raws: list[Path], test_fraction: float, seed: int,
     return sorted(p for p in raws if groups[p] not in test_groups), test
 
 
+def split_names(plan: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """A run's split (``run.json``) as raw names relative to its raw folder: the same split whether
+    ``--raw-dir`` was given as an absolute or a relative path (a rerun or ``benchmarks/isp_heldout.py``
+    compared the paths as typed and refused the same split)."""
+    root = Path(plan.get("raw_dir", ""))
+
+    def rel(p: str) -> str:
+        q = Path(p)
+        return str(q.relative_to(root)) if q.is_relative_to(root) else str(q)
+
+    return [rel(p) for p in plan.get("train", [])], [rel(p) for p in plan.get("test", [])]
+
+
 def image_key(path: Path, root: Path) -> str:
     """The name of an image's outputs: its path under ``root`` without the extension — unless another raw
     of that stem sits beside it (``IMG_1.CR2`` + ``IMG_1.dng``): then with it, so neither overwrites the
@@ -163,7 +176,7 @@ def run(raw_dir: Path, out: Path, cfg: TrainConfig, test_fraction: float = 0.3, 
     plan = {"raw_dir": str(raw_dir), "seed": cfg.seed, "test_fraction": test_fraction,
             "train": [str(p) for p in train_raws], "test": [str(p) for p in test_raws],
             "synthetic": len(synth), "base_scorer_calls": base_calls, "reward_model": reward}
-    if old and (old.get("train"), old.get("test")) != (plan["train"], plan["test"]):  # (base: cached)
+    if old and split_names(old) != split_names(plan):  # (base: cached)
         raise ConfigError(f"{out}: this run folder holds another split (other raws or seed) — use a new "
                           "--out")
     out.mkdir(parents=True, exist_ok=True)

@@ -366,3 +366,23 @@ def test_settings_that_do_not_fit_are_refused_before_any_search(tmp_path, isp_ra
         with pytest.raises(ConfigError, match=re.escape(said)):
             run(raw_dir, tmp_path / "out", cfg, teacher=teacher)
         assert not (tmp_path / "out").exists()
+
+
+def test_a_split_is_the_same_whether_the_raw_folder_was_given_absolute_or_relative(tmp_path, monkeypatch):
+    """A rerun (or benchmarks/isp_heldout.py) with `--raw-dir /abs/raws` of a run made with `--raw-dir raws`
+    was refused as 'another split' (session 26): run.json is compared by names within the raw folder."""
+    from isp_env.run import split, split_names
+
+    raws = tmp_path / "raws"
+    raws.mkdir()
+    for i in range(6):
+        (raws / f"r{i}.dng").write_bytes(b"x")
+    monkeypatch.chdir(tmp_path)
+
+    def plan(root: Path) -> dict:
+        tr, te = split(sorted(root.glob("*.dng")), 0.3, 0)
+        return {"raw_dir": str(root), "train": [str(p) for p in tr], "test": [str(p) for p in te]}
+
+    rel, absolute = plan(Path("raws")), plan(raws)
+    assert rel["test"] != absolute["test"] and split_names(rel) == split_names(absolute)
+    assert split_names(rel)[1] and all("/" not in n for n in split_names(rel)[1])
