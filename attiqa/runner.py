@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from attiqa.config import TrainConfig, to_dict
-from attiqa.errors import ConfigError
-from attiqa.io.atomic import write_json_atomic
+from attiqa.errors import AttiqaError, ConfigError
+from attiqa.io.atomic import output_folder, write_json_atomic
 
 
 @dataclass
@@ -71,10 +71,13 @@ def run_label_stage(cfg: TrainConfig, out_dir: Path, progress: bool = True, devi
         raise ConfigError("label.images is empty: list the image files or folders to pseudo-label")
     out = resolve_in(out_dir, lc.out)
     rank, world = env_rank_world()
+    paths = discover_images(lc.images)
+    if not paths:  # the same line as `attiqa score` (was "no image could be labelled: no images were given")
+        where = ", ".join(map(str, lc.images))
+        raise AttiqaError(f"no images found in {where} — pass image files or folders")
     teacher = create_teacher(
         lc.teacher, device=resolve_device(device), prompts=lc.prompts, clip_scale=lc.clip_scale
     )
-    paths = discover_images(lc.images)
     if rank == 0:  # the log says which teacher made the labels (the paper's is CLIP; docs/method.md)
         from attiqa.progress import console
 
@@ -105,7 +108,7 @@ def run(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> RunRes
     out_dir = Path(cfg.out_dir)
     with process_group():
         if is_main():
-            out_dir.mkdir(parents=True, exist_ok=True)
+            output_folder(out_dir, "out_dir (--out-dir)")
             write_json_atomic(out_dir / "config.json", to_dict(cfg))
         result = RunResult()
         if cfg.degrade is not None:

@@ -27,7 +27,7 @@ import torch
 
 from attiqa.errors import AttiqaError, ImageLoadError
 from attiqa.interface import Scorer
-from attiqa.io.atomic import write_bytes_atomic, write_text_atomic
+from attiqa.io.atomic import output_folder, write_bytes_atomic, write_text_atomic
 from attiqa.io.batching import default_num_workers, iter_image_batches
 from attiqa.io.tables import ENCODING, ERRORS, csv_bytes, read_cell, safe_cell
 
@@ -150,14 +150,8 @@ def check_output_path(out: str | Path) -> Path:
         raise AttiqaError(f"{out}: unsupported output type — use a .csv, .tsv or .json file name")
     if out.is_dir():
         raise AttiqaError(f"{out}: is a folder — give a file name ending in .csv, .tsv or .json")
-    parent = out.parent if str(out.parent) else Path(".")
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise AttiqaError(
-            f"{parent}: cannot create the output folder ({exc.strerror}) — choose another --out"
-        ) from None
-    if not os.access(parent, os.W_OK | os.X_OK) or (out.exists() and not os.access(out, os.W_OK)):
+    output_folder(out.parent, "--out")
+    if out.exists() and not os.access(out, os.W_OK):
         raise AttiqaError(f"{out}: not writable (permission denied) — choose another --out")
     return out
 

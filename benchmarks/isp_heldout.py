@@ -17,8 +17,8 @@ from pathlib import Path
 from isp_env.mos_function import load_mos_function
 from isp_env.policy_io import load_policy
 from isp_env.raw import find_raws
-from isp_env.run import evaluate, scene_groups, split
-from isp_env.tuning import TrainConfig
+from isp_env.run import evaluate, scene_groups, split, split_names
+from isp_env.tuning import TrainConfig, check_reward_model
 
 
 def main() -> None:
@@ -41,7 +41,7 @@ def main() -> None:
     for spec in args.run:
         name, folder = spec.split("=", 1)
         plan = json.loads((Path(folder) / "run.json").read_text())
-        if plan["test"] != [str(p) for p in test_raws]:
+        if split_names(plan)[1] != split_names({"raw_dir": str(args.raw_dir), "test": test_raws})[1]:
             raise SystemExit(f"{folder}: its test raws differ from this split — use the same raw folder "
                              "and seed")
         agents[name] = load_policy(Path(folder) / "policy.safetensors")
@@ -49,6 +49,8 @@ def main() -> None:
         budgets[name] = {"train": int(training["scorer_calls"]) + int(plan.get("base_scorer_calls", 0)),
                          "test": 0}
     mos = load_mos_function(args.model)
+    for name, (_, card) in agents.items():  # a policy tuned for another reward model is judged by this one
+        check_reward_model(name, card, args.model, refuse=False)
     cfg = TrainConfig(seed=args.seed, scorer=args.model, view_shorter=mos.view_shorter or 384)
     args.out.mkdir(parents=True, exist_ok=True)
     summary = evaluate(args.raw_dir, args.out, cfg, mos, test_raws, train_raws, agents, budgets, {}, True,

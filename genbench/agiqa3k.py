@@ -150,6 +150,19 @@ def make_pairs(
     return records, prefs, res
 
 
+def image_folder(root: Path, images: list[AgiqaImage]) -> Path:
+    """The run's image root: the folder the adapter found the images in (``ROOT/AGIQA-3K``, ...), resolved —
+    so a user's linked image folder (``ROOT/AGIQA-3K -> /data/...``, their own layout) is where images may
+    come from; an image that is itself a link out of it is still refused. Images in several folders or
+    named with ``..`` (a crafted score file): ``root``."""
+    parents = {im.image.parent for im in images}
+    if len(parents) == 1:
+        (folder,) = parents
+        if ".." not in folder.parts and folder.is_relative_to(root):
+            return folder.resolve()
+    return root.resolve()
+
+
 def import_agiqa3k(
     root: Path, out_dir: Path, margin: float = DEFAULT_MARGIN, same_generator: bool = False
 ) -> AgiqaImportResult:
@@ -167,7 +180,7 @@ def import_agiqa3k(
             "lower --margin, or check the folder holds data.csv and the images"
         )
     out_dir = Path(out_dir)
-    write_manifest(out_dir, records, image_root=Path(root).resolve())  # images stay in the AGIQA folder
+    write_manifest(out_dir, records, image_root=image_folder(Path(root), present))  # images stay there
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=["pair_id", "rater", "choice"])
     w.writeheader()

@@ -298,6 +298,14 @@ def import_imagereward_cmd(
     )
     for s in res.skipped[:10]:
         console.print(f"  [yellow]skipped[/] {s}", highlight=False)
+    if res.missing:
+        where = images if images is not None else json_file.parent
+        if len(res.missing) == res.images:
+            said = f"none of the {res.images} images is under {where} — pass --images FOLDER holding them"
+        else:
+            said = f"{len(res.missing)} of the {res.images} images are not under {where}"
+        console.print(f"[yellow]{said}[/] (e.g. {res.missing[0]}); `genbench score` skips missing images",
+                      highlight=False)
 
 
 @app.command("import-agiqa3k")

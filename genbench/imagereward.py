@@ -20,7 +20,7 @@ from attiqa.errors import AttiqaError
 from attiqa.io.atomic import write_text_atomic
 from attiqa.io.tables import safe_dict
 from genbench.files import read_json
-from genbench.manifest import is_inside, write_manifest
+from genbench.manifest import SIDES, is_inside, resolve, write_manifest
 
 PREFS = "prefs.csv"
 RATER = "imagereward-ranking"
@@ -32,6 +32,8 @@ class ImportResult:
     pairs: int = 0
     equal_rank_pairs: int = 0
     skipped: list[str] = field(default_factory=list)  # "item: reason"
+    images: int = 0  # distinct images the pairs name
+    missing: list[str] = field(default_factory=list)  # of those, not on disk (yet): scored as unreadable
 
 
 def _load(path: Path) -> list:
@@ -97,4 +99,6 @@ def import_imagereward(json_path: Path, images_root: Path | None, out_dir: Path)
     w.writeheader()
     w.writerows(safe_dict(r) for r in prefs)
     write_text_atomic(Path(out_dir) / PREFS, buf.getvalue())
+    named = sorted({resolve(Path(out_dir), r[f"image_{s}"]) for r in records for s in SIDES}, key=str)
+    res.images, res.missing = len(named), [str(p) for p in named if not p.is_file()]
     return res

@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from attiqa.errors import ConfigError
+from attiqa.io.atomic import output_folder
 from attiqa.progress import console
 
 app = typer.Typer(
@@ -22,7 +23,8 @@ app = typer.Typer(
     help="Tune the 16 parameters of a 14-module raw ISP with an SB3 agent whose reward is an image-quality "
     "MOS (ATTIQA §5.2).\n\n`isp-tune --raw-dir DIR --out RUN` splits the raws, trains, tunes and renders the "
     "test raws at full resolution and compares with baselines (neutral, rawpy, global / per-image CMA-ES). "
-    "RUN gets policy.safetensors + .json, test/agent/params/*.json, test/agent/renders/*.png, results.csv, "
+    "RUN gets policy.safetensors + .json, test/METHOD/params/*.json and test/METHOD/renders/*.png (METHOD: "
+    "teacher or agent, and the CMA-ES baselines), results.csv, "
     "summary.json, "
     "report.md, grid.png. Rerun the same command to resume.\n\n`isp-tune render RAW -o out.png` renders one "
     "raw.",
@@ -89,8 +91,9 @@ def tune(
 ) -> None:
     """Train an agent on the training raws, tune + render the test raws, compare with baselines.
 
-    Writes into --out: policy.safetensors + policy.json, test/params/*.json, test/renders/*.png (full
-    resolution), results.csv, summary.json, report.md, grid.png. Rerunning the same command resumes.
+    Writes into --out: policy.safetensors + policy.json, test/METHOD/params/*.json,
+    test/METHOD/renders/*.png (full resolution; METHOD: teacher or agent), results.csv, summary.json,
+    report.md, grid.png. Rerunning the same command resumes.
     """
     if ctx.invoked_subcommand is not None:
         return
@@ -99,14 +102,11 @@ def tune(
         raise typer.Exit(0)
     if not raw_dir.is_dir():
         raise ConfigError(f"{raw_dir}: not a folder — pass --raw-dir with your raw files")
+    output_folder(out, "--out")  # before any search, not after it
     from isp_env.run import run
     from isp_env.teacher import TeacherSettings
     from isp_env.tuning import TrainConfig
 
-    if action_mode not in ("absolute", "delta", "residual"):
-        raise ConfigError(f"--action-mode {action_mode!r}: use residual, absolute or delta")
-    if obs_mode not in ("stats", "image"):
-        raise ConfigError(f"--obs-mode {obs_mode!r}: use stats or image")
     given: dict[str, Any] = {"budget": teacher_budget, "restarts": teacher_restarts, "start": teacher_start,
                              "raws": teacher_raws}
     teacher_given = {k: v for k, v in given.items() if v is not None}  # the rest: TeacherSettings' defaults
@@ -131,7 +131,8 @@ def tune(
                       f"{100 * s['mean_clipped']:.1f} %", f"{s['mean_saturation']:.3f}",
                       str(s["train_scorer_calls"]), f"{s['scorer_calls_per_image']:g}")
     stdout.print(table)
-    console.print(f"report: {out / 'report.md'}, renders: {out / 'test' / 'renders'}")
+    method = "teacher" if cfg.algo == "teacher" else "agent"  # the folder isp_env.run.evaluate writes
+    console.print(f"report: {out / 'report.md'}, renders: {out / 'test' / method / 'renders'}")
 
 
 @app.command()
@@ -148,12 +149,13 @@ def render(
 
     from attiqa.io.images import save_format, save_image
     from isp_env.isp import develop, finish
-    from isp_env.params import check_values, neutral
+    from isp_env.params import given_values, neutral
     from isp_env.raw import read_raw
 
     if policy is not None and params is not None:
         raise ConfigError("pass either --policy or --params, not both")
     save_format(output)  # an unknown suffix is refused before the raw is read
+    output_folder(output.parent, "--output")
     raw_img = read_raw(raw)
     if policy is not None:
         from isp_env.policy_io import load_policy, resolve_policy
@@ -164,10 +166,10 @@ def render(
     elif params is not None:
         try:
             doc = json.loads(params.read_text())
-            values = check_values(doc.get("params", doc))
+            values = given_values(doc)
         except (OSError, ValueError, AttributeError) as exc:
-            raise ConfigError(f"{params}: not a readable parameter JSON ({exc}) — see isp_env/params.py for "
-                              "the names") from None
+            raise ConfigError(f"{params}: not a usable parameter JSON ({exc}) — see isp_env/params.py for "
+                              "the names and ranges") from None
     else:
         values = neutral()
     rgb = finish(develop(raw_img), values)

@@ -18,6 +18,7 @@ Normalised values: the agent works in [-1, 1] per parameter, mapped linearly to 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -95,3 +96,21 @@ def to_normalized(values: dict[str, float]) -> np.ndarray:
 def check_values(values: dict[str, float]) -> dict[str, float]:
     """Complete a partial parameter dict with defaults and clip every value to its range."""
     return from_normalized(to_normalized(values))
+
+
+def given_values(doc: Any) -> dict[str, float]:
+    """A setting a user wrote (``--params``, ``--base``: a JSON document of name -> value, or with them under
+    ``params`` as isp-tune writes them): like :func:`check_values`, but a value that is not a finite number in
+    its parameter's range is a ``ValueError`` naming it — not silently clipped."""
+    values = doc.get("params", doc) if isinstance(doc, dict) else doc
+    if not isinstance(values, dict):
+        raise ValueError(f"expected an object of name -> value, got {type(values).__name__}")
+    bad = []
+    for p in PARAMS:
+        if p.name in values:
+            v = values[p.name]
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not p.low <= v <= p.high:
+                bad.append(f"{p.name}={v!r} (range {p.low:g}..{p.high:g})")
+    if bad and not set(values) - set(NAMES):  # (unknown names: to_normalized says which)
+        raise ValueError(f"out of range or not a number: {', '.join(bad)}")
+    return check_values(values)

@@ -26,6 +26,11 @@ from isp_env.env import N_STATS, spaces_for
 from isp_env.params import NAMES
 
 POLICY_KIND = "isp_env-policy"
+# 2 (session 26): a teacher policy's row counts live only in its tensors (format 1 also wrote them in the card
+# as policy_kwargs.n_train, policy_kwargs.n_rows and teacher.rows.n; read, ignored) and the card records the
+# reward model it was fitted against (``reward_model``: name + sha256; format 1: unknown)
+POLICY_FORMAT = 2
+_OLD_COUNTS = ("n_train", "n_rows")
 DEFAULT_POLICY = Path(__file__).parent / "data" / "policy-default.safetensors"
 
 
@@ -36,20 +41,27 @@ def resolve_policy(spec: str | Path) -> Path:
             raise ModelLoadError("no default ISP policy is bundled with this install — pass --policy PATH to "
                                  "a policy.safetensors written by `isp-tune`")
         return DEFAULT_POLICY
-    return Path(spec)
+    path = Path(spec)
+    if not path.is_file():
+        raise ModelLoadError(f"{path}: no such policy file — pass a policy.safetensors written by `isp-tune` "
+                             "(RUN/policy.safetensors), or `default` for the policy shipped with the package")
+    return path
+
+
+RL_ALGOS = ("sac", "ppo", "td3")  # the SB3 agents of ``--algo`` (besides ``teacher``)
 
 
 def algorithms() -> dict[str, type]:
     from stable_baselines3 import PPO, SAC, TD3
 
-    return {"sac": SAC, "ppo": PPO, "td3": TD3}
+    return dict(zip(RL_ALGOS, (SAC, PPO, TD3), strict=True))
 
 
 def save_policy(model, path: str | Path, card: dict[str, Any]) -> Path:
     """``model.policy`` weights (an SB3 model, or a :class:`isp_env.teacher.TeacherPolicy` itself) +
     ``card`` (must hold ``algo``, ``policy_kwargs``, ``env``)."""
     tensors = _unshared(getattr(model, "policy", model).state_dict())
-    full = {"kind": POLICY_KIND, "param_names": list(NAMES), **card}
+    full = {"kind": POLICY_KIND, "policy_format": POLICY_FORMAT, "param_names": list(NAMES), **card}
     return save_checkpoint(path, tensors, full)
 
 
@@ -70,11 +82,15 @@ def policy_name(obs_mode: str) -> str:
     return "MlpPolicy" if obs_mode == "stats" else "MultiInputPolicy"
 
 
-def build_policy(card: dict[str, Any]):
+def build_policy(card: dict[str, Any], tensors: dict[str, torch.Tensor] | None = None):
+    """An untrained policy of the card's shape; a teacher's row counts are read from its ``tensors``."""
     if card["algo"] == "teacher":  # no SB3: standardisation + a linear map or stored neighbours
         from isp_env.teacher import TeacherPolicy
 
-        return TeacherPolicy(**card["policy_kwargs"])
+        kw = {k: v for k, v in card["policy_kwargs"].items() if k not in _OLD_COUNTS}
+        tensors = tensors or {}
+        return TeacherPolicy(**kw, n_train=len(tensors.get("train_z", ())),
+                             n_rows=len(tensors.get("rows_x", ())))
     algo = algorithms()[card["algo"]]
     obs_mode = card["env"].get("obs_mode", "image")
     obs_space, act_space = spaces_for(int(card["env"]["obs_size"]), obs_mode)
@@ -83,31 +99,48 @@ def build_policy(card: dict[str, Any]):
 
 
 def load_policy(path: str | Path):
-    """(policy in eval mode, card) from :func:`save_policy` output."""
+    """(policy in eval mode, card) from :func:`save_policy` output; a format-1 card comes back in the
+    current form (no row counts: ``len(policy.rows_x)`` is the one count)."""
     tensors, card = load_checkpoint(path)
     if card.get("kind") != POLICY_KIND:
         raise ModelLoadError(f"{path}: not an isp-tune policy (no '{POLICY_KIND}' card) — pass the "
                              "policy.safetensors written by `isp-tune`")
+    if int(card.get("policy_format", 1)) > POLICY_FORMAT:
+        raise ModelLoadError(f"{path}: policy format {card['policy_format']} is newer than this isp_env's "
+                             f"({POLICY_FORMAT}) — upgrade attiqa")
     if card.get("param_names") != list(NAMES):
         raise ModelLoadError(f"{path}: policy was trained for other ISP parameters — retrain it")
-    policy = build_policy(card)
+    if card["algo"] == "teacher":
+        card = current_teacher_card(card)
+    policy = build_policy(card, tensors)
     n_obs = int(card.get("policy_kwargs", {}).get("n_features", N_STATS + 1))
     try:
         if card["algo"] == "teacher" and n_obs != N_STATS + 1:
             raise RuntimeError(f"{n_obs - 1} image statistics")
-        if card["algo"] == "teacher":  # its training rows, as many as stored (none before session 24)
+        if card["algo"] == "teacher":  # its training rows (none before session 24: empty)
             for k in ("rows_x", "rows_y"):
-                if k in tensors:
-                    setattr(policy, k, torch.zeros_like(tensors[k]))
-                else:
-                    tensors[k] = getattr(policy, k)
+                tensors.setdefault(k, getattr(policy, k))
         policy.load_state_dict(tensors)
     except RuntimeError as exc:  # the observation changed under it (12 statistics until session 23)
         what = str(exc) if card["algo"] == "teacher" else "its network does not fit"
         raise ModelLoadError(f"{path}: policy was trained on another observation ({what}; this isp_env has "
                              f"{N_STATS} image statistics) — retrain it with isp-tune") from None
+    groups = card.get("teacher", {}).get("rows", {}).get("groups")
+    if card["algo"] == "teacher" and groups is not None and len(groups) != len(policy.rows_x):
+        raise ModelLoadError(f"{path}: its card names {len(groups)} scene groups for {len(policy.rows_x)} "
+                             "training rows (edited or damaged) — refit it with isp-tune --algo teacher")
     policy.set_training_mode(False)
     return policy, card
+
+
+def current_teacher_card(card: dict[str, Any]) -> dict[str, Any]:
+    """A teacher card in the current format: format 1's three copies of the row count dropped."""
+    card = {**card, "policy_kwargs": {k: v for k, v in card.get("policy_kwargs", {}).items()
+                                      if k not in _OLD_COUNTS}}
+    if isinstance(card.get("teacher", {}).get("rows"), dict):
+        card["teacher"] = {**card["teacher"],
+                           "rows": {k: v for k, v in card["teacher"]["rows"].items() if k != "n"}}
+    return card
 
 
 # ---------------------------------------------------------------------------------------------------------

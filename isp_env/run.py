@@ -29,10 +29,11 @@ from attiqa.io.atomic import remove_orphan_temps, write_json_atomic
 from attiqa.io.images import save_image
 from attiqa.io.names import portable_stem
 from attiqa.progress import console, progress_task
+from attiqa.scorers import scorer_identity
 from isp_env.baselines import cma_search, guarded_objective
 from isp_env.isp import Developed, develop, finish
 from isp_env.mos_function import MOSFunction, load_mos_function
-from isp_env.params import check_values, neutral, to_normalized
+from isp_env.params import check_values, given_values, neutral
 from isp_env.policy_io import load_policy
 from isp_env.raw import RAW_EXTENSIONS, RawReadError, find_raws, read_raw
 from isp_env.report import write_report
@@ -46,7 +47,16 @@ from isp_env.reward import (
     to_view,
 )
 from isp_env.teacher import TeacherSettings, spread_sample
-from isp_env.tuning import TrainConfig, teacher_prior, train, train_teacher, tune_with_policy
+from isp_env.tuning import (
+    TrainConfig,
+    check_config,
+    checked_prior,
+    describe_reward_model,
+    teacher_prior,
+    train,
+    train_teacher,
+    tune_with_policy,
+)
 
 
 def scene_groups(raws: list[Path], root: Path) -> dict[Path, str]:
@@ -86,6 +96,19 @@ def split(raws: list[Path], test_fraction: float, seed: int,
     return sorted(p for p in raws if groups[p] not in test_groups), test
 
 
+def split_names(plan: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """A run's split (``run.json``) as raw names relative to its raw folder: the same split whether
+    ``--raw-dir`` was given as an absolute or a relative path (a rerun or ``benchmarks/isp_heldout.py``
+    compared the paths as typed and refused the same split)."""
+    root = Path(plan.get("raw_dir", ""))
+
+    def rel(p: str) -> str:
+        q = Path(p)
+        return str(q.relative_to(root)) if q.is_relative_to(root) else str(q)
+
+    return [rel(p) for p in plan.get("train", [])], [rel(p) for p in plan.get("test", [])]
+
+
 def image_key(path: Path, root: Path) -> str:
     """The name of an image's outputs: its path under ``root`` without the extension — unless another raw
     of that stem sits beside it (``IMG_1.CR2`` + ``IMG_1.dng``): then with it, so neither overwrites the
@@ -109,6 +132,8 @@ def run(raw_dir: Path, out: Path, cfg: TrainConfig, test_fraction: float = 0.3, 
     ``cfg.algo == "teacher"``: the per-image policy of :mod:`isp_env.teacher` (per-image CMA-ES on at most
     ``teacher.raws`` training raws, spread over the scene groups: :class:`isp_env.teacher.TeacherSettings`)
     instead of an RL agent."""
+    teacher = teacher or TeacherSettings()
+    check_config(cfg, teacher if cfg.algo == "teacher" else None)  # before any work
     raws = find_raws(raw_dir)
     if len(raws) < 2:
         raise ConfigError(f"{raw_dir}: found {len(raws)} raw file(s), need at least 2 (one to train, one to "
@@ -116,6 +141,12 @@ def run(raw_dir: Path, out: Path, cfg: TrainConfig, test_fraction: float = 0.3, 
     groups = scene_groups(raws, raw_dir)
     train_raws, test_raws = split(raws, test_fraction, cfg.seed, groups)
     mos = load_mos_function(cfg.scorer)  # fail early (e.g. no default model), before writing anything
+    reward = scorer_identity(cfg.scorer)
+    old = _load_json(out / "run.json")
+    if old.get("reward_model") not in (None, reward):  # its searches, baselines and policy are another's
+        raise ConfigError(f"{out}: this run folder was made with the reward model "
+                          f"{describe_reward_model(old['reward_model'])}, not this run's "
+                          f"{describe_reward_model(reward)} — use a new --out")
     for folder in (out, out / "test" / "params", out / "test" / "renders", out / "baselines"):
         remove_orphan_temps(folder)  # temp files of an earlier run killed mid-write
     if cfg.preview is None and cfg.view_shorter is None:
@@ -133,10 +164,9 @@ def run(raw_dir: Path, out: Path, cfg: TrainConfig, test_fraction: float = 0.3, 
     prior = None
     if cfg.algo == "teacher" and cfg.init_policy:  # the prior's rows are statistics of its base's renders
         prior = teacher_prior(cfg.init_policy, cfg)
-        if base != "global" and not np.allclose(to_normalized(prior.base), to_normalized(_base_arg(base))):
-            raise ConfigError(f"--base {base}: a teacher run started from --init-policy {cfg.init_policy} "
-                              "uses that policy's base — leave --base at global")
-        cfg.base, cfg.delta_scale = prior.base, prior.scale
+        if base != "global":
+            cfg.base = _base_arg(base)
+        checked_prior(cfg, prior)  # takes the prior's base and scale, refuses others
     if cfg.action_mode == "residual" and cfg.base is None and base != "neutral":
         if base == "global":
             g = global_cma(out, cfg, mos, train_raws, skipped, cma_global_budget)
@@ -145,9 +175,8 @@ def run(raw_dir: Path, out: Path, cfg: TrainConfig, test_fraction: float = 0.3, 
             cfg.base = _base_arg(base)
     plan = {"raw_dir": str(raw_dir), "seed": cfg.seed, "test_fraction": test_fraction,
             "train": [str(p) for p in train_raws], "test": [str(p) for p in test_raws],
-            "synthetic": len(synth), "base_scorer_calls": base_calls}
-    old = _load_json(out / "run.json")
-    if old and (old.get("train"), old.get("test")) != (plan["train"], plan["test"]):  # (base: cached)
+            "synthetic": len(synth), "base_scorer_calls": base_calls, "reward_model": reward}
+    if old and split_names(old) != split_names(plan):  # (base: cached)
         raise ConfigError(f"{out}: this run folder holds another split (other raws or seed) — use a new "
                           "--out")
     out.mkdir(parents=True, exist_ok=True)
@@ -156,7 +185,6 @@ def run(raw_dir: Path, out: Path, cfg: TrainConfig, test_fraction: float = 0.3, 
                   f"-> {out}")
 
     if cfg.algo == "teacher":
-        teacher = teacher or TeacherSettings()
         searched = spread_sample(train_raws + synth, teacher.raws, groups, cfg.seed)
         training = train_teacher(out, searched, cfg, mos, groups, teacher, prior=prior)
     else:
@@ -250,7 +278,7 @@ def _base_arg(base: str) -> dict[str, float]:
         return neutral()
     try:
         doc = json.loads(Path(base).read_text())
-        return check_values(doc.get("params", doc))
+        return given_values(doc)
     except (OSError, ValueError, AttributeError) as exc:
         raise ConfigError(f"{base}: not a readable parameter JSON for --base ({exc}) — pass neutral, "
                           "global or a file of name -> value") from None

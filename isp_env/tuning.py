@@ -23,10 +23,12 @@ import numpy as np
 from attiqa.errors import ConfigError
 from attiqa.io.atomic import write_json_atomic
 from attiqa.progress import console, progress_task
+from attiqa.scorers import DEFAULT_MODEL, scorer_identity
 from isp_env.baselines import guarded_objective
 from isp_env.env import ISPTuningEnv
 from isp_env.params import N_PARAMS, neutral, to_normalized
 from isp_env.policy_io import (
+    RL_ALGOS,
     algorithms,
     find_state,
     load_policy,
@@ -70,7 +72,8 @@ class TrainConfig:
     obs_size: int = 64
     max_steps: int = 1  # one-step contextual policy with absolute actions (docs/isp.md: why)
     action_mode: str = "absolute"
-    # delta: step size; residual: largest offset from the base (normalised units); None: default_delta_scale
+    # delta: step size; residual: largest offset from the base (normalised units); None (not given):
+    # default_delta_scale, or a teacher prior's (checked_prior) — read it as ``scale``
     delta_scale: float | None = None
     obs_mode: str = "image"  # image: CNN on the render + stats; stats: MLP on the statistics only
     base: dict[str, float] | None = None  # residual: the setting action 0 renders (None = neutral)
@@ -89,14 +92,11 @@ class TrainConfig:
     torch_threads: int = 1  # learner; single-threaded is much faster on busy cores (docs/isp.md)
     init_policy: str | None = None  # start from this policy's weights ("default" = the shipped one)
 
-    def __post_init__(self) -> None:
-        if self.delta_scale is None:
-            self.delta_scale = default_delta_scale(self.algo, self.action_mode)
-
     @property
     def scale(self) -> float:
-        """``delta_scale`` as a float (resolved by ``__post_init__``)."""
-        assert self.delta_scale is not None
+        """``delta_scale``, or its default when none is given."""
+        if self.delta_scale is None:
+            return default_delta_scale(self.algo, self.action_mode)
         return float(self.delta_scale)
 
     def env_kwargs(self) -> dict[str, Any]:
@@ -116,6 +116,7 @@ class TrainConfig:
         d = asdict(self)
         for k in ("timesteps", "checkpoint_every", "n_envs", "torch_threads", "init_policy"):
             d.pop(k)
+        d["delta_scale"] = self.scale  # as resolved: the same key whether the default was given or not
         return d
 
 
@@ -144,10 +145,26 @@ def make_vec_env(raws: list[Path], cfg: TrainConfig, subprocess: bool = True, ca
     return DummyVecEnv(fns)
 
 
+def check_config(cfg: TrainConfig, settings: TeacherSettings | None = None) -> None:
+    """The settings that do not fit together, refused before any work (``isp_env.run.run`` calls it first:
+    an unknown ``--algo`` was found after the global CMA-ES had spent its 600 scorer calls)."""
+    if cfg.algo not in ("teacher", *RL_ALGOS):
+        raise ConfigError(f"unknown --algo {cfg.algo!r}; one of teacher, {', '.join(RL_ALGOS)}")
+    if cfg.action_mode not in ("absolute", "delta", "residual"):
+        raise ConfigError(f"--action-mode {cfg.action_mode!r}: use residual, absolute or delta")
+    if cfg.obs_mode not in ("stats", "image"):
+        raise ConfigError(f"--obs-mode {cfg.obs_mode!r}: use stats or image")
+    if cfg.algo == "teacher" and (cfg.action_mode != "residual" or cfg.obs_mode != "stats"):
+        raise ConfigError("--algo teacher needs --action-mode residual and --obs-mode stats")
+    if settings is not None and settings.start not in ("base", "neutral"):
+        raise ConfigError(f"--teacher-start {settings.start!r}: use base or neutral")
+
+
 def build_model(cfg: TrainConfig, venv):
+    check_config(cfg)
+    if cfg.algo == "teacher":
+        raise ConfigError("--algo teacher is fitted by train_teacher, not an SB3 model")
     algos = algorithms()
-    if cfg.algo not in algos:
-        raise ConfigError(f"unknown --algo {cfg.algo!r}; one of {', '.join(algos)}")
     common = {"learning_rate": cfg.learning_rate, "seed": cfg.seed, "verbose": 0, "device": "cpu",
               "policy_kwargs": cfg.policy_kwargs()}
     if cfg.algo == "ppo":
@@ -235,6 +252,7 @@ def train(run_dir: Path, train_raws: list[Path], cfg: TrainConfig, subprocess: b
             console.print(f"resuming from {state_dir} at step {model.num_timesteps}")
         elif cfg.init_policy:
             init_from_policy(model, cfg.init_policy, cfg)
+        reward = scorer_identity(cfg.scorer)
         remaining = max(cfg.timesteps - model.num_timesteps, 0)
         with progress_task(f"training {cfg.algo.upper()}", total=cfg.timesteps, unit="step") as advance:
             advance(model.num_timesteps)
@@ -247,7 +265,7 @@ def train(run_dir: Path, train_raws: list[Path], cfg: TrainConfig, subprocess: b
             console.print(f"[yellow]skipped[/] {reason}")
         save_state(model, run_dir / "checkpoint", {"scorer_calls": calls, "config": cfg.learning_key()})
         card = {"algo": cfg.algo, "policy_kwargs": cfg.policy_kwargs(),
-                "env": cfg.env_kwargs() | {"scorer": None}, "scorer": cfg.scorer,
+                "env": cfg.env_kwargs() | {"scorer": None}, "scorer": cfg.scorer, "reward_model": reward,
                 "timesteps": int(model.num_timesteps), "train_raws": [p.name for p in train_raws]}
         save_policy(model, run_dir / "policy.safetensors", card)
     finally:
@@ -263,6 +281,8 @@ def init_from_policy(model, spec: str | Path, cfg: TrainConfig | None = None) ->
     the algorithm, network and observation size must match. A teacher policy (``--algo teacher``) is
     distilled into a SAC actor instead (:func:`distill_teacher`)."""
     policy, card = load_policy(resolve_policy(spec))
+    if cfg is not None:
+        check_reward_model(spec, card, cfg.scorer, refuse=False)
     if card["algo"] == "teacher" and cfg is not None:
         distill_teacher(model, policy, card, cfg)
         console.print(f"starting from the teacher policy {spec} (distilled into the actor)")
@@ -384,9 +404,8 @@ def teacher_prior(spec: str, cfg: TrainConfig) -> TeacherPrior:
                           "only from one saved by `isp-tune --algo teacher` since session 24")
     env = card["env"]
     mine = cfg.env_kwargs()
+    check_reward_model(spec, card, cfg.scorer, refuse=True)
     wrong = [k for k in PRIOR_SETTINGS if env.get(k) != mine.get(k)]
-    if card.get("scorer") != cfg.scorer:
-        wrong.append("scorer (--model)")
     if wrong:
         raise ConfigError(f"{spec}: its rows were made with other settings ({', '.join(wrong)}: "
                           f"{', '.join(f'{k}={env.get(k)}' for k in wrong if k in env)}) — use the policy's "
@@ -400,19 +419,60 @@ def teacher_prior(spec: str, cfg: TrainConfig) -> TeacherPrior:
 def checked_prior(cfg: TrainConfig, prior: TeacherPrior | None = None) -> TeacherPrior | None:
     """The prior a teacher run starts from: ``prior`` (already loaded, e.g. by :func:`isp_env.run.run`) or
     else ``cfg.init_policy`` loaded here, so that every caller of :func:`train_teacher` gets one load and
-    the same refusals — the run must use the prior's base and scale, since its rows are statistics of the
-    base's renders and offsets at that scale."""
+    the same refusals. The one check of the prior's base and scale: the run must use them, since its rows
+    are statistics of the base's renders and offsets at that scale — ``cfg`` takes them where it has none
+    of its own (``base`` / ``delta_scale`` None) and is refused where it has others."""
     if prior is None and cfg.init_policy:
         prior = teacher_prior(cfg.init_policy, cfg)
     if prior is None:
         return None
-    if not np.allclose(to_normalized(prior.base), to_normalized(cfg.base or {})):
+    if cfg.base is None:
+        cfg.base = dict(prior.base)
+    elif not np.allclose(to_normalized(prior.base), to_normalized(cfg.base)):
         raise ConfigError(f"--init-policy {prior.spec}: this run's base is not the policy's — a teacher run "
                           "started from a policy uses the policy's base (leave --base at global)")
-    if abs(prior.scale - cfg.scale) > 1e-9:
+    if cfg.delta_scale is None:
+        cfg.delta_scale = prior.scale
+    elif abs(prior.scale - cfg.scale) > 1e-9:
         raise ConfigError(f"--init-policy {prior.spec}: --residual-scale {cfg.scale:g} is not the policy's "
                           f"{prior.scale:g} — leave it unset")
     return prior
+
+
+_SAID_UNKNOWN: set[str] = set()
+
+
+def describe_reward_model(ident: dict[str, Any]) -> str:
+    sha = ident.get("sha256")
+    return f"{ident.get('name')} (sha256 {sha[:12]}…)" if sha else str(ident.get("name"))
+
+
+def check_reward_model(spec: str | Path, card: dict[str, Any], scorer: str | None, refuse: bool) -> None:
+    """The one check that a policy was fitted against this run's reward model ``scorer`` (``--model``,
+    None = the default model): by the SHA-256 of its weights the card records (``reward_model``, since
+    session 26, :func:`attiqa.scorers.scorer_identity`), so a re-shipped default model is noticed. Another
+    model is refused (``refuse``: a teacher prior's rows are that model's optima) or warned about; a policy
+    that does not record it (saved before session 26, e.g. the bundled policy) is compared by ``--model``
+    name only, and said so once."""
+    current = scorer_identity(scorer)
+    rec = card.get("reward_model")
+    if rec is None:
+        rec = {"name": card.get("scorer") or DEFAULT_MODEL, "sha256": None}
+        if rec["name"] == current["name"]:
+            if str(spec) not in _SAID_UNKNOWN:
+                _SAID_UNKNOWN.add(str(spec))
+                console.print(f"[yellow]note[/] {spec}: the policy does not record the weights of the reward "
+                              f"model it was fitted against (saved before session 26): assumed to be this "
+                              f"run's {describe_reward_model(current)}")
+            return
+    elif rec.get("sha256") == current["sha256"] and (current["sha256"] or rec.get("name") == current["name"]):
+        return
+    what = (f"{spec}: fitted against the reward model {describe_reward_model(rec)}, not this run's "
+            f"{describe_reward_model(current)}")
+    if refuse:
+        raise ConfigError(f"{what} — its rows are that model's optima: pass that model with --model, or "
+                          "start without --init-policy")
+    console.print(f"[yellow]warning[/] {what}: it was tuned for another scorer (a starting point only)")
 
 
 def teacher_card(cfg: TrainConfig, settings: TeacherSettings, choice: Choice, rows_x: np.ndarray,
@@ -421,9 +481,9 @@ def teacher_card(cfg: TrainConfig, settings: TeacherSettings, choice: Choice, ro
     """The JSON card of a teacher policy: what a later run needs to reuse its rows as a prior."""
     return {"algo": "teacher",
             "policy_kwargs": {"n_features": int(rows_x.shape[1]), "kind": choice.kind,
-                              "n_train": len(rows_x), "n_rows": len(rows_x),
                               "k": int(choice.strength) if choice.kind == "knn" else 0},
-            "env": cfg.env_kwargs() | {"scorer": None}, "scorer": cfg.scorer, "timesteps": calls,
+            "env": cfg.env_kwargs() | {"scorer": None}, "scorer": cfg.scorer,
+            "reward_model": scorer_identity(cfg.scorer), "timesteps": calls,
             "teacher": {"budget_per_raw": settings.budget, "restarts": settings.restarts,
                         "start": settings.start, "kind": choice.kind, "strength": choice.strength,
                         "cv_score": choice.cv_score if choice.table else None,
@@ -432,7 +492,7 @@ def teacher_card(cfg: TrainConfig, settings: TeacherSettings, choice: Choice, ro
                                       "each training raw",
                                  "y": "rows_y: its residual target ((CMA-ES best - base) / delta_scale, "
                                       "normalised units)",
-                                 "groups": rows_groups, "n": len(rows_x)},
+                                 "groups": rows_groups},
                         "init_policy": prior.spec if prior is not None else None,
                         "prior_rows": len(prior.x) if prior is not None else 0},
             "train_raws": train_names}
@@ -454,11 +514,7 @@ def train_teacher(run_dir: Path, train_raws: list[Path], cfg: TrainConfig, mos, 
     so with no readable training raw it refits the prior policy itself."""
     settings = settings or TeacherSettings()
     budget, start = settings.budget, settings.start
-
-    if cfg.action_mode != "residual" or cfg.obs_mode != "stats":
-        raise ConfigError("--algo teacher needs --action-mode residual and --obs-mode stats")
-    if start not in ("base", "neutral"):
-        raise ConfigError(f"--teacher-start {start!r}: use base or neutral")
+    check_config(cfg, settings)
     prior = checked_prior(cfg, prior)
     key = cfg.learning_key() | {"teacher_budget": budget, "teacher_start": start,
                                 "teacher_restarts": settings.restarts,

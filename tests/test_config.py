@@ -102,7 +102,7 @@ def test_scientific_notation_without_a_dot_is_a_number(tmp_path, monkeypatch):
     ("finetune.lr_schedule=cosin", r"lr_schedule: 'cosin' is not one of constant, cosine \(did you mean"),
     ("pretrain.backbone=efficientnet_lite0_m", r"backbone: 'efficientnet_lite0_m' is not one of .*did"),
     ("finetune.ridge_taps=depthwse", r"ridge_taps: 'depthwse' is not one of stages, depthwise, .*did you"),
-    ("finetune.csv=missing.csv", r"finetune.csv: missing.csv not found"),
+    ("finetune.csv=missing.csv", r"finetune.csv: missing.csv not found .*with --set finetune.csv=PATH\)"),
     ("finetune.polish_epochs=2", r"finetune.polish_epochs: polishes a feature-cache run"),
     ("label.teacher=classical", r"label.images|labels"),
     ("label.teacher=clasical", r"label.teacher: 'clasical' is not classical, clip.*did you mean 'classical'"),
@@ -116,7 +116,7 @@ def test_every_stage_value_is_checked_at_load_in_one_line(tmp_path, monkeypatch,
     f = _write(tmp_path, GOOD)
     if override == "label.teacher=classical":  # a label stage whose images are missing
         override = "label.images=[nowhere/]"
-        match = r"label.images: nowhere/ not found"
+        match = r"label.images: nowhere/ not found .*--set label.images=\[FOLDER\]\)"
     with pytest.raises(ConfigError, match=match) as exc:
         load_config(f, [override])
     assert "\n" not in str(exc.value) and str(f) in str(exc.value)

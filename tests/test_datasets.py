@@ -497,6 +497,9 @@ def test_folder_adapter_split_dmos_and_errors(tmp_path):
     assert len(get_dataset("folder", tmp_path / "bad3.csv")) == 1  # an image without a score is left out
     with pytest.raises(AttiqaError, match="score CSV not found"):
         get_dataset("folder", tmp_path / "nothing")
+    # a mistyped CSV path is named as such (was "mine.csv/mos.csv: score CSV not found", session 26)
+    with pytest.raises(AttiqaError, match=r"mine.csv: score CSV not found — check the path"):
+        get_dataset("folder", tmp_path / "mine.csv")
 
 
 def test_adapters_on_small_generated_files_in_the_official_formats(tmp_path):

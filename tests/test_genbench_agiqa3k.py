@@ -175,3 +175,22 @@ def test_bench_groups_agiqa3k_by_prompt_so_no_prompt_is_on_both_sides(agiqa_root
         assert not {groups[i] for i in sp.train} & {groups[i] for i in sp.test}
     assert len({sp.test for sp in splits}) == 2  # both prompts get tested across the seeds
     assert group_keys(ds, None) is None  # --group-by none: image-wise, the paper's random splits
+
+
+def test_a_linked_image_folder_is_the_users_layout_but_a_linked_image_is_still_refused(agiqa_root, tmp_path):
+    """Session 26 (a newcomer's pass): ``ROOT/AGIQA-3K`` as a link to the images elsewhere was refused as
+    'outside the run's image folders' right after the import wrote it; the linked folder is the image root
+    now. An image that links out of that folder stays outside (the security rule of genbench.manifest)."""
+    root = tmp_path / "linked"
+    root.mkdir()
+    (root / "data.csv").write_bytes((agiqa_root / "data.csv").read_bytes())
+    (root / "AGIQA-3K").symlink_to(agiqa_root / "AGIQA-3K")
+    res = import_agiqa3k(root, tmp_path / "run")
+    assert res.pairs == len(load_pairs(tmp_path / "run")) > 0
+    r = runner.invoke(app, ["score", str(tmp_path / "run"), "-m", "classical"])
+    assert r.exit_code == 0, r.output
+    secret = tmp_path / "secret.jpg"
+    (agiqa_root / "AGIQA-3K" / "sd1.5_normal_001.jpg").rename(secret)
+    (agiqa_root / "AGIQA-3K" / "sd1.5_normal_001.jpg").symlink_to(secret)
+    with pytest.raises(AttiqaError, match="sd1.5_normal_001.jpg' is outside the run's image folders"):
+        import_agiqa3k(root, tmp_path / "run2")

@@ -203,6 +203,18 @@ def test_imagereward_import_score_and_agree(tmp_path, photos):
         app, ["import-imagereward", str(tmp_path / "test.json"), "--images", str(images), "--out", str(run)]
     )
     assert res.exit_code == 0, res.output and "3 pairs from 2 prompts" in res.output
+    assert "not under" not in res.output and "none of the" not in res.output
+    # session 26: rankings whose images are not where --images says import with a warning, not silently
+    first = sorted(images.rglob("*.png"))[0]
+    first.rename(tmp_path / "aside.png")
+    r = runner.invoke(app, ["import-imagereward", str(tmp_path / "test.json"), "--images", str(images),
+                            "--out", str(tmp_path / "r1")])
+    assert r.exit_code == 0 and "1 of the 5 images are not under" in " ".join(r.output.split())
+    r = runner.invoke(app, ["import-imagereward", str(tmp_path / "test.json"), "--images",
+                            str(tmp_path / "no"), "--out", str(tmp_path / "r2")])
+    assert r.exit_code == 0 and "none of the 5 images is under" in " ".join(r.output.split())
+    assert "pass --images FOLDER holding them" in " ".join(r.output.split())
+    (tmp_path / "aside.png").rename(first)
     res = runner.invoke(app, ["score", str(run), "--workers", "0"])  # every scorer in the registry
     assert res.exit_code == 0 and "classical: 5 scored" in res.output, res.output
     res = runner.invoke(app, ["agree", str(run), "--bootstrap", "200"])  # prefs.csv found in the run

@@ -162,3 +162,21 @@ def test_save_image_writes_the_format_its_suffix_names_and_refuses_others(tmp_pa
     with pytest.raises(ConfigError, match=r"out\.gif: unknown output format"):
         save_image(img, tmp_path / "out.gif")
     assert not (tmp_path / "out.gif").exists() and not list(tmp_path.glob("*.tmp*"))
+
+
+def test_discover_follows_linked_folders_once_and_ends_on_a_cycle(tmp_path, rgb):
+    """Session 26 (a newcomer's pass): a folder whose images sit in a linked sub-folder (a dataset linked
+    in) gave "no images found"; each real folder is searched once, so a link cycle ends."""
+    from attiqa.io.images import discover_images
+
+    data = tmp_path / "data"
+    data.mkdir()
+    rgb.save(data / "a.png")
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "linked").symlink_to(data)
+    (mine / "again").symlink_to(data)  # the same folder twice: its images once
+    (data / "up").symlink_to(tmp_path)  # a cycle
+    found = discover_images([mine])
+    assert len(found) == 1 and found[0].name == "a.png"
+    assert discover_images([mine], recursive=False) == []

@@ -32,11 +32,11 @@ EXPOSURE = NAMES.index("tone_exposure")
 SATURATION = NAMES.index("saturation")
 
 
-def _card(kind: str, n_features: int, n_train: int, k: int = 0, scale: float = 2.0) -> dict:
+def _card(kind: str, n_features: int, k: int = 0, scale: float = 2.0) -> dict:
     env = {"preview": 64, "obs_size": 36, "max_steps": 1, "action_mode": "residual", "delta_scale": scale,
            "guard": True, "view_shorter": None, "obs_mode": "stats", "base": neutral(), "scorer": None}
     return {"algo": "teacher", "timesteps": 0, "env": env,
-            "policy_kwargs": {"n_features": n_features, "kind": kind, "n_train": n_train, "k": k}}
+            "policy_kwargs": {"n_features": n_features, "kind": kind, "k": k}}
 
 
 def _observations(raws: list[Path], card: dict) -> np.ndarray:
@@ -109,7 +109,7 @@ def test_cross_validation_picks_the_model_that_scores_best_on_held_out_raws():
 def test_policy_adapts_per_raw_and_round_trips_through_the_policy_files(tmp_path, isp_raws):
     """Fitted on real DNGs' observations, the policy gives raws with other statistics other settings, and
     the saved + loaded policy tunes them identically."""
-    card = _card("ridge", N_STATS + 1, len(isp_raws))
+    card = _card("ridge", N_STATS + 1)
     x = _observations(isp_raws, card)
     assert np.ptp(x[:, 2]) > 0.01  # the four photos differ in median luma
     y = np.zeros((len(isp_raws), N_PARAMS))
@@ -129,7 +129,7 @@ def test_policy_adapts_per_raw_and_round_trips_through_the_policy_files(tmp_path
         assert t == pytest.approx(want, abs=1e-4)
         assert t == tune_with_policy(pol, card, p)
     # neighbours round-trip too (their training set is part of the file)
-    knn_card = _card("knn", N_STATS + 1, len(isp_raws), k=1)
+    knn_card = _card("knn", N_STATS + 1, k=1)
     knn = fit_teacher(x, y, "knn", 1)
     loaded_knn, _ = load_policy(save_policy(knn, tmp_path / "knn.safetensors", knn_card))
     assert np.allclose(loaded_knn.predict(x.astype(np.float32))[0], y, atol=1e-6)
@@ -195,7 +195,7 @@ def test_sac_can_start_from_a_teacher_policy(tmp_path, isp_raws):
     teacher's settings, re-expressed around the SAC run's own base and residual scale."""
     from isp_env.tuning import build_model, init_from_policy, make_vec_env
 
-    card = _card("ridge", N_STATS + 1, len(isp_raws))
+    card = _card("ridge", N_STATS + 1)
     x = _observations(isp_raws, card)
     y = np.zeros((len(isp_raws), N_PARAMS))
     y[:, EXPOSURE] = 0.15 * (x[:, 2] - x[:, 2].mean()) / np.ptp(x[:, 2])
@@ -238,8 +238,8 @@ def test_the_residual_scale_default_lives_in_the_config():
     whole range, an RL agent the session 22 offset, delta steps their step; an explicit value wins."""
     teacher = TrainConfig(algo="teacher", action_mode="residual", obs_mode="stats")
     assert teacher.env_kwargs()["delta_scale"] == 2.0
-    assert TrainConfig(algo="sac", action_mode="residual").delta_scale == 0.4
-    assert TrainConfig(algo="sac", action_mode="delta").delta_scale == 0.5
+    assert TrainConfig(algo="sac", action_mode="residual").scale == 0.4
+    assert TrainConfig(algo="sac", action_mode="delta").scale == 0.5
     assert TrainConfig(algo="teacher", action_mode="residual", delta_scale=0.7).scale == 0.7
 
 
@@ -271,7 +271,7 @@ def test_a_policy_fitted_on_another_observation_is_refused_in_one_line(tmp_path)
     from attiqa.errors import ModelLoadError
 
     old = fit_teacher(np.random.default_rng(0).uniform(0, 1, (6, 13)), np.zeros((6, N_PARAMS)), "ridge", 1.0)
-    path = save_policy(old, tmp_path / "old.safetensors", _card("ridge", 13, 6))
+    path = save_policy(old, tmp_path / "old.safetensors", _card("ridge", 13))
     with pytest.raises(ModelLoadError, match="old.safetensors.*12 image statistics.*retrain"):
         load_policy(path)
 
@@ -283,14 +283,13 @@ def test_a_policy_fitted_on_another_observation_is_refused_in_one_line(tmp_path)
 def _prior_file(tmp_path: Path, isp_raws: list[Path], kind: str = "ridge", strength: float = 1.0) -> Path:
     """A teacher policy fitted on the DNGs' observations (a per-raw exposure rule), with its rows and the
     card ``train_teacher`` writes; the weight-free scorer, so runs that start from it need no weights."""
-    card = _card(kind, N_STATS + 1, len(isp_raws)) | {"scorer": "classical"}
+    card = _card(kind, N_STATS + 1) | {"scorer": "classical"}
     x = _observations(isp_raws, card)
     y = np.zeros((len(isp_raws), N_PARAMS))
     y[:, EXPOSURE] = -(x[:, 2] - x[:, 2].mean()) / np.ptp(x[:, 2])
     pol = fit_teacher(x, y, kind, strength)
-    card["policy_kwargs"]["n_rows"] = len(x)
     card["teacher"] = {"kind": kind, "strength": strength,
-                       "rows": {"groups": [f"prior{i // 2}" for i in range(len(x))], "n": len(x)}}
+                       "rows": {"groups": [f"prior{i // 2}" for i in range(len(x))]}}
     return save_policy(pol, tmp_path / "prior.safetensors", card)
 
 
@@ -363,9 +362,137 @@ def test_a_teacher_run_adds_the_prior_rows_and_refuses_another_base(tmp_path, is
     for p in isp_raws:
         (raw_dir / p.name).write_bytes(p.read_bytes())
     base_file.write_text(json.dumps(cfg.base))
-    with pytest.raises(ConfigError, match="--base .*base.json.*leave --base at global"):
+    with pytest.raises(ConfigError, match="prior.safetensors: this run's base is not the policy's.*leave "
+                       "--base at global"):
         run(raw_dir, tmp_path / "cli", _prior_cfg(init_policy=str(path)), base=str(base_file))
     rowless = save_policy(fit_teacher(np.zeros((2, N_STATS + 1)), np.zeros((2, N_PARAMS)), "mean"),
-                          tmp_path / "old.safetensors", _card("mean", N_STATS + 1, 2) | {"scorer": None})
+                          tmp_path / "old.safetensors", _card("mean", N_STATS + 1) | {"scorer": None})
     with pytest.raises(ConfigError, match="old.safetensors: not a teacher policy with its training rows"):
         train_teacher(tmp_path / "old", isp_raws, _prior_cfg(init_policy=str(rowless)), mos, groups)
+
+
+# ------------------------------------------------------------------------------------------------------
+# the policy card, format 2 (session 26): one row count (the tensors), the reward model's identity
+
+
+def test_a_teacher_card_holds_no_row_count_and_format_1_cards_still_load(tmp_path, isp_raws):
+    """Format 1 stored the row count three times (policy_kwargs.n_train / n_rows, teacher.rows.n) beside the
+    tensors; format 2 keeps it only in the tensors. A format-1 file loads and comes back in the new form;
+    a card whose scene groups disagree with its rows, or a newer format, is refused naming the file."""
+    from attiqa.errors import ModelLoadError
+    from attiqa.io.checkpoints import load_checkpoint, save_checkpoint
+
+    path = _prior_file(tmp_path, isp_raws)
+    _, card = load_checkpoint(path)
+    assert card["policy_format"] == 2 and set(card["policy_kwargs"]) == {"n_features", "kind", "k"}
+    assert "n" not in card["teacher"]["rows"]
+    tensors, _ = load_checkpoint(path)
+    n = len(isp_raws)
+    old = card | {"policy_kwargs": card["policy_kwargs"] | {"n_train": n, "n_rows": n},
+                  "teacher": card["teacher"] | {"rows": card["teacher"]["rows"] | {"n": n}}}
+    old.pop("policy_format")
+    save_checkpoint(tmp_path / "v1.safetensors", tensors, old)
+    pol, back = load_policy(tmp_path / "v1.safetensors")
+    assert len(pol.rows_x) == len(isp_raws) and set(back["policy_kwargs"]) == {"n_features", "kind", "k"}
+    assert "n" not in back["teacher"]["rows"]
+    bad = card | {"teacher": card["teacher"] | {"rows": {"groups": ["g"]}}}
+    save_checkpoint(tmp_path / "bad.safetensors", tensors, bad)
+    with pytest.raises(ModelLoadError, match="bad.safetensors: its card names 1 scene groups for 4 training"):
+        load_policy(tmp_path / "bad.safetensors")
+    save_checkpoint(tmp_path / "new.safetensors", tensors, card | {"policy_format": 3})
+    with pytest.raises(ModelLoadError, match="new.safetensors: policy format 3 is newer.*upgrade attiqa"):
+        load_policy(tmp_path / "new.safetensors")
+
+
+def test_the_shipped_policy_loads_and_its_reward_model_is_unknown_said_once(capsys):
+    """The bundled policy (format 1) records no reward model: a run with the default model, named or not,
+    may start from it — with one note that its weights are not recorded; another model is refused."""
+    from attiqa.errors import ConfigError
+    from isp_env.policy_io import resolve_policy
+    from isp_env.tuning import check_reward_model
+
+    pol, card = load_policy(resolve_policy("default"))
+    assert "reward_model" not in card and "n_rows" not in card["policy_kwargs"] and len(pol.rows_x) == 43
+    check_reward_model("default", card, None, refuse=True)
+    check_reward_model("default", card, "attiqa-default", refuse=True)
+    err = capsys.readouterr().err
+    assert err.count("does not record the weights of the reward model") == 1 and "attiqa-default" in err
+    with pytest.raises(ConfigError, match="default: fitted against the reward model attiqa-default, not this "
+                       "run's classical .*pass that model with --model, or start without --init-policy"):
+        check_reward_model("default", card, "classical", refuse=True)
+
+
+def test_a_policy_records_its_reward_model_and_a_changed_one_is_refused(tmp_path, isp_raws, capsys):
+    """The card records the reward model's name and weights' SHA-256 (a checkpoint's file; a named model's
+    from the registry): a prior fitted against other weights — a re-shipped default model — is refused as
+    a teacher prior and warned about as an SAC starting point, and a run folder made with another reward
+    model is refused before anything is written."""
+    from attiqa.errors import ConfigError
+    from attiqa.io.checkpoints import load_checkpoint, save_checkpoint, sha256_of
+    from attiqa.scorers import scorer_identity
+    from attiqa.scorers.zoo import named_models, resolve_weights
+    from isp_env.mos_function import load_mos_function
+    from isp_env.run import run
+    from isp_env.tuning import check_reward_model
+
+    default = scorer_identity(None)
+    assert default == {"name": "attiqa-default", "sha256": named_models()["attiqa-default"]["sha256"]}
+    assert default["sha256"] == sha256_of(resolve_weights("attiqa-default"))
+    assert scorer_identity("classical") == {"name": "classical", "sha256": None}
+    ckpt = tmp_path / "m.safetensors"
+    ckpt.write_bytes(b"not really weights")
+    assert scorer_identity(ckpt)["sha256"] == sha256_of(ckpt)
+
+    path = _prior_file(tmp_path, isp_raws)
+    mos_run = tmp_path / "run"
+    train_teacher(mos_run, [], _prior_cfg(init_policy=str(path)), load_mos_function("classical"), {})
+    _, card = load_policy(mos_run / "policy.safetensors")
+    assert card["reward_model"] == {"name": "classical", "sha256": None}
+    tensors, raw_card = load_checkpoint(path)
+    reshipped = raw_card | {"scorer": None, "reward_model": default | {"sha256": "0" * 64}}
+    with pytest.raises(ConfigError, match=r"p.safetensors: fitted against the reward model attiqa-default "
+                       r"\(sha256 000000000000…\), not this run's attiqa-default \(sha256 "
+                       f"{default['sha256'][:12]}…\\)"):
+        check_reward_model("p.safetensors", reshipped, None, refuse=True)
+    check_reward_model("p", reshipped, "attiqa-default", refuse=False)  # SAC warm start: a warning only
+    assert "warning p: fitted against the reward model attiqa-default" in capsys.readouterr().err
+    other = raw_card | {"scorer": "other.safetensors",
+                        "reward_model": {"name": "other.safetensors", "sha256": "0" * 64}}
+    save_checkpoint(tmp_path / "other.safetensors", tensors, other)
+    with pytest.raises(ConfigError, match="other.safetensors: fitted against the reward model other"):
+        train_teacher(tmp_path / "r2", [], _prior_cfg(init_policy=str(tmp_path / "other.safetensors")),
+                      load_mos_function("classical"), {})
+
+    raw_dir = tmp_path / "raws"
+    raw_dir.mkdir()
+    for p in isp_raws:
+        (raw_dir / p.name).write_bytes(p.read_bytes())
+    out = tmp_path / "folder"
+    out.mkdir()
+    made = {"reward_model": {"name": "x.safetensors", "sha256": "ab" * 32}}
+    (out / "run.json").write_text(json.dumps(made))
+    with pytest.raises(ConfigError, match=r"folder: this run folder was made with the reward model "
+                       r"x.safetensors \(sha256 abababababab…\), not this run's classical — use a new --out"):
+        run(raw_dir, out, _prior_cfg())
+    assert sorted(p.name for p in out.iterdir()) == ["run.json"]
+
+
+def test_the_priors_base_and_scale_are_taken_where_unset_and_refused_where_given(tmp_path, isp_raws):
+    """One check (tuning.checked_prior), used by `run` before any work and by train_teacher: an unset base
+    and scale become the prior's; a given --residual-scale that is not the prior's is refused (`run` used to
+    replace it silently)."""
+    from attiqa.errors import ConfigError
+    from isp_env.tuning import checked_prior, teacher_prior
+
+    path = _prior_file(tmp_path, isp_raws)
+    cfg = TrainConfig(algo="teacher", preview=64, obs_size=36, action_mode="residual", obs_mode="stats",
+                      scorer="classical", init_policy=str(path))
+    prior = teacher_prior(str(path), cfg)
+    assert cfg.base is None and cfg.delta_scale is None
+    checked_prior(cfg, prior)
+    assert cfg.base == prior.base and cfg.delta_scale == prior.scale == 2.0
+    given = TrainConfig(algo="teacher", preview=64, obs_size=36, action_mode="residual", obs_mode="stats",
+                        scorer="classical", init_policy=str(path), delta_scale=1.0)
+    with pytest.raises(ConfigError, match=r"prior.safetensors: --residual-scale 1 is not the policy's 2 — "
+                       "leave it unset"):
+        checked_prior(given, prior)

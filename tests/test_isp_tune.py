@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -193,6 +194,7 @@ def test_isp_tune_cli_end_to_end_with_kill_and_resume(tmp_path, raw_dir):
     res = _cli(*args)
     assert res.returncode == 0, res.stdout + res.stderr
     assert "resuming from" in res.stderr and "RL agent" in res.stdout
+    assert f"renders: {out / 'test' / 'agent' / 'renders'}" in " ".join(res.stderr.split())  # the real folder
     summary = json.loads((out / "summary.json").read_text())
     methods = {m["method"]: m for m in summary["methods"]}
     assert set(methods) == {"neutral", "rawpy", "cma_global", "cma_per_image", "agent"}
@@ -249,7 +251,17 @@ def test_cli_help_and_bad_parameter_file(tmp_path, isp_raws):
     r = CliRunner().invoke(app, ["render", str(isp_raws[0]), "-o", str(tmp_path / "x.png"), "--params",
                                  str(bad)])
     assert isinstance(r.exception, ConfigError)
-    assert "p.json: not a readable parameter JSON" in str(r.exception)
+    assert "p.json: not a usable parameter JSON" in str(r.exception)
+    for doc, said in (({"saturation": 99}, "saturation=99 (range 0..2)"), ({"hue": "x"}, "hue='x'"),
+                      ([1, 2], "expected an object")):  # were clipped or read silently (session 26)
+        bad.write_text(json.dumps(doc))
+        r = CliRunner().invoke(app, ["render", str(isp_raws[0]), "-o", str(tmp_path / "x.png"), "--params",
+                                     str(bad)])
+        assert isinstance(r.exception, ConfigError) and said in str(r.exception), r.output
+    r = CliRunner().invoke(app, ["render", str(isp_raws[0]), "-o", str(tmp_path / "x.png"), "--policy",
+                                 str(tmp_path / "none.safetensors")])
+    assert "none.safetensors: no such policy file — pass a policy.safetensors written by `isp-tune`" in str(
+        r.exception)
     good = tmp_path / "g.json"
     good.write_text(json.dumps({"saturation": 0.0}))
     r = CliRunner().invoke(app, ["render", str(isp_raws[0]), "-o", str(tmp_path / "g.png"), "--params",
@@ -328,3 +340,49 @@ def test_test_fraction_zero_trains_a_residual_policy_on_every_raw(tmp_path, isp_
     _, card = load_policy(tmp_path / "run" / "policy.safetensors")
     g = json.loads((tmp_path / "run" / "baselines" / "cma_global.json").read_text())
     assert card["env"]["base"] == g["params"] and card["env"]["action_mode"] == "residual"
+
+
+def test_settings_that_do_not_fit_are_refused_before_any_search(tmp_path, isp_raws):
+    """Session 26: an unknown --algo or --teacher-start was refused only after the global CMA-ES had spent
+    its scorer calls (45 s on the shared raws); now before anything is read or written."""
+    from attiqa.errors import ConfigError
+    from isp_env.run import run
+    from isp_env.teacher import TeacherSettings
+    from isp_env.tuning import TrainConfig
+
+    raw_dir = tmp_path / "raws"
+    raw_dir.mkdir()
+    for p in isp_raws:
+        (raw_dir / p.name).write_bytes(p.read_bytes())
+    for cfg, teacher, said in (
+        (TrainConfig(algo="sacc", scorer="classical", action_mode="residual"), None,
+         "unknown --algo 'sacc'; one of teacher, sac, ppo, td3"),
+        (TrainConfig(algo="teacher", scorer="classical", action_mode="residual", obs_mode="stats"),
+         TeacherSettings(start="middle"), "--teacher-start 'middle': use base or neutral"),
+        (TrainConfig(algo="teacher", scorer="classical", action_mode="delta", obs_mode="stats"), None,
+         "--algo teacher needs --action-mode residual"),
+        (TrainConfig(algo="sac", scorer="classical", action_mode="resid"), None, "--action-mode 'resid'"),
+    ):
+        with pytest.raises(ConfigError, match=re.escape(said)):
+            run(raw_dir, tmp_path / "out", cfg, teacher=teacher)
+        assert not (tmp_path / "out").exists()
+
+
+def test_a_split_is_the_same_whether_the_raw_folder_was_given_absolute_or_relative(tmp_path, monkeypatch):
+    """A rerun (or benchmarks/isp_heldout.py) with `--raw-dir /abs/raws` of a run made with `--raw-dir raws`
+    was refused as 'another split' (session 26): run.json is compared by names within the raw folder."""
+    from isp_env.run import split, split_names
+
+    raws = tmp_path / "raws"
+    raws.mkdir()
+    for i in range(6):
+        (raws / f"r{i}.dng").write_bytes(b"x")
+    monkeypatch.chdir(tmp_path)
+
+    def plan(root: Path) -> dict:
+        tr, te = split(sorted(root.glob("*.dng")), 0.3, 0)
+        return {"raw_dir": str(root), "train": [str(p) for p in tr], "test": [str(p) for p in te]}
+
+    rel, absolute = plan(Path("raws")), plan(raws)
+    assert rel["test"] != absolute["test"] and split_names(rel) == split_names(absolute)
+    assert split_names(rel)[1] and all("/" not in n for n in split_names(rel)[1])

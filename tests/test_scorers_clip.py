@@ -220,3 +220,12 @@ def test_score_command_with_clipiqa_folder(tiny_rn_dir, photo_dir, tmp_path):
     )
     assert res.returncode != 0 and "Traceback" not in res.stderr
     assert "/nonexistent/x" in res.stderr + res.stdout
+
+
+def test_a_bad_clip_folder_hint_uses_the_prefix_the_user_wrote(tmp_path):
+    """`--model clipiqa:FOLDER` without open_clip_config.json hinted the teacher's `clip:MODEL/...`."""
+    from attiqa.errors import ModelLoadError
+    from attiqa.scorers import create_scorer
+
+    with pytest.raises(ModelLoadError, match=r"folder has no open_clip_config.json .* or clipiqa:MODEL/"):
+        create_scorer(f"clipiqa:{tmp_path}")

@@ -63,14 +63,21 @@ def device(spec: str) -> str:
 
 
 def run_app(typer_app: Callable[[], Any]) -> None:
-    """Run a typer app: an :class:`AttiqaError` ends as one red line and exit code 2; Ctrl-C and SIGTERM
-    end with 130 / 143 after the command kept what it finished."""
+    """Run a typer app: an :class:`AttiqaError` — or, as a last resort, an ``OSError`` (a path that cannot
+    be written) — ends as one red line and exit code 2; Ctrl-C and SIGTERM end with 130 / 143 after the
+    command kept what it finished."""
     with contextlib.suppress(ValueError):  # not the main thread (e.g. a test runner): keep the default
         signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         typer_app()
     except AttiqaError as exc:
         console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(EXIT_ERROR)
+    except OSError as exc:  # last resort (the commands check their inputs and outputs first): still one line
+        where = f"{exc.filename}: " if exc.filename else ""
+        console.print(f"[bold red]error:[/] {where}{exc.strerror or exc} — check the path (a file where a "
+                      "folder should be?), its permissions and the free disk space", highlight=False,
+                      soft_wrap=True)
         sys.exit(EXIT_ERROR)
     except KeyboardInterrupt as exc:
         console.print("[yellow]interrupted")

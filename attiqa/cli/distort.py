@@ -24,8 +24,11 @@ def distort_cmd(
 ) -> None:
     """Apply one distortion at one level to an image. Same image, type, level and seed -> same bytes."""
     from attiqa.distortions import apply_distortion
-    from attiqa.io.images import load_image, save_image
+    from attiqa.io.atomic import output_folder
+    from attiqa.io.images import load_image, save_format, save_image
 
+    save_format(out)  # an unknown suffix or a folder that cannot be made: refused before the work
+    output_folder(out.parent, "--out")
     result = apply_distortion(load_image(image), type_, level, seed=seed)
     save_image(result, out)
     console.print(f"[green]wrote {out} ({type_} level {level}, seed {seed})")
@@ -68,9 +71,11 @@ def gallery_cmd(
     """Write one PNG sheet of IMAGE under every distortion type (rows) x level 0..5 (columns)."""
     from attiqa.distortions import DISTORTIONS, KADID_NAMES
     from attiqa.distortions.gallery import write_gallery
+    from attiqa.io.atomic import output_folder
     from attiqa.io.images import load_image
     from attiqa.progress import progress_task
 
+    output_folder(out.parent, "--out")
     if types:
         names = [t.strip() for t in types.split(",") if t.strip()]
     else:
@@ -103,12 +108,14 @@ def make_distorted_cmd(
     labels.csv (per distortion: strength 0, 0.2, ..., 1). Resumable and seeded."""
     from attiqa.distortions import KADID_NAMES
     from attiqa.distortions.multi import make_distorted_set
+    from attiqa.io.atomic import output_folder
     from attiqa.io.images import discover_images
     from attiqa.progress import progress_task
 
     files = discover_images(sources)
     if not files:
         raise AttiqaError(f"no images found in {', '.join(map(str, sources))} — pass image files or folders")
+    output_folder(out, "--out")
     names = [d.strip() for d in distortions.split(",") if d.strip()] if distortions else list(KADID_NAMES)
     with progress_task("distorting", total=rounds * len(files)) as adv:
         res = make_distorted_set(
@@ -146,6 +153,7 @@ def degrade_cmd(
     """Write graded degradations of photos (blur, contrast, brightness, saturation, noise) so the five
     attributes vary — the unlabelled set for pretraining. Resumable: existing files are skipped."""
     from attiqa.distortions import write_graded_set
+    from attiqa.io.atomic import output_folder
     from attiqa.io.images import discover_images
     from attiqa.progress import progress_task
 
@@ -154,6 +162,9 @@ def degrade_cmd(
         lv = [int(x) for x in levels.split(",") if x.strip()]
     except ValueError:
         raise AttiqaError(f"--levels must be comma-separated integers, got {levels!r}") from None
+    if not lv or any(not 1 <= x <= 5 for x in lv):
+        raise AttiqaError(f"--levels {levels}: each level must be 1..5 (0 is the original)")
+    output_folder(out, "--out")
     names = [d.strip() for d in distortions.split(",") if d.strip()]
     with progress_task("degrading", total=len(files)) as adv:
         res = write_graded_set(files, out, names, lv, fmt=fmt, max_side=max_side, on_item=adv)

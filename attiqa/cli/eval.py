@@ -139,6 +139,7 @@ def eval_cmd(
     """
     from attiqa.datasets import get_dataset, resolve_name
     from attiqa.evaluation.evaluate import evaluate
+    from attiqa.io.atomic import output_folder
     from attiqa.scorers import load_scorer
 
     name = resolve_name(dataset)
@@ -157,6 +158,7 @@ def eval_cmd(
         out = Path("runs/eval") / _slug(
             f"{name}-{ds.target}{'-' + split if split else ''}-{scorer.info.name}"
         )
+    output_folder(out, "--out")  # before the scoring, not after it
     res = evaluate(
         ds, scorer, out, batch_size=batch_size, num_workers=workers, cache=cache, split=split,
         missing="skip" if skip_missing else "error", scorer_overrides=overrides, progress=not quiet,
@@ -255,6 +257,7 @@ def bench_cmd(
 
     from attiqa.datasets import get_dataset
     from attiqa.datasets.readers import parse_data_spec
+    from attiqa.io.atomic import output_folder
     from attiqa.protocols import bench_dataset, load_base_config, run_protocol
 
     cfg = load_base_config(config)
@@ -273,6 +276,7 @@ def bench_cmd(
         fr = [float(x) for x in fractions.split(",") if x.strip()]
     except ValueError:
         raise AttiqaError(f"--fractions must be comma-separated numbers, got {fractions!r}") from None
+    output_folder(out, "--out")  # before the first fine-tuning run, not after it
     res = run_protocol(
         protocol, benches, cfg, out, init_checkpoint=init, repeats=repeats, fractions=fr, select=select,
         seed=seed, method=method, keep_checkpoints=keep_checkpoints, progress=not quiet,

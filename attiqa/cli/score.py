@@ -234,7 +234,9 @@ def demo_cmd(
     With --train: the main job end to end on those photos + graded degradations -> classical
     pseudo-labels -> attribute-aware pretraining of EfficientNet-Lite0 -> scores table."""
     from attiqa.demo import prepare_score_demo, run_demo
+    from attiqa.io.atomic import output_folder
 
+    output_folder(out, "--out")
     if train:
         paths, scorer, ckpt = run_demo(out, epochs=epochs)
     else:

@@ -40,8 +40,11 @@ def label_cmd(
     `torchrun --nproc_per_node N` the images are sharded across ranks.
     """
     from attiqa.config import LabelConfig, TrainConfig
+    from attiqa.io.atomic import output_folder
     from attiqa.runner import run_label_stage
     from attiqa.training.distributed import is_main, process_group
+
+    output_folder(out.parent, "--out")
 
     lc = LabelConfig(
         images=[str(p) for p in images],

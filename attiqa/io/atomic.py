@@ -24,6 +24,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from attiqa.errors import AttiqaError
+
 _HOST_TAG = hashlib.sha256(socket.gethostname().encode("utf-8", "surrogateescape")).hexdigest()[:8]
 # ours with the owner's host tag and pid, or the older ".<name>.<random>.tmp" (random: mkstemp's 8 characters)
 _TEMP_RE = re.compile(r"^\.(?P<name>.+?)\.(?:(?P<host>[0-9a-f]{8})\.(?P<pid>\d+)\.)?[a-z0-9_]{8}\.tmp$")
@@ -46,11 +48,28 @@ def _temp_label(name: str) -> str:
     return name if len(raw) <= 200 else os.fsdecode(raw[:200])
 
 
+def output_folder(folder: str | Path, option: str | None = None) -> Path:
+    """Create ``folder`` (and its parents) for writing, or fail with one line naming it, the cause (a file
+    where a folder should be, no permission) and the fix (another ``option``, e.g. ``--out``) — called by a
+    command before its work, and by every atomic write."""
+    folder = Path(folder) if str(folder) else Path(".")
+    fix = f"choose another {option}" if option else "write somewhere else"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        in_the_way = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
+        why = f"{in_the_way} is a file, not a folder" if in_the_way is not None else exc.strerror
+        raise AttiqaError(f"{folder}: cannot create the output folder ({why}) — {fix}") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise AttiqaError(f"{folder}: not writable (permission denied) — {fix}")
+    return folder
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | Path) -> Iterator[Path]:
     """Yield a temporary path next to ``target``; on success it is renamed onto ``target``."""
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    output_folder(target.parent)
     prefix = f".{_temp_label(target.name)}.{_HOST_TAG}.{os.getpid()}."
     fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=target.parent)
     os.close(fd)

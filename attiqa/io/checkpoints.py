@@ -95,7 +95,10 @@ def read_card(path: str | Path) -> dict[str, Any]:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata() or {}
     except Exception as exc:  # noqa: BLE001
-        raise ModelLoadError(f"{path}: not a readable safetensors checkpoint ({exc})") from None
+        raise ModelLoadError(
+            f"{path}: not a readable safetensors checkpoint ({exc}) — pass a .safetensors file written by "
+            "attiqa (train, export) or isp-tune, whole (a copy may be truncated)"
+        ) from None
     try:
         if CARD_KEY in meta:
             card = json.loads(meta[CARD_KEY])

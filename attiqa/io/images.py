@@ -248,13 +248,21 @@ def load_image(
 
 def _walk(folder: Path, recursive: bool, exts: set[str], found: dict[str, Path]) -> None:
     """Add ``folder``'s images to ``found``; a sub-folder that cannot be listed is added itself, so the
-    command reports it (see :func:`load_image`) instead of skipping its images without a word."""
+    command reports it (see :func:`load_image`) instead of skipping its images without a word. A linked
+    sub-folder is searched like a real one (it was skipped without a word: a folder of linked dataset
+    folders had "no images"), each real folder once, so a link cycle ends."""
 
     def unreadable(exc: OSError) -> None:
         p = Path(exc.filename) if exc.filename else folder
         found.setdefault(str(p), p)
 
-    for top, dirs, files in os.walk(folder, onerror=unreadable):
+    seen: set[str] = set()  # linked sub-folders are followed (a linked dataset folder), each real folder once
+    for top, dirs, files in os.walk(folder, onerror=unreadable, followlinks=True):
+        real = os.path.realpath(top)
+        if real in seen:  # a link back up (a cycle) or a second link to the same folder
+            dirs.clear()
+            continue
+        seen.add(real)
         if not recursive:
             dirs.clear()
         for name in files:

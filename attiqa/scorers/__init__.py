@@ -13,6 +13,7 @@ import torch
 
 from attiqa.errors import ModelLoadError
 from attiqa.interface import Scorer, ScorerInfo
+from attiqa.io.checkpoints import sha256_of
 from attiqa.scorers.zoo import (
     ATTIQA_TARGET,
     checkpoint_in,
@@ -73,6 +74,24 @@ def load_scorer(
     return create_scorer(str(name_or_path), device=device, **overrides)
 
 
+def scorer_identity(name_or_path: str | Path | None = None) -> dict[str, str | None]:
+    """What a scorer is, for a record that must notice when it changes (e.g. the reward model an ISP policy
+    was fitted against): ``{"name", "sha256"}`` — the SHA-256 of the weights file of a checkpoint or of a
+    named model (the registry's, ``attiqa/data/models.json``, checked on every load), ``None`` for a scorer
+    with no weights file of its own (``classical``, CLIP scorers). ``None`` = the default model."""
+    name = DEFAULT_MODEL if name_or_path is None else str(name_or_path)
+    if is_checkpoint(name):
+        path = checkpoint_in(Path(name))
+        if not path.is_file():
+            raise ModelLoadError(f"{path}: no such checkpoint — pass --model PATH to a .safetensors file, a "
+                                 "named model or classical (see `attiqa models`)")
+        return {"name": name, "sha256": sha256_of(path)}
+    entry = zoo_table().get(name)
+    if entry is not None and entry.has_weights:
+        return {"name": name, "sha256": entry.sha256 or sha256_of(resolve_weights(name))}
+    return {"name": name, "sha256": None}
+
+
 __all__ = [
     "DEFAULT_MODEL",
     "Scorer",
@@ -82,4 +101,5 @@ __all__ = [
     "is_checkpoint",
     "list_scorers",
     "load_scorer",
+    "scorer_identity",
 ]

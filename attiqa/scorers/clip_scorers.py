@@ -149,7 +149,7 @@ class ClipAntonymScorer(Scorer):
             pairs = PAIR_SETS[pairs]
         self.pairs = tuple(pairs)
         self.columns = tuple(p[0] for p in self.pairs)
-        parsed = parse_clip_spec(spec)
+        parsed = parse_clip_spec(spec, f"{info.name}:")
         self.model: Any
         self.model, self.preprocess, tokenizer, weights = load_open_clip(
             parsed, self.device, cache_dir, flag=f"--model {info.name}:"

@@ -115,15 +115,16 @@ def _pick_weights(folder: Path) -> Path | None:
     return None
 
 
-def parse_clip_spec(spec: str) -> ClipSpec:
-    """Parse the model spec grammar of the module docstring (without the ``clip:`` prefix)."""
+def parse_clip_spec(spec: str, flag: str = "clip:") -> ClipSpec:
+    """Parse the model spec grammar of the module docstring (without the ``clip:`` prefix); ``flag``: how
+    the user wrote the prefix (``--model clipiqa:``), for the hints of its errors."""
     spec = spec.strip() or DEFAULT_CLIP_SPEC
     as_path = Path(spec).expanduser()
     if as_path.is_dir():
         if not (as_path / OPEN_CLIP_CONFIG).is_file():
             raise ModelLoadError(
                 f"{as_path}: folder has no {OPEN_CLIP_CONFIG} — use a Hugging Face open_clip folder "
-                f"(config + weights) or clip:MODEL/{as_path}/<weights file>"
+                f"(config + weights) or {flag}MODEL/{as_path}/<weights file>"
             )
         weights = _pick_weights(as_path)
         if weights is None:
@@ -135,7 +136,7 @@ def parse_clip_spec(spec: str) -> ClipSpec:
         if not (as_path.parent / OPEN_CLIP_CONFIG).is_file():
             raise ModelLoadError(
                 f"{as_path}: no {OPEN_CLIP_CONFIG} next to this weights file — name the architecture "
-                f"instead, e.g. clip:ViT-B-16/{as_path}"
+                f"instead, e.g. {flag}ViT-B-16/{as_path}"
             )
         return ClipSpec("folder", None, None, folder=as_path.parent, weights=as_path)
 
@@ -152,8 +153,8 @@ def parse_clip_spec(spec: str) -> ClipSpec:
     tags = oc.list_pretrained_tags_by_model(model)
     if not sep or not pretrained:
         raise ModelLoadError(
-            f"clip:{model} needs weights: clip:{model}/TAG with TAG one of {', '.join(tags) or '(none)'}, "
-            f"or clip:{model}/path/to/weights.safetensors"
+            f"{flag}{model} needs weights: {flag}{model}/TAG with TAG one of {', '.join(tags) or '(none)'}, "
+            f"or {flag}{model}/path/to/weights.safetensors"
         )
     if pretrained in tags:
         return ClipSpec("tag", model, pretrained)
@@ -161,7 +162,7 @@ def parse_clip_spec(spec: str) -> ClipSpec:
     if weights.is_file():
         return ClipSpec("file", model, str(weights), weights=weights)
     if weights.is_dir():
-        raise ModelLoadError(f"{weights}: is a folder — pass it as clip:{weights} (with {OPEN_CLIP_CONFIG})")
+        raise ModelLoadError(f"{weights}: is a folder — pass it as {flag}{weights} (with {OPEN_CLIP_CONFIG})")
     if Path(pretrained).suffix in _WEIGHT_SUFFIXES or "/" in pretrained:
         raise ModelLoadError(f"{weights}: weights file not found — check the path")
     raise ModelLoadError(
@@ -417,7 +418,7 @@ class ClipTeacher(Teacher):
         super().__init__(device)
         if not isinstance(prompts, PromptSet):
             prompts = load_prompts(prompts)  # a bad prompts file fails before a slow model load
-        parsed = parse_clip_spec(spec)
+        parsed = parse_clip_spec(spec, hint_flag.split()[-1])
         model, preprocess, tokenizer, weights = load_open_clip(parsed, self.device, cache_dir, hint_flag)
         info = {"spec": spec, "weights": weights, **_spec_info(parsed)}
         self._setup(model, preprocess, tokenizer, prompts, scale, info)

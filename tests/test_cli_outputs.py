@@ -1,0 +1,142 @@
+"""An output that cannot be written (session 26, a newcomer's pass): every command that writes checks its
+output folder before its work and ends with one line naming the folder, the cause and the fix — not a
+traceback after minutes of work (``isp-tune`` ran its global CMA-ES first; ``eval`` scored every image)."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from attiqa.errors import AttiqaError
+from attiqa.io.atomic import output_folder
+
+runner = CliRunner()
+
+
+def _png(path: Path, seed: int = 0) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    Image.fromarray(rng.integers(0, 256, (40, 56, 3), dtype=np.uint8)).save(path)
+    return path
+
+
+@pytest.fixture()
+def blocked(tmp_path) -> Path:
+    """A path whose parent is a file: no folder can be made there (as root too, unlike a chmod)."""
+    (tmp_path / "a_file").write_text("x")
+    return tmp_path / "a_file" / "sub"
+
+
+def _refused(result, blocked: Path) -> None:
+    assert isinstance(result.exception, AttiqaError), result.output
+    msg = str(result.exception)
+    assert f"{blocked}: cannot create the output folder" in msg and "a_file is a file, not a folder" in msg
+    assert "choose another --out" in msg or "choose another --output" in msg
+
+
+def test_output_folder_names_the_file_in_the_way_and_the_fix(tmp_path, blocked):
+    assert output_folder(tmp_path / "x" / "y").is_dir()
+    with pytest.raises(AttiqaError, match=r"sub: cannot create the output folder \(.*a_file is a file, not a "
+                       r"folder\) — choose another --out"):
+        output_folder(blocked, "--out")
+    from attiqa.io.atomic import write_text_atomic
+
+    with pytest.raises(AttiqaError, match="a_file is a file, not a folder"):  # every atomic write
+        write_text_atomic(blocked / "f.txt", "x")
+
+
+def test_attiqa_commands_refuse_an_unwritable_output_before_the_work(tmp_path, blocked):
+    from attiqa.cli.app import app
+
+    photo = _png(tmp_path / "in" / "a.png")
+    _png(tmp_path / "in" / "b.png", seed=1)
+    with open(tmp_path / "in" / "mos.csv", "w", newline="") as fh:
+        csv.writer(fh).writerows([["image", "mos"], ["a.png", 1.0], ["b.png", 2.0]])
+    src = str(tmp_path / "in")
+    for args in (
+        ["degrade", src, "--out", str(blocked), "--levels", "1"],
+        ["label", src, "--out", str(blocked / "l.parquet")],
+        ["distort", str(photo), "--type", "gaussian_blur", "--level", "1", "-o", str(blocked / "o.png")],
+        ["gallery", str(photo), "-o", str(blocked / "g.png"), "--types", "gaussian_blur"],
+        ["make-distorted", src, "--rounds", "1", "--out", str(blocked)],
+        ["demo", "--out", str(blocked)],
+        ["eval", "folder", "--root", src, "--model", "classical", "--out", str(blocked)],
+        ["score", src, "--model", "classical", "--out", str(blocked / "s.csv")],
+    ):
+        _refused(runner.invoke(app, args), blocked)
+    assert not blocked.exists()
+    r = runner.invoke(app, ["degrade", src, "--out", str(tmp_path / "g"), "--levels", "1,9"])
+    assert isinstance(r.exception, AttiqaError)
+    assert "--levels 1,9: each level must be 1..5" in str(r.exception)
+    assert not (tmp_path / "g").exists()
+
+
+def test_isp_tune_refuses_an_unwritable_output_before_any_search(tmp_path, blocked, isp_raws):
+    from isp_env.cli import app
+
+    raw_dir = tmp_path / "raws"
+    raw_dir.mkdir()
+    for p in isp_raws:
+        (raw_dir / p.name).write_bytes(p.read_bytes())
+    _refused(runner.invoke(app, ["--raw-dir", str(raw_dir), "--out", str(blocked), "--model", "classical"]),
+             blocked)
+    _refused(runner.invoke(app, ["render", str(isp_raws[0]), "-o", str(blocked / "r.png")]), blocked)
+
+
+def test_an_os_error_that_escapes_a_command_is_still_one_line(capsys):
+    """The last resort of every command line (attiqa, genbench, isp-tune): exit 2 and one line."""
+    from attiqa.cli import run_app
+
+    def broken() -> None:
+        raise NotADirectoryError(20, "Not a directory", "/somewhere/file.txt/x")
+
+    with pytest.raises(SystemExit) as exc:
+        run_app(broken)
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "Traceback" not in err
+    assert "error: /somewhere/file.txt/x: Not a directory — check the path" in err.replace("\n", " ")
+
+
+def test_attiqa_train_refuses_an_unwritable_out_dir(tmp_path, blocked):
+    from attiqa.cli.app import app
+
+    _png(tmp_path / "in" / "a.png")
+    (tmp_path / "mos.csv").write_text("image,mos\nin/a.png,1\n")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"out_dir: {blocked}\nlabel:\n  images: [{tmp_path / 'in'}]\npretrain:\n  epochs: 1\n"
+                   f"finetune:\n  csv: {tmp_path / 'mos.csv'}\n")
+    r = runner.invoke(app, ["train", "--config", str(cfg)])
+    assert isinstance(r.exception, AttiqaError) and "choose another out_dir (--out-dir)" in str(r.exception)
+    assert f"{blocked}: cannot create the output folder" in str(r.exception) and not blocked.exists()
+
+
+def test_bench_refuses_an_unwritable_output_and_a_damaged_checkpoint_says_what_to_pass(tmp_path, blocked):
+    from attiqa.cli.app import app
+    from attiqa.io.checkpoints import load_checkpoint
+
+    for i in range(4):
+        _png(tmp_path / "d" / f"{i}.png", seed=i)
+    (tmp_path / "d" / "mos.csv").write_text("image,mos\n" + "".join(f"{i}.png,{i}\n" for i in range(4)))
+    r = runner.invoke(app, ["bench", "single", "-d", f"mini:folder={tmp_path / 'd'}", "-n", "1", "-o",
+                            str(blocked)])
+    _refused(r, blocked)
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(b"\x00" * 5)
+    with pytest.raises(AttiqaError, match="junk.safetensors: not a readable safetensors checkpoint .* — "
+                       "pass a .safetensors file written by attiqa"):
+        load_checkpoint(junk)
+
+
+def test_label_on_an_empty_folder_names_it(tmp_path):
+    """It said "no image could be labelled (0 unreadable): no images were given" after loading the teacher."""
+    from attiqa.cli.app import app
+
+    (tmp_path / "empty").mkdir()
+    r = runner.invoke(app, ["label", str(tmp_path / "empty"), "--out", str(tmp_path / "l.parquet")])
+    assert isinstance(r.exception, AttiqaError)
+    assert str(r.exception) == f"no images found in {tmp_path / 'empty'} — pass image files or folders"
