@@ -84,8 +84,10 @@ def reframe_pairs(natural: Path, out: Path) -> list[tuple[str, str]]:
         x0, y0 = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
         f = float(rng.uniform(0.8, 0.95))
         stem = photo.replace("/", "__").rsplit(".", 1)[0]
-        for kind, im in (("rf_crop", img.crop((x0, y0, x0 + cw, y0 + ch))),
-                         ("rf_scale", img.resize((round(w * f), round(h * f)), Image.Resampling.LANCZOS))):
+        for kind, im in (
+            ("rf_crop", img.crop((x0, y0, x0 + cw, y0 + ch))),
+            ("rf_scale", img.resize((round(w * f), round(h * f)), Image.Resampling.LANCZOS)),
+        ):
             target = out / "reframe_images" / f"{stem}__{kind}.png"
             if not target.exists():
                 im.save(target)
