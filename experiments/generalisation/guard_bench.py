@@ -87,6 +87,14 @@ def gate_report(model, nat: Table, rows: list[int]) -> dict[str, float]:
     return out
 
 
+def open_share(model, table: Table, rows: list[int]) -> float:
+    """The share of ``rows``' crops whose detector is open (g > 0)."""
+    head = model.ridge
+    with torch.no_grad():
+        g = head.detector(head.standardise(table.stats[rows, :5].flatten(0, 1)))
+    return float((g > 0).double().mean())
+
+
 def set_variant(model, w: str, lam_s: str) -> None:
     head = model.ridge
     if w != "cv":
@@ -156,6 +164,11 @@ def main() -> None:
             model.ridge.weight, model.ridge.guard = w_cv, lam_fit
         if nat is not None and hasattr(model.ridge, "guard_coef"):
             run["gate"] = gate_report(model, nat, [i for i in range(len(nat.ok)) if nat.ok[i]])
+        if hasattr(model.ridge, "guard_coef"):  # s26: where the detector opens on unedited photos
+            run["open_clive_test"], run["open_biq"] = (
+                open_share(model, clive, test),
+                open_share(model, biq, biq_rows),
+            )
         out["runs"].append(run)
         print(json.dumps({k: v for k, v in run.items() if k != "checkpoint"}), flush=True)
     for name, _, _ in variants:
