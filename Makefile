@@ -22,7 +22,8 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q tests
 
 lint: $(STAMP)
-	$(BIN)/ruff check attiqa genbench isp_env tests benchmarks
+	$(BIN)/ruff check attiqa genbench isp_env tests benchmarks experiments
+	$(BIN)/ruff format --check attiqa genbench isp_env tests benchmarks experiments
 	$(BIN)/mypy attiqa isp_env genbench
 
 bench: $(STAMP)

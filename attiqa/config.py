@@ -442,14 +442,18 @@ def check_inputs(cfg: TrainConfig, where: str) -> None:
     for key, p in need:
         if p and not Path(p).expanduser().is_file():
             hint = f" (in the config or with --set {key}=PATH)" if "[" not in key else " in the config"
-            raise ConfigError(f"{where}.{key}: {p} not found (relative paths start in {Path.cwd()}) — point "
-                              f"it at your file{hint}")
+            raise ConfigError(
+                f"{where}.{key}: {p} not found (relative paths start in {Path.cwd()}) — point "
+                f"it at your file{hint}"
+            )
     for stage, paths in (("degrade.sources", cfg.degrade and cfg.degrade.sources),
                          ("label.images", cfg.label and cfg.label.images)):  # fmt: skip
         for p in paths or []:
             if not Path(p).expanduser().exists():
-                raise ConfigError(f"{where}.{stage}: {p} not found (relative paths start in {Path.cwd()}) "
-                                  f"— point it at your images (in the config or with --set {stage}=[FOLDER])")
+                raise ConfigError(
+                    f"{where}.{stage}: {p} not found (relative paths start in {Path.cwd()}) "
+                    f"— point it at your images (in the config or with --set {stage}=[FOLDER])"
+                )
 
 
 def to_dict(cfg) -> dict[str, Any]:

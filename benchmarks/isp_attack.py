@@ -42,8 +42,11 @@ def main() -> None:
         dev = develop_view(read_raw(path), view)
         guard = make_guard(dev, path, view)
         imgs = {"neutral": finish_view(dev, neutral(), view)}
-        imgs["rawpy"] = to_view(rawpy_render(path, imgs["neutral"].shape[:2]), view) \
-            if min(imgs["neutral"].shape[:2]) == view else rawpy_render(path, imgs["neutral"].shape[:2])
+        imgs["rawpy"] = (
+            to_view(rawpy_render(path, imgs["neutral"].shape[:2]), view)
+            if min(imgs["neutral"].shape[:2]) == view
+            else rawpy_render(path, imgs["neutral"].shape[:2])
+        )
         params = {}
         for name, g in (("attack_bare_mos", None), ("attack_guarded", guard)):
             res = cma_search(guarded_objective([(dev, g, view)], mos), args.budget, 1, seed=0)
@@ -53,16 +56,22 @@ def main() -> None:
         for k, im in imgs.items():
             st = render_stats(im)
             row[k] = {"mos": mos.one(im), "penalty": guard.penalty(im) * mos.width / 100, **st.as_dict()}
-            print(f"{path.name:28s} {k:16s} MOS {row[k]['mos']:6.2f}  penalty {row[k]['penalty']:7.2f}  "
-                  f"clipped {100 * st.clipped:5.1f} %  saturation {st.saturation:.3f}", flush=True)
+            print(
+                f"{path.name:28s} {k:16s} MOS {row[k]['mos']:6.2f}  penalty {row[k]['penalty']:7.2f}  "
+                f"clipped {100 * st.clipped:5.1f} %  saturation {st.saturation:.3f}",
+                flush=True,
+            )
         report.append(row)
         strip = np.concatenate([im for im in imgs.values()], axis=1)
         pil = Image.fromarray(strip)
         d = ImageDraw.Draw(pil)
         w = imgs["neutral"].shape[1]
         for i, k in enumerate(imgs):
-            d.text((i * w + 6, 6), f"{k}  MOS {row[k]['mos']:.1f}  clip {100 * row[k]['clipped']:.0f}%",
-                   fill=(255, 255, 0))
+            d.text(
+                (i * w + 6, 6),
+                f"{k}  MOS {row[k]['mos']:.1f}  clip {100 * row[k]['clipped']:.0f}%",
+                fill=(255, 255, 0),
+            )
         pil.save(args.out / f"{path.stem}_attack.png")
     (args.out / "attack.json").write_text(json.dumps(report, indent=1))
 

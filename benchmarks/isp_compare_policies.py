@@ -27,8 +27,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("run", type=Path, help="an isp-tune run folder (its split and baselines are reused)")
     ap.add_argument("--policy", action="append", default=[], help="NAME=policy.safetensors (repeatable)")
-    ap.add_argument("--calls", action="append", default=[], help="NAME=training scorer calls, for the "
-                    "report (default: the policy folder's training.json + run.json base calls)")
+    ap.add_argument(
+        "--calls",
+        action="append",
+        default=[],
+        help="NAME=training scorer calls, for the "
+        "report (default: the policy folder's training.json + run.json base calls)",
+    )
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
     import torch
@@ -53,16 +58,29 @@ def main() -> None:
             calls = int(given[name])
         else:
             folder = Path(path).parent
-            train, run = (json.loads((folder / f).read_text()) if (folder / f).exists() else {}
-                          for f in ("training.json", "run.json"))
+            train, run = (
+                json.loads((folder / f).read_text()) if (folder / f).exists() else {}
+                for f in ("training.json", "run.json")
+            )
             calls = int(train.get("scorer_calls", 0)) + int(run.get("base_scorer_calls", 0))
         budgets[name] = {"train": calls, "test": 0}
-    summary = evaluate(Path(plan["raw_dir"]), args.out, cfg, mos, [Path(p) for p in plan["test"]],
-                       [Path(p) for p in plan["train"]], agents, budgets, {})
+    summary = evaluate(
+        Path(plan["raw_dir"]),
+        args.out,
+        cfg,
+        mos,
+        [Path(p) for p in plan["test"]],
+        [Path(p) for p in plan["train"]],
+        agents,
+        budgets,
+        {},
+    )
     for s in summary:
-        print(f"{s['label']:24s} MOS {s['mean_mos']:6.2f}  guarded {s['mean_guarded']:6.2f}  "
-              f"> neutral {100 * s.get('beats_neutral', 0):3.0f} %  "
-              f"clipped {100 * s['mean_clipped']:4.1f} %  saturation {s['mean_saturation']:.3f}")
+        print(
+            f"{s['label']:24s} MOS {s['mean_mos']:6.2f}  guarded {s['mean_guarded']:6.2f}  "
+            f"> neutral {100 * s.get('beats_neutral', 0):3.0f} %  "
+            f"clipped {100 * s['mean_clipped']:4.1f} %  saturation {s['mean_saturation']:.3f}"
+        )
 
 
 if __name__ == "__main__":

@@ -52,8 +52,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("raw_dir", type=Path)
     ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--config", action="append", required=True,
-                    help="ALGO:OBS:ACTION[:BASE], e.g. sac:stats:residual:global, ppo:image:absolute")
+    ap.add_argument(
+        "--config",
+        action="append",
+        required=True,
+        help="ALGO:OBS:ACTION[:BASE], e.g. sac:stats:residual:global, ppo:image:absolute",
+    )
     ap.add_argument("--steps", type=int, default=600)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--test-fraction", type=float, default=0.3)
@@ -86,8 +90,11 @@ def main() -> None:
             m = mos.one(img)
             mos_v.append(m)
             guarded.append(m - guard.penalty(img) * mos.width / 100.0)
-        return {"mos": float(np.mean(mos_v)), "guarded": float(np.mean(guarded)),
-                "guarded_each": [float(g) for g in guarded]}
+        return {
+            "mos": float(np.mean(mos_v)),
+            "guarded": float(np.mean(guarded)),
+            "guarded_each": [float(g) for g in guarded],
+        }
 
     results = {"neutral": score(lambda p: neutral())}
     base = None
@@ -99,11 +106,20 @@ def main() -> None:
     for spec in args.config:
         algo, obs, action, *rest = spec.split(":")
         base_name = rest[0] if rest else "neutral"
-        cfg = TrainConfig(algo=algo, timesteps=args.steps, n_envs=1, obs_mode=obs, action_mode=action,
-                          delta_scale=args.residual_scale if action == "residual" else 0.5,
-                          base=base if base_name == "global" else None, seed=args.seed,
-                          view_shorter=view, learning_starts=args.learning_starts, scorer=args.model,
-                          checkpoint_every=10 ** 9)
+        cfg = TrainConfig(
+            algo=algo,
+            timesteps=args.steps,
+            n_envs=1,
+            obs_mode=obs,
+            action_mode=action,
+            delta_scale=args.residual_scale if action == "residual" else 0.5,
+            base=base if base_name == "global" else None,
+            seed=args.seed,
+            view_shorter=view,
+            learning_starts=args.learning_starts,
+            scorer=args.model,
+            checkpoint_every=10**9,
+        )
         run_dir = args.out / spec.replace(":", "_")
         t0 = time.time()
         summary = train(run_dir, fit, cfg, subprocess=False)

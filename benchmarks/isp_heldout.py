@@ -42,27 +42,44 @@ def main() -> None:
         name, folder = spec.split("=", 1)
         plan = json.loads((Path(folder) / "run.json").read_text())
         if split_names(plan)[1] != split_names({"raw_dir": str(args.raw_dir), "test": test_raws})[1]:
-            raise SystemExit(f"{folder}: its test raws differ from this split — use the same raw folder "
-                             "and seed")
+            raise SystemExit(
+                f"{folder}: its test raws differ from this split — use the same raw folder and seed"
+            )
         agents[name] = load_policy(Path(folder) / "policy.safetensors")
         training = json.loads((Path(folder) / "training.json").read_text())
-        budgets[name] = {"train": int(training["scorer_calls"]) + int(plan.get("base_scorer_calls", 0)),
-                         "test": 0}
+        budgets[name] = {
+            "train": int(training["scorer_calls"]) + int(plan.get("base_scorer_calls", 0)),
+            "test": 0,
+        }
     mos = load_mos_function(args.model)
     for name, (_, card) in agents.items():  # a policy tuned for another reward model is judged by this one
         check_reward_model(name, card, args.model, refuse=False)
     cfg = TrainConfig(seed=args.seed, scorer=args.model, view_shorter=mos.view_shorter or 384)
     args.out.mkdir(parents=True, exist_ok=True)
-    summary = evaluate(args.raw_dir, args.out, cfg, mos, test_raws, train_raws, agents, budgets, {}, True,
-                       args.cma_global_budget, args.cma_image_budget)
+    summary = evaluate(
+        args.raw_dir,
+        args.out,
+        cfg,
+        mos,
+        test_raws,
+        train_raws,
+        agents,
+        budgets,
+        {},
+        True,
+        args.cma_global_budget,
+        args.cma_image_budget,
+    )
     print((args.out / "report.md").read_text())
     neutral = next(s for s in summary if s["method"] == "neutral")
     per = next(s for s in summary if s["method"] == "cma_per_image")
     for s in summary:
         if s["method"] in agents:
             gain = (s["mean_mos"] - neutral["mean_mos"]) / max(per["mean_mos"] - neutral["mean_mos"], 1e-9)
-            print(f"{s['method']}: {100 * gain:.0f} % of per-image CMA-ES's gain over neutral; better than "
-                  f"neutral on {100 * s['beats_neutral']:.0f} % of the raws")
+            print(
+                f"{s['method']}: {100 * gain:.0f} % of per-image CMA-ES's gain over neutral; better than "
+                f"neutral on {100 * s['beats_neutral']:.0f} % of the raws"
+            )
 
 
 if __name__ == "__main__":

@@ -40,8 +40,10 @@ def main() -> None:
         rows = []
         for path in raws:
             values = tune_with_policy(policy, card, path)
-            print(f"{path.name:28s} exposure {values['tone_exposure']:+.2f} EV  saturation "
-                  f"{values['saturation']:.2f}  contrast {values['contrast']:.2f}")
+            print(
+                f"{path.name:28s} exposure {values['tone_exposure']:+.2f} EV  saturation "
+                f"{values['saturation']:.2f}  contrast {values['contrast']:.2f}"
+            )
             dev = develop(read_raw(path), args.long_side)
             pair = [finish(dev, neutral()), finish(dev, values)]
             rows.append(np.concatenate(pair, axis=1))

@@ -76,21 +76,41 @@ def main() -> None:
                 wh.append(whole.one(img))
                 times["whole"].append(time.perf_counter() - t)
                 prev.append(five.one(finish(old, v)))
-            rho = {"center": spearmanr(ref, new)[0], "whole": spearmanr(ref, wh)[0],
-                   "old_preview": spearmanr(ref, prev)[0]}
-            rows.append({"raw": path.name, "size": list(raw.shape), "sweep": kind, **rho,
-                         "ref_range": [min(ref), max(ref)]})
-            print(f"{path.name:28s} {kind:6s} rho: centre crop {rho['center']:.3f}, whole view "
-                  f"{rho['whole']:.3f}, 256 px + 5 crops {rho['old_preview']:.3f}  (ref MOS {min(ref):.1f}.."
-                  f"{max(ref):.1f})", flush=True)
+            rho = {
+                "center": spearmanr(ref, new)[0],
+                "whole": spearmanr(ref, wh)[0],
+                "old_preview": spearmanr(ref, prev)[0],
+            }
+            rows.append(
+                {
+                    "raw": path.name,
+                    "size": list(raw.shape),
+                    "sweep": kind,
+                    **rho,
+                    "ref_range": [min(ref), max(ref)],
+                }
+            )
+            print(
+                f"{path.name:28s} {kind:6s} rho: centre crop {rho['center']:.3f}, whole view "
+                f"{rho['whole']:.3f}, 256 px + 5 crops {rho['old_preview']:.3f}  (ref MOS {min(ref):.1f}.."
+                f"{max(ref):.1f})",
+                flush=True,
+            )
     for kind in ("all", "detail"):
-        print(f"mean rho {kind}: " + ", ".join(
-            f"{k} {np.mean([r[k] for r in rows if r['sweep'] == kind]):.3f} "
-            f"(min {np.min([r[k] for r in rows if r['sweep'] == kind]):.3f})"
-            for k in ("center", "whole", "old_preview")))
+        print(
+            f"mean rho {kind}: "
+            + ", ".join(
+                f"{k} {np.mean([r[k] for r in rows if r['sweep'] == kind]):.3f} "
+                f"(min {np.min([r[k] for r in rows if r['sweep'] == kind]):.3f})"
+                for k in ("center", "whole", "old_preview")
+            )
+        )
     sec = {k: float(np.median(v)) for k, v in times.items()}
-    print("median seconds: " + ", ".join(f"{k} {v:.3f}" for k, v in sec.items())
-          + f" (five-crop full-res / centre crop: {sec['five_crop_full'] / sec['one_pass']:.1f}x)")
+    print(
+        "median seconds: "
+        + ", ".join(f"{k} {v:.3f}" for k, v in sec.items())
+        + f" (five-crop full-res / centre crop: {sec['five_crop_full'] / sec['one_pass']:.1f}x)"
+    )
     if args.out:
         args.out.write_text(json.dumps({"rows": rows, "seconds": sec}, indent=1))
 

@@ -78,11 +78,14 @@ def main() -> None:
 
     per = json.loads((args.run / "baselines" / "cma_per_image.json").read_text())
     keys = {n: image_key(p, root) for n, p in zip(t_names, test_raws, strict=True)}
-    ref = {"neutral": held_out("neutral", [to_normalized(neutral())] * len(t_names)),
-           "the base (RUN's global CMA-ES)": held_out("base", [base] * len(t_names)),
-           "per-image CMA-ES": held_out("cma", [to_normalized(per[keys[n]]["params"]) for n in t_names]),
-           f"teacher, all {len(x)} training raws": held_out("all", policy_settings(fit_teacher(x, y, "ridge",
-                                                                                             1.0)))}
+    ref = {
+        "neutral": held_out("neutral", [to_normalized(neutral())] * len(t_names)),
+        "the base (RUN's global CMA-ES)": held_out("base", [base] * len(t_names)),
+        "per-image CMA-ES": held_out("cma", [to_normalized(per[keys[n]]["params"]) for n in t_names]),
+        f"teacher, all {len(x)} training raws": held_out(
+            "all", policy_settings(fit_teacher(x, y, "ridge", 1.0))
+        ),
+    }
     b0 = ref["the base (RUN's global CMA-ES)"]
     gain = ref["per-image CMA-ES"] - b0
     rows = []
@@ -105,14 +108,20 @@ def main() -> None:
         result: dict[str, Any] = {"draw": draw, "user": [names[i] for i in user], "n_prior": len(prior)}
         for label, pr in (("user only", None), ("user + prior", (x[prior], y[prior]))):
             c = choose_by_cv(x[user], y[user], u_groups, score, n_folds=min(5, args.user), prior=pr)
-            px, py = (x[user], y[user]) if pr is None else (np.concatenate([x[user], pr[0]]),
-                                                              np.concatenate([y[user], pr[1]]))
-            result[label] = held_out(f"{draw}:{label}:{c.kind}:{c.strength:g}",
-                                     policy_settings(fit_teacher(px, py, c.kind, c.strength)))
+            px, py = (
+                (x[user], y[user])
+                if pr is None
+                else (np.concatenate([x[user], pr[0]]), np.concatenate([y[user], pr[1]]))
+            )
+            result[label] = held_out(
+                f"{draw}:{label}:{c.kind}:{c.strength:g}",
+                policy_settings(fit_teacher(px, py, c.kind, c.strength)),
+            )
             result[label + " model"] = f"{c.kind} {c.strength:g}"
         write_json_atomic(cache_path, cache)
-        result["prior only"] = held_out(f"{draw}:prior", policy_settings(fit_teacher(x[prior], y[prior],
-                                                                                     "ridge", 1.0)))
+        result["prior only"] = held_out(
+            f"{draw}:prior", policy_settings(fit_teacher(x[prior], y[prior], "ridge", 1.0))
+        )
         rows.append(result)
         print(json.dumps(result))
     print(f"\nheld-out raws: {len(t_names)}; guarded score (share of per-image CMA-ES's gain over the base)")
@@ -121,8 +130,10 @@ def main() -> None:
     for label in ("user only", "user + prior", "prior only"):
         vals = [r[label] for r in rows]
         shares = [100 * (v - b0) / gain for v in vals]
-        print(f"  {label:34s} {np.mean(vals):6.2f} ({np.mean(shares):5.1f} %)  per draw: "
-              + ", ".join(f"{s:.0f} %" for s in shares))
+        print(
+            f"  {label:34s} {np.mean(vals):6.2f} ({np.mean(shares):5.1f} %)  per draw: "
+            + ", ".join(f"{s:.0f} %" for s in shares)
+        )
 
 
 if __name__ == "__main__":

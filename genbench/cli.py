@@ -162,8 +162,9 @@ def agree(
     bootstrap: int = typer.Option(10000, min=100, help="Bootstrap resamples for the 95% interval."),
     seed: int = typer.Option(0, help="Bootstrap seed."),
     cluster_by: str | None = typer.Option(
-        None, help="Manifest field whose groups the bootstrap resamples (e.g. prompt_id): pairs sharing a "
-        "prompt are not independent (default: resample pairs)."
+        None,
+        help="Manifest field whose groups the bootstrap resamples (e.g. prompt_id): pairs sharing a "
+        "prompt are not independent (default: resample pairs).",
     ),
     out: Path | None = typer.Option(None, "--out", "-o", help="Report folder (default: RUN/agreement)."),
 ) -> None:
@@ -230,8 +231,9 @@ def vote(
     port: int = typer.Option(8000, min=0, max=65535, help="Port (0 = any free port)."),
     seed: str = typer.Option("", help="Changes every rater's pair order and left/right placement."),
     allow_host: list[str] = typer.Option(
-        [], help="Host name raters may use besides IP addresses, localhost and this machine's name "
-        "(repeatable; other names are refused against DNS rebinding)."
+        [],
+        help="Host name raters may use besides IP addresses, localhost and this machine's name "
+        "(repeatable; other names are refused against DNS rebinding).",
     ),
 ) -> None:
     """Serve the preference study (supp. §D.2) at http://HOST:PORT/ — votes go to RUN/votes.sqlite.
@@ -304,8 +306,10 @@ def import_imagereward_cmd(
             said = f"none of the {res.images} images is under {where} — pass --images FOLDER holding them"
         else:
             said = f"{len(res.missing)} of the {res.images} images are not under {where}"
-        console.print(f"[yellow]{said}[/] (e.g. {res.missing[0]}); `genbench score` skips missing images",
-                      highlight=False)
+        console.print(
+            f"[yellow]{said}[/] (e.g. {res.missing[0]}); `genbench score` skips missing images",
+            highlight=False,
+        )
 
 
 @app.command("import-agiqa3k")

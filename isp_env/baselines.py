@@ -31,8 +31,14 @@ class SearchResult:
     calls: int
 
 
-def cma_search(objective: Callable[[np.ndarray], float], budget: int, calls_per_eval: int, seed: int = 0,
-               popsize: int | None = None, x0: np.ndarray | None = None) -> SearchResult:
+def cma_search(
+    objective: Callable[[np.ndarray], float],
+    budget: int,
+    calls_per_eval: int,
+    seed: int = 0,
+    popsize: int | None = None,
+    x0: np.ndarray | None = None,
+) -> SearchResult:
     """Maximise ``objective`` (normalised vector -> MOS) within ``budget`` scorer calls, from ``x0``
     (normalised; default the neutral point), which is evaluated first."""
     import cma
@@ -44,8 +50,9 @@ def cma_search(objective: Callable[[np.ndarray], float], budget: int, calls_per_
     pop = popsize or int(4 + 3 * np.log(N_PARAMS))  # CMA-ES default population
     pop = max(2, min(pop, evals_left)) if evals_left >= 2 else 0
     if pop:
-        es = cma.CMAEvolutionStrategy(x0, SIGMA0, {"bounds": [-1.0, 1.0], "popsize": pop, "seed": seed + 1,
-                                                   "verbose": -9})
+        es = cma.CMAEvolutionStrategy(
+            x0, SIGMA0, {"bounds": [-1.0, 1.0], "popsize": pop, "seed": seed + 1, "verbose": -9}
+        )
         while evals_left >= pop:
             xs = es.ask()
             fs = [objective(np.asarray(x)) for x in xs]
@@ -68,8 +75,9 @@ def mean_mos_objective(devs: Sequence[Developed], mos) -> Callable[[np.ndarray],
     return f
 
 
-def guarded_objective(items: Sequence[tuple[Developed, Guard | None, int | None]],
-                      mos) -> Callable[[np.ndarray], float]:
+def guarded_objective(
+    items: Sequence[tuple[Developed, Guard | None, int | None]], mos
+) -> Callable[[np.ndarray], float]:
     """Normalised parameters -> mean guarded score (MOS minus the :class:`isp_env.reward.Guard` penalty,
     in the scorer's units) of the renders at the scorer's scale; ``items``: (front end, guard, view)."""
     from isp_env.reward import finish_view
@@ -78,8 +86,10 @@ def guarded_objective(items: Sequence[tuple[Developed, Guard | None, int | None]
         values = from_normalized(x)
         imgs = [finish(d, values) if v is None else finish_view(d, values, v) for d, _, v in items]
         scores = mos(imgs)
-        pen = [g.penalty(im) * mos.width / 100.0 if g is not None else 0.0
-               for (_, g, _), im in zip(items, imgs, strict=True)]
+        pen = [
+            g.penalty(im) * mos.width / 100.0 if g is not None else 0.0
+            for (_, g, _), im in zip(items, imgs, strict=True)
+        ]
         return float(np.mean(scores - np.asarray(pen)))
 
     return f

@@ -35,58 +35,99 @@ app = typer.Typer(
 )
 stdout = Console()
 
-_MODEL_HELP = ("Scorer for the reward: an ATTIQA checkpoint (.safetensors), a named model, or `classical` "
-               "(weight-free). Default: the bundled ATTIQA model.")
+_MODEL_HELP = (
+    "Scorer for the reward: an ATTIQA checkpoint (.safetensors), a named model, or `classical` "
+    "(weight-free). Default: the bundled ATTIQA model."
+)
 
 
 @app.callback()
 def tune(
     ctx: typer.Context,
-    raw_dir: Path | None = typer.Option(None, "--raw-dir", help="Folder of raws, searched recursively "
-                                        "(MIT-Adobe FiveK's raw_photos/HQa*/photos/*.dng included)."),
+    raw_dir: Path | None = typer.Option(
+        None,
+        "--raw-dir",
+        help="Folder of raws, searched recursively "
+        "(MIT-Adobe FiveK's raw_photos/HQa*/photos/*.dng included).",
+    ),
     out: Path = typer.Option(Path("runs/isp"), "--out", "-o", help="Run folder (rerun to resume)."),
     timesteps: int = typer.Option(3_000, min=1, help="Agent environment steps."),
-    algo: str = typer.Option("teacher", help="teacher (per-image CMA-ES optima of the training raws "
-                             "regressed on image statistics: the measured best, docs/isp.md) | sac | ppo "
-                             "| td3"),
+    algo: str = typer.Option(
+        "teacher",
+        help="teacher (per-image CMA-ES optima of the training raws "
+        "regressed on image statistics: the measured best, docs/isp.md) | sac | ppo "
+        "| td3",
+    ),
     model: str | None = typer.Option(None, "--model", "--reward-model", "-m", help=_MODEL_HELP),
     n_envs: int = typer.Option(1, min=1, help="Parallel environments (one process each)."),
-    preview: int | None = typer.Option(None, min=32, help="Long side of preview renders. Default: render "
-                                       "at the scorer's own scale and score in one pass."),
+    preview: int | None = typer.Option(
+        None,
+        min=32,
+        help="Long side of preview renders. Default: render at the scorer's own scale and score in one pass.",
+    ),
     obs_size: int = typer.Option(64, min=36, help="Side of the policy's image observation."),
     max_steps: int = typer.Option(1, min=1, help="Steps per episode (1: one-step contextual policy)."),
     action_mode: str = typer.Option("residual", help="residual (offsets around --base) | absolute | delta"),
     obs_mode: str = typer.Option("stats", help="stats (MLP on image statistics) | image (CNN on the render)"),
-    base: str = typer.Option("global", help="Residual actions: the setting action 0 renders — global (one "
-                             "setting found by CMA-ES on the training raws), neutral, or a parameter JSON."),
+    base: str = typer.Option(
+        "global",
+        help="Residual actions: the setting action 0 renders — global (one "
+        "setting found by CMA-ES on the training raws), neutral, or a parameter JSON.",
+    ),
     residual_scale: float | None = typer.Option(
-        None, min=0.01, max=2.0, help="Residual actions: largest offset from the base, in normalised units "
+        None,
+        min=0.01,
+        max=2.0,
+        help="Residual actions: largest offset from the base, in normalised units "
         "(each range is 2 wide). Default: isp_env.tuning.default_delta_scale (0.4; 2, the whole range, for "
-        "--algo teacher)."),
+        "--algo teacher).",
+    ),
     guard: bool = typer.Option(True, help="Subtract the over-processing penalty from the reward."),
-    test_fraction: float = typer.Option(0.3, min=0.0, max=0.9, help="Share of raws held out for testing "
-                                        "(whole scene groups, from DIR/manifest.csv when present); 0: train "
-                                        "on every raw (a policy to ship), evaluate nothing."),
-    synth_photos: Path | None = typer.Option(None, help="Folder of photos to unprocess into synthetic "
-                                             "training raws (Brooks et al. 2019)."),
-    init_policy: str | None = typer.Option(None, help="Start from this policy ('default' = the shipped "
-                                           "one): --algo teacher adds its training rows to every fit and "
-                                           "uses its base; SAC distils it into the actor."),
+    test_fraction: float = typer.Option(
+        0.3,
+        min=0.0,
+        max=0.9,
+        help="Share of raws held out for testing "
+        "(whole scene groups, from DIR/manifest.csv when present); 0: train "
+        "on every raw (a policy to ship), evaluate nothing.",
+    ),
+    synth_photos: Path | None = typer.Option(
+        None, help="Folder of photos to unprocess into synthetic training raws (Brooks et al. 2019)."
+    ),
+    init_policy: str | None = typer.Option(
+        None,
+        help="Start from this policy ('default' = the shipped "
+        "one): --algo teacher adds its training rows to every fit and "
+        "uses its base; SAC distils it into the actor.",
+    ),
     seed: int = typer.Option(0, help="Seed of the split and the agent."),
     checkpoint_every: int = typer.Option(500, min=1, help="Steps between resume checkpoints."),
     batch_size: int = typer.Option(64, min=2),
     learning_starts: int = typer.Option(200, min=0, help="SAC/TD3: random steps before learning."),
     cma_global_budget: int = typer.Option(600, min=1, help="Scorer calls of the global CMA-ES baseline."),
     cma_image_budget: int = typer.Option(150, min=1, help="Scorer calls of per-image CMA-ES per test raw."),
-    teacher_budget: int | None = typer.Option(None, min=2, help="--algo teacher: scorer calls of each "
-                                              "per-image CMA-ES search on a training raw (default 150)."),
-    teacher_raws: int | None = typer.Option(None, min=2, help="--algo teacher: searches at most this many "
-                                            "training raws, spread over the scene groups (default 60)."),
-    teacher_restarts: int | None = typer.Option(None, min=1, help="--algo teacher: independent searches per "
-                                                "training raw; the best setting is its target (default 3)."),
+    teacher_budget: int | None = typer.Option(
+        None,
+        min=2,
+        help="--algo teacher: scorer calls of each per-image CMA-ES search on a training raw (default 150).",
+    ),
+    teacher_raws: int | None = typer.Option(
+        None,
+        min=2,
+        help="--algo teacher: searches at most this many "
+        "training raws, spread over the scene groups (default 60).",
+    ),
+    teacher_restarts: int | None = typer.Option(
+        None,
+        min=1,
+        help="--algo teacher: independent searches per "
+        "training raw; the best setting is its target (default 3).",
+    ),
     teacher_start: str | None = typer.Option(
-        None, help="--algo teacher: start each search at the neutral setting, like the per-image baseline "
-        "(neutral, default), or at the base (base)."),
+        None,
+        help="--algo teacher: start each search at the neutral setting, like the per-image baseline "
+        "(neutral, default), or at the base (base).",
+    ),
     baselines: bool = typer.Option(True, help="Also run neutral, rawpy, global and per-image CMA-ES."),
 ) -> None:
     """Train an agent on the training raws, tune + render the test raws, compare with baselines.
@@ -107,29 +148,66 @@ def tune(
     from isp_env.teacher import TeacherSettings
     from isp_env.tuning import TrainConfig
 
-    given: dict[str, Any] = {"budget": teacher_budget, "restarts": teacher_restarts, "start": teacher_start,
-                             "raws": teacher_raws}
+    given: dict[str, Any] = {
+        "budget": teacher_budget,
+        "restarts": teacher_restarts,
+        "start": teacher_start,
+        "raws": teacher_raws,
+    }
     teacher_given = {k: v for k, v in given.items() if v is not None}  # the rest: TeacherSettings' defaults
-    cfg = TrainConfig(algo=algo.lower(), timesteps=timesteps, n_envs=n_envs, preview=preview,
-                      obs_size=obs_size, max_steps=max_steps, action_mode=action_mode, obs_mode=obs_mode,
-                      delta_scale=residual_scale if action_mode == "residual" else None, guard=guard,
-                      seed=seed,
-                      checkpoint_every=checkpoint_every, batch_size=batch_size,
-                      learning_starts=learning_starts, scorer=model, init_policy=init_policy)
-    summary = run(raw_dir, out, cfg, test_fraction=test_fraction, baselines=baselines,
-                  synth_photos=synth_photos, cma_global_budget=cma_global_budget,
-                  cma_image_budget=cma_image_budget, base=base,
-                  teacher=TeacherSettings(**teacher_given))
+    cfg = TrainConfig(
+        algo=algo.lower(),
+        timesteps=timesteps,
+        n_envs=n_envs,
+        preview=preview,
+        obs_size=obs_size,
+        max_steps=max_steps,
+        action_mode=action_mode,
+        obs_mode=obs_mode,
+        delta_scale=residual_scale if action_mode == "residual" else None,
+        guard=guard,
+        seed=seed,
+        checkpoint_every=checkpoint_every,
+        batch_size=batch_size,
+        learning_starts=learning_starts,
+        scorer=model,
+        init_policy=init_policy,
+    )
+    summary = run(
+        raw_dir,
+        out,
+        cfg,
+        test_fraction=test_fraction,
+        baselines=baselines,
+        synth_photos=synth_photos,
+        cma_global_budget=cma_global_budget,
+        cma_image_budget=cma_image_budget,
+        base=base,
+        teacher=TeacherSettings(**teacher_given),
+    )
     if not summary:  # --test-fraction 0: a policy trained on every raw, nothing held out to report
         return
     table = Table(title=f"isp-tune: held-out raws ({summary[0]['n_images']})", show_lines=False)
-    for col in ("method", "mean MOS", "guarded", "clipped", "saturation", "calls (train)",
-                "calls / test raw"):
+    for col in (
+        "method",
+        "mean MOS",
+        "guarded",
+        "clipped",
+        "saturation",
+        "calls (train)",
+        "calls / test raw",
+    ):
         table.add_column(col, justify="left" if col == "method" else "right")
     for s in summary:
-        table.add_row(s["label"], f"{s['mean_mos']:.2f}", f"{s['mean_guarded']:.2f}",
-                      f"{100 * s['mean_clipped']:.1f} %", f"{s['mean_saturation']:.3f}",
-                      str(s["train_scorer_calls"]), f"{s['scorer_calls_per_image']:g}")
+        table.add_row(
+            s["label"],
+            f"{s['mean_mos']:.2f}",
+            f"{s['mean_guarded']:.2f}",
+            f"{100 * s['mean_clipped']:.1f} %",
+            f"{s['mean_saturation']:.3f}",
+            str(s["train_scorer_calls"]),
+            f"{s['scorer_calls_per_image']:g}",
+        )
     stdout.print(table)
     method = "teacher" if cfg.algo == "teacher" else "agent"  # the folder isp_env.run.evaluate writes
     console.print(f"report: {out / 'report.md'}, renders: {out / 'test' / method / 'renders'}")
@@ -139,10 +217,17 @@ def tune(
 def render(
     raw: Path = typer.Argument(..., help="Raw file (DNG or a camera format LibRaw reads)."),
     output: Path = typer.Option(..., "--output", "-o", help="Output image (.png, .jpg, .tif)."),
-    policy: str | None = typer.Option(None, "--policy", help="policy.safetensors from an isp-tune run, or "
-                                      "`default` for the policy shipped with the package."),
-    params: Path | None = typer.Option(None, "--params", help="JSON of parameters (name -> value, or a "
-                                       "test/params/*.json file); missing names take the neutral default."),
+    policy: str | None = typer.Option(
+        None,
+        "--policy",
+        help="policy.safetensors from an isp-tune run, or `default` for the policy shipped with the package.",
+    ),
+    params: Path | None = typer.Option(
+        None,
+        "--params",
+        help="JSON of parameters (name -> value, or a "
+        "test/params/*.json file); missing names take the neutral default.",
+    ),
 ) -> None:
     """Render one raw at full resolution: with a trained policy, a parameter file, or the neutral defaults."""
     from PIL import Image
@@ -168,8 +253,10 @@ def render(
             doc = json.loads(params.read_text())
             values = given_values(doc)
         except (OSError, ValueError, AttributeError) as exc:
-            raise ConfigError(f"{params}: not a usable parameter JSON ({exc}) — see isp_env/params.py for "
-                              "the names and ranges") from None
+            raise ConfigError(
+                f"{params}: not a usable parameter JSON ({exc}) — see isp_env/params.py for "
+                "the names and ranges"
+            ) from None
     else:
         values = neutral()
     rgb = finish(develop(raw_img), values)

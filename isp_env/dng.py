@@ -88,7 +88,12 @@ def write_dng(
     path = Path(path)
     with atomic_path(path) as tmp:
         tifffile.imwrite(
-            tmp, mosaic, photometric=32803, planarconfig=None, extratags=extratags, metadata=None,
+            tmp,
+            mosaic,
+            photometric=32803,
+            planarconfig=None,
+            extratags=extratags,
+            metadata=None,
         )
     return path
 
@@ -138,9 +143,7 @@ def unprocess(
     return np.clip(np.round(values), 0, white_level).astype(np.uint16)
 
 
-def dng_from_photo(
-    path: str | Path, rgb: np.ndarray, layout: str = "RGGB", seed: int = 0, **kwargs
-) -> Path:
+def dng_from_photo(path: str | Path, rgb: np.ndarray, layout: str = "RGGB", seed: int = 0, **kwargs) -> Path:
     """Unprocess an sRGB photo and write it as a DNG with matching metadata (one call for tests and demos)."""
     white = int(kwargs.pop("white_level", 1023))
     black = int(kwargs.pop("black_level", 64))
@@ -151,7 +154,10 @@ def dng_from_photo(
 
 
 DEMO_PHOTOS: tuple[tuple[str, str], ...] = (
-    ("astronaut", "RGGB"), ("coffee", "BGGR"), ("chelsea", "GRBG"), ("rocket", "GBRG"),
+    ("astronaut", "RGGB"),
+    ("coffee", "BGGR"),
+    ("chelsea", "GRBG"),
+    ("rocket", "GBRG"),
 )
 
 

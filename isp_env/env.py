@@ -59,14 +59,18 @@ ACTION_MODES = ("absolute", "delta", "residual")
 def spaces_for(obs_size: int, obs_mode: str = "image") -> tuple[spaces.Space, spaces.Box]:
     """The observation and action spaces (the one definition, shared with :mod:`isp_env.policy_io`)."""
     if obs_mode == "stats":
-        return (spaces.Box(0.0, 1.0, (N_STATS + 1,), np.float32),
-                spaces.Box(-1.0, 1.0, (N_PARAMS,), np.float32))
-    obs = spaces.Dict({
-        "image": spaces.Box(0, 255, (3, obs_size, obs_size), np.uint8),
-        "stats": spaces.Box(0.0, 1.0, (N_STATS,), np.float32),
-        "params": spaces.Box(-1.0, 1.0, (N_PARAMS,), np.float32),
-        "time": spaces.Box(0.0, 1.0, (1,), np.float32),
-    })
+        return (
+            spaces.Box(0.0, 1.0, (N_STATS + 1,), np.float32),
+            spaces.Box(-1.0, 1.0, (N_PARAMS,), np.float32),
+        )
+    obs = spaces.Dict(
+        {
+            "image": spaces.Box(0, 255, (3, obs_size, obs_size), np.uint8),
+            "stats": spaces.Box(0.0, 1.0, (N_STATS,), np.float32),
+            "params": spaces.Box(-1.0, 1.0, (N_PARAMS,), np.float32),
+            "time": spaces.Box(0.0, 1.0, (1,), np.float32),
+        }
+    )
     return obs, spaces.Box(-1.0, 1.0, (N_PARAMS,), np.float32)
 
 
@@ -93,8 +97,18 @@ def image_stats(rgb: np.ndarray) -> np.ndarray:
     yf = rgb.astype(np.float32) @ (LUMA / 255.0)
     blur = ndimage.gaussian_filter(yf, max(8.0 * min(yf.shape) / 500.0, 0.5))
     contrast = [yf.std(), np.abs(yf - blur).mean(), blur.std()]
-    out = np.array([*pct, *x.reshape(-1, 3).mean(0), sat, clipped, min(4 * grad, 1.0), min(16 * noise, 1.0),
-                    *chan, *contrast])
+    out = np.array(
+        [
+            *pct,
+            *x.reshape(-1, 3).mean(0),
+            sat,
+            clipped,
+            min(4 * grad, 1.0),
+            min(16 * noise, 1.0),
+            *chan,
+            *contrast,
+        ]
+    )
     return np.clip(np.nan_to_num(out), 0.0, 1.0).astype(np.float32)
 
 
@@ -272,9 +286,16 @@ class ISPTuningEnv(gym.Env):
         return {"image": image, "stats": image_stats(self._img), "params": params, "time": time}
 
     def _info(self) -> dict:
-        return {"raw": self._entry.dev.name if self._entry else "", "mos": self._mos_now,
-                "score": self._score_now, "penalty": self._penalty, "score_start": self._score_start,
-                "params": self.params, "step": self._t, "episode_scorer_calls": self._t + 1}
+        return {
+            "raw": self._entry.dev.name if self._entry else "",
+            "mos": self._mos_now,
+            "score": self._score_now,
+            "penalty": self._penalty,
+            "score_start": self._score_start,
+            "params": self.params,
+            "step": self._t,
+            "episode_scorer_calls": self._t + 1,
+        }
 
     def _score(self) -> float:
         """Render the current parameters; the guarded score in the scorer's units (0 without scoring)."""
@@ -291,8 +312,11 @@ class ISPTuningEnv(gym.Env):
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
         options = options or {}
-        order = ([Path(options["raw"])] if "raw" in options
-                 else [self.raws[int(i)] for i in self.np_random.permutation(len(self.raws))])
+        order = (
+            [Path(options["raw"])]
+            if "raw" in options
+            else [self.raws[int(i)] for i in self.np_random.permutation(len(self.raws))]
+        )
         for path in order:
             if str(path) in self.skipped:
                 continue
@@ -302,8 +326,11 @@ class ISPTuningEnv(gym.Env):
             except RawReadError as exc:
                 self.skipped[str(path)] = str(exc)
         else:
-            raise RawReadError(order[0], "no readable raw among the environment's files — "
-                               + "; ".join(list(self.skipped.values())[:3]))
+            raise RawReadError(
+                order[0],
+                "no readable raw among the environment's files — "
+                + "; ".join(list(self.skipped.values())[:3]),
+            )
         start = options.get("params")
         self._norm = to_normalized(start if start is not None else self.base)
         self._t = 0

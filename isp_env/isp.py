@@ -53,19 +53,59 @@ DPC_THRESHOLD = 0.1
 AE_PERCENTILE = 99.0
 AE_GAIN_RANGE = (0.25, 64.0)
 MODULES: tuple[str, ...] = (
-    "defective_pixel_correction", "black_level", "white_balance", "demosaic", "color_correction",
-    "tone_mapping", "rgb_to_yuv", "y_denoise", "uv_denoise", "brightness_contrast", "hue_saturation",
-    "sharpening", "texture", "yuv_to_rgb",
+    "defective_pixel_correction",
+    "black_level",
+    "white_balance",
+    "demosaic",
+    "color_correction",
+    "tone_mapping",
+    "rgb_to_yuv",
+    "y_denoise",
+    "uv_denoise",
+    "brightness_contrast",
+    "hue_saturation",
+    "sharpening",
+    "texture",
+    "yuv_to_rgb",
 )
 
 # --- Malvar-He-Cutler kernels as (dy, dx, weight) taps, weights / 8 (ICASSP 2004, Fig. 2) -------------------
-_G_AT_RB = [(0, 0, 4), (-1, 0, 2), (1, 0, 2), (0, -1, 2), (0, 1, 2), (-2, 0, -1), (2, 0, -1), (0, -2, -1),
-            (0, 2, -1)]
-_ROW = [(0, 0, 5), (0, -1, 4), (0, 1, 4), (0, -2, -1), (0, 2, -1), (-1, -1, -1), (-1, 1, -1), (1, -1, -1),
-        (1, 1, -1), (-2, 0, 0.5), (2, 0, 0.5)]  # value of the channel found left/right of a G pixel
+_G_AT_RB = [
+    (0, 0, 4),
+    (-1, 0, 2),
+    (1, 0, 2),
+    (0, -1, 2),
+    (0, 1, 2),
+    (-2, 0, -1),
+    (2, 0, -1),
+    (0, -2, -1),
+    (0, 2, -1),
+]
+_ROW = [
+    (0, 0, 5),
+    (0, -1, 4),
+    (0, 1, 4),
+    (0, -2, -1),
+    (0, 2, -1),
+    (-1, -1, -1),
+    (-1, 1, -1),
+    (1, -1, -1),
+    (1, 1, -1),
+    (-2, 0, 0.5),
+    (2, 0, 0.5),
+]  # value of the channel found left/right of a G pixel
 _COL = [(dx, dy, w) for dy, dx, w in _ROW]  # ... found above/below
-_DIAG = [(0, 0, 6), (-1, -1, 2), (-1, 1, 2), (1, -1, 2), (1, 1, 2), (-2, 0, -1.5), (2, 0, -1.5),
-         (0, -2, -1.5), (0, 2, -1.5)]  # R at B and B at R
+_DIAG = [
+    (0, 0, 6),
+    (-1, -1, 2),
+    (-1, 1, 2),
+    (1, -1, 2),
+    (1, 1, 2),
+    (-2, 0, -1.5),
+    (2, 0, -1.5),
+    (0, -2, -1.5),
+    (0, 2, -1.5),
+]  # R at B and B at R
 
 
 def _taps(padded: np.ndarray, py: int, px: int, taps, h2: int, w2: int) -> np.ndarray:
@@ -76,8 +116,10 @@ def _taps(padded: np.ndarray, py: int, px: int, taps, h2: int, w2: int) -> np.nd
     out: np.ndarray | None = None
     acc = np.empty((h2, w2), dtype=np.float32)
     for w, offsets in groups.items():
-        views = [padded[2 + py + dy : 2 + py + dy + 2 * h2 : 2, 2 + px + dx : 2 + px + dx + 2 * w2 : 2]
-                 for dy, dx in offsets]
+        views = [
+            padded[2 + py + dy : 2 + py + dy + 2 * h2 : 2, 2 + px + dx : 2 + px + dx + 2 * w2 : 2]
+            for dy, dx in offsets
+        ]
         total = views[0] if len(views) == 1 else np.add(views[0], views[1], out=acc)
         for view in views[2:]:
             np.add(acc, view, out=acc)
@@ -341,8 +383,9 @@ def tone_lut(gamma: float, curve: float) -> np.ndarray:
 
 
 # BT.601 full range: modules 7 (RGB -> YUV) and 14 (back)
-RGB2YUV = np.array([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]],
-                    dtype=np.float32)
+RGB2YUV = np.array(
+    [[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]], dtype=np.float32
+)
 YUV2RGB = np.linalg.inv(RGB2YUV.astype(np.float64)).astype(np.float32)
 
 

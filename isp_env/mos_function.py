@@ -22,8 +22,14 @@ class MOSFunction:
     Non-finite scores are replaced by the lowest score of the range, so NaN never reaches an agent.
     """
 
-    def __init__(self, fn: Callable, score_range: tuple[float, float] = (0.0, 1.0), name: str = "custom",
-                 batched: bool = False, view_shorter: int | None = None) -> None:
+    def __init__(
+        self,
+        fn: Callable,
+        score_range: tuple[float, float] = (0.0, 1.0),
+        name: str = "custom",
+        batched: bool = False,
+        view_shorter: int | None = None,
+    ) -> None:
         self.fn = fn
         self.view_shorter = view_shorter  # the shorter side the scorer looks at (None: no native scale)
         self.score_range = (float(score_range[0]), float(score_range[1]))
@@ -87,24 +93,30 @@ def from_scorer(scorer, one_pass: bool | str = "center") -> MOSFunction:
             return normalize(resize_shorter(im.convert("RGB"), int(shorter)))
 
         # "center": what attiqa.load_scorer(..., crops="center") does
-        view: Callable[[Image.Image], Any] = whole if one_pass != "center" else CenterCropTest(
-            cfg["mean"], cfg["std"], int(shorter), int(cfg.get("test_crop") or 320))
+        view: Callable[[Image.Image], Any] = (
+            whole
+            if one_pass != "center"
+            else CenterCropTest(cfg["mean"], cfg["std"], int(shorter), int(cfg.get("test_crop") or 320))
+        )
 
         def one(images):
             return [float(scorer(view(im))[column]) for im in images]
 
-        return MOSFunction(one, scorer.info.score_range, scorer.info.name, batched=True,
-                           view_shorter=int(shorter))
+        return MOSFunction(
+            one, scorer.info.score_range, scorer.info.name, batched=True, view_shorter=int(shorter)
+        )
 
     def fn(images):
         return scorer(images)[column]
 
-    return MOSFunction(fn, scorer.info.score_range, scorer.info.name, batched=True,
-                       view_shorter=scorer.info.min_shorter)
+    return MOSFunction(
+        fn, scorer.info.score_range, scorer.info.name, batched=True, view_shorter=scorer.info.min_shorter
+    )
 
 
-def load_mos_function(spec: str | Path | None = None, device: str = "cpu",
-                      one_pass: bool | str = "center") -> MOSFunction:
+def load_mos_function(
+    spec: str | Path | None = None, device: str = "cpu", one_pass: bool | str = "center"
+) -> MOSFunction:
     """``None`` = the default ATTIQA model; otherwise a checkpoint path, named model or scorer name."""
     import attiqa
 

@@ -37,16 +37,23 @@ PARAMS: tuple[Param, ...] = (
     # Tone mapping (3)
     Param("tone_exposure", "tone_mapping", -1.5, 1.5, 0.0, "exposure in EV on top of the auto-exposure gain"),
     Param("tone_gamma", "tone_mapping", 0.30, 0.70, 1 / 2.2, "power-law exponent on linear RGB"),
-    Param("tone_curve", "tone_mapping", -1.0, 1.0, 0.0,
-          "global S-curve strength: y = x - c sin(2 pi x) / (2 pi); > 0 more mid-tone contrast"),
+    Param(
+        "tone_curve",
+        "tone_mapping",
+        -1.0,
+        1.0,
+        0.0,
+        "global S-curve strength: y = x - c sin(2 pi x) / (2 pi); > 0 more mid-tone contrast",
+    ),
     # UV (chroma) denoising (3)
     Param("uv_nr_sigma", "uv_denoise", 0.5, 6.0, 2.0, "Gaussian sigma of the chroma low-pass (px @ 512)"),
     Param("uv_nr_threshold", "uv_denoise", 0.0, 0.1, 0.02, "chroma detail below this is treated as noise"),
     Param("uv_nr_strength", "uv_denoise", 0.0, 1.0, 0.0, "blend of the denoised chroma (0 = off)"),
     # Y (luma) denoising (2)
     Param("y_nr_sigma", "y_denoise", 0.5, 3.0, 1.0, "Gaussian sigma of the luma low-pass (px @ 512)"),
-    Param("y_nr_threshold", "y_denoise", 0.0, 0.08, 0.0,
-          "soft-threshold (coring) of the luma detail; 0 = off"),
+    Param(
+        "y_nr_threshold", "y_denoise", 0.0, 0.08, 0.0, "soft-threshold (coring) of the luma detail; 0 = off"
+    ),
     # Brightness / contrast (2)
     Param("brightness", "brightness_contrast", -0.25, 0.25, 0.0, "offset added to Y"),
     Param("contrast", "brightness_contrast", 0.5, 1.5, 1.0, "gain of Y around mid-grey 0.5"),
@@ -58,8 +65,14 @@ PARAMS: tuple[Param, ...] = (
     Param("sharpen_sigma", "sharpening", 0.5, 3.0, 1.0, "unsharp-mask Gaussian sigma (px @ 512)"),
     Param("sharpen_threshold", "sharpening", 0.0, 0.05, 0.01, "detail below this is not sharpened (coring)"),
     # Texture enhancement (1)
-    Param("texture_gain", "texture", -1.0, 2.0, 0.0,
-          "gain of the mid-frequency band of Y (difference of Gaussians, sigma 2 and 6 px @ 512)"),
+    Param(
+        "texture_gain",
+        "texture",
+        -1.0,
+        2.0,
+        0.0,
+        "gain of the mid-frequency band of Y (difference of Gaussians, sigma 2 and 6 px @ 512)",
+    ),
 )
 NAMES: tuple[str, ...] = tuple(p.name for p in PARAMS)
 N_PARAMS = len(PARAMS)

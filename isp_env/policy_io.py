@@ -38,13 +38,17 @@ def resolve_policy(spec: str | Path) -> Path:
     """``default`` -> the policy shipped with the package (docs/isp.md has its card); else a path."""
     if str(spec) == "default":
         if not DEFAULT_POLICY.exists():
-            raise ModelLoadError("no default ISP policy is bundled with this install — pass --policy PATH to "
-                                 "a policy.safetensors written by `isp-tune`")
+            raise ModelLoadError(
+                "no default ISP policy is bundled with this install — pass --policy PATH to "
+                "a policy.safetensors written by `isp-tune`"
+            )
         return DEFAULT_POLICY
     path = Path(spec)
     if not path.is_file():
-        raise ModelLoadError(f"{path}: no such policy file — pass a policy.safetensors written by `isp-tune` "
-                             "(RUN/policy.safetensors), or `default` for the policy shipped with the package")
+        raise ModelLoadError(
+            f"{path}: no such policy file — pass a policy.safetensors written by `isp-tune` "
+            "(RUN/policy.safetensors), or `default` for the policy shipped with the package"
+        )
     return path
 
 
@@ -89,8 +93,9 @@ def build_policy(card: dict[str, Any], tensors: dict[str, torch.Tensor] | None =
 
         kw = {k: v for k, v in card["policy_kwargs"].items() if k not in _OLD_COUNTS}
         tensors = tensors or {}
-        return TeacherPolicy(**kw, n_train=len(tensors.get("train_z", ())),
-                             n_rows=len(tensors.get("rows_x", ())))
+        return TeacherPolicy(
+            **kw, n_train=len(tensors.get("train_z", ())), n_rows=len(tensors.get("rows_x", ()))
+        )
     algo = algorithms()[card["algo"]]
     obs_mode = card["env"].get("obs_mode", "image")
     obs_space, act_space = spaces_for(int(card["env"]["obs_size"]), obs_mode)
@@ -103,11 +108,15 @@ def load_policy(path: str | Path):
     current form (no row counts: ``len(policy.rows_x)`` is the one count)."""
     tensors, card = load_checkpoint(path)
     if card.get("kind") != POLICY_KIND:
-        raise ModelLoadError(f"{path}: not an isp-tune policy (no '{POLICY_KIND}' card) — pass the "
-                             "policy.safetensors written by `isp-tune`")
+        raise ModelLoadError(
+            f"{path}: not an isp-tune policy (no '{POLICY_KIND}' card) — pass the "
+            "policy.safetensors written by `isp-tune`"
+        )
     if int(card.get("policy_format", 1)) > POLICY_FORMAT:
-        raise ModelLoadError(f"{path}: policy format {card['policy_format']} is newer than this isp_env's "
-                             f"({POLICY_FORMAT}) — upgrade attiqa")
+        raise ModelLoadError(
+            f"{path}: policy format {card['policy_format']} is newer than this isp_env's "
+            f"({POLICY_FORMAT}) — upgrade attiqa"
+        )
     if card.get("param_names") != list(NAMES):
         raise ModelLoadError(f"{path}: policy was trained for other ISP parameters — retrain it")
     if card["algo"] == "teacher":
@@ -123,23 +132,31 @@ def load_policy(path: str | Path):
         policy.load_state_dict(tensors)
     except RuntimeError as exc:  # the observation changed under it (12 statistics until session 23)
         what = str(exc) if card["algo"] == "teacher" else "its network does not fit"
-        raise ModelLoadError(f"{path}: policy was trained on another observation ({what}; this isp_env has "
-                             f"{N_STATS} image statistics) — retrain it with isp-tune") from None
+        raise ModelLoadError(
+            f"{path}: policy was trained on another observation ({what}; this isp_env has "
+            f"{N_STATS} image statistics) — retrain it with isp-tune"
+        ) from None
     groups = card.get("teacher", {}).get("rows", {}).get("groups")
     if card["algo"] == "teacher" and groups is not None and len(groups) != len(policy.rows_x):
-        raise ModelLoadError(f"{path}: its card names {len(groups)} scene groups for {len(policy.rows_x)} "
-                             "training rows (edited or damaged) — refit it with isp-tune --algo teacher")
+        raise ModelLoadError(
+            f"{path}: its card names {len(groups)} scene groups for {len(policy.rows_x)} "
+            "training rows (edited or damaged) — refit it with isp-tune --algo teacher"
+        )
     policy.set_training_mode(False)
     return policy, card
 
 
 def current_teacher_card(card: dict[str, Any]) -> dict[str, Any]:
     """A teacher card in the current format: format 1's three copies of the row count dropped."""
-    card = {**card, "policy_kwargs": {k: v for k, v in card.get("policy_kwargs", {}).items()
-                                      if k not in _OLD_COUNTS}}
+    card = {
+        **card,
+        "policy_kwargs": {k: v for k, v in card.get("policy_kwargs", {}).items() if k not in _OLD_COUNTS},
+    }
     if isinstance(card.get("teacher", {}).get("rows"), dict):
-        card["teacher"] = {**card["teacher"],
-                           "rows": {k: v for k, v in card["teacher"]["rows"].items() if k != "n"}}
+        card["teacher"] = {
+            **card["teacher"],
+            "rows": {k: v for k, v in card["teacher"]["rows"].items() if k != "n"},
+        }
     return card
 
 
@@ -170,8 +187,10 @@ def _restore_buffer(buffer, arrays: dict[str, np.ndarray], pos: int, full: bool)
         else:
             target = getattr(buffer, k)
         if arr.shape[1:] != target.shape[1:] or len(arr) > len(target):
-            raise ModelLoadError(f"replay buffer field {k} does not fit ({arr.shape} vs {target.shape}) — "
-                                 "the run was started with other settings; use a new --out")
+            raise ModelLoadError(
+                f"replay buffer field {k} does not fit ({arr.shape} vs {target.shape}) — "
+                "the run was started with other settings; use a new --out"
+            )
         target[: len(arr)] = arr
     buffer.pos, buffer.full = int(pos), bool(full)
 
@@ -193,8 +212,12 @@ def save_state(model, folder: str | Path, extra: dict[str, Any]) -> None:
             save_training_state(tmp / f"optim_{name}.safetensors", params[name], {})
     tensors = {v: getattr(model, v).detach().cpu().numpy().reshape(-1) for v in variables}
     buffer = getattr(model, "replay_buffer", None)
-    doc = {"num_timesteps": int(model.num_timesteps), "episode_num": int(getattr(model, "_episode_num", 0)),
-           "variables": sorted(tensors), **extra}
+    doc = {
+        "num_timesteps": int(model.num_timesteps),
+        "episode_num": int(getattr(model, "_episode_num", 0)),
+        "variables": sorted(tensors),
+        **extra,
+    }
     if buffer is not None:
         with atomic_path(tmp / "buffer.safetensors") as p:
             save_np({**_buffer_arrays(buffer), **{f"var.{k}": v for k, v in tensors.items()}}, str(p))
@@ -237,8 +260,12 @@ def load_state(model, folder: Path) -> dict[str, Any]:
         with torch.no_grad():
             getattr(model, k).copy_(torch.from_numpy(arrays[f"var.{k}"]).reshape(getattr(model, k).shape))
     if "buffer" in doc and getattr(model, "replay_buffer", None) is not None:
-        _restore_buffer(model.replay_buffer, {k: v for k, v in arrays.items() if not k.startswith("var.")},
-                        doc["buffer"]["pos"], doc["buffer"]["full"])
+        _restore_buffer(
+            model.replay_buffer,
+            {k: v for k, v in arrays.items() if not k.startswith("var.")},
+            doc["buffer"]["pos"],
+            doc["buffer"]["full"],
+        )
     model.num_timesteps = int(doc["num_timesteps"])
     model._episode_num = int(doc.get("episode_num", 0))
     return doc

@@ -15,9 +15,33 @@ import numpy as np
 from attiqa.errors import AttiqaError
 
 RAW_EXTENSIONS: frozenset[str] = frozenset(
-    {".dng", ".cr2", ".cr3", ".crw", ".qtk", ".nef", ".nrw", ".arw", ".srf", ".sr2", ".orf", ".rw2", ".raf",
-     ".pef", ".srw",
-     ".raw", ".rwl", ".3fr", ".erf", ".kdc", ".dcr", ".mos", ".mrw", ".x3f", ".iiq"}
+    {
+        ".dng",
+        ".cr2",
+        ".cr3",
+        ".crw",
+        ".qtk",
+        ".nef",
+        ".nrw",
+        ".arw",
+        ".srf",
+        ".sr2",
+        ".orf",
+        ".rw2",
+        ".raf",
+        ".pef",
+        ".srw",
+        ".raw",
+        ".rwl",
+        ".3fr",
+        ".erf",
+        ".kdc",
+        ".dcr",
+        ".mos",
+        ".mrw",
+        ".x3f",
+        ".iiq",
+    }
 )
 _CHANNEL = {"R": 0, "G": 1, "B": 2}
 
@@ -111,11 +135,17 @@ def read_raw(path: str | Path) -> RawImage:
             desc = raw.color_desc.decode("ascii", "replace")
             pattern = raw.raw_pattern
             if raw.raw_type != rawpy.RawType.Flat or pattern is None or raw.num_colors != 3:
-                raise RawReadError(path, "not a Bayer raw (Foveon/linear DNG or multi-shot) — only 2x2 Bayer "
-                                   "sensors are supported; remove it from the input")
+                raise RawReadError(
+                    path,
+                    "not a Bayer raw (Foveon/linear DNG or multi-shot) — only 2x2 Bayer "
+                    "sensors are supported; remove it from the input",
+                )
             if np.asarray(pattern).shape != (2, 2) or set(desc) - set("RGB"):
-                raise RawReadError(path, f"not a 2x2 RGB Bayer sensor (pattern {np.asarray(pattern).shape}, "
-                                   f"colours {desc!r}: X-Trans or CMYG) — remove it from the input")
+                raise RawReadError(
+                    path,
+                    f"not a 2x2 RGB Bayer sensor (pattern {np.asarray(pattern).shape}, "
+                    f"colours {desc!r}: X-Trans or CMYG) — remove it from the input",
+                )
             channel_of_index = [_CHANNEL[c] for c in desc]
             colors = np.asarray(raw.raw_colors_visible)
             mosaic = np.array(raw.raw_image_visible, dtype=np.uint16, copy=True)
@@ -128,13 +158,17 @@ def read_raw(path: str | Path) -> RawImage:
             white = float(raw.white_level)
             if sorted(cfa.ravel().tolist()) != [0, 1, 1, 2]:
                 raise RawReadError(path, f"unsupported colour filter layout {cfa.tolist()}")
-            return RawImage(mosaic, cfa, black, white, _wb_gains(raw, channel_of_index), _cam_to_srgb(raw),
-                            path.name)
+            return RawImage(
+                mosaic, cfa, black, white, _wb_gains(raw, channel_of_index), _cam_to_srgb(raw), path.name
+            )
     except RawReadError:
         raise
     except (rawpy.LibRawError, OSError, ValueError) as exc:
-        raise RawReadError(path, f"LibRaw can't read it ({type(exc).__name__}: {exc}) — check the file is a "
-                           "complete camera raw or DNG") from None
+        raise RawReadError(
+            path,
+            f"LibRaw can't read it ({type(exc).__name__}: {exc}) — check the file is a "
+            "complete camera raw or DNG",
+        ) from None
 
 
 def find_raws(root: str | Path) -> list[Path]:

@@ -40,11 +40,16 @@ def summarise(rows: list[dict[str, Any]], budgets: dict[str, dict[str, int]]) ->
         mine = [by[(i, method)] for i in images if (i, method) in by]
         n = len(mine)
         b = budgets.get(method, {})
-        s = {"method": method, "label": label(method), "n_images": n,
-             **{f"mean_{c}": float(np.mean([r[c] for r in mine])) for c in COLUMNS if c in mine[0]},
-             "std_mos": float(np.std([r["mos"] for r in mine])),
-             "train_scorer_calls": int(b.get("train", 0)), "test_scorer_calls": int(b.get("test", 0)),
-             "scorer_calls_per_image": round(int(b.get("test", 0)) / max(n, 1), 1)}
+        s = {
+            "method": method,
+            "label": label(method),
+            "n_images": n,
+            **{f"mean_{c}": float(np.mean([r[c] for r in mine])) for c in COLUMNS if c in mine[0]},
+            "std_mos": float(np.std([r["mos"] for r in mine])),
+            "train_scorer_calls": int(b.get("train", 0)),
+            "test_scorer_calls": int(b.get("test", 0)),
+            "scorer_calls_per_image": round(int(b.get("test", 0)) / max(n, 1), 1),
+        }
         base = [by.get((r["image"], "neutral")) for r in mine]
         if all(x is not None for x in base):
             wins = [r["mos"] > x["mos"] for r, x in zip(mine, base, strict=True) if x is not None]
@@ -56,25 +61,35 @@ def summarise(rows: list[dict[str, Any]], budgets: dict[str, dict[str, int]]) ->
 def markdown(summary: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     view = meta.get("view_shorter")
     scale = f"shorter side {view}, one pass" if view else f"previews of long side {meta.get('preview')}"
-    lines = [f"Held-out raws: {meta.get('n_test')} (scorer `{meta.get('scorer', '?')}`, renders scored at "
-             f"{scale}). MOS: the scorer's; guarded: MOS minus the over-processing penalty (isp_env.reward); "
-             "clipped: fraction of pixels with a channel at 0 or 255, and saturation: mean HSV saturation, "
-             "both of the full-resolution render.", "",
-             "| method | raws | mean MOS | guarded | > neutral | clipped | saturation | "
-             "scorer calls (training) | scorer calls per test raw |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    lines = [
+        f"Held-out raws: {meta.get('n_test')} (scorer `{meta.get('scorer', '?')}`, renders scored at "
+        f"{scale}). MOS: the scorer's; guarded: MOS minus the over-processing penalty (isp_env.reward); "
+        "clipped: fraction of pixels with a channel at 0 or 255, and saturation: mean HSV saturation, "
+        "both of the full-resolution render.",
+        "",
+        "| method | raws | mean MOS | guarded | > neutral | clipped | saturation | "
+        "scorer calls (training) | scorer calls per test raw |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
     for s in summary:
         show = "beats_neutral" in s and s["method"] != "neutral"
         beats = f"{100 * s['beats_neutral']:.0f} %" if show else ""
-        lines.append(f"| {s['label']} | {s['n_images']} | {s['mean_mos']:.2f} | "
-                     f"{s.get('mean_guarded', 0):.2f} | {beats} | {100 * s.get('mean_clipped', 0):.1f} % | "
-                     f"{s.get('mean_saturation', 0):.3f} | "
-                     f"{s['train_scorer_calls']} | {s['scorer_calls_per_image']:g} |")
+        lines.append(
+            f"| {s['label']} | {s['n_images']} | {s['mean_mos']:.2f} | "
+            f"{s.get('mean_guarded', 0):.2f} | {beats} | {100 * s.get('mean_clipped', 0):.1f} % | "
+            f"{s.get('mean_saturation', 0):.3f} | "
+            f"{s['train_scorer_calls']} | {s['scorer_calls_per_image']:g} |"
+        )
     return "\n".join(lines) + "\n"
 
 
-def write_report(out: Path, rows: list[dict[str, Any]], budgets: dict[str, dict[str, int]],
-                 meta: dict[str, Any], crops: dict[str, dict[str, np.ndarray]]) -> list[dict[str, Any]]:
+def write_report(
+    out: Path,
+    rows: list[dict[str, Any]],
+    budgets: dict[str, dict[str, int]],
+    meta: dict[str, Any],
+    crops: dict[str, dict[str, np.ndarray]],
+) -> list[dict[str, Any]]:
     """Write ``results.csv``, ``summary.json``, ``report.md`` and ``grid.png`` into ``out``."""
     summary = summarise(rows, budgets)
     buf = io.StringIO()
@@ -91,8 +106,9 @@ def write_report(out: Path, rows: list[dict[str, Any]], budgets: dict[str, dict[
     return summary
 
 
-def grid_png(path: Path, crops: dict[str, dict[str, np.ndarray]], rows: list[dict[str, Any]],
-             max_images: int = 8) -> None:
+def grid_png(
+    path: Path, crops: dict[str, dict[str, np.ndarray]], rows: list[dict[str, Any]], max_images: int = 8
+) -> None:
     """Rows: test raws (up to ``max_images``); columns: methods; full-resolution centre crops, titled with
     each render's MOS and clipped fraction."""
     import matplotlib
@@ -103,8 +119,9 @@ def grid_png(path: Path, crops: dict[str, dict[str, np.ndarray]], rows: list[dic
     images = list(crops)[:max_images]
     methods = [m for m in methods_in(rows) if any(m in crops[i] for i in images)]
     by = {(r["image"], r["method"]): r for r in rows}
-    fig, axes = plt.subplots(len(images), len(methods), figsize=(2.3 * len(methods), 2.5 * len(images)),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        len(images), len(methods), figsize=(2.3 * len(methods), 2.5 * len(images)), squeeze=False
+    )
     for i, name in enumerate(images):
         for j, m in enumerate(methods):
             ax = axes[i][j]
@@ -112,10 +129,21 @@ def grid_png(path: Path, crops: dict[str, dict[str, np.ndarray]], rows: list[dic
             if m in crops[name]:
                 ax.imshow(crops[name][m], interpolation="nearest")
                 r = by.get((name, m), {})
-                ax.set_title(f"{label(m)}\nMOS {r.get('mos', float('nan')):.1f}  clip "
-                             f"{100 * r.get('clipped', float('nan')):.0f}%", fontsize=7)
-        axes[i][0].text(-0.05, 0.5, name[:28], transform=axes[i][0].transAxes, rotation=90, va="center",
-                        ha="right", fontsize=6)
+                ax.set_title(
+                    f"{label(m)}\nMOS {r.get('mos', float('nan')):.1f}  clip "
+                    f"{100 * r.get('clipped', float('nan')):.0f}%",
+                    fontsize=7,
+                )
+        axes[i][0].text(
+            -0.05,
+            0.5,
+            name[:28],
+            transform=axes[i][0].transAxes,
+            rotation=90,
+            va="center",
+            ha="right",
+            fontsize=6,
+        )
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=100)

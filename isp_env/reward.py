@@ -99,8 +99,11 @@ def render_stats(rgb: np.ndarray) -> RenderStats:
     mn = rgb.min(axis=-1).astype(np.float32)
     sat = float(np.mean(np.where(mx > 0, (mx - mn) / np.maximum(mx, 1.0), 0.0)))
     y = _luma(rgb)
-    grad = float(np.abs(np.diff(y, axis=0)).mean() + np.abs(np.diff(y, axis=1)).mean()) if min(y.shape) > 1 \
+    grad = (
+        float(np.abs(np.diff(y, axis=0)).mean() + np.abs(np.diff(y, axis=1)).mean())
+        if min(y.shape) > 1
         else 0.0
+    )
     sd = float(y.std())
     return RenderStats(clipped, sat, grad, float(y.mean()), sd, _overshoot(y) / max(sd, 1.0))
 
@@ -151,17 +154,19 @@ class Guard:
         grad_ref = max(self.neutral.gradient, 1e-3) * GRAD_TOL
         ref = self.neutral_img[::2, ::2] if rgb.shape != self.neutral_img.shape else self.neutral_img
         hue = hue_shift_degrees(rgb, ref) if rgb.shape == ref.shape else 0.0
-        return {"clip": CLIP_W * max(0.0, s.clipped - clip_ref),
-                "saturation": SAT_W * max(0.0, s.saturation / max(sat_ref, 1e-3) - 1.0),
-                "halo": GRAD_W * max(0.0, s.gradient / grad_ref - 1.0),
-                "overshoot": OVERSHOOT_W * max(0.0, s.overshoot / max(self.neutral.overshoot, 1e-4)
-                                               - OVERSHOOT_TOL),
-                "hue": HUE_W * max(0.0, hue - HUE_TOL),
-                "desaturation": _shortfall(s.saturation, SAT_LO * min(r.saturation for r in refs)),
-                "dark": _shortfall(s.brightness, BRIGHT_LO * min(r.brightness for r in refs)),
-                "flat": _shortfall(s.contrast, CONTRAST_LO * min(r.contrast for r in refs)),
-                "harsh": REL_W * max(0.0, s.contrast / max(CONTRAST_HI * max(r.contrast for r in refs), 1e-3)
-                                     - 1.0)}
+        return {
+            "clip": CLIP_W * max(0.0, s.clipped - clip_ref),
+            "saturation": SAT_W * max(0.0, s.saturation / max(sat_ref, 1e-3) - 1.0),
+            "halo": GRAD_W * max(0.0, s.gradient / grad_ref - 1.0),
+            "overshoot": OVERSHOOT_W
+            * max(0.0, s.overshoot / max(self.neutral.overshoot, 1e-4) - OVERSHOOT_TOL),
+            "hue": HUE_W * max(0.0, hue - HUE_TOL),
+            "desaturation": _shortfall(s.saturation, SAT_LO * min(r.saturation for r in refs)),
+            "dark": _shortfall(s.brightness, BRIGHT_LO * min(r.brightness for r in refs)),
+            "flat": _shortfall(s.contrast, CONTRAST_LO * min(r.contrast for r in refs)),
+            "harsh": REL_W
+            * max(0.0, s.contrast / max(CONTRAST_HI * max(r.contrast for r in refs), 1e-3) - 1.0),
+        }
 
     def penalty(self, rgb: np.ndarray) -> float:
         """The sum of :meth:`terms` (measured on every second pixel and row: 4x cheaper, same statistics)."""
@@ -219,8 +224,9 @@ def make_guard(dev: Developed, path: str | Path | None, view: int | None) -> Gua
     return Guard(render_stats(img[::2, ::2]), rp, img)
 
 
-def guarded_item(path: str | Path, view: int | None, preview: int | None = None,
-                 dev: Developed | None = None) -> tuple[Developed, Guard, int | None]:
+def guarded_item(
+    path: str | Path, view: int | None, preview: int | None = None, dev: Developed | None = None
+) -> tuple[Developed, Guard, int | None]:
     """What :func:`isp_env.baselines.guarded_objective` scores for one raw — its front end at the scorer's
     scale (``view``; or a ``preview`` of that long side when ``view`` is None), its guard and the view —
     the one recipe for the baselines, the teacher's targets and its cross-validation. ``dev``: a front end

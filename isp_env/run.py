@@ -65,15 +65,19 @@ def scene_groups(raws: list[Path], root: Path) -> dict[Path, str]:
     manifest = root / "manifest.csv"
     if manifest.is_file():
         with open(manifest, newline="", encoding="utf-8") as fh:
-            table = {row["file"]: row["scene_group"] for row in csv.DictReader(fh)
-                     if row.get("file") and row.get("scene_group")}
+            table = {
+                row["file"]: row["scene_group"]
+                for row in csv.DictReader(fh)
+                if row.get("file") and row.get("scene_group")
+            }
         for p in raws:
             groups[p] = table.get(p.name, groups[p])
     return groups
 
 
-def split(raws: list[Path], test_fraction: float, seed: int,
-          groups: dict[Path, str] | None = None) -> tuple[list[Path], list[Path]]:
+def split(
+    raws: list[Path], test_fraction: float, seed: int, groups: dict[Path, str] | None = None
+) -> tuple[list[Path], list[Path]]:
     """Seeded split by scene group: whole groups go to the test side until it holds ``test_fraction`` of the
     raws; at least one raw on each side when there are two groups or more. ``test_fraction`` 0: every raw
     trains (a policy to ship; nothing is evaluated)."""
@@ -123,10 +127,19 @@ def _load_json(path: Path) -> dict:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-def run(raw_dir: Path, out: Path, cfg: TrainConfig, test_fraction: float = 0.3, baselines: bool = True,
-        subprocess: bool = True, synth_photos: Path | None = None, cma_global_budget: int = 600,
-        cma_image_budget: int = 150, base: str = "neutral",
-        teacher: TeacherSettings | None = None) -> list[dict[str, Any]]:
+def run(
+    raw_dir: Path,
+    out: Path,
+    cfg: TrainConfig,
+    test_fraction: float = 0.3,
+    baselines: bool = True,
+    subprocess: bool = True,
+    synth_photos: Path | None = None,
+    cma_global_budget: int = 600,
+    cma_image_budget: int = 150,
+    base: str = "neutral",
+    teacher: TeacherSettings | None = None,
+) -> list[dict[str, Any]]:
     """Split, train, evaluate. ``base`` (residual actions): ``neutral``, ``global`` (the global CMA-ES
     setting of the training raws: the same search as the baseline, run once) or a parameter JSON.
     ``cfg.algo == "teacher"``: the per-image policy of :mod:`isp_env.teacher` (per-image CMA-ES on at most
@@ -136,17 +149,21 @@ def run(raw_dir: Path, out: Path, cfg: TrainConfig, test_fraction: float = 0.3, 
     check_config(cfg, teacher if cfg.algo == "teacher" else None)  # before any work
     raws = find_raws(raw_dir)
     if len(raws) < 2:
-        raise ConfigError(f"{raw_dir}: found {len(raws)} raw file(s), need at least 2 (one to train, one to "
-                          f"test) — extensions searched: {', '.join(sorted(RAW_EXTENSIONS))}")
+        raise ConfigError(
+            f"{raw_dir}: found {len(raws)} raw file(s), need at least 2 (one to train, one to "
+            f"test) — extensions searched: {', '.join(sorted(RAW_EXTENSIONS))}"
+        )
     groups = scene_groups(raws, raw_dir)
     train_raws, test_raws = split(raws, test_fraction, cfg.seed, groups)
     mos = load_mos_function(cfg.scorer)  # fail early (e.g. no default model), before writing anything
     reward = scorer_identity(cfg.scorer)
     old = _load_json(out / "run.json")
     if old.get("reward_model") not in (None, reward):  # its searches, baselines and policy are another's
-        raise ConfigError(f"{out}: this run folder was made with the reward model "
-                          f"{describe_reward_model(old['reward_model'])}, not this run's "
-                          f"{describe_reward_model(reward)} — use a new --out")
+        raise ConfigError(
+            f"{out}: this run folder was made with the reward model "
+            f"{describe_reward_model(old['reward_model'])}, not this run's "
+            f"{describe_reward_model(reward)} — use a new --out"
+        )
     for folder in (out, out / "test" / "params", out / "test" / "renders", out / "baselines"):
         remove_orphan_temps(folder)  # temp files of an earlier run killed mid-write
     if cfg.preview is None and cfg.view_shorter is None:
@@ -173,16 +190,25 @@ def run(raw_dir: Path, out: Path, cfg: TrainConfig, test_fraction: float = 0.3, 
             cfg.base, base_calls = g["params"], int(g["calls"])
         else:
             cfg.base = _base_arg(base)
-    plan = {"raw_dir": str(raw_dir), "seed": cfg.seed, "test_fraction": test_fraction,
-            "train": [str(p) for p in train_raws], "test": [str(p) for p in test_raws],
-            "synthetic": len(synth), "base_scorer_calls": base_calls, "reward_model": reward}
+    plan = {
+        "raw_dir": str(raw_dir),
+        "seed": cfg.seed,
+        "test_fraction": test_fraction,
+        "train": [str(p) for p in train_raws],
+        "test": [str(p) for p in test_raws],
+        "synthetic": len(synth),
+        "base_scorer_calls": base_calls,
+        "reward_model": reward,
+    }
     if old and split_names(old) != split_names(plan):  # (base: cached)
-        raise ConfigError(f"{out}: this run folder holds another split (other raws or seed) — use a new "
-                          "--out")
+        raise ConfigError(
+            f"{out}: this run folder holds another split (other raws or seed) — use a new --out"
+        )
     out.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out / "run.json", {**plan, "config": cfg.learning_key()})
-    console.print(f"{len(train_raws)} training raws (+{len(synth)} synthetic), {len(test_raws)} test raws "
-                  f"-> {out}")
+    console.print(
+        f"{len(train_raws)} training raws (+{len(synth)} synthetic), {len(test_raws)} test raws -> {out}"
+    )
 
     if cfg.algo == "teacher":
         searched = spread_sample(train_raws + synth, teacher.raws, groups, cfg.seed)
@@ -191,21 +217,43 @@ def run(raw_dir: Path, out: Path, cfg: TrainConfig, test_fraction: float = 0.3, 
         training = train(out, train_raws + synth, cfg, subprocess=subprocess)
     agent_calls = int(training["scorer_calls"]) + base_calls
     if not test_raws:
-        console.print(f"trained on all {len(train_raws)} raws (+{len(synth)} synthetic); no test raws to "
-                      f"evaluate (--test-fraction 0): {out / 'policy.safetensors'}")
+        console.print(
+            f"trained on all {len(train_raws)} raws (+{len(synth)} synthetic); no test raws to "
+            f"evaluate (--test-fraction 0): {out / 'policy.safetensors'}"
+        )
         return []
     policy, card = load_policy(out / "policy.safetensors")
     name = "teacher" if cfg.algo == "teacher" else "agent"
-    return evaluate(raw_dir, out, cfg, mos, test_raws, train_raws, {name: (policy, card)},
-                    {name: {"train": agent_calls, "test": 0}}, skipped | training.get("skipped", {}),
-                    baselines,
-                    cma_global_budget, cma_image_budget)
+    return evaluate(
+        raw_dir,
+        out,
+        cfg,
+        mos,
+        test_raws,
+        train_raws,
+        {name: (policy, card)},
+        {name: {"train": agent_calls, "test": 0}},
+        skipped | training.get("skipped", {}),
+        baselines,
+        cma_global_budget,
+        cma_image_budget,
+    )
 
 
-def evaluate(raw_dir: Path, out: Path, cfg: TrainConfig, mos: MOSFunction, test_raws: list[Path],
-             train_raws: list[Path], agents: dict[str, tuple[Any, dict]], budgets: dict[str, dict[str, int]],
-             skipped: dict[str, str], baselines: bool = True, cma_global_budget: int = 600,
-             cma_image_budget: int = 150) -> list[dict[str, Any]]:
+def evaluate(
+    raw_dir: Path,
+    out: Path,
+    cfg: TrainConfig,
+    mos: MOSFunction,
+    test_raws: list[Path],
+    train_raws: list[Path],
+    agents: dict[str, tuple[Any, dict]],
+    budgets: dict[str, dict[str, int]],
+    skipped: dict[str, str],
+    baselines: bool = True,
+    cma_global_budget: int = 600,
+    cma_image_budget: int = 150,
+) -> list[dict[str, Any]]:
     """Tune + render the test raws with each agent (name -> (policy, card)), run the baselines, report."""
     view = cfg.view_shorter if cfg.preview is None else None
     skipped = dict(skipped)
@@ -233,13 +281,15 @@ def evaluate(raw_dir: Path, out: Path, cfg: TrainConfig, mos: MOSFunction, test_
                     values = check_values(done["params"])
                 else:
                     values = tune_with_policy(policy, card, path)
-                    write_json_atomic(pfile, {"raw": str(path), "params": values,
-                                              "policy_timesteps": card["timesteps"]})
+                    write_json_atomic(
+                        pfile, {"raw": str(path), "params": values, "policy_timesteps": card["timesteps"]}
+                    )
                 params[name][key] = values
                 adv(1)
     if baselines:
-        _baselines(out, cfg, mos, items, train_raws, params, budgets, skipped, cma_global_budget,
-                   cma_image_budget)
+        _baselines(
+            out, cfg, mos, items, train_raws, params, budgets, skipped, cma_global_budget, cma_image_budget
+        )
 
     rows: list[dict[str, Any]] = []
     crops: dict[str, dict[str, np.ndarray]] = {}
@@ -248,27 +298,47 @@ def evaluate(raw_dir: Path, out: Path, cfg: TrainConfig, mos: MOSFunction, test_
             full_dev = develop(read_raw(paths[key]))
             crops[key] = {}
             renders = {m: finish(full_dev, per[key]) for m, per in params.items()}
-            views = {m: (finish_view(dev, per[key], v) if v else finish(dev, per[key]))
-                     for m, per in params.items()}
+            views = {
+                m: (finish_view(dev, per[key], v) if v else finish(dev, per[key]))
+                for m, per in params.items()
+            }
             if baselines:
                 renders["rawpy"] = rawpy_render(paths[key])
-                views["rawpy"] = (to_view(rawpy_render(paths[key], renders["neutral"].shape[:2]), v) if v
-                                  else rawpy_render(paths[key], dev.linear.shape[:2]))
+                views["rawpy"] = (
+                    to_view(rawpy_render(paths[key], renders["neutral"].shape[:2]), v)
+                    if v
+                    else rawpy_render(paths[key], dev.linear.shape[:2])
+                )
             for m, img in views.items():
                 score = float(mos.one(img))
                 pen = guard.penalty(img) * mos.width / 100.0
                 st = render_stats(renders[m])
-                rows.append({"image": key, "method": m, "mos": score, "guarded": score - pen,
-                             "clipped": st.clipped, "saturation": st.saturation})
+                rows.append(
+                    {
+                        "image": key,
+                        "method": m,
+                        "mos": score,
+                        "guarded": score - pen,
+                        "clipped": st.clipped,
+                        "saturation": st.saturation,
+                    }
+                )
                 crops[key][m] = _center_crop(renders[m], 256)
                 if m not in ("neutral", "rawpy"):
                     png = out / "test" / m / "renders" / f"{key}.png"
                     if not png.exists():
                         save_image(Image.fromarray(renders[m]), png)
             adv(1)
-    meta = {"scorer": mos.name, "view_shorter": view, "preview": cfg.preview, "algo": cfg.algo,
-            "n_train": len(train_raws), "n_test": len(items), "skipped": skipped,
-            "test_raws": sorted(items)}
+    meta = {
+        "scorer": mos.name,
+        "view_shorter": view,
+        "preview": cfg.preview,
+        "algo": cfg.algo,
+        "n_train": len(train_raws),
+        "n_test": len(items),
+        "skipped": skipped,
+        "test_raws": sorted(items),
+    }
     return write_report(out, rows, budgets, meta, crops)
 
 
@@ -280,8 +350,10 @@ def _base_arg(base: str) -> dict[str, float]:
         doc = json.loads(Path(base).read_text())
         return given_values(doc)
     except (OSError, ValueError, AttributeError) as exc:
-        raise ConfigError(f"{base}: not a readable parameter JSON for --base ({exc}) — pass neutral, "
-                          "global or a file of name -> value") from None
+        raise ConfigError(
+            f"{base}: not a readable parameter JSON for --base ({exc}) — pass neutral, "
+            "global or a file of name -> value"
+        ) from None
 
 
 def _center_crop(img: np.ndarray, size: int) -> np.ndarray:
@@ -291,8 +363,14 @@ def _center_crop(img: np.ndarray, size: int) -> np.ndarray:
     return img[y : y + s, x : x + s]
 
 
-def global_cma(out: Path, cfg: TrainConfig, mos: MOSFunction, train_raws: list[Path], skipped: dict[str, str],
-               global_budget: int) -> dict[str, Any]:
+def global_cma(
+    out: Path,
+    cfg: TrainConfig,
+    mos: MOSFunction,
+    train_raws: list[Path],
+    skipped: dict[str, str],
+    global_budget: int,
+) -> dict[str, Any]:
     """One parameter set for all raws by CMA-ES on a seeded subset of the training raws (``global_budget``
     scorer calls, >= 4 generations of 12), cached in ``out/baselines/cma_global.json``."""
     view = cfg.view_shorter if cfg.preview is None else None
@@ -310,17 +388,24 @@ def global_cma(out: Path, cfg: TrainConfig, mos: MOSFunction, train_raws: list[P
                 train_items.append(guarded_item(p, view, cfg.preview))
             except RawReadError as exc:
                 skipped[str(p)] = str(exc)
-        console.print(f"global CMA-ES on {len(train_items)} training raws, budget {global_budget} scorer "
-                      "calls")
+        console.print(
+            f"global CMA-ES on {len(train_items)} training raws, budget {global_budget} scorer calls"
+        )
         res = cma_search(guarded_objective(train_items, mos), global_budget, len(train_items), cfg.seed)
-        g = {"params": res.params, "train_score": res.mos, "calls": res.calls, "n_images": len(train_items),
-             "budget": global_budget}
+        g = {
+            "params": res.params,
+            "train_score": res.mos,
+            "calls": res.calls,
+            "n_images": len(train_items),
+            "budget": global_budget,
+        }
         write_json_atomic(gfile, g)
     return g
 
 
-def _baselines(out, cfg, mos: MOSFunction, items, train_raws, params, budgets, skipped, global_budget,
-               image_budget) -> None:
+def _baselines(
+    out, cfg, mos: MOSFunction, items, train_raws, params, budgets, skipped, global_budget, image_budget
+) -> None:
     g = global_cma(out, cfg, mos, train_raws, skipped, global_budget)
     params["cma_global"] = {k: g["params"] for k in items}
     budgets["cma_global"] = {"train": g["calls"], "test": 0}
@@ -331,8 +416,12 @@ def _baselines(out, cfg, mos: MOSFunction, items, train_raws, params, budgets, s
         for key, item in items.items():
             if key not in per:
                 res = cma_search(guarded_objective([item], mos), image_budget, 1, cfg.seed)
-                per[key] = {"params": res.params, "score": res.mos, "calls": res.calls,
-                            "budget": image_budget}
+                per[key] = {
+                    "params": res.params,
+                    "score": res.mos,
+                    "calls": res.calls,
+                    "budget": image_budget,
+                }
                 write_json_atomic(pfile, per)
             advance(1)
     params["cma_per_image"] = {k: per[k]["params"] for k in items}

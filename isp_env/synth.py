@@ -51,10 +51,16 @@ def sample_camera(rng: np.random.Generator) -> dict:
     r_gain, b_gain = rng.uniform(1.9, 2.4), rng.uniform(1.5, 1.9)
     log_shot = rng.uniform(np.log(1e-4), np.log(1.2e-2))
     log_read = 2.18 * log_shot + 1.2 + rng.normal(0.0, 0.26)
-    return {"color_matrix": cm, "as_shot_neutral": (1.0 / r_gain, 1.0, 1.0 / b_gain),
-            "layout": str(rng.choice(list(BAYER_LAYOUTS))), "exposure": float(rng.uniform(0.5, 1.0)),
-            "shot_noise": float(np.exp(log_shot)), "read_noise": float(np.exp(log_read)),
-            "black_level": int(rng.integers(0, 257)), "white_level": 4095}
+    return {
+        "color_matrix": cm,
+        "as_shot_neutral": (1.0 / r_gain, 1.0, 1.0 / b_gain),
+        "layout": str(rng.choice(list(BAYER_LAYOUTS))),
+        "exposure": float(rng.uniform(0.5, 1.0)),
+        "shot_noise": float(np.exp(log_shot)),
+        "read_noise": float(np.exp(log_read)),
+        "black_level": int(rng.integers(0, 257)),
+        "white_level": 4095,
+    }
 
 
 def synthesize(rgb: np.ndarray, cam: dict, rng: np.random.Generator) -> np.ndarray:
@@ -79,16 +85,25 @@ def synth_dng(path: str | Path, rgb: np.ndarray, seed: int) -> Path:
     rng = np.random.default_rng(seed)
     cam = sample_camera(rng)
     mosaic = synthesize(rgb, cam, rng)
-    return write_dng(path, mosaic, cam["layout"], cam["black_level"], cam["white_level"], cam["color_matrix"],
-                     cam["as_shot_neutral"], model="unprocessed")
+    return write_dng(
+        path,
+        mosaic,
+        cam["layout"],
+        cam["black_level"],
+        cam["white_level"],
+        cam["color_matrix"],
+        cam["as_shot_neutral"],
+        model="unprocessed",
+    )
 
 
 def find_photos(root: str | Path) -> list[Path]:
     return sorted(p for p in Path(root).rglob("*") if p.is_file() and p.suffix.lower() in PHOTO_EXTENSIONS)
 
 
-def synth_raws(photos: Iterable[str | Path], out_dir: str | Path, seed: int = 0,
-               skipped: dict[str, str] | None = None) -> list[Path]:
+def synth_raws(
+    photos: Iterable[str | Path], out_dir: str | Path, seed: int = 0, skipped: dict[str, str] | None = None
+) -> list[Path]:
     """A synthetic DNG per photo into ``out_dir`` (kept when already there, so reruns are cheap). Photos
     are read upright as 8-bit RGB by the package's one loader; an unreadable one is skipped (its reason
     is printed and, with ``skipped``, recorded under its path)."""

@@ -45,9 +45,15 @@ KINDS = ("base", "mean", "ridge", "knn")
 # candidates of the cross-validated choice (ours): ridge penalties are per training raw (alpha * n), so
 # the same grid means the same shrinkage whatever the number of raws; k nearest neighbours
 DEFAULT_CANDIDATES: tuple[tuple[str, float], ...] = (
-    ("base", 0.0), ("mean", 0.0),
-    ("ridge", 0.1), ("ridge", 0.3), ("ridge", 1.0), ("ridge", 3.0), ("ridge", 10.0),
-    ("knn", 3.0), ("knn", 7.0),
+    ("base", 0.0),
+    ("mean", 0.0),
+    ("ridge", 0.1),
+    ("ridge", 0.3),
+    ("ridge", 1.0),
+    ("ridge", 3.0),
+    ("ridge", 10.0),
+    ("knn", 3.0),
+    ("knn", 7.0),
 )
 SD_FLOOR = 1e-3  # a feature constant over the training raws (the time) is switched off, not blown up
 # standardised features are clipped to this many training standard deviations (ours): a raw unlike every
@@ -70,8 +76,9 @@ class TeacherPolicy(torch.nn.Module):
     rows_x: torch.Tensor
     rows_y: torch.Tensor
 
-    def __init__(self, n_features: int, kind: str = "ridge", n_train: int = 0, k: int = 0,
-                 n_rows: int = 0) -> None:
+    def __init__(
+        self, n_features: int, kind: str = "ridge", n_train: int = 0, k: int = 0, n_rows: int = 0
+    ) -> None:
         super().__init__()
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {', '.join(KINDS)}")
@@ -174,11 +181,17 @@ class Choice:
     table: list[dict[str, Any]]
 
 
-def choose_by_cv(features: np.ndarray, targets: np.ndarray, groups: Sequence[str],
-                 score: Callable[[int, np.ndarray], float],
-                 candidates: Sequence[tuple[str, float]] = DEFAULT_CANDIDATES, n_folds: int = 5,
-                 seed: int = 0, cache: dict[str, float] | None = None,
-                 prior: tuple[np.ndarray, np.ndarray] | None = None) -> Choice:
+def choose_by_cv(
+    features: np.ndarray,
+    targets: np.ndarray,
+    groups: Sequence[str],
+    score: Callable[[int, np.ndarray], float],
+    candidates: Sequence[tuple[str, float]] = DEFAULT_CANDIDATES,
+    n_folds: int = 5,
+    seed: int = 0,
+    cache: dict[str, float] | None = None,
+    prior: tuple[np.ndarray, np.ndarray] | None = None,
+) -> Choice:
     """Scene-group CV: for each candidate and fold, fit on the other folds, predict the fold's raws and
     score each prediction with ``score(raw index, residual action)`` (the real guarded reward). Returns
     the candidate with the best mean; ``cache`` (key -> score) saves scorer calls across reruns.
@@ -195,8 +208,12 @@ def choose_by_cv(features: np.ndarray, targets: np.ndarray, groups: Sequence[str
             scores = np.zeros(len(features))
             for test in folds:
                 train = np.setdiff1d(np.arange(len(features)), test)
-                pol = fit_teacher(np.concatenate([features[train], px]), np.concatenate([targets[train], py]),
-                                  kind, strength)
+                pol = fit_teacher(
+                    np.concatenate([features[train], px]),
+                    np.concatenate([targets[train], py]),
+                    kind,
+                    strength,
+                )
                 actions, _ = pol.predict(features[test])
                 for i, a in zip(test, actions, strict=True):
                     key = f"{kind}:{strength:g}:{n_folds}:{seed}:{int(i)}{tag}"
@@ -204,8 +221,12 @@ def choose_by_cv(features: np.ndarray, targets: np.ndarray, groups: Sequence[str
                         cache[key] = float(score(int(i), np.asarray(a)))
                     scores[i] = cache[key]
                     adv(1)
-            row = {"kind": kind, "strength": strength, "cv_score": float(scores.mean()),
-                   "scores": scores.tolist()}
+            row = {
+                "kind": kind,
+                "strength": strength,
+                "cv_score": float(scores.mean()),
+                "scores": scores.tolist(),
+            }
             table.append(row)
             console.print(f"  {kind:5s} {strength:5g}: CV guarded score {scores.mean():.2f}")
             if best is None or scores.mean() > best.cv_score + 1e-9:
@@ -214,8 +235,14 @@ def choose_by_cv(features: np.ndarray, targets: np.ndarray, groups: Sequence[str
     return best
 
 
-def search_targets(items: dict[str, Callable[[np.ndarray], float]], budget: int, x0: np.ndarray, seed: int,
-                   path: Path, restarts: int = 1) -> dict[str, dict[str, Any]]:
+def search_targets(
+    items: dict[str, Callable[[np.ndarray], float]],
+    budget: int,
+    x0: np.ndarray,
+    seed: int,
+    path: Path,
+    restarts: int = 1,
+) -> dict[str, dict[str, Any]]:
     """Per-image CMA-ES from ``x0`` (normalised) on each raw's guarded objective (name -> objective),
     ``restarts`` independent searches (seeds ``seed``, ``seed + 1``, ...) of ``budget`` scorer calls each;
     a raw's target is its best setting over them (session 24: the best of two or three searches made a
@@ -229,15 +256,23 @@ def search_targets(items: dict[str, Callable[[np.ndarray], float]], budget: int,
         found = entry.get("runs", [{"seed": seed, **entry}] if "params" in entry else [])
         runs[name] = [r for r in found if r.get("budget") == budget]
     out: dict[str, dict[str, Any]] = {}
-    with progress_task("teacher: per-image CMA-ES on the training raws", total=len(items) * restarts,
-                       unit="search") as adv:
+    with progress_task(
+        "teacher: per-image CMA-ES on the training raws", total=len(items) * restarts, unit="search"
+    ) as adv:
         for name, objective in items.items():
             mine = runs.setdefault(name, [])
             for r in range(restarts):
                 if not any(x.get("seed") == seed + r for x in mine):
                     res = cma_search(objective, budget, 1, seed + r, x0=x0)
-                    mine.append({"seed": seed + r, "params": res.params, "score": res.mos, "calls": res.calls,
-                                 "budget": budget})
+                    mine.append(
+                        {
+                            "seed": seed + r,
+                            "params": res.params,
+                            "score": res.mos,
+                            "calls": res.calls,
+                            "budget": budget,
+                        }
+                    )
                     write_json_atomic(path, {**old, **out, name: _best(mine, seed, restarts)})
                 adv(1)
             out[name] = _best(mine, seed, restarts)
@@ -249,8 +284,14 @@ def _best(runs: list[dict[str, Any]], seed: int, restarts: int) -> dict[str, Any
     search kept under ``runs``, the calls of those used summed."""
     used = [r for r in runs if seed <= r.get("seed", seed) < seed + restarts] or runs
     top = max(used, key=lambda r: r["score"])
-    return {"params": top["params"], "score": top["score"], "calls": int(sum(r["calls"] for r in used)),
-            "budget": top["budget"], "restarts": len(used), "runs": runs}
+    return {
+        "params": top["params"],
+        "score": top["score"],
+        "calls": int(sum(r["calls"] for r in used)),
+        "budget": top["budget"],
+        "restarts": len(used),
+        "runs": runs,
+    }
 
 
 def residual_targets(params: Sequence[dict[str, float]], base: dict[str, float], scale: float) -> np.ndarray:

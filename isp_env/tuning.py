@@ -100,16 +100,26 @@ class TrainConfig:
         return float(self.delta_scale)
 
     def env_kwargs(self) -> dict[str, Any]:
-        return {"scorer": self.scorer, "preview": self.preview, "obs_size": self.obs_size,
-                "max_steps": self.max_steps, "action_mode": self.action_mode, "delta_scale": self.scale,
-                "guard": self.guard, "view_shorter": self.view_shorter, "obs_mode": self.obs_mode,
-                "base": self.base}
+        return {
+            "scorer": self.scorer,
+            "preview": self.preview,
+            "obs_size": self.obs_size,
+            "max_steps": self.max_steps,
+            "action_mode": self.action_mode,
+            "delta_scale": self.scale,
+            "guard": self.guard,
+            "view_shorter": self.view_shorter,
+            "obs_mode": self.obs_mode,
+            "base": self.base,
+        }
 
     def policy_kwargs(self) -> dict[str, Any]:
         if self.obs_mode == "stats":
             return {"net_arch": list(self.net_arch)}
-        return {"net_arch": list(self.net_arch),
-                "features_extractor_kwargs": {"cnn_output_dim": self.cnn_features}}
+        return {
+            "net_arch": list(self.net_arch),
+            "features_extractor_kwargs": {"cnn_output_dim": self.cnn_features},
+        }
 
     def learning_key(self) -> dict[str, Any]:
         """Settings a resumed run must share with the checkpoint."""
@@ -138,8 +148,9 @@ def make_vec_env(raws: list[Path], cfg: TrainConfig, subprocess: bool = True, ca
     from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
     kwargs = cfg.env_kwargs() | {"cache_dir": str(cache_dir) if cache_dir else None}
-    fns: list[Callable[[], Any]] = [EnvFactory([str(p) for p in raws], kwargs, cfg.seed + i)
-                                    for i in range(cfg.n_envs)]
+    fns: list[Callable[[], Any]] = [
+        EnvFactory([str(p) for p in raws], kwargs, cfg.seed + i) for i in range(cfg.n_envs)
+    ]
     if subprocess and cfg.n_envs > 1:
         return SubprocVecEnv(fns, start_method="spawn")
     return DummyVecEnv(fns)
@@ -165,13 +176,21 @@ def build_model(cfg: TrainConfig, venv):
     if cfg.algo == "teacher":
         raise ConfigError("--algo teacher is fitted by train_teacher, not an SB3 model")
     algos = algorithms()
-    common = {"learning_rate": cfg.learning_rate, "seed": cfg.seed, "verbose": 0, "device": "cpu",
-              "policy_kwargs": cfg.policy_kwargs()}
+    common = {
+        "learning_rate": cfg.learning_rate,
+        "seed": cfg.seed,
+        "verbose": 0,
+        "device": "cpu",
+        "policy_kwargs": cfg.policy_kwargs(),
+    }
     if cfg.algo == "ppo":
         extra = {"n_steps": cfg.n_steps, "batch_size": min(cfg.batch_size, cfg.n_steps * cfg.n_envs)}
     else:
-        extra = {"batch_size": cfg.batch_size, "buffer_size": max(cfg.buffer_size, cfg.batch_size),
-                 "learning_starts": cfg.learning_starts}
+        extra = {
+            "batch_size": cfg.batch_size,
+            "buffer_size": max(cfg.buffer_size, cfg.batch_size),
+            "learning_starts": cfg.learning_starts,
+        }
     model = algos[cfg.algo](policy_name(cfg.obs_mode), venv, **common, **extra)
     if cfg.action_mode == "residual":
         zero_action_head(model.policy)
@@ -187,8 +206,11 @@ def zero_action_head(policy) -> None:
     actor = getattr(policy, "actor", None)
     if actor is not None and hasattr(actor, "mu"):  # SAC: Linear; TD3: Sequential(..., Linear, Tanh)
         mu = actor.mu
-        heads.append(mu if isinstance(mu, torch.nn.Linear)
-                     else [m for m in mu.modules() if isinstance(m, torch.nn.Linear)][-1])
+        heads.append(
+            mu
+            if isinstance(mu, torch.nn.Linear)
+            else [m for m in mu.modules() if isinstance(m, torch.nn.Linear)][-1]
+        )
     if hasattr(policy, "action_net"):  # PPO
         heads.append(policy.action_net)
     with torch.no_grad():
@@ -215,8 +237,11 @@ def _callback(run_dir: Path, cfg: TrainConfig, calls_before: int, advance, venv)
             advance(venv.num_envs)
             if self.num_timesteps - self.last >= cfg.checkpoint_every:
                 self.last = self.num_timesteps
-                save_state(self.model, run_dir / "checkpoint", {"scorer_calls": self.scorer_calls(),
-                                                                "config": cfg.learning_key()})
+                save_state(
+                    self.model,
+                    run_dir / "checkpoint",
+                    {"scorer_calls": self.scorer_calls(), "config": cfg.learning_key()},
+                )
             return True
 
     return Checkpointer()
@@ -245,8 +270,10 @@ def train(run_dir: Path, train_raws: list[Path], cfg: TrainConfig, subprocess: b
         if state_dir is not None:
             doc = json.loads((state_dir / "state.json").read_text())
             if doc.get("config") != cfg.learning_key():
-                raise ConfigError(f"{run_dir}: the checkpoint was trained with other settings — resume with "
-                                  "the same options or use a new --out")
+                raise ConfigError(
+                    f"{run_dir}: the checkpoint was trained with other settings — resume with "
+                    "the same options or use a new --out"
+                )
             doc = load_state(model, state_dir)
             calls_before = int(doc.get("scorer_calls", 0))
             console.print(f"resuming from {state_dir} at step {model.num_timesteps}")
@@ -264,14 +291,24 @@ def train(run_dir: Path, train_raws: list[Path], cfg: TrainConfig, subprocess: b
         for reason in skipped.values():
             console.print(f"[yellow]skipped[/] {reason}")
         save_state(model, run_dir / "checkpoint", {"scorer_calls": calls, "config": cfg.learning_key()})
-        card = {"algo": cfg.algo, "policy_kwargs": cfg.policy_kwargs(),
-                "env": cfg.env_kwargs() | {"scorer": None}, "scorer": cfg.scorer, "reward_model": reward,
-                "timesteps": int(model.num_timesteps), "train_raws": [p.name for p in train_raws]}
+        card = {
+            "algo": cfg.algo,
+            "policy_kwargs": cfg.policy_kwargs(),
+            "env": cfg.env_kwargs() | {"scorer": None},
+            "scorer": cfg.scorer,
+            "reward_model": reward,
+            "timesteps": int(model.num_timesteps),
+            "train_raws": [p.name for p in train_raws],
+        }
         save_policy(model, run_dir / "policy.safetensors", card)
     finally:
         venv.close()
-    summary = {"timesteps": int(model.num_timesteps), "scorer_calls": calls, "config": cfg.learning_key(),
-               "skipped": skipped}
+    summary = {
+        "timesteps": int(model.num_timesteps),
+        "scorer_calls": calls,
+        "config": cfg.learning_key(),
+        "skipped": skipped,
+    }
     write_json_atomic(summary_path, summary)
     return summary
 
@@ -292,13 +329,16 @@ def init_from_policy(model, spec: str | Path, cfg: TrainConfig | None = None) ->
             raise RuntimeError(f"algorithm {card['algo']}")
         model.policy.load_state_dict(policy.state_dict())
     except RuntimeError as exc:
-        raise ConfigError(f"{spec}: that policy does not fit this run ({str(exc).splitlines()[0]}) — start "
-                          "with the same --algo, network and --obs-size, or without --init-policy") from None
+        raise ConfigError(
+            f"{spec}: that policy does not fit this run ({str(exc).splitlines()[0]}) — start "
+            "with the same --algo, network and --obs-size, or without --init-policy"
+        ) from None
     console.print(f"starting from the policy {spec}")
 
 
-def distill_teacher(model, teacher, card: dict[str, Any], cfg: TrainConfig, steps: int = 600,
-                    samples: int = 4096) -> float:
+def distill_teacher(
+    model, teacher, card: dict[str, Any], cfg: TrainConfig, steps: int = 600, samples: int = 4096
+) -> float:
     """Behaviour-cloning warm start (ours, session 23): fit a SAC actor's deterministic action to a teacher
     policy's settings, on observations drawn around the teacher's training statistics (its standardisation:
     mean + sd x N(0, 1), within +-3 sd and the observation box) — no raw and no scorer call needed. The
@@ -308,14 +348,18 @@ def distill_teacher(model, teacher, card: dict[str, Any], cfg: TrainConfig, step
 
     actor = getattr(model, "actor", None)
     if cfg.algo != "sac" or actor is None or cfg.obs_mode != "stats" or cfg.action_mode != "residual":
-        raise ConfigError("a teacher policy can start only SAC with --obs-mode stats and --action-mode "
-                          "residual — or train a teacher (--algo teacher)")
+        raise ConfigError(
+            "a teacher policy can start only SAC with --obs-mode stats and --action-mode "
+            "residual — or train a teacher (--algo teacher)"
+        )
     gen = torch.Generator().manual_seed(cfg.seed)
     z = torch.randn(samples, teacher.mean.numel(), generator=gen).clamp(-3.0, 3.0)
     obs = (teacher.mean + teacher.scale * z * teacher.active).clamp(0.0, 1.0).float()
     with torch.no_grad():
-        params = (torch.as_tensor(to_normalized(card["env"].get("base") or {}), dtype=torch.float32)
-                  + float(card["env"]["delta_scale"]) * teacher(obs)).clamp(-1.0, 1.0)
+        params = (
+            torch.as_tensor(to_normalized(card["env"].get("base") or {}), dtype=torch.float32)
+            + float(card["env"]["delta_scale"]) * teacher(obs)
+        ).clamp(-1.0, 1.0)
         base = torch.as_tensor(to_normalized(cfg.base or {}), dtype=torch.float32)
         target = ((params - base) / cfg.scale).clamp(-0.999, 0.999)
     opt = torch.optim.Adam(actor.parameters(), lr=1e-3)
@@ -400,20 +444,31 @@ def teacher_prior(spec: str, cfg: TrainConfig) -> TeacherPrior:
     policy, card = load_policy(resolve_policy(spec))
     rows = card.get("teacher", {}).get("rows")
     if card["algo"] != "teacher" or not rows or not len(policy.rows_x):
-        raise ConfigError(f"{spec}: not a teacher policy with its training rows — --algo teacher can start "
-                          "only from one saved by `isp-tune --algo teacher` since session 24")
+        raise ConfigError(
+            f"{spec}: not a teacher policy with its training rows — --algo teacher can start "
+            "only from one saved by `isp-tune --algo teacher` since session 24"
+        )
     env = card["env"]
     mine = cfg.env_kwargs()
     check_reward_model(spec, card, cfg.scorer, refuse=True)
     wrong = [k for k in PRIOR_SETTINGS if env.get(k) != mine.get(k)]
     if wrong:
-        raise ConfigError(f"{spec}: its rows were made with other settings ({', '.join(wrong)}: "
-                          f"{', '.join(f'{k}={env.get(k)}' for k in wrong if k in env)}) — use the policy's "
-                          "settings or start without --init-policy")
+        raise ConfigError(
+            f"{spec}: its rows were made with other settings ({', '.join(wrong)}: "
+            f"{', '.join(f'{k}={env.get(k)}' for k in wrong if k in env)}) — use the policy's "
+            "settings or start without --init-policy"
+        )
     t = card["teacher"]
-    return TeacherPrior(str(spec), policy.rows_x.double().numpy(), policy.rows_y.double().numpy(),
-                        list(rows["groups"]), t["kind"], float(t["strength"]), dict(env.get("base") or {}),
-                        float(env["delta_scale"]))
+    return TeacherPrior(
+        str(spec),
+        policy.rows_x.double().numpy(),
+        policy.rows_y.double().numpy(),
+        list(rows["groups"]),
+        t["kind"],
+        float(t["strength"]),
+        dict(env.get("base") or {}),
+        float(env["delta_scale"]),
+    )
 
 
 def checked_prior(cfg: TrainConfig, prior: TeacherPrior | None = None) -> TeacherPrior | None:
@@ -429,13 +484,17 @@ def checked_prior(cfg: TrainConfig, prior: TeacherPrior | None = None) -> Teache
     if cfg.base is None:
         cfg.base = dict(prior.base)
     elif not np.allclose(to_normalized(prior.base), to_normalized(cfg.base)):
-        raise ConfigError(f"--init-policy {prior.spec}: this run's base is not the policy's — a teacher run "
-                          "started from a policy uses the policy's base (leave --base at global)")
+        raise ConfigError(
+            f"--init-policy {prior.spec}: this run's base is not the policy's — a teacher run "
+            "started from a policy uses the policy's base (leave --base at global)"
+        )
     if cfg.delta_scale is None:
         cfg.delta_scale = prior.scale
     elif abs(prior.scale - cfg.scale) > 1e-9:
-        raise ConfigError(f"--init-policy {prior.spec}: --residual-scale {cfg.scale:g} is not the policy's "
-                          f"{prior.scale:g} — leave it unset")
+        raise ConfigError(
+            f"--init-policy {prior.spec}: --residual-scale {cfg.scale:g} is not the policy's "
+            f"{prior.scale:g} — leave it unset"
+        )
     return prior
 
 
@@ -461,46 +520,77 @@ def check_reward_model(spec: str | Path, card: dict[str, Any], scorer: str | Non
         if rec["name"] == current["name"]:
             if str(spec) not in _SAID_UNKNOWN:
                 _SAID_UNKNOWN.add(str(spec))
-                console.print(f"[yellow]note[/] {spec}: the policy does not record the weights of the reward "
-                              f"model it was fitted against (saved before session 26): assumed to be this "
-                              f"run's {describe_reward_model(current)}")
+                console.print(
+                    f"[yellow]note[/] {spec}: the policy does not record the weights of the reward "
+                    f"model it was fitted against (saved before session 26): assumed to be this "
+                    f"run's {describe_reward_model(current)}"
+                )
             return
     elif rec.get("sha256") == current["sha256"] and (current["sha256"] or rec.get("name") == current["name"]):
         return
-    what = (f"{spec}: fitted against the reward model {describe_reward_model(rec)}, not this run's "
-            f"{describe_reward_model(current)}")
+    what = (
+        f"{spec}: fitted against the reward model {describe_reward_model(rec)}, not this run's "
+        f"{describe_reward_model(current)}"
+    )
     if refuse:
-        raise ConfigError(f"{what} — its rows are that model's optima: pass that model with --model, or "
-                          "start without --init-policy")
+        raise ConfigError(
+            f"{what} — its rows are that model's optima: pass that model with --model, or "
+            "start without --init-policy"
+        )
     console.print(f"[yellow]warning[/] {what}: it was tuned for another scorer (a starting point only)")
 
 
-def teacher_card(cfg: TrainConfig, settings: TeacherSettings, choice: Choice, rows_x: np.ndarray,
-                 rows_groups: list[str], prior: TeacherPrior | None, calls: int,
-                 train_names: list[str]) -> dict[str, Any]:
+def teacher_card(
+    cfg: TrainConfig,
+    settings: TeacherSettings,
+    choice: Choice,
+    rows_x: np.ndarray,
+    rows_groups: list[str],
+    prior: TeacherPrior | None,
+    calls: int,
+    train_names: list[str],
+) -> dict[str, Any]:
     """The JSON card of a teacher policy: what a later run needs to reuse its rows as a prior."""
-    return {"algo": "teacher",
-            "policy_kwargs": {"n_features": int(rows_x.shape[1]), "kind": choice.kind,
-                              "k": int(choice.strength) if choice.kind == "knn" else 0},
-            "env": cfg.env_kwargs() | {"scorer": None}, "scorer": cfg.scorer,
-            "reward_model": scorer_identity(cfg.scorer), "timesteps": calls,
-            "teacher": {"budget_per_raw": settings.budget, "restarts": settings.restarts,
-                        "start": settings.start, "kind": choice.kind, "strength": choice.strength,
-                        "cv_score": choice.cv_score if choice.table else None,
-                        "cv": [{k: v for k, v in r.items() if k != "scores"} for r in choice.table],
-                        "rows": {"x": "rows_x: the policy's observation (base-render statistics + time) of "
-                                      "each training raw",
-                                 "y": "rows_y: its residual target ((CMA-ES best - base) / delta_scale, "
-                                      "normalised units)",
-                                 "groups": rows_groups},
-                        "init_policy": prior.spec if prior is not None else None,
-                        "prior_rows": len(prior.x) if prior is not None else 0},
-            "train_raws": train_names}
+    return {
+        "algo": "teacher",
+        "policy_kwargs": {
+            "n_features": int(rows_x.shape[1]),
+            "kind": choice.kind,
+            "k": int(choice.strength) if choice.kind == "knn" else 0,
+        },
+        "env": cfg.env_kwargs() | {"scorer": None},
+        "scorer": cfg.scorer,
+        "reward_model": scorer_identity(cfg.scorer),
+        "timesteps": calls,
+        "teacher": {
+            "budget_per_raw": settings.budget,
+            "restarts": settings.restarts,
+            "start": settings.start,
+            "kind": choice.kind,
+            "strength": choice.strength,
+            "cv_score": choice.cv_score if choice.table else None,
+            "cv": [{k: v for k, v in r.items() if k != "scores"} for r in choice.table],
+            "rows": {
+                "x": "rows_x: the policy's observation (base-render statistics + time) of each training raw",
+                "y": "rows_y: its residual target ((CMA-ES best - base) / delta_scale, normalised units)",
+                "groups": rows_groups,
+            },
+            "init_policy": prior.spec if prior is not None else None,
+            "prior_rows": len(prior.x) if prior is not None else 0,
+        },
+        "train_raws": train_names,
+    }
 
 
-def train_teacher(run_dir: Path, train_raws: list[Path], cfg: TrainConfig, mos, groups: dict[Path, str],
-                  settings: TeacherSettings | None = None,
-                  prior: TeacherPrior | None = None) -> dict[str, Any]:
+def train_teacher(
+    run_dir: Path,
+    train_raws: list[Path],
+    cfg: TrainConfig,
+    mos,
+    groups: dict[Path, str],
+    settings: TeacherSettings | None = None,
+    prior: TeacherPrior | None = None,
+) -> dict[str, Any]:
     """``--algo teacher`` (:mod:`isp_env.teacher`): per-image CMA-ES targets on the training raws (the best
     of ``settings.restarts`` searches of ``settings.budget`` scorer calls each, from the neutral setting
     like the per-image baseline or from the base), a scene-group cross-validated choice of the regression,
@@ -516,10 +606,13 @@ def train_teacher(run_dir: Path, train_raws: list[Path], cfg: TrainConfig, mos, 
     budget, start = settings.budget, settings.start
     check_config(cfg, settings)
     prior = checked_prior(cfg, prior)
-    key = cfg.learning_key() | {"teacher_budget": budget, "teacher_start": start,
-                                "teacher_restarts": settings.restarts,
-                                "train_raws": sorted(map(str, train_raws)),
-                                "init_policy": prior.spec if prior is not None else cfg.init_policy}
+    key = cfg.learning_key() | {
+        "teacher_budget": budget,
+        "teacher_start": start,
+        "teacher_restarts": settings.restarts,
+        "train_raws": sorted(map(str, train_raws)),
+        "init_policy": prior.spec if prior is not None else cfg.init_policy,
+    }
     summary_path = run_dir / "training.json"
     if summary_path.exists() and (run_dir / "policy.safetensors").exists():
         done = json.loads(summary_path.read_text())
@@ -538,8 +631,11 @@ def train_teacher(run_dir: Path, train_raws: list[Path], cfg: TrainConfig, mos, 
     targets = search_targets(objectives, budget, x0, 0, folder / f"targets_{start}.json", settings.restarts)
     n_features = prior.x.shape[1] if prior is not None else len(feats[0])
     x = np.stack(feats) if feats else np.zeros((0, n_features))
-    y = (residual_targets([targets[n]["params"] for n in names], cfg.base or {}, cfg.scale) if names
-         else np.zeros((0, N_PARAMS)))
+    y = (
+        residual_targets([targets[n]["params"] for n in names], cfg.base or {}, cfg.scale)
+        if names
+        else np.zeros((0, N_PARAMS))
+    )
     cache_path = folder / f"cv_scores_{start}.json"
     cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}
 
@@ -552,20 +648,43 @@ def train_teacher(run_dir: Path, train_raws: list[Path], cfg: TrainConfig, mos, 
         rows_groups += prior.groups
     if prior is not None and len(set(group_of)) < 2:  # nothing to cross-validate: the prior's choice
         choice = Choice(prior.kind, prior.strength, float("nan"), [])
-        console.print(f"fewer than 2 scene groups of its own: the model of {prior.spec} ({prior.kind} "
-                      f"{prior.strength:g}) refitted with {len(names)} more raw(s)")
+        console.print(
+            f"fewer than 2 scene groups of its own: the model of {prior.spec} ({prior.kind} "
+            f"{prior.strength:g}) refitted with {len(names)} more raw(s)"
+        )
     else:
         try:
-            choice = choose_by_cv(x, y, group_of, score, seed=cfg.seed, cache=cache,
-                                  prior=(prior.x, prior.y) if prior is not None else None)
+            choice = choose_by_cv(
+                x,
+                y,
+                group_of,
+                score,
+                seed=cfg.seed,
+                cache=cache,
+                prior=(prior.x, prior.y) if prior is not None else None,
+            )
         finally:
             write_json_atomic(cache_path, cache)
     policy = fit_teacher(rows_x, rows_y, choice.kind, choice.strength)
     calls = int(sum(int(targets[n]["calls"]) for n in names)) + len(cache)  # searches + CV renders scored
-    card = teacher_card(cfg, settings, choice, rows_x, rows_groups, prior, calls,
-                        [p.name for p in train_raws if str(p) not in skipped])
+    card = teacher_card(
+        cfg,
+        settings,
+        choice,
+        rows_x,
+        rows_groups,
+        prior,
+        calls,
+        [p.name for p in train_raws if str(p) not in skipped],
+    )
     save_policy(policy, run_dir / "policy.safetensors", card)
-    summary = {"timesteps": calls, "scorer_calls": calls, "config": key, "skipped": skipped,
-               "teacher": card["teacher"], "cv_table": choice.table}
+    summary = {
+        "timesteps": calls,
+        "scorer_calls": calls,
+        "config": key,
+        "skipped": skipped,
+        "teacher": card["teacher"],
+        "cv_table": choice.table,
+    }
     write_json_atomic(summary_path, summary)
     return summary

@@ -77,7 +77,6 @@ def test_cache_is_per_image_resumable_and_invalidated_by_a_changed_file(tmp_path
     assert not torch.equal(feats2[0], feats[0])
 
 
-
 def test_when_two_chunks_hold_one_image_the_first_written_wins(tmp_path, mos_csv):
     """Two extractions of the same photos at once write two chunks whose values may differ in the last bits;
     every later reader must take the same one (the first written), whatever the chunks' random names."""
@@ -95,6 +94,7 @@ def test_when_two_chunks_hold_one_image_the_first_written_wins(tmp_path, mos_csv
         os.utime(folder / name, ns=(later, later))
     again, _ = cached_features(bb, ds, VIEW, root, batch_size=4, progress=False)
     torch.testing.assert_close(again, first, rtol=0, atol=0)
+
 
 def test_standardisation_of_the_multi_level_backbone(photos):
     bb = create_backbone("efficientnet_lite0_ms", pretrained=False).eval()

@@ -41,8 +41,11 @@ def _refused(result, blocked: Path) -> None:
 
 def test_output_folder_names_the_file_in_the_way_and_the_fix(tmp_path, blocked):
     assert output_folder(tmp_path / "x" / "y").is_dir()
-    with pytest.raises(AttiqaError, match=r"sub: cannot create the output folder \(.*a_file is a file, not a "
-                       r"folder\) — choose another --out"):
+    with pytest.raises(
+        AttiqaError,
+        match=r"sub: cannot create the output folder \(.*a_file is a file, not a "
+        r"folder\) — choose another --out",
+    ):
         output_folder(blocked, "--out")
     from attiqa.io.atomic import write_text_atomic
 
@@ -83,8 +86,10 @@ def test_isp_tune_refuses_an_unwritable_output_before_any_search(tmp_path, block
     raw_dir.mkdir()
     for p in isp_raws:
         (raw_dir / p.name).write_bytes(p.read_bytes())
-    _refused(runner.invoke(app, ["--raw-dir", str(raw_dir), "--out", str(blocked), "--model", "classical"]),
-             blocked)
+    _refused(
+        runner.invoke(app, ["--raw-dir", str(raw_dir), "--out", str(blocked), "--model", "classical"]),
+        blocked,
+    )
     _refused(runner.invoke(app, ["render", str(isp_raws[0]), "-o", str(blocked / "r.png")]), blocked)
 
 
@@ -108,8 +113,10 @@ def test_attiqa_train_refuses_an_unwritable_out_dir(tmp_path, blocked):
     _png(tmp_path / "in" / "a.png")
     (tmp_path / "mos.csv").write_text("image,mos\nin/a.png,1\n")
     cfg = tmp_path / "c.yaml"
-    cfg.write_text(f"out_dir: {blocked}\nlabel:\n  images: [{tmp_path / 'in'}]\npretrain:\n  epochs: 1\n"
-                   f"finetune:\n  csv: {tmp_path / 'mos.csv'}\n")
+    cfg.write_text(
+        f"out_dir: {blocked}\nlabel:\n  images: [{tmp_path / 'in'}]\npretrain:\n  epochs: 1\n"
+        f"finetune:\n  csv: {tmp_path / 'mos.csv'}\n"
+    )
     r = runner.invoke(app, ["train", "--config", str(cfg)])
     assert isinstance(r.exception, AttiqaError) and "choose another out_dir (--out-dir)" in str(r.exception)
     assert f"{blocked}: cannot create the output folder" in str(r.exception) and not blocked.exists()
@@ -122,13 +129,17 @@ def test_bench_refuses_an_unwritable_output_and_a_damaged_checkpoint_says_what_t
     for i in range(4):
         _png(tmp_path / "d" / f"{i}.png", seed=i)
     (tmp_path / "d" / "mos.csv").write_text("image,mos\n" + "".join(f"{i}.png,{i}\n" for i in range(4)))
-    r = runner.invoke(app, ["bench", "single", "-d", f"mini:folder={tmp_path / 'd'}", "-n", "1", "-o",
-                            str(blocked)])
+    r = runner.invoke(
+        app, ["bench", "single", "-d", f"mini:folder={tmp_path / 'd'}", "-n", "1", "-o", str(blocked)]
+    )
     _refused(r, blocked)
     junk = tmp_path / "junk.safetensors"
     junk.write_bytes(b"\x00" * 5)
-    with pytest.raises(AttiqaError, match="junk.safetensors: not a readable safetensors checkpoint .* — "
-                       "pass a .safetensors file written by attiqa"):
+    with pytest.raises(
+        AttiqaError,
+        match="junk.safetensors: not a readable safetensors checkpoint .* — "
+        "pass a .safetensors file written by attiqa",
+    ):
         load_checkpoint(junk)
 
 

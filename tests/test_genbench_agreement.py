@@ -207,11 +207,29 @@ def test_imagereward_import_score_and_agree(tmp_path, photos):
     # session 26: rankings whose images are not where --images says import with a warning, not silently
     first = sorted(images.rglob("*.png"))[0]
     first.rename(tmp_path / "aside.png")
-    r = runner.invoke(app, ["import-imagereward", str(tmp_path / "test.json"), "--images", str(images),
-                            "--out", str(tmp_path / "r1")])
+    r = runner.invoke(
+        app,
+        [
+            "import-imagereward",
+            str(tmp_path / "test.json"),
+            "--images",
+            str(images),
+            "--out",
+            str(tmp_path / "r1"),
+        ],
+    )
     assert r.exit_code == 0 and "1 of the 5 images are not under" in " ".join(r.output.split())
-    r = runner.invoke(app, ["import-imagereward", str(tmp_path / "test.json"), "--images",
-                            str(tmp_path / "no"), "--out", str(tmp_path / "r2")])
+    r = runner.invoke(
+        app,
+        [
+            "import-imagereward",
+            str(tmp_path / "test.json"),
+            "--images",
+            str(tmp_path / "no"),
+            "--out",
+            str(tmp_path / "r2"),
+        ],
+    )
     assert r.exit_code == 0 and "none of the 5 images is under" in " ".join(r.output.split())
     assert "pass --images FOLDER holding them" in " ".join(r.output.split())
     (tmp_path / "aside.png").rename(first)

@@ -56,9 +56,13 @@ def test_contract_horizon_is_visible_and_spaces_are_one_definition(isp_raws, sco
     assert env.params == info["params"]
     obs_space, act_space = spaces_for(36)
     assert obs_space == env.observation_space and act_space == env.action_space
-    policy = build_policy({"algo": "sac", "env": {"obs_size": 36},
-                           "policy_kwargs": {"net_arch": [8],
-                                             "features_extractor_kwargs": {"cnn_output_dim": 8}}})
+    policy = build_policy(
+        {
+            "algo": "sac",
+            "env": {"obs_size": 36},
+            "policy_kwargs": {"net_arch": [8], "features_extractor_kwargs": {"cnn_output_dim": 8}},
+        }
+    )
     assert policy.observation_space == env.observation_space
 
 
@@ -76,8 +80,9 @@ def test_one_step_episode_scores_neutral_once_per_raw(isp_raws, scorer):
 
 
 def test_reward_is_the_scorers_mos_gain(isp_raws, scorer):
-    env = ISPTuningEnv(isp_raws[:1], scorer=scorer, preview=96, obs_size=32, max_steps=2, action_mode="delta",
-                       guard=False)
+    env = ISPTuningEnv(
+        isp_raws[:1], scorer=scorer, preview=96, obs_size=32, max_steps=2, action_mode="delta", guard=False
+    )
     _, info0 = env.reset(seed=0)
     action = np.zeros(N_PARAMS, np.float32)
     action[NAMES.index("saturation")] = 1.0
@@ -164,8 +169,11 @@ def test_attiqa_checkpoint_as_reward(isp_raws, tmp_path):
     assert info["mos"] == pytest.approx(direct, rel=1e-5)
     _, reward, *_ = env.step(np.ones(N_PARAMS, np.float32))
     assert np.isfinite(reward)
-    pre = save_model(AttiqaModel(create_backbone("tiny"), head_hidden=16), tmp_path / "pre.safetensors",
-                     card={"name": "pre"})
+    pre = save_model(
+        AttiqaModel(create_backbone("tiny"), head_hidden=16),
+        tmp_path / "pre.safetensors",
+        card={"name": "pre"},
+    )
     with pytest.raises(ModelLoadError, match="no MOS head"):
         ISPTuningEnv(isp_raws[:1], scorer=str(pre), preview=64).reset(seed=0)
 
@@ -177,9 +185,9 @@ def test_preview_disk_cache_is_shared_and_equal(isp_raws, tmp_path, scorer):
     assert len(list((tmp_path / "cache").glob("*.npy"))) == 1
     second = ISPTuningEnv(isp_raws[:1], **kw)  # e.g. another worker or a resumed run: reads the cache
     obs2, info2 = second.reset(seed=0)
-    np.testing.assert_allclose(second.developed(isp_raws[0]).linear,
-                               develop(read_raw(isp_raws[0]), 64).linear, rtol=2e-3,
-                               atol=1e-4)  # float16 storage
+    np.testing.assert_allclose(
+        second.developed(isp_raws[0]).linear, develop(read_raw(isp_raws[0]), 64).linear, rtol=2e-3, atol=1e-4
+    )  # float16 storage
     assert np.abs(obs1["image"].astype(int) - obs2["image"]).max() <= 1
     assert info2["mos"] == pytest.approx(info1["mos"], abs=1e-3)
 
@@ -190,8 +198,16 @@ def test_residual_action_zero_renders_the_base_and_offsets_are_bounded(isp_raws,
     from isp_env.params import check_values, from_normalized
 
     base = check_values({"tone_exposure": 0.3, "saturation": 1.2, "contrast": 1.45})
-    env = ISPTuningEnv(isp_raws[:1], scorer=scorer, preview=64, obs_size=32, action_mode="residual",
-                       delta_scale=0.25, obs_mode="stats", base=base)
+    env = ISPTuningEnv(
+        isp_raws[:1],
+        scorer=scorer,
+        preview=64,
+        obs_size=32,
+        action_mode="residual",
+        delta_scale=0.25,
+        obs_mode="stats",
+        base=base,
+    )
     obs, info = env.reset(seed=0)
     assert env.params == base and obs.shape == (N_STATS + 1,) and obs[-1] == 0.0
     _, reward, terminated, _, info = env.step(np.zeros(N_PARAMS, np.float32))
@@ -220,8 +236,9 @@ def test_residual_action_zero_renders_the_base_and_offsets_are_bounded(isp_raws,
 def test_stats_observation_passes_the_gymnasium_checker(isp_raws, scorer):
     from isp_env.env import spaces_for
 
-    env = ISPTuningEnv(isp_raws[:2], scorer=scorer, preview=64, obs_size=32, action_mode="residual",
-                       obs_mode="stats")
+    env = ISPTuningEnv(
+        isp_raws[:2], scorer=scorer, preview=64, obs_size=32, action_mode="residual", obs_mode="stats"
+    )
     check_env(env, skip_render_check=True)
     assert spaces_for(32, "stats") == (env.observation_space, env.action_space)
 
@@ -237,8 +254,9 @@ def test_image_stats_see_casts_in_shadows_and_highlights_and_contrast():
     cast = base.copy()
     cast[..., 2] += 0.15 * (1 - ramp[..., 0])  # blue lifted in the shadows, highlights untouched
     hard = np.clip(0.5 + 1.6 * (base - 0.5), 0, 1)
-    s_base, s_cast, s_hard = (image_stats((255 * np.clip(x, 0, 1)).astype(np.uint8))
-                              for x in (base, cast, hard))
+    s_base, s_cast, s_hard = (
+        image_stats((255 * np.clip(x, 0, 1)).astype(np.uint8)) for x in (base, cast, hard)
+    )
     assert s_base.shape == (N_STATS,) and ((s_base >= 0) & (s_base <= 1)).all()
     p10 = slice(12, 15)
     p90 = slice(15, 18)

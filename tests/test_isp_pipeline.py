@@ -26,8 +26,15 @@ def test_paper_module_and_parameter_counts():
     assert len(MODULES) == 14
     counts = Counter(p.module for p in PARAMS)
     # ATTIQA supplement §D.3: 16 parameters in 7 modules
-    assert dict(counts) == {"tone_mapping": 3, "uv_denoise": 3, "y_denoise": 2, "brightness_contrast": 2,
-                            "hue_saturation": 2, "sharpening": 3, "texture": 1}
+    assert dict(counts) == {
+        "tone_mapping": 3,
+        "uv_denoise": 3,
+        "y_denoise": 2,
+        "brightness_contrast": 2,
+        "hue_saturation": 2,
+        "sharpening": 3,
+        "texture": 1,
+    }
     assert len(NAMES) == len(set(NAMES)) == 16
     for p in PARAMS:
         assert p.low <= p.default <= p.high and p.doc
@@ -58,8 +65,12 @@ def test_rawpy_reads_all_four_layouts(isp_raws):
 
 def test_black_level_is_taken_per_colour_index(tmp_path):
     for layout in BAYER_LAYOUTS:
-        p = write_dng(tmp_path / f"b_{layout}.dng", np.full((64, 64), 500, np.uint16), layout,
-                      black_level=(60, 64, 68, 72))
+        p = write_dng(
+            tmp_path / f"b_{layout}.dng",
+            np.full((64, 64), 500, np.uint16),
+            layout,
+            black_level=(60, 64, 68, 72),
+        )
         np.testing.assert_array_equal(read_raw(p).black, [[60, 64], [68, 72]])
 
 
@@ -152,16 +163,25 @@ def test_unreadable_and_non_bayer_files_get_one_line_errors(tmp_path):
     assert "\n" not in str(e.value)
     xtrans = tmp_path / "xtrans.dng"  # a 6x6 (X-Trans-like) colour filter, which LibRaw reads
     pat = [1, 1, 0, 1, 1, 2, 1, 1, 2, 1, 1, 0, 2, 0, 1, 0, 2, 1] * 2
-    tags = [(33421, 3, 2, (6, 6), True), (33422, 1, 36, tuple(pat), True), (50706, 1, 4, (1, 4, 0, 0), True),
-            (50708, 2, 0, "test xtrans", True), (50717, 4, 1, 1023, True)]
+    tags = [
+        (33421, 3, 2, (6, 6), True),
+        (33422, 1, 36, tuple(pat), True),
+        (50706, 1, 4, (1, 4, 0, 0), True),
+        (50708, 2, 0, "test xtrans", True),
+        (50717, 4, 1, 1023, True),
+    ]
     tifffile.imwrite(xtrans, np.full((36, 36), 500, np.uint16), photometric=32803, extratags=tags)
     with rawpy.imread(str(xtrans)) as r:
         assert r.raw_pattern.shape == (6, 6)
     with pytest.raises(RawReadError, match="xtrans.dng: not a 2x2 RGB Bayer sensor"):
         read_raw(xtrans)
     linear = tmp_path / "linear.dng"  # LinearRaw: already demosaiced, no mosaic
-    tags = [(50706, 1, 4, (1, 4, 0, 0), True), (50708, 2, 0, "test linear", True), (50717, 4, 1, 1023, True),
-            (50721, 10, 9, rationals(np.eye(3), 10000), True)]
+    tags = [
+        (50706, 1, 4, (1, 4, 0, 0), True),
+        (50708, 2, 0, "test linear", True),
+        (50717, 4, 1, 1023, True),
+        (50721, 10, 9, rationals(np.eye(3), 10000), True),
+    ]
     tifffile.imwrite(linear, np.full((64, 64, 3), 500, np.uint16), photometric=34892, extratags=tags)
     with pytest.raises(RawReadError, match="linear.dng: not a Bayer raw"):
         read_raw(linear)
@@ -184,8 +204,14 @@ def test_shared_sensor_raws_wrapped_in_dng(tmp_path):
     if not raw_dir.is_dir():
         pytest.skip("../shared/data/raw not available")
     frame = np.fromfile(raw_dir / "openisp_test_1920x1080_10bit_rggb.raw", dtype="<u2").reshape(1080, 1920)
-    p = write_dng(tmp_path / "openisp.dng", frame[:512, :768], "RGGB", black_level=0, white_level=1023,
-                  as_shot_neutral=(1024 / 1860, 1.0, 1024 / 1280))
+    p = write_dng(
+        tmp_path / "openisp.dng",
+        frame[:512, :768],
+        "RGGB",
+        black_level=0,
+        white_level=1023,
+        as_shot_neutral=(1024 / 1860, 1.0, 1024 / 1280),
+    )
     raw = read_raw(p)
     np.testing.assert_allclose(raw.wb_gains, [1860 / 1024, 1.0, 1280 / 1024], rtol=1e-3)
     out = render(raw)
@@ -209,8 +235,9 @@ def test_pyramid_blur_matches_a_direct_gaussian():
         assert np.abs(blur(x, sigma) - ref)[20:-20, 20:-20].max() < 0.005
     planes = blur(np.stack([x, 1 - x]), 6.0)
     np.testing.assert_allclose(planes[0], blur(x, 6.0), atol=1e-6)
-    dog = gaussian_filter(x, 4.0, mode="reflect", truncate=4) - gaussian_filter(x, 12.0, mode="reflect",
-                                                                                truncate=4)
+    dog = gaussian_filter(x, 4.0, mode="reflect", truncate=4) - gaussian_filter(
+        x, 12.0, mode="reflect", truncate=4
+    )
     assert np.abs(band(x, 4.0, 12.0) - dog)[30:-30, 30:-30].max() < 0.005  # texture's mid band
 
 

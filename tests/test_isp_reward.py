@@ -12,8 +12,14 @@ from isp_env.params import neutral
 from isp_env.raw import read_raw
 from isp_env.reward import develop_view, finish_view, make_guard, render_stats, to_view, view_long_side
 
-OVER = {"saturation": 2.0, "contrast": 1.5, "sharpen_amount": 3.0, "sharpen_threshold": 0.0,
-        "tone_exposure": 1.0, "texture_gain": 2.0}
+OVER = {
+    "saturation": 2.0,
+    "contrast": 1.5,
+    "sharpen_amount": 3.0,
+    "sharpen_threshold": 0.0,
+    "tone_exposure": 1.0,
+    "texture_gain": 2.0,
+}
 
 
 def test_view_scale_matches_the_scorers_resize():
@@ -86,8 +92,9 @@ def test_guard_lower_bounds_catch_grey_dark_and_flat_renders(isp_raws):
         assert dark["dark"] > 20
         flat = guard.terms(finish_view(dev, {"contrast": 0.5, "tone_curve": -1.0}, 384)[::2, ::2])
         assert flat["flat"] > 10 and flat["flat"] > flat["desaturation"]  # (flatter is also a little duller)
-        mild = guard.terms(finish_view(dev, {"saturation": 0.9, "tone_exposure": -0.3, "contrast": 0.9},
-                                       384)[::2, ::2])
+        mild = guard.terms(
+            finish_view(dev, {"saturation": 0.9, "tone_exposure": -0.3, "contrast": 0.9}, 384)[::2, ::2]
+        )
         assert mild["desaturation"] == mild["dark"] == mild["flat"] == 0
         washed = guard.terms(finish_view(dev, {"saturation": 0.5}, 384)[::2, ::2])  # session 23 floor
         assert washed["desaturation"] > 5

@@ -33,10 +33,24 @@ SATURATION = NAMES.index("saturation")
 
 
 def _card(kind: str, n_features: int, k: int = 0, scale: float = 2.0) -> dict:
-    env = {"preview": 64, "obs_size": 36, "max_steps": 1, "action_mode": "residual", "delta_scale": scale,
-           "guard": True, "view_shorter": None, "obs_mode": "stats", "base": neutral(), "scorer": None}
-    return {"algo": "teacher", "timesteps": 0, "env": env,
-            "policy_kwargs": {"n_features": n_features, "kind": kind, "k": k}}
+    env = {
+        "preview": 64,
+        "obs_size": 36,
+        "max_steps": 1,
+        "action_mode": "residual",
+        "delta_scale": scale,
+        "guard": True,
+        "view_shorter": None,
+        "obs_mode": "stats",
+        "base": neutral(),
+        "scorer": None,
+    }
+    return {
+        "algo": "teacher",
+        "timesteps": 0,
+        "env": env,
+        "policy_kwargs": {"n_features": n_features, "kind": kind, "k": k},
+    }
 
 
 def _observations(raws: list[Path], card: dict) -> np.ndarray:
@@ -101,8 +115,9 @@ def test_cross_validation_picks_the_model_that_scores_best_on_held_out_raws():
     by = {(r["kind"], r["strength"]): r["cv_score"] for r in choice.table}
     assert choice.cv_score == max(by.values()) > by[("base", 0.0)]
     calls = []
-    again = choose_by_cv(x, noisy, [f"g{i // 3}" for i in range(24)],
-                         lambda i, a: calls.append(i) or 0.0, seed=0, cache=cache)
+    again = choose_by_cv(
+        x, noisy, [f"g{i // 3}" for i in range(24)], lambda i, a: calls.append(i) or 0.0, seed=0, cache=cache
+    )
     assert not calls and again.kind == choice.kind  # cached scores: no scorer call on a rerun
 
 
@@ -148,8 +163,16 @@ def test_train_teacher_end_to_end_with_a_real_scorer(tmp_path, isp_raws):
     from isp_env.mos_function import load_mos_function
 
     mos = load_mos_function("classical")
-    cfg = TrainConfig(algo="teacher", preview=64, obs_size=36, action_mode="residual", obs_mode="stats",
-                      delta_scale=2.0, scorer="classical", base=neutral() | {"saturation": 0.8})
+    cfg = TrainConfig(
+        algo="teacher",
+        preview=64,
+        obs_size=36,
+        action_mode="residual",
+        obs_mode="stats",
+        delta_scale=2.0,
+        scorer="classical",
+        base=neutral() | {"saturation": 0.8},
+    )
     groups = {p: f"g{i // 2}" for i, p in enumerate(isp_raws)}
     summary = train_teacher(tmp_path, isp_raws, cfg, mos, groups, TeacherSettings(budget=8, restarts=1))
     targets = json.loads((tmp_path / "teacher" / "targets_neutral.json").read_text())
@@ -171,9 +194,30 @@ def test_cli_trains_a_teacher_by_default_on_at_most_teacher_raws_and_renders_wit
     for p in isp_raws:
         (raw_dir / p.name).write_bytes(p.read_bytes())
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    run = [sys.executable, "-m", "isp_env.cli", "--raw-dir", str(raw_dir), "--out", str(tmp_path / "run"),
-           "--model", "classical", "--preview", "64", "--obs-size", "36", "--base", "neutral",
-           "--teacher-budget", "6", "--teacher-raws", "2", "--test-fraction", "0.3", "--no-baselines"]
+    run = [
+        sys.executable,
+        "-m",
+        "isp_env.cli",
+        "--raw-dir",
+        str(raw_dir),
+        "--out",
+        str(tmp_path / "run"),
+        "--model",
+        "classical",
+        "--preview",
+        "64",
+        "--obs-size",
+        "36",
+        "--base",
+        "neutral",
+        "--teacher-budget",
+        "6",
+        "--teacher-raws",
+        "2",
+        "--test-fraction",
+        "0.3",
+        "--no-baselines",
+    ]
     res = subprocess.run(run, env=env, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
     assert "teacher policy" in (tmp_path / "run" / "report.md").read_text()
@@ -183,9 +227,23 @@ def test_cli_trains_a_teacher_by_default_on_at_most_teacher_raws_and_renders_wit
     searched = json.loads((tmp_path / "run" / "training.json").read_text())["config"]["train_raws"]
     assert len(plan["train"]) == 3 and len(searched) == 2 and set(searched) <= set(plan["train"])
     out = tmp_path / "out.png"
-    res = subprocess.run([sys.executable, "-m", "isp_env.cli", "render", str(isp_raws[0]), "-o", str(out),
-                          "--policy", str(tmp_path / "run" / "policy.safetensors")],
-                         env=env, capture_output=True, text=True, timeout=300)
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "isp_env.cli",
+            "render",
+            str(isp_raws[0]),
+            "-o",
+            str(out),
+            "--policy",
+            str(tmp_path / "run" / "policy.safetensors"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert res.returncode == 0, res.stderr[-2000:]
     assert out.stat().st_size > 1000
 
@@ -203,15 +261,27 @@ def test_sac_can_start_from_a_teacher_policy(tmp_path, isp_raws):
     teacher = fit_teacher(x, y, "ridge", 1e-8)
     path = save_policy(teacher, tmp_path / "teacher.safetensors", card)
     base = neutral() | {"saturation": 0.9}
-    cfg = TrainConfig(algo="sac", timesteps=8, n_envs=1, preview=64, obs_size=36, action_mode="residual",
-                      obs_mode="stats", delta_scale=0.5, base=base, scorer="classical", net_arch=[32, 32],
-                      learning_starts=100)
+    cfg = TrainConfig(
+        algo="sac",
+        timesteps=8,
+        n_envs=1,
+        preview=64,
+        obs_size=36,
+        action_mode="residual",
+        obs_mode="stats",
+        delta_scale=0.5,
+        base=base,
+        scorer="classical",
+        net_arch=[32, 32],
+        learning_starts=100,
+    )
     venv = make_vec_env(isp_raws[:1], cfg, subprocess=False)
     model = build_model(cfg, venv)
     init_from_policy(model, path, cfg)
     want = np.clip(to_normalized(neutral()) + 2.0 * teacher.predict(x.astype(np.float32))[0], -1, 1)
-    got = np.clip(to_normalized(base) + 0.5 * model.policy.predict(x.astype(np.float32),
-                                                                   deterministic=True)[0], -1, 1)
+    got = np.clip(
+        to_normalized(base) + 0.5 * model.policy.predict(x.astype(np.float32), deterministic=True)[0], -1, 1
+    )
     assert np.abs(got - want).max() < 0.05  # the teacher's settings, from another base and scale
     assert np.ptp(got[:, EXPOSURE]) > 0.5 * np.ptp(want[:, EXPOSURE])  # and its per-raw adaptation
     venv.close()
@@ -251,7 +321,7 @@ def test_targets_are_the_best_of_restarts_and_resume_from_single_search_files(tm
 
     def objective(x):  # a real function of the setting, best at exposure +0.5 (normalised)
         calls.append(1)
-        return -float((x[EXPOSURE] - 0.5) ** 2 + 0.1 * np.sum(x ** 2))
+        return -float((x[EXPOSURE] - 0.5) ** 2 + 0.1 * np.sum(x**2))
 
     path = tmp_path / "targets.json"
     path.write_text(json.dumps({"a": {"params": neutral(), "score": -1e9, "calls": 12, "budget": 12}}))
@@ -288,14 +358,26 @@ def _prior_file(tmp_path: Path, isp_raws: list[Path], kind: str = "ridge", stren
     y = np.zeros((len(isp_raws), N_PARAMS))
     y[:, EXPOSURE] = -(x[:, 2] - x[:, 2].mean()) / np.ptp(x[:, 2])
     pol = fit_teacher(x, y, kind, strength)
-    card["teacher"] = {"kind": kind, "strength": strength,
-                       "rows": {"groups": [f"prior{i // 2}" for i in range(len(x))]}}
+    card["teacher"] = {
+        "kind": kind,
+        "strength": strength,
+        "rows": {"groups": [f"prior{i // 2}" for i in range(len(x))]},
+    }
     return save_policy(pol, tmp_path / "prior.safetensors", card)
 
 
 def _prior_cfg(**kw) -> TrainConfig:
-    return TrainConfig(algo="teacher", preview=64, obs_size=36, action_mode="residual", obs_mode="stats",
-                       delta_scale=2.0, scorer="classical", base=neutral(), **kw)
+    return TrainConfig(
+        algo="teacher",
+        preview=64,
+        obs_size=36,
+        action_mode="residual",
+        obs_mode="stats",
+        delta_scale=2.0,
+        scorer="classical",
+        base=neutral(),
+        **kw,
+    )
 
 
 def test_training_rows_round_trip_through_the_policy_file(tmp_path, isp_raws):
@@ -321,8 +403,9 @@ def test_a_teacher_run_from_a_policy_with_no_raws_of_its_own_reproduces_it(tmp_p
     pol, card = load_policy(tmp_path / "run" / "policy.safetensors")
     x = prior.rows_x.float()
     assert np.allclose(pol.predict(x)[0], prior.predict(x)[0], atol=1e-6)
-    assert [tune_with_policy(pol, card, p) for p in isp_raws] == [tune_with_policy(prior, card, p)
-                                                                 for p in isp_raws]
+    assert [tune_with_policy(pol, card, p) for p in isp_raws] == [
+        tune_with_policy(prior, card, p) for p in isp_raws
+    ]
 
 
 def test_cv_folds_hold_out_only_the_runs_own_raws_and_every_fit_has_the_prior_rows():
@@ -331,8 +414,15 @@ def test_cv_folds_hold_out_only_the_runs_own_raws_and_every_fit_has_the_prior_ro
     y, py = np.zeros((6, N_PARAMS)), np.full((10, N_PARAMS), 0.5)
     seen: list[tuple[int, np.ndarray]] = []
     groups = ["a", "a", "b", "b", "c", "c"]
-    choose_by_cv(x, y, groups, lambda i, a: seen.append((i, a)) or 0.0, candidates=[("mean", 0.0)],
-                 n_folds=3, prior=(px, py))
+    choose_by_cv(
+        x,
+        y,
+        groups,
+        lambda i, a: seen.append((i, a)) or 0.0,
+        candidates=[("mean", 0.0)],
+        n_folds=3,
+        prior=(px, py),
+    )
     assert sorted(i for i, _ in seen) == list(range(6))  # each own raw judged once, no prior row
     for _, a in seen:  # fit on 4 own rows (target 0) + 10 prior rows (0.5): the mean is 5/14
         assert np.allclose(a, 5.0 / 14.0)
@@ -346,8 +436,14 @@ def test_a_teacher_run_adds_the_prior_rows_and_refuses_another_base(tmp_path, is
     path = _prior_file(tmp_path, isp_raws)
     mos = load_mos_function("classical")
     groups = {p: f"g{i // 2}" for i, p in enumerate(isp_raws)}
-    summary = train_teacher(tmp_path / "run", isp_raws, _prior_cfg(init_policy=str(path)), mos, groups,
-                            TeacherSettings(budget=6, restarts=1))
+    summary = train_teacher(
+        tmp_path / "run",
+        isp_raws,
+        _prior_cfg(init_policy=str(path)),
+        mos,
+        groups,
+        TeacherSettings(budget=6, restarts=1),
+    )
     pol, card = load_policy(tmp_path / "run" / "policy.safetensors")
     assert len(pol.rows_x) == 2 * len(isp_raws) and card["teacher"]["rows"]["groups"][-1] == "prior1"
     assert summary["teacher"]["prior_rows"] == len(isp_raws)
@@ -362,11 +458,15 @@ def test_a_teacher_run_adds_the_prior_rows_and_refuses_another_base(tmp_path, is
     for p in isp_raws:
         (raw_dir / p.name).write_bytes(p.read_bytes())
     base_file.write_text(json.dumps(cfg.base))
-    with pytest.raises(ConfigError, match="prior.safetensors: this run's base is not the policy's.*leave "
-                       "--base at global"):
+    with pytest.raises(
+        ConfigError, match="prior.safetensors: this run's base is not the policy's.*leave --base at global"
+    ):
         run(raw_dir, tmp_path / "cli", _prior_cfg(init_policy=str(path)), base=str(base_file))
-    rowless = save_policy(fit_teacher(np.zeros((2, N_STATS + 1)), np.zeros((2, N_PARAMS)), "mean"),
-                          tmp_path / "old.safetensors", _card("mean", N_STATS + 1) | {"scorer": None})
+    rowless = save_policy(
+        fit_teacher(np.zeros((2, N_STATS + 1)), np.zeros((2, N_PARAMS)), "mean"),
+        tmp_path / "old.safetensors",
+        _card("mean", N_STATS + 1) | {"scorer": None},
+    )
     with pytest.raises(ConfigError, match="old.safetensors: not a teacher policy with its training rows"):
         train_teacher(tmp_path / "old", isp_raws, _prior_cfg(init_policy=str(rowless)), mos, groups)
 
@@ -388,8 +488,10 @@ def test_a_teacher_card_holds_no_row_count_and_format_1_cards_still_load(tmp_pat
     assert "n" not in card["teacher"]["rows"]
     tensors, _ = load_checkpoint(path)
     n = len(isp_raws)
-    old = card | {"policy_kwargs": card["policy_kwargs"] | {"n_train": n, "n_rows": n},
-                  "teacher": card["teacher"] | {"rows": card["teacher"]["rows"] | {"n": n}}}
+    old = card | {
+        "policy_kwargs": card["policy_kwargs"] | {"n_train": n, "n_rows": n},
+        "teacher": card["teacher"] | {"rows": card["teacher"]["rows"] | {"n": n}},
+    }
     old.pop("policy_format")
     save_checkpoint(tmp_path / "v1.safetensors", tensors, old)
     pol, back = load_policy(tmp_path / "v1.safetensors")
@@ -417,8 +519,11 @@ def test_the_shipped_policy_loads_and_its_reward_model_is_unknown_said_once(caps
     check_reward_model("default", card, "attiqa-default", refuse=True)
     err = capsys.readouterr().err
     assert err.count("does not record the weights of the reward model") == 1 and "attiqa-default" in err
-    with pytest.raises(ConfigError, match="default: fitted against the reward model attiqa-default, not this "
-                       "run's classical .*pass that model with --model, or start without --init-policy"):
+    with pytest.raises(
+        ConfigError,
+        match="default: fitted against the reward model attiqa-default, not this "
+        "run's classical .*pass that model with --model, or start without --init-policy",
+    ):
         check_reward_model("default", card, "classical", refuse=True)
 
 
@@ -450,18 +555,28 @@ def test_a_policy_records_its_reward_model_and_a_changed_one_is_refused(tmp_path
     assert card["reward_model"] == {"name": "classical", "sha256": None}
     tensors, raw_card = load_checkpoint(path)
     reshipped = raw_card | {"scorer": None, "reward_model": default | {"sha256": "0" * 64}}
-    with pytest.raises(ConfigError, match=r"p.safetensors: fitted against the reward model attiqa-default "
-                       r"\(sha256 000000000000…\), not this run's attiqa-default \(sha256 "
-                       f"{default['sha256'][:12]}…\\)"):
+    with pytest.raises(
+        ConfigError,
+        match=r"p.safetensors: fitted against the reward model attiqa-default "
+        r"\(sha256 000000000000…\), not this run's attiqa-default \(sha256 "
+        f"{default['sha256'][:12]}…\\)",
+    ):
         check_reward_model("p.safetensors", reshipped, None, refuse=True)
     check_reward_model("p", reshipped, "attiqa-default", refuse=False)  # SAC warm start: a warning only
     assert "warning p: fitted against the reward model attiqa-default" in capsys.readouterr().err
-    other = raw_card | {"scorer": "other.safetensors",
-                        "reward_model": {"name": "other.safetensors", "sha256": "0" * 64}}
+    other = raw_card | {
+        "scorer": "other.safetensors",
+        "reward_model": {"name": "other.safetensors", "sha256": "0" * 64},
+    }
     save_checkpoint(tmp_path / "other.safetensors", tensors, other)
     with pytest.raises(ConfigError, match="other.safetensors: fitted against the reward model other"):
-        train_teacher(tmp_path / "r2", [], _prior_cfg(init_policy=str(tmp_path / "other.safetensors")),
-                      load_mos_function("classical"), {})
+        train_teacher(
+            tmp_path / "r2",
+            [],
+            _prior_cfg(init_policy=str(tmp_path / "other.safetensors")),
+            load_mos_function("classical"),
+            {},
+        )
 
     raw_dir = tmp_path / "raws"
     raw_dir.mkdir()
@@ -471,8 +586,11 @@ def test_a_policy_records_its_reward_model_and_a_changed_one_is_refused(tmp_path
     out.mkdir()
     made = {"reward_model": {"name": "x.safetensors", "sha256": "ab" * 32}}
     (out / "run.json").write_text(json.dumps(made))
-    with pytest.raises(ConfigError, match=r"folder: this run folder was made with the reward model "
-                       r"x.safetensors \(sha256 abababababab…\), not this run's classical — use a new --out"):
+    with pytest.raises(
+        ConfigError,
+        match=r"folder: this run folder was made with the reward model "
+        r"x.safetensors \(sha256 abababababab…\), not this run's classical — use a new --out",
+    ):
         run(raw_dir, out, _prior_cfg())
     assert sorted(p.name for p in out.iterdir()) == ["run.json"]
 
@@ -485,14 +603,32 @@ def test_the_priors_base_and_scale_are_taken_where_unset_and_refused_where_given
     from isp_env.tuning import checked_prior, teacher_prior
 
     path = _prior_file(tmp_path, isp_raws)
-    cfg = TrainConfig(algo="teacher", preview=64, obs_size=36, action_mode="residual", obs_mode="stats",
-                      scorer="classical", init_policy=str(path))
+    cfg = TrainConfig(
+        algo="teacher",
+        preview=64,
+        obs_size=36,
+        action_mode="residual",
+        obs_mode="stats",
+        scorer="classical",
+        init_policy=str(path),
+    )
     prior = teacher_prior(str(path), cfg)
     assert cfg.base is None and cfg.delta_scale is None
     checked_prior(cfg, prior)
     assert cfg.base == prior.base and cfg.delta_scale == prior.scale == 2.0
-    given = TrainConfig(algo="teacher", preview=64, obs_size=36, action_mode="residual", obs_mode="stats",
-                        scorer="classical", init_policy=str(path), delta_scale=1.0)
-    with pytest.raises(ConfigError, match=r"prior.safetensors: --residual-scale 1 is not the policy's 2 — "
-                       "leave it unset"):
+    given = TrainConfig(
+        algo="teacher",
+        preview=64,
+        obs_size=36,
+        action_mode="residual",
+        obs_mode="stats",
+        scorer="classical",
+        init_policy=str(path),
+        delta_scale=1.0,
+    )
+    with pytest.raises(
+        ConfigError,
+        match=r"prior.safetensors: --residual-scale 1 is not the policy's 2 — "
+        "leave it unset",
+    ):
         checked_prior(given, prior)

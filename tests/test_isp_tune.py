@@ -30,23 +30,57 @@ from isp_env.run import split
 from isp_env.tuning import TrainConfig, build_model, make_vec_env, train
 
 REPO = Path(__file__).resolve().parents[1]
-TINY = ["--algo", "sac", "--model", "classical", "--preview", "80", "--obs-size", "36", "--max-steps", "2",
-        "--batch-size", "16", "--learning-starts", "20", "--test-fraction", "0.4",
-        "--cma-global-budget", "40", "--cma-image-budget", "15"]
+TINY = [
+    "--algo",
+    "sac",
+    "--model",
+    "classical",
+    "--preview",
+    "80",
+    "--obs-size",
+    "36",
+    "--max-steps",
+    "2",
+    "--batch-size",
+    "16",
+    "--learning-starts",
+    "20",
+    "--test-fraction",
+    "0.4",
+    "--cma-global-budget",
+    "40",
+    "--cma-image-budget",
+    "15",
+]
 
 
 def _tiny_cfg(algo: str, timesteps: int, **kw) -> TrainConfig:
-    return TrainConfig(algo=algo, timesteps=timesteps, n_envs=1, preview=64, obs_size=36, max_steps=2,
-                       batch_size=16, buffer_size=200, learning_starts=10, n_steps=16, net_arch=[16],
-                       cnn_features=16, checkpoint_every=10_000, scorer="classical", **kw)
+    return TrainConfig(
+        algo=algo,
+        timesteps=timesteps,
+        n_envs=1,
+        preview=64,
+        obs_size=36,
+        max_steps=2,
+        batch_size=16,
+        buffer_size=200,
+        learning_starts=10,
+        n_steps=16,
+        net_arch=[16],
+        cnn_features=16,
+        checkpoint_every=10_000,
+        scorer="classical",
+        **kw,
+    )
 
 
 def _cli(*args: str, **kw) -> subprocess.Popen | subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     cmd = [sys.executable, "-m", "isp_env.cli", *args]
     if kw.pop("background", False):
-        return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                start_new_session=True)
+        return subprocess.Popen(
+            cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+        )
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=kw.pop("timeout", 300))
 
 
@@ -108,9 +142,12 @@ def test_other_algorithms_train_and_policy_round_trips(tmp_path, isp_raws, algo)
     assert summary["timesteps"] >= 32 and summary["scorer_calls"] >= 32
     policy, card = load_policy(tmp_path / algo / "policy.safetensors")
     assert card["algo"] == algo and json.loads((tmp_path / algo / "policy.json").read_text())["algo"] == algo
-    obs = {"image": np.random.default_rng(0).integers(0, 255, (3, 36, 36), dtype=np.uint8),
-           "stats": np.full(N_STATS, 0.5, np.float32), "params": to_normalized(neutral()).astype(np.float32),
-           "time": np.zeros(1, np.float32)}
+    obs = {
+        "image": np.random.default_rng(0).integers(0, 255, (3, 36, 36), dtype=np.uint8),
+        "stats": np.full(N_STATS, 0.5, np.float32),
+        "params": to_normalized(neutral()).astype(np.float32),
+        "time": np.zeros(1, np.float32),
+    }
     a1, _ = policy.predict(obs, deterministic=True)
     assert a1.shape == (16,) and np.isfinite(a1).all() and np.abs(a1).max() <= 1.0
 
@@ -176,8 +213,17 @@ def test_resume_state_restores_weights_optimizers_and_replay_buffer(tmp_path, is
 @pytest.mark.slow
 def test_isp_tune_cli_end_to_end_with_kill_and_resume(tmp_path, raw_dir):
     out = tmp_path / "run"
-    args = ["--raw-dir", str(raw_dir), "--out", str(out), "--timesteps", "200", "--checkpoint-every", "30",
-            *TINY]
+    args = [
+        "--raw-dir",
+        str(raw_dir),
+        "--out",
+        str(out),
+        "--timesteps",
+        "200",
+        "--checkpoint-every",
+        "30",
+        *TINY,
+    ]
     proc = _cli(*args, background=True)
     deadline = time.time() + 240
     try:
@@ -219,8 +265,11 @@ def test_isp_tune_cli_end_to_end_with_kill_and_resume(tmp_path, raw_dir):
 
     # render: with the policy, with a parameter file, neutral; one-line errors
     raw_path = json.loads(next((out / "test" / "agent" / "params").glob("*.json")).read_text())["raw"]
-    for extra in (["--policy", str(out / "policy.safetensors")],
-                  ["--params", str(next((out / "test" / "agent" / "params").glob("*.json")))], []):
+    for extra in (
+        ["--policy", str(out / "policy.safetensors")],
+        ["--params", str(next((out / "test" / "agent" / "params").glob("*.json")))],
+        [],
+    ):
         png = tmp_path / f"r{len(extra)}.png"
         r = _cli("render", raw_path, "-o", str(png), *extra)
         assert r.returncode == 0, r.stderr
@@ -248,24 +297,40 @@ def test_cli_help_and_bad_parameter_file(tmp_path, isp_raws):
     assert r.exit_code == 0 and "--raw-dir" in r.output and "render" in r.output
     bad = tmp_path / "p.json"
     bad.write_text("{not json")
-    r = CliRunner().invoke(app, ["render", str(isp_raws[0]), "-o", str(tmp_path / "x.png"), "--params",
-                                 str(bad)])
+    r = CliRunner().invoke(
+        app, ["render", str(isp_raws[0]), "-o", str(tmp_path / "x.png"), "--params", str(bad)]
+    )
     assert isinstance(r.exception, ConfigError)
     assert "p.json: not a usable parameter JSON" in str(r.exception)
-    for doc, said in (({"saturation": 99}, "saturation=99 (range 0..2)"), ({"hue": "x"}, "hue='x'"),
-                      ([1, 2], "expected an object")):  # were clipped or read silently (session 26)
+    for doc, said in (
+        ({"saturation": 99}, "saturation=99 (range 0..2)"),
+        ({"hue": "x"}, "hue='x'"),
+        ([1, 2], "expected an object"),
+    ):  # were clipped or read silently (session 26)
         bad.write_text(json.dumps(doc))
-        r = CliRunner().invoke(app, ["render", str(isp_raws[0]), "-o", str(tmp_path / "x.png"), "--params",
-                                     str(bad)])
+        r = CliRunner().invoke(
+            app, ["render", str(isp_raws[0]), "-o", str(tmp_path / "x.png"), "--params", str(bad)]
+        )
         assert isinstance(r.exception, ConfigError) and said in str(r.exception), r.output
-    r = CliRunner().invoke(app, ["render", str(isp_raws[0]), "-o", str(tmp_path / "x.png"), "--policy",
-                                 str(tmp_path / "none.safetensors")])
+    r = CliRunner().invoke(
+        app,
+        [
+            "render",
+            str(isp_raws[0]),
+            "-o",
+            str(tmp_path / "x.png"),
+            "--policy",
+            str(tmp_path / "none.safetensors"),
+        ],
+    )
     assert "none.safetensors: no such policy file — pass a policy.safetensors written by `isp-tune`" in str(
-        r.exception)
+        r.exception
+    )
     good = tmp_path / "g.json"
     good.write_text(json.dumps({"saturation": 0.0}))
-    r = CliRunner().invoke(app, ["render", str(isp_raws[0]), "-o", str(tmp_path / "g.png"), "--params",
-                                 str(good)])
+    r = CliRunner().invoke(
+        app, ["render", str(isp_raws[0]), "-o", str(tmp_path / "g.png"), "--params", str(good)]
+    )
     assert r.exit_code == 0, r.output
     grey = np.asarray(Image.open(tmp_path / "g.png")).astype(int)
     assert np.abs(grey - grey.mean(axis=2, keepdims=True)).max() <= 1
@@ -333,8 +398,12 @@ def test_test_fraction_zero_trains_a_residual_policy_on_every_raw(tmp_path, isp_
         shutil.copy(p, d / p.name)
     cfg = _tiny_cfg("sac", 12, obs_mode="stats", action_mode="residual", delta_scale=0.3)
     cfg.max_steps = 1
-    assert run(d, tmp_path / "run", cfg, test_fraction=0.0, subprocess=False, cma_global_budget=24,
-               base="global") == []
+    assert (
+        run(
+            d, tmp_path / "run", cfg, test_fraction=0.0, subprocess=False, cma_global_budget=24, base="global"
+        )
+        == []
+    )
     plan = json.loads((tmp_path / "run" / "run.json").read_text())
     assert len(plan["train"]) == len(isp_raws) and plan["test"] == [] and 0 < plan["base_scorer_calls"] <= 24
     _, card = load_policy(tmp_path / "run" / "policy.safetensors")
@@ -355,12 +424,21 @@ def test_settings_that_do_not_fit_are_refused_before_any_search(tmp_path, isp_ra
     for p in isp_raws:
         (raw_dir / p.name).write_bytes(p.read_bytes())
     for cfg, teacher, said in (
-        (TrainConfig(algo="sacc", scorer="classical", action_mode="residual"), None,
-         "unknown --algo 'sacc'; one of teacher, sac, ppo, td3"),
-        (TrainConfig(algo="teacher", scorer="classical", action_mode="residual", obs_mode="stats"),
-         TeacherSettings(start="middle"), "--teacher-start 'middle': use base or neutral"),
-        (TrainConfig(algo="teacher", scorer="classical", action_mode="delta", obs_mode="stats"), None,
-         "--algo teacher needs --action-mode residual"),
+        (
+            TrainConfig(algo="sacc", scorer="classical", action_mode="residual"),
+            None,
+            "unknown --algo 'sacc'; one of teacher, sac, ppo, td3",
+        ),
+        (
+            TrainConfig(algo="teacher", scorer="classical", action_mode="residual", obs_mode="stats"),
+            TeacherSettings(start="middle"),
+            "--teacher-start 'middle': use base or neutral",
+        ),
+        (
+            TrainConfig(algo="teacher", scorer="classical", action_mode="delta", obs_mode="stats"),
+            None,
+            "--algo teacher needs --action-mode residual",
+        ),
         (TrainConfig(algo="sac", scorer="classical", action_mode="resid"), None, "--action-mode 'resid'"),
     ):
         with pytest.raises(ConfigError, match=re.escape(said)):

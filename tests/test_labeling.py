@@ -141,7 +141,10 @@ def test_label_honours_device(photo_dir, tmp_path):
     """`attiqa label --device cuda` on a CPU-only machine is refused in one line: the option reaches the
     teacher (it was ignored: the label stage always resolved "auto")."""
     out = tmp_path / "l.parquet"
-    r = subprocess.run([*ATTIQA, "label", str(photo_dir), "--out", str(out), "--device", "cuda"],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [*ATTIQA, "label", str(photo_dir), "--out", str(out), "--device", "cuda"],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 2 and "CUDA is not available" in r.stderr + r.stdout
     assert "Traceback" not in r.stderr and not out.exists()

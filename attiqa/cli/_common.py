@@ -75,9 +75,12 @@ def run_app(typer_app: Callable[[], Any]) -> None:
         sys.exit(EXIT_ERROR)
     except OSError as exc:  # last resort (the commands check their inputs and outputs first): still one line
         where = f"{exc.filename}: " if exc.filename else ""
-        console.print(f"[bold red]error:[/] {where}{exc.strerror or exc} — check the path (a file where a "
-                      "folder should be?), its permissions and the free disk space", highlight=False,
-                      soft_wrap=True)
+        console.print(
+            f"[bold red]error:[/] {where}{exc.strerror or exc} — check the path (a file where a "
+            "folder should be?), its permissions and the free disk space",
+            highlight=False,
+            soft_wrap=True,
+        )
         sys.exit(EXIT_ERROR)
     except KeyboardInterrupt as exc:
         console.print("[yellow]interrupted")

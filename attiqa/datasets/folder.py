@@ -47,8 +47,10 @@ class FolderDataset(IQADataset):
         if csv is None and root.is_file():
             root, csv = root.parent, root
         if csv is None and root.suffix.lower() in (".csv", ".tsv") and not root.exists():  # a mistyped CSV
-            raise AttiqaError(f"{root}: score CSV not found — check the path (the folder adapter takes a CSV "
-                              "file or a folder holding mos.csv)")
+            raise AttiqaError(
+                f"{root}: score CSV not found — check the path (the folder adapter takes a CSV "
+                "file or a folder holding mos.csv)"
+            )
         self.csv_path = Path(csv).expanduser() if csv else root / "mos.csv"
         if not self.csv_path.is_absolute() and not self.csv_path.exists() and (root / self.csv_path).exists():
             self.csv_path = root / self.csv_path

@@ -206,8 +206,9 @@ def _zoom_blur(rgb: np.ndarray, max_zoom: float, rng: np.random.Generator) -> np
     for z in np.linspace(1.0, max_zoom, steps)[1:]:
         # the central 1/z of the image, stretched back to full size
         box = ((w - w / z) / 2.0, (h - h / z) / 2.0, (w + w / z) / 2.0, (h + h / z) / 2.0)
-        acc += np.stack([np.asarray(c.resize((w, h), Image.Resampling.BILINEAR, box=box)) for c in chans],
-                        axis=2)
+        acc += np.stack(
+            [np.asarray(c.resize((w, h), Image.Resampling.BILINEAR, box=box)) for c in chans], axis=2
+        )
     return acc / np.float32(steps)
 
 

@@ -156,7 +156,8 @@ def write_graded_set(
             rng = random.Random(f"{seed}:{stem}")
             combos = sorted(rng.sample(combos, variants_per_source))
         targets: list[tuple[str | None, int, Path]] = (
-            [(None, 0, out_dir / f"{stem}.{fmt}")] if include_original else [])
+            [(None, 0, out_dir / f"{stem}.{fmt}")] if include_original else []
+        )
         targets += [(d, lvl, out_dir / f"{stem}__{d}_{lvl}.{fmt}") for d, lvl in combos]
         todo = [t for t in targets if not t[2].exists()]
         res.existing.extend(t[2] for t in targets if t[2].exists())
@@ -170,8 +171,9 @@ def write_graded_set(
                 continue
             if max_side and max(img.size) > max_side:
                 s = max_side / max(img.size)
-                img = img.resize((max(1, round(img.width * s)), max(1, round(img.height * s))),
-                                 Image.Resampling.BICUBIC)
+                img = img.resize(
+                    (max(1, round(img.width * s)), max(1, round(img.height * s))), Image.Resampling.BICUBIC
+                )
             for dist, lvl, path in todo:
                 out = img if dist is None else apply_distortion(img, dist, lvl, seed=lvl)
                 save_image(out, path)

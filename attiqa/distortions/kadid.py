@@ -333,8 +333,9 @@ def _pixelate(rgb: np.ndarray, strength: float, rng: np.random.Generator) -> np.
     """#21: nearest-neighbour downscale by z = 0.95 - strength ** 0.6, then back up (nearest)."""
     h, w = rgb.shape[:2]
     z = 0.95 - strength**0.6
-    small = Image.fromarray(_to_u8(rgb)).resize((max(1, int(w * z)), max(1, int(h * z))),
-                                                Image.Resampling.NEAREST)
+    small = Image.fromarray(_to_u8(rgb)).resize(
+        (max(1, int(w * z)), max(1, int(h * z))), Image.Resampling.NEAREST
+    )
     return _from_u8(small.resize((w, h), Image.Resampling.NEAREST))
 
 

@@ -71,6 +71,7 @@ class AttiqaModel(nn.Module):
     calibrated: torch.Tensor
     mos_range: torch.Tensor
     backbone: Any
+
     def __init__(
         self,
         backbone: Backbone,

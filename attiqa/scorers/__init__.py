@@ -83,8 +83,10 @@ def scorer_identity(name_or_path: str | Path | None = None) -> dict[str, str | N
     if is_checkpoint(name):
         path = checkpoint_in(Path(name))
         if not path.is_file():
-            raise ModelLoadError(f"{path}: no such checkpoint — pass --model PATH to a .safetensors file, a "
-                                 "named model or classical (see `attiqa models`)")
+            raise ModelLoadError(
+                f"{path}: no such checkpoint — pass --model PATH to a .safetensors file, a "
+                "named model or classical (see `attiqa models`)"
+            )
         return {"name": name, "sha256": sha256_of(path)}
     entry = zoo_table().get(name)
     if entry is not None and entry.has_weights:

@@ -336,8 +336,11 @@ def add_ridge_head(
     view_tf, view = five_crop_views(backbone, cfg.resize_shorter, cfg.crop_size)
     data = split.dataset(view_tf, on_error="skip")
     n_workers = default_num_workers() if cfg.num_workers is None else cfg.num_workers
-    kw: dict[str, Any] = {"batch_size": max(1, cfg.batch_size // 5), "workers": n_workers,
-                          "progress": progress}
+    kw: dict[str, Any] = {
+        "batch_size": max(1, cfg.batch_size // 5),
+        "workers": n_workers,
+        "progress": progress,
+    }
     stats, ok_stats = shared_cached_features(backbone.tap_view(cfg.ridge_taps), data, view,
                                              cfg.feature_cache_dir, **kw)  # fmt: skip
     feats, ok_feats = shared_cached_features(backbone, data, view, cfg.feature_cache_dir, **kw)  # the MLP's

@@ -28,8 +28,9 @@ from attiqa.training.sources import five_crop_views
 def prompts_and_mos(root: Path) -> tuple[list[str], torch.Tensor]:
     """Each AGIQA-3k image's prompt and ``mos_quality`` (float64), in the dataset adapter's order."""
     ds = get_dataset("agiqa3k", root)
-    return [it.meta.get("prompt", "") for it in ds.items], torch.tensor([it.mos for it in ds.items],
-                                                                         dtype=torch.float64)
+    return [it.meta.get("prompt", "") for it in ds.items], torch.tensor(
+        [it.mos for it in ds.items], dtype=torch.float64
+    )
 
 
 def write_csv(root: Path, out: Path, holdout_seed: int = 0, holdout: bool = True) -> Path:
@@ -86,8 +87,11 @@ def main() -> None:
     ap.add_argument("--csv", type=Path, default=Path("runs/agiqa3k/all.csv"))
     ap.add_argument("--resize-shorter", type=int, default=500)
     ap.add_argument("--crop", type=int, default=320)
-    ap.add_argument("--all-prompts", action="store_true",
-                    help="every image a training row (the shipped model), listed again as in-sample val rows")
+    ap.add_argument(
+        "--all-prompts",
+        action="store_true",
+        help="every image a training row (the shipped model), listed again as in-sample val rows",
+    )
     ap.add_argument("--backbone", default="efficientnet_lite0_ms", help="the recipe's finetune.backbone")
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args()

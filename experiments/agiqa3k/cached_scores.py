@@ -58,8 +58,11 @@ def main() -> None:
         targets = {"mos": [it.mos for it in ds.items]}
     images = [Path(it.image) for it in ds.items]
     csv_path = a.out.with_suffix(".input.csv")
-    write_text_atomic(csv_path, "image,mos\n" + "".join(f"{p},{t!r}\n" for p, t in
-                                                      zip(images, next(iter(targets.values())), strict=True)))
+    write_text_atomic(
+        csv_path,
+        "image,mos\n"
+        + "".join(f"{p},{t!r}\n" for p, t in zip(images, next(iter(targets.values())), strict=True)),
+    )
     pred = fold_scores(a.checkpoint, csv_path, list(range(len(images))))
     buf = io.StringIO()
     w = csv.writer(buf)

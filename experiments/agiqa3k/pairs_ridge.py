@@ -79,8 +79,11 @@ def main() -> None:
             fp = fit_ridge_pairs(x[tr], unit[tr], x[pairs[:, 0]], x[pairs[:, 1]], w, a.margin)
             m = correlations(fp.predict(x[te]).double().numpy(), y[te].numpy())
             row[f"ridge + prompt pairs w{w:g} m{a.margin:g}"] = {"srocc": m["srocc"], "plcc": m["plcc"]}
-        print(f"{spec} ({len(pairs)} pairs, {time.perf_counter() - t0:.0f} s): "
-              + "  ".join(f"{k} {v['srocc']:.4f}/{v['plcc']:.4f}" for k, v in row.items()), flush=True)
+        print(
+            f"{spec} ({len(pairs)} pairs, {time.perf_counter() - t0:.0f} s): "
+            + "  ".join(f"{k} {v['srocc']:.4f}/{v['plcc']:.4f}" for k, v in row.items()),
+            flush=True,
+        )
         results[spec] = row
         a.out.parent.mkdir(parents=True, exist_ok=True)
         a.out.write_text(json.dumps(results, indent=1))

@@ -287,13 +287,13 @@ def main() -> None:
         runs: dict[str, Callable[[list[Split]], list[dict]]] = {}
         if a.ridge_alphas:  # the regularisation curve: fixed penalties vs the leave-one-out choice
             for alpha in (10.0, 100.0, 1e3, 3e3, 1e4, 3e4, 1e5):
-                runs[f"ridge dw sqrt, fixed alpha {alpha:g}"] = (
-                    lambda sp, al=alpha: run_ridge(x, y, sp, (al,))
+                runs[f"ridge dw sqrt, fixed alpha {alpha:g}"] = lambda sp, al=alpha: run_ridge(
+                    x, y, sp, (al,)
                 )
         if a.rank:
             for rw in (0.0, 1.0):
-                runs[f"linear dw sqrt, Adam, rank weight {rw:g}"] = (
-                    lambda sp, rw=rw: run_linear_rank(x, y, prompts, sp, rw)
+                runs[f"linear dw sqrt, Adam, rank weight {rw:g}"] = lambda sp, rw=rw: run_linear_rank(
+                    x, y, prompts, sp, rw
                 )
         for name, fn in runs.items():
             per = {kind: fn(splits) for kind, splits in sets.items()}

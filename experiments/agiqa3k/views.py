@@ -183,7 +183,10 @@ def main() -> None:
         "crops dw sqrt, RBF kernel ridge gamma 0.5, grouped CV": (lambda: crops_dw, "group", 0.5),
         "crops dw sqrt, RBF kernel ridge gamma 0.1, grouped CV": (lambda: crops_dw, "group", 0.1),
         "crops dw sqrt, RBF kernel ridge, gamma in 0.25-4 and alpha by grouped CV": (
-            lambda: crops_dw, "group", (0.25, 0.5, 1.0, 2.0, 4.0)),
+            lambda: crops_dw,
+            "group",
+            (0.25, 0.5, 1.0, 2.0, 4.0),
+        ),
         "crops dw + stages, equal family weight, grouped CV": (lambda: fam(crops_dw, crops_st), "group"),
     }
     whole: dict[str, torch.Tensor] = {}

@@ -124,8 +124,13 @@ def main() -> None:
     ap.add_argument("--variant", default="lite0", choices=["lite0", "lite1", "lite2", *OTHER_SOURCES])
     ap.add_argument("--weights", type=Path, help="the .onnx file of a pypi_sources variant")
     ap.add_argument("--taps", default="stages", choices=["stages", "depthwise", "blocks", "mlp", "relu"])
-    ap.add_argument("--extra", type=Path, action="append", default=[],
-                    help="append the features another run saved (--save)")
+    ap.add_argument(
+        "--extra",
+        type=Path,
+        action="append",
+        default=[],
+        help="append the features another run saved (--save)",
+    )
     ap.add_argument("--size", type=int, default=500)
     ap.add_argument("--splits", type=int, default=5)
     ap.add_argument("--bench", type=Path, help="attiqa bench single --keep-checkpoints output folder")

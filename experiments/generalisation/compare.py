@@ -369,22 +369,36 @@ S23 = [  # session 23 (issue 20): written before any of them was run; decision r
     Candidate("s23 pairs110 dw>=3 mu0.3 m0.1", "dw_from3", mu=0.3, pairs_table="natural_train110x.csv"),
     Candidate("s23 pairs110 dw>=3 mu0.2 m0.1", "dw_from3", mu=0.2, pairs_table="natural_train110x.csv"),
     Candidate("s23 pairs110 dw>=3 mu0.5 m0.1", "dw_from3", mu=0.5, pairs_table="natural_train110x.csv"),
-    Candidate("s23 pairs110 dw>=3 mu0.3 m0.05", "dw_from3", mu=0.3, margin=0.05,
-              pairs_table="natural_train110x.csv"),
+    Candidate(
+        "s23 pairs110 dw>=3 mu0.3 m0.05", "dw_from3", mu=0.3, margin=0.05, pairs_table="natural_train110x.csv"
+    ),
     Candidate("s23 pairs110 dw mu0.3 m0.1", "dw", mu=0.3, pairs_table="natural_train110x.csv"),
     # split 0 only (--splits 1): the shipped MLP's 0.3 share kept, the hinge on the combined MOS
-    Candidate("s23 pairs-on-combined dw>=3 mu0.3 m0.1 + 0.3 MLP", "dw_from3", mu=0.3,
-              extra={"mlp_weight": 0.3, "pairs_on_combined": True}),
+    Candidate(
+        "s23 pairs-on-combined dw>=3 mu0.3 m0.1 + 0.3 MLP",
+        "dw_from3",
+        mu=0.3,
+        extra={"mlp_weight": 0.3, "pairs_on_combined": True},
+    ),
     # added after the first results (01:40): the stage statistics (free at scoring) beside the late taps
     Candidate("s23 pairs110 ms+dw>=3 mu0.5 m0.1", "ms+dw_from3", mu=0.5, pairs_table="natural_train110x.csv"),
     Candidate("s23 pairs110 ms+dw>=3 mu0.3 m0.1", "ms+dw_from3", mu=0.3, pairs_table="natural_train110x.csv"),
     # split 0 only: the shipped attribute heads' five outputs as extra ridge inputs (their share in the MOS)
     Candidate("s23 pairs dw>=3+attr mu0.3 m0.1", "dw_from3+attr", mu=0.3),
     Candidate("s23 ridge dw>=3+attr", "dw_from3+attr"),
-    Candidate("s23 pairs-on-combined dw>=3 mu0.5 m0.1 + 0.3 MLP", "dw_from3", mu=0.5,
-              extra={"mlp_weight": 0.3, "pairs_on_combined": True}),
-    Candidate("s23 pairs110-on-combined dw>=3 mu0.3 m0.1 + 0.3 MLP", "dw_from3", mu=0.3,
-              pairs_table="natural_train110x.csv", extra={"mlp_weight": 0.3, "pairs_on_combined": True}),
+    Candidate(
+        "s23 pairs-on-combined dw>=3 mu0.5 m0.1 + 0.3 MLP",
+        "dw_from3",
+        mu=0.5,
+        extra={"mlp_weight": 0.3, "pairs_on_combined": True},
+    ),
+    Candidate(
+        "s23 pairs110-on-combined dw>=3 mu0.3 m0.1 + 0.3 MLP",
+        "dw_from3",
+        mu=0.3,
+        pairs_table="natural_train110x.csv",
+        extra={"mlp_weight": 0.3, "pairs_on_combined": True},
+    ),
 ]
 
 CANDIDATES = [
@@ -399,8 +413,9 @@ CANDIDATES = [
     Candidate("pairs dw>=3 mu1 m0.1 + 0.3 shipped MLP", "dw_from3", mu=1.0, extra={"mlp_weight": 0.3}),
     Candidate("pairs dw>=3 mu3 m0.1 + 0.3 shipped MLP", "dw_from3", mu=3.0, extra={"mlp_weight": 0.3}),
     Candidate("pairs dw>=3 mu1 m0.1 + 0.15 shipped MLP", "dw_from3", mu=1.0, extra={"mlp_weight": 0.15}),
-    Candidate("pairs dw>=3 mu1 m0.2 + 0.3 shipped MLP", "dw_from3", mu=1.0, margin=0.2,
-              extra={"mlp_weight": 0.3}),
+    Candidate(
+        "pairs dw>=3 mu1 m0.2 + 0.3 shipped MLP", "dw_from3", mu=1.0, margin=0.2, extra={"mlp_weight": 0.3}
+    ),
     Candidate("pairs dw>=3 mu1 m0.1", "dw_from3", mu=1.0),
     Candidate("pairs dw>=3 mu0.3 m0.1 alpha 3e4", "dw_from3", mu=0.3, alpha=3e4),
     Candidate("ridge dw blocks>=1", "dw_from1"),

@@ -82,8 +82,11 @@ def main() -> None:
                   f"PLCC {cross['plcc']:.4f}",
                   flush=True)  # fmt: skip
         med = {k: float(np.median([r[k]["srocc"] for r in per_split])) for k in ("clive", "biq2021_val")}
-        print(f"share {share}: median SROCC over {args.splits} splits: CLIVE {med['clive']:.4f} "
-              f"BIQ2021-val {med['biq2021_val']:.4f}", flush=True)
+        print(
+            f"share {share}: median SROCC over {args.splits} splits: CLIVE {med['clive']:.4f} "
+            f"BIQ2021-val {med['biq2021_val']:.4f}",
+            flush=True,
+        )
         results[f"share {share}"] = {"median_srocc": med, "splits": per_split, "extra": card.get("extra", [])}
         args.out.write_text(json.dumps(results, indent=1))
 

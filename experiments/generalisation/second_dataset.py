@@ -99,8 +99,11 @@ def main() -> None:
         name = f"agiqa share {lam} pairs mu {mu}"
         results[name] = {"clive_srocc": med(cl), "biq_srocc": med(bq), "clive_split0": cl[0]["srocc"],
                          "biq_split0": bq[0]["srocc"], **rates}  # fmt: skip
-        print(f"{name:28s} CLIVE {med(cl):.4f} BIQ {med(bq):.4f} (split 0: {cl[0]['srocc']:.4f} / "
-              f"{bq[0]['srocc']:.4f}) over6 {rates['over6']:.3f} degr5 {rates['degr5']:.3f}", flush=True)
+        print(
+            f"{name:28s} CLIVE {med(cl):.4f} BIQ {med(bq):.4f} (split 0: {cl[0]['srocc']:.4f} / "
+            f"{bq[0]['srocc']:.4f}) over6 {rates['over6']:.3f} degr5 {rates['degr5']:.3f}",
+            flush=True,
+        )
         args.out.write_text(json.dumps(results, indent=1))
 
 

@@ -135,5 +135,6 @@ def mos_of(m, d: dict, xr: torch.Tensor) -> torch.Tensor:
     ridge = ((xr.float() - r.center) / scale) @ r.coef + r.intercept
     return (1 - r.weight) * mlp + r.weight * ridge
 
+
 if __name__ == "__main__":
     main()
