@@ -81,6 +81,28 @@ def test_a_statistic_nearly_constant_everywhere_gets_no_large_weight():
     assert float((moved @ guard.coef - probe @ guard.coef).abs().max()) < 1e-3
 
 
+def test_a_nearly_dead_statistic_the_ridge_keeps_gets_no_detector_weight():
+    """Stop 26: two of Lite0's depthwise statistics have a spread of 1e-5 (median column 0.15), kept by r's
+    fit, but float noise that moved by its whole spread between the cached training path and the scorer. A
+    detector that leaned on one scored 11.8 MOS points apart on the two paths; columns spread < 1e-3 of the
+    median get none of its weight, even where they separate the pair table's rows perfectly."""
+    _, _, clean, edited = _fits(seed=4)
+    gen = torch.Generator().manual_seed(5)
+    noise = lambda n: 2e-4 + 1e-5 * torch.rand(n, 1, generator=gen)  # noqa: E731
+    clean = torch.cat([clean, noise(len(clean))], 1)
+    edited = torch.cat([edited, noise(len(edited)) + 3e-5], 1)  # separates the two groups by itself
+    y = torch.linspace(0, 1, len(clean))
+    fit = fit_ridge(clean, y)
+    assert float(fit.scale[-1]) < 1e-4  # r keeps the column (its own floor is relative to the value)
+    guard = fit_guard(fit, clean, edited)
+    assert float(guard.coef[-1]) == 0.0
+    assert float(guard.coef[0].abs()) > 0.1  # the real edit direction is still used
+    probe = (edited - fit.center) / fit.scale
+    moved = probe.clone()
+    moved[:, -1] += 18.6  # what the scorer's path did to such a column's z
+    torch.testing.assert_close(moved @ guard.coef, probe @ guard.coef, atol=1e-6, rtol=0)
+
+
 def test_lambda_zero_or_no_detector_is_the_plain_head_bit_for_bit():
     fit, guard, clean, edited = _fits()
     plain = ridge_head_from_fit(fit, "depthwise", 0.5, 0.7)

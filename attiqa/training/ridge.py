@@ -254,6 +254,10 @@ def fit_guard(fit: RidgeFit, clean: torch.Tensor, edited: torch.Tensor) -> Guard
     if len(clean) < 1 or len(edited) < 1:
         raise ValueError(f"the guard needs clean and edited rows, got {len(clean)} and {len(edited)}")
     z = fit.standardise(torch.cat([clean, edited]).double())
+    # Nor may it weight a nearly dead column that r's fit kept (spread < 1e-3 of the median column): its z is
+    # float noise, amplified by the signed root, that differs between the cached training path and the scorer;
+    # a detector leaning on it scores differently on the two (docs/default_model.md, "Stop 26").
+    z[:, fit.scale.double() < 1e-3 * fit.scale.double().median()] = 0.0
     target = torch.cat([-torch.ones(len(clean)), torch.ones(len(edited))]).double()
     g = fit_ridge(z, target, standardize=False)
     coef = g.coef.double()
