@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from attiqa.config import TrainConfig, to_dict
-from attiqa.errors import AttiqaError, ConfigError
+from attiqa.errors import ConfigError
 from attiqa.io.atomic import output_folder, write_json_atomic
 
 
@@ -59,7 +59,7 @@ def run_degrade_stage(cfg: TrainConfig, out_dir: Path, progress: bool = True) ->
 
 def run_label_stage(cfg: TrainConfig, out_dir: Path, progress: bool = True, device: str = "auto") -> Path:
     from attiqa.device import resolve_device
-    from attiqa.io.images import discover_images
+    from attiqa.io.images import require_images
     from attiqa.labeling import env_rank_world, label_images, merge_parts
     from attiqa.progress import progress_task
     from attiqa.teachers import create_teacher
@@ -71,10 +71,7 @@ def run_label_stage(cfg: TrainConfig, out_dir: Path, progress: bool = True, devi
         raise ConfigError("label.images is empty: list the image files or folders to pseudo-label")
     out = resolve_in(out_dir, lc.out)
     rank, world = env_rank_world()
-    paths = discover_images(lc.images)
-    if not paths:  # the same line as `attiqa score` (was "no image could be labelled: no images were given")
-        where = ", ".join(map(str, lc.images))
-        raise AttiqaError(f"no images found in {where} — pass image files or folders")
+    paths = require_images(lc.images)  # before the teacher loads
     teacher = create_teacher(
         lc.teacher, device=resolve_device(device), prompts=lc.prompts, clip_scale=lc.clip_scale
     )

@@ -70,42 +70,16 @@ MODULES: tuple[str, ...] = (
 )
 
 # --- Malvar-He-Cutler kernels as (dy, dx, weight) taps, weights / 8 (ICASSP 2004, Fig. 2) -------------------
-_G_AT_RB = [
-    (0, 0, 4),
-    (-1, 0, 2),
-    (1, 0, 2),
-    (0, -1, 2),
-    (0, 1, 2),
-    (-2, 0, -1),
-    (2, 0, -1),
-    (0, -2, -1),
-    (0, 2, -1),
-]
-_ROW = [
-    (0, 0, 5),
-    (0, -1, 4),
-    (0, 1, 4),
-    (0, -2, -1),
-    (0, 2, -1),
-    (-1, -1, -1),
-    (-1, 1, -1),
-    (1, -1, -1),
-    (1, 1, -1),
-    (-2, 0, 0.5),
-    (2, 0, 0.5),
-]  # value of the channel found left/right of a G pixel
+# (kept one row a kernel, as in the paper's figure)
+# fmt: off
+_G_AT_RB = [(0, 0, 4), (-1, 0, 2), (1, 0, 2), (0, -1, 2), (0, 1, 2), (-2, 0, -1), (2, 0, -1), (0, -2, -1),
+            (0, 2, -1)]
+_ROW = [(0, 0, 5), (0, -1, 4), (0, 1, 4), (0, -2, -1), (0, 2, -1), (-1, -1, -1), (-1, 1, -1), (1, -1, -1),
+        (1, 1, -1), (-2, 0, 0.5), (2, 0, 0.5)]  # value of the channel found left/right of a G pixel
 _COL = [(dx, dy, w) for dy, dx, w in _ROW]  # ... found above/below
-_DIAG = [
-    (0, 0, 6),
-    (-1, -1, 2),
-    (-1, 1, 2),
-    (1, -1, 2),
-    (1, 1, 2),
-    (-2, 0, -1.5),
-    (2, 0, -1.5),
-    (0, -2, -1.5),
-    (0, 2, -1.5),
-]  # R at B and B at R
+_DIAG = [(0, 0, 6), (-1, -1, 2), (-1, 1, 2), (1, -1, 2), (1, 1, 2), (-2, 0, -1.5), (2, 0, -1.5),
+         (0, -2, -1.5), (0, 2, -1.5)]  # R at B and B at R
+# fmt: on
 
 
 def _taps(padded: np.ndarray, py: int, px: int, taps, h2: int, w2: int) -> np.ndarray:

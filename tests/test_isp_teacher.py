@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -616,16 +617,7 @@ def test_the_priors_base_and_scale_are_taken_where_unset_and_refused_where_given
     assert cfg.base is None and cfg.delta_scale is None
     checked_prior(cfg, prior)
     assert cfg.base == prior.base and cfg.delta_scale == prior.scale == 2.0
-    given = TrainConfig(
-        algo="teacher",
-        preview=64,
-        obs_size=36,
-        action_mode="residual",
-        obs_mode="stats",
-        scorer="classical",
-        init_policy=str(path),
-        delta_scale=1.0,
-    )
+    given = replace(cfg, base=None, delta_scale=1.0)  # the same run, with a --residual-scale of its own
     with pytest.raises(
         ConfigError,
         match=r"prior.safetensors: --residual-scale 1 is not the policy's 2 — "

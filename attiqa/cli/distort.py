@@ -109,12 +109,10 @@ def make_distorted_cmd(
     from attiqa.distortions import KADID_NAMES
     from attiqa.distortions.multi import make_distorted_set
     from attiqa.io.atomic import output_folder
-    from attiqa.io.images import discover_images
+    from attiqa.io.images import require_images
     from attiqa.progress import progress_task
 
-    files = discover_images(sources)
-    if not files:
-        raise AttiqaError(f"no images found in {', '.join(map(str, sources))} — pass image files or folders")
+    files = require_images(sources)
     output_folder(out, "--out")
     names = [d.strip() for d in distortions.split(",") if d.strip()] if distortions else list(KADID_NAMES)
     with progress_task("distorting", total=rounds * len(files)) as adv:

@@ -60,14 +60,12 @@ def score_cmd(
     and the same command resumes where it stopped.
     """
     from attiqa.contact_sheet import sheet_for_scores
-    from attiqa.io.images import discover_images
+    from attiqa.io.images import require_images
     from attiqa.progress import progress_task
     from attiqa.scorers import is_attiqa_model, load_scorer
     from attiqa.scoring import ColumnStats, ScoreWriter, check_output_path, score_paths
 
-    files = discover_images(paths)
-    if not files:
-        raise AttiqaError(f"no images found in {', '.join(map(str, paths))} — pass image files or folders")
+    files = require_images(paths)
     if out is not None:
         check_output_path(out)  # before the model loads and any image is scored
     overrides = {"crops": crops} if is_attiqa_model(model) else {}

@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
-from attiqa.errors import ConfigError, ImageLoadError
+from attiqa.errors import AttiqaError, ConfigError, ImageLoadError
 from attiqa.io.atomic import atomic_path
 
 IMAGE_EXTENSIONS: frozenset[str] = frozenset(
@@ -300,6 +300,15 @@ def discover_images(
         else:
             raise ImageLoadError(p, "no such file or folder", "check the path")
     return sorted(found.values(), key=lambda q: str(q))
+
+
+def require_images(inputs: Sequence[str | Path]) -> list[Path]:
+    """:func:`discover_images` for a command that needs at least one image: none is one line naming the
+    inputs (score, label and make-distorted say the same)."""
+    files = discover_images(inputs)
+    if not files:
+        raise AttiqaError(f"no images found in {', '.join(map(str, inputs))} — pass image files or folders")
+    return files
 
 
 # Output formats by suffix, for every command that writes an image (what PIL writes without extra plugins).

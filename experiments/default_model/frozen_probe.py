@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -66,30 +67,18 @@ from attiqa.models.backbones import (
 from attiqa.models.transforms import CenterCropTest, FiveCropTest
 from attiqa.training.ridge import fit_ridge
 
-try:  # run as a script: the helpers sit beside it
-    from pypi_sources import (
-        NSFW_MEAN,
-        NSFW_STD,
-        InceptionStats,
-        OnnxReluStats,
-        ViTStats,
-        build_dinov2s,
-        build_effb3iqc,
-        build_inception,
-        build_opennsfw,
-    )
-except ImportError:  # imported as experiments.default_model.frozen_probe
-    from experiments.default_model.pypi_sources import (
-        NSFW_MEAN,
-        NSFW_STD,
-        InceptionStats,
-        OnnxReluStats,
-        ViTStats,
-        build_dinov2s,
-        build_effb3iqc,
-        build_inception,
-        build_opennsfw,
-    )
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the helpers sit beside this script
+from pypi_sources import (  # noqa: E402
+    NSFW_MEAN,
+    NSFW_STD,
+    InceptionStats,
+    OnnxReluStats,
+    ViTStats,
+    build_dinov2s,
+    build_effb3iqc,
+    build_inception,
+    build_opennsfw,
+)
 
 OTHER_SOURCES = {
     "dinov2s": build_dinov2s,
