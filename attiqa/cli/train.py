@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, cast
 
 import typer
 
@@ -111,3 +112,46 @@ def register(app: typer.Typer, train_app: typer.Typer) -> None:
     """Add ``label`` to ``app`` and the config-driven ``train`` as ``train_app``'s callback."""
     app.command("label")(label_cmd)
     train_app.callback(invoke_without_command=True)(train_cmd)
+    train_app.command("guard")(guard_cmd)
+
+
+def guard_cmd(
+    model: Path = typer.Argument(..., help="A fine-tuned ATTIQA checkpoint (.safetensors) or named model."),
+    pairs: Path = typer.Option(..., "--pairs", help="Pair table better,worse: originals and their edits."),
+    out: Path = typer.Option(..., "--out", "-o", help="The guarded checkpoint (.safetensors + .json card)."),
+    lam: float = typer.Option(0.5, "--lambda", min=0.0, help="The penalty's weight on the unit MOS scale."),
+    kinds: list[str] = typer.Option(
+        [], "--kind", help="Only edits whose file name ends in __KIND (repeat); default: every edit."
+    ),
+    clean_csv: Path | None = typer.Option(
+        None, "--clean-csv", help="MOS CSV of clean photos; its training side by the model's own split."
+    ),
+    workers: int = typer.Option(0, min=0, help="Decode worker processes."),
+) -> None:
+    """Fit the edit guard (docs/default_model.md "Stop 27") onto a fine-tuned model: a penalty on the MOS
+    from statistics of clipping, saturated chroma and boosted fine detail, fitted to flag the table's edits
+    and not its originals or the clean photos."""
+    from attiqa.io.atomic import output_folder
+    from attiqa.models import load_model, save_model
+    from attiqa.scorers.zoo import checkpoint_in, is_checkpoint, resolve_weights
+    from attiqa.training.data import MosDataset, split_indices
+    from attiqa.training.edit_guard import add_edit_guard
+
+    if not lam > 0:
+        raise AttiqaError("--lambda must be > 0 (a guard of weight 0 is the model without it)")
+    output_folder(out.parent, "--out")
+    path = checkpoint_in(model) if is_checkpoint(str(model)) else resolve_weights(str(model))
+    net, card = load_model(path)
+    clean: list[Path] = []
+    if clean_csv is not None:
+        rows = MosDataset(clean_csv, None, cast(Any, None))  # only its resolved paths are read
+        split = card.get("config") or {}
+        fraction, seed = float(split.get("val_fraction", 0.2)), int(split.get("split_seed", 0))
+        clean = [rows.paths[i] for i in split_indices(len(rows.paths), fraction, seed)[0]]
+    guard, info = add_edit_guard(net, clean, pairs, lam, kinds, workers)
+    card = {k: v for k, v in card.items() if k not in ("format_version", "attiqa_version")}
+    saved = save_model(net, out, {**card, "edit_guard": info, "guarded_from": str(model)})
+    console.print(
+        f"[green]{saved}: edit guard lambda {lam}, opens on {info['open_edited']:.0%} of edited and "
+        f"{info['open_clean']:.0%} of clean crops"
+    )

@@ -48,6 +48,7 @@ from attiqa.evaluation.metrics import correlations
 from attiqa.io.batching import default_num_workers
 from attiqa.io.checkpoints import read_card
 from attiqa.models import AttiqaModel, load_model, save_model
+from attiqa.models.edit_stats import EditGuard
 from attiqa.models.ridge_head import RidgeHead, signed_power
 from attiqa.training import distributed as D
 from attiqa.training.data import ImageTableDataset, MosDataset, MosSplit
@@ -263,6 +264,22 @@ def fit_guard(fit: RidgeFit, clean: torch.Tensor, edited: torch.Tensor) -> Guard
     coef = g.coef.double()
     bias = g.intercept - float(g.center.double() @ coef)
     return GuardFit(coef.float(), bias, g.alpha, g.loo_rmse)
+
+
+def fit_edit_guard(clean: torch.Tensor, edited: torch.Tensor, lam: float) -> EditGuard:
+    """The edit guard (:class:`attiqa.models.edit_stats.EditGuard`): :func:`fit_ridge` of -1 (``clean`` crops'
+    edit statistics, (N, 8)) and +1 (``edited`` crops') on the statistics standardised over both; ``lam``
+    its weight on the unit MOS scale."""
+    if len(clean) < 1 or len(edited) < 1:
+        raise ValueError(f"the edit guard needs clean and edited rows, got {len(clean)} and {len(edited)}")
+    x = torch.cat([clean, edited]).double()
+    target = torch.cat([-torch.ones(len(clean)), torch.ones(len(edited))]).double()
+    fit = fit_ridge(x, target)
+    guard = EditGuard(lam)
+    for name, value in (("center", fit.center), ("scale", fit.scale), ("coef", fit.coef)):
+        getattr(guard, name).copy_(value.float())
+    guard.bias.fill_(float(fit.intercept))
+    return guard
 
 
 def read_pairs_csv(path: str | Path) -> tuple[list[Path], torch.Tensor]:

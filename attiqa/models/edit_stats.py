@@ -1,0 +1,108 @@
+"""Statistics of an edit itself, measured on the pixels a model scores (ours, issue 20; not in the paper).
+
+Why: the ISP agent's black-box search gamed the MOS by pushing saturation, contrast and sharpening far
+past taste (channels clipped, halos around every edge). A detector on the backbone's statistics learned the
+photo's domain instead of the edit (docs/default_model.md, "Stop 25", "Stop 26"). These eight numbers
+describe only what over-processing does to pixels — clipping, saturated chroma, bright highlights, boosted
+fine detail — so an unedited photo of any kind shows them only when it really is clipped or haloed.
+
+All on an sRGB batch in [0, 1] (B, 3, H, W) at the scorer's scale; Y is Rec. 709 luma.
+The set, its order and its constants are part of a checkpoint's format (:data:`NAMES`, :data:`VERSION`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+VERSION = 1
+NAMES = ("clip_hi", "clip_lo", "chroma_clip", "sat_hi", "chroma_p99", "y_hi", "band_ratio", "overshoot")
+_SHARES = (0, 1, 2, 3, 5, 7)  # entered as log(1e-3 + share)
+_LUMA = (0.2126, 0.7152, 0.0722)
+
+
+def _gauss(y: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of (B, 1, H, W), reflect padding."""
+    r = max(1, int(math.ceil(3 * sigma)))
+    x = torch.arange(-r, r + 1, dtype=y.dtype, device=y.device)
+    k = torch.exp(-0.5 * (x / sigma) ** 2)
+    k = k / k.sum()
+    y = F.conv2d(F.pad(y, (r, r, 0, 0), mode="reflect"), k.view(1, 1, 1, -1))
+    return F.conv2d(F.pad(y, (0, 0, r, r), mode="reflect"), k.view(1, 1, -1, 1))
+
+
+def edit_stats(rgb: torch.Tensor) -> torch.Tensor:
+    """(B, 3, H, W) sRGB in [0, 1] -> (B, 8) statistics, :data:`NAMES` order (shares: log(1e-3 + share))."""
+    if rgb.ndim != 4 or rgb.shape[1] != 3:
+        raise ValueError(f"edit_stats needs a (B, 3, H, W) batch, got {tuple(rgb.shape)}")
+    x = rgb.float().clamp(0, 1)
+    hi, lo = x.amax(1), x.amin(1)  # (B, H, W)
+    chroma = hi - lo
+    clip_hi = hi >= 254.5 / 255
+    clip_lo = lo <= 0.5 / 255
+    sat = chroma / hi.clamp(min=1e-6)
+    y = (x * torch.tensor(_LUMA, device=x.device).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    g1, g2, g4 = _gauss(y, 1.0), _gauss(y, 2.0), _gauss(y, 4.0)
+    fine = (y - g1).abs().mean((1, 2, 3))
+    mid = (g1 - g4).abs().mean((1, 2, 3))
+
+    def share(m: torch.Tensor) -> torch.Tensor:
+        return m.float().flatten(1).mean(1)
+
+    cols = [
+        share(clip_hi),
+        share(clip_lo),
+        share((clip_hi | clip_lo) & (chroma > 0.25)),
+        share((sat >= 0.9) & (hi >= 0.25)),
+        torch.quantile(chroma.flatten(1), 0.99, dim=1),
+        share(y[:, 0] >= 0.95),
+        torch.log((fine + 1e-4) / (mid + 1e-4)),
+        share((y - g2).abs()[:, 0] > 0.12),
+    ]
+    out = torch.stack(cols, 1)
+    out[:, list(_SHARES)] = torch.log(1e-3 + out[:, list(_SHARES)])
+    return out
+
+
+class EditGuard(nn.Module):
+    """A penalty on the model's unit MOS scale: ``lam * max(0, g)``, ``g = standardised(stats) @ coef + bias``
+    an edit detector (> 0: looks over-processed) fitted by :func:`attiqa.training.ridge.fit_edit_guard`.
+
+    Per crop, like the ridge head (the scorer averages the crops' MOS); it needs the pixels, so only the
+    model's ``forward`` applies it (never the cached-feature path, which trains and validates the heads)."""
+
+    center: torch.Tensor
+    scale: torch.Tensor
+    coef: torch.Tensor
+    bias: torch.Tensor
+
+    def __init__(self, lam: float, version: int = VERSION, names: Sequence[str] = NAMES) -> None:
+        super().__init__()
+        if version != VERSION or tuple(names) != NAMES:
+            raise ValueError(f"edit statistics version {version} ({list(names)}) is not this code's "
+                             f"{VERSION} ({list(NAMES)})")  # fmt: skip
+        if isinstance(lam, bool) or not isinstance(lam, (int, float)) or not 0.0 < lam < math.inf:
+            raise ValueError(f"the edit guard's lambda must be a finite number > 0, got {lam!r}")
+        self.lam = float(lam)
+        dim = len(NAMES)
+        self.register_buffer("center", torch.zeros(dim))
+        self.register_buffer("scale", torch.ones(dim))
+        self.register_buffer("coef", torch.zeros(dim))
+        self.register_buffer("bias", torch.zeros(()))
+
+    def detector(self, stats: torch.Tensor) -> torch.Tensor:
+        """The edit score g of (N, 8) statistics."""
+        z = (stats.float() - self.center.float()) / self.scale.float()
+        return z @ self.coef.float() + self.bias.float()
+
+    def forward(self, rgb: torch.Tensor) -> torch.Tensor:
+        """(N, 3, H, W) sRGB in [0, 1] -> the penalty (N,) on the unit MOS scale."""
+        return self.lam * self.detector(edit_stats(rgb)).clamp(min=0)
+
+    def card(self) -> dict[str, Any]:
+        return {"lambda": self.lam, "version": VERSION, "names": list(NAMES)}
