@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import csv
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -70,6 +69,7 @@ def test_statistics_are_per_image_and_refuse_a_wrong_shape(photo):
 
 def _guard(photo: Image.Image, lam: float = 0.5) -> tuple[EditGuard, torch.Tensor, torch.Tensor]:
     """A real fit: clean = crops of the photo, edited = crops of its over-processings."""
+
     def crops(img: Image.Image) -> torch.Tensor:
         x = _t(img)
         return torch.cat([x[..., i : i + 96, j : j + 96] for i in (0, 50, 104) for j in (0, 100, 204)])
@@ -162,7 +162,8 @@ def test_attiqa_train_guard_fits_a_guard_onto_a_checkpoint_that_then_scores_edit
     model = AttiqaModel(create_backbone("tiny"), head_hidden=8, mos_hidden=8).eval()
     model.set_mos_range(0.0, 100.0)
     model.input_sizes.update(test_resize_shorter=160, test_crop=128)
-    plain = save_model(model, tmp_path / "plain.safetensors", {"stage": "finetune", "mos_range": [0.0, 100.0]})
+    card = {"stage": "finetune", "mos_range": [0.0, 100.0]}
+    plain = save_model(model, tmp_path / "plain.safetensors", card)
     out = tmp_path / "out" / "guarded.safetensors"
     kinds = ["--kind", "sharpen", "--kind", "saturation", "--kind", "contrast", "--kind", "exposure"]
     res = CliRunner().invoke(app, ["train", "guard", str(plain), "--pairs", str(table), "-o", str(out),

@@ -7,7 +7,8 @@ statistics, -1 clean / +1 edited crops) and applied as the scorer would: MOS - l
 crops of max(0, g).
 
     python experiments/generalisation/s27/edit_screen.py --natural /work/runs26/guard26/natural \
-        --clive-edits /work/runs26/guard26/s26/D1_pairs.csv --scores /work/runs27/lead --work /work/runs27/lead/es
+        --clive-edits /work/runs26/guard26/s26/D1_pairs.csv --scores /work/runs27/lead \
+        --work /work/runs27/lead/es
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ def stats_of(paths: list[Path], cache: Path) -> np.ndarray:
 
 def read_scores(path: Path) -> dict[str, float]:
     with open(path, newline="") as fh:
-        return {Path(r["path"] if "path" in r else r["image"]).name: float(r["mos"]) for r in csv.DictReader(fh)}
+        return {Path(r["image"]).name: float(r["mos"]) for r in csv.DictReader(fh)}
 
 
 def main() -> None:
@@ -101,8 +102,8 @@ def main() -> None:
     base_biq = np.array([ship["biq"][p.name] for p in bp])
     base_nt = np.array([ship["nat"][Path(r["image"]).name] for r in nt])
 
-    clean_nat = np.stack([s for s, r in zip(s_ntr, ntr_keep) if r["kind"] == "original"])
-    edit_nat = np.stack([s for s, r in zip(s_ntr, ntr_keep) if r["kind"] != "original"])
+    clean_nat = np.stack([s for s, r in zip(s_ntr, ntr_keep, strict=True) if r["kind"] == "original"])
+    edit_nat = np.stack([s for s, r in zip(s_ntr, ntr_keep, strict=True) if r["kind"] != "original"])
     tables = {"E1": (np.concatenate([s_clive[tr], clean_nat]), edit_nat),
               "E2": (np.concatenate([s_clive[tr], clean_nat]), np.concatenate([edit_nat, s_ce]))}  # fmt: skip
     results = {}
@@ -112,14 +113,17 @@ def main() -> None:
         y = torch.cat([-torch.ones(len(xc)), torch.ones(len(xe))]).double()
         fit = fit_ridge(x, y)
 
-        def g(s: np.ndarray) -> np.ndarray:
+        def g(s: np.ndarray, fit=fit) -> np.ndarray:
             z = fit.standardise(torch.from_numpy(s.reshape(-1, len(NAMES))).double()).double()
             return (z @ fit.coef.double() + fit.intercept).numpy().reshape(s.shape[:2])
 
         gc, gb, gn = g(s_clive), g(s_biq), g(s_nt)
-        coef = dict(zip(NAMES, (fit.coef.double() / fit.scale.double()).tolist()))
+        coef = dict(zip(NAMES, (fit.coef.double() / fit.scale.double()).tolist(), strict=True))
         for lam in (0.5, 1.0):
-            pen = lambda gg: lam * width * np.clip(gg, 0, None).mean(1)  # noqa: E731
+
+            def pen(gg: np.ndarray, lam: float = lam) -> np.ndarray:
+                return lam * width * np.clip(gg, 0, None).mean(1)
+
             mc, mb, mn = base_clive - pen(gc), base_biq - pen(gb), base_nt - pen(gn)
             orig = {r["photo"]: mn[i] for i, r in enumerate(nt) if r["kind"] == "original"}
             rates = {}
@@ -135,8 +139,9 @@ def main() -> None:
                    "alpha": float(fit.alpha)}  # fmt: skip
             results[f"{name}-{lam}"] = res
             print(f"{name}-{lam}: CLIVE0 {res['clive0']:.4f} BIQ {res['biq']:.4f} over {over}/192 "
-                  f"deg min {res['deg_min']:.3f} mean {res['deg_mean']:.3f} | open nat {res['open_nat_orig']:.2f}"
-                  f" clive {res['open_clive_test']:.3f} biq {res['open_biq']:.3f}", flush=True)  # fmt: skip
+                  f"deg min {res['deg_min']:.3f} mean {res['deg_mean']:.3f} | open nat "
+                  f"{res['open_nat_orig']:.2f} clive {res['open_clive_test']:.3f} biq {res['open_biq']:.3f}",
+                  flush=True)  # fmt: skip
             print("   " + " ".join(f"{k} {v:.2f}" for k, v in rates.items()), flush=True)
         print("   coef/unit:", {k: round(v, 3) for k, v in coef.items()}, flush=True)
     base = {"clive0": float(spearmanr(base_clive[te], cm[te])[0]), "biq": float(spearmanr(base_biq, bm)[0])}
