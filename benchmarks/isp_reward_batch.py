@@ -13,6 +13,7 @@ these numbers: benchmarks/isp_reward_batch_rule.txt.
 
     python benchmarks/isp_reward_batch.py [--model attiqa-default] [--raw PATH] [--sizes 12,48]
         [--batches 2,4,8,16] [--rounds 5] [--threads 1] [--one-pass center|whole] [--device cpu]
+        [--cma-budget 150]  (also a per-image CMA-ES search both ways: the same setting? how long?)
 """
 
 from __future__ import annotations
@@ -30,11 +31,12 @@ from skimage import data
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import interleaved  # noqa: E402
 
+from isp_env.baselines import cma_search, guarded_objective  # noqa: E402
 from isp_env.dng import dng_from_photo  # noqa: E402
 from isp_env.mos_function import from_scorer  # noqa: E402
 from isp_env.params import from_normalized, neutral, to_normalized  # noqa: E402
 from isp_env.raw import read_raw  # noqa: E402
-from isp_env.reward import develop_view, finish_view  # noqa: E402
+from isp_env.reward import develop_view, finish_view, guarded_item  # noqa: E402
 
 
 def rate(mos, imgs: list[np.ndarray], single: bool):
@@ -62,6 +64,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1, help="torch threads (the ISP tuner uses 1)")
     ap.add_argument("--one-pass", default="center", choices=("center", "whole"))
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--cma-budget", type=int, default=0, help="also run a per-image CMA-ES both ways")
     args = ap.parse_args()
     import torch
 
@@ -106,6 +109,21 @@ def main() -> None:
             )
             print(f"  batch {b:2d}: best {best[f'b{b}']:6.2f} renders/s{extra}")
     print(f"max |batched - one at a time| score: {worst:.2e} (a batch size is out at 1e-4 and above)")
+    if args.cma_budget:  # a whole per-image search, one render a pass against the default (same result?)
+        item = guarded_item(path, view)
+        objective = guarded_objective([item], mos[1])
+        t = time.perf_counter()
+        ref = cma_search(lambda x: objective(x), args.cma_budget, 1, seed=0)  # one call per candidate
+        t_one = time.perf_counter() - t
+        t = time.perf_counter()
+        res = cma_search(guarded_objective([item], default), args.cma_budget, 1, seed=0)  # generations
+        t_many = time.perf_counter() - t
+        dp = max(abs(ref.params[k] - res.params[k]) for k in ref.params)
+        print(
+            f"per-image CMA-ES, {ref.calls} scorer calls: best guarded score {ref.mos:.5f} one at a time, "
+            f"{res.mos:.5f} by generations (max parameter difference {dp:.1e}); {t_one:.1f} s vs "
+            f"{t_many:.1f} s, rendering included (ratio {t_one / t_many:.2f})"
+        )
     if diff_default >= 1e-4:
         raise SystemExit(
             f"the default batch size's scores differ from one-at-a-time scores by {diff_default:.1e}"
