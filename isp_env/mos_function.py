@@ -18,7 +18,8 @@ from attiqa.errors import ModelLoadError
 from attiqa.interface import CALL_BATCH
 
 # views per forward pass of a one-pass reward (ours). CPU: 2, chosen by benchmarks/isp_reward_batch_rule.txt
-# (one torch thread: 1.17-1.19x the one-at-a-time throughput; 4 and more gain less or lose — docs/isp.md);
+# (one torch thread: ~1.1-1.2x the one-at-a-time throughput, within the noise of a busy machine; 8 and
+# more lose — docs/isp.md);
 # GPU: the scorer's own list batch (attiqa.interface.CALL_BATCH; not measured here). At most that many
 # centre crops' worth of pixels a pass (whole views are larger).
 VIEW_BATCH_CPU = 2
