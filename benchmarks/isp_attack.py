@@ -53,9 +53,10 @@ def main() -> None:
             params[name] = res.params
             imgs[name] = finish_view(dev, res.params, view)
         row = {"raw": path.name, "params": params}
+        scored = dict(zip(imgs, mos(list(imgs.values())), strict=True))  # one reward call per raw
         for k, im in imgs.items():
             st = render_stats(im)
-            row[k] = {"mos": mos.one(im), "penalty": guard.penalty(im) * mos.width / 100, **st.as_dict()}
+            row[k] = {"mos": float(scored[k]), "penalty": guard.penalty(im) * mos.width / 100, **st.as_dict()}
             print(
                 f"{path.name:28s} {k:16s} MOS {row[k]['mos']:6.2f}  penalty {row[k]['penalty']:7.2f}  "
                 f"clipped {100 * st.clipped:5.1f} %  saturation {st.saturation:.3f}",

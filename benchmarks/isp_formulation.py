@@ -84,12 +84,12 @@ def main() -> None:
         items[p] = (dev, make_guard(dev, p, view))
 
     def score(params_of) -> dict[str, float]:
-        mos_v, guarded = [], []
-        for p, (dev, guard) in items.items():
-            img = finish_view(dev, params_of(p), view)
-            m = mos.one(img)
-            mos_v.append(m)
-            guarded.append(m - guard.penalty(img) * mos.width / 100.0)
+        imgs = [finish_view(dev, params_of(p), view) for p, (dev, _) in items.items()]
+        mos_v = [float(m) for m in mos(imgs)]  # the validation raws' renders in one reward call
+        guarded = [
+            m - guard.penalty(img) * mos.width / 100.0
+            for m, img, (_, guard) in zip(mos_v, imgs, items.values(), strict=True)
+        ]
         return {
             "mos": float(np.mean(mos_v)),
             "guarded": float(np.mean(guarded)),

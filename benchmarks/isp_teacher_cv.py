@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from attiqa.io.atomic import write_json_atomic
+from isp_env.baselines import score_together
 from isp_env.env import N_STATS
 from isp_env.mos_function import load_mos_function
 from isp_env.params import from_normalized, to_normalized
@@ -64,6 +65,11 @@ def main() -> None:
     def score(i: int, action: np.ndarray) -> float:  # the real guarded reward of a predicted setting
         return objectives[names[i]](np.clip(base + cfg.scale * action, -1.0, 1.0))
 
+    def score_many(pairs: list[tuple[int, np.ndarray]]) -> list[float]:  # a fold's raws in shared calls
+        return score_together(
+            [(objectives[names[i]], np.clip(base + cfg.scale * a, -1.0, 1.0)) for i, a in pairs]
+        )
+
     print(f"{len(names)} training raws; CV guarded score (fold seeds {args.fold_seeds}), ridge alpha per raw")
     print(f"| targets | statistics | {' | '.join(f'ridge {a:g}' for a in args.alphas)} |")
     print(f"| --- | --- | {' | '.join('---:' for _ in args.alphas)} |")
@@ -75,7 +81,9 @@ def main() -> None:
             for seed in args.fold_seeds:
                 cache = caches.setdefault(f"{variant}|{stats}", {})
                 try:
-                    choice = choose_by_cv(x, y, group_of, score, candidates, seed=seed, cache=cache)
+                    choice = choose_by_cv(
+                        x, y, group_of, score, candidates, seed=seed, cache=cache, score_many=score_many
+                    )
                 finally:
                     write_json_atomic(cache_path, caches)
                 for row in choice.table:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -31,6 +31,66 @@ class SearchResult:
     calls: int
 
 
+# renders per reward call when several settings are scored together (ours): a CMA-ES generation's renders
+# go to the scorer as one list (a one-pass reward scores such a list in batched forward passes,
+# :func:`isp_env.mos_function.score_views`), at most this many at once (memory: ~0.6 MB a view)
+RENDERS_PER_CALL = 64
+
+
+@dataclass
+class RenderObjective:
+    """Normalised parameters -> score through renders scored by ``mos``: ``render`` (setting -> its renders)
+    and ``value`` (its renders and their MOS -> its score). ``obj(x)`` scores one setting; ``obj.many(xs)``
+    (and :func:`score_together`) score several in shared reward calls — the same numbers, each setting's
+    renders and scores passed to ``value`` exactly as ``obj(x)`` does."""
+
+    render: Callable[[np.ndarray], list[np.ndarray]]
+    value: Callable[[list[np.ndarray], np.ndarray], float]
+    mos: Any
+
+    def __call__(self, x: np.ndarray) -> float:
+        imgs = self.render(x)
+        return self.value(imgs, self.mos(imgs))
+
+    def many(self, xs: Sequence[np.ndarray]) -> list[float]:
+        return score_together([(self, x) for x in xs])
+
+
+def score_together(pairs: Sequence[tuple[RenderObjective, np.ndarray]]) -> list[float]:
+    """``[obj(x) for obj, x in pairs]`` with the renders of several settings (of one objective or of several
+    sharing a reward, e.g. the held-out raws of a cross-validation fold) scored in one reward call, at most
+    :data:`RENDERS_PER_CALL` renders a call (more when one setting has more renders)."""
+    out: list[float] = []
+    pending: list[tuple[RenderObjective, list[np.ndarray]]] = []
+
+    def flush() -> None:
+        if not pending:
+            return
+        mos = pending[0][0].mos
+        scores = mos([im for _, imgs in pending for im in imgs])
+        k = 0
+        for obj, imgs in pending:
+            out.append(obj.value(imgs, scores[k : k + len(imgs)]))
+            k += len(imgs)
+        pending.clear()
+
+    for obj, x in pairs:
+        imgs = obj.render(np.asarray(x))
+        same = bool(pending) and pending[0][0].mos is obj.mos
+        if pending and (not same or sum(len(i) for _, i in pending) + len(imgs) > RENDERS_PER_CALL):
+            flush()
+        pending.append((obj, imgs))
+    flush()
+    return out
+
+
+def evaluate_all(objective: Callable[[np.ndarray], float], xs: Sequence[np.ndarray]) -> list[float]:
+    """``objective`` at each of ``xs``: in shared reward calls when it can (a :class:`RenderObjective`),
+    else one call each."""
+    many = getattr(objective, "many", None)
+    return list(many(xs)) if many is not None else [objective(x) for x in xs]
+
+
 def cma_search(
     objective: Callable[[np.ndarray], float],
     budget: int,
@@ -40,7 +100,8 @@ def cma_search(
     x0: np.ndarray | None = None,
 ) -> SearchResult:
     """Maximise ``objective`` (normalised vector -> MOS) within ``budget`` scorer calls, from ``x0``
-    (normalised; default the neutral point), which is evaluated first."""
+    (normalised; default the neutral point), which is evaluated first. Each generation's candidates are
+    scored together (:func:`evaluate_all`)."""
     import cma
 
     x0 = to_normalized(neutral()) if x0 is None else np.clip(np.asarray(x0, dtype=np.float64), -1.0, 1.0)
@@ -55,7 +116,7 @@ def cma_search(
         )
         while evals_left >= pop:
             xs = es.ask()
-            fs = [objective(np.asarray(x)) for x in xs]
+            fs = evaluate_all(objective, [np.asarray(x) for x in xs])
             calls += pop * calls_per_eval
             evals_left -= pop
             es.tell(xs, [-f for f in fs])
@@ -65,34 +126,36 @@ def cma_search(
     return SearchResult(from_normalized(best_x), float(best_f), int(calls))
 
 
-def mean_mos_objective(devs: Sequence[Developed], mos) -> Callable[[np.ndarray], float]:
+def mean_mos_objective(devs: Sequence[Developed], mos) -> RenderObjective:
     """Normalised parameters -> mean MOS of their renders of ``devs`` (one scorer call per image)."""
 
-    def f(x: np.ndarray) -> float:
+    def render(x: np.ndarray) -> list[np.ndarray]:
         values = from_normalized(x)
-        return float(np.mean(mos([finish(d, values) for d in devs])))
+        return [finish(d, values) for d in devs]
 
-    return f
+    def value(imgs: list[np.ndarray], scores: np.ndarray) -> float:
+        return float(np.mean(scores))
+
+    return RenderObjective(render, value, mos)
 
 
-def guarded_objective(
-    items: Sequence[tuple[Developed, Guard | None, int | None]], mos
-) -> Callable[[np.ndarray], float]:
+def guarded_objective(items: Sequence[tuple[Developed, Guard | None, int | None]], mos) -> RenderObjective:
     """Normalised parameters -> mean guarded score (MOS minus the :class:`isp_env.reward.Guard` penalty,
     in the scorer's units) of the renders at the scorer's scale; ``items``: (front end, guard, view)."""
     from isp_env.reward import finish_view
 
-    def f(x: np.ndarray) -> float:
+    def render(x: np.ndarray) -> list[np.ndarray]:
         values = from_normalized(x)
-        imgs = [finish(d, values) if v is None else finish_view(d, values, v) for d, _, v in items]
-        scores = mos(imgs)
+        return [finish(d, values) if v is None else finish_view(d, values, v) for d, _, v in items]
+
+    def value(imgs: list[np.ndarray], scores: np.ndarray) -> float:
         pen = [
             g.penalty(im) * mos.width / 100.0 if g is not None else 0.0
             for (_, g, _), im in zip(items, imgs, strict=True)
         ]
         return float(np.mean(scores - np.asarray(pen)))
 
-    return f
+    return RenderObjective(render, value, mos)
 
 
 def rawpy_preview(path, size: tuple[int, int]) -> np.ndarray:

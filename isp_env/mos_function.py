@@ -11,9 +11,20 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from PIL import Image
 
 from attiqa.errors import ModelLoadError
+from attiqa.interface import CALL_BATCH
+
+# views per forward pass of a one-pass reward (ours). CPU: 2, chosen by benchmarks/isp_reward_batch_rule.txt
+# (one torch thread: ~1.1-1.2x the one-at-a-time throughput, within the noise of a busy machine; 8 and
+# more lose — docs/isp.md);
+# GPU: the scorer's own list batch (attiqa.interface.CALL_BATCH; not measured here). At most that many
+# centre crops' worth of pixels a pass (whole views are larger).
+VIEW_BATCH_CPU = 2
+VIEW_BATCH = CALL_BATCH
+VIEW_PIXELS = CALL_BATCH * 320 * 320
 
 
 class MOSFunction:
@@ -62,7 +73,28 @@ class MOSFunction:
         return float(self([image])[0])
 
 
-def from_scorer(scorer, one_pass: bool | str = "center") -> MOSFunction:
+def score_views(
+    views: Sequence[torch.Tensor], score: Callable[[torch.Tensor], Any], batch_size: int = VIEW_BATCH
+) -> np.ndarray:
+    """Score (C, H, W) view tensors in batched forward passes (``score``: a stacked batch -> one score per
+    row): views of one shape stacked, at most ``batch_size`` and :data:`VIEW_PIXELS` pixels a pass; the
+    scores in the order given. Equal to scoring them one at a time up to float rounding
+    (tests/test_isp_reward.py). "center" views are all of one shape, "whole" views of one raw's renders too.
+    """
+    out = np.zeros(len(views), dtype=np.float64)
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, v in enumerate(views):
+        groups.setdefault(tuple(v.shape), []).append(i)
+    for shape, idx in groups.items():
+        step = max(min(int(batch_size), VIEW_PIXELS // max(shape[-1] * shape[-2], 1)), 1)
+        for k in range(0, len(idx), step):
+            part = idx[k : k + step]
+            scores = np.asarray(score(torch.stack([views[i] for i in part])), dtype=np.float64).reshape(-1)
+            out[part] = scores
+    return out
+
+
+def from_scorer(scorer, one_pass: bool | str = "center", batch_size: int | None = None) -> MOSFunction:
     """Wrap an :class:`attiqa.scorers.Scorer`: its first column (``mos`` or ``score``) is the MOS.
 
     ``one_pass`` (ours, issue 19): a trained ATTIQA scorer grades the whole image in one forward pass at
@@ -72,6 +104,8 @@ def from_scorer(scorer, one_pass: bool | str = "center") -> MOSFunction:
     scorer's own single-crop option; cheaper still — costs in docs/isp.md); ``False``: the paper's five
     crops.
     ``benchmarks/isp_reward_agreement.py`` measures the rank agreement with five-crop full-resolution scores.
+    A list of renders is scored in forward passes of ``batch_size`` views (:func:`score_views`; None:
+    :data:`VIEW_BATCH_CPU` on the CPU, else :data:`VIEW_BATCH`; 1: one view a pass).
     """
     column = scorer.columns[0]
     if column == "mos" and getattr(scorer, "has_mos", True) is False:
@@ -99,8 +133,13 @@ def from_scorer(scorer, one_pass: bool | str = "center") -> MOSFunction:
             else CenterCropTest(cfg["mean"], cfg["std"], int(shorter), int(cfg.get("test_crop") or 320))
         )
 
+        if batch_size is None:
+            device = getattr(scorer, "device", None)
+            batch_size = VIEW_BATCH_CPU if device is None or device.type == "cpu" else VIEW_BATCH
+        step = int(batch_size)
+
         def one(images):
-            return [float(scorer(view(im))[column]) for im in images]
+            return score_views([view(im) for im in images], lambda b: scorer(b)[column], step)
 
         return MOSFunction(
             one, scorer.info.score_range, scorer.info.name, batched=True, view_shorter=int(shorter)

@@ -309,8 +309,9 @@ def evaluate(
                     if v
                     else rawpy_render(paths[key], dev.linear.shape[:2])
                 )
+            scored = dict(zip(views, mos(list(views.values())), strict=True))  # one reward call per raw
             for m, img in views.items():
-                score = float(mos.one(img))
+                score = float(scored[m])
                 pen = guard.penalty(img) * mos.width / 100.0
                 st = render_stats(renders[m])
                 rows.append(

@@ -191,12 +191,15 @@ def choose_by_cv(
     seed: int = 0,
     cache: dict[str, float] | None = None,
     prior: tuple[np.ndarray, np.ndarray] | None = None,
+    score_many: Callable[[list[tuple[int, np.ndarray]]], list[float]] | None = None,
 ) -> Choice:
     """Scene-group CV: for each candidate and fold, fit on the other folds, predict the fold's raws and
     score each prediction with ``score(raw index, residual action)`` (the real guarded reward). Returns
     the candidate with the best mean; ``cache`` (key -> score) saves scorer calls across reruns.
     ``prior`` (features, targets): rows of an earlier policy (``--init-policy``) added to every fold's
-    training side, never held out — the folds judge only this run's raws."""
+    training side, never held out — the folds judge only this run's raws. ``score_many`` (optional): the
+    same scores of a list of (raw index, action), e.g. in shared reward calls — a fold's uncached
+    predictions are scored with it in one go."""
     cache = {} if cache is None else cache
     px, py = prior if prior is not None else (np.zeros((0, features.shape[1])), np.zeros((0, N_PARAMS)))
     tag = f":prior{len(px)}" if len(px) else ""  # a score with prior rows is another score
@@ -215,11 +218,17 @@ def choose_by_cv(
                     strength,
                 )
                 actions, _ = pol.predict(features[test])
-                for i, a in zip(test, actions, strict=True):
-                    key = f"{kind}:{strength:g}:{n_folds}:{seed}:{int(i)}{tag}"
-                    if key not in cache:
-                        cache[key] = float(score(int(i), np.asarray(a)))
-                    scores[i] = cache[key]
+                keys = {int(i): f"{kind}:{strength:g}:{n_folds}:{seed}:{int(i)}{tag}" for i in test}
+                todo = [
+                    (int(i), np.asarray(a))
+                    for i, a in zip(test, actions, strict=True)
+                    if keys[int(i)] not in cache
+                ]
+                done = score_many(todo) if score_many is not None and todo else [score(i, a) for i, a in todo]
+                for (i, _), v in zip(todo, done, strict=True):
+                    cache[keys[i]] = float(v)
+                for i in test:
+                    scores[i] = cache[keys[int(i)]]
                     adv(1)
             row = {
                 "kind": kind,

@@ -24,7 +24,7 @@ from attiqa.errors import ConfigError
 from attiqa.io.atomic import write_json_atomic
 from attiqa.progress import console, progress_task
 from attiqa.scorers import DEFAULT_MODEL, scorer_identity
-from isp_env.baselines import guarded_objective
+from isp_env.baselines import RenderObjective, guarded_objective, score_together
 from isp_env.env import ISPTuningEnv
 from isp_env.params import N_PARAMS, neutral, to_normalized
 from isp_env.policy_io import (
@@ -399,7 +399,7 @@ def teacher_inputs(raws: list[Path], cfg: TrainConfig, mos, groups: dict[Path, s
     env_cfg = {k: v for k, v in cfg.env_kwargs().items() if k != "scorer"}
     names: list[str] = []
     feats: list[np.ndarray] = []
-    objectives: dict[str, Callable[[np.ndarray], float]] = {}
+    objectives: dict[str, RenderObjective] = {}
     group_of: list[str] = []
     skipped: dict[str, str] = {}
     for p in raws:
@@ -642,6 +642,11 @@ def train_teacher(
     def score(i: int, action: np.ndarray) -> float:
         return objectives[names[i]](np.clip(base + cfg.scale * action, -1.0, 1.0))
 
+    def score_many(pairs: list[tuple[int, np.ndarray]]) -> list[float]:  # a fold's raws in shared calls
+        return score_together(
+            [(objectives[names[i]], np.clip(base + cfg.scale * a, -1.0, 1.0)) for i, a in pairs]
+        )
+
     rows_x, rows_y, rows_groups = x, y, list(group_of)
     if prior is not None:
         rows_x, rows_y = np.concatenate([x, prior.x]), np.concatenate([y, prior.y])
@@ -662,6 +667,7 @@ def train_teacher(
                 seed=cfg.seed,
                 cache=cache,
                 prior=(prior.x, prior.y) if prior is not None else None,
+                score_many=score_many,
             )
         finally:
             write_json_atomic(cache_path, cache)

@@ -161,3 +161,37 @@ TINY_CFG = {
         "std": [0.26862954, 0.26130258, 0.27577711],
     },
 }
+
+
+# ----------------------------------------------------------------------------------------------------
+# the ISP reward: a tiny ATTIQA checkpoint and renders of random settings
+
+
+def tiny_attiqa_scorer(folder: Path):
+    """A real ATTIQA checkpoint (tiny backbone, random init: the machinery, not the numbers), loaded as the
+    reward loads ``--model ckpt.safetensors``."""
+    import torch
+
+    import attiqa
+    from attiqa.models import AttiqaModel, create_backbone, save_model
+
+    torch.manual_seed(0)
+    model = AttiqaModel(create_backbone("tiny"), head_hidden=16, mos_hidden=8)
+    model.set_mos_range(0.0, 100.0)
+    return attiqa.load_scorer(save_model(model, folder / "tiny.safetensors", card={"name": "tiny"}))
+
+
+def isp_renders(raws, view: int, per_raw: int, seed: int = 0) -> list[np.ndarray]:
+    """``per_raw`` renders of random settings of each raw at the scorer's scale (``view``), the raws
+    interleaved (views of raws of other aspect ratios differ in shape)."""
+    from isp_env.params import N_PARAMS, from_normalized
+    from isp_env.raw import read_raw
+    from isp_env.reward import develop_view, finish_view
+
+    rng = np.random.default_rng(seed)
+    devs = [develop_view(read_raw(p), view) for p in raws]
+    return [
+        finish_view(d, from_normalized(np.clip(rng.normal(0, 0.5, N_PARAMS), -1, 1)), view)
+        for _ in range(per_raw)
+        for d in devs
+    ]

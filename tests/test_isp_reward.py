@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import isp_renders, tiny_attiqa_scorer
 
 import attiqa
 from isp_env.isp import develop, finish
@@ -37,7 +38,7 @@ def test_render_stats_measure_clipping_and_saturation():
     assert st.clipped == pytest.approx(0.5) and st.saturation == pytest.approx(0.5 * 127 / 255)
 
 
-def test_guard_penalises_over_processing_but_not_sane_renders(isp_raws):
+def test_guard_penalises_over_processing_but_not_saneisp_renders(isp_raws):
     """The classical scorer pays for the over-processed render (as the ATTIQA default model does on real raws,
     issue 19); the guarded score must not."""
     mos = from_scorer(attiqa.create_scorer("classical"))
@@ -77,7 +78,7 @@ def test_guard_catches_a_hue_rotation(isp_raws):
     assert guard.terms(finish(dev, {"hue": 5.0}))["hue"] == 0
 
 
-def test_guard_lower_bounds_catch_grey_dark_and_flat_renders(isp_raws):
+def test_guard_lower_bounds_catch_grey_dark_and_flatisp_renders(isp_raws):
     """Issue 19: with upper bounds only, the search found a near-grey, flat rendering the default model pays
     for. Renders far below the sane ones in saturation, brightness or contrast now cost; the sane renders
     and mild edits in those directions do not."""
@@ -128,3 +129,49 @@ def test_overshoot_term_catches_sharpening_halos(isp_raws):
         assert guard.terms(finish(dev, {"contrast": 1.3})[::2, ::2])["overshoot"] == 0  # not a halo
         halo = finish(dev, {"sharpen_amount": 3.0, "sharpen_sigma": 2.5, "sharpen_threshold": 0.0})
         assert guard.terms(halo[::2, ::2])["overshoot"] > 10
+
+
+@pytest.mark.parametrize("one_pass", ["center", "whole"])
+def test_a_one_pass_reward_scores_a_list_in_batched_passes_as_one_at_a_time(tmp_path, isp_raws, one_pass):
+    scorer = tiny_attiqa_scorer(tmp_path)
+    passes: list[tuple[int, ...]] = []
+    forward = scorer.score_tensors
+
+    def counted(batch):
+        passes.append(tuple(batch.shape))
+        return forward(batch)
+
+    scorer.score_tensors = counted
+    one = from_scorer(scorer, one_pass, batch_size=1)
+    many = from_scorer(scorer, one_pass, batch_size=3)
+    imgs = isp_renders(isp_raws, one.view_shorter, 2)
+    ref = np.array([one.one(im) for im in imgs])
+    assert len(passes) == len(imgs) and np.ptp(ref) > 1e-3  # distinct scores: a mixed-up order would show
+    passes.clear()
+    got = many(imgs)
+    np.testing.assert_allclose(got, ref, rtol=0, atol=1e-4)  # same scores, same order
+    assert many.calls == len(imgs)  # counted per render, as before
+    assert all(n <= 3 for n, *_ in passes) and sum(n for n, *_ in passes) == len(imgs)
+    shapes = {im.shape for im in imgs}
+    if one_pass == "center":  # one crop shape: ceil(8 / 3) passes
+        assert len(shapes) > 1 and len(passes) == 3
+    else:  # one group per view shape, each in passes of at most 3
+        assert len(passes) == sum(-(-sum(im.shape == s for im in imgs) // 3) for s in shapes)
+
+
+def test_the_bundled_reward_scores_a_list_in_batched_passes_as_one_at_a_time(isp_raws):
+    from attiqa.scorers import DEFAULT_MODEL
+    from attiqa.scorers.zoo import named_models
+
+    if DEFAULT_MODEL not in named_models():
+        pytest.skip("no default model bundled")
+    import torch
+
+    torch.set_num_threads(1)  # as the tuner (restored by conftest)
+    scorer = attiqa.load_scorer(None)
+    for one_pass in ("center", "whole"):
+        one = from_scorer(scorer, one_pass, batch_size=1)
+        imgs = isp_renders(isp_raws[:2], one.view_shorter, 3)
+        ref = np.array([one.one(im) for im in imgs])
+        got = from_scorer(scorer, one_pass)(imgs)  # the default batch size (VIEW_BATCH_CPU on the CPU)
+        np.testing.assert_allclose(got, ref, rtol=0, atol=1e-4)

@@ -122,6 +122,36 @@ def test_cross_validation_picks_the_model_that_scores_best_on_held_out_raws():
     assert not calls and again.kind == choice.kind  # cached scores: no scorer call on a rerun
 
 
+def test_cross_validation_scores_a_folds_predictions_together_with_the_same_table():
+    """``score_many`` (the tuner's: a fold's renders in shared reward calls) gives ``score``'s table."""
+    rng = np.random.default_rng(2)
+    x = rng.uniform(0, 1, (20, 4))
+    y = np.zeros((20, N_PARAMS))
+    y[:, EXPOSURE] = x[:, 1] - 0.5
+    groups = [f"g{i // 2}" for i in range(20)]
+
+    def score(i: int, a: np.ndarray) -> float:
+        return -float(np.sum((a - y[i]) ** 2))
+
+    lists: list[list[int]] = []
+
+    def score_many(pairs: list[tuple[int, np.ndarray]]) -> list[float]:
+        lists.append([i for i, _ in pairs])
+        return [score(i, a) for i, a in pairs]
+
+    one = choose_by_cv(x, y, groups, score, seed=0)
+    cache: dict[str, float] = {"ridge:1:5:0:3": 7.0}  # a cached score is not asked for again
+    many = choose_by_cv(x, y, groups, lambda i, a: pytest.fail("scored one at a time"), seed=0, cache=cache,
+                        score_many=score_many)  # fmt: skip
+    mine = {(r["kind"], r["strength"]): r["scores"] for r in many.table}
+    theirs = {(r["kind"], r["strength"]): r["scores"] for r in one.table}
+    assert mine[("ridge", 1.0)][3] == 7.0
+    mine[("ridge", 1.0)][3] = theirs[("ridge", 1.0)][3]
+    assert mine == theirs
+    assert len(lists) == len(DEFAULT_CANDIDATES) * 5  # one call per candidate and fold
+    assert sum(map(len, lists)) == 20 * len(DEFAULT_CANDIDATES) - 1
+
+
 def test_policy_adapts_per_raw_and_round_trips_through_the_policy_files(tmp_path, isp_raws):
     """Fitted on real DNGs' observations, the policy gives raws with other statistics other settings, and
     the saved + loaded policy tunes them identically."""

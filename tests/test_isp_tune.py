@@ -464,3 +464,39 @@ def test_a_split_is_the_same_whether_the_raw_folder_was_given_absolute_or_relati
     rel, absolute = plan(Path("raws")), plan(raws)
     assert rel["test"] != absolute["test"] and split_names(rel) == split_names(absolute)
     assert split_names(rel)[1] and all("/" not in n for n in split_names(rel)[1])
+
+
+def test_a_cma_es_generation_is_scored_in_shared_reward_calls_with_the_same_result(tmp_path, isp_raws):
+    """Each generation's renders go to the reward in one call (batched forward passes); the search finds
+    what it found scoring one render a call: the same scores, calls and setting."""
+    import torch
+    from helpers import tiny_attiqa_scorer
+
+    from isp_env.baselines import guarded_objective, score_together
+    from isp_env.reward import guarded_item
+
+    torch.set_num_threads(1)
+    scorer = tiny_attiqa_scorer(tmp_path)
+    lists: list[int] = []
+    mos = from_scorer(scorer, batch_size=4)
+    fn = mos.fn
+    mos.fn = lambda ims: lists.append(len(ims)) or fn(ims)
+    one = from_scorer(scorer, batch_size=1)
+    items = [guarded_item(p, 64) for p in isp_raws[:2]]
+    for its, pop in (([items[0]], 6), (items, 4)):  # per image; global over two raws
+        lists.clear()
+        objective = guarded_objective(its, one)
+        ref = cma_search(lambda x, o=objective: o(x), 30, len(its), seed=0, popsize=pop)  # one at a time
+        res = cma_search(guarded_objective(its, mos), 30, len(its), seed=0, popsize=pop)
+        assert res.params == pytest.approx(ref.params, abs=1e-9) and res.mos == pytest.approx(
+            ref.mos, abs=1e-4
+        )
+        assert res.calls == ref.calls and sum(lists) == res.calls  # every render counted
+        assert lists == [len(its)] + [pop * len(its)] * (len(lists) - 1)  # neutral, then whole generations
+    # several raws' objectives sharing a reward (a CV fold's predictions): one call, the same numbers
+    objs = [guarded_objective([it], mos) for it in items]
+    xs = [np.full(len(NAMES), v) for v in (-0.3, 0.2)]
+    lists.clear()
+    together = score_together([(o, x) for o in objs for x in xs])
+    assert lists == [4]
+    assert together == pytest.approx([o(x) for o in objs for x in xs], abs=1e-4)

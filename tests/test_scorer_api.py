@@ -99,3 +99,33 @@ def test_export_half_precision_copy_scores_the_same(checkpoint, photos, tmp_path
     sa, sb = a(photos["coffee"]), b(photos["coffee"])
     for c in a.columns:
         assert abs(sa[c] - sb[c]) < 0.05 * (1 if c != "mos" else 100)
+
+
+def test_scorer_identity_hashes_a_checkpoint_once_and_a_changed_file_again(tmp_path, monkeypatch):
+    """isp-tune asks for its reward model's identity up to four times a run: the file is hashed once per
+    process, and again when it changes (size or modification time)."""
+    import os
+
+    import attiqa.scorers as scorers
+    from attiqa.io.checkpoints import sha256_of
+
+    torch.manual_seed(0)
+    run = tmp_path / "run"
+    model = AttiqaModel(create_backbone("tiny"), head_hidden=8)
+    ckpt = save_model(model, run / "finetune" / "best.safetensors", card={"name": "m"})
+    hashed: list[str] = []
+    monkeypatch.setattr(scorers, "sha256_of", lambda p: hashed.append(str(p)) or sha256_of(p))
+    first = scorers.scorer_identity(ckpt)
+    assert first == {"name": str(ckpt), "sha256": sha256_of(ckpt)}
+    assert scorers.scorer_identity(str(ckpt)) == first
+    assert scorers.scorer_identity(run)["sha256"] == first["sha256"]
+    assert len(hashed) == 1  # by path, as a string, by its run folder: one hash
+    data = bytearray(ckpt.read_bytes())
+    data[-1] ^= 1  # same size; a new modification time
+    st = ckpt.stat()
+    ckpt.write_bytes(bytes(data))
+    os.utime(ckpt, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
+    second = scorers.scorer_identity(ckpt)
+    assert second["sha256"] == sha256_of(ckpt) != first["sha256"] and len(hashed) == 2
+    ckpt.write_bytes(bytes(data) + b" ")  # another size
+    assert scorers.scorer_identity(ckpt)["sha256"] == sha256_of(ckpt) and len(hashed) == 3

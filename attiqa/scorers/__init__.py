@@ -74,11 +74,28 @@ def load_scorer(
     return create_scorer(str(name_or_path), device=device, **overrides)
 
 
+# file -> its SHA-256, keyed on (resolved path, size, mtime_ns): a run asks for the same reward model's
+# identity several times (isp-tune: the run, a prior's check, the policy card, a SAC start)
+_SHA256_CACHE: dict[tuple[str, int, int], str] = {}
+
+
+def weights_sha256(path: str | Path) -> str:
+    """SHA-256 of a weights file, computed once per file per process: cached on its resolved path, size and
+    modification time (ns), so a file rewritten in place is hashed again."""
+    p = Path(path).resolve()
+    st = p.stat()
+    key = (str(p), st.st_size, st.st_mtime_ns)
+    if key not in _SHA256_CACHE:
+        _SHA256_CACHE[key] = sha256_of(p)
+    return _SHA256_CACHE[key]
+
+
 def scorer_identity(name_or_path: str | Path | None = None) -> dict[str, str | None]:
     """What a scorer is, for a record that must notice when it changes (e.g. the reward model an ISP policy
     was fitted against): ``{"name", "sha256"}`` — the SHA-256 of the weights file of a checkpoint or of a
     named model (the registry's, ``attiqa/data/models.json``, checked on every load), ``None`` for a scorer
-    with no weights file of its own (``classical``, CLIP scorers). ``None`` = the default model."""
+    with no weights file of its own (``classical``, CLIP scorers). ``None`` = the default model. A file is
+    hashed once per process (:func:`weights_sha256`)."""
     name = DEFAULT_MODEL if name_or_path is None else str(name_or_path)
     if is_checkpoint(name):
         path = checkpoint_in(Path(name))
@@ -87,10 +104,10 @@ def scorer_identity(name_or_path: str | Path | None = None) -> dict[str, str | N
                 f"{path}: no such checkpoint — pass --model PATH to a .safetensors file, a "
                 "named model or classical (see `attiqa models`)"
             )
-        return {"name": name, "sha256": sha256_of(path)}
+        return {"name": name, "sha256": weights_sha256(path)}
     entry = zoo_table().get(name)
     if entry is not None and entry.has_weights:
-        return {"name": name, "sha256": entry.sha256 or sha256_of(resolve_weights(name))}
+        return {"name": name, "sha256": entry.sha256 or weights_sha256(resolve_weights(name))}
     return {"name": name, "sha256": None}
 
 
@@ -104,4 +121,5 @@ __all__ = [
     "list_scorers",
     "load_scorer",
     "scorer_identity",
+    "weights_sha256",
 ]
