@@ -32,9 +32,9 @@ from attiqa.attributes import ATTRIBUTES
 from attiqa.errors import ModelLoadError
 from attiqa.io.checkpoints import load_checkpoint, save_checkpoint
 from attiqa.models.backbones import Backbone, create_backbone
-from attiqa.models.edit_stats import NAMES as EDIT_STAT_NAMES
+from attiqa.models.edit_stats import GUARD_NAMES as EDIT_GUARD_NAMES
+from attiqa.models.edit_stats import HUE_BINS, EditGuard
 from attiqa.models.edit_stats import VERSION as EDIT_STATS_VERSION
-from attiqa.models.edit_stats import EditGuard
 from attiqa.models.ridge_head import RidgeHead, valid_guard
 
 NUM_QUANTILES = 101
@@ -257,7 +257,7 @@ def build_model_from_config(cfg: dict[str, Any]) -> AttiqaModel:
         model.attach_ridge(RidgeHead(**cfg["ridge"]))
     if cfg.get("edit_guard"):
         g = cfg["edit_guard"]
-        model.attach_edit_guard(EditGuard(g["lambda"], g["version"], g["names"]))
+        model.attach_edit_guard(EditGuard(g["lambda"], g["names"], g["version"]))
     return model
 
 
@@ -349,12 +349,16 @@ def validate_model_card(path: str | Path, card: Any, tensors: dict[str, torch.Te
         lam = edit.get("lambda")
         if not valid_guard(lam) or not lam:
             raise bad(f"edit_guard lambda must be a finite number > 0, got {lam!r}")
-        if edit.get("version") != EDIT_STATS_VERSION or edit.get("names") != list(EDIT_STAT_NAMES):
-            raise bad(f"edit_guard statistics version {edit.get('version')!r} is not this attiqa's "
-                      f"{EDIT_STATS_VERSION} — update attiqa, or use a model without the guard")  # fmt: skip
-        for key in ("center", "scale", "coef"):
-            if shape(f"edit_guard.{key}") != (len(EDIT_STAT_NAMES),):
-                raise bad(f"tensor edit_guard.{key} must have {len(EDIT_STAT_NAMES)} values")
+        stats = edit.get("names")
+        known = isinstance(stats, list) and bool(stats) and all(n in EDIT_GUARD_NAMES for n in stats)
+        if edit.get("version") != EDIT_STATS_VERSION or not known:
+            raise bad(f"edit_guard statistics {stats!r} (version {edit.get('version')!r}) are not this "
+                      f"attiqa's (version {EDIT_STATS_VERSION}) — update attiqa, or use a model without "
+                      "the guard")  # fmt: skip
+        assert isinstance(stats, list)
+        for key, size in (("threshold", len(stats)), ("scale", len(stats)), ("hue_logp", HUE_BINS)):
+            if shape(f"edit_guard.{key}") != (size,):
+                raise bad(f"tensor edit_guard.{key} must have {size} values")
     rng = card.get("mos_range")
     if rng is not None and not (
         isinstance(rng, list)

@@ -81,40 +81,90 @@ def edit_stats(rgb: torch.Tensor) -> torch.Tensor:
     return out
 
 
+HUE_BINS = 36
+
+
+def hue_histogram(rgb: torch.Tensor) -> torch.Tensor:
+    """(B, 3, H, W) sRGB in [0, 1] -> (B, 36): the share of the crop's pixels that are chromatic (max - min
+    channel > 0.15, max > 0.2) in each 10-degree HSV hue bin (the row sums to the chromatic share)."""
+    x = rgb.float().clamp(0, 1)
+    r, g, b = x[:, 0], x[:, 1], x[:, 2]
+    hi, lo = x.amax(1), x.amin(1)
+    c = (hi - lo).clamp(min=1e-6)
+    hue = torch.where(hi == r, ((g - b) / c) % 6, torch.where(hi == g, (b - r) / c + 2, (r - g) / c + 4)) * 60
+    chromatic = ((hi - lo) > 0.15) & (hi > 0.2)
+    bins = (hue / (360 / HUE_BINS)).long().clamp(0, HUE_BINS - 1)
+    bins = torch.where(chromatic, bins, torch.full_like(bins, HUE_BINS)).flatten(
+        1
+    )  # the extra bin: not chromatic
+    counts = torch.zeros(bins.shape[0], HUE_BINS + 1, device=x.device).scatter_add_(
+        1, bins, torch.ones_like(bins, dtype=torch.float32)
+    )
+    return counts[:, :HUE_BINS] / bins.shape[1]
+
+
+def hue_nll(hist: torch.Tensor, logp: torch.Tensor) -> torch.Tensor:
+    """How unusual a crop's hues are for photos: the mean of -log p(hue bin) over its chromatic pixels, p a
+    prior from clean photos (log probabilities ``logp``, 36 bins); a crop with < 1 % chromatic pixels gets
+    the prior's entropy (typical: nothing to judge)."""
+    share = hist.sum(-1)
+    nll = (hist * -logp).sum(-1) / share.clamp(min=1e-9)
+    return torch.where(share >= 0.01, nll, -(logp.exp() * logp).sum())
+
+
+GUARD_NAMES = (*NAMES, "hue_nll")
+
+
 class EditGuard(nn.Module):
-    """A penalty on the model's unit MOS scale: ``lam * max(0, g)``, ``g = standardised(stats) @ coef + bias``
-    an edit detector (> 0: looks over-processed) fitted by :func:`attiqa.training.ridge.fit_edit_guard`.
+    """A penalty on the model's unit MOS scale for statistics beyond the range of unedited photos:
+    ``lam * sum_k max(0, (s_k - threshold_k) / scale_k)`` over the statistics in ``names`` (threshold: a
+    high quantile of clean photos' crops, scale: their spread; :func:`attiqa.training.ridge.fit_edit_guard`).
 
-    Per crop, like the ridge head (the scorer averages the crops' MOS); it needs the pixels, so only the
-    model's ``forward`` applies it (never the cached-feature path, which trains and validates the heads)."""
+    Shut (exactly 0) on a crop within the clean range of every statistic; per crop, like the ridge head (the
+    scorer averages the crops' MOS). It needs the pixels, so only the model's ``forward`` applies it, never
+    the cached-feature path that trains and validates the heads."""
 
-    center: torch.Tensor
+    threshold: torch.Tensor
     scale: torch.Tensor
-    coef: torch.Tensor
-    bias: torch.Tensor
+    hue_logp: torch.Tensor
 
-    def __init__(self, lam: float, version: int = VERSION, names: Sequence[str] = NAMES) -> None:
+    def __init__(self, lam: float, names: Sequence[str] = GUARD_NAMES, version: int = VERSION) -> None:
         super().__init__()
-        if version != VERSION or tuple(names) != NAMES:
-            raise ValueError(f"edit statistics version {version} ({list(names)}) is not this code's "
-                             f"{VERSION} ({list(NAMES)})")  # fmt: skip
+        names = tuple(names)
+        if (
+            version != VERSION
+            or not names
+            or any(n not in GUARD_NAMES for n in names)
+            or len(set(names)) != len(names)
+        ):
+            raise ValueError(f"edit statistics {list(names)} (version {version}) are not among this code's "
+                             f"{list(GUARD_NAMES)} (version {VERSION})")  # fmt: skip
         if isinstance(lam, bool) or not isinstance(lam, (int, float)) or not 0.0 < lam < math.inf:
             raise ValueError(f"the edit guard's lambda must be a finite number > 0, got {lam!r}")
         self.lam = float(lam)
-        dim = len(NAMES)
-        self.register_buffer("center", torch.zeros(dim))
-        self.register_buffer("scale", torch.ones(dim))
-        self.register_buffer("coef", torch.zeros(dim))
-        self.register_buffer("bias", torch.zeros(()))
+        self.names = names
+        self._cols = [GUARD_NAMES.index(n) for n in names]
+        self.register_buffer("threshold", torch.zeros(len(names)))
+        self.register_buffer("scale", torch.ones(len(names)))
+        self.register_buffer("hue_logp", torch.full((HUE_BINS,), -math.log(HUE_BINS)))
 
-    def detector(self, stats: torch.Tensor) -> torch.Tensor:
-        """The edit score g of (N, 8) statistics."""
-        z = (stats.float() - self.center.float()) / self.scale.float()
-        return z @ self.coef.float() + self.bias.float()
+    def statistics(self, rgb: torch.Tensor) -> torch.Tensor:
+        """(N, 3, H, W) sRGB in [0, 1] -> (N, K) statistics in ``names`` order."""
+        return self.combine(edit_stats(rgb), hue_histogram(rgb) if "hue_nll" in self.names else None)
+
+    def combine(self, stats: torch.Tensor, hue: torch.Tensor | None) -> torch.Tensor:
+        """(..., 8) :func:`edit_stats` and (..., 36) hue histograms -> (..., K) statistics (``names``)."""
+        if hue is not None:
+            stats = torch.cat([stats.float(), hue_nll(hue.float(), self.hue_logp.float())[..., None]], -1)
+        return stats[..., self._cols]
+
+    def excess(self, stats: torch.Tensor) -> torch.Tensor:
+        """(N, K) statistics -> (N,) the summed excess beyond the clean range, in clean standard deviations"""
+        return ((stats.float() - self.threshold.float()) / self.scale.float()).clamp(min=0).sum(1)
 
     def forward(self, rgb: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) sRGB in [0, 1] -> the penalty (N,) on the unit MOS scale."""
-        return self.lam * self.detector(edit_stats(rgb)).clamp(min=0)
+        return self.lam * self.excess(self.statistics(rgb))
 
     def card(self) -> dict[str, Any]:
-        return {"lambda": self.lam, "version": VERSION, "names": list(NAMES)}
+        return {"lambda": self.lam, "version": VERSION, "names": list(self.names)}

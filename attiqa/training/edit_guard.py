@@ -1,11 +1,10 @@
 """Fit the edit guard (:class:`attiqa.models.edit_stats.EditGuard`) onto a fine-tuned ATTIQA model (ours,
 issue 20; docs/default_model.md "Stop 27").
 
-The detector is fitted to -1 on the crops of clean photos (the model's own training photos and a pair
-table's originals) and +1 on the crops of the table's edits, each crop as the scorer sees it (the model's
-five-crop test view, decoded as ``attiqa score`` decodes). Only the pair table's edits whose file name ends
-in one of ``kinds`` count (default: every edit), so a table made for the ridge (with degradations and
-hue rotations, which no edit statistic can see) can be reused.
+The guard is fitted on clean photos only — the model's own training photos and a pair table's originals —
+each crop as the scorer sees it (the model's five-crop test view, decoded as ``attiqa score`` decodes): the
+range of unedited photos per statistic. The table's edits are only measured (the share of their crops the
+guard penalises), never fitted; ``lam`` is the user's (the shipped one was chosen on training pairs).
 """
 
 from __future__ import annotations
@@ -13,46 +12,54 @@ from __future__ import annotations
 import csv
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from attiqa.errors import AttiqaError
 from attiqa.io.batching import iter_image_batches
 from attiqa.models.attiqa_model import AttiqaModel
-from attiqa.models.edit_stats import EditGuard, edit_stats
+from attiqa.models.edit_stats import GUARD_NAMES, EditGuard, edit_stats, hue_histogram
 from attiqa.models.transforms import FiveCropTest
 from attiqa.training.ridge import fit_edit_guard
 
 
+def crop_pixels(model: AttiqaModel) -> FiveCropTest:
+    """``model``'s five-crop test view with pixels in [0, 1] (not normalised)."""
+    sizes = model.input_sizes
+    return FiveCropTest((0.0, 0.0, 0.0), (1.0, 1.0, 1.0), sizes.get("test_resize_shorter"),
+                        int(sizes.get("test_crop") or 320))  # fmt: skip
+
+
 def crop_edit_stats(
     model: AttiqaModel, paths: Sequence[Path], workers: int = 0
-) -> tuple[torch.Tensor, list[Path]]:
-    """(N, crops, 8) edit statistics of the readable ``paths`` on ``model``'s five-crop test view, and the
-    files that could not be read (skipped)."""
-    sizes = model.input_sizes
-    shorter, crop = sizes.get("test_resize_shorter"), int(sizes.get("test_crop") or 320)
-    view = FiveCropTest((0.0, 0.0, 0.0), (1.0, 1.0, 1.0), shorter, crop)  # pixels in [0, 1], not normalised
-    out: list[torch.Tensor] = []
+) -> tuple[torch.Tensor, torch.Tensor, list[Path]]:
+    """(N, crops, 8) edit statistics and (N, crops, 36) hue histograms of the readable ``paths`` on
+    ``model``'s five-crop test view, and the files that could not be read (skipped)."""
+    view = crop_pixels(model)
+    stats: list[torch.Tensor] = []
+    hues: list[torch.Tensor] = []
     bad: list[Path] = []
-    for batch in iter_image_batches(paths, view, batch_size=8, num_workers=workers, min_shorter=shorter):
+    for batch in iter_image_batches(paths, view, batch_size=8, num_workers=workers,
+                                    min_shorter=view.resize_shorter):  # fmt: skip
         bad += [Path(e.path) for e in batch.errors]
         if batch.tensor is not None:
-            out.append(
-                edit_stats(batch.tensor.flatten(0, 1)).view(len(batch.indices), batch.tensor.shape[1], -1)
-            )
-    if not out:
+            n, crops = batch.tensor.shape[:2]
+            flat = batch.tensor.flatten(0, 1)
+            stats.append(edit_stats(flat).view(n, crops, -1))
+            hues.append(hue_histogram(flat).view(n, crops, -1))
+    if not stats:
         raise AttiqaError(f"none of {len(paths)} images could be read for the edit guard")
-    return torch.cat(out), bad
+    return torch.cat(stats), torch.cat(hues), bad
 
 
-def pair_table_images(table: str | Path, kinds: Sequence[str] = ()) -> tuple[list[Path], list[Path]]:
-    """The originals (``better`` side) and the edits (``worse`` side, only those named ``*__<kind>.<ext>``
-    when ``kinds`` is given) of a ranking-pair CSV; relative paths are taken from the CSV's folder."""
+def pair_table_images(table: str | Path) -> tuple[list[Path], list[Path]]:
+    """The originals (``better`` side) and the edits (``worse`` side) of a ranking-pair CSV; relative paths
+    are taken from the CSV's folder."""
     table = Path(table)
     if not table.is_file():
-        raise AttiqaError(
-            f"{table}: pair table not found — make one with experiments/generalisation/make_variants.py"
-        )
+        raise AttiqaError(f"{table}: pair table not found (CSV better,worse; experiments/generalisation/"
+                          "make_variants.py makes one)")  # fmt: skip
     root = table.resolve().parent
     better: dict[Path, None] = {}
     worse: dict[Path, None] = {}
@@ -61,33 +68,35 @@ def pair_table_images(table: str | Path, kinds: Sequence[str] = ()) -> tuple[lis
         if not {"better", "worse"} <= set(reader.fieldnames or []):
             raise AttiqaError(f"{table}: a pair table needs columns better,worse")
         for row in reader:
-            b, w = (
-                Path(row[c]) if Path(row[c]).is_absolute() else root / row[c] for c in ("better", "worse")
-            )
-            better[b] = None
-            if not kinds or any(w.stem.endswith(f"__{k}") for k in kinds):
-                worse[w] = None
-    if not worse:
-        raise AttiqaError(f"{table}: no edits of kinds {', '.join(kinds)} (file names end in __<kind>)")
+            better[root / row["better"]] = None  # an absolute path stays itself
+            worse[root / row["worse"]] = None
     return list(better), list(worse)
 
 
-def add_edit_guard(model: AttiqaModel, clean: Sequence[Path], table: str | Path, lam: float,
-                   kinds: Sequence[str] = (), workers: int = 0) -> tuple[EditGuard, dict]:  # fmt: skip
-    """Fit the guard on ``clean`` photos + ``table`` and attach it to ``model``; returns it and its card
-    entry (counts, and the share of crops where it opens on each side)."""
+def add_edit_guard(
+    model: AttiqaModel, clean: Sequence[Path], lam: float, table: str | Path | None = None,
+    names: Sequence[str] = GUARD_NAMES, workers: int = 0,
+) -> tuple[EditGuard, dict[str, Any]]:  # fmt: skip
+    """Fit the guard on ``clean`` photos (+ ``table``'s originals) and attach it to ``model``; returns it and
+    its card entry (counts, and the share of crops and of images it penalises on each side)."""
     if model.mos_head is None:
         raise AttiqaError("the edit guard lowers the MOS: give it a fine-tuned model (with a MOS head)")
-    originals, edits = pair_table_images(table, kinds)
-    xc, bad_c = crop_edit_stats(model, [*clean, *originals], workers)
-    xe, bad_e = crop_edit_stats(model, edits, workers)
-    guard = fit_edit_guard(xc.flatten(0, 1), xe.flatten(0, 1), lam)
+    originals, edits = pair_table_images(table) if table is not None else ([], [])
+    photos = list(dict.fromkeys([*clean, *originals]))
+    if not photos:
+        raise AttiqaError("the edit guard needs clean photos: --clean-csv and/or --pairs (its originals)")
+    sc, hc, bad = crop_edit_stats(model, photos, workers)
+    view = crop_pixels(model)
+    guard = fit_edit_guard(sc.flatten(0, 1), hc.flatten(0, 1), view.crop_size**2, lam, names)
     model.attach_edit_guard(guard)
 
-    def opened(x: torch.Tensor) -> float:
-        return float((guard.detector(x.flatten(0, 1)) > 0).double().mean())
+    def penalised(stats: torch.Tensor, hue: torch.Tensor) -> float:
+        return float((guard.excess(guard.combine(stats, hue).flatten(0, 1)) > 0).double().mean())
 
-    info = {**guard.card(), "clean_images": len(xc), "edited_images": len(xe), "pairs": str(table),
-            "kinds": list(kinds), "unreadable": len(bad_c) + len(bad_e), "open_clean": opened(xc),
-            "open_edited": opened(xe)}  # fmt: skip
+    info: dict[str, Any] = {**guard.card(), "clean_images": len(sc), "unreadable": len(bad),
+                            "penalised_clean_crops": penalised(sc, hc)}  # fmt: skip
+    if edits:
+        se, he, bad_e = crop_edit_stats(model, edits, workers)
+        info.update(edited_images=len(se), penalised_edited_crops=penalised(se, he))
+        info["unreadable"] += len(bad_e)
     return guard, info
