@@ -107,3 +107,34 @@ def test_the_natural_split_is_fixed_by_the_file_name():
     first = [make_variants.is_test(n) for n in names]
     assert first == [make_variants.is_test(n) for n in names]
     assert 0 < sum(first) < len(names)
+
+
+def test_stop_27_edit_statistics_move_with_the_over_processing_they_describe(photos):
+    """experiments/generalisation/s27/edit_stats.py: each strong edit of a real photo raises the statistics
+    that describe it (the guard built on them was refuted; the statistics are what the screening measured)."""
+    from PIL import ImageEnhance, ImageFilter
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments" / "generalisation" / "s27"))
+    edit_stats = pytest.importorskip("edit_stats")
+    img = photos["coffee"].resize((300, 200), Image.LANCZOS)
+
+    def stats(im: Image.Image) -> dict[str, float]:
+        x = torch.from_numpy(np.asarray(im, dtype=np.float32) / 255).permute(2, 0, 1)[None]
+        return dict(zip(edit_stats.NAMES, edit_stats.edit_stats(x)[0].tolist(), strict=True))
+
+    base = stats(img)
+    bright = Image.fromarray(
+        (np.clip(np.asarray(img, dtype=np.float32) / 255 * 2.8, 0, 1) * 255 + 0.5).astype(np.uint8)
+    )
+    assert stats(bright)["clip_hi"] > base["clip_hi"] + 1 and stats(bright)["y_hi"] > base["y_hi"] + 1
+    sat = stats(ImageEnhance.Color(img).enhance(2.0))
+    assert sat["sat_hi"] > base["sat_hi"] + 0.5 and sat["chroma_p99"] > base["chroma_p99"] + 0.05
+    assert stats(ImageEnhance.Contrast(img).enhance(1.8))["clip_lo"] > base["clip_lo"] + 0.5
+    assert stats(img.filter(ImageFilter.UnsharpMask(radius=3, percent=300, threshold=0)))["overshoot"] > (
+        base["overshoot"] + 0.5
+    )
+    assert stats(img.filter(ImageFilter.GaussianBlur(2)))["band_ratio"] < base["band_ratio"] - 0.5
+    hist = edit_stats.hue_histogram(
+        torch.from_numpy(np.asarray(img, dtype=np.float32) / 255).permute(2, 0, 1)[None]
+    )
+    assert hist.shape == (1, 36) and 0 < float(hist.sum()) <= 1  # the chromatic share, spread over hue bins

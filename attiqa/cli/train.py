@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, cast
 
 import typer
 
@@ -108,70 +107,7 @@ def train_cmd(
             )
 
 
-def guard_cmd(
-    model: Path = typer.Argument(..., help="A fine-tuned ATTIQA checkpoint (.safetensors) or named model."),
-    out: Path = typer.Option(..., "--out", "-o", help="The guarded checkpoint (.safetensors + .json card)."),
-    lam: float = typer.Option(
-        ...,
-        "--lambda",
-        help="The penalty per clean standard deviation of excess, on "
-        "the unit MOS scale (the shipped model's: docs/default_model.md).",
-    ),
-    clean_csv: Path | None = typer.Option(
-        None, "--clean-csv", help="MOS CSV of clean photos: its training side by the model's own split."
-    ),
-    pairs: Path | None = typer.Option(
-        None,
-        "--pairs",
-        help="Pair table better,worse: its originals are clean photos too; its edits are "
-        "only measured (the share the guard penalises).",
-    ),
-    stats: list[str] = typer.Option(
-        [],
-        "--stat",
-        help="Statistics to guard (repeat; default: all of attiqa.models.edit_stats.GUARD_NAMES).",
-    ),
-    workers: int = typer.Option(0, min=0, help="Decode worker processes."),
-) -> None:
-    """Add the edit guard (docs/default_model.md "Stop 27") to a fine-tuned model: a MOS penalty for
-    clipping, saturated chroma, boosted fine detail and unusual hues beyond the range of clean photos."""
-    from attiqa.io.atomic import output_folder
-    from attiqa.models import load_model, save_model
-    from attiqa.models.edit_stats import GUARD_NAMES
-    from attiqa.scorers.zoo import checkpoint_in, is_checkpoint, resolve_weights
-    from attiqa.training.data import MosDataset, split_indices
-    from attiqa.training.edit_guard import add_edit_guard
-
-    if not 0 < lam < float("inf"):
-        raise AttiqaError(f"--lambda must be a finite number > 0, got {lam}")
-    unknown = [s for s in stats if s not in GUARD_NAMES]
-    if unknown:
-        raise AttiqaError(
-            f"--stat {unknown[0]}: not an edit statistic — choose from {', '.join(GUARD_NAMES)}"
-        )
-    if clean_csv is None and pairs is None:
-        raise AttiqaError("the guard is fitted on clean photos: give --clean-csv and/or --pairs")
-    output_folder(out.parent, "--out")
-    path = checkpoint_in(model) if is_checkpoint(str(model)) else resolve_weights(str(model))
-    net, card = load_model(path)
-    clean: list[Path] = []
-    if clean_csv is not None:
-        rows = MosDataset(clean_csv, None, cast(Any, None))  # only its resolved paths are read
-        split = card.get("config") or {}
-        fraction, seed = float(split.get("val_fraction", 0.2)), int(split.get("split_seed", 0))
-        clean = [rows.paths[i] for i in split_indices(len(rows.paths), fraction, seed)[0]]
-    _, info = add_edit_guard(net, clean, lam, pairs, stats or GUARD_NAMES, workers)
-    card = {k: v for k, v in card.items() if k not in ("format_version", "attiqa_version")}
-    saved = save_model(net, out, {**card, "edit_guard": info, "guarded_from": str(model)})
-    edited = info.get("penalised_edited_crops")
-    console.print(
-        f"[green]{saved}: edit guard lambda {lam} penalises {info['penalised_clean_crops']:.1%} of "
-        f"the clean crops" + (f" and {edited:.1%} of the table's edited crops" if edited is not None else "")
-    )
-
-
 def register(app: typer.Typer, train_app: typer.Typer) -> None:
     """Add ``label`` to ``app`` and the config-driven ``train`` as ``train_app``'s callback."""
     app.command("label")(label_cmd)
     train_app.callback(invoke_without_command=True)(train_cmd)
-    train_app.command("guard")(guard_cmd)

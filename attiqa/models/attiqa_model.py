@@ -32,9 +32,6 @@ from attiqa.attributes import ATTRIBUTES
 from attiqa.errors import ModelLoadError
 from attiqa.io.checkpoints import load_checkpoint, save_checkpoint
 from attiqa.models.backbones import Backbone, create_backbone
-from attiqa.models.edit_stats import GUARD_NAMES as EDIT_GUARD_NAMES
-from attiqa.models.edit_stats import HUE_BINS, EditGuard
-from attiqa.models.edit_stats import VERSION as EDIT_STATS_VERSION
 from attiqa.models.ridge_head import RidgeHead, valid_guard
 
 NUM_QUANTILES = 101
@@ -101,7 +98,6 @@ class AttiqaModel(nn.Module):
         self.mos_hidden: int | None = None
         self.mos_head: MosHead | None = None
         self.ridge: RidgeHead | None = None
-        self.edit_guard: EditGuard | None = None
         if mos_hidden is not None:
             self.add_mos_head(mos_hidden)
         # Which crops the model was trained with; the scorer reads test_* (paper §4.2 defaults).
@@ -128,25 +124,11 @@ class AttiqaModel(nn.Module):
         self.ridge = head.to(self.calib_quantiles.device)
         return self.ridge
 
-    def attach_edit_guard(self, guard: EditGuard) -> EditGuard:
-        """Add the edit guard (ours, issue 20): a penalty on the MOS from statistics of the crop's pixels."""
-        if self.mos_head is None:
-            raise ValueError("the edit guard lowers the MOS: add_mos_head first")
-        self.edit_guard = guard.to(self.calib_quantiles.device)
-        return self.edit_guard
-
     def forward(self, x: torch.Tensor) -> AttiqaOutput:
         if self.ridge is None:
-            out = self.forward_features(self.backbone(x))
-        else:
-            feats, stats = self.backbone.forward_with_taps(x, self.ridge.taps)
-            out = self.forward_features(feats, stats)
-        if self.edit_guard is not None and out.mos is not None:
-            mean = torch.tensor(self.backbone.mean, device=x.device).view(1, 3, 1, 1)
-            std = torch.tensor(self.backbone.std, device=x.device).view(1, 3, 1, 1)
-            penalty = self.edit_guard(x.float() * std + mean)  # the crop's sRGB pixels again
-            out = AttiqaOutput(out.attributes, out.mos - penalty.to(out.mos.dtype))
-        return out
+            return self.forward_features(self.backbone(x))
+        feats, stats = self.backbone.forward_with_taps(x, self.ridge.taps)
+        return self.forward_features(feats, stats)
 
     def forward_features(self, feats: torch.Tensor, ridge_stats: torch.Tensor | None = None) -> AttiqaOutput:
         """Heads (and MOS MLP) on backbone features — also used on cached features (frozen backbone).
@@ -237,8 +219,6 @@ class AttiqaModel(nn.Module):
             "calibration_quantiles": NUM_QUANTILES,
             "mos_range": self.mos_range.tolist() if self.mos_head is not None else None,
             "ridge": self.ridge.card() if self.ridge is not None else None,
-            # only when present: a card without the guard is exactly as before it existed
-            **({"edit_guard": self.edit_guard.card()} if self.edit_guard is not None else {}),
         }
 
 
@@ -255,9 +235,6 @@ def build_model_from_config(cfg: dict[str, Any]) -> AttiqaModel:
     model = AttiqaModel(backbone, cfg["head_names"], cfg["head_hidden"], cfg.get("mos_hidden"), sizes)
     if cfg.get("ridge"):
         model.attach_ridge(RidgeHead(**cfg["ridge"]))
-    if cfg.get("edit_guard"):
-        g = cfg["edit_guard"]
-        model.attach_edit_guard(EditGuard(g["lambda"], g["names"], g["version"]))
     return model
 
 
@@ -342,23 +319,6 @@ def validate_model_card(path: str | Path, card: Any, tensors: dict[str, torch.Te
         if guard and shape("ridge.guard_coef") != (ridge["dim"],):
             raise bad(f"ridge dim {ridge['dim']} does not match tensor ridge.guard_coef "
                       f"{shape('ridge.guard_coef')}")  # fmt: skip
-    edit = cfg.get("edit_guard")
-    if edit is not None:
-        if not isinstance(edit, dict) or mos_hidden is None:
-            raise bad("edit_guard must be a table, on a model with a MOS head")
-        lam = edit.get("lambda")
-        if not valid_guard(lam) or not lam:
-            raise bad(f"edit_guard lambda must be a finite number > 0, got {lam!r}")
-        stats = edit.get("names")
-        known = isinstance(stats, list) and bool(stats) and all(n in EDIT_GUARD_NAMES for n in stats)
-        if edit.get("version") != EDIT_STATS_VERSION or not known:
-            raise bad(f"edit_guard statistics {stats!r} (version {edit.get('version')!r}) are not this "
-                      f"attiqa's (version {EDIT_STATS_VERSION}) — update attiqa, or use a model without "
-                      "the guard")  # fmt: skip
-        assert isinstance(stats, list)
-        for key, size in (("threshold", len(stats)), ("scale", len(stats)), ("hue_logp", HUE_BINS)):
-            if shape(f"edit_guard.{key}") != (size,):
-                raise bad(f"tensor edit_guard.{key} must have {size} values")
     rng = card.get("mos_range")
     if rng is not None and not (
         isinstance(rng, list)

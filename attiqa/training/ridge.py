@@ -35,7 +35,7 @@ from __future__ import annotations
 import copy
 import csv
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -48,7 +48,6 @@ from attiqa.evaluation.metrics import correlations
 from attiqa.io.batching import default_num_workers
 from attiqa.io.checkpoints import read_card
 from attiqa.models import AttiqaModel, load_model, save_model
-from attiqa.models.edit_stats import GUARD_NAMES, EditGuard
 from attiqa.models.ridge_head import RidgeHead, signed_power
 from attiqa.training import distributed as D
 from attiqa.training.data import ImageTableDataset, MosDataset, MosSplit
@@ -264,27 +263,6 @@ def fit_guard(fit: RidgeFit, clean: torch.Tensor, edited: torch.Tensor) -> Guard
     coef = g.coef.double()
     bias = g.intercept - float(g.center.double() @ coef)
     return GuardFit(coef.float(), bias, g.alpha, g.loo_rmse)
-
-
-def fit_edit_guard(
-    stats: torch.Tensor, hue: torch.Tensor, pixels: int, lam: float, names: Sequence[str] = GUARD_NAMES,
-    quantile: float = 0.99,
-) -> EditGuard:  # fmt: skip
-    """The edit guard (:class:`attiqa.models.edit_stats.EditGuard`) from clean crops only: ``stats`` (N, 8)
-    their :func:`~attiqa.models.edit_stats.edit_stats`, ``hue`` (N, 36) their hue histograms (crops of
-    ``pixels`` pixels). The hue prior is the crops' pooled chromatic pixel counts (+1 smoothing); each
-    statistic's threshold is its ``quantile`` over the crops, its scale their standard deviation."""
-    if len(stats) < 2 or len(stats) != len(hue):
-        raise ValueError(
-            f"the edit guard needs >= 2 clean crops with hue histograms, got {len(stats)}, {len(hue)}"
-        )
-    guard = EditGuard(lam, names)
-    counts = hue.double().sum(0) * pixels + 1
-    guard.hue_logp.copy_((counts / counts.sum()).log().float())
-    cols = guard.combine(stats, hue).double()
-    guard.threshold.copy_(torch.quantile(cols, quantile, dim=0).float())
-    guard.scale.copy_(cols.std(0).clamp(min=1e-6).float())
-    return guard
 
 
 def read_pairs_csv(path: str | Path) -> tuple[list[Path], torch.Tensor]:

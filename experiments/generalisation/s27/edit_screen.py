@@ -23,10 +23,11 @@ import numpy as np
 import torch
 from scipy.stats import spearmanr
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from edit_stats import NAMES, edit_stats  # noqa: E402
 
 from attiqa.io.images import load_image  # noqa: E402
-from attiqa.models.edit_stats import NAMES, edit_stats  # noqa: E402
 from attiqa.models.transforms import FiveCropTest  # noqa: E402
 from attiqa.training.data import split_indices  # noqa: E402
 from attiqa.training.ridge import fit_ridge  # noqa: E402

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from edit_stats import NAMES, edit_stats, hue_histogram  # this folder (sys.path[0] when run)
 from scipy.stats import spearmanr
 
 from attiqa.io.images import load_image
-from attiqa.models.edit_stats import NAMES, edit_stats, hue_histogram
 from attiqa.models.transforms import FiveCropTest
 from attiqa.training.data import split_indices
 

@@ -1,4 +1,5 @@
-"""Statistics of an edit itself, measured on the pixels a model scores (ours, issue 20; not in the paper).
+"""Statistics of an edit itself, measured on the pixels a model scores (stop 27, issue 20; refuted as a
+guard and not in the package: experiments/generalisation/decision_rule_s27.txt, docs/default_model.md).
 
 Why: the ISP agent's black-box search gamed the MOS by pushing saturation, contrast and sharpening far
 past taste (channels clipped, halos around every edge). A detector on the backbone's statistics learned the
@@ -7,20 +8,16 @@ describe only what over-processing does to pixels — clipping, saturated chroma
 fine detail — so an unedited photo of any kind shows them only when it really is clipped or haloed.
 
 All on an sRGB batch in [0, 1] (B, 3, H, W) at the scorer's scale; Y is Rec. 709 luma.
-The set, its order and its constants are part of a checkpoint's format (:data:`NAMES`, :data:`VERSION`).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-VERSION = 1
 NAMES = ("clip_hi", "clip_lo", "chroma_clip", "sat_hi", "chroma_p99", "y_hi", "band_ratio", "overshoot")
 _SHARES = (0, 1, 2, 3, 5, 7)  # entered as log(1e-3 + share)
 _LUMA = (0.2126, 0.7152, 0.0722)
@@ -101,70 +98,3 @@ def hue_histogram(rgb: torch.Tensor) -> torch.Tensor:
         1, bins, torch.ones_like(bins, dtype=torch.float32)
     )
     return counts[:, :HUE_BINS] / bins.shape[1]
-
-
-def hue_nll(hist: torch.Tensor, logp: torch.Tensor) -> torch.Tensor:
-    """How unusual a crop's hues are for photos: the mean of -log p(hue bin) over its chromatic pixels, p a
-    prior from clean photos (log probabilities ``logp``, 36 bins); a crop with < 1 % chromatic pixels gets
-    the prior's entropy (typical: nothing to judge)."""
-    share = hist.sum(-1)
-    nll = (hist * -logp).sum(-1) / share.clamp(min=1e-9)
-    return torch.where(share >= 0.01, nll, -(logp.exp() * logp).sum())
-
-
-GUARD_NAMES = (*NAMES, "hue_nll")
-
-
-class EditGuard(nn.Module):
-    """A penalty on the model's unit MOS scale for statistics beyond the range of unedited photos:
-    ``lam * sum_k max(0, (s_k - threshold_k) / scale_k)`` over the statistics in ``names`` (threshold: a
-    high quantile of clean photos' crops, scale: their spread; :func:`attiqa.training.ridge.fit_edit_guard`).
-
-    Shut (exactly 0) on a crop within the clean range of every statistic; per crop, like the ridge head (the
-    scorer averages the crops' MOS). It needs the pixels, so only the model's ``forward`` applies it, never
-    the cached-feature path that trains and validates the heads."""
-
-    threshold: torch.Tensor
-    scale: torch.Tensor
-    hue_logp: torch.Tensor
-
-    def __init__(self, lam: float, names: Sequence[str] = GUARD_NAMES, version: int = VERSION) -> None:
-        super().__init__()
-        names = tuple(names)
-        if (
-            version != VERSION
-            or not names
-            or any(n not in GUARD_NAMES for n in names)
-            or len(set(names)) != len(names)
-        ):
-            raise ValueError(f"edit statistics {list(names)} (version {version}) are not among this code's "
-                             f"{list(GUARD_NAMES)} (version {VERSION})")  # fmt: skip
-        if isinstance(lam, bool) or not isinstance(lam, (int, float)) or not 0.0 < lam < math.inf:
-            raise ValueError(f"the edit guard's lambda must be a finite number > 0, got {lam!r}")
-        self.lam = float(lam)
-        self.names = names
-        self._cols = [GUARD_NAMES.index(n) for n in names]
-        self.register_buffer("threshold", torch.zeros(len(names)))
-        self.register_buffer("scale", torch.ones(len(names)))
-        self.register_buffer("hue_logp", torch.full((HUE_BINS,), -math.log(HUE_BINS)))
-
-    def statistics(self, rgb: torch.Tensor) -> torch.Tensor:
-        """(N, 3, H, W) sRGB in [0, 1] -> (N, K) statistics in ``names`` order."""
-        return self.combine(edit_stats(rgb), hue_histogram(rgb) if "hue_nll" in self.names else None)
-
-    def combine(self, stats: torch.Tensor, hue: torch.Tensor | None) -> torch.Tensor:
-        """(..., 8) :func:`edit_stats` and (..., 36) hue histograms -> (..., K) statistics (``names``)."""
-        if hue is not None:
-            stats = torch.cat([stats.float(), hue_nll(hue.float(), self.hue_logp.float())[..., None]], -1)
-        return stats[..., self._cols]
-
-    def excess(self, stats: torch.Tensor) -> torch.Tensor:
-        """(N, K) statistics -> (N,) the summed excess beyond the clean range, in clean standard deviations"""
-        return ((stats.float() - self.threshold.float()) / self.scale.float()).clamp(min=0).sum(1)
-
-    def forward(self, rgb: torch.Tensor) -> torch.Tensor:
-        """(N, 3, H, W) sRGB in [0, 1] -> the penalty (N,) on the unit MOS scale."""
-        return self.lam * self.excess(self.statistics(rgb))
-
-    def card(self) -> dict[str, Any]:
-        return {"lambda": self.lam, "version": VERSION, "names": list(self.names)}
