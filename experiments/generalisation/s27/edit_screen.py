@@ -56,8 +56,27 @@ def stats_of(paths: list[Path], cache: Path) -> np.ndarray:
 
 
 def read_scores(path: Path) -> dict[str, float]:
+    """An `attiqa score` CSV: MOS by file name."""
     with open(path, newline="") as fh:
         return {Path(r["image"]).name: float(r["mos"]) for r in csv.DictReader(fh)}
+
+
+def mos_csv(root: Path) -> tuple[list[Path], np.ndarray]:
+    """A shared-data MOS folder (mos.csv + images/): paths in the CSV's order, and the MOS."""
+    with open(root / "mos.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    return [root / "images" / Path(r["image"]).name for r in rows], np.array([float(r["mos"]) for r in rows])
+
+
+def inputs(natural: Path):
+    """clive-dev and BIQ2021-val (paths, MOS), clive-dev's split-0 (train, test) indices, and the rows of
+    make_variants.py's held-out and training tables."""
+    clive = mos_csv(DATA / "clive-dev")
+    with open(natural / "natural_test.csv", newline="") as fh:
+        test = list(csv.DictReader(fh))
+    with open(natural / "natural_train110x.csv", newline="") as fh:
+        train = list(csv.DictReader(fh))
+    return clive, mos_csv(DATA / "biq2021-val"), split_indices(len(clive[0]), 0.2, 0), test, train
 
 
 def main() -> None:
@@ -71,19 +90,7 @@ def main() -> None:
     torch.set_num_threads(1)
     args.work.mkdir(parents=True, exist_ok=True)
 
-    def mos_csv(root: Path) -> tuple[list[Path], np.ndarray]:
-        with open(root / "mos.csv", newline="") as fh:
-            rows = list(csv.DictReader(fh))
-        col = "image" if "image" in rows[0] else next(iter(rows[0]))
-        return [root / "images" / Path(r[col]).name for r in rows], np.array([float(r["mos"]) for r in rows])
-
-    cp, cm = mos_csv(DATA / "clive-dev")
-    bp, bm = mos_csv(DATA / "biq2021-val")
-    tr, te = split_indices(len(cp), 0.2, 0)
-    with open(args.natural / "natural_test.csv", newline="") as fh:
-        nt = list(csv.DictReader(fh))
-    with open(args.natural / "natural_train110x.csv", newline="") as fh:
-        ntr = list(csv.DictReader(fh))
+    (cp, cm), (bp, bm), (tr, te), nt, ntr = inputs(args.natural)
     with open(args.clive_edits, newline="") as fh:
         ce = sorted({r["worse"] for r in csv.DictReader(fh) if "/clive_images/" in r["worse"]})
     ce = [p for p in ce if any(p.endswith(f"__{k}.png") for k in OVER_TRAIN)]

@@ -12,18 +12,17 @@ split-0 items are measured.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 from pathlib import Path
 
 import numpy as np
 import torch
-from edit_stats import NAMES, edit_stats, hue_histogram  # this folder (sys.path[0] when run)
+from edit_screen import inputs, read_scores  # this folder (sys.path[0] when run)
+from edit_stats import NAMES, edit_stats, hue_histogram
 from scipy.stats import spearmanr
 
 from attiqa.io.images import load_image
 from attiqa.models.transforms import FiveCropTest
-from attiqa.training.data import split_indices
 
 DATA = Path("/work/shared/data")
 OVER_TRAIN = ("tr_sharpen", "tr_saturation", "tr_contrast", "tr_exposure", "tr_sat_contrast", "tr_combo",
@@ -52,11 +51,6 @@ def stats_of(paths: list[Path], cache: Path) -> tuple[np.ndarray, np.ndarray]:
     return st, hu
 
 
-def scores(path: Path) -> dict[str, float]:
-    with open(path, newline="") as fh:
-        return {Path(r["image"]).name: float(r["mos"]) for r in csv.DictReader(fh)}
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--natural", type=Path, required=True)
@@ -66,18 +60,8 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)
 
-    def mos_csv(root: Path) -> tuple[list[Path], np.ndarray]:
-        with open(root / "mos.csv", newline="") as fh:
-            rows = list(csv.DictReader(fh))
-        return [root / "images" / r["image"] for r in rows], np.array([float(r["mos"]) for r in rows])
-
-    cp, cm = mos_csv(DATA / "clive-dev")
-    bp, bm = mos_csv(DATA / "biq2021-val")
-    tr, te = split_indices(len(cp), 0.2, 0)
-    with open(args.natural / "natural_test.csv", newline="") as fh:
-        nt = list(csv.DictReader(fh))
-    with open(args.natural / "natural_train110x.csv", newline="") as fh:
-        ntr = [r for r in csv.DictReader(fh) if r["kind"] in ("original", *OVER_TRAIN, *DEG_TRAIN)]
+    (cp, cm), (bp, bm), (tr, te), nt, ntr = inputs(args.natural)
+    ntr = [r for r in ntr if r["kind"] in ("original", *OVER_TRAIN, *DEG_TRAIN)]
     s_c, h_c = stats_of(cp, args.work / "h_clive.npz")
     s_b, h_b = stats_of(bp, args.work / "h_biq.npz")
     s_n, h_n = stats_of([args.natural / r["image"] for r in nt], args.work / "h_nat_test.npz")
@@ -103,7 +87,7 @@ def main() -> None:
     d = clean9.std(0)
     lo, hi = cm[tr].min(), cm[tr].max()
     width = hi - lo
-    base = {k: scores(args.scores / f"ship_{k}.csv") for k in ("clive", "biq", "nat", "nattrain")}
+    base = {k: read_scores(args.scores / f"ship_{k}.csv") for k in ("clive", "biq", "nat", "nattrain")}
     b_c = np.array([base["clive"][p.name] for p in cp])
     b_b = np.array([base["biq"][p.name] for p in bp])
     b_n = np.array([base["nat"][Path(r["image"]).name] for r in nt])
