@@ -9,6 +9,10 @@ machine. Target (issue: core): ratio >= 0.8 on a 2-core CPU.
 ``--model`` scores with a named model or checkpoint instead of random heads on ``--backbone``; the
 baseline is still its bare backbone forward pass (``Backbone.forward``: the heads' features only), so
 the ratio also prices everything the model adds on top, e.g. the ridge head's extra tap statistics.
+
+Both sides use the scorer's network: with BatchNorm folded into the convolutions (the scorer's default,
+``attiqa.models.fold``) the bare backbone is the folded one too; ``--no-fold`` measures both unfolded.
+``benchmarks/fold_throughput.py`` prices the folding itself.
 """
 
 from __future__ import annotations
@@ -39,6 +43,9 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--model", help="named model or checkpoint (default: random heads on --backbone)")
     ap.add_argument("--rounds", type=int, default=3, help="alternating rounds of both measurements")
+    ap.add_argument(
+        "--fold", action=argparse.BooleanOptionalAction, default=True, help="BatchNorm folded (both sides)"
+    )
     args = ap.parse_args()
 
     folder = photo_folder(args.n)
@@ -48,7 +55,7 @@ def main() -> None:
     else:
         model = AttiqaModel(create_backbone(args.backbone, pretrained=False), mos_hidden=512)
         ckpt = save_model(model, Path(tempfile.mkdtemp()) / "bench.safetensors", card={"name": "bench"})
-    scorer = AttiqaScorer(ckpt, crops=args.crops)
+    scorer = AttiqaScorer(ckpt, crops=args.crops, fold=args.fold)
 
     # warm-up (allocations, thread pools)
     score_paths(paths[: args.batch_size], scorer, args.batch_size, num_workers=1)
@@ -67,8 +74,8 @@ def main() -> None:
 
     print(
         f"images: {len(paths)} ({args.crops} crop(s) each), backbone {net.name}, "
-        f"ridge head {scorer.model.ridge is not None}, torch threads "
-        f"{torch.get_num_threads()}"
+        f"ridge head {scorer.model.ridge is not None}, BatchNorm folded {args.fold} (both sides), "
+        f"torch threads {torch.get_num_threads()}"
     )
     print(f"attiqa score end to end : {e2e:8.2f} images/s")
     print(f"bare backbone forward   : {bare:8.2f} images/s")

@@ -3,6 +3,10 @@
 Test-time protocol (paper §4.2): resize the shorter edge to 340, take five 320×320 crops (four corners
 and the centre) and average the predictions. ``crops="center"`` is our faster single-pass option.
 
+The network is loaded for inference only: its BatchNorm layers are folded into the convolutions before
+them (:func:`attiqa.models.fold.fold_batchnorm`; same scores to float rounding, faster on CPU — figures in
+docs/default_model.md, "Implementation speed notes"). ``fold=False`` keeps the checkpoint's layers.
+
 Columns: ``mos`` (in the fine-tuning dataset's MOS scale; NaN for a pretrain-only checkpoint, which has
 no MOS head) and the attribute scores in [0, 1] (empirical CDF over the pretraining photos, so 0.8 reads
 "sharper than 80% of the training photos").
@@ -18,12 +22,17 @@ from PIL import Image
 
 from attiqa.interface import Scorer, ScorerInfo
 from attiqa.models import load_model
+from attiqa.models.fold import fold_batchnorm
 from attiqa.models.transforms import CenterCropTest, FiveCropTest
 
 
 class AttiqaScorer(Scorer):
     def __init__(
-        self, checkpoint: str | Path, device: str | torch.device = "cpu", crops: str = "five"
+        self,
+        checkpoint: str | Path,
+        device: str | torch.device = "cpu",
+        crops: str = "five",
+        fold: bool = True,
     ) -> None:
         super().__init__(device)
         if crops not in ("five", "center"):
@@ -31,6 +40,9 @@ class AttiqaScorer(Scorer):
         self.checkpoint = Path(checkpoint)
         self.model, self.card = load_model(self.checkpoint, device=self.device)
         self.model.eval()
+        if fold:
+            fold_batchnorm(self.model)
+        self.folded = bool(fold)
         self.crops = crops
         cfg = self.model.card_config()
         mean, std = cfg["mean"], cfg["std"]

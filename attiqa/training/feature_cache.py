@@ -31,6 +31,7 @@ from attiqa.io.atomic import atomic_path
 from attiqa.io.checkpoints import cache_dir
 from attiqa.io.images import content_key
 from attiqa.models.backbones import Backbone
+from attiqa.models.fold import is_folded
 from attiqa.progress import progress_task
 from attiqa.training.data import collate_skip_none
 
@@ -43,7 +44,15 @@ def default_feature_cache_root() -> Path:
 
 
 def backbone_fingerprint(backbone: Backbone) -> str:
-    """SHA-256 over the backbone's frozen tensors (weights and BN statistics, not the feature norm)."""
+    """SHA-256 over the backbone's frozen tensors (weights and BN statistics, not the feature norm).
+
+    A backbone whose BatchNorm is folded (a scorer's, :mod:`attiqa.models.fold`) is refused: its state dict
+    is not its checkpoint's, and features of a cache are those of the network training runs."""
+    if is_folded(backbone):
+        raise ValueError(
+            f"backbone {backbone.name!r} has its BatchNorm folded (a scorer's, inference only): feature "
+            "caches hold the training network's features — build it with attiqa.models.load_model"
+        )
     h = hashlib.sha256(backbone.name.encode())
     for name, t in sorted(backbone.state_dict().items()):
         if name.startswith("body.norm."):  # the feature standardisation is applied after the cache
