@@ -28,9 +28,11 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/score_throughput.py
+	$(BIN)/python benchmarks/fold_throughput.py
 	$(BIN)/python benchmarks/label_throughput.py
 	$(BIN)/python benchmarks/prompt_selection.py
 	$(BIN)/python benchmarks/isp_speed.py
+	$(BIN)/python benchmarks/isp_reward_batch.py
 
 clean:
 	rm -rf runs .pytest_cache
