@@ -106,6 +106,7 @@ def test_scorer_identity_hashes_a_checkpoint_once_and_a_changed_file_again(tmp_p
     process, and again when it changes (size or modification time)."""
     import os
 
+    import attiqa.io.checkpoints as checkpoints
     import attiqa.scorers as scorers
     from attiqa.io.checkpoints import sha256_of
 
@@ -114,7 +115,7 @@ def test_scorer_identity_hashes_a_checkpoint_once_and_a_changed_file_again(tmp_p
     model = AttiqaModel(create_backbone("tiny"), head_hidden=8)
     ckpt = save_model(model, run / "finetune" / "best.safetensors", card={"name": "m"})
     hashed: list[str] = []
-    monkeypatch.setattr(scorers, "sha256_of", lambda p: hashed.append(str(p)) or sha256_of(p))
+    monkeypatch.setattr(checkpoints, "sha256_of", lambda p: hashed.append(str(p)) or sha256_of(p))
     first = scorers.scorer_identity(ckpt)
     assert first == {"name": str(ckpt), "sha256": sha256_of(ckpt)}
     assert scorers.scorer_identity(str(ckpt)) == first

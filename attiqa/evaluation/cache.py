@@ -46,13 +46,13 @@ def default_cache_path() -> Path:
 def scorer_identity(scorer: Scorer, overrides: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
     """(short key, full identity) of a scorer. A checkpoint is identified by its SHA-256, so a copied or
     moved checkpoint keeps its cache and a retrained one at the same path does not reuse stale scores."""
-    from attiqa.io.checkpoints import sha256_of
+    from attiqa.io.checkpoints import weights_sha256
 
     meta = dict(scorer.metadata())
     ident: dict[str, Any] = {"class": type(scorer).__qualname__, "columns": list(scorer.columns)}
     ckpt = meta.pop("checkpoint", None) or getattr(scorer, "checkpoint", None)
     if ckpt and Path(ckpt).is_file():
-        ident["checkpoint_sha256"] = sha256_of(ckpt)
+        ident["checkpoint_sha256"] = weights_sha256(ckpt)
         meta.pop("name", None)  # derived from the card or the file name; the content is the identity
     elif ckpt:
         ident["checkpoint"] = str(ckpt)

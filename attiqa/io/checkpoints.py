@@ -190,5 +190,22 @@ def sha256_of(path: str | Path) -> str:
     return h.hexdigest()
 
 
+# file -> its SHA-256, keyed on (resolved path, size, mtime_ns): the same weights file is asked for its hash
+# several times a process (a named model's integrity check on every load, isp-tune's reward identity for the
+# run, a prior's check, the policy card and a SAC start, the evaluation cache's scorer key)
+_SHA256_CACHE: dict[tuple[str, int, int], str] = {}
+
+
+def weights_sha256(path: str | Path) -> str:
+    """SHA-256 of a weights file, computed once per file per process: cached on its resolved path, size and
+    modification time (ns), so a file rewritten in place is hashed again."""
+    p = Path(path).resolve()
+    st = p.stat()
+    key = (str(p), st.st_size, st.st_mtime_ns)
+    if key not in _SHA256_CACHE:
+        _SHA256_CACHE[key] = sha256_of(p)
+    return _SHA256_CACHE[key]
+
+
 def cache_dir() -> Path:
     return Path(os.environ.get("ATTIQA_CACHE", Path.home() / ".cache" / "attiqa"))

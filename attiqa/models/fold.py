@@ -59,11 +59,9 @@ def is_folded(module: nn.Module) -> bool:
     return any(isinstance(m, FoldedNorm) for m in module.modules())
 
 
-def _foldable(conv: nn.Module, bn: nn.Module) -> bool:
+def _foldable(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> bool:
     return (
-        isinstance(conv, nn.Conv2d)
-        and isinstance(bn, nn.BatchNorm2d)
-        and not bn.training
+        not bn.training
         and bn.running_mean is not None
         and bn.running_var is not None
         and conv.out_channels == bn.num_features

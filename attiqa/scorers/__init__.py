@@ -13,7 +13,7 @@ import torch
 
 from attiqa.errors import ModelLoadError
 from attiqa.interface import Scorer, ScorerInfo
-from attiqa.io.checkpoints import sha256_of
+from attiqa.io.checkpoints import weights_sha256
 from attiqa.scorers.zoo import (
     ATTIQA_TARGET,
     checkpoint_in,
@@ -72,22 +72,6 @@ def load_scorer(
         factory = resolve_target(ATTIQA_TARGET)
         return factory(checkpoint_in(Path(name_or_path)), device=device, **overrides)
     return create_scorer(str(name_or_path), device=device, **overrides)
-
-
-# file -> its SHA-256, keyed on (resolved path, size, mtime_ns): a run asks for the same reward model's
-# identity several times (isp-tune: the run, a prior's check, the policy card, a SAC start)
-_SHA256_CACHE: dict[tuple[str, int, int], str] = {}
-
-
-def weights_sha256(path: str | Path) -> str:
-    """SHA-256 of a weights file, computed once per file per process: cached on its resolved path, size and
-    modification time (ns), so a file rewritten in place is hashed again."""
-    p = Path(path).resolve()
-    st = p.stat()
-    key = (str(p), st.st_size, st.st_mtime_ns)
-    if key not in _SHA256_CACHE:
-        _SHA256_CACHE[key] = sha256_of(p)
-    return _SHA256_CACHE[key]
 
 
 def scorer_identity(name_or_path: str | Path | None = None) -> dict[str, str | None]:

@@ -24,7 +24,7 @@ from typing import Any
 
 from attiqa.errors import ModelLoadError
 from attiqa.interface import ScorerInfo
-from attiqa.io.checkpoints import cache_dir, sha256_of
+from attiqa.io.checkpoints import cache_dir, weights_sha256
 
 ATTIQA_TARGET = "attiqa.scorers.attiqa_scorer:AttiqaScorer"
 CLIP_TARGET = "attiqa.scorers.clip_scorers:ClipAntonymScorer"
@@ -220,7 +220,7 @@ def resolve_weights(name: str) -> Path:
             raise ModelLoadError(
                 f"{path}: the weights of model {name!r} are missing from the installation — reinstall attiqa"
             )
-        if entry.sha256 and sha256_of(path) != entry.sha256:
+        if entry.sha256 and weights_sha256(path) != entry.sha256:
             raise ModelLoadError(
                 f"{path}: SHA-256 mismatch for the bundled model {name!r} (the installation is damaged or "
                 "was modified) — reinstall attiqa"
@@ -229,7 +229,7 @@ def resolve_weights(name: str) -> Path:
     path = cache_dir() / f"{name}.safetensors"
     if not path.exists():
         _download(str(entry.url), path, name)
-    if entry.sha256 and sha256_of(path) != entry.sha256:
+    if entry.sha256 and weights_sha256(path) != entry.sha256:
         raise ModelLoadError(
             f"{path}: SHA-256 mismatch for model {name!r} — delete the file and fetch it again"
         )
