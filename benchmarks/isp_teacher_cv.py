@@ -62,10 +62,7 @@ def main() -> None:
     caches: dict[str, dict[str, float]] = json.loads(cache_path.read_text()) if cache_path.exists() else {}
     candidates = [("ridge", a) for a in args.alphas]
 
-    def score(i: int, action: np.ndarray) -> float:  # the real guarded reward of a predicted setting
-        return objectives[names[i]](np.clip(base + cfg.scale * action, -1.0, 1.0))
-
-    def score_many(pairs: list[tuple[int, np.ndarray]]) -> list[float]:  # a fold's raws in shared calls
+    def score(pairs: list[tuple[int, np.ndarray]]) -> list[float]:  # a fold's raws in shared calls
         return score_together(
             [(objectives[names[i]], np.clip(base + cfg.scale * a, -1.0, 1.0)) for i, a in pairs]
         )
@@ -81,9 +78,7 @@ def main() -> None:
             for seed in args.fold_seeds:
                 cache = caches.setdefault(f"{variant}|{stats}", {})
                 try:
-                    choice = choose_by_cv(
-                        x, y, group_of, score, candidates, seed=seed, cache=cache, score_many=score_many
-                    )
+                    choice = choose_by_cv(x, y, group_of, score, candidates, seed=seed, cache=cache)
                 finally:
                     write_json_atomic(cache_path, caches)
                 for row in choice.table:

@@ -99,11 +99,14 @@ def main() -> None:
         prior = np.setdiff1d(np.arange(len(x)), np.array([i for g in picked for i in by_group[g]]))
         u_groups = [group_of[i] for i in user]
 
-        def score(i: int, a: np.ndarray, user=user, draw=draw) -> float:  # i: index into the user's raws
-            key = f"cv:{draw}:{names[user[i]]}:{np.round(a, 6).tobytes().hex()}"
-            if key not in cache:
-                cache[key] = float(train_obj[names[user[i]]](np.clip(base + cfg.scale * a, -1.0, 1.0)))
-            return cache[key]
+        def score(pairs: list[tuple[int, np.ndarray]], user=user, draw=draw) -> list[float]:
+            out = []
+            for i, a in pairs:  # i: index into the user's raws
+                key = f"cv:{draw}:{names[user[i]]}:{np.round(a, 6).tobytes().hex()}"
+                if key not in cache:
+                    cache[key] = float(train_obj[names[user[i]]](np.clip(base + cfg.scale * a, -1.0, 1.0)))
+                out.append(cache[key])
+            return out
 
         result: dict[str, Any] = {"draw": draw, "user": [names[i] for i in user], "n_prior": len(prior)}
         for label, pr in (("user only", None), ("user + prior", (x[prior], y[prior]))):

@@ -185,21 +185,19 @@ def choose_by_cv(
     features: np.ndarray,
     targets: np.ndarray,
     groups: Sequence[str],
-    score: Callable[[int, np.ndarray], float],
+    score: Callable[[list[tuple[int, np.ndarray]]], list[float]],
     candidates: Sequence[tuple[str, float]] = DEFAULT_CANDIDATES,
     n_folds: int = 5,
     seed: int = 0,
     cache: dict[str, float] | None = None,
     prior: tuple[np.ndarray, np.ndarray] | None = None,
-    score_many: Callable[[list[tuple[int, np.ndarray]]], list[float]] | None = None,
 ) -> Choice:
     """Scene-group CV: for each candidate and fold, fit on the other folds, predict the fold's raws and
-    score each prediction with ``score(raw index, residual action)`` (the real guarded reward). Returns
-    the candidate with the best mean; ``cache`` (key -> score) saves scorer calls across reruns.
+    score a fold's uncached predictions in one call, ``score([(raw index, residual action), ...])`` -> their
+    real guarded rewards (shared reward calls batch them). Returns the candidate with the best mean;
+    ``cache`` (key -> score) saves scorer calls across reruns.
     ``prior`` (features, targets): rows of an earlier policy (``--init-policy``) added to every fold's
-    training side, never held out — the folds judge only this run's raws. ``score_many`` (optional): the
-    same scores of a list of (raw index, action), e.g. in shared reward calls — a fold's uncached
-    predictions are scored with it in one go."""
+    training side, never held out — the folds judge only this run's raws."""
     cache = {} if cache is None else cache
     px, py = prior if prior is not None else (np.zeros((0, features.shape[1])), np.zeros((0, N_PARAMS)))
     tag = f":prior{len(px)}" if len(px) else ""  # a score with prior rows is another score
@@ -224,7 +222,7 @@ def choose_by_cv(
                     for i, a in zip(test, actions, strict=True)
                     if keys[int(i)] not in cache
                 ]
-                done = score_many(todo) if score_many is not None and todo else [score(i, a) for i, a in todo]
+                done = score(todo) if todo else []
                 for (i, _), v in zip(todo, done, strict=True):
                     cache[keys[i]] = float(v)
                 for i in test:

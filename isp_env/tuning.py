@@ -639,10 +639,7 @@ def train_teacher(
     cache_path = folder / f"cv_scores_{start}.json"
     cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}
 
-    def score(i: int, action: np.ndarray) -> float:
-        return objectives[names[i]](np.clip(base + cfg.scale * action, -1.0, 1.0))
-
-    def score_many(pairs: list[tuple[int, np.ndarray]]) -> list[float]:  # a fold's raws in shared calls
+    def score(pairs: list[tuple[int, np.ndarray]]) -> list[float]:  # a fold's raws in shared calls
         return score_together(
             [(objectives[names[i]], np.clip(base + cfg.scale * a, -1.0, 1.0)) for i, a in pairs]
         )
@@ -667,7 +664,6 @@ def train_teacher(
                 seed=cfg.seed,
                 cache=cache,
                 prior=(prior.x, prior.y) if prior is not None else None,
-                score_many=score_many,
             )
         finally:
             write_json_atomic(cache_path, cache)

@@ -16,7 +16,7 @@ from PIL import Image
 from attiqa.datasets import get_dataset
 from attiqa.distortions import apply_distortion
 from attiqa.errors import AttiqaError
-from attiqa.evaluation.cache import ScoreCache, scorer_identity
+from attiqa.evaluation.cache import ScoreCache, score_cache_key
 from attiqa.evaluation.evaluate import evaluate
 from attiqa.evaluation.logistic import fit_logistic, fitted_metrics, logistic4, plcc_after_fit
 from attiqa.evaluation.metrics import correlations, plcc, rmse
@@ -96,10 +96,10 @@ def test_cache_is_keyed_by_scorer_identity_and_image_content(tmp_path):
         assert c.lookup("k1", {str(copy): content_key(copy)})[str(copy)][0] == 0.5  # same bytes elsewhere
         Image.new("RGB", (9, 8), (1, 2, 3)).save(img)
         assert c.lookup("k1", {str(img): content_key(img)}) == {}  # file changed
-    k_a, ident = scorer_identity(load_scorer("classical"))
+    k_a, ident = score_cache_key(load_scorer("classical"))
     assert ident["metadata"]["name"] == "classical"
-    assert k_a == scorer_identity(load_scorer("classical"))[0]
-    assert k_a != scorer_identity(load_scorer("classical"), {"crops": "center"})[0]
+    assert k_a == score_cache_key(load_scorer("classical"))[0]
+    assert k_a != score_cache_key(load_scorer("classical"), {"crops": "center"})[0]
 
 
 # ------------------------------------------------------------------------------------------------------

@@ -106,8 +106,8 @@ def test_cross_validation_picks_the_model_that_scores_best_on_held_out_raws():
     best[:, EXPOSURE] = x[:, 0] - 0.5
     noisy = best + rng.normal(0, 0.05, best.shape)  # a search's optimum is a noisy estimate
 
-    def score(i: int, a: np.ndarray) -> float:
-        return -float(np.sum((a - best[i]) ** 2))
+    def score(pairs: list[tuple[int, np.ndarray]]) -> list[float]:
+        return [-float(np.sum((a - best[i]) ** 2)) for i, a in pairs]
 
     cache: dict[str, float] = {}
     choice = choose_by_cv(x, noisy, [f"g{i // 3}" for i in range(24)], score, seed=0, cache=cache)
@@ -116,33 +116,36 @@ def test_cross_validation_picks_the_model_that_scores_best_on_held_out_raws():
     by = {(r["kind"], r["strength"]): r["cv_score"] for r in choice.table}
     assert choice.cv_score == max(by.values()) > by[("base", 0.0)]
     calls = []
-    again = choose_by_cv(
-        x, noisy, [f"g{i // 3}" for i in range(24)], lambda i, a: calls.append(i) or 0.0, seed=0, cache=cache
-    )
+    groups = [f"g{i // 3}" for i in range(24)]
+    again = choose_by_cv(x, noisy, groups, lambda pairs: calls.append(pairs) or [], seed=0, cache=cache)
     assert not calls and again.kind == choice.kind  # cached scores: no scorer call on a rerun
 
 
-def test_cross_validation_scores_a_folds_predictions_together_with_the_same_table():
-    """``score_many`` (the tuner's: a fold's renders in shared reward calls) gives ``score``'s table."""
+def test_cross_validation_scores_a_folds_uncached_predictions_in_one_call():
+    """A fold's predictions reach the scorer together (the tuner scores them in shared reward calls);
+    a cached score is not asked for again, and the table is the one of scoring them one by one."""
     rng = np.random.default_rng(2)
     x = rng.uniform(0, 1, (20, 4))
     y = np.zeros((20, N_PARAMS))
     y[:, EXPOSURE] = x[:, 1] - 0.5
     groups = [f"g{i // 2}" for i in range(20)]
 
-    def score(i: int, a: np.ndarray) -> float:
+    def one_score(i: int, a: np.ndarray) -> float:
         return -float(np.sum((a - y[i]) ** 2))
 
     lists: list[list[int]] = []
 
     def score_many(pairs: list[tuple[int, np.ndarray]]) -> list[float]:
         lists.append([i for i, _ in pairs])
-        return [score(i, a) for i, a in pairs]
+        return [one_score(i, a) for i, a in pairs]
 
-    one = choose_by_cv(x, y, groups, score, seed=0)
+    def one_by_one(pairs: list[tuple[int, np.ndarray]]) -> list[float]:
+        return [v for i, a in pairs for v in score_many([(i, a)])]
+
+    one = choose_by_cv(x, y, groups, one_by_one, seed=0)
+    lists.clear()
     cache: dict[str, float] = {"ridge:1:5:0:3": 7.0}  # a cached score is not asked for again
-    many = choose_by_cv(x, y, groups, lambda i, a: pytest.fail("scored one at a time"), seed=0, cache=cache,
-                        score_many=score_many)  # fmt: skip
+    many = choose_by_cv(x, y, groups, score_many, seed=0, cache=cache)
     mine = {(r["kind"], r["strength"]): r["scores"] for r in many.table}
     theirs = {(r["kind"], r["strength"]): r["scores"] for r in one.table}
     assert mine[("ridge", 1.0)][3] == 7.0
@@ -449,7 +452,7 @@ def test_cv_folds_hold_out_only_the_runs_own_raws_and_every_fit_has_the_prior_ro
         x,
         y,
         groups,
-        lambda i, a: seen.append((i, a)) or 0.0,
+        lambda pairs: [seen.append(p) or 0.0 for p in pairs],
         candidates=[("mean", 0.0)],
         n_folds=3,
         prior=(px, py),

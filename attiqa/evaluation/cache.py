@@ -1,7 +1,7 @@
 """Per-(model, image) score cache, so evaluating again (another target, another split, a rerun after an
 interruption) never rescores an image the same model has already scored.
 
-Key: the scorer's identity (:func:`scorer_identity`: the checkpoint's SHA-256 — not its path — plus the
+Key: the scorer's identity (:func:`score_cache_key`: the checkpoint's SHA-256 — not its path — plus the
 scorer's metadata such as crops, and any overrides) + the image's content key
 (:func:`attiqa.io.images.content_key`, the SHA-256 of its bytes): a changed file is a new entry, and a
 copied, moved or re-extracted dataset keeps its scores. Storage: one SQLite file; every batch is written in
@@ -43,7 +43,7 @@ def default_cache_path() -> Path:
     return cache_dir() / "eval_scores.sqlite"
 
 
-def scorer_identity(scorer: Scorer, overrides: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
+def score_cache_key(scorer: Scorer, overrides: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
     """(short key, full identity) of a scorer. A checkpoint is identified by its SHA-256, so a copied or
     moved checkpoint keeps its cache and a retrained one at the same path does not reuse stale scores."""
     from attiqa.io.checkpoints import weights_sha256

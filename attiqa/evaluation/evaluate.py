@@ -26,7 +26,7 @@ import numpy as np
 
 from attiqa.datasets.base import DatasetItem, IQADataset, find_unreadable
 from attiqa.errors import AttiqaError, ImageLoadError
-from attiqa.evaluation.cache import ScoreCache, default_cache_path, scorer_identity
+from attiqa.evaluation.cache import ScoreCache, default_cache_path, score_cache_key
 from attiqa.evaluation.logistic import LogisticFit, fitted_metrics
 from attiqa.evaluation.metrics import correlations
 from attiqa.interface import Scorer
@@ -200,7 +200,7 @@ def evaluate(
     items, mos_warnings = check_mos(items, ds)
     out_dir = Path(out_dir)
     workers = default_num_workers() if num_workers is None else num_workers
-    key, identity = scorer_identity(scorer, scorer_overrides)
+    key, identity = score_cache_key(scorer, scorer_overrides)
     paths = [it.image for it in items]
 
     store: ScoreCache | None = None
