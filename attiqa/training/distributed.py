@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import datetime
+import inspect
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -99,8 +100,12 @@ def wrap_ddp(model: nn.Module, device: torch.device) -> nn.Module:
     from torch.nn.parallel import DistributedDataParallel as DDP
 
     ids = [device.index] if device.type == "cuda" else None
-    # broadcast_buffers=False: each rank keeps BN statistics of its own data; average_buffers() merges
+    # No buffer sync in forward: each rank keeps BN statistics of its own data; average_buffers() merges
     # them at the end of every epoch (ours), instead of DDP overwriting them with rank 0's at each step.
+    # torch >= 2.13 names it forward_sync_buffers (broadcast_buffers is deprecated); it still syncs buffers
+    # once at init, which is harmless here: every rank starts from the same weights.
+    if "forward_sync_buffers" in inspect.signature(DDP.__init__).parameters:
+        return DDP(model, device_ids=ids, forward_sync_buffers=False)
     return DDP(model, device_ids=ids, broadcast_buffers=False)
 
 
