@@ -1,6 +1,6 @@
 """A minimal DNG writer (tifffile) and an "unprocess" step that turns an sRGB photo into a Bayer raw.
 
-Why: raw test data must go through real rawpy/LibRaw, and the project may not depend on /work/shared at run
+Why: raw test data must go through real rawpy/LibRaw, and the project may not depend on ../shared/data at run
 time, so tests (and users without a camera) make DNGs from photos. The writer produces an uncompressed
 single-IFD CFA DNG (DNG spec 1.4, §"CFA" tags) with the tags LibRaw needs: CFARepeatPatternDim/CFAPattern,
 BlackLevelRepeatDim/BlackLevel, WhiteLevel, ColorMatrix1 (XYZ -> camera, D65) and AsShotNeutral.

@@ -7,7 +7,7 @@ registry backbone (e.g. efficientnet_lite1_ms, session 24). Stored in the shared
 feature cache ($ATTIQA_CACHE/features) exactly as `attiqa train` / `attiqa bench` store them, so those
 commands reuse them. Resumable (chunks of 256 images).
 
-    ATTIQA_CACHE=/work/cache nice python experiments/agiqa3k/cache_features.py ../shared/data/agiqa3k-dev
+    nice python experiments/agiqa3k/cache_features.py ../shared/data/agiqa3k-dev
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ Scores come from the cached features of the five test crops (``predict_cached``:
 same arithmetic as `attiqa score` with the checkpoint; ``--check N`` rescored N images from their files
 with the real scorer to confirm it).
 
-    ATTIQA_CACHE=/work/cache python experiments/agiqa3k/crossfit.py ../shared/data/agiqa3k-dev \
+    python experiments/agiqa3k/crossfit.py ../shared/data/agiqa3k-dev \
         --config configs/agiqa3k_model.yaml --out runs/agiqa3k/crossfit --run runs/agiqa3k/pairs
 """
 

@@ -15,8 +15,8 @@ Two kinds of recipe:
   `attiqa train` would do on that split; the reported numbers are its last history entry (the combined
   model when it has a ridge head).
 
-    ATTIQA_CACHE=/work/cache python experiments/agiqa3k/recipes.py ../shared/data/agiqa3k-dev --ridge
-    ATTIQA_CACHE=/work/cache python experiments/agiqa3k/recipes.py ../shared/data/agiqa3k-dev \
+    python experiments/agiqa3k/recipes.py ../shared/data/agiqa3k-dev --ridge
+    python experiments/agiqa3k/recipes.py ../shared/data/agiqa3k-dev \
         --config configs/agiqa3k_model.yaml --out runs/agiqa3k/research/product
 """
 

@@ -15,7 +15,7 @@ Features are standardised once over all images (no labels), as ``recipes.py --du
 from one Gram matrix. The whole-image statistics are cached like the product's (``$ATTIQA_CACHE/features``,
 view ``whole``), so a second run costs seconds.
 
-    ATTIQA_CACHE=/work/cache python experiments/agiqa3k/views.py ../shared/data/agiqa3k-dev
+    python experiments/agiqa3k/views.py ../shared/data/agiqa3k-dev
 """
 
 from __future__ import annotations

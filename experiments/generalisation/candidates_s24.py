@@ -15,8 +15,10 @@ head's rates on the 32 held-out natural photos (original above each of the 6 ove
 degradations). These are the ridge alone (weight 1.0), as the s23 nearest miss; the real-scorer check
 (``ship.py`` + ``check_scorer.py``) follows for a candidate that passes items 1-2 here.
 
-    python experiments/generalisation/candidates_s24.py --backbone lite0 --out /work/gen_runs/s24/lite0.json
-    python experiments/generalisation/candidates_s24.py --backbone lite1 --out /work/gen_runs/s24/lite1.json
+    python experiments/generalisation/candidates_s24.py --backbone lite0 \
+        --out runs/generalisation/s24/lite0.json
+    python experiments/generalisation/candidates_s24.py --backbone lite1 \
+        --out runs/generalisation/s24/lite1.json
 """
 
 from __future__ import annotations
@@ -46,8 +48,8 @@ from attiqa.training.mos import TEST_VIEWS  # noqa: E402
 from attiqa.training.ridge import ExtraRows, RidgeFit, affine_to, fit_ridge, fit_ridge_rows  # noqa: E402
 from attiqa.training.sources import five_crop_views, shared_cached_features  # noqa: E402
 
-NATURAL = Path("/work/gen_runs/natural")
-AGIQA = Path("/work/gen_runs/s23/agiqa_all.csv")  # image,mos: agiqa3k-dev's 1,491 images, mos_quality
+NATURAL = Path("runs/generalisation/natural")
+AGIQA = Path("runs/generalisation/s23/agiqa_all.csv")  # image,mos: agiqa3k-dev's 1,491 images, mos_quality
 
 
 @dataclass

@@ -6,7 +6,7 @@ the product's scorer (``attiqa.load_scorer``) on the photos themselves. Scores a
 original-beats-edit rates for a ``make_variants.py`` table.
 
     python experiments/generalisation/check_scorer.py attiqa/data/models/attiqa-default.safetensors \
-        /work/gen_runs/natural/natural_test.csv --out /work/gen_runs/five_over_shipped.csv \
+        runs/generalisation/natural/natural_test.csv --out runs/generalisation/five_over_shipped.csv \
         --kinds original,sharpen,contrast,saturation,exposure,hue,combo
     python experiments/generalisation/check_scorer.py CKPT ../shared/data/clive-dev/mos.csv --split0-test ...
 """
@@ -34,7 +34,7 @@ def main() -> None:
     ap.add_argument("checkpoint")
     ap.add_argument("table", type=Path)
     ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--split0-test", action="store_true", help="only split seed 0's 20 % test photos")
+    ap.add_argument("--split0-test", action="store_true", help="only split seed 0's 20 %% test photos")
     ap.add_argument("--crops", default="five", choices=["five", "center"])
     ap.add_argument("--kinds", help="variant tables: only these kinds (comma-separated)")
     args = ap.parse_args()

@@ -51,7 +51,7 @@ def main() -> None:
     ap.add_argument("--weight", type=float, default=0.7, help="the ridge's share of the MOS")
     ap.add_argument("--pairs-table", default="natural_train110x.csv")
     ap.add_argument("--splits", type=int, default=10)
-    ap.add_argument("--natural", type=Path, default=Path("/work/gen_runs/natural"))
+    ap.add_argument("--natural", type=Path, default=Path("runs/generalisation/natural"))
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
     torch.set_num_threads(1)

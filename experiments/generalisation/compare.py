@@ -18,7 +18,7 @@ Reported per candidate, side by side:
 - over-processing: share of (held-out natural photo, edit) pairs where the original scores higher, per
   edit and over the six strong over-processings / five degradations (the split-0 model).
 
-    ATTIQA_CACHE=/work/cache python experiments/generalisation/compare.py --out /work/gen_runs/compare.json
+    python experiments/generalisation/compare.py --out runs/generalisation/compare.json
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ sys.path.insert(0, sys_path)
 import features  # noqa: E402
 from make_variants import DEGRADE_TEST, OVER_TEST  # noqa: E402
 
-DATA = Path("/work/shared/data")
+DATA = Path("../shared/data")
 SHIPPED = HERE.parents[1] / "attiqa/data/models/attiqa-default.safetensors"
 SPLITS = 10
 MOS_LO, MOS_HI = 3.4976, 91.4362  # clive-dev's range (the shipped model's mos_range)
@@ -235,8 +235,8 @@ def over_rates(pred: np.ndarray, rows: list[dict]) -> dict[str, float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--natural", type=Path, default=Path("/work/gen_runs/natural"))
-    ap.add_argument("--out", type=Path, default=Path("/work/gen_runs/compare.json"))
+    ap.add_argument("--natural", type=Path, default=Path("runs/generalisation/natural"))
+    ap.add_argument("--out", type=Path, default=Path("runs/generalisation/compare.json"))
     ap.add_argument("--only", nargs="*", help="candidate names to run")
     ap.add_argument("--splits", type=int, default=SPLITS, help="1: split 0 only (like the shipped model)")
     ap.add_argument("--no-biq", action="store_true", help="skip BIQ2021-val (while its features are cached)")

@@ -11,8 +11,9 @@ Why the centre crop only (ours, a budget choice): the machine ran at a load of ~
 this work (0.3 photos/s for five crops); the centre crop is the scorer's fifth view and costs a fifth.
 Candidates are compared on it; the shipped model is then checked with the real five-crop scorer.
 
-    ATTIQA_CACHE=/work/cache python experiments/generalisation/features.py \
-        ../shared/data/clive-dev/mos.csv ../shared/data/biq2021-val/mos.csv runs/gen/natural_test.csv
+    python experiments/generalisation/features.py \
+        ../shared/data/clive-dev/mos.csv ../shared/data/biq2021-val/mos.csv \
+        runs/generalisation/natural/natural_test.csv
 """
 
 from __future__ import annotations

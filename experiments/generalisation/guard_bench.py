@@ -9,7 +9,8 @@ every run's own held-out metrics (five crops, MLP and ridge crop by crop, averag
 checkpoint made by `attiqa train` with the variant's own config: pass that checkpoint with ``own:cv:own``.
 
     python experiments/generalisation/guard_bench.py 'RUNS/*' --out X.json \
-        --variants ref:cv:0,C1:cv:0.5,C2:cv:1,C3:1:0.5 [--natural /work/gen_runs/natural/natural_test.csv]
+        --variants ref:cv:0,C1:cv:0.5,C2:cv:1,C3:1:0.5 \
+        [--natural runs/generalisation/natural/natural_test.csv]
 
 RUNS_GLOB: bench run folders (each with split.csv and finetune/last.safetensors) or checkpoints (then the
 CLIVE held-out rows are clive-dev's split-seed-0 test rows, as `attiqa train` with split_seed 0).
@@ -37,7 +38,7 @@ from attiqa.training.data import ImageTableDataset, MosDataset, split_indices  #
 from attiqa.training.mos import predict_cached  # noqa: E402
 from attiqa.training.sources import five_crop_views, shared_cached_features  # noqa: E402
 
-DATA = Path("/work/shared/data")
+DATA = Path("../shared/data")
 
 
 class Table:

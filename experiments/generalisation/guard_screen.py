@@ -14,7 +14,7 @@ product head (the scorer's ridge head is linear): a screening on the cached five
 the unit MOS scale. Same splits, held-out photos and BIQ2021-val as ``candidates_s24.py``.
 
     python experiments/generalisation/guard_screen.py --backbone lite0 --lams 0.05,0.1,0.2 --splits 10 \
-        --out /work/gen_runs/s24/guard_lite0.json
+        --out runs/generalisation/s24/guard_lite0.json
 """
 
 from __future__ import annotations

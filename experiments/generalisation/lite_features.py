@@ -9,7 +9,7 @@ with that backbone reuses the rows. Sets in the order given (put the cheapest de
 
     OMP_NUM_THREADS=1 nice -n 10 python experiments/generalisation/lite_features.py --variant lite1 \
         ../shared/data/clive-dev/mos.csv ../shared/data/biq2021-val/mos.csv \
-        /work/gen_runs/natural/natural_test.csv /work/gen_runs/natural/natural_train110x.csv
+        runs/generalisation/natural/natural_test.csv runs/generalisation/natural/natural_train110x.csv
 """
 
 from __future__ import annotations

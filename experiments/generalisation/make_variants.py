@@ -15,7 +15,7 @@ has none (hue rotation, exposure gain in linear light, a contrast stretch, the t
 three of the usual degradations. So the held-out check measures both new photos and the issue's exact
 edits, which no training pair used.
 
-    python experiments/generalisation/make_variants.py ../shared/data/natural -o /work/gen_runs/natural
+    python experiments/generalisation/make_variants.py ../shared/data/natural -o runs/generalisation/natural
 writes ``OUT/images/*.png``, ``OUT/natural_train.csv`` and ``OUT/natural_test.csv`` (columns
 image, mos (0, unused), photo, kind, split); ``--complete`` then also writes the ranking-pair table
 ``OUT/natural_train60x_pairs.csv`` (``--pairs TABLE``: only that).

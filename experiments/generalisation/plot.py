@@ -1,7 +1,7 @@
 """The comparison as one picture: every candidate's CLIVE median SROCC (x) against its held-out
 over-processing rate (y), coloured by its BIQ2021-val SROCC; the shipped model's split-0 point for scale.
 
-    python experiments/generalisation/plot.py /work/gen_runs/compare*.json \
+    python experiments/generalisation/plot.py runs/generalisation/compare*.json \
         -o docs/images/issue20_candidates.png
 """
 

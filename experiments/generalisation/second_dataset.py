@@ -8,7 +8,7 @@ optionally the ranking pairs (squared hinge, as ``compare.py``). Judged on clive
 BIQ2021-val (never fitted on). A screening shortcut (ours): the features are standardised once with the
 mean/std of all 862 clive-dev photos (unlabelled statistics), alpha is the CLIVE-only LOO choice of split 0.
 
-    python experiments/generalisation/second_dataset.py --agiqa /work/gen_runs/s23/agiqa_all.csv
+    python experiments/generalisation/second_dataset.py --agiqa runs/generalisation/s23/agiqa_all.csv
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from attiqa.training.ridge import fit_ridge  # noqa: E402
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--agiqa", type=Path, required=True, help="image,mos CSV of AGIQA-3k (mos_quality)")
-    ap.add_argument("--natural", type=Path, default=Path("/work/gen_runs/natural"))
+    ap.add_argument("--natural", type=Path, default=Path("runs/generalisation/natural"))
     ap.add_argument("--pairs-table", default="natural_train110x.csv")
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--grid", default="0:0,0.3:0,1:0,0.3:0.5,0:0.5", help="AGIQA share:pair weight, ...")

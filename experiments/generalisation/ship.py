@@ -9,7 +9,7 @@ runs) on the view the scorer uses (``--crops five``: per-crop signed square root
 crops, as the shipped ridge was fitted). Written fp16 with a card (relative paths only); refused if fp16
 would flush a ridge scale to 0 or overflow a value; prints the SHA-256 for ``attiqa/data/models.json``.
 
-    ATTIQA_CACHE=/work/cache python experiments/generalisation/ship.py --feats dw --mu 0.3 --margin 0.1 \
+    python experiments/generalisation/ship.py --feats dw --mu 0.3 --margin 0.1 \
         --weight 1.0 --crops five --out attiqa/data/models/attiqa-default.safetensors
 """
 
@@ -60,7 +60,7 @@ def main() -> None:
     ap.add_argument("--mu", type=float, default=1.0)
     ap.add_argument("--margin", type=float, default=0.1)
     ap.add_argument("--weight", type=float, default=1.0, help="the ridge head's share of the MOS")
-    ap.add_argument("--natural", type=Path, default=Path("/work/gen_runs/natural"))
+    ap.add_argument("--natural", type=Path, default=Path("runs/generalisation/natural"))
     ap.add_argument("--pairs-table", default="natural_train60x.csv", help="a make_variants table")
     ap.add_argument("--crops", choices=["center", "five"], default="five", help="the head's fitting view")
     ap.add_argument("--pair-crops", choices=["center", "five"], help="the pairs' view (default: --crops)")

@@ -190,7 +190,7 @@ def main() -> None:
     ap.add_argument("--labels", type=Path, required=True, help="`attiqa label` output for the CSV's photos")
     ap.add_argument("--fractions", type=float, nargs="+", default=[0.0, 0.2, 0.5, 1.0])
     ap.add_argument("--splits", type=int, default=10)
-    ap.add_argument("--draws", type=int, default=3, help="pool draws per share below 100 %")
+    ap.add_argument("--draws", type=int, default=3, help="pool draws per share below 100 %%")
     ap.add_argument(
         "--single-heads", action="store_true",
         help="supplement Table 10 analogue instead: pretrain on 100 %%, fine-tune on each head alone / all",

@@ -2,9 +2,9 @@
 check_scorer.py's score files), next to stops 23-24's linear rows (the stop-24 screening guard rows left out:
 they are in docs/images/issue20_s24_frontier.png).
 
-    python experiments/generalisation/s25/frontier.py --runs /work/guard_runs/s25 \
-        --base /work/gen_runs/s24/frontier24.json --out /work/guard_runs/s25/frontier25.json
-    python experiments/generalisation/plot.py /work/guard_runs/s25/frontier25.json --zoom --mark s25 \
+    python experiments/generalisation/s25/frontier.py --runs runs/guard/s25 \
+        --base runs/generalisation/s24/frontier24.json --out runs/guard/s25/frontier25.json
+    python experiments/generalisation/plot.py runs/guard/s25/frontier25.json --zoom --mark s25 \
         --view "five crops" --title "..." -o docs/images/issue20_s25_guard.png
 """
 
@@ -34,7 +34,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=Path, required=True)
     ap.add_argument("--base", type=Path, required=True)
-    ap.add_argument("--natural", type=Path, default=Path("/work/gen_runs/natural/natural_test.csv"))
+    ap.add_argument("--natural", type=Path, default=Path("runs/generalisation/natural/natural_test.csv"))
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
     rows = {k: v for k, v in json.loads(args.base.read_text()).items() if not k.startswith("gated guard")}

@@ -14,8 +14,8 @@ opened on 66-74 % of held-out natural originals and on no CLIVE photo. This writ
   pair with that photo's ``tr_sharpen`` edit, so the edit set is unchanged).
 - ``D2_pairs.csv``: both.
 
-    python experiments/generalisation/s26/balanced_table.py --natural /work/runs26/guard26/natural \
-        --out /work/runs26/guard26/s26
+    python experiments/generalisation/s26/balanced_table.py --natural runs/guard26/natural \
+        --out runs/guard26/s26
 """
 
 from __future__ import annotations
@@ -99,9 +99,11 @@ def reframe_pairs(natural: Path, out: Path) -> list[tuple[str, str]]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--natural", type=Path, required=True, help="make_variants.py's output folder")
-    ap.add_argument("--clive", type=Path, default=Path("/work/shared/data/clive-dev/mos.csv"))
+    ap.add_argument("--clive", type=Path, default=Path("../shared/data/clive-dev/mos.csv"))
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
+    # absolute paths in the tables: a pair CSV's relative paths are read from its own folder (read_pairs_csv)
+    args.natural, args.clive, args.out = args.natural.resolve(), args.clive.resolve(), args.out.resolve()
     args.out.mkdir(parents=True, exist_ok=True)
     with open(args.natural / "natural_train110x_pairs.csv", newline="") as fh:
         base = [(str(args.natural / r["better"]), str(args.natural / r["worse"])) for r in csv.DictReader(fh)]

@@ -11,8 +11,8 @@ recipe's 30 % MLP share is left out. Reports, per table and lambda: over-process
 their original (per type), the share of crops where g > 0 on held-out natural originals, on CLIVE
 split-0 test photos and (with ``--biq``) on BIQ2021-val, and CLIVE split-0 / BIQ2021-val SROCC.
 
-    python experiments/generalisation/s26/detector_screen.py --natural /work/runs26/guard26/natural \
-        --tables C2=natural_train110x_pairs.csv D1=/work/runs26/guard26/s26/D1_pairs.csv --out X.json
+    python experiments/generalisation/s26/detector_screen.py --natural runs/guard26/natural \
+        --tables C2=natural_train110x_pairs.csv D1=runs/guard26/s26/D1_pairs.csv --out X.json
 """
 
 from __future__ import annotations
@@ -36,13 +36,13 @@ from attiqa.training.ridge import fit_guard, fit_ridge, read_pairs_csv  # noqa: 
 from attiqa.training.sources import five_crop_views, shared_cached_features  # noqa: E402
 
 VIEWS = 5
-DATA = Path("/work/shared/data")
+DATA = Path("../shared/data")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--natural", type=Path, required=True, help="make_variants.py's output folder")
-    ap.add_argument("--tables", nargs="+", required=True, help="NAME=pair CSV (relative: to --natural)")
+    ap.add_argument("--tables", nargs="+", required=True, help="NAME=pair CSV (in --natural, or a path)")
     ap.add_argument("--lams", default="0.5,1")
     ap.add_argument("--biq", action="store_true", help="also BIQ2021-val (its tap statistics must be cached)")
     ap.add_argument("--out", type=Path, required=True)
@@ -84,7 +84,7 @@ def main() -> None:
     out: dict = {"clive_alpha": fit.alpha, "tables": {}}
     for spec in args.tables:
         name, path = spec.split("=", 1)
-        table = Path(path) if Path(path).is_absolute() else args.natural / path
+        table = args.natural / path if (args.natural / path).is_file() else Path(path)
         paths, pairs = read_pairs_csv(table)
         xp, okp = stats_of(paths)
         pairs = pairs[okp[pairs[:, 0]] & okp[pairs[:, 1]]]

@@ -5,8 +5,8 @@ scorer differed by 11.8 MOS points an image. For a few images of a variant table
 detector g on both paths, the tap statistics' z differences, and how much of g's shift comes from columns
 whose spread is below 1e-3 of the median column's (the ones ``fit_guard`` now leaves out).
 
-    python experiments/generalisation/s26/path_check.py runs/D1/finetune/last.safetensors \
-        runs/D1fix/finetune/last.safetensors --table /work/runs26/guard26/natural/natural_test.csv
+    python experiments/generalisation/s26/path_check.py runs/guard26/runs/D1/finetune/last.safetensors \
+        runs/D1fix/finetune/last.safetensors --table runs/guard26/natural/natural_test.csv
 """
 
 from __future__ import annotations

@@ -6,9 +6,9 @@ crop 320), cached in --work. The guard is fitted per candidate (``fit_ridge`` on
 statistics, -1 clean / +1 edited crops) and applied as the scorer would: MOS - lambda * range * mean over
 crops of max(0, g).
 
-    python experiments/generalisation/s27/edit_screen.py --natural /work/runs26/guard26/natural \
-        --clive-edits /work/runs26/guard26/s26/D1_pairs.csv --scores /work/runs27/lead \
-        --work /work/runs27/lead/es
+    python experiments/generalisation/s27/edit_screen.py --natural runs/guard26/natural \
+        --clive-edits runs/guard26/s26/D1_pairs.csv --scores runs/s27 \
+        --work runs/s27/es
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from attiqa.models.transforms import FiveCropTest  # noqa: E402
 from attiqa.training.data import split_indices  # noqa: E402
 from attiqa.training.ridge import fit_ridge  # noqa: E402
 
-DATA = Path("/work/shared/data")
+DATA = Path("../shared/data")
 OVER_TRAIN = ("tr_sharpen", "tr_saturation", "tr_contrast", "tr_exposure", "tr_sat_contrast", "tr_combo")
 OVER_TEST = ("sharpen", "contrast", "saturation", "exposure", "hue", "combo")
 DEGRADE_TEST = ("blur", "noise", "underexposure", "lowcontrast", "desaturation")

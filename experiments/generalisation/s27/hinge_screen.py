@@ -5,8 +5,8 @@ cached in --work; the base MOS comes from `attiqa score -m attiqa-default` CSVs 
 ship_nattrain.csv for the natural training photos). lambda is chosen on the training pairs only, then the
 split-0 items are measured.
 
-    python experiments/generalisation/s27/hinge_screen.py --natural /work/runs26/guard26/natural \
-        --scores /work/runs27/lead --work /work/runs27/lead/es --out /work/runs27/lead/es/hinge.json
+    python experiments/generalisation/s27/hinge_screen.py --natural runs/guard26/natural \
+        --scores runs/s27 --work runs/s27/es --out runs/s27/es/hinge.json
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from scipy.stats import spearmanr
 from attiqa.io.images import load_image
 from attiqa.models.transforms import FiveCropTest
 
-DATA = Path("/work/shared/data")
+DATA = Path("../shared/data")
 OVER_TRAIN = ("tr_sharpen", "tr_saturation", "tr_contrast", "tr_exposure", "tr_sat_contrast", "tr_combo",
               "tr_hue")  # fmt: skip
 DEG_TRAIN = ("tr_blur", "tr_noise", "tr_dark", "tr_lowcontrast", "tr_desat", "tr_underexp")

@@ -3,8 +3,8 @@ split-0 training photos, natural training originals) against the held-out natura
 
 Reads hinge_screen.py's cached statistics (--work); writes one PNG (docs/images/issue20_s27_edit_stats.png).
 
-    python experiments/generalisation/s27/plot_overlap.py --natural /work/runs26/guard26/natural \
-        --work /work/runs27/lead/es --out docs/images/issue20_s27_edit_stats.png
+    python experiments/generalisation/s27/plot_overlap.py --natural runs/guard26/natural \
+        --work runs/s27/es --out docs/images/issue20_s27_edit_stats.png
 """
 
 from __future__ import annotations

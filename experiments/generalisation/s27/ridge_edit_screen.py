@@ -6,8 +6,8 @@ Inputs per photo: the mean over its five crops of the signed square root of Lite
 cache in --work). A k-times smaller penalty on the edit statistics is exact by repeating their columns k^2
 times (ridge splits the weight among copies). The fit is the product's ``fit_ridge_rows``.
 
-    python experiments/generalisation/s27/ridge_edit_screen.py --natural /work/runs26/guard26/natural \
-        --work /work/runs27/lead/es --out /work/runs27/lead/es/ridge_edit.json
+    python experiments/generalisation/s27/ridge_edit_screen.py --natural runs/guard26/natural \
+        --work runs/s27/es --out runs/s27/es/ridge_edit.json
 """
 
 from __future__ import annotations
