@@ -23,8 +23,10 @@ from attiqa.training.trainer import DEBUG_HASH_ENV, weights_hash
 REPO = Path(__file__).resolve().parents[1]
 
 SCRIPT = """
-import json, sys
+import faulthandler, json, os, sys
 from pathlib import Path
+
+faulthandler.enable()  # a rank killed by a signal (a SIGABRT was seen once under load) prints its stacks
 from attiqa.config import FinetuneConfig, PretrainConfig
 from attiqa.training.finetune import finetune
 from attiqa.training.pretrain import pretrain
@@ -34,6 +36,7 @@ if args["stage"] == "pretrain":
     pretrain(PretrainConfig(**args["cfg"]), Path(args["labels"]), Path(args["out"]), progress=False)
 else:
     finetune(FinetuneConfig(**args["cfg"]), Path(args["init"]), Path(args["out"]), progress=False)
+print(f"rank {os.environ.get('RANK')}: {args['stage']} returned", file=sys.stderr, flush=True)
 """
 
 
@@ -44,7 +47,7 @@ def torchrun(tmp_path: Path, args: dict, hash_dir: Path) -> subprocess.Completed
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", DEBUG_HASH_ENV: str(hash_dir)}
     cmd = [exe, "--standalone", "--nproc_per_node", "2", str(script), json.dumps(args)]
     proc = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.returncode == 0, proc.stderr[-8000:]
     return proc
 
 
