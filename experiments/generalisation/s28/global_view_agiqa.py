@@ -8,7 +8,8 @@ G224 comes from ``frozen_probe.py --variant lite1 --taps depthwise --view whole 
 (rows matched to the research CSV by image path).
 
     python experiments/generalisation/s28/global_view_agiqa.py ../shared/data/agiqa3k-dev \\
-        --g224 runs/s28/probe/agiqa_lite1_dw_g224.npz --out runs/s28/global_view_agiqa.json
+        --g224 runs/s28/probe/agiqa_lite1_dw_g224.npz --g320 runs/s28/probe/agiqa_lite1_dw_g320.npz \\
+        --out runs/s28/global_view_agiqa.json
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("root", type=Path)
     ap.add_argument("--g224", type=Path, required=True)
+    ap.add_argument("--g320", type=Path, help="addendum B: the 320-px whole-image features (provisional)")
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--threads", type=int, default=1)
     a = ap.parse_args()
@@ -59,6 +61,9 @@ def main() -> None:
     del st1
     g224 = standardise(signed_power(saved_rows(a.g224, images), 0.5))
     tries = {"R1: lite1 five crops": r1, "G1: R1 + lite1 G224": fam(r1, g224), "G224 alone": g224}
+    if a.g320 is not None:
+        g320 = standardise(signed_power(saved_rows(a.g320, images), 0.5))
+        tries |= {"G2: R1 + lite1 G320 (provisional)": fam(r1, g320), "G320 alone": g320}
     results: dict = {}
     for name, x in tries.items():
         per = run(x, y, sets, "loo", prompts)
@@ -87,25 +92,18 @@ def main() -> None:
             for g in sorted(set(gens))
         ]
     }
-    held = {
-        n: run(tries[n], y, folds, "loo", prompts)["generator"]
-        for n in ("R1: lite1 five crops", "G1: R1 + lite1 G224")
-    }
-    d = [
-        c["srocc"] - b["srocc"]
-        for c, b in zip(held["G1: R1 + lite1 G224"], held["R1: lite1 five crops"], strict=True)
-    ]
-    held["G1 vs R1"] = {"wins": sum(v > 0 for v in d), "of": len(d), "differences": d,
-                        "generator-specific": sum(v <= 0 for v in d) >= 4}  # fmt: skip
-    print(
-        "held-out generator, G1 vs R1: "
-        + ", ".join(
-            f"{c['split']} {b['srocc']:.3f}->{c['srocc']:.3f}"
-            for c, b in zip(held["G1: R1 + lite1 G224"], held["R1: lite1 five crops"], strict=True)
+    cands = [n for n in tries if n.startswith(("G1", "G2"))]
+    held = {n: run(tries[n], y, folds, "loo", prompts)["generator"] for n in ["R1: lite1 five crops", *cands]}
+    for n in cands:
+        base, cand = held["R1: lite1 five crops"], held[n]
+        d = [c["srocc"] - b["srocc"] for c, b in zip(cand, base, strict=True)]
+        tag = n.split(":")[0]
+        held[f"{tag} vs R1"] = {"wins": sum(v > 0 for v in d), "of": len(d), "differences": d,
+                                "generator-specific": sum(v <= 0 for v in d) >= 4}  # fmt: skip
+        pairs = ", ".join(
+            f"{c['split']} {b['srocc']:.3f}->{c['srocc']:.3f}" for c, b in zip(cand, base, strict=True)
         )
-        + f"  wins {held['G1 vs R1']['wins']}/6",
-        flush=True,
-    )
+        print(f"held-out generator, {tag} vs R1: {pairs}  wins {held[f'{tag} vs R1']['wins']}/6", flush=True)
     results["held-out generator"] = held
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(results, indent=1))
