@@ -92,7 +92,7 @@ def main() -> None:
             for g in sorted(set(gens))
         ]
     }
-    cands = [n for n in tries if n.startswith(("G1", "G2"))]
+    cands = [n for n in tries if n.startswith(("G1:", "G2:"))]
     held = {n: run(tries[n], y, folds, "loo", prompts)["generator"] for n in ["R1: lite1 five crops", *cands]}
     for n in cands:
         base, cand = held["R1: lite1 five crops"], held[n]
