@@ -47,7 +47,12 @@ class AttiqaScorer(Scorer):
         cfg = self.model.card_config()
         mean, std = cfg["mean"], cfg["std"]
         resize, crop = cfg.get("test_resize_shorter"), cfg.get("test_crop") or 320
-        self._transform = (FiveCropTest if crops == "five" else CenterCropTest)(mean, std, resize, crop)
+        # five crops in the backbone's channels-last order: batches keep it, the network reorders nothing
+        self._transform = (
+            FiveCropTest(mean, std, resize, crop, channels_last=True)
+            if crops == "five"
+            else CenterCropTest(mean, std, resize, crop)
+        )
         self.columns = ("mos", *self.model.head_names)
         self.has_mos = self.model.mos_head is not None
         rng = self.card.get("mos_range") or [0.0, 1.0]
