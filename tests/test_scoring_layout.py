@@ -11,7 +11,13 @@ import torch
 
 from attiqa.io.batching import stack_batch
 from attiqa.models.backbones import tap_points
-from attiqa.models.transforms import FiveCropTest, MirroredFiveCropTest, Normalize, resize_shorter
+from attiqa.models.transforms import (
+    ChannelsLastFiveCropTest,
+    FiveCropTest,
+    MirroredFiveCropTest,
+    Normalize,
+    resize_shorter,
+)
 from attiqa.scorers.attiqa_scorer import AttiqaScorer
 from attiqa.scorers.zoo import resolve_weights
 from attiqa.scoring import score_paths
@@ -42,7 +48,7 @@ def test_five_crops_are_the_per_crop_pixels_in_either_layout(photos, resize):
     mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
     ref = _plain_five_crops(img, mean, std, resize, 320)
     plain = FiveCropTest(mean, std, resize, 320)(img)
-    fast = FiveCropTest(mean, std, resize, 320, channels_last=True)(img)
+    fast = ChannelsLastFiveCropTest(mean, std, resize, 320)(img)
     assert plain.is_contiguous() and torch.equal(plain, ref)
     assert fast.is_contiguous(memory_format=torch.channels_last) and torch.equal(fast, ref)
     mirrored = MirroredFiveCropTest(mean, std, resize, 320)(img)

@@ -133,22 +133,11 @@ class FiveCropTest(_ResizedView):
     """Paper §4.2: shorter edge -> 340, five 320×320 crops (TL, TR, BL, BR, centre) -> (5, 3, c, c).
 
     The resized image is normalised once and the crops are slices of it (the same values as normalising
-    each cropped image: the arithmetic is per pixel). ``channels_last=True`` (what the scorer asks for)
-    returns the crops in the backbone's memory order, (5, c, c, 3) stored and seen as (5, 3, c, c), so
-    neither a batch nor the network's input needs a reordering copy; the default is a contiguous tensor."""
+    each cropped image: the arithmetic is per pixel). A contiguous tensor; :class:`ChannelsLastFiveCropTest`
+    gives the same crops in the backbone's memory order."""
 
     mirrored = False
-
-    def __init__(
-        self,
-        mean: Sequence[float],
-        std: Sequence[float],
-        resize_shorter: int | None = 340,
-        crop_size: int = 320,
-        channels_last: bool = False,
-    ) -> None:
-        super().__init__(mean, std, resize_shorter, crop_size)
-        self.channels_last = channels_last
+    channels_last = False
 
     def __call__(self, img: Image.Image) -> torch.Tensor:
         img = self._resized(img)
@@ -160,6 +149,14 @@ class FiveCropTest(_ResizedView):
             crops += [crop.flip(1) for crop in crops]
         views = torch.stack(crops).permute(0, 3, 1, 2)
         return views if self.channels_last else views.contiguous()
+
+
+class ChannelsLastFiveCropTest(FiveCropTest):
+    """The five crops in the backbone's channels-last memory order, (5, c, c, 3) stored and seen as
+    (5, 3, c, c): what the scorer uses, so neither its batches (:func:`attiqa.io.batching.stack_batch`) nor
+    the network's input need a reordering copy. The same values as :class:`FiveCropTest`."""
+
+    channels_last = True
 
 
 class MirroredFiveCropTest(FiveCropTest):
