@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, get_worker_info
 
 from attiqa.errors import ImageLoadError
 from attiqa.io.images import load_image
@@ -54,6 +54,28 @@ class _PathDataset(Dataset):
             return i, None, ImageLoadError(path, f"cannot process image ({type(exc).__name__}: {exc})")
 
 
+def stack_batch(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
+    """``torch.stack(tensors)``, except that transform outputs stored channels-last (4-D tensors in
+    ``torch.channels_last`` order: the scorer's crops, in the order its backbone wants) stay in that order:
+    ``torch.stack`` returns a contiguous tensor, which the network would reorder back at once. Every other
+    tensor is stacked as ``torch.stack`` does, so other scorers see the batches they always did.
+
+    In a DataLoader worker the batch is written straight into shared memory (as torch's default collate
+    does), saving the copy that sending it to the main process would make."""
+    first = tensors[0]
+    keep = (
+        first.dim() == 4
+        and not first.is_contiguous()
+        and all(t.is_contiguous(memory_format=torch.channels_last) for t in tensors)
+    )
+    parts = [t.permute(0, 2, 3, 1) for t in tensors] if keep else list(tensors)
+    out = torch.empty((len(parts), *parts[0].shape), dtype=first.dtype, device=first.device)
+    if get_worker_info() is not None and out.device.type == "cpu":
+        out.share_memory_()
+    torch.stack(parts, out=out)
+    return out.permute(0, 1, 4, 2, 3) if keep else out
+
+
 def _collate(items):
     indices, tensors, errors = [], [], []
     for i, t, err in items:
@@ -62,7 +84,7 @@ def _collate(items):
         else:
             indices.append(i)
             tensors.append(t)
-    tensor = torch.stack(tensors) if tensors else None
+    tensor = stack_batch(tensors) if tensors else None
     return ImageBatch(indices=indices, tensor=tensor, errors=errors)
 
 

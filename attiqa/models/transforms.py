@@ -41,11 +41,13 @@ class Normalize:
         self.std = tuple(float(v) for v in std)
 
     def __call__(self, img: Image.Image) -> torch.Tensor:
+        return self.pixels(img).permute(2, 0, 1)
+
+    def pixels(self, img: Image.Image) -> torch.Tensor:
+        """The normalised image as (H, W, 3), the order PIL stores it: what :meth:`__call__` returns
+        before the channels are moved first (the same values, bit for bit)."""
         arr = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
-        x = torch.from_numpy(arr).permute(2, 0, 1)
-        mean = torch.tensor(self.mean).view(3, 1, 1)
-        std = torch.tensor(self.std).view(3, 1, 1)
-        return (x - mean) / std
+        return (torch.from_numpy(arr) - torch.tensor(self.mean)) / torch.tensor(self.std)
 
 
 def _random_crop(img: Image.Image, size: int) -> Image.Image:
@@ -128,18 +130,33 @@ class FinetuneTrain(_ResizedView):
 
 
 class FiveCropTest(_ResizedView):
-    """Paper §4.2: shorter edge -> 340, five 320×320 crops (TL, TR, BL, BR, centre) -> (5, 3, c, c)."""
+    """Paper §4.2: shorter edge -> 340, five 320×320 crops (TL, TR, BL, BR, centre) -> (5, 3, c, c).
+
+    The resized image is normalised once and the crops are slices of it (the same values as normalising
+    each cropped image: the arithmetic is per pixel). A contiguous tensor; :class:`ChannelsLastFiveCropTest`
+    gives the same crops in the backbone's memory order."""
 
     mirrored = False
+    channels_last = False
 
     def __call__(self, img: Image.Image) -> torch.Tensor:
         img = self._resized(img)
         w, h, c = img.width, img.height, self.crop_size
         boxes = [(0, 0, c, c), (w - c, 0, w, c), (0, h - c, c, h), (w - c, h - c, w, h), _center_box(w, h, c)]
-        crops = [img.crop(b) for b in boxes]
+        pixels = self.normalize.pixels(img)  # (H, W, 3)
+        crops = [pixels[top:bottom, left:right] for left, top, right, bottom in boxes]
         if self.mirrored:
-            crops += [crop.transpose(Image.Transpose.FLIP_LEFT_RIGHT) for crop in crops]
-        return torch.stack([self.normalize(crop) for crop in crops])
+            crops += [crop.flip(1) for crop in crops]
+        views = torch.stack(crops).permute(0, 3, 1, 2)
+        return views if self.channels_last else views.contiguous()
+
+
+class ChannelsLastFiveCropTest(FiveCropTest):
+    """The five crops in the backbone's channels-last memory order, (5, c, c, 3) stored and seen as
+    (5, 3, c, c): what the scorer uses, so neither its batches (:func:`attiqa.io.batching.stack_batch`) nor
+    the network's input need a reordering copy. The same values as :class:`FiveCropTest`."""
+
+    channels_last = True
 
 
 class MirroredFiveCropTest(FiveCropTest):

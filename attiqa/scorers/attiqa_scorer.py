@@ -23,7 +23,7 @@ from PIL import Image
 from attiqa.interface import Scorer, ScorerInfo
 from attiqa.models import load_model
 from attiqa.models.fold import fold_batchnorm
-from attiqa.models.transforms import CenterCropTest, FiveCropTest
+from attiqa.models.transforms import CenterCropTest, ChannelsLastFiveCropTest
 
 
 class AttiqaScorer(Scorer):
@@ -47,7 +47,9 @@ class AttiqaScorer(Scorer):
         cfg = self.model.card_config()
         mean, std = cfg["mean"], cfg["std"]
         resize, crop = cfg.get("test_resize_shorter"), cfg.get("test_crop") or 320
-        self._transform = (FiveCropTest if crops == "five" else CenterCropTest)(mean, std, resize, crop)
+        # five crops in the backbone's channels-last order: batches keep it, the network reorders nothing
+        view = ChannelsLastFiveCropTest if crops == "five" else CenterCropTest
+        self._transform = view(mean, std, resize, crop)
         self.columns = ("mos", *self.model.head_names)
         self.has_mos = self.model.mos_head is not None
         rng = self.card.get("mos_range") or [0.0, 1.0]

@@ -1,0 +1,120 @@
+"""The scorer's faster path (session 28) gives the scores of the plain one, bit for bit: five crops normalised
+once and kept channels-last through the batch, and tap statistics reduced into one reused buffer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from attiqa.io.batching import stack_batch
+from attiqa.models.backbones import tap_points
+from attiqa.models.transforms import (
+    ChannelsLastFiveCropTest,
+    FiveCropTest,
+    MirroredFiveCropTest,
+    Normalize,
+    resize_shorter,
+)
+from attiqa.scorers.attiqa_scorer import AttiqaScorer
+from attiqa.scorers.zoo import resolve_weights
+from attiqa.scoring import score_paths
+
+
+def _plain_five_crops(img, mean, std, resize, c, mirrored=False) -> torch.Tensor:
+    """The transform as it was: PIL crops, each normalised, stacked contiguous."""
+    img = resize_shorter(img, resize)
+    w, h = img.size
+    left, top = (w - c) // 2, (h - c) // 2
+    boxes = [
+        (0, 0, c, c),
+        (w - c, 0, w, c),
+        (0, h - c, c, h),
+        (w - c, h - c, w, h),
+        (left, top, left + c, top + c),
+    ]
+    crops = [img.crop(b) for b in boxes]
+    if mirrored:
+        crops += [crop.transpose(0) for crop in crops]  # FLIP_LEFT_RIGHT
+    norm = Normalize(mean, std)
+    return torch.stack([norm(crop) for crop in crops])
+
+
+@pytest.mark.parametrize("resize", [340, 500])
+def test_five_crops_are_the_per_crop_pixels_in_either_layout(photos, resize):
+    img = photos["astronaut"]
+    mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+    ref = _plain_five_crops(img, mean, std, resize, 320)
+    plain = FiveCropTest(mean, std, resize, 320)(img)
+    fast = ChannelsLastFiveCropTest(mean, std, resize, 320)(img)
+    assert plain.is_contiguous() and torch.equal(plain, ref)
+    assert fast.is_contiguous(memory_format=torch.channels_last) and torch.equal(fast, ref)
+    mirrored = MirroredFiveCropTest(mean, std, resize, 320)(img)
+    assert mirrored.shape[0] == 10 and torch.equal(
+        mirrored, _plain_five_crops(img, mean, std, resize, 320, True)
+    )
+
+
+def test_stack_batch_keeps_channels_last_crops_and_nothing_else():
+    crops = [torch.randn(5, 8, 8, 3).permute(0, 3, 1, 2) for _ in range(3)]
+    batch = stack_batch(crops)
+    assert torch.equal(batch, torch.stack(crops))
+    assert batch.flatten(0, 1).is_contiguous(memory_format=torch.channels_last)  # the network's order
+    for other in (
+        [torch.randn(3, 8, 8)] * 2,
+        [torch.randn(3, 8, 8).permute(1, 2, 0)] * 2,
+        [torch.randn(4, 6)[:, :3]] * 2,
+    ):
+        out = stack_batch(other)
+        assert out.is_contiguous() and torch.equal(out, torch.stack(other))
+
+
+def _plain_stats(y: torch.Tensor, block: int = 1 << 19) -> list[torch.Tensor]:
+    """The session-22 blocked two-pass formula, a temporary per block (what the scorer computed before)."""
+    n, c, h, w = y.shape
+    flat = y.permute(0, 2, 3, 1).reshape(n, h * w, c)
+    rows = max(1, block // (n * c))
+    blocks = [flat[:, s : s + rows] for s in range(0, h * w, rows)]
+    mean = torch.stack([b.sum(1) for b in blocks]).sum(0) / (h * w)
+    sq = torch.stack([(b - mean.unsqueeze(1)).square().sum(1) for b in blocks]).sum(0)
+    return [mean, (sq / (h * w - 1)).sqrt()]
+
+
+@pytest.fixture(scope="module")
+def default_scorer():
+    return AttiqaScorer(resolve_weights("attiqa-default"))
+
+
+def test_shipped_model_scores_real_photos_as_the_plain_path_did(default_scorer, photos, tmp_path):
+    """``attiqa score``'s path (decode worker, channels-last batches, buffered statistics) against the plain
+    one (contiguous crops, the per-block formula) on real photos: equal bits, not only close."""
+    sc = default_scorer
+    paths = []
+    for name, img in photos.items():
+        p = tmp_path / f"{name}.png"
+        img.save(p)
+        paths.append(p)
+    cfg = sc.model.card_config()
+    ref = torch.stack(
+        [_plain_five_crops(img, cfg["mean"], cfg["std"], sc.info.min_shorter, 320) for img in photos.values()]
+    )
+    with torch.inference_mode():  # in the same batches (a batch's size changes the blocks and the kernels)
+        want = torch.cat([sc.score_tensors(ref[i : i + 2]) for i in range(0, len(ref), 2)]).numpy()
+    for workers in (0, 1):
+        run = score_paths([Path(p) for p in paths], sc, batch_size=2, num_workers=workers)
+        got = np.array([[r[c] for c in run.columns] for r in run.rows], dtype=np.float32)
+        np.testing.assert_array_equal(got, want)
+    # the ridge head's tap statistics, tap by tap, against the formula with a temporary per block
+    net = sc.model.backbone.body.net
+    taps = tap_points(net, sc.model.ridge.taps)[0]
+    acts: list[torch.Tensor] = []
+    handles = [t.register_forward_hook(lambda _m, _i, y: acts.append(y.clone())) for t in taps]
+    x = sc.transform(photos["coffee"])
+    with torch.inference_mode():
+        _, stats = sc.model.backbone.forward_with_taps(x, sc.model.ridge.taps)
+    for h in handles:
+        h.remove()
+    plain = torch.cat([s for y in acts[: len(taps)] for s in _plain_stats(y)], dim=1)
+    assert torch.equal(stats[:, : plain.shape[1]], plain)
