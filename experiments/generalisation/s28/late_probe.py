@@ -179,9 +179,11 @@ def main() -> None:
         if a.finetune:
             model = train_split(net, acts5[:nc], y, tr, a, log)
             sd, mu = y[tr].std(), y[tr].mean()
-            head = run_all(model, acts5).mean(1).double() * sd + mu
+            late = late_dw_stats(model, acts5)  # its last 1,280 columns: the pooled final features
+            with torch.no_grad():
+                head = model.head(late[:, :, -1280:]).squeeze(2).mean(1).double() * sd + mu
             preds["ft_head"] = [head[te], head[biq]]
-            xa = torch.cat([x0[:, :first_late], powered(late_dw_stats(model, acts5))], 1)
+            xa = torch.cat([x0[:, :first_late], powered(late)], 1)
             preds["A_ridge_ft"] = ridge(xa[tr], y[tr], xa[te], xa[biq])
             pairs = zip(preds["ft_head"], preds["A_ridge_ft"], strict=True)
             preds["A_mix"] = [0.4 * h + 0.6 * r for h, r in pairs]
