@@ -118,3 +118,19 @@ def test_shipped_model_scores_real_photos_as_the_plain_path_did(default_scorer, 
         h.remove()
     plain = torch.cat([s for y in acts[: len(taps)] for s in _plain_stats(y)], dim=1)
     assert torch.equal(stats[:, : plain.shape[1]], plain)
+
+
+def test_tap_statistics_under_autograd_equal_the_in_place_ones_and_carry_gradients():
+    """End-to-end training reads the ridge taps with autograd on: the in-place statistics (out=, no
+    gradient) must give way to the differentiable formula with the same values."""
+    from attiqa.models import create_backbone
+
+    bb = create_backbone("efficientnet_lite0_ms", pretrained=False).tap_view("depthwise").eval()
+    x = torch.rand(2, 3, 96, 96)
+    with torch.no_grad():
+        plain = bb.forward_raw(x)
+    xg = x.clone().requires_grad_(True)
+    graded = bb.forward_raw(xg)
+    assert graded.requires_grad and torch.allclose(graded, plain, rtol=1e-5, atol=1e-6)
+    graded.sum().backward()
+    assert xg.grad is not None and torch.isfinite(xg.grad).all() and xg.grad.abs().sum() > 0

@@ -234,12 +234,19 @@ def _keep_stats(out: list[torch.Tensor], _m: nn.Module, _i: object, y: torch.Ten
     deviations of every block go into one reused buffer, squared in place, and the block sums straight
     into their rows (no temporary per block: a fresh 2 MB block is fresh memory to fault in each time):
     the same operations on the same blocks as before, so the same bits, in ~0.7 of the time (session 28,
-    docs/default_model.md "Implementation speed notes")."""
+    docs/default_model.md "Implementation speed notes"). In-place ``out=`` writes have no gradient, so a
+    forward that autograd records (end-to-end training through the taps) takes the plain blocked formula."""
     n_batch, channels, h, w = y.shape
     hw = h * w
     flat = y.float().permute(0, 2, 3, 1).reshape(n_batch, hw, channels)
     # On a GPU one block (many small blocks would be many small kernel launches).
     rows = hw if flat.device.type != "cpu" else max(1, _STATS_BLOCK // max(n_batch * channels, 1))
+    if flat.requires_grad and torch.is_grad_enabled():  # training through the taps: out= has no gradient
+        blocks = [flat[:, start : start + rows] for start in range(0, hw, rows)]
+        mean = torch.stack([b.sum(1) for b in blocks]).sum(0) / hw
+        sq = torch.stack([(b - mean.unsqueeze(1)).square().sum(1) for b in blocks]).sum(0)
+        out.extend((mean, (sq / max(hw - 1, 1)).sqrt()))
+        return
     starts = range(0, hw, rows)
     sums = flat.new_empty((len(starts), n_batch, channels))
     for k, start in enumerate(starts):
