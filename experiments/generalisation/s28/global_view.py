@@ -21,7 +21,6 @@ pairs every candidate with its reference split by split.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -29,6 +28,7 @@ import numpy as np
 import torch
 
 from attiqa.evaluation.metrics import correlations
+from attiqa.io.atomic import write_json_atomic
 from attiqa.training.ridge import fit_ridge
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "default_model"))
@@ -128,8 +128,7 @@ def main() -> None:
         extra = f"  paired {row.get('paired')}  helps={row.get('helps')}" if ref else ""
         med = row["median"]
         print(f"{name:36s} in-domain {med['srocc']:.4f} / {med['plcc']:.4f}{cross}{extra}")
-        a.out.parent.mkdir(parents=True, exist_ok=True)
-        a.out.write_text(json.dumps(results, indent=1))
+        write_json_atomic(a.out, results)
 
 
 if __name__ == "__main__":

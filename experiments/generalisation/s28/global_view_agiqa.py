@@ -15,7 +15,6 @@ G224 comes from ``frozen_probe.py --variant lite1 --taps depthwise --view whole 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -23,6 +22,7 @@ import numpy as np
 import torch
 
 from attiqa.datasets import get_dataset
+from attiqa.io.atomic import write_json_atomic
 from attiqa.models.ridge_head import signed_power
 from genbench.agiqa3k import generator_of
 
@@ -105,8 +105,7 @@ def main() -> None:
         )
         print(f"held-out generator, {tag} vs R1: {pairs}  wins {held[f'{tag} vs R1']['wins']}/6", flush=True)
     results["held-out generator"] = held
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(json.dumps(results, indent=1))
+    write_json_atomic(a.out, results)
 
 
 if __name__ == "__main__":

@@ -15,13 +15,13 @@ scripts can rebuild the product's statistics without running the early stages ag
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from attiqa.io.atomic import write_json_atomic
 from attiqa.models import create_backbone
 from attiqa.models.backbones import tap_points
 from attiqa.training.data import MosDataset
@@ -81,7 +81,7 @@ def main() -> None:
     arr = np.lib.format.open_memmap(arr_path, mode=mode, dtype=np.float16, shape=shape)
     est = np.lib.format.open_memmap(st_path, mode=mode, dtype=np.float32, shape=(n, 5, pstats.shape[1]))
     done = np.load(done_path) if done_path.is_file() else np.zeros(n, dtype=bool)
-    (a.out / f"act_b{a.start}.json").write_text(json.dumps(meta, indent=1))
+    write_json_atomic(a.out / f"act_b{a.start}.json", meta)
     t0 = time.perf_counter()
     for s in range(0, n, a.chunk):
         idx = [i for i in range(s, min(n, s + a.chunk)) if not done[i]]

@@ -34,6 +34,7 @@ import torch
 from safetensors.torch import load_file
 
 from attiqa.evaluation.metrics import correlations
+from attiqa.io.atomic import write_json_atomic
 from attiqa.models import create_backbone
 from attiqa.models.backbones import tap_points
 from attiqa.models.ridge_head import signed_power
@@ -196,10 +197,7 @@ def main() -> None:
         log(f"{key}: " + "  ".join(f"{k} {v['clive_srocc']:.4f}/{v['biq_srocc']:.4f}" for k, v in row.items()
                                    if isinstance(v, dict)) + f"  ({row['seconds']:.0f} s)")  # fmt: skip
         results[key] = row
-        a.out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = a.out.with_suffix(".tmp")
-        tmp.write_text(json.dumps(results, indent=1))
-        tmp.replace(a.out)
+        write_json_atomic(a.out, results)
 
 
 if __name__ == "__main__":

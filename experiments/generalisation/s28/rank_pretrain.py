@@ -26,7 +26,6 @@ Candidate B of ``decision_rule_s28.txt`` (RankIQA-style, Liu et al. ICCV 2017, o
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 import time
@@ -38,11 +37,14 @@ from PIL import Image
 from safetensors.torch import save_file
 
 from attiqa.distortions import KADID_NAMES, apply_distortion
+from attiqa.io.atomic import write_json_atomic
+from attiqa.io.images import discover_images
 from attiqa.models import create_backbone
 from attiqa.models.transforms import Normalize, ensure_min_size, resize_shorter
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1] / "agiqa3k"))
+from late_cache import early  # noqa: E402
 from late_finetune import Late, freeze_bn  # noqa: E402
 
 NATURAL = Path("../shared/data/natural")
@@ -52,23 +54,10 @@ PER_PHOTO = 8
 START = 4  # cached: the input of blocks[4]; blocks[4] frozen, blocks[5:] trained
 
 
-def photos(root: Path) -> list[Path]:
-    exts = (".webp", ".png", ".jpg", ".jpeg", ".bmp")
-    return sorted(p for p in root.rglob("*") if p.suffix.lower() in exts)
-
-
-@torch.no_grad()
-def early(net, x: torch.Tensor, start: int) -> torch.Tensor:
-    h = net.bn1(net.conv_stem(x.contiguous(memory_format=torch.channels_last)))
-    for i in range(start):
-        h = net.blocks[i](h)
-    return h
-
-
 def cache(a: argparse.Namespace) -> None:
     bb = create_backbone("efficientnet_lite0_ms").eval()
     net, norm = bb.body.net, Normalize(bb.mean, bb.std)
-    files = photos(a.natural)
+    files = discover_images([a.natural])
     n, k = len(files), PER_PHOTO * len(LEVELS)
     a.out.mkdir(parents=True, exist_ok=True)
     arr_path, done_path = a.out / "pairs_b4.npy", a.out / "pairs_b4.done.npy"
@@ -96,7 +85,7 @@ def cache(a: argparse.Namespace) -> None:
             np.save(done_path.with_suffix(".tmp.npy"), done)
             done_path.with_suffix(".tmp.npy").replace(done_path)
             print(f"{i + 1}/{n} photos, {time.perf_counter() - t0:.0f} s", flush=True)
-    (a.out / "pairs_b4.json").write_text(json.dumps(meta, indent=1))
+    write_json_atomic(a.out / "pairs_b4.json", meta)
 
 
 def pair_index(n: int) -> torch.Tensor:
@@ -181,7 +170,7 @@ def train(a: argparse.Namespace) -> None:
     info = {"start": START + 1, "pairs": len(pairs), "photos": n, "acc_frozen": acc0, "acc_trained": acc1,
             "epochs": a.epochs, "lr": a.lr, "wd": a.wd, "batch": a.batch, "margin": a.margin,
             "drift": a.drift, "seed": a.seed, "log": log}  # fmt: skip
-    (a.out / "late_rank.json").write_text(json.dumps(info, indent=1))
+    write_json_atomic(a.out / "late_rank.json", info)
 
 
 def main() -> None:
