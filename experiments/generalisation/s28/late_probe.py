@@ -24,6 +24,7 @@ training part's MOS), each split's model scoring its CLIVE test part and all of 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import sys
 import time
@@ -36,30 +37,34 @@ from safetensors.torch import load_file
 from attiqa.evaluation.metrics import correlations
 from attiqa.io.atomic import write_json_atomic
 from attiqa.models import create_backbone
-from attiqa.models.backbones import tap_points
 from attiqa.models.ridge_head import signed_power
 from attiqa.training.data import split_indices
 from attiqa.training.ridge import fit_ridge
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parents[1] / "agiqa3k"))
+sys.path.insert(0, str(HERE.parents[1]))
 sys.path.insert(0, str(HERE.parent))
-from late_finetune import Late, late_dw_stats, run_all, train_split  # noqa: E402
+from late_stages import (  # noqa: E402
+    BACKBONE,
+    Late,
+    add_finetune_options,
+    block_taps,
+    late_dw_stats,
+    load_cache,
+    recording_stats,
+    run_all,
+    train_split,
+)
 
 RUNS = Path("runs/s28/late")
 START, TRAIN_FROM = 4, 5
 
 
-def load_cache(folder: Path) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def load_caches(folder: Path) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(input of blocks[4] (N, 5, 80, 20, 20) fp16, early statistics (N, 5, D), MOS (N,))."""
     meta = json.loads((folder / f"act_b{START}.json").read_text())
-    done = np.load(folder / f"act_b{START}.done.npy")
-    if not done.all():
-        raise SystemExit(f"{folder}: {int((~done).sum())} photos not cached yet (late_cache.py)")
-    acts = torch.from_numpy(np.load(folder / f"act_b{START}.npy", mmap_mode="r")[:].copy())
+    acts = load_cache(folder / f"act_b{START}.npy", "late_cache.py")  # its done mask covers both arrays
     early = torch.from_numpy(np.load(folder / f"early_b{START}.npy")[:].copy())
-    import csv
-
     with open(meta["csv"], newline="") as f:
         mos = torch.tensor([float(r["mos"]) for r in csv.DictReader(f)], dtype=torch.float64)
     return acts, early, mos
@@ -68,26 +73,14 @@ def load_cache(folder: Path) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
 @torch.no_grad()
 def frozen_block(net, acts: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     """``blocks[k]`` (frozen) on (N, 5, ...) activations: (output fp16, its taps' statistics (N, 5, D))."""
-    modules = tap_points(net, "depthwise")[0]
-    first = sum(len(net.blocks[i]) for i in range(k))
-    taps = modules[first : first + len(net.blocks[k])]
-    store: list[torch.Tensor] = []
+    with recording_stats(block_taps(net, k, k + 1)) as store:
 
-    def hook(_m, _i, y):
-        f = y.float().flatten(2)
-        store.extend((f.mean(2), f.std(2)))
+        def fn(x: torch.Tensor) -> torch.Tensor:
+            store.clear()
+            out = net.blocks[k](x)
+            return torch.cat([out.flatten(1), *store], 1)
 
-    def fn(x: torch.Tensor) -> torch.Tensor:
-        store.clear()
-        out = net.blocks[k](x)
-        return torch.cat([out.flatten(1), *store], 1)
-
-    handles = [m.register_forward_hook(hook) for m in taps]
-    try:
         both = run_all(fn, acts)
-    finally:
-        for h in handles:
-            h.remove()
     probe = net.blocks[k](acts[:1, 0].float())
     n_out = probe[0].numel()
     return both[:, :, :n_out].reshape(*acts.shape[:2], *probe.shape[1:]).half(), both[:, :, n_out:]
@@ -110,15 +103,10 @@ def main() -> None:
     ap.add_argument("--check", action="store_true", help="compare with the product's cached statistics")
     ap.add_argument("--late-state", type=Path, help="candidate B: late stages from rank_pretrain.py")
     ap.add_argument("--finetune", action="store_true", help="candidate A (late_finetune.py's recipe)")
-    ap.add_argument("--epochs", type=int, default=6)
-    ap.add_argument("--batch", type=int, default=16)
-    ap.add_argument("--lr", type=float, default=2e-4)
-    ap.add_argument("--wd", type=float, default=1e-4)
-    ap.add_argument("--seed", type=int, default=0)
+    add_finetune_options(ap)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", type=Path, required=True)
     a = ap.parse_args()
-    a.train_from = TRAIN_FROM
     torch.set_num_threads(a.threads)
     seeds = (list(range(int(a.splits.split("-")[0]), int(a.splits.split("-")[1]) + 1)) if "-" in a.splits
              else [int(s) for s in a.splits.split(",")])  # fmt: skip
@@ -127,9 +115,9 @@ def main() -> None:
         print(msg, flush=True)
 
     t0 = time.perf_counter()
-    net = create_backbone("efficientnet_lite0_ms").body.net.eval()
-    acts_c, early_c, y = load_cache(a.clive)
-    acts_b, early_b, y_b = load_cache(a.biq)
+    net = create_backbone(BACKBONE).body.net.eval()
+    acts_c, early_c, y = load_caches(a.clive)
+    acts_b, early_b, y_b = load_caches(a.biq)
     nc = len(y)
     acts = torch.cat([acts_c, acts_b])  # clive rows first, then BIQ2021-val
     early = torch.cat([early_c, early_b])
@@ -146,8 +134,7 @@ def main() -> None:
         f"{time.perf_counter() - t0:.0f} s")  # fmt: skip
     results = json.loads(a.out.read_text()) if a.out.is_file() else {}
     if a.check:
-        sys.path.insert(0, str(HERE.parent))
-        import features
+        import features  # experiments/generalisation (on sys.path above)
 
         cached = features.load("../shared/data/clive-dev/mos.csv", crops="five", product_cache=True)["dw"]
         d = (x0[:nc] - cached.double()).abs()
@@ -178,7 +165,7 @@ def main() -> None:
         for name, x in xs.items():
             preds[name] = ridge(x[tr], y[tr], x[te], x[biq])
         if a.finetune:
-            model = train_split(net, acts5[:nc], y, tr, a, log)
+            model = train_split(net, acts5[:nc], y, tr, TRAIN_FROM, a, log)
             sd, mu = y[tr].std(), y[tr].mean()
             late = late_dw_stats(model, acts5)  # its last 1,280 columns: the pooled final features
             with torch.no_grad():

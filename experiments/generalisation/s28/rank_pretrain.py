@@ -42,10 +42,18 @@ from attiqa.io.images import discover_images
 from attiqa.models import create_backbone
 from attiqa.models.transforms import Normalize, ensure_min_size, resize_shorter
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parents[1] / "agiqa3k"))
-from late_cache import early  # noqa: E402
-from late_finetune import Late, freeze_bn  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from late_stages import (  # noqa: E402
+    BACKBONE,
+    Late,
+    adamw_cosine,
+    early,
+    freeze_bn,
+    load_cache,
+    open_cache,
+    run_flat,
+    save_done,
+)
 
 NATURAL = Path("../shared/data/natural")
 TYPES = tuple(n for n in KADID_NAMES if n not in ("kadid_contrast_change", "kadid_mean_shift"))
@@ -55,16 +63,13 @@ START = 4  # cached: the input of blocks[4]; blocks[4] frozen, blocks[5:] traine
 
 
 def cache(a: argparse.Namespace) -> None:
-    bb = create_backbone("efficientnet_lite0_ms").eval()
+    bb = create_backbone(BACKBONE).eval()
     net, norm = bb.body.net, Normalize(bb.mean, bb.std)
     files = discover_images([a.natural])
     n, k = len(files), PER_PHOTO * len(LEVELS)
     a.out.mkdir(parents=True, exist_ok=True)
-    arr_path, done_path = a.out / "pairs_b4.npy", a.out / "pairs_b4.done.npy"
-    shape = (n, k, 80, 20, 20)
-    arr = np.lib.format.open_memmap(arr_path, mode="r+" if arr_path.is_file() else "w+", dtype=np.float16,
-                                    shape=shape)  # fmt: skip
-    done = np.load(done_path) if done_path.is_file() else np.zeros(n, dtype=bool)
+    arr_path = a.out / "pairs_b4.npy"
+    arr, done = open_cache(arr_path, (n, k, 80, 20, 20))
     meta: dict = {"photos": [str(p) for p in files], "types": [], "levels": list(LEVELS), "boxes": []}
     t0 = time.perf_counter()
     for i, path in enumerate(files):
@@ -82,8 +87,7 @@ def cache(a: argparse.Namespace) -> None:
         done[i] = True
         if (i + 1) % 10 == 0 or i + 1 == n:
             arr.flush()
-            np.save(done_path.with_suffix(".tmp.npy"), done)
-            done_path.with_suffix(".tmp.npy").replace(done_path)
+            save_done(arr_path, done)
             print(f"{i + 1}/{n} photos, {time.perf_counter() - t0:.0f} s", flush=True)
     write_json_atomic(a.out / "pairs_b4.json", meta)
 
@@ -99,30 +103,20 @@ def pair_index(n: int) -> torch.Tensor:
     return torch.tensor(rows)
 
 
-@torch.no_grad()
-def apply(fn, flat: torch.Tensor, batch: int = 48) -> torch.Tensor:
-    """fn over the crops of ``flat`` (M, C, H, W) in batches."""
-    return torch.cat([fn(flat[j : j + batch].float().contiguous(memory_format=torch.channels_last))
-                      for j in range(0, len(flat), batch)])  # fmt: skip
-
-
 def pair_accuracy(model: Late, flat: torch.Tensor, pairs: torch.Tensor) -> float:
-    s = apply(model, flat)
+    s = run_flat(model, flat, 48)
     return float((s[pairs[:, 0]] > s[pairs[:, 1]]).double().mean())
 
 
 def train(a: argparse.Namespace) -> None:
-    done = np.load(a.out / "pairs_b4.done.npy")
-    if not done.all():
-        raise SystemExit(f"{int((~done).sum())} photos not cached yet (cache)")
-    acts = torch.from_numpy(np.load(a.out / "pairs_b4.npy", mmap_mode="r")[:].copy())
+    acts = load_cache(a.out / "pairs_b4.npy", "rank_pretrain.py cache")
     n, k = acts.shape[:2]
-    net = create_backbone("efficientnet_lite0_ms").body.net.eval()
-    flat = apply(net.blocks[START], acts.reshape(n * k, *acts.shape[2:])).half()  # blocks[4]'s output
+    net = create_backbone(BACKBONE).body.net.eval()
+    flat = run_flat(net.blocks[START], acts.reshape(n * k, *acts.shape[2:]), 48).half()  # blocks[4]'s output
     torch.manual_seed(a.seed)
     model = Late(net, START + 1).eval()
     pairs = pair_index(n)
-    f0 = apply(model.pooled, flat).float()  # (n*k, 1280): the frozen pooled features
+    f0 = run_flat(model.pooled, flat, 48).float()  # (n*k, 1280): the frozen pooled features
     sd0 = f0.std(0) + 1e-6
     with torch.no_grad():
         d = (f0[pairs[:, 0]] - f0[pairs[:, 1]]).mean(0)
@@ -130,13 +124,7 @@ def train(a: argparse.Namespace) -> None:
         model.head.bias.zero_()
     acc0 = pair_accuracy(model, flat, pairs)
     print(f"{len(pairs)} pairs from {n} photos; frozen pair accuracy {acc0:.4f}", flush=True)
-    back = [p for nm, p in model.named_parameters() if not nm.startswith("head.")]
-    groups = [{"params": back, "lr": a.lr}, {"params": model.head.parameters(), "lr": a.lr * 10}]
-    opt = torch.optim.AdamW(groups, weight_decay=a.wd)
-    steps = a.epochs * math.ceil(len(pairs) / a.batch)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps))
-    )
+    opt, sched = adamw_cosine(model, a.lr, a.wd, a.epochs * math.ceil(len(pairs) / a.batch))
     gen = torch.Generator().manual_seed(a.seed)
     log = []
     for ep in range(a.epochs):
