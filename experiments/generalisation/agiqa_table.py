@@ -15,6 +15,9 @@ import argparse
 import csv
 from pathlib import Path
 
+from attiqa.io.atomic import write_bytes_atomic
+from attiqa.io.tables import csv_bytes
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -25,11 +28,7 @@ def main() -> None:
     root = args.data.resolve()
     with open(root / "data.csv", newline="") as fh:
         rows = [(str(root / "AGIQA-3K" / r["name"]), r["mos_quality"]) for r in csv.DictReader(fh)]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    with open(args.out, "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["image", "mos"])
-        w.writerows(rows)
+    write_bytes_atomic(args.out, csv_bytes(["image", "mos"], rows))
     print(f"{args.out}: {len(rows)} images")
 
 

@@ -31,7 +31,9 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from make_variants import is_test, train_variants  # noqa: E402
 
+from attiqa.io.atomic import write_bytes_atomic  # noqa: E402
 from attiqa.io.images import load_image  # noqa: E402
+from attiqa.io.tables import csv_bytes  # noqa: E402
 from attiqa.training.data import split_indices  # noqa: E402
 
 SEEDS = range(10)
@@ -110,10 +112,7 @@ def main() -> None:
     clive = clive_pairs(args.clive, args.out)
     reframe = reframe_pairs(args.natural, args.out)
     for name, pairs in (("D1", base + clive), ("D2", base + clive + reframe), ("D3", base + reframe)):
-        with open(args.out / f"{name}_pairs.csv", "w", newline="") as fh:
-            w = csv.writer(fh)
-            w.writerow(["better", "worse"])
-            w.writerows(pairs)
+        write_bytes_atomic(args.out / f"{name}_pairs.csv", csv_bytes(["better", "worse"], pairs))
         print(f"{name}: {len(pairs)} pairs")
 
 
