@@ -13,8 +13,10 @@ pairs every candidate with its reference split by split.
     python experiments/default_model/frozen_probe.py --variant lite1 --taps depthwise --view whole \\
         --size 224 --sqrt -d agiqa3k=../shared/data/agiqa3k-dev --splits 10 \\
         --save runs/s28/probe/agiqa_lite1_dw_g224.npz
-    (and --size 320 into *_g320.npz; the centre-crop references are stop 26's --view center runs)
-    python experiments/generalisation/s28/global_view.py --probe runs/s28/probe --refs runs/probe \\
+    (and --size 320 into *_g320.npz; the centre-crop references lite0_dw_center.npz and
+    agiqa_lite1_dw_center.npz are stop 26's --view center runs: experiments/default_model/
+    frozen_sources_results.md, saved into runs/scout/probe)
+    python experiments/generalisation/s28/global_view.py --probe runs/s28/probe --refs runs/scout/probe \\
         --out runs/s28/global_view.json
 """
 
