@@ -18,7 +18,11 @@ edits, which no training pair used.
     python experiments/generalisation/make_variants.py ../shared/data/natural -o runs/generalisation/natural
 writes ``OUT/images/*.png``, ``OUT/natural_train.csv`` and ``OUT/natural_test.csv`` (columns
 image, mos (0, unused), photo, kind, split); ``--complete`` then also writes the ranking-pair table
-``OUT/natural_train60x_pairs.csv`` (``--pairs TABLE``: only that).
+``OUT/natural_train60x_pairs.csv`` (``--pairs TABLE``: only that). ``--first N --table TABLE`` writes the rows
+of the table's first N photos with absolute image paths (stop 24's 30-photo table):
+
+    python experiments/generalisation/make_variants.py ../shared/data/natural -o runs/generalisation/s24 \
+        --first 30 --table runs/generalisation/natural/natural_train60x.csv   # -> natural_train30x.csv
 """
 
 from __future__ import annotations
@@ -27,13 +31,16 @@ import argparse
 import csv
 import hashlib
 import random
+import re
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageEnhance, ImageFilter
 
 from attiqa.distortions import apply_distortion
+from attiqa.io.atomic import write_bytes_atomic
 from attiqa.io.images import load_image
+from attiqa.io.tables import csv_bytes
 
 TEST_SHARE = 0.3
 OVER_TEST = ("sharpen", "contrast", "saturation", "exposure", "hue", "combo")
@@ -190,6 +197,23 @@ def write_pairs(table: Path) -> Path:
     return target
 
 
+def first_photos(table: Path, out: Path, photos: int) -> Path:
+    """The rows of ``table``'s first ``photos`` photos (in the table's order), image paths made absolute so
+    the copy works from any folder (a table's relative paths are read from its own folder), as
+    ``OUT/<table stem, its photo count replaced>.csv``: stop 24's Lite1 comparison read
+    ``natural_train30x.csv``, the first 30 of ``natural_train60x.csv``'s photos (420 images)."""
+    with open(table, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    keep = set(list(dict.fromkeys(r["photo"] for r in rows))[:photos])
+    if len(keep) < photos:
+        raise SystemExit(f"{table}: {len(keep)} photos, fewer than --first {photos}")
+    rows = [r | {"image": str((table.parent / r["image"]).resolve())} for r in rows if r["photo"] in keep]
+    target = out / f"{re.sub(r'[0-9]+x$', '', table.stem)}{photos}x.csv"
+    write_bytes_atomic(target, csv_bytes(list(rows[0]), [list(r.values()) for r in rows]))
+    print(f"{target}: {len(keep)} photos, {len(rows)} images")
+    return target
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("root", type=Path)
@@ -197,7 +221,14 @@ def main() -> None:
     ap.add_argument("--complete", type=Path, help="a training table to complete (see complete())")
     ap.add_argument("--photos", type=int, default=60, help="with --complete: how many of its photos")
     ap.add_argument("--pairs", type=Path, help="only write the ranking-pair CSV of this variant table")
+    ap.add_argument("--first", type=int, metavar="N", help="only write --table's first N photos")
+    ap.add_argument("--table", type=Path, help="with --first: the variant table to take them from")
     args = ap.parse_args()
+    if args.first is not None:
+        if args.table is None:
+            ap.error("--first needs --table TABLE")
+        first_photos(args.table, args.out, args.first)
+        return
     if args.pairs:
         write_pairs(args.pairs)
         return
