@@ -53,6 +53,15 @@ def skimage_photo(name: str) -> Image.Image:
     return Image.fromarray(arr[..., :3].astype(np.uint8), mode="RGB")
 
 
+def photo_png(name: str, folder: Path) -> Path:
+    """``folder/NAME.png``: the bundled photo written once (atomically), then reused."""
+    p = folder / f"{name}.png"
+    if not p.exists():
+        with atomic_path(p) as tmp:
+            skimage_photo(name).save(tmp, format="PNG")
+    return p
+
+
 def make_demo_images(
     out_dir: Path, photos=DEMO_PHOTOS, distortions=DEMO_DISTORTIONS, levels=DEMO_LEVELS
 ) -> list[Path]:
@@ -61,13 +70,7 @@ def make_demo_images(
 
     src_dir = out_dir.parent / "sources"
     src_dir.mkdir(parents=True, exist_ok=True)
-    sources = []
-    for name in photos:
-        p = src_dir / f"{name}.png"
-        if not p.exists():
-            with atomic_path(p) as tmp:
-                skimage_photo(name).save(tmp, format="PNG")
-        sources.append(p)
+    sources = [photo_png(name, src_dir) for name in photos]
     return write_graded_set(sources, out_dir, distortions, levels).paths
 
 
@@ -86,13 +89,7 @@ def make_score_demo_images(out_dir: Path, series=SCORE_DEMO_SERIES) -> list[Path
     from attiqa.distortions import apply_distortion
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for name in DEMO_PHOTOS[:5]:
-        p = out_dir / f"{name}.png"
-        if not p.exists():
-            with atomic_path(p) as tmp:
-                skimage_photo(name).save(tmp, format="PNG")
-        paths.append(p)
+    paths = [photo_png(name, out_dir) for name in DEMO_PHOTOS[:5]]
     base = load_image(paths[0])
     for dist, level in series:
         p = out_dir / f"{DEMO_PHOTOS[0]}__{dist}_{level}.png"

@@ -234,7 +234,7 @@ def render(
 
     from attiqa.io.images import save_format, save_image
     from isp_env.isp import develop, finish
-    from isp_env.params import given_values, neutral
+    from isp_env.params import neutral, read_values
     from isp_env.raw import read_raw
 
     if policy is not None and params is not None:
@@ -249,14 +249,9 @@ def render(
         pol, card = load_policy(resolve_policy(policy))
         values = tune_with_policy(pol, card, raw)
     elif params is not None:
-        try:
-            doc = json.loads(params.read_text())
-            values = given_values(doc)
-        except (OSError, ValueError, AttributeError) as exc:
-            raise ConfigError(
-                f"{params}: not a usable parameter JSON ({exc}) — see isp_env/params.py for "
-                "the names and ranges"
-            ) from None
+        values = read_values(
+            params, "not a usable parameter JSON", "see isp_env/params.py for the names and ranges"
+        )
     else:
         values = neutral()
     rgb = finish(develop(raw_img), values)

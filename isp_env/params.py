@@ -17,10 +17,14 @@ Normalised values: the agent works in [-1, 1] per parameter, mapped linearly to 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from attiqa.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -127,3 +131,12 @@ def given_values(doc: Any) -> dict[str, float]:
     if bad and not set(values) - set(NAMES):  # (unknown names: to_normalized says which)
         raise ValueError(f"out of range or not a number: {', '.join(bad)}")
     return check_values(values)
+
+
+def read_values(path: str | Path, problem: str, fix: str) -> dict[str, float]:
+    """:func:`given_values` of the JSON file ``path``; an unreadable or unusable file is one line,
+    ``PATH: PROBLEM (why) — FIX`` (``--params``, ``--base``)."""
+    try:
+        return given_values(json.loads(Path(path).read_text()))
+    except (OSError, ValueError, AttributeError) as exc:
+        raise ConfigError(f"{path}: {problem} ({exc}) — {fix}") from None

@@ -33,7 +33,7 @@ from attiqa.scorers import scorer_identity
 from isp_env.baselines import cma_search, guarded_objective
 from isp_env.isp import Developed, develop, finish
 from isp_env.mos_function import MOSFunction, load_mos_function
-from isp_env.params import check_values, given_values, neutral
+from isp_env.params import check_values, neutral, read_values
 from isp_env.policy_io import load_policy
 from isp_env.raw import RAW_EXTENSIONS, RawReadError, find_raws, read_raw
 from isp_env.report import write_report
@@ -347,14 +347,9 @@ def _base_arg(base: str) -> dict[str, float]:
     """``--base neutral`` or a parameter JSON (name -> value, or under ``params``) as a setting."""
     if base == "neutral":
         return neutral()
-    try:
-        doc = json.loads(Path(base).read_text())
-        return given_values(doc)
-    except (OSError, ValueError, AttributeError) as exc:
-        raise ConfigError(
-            f"{base}: not a readable parameter JSON for --base ({exc}) — pass neutral, "
-            "global or a file of name -> value"
-        ) from None
+    return read_values(
+        base, "not a readable parameter JSON for --base", "pass neutral, global or a file of name -> value"
+    )
 
 
 def _center_crop(img: np.ndarray, size: int) -> np.ndarray:

@@ -197,16 +197,7 @@ def test_train_teacher_end_to_end_with_a_real_scorer(tmp_path, isp_raws):
     from isp_env.mos_function import load_mos_function
 
     mos = load_mos_function("classical")
-    cfg = TrainConfig(
-        algo="teacher",
-        preview=64,
-        obs_size=36,
-        action_mode="residual",
-        obs_mode="stats",
-        delta_scale=2.0,
-        scorer="classical",
-        base=neutral() | {"saturation": 0.8},
-    )
+    cfg = _prior_cfg(base=neutral() | {"saturation": 0.8})
     groups = {p: f"g{i // 2}" for i, p in enumerate(isp_raws)}
     summary = train_teacher(tmp_path, isp_raws, cfg, mos, groups, TeacherSettings(budget=8, restarts=1))
     targets = json.loads((tmp_path / "teacher" / "targets_neutral.json").read_text())
@@ -400,7 +391,8 @@ def _prior_file(tmp_path: Path, isp_raws: list[Path], kind: str = "ridge", stren
     return save_policy(pol, tmp_path / "prior.safetensors", card)
 
 
-def _prior_cfg(**kw) -> TrainConfig:
+def _prior_cfg(base: dict[str, float] | None = None, **kw) -> TrainConfig:
+    """A small teacher config: the weight-free scorer, a neutral base unless ``base`` is given."""
     return TrainConfig(
         algo="teacher",
         preview=64,
@@ -409,7 +401,7 @@ def _prior_cfg(**kw) -> TrainConfig:
         obs_mode="stats",
         delta_scale=2.0,
         scorer="classical",
-        base=neutral(),
+        base=neutral() if base is None else base,
         **kw,
     )
 

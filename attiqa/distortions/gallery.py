@@ -13,6 +13,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from attiqa.distortions.basic import DISTORTIONS, NUM_LEVELS, apply_distortion, get_distortion
 from attiqa.io.atomic import atomic_path
+from attiqa.io.images import shrink_longer
 
 _LABEL_W = 230
 _CAPTION_H = 16
@@ -23,12 +24,7 @@ _FG = (20, 20, 20)
 
 def _thumbnail(img: Image.Image, side: int) -> Image.Image:
     """Downscale so the longer edge is ``side`` (distortions then act at the thumbnail's scale)."""
-    s = side / max(img.size)
-    if s >= 1:
-        return img.convert("RGB")
-    return img.convert("RGB").resize(
-        (max(1, round(img.width * s)), max(1, round(img.height * s))), Image.Resampling.LANCZOS
-    )
+    return shrink_longer(img.convert("RGB"), side, Image.Resampling.LANCZOS)
 
 
 def _fmt(value: float | None) -> str:

@@ -29,7 +29,7 @@ from PIL import Image
 from attiqa.distortions.basic import apply_distortion, get_distortion
 from attiqa.errors import AttiqaError, ImageLoadError
 from attiqa.io.atomic import remove_orphan_temps, write_json_atomic
-from attiqa.io.images import SAVE_FORMATS, load_image, save_image
+from attiqa.io.images import SAVE_FORMATS, load_image, save_image, shrink_longer
 from attiqa.io.names import portable_stem
 
 DEFAULT_GRADED: tuple[str, ...] = (
@@ -169,11 +169,8 @@ def write_graded_set(
                 if on_item:
                     on_item(1)
                 continue
-            if max_side and max(img.size) > max_side:
-                s = max_side / max(img.size)
-                img = img.resize(
-                    (max(1, round(img.width * s)), max(1, round(img.height * s))), Image.Resampling.BICUBIC
-                )
+            if max_side:
+                img = shrink_longer(img, max_side, Image.Resampling.BICUBIC)
             for dist, lvl, path in todo:
                 out = img if dist is None else apply_distortion(img, dist, lvl, seed=lvl)
                 save_image(out, path)

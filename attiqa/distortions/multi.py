@@ -35,7 +35,7 @@ from attiqa.distortions.basic import NUM_LEVELS, apply_distortion, get_distortio
 from attiqa.distortions.kadid import KADID_NAMES
 from attiqa.errors import ConfigError, ImageLoadError
 from attiqa.io.atomic import atomic_path, remove_orphan_temps, write_text_atomic
-from attiqa.io.images import load_image
+from attiqa.io.images import load_image, shrink_longer
 from attiqa.io.names import path_text, portable_stem
 from attiqa.io.run_meta import check_or_write_meta
 
@@ -164,12 +164,8 @@ def make_distorted_set(
                     if on_item:
                         on_item(1)
                     continue
-                if max_side and max(img.size) > max_side:
-                    s = max_side / max(img.size)
-                    img = img.resize(
-                        (max(1, round(img.width * s)), max(1, round(img.height * s))),
-                        Image.Resampling.LANCZOS,
-                    )
+                if max_side:
+                    img = shrink_longer(img, max_side, Image.Resampling.LANCZOS)
                 with atomic_path(path) as tmp:
                     apply_plan(img, plan).save(tmp, format="PNG")
                 res.written += 1

@@ -325,6 +325,16 @@ def save_format(path: str | Path) -> str:
     return fmt
 
 
+def shrink_longer(img: Image.Image, side: int, resample: Image.Resampling) -> Image.Image:
+    """``img`` downscaled so its longer edge is ``side`` (aspect kept); returned as it is when it already
+    fits. The one rule behind ``degrade`` / ``make-distorted``'s ``--max-side`` and the gallery thumbnails;
+    each keeps its own ``resample``, so their files do not change."""
+    s = side / max(img.size)
+    if s >= 1:
+        return img
+    return img.resize((max(1, round(img.width * s)), max(1, round(img.height * s))), resample)
+
+
 def save_image(img: Image.Image, path: str | Path) -> Path:
     """Write ``img`` atomically in the format its suffix names (JPEG at quality 95: near-lossless, so a
     written render or distortion is judged, not PIL's default compression). An unknown suffix is refused
