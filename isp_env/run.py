@@ -158,8 +158,10 @@ def run(
             console.print(f"[yellow]skipped[/] {problem}")
     if len(raws) < 2:
         raise ConfigError(
-            f"{raw_dir}: found {len(raws)} readable raw file(s), need at least 2 (one to train, one to "
-            f"test) — extensions searched: {', '.join(sorted(RAW_EXTENSIONS))}"
+            f"{raw_dir}: found {len(raws)} raw file(s)"
+            + (f" LibRaw can read ({len(skipped)} it cannot, above)" if skipped else "")
+            + ", need at least 2 (one to train, one to test) — extensions searched: "
+            + ", ".join(sorted(RAW_EXTENSIONS))
         )
     groups = scene_groups(raws, raw_dir)
     train_raws, test_raws = split(raws, test_fraction, cfg.seed, groups)
