@@ -142,6 +142,30 @@ def test_score_refuses_to_resume_a_file_of_another_model(tmp_path):
     assert isinstance(r.exception, AttiqaError) and "holds scores of attiqa-agiqa3k" in str(r.exception)
 
 
+def test_a_sheet_or_gallery_path_is_checked_before_the_work(tmp_path):
+    from attiqa.cli.app import app
+    from attiqa.io.images import save_image
+
+    img = _photos(tmp_path / "in", n=1)[0]
+    folder = tmp_path / "sheets"
+    folder.mkdir()
+    out = tmp_path / "s.csv"
+    # before: every image scored, then an error naming a temp file (a folder) or a PNG written as `x.txt`
+    r = runner.invoke(app, ["score", str(img), "-m", "classical", "-o", str(out), "--sheet", str(folder)])
+    assert isinstance(r.exception, AttiqaError) and f"{folder}: is a folder" in str(r.exception)
+    r = runner.invoke(
+        app, ["score", str(img), "-m", "classical", "-o", str(out), "--sheet", str(tmp_path / "x.txt")]
+    )
+    assert isinstance(r.exception, AttiqaError) and "--sheet is written as a PNG" in str(r.exception)
+    assert not out.exists() and not (tmp_path / "x.txt").exists()
+    r = runner.invoke(app, ["gallery", str(img), "-o", str(folder), "--types", "contrast", "--thumb", "16"])
+    assert isinstance(r.exception, AttiqaError) and f"{folder}: is a folder" in str(r.exception)
+    (tmp_path / "dir.png").mkdir()
+    with pytest.raises(AttiqaError, match="dir.png: is a folder"):  # any atomic write: one line, no temp left
+        save_image(Image.open(img), tmp_path / "dir.png")
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
 # ---------------------------------------------------------------------------------------------------------
 # attiqa export onto its own source, or onto a folder
 

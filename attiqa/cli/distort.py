@@ -71,11 +71,11 @@ def gallery_cmd(
     """Write one PNG sheet of IMAGE under every distortion type (rows) x level 0..5 (columns)."""
     from attiqa.distortions import DISTORTIONS, KADID_NAMES
     from attiqa.distortions.gallery import write_gallery
-    from attiqa.io.atomic import output_folder
+    from attiqa.io.atomic import output_png
     from attiqa.io.images import load_image
     from attiqa.progress import progress_task
 
-    output_folder(out.parent, "--out")
+    output_png(out, "--out")
     if types:
         names = [t.strip() for t in types.split(",") if t.strip()]
     else:

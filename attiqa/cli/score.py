@@ -91,6 +91,7 @@ def score_cmd(
     and the same command resumes where it stopped.
     """
     from attiqa.contact_sheet import sheet_for_scores
+    from attiqa.io.atomic import output_png
     from attiqa.io.images import require_images
     from attiqa.progress import progress_task
     from attiqa.scorers import is_attiqa_model, load_scorer
@@ -99,6 +100,8 @@ def score_cmd(
     files = require_images(paths)
     if out is not None:
         check_output_path(out)  # before the model loads and any image is scored
+    if sheet is not None:
+        output_png(sheet, "--sheet")
     overrides = {"crops": crops} if is_attiqa_model(model) else {}
     scorer = load_scorer(model, device=resolve_device(device), **overrides)
     record = scorer_record(out, model, overrides.get("crops")) if out is not None else None
