@@ -158,6 +158,8 @@ def test_a_sheet_or_gallery_path_is_checked_before_the_work(tmp_path):
     )
     assert isinstance(r.exception, AttiqaError) and "--sheet is written as a PNG" in str(r.exception)
     assert not out.exists() and not (tmp_path / "x.txt").exists()
+    r = runner.invoke(app, ["label", str(img), "-o", str(folder)])  # was pyarrow's "Cannot open for reading"
+    assert isinstance(r.exception, AttiqaError) and f"{folder}: is a folder" in str(r.exception)
     r = runner.invoke(app, ["gallery", str(img), "-o", str(folder), "--types", "contrast", "--thumb", "16"])
     assert isinstance(r.exception, AttiqaError) and f"{folder}: is a folder" in str(r.exception)
     (tmp_path / "dir.png").mkdir()

@@ -44,6 +44,8 @@ def label_cmd(
     from attiqa.runner import run_label_stage
     from attiqa.training.distributed import is_main, process_group
 
+    if out.is_dir():
+        raise AttiqaError(f"{out}: is a folder — give --out a file name, e.g. {out / 'labels.parquet'}")
     output_folder(out.parent, "--out")
 
     lc = LabelConfig(
