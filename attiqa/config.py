@@ -486,9 +486,11 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
 def read_yaml(path: Path) -> Any:
     """Parse a YAML file; a syntax error becomes a one-line :class:`ConfigError` naming the file."""
     try:
-        return yaml.safe_load(Path(path).read_text()) or {}
+        return yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a UTF-8 text file — is it the YAML config? (save as UTF-8)") from None
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> TrainConfig:
@@ -500,6 +502,13 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> TrainCo
     try:
         cfg = from_dict(TrainConfig, data, where=path.name)
         check_inputs(cfg, path.name)
-        return cfg
-    except ConfigError as exc:
-        raise ConfigError(f"{path}: {exc}") from None
+    except ConfigError as exc:  # the messages start with the file's name: give its path instead, once
+        msg = str(exc)
+        msg = f"{path}{msg[len(path.name) :]}" if msg.startswith(path.name) else f"{path}: {msg}"
+        raise ConfigError(msg) from None
+    if all(getattr(cfg, s) is None for s in ("degrade", "label", "pretrain", "finetune")):
+        raise ConfigError(
+            f"{path}: no stage to run — add a label:, pretrain: and/or finetune: section (e.g. "
+            "configs/cpu_small.yaml), or drop fewer stages with --set"
+        )
+    return cfg

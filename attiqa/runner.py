@@ -99,6 +99,13 @@ def run_label_stage(cfg: TrainConfig, out_dir: Path, progress: bool = True, devi
     return out
 
 
+def earlier_training(out_dir: Path) -> list[str]:
+    """The stages of an earlier run in ``out_dir`` that left a resume point (``pretrain``, ``finetune``,
+    ``finetune/heads``, ...), so a rerun of the same command can ask before training over them."""
+    found = [*out_dir.glob("*/last.state.safetensors"), *out_dir.glob("*/*/last.state.safetensors")]
+    return sorted(str(p.parent.relative_to(out_dir)) for p in found)
+
+
 def run(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> RunResult:
     from attiqa.training.distributed import is_main, process_group
 

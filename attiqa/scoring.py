@@ -156,6 +156,11 @@ def check_output_path(out: str | Path) -> Path:
     return out
 
 
+def journal_path(out: Path) -> Path:
+    """Where :class:`ScoreWriter` keeps a JSON output's rows until the document is written."""
+    return out.with_name(f".{out.name}.partial.csv")
+
+
 class ScoreWriter:
     """Incremental, resumable score file. CSV/TSV rows are appended (and fsynced) per batch; JSON rows go to
     a hidden journal beside it and the JSON document is rewritten atomically on :meth:`close`.
@@ -169,7 +174,7 @@ class ScoreWriter:
         self.columns = tuple(columns)
         self.meta = meta
         self.is_json = self.out.suffix.lower() == ".json"
-        self.journal = self.out.with_name(f".{self.out.name}.partial.csv") if self.is_json else self.out
+        self.journal = journal_path(self.out) if self.is_json else self.out
         self.done: set[str] = set()
         self.created = not self.out.exists()
         self._json_rows: list[dict] = []

@@ -102,7 +102,7 @@ def tune(
     ),
     seed: int = typer.Option(0, help="Seed of the split and the agent."),
     checkpoint_every: int = typer.Option(500, min=1, help="Steps between resume checkpoints."),
-    batch_size: int = typer.Option(64, min=2),
+    batch_size: int = typer.Option(64, min=2, help="RL agents: minibatch size of each gradient step."),
     learning_starts: int = typer.Option(200, min=0, help="SAC/TD3: random steps before learning."),
     cma_global_budget: int = typer.Option(600, min=1, help="Scorer calls of the global CMA-ES baseline."),
     cma_image_budget: int = typer.Option(150, min=1, help="Scorer calls of per-image CMA-ES per test raw."),

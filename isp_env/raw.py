@@ -171,6 +171,24 @@ def read_raw(path: str | Path) -> RawImage:
         ) from None
 
 
+def probe_raw(path: str | Path) -> RawReadError | None:
+    """Why LibRaw can't open ``path``'s header (an empty, foreign or damaged file), or None: a few
+    milliseconds a file, so a run can leave such files out before it splits its raws. A file damaged after
+    its header is only found when decoded (:func:`read_raw`)."""
+    import rawpy
+
+    try:
+        with rawpy.imread(str(path)) as raw:
+            raw.sizes  # noqa: B018 - parses the header
+    except (rawpy.LibRawError, OSError, ValueError) as exc:
+        return RawReadError(
+            path,
+            f"LibRaw can't read it ({type(exc).__name__}: {exc}) — check the file is a complete camera "
+            "raw or DNG, or remove it from the folder",
+        )
+    return None
+
+
 def find_raws(root: str | Path) -> list[Path]:
     """Raw files under ``root``, recursively, sorted (FiveK's ``raw_photos/HQa*/photos/*.dng`` included)."""
     root = Path(root)

@@ -35,7 +35,7 @@ from isp_env.isp import Developed, develop, finish
 from isp_env.mos_function import MOSFunction, load_mos_function
 from isp_env.params import check_values, neutral, read_values
 from isp_env.policy_io import load_policy
-from isp_env.raw import RAW_EXTENSIONS, RawReadError, find_raws, read_raw
+from isp_env.raw import RAW_EXTENSIONS, RawReadError, find_raws, probe_raw, read_raw
 from isp_env.report import write_report
 from isp_env.reward import (
     DEFAULT_VIEW_SHORTER,
@@ -147,11 +147,21 @@ def run(
     instead of an RL agent."""
     teacher = teacher or TeacherSettings()
     check_config(cfg, teacher if cfg.algo == "teacher" else None)  # before any work
-    raws = find_raws(raw_dir)
+    skipped: dict[str, str] = {}
+    raws = []
+    for p in find_raws(raw_dir):  # unreadable files stay out of the split (they took a training raw's place)
+        problem = probe_raw(p)
+        if problem is None:
+            raws.append(p)
+        else:
+            skipped[str(p)] = str(problem)
+            console.print(f"[yellow]skipped[/] {problem}")
     if len(raws) < 2:
         raise ConfigError(
-            f"{raw_dir}: found {len(raws)} raw file(s), need at least 2 (one to train, one to "
-            f"test) — extensions searched: {', '.join(sorted(RAW_EXTENSIONS))}"
+            f"{raw_dir}: found {len(raws)} raw file(s)"
+            + (f" LibRaw can read ({len(skipped)} it cannot, above)" if skipped else "")
+            + ", need at least 2 (one to train, one to test) — extensions searched: "
+            + ", ".join(sorted(RAW_EXTENSIONS))
         )
     groups = scene_groups(raws, raw_dir)
     train_raws, test_raws = split(raws, test_fraction, cfg.seed, groups)
@@ -169,7 +179,6 @@ def run(
     if cfg.preview is None and cfg.view_shorter is None:
         cfg.view_shorter = mos.view_shorter or DEFAULT_VIEW_SHORTER
     synth: list[Path] = []
-    skipped: dict[str, str] = {}
     if synth_photos is not None:
         from isp_env.synth import find_photos, synth_raws
 

@@ -66,16 +66,16 @@ def gallery_cmd(
     types: str | None = typer.Option(None, help="Comma-separated names (default: every registered one)."),
     kadid_only: bool = typer.Option(False, "--kadid", help="Only the 25 KADID-10k types."),
     thumb: int = typer.Option(160, min=16, help="Longer edge of each cell in pixels."),
-    seed: int = typer.Option(0),
+    seed: int = typer.Option(0, help="Seed of the random parts (noise, directions, patch positions)."),
 ) -> None:
     """Write one PNG sheet of IMAGE under every distortion type (rows) x level 0..5 (columns)."""
     from attiqa.distortions import DISTORTIONS, KADID_NAMES
     from attiqa.distortions.gallery import write_gallery
-    from attiqa.io.atomic import output_folder
+    from attiqa.io.atomic import output_png
     from attiqa.io.images import load_image
     from attiqa.progress import progress_task
 
-    output_folder(out.parent, "--out")
+    output_png(out, "--out")
     if types:
         names = [t.strip() for t in types.split(",") if t.strip()]
     else:

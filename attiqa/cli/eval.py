@@ -151,7 +151,13 @@ def eval_cmd(
     ds = get_dataset(name, root, target=target, **kwargs)
     ds.select(split)  # a bad --split fails before the model is loaded
     if not skip_missing:
-        ds.check_images(ds.select(split))
+        try:
+            ds.check_images(ds.select(split))
+        except AttiqaError as exc:
+            raise AttiqaError(
+                f"{exc}\nput the files in place or fix the score file — or pass --skip-missing to leave "
+                "these images out of the metrics"
+            ) from None
     overrides = _scorer_overrides(model, crops)
     scorer = load_scorer(model, device=device_str(device), **overrides)
     if out is None:
@@ -266,12 +272,18 @@ def bench_cmd(
     if device is not None:
         cfg = replace(cfg, device=device)
     benches = []
+    have: set[str] = set()
     for spec in data:
         label, name, root = parse_data_spec(spec)
         ds = get_dataset(name, root)
+        have |= set(ds.info.targets)
         if target is not None and target in ds.info.targets:
             ds = ds.retarget(target)
         benches.append(bench_dataset(ds, label))
+    if target is not None and target not in have:  # a typo would silently bench the default targets
+        raise AttiqaError(
+            f"--target {target!r}: no dataset given has it; their targets: {', '.join(sorted(have))}"
+        )
     try:
         fr = [float(x) for x in fractions.split(",") if x.strip()]
     except ValueError:

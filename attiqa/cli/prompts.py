@@ -106,7 +106,7 @@ def select_prompts_cmd(
     out: Path = typer.Option(Path("prompt_selection"), "--out", "-o", help="Output folder (resumable)."),
     all_pairs: bool = typer.Option(False, help="Also write every pair's values to all_pairs.csv."),
     work_size: int = typer.Option(256, min=16, help="Shorter edge photos are resized to before distortion."),
-    seed: int = typer.Option(0),
+    seed: int = typer.Option(0, help="Seed of the distortions of task 1 and of --spaq-limit's subset."),
     batch_size: BatchSizeOption = 32,
     workers: WorkersOption = None,
     device: DeviceOption = "auto",

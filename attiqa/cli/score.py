@@ -24,6 +24,37 @@ SHEET_LIMIT = 48
 TABLE_LIMIT = 40
 
 
+def scorer_record(out: Path, model: str | None, crops: str | None) -> Path:
+    """Refuse to resume ``out`` with another scorer than the one that wrote its rows (a retrained checkpoint
+    has the same columns, so the column check alone kept its old scores as if they were new); record this
+    run's scorer in a hidden ``.NAME.scorer.json`` beside it. Returns that file."""
+    import json
+
+    from attiqa.io.atomic import write_json_atomic
+    from attiqa.scorers import scorer_identity
+    from attiqa.scoring import journal_path
+
+    ident = {**scorer_identity(model), "crops": crops}
+    record = out.with_name(f".{out.name}.scorer.json")
+    has_rows = (out.is_file() and out.stat().st_size > 0) or journal_path(out).is_file()
+    if has_rows and record.is_file():
+        try:
+            old = json.loads(record.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            old = None
+
+        def key(d: dict) -> tuple:
+            return (d.get("sha256") or d.get("name"), d.get("crops"))
+
+        if isinstance(old, dict) and key(old) != key(ident):
+            raise AttiqaError(
+                f"{out}: holds scores of {old.get('name')} (crops {old.get('crops')}), not of "
+                f"{ident['name']} (crops {crops}) — choose another --out, or delete it to score again"
+            )
+    write_json_atomic(record, ident)
+    return record
+
+
 def score_cmd(
     paths: list[Path] = typer.Argument(
         ...,
@@ -60,6 +91,7 @@ def score_cmd(
     and the same command resumes where it stopped.
     """
     from attiqa.contact_sheet import sheet_for_scores
+    from attiqa.io.atomic import output_png
     from attiqa.io.images import require_images
     from attiqa.progress import progress_task
     from attiqa.scorers import is_attiqa_model, load_scorer
@@ -68,8 +100,11 @@ def score_cmd(
     files = require_images(paths)
     if out is not None:
         check_output_path(out)  # before the model loads and any image is scored
+    if sheet is not None:
+        output_png(sheet, "--sheet")
     overrides = {"crops": crops} if is_attiqa_model(model) else {}
     scorer = load_scorer(model, device=resolve_device(device), **overrides)
+    record = scorer_record(out, model, overrides.get("crops")) if out is not None else None
     writer = ScoreWriter(out, scorer.columns, scorer.metadata()) if out is not None else None
     todo = files
     if writer is not None and writer.done:
@@ -97,6 +132,8 @@ def score_cmd(
         console.print(f"[green]wrote {out}")
     elif writer is not None:
         writer.discard_if_empty()
+        if record is not None and out is not None and not out.exists():
+            record.unlink(missing_ok=True)
     if sheet is not None and run.rows:
         sheet_for_scores(run.rows, run.columns, sheet, scorer.info.score_range, SHEET_LIMIT)
         console.print(f"[green]wrote {sheet}")
@@ -171,6 +208,14 @@ def export(
     the source checkpoint) are made relative or dataset-level, so no path of this machine ships."""
     from attiqa.io.checkpoints import load_checkpoint, portable_card, save_checkpoint, sha256_of
 
+    if dst.is_dir():
+        raise AttiqaError(f"{dst}: is a folder — give the file name to write, e.g. {dst / src.name}")
+    target = dst if dst.suffix == ".safetensors" else dst.with_suffix(".safetensors")
+    if target.exists() and src.exists() and target.resolve() == src.resolve():
+        raise AttiqaError(
+            f"{dst}: is the checkpoint being exported — write the copy under another name (the source "
+            "keeps the full-precision weights a resumed or fine-tuned run needs)"
+        )
     tensors, card = load_checkpoint(src)
     card = {k: v for k, v in card.items() if k not in ("format_version", "attiqa_version")}
     if name:

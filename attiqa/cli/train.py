@@ -44,6 +44,8 @@ def label_cmd(
     from attiqa.runner import run_label_stage
     from attiqa.training.distributed import is_main, process_group
 
+    if out.is_dir():
+        raise AttiqaError(f"{out}: is a folder — give --out a file name, e.g. {out / 'labels.parquet'}")
     output_folder(out.parent, "--out")
 
     lc = LabelConfig(
@@ -69,7 +71,13 @@ def train_cmd(
         None, "--config", "-c", help="YAML run config (label / pretrain / finetune)."
     ),
     out_dir: Path | None = typer.Option(None, help="Override the config's out_dir."),
-    resume: bool = typer.Option(False, help="Continue from the last epoch checkpoint in out_dir."),
+    resume: bool | None = typer.Option(
+        None,
+        "--resume/--no-resume",
+        help="Continue from the last epoch checkpoint in out_dir (--no-resume: train over it). Without "
+        "either, an out_dir that holds an earlier run's checkpoints is refused, so a rerun never "
+        "silently discards finished epochs.",
+    ),
     set_: list[str] = typer.Option(
         [], "--set", help="Override a config value, e.g. --set finetune.split_seed=1 --set pretrain=null."
     ),
@@ -85,13 +93,20 @@ def train_cmd(
             "attiqa train: --config FILE is required (or a subcommand: `attiqa train exiqa --help`)"
         )
     from attiqa.config import load_config
-    from attiqa.runner import run
+    from attiqa.runner import earlier_training, run
     from attiqa.training.distributed import is_main
 
     cfg = load_config(config, set_)
     if out_dir is not None:
         cfg.out_dir = str(out_dir)
-    res = run(cfg, resume=resume)
+    if resume is None:
+        stages = earlier_training(Path(cfg.out_dir))
+        if stages:
+            raise AttiqaError(
+                f"{cfg.out_dir}: holds checkpoints of an earlier run ({', '.join(stages)}) — add --resume to "
+                "continue it, --no-resume to train over it, or choose another --out-dir"
+            )
+    res = run(cfg, resume=bool(resume))
     if is_main():
         for name, val in (
             ("labels", res.labels),

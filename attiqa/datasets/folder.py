@@ -65,8 +65,17 @@ class FolderDataset(IQADataset):
             c for c in self._table.fields if c not in (self._image_col, self._split_col) and self._numeric(c)
         ]
         if "mos" not in numeric and (target or "mos") == "mos":
-            self._table.column("mos")  # raises "missing column 'mos'" (or it is not numeric: below)
-            raise AttiqaError(f"{self.csv_path}: column 'mos' is not numeric in every row")
+            mos_col = self._table.column("mos")  # raises "missing column 'mos'" (or it is not numeric: below)
+            if not self._table.rows:
+                raise AttiqaError(f"{self.csv_path}: no rows under the header — one row per image: image,mos")
+            rows = enumerate(self._table.rows, start=2)
+            bad = next(((i, r[mos_col]) for i, r in rows if not self._number(r[mos_col])), None)
+            if bad is None:
+                raise AttiqaError(f"{self.csv_path}: column 'mos' is empty in every row — fill in the scores")
+            raise AttiqaError(
+                f"{self.csv_path}:{bad[0]}: mos {bad[1]!r} is not a number — fix the cell (a decimal point, "
+                "not a comma), or leave it empty to leave that image out"
+            )
         targets = {}
         for c in numeric:
             vals = [to_float(r[c], str(self.csv_path)) for r in self._table.rows]
@@ -85,6 +94,15 @@ class FolderDataset(IQADataset):
             citation="",
         )
         super().__init__(root, target)
+
+    @staticmethod
+    def _number(cell: str | None) -> bool:
+        v = (cell or "").strip()
+        try:
+            float(v)
+        except ValueError:
+            return not v  # empty = no score (counted and left out), not an error
+        return True
 
     def _numeric(self, col: str) -> bool:
         seen = False

@@ -89,8 +89,8 @@ def read_csv(path: Path, delimiter: str | None = None) -> Table:
         with open(path, newline="", encoding="utf-8-sig") as fh:
             head = fh.readline()
             fh.seek(0)
-            if delimiter is None:
-                delimiter = "\t" if head.count("\t") > head.count(",") else ","
+            if delimiter is None:  # tab, comma, or a spreadsheet's semicolon (locales with a decimal comma)
+                delimiter = max(("\t", ";", ","), key=lambda d: (head.count(d), d == ","))
             reader = csv.DictReader(fh, delimiter=delimiter)
             fields = [f.strip() for f in (reader.fieldnames or [])]
             rows = [

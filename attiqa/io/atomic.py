@@ -65,10 +65,24 @@ def output_folder(folder: str | Path, option: str | None = None) -> Path:
     return folder
 
 
+def output_png(path: str | Path, option: str) -> Path:
+    """Check, before the work, an output that is written as a PNG (a contact sheet, a gallery): a ``.png``
+    name, not a folder, in a folder that can be written — one line naming ``option`` otherwise."""
+    path = Path(path)
+    if path.is_dir():
+        raise AttiqaError(f"{path}: is a folder — give {option} a file name, e.g. {path / 'sheet.png'}")
+    if path.suffix.lower() != ".png":
+        raise AttiqaError(f"{path}: {option} is written as a PNG — give it a name ending in .png")
+    output_folder(path.parent, option)
+    return path
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | Path) -> Iterator[Path]:
     """Yield a temporary path next to ``target``; on success it is renamed onto ``target``."""
     target = Path(target)
+    if target.is_dir():  # the rename would fail after the work, naming the temp file
+        raise AttiqaError(f"{target}: is a folder — write to a file name instead")
     output_folder(target.parent)
     prefix = f".{_temp_label(target.name)}.{_HOST_TAG}.{os.getpid()}."
     fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=target.parent)

@@ -199,6 +199,13 @@ def read_mos_csv(path: Path) -> list[dict[str, str]]:
     """Rows as dicts (columns by name). ``split`` is lower-cased/stripped; ``mos`` must parse as a float."""
     if not path.is_file():
         raise AttiqaError(f"{path}: MOS CSV not found")
+    try:
+        return _mos_rows(path)
+    except UnicodeDecodeError:
+        raise AttiqaError(f"{path}: not a UTF-8 text file — save the MOS CSV as UTF-8") from None
+
+
+def _mos_rows(path: Path) -> list[dict[str, str]]:
     with open(path, newline="", encoding="utf-8-sig") as fh:
         reader = csv.DictReader(fh)
         fields = [f.strip() for f in (reader.fieldnames or [])]
@@ -211,7 +218,9 @@ def read_mos_csv(path: Path) -> list[dict[str, str]]:
             try:
                 float(r["mos"])
             except ValueError:
-                raise AttiqaError(f"{path}:{n}: mos {r['mos']!r} is not a number") from None
+                raise AttiqaError(
+                    f"{path}:{n}: mos {r['mos']!r} is not a number — fix the cell or remove the row"
+                ) from None
             if "split" in r:
                 r["split"] = r["split"].lower()
             rows.append(r)

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import torch
+from safetensors import SafetensorError
 
 from attiqa.errors import AttiqaError
 from attiqa.io.checkpoints import load_checkpoint, load_training_state, read_card, save_training_state
@@ -225,7 +226,13 @@ class Trainer:
                 raise AttiqaError(f"{state_file}: training state missing next to {self.last_path.name} — "
                                   "cannot resume exactly")  # fmt: skip
             return None
-        opt_state, extra, weights = load_training_state(state_file, with_model=True)
+        try:
+            opt_state, extra, weights = load_training_state(state_file, with_model=True)
+        except (OSError, ValueError, KeyError, SafetensorError) as exc:
+            raise AttiqaError(
+                f"{state_file}: not a readable training state ({type(exc).__name__}) — delete it (and "
+                f"{self.last_path.name}) to restart the stage, or start over with --no-resume"
+            ) from None
         if weights is None:  # a state file of an older version: the weights are in `last`
             card_epoch = read_card(self.last_path).get("epoch") if self.last_path.exists() else None
             if card_epoch != extra.get("epoch"):
@@ -237,8 +244,15 @@ class Trainer:
             weights, _ = load_checkpoint(self.last_path)
         if getattr(self.model, "ridge", None) is None:  # a finished fine-tuning run: its ridge is refitted
             weights = {k: v for k, v in weights.items() if not k.startswith("ridge.")}
-        self.model.load_state_dict(weights, strict=True)
-        self.optimizer.load_state_dict(opt_state)
+        try:  # a config changed since the run started (backbone, head widths) fits another network
+            self.model.load_state_dict(weights, strict=True)
+            self.optimizer.load_state_dict(opt_state)
+        except (RuntimeError, ValueError, KeyError) as exc:
+            raise AttiqaError(
+                f"{state_file}: saved by a run of another network ({type(exc).__name__}: the backbone or "
+                "head sizes differ from this config) — resume with the config the run started with, or start "
+                "over with --no-resume or another out_dir"
+            ) from None
         self.start_epoch = int(extra["epoch"])
         self.global_step = int(extra["global_step"])
         self.history = list(extra["history"])

@@ -1,0 +1,291 @@
+"""A new user's black-box pass over the commands (session 29, docs/robustness.md): what a rerun, a typo or a
+stray file did before its fix — silently discarded finished epochs, kept another model's scores, split
+unreadable raws into training, overwrote the checkpoint being exported, or ended in a traceback. Every
+fixture is generated here; each test failed before its fix."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from attiqa.errors import AttiqaError, ConfigError
+
+runner = CliRunner()
+BUNDLED = Path(__file__).resolve().parents[1] / "attiqa" / "data" / "models"
+
+
+def _photos(folder: Path, n: int = 3, size=(96, 72)) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for i in range(n):
+        rng = np.random.default_rng(i)
+        base = np.linspace(0, 255, size[0] * size[1] * 3).reshape(size[1], size[0], 3)
+        arr = np.clip(base + rng.normal(0, 10 + 20 * i, base.shape), 0, 255).astype(np.uint8)
+        p = folder / f"p{i}.png"
+        Image.fromarray(arr).save(p)
+        out.append(p)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------
+# attiqa train: the same command after a kill must not train over the finished epochs
+
+
+def _tiny_run_config(tmp_path: Path, photos) -> Path:
+    from helpers import write_mos_set
+
+    csv_path = write_mos_set(tmp_path / "mos", dict(list(photos.items())[:2]), split_column=True, shorter=64)
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text(
+        f"out_dir: {tmp_path / 'run'}\n"
+        "model:\n  backbone: tiny\n  pretrained_backbone: false\n  head_hidden: 16\n"
+        f"finetune:\n  csv: {csv_path}\n  image_root: {csv_path.parent / 'images'}\n  mos_hidden: 16\n"
+        "  epochs: 1\n  batch_size: 8\n  resize_shorter: 72\n  crop_size: 64\n  num_workers: 0\n"
+        "  device: cpu\n"
+    )
+    return cfg
+
+
+def test_train_rerun_asks_before_training_over_an_earlier_run(tmp_path, photos):
+    from attiqa.cli.app import app
+
+    cfg = _tiny_run_config(tmp_path, photos)
+    first = runner.invoke(app, ["train", "--config", str(cfg)])
+    assert first.exit_code == 0, first.output
+    last = tmp_path / "run" / "finetune" / "last.safetensors"
+    before = last.read_bytes()
+
+    again = runner.invoke(app, ["train", "--config", str(cfg)])  # the same command: refused, nothing touched
+    assert isinstance(again.exception, AttiqaError), again.output
+    msg = str(again.exception)
+    assert (
+        "holds checkpoints of an earlier run (finetune)" in msg and "--resume" in msg and "--no-resume" in msg
+    )
+    assert last.read_bytes() == before
+
+    # resuming with a config whose network differs: one line, not a state_dict traceback
+    other = runner.invoke(app, ["train", "--config", str(cfg), "--resume", "--set", "model.head_hidden=8"])
+    assert isinstance(other.exception, AttiqaError), other.output
+    assert "saved by a run of another network" in str(other.exception)
+
+    assert runner.invoke(app, ["train", "--config", str(cfg), "--resume"]).exit_code == 0
+    assert runner.invoke(app, ["train", "--config", str(cfg), "--no-resume"]).exit_code == 0
+
+
+def test_a_config_that_is_not_utf8_or_has_no_stage_is_one_line_naming_it(tmp_path):
+    from attiqa.config import load_config
+
+    binary = tmp_path / "photo.yaml"
+    binary.write_bytes(b"\xff\xd8\xff\xe0 a JPEG, not a config")
+    with pytest.raises(ConfigError, match=r"photo.yaml: not a UTF-8 text file"):
+        load_config(binary)
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("out_dir: runs/x\n")
+    with pytest.raises(ConfigError, match=r"empty.yaml: no stage to run"):
+        load_config(empty)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("finetune:\n  csv: x.csv\n  batch_size: -1\n")
+    with pytest.raises(ConfigError) as exc:
+        load_config(bad)
+    assert str(exc.value) == f"{bad}.finetune.batch_size: must be >= 1, got -1"  # the file named once
+
+
+def test_a_training_mos_csv_that_is_not_utf8_is_one_line(tmp_path):
+    from attiqa.training.data import read_mos_csv
+
+    csv_path = tmp_path / "mos.csv"  # a spreadsheet's Latin-1 export: a traceback in `attiqa train` before
+    csv_path.write_bytes("image,mos\ncaf\xe9.jpg,3.5\n".encode("latin-1"))
+    with pytest.raises(AttiqaError, match=r"mos.csv: not a UTF-8 text file — save the MOS CSV as UTF-8"):
+        read_mos_csv(csv_path)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# attiqa score: resuming --out with another model
+
+
+def test_score_refuses_to_resume_a_file_of_another_model(tmp_path):
+    from attiqa.cli.app import app
+
+    imgs = _photos(tmp_path / "in", n=2)
+    out = tmp_path / "s.csv"
+    base = ["score", str(imgs[0]), "-o", str(out), "-q", "--workers", "0"]
+    assert runner.invoke(app, base).exit_code == 0  # the default model
+    rows = out.read_text()
+    # another model with the same columns: before, "0 image(s) scored" and the old model's rows kept
+    r = runner.invoke(
+        app, ["score", *map(str, imgs), "-o", str(out), "-m", "attiqa-agiqa3k", "-q", "--workers", "0"]
+    )
+    assert isinstance(r.exception, AttiqaError), r.output
+    assert f"{out}: holds scores of attiqa-default" in str(r.exception) and "attiqa-agiqa3k" in str(
+        r.exception
+    )
+    r = runner.invoke(app, [*base, "--crops", "center"])  # other crops: other numbers
+    assert isinstance(r.exception, AttiqaError) and "crops five" in str(r.exception)
+    assert out.read_text() == rows
+    # the same model resumes; a new file for the other model is fine
+    assert (
+        runner.invoke(app, ["score", *map(str, imgs), "-o", str(out), "-q", "--workers", "0"]).exit_code == 0
+    )
+    assert len(out.read_text().splitlines()) == 3
+    other = tmp_path / "s.json"
+    assert (
+        runner.invoke(app, ["score", str(imgs[0]), "-o", str(other), "-m", "attiqa-agiqa3k", "-q"]).exit_code
+        == 0
+    )
+    r = runner.invoke(app, ["score", str(imgs[0]), "-o", str(other), "-q"])
+    assert isinstance(r.exception, AttiqaError) and "holds scores of attiqa-agiqa3k" in str(r.exception)
+
+
+def test_a_sheet_or_gallery_path_is_checked_before_the_work(tmp_path):
+    from attiqa.cli.app import app
+    from attiqa.io.images import save_image
+
+    img = _photos(tmp_path / "in", n=1)[0]
+    folder = tmp_path / "sheets"
+    folder.mkdir()
+    out = tmp_path / "s.csv"
+    # before: every image scored, then an error naming a temp file (a folder) or a PNG written as `x.txt`
+    r = runner.invoke(app, ["score", str(img), "-m", "classical", "-o", str(out), "--sheet", str(folder)])
+    assert isinstance(r.exception, AttiqaError) and f"{folder}: is a folder" in str(r.exception)
+    r = runner.invoke(
+        app, ["score", str(img), "-m", "classical", "-o", str(out), "--sheet", str(tmp_path / "x.txt")]
+    )
+    assert isinstance(r.exception, AttiqaError) and "--sheet is written as a PNG" in str(r.exception)
+    assert not out.exists() and not (tmp_path / "x.txt").exists()
+    r = runner.invoke(app, ["label", str(img), "-o", str(folder)])  # was pyarrow's "Cannot open for reading"
+    assert isinstance(r.exception, AttiqaError) and f"{folder}: is a folder" in str(r.exception)
+    r = runner.invoke(app, ["gallery", str(img), "-o", str(folder), "--types", "contrast", "--thumb", "16"])
+    assert isinstance(r.exception, AttiqaError) and f"{folder}: is a folder" in str(r.exception)
+    (tmp_path / "dir.png").mkdir()
+    with pytest.raises(AttiqaError, match="dir.png: is a folder"):  # any atomic write: one line, no temp left
+        save_image(Image.open(img), tmp_path / "dir.png")
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# attiqa export onto its own source, or onto a folder
+
+
+def test_export_refuses_to_overwrite_its_source_or_write_beside_a_folder(tmp_path):
+    from attiqa.cli.app import app
+
+    src = tmp_path / "m.safetensors"
+    shutil.copy(BUNDLED / "attiqa-default.safetensors", src)
+    shutil.copy(BUNDLED / "attiqa-default.json", tmp_path / "m.json")
+    before = src.read_bytes()
+    for dst in (src, tmp_path / "m"):  # the suffix is added when missing: `m` is the same file
+        r = runner.invoke(app, ["export", str(src), str(dst)])
+        assert isinstance(r.exception, AttiqaError) and "is the checkpoint being exported" in str(r.exception)
+    assert src.read_bytes() == before
+    folder = tmp_path / "models"
+    folder.mkdir()
+    r = runner.invoke(app, ["export", str(src), str(folder)])
+    assert isinstance(r.exception, AttiqaError) and f"{folder}: is a folder" in str(r.exception)
+    assert not (tmp_path / "models.safetensors").exists()  # before: written beside the folder
+
+
+# ---------------------------------------------------------------------------------------------------------
+# score files of `attiqa eval folder` and `attiqa bench`
+
+
+def test_eval_names_the_bad_mos_cell_reads_semicolons_and_offers_skip_missing(tmp_path):
+    from attiqa.cli.app import app
+    from attiqa.datasets.folder import FolderDataset
+
+    imgs = _photos(tmp_path / "d", n=3)
+    names = [p.name for p in imgs]
+    (tmp_path / "d" / "bad.csv").write_text(f'image,mos\n{names[0]},1\n{names[1]},2\n{names[2]},"3,5"\n')
+    with pytest.raises(AttiqaError, match=r"bad.csv:4: mos '3,5' is not a number"):
+        FolderDataset(tmp_path / "d", csv="bad.csv")
+    (tmp_path / "d" / "head.csv").write_text("image,mos\n")
+    with pytest.raises(AttiqaError, match=r"head.csv: no rows under the header"):
+        FolderDataset(tmp_path / "d", csv="head.csv")
+    (tmp_path / "d" / "semi.csv").write_text(
+        "image;mos\n" + "".join(f"{n};{i}\n" for i, n in enumerate(names))
+    )
+    assert [it.mos for it in FolderDataset(tmp_path / "d", csv="semi.csv").items] == [0.0, 1.0, 2.0]
+
+    (tmp_path / "d" / "gone.csv").write_text(
+        "image,mos\n" + "".join(f"{n},{i}\n" for i, n in enumerate(names)) + "x.png,4\n"
+    )
+    r = runner.invoke(
+        app, ["eval", "folder", "--root", str(tmp_path / "d"), "--csv", "gone.csv", "-m", "classical"]
+    )
+    assert isinstance(r.exception, AttiqaError) and "x.png: not found" in str(r.exception)
+    assert "--skip-missing" in str(r.exception)
+
+
+def test_bench_refuses_a_target_no_dataset_has(tmp_path):
+    from attiqa.cli.app import app
+
+    imgs = _photos(tmp_path / "d", n=3)
+    (tmp_path / "d" / "mos.csv").write_text(
+        "image,mos\n" + "".join(f"{p.name},{i}\n" for i, p in enumerate(imgs))
+    )
+    r = runner.invoke(
+        app,
+        ["bench", "single", "-d", f"folder={tmp_path / 'd'}", "-t", "mos_qualty", "-o", str(tmp_path / "b")],
+    )
+    assert isinstance(r.exception, AttiqaError), r.output  # before: benched `mos` as if no -t was given
+    assert "--target 'mos_qualty': no dataset given has it; their targets: mos" in str(r.exception)
+    assert not (tmp_path / "b").exists()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# isp-tune: files LibRaw can't open are left out before the split
+
+
+def test_isp_tune_leaves_unreadable_raws_out_of_the_split(tmp_path, isp_raws):
+    from isp_env.cli import app
+
+    raw_dir = tmp_path / "raws"
+    raw_dir.mkdir()
+    for p in isp_raws:
+        (raw_dir / p.name).write_bytes(p.read_bytes())
+    (raw_dir / "empty.dng").write_bytes(b"")
+    (raw_dir / "notes.nef").write_text("not a raw")
+    out = tmp_path / "run"
+    args = ["--raw-dir", str(raw_dir), "--out", str(out), "--model", "classical", "--preview", "64",
+            "--base", "neutral", "--teacher-budget", "4", "--teacher-raws", "2", "--teacher-restarts", "1",
+            "--test-fraction", "0.3", "--no-baselines"]  # fmt: skip
+    r = runner.invoke(app, args)
+    assert r.exit_code == 0, r.output
+    plan = json.loads((out / "run.json").read_text())
+    used = {Path(p).name for p in plan["train"] + plan["test"]}
+    assert used == {p.name for p in isp_raws}  # before: the two bad files took places in the split
+    skipped = json.loads((out / "summary.json").read_text())["skipped"]
+    assert {Path(p).name for p in skipped} == {"empty.dng", "notes.nef"}
+    assert all("LibRaw can't read it" in why for why in skipped.values())
+
+
+# ---------------------------------------------------------------------------------------------------------
+# --help: every option says what it does
+
+
+def test_every_option_of_every_command_has_help():
+    import typer
+
+    from attiqa.cli.app import app as attiqa_app
+    from genbench.cli import app as genbench_app
+    from isp_env.cli import app as isp_app
+
+    missing = []
+
+    def walk(cmd, path: str) -> None:
+        for name, sub in getattr(cmd, "commands", {}).items():
+            walk(sub, f"{path} {name}")
+        if not (cmd.help or "").strip():
+            missing.append(path)
+        for p in cmd.params:
+            if p.param_type_name == "option" and "--help" not in p.opts and not (p.help or "").strip():
+                missing.append(f"{path} {'/'.join(p.opts)}")
+
+    for name, app in (("attiqa", attiqa_app), ("genbench", genbench_app), ("isp-tune", isp_app)):
+        walk(typer.main.get_command(app), name)
+    assert not missing, missing
