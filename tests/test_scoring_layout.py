@@ -134,3 +134,19 @@ def test_tap_statistics_under_autograd_equal_the_in_place_ones_and_carry_gradien
     assert graded.requires_grad and torch.allclose(graded, plain, rtol=1e-5, atol=1e-6)
     graded.sum().backward()
     assert xg.grad is not None and torch.isfinite(xg.grad).all() and xg.grad.abs().sum() > 0
+
+
+def test_tap_statistics_gradient_is_the_analytic_one():
+    """The statistics' backward (the in-place forward records none) against finite differences in float64,
+    and their values against torch's own mean and std; a constant map has std 0 and a finite gradient."""
+    from attiqa.models.backbones import spatial_mean_std
+
+    y = torch.rand(2, 3, 5, 4, dtype=torch.float64).contiguous(memory_format=torch.channels_last)
+    y.requires_grad_(True)
+    assert torch.autograd.gradcheck(spatial_mean_std, (y,))
+    mean, std = spatial_mean_std(y)
+    assert torch.allclose(mean, y.mean((2, 3))) and torch.allclose(std, y.std((2, 3)))
+    flat = torch.full((1, 2, 3, 3), 0.5, requires_grad=True)
+    mean, std = spatial_mean_std(flat)
+    (mean.sum() + std.sum()).backward()
+    assert std.eq(0).all() and torch.allclose(flat.grad, torch.full_like(flat, 1 / 9))

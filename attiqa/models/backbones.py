@@ -218,47 +218,88 @@ class MultiLevelStats(nn.Module):
         return [torch.cat([*s, final], dim=1) for s in stats]
 
 
-# Elements per block of the blocked reduction in :func:`_keep_stats` (2 MB of float32: stays in cache).
+# Elements per block of the blocked reduction in :func:`spatial_mean_std` (2 MB of float32: stays in cache).
 _STATS_BLOCK = 1 << 19
+# (a - b)^2 elementwise into ``out`` (reduction 0 = none): one pass where torch.sub + mul_ take two
+_squared_difference = torch.ops.aten.mse_loss.out
 
 
 def _keep_stats(out: list[torch.Tensor], _m: nn.Module, _i: object, y: torch.Tensor) -> None:
-    """Append the mean and the (unbiased) standard deviation over space of ``y`` (N, C, H, W).
+    """The forward hook of a tap: append :func:`spatial_mean_std` of its output ``y``."""
+    out.extend(spatial_mean_std(y))
+
+
+def spatial_mean_std(y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The mean and the (unbiased) standard deviation over space of ``y`` (N, C, H, W): two (N, C) tensors,
+    in float32 (float64 stays float64). Differentiable (an analytic backward), so end-to-end training
+    through the taps computes the same values as scoring.
 
     On channels_last activations (what :class:`Backbone` feeds) ``(N, H*W, C)`` is a view, so nothing is
     copied. Both passes (the mean, then the sum of squared deviations — the two-pass formula of
-    ``torch.std``, never the cancelling ``E[x^2] - E[x]^2``) run over blocks of spatial positions small
-    enough to stay in cache: the deviations of a whole early activation map are a temporary of its full
-    size, and writing and re-reading it cost more than the network layer it taps. Blocked, the statistics
-    of the shipped model's 16 depthwise taps run 3-6x faster (benchmarks/score_throughput.py). The
-    deviations of every block go into one reused buffer, squared in place, and the block sums straight
-    into their rows (no temporary per block: a fresh 2 MB block is fresh memory to fault in each time):
-    the same operations on the same blocks as before, so the same bits, in ~0.7 of the time (session 28,
-    docs/default_model.md "Implementation speed notes"). In-place ``out=`` writes have no gradient, so a
-    forward that autograd records (end-to-end training through the taps) takes the plain blocked formula."""
-    n_batch, channels, h, w = y.shape
-    hw = h * w
-    flat = y.float().permute(0, 2, 3, 1).reshape(n_batch, hw, channels)
+    ``torch.std``, never the cancelling ``E[x^2] - E[x]^2``) sum blocks of spatial positions small enough
+    to stay in cache: the deviations of a whole early activation map are a temporary of its full size, and
+    writing and re-reading it cost more than the network layer it taps (3-6x slower, session 22). Each
+    block's squared deviations are formed in one pass into one reused buffer and its sum written into its
+    row of one table; the first pass sums all blocks as one reduction over a (N, blocks, rows, C) view
+    (the same bits as one reduction per block, in far fewer operations). Session 29: 0.88 of session 28's
+    time, the same bits (docs/default_model.md "Implementation speed notes")."""
+    n, c, h, w = y.shape
+    flat = y.to(torch.promote_types(y.dtype, torch.float32)).permute(0, 2, 3, 1).reshape(n, h * w, c)
+    mean, std = _SpatialMeanStd.apply(flat)
+    return mean, std
+
+
+class _SpatialMeanStd(torch.autograd.Function):
+    """(N, HW, C) -> mean and unbiased std over HW: the blocked in-place forward, an analytic backward
+    (in-place ``out=`` writes record no gradient of their own)."""
+
+    @staticmethod
+    def forward(ctx: Any, flat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mean, std = _blocked_mean_std(flat)
+        ctx.save_for_backward(flat, mean, std)
+        return mean, std
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, g_mean: torch.Tensor, g_std: torch.Tensor) -> torch.Tensor:
+        # d mean / dx = 1 / HW; d std / dx = (x - mean) / ((HW - 1) std), taken as 0 where std = 0 (a
+        # constant map: every direction of x raises std, so no gradient is the one that is not infinite)
+        flat, mean, std = ctx.saved_tensors
+        hw = flat.shape[1]
+        scale = torch.where(std > 0, g_std / (std * max(hw - 1, 1)), 0.0)
+        return torch.addcmul((g_mean / hw).unsqueeze(1), flat - mean.unsqueeze(1), scale.unsqueeze(1))
+
+
+def _blocked_mean_std(flat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`spatial_mean_std`'s arithmetic on the (N, HW, C) view ``flat``."""
+    n_batch, hw, channels = flat.shape
     # On a GPU one block (many small blocks would be many small kernel launches).
     rows = hw if flat.device.type != "cpu" else max(1, _STATS_BLOCK // max(n_batch * channels, 1))
-    if flat.requires_grad and torch.is_grad_enabled():  # training through the taps: out= has no gradient
-        blocks = [flat[:, start : start + rows] for start in range(0, hw, rows)]
-        mean = torch.stack([b.sum(1) for b in blocks]).sum(0) / hw
-        sq = torch.stack([(b - mean.unsqueeze(1)).square().sum(1) for b in blocks]).sum(0)
-        out.extend((mean, (sq / max(hw - 1, 1)).sqrt()))
-        return
-    starts = range(0, hw, rows)
-    sums = flat.new_empty((len(starts), n_batch, channels))
-    for k, start in enumerate(starts):
-        torch.sum(flat[:, start : start + rows], 1, out=sums[k])
+    sums = flat.new_empty((-(-hw // rows), n_batch, channels))
+    _block_sums(flat, rows, sums)
     mean = sums.sum(0) / hw
     centre = mean.unsqueeze(1)
     buf = flat.new_empty(n_batch * min(rows, hw) * channels)
-    for k, start in enumerate(starts):
+    for k, start in enumerate(range(0, hw, rows)):
         block = flat[:, start : start + rows]
-        dev = torch.sub(block, centre, out=buf[: block.numel()].view(block.shape))
-        torch.sum(dev.mul_(dev), 1, out=sums[k])
-    out.extend((mean, (sums.sum(0) / max(hw - 1, 1)).sqrt()))
+        # (block - centre)^2 in one pass: mse_loss without reduction is that arithmetic (a - b, squared)
+        dev2 = buf[: block.numel()].view(block.shape)
+        torch.sum(_squared_difference(block, centre.expand_as(block), 0, out=dev2), 1, out=sums[k])
+    return mean, (sums.sum(0) / max(hw - 1, 1)).sqrt()
+
+
+def _block_sums(x: torch.Tensor, rows: int, out: torch.Tensor) -> None:
+    """The sums of ``x`` (N, M, C) over consecutive blocks of ``rows`` positions into ``out``'s first rows
+    (blocks, N, C): the whole blocks as one reduction over a (N, blocks, rows, C) view, the partial last
+    block as another. A block's sum is the one ``x[:, block].sum(1)`` gives, bit for bit (the reduction
+    runs over the same ``rows`` elements in the same order; tests/test_scoring_layout.py)."""
+    n_batch, m, channels = x.shape
+    full = m // rows
+    if full:
+        blocks = x[:, : full * rows].view(n_batch, full, rows, channels)
+        torch.sum(blocks, 2, out=out[:full].permute(1, 0, 2))
+    if m > full * rows:
+        torch.sum(x[:, full * rows :], 1, out=out[full])
 
 
 def _stage_taps(net: Any) -> tuple[list[nn.Module], list[int]]:
