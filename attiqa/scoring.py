@@ -146,10 +146,13 @@ def write_scores(run: ScoreRun, out: str | Path, scorer_meta: dict | None = None
 def check_output_path(out: str | Path) -> Path:
     """Fail before any work when ``out`` cannot be written: wrong extension, a folder, no permission."""
     out = Path(out)
+    if out.is_dir() or not out.suffix:  # `-o results` most likely means "into that folder"
+        what = "is a folder" if out.is_dir() else "has no file extension"
+        raise AttiqaError(f"{out}: {what} — give a file name ending in .csv, .tsv or .json, "
+                          f"e.g. {out / 'scores.csv'}")  # fmt: skip
     if out.suffix.lower() not in OUTPUT_SUFFIXES:
-        raise AttiqaError(f"{out}: unsupported output type — use a .csv, .tsv or .json file name")
-    if out.is_dir():
-        raise AttiqaError(f"{out}: is a folder — give a file name ending in .csv, .tsv or .json")
+        raise AttiqaError(f"{out}: unsupported output type {out.suffix} — give a file name ending in .csv, "
+                          f".tsv or .json, e.g. {out.with_suffix('.csv')}")  # fmt: skip
     output_folder(out.parent, "--out")
     if out.exists() and not os.access(out, os.W_OK):
         raise AttiqaError(f"{out}: not writable (permission denied) — choose another --out")

@@ -49,7 +49,7 @@ def one_line_error(res: subprocess.CompletedProcess) -> str:
 
 def test_output_is_checked_before_scoring(photo_dir, tmp_path):
     msg = one_line_error(run("score", photo_dir, "-m", "classical", "-o", tmp_path / "s.txt"))
-    assert "unsupported output type" in msg and not (tmp_path / "s.txt").exists()
+    assert "unsupported output type .txt" in msg and not (tmp_path / "s.txt").exists()
     blocker = tmp_path / "file"
     blocker.write_text("x")  # a file where the output folder should be
     msg = one_line_error(run("score", photo_dir, "-m", "classical", "-o", blocker / "s.csv"))

@@ -142,6 +142,39 @@ def test_score_refuses_to_resume_a_file_of_another_model(tmp_path):
     assert isinstance(r.exception, AttiqaError) and "holds scores of attiqa-agiqa3k" in str(r.exception)
 
 
+def test_score_and_eval_outputs_name_the_path_and_the_fix(tmp_path):
+    from attiqa.cli.app import app
+
+    imgs = _photos(tmp_path / "in", n=2)
+    folder = tmp_path / "results"
+    folder.mkdir()
+    # before: "unsupported output type" for a folder or a name without extension
+    for out, what in ((folder, "is a folder"), (tmp_path / "scores", "has no file extension")):
+        r = runner.invoke(app, ["score", str(imgs[0]), "-m", "classical", "-o", str(out)])
+        assert isinstance(r.exception, AttiqaError), r.output
+        assert str(r.exception) == (
+            f"{out}: {what} — give a file name ending in .csv, .tsv or .json, e.g. {out / 'scores.csv'}"
+        )
+    r = runner.invoke(app, ["score", str(imgs[0]), "-m", "classical", "-o", str(tmp_path / "s.txt")])
+    assert isinstance(r.exception, AttiqaError) and f"e.g. {tmp_path / 's.csv'}" in str(r.exception)
+    assert not (tmp_path / "scores").exists() and not list(folder.iterdir())
+    # the suggested name works
+    r = runner.invoke(app, ["score", str(imgs[0]), "-m", "classical", "-o", str(folder / "scores.csv")])
+    assert r.exit_code == 0 and (folder / "scores.csv").is_file()
+
+    # eval's --out is a folder: a file name there made a folder `preds.csv/`; now refused before the work
+    (tmp_path / "in" / "mos.csv").write_text(
+        "image,mos\n" + "".join(f"{p.name},{i}\n" for i, p in enumerate(imgs))
+    )
+    preds = tmp_path / "preds.csv"
+    r = runner.invoke(
+        app, ["eval", "folder", "--root", str(tmp_path / "in"), "-m", "classical", "-o", str(preds)]
+    )
+    assert isinstance(r.exception, AttiqaError), r.output
+    assert f"{preds}: --out is the folder the files are written into, not a file" in str(r.exception)
+    assert f"e.g. {tmp_path / 'preds'}" in str(r.exception) and not preds.exists()
+
+
 def test_a_sheet_or_gallery_path_is_checked_before_the_work(tmp_path):
     from attiqa.cli.app import app
     from attiqa.io.images import save_image

@@ -158,6 +158,8 @@ def eval_cmd(
                 f"{exc}\nput the files in place or fix the score file — or pass --skip-missing to leave "
                 "these images out of the metrics"
             ) from None
+    if out is not None:
+        output_folder(out, "--out")  # before the model loads
     overrides = _scorer_overrides(model, crops)
     scorer = load_scorer(model, device=device_str(device), **overrides)
     if out is None:

@@ -29,6 +29,8 @@ from attiqa.errors import AttiqaError
 _HOST_TAG = hashlib.sha256(socket.gethostname().encode("utf-8", "surrogateescape")).hexdigest()[:8]
 # ours with the owner's host tag and pid, or the older ".<name>.<random>.tmp" (random: mkstemp's 8 characters)
 _TEMP_RE = re.compile(r"^\.(?P<name>.+?)\.(?:(?P<host>[0-9a-f]{8})\.(?P<pid>\d+)\.)?[a-z0-9_]{8}\.tmp$")
+# a new output *folder* with one of these endings is a file name given to a folder option (`eval -o x.csv`)
+FILE_SUFFIXES = (".csv", ".tsv", ".json", ".png", ".jpg", ".jpeg", ".safetensors", ".parquet", ".yaml")
 ORPHAN_AGE = 3600.0  # seconds untouched after which a temp of unknown owner is surely abandoned
 
 
@@ -54,6 +56,9 @@ def output_folder(folder: str | Path, option: str | None = None) -> Path:
     command before its work, and by every atomic write."""
     folder = Path(folder) if str(folder) else Path(".")
     fix = f"choose another {option}" if option else "write somewhere else"
+    if option and folder.suffix.lower() in FILE_SUFFIXES and not folder.exists():  # `eval -o preds.csv`
+        raise AttiqaError(f"{folder}: {option} is the folder the files are written into, not a file — give "
+                          f"a folder name, e.g. {folder.with_suffix('')}")  # fmt: skip
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
