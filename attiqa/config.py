@@ -124,6 +124,11 @@ class PretrainConfig:
     seed: int = 0
     device: str = "auto"  # "auto" | "cpu" | "cuda" | "cuda:N"
 
+    def check(self, where: str = "pretrain") -> PretrainConfig:
+        check_values(self, where)
+        check_crop_fits(self.resize_shorter, self.crop_size, where)
+        return self
+
 
 @dataclass
 class RidgeExtraConfig:
@@ -216,6 +221,7 @@ class FinetuneConfig:
     def check(self, where: str = "finetune") -> FinetuneConfig:
         """Values and combinations that cannot work, each a one-line :class:`ConfigError`."""
         check_values(self, where)
+        check_crop_fits(self.resize_shorter, self.crop_size, where)
         for i, extra in enumerate(self.ridge_extra):
             extra.check(f"{where}.ridge_extra[{i}]")
         if self.ridge_extra and not self.ridge_taps:
@@ -405,6 +411,17 @@ def check_values(cfg: Any, where: str) -> None:
             if bad:
                 why = f" ({m['why']})" if m["why"] else ""
                 raise ConfigError(f"{name}: {_bounds_text(m)}{why}, got {v}")
+
+
+def check_crop_fits(resize_shorter: int | None, crop_size: int, where: str) -> None:
+    """A crop larger than the resized shorter edge is not padded: the views upscale the resized image to
+    the crop (attiqa/models/transforms.py), so every image would be shrunk and blown up again."""
+    if resize_shorter is not None and crop_size > resize_shorter:
+        raise ConfigError(
+            f"{where}.crop_size: {crop_size} is larger than resize_shorter {resize_shorter} (every "
+            f"image would be shrunk to {resize_shorter} px and blown up again) — set resize_shorter >= "
+            "crop_size (the paper's fine-tuning: 340 / 320)"
+        )
 
 
 def _share_model(cfg: TrainConfig, data: dict[str, Any], where: str) -> None:

@@ -96,6 +96,27 @@ def test_a_config_that_is_not_utf8_or_has_no_stage_is_one_line_naming_it(tmp_pat
     assert str(exc.value) == f"{bad}.finetune.batch_size: must be >= 1, got -1"  # the file named once
 
 
+def test_a_crop_larger_than_the_resize_is_refused_at_load(tmp_path, photos):
+    """The views do not pad: a crop above the resized shorter edge blew every image up again (silently
+    blurred training); now one line naming the file and both keys, before any stage runs."""
+    from attiqa.cli.app import app
+    from attiqa.config import load_config
+
+    cfg = _tiny_run_config(tmp_path, photos)
+    r = runner.invoke(app, ["train", "--config", str(cfg), "--set", "finetune.crop_size=96"])
+    assert isinstance(r.exception, ConfigError), r.output
+    assert str(r.exception) == (
+        f"{cfg}.finetune.crop_size: 96 is larger than resize_shorter 72 (every image would be "
+        "shrunk to 72 px and blown up again) — set resize_shorter >= crop_size (the paper's fine-tuning: "
+        "340 / 320)"
+    )
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(ConfigError, match=r"pretrain.crop_size: 224 is larger than resize_shorter 128"):
+        load_config(cfg, ["pretrain.resize_shorter=128", "labels=" + str(cfg)])
+    assert load_config(cfg, ["pretrain.crop_size=64", "labels=" + str(cfg)]).pretrain is not None  # no resize
+    assert load_config(cfg, ["finetune.crop_size=72"]).finetune.crop_size == 72  # equal: no blow-up
+
+
 def test_a_training_mos_csv_that_is_not_utf8_is_one_line(tmp_path):
     from attiqa.training.data import read_mos_csv
 

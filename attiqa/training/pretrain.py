@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader, Subset
 
-from attiqa.config import PretrainConfig, check_values, to_dict
+from attiqa.config import PretrainConfig, to_dict
 from attiqa.device import resolve_device
 from attiqa.io.batching import default_num_workers
 from attiqa.models import AttiqaModel, create_backbone, save_model
@@ -45,7 +45,7 @@ def pretrain(
 
     ``resume=True`` continues from ``last`` (the epoch after the last finished one; a run that already
     finished only recalibrates and rewrites the final model); without a ``last`` it starts fresh."""
-    check_values(cfg, "pretrain")  # configs built in code skip the load-time checks
+    cfg.check("pretrain")  # configs built in code skip the load-time checks
     with D.process_group():  # also for the cached loop: under torchrun only rank 0 writes
         stage = pretrain_cached if cfg.feature_cache else _pretrain
         return stage(cfg, Path(labels), Path(out_dir), resume, progress)
