@@ -244,6 +244,29 @@ def test_export_refuses_to_overwrite_its_source_or_write_beside_a_folder(tmp_pat
     assert not (tmp_path / "models.safetensors").exists()  # before: written beside the folder
 
 
+def test_export_refuses_another_suffix_and_adds_a_missing_one(tmp_path):
+    from attiqa.cli.app import app
+
+    src = BUNDLED / "attiqa-default.safetensors"
+    for dst in (tmp_path / "m.txt", tmp_path / "m.json"):  # before: written as m.safetensors + m.json
+        r = runner.invoke(app, ["export", str(src), str(dst)])
+        assert isinstance(r.exception, AttiqaError), r.output
+        assert str(r.exception) == (
+            f"{dst}: a checkpoint is written as .safetensors (its card as .json beside it) — give a name "
+            f"ending in .safetensors, e.g. {tmp_path / 'm.safetensors'}"
+        )
+    assert not list(tmp_path.iterdir())
+    r = runner.invoke(app, ["export", str(src), str(tmp_path / "m")])  # no suffix: the documented append
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.json", "m.safetensors"]
+    assert (
+        runner.invoke(
+            app, ["score", str(_photos(tmp_path / "in", n=1)[0]), "-m", str(tmp_path / "m.safetensors")]
+        ).exit_code
+        == 0
+    )
+
+
 # ---------------------------------------------------------------------------------------------------------
 # score files of `attiqa eval folder` and `attiqa bench`
 

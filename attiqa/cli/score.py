@@ -198,7 +198,10 @@ def check_attributes(
 
 def export(
     src: Path = typer.Argument(..., help="A checkpoint from `attiqa train` (.safetensors)."),
-    dst: Path = typer.Argument(..., help="Output .safetensors (its .json card is written beside it)."),
+    dst: Path = typer.Argument(
+        ...,
+        help="Output .safetensors, added when the name has no suffix (its .json card is written beside it).",
+    ),
     half: bool = typer.Option(True, help="Store float tensors as fp16 (half the size; loads as fp32)."),
     name: str | None = typer.Option(None, help="Model name recorded in the card."),
     description: str | None = typer.Option(None, help="One-line description recorded in the card."),
@@ -210,7 +213,12 @@ def export(
 
     if dst.is_dir():
         raise AttiqaError(f"{dst}: is a folder — give the file name to write, e.g. {dst / src.name}")
-    target = dst if dst.suffix == ".safetensors" else dst.with_suffix(".safetensors")
+    if dst.suffix and dst.suffix != ".safetensors":  # `m.txt` was written as m.safetensors + m.json
+        raise AttiqaError(
+            f"{dst}: a checkpoint is written as .safetensors (its card as .json beside it) — "
+            f"give a name ending in .safetensors, e.g. {dst.with_suffix('.safetensors')}"
+        )
+    target = dst.with_suffix(".safetensors")  # a name without suffix gets it
     if target.exists() and src.exists() and target.resolve() == src.resolve():
         raise AttiqaError(
             f"{dst}: is the checkpoint being exported — write the copy under another name (the source "
@@ -223,7 +231,7 @@ def export(
     if description:
         card["description"] = description
     card["exported_from"] = str(src)
-    out = save_checkpoint(dst, tensors, portable_card(card), half=half)
+    out = save_checkpoint(target, tensors, portable_card(card), half=half)
     console.print(f"[green]{out} ({out.stat().st_size / 1e6:.1f} MB) sha256 {sha256_of(out)}")
 
 
