@@ -209,23 +209,27 @@ def test_test_time_transforms_follow_the_paper(photos):
         assert type(pickle.loads(pickle.dumps(t))) is type(t)  # DataLoader workers receive them
 
 
-def test_undecodable_image_is_substituted_in_training_and_skipped_in_evaluation(tmp_path, photos):
+def test_undecodable_image_is_substituted_in_training_and_skipped_in_evaluation(tmp_path, photos, capsys):
     from attiqa.errors import AttiqaError
     from attiqa.models.transforms import CenterCropTest
-    from attiqa.training.data import collate_skip_none
+    from attiqa.training.data import collate_skip_none, unreadable_report
 
     csv_path = write_mos_set(tmp_path, dict(list(photos.items())[:1]), split_column=False)
     first = csv_path.parent / "images" / "astronaut_l_blur0.jpg"
     first.write_bytes(b"\xff\xd8\xff\xe0 truncated")  # exists, cannot be decoded
     tf = CenterCropTest((0.5,) * 3, (0.5,) * 3, 72, 64)
-    train = MosDataset(csv_path, csv_path.parent / "images", tf)
-    with pytest.warns(UserWarning, match="astronaut_l_blur0"):
+    with unreadable_report("finetune") as report:  # one line per file, not a warning per load
+        train = MosDataset(csv_path, csv_path.parent / "images", tf)
         x, mos, idx = train[0]
-    assert idx == 1 and x.shape == (3, 64, 64) and float(mos) == pytest.approx(mos_of(1))
-    ev = MosDataset(csv_path, csv_path.parent / "images", tf, on_error="skip")
-    with pytest.warns(UserWarning):
+        assert idx == 1 and x.shape == (3, 64, 64) and float(mos) == pytest.approx(mos_of(1))
+        ev = MosDataset(csv_path, csv_path.parent / "images", tf, on_error="skip")
         batch = collate_skip_none([ev[i] for i in range(3)])
-    assert batch[0].shape == (2, 3, 64, 64) and batch[2].tolist() == [1, 2]
+        assert batch[0].shape == (2, 3, 64, 64) and batch[2].tolist() == [1, 2]
+        assert train.failed.tolist()[:2] == [1, 0] and ev.failed.tolist()[:2] == [1, 0]
+    assert report.reported == [first]
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith(f"skipped {first}: cannot decode image") and len(err) == 2
+    assert err[1] == "finetune: 1 unreadable image skipped (listed above)"
     first.unlink()
     with pytest.raises(AttiqaError, match="1 of 10 images not found"):
         MosDataset(csv_path, csv_path.parent / "images", tf)

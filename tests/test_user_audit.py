@@ -126,6 +126,31 @@ def test_a_training_mos_csv_that_is_not_utf8_is_one_line(tmp_path):
         read_mos_csv(csv_path)
 
 
+def test_unreadable_training_images_are_one_line_each_and_counted(tmp_path, photos):
+    """Before: a Python warning with torch's source line under it, once per image, worker and epoch."""
+    import subprocess
+    import sys
+
+    cfg = _tiny_run_config(tmp_path, photos)
+    images = tmp_path / "mos" / "images"
+    bad = sorted(images.glob("*_l_blur0.jpg"))  # the first content (training split) and a validation one
+    bad = [bad[0], sorted(images.glob("*_r_blur2.jpg"))[-1]]
+    for p in bad:
+        p.write_bytes(p.read_bytes()[:200])  # a truncated JPEG
+    text = cfg.read_text().replace("num_workers: 0", "num_workers: 2").replace("epochs: 1", "epochs: 2")
+    cfg.write_text(text)
+    res = subprocess.run([sys.executable, "-m", "attiqa.cli", "train", "--config", str(cfg)],
+                         capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    lines = res.stderr.splitlines()
+    skipped = [ln for ln in lines if ln.startswith("skipped ")]
+    assert len(skipped) == 2, res.stderr  # one line per file, whatever the workers and epochs
+    for p in bad:
+        assert sum(ln.startswith(f"skipped {p}: ") for ln in skipped) == 1, res.stderr
+    assert "finetune: 2 unreadable images skipped (listed above)" in lines, res.stderr
+    assert "Warning" not in res.stderr and "warnings.warn" not in res.stderr, res.stderr
+
+
 # ---------------------------------------------------------------------------------------------------------
 # attiqa score: resuming --out with another model
 

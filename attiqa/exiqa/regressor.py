@@ -20,7 +20,7 @@ from attiqa.evaluation.metrics import plcc, srocc
 from attiqa.exiqa.model import Regressor
 from attiqa.exiqa.scorer import ExiqaScorer
 from attiqa.io.checkpoints import save_checkpoint
-from attiqa.training.data import MosDataset, collate_skip_none, split_indices
+from attiqa.training.data import MosDataset, collate_skip_none, split_indices, unreadable_report
 
 HIDDEN = 256
 
@@ -41,6 +41,7 @@ def attribute_features(
     return torch.cat(feats), torch.cat(mos)
 
 
+@unreadable_report("exiqa regressor")
 def train_regressor(
     run_dir: Path, mos_csv: Path, epochs: int = 100, lr: float = 1e-3, seed: int = 0, device: str = "cpu"
 ) -> dict[str, Any]:

@@ -41,7 +41,7 @@ from attiqa.exiqa.model import (
 from attiqa.io.atomic import write_json_atomic
 from attiqa.io.checkpoints import load_checkpoint, load_training_state, save_checkpoint, save_training_state
 from attiqa.teachers.clip import load_open_clip, parse_clip_spec
-from attiqa.training.data import ImageTableDataset, collate_skip_none
+from attiqa.training.data import ImageTableDataset, collate_skip_none, unreadable_report
 
 
 @dataclass
@@ -127,6 +127,7 @@ def evaluate(model: ExiqaModel, loader: DataLoader, device: torch.device) -> dic
     }
 
 
+@unreadable_report("exiqa")
 def train_exiqa(
     data_dir: Path,
     out_dir: Path,

@@ -5,18 +5,21 @@ Bad-file policy (ours):
   and the first few, before any training starts (a typo in a root folder fails in a second, not after
   an epoch).
 - During training, a file that exists but fails to decode must not crash the epoch. With
-  ``on_error="substitute"`` (training) the dataset warns once per file and returns the next loadable
-  sample instead, so every batch on every rank keeps the same size — under DDP a rank that skipped a
-  step would deadlock the gradient all-reduce. With ``on_error="skip"`` (evaluation) it returns None
-  and :func:`collate_skip_none` drops it, so metrics use only the images that decoded.
+  ``on_error="substitute"`` (training) the dataset returns the next loadable sample instead, so every
+  batch on every rank keeps the same size — under DDP a rank that skipped a step would deadlock the
+  gradient all-reduce. With ``on_error="skip"`` (evaluation) it returns None and
+  :func:`collate_skip_none` drops it, so metrics use only the images that decoded.
+- The failure is marked in a flag tensor in shared memory (DataLoader workers are other processes), and
+  the stage's :func:`unreadable_report` prints one line per bad file (after the epoch that met it) and a
+  count when the stage ends — not a Python warning per image and per worker.
 """
 
 from __future__ import annotations
 
 import csv
 import json
-import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,7 +63,9 @@ class ImageTableDataset(Dataset):
         self.targets = targets
         self.transform = transform
         self.on_error = on_error
-        self._warned: set[int] = set()
+        self.failed = torch.zeros(len(paths), dtype=torch.uint8).share_memory_()  # set by any worker
+        if _REPORTS:
+            _REPORTS[-1].datasets.append(self)
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -78,16 +83,78 @@ class ImageTableDataset(Dataset):
         for _ in range(tries):
             try:
                 return self._load(j), self.targets[j], j
-            except (ImageLoadError, OSError, ValueError) as exc:
+            except (ImageLoadError, OSError, ValueError):
                 if self.on_error == "raise":
                     raise
-                if j not in self._warned:
-                    self._warned.add(j)
-                    warnings.warn(f"skipping unreadable image: {exc}", stacklevel=2)
+                self.failed[j] = 1
                 if self.on_error == "skip":
                     return None
                 j = (j + 1) % len(self.paths)
         raise AttiqaError(f"{MAX_SUBSTITUTE_TRIES} consecutive images failed to load near {self.paths[i]}")
+
+
+class UnreadableImages:
+    """The images of one stage's datasets that failed to load: one line per file the first time it is
+    seen (:meth:`flush`), a count at the end. Under DDP each rank reports the files it met."""
+
+    def __init__(self, stage: str) -> None:
+        self.stage = stage
+        self.datasets: list[ImageTableDataset] = []
+        self.reported: list[Path] = []
+
+    def flush(self) -> None:
+        from attiqa.progress import console
+        from attiqa.training import distributed as D
+
+        who = f"rank {D.rank()}: " if D.world_size() > 1 else ""
+        for ds in self.datasets:
+            for j in ds.failed.nonzero().flatten().tolist():
+                path = Path(ds.paths[j])
+                if path not in self.reported:
+                    self.reported.append(path)
+                    console.print(f"[yellow]{who}skipped[/] {_why_unreadable(path)}", highlight=False)
+
+    def finish(self) -> None:
+        from attiqa.progress import console
+
+        self.flush()
+        if self.reported:
+            n = len(self.reported)
+            console.print(
+                f"[yellow]{self.stage}: {n} unreadable image{'s' if n > 1 else ''} skipped (listed above)"
+            )
+
+
+def _why_unreadable(path: Path) -> str:
+    """The file and why it failed: decoded again here (bad files are few), as workers cannot send text."""
+    try:
+        load_image(path)
+    except ImageLoadError as exc:
+        return str(exc)
+    except (OSError, ValueError) as exc:
+        return f"{path}: {exc}"
+    return f"{path}: could not be read during training"
+
+
+_REPORTS: list[UnreadableImages] = []  # the stages running in this process, innermost last
+
+
+@contextmanager
+def unreadable_report(stage: str) -> Iterator[UnreadableImages]:
+    """Every :class:`ImageTableDataset` built inside reports to it; the count is printed on the way out."""
+    report = UnreadableImages(stage)
+    _REPORTS.append(report)
+    try:
+        yield report
+    finally:
+        _REPORTS.remove(report)
+        report.finish()
+
+
+def flush_unreadable() -> None:
+    """Print the files the running stages met since the last call (the trainer calls it after each epoch)."""
+    for report in _REPORTS:
+        report.flush()
 
 
 def _resolve(p: str, base: Path) -> Path:

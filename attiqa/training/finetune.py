@@ -43,7 +43,14 @@ from attiqa.models import AttiqaModel, create_backbone, load_model
 from attiqa.models.transforms import FinetuneTrain, FiveCropTest
 from attiqa.training import distributed as D
 from attiqa.training.cached import finetune_cached
-from attiqa.training.data import VAL_SPLITS, ImageTableDataset, MosSplit, collate_skip_none, read_mos_split
+from attiqa.training.data import (
+    VAL_SPLITS,
+    ImageTableDataset,
+    MosSplit,
+    collate_skip_none,
+    read_mos_split,
+    unreadable_report,
+)
 from attiqa.training.losses import mos_loss
 from attiqa.training.mos import FinetuneResult, image_train_mode, keep_one_head, make_optimizer, set_trainable
 from attiqa.training.ridge import add_ridge_head
@@ -54,6 +61,7 @@ __all__ = ["LR_SCHEDULES", "VAL_SPLITS", "FinetuneResult", "finetune", "lr_facto
            "predict_five_crop", "set_scheduled_lr"]  # fmt: skip
 
 
+@unreadable_report("finetune")
 def finetune(
     cfg: FinetuneConfig,
     init_checkpoint: Path | None,

@@ -29,7 +29,7 @@ from attiqa.models import AttiqaModel, create_backbone, save_model
 from attiqa.models.transforms import CenterCropTest, PretrainTrain
 from attiqa.training import distributed as D
 from attiqa.training.cached import check_resumed_heads, pretrain_cached
-from attiqa.training.data import PseudoLabelDataset, collate_skip_none
+from attiqa.training.data import PseudoLabelDataset, collate_skip_none, unreadable_report
 from attiqa.training.losses import make_pretrain_loss
 from attiqa.training.sources import ImageBatches
 from attiqa.training.trainer import DEBUG_HASH_ENV, Trainer, weights_hash
@@ -38,6 +38,7 @@ CALIBRATION_MAX_IMAGES = 50_000  # ours: 101 quantiles are stable long before Im
 __all__ = ["CALIBRATION_MAX_IMAGES", "DEBUG_HASH_ENV", "calibrate_model", "pretrain", "weights_hash"]
 
 
+@unreadable_report("pretrain")
 def pretrain(
     cfg: PretrainConfig, labels: Path, out_dir: Path, resume: bool = False, progress: bool = True
 ) -> Path:

@@ -41,6 +41,7 @@ from attiqa.errors import AttiqaError
 from attiqa.io.checkpoints import load_checkpoint, load_training_state, read_card, save_training_state
 from attiqa.models import AttiqaModel, save_model
 from attiqa.training import distributed as D
+from attiqa.training.data import flush_unreadable
 
 DEBUG_HASH_ENV = "ATTIQA_DEBUG_HASH_DIR"  # tests: each rank writes its final weight hash + files it wrote
 LR_SCHEDULES = ("constant", "cosine")
@@ -349,6 +350,7 @@ class Trainer:
 
         stats = self.run_epoch(epoch, batches, n_steps, on_step)
         metrics = self.validate() if self.validate is not None else None
+        flush_unreadable()  # the files this epoch could not read: one line each, the first time
         seconds = round(time.perf_counter() - stats["t0"], 3)
         if metrics is None:
             entry = {"epoch": epoch + 1, "loss": stats["loss"], "steps": stats["steps"], "seconds": seconds}
