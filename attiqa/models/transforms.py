@@ -13,6 +13,7 @@ reproducible when the loader's generator is seeded (see ``attiqa.training.pretra
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -62,8 +63,43 @@ def _center_box(w: int, h: int, size: int) -> tuple[int, int, int, int]:
     return left, top, left + size, top + size
 
 
-class PretrainTrain:
-    """Supplement B: random ``crop_size`` crop (224). Ours: optional resize, upscale-if-small, hflip."""
+@dataclass(eq=False)
+class _ResizedView:
+    """Shared by the training and test views: optional shorter-edge resize, then crops of ``crop_size``."""
+
+    mean: Sequence[float]
+    std: Sequence[float]
+    resize_shorter: int | None = 340  # None: crop the image as it is (a pretrain-only model's view)
+    crop_size: int = 320
+    normalize: Normalize = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.crop_size = int(self.crop_size)
+        self.normalize = Normalize(self.mean, self.std)
+
+    def _resized(self, img: Image.Image) -> Image.Image:
+        if self.resize_shorter:
+            img = resize_shorter(img, self.resize_shorter)
+        return ensure_min_size(img, self.crop_size)
+
+
+@dataclass(eq=False)
+class FinetuneTrain(_ResizedView):
+    """Paper §4.2: shorter edge -> 340, random 320×320 crop. The paper mentions no flip; ours: optional
+    random horizontal flip (``hflip``), which leaves perceived quality unchanged."""
+
+    hflip: bool = False
+
+    def __call__(self, img: Image.Image) -> torch.Tensor:
+        img = _random_crop(self._resized(img), self.crop_size)
+        if self.hflip and bool(torch.rand(()) < 0.5):
+            img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        return self.normalize(img)
+
+
+class PretrainTrain(FinetuneTrain):
+    """Supplement B: a random ``crop_size`` crop (224) of the image as it is. Ours: optional resize first,
+    upscale-if-small, hflip — the fine-tuning view with pretraining's defaults and argument order."""
 
     def __init__(
         self,
@@ -73,60 +109,7 @@ class PretrainTrain:
         resize_shorter: int | None = None,
         hflip: bool = False,
     ) -> None:
-        self.crop_size = int(crop_size)
-        self.resize_shorter = resize_shorter
-        self.hflip = hflip
-        self.normalize = Normalize(mean, std)
-
-    def __call__(self, img: Image.Image) -> torch.Tensor:
-        if self.resize_shorter:
-            img = resize_shorter(img, self.resize_shorter)
-        img = _random_crop(ensure_min_size(img, self.crop_size), self.crop_size)
-        if self.hflip and bool(torch.rand(()) < 0.5):
-            img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-        return self.normalize(img)
-
-
-class _ResizedView:
-    """Shared by the fine-tuning and test views: optional shorter-edge resize, then crops of ``crop_size``."""
-
-    def __init__(
-        self,
-        mean: Sequence[float],
-        std: Sequence[float],
-        resize_shorter: int | None = 340,
-        crop_size: int = 320,
-    ) -> None:
-        self.resize_shorter = resize_shorter  # None: crop the image as it is (a pretrain-only model's view)
-        self.crop_size = int(crop_size)
-        self.normalize = Normalize(mean, std)
-
-    def _resized(self, img: Image.Image) -> Image.Image:
-        if self.resize_shorter:
-            img = resize_shorter(img, self.resize_shorter)
-        return ensure_min_size(img, self.crop_size)
-
-
-class FinetuneTrain(_ResizedView):
-    """Paper §4.2: shorter edge -> 340, random 320×320 crop. The paper mentions no flip; ours: optional
-    random horizontal flip (``hflip``), which leaves perceived quality unchanged."""
-
-    def __init__(
-        self,
-        mean: Sequence[float],
-        std: Sequence[float],
-        resize_shorter: int | None = 340,
-        crop_size: int = 320,
-        hflip: bool = False,
-    ) -> None:
-        super().__init__(mean, std, resize_shorter, crop_size)
-        self.hflip = hflip
-
-    def __call__(self, img: Image.Image) -> torch.Tensor:
-        img = _random_crop(self._resized(img), self.crop_size)
-        if self.hflip and bool(torch.rand(()) < 0.5):
-            img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-        return self.normalize(img)
+        super().__init__(mean, std, resize_shorter, crop_size, hflip)
 
 
 class FiveCropTest(_ResizedView):
