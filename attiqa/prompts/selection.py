@@ -41,6 +41,7 @@ from attiqa.errors import ConfigError
 from attiqa.evaluation.metrics import finite_pairs, srocc
 from attiqa.io.atomic import atomic_path
 from attiqa.io.run_meta import check_or_write_meta
+from attiqa.models.transforms import resize_shorter
 from attiqa.prompts.candidates import AttributeCandidates
 from attiqa.prompts.encoders import PromptEncoder, encode_files
 from attiqa.prompts.proxy_tasks import best_median_worst, distortion_task_srocc, human_task_srocc
@@ -100,14 +101,6 @@ def encode_prompts(
 # ---------------------------------------------------------------------------------------------------
 # proxy task 1: distortion series
 # ---------------------------------------------------------------------------------------------------
-
-
-def resize_shorter(img: Image.Image, size: int) -> Image.Image:
-    """Resize so the shorter edge is ``size`` (down or up), keeping the aspect ratio."""
-    s = size / min(img.size)
-    if abs(s - 1.0) < 1e-9:
-        return img
-    return img.resize((max(1, round(img.width * s)), max(1, round(img.height * s))), Image.Resampling.BICUBIC)
 
 
 def encode_distortion_series(
