@@ -125,6 +125,19 @@ def _load_with_tifffile(path: Path, max_pixels: int) -> Image.Image:
     return Image.fromarray(arr8[..., :3], mode="RGB")
 
 
+def _tiff_fallback(path: Path, max_pixels: int) -> tuple[Image.Image | None, Exception | None]:
+    """For a file PIL could not decode: the image from :func:`_load_with_tifffile` when it is named
+    ``.tif``/``.tiff``, else None and tifffile's error (None when not a TIFF). Its size refusal is raised."""
+    if path.suffix.lower() not in (".tif", ".tiff"):
+        return None, None
+    try:
+        return _load_with_tifffile(path, max_pixels), None
+    except ImageLoadError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any tifffile failure is a decode failure
+        return None, exc
+
+
 # (path, size, mtime) -> key, per process; least recently used first. Bounded so a long-lived process that
 # walks millions of files (a service, a big `attiqa eval`) does not grow without limit.
 _CONTENT_KEYS: OrderedDict[tuple[str, int, int], str] = OrderedDict()
@@ -224,24 +237,18 @@ def load_image(
             "downscale it first",
         ) from None
     except UnidentifiedImageError:
-        if path.suffix.lower() in (".tif", ".tiff"):
-            try:
-                return _load_with_tifffile(path, max_pixels)
-            except ImageLoadError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - any tifffile failure is a decode failure
-                raise ImageLoadError(path, f"not a readable TIFF ({exc})", _FIX_DECODE) from None
+        tiff, tiff_error = _tiff_fallback(path, max_pixels)
+        if tiff is not None:
+            return tiff
+        if tiff_error is not None:
+            raise ImageLoadError(path, f"not a readable TIFF ({tiff_error})", _FIX_DECODE) from None
         raise ImageLoadError(path, "not a recognised image format", _FIX_DECODE) from None
     except (OSError, SyntaxError, ValueError) as exc:
         if isinstance(exc, OSError) and exc.errno is not None:  # the disk failed, not the data
             raise _read_error(path, exc) from None
-        if path.suffix.lower() in (".tif", ".tiff"):
-            try:
-                return _load_with_tifffile(path, max_pixels)
-            except ImageLoadError:
-                raise
-            except Exception:  # noqa: BLE001
-                pass
+        tiff, _ = _tiff_fallback(path, max_pixels)
+        if tiff is not None:
+            return tiff
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ImageLoadError(path, f"cannot decode image ({reason})", _FIX_DECODE) from None
 
