@@ -32,6 +32,8 @@ from torch.utils.data import Dataset, default_collate
 from attiqa.errors import AttiqaError, ImageLoadError
 from attiqa.io.images import load_image
 from attiqa.io.names import text_path
+from attiqa.progress import console
+from attiqa.training import distributed as D
 
 Transform = Callable[[Image.Image], torch.Tensor]
 MAX_SUBSTITUTE_TRIES = 16
@@ -103,9 +105,6 @@ class UnreadableImages:
         self.reported: list[Path] = []
 
     def flush(self) -> None:
-        from attiqa.progress import console
-        from attiqa.training import distributed as D
-
         who = f"rank {D.rank()}: " if D.world_size() > 1 else ""
         for ds in self.datasets:
             for j in ds.failed.nonzero().flatten().tolist():
@@ -115,8 +114,6 @@ class UnreadableImages:
                     console.print(f"[yellow]{who}skipped[/] {_why_unreadable(path)}", highlight=False)
 
     def finish(self) -> None:
-        from attiqa.progress import console
-
         self.flush()
         if self.reported:
             n = len(self.reported)
@@ -133,7 +130,7 @@ def _why_unreadable(path: Path) -> str:
         return str(exc)
     except (OSError, ValueError) as exc:
         return f"{path}: {exc}"
-    return f"{path}: could not be read during training"
+    return f"{path}: could not be loaded or transformed during training"
 
 
 _REPORTS: list[UnreadableImages] = []  # the stages running in this process, innermost last
