@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from attiqa.io.batching import stack_batch
+from attiqa.io.batching import batch_plan, stack_batch
 from attiqa.models.backbones import tap_points
 from attiqa.models.transforms import (
     ChannelsLastFiveCropTest,
@@ -20,7 +20,7 @@ from attiqa.models.transforms import (
 )
 from attiqa.scorers.attiqa_scorer import AttiqaScorer
 from attiqa.scorers.zoo import resolve_weights
-from attiqa.scoring import score_paths
+from attiqa.scoring import score_batches, score_paths
 
 
 def _plain_five_crops(img, mean, std, resize, c, mirrored=False) -> torch.Tensor:
@@ -100,9 +100,12 @@ def test_shipped_model_scores_real_photos_as_the_plain_path_did(default_scorer, 
     ref = torch.stack(
         [_plain_five_crops(img, cfg["mean"], cfg["std"], sc.info.min_shorter, 320) for img in photos.values()]
     )
-    with torch.inference_mode():  # in the same batches (a batch's size changes the blocks and the kernels)
-        want = torch.cat([sc.score_tensors(ref[i : i + 2]) for i in range(0, len(ref), 2)]).numpy()
     for workers in (0, 1):
+        # in the same batches (a batch's size changes the blocks and the kernels): with a decode worker the
+        # first batch is one photo (batch_plan)
+        plan = batch_plan(len(ref), 2, first=1 if workers else 2)
+        with torch.inference_mode():
+            want = torch.cat([sc.score_tensors(ref[b[0] : b[-1] + 1]) for b in plan]).numpy()
         run = score_paths([Path(p) for p in paths], sc, batch_size=2, num_workers=workers)
         got = np.array([[r[c] for c in run.columns] for r in run.rows], dtype=np.float32)
         np.testing.assert_array_equal(got, want)
@@ -150,3 +153,37 @@ def test_tap_statistics_gradient_is_the_analytic_one():
     mean, std = spatial_mean_std(flat)
     (mean.sum() + std.sum()).backward()
     assert std.eq(0).all() and torch.allclose(flat.grad, torch.full_like(flat, 1 / 9))
+
+
+IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+
+
+@pytest.mark.parametrize("mean,std", [((0.5,) * 3, (0.5,) * 3), IMAGENET])
+def test_normalisation_in_place_is_the_broadcast_formula_bit_for_bit(photos, mean, std):
+    img = photos["astronaut"]
+    arr = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
+    want = (torch.from_numpy(arr) - torch.tensor(mean)) / torch.tensor(std)
+    got = Normalize(mean, std).pixels(img)
+    assert got.dtype == torch.float32 and torch.equal(got, want)
+
+
+def test_batch_plan_covers_every_position_once_in_order_with_a_small_first_batch():
+    assert batch_plan(0, 8) == []
+    assert batch_plan(1, 8) == [[0]]
+    assert batch_plan(17, 8) == [[0], list(range(1, 9)), list(range(9, 17))]
+    assert batch_plan(17, 8, first=8) == [list(range(8)), list(range(8, 16)), [16]]
+    assert batch_plan(3, 1, first=5) == [[0], [1], [2]]
+    for n in range(0, 30):
+        flat = [i for b in batch_plan(n, 4, first=2) for i in b]
+        assert flat == list(range(n))
+
+
+def test_score_batches_start_with_one_photo_when_a_worker_decodes(default_scorer, photos, tmp_path):
+    paths = []
+    for name, img in list(photos.items())[:3]:
+        paths.append(tmp_path / f"{name}.jpg")
+        img.save(paths[-1])
+    sizes = {
+        w: [len(b.indices) for b in score_batches(paths, default_scorer, 2, num_workers=w)] for w in (0, 1)
+    }
+    assert sizes == {0: [2, 1], 1: [1, 2]}

@@ -46,9 +46,19 @@ class Normalize:
 
     def pixels(self, img: Image.Image) -> torch.Tensor:
         """The normalised image as (H, W, 3), the order PIL stores it: what :meth:`__call__` returns
-        before the channels are moved first (the same values, bit for bit)."""
-        arr = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
-        return (torch.from_numpy(arr) - torch.tensor(self.mean)) / torch.tensor(self.std)
+        before the channels are moved first (the same values, bit for bit).
+
+        In place, with scalars: the float32 arithmetic ``(x / 255 - mean) / std`` as ever, without a fresh
+        tensor per step and a (3,) mean broadcast over the last axis, which cost a decode worker several
+        times as long (docs/default_model.md, "Implementation speed notes")."""
+        arr = np.asarray(img.convert("RGB"), dtype=np.float32)
+        arr /= 255.0
+        x = torch.from_numpy(arr)
+        if len(set(self.mean)) == 1 and len(set(self.std)) == 1:  # the Lite backbones' 0.5 / 0.5
+            return x.sub_(self.mean[0]).div_(self.std[0])
+        for c, (m, s) in enumerate(zip(self.mean, self.std, strict=True)):
+            x[..., c].sub_(m).div_(s)
+        return x
 
 
 def _random_crop(img: Image.Image, size: int) -> Image.Image:
