@@ -27,7 +27,7 @@ import torch
 
 from attiqa.errors import AttiqaError, ImageLoadError
 from attiqa.interface import Scorer
-from attiqa.io.atomic import output_folder, write_bytes_atomic, write_text_atomic
+from attiqa.io.atomic import output_folder, write_bytes_atomic, write_json_atomic, write_text_atomic
 from attiqa.io.batching import default_num_workers, iter_image_batches
 from attiqa.io.tables import ENCODING, ERRORS, csv_bytes, read_cell, safe_cell
 
@@ -159,25 +159,26 @@ def check_output_path(out: str | Path) -> Path:
     return out
 
 
-def journal_path(out: Path) -> Path:
-    """Where :class:`ScoreWriter` keeps a JSON output's rows until the document is written."""
-    return out.with_name(f".{out.name}.partial.csv")
-
-
 class ScoreWriter:
     """Incremental, resumable score file. CSV/TSV rows are appended (and fsynced) per batch; JSON rows go to
     a hidden journal beside it and the JSON document is rewritten atomically on :meth:`close`.
 
     An existing file with the same columns is resumed: :attr:`done` holds its images, so a rerun scores
-    only the rest. Different columns (another scorer) are refused instead of mixed.
+    only the rest. Different columns (another scorer) are refused instead of mixed; so is another
+    ``identity`` (a retrained checkpoint has the same columns), recorded in a hidden ``.NAME.scorer.json``.
     """
 
-    def __init__(self, out: str | Path, columns: Sequence[str], meta: dict | None = None) -> None:
+    def __init__(
+        self, out: str | Path, columns: Sequence[str], meta: dict | None = None, identity: dict | None = None
+    ) -> None:
         self.out = check_output_path(out)
         self.columns = tuple(columns)
         self.meta = meta
         self.is_json = self.out.suffix.lower() == ".json"
-        self.journal = journal_path(self.out) if self.is_json else self.out
+        self.journal = self.out.with_name(f".{self.out.name}.partial.csv") if self.is_json else self.out
+        self.record = self.out.with_name(f".{self.out.name}.scorer.json") if identity is not None else None
+        if self.record is not None:
+            self._check_identity(self.record, identity or {})
         self.done: set[str] = set()
         self.created = not self.out.exists()
         self._json_rows: list[dict] = []
@@ -187,6 +188,27 @@ class ScoreWriter:
             self._json_rows = self._read_json()
             self.done.update(r["image"] for r in self._json_rows)
         self._fh: IO[str] = self._open_csv(self.journal)
+        if self.record is not None:
+            write_json_atomic(self.record, identity)
+
+    def _check_identity(self, record: Path, identity: dict) -> None:
+        has_rows = (self.out.is_file() and self.out.stat().st_size > 0) or self.journal.is_file()
+        if not (has_rows and record.is_file()):
+            return
+        try:
+            old = json.loads(record.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return
+
+        def key(d: dict) -> tuple:
+            return (d.get("sha256") or d.get("name"), d.get("crops"))
+
+        if isinstance(old, dict) and key(old) != key(identity):
+            raise AttiqaError(
+                f"{self.out}: holds scores of {old.get('name')} (crops {old.get('crops')}), not of "
+                f"{identity.get('name')} (crops {identity.get('crops')}) — choose another --out, or delete "
+                "it to score again"
+            )
 
     def _read_json(self) -> list[dict]:
         try:
@@ -262,6 +284,8 @@ class ScoreWriter:
         """Remove a file this run created and never wrote a row to (every image failed)."""
         if self.created and not self.written and not self.done:
             self.out.unlink(missing_ok=True)
+        if self.record is not None and not self.out.exists():
+            self.record.unlink(missing_ok=True)
 
     def close(self, failed: Sequence[ImageLoadError] = ()) -> Path:
         """Finish the file (JSON: the whole document, atomically; the journal is removed)."""

@@ -24,37 +24,6 @@ SHEET_LIMIT = 48
 TABLE_LIMIT = 40
 
 
-def scorer_record(out: Path, model: str | None, crops: str | None) -> Path:
-    """Refuse to resume ``out`` with another scorer than the one that wrote its rows (a retrained checkpoint
-    has the same columns, so the column check alone kept its old scores as if they were new); record this
-    run's scorer in a hidden ``.NAME.scorer.json`` beside it. Returns that file."""
-    import json
-
-    from attiqa.io.atomic import write_json_atomic
-    from attiqa.scorers import scorer_identity
-    from attiqa.scoring import journal_path
-
-    ident = {**scorer_identity(model), "crops": crops}
-    record = out.with_name(f".{out.name}.scorer.json")
-    has_rows = (out.is_file() and out.stat().st_size > 0) or journal_path(out).is_file()
-    if has_rows and record.is_file():
-        try:
-            old = json.loads(record.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            old = None
-
-        def key(d: dict) -> tuple:
-            return (d.get("sha256") or d.get("name"), d.get("crops"))
-
-        if isinstance(old, dict) and key(old) != key(ident):
-            raise AttiqaError(
-                f"{out}: holds scores of {old.get('name')} (crops {old.get('crops')}), not of "
-                f"{ident['name']} (crops {crops}) — choose another --out, or delete it to score again"
-            )
-    write_json_atomic(record, ident)
-    return record
-
-
 def score_cmd(
     paths: list[Path] = typer.Argument(
         ...,
@@ -94,7 +63,7 @@ def score_cmd(
     from attiqa.io.atomic import output_png
     from attiqa.io.images import require_images
     from attiqa.progress import progress_task
-    from attiqa.scorers import is_attiqa_model, load_scorer
+    from attiqa.scorers import is_attiqa_model, load_scorer, scorer_identity
     from attiqa.scoring import ColumnStats, ScoreWriter, check_output_path, score_paths
 
     files = require_images(paths)
@@ -104,8 +73,10 @@ def score_cmd(
         output_png(sheet, "--sheet")
     overrides = {"crops": crops} if is_attiqa_model(model) else {}
     scorer = load_scorer(model, device=resolve_device(device), **overrides)
-    record = scorer_record(out, model, overrides.get("crops")) if out is not None else None
-    writer = ScoreWriter(out, scorer.columns, scorer.metadata()) if out is not None else None
+    writer = None
+    if out is not None:
+        identity = {**scorer_identity(model), "crops": overrides.get("crops")}
+        writer = ScoreWriter(out, scorer.columns, scorer.metadata(), identity=identity)
     todo = files
     if writer is not None and writer.done:
         todo = [f for f in files if str(f) not in writer.done]
@@ -132,8 +103,6 @@ def score_cmd(
         console.print(f"[green]wrote {out}")
     elif writer is not None:
         writer.discard_if_empty()
-        if record is not None and out is not None and not out.exists():
-            record.unlink(missing_ok=True)
     if sheet is not None and run.rows:
         sheet_for_scores(run.rows, run.columns, sheet, scorer.info.score_range, SHEET_LIMIT)
         console.print(f"[green]wrote {sheet}")
