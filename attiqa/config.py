@@ -343,18 +343,25 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     return value
 
 
+def _key(where: str, name: str) -> str:
+    """The dotted name of setting ``name`` under ``where`` ("" = the top of the file)."""
+    return f"{where}.{name}" if where else name
+
+
 def from_dict(cls, data: Any, where: str = "config"):
-    """Build dataclass ``cls`` from a mapping; unknown keys raise :class:`ConfigError` listing valid ones."""
+    """Build dataclass ``cls`` from a mapping; unknown keys raise :class:`ConfigError` listing valid ones.
+
+    ``where`` prefixes the keys named in errors; "" names them from the top (the caller adds the file)."""
     if not isinstance(data, dict):
-        raise ConfigError(f"{where}: expected a mapping of settings, got {type(data).__name__}")
+        raise ConfigError(f"expected a mapping of settings, got {type(data).__name__}", where or None)
     types_ = _field_types(cls)
     unknown = [k for k in data if k not in types_]
     if unknown:
         k = unknown[0]
         close = difflib.get_close_matches(str(k), list(types_), n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ConfigError(f"{where}: unknown key {k!r}{hint}; valid keys: {', '.join(types_)}")
-    kwargs = {k: _coerce(v, types_[k], f"{where}.{k}") for k, v in data.items()}
+        raise ConfigError(f"unknown key {k!r}{hint}; valid keys: {', '.join(types_)}", where or None)
+    kwargs = {k: _coerce(v, types_[k], _key(where, k)) for k, v in data.items()}
     obj = cls(**kwargs)
     if cls is TrainConfig:
         _share_model(obj, data, where)
@@ -388,7 +395,7 @@ def check_values(cfg: Any, where: str) -> None:
         value = getattr(cfg, f.name)
         if value is None:
             continue
-        name = f"{where}.{f.name}"
+        name = _key(where, f.name)
         choices = _literal_choices(hints[f.name])
         if choices is not None:
             _coerce(value, Literal[choices], name)  # type: ignore[valid-type]
@@ -436,7 +443,7 @@ def _share_model(cfg: TrainConfig, data: dict[str, Any], where: str) -> None:
         for key in MODEL_KEYS:
             value = getattr(cfg.model, key)
             if key in raw and raw[key] != value:
-                raise ConfigError(f"{where}.{stage}.{key}: {raw[key]!r} differs from model.{key} "
+                raise ConfigError(f"{_key(where, stage)}.{key}: {raw[key]!r} differs from model.{key} "
                                   f"({value!r}); set it once, in model:")  # fmt: skip
             setattr(sc, key, value)
 
@@ -446,7 +453,7 @@ def check_inputs(cfg: TrainConfig, where: str) -> None:
     need: list[tuple[str, str | None]] = []
     if cfg.finetune is not None:
         if not cfg.finetune.csv:
-            raise ConfigError(f"{where}.finetune.csv: no MOS CSV given (columns image,mos[,split])")
+            raise ConfigError(f"{_key(where, 'finetune')}.csv: no MOS CSV given (columns image,mos[,split])")
         need.append(("finetune.csv", cfg.finetune.csv))
         if cfg.finetune.ridge_pairs:
             need.append(("finetune.ridge_pairs", cfg.finetune.ridge_pairs))
@@ -460,7 +467,7 @@ def check_inputs(cfg: TrainConfig, where: str) -> None:
         if p and not Path(p).expanduser().is_file():
             hint = f" (in the config or with --set {key}=PATH)" if "[" not in key else " in the config"
             raise ConfigError(
-                f"{where}.{key}: {p} not found (relative paths start in {Path.cwd()}) — point "
+                f"{_key(where, key)}: {p} not found (relative paths start in {Path.cwd()}) — point "
                 f"it at your file{hint}"
             )
     for stage, paths in (("degrade.sources", cfg.degrade and cfg.degrade.sources),
@@ -468,7 +475,7 @@ def check_inputs(cfg: TrainConfig, where: str) -> None:
         for p in paths or []:
             if not Path(p).expanduser().exists():
                 raise ConfigError(
-                    f"{where}.{stage}: {p} not found (relative paths start in {Path.cwd()}) "
+                    f"{_key(where, stage)}: {p} not found (relative paths start in {Path.cwd()}) "
                     f"— point it at your images (in the config or with --set {stage}=[FOLDER])"
                 )
 
@@ -505,27 +512,26 @@ def read_yaml(path: Path) -> Any:
     try:
         return yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+        raise ConfigError(f"not valid YAML ({str(exc).splitlines()[0]})", path) from None
     except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not a UTF-8 text file — is it the YAML config? (save as UTF-8)") from None
+        raise ConfigError("not a UTF-8 text file — is it the YAML config? (save as UTF-8)", path) from None
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> TrainConfig:
     """Read a YAML run config (plus ``key=value`` overrides); errors name the file and the key."""
     path = Path(path)
     if not path.exists():
-        raise ConfigError(f"{path}: config file not found")
+        raise ConfigError("config file not found", path)
     data = apply_overrides(read_yaml(path), overrides or [])
     try:
-        cfg = from_dict(TrainConfig, data, where=path.name)
-        check_inputs(cfg, path.name)
-    except ConfigError as exc:  # the messages start with the file's name: give its path instead, once
-        msg = str(exc)
-        msg = f"{path}{msg[len(path.name) :]}" if msg.startswith(path.name) else f"{path}: {msg}"
-        raise ConfigError(msg) from None
+        cfg = from_dict(TrainConfig, data, where="")  # keys named from the top of the file
+        check_inputs(cfg, "")
+    except ConfigError as exc:  # a setting's error (its key leads the text), in this file
+        raise ConfigError(str(exc), path) from None
     if all(getattr(cfg, s) is None for s in ("degrade", "label", "pretrain", "finetune")):
         raise ConfigError(
-            f"{path}: no stage to run — add a label:, pretrain: and/or finetune: section (e.g. "
-            "configs/cpu_small.yaml), or drop fewer stages with --set"
+            "no stage to run — add a label:, pretrain: and/or finetune: section (e.g. "
+            "configs/cpu_small.yaml), or drop fewer stages with --set",
+            path,
         )
     return cfg

@@ -29,7 +29,19 @@ class ImageLoadError(AttiqaError):
 
 
 class ConfigError(AttiqaError):
-    """A configuration file or option is invalid."""
+    """A configuration file or option is invalid.
+
+    ``where`` (the file, or the thing the text is about) is kept apart from the text, so a caller that
+    learns the file later (:func:`attiqa.config.load_config`) names it without rewriting the message.
+    """
+
+    def __init__(self, text: str, where: str | Path | None = None) -> None:
+        self.text = text
+        self.where = None if where is None else str(where)
+        super().__init__(f"{self.where}: {text}" if self.where else text)
+
+    def __reduce__(self):  # keep ``where`` apart through pickling
+        return (type(self), (self.text, self.where))
 
 
 class ModelLoadError(AttiqaError):

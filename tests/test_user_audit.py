@@ -6,6 +6,7 @@ fixture is generated here; each test failed before its fix."""
 from __future__ import annotations
 
 import json
+import pickle
 import shutil
 from pathlib import Path
 
@@ -93,7 +94,13 @@ def test_a_config_that_is_not_utf8_or_has_no_stage_is_one_line_naming_it(tmp_pat
     bad.write_text("finetune:\n  csv: x.csv\n  batch_size: -1\n")
     with pytest.raises(ConfigError) as exc:
         load_config(bad)
-    assert str(exc.value) == f"{bad}.finetune.batch_size: must be >= 1, got -1"  # the file named once
+    assert str(exc.value) == f"{bad}: finetune.batch_size: must be >= 1, got -1"  # the file named once
+    assert (exc.value.where, exc.value.text) == (str(bad), "finetune.batch_size: must be >= 1, got -1")
+    assert str(pickle.loads(pickle.dumps(exc.value))) == str(exc.value)  # kept apart across processes
+    bad.write_text("finetune:\n  csv: x.csv\nfintune: {}\n")  # a key at the top: the file, then the key
+    with pytest.raises(ConfigError) as exc:
+        load_config(bad)
+    assert str(exc.value).startswith(f"{bad}: unknown key 'fintune' (did you mean 'finetune'?); valid keys:")
 
 
 def test_a_crop_larger_than_the_resize_is_refused_at_load(tmp_path, photos):
@@ -106,7 +113,7 @@ def test_a_crop_larger_than_the_resize_is_refused_at_load(tmp_path, photos):
     r = runner.invoke(app, ["train", "--config", str(cfg), "--set", "finetune.crop_size=96"])
     assert isinstance(r.exception, ConfigError), r.output
     assert str(r.exception) == (
-        f"{cfg}.finetune.crop_size: 96 is larger than resize_shorter 72 (every image would be "
+        f"{cfg}: finetune.crop_size: 96 is larger than resize_shorter 72 (every image would be "
         "shrunk to 72 px and blown up again) — set resize_shorter >= crop_size (the paper's fine-tuning: "
         "340 / 320)"
     )
