@@ -421,14 +421,12 @@ def check_values(cfg: Any, where: str) -> None:
 
 
 def check_crop_fits(resize_shorter: int | None, crop_size: int, where: str) -> None:
-    """A crop larger than the resized shorter edge is not padded: the views upscale the resized image to
-    the crop (attiqa/models/transforms.py), so every image would be shrunk and blown up again."""
-    if resize_shorter is not None and crop_size > resize_shorter:
-        raise ConfigError(
-            f"{where}.crop_size: {crop_size} is larger than resize_shorter {resize_shorter} (every "
-            f"image would be shrunk to {resize_shorter} px and blown up again) — set resize_shorter >= "
-            "crop_size (the paper's fine-tuning: 340 / 320)"
-        )
+    """A stage's crop must fit in its resize (the rule: :func:`attiqa.models.transforms.crop_misfit`)."""
+    from attiqa.models.transforms import crop_misfit  # torch only when a stage is checked
+
+    why = crop_misfit(resize_shorter, crop_size, "resize_shorter", "crop_size")
+    if why:
+        raise ConfigError(f"{where}.crop_size: {why} (the paper's fine-tuning: 340 / 320)")
 
 
 def _share_model(cfg: TrainConfig, data: dict[str, Any], where: str) -> None:

@@ -177,7 +177,10 @@ def _tampered(tmp_path: Path, edit_model=None, edit_tensors=None, name="bad") ->
         (lambda m: m.update(head_hidden=100_000_000), "head_hidden"),
         (lambda m: m.update(head_hidden=64), "does not match tensor"),
         (lambda m: m.update(test_resize_shorter=60000), "test_resize_shorter"),
-        (lambda m: m.update(test_crop=600), "test_crop 600 is larger than test_resize_shorter 500"),
+        (
+            lambda m: m.update(test_crop=600),  # the run configs' rule and words (transforms.crop_misfit)
+            "test_crop: 600 is larger than test_resize_shorter 500 (every image would be shrunk to 500 px",
+        ),
         (lambda m: m.update(mos_hidden="512"), "mos_hidden"),
         (lambda m: m.pop("head_names"), "head_names"),
         (lambda m: m.update(std=[0.5, 0.0, 0.5]), "std"),

@@ -33,6 +33,7 @@ from attiqa.errors import ModelLoadError
 from attiqa.io.checkpoints import load_checkpoint, save_checkpoint
 from attiqa.models.backbones import Backbone, create_backbone
 from attiqa.models.ridge_head import RidgeHead, valid_guard
+from attiqa.models.transforms import crop_misfit
 
 NUM_QUANTILES = 101
 ARCH = "attiqa"
@@ -299,14 +300,12 @@ def validate_model_card(path: str | Path, card: Any, tensors: dict[str, torch.Te
         got = shape("mos_head.0.weight")
         if got != (mos_hidden, len(names) * int(hidden or 0)):
             raise bad(f"mos_hidden {mos_hidden} does not match tensor mos_head.0.weight {got}")
-    for view in ("test", "pretrain"):  # a crop larger than the resize is not padded but blown up
+    for view in ("test", "pretrain"):
         resize = int_in(f"{view}_resize_shorter", MIN_SIDE, MAX_SIDE, optional=True)
         crop = int_in(f"{view}_crop", MIN_SIDE, MAX_SIDE, optional=True)
-        if resize is not None and crop is not None and crop > resize:
-            raise bad(
-                f"{view}_crop {crop} is larger than {view}_resize_shorter {resize} (every image would be "
-                f"shrunk and blown up again) — set {view}_resize_shorter >= {view}_crop in its .json card"
-            )
+        why = crop_misfit(resize, crop, f"{view}_resize_shorter", f"{view}_crop")
+        if why:
+            raise bad(f"{view}_crop: {why} in its .json card")
     for key in ("mean", "std"):
         v = cfg.get(key)
         if not (isinstance(v, list) and len(v) == 3 and all(isinstance(x, (int, float)) for x in v)):
