@@ -151,13 +151,11 @@ def eval_cmd(
     ds = get_dataset(name, root, target=target, **kwargs)
     ds.select(split)  # a bad --split fails before the model is loaded
     if not skip_missing:
-        try:
-            ds.check_images(ds.select(split))
-        except AttiqaError as exc:
-            raise AttiqaError(
-                f"{exc}\nput the files in place or fix the score file — or pass --skip-missing to leave "
-                "these images out of the metrics"
-            ) from None
+        ds.check_images(
+            ds.select(split),
+            fix="put the files in place or fix the score file — or pass --skip-missing to leave these "
+            "images out of the metrics",
+        )
     if out is not None:
         output_folder(out, "--out")  # before the model loads
     overrides = _scorer_overrides(model, crops)

@@ -235,8 +235,11 @@ class IQADataset:
             raise AttiqaError(f"{self.name}: no items in split {split!r}; splits: {have}")
         return chosen
 
-    def check_images(self, items: Sequence[DatasetItem] | None = None, check_headers: bool = True) -> None:
-        """Fail fast, before any scoring: ONE error listing how many images are missing or unreadable.
+    def check_images(
+        self, items: Sequence[DatasetItem] | None = None, check_headers: bool = True, fix: str = ""
+    ) -> None:
+        """Fail fast, before any scoring: ONE error listing how many images are missing or unreadable,
+        ending with ``fix`` (the caller's way out, e.g. a command's option) when given.
 
         Missing files, folders, empty files and (``check_headers``) files whose header PIL does not
         recognise are caught here. A file truncated after a valid header is only found when decoded;
@@ -250,6 +253,7 @@ class IQADataset:
             raise AttiqaError(
                 f"{self.name}: {len(problems)} of {len(items)} images are missing or unreadable under "
                 f"{self.root}:\n{shown}{more}\nexpected layout:\n{self.info.layout}"
+                + (f"\n{fix}" if fix else "")
             )
 
     def describe(self) -> dict[str, Any]:
