@@ -23,7 +23,7 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check attiqa genbench isp_env tests benchmarks experiments
-	$(BIN)/ruff format --check attiqa genbench isp_env tests benchmarks experiments
+	$(BIN)/ruff format --check .  # also the Python blocks of README.md and docs/*.md
 	$(BIN)/mypy attiqa isp_env genbench
 
 bench: $(STAMP)
