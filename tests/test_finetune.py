@@ -230,6 +230,17 @@ def test_undecodable_image_is_substituted_in_training_and_skipped_in_evaluation(
     err = capsys.readouterr().err.splitlines()
     assert err[0].startswith(f"skipped {first}: cannot decode image") and len(err) == 2
     assert err[1] == "finetune: 1 unreadable image skipped (listed above)"
+    # A stage that ends by Ctrl-C (SIGTERM is the CLI's subclass of it) or an error still lists and counts
+    # the files it met, before the interruption or the error goes up.
+    for ending in (KeyboardInterrupt, AttiqaError):
+        with pytest.raises(ending), unreadable_report("finetune") as report:
+            MosDataset(csv_path, csv_path.parent / "images", tf)[0]  # met during setup, not in an epoch
+            raise ending()
+        assert report.reported == [first]
+        err = capsys.readouterr().err.splitlines()
+        assert err[0].startswith(f"skipped {first}: ") and err[1:] == [
+            "finetune: 1 unreadable image skipped (listed above)"
+        ]
     first.unlink()
     with pytest.raises(AttiqaError, match="1 of 10 images not found"):
         MosDataset(csv_path, csv_path.parent / "images", tf)

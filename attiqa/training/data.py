@@ -11,7 +11,8 @@ Bad-file policy (ours):
   :func:`collate_skip_none` drops it, so metrics use only the images that decoded.
 - The failure is marked in a flag tensor in shared memory (DataLoader workers are other processes), and
   the stage's :func:`unreadable_report` prints one line per bad file (after the epoch that met it) and a
-  count when the stage ends — not a Python warning per image and per worker.
+  count when the stage ends, also by an error, Ctrl-C or SIGTERM — not a Python warning per image and
+  per worker.
 """
 
 from __future__ import annotations
