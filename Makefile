@@ -28,6 +28,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/score_throughput.py
+	$(BIN)/python benchmarks/allocator.py
 	$(BIN)/python benchmarks/fold_throughput.py
 	$(BIN)/python benchmarks/label_throughput.py
 	$(BIN)/python benchmarks/prompt_selection.py

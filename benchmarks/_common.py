@@ -5,7 +5,12 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+from attiqa.allocator import tune_allocator
 from attiqa.demo import DEMO_PHOTOS, skimage_photo
+
+# Measure what the command lines run: they tune malloc at start (``ATTIQA_MALLOC=system`` to compare without;
+# benchmarks/allocator.py prices it).
+tune_allocator()
 
 
 def photo_folder(n: int, size: int = 512) -> Path:

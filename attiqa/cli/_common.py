@@ -19,6 +19,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from attiqa.allocator import tune_allocator
 from attiqa.attributes import display_name
 from attiqa.errors import AttiqaError
 from attiqa.progress import console
@@ -65,7 +66,8 @@ def device(spec: str) -> str:
 def run_app(typer_app: Callable[[], Any]) -> None:
     """Run a typer app: an :class:`AttiqaError` — or, as a last resort, an ``OSError`` (a path that cannot
     be written) — ends as one red line and exit code 2; Ctrl-C and SIGTERM end with 130 / 143 after the
-    command kept what it finished."""
+    command kept what it finished. Tunes malloc for tensor work first (:mod:`attiqa.allocator`)."""
+    tune_allocator()
     with contextlib.suppress(ValueError):  # not the main thread (e.g. a test runner): keep the default
         signal.signal(signal.SIGTERM, _on_sigterm)
     try:
