@@ -137,6 +137,26 @@ def test_kill_keeps_finished_rows_and_a_rerun_resumes(tmp_path, photos):
     assert sorted(r["image"] for r in final) == sorted(str(p) for p in paths)  # each image exactly once
 
 
+def test_a_command_that_does_not_catch_interruptions_still_ends_with_their_exit_code(tmp_path, photos):
+    """`label` leaves Ctrl-C / SIGTERM to the app runner (typer would turn both into 130, silently)."""
+    _many_images(tmp_path / "imgs", photos, 60)
+    out = tmp_path / "l.parquet"
+    cmd = [*ATTIQA, "label", str(tmp_path / "imgs"), "-o", str(out), "--teacher", "classical"]
+    cmd += ["--batch-size", "2", "--workers", "0"]
+    for sig, code in ((signal.SIGTERM, 143), (signal.SIGINT, 130)):
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
+        assert proc.stderr is not None
+        seen = [proc.stderr.readline() for _ in range(2)]  # the teacher line, then the first progress line
+        assert "labelling" in seen[-1], seen
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == code, err
+        assert "interrupted" in err and "Traceback" not in err, err
+    res = run(*cmd[3:])
+    assert res.returncode == 0 and "(60 images)" in res.stderr, res.stderr
+
+
 def test_rerun_with_another_scorer_is_refused(photo_dir, tmp_path):
     out = tmp_path / "s.csv"
     out.write_text("image,mos,sharpness\nx.png,50,0.5\n")

@@ -87,6 +87,25 @@ def run_app(typer_app: Callable[[], Any]) -> None:
     except KeyboardInterrupt as exc:
         console.print("[yellow]interrupted")
         sys.exit(interrupt_exit_code(exc))
+    except SystemExit as exc:
+        # typer turns an interruption the command did not handle into exit code 130, SIGTERM included;
+        # the interruption is still on the exception chain: report it as above, with its own code
+        interruption = _interruption_behind(exc)
+        if interruption is None:
+            raise
+        console.print("[yellow]interrupted")
+        sys.exit(interrupt_exit_code(interruption))
+
+
+def _interruption_behind(exc: BaseException) -> KeyboardInterrupt | None:
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        if isinstance(cur, KeyboardInterrupt):
+            return cur
+        seen.add(id(cur))
+        cur = cur.__cause__ or cur.__context__
+    return None
 
 
 SHORT_NAMES = {
