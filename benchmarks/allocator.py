@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -21,26 +20,27 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import photo_folder  # noqa: E402
+from _common import interleaved, photo_folder  # noqa: E402
 
 from attiqa.io.images import discover_images  # noqa: E402
 
 
-def run_score(folder: Path, model: str, malloc: str, out: Path) -> tuple[float, float]:
-    """Seconds and peak RSS (MiB) of one ``attiqa score`` process."""
+def score_rate(folder: Path, n: int, model: str, malloc: str, out: Path, peak: dict[str, float]) -> float:
+    """Images/s of one ``attiqa score`` process; its peak RSS (MiB) kept in ``peak[malloc]`` (the max)."""
     for stale in out.parent.glob(f"*{out.name}*"):
         stale.unlink()
     env = {**os.environ, "ATTIQA_MALLOC": malloc}
     cmd = [sys.executable, "-m", "attiqa.cli", "score", str(folder), "-m", model, "-o", str(out)]
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - t0
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    err = proc.stderr.read().decode() if proc.stderr else ""
-    if proc.returncode:
-        raise SystemExit(f"attiqa score failed ({malloc}):\n{err}")
-    return seconds, usage.ru_maxrss / 1024  # Linux: KiB
+    with tempfile.TemporaryFile() as err:  # a file, not a pipe: a long run's progress would fill a pipe
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - t0
+        if os.waitstatus_to_exitcode(status):
+            err.seek(0)
+            raise SystemExit(f"attiqa score failed ({malloc}):\n{err.read().decode()}")
+    peak[malloc] = max(peak.get(malloc, 0.0), usage.ru_maxrss / 1024)  # Linux: KiB
+    return n / seconds
 
 
 def main() -> None:
@@ -54,23 +54,18 @@ def main() -> None:
     folder = args.root or photo_folder(args.n)
     n = len(discover_images([folder]))
     out_dir = Path(tempfile.mkdtemp(prefix="attiqa-alloc-"))
-    runs: dict[str, list[tuple[float, float]]] = {"system": [], "tuned": []}
-    for _ in range(max(1, args.rounds)):
-        for side in runs:
-            runs[side].append(run_score(folder, args.model, side, out_dir / f"{side}.csv"))
-    rounds = len(runs["system"])
-    print(f"{n} photos, model {args.model}, {rounds} alternating rounds, `attiqa score` start to end")
+    peak: dict[str, float] = {}
+    best, per_round = interleaved(
+        args.rounds,
+        system=lambda: score_rate(folder, n, args.model, "system", out_dir / "system.csv", peak),
+        tuned=lambda: score_rate(folder, n, args.model, "tuned", out_dir / "tuned.csv", peak),
+    )
+    print(f"{n} photos, model {args.model}, {args.rounds} alternating rounds, `attiqa score` start to end")
     for side, label in (("system", "glibc defaults (ATTIQA_MALLOC=system)"), ("tuned", "tuned (default)")):
-        best = min(s for s, _ in runs[side])
-        rss = max(r for _, r in runs[side])
-        print(f"  {label:40s}: {n / best:6.2f} images/s  peak RSS {rss:7.0f} MiB")
-    speed = [s0 / s1 for (s0, _), (s1, _) in zip(runs["system"], runs["tuned"], strict=True)]
-    best_sys = min(s for s, _ in runs["system"])
-    best_tuned = min(s for s, _ in runs["tuned"])
-    print(f"speed-up, best of rounds      : {best_sys / best_tuned:.2f}x")
-    print(f"speed-up, median per round    : {statistics.median(speed):.2f}x")
-    rss_ratio = max(r for _, r in runs["tuned"]) / max(r for _, r in runs["system"])
-    print(f"peak memory, tuned / system   : {rss_ratio:.2f}x")
+        print(f"  {label:40s}: {best[side]:6.2f} images/s  peak RSS {peak[side]:7.0f} MiB")
+    print(f"speed-up, best of rounds      : {best['tuned'] / best['system']:.2f}x")
+    print(f"speed-up, median per round    : {per_round['tuned']:.2f}x")
+    print(f"peak memory, tuned / system   : {peak['tuned'] / peak['system']:.2f}x")
 
 
 if __name__ == "__main__":

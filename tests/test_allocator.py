@@ -20,18 +20,24 @@ pytestmark = pytest.mark.skipif(
 
 # Allocates, fills and frees a 64 MB tensor (an early activation map of a five-crop batch) 20 times and
 # counts the page faults: with glibc's defaults every round maps fresh zero pages.
-_CHURN = textwrap.dedent(
+_CHURN_FAULTS = textwrap.dedent(
     """
-    import json, os, resource, sys
-    import torch
+    import resource, torch
+    def churn_faults():
+        for _ in range(8):  # glibc settles its heap in the first few rounds
+            torch.empty(16 << 20).fill_(1.0)
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        for _ in range(20):
+            torch.empty(16 << 20).fill_(1.0)
+        return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+    """
+)
+_CHURN = _CHURN_FAULTS + textwrap.dedent(
+    """
+    import json, os
     from attiqa.allocator import tune_allocator
     tuned = tune_allocator()
-    for _ in range(8):  # glibc settles its heap in the first few rounds
-        torch.empty(16 << 20).fill_(1.0)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    for _ in range(20):
-        torch.empty(16 << 20).fill_(1.0)
-    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+    faults = churn_faults()
     child = os.fork()
     if child == 0:
         os._exit(0 if float(torch.ones(4).sum()) == 4.0 else 1)
@@ -61,19 +67,14 @@ def test_tuned_malloc_keeps_freed_pages_and_forks_cleanly():
 
 def test_command_lines_tune_at_start():
     """`attiqa`, `genbench` and `isp-tune` start through run_app, which tunes malloc before the command."""
-    code = textwrap.dedent(
+    code = _CHURN_FAULTS + textwrap.dedent(
         """
-        import resource, sys, typer, torch
+        import sys, typer
         from attiqa.cli import run_app
         app = typer.Typer()
         @app.command()
         def churn() -> None:
-            for _ in range(8):
-                torch.empty(16 << 20).fill_(1.0)
-            before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-            for _ in range(20):
-                torch.empty(16 << 20).fill_(1.0)
-            print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+            print(churn_faults())
         sys.argv = ["x"]
         run_app(app)
         """

@@ -84,12 +84,9 @@ def run_app(typer_app: Callable[[], Any]) -> None:
             soft_wrap=True,
         )
         sys.exit(EXIT_ERROR)
-    except KeyboardInterrupt as exc:
-        console.print("[yellow]interrupted")
-        sys.exit(interrupt_exit_code(exc))
-    except SystemExit as exc:
-        # typer turns an interruption the command did not handle into exit code 130, SIGTERM included;
-        # the interruption is still on the exception chain: report it as above, with its own code
+    except (KeyboardInterrupt, SystemExit) as exc:
+        # typer turns an interruption the command did not handle into SystemExit(130), SIGTERM included;
+        # the interruption is still on the exception chain, so both end here with its own code
         interruption = _interruption_behind(exc)
         if interruption is None:
             raise
