@@ -111,20 +111,22 @@ def load_base_config(source: str | Path | dict[str, Any] | FinetuneConfig | None
         return FinetuneConfig()
     if isinstance(source, FinetuneConfig):
         return source
-    where = "base config"
+    where: str | Path = "base config"
     if isinstance(source, (str, Path)):
-        path = Path(source)
-        if not path.is_file():
-            raise ConfigError(f"{path}: base config not found")
-        data = read_yaml(path)
-        where = path.name
+        where = Path(source)
+        if not where.is_file():
+            raise ConfigError("base config not found", where)
+        data = read_yaml(where)
     else:
         data = dict(source)
-    if isinstance(data, dict) and isinstance(data.get("finetune"), dict):
-        run = from_dict(TrainConfig, {k: data[k] for k in ("model", "finetune") if k in data}, where)
-        assert run.finetune is not None
-        return run.finetune
-    return from_dict(FinetuneConfig, data, where)
+    try:  # keys named from the top of the file (or mapping), the file apart, as load_config
+        if isinstance(data, dict) and isinstance(data.get("finetune"), dict):
+            run = from_dict(TrainConfig, {k: data[k] for k in ("model", "finetune") if k in data}, "")
+            assert run.finetune is not None
+            return run.finetune
+        return from_dict(FinetuneConfig, data, "")
+    except ConfigError as exc:
+        raise ConfigError(str(exc), where) from None
 
 
 # --------------------------------------------------------------------------------------------------

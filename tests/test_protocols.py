@@ -15,7 +15,7 @@ from PIL import Image
 
 from attiqa.datasets import get_dataset
 from attiqa.distortions import apply_distortion
-from attiqa.errors import AttiqaError
+from attiqa.errors import AttiqaError, ConfigError
 from attiqa.io.checkpoints import read_card
 from attiqa.protocols import (
     bench_dataset,
@@ -92,6 +92,13 @@ def test_base_config_reads_the_finetune_section_and_rejects_typos(base_yaml, tmp
     bad.write_text("epochs: 2\ncrop_sise: 40\n")
     with pytest.raises(AttiqaError, match="crop_size"):
         load_base_config(bad)
+    # the file named once and apart from the key (was "bad.yaml.lr: ..."), as load_config names it
+    bad.write_text("finetune:\n  lr: -1\n")
+    with pytest.raises(ConfigError) as err:
+        load_base_config(bad)
+    assert str(err.value) == f"{bad}: finetune.lr: must be > 0, got -1.0" and err.value.where == str(bad)
+    with pytest.raises(ConfigError, match=r"^base config: lr: must be > 0"):
+        load_base_config({"lr": -1})
 
 
 def test_split_generators_sizes_and_determinism():
