@@ -13,6 +13,8 @@ batch (a kill keeps every finished row), resumed by a rerun (images already in t
 from __future__ import annotations
 
 import csv
+import glob
+import io
 import json
 import math
 import os
@@ -166,33 +168,53 @@ class ScoreWriter:
     An existing file with the same columns is resumed: :attr:`done` holds its images, so a rerun scores
     only the rest. Different columns (another scorer) are refused instead of mixed; so is another
     ``identity`` (a retrained checkpoint has the same columns), recorded in a hidden ``.NAME.scorer.json``.
+
+    Sharded (``world_size > 1``, one writer per torchrun rank): each rank appends to its own hidden journal
+    ``.NAME.rankR.partial.csv``; :attr:`done` also holds the rows of the file and of every rank's journal
+    (of this or an earlier run, whatever its world size), and rank 0 writes the file from all of them with
+    :meth:`merge_shards` once every rank has closed its journal.
     """
 
     def __init__(
-        self, out: str | Path, columns: Sequence[str], meta: dict | None = None, identity: dict | None = None
+        self,
+        out: str | Path,
+        columns: Sequence[str],
+        meta: dict | None = None,
+        identity: dict | None = None,
+        rank: int = 0,
+        world_size: int = 1,
     ) -> None:
         self.out = check_output_path(out)
         self.columns = tuple(columns)
         self.meta = meta
         self.is_json = self.out.suffix.lower() == ".json"
-        self.journal = self.out.with_name(f".{self.out.name}.partial.csv") if self.is_json else self.out
+        self.sharded = world_size > 1
+        if self.sharded:
+            self.journal = self.out.with_name(f".{self.out.name}.rank{rank}.partial.csv")
+        else:
+            self.journal = self.out.with_name(f".{self.out.name}.partial.csv") if self.is_json else self.out
         self.record = self.out.with_name(f".{self.out.name}.scorer.json") if identity is not None else None
         if self.record is not None:
             self._check_identity(self.record, identity or {})
         self.done: set[str] = set()
         self.created = not self.out.exists()
-        self._json_rows: list[dict] = []
+        self._json_rows: list[dict] = []  # JSON: the rows of the document; sharded: the file's earlier rows
         self.failed: list[ImageLoadError] = []
         self.written = 0
-        if self.is_json and self.out.exists():
-            self._json_rows = self._read_json()
+        if self.out.exists() and (self.is_json or self.sharded):
+            self._json_rows = self._read_json() if self.is_json else self._read_table(self.out)
             self.done.update(r["image"] for r in self._json_rows)
+        if self.sharded:  # other ranks' journals: read, never written or cut (their writers may be live)
+            for part in self._shard_journals():
+                if part != self.journal:
+                    self.done.update(r["image"] for r in self._read_table(part))
         self._fh: IO[str] = self._open_csv(self.journal)
         if self.record is not None:
             write_json_atomic(self.record, identity)
 
     def _check_identity(self, record: Path, identity: dict) -> None:
-        has_rows = (self.out.is_file() and self.out.stat().st_size > 0) or self.journal.is_file()
+        journals = self._shard_journals() if self.sharded else [self.journal]
+        has_rows = (self.out.is_file() and self.out.stat().st_size > 0) or any(j.is_file() for j in journals)
         if not (has_rows and record.is_file()):
             return
         try:
@@ -223,6 +245,35 @@ class ScoreWriter:
         self._check_columns(cols)
         return [{k: (float("nan") if v is None else v) for k, v in r.items()} for r in rows]
 
+    def _shard_journals(self) -> list[Path]:
+        return sorted(self.out.parent.glob(f".{glob.escape(self.out.name)}.rank*.partial.csv"))
+
+    def _read_table(self, path: Path) -> list[dict]:
+        """The rows of a finished CSV/TSV score file or a journal, read only: a last line without its
+        newline (a live writer's, or a killed one's) is left out."""
+        delim = _delimiter(self.out) if path == self.out else ","
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise AttiqaError(f"{path}: cannot be read ({exc.strerror}) — choose another --out") from None
+        text = data[: data.rfind(b"\n") + 1].decode(ENCODING, ERRORS)
+        lines = csv.reader(io.StringIO(text, newline=""), delimiter=delim)
+        header = next(lines, None)
+        if header is None:
+            return []
+        if header[:1] != ["image"]:
+            raise AttiqaError(
+                f"{path}: exists but is not a score file of `attiqa score` — choose another --out"
+            )
+        self._check_columns(header[1:])
+        try:
+            return [self._row_from_cells(cells) for cells in lines if cells]
+        except ValueError:
+            raise AttiqaError(
+                f"{path}: line {lines.line_num} is not a row of scores — choose another --out, or delete it "
+                "to score again"
+            ) from None
+
     def _check_columns(self, cols: Sequence[str]) -> None:
         if list(cols) != list(self.columns):
             raise AttiqaError(
@@ -238,22 +289,10 @@ class ScoreWriter:
                     data = raw.read()
                     if not data.endswith(b"\n"):
                         raw.truncate(data.rfind(b"\n") + 1)
-                with open(path, encoding=ENCODING, errors=ERRORS, newline="") as fh:
-                    reader = csv.reader(fh, delimiter=delim)
-                    header = next(reader, None)
-                    if header is None:
-                        pass
-                    elif header[:1] != ["image"]:
-                        raise AttiqaError(
-                            f"{path}: exists but is not a score file of `attiqa score` — choose another --out"
-                        )
-                    else:
-                        self._check_columns(header[1:])
-                        for row in reader:
-                            if row:
-                                self.done.add(read_cell(row[0]))
-                                if path != self.out:
-                                    self._json_rows.append(self._row_from_cells(row))
+                rows = self._read_table(path)
+                self.done.update(r["image"] for r in rows)
+                if path != self.out and not self.sharded:  # a JSON document's journal
+                    self._json_rows.extend(rows)
             fh = open(path, "a", encoding=ENCODING, errors=ERRORS, newline="")  # noqa: SIM115
         except PermissionError:
             raise AttiqaError(f"{path}: not writable (permission denied) — choose another --out") from None
@@ -274,7 +313,7 @@ class ScoreWriter:
         """Append finished rows and make them durable before the next batch starts."""
         for r in rows:
             self._writer.writerow([safe_cell(r["image"]), *(_fmt(r[c]) for c in self.columns)])
-            if self.is_json:
+            if self.is_json and not self.sharded:
                 self._json_rows.append(r)
         self._fh.flush()
         os.fsync(self._fh.fileno())
@@ -288,13 +327,38 @@ class ScoreWriter:
             self.record.unlink(missing_ok=True)
 
     def close(self, failed: Sequence[ImageLoadError] = ()) -> Path:
-        """Finish the file (JSON: the whole document, atomically; the journal is removed)."""
+        """Finish the file (JSON: the whole document, atomically; the journal is removed). Sharded: only
+        this rank's journal is closed (rank 0's :meth:`merge_shards` writes the file)."""
         self._fh.close()
-        if self.is_json:
-            fails = [{"image": e.path, "error": e.reason} for e in failed]
-            write_text_atomic(self.out, _json_doc(self.columns, self.meta, self._json_rows, fails))
+        if self.is_json and not self.sharded:
+            self._write(self._json_rows, failed)
             self.journal.unlink(missing_ok=True)
         return self.out
+
+    def merge_shards(self, order: Sequence[str], failed: Sequence[ImageLoadError] = ()) -> list[dict]:
+        """Rank 0, after every rank closed its journal: write the file (atomically) = its earlier rows, then
+        every journal's rows in the order of ``order`` (the input list), and remove the journals. Returns
+        the rows written (none written, and the file left as it was, when there are none)."""
+        rows, seen = list(self._json_rows), {r["image"] for r in self._json_rows}
+        journals = self._shard_journals()
+        new: dict[str, dict] = {}
+        for part in journals:
+            for r in self._read_table(part):
+                if r["image"] not in seen:
+                    new.setdefault(r["image"], r)
+        position = {image: i for i, image in enumerate(order)}
+        rows += sorted(new.values(), key=lambda r: position.get(r["image"], len(position)))
+        if rows:
+            self._write(rows, failed)
+        for part in journals:
+            part.unlink(missing_ok=True)
+        if self.record is not None and not self.out.exists():
+            self.record.unlink(missing_ok=True)
+        return rows
+
+    def _write(self, rows: list[dict], failed: Sequence[ImageLoadError]) -> None:
+        run = ScoreRun(self.columns, rows, list(failed))
+        write_scores(run, self.out, self.meta)
 
 
 @dataclass
@@ -322,3 +386,12 @@ class ColumnStats:
 
     def mean(self, c: str) -> float:
         return self.sums[c] / self.counts[c] if self.counts.get(c) else float("nan")
+
+    def update(self, other: ColumnStats) -> None:
+        """Add ``other``'s rows (another torchrun rank's) to these."""
+        self.n += other.n
+        for c, total in other.sums.items():
+            self.sums[c] = self.sums.get(c, 0.0) + total
+            self.counts[c] = self.counts.get(c, 0) + other.counts[c]
+            self.mins[c] = min(self.mins.get(c, other.mins[c]), other.mins[c])
+            self.maxs[c] = max(self.maxs.get(c, other.maxs[c]), other.maxs[c])

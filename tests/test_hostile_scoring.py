@@ -137,6 +137,28 @@ def test_kill_keeps_finished_rows_and_a_rerun_resumes(tmp_path, photos):
     assert sorted(r["image"] for r in final) == sorted(str(p) for p in paths)  # each image exactly once
 
 
+def test_sigterm_to_the_process_group_with_decode_workers_ends_cleanly(tmp_path, photos):
+    """Slurm's scancel, torchrun or `kill -- -PGID` signal the decode workers too: a worker killed by it made
+    torch print "DataLoader worker ... is killed by signal" with a traceback (2 of 3 tries, session 32)."""
+    _many_images(tmp_path / "imgs", photos, 200)
+    out = tmp_path / "s.csv"
+    cmd = [*ATTIQA, "score", str(tmp_path / "imgs"), "-m", "attiqa-default", "-o", str(out)]
+    cmd += ["--batch-size", "2", "--workers", "1", "-q"]
+    for attempt in range(3):
+        before = len(_rows(out)) if out.exists() else 0
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                start_new_session=True)  # fmt: skip
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and (not out.exists() or len(_rows(out)) < before + 2 + attempt):
+            time.sleep(0.02)
+        os.killpg(proc.pid, signal.SIGTERM)  # the command and its decode worker alike
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 143, err
+        assert "rerun the same command to resume" in err, err
+        assert "Traceback" not in err and "Exception ignored" not in err and "DataLoader" not in err, err
+        assert len(_rows(out)) >= before + 2 + attempt
+
+
 def test_a_command_that_does_not_catch_interruptions_still_ends_with_their_exit_code(tmp_path, photos):
     """`label` leaves Ctrl-C / SIGTERM to the app runner (typer would turn both into 130, silently)."""
     _many_images(tmp_path / "imgs", photos, 60)

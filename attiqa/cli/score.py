@@ -58,6 +58,9 @@ def score_cmd(
     Unreadable files are skipped and listed at the end; exit code 0 when at least one image was scored.
     With --out, finished rows are on disk after every batch: Ctrl-C or a kill keeps them (exit 130 / 143)
     and the same command resumes where it stopped.
+
+    Under `torchrun --nproc_per_node N -m attiqa.cli score ... -o FILE` each process (one GPU each) scores
+    a share of the images and the first writes them to FILE in the input order.
     """
     from attiqa.contact_sheet import sheet_for_scores
     from attiqa.io.atomic import output_png
@@ -65,66 +68,90 @@ def score_cmd(
     from attiqa.progress import progress_task
     from attiqa.scorers import is_attiqa_model, load_scorer, scorer_identity
     from attiqa.scoring import ColumnStats, ScoreWriter, check_output_path, score_paths
+    from attiqa.training.distributed import barrier, gather_objects, process_group
 
     files = require_images(paths)
     if out is not None:
         check_output_path(out)  # before the model loads and any image is scored
     if sheet is not None:
         output_png(sheet, "--sheet")
-    overrides = {"crops": crops} if is_attiqa_model(model) else {}
-    scorer = load_scorer(model, device=resolve_device(device), **overrides)
-    writer = None
-    if out is not None:
-        identity = {**scorer_identity(model), "crops": overrides.get("crops")}
-        writer = ScoreWriter(out, scorer.columns, scorer.metadata(), identity=identity)
-    todo = files
-    if writer is not None and writer.done:
-        todo = [f for f in files if str(f) not in writer.done]
-        console.print(f"resuming: {len(files) - len(todo)} image(s) already in {out}, {len(todo)} to score")
-    stats = ColumnStats(tuple(scorer.columns))
-
-    def keep(rows: list[dict]) -> None:
-        if writer is not None:
-            writer.add(rows)
-        stats.add(rows)
-
     keep_rows = max(SHEET_LIMIT if sheet else 0, TABLE_LIMIT)
-    run = None
-    try:
-        with progress_task("scoring", total=len(todo), disable=quiet) as adv:
-            run = score_paths(
-                todo, scorer, batch_size, workers, on_batch=lambda n, f: adv(n + f), on_rows=keep,
-                keep_rows=keep_rows,
-            )  # fmt: skip
-    finally:
-        if writer is not None:
-            writer.close(run.failed if run is not None else ())
-    if writer is not None and (writer.written or writer.done):
+    # under torchrun each rank scores a share; a day's timeout: ranks wait for the slowest at the end
+    with process_group(timeout_minutes=24 * 60) as group:
+        rank, world = group.rank, group.world_size
+        if world > 1 and out is None:
+            raise AttiqaError(
+                f"under torchrun each of the {world} processes scores a share of the images — give --out "
+                "FILE.csv (or .tsv / .json) to collect them in one file"
+            )
+        overrides = {"crops": crops} if is_attiqa_model(model) else {}
+        scorer = load_scorer(model, device=resolve_device(device), **overrides)
+        writer = None
+        if out is not None:
+            identity = {**scorer_identity(model), "crops": overrides.get("crops")}
+            writer = ScoreWriter(out, scorer.columns, scorer.metadata(), identity, rank, world)
+        todo = files
+        if writer is not None and writer.done:
+            todo = [f for f in files if str(f) not in writer.done]
+            if rank == 0:
+                console.print(
+                    f"resuming: {len(files) - len(todo)} image(s) already in {out}, {len(todo)} to score"
+                )
+        barrier()  # every rank has read the journals before any writes to them: one `todo` everywhere
+        todo = todo[rank::world]
+        stats = ColumnStats(tuple(scorer.columns))
+
+        def keep(rows: list[dict]) -> None:
+            if writer is not None:
+                writer.add(rows)
+            stats.add(rows)
+
+        run = None
+        try:
+            with progress_task("scoring", total=len(todo), disable=quiet or rank != 0) as adv:
+                run = score_paths(
+                    todo, scorer, batch_size, workers, on_batch=lambda n, f: adv(n + f), on_rows=keep,
+                    keep_rows=keep_rows,
+                )  # fmt: skip
+        finally:
+            if writer is not None:
+                writer.close(run.failed if run is not None else ())
+        if run.interrupted:
+            if rank == 0:
+                where = f"each process's finished rows kept beside {out}" if world > 1 else ""
+                where = where or f"{stats.n} finished row(s) kept in {out}"
+                kept = f"{where}; rerun the same command to resume" if out else "nothing was saved (no --out)"
+                console.print(f"[yellow]interrupted: {kept}")
+            raise SystemExit(interrupt_exit_code(run.interruption or KeyboardInterrupt()))
+        shards = gather_objects((stats, run.failed, len(todo)))  # every rank's journal is closed
+    if rank != 0:
+        return
+    failed, n_todo, rows = run.failed, len(todo), run.rows
+    if writer is not None and world > 1:  # one file from every rank's journal, in the input order
+        stats, failed, n_todo = ColumnStats(tuple(scorer.columns)), [], 0
+        for rank_stats, rank_failed, rank_todo in shards:
+            stats.update(rank_stats)
+            failed += rank_failed
+            n_todo += rank_todo
+        rows = writer.merge_shards([str(f) for f in files], failed)[:keep_rows]
+    if writer is not None and (writer.written or writer.done or stats.n):
         console.print(f"[green]wrote {out}")
     elif writer is not None:
         writer.discard_if_empty()
-    if sheet is not None and run.rows:
-        sheet_for_scores(run.rows, run.columns, sheet, scorer.info.score_range, SHEET_LIMIT)
+    if sheet is not None and rows:
+        sheet_for_scores(rows, scorer.columns, sheet, scorer.info.score_range, SHEET_LIMIT)
         console.print(f"[green]wrote {sheet}")
     if not quiet and hasattr(scorer, "top_distortions"):  # ExIQA: the explanation is the point
-        for r in run.rows[:TABLE_LIMIT]:
+        for r in rows[:TABLE_LIMIT]:
             top = ", ".join(f"{d} {v:.2f}" for d, v in scorer.top_distortions(r))
             stdout.print(f"{Path(r['image']).name}: score {r['score']:.3f}; top distortions: {top}")
-    elif not quiet and (stats.n or not todo):
-        print_scores(run.rows, run.columns, stats.n, stats, TABLE_LIMIT)
-    if run.failed:
-        console.print(f"[yellow]skipped {len(run.failed)} file(s) that could not be read:")
-        for e in run.failed:
+    elif not quiet and (stats.n or not n_todo):
+        print_scores(rows, scorer.columns, stats.n, stats, TABLE_LIMIT)
+    if failed:
+        console.print(f"[yellow]skipped {len(failed)} file(s) that could not be read:")
+        for e in failed:
             console.print(f"  [yellow]{e}")
-    if run.interrupted:
-        kept = (
-            f"{stats.n} finished row(s) kept in {out}; rerun the same command to resume"
-            if out
-            else ("nothing was saved (no --out)")
-        )
-        console.print(f"[yellow]interrupted: {kept}")
-        raise SystemExit(interrupt_exit_code(run.interruption or KeyboardInterrupt()))
-    if not stats.n and todo:
+    if not stats.n and n_todo:
         raise AttiqaError("no image could be scored")
 
 

@@ -7,6 +7,8 @@ it, report it at the end, and keep every finished result.
 
 from __future__ import annotations
 
+import os
+import signal
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -111,6 +113,7 @@ def iter_image_batches(
         pin_memory=pin_memory,
         persistent_workers=False,
         prefetch_factor=4 if num_workers > 0 else None,
+        worker_init_fn=worker_init,
     )
     yield from loader
 
@@ -128,6 +131,19 @@ def batch_plan(n: int, batch_size: int, first: int = 1) -> list[list[int]]:
         return []
     starts = [0, *range(first, n, batch_size)]
     return [list(range(s, e)) for s, e in zip(starts, [*starts[1:], n], strict=True)]
+
+
+def worker_init(_worker_id: int) -> None:
+    """Every DataLoader's ``worker_init_fn``: a worker ends quietly (exit status 0) on SIGTERM. A SIGTERM to
+    the whole process group (Slurm's scancel, torchrun stopping its ranks, ``kill -- -PGID``) reaches the
+    workers too, and a worker *killed* by a signal makes torch raise "DataLoader worker ... is killed by
+    signal" in the main process while that is ending the command cleanly (finished work kept, exit 143).
+    Not ignored: the main process's own shutdown terminates its workers and waits for them."""
+    signal.signal(signal.SIGTERM, _exit_quietly)
+
+
+def _exit_quietly(_signum: int, _frame: object) -> None:
+    os._exit(0)
 
 
 def default_num_workers() -> int:

@@ -54,6 +54,15 @@ def barrier() -> None:
         dist.barrier()
 
 
+def gather_objects(obj: object) -> list:
+    """Every rank's ``obj`` (picklable), in rank order, on every rank — also a barrier; ``[obj]`` alone."""
+    if not is_dist():
+        return [obj]
+    out: list = [None] * world_size()
+    dist.all_gather_object(out, obj)
+    return out
+
+
 def init_distributed(timeout_minutes: float = 30.0) -> DistState:
     """Join the torchrun process group if the env says so (idempotent; reuses an existing group)."""
     if is_dist():

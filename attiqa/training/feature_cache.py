@@ -28,6 +28,7 @@ from safetensors.torch import load_file, save_file
 from torch.utils.data import DataLoader, Subset
 
 from attiqa.io.atomic import atomic_path
+from attiqa.io.batching import worker_init
 from attiqa.io.checkpoints import cache_dir
 from attiqa.io.images import content_key
 from attiqa.models.backbones import Backbone
@@ -124,6 +125,7 @@ def cached_features(
                 batch_size=batch_size,
                 num_workers=workers,
                 collate_fn=collate_skip_none,
+                worker_init_fn=worker_init,
             )
             out_keys: list[str] = []
             out: list[torch.Tensor] = []

@@ -38,7 +38,7 @@ from attiqa.config import FinetuneConfig, to_dict
 from attiqa.device import resolve_device
 from attiqa.errors import AttiqaError
 from attiqa.evaluation.metrics import correlations
-from attiqa.io.batching import default_num_workers
+from attiqa.io.batching import default_num_workers, worker_init
 from attiqa.models import AttiqaModel, create_backbone, load_model
 from attiqa.models.transforms import FinetuneTrain, FiveCropTest
 from attiqa.training import distributed as D
@@ -104,7 +104,13 @@ def predict_five_crop(
     # Items report their index in the innermost dataset; map it back to a position in val_ds.
     inner = val_ds.indices if isinstance(val_ds, Subset) else range(n)
     pos_of = {int(j): p for p, j in enumerate(inner)}
-    loader = DataLoader(shard, batch_size=batch_size, num_workers=workers, collate_fn=collate_skip_none)
+    loader = DataLoader(
+        shard,
+        batch_size=batch_size,
+        num_workers=workers,
+        collate_fn=collate_skip_none,
+        worker_init_fn=worker_init,
+    )
     was_training = model.training
     model.eval()
     rows = []

@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader, Subset
 
 from attiqa.config import PretrainConfig, to_dict
 from attiqa.device import resolve_device
-from attiqa.io.batching import default_num_workers
+from attiqa.io.batching import default_num_workers, worker_init
 from attiqa.models import AttiqaModel, create_backbone, save_model
 from attiqa.models.transforms import CenterCropTest, PretrainTrain
 from attiqa.training import distributed as D
@@ -125,6 +125,7 @@ def calibrate_model(
         batch_size=max(2, cfg.batch_size // D.world_size()),
         num_workers=workers,
         collate_fn=collate_skip_none,
+        worker_init_fn=worker_init,
     )
     was_training = model.training
     model.eval()

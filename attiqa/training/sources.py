@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from attiqa.io.batching import worker_init
 from attiqa.models.transforms import FiveCropTest, MirroredFiveCropTest
 from attiqa.training import distributed as D
 from attiqa.training.feature_cache import cached_features
@@ -46,6 +47,7 @@ def make_loader(
         collate_fn=collate_fn,
         pin_memory=torch.cuda.is_available(),
         prefetch_factor=4 if num_workers > 0 else None,
+        worker_init_fn=worker_init,
     )
 
 
