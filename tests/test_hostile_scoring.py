@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -90,6 +91,36 @@ def test_non_utf8_and_formula_names_round_trip(tmp_path, photos):
         else:
             names = {r["image"] for r in json.loads(out.read_text())["results"]}
         assert {os.fsencode(Path(n).name) for n in names} == {raw_name, b"=cmd|calc.png"}
+
+
+def test_names_that_look_like_markup_are_shown_as_they_are(tmp_path, photos):
+    """**Was**: `[draft] bad.jpg` listed as `/ bad.jpg` (rich took `[draft]` for a style), a `[/x]` across a
+    folder name a MarkupError traceback — in the skipped list, the terminal table and the error line."""
+    folder = tmp_path / "imgs"
+    (folder / "a[").mkdir(parents=True)
+    photos["coffee"].resize((96, 64)).save(folder / "[draft] ok.png")
+    (folder / "[draft] bad.jpg").write_bytes(b"")
+    (folder / "a[" / "x].jpg").write_bytes(b"")
+    env = {**os.environ, "FORCE_COLOR": "1"}  # rich draws its terminal table
+    res = run("score", folder, "-m", "classical", "--workers", "0", env=env)
+    assert res.returncode == 0 and "Traceback" not in res.stderr, res.stderr
+    err, out = (re.sub(r"\x1b\[[0-9;]*m", "", text) for text in (res.stderr, res.stdout))  # no colours
+    assert f"{folder}/[draft] bad.jpg: empty file" in err and f"{folder}/a[/x].jpg: empty file" in err
+    assert "[draft] ok.png" in out
+    assert f"{folder}/[old]/x.png: no such file" in one_line_error(run("score", folder / "[old]" / "x.png"))
+
+
+def test_a_resume_left_with_only_unreadable_files_ends_with_0(tmp_path, photos):
+    """**Was**: exit 2 "no image could be scored" when every readable image was already in the file."""
+    _many_images(tmp_path / "imgs", photos, 2)
+    (tmp_path / "imgs" / "empty.png").write_bytes(b"")
+    args = ("score", tmp_path / "imgs", "-m", "classical", "-o", tmp_path / "s.csv", "-q", "--workers", "0")
+    first = run(*args)
+    assert first.returncode == 0 and "empty.png: empty file" in first.stderr, first.stderr
+    again = run(*args)
+    assert again.returncode == 0, again.stderr
+    assert "2 image(s) already in" in again.stderr and "empty.png: empty file" in again.stderr
+    assert len(_rows(tmp_path / "s.csv")) == 2
 
 
 def test_safe_cell_rule():

@@ -18,7 +18,7 @@ from attiqa.cli._common import (
 )
 from attiqa.cli._common import device as resolve_device
 from attiqa.errors import AttiqaError
-from attiqa.progress import console
+from attiqa.progress import console, plain
 
 SHEET_LIMIT = 48
 TABLE_LIMIT = 40
@@ -55,7 +55,8 @@ def score_cmd(
     CLIP-IQA, ...) write [bold]score[/] in 0–1 instead, so the two are never mixed up in one column. The
     attribute columns follow (all higher = better: noisiness is high for a clean image).
 
-    Unreadable files are skipped and listed at the end; exit code 0 when at least one image was scored.
+    Unreadable files are skipped and listed at the end; exit code 0 when at least one image was scored
+    (by this run or, resumed, an earlier one).
     With --out, finished rows are on disk after every batch: Ctrl-C or a kill keeps them (exit 130 / 143)
     and the same command resumes where it stopped.
     """
@@ -80,7 +81,8 @@ def score_cmd(
     todo = files
     if writer is not None and writer.done:
         todo = [f for f in files if str(f) not in writer.done]
-        console.print(f"resuming: {len(files) - len(todo)} image(s) already in {out}, {len(todo)} to score")
+        done = len(files) - len(todo)
+        console.print(f"resuming: {done} image(s) already in {plain(out)}, {len(todo)} to score")
     stats = ColumnStats(tuple(scorer.columns))
 
     def keep(rows: list[dict]) -> None:
@@ -100,31 +102,31 @@ def score_cmd(
         if writer is not None:
             writer.close(run.failed if run is not None else ())
     if writer is not None and (writer.written or writer.done):
-        console.print(f"[green]wrote {out}")
+        console.print(f"[green]wrote {plain(out)}")
     elif writer is not None:
         writer.discard_if_empty()
     if sheet is not None and run.rows:
         sheet_for_scores(run.rows, run.columns, sheet, scorer.info.score_range, SHEET_LIMIT)
-        console.print(f"[green]wrote {sheet}")
+        console.print(f"[green]wrote {plain(sheet)}")
     if not quiet and hasattr(scorer, "top_distortions"):  # ExIQA: the explanation is the point
         for r in run.rows[:TABLE_LIMIT]:
             top = ", ".join(f"{d} {v:.2f}" for d, v in scorer.top_distortions(r))
-            stdout.print(f"{Path(r['image']).name}: score {r['score']:.3f}; top distortions: {top}")
+            stdout.print(f"{plain(Path(r['image']).name)}: score {r['score']:.3f}; top distortions: {top}")
     elif not quiet and (stats.n or not todo):
         print_scores(run.rows, run.columns, stats.n, stats, TABLE_LIMIT)
     if run.failed:
         console.print(f"[yellow]skipped {len(run.failed)} file(s) that could not be read:")
         for e in run.failed:
-            console.print(f"  [yellow]{e}")
+            console.print(f"  [yellow]{plain(e)}")
     if run.interrupted:
         kept = (
-            f"{stats.n} finished row(s) kept in {out}; rerun the same command to resume"
+            f"{stats.n} finished row(s) kept in {plain(out)}; rerun the same command to resume"
             if out
             else ("nothing was saved (no --out)")
         )
         console.print(f"[yellow]interrupted: {kept}")
         raise SystemExit(interrupt_exit_code(run.interruption or KeyboardInterrupt()))
-    if not stats.n and todo:
+    if not stats.n and todo and not (writer is not None and writer.done):  # a resume may find only bad files
         raise AttiqaError("no image could be scored")
 
 
