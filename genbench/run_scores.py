@@ -22,7 +22,7 @@ import attiqa
 from attiqa.errors import AttiqaError
 from attiqa.io.atomic import remove_orphan_temps, write_json_atomic
 from attiqa.io.tables import ENCODING, ERRORS, read_cell
-from attiqa.scorers import is_checkpoint
+from attiqa.scorers import is_checkpoint, scorer_identity
 from attiqa.scoring import ScoreRun, ScoreWriter, score_paths, write_scores
 from genbench.manifest import SIDES, Pair, resolve
 
@@ -87,6 +87,16 @@ def _header(path: Path) -> list[str] | None:
         return next(csv.reader(fh), None)
 
 
+def _other_weights(out_csv: Path, identity: dict) -> bool:
+    """Whether ``scores/<slug>.json`` records other weights than ``identity``'s (its ``sha256``): a
+    checkpoint retrained at the same path kept the old model's scores as "already scored"."""
+    try:
+        old = json.loads(out_csv.with_suffix(".json").read_text(encoding="utf-8")).get("identity")
+    except (OSError, ValueError, AttributeError):
+        return False  # no record (or one from before the identity was kept): the scores stay
+    return isinstance(old, dict) and old.get("sha256") != identity.get("sha256")
+
+
 def _read_csv(path: Path) -> dict[str, dict[str, str]]:
     if not path.exists():
         return {}
@@ -114,8 +124,9 @@ def score_run(
         return report
     out_csv = run_dir / SCORES_DIR / f"{slug}.csv"
     remove_orphan_temps(out_csv.parent, targets=[out_csv.name, f"{slug}.json"])  # a killed earlier run's
-    if _header(out_csv) not in (None, ["image", *scorer.columns]):
-        out_csv.unlink()  # another scorer's columns: every image is scored again, as it always was
+    identity = scorer_identity(metric)
+    if _header(out_csv) not in (None, ["image", *scorer.columns]) or _other_weights(out_csv, identity):
+        out_csv.unlink()  # another scorer's scores (a retrained checkpoint at this path): all scored again
     # Each batch is appended as it finishes (a kill keeps it; the writer drops a half-written last line),
     # and the file is rewritten in manifest order at the end.
     writer = ScoreWriter(out_csv, scorer.columns)
@@ -159,6 +170,7 @@ def score_run(
             "kind": info.kind,
             "score_range": list(info.score_range),
             "scorer": scorer.metadata(),
+            "identity": identity,
         },
     )
     if run.interrupted:
