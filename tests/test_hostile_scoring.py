@@ -80,6 +80,7 @@ def test_non_utf8_and_formula_names_round_trip(tmp_path, photos):
     img = photos["coffee"].resize((96, 64))
     img.save(os.fsdecode(os.fsencode(str(folder)) + b"/" + raw_name))
     img.save(folder / "=cmd|calc.png")
+    img.save(folder / 'a, "b"\nc.png')  # a comma, quotes and a newline: quoted CSV cells, read back whole
     for out in (tmp_path / "s.csv", tmp_path / "s.json"):  # relative names, as `attiqa score .` writes them
         res = run("score", ".", "-m", "classical", "-o", out, "-q", "--workers", "0", cwd=folder)
         assert res.returncode == 0, res.stderr
@@ -90,7 +91,7 @@ def test_non_utf8_and_formula_names_round_trip(tmp_path, photos):
             names = {read_cell(c) for c in cells}
         else:
             names = {r["image"] for r in json.loads(out.read_text())["results"]}
-        assert {os.fsencode(Path(n).name) for n in names} == {raw_name, b"=cmd|calc.png"}
+        assert {os.fsencode(Path(n).name) for n in names} == {raw_name, b"=cmd|calc.png", b'a, "b"\nc.png'}
 
 
 def test_names_that_look_like_markup_are_shown_as_they_are(tmp_path, photos):

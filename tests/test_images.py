@@ -101,6 +101,7 @@ def test_a_pipe_or_device_is_named_as_such(tmp_path):
     for name in ("pipe.jpg", "zero.png"):
         with pytest.raises(ImageLoadError, match="not a regular file"):
             load_image(tmp_path / name)
+    assert discover_images([tmp_path]) == []  # in a folder they are not images: left out, not listed
 
 
 def test_decompression_bomb_refused_before_decoding(tmp_path, rgb):
