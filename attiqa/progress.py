@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -19,6 +20,13 @@ from rich.progress import (
 from rich.text import Text
 
 console = Console(stderr=True, soft_wrap=True)
+
+
+def plain(text: object) -> str:
+    """``text`` (a path, an error message) for a ``console.print`` string with markup: a file named
+    ``[draft] x.jpg`` is shown as it is, not taken for a style tag (and a ``[/x]`` in a path does not
+    raise rich's MarkupError)."""
+    return escape(str(text))
 
 
 class RateColumn(ProgressColumn):

@@ -31,7 +31,7 @@ def run_degrade_stage(cfg: TrainConfig, out_dir: Path, progress: bool = True) ->
     """Write the graded set (rank 0; the others wait) and return its folder."""
     from attiqa.distortions import write_graded_set
     from attiqa.io.images import discover_images
-    from attiqa.progress import console, progress_task
+    from attiqa.progress import console, plain, progress_task
     from attiqa.training.distributed import barrier, is_main
 
     dc = cfg.degrade
@@ -52,7 +52,7 @@ def run_degrade_stage(cfg: TrainConfig, out_dir: Path, progress: bool = True) ->
                 on_item=adv,
             )
         for e in res.failed:
-            console.print(f"[yellow]skipped: {e}")
+            console.print(f"[yellow]skipped: {plain(e)}")
     barrier()
     return out
 
@@ -91,11 +91,11 @@ def run_label_stage(cfg: TrainConfig, out_dir: Path, progress: bool = True, devi
             merge_parts(out)
         barrier()
     if res.failed and rank == 0:
-        from attiqa.progress import console
+        from attiqa.progress import console, plain
 
         console.print(f"[yellow]skipped {len(res.failed)} unreadable image(s):")
         for e in res.failed[:20]:
-            console.print(f"  {e}")
+            console.print(f"  {plain(e)}")
     return out
 
 

@@ -15,7 +15,7 @@ from rich.console import Console
 from attiqa.cli import BatchSizeOption, DeviceOption, WorkersOption
 from attiqa.cli import device as device_str
 from attiqa.errors import AttiqaError
-from attiqa.progress import console, progress_task
+from attiqa.progress import console, plain, progress_task
 
 app = typer.Typer(
     name="genbench",
@@ -86,7 +86,7 @@ def run(
         f"{len(result.failed)} failed; manifest: {out / 'manifest.jsonl'}"
     )
     for f in result.failed[:10]:
-        console.print(f"[yellow]failed[/] {f}", highlight=False)
+        console.print(f"[yellow]failed[/] {plain(f)}", highlight=False)
     if result.interrupted:
         console.print("[yellow]interrupted — rerun the same command to continue")
         raise typer.Exit(130)
@@ -129,12 +129,12 @@ def score(
         with progress_task(f"{name}", total=n_images) as advance:
             rep = score_run(run_dir, pairs, name, dev, batch_size, workers, lambda n, _f: advance(n))
         if rep.error:
-            console.print(f"[yellow]skipped {name}:[/] {rep.error}", highlight=False)
+            console.print(f"[yellow]skipped {plain(name)}:[/] {plain(rep.error)}", highlight=False)
             continue
         ok += bool(rep.scored or rep.kept)  # a metric that could read no image did nothing
         console.print(f"{name}: {rep.scored} scored, {rep.kept} already scored, {len(rep.failed)} unreadable")
         for f in rep.failed[:10]:
-            console.print(f"  [yellow]skipped[/] {f}", highlight=False)
+            console.print(f"  [yellow]skipped[/] {plain(f)}", highlight=False)
     if not ok:
         raise AttiqaError(
             "no metric could score this run — pass --metrics with names from `attiqa models`, "
@@ -299,7 +299,7 @@ def import_imagereward_cmd(
         f"out, {len(res.skipped)} malformed items skipped)"
     )
     for s in res.skipped[:10]:
-        console.print(f"  [yellow]skipped[/] {s}", highlight=False)
+        console.print(f"  [yellow]skipped[/] {plain(s)}", highlight=False)
     if res.missing:
         where = images if images is not None else json_file.parent
         if len(res.missing) == res.images:

@@ -22,8 +22,8 @@ import attiqa
 from attiqa.errors import AttiqaError
 from attiqa.io.atomic import remove_orphan_temps, write_json_atomic
 from attiqa.io.tables import ENCODING, ERRORS, read_cell
-from attiqa.scorers import is_checkpoint
-from attiqa.scoring import ScoreRun, score_paths, write_scores
+from attiqa.scorers import is_checkpoint, scorer_identity
+from attiqa.scoring import ScoreRun, ScoreWriter, score_paths, write_scores
 from genbench.manifest import SIDES, Pair, resolve
 
 SCORES_DIR = "scores"
@@ -80,6 +80,23 @@ def default_metrics() -> list[str]:
     return [info.name for info in attiqa.list_scorers()]
 
 
+def _header(path: Path) -> list[str] | None:
+    if not path.exists():
+        return None
+    with open(path, newline="", encoding=ENCODING, errors=ERRORS) as fh:
+        return next(csv.reader(fh), None)
+
+
+def _other_weights(out_csv: Path, identity: dict) -> bool:
+    """Whether ``scores/<slug>.json`` records other weights than ``identity``'s (its ``sha256``): a
+    checkpoint retrained at the same path kept the old model's scores as "already scored"."""
+    try:
+        old = json.loads(out_csv.with_suffix(".json").read_text(encoding="utf-8")).get("identity")
+    except (OSError, ValueError, AttributeError):
+        return False  # no record (or one from before the identity was kept): the scores stay
+    return isinstance(old, dict) and old.get("sha256") != identity.get("sha256")
+
+
 def _read_csv(path: Path) -> dict[str, dict[str, str]]:
     if not path.exists():
         return {}
@@ -107,6 +124,12 @@ def score_run(
         return report
     out_csv = run_dir / SCORES_DIR / f"{slug}.csv"
     remove_orphan_temps(out_csv.parent, targets=[out_csv.name, f"{slug}.json"])  # a killed earlier run's
+    identity = scorer_identity(metric)
+    if _header(out_csv) not in (None, ["image", *scorer.columns]) or _other_weights(out_csv, identity):
+        out_csv.unlink()  # another scorer's scores (a retrained checkpoint at this path): all scored again
+    # Each batch is appended as it finishes (a kill keeps it; the writer drops a half-written last line),
+    # and the file is rewritten in manifest order at the end.
+    writer = ScoreWriter(out_csv, scorer.columns)
     old = _read_csv(out_csv)
     images = list(dict.fromkeys(p.image(s) for p in pairs for s in SIDES))
     todo = [im for im in images if im not in old or old[im].get(scorer.columns[0], "") == ""]
@@ -114,13 +137,19 @@ def score_run(
     if on_batch and report.kept:
         on_batch(report.kept, 0)
     run = ScoreRun(columns=tuple(scorer.columns))
-    if todo:
-        run = score_paths([resolve(run_dir, im) for im in todo], scorer, batch_size, num_workers, on_batch)
-        back = {str(resolve(run_dir, im)): im for im in todo}
-        for row in run.rows:
-            row["image"] = back[row["image"]]
-        report.scored = len(run.rows)
-        report.failed = [f"{e.path}: {e.reason}" for e in run.failed]
+    back = {str(resolve(run_dir, im)): im for im in todo}
+    try:
+        if todo:
+            run = score_paths(
+                [resolve(run_dir, im) for im in todo], scorer, batch_size, num_workers, on_batch,
+                on_rows=lambda rows: writer.add([{**r, "image": back[r["image"]]} for r in rows]),
+            )  # fmt: skip
+    finally:
+        writer.close()
+    for row in run.rows:
+        row["image"] = back[row["image"]]
+    report.scored = len(run.rows)
+    report.failed = [f"{e.path}: {e.reason}" for e in run.failed]
     kept_rows = [
         {"image": im, **{c: float(old[im][c]) if old[im].get(c) else float("nan") for c in run.columns}}
         for im in images
@@ -141,6 +170,7 @@ def score_run(
             "kind": info.kind,
             "score_range": list(info.score_range),
             "scorer": scorer.metadata(),
+            "identity": identity,
         },
     )
     if run.interrupted:

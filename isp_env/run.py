@@ -26,9 +26,9 @@ from PIL import Image
 
 from attiqa.errors import ConfigError
 from attiqa.io.atomic import remove_orphan_temps, write_json_atomic
-from attiqa.io.images import save_image
+from attiqa.io.images import content_key, save_image
 from attiqa.io.names import portable_stem
-from attiqa.progress import console, progress_task
+from attiqa.progress import console, plain, progress_task
 from attiqa.scorers import scorer_identity
 from isp_env.baselines import cma_search, guarded_objective
 from isp_env.isp import Developed, develop, finish
@@ -60,7 +60,10 @@ from isp_env.tuning import (
 
 
 def scene_groups(raws: list[Path], root: Path) -> dict[Path, str]:
-    """Raw -> scene group: ``root/manifest.csv`` (``file``, ``scene_group``) when present, else the file."""
+    """Raw -> scene group: ``root/manifest.csv`` (``file``, ``scene_group``) when present, else the file.
+
+    Byte-identical copies (a folder copied in twice, a link) join the group of the first: each copy its
+    own group put copies of a training raw on the test side. Only raws of one size are hashed."""
     groups = {p: str(p.relative_to(root)) if p.is_relative_to(root) else p.name for p in raws}
     manifest = root / "manifest.csv"
     if manifest.is_file():
@@ -72,6 +75,13 @@ def scene_groups(raws: list[Path], root: Path) -> dict[Path, str]:
             }
         for p in raws:
             groups[p] = table.get(p.name, groups[p])
+    by_size: dict[int, list[Path]] = {}
+    for p in sorted(raws):
+        by_size.setdefault(p.stat().st_size, []).append(p)
+    first: dict[str, str] = {}
+    for same_size in (ps for ps in by_size.values() if len(ps) > 1):
+        for p in same_size:
+            groups[p] = first.setdefault(content_key(p), groups[p])
     return groups
 
 
@@ -155,7 +165,7 @@ def run(
             raws.append(p)
         else:
             skipped[str(p)] = str(problem)
-            console.print(f"[yellow]skipped[/] {problem}")
+            console.print(f"[yellow]skipped[/] {plain(problem)}")
     if len(raws) < 2:
         raise ConfigError(
             f"{raw_dir}: found {len(raws)} raw file(s)"
@@ -274,7 +284,7 @@ def evaluate(
             paths[image_key(p, raw_dir)] = p
         except RawReadError as exc:
             skipped[str(p)] = str(exc)
-            console.print(f"[yellow]skipped[/] {exc}")
+            console.print(f"[yellow]skipped[/] {plain(exc)}")
     if not items:
         raise ConfigError(f"{raw_dir}: none of the {len(test_raws)} test raws could be read")
 

@@ -22,7 +22,7 @@ import numpy as np
 
 from attiqa.errors import ConfigError
 from attiqa.io.atomic import write_json_atomic
-from attiqa.progress import console, progress_task
+from attiqa.progress import console, plain, progress_task
 from attiqa.scorers import DEFAULT_MODEL, scorer_identity
 from isp_env.baselines import RenderObjective, guarded_objective, score_together
 from isp_env.env import ISPTuningEnv
@@ -289,7 +289,7 @@ def train(run_dir: Path, train_raws: list[Path], cfg: TrainConfig, subprocess: b
         calls = cb.scorer_calls()
         skipped = {k: v for d in venv.env_method("skipped_raws") for k, v in d.items()}
         for reason in skipped.values():
-            console.print(f"[yellow]skipped[/] {reason}")
+            console.print(f"[yellow]skipped[/] {plain(reason)}")
         save_state(model, run_dir / "checkpoint", {"scorer_calls": calls, "config": cfg.learning_key()})
         card = {
             "algo": cfg.algo,
@@ -408,7 +408,7 @@ def teacher_inputs(raws: list[Path], cfg: TrainConfig, mos, groups: dict[Path, s
             obs, _ = env.reset(seed=0)
         except RawReadError as exc:
             skipped[str(p)] = str(exc)
-            console.print(f"[yellow]skipped[/] {exc}")
+            console.print(f"[yellow]skipped[/] {plain(exc)}")
             continue
         name = f"{groups.get(p, p.name)}|{p.name}"
         names.append(name)

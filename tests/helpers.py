@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import csv
 import json
+import signal
+import subprocess
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -167,18 +171,33 @@ TINY_CFG = {
 # the ISP reward: a tiny ATTIQA checkpoint and renders of random settings
 
 
-def tiny_attiqa_scorer(folder: Path):
-    """A real ATTIQA checkpoint (tiny backbone, random init: the machinery, not the numbers), loaded as the
-    reward loads ``--model ckpt.safetensors``."""
+def tiny_attiqa_checkpoint(folder: Path) -> Path:
+    """A real ATTIQA checkpoint (tiny backbone, random init: the machinery, not the numbers)."""
     import torch
 
-    import attiqa
     from attiqa.models import AttiqaModel, create_backbone, save_model
 
     torch.manual_seed(0)
     model = AttiqaModel(create_backbone("tiny"), head_hidden=16, mos_hidden=8)
     model.set_mos_range(0.0, 100.0)
-    return attiqa.load_scorer(save_model(model, folder / "tiny.safetensors", card={"name": "tiny"}))
+    return save_model(model, folder / "tiny.safetensors", card={"name": "tiny"})
+
+
+def tiny_attiqa_scorer(folder: Path):
+    """:func:`tiny_attiqa_checkpoint`, loaded as the reward loads ``--model ckpt.safetensors``."""
+    import attiqa
+
+    return attiqa.load_scorer(tiny_attiqa_checkpoint(folder))
+
+
+def kill_when(proc: subprocess.Popen, ready: Callable[[], bool], timeout: float = 120) -> None:
+    """SIGKILL ``proc`` (no clean-up) as soon as ``ready()`` — a real sign of finished work — holds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None and not ready():
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGKILL, "the command finished (or failed) before it could be killed"
 
 
 def isp_renders(raws, view: int, per_raw: int, seed: int = 0) -> list[np.ndarray]:

@@ -101,6 +101,26 @@ def photo_run(tmp_path, photos):
     return make_photo_run(tmp_path / "run", photos)
 
 
+def test_a_checkpoint_retrained_at_the_same_path_is_scored_again(photo_run, tmp_path):
+    """**Was**: "0 scored, 10 already scored" — the old weights' scores kept as the new model's."""
+    from helpers import tiny_attiqa_checkpoint
+
+    pairs = load_pairs(photo_run)
+    ckpt = str(tiny_attiqa_checkpoint(tmp_path))
+    first = score_run(photo_run, pairs, ckpt, num_workers=0)
+    assert (first.scored, first.kept) == (10, 0)
+    old = load_metric_scores(photo_run, [ckpt])[0].values
+    torch.manual_seed(1)  # "retrained": other weights, the same file name
+    model = AttiqaModel(create_backbone("tiny"), head_hidden=16, mos_hidden=8)
+    model.set_mos_range(0.0, 100.0)
+    save_model(model, ckpt, card={"name": "tiny"})
+    again = score_run(photo_run, pairs, ckpt, num_workers=0)
+    assert (again.scored, again.kept) == (10, 0)
+    new = load_metric_scores(photo_run, [ckpt])[0].values
+    assert new.keys() == old.keys() and new != old
+    assert (score_run(photo_run, pairs, ckpt, num_workers=0).kept) == 10  # the same weights: nothing to do
+
+
 def test_score_agree_end_to_end(photo_run, tmp_path):
     torch.manual_seed(0)
     model = AttiqaModel(create_backbone("tiny"), head_hidden=16, mos_hidden=8)

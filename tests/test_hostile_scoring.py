@@ -7,6 +7,8 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -16,18 +18,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import kill_when, tiny_attiqa_checkpoint
 from PIL import Image
 from safetensors import safe_open
 from safetensors.torch import save_file
 
 from attiqa.attributes import ATTRIBUTES
 from attiqa.errors import AttiqaError, ModelLoadError
+from attiqa.evaluation.cache import ScoreCache
 from attiqa.io.checkpoints import CARD_KEY, load_checkpoint, read_card, save_checkpoint
 from attiqa.io.tables import ENCODING, ERRORS, read_cell, safe_cell
 from attiqa.scorers import load_scorer
 from attiqa.scorers.zoo import named_models, resolve_weights
 
 ATTIQA = [sys.executable, "-m", "attiqa.cli"]
+GENBENCH = [sys.executable, "-m", "genbench.cli"]
 DEFAULT = Path(__file__).resolve().parents[1] / "attiqa" / "data" / "models" / "attiqa-default.safetensors"
 
 
@@ -75,6 +80,7 @@ def test_non_utf8_and_formula_names_round_trip(tmp_path, photos):
     img = photos["coffee"].resize((96, 64))
     img.save(os.fsdecode(os.fsencode(str(folder)) + b"/" + raw_name))
     img.save(folder / "=cmd|calc.png")
+    img.save(folder / 'a, "b"\nc.png')  # a comma, quotes and a newline: quoted CSV cells, read back whole
     for out in (tmp_path / "s.csv", tmp_path / "s.json"):  # relative names, as `attiqa score .` writes them
         res = run("score", ".", "-m", "classical", "-o", out, "-q", "--workers", "0", cwd=folder)
         assert res.returncode == 0, res.stderr
@@ -85,7 +91,37 @@ def test_non_utf8_and_formula_names_round_trip(tmp_path, photos):
             names = {read_cell(c) for c in cells}
         else:
             names = {r["image"] for r in json.loads(out.read_text())["results"]}
-        assert {os.fsencode(Path(n).name) for n in names} == {raw_name, b"=cmd|calc.png"}
+        assert {os.fsencode(Path(n).name) for n in names} == {raw_name, b"=cmd|calc.png", b'a, "b"\nc.png'}
+
+
+def test_names_that_look_like_markup_are_shown_as_they_are(tmp_path, photos):
+    """**Was**: `[draft] bad.jpg` listed as `/ bad.jpg` (rich took `[draft]` for a style), a `[/x]` across a
+    folder name a MarkupError traceback — in the skipped list, the terminal table and the error line."""
+    folder = tmp_path / "imgs"
+    (folder / "a[").mkdir(parents=True)
+    photos["coffee"].resize((96, 64)).save(folder / "[draft] ok.png")
+    (folder / "[draft] bad.jpg").write_bytes(b"")
+    (folder / "a[" / "x].jpg").write_bytes(b"")
+    env = {**os.environ, "FORCE_COLOR": "1"}  # rich draws its terminal table
+    res = run("score", folder, "-m", "classical", "--workers", "0", env=env)
+    assert res.returncode == 0 and "Traceback" not in res.stderr, res.stderr
+    err, out = (re.sub(r"\x1b\[[0-9;]*m", "", text) for text in (res.stderr, res.stdout))  # no colours
+    assert f"{folder}/[draft] bad.jpg: empty file" in err and f"{folder}/a[/x].jpg: empty file" in err
+    assert "[draft] ok.png" in out
+    assert f"{folder}/[old]/x.png: no such file" in one_line_error(run("score", folder / "[old]" / "x.png"))
+
+
+def test_a_resume_left_with_only_unreadable_files_ends_with_0(tmp_path, photos):
+    """**Was**: exit 2 "no image could be scored" when every readable image was already in the file."""
+    _many_images(tmp_path / "imgs", photos, 2)
+    (tmp_path / "imgs" / "empty.png").write_bytes(b"")
+    args = ("score", tmp_path / "imgs", "-m", "classical", "-o", tmp_path / "s.csv", "-q", "--workers", "0")
+    first = run(*args)
+    assert first.returncode == 0 and "empty.png: empty file" in first.stderr, first.stderr
+    again = run(*args)
+    assert again.returncode == 0, again.stderr
+    assert "2 image(s) already in" in again.stderr and "empty.png: empty file" in again.stderr
+    assert len(_rows(tmp_path / "s.csv")) == 2
 
 
 def test_safe_cell_rule():
@@ -157,6 +193,75 @@ def test_sigterm_to_the_process_group_with_decode_workers_ends_cleanly(tmp_path,
         assert "rerun the same command to resume" in err, err
         assert "Traceback" not in err and "Exception ignored" not in err and "DataLoader" not in err, err
         assert len(_rows(out)) >= before + 2 + attempt
+
+
+def _cached_scores(cache: Path) -> int:
+    """Rows in the eval score cache now (another process may be writing it)."""
+    if not cache.exists():
+        return 0
+    with ScoreCache(cache) as store:
+        return store.count()
+
+
+@pytest.mark.slow
+def test_eval_killed_keeps_finished_batches_and_a_rerun_scores_only_the_rest(tmp_path, photos):
+    paths = _many_images(tmp_path / "ds", photos, 120)
+    (tmp_path / "ds" / "mos.csv").write_text(
+        "image,mos\n" + "".join(f"{p.name},{1 + (i * 7 % 9) / 2}\n" for i, p in enumerate(paths))
+    )
+    ckpt = tiny_attiqa_checkpoint(tmp_path)
+    env = {**os.environ, "ATTIQA_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
+    cmd = [*ATTIQA, "eval", "folder", "--root", str(tmp_path / "ds"), "-m", str(ckpt), "-q"]
+    cmd += ["--batch-size", "2", "--workers", "0", "--device", "cpu"]
+    killed = [*cmd, "-o", str(tmp_path / "killed")]
+    proc = subprocess.Popen(killed, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    kill_when(proc, lambda: _cached_scores(tmp_path / "cache" / "eval_scores.sqlite") >= 6)
+    kept = _cached_scores(tmp_path / "cache" / "eval_scores.sqlite")
+    assert 6 <= kept < len(paths) and not (tmp_path / "killed" / "predictions.csv").exists()
+
+    res = subprocess.run(killed, env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert f"{len(paths) - kept} scored, {kept} from cache" in " ".join(res.stderr.split())
+    fresh = subprocess.run([*cmd, "--no-cache", "-o", str(tmp_path / "fresh")], env=env, capture_output=True,
+                           text=True, timeout=300)  # fmt: skip
+    assert fresh.returncode == 0, fresh.stderr
+    preds = [(tmp_path / d / "predictions.csv").read_bytes() for d in ("killed", "fresh")]
+    assert preds[0] == preds[1] and len(preds[0].splitlines()) == len(paths) + 1
+    summaries = [json.loads((tmp_path / d / "summary.json").read_text()) for d in ("killed", "fresh")]
+    assert summaries[0]["srocc"] == summaries[1]["srocc"] and summaries[0]["n_cached"] == kept
+
+
+@pytest.mark.slow
+def test_genbench_score_killed_keeps_finished_batches_and_a_rerun_scores_only_the_rest(tmp_path, photos):
+    """**Was**: the metric's CSV was written only when every image was scored — a kill lost all of it."""
+    from genbench.manifest import write_manifest
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    paths = _many_images(run_dir / "images", photos, 160)
+    write_manifest(run_dir, [
+        {"pair_id": f"p{i}", "image_a": f"images/{a.name}", "image_b": f"images/{b.name}"}
+        for i, (a, b) in enumerate(zip(paths[::2], paths[1::2], strict=True))
+    ])  # fmt: skip
+    shutil.copytree(run_dir, tmp_path / "fresh")
+    ckpt = tiny_attiqa_checkpoint(tmp_path)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [*GENBENCH, "score", "-m", str(ckpt), "--batch-size", "2", "--workers", "0", "--device", "cpu"]
+    scores = run_dir / "scores" / "tiny.csv"
+    proc = subprocess.Popen([*cmd, str(run_dir)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    kill_when(proc, lambda: scores.exists() and len(_rows(scores)) >= 6)
+    kept = len(_rows(scores))
+    assert 6 <= kept < len(paths)
+
+    res = subprocess.run([*cmd, str(run_dir)], env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert f"{len(paths) - kept} scored, {kept} already scored, 0 unreadable" in res.stdout + res.stderr
+    fresh = subprocess.run(
+        [*cmd, str(tmp_path / "fresh")], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert fresh.returncode == 0, fresh.stderr
+    assert scores.read_bytes() == (tmp_path / "fresh" / "scores" / "tiny.csv").read_bytes()
+    assert [r["image"] for r in _rows(scores)] == [f"images/{p.name}" for p in paths]  # manifest order
 
 
 def test_a_command_that_does_not_catch_interruptions_still_ends_with_their_exit_code(tmp_path, photos):

@@ -94,6 +94,16 @@ def test_missing_and_folder(tmp_path):
         load_image(tmp_path)
 
 
+def test_a_pipe_or_device_is_named_as_such(tmp_path):
+    """**Was**: "empty file (0 bytes)" for a FIFO or /dev/zero named on the command line."""
+    os.mkfifo(tmp_path / "pipe.jpg")
+    (tmp_path / "zero.png").symlink_to("/dev/zero")
+    for name in ("pipe.jpg", "zero.png"):
+        with pytest.raises(ImageLoadError, match="not a regular file"):
+            load_image(tmp_path / name)
+    assert discover_images([tmp_path]) == []  # in a folder they are not images: left out, not listed
+
+
 def test_decompression_bomb_refused_before_decoding(tmp_path, rgb):
     rgb.save(tmp_path / "big.png")
     with pytest.raises(ImageLoadError, match="safety limit"):

@@ -109,7 +109,7 @@ def test_split_keeps_scene_groups_on_one_side(tmp_path):
     names = [f"r{i:02d}.dng" for i in range(20)]
     group = {n: (f"g{i // 4}" if i < 12 else n) for i, n in enumerate(names)}  # 3 groups of 4, 8 singletons
     for n in names:
-        (root / n).write_bytes(b"")
+        (root / n).write_bytes(n.encode())  # distinct files (byte-identical copies share a group: below)
     with open(root / "manifest.csv", "w") as fh:
         fh.write("file,camera,scene_group\n" + "".join(f"{n},x,{group[n]}\n" for n in names))
     raws = sorted(root / n for n in names)
@@ -120,6 +120,26 @@ def test_split_keeps_scene_groups_on_one_side(tmp_path):
         assert te and tr and len(tr) + len(te) == 20
         assert not {groups[p] for p in tr} & {groups[p] for p in te}
         assert 3 <= len(te) <= 9  # about 30 %
+
+
+def test_byte_identical_raws_stay_on_one_side_of_the_split(tmp_path, isp_raws):
+    """**Was**: each copy of a raw its own group — for most seeds a copy of a training raw was a test raw."""
+    from isp_env.raw import find_raws
+    from isp_env.run import scene_groups
+
+    root = tmp_path / "raws"
+    (root / "again").mkdir(parents=True)
+    for p in isp_raws:
+        shutil.copy(p, root / p.name)
+    for p in isp_raws[:2]:
+        shutil.copy(p, root / "again" / f"copy_{p.name}")
+    raws = find_raws(root)
+    groups = scene_groups(raws, root)
+    assert len(set(groups.values())) == len(isp_raws)
+    assert groups[root / "again" / f"copy_{isp_raws[0].name}"] == groups[root / isp_raws[0].name]
+    for seed in range(10):
+        tr, te = split(raws, 0.3, seed, groups)
+        assert te and tr and not {p.read_bytes() for p in tr} & {p.read_bytes() for p in te}
 
 
 def test_cma_search_keeps_to_its_budget_and_never_loses_to_neutral(isp_raws):

@@ -332,6 +332,29 @@ def test_eval_names_the_bad_mos_cell_reads_semicolons_and_offers_skip_missing(tm
         "images out of the metrics" and str(r.exception).count("--skip-missing") == 1  # fmt: skip
 
 
+def test_eval_refuses_an_out_folder_whose_outputs_are_its_inputs(tmp_path):
+    """**Was**: `--csv d/predictions.csv -o d` wrote the predictions over the scores being evaluated (and an
+    image named scatter.png in `-o` was replaced by the plot); now one line before the model loads."""
+    from attiqa.cli.app import app
+
+    imgs = _photos(tmp_path / "d", n=3)
+    scores = "image,mos\n" + "".join(f"{p.name},{i}\n" for i, p in enumerate(imgs))
+    (tmp_path / "d" / "predictions.csv").write_text(scores)
+    args = ["eval", "folder", "--root", str(tmp_path / "d"), "-m", "classical", "--no-cache"]
+    d = tmp_path / "d"
+    r = runner.invoke(app, [*args, "--csv", str(d / "predictions.csv"), "-o", str(d)])
+    assert isinstance(r.exception, AttiqaError), r.output
+    assert str(r.exception) == f"{d / 'predictions.csv'}: is also an input of this command — " \
+        "writing it would destroy it; choose another --out"  # fmt: skip
+    assert (tmp_path / "d" / "predictions.csv").read_text() == scores
+    imgs[0].rename(tmp_path / "d" / "scatter.png")
+    (tmp_path / "d" / "mos.csv").write_text(scores.replace(imgs[0].name, "scatter.png"))
+    r = runner.invoke(app, [*args, "-o", str(tmp_path / "d")])
+    assert isinstance(r.exception, AttiqaError) and "scatter.png: is also an input" in str(r.exception)
+    r = runner.invoke(app, [*args, "-o", str(tmp_path / "out")])  # the way out
+    assert r.exit_code == 0 and (tmp_path / "out" / "predictions.csv").is_file(), r.output
+
+
 def test_bench_refuses_a_target_no_dataset_has(tmp_path):
     from attiqa.cli.app import app
 

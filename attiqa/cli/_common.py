@@ -22,7 +22,7 @@ from rich.table import Table
 from attiqa.allocator import tune_allocator
 from attiqa.attributes import display_name
 from attiqa.errors import AttiqaError
-from attiqa.progress import console
+from attiqa.progress import console, plain
 
 stdout = Console()  # tables go to stdout; progress and messages to stderr (``console``)
 
@@ -73,12 +73,12 @@ def run_app(typer_app: Callable[[], Any]) -> None:
     try:
         typer_app()
     except AttiqaError as exc:
-        console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        console.print(f"[bold red]error:[/] {plain(exc)}", highlight=False, soft_wrap=True)
         sys.exit(EXIT_ERROR)
     except OSError as exc:  # last resort (the commands check their inputs and outputs first): still one line
-        where = f"{exc.filename}: " if exc.filename else ""
+        where = plain(f"{exc.filename}: " if exc.filename else "")
         console.print(
-            f"[bold red]error:[/] {where}{exc.strerror or exc} — check the path (a file where a "
+            f"[bold red]error:[/] {where}{plain(exc.strerror or exc)} — check the path (a file where a "
             "folder should be?), its permissions and the free disk space",
             highlight=False,
             soft_wrap=True,
@@ -161,7 +161,7 @@ def print_scores(
         for c in cols:
             table.add_column(display_name(c)[:12], justify="right")
         for r in shown:
-            table.add_row(Path(r["image"]).name, *(_cell(r[c]) for c in cols))
+            table.add_row(plain(Path(r["image"]).name), *(_cell(r[c]) for c in cols))
         if more > 0:
             table.add_row(f"… {more} more", *[""] * len(cols))
         if n_total:

@@ -12,7 +12,7 @@ from rich.table import Table
 from attiqa.cli._common import stdout
 from attiqa.distortions.graded import DEFAULT_GRADED
 from attiqa.errors import AttiqaError
-from attiqa.progress import console
+from attiqa.progress import console, plain
 
 
 def distort_cmd(
@@ -127,7 +127,7 @@ def make_distorted_cmd(
             on_item=adv,
         )
     for msg in res.failed:
-        console.print(f"[yellow]skipped: {msg}")
+        console.print(f"[yellow]skipped: {plain(msg)}")
     console.print(f"[green]{res.written} written, {res.existing} already there; labels: {res.labels}")
     if res.written + res.existing == 0:
         raise AttiqaError("no source image could be read")
@@ -168,7 +168,7 @@ def degrade_cmd(
         res = write_graded_set(files, out, names, lv, fmt=fmt, max_side=max_side, on_item=adv)
     console.print(f"[green]{len(res.written)} written, {len(res.existing)} already there, in {out}")
     for e in res.failed:
-        console.print(f"[yellow]skipped: {e}")
+        console.print(f"[yellow]skipped: {plain(e)}")
     if not res.written and not res.existing:  # one rule: fail only when nothing could be done (issue 16)
         raise AttiqaError("no source image could be read")
 

@@ -14,7 +14,7 @@ from rich.table import Table
 from attiqa.cli._common import BatchSizeOption, DeviceOption, ModelOption, WorkersOption, stdout
 from attiqa.cli._common import device as device_str
 from attiqa.errors import AttiqaError
-from attiqa.progress import console
+from attiqa.progress import console, plain
 
 
 def _num(v: float | None) -> str:
@@ -138,8 +138,8 @@ def eval_cmd(
     Example: attiqa eval agiqa3k --root AGIQA-3K/ -m ckpt.safetensors
     """
     from attiqa.datasets import get_dataset, resolve_name
-    from attiqa.evaluation.evaluate import evaluate
-    from attiqa.io.atomic import output_folder
+    from attiqa.evaluation.evaluate import PREDICTIONS_CSV, SCATTER_PNG, SUMMARY_JSON, evaluate
+    from attiqa.io.atomic import not_an_input, output_folder
     from attiqa.scorers import load_scorer
 
     name = resolve_name(dataset)
@@ -158,6 +158,8 @@ def eval_cmd(
         )
     if out is not None:
         output_folder(out, "--out")  # before the model loads
+        inputs = [*ds.source_files(), *(it.image for it in ds.select(split))]
+        not_an_input([out / n for n in (PREDICTIONS_CSV, SUMMARY_JSON, SCATTER_PNG)], inputs, "--out")
     overrides = _scorer_overrides(model, crops)
     scorer = load_scorer(model, device=device_str(device), **overrides)
     if out is None:
@@ -188,9 +190,9 @@ def eval_cmd(
         f"{', scatter.png' if 'scatter' in res.files else ''})"
     )
     for w in res.warnings:
-        console.print(f"[yellow]{w}")
+        console.print(f"[yellow]{plain(w)}")
     for e in res.failed[:10]:
-        console.print(f"  [yellow]{e}")
+        console.print(f"  [yellow]{plain(e)}")
 
 
 def bench_cmd(

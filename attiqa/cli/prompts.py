@@ -14,7 +14,7 @@ from rich.table import Table
 from attiqa.cli._common import BatchSizeOption, DeviceOption, WorkersOption, stdout
 from attiqa.cli._common import device as device_str
 from attiqa.errors import AttiqaError
-from attiqa.progress import console
+from attiqa.progress import console, plain
 
 
 def _photos(paths: list[Path] | None, limit: int | None):
@@ -36,7 +36,7 @@ def _photos(paths: list[Path] | None, limit: int | None):
             photos.append(load_image(f))
             names.append(str(f))
         except AttiqaError as exc:
-            console.print(f"[yellow]skipped: {exc}")
+            console.print(f"[yellow]skipped: {plain(exc)}")
     if not photos:
         raise AttiqaError(f"no readable photos in {', '.join(map(str, paths))} — pass image files or folders")
     return photos, names
@@ -176,7 +176,7 @@ def select_prompts_cmd(
     if all_pairs:
         console.print(f"[green]wrote {write_all_pairs_csv(result, out / 'all_pairs.csv')}")
     for msg in result.failed:
-        console.print(f"[yellow]skipped: {msg}")
+        console.print(f"[yellow]skipped: {plain(msg)}")
     for a in (a for a, sign in result.human_signs.items() if sign < 0):
         console.print(f"[yellow]SPAQ's {a} ratings fall as its MOS rises: read as lower = better (flipped)")
     console.print(

@@ -18,7 +18,7 @@ from attiqa.cli._common import (
 )
 from attiqa.cli._common import device as resolve_device
 from attiqa.errors import AttiqaError
-from attiqa.progress import console
+from attiqa.progress import console, plain
 
 SHEET_LIMIT = 48
 TABLE_LIMIT = 40
@@ -55,7 +55,8 @@ def score_cmd(
     CLIP-IQA, ...) write [bold]score[/] in 0–1 instead, so the two are never mixed up in one column. The
     attribute columns follow (all higher = better: noisiness is high for a clean image).
 
-    Unreadable files are skipped and listed at the end; exit code 0 when at least one image was scored.
+    Unreadable files are skipped and listed at the end; exit code 0 when at least one image was scored
+    (by this run or, resumed, an earlier one).
     With --out, finished rows are on disk after every batch: Ctrl-C or a kill keeps them (exit 130 / 143)
     and the same command resumes where it stopped.
 
@@ -94,9 +95,8 @@ def score_cmd(
         if writer is not None and writer.done:
             todo = [f for f in files if str(f) not in writer.done]
             if rank == 0:
-                console.print(
-                    f"resuming: {len(files) - len(todo)} image(s) already in {out}, {len(todo)} to score"
-                )
+                done = len(files) - len(todo)
+                console.print(f"resuming: {done} image(s) already in {plain(out)}, {len(todo)} to score")
         barrier()  # every rank has read the journals before any writes to them: one `todo` everywhere
         todo = todo[rank::world]
         stats = ColumnStats(tuple(scorer.columns))
@@ -118,8 +118,8 @@ def score_cmd(
                 writer.close(run.failed if run is not None else ())
         if run.interrupted:
             if rank == 0:
-                where = f"each process's finished rows kept beside {out}" if world > 1 else ""
-                where = where or f"{stats.n} finished row(s) kept in {out}"
+                where = f"each process's finished rows kept beside {plain(out)}" if world > 1 else ""
+                where = where or f"{stats.n} finished row(s) kept in {plain(out)}"
                 kept = f"{where}; rerun the same command to resume" if out else "nothing was saved (no --out)"
                 console.print(f"[yellow]interrupted: {kept}")
             raise SystemExit(interrupt_exit_code(run.interruption or KeyboardInterrupt()))
@@ -135,23 +135,25 @@ def score_cmd(
             n_todo += rank_todo
         rows = writer.merge_shards([str(f) for f in files], failed)[:keep_rows]
     if writer is not None and (writer.written or writer.done or stats.n):
-        console.print(f"[green]wrote {out}")
+        console.print(f"[green]wrote {plain(out)}")
     elif writer is not None:
         writer.discard_if_empty()
     if sheet is not None and rows:
         sheet_for_scores(rows, scorer.columns, sheet, scorer.info.score_range, SHEET_LIMIT)
-        console.print(f"[green]wrote {sheet}")
+        console.print(f"[green]wrote {plain(sheet)}")
     if not quiet and hasattr(scorer, "top_distortions"):  # ExIQA: the explanation is the point
         for r in rows[:TABLE_LIMIT]:
             top = ", ".join(f"{d} {v:.2f}" for d, v in scorer.top_distortions(r))
-            stdout.print(f"{Path(r['image']).name}: score {r['score']:.3f}; top distortions: {top}")
+            stdout.print(f"{plain(Path(r['image']).name)}: score {r['score']:.3f}; top distortions: {top}")
     elif not quiet and (stats.n or not n_todo):
         print_scores(rows, scorer.columns, stats.n, stats, TABLE_LIMIT)
     if failed:
         console.print(f"[yellow]skipped {len(failed)} file(s) that could not be read:")
         for e in failed:
-            console.print(f"  [yellow]{e}")
-    if not stats.n and n_todo:
+            console.print(f"  [yellow]{plain(e)}")
+    if (
+        not stats.n and n_todo and not (writer is not None and writer.done)
+    ):  # a resume may find only bad files
         raise AttiqaError("no image could be scored")
 
 

@@ -165,6 +165,10 @@ class IQADataset:
     def target_info(self) -> TargetInfo:
         return self.info.targets[self.target]
 
+    def source_files(self) -> list[Path]:
+        """The score files this dataset reads (an output must never replace one)."""
+        return [self.root / f for f in self.info.score_files]
+
     @property
     def items(self) -> list[DatasetItem]:
         if self._items is None:

@@ -117,6 +117,9 @@ class FolderDataset(IQADataset):
             seen = True
         return seen
 
+    def source_files(self) -> list[Path]:
+        return [self.csv_path]
+
     def read_records(self) -> list[RawRecord]:
         meta_cols = [
             c

@@ -70,6 +70,16 @@ def output_folder(folder: str | Path, option: str | None = None) -> Path:
     return folder
 
 
+def not_an_input(outputs: Iterable[str | Path], inputs: Iterable[str | Path], option: str) -> None:
+    """One line, before the work, when an output would replace a file the command reads (``eval --csv
+    d/predictions.csv -o d`` wrote its predictions over the scores it was evaluating)."""
+    read = {os.path.realpath(p) for p in inputs}
+    for out in outputs:
+        if os.path.realpath(out) in read:
+            raise AttiqaError(f"{out}: is also an input of this command — writing it would destroy it; "
+                              f"choose another {option}")  # fmt: skip
+
+
 def output_png(path: str | Path, option: str) -> Path:
     """Check, before the work, an output that is written as a PNG (a contact sheet, a gallery): a ``.png``
     name, not a folder, in a folder that can be written — one line naming ``option`` otherwise."""

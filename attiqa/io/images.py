@@ -192,6 +192,8 @@ def load_image(
                 path, f"folder cannot be searched ({reason}): its images were skipped", fix
             ) from None
         raise ImageLoadError(path, "is a folder, not an image file", "pass image files or use a folder input")
+    if not stat.S_ISREG(st.st_mode):  # a FIFO would block the reader; both said "empty file (0 bytes)"
+        raise ImageLoadError(path, "not a regular file (a pipe, socket or device)", "pass image files")
     if st.st_size == 0:
         raise ImageLoadError(path, "empty file (0 bytes)", _FIX_DECODE)
     try:

@@ -33,7 +33,7 @@ from torch.utils.data import Dataset, default_collate
 from attiqa.errors import AttiqaError, ImageLoadError
 from attiqa.io.images import load_image
 from attiqa.io.names import text_path
-from attiqa.progress import console
+from attiqa.progress import console, plain
 from attiqa.training import distributed as D
 
 Transform = Callable[[Image.Image], torch.Tensor]
@@ -112,7 +112,7 @@ class UnreadableImages:
                 path = Path(ds.paths[j])
                 if path not in self.reported:
                     self.reported.append(path)
-                    console.print(f"[yellow]{who}skipped[/] {_why_unreadable(path)}", highlight=False)
+                    console.print(f"[yellow]{who}skipped[/] {plain(_why_unreadable(path))}", highlight=False)
 
     def finish(self) -> None:
         self.flush()
