@@ -1,0 +1,59 @@
+"""`attiqa score` in one process against the same command under `torchrun --nproc_per_node N`, start to end.
+
+On a GPU machine each torchrun process drives its own GPU. On a CPU the question is whether N processes of
+1 torch thread each (torchrun's default OMP_NUM_THREADS=1) score faster than one process using every core
+through intra-op threads. Both sides are the real commands (interpreter start, model load, decode workers,
+the output file) on the same photos, in alternating rounds, so the printed ratio holds on a noisy machine.
+
+    python benchmarks/score_torchrun.py [--root PHOTOS] [--n 48] [--model attiqa-default] [--nproc 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import interleaved, photo_folder  # noqa: E402
+
+from attiqa.io.images import discover_images  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--root", help="a folder of photos (default: generated 512-px JPEGs)")
+    ap.add_argument("--n", type=int, default=48)
+    ap.add_argument("--model", default="attiqa-default")
+    ap.add_argument("--nproc", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=2)
+    args = ap.parse_args()
+    photos = discover_images([args.root or photo_folder(args.n)])[: args.n]
+    folder = Path(tempfile.mkdtemp(prefix="attiqa-torchrun-"))
+    for p in photos:  # exactly these photos, whatever else the folder holds
+        (folder / p.name).symlink_to(p.resolve())
+    out = folder.parent / f"{folder.name}.csv"
+
+    def rate(cmd: list[str]) -> float:
+        out.unlink(missing_ok=True)
+        t0 = time.perf_counter()
+        subprocess.run([*cmd, "score", str(folder), "-m", args.model, "-o", str(out), "-q"], check=True)
+        return len(photos) / (time.perf_counter() - t0)
+
+    one = [sys.executable, "-m", "attiqa.cli"]
+    many = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+    many += ["--nproc_per_node", str(args.nproc), "-m", "attiqa.cli"]
+    best, per_round = interleaved(args.rounds, one=lambda: rate(one), torchrun=lambda: rate(many))
+    print(f"{len(photos)} photos, {args.model}, start to end (interpreter, model load, decode, CSV)")
+    print(f"one process (torch's threads)      : {best['one']:6.2f} images/s")
+    print(f"torchrun, {args.nproc} processes x 1 thread : {best['torchrun']:6.2f} images/s")
+    ratio = best["torchrun"] / best["one"]
+    print(f"ratio torchrun / one process       : {ratio:6.2f} (best of {args.rounds} each)")
+    print(f"median per-round ratio             : {per_round['torchrun']:6.2f}")
+
+
+if __name__ == "__main__":
+    main()
