@@ -40,7 +40,8 @@ def test_chunks_of_any_size_give_the_whole_batch_scores(checkpoint, photos):
     batch = torch.stack([whole.transform(img) for img in photos.values()])  # 5 photos x 5 crops
     want, sizes = _passes(whole, batch)
     assert sizes == [25]
-    for chunk, expect in ((1, [1] * 25), (7, [7, 7, 7, 4]), (10, [10, 10, 5]), (25, [25]), (99, [25])):
+    passes = {1: [1] * 25, 7: [7, 7, 7, 4], 10: [10, 10, 5], 20: [20, 5], 25: [25], 99: [25]}
+    for chunk, expect in passes.items():
         got, sizes = _passes(AttiqaScorer(checkpoint, chunk=chunk), batch)
         assert sizes == expect
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)  # float rounding: kernels per size

@@ -34,7 +34,7 @@ from attiqa.models.fold import fold_batchnorm
 from attiqa.models.transforms import CenterCropTest, ChannelsLastFiveCropTest
 
 # Crops per forward pass on CPU (the default of ``AttiqaScorer(chunk=...)``; see the module docstring).
-CPU_CHUNK = 10
+CPU_CHUNK = 20
 
 
 def default_chunk(device: torch.device) -> int:
