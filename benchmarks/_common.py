@@ -25,6 +25,58 @@ def photo_folder(n: int, size: int = 512) -> Path:
     return d
 
 
+def run_score(folder: Path, model: str, out: Path, env: dict[str, str], args: tuple[str, ...] = ()):
+    """Run the real ``attiqa score FOLDER -m MODEL -o OUT [ARGS]`` in a child process with ``env`` added;
+    returns (seconds start to end, peak RSS in MiB of the command (the larger of it and its workers),
+    peak RSS of its largest decode worker (read from /proc while it runs), CPU seconds of all of them)."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    for stale in out.parent.glob(f"*{out.name}*"):  # the output and its hidden records: score afresh
+        stale.unlink()
+    cmd = [sys.executable, "-m", "attiqa.cli", "score", str(folder), "-m", model, "-o", str(out), *args]
+    with tempfile.TemporaryFile() as err:  # a file, not a pipe: a long run's progress would fill a pipe
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=err)
+        worker = 0.0
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            worker = max([worker, *(_peak_rss_mib(c) for c in _children(proc.pid))])
+            time.sleep(0.05)
+        seconds = time.perf_counter() - t0
+        if os.waitstatus_to_exitcode(status):
+            err.seek(0)
+            raise SystemExit(f"attiqa score failed ({env}):\n{err.read().decode()}")
+    cpu = usage.ru_utime + usage.ru_stime  # reaped workers included
+    return seconds, usage.ru_maxrss / 1024, worker, cpu  # Linux: KiB
+
+
+def _children(pid: int) -> list[int]:
+    import contextlib
+
+    kids: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        with contextlib.suppress(OSError):  # the thread or the process ended
+            kids += [int(k) for k in task.read_text().split()]
+    return kids
+
+
+def _peak_rss_mib(pid: int) -> float:
+    """VmHWM of a live process (0 when it is gone)."""
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
 def forward_rate(net, batches) -> float:
     """Images per second of ``net`` over already transformed ``batches`` (one warm-up batch first); a
     five-crop batch (N, 5, C, H, W) is run as N*5 crops, as the scorer does."""

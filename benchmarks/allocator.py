@@ -12,34 +12,20 @@ See :mod:`attiqa.allocator` for why; figures in docs/default_model.md ("Implemen
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import interleaved, photo_folder  # noqa: E402
+from _common import interleaved, photo_folder, run_score  # noqa: E402
 
 from attiqa.io.images import discover_images  # noqa: E402
 
 
 def score_rate(folder: Path, n: int, model: str, malloc: str, out: Path, peak: dict[str, float]) -> float:
     """Images/s of one ``attiqa score`` process; its peak RSS (MiB) kept in ``peak[malloc]`` (the max)."""
-    for stale in out.parent.glob(f"*{out.name}*"):
-        stale.unlink()
-    env = {**os.environ, "ATTIQA_MALLOC": malloc}
-    cmd = [sys.executable, "-m", "attiqa.cli", "score", str(folder), "-m", model, "-o", str(out)]
-    with tempfile.TemporaryFile() as err:  # a file, not a pipe: a long run's progress would fill a pipe
-        t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=err)
-        _, status, usage = os.wait4(proc.pid, 0)
-        seconds = time.perf_counter() - t0
-        if os.waitstatus_to_exitcode(status):
-            err.seek(0)
-            raise SystemExit(f"attiqa score failed ({malloc}):\n{err.read().decode()}")
-    peak[malloc] = max(peak.get(malloc, 0.0), usage.ru_maxrss / 1024)  # Linux: KiB
+    seconds, rss, _, _ = run_score(folder, model, out, {"ATTIQA_MALLOC": malloc})
+    peak[malloc] = max(peak.get(malloc, 0.0), rss)
     return n / seconds
 
 

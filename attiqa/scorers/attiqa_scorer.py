@@ -7,6 +7,12 @@ The network is loaded for inference only: its BatchNorm layers are folded into t
 them (:func:`attiqa.models.fold.fold_batchnorm`; same scores to float rounding, faster on CPU — figures in
 docs/default_model.md, "Implementation speed notes"). ``fold=False`` keeps the checkpoint's layers.
 
+On CPU the crops of a batch go through the network :data:`CPU_CHUNK` at a time: a five-crop batch of 16
+photos is 80 crops, whose widest activation maps alone take about a GB, and a CPU gains nothing from
+running them at once — the same scores to float rounding, a fraction of the peak memory (figures:
+docs/default_model.md, "Implementation speed notes"). Other devices run the whole batch (a GPU wants
+large batches). ``chunk`` sets it; ``ATTIQA_CHUNK`` sets the default (0: the whole batch, as before).
+
 Columns: ``mos`` (in the fine-tuning dataset's MOS scale; NaN for a pretrain-only checkpoint, which has
 no MOS head) and the attribute scores in [0, 1] (empirical CDF over the pretraining photos, so 0.8 reads
 "sharper than 80% of the training photos").
@@ -14,16 +20,39 @@ no MOS head) and the attribute scores in [0, 1] (empirical CDF over the pretrain
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 import torch
 from PIL import Image
 
+from attiqa.errors import AttiqaError
 from attiqa.interface import Scorer, ScorerInfo
 from attiqa.models import load_model
 from attiqa.models.fold import fold_batchnorm
 from attiqa.models.transforms import CenterCropTest, ChannelsLastFiveCropTest
+
+# Crops per forward pass on CPU (the default of ``AttiqaScorer(chunk=...)``; see the module docstring).
+CPU_CHUNK = 20
+
+
+def default_chunk(device: torch.device) -> int:
+    """Crops per forward pass when the caller sets none: ``ATTIQA_CHUNK``, else :data:`CPU_CHUNK` on CPU and
+    0 (the whole batch) on other devices."""
+    env = os.environ.get("ATTIQA_CHUNK", "").strip()
+    if env:
+        if not env.isdigit():
+            raise AttiqaError(f"ATTIQA_CHUNK={env!r}: give a whole number of crops >= 0 (0: the whole batch)")
+        return int(env)
+    return CPU_CHUNK if device.type == "cpu" else 0
+
+
+def check_chunk(chunk: int) -> int:
+    """``chunk`` itself when it is a valid crop count (0 = the whole batch)."""
+    if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 0:
+        raise ValueError(f"chunk must be a whole number of crops >= 0 (0: the whole batch), got {chunk!r}")
+    return chunk
 
 
 class AttiqaScorer(Scorer):
@@ -33,10 +62,12 @@ class AttiqaScorer(Scorer):
         device: str | torch.device = "cpu",
         crops: str = "five",
         fold: bool = True,
+        chunk: int | None = None,
     ) -> None:
         super().__init__(device)
         if crops not in ("five", "center"):
             raise ValueError("crops must be 'five' (paper §4.2) or 'center'")
+        self.chunk = default_chunk(self.device) if chunk is None else check_chunk(chunk)
         self.checkpoint = Path(checkpoint)
         self.model, self.card = load_model(self.checkpoint, device=self.device)
         self.model.eval()
@@ -77,16 +108,21 @@ class AttiqaScorer(Scorer):
         multi = batch.dim() == 5
         n = batch.shape[0]
         x = batch.flatten(0, 1) if multi else batch
+        step = self.chunk or len(x)
+        parts = [x[i : i + step] for i in range(0, len(x), step)] if len(x) > step else [x]
+        res = torch.cat([self._score_crops(part) for part in parts])
+        if multi:
+            res = res.view(n, batch.shape[1], -1).mean(dim=1)
+        return res
+
+    def _score_crops(self, x: torch.Tensor) -> torch.Tensor:
         out = self.model(x)
         attrs = self.model.attribute_scores(out.attributes)
         if self.has_mos:
             mos = self.model.mos_to_dataset_scale(out.mos).reshape(-1, 1)
         else:
             mos = torch.full((x.shape[0], 1), float("nan"), device=x.device)
-        res = torch.cat([mos, attrs], dim=1)
-        if multi:
-            res = res.view(n, batch.shape[1], -1).mean(dim=1)
-        return res
+        return torch.cat([mos, attrs], dim=1)
 
     def metadata(self) -> dict[str, Any]:
         return {
