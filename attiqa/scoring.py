@@ -198,12 +198,12 @@ class ScoreWriter:
             self._check_identity(self.record, identity or {})
         self.done: set[str] = set()
         self.created = not self.out.exists()
-        self._json_rows: list[dict] = []  # JSON: the rows of the document; sharded: the file's earlier rows
+        self._kept_rows: list[dict] = []  # what the file is rewritten from (JSON; sharded: earlier rows)
         self.failed: list[ImageLoadError] = []
         self.written = 0
         if self.out.exists() and (self.is_json or self.sharded):
-            self._json_rows = self._read_json() if self.is_json else self._read_table(self.out)
-            self.done.update(r["image"] for r in self._json_rows)
+            self._kept_rows = self._read_json() if self.is_json else self._read_table(self.out)
+            self.done.update(r["image"] for r in self._kept_rows)
         if self.sharded:  # other ranks' journals: read, never written or cut (their writers may be live)
             for part in self._shard_journals():
                 if part != self.journal:
@@ -292,7 +292,7 @@ class ScoreWriter:
                 rows = self._read_table(path)
                 self.done.update(r["image"] for r in rows)
                 if path != self.out and not self.sharded:  # a JSON document's journal
-                    self._json_rows.extend(rows)
+                    self._kept_rows.extend(rows)
             fh = open(path, "a", encoding=ENCODING, errors=ERRORS, newline="")  # noqa: SIM115
         except PermissionError:
             raise AttiqaError(f"{path}: not writable (permission denied) — choose another --out") from None
@@ -314,7 +314,7 @@ class ScoreWriter:
         for r in rows:
             self._writer.writerow([safe_cell(r["image"]), *(_fmt(r[c]) for c in self.columns)])
             if self.is_json and not self.sharded:
-                self._json_rows.append(r)
+                self._kept_rows.append(r)
         self._fh.flush()
         os.fsync(self._fh.fileno())
         self.written += len(rows)
@@ -331,7 +331,7 @@ class ScoreWriter:
         this rank's journal is closed (rank 0's :meth:`merge_shards` writes the file)."""
         self._fh.close()
         if self.is_json and not self.sharded:
-            self._write(self._json_rows, failed)
+            self._write(self._kept_rows, failed)
             self.journal.unlink(missing_ok=True)
         return self.out
 
@@ -339,7 +339,7 @@ class ScoreWriter:
         """Rank 0, after every rank closed its journal: write the file (atomically) = its earlier rows, then
         every journal's rows in the order of ``order`` (the input list), and remove the journals. Returns
         the rows written (none written, and the file left as it was, when there are none)."""
-        rows, seen = list(self._json_rows), {r["image"] for r in self._json_rows}
+        rows, seen = list(self._kept_rows), {r["image"] for r in self._kept_rows}
         journals = self._shard_journals()
         new: dict[str, dict] = {}
         for part in journals:

@@ -25,8 +25,16 @@ def photo_folder(n: int, size: int = 512) -> Path:
     return d
 
 
-def run_score(folder: Path, model: str, out: Path, env: dict[str, str], args: tuple[str, ...] = ()):
-    """Run the real ``attiqa score FOLDER -m MODEL -o OUT [ARGS]`` in a child process with ``env`` added;
+def run_score(
+    folder: Path,
+    model: str,
+    out: Path,
+    env: dict[str, str],
+    args: tuple[str, ...] = (),
+    launcher: tuple[str, ...] = (),
+):
+    """Run the real ``attiqa score FOLDER -m MODEL -o OUT [ARGS]`` in a child process with ``env`` added
+    (``launcher``: a module to run ``attiqa.cli`` under, e.g. ``("torch.distributed.run", "--standalone")``);
     returns (seconds start to end, peak RSS in MiB of the command (the larger of it and its workers),
     peak RSS of its largest decode worker (read from /proc while it runs), CPU seconds of all of them)."""
     import os
@@ -36,7 +44,8 @@ def run_score(folder: Path, model: str, out: Path, env: dict[str, str], args: tu
 
     for stale in out.parent.glob(f"*{out.name}*"):  # the output and its hidden records: score afresh
         stale.unlink()
-    cmd = [sys.executable, "-m", "attiqa.cli", "score", str(folder), "-m", model, "-o", str(out), *args]
+    head = [sys.executable, "-m", *launcher, *(["-m"] if launcher else []), "attiqa.cli"]
+    cmd = [*head, "score", str(folder), "-m", model, "-o", str(out), *args]
     with tempfile.TemporaryFile() as err:  # a file, not a pipe: a long run's progress would fill a pipe
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=err)

@@ -11,14 +11,12 @@ the output file) on the same photos, in alternating rounds, so the printed ratio
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import interleaved, photo_folder  # noqa: E402
+from _common import interleaved, photo_folder, run_score  # noqa: E402
 
 from attiqa.io.images import discover_images  # noqa: E402
 
@@ -36,17 +34,13 @@ def main() -> None:
     for p in photos:  # exactly these photos, whatever else the folder holds
         (folder / p.name).symlink_to(p.resolve())
     out = folder.parent / f"{folder.name}.csv"
+    torchrun = ("torch.distributed.run", "--standalone", "--nproc_per_node", str(args.nproc))
 
-    def rate(cmd: list[str]) -> float:
-        out.unlink(missing_ok=True)
-        t0 = time.perf_counter()
-        subprocess.run([*cmd, "score", str(folder), "-m", args.model, "-o", str(out), "-q"], check=True)
-        return len(photos) / (time.perf_counter() - t0)
+    def rate(launcher: tuple[str, ...] = ()) -> float:
+        seconds = run_score(folder, args.model, out, {}, ("-q",), launcher)[0]
+        return len(photos) / seconds
 
-    one = [sys.executable, "-m", "attiqa.cli"]
-    many = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
-    many += ["--nproc_per_node", str(args.nproc), "-m", "attiqa.cli"]
-    best, per_round = interleaved(args.rounds, one=lambda: rate(one), torchrun=lambda: rate(many))
+    best, per_round = interleaved(args.rounds, one=rate, torchrun=lambda: rate(torchrun))
     print(f"{len(photos)} photos, {args.model}, start to end (interpreter, model load, decode, CSV)")
     print(f"one process (torch's threads)      : {best['one']:6.2f} images/s")
     print(f"torchrun, {args.nproc} processes x 1 thread : {best['torchrun']:6.2f} images/s")
