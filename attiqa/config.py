@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 import yaml
 
-from attiqa.distortions.graded import DEFAULT_GRADED
+from attiqa.distortions.defaults import DEFAULT_GRADED
 from attiqa.errors import ConfigError
 
 

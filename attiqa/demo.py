@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from attiqa.distortions.graded import DEFAULT_GRADED
+from attiqa.distortions.defaults import DEFAULT_GRADED
 from attiqa.interface import Scorer
 from attiqa.io.atomic import atomic_path
 from attiqa.io.images import load_image

@@ -7,14 +7,14 @@ columns are the five attributes. Calling a scorer on paths, PIL images or tensor
 ``column -> np.ndarray`` (or ``column -> float`` for a single input).
 
 This module sits outside :mod:`attiqa.scorers` and :mod:`attiqa.teachers` because both implement it
-(scorers build on teachers; neither may import the other's package in a circle).
+(scorers build on teachers; neither may import the other's package in a circle). :class:`ScorerInfo` is
+plain data in :mod:`attiqa.scorer_info` (the zoo reads it without torch), used here under the same name.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,25 +23,7 @@ import torch
 from PIL import Image
 
 from attiqa.io.images import load_image
-
-
-@dataclass(frozen=True)
-class ScorerInfo:
-    """What the numbers mean, what the scorer needs, and how it must be batched.
-
-    ``max_batch``: 1 when transform outputs differ in size (native-resolution scorers). ``min_shorter``:
-    the shorter edge the transform resizes to, so big JPEGs may decode at a reduced scale (None: decode
-    at native scale). Both are read by :func:`attiqa.scoring.score_batches` and nothing else.
-    """
-
-    name: str
-    kind: str  # "trained" | "zero-shot" | "classical" | "teacher"
-    score_range: tuple[float, float]
-    higher_is_better: bool = True
-    needs: str = "nothing"  # weights it needs, in words
-    description: str = ""
-    max_batch: int | None = None
-    min_shorter: int | None = None
+from attiqa.scorer_info import ScorerInfo
 
 
 def prepend_mean(attrs: torch.Tensor) -> torch.Tensor:

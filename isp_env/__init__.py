@@ -6,17 +6,35 @@
   synthetic training raws (unprocessing)
 * :mod:`isp_env.env` — the Gymnasium environment, registered as ``isp_env/ISPTuning-v0``
 * :mod:`isp_env.tuning` — SB3 training, baselines and the report; :mod:`isp_env.cli` — ``isp-tune``
+
+``import isp_env`` registers the environment (Gymnasium only, :mod:`isp_env.registration`);
+:class:`ISPTuningEnv` and the ISP behind it (torch, scipy) are imported on first use, so ``isp-tune
+--help`` stays fast.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 try:
-    from isp_env.env import ENV_ID, ISPTuningEnv, register
+    from isp_env.registration import ENV_ID, register
 except ModuleNotFoundError as exc:  # gymnasium / rawpy / stable-baselines3 are the `isp` extra
     raise ModuleNotFoundError(
         f"isp_env needs the `isp` extra ({exc.name} is missing): pip install 'attiqa[isp]'"
     ) from exc
 
+if TYPE_CHECKING:
+    from isp_env.env import ISPTuningEnv
+
 register()
+
+
+def __getattr__(name: str) -> Any:
+    if name != "ISPTuningEnv":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from isp_env.env import ISPTuningEnv
+
+    return ISPTuningEnv
+
 
 __all__ = ["ENV_ID", "ISPTuningEnv", "register"]

@@ -45,9 +45,9 @@ from isp_env.isp import Developed, develop, finish
 from isp_env.mos_function import as_mos_function
 from isp_env.params import N_PARAMS, check_values, from_normalized, neutral, to_normalized
 from isp_env.raw import RawReadError, read_raw
+from isp_env.registration import ENV_ID, register  # noqa: F401  (re-exported: callers of isp_env.env)
 from isp_env.reward import DEFAULT_VIEW_SHORTER, Guard, make_guard, to_view, view_long_side
 
-ENV_ID = "isp_env/ISPTuning-v0"
 N_STATS = 21  # image_stats: 12 until session 23, + 6 channel percentiles + 3 contrast measures (session 24)
 LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
@@ -365,9 +365,3 @@ class ISPTuningEnv(gym.Env):
 
     def render(self):
         return None if self._img is None else self._img.copy()
-
-
-def register() -> None:
-    """Register :data:`ENV_ID` with Gymnasium (idempotent; done on ``import isp_env``)."""
-    if ENV_ID not in gym.registry:
-        gym.register(id=ENV_ID, entry_point="isp_env.env:ISPTuningEnv")

@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from attiqa.cli._common import stdout
-from attiqa.distortions.graded import DEFAULT_GRADED
+from attiqa.distortions.defaults import DEFAULT_GRADED
 from attiqa.errors import AttiqaError
 from attiqa.progress import console, plain
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
+import attiqa.distortions.kadid  # noqa: F401  (registers the KADID-10k types: DISTORTIONS is complete)
 from attiqa.distortions.basic import DISTORTIONS, NUM_LEVELS, apply_distortion, get_distortion
 from attiqa.io.atomic import atomic_path
 from attiqa.io.images import shrink_longer

@@ -26,21 +26,13 @@ from pathlib import Path
 
 from PIL import Image
 
+import attiqa.distortions.kadid  # noqa: F401  (registers the KADID-10k types: DISTORTIONS is complete)
 from attiqa.distortions.basic import apply_distortion, get_distortion
+from attiqa.distortions.defaults import DEFAULT_GRADED
 from attiqa.errors import AttiqaError, ImageLoadError
 from attiqa.io.atomic import remove_orphan_temps, write_json_atomic
 from attiqa.io.images import SAVE_FORMATS, load_image, save_image, shrink_longer
 from attiqa.io.names import portable_stem
-
-DEFAULT_GRADED: tuple[str, ...] = (
-    "gaussian_blur",
-    "contrast",
-    "brightness_down",
-    "brightness_up",
-    "saturation_down",
-    "gaussian_noise",
-    "iso_noise",
-)
 
 
 @dataclass

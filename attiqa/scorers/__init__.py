@@ -2,18 +2,20 @@
 
 ``load_scorer(name_or_path)`` is the entry every command uses for ``--model``: a path to a
 ``.safetensors`` checkpoint (or a run folder holding one), a named model, or a built-in scorer name.
+
+Light to import: torch comes with the scorer a function creates, so :func:`list_scorers` (``attiqa
+models``), :data:`DEFAULT_MODEL` and :func:`scorer_identity` cost no torch import. :class:`Scorer` and
+:func:`weights_sha256` are re-exported on first use.
 """
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from attiqa.errors import ModelLoadError
-from attiqa.interface import Scorer, ScorerInfo
-from attiqa.io.checkpoints import weights_sha256
+from attiqa.scorer_info import ScorerInfo
 from attiqa.scorers.zoo import (
     ATTIQA_TARGET,
     checkpoint_in,
@@ -25,7 +27,23 @@ from attiqa.scorers.zoo import (
     zoo_table,
 )
 
+if TYPE_CHECKING:
+    import torch
+
+    from attiqa.interface import Scorer
+    from attiqa.io.checkpoints import weights_sha256
+
 DEFAULT_MODEL = "attiqa-default"
+# re-exported names whose modules import torch: name -> module, imported on first use (PEP 562)
+_HEAVY = {"Scorer": "attiqa.interface", "weights_sha256": "attiqa.io.checkpoints"}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HEAVY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_HEAVY[name]), name)
+    globals()[name] = value
+    return value
 
 
 def list_scorers() -> list[ScorerInfo]:
@@ -80,6 +98,8 @@ def scorer_identity(name_or_path: str | Path | None = None) -> dict[str, str | N
     named model (the registry's, ``attiqa/data/models.json``, checked on every load), ``None`` for a scorer
     with no weights file of its own (``classical``, CLIP scorers). ``None`` = the default model. A file is
     hashed once per process (:func:`weights_sha256`)."""
+    from attiqa.io.checkpoints import weights_sha256
+
     name = DEFAULT_MODEL if name_or_path is None else str(name_or_path)
     if is_checkpoint(name):
         path = checkpoint_in(Path(name))

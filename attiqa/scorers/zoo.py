@@ -4,7 +4,8 @@ Like open_clip's pretrained table and pyiqa's ``DEFAULT_CONFIGS``: an entry name
 (or function) target, the keyword arguments it is built with, the ``ScorerInfo`` shown by ``attiqa
 models``, and — for the named ATTIQA models — the weights file and its SHA-256. The built-in scorers are
 the table :data:`BUILTIN` below; named models are read from ``attiqa/data/models.json`` so a shipped
-model is one JSON entry. Nothing is imported until a scorer is created.
+model is one JSON entry. Nothing is imported until a scorer is created: the table is read without torch
+(``attiqa models`` answers in a fraction of a second).
 
 A name may carry an argument after a colon, ``NAME:ARG``; ARG becomes the target's first argument (a
 CLIP spec or folder, a run folder); ``default_arg`` is used without one.
@@ -23,8 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from attiqa.errors import ModelLoadError
-from attiqa.interface import ScorerInfo
-from attiqa.io.checkpoints import cache_dir, weights_sha256
+from attiqa.scorer_info import ScorerInfo
 
 ATTIQA_TARGET = "attiqa.scorers.attiqa_scorer:AttiqaScorer"
 CLIP_TARGET = "attiqa.scorers.clip_scorers:ClipAntonymScorer"
@@ -206,6 +206,8 @@ def resolve_target(target: str) -> Any:
 
 def resolve_weights(name: str) -> Path:
     """Path of a named model's weights, verified against its SHA-256; downloads into the cache if needed."""
+    from attiqa.io.checkpoints import cache_dir, weights_sha256
+
     table = zoo_table()
     entry = table.get(name)
     if entry is None or not entry.has_weights:
