@@ -82,8 +82,8 @@ def run(
     with progress_task("generating", total=2 * pairs) as advance:
         result = generate_run(out, spec, settings, pairs, batch_size=batch_size, device=dev, on_image=advance)
     console.print(
-        f"{out}: {result.made} images made, {result.kept} already there, "
-        f"{len(result.failed)} failed; manifest: {out / 'manifest.jsonl'}"
+        f"{plain(out)}: {result.made} images made, {result.kept} already there, "
+        f"{len(result.failed)} failed; manifest: {plain(out / 'manifest.jsonl')}"
     )
     for f in result.failed[:10]:
         console.print(f"[yellow]failed[/] {plain(f)}", highlight=False)
@@ -132,7 +132,9 @@ def score(
             console.print(f"[yellow]skipped {plain(name)}:[/] {plain(rep.error)}", highlight=False)
             continue
         ok += bool(rep.scored or rep.kept)  # a metric that could read no image did nothing
-        console.print(f"{name}: {rep.scored} scored, {rep.kept} already scored, {len(rep.failed)} unreadable")
+        console.print(
+            f"{plain(name)}: {rep.scored} scored, {rep.kept} already scored, {len(rep.failed)} unreadable"
+        )
         for f in rep.failed[:10]:
             console.print(f"  [yellow]skipped[/] {plain(f)}", highlight=False)
     if not ok:
@@ -219,7 +221,7 @@ def agree(
             str(r.missing),
         )
     stdout.print(table)
-    console.print(f"report: {out_dir}/agreement.csv, per_pair.csv, agreement.png")
+    console.print(f"report: {plain(out_dir)}/agreement.csv, per_pair.csv, agreement.png")
 
 
 @app.command()
@@ -248,7 +250,9 @@ def vote(
     if not n:
         raise AttiqaError(f"{run_dir}: no finished pair in the manifest yet — let `genbench run` make some")
     if host not in ("127.0.0.1", "localhost", "::1"):
-        console.print(f"[yellow]warning:[/] listening on {host}: anyone who can reach this machine can vote")
+        console.print(
+            f"[yellow]warning:[/] listening on {plain(host)}: anyone who can reach this machine can vote"
+        )
 
     def ready(actual_port: int) -> None:
         url_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
@@ -274,7 +278,7 @@ def export_votes(
     store = VoteStore(db)
     target = out or Path(run_dir) / "votes.csv"
     n = store.export_csv(target)
-    console.print(f"{target}: {n} votes from {store.summary()['raters']} raters")
+    console.print(f"{plain(target)}: {n} votes from {store.summary()['raters']} raters")
 
 
 @app.command("import-imagereward")
@@ -295,8 +299,8 @@ def import_imagereward_cmd(
 
     res = import_imagereward(json_file, images, out)
     console.print(
-        f"{out}: {res.pairs} pairs from {res.prompts} prompts ({res.equal_rank_pairs} equal-rank pairs left "
-        f"out, {len(res.skipped)} malformed items skipped)"
+        f"{plain(out)}: {res.pairs} pairs from {res.prompts} prompts ({res.equal_rank_pairs} equal-rank "
+        f"pairs left out, {len(res.skipped)} malformed items skipped)"
     )
     for s in res.skipped[:10]:
         console.print(f"  [yellow]skipped[/] {plain(s)}", highlight=False)
@@ -307,7 +311,7 @@ def import_imagereward_cmd(
         else:
             said = f"{len(res.missing)} of the {res.images} images are not under {where}"
         console.print(
-            f"[yellow]{said}[/] (e.g. {res.missing[0]}); `genbench score` skips missing images",
+            f"[yellow]{plain(said)}[/] (e.g. {plain(res.missing[0])}); `genbench score` skips missing images",
             highlight=False,
         )
 
@@ -327,13 +331,13 @@ def import_agiqa3k_cmd(
 
     res = import_agiqa3k(root, out, margin, same_generator)
     console.print(
-        f"{out}: {res.pairs} pairs ({res.same_generator_pairs} of one generator) from {res.prompts} prompts, "
-        f"{res.images} images; {res.close_pairs} pairs closer than {margin} MOS left out"
+        f"{plain(out)}: {res.pairs} pairs ({res.same_generator_pairs} of one generator) from {res.prompts} "
+        f"prompts, {res.images} images; {res.close_pairs} pairs closer than {margin} MOS left out"
         + (f", {res.other_generator_pairs} of two generators left out" if same_generator else "")
     )
     if res.missing:
         console.print(f"  [yellow]{len(res.missing)} images of the score file are not on disk[/] "
-                      f"(e.g. {res.missing[0]})", highlight=False)  # fmt: skip
+                      f"(e.g. {plain(res.missing[0])})", highlight=False)  # fmt: skip
 
 
 def main() -> None:

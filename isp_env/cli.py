@@ -16,7 +16,7 @@ from rich.table import Table
 
 from attiqa.errors import ConfigError
 from attiqa.io.atomic import output_folder
-from attiqa.progress import console
+from attiqa.progress import console, plain
 
 app = typer.Typer(
     name="isp-tune",
@@ -210,7 +210,7 @@ def tune(
         )
     stdout.print(table)
     method = "teacher" if cfg.algo == "teacher" else "agent"  # the folder isp_env.run.evaluate writes
-    console.print(f"report: {out / 'report.md'}, renders: {out / 'test' / method / 'renders'}")
+    console.print(f"report: {plain(out / 'report.md')}, renders: {plain(out / 'test' / method / 'renders')}")
 
 
 @app.command()
@@ -256,7 +256,7 @@ def render(
         values = neutral()
     rgb = finish(develop(raw_img), values)
     save_image(Image.fromarray(rgb), output)
-    console.print(f"{raw} -> {output} ({rgb.shape[1]}x{rgb.shape[0]})")
+    console.print(f"{plain(raw)} -> {plain(output)} ({rgb.shape[1]}x{rgb.shape[0]})")
     stdout.print_json(json.dumps(values))
 
 

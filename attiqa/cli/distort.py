@@ -31,7 +31,7 @@ def distort_cmd(
     output_folder(out.parent, "--out")
     result = apply_distortion(load_image(image), type_, level, seed=seed)
     save_image(result, out)
-    console.print(f"[green]wrote {out} ({type_} level {level}, seed {seed})")
+    console.print(f"[green]wrote {plain(out)} ({plain(type_)} level {level}, seed {seed})")
 
 
 def distortions_cmd(
@@ -83,7 +83,7 @@ def gallery_cmd(
     img = load_image(image)
     with progress_task("gallery", total=len(names), unit="row") as adv:
         path = write_gallery(img, out, names, thumb=thumb, seed=seed, on_row=adv)
-    console.print(f"[green]wrote {path} ({len(names)} types x 6 levels)")
+    console.print(f"[green]wrote {plain(path)} ({len(names)} types x 6 levels)")
 
 
 def make_distorted_cmd(
@@ -128,7 +128,7 @@ def make_distorted_cmd(
         )
     for msg in res.failed:
         console.print(f"[yellow]skipped: {plain(msg)}")
-    console.print(f"[green]{res.written} written, {res.existing} already there; labels: {res.labels}")
+    console.print(f"[green]{res.written} written, {res.existing} already there; labels: {plain(res.labels)}")
     if res.written + res.existing == 0:
         raise AttiqaError("no source image could be read")
 
@@ -166,7 +166,7 @@ def degrade_cmd(
     names = [d.strip() for d in distortions.split(",") if d.strip()]
     with progress_task("degrading", total=len(files)) as adv:
         res = write_graded_set(files, out, names, lv, fmt=fmt, max_side=max_side, on_item=adv)
-    console.print(f"[green]{len(res.written)} written, {len(res.existing)} already there, in {out}")
+    console.print(f"[green]{len(res.written)} written, {len(res.existing)} already there, in {plain(out)}")
     for e in res.failed:
         console.print(f"[yellow]skipped: {plain(e)}")
     if not res.written and not res.existing:  # one rule: fail only when nothing could be done (issue 16)
