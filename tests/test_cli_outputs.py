@@ -151,3 +151,32 @@ def test_label_on_an_empty_folder_names_it(tmp_path):
     r = runner.invoke(app, ["label", str(tmp_path / "empty"), "--out", str(tmp_path / "l.parquet")])
     assert isinstance(r.exception, AttiqaError)
     assert str(r.exception) == f"no images found in {tmp_path / 'empty'} — pass image files or folders"
+
+
+def test_output_names_that_look_like_markup_are_printed_as_they_are(tmp_path, isp_raws):
+    """**Was**: ``wrote .../[draft]x.png`` printed as ``wrote .../x.png`` (rich took ``[draft]`` for a style)
+    and a path holding ``[/b]`` (folders ``a[`` / ``b]``) ended the finished command in a MarkupError."""
+    from attiqa.cli.app import app as attiqa_app
+    from genbench.cli import app as genbench_app
+    from genbench.prefs import VOTES_DB
+    from genbench.vote.store import VoteStore
+    from isp_env.cli import app as isp_app
+
+    odd = tmp_path / "a[" / "b]"
+    odd.mkdir(parents=True)
+    VoteStore(odd / VOTES_DB).add("rater1", "p0", "a", "a")
+    photo = str(_png(tmp_path / "in" / "p.png"))
+    x, g, r, v = (odd / name for name in ("[draft]x.png", "[red]g.png", "[x]r.png", "[bold]votes.csv"))
+    cases = [
+        (attiqa_app, ["distort", photo, "-t", "gaussian_blur", "-l", "1", "-o", str(x)],
+         f"wrote {x} (gaussian_blur level 1, seed 0)"),
+        (attiqa_app, ["gallery", photo, "-o", str(g), "--types", "contrast", "--thumb", "32"],
+         f"wrote {g} (1 types x 6 levels)"),
+        (isp_app, ["render", str(isp_raws[0]), "-o", str(r)], f"{isp_raws[0]} -> {r} ("),
+        (genbench_app, ["export-votes", str(odd), "-o", str(v)], f"{v}: 1 votes from 1 raters"),
+    ]  # fmt: skip
+    for app, args, line in cases:
+        res = runner.invoke(app, args)
+        assert res.exit_code == 0 and res.exception is None, (args, res.output)
+        assert line in res.output, (line, res.output)
+    assert x.is_file() and g.is_file() and r.is_file() and v.read_text().count("\n") == 2
