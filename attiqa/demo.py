@@ -111,14 +111,14 @@ def prepare_score_demo(out: Path, model: str | None = None) -> tuple[list[Path],
 def run_demo(out: Path, epochs: int = 4) -> tuple[list[Path], Scorer, Path]:
     """Label -> pretrain on the demo photos; returns the photos to show, their scorer and the checkpoint."""
     from attiqa.config import LabelConfig, PretrainConfig, TrainConfig
-    from attiqa.progress import console
+    from attiqa.progress import console, plain
     from attiqa.runner import run
     from attiqa.scorers import load_scorer
 
     out = Path(out)
     console.rule("[bold]1/4 photos: scikit-image's bundled photos + graded degradations")
     paths = make_demo_images(out / "images")
-    console.print(f"{len(paths)} images in {out / 'images'}")
+    console.print(f"{len(paths)} images in {plain(out / 'images')}")
     cfg = TrainConfig(
         out_dir=str(out),
         label=LabelConfig(images=[str(out / "images")], teacher="classical", batch_size=32),

@@ -226,7 +226,8 @@ def run(
     out.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out / "run.json", {**plan, "config": cfg.learning_key()})
     console.print(
-        f"{len(train_raws)} training raws (+{len(synth)} synthetic), {len(test_raws)} test raws -> {out}"
+        f"{len(train_raws)} training raws (+{len(synth)} synthetic), {len(test_raws)} test raws -> "
+        f"{plain(out)}"
     )
 
     if cfg.algo == "teacher":
@@ -238,7 +239,7 @@ def run(
     if not test_raws:
         console.print(
             f"trained on all {len(train_raws)} raws (+{len(synth)} synthetic); no test raws to "
-            f"evaluate (--test-fraction 0): {out / 'policy.safetensors'}"
+            f"evaluate (--test-fraction 0): {plain(out / 'policy.safetensors')}"
         )
         return []
     policy, card = load_policy(out / "policy.safetensors")

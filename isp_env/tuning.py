@@ -260,7 +260,9 @@ def train(run_dir: Path, train_raws: list[Path], cfg: TrainConfig, subprocess: b
     if summary_path.exists() and (run_dir / "policy.safetensors").exists():
         done = json.loads(summary_path.read_text())
         if done.get("timesteps", 0) >= cfg.timesteps and done.get("config") == cfg.learning_key():
-            console.print(f"[green]training already finished[/] ({done['timesteps']} steps) in {run_dir}")
+            console.print(
+                f"[green]training already finished[/] ({done['timesteps']} steps) in {plain(run_dir)}"
+            )
             return done
     venv = make_vec_env(train_raws, cfg, subprocess, cache_dir=run_dir / "preview_cache")
     try:
@@ -276,7 +278,7 @@ def train(run_dir: Path, train_raws: list[Path], cfg: TrainConfig, subprocess: b
                 )
             doc = load_state(model, state_dir)
             calls_before = int(doc.get("scorer_calls", 0))
-            console.print(f"resuming from {state_dir} at step {model.num_timesteps}")
+            console.print(f"resuming from {plain(state_dir)} at step {model.num_timesteps}")
         elif cfg.init_policy:
             init_from_policy(model, cfg.init_policy, cfg)
         reward = scorer_identity(cfg.scorer)
@@ -322,7 +324,7 @@ def init_from_policy(model, spec: str | Path, cfg: TrainConfig | None = None) ->
         check_reward_model(spec, card, cfg.scorer, refuse=False)
     if card["algo"] == "teacher" and cfg is not None:
         distill_teacher(model, policy, card, cfg)
-        console.print(f"starting from the teacher policy {spec} (distilled into the actor)")
+        console.print(f"starting from the teacher policy {plain(spec)} (distilled into the actor)")
         return
     try:
         if card["algo"] != type(model).__name__.lower():
@@ -333,7 +335,7 @@ def init_from_policy(model, spec: str | Path, cfg: TrainConfig | None = None) ->
             f"{spec}: that policy does not fit this run ({str(exc).splitlines()[0]}) — start "
             "with the same --algo, network and --obs-size, or without --init-policy"
         ) from None
-    console.print(f"starting from the policy {spec}")
+    console.print(f"starting from the policy {plain(spec)}")
 
 
 def distill_teacher(
@@ -521,7 +523,7 @@ def check_reward_model(spec: str | Path, card: dict[str, Any], scorer: str | Non
             if str(spec) not in _SAID_UNKNOWN:
                 _SAID_UNKNOWN.add(str(spec))
                 console.print(
-                    f"[yellow]note[/] {spec}: the policy does not record the weights of the reward "
+                    f"[yellow]note[/] {plain(spec)}: the policy does not record the weights of the reward "
                     f"model it was fitted against (saved before session 26): assumed to be this "
                     f"run's {describe_reward_model(current)}"
                 )
@@ -537,7 +539,9 @@ def check_reward_model(spec: str | Path, card: dict[str, Any], scorer: str | Non
             f"{what} — its rows are that model's optima: pass that model with --model, or "
             "start without --init-policy"
         )
-    console.print(f"[yellow]warning[/] {what}: it was tuned for another scorer (a starting point only)")
+    console.print(
+        f"[yellow]warning[/] {plain(what)}: it was tuned for another scorer (a starting point only)"
+    )
 
 
 def teacher_card(
@@ -617,7 +621,7 @@ def train_teacher(
     if summary_path.exists() and (run_dir / "policy.safetensors").exists():
         done = json.loads(summary_path.read_text())
         if done.get("config") == key:
-            console.print(f"[green]teacher already fitted[/] in {run_dir}")
+            console.print(f"[green]teacher already fitted[/] in {plain(run_dir)}")
             return done
     folder = run_dir / "teacher"
     folder.mkdir(parents=True, exist_ok=True)
@@ -651,7 +655,7 @@ def train_teacher(
     if prior is not None and len(set(group_of)) < 2:  # nothing to cross-validate: the prior's choice
         choice = Choice(prior.kind, prior.strength, float("nan"), [])
         console.print(
-            f"fewer than 2 scene groups of its own: the model of {prior.spec} ({prior.kind} "
+            f"fewer than 2 scene groups of its own: the model of {plain(prior.spec)} ({prior.kind} "
             f"{prior.strength:g}) refitted with {len(names)} more raw(s)"
         )
     else:
