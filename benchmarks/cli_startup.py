@@ -2,12 +2,13 @@
 ``genbench --help``, ``isp-tune --help``, against the floor any typer CLI pays (``python -c "import typer,
 rich"``), measured in the same run.
 
-Each command is the console script's own call (``sys.exit(main())`` of the ``[project.scripts]`` entry of
-pyproject.toml) in a fresh child process with ``PYTHONPATH`` set to the tree under test; the rounds
-alternate every command and every tree, so all see the same machine load. Printed per command: wall time
-(best of rounds, and the median), its ratio to the floor (best / best, and the median of per-round ratios),
-and the child's peak RSS (``ru_maxrss``). With ``--before PATH`` (another checkout, e.g. the main branch)
-the same commands run from that tree too, and the "before / after" ratio of the medians is printed.
+Each command is the console script's own call (``sys.exit(main())`` of its installed entry point, as
+``[project.scripts]`` of pyproject.toml declares it) in a fresh child process with ``PYTHONPATH`` set to the
+tree under test; the rounds alternate every command and every tree, so all see the same machine load.
+Printed per command: wall time (best of rounds, and the median), its ratio to the floor (best / best, and the
+median of per-round ratios), and the child's peak RSS (``ru_maxrss``). With ``--before PATH`` (another
+checkout, e.g. the main branch) the same commands run from that tree too, and the "before / after" ratio of
+the medians is printed.
 
     python benchmarks/cli_startup.py [--rounds 7] [--before ../main]
 
@@ -23,20 +24,19 @@ import subprocess
 import sys
 import tempfile
 import time
+from importlib.metadata import entry_points
 from pathlib import Path
-
-import tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMANDS = (("attiqa", "--help"), ("attiqa", "models"), ("genbench", "--help"), ("isp-tune", "--help"))
 FLOOR = "import typer, rich"
 
 
-def entry_code(script: str, root: Path) -> str:
-    """What the installed console script runs, as ``python -c`` code (read from ``root``'s pyproject)."""
-    with open(root / "pyproject.toml", "rb") as fh:
-        module, _, func = tomllib.load(fh)["project"]["scripts"][script].partition(":")
-    return f"import sys; sys.argv[0] = {script!r}; from {module} import {func}; sys.exit({func}())"
+def entry_code(script: str) -> str:
+    """What the installed console script runs, as ``python -c`` code (its entry point in the installed
+    metadata; the module is then imported from the tree on the path)."""
+    (ep,) = entry_points(group="console_scripts", name=script)
+    return f"import sys; sys.argv[0] = {script!r}; from {ep.module} import {ep.attr}; sys.exit({ep.attr}())"
 
 
 def run(code: str, args: tuple[str, ...], root: Path) -> tuple[float, float]:
@@ -66,7 +66,7 @@ def main() -> None:
     runs = {("floor", "", "floor"): (FLOOR, (), ROOT)}
     for side, root in trees.items():
         for script, arg in COMMANDS:
-            runs[(side, script, arg)] = (entry_code(script, root), (arg,), root)
+            runs[(side, script, arg)] = (entry_code(script), (arg,), root)
     for code, a, root in runs.values():  # once untimed: bytecode caches written, files in the page cache
         run(code, a, root)
     secs: dict[tuple[str, str, str], list[float]] = {k: [] for k in runs}
