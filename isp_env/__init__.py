@@ -16,12 +16,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+
+def _extra_missing(exc: ModuleNotFoundError) -> ModuleNotFoundError:
+    """gymnasium / rawpy / stable-baselines3 are the `isp` extra: say so, at import or on first use."""
+    return ModuleNotFoundError(
+        f"isp_env needs the `isp` extra ({exc.name} is missing): pip install 'attiqa[isp]'"
+    )
+
+
 try:
     from isp_env.registration import ENV_ID, register
-except ModuleNotFoundError as exc:  # gymnasium / rawpy / stable-baselines3 are the `isp` extra
-    raise ModuleNotFoundError(
-        f"isp_env needs the `isp` extra ({exc.name} is missing): pip install 'attiqa[isp]'"
-    ) from exc
+except ModuleNotFoundError as exc:
+    raise _extra_missing(exc) from exc
 
 if TYPE_CHECKING:
     from isp_env.env import ISPTuningEnv
@@ -32,8 +38,10 @@ register()
 def __getattr__(name: str) -> Any:
     if name != "ISPTuningEnv":
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    from isp_env.env import ISPTuningEnv
-
+    try:
+        from isp_env.env import ISPTuningEnv
+    except ModuleNotFoundError as exc:
+        raise _extra_missing(exc) from exc
     return ISPTuningEnv
 
 
