@@ -162,6 +162,8 @@ def score_share(
     from attiqa.progress import progress_task
 
     share = shards.share(todo)
+    if not share:  # nothing to decode: no decode workers started
+        return ScoreRun(tuple(scorer.columns))
     with progress_task("scoring", total=len(share), disable=not progress or not shards.main) as adv:
         return score_paths(
             share, scorer, batch_size, num_workers, on_batch=lambda n, f: adv(n + f), on_rows=on_rows,
