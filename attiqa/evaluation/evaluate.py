@@ -285,14 +285,19 @@ def evaluate(
         warnings=warn,
     )
     res.seconds = time.perf_counter() - t0
+    _require_rows(res)  # on every process, so none waits for a rank 0 that stopped
     res.files = write_outputs(res, ds, out_dir, plot=plot) if shards.main else {}
     return res
 
 
-def write_outputs(res: EvalResult, dataset: IQADataset, out_dir: Path, plot: bool = True) -> dict[str, Path]:
-    """predictions.csv, summary.json and (``plot``) scatter.png in ``out_dir``, each written atomically."""
+def _require_rows(res: EvalResult) -> None:
     if not res.rows:
         raise AttiqaError(f"{res.dataset}: no image could be scored — nothing to evaluate")
+
+
+def write_outputs(res: EvalResult, dataset: IQADataset, out_dir: Path, plot: bool = True) -> dict[str, Path]:
+    """predictions.csv, summary.json and (``plot``) scatter.png in ``out_dir``, each written atomically."""
+    _require_rows(res)
     out_dir.mkdir(parents=True, exist_ok=True)
     columns = list(res.model.get("columns", []))
     head = [*RESERVED, *columns]
