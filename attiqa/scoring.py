@@ -248,12 +248,13 @@ class ScoreWriter:
     def _shard_journals(self) -> list[Path]:
         return sorted(self.out.parent.glob(f".{glob.escape(self.out.name)}.rank*.partial.csv"))
 
-    def _read_table(self, path: Path) -> list[dict]:
-        """The rows of a finished CSV/TSV score file or a journal, read only: a last line without its
-        newline (a live writer's, or a killed one's) is left out."""
+    def _read_table(self, path: Path, data: bytes | None = None) -> list[dict]:
+        """The rows of a finished CSV/TSV score file or a journal (``data``: its bytes, when the caller has
+        read them), read only: a last line without its newline (a live writer's, or a killed one's) is
+        left out."""
         delim = _delimiter(self.out) if path == self.out else ","
         try:
-            data = path.read_bytes()
+            data = path.read_bytes() if data is None else data
         except OSError as exc:
             raise AttiqaError(f"{path}: cannot be read ({exc.strerror}) — choose another --out") from None
         text = data[: data.rfind(b"\n") + 1].decode(ENCODING, ERRORS)
@@ -289,7 +290,7 @@ class ScoreWriter:
                     data = raw.read()
                     if not data.endswith(b"\n"):
                         raw.truncate(data.rfind(b"\n") + 1)
-                rows = self._read_table(path)
+                rows = self._read_table(path, data)  # leaves that line out too
                 self.done.update(r["image"] for r in rows)
                 if path != self.out and not self.sharded:  # a JSON document's journal
                     self._kept_rows.extend(rows)

@@ -32,20 +32,29 @@ def run_score(
     env: dict[str, str],
     args: tuple[str, ...] = (),
     launcher: tuple[str, ...] = (),
+    command: str = "score",
 ):
     """Run the real ``attiqa score FOLDER -m MODEL -o OUT [ARGS]`` in a child process with ``env`` added
-    (``launcher``: a module to run ``attiqa.cli`` under, e.g. ``("torch.distributed.run", "--standalone")``);
+    (``launcher``: a module to run ``attiqa.cli`` under, e.g. ``("torch.distributed.run", "--standalone")``;
+    ``command="eval"``: ``attiqa eval folder --root FOLDER -m MODEL -o OUT --no-cache [ARGS]``, FOLDER holding
+    a mos.csv, OUT a folder);
     returns (seconds start to end, peak RSS in MiB of the command (the larger of it and its workers),
     peak RSS of its largest decode worker (read from /proc while it runs), CPU seconds of all of them)."""
     import os
+    import shutil
     import subprocess
     import sys
     import time
 
     for stale in out.parent.glob(f"*{out.name}*"):  # the output and its hidden records: score afresh
-        stale.unlink()
+        shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
     head = [sys.executable, "-m", *launcher, *(["-m"] if launcher else []), "attiqa.cli"]
-    cmd = [*head, "score", str(folder), "-m", model, "-o", str(out), *args]
+    what = (
+        ["eval", "folder", "--root", str(folder), "--no-cache"]
+        if command == "eval"
+        else ["score", str(folder)]
+    )
+    cmd = [*head, *what, "-m", model, "-o", str(out), *args]
     with tempfile.TemporaryFile() as err:  # a file, not a pipe: a long run's progress would fill a pipe
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=err)
@@ -59,7 +68,7 @@ def run_score(
         seconds = time.perf_counter() - t0
         if os.waitstatus_to_exitcode(status):
             err.seek(0)
-            raise SystemExit(f"attiqa score failed ({env}):\n{err.read().decode()}")
+            raise SystemExit(f"attiqa {command} failed ({env}):\n{err.read().decode()}")
     cpu = usage.ru_utime + usage.ru_stime  # reaped workers included
     return seconds, usage.ru_maxrss / 1024, worker, cpu  # Linux: KiB
 

@@ -1,4 +1,5 @@
-"""`attiqa score` in one process against the same command under `torchrun --nproc_per_node N`, start to end.
+"""`attiqa score` (or `attiqa eval`) in one process against the same command under
+`torchrun --nproc_per_node N`, start to end.
 
 On a GPU machine each torchrun process drives its own GPU. On a CPU the question is whether N processes of
 1 torch thread each (torchrun's default OMP_NUM_THREADS=1) score faster than one process using every core
@@ -6,6 +7,7 @@ through intra-op threads. Both sides are the real commands (interpreter start, m
 the output file) on the same photos, in alternating rounds, so the printed ratio holds on a noisy machine.
 
     python benchmarks/score_torchrun.py [--root PHOTOS] [--n 48] [--model attiqa-default] [--nproc 2]
+        [--command score|eval]   # eval: a folder dataset of these photos (made-up MOS), no score cache
 """
 
 from __future__ import annotations
@@ -28,20 +30,26 @@ def main() -> None:
     ap.add_argument("--model", default="attiqa-default")
     ap.add_argument("--nproc", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--command", choices=("score", "eval"), default="score")
     args = ap.parse_args()
     photos = discover_images([args.root or photo_folder(args.n)])[: args.n]
     folder = Path(tempfile.mkdtemp(prefix="attiqa-torchrun-"))
     for p in photos:  # exactly these photos, whatever else the folder holds
         (folder / p.name).symlink_to(p.resolve())
-    out = folder.parent / f"{folder.name}.csv"
+    if args.command == "eval":  # the folder adapter's CSV; the MOS values only need to vary
+        rows = "".join(f"{p.name},{1 + i % 5}\n" for i, p in enumerate(photos))
+        (folder / "mos.csv").write_text("image,mos\n" + rows)
+    out = folder.parent / f"{folder.name}{'.csv' if args.command == 'score' else '-eval'}"
     torchrun = ("torch.distributed.run", "--standalone", "--nproc_per_node", str(args.nproc))
 
     def rate(launcher: tuple[str, ...] = ()) -> float:
-        seconds = run_score(folder, args.model, out, {}, ("-q",), launcher)[0]
+        seconds = run_score(folder, args.model, out, {}, ("-q",), launcher, args.command)[0]
         return len(photos) / seconds
 
     best, per_round = interleaved(args.rounds, one=rate, torchrun=lambda: rate(torchrun))
-    print(f"{len(photos)} photos, {args.model}, start to end (interpreter, model load, decode, CSV)")
+    what = "CSV" if args.command == "score" else "metrics, predictions, plot"
+    print(f"attiqa {args.command}: {len(photos)} photos, {args.model}, start to end (interpreter, model "
+          f"load, decode, {what})")  # fmt: skip
     print(f"one process (torch's threads)      : {best['one']:6.2f} images/s")
     print(f"torchrun, {args.nproc} processes x 1 thread : {best['torchrun']:6.2f} images/s")
     ratio = best["torchrun"] / best["one"]

@@ -163,3 +163,27 @@ def test_inference_does_not_import_training():
             if sub == name or sub.startswith(name + "."):
                 for mod, _, line in _imports(sub, path, modules):
                     assert not mod.startswith("attiqa.training"), f"{path.relative_to(ROOT)}:{line} {mod}"
+
+
+def test_every_data_loader_comes_from_the_one_factory():
+    """``attiqa.io.batching.data_loader`` sets every loader's ``worker_init`` (a SIGTERM to the process
+    group ends decode workers quietly); a module calling ``DataLoader(...)`` itself would forget it."""
+    modules = _modules()
+    calls = []
+    for name, path in modules.items():
+        if name == "attiqa.io.batching":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call):
+                f = node.func
+                called = f.id if isinstance(f, ast.Name) else f.attr if isinstance(f, ast.Attribute) else ""
+                if called == "DataLoader":
+                    calls.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert calls == [], "build loaders with attiqa.io.batching.data_loader:\n" + "\n".join(calls)
+    factory = ast.parse(modules["attiqa.io.batching"].read_text(encoding="utf-8"))
+    assert any(
+        kw.arg == "worker_init_fn"
+        for node in ast.walk(factory)
+        if isinstance(node, ast.Call)
+        for kw in node.keywords
+    )

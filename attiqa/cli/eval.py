@@ -135,12 +135,16 @@ def eval_cmd(
     Scores are cached per (model, image): another --target or --split does not rescore.
     Writes predictions.csv, summary.json and scatter.png (prediction vs MOS with the fitted curve).
 
+    Under `torchrun --nproc_per_node N -m attiqa.cli eval ...` each process (one GPU each) scores a share
+    of the images and the first writes the outputs.
+
     Example: attiqa eval agiqa3k --root AGIQA-3K/ -m ckpt.safetensors
     """
     from attiqa.datasets import get_dataset, resolve_name
     from attiqa.evaluation.evaluate import PREDICTIONS_CSV, SCATTER_PNG, SUMMARY_JSON, evaluate
     from attiqa.io.atomic import not_an_input, output_folder
     from attiqa.scorers import load_scorer
+    from attiqa.sharding import sharded
 
     name = resolve_name(dataset)
     kwargs = {}
@@ -161,16 +165,20 @@ def eval_cmd(
         inputs = [*ds.source_files(), *(it.image for it in ds.select(split))]
         not_an_input([out / n for n in (PREDICTIONS_CSV, SUMMARY_JSON, SCATTER_PNG)], inputs, "--out")
     overrides = _scorer_overrides(model, crops)
-    scorer = load_scorer(model, device=device_str(device), **overrides)
-    if out is None:
-        out = Path("runs/eval") / _slug(
-            f"{name}-{ds.target}{'-' + split if split else ''}-{scorer.info.name}"
-        )
-    output_folder(out, "--out")  # before the scoring, not after it
-    res = evaluate(
-        ds, scorer, out, batch_size=batch_size, num_workers=workers, cache=cache, split=split,
-        missing="skip" if skip_missing else "error", scorer_overrides=overrides, progress=not quiet,
-    )  # fmt: skip
+    with sharded() as shards:  # under torchrun each process scores a share, the first writes the files
+        scorer = load_scorer(model, device=device_str(device), **overrides)
+        if out is None:
+            out = Path("runs/eval") / _slug(
+                f"{name}-{ds.target}{'-' + split if split else ''}-{scorer.info.name}"
+            )
+        output_folder(out, "--out")  # before the scoring, not after it
+        res = evaluate(
+            ds, scorer, out, batch_size=batch_size, num_workers=workers, cache=cache, split=split,
+            missing="skip" if skip_missing else "error", scorer_overrides=overrides, progress=not quiet,
+            shards=shards,
+        )  # fmt: skip
+    if not shards.main:
+        return
     t = Table(title=f"{ds.info.full_name} — {ds.target} ({res.split}) — {scorer.info.name}")
     for c in ("n", "SROCC", "PLCC", "PLCC (logistic)", "KRCC", "RMSE (logistic)"):
         t.add_column(c, justify="right")

@@ -66,10 +66,9 @@ def score_cmd(
     from attiqa.contact_sheet import sheet_for_scores
     from attiqa.io.atomic import output_png
     from attiqa.io.images import require_images
-    from attiqa.progress import progress_task
     from attiqa.scorers import is_attiqa_model, load_scorer, scorer_identity
-    from attiqa.scoring import ColumnStats, ScoreWriter, check_output_path, score_paths
-    from attiqa.training.distributed import barrier, gather_objects, process_group
+    from attiqa.scoring import ColumnStats, ScoreWriter, check_output_path
+    from attiqa.sharding import in_input_order, score_share, sharded
 
     files = require_images(paths)
     if out is not None:
@@ -77,28 +76,25 @@ def score_cmd(
     if sheet is not None:
         output_png(sheet, "--sheet")
     keep_rows = max(SHEET_LIMIT if sheet else 0, TABLE_LIMIT)
-    # under torchrun each rank scores a share; a day's timeout: ranks wait for the slowest at the end
-    with process_group(timeout_minutes=24 * 60) as group:
-        rank, world = group.rank, group.world_size
-        if world > 1 and out is None:
+    with sharded() as shards:  # under torchrun each process scores a share
+        if shards.world > 1 and out is None:
             raise AttiqaError(
-                f"under torchrun each of the {world} processes scores a share of the images — give --out "
-                "FILE.csv (or .tsv / .json) to collect them in one file"
+                f"under torchrun each of the {shards.world} processes scores a share of the images — give "
+                "--out FILE.csv (or .tsv / .json) to collect them in one file"
             )
         overrides = {"crops": crops} if is_attiqa_model(model) else {}
         scorer = load_scorer(model, device=resolve_device(device), **overrides)
         writer = None
         if out is not None:
             identity = {**scorer_identity(model), "crops": overrides.get("crops")}
-            writer = ScoreWriter(out, scorer.columns, scorer.metadata(), identity, rank, world)
+            writer = ScoreWriter(out, scorer.columns, scorer.metadata(), identity, shards.rank, shards.world)
         todo = files
         if writer is not None and writer.done:
             todo = [f for f in files if str(f) not in writer.done]
-            if rank == 0:
+            if shards.main:
                 done = len(files) - len(todo)
                 console.print(f"resuming: {done} image(s) already in {plain(out)}, {len(todo)} to score")
-        barrier()  # every rank has read the journals before any writes to them: one `todo` everywhere
-        todo = todo[rank::world]
+        shards.sync()  # every rank has read the journals before any writes to them: one `todo` everywhere
         stats = ColumnStats(tuple(scorer.columns))
 
         def keep(rows: list[dict]) -> None:
@@ -108,31 +104,26 @@ def score_cmd(
 
         run = None
         try:
-            with progress_task("scoring", total=len(todo), disable=quiet or rank != 0) as adv:
-                run = score_paths(
-                    todo, scorer, batch_size, workers, on_batch=lambda n, f: adv(n + f), on_rows=keep,
-                    keep_rows=keep_rows,
-                )  # fmt: skip
+            run = score_share(shards, todo, scorer, batch_size, workers, keep, keep_rows, progress=not quiet)
         finally:
             if writer is not None:
                 writer.close(run.failed if run is not None else ())
         if run.interrupted:
-            if rank == 0:
-                where = f"each process's finished rows kept beside {plain(out)}" if world > 1 else ""
+            if shards.main:
+                where = f"each process's finished rows kept beside {plain(out)}" if shards.world > 1 else ""
                 where = where or f"{stats.n} finished row(s) kept in {plain(out)}"
                 kept = f"{where}; rerun the same command to resume" if out else "nothing was saved (no --out)"
                 console.print(f"[yellow]interrupted: {kept}")
             raise SystemExit(interrupt_exit_code(run.interruption or KeyboardInterrupt()))
-        shards = gather_objects((stats, run.failed, len(todo)))  # every rank's journal is closed
-    if rank != 0:
+        parts = shards.gather((stats, run.failed))  # after every rank's journal is closed
+    if not shards.main:
         return
-    failed, n_todo, rows = run.failed, len(todo), run.rows
-    if writer is not None and world > 1:  # one file from every rank's journal, in the input order
-        stats, failed, n_todo = ColumnStats(tuple(scorer.columns)), [], 0
-        for rank_stats, rank_failed, rank_todo in shards:
-            stats.update(rank_stats)
-            failed += rank_failed
-            n_todo += rank_todo
+    rows, n_todo = run.rows, len(todo)
+    stats = ColumnStats(tuple(scorer.columns))
+    for rank_stats, _ in parts:
+        stats.update(rank_stats)
+    failed = in_input_order([e for _, rank_failed in parts for e in rank_failed], todo)
+    if writer is not None and shards.world > 1:  # one file from every rank's journal, in the input order
         rows = writer.merge_shards([str(f) for f in files], failed)[:keep_rows]
     if writer is not None and (writer.written or writer.done or stats.n):
         console.print(f"[green]wrote {plain(out)}")

@@ -5,7 +5,8 @@ Order of work, chosen so nothing fails late: (1) select the items (target, split
 listing the problems, before any model call; (3) look up the per-(model, image) cache
 (:mod:`attiqa.evaluation.cache`); (4) score the rest with the one scoring path,
 :func:`attiqa.scoring.score_batches` (as ``attiqa score``: same batching hints, same reduced-scale JPEG
-decoding, so the same image gets the same score), storing each batch in the cache as it finishes;
+decoding, so the same image gets the same score), storing each batch in the cache as it finishes —
+under torchrun each process scores a share (:mod:`attiqa.sharding`) and rank 0 alone writes the outputs;
 (5) metrics: SROCC, PLCC, KRCC (paper §4.2; plain PLCC as the paper reports it) plus PLCC and RMSE after
 the VQEG logistic fit; (6) write ``predictions.csv``, ``summary.json`` and ``scatter.png`` atomically.
 
@@ -34,7 +35,7 @@ from attiqa.io.atomic import write_bytes_atomic, write_json_atomic
 from attiqa.io.batching import default_num_workers
 from attiqa.io.images import content_key
 from attiqa.io.tables import csv_bytes
-from attiqa.scoring import score_batches
+from attiqa.sharding import Shards, in_input_order, score_share
 
 PREDICTIONS_CSV = "predictions.csv"
 SUMMARY_JSON = "summary.json"
@@ -143,34 +144,45 @@ def score_items(
     batch_size: int,
     num_workers: int,
     progress: bool,
+    shards: Shards | None = None,
 ) -> tuple[dict[str, list[float]], list[ImageLoadError], int]:
-    """Scores for ``paths`` (str(path) -> one value per scorer column), decode failures, number cached."""
-    from attiqa.progress import progress_task
+    """Scores for ``paths`` (str(path) -> one value per scorer column), decode failures, number cached.
 
+    Under torchrun (``shards``) each process hashes and looks up its share of ``paths``, scores its share of
+    the rest — each batch stored in the cache as it finishes, so a killed run resumes — and every process
+    ends with all the scores."""
+    shards = shards or Shards()
     keys: dict[str, str] = {}
     if cache is not None:
-        for p in paths:
+        for p in shards.share(paths):
             with contextlib.suppress(OSError):  # unreadable: the loader reports it below
                 keys[str(p)] = content_key(p)
-    done = cache.lookup(scorer_key, keys) if cache is not None else {}
+    found = cache.lookup(scorer_key, keys) if cache is not None else {}
+    done: dict[str, list[float]] = {}
+    for rank_keys, rank_found in shards.gather((keys, found)):
+        keys.update(rank_keys)
+        done.update(rank_found)
     n_cached = len(done)
     todo = [p for p in paths if str(p) not in done]
+    scored: dict[str, list[float]] = {}
+
+    def keep(rows: list[dict]) -> None:
+        new = []
+        for r in rows:
+            vals = scored[r["image"]] = [r[c] for c in scorer.columns]
+            if r["image"] in keys:
+                new.append((keys[r["image"]], vals))
+        if cache is not None and new:
+            cache.store(scorer_key, new)
+
+    run = score_share(shards, todo, scorer, batch_size, num_workers, keep, keep_rows=0, progress=progress)
+    if run.interrupted:  # finished batches are in the cache
+        raise run.interruption or KeyboardInterrupt()
     failed: list[ImageLoadError] = []
-    if todo:
-        with progress_task("scoring", total=len(todo), disable=not progress) as advance:
-            for batch in score_batches(todo, scorer, batch_size, num_workers):
-                failed.extend(batch.errors)
-                new = []
-                for row_i, idx in enumerate(batch.indices):
-                    key = str(todo[idx])
-                    vals = [float(v) for v in batch.scores[row_i]]
-                    done[key] = vals
-                    if key in keys:
-                        new.append((keys[key], vals))
-                if cache is not None and new:
-                    cache.store(scorer_key, new)
-                advance(len(batch.indices) + len(batch.errors))
-    return done, failed, n_cached
+    for rank_scored, rank_failed in shards.gather((scored, run.failed)):
+        done.update(rank_scored)
+        failed += rank_failed
+    return done, in_input_order(failed, todo), n_cached
 
 
 def evaluate(
@@ -186,6 +198,7 @@ def evaluate(
     scorer_overrides: dict[str, Any] | None = None,
     progress: bool = True,
     plot: bool = True,
+    shards: Shards | None = None,
 ) -> EvalResult:
     """Score ``dataset`` (optionally another ``target`` / one ``split``) with ``scorer``; write outputs.
 
@@ -193,7 +206,11 @@ def evaluate(
     False = no cache. ``missing="skip"`` drops missing/unreadable images with a warning instead of the
     default one-error-before-scoring. ``scorer_overrides`` (e.g. ``{"crops": "center"}``) enter the
     cache key next to the scorer's own metadata.
+
+    Under torchrun (``shards`` from :func:`attiqa.sharding.sharded`) each process scores a share of the
+    images and every process returns the same result; only rank 0 writes the files.
     """
+    shards = shards or Shards()
     t0 = time.perf_counter()
     ds = dataset.retarget(target)
     items, skipped = _select_items(ds, split, missing)
@@ -204,12 +221,17 @@ def evaluate(
     paths = [it.image for it in items]
 
     store: ScoreCache | None = None
-    if cache:
-        store = ScoreCache(default_cache_path() if cache is True else Path(cache))
+    where = (default_cache_path() if cache is True else Path(cache)) if cache else None
     try:
-        if store is not None:
+        if where is not None and shards.main:
+            store = ScoreCache(where)
             store.register(key, scorer.columns, identity)
-        scores, failed, n_cached = score_items(paths, scorer, store, key, batch_size, workers, progress)
+        shards.sync()  # the other processes open the cache once it exists (one creator, one WAL switch)
+        if where is not None and not shards.main:
+            store = ScoreCache(where)
+        scores, failed, n_cached = score_items(
+            paths, scorer, store, key, batch_size, workers, progress, shards
+        )  # fmt: skip
     finally:
         if store is not None:
             store.close()
@@ -263,14 +285,19 @@ def evaluate(
         warnings=warn,
     )
     res.seconds = time.perf_counter() - t0
-    res.files = write_outputs(res, ds, out_dir, plot=plot)
+    _require_rows(res)  # on every process, so none waits for a rank 0 that stopped
+    res.files = write_outputs(res, ds, out_dir, plot=plot) if shards.main else {}
     return res
+
+
+def _require_rows(res: EvalResult) -> None:
+    if not res.rows:
+        raise AttiqaError(f"{res.dataset}: no image could be scored — nothing to evaluate")
 
 
 def write_outputs(res: EvalResult, dataset: IQADataset, out_dir: Path, plot: bool = True) -> dict[str, Path]:
     """predictions.csv, summary.json and (``plot``) scatter.png in ``out_dir``, each written atomically."""
-    if not res.rows:
-        raise AttiqaError(f"{res.dataset}: no image could be scored — nothing to evaluate")
+    _require_rows(res)
     out_dir.mkdir(parents=True, exist_ok=True)
     columns = list(res.model.get("columns", []))
     head = [*RESERVED, *columns]

@@ -14,11 +14,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
 
 from attiqa.evaluation.metrics import plcc, srocc
 from attiqa.exiqa.model import Regressor
 from attiqa.exiqa.scorer import ExiqaScorer
+from attiqa.io.batching import data_loader
 from attiqa.io.checkpoints import save_checkpoint
 from attiqa.training.data import MosDataset, collate_skip_none, split_indices, unreadable_report
 
@@ -32,7 +32,7 @@ def attribute_features(
     """(N, D·K) attribute probabilities and (N,) MOS of the readable images of a MOS CSV."""
     ds = MosDataset(mos_csv, None, scorer.transform, on_error="skip")
     feats, mos = [], []
-    for batch in DataLoader(ds, batch_size, collate_fn=collate_skip_none):
+    for batch in data_loader(ds, batch_size, collate_fn=collate_skip_none):
         if batch is None:
             continue
         x, y, _ = batch

@@ -39,7 +39,7 @@ from attiqa.exiqa.model import (
     strength_rmse,
 )
 from attiqa.io.atomic import write_json_atomic
-from attiqa.io.batching import worker_init
+from attiqa.io.batching import data_loader
 from attiqa.io.checkpoints import load_checkpoint, load_training_state, save_checkpoint, save_training_state
 from attiqa.teachers.clip import load_open_clip, parse_clip_spec
 from attiqa.training.data import ImageTableDataset, collate_skip_none, unreadable_report
@@ -153,14 +153,13 @@ def train_exiqa(
     def loader(idx: list[int], shuffle: bool) -> DataLoader:
         ds = ImageTableDataset([paths[i] for i in idx], targets[idx], preprocess, "skip")
         gen = torch.Generator().manual_seed(cfg.seed)
-        return DataLoader(
+        return data_loader(
             ds,
             cfg.batch_size,
             shuffle=shuffle,
             num_workers=workers,
             collate_fn=collate_skip_none,
             generator=gen,
-            worker_init_fn=worker_init,
         )
 
     train_loader = loader(tr_idx, True)

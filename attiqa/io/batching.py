@@ -1,6 +1,7 @@
 """Batched, parallel image decoding that never lets one bad file stop a run.
 
-Used by ``attiqa label``, ``attiqa score`` and the benchmarks. Workers decode and transform; a file
+Used by ``attiqa label``, ``attiqa score`` and the benchmarks; :func:`data_loader` makes every DataLoader of
+the project (training's too). Workers decode and transform; a file
 that fails to load comes back as an error record instead of an exception, so a batch command can skip
 it, report it at the end, and keep every finished result.
 """
@@ -105,17 +106,36 @@ def iter_image_batches(
     (see :func:`attiqa.io.images.load_image`); None decodes at full size.
     """
     ds = _PathDataset([Path(p) for p in paths], transform, max_pixels, min_shorter)
-    loader = DataLoader(
+    yield from data_loader(
         ds,
         batch_sampler=batch_plan(len(ds), batch_size, first=1 if num_workers > 0 else batch_size),
         num_workers=num_workers,
         collate_fn=_collate,
         pin_memory=pin_memory,
-        persistent_workers=False,
-        prefetch_factor=4 if num_workers > 0 else None,
-        worker_init_fn=worker_init,
+        prefetch_factor=4,
     )
-    yield from loader
+
+
+def data_loader(
+    dataset: Dataset,
+    batch_size: int | None = 1,
+    *,
+    num_workers: int = 0,
+    prefetch_factor: int | None = None,
+    **options: Any,
+) -> DataLoader:
+    """The project's one way to make a ``torch.utils.data.DataLoader`` (tests/test_architecture.py checks
+    that no other module builds one), so no loader forgets :func:`worker_init`. ``prefetch_factor`` (batches
+    each worker decodes ahead; torch's default 2 when None) counts only with workers, as torch allows;
+    ``options`` are DataLoader's own (sampler, collate_fn, generator, ...)."""
+    return DataLoader(
+        dataset,
+        batch_size,
+        num_workers=num_workers,
+        prefetch_factor=prefetch_factor if num_workers > 0 else None,
+        worker_init_fn=worker_init,
+        **options,
+    )
 
 
 def batch_plan(n: int, batch_size: int, first: int = 1) -> list[list[int]]:

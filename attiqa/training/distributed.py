@@ -1,105 +1,39 @@
-"""DDP helpers: one code path for a single process and for ``torchrun --nproc_per_node N``.
+"""DDP helpers for training: one code path for a single process and for ``torchrun --nproc_per_node N``.
 
-- Initialised from torchrun's env vars (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR/PORT); backend NCCL
-  when CUDA is available, gloo otherwise (CPU tests).
-- Without those env vars (or WORLD_SIZE=1) nothing is initialised and every helper is a no-op.
+- The process group and its basic collectives live in :mod:`attiqa.sharding` (scoring shares them) and are
+  re-exported here, so training code reads them as ``D.rank()``, ``D.barrier()``, ...
+- Without torchrun's env vars (or WORLD_SIZE=1) nothing is initialised and every helper is a no-op.
 - Only rank 0 writes files (:func:`is_main`); collectives keep the other ranks in step.
 """
 
 from __future__ import annotations
 
-import datetime
 import inspect
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
 from torch import nn
 from torch.utils.data import Dataset, DistributedSampler
 
+from attiqa.sharding import (
+    DistState,
+    barrier,
+    gather_objects,
+    init_distributed,
+    is_dist,
+    is_main,
+    local_rank,
+    process_group,
+    rank,
+    teardown,
+    world_size,
+)
 
-@dataclass(frozen=True)
-class DistState:
-    rank: int
-    world_size: int
-    local_rank: int
-    owns_group: bool  # we created the process group, so we destroy it in teardown()
-
-
-def is_dist() -> bool:
-    return dist.is_available() and dist.is_initialized()
-
-
-def rank() -> int:
-    return dist.get_rank() if is_dist() else 0
-
-
-def world_size() -> int:
-    return dist.get_world_size() if is_dist() else 1
-
-
-def local_rank() -> int:
-    return int(os.environ.get("LOCAL_RANK", "0")) if is_dist() else 0
-
-
-def is_main() -> bool:
-    return rank() == 0
-
-
-def barrier() -> None:
-    if is_dist():
-        dist.barrier()
-
-
-def gather_objects(obj: object) -> list:
-    """Every rank's ``obj`` (picklable), in rank order, on every rank — also a barrier; ``[obj]`` alone."""
-    if not is_dist():
-        return [obj]
-    out: list = [None] * world_size()
-    dist.all_gather_object(out, obj)
-    return out
-
-
-def init_distributed(timeout_minutes: float = 30.0) -> DistState:
-    """Join the torchrun process group if the env says so (idempotent; reuses an existing group)."""
-    if is_dist():
-        return DistState(rank(), world_size(), local_rank(), owns_group=False)
-    ws = int(os.environ.get("WORLD_SIZE", "1"))
-    if ws <= 1:
-        return DistState(0, 1, 0, owns_group=False)
-    lr = int(os.environ.get("LOCAL_RANK", "0"))
-    backend = "nccl" if torch.cuda.is_available() else "gloo"
-    if backend == "nccl":
-        torch.cuda.set_device(lr)
-    dist.init_process_group(backend=backend, timeout=datetime.timedelta(minutes=timeout_minutes))
-    return DistState(dist.get_rank(), dist.get_world_size(), lr, owns_group=True)
-
-
-def teardown(state: DistState) -> None:
-    """Destroy the group only if :func:`init_distributed` created it (a caller's group is left alone)."""
-    if state.owns_group and is_dist():
-        dist.barrier()
-        dist.destroy_process_group()
-
-
-@contextmanager
-def process_group(timeout_minutes: float = 30.0) -> Iterator[DistState]:
-    """:func:`init_distributed` for the ``with`` block, then :func:`teardown` — except after an error,
-    when a group this call created is destroyed without the closing barrier: a rank that failed must not
-    wait for ranks that may never reach it."""
-    state = init_distributed(timeout_minutes)
-    ok = False
-    try:
-        yield state
-        ok = True
-    finally:
-        if ok:
-            teardown(state)
-        elif state.owns_group and is_dist():
-            dist.destroy_process_group()
+__all__ = [  # the process-group helpers re-exported from attiqa.sharding, then training's own
+    "DistState", "barrier", "gather_objects", "init_distributed", "is_dist", "is_main", "local_rank",
+    "process_group", "rank", "teardown", "world_size", "wrap_ddp", "unwrap", "make_sampler", "epoch_seed",
+    "all_reduce_sum", "all_reduce_mean", "all_gather_cat", "average_buffers",
+]  # fmt: skip
 
 
 def wrap_ddp(model: nn.Module, device: torch.device) -> nn.Module:

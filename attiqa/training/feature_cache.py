@@ -25,10 +25,10 @@ from typing import Any
 import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import Subset
 
 from attiqa.io.atomic import atomic_path
-from attiqa.io.batching import worker_init
+from attiqa.io.batching import data_loader
 from attiqa.io.checkpoints import cache_dir
 from attiqa.io.images import content_key
 from attiqa.models.backbones import Backbone
@@ -120,12 +120,11 @@ def cached_features(
     ) as advance:
         for start in range(0, len(todo), CHUNK):
             rows = todo[start : start + CHUNK]
-            loader = DataLoader(
+            loader = data_loader(
                 Subset(dataset, rows),
                 batch_size=batch_size,
                 num_workers=workers,
                 collate_fn=collate_skip_none,
-                worker_init_fn=worker_init,
             )
             out_keys: list[str] = []
             out: list[torch.Tensor] = []

@@ -31,14 +31,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import Subset
 
 from attiqa.attributes import ATTRIBUTES
 from attiqa.config import FinetuneConfig, to_dict
 from attiqa.device import resolve_device
 from attiqa.errors import AttiqaError
 from attiqa.evaluation.metrics import correlations
-from attiqa.io.batching import default_num_workers, worker_init
+from attiqa.io.batching import data_loader, default_num_workers
 from attiqa.models import AttiqaModel, create_backbone, load_model
 from attiqa.models.transforms import FinetuneTrain, FiveCropTest
 from attiqa.training import distributed as D
@@ -104,12 +104,11 @@ def predict_five_crop(
     # Items report their index in the innermost dataset; map it back to a position in val_ds.
     inner = val_ds.indices if isinstance(val_ds, Subset) else range(n)
     pos_of = {int(j): p for p, j in enumerate(inner)}
-    loader = DataLoader(
+    loader = data_loader(
         shard,
         batch_size=batch_size,
         num_workers=workers,
         collate_fn=collate_skip_none,
-        worker_init_fn=worker_init,
     )
     was_training = model.training
     model.eval()

@@ -20,11 +20,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import Subset
 
 from attiqa.config import PretrainConfig, to_dict
 from attiqa.device import resolve_device
-from attiqa.io.batching import default_num_workers, worker_init
+from attiqa.io.batching import data_loader, default_num_workers
 from attiqa.models import AttiqaModel, create_backbone, save_model
 from attiqa.models.transforms import CenterCropTest, PretrainTrain
 from attiqa.training import distributed as D
@@ -120,12 +120,11 @@ def calibrate_model(
     else:
         idx = list(range(n))
     shard = Subset(ds, idx[D.rank() :: D.world_size()])
-    loader = DataLoader(
+    loader = data_loader(
         shard,
         batch_size=max(2, cfg.batch_size // D.world_size()),
         num_workers=workers,
         collate_fn=collate_skip_none,
-        worker_init_fn=worker_init,
     )
     was_training = model.training
     model.eval()

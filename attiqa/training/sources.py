@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from attiqa.io.batching import worker_init
+from attiqa.io.batching import data_loader
 from attiqa.models.transforms import FiveCropTest, MirroredFiveCropTest
 from attiqa.training import distributed as D
 from attiqa.training.feature_cache import cached_features
@@ -37,7 +37,7 @@ def make_loader(
 ) -> DataLoader:
     g = torch.Generator()
     g.manual_seed(seed)
-    return DataLoader(
+    return data_loader(
         dataset,
         batch_size=batch_size,
         sampler=sampler,
@@ -46,8 +46,7 @@ def make_loader(
         drop_last=drop_last,
         collate_fn=collate_fn,
         pin_memory=torch.cuda.is_available(),
-        prefetch_factor=4 if num_workers > 0 else None,
-        worker_init_fn=worker_init,
+        prefetch_factor=4,
     )
 
 

@@ -1,0 +1,178 @@
+"""One code path for a single process and for ``torchrun --nproc_per_node N``: the process group, and
+scoring a list of images across its processes.
+
+- The group is joined from torchrun's env vars (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR/PORT); backend
+  NCCL when CUDA is available, gloo otherwise (CPU tests). Without those env vars (or WORLD_SIZE=1) nothing
+  is initialised and every helper is a no-op.
+- Sharded scoring (``attiqa score``, ``attiqa eval``): every process works out the same list of images
+  still to score, scores every N-th one (:meth:`Shards.share`, :func:`score_share`), and what they found
+  meets on every process (:meth:`Shards.gather`); rank 0 alone writes the outputs and reports.
+
+Training's DDP helpers (:mod:`attiqa.training.distributed`) build on these; inference needs none of them.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import torch
+import torch.distributed as dist
+
+from attiqa.errors import ImageLoadError
+from attiqa.interface import Scorer
+from attiqa.scoring import ScoreRun, score_paths
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class DistState:
+    rank: int
+    world_size: int
+    local_rank: int
+    owns_group: bool  # we created the process group, so we destroy it in teardown()
+
+
+def is_dist() -> bool:
+    return dist.is_available() and dist.is_initialized()
+
+
+def rank() -> int:
+    return dist.get_rank() if is_dist() else 0
+
+
+def world_size() -> int:
+    return dist.get_world_size() if is_dist() else 1
+
+
+def local_rank() -> int:
+    return int(os.environ.get("LOCAL_RANK", "0")) if is_dist() else 0
+
+
+def is_main() -> bool:
+    return rank() == 0
+
+
+def barrier() -> None:
+    if is_dist():
+        dist.barrier()
+
+
+def gather_objects(obj: object) -> list:
+    """Every rank's ``obj`` (picklable), in rank order, on every rank — also a barrier; ``[obj]`` alone."""
+    if not is_dist():
+        return [obj]
+    out: list = [None] * world_size()
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def init_distributed(timeout_minutes: float = 30.0) -> DistState:
+    """Join the torchrun process group if the env says so (idempotent; reuses an existing group)."""
+    if is_dist():
+        return DistState(rank(), world_size(), local_rank(), owns_group=False)
+    ws = int(os.environ.get("WORLD_SIZE", "1"))
+    if ws <= 1:
+        return DistState(0, 1, 0, owns_group=False)
+    lr = int(os.environ.get("LOCAL_RANK", "0"))
+    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    if backend == "nccl":
+        torch.cuda.set_device(lr)
+    dist.init_process_group(backend=backend, timeout=datetime.timedelta(minutes=timeout_minutes))
+    return DistState(dist.get_rank(), dist.get_world_size(), lr, owns_group=True)
+
+
+def teardown(state: DistState) -> None:
+    """Destroy the group only if :func:`init_distributed` created it (a caller's group is left alone)."""
+    if state.owns_group and is_dist():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
+@contextmanager
+def process_group(timeout_minutes: float = 30.0) -> Iterator[DistState]:
+    """:func:`init_distributed` for the ``with`` block, then :func:`teardown` — except after an error,
+    when a group this call created is destroyed without the closing barrier: a rank that failed must not
+    wait for ranks that may never reach it."""
+    state = init_distributed(timeout_minutes)
+    ok = False
+    try:
+        yield state
+        ok = True
+    finally:
+        if ok:
+            teardown(state)
+        elif state.owns_group and is_dist():
+            dist.destroy_process_group()
+
+
+@dataclass(frozen=True)
+class Shards:
+    """This process's place among torchrun's processes: rank 0 of 1 without torchrun."""
+
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def main(self) -> bool:
+        """Rank 0: the one process that writes outputs and reports."""
+        return self.rank == 0
+
+    def share(self, items: Sequence[T]) -> list[T]:
+        """Every ``world``-th item from this rank's position: the shares are disjoint and cover ``items``."""
+        return list(items[self.rank :: self.world])
+
+    def gather(self, obj: T) -> list[T]:
+        """Every process's ``obj`` in rank order, on every process (a barrier too); ``[obj]`` alone."""
+        return gather_objects(obj) if self.world > 1 else [obj]
+
+    def sync(self) -> None:
+        """Wait until every process got here (no-op alone)."""
+        if self.world > 1:
+            barrier()
+
+
+@contextmanager
+def sharded() -> Iterator[Shards]:
+    """The torchrun process group, if there is one, for the ``with`` block. A day's timeout: at the end
+    every process waits for the slowest one's share."""
+    with process_group(timeout_minutes=24 * 60) as state:
+        yield Shards(state.rank, state.world_size)
+
+
+def score_share(
+    shards: Shards,
+    todo: Sequence[Path],
+    scorer: Scorer,
+    batch_size: int,
+    num_workers: int | None,
+    on_rows: Callable[[list[dict]], None] | None = None,
+    keep_rows: int | None = None,
+    progress: bool = True,
+) -> ScoreRun:
+    """Score this process's share of ``todo`` (all of it alone) with :func:`attiqa.scoring.score_paths`;
+    the progress bar (of rank 0's share) is drawn by rank 0 only. ``todo`` must be the same list on every
+    process."""
+    from attiqa.progress import progress_task
+
+    share = shards.share(todo)
+    if not share:  # nothing to decode: no decode workers started
+        return ScoreRun(tuple(scorer.columns))
+    with progress_task("scoring", total=len(share), disable=not progress or not shards.main) as adv:
+        return score_paths(
+            share, scorer, batch_size, num_workers, on_batch=lambda n, f: adv(n + f), on_rows=on_rows,
+            keep_rows=keep_rows,
+        )  # fmt: skip
+
+
+def in_input_order(failed: Sequence[ImageLoadError], paths: Sequence[str | Path]) -> list[ImageLoadError]:
+    """Every process's failures (gathered in rank order) sorted as ``paths`` lists them, as one process
+    reports them."""
+    position = {str(p): i for i, p in enumerate(paths)}
+    return sorted(failed, key=lambda e: position.get(e.path, len(position)))
