@@ -194,7 +194,7 @@ def eval_cmd(
     stdout.print(t)
     console.print(
         f"{res.n_scored} scored, {res.n_cached} from cache, {res.seconds:.1f}s — "
-        f"[green]wrote {res.files['summary'].parent}/ (predictions.csv, summary.json"
+        f"[green]wrote {plain(res.files['summary'].parent)}/ (predictions.csv, summary.json"
         f"{', scatter.png' if 'scatter' in res.files else ''})"
     )
     for w in res.warnings:
@@ -305,7 +305,7 @@ def bench_cmd(
         group_by=None if group_by.lower() == "none" else group_by,
     )  # fmt: skip
     stdout.print(res.table)
-    console.print(f"[green]wrote {res.files['table']} and {res.files['json']}")
+    console.print(f"[green]wrote {plain(res.files['table'])} and {plain(res.files['json'])}")
 
 
 def register(app: typer.Typer) -> None:

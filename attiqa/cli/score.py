@@ -221,7 +221,7 @@ def export(
         card["description"] = description
     card["exported_from"] = str(src)
     out = save_checkpoint(target, tensors, portable_card(card), half=half)
-    console.print(f"[green]{out} ({out.stat().st_size / 1e6:.1f} MB) sha256 {sha256_of(out)}")
+    console.print(f"[green]{plain(out)} ({out.stat().st_size / 1e6:.1f} MB) sha256 {sha256_of(out)}")
 
 
 def models_cmd() -> None:
@@ -281,16 +281,19 @@ def demo_cmd(
         paths, scorer, ckpt = run_demo(out, epochs=epochs)
     else:
         paths, scorer = prepare_score_demo(out, model)
-        console.print(f"scoring {len(paths)} photos with {scorer.info.name} ({scorer.info.description})")
+        console.print(
+            plain(f"scoring {len(paths)} photos with {scorer.info.name} ({scorer.info.description})")
+        )
     report_scores(paths, scorer, Path(out))
+    csv, png = plain(Path(out) / "scores.csv"), plain(Path(out) / "scores.png")
     if train:
-        console.print(f"[green]checkpoint: {ckpt}\nscores: {out}/scores.csv, {out}/scores.png")
+        console.print(f"[green]checkpoint: {plain(ckpt)}\nscores: {csv}, {png}")
         console.print(
             "Attribute scores are percentiles among the demo's training photos (higher = sharper, more "
             "contrast, brighter, more colourful, cleaner). No MOS: the demo has no human ratings."
         )
     else:
-        console.print(f"[green]scores: {out}/scores.csv\ncontact sheet: {out}/scores.png")
+        console.print(f"[green]scores: {csv}\ncontact sheet: {png}")
         console.print(
             "MOS is on the CLIVE scale (0-100, higher is better); attribute scores are percentiles among the "
             "model's pretraining photos (higher = sharper, more contrast, brighter, more colourful, cleaner)."
