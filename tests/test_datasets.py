@@ -19,7 +19,7 @@ from attiqa.datasets import DATASETS, get_dataset, list_datasets, resolve_name
 from attiqa.datasets.synthetic import LIVE_FOLDERS
 from attiqa.errors import AttiqaError
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+SHARED = (Path(__file__).resolve().parents[2] / "shared" / "data").resolve()  # a linked shared/ too
 SCORES = SHARED / "scores"
 needs_shared = pytest.mark.skipif(not SCORES.is_dir(), reason="../shared/data is not on this machine")
 

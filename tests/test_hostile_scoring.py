@@ -195,6 +195,33 @@ def test_sigterm_to_the_process_group_with_decode_workers_ends_cleanly(tmp_path,
         assert len(_rows(out)) >= before + 2 + attempt
 
 
+SHARER_HANGUP = """
+import os, socket, struct, sys, time
+from multiprocessing import resource_sharer
+from attiqa.io.batching import worker_init
+worker_init(0)
+r, _ = os.pipe()
+fd = resource_sharer.DupFd(r)  # as a worker shares a batch's memory: the thread that serves the fd starts
+peer = socket.socket(socket.AF_UNIX)
+peer.connect(resource_sharer._resource_sharer._address)
+peer.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+time.sleep(0.2)
+peer.close()  # a reset mid-handshake: what the thread sees when the main process ends mid-handover
+time.sleep(0.5)
+sys.excepthook(ValueError, ValueError("other errors still print"), None)
+"""
+
+
+def test_decode_worker_is_quiet_when_the_main_process_hangs_up_mid_handover():
+    """A group SIGTERM ended the main process while a worker's fd server thread (multiprocessing's resource
+    sharer) was handing it a batch: the thread printed a ConnectionResetError traceback (the suite, session
+    33). Real resource sharer, real reset; the test fails without the hook that `worker_init` installs."""
+    run = subprocess.run([sys.executable, "-c", SHARER_HANGUP], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert "ConnectionResetError" not in run.stderr and "resource_sharer" not in run.stderr, run.stderr
+    assert "ValueError: other errors still print" in run.stderr
+
+
 def _cached_scores(cache: Path) -> int:
     """Rows in the eval score cache now (another process may be writing it)."""
     if not cache.exists():

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 import torch
@@ -158,12 +160,27 @@ def worker_init(_worker_id: int) -> None:
     the whole process group (Slurm's scancel, torchrun stopping its ranks, ``kill -- -PGID``) reaches the
     workers too, and a worker *killed* by a signal makes torch raise "DataLoader worker ... is killed by
     signal" in the main process while that is ending the command cleanly (finished work kept, exit 143).
-    Not ignored: the main process's own shutdown terminates its workers and waits for them."""
+    Not ignored: the main process's own shutdown terminates its workers and waits for them.
+
+    Also quiet: the worker's file-descriptor server thread (multiprocessing's resource sharer, which hands
+    a decoded batch's shared memory to the main process) when the main process hangs up mid-handover —
+    the main process is ending, and the thread printed its ConnectionResetError's traceback through
+    ``sys.excepthook`` (seen in a group SIGTERM). Any other error is printed as before."""
     signal.signal(signal.SIGTERM, _exit_quietly)
+    sys.excepthook = _quiet_sharer_hangup
 
 
 def _exit_quietly(_signum: int, _frame: object) -> None:
     os._exit(0)
+
+
+def _quiet_sharer_hangup(exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
+    frame, in_sharer = tb, False
+    while frame is not None:
+        in_sharer = in_sharer or frame.tb_frame.f_code.co_filename.endswith("resource_sharer.py")
+        frame = frame.tb_next
+    if not (in_sharer and issubclass(exc_type, (ConnectionError, EOFError))):
+        sys.__excepthook__(exc_type, exc, tb)
 
 
 def default_num_workers() -> int:
