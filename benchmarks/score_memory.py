@@ -63,7 +63,10 @@ def main() -> None:
         sides["chunked"] = {"ATTIQA_CHUNK": str(args.chunk)}
     if args.against is not None:
         here = str(Path(__file__).resolve().parents[1])
-        sides = {"old": {"PYTHONPATH": str(args.against.resolve())}, "new": {"PYTHONPATH": here}}
+        # PYTHONSAFEPATH (3.11+): the children must not import the current folder's attiqa before PYTHONPATH's
+        safe = {"PYTHONSAFEPATH": "1"}
+        old = str(args.against.resolve())
+        sides = {"old": {**safe, "PYTHONPATH": old}, "new": {**safe, "PYTHONPATH": here}}
         labels = {"old": f"code at {args.against}", "new": "this tree"}
     (base, other), loads = sides, {side: list[tuple[float, float]]() for side in sides}
     peaks: dict[str, list[tuple[float, float]]] = {side: [] for side in sides}
