@@ -73,6 +73,30 @@ def run_score(
     return seconds, usage.ru_maxrss / 1024, worker, cpu  # Linux: KiB
 
 
+def run_load(model: str, env: dict[str, str]) -> tuple[float, float]:
+    """Load scorer ``model`` (``attiqa.load_scorer``, as ``attiqa score`` does before its first photo) in a
+    fresh child process with ``env`` added; returns (seconds from the interpreter's start to the loaded
+    model, the child's peak RSS in MiB). The child reads its own VmHWM: a waited-for child's ``ru_maxrss``
+    keeps the parent's size at the fork (Linux carries it across exec), which would hide a small model."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    code = (
+        "import attiqa.allocator as a; a.tune_allocator(); import attiqa; "
+        f"attiqa.load_scorer({model!r}); print(open('/proc/self/status').read())"
+    )
+    t0 = time.perf_counter()
+    cmd = [sys.executable, "-c", code]
+    proc = subprocess.run(cmd, env={**os.environ, **env}, capture_output=True, text=True)
+    seconds = time.perf_counter() - t0
+    if proc.returncode:
+        raise SystemExit(f"loading {model} failed ({env}):\n{proc.stderr}")
+    hwm = next(line for line in proc.stdout.splitlines() if line.startswith("VmHWM:"))
+    return seconds, int(hwm.split()[1]) / 1024
+
+
 def _children(pid: int) -> list[int]:
     import contextlib
 

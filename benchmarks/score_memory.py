@@ -1,5 +1,8 @@
 """`attiqa score`'s peak memory and speed with the crops run through the network a few at a time (the CPU
-default, ``attiqa.scorers.attiqa_scorer.CPU_CHUNK``) against the whole batch at once (``ATTIQA_CHUNK=0``).
+default, ``attiqa.scorers.attiqa_scorer.CPU_CHUNK``) against the whole batch at once (``ATTIQA_CHUNK=0``);
+or, with ``--against PATH``, this tree's code against the code at PATH (e.g. a checkout of main; each side
+run with its tree on PYTHONPATH), both at the default chunk, plus the time and peak RSS of loading the
+model alone (``attiqa.load_scorer`` in a fresh process: what every start pays).
 
 Each side is the real command in its own process, alternating over ``--rounds`` so both see the same machine
 load (``_common.interleaved``); wall time includes start-up, as a user sees it. Printed: images/s (best of
@@ -8,6 +11,7 @@ per photo (steadier than wall time on a shared machine) and the largest MOS diff
 sides' outputs (float rounding: a pass's size picks the kernels and the statistics' blocks).
 
     python benchmarks/score_memory.py [--n 48] [--root ../shared/data/clive-dev/images] [--chunk N]
+    python benchmarks/score_memory.py --against ../main [--n 4] [--model attiqa-default]
 
 Figures in docs/default_model.md ("Implementation speed notes").
 """
@@ -21,7 +25,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import interleaved, photo_folder, run_score  # noqa: E402
+from _common import interleaved, photo_folder, run_load, run_score  # noqa: E402
 
 from attiqa.io.images import discover_images  # noqa: E402
 
@@ -47,14 +51,24 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=16, help="attiqa score --batch-size (default 16)")
     ap.add_argument("--chunk", type=int, help="crops per pass, chunked side (default CPU_CHUNK)")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--against", type=Path, help="compare with the code at this path instead of chunk sizes")
     args = ap.parse_args()
 
     folder = first_images(args.root, args.n) if args.root else photo_folder(args.n)
     n = len(discover_images([folder]))
     out_dir = Path(tempfile.mkdtemp(prefix="attiqa-mem-out-"))
-    sides = {"whole": {"ATTIQA_CHUNK": "0"}, "chunked": {}}
+    sides: dict[str, dict[str, str]] = {"whole": {"ATTIQA_CHUNK": "0"}, "chunked": {}}
+    labels = {"whole": "whole batch (ATTIQA_CHUNK=0)", "chunked": "chunked (default)"}
     if args.chunk is not None:
         sides["chunked"] = {"ATTIQA_CHUNK": str(args.chunk)}
+    if args.against is not None:
+        here = str(Path(__file__).resolve().parents[1])
+        # PYTHONSAFEPATH (3.11+): the children must not import the current folder's attiqa before PYTHONPATH's
+        safe = {"PYTHONSAFEPATH": "1"}
+        old = str(args.against.resolve())
+        sides = {"old": {**safe, "PYTHONPATH": old}, "new": {**safe, "PYTHONPATH": here}}
+        labels = {"old": f"code at {args.against}", "new": "this tree"}
+    (base, other), loads = sides, {side: list[tuple[float, float]]() for side in sides}
     peaks: dict[str, list[tuple[float, float]]] = {side: [] for side in sides}
     cpu_ms: dict[str, list[float]] = {side: [] for side in sides}
 
@@ -66,21 +80,38 @@ def main() -> None:
         cpu_ms[side].append(1000 * cpu / n)
         return n / seconds
 
+    def load_rate(side: str) -> float:
+        seconds, rss = run_load(args.model, sides[side])
+        loads[side].append((seconds, rss))
+        return 1 / seconds
+
+    if args.against is not None:
+        load_best, load_round = interleaved(args.rounds, **{s: (lambda s=s: load_rate(s)) for s in sides})
     best, per_round = interleaved(args.rounds, **{side: (lambda s=side: rate(s)) for side in sides})
-    whole, chunked = mos_column(out_dir / "whole.csv"), mos_column(out_dir / "chunked.csv")
-    diff = max(abs(whole[k] - chunked[k]) for k in whole)
+    first, second = mos_column(out_dir / f"{base}.csv"), mos_column(out_dir / f"{other}.csv")
+    diff = max(abs(first[k] - second[k]) for k in first)
     print(f"{n} photos, model {args.model}, batch {args.batch_size}, {args.rounds} alternating rounds, "
           "`attiqa score` start to end")  # fmt: skip
-    for side, label in (("whole", "whole batch (ATTIQA_CHUNK=0)"), ("chunked", "chunked (default)")):
+    for side in sides:
         rss = ", ".join(f"{p:.0f}" for p, _ in peaks[side])
         work = ", ".join(f"{w:.0f}" for _, w in peaks[side])
-        print(f"  {label:30s}: {best[side]:5.2f} images/s  peak RSS {rss} MiB (worker {work})")
+        print(f"  {labels[side]:30s}: {best[side]:5.2f} images/s  peak RSS {rss} MiB (worker {work})")
         print(f"  {'':30s}  CPU ms per photo (all processes) {', '.join(f'{c:.0f}' for c in cpu_ms[side])}")
-    print(f"speed, chunked / whole, best of rounds : {best['chunked'] / best['whole']:.2f}x")
-    print(f"speed, chunked / whole, median per round: {per_round['chunked']:.2f}x")
-    top = [max(p for p, _ in peaks[s]) for s in ("chunked", "whole")]
-    print(f"peak RSS, chunked / whole (max of rounds): {top[0] / top[1]:.2f}x")
-    print(f"largest MOS difference, chunked vs whole : {diff:.2g}")
+        if loads[side]:
+            times = ", ".join(f"{t:.2f}" for t, _ in loads[side])
+            top_load = max(r for _, r in loads[side])
+            print(f"  {'':30s}  load the model alone: {times} s, peak RSS {top_load:.0f} MiB")
+    print(f"speed, {other} / {base}, best of rounds : {best[other] / best[base]:.2f}x")
+    print(f"speed, {other} / {base}, median per round: {per_round[other]:.2f}x")
+    top = [max(p for p, _ in peaks[s]) for s in (other, base)]
+    print(f"peak RSS, {other} / {base} (max of rounds): {top[0] / top[1]:.2f}x")
+    if args.against is not None:
+        load_rss = [max(r for _, r in loads[s]) for s in (other, base)]
+        load = load_best[base] / load_best[other]  # a time ratio: the rates are 1 / seconds
+        median = 1 / load_round[other]
+        print(f"model load time, {other} / {base}: {load:.2f}x best of rounds, {median:.2f}x median")
+        print(f"model load peak RSS, {other} / {base}: {load_rss[0] / load_rss[1]:.2f}x")
+    print(f"largest MOS difference, {other} vs {base} : {diff:.2g}")
 
 
 if __name__ == "__main__":

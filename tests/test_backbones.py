@@ -21,6 +21,7 @@ from attiqa.models.backbones import (
     map_lite_keys,
     tap_points,
 )
+from attiqa.models.efficientnet_lite import EfficientNetLite, imagenet_state_shapes, lite_variant
 from attiqa.models.transforms import CenterCropTest
 
 CAT = [281, 282, 283, 284, 285]  # tabby, tiger cat, Persian, Siamese, Egyptian cat
@@ -29,13 +30,15 @@ MOTO = [665, 670]  # moped, motor scooter
 ROCKET = [657, 744, 812]  # missile, projectile, space shuttle
 
 
-def _lite_classifier(arch: str = "efficientnet_lite0") -> torch.nn.Module:
-    """timm's ``arch`` WITH its classifier, loaded from the package file via our key mapping."""
-    import timm
-
-    net = timm.create_model(arch, pretrained=False).eval()
+def _lite_classifier(arch: str = "efficientnet_lite0") -> EfficientNetLite:
+    """Our ``arch`` WITH its ImageNet classifier, loaded from the package file via our key mapping."""
+    net = EfficientNetLite(lite_variant(arch), num_classes=1000).eval()
     net.load_state_dict(map_lite_keys(lite_package_weights(arch), net.state_dict(), arch), strict=True)
     return net
+
+
+def _pre_logits(net: EfficientNetLite, x: torch.Tensor) -> torch.Tensor:
+    return net.global_pool(net.forward_features(x))
 
 
 @torch.no_grad()
@@ -72,7 +75,7 @@ def test_efficientnet_lite0_backbone_features_match_the_classifier_body():
     net = _lite_classifier()
     x = torch.randn(2, 3, 96, 96)
     with torch.no_grad():
-        ref = net.forward_head(net.forward_features(x), pre_logits=True)
+        ref = _pre_logits(net, x)
         feats = bb(x)
     assert bb.feature_dim == 1280 and feats.shape == (2, 1280)
     torch.testing.assert_close(feats, ref)
@@ -134,14 +137,12 @@ def test_depthwise_lite0_taps_every_block_and_leaves_no_hooks_behind():
 
 
 def test_lite0_key_mapping_rejects_wrong_order():
-    import timm
-
-    target = timm.create_model("efficientnet_lite0", pretrained=False).state_dict()
+    target = EfficientNetLite(0, num_classes=1000).state_dict()
     src = dict(reversed(list(target.items())))
     with pytest.raises(ModelLoadError, match="does not match"):
         map_lite_keys(src, target)
     # Lite1's file on Lite2's layout: the same number of tensors, wider stages.
-    lite2 = timm.create_model("efficientnet_lite2", pretrained=False).state_dict()
+    lite2 = imagenet_state_shapes(EfficientNetLite(2))
     with pytest.raises(ModelLoadError, match="^efficientnet_lite2: .* does not match"):
         map_lite_keys(lite_package_weights("efficientnet_lite1"), lite2, "efficientnet_lite2")
 
@@ -255,7 +256,7 @@ def test_larger_lite_variants_rows_carry_the_weights_and_the_right_tap_widths(ar
     plain = create_backbone(arch).eval()
     x = torch.randn(2, 3, 96, 96)
     with torch.no_grad():
-        torch.testing.assert_close(plain(x), ref.forward_head(ref.forward_features(x), pre_logits=True))
+        torch.testing.assert_close(plain(x), _pre_logits(ref, x))
     for suffix in ("_ms", "_dw"):
         bb = create_backbone(arch + suffix).eval()
         for k, v in plain.body.state_dict().items():

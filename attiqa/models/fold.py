@@ -14,13 +14,14 @@ a folded module refuses ``train()`` and :func:`attiqa.training.feature_cache.bac
 refuses a folded backbone, so it can neither train nor fill or read a feature cache.
 
 What stays: the module after the convolution becomes a :class:`FoldedNorm` that keeps the layer's
-``num_features`` and its dropout and activation (timm's ``BatchNormAct2d`` applies both after the
-normalisation), so tap points (``attiqa.models.backbones.tap_points``: the depthwise activations the ridge
-head reads) are the same module in the same place, and their outputs agree to float rounding.
+``num_features`` and its activation (and dropout, where a layer has one: our and timm's ``BatchNormAct2d``
+apply them after the normalisation), so tap points (``attiqa.models.backbones.tap_points``: the depthwise
+activations the ridge head reads) are the same module in the same place, and their outputs agree to float
+rounding.
 
 Pairs are children of one parent module, the convolution immediately followed by the normalisation in
-registration order (timm's EfficientNet blocks, torchvision's ResNet, the tiny test CNN; tests/test_fold.py
-checks every registry backbone numerically).
+registration order (our EfficientNet-Lite blocks, as timm's; torchvision's ResNet; the tiny test CNN;
+tests/test_fold.py checks every registry backbone numerically).
 """
 
 from __future__ import annotations
@@ -84,7 +85,7 @@ def _fold_pair(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> FoldedNorm:
         conv.bias = nn.Parameter(new_bias, requires_grad=w.requires_grad)
     else:
         conv.bias.copy_(new_bias)
-    drop, act = getattr(bn, "drop", None), getattr(bn, "act", None)  # timm's BatchNormAct2d
+    drop, act = getattr(bn, "drop", None), getattr(bn, "act", None)  # a BatchNormAct2d's (ours: no drop)
     return FoldedNorm(
         bn.num_features,
         drop if isinstance(drop, nn.Module) else None,
