@@ -1,0 +1,133 @@
+"""A hostile user's pass over `attiqa bench` / `train`, `isp-tune` and `genbench` (session 33,
+docs/robustness.md): byte-identical images split across train and test, control characters in printed
+names, and the rest below. Every fixture is generated here; each test failed before its fix."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from typer.testing import CliRunner
+
+from attiqa.io.tables import ENCODING, ERRORS, read_cell
+
+runner = CliRunner()
+
+
+def _noise_images(folder: Path, n: int, size=(48, 40)) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for i in range(n):
+        arr = np.random.default_rng(i).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+        p = folder / f"img{i:02d}.png"
+        Image.fromarray(arr).save(p)
+        out.append(p)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------
+# attiqa bench: a scraped set's byte-identical copies under other names must not straddle a split
+
+
+def _set_with_copies(root: Path) -> Path:
+    """10 distinct images + 2 byte-identical copies under other names (and other prompts), a prompt column."""
+    images = _noise_images(root / "images", 10)
+    shutil.copyfile(images[0], root / "images" / "copy_of_0.png")
+    shutil.copyfile(images[3], root / "images" / "copy_of_3.png")
+    rows = [(p.name, f"prompt {i // 2}", 1.0 + i * 0.3) for i, p in enumerate(images)]
+    rows += [("copy_of_0.png", "another prompt", 1.1), ("copy_of_3.png", "a third prompt", 2.0)]
+    with open(root / "mos.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["image", "prompt", "mos"])
+        w.writerows(rows)
+    return root / "mos.csv"
+
+
+def test_byte_identical_images_stay_on_one_side_of_every_bench_split(tmp_path):
+    from attiqa.datasets import get_dataset
+    from attiqa.protocols import group_keys, random_splits, split_groups
+
+    ds = get_dataset("folder", _set_with_copies(tmp_path / "d"))
+    names = [Path(it.image).name for it in ds.items]
+    pairs = [(names.index("img00.png"), names.index("copy_of_0.png")), (names.index("img03.png"),
+             names.index("copy_of_3.png"))]  # fmt: skip
+    for group_by in (None, "prompt"):
+        before = group_keys(ds, group_by)  # what the splits used before: copies on both sides for some seeds
+        old = random_splits(len(ds), 20, 0, groups=before)
+        assert any(set(pair) & set(sp.train) and set(pair) & set(sp.test) for sp in old for pair in pairs)
+        groups, n_copies = split_groups(ds, group_by)
+        assert n_copies == 2 and groups is not None
+        for sp in random_splits(len(ds), 20, 0, groups=groups):
+            for a, b in pairs:
+                assert (a in sp.test) == (b in sp.test), (group_by, sp.name)
+            if group_by == "prompt":  # every prompt group still on one side
+                assert not {before[i] for i in sp.train} & {before[i] for i in sp.test}
+    # a set without copies splits exactly as before
+    (tmp_path / "d" / "images" / "copy_of_0.png").unlink()
+    (tmp_path / "d" / "images" / "copy_of_3.png").unlink()
+    _noise_images(tmp_path / "d" / "images", 12)  # the two names now hold other content: no copies
+    for src, dst in ((10, "copy_of_0.png"), (11, "copy_of_3.png")):
+        (tmp_path / "d" / "images" / f"img{src:02d}.png").rename(tmp_path / "d" / "images" / dst)
+    ds = get_dataset("folder", tmp_path / "d" / "mos.csv")
+    assert split_groups(ds, None) == (None, 0)
+    assert split_groups(ds, "prompt") == (group_keys(ds, "prompt"), 0)
+
+
+def test_bench_with_byte_identical_copies_says_so_and_keeps_them_together(tmp_path):
+    from attiqa.cli.app import app
+
+    mos = _set_with_copies(tmp_path / "d")
+    cfg = tmp_path / "ft.yaml"
+    cfg.write_text(
+        "backbone: tiny\npretrained_backbone: false\nhead_hidden: 8\nmos_hidden: 8\nepochs: 1\n"
+        "batch_size: 6\nresize_shorter: 40\ncrop_size: 32\nnum_workers: 0\ndevice: cpu\n"
+    )
+    out = tmp_path / "b"
+    args = ["bench", "single", "-d", f"mine:folder={mos}", "-c", str(cfg), "-n", "3", "--group-by", "none"]
+    r = runner.invoke(app, [*args, "-o", str(out), "-q"])
+    assert r.exit_code == 0, r.output
+    assert "2 image(s) byte-identical to another one" in r.output
+    for split in sorted((out / "single" / "mine").iterdir()):
+        side = {Path(x["image"]).name: x["split"] for x in csv.DictReader((split / "split.csv").open())}
+        assert side["img00.png"] == side["copy_of_0.png"] and side["img03.png"] == side["copy_of_3.png"]
+    doc = json.loads((out / "single.json").read_text())
+    assert doc["datasets"][0]["identical_copies"] == 2
+    assert {x["split_kind"] for x in doc["runs"]} == {"random"}  # still image-wise
+
+
+# ---------------------------------------------------------------------------------------------------------
+# attiqa score: names with control characters in the printed table
+
+
+def test_control_characters_in_names_are_escaped_in_the_table_not_in_the_csv(tmp_path):
+    """**Was**: a name with a newline printed over two rows of the piped table, an ESC sequence in a name
+    reached the terminal as it is, a byte that is not UTF-8 came out raw."""
+    folder = tmp_path / "imgs"
+    _noise_images(folder, 1)
+    src = folder / "img00.png"
+    names = ["a\nb.png", "tab\there\x1b[31mred.png", os.fsdecode(b"caf\xe9.png"), "rtl\u202egnp.exe.png"]
+    for name in names:
+        shutil.copyfile(src, folder / name)
+    out = tmp_path / "s.csv"
+    for env in ({}, {"FORCE_COLOR": "1", "COLUMNS": "200"}):  # piped: plain lines; forced: rich's table
+        cmd = [sys.executable, "-m", "attiqa.cli", "score", str(folder), "-m", "classical", "--workers", "0"]
+        res = subprocess.run([*cmd, "-o", str(out)], capture_output=True, timeout=300,
+                             env={**os.environ, **env})  # fmt: skip
+        assert res.returncode == 0, res.stderr
+        table = res.stdout.decode("utf-8", "surrogateescape")
+        for shown in ("a\\nb.png", "tab\\there\\x1b[31mred.png", "caf\\xe9.png", "rtl\\u202egnp.exe.png"):
+            assert shown in table, table
+        assert "\x1b[31mred" not in table and "\u202e" not in table and b"\xe9" not in res.stdout
+        if not env:  # one line per image: header, title, 5 images, mean / min / max, the column note
+            rows = [ln for ln in table.splitlines() if ln.rstrip().endswith(tuple("0123456789"))]
+            assert len(rows) == 5 + 3, table
+        with open(out, encoding=ENCODING, errors=ERRORS, newline="") as fh:  # the file keeps the true names
+            assert {Path(read_cell(r[0])).name for r in list(csv.reader(fh))[1:]} == {"img00.png", *names}
+        out.unlink()
