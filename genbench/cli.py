@@ -331,6 +331,11 @@ def import_agiqa3k_cmd(
         f"{res.images} images; {res.close_pairs} pairs closer than {margin} MOS left out"
         + (f", {res.other_generator_pairs} of two generators left out" if same_generator else "")
     )
+    left_out = {"repeat an earlier row's image (the first kept)": res.repeated_rows,
+                "have no finite mos_quality": res.without_mos}  # fmt: skip
+    for why, n in left_out.items():
+        if n:
+            console.print(f"  [yellow]{n} rows of the score file {why}: left out[/]")
     if res.missing:
         console.print(f"  [yellow]{len(res.missing)} images of the score file are not on disk[/] "
                       f"(e.g. {res.missing[0]})", highlight=False)  # fmt: skip

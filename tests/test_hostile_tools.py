@@ -131,3 +131,73 @@ def test_control_characters_in_names_are_escaped_in_the_table_not_in_the_csv(tmp
         with open(out, encoding=ENCODING, errors=ERRORS, newline="") as fh:  # the file keeps the true names
             assert {Path(read_cell(r[0])).name for r in list(csv.reader(fh))[1:]} == {"img00.png", *names}
         out.unlink()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# genbench import-agiqa3k: the root given as `.`, repeated rows
+
+
+def _agiqa3k_layout(root: Path, images: Path, repeat: int = 0, nan: int = 0) -> Path:
+    """An AGIQA-3k folder (official data.csv columns) of 2 prompts x 4 images, its images in ``images``;
+    ``repeat`` rows listed twice (another MOS the second time), ``nan`` more rows without a finite MOS."""
+    root.mkdir(parents=True)
+    paths = _noise_images(images, 8)
+    rows = [[p.name, f"prompt {i % 2}", "", "", "", f"{1 + 0.8 * (i // 2):.2f}", "0.5", "2.0", "0.5"]
+            for i, p in enumerate(paths)]  # fmt: skip
+    rows += [[r[0], r[1], "", "", "", "4.9", "0.5", "2.0", "0.5"] for r in rows[:repeat]]
+    rows += [
+        [paths[i].name, "prompt 9", "", "", "", v, "0.5", "2.0", "0.5"]
+        for i, v in enumerate(["nan", "inf"][:nan])
+    ]
+    with open(root / "data.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(
+            [
+                "name",
+                "prompt",
+                "adj1",
+                "adj2",
+                "style",
+                "mos_quality",
+                "std_quality",
+                "mos_align",
+                "std_align",
+            ]
+        )
+        w.writerows(rows)
+    return root
+
+
+def _genbench(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "genbench.cli", *map(str, args)]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=cwd, env=env)
+
+
+def test_import_agiqa3k_from_dot_with_a_linked_image_folder(tmp_path):
+    """**Was**: `genbench import-agiqa3k .` (any relative ROOT) with ROOT/AGIQA-3K a link to the images —
+    a layout the importer means to accept — refused every image as "outside the run's image folders"."""
+    root = _agiqa3k_layout(tmp_path / "agiqa", tmp_path / "elsewhere" / "imgs")
+    (root / "AGIQA-3K").symlink_to(tmp_path / "elsewhere" / "imgs")
+    res = _genbench("import-agiqa3k", ".", "-o", tmp_path / "run", cwd=root)
+    assert res.returncode == 0 and "Traceback" not in res.stderr, res.stderr
+    # per prompt: 4 images (6 pairs), MOS 1.0 1.8 2.6 3.4 -> every pair >= 0.5 apart
+    assert "12 pairs" in res.stderr
+    assert _genbench("score", tmp_path / "run", "-m", "classical", "-w", "0").returncode == 0
+
+
+def test_import_agiqa3k_leaves_out_repeated_rows_so_the_run_can_be_read(tmp_path):
+    """**Was**: a score file listing an image twice gave a run whose manifest repeats pair ids: `genbench
+    score` / `agree` on it ended in "pair_id ... appears twice"; rows without a finite MOS were dropped
+    without a word."""
+    root = _agiqa3k_layout(tmp_path / "agiqa", tmp_path / "agiqa", repeat=3, nan=2)
+    run = tmp_path / "run"
+    res = _genbench("import-agiqa3k", root, "-o", run)
+    assert res.returncode == 0, res.stderr
+    assert "3 rows of the score file repeat an earlier row's image" in res.stderr
+    assert "2 rows of the score file have no finite mos_quality" in res.stderr
+    assert json.loads((run / "import.json").read_text())["repeated_rows"] == 3
+    score = _genbench("score", run, "-m", "classical", "-w", "0")
+    assert score.returncode == 0, score.stderr
+    agree = _genbench("agree", run, "--metrics", "classical")
+    assert agree.returncode == 0, agree.stderr
