@@ -419,8 +419,8 @@ class _Run:
         groups, n_copies = split_groups(b.dataset, self.group_by)
         if n_copies and b.label not in self.copies:
             console.print(
-                f"[yellow]{plain(b.label)}: {n_copies} image(s) byte-identical to another one under another "
-                "name — kept on the same side of every split as their copy",
+                f"[yellow]{plain(b.label)}: {n_copies} image(s) repeat another one (a row listed twice, or a "
+                "byte-identical copy under another name) — kept on the same side of every split",
                 highlight=False,
             )
         self.copies[b.label] = n_copies

@@ -94,7 +94,7 @@ def test_bench_with_byte_identical_copies_says_so_and_keeps_them_together(tmp_pa
     args = ["bench", "single", "-d", f"mine:folder={mos}", "-c", str(cfg), "-n", "3", "--group-by", "none"]
     r = runner.invoke(app, [*args, "-o", str(out), "-q"])
     assert r.exit_code == 0, r.output
-    assert "2 image(s) byte-identical to another one" in r.output
+    assert "2 image(s) repeat another one" in r.output
     for split in sorted((out / "single" / "mine").iterdir()):
         side = {Path(x["image"]).name: x["split"] for x in csv.DictReader((split / "split.csv").open())}
         assert side["img00.png"] == side["copy_of_0.png"] and side["img03.png"] == side["copy_of_3.png"]
@@ -248,3 +248,26 @@ def test_train_refuses_sizes_and_widths_its_checkpoint_could_not_hold(tmp_path):
         app, ["score", str(tmp_path / "at_bound" / "set" / "images"), "-m", str(ckpt), "-w", "0"]
     )
     assert scored.exit_code == 0, scored.output
+
+
+# ---------------------------------------------------------------------------------------------------------
+# attiqa bench / eval folder: a spreadsheet's CSV from a decimal-comma locale
+
+
+def test_a_semicolon_csv_with_decimal_commas_is_read(tmp_path):
+    """**Was**: `image;mos` with `3,75` (what a spreadsheet in a decimal-comma locale exports; the reader
+    sniffed the `;` for that very reason) failed on the first MOS cell; a name's own commas stay."""
+    from attiqa.datasets import get_dataset
+
+    images = _noise_images(tmp_path / "images", 4)
+    shutil.copyfile(images[3], tmp_path / "images" / "a,b.png")
+    (tmp_path / "mos.csv").write_text(
+        "image;mos;rater_sd\n"
+        + "".join(f"{p.name};{i},75;0,5\n" for i, p in enumerate(images[:3]))
+        + "a,b.png;4,25e0;1\n"
+    )
+    ds = get_dataset("folder", tmp_path / "mos.csv")
+    assert [(Path(it.image).name, it.mos) for it in ds.items] == [
+        ("img00.png", 0.75), ("img01.png", 1.75), ("img02.png", 2.75), ("a,b.png", 4.25)
+    ]  # fmt: skip
+    assert "rater_sd" in ds.info.targets  # a numeric column: a target, not metadata
