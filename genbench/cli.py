@@ -174,12 +174,13 @@ def agree(
     """
     from rich.table import Table
 
-    from genbench.agreement import human_labels, metric_agreement, write_report
+    from genbench.agreement import human_labels, metric_agreement, report_folder, write_report
     from genbench.manifest import load_pairs
     from genbench.prefs import load_votes
     from genbench.run_scores import load_metric_scores
 
     pairs = load_pairs(run_dir)
+    out_dir = report_folder(run_dir, out)  # before the bootstrap, not after it
     votes, source = load_votes(run_dir, prefs)
     labels = human_labels(votes, pairs)
     if not labels:
@@ -196,7 +197,6 @@ def agree(
         "seed": seed,
         "cluster_by": cluster_by,
     }
-    out_dir = out or Path(run_dir) / "agreement"
     write_report(out_dir, pairs, labels, results, scores, settings)
     n_ties = sum(lab.label == "tie" for lab in labels.values())
     table = Table(

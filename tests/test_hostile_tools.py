@@ -271,3 +271,28 @@ def test_a_semicolon_csv_with_decimal_commas_is_read(tmp_path):
         ("img00.png", 0.75), ("img01.png", 1.75), ("img02.png", 2.75), ("a,b.png", 4.25)
     ]  # fmt: skip
     assert "rater_sd" in ds.info.targets  # a numeric column: a target, not metadata
+
+
+# ---------------------------------------------------------------------------------------------------------
+# genbench agree: its report folder
+
+
+def test_agree_refuses_a_file_name_or_the_scores_folder_as_its_report_folder(tmp_path):
+    """**Was**: `agree -o agreement.csv` made a folder of that name (after the bootstrap); `agree -o
+    RUN/scores` put agreement.csv and per_pair.csv among the metric scores, and every later `agree`
+    listed "agreement" and "per_pair" as metrics scoring no pair."""
+    run = tmp_path / "run"
+    assert (
+        _genbench(
+            "import-agiqa3k", _agiqa3k_layout(tmp_path / "agiqa", tmp_path / "agiqa"), "-o", run
+        ).returncode
+        == 0
+    )
+    assert _genbench("score", run, "-m", "classical", "-w", "0").returncode == 0
+    for out, said in ((run / "agreement.csv", "not a file"), (run / "scores", "is the run's scores folder")):
+        res = _genbench("agree", run, "-o", out, "--bootstrap", "100")
+        assert res.returncode == 2 and said in res.stderr and "Traceback" not in res.stderr, res.stderr
+        assert not (out / "agreement.csv").exists()
+    res = _genbench("agree", run, "--bootstrap", "100")
+    assert res.returncode == 0 and (run / "agreement" / "agreement.csv").is_file(), res.stderr
+    assert sorted(p.name for p in (run / "scores").iterdir()) == ["classical.csv", "classical.json"]
