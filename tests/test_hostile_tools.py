@@ -296,3 +296,32 @@ def test_agree_refuses_a_file_name_or_the_scores_folder_as_its_report_folder(tmp
     res = _genbench("agree", run, "--bootstrap", "100")
     assert res.returncode == 0 and (run / "agreement" / "agreement.csv").is_file(), res.stderr
     assert sorted(p.name for p in (run / "scores").iterdir()) == ["classical.csv", "classical.json"]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# isp-tune: a training raw cut short after a valid header
+
+
+def test_isp_tune_reports_a_truncated_training_raw_by_its_own_reason(tmp_path, isp_raws):
+    """A raw whose header reads but whose data is cut short passes the split's probe and fails when the
+    teacher decodes it: skipped, listed in summary.json, the rest trained. **Was**: its reason read
+    "no readable raw among the environment's files — FILE: LibRaw can't read it …" (the name twice)."""
+    from isp_env.cli import app
+
+    raw_dir = tmp_path / "raws"
+    raw_dir.mkdir()
+    for p in isp_raws:
+        shutil.copyfile(p, raw_dir / p.name)
+    data = isp_raws[0].read_bytes()
+    (raw_dir / "cut.dng").write_bytes(data[: len(data) // 2])
+    out = tmp_path / "run"
+    args = ["--raw-dir", str(raw_dir), "--out", str(out), "--model", "classical", "--preview", "64",
+            "--base", "neutral", "--teacher-budget", "4", "--teacher-raws", "5", "--teacher-restarts", "1",
+            "--test-fraction", "0", "--no-baselines"]  # fmt: skip
+    r = runner.invoke(app, args)
+    assert r.exit_code == 0, r.output
+    skipped = json.loads((out / "training.json").read_text())["skipped"]
+    assert list(skipped) == [str(raw_dir / "cut.dng")]
+    why = skipped[str(raw_dir / "cut.dng")]
+    assert why.startswith(f"{raw_dir / 'cut.dng'}: LibRaw can't read it") and "no readable raw" not in why
+    assert (out / "policy.safetensors").is_file()
