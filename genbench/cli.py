@@ -265,14 +265,14 @@ def export_votes(
     out: Path | None = typer.Option(None, "--out", "-o", help="CSV to write (default: RUN/votes.csv)."),
 ) -> None:
     """Export the votes to CSV: pair_id, rater, choice (a|b), left_side, created_at (Unix time)."""
-    from genbench.prefs import VOTES_DB
+    from genbench.prefs import VOTES_DB, export_path
     from genbench.vote.store import VoteStore
 
     db = Path(run_dir) / VOTES_DB
     if not db.exists():
         raise AttiqaError(f"{db}: no votes yet — start the study with `genbench vote {run_dir}`")
     store = VoteStore(db)
-    target = out or Path(run_dir) / "votes.csv"
+    target = export_path(run_dir, out)
     n = store.export_csv(target)
     console.print(f"{target}: {n} votes from {store.summary()['raters']} raters")
 

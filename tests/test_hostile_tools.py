@@ -325,3 +325,34 @@ def test_isp_tune_reports_a_truncated_training_raw_by_its_own_reason(tmp_path, i
     why = skipped[str(raw_dir / "cut.dng")]
     assert why.startswith(f"{raw_dir / 'cut.dng'}: LibRaw can't read it") and "no readable raw" not in why
     assert (out / "policy.safetensors").is_file()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# genbench export-votes: an --out that is one of the run's own files
+
+
+def test_export_votes_refuses_to_write_over_the_runs_own_files(tmp_path):
+    """**Was**: `export-votes RUN -o RUN/votes.sqlite` replaced the vote database with its CSV (every vote
+    lost) and ended in a sqlite3 traceback; `-o RUN/manifest.jsonl` replaced the pairs."""
+    from genbench.manifest import load_pairs
+    from genbench.vote.store import VoteStore
+
+    run = tmp_path / "run"
+    assert (
+        _genbench(
+            "import-agiqa3k", _agiqa3k_layout(tmp_path / "agiqa", tmp_path / "agiqa"), "-o", run
+        ).returncode
+        == 0
+    )
+    store = VoteStore(run / "votes.sqlite")
+    for p in load_pairs(run)[:3]:
+        store.add("rater1", p.pair_id, "a", "b")
+    kept = {f: (run / f).read_bytes() for f in ("votes.sqlite", "manifest.jsonl", "prefs.csv")}
+    for out in ("votes.sqlite", "manifest.jsonl", "prefs.csv", "."):
+        res = _genbench("export-votes", run, "-o", run / out)
+        assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
+        assert len([ln for ln in res.stderr.splitlines() if ln.startswith("error:")]) == 1
+    assert {f: (run / f).read_bytes() for f in kept} == kept
+    res = _genbench("export-votes", run)
+    assert res.returncode == 0 and "3 votes from 1 raters" in res.stderr, res.stderr
+    assert len((run / "votes.csv").read_text().splitlines()) == 4
