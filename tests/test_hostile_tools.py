@@ -175,6 +175,13 @@ def _genbench(*args: str | Path, cwd: Path | None = None) -> subprocess.Complete
     return subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=cwd, env=env)
 
 
+def _imported_run(tmp_path: Path) -> Path:
+    run = tmp_path / "run"
+    res = _genbench("import-agiqa3k", _agiqa3k_layout(tmp_path / "agiqa", tmp_path / "agiqa"), "-o", run)
+    assert res.returncode == 0, res.stderr
+    return run
+
+
 def test_import_agiqa3k_from_dot_with_a_linked_image_folder(tmp_path):
     """**Was**: `genbench import-agiqa3k .` (any relative ROOT) with ROOT/AGIQA-3K a link to the images —
     a layout the importer means to accept — refused every image as "outside the run's image folders"."""
@@ -281,13 +288,7 @@ def test_agree_refuses_a_file_name_or_the_scores_folder_as_its_report_folder(tmp
     """**Was**: `agree -o agreement.csv` made a folder of that name (after the bootstrap); `agree -o
     RUN/scores` put agreement.csv and per_pair.csv among the metric scores, and every later `agree`
     listed "agreement" and "per_pair" as metrics scoring no pair."""
-    run = tmp_path / "run"
-    assert (
-        _genbench(
-            "import-agiqa3k", _agiqa3k_layout(tmp_path / "agiqa", tmp_path / "agiqa"), "-o", run
-        ).returncode
-        == 0
-    )
+    run = _imported_run(tmp_path)
     assert _genbench("score", run, "-m", "classical", "-w", "0").returncode == 0
     for out, said in ((run / "agreement.csv", "not a file"), (run / "scores", "is the run's scores folder")):
         res = _genbench("agree", run, "-o", out, "--bootstrap", "100")
@@ -306,18 +307,13 @@ def test_isp_tune_reports_a_truncated_training_raw_by_its_own_reason(tmp_path, i
     """A raw whose header reads but whose data is cut short passes the split's probe and fails when the
     teacher decodes it: skipped, listed in summary.json, the rest trained. **Was**: its reason read
     "no readable raw among the environment's files — FILE: LibRaw can't read it …" (the name twice)."""
+    from helpers import quick_isp_tune
+
     from isp_env.cli import app
 
-    raw_dir = tmp_path / "raws"
-    raw_dir.mkdir()
-    for p in isp_raws:
-        shutil.copyfile(p, raw_dir / p.name)
+    raw_dir, out, args = quick_isp_tune(tmp_path, isp_raws, teacher_raws=5, test_fraction="0")
     data = isp_raws[0].read_bytes()
     (raw_dir / "cut.dng").write_bytes(data[: len(data) // 2])
-    out = tmp_path / "run"
-    args = ["--raw-dir", str(raw_dir), "--out", str(out), "--model", "classical", "--preview", "64",
-            "--base", "neutral", "--teacher-budget", "4", "--teacher-raws", "5", "--teacher-restarts", "1",
-            "--test-fraction", "0", "--no-baselines"]  # fmt: skip
     r = runner.invoke(app, args)
     assert r.exit_code == 0, r.output
     skipped = json.loads((out / "training.json").read_text())["skipped"]
@@ -337,13 +333,7 @@ def test_export_votes_refuses_to_write_over_the_runs_own_files(tmp_path):
     from genbench.manifest import load_pairs
     from genbench.vote.store import VoteStore
 
-    run = tmp_path / "run"
-    assert (
-        _genbench(
-            "import-agiqa3k", _agiqa3k_layout(tmp_path / "agiqa", tmp_path / "agiqa"), "-o", run
-        ).returncode
-        == 0
-    )
+    run = _imported_run(tmp_path)
     store = VoteStore(run / "votes.sqlite")
     for p in load_pairs(run)[:3]:
         store.add("rater1", p.pair_id, "a", "b")
