@@ -408,9 +408,9 @@ def teacher_inputs(raws: list[Path], cfg: TrainConfig, mos, groups: dict[Path, s
         env = ISPTuningEnv([p], scorer=None, score=False, torch_threads=None, **env_cfg)
         try:
             obs, _ = env.reset(seed=0)
-        except RawReadError as exc:
-            skipped[str(p)] = str(exc)
-            console.print(f"[yellow]skipped[/] {plain(exc)}")
+        except RawReadError as exc:  # the raw's own reason, not the one-raw environment's "none readable"
+            skipped[str(p)] = env.skipped.get(str(p), str(exc))
+            console.print(f"[yellow]skipped[/] {plain(skipped[str(p)])}")
             continue
         name = f"{groups.get(p, p.name)}|{p.name}"
         names.append(name)

@@ -214,3 +214,16 @@ def isp_renders(raws, view: int, per_raw: int, seed: int = 0) -> list[np.ndarray
         for _ in range(per_raw)
         for d in devs
     ]
+
+
+def quick_isp_tune(tmp_path: Path, raws: list[Path], teacher_raws: int = 2, test_fraction: str = "0.3"):
+    """A copy of ``raws`` in ``tmp_path/raws`` (for bad files to join) and the arguments of a seconds-long
+    ``isp-tune`` run on it into ``tmp_path/run``: the classical scorer, tiny teacher budgets, no baselines."""
+    raw_dir, out = tmp_path / "raws", tmp_path / "run"
+    raw_dir.mkdir()
+    for p in raws:
+        (raw_dir / p.name).write_bytes(p.read_bytes())
+    args = ["--raw-dir", str(raw_dir), "--out", str(out), "--model", "classical", "--preview", "64",
+            "--base", "neutral", "--teacher-budget", "4", "--teacher-raws", str(teacher_raws),
+            "--teacher-restarts", "1", "--test-fraction", test_fraction, "--no-baselines"]  # fmt: skip
+    return raw_dir, out, args

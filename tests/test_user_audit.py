@@ -376,18 +376,13 @@ def test_bench_refuses_a_target_no_dataset_has(tmp_path):
 
 
 def test_isp_tune_leaves_unreadable_raws_out_of_the_split(tmp_path, isp_raws):
+    from helpers import quick_isp_tune
+
     from isp_env.cli import app
 
-    raw_dir = tmp_path / "raws"
-    raw_dir.mkdir()
-    for p in isp_raws:
-        (raw_dir / p.name).write_bytes(p.read_bytes())
+    raw_dir, out, args = quick_isp_tune(tmp_path, isp_raws)
     (raw_dir / "empty.dng").write_bytes(b"")
     (raw_dir / "notes.nef").write_text("not a raw")
-    out = tmp_path / "run"
-    args = ["--raw-dir", str(raw_dir), "--out", str(out), "--model", "classical", "--preview", "64",
-            "--base", "neutral", "--teacher-budget", "4", "--teacher-raws", "2", "--teacher-restarts", "1",
-            "--test-fraction", "0.3", "--no-baselines"]  # fmt: skip
     r = runner.invoke(app, args)
     assert r.exit_code == 0, r.output
     plan = json.loads((out / "run.json").read_text())
