@@ -129,7 +129,7 @@ def test_a_training_mos_csv_that_is_not_utf8_is_one_line(tmp_path):
 
     csv_path = tmp_path / "mos.csv"  # a spreadsheet's Latin-1 export: a traceback in `attiqa train` before
     csv_path.write_bytes("image,mos\ncaf\xe9.jpg,3.5\n".encode("latin-1"))
-    with pytest.raises(AttiqaError, match=r"mos.csv: not a UTF-8 text file — save the MOS CSV as UTF-8"):
+    with pytest.raises(AttiqaError, match=r"mos.csv: not a UTF-8 text file — save it as UTF-8"):
         read_mos_csv(csv_path)
 
 

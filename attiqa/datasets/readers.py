@@ -109,7 +109,9 @@ def read_csv(path: Path, delimiter: str | None = None) -> Table:
             if delimiter == ";":  # a spreadsheet of a decimal-comma locale: its numbers read "3,75"
                 rows = [{k: _decimal_point(v) for k, v in r.items()} for r in rows]
     except UnicodeDecodeError:
-        raise AttiqaError(f"{path}: not a UTF-8 text file — is this the right score file?") from None
+        raise AttiqaError(
+            f"{path}: not a UTF-8 text file — save it as UTF-8 (is this the right score file?)"
+        ) from None
     except csv.Error as exc:
         raise AttiqaError(f"{path}: not a readable CSV ({exc})") from None
     return Table(path, fields, rows)
