@@ -249,6 +249,8 @@ class Trainer:
         try:  # a config changed since the run started (backbone, head widths) fits another network
             self.model.load_state_dict(weights, strict=True)
             self.optimizer.load_state_dict(opt_state)
+            for group, base in zip(self.optimizer.param_groups, self.base_lrs or [], strict=False):
+                group["lr"] = base  # the config's rate, not the saved one: a lowered lr counts on resume
         except (RuntimeError, ValueError, KeyError) as exc:
             raise AttiqaError(
                 f"{state_file}: saved by a run of another network ({type(exc).__name__}: the backbone or "
