@@ -27,7 +27,7 @@ import csv
 import io
 import math
 import os
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -111,6 +111,16 @@ def read_agiqa3k(root: Path, counts: AgiqaImportResult | None = None) -> list[Ag
     return out
 
 
+def image_ids(images: list[AgiqaImage]) -> dict[Path, str]:
+    """Each image's part of a pair id: its stem (as in every earlier import, so runs resume by id), its
+    file name where two images share a stem (``x.jpg``, ``x.png``), its path where they share that too."""
+    ids = {im.image: im.image.stem for im in images}
+    for unique in (lambda p: p.name, str):
+        held = Counter(ids.values())
+        ids = {p: unique(p) if held[t] > 1 else t for p, t in ids.items()}
+    return ids
+
+
 def make_pairs(
     images: list[AgiqaImage], margin: float = DEFAULT_MARGIN, same_generator: bool = False
 ) -> tuple[list[dict], list[dict], AgiqaImportResult]:
@@ -123,6 +133,7 @@ def make_pairs(
         by_prompt[im.prompt].append(im)
     res.prompts = len(by_prompt)
     records, prefs = [], []
+    ids = image_ids(images)
     for k, prompt in enumerate(sorted(by_prompt)):
         group = sorted(by_prompt[prompt], key=lambda im: im.name)
         for i in range(len(group)):
@@ -136,7 +147,7 @@ def make_pairs(
                 if abs(diff) < margin or diff == 0:
                     res.close_pairs += 1
                     continue
-                pid = f"{a.image.stem}|{b.image.stem}"
+                pid = f"{ids[a.image]}|{ids[b.image]}"
                 records.append(
                     {
                         "pair_id": pid,

@@ -134,6 +134,37 @@ def test_control_characters_in_names_are_escaped_in_the_table_not_in_the_csv(tmp
         out.unlink()
 
 
+def test_control_characters_in_a_skipped_name_stay_on_its_line(tmp_path):
+    """**Was**: `attiqa score` and `attiqa eval` listed an unreadable `bad\\nname.png` over two lines (the
+    name printed raw); the table escaped it already. Messages of several lines keep their newlines."""
+    from attiqa.errors import ImageLoadError
+    from attiqa.progress import plain_failure
+
+    folder = tmp_path / "imgs"
+    _noise_images(folder, 3)
+    data = (folder / "img00.png").read_bytes()
+    (folder / "bad\nname.png").write_bytes(data[: len(data) // 2])  # the header reads: found when decoded
+    (folder / "mos.csv").write_text('image,mos\nimg00.png,1\nimg01.png,2\nimg02.png,3\n"bad\nname.png",4\n')
+    shown = str(folder / "bad\\nname.png") + ": "
+    env = {**os.environ, "ATTIQA_CACHE": str(tmp_path / "cache")}
+    for args in (
+        ["score", str(folder)],
+        ["eval", "folder", "--root", str(folder), "-o", str(tmp_path / "e")],
+    ):
+        cmd = [sys.executable, "-m", "attiqa.cli", *args, "-m", "classical", "--workers", "0", "-q"]
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+        assert res.returncode == 0, res.stderr
+        listed = [ln.strip() for ln in res.stderr.splitlines() if "name.png" in ln]
+        assert len(listed) == 1 and listed[0].startswith(shown), res.stderr
+        assert not any(ln.startswith("name.png") for ln in res.stderr.splitlines()), res.stderr
+    (folder / "bad\nname.png").write_bytes(b"not an image")  # refused before scoring: in the error's list
+    cmd = [sys.executable, "-m", "attiqa.cli", "eval", "folder", "--root", str(folder), "-m", "classical"]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert res.returncode == 2 and f"\n  {shown}not a recognised image format\n" in res.stderr, res.stderr
+    err = ImageLoadError(folder / "a\x1b[31m.png", "cannot identify image file", "check\nthe file")
+    assert plain_failure(err) == f"{folder}/a\\x1b[31m.png: cannot identify image file — check\nthe file"
+
+
 # ---------------------------------------------------------------------------------------------------------
 # genbench import-agiqa3k: the root given as `.`, repeated rows
 
@@ -207,6 +238,30 @@ def test_import_agiqa3k_leaves_out_repeated_rows_so_the_run_can_be_read(tmp_path
     assert json.loads((run / "import.json").read_text())["repeated_rows"] == 3
     score = _genbench("score", run, "-m", "classical", "-w", "0")
     assert score.returncode == 0, score.stderr
+    agree = _genbench("agree", run, "--metrics", "classical")
+    assert agree.returncode == 0, agree.stderr
+
+
+def test_import_agiqa3k_gives_images_sharing_a_stem_distinct_pair_ids(tmp_path):
+    """**Was**: pair ids were the two file stems, so `img00.png` and `img00.jpg` under one prompt gave every
+    pair with a third image twice ("pair_id ... appears twice" in `score` / `agree`). Ids of images whose
+    stem is their own stay as they were: a run resumes by pair id."""
+    root = _agiqa3k_layout(tmp_path / "agiqa", tmp_path / "agiqa")
+    plain_run = tmp_path / "plain"
+    assert _genbench("import-agiqa3k", root, "-o", plain_run).returncode == 0
+    before = [json.loads(ln)["pair_id"] for ln in (plain_run / "manifest.jsonl").read_text().splitlines()]
+    assert "img00|img02" in before  # stems, as every earlier import wrote them
+    Image.open(root / "img00.png").save(root / "img00.jpg")
+    with open(root / "data.csv", "a", newline="") as fh:
+        csv.writer(fh).writerow(["img00.jpg", "prompt 0", "", "", "", "4.80", "0.5", "2.0", "0.5"])
+    run = tmp_path / "run"
+    res = _genbench("import-agiqa3k", root, "-o", run)
+    assert res.returncode == 0, res.stderr
+    ids = [json.loads(ln)["pair_id"] for ln in (run / "manifest.jsonl").read_text().splitlines()]
+    assert len(ids) == len(set(ids)) == 12 + 4  # prompt 0 now has 5 images: 10 pairs
+    assert {"img00.png|img02", "img00.jpg|img02", "img00.jpg|img00.png"} <= set(ids)
+    assert {i for i in before if "img00" not in i} <= set(ids)  # the other pairs keep their ids
+    assert _genbench("score", run, "-m", "classical", "-w", "0").returncode == 0
     agree = _genbench("agree", run, "--metrics", "classical")
     assert agree.returncode == 0, agree.stderr
 

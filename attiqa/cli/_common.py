@@ -11,7 +11,6 @@ import contextlib
 import math
 import signal
 import sys
-import unicodedata
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Annotated, Any
@@ -23,7 +22,7 @@ from rich.table import Table
 from attiqa.allocator import tune_allocator
 from attiqa.attributes import display_name
 from attiqa.errors import AttiqaError
-from attiqa.progress import console, plain
+from attiqa.progress import console, plain, plain_name, shown_name
 
 stdout = Console()  # tables go to stdout; progress and messages to stderr (``console``)
 
@@ -121,27 +120,6 @@ def short_name(column: str) -> str:
     return SHORT_NAMES.get(name, name)[:7]
 
 
-_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
-_BIDI = set("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")  # reorder what follows them
-
-
-def shown_name(name: str) -> str:
-    """A file name for one cell of a printed table: control characters written as escapes (``a\\nb.png``,
-    ``\\x1b``), a byte that is not UTF-8 as ``\\xe9`` — a newline would break the row, an ESC would reach
-    the terminal. The score files keep the true name."""
-    out = []
-    for ch in name:
-        if ch in _ESCAPES:
-            out.append(_ESCAPES[ch])
-        elif 0xDC80 <= ord(ch) <= 0xDCFF:  # a byte Python could not decode (surrogateescape)
-            out.append(f"\\x{ord(ch) - 0xDC00:02x}")
-        elif ch in _BIDI or unicodedata.category(ch) in ("Cc", "Cs", "Zl", "Zp"):
-            out.append(f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}")
-        else:
-            out.append(ch)
-    return "".join(out)
-
-
 def _cell(v: float) -> str:
     if math.isnan(v):
         return "–"
@@ -183,7 +161,7 @@ def print_scores(
         for c in cols:
             table.add_column(display_name(c)[:12], justify="right")
         for r in shown:
-            table.add_row(plain(shown_name(Path(r["image"]).name)), *(_cell(r[c]) for c in cols))
+            table.add_row(plain_name(Path(r["image"]).name), *(_cell(r[c]) for c in cols))
         if more > 0:
             table.add_row(f"… {more} more", *[""] * len(cols))
         if n_total:

@@ -34,7 +34,7 @@ from attiqa.datasets.readers import read_csv, to_float
 from attiqa.errors import AttiqaError, ImageLoadError
 from attiqa.io.images import load_image
 from attiqa.io.names import text_path
-from attiqa.progress import console, plain
+from attiqa.progress import console, plain, plain_failure
 from attiqa.training import distributed as D
 
 Transform = Callable[[Image.Image], torch.Tensor]
@@ -113,7 +113,8 @@ class UnreadableImages:
                 path = Path(ds.paths[j])
                 if path not in self.reported:
                     self.reported.append(path)
-                    console.print(f"[yellow]{who}skipped[/] {plain(_why_unreadable(path))}", highlight=False)
+                    why = plain_failure(_why_unreadable(path), path)
+                    console.print(f"[yellow]{who}skipped[/] {why}", highlight=False)
 
     def finish(self) -> None:
         self.flush()
