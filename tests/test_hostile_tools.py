@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from helpers import tiny_train_config
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -270,23 +271,6 @@ def test_import_agiqa3k_gives_images_sharing_a_stem_distinct_pair_ids(tmp_path):
 # attiqa train: sizes and widths a checkpoint cannot hold
 
 
-def _train_config(tmp_path: Path, **finetune: object) -> Path:
-    images = _noise_images(tmp_path / "set" / "images", 8)
-    (tmp_path / "set" / "mos.csv").write_text(
-        "image,mos\n" + "".join(f"{p.name},{1 + 0.3 * i:.1f}\n" for i, p in enumerate(images))
-    )
-    values = {"mos_hidden": 8, "epochs": 1, "batch_size": 4, "resize_shorter": 40, "crop_size": 32,
-              "num_workers": 0, "device": "cpu", **finetune}  # fmt: skip
-    cfg = tmp_path / "run.yaml"
-    cfg.write_text(
-        f"out_dir: {tmp_path / 'run'}\n"
-        "model:\n  backbone: tiny\n  pretrained_backbone: false\n  head_hidden: 8\n"
-        f"finetune:\n  csv: {tmp_path / 'set' / 'mos.csv'}\n"
-        + "".join(f"  {k}: {v}\n" for k, v in values.items())
-    )
-    return cfg
-
-
 def test_train_refuses_sizes_and_widths_its_checkpoint_could_not_hold(tmp_path):
     """**Was**: `resize_shorter: 20` trained and wrote a checkpoint that `attiqa score` then refused
     ("malformed model card — test_resize_shorter must be an integer in 32..4096"); `mos_hidden: 1000000000`
@@ -296,13 +280,13 @@ def test_train_refuses_sizes_and_widths_its_checkpoint_could_not_hold(tmp_path):
 
     for key, value in (("resize_shorter", 20), ("crop_size", 16), ("mos_hidden", 10**9),
                        ("resize_shorter", 60000)):  # fmt: skip
-        cfg = _train_config(tmp_path / f"{key}{value}", **{key: value})
+        cfg = tiny_train_config(tmp_path / f"{key}{value}", **{key: value})
         r = runner.invoke(app, ["train", "-c", str(cfg)])
         assert isinstance(r.exception, ConfigError), r.output  # run_app: one line, exit 2
         assert f"run.yaml: finetune.{key}: must be in [" in str(r.exception)
         assert not (tmp_path / f"{key}{value}" / "run").exists()  # refused before any work
     # the smallest view a checkpoint may hold trains, and its model scores
-    cfg = _train_config(tmp_path / "at_bound", resize_shorter=32, crop_size=32)
+    cfg = tiny_train_config(tmp_path / "at_bound", resize_shorter=32, crop_size=32)
     r = runner.invoke(app, ["train", "-c", str(cfg)])
     assert r.exit_code == 0, r.output
     ckpt = tmp_path / "at_bound" / "run" / "finetune" / "last.safetensors"

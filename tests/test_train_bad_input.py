@@ -12,34 +12,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
+from helpers import tiny_train_config
 from typer.testing import CliRunner
 
 from attiqa.errors import AttiqaError
 
 REPO = Path(__file__).resolve().parents[1]
 runner = CliRunner()
-
-
-def _train_set(root: Path, mos_csv: str, **finetune: object) -> Path:
-    """8 noise images img00..img07 under root/set/images, ``mos_csv`` as root/set/mos.csv, a tiny config."""
-    (root / "set" / "images").mkdir(parents=True, exist_ok=True)
-    for i in range(8):
-        arr = np.random.default_rng(i).integers(0, 256, (40, 48, 3), dtype=np.uint8)
-        Image.fromarray(arr).save(root / "set" / "images" / f"img{i:02d}.png")
-    (root / "set" / "mos.csv").write_text(mos_csv)
-    values = {"mos_hidden": 8, "epochs": 1, "batch_size": 4, "resize_shorter": 40, "crop_size": 32,
-              "num_workers": 0, "device": "cpu", **finetune}  # fmt: skip
-    cfg = root / "run.yaml"
-    cfg.write_text(
-        f"out_dir: {root / 'run'}\n"
-        "model:\n  backbone: tiny\n  pretrained_backbone: false\n  head_hidden: 8\n"
-        f"finetune:\n  csv: {root / 'set' / 'mos.csv'}\n"
-        + "".join(f"  {k}: {v}\n" for k, v in values.items())
-    )
-    return cfg
 
 
 def _train(cfg: Path, *sets: str, resume: bool = False):
@@ -51,7 +31,7 @@ def _train(cfg: Path, *sets: str, resume: bool = False):
 
 def test_a_semicolon_mos_csv_with_decimal_commas_trains(tmp_path):
     """**Was**: "missing column 'image' (found: image;mos)" — training had its own CSV reader."""
-    cfg = _train_set(
+    cfg = tiny_train_config(
         tmp_path, "\ufeffimage;mos\n" + "".join(f"img{i:02d}.png;{1 + i},{i}5\n" for i in range(8))
     )
     r = _train(cfg)
@@ -65,7 +45,9 @@ def test_rows_without_a_finite_mos_are_left_out_and_named(tmp_path):
     from attiqa.training.data import read_mos_csv
 
     cells = ["1.0", "nan", "1.6", "", "2.2", "inf", "2.8", "3.1"]
-    cfg = _train_set(tmp_path, "image,mos\n" + "".join(f"img{i:02d}.png,{c}\n" for i, c in enumerate(cells)))
+    cfg = tiny_train_config(
+        tmp_path, "image,mos\n" + "".join(f"img{i:02d}.png,{c}\n" for i, c in enumerate(cells))
+    )
     csv_path = tmp_path / "set" / "mos.csv"
     rows = read_mos_csv(csv_path)
     assert [r["image"] for r in rows] == ["img00.png", "img02.png", "img04.png", "img06.png", "img07.png"]
@@ -85,7 +67,7 @@ def test_rows_without_a_finite_mos_are_left_out_and_named(tmp_path):
 def test_too_small_a_split_says_how_many_rows_and_the_minimum(tmp_path):
     """**Was**: a two-row set (one train, one test row) said "all training MOS values are equal
     (1.2000000476837158)"."""
-    cfg = _train_set(tmp_path, "image,mos,split\nimg00.png,1.2,train\nimg01.png,3.4,test\n")
+    cfg = tiny_train_config(tmp_path, "image,mos,split\nimg00.png,1.2,train\nimg01.png,3.4,test\n")
     r = _train(cfg)
     assert isinstance(r.exception, AttiqaError), r.output
     assert str(r.exception).endswith(
@@ -114,7 +96,7 @@ def _sha(path: Path) -> str:
 def test_a_diverging_learning_rate_stops_and_keeps_the_last_good_files(tmp_path):
     """**Was**: `lr: 1e5` finished, wrote NaN-metric checkpoints and reported srocc=nan."""
     mos = "image,mos\n" + "".join(f"img{i:02d}.png,{1 + 0.3 * i:.1f}\n" for i in range(8))
-    cfg = _train_set(tmp_path, mos, epochs=2, feature_cache="false")
+    cfg = tiny_train_config(tmp_path, mos, epochs=2, feature_cache="false")
     r = _train(cfg, "finetune.epochs=1")  # one good epoch
     assert r.exit_code == 0, r.output
     stage = tmp_path / "run" / "finetune"
@@ -134,7 +116,9 @@ def test_a_diverging_learning_rate_stops_and_keeps_the_last_good_files(tmp_path)
         p.name: _sha(p) for p in stage.iterdir()
     } == before  # best, last and the resume state as they were
     # a NaN loss itself: stopped at its step, before the optimizer step
-    cfg = _train_set(tmp_path / "inf", mos, batch_size=2, lr="1e30", head_lr="1e30", feature_cache="false")
+    cfg = tiny_train_config(
+        tmp_path / "inf", mos, batch_size=2, lr="1e30", head_lr="1e30", feature_cache="false"
+    )
     r = _train(cfg)
     assert isinstance(r.exception, AttiqaError), r.output
     assert "finetune: loss became " in str(r.exception) and " at epoch 1 step " in str(r.exception)

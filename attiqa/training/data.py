@@ -285,7 +285,7 @@ def read_mos_csv(path: Path) -> list[dict[str, str]]:
         if not math.isfinite(mos):
             without.append(n)
             continue
-        r = {"image": str(raw.get(image_col) or ""), "mos": repr(mos)}
+        r = {**raw, "image": str(raw.get(image_col) or ""), "mos": repr(mos)}  # other columns kept
         if split_col is not None:
             r["split"] = str(raw.get(split_col) or "").lower()
         rows.append(r)
