@@ -25,6 +25,7 @@ import yaml
 
 from attiqa.distortions.defaults import DEFAULT_GRADED
 from attiqa.errors import ConfigError
+from attiqa.limits import MAX_HIDDEN, MAX_SIDE, MIN_SIDE
 
 
 def _check(lo: float | None = None, hi: float | None = None, lo_open: bool = False, hi_open: bool = False,
@@ -54,6 +55,8 @@ def _attributes() -> list[str]:
 POSITIVE = _check(lo=0, lo_open=True)
 AT_LEAST_1 = _check(lo=1)
 NON_NEGATIVE = _check(lo=0)
+VIEW_SIDE = _check(lo=MIN_SIDE, hi=MAX_SIDE, why="what a checkpoint may hold; the paper's views: 340 / 320")
+HIDDEN = _check(lo=1, hi=MAX_HIDDEN, why="the widest layer a checkpoint may hold; the shipped ones: 128, 512")
 
 
 @dataclass
@@ -103,7 +106,7 @@ class PretrainConfig:
     pretrained_backbone: bool = True  # ImageNet initialisation
     backbone_weights: str | None = None  # local weights file for offline machines
     # ours: hidden width of each two-layer attribute head (paper: "two-layer MLP")
-    head_hidden: int = field(default=512, metadata=AT_LEAST_1)
+    head_hidden: int = field(default=512, metadata=HIDDEN)
     loss: Literal["ranking", "l2"] = "ranking"  # "ranking" (eq. 3-4) | "l2" (ablation, Table 7)
     margin: float = field(default=0.1, metadata=NON_NEGATIVE)  # paper §4.2
     epochs: int = field(default=100, metadata=AT_LEAST_1)  # supplement B
@@ -111,9 +114,9 @@ class PretrainConfig:
     batch_size: int = field(default=256, metadata=_check(lo=2, why="a ranking batch needs pairs"))
     lr: float = field(default=1e-4, metadata=POSITIVE)  # supplement B (AdamW)
     weight_decay: float = field(default=0.01, metadata=NON_NEGATIVE)  # ours: AdamW's default
-    crop_size: int = field(default=224, metadata=_check(lo=8))  # supplement B: random 224x224 crops
+    crop_size: int = field(default=224, metadata=VIEW_SIDE)  # supplement B: random 224x224 crops
     # ours: resize shorter edge first (None = crop the image as is)
-    resize_shorter: int | None = field(default=None, metadata=_check(lo=8))
+    resize_shorter: int | None = field(default=None, metadata=VIEW_SIDE)
     hflip: bool = False  # ours: random flip (keeps attributes; off = paper); feature cache: mirrored crops
     max_steps_per_epoch: int | None = field(default=None, metadata=AT_LEAST_1)  # ours: cap for quick runs
     # ours (CPU budget mode, attiqa/training/cached.py): frozen backbone, features of the five crops of
@@ -159,17 +162,17 @@ class FinetuneConfig:
     backbone: str = field(default="resnet50", metadata=_check(choices=_backbones))
     pretrained_backbone: bool = True
     backbone_weights: str | None = None
-    head_hidden: int = field(default=512, metadata=AT_LEAST_1)
-    mos_hidden: int = field(default=512, metadata=AT_LEAST_1)  # ours: hidden width of the regression MLP
+    head_hidden: int = field(default=512, metadata=HIDDEN)
+    mos_hidden: int = field(default=512, metadata=HIDDEN)  # ours: hidden width of the regression MLP
     epochs: int = field(default=100, metadata=AT_LEAST_1)  # paper §4.2
     batch_size: int = field(default=16, metadata=AT_LEAST_1)  # ours (paper follows QPT [46])
     lr: float = field(default=1e-4, metadata=POSITIVE)  # ours
     # ours: separate lr for the new regression MLP (None = lr)
     head_lr: float | None = field(default=None, metadata=POSITIVE)
     weight_decay: float = field(default=0.01, metadata=NON_NEGATIVE)
-    resize_shorter: int = field(default=340, metadata=_check(lo=8))  # paper §4.2
+    resize_shorter: int = field(default=340, metadata=VIEW_SIDE)  # paper §4.2
     # paper §4.2 (train: random crop; test: 4 corners + centre)
-    crop_size: int = field(default=320, metadata=_check(lo=8))
+    crop_size: int = field(default=320, metadata=VIEW_SIDE)
     hflip: bool = False  # ours: random flip of training crops (off = paper); feature cache: mirrored crops
     # ours: "constant" (the paper states none) | "cosine" (decays to 0)
     lr_schedule: Literal["constant", "cosine"] = "constant"
@@ -251,7 +254,7 @@ class ModelConfig:
     backbone: str = field(default="resnet50", metadata=_check(choices=_backbones))  # paper §4.2
     pretrained_backbone: bool = True  # ImageNet initialisation
     backbone_weights: str | None = None  # local weights file for offline machines
-    head_hidden: int = field(default=512, metadata=AT_LEAST_1)  # ours: attribute heads' hidden width
+    head_hidden: int = field(default=512, metadata=HIDDEN)  # ours: attribute heads' hidden width
 
 
 MODEL_KEYS = tuple(f.name for f in dataclasses.fields(ModelConfig))

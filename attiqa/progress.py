@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -27,6 +28,44 @@ def plain(text: object) -> str:
     ``[draft] x.jpg`` is shown as it is, not taken for a style tag (and a ``[/x]`` in a path does not
     raise rich's MarkupError)."""
     return escape(str(text))
+
+
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+_BIDI = set("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")  # reorder what follows them
+
+
+def shown_name(name: object) -> str:
+    """A file name or path for one printed line or table cell: control characters written as escapes
+    (``a\\nb.png``, ``\\x1b``), a byte that is not UTF-8 as ``\\xe9`` — a newline would break the row or
+    the list, an ESC would reach the terminal. Files and score tables keep the true name. For names only:
+    a multi-line message keeps its newlines."""
+    out = []
+    for ch in str(name):
+        if ch in _ESCAPES:
+            out.append(_ESCAPES[ch])
+        elif 0xDC80 <= ord(ch) <= 0xDCFF:  # a byte Python could not decode (surrogateescape)
+            out.append(f"\\x{ord(ch) - 0xDC00:02x}")
+        elif ch in _BIDI or unicodedata.category(ch) in ("Cc", "Cs", "Zl", "Zp"):
+            out.append(f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def plain_name(name: object) -> str:
+    """A path or file name for a ``console.print`` string with markup: :func:`shown_name`, then
+    :func:`plain`."""
+    return plain(shown_name(name))
+
+
+def plain_failure(failure: object, path: object = None) -> str:
+    """One line of a list of skipped files: ``PATH: reason`` (an error with a ``path``, or a text starting
+    with ``path``) with the path through :func:`plain_name` and the reason through :func:`plain`."""
+    text = str(failure)
+    where = str(path if path is not None else getattr(failure, "path", ""))
+    if where and text.startswith(where):
+        return plain_name(where) + plain(text[len(where) :])
+    return plain(text)
 
 
 class RateColumn(ProgressColumn):

@@ -21,7 +21,9 @@ Group-aware splits (ours; issue 15): with ``group_by`` the random partitions are
 items, so no group is on both sides — ``"auto"`` (default) uses the dataset's natural group where it has
 one (:data:`NATURAL_GROUPS`: the reference image of the synthetic datasets, the prompt of AGIQA), ``None``
 splits image-wise, any other name is a key of the items' ``meta``. A random image-wise split of KADID-10k
-puts every reference photo on both sides; a grouped one tests on unseen content.
+puts every reference photo on both sides; a grouped one tests on unseen content. Byte-identical files (a
+scraped set's copies under two names, a row listed twice; agiqa3k-dev holds two such pairs with different
+prompts) always share a group, image-wise too, so a copy of a training image is never a test image.
 
 Runs are resumable: a finished run leaves ``run.json``; rerunning the same command skips it. Big
 checkpoints are deleted after their numbers are taken unless ``keep_checkpoints``. Each run's split is
@@ -46,6 +48,8 @@ from attiqa.config import FinetuneConfig, TrainConfig, from_dict, read_yaml, to_
 from attiqa.datasets.base import DatasetItem, IQADataset
 from attiqa.errors import AttiqaError, ConfigError
 from attiqa.io.atomic import write_json_atomic, write_text_atomic
+from attiqa.io.images import content_key
+from attiqa.progress import console, plain
 from attiqa.training.data import MosSplit, split_indices
 
 PROTOCOLS: dict[str, str] = {
@@ -178,6 +182,49 @@ def group_keys(ds: IQADataset, group_by: str | None) -> list[str] | None:
             f"metadata: {', '.join(have)}); use --group-by none for image-wise splits"
         )
     return [str(k) for k in keys]
+
+
+def identical_copies(ds: IQADataset) -> list[list[int]]:
+    """Sets of item indices whose files are byte-identical (also one file listed twice). Only files that
+    share a size are hashed: on agiqa3k-dev 54 of 1,491."""
+    by_size: dict[int, list[int]] = {}
+    for i, it in enumerate(ds.items):
+        try:
+            by_size.setdefault(Path(it.image).stat().st_size, []).append(i)
+        except OSError:  # unreadable: check_images reports it
+            continue
+    by_key: dict[str, list[int]] = {}
+    for same_size in (ix for ix in by_size.values() if len(ix) > 1):
+        for i in same_size:
+            try:
+                by_key.setdefault(content_key(ds.items[i].image), []).append(i)
+            except OSError:
+                continue
+    return [ix for ix in by_key.values() if len(ix) > 1]
+
+
+def split_groups(ds: IQADataset, group_by: str | None) -> tuple[list[str] | None, int]:
+    """:func:`group_keys` with byte-identical files merged into one group (image-wise splits get a group
+    per image only when there are copies, so a set without copies splits as before); also how many files
+    were copies of an earlier one."""
+    groups = group_keys(ds, group_by)
+    copies = identical_copies(ds)
+    if not copies:
+        return groups, 0
+    if groups is None:
+        groups = [f"{i:09d}" for i in range(len(ds.items))]
+    parent = {g: g for g in groups}
+
+    def root(g: str) -> str:
+        while parent[g] != g:
+            g = parent[g] = parent[parent[g]]
+        return g
+
+    for ix in copies:
+        roots = sorted({root(groups[i]) for i in ix})
+        for r in roots[1:]:
+            parent[r] = roots[0]
+    return [root(g) for g in groups], sum(len(ix) - 1 for ix in copies)
 
 
 def _partition(
@@ -365,13 +412,31 @@ class _Run:
     seed: int
     official_split: bool | None
     group_by: str | None
+    copies: dict[str, int] = field(default_factory=dict)  # per dataset label: files that copy another
+
+    def groups(self, b: BenchDataset) -> list[str] | None:
+        """The split groups, byte-identical files merged (:func:`split_groups`); says so once per dataset."""
+        groups, n_copies = split_groups(b.dataset, self.group_by)
+        if n_copies and b.label not in self.copies:
+            console.print(
+                f"[yellow]{plain(b.label)}: {n_copies} image(s) repeat another one (a row listed twice, or a "
+                "byte-identical copy under another name) — kept on the same side of every split",
+                highlight=False,
+            )
+        self.copies[b.label] = n_copies
+        return groups
 
     def splits(self, b: BenchDataset) -> list[Split]:
         if uses_official_split(b.dataset, self.official_split):
             return [official_partition(b.dataset)]
-        return random_splits(
-            len(b.dataset), self.repeats, self.seed, groups=group_keys(b.dataset, self.group_by)
-        )
+        splits = random_splits(len(b.dataset), self.repeats, self.seed, groups=self.groups(b))
+        return self.image_wise(b, splits, "random")
+
+    def image_wise(self, b: BenchDataset, splits: list[Split], kind: str) -> list[Split]:
+        """Image-wise splits keep their kind when only byte-identical copies were grouped."""
+        if self.copies.get(b.label) and group_keys(b.dataset, self.group_by) is None:
+            return [replace(sp, kind=kind) for sp in splits]
+        return splits
 
     def run(self, protocol: str, b: BenchDataset, sp: Split, **kw: Any) -> dict[str, Any]:
         run_dir = self.out / protocol / b.label / sp.name
@@ -404,10 +469,11 @@ def _data_efficient(
     summary: dict[str, Any] = {}
     for b in benches:
         summary[b.label] = {}
-        groups = group_keys(b.dataset, r.group_by)
+        groups = r.groups(b)
         for fr in fractions:
             these = []
-            for sp in fraction_splits(len(b.dataset), fr, r.repeats, r.seed, groups=groups):
+            splits = fraction_splits(len(b.dataset), fr, r.repeats, r.seed, groups=groups)
+            for sp in r.image_wise(b, splits, "fraction"):
                 rec = r.run("data-efficient", b, sp)
                 rec["fraction"] = fr
                 these.append(rec)
@@ -534,7 +600,15 @@ def run_protocol(
         "seed": seed,
         "group_by": group_by,
         "fractions": list(fractions) if protocol == "data-efficient" else None,
-        "datasets": [{"label": b.label, **b.dataset.describe(), "n": len(b.dataset)} for b in benches],
+        "datasets": [
+            {
+                "label": b.label,
+                **b.dataset.describe(),
+                "n": len(b.dataset),
+                "identical_copies": r.copies.get(b.label),
+            }
+            for b in benches
+        ],
         "summary": summary,
         "runs": runs,
         "table": md,

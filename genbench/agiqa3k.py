@@ -26,7 +26,8 @@ from __future__ import annotations
 import csv
 import io
 import math
-from collections import defaultdict
+import os
+from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -72,6 +73,8 @@ class AgiqaImportResult:
     margin: float = DEFAULT_MARGIN
     same_generator: bool = False
     missing: list[str] = field(default_factory=list)  # images in the score file but not on disk
+    repeated_rows: int = 0  # rows naming an image an earlier row named (the first kept)
+    without_mos: int = 0  # rows whose mos_quality is empty, NaN or infinite
 
 
 def generator_of(name: str) -> str:
@@ -80,11 +83,19 @@ def generator_of(name: str) -> str:
     return stem.split("_", 1)[0] if "_" in stem else ""
 
 
-def read_agiqa3k(root: Path) -> list[AgiqaImage]:
-    """Every image of the AGIQA-3k folder ``root`` (official ``data.csv`` + images) with its scores."""
+def read_agiqa3k(root: Path, counts: AgiqaImportResult | None = None) -> list[AgiqaImage]:
+    """Every image of the AGIQA-3k folder ``root`` (official ``data.csv`` + images) with its scores. A row
+    naming an image again is left out (the first kept): its pairs would repeat pair ids, which every
+    later command refuses. ``counts`` gets how many rows were left out, and why."""
     ds = get_dataset("agiqa3k", root)
     out = []
+    seen: set[Path] = set()
     for it in ds.items:
+        if Path(it.image) in seen:
+            if counts is not None:
+                counts.repeated_rows += 1
+            continue
+        seen.add(Path(it.image))
         std = it.meta.get("std_quality", "")
         out.append(
             AgiqaImage(
@@ -95,7 +106,19 @@ def read_agiqa3k(root: Path) -> list[AgiqaImage]:
                 mos_align=float(it.extras.get("mos_align", math.nan)),
             )
         )
+    if counts is not None:
+        counts.without_mos = ds.n_without_score
     return out
+
+
+def image_ids(images: list[AgiqaImage]) -> dict[Path, str]:
+    """Each image's part of a pair id: its stem (as in every earlier import, so runs resume by id), its
+    file name where two images share a stem (``x.jpg``, ``x.png``), its path where they share that too."""
+    ids = {im.image: im.image.stem for im in images}
+    for unique in (lambda p: p.name, str):
+        held = Counter(ids.values())
+        ids = {p: unique(p) if held[t] > 1 else t for p, t in ids.items()}
+    return ids
 
 
 def make_pairs(
@@ -110,6 +133,7 @@ def make_pairs(
         by_prompt[im.prompt].append(im)
     res.prompts = len(by_prompt)
     records, prefs = [], []
+    ids = image_ids(images)
     for k, prompt in enumerate(sorted(by_prompt)):
         group = sorted(by_prompt[prompt], key=lambda im: im.name)
         for i in range(len(group)):
@@ -123,7 +147,7 @@ def make_pairs(
                 if abs(diff) < margin or diff == 0:
                     res.close_pairs += 1
                     continue
-                pid = f"{a.image.stem}|{b.image.stem}"
+                pid = f"{ids[a.image]}|{ids[b.image]}"
                 records.append(
                     {
                         "pair_id": pid,
@@ -155,7 +179,8 @@ def image_folder(root: Path, images: list[AgiqaImage]) -> Path:
     so a user's linked image folder (``ROOT/AGIQA-3K -> /data/...``, their own layout) is where images may
     come from; an image that is itself a link out of it is still refused. Images in several folders or
     named with ``..`` (a crafted score file): ``root``."""
-    parents = {im.image.parent for im in images}
+    parents = {Path(os.path.abspath(im.image.parent)) for im in images}
+    root = Path(os.path.abspath(root))  # `import-agiqa3k .` compares like an absolute ROOT
     if len(parents) == 1:
         (folder,) = parents
         if ".." not in folder.parts and folder.is_relative_to(root):
@@ -169,9 +194,11 @@ def import_agiqa3k(
     """Write the run folder ``out_dir`` (manifest, ``prefs.csv``, ``import.json``) from AGIQA-3k at ``root``.
 
     Images listed in the score file but missing on disk are left out and reported (``missing``)."""
-    images = read_agiqa3k(Path(root))
+    read = AgiqaImportResult()
+    images = read_agiqa3k(Path(root), read)
     present = [im for im in images if im.image.is_file()]
     records, prefs, res = make_pairs(present, margin, same_generator)
+    res.repeated_rows, res.without_mos = read.repeated_rows, read.without_mos
     res.missing = sorted(str(im.image) for im in images if not im.image.is_file())
     if not records:
         what = "same-generator pairs" if same_generator else "pairs"

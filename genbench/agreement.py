@@ -25,10 +25,10 @@ from pathlib import Path
 import numpy as np
 
 from attiqa.errors import AttiqaError, ConfigError
-from attiqa.io.atomic import atomic_path, write_json_atomic, write_text_atomic
+from attiqa.io.atomic import atomic_path, output_folder, write_json_atomic, write_text_atomic
 from attiqa.io.tables import read_cell, safe_cell
 from genbench.manifest import Pair
-from genbench.run_scores import MetricScores
+from genbench.run_scores import SCORES_DIR, MetricScores
 
 TIE_POLICIES = ("skip", "half")
 MODEL_TIE_RULES = ("wrong", "half")
@@ -230,6 +230,19 @@ def _fmt(v) -> str:
     if isinstance(v, float):
         return "" if math.isnan(v) else f"{v:.6g}"
     return str(v)
+
+
+def report_folder(run_dir: Path, out: Path | None) -> Path:
+    """``agree``'s report folder (default ``RUN/agreement``), checked before the work: a folder, not a file
+    name (``-o agreement.csv``), writable, and not the run's scores folder — every later ``agree`` would
+    read the report's CSVs there back as metrics."""
+    out_dir = Path(out) if out is not None else Path(run_dir) / "agreement"
+    if out_dir.resolve() == Path(run_dir, SCORES_DIR).resolve():
+        raise AttiqaError(
+            f"{out_dir}: is the run's scores folder — the report's CSVs would be read back as metrics; "
+            f"choose another --out (default: {Path(run_dir) / 'agreement'})"
+        )
+    return output_folder(out_dir, "--out")
 
 
 def write_report(

@@ -176,12 +176,13 @@ def agree(
     """
     from rich.table import Table
 
-    from genbench.agreement import human_labels, metric_agreement, write_report
+    from genbench.agreement import human_labels, metric_agreement, report_folder, write_report
     from genbench.manifest import load_pairs
     from genbench.prefs import load_votes
     from genbench.run_scores import load_metric_scores
 
     pairs = load_pairs(run_dir)
+    out_dir = report_folder(run_dir, out)  # before the bootstrap, not after it
     votes, source = load_votes(run_dir, prefs)
     labels = human_labels(votes, pairs)
     if not labels:
@@ -198,7 +199,6 @@ def agree(
         "seed": seed,
         "cluster_by": cluster_by,
     }
-    out_dir = out or Path(run_dir) / "agreement"
     write_report(out_dir, pairs, labels, results, scores, settings)
     n_ties = sum(lab.label == "tie" for lab in labels.values())
     table = Table(
@@ -269,14 +269,14 @@ def export_votes(
     out: Path | None = typer.Option(None, "--out", "-o", help="CSV to write (default: RUN/votes.csv)."),
 ) -> None:
     """Export the votes to CSV: pair_id, rater, choice (a|b), left_side, created_at (Unix time)."""
-    from genbench.prefs import VOTES_DB
+    from genbench.prefs import VOTES_DB, export_path
     from genbench.vote.store import VoteStore
 
     db = Path(run_dir) / VOTES_DB
     if not db.exists():
         raise AttiqaError(f"{db}: no votes yet — start the study with `genbench vote {run_dir}`")
     store = VoteStore(db)
-    target = out or Path(run_dir) / "votes.csv"
+    target = export_path(run_dir, out)
     n = store.export_csv(target)
     console.print(f"{plain(target)}: {n} votes from {store.summary()['raters']} raters")
 
@@ -335,6 +335,11 @@ def import_agiqa3k_cmd(
         f"prompts, {res.images} images; {res.close_pairs} pairs closer than {margin} MOS left out"
         + (f", {res.other_generator_pairs} of two generators left out" if same_generator else "")
     )
+    left_out = {"repeat an earlier row's image (the first kept)": res.repeated_rows,
+                "have no finite mos_quality": res.without_mos}  # fmt: skip
+    for why, n in left_out.items():
+        if n:
+            console.print(f"  [yellow]{n} rows of the score file {why}: left out[/]")
     if res.missing:
         console.print(f"  [yellow]{len(res.missing)} images of the score file are not on disk[/] "
                       f"(e.g. {plain(res.missing[0])})", highlight=False)  # fmt: skip

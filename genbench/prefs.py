@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from attiqa.errors import AttiqaError
+from attiqa.io.atomic import not_an_input, output_folder
 from genbench.agreement import Vote, read_votes_csv
 from genbench.imagereward import PREFS
+from genbench.manifest import IMAGE_ROOT_FILE, MANIFEST, MANIFEST_CSV
 
 VOTES_DB = "votes.sqlite"
 
@@ -32,3 +34,21 @@ def load_votes(run_dir: Path, prefs: Path | None = None) -> tuple[list[Vote], Pa
 
         return [Vote(v["pair_id"], v["choice"], v["rater"]) for v in VoteStore(prefs).votes()], prefs
     return read_votes_csv(prefs), prefs
+
+
+def export_path(run_dir: Path, out: Path | None) -> Path:
+    """``export-votes``' CSV (default ``RUN/votes.csv``), checked before it is written: a file name, not a
+    database, and none of the files the run's commands read — ``-o RUN/votes.sqlite`` replaced every vote
+    with their CSV (and ended in a traceback), ``-o RUN/manifest.jsonl`` the pairs."""
+    run_dir = Path(run_dir)
+    target = Path(out) if out is not None else run_dir / "votes.csv"
+    if target.is_dir():
+        raise AttiqaError(f"{target}: is a folder — give --out a file name, e.g. {target / 'votes.csv'}")
+    if target.suffix.lower() in (".sqlite", ".db", ".sqlite3"):
+        raise AttiqaError(
+            f"{target}: --out is written as CSV, not a database — e.g. {target.with_suffix('.csv')}"
+        )
+    run_files = (VOTES_DB, PREFS, MANIFEST, MANIFEST_CSV, IMAGE_ROOT_FILE)
+    not_an_input([target], [run_dir / f for f in run_files], "--out (default: RUN/votes.csv)")
+    output_folder(target.parent, "--out")
+    return target

@@ -22,6 +22,7 @@ import attiqa
 from attiqa.errors import AttiqaError
 from attiqa.io.atomic import remove_orphan_temps, write_json_atomic
 from attiqa.io.tables import ENCODING, ERRORS, read_cell
+from attiqa.progress import shown_name
 from attiqa.scorers import is_checkpoint, scorer_identity
 from attiqa.scoring import ScoreRun, ScoreWriter, score_paths, write_scores
 from genbench.manifest import SIDES, Pair, resolve
@@ -149,7 +150,7 @@ def score_run(
     for row in run.rows:
         row["image"] = back[row["image"]]
     report.scored = len(run.rows)
-    report.failed = [f"{e.path}: {e.reason}" for e in run.failed]
+    report.failed = [f"{shown_name(e.path)}: {e.reason}" for e in run.failed]  # printed as a list
     kept_rows = [
         {"image": im, **{c: float(old[im][c]) if old[im].get(c) else float("nan") for c in run.columns}}
         for im in images

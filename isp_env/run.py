@@ -28,7 +28,7 @@ from attiqa.errors import ConfigError
 from attiqa.io.atomic import remove_orphan_temps, write_json_atomic
 from attiqa.io.images import content_key, save_image
 from attiqa.io.names import portable_stem
-from attiqa.progress import console, plain, progress_task
+from attiqa.progress import console, plain, plain_failure, progress_task
 from attiqa.scorers import scorer_identity
 from isp_env.baselines import cma_search, guarded_objective
 from isp_env.isp import Developed, develop, finish
@@ -165,7 +165,7 @@ def run(
             raws.append(p)
         else:
             skipped[str(p)] = str(problem)
-            console.print(f"[yellow]skipped[/] {plain(problem)}")
+            console.print(f"[yellow]skipped[/] {plain_failure(problem, p)}")
     if len(raws) < 2:
         raise ConfigError(
             f"{raw_dir}: found {len(raws)} raw file(s)"
@@ -285,7 +285,7 @@ def evaluate(
             paths[image_key(p, raw_dir)] = p
         except RawReadError as exc:
             skipped[str(p)] = str(exc)
-            console.print(f"[yellow]skipped[/] {plain(exc)}")
+            console.print(f"[yellow]skipped[/] {plain_failure(exc)}")
     if not items:
         raise ConfigError(f"{raw_dir}: none of the {len(test_raws)} test raws could be read")
 

@@ -27,7 +27,7 @@ import numpy as np
 
 from attiqa.errors import ImageLoadError
 from attiqa.io.images import load_image
-from attiqa.progress import console, plain
+from attiqa.progress import console, plain_failure
 from isp_env.dng import BAYER_LAYOUTS, camera_from_srgb, srgb_to_linear, write_dng
 
 CAMERA_MATRICES = (
@@ -116,7 +116,7 @@ def synth_raws(
             try:
                 rgb = np.asarray(load_image(p))
             except ImageLoadError as exc:
-                console.print(f"[yellow]skipped[/] {plain(exc)}")
+                console.print(f"[yellow]skipped[/] {plain_failure(exc)}")
                 if skipped is not None:
                     skipped[str(p)] = str(exc)
                 continue

@@ -22,7 +22,7 @@ import numpy as np
 
 from attiqa.errors import ConfigError
 from attiqa.io.atomic import write_json_atomic
-from attiqa.progress import console, plain, progress_task
+from attiqa.progress import console, plain, plain_failure, progress_task
 from attiqa.scorers import DEFAULT_MODEL, scorer_identity
 from isp_env.baselines import RenderObjective, guarded_objective, score_together
 from isp_env.env import ISPTuningEnv
@@ -290,8 +290,8 @@ def train(run_dir: Path, train_raws: list[Path], cfg: TrainConfig, subprocess: b
                 model.learn(total_timesteps=remaining, callback=cb, reset_num_timesteps=False)
         calls = cb.scorer_calls()
         skipped = {k: v for d in venv.env_method("skipped_raws") for k, v in d.items()}
-        for reason in skipped.values():
-            console.print(f"[yellow]skipped[/] {plain(reason)}")
+        for raw, reason in skipped.items():
+            console.print(f"[yellow]skipped[/] {plain_failure(reason, raw)}")
         save_state(model, run_dir / "checkpoint", {"scorer_calls": calls, "config": cfg.learning_key()})
         card = {
             "algo": cfg.algo,
@@ -408,9 +408,9 @@ def teacher_inputs(raws: list[Path], cfg: TrainConfig, mos, groups: dict[Path, s
         env = ISPTuningEnv([p], scorer=None, score=False, torch_threads=None, **env_cfg)
         try:
             obs, _ = env.reset(seed=0)
-        except RawReadError as exc:
-            skipped[str(p)] = str(exc)
-            console.print(f"[yellow]skipped[/] {plain(exc)}")
+        except RawReadError as exc:  # the raw's own reason, not the one-raw environment's "none readable"
+            skipped[str(p)] = env.skipped.get(str(p), str(exc))
+            console.print(f"[yellow]skipped[/] {plain_failure(skipped[str(p)], p)}")
             continue
         name = f"{groups.get(p, p.name)}|{p.name}"
         names.append(name)

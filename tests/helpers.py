@@ -214,3 +214,38 @@ def isp_renders(raws, view: int, per_raw: int, seed: int = 0) -> list[np.ndarray
         for _ in range(per_raw)
         for d in devs
     ]
+
+
+def quick_isp_tune(tmp_path: Path, raws: list[Path], teacher_raws: int = 2, test_fraction: str = "0.3"):
+    """A copy of ``raws`` in ``tmp_path/raws`` (for bad files to join) and the arguments of a seconds-long
+    ``isp-tune`` run on it into ``tmp_path/run``: the classical scorer, tiny teacher budgets, no baselines."""
+    raw_dir, out = tmp_path / "raws", tmp_path / "run"
+    raw_dir.mkdir()
+    for p in raws:
+        (raw_dir / p.name).write_bytes(p.read_bytes())
+    args = ["--raw-dir", str(raw_dir), "--out", str(out), "--model", "classical", "--preview", "64",
+            "--base", "neutral", "--teacher-budget", "4", "--teacher-raws", str(teacher_raws),
+            "--teacher-restarts", "1", "--test-fraction", test_fraction, "--no-baselines"]  # fmt: skip
+    return raw_dir, out, args
+
+
+def tiny_train_config(root: Path, mos_csv: str | None = None, **finetune: object) -> Path:
+    """``root/run.yaml``: fine-tune a random tiny network on 8 noise images ``root/set/images/img00..07.png``
+    listed in ``root/set/mos.csv`` (``mos_csv``, default MOS 1.0, 1.3, ...); runs go to ``root/run``."""
+    (root / "set" / "images").mkdir(parents=True, exist_ok=True)
+    for i in range(8):
+        arr = np.random.default_rng(i).integers(0, 256, (40, 48, 3), dtype=np.uint8)
+        Image.fromarray(arr).save(root / "set" / "images" / f"img{i:02d}.png")
+    if mos_csv is None:
+        mos_csv = "image,mos\n" + "".join(f"img{i:02d}.png,{1 + 0.3 * i:.1f}\n" for i in range(8))
+    (root / "set" / "mos.csv").write_text(mos_csv)
+    values = {"mos_hidden": 8, "epochs": 1, "batch_size": 4, "resize_shorter": 40, "crop_size": 32,
+              "num_workers": 0, "device": "cpu", **finetune}  # fmt: skip
+    cfg = root / "run.yaml"
+    cfg.write_text(
+        f"out_dir: {root / 'run'}\n"
+        "model:\n  backbone: tiny\n  pretrained_backbone: false\n  head_hidden: 8\n"
+        f"finetune:\n  csv: {root / 'set' / 'mos.csv'}\n"
+        + "".join(f"  {k}: {v}\n" for k, v in values.items())
+    )
+    return cfg

@@ -230,6 +230,34 @@ def _cached_scores(cache: Path) -> int:
         return store.count()
 
 
+def test_eval_interrupted_says_where_the_finished_scores_are(tmp_path, photos):
+    """**Was**: a bare "interrupted" line — nothing said the finished batches were in the score cache."""
+    paths = _many_images(tmp_path / "ds", photos, 100)
+    (tmp_path / "ds" / "mos.csv").write_text(
+        "image,mos\n" + "".join(f"{p.name},{1 + (i * 7 % 9) / 2}\n" for i, p in enumerate(paths))
+    )
+    cache = tmp_path / "cache" / "eval_scores.sqlite"
+    env = {**os.environ, "ATTIQA_CACHE": str(cache.parent), "OMP_NUM_THREADS": "1"}
+    cmd = [*ATTIQA, "eval", "folder", "--root", str(tmp_path / "ds"), "-m", "classical", "-q"]
+    cmd += ["--batch-size", "2", "--workers", "0", "-o", str(tmp_path / "out")]
+    for sig, code in ((signal.SIGTERM, 143), (signal.SIGINT, 130)):
+        before = _cached_scores(cache)
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None and _cached_scores(cache) < before + 4:
+            time.sleep(0.05)
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == code, err
+        lines = [ln for ln in err.splitlines() if "interrupted" in ln]
+        hint = (
+            f"interrupted: the finished batches are kept in the score cache {cache}; rerun the same command"
+        )
+        assert lines == [f"{hint} to resume"], err
+        assert "Traceback" not in err and before + 4 <= _cached_scores(cache) < len(paths)
+
+
 @pytest.mark.slow
 def test_eval_killed_keeps_finished_batches_and_a_rerun_scores_only_the_rest(tmp_path, photos):
     paths = _many_images(tmp_path / "ds", photos, 120)

@@ -129,7 +129,7 @@ def test_a_training_mos_csv_that_is_not_utf8_is_one_line(tmp_path):
 
     csv_path = tmp_path / "mos.csv"  # a spreadsheet's Latin-1 export: a traceback in `attiqa train` before
     csv_path.write_bytes("image,mos\ncaf\xe9.jpg,3.5\n".encode("latin-1"))
-    with pytest.raises(AttiqaError, match=r"mos.csv: not a UTF-8 text file — save the MOS CSV as UTF-8"):
+    with pytest.raises(AttiqaError, match=r"mos.csv: not a UTF-8 text file — save it as UTF-8"):
         read_mos_csv(csv_path)
 
 
@@ -376,18 +376,13 @@ def test_bench_refuses_a_target_no_dataset_has(tmp_path):
 
 
 def test_isp_tune_leaves_unreadable_raws_out_of_the_split(tmp_path, isp_raws):
+    from helpers import quick_isp_tune
+
     from isp_env.cli import app
 
-    raw_dir = tmp_path / "raws"
-    raw_dir.mkdir()
-    for p in isp_raws:
-        (raw_dir / p.name).write_bytes(p.read_bytes())
+    raw_dir, out, args = quick_isp_tune(tmp_path, isp_raws)
     (raw_dir / "empty.dng").write_bytes(b"")
     (raw_dir / "notes.nef").write_text("not a raw")
-    out = tmp_path / "run"
-    args = ["--raw-dir", str(raw_dir), "--out", str(out), "--model", "classical", "--preview", "64",
-            "--base", "neutral", "--teacher-budget", "4", "--teacher-raws", "2", "--teacher-restarts", "1",
-            "--test-fraction", "0.3", "--no-baselines"]  # fmt: skip
     r = runner.invoke(app, args)
     assert r.exit_code == 0, r.output
     plan = json.loads((out / "run.json").read_text())

@@ -22,7 +22,7 @@ from rich.table import Table
 from attiqa.allocator import tune_allocator
 from attiqa.attributes import display_name
 from attiqa.errors import AttiqaError
-from attiqa.progress import console, plain
+from attiqa.progress import console, plain, plain_name, shown_name
 
 stdout = Console()  # tables go to stdout; progress and messages to stderr (``console``)
 
@@ -161,7 +161,7 @@ def print_scores(
         for c in cols:
             table.add_column(display_name(c)[:12], justify="right")
         for r in shown:
-            table.add_row(plain(Path(r["image"]).name), *(_cell(r[c]) for c in cols))
+            table.add_row(plain_name(Path(r["image"]).name), *(_cell(r[c]) for c in cols))
         if more > 0:
             table.add_row(f"… {more} more", *[""] * len(cols))
         if n_total:
@@ -178,7 +178,7 @@ def print_scores(
         return f"{name:<{width}}" + "".join(f" {c:>7}" for c in cells)
 
     out = [title, line("image", [short_name(c) for c in cols])]
-    out += [line(Path(r["image"]).name, [_cell(r[c]) for c in cols]) for r in shown]
+    out += [line(shown_name(Path(r["image"]).name), [_cell(r[c]) for c in cols]) for r in shown]
     if more > 0:
         out.append(f"… {more} more")
     if n_total:

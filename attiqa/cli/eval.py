@@ -11,10 +11,17 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from attiqa.cli._common import BatchSizeOption, DeviceOption, ModelOption, WorkersOption, stdout
+from attiqa.cli._common import (
+    BatchSizeOption,
+    DeviceOption,
+    ModelOption,
+    WorkersOption,
+    interrupt_exit_code,
+    stdout,
+)
 from attiqa.cli._common import device as device_str
 from attiqa.errors import AttiqaError
-from attiqa.progress import console, plain
+from attiqa.progress import console, plain, plain_failure
 
 
 def _num(v: float | None) -> str:
@@ -172,11 +179,19 @@ def eval_cmd(
                 f"{name}-{ds.target}{'-' + split if split else ''}-{scorer.info.name}"
             )
         output_folder(out, "--out")  # before the scoring, not after it
-        res = evaluate(
-            ds, scorer, out, batch_size=batch_size, num_workers=workers, cache=cache, split=split,
-            missing="skip" if skip_missing else "error", scorer_overrides=overrides, progress=not quiet,
-            shards=shards,
-        )  # fmt: skip
+        interruption = None
+        try:
+            res = evaluate(
+                ds, scorer, out, batch_size=batch_size, num_workers=workers, cache=cache, split=split,
+                missing="skip" if skip_missing else "error", scorer_overrides=overrides, progress=not quiet,
+                shards=shards,
+            )  # fmt: skip
+        except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (run_app)
+            interruption = exc
+        if interruption is not None:  # raised outside the handler: run_app adds no second "interrupted"
+            if shards.main:
+                console.print(f"[yellow]interrupted: {_kept_hint(cache)}")
+            raise SystemExit(interrupt_exit_code(interruption))
     if not shards.main:
         return
     t = Table(title=f"{ds.info.full_name} — {ds.target} ({res.split}) — {scorer.info.name}")
@@ -200,7 +215,19 @@ def eval_cmd(
     for w in res.warnings:
         console.print(f"[yellow]{plain(w)}")
     for e in res.failed[:10]:
-        console.print(f"  [yellow]{plain(e)}")
+        console.print(f"  [yellow]{plain_failure(e)}")
+
+
+def _kept_hint(cache: bool) -> str:
+    """Where an interrupted eval's finished work is: the score cache, which a rerun reads."""
+    if not cache:
+        return "nothing was kept (--no-cache) — rerun without --no-cache to keep finished batches"
+    from attiqa.evaluation.cache import default_cache_path
+
+    return (
+        f"the finished batches are kept in the score cache {plain(default_cache_path())}; rerun the same "
+        "command to resume"
+    )
 
 
 def bench_cmd(

@@ -18,7 +18,7 @@ from attiqa.cli._common import (
 )
 from attiqa.cli._common import device as resolve_device
 from attiqa.errors import AttiqaError
-from attiqa.progress import console, plain
+from attiqa.progress import console, plain, plain_failure
 
 SHEET_LIMIT = 48
 TABLE_LIMIT = 40
@@ -141,7 +141,7 @@ def score_cmd(
     if failed:
         console.print(f"[yellow]skipped {len(failed)} file(s) that could not be read:")
         for e in failed:
-            console.print(f"  [yellow]{plain(e)}")
+            console.print(f"  [yellow]{plain_failure(e)}")
     if (
         not stats.n and n_todo and not (writer is not None and writer.done)
     ):  # a resume may find only bad files

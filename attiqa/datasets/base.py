@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from attiqa.errors import AttiqaError
+from attiqa.progress import shown_name
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 """Canonical split names; adapters map the official names (training/validation/test, ...) onto these."""
@@ -252,7 +253,7 @@ class IQADataset:
         items = list(self.items if items is None else items)
         problems = find_unreadable([it.image for it in items], check_headers)
         if problems:
-            shown = "\n".join(f"  {p}: {why}" for p, why in problems[:5])
+            shown = "\n".join(f"  {shown_name(p)}: {why}" for p, why in problems[:5])
             more = f"\n  ... and {len(problems) - 5} more" if len(problems) > 5 else ""
             raise AttiqaError(
                 f"{self.name}: {len(problems)} of {len(items)} images are missing or unreadable under "

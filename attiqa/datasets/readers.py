@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import math
+import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Literal, overload
@@ -83,6 +84,14 @@ class Table:
         return len(self.rows)
 
 
+_DECIMAL_COMMA = re.compile(r"[+-]?\d+,\d+([eE][+-]?\d+)?")
+
+
+def _decimal_point(cell: Any) -> Any:
+    """``3,75`` -> ``3.75`` for a cell that is only a decimal-comma number (a name keeps its commas)."""
+    return cell.replace(",", ".") if isinstance(cell, str) and _DECIMAL_COMMA.fullmatch(cell) else cell
+
+
 def read_csv(path: Path, delimiter: str | None = None) -> Table:
     """A CSV/TSV with a header row; the delimiter is sniffed from the header when not given."""
     try:
@@ -97,8 +106,12 @@ def read_csv(path: Path, delimiter: str | None = None) -> Table:
                 {(k or "").strip(): (v.strip() if isinstance(v, str) else v) for k, v in r.items()}
                 for r in reader
             ]
+            if delimiter == ";":  # a spreadsheet of a decimal-comma locale: its numbers read "3,75"
+                rows = [{k: _decimal_point(v) for k, v in r.items()} for r in rows]
     except UnicodeDecodeError:
-        raise AttiqaError(f"{path}: not a UTF-8 text file — is this the right score file?") from None
+        raise AttiqaError(
+            f"{path}: not a UTF-8 text file — save it as UTF-8 (is this the right score file?)"
+        ) from None
     except csv.Error as exc:
         raise AttiqaError(f"{path}: not a readable CSV ({exc})") from None
     return Table(path, fields, rows)

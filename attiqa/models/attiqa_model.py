@@ -31,6 +31,7 @@ from torch import nn
 from attiqa.attributes import ATTRIBUTES
 from attiqa.errors import ModelLoadError
 from attiqa.io.checkpoints import load_checkpoint, save_checkpoint
+from attiqa.limits import MAX_HIDDEN, MAX_SIDE, MIN_SIDE
 from attiqa.models.backbones import Backbone, create_backbone
 from attiqa.models.ridge_head import RidgeHead, valid_guard
 from attiqa.models.transforms import crop_misfit
@@ -246,11 +247,6 @@ def save_model(model: AttiqaModel, path: str | Path, card: dict[str, Any], half:
     if model.mos_head is not None:
         full.setdefault("mos_range", model.mos_range.tolist())
     return save_checkpoint(path, dict(model.state_dict()), full, half=half)
-
-
-MAX_HIDDEN = 16384  # widest head / MLP a card may ask for (the shipped ones use 128 and 512)
-MAX_SIDE = 4096  # largest test/pretrain resize or crop a card may ask for (the paper's is 340 / 320)
-MIN_SIDE = 32
 
 
 def validate_model_card(path: str | Path, card: Any, tensors: dict[str, torch.Tensor]) -> dict[str, Any]:

@@ -35,7 +35,7 @@ from attiqa.evaluation.metrics import correlations
 from attiqa.io.batching import default_num_workers
 from attiqa.models import AttiqaModel, create_backbone, save_model
 from attiqa.training import distributed as D
-from attiqa.training.data import MosSplit, PseudoLabelDataset
+from attiqa.training.data import MosSplit, PseudoLabelDataset, training_mos_range
 from attiqa.training.losses import make_pretrain_loss
 from attiqa.training.mos import (
     CENTRE_VIEW,
@@ -146,9 +146,7 @@ def finetune_cached(
             f"{split.source}: too few readable images to fine-tune ({len(tr)} train, {len(va)} val)"
         )
     mos = split.mos
-    lo, hi = float(mos[tr].min()), float(mos[tr].max())
-    if not hi > lo:
-        raise AttiqaError(f"{split.source}: all training MOS values are equal ({lo}) — nothing to regress")
+    lo, hi = training_mos_range(mos[tr], split.source)
     model.set_mos_range(lo, hi)
     if init_info.get("init", "").startswith(("imagenet:", "random:")):
         backbone.set_feature_statistics(feats[tr].flatten(0, 1))  # no pretraining statistics to keep

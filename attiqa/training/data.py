@@ -17,8 +17,8 @@ Bad-file policy (ours):
 
 from __future__ import annotations
 
-import csv
 import json
+import math
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -30,10 +30,11 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset, default_collate
 
+from attiqa.datasets.readers import read_csv, to_float
 from attiqa.errors import AttiqaError, ImageLoadError
 from attiqa.io.images import load_image
 from attiqa.io.names import text_path
-from attiqa.progress import console, plain
+from attiqa.progress import console, plain, plain_failure
 from attiqa.training import distributed as D
 
 Transform = Callable[[Image.Image], torch.Tensor]
@@ -112,7 +113,8 @@ class UnreadableImages:
                 path = Path(ds.paths[j])
                 if path not in self.reported:
                     self.reported.append(path)
-                    console.print(f"[yellow]{who}skipped[/] {plain(_why_unreadable(path))}", highlight=False)
+                    why = plain_failure(_why_unreadable(path), path)
+                    console.print(f"[yellow]{who}skipped[/] {why}", highlight=False)
 
     def finish(self) -> None:
         self.flush()
@@ -261,36 +263,41 @@ class MosDataset(ImageTableDataset):
 
 
 def read_mos_csv(path: Path) -> list[dict[str, str]]:
-    """Rows as dicts (columns by name). ``split`` is lower-cased/stripped; ``mos`` must parse as a float."""
+    """Rows as dicts with ``image``, ``mos`` (a float's text) and, if the file has one, ``split``
+    (lower-cased), read through the one CSV reader (:func:`attiqa.datasets.readers.read_csv`: BOM, tabs,
+    a decimal-comma locale's ``;`` file). As in ``attiqa bench`` / ``eval``, rows without a finite MOS
+    (empty, NaN, inf) are left out and reported in one line naming the file and the rows."""
     if not path.is_file():
         raise AttiqaError(f"{path}: MOS CSV not found")
-    try:
-        return _mos_rows(path)
-    except UnicodeDecodeError:
-        raise AttiqaError(f"{path}: not a UTF-8 text file — save the MOS CSV as UTF-8") from None
-
-
-def _mos_rows(path: Path) -> list[dict[str, str]]:
-    with open(path, newline="", encoding="utf-8-sig") as fh:
-        reader = csv.DictReader(fh)
-        fields = [f.strip() for f in (reader.fieldnames or [])]
-        for need in ("image", "mos"):
-            if need not in fields:
-                raise AttiqaError(f"{path}: missing column {need!r} (found: {', '.join(fields) or 'none'})")
-        rows = []
-        for n, raw in enumerate(reader, start=2):
-            r = {k.strip(): (v or "").strip() for k, v in raw.items() if k is not None}
-            try:
-                float(r["mos"])
-            except ValueError:
-                raise AttiqaError(
-                    f"{path}:{n}: mos {r['mos']!r} is not a number — fix the cell or remove the row"
-                ) from None
-            if "split" in r:
-                r["split"] = r["split"].lower()
-            rows.append(r)
+    table = read_csv(path)
+    image_col, mos_col = table.column("image"), table.column("mos")
+    split_col = table.column("split", required=False)
+    rows, without = [], []
+    for n, raw in enumerate(table.rows, start=2):
+        cell = raw.get(mos_col)
+        try:
+            mos = to_float(cell, f"{path}:{n}")
+        except AttiqaError:
+            raise AttiqaError(
+                f"{path}:{n}: mos {cell!r} is not a number — fix the cell, or leave it empty to leave "
+                "the row out"
+            ) from None
+        if not math.isfinite(mos):
+            without.append(n)
+            continue
+        r = {**raw, "image": str(raw.get(image_col) or ""), "mos": repr(mos)}  # other columns kept
+        if split_col is not None:
+            r["split"] = str(raw.get(split_col) or "").lower()
+        rows.append(r)
     if not rows:
-        raise AttiqaError(f"{path}: no rows")
+        raise AttiqaError(f"{path}: no rows with a finite mos — one row per image: image,mos")
+    if without and D.is_main():
+        shown = ", ".join(map(str, without[:5])) + (", ..." if len(without) > 5 else "")
+        console.print(
+            f"[yellow]{plain(str(path))}: {len(without)} row(s) without a finite mos (empty, NaN or inf) "
+            f"left out (row {shown})",
+            highlight=False,
+        )
     return rows
 
 
@@ -308,6 +315,7 @@ def split_indices(n: int, val_fraction: float = 0.2, seed: int = 0) -> tuple[lis
 
 
 VAL_SPLITS = ("val", "valid", "validation", "test")
+MIN_PER_SIDE = 2  # a ranking correlation needs 2 images; so does a MOS range to learn
 
 
 @dataclass
@@ -339,16 +347,36 @@ def read_mos_split(csv: str, image_root: str, val_fraction: float, split_seed: i
     if "split" in rows[0]:
         tr = [i for i, r in enumerate(rows) if r["split"] == "train"]
         va = [i for i, r in enumerate(rows) if r["split"] in VAL_SPLITS]
-        if not tr or not va:
-            raise AttiqaError(f"{csv_path}: split column needs 'train' rows and {'/'.join(VAL_SPLITS)} rows")
         kind = "column"
+        given = f"its split column gives {len(tr)} 'train' and {len(va)} {'/'.join(VAL_SPLITS)} rows"
     else:
-        if len(rows) < 4:
-            raise AttiqaError(f"{csv_path}: {len(rows)} rows — too few to split and fine-tune")
         tr, va = split_indices(len(rows), val_fraction, split_seed)
         kind = f"random {1 - val_fraction:.0%}/{val_fraction:.0%} seed {split_seed}"
+        given = f"{len(rows)} rows split {kind} give {len(tr)} to train on and {len(va)} held out"
+    if len(tr) < MIN_PER_SIDE or len(va) < MIN_PER_SIDE:
+        raise AttiqaError(
+            f"{csv_path}: {given} — fine-tuning needs at least {MIN_PER_SIDE} on each side "
+            "(add rows, or a split column)"
+        )
+    held_out = table.mos[va]
+    if not float(held_out.max()) > float(held_out.min()):
+        raise AttiqaError(
+            f"{csv_path}: all {len(va)} held-out MOS values are {float(held_out[0]):g} — a ranking "
+            "correlation needs different scores (hold out other rows)"
+        )
     root = image_root or str(csv_path.resolve().parent)
     return MosSplit(table.paths, table.mos, tr, va, kind, str(csv), root)
+
+
+def training_mos_range(mos: torch.Tensor, source: str) -> tuple[float, float]:
+    """The training MOS range the head's unit scale maps from; an error if the MOS do not vary."""
+    lo, hi = float(mos.min()), float(mos.max())
+    if not hi > lo:
+        raise AttiqaError(
+            f"{source}: all {len(mos)} training MOS values are {lo:g} — nothing to regress (give images "
+            "of different quality)"
+        )
+    return lo, hi
 
 
 def _no_transform(img: Image.Image) -> torch.Tensor:

@@ -36,7 +36,6 @@ from torch.utils.data import Subset
 from attiqa.attributes import ATTRIBUTES
 from attiqa.config import FinetuneConfig, to_dict
 from attiqa.device import resolve_device
-from attiqa.errors import AttiqaError
 from attiqa.evaluation.metrics import correlations
 from attiqa.io.batching import data_loader, default_num_workers
 from attiqa.models import AttiqaModel, create_backbone, load_model
@@ -49,6 +48,7 @@ from attiqa.training.data import (
     MosSplit,
     collate_skip_none,
     read_mos_split,
+    training_mos_range,
     unreadable_report,
 )
 from attiqa.training.losses import mos_loss
@@ -223,11 +223,7 @@ def _end_to_end(
     if polish:  # the cached heads set it from the same training split
         lo, hi = (float(v) for v in model.mos_range)
     else:
-        lo, hi = float(train_ds.mos.min()), float(train_ds.mos.max())
-        if not hi > lo:
-            raise AttiqaError(
-                f"{split.source}: all training MOS values are equal ({lo}) — nothing to regress"
-            )
+        lo, hi = training_mos_range(train_ds.mos, split.source)
         model.set_mos_range(lo, hi)
     model.to(device)
     set_trainable(model, cfg.freeze_backbone)
@@ -266,6 +262,7 @@ def _end_to_end(
         train_mode=lambda: image_train_mode(model, cfg.freeze_backbone, freeze_bn=polish),
         validate=validate, lr_schedule=cfg.lr_schedule, base_lrs=base_lrs, device=device, card=base_card,
         progress=progress, log=log,
+        lr_key="finetune.polish_lr" if polish else "finetune.lr or finetune.head_lr",
     )  # fmt: skip
     history = trainer.fit(resume)
     return FinetuneResult(trainer.best_path, dict(trainer.best["metrics"]), history, trainer.last_path)

@@ -141,4 +141,5 @@ def cached_mos_trainer(
         return objective(mos, y)
 
     return Trainer("finetune", model, source, step_loss, optimizer, cfg.epochs, lr_schedule=cfg.lr_schedule,
-                   base_lrs=base_lrs, train_mode=lambda: cached_train_mode(model), **kw)  # fmt: skip
+                   base_lrs=base_lrs, train_mode=lambda: cached_train_mode(model),
+                   **{"lr_key": "finetune.lr or finetune.head_lr", **kw})  # fmt: skip

@@ -197,6 +197,7 @@ class Trainer:
     best: dict[str, Any] = field(default_factory=lambda: {"srocc": None, "metrics": {}, "epoch": None})
     start_epoch: int = 0
     log: WriteLog = field(default_factory=WriteLog)
+    lr_key: str = ""  # the config setting of the learning rate, named when the loss diverges (NAME.lr)
 
     def __post_init__(self) -> None:
         if self.lr_schedule not in LR_SCHEDULES:
@@ -248,6 +249,8 @@ class Trainer:
         try:  # a config changed since the run started (backbone, head widths) fits another network
             self.model.load_state_dict(weights, strict=True)
             self.optimizer.load_state_dict(opt_state)
+            for group, base in zip(self.optimizer.param_groups, self.base_lrs or [], strict=False):
+                group["lr"] = base  # the config's rate, not the saved one: a lowered lr counts on resume
         except (RuntimeError, ValueError, KeyError) as exc:
             raise AttiqaError(
                 f"{state_file}: saved by a run of another network ({type(exc).__name__}: the backbone or "
@@ -291,6 +294,7 @@ class Trainer:
                 )
             x, y = to_device(x, self.device), to_device(y, self.device)
             loss = self.step_loss(x, y)
+            self.check_finite(loss, epoch, step)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
@@ -303,6 +307,31 @@ class Trainer:
         mean_loss = float(D.all_reduce_mean(loss_sum / max(steps, 1)))
         self.global_step += steps
         return {"loss": mean_loss, "steps": steps, "images": n_img, "t0": t0}
+
+    def check_finite(self, loss: torch.Tensor, epoch: int, step: int) -> None:
+        """Stop on a NaN / inf loss before it reaches the weights (a diverging learning rate would
+        otherwise train on and save NaN weights as the best). Under DDP the flag is all-reduced, so every
+        rank stops at the same step; the files of the last finished epoch stay as they were."""
+        bad = D.all_reduce_sum((~torch.isfinite(loss.detach())).to(torch.float32))
+        if float(bad) == 0:
+            return
+        mine = loss.detach()
+        what = (
+            "NaN" if torch.isnan(mine) else "infinite" if torch.isinf(mine) else "NaN/inf on another process"
+        )
+        raise self.diverged(f"loss became {what} at epoch {epoch + 1} step {step + 1}")
+
+    def diverged(self, what: str) -> AttiqaError:
+        """The one-line error of a diverged stage: what happened, the learning rate to lower, what is kept."""
+        assert self.base_lrs is not None
+        lrs = ", ".join(f"{lr:g}" for lr in sorted(set(self.base_lrs), reverse=True))
+        kept = ""
+        if self.stage_dir is not None and self.last_path.exists():
+            kept = f"; {self.last_path} (epoch {read_card(self.last_path).get('epoch')}) is kept"
+        return AttiqaError(
+            f"{self.label}: {what} — lower the learning rate ({self.lr_key or self.name + '.lr'} in the "
+            f"config; now {lrs}){kept}"
+        )
 
     # -- checkpoints --------------------------------------------------------------------------------------
     def save_checkpoint(self, epoch: int, metrics: dict[str, float] | None, improved: bool) -> None:
@@ -350,6 +379,11 @@ class Trainer:
 
         stats = self.run_epoch(epoch, batches, n_steps, on_step)
         metrics = self.validate() if self.validate is not None else None
+        if metrics is not None and metrics[self.best_key] != metrics[self.best_key]:  # NaN: not saved
+            raise self.diverged(
+                f"held-out {self.best_key.upper()} is NaN after epoch {epoch + 1} (the predictions are all "
+                "equal or not finite: the training diverged)"
+            )
         flush_unreadable()  # the files this epoch could not read: one line each, the first time
         seconds = round(time.perf_counter() - stats["t0"], 3)
         if metrics is None:
