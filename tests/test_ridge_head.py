@@ -114,7 +114,10 @@ def mos_csv(tmp_path_factory, photos):
 
 @pytest.mark.slow
 def test_finetuning_fits_the_ridge_head_and_the_scorer_reproduces_its_metrics(tmp_path, mos_csv):
-    cfg = ft_cfg(mos_csv, feature_cache=True, feature_cache_dir=str(tmp_path / "cache"), epochs=10, lr=1e-3,
+    # lr 3e-3: at 1e-3 the 10 epochs left the MLP untrained for 3 of 4 head initialisations (SROCC -0.3 to
+    # 0.3), and its 0.2 share then decided the combined ranking by the luck of the seed (session 33: the
+    # initialisation moved when the backbone stopped being built by timm, and 0.86 fell to 0.05)
+    cfg = ft_cfg(mos_csv, feature_cache=True, feature_cache_dir=str(tmp_path / "cache"), epochs=10, lr=3e-3,
                  ridge_taps="depthwise")  # fmt: skip
     cfg = replace(cfg, backbone="efficientnet_lite0_ms", pretrained_backbone=True)
     kw = dict(progress=False)
