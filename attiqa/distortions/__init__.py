@@ -12,10 +12,10 @@ scikit-image (about a second), and a command line that only names :data:`DEFAULT
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from attiqa.distortions.defaults import DEFAULT_GRADED
+from attiqa.lazy import lazy_names
 
 if TYPE_CHECKING:
     from attiqa.distortions.basic import (
@@ -31,30 +31,21 @@ if TYPE_CHECKING:
     from attiqa.distortions.graded import write_graded_set
     from attiqa.distortions.kadid import KADID_NAMES
 
-# name -> the submodule defining it
-_WHERE = {
-    "DISTORTIONS": "basic",
-    "NUM_LEVELS": "basic",
-    "Distortion": "basic",
-    "DistortionError": "basic",
-    "apply_distortion": "basic",
-    "get_distortion": "basic",
-    "list_distortions": "basic",
-    "register_distortion": "basic",
-    "write_graded_set": "graded",
-    "KADID_NAMES": "kadid",
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _WHERE:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    # the KADID types register themselves in DISTORTIONS when kadid is imported: do it on any first use,
-    # as the eager package did, so the registry is always complete
-    importlib.import_module(f"{__name__}.kadid")
-    value = getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
-    globals()[name] = value
-    return value
+# name -> the submodule defining it. The KADID types register themselves in DISTORTIONS when kadid is
+# imported: it comes first on any first use, as with the eager package, so the registry is always complete.
+__getattr__ = lazy_names(
+    __name__,
+    {
+        **dict.fromkeys(
+            ("DISTORTIONS", "NUM_LEVELS", "Distortion", "DistortionError", "apply_distortion",
+             "get_distortion", "list_distortions", "register_distortion"),
+            f"{__name__}.basic",
+        ),
+        "write_graded_set": f"{__name__}.graded",
+        "KADID_NAMES": f"{__name__}.kadid",
+    },
+    first=(f"{__name__}.kadid",),
+)  # fmt: skip
 
 
 __all__ = [

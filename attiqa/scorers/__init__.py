@@ -10,11 +10,11 @@ models``), :data:`DEFAULT_MODEL` and :func:`scorer_identity` cost no torch impor
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from attiqa.errors import ModelLoadError
+from attiqa.lazy import lazy_names
 from attiqa.scorer_info import ScorerInfo
 from attiqa.scorers.zoo import (
     ATTIQA_TARGET,
@@ -34,16 +34,8 @@ if TYPE_CHECKING:
     from attiqa.io.checkpoints import weights_sha256
 
 DEFAULT_MODEL = "attiqa-default"
-# re-exported names whose modules import torch: name -> module, imported on first use (PEP 562)
-_HEAVY = {"Scorer": "attiqa.interface", "weights_sha256": "attiqa.io.checkpoints"}
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _HEAVY:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(_HEAVY[name]), name)
-    globals()[name] = value
-    return value
+# re-exported names whose modules import torch, imported on first use
+__getattr__ = lazy_names(__name__, {"Scorer": "attiqa.interface", "weights_sha256": "attiqa.io.checkpoints"})
 
 
 def list_scorers() -> list[ScorerInfo]:
