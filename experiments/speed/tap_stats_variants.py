@@ -1,0 +1,184 @@
+"""Read-only tap statistics against today's blocked two-pass, on activations captured from a shipped model.
+
+    PYTHONPATH=$PWD python experiments/speed/tap_stats_variants.py --model attiqa-default \
+        --root ../shared/data/clive-dev/images --photos 8 --rounds 5 --threads 1
+
+Captures every map the scorer's forward hands to the tap statistics (both tap sets, chunks of 20 crops as
+``attiqa score`` runs them), then times each variant over all of them in alternating rounds (ms per photo,
+median and range of rounds) and reports its worst error against ``torch.std_mean`` in float64: the mean
+relative to |mean| + std, the std relative to the std (channels with std > 0), and the largest std where
+the float64 one is 0. Session 34, issues #15/#20 (experiments/speed/tap_stats_rule_s34.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+from functools import partial
+
+import torch
+
+from attiqa.io.images import discover_images, load_image
+from attiqa.models import backbones
+from attiqa.scorers.attiqa_scorer import AttiqaScorer
+from attiqa.scorers.zoo import resolve_weights
+
+Stats = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+
+
+def today(y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    return backbones.spatial_mean_std(y)
+
+
+def bn_stats(y: torch.Tensor, correct: str = "") -> tuple[torch.Tensor, torch.Tensor]:
+    """torch.batch_norm_update_stats per crop (two read-only passes about its own float32 mean; biased var),
+    optionally with the mean from an accurate reduction and var corrected by the shift identity."""
+    n, c, h, w = y.shape
+    hw = h * w
+    pairs = [torch.batch_norm_update_stats(y[i : i + 1], None, None, 0.0) for i in range(n)]
+    m1 = torch.stack([p[0] for p in pairs])
+    v1 = torch.stack([p[1] for p in pairs])
+    if not correct:
+        return m1, (v1 * (hw / max(hw - 1, 1))).sqrt()
+    flat = y.permute(0, 2, 3, 1).reshape(n, hw, c)
+    s = flat.sum(1) if correct == "sum" else torch.bmm(flat.new_ones(n, 1, hw), flat).squeeze(1)
+    mean = s / hw
+    d = mean.double() - m1.double()
+    var = (v1.double() - d * d).clamp_min(0) * (hw / max(hw - 1, 1))
+    return mean, var.sqrt().float()
+
+
+def bn_blocks(y: torch.Tensor, rows: int = 2048) -> tuple[torch.Tensor, torch.Tensor]:
+    """batch_norm_update_stats per block of ``rows`` positions of each crop (shorter float32 sequences),
+    blocks combined by the parallel-variance formula in float64."""
+    n, c, h, w = y.shape
+    hw = h * w
+    flat = y.permute(0, 2, 3, 1).reshape(n, hw, c)
+    parts = [
+        torch.batch_norm_update_stats(flat[i, s : s + rows].t().unsqueeze(0).unsqueeze(3), None, None, 0.0)
+        for i in range(n)
+        for s in range(0, hw, rows)
+    ]
+    nb = -(-hw // rows)
+    means = torch.stack([p[0] for p in parts]).view(n, nb, c).double()
+    vars_ = torch.stack([p[1] for p in parts]).view(n, nb, c).double()
+    counts = torch.tensor([min(rows, hw - s) for s in range(0, hw, rows)], dtype=torch.float64).view(1, nb, 1)
+    mean = (means * counts).sum(1) / hw
+    m2 = (vars_ * counts).sum(1) + ((means - mean.unsqueeze(1)) ** 2 * counts).sum(1)
+    return mean.float(), (m2 / max(hw - 1, 1)).sqrt().float()
+
+
+def bn_fallback(y: torch.Tensor, ratio: float = 16.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """bn per crop; a crop with any channel whose |mean| > ratio * std (where its float32 sequential mean
+    is least trustworthy, e.g. near-constant channels) is recomputed by today's two-pass."""
+    mean, std = bn_stats(y)
+    risky = (mean.abs() > ratio * std).any(1).nonzero().flatten().tolist()
+    if risky:
+        m, s = today(y[risky])
+        mean[risky], std[risky] = m, s
+    return mean, std
+
+
+def var_mean_view(y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    n, c, h, w = y.shape
+    v, m = torch.var_mean(y.permute(0, 2, 3, 1).reshape(n, h * w, c), 1)
+    return m, v.sqrt()
+
+
+def naive_norm(y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sum and vector_norm (read-only), E[x^2] - E[x]^2 combined in float64."""
+    n, c, h, w = y.shape
+    hw = h * w
+    flat = y.permute(0, 2, 3, 1).reshape(n, hw, c)
+    s = flat.sum(1).double()
+    s2 = torch.linalg.vector_norm(flat, 2, 1).double() ** 2
+    var = ((s2 - s * s / hw) / max(hw - 1, 1)).clamp_min(0)
+    return (s / hw).float(), var.sqrt().float()
+
+
+VARIANTS: dict[str, Stats] = {
+    "today": today,
+    "bn per crop": bn_stats,
+    "bn + sum mean": partial(bn_stats, correct="sum"),
+    "bn + bmm mean": partial(bn_stats, correct="bmm"),
+    "bn per block 2048": bn_blocks,
+    "bn + fallback": bn_fallback,
+    "var_mean view": var_mean_view,
+    "sum + vector_norm": naive_norm,
+}
+
+
+def capture(model: str, paths: list, chunk: int) -> list[torch.Tensor]:
+    """Every map the scorer's forward pass hands to the statistics: each tap of the heads' set and of the
+    ridge head's set (a module in both is read twice, as the scorer does)."""
+    sc = AttiqaScorer(resolve_weights(model))
+    body = sc.model.backbone.body
+    sets = [body.taps] + ([sc.model.ridge.taps] if sc.model.ridge is not None else [])
+    maps: list[torch.Tensor] = []
+    handles = [
+        m.register_forward_hook(lambda _m, _i, y: maps.append(y.clone()))
+        for name in sets
+        for m in backbones.tap_points(body.net, name)[0]
+    ]
+    try:
+        crops = torch.cat([sc.transform(load_image(p, min_shorter=sc.info.min_shorter)) for p in paths])
+        with torch.inference_mode():
+            for i in range(0, len(crops), chunk):
+                sc.model(crops[i : i + chunk].contiguous(memory_format=torch.channels_last))
+    finally:
+        for h in handles:
+            h.remove()
+    return maps
+
+
+def errors(maps: list[torch.Tensor], f: Stats) -> tuple[float, float, float]:
+    em = es = ez = 0.0
+    for y in maps:
+        rs, rm = torch.std_mean(y.double(), (2, 3))
+        m, s = f(y)
+        em = max(em, ((m.double() - rm).abs() / (rm.abs() + rs).clamp_min(1e-30)).max().item())
+        pos = rs > 0
+        if pos.any():
+            es = max(es, ((s.double() - rs).abs() / rs)[pos].max().item())
+        if (~pos).any():
+            ez = max(ez, s[~pos].abs().max().item())
+    return em, es, ez
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="attiqa-default")
+    ap.add_argument("--root", required=True)
+    ap.add_argument("--photos", type=int, default=8)
+    ap.add_argument("--chunk", type=int, default=20)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--variants", nargs="*", default=list(VARIANTS))
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    paths = discover_images([args.root])[: args.photos]
+    with torch.inference_mode():
+        maps = capture(args.model, paths, args.chunk)
+        size = sum(m.numel() for m in maps) / 1e6
+        print(f"{args.model}: {len(maps)} maps from {len(paths)} photos, {size:.0f} M elements")
+        times: dict[str, list[float]] = {v: [] for v in args.variants}
+        for _ in range(args.rounds):
+            for v in args.variants:
+                t0 = time.perf_counter()
+                for y in maps:
+                    VARIANTS[v](y)
+                times[v].append((time.perf_counter() - t0) * 1e3 / len(paths))
+        for v in args.variants:
+            em, es, ez = errors(maps, VARIANTS[v])
+            t = times[v]
+            print(
+                f"{v:18s} ms/photo median {statistics.median(t):7.1f} ({min(t):.1f}-{max(t):.1f})  "
+                f"mean err {em:.1e}  std err {es:.1e}  std where 0: {ez:.1e}",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
