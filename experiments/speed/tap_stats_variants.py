@@ -70,6 +70,39 @@ def bn_blocks(y: torch.Tensor, rows: int = 2048) -> tuple[torch.Tensor, torch.Te
     return mean.float(), (m2 / max(hw - 1, 1)).sqrt().float()
 
 
+def bn_interleaved(
+    y: torch.Tensor, width: int = 8192, ratio: float = 0.0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """batch_norm_update_stats per crop on the (HW / K, K * C) view of its (HW, C) rows (a view: row r holds
+    positions rK .. rK + K - 1), so each float32 sequence is K times shorter and each of the K interleaved
+    subsets has about the global mean; subsets combined by the parallel-variance formula in float64.
+    K: the largest power of two dividing HW with K * C <= ``width``. ``ratio`` > 0: channels with
+    |mean| > ratio * std are recomputed exactly by today's code (on a copy of just those channels)."""
+    n, c, h, w = y.shape
+    hw = h * w
+    k = 1
+    while hw % (2 * k) == 0 and 2 * k * c <= width:
+        k *= 2
+    flat = y.permute(0, 2, 3, 1).reshape(n, hw, c)
+    parts = [
+        torch.batch_norm_update_stats(
+            flat[i].view(hw // k, k * c).t().unsqueeze(0).unsqueeze(3), None, None, 0.0
+        )
+        for i in range(n)
+    ]
+    means = torch.stack([p[0] for p in parts]).view(n, k, c).double()
+    vars_ = torch.stack([p[1] for p in parts]).view(n, k, c).double()
+    mean = means.mean(1)
+    m2 = vars_.sum(1) * (hw // k) + ((means - mean.unsqueeze(1)) ** 2).sum(1) * (hw // k)
+    mean32, std32 = mean.float(), (m2 / max(hw - 1, 1)).sqrt().float()
+    if ratio > 0:
+        risky = (mean32.abs() > ratio * std32).any(0).nonzero().flatten()
+        if len(risky):
+            m, sd = today(y.index_select(1, risky))
+            mean32[:, risky], std32[:, risky] = m, sd
+    return mean32, std32
+
+
 def bn_fallback(y: torch.Tensor, ratio: float = 16.0) -> tuple[torch.Tensor, torch.Tensor]:
     """bn per crop; a crop with any channel whose |mean| > ratio * std (where its float32 sequential mean
     is least trustworthy, e.g. near-constant channels) is recomputed by today's two-pass."""
@@ -105,6 +138,11 @@ VARIANTS: dict[str, Stats] = {
     "bn + bmm mean": partial(bn_stats, correct="bmm"),
     "bn per block 2048": bn_blocks,
     "bn + fallback": bn_fallback,
+    "bn interleaved": bn_interleaved,
+    "bn interleaved 2k": partial(bn_interleaved, width=2048),
+    "bn interleaved 64k": partial(bn_interleaved, width=65536),
+    "bn interleaved + exact |m|>16s": partial(bn_interleaved, ratio=16.0),
+    "bn interleaved 2k + exact |m|>32s": partial(bn_interleaved, width=2048, ratio=32.0),
     "var_mean view": var_mean_view,
     "sum + vector_norm": naive_norm,
 }
