@@ -304,6 +304,14 @@ def import_imagereward_cmd(
     )
     for s in res.skipped[:10]:
         console.print(f"  [yellow]skipped[/] {plain(s)}", highlight=False)
+    if res.repeated_items:
+        console.print(f"  [yellow]{res.repeated_items} items repeat an earlier item of their id: left out[/]")
+    if res.renamed:
+        console.print(
+            f"  [yellow]{len(res.renamed)} items use an id an earlier item has: renamed[/] "
+            f"({plain(', '.join(res.renamed[:3]))}{', ...' if len(res.renamed) > 3 else ''})",
+            highlight=False,
+        )
     if res.missing:
         where = images if images is not None else json_file.parent
         if len(res.missing) == res.images:

@@ -261,6 +261,50 @@ def test_imagereward_import_score_and_agree(tmp_path, photos):
         assert int(next(csv.DictReader(fh))["pairs"]) == 3
 
 
+def test_imagereward_items_sharing_an_id_get_distinct_pair_ids(tmp_path):
+    """**Was**: pair ids came from each item's ``id``, so two items with one id wrote every pair id twice
+    and `score` / `agree` refused the run ("pair_id ... appears twice"). Now an exact repeat is left out
+    (its pairs would count twice) and another item under a used id is renamed ``ID#2`` (the first free
+    number); the items whose id is their own keep their pair ids, so a re-import keeps earlier votes."""
+    images = tmp_path / "imgs"
+    rng = np.random.default_rng(0)
+    items = _ir_items()[:2] + [
+        {"id": "001", "prompt": "a blue fox", "generations": ["w/1.png", "w/2.png"], "ranking": [2, 1]},
+        _ir_items()[1],  # "002" again, unchanged: a repeat
+        {"id": "001#2", "prompt": "a cat", "generations": ["v/1.png", "v/2.png"], "ranking": [1, 2]},
+    ]
+    for rel in {g for it in items for g in it["generations"]}:
+        (images / rel).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)).save(images / rel)
+    (tmp_path / "one_each.json").write_text(json.dumps(items[:2]))
+    (tmp_path / "test.json").write_text(json.dumps(items))
+    args = ["--images", str(images), "--out"]
+    assert runner.invoke(app, ["import-imagereward", str(tmp_path / "one_each.json"), *args,
+                               str(tmp_path / "before")]).exit_code == 0  # fmt: skip
+    run = tmp_path / "run"
+    res = runner.invoke(app, ["import-imagereward", str(tmp_path / "test.json"), *args, str(run)])
+    assert res.exit_code == 0, res.output
+    said = " ".join(res.output.split())
+    assert "1 items repeat an earlier item of their id: left out" in said
+    assert "1 items use an id an earlier item has: renamed (001 -> 001#3)" in said
+    ids = [p.pair_id for p in load_pairs(run)]  # the old import: "pair_id '001:0-1' appears twice"
+    assert ids == ["001:0-1", "001:1-2", "002:0-1", "001#3:0-1", "001#2:0-1"]
+    assert set(ids) >= {p.pair_id for p in load_pairs(tmp_path / "before")}
+    with open(run / "prefs.csv", newline="") as fh:
+        assert [r["pair_id"] for r in csv.DictReader(fh)] == ids  # one vote per pair, none counted twice
+    again = tmp_path / "again"
+    assert (
+        runner.invoke(app, ["import-imagereward", str(tmp_path / "test.json"), *args, str(again)]).exit_code
+        == 0
+    )
+    assert [p.pair_id for p in load_pairs(again)] == ids
+    assert runner.invoke(app, ["score", str(run), "-m", "classical", "-w", "0"]).exit_code == 0
+    res = runner.invoke(app, ["agree", str(run), "--bootstrap", "200"])
+    assert res.exit_code == 0, res.output
+    with open(run / "agreement" / "agreement.csv", newline="") as fh:
+        assert int(next(csv.DictReader(fh))["pairs"]) == 5
+
+
 @pytest.mark.shared_data
 def test_real_imagereward_test_file(tmp_path):
     path = SHARED_DATA / "preferences" / "imagereward_test.json"
