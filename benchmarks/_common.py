@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from typing import NamedTuple
+
+from model_load_memory import CHILD_MARK, status
 
 from attiqa.allocator import tune_allocator
 from attiqa.demo import DEMO_PHOTOS, skimage_photo
@@ -23,6 +26,37 @@ def photo_folder(n: int, size: int = 512) -> Path:
         img = img.resize((round(img.width * s), round(img.height * s)))
         img.save(d / f"img_{i:04d}.jpg", quality=92)
     return d
+
+
+class LoadReport(NamedTuple):
+    seconds: float  # start of the child to its end, the model loaded
+    peak_mib: float  # the child's VmHWM right after the load
+    steps: list[dict]  # model_load_memory.measure's rows: step, VmRSS, VmHWM, RssAnon, RssFile, seconds
+    peak_after: float  # its VmHWM at the end (after the forwards, if any)
+
+
+def run_load(model: str, env: dict[str, str], threads: int | None = None, forwards: int = 0) -> LoadReport:
+    """Load scorer ``model`` (``attiqa.load_scorer``, as ``attiqa score`` does before its first photo) in a
+    fresh child process with ``env`` added, step by step (``benchmarks/model_load_memory.py --child``).
+    The child reads its own VmHWM: a waited-for child's ``ru_maxrss`` keeps the parent's size at the fork
+    (Linux carries it across exec), which would hide a small model."""
+    import json
+    import os
+    import subprocess
+    import sys
+    import time
+
+    script = Path(__file__).with_name("model_load_memory.py")
+    cmd = [sys.executable, str(script), "--child", "--model", model, "--threads", str(threads or 0)]
+    t0 = time.perf_counter()
+    proc = subprocess.run([*cmd, "--forwards", str(forwards)], env={**os.environ, **env}, capture_output=True,
+                          text=True)  # fmt: skip
+    seconds = time.perf_counter() - t0
+    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith(CHILD_MARK)), None)
+    if proc.returncode or line is None:
+        raise SystemExit(f"loading {model} failed ({env}):\n{proc.stderr}")
+    got = json.loads(line[len(CHILD_MARK) :])
+    return LoadReport(seconds, got["loaded"]["peak"], got["steps"], got["peak"])
 
 
 def run_score(
@@ -73,30 +107,6 @@ def run_score(
     return seconds, usage.ru_maxrss / 1024, worker, cpu  # Linux: KiB
 
 
-def run_load(model: str, env: dict[str, str]) -> tuple[float, float]:
-    """Load scorer ``model`` (``attiqa.load_scorer``, as ``attiqa score`` does before its first photo) in a
-    fresh child process with ``env`` added; returns (seconds from the interpreter's start to the loaded
-    model, the child's peak RSS in MiB). The child reads its own VmHWM: a waited-for child's ``ru_maxrss``
-    keeps the parent's size at the fork (Linux carries it across exec), which would hide a small model."""
-    import os
-    import subprocess
-    import sys
-    import time
-
-    code = (
-        "import attiqa.allocator as a; a.tune_allocator(); import attiqa; "
-        f"attiqa.load_scorer({model!r}); print(open('/proc/self/status').read())"
-    )
-    t0 = time.perf_counter()
-    cmd = [sys.executable, "-c", code]
-    proc = subprocess.run(cmd, env={**os.environ, **env}, capture_output=True, text=True)
-    seconds = time.perf_counter() - t0
-    if proc.returncode:
-        raise SystemExit(f"loading {model} failed ({env}):\n{proc.stderr}")
-    hwm = next(line for line in proc.stdout.splitlines() if line.startswith("VmHWM:"))
-    return seconds, int(hwm.split()[1]) / 1024
-
-
 def _children(pid: int) -> list[int]:
     import contextlib
 
@@ -108,15 +118,11 @@ def _children(pid: int) -> list[int]:
 
 
 def _peak_rss_mib(pid: int) -> float:
-    """VmHWM of a live process (0 when it is gone)."""
+    """VmHWM of a live process (0 when it is gone or a zombie)."""
     try:
-        with open(f"/proc/{pid}/status") as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
+        return status(pid).get("VmHWM", 0.0)
     except OSError:
-        pass
-    return 0.0
+        return 0.0
 
 
 def forward_rate(net, batches) -> float:
