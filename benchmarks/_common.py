@@ -72,8 +72,14 @@ def run_score(
     (``launcher``: a module to run ``attiqa.cli`` under, e.g. ``("torch.distributed.run", "--standalone")``;
     ``command="eval"``: ``attiqa eval folder --root FOLDER -m MODEL -o OUT --no-cache [ARGS]``, FOLDER holding
     a mos.csv, OUT a folder);
-    returns (seconds start to end, peak RSS in MiB of the command (the larger of it and its workers),
-    peak RSS of its largest decode worker (read from /proc while it runs), CPU seconds of all of them)."""
+    returns (seconds start to end, peak RSS in MiB of the command's own process (under a launcher: the
+    launcher's), peak RSS of its largest descendant (decode worker; under a launcher: rank or worker), CPU
+    seconds of all of them).
+
+    Peaks are each process's VmHWM, read from /proc every 50 ms while it runs: a high-water mark, so a
+    reading after the peak holds it (only growth in the last 50 ms before the exit would be missed). Not
+    the waited child's ``ru_maxrss``: Linux carries that across fork and exec, so it is at least the
+    benchmark's own size at the fork and would hide a command smaller than this process."""
     import os
     import shutil
     import subprocess
@@ -92,29 +98,36 @@ def run_score(
     with tempfile.TemporaryFile() as err:  # a file, not a pipe: a long run's progress would fill a pipe
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=err)
-        worker = 0.0
+        own = worker = 0.0
         while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            own = max(own, _peak_rss_mib(proc.pid))  # before wait4: a reaped pid may be reused
+            pid, status_, usage = os.wait4(proc.pid, os.WNOHANG)
             if pid:
                 break
-            worker = max([worker, *(_peak_rss_mib(c) for c in _children(proc.pid))])
+            worker = max([worker, *(_peak_rss_mib(c) for c in _descendants(proc.pid))])
             time.sleep(0.05)
         seconds = time.perf_counter() - t0
-        if os.waitstatus_to_exitcode(status):
+        if os.waitstatus_to_exitcode(status_):
             err.seek(0)
             raise SystemExit(f"attiqa {command} failed ({env}):\n{err.read().decode()}")
     cpu = usage.ru_utime + usage.ru_stime  # reaped workers included
-    return seconds, usage.ru_maxrss / 1024, worker, cpu  # Linux: KiB
+    return seconds, own, worker, cpu
 
 
-def _children(pid: int) -> list[int]:
+def _descendants(pid: int) -> list[int]:
+    """Children of ``pid`` and theirs (decode workers; a launcher's ranks and their workers)."""
     import contextlib
 
-    kids: list[int] = []
-    for task in Path(f"/proc/{pid}/task").glob("*/children"):
-        with contextlib.suppress(OSError):  # the thread or the process ended
-            kids += [int(k) for k in task.read_text().split()]
-    return kids
+    out: list[int] = []
+    todo = [pid]
+    while todo:
+        kids: list[int] = []
+        for task in Path(f"/proc/{todo.pop()}/task").glob("*/children"):
+            with contextlib.suppress(OSError):  # the thread or the process ended
+                kids += [int(k) for k in task.read_text().split()]
+        out += kids
+        todo += kids
+    return out
 
 
 def _peak_rss_mib(pid: int) -> float:

@@ -10,7 +10,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from _common import run_load  # noqa: E402
+from _common import photo_folder, run_load, run_score  # noqa: E402
 from model_load_memory import status  # noqa: E402
 
 
@@ -35,3 +35,17 @@ def test_run_load_reports_the_real_loads_steps_and_its_peak():
     assert load.steps[-1]["VmRSS"] > load.steps[0]["VmRSS"] and load.seconds > load.steps[-1]["seconds"] > 0
     assert not any("timm" in n or "torchvision" in n for n in names)
     assert status()["VmHWM"] > 0  # the same reader the child used, on this process
+
+
+def test_run_score_reports_the_commands_own_peak_not_this_processs(tmp_path):
+    """**Was** the waited child's ``ru_maxrss``, which Linux carries across fork and exec: at least this
+    process's size at the fork. With 1 GiB more here than the command ever holds, it reported this
+    process's size; now the command's own VmHWM (polled from /proc; a high-water mark)."""
+    ballast = bytearray(b"\x01") * (1 << 30)  # written: resident, not zero pages
+    here = status()["VmRSS"]
+    folder = photo_folder(2, size=64)
+    seconds, own, worker, cpu = run_score(folder, "classical", tmp_path / "s.csv", {}, ("-q", "-w", "0"))
+    assert (tmp_path / "s.csv").is_file() and seconds > 0 and cpu > 0
+    assert 0 < own < here - 512, (own, here)  # the command: the interpreter, torch, the classical scorer
+    assert worker == 0  # -w 0: no decode worker
+    del ballast
