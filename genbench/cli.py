@@ -344,7 +344,8 @@ def import_agiqa3k_cmd(
         + (f", {res.other_generator_pairs} of two generators left out" if same_generator else "")
     )
     left_out = {"repeat an earlier row's image (the first kept)": res.repeated_rows,
-                "have no finite mos_quality": res.without_mos}  # fmt: skip
+                "have no finite mos_quality": res.without_mos,
+                "have an empty prompt": res.without_prompt}  # fmt: skip
     for why, n in left_out.items():
         if n:
             console.print(f"  [yellow]{n} rows of the score file {why}: left out[/]")
