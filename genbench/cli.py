@@ -95,6 +95,16 @@ def run(
         raise typer.Exit(1)
 
 
+def _run_pairs(run_dir: Path) -> list:
+    """The run's pairs; none yet (a `genbench run` that made no image) is one line, not a no-op."""
+    from genbench.manifest import load_pairs
+
+    pairs = load_pairs(run_dir)
+    if not pairs:
+        raise AttiqaError(f"{run_dir}: no finished pair in the manifest yet — let `genbench run` make some")
+    return pairs
+
+
 def _split_metrics(metrics: str | None) -> list[str] | None:
     return [m.strip() for m in metrics.split(",") if m.strip()] if metrics else None
 
@@ -117,10 +127,9 @@ def score(
     Rerunning scores only what is missing. A metric whose weights are not on this machine is reported and
     skipped; unreadable images are skipped and listed.
     """
-    from genbench.manifest import load_pairs
     from genbench.run_scores import default_metrics, score_run
 
-    pairs = load_pairs(run_dir)
+    pairs = _run_pairs(run_dir)
     names = _split_metrics(metrics) or default_metrics()
     dev = device_str(device)
     ok = 0
@@ -177,11 +186,10 @@ def agree(
     from rich.table import Table
 
     from genbench.agreement import human_labels, metric_agreement, report_folder, write_report
-    from genbench.manifest import load_pairs
     from genbench.prefs import load_votes
     from genbench.run_scores import load_metric_scores
 
-    pairs = load_pairs(run_dir)
+    pairs = _run_pairs(run_dir)
     out_dir = report_folder(run_dir, out)  # before the bootstrap, not after it
     votes, source = load_votes(run_dir, prefs)
     labels = human_labels(votes, pairs)
@@ -243,12 +251,9 @@ def vote(
     Raters enter an id, then see two images side by side (no prompt), in their own random order and
     left/right placement, and vote with ← / → (or 1 / 2). Several raters can vote at once.
     """
-    from genbench.manifest import load_pairs
     from genbench.vote.server import serve
 
-    n = len(load_pairs(run_dir))
-    if not n:
-        raise AttiqaError(f"{run_dir}: no finished pair in the manifest yet — let `genbench run` make some")
+    n = len(_run_pairs(run_dir))
     if host not in ("127.0.0.1", "localhost", "::1"):
         console.print(
             f"[yellow]warning:[/] listening on {plain(host)}: anyone who can reach this machine can vote"

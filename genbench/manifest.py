@@ -156,6 +156,8 @@ def load_pairs(run_dir: Path) -> list[Pair]:
     """The run's pairs; a clear error when the folder holds no manifest or names an image outside the
     run's image folders (see the module docstring)."""
     run_dir = Path(run_dir)
+    if run_dir.is_file():
+        raise AttiqaError(f"{run_dir}: a file, not a run folder — pass the folder holding {MANIFEST}")
     if not (run_dir / MANIFEST).exists():
         raise AttiqaError(
             f"{run_dir}: no {MANIFEST} — make a run with `genbench run --out {run_dir}` "

@@ -172,6 +172,16 @@ def test_offline_without_weights_is_one_clear_line(tmp_path, tiny_sd, tiny_pipe)
     assert len(lines) == 1 and "stabilityai/stable-diffusion-2-1" in lines[0] and "--model" in lines[0]
     assert "Traceback" not in err
 
+    # session 34, **was**: `score` on the run the failure left (an empty manifest) loaded every metric and
+    # ended in "no metric could score this run — ... check the images listed as unreadable" (none were)
+    for cmd in (["score", "-m", "classical"], ["agree"]):
+        proc = _cli(cmd[0], str(tmp_path / "run"), *cmd[1:])
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 2 and "no finished pair in the manifest yet" in err, err
+    proc = _cli("score", str(tmp_path / "run" / "run.json"))  # a file of the run instead of the run
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 2 and "run.json: a file, not a run folder" in " ".join(err.split()), err
+
     # following the advice (another --model, same --out) works: the failed run made no image
     res = generate_run(tmp_path / "run", load_prompt_spec(), _settings(tiny_sd), 1, pipeline=tiny_pipe)
     assert (res.made, res.failed) == (2, [])
