@@ -10,9 +10,10 @@ from attiqa.errors import ConfigError
 
 
 def read_json(path: str | Path, what: str) -> Any:
-    """Parse ``path``; a missing or malformed file is a :class:`ConfigError` naming it and ``what`` it is."""
+    """Parse ``path`` (UTF-8, with or without a byte-order mark); a missing or malformed file is a
+    :class:`ConfigError` naming it and ``what`` it is."""
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
+        return json.loads(Path(path).read_text(encoding="utf-8-sig"))  # Notepad's byte-order mark too
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the {what} ({exc.strerror})") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:

@@ -5,10 +5,12 @@ expanded to every pair of images with *distinct* ranks (equal ranks say nothing 
 left out); the better-ranked image is the preferred one. A generation path that leads outside the image
 folder (``..``, an absolute path, a link out of it) is refused: the item is skipped and reported.
 
-Pair ids are ``ID:i-j`` (the item's ``id``, the two generation indices). An item repeating an earlier item
-with its ``id`` (same prompt, generations and ranking) is left out: its pairs would count twice. Another
-item under an ``id`` already used is renamed ``ID#2`` (``#3``, ...; the first free one): every
-first-used ``id`` keeps its pair ids, so a re-import keeps the votes of an earlier one.
+Pair ids are ``ID:i-j``: the item's ``id`` (``#k`` for the k-th item when it has none, or null) and the
+two generation indices. An item repeating an earlier item with its ``id`` (same prompt, generations and
+ranking) is left out: its pairs would count twice. Another item under an ``id`` already used is renamed
+``ID#2`` (``#3``, ...; the first free one): every first-used ``id`` keeps its pair ids, so a re-import
+keeps the votes of an earlier one.
+
 The result is an ordinary genbench run folder —
 ``manifest.jsonl`` (image paths under ``--images``) and ``prefs.csv`` — so ``genbench score`` and
 ``genbench agree`` work on it when the images are on disk.
@@ -52,7 +54,8 @@ def _load(path: Path) -> list:
 
 def item_names(items: list, res: ImportResult) -> list[str | None]:
     """Each item's name in pair ids (see the module docstring); None for a repeat of an earlier item."""
-    given = [str(it.get("id", f"#{k}")) if isinstance(it, dict) else f"#{k}" for k, it in enumerate(items)]
+    given = [f"#{k}" if not isinstance(it, dict) or it.get("id") is None else str(it["id"])
+             for k, it in enumerate(items)]  # fmt: skip
     taken = set(given)
     first: dict[str, object] = {}
     names: list[str | None] = []

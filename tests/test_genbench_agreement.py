@@ -305,6 +305,17 @@ def test_imagereward_items_sharing_an_id_get_distinct_pair_ids(tmp_path):
         assert int(next(csv.DictReader(fh))["pairs"]) == 5
 
 
+def test_imagereward_file_with_a_byte_order_mark_and_null_ids(tmp_path):
+    """**Was** (session 34): a rankings file saved with a byte-order mark (Windows Notepad's UTF-8) was
+    refused as "not valid JSON (Unexpected UTF-8 BOM ...)" — the preferences CSV is read with one; items
+    with ``"id": null`` were all named ``None`` (pair ids ``None:0-1``, then ``None#2:0-1``, ...)."""
+    items = [{**it, "id": None} for it in _ir_items()[:2]]
+    (tmp_path / "r.json").write_bytes(b"\xef\xbb\xbf" + json.dumps(items).encode())
+    res = import_imagereward(tmp_path / "r.json", None, tmp_path / "run")
+    assert res.pairs == 3 and not res.renamed
+    assert [p.pair_id for p in load_pairs(tmp_path / "run")] == ["#0:0-1", "#0:1-2", "#1:0-1"]
+
+
 @pytest.mark.shared_data
 def test_real_imagereward_test_file(tmp_path):
     path = SHARED_DATA / "preferences" / "imagereward_test.json"
