@@ -192,7 +192,7 @@ def agree(
     pairs = _run_pairs(run_dir)
     out_dir = report_folder(run_dir, out)  # before the bootstrap, not after it
     votes, source = load_votes(run_dir, prefs)
-    labels = human_labels(votes, pairs)
+    labels = human_labels(votes, pairs, source)
     if not labels:
         raise AttiqaError(f"{source}: no votes for this run's pairs yet — collect some with `genbench vote`")
     scores = load_metric_scores(run_dir, _split_metrics(metrics))

@@ -316,6 +316,16 @@ def test_imagereward_file_with_a_byte_order_mark_and_null_ids(tmp_path):
     assert [p.pair_id for p in load_pairs(tmp_path / "run")] == ["#0:0-1", "#0:1-2", "#1:0-1"]
 
 
+def test_agree_with_another_runs_preferences_names_the_file(tmp_path):
+    """**Was** (session 34): "1 voted pair id(s) are not in the run's manifest ..." without the file."""
+    (tmp_path / "r.json").write_text(json.dumps(_ir_items()[:2]))
+    import_imagereward(tmp_path / "r.json", None, tmp_path / "run")
+    (tmp_path / "other.csv").write_text("pair_id,choice\nelsewhere:0-1,a\n")
+    res = runner.invoke(app, ["agree", str(tmp_path / "run"), "--prefs", str(tmp_path / "other.csv")])
+    assert isinstance(res.exception, AttiqaError)
+    assert str(res.exception).startswith(f"{tmp_path / 'other.csv'}: 1 voted pair id(s) are not in the run's")
+
+
 @pytest.mark.shared_data
 def test_real_imagereward_test_file(tmp_path):
     path = SHARED_DATA / "preferences" / "imagereward_test.json"
