@@ -160,8 +160,8 @@ def agree(
         None,
         "--prefs",
         "-p",
-        help="Preferences: CSV pair_id,choice[,rater] or a votes.sqlite (default: RUN/votes.sqlite, "
-        "else RUN/prefs.csv).",
+        help="Preferences: CSV pair_id,choice[,rater] or a votes.sqlite (default: RUN/votes.sqlite once "
+        "it holds a vote, else RUN/prefs.csv).",
     ),
     metrics: str | None = typer.Option(
         None, "--metrics", "-m", help="Comma-separated (default: all scored)."

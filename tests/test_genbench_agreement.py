@@ -326,6 +326,23 @@ def test_agree_with_another_runs_preferences_names_the_file(tmp_path):
     assert str(res.exception).startswith(f"{tmp_path / 'other.csv'}: 1 voted pair id(s) are not in the run's")
 
 
+def test_an_empty_vote_database_does_not_hide_the_imported_preferences(tmp_path):
+    """**Was** (session 34): `genbench vote` started on an imported run and stopped before a vote left a
+    votes.sqlite that `agree` took over prefs.csv: "no votes for this run's pairs yet"."""
+    from genbench.prefs import load_votes
+    from genbench.vote.store import VoteStore
+
+    (tmp_path / "r.json").write_text(json.dumps(_ir_items()[:2]))
+    run = tmp_path / "run"
+    import_imagereward(tmp_path / "r.json", None, run)
+    VoteStore(run / "votes.sqlite")  # what the vote server makes at its start
+    votes, source = load_votes(run)
+    assert source == run / "prefs.csv" and [v.pair_id for v in votes] == ["001:0-1", "001:1-2", "002:0-1"]
+    VoteStore(run / "votes.sqlite").add("al", "002:0-1", "b", "a")
+    votes, source = load_votes(run)  # once someone voted, the votes count
+    assert source == run / "votes.sqlite" and [(v.pair_id, v.choice) for v in votes] == [("002:0-1", "b")]
+
+
 @pytest.mark.shared_data
 def test_real_imagereward_test_file(tmp_path):
     path = SHARED_DATA / "preferences" / "imagereward_test.json"
