@@ -130,7 +130,11 @@ def score_run(
         out_csv.unlink()  # another scorer's scores (a retrained checkpoint at this path): all scored again
     # Each batch is appended as it finishes (a kill keeps it; the writer drops a half-written last line),
     # and the file is rewritten in manifest order at the end.
-    writer = ScoreWriter(out_csv, scorer.columns)
+    try:
+        writer = ScoreWriter(out_csv, scorer.columns)
+    except AttiqaError as exc:  # a damaged row (an edit, a bad disk): this metric is skipped, the rest go on
+        report.error = f"{str(exc).split(' — ')[0]} — delete it to score {metric} again"
+        return report
     old = _read_csv(out_csv)
     images = list(dict.fromkeys(p.image(s) for p in pairs for s in SIDES))
     todo = [im for im in images if im not in old or old[im].get(scorer.columns[0], "") == ""]
@@ -198,11 +202,21 @@ def load_metric_scores(run_dir: Path, metrics: list[str] | None = None) -> list[
                 f"--metrics {slug}`"
             )
         meta_path = path.with_suffix(".json")
-        meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.exists() else {}
-        column = meta.get("column", "score")
+        again = f"`genbench score {run_dir} --metrics {slug}`"
+        try:
+            meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.exists() else {}
+            column = meta.get("column", "score")
+        except (OSError, ValueError, AttributeError):
+            raise AttiqaError(f"{meta_path}: unreadable — {again} writes it again") from None
         values = {}
         for im, row in _read_csv(path).items():
-            if row.get(column):
-                values[im] = float(row[column])
+            try:
+                if row.get(column):
+                    values[im] = float(row[column])
+            except ValueError:
+                raise AttiqaError(
+                    f"{path}: {column} of {shown_name(im)} is {row[column]!r}, not a number — delete the "
+                    f"file and {again} scores it again"
+                ) from None
         out.append(MetricScores(slug, values, bool(meta.get("higher_is_better", True)), column))
     return out

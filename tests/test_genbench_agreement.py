@@ -121,6 +121,42 @@ def test_a_checkpoint_retrained_at_the_same_path_is_scored_again(photo_run, tmp_
     assert (score_run(photo_run, pairs, ckpt, num_workers=0).kept) == 10  # the same weights: nothing to do
 
 
+def test_damaged_score_files_are_one_line_and_skip_only_their_metric(photo_run, tmp_path):
+    """**Was** (session 34): a damaged ``scores/<metric>.json`` ended `agree` in a JSONDecodeError
+    traceback, a score that is not a number in a ValueError one; a damaged row stopped `genbench score`
+    for every metric, with `attiqa score`'s advice "choose another --out" (genbench has none)."""
+    from helpers import tiny_attiqa_checkpoint
+
+    ckpt = str(tiny_attiqa_checkpoint(tmp_path))
+    args = ["score", str(photo_run), "--metrics", f"classical,{ckpt}", "--workers", "0"]
+    assert runner.invoke(app, args).exit_code == 0
+    scores = photo_run / "scores"
+    good = (scores / "classical.csv").read_text()
+    lines = good.splitlines(keepends=True)
+    cells = lines[1].split(",")
+    damaged = "".join([lines[0], ",".join([cells[0], "x", *cells[2:]]), *lines[2:]])  # line 2's score
+    (scores / "classical.csv").write_text(damaged)
+    res = runner.invoke(app, [*args, "--batch-size", "4"])
+    said = " ".join(res.output.split())
+    assert res.exit_code == 0 and "Traceback" not in res.output, res.output
+    assert f"skipped classical: {scores / 'classical.csv'}: line 2 is not a row of scores — delete it" in said
+    assert "tiny.safetensors: 0 scored, 10 already scored" in said  # the other metric went on
+    for name, text, message in (
+        ("classical.json", "{oops", f"{scores / 'classical.json'}: unreadable — `genbench score"),
+        (
+            "classical.csv",
+            damaged,
+            f"{scores / 'classical.csv'}: score of images/astronaut_a.png is 'x', not",
+        ),
+    ):
+        before = (scores / name).read_text()
+        (scores / name).write_text(text)
+        (tmp_path / "p.csv").write_text("pair_id,choice\nastronaut,a\n")
+        res = runner.invoke(app, ["agree", str(photo_run), "--prefs", str(tmp_path / "p.csv")])
+        assert isinstance(res.exception, AttiqaError) and message in str(res.exception), res.output
+        (scores / name).write_text(before)
+
+
 def test_score_agree_end_to_end(photo_run, tmp_path):
     torch.manual_seed(0)
     model = AttiqaModel(create_backbone("tiny"), head_hidden=16, mos_hidden=8)
