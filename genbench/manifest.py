@@ -25,6 +25,7 @@ from attiqa.io.tables import safe_dict
 
 MANIFEST = "manifest.jsonl"
 MANIFEST_CSV = "manifest.csv"
+RUN_FILE = "run.json"  # a generated run's settings (genbench run)
 IMAGE_ROOT_FILE = "image_root.json"
 SIDES = ("a", "b")
 
@@ -104,9 +105,15 @@ def write_manifest(run_dir: Path, records: list[dict], image_root: Path | None =
     """Write both forms atomically (a killed run leaves the previous complete manifest).
 
     ``image_root``: the folder the images live in when it is not the run folder (an import); it is
-    recorded, and a record naming an image outside it (and outside the run folder) is refused.
+    recorded, and a record naming an image outside it (and outside the run folder) is refused. An import
+    into a folder holding a generated run's pairs is refused: it would replace them.
     """
     run_dir = Path(run_dir)
+    if image_root is not None and (run_dir / RUN_FILE).exists() and (made := read_records(run_dir)):
+        raise AttiqaError(
+            f"{run_dir} holds a generated run ({len(made)} pairs of `genbench run`) — an import would "
+            "replace its manifest; pass another --out"
+        )
     roots = image_roots(run_dir) if image_root is None else [run_dir.resolve(), Path(image_root).resolve()]
     _check_images(run_dir, records, roots, f"{run_dir / MANIFEST}")
     if image_root is not None:

@@ -25,7 +25,7 @@ pytest.importorskip("transformers")
 
 from genbench_helpers import build_tiny_sd  # noqa: E402
 
-from attiqa.errors import ConfigError, ModelLoadError  # noqa: E402
+from attiqa.errors import AttiqaError, ConfigError, ModelLoadError  # noqa: E402
 from genbench.generate import GenSettings, generate_run, load_pipeline  # noqa: E402
 from genbench.manifest import load_pairs  # noqa: E402
 from genbench.prompts import load_prompt_spec  # noqa: E402
@@ -199,3 +199,14 @@ def test_a_run_folder_of_imported_pairs_is_not_overwritten(tmp_path, tiny_sd, ti
     with pytest.raises(ConfigError, match="imported pairs"):
         generate_run(tmp_path / "run", load_prompt_spec(), _settings(tiny_sd), 1, pipeline=tiny_pipe)
     assert [p.pair_id for p in load_pairs(tmp_path / "run")] == ["i:0-1"]
+
+    # session 34, **was**: the other way round, an import replaced a generated run's manifest (its seeds,
+    # prompts, settings per pair) and left it unable to resume ("holds imported pairs")
+    generate_run(tmp_path / "gen", load_prompt_spec(), _settings(tiny_sd), 1, pipeline=tiny_pipe)
+    made = (tmp_path / "gen" / "manifest.jsonl").read_bytes()
+    with pytest.raises(AttiqaError, match="holds a generated run .1 pairs of `genbench run`. — an import"):
+        import_imagereward(tmp_path / "r.json", None, tmp_path / "gen")
+    assert (tmp_path / "gen" / "manifest.jsonl").read_bytes() == made
+    assert (
+        not (tmp_path / "gen" / "image_root.json").exists() and not (tmp_path / "gen" / "prefs.csv").exists()
+    )
