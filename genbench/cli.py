@@ -16,6 +16,7 @@ from attiqa.cli import BatchSizeOption, DeviceOption, WorkersOption
 from attiqa.cli import device as device_str
 from attiqa.errors import AttiqaError
 from attiqa.progress import console, plain, progress_task
+from genbench.files import shell_arg
 
 app = typer.Typer(
     name="genbench",
@@ -279,7 +280,7 @@ def export_votes(
 
     db = Path(run_dir) / VOTES_DB
     if not db.exists():
-        raise AttiqaError(f"{db}: no votes yet — start the study with `genbench vote {run_dir}`")
+        raise AttiqaError(f"{db}: no votes yet — start the study with `genbench vote {shell_arg(run_dir)}`")
     store = VoteStore(db)
     target = export_path(run_dir, out)
     n = store.export_csv(target)

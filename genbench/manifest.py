@@ -22,6 +22,7 @@ from pathlib import Path
 from attiqa.errors import AttiqaError
 from attiqa.io.atomic import write_bytes_atomic, write_text_atomic
 from attiqa.io.tables import safe_dict
+from genbench.files import shell_arg
 
 MANIFEST = "manifest.jsonl"
 MANIFEST_CSV = "manifest.csv"
@@ -167,7 +168,7 @@ def load_pairs(run_dir: Path) -> list[Pair]:
         raise AttiqaError(f"{run_dir}: a file, not a run folder — pass the folder holding {MANIFEST}")
     if not (run_dir / MANIFEST).exists():
         raise AttiqaError(
-            f"{run_dir}: no {MANIFEST} — make a run with `genbench run --out {run_dir}` "
+            f"{run_dir}: no {MANIFEST} — make a run with `genbench run --out {shell_arg(run_dir)}` "
             "(or `genbench import-imagereward`)"
         )
     roots = image_roots(run_dir)

@@ -7,6 +7,7 @@ from pathlib import Path
 from attiqa.errors import AttiqaError
 from attiqa.io.atomic import not_an_input, output_folder
 from genbench.agreement import Vote, read_votes_csv
+from genbench.files import shell_arg
 from genbench.imagereward import PREFS
 from genbench.manifest import IMAGE_ROOT_FILE, MANIFEST, MANIFEST_CSV
 
@@ -25,8 +26,8 @@ def load_votes(run_dir: Path, prefs: Path | None = None) -> tuple[list[Vote], Pa
                 return votes, db
         if not table.exists():
             raise AttiqaError(
-                f"{run_dir}: no {VOTES_DB} or {PREFS} — collect votes with `genbench vote {run_dir}` "
-                "or pass --prefs FILE (CSV with pair_id,choice)"
+                f"{run_dir}: no {VOTES_DB} or {PREFS} — collect votes with "
+                f"`genbench vote {shell_arg(run_dir)}` or pass --prefs FILE (CSV with pair_id,choice)"
             )
         prefs = table
     prefs = Path(prefs)

@@ -25,6 +25,7 @@ from attiqa.io.tables import ENCODING, ERRORS, read_cell
 from attiqa.progress import shown_name
 from attiqa.scorers import is_checkpoint, scorer_identity
 from attiqa.scoring import ScoreRun, ScoreWriter, score_paths, write_scores
+from genbench.files import shell_arg
 from genbench.manifest import SIDES, Pair, resolve
 
 SCORES_DIR = "scores"
@@ -192,17 +193,17 @@ def load_metric_scores(run_dir: Path, metrics: list[str] | None = None) -> list[
         else sorted(p.stem for p in folder.glob("*.csv"))
     )
     if not slugs:
-        raise AttiqaError(f"{folder}: no scores yet — run `genbench score {run_dir}` first")
+        raise AttiqaError(f"{folder}: no scores yet — run `genbench score {shell_arg(run_dir)}` first")
     out = []
     for slug in slugs:
         path = folder / f"{slug}.csv"
         if not path.exists():
             raise AttiqaError(
-                f"{path}: metric {slug!r} has not scored this run — `genbench score {run_dir} "
+                f"{path}: metric {slug!r} has not scored this run — `genbench score {shell_arg(run_dir)} "
                 f"--metrics {slug}`"
             )
         meta_path = path.with_suffix(".json")
-        again = f"`genbench score {run_dir} --metrics {slug}`"
+        again = f"`genbench score {shell_arg(run_dir)} --metrics {slug}`"
         try:
             meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.exists() else {}
             column = meta.get("column", "score")

@@ -379,6 +379,22 @@ def test_an_empty_vote_database_does_not_hide_the_imported_preferences(tmp_path)
     assert source == run / "votes.sqlite" and [(v.pair_id, v.choice) for v in votes] == [("002:0-1", "b")]
 
 
+def test_suggested_commands_quote_a_run_folder_with_a_space(tmp_path):
+    """**Was** (session 34): "— run `genbench score my run` first": typed as shown, two arguments."""
+    import shlex
+
+    (tmp_path / "r.json").write_text(json.dumps(_ir_items()[:2]))
+    run = tmp_path / "my run ü"
+    import_imagereward(tmp_path / "r.json", None, run)
+    for args, command in (
+        (["agree", str(run)], ["genbench", "score", str(run)]),  # no scores yet
+        (["export-votes", str(run)], ["genbench", "vote", str(run)]),  # no votes yet
+    ):
+        res = runner.invoke(app, args)
+        assert isinstance(res.exception, AttiqaError), res.output
+        assert shlex.split(str(res.exception).split("`")[1]) == command, str(res.exception)
+
+
 @pytest.mark.shared_data
 def test_real_imagereward_test_file(tmp_path):
     path = SHARED_DATA / "preferences" / "imagereward_test.json"
