@@ -261,12 +261,17 @@ def vote(
         )
 
     def ready(actual_port: int) -> None:
-        url_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
         console.print(
-            f"serving {n} pairs on http://{url_host}:{actual_port}/ (Ctrl-C to stop)", highlight=False
+            f"serving {n} pairs on {study_url(host, actual_port)} (Ctrl-C to stop)", highlight=False
         )
 
     serve(run_dir, host, port, seed, on_ready=ready, allow_hosts=allow_host)
+
+
+def study_url(host: str, port: int) -> str:
+    """The address a rater opens: this machine for a wildcard host, an IPv6 address in brackets."""
+    url_host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+    return f"http://[{url_host}]:{port}/" if ":" in url_host else f"http://{url_host}:{port}/"
 
 
 @app.command("export-votes")

@@ -208,3 +208,12 @@ def test_a_port_in_use_or_an_unknown_host_is_one_line(tmp_path, photos):
     res = CliRunner().invoke(app, ["vote", str(run), "--host", "no-such-host.invalid", "--port", "0"])
     assert isinstance(res.exception, AttiqaError), res.output
     assert str(res.exception).startswith("--host no-such-host.invalid: not an address of this machine (")
+
+
+def test_the_printed_study_address_opens_in_a_browser():
+    """**Was** (session 34): `--host ::1` printed http://::1:8000/, which no browser opens."""
+    from genbench.cli import study_url
+
+    assert study_url("::1", 8000) == "http://[::1]:8000/" and study_url("::", 80) == "http://[::1]:80/"
+    assert study_url("0.0.0.0", 8000) == "http://127.0.0.1:8000/"
+    assert study_url("localhost", 1) == "http://localhost:1/"
