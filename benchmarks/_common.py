@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from typing import NamedTuple
+
+from model_load_memory import CHILD_MARK, status
 
 from attiqa.allocator import tune_allocator
 from attiqa.demo import DEMO_PHOTOS, skimage_photo
@@ -25,6 +28,37 @@ def photo_folder(n: int, size: int = 512) -> Path:
     return d
 
 
+class LoadReport(NamedTuple):
+    seconds: float  # start of the child to its end, the model loaded
+    peak_mib: float  # the child's VmHWM right after the load
+    steps: list[dict]  # model_load_memory.measure's rows: step, VmRSS, VmHWM, RssAnon, RssFile, seconds
+    peak_after: float  # its VmHWM at the end (after the forwards, if any)
+
+
+def run_load(model: str, env: dict[str, str], threads: int | None = None, forwards: int = 0) -> LoadReport:
+    """Load scorer ``model`` (``attiqa.load_scorer``, as ``attiqa score`` does before its first photo) in a
+    fresh child process with ``env`` added, step by step (``benchmarks/model_load_memory.py --child``).
+    The child reads its own VmHWM: a waited-for child's ``ru_maxrss`` keeps the parent's size at the fork
+    (Linux carries it across exec), which would hide a small model."""
+    import json
+    import os
+    import subprocess
+    import sys
+    import time
+
+    script = Path(__file__).with_name("model_load_memory.py")
+    cmd = [sys.executable, str(script), "--child", "--model", model, "--threads", str(threads or 0)]
+    t0 = time.perf_counter()
+    proc = subprocess.run([*cmd, "--forwards", str(forwards)], env={**os.environ, **env}, capture_output=True,
+                          text=True)  # fmt: skip
+    seconds = time.perf_counter() - t0
+    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith(CHILD_MARK)), None)
+    if proc.returncode or line is None:
+        raise SystemExit(f"loading {model} failed ({env}):\n{proc.stderr}")
+    got = json.loads(line[len(CHILD_MARK) :])
+    return LoadReport(seconds, got["loaded"]["peak"], got["steps"], got["peak"])
+
+
 def run_score(
     folder: Path,
     model: str,
@@ -38,8 +72,14 @@ def run_score(
     (``launcher``: a module to run ``attiqa.cli`` under, e.g. ``("torch.distributed.run", "--standalone")``;
     ``command="eval"``: ``attiqa eval folder --root FOLDER -m MODEL -o OUT --no-cache [ARGS]``, FOLDER holding
     a mos.csv, OUT a folder);
-    returns (seconds start to end, peak RSS in MiB of the command (the larger of it and its workers),
-    peak RSS of its largest decode worker (read from /proc while it runs), CPU seconds of all of them)."""
+    returns (seconds start to end, peak RSS in MiB of the command's own process (under a launcher: the
+    launcher's), peak RSS of its largest descendant (decode worker; under a launcher: rank or worker), CPU
+    seconds of all of them).
+
+    Peaks are each process's VmHWM, read from /proc every 50 ms while it runs: a high-water mark, so a
+    reading after the peak holds it (only growth in the last 50 ms before the exit would be missed). Not
+    the waited child's ``ru_maxrss``: Linux carries that across fork and exec, so it is at least the
+    benchmark's own size at the fork and would hide a command smaller than this process."""
     import os
     import shutil
     import subprocess
@@ -58,65 +98,44 @@ def run_score(
     with tempfile.TemporaryFile() as err:  # a file, not a pipe: a long run's progress would fill a pipe
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=err)
-        worker = 0.0
+        own = worker = 0.0
         while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            own = max(own, _peak_rss_mib(proc.pid))  # before wait4: a reaped pid may be reused
+            pid, status_, usage = os.wait4(proc.pid, os.WNOHANG)
             if pid:
                 break
-            worker = max([worker, *(_peak_rss_mib(c) for c in _children(proc.pid))])
+            worker = max([worker, *(_peak_rss_mib(c) for c in _descendants(proc.pid))])
             time.sleep(0.05)
         seconds = time.perf_counter() - t0
-        if os.waitstatus_to_exitcode(status):
+        if os.waitstatus_to_exitcode(status_):
             err.seek(0)
             raise SystemExit(f"attiqa {command} failed ({env}):\n{err.read().decode()}")
     cpu = usage.ru_utime + usage.ru_stime  # reaped workers included
-    return seconds, usage.ru_maxrss / 1024, worker, cpu  # Linux: KiB
+    return seconds, own, worker, cpu
 
 
-def run_load(model: str, env: dict[str, str]) -> tuple[float, float]:
-    """Load scorer ``model`` (``attiqa.load_scorer``, as ``attiqa score`` does before its first photo) in a
-    fresh child process with ``env`` added; returns (seconds from the interpreter's start to the loaded
-    model, the child's peak RSS in MiB). The child reads its own VmHWM: a waited-for child's ``ru_maxrss``
-    keeps the parent's size at the fork (Linux carries it across exec), which would hide a small model."""
-    import os
-    import subprocess
-    import sys
-    import time
-
-    code = (
-        "import attiqa.allocator as a; a.tune_allocator(); import attiqa; "
-        f"attiqa.load_scorer({model!r}); print(open('/proc/self/status').read())"
-    )
-    t0 = time.perf_counter()
-    cmd = [sys.executable, "-c", code]
-    proc = subprocess.run(cmd, env={**os.environ, **env}, capture_output=True, text=True)
-    seconds = time.perf_counter() - t0
-    if proc.returncode:
-        raise SystemExit(f"loading {model} failed ({env}):\n{proc.stderr}")
-    hwm = next(line for line in proc.stdout.splitlines() if line.startswith("VmHWM:"))
-    return seconds, int(hwm.split()[1]) / 1024
-
-
-def _children(pid: int) -> list[int]:
+def _descendants(pid: int) -> list[int]:
+    """Children of ``pid`` and theirs (decode workers; a launcher's ranks and their workers)."""
     import contextlib
 
-    kids: list[int] = []
-    for task in Path(f"/proc/{pid}/task").glob("*/children"):
-        with contextlib.suppress(OSError):  # the thread or the process ended
-            kids += [int(k) for k in task.read_text().split()]
-    return kids
+    out: list[int] = []
+    todo = [pid]
+    while todo:
+        kids: list[int] = []
+        for task in Path(f"/proc/{todo.pop()}/task").glob("*/children"):
+            with contextlib.suppress(OSError):  # the thread or the process ended
+                kids += [int(k) for k in task.read_text().split()]
+        out += kids
+        todo += kids
+    return out
 
 
 def _peak_rss_mib(pid: int) -> float:
-    """VmHWM of a live process (0 when it is gone)."""
+    """VmHWM of a live process (0 when it is gone or a zombie)."""
     try:
-        with open(f"/proc/{pid}/status") as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
+        return status(pid).get("VmHWM", 0.0)
     except OSError:
-        pass
-    return 0.0
+        return 0.0
 
 
 def forward_rate(net, batches) -> float:

@@ -81,9 +81,9 @@ def main() -> None:
         return n / seconds
 
     def load_rate(side: str) -> float:
-        seconds, rss = run_load(args.model, sides[side])
-        loads[side].append((seconds, rss))
-        return 1 / seconds
+        load = run_load(args.model, sides[side])
+        loads[side].append((load.seconds, load.peak_mib))
+        return 1 / load.seconds
 
     if args.against is not None:
         load_best, load_round = interleaved(args.rounds, **{s: (lambda s=s: load_rate(s)) for s in sides})

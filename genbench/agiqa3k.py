@@ -75,6 +75,7 @@ class AgiqaImportResult:
     missing: list[str] = field(default_factory=list)  # images in the score file but not on disk
     repeated_rows: int = 0  # rows naming an image an earlier row named (the first kept)
     without_mos: int = 0  # rows whose mos_quality is empty, NaN or infinite
+    without_prompt: int = 0  # rows whose prompt is empty: no pair is theirs (pairs share a prompt)
 
 
 def generator_of(name: str) -> str:
@@ -86,14 +87,22 @@ def generator_of(name: str) -> str:
 def read_agiqa3k(root: Path, counts: AgiqaImportResult | None = None) -> list[AgiqaImage]:
     """Every image of the AGIQA-3k folder ``root`` (official ``data.csv`` + images) with its scores. A row
     naming an image again is left out (the first kept): its pairs would repeat pair ids, which every
-    later command refuses. ``counts`` gets how many rows were left out, and why."""
+    later command refuses; so is a row with an empty prompt (pairs share a prompt). ``counts`` gets how
+    many rows were left out, and why."""
     ds = get_dataset("agiqa3k", root)
+    if ds.items and "prompt" not in ds.items[0].meta:  # every image one "" prompt: pairs across prompts
+        raise AttiqaError(
+            f"{Path(root) / 'data.csv'}: no 'prompt' column — genbench pairs two images of one prompt; "
+            "use the official score file (name,prompt,...,mos_quality,...)"
+        )
     out = []
     seen: set[Path] = set()
     for it in ds.items:
-        if Path(it.image) in seen:
+        repeated, no_prompt = Path(it.image) in seen, not it.meta["prompt"].strip()
+        if repeated or no_prompt:
             if counts is not None:
-                counts.repeated_rows += 1
+                counts.repeated_rows += repeated
+                counts.without_prompt += no_prompt and not repeated
             continue
         seen.add(Path(it.image))
         std = it.meta.get("std_quality", "")
@@ -198,7 +207,8 @@ def import_agiqa3k(
     images = read_agiqa3k(Path(root), read)
     present = [im for im in images if im.image.is_file()]
     records, prefs, res = make_pairs(present, margin, same_generator)
-    res.repeated_rows, res.without_mos = read.repeated_rows, read.without_mos
+    for counted in ("repeated_rows", "without_mos", "without_prompt"):
+        setattr(res, counted, getattr(read, counted))
     res.missing = sorted(str(im.image) for im in images if not im.image.is_file())
     if not records:
         what = "same-generator pairs" if same_generator else "pairs"

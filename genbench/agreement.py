@@ -90,8 +90,10 @@ def read_votes_csv(path: Path) -> list[Vote]:
     return votes
 
 
-def human_labels(votes: Iterable[Vote], pairs: list[Pair]) -> dict[str, HumanLabel]:
-    """Vote counts per known pair (votes for unknown pair ids are an error: wrong file?)."""
+def human_labels(
+    votes: Iterable[Vote], pairs: list[Pair], source: Path | None = None
+) -> dict[str, HumanLabel]:
+    """Vote counts per known pair (votes for unknown pair ids are an error naming ``source``: wrong file?)."""
     known = {p.pair_id for p in pairs}
     counts: Counter[tuple[str, str]] = Counter()
     unknown = set()
@@ -103,8 +105,8 @@ def human_labels(votes: Iterable[Vote], pairs: list[Pair]) -> dict[str, HumanLab
     if unknown:
         sample = ", ".join(sorted(unknown)[:3])
         raise AttiqaError(
-            f"{len(unknown)} voted pair id(s) are not in the run's manifest (e.g. {sample}) — "
-            "are the preferences for this run?"
+            f"{source or 'the votes'}: {len(unknown)} voted pair id(s) are not in the run's manifest (e.g. "
+            f"{sample}) — are the preferences for this run? Pass its own with --prefs FILE"
         )
     out = {}
     for p in pairs:

@@ -16,6 +16,7 @@ from attiqa.cli import BatchSizeOption, DeviceOption, WorkersOption
 from attiqa.cli import device as device_str
 from attiqa.errors import AttiqaError
 from attiqa.progress import console, plain, progress_task
+from genbench.files import shell_arg
 
 app = typer.Typer(
     name="genbench",
@@ -95,6 +96,16 @@ def run(
         raise typer.Exit(1)
 
 
+def _run_pairs(run_dir: Path) -> list:
+    """The run's pairs; none yet (a `genbench run` that made no image) is one line, not a no-op."""
+    from genbench.manifest import load_pairs
+
+    pairs = load_pairs(run_dir)
+    if not pairs:
+        raise AttiqaError(f"{run_dir}: no finished pair in the manifest yet — let `genbench run` make some")
+    return pairs
+
+
 def _split_metrics(metrics: str | None) -> list[str] | None:
     return [m.strip() for m in metrics.split(",") if m.strip()] if metrics else None
 
@@ -117,10 +128,9 @@ def score(
     Rerunning scores only what is missing. A metric whose weights are not on this machine is reported and
     skipped; unreadable images are skipped and listed.
     """
-    from genbench.manifest import load_pairs
     from genbench.run_scores import default_metrics, score_run
 
-    pairs = load_pairs(run_dir)
+    pairs = _run_pairs(run_dir)
     names = _split_metrics(metrics) or default_metrics()
     dev = device_str(device)
     ok = 0
@@ -151,8 +161,8 @@ def agree(
         None,
         "--prefs",
         "-p",
-        help="Preferences: CSV pair_id,choice[,rater] or a votes.sqlite (default: RUN/votes.sqlite, "
-        "else RUN/prefs.csv).",
+        help="Preferences: CSV pair_id,choice[,rater] or a votes.sqlite (default: RUN/votes.sqlite once "
+        "it holds a vote, else RUN/prefs.csv).",
     ),
     metrics: str | None = typer.Option(
         None, "--metrics", "-m", help="Comma-separated (default: all scored)."
@@ -177,14 +187,13 @@ def agree(
     from rich.table import Table
 
     from genbench.agreement import human_labels, metric_agreement, report_folder, write_report
-    from genbench.manifest import load_pairs
     from genbench.prefs import load_votes
     from genbench.run_scores import load_metric_scores
 
-    pairs = load_pairs(run_dir)
+    pairs = _run_pairs(run_dir)
     out_dir = report_folder(run_dir, out)  # before the bootstrap, not after it
     votes, source = load_votes(run_dir, prefs)
-    labels = human_labels(votes, pairs)
+    labels = human_labels(votes, pairs, source)
     if not labels:
         raise AttiqaError(f"{source}: no votes for this run's pairs yet — collect some with `genbench vote`")
     scores = load_metric_scores(run_dir, _split_metrics(metrics))
@@ -243,24 +252,26 @@ def vote(
     Raters enter an id, then see two images side by side (no prompt), in their own random order and
     left/right placement, and vote with ← / → (or 1 / 2). Several raters can vote at once.
     """
-    from genbench.manifest import load_pairs
     from genbench.vote.server import serve
 
-    n = len(load_pairs(run_dir))
-    if not n:
-        raise AttiqaError(f"{run_dir}: no finished pair in the manifest yet — let `genbench run` make some")
+    n = len(_run_pairs(run_dir))
     if host not in ("127.0.0.1", "localhost", "::1"):
         console.print(
             f"[yellow]warning:[/] listening on {plain(host)}: anyone who can reach this machine can vote"
         )
 
     def ready(actual_port: int) -> None:
-        url_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
         console.print(
-            f"serving {n} pairs on http://{url_host}:{actual_port}/ (Ctrl-C to stop)", highlight=False
+            f"serving {n} pairs on {study_url(host, actual_port)} (Ctrl-C to stop)", highlight=False
         )
 
     serve(run_dir, host, port, seed, on_ready=ready, allow_hosts=allow_host)
+
+
+def study_url(host: str, port: int) -> str:
+    """The address a rater opens: this machine for a wildcard host, an IPv6 address in brackets."""
+    url_host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+    return f"http://[{url_host}]:{port}/" if ":" in url_host else f"http://{url_host}:{port}/"
 
 
 @app.command("export-votes")
@@ -274,7 +285,7 @@ def export_votes(
 
     db = Path(run_dir) / VOTES_DB
     if not db.exists():
-        raise AttiqaError(f"{db}: no votes yet — start the study with `genbench vote {run_dir}`")
+        raise AttiqaError(f"{db}: no votes yet — start the study with `genbench vote {shell_arg(run_dir)}`")
     store = VoteStore(db)
     target = export_path(run_dir, out)
     n = store.export_csv(target)
@@ -304,6 +315,14 @@ def import_imagereward_cmd(
     )
     for s in res.skipped[:10]:
         console.print(f"  [yellow]skipped[/] {plain(s)}", highlight=False)
+    if res.repeated_items:
+        console.print(f"  [yellow]{res.repeated_items} items repeat an earlier item of their id: left out[/]")
+    if res.renamed:
+        console.print(
+            f"  [yellow]{len(res.renamed)} items use an id an earlier item has: renamed[/] "
+            f"({plain(', '.join(res.renamed[:3]))}{', ...' if len(res.renamed) > 3 else ''})",
+            highlight=False,
+        )
     if res.missing:
         where = images if images is not None else json_file.parent
         if len(res.missing) == res.images:
@@ -336,7 +355,8 @@ def import_agiqa3k_cmd(
         + (f", {res.other_generator_pairs} of two generators left out" if same_generator else "")
     )
     left_out = {"repeat an earlier row's image (the first kept)": res.repeated_rows,
-                "have no finite mos_quality": res.without_mos}  # fmt: skip
+                "have no finite mos_quality": res.without_mos,
+                "have an empty prompt": res.without_prompt}  # fmt: skip
     for why, n in left_out.items():
         if n:
             console.print(f"  [yellow]{n} rows of the score file {why}: left out[/]")

@@ -23,11 +23,10 @@ import numpy as np
 
 from attiqa.errors import AttiqaError, ConfigError, ModelLoadError
 from attiqa.io.atomic import atomic_path, remove_orphan_temps, write_json_atomic
-from genbench.manifest import IMAGE_ROOT_FILE, SIDES, read_records, write_manifest
+from genbench.manifest import IMAGE_ROOT_FILE, RUN_FILE, SIDES, read_records, write_manifest
 from genbench.prompts import Prompt, PromptSpec, draw_prompts
 
 DEFAULT_MODEL = "stabilityai/stable-diffusion-2-1"
-RUN_FILE = "run.json"
 IMAGE_DIR = "images"
 
 # short names for diffusers scheduler classes (any class name from diffusers is accepted too)

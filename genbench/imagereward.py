@@ -4,6 +4,13 @@ Each item is ``{"id", "prompt", "generations": [paths], "ranking": [ints]}`` wit
 expanded to every pair of images with *distinct* ranks (equal ranks say nothing about preference and are
 left out); the better-ranked image is the preferred one. A generation path that leads outside the image
 folder (``..``, an absolute path, a link out of it) is refused: the item is skipped and reported.
+
+Pair ids are ``ID:i-j``: the item's ``id`` (``#k`` for the k-th item when it has none, or null) and the
+two generation indices. An item repeating an earlier item with its ``id`` (same prompt, generations and
+ranking) is left out: its pairs would count twice. Another item under an ``id`` already used is renamed
+``ID#2`` (``#3``, ...; the first free one): every first-used ``id`` keeps its pair ids, so a re-import
+keeps the votes of an earlier one.
+
 The result is an ordinary genbench run folder —
 ``manifest.jsonl`` (image paths under ``--images``) and ``prefs.csv`` — so ``genbench score`` and
 ``genbench agree`` work on it when the images are on disk.
@@ -32,6 +39,8 @@ class ImportResult:
     pairs: int = 0
     equal_rank_pairs: int = 0
     skipped: list[str] = field(default_factory=list)  # "item: reason"
+    repeated_items: int = 0  # items equal to an earlier item of their id: left out
+    renamed: list[str] = field(default_factory=list)  # "ID -> ID#2": items whose id an earlier item had
     images: int = 0  # distinct images the pairs name
     missing: list[str] = field(default_factory=list)  # of those, not on disk (yet): scored as unreadable
 
@@ -43,13 +52,38 @@ def _load(path: Path) -> list:
     return data
 
 
+def item_names(items: list, res: ImportResult) -> list[str | None]:
+    """Each item's name in pair ids (see the module docstring); None for a repeat of an earlier item."""
+    given = [f"#{k}" if not isinstance(it, dict) or it.get("id") is None else str(it["id"])
+             for k, it in enumerate(items)]  # fmt: skip
+    taken = set(given)
+    first: dict[str, object] = {}
+    names: list[str | None] = []
+    for name, item in zip(given, items, strict=True):
+        if name not in first:
+            first[name] = item
+            names.append(name)
+        elif item == first[name]:
+            res.repeated_items += 1
+            names.append(None)
+        else:
+            n = 2
+            while f"{name}#{n}" in taken:
+                n += 1
+            taken.add(f"{name}#{n}")
+            res.renamed.append(f"{name} -> {name}#{n}")
+            names.append(f"{name}#{n}")
+    return names
+
+
 def expand_rankings(items: list, images_root: Path) -> tuple[list[dict], list[dict], ImportResult]:
     """Manifest records and preference rows for every distinct-rank pair; malformed items are skipped."""
     res = ImportResult()
     records, prefs = [], []
     root = Path(images_root).resolve()
-    for k, item in enumerate(items):
-        name = str(item.get("id", f"#{k}")) if isinstance(item, dict) else f"#{k}"
+    for name, item in zip(item_names(items, res), items, strict=True):
+        if name is None:
+            continue
         gens = item.get("generations") if isinstance(item, dict) else None
         ranks = item.get("ranking") if isinstance(item, dict) else None
         if not (isinstance(gens, list) and isinstance(ranks, list) and len(gens) == len(ranks) >= 2):

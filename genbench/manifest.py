@@ -22,9 +22,11 @@ from pathlib import Path
 from attiqa.errors import AttiqaError
 from attiqa.io.atomic import write_bytes_atomic, write_text_atomic
 from attiqa.io.tables import safe_dict
+from genbench.files import shell_arg
 
 MANIFEST = "manifest.jsonl"
 MANIFEST_CSV = "manifest.csv"
+RUN_FILE = "run.json"  # a generated run's settings (genbench run)
 IMAGE_ROOT_FILE = "image_root.json"
 SIDES = ("a", "b")
 
@@ -104,9 +106,15 @@ def write_manifest(run_dir: Path, records: list[dict], image_root: Path | None =
     """Write both forms atomically (a killed run leaves the previous complete manifest).
 
     ``image_root``: the folder the images live in when it is not the run folder (an import); it is
-    recorded, and a record naming an image outside it (and outside the run folder) is refused.
+    recorded, and a record naming an image outside it (and outside the run folder) is refused. An import
+    into a folder holding a generated run's pairs is refused: it would replace them.
     """
     run_dir = Path(run_dir)
+    if image_root is not None and (run_dir / RUN_FILE).exists() and (made := read_records(run_dir)):
+        raise AttiqaError(
+            f"{run_dir} holds a generated run ({len(made)} pairs of `genbench run`) — an import would "
+            "replace its manifest; pass another --out"
+        )
     roots = image_roots(run_dir) if image_root is None else [run_dir.resolve(), Path(image_root).resolve()]
     _check_images(run_dir, records, roots, f"{run_dir / MANIFEST}")
     if image_root is not None:
@@ -156,9 +164,11 @@ def load_pairs(run_dir: Path) -> list[Pair]:
     """The run's pairs; a clear error when the folder holds no manifest or names an image outside the
     run's image folders (see the module docstring)."""
     run_dir = Path(run_dir)
+    if run_dir.is_file():
+        raise AttiqaError(f"{run_dir}: a file, not a run folder — pass the folder holding {MANIFEST}")
     if not (run_dir / MANIFEST).exists():
         raise AttiqaError(
-            f"{run_dir}: no {MANIFEST} — make a run with `genbench run --out {run_dir}` "
+            f"{run_dir}: no {MANIFEST} — make a run with `genbench run --out {shell_arg(run_dir)}` "
             "(or `genbench import-imagereward`)"
         )
     roots = image_roots(run_dir)

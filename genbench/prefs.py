@@ -7,6 +7,7 @@ from pathlib import Path
 from attiqa.errors import AttiqaError
 from attiqa.io.atomic import not_an_input, output_folder
 from genbench.agreement import Vote, read_votes_csv
+from genbench.files import shell_arg
 from genbench.imagereward import PREFS
 from genbench.manifest import IMAGE_ROOT_FILE, MANIFEST, MANIFEST_CSV
 
@@ -14,26 +15,33 @@ VOTES_DB = "votes.sqlite"
 
 
 def load_votes(run_dir: Path, prefs: Path | None = None) -> tuple[list[Vote], Path]:
-    """Votes from ``prefs`` (CSV or SQLite), else ``RUN/votes.sqlite``, else ``RUN/prefs.csv``."""
+    """Votes from ``prefs`` (CSV or SQLite), else ``RUN/votes.sqlite``, else ``RUN/prefs.csv``. A vote
+    database without a vote (`genbench vote` started, nobody voted) does not hide an imported prefs.csv."""
     run_dir = Path(run_dir)
     if prefs is None:
-        for cand in (run_dir / VOTES_DB, run_dir / PREFS):
-            if cand.exists():
-                prefs = cand
-                break
-        else:
+        db, table = run_dir / VOTES_DB, run_dir / PREFS
+        if db.exists():
+            votes = _read(db)
+            if votes or not table.exists():
+                return votes, db
+        if not table.exists():
             raise AttiqaError(
-                f"{run_dir}: no {VOTES_DB} or {PREFS} — collect votes with `genbench vote {run_dir}` "
-                "or pass --prefs FILE (CSV with pair_id,choice)"
+                f"{run_dir}: no {VOTES_DB} or {PREFS} — collect votes with "
+                f"`genbench vote {shell_arg(run_dir)}` or pass --prefs FILE (CSV with pair_id,choice)"
             )
+        prefs = table
     prefs = Path(prefs)
     if not prefs.exists():
         raise AttiqaError(f"{prefs}: no such file — pass a CSV (pair_id,choice) or a votes.sqlite")
-    if prefs.suffix.lower() in (".sqlite", ".db", ".sqlite3"):
+    return _read(prefs), prefs
+
+
+def _read(path: Path) -> list[Vote]:
+    if path.suffix.lower() in (".sqlite", ".db", ".sqlite3"):
         from genbench.vote.store import VoteStore
 
-        return [Vote(v["pair_id"], v["choice"], v["rater"]) for v in VoteStore(prefs).votes()], prefs
-    return read_votes_csv(prefs), prefs
+        return [Vote(v["pair_id"], v["choice"], v["rater"]) for v in VoteStore(path).votes()]
+    return read_votes_csv(path)
 
 
 def export_path(run_dir: Path, out: Path | None) -> Path:

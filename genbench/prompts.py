@@ -43,14 +43,23 @@ class Prompt:
     slots: dict[str, str]
 
 
-def template_slots(template: str) -> list[str]:
-    """Slot names of a ``str.format`` template, in order of first appearance."""
+def template_slots(template: str, where: str | Path = "the template") -> list[str]:
+    """Slot names of a ``str.format`` template, in order of first appearance; a malformed template is a
+    :class:`ConfigError` naming ``where`` (its file)."""
     names: list[str] = []
-    for _, field, spec, conv in string.Formatter().parse(template):
+    try:
+        fields = list(string.Formatter().parse(template))
+    except ValueError as exc:  # "Single '}' encountered", "expected '}' before end of string"
+        raise ConfigError(
+            f"{where}: not a template ({exc}) — slots are written {{action}}, a literal brace {{{{ or }}}}"
+        ) from None
+    for _, field, spec, conv in fields:
         if field is None:
             continue
         if not field.isidentifier() or spec or conv:
-            raise ConfigError(f"template slot {{{field}}} is not a plain name — use slots like {{action}}")
+            raise ConfigError(
+                f"{where}: template slot {{{field}}} is not a plain name — use slots like {{action}}"
+            )
         if field not in names:
             names.append(field)
     return names
@@ -61,15 +70,17 @@ def load_prompt_spec(template_file: Path | None = None, candidates_file: Path | 
     tpath = template_file or DEFAULT_TEMPLATE
     cpath = candidates_file or DEFAULT_CANDIDATES
     try:
-        template = Path(tpath).read_text(encoding="utf-8").strip()
+        template = Path(tpath).read_text(encoding="utf-8-sig").strip()
     except OSError as exc:
         raise ConfigError(f"{tpath}: cannot read the template ({exc.strerror}) — pass a text file") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{tpath}: the template is not UTF-8 text — save it as UTF-8") from None
     raw = read_json(cpath, "candidates")
     if not template:
         raise ConfigError(f"{tpath}: the template is empty")
     if not isinstance(raw, dict):
         raise ConfigError(f"{cpath}: expected a JSON object mapping each template slot to a list of strings")
-    slots = template_slots(template)
+    slots = template_slots(template, tpath)
     missing = [s for s in slots if s not in raw]
     if missing:
         raise ConfigError(f"{cpath}: no candidates for template slot(s) {', '.join(missing)} — add them")

@@ -25,6 +25,7 @@ from attiqa.io.tables import ENCODING, ERRORS, read_cell
 from attiqa.progress import shown_name
 from attiqa.scorers import is_checkpoint, scorer_identity
 from attiqa.scoring import ScoreRun, ScoreWriter, score_paths, write_scores
+from genbench.files import shell_arg
 from genbench.manifest import SIDES, Pair, resolve
 
 SCORES_DIR = "scores"
@@ -130,7 +131,11 @@ def score_run(
         out_csv.unlink()  # another scorer's scores (a retrained checkpoint at this path): all scored again
     # Each batch is appended as it finishes (a kill keeps it; the writer drops a half-written last line),
     # and the file is rewritten in manifest order at the end.
-    writer = ScoreWriter(out_csv, scorer.columns)
+    try:
+        writer = ScoreWriter(out_csv, scorer.columns)
+    except AttiqaError as exc:  # a damaged row (an edit, a bad disk): this metric is skipped, the rest go on
+        report.error = f"{str(exc).split(' — ')[0]} — delete it to score {metric} again"
+        return report
     old = _read_csv(out_csv)
     images = list(dict.fromkeys(p.image(s) for p in pairs for s in SIDES))
     todo = [im for im in images if im not in old or old[im].get(scorer.columns[0], "") == ""]
@@ -188,21 +193,31 @@ def load_metric_scores(run_dir: Path, metrics: list[str] | None = None) -> list[
         else sorted(p.stem for p in folder.glob("*.csv"))
     )
     if not slugs:
-        raise AttiqaError(f"{folder}: no scores yet — run `genbench score {run_dir}` first")
+        raise AttiqaError(f"{folder}: no scores yet — run `genbench score {shell_arg(run_dir)}` first")
     out = []
     for slug in slugs:
         path = folder / f"{slug}.csv"
         if not path.exists():
             raise AttiqaError(
-                f"{path}: metric {slug!r} has not scored this run — `genbench score {run_dir} "
+                f"{path}: metric {slug!r} has not scored this run — `genbench score {shell_arg(run_dir)} "
                 f"--metrics {slug}`"
             )
         meta_path = path.with_suffix(".json")
-        meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.exists() else {}
-        column = meta.get("column", "score")
+        again = f"`genbench score {shell_arg(run_dir)} --metrics {slug}`"
+        try:
+            meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.exists() else {}
+            column = meta.get("column", "score")
+        except (OSError, ValueError, AttributeError):
+            raise AttiqaError(f"{meta_path}: unreadable — {again} writes it again") from None
         values = {}
         for im, row in _read_csv(path).items():
-            if row.get(column):
-                values[im] = float(row[column])
+            try:
+                if row.get(column):
+                    values[im] = float(row[column])
+            except ValueError:
+                raise AttiqaError(
+                    f"{path}: {column} of {shown_name(im)} is {row[column]!r}, not a number — delete the "
+                    f"file and {again} scores it again"
+                ) from None
         out.append(MetricScores(slug, values, bool(meta.get("higher_is_better", True)), column))
     return out

@@ -121,6 +121,42 @@ def test_a_checkpoint_retrained_at_the_same_path_is_scored_again(photo_run, tmp_
     assert (score_run(photo_run, pairs, ckpt, num_workers=0).kept) == 10  # the same weights: nothing to do
 
 
+def test_damaged_score_files_are_one_line_and_skip_only_their_metric(photo_run, tmp_path):
+    """**Was** (session 34): a damaged ``scores/<metric>.json`` ended `agree` in a JSONDecodeError
+    traceback, a score that is not a number in a ValueError one; a damaged row stopped `genbench score`
+    for every metric, with `attiqa score`'s advice "choose another --out" (genbench has none)."""
+    from helpers import tiny_attiqa_checkpoint
+
+    ckpt = str(tiny_attiqa_checkpoint(tmp_path))
+    args = ["score", str(photo_run), "--metrics", f"classical,{ckpt}", "--workers", "0"]
+    assert runner.invoke(app, args).exit_code == 0
+    scores = photo_run / "scores"
+    good = (scores / "classical.csv").read_text()
+    lines = good.splitlines(keepends=True)
+    cells = lines[1].split(",")
+    damaged = "".join([lines[0], ",".join([cells[0], "x", *cells[2:]]), *lines[2:]])  # line 2's score
+    (scores / "classical.csv").write_text(damaged)
+    res = runner.invoke(app, [*args, "--batch-size", "4"])
+    said = " ".join(res.output.split())
+    assert res.exit_code == 0 and "Traceback" not in res.output, res.output
+    assert f"skipped classical: {scores / 'classical.csv'}: line 2 is not a row of scores — delete it" in said
+    assert "tiny.safetensors: 0 scored, 10 already scored" in said  # the other metric went on
+    for name, text, message in (
+        ("classical.json", "{oops", f"{scores / 'classical.json'}: unreadable — `genbench score"),
+        (
+            "classical.csv",
+            damaged,
+            f"{scores / 'classical.csv'}: score of images/astronaut_a.png is 'x', not",
+        ),
+    ):
+        before = (scores / name).read_text()
+        (scores / name).write_text(text)
+        (tmp_path / "p.csv").write_text("pair_id,choice\nastronaut,a\n")
+        res = runner.invoke(app, ["agree", str(photo_run), "--prefs", str(tmp_path / "p.csv")])
+        assert isinstance(res.exception, AttiqaError) and message in str(res.exception), res.output
+        (scores / name).write_text(before)
+
+
 def test_score_agree_end_to_end(photo_run, tmp_path):
     torch.manual_seed(0)
     model = AttiqaModel(create_backbone("tiny"), head_hidden=16, mos_hidden=8)
@@ -259,6 +295,104 @@ def test_imagereward_import_score_and_agree(tmp_path, photos):
     assert res.exit_code == 0, res.output
     with open(run / "agreement" / "agreement.csv", newline="") as fh:
         assert int(next(csv.DictReader(fh))["pairs"]) == 3
+
+
+def test_imagereward_items_sharing_an_id_get_distinct_pair_ids(tmp_path):
+    """**Was**: pair ids came from each item's ``id``, so two items with one id wrote every pair id twice
+    and `score` / `agree` refused the run ("pair_id ... appears twice"). Now an exact repeat is left out
+    (its pairs would count twice) and another item under a used id is renamed ``ID#2`` (the first free
+    number); the items whose id is their own keep their pair ids, so a re-import keeps earlier votes."""
+    images = tmp_path / "imgs"
+    rng = np.random.default_rng(0)
+    items = _ir_items()[:2] + [
+        {"id": "001", "prompt": "a blue fox", "generations": ["w/1.png", "w/2.png"], "ranking": [2, 1]},
+        _ir_items()[1],  # "002" again, unchanged: a repeat
+        {"id": "001#2", "prompt": "a cat", "generations": ["v/1.png", "v/2.png"], "ranking": [1, 2]},
+    ]
+    for rel in {g for it in items for g in it["generations"]}:
+        (images / rel).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)).save(images / rel)
+    (tmp_path / "one_each.json").write_text(json.dumps(items[:2]))
+    (tmp_path / "test.json").write_text(json.dumps(items))
+    args = ["--images", str(images), "--out"]
+    assert runner.invoke(app, ["import-imagereward", str(tmp_path / "one_each.json"), *args,
+                               str(tmp_path / "before")]).exit_code == 0  # fmt: skip
+    run = tmp_path / "run"
+    res = runner.invoke(app, ["import-imagereward", str(tmp_path / "test.json"), *args, str(run)])
+    assert res.exit_code == 0, res.output
+    said = " ".join(res.output.split())
+    assert "1 items repeat an earlier item of their id: left out" in said
+    assert "1 items use an id an earlier item has: renamed (001 -> 001#3)" in said
+    ids = [p.pair_id for p in load_pairs(run)]  # the old import: "pair_id '001:0-1' appears twice"
+    assert ids == ["001:0-1", "001:1-2", "002:0-1", "001#3:0-1", "001#2:0-1"]
+    assert set(ids) >= {p.pair_id for p in load_pairs(tmp_path / "before")}
+    with open(run / "prefs.csv", newline="") as fh:
+        assert [r["pair_id"] for r in csv.DictReader(fh)] == ids  # one vote per pair, none counted twice
+    again = tmp_path / "again"
+    assert (
+        runner.invoke(app, ["import-imagereward", str(tmp_path / "test.json"), *args, str(again)]).exit_code
+        == 0
+    )
+    assert [p.pair_id for p in load_pairs(again)] == ids
+    assert runner.invoke(app, ["score", str(run), "-m", "classical", "-w", "0"]).exit_code == 0
+    res = runner.invoke(app, ["agree", str(run), "--bootstrap", "200"])
+    assert res.exit_code == 0, res.output
+    with open(run / "agreement" / "agreement.csv", newline="") as fh:
+        assert int(next(csv.DictReader(fh))["pairs"]) == 5
+
+
+def test_imagereward_file_with_a_byte_order_mark_and_null_ids(tmp_path):
+    """**Was** (session 34): a rankings file saved with a byte-order mark (Windows Notepad's UTF-8) was
+    refused as "not valid JSON (Unexpected UTF-8 BOM ...)" — the preferences CSV is read with one; items
+    with ``"id": null`` were all named ``None`` (pair ids ``None:0-1``, then ``None#2:0-1``, ...)."""
+    items = [{**it, "id": None} for it in _ir_items()[:2]]
+    (tmp_path / "r.json").write_bytes(b"\xef\xbb\xbf" + json.dumps(items).encode())
+    res = import_imagereward(tmp_path / "r.json", None, tmp_path / "run")
+    assert res.pairs == 3 and not res.renamed
+    assert [p.pair_id for p in load_pairs(tmp_path / "run")] == ["#0:0-1", "#0:1-2", "#1:0-1"]
+
+
+def test_agree_with_another_runs_preferences_names_the_file(tmp_path):
+    """**Was** (session 34): "1 voted pair id(s) are not in the run's manifest ..." without the file."""
+    (tmp_path / "r.json").write_text(json.dumps(_ir_items()[:2]))
+    import_imagereward(tmp_path / "r.json", None, tmp_path / "run")
+    (tmp_path / "other.csv").write_text("pair_id,choice\nelsewhere:0-1,a\n")
+    res = runner.invoke(app, ["agree", str(tmp_path / "run"), "--prefs", str(tmp_path / "other.csv")])
+    assert isinstance(res.exception, AttiqaError)
+    assert str(res.exception).startswith(f"{tmp_path / 'other.csv'}: 1 voted pair id(s) are not in the run's")
+
+
+def test_an_empty_vote_database_does_not_hide_the_imported_preferences(tmp_path):
+    """**Was** (session 34): `genbench vote` started on an imported run and stopped before a vote left a
+    votes.sqlite that `agree` took over prefs.csv: "no votes for this run's pairs yet"."""
+    from genbench.prefs import load_votes
+    from genbench.vote.store import VoteStore
+
+    (tmp_path / "r.json").write_text(json.dumps(_ir_items()[:2]))
+    run = tmp_path / "run"
+    import_imagereward(tmp_path / "r.json", None, run)
+    VoteStore(run / "votes.sqlite")  # what the vote server makes at its start
+    votes, source = load_votes(run)
+    assert source == run / "prefs.csv" and [v.pair_id for v in votes] == ["001:0-1", "001:1-2", "002:0-1"]
+    VoteStore(run / "votes.sqlite").add("al", "002:0-1", "b", "a")
+    votes, source = load_votes(run)  # once someone voted, the votes count
+    assert source == run / "votes.sqlite" and [(v.pair_id, v.choice) for v in votes] == [("002:0-1", "b")]
+
+
+def test_suggested_commands_quote_a_run_folder_with_a_space(tmp_path):
+    """**Was** (session 34): "— run `genbench score my run` first": typed as shown, two arguments."""
+    import shlex
+
+    (tmp_path / "r.json").write_text(json.dumps(_ir_items()[:2]))
+    run = tmp_path / "my run ü"
+    import_imagereward(tmp_path / "r.json", None, run)
+    for args, command in (
+        (["agree", str(run)], ["genbench", "score", str(run)]),  # no scores yet
+        (["export-votes", str(run)], ["genbench", "vote", str(run)]),  # no votes yet
+    ):
+        res = runner.invoke(app, args)
+        assert isinstance(res.exception, AttiqaError), res.output
+        assert shlex.split(str(res.exception).split("`")[1]) == command, str(res.exception)
 
 
 @pytest.mark.shared_data

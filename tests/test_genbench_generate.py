@@ -25,7 +25,7 @@ pytest.importorskip("transformers")
 
 from genbench_helpers import build_tiny_sd  # noqa: E402
 
-from attiqa.errors import ConfigError, ModelLoadError  # noqa: E402
+from attiqa.errors import AttiqaError, ConfigError, ModelLoadError  # noqa: E402
 from genbench.generate import GenSettings, generate_run, load_pipeline  # noqa: E402
 from genbench.manifest import load_pairs  # noqa: E402
 from genbench.prompts import load_prompt_spec  # noqa: E402
@@ -172,6 +172,16 @@ def test_offline_without_weights_is_one_clear_line(tmp_path, tiny_sd, tiny_pipe)
     assert len(lines) == 1 and "stabilityai/stable-diffusion-2-1" in lines[0] and "--model" in lines[0]
     assert "Traceback" not in err
 
+    # session 34, **was**: `score` on the run the failure left (an empty manifest) loaded every metric and
+    # ended in "no metric could score this run — ... check the images listed as unreadable" (none were)
+    for cmd in (["score", "-m", "classical"], ["agree"]):
+        proc = _cli(cmd[0], str(tmp_path / "run"), *cmd[1:])
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 2 and "no finished pair in the manifest yet" in err, err
+    proc = _cli("score", str(tmp_path / "run" / "run.json"))  # a file of the run instead of the run
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 2 and "run.json: a file, not a run folder" in " ".join(err.split()), err
+
     # following the advice (another --model, same --out) works: the failed run made no image
     res = generate_run(tmp_path / "run", load_prompt_spec(), _settings(tiny_sd), 1, pipeline=tiny_pipe)
     assert (res.made, res.failed) == (2, [])
@@ -189,3 +199,14 @@ def test_a_run_folder_of_imported_pairs_is_not_overwritten(tmp_path, tiny_sd, ti
     with pytest.raises(ConfigError, match="imported pairs"):
         generate_run(tmp_path / "run", load_prompt_spec(), _settings(tiny_sd), 1, pipeline=tiny_pipe)
     assert [p.pair_id for p in load_pairs(tmp_path / "run")] == ["i:0-1"]
+
+    # session 34, **was**: the other way round, an import replaced a generated run's manifest (its seeds,
+    # prompts, settings per pair) and left it unable to resume ("holds imported pairs")
+    generate_run(tmp_path / "gen", load_prompt_spec(), _settings(tiny_sd), 1, pipeline=tiny_pipe)
+    made = (tmp_path / "gen" / "manifest.jsonl").read_bytes()
+    with pytest.raises(AttiqaError, match="holds a generated run .1 pairs of `genbench run`. — an import"):
+        import_imagereward(tmp_path / "r.json", None, tmp_path / "gen")
+    assert (tmp_path / "gen" / "manifest.jsonl").read_bytes() == made
+    assert (
+        not (tmp_path / "gen" / "image_root.json").exists() and not (tmp_path / "gen" / "prefs.csv").exists()
+    )

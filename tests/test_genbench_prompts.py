@@ -72,3 +72,26 @@ def test_bad_candidate_files(tmp_path, content, message):
     c.write_text("{not json")
     with pytest.raises(ConfigError, match="not valid JSON"):
         load_prompt_spec(t, c)
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        (b"a {animal", "not a template (expected '}' before end of string)"),
+        (b"a } {animal}", "not a template (Single '}' encountered"),
+        (b"a {0} {animal}", "template slot {0} is not a plain name"),
+        (b"\xff\xfe a {animal}", "the template is not UTF-8 text"),
+    ],
+)
+def test_bad_template_files_are_one_line_naming_the_file(tmp_path, text, message):
+    """**Was** (session 34): an unmatched brace ended `genbench run --template` in a ValueError traceback,
+    a non-UTF-8 file in a UnicodeDecodeError; a positional slot's error did not name the file."""
+    t = tmp_path / "t.txt"
+    t.write_bytes(text)
+    c = tmp_path / "c.json"
+    c.write_text(json.dumps({"animal": ["a fox"]}))
+    with pytest.raises(ConfigError) as err:
+        load_prompt_spec(t, c)
+    assert str(err.value).startswith(f"{t}: ") and message in str(err.value), err.value
+    t.write_bytes(b"\xef\xbb\xbfa {animal}\n")  # a byte-order mark is not part of the template
+    assert load_prompt_spec(t, c).template == "a {animal}"

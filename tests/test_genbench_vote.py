@@ -184,3 +184,36 @@ def test_exported_votes_are_formula_safe_and_read_back_exactly(tmp_path):
     assert not any(c[:1] in ("=", "+", "-", "@") for c in cells)
     votes = read_votes_csv(out)
     assert {(v.rater, v.pair_id, v.choice) for v in votes} == {(evil, "-pair1", "a"), ("ann", "pair2", "b")}
+
+
+def test_a_port_in_use_or_an_unknown_host_is_one_line(tmp_path, photos):
+    """**Was** (session 34): werkzeug's own two lines ("Address already in use" / "Port N is in use by another
+    program ...", or "Name or service not known"), exit code 1, no word of --host; now one line naming the
+    option to change, exit code 2 (run_app)."""
+    import socket
+
+    from attiqa.errors import AttiqaError
+
+    run = make_photo_run(tmp_path / "run", photos)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        res = CliRunner().invoke(app, ["vote", str(run), "--port", str(port)])
+    assert isinstance(res.exception, AttiqaError), res.output
+    assert (
+        str(res.exception)
+        == f"--port {port}: in use by another program — pass another --port (0: any free one)"
+    )
+    res = CliRunner().invoke(app, ["vote", str(run), "--host", "no-such-host.invalid", "--port", "0"])
+    assert isinstance(res.exception, AttiqaError), res.output
+    assert str(res.exception).startswith("--host no-such-host.invalid: not an address of this machine (")
+
+
+def test_the_printed_study_address_opens_in_a_browser():
+    """**Was** (session 34): `--host ::1` printed http://::1:8000/, which no browser opens."""
+    from genbench.cli import study_url
+
+    assert study_url("::1", 8000) == "http://[::1]:8000/" and study_url("::", 80) == "http://[::1]:80/"
+    assert study_url("0.0.0.0", 8000) == "http://127.0.0.1:8000/"
+    assert study_url("localhost", 1) == "http://localhost:1/"

@@ -214,6 +214,42 @@ def _imported_run(tmp_path: Path) -> Path:
     return run
 
 
+def test_import_agiqa3k_never_pairs_images_of_different_prompts(tmp_path):
+    """**Was**: a score file without a ``prompt`` column imported every image as one prompt "" (pairs
+    across prompts, the opposite of the import's rule) without a word; so did rows with an empty prompt.
+    Now the column is required (one line naming the file) and rows without a prompt are left out, counted."""
+    root = _agiqa3k_layout(tmp_path / "agiqa", tmp_path / "agiqa")
+    with open(root / "data.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    for k, r in enumerate(rows[:3]):
+        r["prompt"] = ["", "  ", ""][k]  # img00-img02: prompt 0, 1, 0 -> left out
+    without = root.parent / "without"
+    without.mkdir()
+    for folder, cols in ((root, list(rows[0])), (without, [c for c in rows[0] if c != "prompt"])):
+        with open(folder / "data.csv", "w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=cols, extrasaction="ignore")
+            w.writeheader()
+            w.writerows(rows)
+        for p in root.glob("*.png"):
+            if folder != root:
+                shutil.copy(p, folder / p.name)
+    res = _genbench("import-agiqa3k", without, "-o", tmp_path / "r0")
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
+    assert f"{without / 'data.csv'}: no 'prompt' column" in " ".join(res.stderr.split())
+    assert not (tmp_path / "r0" / "manifest.jsonl").exists()
+    run = tmp_path / "run"
+    res = _genbench("import-agiqa3k", root, "-o", run)
+    assert res.returncode == 0, res.stderr
+    assert "3 rows of the score file have an empty prompt: left out" in res.stderr
+    records = [json.loads(ln) for ln in (run / "manifest.jsonl").read_text().splitlines()]
+    names = {Path(r[f"image_{s}"]).name for r in records for s in "ab"}
+    assert names == {f"img{i:02d}.png" for i in range(3, 8)} and {r["prompt"] for r in records} == {
+        "prompt 0",
+        "prompt 1",
+    }
+    assert len(records) == 1 + 3  # prompt 0: img04, img06; prompt 1: img03, img05, img07
+
+
 def test_import_agiqa3k_from_dot_with_a_linked_image_folder(tmp_path):
     """**Was**: `genbench import-agiqa3k .` (any relative ROOT) with ROOT/AGIQA-3K a link to the images —
     a layout the importer means to accept — refused every image as "outside the run's image folders"."""

@@ -20,6 +20,7 @@ Routes: ``GET /`` the page; ``GET /api/study``; ``GET /api/next?rater=R``; ``POS
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import ipaddress
 import json
@@ -32,6 +33,7 @@ from urllib.parse import quote
 from flask import Flask, abort, jsonify, request, send_file
 from werkzeug.exceptions import HTTPException
 
+from attiqa.errors import AttiqaError
 from attiqa.io.images import IMAGE_EXTENSIONS
 from genbench.manifest import SIDES, image_roots, is_inside, load_pairs, real_path, resolve
 from genbench.prefs import VOTES_DB
@@ -197,6 +199,35 @@ def create_app(
     return app
 
 
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket listening on ``host``:``port``; one line naming the option to change when it cannot.
+    The address family is werkzeug's choice for ``host`` (it wraps the socket as that family)."""
+    from werkzeug.serving import select_address_family
+
+    try:
+        family, kind, proto, _, addr = socket.getaddrinfo(
+            host, port, select_address_family(host, port), socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except (socket.gaierror, UnicodeError) as exc:
+        reason = exc.strerror if isinstance(exc, socket.gaierror) else "not a host name"
+        raise AttiqaError(
+            f"--host {host}: not an address of this machine ({reason}) — e.g. 127.0.0.1 (this machine only) "
+            "or 0.0.0.0 (every network)"
+        ) from None
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as werkzeug: restart right after a stop
+        sock.bind(addr)
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            fix = "pass another --port (0: any free one)"
+            raise AttiqaError(f"--port {port}: in use by another program — {fix}") from None
+        raise AttiqaError(f"--host {host} --port {port}: cannot listen there ({exc.strerror})") from None
+    return sock
+
+
 def serve(
     run_dir: Path,
     host: str = "127.0.0.1",
@@ -209,9 +240,10 @@ def serve(
     from werkzeug.serving import make_server
 
     app = create_app(run_dir, seed=seed, allow_hosts=allow_hosts)
-    server = make_server(host, port, app, threaded=True)
+    with listening_socket(host, port) as sock:  # werkzeug's own bind prints its reason and exits
+        server = make_server(host, port, app, threaded=True, fd=sock.fileno())  # a duplicate of it
     if on_ready:
-        on_ready(server.server_port)
+        on_ready(server.port)  # the bound one (--port 0: any free port)
     try:
         server.serve_forever()
     finally:
