@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -188,6 +190,24 @@ def tiny_attiqa_scorer(folder: Path):
     import attiqa
 
     return attiqa.load_scorer(tiny_attiqa_checkpoint(folder))
+
+
+def attiqa_cmd(*args: object, ranks: int = 1, script: Path | None = None) -> list[str]:
+    """The command line of ``attiqa ARGS``: one process, or ``ranks`` processes under real ``torchrun
+    --standalone`` (gloo on a CPU). ``script`` runs in place of ``-m attiqa.cli`` (a wrapper that ends by
+    calling :func:`attiqa.cli.main`)."""
+    entry = [str(script)] if script is not None else ["-m", "attiqa.cli"]
+    torchrun = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(ranks)]
+    return [sys.executable, *(torchrun if ranks > 1 else []), *entry, *map(str, args)]
+
+
+def run_attiqa(
+    *args: object, ranks: int = 1, script: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """:func:`attiqa_cmd` run to its end (10 minutes at most), its output captured as text; ``env`` is
+    added to this process's environment."""
+    cmd = attiqa_cmd(*args, ranks=ranks, script=script)
+    return subprocess.run(cmd, env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=600)
 
 
 def kill_when(proc: subprocess.Popen, ready: Callable[[], bool], timeout: float = 120) -> None:

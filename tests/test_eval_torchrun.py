@@ -12,18 +12,16 @@ import re
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from helpers import tiny_attiqa_checkpoint
+from helpers import attiqa_cmd, run_attiqa, tiny_attiqa_checkpoint
 
 from attiqa.evaluation.cache import ScoreCache
 
 pytestmark = pytest.mark.slow
 
-TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
 # a share is batched otherwise than the whole list: float rounding of the kernels, seen up to 1e-6 on the
 # tiny checkpoint's 0-100 MOS scale (values printed to 6 digits)
 TOLERANCE = 1e-3
@@ -67,20 +65,23 @@ main()
 """
 
 
+def eval_args(root: Path, out: Path, ckpt: Path, *extra: str) -> list[object]:
+    return ["eval", "folder", "--root", root, "-m", ckpt, "-o", out, "-q", *extra, "--batch-size", "2",
+            "--workers", "0", "--device", "cpu"]  # fmt: skip
+
+
 def evaluate(
     root: Path, out: Path, cache: Path, ckpt: Path, ranks: int = 1, *extra: str, checked: Path | None = None
 ) -> subprocess.CompletedProcess:
     """``attiqa eval`` (under torchrun with ``ranks`` > 1); with ``checked``, the image check counted into
     ``checked.<rank>``."""
-    env = {**os.environ, "ATTIQA_CACHE": str(cache), "OMP_NUM_THREADS": "1"}
-    entry = ["-m", "attiqa.cli"]
+    env = {"ATTIQA_CACHE": str(cache), "OMP_NUM_THREADS": "1"}
+    script = None
     if checked is not None:
-        (checked.parent / "counted_attiqa.py").write_text(COUNTED_CHECK)
-        entry, env["CHECKED"] = [str(checked.parent / "counted_attiqa.py")], str(checked)
-    head = [*TORCHRUN, *entry] if ranks > 1 else [sys.executable, *entry]
-    cmd = [*head, "eval", "folder", "--root", str(root), "-m", str(ckpt), "-o", str(out), "-q", *extra]
-    cmd += ["--batch-size", "2", "--workers", "0", "--device", "cpu"]
-    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+        script = checked.parent / "counted_attiqa.py"
+        script.write_text(COUNTED_CHECK)
+        env["CHECKED"] = str(checked)
+    return run_attiqa(*eval_args(root, out, ckpt, *extra), ranks=ranks, script=script, env=env)
 
 
 def checked_paths(log: Path, ranks: int = 2) -> list[list[str]]:
@@ -186,19 +187,7 @@ def test_killed_under_torchrun_resumes_from_the_cache(tmp_path, photos):
         except sqlite3.Error:  # not created yet
             return 0
 
-    head = [*TORCHRUN, "-m", "attiqa.cli", "eval", "folder", "--root", str(tmp_path / "ds"), "-m", str(ckpt)]
-    cmd = [
-        *head,
-        "-o",
-        str(tmp_path / "killed"),
-        "-q",
-        "--batch-size",
-        "2",
-        "--workers",
-        "0",
-        "--device",
-        "cpu",
-    ]
+    cmd = attiqa_cmd(*eval_args(tmp_path / "ds", tmp_path / "killed", ckpt), ranks=2)
     env = {**os.environ, "ATTIQA_CACHE": str(cache.parent), "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 300
