@@ -127,7 +127,8 @@ def eval_cmd(
     cache: bool = typer.Option(
         True,
         "--cache/--no-cache",
-        help="Reuse scores of images this model already scored (any target/split).",
+        help="Reuse scores of images this model already scored (any target/split); kept in "
+        "$ATTIQA_CACHE/eval_scores.sqlite, which must be on a local disk (not NFS).",
     ),
     skip_missing: bool = typer.Option(
         False,
