@@ -7,7 +7,9 @@ out like the paper's and a JSON with every number.
   run), as the paper does; a ``folder`` dataset with a split column uses that column.
 - ``cross`` (Table 3): train on A exactly as in ``single`` (first split: "every experimental setup is
   the same as the main experiment", §4.4), then test that model on ALL images of every other dataset B;
-  SROCC only (the MOS scales differ).
+  SROCC only (the MOS scales differ). Those scores are cached in the bench's own ``OUT/scores.sqlite``, not
+  under ``$ATTIQA_CACHE``: the same SQLite file in WAL mode as ``attiqa eval``'s
+  (:mod:`attiqa.evaluation.cache`), so ``out_dir`` must be on a local disk, not on NFS (README).
 - ``data-efficient`` (Table 4): train on 10% / 20% of a dataset, test on the rest (our reading of
   "instead of the conventional 8:2 Train-Test split, we performed training using only 10% or 20% of the
   data"); median SROCC over ``repeats``.

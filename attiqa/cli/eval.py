@@ -264,7 +264,8 @@ def bench_cmd(
         Path("runs/bench"),
         "--out",
         "-o",
-        help="Output folder: PROTOCOL.md, PROTOCOL.json, one folder per run.",
+        help="Output folder: PROTOCOL.md, PROTOCOL.json, one folder per run; cross also keeps its score "
+        "cache there (scores.sqlite), which must be on a local disk (not NFS).",
     ),
     repeats: int | None = typer.Option(
         None, "--repeats", "-n", min=1, help="Random splits per dataset (paper: 10; cross: 1)."
