@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import json
-import os
 import re
 import signal
 import sqlite3
@@ -16,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import attiqa_cmd, run_attiqa, tiny_attiqa_checkpoint
+from helpers import attiqa_cmd, attiqa_env, run_attiqa, tiny_attiqa_checkpoint
 
 from attiqa.evaluation.cache import ScoreCache
 
@@ -188,7 +187,7 @@ def test_killed_under_torchrun_resumes_from_the_cache(tmp_path, photos):
             return 0
 
     cmd = attiqa_cmd(*eval_args(tmp_path / "ds", tmp_path / "killed", ckpt), ranks=2)
-    env = {**os.environ, "ATTIQA_CACHE": str(cache.parent), "OMP_NUM_THREADS": "1"}
+    env = attiqa_env({"ATTIQA_CACHE": str(cache.parent), "OMP_NUM_THREADS": "1"})
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and proc.poll() is None and cached() < 6:
