@@ -7,7 +7,9 @@ out like the paper's and a JSON with every number.
   run), as the paper does; a ``folder`` dataset with a split column uses that column.
 - ``cross`` (Table 3): train on A exactly as in ``single`` (first split: "every experimental setup is
   the same as the main experiment", §4.4), then test that model on ALL images of every other dataset B;
-  SROCC only (the MOS scales differ).
+  SROCC only (the MOS scales differ). Those scores are cached in the bench's own ``OUT/scores.sqlite``, not
+  under ``$ATTIQA_CACHE``: the same SQLite file in WAL mode as ``attiqa eval``'s
+  (:mod:`attiqa.evaluation.cache`), so ``out_dir`` must be on a local disk, not on NFS (README).
 - ``data-efficient`` (Table 4): train on 10% / 20% of a dataset, test on the rest (our reading of
   "instead of the conventional 8:2 Train-Test split, we performed training using only 10% or 20% of the
   data"); median SROCC over ``repeats``.
@@ -204,10 +206,14 @@ def identical_copies(ds: IQADataset) -> list[list[int]]:
 
 
 def split_groups(ds: IQADataset, group_by: str | None) -> tuple[list[str] | None, int]:
-    """:func:`group_keys` with byte-identical files merged into one group (image-wise splits get a group
-    per image only when there are copies, so a set without copies splits as before); also how many files
-    were copies of an earlier one."""
-    groups = group_keys(ds, group_by)
+    """:func:`group_keys` with byte-identical files merged into one group (:func:`merge_copies`)."""
+    return merge_copies(ds, group_keys(ds, group_by))
+
+
+def merge_copies(ds: IQADataset, groups: list[str] | None) -> tuple[list[str] | None, int]:
+    """``groups`` (:func:`group_keys`) with byte-identical files merged into one group (image-wise splits
+    get a group per image only when there are copies, so a set without copies splits as before); also how
+    many files were copies of an earlier one."""
     copies = identical_copies(ds)
     if not copies:
         return groups, 0
@@ -413,18 +419,29 @@ class _Run:
     official_split: bool | None
     group_by: str | None
     copies: dict[str, int] = field(default_factory=dict)  # per dataset label: files that copy another
+    # per dataset label, worked out once (the copy search reads every file that shares a size with another)
+    _keys: dict[str, list[str] | None] = field(default_factory=dict, repr=False)
+    _groups: dict[str, list[str] | None] = field(default_factory=dict, repr=False)
+
+    def keys(self, b: BenchDataset) -> list[str] | None:
+        """The dataset's own groups (:func:`group_keys`; None = image-wise)."""
+        if b.label not in self._keys:
+            self._keys[b.label] = group_keys(b.dataset, self.group_by)
+        return self._keys[b.label]
 
     def groups(self, b: BenchDataset) -> list[str] | None:
-        """The split groups, byte-identical files merged (:func:`split_groups`); says so once per dataset."""
-        groups, n_copies = split_groups(b.dataset, self.group_by)
-        if n_copies and b.label not in self.copies:
-            console.print(
-                f"[yellow]{plain(b.label)}: {n_copies} image(s) repeat another one (a row listed twice, or a "
-                "byte-identical copy under another name) — kept on the same side of every split",
-                highlight=False,
-            )
-        self.copies[b.label] = n_copies
-        return groups
+        """The split groups, byte-identical files merged (:func:`merge_copies`); says so once per dataset."""
+        if b.label not in self._groups:
+            groups, n_copies = merge_copies(b.dataset, self.keys(b))
+            if n_copies:
+                console.print(
+                    f"[yellow]{plain(b.label)}: {n_copies} image(s) repeat another one (a row listed twice, "
+                    "or a byte-identical copy under another name) — kept on the same side of every split",
+                    highlight=False,
+                )
+            self.copies[b.label] = n_copies
+            self._groups[b.label] = groups
+        return self._groups[b.label]
 
     def splits(self, b: BenchDataset) -> list[Split]:
         if uses_official_split(b.dataset, self.official_split):
@@ -434,7 +451,7 @@ class _Run:
 
     def image_wise(self, b: BenchDataset, splits: list[Split], kind: str) -> list[Split]:
         """Image-wise splits keep their kind when only byte-identical copies were grouped."""
-        if self.copies.get(b.label) and group_keys(b.dataset, self.group_by) is None:
+        if self.copies.get(b.label) and self.keys(b) is None:
             return [replace(sp, kind=kind) for sp in splits]
         return splits
 
@@ -574,10 +591,10 @@ def run_protocol(
     if repeats < 1:
         raise AttiqaError("repeats must be at least 1")
     _check_all(benches)
-    for b in benches:
-        group_keys(b.dataset, group_by)  # a dataset without the groups fails before the first run
     out = Path(out_dir)
     r = _Run(cfg, init, select, progress, keep_checkpoints, out, repeats, seed, official_split, group_by)
+    for b in benches:
+        r.keys(b)  # a dataset without the groups fails before the first run
     if protocol in ("single", "linear-probe"):
         runs, summary, table = _single(r, benches, method, protocol)
     elif protocol == "data-efficient":

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,7 +22,8 @@ from attiqa.attributes import ATTRIBUTES
 from attiqa.config import FinetuneConfig, PretrainConfig
 from attiqa.distortions import apply_distortion
 
-SCORES = Path(__file__).resolve().parents[2] / "shared" / "data" / "scores"
+REPO = Path(__file__).resolve().parents[1]
+SCORES = REPO.parent / "shared" / "data" / "scores"
 
 # ----------------------------------------------------------------------------------------------------
 # fine-tuning: a MOS data set
@@ -188,6 +191,36 @@ def tiny_attiqa_scorer(folder: Path):
     import attiqa
 
     return attiqa.load_scorer(tiny_attiqa_checkpoint(folder))
+
+
+def attiqa_cmd(*args: object, ranks: int = 1, script: Path | None = None) -> list[str]:
+    """The command line of ``attiqa ARGS``: one process, or ``ranks`` processes under real ``torchrun
+    --standalone`` (gloo on a CPU, a free port of its own: suites running at once do not collide).
+    ``script``, a Python file, runs in place of ``-m attiqa.cli`` (a wrapper around :func:`attiqa.cli.main`,
+    or a test's own multi-process program) with ARGS as its arguments."""
+    entry = [str(script)] if script is not None else ["-m", "attiqa.cli"]
+    torchrun = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(ranks)]
+    return [sys.executable, *(torchrun if ranks > 1 else []), *entry, *map(str, args)]
+
+
+def attiqa_env(env: dict[str, str] | None = None) -> dict[str, str]:
+    """This process's environment with ``env`` added and this checkout first on ``PYTHONPATH``: a script's
+    path starts at its own folder, not at the working directory, and would import an installed attiqa."""
+    path = [str(REPO), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(path), **(env or {})}
+
+
+def run_attiqa(
+    *args: object,
+    ranks: int = 1,
+    script: Path | None = None,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+) -> subprocess.CompletedProcess:
+    """:func:`attiqa_cmd` run to its end (10 minutes at most) in :func:`attiqa_env` (in folder ``cwd``),
+    its output captured as text."""
+    cmd = attiqa_cmd(*args, ranks=ranks, script=script)
+    return subprocess.run(cmd, env=attiqa_env(env), cwd=cwd, capture_output=True, text=True, timeout=600)
 
 
 def kill_when(proc: subprocess.Popen, ready: Callable[[], bool], timeout: float = 120) -> None:

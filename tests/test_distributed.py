@@ -4,23 +4,19 @@ fine-tuning; both ranks must end bit-identical and only rank 0 may write files."
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
-import sys
 from dataclasses import asdict
 from pathlib import Path
 
 import pytest
 import torch
+from helpers import run_attiqa
 
 from attiqa.config import FinetuneConfig, PretrainConfig
 from attiqa.device import resolve_device
 from attiqa.models import load_model
 from attiqa.training.distributed import all_gather_cat, is_dist, process_group, world_size
 from attiqa.training.trainer import DEBUG_HASH_ENV, weights_hash
-
-REPO = Path(__file__).resolve().parents[1]
 
 SCRIPT = """
 import faulthandler, json, os, sys
@@ -43,10 +39,8 @@ print(f"rank {os.environ.get('RANK')}: {args['stage']} returned", file=sys.stder
 def torchrun(tmp_path: Path, args: dict, hash_dir: Path) -> subprocess.CompletedProcess:
     script = tmp_path / "run_stage.py"
     script.write_text(SCRIPT)
-    exe = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or "torchrun"
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", DEBUG_HASH_ENV: str(hash_dir)}
-    cmd = [exe, "--standalone", "--nproc_per_node", "2", str(script), json.dumps(args)]
-    proc = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    env = {"OMP_NUM_THREADS": "1", DEBUG_HASH_ENV: str(hash_dir)}
+    proc = run_attiqa(json.dumps(args), ranks=2, script=script, env=env)
     assert proc.returncode == 0, proc.stderr[-8000:]
     return proc
 

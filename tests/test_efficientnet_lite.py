@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import SHARED_DATA, resized, skimage_rgb
+from PIL import Image
 from torch import nn
 
 from attiqa.models.backbones import (
@@ -189,26 +190,25 @@ def test_train_mode_forward_backward_matches_timm_bit_for_bit(timm, variant):
         assert torch.equal(s_ours[k], s_ref[k]), k  # running mean/var and num_batches_tracked moved alike
 
 
-def _shared_photos(n: int = 3) -> list[str]:
-    found = []
+def _real_photos(n: int = 3) -> list[str | Image.Image]:
+    """The first ``n`` photos of clive-dev and AGIQA-3k under ../shared/data, or scikit-image's (the other
+    comparisons' photos) on a clone without it, so the comparison runs everywhere."""
+    found: list[str | Image.Image] = []
     for folder in (SHARED_DATA / "clive-dev" / "images", SHARED_DATA / "agiqa3k-dev" / "AGIQA-3K"):
         found += [
             str(p) for p in sorted(folder.glob("*"))[:n] if p.suffix.lower() in (".jpg", ".png", ".bmp")
         ]
-    return found
+    return found or [skimage_rgb(name) for name in PHOTOS]
 
 
-@pytest.mark.shared_data
 @pytest.mark.parametrize("model", ["attiqa-default", "attiqa-agiqa3k"])
 def test_shipped_models_score_real_photos_as_with_timms_network(timm, model):
     """The shipped checkpoint scored (folded, as ``attiqa score`` does) with our network and with timm's
-    carrying the same weights: the same MOS and attributes on clive-dev and AGIQA-3k photos."""
+    carrying the same weights: the same MOS and attributes on real photos (clive-dev and AGIQA-3k ones when
+    ../shared/data is present, scikit-image's otherwise)."""
     from attiqa.scorers.attiqa_scorer import AttiqaScorer
     from attiqa.scorers.zoo import resolve_weights
 
-    paths = _shared_photos()
-    if not paths:
-        pytest.skip("../shared/data/clive-dev and agiqa3k-dev absent")
     ckpt = resolve_weights(model)
     ours = AttiqaScorer(ckpt)
     ref = AttiqaScorer(ckpt, fold=False)
@@ -218,7 +218,7 @@ def test_shipped_models_score_real_photos_as_with_timms_network(timm, model):
     net.load_state_dict(body.net.state_dict(), strict=True)
     body.net = net.eval().to(memory_format=torch.channels_last)
     fold_batchnorm(ref.model)
-    images = [*paths, resized(skimage_rgb("coffee"), shorter=300)]
+    images = [*_real_photos(), resized(skimage_rgb("coffee"), shorter=300)]
     a, b = ref(images), ours(images)
     for col in ours.columns:
         np.testing.assert_array_equal(b[col], a[col], err_msg=col)

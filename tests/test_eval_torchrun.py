@@ -7,24 +7,20 @@ from __future__ import annotations
 import contextlib
 import csv
 import json
-import os
 import re
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from helpers import tiny_attiqa_checkpoint
+from helpers import attiqa_cmd, attiqa_env, run_attiqa, tiny_attiqa_checkpoint
 
 from attiqa.evaluation.cache import ScoreCache
 
 pytestmark = pytest.mark.slow
 
-ATTIQA = [sys.executable, "-m", "attiqa.cli"]
-TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
 # a share is batched otherwise than the whole list: float rounding of the kernels, seen up to 1e-6 on the
 # tiny checkpoint's 0-100 MOS scale (values printed to 6 digits)
 TOLERANCE = 1e-3
@@ -48,14 +44,51 @@ def dataset(root: Path, photos, n: int, side: int) -> list[Path]:
     return paths
 
 
+# `attiqa` with the image check (find_unreadable, where the package looks it up) counted: each rank appends
+# the paths it checks to $CHECKED.<rank>
+COUNTED_CHECK = """
+import os
+import attiqa.datasets.base as base
+import attiqa.evaluation.evaluate as ev
+from attiqa.cli import main
+
+real = base.find_unreadable
+
+def counted(paths, *args, **kwargs):
+    with open(f"{os.environ['CHECKED']}.{os.environ.get('RANK', '0')}", "a") as fh:
+        fh.writelines(f"{p}\\n" for p in paths)
+    return real(paths, *args, **kwargs)
+
+base.find_unreadable = ev.find_unreadable = counted
+main()
+"""
+
+
+def eval_args(root: Path, out: Path, ckpt: Path, *extra: str) -> list[object]:
+    return ["eval", "folder", "--root", root, "-m", ckpt, "-o", out, "-q", *extra, "--batch-size", "2",
+            "--workers", "0", "--device", "cpu"]  # fmt: skip
+
+
 def evaluate(
-    root: Path, out: Path, cache: Path, ckpt: Path, ranks: int = 1, *extra: str
+    root: Path, out: Path, cache: Path, ckpt: Path, ranks: int = 1, *extra: str, checked: Path | None = None
 ) -> subprocess.CompletedProcess:
-    head = [*TORCHRUN, "-m", "attiqa.cli"] if ranks > 1 else ATTIQA
-    cmd = [*head, "eval", "folder", "--root", str(root), "-m", str(ckpt), "-o", str(out), "-q", *extra]
-    cmd += ["--batch-size", "2", "--workers", "0", "--device", "cpu"]
-    env = {**os.environ, "ATTIQA_CACHE": str(cache), "OMP_NUM_THREADS": "1"}
-    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    """``attiqa eval`` (under torchrun with ``ranks`` > 1); with ``checked``, the image check counted into
+    ``checked.<rank>``."""
+    env = {"ATTIQA_CACHE": str(cache), "OMP_NUM_THREADS": "1"}
+    script = None
+    if checked is not None:
+        script = checked.parent / "counted_attiqa.py"
+        script.write_text(COUNTED_CHECK)
+        env["CHECKED"] = str(checked)
+    return run_attiqa(*eval_args(root, out, ckpt, *extra), ranks=ranks, script=script, env=env)
+
+
+def checked_paths(log: Path, ranks: int = 2) -> list[list[str]]:
+    """The paths each rank's image check looked at."""
+    return [
+        (p.read_text().splitlines() if (p := log.with_name(f"{log.name}.{r}")).exists() else [])
+        for r in range(ranks)
+    ]
 
 
 def predictions(out: Path) -> list[list[str]]:
@@ -109,6 +142,38 @@ def test_two_ranks_write_what_one_process_writes_and_a_rerun_uses_the_cache(tmp_
     assert_same(tmp_path / "two", tmp_path / "again")
 
 
+def test_two_ranks_check_each_image_once_and_report_as_one_process(tmp_path, photos):
+    """**Was**: every rank checked every image (header reads), and ``attiqa eval`` checked twice (the
+    command, then :func:`evaluate`). Now each image is checked once, by one rank; the report of missing
+    images is the one a single process gives, in input order."""
+    paths = dataset(tmp_path / "ds", photos, 11, 48)
+    for p in (paths[8], paths[5]):
+        p.unlink()
+    ckpt = tiny_attiqa_checkpoint(tmp_path)
+    one = evaluate(tmp_path / "ds", tmp_path / "one", tmp_path / "cache", ckpt)
+    error = one.stderr[one.stderr.index("error:") :].strip()
+    assert one.returncode == 2 and error.index("img005.png") < error.index("img008.png"), one.stderr
+    two = evaluate(tmp_path / "ds", tmp_path / "two", tmp_path / "cache", ckpt, 2, checked=tmp_path / "stop")
+    assert two.returncode != 0 and two.stderr.count(error) == 2, two.stderr[-3000:]  # each rank: the same
+    by_rank = checked_paths(tmp_path / "stop")
+    assert all(by_rank) and sorted(sum(by_rank, [])) == sorted(map(str, paths))  # each image once
+
+    skip = ("--skip-missing",)
+    one = evaluate(tmp_path / "ds", tmp_path / "one", tmp_path / "cache1", ckpt, 1, *skip)
+    assert one.returncode == 0, one.stderr
+    two = evaluate(
+        tmp_path / "ds", tmp_path / "two", tmp_path / "cache2", ckpt, 2, *skip, checked=tmp_path / "skip"
+    )
+    assert two.returncode == 0, two.stderr[-3000:]
+    assert_same(tmp_path / "one", tmp_path / "two")
+    sa, sb = (
+        json.loads((tmp_path / d / "summary.json").read_text())["skipped_missing"] for d in ("one", "two")
+    )
+    assert sa == sb and [Path(s.split(":")[0]).name for s in sb] == ["img005.png", "img008.png"]
+    by_rank = checked_paths(tmp_path / "skip")
+    assert all(by_rank) and sorted(sum(by_rank, [])) == sorted(map(str, paths))
+
+
 def test_killed_under_torchrun_resumes_from_the_cache(tmp_path, photos):
     paths = dataset(tmp_path / "ds", photos, 120, 256)
     ckpt = tiny_attiqa_checkpoint(tmp_path)
@@ -121,20 +186,8 @@ def test_killed_under_torchrun_resumes_from_the_cache(tmp_path, photos):
         except sqlite3.Error:  # not created yet
             return 0
 
-    head = [*TORCHRUN, "-m", "attiqa.cli", "eval", "folder", "--root", str(tmp_path / "ds"), "-m", str(ckpt)]
-    cmd = [
-        *head,
-        "-o",
-        str(tmp_path / "killed"),
-        "-q",
-        "--batch-size",
-        "2",
-        "--workers",
-        "0",
-        "--device",
-        "cpu",
-    ]
-    env = {**os.environ, "ATTIQA_CACHE": str(cache.parent), "OMP_NUM_THREADS": "1"}
+    cmd = attiqa_cmd(*eval_args(tmp_path / "ds", tmp_path / "killed", ckpt), ranks=2)
+    env = attiqa_env({"ATTIQA_CACHE": str(cache.parent), "OMP_NUM_THREADS": "1"})
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and proc.poll() is None and cached() < 6:

@@ -104,6 +104,42 @@ def test_bench_with_byte_identical_copies_says_so_and_keeps_them_together(tmp_pa
     assert {x["split_kind"] for x in doc["runs"]} == {"random"}  # still image-wise
 
 
+def test_bench_finds_copies_once_per_dataset_and_resumes_with_the_same_splits(tmp_path, monkeypatch):
+    """**Was**: the copy search (hashing every file that shares a size) and the dataset's groups were worked
+    out again for every split draw and fraction. Now once per dataset; the splits are those drawn from the
+    merged groups as before, so a rerun resumes every finished run."""
+    from attiqa import protocols
+    from attiqa.datasets import get_dataset
+
+    ds = get_dataset("folder", _set_with_copies(tmp_path / "d"))
+    merged, n_copies = protocols.split_groups(ds, None)
+    assert n_copies == 2
+    fractions = (0.5, 0.75)
+    expected = [sp for fr in fractions for sp in protocols.fraction_splits(len(ds), fr, 2, 0, groups=merged)]
+    hashed: list[str] = []
+    grouped: list[str] = []
+    content_key, group_keys = protocols.content_key, protocols.group_keys  # the real ones, counted
+    monkeypatch.setattr(protocols, "content_key", lambda p: hashed.append(str(p)) or content_key(p))
+    monkeypatch.setattr(protocols, "group_keys", lambda d, g: grouped.append(d.name) or group_keys(d, g))
+    cfg = {"backbone": "tiny", "pretrained_backbone": False, "head_hidden": 8, "mos_hidden": 8, "epochs": 1,
+           "batch_size": 6, "resize_shorter": 40, "crop_size": 32, "num_workers": 0,
+           "device": "cpu"}  # fmt: skip
+    bench = [protocols.bench_dataset(ds, "mine")]
+    kw = {"repeats": 2, "fractions": fractions, "group_by": None}
+    first = protocols.run_protocol("data-efficient", bench, cfg, tmp_path / "b", **kw)
+    assert grouped == ["folder"]  # was 4: the check, the copy merge, once per fraction
+    assert len(hashed) == len(set(hashed)) >= 4  # each file hashed once, the two pairs among them
+    names = [Path(it.image).name for it in ds.items]
+    for sp, rec in zip(expected, first.runs, strict=True):
+        assert rec["split"] == sp.name and rec["split_kind"] == "fraction"
+        rows = csv.DictReader((tmp_path / "b" / "data-efficient" / "mine" / sp.name / "split.csv").open())
+        assert {Path(x["image"]).name for x in rows if x["split"] == "test"} == {names[i] for i in sp.test}
+    done = sorted((tmp_path / "b" / "data-efficient" / "mine").glob("*/run.json"))
+    stamps = [p.stat().st_mtime_ns for p in done]
+    again = protocols.run_protocol("data-efficient", bench, cfg, tmp_path / "b", **kw)
+    assert again.runs == first.runs and [p.stat().st_mtime_ns for p in done] == stamps  # resumed, none rerun
+
+
 # ---------------------------------------------------------------------------------------------------------
 # attiqa score: names with control characters in the printed table
 

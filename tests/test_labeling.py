@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from helpers import attiqa_cmd, attiqa_env, run_attiqa
 
 from attiqa.attributes import ATTRIBUTES
 from attiqa.io.images import discover_images
 from attiqa.labeling import done_images, label_images, parts_dir, read_label_metadata
 from attiqa.teachers import create_teacher
-
-ATTIQA = [sys.executable, "-m", "attiqa.cli"]
 
 
 def _many(photo_dir: Path, n_copies: int) -> list[Path]:
@@ -54,10 +51,10 @@ def test_label_table_and_metadata(photo_dir, tmp_path):
 def test_killed_run_resumes_without_loss_or_duplicates(photo_dir, tmp_path):
     paths = _many(photo_dir, 12)  # 60 images
     out = tmp_path / "labels.parquet"
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {"PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
-        [*ATTIQA, "label", str(photo_dir), "--out", str(out), "--batch-size", "2", "--workers", "0"],
-        env=env,
+        attiqa_cmd("label", photo_dir, "--out", out, "--batch-size", "2", "--workers", "0"),
+        env=attiqa_env(env),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -70,12 +67,7 @@ def test_killed_run_resumes_without_loss_or_duplicates(photo_dir, tmp_path):
     proc.wait()
     partial = done_images(out)
     assert 0 < len(partial) < len(paths), "the kill should land mid-run"
-    res = subprocess.run(
-        [*ATTIQA, "label", str(photo_dir), "--out", str(out), "--workers", "0"],
-        capture_output=True,
-        text=True,
-        env=env,
-    )
+    res = run_attiqa("label", photo_dir, "--out", out, "--workers", "0", env=env)
     assert res.returncode == 0, res.stderr
     table = pq.read_table(out)
     images = table.column("image").to_pylist()
@@ -85,11 +77,7 @@ def test_killed_run_resumes_without_loss_or_duplicates(photo_dir, tmp_path):
 def test_teacher_mismatch_is_refused(photo_dir, tmp_path):
     out = tmp_path / "l.parquet"
     label_images(discover_images([photo_dir]), create_teacher("classical"), out, num_workers=0)
-    bad = subprocess.run(
-        [*ATTIQA, "label", str(photo_dir), "--out", str(out), "--teacher", "clasical"],
-        capture_output=True,
-        text=True,
-    )
+    bad = run_attiqa("label", photo_dir, "--out", out, "--teacher", "clasical")
     assert bad.returncode == 2 and "classical" in bad.stderr and "Traceback" not in bad.stderr
 
 
@@ -97,26 +85,7 @@ def test_teacher_mismatch_is_refused(photo_dir, tmp_path):
 def test_label_sharded_under_torchrun(photo_dir, tmp_path):
     paths = _many(photo_dir, 4)
     out = tmp_path / "labels.parquet"
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node",
-        "2",
-        "--master_port",
-        "29533",
-        "-m",
-        "attiqa.cli",
-        "label",
-        str(photo_dir),
-        "--out",
-        str(out),
-        "--workers",
-        "0",
-        "--batch-size",
-        "3",
-    ]
-    res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    res = run_attiqa("label", photo_dir, "--out", out, "--workers", "0", "--batch-size", "3", ranks=2)
     assert res.returncode == 0, res.stderr[-2000:]
     images = pq.read_table(out).column("image").to_pylist()
     assert sorted(images) == sorted(str(p) for p in paths)
@@ -141,10 +110,6 @@ def test_label_honours_device(photo_dir, tmp_path):
     """`attiqa label --device cuda` on a CPU-only machine is refused in one line: the option reaches the
     teacher (it was ignored: the label stage always resolved "auto")."""
     out = tmp_path / "l.parquet"
-    r = subprocess.run(
-        [*ATTIQA, "label", str(photo_dir), "--out", str(out), "--device", "cuda"],
-        capture_output=True,
-        text=True,
-    )
+    r = run_attiqa("label", photo_dir, "--out", out, "--device", "cuda")
     assert r.returncode == 2 and "CUDA is not available" in r.stderr + r.stdout
     assert "Traceback" not in r.stderr and not out.exists()

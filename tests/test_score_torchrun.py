@@ -8,23 +8,18 @@ import csv
 import json
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from helpers import run_attiqa
 
 from attiqa.io.images import discover_images
 
 pytestmark = pytest.mark.slow
 
-ATTIQA = [sys.executable, "-m", "attiqa.cli"]
-TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
-
 
 def score(*args: object, ranks: int = 1) -> subprocess.CompletedProcess:
-    head = [*TORCHRUN, "-m", "attiqa.cli"] if ranks > 1 else ATTIQA
-    cmd = [*head, "score", *map(str, args), "-m", "classical", "--workers", "0", "--batch-size", "2"]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    return run_attiqa("score", *args, "-m", "classical", "--workers", "0", "--batch-size", "2", ranks=ranks)
 
 
 def rows(path: Path) -> list[list[str]]:

@@ -6,19 +6,14 @@ over its last good files. Every fixture is generated here; each test failed befo
 from __future__ import annotations
 
 import hashlib
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from helpers import tiny_train_config
+from helpers import run_attiqa, tiny_train_config
 from typer.testing import CliRunner
 
 from attiqa.errors import AttiqaError
 
-REPO = Path(__file__).resolve().parents[1]
 runner = CliRunner()
 
 
@@ -161,10 +156,7 @@ with process_group():
 def test_a_nan_loss_on_one_rank_stops_every_rank_at_the_same_step(tmp_path):
     script = tmp_path / "nan_rank.py"
     script.write_text(DDP_SCRIPT)
-    exe = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or "torchrun"
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    cmd = [exe, "--standalone", "--nproc_per_node", "2", str(script)]
-    proc = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=180)
+    proc = run_attiqa(ranks=2, script=script, env={"OMP_NUM_THREADS": "1"})
     assert proc.returncode != 0
     lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("rank ")]
     assert sorted(lines) == [

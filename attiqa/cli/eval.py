@@ -127,7 +127,8 @@ def eval_cmd(
     cache: bool = typer.Option(
         True,
         "--cache/--no-cache",
-        help="Reuse scores of images this model already scored (any target/split).",
+        help="Reuse scores of images this model already scored (any target/split); kept in "
+        "$ATTIQA_CACHE/eval_scores.sqlite, which must be on a local disk (not NFS).",
     ),
     skip_missing: bool = typer.Option(
         False,
@@ -148,7 +149,13 @@ def eval_cmd(
     Example: attiqa eval agiqa3k --root AGIQA-3K/ -m ckpt.safetensors
     """
     from attiqa.datasets import get_dataset, resolve_name
-    from attiqa.evaluation.evaluate import PREDICTIONS_CSV, SCATTER_PNG, SUMMARY_JSON, evaluate
+    from attiqa.evaluation.evaluate import (
+        PREDICTIONS_CSV,
+        SCATTER_PNG,
+        SUMMARY_JSON,
+        evaluate,
+        find_unreadable_shared,
+    )
     from attiqa.io.atomic import not_an_input, output_folder
     from attiqa.scorers import load_scorer
     from attiqa.sharding import sharded
@@ -160,19 +167,20 @@ def eval_cmd(
             raise AttiqaError(f"--csv is for the folder adapter; {name} reads its official score files")
         kwargs["csv"] = csv_file
     ds = get_dataset(name, root, target=target, **kwargs)
-    ds.select(split)  # a bad --split fails before the model is loaded
-    if not skip_missing:
-        ds.check_images(
-            ds.select(split),
-            fix="put the files in place or fix the score file — or pass --skip-missing to leave these "
-            "images out of the metrics",
-        )
-    if out is not None:
-        output_folder(out, "--out")  # before the model loads
-        inputs = [*ds.source_files(), *(it.image for it in ds.select(split))]
-        not_an_input([out / n for n in (PREDICTIONS_CSV, SUMMARY_JSON, SCATTER_PNG)], inputs, "--out")
-    overrides = _scorer_overrides(model, crops)
-    with sharded() as shards:  # under torchrun each process scores a share, the first writes the files
+    items = ds.select(split)  # a bad --split fails before the model is loaded
+    with sharded() as shards:  # under torchrun each process checks and scores a share, the first writes
+        if not skip_missing:
+            ds.check_images(
+                items,
+                fix="put the files in place or fix the score file — or pass --skip-missing to leave these "
+                "images out of the metrics",
+                problems=find_unreadable_shared([it.image for it in items], shards),
+            )
+        if out is not None:
+            output_folder(out, "--out")  # before the model loads
+            inputs = [*ds.source_files(), *(it.image for it in items)]
+            not_an_input([out / n for n in (PREDICTIONS_CSV, SUMMARY_JSON, SCATTER_PNG)], inputs, "--out")
+        overrides = _scorer_overrides(model, crops)
         scorer = load_scorer(model, device=device_str(device), **overrides)
         if out is None:
             out = Path("runs/eval") / _slug(
@@ -184,7 +192,7 @@ def eval_cmd(
             res = evaluate(
                 ds, scorer, out, batch_size=batch_size, num_workers=workers, cache=cache, split=split,
                 missing="skip" if skip_missing else "error", scorer_overrides=overrides, progress=not quiet,
-                shards=shards,
+                shards=shards, checked=True,
             )  # fmt: skip
         except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (run_app)
             interruption = exc
@@ -256,7 +264,8 @@ def bench_cmd(
         Path("runs/bench"),
         "--out",
         "-o",
-        help="Output folder: PROTOCOL.md, PROTOCOL.json, one folder per run.",
+        help="Output folder: PROTOCOL.md, PROTOCOL.json, one folder per run; cross also keeps its score "
+        "cache there (scores.sqlite), which must be on a local disk (not NFS).",
     ),
     repeats: int | None = typer.Option(
         None, "--repeats", "-n", min=1, help="Random splits per dataset (paper: 10; cross: 1)."

@@ -241,17 +241,24 @@ class IQADataset:
         return chosen
 
     def check_images(
-        self, items: Sequence[DatasetItem] | None = None, check_headers: bool = True, fix: str = ""
+        self,
+        items: Sequence[DatasetItem] | None = None,
+        check_headers: bool = True,
+        fix: str = "",
+        problems: Sequence[tuple[Path, str]] | None = None,
     ) -> None:
         """Fail fast, before any scoring: ONE error listing how many images are missing or unreadable,
         ending with ``fix`` (the caller's way out, e.g. a command's option) when given.
 
         Missing files, folders, empty files and (``check_headers``) files whose header PIL does not
         recognise are caught here. A file truncated after a valid header is only found when decoded;
-        :func:`attiqa.evaluation.evaluate.evaluate` reports those without stopping.
+        :func:`attiqa.evaluation.evaluate.evaluate` reports those without stopping. ``problems``: what
+        :func:`find_unreadable` found in ``items``, when the caller looked (under torchrun each process
+        looks at a share: :func:`attiqa.evaluation.evaluate.find_unreadable_shared`).
         """
         items = list(self.items if items is None else items)
-        problems = find_unreadable([it.image for it in items], check_headers)
+        if problems is None:
+            problems = find_unreadable([it.image for it in items], check_headers)
         if problems:
             shown = "\n".join(f"  {shown_name(p)}: {why}" for p, why in problems[:5])
             more = f"\n  ... and {len(problems) - 5} more" if len(problems) > 5 else ""

@@ -6,7 +6,9 @@ scorer's metadata such as crops, and any overrides) + the image's content key
 (:func:`attiqa.io.images.content_key`, the SHA-256 of its bytes): a changed file is a new entry, and a
 copied, moved or re-extracted dataset keeps its scores. Storage: one SQLite file; every batch is written in
 one transaction (WAL journal), so a killed run keeps every finished batch and never leaves a torn file, and
-two processes may share the cache (SQLite locks; writers wait up to a minute).
+two processes may share the cache (SQLite locks; writers wait up to a minute) — processes on one machine,
+the file on a local disk: WAL's index is shared memory, which a network filesystem (NFS) does not share
+between machines, so ranks on several nodes need ``ATTIQA_CACHE`` on a local disk (README).
 """
 
 from __future__ import annotations

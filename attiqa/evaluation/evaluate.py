@@ -2,8 +2,8 @@
 
 Order of work, chosen so nothing fails late: (1) select the items (target, split) and check their MOS
 (duplicates, conflicts, constant MOS); (2) check EVERY image exists and has a readable header — one error
-listing the problems, before any model call; (3) look up the per-(model, image) cache
-(:mod:`attiqa.evaluation.cache`); (4) score the rest with the one scoring path,
+listing the problems, before any model call (under torchrun each process checks a share); (3) look up
+the per-(model, image) cache (:mod:`attiqa.evaluation.cache`); (4) score the rest with the one scoring path,
 :func:`attiqa.scoring.score_batches` (as ``attiqa score``: same batching hints, same reduced-scale JPEG
 decoding, so the same image gets the same score), storing each batch in the cache as it finishes —
 under torchrun each process scores a share (:mod:`attiqa.sharding`) and rank 0 alone writes the outputs;
@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -82,22 +83,33 @@ def _fmt(v: float) -> str:
     return "" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.6g}"
 
 
+def find_unreadable_shared(paths: Sequence[Path], shards: Shards | None = None) -> list[tuple[Path, str]]:
+    """:func:`attiqa.datasets.base.find_unreadable` with each process (under torchrun) checking a share of
+    ``paths``: every process gets all the problems, in input order, as one process finds them."""
+    shards = shards or Shards()
+    mine = shards.share(range(len(paths)))
+    bad = dict(find_unreadable([paths[i] for i in mine]))
+    found = [(i, bad[paths[i]]) for i in mine if paths[i] in bad]
+    return [(paths[i], why) for i, why in sorted(x for part in shards.gather(found) for x in part)]
+
+
 def _select_items(
-    dataset: IQADataset, split: str | None, missing: str
+    dataset: IQADataset, split: str | None, missing: str, shards: Shards, checked: bool
 ) -> tuple[list[DatasetItem], list[str]]:
     items = dataset.select(split)
     if missing == "skip":
-        bad = find_unreadable([it.image for it in items])
+        bad = find_unreadable_shared([it.image for it in items], shards)
         if bad:
             badset = {p for p, _ in bad}
-            items = [it for it in items if it.image not in badset]
-            if not items:
-                dataset.check_images()  # raises the full, explained error
-            return items, [f"{p}: {why}" for p, why in bad]
+            kept = [it for it in items if it.image not in badset]
+            if not kept:
+                dataset.check_images(items, problems=bad)  # raises the full, explained error
+            return kept, [f"{p}: {why}" for p, why in bad]
         return items, []
     if missing != "error":
         raise ValueError("missing must be 'error' or 'skip'")
-    dataset.check_images(items)
+    if not checked:
+        dataset.check_images(items, problems=find_unreadable_shared([it.image for it in items], shards))
     return items, []
 
 
@@ -199,6 +211,7 @@ def evaluate(
     progress: bool = True,
     plot: bool = True,
     shards: Shards | None = None,
+    checked: bool = False,
 ) -> EvalResult:
     """Score ``dataset`` (optionally another ``target`` / one ``split``) with ``scorer``; write outputs.
 
@@ -207,13 +220,15 @@ def evaluate(
     default one-error-before-scoring. ``scorer_overrides`` (e.g. ``{"crops": "center"}``) enter the
     cache key next to the scorer's own metadata.
 
-    Under torchrun (``shards`` from :func:`attiqa.sharding.sharded`) each process scores a share of the
-    images and every process returns the same result; only rank 0 writes the files.
+    Under torchrun (``shards`` from :func:`attiqa.sharding.sharded`) each process checks and scores a
+    share of the images and every process returns the same result; only rank 0 writes the files.
+    ``checked``: the caller already ran :meth:`~attiqa.datasets.base.IQADataset.check_images` on these
+    items (``attiqa eval`` does, before the model loads), so ``missing="error"`` does not look again.
     """
     shards = shards or Shards()
     t0 = time.perf_counter()
     ds = dataset.retarget(target)
-    items, skipped = _select_items(ds, split, missing)
+    items, skipped = _select_items(ds, split, missing, shards, checked)
     items, mos_warnings = check_mos(items, ds)
     out_dir = Path(out_dir)
     workers = default_num_workers() if num_workers is None else num_workers
