@@ -3,28 +3,21 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from helpers import degraded_agiqa3k_root
+from helpers import degraded_agiqa3k_root, run_attiqa
 from PIL import Image
 
 from attiqa.distortions import apply_distortion
 
-ATTIQA = [sys.executable, "-m", "attiqa.cli"]
-
 
 def run(*args, cache: Path | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
     """The real command in a fresh process (what a user gets, exit code and all)."""
-    env = dict(os.environ, COLUMNS="200")
-    if cache is not None:
-        env["ATTIQA_CACHE"] = str(cache)
-    return subprocess.run(
-        [*ATTIQA, *map(str, args)], capture_output=True, text=True, timeout=300, env=env, cwd=cwd
-    )
+    env = {"COLUMNS": "200", **({"ATTIQA_CACHE": str(cache)} if cache is not None else {})}
+    return run_attiqa(*args, env=env, cwd=cwd)
 
 
 @pytest.fixture()

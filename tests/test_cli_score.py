@@ -4,30 +4,26 @@ from __future__ import annotations
 
 import csv
 import json
-import subprocess
-import sys
+
+from helpers import run_attiqa
 
 from attiqa.attributes import ATTRIBUTES
 
-ATTIQA = [sys.executable, "-m", "attiqa.cli"]
-
-
-def run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([*ATTIQA, *map(str, args)], capture_output=True, text=True, timeout=300)
-
 
 def test_help_explains_commands():
-    res = run("--help")
+    res = run_attiqa("--help")
     assert res.returncode == 0
     for cmd in ("label", "train", "score", "models"):
         assert cmd in res.stdout
-    assert "five attribute" in run("score", "--help").stdout
+    assert "five attribute" in run_attiqa("score", "--help").stdout
 
 
 def test_score_folder_with_a_bad_file(photo_dir, tmp_path):
     (photo_dir / "sub" / "zero.png").write_bytes(b"")
     out, sheet = tmp_path / "scores.csv", tmp_path / "sheet.png"
-    res = run("score", photo_dir, "--model", "classical", "--out", out, "--workers", "0", "--sheet", sheet)
+    res = run_attiqa(
+        "score", photo_dir, "--model", "classical", "--out", out, "--workers", "0", "--sheet", sheet
+    )
     assert res.returncode == 0, res.stderr
     rows = list(csv.DictReader(out.open()))
     assert len(rows) == 5 and list(rows[0]) == ["image", "score", *ATTRIBUTES]
@@ -42,7 +38,7 @@ def test_score_folder_with_a_bad_file(photo_dir, tmp_path):
 
 def test_score_json(photo_dir, tmp_path):
     out = tmp_path / "s.json"
-    assert run("score", photo_dir, "-m", "classical", "-o", out, "-q").returncode == 0
+    assert run_attiqa("score", photo_dir, "-m", "classical", "-o", out, "-q").returncode == 0
     doc = json.loads(out.read_text())
     assert doc["columns"][0] == "image" and len(doc["results"]) == 5 and doc["failed"] == []
 
@@ -50,16 +46,16 @@ def test_score_json(photo_dir, tmp_path):
 def test_errors_are_one_line(tmp_path):
     bad = tmp_path / "x.txt"
     bad.write_text("no")
-    res = run("score", bad, "-m", "classical")
+    res = run_attiqa("score", bad, "-m", "classical")
     assert res.returncode == 2 and "no image could be scored" in res.stderr and "Traceback" not in res.stderr
-    res = run("score", tmp_path / "missing.jpg", "-m", "classical")
+    res = run_attiqa("score", tmp_path / "missing.jpg", "-m", "classical")
     assert res.returncode == 2 and "missing.jpg" in res.stderr and "Traceback" not in res.stderr
-    res = run("score", bad, "-m", "clasical")
+    res = run_attiqa("score", bad, "-m", "clasical")
     assert res.returncode == 2 and "did you mean classical" in res.stderr
-    res = run("score", bad, "-m", "classical", "-o", tmp_path / "out.xlsx")
+    res = run_attiqa("score", bad, "-m", "classical", "-o", tmp_path / "out.xlsx")
     assert res.returncode == 2 and "Traceback" not in res.stderr
 
 
 def test_models_lists_metadata():
-    res = run("models")
+    res = run_attiqa("models")
     assert res.returncode == 0 and "classical" in res.stdout and "range" in res.stdout

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import run_attiqa
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -99,13 +100,7 @@ def test_help_and_models_import_no_heavy_library(module, entry, extra, allowed):
 
 def test_models_lists_every_zoo_name_without_torch():
     """``attiqa models`` piped: one block per scorer, the same names the zoo table holds."""
-    res = subprocess.run(
-        [sys.executable, "-m", "attiqa.cli", "models"],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        timeout=120,
-    )
+    res = run_attiqa("models")
     assert res.returncode == 0, res.stderr
     heads = [line.split()[0] for line in res.stdout.splitlines() if line and not line.startswith(" ")]
     from attiqa.scorers.zoo import zoo_table

@@ -4,10 +4,9 @@ heads move monotonically with their own degradation on photos the installation s
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
+from helpers import run_attiqa
 
 import attiqa
 from attiqa.demo import DEMO_PHOTOS, skimage_photo
@@ -56,10 +55,7 @@ def test_attiqa_score_without_model_uses_the_default(tmp_path):
     img = tmp_path / "coffee.png"
     skimage_photo("coffee").save(img)
     out = tmp_path / "scores.json"
-    proc = subprocess.run(
-        [sys.executable, "-m", "attiqa.cli", "score", str(img), "--out", str(out)],
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+    proc = run_attiqa("score", img, "--out", out)
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(out.read_text())
     assert doc["scorer"]["name"] == DEFAULT_MODEL

@@ -3,12 +3,10 @@ strength on real photos (scikit-image), the gallery sheet and the `distort` / `g
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 from conftest import resized
+from helpers import run_attiqa
 from PIL import Image
 from scipy import ndimage
 
@@ -253,43 +251,20 @@ def test_gallery_sheet_has_one_row_per_type_and_six_levels(small_photos):
     assert a[30:60, 240:290].std() > 5
 
 
-ATTIQA = [sys.executable, "-m", "attiqa.cli"]
-
-
 def test_distort_and_gallery_commands(tmp_path, small_photos):
     src = tmp_path / "photo.png"
     small_photos[0].save(src)
     out = tmp_path / "out.png"
-    r = subprocess.run(
-        [*ATTIQA, "distort", src, "--type", "kadid_jpeg", "--level", "3", "-o", out],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    r = run_attiqa("distort", src, "--type", "kadid_jpeg", "--level", "3", "-o", out)
     assert r.returncode == 0, r.stderr
     expected = apply_distortion(small_photos[0], "kadid_jpeg", 3)
     assert Image.open(out).tobytes() == expected.tobytes()
-    bad = subprocess.run(
-        [*ATTIQA, "distort", src, "--type", "kadid_jpg", "--level", "3", "-o", out],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    bad = run_attiqa("distort", src, "--type", "kadid_jpg", "--level", "3", "-o", out)
     assert bad.returncode == 2 and "did you mean kadid_jpeg" in bad.stderr and "Traceback" not in bad.stderr
-    missing = subprocess.run(
-        [*ATTIQA, "distort", tmp_path / "nope.png", "--type", "kadid_jpeg", "--level", "1", "-o", out],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    missing = run_attiqa("distort", tmp_path / "nope.png", "--type", "kadid_jpeg", "--level", "1", "-o", out)
     assert missing.returncode == 2 and "nope.png" in missing.stderr and "Traceback" not in missing.stderr
     sheet = tmp_path / "sheet.png"
-    r = subprocess.run(
-        [*ATTIQA, "gallery", src, "-o", sheet, "--kadid", "--thumb", "48"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    r = run_attiqa("gallery", src, "-o", sheet, "--kadid", "--thumb", "48")
     assert r.returncode == 0, r.stderr
     with Image.open(sheet) as im:
         assert im.height > 25 * 48

@@ -4,21 +4,18 @@ and `attiqa make-distorted` as a user runs it."""
 from __future__ import annotations
 
 import csv
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pytest
 from conftest import resized
+from helpers import run_attiqa
 from PIL import Image
 
 from attiqa.distortions import KADID_NAMES, NUM_LEVELS
 from attiqa.distortions.multi import apply_plan, make_distorted_set, plan_item
 from attiqa.errors import ConfigError
-
-ATTIQA = [sys.executable, "-m", "attiqa.cli"]
 
 
 @pytest.fixture()
@@ -118,18 +115,13 @@ def test_bad_source_is_skipped_and_reported(tmp_path, sources):
 
 def test_make_distorted_command(tmp_path, sources):
     out = tmp_path / "cli"
-    args = [*ATTIQA, "make-distorted", sources[0].parent, "--rounds", "2", "--out", out, "--seed", "3"]
-    r = subprocess.run(list(map(str, args)), capture_output=True, text=True, timeout=300)
+    args = ["make-distorted", sources[0].parent, "--rounds", "2", "--out", out, "--seed", "3"]
+    r = run_attiqa(*args)
     assert r.returncode == 0, r.stderr
     assert len(_rows(out / "labels.csv")) == 6
-    again = subprocess.run(list(map(str, args)), capture_output=True, text=True, timeout=300)
+    again = run_attiqa(*args)
     assert again.returncode == 0 and "0 written, 6 already there" in again.stderr
     empty = tmp_path / "empty"
     empty.mkdir()
-    none = subprocess.run(
-        list(map(str, [*ATTIQA, "make-distorted", empty, "--out", out])),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    none = run_attiqa("make-distorted", empty, "--out", out)
     assert none.returncode == 2 and "no images found" in none.stderr and "Traceback" not in none.stderr

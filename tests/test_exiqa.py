@@ -6,13 +6,12 @@ from __future__ import annotations
 import csv
 import json
 import math
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import run_attiqa
 
 from attiqa.distortions.kadid import KADID_NAMES
 from attiqa.distortions.multi import make_distorted_set
@@ -167,14 +166,9 @@ def test_default_prompt_length_is_table_ii_for_kadid():
     assert ExiqaTrainConfig().n_prompts == 100  # paper Table II: KADID-10k / TID2013 shallow prompts
 
 
-def _attiqa(*args) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "attiqa.cli", *map(str, args)]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-
-
 def test_exiqa_scorer_and_score_command(distorted, tiny_dir, tmp_path):
     out = tmp_path / "run"
-    res = _attiqa(
+    res = run_attiqa(
         "train", "exiqa", distorted, "--out", out, "--clip", tiny_dir, "--epochs", "2",
         "--warmup-epochs", "0", "--batch-size", "8", "--prompts", "2",
     )  # fmt: skip
@@ -188,7 +182,7 @@ def test_exiqa_scorer_and_score_command(distorted, tiny_dir, tmp_path):
         len(top) == 3
         and top[0][1] >= top[1][1] >= top[2][1] == sorted(row[d] for d in scorer.distortions)[-3]
     )
-    res = _attiqa("score", distorted / "images" / "r00", "--model", f"exiqa:{out}")
+    res = run_attiqa("score", distorted / "images" / "r00", "--model", f"exiqa:{out}")
     assert res.returncode == 0, res.stderr
     assert res.stdout.count("top distortions: kadid_") == 5
 
@@ -210,7 +204,7 @@ def test_exiqa_scorer_and_score_command(distorted, tiny_dir, tmp_path):
     assert with_reg.info.score_range == pytest.approx((min(mos), max(mos)), abs=1e-4)
     scored = with_reg(sorted((distorted / "images").rglob("*.png"))[:3])
     assert np.all(np.isfinite(scored["score"])) and scored["score"].std() > 0
-    res = _attiqa("train-exiqa-regressor", out, "--mos", distorted / "mos.csv", "--epochs", "5")
+    res = run_attiqa("train-exiqa-regressor", out, "--mos", distorted / "mos.csv", "--epochs", "5")
     assert res.returncode == 0 and "held-out SROCC" in res.stderr + res.stdout, res.stderr
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import kill_when, tiny_attiqa_checkpoint
+from helpers import attiqa_cmd, kill_when, tiny_attiqa_checkpoint
 from PIL import Image
 from safetensors import safe_open
 from safetensors.torch import save_file
@@ -31,14 +31,13 @@ from attiqa.io.tables import ENCODING, ERRORS, read_cell, safe_cell
 from attiqa.scorers import load_scorer
 from attiqa.scorers.zoo import named_models, resolve_weights
 
-ATTIQA = [sys.executable, "-m", "attiqa.cli"]
 GENBENCH = [sys.executable, "-m", "genbench.cli"]
 DEFAULT = Path(__file__).resolve().parents[1] / "attiqa" / "data" / "models" / "attiqa-default.safetensors"
 
 
 def run(*args: str | Path, env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
     env = env or dict(os.environ)
-    cmd = [*ATTIQA, *map(str, args)]
+    cmd = attiqa_cmd(*args)
     return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env, cwd=cwd)
 
 
@@ -149,7 +148,7 @@ def _rows(out: Path) -> list[dict]:
 def test_kill_keeps_finished_rows_and_a_rerun_resumes(tmp_path, photos):
     paths = _many_images(tmp_path / "imgs", photos, 100)
     out = tmp_path / "s.csv"
-    cmd = [*ATTIQA, "score", str(tmp_path / "imgs"), "-m", "classical", "-o", str(out), "-q"]
+    cmd = attiqa_cmd("score", tmp_path / "imgs", "-m", "classical", "-o", out, "-q")
     cmd += ["--batch-size", "2", "--workers", "0"]
     for sig, code in ((signal.SIGTERM, 143), (signal.SIGINT, 130)):
         before = len(_rows(out)) if out.exists() else 0
@@ -178,7 +177,7 @@ def test_sigterm_to_the_process_group_with_decode_workers_ends_cleanly(tmp_path,
     torch print "DataLoader worker ... is killed by signal" with a traceback (2 of 3 tries, session 32)."""
     _many_images(tmp_path / "imgs", photos, 200)
     out = tmp_path / "s.csv"
-    cmd = [*ATTIQA, "score", str(tmp_path / "imgs"), "-m", "attiqa-default", "-o", str(out)]
+    cmd = attiqa_cmd("score", tmp_path / "imgs", "-m", "attiqa-default", "-o", out)
     cmd += ["--batch-size", "2", "--workers", "1", "-q"]
     for attempt in range(3):
         before = len(_rows(out)) if out.exists() else 0
@@ -238,7 +237,7 @@ def test_eval_interrupted_says_where_the_finished_scores_are(tmp_path, photos):
     )
     cache = tmp_path / "cache" / "eval_scores.sqlite"
     env = {**os.environ, "ATTIQA_CACHE": str(cache.parent), "OMP_NUM_THREADS": "1"}
-    cmd = [*ATTIQA, "eval", "folder", "--root", str(tmp_path / "ds"), "-m", "classical", "-q"]
+    cmd = attiqa_cmd("eval", "folder", "--root", tmp_path / "ds", "-m", "classical", "-q")
     cmd += ["--batch-size", "2", "--workers", "0", "-o", str(tmp_path / "out")]
     for sig, code in ((signal.SIGTERM, 143), (signal.SIGINT, 130)):
         before = _cached_scores(cache)
@@ -266,7 +265,7 @@ def test_eval_killed_keeps_finished_batches_and_a_rerun_scores_only_the_rest(tmp
     )
     ckpt = tiny_attiqa_checkpoint(tmp_path)
     env = {**os.environ, "ATTIQA_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
-    cmd = [*ATTIQA, "eval", "folder", "--root", str(tmp_path / "ds"), "-m", str(ckpt), "-q"]
+    cmd = attiqa_cmd("eval", "folder", "--root", tmp_path / "ds", "-m", ckpt, "-q")
     cmd += ["--batch-size", "2", "--workers", "0", "--device", "cpu"]
     killed = [*cmd, "-o", str(tmp_path / "killed")]
     proc = subprocess.Popen(killed, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -323,7 +322,7 @@ def test_a_command_that_does_not_catch_interruptions_still_ends_with_their_exit_
     """`label` leaves Ctrl-C / SIGTERM to the app runner (typer would turn both into 130, silently)."""
     _many_images(tmp_path / "imgs", photos, 60)
     out = tmp_path / "l.parquet"
-    cmd = [*ATTIQA, "label", str(tmp_path / "imgs"), "-o", str(out), "--teacher", "classical"]
+    cmd = attiqa_cmd("label", tmp_path / "imgs", "-o", out, "--teacher", "classical")
     cmd += ["--batch-size", "2", "--workers", "0"]
     for sig, code in ((signal.SIGTERM, 143), (signal.SIGINT, 130)):
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

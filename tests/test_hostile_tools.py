@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from helpers import tiny_train_config
+from helpers import attiqa_cmd, attiqa_env, run_attiqa, tiny_train_config
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -155,9 +155,8 @@ def test_control_characters_in_names_are_escaped_in_the_table_not_in_the_csv(tmp
         shutil.copyfile(src, folder / name)
     out = tmp_path / "s.csv"
     for env in ({}, {"FORCE_COLOR": "1", "COLUMNS": "200"}):  # piped: plain lines; forced: rich's table
-        cmd = [sys.executable, "-m", "attiqa.cli", "score", str(folder), "-m", "classical", "--workers", "0"]
-        res = subprocess.run([*cmd, "-o", str(out)], capture_output=True, timeout=300,
-                             env={**os.environ, **env})  # fmt: skip
+        cmd = attiqa_cmd("score", folder, "-m", "classical", "--workers", "0", "-o", out)
+        res = subprocess.run(cmd, capture_output=True, timeout=300, env=attiqa_env(env))  # bytes
         assert res.returncode == 0, res.stderr
         table = res.stdout.decode("utf-8", "surrogateescape")
         for shown in ("a\\nb.png", "tab\\there\\x1b[31mred.png", "caf\\xe9.png", "rtl\\u202egnp.exe.png"):
@@ -183,20 +182,15 @@ def test_control_characters_in_a_skipped_name_stay_on_its_line(tmp_path):
     (folder / "bad\nname.png").write_bytes(data[: len(data) // 2])  # the header reads: found when decoded
     (folder / "mos.csv").write_text('image,mos\nimg00.png,1\nimg01.png,2\nimg02.png,3\n"bad\nname.png",4\n')
     shown = str(folder / "bad\\nname.png") + ": "
-    env = {**os.environ, "ATTIQA_CACHE": str(tmp_path / "cache")}
-    for args in (
-        ["score", str(folder)],
-        ["eval", "folder", "--root", str(folder), "-o", str(tmp_path / "e")],
-    ):
-        cmd = [sys.executable, "-m", "attiqa.cli", *args, "-m", "classical", "--workers", "0", "-q"]
-        res = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    env = {"ATTIQA_CACHE": str(tmp_path / "cache")}
+    for args in (["score", folder], ["eval", "folder", "--root", folder, "-o", tmp_path / "e"]):
+        res = run_attiqa(*args, "-m", "classical", "--workers", "0", "-q", env=env)
         assert res.returncode == 0, res.stderr
         listed = [ln.strip() for ln in res.stderr.splitlines() if "name.png" in ln]
         assert len(listed) == 1 and listed[0].startswith(shown), res.stderr
         assert not any(ln.startswith("name.png") for ln in res.stderr.splitlines()), res.stderr
     (folder / "bad\nname.png").write_bytes(b"not an image")  # refused before scoring: in the error's list
-    cmd = [sys.executable, "-m", "attiqa.cli", "eval", "folder", "--root", str(folder), "-m", "classical"]
-    res = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    res = run_attiqa("eval", "folder", "--root", folder, "-m", "classical", env=env)
     assert res.returncode == 2 and f"\n  {shown}not a recognised image format\n" in res.stderr, res.stderr
     err = ImageLoadError(folder / "a\x1b[31m.png", "cannot identify image file", "check\nthe file")
     assert plain_failure(err) == f"{folder}/a\\x1b[31m.png: cannot identify image file — check\nthe file"

@@ -7,14 +7,13 @@ from __future__ import annotations
 import csv
 import functools
 import json
-import subprocess
-import sys
 import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 from conftest import resized
+from helpers import run_attiqa
 from PIL import Image
 from scipy import ndimage, stats
 
@@ -34,7 +33,6 @@ from attiqa.prompts import (
 from attiqa.prompts.selection import signs_from_mos
 from attiqa.teachers import ClipTeacher, load_prompts
 
-ATTIQA = [sys.executable, "-m", "attiqa.cli"]
 SPAQ_XLSX = "Annotations/MOS and Image attribute scores.xlsx"
 SPAQ_COLUMNS = ("Image name", "MOS", "Brightness", "Colorfulness", "Contrast", "Noisiness", "Sharpness")
 
@@ -346,24 +344,9 @@ def test_select_prompts_command_end_to_end(tmp_path, task_photos, tiny_dir):
     _write_spaq(tmp_path / "spaq", task_photos[:2], blur_sigmas=(0, 2))
     (tmp_path / "spaq" / "TestImage" / "00001.png").write_bytes(b"not an image")  # skipped, reported
     out = tmp_path / "sel"
-    args = [
-        *ATTIQA,
-        "select-prompts",
-        "--teacher",
-        f"clip:{tiny_dir}",
-        "--images",
-        photos_dir,
-        "--spaq",
-        tmp_path / "spaq",
-        "--out",
-        out,
-        "--work-size",
-        "64",
-        "--device",
-        "cpu",
-        "--all-pairs",
-    ]
-    r = subprocess.run(list(map(str, args)), capture_output=True, text=True, timeout=600)
+    select = ["select-prompts", "--teacher", f"clip:{tiny_dir}", "--out", out]
+    r = run_attiqa(*select, "--images", photos_dir, "--spaq", tmp_path / "spaq", "--work-size", "64",
+                   "--device", "cpu", "--all-pairs")  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert "00001.png" in r.stderr and "skipped" in r.stderr
     rows = list(csv.DictReader((out / "summary.csv").open()))
@@ -384,24 +367,7 @@ def test_select_prompts_command_end_to_end(tmp_path, task_photos, tiny_dir):
     for a, (p, n) in best.items():
         assert chosen.pairs[a].positive == make_prompt(p) and chosen.pairs[a].negative == make_prompt(n)
     # bad input: one line naming the file and the fix, exit code 2
-    bad = subprocess.run(
-        list(
-            map(
-                str,
-                [
-                    *ATTIQA,
-                    "select-prompts",
-                    "--teacher",
-                    f"clip:{tiny_dir}",
-                    "--spaq",
-                    tmp_path / "nowhere",
-                    "--out",
-                    out,
-                ],
-            )
-        ),
-        capture_output=True,
-        text=True,
-        timeout=300,
+    bad = run_attiqa(
+        "select-prompts", "--teacher", f"clip:{tiny_dir}", "--spaq", tmp_path / "nowhere", "--out", out
     )
     assert bad.returncode == 2 and "nowhere" in bad.stderr and "Traceback" not in bad.stderr

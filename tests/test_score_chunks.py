@@ -3,13 +3,10 @@ of the whole batch at once to float rounding; the chunk size is checked where it
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 import torch
+from helpers import run_attiqa
 
 from attiqa.errors import AttiqaError
 from attiqa.models import AttiqaModel, create_backbone, save_model
@@ -82,12 +79,6 @@ def test_a_bad_chunk_is_refused(checkpoint, bad):
 
 
 def test_a_bad_environment_chunk_is_one_line_from_the_cli(checkpoint, photo_dir):
-    res = subprocess.run(
-        [sys.executable, "-m", "attiqa.cli", "score", str(photo_dir), "-m", str(checkpoint), "-q"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "ATTIQA_CHUNK": "lots"},
-    )
+    res = run_attiqa("score", photo_dir, "-m", checkpoint, "-q", env={"ATTIQA_CHUNK": "lots"})
     assert res.returncode != 0 and "ATTIQA_CHUNK='lots'" in res.stderr
     assert "Traceback" not in res.stderr

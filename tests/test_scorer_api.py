@@ -84,14 +84,10 @@ def test_run_folder_and_names(checkpoint):
 
 
 def test_export_half_precision_copy_scores_the_same(checkpoint, photos, tmp_path):
-    import subprocess
-    import sys
+    from helpers import run_attiqa
 
     dst = tmp_path / "small.safetensors"
-    res = subprocess.run(
-        [sys.executable, "-m", "attiqa.cli", "export", str(checkpoint), str(dst), "--name", "mini"],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+    res = run_attiqa("export", checkpoint, dst, "--name", "mini")
     assert res.returncode == 0 and "sha256" in res.stderr, res.stderr
     assert dst.stat().st_size < checkpoint.stat().st_size * 0.6
     a, b = attiqa.load_scorer(checkpoint), attiqa.load_scorer(dst)

@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import subprocess
-import sys
 import time
 
 import numpy as np
@@ -15,7 +12,7 @@ import open_clip
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import TINY_CFG
+from helpers import TINY_CFG, run_attiqa
 from PIL import Image
 from safetensors.torch import save_file
 
@@ -71,13 +68,7 @@ def test_registry_lists_every_clip_scorer_with_metadata():
         assert "CLIP" in info.needs
     with pytest.raises(ModelLoadError, match="did you mean clipiqa"):
         create_scorer("clipiq")
-    res = subprocess.run(
-        [sys.executable, "-m", "attiqa.cli", "list-scorers"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "COLUMNS": "200"},
-    )
+    res = run_attiqa("list-scorers", env={"COLUMNS": "200"})
     assert res.returncode == 0, res.stderr
     listed = {line.split()[0] for line in res.stdout.splitlines() if line and not line[0].isspace()}
     for name in (*CLIP_NAMES, "exiqa", "classical"):  # piped: one block per scorer, its name first
@@ -207,17 +198,11 @@ def test_offline_hub_weights_fail_fast_with_the_scorer_flag(name, tmp_path, monk
 
 def test_score_command_with_clipiqa_folder(tiny_rn_dir, photo_dir, tmp_path):
     out = tmp_path / "scores.csv"
-    cmd = [sys.executable, "-m", "attiqa.cli", "score", str(photo_dir), "--model", f"clipiqa:{tiny_rn_dir}"]
-    res = subprocess.run([*cmd, "-o", str(out), "-q"], capture_output=True, text=True, timeout=300)
+    res = run_attiqa("score", photo_dir, "--model", f"clipiqa:{tiny_rn_dir}", "-o", out, "-q")
     assert res.returncode == 0, res.stderr
     rows = list(csv.DictReader(out.open()))
     assert len(rows) == 5 and all(0 < float(r["score"]) < 1 for r in rows)
-    res = subprocess.run(
-        [sys.executable, "-m", "attiqa.cli", "score", str(photo_dir), "--model", "clipiqa:/nonexistent/x"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    res = run_attiqa("score", photo_dir, "--model", "clipiqa:/nonexistent/x")
     assert res.returncode != 0 and "Traceback" not in res.stderr
     assert "/nonexistent/x" in res.stderr + res.stdout
 

@@ -160,26 +160,16 @@ def test_metadata_and_bad_input():
 def test_label_command_says_the_default_teacher_is_not_clip(tmp_path, photos):
     """`attiqa label` defaults to the classical teacher, not the paper's CLIP: the help says so, the run's
     log names the teacher, and the label file's metadata (copied into the pretrain card) records it."""
-    import subprocess
-    import sys
+    from helpers import run_attiqa
 
     from attiqa.labeling import read_label_metadata
 
     for name in ("coffee", "astronaut"):
         photos[name].resize((96, 96)).save(tmp_path / f"{name}.png")
-    cmd = [sys.executable, "-m", "attiqa.cli", "label"]
-    helped = subprocess.run([*cmd, "--help"], capture_output=True, text=True, timeout=120, env=_wide_env())
+    helped = run_attiqa("label", "--help", env={"COLUMNS": "200", "TERM": "dumb"})
     assert "NOT the paper's CLIP" in " ".join(helped.stdout.split())
     out = tmp_path / "labels.parquet"
-    res = subprocess.run(
-        [*cmd, str(tmp_path), "--out", str(out)], capture_output=True, text=True, timeout=300
-    )
+    res = run_attiqa("label", tmp_path, "--out", out)
     assert res.returncode == 0, res.stderr
     assert "teacher: classical (not CLIP)" in res.stderr
     assert read_label_metadata(out)["teacher"]["teacher"] == "classical"
-
-
-def _wide_env() -> dict:
-    import os
-
-    return {**os.environ, "COLUMNS": "200", "TERM": "dumb"}

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import csv
 import json
-import subprocess
-import sys
 
 import pytest
+from helpers import run_attiqa
 
 from attiqa.distortions import apply_distortion, write_graded_set
-
-ATTIQA = [sys.executable, "-m", "attiqa.cli"]
 
 
 def test_graded_set_is_resumable_and_subsampled(tmp_path, photos):
@@ -89,9 +86,7 @@ finetune:
   num_workers: 0
 """
     )
-    res = subprocess.run(
-        [*ATTIQA, "train", "--config", str(cfg)], capture_output=True, text=True, timeout=600
-    )
+    res = run_attiqa("train", "--config", cfg)
     assert res.returncode == 0, res.stderr[-3000:]
     run = tmp_path / "run"
     assert len(list((run / "graded").glob("*.png"))) == 5 * (1 + 4)
@@ -104,12 +99,7 @@ finetune:
     assert f"finetuned: {run / 'finetune' / 'last.safetensors'}" in printed
     assert f"held-out split, last epoch: srocc={last['metrics']['srocc']:.4f}" in printed
     out = tmp_path / "scores.csv"
-    res = subprocess.run(
-        [*ATTIQA, "score", str(src), "--model", str(run), "--out", str(out), "-q"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    res = run_attiqa("score", src, "--model", run, "--out", out, "-q")
     assert res.returncode == 0, res.stderr
     scored = list(csv.DictReader(out.open()))
     assert len(scored) == 5 and all(r["mos"] != "" for r in scored)
@@ -118,5 +108,5 @@ finetune:
 def test_bad_config_is_one_line(tmp_path):
     cfg = tmp_path / "c.yaml"
     cfg.write_text("pretrain:\n  epoch: 2\n")
-    res = subprocess.run([*ATTIQA, "train", "--config", str(cfg)], capture_output=True, text=True)
+    res = run_attiqa("train", "--config", cfg)
     assert res.returncode == 2 and "did you mean 'epochs'" in res.stderr and "Traceback" not in res.stderr

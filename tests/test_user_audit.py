@@ -135,8 +135,7 @@ def test_a_training_mos_csv_that_is_not_utf8_is_one_line(tmp_path):
 
 def test_unreadable_training_images_are_one_line_each_and_counted(tmp_path, photos):
     """Before: a Python warning with torch's source line under it, once per image, worker and epoch."""
-    import subprocess
-    import sys
+    from helpers import run_attiqa
 
     cfg = _tiny_run_config(tmp_path, photos)
     images = tmp_path / "mos" / "images"
@@ -146,8 +145,7 @@ def test_unreadable_training_images_are_one_line_each_and_counted(tmp_path, phot
         p.write_bytes(p.read_bytes()[:200])  # a truncated JPEG
     text = cfg.read_text().replace("num_workers: 0", "num_workers: 2").replace("epochs: 1", "epochs: 2")
     cfg.write_text(text)
-    res = subprocess.run([sys.executable, "-m", "attiqa.cli", "train", "--config", str(cfg)],
-                         capture_output=True, text=True, timeout=600)  # fmt: skip
+    res = run_attiqa("train", "--config", cfg)
     assert res.returncode == 0, res.stderr
     lines = res.stderr.splitlines()
     skipped = [ln for ln in lines if ln.startswith("skipped ")]
