@@ -147,7 +147,9 @@ with process_group():
     try:
         Trainer("pretrain", model, Batches(), step_loss, opt, epochs=3, progress=False).fit()
     except AttiqaError as exc:
-        print(f"rank {rank}: {exc}", file=sys.stderr, flush=True)
+        # one write: print() writes the text and its newline apart, and the two ranks share one pipe
+        sys.stderr.write(f"rank {rank}: {exc}\\n")
+        sys.stderr.flush()
         sys.exit(3)
 """
 
