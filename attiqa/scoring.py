@@ -34,6 +34,7 @@ from attiqa.io.batching import default_num_workers, iter_image_batches
 from attiqa.io.tables import ENCODING, ERRORS, csv_bytes, read_cell, safe_cell
 
 OUTPUT_SUFFIXES = (".csv", ".tsv", ".json")
+OUT_FIX = "choose another --out"  # `attiqa score`'s advice for an output it cannot use
 
 
 @dataclass
@@ -145,8 +146,9 @@ def write_scores(run: ScoreRun, out: str | Path, scorer_meta: dict | None = None
     return out
 
 
-def check_output_path(out: str | Path) -> Path:
-    """Fail before any work when ``out`` cannot be written: wrong extension, a folder, no permission."""
+def check_output_path(out: str | Path, fix: str = OUT_FIX) -> Path:
+    """Fail before any work when ``out`` cannot be written: wrong extension, a folder, no permission
+    (``fix``: the advice for the last two, e.g. another command's own in place of ``--out``)."""
     out = Path(out)
     if out.is_dir() or not out.suffix:  # `-o results` most likely means "into that folder"
         what = "is a folder" if out.is_dir() else "has no file extension"
@@ -155,9 +157,9 @@ def check_output_path(out: str | Path) -> Path:
     if out.suffix.lower() not in OUTPUT_SUFFIXES:
         raise AttiqaError(f"{out}: unsupported output type {out.suffix} — give a file name ending in .csv, "
                           f".tsv or .json, e.g. {out.with_suffix('.csv')}")  # fmt: skip
-    output_folder(out.parent, "--out")
+    output_folder(out.parent, "--out", fix=None if fix == OUT_FIX else fix)
     if out.exists() and not os.access(out, os.W_OK):
-        raise AttiqaError(f"{out}: not writable (permission denied) — choose another --out")
+        raise AttiqaError(f"{out}: not writable (permission denied) — {fix}")
     return out
 
 
@@ -173,6 +175,9 @@ class ScoreWriter:
     ``.NAME.rankR.partial.csv``; :attr:`done` also holds the rows of the file and of every rank's journal
     (of this or an earlier run, whatever its world size), and rank 0 writes the file from all of them with
     :meth:`merge_shards` once every rank has closed its journal.
+
+    ``fix`` ends every message about a file it cannot use: ``attiqa score``'s "choose another --out"
+    (and, where deleting the file helps, "or delete it"), or a caller's own advice, used as given.
     """
 
     def __init__(
@@ -183,8 +188,10 @@ class ScoreWriter:
         identity: dict | None = None,
         rank: int = 0,
         world_size: int = 1,
+        fix: str = OUT_FIX,
     ) -> None:
-        self.out = check_output_path(out)
+        self.fix = fix
+        self.out = check_output_path(out, fix)
         self.columns = tuple(columns)
         self.meta = meta
         self.is_json = self.out.suffix.lower() == ".json"
@@ -228,9 +235,14 @@ class ScoreWriter:
         if isinstance(old, dict) and key(old) != key(identity):
             raise AttiqaError(
                 f"{self.out}: holds scores of {old.get('name')} (crops {old.get('crops')}), not of "
-                f"{identity.get('name')} (crops {identity.get('crops')}) — choose another --out, or delete "
-                "it to score again"
+                f"{identity.get('name')} (crops {identity.get('crops')}) — "
+                f"{self._advice(', or delete it to score again')}"
             )
+
+    def _advice(self, or_delete: str) -> str:
+        """``attiqa score``'s advice with ``or_delete`` (the file's content is the problem); a caller's own
+        ``fix`` as given."""
+        return self.fix + or_delete if self.fix == OUT_FIX else self.fix
 
     def _read_json(self) -> list[dict]:
         try:
@@ -240,7 +252,7 @@ class ScoreWriter:
         except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
             raise AttiqaError(
                 f"{self.out}: exists but is not a score file of `attiqa score` ({type(exc).__name__}) — "
-                "choose another --out or delete it"
+                f"{self._advice(' or delete it')}"
             ) from None
         self._check_columns(cols)
         return [{k: (float("nan") if v is None else v) for k, v in r.items()} for r in rows]
@@ -256,30 +268,28 @@ class ScoreWriter:
         try:
             data = path.read_bytes() if data is None else data
         except OSError as exc:
-            raise AttiqaError(f"{path}: cannot be read ({exc.strerror}) — choose another --out") from None
+            raise AttiqaError(f"{path}: cannot be read ({exc.strerror}) — {self.fix}") from None
         text = data[: data.rfind(b"\n") + 1].decode(ENCODING, ERRORS)
         lines = csv.reader(io.StringIO(text, newline=""), delimiter=delim)
         header = next(lines, None)
         if header is None:
             return []
         if header[:1] != ["image"]:
-            raise AttiqaError(
-                f"{path}: exists but is not a score file of `attiqa score` — choose another --out"
-            )
+            raise AttiqaError(f"{path}: exists but is not a score file of `attiqa score` — {self.fix}")
         self._check_columns(header[1:])
         try:
             return [self._row_from_cells(cells) for cells in lines if cells]
         except ValueError:
             raise AttiqaError(
-                f"{path}: line {lines.line_num} is not a row of scores — choose another --out, or delete it "
-                "to score again"
+                f"{path}: line {lines.line_num} is not a row of scores — "
+                f"{self._advice(', or delete it to score again')}"
             ) from None
 
     def _check_columns(self, cols: Sequence[str]) -> None:
         if list(cols) != list(self.columns):
             raise AttiqaError(
                 f"{self.out}: exists with columns {list(cols)}, not this scorer's {list(self.columns)} — "
-                "choose another --out or delete it"
+                f"{self._advice(' or delete it')}"
             )
 
     def _open_csv(self, path: Path) -> IO[str]:
@@ -296,7 +306,7 @@ class ScoreWriter:
                     self._kept_rows.extend(rows)
             fh = open(path, "a", encoding=ENCODING, errors=ERRORS, newline="")  # noqa: SIM115
         except PermissionError:
-            raise AttiqaError(f"{path}: not writable (permission denied) — choose another --out") from None
+            raise AttiqaError(f"{path}: not writable (permission denied) — {self.fix}") from None
         if fh.tell() == 0:
             csv.writer(fh, delimiter=delim, lineterminator="\n").writerow(["image", *self.columns])
             fh.flush()

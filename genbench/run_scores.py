@@ -132,9 +132,9 @@ def score_run(
     # Each batch is appended as it finishes (a kill keeps it; the writer drops a half-written last line),
     # and the file is rewritten in manifest order at the end.
     try:
-        writer = ScoreWriter(out_csv, scorer.columns)
+        writer = ScoreWriter(out_csv, scorer.columns, fix=f"delete it to score {metric} again")
     except AttiqaError as exc:  # a damaged row (an edit, a bad disk): this metric is skipped, the rest go on
-        report.error = f"{str(exc).split(' — ')[0]} — delete it to score {metric} again"
+        report.error = str(exc)
         return report
     old = _read_csv(out_csv)
     images = list(dict.fromkeys(p.image(s) for p in pairs for s in SIDES))

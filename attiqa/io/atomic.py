@@ -50,12 +50,12 @@ def _temp_label(name: str) -> str:
     return name if len(raw) <= 200 else os.fsdecode(raw[:200])
 
 
-def output_folder(folder: str | Path, option: str | None = None) -> Path:
+def output_folder(folder: str | Path, option: str | None = None, fix: str | None = None) -> Path:
     """Create ``folder`` (and its parents) for writing, or fail with one line naming it, the cause (a file
-    where a folder should be, no permission) and the fix (another ``option``, e.g. ``--out``) — called by a
-    command before its work, and by every atomic write."""
+    where a folder should be, no permission) and the fix (``fix``, else another ``option``, e.g. ``--out``)
+    — called by a command before its work, and by every atomic write."""
     folder = Path(folder) if str(folder) else Path(".")
-    fix = f"choose another {option}" if option else "write somewhere else"
+    fix = fix or (f"choose another {option}" if option else "write somewhere else")
     if option and folder.suffix.lower() in FILE_SUFFIXES and not folder.exists():  # `eval -o preds.csv`
         raise AttiqaError(f"{folder}: {option} is the folder the files are written into, not a file — give "
                           f"a folder name, e.g. {folder.with_suffix('')}")  # fmt: skip

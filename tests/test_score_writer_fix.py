@@ -1,0 +1,86 @@
+"""``ScoreWriter``'s messages end with their caller's fix: ``attiqa score``'s "choose another --out" (with
+"or delete it" where deleting helps), or genbench's "delete it to score METRIC again" (genbench has no
+``--out``). **Was** (session 34): genbench cut ``attiqa score``'s message at " — " to replace its advice."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from genbench_helpers import make_photo_run
+
+from attiqa.errors import AttiqaError
+from attiqa.scoring import ScoreWriter
+from genbench.manifest import load_pairs
+from genbench.run_scores import score_run
+
+COLS = ("mos", "sharpness")
+
+
+def _damage(out, case: str) -> dict:
+    """Leave ``out`` (and its hidden files) in the state ``case`` names; the writer's arguments for it."""
+    kwargs: dict = {}
+    if case == "other scorer":
+        out.write_text("image,score\nx.png,1\n")
+    elif case == "not a score file":
+        out.write_text("name,mos\nx.png,1\n")
+    elif case == "bad row":
+        out.write_text("image,mos,sharpness\nx.png,oops,1\n")
+    elif case == "bad json":
+        out = out.with_suffix(".json")
+        out.write_text("{oops")
+    elif case == "other weights":
+        out.write_text("image,mos,sharpness\nx.png,1,2\n")
+        out.with_name(f".{out.name}.scorer.json").write_text(json.dumps({"name": "a", "crops": None}))
+        kwargs["identity"] = {"name": "b", "crops": None}
+    elif case == "unreadable journal":  # another rank's journal that cannot be read
+        out.write_text("image,mos,sharpness\n")
+        out.with_name(f".{out.name}.rank1.partial.csv").mkdir()
+        kwargs.update(rank=0, world_size=2)
+    return {"out": out, **kwargs}
+
+
+CASES = {
+    "other scorer": "{out}: exists with columns ['score'], not this scorer's ['mos', 'sharpness'] — {fix}",
+    "not a score file": "{out}: exists but is not a score file of `attiqa score` — {fix}",
+    "bad row": "{out}: line 2 is not a row of scores — {fix}",
+    "bad json": "{out}: exists but is not a score file of `attiqa score` (JSONDecodeError) — {fix}",
+    "other weights": "{out}: holds scores of a (crops None), not of b (crops None) — {fix}",
+    "unreadable journal": "{journal}: cannot be read (Is a directory) — {fix}",
+}
+ATTIQA_FIX = {  # `attiqa score`'s texts, as they were before the fix became an argument
+    "other scorer": "choose another --out or delete it",
+    "not a score file": "choose another --out",
+    "bad row": "choose another --out, or delete it to score again",
+    "bad json": "choose another --out or delete it",
+    "other weights": "choose another --out, or delete it to score again",
+    "unreadable journal": "choose another --out",
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_each_caller_names_its_own_fix(tmp_path, case):
+    for fix in (None, "delete it to score classical again"):
+        folder = tmp_path / ("attiqa" if fix is None else "genbench")
+        folder.mkdir(exist_ok=True)
+        kwargs = _damage(folder / "s.csv", case)
+        out = kwargs["out"]
+        before = out.read_bytes()
+        with pytest.raises(AttiqaError) as err:
+            ScoreWriter(columns=COLS, **kwargs, **({} if fix is None else {"fix": fix}))
+        journal = out.with_name(f".{out.name}.rank1.partial.csv")
+        want = CASES[case].format(out=out, journal=journal, fix=fix or ATTIQA_FIX[case])
+        assert str(err.value) == want
+        assert out.read_bytes() == before  # refused, not rewritten
+
+
+def test_genbench_score_names_its_fix_and_scores_the_other_metrics(tmp_path, photos):
+    run = make_photo_run(tmp_path / "run", photos)
+    pairs = load_pairs(run)
+    assert score_run(run, pairs, "classical", num_workers=0).scored == 10
+    scores = run / "scores" / "classical.csv"
+    lines = scores.read_text().splitlines(keepends=True)
+    scores.write_text("".join([lines[0], lines[1].split(",")[0] + ",x\n", *lines[2:]]))
+    report = score_run(run, pairs, "classical", num_workers=0)
+    assert report.error == f"{scores}: line 2 is not a row of scores — delete it to score classical again"
+    assert report.scored == 0 and scores.read_text().splitlines()[1].endswith(",x")  # nothing overwritten
