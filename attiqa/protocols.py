@@ -7,9 +7,9 @@ out like the paper's and a JSON with every number.
   run), as the paper does; a ``folder`` dataset with a split column uses that column.
 - ``cross`` (Table 3): train on A exactly as in ``single`` (first split: "every experimental setup is
   the same as the main experiment", §4.4), then test that model on ALL images of every other dataset B;
-  SROCC only (the MOS scales differ). Those scores are cached in the bench's own ``OUT/scores.sqlite``, not
-  under ``$ATTIQA_CACHE``: the same SQLite file in WAL mode as ``attiqa eval``'s
-  (:mod:`attiqa.evaluation.cache`), so ``out_dir`` must be on a local disk, not on NFS (README).
+  SROCC only (the MOS scales differ). Those scores go through ``attiqa eval``'s score cache, chosen the
+  same way (``cache``: :func:`attiqa.evaluation.cache.cache_location`; by default
+  ``$ATTIQA_CACHE/eval_scores.sqlite``, which must be on a local disk, not on NFS — README).
 - ``data-efficient`` (Table 4): train on 10% / 20% of a dataset, test on the rest (our reading of
   "instead of the conventional 8:2 Train-Test split, we performed training using only 10% or 20% of the
   data"); median SROCC over ``repeats``.
@@ -508,7 +508,12 @@ def _data_efficient(
 
 
 def _cross(
-    r: _Run, benches: list[BenchDataset], method: str, eval_batch_size: int, eval_workers: int | None
+    r: _Run,
+    benches: list[BenchDataset],
+    method: str,
+    eval_batch_size: int,
+    eval_workers: int | None,
+    cache: bool | str | Path,
 ) -> tuple[list, dict, str]:
     """Table 3: train on A as in ``single``, test on all images of every other dataset; SROCC."""
     from attiqa.device import resolve_device
@@ -526,7 +531,7 @@ def _cross(
             for b in tests:
                 ev = evaluate(
                     b.dataset, scorer, ckpt.parent.parent / "cross" / b.label, batch_size=eval_batch_size,
-                    num_workers=eval_workers, cache=r.out / "scores.sqlite", progress=r.progress, plot=False,
+                    num_workers=eval_workers, cache=cache, progress=r.progress, plot=False,
                 )  # fmt: skip
                 res[b.label] = {"srocc": ev.metrics["srocc"], "plcc": ev.metrics["plcc"], "n": ev.n}
             return {"cross": res}
@@ -562,10 +567,11 @@ def run_protocol(
     eval_batch_size: int = 16,
     eval_workers: int | None = None,
     group_by: str | None = "auto",
+    cache: bool | str | Path = True,
 ) -> ProtocolResult:
     """Run ``protocol`` (see :data:`PROTOCOLS`) and write ``<protocol>.md`` + ``<protocol>.json`` in
     ``out_dir``. ``repeats`` defaults to the paper's 10 (1 for ``cross``); ``group_by`` as in the module
-    docstring."""
+    docstring; ``cache``: ``cross``'s score cache, as :func:`~attiqa.evaluation.evaluate.evaluate`'s."""
     if protocol not in PROTOCOLS:
         import difflib
 
@@ -600,7 +606,7 @@ def run_protocol(
     elif protocol == "data-efficient":
         runs, summary, table = _data_efficient(r, benches, method, fractions)
     else:
-        runs, summary, table = _cross(r, benches, method, eval_batch_size, eval_workers)
+        runs, summary, table = _cross(r, benches, method, eval_batch_size, eval_workers, cache)
 
     note = _table_note(protocol, select, repeats, seed, runs)
     md = f"## {PROTOCOLS[protocol].split(':')[0]} — {protocol}\n\n{table}\n{note}\n"

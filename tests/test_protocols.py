@@ -16,6 +16,7 @@ from PIL import Image
 from attiqa.datasets import get_dataset
 from attiqa.distortions import apply_distortion
 from attiqa.errors import AttiqaError, ConfigError
+from attiqa.evaluation.cache import ScoreCache
 from attiqa.io.checkpoints import read_card
 from attiqa.protocols import (
     bench_dataset,
@@ -181,10 +182,12 @@ def test_data_efficient_protocol_table4(blur_csv, base_yaml, tmp_path):
     assert rows[0][:2] == ["Methods", "Blur"] and rows[2][1:] == ["10%", "20%"] and len(rows[3]) == 3
 
 
-def test_cross_dataset_protocol_table3(blur_csv, noise_csv, base_yaml, tmp_path):
+def test_cross_dataset_protocol_table3(blur_csv, noise_csv, base_yaml, tmp_path, monkeypatch):
+    monkeypatch.setenv("ATTIQA_CACHE", str(tmp_path / "cache"))
     a = bench_dataset(get_dataset("folder", blur_csv), "Blur")
     b = bench_dataset(get_dataset("folder", noise_csv), "Noise")
-    res = run_protocol("cross", [a, b], base_yaml, tmp_path, eval_workers=0)
+    res = run_protocol("cross", [a, b], base_yaml, tmp_path / "out", eval_workers=0)
+    tmp_path = tmp_path / "out"
     assert len(res.runs) == 2  # one training per train DB
     assert set(res.summary) == {"Blur", "Noise"}
     assert set(res.summary["Blur"]) == {"Noise"} and set(res.summary["Noise"]) == {"Blur"}
@@ -199,7 +202,25 @@ def test_cross_dataset_protocol_table3(blur_csv, noise_csv, base_yaml, tmp_path)
     assert rows[0] == ["Train DB", "Blur", "Noise"] and rows[2] == ["Test DB", "Noise", "Blur"]
     srocc = {r["dataset"]: r["cross"] for r in res.runs}
     assert float(rows[3][1]) == pytest.approx(srocc["Blur"]["Noise"]["srocc"], abs=5e-4)
-    assert (tmp_path / "scores.sqlite").is_file()
+    # the scores went to `attiqa eval`'s cache (session 35; was OUT/scores.sqlite, whatever ATTIQA_CACHE said)
+    with ScoreCache(tmp_path.parent / "cache" / "eval_scores.sqlite") as cache:
+        assert cache.count() == 60  # each trained model on the 30 images of the other dataset
+    assert not (tmp_path / "scores.sqlite").exists()
+
+
+def test_bench_cross_no_cache_as_eval(blur_csv, noise_csv, base_yaml, tmp_path):
+    """``attiqa bench cross --no-cache`` as ``attiqa eval --no-cache``: no score cache anywhere. **Was**
+    (session 34): no such option (exit 2); the bench always kept ``OUT/scores.sqlite``."""
+    from helpers import run_attiqa
+
+    data = ["-d", f"Blur:folder={blur_csv}", "-d", f"Noise:folder={noise_csv}"]
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    res = run_attiqa("bench", "cross", *data, "-c", base_yaml, "-o", out, "--no-cache", "-q",
+                     env={"ATTIQA_CACHE": str(cache), "OMP_NUM_THREADS": "1"})  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    doc = json.loads((out / "cross.json").read_text())
+    assert {r["dataset"]: sorted(r["cross"]) for r in doc["runs"]} == {"Blur": ["Noise"], "Noise": ["Blur"]}
+    assert not (cache / "eval_scores.sqlite").exists() and not list(out.rglob("*.sqlite"))
 
 
 def test_linear_probe_freezes_the_backbone_table6(blur_csv, base_yaml, tmp_path):

@@ -50,6 +50,14 @@ WorkersOption = Annotated[
     typer.Option("--workers", "-w", min=0, help="Decode worker processes (default: one per spare core)."),
 ]
 BatchSizeOption = Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Images per model call.")]
+CacheOption = Annotated[  # `eval` and `bench cross`: where is attiqa.evaluation.cache.cache_location
+    bool,
+    typer.Option(
+        "--cache/--no-cache",
+        help="Reuse scores of images a model already scored (another target or split, a rerun after a "
+        "kill); kept in $ATTIQA_CACHE/eval_scores.sqlite, which must be on a local disk (not NFS).",
+    ),
+]
 ModelOption = Annotated[
     str | None,
     typer.Option("--model", "-m", help="Checkpoint, named model or scorer (`attiqa models`); clipiqa:DIR."),

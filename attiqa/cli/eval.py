@@ -13,6 +13,7 @@ from rich.table import Table
 
 from attiqa.cli._common import (
     BatchSizeOption,
+    CacheOption,
     DeviceOption,
     ModelOption,
     WorkersOption,
@@ -124,12 +125,7 @@ def eval_cmd(
     crops: str | None = typer.Option(
         None, "--crops", help="ATTIQA checkpoints: five (paper §4.2, default) | center (faster)."
     ),
-    cache: bool = typer.Option(
-        True,
-        "--cache/--no-cache",
-        help="Reuse scores of images this model already scored (any target/split); kept in "
-        "$ATTIQA_CACHE/eval_scores.sqlite, which must be on a local disk (not NFS).",
-    ),
+    cache: CacheOption = True,
     skip_missing: bool = typer.Option(
         False,
         "--skip-missing",
@@ -228,13 +224,13 @@ def eval_cmd(
 
 def _kept_hint(cache: bool) -> str:
     """Where an interrupted eval's finished work is: the score cache, which a rerun reads."""
-    if not cache:
-        return "nothing was kept (--no-cache) — rerun without --no-cache to keep finished batches"
-    from attiqa.evaluation.cache import default_cache_path
+    from attiqa.evaluation.cache import cache_location
 
+    where = cache_location(cache)
+    if where is None:
+        return "nothing was kept (--no-cache) — rerun without --no-cache to keep finished batches"
     return (
-        f"the finished batches are kept in the score cache {plain(default_cache_path())}; rerun the same "
-        "command to resume"
+        f"the finished batches are kept in the score cache {plain(where)}; rerun the same command to resume"
     )
 
 
@@ -264,8 +260,7 @@ def bench_cmd(
         Path("runs/bench"),
         "--out",
         "-o",
-        help="Output folder: PROTOCOL.md, PROTOCOL.json, one folder per run; cross also keeps its score "
-        "cache there (scores.sqlite), which must be on a local disk (not NFS).",
+        help="Output folder: PROTOCOL.md, PROTOCOL.json, one folder per run.",
     ),
     repeats: int | None = typer.Option(
         None, "--repeats", "-n", min=1, help="Random splits per dataset (paper: 10; cross: 1)."
@@ -296,12 +291,14 @@ def bench_cmd(
     keep_checkpoints: bool = typer.Option(
         False, "--keep-checkpoints", help="Keep each run's fine-tuned weights."
     ),
+    cache: CacheOption = True,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No training progress bars."),
 ) -> None:
     """Run one of the paper's protocols (§4.1, §4.4, §4.5) and write a table laid out like the paper's.
 
     Every run fine-tunes with the base config on a generated split.
-    Finished runs are skipped when the same command is repeated.
+    Finished runs are skipped when the same command is repeated. Cross scores each trained model on the
+    other datasets through `attiqa eval`'s score cache (--cache/--no-cache, $ATTIQA_CACHE).
 
     Example: attiqa bench single -d clive=/data/CLIVE -d koniq10k=/data/koniq -c ft.yaml --init m.safetensors
     """
@@ -338,7 +335,7 @@ def bench_cmd(
     res = run_protocol(
         protocol, benches, cfg, out, init_checkpoint=init, repeats=repeats, fractions=fr, select=select,
         seed=seed, method=method, keep_checkpoints=keep_checkpoints, progress=not quiet,
-        group_by=None if group_by.lower() == "none" else group_by,
+        group_by=None if group_by.lower() == "none" else group_by, cache=cache,
     )  # fmt: skip
     stdout.print(res.table)
     console.print(f"[green]wrote {plain(res.files['table'])} and {plain(res.files['json'])}")

@@ -45,6 +45,14 @@ def default_cache_path() -> Path:
     return cache_dir() / "eval_scores.sqlite"
 
 
+def cache_location(cache: bool | str | Path) -> Path | None:
+    """The SQLite file a ``cache`` choice means — ``attiqa eval``'s and ``attiqa bench cross``'s ``--cache``
+    (True: :func:`default_cache_path`), a path (that file), ``--no-cache`` (False: None)."""
+    if not cache:
+        return None
+    return default_cache_path() if cache is True else Path(cache)
+
+
 def score_cache_key(scorer: Scorer, overrides: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
     """(short key, full identity) of a scorer. A checkpoint is identified by its SHA-256, so a copied or
     moved checkpoint keeps its cache and a retrained one at the same path does not reuse stale scores."""

@@ -28,7 +28,7 @@ import numpy as np
 
 from attiqa.datasets.base import DatasetItem, IQADataset, find_unreadable
 from attiqa.errors import AttiqaError, ImageLoadError
-from attiqa.evaluation.cache import ScoreCache, default_cache_path, score_cache_key
+from attiqa.evaluation.cache import ScoreCache, cache_location, score_cache_key
 from attiqa.evaluation.logistic import LogisticFit, fitted_metrics
 from attiqa.evaluation.metrics import correlations
 from attiqa.interface import Scorer
@@ -215,10 +215,10 @@ def evaluate(
 ) -> EvalResult:
     """Score ``dataset`` (optionally another ``target`` / one ``split``) with ``scorer``; write outputs.
 
-    ``cache``: True = the shared cache file (:func:`default_cache_path`), a path = that SQLite file,
-    False = no cache. ``missing="skip"`` drops missing/unreadable images with a warning instead of the
-    default one-error-before-scoring. ``scorer_overrides`` (e.g. ``{"crops": "center"}``) enter the
-    cache key next to the scorer's own metadata.
+    ``cache``: True = the shared cache file, a path = that SQLite file, False = no cache
+    (:func:`~attiqa.evaluation.cache.cache_location`). ``missing="skip"`` drops missing/unreadable images
+    with a warning instead of the default one-error-before-scoring. ``scorer_overrides`` (e.g.
+    ``{"crops": "center"}``) enter the cache key next to the scorer's own metadata.
 
     Under torchrun (``shards`` from :func:`attiqa.sharding.sharded`) each process checks and scores a
     share of the images and every process returns the same result; only rank 0 writes the files.
@@ -236,7 +236,7 @@ def evaluate(
     paths = [it.image for it in items]
 
     store: ScoreCache | None = None
-    where = (default_cache_path() if cache is True else Path(cache)) if cache else None
+    where = cache_location(cache)
     try:
         if where is not None and shards.main:
             store = ScoreCache(where)
