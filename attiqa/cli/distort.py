@@ -4,6 +4,7 @@ distortion library from the command line. :mod:`attiqa.cli.app` calls :func:`reg
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import typer
@@ -15,6 +16,44 @@ from attiqa.errors import AttiqaError
 from attiqa.progress import console, plain
 
 
+def _names(text: str, option: str) -> list[str]:
+    """A comma-separated list of distortion names, each once. None given is one line: it was a traceback
+    (`make-distorted`), a copy of each source and nothing else (`degrade`), an empty sheet (`gallery`)."""
+    names = list(dict.fromkeys(t.strip() for t in text.split(",") if t.strip()))
+    if not names:
+        raise AttiqaError(f"{option} {text!r}: no distortion name — give names from `attiqa distortions`, "
+                          "e.g. gaussian_blur,contrast")  # fmt: skip
+    return names
+
+
+def _sources(inputs: list[Path], out: Path) -> list[Path]:
+    """The images of ``inputs`` (at least one), without those a folder search finds under ``out``: with the
+    output folder inside a source folder (`degrade photos -o photos/degraded`) a rerun read the outputs as
+    sources — `degrade` degraded them again, `make-distorted` refused its own folder ("made with other
+    settings"). ``out`` = a source folder cannot tell them apart: one line."""
+    from attiqa.io.images import discover_images, require_images
+
+    out_real = Path(os.path.realpath(out))
+    found: list[Path] = []
+    for src in inputs:
+        try:
+            is_dir = src.is_dir()
+        except OSError:  # inside a folder without search permission: the loader reports it
+            is_dir = False
+        if not is_dir:
+            found.append(src)  # named by the user: kept (a missing one is reported by require_images)
+        elif Path(os.path.realpath(src)) == out_real:
+            raise AttiqaError(f"{out}: --out is also a source folder — a rerun would take the outputs for "
+                              f"sources; choose another --out, e.g. {out / 'distorted'}")  # fmt: skip
+        else:
+            found += [
+                f for f in discover_images([src]) if not Path(os.path.realpath(f)).is_relative_to(out_real)
+            ]
+    if not found:
+        raise AttiqaError(f"no images found in {', '.join(map(str, inputs))} — pass image files or folders")
+    return require_images(found)
+
+
 def distort_cmd(
     image: Path = typer.Argument(..., help="The image to degrade."),
     type_: str = typer.Option(..., "--type", "-t", help="Distortion name (see `attiqa distortions`)."),
@@ -24,11 +63,12 @@ def distort_cmd(
 ) -> None:
     """Apply one distortion at one level to an image. Same image, type, level and seed -> same bytes."""
     from attiqa.distortions import apply_distortion
-    from attiqa.io.atomic import output_folder
+    from attiqa.io.atomic import not_an_input, output_folder
     from attiqa.io.images import load_image, save_format, save_image
 
     save_format(out)  # an unknown suffix or a folder that cannot be made: refused before the work
     output_folder(out.parent, "--out")
+    not_an_input([out], [image], "--out")  # `-o` the photo itself replaced it
     result = apply_distortion(load_image(image), type_, level, seed=seed)
     save_image(result, out)
     console.print(f"[green]wrote {plain(out)} ({plain(type_)} level {level}, seed {seed})")
@@ -71,15 +111,16 @@ def gallery_cmd(
     """Write one PNG sheet of IMAGE under every distortion type (rows) x level 0..5 (columns)."""
     from attiqa.distortions import DISTORTIONS, KADID_NAMES
     from attiqa.distortions.gallery import write_gallery
-    from attiqa.io.atomic import output_png
+    from attiqa.io.atomic import not_an_input, output_png
     from attiqa.io.images import load_image
     from attiqa.progress import progress_task
 
-    output_png(out, "--out")
-    if types:
-        names = [t.strip() for t in types.split(",") if t.strip()]
+    if types is not None:
+        names = _names(types, "--types")
     else:
         names = list(KADID_NAMES) if kadid_only else list(DISTORTIONS)
+    output_png(out, "--out")
+    not_an_input([out], [image], "--out")
     img = load_image(image)
     with progress_task("gallery", total=len(names), unit="row") as adv:
         path = write_gallery(img, out, names, thumb=thumb, seed=seed, on_row=adv)
@@ -109,12 +150,11 @@ def make_distorted_cmd(
     from attiqa.distortions import KADID_NAMES
     from attiqa.distortions.multi import make_distorted_set
     from attiqa.io.atomic import output_folder
-    from attiqa.io.images import require_images
     from attiqa.progress import progress_task
 
-    files = require_images(sources)
+    names = _names(distortions, "--distortions") if distortions is not None else list(KADID_NAMES)
+    files = _sources(sources, out)
     output_folder(out, "--out")
-    names = [d.strip() for d in distortions.split(",") if d.strip()] if distortions else list(KADID_NAMES)
     with progress_task("distorting", total=rounds * len(files)) as adv:
         res = make_distorted_set(
             files,
@@ -152,18 +192,17 @@ def degrade_cmd(
     attributes vary — the unlabelled set for pretraining. Resumable: existing files are skipped."""
     from attiqa.distortions import write_graded_set
     from attiqa.io.atomic import output_folder
-    from attiqa.io.images import discover_images
     from attiqa.progress import progress_task
 
-    files = discover_images(sources)
+    names = _names(distortions, "--distortions")
     try:
-        lv = [int(x) for x in levels.split(",") if x.strip()]
+        lv = list(dict.fromkeys(int(x) for x in levels.split(",") if x.strip()))
     except ValueError:
         raise AttiqaError(f"--levels must be comma-separated integers, got {levels!r}") from None
     if not lv or any(not 1 <= x <= 5 for x in lv):
         raise AttiqaError(f"--levels {levels}: each level must be 1..5 (0 is the original)")
+    files = _sources(sources, out)
     output_folder(out, "--out")
-    names = [d.strip() for d in distortions.split(",") if d.strip()]
     with progress_task("degrading", total=len(files)) as adv:
         res = write_graded_set(files, out, names, lv, fmt=fmt, max_side=max_side, on_item=adv)
     console.print(f"[green]{len(res.written)} written, {len(res.existing)} already there, in {plain(out)}")

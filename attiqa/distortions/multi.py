@@ -121,6 +121,8 @@ def make_distorted_set(
     """
     if rounds < 1:
         raise ConfigError(f"--rounds must be >= 1, got {rounds}")
+    if not distortions:  # K ~ U{1..0}: numpy's "low >= high" traceback
+        raise ConfigError("no distortion given — name at least one (`attiqa distortions` lists them)")
     for d in distortions:
         get_distortion(d)
     out_dir = Path(out_dir)

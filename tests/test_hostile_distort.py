@@ -1,0 +1,96 @@
+"""A hostile user's pass over the distortion commands (`degrade`, `make-distorted`, `distort`, `gallery`;
+session 35, docs/robustness.md): an output folder inside the source folder, an output that is the input,
+an empty name list, repeated names and levels — each as a user runs it, in a real process."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import resized
+from helpers import run_attiqa
+
+
+@pytest.fixture()
+def photo_dir(tmp_path, photos) -> Path:
+    d = tmp_path / "my photos"  # a space in the folder, a non-ASCII file name
+    d.mkdir()
+    for n in ("astronaut", "coffee"):
+        resized(photos[n], longer=48).save(d / f"{n} é.png")
+    return d
+
+
+def _files(folder: Path) -> set[str]:
+    return {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()}
+
+
+def _one_line(res, *words: str) -> None:
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and all(w in lines[0] for w in words), res.stderr
+
+
+def test_an_output_folder_inside_the_sources_is_not_read_back_by_a_rerun(photo_dir):
+    """**Was**: `degrade photos -o photos/degraded` run again degraded its own outputs (8 new files, more
+    each rerun); `make-distorted photos -o photos/md` run again was refused as "made with other settings"."""
+    other = Path(shutil.copytree(photo_dir, photo_dir.parent / "other photos"))  # for make-distorted
+    degraded = photo_dir / "degraded"
+    args = ["degrade", photo_dir, "-o", degraded, "--levels", "1", "--distortions", "gaussian_blur"]
+    first = run_attiqa(*args)
+    assert first.returncode == 0 and "4 written, 0 already there" in first.stderr, first.stderr
+    files = _files(degraded)
+    again = run_attiqa(*args)
+    assert again.returncode == 0 and "0 written, 4 already there" in again.stderr, again.stderr
+    assert _files(degraded) == files
+    md = other / "md"
+    args = ["make-distorted", other, "-o", md, "--rounds", "1", "--distortions", "contrast,gaussian_blur"]
+    first = run_attiqa(*args)
+    assert first.returncode == 0 and "2 written, 0 already there" in first.stderr, first.stderr
+    labels = (md / "labels.csv").read_text()
+    again = run_attiqa(*args)  # now photos/md holds images too
+    assert again.returncode == 0 and "0 written, 2 already there" in again.stderr, again.stderr
+    assert (md / "labels.csv").read_text() == labels
+    before = _files(photo_dir)
+    res = run_attiqa("degrade", photo_dir, "-o", photo_dir)
+    _one_line(res, "--out is also a source folder", "choose another --out")
+    assert _files(photo_dir) == before
+
+
+def test_distort_and_gallery_never_write_over_their_input(photo_dir):
+    """**Was**: `distort x.png -o x.png` and `gallery x.png -o x.png` replaced the photo."""
+    photo = photo_dir / "coffee é.png"
+    data = photo.read_bytes()
+    same = photo_dir / "." / photo.name  # another spelling of the same file
+    for res in (
+        run_attiqa("distort", photo, "-t", "contrast", "-l", "2", "-o", same),
+        run_attiqa("gallery", photo, "-o", photo, "--types", "contrast"),
+    ):
+        _one_line(res, "is also an input", "choose another --out")
+    assert photo.read_bytes() == data
+
+
+def test_no_distortion_name_is_one_line_and_repeats_count_once(photo_dir, tmp_path):
+    """**Was**: `--distortions ,` a numpy "low >= high" traceback (`make-distorted`), a copy of each photo
+    and nothing else (`degrade`), an empty sheet (`gallery --types ,`); `--levels 1,1 --distortions
+    contrast,contrast` "5 written" for 2 files."""
+    out = tmp_path / "out"
+    _one_line(run_attiqa("make-distorted", photo_dir, "-o", out, "--distortions", ","), "no distortion name")
+    _one_line(run_attiqa("degrade", photo_dir, "-o", out, "--distortions", " , "), "no distortion name")
+    _one_line(
+        run_attiqa("gallery", photo_dir / "coffee é.png", "-o", out / "g.png", "--types", ","), "--types"
+    )
+    assert not out.exists()
+    res = run_attiqa("degrade", photo_dir / "coffee é.png", "-o", out, "--levels", "1,1",
+                     "--distortions", "contrast,contrast")  # fmt: skip
+    assert res.returncode == 0 and "2 written, 0 already there" in res.stderr, res.stderr
+    assert _files(out) == {"coffee é.png", "coffee é__contrast_1.png", "sources.json"}
+
+
+def test_degrade_on_an_empty_folder_says_so_before_making_the_output(tmp_path):
+    """**Was**: "0 written …" and "no source image could be read" (none was there to read), after the
+    output folder had been made; now `make-distorted`'s and `score`'s line."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    _one_line(run_attiqa("degrade", empty, "-o", tmp_path / "out"), "no images found in", str(empty))
+    assert not (tmp_path / "out").exists()
