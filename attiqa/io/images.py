@@ -345,11 +345,12 @@ def shrink_longer(img: Image.Image, side: int, resample: Image.Resampling) -> Im
 
 
 def save_image(img: Image.Image, path: str | Path) -> Path:
-    """Write ``img`` atomically in the format its suffix names (JPEG at quality 95: near-lossless, so a
-    written render or distortion is judged, not PIL's default compression). An unknown suffix is refused
-    (:func:`save_format`) before anything is written."""
+    """Write ``img`` atomically in the format its suffix names (JPEG at quality 95: near-lossless, WebP
+    lossless, so a written render or distortion is judged, not PIL's default compression — WebP's is lossy,
+    below JPEG 95). An unknown suffix is refused (:func:`save_format`) before anything is written."""
     path = Path(path)
     fmt = save_format(path)
+    options = {"JPEG": {"quality": 95}, "WEBP": {"lossless": 1}}.get(fmt, {})
     with atomic_path(path) as tmp:
-        img.save(tmp, format=fmt, **({"quality": 95} if fmt == "JPEG" else {}))
+        img.save(tmp, format=fmt, **options)
     return path
