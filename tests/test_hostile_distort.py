@@ -37,6 +37,8 @@ def test_an_output_folder_inside_the_sources_is_not_read_back_by_a_rerun(photo_d
     """**Was**: `degrade photos -o photos/degraded` run again degraded its own outputs (8 new files, more
     each rerun); `make-distorted photos -o photos/md` run again was refused as "made with other settings"."""
     other = Path(shutil.copytree(photo_dir, photo_dir.parent / "other photos"))  # for make-distorted
+    up = run_attiqa("degrade", other, "-o", other.parent, "--levels", "1", "--distortions", "contrast")
+    assert up.returncode == 0 and "4 written" in up.stderr, up.stderr  # sources under --out, not outputs
     degraded = photo_dir / "degraded"
     args = ["degrade", photo_dir, "-o", degraded, "--levels", "1", "--distortions", "gaussian_blur"]
     first = run_attiqa(*args)

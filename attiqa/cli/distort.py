@@ -26,6 +26,10 @@ def _names(text: str, option: str) -> list[str]:
     return names
 
 
+def _inside(path: Path, folder: Path) -> bool:
+    return Path(os.path.realpath(path)).is_relative_to(folder)
+
+
 def _sources(inputs: list[Path], out: Path) -> list[Path]:
     """The images of ``inputs`` (at least one), without those a folder search finds under ``out``: with the
     output folder inside a source folder (`degrade photos -o photos/degraded`) a rerun read the outputs as
@@ -42,13 +46,13 @@ def _sources(inputs: list[Path], out: Path) -> list[Path]:
             is_dir = False
         if not is_dir:
             found.append(src)  # named by the user: kept (a missing one is reported by require_images)
-        elif Path(os.path.realpath(src)) == out_real:
+        elif (src_real := Path(os.path.realpath(src))) == out_real:
             raise AttiqaError(f"{out}: --out is also a source folder — a rerun would take the outputs for "
                               f"sources; choose another --out, e.g. {out / 'distorted'}")  # fmt: skip
-        else:
-            found += [
-                f for f in discover_images([src]) if not Path(os.path.realpath(f)).is_relative_to(out_real)
-            ]
+        elif _inside(out_real, src_real):  # the outputs are inside this source folder
+            found += [f for f in discover_images([src]) if not _inside(f.parent, out_real)]
+        else:  # e.g. `degrade photos/a -o photos`: its sources are under --out, but none of the outputs
+            found += discover_images([src])
     if not found:
         raise AttiqaError(f"no images found in {', '.join(map(str, inputs))} — pass image files or folders")
     return require_images(found)
