@@ -128,6 +128,10 @@ def read_raw(path: str | Path) -> RawImage:
     import rawpy
 
     path = Path(path)
+    if path.is_dir():
+        raise RawReadError(
+            path, "a folder, not a raw file — pass one raw (`isp-tune --raw-dir` takes folders)"
+        )
     if not path.is_file():
         raise RawReadError(path, "file not found — check the path")
     try:
@@ -165,9 +169,7 @@ def read_raw(path: str | Path) -> RawImage:
         raise
     except (rawpy.LibRawError, OSError, ValueError) as exc:
         raise RawReadError(
-            path,
-            f"LibRaw can't read it ({type(exc).__name__}: {exc}) — check the file is a "
-            "complete camera raw or DNG",
+            path, f"{_libraw_reason(exc)} — check the file is a complete camera raw or DNG"
         ) from None
 
 
@@ -183,10 +185,17 @@ def probe_raw(path: str | Path) -> RawReadError | None:
     except (rawpy.LibRawError, OSError, ValueError) as exc:
         return RawReadError(
             path,
-            f"LibRaw can't read it ({type(exc).__name__}: {exc}) — check the file is a complete camera "
-            "raw or DNG, or remove it from the folder",
+            f"{_libraw_reason(exc)} — check the file is a complete camera raw or DNG, or remove it from "
+            "the folder",
         )
     return None
+
+
+def _libraw_reason(exc: Exception) -> str:
+    """LibRaw's error as text (rawpy gives bytes); its I/O error is running out of data, not a bad disk."""
+    why = exc.args[0].decode("utf-8", "replace") if exc.args and isinstance(exc.args[0], bytes) else str(exc)
+    said = f"LibRaw can't read it ({type(exc).__name__}: {why})"
+    return said + ": the file ends early or is not a raw" if type(exc).__name__ == "LibRawIOError" else said
 
 
 def find_raws(root: str | Path) -> list[Path]:

@@ -178,6 +178,11 @@ def run(
     mos = load_mos_function(cfg.scorer)  # fail early (e.g. no default model), before writing anything
     reward = scorer_identity(cfg.scorer)
     old = _load_json(out / "run.json")
+    old_algo = old.get("config", {}).get("algo")
+    if old_algo not in (None, cfg.algo):  # its policy.safetensors and results would be replaced
+        raise ConfigError(
+            f"{out}: this run folder holds a --algo {old_algo} run, not {cfg.algo} — use a new --out"
+        )
     if old.get("reward_model") not in (None, reward):  # its searches, baselines and policy are another's
         raise ConfigError(
             f"{out}: this run folder was made with the reward model "
