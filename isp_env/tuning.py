@@ -283,8 +283,8 @@ def train(run_dir: Path, train_raws: list[Path], cfg: TrainConfig, subprocess: b
             init_from_policy(model, cfg.init_policy, cfg)
         reward = scorer_identity(cfg.scorer)
         remaining = max(cfg.timesteps - model.num_timesteps, 0)
-        with progress_task(f"training {cfg.algo.upper()}", total=cfg.timesteps, unit="step") as advance:
-            advance(model.num_timesteps)
+        kept = model.num_timesteps  # a resume's steps: in the count, not in the rate
+        with progress_task(f"training {cfg.algo.upper()}", cfg.timesteps, "step", done=kept) as advance:
             cb = _callback(run_dir, cfg, calls_before, advance, venv)
             if remaining:
                 model.learn(total_timesteps=remaining, callback=cb, reset_num_timesteps=False)
