@@ -164,8 +164,8 @@ def _cluster_groups(pairs: list[Pair], pair_ids: list[str], name: str) -> np.nda
     groups = np.array([str(records[pid][name]) for pid in pair_ids])
     if groups.size > 1 and np.unique(groups).size == 1:
         raise ConfigError(
-            f"--cluster-by {name}: every voted pair has the same value ({str(groups[0])!r}) — one cluster gives "
-            "no interval; name a field whose values group the pairs, e.g. prompt_id"
+            f"--cluster-by {name}: every voted pair has the same value ({str(groups[0])!r}) — one cluster "
+            "gives no interval; name a field whose values group the pairs, e.g. prompt_id"
         )
     return groups
 
