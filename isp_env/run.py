@@ -67,12 +67,17 @@ def scene_groups(raws: list[Path], root: Path) -> dict[Path, str]:
     groups = {p: str(p.relative_to(root)) if p.is_relative_to(root) else p.name for p in raws}
     manifest = root / "manifest.csv"
     if manifest.is_file():
-        with open(manifest, newline="", encoding="utf-8") as fh:
-            table = {
-                row["file"]: row["scene_group"]
-                for row in csv.DictReader(fh)
-                if row.get("file") and row.get("scene_group")
-            }
+        try:
+            with open(manifest, newline="", encoding="utf-8-sig") as fh:
+                table = {
+                    row["file"]: row["scene_group"]
+                    for row in csv.DictReader(fh)
+                    if row.get("file") and row.get("scene_group")
+                }
+        except UnicodeDecodeError:
+            raise ConfigError(
+                f"{manifest}: not UTF-8 — save it as UTF-8 CSV (columns file, scene_group), or remove it"
+            ) from None
         for p in raws:
             groups[p] = table.get(p.name, groups[p])
     by_size: dict[int, list[Path]] = {}
@@ -175,6 +180,12 @@ def run(
         )
     groups = scene_groups(raws, raw_dir)
     train_raws, test_raws = split(raws, test_fraction, cfg.seed, groups)
+    if test_fraction > 0 and not test_raws:  # one scene group: it always trains
+        raise ConfigError(
+            f"{raw_dir}: its {len(raws)} raws are one scene group ({groups[raws[0]]!r}: manifest.csv's "
+            "scene_group, or byte-identical copies) — none can be held out for testing; add raws of other "
+            "scenes, or pass --test-fraction 0 to train on all of them"
+        )
     mos = load_mos_function(cfg.scorer)  # fail early (e.g. no default model), before writing anything
     reward = scorer_identity(cfg.scorer)
     old = _load_json(out / "run.json")

@@ -629,6 +629,12 @@ def train_teacher(
     names, feats, objectives, group_of, skipped = teacher_inputs(train_raws, cfg, mos, groups)
     if len(names) < (0 if prior is not None else 2):
         raise ConfigError(f"--algo teacher needs at least 2 readable training raws, found {len(names)}")
+    if prior is None and len(set(group_of)) < 2:  # before any search: its cross-validation needs two
+        raise ConfigError(
+            f"--algo teacher: its training raws are one scene group ({group_of[0]!r}) — its cross-validation "
+            "holds out whole groups and needs 2 or more; add raws of other scenes, or start from a policy "
+            "(--init-policy default)"
+        )
     x0 = base if start == "base" else to_normalized(neutral())
     # search seeds 0, 1, ... whatever the split seed: a raw's targets do not depend on the split (runs on
     # other splits, and the run that fits the policy to ship, reuse the same searches)

@@ -598,3 +598,33 @@ def test_steps_a_resumed_run_kept_count_in_the_progress_but_not_in_its_rate(caps
     line = capsys.readouterr().err.strip().splitlines()[-1]
     found = re.fullmatch(r"training SAC: 1000/1000 \(([\d.]+) step/s\)", line)
     assert found and float(found.group(1)) <= 500, line
+
+
+def test_raws_of_one_scene_group_and_a_manifest_that_is_not_utf8_are_one_line(tmp_path, isp_raws):
+    """**Was** (session 35; the three DC50 raws of ../shared/data/raw/real, one scene group in their
+    manifest): "3 training raws, 0 test raws" without a word though --test-fraction was 0.3, then the
+    teacher's cross-validation of one group ended in numpy's "Singular matrix" traceback (so did
+    --test-fraction 0); a manifest.csv that is not UTF-8 in a UnicodeDecodeError traceback. Now one line
+    each, before any search."""
+    from helpers import quick_isp_tune
+    from typer.testing import CliRunner
+
+    from attiqa.errors import ConfigError
+    from isp_env.cli import app
+
+    raw_dir, out, args = quick_isp_tune(tmp_path, isp_raws)
+    names = sorted(p.name for p in raw_dir.iterdir())
+    (raw_dir / "manifest.csv").write_text("file,scene_group\n" + "".join(f"{n},chart\n" for n in names))
+    r = CliRunner().invoke(app, args)
+    assert isinstance(r.exception, ConfigError), r.output
+    said = str(r.exception)
+    assert said.startswith(f"{raw_dir}: its 4 raws are one scene group ('chart':"), said
+    r = CliRunner().invoke(app, [*args, "--test-fraction", "0"])
+    assert isinstance(r.exception, ConfigError), r.output
+    said = str(r.exception)
+    assert said.startswith("--algo teacher: its training raws are one scene group ('chart')"), said
+    assert not (out / "teacher").exists() or not any((out / "teacher").iterdir())  # no search spent
+    (raw_dir / "manifest.csv").write_bytes("file,scene_group\nx.dng,caf\xe9\n".encode("latin-1"))
+    r = CliRunner().invoke(app, args)
+    assert isinstance(r.exception, ConfigError), r.output
+    assert str(r.exception).startswith(f"{raw_dir / 'manifest.csv'}: not UTF-8"), str(r.exception)
