@@ -200,7 +200,10 @@ def _libraw_reason(exc: Exception) -> str:
 
 def find_raws(root: str | Path) -> list[Path]:
     """Raw files under ``root``, recursively, sorted (FiveK's ``raw_photos/HQa*/photos/*.dng`` included)."""
+    from attiqa.io.images import discover_images
+
     root = Path(root)
     if root.is_file():
         return [root]
-    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in RAW_EXTENSIONS)
+    # attiqa's search: linked folders followed (rglob skipped them), each real folder once; ._NAME left out
+    return sorted(discover_images([root], extensions=sorted(RAW_EXTENSIONS)))

@@ -628,3 +628,26 @@ def test_raws_of_one_scene_group_and_a_manifest_that_is_not_utf8_are_one_line(tm
     r = CliRunner().invoke(app, args)
     assert isinstance(r.exception, ConfigError), r.output
     assert str(r.exception).startswith(f"{raw_dir / 'manifest.csv'}: not UTF-8"), str(r.exception)
+
+
+def test_raws_in_a_linked_folder_are_found_and_a_link_cycle_ends(tmp_path, isp_raws):
+    """**Was** (session 35): `--raw-dir raws` where ``raws/cam1`` links to the folder holding the raws (a
+    folder of linked camera folders) found none: "found 0 raw file(s)" (`attiqa score` follows linked
+    folders since session 32). Now linked folders are searched, each real folder once (a link back up
+    ends), as `attiqa` searches images; macOS's ``._NAME.dng`` companions are not raws."""
+    from isp_env.raw import find_raws
+
+    real = tmp_path / "store" / "cam1"
+    real.mkdir(parents=True)
+    for p in isp_raws[:2]:
+        shutil.copy(p, real / p.name)
+    (real / "._x.dng").write_bytes(b"\x00\x05\x16\x07 AppleDouble")
+    root = tmp_path / "raws"
+    root.mkdir()
+    (root / "cam1").symlink_to(real)
+    (root / "again").symlink_to(real)  # a second link to the same folder: searched once
+    (real / "up").symlink_to(tmp_path / "store")  # a cycle
+    shutil.copy(isp_raws[2], root / isp_raws[2].name)
+    found = find_raws(root)
+    assert sorted(p.name for p in found) == sorted(p.name for p in isp_raws[:3]), found
+    assert found == sorted(found)
