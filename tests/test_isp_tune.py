@@ -651,3 +651,29 @@ def test_raws_in_a_linked_folder_are_found_and_a_link_cycle_ends(tmp_path, isp_r
     found = find_raws(root)
     assert sorted(p.name for p in found) == sorted(p.name for p in isp_raws[:3]), found
     assert found == sorted(found)
+
+
+def test_a_damaged_file_of_a_run_is_one_line_naming_it(tmp_path, isp_raws):
+    """**Was** (session 35): a run's run.json, training.json or teacher/targets_neutral.json cut short (an
+    edit, a bad disk; they are written atomically) ended the rerun in a JSONDecodeError traceback. Now one
+    line naming the file and what to do; deleting it redoes its step."""
+    from helpers import quick_isp_tune
+    from typer.testing import CliRunner
+
+    from attiqa.errors import ConfigError
+    from isp_env.cli import app
+
+    _, out, args = quick_isp_tune(tmp_path, isp_raws)
+    assert CliRunner().invoke(app, args).exit_code == 0
+    for name in ("run.json", "training.json", "teacher/targets_neutral.json"):
+        whole = (out / name).read_bytes()
+        (out / name).write_bytes(whole[: len(whole) // 2])
+        r = CliRunner().invoke(app, args)
+        assert isinstance(r.exception, ConfigError), r.output
+        assert str(r.exception).startswith(f"{out / name}: damaged (not JSON:"), str(r.exception)
+        (out / name).unlink()
+        if name == "training.json":
+            (out / name).write_bytes(whole)  # the targets' turn next: the fit must not be kept
+            (out / "policy.safetensors").unlink()
+    r = CliRunner().invoke(app, args)  # the deleted files' steps redone
+    assert r.exit_code == 0, r.output
