@@ -95,8 +95,11 @@ def make_progress(unit: str = "img", disable: bool = False) -> Progress:
 
 
 @contextmanager
-def progress_task(description: str, total: int, unit: str = "img", disable: bool = False) -> Iterator:
-    """Yield ``advance(n)`` for a single-task progress bar.
+def progress_task(
+    description: str, total: int, unit: str = "img", disable: bool = False, done: int = 0
+) -> Iterator:
+    """Yield ``advance(n)`` for a single-task progress bar; ``done``: work an earlier run finished (a
+    resume), in the count but not in the rate.
 
     Not on a terminal (CI, ``nohup ... > log``), a live bar would print nothing until the end, so a
     plain line is logged instead every 10 % of the work or every 60 s, whichever comes first.
@@ -105,21 +108,21 @@ def progress_task(description: str, total: int, unit: str = "img", disable: bool
         import time
 
         start = last = time.perf_counter()
-        state = {"done": 0, "last_frac": 0.0, "last": last}
+        state = {"done": done, "last_frac": done / max(total, 1), "last": last}
 
         def advance(n: int = 1) -> None:
             state["done"] += n
             now = time.perf_counter()
             frac = state["done"] / max(total, 1)
             if frac - state["last_frac"] >= 0.1 or now - state["last"] >= 60 or state["done"] >= total:
-                rate = state["done"] / max(now - start, 1e-9)
+                rate = (state["done"] - done) / max(now - start, 1e-9)
                 console.print(f"{description}: {state['done']}/{total} ({rate:.1f} {unit}/s)")
                 state["last_frac"], state["last"] = frac, now
 
         yield advance
         return
     with make_progress(unit, disable) as prog:
-        task = prog.add_task(description, total=total)
+        task = prog.add_task(description, total=total, completed=done)
         yield lambda n=1: prog.advance(task, n)
 
 

@@ -15,6 +15,7 @@ The paper does not say how its 60 raters' votes were turned into one label per p
 from __future__ import annotations
 
 import csv
+import difflib
 import io
 import math
 from collections import Counter
@@ -149,6 +150,26 @@ def bootstrap_ci(
     return float(lo), float(hi)
 
 
+def _cluster_groups(pairs: list[Pair], pair_ids: list[str], name: str) -> np.ndarray:
+    """The ``name`` field of each of ``pair_ids``' manifest records: the clusters of the bootstrap. A field
+    a record lacks is refused with the run's fields; so is one value on every pair (two pairs or more):
+    resampling one cluster gives a zero-width interval, a certainty the votes do not give."""
+    records = {p.pair_id: p.record for p in pairs}
+    lacking = [pid for pid in pair_ids if name not in records[pid]]
+    if lacking:
+        fields = sorted({k for pid in pair_ids for k in records[pid]})
+        close = difflib.get_close_matches(name, fields, n=1)
+        hint = f"did you mean {close[0]}?" if close else f"the manifest's fields: {', '.join(fields)}"
+        raise ConfigError(f"--cluster-by {name}: not in the manifest record of pair {lacking[0]!r} — {hint}")
+    groups = np.array([str(records[pid][name]) for pid in pair_ids])
+    if groups.size > 1 and np.unique(groups).size == 1:
+        raise ConfigError(
+            f"--cluster-by {name}: every voted pair has the same value ({str(groups[0])!r}) — one cluster "
+            "gives no interval; name a field whose values group the pairs, e.g. prompt_id"
+        )
+    return groups
+
+
 def metric_agreement(
     pairs: list[Pair],
     labels: dict[str, HumanLabel],
@@ -193,12 +214,7 @@ def metric_agreement(
     arr = np.fromiter(credits.values(), dtype=float, count=len(credits))
     groups = None
     if cluster_by:
-        records = {p.pair_id: p.record for p in pairs}
-        missing_field = [pid for pid in credits if cluster_by not in records[pid]]
-        if missing_field:
-            raise ConfigError(f"cluster field {cluster_by!r} is not in the manifest record of pair "
-                              f"{missing_field[0]!r}: name a manifest field, e.g. prompt_id")  # fmt: skip
-        groups = np.array([str(records[pid][cluster_by]) for pid in credits])
+        groups = _cluster_groups(pairs, list(credits), cluster_by)
     lo, hi = bootstrap_ci(arr, n_boot, seed, groups=groups)
     return MetricAgreement(
         metric=scores.name,

@@ -187,7 +187,7 @@ def agree(
     from rich.table import Table
 
     from genbench.agreement import human_labels, metric_agreement, report_folder, write_report
-    from genbench.prefs import load_votes
+    from genbench.prefs import load_votes, unused_prefs
     from genbench.run_scores import load_metric_scores
 
     pairs = _run_pairs(run_dir)
@@ -196,6 +196,15 @@ def agree(
     labels = human_labels(votes, pairs, source)
     if not labels:
         raise AttiqaError(f"{source}: no votes for this run's pairs yet — collect some with `genbench vote`")
+    n_votes = sum(lab.votes_a + lab.votes_b for lab in labels.values())
+    console.print(f"preferences: {plain(source)} ({n_votes} votes on {len(labels)} pairs)", highlight=False)
+    left_aside = unused_prefs(run_dir, prefs, source)
+    if left_aside is not None:
+        console.print(
+            f"  [yellow]{plain(left_aside)} is not used: the run's votes count once anyone voted — pass "
+            f"--prefs {plain(shell_arg(left_aside))} to measure against it[/]",
+            highlight=False,
+        )
     scores = load_metric_scores(run_dir, _split_metrics(metrics))
     results = [
         metric_agreement(pairs, labels, s, ties, model_ties, bootstrap, seed, cluster_by) for s in scores
@@ -255,12 +264,12 @@ def vote(
     from genbench.vote.server import serve
 
     n = len(_run_pairs(run_dir))
-    if host not in ("127.0.0.1", "localhost", "::1"):
-        console.print(
-            f"[yellow]warning:[/] listening on {plain(host)}: anyone who can reach this machine can vote"
-        )
 
-    def ready(actual_port: int) -> None:
+    def ready(actual_port: int) -> None:  # once listening: a --host that fails is its one line alone
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            console.print(
+                f"[yellow]warning:[/] listening on {plain(host)}: anyone who can reach this machine can vote"
+            )
         console.print(
             f"serving {n} pairs on {study_url(host, actual_port)} (Ctrl-C to stop)", highlight=False
         )

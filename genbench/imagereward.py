@@ -89,7 +89,9 @@ def expand_rankings(items: list, images_root: Path) -> tuple[list[dict], list[di
         if not (isinstance(gens, list) and isinstance(ranks, list) and len(gens) == len(ranks) >= 2):
             res.skipped.append(f"{name}: needs 'generations' and 'ranking' lists of the same length (>= 2)")
             continue
-        if not all(isinstance(g, str) and g for g in gens) or not all(isinstance(r, int) for r in ranks):
+        if not all(isinstance(g, str) and g for g in gens) or not all(
+            type(r) is int for r in ranks
+        ):  # not a bool
             res.skipped.append(f"{name}: generations must be paths and ranking integers")
             continue
         outside = [g for g in gens if not is_inside(root / g, [root])]
@@ -124,6 +126,10 @@ def import_imagereward(json_path: Path, images_root: Path | None, out_dir: Path)
     """Write ``out_dir/manifest.jsonl`` (+ CSV) and ``out_dir/prefs.csv`` from an ImageReward JSON file."""
     items = _load(json_path)
     root = images_root if images_root is not None else Path(json_path).parent
+    if root.exists() and not root.is_dir():  # a folder not made yet: the images may come later
+        raise AttiqaError(
+            f"--images {root}: a file, not a folder — pass the folder the 'generations' paths are relative to"
+        )
     records, prefs, res = expand_rankings(items, root)
     if not records:
         raise AttiqaError(f"{json_path}: no item with two differently ranked images — nothing to import")

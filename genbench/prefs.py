@@ -36,6 +36,13 @@ def load_votes(run_dir: Path, prefs: Path | None = None) -> tuple[list[Vote], Pa
     return _read(prefs), prefs
 
 
+def unused_prefs(run_dir: Path, prefs: Path | None, source: Path) -> Path | None:
+    """The run's imported ``prefs.csv`` when :func:`load_votes` chose its vote database over it (no
+    ``--prefs``, someone voted): the import's preferences are then left aside, which is said, not silent."""
+    table = Path(run_dir) / PREFS
+    return table if prefs is None and source.name == VOTES_DB and table.is_file() else None
+
+
 def _read(path: Path) -> list[Vote]:
     if path.suffix.lower() in (".sqlite", ".db", ".sqlite3"):
         from genbench.vote.store import VoteStore

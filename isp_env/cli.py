@@ -220,7 +220,8 @@ def render(
     policy: str | None = typer.Option(
         None,
         "--policy",
-        help="policy.safetensors from an isp-tune run, or `default` for the policy shipped with the package.",
+        help="policy.safetensors from an isp-tune run (or the run folder), or `default` for the policy "
+        "shipped with the package.",
     ),
     params: Path | None = typer.Option(
         None,
@@ -239,6 +240,8 @@ def render(
 
     if policy is not None and params is not None:
         raise ConfigError("pass either --policy or --params, not both")
+    if output.is_dir():
+        raise ConfigError(f"--output {output}: a folder — give a file name, e.g. {output / 'render.png'}")
     save_format(output)  # an unknown suffix is refused before the raw is read
     output_folder(output.parent, "--output")
     raw_img = read_raw(raw)

@@ -133,6 +133,20 @@ def given_values(doc: Any) -> dict[str, float]:
     return check_values(values)
 
 
+def read_run_json(path: Path) -> Any:
+    """A JSON file a run wrote (run.json, training.json, a search cache), ``{}`` when it is missing; one
+    written whole but damaged since (an edit, a bad disk) is one line naming it, not a traceback."""
+    if not path.exists():
+        return {}
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        why = f"{exc.msg}, line {exc.lineno}" if isinstance(exc, json.JSONDecodeError) else "not UTF-8"
+        raise ConfigError(
+            f"{path}: damaged (not JSON: {why}) — delete it to redo its step, or use a new --out"
+        ) from None
+
+
 def read_values(path: str | Path, problem: str, fix: str) -> dict[str, float]:
     """:func:`given_values` of the JSON file ``path``; an unreadable or unusable file is one line,
     ``PATH: PROBLEM (why) — FIX`` (``--params``, ``--base``)."""

@@ -35,7 +35,8 @@ DEFAULT_POLICY = Path(__file__).parent / "data" / "policy-default.safetensors"
 
 
 def resolve_policy(spec: str | Path) -> Path:
-    """``default`` -> the policy shipped with the package (docs/isp.md has its card); else a path."""
+    """``default`` -> the policy shipped with the package (docs/isp.md has its card); a run folder -> its
+    policy.safetensors; else a path."""
     if str(spec) == "default":
         if not DEFAULT_POLICY.exists():
             raise ModelLoadError(
@@ -44,6 +45,13 @@ def resolve_policy(spec: str | Path) -> Path:
             )
         return DEFAULT_POLICY
     path = Path(spec)
+    if path.is_dir():  # a run folder: its policy
+        if not (path / "policy.safetensors").is_file():
+            raise ModelLoadError(
+                f"{path}: a folder without policy.safetensors — pass an isp-tune run folder or its "
+                "RUN/policy.safetensors"
+            )
+        return path / "policy.safetensors"
     if not path.is_file():
         raise ModelLoadError(
             f"{path}: no such policy file — pass a policy.safetensors written by `isp-tune` "

@@ -128,6 +128,10 @@ def read_raw(path: str | Path) -> RawImage:
     import rawpy
 
     path = Path(path)
+    if path.is_dir():
+        raise RawReadError(
+            path, "a folder, not a raw file — pass one raw (`isp-tune --raw-dir` takes folders)"
+        )
     if not path.is_file():
         raise RawReadError(path, "file not found — check the path")
     try:
@@ -165,9 +169,7 @@ def read_raw(path: str | Path) -> RawImage:
         raise
     except (rawpy.LibRawError, OSError, ValueError) as exc:
         raise RawReadError(
-            path,
-            f"LibRaw can't read it ({type(exc).__name__}: {exc}) — check the file is a "
-            "complete camera raw or DNG",
+            path, f"{_libraw_reason(exc)} — check the file is a complete camera raw or DNG"
         ) from None
 
 
@@ -183,15 +185,25 @@ def probe_raw(path: str | Path) -> RawReadError | None:
     except (rawpy.LibRawError, OSError, ValueError) as exc:
         return RawReadError(
             path,
-            f"LibRaw can't read it ({type(exc).__name__}: {exc}) — check the file is a complete camera "
-            "raw or DNG, or remove it from the folder",
+            f"{_libraw_reason(exc)} — check the file is a complete camera raw or DNG, or remove it from "
+            "the folder",
         )
     return None
 
 
+def _libraw_reason(exc: Exception) -> str:
+    """LibRaw's error as text (rawpy gives bytes); its I/O error is running out of data, not a bad disk."""
+    why = exc.args[0].decode("utf-8", "replace") if exc.args and isinstance(exc.args[0], bytes) else str(exc)
+    said = f"LibRaw can't read it ({type(exc).__name__}: {why})"
+    return said + ": the file ends early or is not a raw" if type(exc).__name__ == "LibRawIOError" else said
+
+
 def find_raws(root: str | Path) -> list[Path]:
     """Raw files under ``root``, recursively, sorted (FiveK's ``raw_photos/HQa*/photos/*.dng`` included)."""
+    from attiqa.io.images import discover_images
+
     root = Path(root)
     if root.is_file():
         return [root]
-    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in RAW_EXTENSIONS)
+    # attiqa's search: linked folders followed (rglob skipped them), each real folder once; ._NAME left out
+    return sorted(discover_images([root], extensions=sorted(RAW_EXTENSIONS)))

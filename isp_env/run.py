@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import csv
 import glob
-import json
 import random
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,7 @@ from attiqa.scorers import scorer_identity
 from isp_env.baselines import cma_search, guarded_objective
 from isp_env.isp import Developed, develop, finish
 from isp_env.mos_function import MOSFunction, load_mos_function
-from isp_env.params import check_values, neutral, read_values
+from isp_env.params import check_values, neutral, read_run_json, read_values
 from isp_env.policy_io import load_policy
 from isp_env.raw import RAW_EXTENSIONS, RawReadError, find_raws, probe_raw, read_raw
 from isp_env.report import write_report
@@ -67,12 +66,17 @@ def scene_groups(raws: list[Path], root: Path) -> dict[Path, str]:
     groups = {p: str(p.relative_to(root)) if p.is_relative_to(root) else p.name for p in raws}
     manifest = root / "manifest.csv"
     if manifest.is_file():
-        with open(manifest, newline="", encoding="utf-8") as fh:
-            table = {
-                row["file"]: row["scene_group"]
-                for row in csv.DictReader(fh)
-                if row.get("file") and row.get("scene_group")
-            }
+        try:
+            with open(manifest, newline="", encoding="utf-8-sig") as fh:
+                table = {
+                    row["file"]: row["scene_group"]
+                    for row in csv.DictReader(fh)
+                    if row.get("file") and row.get("scene_group")
+                }
+        except UnicodeDecodeError:
+            raise ConfigError(
+                f"{manifest}: not UTF-8 — save it as UTF-8 CSV (columns file, scene_group), or remove it"
+            ) from None
         for p in raws:
             groups[p] = table.get(p.name, groups[p])
     by_size: dict[int, list[Path]] = {}
@@ -133,10 +137,6 @@ def image_key(path: Path, root: Path) -> str:
     return portable_stem(key, max_bytes=200)
 
 
-def _load_json(path: Path) -> dict:
-    return json.loads(path.read_text()) if path.exists() else {}
-
-
 def run(
     raw_dir: Path,
     out: Path,
@@ -175,9 +175,20 @@ def run(
         )
     groups = scene_groups(raws, raw_dir)
     train_raws, test_raws = split(raws, test_fraction, cfg.seed, groups)
+    if test_fraction > 0 and not test_raws:  # one scene group: it always trains
+        raise ConfigError(
+            f"{raw_dir}: its {len(raws)} raws are one scene group ({groups[raws[0]]!r}: manifest.csv's "
+            "scene_group, or byte-identical copies) — none can be held out for testing; add raws of other "
+            "scenes, or pass --test-fraction 0 to train on all of them"
+        )
     mos = load_mos_function(cfg.scorer)  # fail early (e.g. no default model), before writing anything
     reward = scorer_identity(cfg.scorer)
-    old = _load_json(out / "run.json")
+    old = read_run_json(out / "run.json")
+    old_algo = old.get("config", {}).get("algo")
+    if old_algo not in (None, cfg.algo):  # its policy.safetensors and results would be replaced
+        raise ConfigError(
+            f"{out}: this run folder holds a --algo {old_algo} run, not {cfg.algo} — use a new --out"
+        )
     if old.get("reward_model") not in (None, reward):  # its searches, baselines and policy are another's
         raise ConfigError(
             f"{out}: this run folder was made with the reward model "
@@ -296,7 +307,7 @@ def evaluate(
             params[name] = {}
             for key, path in paths.items():
                 pfile = out / "test" / name / "params" / f"{key}.json"
-                done = _load_json(pfile)
+                done = read_run_json(pfile)
                 if done.get("policy_timesteps") == card["timesteps"]:  # outputs of this very policy: keep
                     values = check_values(done["params"])
                 else:
@@ -391,7 +402,7 @@ def global_cma(
     scorer calls, >= 4 generations of 12), cached in ``out/baselines/cma_global.json``."""
     view = cfg.view_shorter if cfg.preview is None else None
     gfile = out / "baselines" / "cma_global.json"
-    g = _load_json(gfile)
+    g = read_run_json(gfile)
     if g.get("budget") != global_budget:
         rng = np.random.default_rng(cfg.seed)
         n = min(len(train_raws), max(1, global_budget // (12 * 4)))  # >= 4 generations of 12 on the subset
@@ -427,7 +438,7 @@ def _baselines(
     budgets["cma_global"] = {"train": g["calls"], "test": 0}
     # per-image CMA-ES on each test raw, the same guarded reward as the agent's
     pfile = out / "baselines" / "cma_per_image.json"
-    per = {k: v for k, v in _load_json(pfile).items() if v.get("budget") == image_budget}
+    per = {k: v for k, v in read_run_json(pfile).items() if v.get("budget") == image_budget}
     with progress_task("per-image CMA-ES", total=len(items), unit="img") as advance:
         for key, item in items.items():
             if key not in per:

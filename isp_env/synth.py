@@ -98,7 +98,11 @@ def synth_dng(path: str | Path, rgb: np.ndarray, seed: int) -> Path:
 
 
 def find_photos(root: str | Path) -> list[Path]:
-    return sorted(p for p in Path(root).rglob("*") if p.is_file() and p.suffix.lower() in PHOTO_EXTENSIONS)
+    """``--synth-photos``' photos, found as `attiqa` finds images (linked folders followed: rglob skipped
+    them); a photo named on its own is itself."""
+    from attiqa.io.images import discover_images
+
+    return sorted(discover_images([root], extensions=sorted(PHOTO_EXTENSIONS)))
 
 
 def synth_raws(

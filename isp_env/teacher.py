@@ -39,7 +39,7 @@ import torch
 from attiqa.io.atomic import write_json_atomic
 from attiqa.progress import console, progress_task
 from isp_env.baselines import cma_search
-from isp_env.params import N_PARAMS, to_normalized
+from isp_env.params import N_PARAMS, read_run_json, to_normalized
 
 KINDS = ("base", "mean", "ridge", "knn")
 # candidates of the cross-validated choice (ours): ridge penalties are per training raw (alpha * n), so
@@ -255,9 +255,8 @@ def search_targets(
     a raw's target is its best setting over them (session 24: the best of two or three searches made a
     better teacher than one search or the mean of two — docs/isp.md). Every search is saved to ``path``
     as it ends (resumable; a file of single searches, as session 23 wrote, counts as the first restart)."""
-    import json
 
-    old: dict[str, dict[str, Any]] = json.loads(path.read_text()) if path.exists() else {}
+    old: dict[str, dict[str, Any]] = read_run_json(path)
     runs: dict[str, list[dict[str, Any]]] = {}
     for name, entry in old.items():
         found = entry.get("runs", [{"seed": seed, **entry}] if "params" in entry else [])

@@ -11,7 +11,6 @@ instead: supervised by per-image CMA-ES optima of the training raws, no RL.
 
 from __future__ import annotations
 
-import json
 import random
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -26,7 +25,7 @@ from attiqa.progress import console, plain, plain_failure, progress_task
 from attiqa.scorers import DEFAULT_MODEL, scorer_identity
 from isp_env.baselines import RenderObjective, guarded_objective, score_together
 from isp_env.env import ISPTuningEnv
-from isp_env.params import N_PARAMS, neutral, to_normalized
+from isp_env.params import N_PARAMS, neutral, read_run_json, to_normalized
 from isp_env.policy_io import (
     RL_ALGOS,
     algorithms,
@@ -258,7 +257,7 @@ def train(run_dir: Path, train_raws: list[Path], cfg: TrainConfig, subprocess: b
     np.random.seed(cfg.seed)
     summary_path = run_dir / "training.json"
     if summary_path.exists() and (run_dir / "policy.safetensors").exists():
-        done = json.loads(summary_path.read_text())
+        done = read_run_json(summary_path)
         if done.get("timesteps", 0) >= cfg.timesteps and done.get("config") == cfg.learning_key():
             console.print(
                 f"[green]training already finished[/] ({done['timesteps']} steps) in {plain(run_dir)}"
@@ -270,7 +269,7 @@ def train(run_dir: Path, train_raws: list[Path], cfg: TrainConfig, subprocess: b
         calls_before = 0
         state_dir = find_state(run_dir / "checkpoint")
         if state_dir is not None:
-            doc = json.loads((state_dir / "state.json").read_text())
+            doc = read_run_json(state_dir / "state.json")
             if doc.get("config") != cfg.learning_key():
                 raise ConfigError(
                     f"{run_dir}: the checkpoint was trained with other settings — resume with "
@@ -283,8 +282,8 @@ def train(run_dir: Path, train_raws: list[Path], cfg: TrainConfig, subprocess: b
             init_from_policy(model, cfg.init_policy, cfg)
         reward = scorer_identity(cfg.scorer)
         remaining = max(cfg.timesteps - model.num_timesteps, 0)
-        with progress_task(f"training {cfg.algo.upper()}", total=cfg.timesteps, unit="step") as advance:
-            advance(model.num_timesteps)
+        kept = model.num_timesteps  # a resume's steps: in the count, not in the rate
+        with progress_task(f"training {cfg.algo.upper()}", cfg.timesteps, "step", done=kept) as advance:
             cb = _callback(run_dir, cfg, calls_before, advance, venv)
             if remaining:
                 model.learn(total_timesteps=remaining, callback=cb, reset_num_timesteps=False)
@@ -619,7 +618,7 @@ def train_teacher(
     }
     summary_path = run_dir / "training.json"
     if summary_path.exists() and (run_dir / "policy.safetensors").exists():
-        done = json.loads(summary_path.read_text())
+        done = read_run_json(summary_path)
         if done.get("config") == key:
             console.print(f"[green]teacher already fitted[/] in {plain(run_dir)}")
             return done
@@ -629,6 +628,12 @@ def train_teacher(
     names, feats, objectives, group_of, skipped = teacher_inputs(train_raws, cfg, mos, groups)
     if len(names) < (0 if prior is not None else 2):
         raise ConfigError(f"--algo teacher needs at least 2 readable training raws, found {len(names)}")
+    if prior is None and len(set(group_of)) < 2:  # before any search: its cross-validation needs two
+        raise ConfigError(
+            f"--algo teacher: its training raws are one scene group ({group_of[0]!r}) — its cross-validation "
+            "holds out whole groups and needs 2 or more; add raws of other scenes, or start from a policy "
+            "(--init-policy default)"
+        )
     x0 = base if start == "base" else to_normalized(neutral())
     # search seeds 0, 1, ... whatever the split seed: a raw's targets do not depend on the split (runs on
     # other splits, and the run that fits the policy to ship, reuse the same searches)
@@ -641,7 +646,7 @@ def train_teacher(
         else np.zeros((0, N_PARAMS))
     )
     cache_path = folder / f"cv_scores_{start}.json"
-    cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}
+    cache = read_run_json(cache_path)
 
     def score(pairs: list[tuple[int, np.ndarray]]) -> list[float]:  # a fold's raws in shared calls
         return score_together(

@@ -147,18 +147,16 @@ class VoteServer:
     """``genbench vote RUN --port 0`` in a subprocess; its log (and the chosen port) goes to a file."""
 
     def __init__(self, run: Path, log: Path) -> None:
-        import os
         import subprocess
-        import sys
         import time
 
-        root = Path(__file__).resolve().parents[1]
+        from helpers import attiqa_env, genbench_cmd
+
         self.log = log
         self._fh = open(log, "w")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "genbench.cli", "vote", str(run), "--port", "0"],
-            cwd=root,
-            env={**os.environ, "PYTHONPATH": str(root)},
+            genbench_cmd("vote", run, "--port", "0"),
+            env=attiqa_env(),
             stdout=self._fh,
             stderr=subprocess.STDOUT,
         )

@@ -219,8 +219,35 @@ def run_attiqa(
 ) -> subprocess.CompletedProcess:
     """:func:`attiqa_cmd` run to its end (10 minutes at most) in :func:`attiqa_env` (in folder ``cwd``),
     its output captured as text."""
-    cmd = attiqa_cmd(*args, ranks=ranks, script=script)
+    return _run_to_end(attiqa_cmd(*args, ranks=ranks, script=script), env, cwd)
+
+
+def _run_to_end(cmd: list[str], env: dict[str, str] | None, cwd: Path | None) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, env=attiqa_env(env), cwd=cwd, capture_output=True, text=True, timeout=600)
+
+
+def genbench_cmd(*args: object) -> list[str]:
+    """The command line of ``genbench ARGS`` (run it in :func:`attiqa_env`, as :func:`run_genbench` does)."""
+    return [sys.executable, "-m", "genbench.cli", *map(str, args)]
+
+
+def run_genbench(
+    *args: object, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess:
+    """:func:`genbench_cmd` run as :func:`run_attiqa` runs its command."""
+    return _run_to_end(genbench_cmd(*args), env, cwd)
+
+
+def isp_tune_cmd(*args: object) -> list[str]:
+    """The command line of ``isp-tune ARGS`` (run it in :func:`attiqa_env`, as :func:`run_isp_tune` does)."""
+    return [sys.executable, "-m", "isp_env.cli", *map(str, args)]
+
+
+def run_isp_tune(
+    *args: object, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess:
+    """:func:`isp_tune_cmd` run as :func:`run_attiqa` runs its command."""
+    return _run_to_end(isp_tune_cmd(*args), env, cwd)
 
 
 def kill_when(proc: subprocess.Popen, ready: Callable[[], bool], timeout: float = 120) -> None:

@@ -410,3 +410,86 @@ def test_real_imagereward_test_file(tmp_path):
     res = import_imagereward(path, tmp_path / "imgs", tmp_path / "run")
     assert res.prompts == 466 and res.pairs == expected and not res.skipped
     assert len(load_pairs(tmp_path / "run")) == expected
+
+
+def _scored_ir_run(tmp_path, items) -> tuple:
+    """An ImageReward import of ``items`` (random-noise images on disk), scored by `classical`."""
+    images = tmp_path / "imgs"
+    rng = np.random.default_rng(0)
+    for rel in {g for it in items for g in it["generations"]}:
+        (images / rel).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)).save(images / rel)
+    (tmp_path / "r.json").write_text(json.dumps(items))
+    run = tmp_path / "run"
+    import_imagereward(tmp_path / "r.json", images, run)
+    assert runner.invoke(app, ["score", str(run), "-m", "classical", "-w", "0"]).exit_code == 0
+    return run, images
+
+
+def test_agree_says_which_preferences_it_measures_against(tmp_path):
+    """**Was** (session 34): once anyone voted on an imported run, `agree` measured against the votes
+    alone without a word — the import's prefs.csv (every ranked pair) silently left aside. Now it says
+    which preferences it uses, and that the other file is there and how to choose it (``--prefs``)."""
+    from genbench.vote.store import VoteStore
+
+    run, _ = _scored_ir_run(tmp_path, _ir_items()[:2])
+    res = runner.invoke(app, ["agree", str(run), "--bootstrap", "100"])
+    said = " ".join(res.output.split())
+    assert res.exit_code == 0 and f"preferences: {run / 'prefs.csv'} (3 votes on 3 pairs)" in said, said
+    assert "not used" not in said
+    VoteStore(run / "votes.sqlite").add("al", "002:0-1", "b", "a")
+    res = runner.invoke(app, ["agree", str(run), "--bootstrap", "100"])
+    said = " ".join(res.output.split())
+    assert res.exit_code == 0 and f"preferences: {run / 'votes.sqlite'} (1 votes on 1 pairs)" in said, said
+    assert f"{run / 'prefs.csv'} is not used" in said and f"--prefs {run / 'prefs.csv'}" in said
+    res = runner.invoke(app, ["agree", str(run), "--bootstrap", "100", "--prefs", str(run / "prefs.csv")])
+    said = " ".join(res.output.split())
+    assert (
+        res.exit_code == 0 and f"preferences: {run / 'prefs.csv'} (3 votes" in said and "not used" not in said
+    )
+    with open(run / "agreement" / "agreement.csv", newline="") as fh:
+        assert int(next(csv.DictReader(fh))["pairs"]) == 3
+
+
+def test_cluster_by_a_field_that_cannot_group_the_pairs_is_refused(tmp_path):
+    """**Was** (session 34): ``--cluster-by source`` (one value on every pair of an import) resampled one
+    cluster: the interval "50.0% – 50.0%", a certainty the data do not give; a typo named no field. Now
+    both are one line: a field with one value, and the run's fields with the closest name."""
+    run, _ = _scored_ir_run(tmp_path, _ir_items()[:2])
+    args = ["agree", str(run), "--bootstrap", "100", "--cluster-by"]
+    res = runner.invoke(app, [*args, "source"])
+    assert isinstance(res.exception, ConfigError), res.output
+    assert "--cluster-by source: every voted pair has the same value ('imagereward')" in str(res.exception)
+    assert not (run / "agreement" / "agreement.csv").exists()
+    res = runner.invoke(app, [*args, "promt_id"])
+    assert isinstance(res.exception, ConfigError), res.output
+    assert "did you mean prompt_id?" in str(res.exception)
+    res = runner.invoke(app, [*args, "prompt_id"])  # two prompts: two clusters
+    assert res.exit_code == 0, res.output
+    assert (
+        json.loads((run / "agreement" / "agreement.json").read_text())["settings"]["cluster_by"]
+        == "prompt_id"
+    )
+
+
+def test_imagereward_ranks_must_be_numbers_not_booleans(tmp_path):
+    """**Was** (session 34): ``"ranking": [true, false]`` imported as ranks 1 and 0 (a bool is an int in
+    Python): a pair whose preference nobody gave. Now the item is skipped as malformed."""
+    items = [*_ir_items()[:2], {"id": "b", "generations": ["q/1.png", "q/2.png"], "ranking": [True, False]}]
+    records, prefs, res = expand_rankings(items, tmp_path)
+    assert [r["pair_id"] for r in records] == ["001:0-1", "001:1-2", "002:0-1"]
+    assert res.skipped == ["b: generations must be paths and ranking integers"]
+
+
+def test_imagereward_images_option_naming_a_file_is_refused(tmp_path):
+    """**Was** (session 34): ``--images rankings.json`` (a file) imported with only the warning "none of the
+    images is under ..." — no image can ever be under a file. Now one line before anything is written; a
+    folder not made yet still imports with the warning (the images may come later)."""
+    (tmp_path / "r.json").write_text(json.dumps(_ir_items()[:2]))
+    args = ["import-imagereward", str(tmp_path / "r.json"), "--out", str(tmp_path / "run"), "--images"]
+    res = runner.invoke(app, [*args, str(tmp_path / "r.json")])
+    assert isinstance(res.exception, AttiqaError), res.output
+    assert str(res.exception).startswith(f"--images {tmp_path / 'r.json'}: a file, not a folder")
+    assert not (tmp_path / "run").exists()
+    res = runner.invoke(app, [*args, str(tmp_path / "later")])
+    assert res.exit_code == 0 and "none of the 5 images is under" in " ".join(res.output.split())

@@ -9,11 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -24,13 +20,12 @@ pytest.importorskip("diffusers")
 pytest.importorskip("transformers")
 
 from genbench_helpers import build_tiny_sd  # noqa: E402
+from helpers import attiqa_env, genbench_cmd, kill_when, run_genbench  # noqa: E402
 
 from attiqa.errors import AttiqaError, ConfigError, ModelLoadError  # noqa: E402
 from genbench.generate import GenSettings, generate_run, load_pipeline  # noqa: E402
 from genbench.manifest import load_pairs  # noqa: E402
 from genbench.prompts import load_prompt_spec  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="session")
@@ -47,19 +42,6 @@ def _settings(model: Path, **kw) -> GenSettings:
     base = dict(model=str(model), steps=2, width=32, height=32, seed=7)
     base.update(kw)
     return GenSettings(**base)
-
-
-def _cli(*args: str, env: dict | None = None, **kw) -> subprocess.Popen:
-    full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
-    return subprocess.Popen(
-        [sys.executable, "-m", "genbench.cli", *args],
-        cwd=ROOT,
-        env=full_env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        **kw,
-    )
 
 
 def test_run_folder_manifest_and_determinism(tmp_path, tiny_sd, tiny_pipe):
@@ -142,22 +124,18 @@ def test_kill_and_resume_with_the_real_command(tmp_path, tiny_sd):
         "--device",
         "cpu",
     ]
-    proc = _cli(*args)
-    deadline = time.time() + 120
-    while time.time() < deadline and not list((out / "images").glob("*.png")) and proc.poll() is None:
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.communicate()
-    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    proc = subprocess.Popen(
+        genbench_cmd(*args), env=attiqa_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    kill_when(proc, lambda: bool(list((out / "images").glob("*.png"))))
     kept = {p.name: p.read_bytes() for p in (out / "images").glob("*.png")}
     assert 1 <= len(kept) < 8
     done = load_pairs(out)  # the manifest on disk is complete JSON listing finished pairs only
     assert all((out / p.image_a).exists() and (out / p.image_b).exists() for p in done)
 
-    proc = _cli(*args)
-    _, err = proc.communicate(timeout=300)
-    assert proc.returncode == 0, err
-    assert f"{len(kept)} already there" in err
+    res = run_genbench(*args)
+    assert res.returncode == 0, res.stderr
+    assert f"{len(kept)} already there" in res.stderr
     assert len(load_pairs(out)) == 4 and len(list((out / "images").glob("*.png"))) == 8
     assert all((out / "images" / n).read_bytes() == b for n, b in kept.items())  # finished work untouched
     assert not list(out.rglob("*.tmp"))
@@ -165,22 +143,20 @@ def test_kill_and_resume_with_the_real_command(tmp_path, tiny_sd):
 
 def test_offline_without_weights_is_one_clear_line(tmp_path, tiny_sd, tiny_pipe):
     env = {"HF_HOME": str(tmp_path / "hf"), "HF_HUB_CACHE": str(tmp_path / "hf" / "hub")}
-    proc = _cli("run", "--pairs", "1", "--out", str(tmp_path / "run"), env=env)
-    _, err = proc.communicate(timeout=300)
-    assert proc.returncode == 2
-    lines = [ln for ln in err.splitlines() if ln.startswith("error:")]
+    res = run_genbench("run", "--pairs", "1", "--out", tmp_path / "run", env=env)
+    assert res.returncode == 2
+    lines = [ln for ln in res.stderr.splitlines() if ln.startswith("error:")]
     assert len(lines) == 1 and "stabilityai/stable-diffusion-2-1" in lines[0] and "--model" in lines[0]
-    assert "Traceback" not in err
+    assert "Traceback" not in res.stderr
 
     # session 34, **was**: `score` on the run the failure left (an empty manifest) loaded every metric and
     # ended in "no metric could score this run — ... check the images listed as unreadable" (none were)
     for cmd in (["score", "-m", "classical"], ["agree"]):
-        proc = _cli(cmd[0], str(tmp_path / "run"), *cmd[1:])
-        _, err = proc.communicate(timeout=300)
-        assert proc.returncode == 2 and "no finished pair in the manifest yet" in err, err
-    proc = _cli("score", str(tmp_path / "run" / "run.json"))  # a file of the run instead of the run
-    _, err = proc.communicate(timeout=300)
-    assert proc.returncode == 2 and "run.json: a file, not a run folder" in " ".join(err.split()), err
+        res = run_genbench(cmd[0], tmp_path / "run", *cmd[1:])
+        assert res.returncode == 2 and "no finished pair in the manifest yet" in res.stderr, res.stderr
+    res = run_genbench("score", tmp_path / "run" / "run.json")  # a file of the run instead of the run
+    said = " ".join(res.stderr.split())
+    assert res.returncode == 2 and "run.json: a file, not a run folder" in said, res.stderr
 
     # following the advice (another --model, same --out) works: the failed run made no image
     res = generate_run(tmp_path / "run", load_prompt_spec(), _settings(tiny_sd), 1, pipeline=tiny_pipe)

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import attiqa_cmd, kill_when, tiny_attiqa_checkpoint
+from helpers import attiqa_cmd, attiqa_env, genbench_cmd, kill_when, run_genbench, tiny_attiqa_checkpoint
 from PIL import Image
 from safetensors import safe_open
 from safetensors.torch import save_file
@@ -31,7 +31,6 @@ from attiqa.io.tables import ENCODING, ERRORS, read_cell, safe_cell
 from attiqa.scorers import load_scorer
 from attiqa.scorers.zoo import named_models, resolve_weights
 
-GENBENCH = [sys.executable, "-m", "genbench.cli"]
 DEFAULT = Path(__file__).resolve().parents[1] / "attiqa" / "data" / "models" / "attiqa-default.safetensors"
 
 
@@ -330,20 +329,20 @@ def test_genbench_score_killed_keeps_finished_batches_and_a_rerun_scores_only_th
     ])  # fmt: skip
     shutil.copytree(run_dir, tmp_path / "fresh")
     ckpt = tiny_attiqa_checkpoint(tmp_path)
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [*GENBENCH, "score", "-m", str(ckpt), "--batch-size", "2", "--workers", "0", "--device", "cpu"]
+    env = {"OMP_NUM_THREADS": "1"}
+    args = ["score", "-m", ckpt, "--batch-size", "2", "--workers", "0", "--device", "cpu"]
     scores = run_dir / "scores" / "tiny.csv"
-    proc = subprocess.Popen([*cmd, str(run_dir)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        genbench_cmd(*args, run_dir), env=attiqa_env(env), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     kill_when(proc, lambda: scores.exists() and len(_rows(scores)) >= 6)
     kept = len(_rows(scores))
     assert 6 <= kept < len(paths)
 
-    res = subprocess.run([*cmd, str(run_dir)], env=env, capture_output=True, text=True, timeout=300)
+    res = run_genbench(*args, run_dir, env=env)
     assert res.returncode == 0, res.stderr
     assert f"{len(paths) - kept} scored, {kept} already scored, 0 unreadable" in res.stdout + res.stderr
-    fresh = subprocess.run(
-        [*cmd, str(tmp_path / "fresh")], env=env, capture_output=True, text=True, timeout=300
-    )
+    fresh = run_genbench(*args, tmp_path / "fresh", env=env)
     assert fresh.returncode == 0, fresh.stderr
     assert scores.read_bytes() == (tmp_path / "fresh" / "scores" / "tiny.csv").read_bytes()
     assert [r["image"] for r in _rows(scores)] == [f"images/{p.name}" for p in paths]  # manifest order

@@ -9,11 +9,10 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
-from helpers import attiqa_cmd, attiqa_env, run_attiqa, tiny_train_config
+from helpers import attiqa_cmd, attiqa_env, run_attiqa, run_genbench, tiny_train_config
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -231,15 +230,9 @@ def _agiqa3k_layout(root: Path, images: Path, repeat: int = 0, nan: int = 0) -> 
     return root
 
 
-def _genbench(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "genbench.cli", *map(str, args)]
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=cwd, env=env)
-
-
 def _imported_run(tmp_path: Path) -> Path:
     run = tmp_path / "run"
-    res = _genbench("import-agiqa3k", _agiqa3k_layout(tmp_path / "agiqa", tmp_path / "agiqa"), "-o", run)
+    res = run_genbench("import-agiqa3k", _agiqa3k_layout(tmp_path / "agiqa", tmp_path / "agiqa"), "-o", run)
     assert res.returncode == 0, res.stderr
     return run
 
@@ -263,12 +256,12 @@ def test_import_agiqa3k_never_pairs_images_of_different_prompts(tmp_path):
         for p in root.glob("*.png"):
             if folder != root:
                 shutil.copy(p, folder / p.name)
-    res = _genbench("import-agiqa3k", without, "-o", tmp_path / "r0")
+    res = run_genbench("import-agiqa3k", without, "-o", tmp_path / "r0")
     assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
     assert f"{without / 'data.csv'}: no 'prompt' column" in " ".join(res.stderr.split())
     assert not (tmp_path / "r0" / "manifest.jsonl").exists()
     run = tmp_path / "run"
-    res = _genbench("import-agiqa3k", root, "-o", run)
+    res = run_genbench("import-agiqa3k", root, "-o", run)
     assert res.returncode == 0, res.stderr
     assert "3 rows of the score file have an empty prompt: left out" in res.stderr
     records = [json.loads(ln) for ln in (run / "manifest.jsonl").read_text().splitlines()]
@@ -285,11 +278,11 @@ def test_import_agiqa3k_from_dot_with_a_linked_image_folder(tmp_path):
     a layout the importer means to accept — refused every image as "outside the run's image folders"."""
     root = _agiqa3k_layout(tmp_path / "agiqa", tmp_path / "elsewhere" / "imgs")
     (root / "AGIQA-3K").symlink_to(tmp_path / "elsewhere" / "imgs")
-    res = _genbench("import-agiqa3k", ".", "-o", tmp_path / "run", cwd=root)
+    res = run_genbench("import-agiqa3k", ".", "-o", tmp_path / "run", cwd=root)
     assert res.returncode == 0 and "Traceback" not in res.stderr, res.stderr
     # per prompt: 4 images (6 pairs), MOS 1.0 1.8 2.6 3.4 -> every pair >= 0.5 apart
     assert "12 pairs" in res.stderr
-    assert _genbench("score", tmp_path / "run", "-m", "classical", "-w", "0").returncode == 0
+    assert run_genbench("score", tmp_path / "run", "-m", "classical", "-w", "0").returncode == 0
 
 
 def test_import_agiqa3k_leaves_out_repeated_rows_so_the_run_can_be_read(tmp_path):
@@ -298,14 +291,14 @@ def test_import_agiqa3k_leaves_out_repeated_rows_so_the_run_can_be_read(tmp_path
     without a word."""
     root = _agiqa3k_layout(tmp_path / "agiqa", tmp_path / "agiqa", repeat=3, nan=2)
     run = tmp_path / "run"
-    res = _genbench("import-agiqa3k", root, "-o", run)
+    res = run_genbench("import-agiqa3k", root, "-o", run)
     assert res.returncode == 0, res.stderr
     assert "3 rows of the score file repeat an earlier row's image" in res.stderr
     assert "2 rows of the score file have no finite mos_quality" in res.stderr
     assert json.loads((run / "import.json").read_text())["repeated_rows"] == 3
-    score = _genbench("score", run, "-m", "classical", "-w", "0")
+    score = run_genbench("score", run, "-m", "classical", "-w", "0")
     assert score.returncode == 0, score.stderr
-    agree = _genbench("agree", run, "--metrics", "classical")
+    agree = run_genbench("agree", run, "--metrics", "classical")
     assert agree.returncode == 0, agree.stderr
 
 
@@ -315,21 +308,21 @@ def test_import_agiqa3k_gives_images_sharing_a_stem_distinct_pair_ids(tmp_path):
     stem is their own stay as they were: a run resumes by pair id."""
     root = _agiqa3k_layout(tmp_path / "agiqa", tmp_path / "agiqa")
     plain_run = tmp_path / "plain"
-    assert _genbench("import-agiqa3k", root, "-o", plain_run).returncode == 0
+    assert run_genbench("import-agiqa3k", root, "-o", plain_run).returncode == 0
     before = [json.loads(ln)["pair_id"] for ln in (plain_run / "manifest.jsonl").read_text().splitlines()]
     assert "img00|img02" in before  # stems, as every earlier import wrote them
     Image.open(root / "img00.png").save(root / "img00.jpg")
     with open(root / "data.csv", "a", newline="") as fh:
         csv.writer(fh).writerow(["img00.jpg", "prompt 0", "", "", "", "4.80", "0.5", "2.0", "0.5"])
     run = tmp_path / "run"
-    res = _genbench("import-agiqa3k", root, "-o", run)
+    res = run_genbench("import-agiqa3k", root, "-o", run)
     assert res.returncode == 0, res.stderr
     ids = [json.loads(ln)["pair_id"] for ln in (run / "manifest.jsonl").read_text().splitlines()]
     assert len(ids) == len(set(ids)) == 12 + 4  # prompt 0 now has 5 images: 10 pairs
     assert {"img00.png|img02", "img00.jpg|img02", "img00.jpg|img00.png"} <= set(ids)
     assert {i for i in before if "img00" not in i} <= set(ids)  # the other pairs keep their ids
-    assert _genbench("score", run, "-m", "classical", "-w", "0").returncode == 0
-    agree = _genbench("agree", run, "--metrics", "classical")
+    assert run_genbench("score", run, "-m", "classical", "-w", "0").returncode == 0
+    agree = run_genbench("agree", run, "--metrics", "classical")
     assert agree.returncode == 0, agree.stderr
 
 
@@ -394,12 +387,12 @@ def test_agree_refuses_a_file_name_or_the_scores_folder_as_its_report_folder(tmp
     RUN/scores` put agreement.csv and per_pair.csv among the metric scores, and every later `agree`
     listed "agreement" and "per_pair" as metrics scoring no pair."""
     run = _imported_run(tmp_path)
-    assert _genbench("score", run, "-m", "classical", "-w", "0").returncode == 0
+    assert run_genbench("score", run, "-m", "classical", "-w", "0").returncode == 0
     for out, said in ((run / "agreement.csv", "not a file"), (run / "scores", "is the run's scores folder")):
-        res = _genbench("agree", run, "-o", out, "--bootstrap", "100")
+        res = run_genbench("agree", run, "-o", out, "--bootstrap", "100")
         assert res.returncode == 2 and said in res.stderr and "Traceback" not in res.stderr, res.stderr
         assert not (out / "agreement.csv").exists()
-    res = _genbench("agree", run, "--bootstrap", "100")
+    res = run_genbench("agree", run, "--bootstrap", "100")
     assert res.returncode == 0 and (run / "agreement" / "agreement.csv").is_file(), res.stderr
     assert sorted(p.name for p in (run / "scores").iterdir()) == ["classical.csv", "classical.json"]
 
@@ -444,10 +437,10 @@ def test_export_votes_refuses_to_write_over_the_runs_own_files(tmp_path):
         store.add("rater1", p.pair_id, "a", "b")
     kept = {f: (run / f).read_bytes() for f in ("votes.sqlite", "manifest.jsonl", "prefs.csv")}
     for out in ("votes.sqlite", "manifest.jsonl", "prefs.csv", "."):
-        res = _genbench("export-votes", run, "-o", run / out)
+        res = run_genbench("export-votes", run, "-o", run / out)
         assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
         assert len([ln for ln in res.stderr.splitlines() if ln.startswith("error:")]) == 1
     assert {f: (run / f).read_bytes() for f in kept} == kept
-    res = _genbench("export-votes", run)
+    res = run_genbench("export-votes", run)
     assert res.returncode == 0 and "3 votes from 1 raters" in res.stderr, res.stderr
     assert len((run / "votes.csv").read_text().splitlines()) == 4

@@ -82,3 +82,22 @@ def test_synth_raws_skips_an_unreadable_photo_and_keeps_the_rest(tmp_path):
     out = synth_raws([bad, good], tmp_path / "synth", seed=0, skipped=skipped)
     assert [p.name for p in out] == ["synth_photos_good.dng"] and read_raw(out[0]).shape[0] >= 64
     assert list(skipped) == [str(bad)] and "bad.png" in skipped[str(bad)]
+
+
+def test_synth_photos_in_a_linked_folder_are_found(tmp_path, photos):
+    """**Was** (session 35): ``--synth-photos photos`` where ``photos/set`` links to a folder of photos
+    found none ("no photos found"), as ``--raw-dir`` did raws (``Path.rglob`` does not enter linked
+    folders); now found as `attiqa` finds images, each real folder once; one photo named on its own is
+    used as it is."""
+    from isp_env.synth import find_photos
+
+    real = tmp_path / "store"
+    real.mkdir()
+    for name, img in list(photos.items())[:2]:
+        img.save(real / f"{name}.png")
+    (real / "up").symlink_to(tmp_path)  # a cycle
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "photos" / "set").symlink_to(real)
+    found = find_photos(tmp_path / "photos")
+    assert [p.name for p in found] == sorted(f"{n}.png" for n in list(photos)[:2])
+    assert find_photos(found[0]) == [found[0]]

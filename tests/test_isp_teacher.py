@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import run_isp_tune
 
 from isp_env.env import N_STATS
 from isp_env.params import N_PARAMS, NAMES, from_normalized, neutral, to_normalized
@@ -28,7 +26,6 @@ from isp_env.teacher import (
 from isp_env.tuning import TrainConfig, env_for_policy, train_teacher, tune_with_policy
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-REPO = Path(__file__).resolve().parents[1]
 EXPOSURE = NAMES.index("tone_exposure")
 SATURATION = NAMES.index("saturation")
 
@@ -218,11 +215,7 @@ def test_cli_trains_a_teacher_by_default_on_at_most_teacher_raws_and_renders_wit
     raw_dir.mkdir()
     for p in isp_raws:
         (raw_dir / p.name).write_bytes(p.read_bytes())
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
     run = [
-        sys.executable,
-        "-m",
-        "isp_env.cli",
         "--raw-dir",
         str(raw_dir),
         "--out",
@@ -243,7 +236,7 @@ def test_cli_trains_a_teacher_by_default_on_at_most_teacher_raws_and_renders_wit
         "0.3",
         "--no-baselines",
     ]
-    res = subprocess.run(run, env=env, capture_output=True, text=True, timeout=300)
+    res = run_isp_tune(*run)
     assert res.returncode == 0, res.stderr[-2000:]
     assert "teacher policy" in (tmp_path / "run" / "report.md").read_text()
     card = json.loads((tmp_path / "run" / "policy.json").read_text())
@@ -252,23 +245,7 @@ def test_cli_trains_a_teacher_by_default_on_at_most_teacher_raws_and_renders_wit
     searched = json.loads((tmp_path / "run" / "training.json").read_text())["config"]["train_raws"]
     assert len(plan["train"]) == 3 and len(searched) == 2 and set(searched) <= set(plan["train"])
     out = tmp_path / "out.png"
-    res = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "isp_env.cli",
-            "render",
-            str(isp_raws[0]),
-            "-o",
-            str(out),
-            "--policy",
-            str(tmp_path / "run" / "policy.safetensors"),
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    res = run_isp_tune("render", isp_raws[0], "-o", out, "--policy", tmp_path / "run" / "policy.safetensors")
     assert res.returncode == 0, res.stderr[-2000:]
     assert out.stat().st_size > 1000
 

@@ -9,13 +9,13 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from conftest import SHARED_DATA
+from helpers import attiqa_env, isp_tune_cmd, run_isp_tune
 from PIL import Image
 
 import attiqa
@@ -29,7 +29,6 @@ from isp_env.raw import read_raw
 from isp_env.run import split
 from isp_env.tuning import TrainConfig, build_model, make_vec_env, train
 
-REPO = Path(__file__).resolve().parents[1]
 TINY = [
     "--algo",
     "sac",
@@ -72,16 +71,6 @@ def _tiny_cfg(algo: str, timesteps: int, **kw) -> TrainConfig:
         scorer="classical",
         **kw,
     )
-
-
-def _cli(*args: str, **kw) -> subprocess.Popen | subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    cmd = [sys.executable, "-m", "isp_env.cli", *args]
-    if kw.pop("background", False):
-        return subprocess.Popen(
-            cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
-        )
-    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=kw.pop("timeout", 300))
 
 
 @pytest.fixture()
@@ -244,7 +233,10 @@ def test_isp_tune_cli_end_to_end_with_kill_and_resume(tmp_path, raw_dir):
         "30",
         *TINY,
     ]
-    proc = _cli(*args, background=True)
+    proc = subprocess.Popen(
+        isp_tune_cmd(*args), env=attiqa_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True,
+    )  # fmt: skip
     deadline = time.time() + 240
     try:
         while time.time() < deadline:  # kill (SIGKILL, no clean-up) once a checkpoint past step 60 exists
@@ -257,7 +249,7 @@ def test_isp_tune_cli_end_to_end_with_kill_and_resume(tmp_path, raw_dir):
     finally:
         proc.wait(timeout=30)
     assert not (out / "policy.safetensors").exists()
-    res = _cli(*args)
+    res = run_isp_tune(*args)
     assert res.returncode == 0, res.stdout + res.stderr
     assert "resuming from" in res.stderr and "RL agent" in res.stdout
     assert f"renders: {out / 'test' / 'agent' / 'renders'}" in " ".join(res.stderr.split())  # the real folder
@@ -291,7 +283,7 @@ def test_isp_tune_cli_end_to_end_with_kill_and_resume(tmp_path, raw_dir):
         [],
     ):
         png = tmp_path / f"r{len(extra)}.png"
-        r = _cli("render", raw_path, "-o", str(png), *extra)
+        r = run_isp_tune("render", raw_path, "-o", str(png), *extra)
         assert r.returncode == 0, r.stderr
         assert np.asarray(Image.open(png)).shape[2] == 3
         assert set(json.loads(r.stdout)) == set(NAMES)
@@ -299,11 +291,11 @@ def test_isp_tune_cli_end_to_end_with_kill_and_resume(tmp_path, raw_dir):
 
 def test_cli_errors_are_one_line(tmp_path):
     (tmp_path / "empty").mkdir()
-    r = _cli("--raw-dir", str(tmp_path / "empty"), "--out", str(tmp_path / "o"), "--model", "classical")
+    r = run_isp_tune("--raw-dir", tmp_path / "empty", "--out", tmp_path / "o", "--model", "classical")
     assert r.returncode == 2 and "found 0 raw file(s)" in r.stderr and "Traceback" not in r.stderr
-    r = _cli("render", str(tmp_path / "missing.dng"), "-o", str(tmp_path / "x.png"))
+    r = run_isp_tune("render", tmp_path / "missing.dng", "-o", tmp_path / "x.png")
     assert r.returncode == 2 and "missing.dng: file not found" in r.stderr and "Traceback" not in r.stderr
-    r = _cli("render", str(tmp_path / "missing.dng"), "-o", str(tmp_path / "x.gif"))  # refused before reading
+    r = run_isp_tune("render", tmp_path / "missing.dng", "-o", tmp_path / "x.gif")  # refused before reading
     assert r.returncode == 2 and "x.gif: unknown output format" in r.stderr and "Traceback" not in r.stderr
 
 
@@ -520,3 +512,168 @@ def test_a_cma_es_generation_is_scored_in_shared_reward_calls_with_the_same_resu
     together = score_together([(o, x) for o in objs for x in xs])
     assert lists == [4]
     assert together == pytest.approx([o(x) for o in objs for x in xs], abs=1e-4)
+
+
+def test_render_says_when_the_raw_the_policy_or_the_output_is_a_folder(tmp_path, isp_raws):
+    """**Was** (session 35): `isp-tune render FOLDER` said "FOLDER: file not found"; `--policy RUN` (the run
+    folder, where policy.safetensors is) "no such policy file"; `-o FOLDER` "unknown output format". Now a
+    run folder holding policy.safetensors is its policy, and the other two say they are folders."""
+    from typer.testing import CliRunner
+
+    from attiqa.errors import AttiqaError
+    from isp_env.cli import app
+    from isp_env.policy_io import DEFAULT_POLICY
+
+    run = tmp_path / "run"
+    run.mkdir()
+    shutil.copy(DEFAULT_POLICY, run / "policy.safetensors")
+    raw = isp_raws[0]
+    for args, said in (
+        ([tmp_path, "-o", tmp_path / "x.png"], f"{tmp_path}: a folder, not a raw file"),
+        ([raw, "-o", run], f"--output {run}: a folder — give a file name, e.g. {run / 'render.png'}"),
+        ([raw, "-o", tmp_path / "x.png", "--policy", tmp_path / "no"], f"{tmp_path / 'no'}: no such policy"),
+        ([raw, "-o", tmp_path / "x.png", "--policy", tmp_path], f"{tmp_path}: a folder without policy"),
+    ):
+        r = CliRunner().invoke(app, ["render", *map(str, args)])
+        assert isinstance(r.exception, AttiqaError) and str(r.exception).startswith(said), r.output
+    for policy in (run, run / "policy.safetensors"):
+        r = CliRunner().invoke(
+            app, ["render", str(raw), "-o", str(tmp_path / "r.png"), "--policy", str(policy)]
+        )
+        assert r.exit_code == 0, r.output
+        (tmp_path / "r.png").rename(tmp_path / f"{policy.name}.png")
+    assert (tmp_path / "run.png").read_bytes() == (tmp_path / "policy.safetensors.png").read_bytes()
+
+
+def test_a_run_folder_of_another_algorithm_is_refused(tmp_path, isp_raws):
+    """**Was** (session 35): `isp-tune --algo sac -o RUN` on a finished teacher run trained SAC over it: the
+    teacher's policy.safetensors replaced and its row gone from results.csv, without a word. Now refused
+    before any work, as another split or reward model is."""
+    from helpers import quick_isp_tune
+    from typer.testing import CliRunner
+
+    from attiqa.errors import ConfigError
+    from isp_env.cli import app
+
+    _, out, args = quick_isp_tune(tmp_path, isp_raws)
+    assert CliRunner().invoke(app, args).exit_code == 0
+    policy = (out / "policy.safetensors").read_bytes()
+    r = CliRunner().invoke(app, [*args, "--algo", "sac", "--timesteps", "20", "--learning-starts", "5"])
+    assert isinstance(r.exception, ConfigError), r.output
+    assert str(r.exception) == f"{out}: this run folder holds a --algo teacher run, not sac — use a new --out"
+    assert (out / "policy.safetensors").read_bytes() == policy
+    assert CliRunner().invoke(app, args).exit_code == 0  # the same command still resumes
+
+
+def test_a_text_file_named_dng_is_not_called_a_disk_error(tmp_path, isp_raws):
+    """**Was** (session 35): text named `.dng` / `.cr2`, or a raw cut short, was "LibRaw can't read it
+    (LibRawIOError: b'Input/output error')": LibRaw's I/O error for running out of data, which reads as a
+    failing disk, its text as Python bytes. Now the reason is text and says what it means."""
+    from isp_env.raw import RawReadError, probe_raw, read_raw
+
+    (tmp_path / "notes.cr2").write_text("hello\n")
+    data = isp_raws[0].read_bytes()
+    (tmp_path / "cut.dng").write_bytes(data[:300])
+    for path in (tmp_path / "notes.cr2", tmp_path / "cut.dng"):
+        with pytest.raises(RawReadError) as err:
+            read_raw(path)
+        problem = probe_raw(path)
+        for said in (str(err.value), str(problem)):
+            assert (
+                said.startswith(f"{path}: LibRaw can't read it (LibRawIOError: Input/output error")
+                and "b'" not in said
+            ), said
+            assert "the file ends early or is not a raw" in said, said
+
+
+def test_steps_a_resumed_run_kept_count_in_the_progress_but_not_in_its_rate(capsys):
+    """**Was** (session 35): resumed at step 300 of 3000, `isp-tune` (SAC) logged "training SAC: 300/3000
+    (87565647.2 step/s)": the kept steps counted as done in no time. Now ``progress_task(done=...)`` shows
+    them in the count, and the rate is of this run's work (here at most 100 steps in 0.2 s or more)."""
+    from attiqa.progress import progress_task
+
+    with progress_task("training SAC", total=1000, unit="step", done=900) as advance:
+        time.sleep(0.2)
+        advance(100)
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    found = re.fullmatch(r"training SAC: 1000/1000 \(([\d.]+) step/s\)", line)
+    assert found and float(found.group(1)) <= 500, line
+
+
+def test_raws_of_one_scene_group_and_a_manifest_that_is_not_utf8_are_one_line(tmp_path, isp_raws):
+    """**Was** (session 35; the three DC50 raws of ../shared/data/raw/real, one scene group in their
+    manifest): "3 training raws, 0 test raws" without a word though --test-fraction was 0.3, then the
+    teacher's cross-validation of one group ended in numpy's "Singular matrix" traceback (so did
+    --test-fraction 0); a manifest.csv that is not UTF-8 in a UnicodeDecodeError traceback. Now one line
+    each, before any search."""
+    from helpers import quick_isp_tune
+    from typer.testing import CliRunner
+
+    from attiqa.errors import ConfigError
+    from isp_env.cli import app
+
+    raw_dir, out, args = quick_isp_tune(tmp_path, isp_raws)
+    names = sorted(p.name for p in raw_dir.iterdir())
+    (raw_dir / "manifest.csv").write_text("file,scene_group\n" + "".join(f"{n},chart\n" for n in names))
+    r = CliRunner().invoke(app, args)
+    assert isinstance(r.exception, ConfigError), r.output
+    said = str(r.exception)
+    assert said.startswith(f"{raw_dir}: its 4 raws are one scene group ('chart':"), said
+    r = CliRunner().invoke(app, [*args, "--test-fraction", "0"])
+    assert isinstance(r.exception, ConfigError), r.output
+    said = str(r.exception)
+    assert said.startswith("--algo teacher: its training raws are one scene group ('chart')"), said
+    assert not (out / "teacher").exists() or not any((out / "teacher").iterdir())  # no search spent
+    (raw_dir / "manifest.csv").write_bytes("file,scene_group\nx.dng,caf\xe9\n".encode("latin-1"))
+    r = CliRunner().invoke(app, args)
+    assert isinstance(r.exception, ConfigError), r.output
+    assert str(r.exception).startswith(f"{raw_dir / 'manifest.csv'}: not UTF-8"), str(r.exception)
+
+
+def test_raws_in_a_linked_folder_are_found_and_a_link_cycle_ends(tmp_path, isp_raws):
+    """**Was** (session 35): `--raw-dir raws` where ``raws/cam1`` links to the folder holding the raws (a
+    folder of linked camera folders) found none: "found 0 raw file(s)" (`attiqa score` follows linked
+    folders since session 32). Now linked folders are searched, each real folder once (a link back up
+    ends), as `attiqa` searches images; macOS's ``._NAME.dng`` companions are not raws."""
+    from isp_env.raw import find_raws
+
+    real = tmp_path / "store" / "cam1"
+    real.mkdir(parents=True)
+    for p in isp_raws[:2]:
+        shutil.copy(p, real / p.name)
+    (real / "._x.dng").write_bytes(b"\x00\x05\x16\x07 AppleDouble")
+    root = tmp_path / "raws"
+    root.mkdir()
+    (root / "cam1").symlink_to(real)
+    (root / "again").symlink_to(real)  # a second link to the same folder: searched once
+    (real / "up").symlink_to(tmp_path / "store")  # a cycle
+    shutil.copy(isp_raws[2], root / isp_raws[2].name)
+    found = find_raws(root)
+    assert sorted(p.name for p in found) == sorted(p.name for p in isp_raws[:3]), found
+    assert found == sorted(found)
+
+
+def test_a_damaged_file_of_a_run_is_one_line_naming_it(tmp_path, isp_raws):
+    """**Was** (session 35): a run's run.json, training.json or teacher/targets_neutral.json cut short (an
+    edit, a bad disk; they are written atomically) ended the rerun in a JSONDecodeError traceback. Now one
+    line naming the file and what to do; deleting it redoes its step."""
+    from helpers import quick_isp_tune
+    from typer.testing import CliRunner
+
+    from attiqa.errors import ConfigError
+    from isp_env.cli import app
+
+    _, out, args = quick_isp_tune(tmp_path, isp_raws)
+    assert CliRunner().invoke(app, args).exit_code == 0
+    for name in ("run.json", "training.json", "teacher/targets_neutral.json"):
+        whole = (out / name).read_bytes()
+        (out / name).write_bytes(whole[: len(whole) // 2])
+        r = CliRunner().invoke(app, args)
+        assert isinstance(r.exception, ConfigError), r.output
+        assert str(r.exception).startswith(f"{out / name}: damaged (not JSON:"), str(r.exception)
+        (out / name).unlink()
+        if name == "training.json":
+            (out / name).write_bytes(whole)  # the targets' turn next: the fit must not be kept
+            (out / "policy.safetensors").unlink()
+    r = CliRunner().invoke(app, args)  # the deleted files' steps redone
+    assert r.exit_code == 0, r.output
