@@ -4,9 +4,10 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint venv clean bench
+.PHONY: demo test lint venv native clean bench
 
-$(STAMP): pyproject.toml
+# the install also builds the optional native kernel of the tap statistics (a C compiler is all it needs)
+$(STAMP): pyproject.toml attiqa/models/tapstats_native.c
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/pip install --quiet --upgrade pip > /dev/null 2>&1 || true
 	@echo "installing attiqa and its dependencies into $(VENV) (log: $(VENV)/pip.log) ..."
@@ -14,6 +15,10 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 venv: $(STAMP)
+
+# rebuild the native kernel in place (an editable install does not rebuild it when the C source changes)
+native: $(STAMP)
+	$(BIN)/python -c "from setuptools import setup; setup()" build_ext --inplace
 
 demo: $(STAMP)
 	$(BIN)/attiqa demo --out runs/demo

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -227,6 +228,57 @@ _STATS_BLOCK = 1 << 19
 _squared_difference = torch.ops.aten.mse_loss.out
 
 
+# The optional C kernel of the statistics (attiqa/models/tapstats_native.c, built at install where a C
+# compiler is present). Its VERSION must match: a stale in-place build of an older kernel is not used.
+NATIVE_KERNEL_VERSION = 1
+
+
+def _load_native() -> Any:
+    try:
+        mod = importlib.import_module("attiqa.models.tapstats_native")
+    except ImportError:
+        return None
+    return mod if getattr(mod, "VERSION", None) == NATIVE_KERNEL_VERSION else None
+
+
+_NATIVE = _load_native()
+
+
+def native_kernel() -> Any:
+    """The loaded native statistics extension, or None (not built, stale, or switched off with
+    ``ATTIQA_NATIVE=0``, read at each call)."""
+    return _NATIVE if os.environ.get("ATTIQA_NATIVE", "1") != "0" else None
+
+
+def native_mean_std(flat: torch.Tensor, threads: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`spatial_mean_std`'s values on a contiguous CPU float32 (N, HW, C) ``flat`` by the native kernel:
+    one read of the map, float64 sums of each value minus its channel's first value (no cancellation; a
+    constant channel has std exactly 0), split over ``threads`` (default torch's) threads."""
+    kernel = native_kernel()
+    if kernel is None:
+        raise RuntimeError("the native statistics kernel is not available (or ATTIQA_NATIVE=0)")
+    if not _native_layout(flat):
+        raise ValueError(f"native_mean_std needs a contiguous CPU float32 (N, HW, C) tensor: {flat.shape}")
+    n, hw, c = flat.shape
+    mean = flat.new_empty((n, c))
+    std = flat.new_empty((n, c))
+    if not flat.numel():  # no positions: NaN, as torch's mean and std
+        return mean.fill_(float("nan")), std.fill_(float("nan"))
+    nt = torch.get_num_threads() if threads is None else threads
+    kernel.mean_std(flat.data_ptr(), n, hw, c, mean.data_ptr(), std.data_ptr(), nt)
+    return mean, std
+
+
+def _native_layout(flat: torch.Tensor) -> bool:
+    """What the kernel reads: a contiguous CPU float32 (N, HW, C) tensor."""
+    cpu32 = flat.device.type == "cpu" and flat.dtype == torch.float32
+    return cpu32 and flat.dim() == 3 and flat.is_contiguous()
+
+
+def _native_applies(flat: torch.Tensor) -> bool:
+    return _native_layout(flat) and flat.numel() > 0 and native_kernel() is not None
+
+
 def _keep_stats(out: list[torch.Tensor], _m: nn.Module, _i: object, y: torch.Tensor) -> None:
     """The forward hook of a tap: append :func:`spatial_mean_std` of its output ``y``."""
     out.extend(spatial_mean_std(y))
@@ -261,7 +313,7 @@ class _SpatialMeanStd(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, flat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mean, std = _blocked_mean_std(flat)
+        mean, std = native_mean_std(flat) if _native_applies(flat) else _blocked_mean_std(flat)
         ctx.save_for_backward(flat, mean, std)
         return mean, std
 

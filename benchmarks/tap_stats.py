@@ -1,0 +1,112 @@
+"""The tap statistics alone: the native kernel against the torch path, on the maps a shipped model's ridge
+taps produce on real photos (all in one process, alternating rounds; ratios, since the host is shared).
+
+    python benchmarks/tap_stats.py --model attiqa-default --threads 1 2
+    python benchmarks/tap_stats.py --model attiqa-agiqa3k --root ../shared/data/agiqa3k-dev
+
+The maps of ``--photos`` photos' five crops (one scorer pass) are captured by forward hooks, then
+``spatial_mean_std`` runs over all of them with ``ATTIQA_NATIVE=0`` (torch) and unset (native) in turn, for
+``--rounds`` rounds at each thread count. Prints ms per photo (median of rounds), torch/native time ratio per
+round, and both paths' worst errors against float64 (``torch.std_mean``). Session 35 (experiments/speed/).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import photo_folder  # noqa: E402
+
+from attiqa.io.images import discover_images, load_image  # noqa: E402
+from attiqa.models.backbones import native_kernel, spatial_mean_std, tap_points  # noqa: E402
+from attiqa.scorers.attiqa_scorer import AttiqaScorer  # noqa: E402
+from attiqa.scorers.zoo import resolve_weights  # noqa: E402
+
+
+def capture(sc: AttiqaScorer, photos: list[Path]) -> list[torch.Tensor]:
+    """The ridge taps' output maps (channels_last, as the model makes them) for the photos' crops."""
+    net = sc.model.backbone.body.net
+    maps: list[torch.Tensor] = []
+
+    def keep(_m: object, _i: object, y: torch.Tensor) -> None:
+        maps.append(y.clone(memory_format=torch.channels_last))
+
+    handles = [t.register_forward_hook(keep) for t in tap_points(net, sc.model.ridge.taps)[0]]
+    x = torch.stack([sc.transform(load_image(p)) for p in photos])
+    try:
+        with torch.inference_mode():
+            sc.score_tensors(x)
+    finally:
+        for h in handles:
+            h.remove()
+    return maps
+
+
+def run(maps: list[torch.Tensor], native: bool) -> float:
+    os.environ["ATTIQA_NATIVE"] = "1" if native else "0"
+    t = time.perf_counter()
+    with torch.inference_mode():
+        for y in maps:
+            spatial_mean_std(y)
+    return time.perf_counter() - t
+
+
+def errors(maps: list[torch.Tensor], native: bool) -> tuple[float, float]:
+    """Worst relative mean error (to |mean| + std) and std error (to std; absolute where std is 0)."""
+    os.environ["ATTIQA_NATIVE"] = "1" if native else "0"
+    em = es = 0.0
+    for y in maps:
+        ref_std, ref_mean = torch.std_mean(y.double(), (2, 3))
+        mean, std = spatial_mean_std(y)
+        scale = (ref_mean.abs() + ref_std).clamp_min(1e-30)
+        em = max(em, float(((mean.double() - ref_mean).abs() / scale).max()))
+        d = (std.double() - ref_std).abs()
+        es = max(es, float(torch.where(ref_std > 0, d / ref_std.clamp_min(1e-300), d).max()))
+    return em, es
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="attiqa-default")
+    ap.add_argument("--root", help="a folder of photos; default: the generated 512-px JPEGs")
+    ap.add_argument("--photos", type=int, default=4, help="photos (x5 crops) whose maps are reduced")
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    args = ap.parse_args()
+    kernel = native_kernel()
+    if kernel is None:
+        raise SystemExit("the native kernel is not built (or ATTIQA_NATIVE=0): run `make native`")
+    photos = discover_images([Path(args.root) if args.root else photo_folder(args.photos)])[: args.photos]
+    sc = AttiqaScorer(resolve_weights(args.model))
+    maps = capture(sc, photos)
+    elems = sum(y.numel() for y in maps)
+    print(f"{args.model}: {len(maps)} maps of {len(photos)} photos' crops, {elems / 1e6:.1f} M elements; "
+          f"kernel {kernel.variant()}; load {os.getloadavg()[0]:.1f}")  # fmt: skip
+    for name, native in (("torch", False), ("native", True)):
+        em, es = errors(maps, native)
+        print(f"  {name:6s} worst error vs float64: mean {em:.1e}, std {es:.1e}")
+    for threads in args.threads:
+        torch.set_num_threads(threads)
+        run(maps, False), run(maps, True)  # warm-up
+        old, new = [], []
+        for _ in range(args.rounds):
+            old.append(run(maps, False))
+            new.append(run(maps, True))
+        per = 1e3 / len(photos)
+        ratios = [o / n for o, n in zip(old, new, strict=True)]
+        print(f"  {threads} thread(s): torch {statistics.median(old) * per:.1f} ms/photo, native "
+              f"{statistics.median(new) * per:.1f}; torch/native per round "
+              f"{' '.join(f'{r:.2f}' for r in ratios)} (median {statistics.median(ratios):.2f}); "
+              f"load {os.getloadavg()[0]:.1f}")  # fmt: skip
+    os.environ.pop("ATTIQA_NATIVE")
+
+
+if __name__ == "__main__":
+    main()

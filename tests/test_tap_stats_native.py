@@ -1,0 +1,152 @@
+"""The tap statistics' native kernel (attiqa/models/tapstats_native.c, session 35): built where a C compiler
+is, exact against float64 where torch's float32 shortcuts cancel, split over threads, and out of the way of
+every input it does not handle (those take the torch path unchanged)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+import pytest
+import torch
+
+from attiqa.models.backbones import native_kernel, native_mean_std, spatial_mean_std
+from attiqa.scorers.attiqa_scorer import AttiqaScorer
+from attiqa.scorers.zoo import resolve_weights
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _compiler_present() -> bool:
+    cc = (sysconfig.get_config_var("CC") or "cc").split()[0]
+    headers = Path(sysconfig.get_paths()["include"]) / "Python.h"
+    return sys.platform != "win32" and shutil.which(cc) is not None and headers.exists()
+
+
+needs_kernel = pytest.mark.skipif(native_kernel() is None, reason="native kernel not built (no C compiler)")
+
+
+def test_the_kernel_is_built_wherever_a_c_compiler_is(monkeypatch):
+    """The install (``pip install -e .``, ``make venv``) builds the optional extension when it can; a
+    compiler but no kernel means a stale or failed build, which would leave the speed-up silently off."""
+    monkeypatch.delenv("ATTIQA_NATIVE", raising=False)
+    if not _compiler_present():
+        pytest.skip("no C compiler or Python headers: the torch path is the expected one here")
+    assert native_kernel() is not None, "the native kernel is missing or stale: run `make native`"
+    assert native_kernel().variant() in ("avx2+fma", "baseline")
+
+
+def test_the_extension_is_optional_a_failing_compiler_does_not_fail_the_build(tmp_path):
+    """setuptools with a compiler that fails: the build step warns and succeeds (so does an install)."""
+    for name in ("pyproject.toml", "README.md", "attiqa/models/tapstats_native.c"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / name, tmp_path / name)
+    env = {"PATH": "/usr/bin:/bin", "CC": "false", "LDSHARED": "false"}
+    run = subprocess.run(
+        [sys.executable, "-c", "from setuptools import setup; setup()", "build_ext", "--inplace"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert "tapstats_native" in run.stdout + run.stderr  # it was attempted ...
+    assert not list((tmp_path / "attiqa" / "models").glob("tapstats_native*.so"))  # ... and skipped
+
+
+def _maps(seed: int) -> dict[str, torch.Tensor]:
+    """(N, HW, C) maps, contiguous float32: random, |mean| / std ~ 1e4, constant channels, odd sizes."""
+    g = torch.Generator().manual_seed(seed)
+    rnd = torch.randn(3, 517, 37, generator=g) * 3 + 1
+    big = 1e4 + torch.randn(2, 4096, 24, generator=g)
+    const = torch.randn(2, 300, 20, generator=g)
+    const[:, :, :6] = torch.tensor([0.0, 6.0, 0.3, 1.4, -2.5e3, 1e-20])  # every position: std exactly 0
+    return {
+        "random": rnd,
+        "large mean": big,
+        "constant channels": const,
+        "one position": torch.randn(5, 1, 7, generator=g),
+        "one map, many channels": torch.rand(1, 999, 131, generator=g),
+        "odd N*C": torch.randn(7, 33, 3, generator=g) - 4,
+    }
+
+
+@needs_kernel
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_native_statistics_are_float64_exact_to_float32_rounding(threads):
+    for name, flat in _maps(threads).items():
+        # one position: std 0 (spatial_mean_std's convention), not torch's NaN
+        ref_std, ref_mean = torch.std_mean(flat.double(), 1, correction=int(flat.shape[1] > 1))
+        mean, std = native_mean_std(flat, threads=threads)
+        assert mean.dtype == std.dtype == torch.float32 and mean.shape == std.shape == ref_mean.shape
+        assert ((mean.double() - ref_mean).abs() <= 1e-7 * (ref_mean.abs() + ref_std)).all(), name
+        zero = ref_std == 0
+        assert std[zero].eq(0).all() and (mean.double()[zero] == ref_mean[zero]).all(), name
+        rel = (std.double() - ref_std).abs()[~zero] / ref_std[~zero]
+        assert rel.numel() == 0 or rel.max() < 1e-7, name  # float32 rounding of the output (6e-8)
+        # the threads split the work, they do not change it
+        one = native_mean_std(flat, threads=1)
+        assert torch.equal(mean, one[0]) and torch.equal(std, one[1])
+
+
+@needs_kernel
+def test_native_statistics_carry_nan_and_inf_as_the_torch_path_does(monkeypatch):
+    flat = torch.randn(2, 50, 4)
+    flat[0, 10, 0] = float("nan")
+    flat[0, :, 1] = float("inf")
+    flat[1, 0, 2] = float("-inf")
+    monkeypatch.setenv("ATTIQA_NATIVE", "0")
+    ref_mean, ref_std = spatial_mean_std(flat.view(2, 5, 10, 4).permute(0, 3, 1, 2))
+    monkeypatch.delenv("ATTIQA_NATIVE")
+    mean, std = native_mean_std(flat)
+    for got, want in ((mean, ref_mean), (std, ref_std)):
+        assert torch.equal(got.isnan(), want.isnan()) and torch.equal(got.isinf(), want.isinf())
+        finite = want.isfinite()
+        assert torch.allclose(got[finite], want[finite], rtol=1e-6)
+
+
+@needs_kernel
+def test_spatial_mean_std_takes_the_native_path_only_for_contiguous_cpu_float32(monkeypatch):
+    y = (torch.randn(2, 24, 9, 11) * 2 + 3).contiguous(memory_format=torch.channels_last)
+    flat = y.permute(0, 2, 3, 1).reshape(2, 99, 24)
+    monkeypatch.setenv("ATTIQA_NATIVE", "0")
+    assert native_kernel() is None
+    torch_path = spatial_mean_std(y)
+    nchw = spatial_mean_std(y.contiguous())  # (N, HW, C) is then a strided view: the torch path
+    f64 = spatial_mean_std(y.double())
+    monkeypatch.delenv("ATTIQA_NATIVE")
+    native = native_mean_std(flat)
+    for got, want in zip(spatial_mean_std(y), native, strict=True):
+        assert torch.equal(got, want)
+    assert all(torch.equal(a, b) for a, b in zip(spatial_mean_std(y.contiguous()), nchw, strict=True))
+    assert all(torch.equal(a, b) for a, b in zip(spatial_mean_std(y.double()), f64, strict=True))
+    assert all(torch.allclose(a, b, rtol=1e-6) for a, b in zip(native, torch_path, strict=True))
+    with pytest.raises(ValueError, match="contiguous CPU float32"):
+        native_mean_std(y.contiguous().permute(0, 2, 3, 1).reshape(2, 99, 24))
+
+
+@needs_kernel
+def test_training_through_the_native_forward_gets_the_analytic_gradient(monkeypatch):
+    y = (torch.rand(2, 16, 12, 12) * 6).contiguous(memory_format=torch.channels_last)
+    grads = []
+    for native in ("1", "0"):
+        monkeypatch.setenv("ATTIQA_NATIVE", native)
+        yg = y.clone().requires_grad_(True)
+        mean, std = spatial_mean_std(yg)
+        (mean.sum() + (std * torch.arange(16.0)).sum()).backward()
+        grads.append(yg.grad)
+    assert torch.allclose(grads[0], grads[1], rtol=1e-5, atol=1e-7)
+
+
+@needs_kernel
+def test_shipped_model_scores_the_same_on_either_path(photos, monkeypatch):
+    """Through the shipped model on real photos the native kernel moves the scores by float rounding only."""
+    sc = AttiqaScorer(resolve_weights("attiqa-default"))
+    x = torch.stack([sc.transform(img) for img in photos.values()])
+    out = []
+    for native in ("1", "0"):
+        monkeypatch.setenv("ATTIQA_NATIVE", native)
+        with torch.inference_mode():
+            out.append(sc.score_tensors(x))
+    assert (out[0][:, 0] - out[1][:, 0]).abs().max() < 2e-3  # MOS (0-100)
+    assert (out[0][:, 1:] - out[1][:, 1:]).abs().max() < 1e-4  # attributes
