@@ -216,4 +216,5 @@ class CenterCropTest(_ResizedView):
 
     def packed(self, img: Image.Image) -> torch.Tensor:
         img = self._resized(img)
-        return self._uint8_pixels(img.crop(_center_box(img.width, img.height, self.crop_size))).permute(2, 0, 1)
+        crop = img.crop(_center_box(img.width, img.height, self.crop_size))
+        return self._uint8_pixels(crop).permute(2, 0, 1)
