@@ -114,10 +114,19 @@ def test_spatial_mean_std_takes_the_native_path_only_for_contiguous_cpu_float32(
     torch_path = spatial_mean_std(y)
     nchw = spatial_mean_std(y.contiguous())  # (N, HW, C) is then a strided view: the torch path
     f64 = spatial_mean_std(y.double())
-    monkeypatch.delenv("ATTIQA_NATIVE")
+    monkeypatch.setenv("ATTIQA_NATIVE", "1")  # forced, at any thread count
     native = native_mean_std(flat)
     for got, want in zip(spatial_mean_std(y), native, strict=True):
         assert torch.equal(got, want)
+    # unset: the kernel at one torch thread only (at more it lost to the torch path end to end)
+    monkeypatch.delenv("ATTIQA_NATIVE")
+    threads = torch.get_num_threads()
+    try:
+        for n, want_path in ((1, native), (2, torch_path)):
+            torch.set_num_threads(n)
+            assert all(torch.equal(a, b) for a, b in zip(spatial_mean_std(y), want_path, strict=True)), n
+    finally:
+        torch.set_num_threads(threads)
     assert all(torch.equal(a, b) for a, b in zip(spatial_mean_std(y.contiguous()), nchw, strict=True))
     assert all(torch.equal(a, b) for a, b in zip(spatial_mean_std(y.double()), f64, strict=True))
     assert all(torch.allclose(a, b, rtol=1e-6) for a, b in zip(native, torch_path, strict=True))

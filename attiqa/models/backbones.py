@@ -276,7 +276,13 @@ def _native_layout(flat: torch.Tensor) -> bool:
 
 
 def _native_applies(flat: torch.Tensor) -> bool:
-    return _native_layout(flat) and flat.numel() > 0 and native_kernel() is not None
+    """Whether :func:`spatial_mean_std` takes the kernel: its layout, and by default only at ONE torch thread.
+    At more, torch's OpenMP threads spin between the network's parallel regions and the kernel's own
+    threads compete with them: `attiqa score` end to end was slower with the kernel at 2 threads and
+    faster at one (session 35, docs/default_model.md); ``ATTIQA_NATIVE=1`` forces it at any count."""
+    if not (_native_layout(flat) and flat.numel() > 0 and native_kernel() is not None):
+        return False
+    return os.environ.get("ATTIQA_NATIVE") == "1" or torch.get_num_threads() == 1
 
 
 def _keep_stats(out: list[torch.Tensor], _m: nn.Module, _i: object, y: torch.Tensor) -> None:
