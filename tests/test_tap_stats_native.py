@@ -1,9 +1,11 @@
 """The tap statistics' native kernel (attiqa/models/tapstats_native.c, session 35): built where a C compiler
-is, exact against float64 where torch's float32 shortcuts cancel, split over threads, and out of the way of
-every input it does not handle (those take the torch path unchanged)."""
+is, exact against float64 where torch's float32 shortcuts cancel, split over threads (torch's own OpenMP team,
+or its own pthreads where that runtime is not found; session 36) with the same bits either way, and out of
+the way of every input it does not handle (those take the torch path unchanged)."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -13,6 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from attiqa.errors import AttiqaError
 from attiqa.models.backbones import native_kernel, native_mean_std, spatial_mean_std
 from attiqa.scorers.attiqa_scorer import AttiqaScorer
 from attiqa.scorers.zoo import resolve_weights
@@ -84,9 +87,104 @@ def test_native_statistics_are_float64_exact_to_float32_rounding(threads):
         assert std[zero].eq(0).all() and (mean.double()[zero] == ref_mean[zero]).all(), name
         rel = (std.double() - ref_std).abs()[~zero] / ref_std[~zero]
         assert rel.numel() == 0 or rel.max() < 1e-7, name  # float32 rounding of the output (6e-8)
-        # the threads split the work, they do not change it
-        one = native_mean_std(flat, threads=1)
-        assert torch.equal(mean, one[0]) and torch.equal(std, one[1])
+        # the threads split the work, they do not change it, on torch's OpenMP team or on pthreads
+        for openmp in (True, False):
+            one = native_mean_std(flat, threads=1, openmp=openmp)
+            own = native_mean_std(flat, threads=threads, openmp=openmp)
+            assert torch.equal(mean, one[0]) and torch.equal(std, one[1]), name
+            assert torch.equal(mean, own[0]) and torch.equal(std, own[1]), name
+
+
+def _openmp_runtimes() -> list[str]:
+    """The OpenMP runtimes mapped into this process (from /proc/self/maps)."""
+    names = ("libgomp", "libomp", "libiomp5")
+    lines = Path("/proc/self/maps").read_text().splitlines()
+    return sorted({ln.split()[-1] for ln in lines if any(n in ln.rsplit("/", 1)[-1] for n in names)})
+
+
+torch_openmp = pytest.mark.skipif(
+    not sys.platform.startswith("linux")
+    or "ATen parallel backend: OpenMP" not in torch.__config__.parallel_info(),
+    reason="torch's intra-op threads are OpenMP ones on Linux builds only",
+)
+
+
+@needs_kernel
+@torch_openmp
+def test_the_kernel_runs_on_torchs_own_openmp_threads_and_loads_no_runtime(monkeypatch):
+    """Its threads are torch's OpenMP team: it loads no runtime and adds no thread to the process."""
+    monkeypatch.setenv("ATTIQA_NATIVE", "1")
+    before = _openmp_runtimes()
+    path = native_kernel().runtime()
+    assert path is not None and before and path in before, (path, before)
+    threads = torch.get_num_threads()
+    flat = torch.randn(6, 2000, 40)
+    try:
+        for n in (1, 2, 3):
+            torch.set_num_threads(n)
+            (flat * 2).sum()  # torch's team of n threads, formed once as torch would
+            tasks = len(os.listdir("/proc/self/task"))
+            got = spatial_mean_std(flat.view(6, 40, 50, 40).permute(0, 3, 1, 2))
+            assert len(os.listdir("/proc/self/task")) == tasks, n  # the kernel started none of its own
+            want = native_mean_std(flat, threads=1)
+            assert torch.equal(got[0], want[0]) and torch.equal(got[1], want[1]), n
+    finally:
+        torch.set_num_threads(threads)
+    assert _openmp_runtimes() == before
+
+
+@needs_kernel
+def test_the_pthreads_fallback_gives_the_same_bits(monkeypatch):
+    """``ATTIQA_NATIVE=pthreads`` (the kernel on its own threads, as where torch's OpenMP is not found) and
+    torch's team give the same results at any thread count."""
+    y = (torch.randn(3, 131, 17, 19) * 5 + 2).contiguous(memory_format=torch.channels_last)
+    threads = torch.get_num_threads()
+    got = {}
+    try:
+        for setting in ("1", "pthreads"):
+            monkeypatch.setenv("ATTIQA_NATIVE", setting)
+            for n in (1, 2, 3):
+                torch.set_num_threads(n)
+                got[setting, n] = spatial_mean_std(y)
+    finally:
+        torch.set_num_threads(threads)
+    first = got["1", 1]
+    for key, (mean, std) in got.items():
+        assert torch.equal(mean, first[0]) and torch.equal(std, first[1]), key
+
+
+@needs_kernel
+def test_without_torch_loaded_the_kernel_finds_no_runtime_and_uses_its_own_threads(tmp_path):
+    """The extension alone in a process without torch (so no OpenMP runtime of torch's to find): it says so,
+    and asked for the OpenMP dispatch it computes the same statistics on pthreads."""
+    script = f"""
+import array, importlib.util, math, sys
+spec = importlib.util.spec_from_file_location("tapstats_native", {native_kernel().__file__!r})
+k = importlib.util.module_from_spec(spec); spec.loader.exec_module(k)
+assert "torch" not in sys.modules and k.runtime() is None, k.runtime()
+n, hw, c = 3, 101, 19
+x = array.array("f", [((i * 7919) % 1000) / 37.0 - 9.0 for i in range(n * hw * c)])
+for threads in (1, 2, 3):
+    m, s = array.array("f", [0.0] * (n * c)), array.array("f", [0.0] * (n * c))
+    ptr = lambda a: a.buffer_info()[0]
+    k.mean_std(ptr(x), n, hw, c, ptr(m), ptr(s), threads, True)
+    for i in range(n):
+        for ch in range(c):
+            v = [x[(i * hw + r) * c + ch] for r in range(hw)]
+            mu = math.fsum(v) / hw
+            sd = math.sqrt(math.fsum((a - mu) ** 2 for a in v) / (hw - 1))
+            assert abs(m[i * c + ch] - mu) <= 1e-6 * (abs(mu) + sd) and abs(s[i * c + ch] - sd) <= 1e-6 * sd
+print("ok")
+"""
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0 and run.stdout.strip() == "ok", run.stderr
+
+
+def test_a_wrong_attiqa_native_value_is_named(monkeypatch):
+    y = torch.randn(1, 4, 5, 5)
+    monkeypatch.setenv("ATTIQA_NATIVE", "yes")
+    with pytest.raises(AttiqaError, match="ATTIQA_NATIVE='yes'"):
+        spatial_mean_std(y)
 
 
 @needs_kernel
@@ -118,11 +216,13 @@ def test_spatial_mean_std_takes_the_native_path_only_for_contiguous_cpu_float32(
     native = native_mean_std(flat)
     for got, want in zip(spatial_mean_std(y), native, strict=True):
         assert torch.equal(got, want)
-    # unset: the kernel at one torch thread only (at more it lost to the torch path end to end)
+    # unset: the kernel at any thread count on torch's OpenMP team; where that is not found, at one thread
+    # only (its own threads lost to the torch path end to end at two)
     monkeypatch.delenv("ATTIQA_NATIVE")
     threads = torch.get_num_threads()
+    on_torch_team = native_kernel().runtime() is not None
     try:
-        for n, want_path in ((1, native), (2, torch_path)):
+        for n, want_path in ((1, native), (2, native if on_torch_team else torch_path)):
             torch.set_num_threads(n)
             assert all(torch.equal(a, b) for a, b in zip(spatial_mean_std(y), want_path, strict=True)), n
     finally:

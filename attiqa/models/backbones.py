@@ -42,7 +42,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from attiqa.errors import ModelLoadError
+from attiqa.errors import AttiqaError, ModelLoadError
 from attiqa.models.efficientnet_lite import EfficientNetLite, imagenet_state_shapes, lite_variant
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -230,7 +230,7 @@ _squared_difference = torch.ops.aten.mse_loss.out
 
 # The optional C kernel of the statistics (attiqa/models/tapstats_native.c, built at install where a C
 # compiler is present). Its VERSION must match: a stale in-place build of an older kernel is not used.
-NATIVE_KERNEL_VERSION = 1
+NATIVE_KERNEL_VERSION = 2
 
 
 def _load_native() -> Any:
@@ -242,18 +242,34 @@ def _load_native() -> Any:
 
 
 _NATIVE = _load_native()
+# ATTIQA_NATIVE's values: the kernel never / at any thread count / at any count on its own pthreads instead
+# of torch's OpenMP team (the fallback, to compare the two); unset: the default of _native_applies.
+_NATIVE_SETTINGS = ("0", "1", "pthreads")
+
+
+def _native_setting() -> str:
+    """``ATTIQA_NATIVE``, read at each call and only here: "0", "1", "pthreads" or "" (unset: the default)."""
+    value = os.environ.get("ATTIQA_NATIVE", "").strip().lower()
+    if value and value not in _NATIVE_SETTINGS:
+        raise AttiqaError(f"ATTIQA_NATIVE={value!r}: use 0 (never the native kernel), 1 (always), pthreads "
+                          "(always, on its own threads) or leave it unset")  # fmt: skip
+    return value
 
 
 def native_kernel() -> Any:
     """The loaded native statistics extension, or None (not built, stale, or switched off with
     ``ATTIQA_NATIVE=0``, read at each call)."""
-    return _NATIVE if os.environ.get("ATTIQA_NATIVE", "1") != "0" else None
+    return _NATIVE if _native_setting() != "0" else None
 
 
-def native_mean_std(flat: torch.Tensor, threads: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def native_mean_std(
+    flat: torch.Tensor, threads: int | None = None, openmp: bool | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """:func:`spatial_mean_std`'s values on a contiguous CPU float32 (N, HW, C) ``flat`` by the native kernel:
     one read of the map, float64 sums of each value minus its channel's first value (no cancellation; a
-    constant channel has std exactly 0), split over ``threads`` (default torch's) threads."""
+    constant channel has std exactly 0), split over ``threads`` (default torch's) threads: torch's own OpenMP
+    team where the kernel found its runtime, else (or with ``openmp=False``; default: unless
+    ``ATTIQA_NATIVE=pthreads``) threads of its own. The results do not depend on either choice."""
     kernel = native_kernel()
     if kernel is None:
         raise RuntimeError("the native statistics kernel is not available (or ATTIQA_NATIVE=0)")
@@ -265,7 +281,8 @@ def native_mean_std(flat: torch.Tensor, threads: int | None = None) -> tuple[tor
     if not flat.numel():  # no positions: NaN, as torch's mean and std
         return mean.fill_(float("nan")), std.fill_(float("nan"))
     nt = torch.get_num_threads() if threads is None else threads
-    kernel.mean_std(flat.data_ptr(), n, hw, c, mean.data_ptr(), std.data_ptr(), nt)
+    use_omp = _native_setting() != "pthreads" if openmp is None else openmp
+    kernel.mean_std(flat.data_ptr(), n, hw, c, mean.data_ptr(), std.data_ptr(), nt, use_omp)
     return mean, std
 
 
@@ -276,13 +293,15 @@ def _native_layout(flat: torch.Tensor) -> bool:
 
 
 def _native_applies(flat: torch.Tensor) -> bool:
-    """Whether :func:`spatial_mean_std` takes the kernel: its layout, and by default only at ONE torch thread.
-    At more, torch's OpenMP threads spin between the network's parallel regions and the kernel's own
-    threads compete with them: `attiqa score` end to end was slower with the kernel at 2 threads and
-    faster at one (session 35, docs/default_model.md); ``ATTIQA_NATIVE=1`` forces it at any count."""
-    if not (_native_layout(flat) and flat.numel() > 0 and native_kernel() is not None):
+    """Whether :func:`spatial_mean_std` takes the kernel: its layout, and by default at any torch thread count
+    where its threads are torch's own OpenMP team, else at ONE thread only: its own threads would compete
+    with torch's, which spin between the network's parallel regions (`attiqa score` end to end lost at 2
+    threads on them and won on torch's team; sessions 35-36, docs/default_model.md). ``ATTIQA_NATIVE=1``
+    forces it at any count, ``pthreads`` forces it on its own threads, ``0`` turns it off."""
+    setting = _native_setting()
+    if setting == "0" or _NATIVE is None or not (_native_layout(flat) and flat.numel() > 0):
         return False
-    return os.environ.get("ATTIQA_NATIVE") == "1" or torch.get_num_threads() == 1
+    return setting != "" or torch.get_num_threads() == 1 or _NATIVE.runtime() is not None
 
 
 def _keep_stats(out: list[torch.Tensor], _m: nn.Module, _i: object, y: torch.Tensor) -> None:
