@@ -5,7 +5,7 @@ taps produce on real photos (all in one process, alternating rounds; ratios, sin
     python benchmarks/tap_stats.py --model attiqa-agiqa3k --root ../shared/data/agiqa3k-dev
 
 The maps of ``--photos`` photos' five crops (one scorer pass) are captured by forward hooks, then
-``spatial_mean_std`` runs over all of them with ``ATTIQA_NATIVE=0`` (torch) and unset (native) in turn, for
+``spatial_mean_std`` runs over all of them with ``ATTIQA_NATIVE=0`` (torch) and ``1`` (native) in turn, for
 ``--rounds`` rounds at each thread count. Prints ms per photo (median of rounds), torch/native time ratio per
 round, and both paths' worst errors against float64 (``torch.std_mean``). Session 35 (experiments/speed/).
 """
