@@ -128,9 +128,10 @@ def score(
     Rerunning scores only what is missing. A metric whose weights are not on this machine is reported and
     skipped; unreadable images are skipped and listed.
     """
-    from genbench.run_scores import default_metrics, score_run
+    from genbench.run_scores import default_metrics, score_run, scores_folder
 
     pairs = _run_pairs(run_dir)
+    scores_folder(run_dir)  # every metric writes there: a problem with it is one line, before any scoring
     names = _split_metrics(metrics) or default_metrics()
     dev = device_str(device)
     ok = 0
@@ -149,8 +150,8 @@ def score(
             console.print(f"  [yellow]skipped[/] {plain(f)}", highlight=False)
     if not ok:
         raise AttiqaError(
-            "no metric could score this run — pass --metrics with names from `attiqa models`, "
-            "and check the images listed as unreadable"
+            "no metric could score this run — see above why each was skipped (scorer names: "
+            "`attiqa models`)"
         )
 
 
