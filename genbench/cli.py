@@ -12,7 +12,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from attiqa.cli import BatchSizeOption, DeviceOption, WorkersOption
+from attiqa.cli import BatchSizeOption, DeviceOption, WorkersOption, interrupt_exit_code
 from attiqa.cli import device as device_str
 from attiqa.errors import AttiqaError
 from attiqa.progress import console, plain, progress_task
@@ -275,7 +275,24 @@ def vote(
             f"serving {n} pairs on {study_url(host, actual_port)} (Ctrl-C to stop)", highlight=False
         )
 
-    serve(run_dir, host, port, seed, on_ready=ready, allow_hosts=allow_host)
+    interruption = None
+    try:
+        serve(run_dir, host, port, seed, on_ready=ready, allow_hosts=allow_host)
+    except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: the way a study ends
+        interruption = exc
+    if interruption is not None:  # raised outside the handler: run_app adds no second "interrupted"
+        from genbench.prefs import VOTES_DB
+        from genbench.vote.store import VoteStore
+
+        db = Path(run_dir) / VOTES_DB
+        got = VoteStore(db).summary() if db.exists() else {"votes": 0, "raters": 0}
+        console.print(
+            f"[yellow]stopped:[/] {got['votes']} votes from {got['raters']} raters saved in {plain(db)}; "
+            f"`genbench vote {plain(shell_arg(run_dir))}` continues the study, `genbench agree "
+            f"{plain(shell_arg(run_dir))}` measures the metrics against it",
+            highlight=False,
+        )
+        raise SystemExit(interrupt_exit_code(interruption))
 
 
 def study_url(host: str, port: int) -> str:
