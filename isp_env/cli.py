@@ -16,6 +16,7 @@ from rich.table import Table
 
 from attiqa.errors import ConfigError
 from attiqa.io.atomic import output_folder
+from attiqa.io.formats import format_list
 from attiqa.progress import console, plain
 
 app = typer.Typer(
@@ -216,7 +217,7 @@ def tune(
 @app.command()
 def render(
     raw: Path = typer.Argument(..., help="Raw file (DNG or a camera format LibRaw reads)."),
-    output: Path = typer.Option(..., "--output", "-o", help="Output image (.png, .jpg, .tif)."),
+    output: Path = typer.Option(..., "--output", "-o", help=f"Output image: {format_list()}."),
     policy: str | None = typer.Option(
         None,
         "--policy",
