@@ -150,8 +150,7 @@ def score(
             console.print(f"  [yellow]skipped[/] {plain(f)}", highlight=False)
     if not ok:
         raise AttiqaError(
-            "no metric could score this run — see above why each was skipped (scorer names: "
-            "`attiqa models`)"
+            "no metric could score this run — see above why each was skipped (scorer names: `attiqa models`)"
         )
 
 

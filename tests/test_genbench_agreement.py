@@ -176,7 +176,7 @@ def test_a_scores_folder_that_cannot_be_written_is_named_with_its_fix(photo_run,
     res = run_genbench("score", photo_run, "-m", "classical,classical-typo", "--workers", "0")
     said = " ".join(res.stderr.split())
     assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
-    assert f"skipped classical: {scores / 'classical.csv'}: a folder where genbench writes classical's" in said
+    assert f"skipped classical: {scores / 'classical.csv'}: a folder where genbench writes classical" in said
     assert "skipped classical-typo: unknown scorer" in said and "see above why each was skipped" in said
     (scores / "classical.csv").rmdir()  # following the advice: it scores
     res = run_genbench("score", photo_run, "-m", "classical", "--workers", "0")

@@ -1,7 +1,7 @@
 """The ``attiqa`` command line (typer + rich). Thin: parses, calls the library, prints.
 
-Light to import: :func:`run_app`, :func:`device`, :func:`interrupt_exit_code` and the shared option types come from
-:mod:`attiqa.cli._common` (genbench and isp_env use them); the commands are assembled in
+Light to import: :func:`run_app`, :func:`device`, :func:`interrupt_exit_code` and the shared option types
+come from :mod:`attiqa.cli._common` (genbench and isp_env use them); the commands are assembled in
 :mod:`attiqa.cli.app` only when :func:`main` runs. Every :class:`attiqa.errors.AttiqaError` ends as one
 red line and exit code 2 — never a traceback.
 """

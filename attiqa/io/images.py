@@ -321,8 +321,6 @@ def require_images(inputs: Sequence[str | Path]) -> list[Path]:
     return files
 
 
-
-
 def save_format(path: str | Path) -> str:
     """The PIL format :func:`save_image` writes for ``path``'s suffix; an unknown suffix is a one-line
     :class:`ConfigError` naming the file — call it to check an output before the work that makes it."""
