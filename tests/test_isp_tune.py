@@ -677,3 +677,53 @@ def test_a_damaged_file_of_a_run_is_one_line_naming_it(tmp_path, isp_raws):
             (out / "policy.safetensors").unlink()
     r = CliRunner().invoke(app, args)  # the deleted files' steps redone
     assert r.exit_code == 0, r.output
+
+
+def test_render_given_a_policy_where_parameters_go_says_which_option_takes_it(tmp_path, isp_raws):
+    """**Was** (session 35): `render --params RUN/policy.json` listed the card's 13 keys as "unknown ISP
+    parameter(s)", `--params RUN/policy.safetensors` a UTF-8 decode error, `--params RUN` "Is a directory",
+    `--policy RUN/policy.json` "not a readable safetensors checkpoint (header too large)". Each now names
+    the option that takes it; following the advice renders."""
+    from attiqa.io.checkpoints import load_checkpoint
+    from isp_env.policy_io import DEFAULT_POLICY
+
+    run = tmp_path / "run"
+    (run / "test" / "teacher" / "params").mkdir(parents=True)
+    shutil.copy(DEFAULT_POLICY, run / "policy.safetensors")
+    (run / "policy.json").write_text(json.dumps(load_checkpoint(DEFAULT_POLICY)[1]))  # the card beside it
+    setting = run / "test" / "teacher" / "params" / "a.json"
+    setting.write_text(json.dumps({"tone_exposure": 0.2}))
+    raw, out = isp_raws[0], tmp_path / "r.png"
+    advice = f"render with its policy: --policy {run / 'policy.safetensors'}; or pass --params a setting the "
+    for args, said in (
+        (["--params", run / "policy.json"], f"{run / 'policy.json'}: an isp-tune policy, not parameter "
+                                            f"values — {advice}run tuned, e.g. {setting}"),
+        (["--params", run / "policy.safetensors"], f"{run / 'policy.safetensors'}: an isp-tune policy"),
+        (["--params", run], f"{run}: an isp-tune run folder, not parameter values — render with its "
+                            f"policy: --policy {run};"),
+        (["--policy", run / "policy.json"], f"{run / 'policy.json'}: a JSON file, not a policy — pass the "
+                                            f"policy itself, {run / 'policy.safetensors'} (a parameter "
+                                            "file goes to --params)"),
+    ):  # fmt: skip
+        r = run_isp_tune("render", raw, "-o", out, *args)
+        lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+        assert r.returncode == 2 and len(lines) == 1 and lines[0].startswith(f"error: {said}"), r.stderr
+        assert not out.exists()
+    for args in (["--policy", run / "policy.safetensors"], ["--params", setting]):  # the advice works
+        r = run_isp_tune("render", raw, "-o", out, *args)
+        assert r.returncode == 0 and out.is_file(), r.stderr
+        out.unlink()
+
+
+@pytest.mark.skipif(not Path("/sys/kernel").is_dir(), reason="needs Linux's /sys (no file can be made there)")
+def test_an_output_that_cannot_be_made_is_named_not_its_temp_file(isp_raws, tmp_path):
+    """**Was** (session 35): `render -o /sys/x.png` said "/sys/.x.png.<host>.<pid>.<random>.tmp: Permission
+    denied" — the atomic write's temp file, a name the user never gave. The same for every atomic write."""
+    from helpers import run_attiqa
+
+    r = run_isp_tune("render", isp_raws[0], "-o", "/sys/x.png")
+    assert r.returncode == 2 and r.stderr.startswith("error: /sys/x.png: Permission denied — check"), r.stderr
+    assert ".tmp" not in r.stderr and "Traceback" not in r.stderr
+    Image.new("RGB", (8, 8)).save(tmp_path / "a.png")
+    r = run_attiqa("distort", tmp_path / "a.png", "-t", "gaussian_blur", "-l", "1", "-o", "/sys/y.png")
+    assert r.returncode == 2 and r.stderr.startswith("error: /sys/y.png: Permission denied"), r.stderr
