@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -9,6 +10,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -727,3 +729,57 @@ def test_an_output_that_cannot_be_made_is_named_not_its_temp_file(isp_raws, tmp_
     Image.new("RGB", (8, 8)).save(tmp_path / "a.png")
     r = run_attiqa("distort", tmp_path / "a.png", "-t", "gaussian_blur", "-l", "1", "-o", "/sys/y.png")
     assert r.returncode == 2 and r.stderr.startswith("error: /sys/y.png: Permission denied"), r.stderr
+
+
+LONG_STEP = """
+import multiprocessing, os, sys, time
+from isp_env.tuning import exit_with_parent
+
+def step(parent, deathsig):  # an env worker in the middle of a long step: it does not read its pipe
+    exit_with_parent(parent, deathsig)
+    print("ready", flush=True)
+    time.sleep(120)
+
+if __name__ == "__main__":
+    worker = multiprocessing.get_context("spawn").Process(target=step, args=(os.getpid(), sys.argv[1] == "1"))
+    worker.start()
+    print(worker.pid, flush=True)
+    worker.join()
+"""
+
+
+def _gone(pid: int) -> bool:
+    """Exited (a zombie waiting for its new parent to reap it counts: it holds no memory, runs nothing)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    stat = Path(f"/proc/{pid}/stat")
+    return stat.exists() and stat.read_text().rsplit(")", 1)[1].split()[0] == "Z"
+
+
+@pytest.mark.parametrize("deathsig", [True, False], ids=["prctl", "sentinel-thread"])
+def test_env_workers_end_when_their_parent_is_killed(tmp_path, deathsig):
+    """**Was** (session 35): after a ``kill -9`` of ``isp-tune --n-envs 2`` its env workers ran on until their
+    step finished and they wrote to the dead parent (seconds; a BrokenPipeError traceback). A real spawned
+    worker in a 120 s step, its real parent killed with SIGKILL: the worker is gone within 2 s — by the
+    kernel's parent-death signal (Linux) or by the watch thread every platform has."""
+    script = tmp_path / "long_step.py"
+    script.write_text(LONG_STEP)
+    parent = subprocess.Popen(
+        [sys.executable, str(script), "1" if deathsig else "0"], env=attiqa_env(), stdout=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        worker = int(parent.stdout.readline())
+        assert parent.stdout.readline().strip() == "ready"
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(10)
+        deadline = time.monotonic() + 2.0
+        while not _gone(worker) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert _gone(worker), "the worker outlived its killed parent"
+    finally:
+        parent.kill()
+        with contextlib.suppress(ProcessLookupError, NameError):
+            os.kill(worker, signal.SIGKILL)
