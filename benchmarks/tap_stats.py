@@ -7,7 +7,8 @@ taps produce on real photos (all in one process, alternating rounds; ratios, sin
 The maps of ``--photos`` photos' five crops (one scorer pass) are captured by forward hooks, then
 ``spatial_mean_std`` runs over all of them with ``ATTIQA_NATIVE=0`` (torch) and ``1`` (native) in turn, for
 ``--rounds`` rounds at each thread count. Prints ms per photo (median of rounds), torch/native time ratio per
-round, and both paths' worst errors against float64 (``torch.std_mean``). Session 35 (experiments/speed/).
+round, and both paths' worst errors against float64 (``torch.std_mean``; ``tap_maps.py``). Session 35
+(experiments/speed/).
 """
 
 from __future__ import annotations
@@ -23,30 +24,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import photo_folder  # noqa: E402
+from tap_maps import Stats, capture_tap_maps, stat_errors  # noqa: E402
 
-from attiqa.io.images import discover_images, load_image  # noqa: E402
-from attiqa.models.backbones import native_kernel, spatial_mean_std, tap_points  # noqa: E402
+from attiqa.io.images import discover_images  # noqa: E402
+from attiqa.models.backbones import native_kernel, spatial_mean_std  # noqa: E402
 from attiqa.scorers.attiqa_scorer import AttiqaScorer  # noqa: E402
 from attiqa.scorers.zoo import resolve_weights  # noqa: E402
-
-
-def capture(sc: AttiqaScorer, photos: list[Path]) -> list[torch.Tensor]:
-    """The ridge taps' output maps (channels_last, as the model makes them) for the photos' crops."""
-    net = sc.model.backbone.body.net
-    maps: list[torch.Tensor] = []
-
-    def keep(_m: object, _i: object, y: torch.Tensor) -> None:
-        maps.append(y.clone(memory_format=torch.channels_last))
-
-    handles = [t.register_forward_hook(keep) for t in tap_points(net, sc.model.ridge.taps)[0]]
-    x = torch.stack([sc.transform(load_image(p)) for p in photos])
-    try:
-        with torch.inference_mode():
-            sc.score_tensors(x)
-    finally:
-        for h in handles:
-            h.remove()
-    return maps
 
 
 def run(maps: list[torch.Tensor], native: bool) -> float:
@@ -58,18 +41,14 @@ def run(maps: list[torch.Tensor], native: bool) -> float:
     return time.perf_counter() - t
 
 
-def errors(maps: list[torch.Tensor], native: bool) -> tuple[float, float]:
-    """Worst relative mean error (to |mean| + std) and std error (to std; absolute where std is 0)."""
-    os.environ["ATTIQA_NATIVE"] = "1" if native else "0"
-    em = es = 0.0
-    for y in maps:
-        ref_std, ref_mean = torch.std_mean(y.double(), (2, 3))
-        mean, std = spatial_mean_std(y)
-        scale = (ref_mean.abs() + ref_std).clamp_min(1e-30)
-        em = max(em, float(((mean.double() - ref_mean).abs() / scale).max()))
-        d = (std.double() - ref_std).abs()
-        es = max(es, float(torch.where(ref_std > 0, d / ref_std.clamp_min(1e-300), d).max()))
-    return em, es
+def with_native(native: bool) -> Stats:
+    """``spatial_mean_std`` on the native kernel or on torch."""
+
+    def stats(y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        os.environ["ATTIQA_NATIVE"] = "1" if native else "0"
+        return spatial_mean_std(y)
+
+    return stats
 
 
 def main() -> None:
@@ -85,13 +64,13 @@ def main() -> None:
         raise SystemExit("the native kernel is not built (or ATTIQA_NATIVE=0): run `make native`")
     photos = discover_images([Path(args.root) if args.root else photo_folder(args.photos)])[: args.photos]
     sc = AttiqaScorer(resolve_weights(args.model))
-    maps = capture(sc, photos)
+    maps = capture_tap_maps(sc, photos, chunk=5 * len(photos), ridge_only=True)  # one scorer pass
     elems = sum(y.numel() for y in maps)
     print(f"{args.model}: {len(maps)} maps of {len(photos)} photos' crops, {elems / 1e6:.1f} M elements; "
           f"kernel {kernel.variant()}; load {os.getloadavg()[0]:.1f}")  # fmt: skip
     for name, native in (("torch", False), ("native", True)):
-        em, es = errors(maps, native)
-        print(f"  {name:6s} worst error vs float64: mean {em:.1e}, std {es:.1e}")
+        em, es, ez = stat_errors(maps, with_native(native))
+        print(f"  {name:6s} worst error vs float64: mean {em:.1e}, std {es:.1e}, std where 0 {ez:.1e}")
     for threads in args.threads:
         torch.set_num_threads(threads)
         run(maps, False), run(maps, True)  # warm-up

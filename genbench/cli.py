@@ -12,7 +12,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from attiqa.cli import BatchSizeOption, DeviceOption, WorkersOption
+from attiqa.cli import BatchSizeOption, DeviceOption, WorkersOption, interrupt_exit_code
 from attiqa.cli import device as device_str
 from attiqa.errors import AttiqaError
 from attiqa.progress import console, plain, progress_task
@@ -128,9 +128,10 @@ def score(
     Rerunning scores only what is missing. A metric whose weights are not on this machine is reported and
     skipped; unreadable images are skipped and listed.
     """
-    from genbench.run_scores import default_metrics, score_run
+    from genbench.run_scores import default_metrics, score_run, scores_folder
 
     pairs = _run_pairs(run_dir)
+    scores_folder(run_dir)  # every metric writes there: a problem with it is one line, before any scoring
     names = _split_metrics(metrics) or default_metrics()
     dev = device_str(device)
     ok = 0
@@ -149,8 +150,7 @@ def score(
             console.print(f"  [yellow]skipped[/] {plain(f)}", highlight=False)
     if not ok:
         raise AttiqaError(
-            "no metric could score this run — pass --metrics with names from `attiqa models`, "
-            "and check the images listed as unreadable"
+            "no metric could score this run — see above why each was skipped (scorer names: `attiqa models`)"
         )
 
 
@@ -274,7 +274,24 @@ def vote(
             f"serving {n} pairs on {study_url(host, actual_port)} (Ctrl-C to stop)", highlight=False
         )
 
-    serve(run_dir, host, port, seed, on_ready=ready, allow_hosts=allow_host)
+    interruption = None
+    try:
+        serve(run_dir, host, port, seed, on_ready=ready, allow_hosts=allow_host)
+    except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: the way a study ends
+        interruption = exc
+    if interruption is not None:  # raised outside the handler: run_app adds no second "interrupted"
+        from genbench.prefs import VOTES_DB
+        from genbench.vote.store import VoteStore
+
+        db = Path(run_dir) / VOTES_DB
+        got = VoteStore(db).summary() if db.exists() else {"votes": 0, "raters": 0}
+        console.print(
+            f"[yellow]stopped:[/] {got['votes']} votes from {got['raters']} raters saved in {plain(db)}; "
+            f"`genbench vote {plain(shell_arg(run_dir))}` continues the study, `genbench agree "
+            f"{plain(shell_arg(run_dir))}` measures the metrics against it",
+            highlight=False,
+        )
+        raise SystemExit(interrupt_exit_code(interruption))
 
 
 def study_url(host: str, port: int) -> str:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import attiqa
 from attiqa.errors import AttiqaError
-from attiqa.io.atomic import remove_orphan_temps, write_json_atomic
+from attiqa.io.atomic import output_folder, remove_orphan_temps, write_json_atomic
 from attiqa.io.tables import ENCODING, ERRORS, read_cell
 from attiqa.progress import shown_name
 from attiqa.scorers import is_checkpoint, scorer_identity
@@ -117,14 +117,18 @@ def score_run(
 ) -> ScoreReport:
     """Score the run's images not yet in ``scores/<metric>.csv`` and rewrite the file with all rows."""
     run_dir = Path(run_dir)
+    scores_folder(run_dir)
     slug = metric_slug(metric, run_dir)
     report = ScoreReport(metric=slug)
+    out_csv = run_dir / SCORES_DIR / f"{slug}.csv"
+    report.error = _unusable(out_csv, metric) or _unusable(out_csv.with_suffix(".json"), metric)
+    if report.error:  # this metric is skipped, the others go on
+        return report
     try:
         scorer = attiqa.load_scorer(metric, device=device)
     except AttiqaError as exc:
         report.error = str(exc)
         return report
-    out_csv = run_dir / SCORES_DIR / f"{slug}.csv"
     remove_orphan_temps(out_csv.parent, targets=[out_csv.name, f"{slug}.json"])  # a killed earlier run's
     identity = scorer_identity(metric)
     if _header(out_csv) not in (None, ["image", *scorer.columns]) or _other_weights(out_csv, identity):
@@ -182,6 +186,26 @@ def score_run(
     if run.interrupted:
         raise KeyboardInterrupt
     return report
+
+
+def scores_folder(run_dir: Path) -> Path:
+    """``RUN/scores``, made and checked before any metric runs: every metric writes there, so a file in its
+    place or no permission is one line for the command (it was each metric's "delete it to score M again",
+    then "no metric could score this run ... check the images listed as unreadable")."""
+    folder = Path(run_dir) / SCORES_DIR
+    if folder.exists() and not folder.is_dir():
+        raise AttiqaError(f"{folder}: a file where genbench keeps the run's scores (a folder) — move it away")
+    writable = folder if folder.exists() else Path(run_dir)
+    return output_folder(folder, fix=f"make {writable} writable (chmod u+w {shell_arg(writable)})")
+
+
+def _unusable(path: Path, metric: str) -> str:
+    """Why ``path`` (``scores/<slug>.csv`` or ``.json``) cannot be written, with the fix; "" if it can."""
+    if path.is_dir():
+        return f"{path}: a folder where genbench writes {metric}'s scores — move it away"
+    if path.exists() and not os.access(path, os.W_OK):
+        return f"{path}: not writable (permission denied) — chmod u+w {shell_arg(path)}"
+    return ""
 
 
 def load_metric_scores(run_dir: Path, metrics: list[str] | None = None) -> list[MetricScores]:

@@ -7,6 +7,7 @@ exit code 2 — never a traceback.
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from rich.table import Table
 
 from attiqa.errors import ConfigError
 from attiqa.io.atomic import output_folder
+from attiqa.io.formats import format_list
 from attiqa.progress import console, plain
 
 app = typer.Typer(
@@ -216,7 +218,7 @@ def tune(
 @app.command()
 def render(
     raw: Path = typer.Argument(..., help="Raw file (DNG or a camera format LibRaw reads)."),
-    output: Path = typer.Option(..., "--output", "-o", help="Output image (.png, .jpg, .tif)."),
+    output: Path = typer.Option(..., "--output", "-o", help=f"Output image: {format_list()}."),
     policy: str | None = typer.Option(
         None,
         "--policy",
@@ -252,6 +254,22 @@ def render(
         pol, card = load_policy(resolve_policy(policy))
         values = tune_with_policy(pol, card, raw)
     elif params is not None:
+        from isp_env.policy_io import policy_given_as_params
+
+        policy_path = policy_given_as_params(params)
+        if policy_path is not None:  # it was "unknown ISP parameter(s) ['algo', ...]" or a decode error
+            run_dir = policy_path if policy_path.is_dir() else policy_path.parent
+            example = next(iter(sorted(run_dir.glob("test/*/params/*.json"))), None)
+            raise ConfigError(
+                f"{params}: an isp-tune {'run folder' if params.is_dir() else 'policy'}, not parameter "
+                f"values — render with its policy: --policy "
+                f"{shlex.quote(str(policy_path))}"
+                + (
+                    f"; or pass --params a setting the run tuned, e.g. {shlex.quote(str(example))}"
+                    if example
+                    else ""
+                )
+            )
         values = read_values(
             params, "not a usable parameter JSON", "see isp_env/params.py for the names and ranges"
         )

@@ -52,12 +52,31 @@ def resolve_policy(spec: str | Path) -> Path:
                 "RUN/policy.safetensors"
             )
         return path / "policy.safetensors"
+    card_of = path.with_suffix(".safetensors")
+    if path.suffix.lower() == ".json" and path.is_file():  # RUN/policy.json: the card beside the policy
+        fix = f"pass the policy itself, {card_of}" if card_of.is_file() else "pass a policy.safetensors"
+        raise ModelLoadError(f"{path}: a JSON file, not a policy — {fix} (a parameter file goes to --params)")
     if not path.is_file():
         raise ModelLoadError(
             f"{path}: no such policy file — pass a policy.safetensors written by `isp-tune` "
             "(RUN/policy.safetensors), or `default` for the policy shipped with the package"
         )
     return path
+
+
+def policy_given_as_params(path: Path) -> Path | None:
+    """The policy ``path`` names when it was given where parameter values go (``render --params``): a run
+    folder with a policy, a ``.safetensors`` file, or a policy's JSON card (``RUN/policy.json``)."""
+    if path.is_dir():
+        return path if (path / "policy.safetensors").is_file() else None
+    if path.suffix.lower() == ".safetensors":
+        return path
+    try:
+        card = json.loads(path.read_text(encoding="utf-8-sig"))
+    except (OSError, ValueError):
+        return None  # not readable as JSON: the parameter reader says why
+    is_card = isinstance(card, dict) and card.get("kind") == POLICY_KIND
+    return path.with_suffix(".safetensors") if is_card else None
 
 
 RL_ALGOS = ("sac", "ppo", "td3")  # the SB3 agents of ``--algo`` (besides ``teacher``)

@@ -11,7 +11,15 @@ instead: supervised by per-image CMA-ES optima of the training raws, no RL.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import multiprocessing
+import os
 import random
+import signal
+import sys
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -129,15 +137,46 @@ class TrainConfig:
         return d
 
 
-class EnvFactory:
-    """Picklable env constructor for SubprocVecEnv workers (each loads its own scorer)."""
+def exit_with_parent(parent_pid: int, deathsig: bool) -> None:
+    """End this worker process as soon as its parent is gone. SB3's worker loop notices only when it next
+    talks to the parent: a worker in the middle of a step (a render and a scorer call) outlived a
+    ``kill -9`` of ``isp-tune`` by seconds, then printed a BrokenPipeError traceback. On Linux the kernel
+    sends SIGKILL (``PR_SET_PDEATHSIG``) — only when the parent made the worker from its main thread: the
+    signal follows the creating *thread*. Everywhere, a daemon thread waits on the parent's sentinel
+    (``multiprocessing.parent_process``; else it polls ``os.getppid``) and calls ``os._exit``."""
+    if deathsig and sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):  # no prctl: the thread below ends the worker
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG = 1
+    parent = multiprocessing.parent_process()
 
-    def __init__(self, raws: list[str], kwargs: dict[str, Any], seed: int) -> None:
-        self.raws, self.kwargs, self.seed = raws, kwargs, seed
+    def watch() -> None:
+        if parent is not None and parent.pid == parent_pid:
+            parent.join()  # returns when the parent's end of the sentinel pipe closes: when it dies
+        else:
+            while os.getppid() == parent_pid:
+                time.sleep(0.2)
+        os._exit(1)
+
+    if os.getppid() != parent_pid:  # it died before the watch began (a spawned worker starts slowly)
+        os._exit(1)
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
+class EnvFactory:
+    """Picklable env constructor for SubprocVecEnv workers (each loads its own scorer). ``parent``: the pid
+    of the process that made the workers (then each ends when it does, :func:`exit_with_parent`), and
+    whether it made them from its main thread."""
+
+    def __init__(
+        self, raws: list[str], kwargs: dict[str, Any], seed: int, parent: tuple[int, bool] | None = None
+    ) -> None:
+        self.raws, self.kwargs, self.seed, self.parent = raws, kwargs, seed, parent
 
     def __call__(self):
         from stable_baselines3.common.monitor import Monitor
 
+        if self.parent is not None:
+            exit_with_parent(*self.parent)
         env = ISPTuningEnv(self.raws, **self.kwargs)
         env.reset(seed=self.seed)
         return Monitor(env)
@@ -147,10 +186,12 @@ def make_vec_env(raws: list[Path], cfg: TrainConfig, subprocess: bool = True, ca
     from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
     kwargs = cfg.env_kwargs() | {"cache_dir": str(cache_dir) if cache_dir else None}
+    workers = subprocess and cfg.n_envs > 1
+    parent = (os.getpid(), threading.current_thread() is threading.main_thread()) if workers else None
     fns: list[Callable[[], Any]] = [
-        EnvFactory([str(p) for p in raws], kwargs, cfg.seed + i) for i in range(cfg.n_envs)
+        EnvFactory([str(p) for p in raws], kwargs, cfg.seed + i, parent) for i in range(cfg.n_envs)
     ]
-    if subprocess and cfg.n_envs > 1:
+    if workers:
         return SubprocVecEnv(fns, start_method="spawn")
     return DummyVecEnv(fns)
 

@@ -49,3 +49,32 @@ def test_run_score_reports_the_commands_own_peak_not_this_processs(tmp_path):
     assert 0 < own < here - 512, (own, here)  # the command: the interpreter, torch, the classical scorer
     assert worker == 0  # -w 0: no decode worker
     del ballast
+
+
+def test_the_tap_maps_are_captured_in_one_place_as_the_scorer_reads_them():
+    """Session 36 review: `benchmarks/tap_stats.py` and `experiments/speed/tap_stats_variants.py` each had
+    their own forward-hook capture of the tap maps (and their own error measure). Now `tap_maps.py`, which
+    both import: from the bundled model, one map per tap and forward (channels_last, every crop of the
+    chunk), today's statistics on them within float32 error of float64."""
+    import torch
+    from tap_maps import capture_tap_maps, stat_errors
+
+    from attiqa.models.backbones import spatial_mean_std, tap_points
+    from attiqa.scorers.attiqa_scorer import AttiqaScorer
+    from attiqa.scorers.zoo import resolve_weights
+
+    photos = sorted(photo_folder(2, size=320).glob("*.jpg"))
+    sc = AttiqaScorer(resolve_weights("attiqa-default"))
+    body, ridge_head = sc.model.backbone.body, sc.model.ridge
+    assert ridge_head is not None  # the shipped model has its ridge head
+    n_heads, n_ridge = (len(tap_points(body.net, taps)[0]) for taps in (body.taps, ridge_head.taps))
+    every = capture_tap_maps(sc, photos, chunk=4)  # 2 photos x 5 crops: forwards of 4, 4 and 2 crops
+    ridge = capture_tap_maps(sc, photos, chunk=10, ridge_only=True)
+    assert len(every) == 3 * (n_heads + n_ridge) and [y.shape[0] for y in every[-n_ridge:]] == [2] * n_ridge
+    assert len(ridge) == n_ridge and all(y.shape[0] == 10 for y in ridge)
+    assert all(y.is_contiguous(memory_format=torch.channels_last) for y in every + ridge)
+    em, es, ez = stat_errors(ridge, spatial_mean_std)
+    assert em < 1e-5 and es < 1e-4 and ez < 1e-4
+    for script in ("benchmarks/tap_stats.py", "experiments/speed/tap_stats_variants.py"):
+        text = (ROOT / script).read_text()
+        assert "from tap_maps import" in text and "register_forward_hook" not in text, script

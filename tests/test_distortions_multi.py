@@ -91,10 +91,10 @@ def test_resume_after_a_kill_gives_the_same_dataset(tmp_path, sources):
         if len(done) == 2:
             raise KeyboardInterrupt
 
-    with pytest.raises(KeyboardInterrupt):
-        make_distorted_set(sources, out, rounds=2, seed=1, flush_every=1, on_item=kill_after_two)
+    stopped = make_distorted_set(sources, out, rounds=2, seed=1, flush_every=50, on_item=kill_after_two)
+    assert isinstance(stopped.interruption, KeyboardInterrupt) and stopped.written == 2
     assert len(list((out / "images").rglob("*.png"))) == 2
-    assert len(_rows(out / "labels.csv")) >= 1  # labels of finished images are on disk already
+    assert len(_rows(out / "labels.csv")) == 2  # the labels of the finished images, before any flush
     res = make_distorted_set(sources, out, rounds=2, seed=1)
     assert res.existing == 2 and res.written == 4
     for p in sorted((ref / "images").rglob("*.png")):
@@ -125,3 +125,42 @@ def test_make_distorted_command(tmp_path, sources):
     empty.mkdir()
     none = run_attiqa("make-distorted", empty, "--out", out)
     assert none.returncode == 2 and "no images found" in none.stderr and "Traceback" not in none.stderr
+
+
+def test_an_interrupted_make_distorted_says_rerun_to_resume(tmp_path, sources):
+    """**Was** (session 35): Ctrl-C printed a bare "interrupted", and labels.csv was not written before its
+    first flush (50 images). Now what was kept and "rerun the same command to resume", exit 130 — and the
+    rerun does resume."""
+    import signal
+    import subprocess
+    import time
+
+    from helpers import attiqa_cmd, attiqa_env
+
+    out = tmp_path / "set"
+    args = ["make-distorted", sources[0].parent, "--rounds", "200", "--out", out]
+    proc = subprocess.Popen(attiqa_cmd(*args), env=attiqa_env(), stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while len(list(out.rglob("*.png"))) < 4 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    err = proc.communicate(timeout=60)[1]
+    assert proc.returncode == 130, err
+    lines = [ln for ln in err.splitlines() if not ln.startswith("distorting")]
+    kept = len(list(out.rglob("*.png")))
+    assert 4 <= kept < 600 and "Traceback" not in err
+    assert lines == [f"interrupted: {kept} written, 0 already there, kept in {out} with their labels; rerun "
+                     "the same command to resume"], err  # fmt: skip
+    assert sorted(r["image"] for r in _rows(out / "labels.csv")) == sorted(
+        str(p.relative_to(out)) for p in out.rglob("*.png")
+    )
+    again = run_attiqa(*args[:3], "3", *args[4:])  # the same settings but fewer rounds: refused, not mixed
+    assert again.returncode == 2 and "other settings" in again.stderr
+    proc = subprocess.Popen(attiqa_cmd(*args), env=attiqa_env(), stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while len(list(out.rglob("*.png"))) < kept + 2 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    err = proc.communicate(timeout=60)[1]
+    assert proc.returncode == 130
+    assert f", {kept} already there, kept in {out}" in err, err  # the rerun resumed: nothing made twice

@@ -227,3 +227,33 @@ def test_evaluate_a_trained_checkpoint_cache_follows_the_file_content(tmp_path, 
         progress=False,
     )  # fmt: skip
     assert center.n_scored == 4  # another transform is another model identity
+
+
+def test_the_score_cache_file_has_one_owner(tmp_path, monkeypatch):
+    """Session 36 review: ``default_cache_path`` and ``cache_location`` were two names for one answer (the
+    first used only by the second). ``cache_location`` alone says where the cache is, and no other code
+    builds the file's path; `eval` writes where it says."""
+    import re
+
+    from helpers import REPO, run_attiqa
+
+    from attiqa.evaluation.cache import cache_location
+
+    monkeypatch.setenv("ATTIQA_CACHE", str(tmp_path / "c"))
+    assert cache_location(True) == tmp_path / "c" / "eval_scores.sqlite"
+    assert cache_location(False) is None and cache_location(str(tmp_path / "x.db")) == tmp_path / "x.db"
+    builders = [
+        f"{p.relative_to(REPO)}:{n}"
+        for p in sorted((REPO / "attiqa").rglob("*.py"))
+        for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
+        if re.search(r"[/(]\s*[\"']eval_scores\.sqlite[\"']", line)  # code that joins the name to a folder
+    ]
+    assert len(builders) == 1 and builders[0].startswith("attiqa/evaluation/cache.py:"), builders
+    img = tmp_path / "ds"
+    img.mkdir()
+    for i in range(4):
+        Image.new("RGB", (40, 30), (60 * i, 80, 120)).save(img / f"{i}.png")
+    (img / "mos.csv").write_text("image,mos\n" + "".join(f"{i}.png,{i}\n" for i in range(4)))
+    cmd = ["eval", "folder", "--root", img, "-m", "classical", "-w", "0", "-q", "-o", tmp_path / "o"]
+    res = run_attiqa(*cmd, env={"ATTIQA_CACHE": str(tmp_path / "c")})
+    assert res.returncode == 0 and cache_location(True).is_file(), res.stderr

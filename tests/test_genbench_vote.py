@@ -218,3 +218,31 @@ def test_the_printed_study_address_opens_in_a_browser():
     assert study_url("::1", 8000) == "http://[::1]:8000/" and study_url("::", 80) == "http://[::1]:80/"
     assert study_url("0.0.0.0", 8000) == "http://127.0.0.1:8000/"
     assert study_url("localhost", 1) == "http://localhost:1/"
+
+
+@pytest.mark.parametrize("sig, code", [("SIGINT", 130), ("SIGTERM", 143)])
+def test_stopping_the_study_says_what_was_saved_and_how_to_resume(tmp_path, photos, sig, code):
+    """**Was** (session 35): Ctrl-C (or SIGTERM) ended `genbench vote` silently with exit 0 — werkzeug's
+    serve_forever swallows the interruption. Now the exit code of the other long commands (130 / 143), the
+    votes kept and the command that continues the study; a rerun serves the same database."""
+    import signal
+
+    run = make_photo_run(tmp_path / "my run", photos)
+    srv = VoteServer(run, tmp_path / "server.log")
+    try:
+        vote = {"rater": "erin", "pair_id": "rocket", "choice": "left"}
+        assert request(srv, "POST", "/api/vote", vote)[0] == 201
+        srv.proc.send_signal(getattr(signal, sig))
+        assert srv.proc.wait(30) == code
+    finally:
+        srv.stop()
+    log = " ".join(srv.log.read_text().split())
+    assert "Traceback" not in log and log.count("interrupted") == 0, log
+    assert f"stopped: 1 votes from 1 raters saved in {run / 'votes.sqlite'}" in log
+    assert f"`genbench vote '{run}'` continues the study" in log  # quoted: the folder has a space
+    again = VoteServer(run, tmp_path / "again.log")  # following the advice
+    try:
+        status, body, _ = request(again, "GET", "/api/next?rater=erin")
+        assert status == 200 and json.loads(body)["progress"] == {"done": 1, "total": 5}
+    finally:
+        again.stop()

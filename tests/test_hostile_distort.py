@@ -109,3 +109,29 @@ def test_a_distortion_written_as_webp_is_its_pixels(photo_dir, tmp_path):
         assert res.returncode == 0, res.stderr
     png, webp = (np.asarray(Image.open(tmp_path / f"d.{e}").convert("RGB")) for e in ("png", "webp"))
     assert np.array_equal(png, webp)
+
+
+def test_distort_into_a_folder_and_degrade_fmt_name_the_fix(photo_dir, tmp_path):
+    """**Was** (session 35): `distort -o FOLDER` said "unknown output format"; `degrade --fmt gif` listed
+    only png and jpg while webp, bmp, tif (and jpeg) are written too. The list comes from the table that
+    defines the formats (attiqa.io.formats), in the messages and in --help."""
+    from attiqa.io.formats import SAVE_FORMATS
+
+    photo = photo_dir / "astronaut é.png"
+    (tmp_path / "out").mkdir()
+    res = run_attiqa("distort", photo, "--type", "gaussian_blur", "--level", "2", "-o", tmp_path / "out")
+    _one_line(res, f"{tmp_path / 'out'}: is a folder — give --out a file name, e.g.",
+              str(tmp_path / "out" / "astronaut é_gaussian_blur_2.png"))  # fmt: skip
+    res = run_attiqa("degrade", photo, "-o", tmp_path / "deg", "--fmt", "gif")
+    _one_line(res, "--fmt 'gif': not an output format — use png (lossless), jpg/jpeg (quality 95)")
+    said = res.stderr
+    assert all(s[1:] in said for s in SAVE_FORMATS) and not (tmp_path / "deg").exists()
+    for fmt in ("webp", ".bmp"):  # every format the message lists is written (a leading dot too)
+        res = run_attiqa("degrade", photo, "-o", tmp_path / fmt.strip("."), "--fmt", fmt, "--levels", "1",
+                         "--distortions", "gaussian_blur")  # fmt: skip
+        assert res.returncode == 0, res.stderr
+        names = sorted(p.name for p in (tmp_path / fmt.strip(".")).iterdir() if p.suffix != ".json")
+        assert names == [f"astronaut é.{fmt.strip('.')}", f"astronaut é__gaussian_blur_1.{fmt.strip('.')}"]
+        assert Image.open(tmp_path / fmt.strip(".") / names[0]).format == SAVE_FORMATS["." + fmt.strip(".")]
+    helped = " ".join(run_attiqa("degrade", "--help", env={"COLUMNS": "200"}).stdout.split())
+    assert "Output format: png (lossless), jpg/jpeg (quality 95), webp (lossless), bmp, tif/tiff" in helped

@@ -18,7 +18,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import attiqa_cmd, attiqa_env, genbench_cmd, kill_when, run_genbench, tiny_attiqa_checkpoint
+from helpers import (
+    attiqa_cmd,
+    attiqa_env,
+    genbench_cmd,
+    kill_when,
+    run_attiqa,
+    run_genbench,
+    tiny_attiqa_checkpoint,
+)
 from PIL import Image
 from safetensors import safe_open
 from safetensors.torch import save_file
@@ -34,12 +42,6 @@ from attiqa.scorers.zoo import named_models, resolve_weights
 DEFAULT = Path(__file__).resolve().parents[1] / "attiqa" / "data" / "models" / "attiqa-default.safetensors"
 
 
-def run(*args: str | Path, env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    env = env or dict(os.environ)
-    cmd = attiqa_cmd(*args)
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env, cwd=cwd)
-
-
 def one_line_error(res: subprocess.CompletedProcess) -> str:
     assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
     lines = [ln for ln in res.stderr.splitlines() if ln.startswith("error:")]
@@ -51,11 +53,11 @@ def one_line_error(res: subprocess.CompletedProcess) -> str:
 
 
 def test_output_is_checked_before_scoring(photo_dir, tmp_path):
-    msg = one_line_error(run("score", photo_dir, "-m", "classical", "-o", tmp_path / "s.txt"))
+    msg = one_line_error(run_attiqa("score", photo_dir, "-m", "classical", "-o", tmp_path / "s.txt"))
     assert "unsupported output type .txt" in msg and not (tmp_path / "s.txt").exists()
     blocker = tmp_path / "file"
     blocker.write_text("x")  # a file where the output folder should be
-    msg = one_line_error(run("score", photo_dir, "-m", "classical", "-o", blocker / "s.csv"))
+    msg = one_line_error(run_attiqa("score", photo_dir, "-m", "classical", "-o", blocker / "s.csv"))
     assert "cannot create the output folder" in msg
 
 
@@ -65,7 +67,7 @@ def test_read_only_folder_is_refused_up_front(photo_dir, tmp_path):
     ro.mkdir()
     ro.chmod(0o555)
     try:
-        res = run("score", photo_dir, "-m", "classical", "-o", ro / "s.csv")
+        res = run_attiqa("score", photo_dir, "-m", "classical", "-o", ro / "s.csv")
         assert "not writable" in one_line_error(res)
     finally:
         ro.chmod(0o755)
@@ -80,7 +82,7 @@ def test_non_utf8_and_formula_names_round_trip(tmp_path, photos):
     img.save(folder / "=cmd|calc.png")
     img.save(folder / 'a, "b"\nc.png')  # a comma, quotes and a newline: quoted CSV cells, read back whole
     for out in (tmp_path / "s.csv", tmp_path / "s.json"):  # relative names, as `attiqa score .` writes them
-        res = run("score", ".", "-m", "classical", "-o", out, "-q", "--workers", "0", cwd=folder)
+        res = run_attiqa("score", ".", "-m", "classical", "-o", out, "-q", "--workers", "0", cwd=folder)
         assert res.returncode == 0, res.stderr
         if out.suffix == ".csv":
             with open(out, encoding=ENCODING, errors=ERRORS, newline="") as fh:
@@ -100,13 +102,15 @@ def test_names_that_look_like_markup_are_shown_as_they_are(tmp_path, photos):
     photos["coffee"].resize((96, 64)).save(folder / "[draft] ok.png")
     (folder / "[draft] bad.jpg").write_bytes(b"")
     (folder / "a[" / "x].jpg").write_bytes(b"")
-    env = {**os.environ, "FORCE_COLOR": "1"}  # rich draws its terminal table
-    res = run("score", folder, "-m", "classical", "--workers", "0", env=env)
+    # rich draws its terminal table
+    res = run_attiqa("score", folder, "-m", "classical", "--workers", "0", env={"FORCE_COLOR": "1"})
     assert res.returncode == 0 and "Traceback" not in res.stderr, res.stderr
     err, out = (re.sub(r"\x1b\[[0-9;]*m", "", text) for text in (res.stderr, res.stdout))  # no colours
     assert f"{folder}/[draft] bad.jpg: empty file" in err and f"{folder}/a[/x].jpg: empty file" in err
     assert "[draft] ok.png" in out
-    assert f"{folder}/[old]/x.png: no such file" in one_line_error(run("score", folder / "[old]" / "x.png"))
+    assert f"{folder}/[old]/x.png: no such file" in one_line_error(
+        run_attiqa("score", folder / "[old]" / "x.png")
+    )
 
 
 def test_a_resume_left_with_only_unreadable_files_ends_with_0(tmp_path, photos):
@@ -114,9 +118,9 @@ def test_a_resume_left_with_only_unreadable_files_ends_with_0(tmp_path, photos):
     _many_images(tmp_path / "imgs", photos, 2)
     (tmp_path / "imgs" / "empty.png").write_bytes(b"")
     args = ("score", tmp_path / "imgs", "-m", "classical", "-o", tmp_path / "s.csv", "-q", "--workers", "0")
-    first = run(*args)
+    first = run_attiqa(*args)
     assert first.returncode == 0 and "empty.png: empty file" in first.stderr, first.stderr
-    again = run(*args)
+    again = run_attiqa(*args)
     assert again.returncode == 0, again.stderr
     assert "2 image(s) already in" in again.stderr and "empty.png: empty file" in again.stderr
     assert len(_rows(tmp_path / "s.csv")) == 2
@@ -165,7 +169,7 @@ def test_kill_keeps_finished_rows_and_a_rerun_resumes(tmp_path, photos):
         kept = _rows(out)
         assert before + 4 <= len(kept) < len(paths)
         assert all(0 <= float(r[a]) <= 1 for r in kept for a in ATTRIBUTES)
-    res = run(*cmd[3:])
+    res = run_attiqa(*cmd[3:])
     assert res.returncode == 0 and f"{len(kept)} image(s) already in" in res.stderr, res.stderr
     final = _rows(out)
     assert sorted(r["image"] for r in final) == sorted(str(p) for p in paths)  # each image exactly once
@@ -266,7 +270,7 @@ def test_eval_interrupted_says_where_the_finished_scores_are(tmp_path, photos):
         "image,mos\n" + "".join(f"{p.name},{1 + (i * 7 % 9) / 2}\n" for i, p in enumerate(paths))
     )
     cache = tmp_path / "cache" / "eval_scores.sqlite"
-    env = {**os.environ, "ATTIQA_CACHE": str(cache.parent), "OMP_NUM_THREADS": "1"}
+    env = attiqa_env({"ATTIQA_CACHE": str(cache.parent), "OMP_NUM_THREADS": "1"})
     cmd = attiqa_cmd("eval", "folder", "--root", tmp_path / "ds", "-m", "classical", "-q")
     cmd += ["--batch-size", "2", "--workers", "0", "-o", str(tmp_path / "out")]
     for sig, code in ((signal.SIGTERM, 143), (signal.SIGINT, 130)):
@@ -294,7 +298,7 @@ def test_eval_killed_keeps_finished_batches_and_a_rerun_scores_only_the_rest(tmp
         "image,mos\n" + "".join(f"{p.name},{1 + (i * 7 % 9) / 2}\n" for i, p in enumerate(paths))
     )
     ckpt = tiny_attiqa_checkpoint(tmp_path)
-    env = {**os.environ, "ATTIQA_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
+    env = attiqa_env({"ATTIQA_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"})
     cmd = attiqa_cmd("eval", "folder", "--root", tmp_path / "ds", "-m", ckpt, "-q")
     cmd += ["--batch-size", "2", "--workers", "0", "--device", "cpu"]
     killed = [*cmd, "-o", str(tmp_path / "killed")]
@@ -364,20 +368,19 @@ def test_a_command_that_does_not_catch_interruptions_still_ends_with_their_exit_
         _, err = proc.communicate(timeout=120)
         assert proc.returncode == code, err
         assert "interrupted" in err and "Traceback" not in err, err
-    res = run(*cmd[3:])
+    res = run_attiqa(*cmd[3:])
     assert res.returncode == 0 and "(60 images)" in res.stderr, res.stderr
 
 
 def test_rerun_with_another_scorer_is_refused(photo_dir, tmp_path):
     out = tmp_path / "s.csv"
     out.write_text("image,mos,sharpness\nx.png,50,0.5\n")
-    msg = one_line_error(run("score", photo_dir, "-m", "classical", "-o", out))
+    msg = one_line_error(run_attiqa("score", photo_dir, "-m", "classical", "-o", out))
     assert "exists with columns" in msg and out.read_text().startswith("image,mos,")
 
 
 def test_piped_table_is_readable_at_80_columns(photo_dir):
-    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
-    res = run("score", photo_dir, env=env)  # the default model; stdout is a pipe
+    res = run_attiqa("score", photo_dir, env={"COLUMNS": ""})  # the default model; stdout is a pipe; no width
     assert res.returncode == 0, res.stderr
     lines = res.stdout.splitlines()
     assert all(len(ln) <= 80 for ln in lines), lines
@@ -438,7 +441,7 @@ def test_wrong_tensor_shape_and_non_json_card_are_one_line(tmp_path):
     with pytest.raises(ModelLoadError, match="not valid JSON"):
         read_card(broken)
     Image.new("RGB", (64, 64), "grey").save(tmp_path / "x.png")
-    assert "not valid JSON" in one_line_error(run("score", tmp_path / "x.png", "-m", broken))
+    assert "not valid JSON" in one_line_error(run_attiqa("score", tmp_path / "x.png", "-m", broken))
 
 
 def test_bundled_model_with_a_bad_hash_says_reinstall(monkeypatch):
@@ -462,7 +465,7 @@ def test_cards_carry_no_absolute_path(tmp_path):
     tensors, card = load_checkpoint(DEFAULT)
     card["dataset"]["image_root"] = "/home/someone/data/clive/images"
     src = save_checkpoint(tmp_path / "src.safetensors", tensors, card)
-    res = run("export", src, tmp_path / "out.safetensors")
+    res = run_attiqa("export", src, tmp_path / "out.safetensors")
     assert res.returncode == 0, res.stderr
     exported = read_card(tmp_path / "out.safetensors")
     assert exported["dataset"]["image_root"] == "clive/images"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -9,6 +10,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -677,3 +679,107 @@ def test_a_damaged_file_of_a_run_is_one_line_naming_it(tmp_path, isp_raws):
             (out / "policy.safetensors").unlink()
     r = CliRunner().invoke(app, args)  # the deleted files' steps redone
     assert r.exit_code == 0, r.output
+
+
+def test_render_given_a_policy_where_parameters_go_says_which_option_takes_it(tmp_path, isp_raws):
+    """**Was** (session 35): `render --params RUN/policy.json` listed the card's 13 keys as "unknown ISP
+    parameter(s)", `--params RUN/policy.safetensors` a UTF-8 decode error, `--params RUN` "Is a directory",
+    `--policy RUN/policy.json` "not a readable safetensors checkpoint (header too large)". Each now names
+    the option that takes it; following the advice renders."""
+    from attiqa.io.checkpoints import load_checkpoint
+    from isp_env.policy_io import DEFAULT_POLICY
+
+    run = tmp_path / "run"
+    (run / "test" / "teacher" / "params").mkdir(parents=True)
+    shutil.copy(DEFAULT_POLICY, run / "policy.safetensors")
+    (run / "policy.json").write_text(json.dumps(load_checkpoint(DEFAULT_POLICY)[1]))  # the card beside it
+    setting = run / "test" / "teacher" / "params" / "a.json"
+    setting.write_text(json.dumps({"tone_exposure": 0.2}))
+    raw, out = isp_raws[0], tmp_path / "r.png"
+    advice = f"render with its policy: --policy {run / 'policy.safetensors'}; or pass --params a setting the "
+    for args, said in (
+        (["--params", run / "policy.json"], f"{run / 'policy.json'}: an isp-tune policy, not parameter "
+                                            f"values — {advice}run tuned, e.g. {setting}"),
+        (["--params", run / "policy.safetensors"], f"{run / 'policy.safetensors'}: an isp-tune policy"),
+        (["--params", run], f"{run}: an isp-tune run folder, not parameter values — render with its "
+                            f"policy: --policy {run};"),
+        (["--policy", run / "policy.json"], f"{run / 'policy.json'}: a JSON file, not a policy — pass the "
+                                            f"policy itself, {run / 'policy.safetensors'} (a parameter "
+                                            "file goes to --params)"),
+    ):  # fmt: skip
+        r = run_isp_tune("render", raw, "-o", out, *args)
+        lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+        assert r.returncode == 2 and len(lines) == 1 and lines[0].startswith(f"error: {said}"), r.stderr
+        assert not out.exists()
+    for args in (["--policy", run / "policy.safetensors"], ["--params", setting]):  # the advice works
+        r = run_isp_tune("render", raw, "-o", out, *args)
+        assert r.returncode == 0 and out.is_file(), r.stderr
+        out.unlink()
+
+
+@pytest.mark.skipif(not Path("/sys/kernel").is_dir(), reason="needs Linux's /sys (no file can be made there)")
+def test_an_output_that_cannot_be_made_is_named_not_its_temp_file(isp_raws, tmp_path):
+    """**Was** (session 35): `render -o /sys/x.png` said "/sys/.x.png.<host>.<pid>.<random>.tmp: Permission
+    denied" — the atomic write's temp file, a name the user never gave. The same for every atomic write."""
+    from helpers import run_attiqa
+
+    r = run_isp_tune("render", isp_raws[0], "-o", "/sys/x.png")
+    assert r.returncode == 2 and r.stderr.startswith("error: /sys/x.png: Permission denied — check"), r.stderr
+    assert ".tmp" not in r.stderr and "Traceback" not in r.stderr
+    Image.new("RGB", (8, 8)).save(tmp_path / "a.png")
+    r = run_attiqa("distort", tmp_path / "a.png", "-t", "gaussian_blur", "-l", "1", "-o", "/sys/y.png")
+    assert r.returncode == 2 and r.stderr.startswith("error: /sys/y.png: Permission denied"), r.stderr
+
+
+LONG_STEP = """
+import multiprocessing, os, sys, time
+from isp_env.tuning import exit_with_parent
+
+def step(parent, deathsig):  # an env worker in the middle of a long step: it does not read its pipe
+    exit_with_parent(parent, deathsig)
+    print("ready", flush=True)
+    time.sleep(120)
+
+if __name__ == "__main__":
+    worker = multiprocessing.get_context("spawn").Process(target=step, args=(os.getpid(), sys.argv[1] == "1"))
+    worker.start()
+    print(worker.pid, flush=True)
+    worker.join()
+"""
+
+
+def _gone(pid: int) -> bool:
+    """Exited (a zombie waiting for its new parent to reap it counts: it holds no memory, runs nothing)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    stat = Path(f"/proc/{pid}/stat")
+    return stat.exists() and stat.read_text().rsplit(")", 1)[1].split()[0] == "Z"
+
+
+@pytest.mark.parametrize("deathsig", [True, False], ids=["prctl", "sentinel-thread"])
+def test_env_workers_end_when_their_parent_is_killed(tmp_path, deathsig):
+    """**Was** (session 35): after a ``kill -9`` of ``isp-tune --n-envs 2`` its env workers ran on until their
+    step finished and they wrote to the dead parent (seconds; a BrokenPipeError traceback). A real spawned
+    worker in a 120 s step, its real parent killed with SIGKILL: the worker is gone within 2 s — by the
+    kernel's parent-death signal (Linux) or by the watch thread every platform has."""
+    script = tmp_path / "long_step.py"
+    script.write_text(LONG_STEP)
+    parent = subprocess.Popen(
+        [sys.executable, str(script), "1" if deathsig else "0"], env=attiqa_env(), stdout=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        worker = int(parent.stdout.readline())
+        assert parent.stdout.readline().strip() == "ready"
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(10)
+        deadline = time.monotonic() + 2.0
+        while not _gone(worker) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert _gone(worker), "the worker outlived its killed parent"
+    finally:
+        parent.kill()
+        with contextlib.suppress(ProcessLookupError, NameError):
+            os.kill(worker, signal.SIGKILL)

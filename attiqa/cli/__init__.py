@@ -1,14 +1,21 @@
 """The ``attiqa`` command line (typer + rich). Thin: parses, calls the library, prints.
 
-Light to import: :func:`run_app`, :func:`device` and the shared option types come from
-:mod:`attiqa.cli._common` (genbench and isp_env use them); the commands are assembled in
+Light to import: :func:`run_app`, :func:`device`, :func:`interrupt_exit_code` and the shared option types
+come from :mod:`attiqa.cli._common` (genbench and isp_env use them); the commands are assembled in
 :mod:`attiqa.cli.app` only when :func:`main` runs. Every :class:`attiqa.errors.AttiqaError` ends as one
 red line and exit code 2 — never a traceback.
 """
 
 from __future__ import annotations
 
-from attiqa.cli._common import BatchSizeOption, DeviceOption, WorkersOption, device, run_app
+from attiqa.cli._common import (
+    BatchSizeOption,
+    DeviceOption,
+    WorkersOption,
+    device,
+    interrupt_exit_code,
+    run_app,
+)
 
 
 def main() -> None:
@@ -17,4 +24,12 @@ def main() -> None:
     run_app(app)
 
 
-__all__ = ["BatchSizeOption", "DeviceOption", "WorkersOption", "device", "main", "run_app"]
+__all__ = [
+    "BatchSizeOption",
+    "DeviceOption",
+    "WorkersOption",
+    "device",
+    "interrupt_exit_code",
+    "main",
+    "run_app",
+]

@@ -10,9 +10,10 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from attiqa.cli._common import stdout
+from attiqa.cli._common import interrupt_exit_code, stdout
 from attiqa.distortions.defaults import DEFAULT_GRADED
 from attiqa.errors import AttiqaError
+from attiqa.io.formats import format_list, format_name
 from attiqa.progress import console, plain
 
 
@@ -62,7 +63,7 @@ def distort_cmd(
     image: Path = typer.Argument(..., help="The image to degrade."),
     type_: str = typer.Option(..., "--type", "-t", help="Distortion name (see `attiqa distortions`)."),
     level: int = typer.Option(..., "--level", "-l", help="0 (identity) .. 5 (strongest)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Output image (.png recommended: lossless)."),
+    out: Path = typer.Option(..., "--out", "-o", help=f"Output image: {format_list()}."),
     seed: int = typer.Option(0, help="Seed of the random parts (noise, directions, patch positions)."),
 ) -> None:
     """Apply one distortion at one level to an image. Same image, type, level and seed -> same bytes."""
@@ -70,6 +71,9 @@ def distort_cmd(
     from attiqa.io.atomic import not_an_input, output_folder
     from attiqa.io.images import load_image, save_format, save_image
 
+    if out.is_dir():  # it was "unknown output format"
+        raise AttiqaError(f"{out}: is a folder — give --out a file name, e.g. "
+                          f"{out / f'{image.stem}_{type_}_{level}.png'}")  # fmt: skip
     save_format(out)  # an unknown suffix or a folder that cannot be made: refused before the work
     output_folder(out.parent, "--out")
     not_an_input([out], [image], "--out")  # `-o` the photo itself replaced it
@@ -172,6 +176,10 @@ def make_distorted_cmd(
         )
     for msg in res.failed:
         console.print(f"[yellow]skipped: {plain(msg)}")
+    if res.interruption is not None:
+        console.print(f"[yellow]interrupted: {res.written} written, {res.existing} already there, kept in "
+                      f"{plain(out)} with their labels; rerun the same command to resume")  # fmt: skip
+        raise SystemExit(interrupt_exit_code(res.interruption))
     console.print(f"[green]{res.written} written, {res.existing} already there; labels: {plain(res.labels)}")
     if res.written + res.existing == 0:
         raise AttiqaError("no source image could be read")
@@ -190,7 +198,7 @@ def degrade_cmd(
     ),
     levels: str = typer.Option("1,3,5", help="Comma-separated levels 1..5."),
     max_side: int | None = typer.Option(None, help="Downsize sources whose longer side exceeds this first."),
-    fmt: str = typer.Option("png", help="png (lossless) | jpg (quality 95)."),
+    fmt: str = typer.Option("png", help=f"Output format: {format_list(dot='')}."),
 ) -> None:
     """Write graded degradations of photos (blur, contrast, brightness, saturation, noise) so the five
     attributes vary — the unlabelled set for pretraining. Resumable: existing files are skipped."""
@@ -205,6 +213,7 @@ def degrade_cmd(
         raise AttiqaError(f"--levels must be comma-separated integers, got {levels!r}") from None
     if not lv or any(not 1 <= x <= 5 for x in lv):
         raise AttiqaError(f"--levels {levels}: each level must be 1..5 (0 is the original)")
+    fmt = format_name(fmt)  # before the output folder is made
     files = _sources(sources, out)
     output_folder(out, "--out")
     with progress_task("degrading", total=len(files)) as adv:

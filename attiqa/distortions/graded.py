@@ -31,7 +31,8 @@ from attiqa.distortions.basic import apply_distortion, get_distortion
 from attiqa.distortions.defaults import DEFAULT_GRADED
 from attiqa.errors import AttiqaError, ImageLoadError
 from attiqa.io.atomic import remove_orphan_temps, write_json_atomic
-from attiqa.io.images import SAVE_FORMATS, load_image, save_image, shrink_longer
+from attiqa.io.formats import format_name
+from attiqa.io.images import load_image, save_image, shrink_longer
 from attiqa.io.names import portable_stem
 
 
@@ -135,8 +136,7 @@ def write_graded_set(
     """
     for d in distortions:
         get_distortion(d)  # fail early with a clear message on a typo
-    if f".{fmt.lower()}" not in SAVE_FORMATS:
-        raise AttiqaError(f"format {fmt!r}: use png (lossless) or jpg (quality 95)")
+    fmt = format_name(fmt)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     remove_orphan_temps(out_dir)  # left by a killed run

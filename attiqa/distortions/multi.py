@@ -89,6 +89,7 @@ class MultiResult:
     existing: int = 0
     failed: list[str] = field(default_factory=list)
     labels: Path | None = None
+    interruption: KeyboardInterrupt | None = None  # Ctrl-C / SIGTERM: the finished images and labels kept
 
 
 def _item_path(out_dir: Path, rnd: int, index: int, stem: str) -> Path:
@@ -117,7 +118,8 @@ def make_distorted_set(
     """Write ``rounds`` x ``len(sources)`` multi-distorted images and ``labels.csv`` into ``out_dir``.
 
     ``max_side`` (optional) downsizes large sources first so pixel-sized distortion parameters act at
-    KADID's scale (its images are 512x384). Resumable: finished images are kept and skipped.
+    KADID's scale (its images are 512x384). Resumable: finished images are kept and skipped; Ctrl-C /
+    SIGTERM end the loop with ``interruption`` set and ``labels.csv`` listing every finished image.
     """
     if rounds < 1:
         raise ConfigError(f"--rounds must be >= 1, got {rounds}")
@@ -149,45 +151,50 @@ def make_distorted_set(
     rows: list[dict] = []
     unreadable: set[int] = set()
     since_flush = 0
-    for rnd in range(rounds):
-        for i, src in enumerate(sources):
-            path = _item_path(out_dir, rnd, i, src.stem)
-            plan = plan_item(seed, rnd, i, distortions, max_k)
-            if not path.exists():
-                if i in unreadable:
-                    if on_item:
-                        on_item(1)
-                    continue
-                try:
-                    img = load_image(src)
-                except ImageLoadError as exc:
-                    unreadable.add(i)
-                    res.failed.append(str(exc))
-                    if on_item:
-                        on_item(1)
-                    continue
-                if max_side:
-                    img = shrink_longer(img, max_side, Image.Resampling.LANCZOS)
-                with atomic_path(path) as tmp:
-                    apply_plan(img, plan).save(tmp, format="PNG")
-                res.written += 1
-                since_flush += 1
-            else:
-                res.existing += 1
-            rows.append(
-                {
-                    "image": str(path.relative_to(out_dir)),
-                    "source": path_text(src),
-                    "round": rnd,
-                    "k": len(plan.names),
-                    "sequence": ";".join(f"{n}:{lv}" for n, lv in zip(plan.names, plan.levels, strict=True)),
-                    **plan.strengths(distortions),
-                }
-            )
-            if since_flush >= flush_every:
-                _write_labels(labels, rows, distortions)
-                since_flush = 0
-            if on_item:
-                on_item(1)
+    try:
+        for rnd in range(rounds):
+            for i, src in enumerate(sources):
+                path = _item_path(out_dir, rnd, i, src.stem)
+                plan = plan_item(seed, rnd, i, distortions, max_k)
+                if not path.exists():
+                    if i in unreadable:
+                        if on_item:
+                            on_item(1)
+                        continue
+                    try:
+                        img = load_image(src)
+                    except ImageLoadError as exc:
+                        unreadable.add(i)
+                        res.failed.append(str(exc))
+                        if on_item:
+                            on_item(1)
+                        continue
+                    if max_side:
+                        img = shrink_longer(img, max_side, Image.Resampling.LANCZOS)
+                    with atomic_path(path) as tmp:
+                        apply_plan(img, plan).save(tmp, format="PNG")
+                    res.written += 1
+                    since_flush += 1
+                else:
+                    res.existing += 1
+                rows.append(
+                    {
+                        "image": str(path.relative_to(out_dir)),
+                        "source": path_text(src),
+                        "round": rnd,
+                        "k": len(plan.names),
+                        "sequence": ";".join(
+                            f"{n}:{lv}" for n, lv in zip(plan.names, plan.levels, strict=True)
+                        ),
+                        **plan.strengths(distortions),
+                    }
+                )
+                if since_flush >= flush_every:
+                    _write_labels(labels, rows, distortions)
+                    since_flush = 0
+                if on_item:
+                    on_item(1)
+    except KeyboardInterrupt as exc:  # keep the labels of every finished image; the caller says so
+        res.interruption = exc
     _write_labels(labels, rows, distortions)
     return res

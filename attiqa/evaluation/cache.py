@@ -38,19 +38,17 @@ CREATE TABLE IF NOT EXISTS scorers (
 """
 
 
-def default_cache_path() -> Path:
-    """``$ATTIQA_CACHE/eval_scores.sqlite`` (default ``~/.cache/attiqa``), shared by every output folder."""
-    from attiqa.io.checkpoints import cache_dir
-
-    return cache_dir() / "eval_scores.sqlite"
-
-
 def cache_location(cache: bool | str | Path) -> Path | None:
     """The SQLite file a ``cache`` choice means — ``attiqa eval``'s and ``attiqa bench cross``'s ``--cache``
-    (True: :func:`default_cache_path`), a path (that file), ``--no-cache`` (False: None)."""
+    (True: ``$ATTIQA_CACHE/eval_scores.sqlite``, default ``~/.cache/attiqa``, shared by every output
+    folder), a path (that file), ``--no-cache`` (False: None). The one place that says where it is."""
     if not cache:
         return None
-    return default_cache_path() if cache is True else Path(cache)
+    if cache is True:
+        from attiqa.io.checkpoints import cache_dir
+
+        return cache_dir() / "eval_scores.sqlite"
+    return Path(cache)
 
 
 def score_cache_key(scorer: Scorer, overrides: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:

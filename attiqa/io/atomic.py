@@ -100,7 +100,10 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
         raise AttiqaError(f"{target}: is a folder — write to a file name instead")
     output_folder(target.parent)
     prefix = f".{_temp_label(target.name)}.{_HOST_TAG}.{os.getpid()}."
-    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=target.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=target.parent)
+    except OSError as exc:  # the message names the file the user asked for, not our temp (`-o /sys/x.png`)
+        raise OSError(exc.errno, exc.strerror, str(target)) from None
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -110,9 +113,13 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
         # mkstemp (and writers that replace the file) leave 0600; finished files get the usual mode
         os.chmod(tmp_path, 0o666 & ~_UMASK)
         os.replace(tmp_path, target)
+    except OSError as exc:
+        if exc.filename not in (tmp, str(tmp_path)):
+            raise
+        raise OSError(exc.errno, exc.strerror, str(target)) from None  # a full disk while writing, ...
     finally:
-        if tmp_path.exists():
-            tmp_path.unlink()
+        with contextlib.suppress(OSError):
+            tmp_path.unlink(missing_ok=True)
 
 
 def _process_gone(pid: int) -> bool:

@@ -37,6 +37,7 @@ from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from attiqa.errors import AttiqaError, ConfigError, ImageLoadError
 from attiqa.io.atomic import atomic_path
+from attiqa.io.formats import SAVE_FORMATS, SAVE_OPTIONS, format_list
 
 IMAGE_EXTENSIONS: frozenset[str] = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm", ".pnm"}
@@ -320,17 +321,12 @@ def require_images(inputs: Sequence[str | Path]) -> list[Path]:
     return files
 
 
-# Output formats by suffix, for every command that writes an image (what PIL writes without extra plugins).
-SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP",
-                ".tif": "TIFF", ".tiff": "TIFF"}  # fmt: skip
-
-
 def save_format(path: str | Path) -> str:
     """The PIL format :func:`save_image` writes for ``path``'s suffix; an unknown suffix is a one-line
     :class:`ConfigError` naming the file — call it to check an output before the work that makes it."""
     fmt = SAVE_FORMATS.get(Path(path).suffix.lower())
     if fmt is None:
-        raise ConfigError(f"{path}: unknown output format — use .png (lossless), .bmp, .tif, .webp or .jpg")
+        raise ConfigError(f"{path}: unknown output format — end the file name in {format_list()}")
     return fmt
 
 
@@ -345,12 +341,11 @@ def shrink_longer(img: Image.Image, side: int, resample: Image.Resampling) -> Im
 
 
 def save_image(img: Image.Image, path: str | Path) -> Path:
-    """Write ``img`` atomically in the format its suffix names (JPEG at quality 95: near-lossless, WebP
-    lossless, so a written render or distortion is judged, not PIL's default compression — WebP's is lossy,
-    below JPEG 95). An unknown suffix is refused (:func:`save_format`) before anything is written."""
+    """Write ``img`` atomically in the format its suffix names, with :data:`SAVE_OPTIONS` (JPEG 95,
+    lossless WebP). An unknown suffix is refused (:func:`save_format`) before anything is written."""
     path = Path(path)
     fmt = save_format(path)
-    options = {"JPEG": {"quality": 95}, "WEBP": {"lossless": 1}}.get(fmt, {})
+    options = SAVE_OPTIONS.get(fmt, {})
     with atomic_path(path) as tmp:
         img.save(tmp, format=fmt, **options)
     return path

@@ -14,18 +14,20 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
-from collections.abc import Callable
 from functools import partial
+from pathlib import Path
 
 import torch
 
-from attiqa.io.images import discover_images, load_image
-from attiqa.models import backbones
-from attiqa.scorers.attiqa_scorer import AttiqaScorer
-from attiqa.scorers.zoo import resolve_weights
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+from tap_maps import Stats, capture_tap_maps, stat_errors  # noqa: E402  (the one capture of the tap maps)
 
-Stats = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+from attiqa.io.images import discover_images  # noqa: E402
+from attiqa.models import backbones  # noqa: E402
+from attiqa.scorers.attiqa_scorer import AttiqaScorer  # noqa: E402
+from attiqa.scorers.zoo import resolve_weights  # noqa: E402
 
 
 def today(y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -148,43 +150,6 @@ VARIANTS: dict[str, Stats] = {
 }
 
 
-def capture(model: str, paths: list, chunk: int) -> list[torch.Tensor]:
-    """Every map the scorer's forward pass hands to the statistics: each tap of the heads' set and of the
-    ridge head's set (a module in both is read twice, as the scorer does)."""
-    sc = AttiqaScorer(resolve_weights(model))
-    body = sc.model.backbone.body
-    sets = [body.taps] + ([sc.model.ridge.taps] if sc.model.ridge is not None else [])
-    maps: list[torch.Tensor] = []
-    handles = [
-        m.register_forward_hook(lambda _m, _i, y: maps.append(y.clone()))
-        for name in sets
-        for m in backbones.tap_points(body.net, name)[0]
-    ]
-    try:
-        crops = torch.cat([sc.transform(load_image(p, min_shorter=sc.info.min_shorter)) for p in paths])
-        with torch.inference_mode():
-            for i in range(0, len(crops), chunk):
-                sc.model(crops[i : i + chunk].contiguous(memory_format=torch.channels_last))
-    finally:
-        for h in handles:
-            h.remove()
-    return maps
-
-
-def errors(maps: list[torch.Tensor], f: Stats) -> tuple[float, float, float]:
-    em = es = ez = 0.0
-    for y in maps:
-        rs, rm = torch.std_mean(y.double(), (2, 3))
-        m, s = f(y)
-        em = max(em, ((m.double() - rm).abs() / (rm.abs() + rs).clamp_min(1e-30)).max().item())
-        pos = rs > 0
-        if pos.any():
-            es = max(es, ((s.double() - rs).abs() / rs)[pos].max().item())
-        if (~pos).any():
-            ez = max(ez, s[~pos].abs().max().item())
-    return em, es, ez
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="attiqa-default")
@@ -198,7 +163,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     paths = discover_images([args.root])[: args.photos]
     with torch.inference_mode():
-        maps = capture(args.model, paths, args.chunk)
+        maps = capture_tap_maps(AttiqaScorer(resolve_weights(args.model)), paths, args.chunk)
         size = sum(m.numel() for m in maps) / 1e6
         print(f"{args.model}: {len(maps)} maps from {len(paths)} photos, {size:.0f} M elements")
         times: dict[str, list[float]] = {v: [] for v in args.variants}
@@ -209,7 +174,7 @@ def main() -> None:
                     VARIANTS[v](y)
                 times[v].append((time.perf_counter() - t0) * 1e3 / len(paths))
         for v in args.variants:
-            em, es, ez = errors(maps, VARIANTS[v])
+            em, es, ez = stat_errors(maps, VARIANTS[v])
             t = times[v]
             print(
                 f"{v:18s} ms/photo median {statistics.median(t):7.1f} ({min(t):.1f}-{max(t):.1f})  "

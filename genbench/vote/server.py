@@ -236,7 +236,11 @@ def serve(
     on_ready=None,
     allow_hosts: Iterable[str] = (),
 ) -> None:
-    """Serve until interrupted (threaded: each request in its own thread; the store is thread-safe)."""
+    """Serve until interrupted (threaded: each request in its own thread; the store is thread-safe). Ctrl-C /
+    SIGTERM propagate as ``KeyboardInterrupt`` (werkzeug's ``serve_forever`` swallows it: the command ended
+    silently with exit 0), so the command can say what was saved and exit 130 / 143."""
+    import threading
+
     from werkzeug.serving import make_server
 
     app = create_app(run_dir, seed=seed, allow_hosts=allow_hosts)
@@ -244,7 +248,10 @@ def serve(
         server = make_server(host, port, app, threaded=True, fd=sock.fileno())  # a duplicate of it
     if on_ready:
         on_ready(server.port)  # the bound one (--port 0: any free port)
+    loop = threading.Thread(target=server.serve_forever, name="genbench-vote", daemon=True)
+    loop.start()
     try:
-        server.serve_forever()
+        while loop.is_alive():  # signals land in this (the main) thread
+            loop.join(0.5)
     finally:
-        server.server_close()
+        server.shutdown()  # waits for the loop (at most its 0.5 s poll); it closes the socket
