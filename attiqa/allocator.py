@@ -65,11 +65,9 @@ def tune_allocator() -> bool:
     trim.argtypes = [ctypes.c_size_t]
     trim.restype = ctypes.c_int
     # A forked worker (decode, DataLoader) shares every mapped page with the parent until one side writes:
-    # the parent's kept-but-free pages would then be copied one by one as it reuses them. The child hands
-    # its references to them back at once, so the parent keeps its pages and reuses each in place (one
-    # cheap write-protect fault per page, no copy). Trimming in the parent before the fork, as sessions
-    # 31-34 did, zero-filled every page again: ~2x the cost (docs/default_model.md, speed notes, s35).
-    os.register_at_fork(after_in_child=lambda: trim(0))
+    # the parent's kept-but-free pages would then be copied one by one as it reuses them. Giving them back
+    # just before a fork turns that into one zero-filled fault per page, as without the tuning.
+    os.register_at_fork(before=lambda: trim(0))
     _tuned = True
     return True
 

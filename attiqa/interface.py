@@ -54,17 +54,6 @@ class Scorer(ABC):
     def score_tensors(self, batch: torch.Tensor) -> torch.Tensor:
         """(N, len(columns)) scores for a batch stacked from :meth:`transform` outputs."""
 
-    def packed_transform(self, img: Image.Image) -> torch.Tensor:
-        """What a decode worker sends for one image: :meth:`transform`'s output, or a smaller form of it
-        that :meth:`unpack` turns back, bit for bit, in the main process (the ATTIQA scorer: uint8 pixels,
-        a quarter of the bytes through shared memory). Used by :func:`attiqa.scoring.score_batches`."""
-        return self.transform(img)
-
-    def unpack(self, batch: torch.Tensor) -> torch.Tensor:
-        """A CPU batch stacked from :meth:`packed_transform` outputs -> the batch stacked from
-        :meth:`transform` outputs, the same values and memory order."""
-        return batch
-
     def metadata(self) -> dict[str, Any]:
         return {"name": self.info.name, "kind": self.info.kind}
 

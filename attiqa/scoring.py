@@ -58,15 +58,13 @@ def score_batches(
     workers = default_num_workers() if num_workers is None else num_workers
     ncol = len(scorer.columns)
     for batch in iter_image_batches(
-        paths, scorer.packed_transform, batch_size, workers, min_shorter=info.min_shorter
+        paths, scorer.transform, batch_size, workers, min_shorter=info.min_shorter
     ):
         if batch.tensor is None:
             scores = np.zeros((0, ncol), dtype=np.float32)
         else:
             with torch.inference_mode():
-                # unpacked on the CPU, as transform() would have made it, then moved
-                tensor = scorer.unpack(batch.tensor).to(scorer.device)
-                scores = scorer.score_tensors(tensor).float().cpu().numpy()
+                scores = scorer.score_tensors(batch.tensor.to(scorer.device)).float().cpu().numpy()
         yield ScoredBatch(batch.indices, scores, batch.errors)
 
 

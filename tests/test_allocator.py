@@ -65,42 +65,6 @@ def test_tuned_malloc_keeps_freed_pages_and_forks_cleanly():
     assert tuned["child"] == 0 and tuned["after_fork"] == 2.0
 
 
-_FORK_KEEPS = textwrap.dedent(
-    """
-    import json, os, torch
-    from attiqa.allocator import tune_allocator
-    def anon_mib():
-        with open("/proc/self/status") as f:
-            return next(int(ln.split()[1]) for ln in f if ln.startswith("RssAnon:")) / 1024
-    assert tune_allocator()
-    xs = [torch.empty(8 << 20).fill_(1.0) for _ in range(8)]  # 256 MB, then freed: kept by the tuning
-    del xs
-    before = anon_mib()
-    r, w = os.pipe()
-    child = os.fork()
-    if child == 0:
-        os.write(w, json.dumps({"child": anon_mib(), "sum": float(torch.ones(4).sum())}).encode())
-        os._exit(0)
-    got = json.loads(os.read(r, 4096))
-    os.waitpid(child, 0)
-    y = torch.empty(8 << 20).fill_(2.0)
-    print(json.dumps({"before": before, "parent": anon_mib(), **got, "after": float(y[-1])}))
-    """
-)
-
-
-def test_a_forked_child_hands_the_kept_pages_back_and_the_parent_keeps_them():
-    """The parent reuses its kept pages after a fork (no zero-fill); the child does not hold them."""
-    env = {**os.environ, "ATTIQA_MALLOC": "", "OMP_NUM_THREADS": "1"}
-    out = subprocess.run(
-        [sys.executable, "-c", _FORK_KEEPS], env=env, capture_output=True, text=True, check=True
-    )
-    got = json.loads(out.stdout.strip().splitlines()[-1])
-    assert got["parent"] > got["before"] - 50  # the parent's 256 MB of freed pages stay mapped
-    assert got["child"] < got["before"] - 200  # the child gave its references to them back at once
-    assert got["sum"] == 4.0 and got["after"] == 2.0  # both work on correct memory
-
-
 def test_command_lines_tune_at_start():
     """`attiqa`, `genbench` and `isp-tune` start through run_app, which tunes malloc before the command."""
     code = _CHURN_FAULTS + textwrap.dedent(

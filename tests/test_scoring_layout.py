@@ -8,12 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
-from attiqa.io.batching import batch_plan, iter_image_batches, stack_batch
+from attiqa.io.batching import batch_plan, stack_batch
 from attiqa.models.backbones import native_kernel, tap_points
 from attiqa.models.transforms import (
-    CenterCropTest,
     ChannelsLastFiveCropTest,
     FiveCropTest,
     MirroredFiveCropTest,
@@ -226,46 +224,6 @@ def test_normalisation_in_place_is_the_broadcast_formula_bit_for_bit(photos, mea
     want = (torch.from_numpy(arr) - torch.tensor(mean)) / torch.tensor(std)
     got = Normalize(mean, std).pixels(img)
     assert got.dtype == torch.float32 and torch.equal(got, want)
-
-
-def _every_value_image() -> Image.Image:
-    """600x400 RGB holding each of the 256 values in every channel, in varied neighbours."""
-    y, x = np.mgrid[0:400, 0:600]
-    rgb = np.stack([x % 256, (y + 3 * x) % 256, (7 * x + 11 * y) % 256], axis=-1).astype(np.uint8)
-    return Image.fromarray(rgb)
-
-
-@pytest.mark.parametrize("mean,std", [((0.5,) * 3, (0.5,) * 3), IMAGENET])
-@pytest.mark.parametrize(
-    "view", [ChannelsLastFiveCropTest, FiveCropTest, MirroredFiveCropTest, CenterCropTest]
-)
-def test_packed_views_unpack_to_the_float_views_bit_for_bit(photos, mean, std, view):
-    """What a decode worker sends (uint8 crops) becomes, in the main process, the batch the float view
-    stacks to: the same values in the same memory order, for every pixel value and a real photo."""
-    tf = view(mean, std, 340, 320)
-    images = [_every_value_image(), photos["astronaut"], photos["coffee"].convert("L")]
-    packed = [tf.packed(img) for img in images]
-    assert all(p.dtype == torch.uint8 for p in packed)
-    want = stack_batch([tf(img) for img in images])
-    got = tf.unpack(stack_batch(packed))
-    assert got.dtype == torch.float32 and got.stride() == want.stride() and torch.equal(got, want)
-
-
-def test_the_scorer_decode_worker_sends_uint8_that_unpacks_to_its_float_batches(
-    default_scorer, photos, tmp_path
-):
-    paths = []
-    for name, img in list(photos.items())[:3]:
-        paths.append(tmp_path / f"{name}.jpg")
-        img.save(paths[-1])
-    sc = default_scorer
-    floats = list(iter_image_batches(paths, sc.transform, 2, 1, min_shorter=sc.info.min_shorter))
-    packed = list(iter_image_batches(paths, sc.packed_transform, 2, 1, min_shorter=sc.info.min_shorter))
-    assert [b.indices for b in packed] == [b.indices for b in floats] == [[0], [1, 2]]
-    for f, p in zip(floats, packed, strict=True):
-        assert p.tensor is not None and f.tensor is not None and p.tensor.dtype == torch.uint8
-        got = sc.unpack(p.tensor)
-        assert got.stride() == f.tensor.stride() and torch.equal(got, f.tensor)
 
 
 def test_batch_plan_covers_every_position_once_in_order_with_a_small_first_batch():

@@ -73,21 +73,6 @@ class Normalize:
             x[..., c].sub_(m).div_(s)
         return x
 
-    def uint8_batch(self, batch: torch.Tensor) -> torch.Tensor:
-        """A batch of uint8 pixels with the channels at dim -3 (what :meth:`_ResizedView.packed` outputs
-        stack to) -> the float32 batch of the normalised views, in the same memory order: the values
-        :meth:`pixels` gives, bit for bit (the same float32 operations on every one of the 256 values).
-
-        Run in the main process on a whole batch, so a decode worker sends a quarter of the bytes (fewer
-        fresh shared-memory pages on both sides) and torch's threads share the arithmetic."""
-        out = torch.empty_like(batch, dtype=torch.float32)  # same strides: channels-last stays
-        out.copy_(batch).div_(255.0)
-        if len(set(self.mean)) == 1 and len(set(self.std)) == 1:
-            return out.sub_(self.mean[0]).div_(self.std[0])
-        for c, (m, s) in enumerate(zip(self.mean, self.std, strict=True)):
-            out.select(-3, c).sub_(m).div_(s)
-        return out
-
 
 def _random_crop(img: Image.Image, size: int) -> Image.Image:
     w, h = img.size
@@ -119,19 +104,6 @@ class _ResizedView:
         if self.resize_shorter:
             img = resize_shorter(img, self.resize_shorter)
         return ensure_min_size(img, self.crop_size)
-
-    def packed(self, img: Image.Image) -> torch.Tensor:
-        """The view's crops as uint8 pixels, in the memory order of ``self(img)``: what a decode worker
-        sends (:meth:`attiqa.interface.Scorer.packed_transform`); ``unpack`` of their stacked batch equals
-        the stack of ``self(img)``, bit for bit. Test views only (a training view's crops are random)."""
-        raise NotImplementedError(f"{type(self).__name__} has no packed form")
-
-    def unpack(self, batch: torch.Tensor) -> torch.Tensor:
-        """A stacked batch of :meth:`packed` outputs -> the float32 batch ``self`` would have given."""
-        return self.normalize.uint8_batch(batch)
-
-    def _uint8_pixels(self, img: Image.Image) -> torch.Tensor:
-        return torch.from_numpy(np.array(img.convert("RGB"), dtype=np.uint8))  # (H, W, 3), writable
 
 
 @dataclass(eq=False)
@@ -175,16 +147,9 @@ class FiveCropTest(_ResizedView):
 
     def __call__(self, img: Image.Image) -> torch.Tensor:
         img = self._resized(img)
-        return self._views(img, self.normalize.pixels(img))
-
-    def packed(self, img: Image.Image) -> torch.Tensor:
-        img = self._resized(img)
-        return self._views(img, self._uint8_pixels(img))
-
-    def _views(self, img: Image.Image, pixels: torch.Tensor) -> torch.Tensor:
-        """The crops of ``pixels`` ((H, W, 3) of the resized ``img``), stacked in the view's order."""
         w, h, c = img.width, img.height, self.crop_size
         boxes = [(0, 0, c, c), (w - c, 0, w, c), (0, h - c, c, h), (w - c, h - c, w, h), _center_box(w, h, c)]
+        pixels = self.normalize.pixels(img)  # (H, W, 3)
         crops = [pixels[top:bottom, left:right] for left, top, right, bottom in boxes]
         if self.mirrored:
             crops += [crop.flip(1) for crop in crops]
@@ -213,8 +178,3 @@ class CenterCropTest(_ResizedView):
     def __call__(self, img: Image.Image) -> torch.Tensor:
         img = self._resized(img)
         return self.normalize(img.crop(_center_box(img.width, img.height, self.crop_size)))
-
-    def packed(self, img: Image.Image) -> torch.Tensor:
-        img = self._resized(img)
-        crop = img.crop(_center_box(img.width, img.height, self.crop_size))
-        return self._uint8_pixels(crop).permute(2, 0, 1)

@@ -102,12 +102,6 @@ class AttiqaScorer(Scorer):
     def transform(self, img: Image.Image) -> torch.Tensor:
         return self._transform(img)
 
-    def packed_transform(self, img: Image.Image) -> torch.Tensor:
-        return self._transform.packed(img)  # uint8 crops; normalised by unpack in the main process
-
-    def unpack(self, batch: torch.Tensor) -> torch.Tensor:
-        return self._transform.unpack(batch)
-
     @torch.inference_mode()
     def score_tensors(self, batch: torch.Tensor) -> torch.Tensor:
         batch = batch.to(self.device, non_blocking=True)
