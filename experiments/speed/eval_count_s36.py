@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -72,25 +73,20 @@ def main() -> None:
         acc.setdefault("first_faults", f1 - f0)
         return got
 
-    write_outputs = ev.write_outputs
+    def timed(fn: Any, key: str) -> Any:
+        """``fn`` with its wall time added to ``acc[key]``."""
 
-    def timed_write(*a, **k):
-        t0 = time.perf_counter()
-        got = write_outputs(*a, **k)
-        acc["write_s"] += time.perf_counter() - t0
-        return got
+        def wrapper(*a: Any, **k: Any) -> Any:
+            t0 = time.perf_counter()
+            got = fn(*a, **k)
+            acc[key] += time.perf_counter() - t0
+            return got
 
-    score_items = ev.score_items
-
-    def timed_items(*a, **k):
-        t0 = time.perf_counter()
-        got = score_items(*a, **k)
-        acc["items_s"] += time.perf_counter() - t0
-        return got
+        return wrapper
 
     scorer.score_tensors = timed_score  # type: ignore[method-assign]
-    ev.write_outputs = timed_write
-    ev.score_items = timed_items
+    ev.write_outputs = timed(ev.write_outputs, "write_s")
+    ev.score_items = timed(ev.score_items, "items_s")
 
     def whole() -> tuple[float, int]:
         f0 = usage(resource.RUSAGE_SELF)[1]
