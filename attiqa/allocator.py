@@ -19,7 +19,6 @@ workers (DataLoader, decode workers) inherit the setting.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import sys
 
@@ -47,9 +46,10 @@ def tune_allocator() -> bool:
     opted_out = os.environ.get("ATTIQA_MALLOC", "").strip().lower() == "system"
     if opted_out or not sys.platform.startswith("linux"):
         return False
-    name = ctypes.util.find_library("c") or "libc.so.6"
     try:
-        libc = ctypes.CDLL(name)
+        # The process's own symbols (libc among them): ``ctypes.util.find_library`` would run ``ldconfig -p``
+        # in a child process at every command start.
+        libc = ctypes.CDLL(None)
         mallopt = libc.mallopt
         if not hasattr(libc, "gnu_get_libc_version"):  # musl and others: mallopt is a no-op or absent
             return False

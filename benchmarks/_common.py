@@ -104,7 +104,7 @@ def run_score(
             pid, status_, usage = os.wait4(proc.pid, os.WNOHANG)
             if pid:
                 break
-            worker = max([worker, *(_peak_rss_mib(c) for c in _descendants(proc.pid))])
+            worker = max([worker, *(_peak_rss_mib(c) for c in _descendants(proc.pid) if _is_python(c))])
             time.sleep(0.05)
         seconds = time.perf_counter() - t0
         if os.waitstatus_to_exitcode(status_):
@@ -128,6 +128,18 @@ def _descendants(pid: int) -> list[int]:
         out += kids
         todo += kids
     return out
+
+
+def _is_python(pid: int) -> bool:
+    """Whether ``pid`` runs this interpreter: a decode worker (forked) or a launcher's rank, not a helper
+    program that an import runs for a moment (torch's CUDA library lookup runs ``ldconfig -p``)."""
+    import os
+    import sys
+
+    try:
+        return os.path.realpath(f"/proc/{pid}/exe") == os.path.realpath(sys.executable)
+    except OSError:
+        return False
 
 
 def _peak_rss_mib(pid: int) -> float:

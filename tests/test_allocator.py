@@ -86,3 +86,22 @@ def test_command_lines_tune_at_start():
         out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
         faults[malloc] = int(out.stdout.strip().splitlines()[-1])
     assert faults["system"] > 100_000 and faults[""] < faults["system"] / 20
+
+
+def test_tuning_runs_no_helper_program():
+    """Session 37: **was** ``ctypes.util.find_library("c")``, which runs ``ldconfig -p`` in a child process
+    at every command start (CI's worker-peak test caught it as a 0.93 MiB "decode worker"). Now the
+    process's own symbols: tuned, and no process started."""
+    code = textwrap.dedent(
+        """
+        import os, subprocess
+        def refuse(*a, **k):
+            raise AssertionError(f"started a process: {a}")
+        subprocess.Popen.__init__ = refuse
+        os.posix_spawn = os.fork = os.posix_spawnp = refuse
+        from attiqa.allocator import tune_allocator
+        print(tune_allocator())
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "True"

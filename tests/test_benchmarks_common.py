@@ -40,7 +40,11 @@ def test_run_load_reports_the_real_loads_steps_and_its_peak():
 def test_run_score_reports_the_commands_own_peak_not_this_processs(tmp_path):
     """**Was** the waited child's ``ru_maxrss``, which Linux carries across fork and exec: at least this
     process's size at the fork. With 1 GiB more here than the command ever holds, it reported this
-    process's size; now the command's own VmHWM (polled from /proc; a high-water mark)."""
+    process's size; now the command's own VmHWM (polled from /proc; a high-water mark).
+
+    Session 37: the worker peak **was** any descendant's, and CI once caught ``ldconfig -p`` (run by torch's
+    CUDA library lookup at import, and by our allocator's ``find_library`` until then): 0.93 MiB of "decode
+    worker" with ``-w 0``. Now only descendants running this interpreter count."""
     ballast = bytearray(b"\x01") * (1 << 30)  # written: resident, not zero pages
     here = status()["VmRSS"]
     folder = photo_folder(2, size=64)
