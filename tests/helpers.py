@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -216,14 +218,40 @@ def run_attiqa(
     script: Path | None = None,
     env: dict[str, str] | None = None,
     cwd: Path | None = None,
+    unprivileged: bool = False,
 ) -> subprocess.CompletedProcess:
     """:func:`attiqa_cmd` run to its end (10 minutes at most) in :func:`attiqa_env` (in folder ``cwd``),
-    its output captured as text."""
-    return _run_to_end(attiqa_cmd(*args, ranks=ranks, script=script), env, cwd)
+    its output captured as text; ``unprivileged``: under :func:`unprivileged_cmd`, so file permissions
+    apply to it as root too."""
+    cmd = attiqa_cmd(*args, ranks=ranks, script=script)
+    return _run_to_end(unprivileged_cmd(cmd) if unprivileged else cmd, env, cwd)
 
 
 def _run_to_end(cmd: list[str], env: dict[str, str] | None, cwd: Path | None) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, env=attiqa_env(env), cwd=cwd, capture_output=True, text=True, timeout=600)
+
+
+_NO_OVERRIDE = "-dac_override,-dac_read_search"  # the capabilities by which root ignores file permissions
+
+
+@functools.cache
+def _setpriv_works() -> bool:
+    if not shutil.which("setpriv"):
+        return False
+    probe = ["setpriv", f"--inh-caps={_NO_OVERRIDE}", f"--bounding-set={_NO_OVERRIDE}", "true"]
+    return subprocess.run(probe, capture_output=True).returncode == 0  # needs CAP_SETPCAP
+
+
+def unprivileged_cmd(cmd: list[str]) -> list[str]:
+    """``cmd`` run so that file permissions apply to it: as root (CI), the same user without the two
+    capabilities that override them (util-linux's ``setpriv``), so a read-only folder is read-only and an
+    unreadable file unreadable, while the venv, the checkout and the test's own files stay as they are. The
+    test is skipped only where root cannot drop them (no ``setpriv``, or no CAP_SETPCAP)."""
+    if os.geteuid() != 0:
+        return cmd
+    if not _setpriv_works():
+        pytest.skip("running as root, and setpriv cannot drop CAP_DAC_OVERRIDE: permissions cannot be tested")
+    return ["setpriv", f"--inh-caps={_NO_OVERRIDE}", f"--bounding-set={_NO_OVERRIDE}", *cmd]
 
 
 def genbench_cmd(*args: object) -> list[str]:
@@ -232,10 +260,11 @@ def genbench_cmd(*args: object) -> list[str]:
 
 
 def run_genbench(
-    *args: object, env: dict[str, str] | None = None, cwd: Path | None = None
+    *args: object, env: dict[str, str] | None = None, cwd: Path | None = None, unprivileged: bool = False
 ) -> subprocess.CompletedProcess:
     """:func:`genbench_cmd` run as :func:`run_attiqa` runs its command."""
-    return _run_to_end(genbench_cmd(*args), env, cwd)
+    cmd = genbench_cmd(*args)
+    return _run_to_end(unprivileged_cmd(cmd) if unprivileged else cmd, env, cwd)
 
 
 def isp_tune_cmd(*args: object) -> list[str]:

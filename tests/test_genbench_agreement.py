@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 
 import numpy as np
 import pytest
@@ -183,19 +182,22 @@ def test_a_scores_folder_that_cannot_be_written_is_named_with_its_fix(photo_run,
     assert res.returncode == 0 and "classical: 10 scored" in res.stderr, res.stderr
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes to read-only folders")
 def test_a_read_only_scores_folder_says_chmod(photo_run):
+    """**Was** (session 36): skipped as root, so CI (root) never ran it; now the command runs without root's
+    permission override (``unprivileged``)."""
     from helpers import run_genbench
 
     scores = photo_run / "scores"
     scores.mkdir()
     scores.chmod(0o555)
     try:
-        res = run_genbench("score", photo_run, "-m", "classical", "--workers", "0")
+        res = run_genbench("score", photo_run, "-m", "classical", "--workers", "0", unprivileged=True)
     finally:
         scores.chmod(0o755)
     said = " ".join(res.stderr.split())
-    assert res.returncode == 2 and f"{scores}: not writable (permission denied) — make {scores}" in said
+    fix = f"make {scores} writable (chmod u+w {scores})"
+    assert res.returncode == 2 and f"error: {scores}: not writable (permission denied) — {fix}" in said, said
+    assert not any(scores.iterdir())
 
 
 def test_score_agree_end_to_end(photo_run, tmp_path):

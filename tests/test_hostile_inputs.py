@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import attiqa_env, unprivileged_cmd
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -440,16 +441,9 @@ def test_an_extreme_strip_is_refused_before_it_is_upscaled(tmp_path):
 
 
 def _unprivileged(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    """Run ``args`` so that file permissions apply (root reads everything: drop its override)."""
-    prefix = []
-    if os.geteuid() == 0:
-        if not shutil.which("setpriv"):
-            pytest.skip("running as root without setpriv: permissions cannot be tested")
-        caps = "-dac_override,-dac_read_search"
-        prefix = ["setpriv", f"--inh-caps={caps}", f"--bounding-set={caps}"]
-    root = Path(attiqa.__file__).resolve().parents[1]  # the code under test, in the child too
-    env = {**os.environ, "PYTHONPATH": str(root), "COLUMNS": "200"}
-    return subprocess.run(prefix + args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    """Run ``args`` so that file permissions apply (root reads everything: :func:`unprivileged_cmd`)."""
+    cmd, env = unprivileged_cmd(args), attiqa_env({"COLUMNS": "200"})  # the code under test, in the child too
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
 
 
 @pytest.fixture()

@@ -61,14 +61,16 @@ def test_output_is_checked_before_scoring(photo_dir, tmp_path):
     assert "cannot create the output folder" in msg
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes to read-only folders")
 def test_read_only_folder_is_refused_up_front(photo_dir, tmp_path):
+    """**Was** (session 36): skipped as root ("root writes to read-only folders"), so CI, which runs as root,
+    never ran it; the command now runs without root's permission override (``unprivileged``)."""
     ro = tmp_path / "ro"
     ro.mkdir()
     ro.chmod(0o555)
     try:
-        res = run_attiqa("score", photo_dir, "-m", "classical", "-o", ro / "s.csv")
-        assert "not writable" in one_line_error(res)
+        res = run_attiqa("score", photo_dir, "-m", "classical", "-o", ro / "s.csv", unprivileged=True)
+        assert one_line_error(res) == f"error: {ro}: not writable (permission denied) — choose another --out"
+        assert not any(ro.iterdir())  # refused before any work: nothing written
     finally:
         ro.chmod(0o755)
 
