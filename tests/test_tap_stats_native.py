@@ -180,6 +180,38 @@ print("ok")
     assert run.returncode == 0 and run.stdout.strip() == "ok", run.stderr
 
 
+@needs_kernel
+def test_attiqa_native_is_read_once_per_statistics_call(monkeypatch):
+    """**Was** (session 36): each tap's statistics read ``ATTIQA_NATIVE`` two or three times (the dispatch,
+    then the kernel's availability and its choice of threads); now once, passed down. Counted over a real
+    forward pass of the depthwise taps under each setting, whose statistics stay as they were."""
+    from attiqa.models import create_backbone
+    from attiqa.models.backbones import tap_points
+
+    bb = create_backbone("efficientnet_lite0_ms", pretrained=False).tap_view("depthwise").eval()
+    n_taps = len(tap_points(bb.body.net, "depthwise")[0])
+    x = torch.rand(2, 3, 96, 96)
+    reads: list[str] = []
+    environ_get = type(os.environ).get
+
+    def counted_get(self, key, default=None):
+        if key == "ATTIQA_NATIVE":
+            reads.append(key)
+        return environ_get(self, key, default)
+
+    got = {}
+    for setting in ("0", "1", "pthreads", ""):
+        monkeypatch.setenv("ATTIQA_NATIVE", setting)
+        with monkeypatch.context() as m, torch.inference_mode():
+            m.setattr(type(os.environ), "get", counted_get)
+            reads.clear()
+            got[setting] = bb.forward_raw(x)
+            assert len(reads) == n_taps, (setting, len(reads), n_taps)
+    default = "1" if native_kernel().runtime() is not None or torch.get_num_threads() == 1 else "0"
+    assert n_taps > 10 and torch.equal(got["1"], got["pthreads"]) and torch.equal(got[default], got[""])
+    assert torch.allclose(got["0"], got["1"], rtol=1e-5, atol=1e-6)
+
+
 def test_a_wrong_attiqa_native_value_is_named(monkeypatch):
     y = torch.randn(1, 4, 5, 5)
     monkeypatch.setenv("ATTIQA_NATIVE", "yes")

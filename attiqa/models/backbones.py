@@ -248,7 +248,8 @@ _NATIVE_SETTINGS = ("0", "1", "pthreads")
 
 
 def _native_setting() -> str:
-    """``ATTIQA_NATIVE``, read at each call and only here: "0", "1", "pthreads" or "" (unset: the default)."""
+    """``ATTIQA_NATIVE``, read at each call and only here, once per statistics call (passed down from there):
+    "0", "1", "pthreads" or "" (unset: the default)."""
     value = os.environ.get("ATTIQA_NATIVE", "").strip().lower()
     if value and value not in _NATIVE_SETTINGS:
         raise AttiqaError(f"ATTIQA_NATIVE={value!r}: use 0 (never the native kernel), 1 (always), pthreads "
@@ -270,7 +271,14 @@ def native_mean_std(
     constant channel has std exactly 0), split over ``threads`` (default torch's) threads: torch's own OpenMP
     team where the kernel found its runtime, else (or with ``openmp=False``; default: unless
     ``ATTIQA_NATIVE=pthreads``) threads of its own. The results do not depend on either choice."""
-    kernel = native_kernel()
+    return _native_stats(flat, _native_setting(), threads, openmp)
+
+
+def _native_stats(
+    flat: torch.Tensor, setting: str, threads: int | None = None, openmp: bool | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`native_mean_std` under the ``ATTIQA_NATIVE`` ``setting`` its caller read."""
+    kernel = _NATIVE if setting != "0" else None
     if kernel is None:
         raise RuntimeError("the native statistics kernel is not available (or ATTIQA_NATIVE=0)")
     if not _native_layout(flat):
@@ -281,7 +289,7 @@ def native_mean_std(
     if not flat.numel():  # no positions: NaN, as torch's mean and std
         return mean.fill_(float("nan")), std.fill_(float("nan"))
     nt = torch.get_num_threads() if threads is None else threads
-    use_omp = _native_setting() != "pthreads" if openmp is None else openmp
+    use_omp = setting != "pthreads" if openmp is None else openmp
     kernel.mean_std(flat.data_ptr(), n, hw, c, mean.data_ptr(), std.data_ptr(), nt, use_omp)
     return mean, std
 
@@ -292,13 +300,13 @@ def _native_layout(flat: torch.Tensor) -> bool:
     return cpu32 and flat.dim() == 3 and flat.is_contiguous()
 
 
-def _native_applies(flat: torch.Tensor) -> bool:
+def _native_applies(flat: torch.Tensor, setting: str) -> bool:
     """Whether :func:`spatial_mean_std` takes the kernel: its layout, and by default at any torch thread count
     where its threads are torch's own OpenMP team, else at ONE thread only: its own threads would compete
     with torch's, which spin between the network's parallel regions (`attiqa score` end to end lost at 2
     threads on them and won on torch's team; sessions 35-36, docs/default_model.md). ``ATTIQA_NATIVE=1``
-    forces it at any count, ``pthreads`` forces it on its own threads, ``0`` turns it off."""
-    setting = _native_setting()
+    forces it at any count, ``pthreads`` forces it on its own threads, ``0`` turns it off (``setting``, as
+    :func:`_native_setting` read it for this call)."""
     if setting == "0" or _NATIVE is None or not (_native_layout(flat) and flat.numel() > 0):
         return False
     return setting != "" or torch.get_num_threads() == 1 or _NATIVE.runtime() is not None
@@ -338,7 +346,9 @@ class _SpatialMeanStd(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, flat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mean, std = native_mean_std(flat) if _native_applies(flat) else _blocked_mean_std(flat)
+        setting = _native_setting()  # once per call: the dispatch and the kernel's threads agree
+        native = _native_applies(flat, setting)
+        mean, std = _native_stats(flat, setting) if native else _blocked_mean_std(flat)
         ctx.save_for_backward(flat, mean, std)
         return mean, std
 
