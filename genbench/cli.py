@@ -12,7 +12,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from attiqa.cli import BatchSizeOption, DeviceOption, WorkersOption, interrupt_exit_code
+from attiqa.cli import BatchSizeOption, DeviceOption, InterruptedExit, WorkersOption
 from attiqa.cli import device as device_str
 from attiqa.errors import AttiqaError
 from attiqa.progress import console, plain, progress_task
@@ -88,9 +88,9 @@ def run(
     )
     for f in result.failed[:10]:
         console.print(f"[yellow]failed[/] {plain(f)}", highlight=False)
-    if result.interrupted:
+    if result.interruption is not None:
         console.print("[yellow]interrupted — rerun the same command to continue")
-        raise typer.Exit(130)
+        raise InterruptedExit(result.interruption)
     if result.failed:
         console.print("[yellow]rerun the same command to retry the failed images")
         raise typer.Exit(1)
@@ -128,7 +128,7 @@ def score(
     Rerunning scores only what is missing. A metric whose weights are not on this machine is reported and
     skipped; unreadable images are skipped and listed.
     """
-    from genbench.run_scores import default_metrics, score_run, scores_folder
+    from genbench.run_scores import SCORES_DIR, default_metrics, score_run, scores_folder
 
     pairs = _run_pairs(run_dir)
     scores_folder(run_dir)  # every metric writes there: a problem with it is one line, before any scoring
@@ -139,6 +139,14 @@ def score(
     for name in names:
         with progress_task(f"{name}", total=n_images) as advance:
             rep = score_run(run_dir, pairs, name, dev, batch_size, workers, lambda n, _f: advance(n))
+        if rep.interruption is not None:  # its finished rows are in its file (in manifest order)
+            kept = run_dir / SCORES_DIR / f"{rep.metric}.csv"
+            console.print(
+                f"[yellow]interrupted:[/] {plain(name)}: {rep.scored} scored, {rep.kept} already scored, "
+                f"kept in {plain(kept)}; rerun the same command to score the rest",
+                highlight=False,
+            )
+            raise InterruptedExit(rep.interruption)
         if rep.error:
             console.print(f"[yellow]skipped {plain(name)}:[/] {plain(rep.error)}", highlight=False)
             continue
@@ -274,12 +282,9 @@ def vote(
             f"serving {n} pairs on {study_url(host, actual_port)} (Ctrl-C to stop)", highlight=False
         )
 
-    interruption = None
     try:
         serve(run_dir, host, port, seed, on_ready=ready, allow_hosts=allow_host)
     except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: the way a study ends
-        interruption = exc
-    if interruption is not None:  # raised outside the handler: run_app adds no second "interrupted"
         from genbench.prefs import VOTES_DB
         from genbench.vote.store import VoteStore
 
@@ -291,7 +296,7 @@ def vote(
             f"{plain(shell_arg(run_dir))}` measures the metrics against it",
             highlight=False,
         )
-        raise SystemExit(interrupt_exit_code(interruption))
+        raise InterruptedExit(exc) from exc
 
 
 def study_url(host: str, port: int) -> str:

@@ -65,7 +65,7 @@ class GenResult:
     made: int = 0
     kept: int = 0
     failed: list[str] = field(default_factory=list)  # "pair_id/side: reason"
-    interrupted: bool = False
+    interruption: KeyboardInterrupt | None = None  # Ctrl-C / SIGTERM: finished pairs kept; the caller says so
 
 
 def pair_seeds(seed: int, index: int) -> tuple[int, int]:
@@ -290,7 +290,7 @@ def generate_run(
                     write_manifest(run_dir, done_records())
                 if on_image:
                     on_image(len(batch))
-        except KeyboardInterrupt:
-            result.interrupted = True
+        except KeyboardInterrupt as exc:
+            result.interruption = exc
     write_manifest(run_dir, done_records())
     return result

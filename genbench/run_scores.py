@@ -48,6 +48,7 @@ class ScoreReport:
     kept: int = 0
     failed: list[str] = field(default_factory=list)
     error: str = ""  # the metric could not be created (e.g. its weights are not on this machine)
+    interruption: KeyboardInterrupt | None = None  # Ctrl-C / SIGTERM: finished rows kept; the caller says so
 
 
 def _same_metric(meta_path: Path, name: str) -> bool:
@@ -183,8 +184,7 @@ def score_run(
             "identity": identity,
         },
     )
-    if run.interrupted:
-        raise KeyboardInterrupt
+    report.interruption = run.interruption
     return report
 
 

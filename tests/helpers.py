@@ -279,6 +279,22 @@ def run_isp_tune(
     return _run_to_end(isp_tune_cmd(*args), env, cwd)
 
 
+def interrupt_when(
+    cmd: list[str], sig: signal.Signals, ready: Callable[[], bool], env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """Run ``cmd`` in :func:`attiqa_env` and send it ``sig`` (a real Ctrl-C, or SIGTERM) as soon as
+    ``ready()`` — a real sign of finished work — holds (2 minutes at most); its exit code and output."""
+    ctrl_c = signal.SIG_DFL  # under a background job SIGINT is ignored, and Python would keep ignoring it
+    proc = subprocess.Popen(cmd, env=attiqa_env(env), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, ctrl_c))  # fmt: skip
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None and not ready():
+        time.sleep(0.05)
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=120)
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+
+
 def kill_when(proc: subprocess.Popen, ready: Callable[[], bool], timeout: float = 120) -> None:
     """SIGKILL ``proc`` (no clean-up) as soon as ``ready()`` — a real sign of finished work — holds."""
     deadline = time.monotonic() + timeout

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import signal
 import subprocess
 from pathlib import Path
 
@@ -20,7 +21,7 @@ pytest.importorskip("diffusers")
 pytest.importorskip("transformers")
 
 from genbench_helpers import build_tiny_sd  # noqa: E402
-from helpers import attiqa_env, genbench_cmd, kill_when, run_genbench  # noqa: E402
+from helpers import attiqa_env, genbench_cmd, interrupt_when, kill_when, run_genbench  # noqa: E402
 
 from attiqa.errors import AttiqaError, ConfigError, ModelLoadError  # noqa: E402
 from genbench.generate import GenSettings, generate_run, load_pipeline  # noqa: E402
@@ -139,6 +140,29 @@ def test_kill_and_resume_with_the_real_command(tmp_path, tiny_sd):
     assert len(load_pairs(out)) == 4 and len(list((out / "images").glob("*.png"))) == 8
     assert all((out / "images" / n).read_bytes() == b for n, b in kept.items())  # finished work untouched
     assert not list(out.rglob("*.tmp"))
+
+
+def test_an_interrupted_run_ends_with_the_signal_s_code_and_one_line(tmp_path, tiny_sd):
+    """**Was** (session 36): exit 130 for SIGTERM too (``typer.Exit(130)``: Slurm or a supervisor read
+    Ctrl-C); now 143 / 130 as every command, the command's own line the only "interrupted", and the rerun
+    completes the run."""
+    out = tmp_path / "run"
+    args = ["run", "--model", tiny_sd, "--pairs", "6", "--steps", "8", "--width", "32", "--height", "32"]
+    args += ["--batch-size", "1", "--out", out, "--device", "cpu"]
+    for sig, code in ((signal.SIGTERM, 143), (signal.SIGINT, 130)):
+        before = len(list(out.glob("images/*.png")))
+        res = interrupt_when(
+            genbench_cmd(*args), sig, lambda n=before: len(list(out.glob("images/*.png"))) > n
+        )
+        err = res.stderr
+        assert res.returncode == code and "Traceback" not in err, err
+        assert [ln for ln in err.splitlines() if ln.startswith("interrupted")] == [
+            "interrupted — rerun the same command to continue"
+        ], err
+    made = len(list(out.glob("images/*.png")))
+    assert 2 <= made < 12
+    res = run_genbench(*args)
+    assert res.returncode == 0 and f"{12 - made} images made, {made} already there" in res.stderr, res.stderr
 
 
 def test_offline_without_weights_is_one_clear_line(tmp_path, tiny_sd, tiny_pipe):

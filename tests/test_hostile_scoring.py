@@ -22,6 +22,7 @@ from helpers import (
     attiqa_cmd,
     attiqa_env,
     genbench_cmd,
+    interrupt_when,
     kill_when,
     run_attiqa,
     run_genbench,
@@ -143,6 +144,23 @@ def _many_images(folder: Path, photos, n: int) -> list[Path]:
         base.rotate(i % 360).save(p)
         paths.append(p)
     return paths
+
+
+def _pair_run(run_dir: Path, photos, n: int) -> list[Path]:
+    """A genbench run of ``n`` images in pairs (its manifest), for `genbench score`; the images in order."""
+    from genbench.manifest import write_manifest
+
+    run_dir.mkdir()
+    paths = _many_images(run_dir / "images", photos, n)
+    write_manifest(run_dir, [
+        {"pair_id": f"p{i}", "image_a": f"images/{a.name}", "image_b": f"images/{b.name}"}
+        for i, (a, b) in enumerate(zip(paths[::2], paths[1::2], strict=True))
+    ])  # fmt: skip
+    return paths
+
+
+def _n_rows(out: Path) -> int:
+    return len(_rows(out)) if out.exists() else 0
 
 
 def _rows(out: Path) -> list[dict]:
@@ -272,20 +290,15 @@ def test_eval_interrupted_says_where_the_finished_scores_are(tmp_path, photos):
         "image,mos\n" + "".join(f"{p.name},{1 + (i * 7 % 9) / 2}\n" for i, p in enumerate(paths))
     )
     cache = tmp_path / "cache" / "eval_scores.sqlite"
-    env = attiqa_env({"ATTIQA_CACHE": str(cache.parent), "OMP_NUM_THREADS": "1"})
+    env = {"ATTIQA_CACHE": str(cache.parent), "OMP_NUM_THREADS": "1"}
     cmd = attiqa_cmd("eval", "folder", "--root", tmp_path / "ds", "-m", "classical", "-q")
     cmd += ["--batch-size", "2", "--workers", "0", "-o", str(tmp_path / "out")]
     for sig, code in ((signal.SIGTERM, 143), (signal.SIGINT, 130)):
         before = _cached_scores(cache)
-        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and proc.poll() is None and _cached_scores(cache) < before + 4:
-            time.sleep(0.05)
-        proc.send_signal(sig)
-        _, err = proc.communicate(timeout=120)
-        assert proc.returncode == code, err
-        lines = [ln for ln in err.splitlines() if "interrupted" in ln]
+        res = interrupt_when(cmd, sig, lambda n=before: _cached_scores(cache) >= n + 4, env)
+        err = res.stderr
+        assert res.returncode == code, err
+        lines = [ln for ln in err.splitlines() if ln.startswith("interrupted")]
         hint = (
             f"interrupted: the finished batches are kept in the score cache {cache}; rerun the same command"
         )
@@ -324,15 +337,8 @@ def test_eval_killed_keeps_finished_batches_and_a_rerun_scores_only_the_rest(tmp
 @pytest.mark.slow
 def test_genbench_score_killed_keeps_finished_batches_and_a_rerun_scores_only_the_rest(tmp_path, photos):
     """**Was**: the metric's CSV was written only when every image was scored — a kill lost all of it."""
-    from genbench.manifest import write_manifest
-
     run_dir = tmp_path / "run"
-    run_dir.mkdir()
-    paths = _many_images(run_dir / "images", photos, 160)
-    write_manifest(run_dir, [
-        {"pair_id": f"p{i}", "image_a": f"images/{a.name}", "image_b": f"images/{b.name}"}
-        for i, (a, b) in enumerate(zip(paths[::2], paths[1::2], strict=True))
-    ])  # fmt: skip
+    paths = _pair_run(run_dir, photos, 160)
     shutil.copytree(run_dir, tmp_path / "fresh")
     ckpt = tiny_attiqa_checkpoint(tmp_path)
     env = {"OMP_NUM_THREADS": "1"}
@@ -352,6 +358,36 @@ def test_genbench_score_killed_keeps_finished_batches_and_a_rerun_scores_only_th
     assert fresh.returncode == 0, fresh.stderr
     assert scores.read_bytes() == (tmp_path / "fresh" / "scores" / "tiny.csv").read_bytes()
     assert [r["image"] for r in _rows(scores)] == [f"images/{p.name}" for p in paths]  # manifest order
+
+
+def test_genbench_score_interrupted_says_what_it_kept_in_one_line(tmp_path, photos):
+    """**Was** (session 36): a bare "interrupted", and exit 130 for SIGTERM too (the metric's interruption
+    was raised again as a new KeyboardInterrupt, SIGTERM's kind lost); now the command's own line — what
+    was kept where — and 143 / 130, with no second "interrupted" from the app runner."""
+    run_dir = tmp_path / "run"
+    paths = _pair_run(run_dir, photos, 80)
+    ckpt = tiny_attiqa_checkpoint(tmp_path)
+    cmd = genbench_cmd("score", run_dir, "-m", ckpt, "--batch-size", "2", "--workers", "0", "--device", "cpu")
+    scores = run_dir / "scores" / "tiny.csv"
+    for sig, code in ((signal.SIGTERM, 143), (signal.SIGINT, 130)):
+        before = _n_rows(scores)
+        res = interrupt_when(cmd, sig, lambda n=before: _n_rows(scores) >= n + 4, {"OMP_NUM_THREADS": "1"})
+        err = res.stderr
+        assert res.returncode == code, err
+        lines = [ln for ln in (res.stdout + err).splitlines() if ln.startswith("interrupted")]
+        assert len(lines) == 1 and "Traceback" not in err, err
+        said = rf"interrupted: {re.escape(str(ckpt))}: (\d+) scored, (\d+) already scored, kept in "
+        m = re.fullmatch(
+            said + rf"{re.escape(str(scores))}; rerun the same command to score the rest", lines[0]
+        )
+        assert m is not None, lines
+        scored, kept = int(m[1]), int(m[2])
+        assert kept == before and scored >= 4 and _n_rows(scores) == kept + scored < len(paths)
+    kept = _n_rows(scores)
+    res = run_genbench(*cmd[3:], env={"OMP_NUM_THREADS": "1"})
+    assert res.returncode == 0, res.stderr
+    assert f"{len(paths) - kept} scored, {kept} already scored, 0 unreadable" in res.stderr, res.stderr
+    assert [r["image"] for r in _rows(scores)] == [f"images/{p.name}" for p in paths]
 
 
 def test_a_command_that_does_not_catch_interruptions_still_ends_with_their_exit_code(tmp_path, photos):

@@ -1,6 +1,6 @@
 """The ``attiqa`` command line (typer + rich). Thin: parses, calls the library, prints.
 
-Light to import: :func:`run_app`, :func:`device`, :func:`interrupt_exit_code` and the shared option types
+Light to import: :func:`run_app`, :func:`device`, :class:`InterruptedExit` and the shared option types
 come from :mod:`attiqa.cli._common` (genbench and isp_env use them); the commands are assembled in
 :mod:`attiqa.cli.app` only when :func:`main` runs. Every :class:`attiqa.errors.AttiqaError` ends as one
 red line and exit code 2 — never a traceback.
@@ -11,9 +11,9 @@ from __future__ import annotations
 from attiqa.cli._common import (
     BatchSizeOption,
     DeviceOption,
+    InterruptedExit,
     WorkersOption,
     device,
-    interrupt_exit_code,
     run_app,
 )
 
@@ -27,9 +27,9 @@ def main() -> None:
 __all__ = [
     "BatchSizeOption",
     "DeviceOption",
+    "InterruptedExit",
     "WorkersOption",
     "device",
-    "interrupt_exit_code",
     "main",
     "run_app",
 ]

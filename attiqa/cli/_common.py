@@ -43,6 +43,15 @@ def interrupt_exit_code(exc: KeyboardInterrupt) -> int:
     return EXIT_SIGTERM if isinstance(exc, Terminated) else EXIT_SIGINT
 
 
+class InterruptedExit(SystemExit):
+    """A command's own end after Ctrl-C / SIGTERM, once it said what it kept: exit 130 / 143 and no other
+    line (:func:`run_app` adds its bare "interrupted" only where no command handled the interruption).
+    Raise it in the command's ``except KeyboardInterrupt`` (``from exc``) or after it."""
+
+    def __init__(self, interruption: KeyboardInterrupt) -> None:
+        super().__init__(interrupt_exit_code(interruption))
+
+
 # Options shared by commands (the default stays in each signature: `device: DeviceOption = "auto"`).
 DeviceOption = Annotated[str, typer.Option("--device", help="auto | cpu | cuda | cuda:N")]
 WorkersOption = Annotated[
@@ -92,6 +101,8 @@ def run_app(typer_app: Callable[[], Any]) -> None:
             soft_wrap=True,
         )
         sys.exit(EXIT_ERROR)
+    except InterruptedExit:
+        raise  # the command said what it kept; "interrupted" here was a second, stray line
     except (KeyboardInterrupt, SystemExit) as exc:
         # typer turns an interruption the command did not handle into SystemExit(130), SIGTERM included;
         # the interruption is still on the exception chain, so both end here with its own code

@@ -10,7 +10,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from attiqa.cli._common import interrupt_exit_code, stdout
+from attiqa.cli._common import InterruptedExit, stdout
 from attiqa.distortions.defaults import DEFAULT_GRADED
 from attiqa.errors import AttiqaError
 from attiqa.io.formats import format_list, format_name
@@ -179,7 +179,7 @@ def make_distorted_cmd(
     if res.interruption is not None:
         console.print(f"[yellow]interrupted: {res.written} written, {res.existing} already there, kept in "
                       f"{plain(out)} with their labels; rerun the same command to resume")  # fmt: skip
-        raise SystemExit(interrupt_exit_code(res.interruption))
+        raise InterruptedExit(res.interruption)
     console.print(f"[green]{res.written} written, {res.existing} already there; labels: {plain(res.labels)}")
     if res.written + res.existing == 0:
         raise AttiqaError("no source image could be read")

@@ -15,9 +15,9 @@ from attiqa.cli._common import (
     BatchSizeOption,
     CacheOption,
     DeviceOption,
+    InterruptedExit,
     ModelOption,
     WorkersOption,
-    interrupt_exit_code,
     stdout,
 )
 from attiqa.cli._common import device as device_str
@@ -183,7 +183,6 @@ def eval_cmd(
                 f"{name}-{ds.target}{'-' + split if split else ''}-{scorer.info.name}"
             )
         output_folder(out, "--out")  # before the scoring, not after it
-        interruption = None
         try:
             res = evaluate(
                 ds, scorer, out, batch_size=batch_size, num_workers=workers, cache=cache, split=split,
@@ -191,11 +190,9 @@ def eval_cmd(
                 shards=shards, checked=True,
             )  # fmt: skip
         except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (run_app)
-            interruption = exc
-        if interruption is not None:  # raised outside the handler: run_app adds no second "interrupted"
             if shards.main:
                 console.print(f"[yellow]interrupted: {_kept_hint(cache)}")
-            raise SystemExit(interrupt_exit_code(interruption))
+            raise InterruptedExit(exc) from exc
     if not shards.main:
         return
     t = Table(title=f"{ds.info.full_name} — {ds.target} ({res.split}) — {scorer.info.name}")

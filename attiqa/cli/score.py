@@ -10,9 +10,9 @@ from rich.table import Table
 from attiqa.cli._common import (
     BatchSizeOption,
     DeviceOption,
+    InterruptedExit,
     ModelOption,
     WorkersOption,
-    interrupt_exit_code,
     print_scores,
     stdout,
 )
@@ -114,7 +114,7 @@ def score_cmd(
                 where = where or f"{stats.n} finished row(s) kept in {plain(out)}"
                 kept = f"{where}; rerun the same command to resume" if out else "nothing was saved (no --out)"
                 console.print(f"[yellow]interrupted: {kept}")
-            raise SystemExit(interrupt_exit_code(run.interruption or KeyboardInterrupt()))
+            raise InterruptedExit(run.interruption or KeyboardInterrupt())
         parts = shards.gather((stats, run.failed))  # after every rank's journal is closed
     if not shards.main:
         return
