@@ -183,3 +183,26 @@ def test_a_process_with_a_kept_worker_exits_at_once_and_quietly(files):
     (pid,) = map(int, run.stdout.split())
     assert not running(pid)
     assert time.monotonic() - t0 < 30
+
+
+KILL_WHILE_IDLE = """
+import os, signal, sys, time, multiprocessing
+from pathlib import Path
+import numpy as np, torch
+from attiqa.io.batching import iter_image_batches
+shrink = lambda img: torch.from_numpy(np.array(img.resize((8, 8)))).float()
+files = sorted(Path(sys.argv[1]).glob("*.png"))
+n = len(list(iter_image_batches(files, shrink, 2, 1)))
+(pid,) = [p.pid for p in multiprocessing.active_children()]
+os.kill(pid, signal.SIGKILL)  # the OOM killer's way, between two calls
+time.sleep(1.5)  # the caller's own code: torch's worker check must not raise here
+print(n, len(list(iter_image_batches(files, shrink, 2, 1))), flush=True)
+"""
+
+
+def test_a_kept_worker_killed_between_calls_raises_nowhere_and_is_replaced(files):
+    run = subprocess.run([sys.executable, "-c", KILL_WHILE_IDLE, str(files[0].parent)],
+                         capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert run.returncode == 0 and "Error" not in run.stderr, run.stderr
+    first, second = run.stdout.split()
+    assert first == second == "5"  # 8 files (one bad) in batches of 1, 2, 2, 2, 1

@@ -204,16 +204,31 @@ class _KeptLoader:
     def run(self, batches: list[list[tuple[int, Path]]]) -> Iterator[ImageBatch]:
         self.plan.batches = batches
         finished = False
+        self.watch(True)
         try:
             yield from self.loader  # the first call starts the workers; later calls reset them
             finished = True
             self.dataset.transform = _forked_only  # the workers hold their own; keep no scorer alive here
+            self.watch(False)
         finally:
             self.plan.batches = []
             with _KeptLoader.lock:
                 self.busy = False
                 if not finished:
                     self.close()
+
+    def watch(self, on: bool) -> None:
+        """torch's SIGCHLD check of the workers, on during a call only: it raises in the main process wherever
+        that is when a worker dies, so a kept worker killed between calls (e.g. by the OOM killer) would
+        raise in the caller's unrelated code; between calls a dead worker is replaced by the next call."""
+        it = self.loader._iterator
+        if it is None or getattr(it, "_worker_pids_set", on) == on:
+            return  # no workers yet (the first call's iterator registers its own), or already so
+        if on:
+            torch._C._set_worker_pids(id(it), tuple(w.pid for w in it._workers))  # type: ignore[attr-defined]
+        else:
+            torch._C._remove_worker_pids(id(it))
+        it._worker_pids_set = on  # type: ignore[attr-defined]  # what torch's own shutdown reads
 
     def alive(self) -> bool:
         workers = getattr(self.loader._iterator, "_workers", None)
@@ -225,7 +240,7 @@ class _KeptLoader:
             _KeptLoader.current = None
         it, self.loader._iterator = self.loader._iterator, None
         if it is not None:
-            it._shutdown_workers()
+            it._shutdown_workers()  # type: ignore[attr-defined]  # the multi-process iterator's own
 
 
 def _forked_only(_img: Any) -> torch.Tensor:
