@@ -111,6 +111,10 @@ def iter_image_batches(
 
     ``min_shorter``: the transform's target shorter edge, so big JPEGs decode at a reduced scale
     (see :func:`attiqa.io.images.load_image`); None decodes at full size.
+
+    Decode workers are kept for the next call with the same ``transform`` and settings (forked once per
+    process, not per call: ``_KeptLoader``); they run the copy of ``transform`` made when they were forked,
+    so after changing what ``transform`` does in place, call :func:`close_kept_workers`.
     """
     files = [Path(p) for p in paths]
     plan = batch_plan(len(files), batch_size, first=1 if num_workers > 0 else batch_size)
