@@ -8,9 +8,13 @@ it, report it at the end, and keep every finished result.
 
 from __future__ import annotations
 
+import atexit
+import inspect
 import os
 import signal
 import sys
+import threading
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,8 +51,9 @@ class _PathDataset(Dataset):
     def __len__(self) -> int:
         return len(self.paths)
 
-    def __getitem__(self, i: int):
-        path = self.paths[i]
+    def __getitem__(self, item: int | tuple[int, Path]):
+        """``item``: a position in ``paths``, or (position, path) from a kept loader's call (its own list)."""
+        i, path = item if isinstance(item, tuple) else (item, self.paths[item])
         try:
             kwargs = {} if self.max_pixels is None else {"max_pixels": self.max_pixels}
             img = load_image(path, min_shorter=self.min_shorter, **kwargs)
@@ -106,16 +111,154 @@ def iter_image_batches(
 
     ``min_shorter``: the transform's target shorter edge, so big JPEGs decode at a reduced scale
     (see :func:`attiqa.io.images.load_image`); None decodes at full size.
+
+    Decode workers are kept for the next call with the same ``transform`` and settings (forked once per
+    process, not per call: ``_KeptLoader``); they run the copy of ``transform`` made when they were forked,
+    so after changing what ``transform`` does in place, call :func:`close_kept_workers`.
     """
-    ds = _PathDataset([Path(p) for p in paths], transform, max_pixels, min_shorter)
+    files = [Path(p) for p in paths]
+    plan = batch_plan(len(files), batch_size, first=1 if num_workers > 0 else batch_size)
+    kept = (
+        _KeptLoader.take(transform, num_workers, max_pixels, min_shorter, pin_memory) if num_workers else None
+    )
+    if kept is not None:
+        yield from kept.run([[(i, files[i]) for i in batch] for batch in plan])
+        return
     yield from data_loader(
-        ds,
-        batch_sampler=batch_plan(len(ds), batch_size, first=1 if num_workers > 0 else batch_size),
+        _PathDataset(files, transform, max_pixels, min_shorter),
+        batch_sampler=plan,
         num_workers=num_workers,
         collate_fn=_collate,
         pin_memory=pin_memory,
         prefetch_factor=4,
     )
+
+
+class _Plan:
+    """A kept loader's batch sampler: the (position, path) batches of the call in progress."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[tuple[int, Path]]] = []
+
+    def __iter__(self) -> Iterator[list[tuple[int, Path]]]:
+        return iter(self.batches)
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+
+class _KeptLoader:
+    """Decode workers kept across calls of :func:`iter_image_batches` (one set per process at a time).
+
+    Why: a DataLoader per call forks its worker from the caller each time; once the caller's heap is big (a
+    model has run: library callers and benchmarks that score several lists), the caller then re-faults that
+    heap page by page during its next model calls, copy-on-write or zero-filled after
+    :mod:`attiqa.allocator`'s trim before the fork (counted in experiments/speed/decode_results_s36.md). Kept
+    workers are forked once, by the first call. Each call hands them its own list of (position, path)
+    batches; the transform and decode settings are the workers' own, so another transform (another scorer)
+    replaces them. A call made while they are busy (a nested or concurrent call) gets a loader of its own;
+    a call that does not finish (interrupted, or its consumer stopped early) ends them, and so does the
+    death of the transform's owner at the next call. They end with the process (torch's workers are
+    daemonic, watch their parent, and exit quietly on SIGTERM: :func:`worker_init`)."""
+
+    current: _KeptLoader | None = None
+    lock = threading.Lock()
+
+    def __init__(self, transform: Transform, settings: tuple, ref: Callable[[], Any]) -> None:
+        num_workers, max_pixels, min_shorter, pin_memory = settings
+        self.settings, self.ref, self.busy = settings, ref, False
+        self.plan = _Plan()
+        self.dataset = _PathDataset([], transform, max_pixels, min_shorter)
+        self.loader = data_loader(
+            self.dataset,
+            batch_sampler=self.plan,
+            num_workers=num_workers,
+            collate_fn=_collate,
+            pin_memory=pin_memory,
+            prefetch_factor=4,
+            persistent_workers=True,
+        )
+
+    @classmethod
+    def take(cls, transform: Transform, *settings: Any) -> _KeptLoader | None:
+        """The kept loader for ``transform`` and ``settings``, marked busy (made or replaced as needed); None
+        when it is busy or ``transform`` cannot be referred to weakly (then the caller makes its own)."""
+        with cls.lock:
+            kept = cls.current
+            if kept is not None and kept.busy:
+                return None
+            if kept is not None and (
+                kept.settings != settings or kept.ref() != transform or not kept.alive()
+            ):
+                kept.close()
+                kept = None
+            if kept is None:
+                try:
+                    ref = (
+                        weakref.WeakMethod(transform)
+                        if inspect.ismethod(transform)
+                        else weakref.ref(transform)
+                    )
+                except TypeError:
+                    return None
+                kept = cls.current = cls(transform, settings, ref)
+            kept.busy = True
+            return kept
+
+    def run(self, batches: list[list[tuple[int, Path]]]) -> Iterator[ImageBatch]:
+        self.plan.batches = batches
+        finished = False
+        self.watch(True)
+        try:
+            yield from self.loader  # the first call starts the workers; later calls reset them
+            finished = True
+            self.dataset.transform = _forked_only  # the workers hold their own; keep no scorer alive here
+            self.watch(False)
+        finally:
+            self.plan.batches = []
+            with _KeptLoader.lock:
+                self.busy = False
+                if not finished:
+                    self.close()
+
+    def watch(self, on: bool) -> None:
+        """torch's SIGCHLD check of the workers, on during a call only: it raises in the main process wherever
+        that is when a worker dies, so a kept worker killed between calls (e.g. by the OOM killer) would
+        raise in the caller's unrelated code; between calls a dead worker is replaced by the next call."""
+        it = self.loader._iterator
+        if it is None or getattr(it, "_worker_pids_set", on) == on:
+            return  # no workers yet (the first call's iterator registers its own), or already so
+        if on:
+            torch._C._set_worker_pids(id(it), tuple(w.pid for w in it._workers))  # type: ignore[attr-defined]
+        else:
+            torch._C._remove_worker_pids(id(it))
+        it._worker_pids_set = on  # type: ignore[attr-defined]  # what torch's own shutdown reads
+
+    def alive(self) -> bool:
+        workers = getattr(self.loader._iterator, "_workers", None)
+        return workers is None or all(w.is_alive() for w in workers)
+
+    def close(self) -> None:
+        """End the workers now (torch's own shutdown: tell them, join, terminate stragglers)."""
+        if _KeptLoader.current is self:
+            _KeptLoader.current = None
+        it, self.loader._iterator = self.loader._iterator, None
+        if it is not None:
+            it._shutdown_workers()  # type: ignore[attr-defined]  # the multi-process iterator's own
+
+
+def _forked_only(_img: Any) -> torch.Tensor:
+    raise AssertionError("a kept loader's transform runs in its workers only")
+
+
+def close_kept_workers() -> None:
+    """End the decode workers that :func:`iter_image_batches` keeps across calls (or the process does)."""
+    with _KeptLoader.lock:
+        if _KeptLoader.current is not None and not _KeptLoader.current.busy:
+            _KeptLoader.current.close()
+
+
+atexit.register(close_kept_workers)  # before torch's own exit hook, which turns its shutdown into a no-op
 
 
 def data_loader(
