@@ -206,3 +206,29 @@ def test_a_kept_worker_killed_between_calls_raises_nowhere_and_is_replaced(files
     assert run.returncode == 0 and "Error" not in run.stderr, run.stderr
     first, second = run.stdout.split()
     assert first == second == "5"  # 8 files (one bad) in batches of 1, 2, 2, 2, 1
+
+
+WITHOUT_TORCH_INTERNALS = """
+import sys, multiprocessing
+from pathlib import Path
+import numpy as np, torch
+import torch.utils.data  # torch's own loader took its references at import
+del torch._C._set_worker_pids  # a torch without the internals kept workers steer
+from attiqa.io.batching import iter_image_batches
+shrink = lambda img: torch.from_numpy(np.array(img.resize((8, 8)))).float()
+files = sorted(Path(sys.argv[1]).glob("*.png"))
+for _ in range(2):
+    batches = list(iter_image_batches(files, shrink, 2, 1))
+    done, bad = sum(len(b.indices) for b in batches), sum(len(b.errors) for b in batches)
+    print(done, bad, len(multiprocessing.active_children()))
+"""
+
+
+def test_a_torch_without_the_internals_gets_a_loader_per_call(files):
+    """Kept workers steer DataLoader internals that are not public API; without them each call forks and ends
+    its own worker, as before kept workers, with the same results."""
+    run = subprocess.run([sys.executable, "-c", WITHOUT_TORCH_INTERNALS, str(files[0].parent)],
+                         capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    # each call: 7 decoded, the bad file reported, no worker left behind
+    assert run.stdout.split("\n")[:2] == ["7 1 0", "7 1 0"]

@@ -119,7 +119,9 @@ def iter_image_batches(
     files = [Path(p) for p in paths]
     plan = batch_plan(len(files), batch_size, first=1 if num_workers > 0 else batch_size)
     kept = (
-        _KeptLoader.take(transform, num_workers, max_pixels, min_shorter, pin_memory) if num_workers else None
+        _KeptLoader.take(transform, num_workers, max_pixels, min_shorter, pin_memory)
+        if num_workers and _KEEPABLE
+        else None
     )
     if kept is not None:
         yield from kept.run([[(i, files[i]) for i in batch] for batch in plan])
@@ -132,6 +134,20 @@ def iter_image_batches(
         pin_memory=pin_memory,
         prefetch_factor=4,
     )
+
+
+def _torch_can_keep_workers() -> bool:
+    """Whether this torch has the DataLoader internals :class:`_KeptLoader` steers (its worker-pid check and
+    its iterator's own shutdown): they are not public API, so another torch without them gets a loader per
+    call, as before kept workers, rather than an AttributeError mid-run."""
+    from torch.utils.data import dataloader
+
+    names = ("_set_worker_pids", "_remove_worker_pids")
+    iterator = getattr(dataloader, "_MultiProcessingDataLoaderIter", None)
+    return all(hasattr(torch._C, n) for n in names) and hasattr(iterator, "_shutdown_workers")
+
+
+_KEEPABLE = _torch_can_keep_workers()
 
 
 class _Plan:
