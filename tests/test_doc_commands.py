@@ -42,7 +42,8 @@ def doc_lines(text: str) -> list[str]:
         joined(block.splitlines())
     lines, i = text.splitlines(), 0
     while i < len(lines):  # indented blocks: a command and its backslash continuations
-        if lines[i].startswith("    ") and lines[i].split()[0] in (*PROGRAMS, "python", "torchrun", "make"):
+        first = lines[i].split()[:1]
+        if lines[i].startswith("    ") and first and first[0] in (*PROGRAMS, "python", "torchrun", "make"):
             start = i
             while lines[i].rstrip().endswith("\\") and i + 1 < len(lines):
                 i += 1
