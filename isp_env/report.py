@@ -31,6 +31,12 @@ def methods_in(rows: list[dict[str, Any]]) -> list[str]:
     return [m for m in METHOD_LABELS if m in seen] + [m for m in seen if m not in METHOD_LABELS]
 
 
+def better_than(mos: float, neutral_mos: float) -> bool:
+    """Better than neutral by more than float rounding: a render of neutral's own setting (a search or policy
+    that kept it) is scored in another batch and differs in the last float32 digits, which is not a win."""
+    return mos > neutral_mos and not np.isclose(mos, neutral_mos, rtol=1e-5, atol=1e-6)
+
+
 def summarise(rows: list[dict[str, Any]], budgets: dict[str, dict[str, int]]) -> list[dict[str, Any]]:
     """Per method: means over the test raws, scorer calls, and the issue-19 goal measures against neutral."""
     out = []
@@ -52,7 +58,7 @@ def summarise(rows: list[dict[str, Any]], budgets: dict[str, dict[str, int]]) ->
         }
         base = [by.get((r["image"], "neutral")) for r in mine]
         if all(x is not None for x in base):
-            wins = [r["mos"] > x["mos"] for r, x in zip(mine, base, strict=True) if x is not None]
+            wins = [better_than(r["mos"], x["mos"]) for r, x in zip(mine, base, strict=True) if x is not None]
             s["beats_neutral"] = float(np.mean(wins))
         out.append(s)
     return out
