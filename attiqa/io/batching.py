@@ -133,7 +133,6 @@ def iter_image_batches(
         collate_fn=_collate,
         pin_memory=pin_memory,
         prefetch_factor=4,
-        worker_init_fn=scoring_worker_init,
     )
 
 
@@ -194,7 +193,6 @@ class _KeptLoader:
             pin_memory=pin_memory,
             prefetch_factor=4,
             persistent_workers=True,
-            worker_init_fn=scoring_worker_init,
         )
 
     @classmethod
@@ -298,7 +296,8 @@ def data_loader(
         batch_size,
         num_workers=num_workers,
         prefetch_factor=prefetch_factor if num_workers > 0 else None,
-        **{"worker_init_fn": worker_init, **options},
+        worker_init_fn=worker_init,
+        **options,
     )
 
 
@@ -330,17 +329,6 @@ def worker_init(_worker_id: int) -> None:
     ``sys.excepthook`` (seen in a group SIGTERM). Any other error is printed as before."""
     signal.signal(signal.SIGTERM, _exit_quietly)
     sys.excepthook = _quiet_sharer_hangup
-
-
-def scoring_worker_init(worker_id: int) -> None:
-    """The scoring path's decode workers: :func:`worker_init`, then the lowest CPU priority (nice 19), so
-    the worker decodes in the gaps of the model's two-thread OpenMP team instead of preempting one of its
-    threads, which stalls the whole parallel region (session 38, issue #20). Training loaders keep theirs."""
-    worker_init(worker_id)
-    os.nice(DECODE_NICE)
-
-
-DECODE_NICE = 19
 
 
 def _exit_quietly(_signum: int, _frame: object) -> None:
