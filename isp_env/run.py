@@ -302,7 +302,9 @@ def evaluate(
 
     params: dict[str, dict[str, dict[str, float]]] = {"neutral": {k: neutral() for k in items}}
     budgets = {"neutral": {}, "rawpy": {}, **budgets}
-    with progress_task("agent: tune + full-res render", total=len(items) * len(agents), unit="img") as adv:
+    with progress_task(
+        f"{', '.join(agents)}: tune + full-res render", total=len(items) * len(agents), unit="img"
+    ) as adv:
         for name, (policy, card) in agents.items():
             params[name] = {}
             for key, path in paths.items():
