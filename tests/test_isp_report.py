@@ -10,15 +10,11 @@ from isp_env.report import summarise
 
 
 def _rows(neutral: list[float], other: list[float], method: str) -> list[dict]:
-    rows = []
-    for i, (n, o) in enumerate(zip(neutral, other, strict=True)):
-        rows.append(
-            {"image": f"r{i}", "method": "neutral", "mos": n, "guarded": n, "clipped": 0.0, "saturation": 0.5}
-        )
-        rows.append(
-            {"image": f"r{i}", "method": method, "mos": o, "guarded": o, "clipped": 0.0, "saturation": 0.5}
-        )
-    return rows
+    return [
+        {"image": f"r{i}", "method": m, "mos": v, "guarded": v, "clipped": 0.0, "saturation": 0.5}
+        for i, pair in enumerate(zip(neutral, other, strict=True))
+        for m, v in zip(("neutral", method), pair, strict=True)
+    ]
 
 
 def test_a_render_scored_within_float_rounding_of_neutral_does_not_beat_it():

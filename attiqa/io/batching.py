@@ -119,9 +119,7 @@ def iter_image_batches(
     files = [Path(p) for p in paths]
     plan = batch_plan(len(files), batch_size, first=1 if num_workers > 0 else batch_size)
     kept = (
-        _KeptLoader.take(transform, num_workers, max_pixels, min_shorter, pin_memory)
-        if num_workers and _KEEPABLE
-        else None
+        _KeptLoader.take(transform, num_workers, max_pixels, min_shorter, pin_memory) if num_workers else None
     )
     if kept is not None:
         yield from kept.run([[(i, files[i]) for i in batch] for batch in plan])
@@ -198,7 +196,10 @@ class _KeptLoader:
     @classmethod
     def take(cls, transform: Transform, *settings: Any) -> _KeptLoader | None:
         """The kept loader for ``transform`` and ``settings``, marked busy (made or replaced as needed); None
-        when it is busy or ``transform`` cannot be referred to weakly (then the caller makes its own)."""
+        when it is busy, ``transform`` cannot be referred to weakly or this torch lacks what kept workers
+        steer (then the caller makes its own)."""
+        if not _KEEPABLE:
+            return None
         with cls.lock:
             kept = cls.current
             if kept is not None and kept.busy:
