@@ -435,7 +435,7 @@ def ridge_fitter(cfg: FinetuneConfig, backbone: Backbone, kw: dict[str, Any]) ->
     """The fit to use — :func:`fit_ridge`, or :func:`fit_ridge_rows` with ``cfg.ridge_pairs``' pairs and
     ``cfg.ridge_extra``'s tables, their images' features the same five-crop tap statistics as the MOS
     photos, from the same feature cache."""
-    assert cfg.ridge_taps is not None  # add_ridge_head, the one caller, refuses a config without taps
+    assert cfg.ridge_taps is not None  # a ridge head has taps: add_ridge_head refuses a config without
     view_tf, view = five_crop_views(backbone, cfg.resize_shorter, cfg.crop_size)
     taps = backbone.tap_view(cfg.ridge_taps)
 
