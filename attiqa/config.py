@@ -274,18 +274,24 @@ class TrainConfig:
     pretrained_checkpoint: str | None = None  # start finetune from this instead of running pretrain
 
 
-def _field_types(cls) -> dict[str, Any]:
+if typing.TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+DC = typing.TypeVar("DC", bound="DataclassInstance")
+
+
+def _field_types(cls: type[DataclassInstance]) -> dict[str, Any]:
     hints = typing.get_type_hints(cls)
     return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
 
 
-def _dataclass_in(tp: Any):
+def _dataclass_in(tp: Any) -> type[DataclassInstance] | None:
     """The dataclass inside ``X | None``, or None."""
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         return tp
     if typing.get_origin(tp) in (typing.Union, types.UnionType):
         for arg in typing.get_args(tp):
-            if dataclasses.is_dataclass(arg):
+            if isinstance(arg, type) and dataclasses.is_dataclass(arg):
                 return arg
     return None
 
@@ -351,7 +357,7 @@ def _key(where: str, name: str) -> str:
     return f"{where}.{name}" if where else name
 
 
-def from_dict(cls, data: Any, where: str = "config"):
+def from_dict(cls: type[DC], data: Any, where: str = "config") -> DC:
     """Build dataclass ``cls`` from a mapping; unknown keys raise :class:`ConfigError` listing valid ones.
 
     ``where`` prefixes the keys named in errors; "" names them from the top (the caller adds the file)."""
@@ -366,7 +372,7 @@ def from_dict(cls, data: Any, where: str = "config"):
         raise ConfigError(f"unknown key {k!r}{hint}; valid keys: {', '.join(types_)}", where or None)
     kwargs = {k: _coerce(v, types_[k], _key(where, k)) for k, v in data.items()}
     obj = cls(**kwargs)
-    if cls is TrainConfig:
+    if isinstance(obj, TrainConfig):
         _share_model(obj, data, where)
     check = getattr(obj, "check", None)
     check(where) if check is not None else check_values(obj, where)
@@ -481,7 +487,7 @@ def check_inputs(cfg: TrainConfig, where: str) -> None:
                 )
 
 
-def to_dict(cfg) -> dict[str, Any]:
+def to_dict(cfg: DataclassInstance) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
 
 

@@ -16,6 +16,7 @@ its checkpoint reports attribute scores only (the MOS column stays empty).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -63,7 +64,10 @@ def photo_png(name: str, folder: Path) -> Path:
 
 
 def make_demo_images(
-    out_dir: Path, photos=DEMO_PHOTOS, distortions=DEMO_DISTORTIONS, levels=DEMO_LEVELS
+    out_dir: Path,
+    photos: Sequence[str] = DEMO_PHOTOS,
+    distortions: Sequence[str] = DEMO_DISTORTIONS,
+    levels: Sequence[int] = DEMO_LEVELS,
 ) -> list[Path]:
     """Originals and graded degradations as PNGs in ``out_dir`` (idempotent); returns the paths."""
     from attiqa.distortions import write_graded_set
@@ -84,7 +88,9 @@ SCORE_DEMO_SERIES: tuple[tuple[str, int], ...] = (
 )
 
 
-def make_score_demo_images(out_dir: Path, series=SCORE_DEMO_SERIES) -> list[Path]:
+def make_score_demo_images(
+    out_dir: Path, series: Sequence[tuple[str, int]] = SCORE_DEMO_SERIES
+) -> list[Path]:
     """The first five bundled photos plus degradations of the first one, as PNGs (idempotent)."""
     from attiqa.distortions import apply_distortion
 

@@ -24,7 +24,8 @@ class ImageLoadError(AttiqaError):
             msg += f" — {fix}"
         super().__init__(msg)
 
-    def __reduce__(self):  # survive pickling between DataLoader worker processes
+    # survive pickling between DataLoader worker processes
+    def __reduce__(self) -> tuple[type[ImageLoadError], tuple[str, str, str]]:
         return (type(self), (self.path, self.reason, self.fix))
 
 
@@ -40,7 +41,8 @@ class ConfigError(AttiqaError):
         self.where = None if where is None else str(where)
         super().__init__(f"{self.where}: {text}" if self.where else text)
 
-    def __reduce__(self):  # keep ``where`` apart through pickling
+    # keep ``where`` apart through pickling
+    def __reduce__(self) -> tuple[type[ConfigError], tuple[str, str | None]]:
         return (type(self), (self.text, self.where))
 
 

@@ -123,7 +123,7 @@ def bootstrap_ci(
     seed: int = 0,
     level: float = 0.95,
     groups: np.ndarray | None = None,
-):
+) -> tuple[float, float]:
     """Percentile bootstrap interval of the mean of ``credits`` (resampling pairs with replacement).
 
     With ``groups`` (one label per credit) whole groups are resampled instead — a cluster bootstrap (ours):
@@ -244,7 +244,7 @@ SUMMARY_COLUMNS = (
 )
 
 
-def _fmt(v) -> str:
+def _fmt(v: object) -> str:
     if isinstance(v, float):
         return "" if math.isnan(v) else f"{v:.6g}"
     return str(v)

@@ -18,6 +18,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -25,6 +26,9 @@ from attiqa.errors import AttiqaError, ConfigError, ModelLoadError
 from attiqa.io.atomic import atomic_path, remove_orphan_temps, write_json_atomic
 from genbench.manifest import IMAGE_ROOT_FILE, RUN_FILE, SIDES, read_records, write_manifest
 from genbench.prompts import Prompt, PromptSpec, draw_prompts
+
+if TYPE_CHECKING:
+    from diffusers import StableDiffusionPipeline
 
 DEFAULT_MODEL = "stabilityai/stable-diffusion-2-1"
 IMAGE_DIR = "images"
@@ -93,7 +97,9 @@ def _offline_message(model: str) -> str:
     )
 
 
-def load_pipeline(model: str, dtype: str = "fp32", device: str = "cpu", scheduler: str = "default"):
+def load_pipeline(
+    model: str, dtype: str = "fp32", device: str = "cpu", scheduler: str = "default"
+) -> StableDiffusionPipeline:
     """A diffusers ``StableDiffusionPipeline`` from a Hub id or a local folder; one-line errors otherwise."""
     try:
         import diffusers
@@ -221,7 +227,7 @@ def generate_run(
     batch_size: int = 2,
     device: str = "cpu",
     on_image: Callable[[int], None] | None = None,
-    pipeline=None,
+    pipeline: StableDiffusionPipeline | None = None,
 ) -> GenResult:
     """Make every missing image of the run, batch by batch, keeping the manifest current.
 
@@ -268,7 +274,8 @@ def generate_run(
                 batch = todo[start : start + batch_size]
                 gens = [torch.Generator("cpu").manual_seed(r[f"seed_{s}"]) for r, s in batch]
                 try:
-                    images = pipe(
+                    # mypy does not see diffusers' decorated StableDiffusionPipeline.__call__
+                    images = pipe(  # type: ignore[operator]
                         prompt=[r["prompt"] for r, _ in batch],
                         negative_prompt=[settings.negative_prompt] * len(batch)
                         if settings.negative_prompt

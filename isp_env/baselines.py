@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -19,6 +19,9 @@ from isp_env.isp import Developed, finish
 from isp_env.params import N_PARAMS, from_normalized, neutral, to_normalized
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
+    from isp_env.mos_function import MOSFunction
     from isp_env.reward import Guard
 
 SIGMA0 = 0.3
@@ -46,7 +49,7 @@ class RenderObjective:
 
     render: Callable[[np.ndarray], list[np.ndarray]]
     value: Callable[[list[np.ndarray], np.ndarray], float]
-    mos: Any
+    mos: MOSFunction
 
     def __call__(self, x: np.ndarray) -> float:
         imgs = self.render(x)
@@ -126,7 +129,7 @@ def cma_search(
     return SearchResult(from_normalized(best_x), float(best_f), int(calls))
 
 
-def mean_mos_objective(devs: Sequence[Developed], mos) -> RenderObjective:
+def mean_mos_objective(devs: Sequence[Developed], mos: MOSFunction) -> RenderObjective:
     """Normalised parameters -> mean MOS of their renders of ``devs`` (one scorer call per image)."""
 
     def render(x: np.ndarray) -> list[np.ndarray]:
@@ -139,7 +142,9 @@ def mean_mos_objective(devs: Sequence[Developed], mos) -> RenderObjective:
     return RenderObjective(render, value, mos)
 
 
-def guarded_objective(items: Sequence[tuple[Developed, Guard | None, int | None]], mos) -> RenderObjective:
+def guarded_objective(
+    items: Sequence[tuple[Developed, Guard | None, int | None]], mos: MOSFunction
+) -> RenderObjective:
     """Normalised parameters -> mean guarded score (MOS minus the :class:`isp_env.reward.Guard` penalty,
     in the scorer's units) of the renders at the scorer's scale; ``items``: (front end, guard, view)."""
     from isp_env.reward import finish_view
@@ -158,7 +163,7 @@ def guarded_objective(items: Sequence[tuple[Developed, Guard | None, int | None]
     return RenderObjective(render, value, mos)
 
 
-def rawpy_preview(path, size: tuple[int, int]) -> np.ndarray:
+def rawpy_preview(path: str | Path, size: tuple[int, int]) -> np.ndarray:
     """``rawpy.postprocess()`` with the camera white balance (LibRaw's defaults otherwise: AHD, sRGB,
     auto-bright), resized (Lanczos) to a preview's ``(height, width)``."""
     from isp_env.reward import rawpy_render

@@ -12,9 +12,11 @@ shot/read noise, quantise. Our simplifications: no tone-curve inversion and fixe
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 
 from attiqa.io.atomic import atomic_path
 
@@ -37,7 +39,7 @@ DEFAULT_COLOR_MATRIX = np.array([[0.9, -0.3, -0.1], [-0.4, 1.3, 0.1], [-0.05, 0.
 DEFAULT_NEUTRAL = (0.5, 1.0, 0.7)  # AsShotNeutral: camera RGB of a white object (R and B gains 2.0, 1.43)
 
 
-def rationals(values, denominator: int = 1_000_000) -> tuple[int, ...]:
+def rationals(values: npt.ArrayLike, denominator: int = 1_000_000) -> tuple[int, ...]:
     """A TIFF RATIONAL/SRATIONAL tag's values: numerator, denominator pairs over a fixed denominator."""
     out: list[int] = []
     for v in np.asarray(values, dtype=np.float64).ravel():
@@ -143,14 +145,23 @@ def unprocess(
     return np.clip(np.round(values), 0, white_level).astype(np.uint16)
 
 
-def dng_from_photo(path: str | Path, rgb: np.ndarray, layout: str = "RGGB", seed: int = 0, **kwargs) -> Path:
-    """Unprocess an sRGB photo and write it as a DNG with matching metadata (one call for tests and demos)."""
-    white = int(kwargs.pop("white_level", 1023))
-    black = int(kwargs.pop("black_level", 64))
-    cm = kwargs.pop("color_matrix", DEFAULT_COLOR_MATRIX)
-    neutral = kwargs.pop("as_shot_neutral", DEFAULT_NEUTRAL)
-    mosaic = unprocess(rgb, layout, white, black, cm, neutral, seed=seed, **kwargs)
-    return write_dng(path, mosaic, layout, black, white, cm, neutral)
+def dng_from_photo(
+    path: str | Path,
+    rgb: np.ndarray,
+    layout: str = "RGGB",
+    seed: int = 0,
+    *,
+    white_level: int = 1023,
+    black_level: int = 64,
+    color_matrix: np.ndarray = DEFAULT_COLOR_MATRIX,
+    as_shot_neutral: tuple[float, float, float] = DEFAULT_NEUTRAL,
+    **noise: float,
+) -> Path:
+    """Unprocess an sRGB photo and write it as a DNG with matching metadata (one call for tests and demos);
+    ``noise``: :func:`unprocess`'s ``shot_noise``, ``read_noise`` and ``exposure``."""
+    white, black = int(white_level), int(black_level)
+    mosaic = unprocess(rgb, layout, white, black, color_matrix, as_shot_neutral, seed=seed, **noise)
+    return write_dng(path, mosaic, layout, black, white, color_matrix, as_shot_neutral)
 
 
 DEMO_PHOTOS: tuple[tuple[str, str], ...] = (
@@ -161,7 +172,9 @@ DEMO_PHOTOS: tuple[tuple[str, str], ...] = (
 )
 
 
-def demo_raws(out_dir: str | Path, long_side: int = 256, photos=DEMO_PHOTOS) -> list[Path]:
+def demo_raws(
+    out_dir: str | Path, long_side: int = 256, photos: Sequence[tuple[str, str]] = DEMO_PHOTOS
+) -> list[Path]:
     """DNGs of scikit-image's bundled photos, one per Bayer layout (for tests, demos and benchmarks)."""
     out_dir = Path(out_dir)
     paths = []

@@ -34,15 +34,17 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
+import numpy.typing as npt
 from gymnasium import spaces
 from PIL import Image
 
 from attiqa.io.atomic import atomic_path, write_json_atomic
 from isp_env.isp import Developed, develop, finish
-from isp_env.mos_function import as_mos_function
+from isp_env.mos_function import MOSFunction, ScorerSpec, as_mos_function
 from isp_env.params import N_PARAMS, check_values, from_normalized, neutral, to_normalized
 from isp_env.raw import RawReadError, read_raw
 from isp_env.registration import ENV_ID, register  # noqa: F401  (re-exported: callers of isp_env.env)
@@ -137,7 +139,7 @@ class ISPTuningEnv(gym.Env):
     def __init__(
         self,
         raws: Sequence[str | Path],
-        scorer=None,
+        scorer: ScorerSpec = None,
         preview: int | None = None,
         obs_size: int = 64,
         max_steps: int = 1,
@@ -163,7 +165,7 @@ class ISPTuningEnv(gym.Env):
         self.base = check_values(base or {})  # where episodes start; action 0 of "residual" renders it
         self.raws = [Path(p) for p in raws]
         self._scorer_spec = scorer
-        self._mos = None
+        self._mos: MOSFunction | None = None
         self.preview = None if preview is None else int(preview)
         self.obs_size, self.max_steps = int(obs_size), int(max_steps)
         self.action_mode, self.delta_scale = action_mode, float(delta_scale)
@@ -192,7 +194,7 @@ class ISPTuningEnv(gym.Env):
         return from_normalized(self._norm)
 
     @property
-    def mos(self):
+    def mos(self) -> MOSFunction:
         if self._mos is None:
             if self.torch_threads:
                 import torch
@@ -309,7 +311,9 @@ class ISPTuningEnv(gym.Env):
         return self._mos_now - self._penalty
 
     # -- gymnasium API ---------------------------------------------------------------------------------------
-    def reset(self, *, seed: int | None = None, options: dict | None = None):
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[dict[str, np.ndarray] | np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
         options = options or {}
         order = (
@@ -344,7 +348,9 @@ class ISPTuningEnv(gym.Env):
         self._score_start = self._score_now
         return self._observe(), self._info()
 
-    def step(self, action):
+    def step(
+        self, action: npt.ArrayLike
+    ) -> tuple[dict[str, np.ndarray] | np.ndarray, float, bool, bool, dict[str, Any]]:
         if self._entry is None:
             raise RuntimeError("call reset() before step()")
         a = np.asarray(action, dtype=np.float64).reshape(N_PARAMS)
@@ -363,5 +369,5 @@ class ISPTuningEnv(gym.Env):
         self._t += 1
         return self._observe(), reward, self._t >= self.max_steps, False, self._info()
 
-    def render(self):
+    def render(self) -> np.ndarray | None:
         return None if self._img is None else self._img.copy()

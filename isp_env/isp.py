@@ -36,6 +36,7 @@ thread count and match the earlier whole-image pipeline (``tests/isp_reference.p
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -82,7 +83,9 @@ _DIAG = [(0, 0, 6), (-1, -1, 2), (-1, 1, 2), (1, -1, 2), (1, 1, 2), (-2, 0, -1.5
 # fmt: on
 
 
-def _taps(padded: np.ndarray, py: int, px: int, taps, h2: int, w2: int) -> np.ndarray:
+def _taps(
+    padded: np.ndarray, py: int, px: int, taps: Sequence[tuple[int, int, float]], h2: int, w2: int
+) -> np.ndarray:
     """Sum of weighted shifted samples; taps of equal weight are added first and multiplied once."""
     groups: dict[float, list[tuple[int, int]]] = {}
     for dy, dx, w in taps:
@@ -385,7 +388,7 @@ def finish(dev: Developed, values: dict[str, float]) -> np.ndarray:
     px = lambda sigma: max(sigma * s, 0.5)  # noqa: E731  (sigmas in px @ 512 -> px here, at least 0.5)
     h, w = dev.linear.shape[:2]
 
-    def run(fn) -> None:
+    def run(fn: Callable[[int, int], None]) -> None:
         run_strips(fn, h, strip_rows(w, 1), h * w)
 
     # 6 tone mapping (LUT), 7 RGB -> YUV (planar from here on)

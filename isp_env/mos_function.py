@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 
 from attiqa.errors import ModelLoadError
-from attiqa.interface import CALL_BATCH
+from attiqa.interface import CALL_BATCH, Scorer
 
 # views per forward pass of a one-pass reward (ours). CPU: 2, chosen by benchmarks/isp_reward_batch_rule.txt
 # (one torch thread: ~1.1-1.2x the one-at-a-time throughput, within the noise of a busy machine; 8 and
@@ -94,7 +94,9 @@ def score_views(
     return out
 
 
-def from_scorer(scorer, one_pass: bool | str = "center", batch_size: int | None = None) -> MOSFunction:
+def from_scorer(
+    scorer: Scorer, one_pass: bool | str = "center", batch_size: int | None = None
+) -> MOSFunction:
     """Wrap an :class:`attiqa.scorers.Scorer`: its first column (``mos`` or ``score``) is the MOS.
 
     ``one_pass`` (ours, issue 19): a trained ATTIQA scorer grades the whole image in one forward pass at
@@ -123,7 +125,7 @@ def from_scorer(scorer, one_pass: bool | str = "center", batch_size: int | None 
         cfg = model.card_config()
         normalize = Normalize(cfg["mean"], cfg["std"])
 
-        def whole(im: Image.Image):
+        def whole(im: Image.Image) -> torch.Tensor:
             return normalize(resize_shorter(im.convert("RGB"), int(shorter)))
 
         # "center": what attiqa.load_scorer(..., crops="center") does
@@ -138,14 +140,14 @@ def from_scorer(scorer, one_pass: bool | str = "center", batch_size: int | None 
             batch_size = VIEW_BATCH_CPU if device is None or device.type == "cpu" else VIEW_BATCH
         step = int(batch_size)
 
-        def one(images):
+        def one(images: Sequence[Image.Image]) -> np.ndarray:
             return score_views([view(im) for im in images], lambda b: scorer(b)[column], step)
 
         return MOSFunction(
             one, scorer.info.score_range, scorer.info.name, batched=True, view_shorter=int(shorter)
         )
 
-    def fn(images):
+    def fn(images: list[Image.Image]) -> np.ndarray | float:
         return scorer(images)[column]
 
     return MOSFunction(
@@ -162,13 +164,17 @@ def load_mos_function(
     return from_scorer(attiqa.load_scorer(None if spec is None else str(spec), device=device), one_pass)
 
 
-def as_mos_function(scorer) -> MOSFunction:
+# what an environment's ``scorer`` may be (:func:`as_mos_function` turns each into a MOSFunction)
+ScorerSpec = MOSFunction | Scorer | str | Path | Callable[[Image.Image], float] | None
+
+
+def as_mos_function(scorer: ScorerSpec) -> MOSFunction:
     """Accept a MOSFunction, an attiqa Scorer, a spec string/path/None, or a plain callable(PIL) -> float."""
     if isinstance(scorer, MOSFunction):
         return scorer
     if scorer is None or isinstance(scorer, (str, Path)):
         return load_mos_function(scorer)
-    if hasattr(scorer, "columns") and hasattr(scorer, "info"):
+    if isinstance(scorer, Scorer):
         return from_scorer(scorer)
     if callable(scorer):
         return MOSFunction(scorer)

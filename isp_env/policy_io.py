@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -24,6 +24,12 @@ from attiqa.io.atomic import atomic_path, write_json_atomic
 from attiqa.io.checkpoints import load_checkpoint, load_training_state, save_checkpoint, save_training_state
 from isp_env.env import N_STATS, spaces_for
 from isp_env.params import NAMES
+from isp_env.teacher import TeacherPolicy
+
+if TYPE_CHECKING:
+    from stable_baselines3.common.base_class import BaseAlgorithm
+    from stable_baselines3.common.buffers import ReplayBuffer
+    from stable_baselines3.common.policies import BasePolicy
 
 POLICY_KIND = "isp_env-policy"
 # 2 (session 26): a teacher policy's row counts live only in its tensors (format 1 also wrote them in the card
@@ -82,16 +88,16 @@ def policy_given_as_params(path: Path) -> Path | None:
 RL_ALGOS = ("sac", "ppo", "td3")  # the SB3 agents of ``--algo`` (besides ``teacher``)
 
 
-def algorithms() -> dict[str, type]:
+def algorithms() -> dict[str, type[BaseAlgorithm]]:
     from stable_baselines3 import PPO, SAC, TD3
 
     return dict(zip(RL_ALGOS, (SAC, PPO, TD3), strict=True))
 
 
-def save_policy(model, path: str | Path, card: dict[str, Any]) -> Path:
+def save_policy(model: BaseAlgorithm | TeacherPolicy, path: str | Path, card: dict[str, Any]) -> Path:
     """``model.policy`` weights (an SB3 model, or a :class:`isp_env.teacher.TeacherPolicy` itself) +
     ``card`` (must hold ``algo``, ``policy_kwargs``, ``env``)."""
-    tensors = _unshared(getattr(model, "policy", model).state_dict())
+    tensors = _unshared((model if isinstance(model, TeacherPolicy) else model.policy).state_dict())
     full = {"kind": POLICY_KIND, "policy_format": POLICY_FORMAT, "param_names": list(NAMES), **card}
     return save_checkpoint(path, tensors, full)
 
@@ -113,11 +119,11 @@ def policy_name(obs_mode: str) -> str:
     return "MlpPolicy" if obs_mode == "stats" else "MultiInputPolicy"
 
 
-def build_policy(card: dict[str, Any], tensors: dict[str, torch.Tensor] | None = None):
+def build_policy(
+    card: dict[str, Any], tensors: dict[str, torch.Tensor] | None = None
+) -> TeacherPolicy | BasePolicy:
     """An untrained policy of the card's shape; a teacher's row counts are read from its ``tensors``."""
     if card["algo"] == "teacher":  # no SB3: standardisation + a linear map or stored neighbours
-        from isp_env.teacher import TeacherPolicy
-
         kw = {k: v for k, v in card["policy_kwargs"].items() if k not in _OLD_COUNTS}
         tensors = tensors or {}
         return TeacherPolicy(
@@ -126,11 +132,11 @@ def build_policy(card: dict[str, Any], tensors: dict[str, torch.Tensor] | None =
     algo = algorithms()[card["algo"]]
     obs_mode = card["env"].get("obs_mode", "image")
     obs_space, act_space = spaces_for(int(card["env"]["obs_size"]), obs_mode)
-    cls = algo.policy_aliases[policy_name(obs_mode)]  # type: ignore[attr-defined]  # SB3: set on each algorithm
+    cls = algo.policy_aliases[policy_name(obs_mode)]
     return cls(obs_space, act_space, lambda _: 0.0, **card.get("policy_kwargs", {}))
 
 
-def load_policy(path: str | Path):
+def load_policy(path: str | Path) -> tuple[TeacherPolicy | BasePolicy, dict[str, Any]]:
     """(policy in eval mode, card) from :func:`save_policy` output; a format-1 card comes back in the
     current form (no row counts: ``len(policy.rows_x)`` is the one count)."""
     tensors, card = load_checkpoint(path)
@@ -164,7 +170,7 @@ def load_policy(path: str | Path):
             f"{N_STATS} image statistics) — retrain it with isp-tune"
         ) from None
     groups = card.get("teacher", {}).get("rows", {}).get("groups")
-    if card["algo"] == "teacher" and groups is not None and len(groups) != len(policy.rows_x):
+    if isinstance(policy, TeacherPolicy) and groups is not None and len(groups) != len(policy.rows_x):
         raise ModelLoadError(
             f"{path}: its card names {len(groups)} scene groups for {len(policy.rows_x)} "
             "training rows (edited or damaged) — refit it with isp-tune --algo teacher"
@@ -191,7 +197,7 @@ def current_teacher_card(card: dict[str, Any]) -> dict[str, Any]:
 # resume state
 
 
-def _buffer_arrays(buffer) -> dict[str, np.ndarray]:
+def _buffer_arrays(buffer: ReplayBuffer) -> dict[str, np.ndarray]:
     n = buffer.buffer_size if buffer.full else buffer.pos
     out: dict[str, np.ndarray] = {}
     for name in ("observations", "next_observations"):
@@ -206,7 +212,7 @@ def _buffer_arrays(buffer) -> dict[str, np.ndarray]:
     return out
 
 
-def _restore_buffer(buffer, arrays: dict[str, np.ndarray], pos: int, full: bool) -> None:
+def _restore_buffer(buffer: ReplayBuffer, arrays: dict[str, np.ndarray], pos: int, full: bool) -> None:
     for k, arr in arrays.items():
         if "." in k:
             name, key = k.split(".", 1)
@@ -222,7 +228,7 @@ def _restore_buffer(buffer, arrays: dict[str, np.ndarray], pos: int, full: bool)
     buffer.pos, buffer.full = int(pos), bool(full)
 
 
-def save_state(model, folder: str | Path, extra: dict[str, Any]) -> None:
+def save_state(model: BaseAlgorithm, folder: str | Path, extra: dict[str, Any]) -> None:
     """Everything needed to continue ``model.learn`` after a kill, written atomically as one folder."""
     folder = Path(folder)
     tmp = folder.with_name(folder.name + ".tmp")
@@ -271,7 +277,7 @@ def find_state(folder: str | Path) -> Path | None:
     return None
 
 
-def load_state(model, folder: Path) -> dict[str, Any]:
+def load_state(model: BaseAlgorithm, folder: Path) -> dict[str, Any]:
     """Restore what :func:`save_state` wrote into a freshly built ``model``; returns the state document."""
     doc = json.loads((folder / "state.json").read_text())
     state_dicts, _ = model._get_torch_save_params()
@@ -286,9 +292,10 @@ def load_state(model, folder: Path) -> dict[str, Any]:
     for k in doc.get("variables", []):
         with torch.no_grad():
             getattr(model, k).copy_(torch.from_numpy(arrays[f"var.{k}"]).reshape(getattr(model, k).shape))
-    if "buffer" in doc and getattr(model, "replay_buffer", None) is not None:
+    buffer: ReplayBuffer | None = getattr(model, "replay_buffer", None)  # off-policy algorithms only
+    if "buffer" in doc and buffer is not None:
         _restore_buffer(
-            model.replay_buffer,
+            buffer,
             {k: v for k, v in arrays.items() if not k.startswith("var.")},
             doc["buffer"]["pos"],
             doc["buffer"]["full"],

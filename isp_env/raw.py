@@ -9,10 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from attiqa.errors import AttiqaError
+
+if TYPE_CHECKING:
+    from rawpy import RawPy
 
 RAW_EXTENSIONS: frozenset[str] = frozenset(
     {
@@ -53,7 +57,8 @@ class RawReadError(AttiqaError):
         self.path, self.reason = str(path), reason
         super().__init__(f"{path}: {reason}")
 
-    def __reduce__(self):  # survive SubprocVecEnv pickling
+    # survive SubprocVecEnv pickling
+    def __reduce__(self) -> tuple[type[RawReadError], tuple[str, str]]:
         return (type(self), (self.path, self.reason))
 
 
@@ -94,7 +99,7 @@ def _srgb_xyz() -> np.ndarray:
     return SRGB_TO_XYZ
 
 
-def _cam_to_srgb(raw) -> np.ndarray:
+def _cam_to_srgb(raw: RawPy) -> np.ndarray:
     """rawpy's ``color_matrix`` (camera -> sRGB, LibRaw's rgb_cam) when set, else from ``rgb_xyz_matrix``."""
     cm = np.asarray(raw.color_matrix, dtype=np.float64)[:3, :3]
     if np.isfinite(cm).all() and np.abs(cm).sum() > 0:
@@ -110,7 +115,7 @@ def _cam_to_srgb(raw) -> np.ndarray:
     return np.eye(3)
 
 
-def _wb_gains(raw, channel_of_index: list[int]) -> np.ndarray:
+def _wb_gains(raw: RawPy, channel_of_index: list[int]) -> np.ndarray:
     """As-shot gains (camera WB), else daylight, else ones; normalised to G = 1."""
     for source in (raw.camera_whitebalance, raw.daylight_whitebalance):
         w = np.asarray(source, dtype=np.float64)

@@ -433,7 +433,16 @@ def global_cma(
 
 
 def _baselines(
-    out, cfg, mos: MOSFunction, items, train_raws, params, budgets, skipped, global_budget, image_budget
+    out: Path,
+    cfg: TrainConfig,
+    mos: MOSFunction,
+    items: dict[str, tuple[Developed, Guard, int | None]],
+    train_raws: list[Path],
+    params: dict[str, dict[str, dict[str, float]]],
+    budgets: dict[str, dict[str, int]],
+    skipped: dict[str, str],
+    global_budget: int,
+    image_budget: int,
 ) -> None:
     g = global_cma(out, cfg, mos, train_raws, skipped, global_budget)
     params["cma_global"] = {k: g["params"] for k in items}

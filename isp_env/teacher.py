@@ -28,7 +28,7 @@ render of the base, no scorer call.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -106,7 +106,13 @@ class TeacherPolicy(torch.nn.Module):
             y = self.bias + z @ self.weight.T
         return y.clamp(-1.0, 1.0)
 
-    def predict(self, obs, state=None, episode_start=None, deterministic: bool = True):
+    def predict(
+        self,
+        obs: np.ndarray | dict[str, np.ndarray],
+        state: tuple[np.ndarray, ...] | None = None,
+        episode_start: np.ndarray | None = None,
+        deterministic: bool = True,
+    ) -> tuple[np.ndarray, tuple[np.ndarray, ...] | None]:
         """SB3's ``predict`` signature, so :func:`isp_env.tuning.tune_with_policy` applies it unchanged."""
         x = torch.as_tensor(np.asarray(obs, dtype=np.float32))
         single = x.ndim == 1
@@ -243,7 +249,7 @@ def choose_by_cv(
 
 
 def search_targets(
-    items: dict[str, Callable[[np.ndarray], float]],
+    items: Mapping[str, Callable[[np.ndarray], float]],
     budget: int,
     x0: np.ndarray,
     seed: int,

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -49,12 +49,22 @@ from isp_env.raw import RawReadError
 from isp_env.reward import guarded_item
 from isp_env.teacher import (
     Choice,
+    TeacherPolicy,
     TeacherSettings,
     choose_by_cv,
     fit_teacher,
     residual_targets,
     search_targets,
 )
+
+if TYPE_CHECKING:
+    from stable_baselines3.common.base_class import BaseAlgorithm
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.monitor import Monitor
+    from stable_baselines3.common.policies import BasePolicy
+    from stable_baselines3.common.vec_env import VecEnv
+
+    from isp_env.mos_function import MOSFunction
 
 # The one place of the default ``delta_scale`` (normalised units; each range is 2 wide), by action mode and
 # algorithm (ours): delta steps 0.5; residual offsets of an RL agent 0.4 (session 22, measured with
@@ -172,7 +182,7 @@ class EnvFactory:
     ) -> None:
         self.raws, self.kwargs, self.seed, self.parent = raws, kwargs, seed, parent
 
-    def __call__(self):
+    def __call__(self) -> Monitor:
         from stable_baselines3.common.monitor import Monitor
 
         if self.parent is not None:
@@ -182,7 +192,9 @@ class EnvFactory:
         return Monitor(env)
 
 
-def make_vec_env(raws: list[Path], cfg: TrainConfig, subprocess: bool = True, cache_dir: Path | None = None):
+def make_vec_env(
+    raws: list[Path], cfg: TrainConfig, subprocess: bool = True, cache_dir: Path | None = None
+) -> VecEnv:
     from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
     kwargs = cfg.env_kwargs() | {"cache_dir": str(cache_dir) if cache_dir else None}
@@ -211,18 +223,19 @@ def check_config(cfg: TrainConfig, settings: TeacherSettings | None = None) -> N
         raise ConfigError(f"--teacher-start {settings.start!r}: use base or neutral")
 
 
-def build_model(cfg: TrainConfig, venv):
+def build_model(cfg: TrainConfig, venv: VecEnv) -> BaseAlgorithm:
     check_config(cfg)
     if cfg.algo == "teacher":
         raise ConfigError("--algo teacher is fitted by train_teacher, not an SB3 model")
     algos = algorithms()
-    common = {
+    common: dict[str, Any] = {  # keyword arguments of every algorithm's constructor
         "learning_rate": cfg.learning_rate,
         "seed": cfg.seed,
         "verbose": 0,
         "device": "cpu",
         "policy_kwargs": cfg.policy_kwargs(),
     }
+    extra: dict[str, Any]  # the algorithm's own keyword arguments
     if cfg.algo == "ppo":
         extra = {"n_steps": cfg.n_steps, "batch_size": min(cfg.batch_size, cfg.n_steps * cfg.n_envs)}
     else:
@@ -237,7 +250,7 @@ def build_model(cfg: TrainConfig, venv):
     return model
 
 
-def zero_action_head(policy) -> None:
+def zero_action_head(policy: BasePolicy) -> None:
     """Zero the last layer of the actor's (deterministic) action output, so an untrained residual policy
     renders exactly the base setting (ours): learning starts from the base, not from a random offset."""
     import torch
@@ -252,7 +265,9 @@ def zero_action_head(policy) -> None:
             else [m for m in mu.modules() if isinstance(m, torch.nn.Linear)][-1]
         )
     if hasattr(policy, "action_net"):  # PPO
-        heads.append(policy.action_net)
+        net = policy.action_net
+        assert isinstance(net, torch.nn.Linear)  # on a Box action space: its Gaussian's mean layer
+        heads.append(net)
     with torch.no_grad():
         for layer in heads:
             layer.weight.zero_()
@@ -262,7 +277,10 @@ def zero_action_head(policy) -> None:
         target.load_state_dict(actor.state_dict())
 
 
-def _callback(run_dir: Path, cfg: TrainConfig, calls_before: int, advance, venv):
+def _callback(
+    run_dir: Path, cfg: TrainConfig, calls_before: int, advance: Callable[[int], None], venv: VecEnv
+) -> tuple[BaseCallback, Callable[[], int]]:
+    """The checkpointing callback of ``model.learn``, and its count of the scorer calls made so far."""
     from stable_baselines3.common.callbacks import BaseCallback
 
     class Checkpointer(BaseCallback):
@@ -284,7 +302,8 @@ def _callback(run_dir: Path, cfg: TrainConfig, calls_before: int, advance, venv)
                 )
             return True
 
-    return Checkpointer()
+    cb = Checkpointer()
+    return cb, cb.scorer_calls
 
 
 def train(run_dir: Path, train_raws: list[Path], cfg: TrainConfig, subprocess: bool = True) -> dict[str, Any]:
@@ -325,10 +344,10 @@ def train(run_dir: Path, train_raws: list[Path], cfg: TrainConfig, subprocess: b
         remaining = max(cfg.timesteps - model.num_timesteps, 0)
         kept = model.num_timesteps  # a resume's steps: in the count, not in the rate
         with progress_task(f"training {cfg.algo.upper()}", cfg.timesteps, "step", done=kept) as advance:
-            cb = _callback(run_dir, cfg, calls_before, advance, venv)
+            cb, scorer_calls = _callback(run_dir, cfg, calls_before, advance, venv)
             if remaining:
                 model.learn(total_timesteps=remaining, callback=cb, reset_num_timesteps=False)
-        calls = cb.scorer_calls()
+        calls = scorer_calls()
         skipped = {k: v for d in venv.env_method("skipped_raws") for k, v in d.items()}
         for raw, reason in skipped.items():
             console.print(f"[yellow]skipped[/] {plain_failure(reason, raw)}")
@@ -355,14 +374,14 @@ def train(run_dir: Path, train_raws: list[Path], cfg: TrainConfig, subprocess: b
     return summary
 
 
-def init_from_policy(model, spec: str | Path, cfg: TrainConfig | None = None) -> None:
+def init_from_policy(model: BaseAlgorithm, spec: str | Path, cfg: TrainConfig | None = None) -> None:
     """Start training from a saved policy's weights (``default`` = the policy shipped with the package);
     the algorithm, network and observation size must match. A teacher policy (``--algo teacher``) is
     distilled into a SAC actor instead (:func:`distill_teacher`)."""
     policy, card = load_policy(resolve_policy(spec))
     if cfg is not None:
         check_reward_model(spec, card, cfg.scorer, refuse=False)
-    if card["algo"] == "teacher" and cfg is not None:
+    if isinstance(policy, TeacherPolicy) and cfg is not None:  # card["algo"] == "teacher"
         distill_teacher(model, policy, card, cfg)
         console.print(f"starting from the teacher policy {plain(spec)} (distilled into the actor)")
         return
@@ -379,7 +398,12 @@ def init_from_policy(model, spec: str | Path, cfg: TrainConfig | None = None) ->
 
 
 def distill_teacher(
-    model, teacher, card: dict[str, Any], cfg: TrainConfig, steps: int = 600, samples: int = 4096
+    model: BaseAlgorithm,
+    teacher: TeacherPolicy,
+    card: dict[str, Any],
+    cfg: TrainConfig,
+    steps: int = 600,
+    samples: int = 4096,
 ) -> float:
     """Behaviour-cloning warm start (ours, session 23): fit a SAC actor's deterministic action to a teacher
     policy's settings, on observations drawn around the teacher's training statistics (its standardisation:
@@ -421,7 +445,9 @@ def env_for_policy(card: dict[str, Any], raw_path: Path) -> ISPTuningEnv:
     return ISPTuningEnv([raw_path], scorer=None, score=False, torch_threads=None, **env_cfg)
 
 
-def tune_with_policy(policy, card: dict[str, Any], raw_path: Path) -> dict[str, float]:
+def tune_with_policy(
+    policy: TeacherPolicy | BasePolicy, card: dict[str, Any], raw_path: Path
+) -> dict[str, float]:
     """Run the deterministic policy for one episode on ``raw_path``'s preview; no scorer calls are needed
     (the observation is the render, its statistics and the parameters, not the score). Returns the final
     parameters."""
@@ -433,7 +459,9 @@ def tune_with_policy(policy, card: dict[str, Any], raw_path: Path) -> dict[str, 
     return env.params
 
 
-def teacher_inputs(raws: list[Path], cfg: TrainConfig, mos, groups: dict[Path, str]):
+def teacher_inputs(
+    raws: list[Path], cfg: TrainConfig, mos: MOSFunction, groups: dict[Path, str]
+) -> tuple[list[str], list[np.ndarray], dict[str, RenderObjective], list[str], dict[str, str]]:
     """Per readable raw, what the teacher learns from: its name (``scene_group|file``), the policy's
     observation of its base render (float64), its guarded objective (normalised setting -> score), its scene
     group; and the raws skipped (path -> reason). Shared by :func:`train_teacher` and
@@ -485,7 +513,7 @@ def teacher_prior(spec: str, cfg: TrainConfig) -> TeacherPrior:
     scorer; the run then uses its base and residual scale (set by :func:`isp_env.run.run`)."""
     policy, card = load_policy(resolve_policy(spec))
     rows = card.get("teacher", {}).get("rows")
-    if card["algo"] != "teacher" or not rows or not len(policy.rows_x):
+    if not isinstance(policy, TeacherPolicy) or not rows or not len(policy.rows_x):  # algo "teacher"
         raise ConfigError(
             f"{spec}: not a teacher policy with its training rows — --algo teacher can start "
             "only from one saved by `isp-tune --algo teacher` since session 24"
@@ -630,7 +658,7 @@ def train_teacher(
     run_dir: Path,
     train_raws: list[Path],
     cfg: TrainConfig,
-    mos,
+    mos: MOSFunction,
     groups: dict[Path, str],
     settings: TeacherSettings | None = None,
     prior: TeacherPrior | None = None,

@@ -6,7 +6,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
@@ -16,8 +18,13 @@ from attiqa.cli._common import device as device_str
 from attiqa.errors import AttiqaError
 from attiqa.progress import console, plain
 
+if TYPE_CHECKING:
+    from PIL import Image
 
-def _photos(paths: list[Path] | None, limit: int | None):
+    from attiqa.prompts import SelectionResult
+
+
+def _photos(paths: list[Path] | None, limit: int | None) -> tuple[list[Image.Image], list[str]]:
     """Task-1 photos: the user's files/folders, or scikit-image's bundled photos (offline default)."""
     from attiqa.demo import DEMO_PHOTOS, skimage_photo
     from attiqa.io.images import discover_images, load_image
@@ -42,7 +49,9 @@ def _photos(paths: list[Path] | None, limit: int | None):
     return photos, names
 
 
-def _spaq(root: Path, limit: int | None, seed: int, attributes):
+def _spaq(
+    root: Path, limit: int | None, seed: int, attributes: Sequence[str]
+) -> tuple[list[Path], dict[str, list[float]]]:
     """SPAQ's rated images and attribute ratings (its annotation .xlsx), optionally a seeded subsample."""
     import random
 
@@ -55,7 +64,7 @@ def _spaq(root: Path, limit: int | None, seed: int, attributes):
     return [r.image for r in records], ratings
 
 
-def _print_summary(result) -> None:
+def _print_summary(result: SelectionResult) -> None:
     from attiqa.prompts import summary_rows
 
     table = Table(title="prompt selection (SROCC per task; joint = sum, §3.3)", show_lines=False)
@@ -143,7 +152,7 @@ def select_prompts_cmd(
     )
     bars = []
 
-    def progress(desc: str, total: int):
+    def progress(desc: str, total: int) -> Callable[[int], None]:
         ctx = progress_task(desc, total=total)
         bars.append(ctx)
         return ctx.__enter__()
@@ -155,7 +164,7 @@ def select_prompts_cmd(
             out / "cache",
             photos,
             names,
-            proxy_map,  # type: ignore[arg-type]
+            proxy_map,
             rated_paths,
             ratings,
             work_size=work_size,

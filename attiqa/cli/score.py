@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
@@ -19,6 +20,9 @@ from attiqa.cli._common import (
 from attiqa.cli._common import device as resolve_device
 from attiqa.errors import AttiqaError
 from attiqa.progress import console, plain, plain_failure
+
+if TYPE_CHECKING:
+    from attiqa.interface import Scorer
 
 SHEET_LIMIT = 48
 TABLE_LIMIT = 40
@@ -300,7 +304,7 @@ def demo_cmd(
         )
 
 
-def report_scores(paths: list[Path], scorer, out: Path) -> None:
+def report_scores(paths: list[Path], scorer: Scorer, out: Path) -> None:
     """Score ``paths`` (progress bar), write ``out/scores.csv`` and the contact sheet, print the table."""
     from attiqa.contact_sheet import sheet_for_scores
     from attiqa.progress import progress_task

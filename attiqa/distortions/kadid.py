@@ -53,6 +53,7 @@ from attiqa.distortions.basic import (
     RGB_TO_YCBCR,
     YCBCR_TO_RGB,
     Distortion,
+    DistortionFn,
     convolve_rgb,
     gaussian_blur,
     gaussian_noise,
@@ -95,7 +96,7 @@ def mapmm(x: np.ndarray) -> np.ndarray:
     return ((x - np.float32(lo)) / np.float32(hi - lo)).astype(np.float32)
 
 
-def _between_mapmm(fn):
+def _between_mapmm(fn: DistortionFn) -> DistortionFn:
     """``fn`` as the generator runs it: ``mapmm(fn(mapmm(x)))``, with the clip to [0, 1] before the final
     ``mapmm`` (ours, see the module docstring)."""
 
@@ -208,9 +209,9 @@ def _color_saturation_lab(rgb: np.ndarray, factor: float, rng: np.random.Generat
     return _rgb(lab)
 
 
-def _encode_decode(rgb: np.ndarray, **save_kwargs) -> np.ndarray:
+def _encode_decode(rgb: np.ndarray, format: str, **params: object) -> np.ndarray:
     buf = io.BytesIO()
-    Image.fromarray(_to_u8(rgb)).save(buf, **save_kwargs)
+    Image.fromarray(_to_u8(rgb)).save(buf, format=format, **params)
     buf.seek(0)
     with Image.open(buf) as im:
         return _from_u8(im.convert("RGB"))

@@ -10,7 +10,7 @@ PLCC is the plain Pearson correlation (no logistic fit — the paper does not me
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from scipy import stats
@@ -31,7 +31,9 @@ def _degenerate(p: np.ndarray, t: np.ndarray) -> bool:
     return p.size < 2 or np.ptp(p) == 0 or np.ptp(t) == 0
 
 
-def _corr(fn, pred: ArrayLike, target: ArrayLike) -> float:
+def _corr(
+    fn: Callable[[np.ndarray, np.ndarray], Sequence[float]], pred: ArrayLike, target: ArrayLike
+) -> float:
     p, t = finite_pairs(pred, target)
     if _degenerate(p, t):
         return float("nan")

@@ -16,6 +16,7 @@ from PIL import Image
 
 from attiqa.distortions import NUM_LEVELS, apply_distortion
 from attiqa.evaluation.metrics import srocc
+from attiqa.interface import Scorer
 
 # attribute -> (distortion, +1 if the attribute should rise with the level, -1 if it should fall)
 CHECKS: dict[str, tuple[tuple[str, int], ...]] = {
@@ -40,7 +41,9 @@ class MonotonicityResult:
 
 
 @torch.no_grad()
-def attribute_monotonicity(scorer, photos: Sequence[Image.Image], seed: int = 0) -> list[MonotonicityResult]:
+def attribute_monotonicity(
+    scorer: Scorer, photos: Sequence[Image.Image], seed: int = 0
+) -> list[MonotonicityResult]:
     """Signed level-vs-score SROCC for every attribute check the scorer has a column for."""
     results = []
     levels = np.arange(NUM_LEVELS + 1)

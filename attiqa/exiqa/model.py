@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -123,7 +124,13 @@ class Regressor(nn.Module):
 class ExiqaModel(nn.Module):
     """A frozen open_clip ViT with shallow visual prompts, the attribute prompts, and eq. (6)-(7)."""
 
-    def __init__(self, clip: nn.Module, tokenizer, table: AttributeTable, n_prompts: int = 100) -> None:
+    def __init__(
+        self,
+        clip: nn.Module,
+        tokenizer: Callable[[list[str]], torch.Tensor],
+        table: AttributeTable,
+        n_prompts: int = 100,
+    ) -> None:
         super().__init__()
         oc: Any = clip  # open_clip's CLIP (nn.Module.__getattr__ is typed Tensor | Module)
         visual = oc.visual

@@ -28,6 +28,8 @@ from attiqa.errors import ImageLoadError
 from attiqa.io.images import load_image
 
 Transform = Callable[[Any], torch.Tensor]  # PIL image -> tensor
+# one decoded file: (position, tensor, None), or (position, None, error) when it failed
+LoadedItem = tuple[int, torch.Tensor | None, ImageLoadError | None]
 
 
 @dataclass
@@ -51,7 +53,7 @@ class _PathDataset(Dataset):
     def __len__(self) -> int:
         return len(self.paths)
 
-    def __getitem__(self, item: int | tuple[int, Path]):
+    def __getitem__(self, item: int | tuple[int, Path]) -> LoadedItem:
         """``item``: a position in ``paths``, or (position, path) from a kept loader's call (its own list)."""
         i, path = item if isinstance(item, tuple) else (item, self.paths[item])
         try:
@@ -86,12 +88,15 @@ def stack_batch(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
     return out.permute(0, 1, 4, 2, 3) if keep else out
 
 
-def _collate(items):
-    indices, tensors, errors = [], [], []
+def _collate(items: Sequence[LoadedItem]) -> ImageBatch:
+    indices: list[int] = []
+    tensors: list[torch.Tensor] = []
+    errors: list[ImageLoadError] = []
     for i, t, err in items:
         if err is not None:
             errors.append(err)
         else:
+            assert t is not None  # _PathDataset gives a tensor exactly when it gives no error
             indices.append(i)
             tensors.append(t)
     tensor = stack_batch(tensors) if tensors else None

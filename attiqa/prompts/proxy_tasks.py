@@ -12,6 +12,8 @@ passes is (images + A + B), never A x B.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 from scipy.stats import rankdata
 
@@ -86,7 +88,7 @@ def _untied_level_srocc(sp: np.ndarray, sn: np.ndarray) -> np.ndarray:
 
 
 def distortion_task_srocc(
-    series: np.ndarray, pos: np.ndarray, neg: np.ndarray, signs, chunk: int = 8
+    series: np.ndarray, pos: np.ndarray, neg: np.ndarray, signs: Sequence[float] | np.ndarray, chunk: int = 8
 ) -> np.ndarray:
     """Proxy task 1 (distortion intensity, §3.3 and supp. §A).
 

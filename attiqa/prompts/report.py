@@ -5,18 +5,19 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from attiqa.io.atomic import write_text_atomic
-from attiqa.prompts.selection import SelectionResult
+from attiqa.prompts.selection import AttributeSelection, SelectionResult
 from attiqa.teachers.prompts import PromptPair, PromptSet, load_prompts
 
 SUMMARY_COLUMNS = ("attribute", "task", "rank", "positive", "negative", "distortion", "human", "joint")
 
 
-def _value(sel, task: str, ab: tuple[int, int]) -> float:
+def _value(sel: AttributeSelection, task: str, ab: tuple[int, int]) -> float:
     return float(sel.values[task][ab]) if task in sel.values else float("nan")
 
 
@@ -42,7 +43,7 @@ def summary_rows(result: SelectionResult) -> list[dict]:
     return rows
 
 
-def _csv_text(columns, rows) -> str:
+def _csv_text(columns: Sequence[str], rows: Iterable[Mapping[str, object]]) -> str:
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=list(columns), lineterminator="\n")
     w.writeheader()

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -276,9 +276,9 @@ def run_selection(
     cache_dir: Path,
     photos: Sequence[Image.Image] = (),
     photo_names: Sequence[str] = (),
-    proxies: dict[str, Sequence[str]] | None = None,
+    proxies: Mapping[str, Sequence[str]] | None = None,
     rated_paths: Sequence[Path] = (),
-    ratings: dict[str, Sequence[float]] | None = None,
+    ratings: Mapping[str, Sequence[float]] | None = None,
     work_size: int = 256,
     seed: int = 0,
     min_shorter: int | None = None,

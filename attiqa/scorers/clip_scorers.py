@@ -107,7 +107,9 @@ def vit_layer_features(visual: Any, x: torch.Tensor) -> torch.Tensor:
     batch_first = getattr(visual.transformer, "batch_first", True)
     tokens: list[torch.Tensor] = []
 
-    def grab(_module, _inputs, output):
+    def grab(
+        _module: torch.nn.Module, _inputs: tuple[Any, ...], output: torch.Tensor | tuple[torch.Tensor, ...]
+    ) -> None:
         out = output[0] if isinstance(output, tuple) else output
         tokens.append(out[:, 0] if batch_first else out[0])
 

@@ -34,7 +34,7 @@ from attiqa.io.images import content_key
 from attiqa.models.backbones import Backbone
 from attiqa.models.fold import is_folded
 from attiqa.progress import progress_task
-from attiqa.training.data import collate_skip_none
+from attiqa.training.data import ImageTableDataset, collate_skip_none
 
 CHUNK = 256
 
@@ -90,7 +90,7 @@ def _read_index(folder: Path) -> dict[str, tuple[Path, int]]:
 @torch.no_grad()
 def cached_features(
     backbone: Backbone,
-    dataset,
+    dataset: ImageTableDataset,
     view: dict[str, Any],
     root: Path | None = None,
     batch_size: int = 32,

@@ -95,7 +95,11 @@ def _build_model(
 
 @torch.no_grad()
 def predict_five_crop(
-    model: AttiqaModel, val_ds, device: torch.device, batch_size: int, workers: int
+    model: AttiqaModel,
+    val_ds: ImageTableDataset | Subset,
+    device: torch.device,
+    batch_size: int,
+    workers: int,
 ) -> torch.Tensor:
     """MOS on the dataset scale for every item of ``val_ds`` (NaN where the image failed to decode):
     mean over the five crops (§4.2); items are sharded over ranks and gathered."""

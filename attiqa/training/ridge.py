@@ -47,7 +47,7 @@ from attiqa.errors import AttiqaError
 from attiqa.evaluation.metrics import correlations
 from attiqa.io.batching import default_num_workers
 from attiqa.io.checkpoints import read_card
-from attiqa.models import AttiqaModel, load_model, save_model
+from attiqa.models import AttiqaModel, Backbone, load_model, save_model
 from attiqa.models.ridge_head import RidgeHead, signed_power
 from attiqa.training import distributed as D
 from attiqa.training.data import ImageTableDataset, MosDataset, MosSplit
@@ -431,10 +431,11 @@ class RidgeFitter(NamedTuple):
     edits: tuple[torch.Tensor, torch.Tensor] | None = None
 
 
-def ridge_fitter(cfg: FinetuneConfig, backbone, kw: dict[str, Any]) -> RidgeFitter:
+def ridge_fitter(cfg: FinetuneConfig, backbone: Backbone, kw: dict[str, Any]) -> RidgeFitter:
     """The fit to use — :func:`fit_ridge`, or :func:`fit_ridge_rows` with ``cfg.ridge_pairs``' pairs and
     ``cfg.ridge_extra``'s tables, their images' features the same five-crop tap statistics as the MOS
     photos, from the same feature cache."""
+    assert cfg.ridge_taps is not None  # a ridge head has taps: add_ridge_head refuses a config without
     view_tf, view = five_crop_views(backbone, cfg.resize_shorter, cfg.crop_size)
     taps = backbone.tap_view(cfg.ridge_taps)
 

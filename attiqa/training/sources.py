@@ -12,16 +12,18 @@ A new source is any object with ``epoch(e) -> (batches, n_steps)`` yielding ``(i
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from attiqa.io.batching import data_loader
+from attiqa.models.backbones import Backbone
 from attiqa.models.transforms import FiveCropTest, MirroredFiveCropTest
 from attiqa.training import distributed as D
+from attiqa.training.data import ImageTableDataset
 from attiqa.training.feature_cache import cached_features
 
 
@@ -33,7 +35,13 @@ def per_process_batch(global_batch: int, n_items: int) -> int:
 
 
 def make_loader(
-    dataset, batch_size: int, sampler, num_workers: int, seed: int, drop_last: bool, collate_fn=None
+    dataset: Dataset,
+    batch_size: int,
+    sampler: Sampler[int],
+    num_workers: int,
+    seed: int,
+    drop_last: bool,
+    collate_fn: Callable[[list[Any]], Any] | None = None,
 ) -> DataLoader:
     g = torch.Generator()
     g.manual_seed(seed)
@@ -102,7 +110,7 @@ class CachedBatches:
 
 
 def five_crop_views(
-    backbone, resize_shorter: int | None, crop: int, mirrored: bool = False
+    backbone: Backbone, resize_shorter: int | None, crop: int, mirrored: bool = False
 ) -> tuple[FiveCropTest, dict[str, Any]]:
     """The cached views (five crops, with ``mirrored`` their mirror images too) and their cache key."""
     cls = MirroredFiveCropTest if mirrored else FiveCropTest
@@ -115,8 +123,8 @@ def five_crop_views(
 
 
 def shared_cached_features(
-    backbone, dataset, view: dict[str, Any], root: str | Path | None, batch_size: int, workers: int,
-    progress: bool,
+    backbone: Backbone, dataset: ImageTableDataset, view: dict[str, Any], root: str | Path | None,
+    batch_size: int, workers: int, progress: bool,
 ) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
     """:func:`cached_features`, computed by rank 0 only under torchrun (the other ranks wait, then read)."""
     if not D.is_main():

@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 from safetensors import SafetensorError
@@ -42,6 +42,9 @@ from attiqa.io.checkpoints import load_checkpoint, load_training_state, read_car
 from attiqa.models import AttiqaModel, save_model
 from attiqa.training import distributed as D
 from attiqa.training.data import flush_unreadable
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
 
 DEBUG_HASH_ENV = "ATTIQA_DEBUG_HASH_DIR"  # tests: each rank writes its final weight hash + files it wrote
 LR_SCHEDULES = ("constant", "cosine")
@@ -59,7 +62,9 @@ def lr_factor(schedule: str, step: int, total: int) -> float:
     return 1.0
 
 
-def set_scheduled_lr(optimizer, base_lrs: list[float], schedule: str, step: int, total: int) -> None:
+def set_scheduled_lr(
+    optimizer: torch.optim.Optimizer, base_lrs: list[float], schedule: str, step: int, total: int
+) -> None:
     factor = lr_factor(schedule, step, total)
     for group, base in zip(optimizer.param_groups, base_lrs, strict=True):
         group["lr"] = base * factor
@@ -122,7 +127,7 @@ def one_thread() -> Iterator[None]:
 
 
 @contextmanager
-def maybe_progress(enabled: bool) -> Iterator[Any]:
+def maybe_progress(enabled: bool) -> Iterator[Progress | None]:
     """A rich progress bar (rank 0 only) showing loss and images/s; None when disabled."""
     if not enabled or not D.is_main():
         yield None
@@ -368,14 +373,17 @@ class Trainer:
                 D.barrier()
         return self.history
 
-    def _one(self, epoch: int, prog) -> None:
+    def _one(self, epoch: int, prog: Progress | None) -> None:
         batches, n_steps = self.source.epoch(epoch)
-        task = on_step = None
+        task: TaskID | None = None
+        on_step: Callable[[float, float], None] | None = None
         if prog is not None:
             task = prog.add_task(f"{self.label} {epoch + 1}/{self.epochs}", total=n_steps, loss=0.0, ips=0.0)
 
-            def on_step(lv: float, ips: float, t=task) -> None:
+            def advance(lv: float, ips: float, t: TaskID = task) -> None:
                 prog.update(t, advance=1, loss=lv, ips=ips)
+
+            on_step = advance
 
         stats = self.run_epoch(epoch, batches, n_steps, on_step)
         metrics = self.validate() if self.validate is not None else None
@@ -396,7 +404,7 @@ class Trainer:
             improved = self.best["srocc"] is None or better(metrics[self.best_key], self.best["srocc"])
             if improved:
                 self.best = {"srocc": metrics[self.best_key], "metrics": metrics, "epoch": epoch + 1}
-        if prog is not None:
+        if prog is not None and task is not None:
             prog.remove_task(task)
         if self.progress and D.is_main() and ((epoch + 1) % self.log_every == 0 or epoch + 1 == self.epochs):
             from attiqa.progress import console

@@ -26,11 +26,11 @@ import ipaddress
 import json
 import re
 import socket
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from urllib.parse import quote
 
-from flask import Flask, abort, jsonify, request, send_file
+from flask import Flask, Response, abort, jsonify, request, send_file
 from werkzeug.exceptions import HTTPException
 
 from attiqa.errors import AttiqaError
@@ -104,7 +104,7 @@ def create_app(
     app.config["MAX_CONTENT_LENGTH"] = 4096  # a vote is a few dozen bytes
     app.config["GENBENCH_STORE"] = store
 
-    def rater_arg(value) -> str:
+    def rater_arg(value: object) -> str:
         if not isinstance(value, str) or not RATER_RE.match(value):
             abort(400, description="rater id: 1-64 letters, digits, '_', '.', '@' or '-'")
         return value
@@ -114,11 +114,12 @@ def create_app(
         return {"done": done, "total": len(ids)}
 
     @app.errorhandler(HTTPException)
-    def _json_error(exc: HTTPException):
+    def _json_error(exc: HTTPException) -> tuple[Response, int]:
+        assert exc.code is not None  # Flask hands an exception without a code back before calling handlers
         return jsonify(error=exc.description, status=exc.code), exc.code
 
     @app.before_request
-    def _check_host():
+    def _check_host() -> None:
         if not host_allowed(request.host, host_names):
             abort(
                 403,
@@ -127,25 +128,25 @@ def create_app(
             )
 
     @app.after_request
-    def _headers(resp):
+    def _headers(resp: Response) -> Response:
         resp.headers["Cache-Control"] = "no-store"
         resp.headers["X-Content-Type-Options"] = "nosniff"
         return resp
 
     @app.get("/")
-    def index():
+    def index() -> Response:
         return send_file(STATIC / "index.html")
 
     @app.get("/api/study")
-    def api_study():
+    def api_study() -> Response:
         return jsonify(title=study["title"], instructions=study["instructions"], pairs=len(ids))
 
     @app.get("/api/progress")
-    def api_progress():
+    def api_progress() -> Response:
         return jsonify(progress(rater_arg(request.args.get("rater"))))
 
     @app.get("/api/next")
-    def api_next():
+    def api_next() -> Response:
         rater = rater_arg(request.args.get("rater"))
         voted = store.voted_pairs(rater)
         todo = [pid for pid in pair_order(ids, rater, seed) if pid not in voted]
@@ -165,7 +166,7 @@ def create_app(
         )
 
     @app.post("/api/vote")
-    def api_vote():
+    def api_vote() -> tuple[Response, int]:
         body = request.get_json(silent=True)
         if not isinstance(body, dict):
             abort(400, description="send a JSON object {rater, pair_id, choice}")
@@ -185,7 +186,7 @@ def create_app(
         return jsonify(ok=True, progress=progress(rater)), 201
 
     @app.get("/image/<pair_id>/<side>")
-    def image(pair_id: str, side: str):
+    def image(pair_id: str, side: str) -> Response:
         pair = pairs.get(pair_id)
         if pair is None or side not in SIDES:
             abort(404, description="unknown image")
@@ -233,7 +234,7 @@ def serve(
     host: str = "127.0.0.1",
     port: int = 8000,
     seed: str = "",
-    on_ready=None,
+    on_ready: Callable[[int], None] | None = None,
     allow_hosts: Iterable[str] = (),
 ) -> None:
     """Serve until interrupted (threaded: each request in its own thread; the store is thread-safe). Ctrl-C /
