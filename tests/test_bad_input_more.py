@@ -4,6 +4,9 @@ path without extension. Each is one line naming the thing and the fix; each test
 
 from __future__ import annotations
 
+import pytest
+import torch
+from PIL import Image
 from typer.testing import CliRunner
 
 from attiqa.errors import ConfigError
@@ -24,3 +27,34 @@ def test_a_key_set_twice_in_a_config_is_refused_naming_the_line(tmp_path):
     assert isinstance(result.exception, ConfigError) and "line 3: key 'out_dir' is set twice" in str(
         result.exception
     )
+
+
+@pytest.mark.skipif(torch.cuda.is_available() or torch.backends.mps.is_available(), reason="a CPU machine")
+@pytest.mark.parametrize("spec", ["cuda:3", "cuda:0", "mps", "xpu"])
+def test_a_device_this_machine_lacks_is_one_line_before_the_model_loads(tmp_path, spec):
+    from attiqa.cli.app import app
+
+    Image.new("RGB", (64, 64), (90, 120, 150)).save(tmp_path / "a.png")
+    result = runner.invoke(app, ["score", str(tmp_path / "a.png"), "--device", spec])
+    assert isinstance(result.exception, ConfigError), result.output
+    assert str(result.exception).startswith(f"device {spec!r}: ") and "— use auto or cpu" in str(
+        result.exception
+    )
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a CPU machine")
+def test_a_training_stage_on_a_missing_gpu_is_refused_before_the_first_stage(tmp_path):
+    from attiqa.cli.app import app
+
+    Image.new("RGB", (64, 64), (90, 120, 150)).save(tmp_path / "a.png")
+    (tmp_path / "mos.csv").write_text("image,mos\na.png,3\n")
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text(
+        f"out_dir: {tmp_path / 'run'}\nmodel: {{backbone: tiny, pretrained_backbone: false}}\n"
+        f"label: {{images: [{tmp_path / 'a.png'}]}}\n"
+        f"finetune: {{csv: {tmp_path / 'mos.csv'}, device: 'cuda:1'}}\n"
+    )
+    result = runner.invoke(app, ["train", "--config", str(cfg)])
+    assert isinstance(result.exception, ConfigError), result.output
+    assert str(result.exception).startswith("finetune.device: device 'cuda:1': CUDA is not available")
+    assert not (tmp_path / "run").exists()  # the label stage never ran
