@@ -465,12 +465,17 @@ def check_inputs(cfg: TrainConfig, where: str) -> None:
     if cfg.finetune is not None and cfg.pretrain is None:
         need.append(("pretrained_checkpoint", cfg.pretrained_checkpoint))
     for key, p in need:
-        if p and not Path(p).expanduser().is_file():
-            hint = f" (in the config or with --set {key}=PATH)" if "[" not in key else " in the config"
+        if not p or Path(p).expanduser().is_file():
+            continue
+        hint = f" (in the config or with --set {key}=PATH)" if "[" not in key else " in the config"
+        if Path(p).expanduser().is_dir():  # not "not found", nor IsADirectoryError once the stage reads it
             raise ConfigError(
-                f"{_key(where, key)}: {p} not found (relative paths start in {Path.cwd()}) — point "
-                f"it at your file{hint}"
+                f"{_key(where, key)}: {p} is a folder, not a file — point it at the file in it{hint}"
             )
+        raise ConfigError(
+            f"{_key(where, key)}: {p} not found (relative paths start in {Path.cwd()}) — point "
+            f"it at your file{hint}"
+        )
     for stage, paths in (("degrade.sources", cfg.degrade and cfg.degrade.sources),
                          ("label.images", cfg.label and cfg.label.images)):  # fmt: skip
         for p in paths or []:

@@ -58,3 +58,24 @@ def test_a_training_stage_on_a_missing_gpu_is_refused_before_the_first_stage(tmp
     assert isinstance(result.exception, ConfigError), result.output
     assert str(result.exception).startswith("finetune.device: device 'cuda:1': CUDA is not available")
     assert not (tmp_path / "run").exists()  # the label stage never ran
+
+
+@pytest.mark.parametrize(
+    "stage, key",
+    [("finetune: {csv: FOLDER}", "finetune.csv"), ("labels: FOLDER\npretrain: {epochs: 1}", "labels")],
+)
+def test_train_given_a_folder_for_the_mos_csv_or_the_label_file_says_so(tmp_path, stage, key):
+    from attiqa.cli.app import app
+
+    folder = tmp_path / "mos.csv"  # a folder named like the file (an unzipped archive, a tab completion)
+    folder.mkdir()
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text(
+        f"out_dir: {tmp_path / 'run'}\nmodel: {{backbone: tiny}}\n" + stage.replace("FOLDER", str(folder))
+    )
+    result = runner.invoke(app, ["train", "--config", str(cfg)])
+    assert isinstance(result.exception, ConfigError), result.output
+    assert str(result.exception) == (
+        f"{cfg}: {key}: {folder} is a folder, not a file — point it at the file in it "
+        f"(in the config or with --set {key}=PATH)"
+    )
