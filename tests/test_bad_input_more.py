@@ -79,3 +79,21 @@ def test_train_given_a_folder_for_the_mos_csv_or_the_label_file_says_so(tmp_path
         f"{cfg}: {key}: {folder} is a folder, not a file — point it at the file in it "
         f"(in the config or with --set {key}=PATH)"
     )
+
+
+@pytest.mark.parametrize("named", [False, True])
+def test_a_symlink_loop_is_skipped_as_a_loop_with_the_fix(tmp_path, named):
+    from attiqa.cli.app import app
+
+    d = tmp_path / "photos"
+    d.mkdir()
+    Image.new("RGB", (64, 64), (90, 120, 150)).save(d / "good.png")
+    (d / "a.png").symlink_to("a.png")  # a link to itself
+    (d / "b.png").symlink_to("c.png")  # and through another link
+    (d / "c.png").symlink_to("b.png")
+    inputs = [str(d / n) for n in ("good.png", "a.png", "b.png")] if named else [str(d)]
+    result = runner.invoke(app, ["score", *inputs, "--model", "classical", "--workers", "0"])
+    assert result.exit_code == 0, result.output
+    fix = "symlink loop (the link points back to itself) — point the link at the real file or folder"
+    assert f"{d / 'a.png'}: {fix}" in result.output and f"{d / 'b.png'}: {fix}" in result.output
+    assert "disk or network share" not in result.output  # was: "cannot read the file (Too many levels …)"
