@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from attiqa.errors import ConfigError
+from attiqa.errors import AttiqaError, ConfigError
 
 runner = CliRunner()
 
@@ -97,3 +97,30 @@ def test_a_symlink_loop_is_skipped_as_a_loop_with_the_fix(tmp_path, named):
     fix = "symlink loop (the link points back to itself) — point the link at the real file or folder"
     assert f"{d / 'a.png'}: {fix}" in result.output and f"{d / 'b.png'}: {fix}" in result.output
     assert "disk or network share" not in result.output  # was: "cannot read the file (Too many levels …)"
+
+
+def test_isp_tune_lists_a_raw_that_is_a_symlink_loop_and_names_a_looping_raw_dir(tmp_path, isp_raws):
+    import json
+
+    from helpers import quick_isp_tune
+
+    from isp_env.cli import app
+
+    raw_dir, out, args = quick_isp_tune(tmp_path, isp_raws)
+    (raw_dir / "loop.dng").symlink_to("loop.dng")
+    r = runner.invoke(app, args)
+    assert r.exit_code == 0, r.output
+    skipped = json.loads((out / "summary.json").read_text())["skipped"]
+    loop = "symlink loop (the link points back to itself) — point the link at the real file or folder"
+    assert list(skipped) == [str(raw_dir / "loop.dng")] and skipped[str(raw_dir / "loop.dng")].startswith(
+        f"{raw_dir / 'loop.dng'}: {loop}"
+    )  # was: "LibRaw can't read it (LibRawIOError / TooBigError …)"
+
+    r = runner.invoke(app, ["render", str(raw_dir / "loop.dng"), "-o", str(tmp_path / "r.png")])
+    assert isinstance(r.exception, AttiqaError) and str(r.exception).startswith(  # was: "file not found"
+        f"{raw_dir / 'loop.dng'}: {loop}"
+    ), r.output
+    (tmp_path / "raws2").symlink_to("raws2")
+    r = runner.invoke(app, ["--raw-dir", str(tmp_path / "raws2"), "--out", str(tmp_path / "run2")])
+    assert isinstance(r.exception, ConfigError), r.output
+    assert str(r.exception).startswith(f"{tmp_path / 'raws2'}: {loop}")  # was: "not a folder"
