@@ -139,3 +139,38 @@ def test_a_file_named_like_an_option_gets_told_how_to_pass_it(tmp_path):
     assert r.returncode == 0, r.stderr  # the way the hint says works
     r = run_attiqa("score", "--bogus", cwd=tmp_path)
     assert r.returncode == 2 and "reads as an option" not in r.stderr  # no file name: click's line alone
+
+
+def test_an_output_that_is_a_dangling_link_is_one_line_before_the_work(tmp_path):
+    from attiqa.cli.app import app
+
+    Image.new("RGB", (64, 64), (90, 120, 150)).save(tmp_path / "a.png")
+    (tmp_path / "s.csv").symlink_to(tmp_path / "gone.csv")  # was: written through, gone.csv made
+    (tmp_path / "t.csv").symlink_to(tmp_path / "no" / "t.csv")  # was: "No such file or directory — check…"
+    (tmp_path / "u.csv").symlink_to("u.csv")
+    (tmp_path / "sheet.png").symlink_to("gone.png")
+    for option, name, why in (
+        ("-o", "s.csv", f"a broken link (to {tmp_path / 'gone.csv'}, which is not there)"),
+        ("-o", "t.csv", f"a broken link (to {tmp_path / 'no' / 't.csv'}, which is not there)"),
+        ("-o", "u.csv", "a symlink loop (the link points back to itself)"),
+        ("--sheet", "sheet.png", "a broken link (to gone.png, which is not there)"),
+    ):
+        args = [
+            "score",
+            str(tmp_path / "a.png"),
+            "-m",
+            "classical",
+            "--workers",
+            "0",
+            option,
+            str(tmp_path / name),
+        ]
+        r = runner.invoke(app, args)
+        assert isinstance(r.exception, AttiqaError), r.output
+        named = "--out" if option == "-o" else option
+        assert str(r.exception) == f"{tmp_path / name}: {why} — delete the link or give {named} another name"
+    assert not (tmp_path / "gone.csv").exists() and not (tmp_path / "gone.png").exists()
+    r = runner.invoke(
+        app, ["score", str(tmp_path / "a.png"), "-m", "classical", "-o", str(tmp_path / "scores")]
+    )
+    assert f"e.g. {tmp_path / 'scores'}.csv (or" in str(r.exception)  # a file meant: its name with .csv
