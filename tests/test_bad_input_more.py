@@ -4,6 +4,8 @@ path without extension. Each is one line naming the thing and the fix; each test
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from PIL import Image
@@ -174,3 +176,46 @@ def test_an_output_that_is_a_dangling_link_is_one_line_before_the_work(tmp_path)
         app, ["score", str(tmp_path / "a.png"), "-m", "classical", "-o", str(tmp_path / "scores")]
     )
     assert f"e.g. {tmp_path / 'scores'}.csv (or" in str(r.exception)  # a file meant: its name with .csv
+
+
+def _tiny_bench_set(root: Path, prompts: list[str]) -> Path:
+    root.mkdir()
+    rows = ["image,mos,prompt"]
+    for i, prompt in enumerate(prompts):
+        Image.new("RGB", (48, 48), (20 * i, 100, 200 - 20 * i)).save(root / f"i{i}.png")
+        rows.append(f"i{i}.png,{i + 1},{prompt}")
+    (root / "mos.csv").write_text("\n".join(rows) + "\n")
+    return root / "mos.csv"
+
+
+def test_bench_refuses_a_split_with_too_few_images_on_a_side_before_any_training(tmp_path):
+    from attiqa.cli.app import app
+
+    cfg = tmp_path / "ft.yaml"
+    cfg.write_text(
+        "model: {backbone: tiny, pretrained_backbone: false, head_hidden: 8}\nfinetune: {epochs: 1, "
+        "batch_size: 4, resize_shorter: 40, crop_size: 32, num_workers: 0, device: cpu, mos_hidden: 8}\n"
+    )
+    six = _tiny_bench_set(tmp_path / "six", ["a", "a", "b", "b", "c", "c"])
+    out = tmp_path / "bench"
+    r = runner.invoke(
+        app, ["bench", "single", "-d", f"folder={six}", "-c", str(cfg), "-o", str(out), "-n", "2"]
+    )
+    assert isinstance(r.exception, AttiqaError), (
+        r.output
+    )  # was: "held-out SROCC is NaN … lower the learning rate"
+    assert str(r.exception) == (
+        f"mos ({six.parent}): split split00 (random, seed 0) of its 6 images gives 5 to train on and 1 to "
+        "test on — fine-tuning needs at least 2 on each side (add images)"
+    )
+    assert not (out / "single").exists()  # refused before the first run
+
+    # grouped: four groups, two of one image each: some split holds out a single image
+    uneven = _tiny_bench_set(tmp_path / "uneven", ["a", "a", "a", "a", "b", "b", "c", "d"])
+    args = ["bench", "single", "-d", f"folder={uneven}", "-c", str(cfg), "-o", str(out), "-n", "5"]
+    r = runner.invoke(app, [*args, "--group-by", "prompt"])
+    assert isinstance(r.exception, AttiqaError), r.output
+    assert "to test on — fine-tuning needs at least 2 on each side (add images, or split image-wise " in str(
+        r.exception
+    ) and "(--group-by none): its 4 groups are too few or too uneven)" in str(r.exception)
+    assert not (out / "single").exists()
