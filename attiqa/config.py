@@ -471,12 +471,17 @@ def check_inputs(cfg: TrainConfig, where: str) -> None:
     if cfg.finetune is not None and cfg.pretrain is None:
         need.append(("pretrained_checkpoint", cfg.pretrained_checkpoint))
     for key, p in need:
-        if p and not Path(p).expanduser().is_file():
-            hint = f" (in the config or with --set {key}=PATH)" if "[" not in key else " in the config"
+        if not p or Path(p).expanduser().is_file():
+            continue
+        hint = f" (in the config or with --set {key}=PATH)" if "[" not in key else " in the config"
+        if Path(p).expanduser().is_dir():  # not "not found", nor IsADirectoryError once the stage reads it
             raise ConfigError(
-                f"{_key(where, key)}: {p} not found (relative paths start in {Path.cwd()}) — point "
-                f"it at your file{hint}"
+                f"{_key(where, key)}: {p} is a folder, not a file — point it at the file in it{hint}"
             )
+        raise ConfigError(
+            f"{_key(where, key)}: {p} not found (relative paths start in {Path.cwd()}) — point "
+            f"it at your file{hint}"
+        )
     for stage, paths in (("degrade.sources", cfg.degrade and cfg.degrade.sources),
                          ("label.images", cfg.label and cfg.label.images)):  # fmt: skip
         for p in paths or []:
@@ -514,10 +519,36 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return data
 
 
+class UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key set twice in one mapping: plain YAML keeps the last one
+    silently, so ``lr`` written twice in a stage would run with whichever came second."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *base` merges, it is not a key
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                duplicate = key in seen
+            except TypeError:  # an unhashable key: SafeLoader's own error says so
+                break
+            if duplicate:
+                line = key_node.start_mark.line + 1
+                raise ConfigError(f"line {line}: key {key!r} is set twice in one section — keep one of them")
+            seen.add(key)
+        mapping: dict[Any, Any] = super().construct_mapping(node, deep=deep)
+        return mapping
+
+
 def read_yaml(path: Path) -> Any:
-    """Parse a YAML file; a syntax error becomes a one-line :class:`ConfigError` naming the file."""
+    """Parse a YAML file; a syntax error or a key set twice becomes a one-line :class:`ConfigError`
+    naming the file."""
     try:
-        return yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        text = Path(path).read_text(encoding="utf-8")
+        return yaml.load(text, Loader=UniqueKeyLoader) or {}  # a SafeLoader
+    except ConfigError as exc:
+        raise ConfigError(exc.text, path) from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"not valid YAML ({str(exc).splitlines()[0]})", path) from None
     except UnicodeDecodeError:

@@ -52,7 +52,7 @@ from attiqa.errors import AttiqaError, ConfigError
 from attiqa.io.atomic import write_json_atomic, write_text_atomic
 from attiqa.io.images import content_key
 from attiqa.progress import console, plain
-from attiqa.training.data import MosSplit, split_indices
+from attiqa.training.data import MosSplit, check_split, split_indices
 
 PROTOCOLS: dict[str, str] = {
     "single": "Table 2: N random 80/20 splits per dataset (official split for FLIVE/AVA), median SROCC/PLCC",
@@ -449,6 +449,26 @@ class _Run:
         splits = random_splits(len(b.dataset), self.repeats, self.seed, groups=self.groups(b))
         return self.image_wise(b, splits, "random")
 
+    def fraction_splits(self, b: BenchDataset, fraction: float) -> list[Split]:
+        """Data-efficient splits: train on ``fraction`` (of the groups), test on the rest."""
+        splits = fraction_splits(len(b.dataset), fraction, self.repeats, self.seed, groups=self.groups(b))
+        return self.image_wise(b, splits, "fraction")
+
+    def check(self, b: BenchDataset, splits: Sequence[Split]) -> None:
+        """Every split leaves enough images on each side (:func:`attiqa.training.data.check_split`); called
+        for every dataset before the first fine-tuning run, so a tiny set is refused in a second."""
+        mos = torch.tensor([float(it.mos) for it in b.dataset.items])
+        for sp in splits:
+            given = (f"split {sp.name} ({sp.kind}, seed {sp.seed}) of its {len(b.dataset)} images gives "
+                     f"{len(sp.train)} to train on and {len(sp.test)} to test on")  # fmt: skip
+            fix = "add images"
+            if "group" in sp.kind:
+                fix += f", or split image-wise (--group-by none): its {len(set(self.groups(b) or []))} groups"
+                fix += " are too few or too uneven"
+            if "fraction" in sp.kind:
+                fix += ", or choose other --fractions"
+            check_split(mos, sp.train, sp.test, f"{b.label} ({b.dataset.root})", given, fix)
+
     def image_wise(self, b: BenchDataset, splits: list[Split], kind: str) -> list[Split]:
         """Image-wise splits keep their kind when only byte-identical copies were grouped."""
         if self.copies.get(b.label) and self.keys(b) is None:
@@ -486,11 +506,9 @@ def _data_efficient(
     summary: dict[str, Any] = {}
     for b in benches:
         summary[b.label] = {}
-        groups = r.groups(b)
         for fr in fractions:
             these = []
-            splits = fraction_splits(len(b.dataset), fr, r.repeats, r.seed, groups=groups)
-            for sp in r.image_wise(b, splits, "fraction"):
+            for sp in r.fraction_splits(b, fr):
                 rec = r.run("data-efficient", b, sp)
                 rec["fraction"] = fr
                 these.append(rec)
@@ -601,6 +619,10 @@ def run_protocol(
     r = _Run(cfg, init, select, progress, keep_checkpoints, out, repeats, seed, official_split, group_by)
     for b in benches:
         r.keys(b)  # a dataset without the groups fails before the first run
+        if protocol == "data-efficient":
+            r.check(b, [sp for fr in fractions for sp in r.fraction_splits(b, fr)])
+        else:
+            r.check(b, r.splits(b))
     if protocol in ("single", "linear-probe"):
         runs, summary, table = _single(r, benches, method, protocol)
     elif protocol == "data-efficient":

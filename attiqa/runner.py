@@ -106,9 +106,26 @@ def earlier_training(out_dir: Path) -> list[str]:
     return sorted(str(p.parent.relative_to(out_dir)) for p in found)
 
 
+def check_devices(cfg: TrainConfig) -> None:
+    """Every training stage's ``device:`` exists on this machine, so a ``cuda:3`` in the last stage is
+    one line before the first stage runs (:func:`attiqa.device.resolve_device` says why)."""
+    from attiqa.device import resolve_device
+
+    for stage in ("pretrain", "finetune"):
+        sc = getattr(cfg, stage)
+        if sc is not None:
+            try:
+                resolve_device(sc.device)
+            except ConfigError as exc:
+                raise ConfigError(
+                    f"{stage}.device: {exc} (in the config or with --set {stage}.device=cpu)"
+                ) from None
+
+
 def run(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> RunResult:
     from attiqa.training.distributed import is_main, process_group
 
+    check_devices(cfg)
     out_dir = Path(cfg.out_dir)
     with process_group():
         if is_main():

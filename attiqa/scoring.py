@@ -29,7 +29,13 @@ import torch
 
 from attiqa.errors import AttiqaError, ImageLoadError
 from attiqa.interface import Scorer
-from attiqa.io.atomic import output_folder, write_bytes_atomic, write_json_atomic, write_text_atomic
+from attiqa.io.atomic import (
+    not_a_dangling_link,
+    output_folder,
+    write_bytes_atomic,
+    write_json_atomic,
+    write_text_atomic,
+)
 from attiqa.io.batching import default_num_workers, iter_image_batches
 from attiqa.io.tables import ENCODING, ERRORS, csv_bytes, read_cell, safe_cell
 
@@ -150,13 +156,17 @@ def check_output_path(out: str | Path, fix: str = OUT_FIX) -> Path:
     """Fail before any work when ``out`` cannot be written: wrong extension, a folder, no permission
     (``fix``: the advice for the last two, e.g. another command's own in place of ``--out``)."""
     out = Path(out)
-    if out.is_dir() or not out.suffix:  # `-o results` most likely means "into that folder"
-        what = "is a folder" if out.is_dir() else "has no file extension"
-        raise AttiqaError(f"{out}: {what} — give a file name ending in .csv, .tsv or .json, "
+    if out.is_dir():
+        raise AttiqaError(f"{out}: is a folder — give a file name ending in .csv, .tsv or .json, "
                           f"e.g. {out / 'scores.csv'}")  # fmt: skip
+    if not out.suffix:  # `-o scores` (a file meant) or `-o results` (into that folder meant)
+        raise AttiqaError(f"{out}: has no file extension — give a file name ending in .csv, .tsv or .json, "
+                          f"e.g. {out.with_name(out.name + '.csv')} (or {out / 'scores.csv'} to write into "
+                          f"a folder {out.name})")  # fmt: skip
     if out.suffix.lower() not in OUTPUT_SUFFIXES:
         raise AttiqaError(f"{out}: unsupported output type {out.suffix} — give a file name ending in .csv, "
                           f".tsv or .json, e.g. {out.with_suffix('.csv')}")  # fmt: skip
+    not_a_dangling_link(out, "--out")
     output_folder(out.parent, "--out", fix=None if fix == OUT_FIX else fix)
     if out.exists() and not os.access(out, os.W_OK):
         raise AttiqaError(f"{out}: not writable (permission denied) — {fix}")

@@ -144,7 +144,12 @@ def tune(
         console.print(ctx.get_help())
         raise typer.Exit(0)
     if not raw_dir.is_dir():
-        raise ConfigError(f"{raw_dir}: not a folder — pass --raw-dir with your raw files")
+        from isp_env.raw import unreadable
+
+        link = unreadable(raw_dir) if raw_dir.is_symlink() else None  # a symlink loop, a broken link
+        raise ConfigError(
+            f"{raw_dir}: " + (link.reason if link else "not a folder — pass --raw-dir with your raw files")
+        )
     output_folder(out, "--out")  # before any search, not after it
     from isp_env.run import run
     from isp_env.teacher import TeacherSettings

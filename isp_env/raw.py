@@ -7,6 +7,8 @@ Foveon, CMYG) and files LibRaw can't read raise :class:`RawReadError`, a one-lin
 
 from __future__ import annotations
 
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -137,8 +139,9 @@ def read_raw(path: str | Path) -> RawImage:
         raise RawReadError(
             path, "a folder, not a raw file — pass one raw (`isp-tune --raw-dir` takes folders)"
         )
-    if not path.is_file():
-        raise RawReadError(path, "file not found — check the path")
+    problem = unreadable(path)
+    if problem is not None:
+        raise problem
     try:
         with rawpy.imread(str(path)) as raw:
             desc = raw.color_desc.decode("ascii", "replace")
@@ -178,12 +181,31 @@ def read_raw(path: str | Path) -> RawImage:
         ) from None
 
 
+def unreadable(path: str | Path) -> RawReadError | None:
+    """Why ``path`` cannot even be opened (missing, a symlink loop, no permission, not a regular file), in
+    :func:`attiqa.io.images.read_error`'s words, or None. LibRaw, handed such a path, names another
+    cause: a symlink loop read as "Image too big for processing"."""
+    from attiqa.io.images import read_error
+
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        e = read_error(path, exc)
+        return RawReadError(path, f"{e.reason} — {e.fix}")
+    if not stat.S_ISREG(st.st_mode):
+        return RawReadError(path, "not a regular file (a pipe, socket or device) — pass raw files")
+    return None
+
+
 def probe_raw(path: str | Path) -> RawReadError | None:
     """Why LibRaw can't open ``path``'s header (an empty, foreign or damaged file), or None: a few
     milliseconds a file, so a run can leave such files out before it splits its raws. A file damaged after
     its header is only found when decoded (:func:`read_raw`)."""
     import rawpy
 
+    problem = unreadable(path)
+    if problem is not None:
+        return problem
     try:
         with rawpy.imread(str(path)) as raw:
             raw.sizes  # noqa: B018 - parses the header

@@ -200,11 +200,19 @@ def test_score_and_eval_outputs_name_the_path_and_the_fix(tmp_path):
     folder = tmp_path / "results"
     folder.mkdir()
     # before: "unsupported output type" for a folder or a name without extension
-    for out, what in ((folder, "is a folder"), (tmp_path / "scores", "has no file extension")):
+    scores = tmp_path / "scores"
+    for out, what, eg in (
+        (folder, "is a folder", folder / "scores.csv"),
+        (
+            scores,
+            "has no file extension",
+            f"{scores}.csv (or {scores / 'scores.csv'} to write into a folder scores)",
+        ),
+    ):
         r = runner.invoke(app, ["score", str(imgs[0]), "-m", "classical", "-o", str(out)])
         assert isinstance(r.exception, AttiqaError), r.output
-        assert str(r.exception) == (
-            f"{out}: {what} — give a file name ending in .csv, .tsv or .json, e.g. {out / 'scores.csv'}"
+        assert (
+            str(r.exception) == f"{out}: {what} — give a file name ending in .csv, .tsv or .json, e.g. {eg}"
         )
     r = runner.invoke(app, ["score", str(imgs[0]), "-m", "classical", "-o", str(tmp_path / "s.txt")])
     assert isinstance(r.exception, AttiqaError) and f"e.g. {tmp_path / 's.csv'}" in str(r.exception)

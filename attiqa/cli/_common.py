@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -108,9 +109,29 @@ def run_app(typer_app: Callable[[], Any]) -> None:
         # the interruption is still on the exception chain, so both end here with its own code
         interruption = _interruption_behind(exc)
         if interruption is None:
+            hint = dash_name_hint(sys.argv[1:]) if isinstance(exc, SystemExit) and exc.code == 2 else ""
+            if hint:  # after click's "No such option: -x" (its usage error exits 2)
+                console.print(f"[bold red]error:[/] {plain(hint)}", highlight=False, soft_wrap=True)
             raise
         console.print("[yellow]interrupted")
         sys.exit(interrupt_exit_code(interruption))
+
+
+def dash_name_hint(args: Sequence[str]) -> str:
+    """How to pass a file whose name starts with '-' (``-x.png``), when ``args`` hold one before ``--``:
+    click reads it as an option and says only "No such option: -x". "" = no such name (a name that
+    exists, or one with an extension such as ``.png``; ``-0.5`` and ``--opt=v`` are not names)."""
+    for arg in args:
+        if arg == "--":
+            break
+        if not arg.startswith("-") or arg == "-" or "=" in arg:
+            continue
+        if os.path.lexists(arg) or any(c.isalpha() for c in Path(arg).suffix):
+            return (
+                f"{arg}: a name starting with '-' reads as an option — if it is a file, pass it after "
+                f"-- (e.g. `-- {arg}`) or as ./{arg}"
+            )
+    return ""
 
 
 def _interruption_behind(exc: BaseException) -> KeyboardInterrupt | None:

@@ -12,6 +12,7 @@ this naming).
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -70,6 +71,23 @@ def output_folder(folder: str | Path, option: str | None = None, fix: str | None
     return folder
 
 
+def not_a_dangling_link(path: str | Path, option: str | None = None) -> None:
+    """One line, before the work, when an output file is a link to nothing (or a symlink loop): writing
+    through it made its target somewhere else or failed with "No such file or directory" for a folder that
+    is not there, naming no path the user typed; an atomic write would replace the link itself."""
+    path = Path(path)
+    if not path.is_symlink():
+        return
+    try:
+        os.stat(path)
+        return
+    except OSError as exc:
+        why = ("a symlink loop (the link points back to itself)" if exc.errno == errno.ELOOP
+               else f"a broken link (to {os.readlink(path)}, which is not there)")  # fmt: skip
+    fix = f"give {option} another name" if option else "write somewhere else"
+    raise AttiqaError(f"{path}: {why} — delete the link or {fix}")
+
+
 def not_an_input(outputs: Iterable[str | Path], inputs: Iterable[str | Path], option: str) -> None:
     """One line, before the work, when an output would replace a file the command reads (``eval --csv
     d/predictions.csv -o d`` wrote its predictions over the scores it was evaluating)."""
@@ -88,6 +106,7 @@ def output_png(path: str | Path, option: str) -> Path:
         raise AttiqaError(f"{path}: is a folder — give {option} a file name, e.g. {path / 'sheet.png'}")
     if path.suffix.lower() != ".png":
         raise AttiqaError(f"{path}: {option} is written as a PNG — give it a name ending in .png")
+    not_a_dangling_link(path, option)
     output_folder(path.parent, option)
     return path
 
@@ -98,6 +117,7 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     target = Path(target)
     if target.is_dir():  # the rename would fail after the work, naming the temp file
         raise AttiqaError(f"{target}: is a folder — write to a file name instead")
+    not_a_dangling_link(target)
     output_folder(target.parent)
     prefix = f".{_temp_label(target.name)}.{_HOST_TAG}.{os.getpid()}."
     try:

@@ -24,6 +24,7 @@ typo and stops the command at once (nothing has run yet).
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import stat
@@ -53,13 +54,18 @@ if Image.MAX_IMAGE_PIXELS is not None and Image.MAX_IMAGE_PIXELS < DEFAULT_MAX_P
 
 _FIX_DECODE = "the file is damaged or not really an image: re-export or re-download it, or leave it out"
 _FIX_PERMISSION = "give yourself read permission (chmod u+r on the file, u+rx on its folders) or leave it out"
+_FIX_LOOP = "point the link at the real file or folder (ln -sfn TARGET LINK) or delete it"
 _FIX_IO = (
     "the disk or network share failed to deliver it: check the drive, copy the file again, or leave it out"
 )
 
 
-def _read_error(path: Path, exc: OSError) -> ImageLoadError:
-    """A one-line error for a file that could not be *read* (as opposed to decoded)."""
+def read_error(path: str | Path, exc: OSError) -> ImageLoadError:
+    """A one-line error for a file that could not be *read* (as opposed to decoded): its reason and fix,
+    also for readers of other files (raws: :mod:`isp_env.raw`), so an ``OSError`` reads the same anywhere."""
+    path = Path(path)
+    if exc.errno == errno.ELOOP:  # `a.png -> a.png`: was "the disk … failed to deliver it"
+        return ImageLoadError(path, "symlink loop (the link points back to itself)", _FIX_LOOP)
     if isinstance(exc, FileNotFoundError):
         broken = path.is_symlink()
         return ImageLoadError(
@@ -181,14 +187,14 @@ def load_image(
     try:
         st = path.stat()
     except OSError as exc:
-        raise _read_error(path, exc) from None
+        raise read_error(path, exc) from None
     if stat.S_ISDIR(st.st_mode):
         try:
             with os.scandir(path):
                 pass
         except OSError as exc:  # listed by discover_images because it could not be searched
             fix = _FIX_IO if not isinstance(exc, PermissionError) else "chmod u+rx it, or leave it out"
-            reason = _read_error(path, exc).reason
+            reason = read_error(path, exc).reason
             raise ImageLoadError(
                 path, f"folder cannot be searched ({reason}): its images were skipped", fix
             ) from None
@@ -200,7 +206,7 @@ def load_image(
     try:
         fh = open(path, "rb")  # noqa: SIM115 - closed below; opened here so read errors are told apart
     except OSError as exc:
-        raise _read_error(path, exc) from None
+        raise read_error(path, exc) from None
     try:
         with fh, warnings.catch_warnings():
             # PIL's bomb warning is ours to judge: the limit is max_pixels, checked right below
@@ -248,7 +254,7 @@ def load_image(
         raise ImageLoadError(path, "not a recognised image format", _FIX_DECODE) from None
     except (OSError, SyntaxError, ValueError) as exc:
         if isinstance(exc, OSError) and exc.errno is not None:  # the disk failed, not the data
-            raise _read_error(path, exc) from None
+            raise read_error(path, exc) from None
         tiff, _ = _tiff_fallback(path, max_pixels)
         if tiff is not None:
             return tiff

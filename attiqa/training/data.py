@@ -336,6 +336,25 @@ class MosSplit:
         return ImageTableDataset(self.paths, self.mos, transform, on_error)
 
 
+def check_split(
+    mos: torch.Tensor, train: Sequence[int], held_out: Sequence[int], source: str, given: str, fix: str
+) -> None:
+    """The one rule for a fine-tuning split, checked before any training (``attiqa train``'s table, every
+    ``bench`` split): :data:`MIN_PER_SIDE` rows on each side and held-out MOS that differ — else the
+    held-out SROCC is NaN, later reported as a diverged training. ``given``: what the split gave;
+    ``fix``: what to change."""
+    if len(train) < MIN_PER_SIDE or len(held_out) < MIN_PER_SIDE:
+        raise AttiqaError(
+            f"{source}: {given} — fine-tuning needs at least {MIN_PER_SIDE} on each side ({fix})"
+        )
+    values = mos[list(held_out)]
+    if not float(values.max()) > float(values.min()):
+        raise AttiqaError(
+            f"{source}: all {len(held_out)} held-out MOS values are {float(values[0]):g} — a ranking "
+            "correlation needs different scores (hold out other rows)"
+        )
+
+
 def read_mos_split(csv: str, image_root: str, val_fraction: float, split_seed: int) -> MosSplit:
     """The CSV's split column (``train`` vs :data:`VAL_SPLITS` rows) if it has one, else paper §4.1's
     random split with ``val_fraction`` held out (seeded)."""
@@ -353,17 +372,7 @@ def read_mos_split(csv: str, image_root: str, val_fraction: float, split_seed: i
         tr, va = split_indices(len(rows), val_fraction, split_seed)
         kind = f"random {1 - val_fraction:.0%}/{val_fraction:.0%} seed {split_seed}"
         given = f"{len(rows)} rows split {kind} give {len(tr)} to train on and {len(va)} held out"
-    if len(tr) < MIN_PER_SIDE or len(va) < MIN_PER_SIDE:
-        raise AttiqaError(
-            f"{csv_path}: {given} — fine-tuning needs at least {MIN_PER_SIDE} on each side "
-            "(add rows, or a split column)"
-        )
-    held_out = table.mos[va]
-    if not float(held_out.max()) > float(held_out.min()):
-        raise AttiqaError(
-            f"{csv_path}: all {len(va)} held-out MOS values are {float(held_out[0]):g} — a ranking "
-            "correlation needs different scores (hold out other rows)"
-        )
+    check_split(table.mos, tr, va, str(csv_path), given, "add rows, or a split column")
     root = image_root or str(csv_path.resolve().parent)
     return MosSplit(table.paths, table.mos, tr, va, kind, str(csv), root)
 
