@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 
 from attiqa.datasets.base import DatasetInfo, IQADataset, RawRecord, TargetInfo
-from attiqa.datasets.readers import find_image_dir, read_csv, to_float
+from attiqa.datasets.readers import find_image_dir, not_a_file, read_csv, to_float
 from attiqa.errors import AttiqaError
 
 _FOLDER_LAYOUT = """\
@@ -46,6 +46,9 @@ class FolderDataset(IQADataset):
         root = Path(root).expanduser()
         if csv is None and root.is_file():
             root, csv = root.parent, root
+        why = None if csv is not None or root.is_dir() else not_a_file(root)  # a CSV path that is a bad link
+        if why is not None:
+            raise AttiqaError(f"{root}: {why}")
         if csv is None and root.suffix.lower() in (".csv", ".tsv") and not root.exists():  # a mistyped CSV
             raise AttiqaError(
                 f"{root}: score CSV not found — check the path (the folder adapter takes a CSV "
@@ -54,6 +57,9 @@ class FolderDataset(IQADataset):
         self.csv_path = Path(csv).expanduser() if csv else root / "mos.csv"
         if not self.csv_path.is_absolute() and not self.csv_path.exists() and (root / self.csv_path).exists():
             self.csv_path = root / self.csv_path
+        why = not_a_file(self.csv_path)
+        if why is not None:
+            raise AttiqaError(f"{self.csv_path}: {why}")
         if not self.csv_path.is_file():
             raise AttiqaError(
                 f"{self.csv_path}: score CSV not found — the folder adapter expects:\n{_FOLDER_LAYOUT}"

@@ -5,7 +5,9 @@ MATLAB ``.mat`` (scipy), Excel ``.xlsx`` (openpyxl, optional) — each failing w
 from __future__ import annotations
 
 import csv
+import errno
 import math
+import os
 import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -26,6 +28,23 @@ def need_file(root: Path, candidates: Sequence[str], dataset: str, layout: str) 
         f"{dataset}: score file not found under {root} (looked for {', '.join(candidates)}) — "
         f"expected layout:\n{layout}"
     )
+
+
+def not_a_file(path: Path) -> str | None:
+    """Why ``path`` cannot be read as a score file, in words with the fix, for what ``is_file()`` only
+    calls "not found": a folder, a symbolic-link loop, a link to nothing; None for a file (or nothing)."""
+    if path.is_dir():
+        return f"a folder, not a CSV — pass the score file itself, e.g. {path / 'mos.csv'}"
+    if path.is_symlink() and not path.exists():
+        try:
+            path.resolve(strict=True)
+        except RuntimeError:  # Python < 3.13: "Symlink loop"
+            return "a symbolic-link loop — point it at the score CSV itself"
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                return "a symbolic-link loop — point it at the score CSV itself"
+        return f"a link to {os.readlink(path)}, which does not exist — point it at the score CSV itself"
+    return None
 
 
 def to_float(value: Any, where: str) -> float:
