@@ -22,8 +22,24 @@ METHOD_LABELS = {
 COLUMNS = ("mos", "guarded", "clipped", "saturation")
 
 
-def label(method: str) -> str:
+def label(method: str, labels: dict[str, str] | None = None) -> str:
+    """A method's name in the report: a policy's from ``labels`` (:func:`policy_label`), else the table's."""
+    if labels and method in labels:
+        return labels[method]
     return METHOD_LABELS.get(method, method.replace("_", " "))
+
+
+def policy_label(name: str, card: dict[str, Any]) -> str:
+    """What a policy is, read from its card — ``teacher policy (ridge)``, ``RL agent (SAC)`` — not guessed
+    from the name it was given (``--run agent=RUN`` may be a teacher); that name leads when it is not the
+    kind's own (``agent_real_only: RL agent (SAC)``), so several policies of one kind stay apart."""
+    algo = str(card.get("algo", ""))
+    if algo == "teacher":
+        kind = card.get("teacher", {}).get("kind") or card.get("policy_kwargs", {}).get("kind")
+        what, own = (f"teacher policy ({kind})" if kind else "teacher policy"), "teacher"
+    else:
+        what, own = (f"RL agent ({algo.upper()})" if algo else "RL agent"), "agent"
+    return what if name == own else f"{name}: {what}"
 
 
 def methods_in(rows: list[dict[str, Any]]) -> list[str]:
@@ -37,8 +53,11 @@ def better_than(mos: float, neutral_mos: float) -> bool:
     return mos > neutral_mos and not np.isclose(mos, neutral_mos, rtol=1e-5, atol=1e-6)
 
 
-def summarise(rows: list[dict[str, Any]], budgets: dict[str, dict[str, int]]) -> list[dict[str, Any]]:
-    """Per method: means over the test raws, scorer calls, and the issue-19 goal measures against neutral."""
+def summarise(
+    rows: list[dict[str, Any]], budgets: dict[str, dict[str, int]], labels: dict[str, str] | None = None
+) -> list[dict[str, Any]]:
+    """Per method: means over the test raws, scorer calls, and the issue-19 goal measures against neutral;
+    ``labels``: the policies' (:func:`policy_label`)."""
     out = []
     by = {(r["image"], r["method"]): r for r in rows}
     images = sorted({r["image"] for r in rows})
@@ -48,7 +67,7 @@ def summarise(rows: list[dict[str, Any]], budgets: dict[str, dict[str, int]]) ->
         b = budgets.get(method, {})
         s = {
             "method": method,
-            "label": label(method),
+            "label": label(method, labels),
             "n_images": n,
             **{f"mean_{c}": float(np.mean([r[c] for r in mine])) for c in COLUMNS if c in mine[0]},
             "std_mos": float(np.std([r["mos"] for r in mine])),
@@ -95,9 +114,11 @@ def write_report(
     budgets: dict[str, dict[str, int]],
     meta: dict[str, Any],
     crops: dict[str, dict[str, np.ndarray]],
+    labels: dict[str, str] | None = None,
 ) -> list[dict[str, Any]]:
-    """Write ``results.csv``, ``summary.json``, ``report.md`` and ``grid.png`` into ``out``."""
-    summary = summarise(rows, budgets)
+    """Write ``results.csv``, ``summary.json``, ``report.md`` and ``grid.png`` into ``out``; ``labels``:
+    the policies' (:func:`policy_label`)."""
+    summary = summarise(rows, budgets, labels)
     buf = io.StringIO()
     fields = ["image", "method", *[c for c in COLUMNS if c in rows[0]]]
     w = csv.DictWriter(buf, fieldnames=fields)
@@ -108,12 +129,16 @@ def write_report(
     write_json_atomic(out / "summary.json", {**meta, "methods": summary})
     write_text_atomic(out / "report.md", "# isp-tune report\n\n" + markdown(summary, meta))
     if crops:
-        grid_png(out / "grid.png", crops, rows)
+        grid_png(out / "grid.png", crops, rows, labels=labels)
     return summary
 
 
 def grid_png(
-    path: Path, crops: dict[str, dict[str, np.ndarray]], rows: list[dict[str, Any]], max_images: int = 8
+    path: Path,
+    crops: dict[str, dict[str, np.ndarray]],
+    rows: list[dict[str, Any]],
+    max_images: int = 8,
+    labels: dict[str, str] | None = None,
 ) -> None:
     """Rows: test raws (up to ``max_images``); columns: methods; full-resolution centre crops, titled with
     each render's MOS and clipped fraction."""
@@ -136,7 +161,7 @@ def grid_png(
                 ax.imshow(crops[name][m], interpolation="nearest")
                 r = by.get((name, m), {})
                 ax.set_title(
-                    f"{label(m)}\nMOS {r.get('mos', float('nan')):.1f}  clip "
+                    f"{label(m, labels)}\nMOS {r.get('mos', float('nan')):.1f}  clip "
                     f"{100 * r.get('clipped', float('nan')):.0f}%",
                     fontsize=7,
                 )

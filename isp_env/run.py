@@ -35,7 +35,7 @@ from isp_env.mos_function import MOSFunction, load_mos_function
 from isp_env.params import check_values, neutral, read_run_json, read_values
 from isp_env.policy_io import load_policy
 from isp_env.raw import RAW_EXTENSIONS, RawReadError, find_raws, probe_raw, read_raw
-from isp_env.report import write_report
+from isp_env.report import policy_label, write_report
 from isp_env.reward import (
     DEFAULT_VIEW_SHORTER,
     Guard,
@@ -373,7 +373,8 @@ def evaluate(
         "skipped": skipped,
         "test_raws": sorted(items),
     }
-    return write_report(out, rows, budgets, meta, crops)
+    labels = {name: policy_label(name, card) for name, (_, card) in agents.items()}
+    return write_report(out, rows, budgets, meta, crops, labels)
 
 
 def _base_arg(base: str) -> dict[str, float]:

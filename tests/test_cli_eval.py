@@ -121,6 +121,25 @@ def test_eval_folder_with_csv_and_one_line_errors(tmp_path, photos, cli):
     assert "Traceback" not in res.stderr and "scoring" not in res.stderr
 
 
+def test_eval_plcc_after_the_fit_keeps_a_negative_sign(tmp_path, photos, cli):
+    """Session 40: scores against a lower-is-better column (the blur level) gave a negative plain PLCC
+    and a positive "PLCC (logistic)"; now both are negative."""
+    d = tmp_path / "imgs"
+    d.mkdir()
+    lines = ["image,mos"]
+    for i, (name, img) in enumerate(photos.items()):
+        for lv in (0, 2, 4):
+            apply_distortion(img.resize((64, 64)), "gaussian_blur", lv, seed=i).save(d / f"{name}{lv}.png")
+            lines.append(f"{name}{lv}.png,{lv}")
+    (d / "mos.csv").write_text("\n".join(lines) + "\n")
+    res = cli(
+        "eval", "folder", "--root", d, "-m", "classical", "-o", tmp_path / "o", "-w", "0", "-q", "--no-cache"
+    )
+    assert res.returncode == 0, res.stderr
+    summary = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert summary["n"] == 15 and summary["plcc"] < 0 and summary["plcc_fit"] < 0  # was +|plcc| or more
+
+
 @pytest.mark.parametrize("protocol", ["single"])
 def test_bench_command_writes_the_table(tmp_path, photos, protocol, cli):
     d = tmp_path / "set"

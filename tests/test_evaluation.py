@@ -48,7 +48,7 @@ def test_logistic_fit_is_scale_free_and_handles_decreasing_relations():
     assert base > plcc(x, y)  # the curve saturates: a line fits worse
     assert plcc_after_fit(x * 1e6 + 5e8, y) == pytest.approx(base, abs=1e-6)
     down = fit_logistic(-x, y)
-    assert down.method == "logistic" and plcc_after_fit(-x, y) == pytest.approx(base, abs=1e-6)
+    assert down.method == "logistic" and plcc_after_fit(-x, y) == pytest.approx(-base, abs=1e-6)  # signed
     assert down(np.array([-1.0]))[0] > down(np.array([0.0]))[0]  # decreasing in x
     m = fitted_metrics(x, y)
     assert m["rmse_fit"] == pytest.approx(rmse(m["fit"](x), y)) and m["rmse_fit"] < np.std(y)
@@ -66,6 +66,38 @@ def test_logistic_fit_degenerate_inputs_and_fallback():
     failed = fit_logistic(xs, ys, maxfev=1)  # the optimiser cannot converge in one evaluation
     assert failed.method == "linear" and "linear" in failed.message
     assert plcc(failed(xs), ys) == pytest.approx(abs(plcc(xs, ys)))
+
+
+def test_plcc_after_the_fit_keeps_the_sign_of_the_relationship():
+    """Session 40: a decreasing relation (a lower-is-better score against MOS) gave a positive PLCC after
+    the fit (the fitted values correlate positively with MOS whatever the direction); the plain PLCC was
+    negative. Now both fits (the logistic and the line it may fall back to) keep the sign."""
+    rng = np.random.default_rng(4)
+    x = rng.uniform(0, 1, 200)
+    y = logistic4(x, 10, 90, 0.5, 0.1) + rng.normal(0, 3, 200)  # falls with x
+    assert fit_logistic(x, y).method == "logistic" and fit_logistic(x, y).direction == -1
+    assert plcc(x, y) < 0 and plcc_after_fit(x, y) < plcc(x, y)  # was +0.97
+    assert fitted_metrics(x, y)["plcc_fit"] == pytest.approx(plcc_after_fit(x, y))
+    line = -2 * x + rng.normal(0, 0.5, 200)
+    assert fit_logistic(x, line).method == "linear"
+    assert plcc_after_fit(x, line) == pytest.approx(plcc(x, line))  # negative, as the plain PLCC
+
+
+def test_the_logistic_is_kept_only_when_it_beats_a_line_by_aicc():
+    """Session 40: the logistic was kept whenever its squared error was below the line's, which its two
+    extra parameters almost always give (noise fitted); now by AICc, and from 7 points on."""
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 1, 40)
+    y = logistic4(x, 90, 10, 0.5, 0.6) + rng.normal(0, 3, 40)  # a wide curve: nearly straight on [0, 1]
+    fit = fit_logistic(x, y)
+    assert fit.method == "linear" and "AICc" in fit.message  # was "logistic"
+    assert plcc_after_fit(x, y) == pytest.approx(plcc(x, y))
+    x6 = np.array([0.0, 0.2, 0.4, 0.6, 0.8, 1.0])
+    assert fit_logistic(x6, logistic4(x6, 5, 1, 0.5, 0.1)).method == "linear"  # 6 points: was logistic
+    x7 = np.linspace(0, 1, 7)
+    assert fit_logistic(x7, logistic4(x7, 5, 1, 0.5, 0.1)).method == "logistic"
+    saturating = logistic4(x, 90, 10, 0.6, 0.08) + rng.normal(0, 3, 40)
+    assert fit_logistic(x, saturating).method == "logistic"
 
 
 def test_scatter_plot_writes_a_png_atomically(tmp_path):

@@ -6,7 +6,13 @@ reported better than neutral on 100 % of the raws, and the same teacher renders 
 
 from __future__ import annotations
 
-from isp_env.report import summarise
+import json
+import subprocess
+import sys
+
+from helpers import REPO, attiqa_env, run_isp_tune
+
+from isp_env.report import policy_label, summarise
 
 
 def _rows(neutral: list[float], other: list[float], method: str) -> list[dict]:
@@ -30,3 +36,38 @@ def test_a_real_gain_still_counts():
     other = [31.459393, 28.550648, 24.582926, 0.41]  # +0.64, +0.94, -0.37 MOS; +0.01 on a 0-1 scorer
     (s,) = [s for s in summarise(_rows(neutral, other, "teacher"), {}) if s["method"] == "teacher"]
     assert s["beats_neutral"] == 0.75
+
+
+def test_the_heldout_report_labels_a_policy_by_its_card_not_its_name(tmp_path, isp_raws):
+    """Session 40: `benchmarks/isp_heldout.py --run agent=RUN` with RUN a teacher run was reported as
+    "RL agent" (the label came from the name it was given); now from the policy's card, with that name."""
+    raw_dir = tmp_path / "raws"
+    raw_dir.mkdir()
+    for p in isp_raws:
+        (raw_dir / p.name).write_bytes(p.read_bytes())
+    run = tmp_path / "run"
+    res = run_isp_tune(
+        "--raw-dir", raw_dir, "--out", run, "--model", "classical", "--preview", "64", "--obs-size", "36",
+        "--base", "neutral", "--teacher-budget", "6", "--teacher-raws", "2", "--test-fraction", "0.3",
+        "--no-baselines",
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr[-2000:]
+    kind = json.loads((run / "policy.json").read_text())["teacher"]["kind"]
+    out = tmp_path / "heldout"
+    res = subprocess.run(
+        [
+            sys.executable, str(REPO / "benchmarks" / "isp_heldout.py"), raw_dir, "--run", f"agent={run}",
+            "--out", out, "--model", "classical", "--test-fraction", "0.3", "--cma-global-budget", "12",
+            "--cma-image-budget", "4",
+        ],
+        env=attiqa_env(), capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr[-2000:]
+    report = (out / "report.md").read_text()
+    assert f"| agent: teacher policy ({kind}) |" in report and "RL agent" not in report  # was "| RL agent |"
+    labels = {m["method"]: m["label"] for m in json.loads((out / "summary.json").read_text())["methods"]}
+    assert labels["agent"] == f"agent: teacher policy ({kind})"
+    assert (
+        policy_label("teacher", {"algo": "teacher", "teacher": {"kind": kind}}) == f"teacher policy ({kind})"
+    )
+    assert policy_label("sac_real", {"algo": "sac"}) == "sac_real: RL agent (SAC)"

@@ -268,7 +268,7 @@ def test_isp_tune_cli_end_to_end_with_kill_and_resume(tmp_path, raw_dir):
     assert methods["cma_per_image"]["test_scorer_calls"] <= 15 * summary["n_test"]
     rows = list(csv.DictReader((out / "results.csv").open()))
     assert len(rows) == 5 * summary["n_test"] and all(np.isfinite(float(r["mos"])) for r in rows)
-    assert "| RL agent |" in (out / "report.md").read_text()
+    assert "| RL agent (SAC) |" in (out / "report.md").read_text()  # the card's algorithm (session 40)
     assert Image.open(out / "grid.png").size[0] > 300
     for pfile in (out / "test" / "agent" / "params").glob("*.json"):
         doc = json.loads(pfile.read_text())

@@ -50,7 +50,7 @@ class AGIQA3k(IQADataset):
         names = [r[name] for r in t.rows]
         img_dir = find_image_dir(self.root, ("", "images", "AGIQA-3K", "AGIQA-3k"), names)
         out = []
-        for i, r in enumerate(t.rows, start=2):
+        for i, r in t.numbered():
             values = {k: to_float(r[c], f"{path}:{i}") for k, c in cols.items()}
             out.append(RawRecord(img_dir / r[name], values, meta={m: r[m] or "" for m in meta_cols}))
         return out
@@ -91,5 +91,5 @@ class AGIQA1k(IQADataset):
         img_dir = find_image_dir(self.root, ("file", "images", "AGIQA-1k", "AGIQA-1K", ""), names)
         return [
             RawRecord(img_dir / n, {"mos": to_float(r[score], f"{path}:{i}")})
-            for i, (n, r) in enumerate(zip(names, t.rows, strict=True), start=2)
+            for n, (i, r) in zip(names, t.numbered(), strict=True)
         ]

@@ -125,6 +125,11 @@ class IQADataset:
         self.n_without_score = 0  # rows whose target is empty / NaN / inf (left out of ``items``)
 
     def _check_target(self, target: str) -> str:
+        """The target's name as the dataset spells it: ``--target MOS`` is ``mos`` (a unique match in
+        another case), anything else one error with the close match."""
+        same = [t for t in self.info.targets if t.lower() == target.lower()]
+        if target not in self.info.targets and len(same) == 1:
+            return same[0]
         if target not in self.info.targets:
             import difflib
 

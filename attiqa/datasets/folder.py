@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 
 from attiqa.datasets.base import DatasetInfo, IQADataset, RawRecord, TargetInfo
-from attiqa.datasets.readers import find_image_dir, read_csv, to_float
+from attiqa.datasets.readers import find_image_dir, not_a_file, read_csv, to_float
 from attiqa.errors import AttiqaError
 
 _FOLDER_LAYOUT = """\
@@ -46,6 +46,9 @@ class FolderDataset(IQADataset):
         root = Path(root).expanduser()
         if csv is None and root.is_file():
             root, csv = root.parent, root
+        why = None if csv is not None or root.is_dir() else not_a_file(root)  # a CSV path that is a bad link
+        if why is not None:
+            raise AttiqaError(f"{root}: {why}")
         if csv is None and root.suffix.lower() in (".csv", ".tsv") and not root.exists():  # a mistyped CSV
             raise AttiqaError(
                 f"{root}: score CSV not found — check the path (the folder adapter takes a CSV "
@@ -54,6 +57,9 @@ class FolderDataset(IQADataset):
         self.csv_path = Path(csv).expanduser() if csv else root / "mos.csv"
         if not self.csv_path.is_absolute() and not self.csv_path.exists() and (root / self.csv_path).exists():
             self.csv_path = root / self.csv_path
+        why = not_a_file(self.csv_path)
+        if why is not None:
+            raise AttiqaError(f"{self.csv_path}: {why}")
         if not self.csv_path.is_file():
             raise AttiqaError(
                 f"{self.csv_path}: score CSV not found — the folder adapter expects:\n{_FOLDER_LAYOUT}"
@@ -61,14 +67,15 @@ class FolderDataset(IQADataset):
         self._table = read_csv(self.csv_path)
         self._image_col = self._table.column("image")
         self._split_col = self._table.column("split", required=False)
+        mos_name = self._table.column("mos", required=False)  # any case: a spreadsheet's "MOS" is the mos
         numeric = [
             c for c in self._table.fields if c not in (self._image_col, self._split_col) and self._numeric(c)
         ]
-        if "mos" not in numeric and (target or "mos") == "mos":
+        if mos_name not in numeric and (target or "mos").lower() == "mos":
             mos_col = self._table.column("mos")  # raises "missing column 'mos'" (or it is not numeric: below)
             if not self._table.rows:
                 raise AttiqaError(f"{self.csv_path}: no rows under the header — one row per image: image,mos")
-            rows = enumerate(self._table.rows, start=2)
+            rows = self._table.numbered()
             bad = next(((i, r[mos_col]) for i, r in rows if not self._number(r[mos_col])), None)
             if bad is None:
                 raise AttiqaError(f"{self.csv_path}: column 'mos' is empty in every row — fill in the scores")
@@ -76,12 +83,18 @@ class FolderDataset(IQADataset):
                 f"{self.csv_path}:{bad[0]}: mos {bad[1]!r} is not a number — fix the cell (a decimal point, "
                 "not a comma), or leave it empty to leave that image out"
             )
+        # target name -> its column: the mos column is the target "mos" whatever its case
+        self._target_cols = {("mos" if c == mos_name else c): c for c in numeric}
         targets = {}
-        for c in numeric:
-            vals = [to_float(r[c], str(self.csv_path)) for r in self._table.rows]
+        for t, c in self._target_cols.items():
+            vals = [to_float(r[c], f"{self.csv_path}:{i}") for i, r in self._table.numbered()]
             vals = [v for v in vals if math.isfinite(v)]
-            rng = mos_range if (mos_range and c == (target or "mos")) else (min(vals), max(vals))
-            targets[c] = TargetInfo(c, (float(rng[0]), float(rng[1])), higher_is_better, f"column {c}")
+            rng = (
+                mos_range
+                if (mos_range and t.lower() == (target or "mos").lower())
+                else (min(vals), max(vals))
+            )
+            targets[t] = TargetInfo(t, (float(rng[0]), float(rng[1])), higher_is_better, f"column {c}")
         self.info = DatasetInfo(  # type: ignore[misc]  # per instance: the targets are the CSV columns
             name="folder",
             full_name=f"folder dataset ({self.csv_path.name})",
@@ -124,17 +137,17 @@ class FolderDataset(IQADataset):
         meta_cols = [
             c
             for c in self._table.fields
-            if c not in self.info.targets and c not in (self._image_col, self._split_col)
+            if c not in self._target_cols.values() and c not in (self._image_col, self._split_col)
         ]
         names = [(r[self._image_col] or "").strip() for r in self._table.rows]
         img_dir = find_image_dir(self.root, ("", "images"), [n for n in names if not Path(n).is_absolute()])
         out = []
-        for i, (name, r) in enumerate(zip(names, self._table.rows, strict=True), start=2):
+        for name, (i, r) in zip(names, self._table.numbered(), strict=True):
             if not name:
                 raise AttiqaError(f"{self.csv_path}:{i}: empty image name")
             p = Path(name).expanduser()
             p = p if p.is_absolute() else img_dir / p
-            values = {c: to_float(r[c], f"{self.csv_path}:{i}") for c in self.info.targets}
+            values = {t: to_float(r[c], f"{self.csv_path}:{i}") for t, c in self._target_cols.items()}
             split = r[self._split_col] if self._split_col else None
             out.append(RawRecord(p, values, split, meta={c: r[c] or "" for c in meta_cols}))
         return out

@@ -5,9 +5,11 @@ MATLAB ``.mat`` (scipy), Excel ``.xlsx`` (openpyxl, optional) — each failing w
 from __future__ import annotations
 
 import csv
+import errno
 import math
+import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal, overload
 
@@ -28,41 +30,90 @@ def need_file(root: Path, candidates: Sequence[str], dataset: str, layout: str) 
     )
 
 
+# Beyond any score scale (MOS 0-1 .. 0-100, Elo, vote counts) and still far from overflow: squares and sums
+# of scores (variance, PLCC, the logistic fit) stay finite. A cell like 1e308 is a typo or a damaged file.
+MAX_SCORE_TEXT = "1e15"
+MAX_SCORE = float(MAX_SCORE_TEXT)
+
+
+def not_a_file(path: Path) -> str | None:
+    """Why ``path`` cannot be read as a score file, in words with the fix, for what ``is_file()`` only
+    calls "not found": a folder, a symbolic-link loop, a link to nothing; None for a file (or nothing)."""
+    if path.is_dir():
+        return f"a folder, not a CSV — pass the score file itself, e.g. {path / 'mos.csv'}"
+    if path.is_symlink() and not path.exists():
+        try:
+            path.resolve(strict=True)
+        except RuntimeError:  # Python < 3.13: "Symlink loop"
+            return "a symbolic-link loop — point it at the score CSV itself"
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                return "a symbolic-link loop — point it at the score CSV itself"
+        return f"a link to {os.readlink(path)}, which does not exist — point it at the score CSV itself"
+    return None
+
+
 def to_float(value: Any, where: str) -> float:
-    """A number from a cell; empty cells are NaN (the row then has no value for that target)."""
+    """A number from a cell; empty cells are NaN (the row then has no value for that target). A finite
+    value beyond :data:`MAX_SCORE` is refused: it would overflow the metrics later, far from its cell."""
     if value is None:
         return float("nan")
     if isinstance(value, (int, float, np.number)):
-        return float(value)
-    s = str(value).strip()
-    if not s or s.lower() in ("nan", "na", "n/a"):
-        return float("nan")
-    try:
-        return float(s)
-    except ValueError:
-        raise AttiqaError(f"{where}: {s!r} is not a number") from None
+        v = float(value)
+    else:
+        s = str(value).strip()
+        if not s or s.lower() in ("nan", "na", "n/a"):
+            return float("nan")
+        try:
+            v = float(s)
+        except ValueError:
+            raise AttiqaError(f"{where}: {s!r} is not a number") from None
+    if math.isfinite(v) and abs(v) > MAX_SCORE:
+        raise AttiqaError(
+            f"{where}: {value!r} is not a plausible score (beyond ±{MAX_SCORE_TEXT}) — fix the cell, or "
+            "leave it empty to leave that image out"
+        )
+    return v
 
 
-def _pick(fields: Sequence[str], aliases: Sequence[str]) -> str | None:
-    """The first alias present among ``fields`` (exact, then case/space-insensitive)."""
+def _key(name: str) -> str:
+    return name.strip().lower().replace(" ", "_")
+
+
+def _pick(path: Path, fields: Sequence[str], aliases: Sequence[str]) -> str | None:
+    """The first alias present among ``fields``, ignoring case and spaces (``MOS``, ``Image name``); a
+    header with two spellings of that name (``mos`` and ``MOS``) is refused: either could be meant."""
     for a in aliases:
-        if a in fields:
-            return a
-    norm = {f.strip().lower().replace(" ", "_"): f for f in fields}
-    for a in aliases:
-        key = a.strip().lower().replace(" ", "_")
-        if key in norm:
-            return norm[key]
+        hits = [f for f in fields if _key(f) == _key(a)]
+        if len(hits) > 1:
+            raise AttiqaError(
+                f"{path}: columns {' and '.join(map(repr, hits))} differ only in case — rename or remove one"
+            )
+        if hits:
+            return hits[0]
     return None
 
 
 class Table:
-    """Rows of a header-ed file with column lookup by name (and aliases), for clear errors."""
+    """Rows of a header-ed file with column lookup by name (and aliases), for clear errors. ``lines`` holds
+    each row's line in the file (1-based, where the row starts), for errors that name a cell."""
 
-    def __init__(self, path: Path, fields: list[str], rows: list[dict[str, Any]]) -> None:
+    def __init__(
+        self, path: Path, fields: list[str], rows: list[dict[str, Any]], lines: Sequence[int] | None = None
+    ) -> None:
+        twice = next((f for i, f in enumerate(fields) if f and f in fields[:i]), None)
+        if twice is not None:
+            raise AttiqaError(
+                f"{path}: column {twice!r} appears twice in the header — rename or remove one copy"
+            )
         self.path = path
         self.fields = fields
         self.rows = rows
+        self.lines = list(lines) if lines is not None else list(range(2, len(rows) + 2))
+
+    def numbered(self) -> Iterator[tuple[int, dict[str, Any]]]:
+        """(line in the file, row) pairs: the line an error about the row should name."""
+        return zip(self.lines, self.rows, strict=True)
 
     @overload
     def column(self, *aliases: str, required: Literal[True] = True) -> str: ...
@@ -72,7 +123,7 @@ class Table:
 
     def column(self, *aliases: str, required: bool = True) -> str | None:
         """The actual name of the first matching column; an error naming what was found otherwise."""
-        name = _pick(self.fields, aliases)
+        name = _pick(self.path, self.fields, aliases)
         if name is None and required:
             raise AttiqaError(
                 f"{self.path}: missing column {aliases[0]!r} (found: {', '.join(self.fields) or 'none'}) — "
@@ -92,6 +143,29 @@ def _decimal_point(cell: Any) -> Any:
     return cell.replace(",", ".") if isinstance(cell, str) and _DECIMAL_COMMA.fullmatch(cell) else cell
 
 
+class _CountedLines:
+    """The lines of a text file for :mod:`csv`, noting where the next row starts: blank lines (which the
+    reader skips), the header and cells quoted over several lines all count, as in an editor."""
+
+    def __init__(self, fh: Iterable[str]) -> None:
+        self._it = iter(fh)
+        self.n = 0  # lines handed out so far
+        self.start: int | None = None  # first non-blank line since the last mark
+
+    def __iter__(self) -> _CountedLines:
+        return self
+
+    def __next__(self) -> str:
+        line = next(self._it)
+        self.n += 1
+        if self.start is None and line.strip("\r\n"):
+            self.start = self.n
+        return line
+
+    def mark(self) -> None:
+        self.start = None
+
+
 def read_csv(path: Path, delimiter: str | None = None) -> Table:
     """A CSV/TSV with a header row; the delimiter is sniffed from the header when not given."""
     try:
@@ -100,12 +174,17 @@ def read_csv(path: Path, delimiter: str | None = None) -> Table:
             fh.seek(0)
             if delimiter is None:  # tab, comma, or a spreadsheet's semicolon (locales with a decimal comma)
                 delimiter = max(("\t", ";", ","), key=lambda d: (head.count(d), d == ","))
-            reader = csv.DictReader(fh, delimiter=delimiter)
+            counted = _CountedLines(fh)
+            reader = csv.DictReader(counted, delimiter=delimiter)
             fields = [f.strip() for f in (reader.fieldnames or [])]
-            rows = [
-                {(k or "").strip(): (v.strip() if isinstance(v, str) else v) for k, v in r.items()}
-                for r in reader
-            ]
+            rows, lines = [], []
+            counted.mark()
+            for r in reader:
+                rows.append(
+                    {(k or "").strip(): (v.strip() if isinstance(v, str) else v) for k, v in r.items()}
+                )
+                lines.append(counted.start or counted.n)
+                counted.mark()
             if delimiter == ";":  # a spreadsheet of a decimal-comma locale: its numbers read "3,75"
                 rows = [{k: _decimal_point(v) for k, v in r.items()} for r in rows]
     except UnicodeDecodeError:
@@ -114,7 +193,7 @@ def read_csv(path: Path, delimiter: str | None = None) -> Table:
         ) from None
     except csv.Error as exc:
         raise AttiqaError(f"{path}: not a readable CSV ({exc})") from None
-    return Table(path, fields, rows)
+    return Table(path, fields, rows, lines)
 
 
 def load_mat(path: Path) -> dict[str, Any]:
@@ -182,12 +261,13 @@ def read_xlsx(path: Path, header_has: Iterable[str] = (), sheet: str | None = No
                 low = [c.lower() for c in cells]
                 if any(cells) and all(any(w == c for c in low) for w in want):
                     fields = cells
-                    data = [
-                        {f: v for f, v in zip(fields, r, strict=False) if f}
-                        for r in rows[i + 1 :]
+                    kept = [
+                        (j + 1, r)  # the sheet's row number, as the spreadsheet shows it
+                        for j, r in enumerate(rows[i + 1 :], start=i + 1)
                         if any(v is not None and str(v).strip() != "" for v in r)
                     ]
-                    return Table(path, [f for f in fields if f], data)
+                    data = [{f: v for f, v in zip(fields, r, strict=False) if f} for _, r in kept]
+                    return Table(path, [f for f in fields if f], data, [j for j, _ in kept])
     finally:
         wb.close()
     raise AttiqaError(f"{path}: no sheet has a header row with {', '.join(header_has)}")

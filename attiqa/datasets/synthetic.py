@@ -83,7 +83,7 @@ class KADID10k(IQADataset):
         var = t.column("var", required=False)
         img = self.root / "images"
         out = []
-        for i, r in enumerate(t.rows, start=2):
+        for i, r in t.numbered():
             m = re.match(r"I\d+_(\d+)_(\d+)", r[dist], re.IGNORECASE)
             meta = {"ref": str(img / r[ref])}
             if m:
@@ -237,7 +237,7 @@ class CSIQ(IQADataset):
         dst = self.root / "dst_imgs"
         idx = index_files([dst])
         out = []
-        for i, r in enumerate(t.rows, start=2):
+        for i, r in t.numbered():
             img = str(r[image]).strip()
             if img.endswith(".0"):  # numeric cells come back as floats from Excel
                 img = img[:-2]

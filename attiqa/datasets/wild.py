@@ -76,7 +76,7 @@ class KonIQ10k(IQADataset):
         if sets_p.is_file():
             t = read_csv(sets_p)
             name, mos, st = t.column("image_name"), t.column("MOS"), t.column("set")
-            for i, r in enumerate(t.rows, start=2):
+            for i, r in t.numbered():
                 n = r[name]
                 order.append(n)
                 values[n] = {"mos": to_float(r[mos], f"{sets_p}:{i}")}
@@ -85,7 +85,7 @@ class KonIQ10k(IQADataset):
             t = read_csv(scores_p)
             name, mos = t.column("image_name"), t.column("MOS")
             z = t.column("MOS_zscore", required=False)
-            for i, r in enumerate(t.rows, start=2):
+            for i, r in t.numbered():
                 n = r[name]
                 if n not in values:
                     order.append(n)
@@ -206,7 +206,7 @@ class SPAQ(IQADataset):
         cols = {k: t.column(v.column) for k, v in self.info.targets.items()}
         img_dir = self.root / "TestImage"
         out = []
-        for i, r in enumerate(t.rows, start=2):
+        for i, r in t.numbered():
             n = str(r[name]).strip()
             out.append(
                 RawRecord(img_dir / n, {k: to_float(r.get(c), f"{path}:{i}") for k, c in cols.items()})
@@ -260,7 +260,7 @@ class FLIVE(IQADataset):
         img_dir = find_image_dir(self.root, ("database", "", "images"), names)
         return [
             RawRecord(img_dir / n, {"mos": to_float(r[mos], f"{path}:{i}")}, r[split] if split else None)
-            for i, (n, r) in enumerate(zip(names, t.rows, strict=True), start=2)
+            for n, (i, r) in zip(names, t.numbered(), strict=True)
         ]
 
 

@@ -349,7 +349,8 @@ def write_outputs(res: EvalResult, dataset: IQADataset, out_dir: Path, plot: boo
         "skipped_missing": res.skipped_missing,
         "warnings": res.warnings,
         "notes": "srocc/plcc/krcc on raw predictions (plcc as in paper §4.2); plcc_fit/rmse_fit after the "
-        "VQEG 4-parameter logistic fit; mos is higher-is-better (DMOS flipped), raw as distributed",
+        "VQEG 4-parameter logistic fit (kept when it beats a line by AICc; plcc_fit signed as the fit runs); "
+        "mos is higher-is-better (DMOS flipped), raw as distributed",
         "files": {k: str(v) for k, v in files.items()},
     }
     write_json_atomic(files["summary"], summary)

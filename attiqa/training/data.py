@@ -273,7 +273,7 @@ def read_mos_csv(path: Path) -> list[dict[str, str]]:
     image_col, mos_col = table.column("image"), table.column("mos")
     split_col = table.column("split", required=False)
     rows, without = [], []
-    for n, raw in enumerate(table.rows, start=2):
+    for n, raw in table.numbered():
         cell = raw.get(mos_col)
         try:
             mos = to_float(cell, f"{path}:{n}")
