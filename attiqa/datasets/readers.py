@@ -7,7 +7,7 @@ from __future__ import annotations
 import csv
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal, overload
 
@@ -92,6 +92,22 @@ def _decimal_point(cell: Any) -> Any:
     return cell.replace(",", ".") if isinstance(cell, str) and _DECIMAL_COMMA.fullmatch(cell) else cell
 
 
+def _fitting_rows(reader: csv.DictReader[str], path: Path, delimiter: str) -> Iterator[dict[str | Any, Any]]:
+    """The rows of ``reader``, refusing one with more non-empty cells than the header has columns: an
+    unquoted delimiter in a name or prompt shifts every later cell into the next column (a MOS read from
+    the std column, the last cell dropped) without any other sign."""
+    for row in reader:
+        extra = row.get(None)  # csv.DictReader's restkey: the cells past the header
+        if extra and any(str(c).strip() for c in extra):
+            sep = "a tab" if delimiter == "\t" else f"'{delimiter}'"
+            width = len(reader.fieldnames or ())
+            raise AttiqaError(
+                f"{path}:{reader.line_num}: {width + len(extra)} cells under a header of {width} columns — "
+                f'a name or text holding {sep} must be quoted ("smith, john.jpg"), or remove the extra cells'
+            )
+        yield row
+
+
 def read_csv(path: Path, delimiter: str | None = None) -> Table:
     """A CSV/TSV with a header row; the delimiter is sniffed from the header when not given."""
     try:
@@ -104,7 +120,7 @@ def read_csv(path: Path, delimiter: str | None = None) -> Table:
             fields = [f.strip() for f in (reader.fieldnames or [])]
             rows = [
                 {(k or "").strip(): (v.strip() if isinstance(v, str) else v) for k, v in r.items()}
-                for r in reader
+                for r in _fitting_rows(reader, path, delimiter)
             ]
             if delimiter == ";":  # a spreadsheet of a decimal-comma locale: its numbers read "3,75"
                 rows = [{k: _decimal_point(v) for k, v in r.items()} for r in rows]

@@ -1,0 +1,60 @@
+"""Black-box pass of session 40 over `isp-tune`, `genbench` and the score-file readers: each test runs the
+real command on the input a user hit and holds a row of docs/robustness.md."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers import run_genbench
+from PIL import Image
+
+AGIQA_HEADER = "name,prompt,adj1,adj2,style,mos_quality,std_quality,mos_align,std_align"
+
+
+def _agiqa_root(root: Path, n: int = 6) -> Path:
+    """An AGIQA-3k folder (the official data.csv columns) of one prompt over ``n`` noise images, MOS
+    1.0, 1.6, ... so every pair is >= 0.5 apart."""
+    root.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(n):
+        Image.fromarray(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)).save(root / f"img{i}.png")
+        rows.append([f"img{i}.png", "a cat", "", "", "", f"{1 + 0.6 * i:.2f}", "0.5", "2.0", "0.5"])
+    with open(root / "data.csv", "w", newline="") as fh:
+        fh.write(AGIQA_HEADER + "\n")
+        csv.writer(fh).writerows(rows)
+    return root
+
+
+# ---------------------------------------------------------------------------------------------------------
+# score files: a row with more cells than the header
+
+
+def test_a_row_with_an_unquoted_comma_is_refused_naming_its_line(tmp_path):
+    """**Was**: `house of the, dragon` unquoted in AGIQA-3k's data.csv shifted the row's cells one column
+    right — its mos_quality read from the empty style cell, the last cell dropped — and the image was
+    left out as "no finite mos_quality" (or, with the style filled, given its std as MOS) without a word."""
+    from attiqa.datasets import get_dataset
+    from attiqa.datasets.readers import read_csv
+    from attiqa.errors import AttiqaError
+
+    root = _agiqa_root(tmp_path / "agiqa")
+    lines = (root / "data.csv").read_text().splitlines()
+    lines[3] = lines[3].replace("a cat", "a cat, sitting")  # row of img2, line 4 of the file
+    (root / "data.csv").write_text("\n".join(lines) + "\n")
+    res = run_genbench("import-agiqa3k", root, "-o", tmp_path / "run")
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
+    err = " ".join(res.stderr.split())
+    assert f"{root / 'data.csv'}:4: 10 cells under a header of 9 columns" in err and "quoted" in err
+    assert not (tmp_path / "run").exists()
+    # the same in `eval folder` / `bench -d folder=`: a name with a comma, unquoted
+    (tmp_path / "mos.csv").write_text("image,mos\nimg0.png,3.5\nsmith, john.png,4.0\n")
+    with pytest.raises(AttiqaError, match="mos.csv:3: 3 cells under a header of 2 columns"):
+        get_dataset("folder", tmp_path / "mos.csv")
+    # quoted, it is read whole; empty cells past the header (a spreadsheet's trailing comma) are no data
+    (tmp_path / "mos.csv").write_text('image,mos\nimg0.png,3.5,\n"smith, john.png",4.0\n')
+    table = read_csv(tmp_path / "mos.csv")
+    assert [(r["image"], r["mos"]) for r in table.rows] == [("img0.png", "3.5"), ("smith, john.png", "4.0")]
