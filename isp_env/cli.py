@@ -18,7 +18,7 @@ from rich.table import Table
 from attiqa.errors import ConfigError
 from attiqa.io.atomic import output_folder
 from attiqa.io.formats import format_list
-from attiqa.progress import console, plain
+from attiqa.progress import console, plain_name
 
 app = typer.Typer(
     name="isp-tune",
@@ -212,7 +212,9 @@ def tune(
         )
     stdout.print(table)
     method = "teacher" if cfg.algo == "teacher" else "agent"  # the folder isp_env.run.evaluate writes
-    console.print(f"report: {plain(out / 'report.md')}, renders: {plain(out / 'test' / method / 'renders')}")
+    console.print(
+        f"report: {plain_name(out / 'report.md')}, renders: {plain_name(out / 'test' / method / 'renders')}"
+    )
 
 
 @app.command()
@@ -277,7 +279,7 @@ def render(
         values = neutral()
     rgb = finish(develop(raw_img), values)
     save_image(Image.fromarray(rgb), output)
-    console.print(f"{plain(raw)} -> {plain(output)} ({rgb.shape[1]}x{rgb.shape[0]})")
+    console.print(f"{plain_name(raw)} -> {plain_name(output)} ({rgb.shape[1]}x{rgb.shape[0]})")
     stdout.print_json(json.dumps(values))
 
 

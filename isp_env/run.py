@@ -27,7 +27,7 @@ from attiqa.errors import ConfigError
 from attiqa.io.atomic import remove_orphan_temps, write_json_atomic
 from attiqa.io.images import content_key, save_image
 from attiqa.io.names import portable_stem
-from attiqa.progress import console, plain, plain_failure, progress_task
+from attiqa.progress import console, plain_failure, plain_name, progress_task
 from attiqa.scorers import scorer_identity
 from isp_env.baselines import cma_search, guarded_objective
 from isp_env.isp import Developed, develop, finish
@@ -238,7 +238,7 @@ def run(
     write_json_atomic(out / "run.json", {**plan, "config": cfg.learning_key()})
     console.print(
         f"{len(train_raws)} training raws (+{len(synth)} synthetic), {len(test_raws)} test raws -> "
-        f"{plain(out)}"
+        f"{plain_name(out)}"
     )
 
     if cfg.algo == "teacher":
@@ -250,7 +250,7 @@ def run(
     if not test_raws:
         console.print(
             f"trained on all {len(train_raws)} raws (+{len(synth)} synthetic); no test raws to "
-            f"evaluate (--test-fraction 0): {plain(out / 'policy.safetensors')}"
+            f"evaluate (--test-fraction 0): {plain_name(out / 'policy.safetensors')}"
         )
         return []
     policy, card = load_policy(out / "policy.safetensors")

@@ -29,7 +29,7 @@ import numpy as np
 
 from attiqa.errors import ConfigError
 from attiqa.io.atomic import write_json_atomic
-from attiqa.progress import console, plain, plain_failure, progress_task
+from attiqa.progress import console, plain, plain_failure, plain_name, progress_task
 from attiqa.scorers import DEFAULT_MODEL, scorer_identity
 from isp_env.baselines import RenderObjective, guarded_objective, score_together
 from isp_env.env import ISPTuningEnv
@@ -301,7 +301,7 @@ def train(run_dir: Path, train_raws: list[Path], cfg: TrainConfig, subprocess: b
         done = read_run_json(summary_path)
         if done.get("timesteps", 0) >= cfg.timesteps and done.get("config") == cfg.learning_key():
             console.print(
-                f"[green]training already finished[/] ({done['timesteps']} steps) in {plain(run_dir)}"
+                f"[green]training already finished[/] ({done['timesteps']} steps) in {plain_name(run_dir)}"
             )
             return done
     venv = make_vec_env(train_raws, cfg, subprocess, cache_dir=run_dir / "preview_cache")
@@ -318,7 +318,7 @@ def train(run_dir: Path, train_raws: list[Path], cfg: TrainConfig, subprocess: b
                 )
             doc = load_state(model, state_dir)
             calls_before = int(doc.get("scorer_calls", 0))
-            console.print(f"resuming from {plain(state_dir)} at step {model.num_timesteps}")
+            console.print(f"resuming from {plain_name(state_dir)} at step {model.num_timesteps}")
         elif cfg.init_policy:
             init_from_policy(model, cfg.init_policy, cfg)
         reward = scorer_identity(cfg.scorer)
@@ -364,7 +364,7 @@ def init_from_policy(model, spec: str | Path, cfg: TrainConfig | None = None) ->
         check_reward_model(spec, card, cfg.scorer, refuse=False)
     if card["algo"] == "teacher" and cfg is not None:
         distill_teacher(model, policy, card, cfg)
-        console.print(f"starting from the teacher policy {plain(spec)} (distilled into the actor)")
+        console.print(f"starting from the teacher policy {plain_name(spec)} (distilled into the actor)")
         return
     try:
         if card["algo"] != type(model).__name__.lower():
@@ -375,7 +375,7 @@ def init_from_policy(model, spec: str | Path, cfg: TrainConfig | None = None) ->
             f"{spec}: that policy does not fit this run ({str(exc).splitlines()[0]}) — start "
             "with the same --algo, network and --obs-size, or without --init-policy"
         ) from None
-    console.print(f"starting from the policy {plain(spec)}")
+    console.print(f"starting from the policy {plain_name(spec)}")
 
 
 def distill_teacher(
@@ -563,8 +563,8 @@ def check_reward_model(spec: str | Path, card: dict[str, Any], scorer: str | Non
             if str(spec) not in _SAID_UNKNOWN:
                 _SAID_UNKNOWN.add(str(spec))
                 console.print(
-                    f"[yellow]note[/] {plain(spec)}: the policy does not record the weights of the reward "
-                    f"model it was fitted against (saved before session 26): assumed to be this "
+                    f"[yellow]note[/] {plain_name(spec)}: the policy does not record the weights of the "
+                    f"reward model it was fitted against (saved before session 26): assumed to be this "
                     f"run's {describe_reward_model(current)}"
                 )
             return
@@ -580,7 +580,7 @@ def check_reward_model(spec: str | Path, card: dict[str, Any], scorer: str | Non
             "start without --init-policy"
         )
     console.print(
-        f"[yellow]warning[/] {plain(what)}: it was tuned for another scorer (a starting point only)"
+        f"[yellow]warning[/] {plain_name(what)}: it was tuned for another scorer (a starting point only)"
     )
 
 
@@ -661,7 +661,7 @@ def train_teacher(
     if summary_path.exists() and (run_dir / "policy.safetensors").exists():
         done = read_run_json(summary_path)
         if done.get("config") == key:
-            console.print(f"[green]teacher already fitted[/] in {plain(run_dir)}")
+            console.print(f"[green]teacher already fitted[/] in {plain_name(run_dir)}")
             return done
     folder = run_dir / "teacher"
     folder.mkdir(parents=True, exist_ok=True)

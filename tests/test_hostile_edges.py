@@ -4,6 +4,7 @@ real command on the input a user hit and holds a row of docs/robustness.md."""
 from __future__ import annotations
 
 import csv
+import os
 from pathlib import Path
 
 import numpy as np
@@ -58,3 +59,26 @@ def test_a_row_with_an_unquoted_comma_is_refused_naming_its_line(tmp_path):
     (tmp_path / "mos.csv").write_text('image,mos\nimg0.png,3.5,\n"smith, john.png",4.0\n')
     table = read_csv(tmp_path / "mos.csv")
     assert [(r["image"], r["mos"]) for r in table.rows] == [("img0.png", "3.5"), ("smith, john.png", "4.0")]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the lines that name what a command wrote: an output name that is not UTF-8
+
+
+def test_wrote_lines_show_a_non_utf8_output_name_as_the_rest_of_the_cli_does(tmp_path, isp_raws):
+    """**Was**: "wrote s\\udcff.csv" (Python's surrogate escape of the byte) in `score`, `genbench
+    import-agiqa3k`'s and `isp-tune render`'s last line, where the skipped lists and tables show `s\\xff`."""
+    from helpers import run_attiqa, run_isp_tune
+
+    root = _agiqa_root(tmp_path / "agiqa")
+    odd = os.fsdecode(b"s\xff")
+    res = run_attiqa("score", root / "img0.png", "-m", "classical", "-w", "0", "-o", tmp_path / f"{odd}.csv")
+    assert res.returncode == 0, res.stderr
+    assert f"wrote {tmp_path}/s\\xff.csv" in res.stderr and "udcff" not in res.stderr, res.stderr
+    res = run_genbench("import-agiqa3k", root, "-o", tmp_path / odd)
+    assert res.returncode == 0, res.stderr
+    assert f"{tmp_path}/s\\xff: 15 pairs" in res.stderr and "udcff" not in res.stderr, res.stderr
+    res = run_isp_tune("render", isp_raws[0], "-o", tmp_path / f"{odd}.png")
+    assert res.returncode == 0, res.stderr
+    assert f"-> {tmp_path}/s\\xff.png" in res.stderr and "udcff" not in res.stderr, res.stderr
+    assert (tmp_path / f"{odd}.png").is_file() and (tmp_path / f"{odd}.csv").is_file()

@@ -14,7 +14,7 @@ from attiqa.cli._common import InterruptedExit, stdout
 from attiqa.distortions.defaults import DEFAULT_GRADED
 from attiqa.errors import AttiqaError
 from attiqa.io.formats import format_list, format_name
-from attiqa.progress import console, plain
+from attiqa.progress import console, plain, plain_name
 
 
 def _names(text: str, option: str) -> list[str]:
@@ -79,7 +79,7 @@ def distort_cmd(
     not_an_input([out], [image], "--out")  # `-o` the photo itself replaced it
     result = apply_distortion(load_image(image), type_, level, seed=seed)
     save_image(result, out)
-    console.print(f"[green]wrote {plain(out)} ({plain(type_)} level {level}, seed {seed})")
+    console.print(f"[green]wrote {plain_name(out)} ({plain(type_)} level {level}, seed {seed})")
 
 
 def distortions_cmd(
@@ -132,7 +132,7 @@ def gallery_cmd(
     img = load_image(image)
     with progress_task("gallery", total=len(names), unit="row") as adv:
         path = write_gallery(img, out, names, thumb=thumb, seed=seed, on_row=adv)
-    console.print(f"[green]wrote {plain(path)} ({len(names)} types x 6 levels)")
+    console.print(f"[green]wrote {plain_name(path)} ({len(names)} types x 6 levels)")
 
 
 def make_distorted_cmd(
@@ -178,9 +178,11 @@ def make_distorted_cmd(
         console.print(f"[yellow]skipped: {plain(msg)}")
     if res.interruption is not None:
         console.print(f"[yellow]interrupted: {res.written} written, {res.existing} already there, kept in "
-                      f"{plain(out)} with their labels; rerun the same command to resume")  # fmt: skip
+                      f"{plain_name(out)} with their labels; rerun the same command to resume")  # fmt: skip
         raise InterruptedExit(res.interruption)
-    console.print(f"[green]{res.written} written, {res.existing} already there; labels: {plain(res.labels)}")
+    console.print(
+        f"[green]{res.written} written, {res.existing} already there; labels: {plain_name(res.labels)}"
+    )
     if res.written + res.existing == 0:
         raise AttiqaError("no source image could be read")
 
@@ -218,7 +220,9 @@ def degrade_cmd(
     output_folder(out, "--out")
     with progress_task("degrading", total=len(files)) as adv:
         res = write_graded_set(files, out, names, lv, fmt=fmt, max_side=max_side, on_item=adv)
-    console.print(f"[green]{len(res.written)} written, {len(res.existing)} already there, in {plain(out)}")
+    console.print(
+        f"[green]{len(res.written)} written, {len(res.existing)} already there, in {plain_name(out)}"
+    )
     for e in res.failed:
         console.print(f"[yellow]skipped: {plain(e)}")
     if not res.written and not res.existing:  # one rule: fail only when nothing could be done (issue 16)

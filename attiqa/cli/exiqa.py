@@ -9,7 +9,7 @@ import typer
 
 from attiqa.cli._common import BatchSizeOption, DeviceOption
 from attiqa.cli._common import device as device_str
-from attiqa.progress import console, plain
+from attiqa.progress import console, plain_name
 
 
 def train_exiqa_cmd(
@@ -60,7 +60,7 @@ def train_exiqa_cmd(
             )
 
         res = train_exiqa(data, out, cfg, device_str(device), on_epoch=report)
-    console.print(f"[green]{plain(res['checkpoint'])}")
+    console.print(f"[green]{plain_name(res['checkpoint'])}")
 
 
 def train_exiqa_regressor_cmd(
@@ -79,7 +79,7 @@ def train_exiqa_regressor_cmd(
 
     res = train_regressor(run, mos, epochs, lr, seed, device_str(device))
     console.print(
-        f"[green]{plain(run / 'regressor.safetensors')}[/]: held-out SROCC {res['val_srocc']:.3f}, "
+        f"[green]{plain_name(run / 'regressor.safetensors')}[/]: held-out SROCC {res['val_srocc']:.3f}, "
         f"PLCC {res['val_plcc']:.3f} ({res['n_train']} training images)"
     )
 

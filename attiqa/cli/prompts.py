@@ -14,7 +14,7 @@ from rich.table import Table
 from attiqa.cli._common import BatchSizeOption, DeviceOption, WorkersOption, stdout
 from attiqa.cli._common import device as device_str
 from attiqa.errors import AttiqaError
-from attiqa.progress import console, plain
+from attiqa.progress import console, plain, plain_name
 
 
 def _photos(paths: list[Path] | None, limit: int | None):
@@ -174,7 +174,7 @@ def select_prompts_cmd(
         )
     prompts_path = chosen_prompts(result, by=select_by).save(out / "prompts.json")
     if all_pairs:
-        console.print(f"[green]wrote {plain(write_all_pairs_csv(result, out / 'all_pairs.csv'))}")
+        console.print(f"[green]wrote {plain_name(write_all_pairs_csv(result, out / 'all_pairs.csv'))}")
     for msg in result.failed:
         console.print(f"[yellow]skipped: {plain(msg)}")
     for a in (a for a, sign in result.human_signs.items() if sign < 0):
@@ -184,8 +184,9 @@ def select_prompts_cmd(
         f"({result.n_photos} photos, {result.n_rated} rated images)"
     )
     console.print(
-        f"[green]wrote {plain(summary)} and {plain(prompts_path)} (use: attiqa label --teacher clip:... "
-        f"--prompts {plain(prompts_path)})"
+        f"[green]wrote {plain_name(summary)} and {plain_name(prompts_path)} "
+        "(use: attiqa label --teacher clip:... "
+        f"--prompts {plain_name(prompts_path)})"
     )
 
 
