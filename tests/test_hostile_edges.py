@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import csv
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -82,3 +84,38 @@ def test_wrote_lines_show_a_non_utf8_output_name_as_the_rest_of_the_cli_does(tmp
     assert res.returncode == 0, res.stderr
     assert f"-> {tmp_path}/s\\xff.png" in res.stderr and "udcff" not in res.stderr, res.stderr
     assert (tmp_path / f"{odd}.png").is_file() and (tmp_path / f"{odd}.csv").is_file()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# benchmarks/isp_heldout.py: a folder that is not a finished isp-tune run
+
+
+def test_isp_heldout_names_a_folder_that_is_not_a_run_in_one_line(tmp_path, isp_raws):
+    """**Was**: `python benchmarks/isp_heldout.py RAWS --run agent=DIR` with DIR holding no run.json (a
+    typo, a run killed before its split) ended in a FileNotFoundError traceback; `--run DIR` without
+    `NAME=` in a ValueError one."""
+    from helpers import REPO, attiqa_env
+
+    raws = tmp_path / "raws"
+    raws.mkdir()
+    for p in isp_raws:
+        (raws / p.name).write_bytes(p.read_bytes())
+    (tmp_path / "run").mkdir()
+    script = [
+        sys.executable,
+        str(REPO / "benchmarks" / "isp_heldout.py"),
+        str(raws),
+        "--out",
+        str(tmp_path / "o"),
+    ]
+    for spec, said in (
+        (
+            f"agent={tmp_path / 'run'}",
+            f"{tmp_path / 'run'}: no run.json — not a finished isp-tune run folder",
+        ),
+        (str(tmp_path / "run"), f"--run {tmp_path / 'run'}: expected NAME=RUN_DIR"),
+    ):
+        res = subprocess.run([*script, "--run", spec], env=attiqa_env(), capture_output=True, text=True)
+        assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
+        assert res.stderr.startswith(f"error: {said}") and len(res.stderr.splitlines()) == 1, res.stderr
+    assert not (tmp_path / "o").exists()
