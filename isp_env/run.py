@@ -137,6 +137,26 @@ def image_key(path: Path, root: Path) -> str:
     return portable_stem(key, max_bytes=200)
 
 
+def refuse_undecodable(raws: list[Path], need: int, raw_dir: Path, what: str = "") -> None:
+    """Decode ``raws`` until ``need`` of them read, else one line: a raw damaged after a valid header passes
+    the split's probe, and a run whose training raws are all such wrote run.json, a global base searched
+    on no raw and ``teacher/`` before it stopped. Costs ``need`` decodes when the raws are whole."""
+    failed: list[RawReadError] = []
+    for p in raws:
+        if need <= 0:
+            return
+        try:
+            read_raw(p)
+            need -= 1
+        except RawReadError as exc:
+            failed.append(exc)
+    if need > 0 and failed:  # (too few raws at all: the training's own check says so)
+        raise ConfigError(
+            f"{raw_dir}: {len(raws) - len(failed)} of the {len(raws)} training raws {what}can be decoded, "
+            f"{need} more needed (e.g. {failed[0]}) — replace the damaged raws; nothing was written"
+        )
+
+
 def run(
     raw_dir: Path,
     out: Path,
@@ -195,6 +215,11 @@ def run(
             f"{describe_reward_model(old['reward_model'])}, not this run's "
             f"{describe_reward_model(reward)} — use a new --out"
         )
+    if not old and synth_photos is None:  # a new run: refuse before run.json, a base search or teacher/
+        searched = spread_sample(train_raws, teacher.raws, groups, cfg.seed) if cfg.algo == "teacher" else []
+        need = 1 if cfg.algo != "teacher" else 0 if cfg.init_policy else 2  # a prior refits with none
+        what = "the teacher searches (--teacher-raws) " if searched else ""
+        refuse_undecodable(searched or train_raws, need, raw_dir, what)
     for folder in (out, out / "test" / "params", out / "test" / "renders", out / "baselines"):
         remove_orphan_temps(folder)  # temp files of an earlier run killed mid-write
     if cfg.preview is None and cfg.view_shorter is None:

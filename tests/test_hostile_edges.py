@@ -119,3 +119,31 @@ def test_isp_heldout_names_a_folder_that_is_not_a_run_in_one_line(tmp_path, isp_
         assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
         assert res.stderr.startswith(f"error: {said}") and len(res.stderr.splitlines()) == 1, res.stderr
     assert not (tmp_path / "o").exists()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# isp-tune: every training raw damaged after its header
+
+
+def test_isp_tune_with_no_decodable_training_raw_writes_nothing(tmp_path, isp_raws):
+    """**Was**: raws cut short after a valid header pass the split's probe; with all of them so, `isp-tune`
+    wrote run.json, a global base "searched" on no raw (baselines/cma_global.json) and teacher/, then
+    stopped with "--algo teacher needs at least 2 readable training raws, found 0"."""
+    from helpers import quick_isp_tune, run_isp_tune
+
+    raw_dir, out, args = quick_isp_tune(tmp_path, isp_raws)
+    for p in raw_dir.iterdir():
+        data = p.read_bytes()
+        p.write_bytes(data[: len(data) // 2])
+    res = run_isp_tune(*args)
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
+    errors = [ln for ln in res.stderr.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1 and errors[0].startswith(
+        f"error: {raw_dir}: 0 of the 2 training raws the teacher searches (--teacher-raws) can be decoded"
+    )
+    assert "replace the damaged raws; nothing was written" in errors[0]
+    assert not out.exists() or not any(out.iterdir())
+    (tmp_path / "good").mkdir()
+    good = quick_isp_tune(tmp_path / "good", isp_raws)[2]  # whole raws: the check costs two decodes
+    res = run_isp_tune(*good)
+    assert res.returncode == 0, res.stderr
