@@ -12,7 +12,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from attiqa.cli import BatchSizeOption, DeviceOption, InterruptedExit, WorkersOption
+from attiqa.cli import BatchSizeOption, DeviceOption, InterruptedExit, WorkersOption, seed_option
 from attiqa.cli import device as device_str
 from attiqa.errors import AttiqaError
 from attiqa.progress import console, plain, plain_name, progress_task
@@ -46,7 +46,7 @@ def run(
     candidates: Path | None = typer.Option(
         None, help="JSON file: template slot -> list of candidates (default: supp. Table 13)."
     ),
-    seed: int = typer.Option(0, help="Seed for the prompt draw and the image seeds."),
+    seed: int = seed_option("Seed for the prompt draw and the image seeds."),
     scheduler: str = typer.Option(
         "default", help="default (the model's) | ddim | euler | euler-a | dpm++ | unipc | ..."
     ),
@@ -180,7 +180,7 @@ def agree(
     ),
     model_ties: str = typer.Option("wrong", help="Equal metric scores: wrong (ImageReward's rule) | half."),
     bootstrap: int = typer.Option(10000, min=100, help="Bootstrap resamples for the 95% interval."),
-    seed: int = typer.Option(0, help="Bootstrap seed."),
+    seed: int = seed_option("Bootstrap seed."),
     cluster_by: str | None = typer.Option(
         None,
         help="Manifest field whose groups the bootstrap resamples (e.g. prompt_id): pairs sharing a "

@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from attiqa.cli import seed_option
 from attiqa.errors import ConfigError
 from attiqa.io.atomic import output_folder
 from attiqa.io.formats import format_list
@@ -102,7 +103,7 @@ def tune(
         "one): --algo teacher adds its training rows to every fit and "
         "uses its base; SAC distils it into the actor.",
     ),
-    seed: int = typer.Option(0, help="Seed of the split and the agent."),
+    seed: int = seed_option("Seed of the split and the agent."),
     checkpoint_every: int = typer.Option(500, min=1, help="Steps between resume checkpoints."),
     batch_size: int = typer.Option(64, min=2, help="RL agents: minibatch size of each gradient step."),
     learning_starts: int = typer.Option(200, min=0, help="SAC/TD3: random steps before learning."),

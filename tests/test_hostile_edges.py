@@ -147,3 +147,34 @@ def test_isp_tune_with_no_decodable_training_raw_writes_nothing(tmp_path, isp_ra
     good = quick_isp_tune(tmp_path / "good", isp_raws)[2]  # whole raws: the check costs two decodes
     res = run_isp_tune(*good)
     assert res.returncode == 0, res.stderr
+
+
+# ---------------------------------------------------------------------------------------------------------
+# --seed: negative or beyond numpy's legacy seeding
+
+
+def test_a_negative_or_too_large_seed_is_a_bad_option_value(tmp_path, isp_raws):
+    """**Was**: `isp-tune --seed -1` (and `attiqa distort --seed -1`) ended in numpy's "expected non-negative
+    integer" traceback, `--seed 99999999999999999999` in "Seed must be between 0 and 2**32 - 1" — after
+    isp-tune had split its raws. Now every command's --seed takes 0..2**32-1 (attiqa.cli.seed_option)."""
+    from helpers import quick_isp_tune, run_attiqa, run_isp_tune
+
+    raw_dir, out, args = quick_isp_tune(tmp_path, isp_raws)
+    photo = _agiqa_root(tmp_path / "photos", n=1) / "img0.png"
+    for seed, said in (
+        ("-1", "greater than or equal to 0"),
+        (str(2**32), "less than or equal to 4294967295"),
+    ):
+        for res in (
+            run_isp_tune(*args, "--seed", seed),
+            run_attiqa(
+                "distort", photo, "-o", tmp_path / "d.png", "-t", "gaussian_blur", "-l", "2", "--seed", seed
+            ),
+            run_genbench("agree", tmp_path, "--seed", seed),
+        ):
+            assert res.returncode == 2 and "Traceback" not in res.stderr and said in res.stderr, res.stderr
+    assert not out.exists() and not (tmp_path / "d.png").exists()
+    res = run_attiqa(
+        "distort", photo, "-o", tmp_path / "d.png", "-t", "gaussian_blur", "-l", "2", "--seed", str(2**32 - 1)
+    )
+    assert res.returncode == 0 and (tmp_path / "d.png").is_file(), res.stderr

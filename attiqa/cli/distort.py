@@ -10,7 +10,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from attiqa.cli._common import InterruptedExit, stdout
+from attiqa.cli._common import InterruptedExit, seed_option, stdout
 from attiqa.distortions.defaults import DEFAULT_GRADED
 from attiqa.errors import AttiqaError
 from attiqa.io.formats import format_list, format_name
@@ -64,7 +64,7 @@ def distort_cmd(
     type_: str = typer.Option(..., "--type", "-t", help="Distortion name (see `attiqa distortions`)."),
     level: int = typer.Option(..., "--level", "-l", help="0 (identity) .. 5 (strongest)."),
     out: Path = typer.Option(..., "--out", "-o", help=f"Output image: {format_list()}."),
-    seed: int = typer.Option(0, help="Seed of the random parts (noise, directions, patch positions)."),
+    seed: int = seed_option("Seed of the random parts (noise, directions, patch positions)."),
 ) -> None:
     """Apply one distortion at one level to an image. Same image, type, level and seed -> same bytes."""
     from attiqa.distortions import apply_distortion
@@ -114,7 +114,7 @@ def gallery_cmd(
     types: str | None = typer.Option(None, help="Comma-separated names (default: every registered one)."),
     kadid_only: bool = typer.Option(False, "--kadid", help="Only the 25 KADID-10k types."),
     thumb: int = typer.Option(160, min=16, help="Longer edge of each cell in pixels."),
-    seed: int = typer.Option(0, help="Seed of the random parts (noise, directions, patch positions)."),
+    seed: int = seed_option("Seed of the random parts (noise, directions, patch positions)."),
 ) -> None:
     """Write one PNG sheet of IMAGE under every distortion type (rows) x level 0..5 (columns)."""
     from attiqa.distortions import DISTORTIONS, KADID_NAMES
@@ -143,7 +143,7 @@ def make_distorted_cmd(
     ),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder (images/r<round>/, labels.csv)."),
     rounds: int = typer.Option(10, min=1, help="Rounds R: every source gets a new random mix per round."),
-    seed: int = typer.Option(0, help="Seed of every draw (same seed + settings = same dataset)."),
+    seed: int = seed_option("Seed of every draw (same seed + settings = same dataset)."),
     distortions: str | None = typer.Option(
         None, help="Comma-separated distortion set D (default: the 25 KADID-10k types, as ExIQA)."
     ),

@@ -18,6 +18,7 @@ from attiqa.cli._common import (
     InterruptedExit,
     ModelOption,
     WorkersOption,
+    seed_option,
     stdout,
 )
 from attiqa.cli._common import device as device_str
@@ -269,7 +270,7 @@ def bench_cmd(
     select: str = typer.Option(
         "last", "--select", help="Report the last epoch (default) or the best-on-test epoch (optimistic)."
     ),
-    seed: int = typer.Option(0, "--seed", help="First split seed; run r uses seed + r."),
+    seed: int = seed_option("First split seed; run r uses seed + r."),
     group_by: str = typer.Option(
         "auto",
         "--group-by",

@@ -11,7 +11,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from attiqa.cli._common import BatchSizeOption, DeviceOption, WorkersOption, stdout
+from attiqa.cli._common import BatchSizeOption, DeviceOption, WorkersOption, seed_option, stdout
 from attiqa.cli._common import device as device_str
 from attiqa.errors import AttiqaError
 from attiqa.progress import console, plain, plain_name
@@ -106,7 +106,7 @@ def select_prompts_cmd(
     out: Path = typer.Option(Path("prompt_selection"), "--out", "-o", help="Output folder (resumable)."),
     all_pairs: bool = typer.Option(False, help="Also write every pair's values to all_pairs.csv."),
     work_size: int = typer.Option(256, min=16, help="Shorter edge photos are resized to before distortion."),
-    seed: int = typer.Option(0, help="Seed of the distortions of task 1 and of --spaq-limit's subset."),
+    seed: int = seed_option("Seed of the distortions of task 1 and of --spaq-limit's subset."),
     batch_size: BatchSizeOption = 32,
     workers: WorkersOption = None,
     device: DeviceOption = "auto",
