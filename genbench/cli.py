@@ -107,7 +107,10 @@ def _run_pairs(run_dir: Path) -> list:
 
 
 def _split_metrics(metrics: str | None) -> list[str] | None:
-    return [m.strip() for m in metrics.split(",") if m.strip()] if metrics else None
+    """``--metrics a,b``, each name once: a name given twice was scored twice and reported twice (two
+    equal rows in agreement.csv, per_pair.csv with every column of it twice)."""
+    names = dict.fromkeys(m.strip() for m in metrics.split(",") if m.strip()) if metrics else {}
+    return list(names) or None
 
 
 @app.command()

@@ -178,3 +178,25 @@ def test_a_negative_or_too_large_seed_is_a_bad_option_value(tmp_path, isp_raws):
         "distort", photo, "-o", tmp_path / "d.png", "-t", "gaussian_blur", "-l", "2", "--seed", str(2**32 - 1)
     )
     assert res.returncode == 0 and (tmp_path / "d.png").is_file(), res.stderr
+
+
+# ---------------------------------------------------------------------------------------------------------
+# genbench score / agree: a metric named twice
+
+
+def test_a_metric_named_twice_is_scored_and_reported_once(tmp_path):
+    """**Was**: `genbench agree --metrics classical,classical` wrote two equal rows in agreement.csv and
+    per_pair.csv with every classical column twice (a CSV with repeated columns); `score -m a,a` scored
+    the metric, then read it all back as "already scored"."""
+    run = tmp_path / "run"
+    assert run_genbench("import-agiqa3k", _agiqa_root(tmp_path / "agiqa"), "-o", run).returncode == 0
+    res = run_genbench("score", run, "-m", "classical,classical", "-w", "0")
+    assert res.returncode == 0 and "already scored" in res.stderr, res.stderr
+    assert res.stderr.count("classical: 6 scored, 0 already scored") == 1
+    assert "classical: 0 scored, 6 already scored" not in res.stderr
+    res = run_genbench("agree", run, "--metrics", "classical, classical", "--bootstrap", "100")
+    assert res.returncode == 0, res.stderr
+    with open(run / "agreement" / "agreement.csv", newline="") as fh:
+        assert [r["metric"] for r in csv.DictReader(fh)] == ["classical"]
+    header = (run / "agreement" / "per_pair.csv").read_text().splitlines()[0].split(",")
+    assert len(header) == len(set(header)) and "classical_pick" in header
