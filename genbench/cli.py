@@ -388,8 +388,9 @@ def import_agiqa3k_cmd(
     res = import_agiqa3k(root, out, margin, same_generator)
     console.print(
         f"{plain_name(out)}: {res.pairs} pairs ({res.same_generator_pairs} of one generator) "
-        f"from {res.prompts} "
-        f"prompts, {res.images} images; {res.close_pairs} pairs closer than {margin} MOS left out"
+        f"from {res.prompts} prompts, {res.images} images; {res.close_pairs} pairs "
+        + (f"closer than {margin} MOS" if margin > 0 else "of equal MOS (no preference)")
+        + " left out"
         + (f", {res.other_generator_pairs} of two generators left out" if same_generator else "")
     )
     left_out = {"repeat an earlier row's image (the first kept)": res.repeated_rows,

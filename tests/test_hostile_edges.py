@@ -200,3 +200,28 @@ def test_a_metric_named_twice_is_scored_and_reported_once(tmp_path):
         assert [r["metric"] for r in csv.DictReader(fh)] == ["classical"]
     header = (run / "agreement" / "per_pair.csv").read_text().splitlines()[0].split(",")
     assert len(header) == len(set(header)) and "classical_pick" in header
+
+
+# ---------------------------------------------------------------------------------------------------------
+# genbench import-agiqa3k --margin 0; a folder that is no run yet
+
+
+def test_import_agiqa3k_margin_0_names_the_pairs_it_leaves_out_for_what_they_are(tmp_path):
+    """**Was**: `--margin 0` said "1 pairs closer than 0.0 MOS left out" (nothing is closer than 0: they
+    are pairs of equal MOS, which prefer neither image); `genbench score` on a folder without a manifest
+    suggested `genbench run` or `import-imagereward` only, not the import the user may have meant."""
+    root = _agiqa_root(tmp_path / "agiqa")
+    text = (root / "data.csv").read_text().replace("img1.png,a cat,,,,1.60", "img1.png,a cat,,,,1.00")
+    (root / "data.csv").write_text(text)
+    res = run_genbench("import-agiqa3k", root, "-o", tmp_path / "run", "--margin", "0")
+    assert res.returncode == 0, res.stderr
+    said = " ".join(res.stderr.split())
+    assert (
+        said.startswith(f"{tmp_path / 'run'}: 14 pairs")
+        and "1 pairs of equal MOS (no preference) left out" in said
+    )
+    assert "closer than 0.0" not in said
+    res = run_genbench("import-agiqa3k", root, "-o", tmp_path / "run2")
+    assert res.returncode == 0 and "pairs closer than 0.5 MOS left out" in res.stderr, res.stderr
+    res = run_genbench("score", tmp_path / "agiqa", "-m", "classical")
+    assert res.returncode == 2 and "genbench import-agiqa3k" in " ".join(res.stderr.split()), res.stderr
