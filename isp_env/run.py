@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from attiqa.datasets.readers import fitting_rows
 from attiqa.errors import ConfigError
 from attiqa.io.atomic import remove_orphan_temps, write_json_atomic
 from attiqa.io.images import content_key, save_image
@@ -70,7 +71,7 @@ def scene_groups(raws: list[Path], root: Path) -> dict[Path, str]:
             with open(manifest, newline="", encoding="utf-8-sig") as fh:
                 table = {
                     row["file"]: row["scene_group"]
-                    for row in csv.DictReader(fh)
+                    for row in fitting_rows(csv.DictReader(fh), manifest, ",")  # a shifted row: wrong group
                     if row.get("file") and row.get("scene_group")
                 }
         except UnicodeDecodeError:

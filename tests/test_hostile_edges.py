@@ -225,3 +225,25 @@ def test_import_agiqa3k_margin_0_names_the_pairs_it_leaves_out_for_what_they_are
     assert res.returncode == 0 and "pairs closer than 0.5 MOS left out" in res.stderr, res.stderr
     res = run_genbench("score", tmp_path / "agiqa", "-m", "classical")
     assert res.returncode == 2 and "genbench import-agiqa3k" in " ".join(res.stderr.split()), res.stderr
+
+
+def test_an_isp_manifest_row_with_an_unquoted_comma_is_refused(tmp_path, isp_raws):
+    """**Was**: `raws/manifest.csv` (the layout of ../shared/data/raw/real: file, licence, ..., scene_group)
+    with `GPL-3.0 (COPYING), v2` unquoted read the next cell as the scene group: two shots of one scene in
+    two groups, free to land on both sides of the split, without a word. Now the reader of score files'
+    row check (attiqa.datasets.readers.fitting_rows) refuses it: one line, nothing written."""
+    from helpers import quick_isp_tune, run_isp_tune
+
+    raw_dir, out, args = quick_isp_tune(tmp_path, isp_raws)
+    names = sorted(p.name for p in raw_dir.iterdir())
+    rows = [f"{n},GPL-3.0 (COPYING),{'chart' if i < 2 else n}\n" for i, n in enumerate(names)]
+    rows[1] = rows[1].replace("(COPYING)", "(COPYING), v2")
+    (raw_dir / "manifest.csv").write_text("file,licence,scene_group\n" + "".join(rows))
+    res = run_isp_tune(*args)
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
+    said = " ".join(res.stderr.split())
+    assert (
+        f"error: {raw_dir / 'manifest.csv'}:3: 4 cells under a header of 3 columns" in said
+        and "quoted" in said
+    )
+    assert not out.exists() or not any(out.iterdir())

@@ -92,7 +92,7 @@ def _decimal_point(cell: Any) -> Any:
     return cell.replace(",", ".") if isinstance(cell, str) and _DECIMAL_COMMA.fullmatch(cell) else cell
 
 
-def _fitting_rows(reader: csv.DictReader[str], path: Path, delimiter: str) -> Iterator[dict[str | Any, Any]]:
+def fitting_rows(reader: csv.DictReader[str], path: Path, delimiter: str) -> Iterator[dict[str | Any, Any]]:
     """The rows of ``reader``, refusing one with more non-empty cells than the header has columns: an
     unquoted delimiter in a name or prompt shifts every later cell into the next column (a MOS read from
     the std column, the last cell dropped) without any other sign."""
@@ -120,7 +120,7 @@ def read_csv(path: Path, delimiter: str | None = None) -> Table:
             fields = [f.strip() for f in (reader.fieldnames or [])]
             rows = [
                 {(k or "").strip(): (v.strip() if isinstance(v, str) else v) for k, v in r.items()}
-                for r in _fitting_rows(reader, path, delimiter)
+                for r in fitting_rows(reader, path, delimiter)
             ]
             if delimiter == ";":  # a spreadsheet of a decimal-comma locale: its numbers read "3,75"
                 rows = [{k: _decimal_point(v) for k, v in r.items()} for r in rows]
