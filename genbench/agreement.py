@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from attiqa.datasets.readers import fitting_rows
 from attiqa.errors import AttiqaError, ConfigError
 from attiqa.io.atomic import atomic_path, output_folder, write_json_atomic, write_text_atomic
 from attiqa.io.tables import read_cell, safe_cell
@@ -82,7 +83,7 @@ def read_votes_csv(path: Path) -> list[Vote]:
     if not reader.fieldnames or not {"pair_id", "choice"} <= set(reader.fieldnames):
         raise AttiqaError(f"{path}: expected CSV columns pair_id,choice[,rater] (choice = a or b)")
     votes = []
-    for i, row in enumerate(reader, 2):
+    for i, row in enumerate(fitting_rows(reader, path, ","), 2):  # `smith, j` unquoted: choice "j"
         choice = (row.get("choice") or "").strip().lower()
         if choice not in ("a", "b"):
             raise AttiqaError(f"{path}:{i}: choice must be a or b, got {row.get('choice')!r}")

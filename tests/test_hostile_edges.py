@@ -247,3 +247,19 @@ def test_an_isp_manifest_row_with_an_unquoted_comma_is_refused(tmp_path, isp_raw
         and "quoted" in said
     )
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_a_preferences_row_with_an_unquoted_comma_is_refused(tmp_path):
+    """**Was**: `genbench agree --prefs FILE` with a rater `lee, a` unquoted (`PAIR,lee, a,b`) counted a vote
+    for image a — the rater's second half read as the choice, the real choice b dropped — without a word."""
+    run = tmp_path / "run"
+    assert run_genbench("import-agiqa3k", _agiqa_root(tmp_path / "agiqa"), "-o", run).returncode == 0
+    assert run_genbench("score", run, "-m", "classical", "-w", "0").returncode == 0
+    prefs = tmp_path / "prefs.csv"
+    prefs.write_text("pair_id,rater,choice\nimg0|img1,ann,b\nimg0|img1,lee, a,b\n")
+    res = run_genbench("agree", run, "--prefs", prefs, "--metrics", "classical", "--bootstrap", "100")
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
+    assert f"error: {prefs}:3: 4 cells under a header of 3 columns" in " ".join(res.stderr.split())
+    prefs.write_text('pair_id,rater,choice\nimg0|img1,ann,b\nimg0|img1,"lee, a",b\n')
+    res = run_genbench("agree", run, "--prefs", prefs, "--metrics", "classical", "--bootstrap", "100")
+    assert res.returncode == 0 and "(2 votes on 1 pairs)" in res.stderr, res.stderr
