@@ -263,3 +263,20 @@ def test_a_preferences_row_with_an_unquoted_comma_is_refused(tmp_path):
     prefs.write_text('pair_id,rater,choice\nimg0|img1,ann,b\nimg0|img1,"lee, a",b\n')
     res = run_genbench("agree", run, "--prefs", prefs, "--metrics", "classical", "--bootstrap", "100")
     assert res.returncode == 0 and "(2 votes on 1 pairs)" in res.stderr, res.stderr
+
+
+def test_export_votes_refuses_a_name_that_is_not_csv(tmp_path):
+    """**Was**: `genbench export-votes RUN -o votes.tsv` (or `.xlsx`, or `votes`) wrote comma-separated text
+    under that name: a spreadsheet opens the .tsv as one column. Now one line before anything is written."""
+    from genbench.manifest import load_pairs
+    from genbench.vote.store import VoteStore
+
+    run = tmp_path / "run"
+    assert run_genbench("import-agiqa3k", _agiqa_root(tmp_path / "agiqa"), "-o", run).returncode == 0
+    VoteStore(run / "votes.sqlite").add("rater1", load_pairs(run)[0].pair_id, "a", "b")
+    for name in ("votes.tsv", "votes.xlsx", "votes"):
+        res = run_genbench("export-votes", run, "-o", tmp_path / name)
+        assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
+        assert "give it a name ending in .csv" in res.stderr and not (tmp_path / name).exists()
+    res = run_genbench("export-votes", run, "-o", tmp_path / "votes.CSV")
+    assert res.returncode == 0 and "1 votes from 1 raters" in res.stderr, res.stderr
