@@ -150,8 +150,9 @@ def score(
                 highlight=False,
             )
             raise InterruptedExit(rep.interruption)
-        if rep.error:
-            console.print(f"[yellow]skipped {plain(name)}:[/] {plain(rep.error)}", highlight=False)
+        if rep.error:  # "skipped x.safetensors: x.safetensors: checkpoint not found" names it once
+            why = str(rep.error).removeprefix(f"{name}: ")
+            console.print(f"[yellow]skipped {plain_name(name)}:[/] {plain(why)}", highlight=False)
             continue
         ok += bool(rep.scored or rep.kept)  # a metric that could read no image did nothing
         console.print(

@@ -280,3 +280,15 @@ def test_export_votes_refuses_a_name_that_is_not_csv(tmp_path):
         assert "give it a name ending in .csv" in res.stderr and not (tmp_path / name).exists()
     res = run_genbench("export-votes", run, "-o", tmp_path / "votes.CSV")
     assert res.returncode == 0 and "1 votes from 1 raters" in res.stderr, res.stderr
+
+
+def test_genbench_score_names_a_skipped_metric_once(tmp_path):
+    """**Was**: "skipped nosuch.safetensors: nosuch.safetensors: checkpoint not found …" — the metric's name
+    and then the error's own path, the same text twice on the line."""
+    run = tmp_path / "run"
+    assert run_genbench("import-agiqa3k", _agiqa_root(tmp_path / "agiqa"), "-o", run).returncode == 0
+    res = run_genbench("score", run, "-m", "nosuch.safetensors,classical", "-w", "0", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    said = " ".join(res.stderr.split())
+    assert "skipped nosuch.safetensors: checkpoint not found — check the path" in said, said
+    assert said.count("nosuch.safetensors") == 1 and "classical: 6 scored" in said
