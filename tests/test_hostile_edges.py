@@ -4,6 +4,7 @@ real command on the input a user hit and holds a row of docs/robustness.md."""
 from __future__ import annotations
 
 import csv
+import json
 import os
 import subprocess
 import sys
@@ -292,3 +293,26 @@ def test_genbench_score_names_a_skipped_metric_once(tmp_path):
     said = " ".join(res.stderr.split())
     assert "skipped nosuch.safetensors: checkpoint not found — check the path" in said, said
     assert said.count("nosuch.safetensors") == 1 and "classical: 6 scored" in said
+
+
+# ---------------------------------------------------------------------------------------------------------
+# isp-tune: a raw whose name is not UTF-8
+
+
+def test_a_raw_whose_name_is_not_utf8_is_read(tmp_path, isp_raws):
+    """**Was**: `caf\\xe9.dng` (a Latin-1 name from an old card) skipped by `isp-tune` and refused by
+    `render` as "LibRaw can't read it (UnicodeEncodeError: … surrogates not allowed)": rawpy encodes the
+    name as UTF-8. Now LibRaw is handed the file's bytes (isp_env.raw.open_raw)."""
+    from helpers import quick_isp_tune, run_isp_tune
+
+    raw_dir, out, args = quick_isp_tune(tmp_path, isp_raws, test_fraction="0")
+    odd = raw_dir / os.fsdecode(b"caf\xe9 [x].dng")
+    (raw_dir / isp_raws[0].name).rename(odd)
+    res = run_isp_tune("render", odd, "-o", tmp_path / "r.png")
+    assert res.returncode == 0 and (tmp_path / "r.png").is_file(), res.stderr
+    assert f"{raw_dir}/caf\\xe9 [x].dng -> {tmp_path / 'r.png'}" in res.stderr
+    res = run_isp_tune(*args)
+    assert res.returncode == 0 and "skipped" not in res.stderr and "UnicodeEncodeError" not in res.stderr, (
+        res.stderr
+    )
+    assert str(odd) in json.loads((out / "run.json").read_text())["train"]
