@@ -141,7 +141,13 @@ def image_key(path: Path, root: Path) -> str:
 def refuse_undecodable(raws: list[Path], need: int, raw_dir: Path, what: str = "") -> None:
     """Decode ``raws`` until ``need`` of them read, else one line: a raw damaged after a valid header passes
     the split's probe, and a run whose training raws are all such wrote run.json, a global base searched
-    on no raw and ``teacher/`` before it stopped. Costs ``need`` decodes when the raws are whole."""
+    on no raw and ``teacher/`` before it stopped (so did a split leaving the teacher one training raw).
+    Costs ``need`` decodes when the raws are whole."""
+    if len(raws) < need:  # a high --test-fraction left too few: say so before writing, not after
+        raise ConfigError(
+            f"{raw_dir}: the split leaves {len(raws)} training raw(s), {need} needed — lower "
+            "--test-fraction, or add raws of other scenes; nothing was written"
+        )
     failed: list[RawReadError] = []
     for p in raws:
         if need <= 0:
@@ -151,7 +157,7 @@ def refuse_undecodable(raws: list[Path], need: int, raw_dir: Path, what: str = "
             need -= 1
         except RawReadError as exc:
             failed.append(exc)
-    if need > 0 and failed:  # (too few raws at all: the training's own check says so)
+    if need > 0:
         raise ConfigError(
             f"{raw_dir}: {len(raws) - len(failed)} of the {len(raws)} training raws {what}can be decoded, "
             f"{need} more needed (e.g. {failed[0]}) — replace the damaged raws; nothing was written"

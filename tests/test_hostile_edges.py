@@ -316,3 +316,16 @@ def test_a_raw_whose_name_is_not_utf8_is_read(tmp_path, isp_raws):
         res.stderr
     )
     assert str(odd) in json.loads((out / "run.json").read_text())["train"]
+
+
+def test_isp_tune_refuses_a_split_leaving_the_teacher_one_raw_before_writing(tmp_path, isp_raws):
+    """**Was**: `--test-fraction 0.7` on 4 raws (3 held out) wrote run.json and a global CMA-ES base of the
+    one training raw, then "--algo teacher needs at least 2 readable training raws, found 1"."""
+    from helpers import quick_isp_tune, run_isp_tune
+
+    raw_dir, out, args = quick_isp_tune(tmp_path, isp_raws, test_fraction="0.7")
+    res = run_isp_tune(*args, "--base", "global")
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
+    said = " ".join(res.stderr.split())
+    assert f"error: {raw_dir}: the split leaves 1 training raw(s), 2 needed — lower --test-fraction" in said
+    assert not out.exists() or not any(out.iterdir())
