@@ -198,10 +198,17 @@ def agree(
     """
     from rich.table import Table
 
-    from genbench.agreement import human_labels, metric_agreement, report_folder, write_report
+    from genbench.agreement import (
+        check_tie_rules,
+        human_labels,
+        metric_agreement,
+        report_folder,
+        write_report,
+    )
     from genbench.prefs import load_votes, unused_prefs
     from genbench.run_scores import load_metric_scores
 
+    check_tie_rules(ties, model_ties)
     pairs = _run_pairs(run_dir)
     out_dir = report_folder(run_dir, out)  # before the bootstrap, not after it
     votes, source = load_votes(run_dir, prefs)

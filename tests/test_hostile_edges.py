@@ -351,3 +351,16 @@ def test_a_broken_link_or_unreadable_raw_is_named_for_what_it_is(tmp_path, isp_r
     assert res.returncode == 0 and "Input/output error" not in said, res.stderr
     assert f"skipped {raw_dir / 'gone.dng'}: broken link (its target is missing)" in said
     assert f"skipped {locked}: permission denied — give yourself read permission" in said
+
+
+def test_agree_refuses_an_unknown_tie_rule_before_reading_anything(tmp_path):
+    """**Was**: `genbench agree RUN --ties bogus` printed "preferences: RUN/prefs.csv (N votes …)" and then
+    "error: tie policy 'bogus' …" (not the option's name); `--model-ties` alike."""
+    run = tmp_path / "run"
+    assert run_genbench("import-agiqa3k", _agiqa_root(tmp_path / "agiqa"), "-o", run).returncode == 0
+    assert run_genbench("score", run, "-m", "classical", "-w", "0").returncode == 0
+    for option, rules in (("--ties", "skip, half"), ("--model-ties", "wrong, half")):
+        said = f"error: {option} 'bogus': use one of {rules}"
+        res = run_genbench("agree", run, option, "bogus")
+        assert res.returncode == 2 and res.stderr.strip() == said, res.stderr
+    assert not (run / "agreement").exists()
