@@ -28,7 +28,7 @@ from attiqa.errors import ConfigError
 from attiqa.io.atomic import remove_orphan_temps, write_json_atomic
 from attiqa.io.images import content_key, save_image
 from attiqa.io.names import portable_stem
-from attiqa.progress import console, plain_failure, plain_name, progress_task
+from attiqa.progress import console, plain, plain_failure, plain_name, progress_task
 from attiqa.scorers import scorer_identity
 from isp_env.baselines import cma_search, guarded_objective
 from isp_env.isp import Developed, develop, finish
@@ -69,11 +69,18 @@ def scene_groups(raws: list[Path], root: Path) -> dict[Path, str]:
     if manifest.is_file():
         try:
             with open(manifest, newline="", encoding="utf-8-sig") as fh:
+                reader = csv.DictReader(fh)
                 table = {
                     row["file"]: row["scene_group"]
-                    for row in fitting_rows(csv.DictReader(fh), manifest, ",")  # a shifted row: wrong group
+                    for row in fitting_rows(reader, manifest, ",")  # a shifted row: wrong group
                     if row.get("file") and row.get("scene_group")
                 }
+                if not {"file", "scene_group"} <= set(reader.fieldnames or ()):  # `scene`, `File`: no groups
+                    console.print(
+                        f"[yellow]warning[/] {plain_name(manifest)} has no columns file and scene_group "
+                        f"(found: {plain(', '.join(reader.fieldnames or ())) or 'none'}): every raw is its "
+                        "own scene group, so repeat shots of one scene may land on both sides of the split"
+                    )
         except UnicodeDecodeError:
             raise ConfigError(
                 f"{manifest}: not UTF-8 — save it as UTF-8 CSV (columns file, scene_group), or remove it"

@@ -364,3 +364,19 @@ def test_agree_refuses_an_unknown_tie_rule_before_reading_anything(tmp_path):
         res = run_genbench("agree", run, option, "bogus")
         assert res.returncode == 2 and res.stderr.strip() == said, res.stderr
     assert not (run / "agreement").exists()
+
+
+def test_an_isp_manifest_without_its_columns_is_said_not_ignored(tmp_path, isp_raws):
+    """**Was**: `raws/manifest.csv` with `file,scene` (not `scene_group`) was ignored without a word: every
+    raw its own scene group, so two shots of one scene could be split between training and test."""
+    from helpers import quick_isp_tune, run_isp_tune
+
+    raw_dir, out, args = quick_isp_tune(tmp_path, isp_raws, test_fraction="0")
+    names = sorted(p.name for p in raw_dir.iterdir())
+    (raw_dir / "manifest.csv").write_text("file,scene\n" + "".join(f"{n},chart\n" for n in names))
+    res = run_isp_tune(*args)
+    assert res.returncode == 0, res.stderr
+    said = " ".join(res.stderr.split())
+    assert (
+        f"warning {raw_dir / 'manifest.csv'} has no columns file and scene_group (found: file, scene)" in said
+    )
