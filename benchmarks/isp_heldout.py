@@ -89,12 +89,20 @@ def main() -> None:
     print((args.out / "report.md").read_text())
     neutral = next(s for s in summary if s["method"] == "neutral")
     per = next(s for s in summary if s["method"] == "cma_per_image")
+    headroom = per["mean_mos"] - neutral["mean_mos"]
     for s in summary:
         if s["method"] in agents:
-            gain = (s["mean_mos"] - neutral["mean_mos"]) / max(per["mean_mos"] - neutral["mean_mos"], 1e-9)
+            # per-image CMA-ES no better than neutral (a tiny budget, few raws): a share of its "gain" was
+            # printed as -1572102308 %
+            share = (
+                f"{100 * (s['mean_mos'] - neutral['mean_mos']) / headroom:.0f} % of per-image CMA-ES's gain "
+                "over neutral"
+                if headroom > 1e-6
+                else f"mean MOS {s['mean_mos']:.3g} against neutral's {neutral['mean_mos']:.3g} (per-image "
+                "CMA-ES did not improve on neutral: no gain to share)"
+            )
             print(
-                f"{s['method']}: {100 * gain:.0f} % of per-image CMA-ES's gain over neutral; better than "
-                f"neutral on {100 * s['beats_neutral']:.0f} % of the raws"
+                f"{s['method']}: {share}; better than neutral on {100 * s['beats_neutral']:.0f} % of the raws"
             )
 
 

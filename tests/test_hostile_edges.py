@@ -380,3 +380,22 @@ def test_an_isp_manifest_without_its_columns_is_said_not_ignored(tmp_path, isp_r
     assert (
         f"warning {raw_dir / 'manifest.csv'} has no columns file and scene_group (found: file, scene)" in said
     )
+
+
+def test_isp_heldout_prints_no_share_of_a_gain_per_image_cma_es_did_not_make(tmp_path, isp_raws):
+    """**Was**: with per-image CMA-ES no better than neutral the last line divided by max(its gain, 1e-9):
+    "teacher: -1572102308 % of per-image CMA-ES's gain over neutral" (four real raws, budget 4; the same
+    script), "0 %" here (a one-call budget: the policy, too, at neutral) — a share of no gain."""
+    from helpers import REPO, attiqa_env, quick_isp_tune, run_isp_tune
+
+    raw_dir, out, args = quick_isp_tune(tmp_path, isp_raws)
+    assert run_isp_tune(*args).returncode == 0
+    cmd = [sys.executable, str(REPO / "benchmarks" / "isp_heldout.py"), str(raw_dir), "--run",
+           f"teacher={out}", "--out", str(tmp_path / "h"), "--model", "classical", "--cma-global-budget", "1",
+           "--cma-image-budget", "1"]  # fmt: skip
+    res = subprocess.run(cmd, env=attiqa_env(), capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr
+    last = res.stdout.strip().splitlines()[-1]
+    assert last.startswith("teacher: mean MOS") and "per-image CMA-ES did not improve on neutral" in last, (
+        last
+    )
