@@ -287,6 +287,15 @@ def _callback(run_dir: Path, cfg: TrainConfig, calls_before: int, advance, venv)
     return Checkpointer()
 
 
+def planned_steps(cfg: TrainConfig, remaining: int) -> int:
+    """The steps ``learn(total_timesteps=remaining)`` takes: PPO collects whole rollouts (``n_steps`` per
+    env), so ``--timesteps 8`` trains 64 — the bar read "64/8"; the off-policy agents take ``remaining``."""
+    if cfg.algo != "ppo" or remaining <= 0:
+        return max(remaining, 0)
+    rollout = cfg.n_steps * cfg.n_envs
+    return -(-remaining // rollout) * rollout
+
+
 def train(run_dir: Path, train_raws: list[Path], cfg: TrainConfig, subprocess: bool = True) -> dict[str, Any]:
     """Train (or resume) and write ``policy.safetensors`` + ``policy.json``; returns the training summary."""
     import torch
@@ -324,7 +333,8 @@ def train(run_dir: Path, train_raws: list[Path], cfg: TrainConfig, subprocess: b
         reward = scorer_identity(cfg.scorer)
         remaining = max(cfg.timesteps - model.num_timesteps, 0)
         kept = model.num_timesteps  # a resume's steps: in the count, not in the rate
-        with progress_task(f"training {cfg.algo.upper()}", cfg.timesteps, "step", done=kept) as advance:
+        total = kept + planned_steps(cfg, remaining)
+        with progress_task(f"training {cfg.algo.upper()}", total, "step", done=kept) as advance:
             cb = _callback(run_dir, cfg, calls_before, advance, venv)
             if remaining:
                 model.learn(total_timesteps=remaining, callback=cb, reset_num_timesteps=False)

@@ -399,3 +399,15 @@ def test_isp_heldout_prints_no_share_of_a_gain_per_image_cma_es_did_not_make(tmp
     assert last.startswith("teacher: mean MOS") and "per-image CMA-ES did not improve on neutral" in last, (
         last
     )
+
+
+def test_the_ppo_progress_bar_counts_the_steps_it_will_take(tmp_path, isp_raws):
+    """**Was**: `isp-tune --algo ppo --timesteps 8` showed "training PPO: 64/8": PPO collects whole rollouts
+    (64 steps per env), so it trained 64 steps against a total of 8."""
+    from helpers import quick_isp_tune, run_isp_tune
+
+    raw_dir, out, args = quick_isp_tune(tmp_path, isp_raws, test_fraction="0")
+    res = run_isp_tune(*args, "--algo", "ppo", "--timesteps", "8", "--n-envs", "1")
+    assert res.returncode == 0, res.stderr
+    assert "training PPO: 64/64" in res.stderr and "/8 " not in res.stderr, res.stderr
+    assert json.loads((out / "training.json").read_text())["timesteps"] == 64
