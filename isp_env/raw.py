@@ -7,7 +7,6 @@ Foveon, CMYG) and files LibRaw can't read raise :class:`RawReadError`, a one-lin
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -140,18 +139,6 @@ def open_raw(path: str | Path) -> Any:
     return rawpy.imread(name)
 
 
-def unopenable(path: Path) -> RawReadError | None:
-    """Why ``path`` cannot be opened at all — a broken link, no read permission — which LibRaw reports as
-    "Input/output error", read as "the file ends early or is not a raw"; None when it can be."""
-    if path.is_symlink() and not path.exists():
-        return RawReadError(path, "broken link (its target is missing) — fix the link or remove it")
-    if path.is_file() and not os.access(path, os.R_OK):
-        return RawReadError(
-            path, "permission denied — give yourself read permission (chmod u+r) or remove it"
-        )
-    return None
-
-
 def read_raw(path: str | Path) -> RawImage:
     """Read ``path`` with rawpy; raises :class:`RawReadError` with a one-line reason and fix."""
     import rawpy
@@ -161,9 +148,6 @@ def read_raw(path: str | Path) -> RawImage:
         raise RawReadError(
             path, "a folder, not a raw file — pass one raw (`isp-tune --raw-dir` takes folders)"
         )
-    problem = unopenable(path)
-    if problem is not None:
-        raise problem
     if not path.is_file():
         raise RawReadError(path, "file not found — check the path")
     try:
@@ -211,9 +195,6 @@ def probe_raw(path: str | Path) -> RawReadError | None:
     its header is only found when decoded (:func:`read_raw`)."""
     import rawpy
 
-    problem = unopenable(Path(path))
-    if problem is not None:
-        return problem
     try:
         with open_raw(path) as raw:
             raw.sizes  # noqa: B018 - parses the header
