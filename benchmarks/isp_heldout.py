@@ -11,14 +11,33 @@ runs must use the same raw folder and seed, so they share the split. Writes the 
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
+from typing import Any
 
+from attiqa.cli import run_app
+from attiqa.errors import AttiqaError
 from isp_env.mos_function import load_mos_function
+from isp_env.params import read_run_json
 from isp_env.policy_io import load_policy
 from isp_env.raw import find_raws
 from isp_env.run import evaluate, scene_groups, split, split_names
 from isp_env.tuning import TrainConfig, check_reward_model
+
+
+def run_files(spec: str) -> tuple[str, Path, dict[str, Any], dict[str, Any]]:
+    """``NAME=RUN_DIR`` -> its name, folder, ``run.json`` and ``training.json``; one line (not a traceback)
+    for a spec without ``=`` or a folder that is not a finished ``isp-tune`` run."""
+    name, sep, folder = spec.partition("=")
+    if not sep or not name or not folder:
+        raise AttiqaError(f"--run {spec}: expected NAME=RUN_DIR, e.g. --run agent=runs/isp_real")
+    run = Path(folder)
+    for needed in ("run.json", "training.json", "policy.safetensors"):
+        if not (run / needed).is_file():
+            raise AttiqaError(
+                f"{run}: no {needed} — not a finished isp-tune run folder; pass the --out of an "
+                "`isp-tune` run that has ended"
+            )
+    return name, run, read_run_json(run / "run.json"), read_run_json(run / "training.json")
 
 
 def main() -> None:
@@ -38,15 +57,12 @@ def main() -> None:
     raws = find_raws(args.raw_dir)
     train_raws, test_raws = split(raws, args.test_fraction, args.seed, scene_groups(raws, args.raw_dir))
     agents, budgets = {}, {}
-    for spec in args.run:
-        name, folder = spec.split("=", 1)
-        plan = json.loads((Path(folder) / "run.json").read_text())
+    for name, folder, plan, training in map(run_files, args.run):
         if split_names(plan)[1] != split_names({"raw_dir": str(args.raw_dir), "test": test_raws})[1]:
-            raise SystemExit(
+            raise AttiqaError(
                 f"{folder}: its test raws differ from this split — use the same raw folder and seed"
             )
-        agents[name] = load_policy(Path(folder) / "policy.safetensors")
-        training = json.loads((Path(folder) / "training.json").read_text())
+        agents[name] = load_policy(folder / "policy.safetensors")
         budgets[name] = {
             "train": int(training["scorer_calls"]) + int(plan.get("base_scorer_calls", 0)),
             "test": 0,
@@ -73,14 +89,22 @@ def main() -> None:
     print((args.out / "report.md").read_text())
     neutral = next(s for s in summary if s["method"] == "neutral")
     per = next(s for s in summary if s["method"] == "cma_per_image")
+    headroom = per["mean_mos"] - neutral["mean_mos"]
     for s in summary:
         if s["method"] in agents:
-            gain = (s["mean_mos"] - neutral["mean_mos"]) / max(per["mean_mos"] - neutral["mean_mos"], 1e-9)
+            # per-image CMA-ES no better than neutral (a tiny budget, few raws): a share of its "gain" was
+            # printed as -1572102308 %
+            share = (
+                f"{100 * (s['mean_mos'] - neutral['mean_mos']) / headroom:.0f} % of per-image CMA-ES's gain "
+                "over neutral"
+                if headroom > 1e-6
+                else f"mean MOS {s['mean_mos']:.3g} against neutral's {neutral['mean_mos']:.3g} (per-image "
+                "CMA-ES did not improve on neutral: no gain to share)"
+            )
             print(
-                f"{s['method']}: {100 * gain:.0f} % of per-image CMA-ES's gain over neutral; better than "
-                f"neutral on {100 * s['beats_neutral']:.0f} % of the raws"
+                f"{s['method']}: {share}; better than neutral on {100 * s['beats_neutral']:.0f} % of the raws"
             )
 
 
 if __name__ == "__main__":
-    main()
+    run_app(main)  # an AttiqaError (a folder that is not a run, a raw folder without raws) is one line

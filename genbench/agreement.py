@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from attiqa.datasets.readers import fitting_rows
 from attiqa.errors import AttiqaError, ConfigError
 from attiqa.io.atomic import atomic_path, output_folder, write_json_atomic, write_text_atomic
 from attiqa.io.tables import read_cell, safe_cell
@@ -82,7 +83,7 @@ def read_votes_csv(path: Path) -> list[Vote]:
     if not reader.fieldnames or not {"pair_id", "choice"} <= set(reader.fieldnames):
         raise AttiqaError(f"{path}: expected CSV columns pair_id,choice[,rater] (choice = a or b)")
     votes = []
-    for i, row in enumerate(reader, 2):
+    for i, row in enumerate(fitting_rows(reader, path, ","), 2):  # `smith, j` unquoted: choice "j"
         choice = (row.get("choice") or "").strip().lower()
         if choice not in ("a", "b"):
             raise AttiqaError(f"{path}:{i}: choice must be a or b, got {row.get('choice')!r}")
@@ -170,6 +171,15 @@ def _cluster_groups(pairs: list[Pair], pair_ids: list[str], name: str) -> np.nda
     return groups
 
 
+def check_tie_rules(tie_policy: str, model_ties: str) -> None:
+    """``--ties`` / ``--model-ties`` known, else one line — checked by ``genbench agree`` before it reads
+    the preferences and scores, not between its "preferences: …" line and the table."""
+    if tie_policy not in TIE_POLICIES:
+        raise ConfigError(f"--ties {tie_policy!r}: use one of {', '.join(TIE_POLICIES)}")
+    if model_ties not in MODEL_TIE_RULES:
+        raise ConfigError(f"--model-ties {model_ties!r}: use one of {', '.join(MODEL_TIE_RULES)}")
+
+
 def metric_agreement(
     pairs: list[Pair],
     labels: dict[str, HumanLabel],
@@ -182,10 +192,7 @@ def metric_agreement(
 ) -> MetricAgreement:
     """Accuracy of ``scores`` on the labelled pairs; ``cluster_by`` (a manifest field, e.g. ``prompt_id``)
     makes the interval a cluster bootstrap over that field's values (see :func:`bootstrap_ci`)."""
-    if tie_policy not in TIE_POLICIES:
-        raise ConfigError(f"tie policy {tie_policy!r}: use one of {', '.join(TIE_POLICIES)}")
-    if model_ties not in MODEL_TIE_RULES:
-        raise ConfigError(f"model ties {model_ties!r}: use one of {', '.join(MODEL_TIE_RULES)}")
+    check_tie_rules(tie_policy, model_ties)
     sign = 1.0 if scores.higher_is_better else -1.0
     credits: dict[str, float] = {}
     picks: dict[str, str] = {}

@@ -12,10 +12,10 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from attiqa.cli import BatchSizeOption, DeviceOption, InterruptedExit, WorkersOption
+from attiqa.cli import BatchSizeOption, DeviceOption, InterruptedExit, WorkersOption, seed_option
 from attiqa.cli import device as device_str
 from attiqa.errors import AttiqaError
-from attiqa.progress import console, plain, progress_task
+from attiqa.progress import console, plain, plain_name, progress_task
 from genbench.files import shell_arg
 
 app = typer.Typer(
@@ -46,7 +46,7 @@ def run(
     candidates: Path | None = typer.Option(
         None, help="JSON file: template slot -> list of candidates (default: supp. Table 13)."
     ),
-    seed: int = typer.Option(0, help="Seed for the prompt draw and the image seeds."),
+    seed: int = seed_option("Seed for the prompt draw and the image seeds."),
     scheduler: str = typer.Option(
         "default", help="default (the model's) | ddim | euler | euler-a | dpm++ | unipc | ..."
     ),
@@ -83,8 +83,8 @@ def run(
     with progress_task("generating", total=2 * pairs) as advance:
         result = generate_run(out, spec, settings, pairs, batch_size=batch_size, device=dev, on_image=advance)
     console.print(
-        f"{plain(out)}: {result.made} images made, {result.kept} already there, "
-        f"{len(result.failed)} failed; manifest: {plain(out / 'manifest.jsonl')}"
+        f"{plain_name(out)}: {result.made} images made, {result.kept} already there, "
+        f"{len(result.failed)} failed; manifest: {plain_name(out / 'manifest.jsonl')}"
     )
     for f in result.failed[:10]:
         console.print(f"[yellow]failed[/] {plain(f)}", highlight=False)
@@ -107,7 +107,10 @@ def _run_pairs(run_dir: Path) -> list:
 
 
 def _split_metrics(metrics: str | None) -> list[str] | None:
-    return [m.strip() for m in metrics.split(",") if m.strip()] if metrics else None
+    """``--metrics a,b``, each name once: a name given twice was scored twice and reported twice (two
+    equal rows in agreement.csv, per_pair.csv with every column of it twice)."""
+    names = dict.fromkeys(m.strip() for m in metrics.split(",") if m.strip()) if metrics else {}
+    return list(names) or None
 
 
 @app.command()
@@ -142,13 +145,14 @@ def score(
         if rep.interruption is not None:  # its finished rows are in its file (in manifest order)
             kept = run_dir / SCORES_DIR / f"{rep.metric}.csv"
             console.print(
-                f"[yellow]interrupted:[/] {plain(name)}: {rep.scored} scored, {rep.kept} already scored, "
-                f"kept in {plain(kept)}; rerun the same command to score the rest",
+                f"[yellow]interrupted:[/] {plain_name(name)}: {rep.scored} scored, {rep.kept} already "
+                f"scored, kept in {plain_name(kept)}; rerun the same command to score the rest",
                 highlight=False,
             )
             raise InterruptedExit(rep.interruption)
-        if rep.error:
-            console.print(f"[yellow]skipped {plain(name)}:[/] {plain(rep.error)}", highlight=False)
+        if rep.error:  # "skipped x.safetensors: x.safetensors: checkpoint not found" names it once
+            why = str(rep.error).removeprefix(f"{name}: ")
+            console.print(f"[yellow]skipped {plain_name(name)}:[/] {plain(why)}", highlight=False)
             continue
         ok += bool(rep.scored or rep.kept)  # a metric that could read no image did nothing
         console.print(
@@ -180,7 +184,7 @@ def agree(
     ),
     model_ties: str = typer.Option("wrong", help="Equal metric scores: wrong (ImageReward's rule) | half."),
     bootstrap: int = typer.Option(10000, min=100, help="Bootstrap resamples for the 95% interval."),
-    seed: int = typer.Option(0, help="Bootstrap seed."),
+    seed: int = seed_option("Bootstrap seed."),
     cluster_by: str | None = typer.Option(
         None,
         help="Manifest field whose groups the bootstrap resamples (e.g. prompt_id): pairs sharing a "
@@ -194,10 +198,17 @@ def agree(
     """
     from rich.table import Table
 
-    from genbench.agreement import human_labels, metric_agreement, report_folder, write_report
+    from genbench.agreement import (
+        check_tie_rules,
+        human_labels,
+        metric_agreement,
+        report_folder,
+        write_report,
+    )
     from genbench.prefs import load_votes, unused_prefs
     from genbench.run_scores import load_metric_scores
 
+    check_tie_rules(ties, model_ties)
     pairs = _run_pairs(run_dir)
     out_dir = report_folder(run_dir, out)  # before the bootstrap, not after it
     votes, source = load_votes(run_dir, prefs)
@@ -205,11 +216,13 @@ def agree(
     if not labels:
         raise AttiqaError(f"{source}: no votes for this run's pairs yet — collect some with `genbench vote`")
     n_votes = sum(lab.votes_a + lab.votes_b for lab in labels.values())
-    console.print(f"preferences: {plain(source)} ({n_votes} votes on {len(labels)} pairs)", highlight=False)
+    console.print(
+        f"preferences: {plain_name(source)} ({n_votes} votes on {len(labels)} pairs)", highlight=False
+    )
     left_aside = unused_prefs(run_dir, prefs, source)
     if left_aside is not None:
         console.print(
-            f"  [yellow]{plain(left_aside)} is not used: the run's votes count once anyone voted — pass "
+            f"  [yellow]{plain_name(left_aside)} is not used: the run's votes count once anyone voted — pass "
             f"--prefs {plain(shell_arg(left_aside))} to measure against it[/]",
             highlight=False,
         )
@@ -247,7 +260,7 @@ def agree(
             str(r.missing),
         )
     stdout.print(table)
-    console.print(f"report: {plain(out_dir)}/agreement.csv, per_pair.csv, agreement.png")
+    console.print(f"report: {plain_name(out_dir)}/agreement.csv, per_pair.csv, agreement.png")
 
 
 @app.command()
@@ -291,7 +304,8 @@ def vote(
         db = Path(run_dir) / VOTES_DB
         got = VoteStore(db).summary() if db.exists() else {"votes": 0, "raters": 0}
         console.print(
-            f"[yellow]stopped:[/] {got['votes']} votes from {got['raters']} raters saved in {plain(db)}; "
+            f"[yellow]stopped:[/] {got['votes']} votes from {got['raters']} raters saved in "
+            f"{plain_name(db)}; "
             f"`genbench vote {plain(shell_arg(run_dir))}` continues the study, `genbench agree "
             f"{plain(shell_arg(run_dir))}` measures the metrics against it",
             highlight=False,
@@ -320,7 +334,7 @@ def export_votes(
     store = VoteStore(db)
     target = export_path(run_dir, out)
     n = store.export_csv(target)
-    console.print(f"{plain(target)}: {n} votes from {store.summary()['raters']} raters")
+    console.print(f"{plain_name(target)}: {n} votes from {store.summary()['raters']} raters")
 
 
 @app.command("import-imagereward")
@@ -341,7 +355,7 @@ def import_imagereward_cmd(
 
     res = import_imagereward(json_file, images, out)
     console.print(
-        f"{plain(out)}: {res.pairs} pairs from {res.prompts} prompts ({res.equal_rank_pairs} equal-rank "
+        f"{plain_name(out)}: {res.pairs} pairs from {res.prompts} prompts ({res.equal_rank_pairs} equal-rank "
         f"pairs left out, {len(res.skipped)} malformed items skipped)"
     )
     for s in res.skipped[:10]:
@@ -381,8 +395,10 @@ def import_agiqa3k_cmd(
 
     res = import_agiqa3k(root, out, margin, same_generator)
     console.print(
-        f"{plain(out)}: {res.pairs} pairs ({res.same_generator_pairs} of one generator) from {res.prompts} "
-        f"prompts, {res.images} images; {res.close_pairs} pairs closer than {margin} MOS left out"
+        f"{plain_name(out)}: {res.pairs} pairs ({res.same_generator_pairs} of one generator) "
+        f"from {res.prompts} prompts, {res.images} images; {res.close_pairs} pairs "
+        + (f"closer than {margin} MOS" if margin > 0 else "of equal MOS (no preference)")
+        + " left out"
         + (f", {res.other_generator_pairs} of two generators left out" if same_generator else "")
     )
     left_out = {"repeat an earlier row's image (the first kept)": res.repeated_rows,

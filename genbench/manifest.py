@@ -169,7 +169,7 @@ def load_pairs(run_dir: Path) -> list[Pair]:
     if not (run_dir / MANIFEST).exists():
         raise AttiqaError(
             f"{run_dir}: no {MANIFEST} — make a run with `genbench run --out {shell_arg(run_dir)}` "
-            "(or `genbench import-imagereward`)"
+            "(or `genbench import-imagereward` / `genbench import-agiqa3k`)"
         )
     roots = image_roots(run_dir)
     pairs, seen = [], set()

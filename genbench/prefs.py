@@ -52,17 +52,17 @@ def _read(path: Path) -> list[Vote]:
 
 
 def export_path(run_dir: Path, out: Path | None) -> Path:
-    """``export-votes``' CSV (default ``RUN/votes.csv``), checked before it is written: a file name, not a
-    database, and none of the files the run's commands read — ``-o RUN/votes.sqlite`` replaced every vote
-    with their CSV (and ended in a traceback), ``-o RUN/manifest.jsonl`` the pairs."""
+    """``export-votes``' CSV (default ``RUN/votes.csv``), checked before it is written: a ``.csv`` file name
+    (not a database), and none of the files the run's commands read — ``-o RUN/votes.sqlite`` replaced every
+    vote with their CSV (and ended in a traceback), ``-o RUN/manifest.jsonl`` the pairs."""
     run_dir = Path(run_dir)
     target = Path(out) if out is not None else run_dir / "votes.csv"
     if target.is_dir():
         raise AttiqaError(f"{target}: is a folder — give --out a file name, e.g. {target / 'votes.csv'}")
-    if target.suffix.lower() in (".sqlite", ".db", ".sqlite3"):
-        raise AttiqaError(
-            f"{target}: --out is written as CSV, not a database — e.g. {target.with_suffix('.csv')}"
-        )
+    if target.suffix.lower() != ".csv":  # `-o votes.tsv` / `.xlsx` / `votes` got commas all the same
+        db = target.suffix.lower() in (".sqlite", ".db", ".sqlite3")
+        what = ", not a database —" if db else " — give it a name ending in .csv,"
+        raise AttiqaError(f"{target}: --out is written as CSV{what} e.g. {target.with_suffix('.csv')}")
     run_files = (VOTES_DB, PREFS, MANIFEST, MANIFEST_CSV, IMAGE_ROOT_FILE)
     not_an_input([target], [run_dir / f for f in run_files], "--out (default: RUN/votes.csv)")
     output_folder(target.parent, "--out")

@@ -15,10 +15,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from attiqa.cli import seed_option
 from attiqa.errors import ConfigError
 from attiqa.io.atomic import output_folder
 from attiqa.io.formats import format_list
-from attiqa.progress import console, plain
+from attiqa.progress import console, plain_name
 
 app = typer.Typer(
     name="isp-tune",
@@ -102,7 +103,7 @@ def tune(
         "one): --algo teacher adds its training rows to every fit and "
         "uses its base; SAC distils it into the actor.",
     ),
-    seed: int = typer.Option(0, help="Seed of the split and the agent."),
+    seed: int = seed_option("Seed of the split and the agent."),
     checkpoint_every: int = typer.Option(500, min=1, help="Steps between resume checkpoints."),
     batch_size: int = typer.Option(64, min=2, help="RL agents: minibatch size of each gradient step."),
     learning_starts: int = typer.Option(200, min=0, help="SAC/TD3: random steps before learning."),
@@ -217,7 +218,9 @@ def tune(
         )
     stdout.print(table)
     method = "teacher" if cfg.algo == "teacher" else "agent"  # the folder isp_env.run.evaluate writes
-    console.print(f"report: {plain(out / 'report.md')}, renders: {plain(out / 'test' / method / 'renders')}")
+    console.print(
+        f"report: {plain_name(out / 'report.md')}, renders: {plain_name(out / 'test' / method / 'renders')}"
+    )
 
 
 @app.command()
@@ -282,7 +285,7 @@ def render(
         values = neutral()
     rgb = finish(develop(raw_img), values)
     save_image(Image.fromarray(rgb), output)
-    console.print(f"{plain(raw)} -> {plain(output)} ({rgb.shape[1]}x{rgb.shape[0]})")
+    console.print(f"{plain_name(raw)} -> {plain_name(output)} ({rgb.shape[1]}x{rgb.shape[0]})")
     stdout.print_json(json.dumps(values))
 
 

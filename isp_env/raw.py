@@ -130,6 +130,21 @@ def _wb_gains(raw: RawPy, channel_of_index: list[int]) -> np.ndarray:
     return np.ones(3)
 
 
+def open_raw(path: str | Path) -> RawPy:
+    """``rawpy.imread`` for any file name: rawpy encodes the name as UTF-8, so a name holding a byte that
+    is not UTF-8 (``caf\xe9.dng`` from an old camera card) raised UnicodeEncodeError ("LibRaw can't read
+    it"); such a file is handed to LibRaw as its bytes instead (rawpy reads a file object whole)."""
+    import rawpy
+
+    name = str(path)
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        with open(path, "rb") as fh:
+            return rawpy.imread(fh)
+    return rawpy.imread(name)
+
+
 def read_raw(path: str | Path) -> RawImage:
     """Read ``path`` with rawpy; raises :class:`RawReadError` with a one-line reason and fix."""
     import rawpy
@@ -143,7 +158,7 @@ def read_raw(path: str | Path) -> RawImage:
     if problem is not None:
         raise problem
     try:
-        with rawpy.imread(str(path)) as raw:
+        with open_raw(path) as raw:
             desc = raw.color_desc.decode("ascii", "replace")
             pattern = raw.raw_pattern
             if raw.raw_type != rawpy.RawType.Flat or pattern is None or raw.num_colors != 3:
@@ -207,7 +222,7 @@ def probe_raw(path: str | Path) -> RawReadError | None:
     if problem is not None:
         return problem
     try:
-        with rawpy.imread(str(path)) as raw:
+        with open_raw(path) as raw:
             raw.sizes  # noqa: B018 - parses the header
     except (rawpy.LibRawError, OSError, ValueError) as exc:
         return RawReadError(

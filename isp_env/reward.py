@@ -47,7 +47,7 @@ from PIL import Image
 
 from isp_env.isp import Developed, develop, finish
 from isp_env.params import neutral
-from isp_env.raw import RawImage
+from isp_env.raw import RawImage, open_raw
 
 DEFAULT_VIEW_SHORTER = 384  # scorers without a native scale (classical, plain callables); ours
 CLIP_TOL, SAT_TOL, GRAD_TOL, HUE_TOL = 0.03, 1.2, 1.6, 10.0
@@ -203,9 +203,7 @@ def finish_view(dev: Developed, values: dict[str, float], shorter: int) -> np.nd
 
 def rawpy_render(path: str | Path, size: tuple[int, int] | None = None) -> np.ndarray:
     """``rawpy.postprocess()`` with the camera white balance, optionally resized (Lanczos) to (h, w)."""
-    import rawpy
-
-    with rawpy.imread(str(path)) as raw:
+    with open_raw(path) as raw:
         rgb = raw.postprocess(use_camera_wb=True)
     if size is not None and rgb.shape[:2] != tuple(size):
         rgb = np.asarray(Image.fromarray(rgb).resize((size[1], size[0]), Image.Resampling.LANCZOS))

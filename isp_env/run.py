@@ -23,11 +23,12 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from attiqa.datasets.readers import fitting_rows
 from attiqa.errors import ConfigError
 from attiqa.io.atomic import remove_orphan_temps, write_json_atomic
 from attiqa.io.images import content_key, save_image
 from attiqa.io.names import portable_stem
-from attiqa.progress import console, plain, plain_failure, progress_task
+from attiqa.progress import console, plain, plain_failure, plain_name, progress_task
 from attiqa.scorers import scorer_identity
 from isp_env.baselines import cma_search, guarded_objective
 from isp_env.isp import Developed, develop, finish
@@ -68,11 +69,18 @@ def scene_groups(raws: list[Path], root: Path) -> dict[Path, str]:
     if manifest.is_file():
         try:
             with open(manifest, newline="", encoding="utf-8-sig") as fh:
+                reader = csv.DictReader(fh)
                 table = {
                     row["file"]: row["scene_group"]
-                    for row in csv.DictReader(fh)
+                    for row in fitting_rows(reader, manifest, ",")  # a shifted row: wrong group
                     if row.get("file") and row.get("scene_group")
                 }
+                if not {"file", "scene_group"} <= set(reader.fieldnames or ()):  # `scene`, `File`: no groups
+                    console.print(
+                        f"[yellow]warning[/] {plain_name(manifest)} has no columns file and scene_group "
+                        f"(found: {plain(', '.join(reader.fieldnames or ())) or 'none'}): every raw is its "
+                        "own scene group, so repeat shots of one scene may land on both sides of the split"
+                    )
         except UnicodeDecodeError:
             raise ConfigError(
                 f"{manifest}: not UTF-8 — save it as UTF-8 CSV (columns file, scene_group), or remove it"
@@ -137,6 +145,32 @@ def image_key(path: Path, root: Path) -> str:
     return portable_stem(key, max_bytes=200)
 
 
+def refuse_undecodable(raws: list[Path], need: int, raw_dir: Path, what: str = "") -> None:
+    """Decode ``raws`` until ``need`` of them read, else one line: a raw damaged after a valid header passes
+    the split's probe, and a run whose training raws are all such wrote run.json, a global base searched
+    on no raw and ``teacher/`` before it stopped (so did a split leaving the teacher one training raw).
+    Costs ``need`` decodes when the raws are whole."""
+    if len(raws) < need:  # a high --test-fraction left too few: say so before writing, not after
+        raise ConfigError(
+            f"{raw_dir}: the split leaves {len(raws)} training raw(s), {need} needed — lower "
+            "--test-fraction, or add raws of other scenes; nothing was written"
+        )
+    failed: list[RawReadError] = []
+    for p in raws:
+        if need <= 0:
+            return
+        try:
+            read_raw(p)
+            need -= 1
+        except RawReadError as exc:
+            failed.append(exc)
+    if need > 0:
+        raise ConfigError(
+            f"{raw_dir}: {len(raws) - len(failed)} of the {len(raws)} training raws {what}can be decoded, "
+            f"{need} more needed (e.g. {failed[0]}) — replace the damaged raws; nothing was written"
+        )
+
+
 def run(
     raw_dir: Path,
     out: Path,
@@ -195,6 +229,11 @@ def run(
             f"{describe_reward_model(old['reward_model'])}, not this run's "
             f"{describe_reward_model(reward)} — use a new --out"
         )
+    if not old and synth_photos is None:  # a new run: refuse before run.json, a base search or teacher/
+        searched = spread_sample(train_raws, teacher.raws, groups, cfg.seed) if cfg.algo == "teacher" else []
+        need = 1 if cfg.algo != "teacher" else 0 if cfg.init_policy else 2  # a prior refits with none
+        what = "the teacher searches (--teacher-raws) " if searched else ""
+        refuse_undecodable(searched or train_raws, need, raw_dir, what)
     for folder in (out, out / "test" / "params", out / "test" / "renders", out / "baselines"):
         remove_orphan_temps(folder)  # temp files of an earlier run killed mid-write
     if cfg.preview is None and cfg.view_shorter is None:
@@ -238,7 +277,7 @@ def run(
     write_json_atomic(out / "run.json", {**plan, "config": cfg.learning_key()})
     console.print(
         f"{len(train_raws)} training raws (+{len(synth)} synthetic), {len(test_raws)} test raws -> "
-        f"{plain(out)}"
+        f"{plain_name(out)}"
     )
 
     if cfg.algo == "teacher":
@@ -250,7 +289,7 @@ def run(
     if not test_raws:
         console.print(
             f"trained on all {len(train_raws)} raws (+{len(synth)} synthetic); no test raws to "
-            f"evaluate (--test-fraction 0): {plain(out / 'policy.safetensors')}"
+            f"evaluate (--test-fraction 0): {plain_name(out / 'policy.safetensors')}"
         )
         return []
     policy, card = load_policy(out / "policy.safetensors")

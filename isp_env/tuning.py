@@ -29,7 +29,7 @@ import numpy as np
 
 from attiqa.errors import ConfigError
 from attiqa.io.atomic import write_json_atomic
-from attiqa.progress import console, plain, plain_failure, progress_task
+from attiqa.progress import console, plain, plain_failure, plain_name, progress_task
 from attiqa.scorers import DEFAULT_MODEL, scorer_identity
 from isp_env.baselines import RenderObjective, guarded_objective, score_together
 from isp_env.env import ISPTuningEnv
@@ -306,6 +306,15 @@ def _callback(
     return cb, cb.scorer_calls
 
 
+def planned_steps(cfg: TrainConfig, remaining: int) -> int:
+    """The steps ``learn(total_timesteps=remaining)`` takes: PPO collects whole rollouts (``n_steps`` per
+    env), so ``--timesteps 8`` trains 64 — the bar read "64/8"; the off-policy agents take ``remaining``."""
+    if cfg.algo != "ppo" or remaining <= 0:
+        return max(remaining, 0)
+    rollout = cfg.n_steps * cfg.n_envs
+    return -(-remaining // rollout) * rollout
+
+
 def train(run_dir: Path, train_raws: list[Path], cfg: TrainConfig, subprocess: bool = True) -> dict[str, Any]:
     """Train (or resume) and write ``policy.safetensors`` + ``policy.json``; returns the training summary."""
     import torch
@@ -320,7 +329,7 @@ def train(run_dir: Path, train_raws: list[Path], cfg: TrainConfig, subprocess: b
         done = read_run_json(summary_path)
         if done.get("timesteps", 0) >= cfg.timesteps and done.get("config") == cfg.learning_key():
             console.print(
-                f"[green]training already finished[/] ({done['timesteps']} steps) in {plain(run_dir)}"
+                f"[green]training already finished[/] ({done['timesteps']} steps) in {plain_name(run_dir)}"
             )
             return done
     venv = make_vec_env(train_raws, cfg, subprocess, cache_dir=run_dir / "preview_cache")
@@ -337,13 +346,14 @@ def train(run_dir: Path, train_raws: list[Path], cfg: TrainConfig, subprocess: b
                 )
             doc = load_state(model, state_dir)
             calls_before = int(doc.get("scorer_calls", 0))
-            console.print(f"resuming from {plain(state_dir)} at step {model.num_timesteps}")
+            console.print(f"resuming from {plain_name(state_dir)} at step {model.num_timesteps}")
         elif cfg.init_policy:
             init_from_policy(model, cfg.init_policy, cfg)
         reward = scorer_identity(cfg.scorer)
         remaining = max(cfg.timesteps - model.num_timesteps, 0)
         kept = model.num_timesteps  # a resume's steps: in the count, not in the rate
-        with progress_task(f"training {cfg.algo.upper()}", cfg.timesteps, "step", done=kept) as advance:
+        total = kept + planned_steps(cfg, remaining)
+        with progress_task(f"training {cfg.algo.upper()}", total, "step", done=kept) as advance:
             cb, scorer_calls = _callback(run_dir, cfg, calls_before, advance, venv)
             if remaining:
                 model.learn(total_timesteps=remaining, callback=cb, reset_num_timesteps=False)
@@ -383,7 +393,7 @@ def init_from_policy(model: BaseAlgorithm, spec: str | Path, cfg: TrainConfig | 
         check_reward_model(spec, card, cfg.scorer, refuse=False)
     if isinstance(policy, TeacherPolicy) and cfg is not None:  # card["algo"] == "teacher"
         distill_teacher(model, policy, card, cfg)
-        console.print(f"starting from the teacher policy {plain(spec)} (distilled into the actor)")
+        console.print(f"starting from the teacher policy {plain_name(spec)} (distilled into the actor)")
         return
     try:
         if card["algo"] != type(model).__name__.lower():
@@ -394,7 +404,7 @@ def init_from_policy(model: BaseAlgorithm, spec: str | Path, cfg: TrainConfig | 
             f"{spec}: that policy does not fit this run ({str(exc).splitlines()[0]}) — start "
             "with the same --algo, network and --obs-size, or without --init-policy"
         ) from None
-    console.print(f"starting from the policy {plain(spec)}")
+    console.print(f"starting from the policy {plain_name(spec)}")
 
 
 def distill_teacher(
@@ -591,8 +601,8 @@ def check_reward_model(spec: str | Path, card: dict[str, Any], scorer: str | Non
             if str(spec) not in _SAID_UNKNOWN:
                 _SAID_UNKNOWN.add(str(spec))
                 console.print(
-                    f"[yellow]note[/] {plain(spec)}: the policy does not record the weights of the reward "
-                    f"model it was fitted against (saved before session 26): assumed to be this "
+                    f"[yellow]note[/] {plain_name(spec)}: the policy does not record the weights of the "
+                    f"reward model it was fitted against (saved before session 26): assumed to be this "
                     f"run's {describe_reward_model(current)}"
                 )
             return
@@ -608,7 +618,7 @@ def check_reward_model(spec: str | Path, card: dict[str, Any], scorer: str | Non
             "start without --init-policy"
         )
     console.print(
-        f"[yellow]warning[/] {plain(what)}: it was tuned for another scorer (a starting point only)"
+        f"[yellow]warning[/] {plain_name(what)}: it was tuned for another scorer (a starting point only)"
     )
 
 
@@ -689,7 +699,7 @@ def train_teacher(
     if summary_path.exists() and (run_dir / "policy.safetensors").exists():
         done = read_run_json(summary_path)
         if done.get("config") == key:
-            console.print(f"[green]teacher already fitted[/] in {plain(run_dir)}")
+            console.print(f"[green]teacher already fitted[/] in {plain_name(run_dir)}")
             return done
     folder = run_dir / "teacher"
     folder.mkdir(parents=True, exist_ok=True)

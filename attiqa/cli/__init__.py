@@ -15,6 +15,7 @@ from attiqa.cli._common import (
     WorkersOption,
     device,
     run_app,
+    seed_option,
 )
 
 
@@ -32,4 +33,5 @@ __all__ = [
     "device",
     "main",
     "run_app",
+    "seed_option",
 ]

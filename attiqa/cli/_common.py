@@ -74,6 +74,16 @@ ModelOption = Annotated[
 ]
 
 
+SEED_MAX = 2**32 - 1  # numpy's legacy seeding (and the RL agents' seeding through it) takes no more
+
+
+def seed_option(help_text: str) -> Any:
+    """A command's ``--seed`` (default 0): a negative or too large seed is refused as a bad option value
+    (numpy raised "expected non-negative integer" / "Seed must be between 0 and 2**32 - 1" as a traceback,
+    after a command such as ``isp-tune`` had split its raws)."""
+    return typer.Option(0, "--seed", min=0, max=SEED_MAX, help=help_text)
+
+
 def device(spec: str) -> str:
     """A ``--device`` value as a torch device string (see :func:`attiqa.device.resolve_device`)."""
     from attiqa.device import resolve_device

@@ -10,11 +10,11 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from attiqa.cli._common import InterruptedExit, stdout
+from attiqa.cli._common import InterruptedExit, seed_option, stdout
 from attiqa.distortions.defaults import DEFAULT_GRADED
 from attiqa.errors import AttiqaError
 from attiqa.io.formats import format_list, format_name
-from attiqa.progress import console, plain
+from attiqa.progress import console, plain, plain_name
 
 
 def _names(text: str, option: str) -> list[str]:
@@ -64,7 +64,7 @@ def distort_cmd(
     type_: str = typer.Option(..., "--type", "-t", help="Distortion name (see `attiqa distortions`)."),
     level: int = typer.Option(..., "--level", "-l", help="0 (identity) .. 5 (strongest)."),
     out: Path = typer.Option(..., "--out", "-o", help=f"Output image: {format_list()}."),
-    seed: int = typer.Option(0, help="Seed of the random parts (noise, directions, patch positions)."),
+    seed: int = seed_option("Seed of the random parts (noise, directions, patch positions)."),
 ) -> None:
     """Apply one distortion at one level to an image. Same image, type, level and seed -> same bytes."""
     from attiqa.distortions import apply_distortion
@@ -79,7 +79,7 @@ def distort_cmd(
     not_an_input([out], [image], "--out")  # `-o` the photo itself replaced it
     result = apply_distortion(load_image(image), type_, level, seed=seed)
     save_image(result, out)
-    console.print(f"[green]wrote {plain(out)} ({plain(type_)} level {level}, seed {seed})")
+    console.print(f"[green]wrote {plain_name(out)} ({plain(type_)} level {level}, seed {seed})")
 
 
 def distortions_cmd(
@@ -114,7 +114,7 @@ def gallery_cmd(
     types: str | None = typer.Option(None, help="Comma-separated names (default: every registered one)."),
     kadid_only: bool = typer.Option(False, "--kadid", help="Only the 25 KADID-10k types."),
     thumb: int = typer.Option(160, min=16, help="Longer edge of each cell in pixels."),
-    seed: int = typer.Option(0, help="Seed of the random parts (noise, directions, patch positions)."),
+    seed: int = seed_option("Seed of the random parts (noise, directions, patch positions)."),
 ) -> None:
     """Write one PNG sheet of IMAGE under every distortion type (rows) x level 0..5 (columns)."""
     from attiqa.distortions import DISTORTIONS, KADID_NAMES
@@ -132,7 +132,7 @@ def gallery_cmd(
     img = load_image(image)
     with progress_task("gallery", total=len(names), unit="row") as adv:
         path = write_gallery(img, out, names, thumb=thumb, seed=seed, on_row=adv)
-    console.print(f"[green]wrote {plain(path)} ({len(names)} types x 6 levels)")
+    console.print(f"[green]wrote {plain_name(path)} ({len(names)} types x 6 levels)")
 
 
 def make_distorted_cmd(
@@ -143,7 +143,7 @@ def make_distorted_cmd(
     ),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder (images/r<round>/, labels.csv)."),
     rounds: int = typer.Option(10, min=1, help="Rounds R: every source gets a new random mix per round."),
-    seed: int = typer.Option(0, help="Seed of every draw (same seed + settings = same dataset)."),
+    seed: int = seed_option("Seed of every draw (same seed + settings = same dataset)."),
     distortions: str | None = typer.Option(
         None, help="Comma-separated distortion set D (default: the 25 KADID-10k types, as ExIQA)."
     ),
@@ -178,9 +178,11 @@ def make_distorted_cmd(
         console.print(f"[yellow]skipped: {plain(msg)}")
     if res.interruption is not None:
         console.print(f"[yellow]interrupted: {res.written} written, {res.existing} already there, kept in "
-                      f"{plain(out)} with their labels; rerun the same command to resume")  # fmt: skip
+                      f"{plain_name(out)} with their labels; rerun the same command to resume")  # fmt: skip
         raise InterruptedExit(res.interruption)
-    console.print(f"[green]{res.written} written, {res.existing} already there; labels: {plain(res.labels)}")
+    console.print(
+        f"[green]{res.written} written, {res.existing} already there; labels: {plain_name(res.labels)}"
+    )
     if res.written + res.existing == 0:
         raise AttiqaError("no source image could be read")
 
@@ -218,7 +220,9 @@ def degrade_cmd(
     output_folder(out, "--out")
     with progress_task("degrading", total=len(files)) as adv:
         res = write_graded_set(files, out, names, lv, fmt=fmt, max_side=max_side, on_item=adv)
-    console.print(f"[green]{len(res.written)} written, {len(res.existing)} already there, in {plain(out)}")
+    console.print(
+        f"[green]{len(res.written)} written, {len(res.existing)} already there, in {plain_name(out)}"
+    )
     for e in res.failed:
         console.print(f"[yellow]skipped: {plain(e)}")
     if not res.written and not res.existing:  # one rule: fail only when nothing could be done (issue 16)

@@ -18,11 +18,12 @@ from attiqa.cli._common import (
     InterruptedExit,
     ModelOption,
     WorkersOption,
+    seed_option,
     stdout,
 )
 from attiqa.cli._common import device as device_str
 from attiqa.errors import AttiqaError
-from attiqa.progress import console, plain, plain_failure
+from attiqa.progress import console, plain, plain_failure, plain_name
 
 
 def _num(v: float | None) -> str:
@@ -210,7 +211,7 @@ def eval_cmd(
     stdout.print(t)
     console.print(
         f"{res.n_scored} scored, {res.n_cached} from cache, {res.seconds:.1f}s — "
-        f"[green]wrote {plain(res.files['summary'].parent)}/ (predictions.csv, summary.json"
+        f"[green]wrote {plain_name(res.files['summary'].parent)}/ (predictions.csv, summary.json"
         f"{', scatter.png' if 'scatter' in res.files else ''})"
     )
     for w in res.warnings:
@@ -227,7 +228,8 @@ def _kept_hint(cache: bool) -> str:
     if where is None:
         return "nothing was kept (--no-cache) — rerun without --no-cache to keep finished batches"
     return (
-        f"the finished batches are kept in the score cache {plain(where)}; rerun the same command to resume"
+        f"the finished batches are kept in the score cache {plain_name(where)}; "
+        "rerun the same command to resume"
     )
 
 
@@ -268,7 +270,7 @@ def bench_cmd(
     select: str = typer.Option(
         "last", "--select", help="Report the last epoch (default) or the best-on-test epoch (optimistic)."
     ),
-    seed: int = typer.Option(0, "--seed", help="First split seed; run r uses seed + r."),
+    seed: int = seed_option("First split seed; run r uses seed + r."),
     group_by: str = typer.Option(
         "auto",
         "--group-by",
@@ -335,7 +337,7 @@ def bench_cmd(
         group_by=None if group_by.lower() == "none" else group_by, cache=cache,
     )  # fmt: skip
     stdout.print(res.table)
-    console.print(f"[green]wrote {plain(res.files['table'])} and {plain(res.files['json'])}")
+    console.print(f"[green]wrote {plain_name(res.files['table'])} and {plain_name(res.files['json'])}")
 
 
 def register(app: typer.Typer) -> None:

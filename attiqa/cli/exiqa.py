@@ -7,9 +7,9 @@ from pathlib import Path
 
 import typer
 
-from attiqa.cli._common import BatchSizeOption, DeviceOption
+from attiqa.cli._common import BatchSizeOption, DeviceOption, seed_option
 from attiqa.cli._common import device as device_str
-from attiqa.progress import console, plain
+from attiqa.progress import console, plain_name
 
 
 def train_exiqa_cmd(
@@ -31,7 +31,7 @@ def train_exiqa_cmd(
         0.1, min=0.0, max=0.9, help="Held-out share of source photos for accuracy / RMSE."
     ),
     attributes: Path | None = typer.Option(None, help="Attribute file (default: the bundled 25 x 5)."),
-    seed: int = typer.Option(0, help="Seed of the held-out split, the prompt start and the batches."),
+    seed: int = seed_option("Seed of the held-out split, the prompt start and the batches."),
     device: DeviceOption = "auto",
 ) -> None:
     """Train ExIQA's visual prompts and attribute weights w (eq. 6-8) on a distortion-labelled set; reports
@@ -60,7 +60,7 @@ def train_exiqa_cmd(
             )
 
         res = train_exiqa(data, out, cfg, device_str(device), on_epoch=report)
-    console.print(f"[green]{plain(res['checkpoint'])}")
+    console.print(f"[green]{plain_name(res['checkpoint'])}")
 
 
 def train_exiqa_regressor_cmd(
@@ -70,7 +70,7 @@ def train_exiqa_regressor_cmd(
     ),
     epochs: int = typer.Option(100, min=1, help="Epochs (paper §V-B2: 100, cosine schedule)."),
     lr: float = typer.Option(1e-3, help="AdamW learning rate (ours; the paper gives none for this stage)."),
-    seed: int = typer.Option(0, help="Seed of the 80/20 split and the regressor's initialisation."),
+    seed: int = seed_option("Seed of the 80/20 split and the regressor's initialisation."),
     device: DeviceOption = "auto",
 ) -> None:
     """ExIQA stage 2 (eq. 9): fit the quality regressor on the frozen model's attribute probabilities;
@@ -79,7 +79,7 @@ def train_exiqa_regressor_cmd(
 
     res = train_regressor(run, mos, epochs, lr, seed, device_str(device))
     console.print(
-        f"[green]{plain(run / 'regressor.safetensors')}[/]: held-out SROCC {res['val_srocc']:.3f}, "
+        f"[green]{plain_name(run / 'regressor.safetensors')}[/]: held-out SROCC {res['val_srocc']:.3f}, "
         f"PLCC {res['val_plcc']:.3f} ({res['n_train']} training images)"
     )
 

@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING
 import typer
 from rich.table import Table
 
-from attiqa.cli._common import BatchSizeOption, DeviceOption, WorkersOption, stdout
+from attiqa.cli._common import BatchSizeOption, DeviceOption, WorkersOption, seed_option, stdout
 from attiqa.cli._common import device as device_str
 from attiqa.errors import AttiqaError
-from attiqa.progress import console, plain
+from attiqa.progress import console, plain, plain_name
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -115,7 +115,7 @@ def select_prompts_cmd(
     out: Path = typer.Option(Path("prompt_selection"), "--out", "-o", help="Output folder (resumable)."),
     all_pairs: bool = typer.Option(False, help="Also write every pair's values to all_pairs.csv."),
     work_size: int = typer.Option(256, min=16, help="Shorter edge photos are resized to before distortion."),
-    seed: int = typer.Option(0, help="Seed of the distortions of task 1 and of --spaq-limit's subset."),
+    seed: int = seed_option("Seed of the distortions of task 1 and of --spaq-limit's subset."),
     batch_size: BatchSizeOption = 32,
     workers: WorkersOption = None,
     device: DeviceOption = "auto",
@@ -183,7 +183,7 @@ def select_prompts_cmd(
         )
     prompts_path = chosen_prompts(result, by=select_by).save(out / "prompts.json")
     if all_pairs:
-        console.print(f"[green]wrote {plain(write_all_pairs_csv(result, out / 'all_pairs.csv'))}")
+        console.print(f"[green]wrote {plain_name(write_all_pairs_csv(result, out / 'all_pairs.csv'))}")
     for msg in result.failed:
         console.print(f"[yellow]skipped: {plain(msg)}")
     for a in (a for a, sign in result.human_signs.items() if sign < 0):
@@ -193,8 +193,9 @@ def select_prompts_cmd(
         f"({result.n_photos} photos, {result.n_rated} rated images)"
     )
     console.print(
-        f"[green]wrote {plain(summary)} and {plain(prompts_path)} (use: attiqa label --teacher clip:... "
-        f"--prompts {plain(prompts_path)})"
+        f"[green]wrote {plain_name(summary)} and {plain_name(prompts_path)} "
+        "(use: attiqa label --teacher clip:... "
+        f"--prompts {plain_name(prompts_path)})"
     )
 
 

@@ -19,7 +19,7 @@ from attiqa.cli._common import (
 )
 from attiqa.cli._common import device as resolve_device
 from attiqa.errors import AttiqaError
-from attiqa.progress import console, plain, plain_failure
+from attiqa.progress import console, plain, plain_failure, plain_name
 
 if TYPE_CHECKING:
     from attiqa.interface import Scorer
@@ -97,7 +97,7 @@ def score_cmd(
             todo = [f for f in files if str(f) not in writer.done]
             if shards.main:
                 done = len(files) - len(todo)
-                console.print(f"resuming: {done} image(s) already in {plain(out)}, {len(todo)} to score")
+                console.print(f"resuming: {done} image(s) already in {plain_name(out)}, {len(todo)} to score")
         shards.sync()  # every rank has read the journals before any writes to them: one `todo` everywhere
         stats = ColumnStats(tuple(scorer.columns))
 
@@ -114,8 +114,10 @@ def score_cmd(
                 writer.close(run.failed if run is not None else ())
         if run.interrupted:
             if shards.main:
-                where = f"each process's finished rows kept beside {plain(out)}" if shards.world > 1 else ""
-                where = where or f"{stats.n} finished row(s) kept in {plain(out)}"
+                where = (
+                    f"each process's finished rows kept beside {plain_name(out)}" if shards.world > 1 else ""
+                )
+                where = where or f"{stats.n} finished row(s) kept in {plain_name(out)}"
                 kept = f"{where}; rerun the same command to resume" if out else "nothing was saved (no --out)"
                 console.print(f"[yellow]interrupted: {kept}")
             raise InterruptedExit(run.interruption or KeyboardInterrupt())
@@ -130,16 +132,18 @@ def score_cmd(
     if writer is not None and shards.world > 1:  # one file from every rank's journal, in the input order
         rows = writer.merge_shards([str(f) for f in files], failed)[:keep_rows]
     if writer is not None and (writer.written or writer.done or stats.n):
-        console.print(f"[green]wrote {plain(out)}")
+        console.print(f"[green]wrote {plain_name(out)}")
     elif writer is not None:
         writer.discard_if_empty()
     if sheet is not None and rows:
         sheet_for_scores(rows, scorer.columns, sheet, scorer.info.score_range, SHEET_LIMIT)
-        console.print(f"[green]wrote {plain(sheet)}")
+        console.print(f"[green]wrote {plain_name(sheet)}")
     if not quiet and hasattr(scorer, "top_distortions"):  # ExIQA: the explanation is the point
         for r in rows[:TABLE_LIMIT]:
             top = ", ".join(f"{d} {v:.2f}" for d, v in scorer.top_distortions(r))
-            stdout.print(f"{plain(Path(r['image']).name)}: score {r['score']:.3f}; top distortions: {top}")
+            stdout.print(
+                f"{plain_name(Path(r['image']).name)}: score {r['score']:.3f}; top distortions: {top}"
+            )
     elif not quiet and (stats.n or not n_todo):
         print_scores(rows, scorer.columns, stats.n, stats, TABLE_LIMIT)
     if failed:
@@ -225,7 +229,7 @@ def export(
         card["description"] = description
     card["exported_from"] = str(src)
     out = save_checkpoint(target, tensors, portable_card(card), half=half)
-    console.print(f"[green]{plain(out)} ({out.stat().st_size / 1e6:.1f} MB) sha256 {sha256_of(out)}")
+    console.print(f"[green]{plain_name(out)} ({out.stat().st_size / 1e6:.1f} MB) sha256 {sha256_of(out)}")
 
 
 def models_cmd() -> None:
@@ -289,9 +293,9 @@ def demo_cmd(
             plain(f"scoring {len(paths)} photos with {scorer.info.name} ({scorer.info.description})")
         )
     report_scores(paths, scorer, Path(out))
-    csv, png = plain(Path(out) / "scores.csv"), plain(Path(out) / "scores.png")
+    csv, png = plain_name(Path(out) / "scores.csv"), plain_name(Path(out) / "scores.png")
     if train:
-        console.print(f"[green]checkpoint: {plain(ckpt)}\nscores: {csv}, {png}")
+        console.print(f"[green]checkpoint: {plain_name(ckpt)}\nscores: {csv}, {png}")
         console.print(
             "Attribute scores are percentiles among the demo's training photos (higher = sharper, more "
             "contrast, brighter, more colourful, cleaner). No MOS: the demo has no human ratings."

@@ -8,7 +8,7 @@ import typer
 
 from attiqa.cli._common import BatchSizeOption, DeviceOption, WorkersOption
 from attiqa.errors import AttiqaError
-from attiqa.progress import console, plain
+from attiqa.progress import console, plain_name
 
 
 def label_cmd(
@@ -62,7 +62,7 @@ def label_cmd(
         if is_main():
             import pyarrow.parquet as pq
 
-            console.print(f"[green]labels: {plain(path)} ({pq.read_metadata(path).num_rows} images)")
+            console.print(f"[green]labels: {plain_name(path)} ({pq.read_metadata(path).num_rows} images)")
 
 
 def train_cmd(
@@ -114,7 +114,7 @@ def train_cmd(
             ("finetuned", res.finetuned),
         ):
             if val:
-                console.print(f"[green]{name}: {plain(val)}")
+                console.print(f"[green]{name}: {plain_name(val)}")
         if res.metrics:
             console.print(
                 "held-out split, last epoch: "

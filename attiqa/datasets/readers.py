@@ -166,6 +166,22 @@ class _CountedLines:
         self.start = None
 
 
+def fitting_rows(reader: csv.DictReader[str], path: Path, delimiter: str) -> Iterator[dict[str | Any, Any]]:
+    """The rows of ``reader``, refusing one with more non-empty cells than the header has columns: an
+    unquoted delimiter in a name or prompt shifts every later cell into the next column (a MOS read from
+    the std column, the last cell dropped) without any other sign."""
+    for row in reader:
+        extra = row.get(None)  # csv.DictReader's restkey: the cells past the header
+        if extra and any(str(c).strip() for c in extra):
+            sep = "a tab" if delimiter == "\t" else f"'{delimiter}'"
+            width = len(reader.fieldnames or ())
+            raise AttiqaError(
+                f"{path}:{reader.line_num}: {width + len(extra)} cells under a header of {width} columns — "
+                f'a name or text holding {sep} must be quoted ("smith, john.jpg"), or remove the extra cells'
+            )
+        yield row
+
+
 def read_csv(path: Path, delimiter: str | None = None) -> Table:
     """A CSV/TSV with a header row; the delimiter is sniffed from the header when not given."""
     try:
@@ -179,7 +195,7 @@ def read_csv(path: Path, delimiter: str | None = None) -> Table:
             fields = [f.strip() for f in (reader.fieldnames or [])]
             rows, lines = [], []
             counted.mark()
-            for r in reader:
+            for r in fitting_rows(reader, path, delimiter):
                 rows.append(
                     {(k or "").strip(): (v.strip() if isinstance(v, str) else v) for k, v in r.items()}
                 )
