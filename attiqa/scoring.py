@@ -108,10 +108,12 @@ def score_paths(
                 row: dict[str, Any] = {"image": str(paths[idx])}
                 row.update({c: float(batch.scores[row_i, j]) for j, c in enumerate(run.columns)})
                 rows.append(row)
-            if on_rows and rows:
-                on_rows(rows)
+            # kept before they are handed on: a Ctrl-C / SIGTERM right after ``on_rows`` wrote them must not
+            # leave a batch on disk that ``run.rows`` lacks (genbench rewrites its file from ``run.rows``)
             room = len(rows) if keep_rows is None else max(0, keep_rows - len(run.rows))
             run.rows.extend(rows[:room])
+            if on_rows and rows:
+                on_rows(rows)
             if on_batch:
                 on_batch(len(batch.indices), len(batch.errors))
     except KeyboardInterrupt as exc:
