@@ -5,9 +5,7 @@ MATLAB ``.mat`` (scipy), Excel ``.xlsx`` (openpyxl, optional) — each failing w
 from __future__ import annotations
 
 import csv
-import errno
 import math
-import os
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -16,6 +14,7 @@ from typing import Any, Literal, overload
 import numpy as np
 
 from attiqa.errors import AttiqaError
+from attiqa.io.atomic import link_fault
 
 
 def need_file(root: Path, candidates: Sequence[str], dataset: str, layout: str) -> Path:
@@ -41,16 +40,12 @@ def not_a_file(path: Path) -> str | None:
     calls "not found": a folder, a symbolic-link loop, a link to nothing; None for a file (or nothing)."""
     if path.is_dir():
         return f"a folder, not a CSV — pass the score file itself, e.g. {path / 'mos.csv'}"
-    if path.is_symlink() and not path.exists():
-        try:
-            path.resolve(strict=True)
-        except RuntimeError:  # Python < 3.13: "Symlink loop"
-            return "a symbolic-link loop — point it at the score CSV itself"
-        except OSError as exc:
-            if exc.errno == errno.ELOOP:
-                return "a symbolic-link loop — point it at the score CSV itself"
-        return f"a link to {os.readlink(path)}, which does not exist — point it at the score CSV itself"
-    return None
+    fault = link_fault(path)
+    if fault is None:
+        return None
+    loop, target = fault
+    what = "a symbolic-link loop" if loop else f"a link to {target}, which does not exist"
+    return f"{what} — point it at the score CSV itself"
 
 
 def to_float(value: Any, where: str) -> float:

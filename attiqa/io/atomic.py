@@ -71,19 +71,32 @@ def output_folder(folder: str | Path, option: str | None = None, fix: str | None
     return folder
 
 
+def link_fault(path: str | Path) -> tuple[bool, str] | None:
+    """For a link that cannot be followed, ``(True, target)`` when it loops back to itself, ``(False,
+    target)`` when its target is not there; None for anything else (a file, a folder, a good link, nothing):
+    the one test behind every "symlink loop" / "broken link" line, whatever reads or writes the path."""
+    if not os.path.islink(path):
+        return None
+    try:
+        os.stat(path)
+    except OSError as exc:
+        return exc.errno == errno.ELOOP, os.readlink(path)
+    return None
+
+
 def not_a_dangling_link(path: str | Path, option: str | None = None) -> None:
     """One line, before the work, when an output file is a link to nothing (or a symlink loop): writing
     through it made its target somewhere else or failed with "No such file or directory" for a folder that
     is not there, naming no path the user typed; an atomic write would replace the link itself."""
-    path = Path(path)
-    if not path.is_symlink():
+    fault = link_fault(path)
+    if fault is None:
         return
-    try:
-        os.stat(path)
-        return
-    except OSError as exc:
-        why = ("a symlink loop (the link points back to itself)" if exc.errno == errno.ELOOP
-               else f"a broken link (to {os.readlink(path)}, which is not there)")  # fmt: skip
+    loop, target = fault
+    why = (
+        "a symlink loop (the link points back to itself)"
+        if loop
+        else f"a broken link (to {target}, which is not there)"
+    )
     fix = f"give {option} another name" if option else "write somewhere else"
     raise AttiqaError(f"{path}: {why} — delete the link or {fix}")
 
