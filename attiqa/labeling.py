@@ -6,8 +6,9 @@ Resumable and crash-safe by construction:
 - a killed run therefore loses at most the batch in flight;
 - at the end the parts are merged into ``<out>`` (atomically) and removed.
 
-Sharding: under ``torchrun`` each rank labels ``paths[rank::world_size]`` into its own part files;
-rank 0 merges after a barrier. The Parquet schema metadata records the teacher, model id and prompts.
+Sharding: under ``torchrun`` each rank labels ``paths[rank::world_size]`` of the images still to label
+(worked out by every rank before any writes a part, so all share out the same list) into its own part
+files; rank 0 merges after a barrier. The Parquet schema metadata records the teacher, model id and prompts.
 
 The ``image`` column holds each image's absolute path as UTF-8 text; a file name that is not valid UTF-8
 (Parquet strings must be) is stored as a ``file:`` URI with its bytes percent-encoded, and
@@ -33,6 +34,7 @@ from attiqa.io.atomic import atomic_path, remove_orphan_temps
 from attiqa.io.batching import default_num_workers
 from attiqa.io.names import path_text, text_path
 from attiqa.scoring import score_batches
+from attiqa.sharding import barrier
 from attiqa.teachers.base import Teacher
 
 META_KEY = b"attiqa_labels"
@@ -166,6 +168,8 @@ def label_images(
     all_paths = [Path(os.path.abspath(p)) for p in paths]  # absolute: the table is usable from any folder
     todo = [p for p in all_paths if path_text(p) not in done]
     skipped_done = len(all_paths) - len(todo)
+    if world_size > 1:  # every rank has read what is done before any writes a part: one `todo` everywhere
+        barrier()
     todo = todo[rank::world_size]
     pdir = parts_dir(out)
     pdir.mkdir(parents=True, exist_ok=True)

@@ -27,7 +27,9 @@ puts every reference photo on both sides; a grouped one tests on unseen content.
 scraped set's copies under two names, a row listed twice; agiqa3k-dev holds two such pairs with different
 prompts) always share a group, image-wise too, so a copy of a training image is never a test image.
 
-Runs are resumable: a finished run leaves ``run.json``; rerunning the same command skips it. Big
+Runs are resumable: a finished run leaves ``run.json``; rerunning the same command skips it — as long as
+the base config, the init checkpoint's content (a checkpoint trained again at the same path trains again)
+and the split's images and MOS are the same. Big
 checkpoints are deleted after their numbers are taken unless ``keep_checkpoints``. Each run's split is
 handed to fine-tuning in memory; ``split.csv`` is written next to it as a record only.
 """
@@ -50,6 +52,7 @@ from attiqa.config import FinetuneConfig, TrainConfig, from_dict, read_yaml, to_
 from attiqa.datasets.base import DatasetItem, IQADataset
 from attiqa.errors import AttiqaError, ConfigError
 from attiqa.io.atomic import write_json_atomic, write_text_atomic
+from attiqa.io.checkpoints import weights_sha256
 from attiqa.io.images import content_key
 from attiqa.progress import console, plain
 from attiqa.training.data import MosSplit, check_split, split_indices
@@ -329,9 +332,13 @@ def run_finetune_split(
 
     items = bench.dataset.items
     csv_path = run_dir / "split.csv"
+    used = [items[i] for i in (*split.train, *split.test)]  # the rows split.csv lists, in its order
+    # what the numbers depend on: the init checkpoint's content (not its path: a pretraining run again at
+    # the same out_dir rewrites it) and the rows' images and MOS (a corrected score file), not their indices
+    init_id = weights_sha256(init_checkpoint) if init_checkpoint is not None else None
     fp = _fingerprint(
-        to_dict(cfg), str(init_checkpoint), bench.dataset.name, str(bench.dataset.root),
-        bench.dataset.target, split.train, split.test, select,
+        to_dict(cfg), init_id, bench.dataset.name, str(bench.dataset.root), bench.dataset.target,
+        len(split.train), [(str(it.image), float(it.mos)) for it in used], select,
     )  # fmt: skip
     done = run_dir / "run.json"
     if done.is_file():
@@ -339,7 +346,6 @@ def run_finetune_split(
         if prev.get("fingerprint") == fp:
             return prev
     write_split_csv(csv_path, items, split)  # a record of the split; training gets it in memory
-    used = [items[i] for i in (*split.train, *split.test)]  # the rows split.csv lists, in its order
     n_tr = len(split.train)
     data = MosSplit(
         paths=[Path(it.image) for it in used], mos=torch.tensor([float(it.mos) for it in used]),

@@ -113,3 +113,37 @@ def test_label_honours_device(photo_dir, tmp_path):
     r = run_attiqa("label", photo_dir, "--out", out, "--device", "cuda")
     assert r.returncode == 2 and "CUDA is not available" in r.stderr + r.stdout
     assert "Traceback" not in r.stderr and not out.exists()
+
+
+SLOW_RANK_LABEL = """
+import sys, time
+from pathlib import Path
+
+from attiqa.config import LabelConfig, TrainConfig
+from attiqa.labeling import parts_dir
+from attiqa.runner import run_label_stage
+from attiqa.training.distributed import process_group, rank
+
+photos, out = Path(sys.argv[1]), Path(sys.argv[2])
+with process_group():
+    if rank() == 1:  # a rank slower to load its teacher: it starts once rank 0 wrote a batch (or after 5 s)
+        deadline = time.time() + 5
+        while time.time() < deadline and not list(parts_dir(out).glob("*.parquet")):
+            time.sleep(0.05)
+    lc = LabelConfig(images=[str(photos)], teacher="classical", batch_size=2, num_workers=0, out=str(out))
+    run_label_stage(TrainConfig(out_dir=str(out.parent), label=lc), out.parent, progress=False, device="cpu")
+"""
+
+
+@pytest.mark.slow
+def test_a_rank_that_starts_late_still_labels_its_share(photo_dir, tmp_path):
+    """Every rank works out the images still to label before any rank writes a batch: a rank that started
+    later read the other's first parts as done, shared out a shorter list, and images went unlabelled."""
+    paths = _many(photo_dir, 4)  # 20 images
+    out = tmp_path / "labels.parquet"
+    script = tmp_path / "slow_rank.py"
+    script.write_text(SLOW_RANK_LABEL)
+    res = run_attiqa(photo_dir, out, ranks=2, script=script)
+    assert res.returncode == 0, res.stderr[-2000:]
+    images = pq.read_table(out).column("image").to_pylist()
+    assert sorted(images) == sorted(str(p) for p in paths)

@@ -302,3 +302,54 @@ def test_a_grouped_protocol_trains_in_memory_and_tests_on_unseen_references(kadi
         assert card["dataset"]["csv"] == f"kadid10k:{kadid_root}" and card["config"]["csv"] == ""
         assert card["dataset"]["n_train"] == 24 and card["dataset"]["split"].startswith(r["split"])
     assert "group splits" in res.table
+
+
+def _tiny_init(path: Path, seed: int) -> Path:
+    """A pretrained-checkpoint stand-in (tiny backbone, weights from ``seed``) written to ``path``."""
+    import torch
+
+    from attiqa.models import AttiqaModel, create_backbone, save_model
+
+    torch.manual_seed(seed)
+    model = AttiqaModel(create_backbone("tiny"), head_hidden=16, mos_hidden=8)
+    return save_model(model, path, card={"name": "tiny"})
+
+
+def test_a_rerun_after_the_init_checkpoint_was_retrained_trains_again(blur_csv, base_yaml, tmp_path):
+    """A finished run is reused only for the same weights: after the pretrained checkpoint was trained again
+    at the same path, the same command gives what a fresh bench of the new checkpoint gives. **Was**: the
+    run's fingerprint held the checkpoint's path, so the old checkpoint's numbers came back."""
+    ds = bench_dataset(get_dataset("folder", blur_csv), "Blur")
+    init = tmp_path / "pretrain" / "model.safetensors"
+    init.parent.mkdir()
+    _tiny_init(init, seed=0)
+    old = run_protocol("single", [ds], base_yaml, tmp_path / "out", init_checkpoint=init, repeats=1)
+    _tiny_init(init, seed=1)  # `attiqa train` again, same out_dir
+    again = run_protocol("single", [ds], base_yaml, tmp_path / "out", init_checkpoint=init, repeats=1)
+    fresh = run_protocol("single", [ds], base_yaml, tmp_path / "fresh", init_checkpoint=init, repeats=1)
+
+    def numbers(res):  # every epoch's loss and test metrics (not its wall time)
+        return [{k: v for k, v in h.items() if k != "seconds"} for h in res.runs[0]["history"]]
+
+    assert numbers(fresh) != numbers(old)  # the new weights train differently
+    assert numbers(again) == numbers(fresh) and again.summary == fresh.summary
+
+
+def test_a_rerun_after_the_score_file_was_corrected_trains_again(blur_csv, base_yaml, tmp_path):
+    """The same for a corrected MOS (same images, same split): **was** the old MOS's numbers."""
+    import shutil
+
+    root = tmp_path / "data"
+    shutil.copytree(blur_csv.parent, root)
+    score_file = root / "mos.csv"
+    rows = score_file.read_text().splitlines()
+
+    def bench(out: Path):
+        return run_protocol("single", [get_dataset("folder", score_file)], base_yaml, out, repeats=1)
+
+    old = bench(tmp_path / "out")
+    fixed = [rows[0]] + [f"{r.split(',')[0]},{10 - float(r.split(',')[1]):.4f}" for r in rows[1:]]
+    score_file.write_text("\n".join(fixed) + "\n")  # the MOS were on a reversed scale
+    again, fresh = bench(tmp_path / "out"), bench(tmp_path / "new")
+    assert fresh.summary["mos"]["srocc"] != old.summary["mos"]["srocc"]
+    assert again.summary == fresh.summary
