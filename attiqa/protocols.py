@@ -171,15 +171,23 @@ def official_partition(ds: IQADataset) -> Split:
 
 def group_keys(ds: IQADataset, group_by: str | None) -> list[str] | None:
     """Each item's group (``group_by`` a key of the items' meta, ``"auto"`` the dataset's natural one,
-    None = no groups); an error naming the dataset when items lack it."""
-    if group_by == "auto":
+    None = no groups); an error naming the dataset when items lack it. ``"auto"`` on a copy of the data
+    whose score file holds no such key at all (LIVE without ``refnames_all.mat``; AGIQA-1k's ``Image,Score``
+    file has no prompts) splits image-wise and says so: the default must not refuse a supported dataset."""
+    auto = group_by == "auto"
+    if auto:
         group_by = NATURAL_GROUPS.get(ds.name)
-        if group_by is None:
-            return None
     if group_by is None:
         return None
     keys = [it.meta.get(group_by) for it in ds.items]
     missing = sum(k is None or k == "" for k in keys)
+    if auto and missing == len(keys):
+        console.print(
+            f"[yellow]{plain(ds.name)} ({plain(str(ds.root))}): no item has a {group_by!r} to group by — "
+            "image-wise splits (images of one group may fall on both sides)",
+            highlight=False,
+        )
+        return None
     if missing:
         have = sorted({k for it in ds.items for k in it.meta}) or ["none"]
         raise AttiqaError(

@@ -288,6 +288,27 @@ def test_group_aware_splits_put_no_reference_on_both_sides(kadid_root):
         group_keys(ds, "prompt")
 
 
+def test_auto_grouping_of_a_dataset_whose_file_has_no_groups_splits_image_wise_and_says_so(tmp_path, capsys):
+    """AGIQA-1k's ``Image,Score`` file holds no prompts: ``--group-by auto`` (the default) refused the dataset
+    ("1080 of 1080 items have no 'prompt'"); now it splits image-wise and says why, while asking for
+    ``--group-by prompt`` outright still refuses."""
+    from attiqa.protocols import group_keys
+
+    names = [f"deepai_{k}_{k + 1}_0_{j}.jpg" for k in range(3) for j in range(2)]
+    (tmp_path / "file").mkdir()
+    for i, name in enumerate(names):
+        Image.new("RGB", (16, 16), (40 * i, 90, 160)).save(tmp_path / "file" / name)
+    (tmp_path / "AIGC_all.csv").write_text(
+        "Image,Score\n" + "".join(f"{n},{1 + i / 2}\n" for i, n in enumerate(names))
+    )
+    ds = get_dataset("agiqa1k", tmp_path)
+    assert group_keys(ds, "auto") is None
+    out = " ".join(capsys.readouterr().err.split())  # the console's warnings go to stderr, wrapped
+    assert "agiqa1k" in out and "no item has a 'prompt' to group by" in out and "image-wise" in out
+    with pytest.raises(AttiqaError, match="6 of 6 items have no 'prompt' to group by .*--group-by none"):
+        group_keys(ds, "prompt")
+
+
 def test_a_grouped_protocol_trains_in_memory_and_tests_on_unseen_references(kadid_root, base_yaml, tmp_path):
     ds = get_dataset("kadid10k", kadid_root)
     res = run_protocol("single", [ds], base_yaml, tmp_path, repeats=2, keep_checkpoints=True)
