@@ -50,7 +50,7 @@ class EvalResult:
     dataset: str
     target: str
     split: str
-    metrics: dict[str, float]  # srocc, plcc, krcc, plcc_fit, rmse_fit (+ rmse of raw predictions)
+    metrics: dict[str, float]  # srocc, plcc, krcc (raw predictions), plcc_fit, rmse_fit (after the logistic)
     n: int  # images in the metrics
     fit: LogisticFit
     rows: list[dict[str, Any]]  # per image: image, mos, raw, split, prediction, scorer columns
