@@ -177,10 +177,11 @@ def fitting_rows(reader: csv.DictReader[str], path: Path, delimiter: str) -> Ite
         yield row
 
 
-def read_csv(path: Path, delimiter: str | None = None) -> Table:
-    """A CSV/TSV with a header row; the delimiter is sniffed from the header when not given."""
+def read_csv(path: Path, delimiter: str | None = None, errors: str = "strict") -> Table:
+    """A CSV/TSV with a header row; the delimiter is sniffed from the header when not given. ``errors``
+    ``"surrogateescape"`` reads back a file the project wrote with names that are not UTF-8."""
     try:
-        with open(path, newline="", encoding="utf-8-sig") as fh:
+        with open(path, newline="", encoding="utf-8-sig", errors=errors) as fh:
             head = fh.readline()
             fh.seek(0)
             if delimiter is None:  # tab, comma, or a spreadsheet's semicolon (locales with a decimal comma)
