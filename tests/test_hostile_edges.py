@@ -295,6 +295,27 @@ def test_genbench_score_names_a_skipped_metric_once(tmp_path):
     assert said.count("nosuch.safetensors") == 1 and "classical: 6 scored" in said
 
 
+def test_genbench_metrics_naming_nothing_is_refused(tmp_path):
+    """**Was** (session 41): `genbench score RUN -m ''` (or `' , '`) scored every metric of the registry,
+    `agree -m ''` reported every scored one: an empty list read as "no option". Now one line, exit 2,
+    before any work, listing what could be named."""
+    from genbench.run_scores import default_metrics
+
+    run = tmp_path / "run"
+    assert run_genbench("import-agiqa3k", _agiqa_root(tmp_path / "agiqa"), "-o", run).returncode == 0
+    for given in ("", " , "):
+        res = run_genbench("score", run, "-m", given, "-w", "0")
+        names = ", ".join(default_metrics())
+        said = f"error: --metrics {given!r} names no metric — give one or more of {names}"
+        assert res.returncode == 2 and res.stderr.strip().startswith(said), res.stderr
+        assert len(res.stderr.strip().splitlines()) == 1 and not (run / "scores").exists()
+    assert run_genbench("score", run, "-m", "classical", "-w", "0").returncode == 0
+    res = run_genbench("agree", run, "-m", " , ")
+    said = "names no metric — give one or more of classical (comma-separated)"
+    assert res.returncode == 2 and said in res.stderr, res.stderr
+    assert not (run / "agreement").exists()
+
+
 # ---------------------------------------------------------------------------------------------------------
 # isp-tune: a raw whose name is not UTF-8
 
