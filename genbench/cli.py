@@ -107,6 +107,13 @@ def _run_pairs(run_dir: Path) -> list:
     return pairs
 
 
+def _dataset_name(name: str) -> str:
+    """A dataset's short display name (``agiqa3k`` -> ``AGIQA-3K``), the registry name if unknown."""
+    from attiqa.datasets import DATASETS
+
+    return DATASETS[name].info.full_name.split(" (")[0] if name in DATASETS else name
+
+
 def _split_metrics(metrics: str | None, available: Callable[[], list[str]]) -> list[str] | None:
     """``--metrics a,b``, each name once: a name given twice was scored twice and reported twice (two
     equal rows in agreement.csv, per_pair.csv with every column of it twice). None without the option;
@@ -249,6 +256,14 @@ def agree(
         "cluster_by": cluster_by,
     }
     write_report(out_dir, pairs, labels, results, scores, settings)
+    for r in results:
+        if r.trained_on:
+            seen = ", ".join(_dataset_name(d) for d in r.trained_on.split(","))
+            console.print(
+                f"[yellow]warning:[/] {plain(r.metric)} was trained on {seen} images; agreement on them is "
+                "not a held-out figure",
+                highlight=False,
+            )
     n_ties = sum(lab.label == "tie" for lab in labels.values())
     table = Table(
         title=f"agreement with human preference — {len(labels)} pairs with votes, {n_ties} tied "
@@ -262,7 +277,7 @@ def agree(
 
     for r in results:
         table.add_row(
-            r.metric,
+            r.metric + (" *" if r.trained_on else ""),  # *: trained on these images (see the warning)
             str(r.pairs),
             pct(r.accuracy),
             f"{pct(r.ci_low)} – {pct(r.ci_high)}",

@@ -25,6 +25,7 @@ from attiqa.io.atomic import output_folder, remove_orphan_temps, write_json_atom
 from attiqa.io.tables import ENCODING, ERRORS, read_cell
 from attiqa.progress import shown_name
 from attiqa.scorers import is_checkpoint, scorer_identity
+from attiqa.scorers.zoo import trained_on
 from attiqa.scoring import ScoreRun, ScoreWriter, score_paths, write_scores
 from genbench.files import shell_arg
 from genbench.manifest import SIDES, Pair, resolve
@@ -40,6 +41,7 @@ class MetricScores:
     values: dict[str, float]
     higher_is_better: bool = True
     column: str = "score"
+    trained_on: tuple[str, ...] = ()  # datasets the metric was fitted on (attiqa.scorers.zoo.trained_on)
 
 
 @dataclass
@@ -262,5 +264,7 @@ def load_metric_scores(run_dir: Path, metrics: list[str] | None = None) -> list[
                     f"{path}: {column} of {shown_name(im)} is {row[column]!r}, not a number — delete the "
                     f"file and {again} scores it again"
                 ) from None
-        out.append(MetricScores(slug, values, bool(meta.get("higher_is_better", True)), column))
+        who = meta.get("identity")  # name and weights' SHA-256 (older files: the name alone)
+        fitted_on = trained_on(who if isinstance(who, dict) else {"name": meta.get("metric")})
+        out.append(MetricScores(slug, values, bool(meta.get("higher_is_better", True)), column, fitted_on))
     return out
