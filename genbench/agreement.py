@@ -66,6 +66,7 @@ class MetricAgreement:
     human_ties: int  # human-tied pairs counted (half policy) or skipped (skip policy)
     model_ties: int
     missing: int  # pairs left out because an image has no score
+    trained_on: str = ""  # the run's sources (e.g. agiqa3k) among the metric's training data: not held out
     credits: dict[str, float] = field(default_factory=dict, repr=False)
     picks: dict[str, str] = field(default_factory=dict, repr=False)
 
@@ -233,6 +234,7 @@ def metric_agreement(
         human_ties=human_ties,
         model_ties=n_model_ties,
         missing=missing,
+        trained_on=",".join(sorted(set(scores.trained_on) & {str(p.record.get("source")) for p in pairs})),
         credits=credits,
         picks=picks,
     )
@@ -248,6 +250,7 @@ SUMMARY_COLUMNS = (
     "human_ties",
     "model_ties",
     "missing",
+    "trained_on",
 )
 
 

@@ -7,6 +7,7 @@ and exit code 2 — never a traceback.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import typer
@@ -14,7 +15,7 @@ from rich.console import Console
 
 from attiqa.cli import BatchSizeOption, DeviceOption, InterruptedExit, WorkersOption, seed_option
 from attiqa.cli import device as device_str
-from attiqa.errors import AttiqaError
+from attiqa.errors import AttiqaError, ConfigError
 from attiqa.progress import console, plain, plain_name, progress_task
 from genbench.files import shell_arg
 
@@ -106,11 +107,26 @@ def _run_pairs(run_dir: Path) -> list:
     return pairs
 
 
-def _split_metrics(metrics: str | None) -> list[str] | None:
+def _dataset_name(name: str) -> str:
+    """A dataset's short display name (``agiqa3k`` -> ``AGIQA-3K``), the registry name if unknown."""
+    from attiqa.datasets import DATASETS
+
+    return DATASETS[name].info.full_name.split(" (")[0] if name in DATASETS else name
+
+
+def _split_metrics(metrics: str | None, available: Callable[[], list[str]]) -> list[str] | None:
     """``--metrics a,b``, each name once: a name given twice was scored twice and reported twice (two
-    equal rows in agreement.csv, per_pair.csv with every column of it twice)."""
-    names = dict.fromkeys(m.strip() for m in metrics.split(",") if m.strip()) if metrics else {}
-    return list(names) or None
+    equal rows in agreement.csv, per_pair.csv with every column of it twice). None without the option;
+    ``-m ''`` (or ``' , '``) names nothing and is refused, listing ``available()``: it silently meant all."""
+    if metrics is None:
+        return None
+    names = dict.fromkeys(m.strip() for m in metrics.split(",") if m.strip())
+    if not names:
+        raise ConfigError(
+            f"--metrics {metrics!r} names no metric — give one or more of {', '.join(available()) or 'none'} "
+            "(comma-separated), or leave --metrics out for all"
+        )
+    return list(names)
 
 
 @app.command()
@@ -133,9 +149,9 @@ def score(
     """
     from genbench.run_scores import SCORES_DIR, default_metrics, score_run, scores_folder
 
+    names = _split_metrics(metrics, default_metrics) or default_metrics()
     pairs = _run_pairs(run_dir)
     scores_folder(run_dir)  # every metric writes there: a problem with it is one line, before any scoring
-    names = _split_metrics(metrics) or default_metrics()
     dev = device_str(device)
     ok = 0
     n_images = len({p.image(s) for p in pairs for s in ("a", "b")})
@@ -206,9 +222,10 @@ def agree(
         write_report,
     )
     from genbench.prefs import load_votes, unused_prefs
-    from genbench.run_scores import load_metric_scores
+    from genbench.run_scores import SCORES_DIR, load_metric_scores
 
     check_tie_rules(ties, model_ties)
+    chosen = _split_metrics(metrics, lambda: sorted(p.stem for p in (run_dir / SCORES_DIR).glob("*.csv")))
     pairs = _run_pairs(run_dir)
     out_dir = report_folder(run_dir, out)  # before the bootstrap, not after it
     votes, source = load_votes(run_dir, prefs)
@@ -226,7 +243,7 @@ def agree(
             f"--prefs {plain(shell_arg(left_aside))} to measure against it[/]",
             highlight=False,
         )
-    scores = load_metric_scores(run_dir, _split_metrics(metrics))
+    scores = load_metric_scores(run_dir, chosen)
     results = [
         metric_agreement(pairs, labels, s, ties, model_ties, bootstrap, seed, cluster_by) for s in scores
     ]
@@ -239,6 +256,14 @@ def agree(
         "cluster_by": cluster_by,
     }
     write_report(out_dir, pairs, labels, results, scores, settings)
+    for r in results:
+        if r.trained_on:
+            seen = ", ".join(_dataset_name(d) for d in r.trained_on.split(","))
+            console.print(
+                f"[yellow]warning:[/] {plain(r.metric)} was trained on {seen} images; agreement on them is "
+                "not a held-out figure",
+                highlight=False,
+            )
     n_ties = sum(lab.label == "tie" for lab in labels.values())
     table = Table(
         title=f"agreement with human preference — {len(labels)} pairs with votes, {n_ties} tied "
@@ -252,7 +277,7 @@ def agree(
 
     for r in results:
         table.add_row(
-            r.metric,
+            r.metric + (" *" if r.trained_on else ""),  # *: trained on these images (see the warning)
             str(r.pairs),
             pct(r.accuracy),
             f"{pct(r.ci_low)} – {pct(r.ci_high)}",

@@ -14,16 +14,18 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import attiqa
+from attiqa.datasets.readers import read_csv
 from attiqa.errors import AttiqaError
 from attiqa.io.atomic import output_folder, remove_orphan_temps, write_json_atomic
 from attiqa.io.tables import ENCODING, ERRORS, read_cell
 from attiqa.progress import shown_name
 from attiqa.scorers import is_checkpoint, scorer_identity
+from attiqa.scorers.zoo import trained_on
 from attiqa.scoring import ScoreRun, ScoreWriter, score_paths, write_scores
 from genbench.files import shell_arg
 from genbench.manifest import SIDES, Pair, resolve
@@ -39,6 +41,7 @@ class MetricScores:
     values: dict[str, float]
     higher_is_better: bool = True
     column: str = "score"
+    trained_on: tuple[str, ...] = ()  # datasets the metric was fitted on (attiqa.scorers.zoo.trained_on)
 
 
 @dataclass
@@ -100,11 +103,23 @@ def _other_weights(out_csv: Path, identity: dict) -> bool:
     return isinstance(old, dict) and old.get("sha256") != identity.get("sha256")
 
 
-def _read_csv(path: Path) -> dict[str, dict[str, str]]:
+def _read_csv(path: Path, columns: Sequence[str], again: str) -> dict[str, dict[str, str]]:
+    """A metric's ``columns`` by manifest image, read through the one CSV reader
+    (:func:`attiqa.datasets.readers.read_csv`): a hand-edited ``Image`` / ``Score`` header is read, a column
+    named twice or a row with an extra cell is one line naming the file (and line) and ``again``."""
     if not path.exists():
         return {}
-    with open(path, newline="", encoding=ENCODING, errors=ERRORS) as fh:
-        return {read_cell(row["image"]): row for row in csv.DictReader(fh) if row.get("image")}
+    try:
+        table = read_csv(path, ",", errors=ERRORS)
+        image = table.column("image")
+        found = {c: table.column(c, required=False) for c in columns}
+    except AttiqaError as exc:
+        raise AttiqaError(f"{exc}, or delete the file: {again} scores it again") from None
+    return {
+        read_cell(str(row[image])): {c: str(row.get(name) or "") if name else "" for c, name in found.items()}
+        for row in table.rows
+        if row.get(image)
+    }
 
 
 def score_run(
@@ -141,7 +156,13 @@ def score_run(
     except AttiqaError as exc:  # a damaged row (an edit, a bad disk): this metric is skipped, the rest go on
         report.error = str(exc)
         return report
-    old = _read_csv(out_csv)
+    try:
+        again = f"`genbench score {shell_arg(run_dir)} --metrics {shell_arg(metric)}`"
+        old = _read_csv(out_csv, scorer.columns, again)
+    except AttiqaError as exc:  # a hand-edited file: this metric is skipped, the rest go on
+        writer.close()
+        report.error = str(exc)
+        return report
     images = list(dict.fromkeys(p.image(s) for p in pairs for s in SIDES))
     todo = [im for im in images if im not in old or old[im].get(scorer.columns[0], "") == ""]
     report.kept = len(images) - len(todo)
@@ -234,7 +255,7 @@ def load_metric_scores(run_dir: Path, metrics: list[str] | None = None) -> list[
         except (OSError, ValueError, AttributeError):
             raise AttiqaError(f"{meta_path}: unreadable — {again} writes it again") from None
         values = {}
-        for im, row in _read_csv(path).items():
+        for im, row in _read_csv(path, [column], again).items():
             try:
                 if row.get(column):
                     values[im] = float(row[column])
@@ -243,5 +264,7 @@ def load_metric_scores(run_dir: Path, metrics: list[str] | None = None) -> list[
                     f"{path}: {column} of {shown_name(im)} is {row[column]!r}, not a number — delete the "
                     f"file and {again} scores it again"
                 ) from None
-        out.append(MetricScores(slug, values, bool(meta.get("higher_is_better", True)), column))
+        who = meta.get("identity")  # name and weights' SHA-256 (older files: the name alone)
+        fitted_on = trained_on(who if isinstance(who, dict) else {"name": meta.get("metric")})
+        out.append(MetricScores(slug, values, bool(meta.get("higher_is_better", True)), column, fitted_on))
     return out

@@ -7,8 +7,11 @@ Foveon, CMYG) and files LibRaw can't read raise :class:`RawReadError`, a one-lin
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
+import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -130,19 +133,50 @@ def _wb_gains(raw: RawPy, channel_of_index: list[int]) -> np.ndarray:
     return np.ones(3)
 
 
-def open_raw(path: str | Path) -> RawPy:
-    """``rawpy.imread`` for any file name: rawpy encodes the name as UTF-8, so a name holding a byte that
-    is not UTF-8 (``caf\xe9.dng`` from an old camera card) raised UnicodeEncodeError ("LibRaw can't read
-    it"); such a file is handed to LibRaw as its bytes instead (rawpy reads a file object whole)."""
+@contextlib.contextmanager
+def libraw_quiet() -> Iterator[None]:
+    """File descriptor 2 pointed at /dev/null while LibRaw reads: its C code prints "FILE: Unexpected end
+    of file" to stderr itself (its default data callback) before raising the error our one line is made
+    from. fd 2 is the process's: a line another thread writes to stderr meanwhile is lost too — raws are
+    opened from one thread (a progress bar's refresh in between is redrawn by the next)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(null, 2)
+        finally:
+            os.close(null)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def open_raw(path: str | Path, unpack: bool = True) -> RawPy:
+    """``rawpy.imread`` for any file name, then (``unpack``) LibRaw's decoding of the data, both with
+    LibRaw's own stderr lines silenced (:func:`libraw_quiet`); ``unpack=False`` reads the header only.
+    rawpy encodes a name as UTF-8, so a name holding a byte that is not UTF-8 (``caf\xe9.dng`` from an old
+    camera card) raised UnicodeEncodeError ("LibRaw can't read it"); such a file is handed to LibRaw as its
+    bytes instead (rawpy reads a file object whole)."""
     import rawpy
 
     name = str(path)
-    try:
-        name.encode("utf-8")
-    except UnicodeEncodeError:
-        with open(path, "rb") as fh:
-            return rawpy.imread(fh)
-    return rawpy.imread(name)
+    with libraw_quiet():
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError:
+            with open(path, "rb") as fh:
+                raw = rawpy.imread(fh)
+        else:
+            raw = rawpy.imread(name)
+        if unpack:
+            try:
+                raw.unpack()
+            except BaseException:
+                raw.close()
+                raise
+    return raw
 
 
 def read_raw(path: str | Path) -> RawImage:
@@ -222,7 +256,7 @@ def probe_raw(path: str | Path) -> RawReadError | None:
     if problem is not None:
         return problem
     try:
-        with open_raw(path) as raw:
+        with open_raw(path, unpack=False) as raw:
             raw.sizes  # noqa: B018 - parses the header
     except (rawpy.LibRawError, OSError, ValueError) as exc:
         return RawReadError(

@@ -194,3 +194,32 @@ def test_a_linked_image_folder_is_the_users_layout_but_a_linked_image_is_still_r
     (agiqa_root / "AGIQA-3K" / "sd1.5_normal_001.jpg").symlink_to(secret)
     with pytest.raises(AttiqaError, match="sd1.5_normal_001.jpg' is outside the run's image folders"):
         import_agiqa3k(root, tmp_path / "run2")
+
+
+def test_agree_warns_when_a_metric_was_trained_on_the_runs_images(agiqa_root, tmp_path):
+    """**Was** (session 41): `genbench agree` on an AGIQA-3k run reported attiqa-agiqa3k (fitted on all of
+    agiqa3k-dev) as any other metric — near 100 % on its own training images, without a word. Now the
+    registry's ``trained_on`` (attiqa/data/models.json), matched by name or by the weights' SHA-256 (a copy
+    passed as a path), against the run's source: one warning line per metric and a ``trained_on`` column."""
+    import shutil
+
+    from attiqa.scorers.zoo import resolve_weights
+
+    out = tmp_path / "run"
+    assert runner.invoke(app, ["import-agiqa3k", str(agiqa_root), "--out", str(out)]).exit_code == 0
+    copy = tmp_path / "mine.safetensors"
+    shutil.copyfile(resolve_weights("attiqa-agiqa3k"), copy)
+    r = runner.invoke(app, ["score", str(out), "-m", f"classical,attiqa-agiqa3k,{copy}", "-w", "0"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["agree", str(out), "--bootstrap", "200"])
+    assert r.exit_code == 0, r.output
+    warned = [line for line in r.output.splitlines() if line.startswith("warning:")]
+    assert warned == [
+        f"warning: {m} was trained on AGIQA-3K images; agreement on them is not a held-out figure"
+        for m in ("attiqa-agiqa3k", "mine")
+    ], r.output
+    with open(out / "agreement" / "agreement.csv", newline="") as fh:
+        rows = {row["metric"]: row["trained_on"] for row in csv.DictReader(fh)}
+    assert rows == {"attiqa-agiqa3k": "agiqa3k", "classical": "", "mine": "agiqa3k"}
+    results = json.loads((out / "agreement" / "agreement.json").read_text())["results"]
+    assert {r["metric"]: r["trained_on"] for r in results} == rows

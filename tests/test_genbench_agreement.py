@@ -536,3 +536,32 @@ def test_imagereward_images_option_naming_a_file_is_refused(tmp_path):
     assert not (tmp_path / "run").exists()
     res = runner.invoke(app, [*args, str(tmp_path / "later")])
     assert res.exit_code == 0 and "none of the 5 images is under" in " ".join(res.output.split())
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("image,Score\nimages/a.png,0.5\nimages/b.png,0.25\n", None),
+        ("image,score,score\nimages/a.png,0.5,0.7\n", "column 'score' appears twice in the header"),
+        ("image,score\nimages/a.png,0.5\nimages/b,c.png,0.7\n", "classical.csv:3: 3 cells under a header"),
+        ("Image,score,image\nimages/a.png,0.5,x\n", "columns 'Image' and 'image' differ only in case"),
+    ],
+)
+def test_a_hand_edited_scores_file_is_read_by_the_one_csv_reader(tmp_path, text, message):
+    """**Was** (session 41): `genbench agree` read ``scores/METRIC.csv`` with its own ``csv.DictReader``:
+    a ``Score`` header gave the metric no scores at all, a column named twice was read from its last copy,
+    a name with an unquoted comma shifted its score out of the column without a word. Now the one CSV
+    reader (:func:`attiqa.datasets.readers.read_csv`) reads it: any case of a name, one line otherwise."""
+    scores = tmp_path / "run" / "scores"
+    scores.mkdir(parents=True)
+    (scores / "classical.json").write_text('{"metric": "classical", "column": "score"}')
+    (scores / "classical.csv").write_text(text)
+    if message is None:
+        assert load_metric_scores(tmp_path / "run", ["classical"])[0].values == {
+            "images/a.png": 0.5,
+            "images/b.png": 0.25,
+        }
+        return
+    with pytest.raises(AttiqaError, match=message) as err:
+        load_metric_scores(tmp_path / "run", ["classical"])
+    assert "\n" not in str(err.value) and "`genbench score" in str(err.value)

@@ -295,6 +295,27 @@ def test_genbench_score_names_a_skipped_metric_once(tmp_path):
     assert said.count("nosuch.safetensors") == 1 and "classical: 6 scored" in said
 
 
+def test_genbench_metrics_naming_nothing_is_refused(tmp_path):
+    """**Was** (session 41): `genbench score RUN -m ''` (or `' , '`) scored every metric of the registry,
+    `agree -m ''` reported every scored one: an empty list read as "no option". Now one line, exit 2,
+    before any work, listing what could be named."""
+    from genbench.run_scores import default_metrics
+
+    run = tmp_path / "run"
+    assert run_genbench("import-agiqa3k", _agiqa_root(tmp_path / "agiqa"), "-o", run).returncode == 0
+    for given in ("", " , "):
+        res = run_genbench("score", run, "-m", given, "-w", "0")
+        names = ", ".join(default_metrics())
+        said = f"error: --metrics {given!r} names no metric — give one or more of {names}"
+        assert res.returncode == 2 and res.stderr.strip().startswith(said), res.stderr
+        assert len(res.stderr.strip().splitlines()) == 1 and not (run / "scores").exists()
+    assert run_genbench("score", run, "-m", "classical", "-w", "0").returncode == 0
+    res = run_genbench("agree", run, "-m", " , ")
+    said = "names no metric — give one or more of classical (comma-separated)"
+    assert res.returncode == 2 and said in res.stderr, res.stderr
+    assert not (run / "agreement").exists()
+
+
 # ---------------------------------------------------------------------------------------------------------
 # isp-tune: a raw whose name is not UTF-8
 
@@ -316,6 +337,32 @@ def test_a_raw_whose_name_is_not_utf8_is_read(tmp_path, isp_raws):
         res.stderr
     )
     assert str(odd) in json.loads((out / "run.json").read_text())["train"]
+
+
+REAL_QTK = Path(__file__).resolve().parents[2] / "shared" / "data" / "raw" / "real" / "a2tools__IMAGE01.QTK"
+
+
+@pytest.mark.parametrize("source", ["dng", "qtk"])
+def test_a_truncated_raw_is_our_one_line_without_libraws_own(tmp_path, isp_raws, source):
+    """**Was** (session 41): "FILE: Unexpected end of file" on stderr — printed by LibRaw's C code itself —
+    above our "error: FILE: LibRaw can't read it …" line. Now fd 2 is silenced while LibRaw opens and
+    decodes (isp_env.raw.libraw_quiet): our line alone. A demo DNG and a real QuickTake raw, cut in half."""
+    from helpers import run_isp_tune
+
+    if source == "qtk" and not REAL_QTK.is_file():
+        pytest.skip("the real raws of ../shared are not present")
+    data = (isp_raws[0] if source == "dng" else REAL_QTK).read_bytes()
+    cut = tmp_path / f"cut.{source}"
+    cut.write_bytes(data[: len(data) // 2])
+    res = run_isp_tune("render", cut, "-o", tmp_path / "r.png")
+    assert res.returncode == 2 and res.stderr.splitlines() == [
+        f"error: {cut}: LibRaw can't read it (LibRawIOError: Input/output error): the file ends early or is "
+        "not a raw — check the file is a complete camera raw or DNG"
+    ], res.stderr
+    whole = tmp_path / f"whole.{source}"  # the same raw whole still renders, its line still shown
+    whole.write_bytes(data)
+    res = run_isp_tune("render", whole, "-o", tmp_path / "r.png")
+    assert res.returncode == 0 and f"{whole} -> {tmp_path / 'r.png'}" in res.stderr, res.stderr
 
 
 def test_isp_tune_refuses_a_split_leaving_the_teacher_one_raw_before_writing(tmp_path, isp_raws):

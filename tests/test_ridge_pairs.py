@@ -138,3 +138,24 @@ def test_the_late_depthwise_tap_set_is_the_depthwise_one_without_the_first_three
     skip = 2 * sum(tap_points(bb.body.net, "depthwise")[1][:3])
     assert late.shape[0] == full.shape[0] - skip
     torch.testing.assert_close(late, full[skip:])
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("better,worse,better\na.png,b.png,c.png\n", "column 'better' appears twice in the header"),
+        ("better,worse\na.png,b.png\na.png,b.png,c.png\n", "pairs.csv:3: 3 cells under a header of 2"),
+        ("better,Better,worse\na.png,b.png,c.png\n", "columns 'better' and 'Better' differ only in case"),
+    ],
+)
+def test_a_pair_table_is_read_by_the_one_csv_reader(tmp_path, text, message):
+    """**Was** (session 41): its own ``csv.DictReader`` — ``Better,Worse`` refused as "needs columns
+    better,worse", a column named twice read from its last copy, a row with an unquoted comma in a name
+    (three cells) read as a pair without a word. Now :func:`attiqa.datasets.readers.read_csv`'s lines."""
+    (tmp_path / "upper.csv").write_text("Better,WORSE\na.png,b.png\n")
+    assert read_pairs_csv(tmp_path / "upper.csv")[1].tolist() == [[0, 1]]
+    bad = tmp_path / "pairs.csv"
+    bad.write_text(text)
+    with pytest.raises(AttiqaError, match=message) as err:
+        read_pairs_csv(bad)
+    assert "\n" not in str(err.value)

@@ -97,4 +97,10 @@ def test_csv_option_naming_a_folder_or_a_link_loop(folder, tmp_path):
     os.symlink(tmp_path / "b.csv", tmp_path / "a.csv")
     os.symlink(tmp_path / "a.csv", tmp_path / "b.csv")
     err = one_line_error(run_attiqa(*base, tmp_path / "a.csv"))
-    assert f"{tmp_path / 'a.csv'}: a symbolic-link loop" in err and "point it at the score CSV itself" in err
+    # session 41: the words of -o and of images (was "a symbolic-link loop", "a link to X, which does not
+    # exist"): attiqa.io.atomic.link_fault_words
+    loop = "a symlink loop (the link points back to itself) — point it at the score CSV itself"
+    assert f"{tmp_path / 'a.csv'}: {loop}" in err
+    os.symlink(tmp_path / "gone.csv", tmp_path / "c.csv")
+    err = one_line_error(run_attiqa(*base, tmp_path / "c.csv"))
+    assert f"{tmp_path / 'c.csv'}: a broken link (to {tmp_path / 'gone.csv'}, which is not there)" in err

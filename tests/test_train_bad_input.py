@@ -167,3 +167,27 @@ def test_a_nan_loss_on_one_rank_stops_every_rank_at_the_same_step(tmp_path):
         "rank 1: pretrain: loss became NaN at epoch 2 step 3 — lower the learning rate (pretrain.lr in the "
         "config; now 0.01)",
     ], proc.stderr[-4000:]
+
+
+@pytest.mark.parametrize("kind", ["folder", "missing", "binary"])
+def test_exiqa_regressor_refuses_a_bad_mos_path_before_the_model_loads(tmp_path, kind):
+    """**Was**: `train-exiqa-regressor RUN --mos X` loaded RUN's CLIP first, then said "X: MOS CSV not
+    found" (for a folder too); with RUN empty the only line was about RUN's checkpoint. Now X is read
+    first, with `attiqa eval --csv`'s words (:func:`attiqa.datasets.readers.not_a_file`)."""
+    from attiqa.cli.app import app
+
+    run = tmp_path / "run"  # no checkpoint: a line about it means the model was tried first
+    run.mkdir()
+    mos = tmp_path / {"folder": "scores", "missing": "nope.csv", "binary": "x.csv"}[kind]
+    if kind == "folder":
+        mos.mkdir()
+    elif kind == "binary":
+        mos.write_bytes(bytes(range(128, 256)) * 8)
+    r = runner.invoke(app, ["train-exiqa-regressor", str(run), "--mos", str(mos)])
+    assert isinstance(r.exception, AttiqaError), r.output
+    fix = {
+        "folder": "a folder, not a CSV — pass the score file itself, e.g. ",
+        "missing": "MOS CSV not found — check the path",
+        "binary": "not a UTF-8 text file — save it as UTF-8",
+    }[kind]
+    assert str(r.exception).startswith(f"{mos}: {fix}") and "\n" not in str(r.exception), r.exception

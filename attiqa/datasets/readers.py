@@ -14,7 +14,7 @@ from typing import Any, Literal, overload
 import numpy as np
 
 from attiqa.errors import AttiqaError
-from attiqa.io.atomic import link_fault
+from attiqa.io.atomic import link_fault_words
 
 
 def need_file(root: Path, candidates: Sequence[str], dataset: str, layout: str) -> Path:
@@ -37,15 +37,11 @@ MAX_SCORE = float(MAX_SCORE_TEXT)
 
 def not_a_file(path: Path) -> str | None:
     """Why ``path`` cannot be read as a score file, in words with the fix, for what ``is_file()`` only
-    calls "not found": a folder, a symbolic-link loop, a link to nothing; None for a file (or nothing)."""
+    calls "not found": a folder, a symlink loop, a link to nothing; None for a file (or nothing)."""
     if path.is_dir():
         return f"a folder, not a CSV — pass the score file itself, e.g. {path / 'mos.csv'}"
-    fault = link_fault(path)
-    if fault is None:
-        return None
-    loop, target = fault
-    what = "a symbolic-link loop" if loop else f"a link to {target}, which does not exist"
-    return f"{what} — point it at the score CSV itself"
+    why = link_fault_words(path)
+    return None if why is None else f"{why} — point it at the score CSV itself"
 
 
 def to_float(value: Any, where: str) -> float:
@@ -177,10 +173,11 @@ def fitting_rows(reader: csv.DictReader[str], path: Path, delimiter: str) -> Ite
         yield row
 
 
-def read_csv(path: Path, delimiter: str | None = None) -> Table:
-    """A CSV/TSV with a header row; the delimiter is sniffed from the header when not given."""
+def read_csv(path: Path, delimiter: str | None = None, errors: str = "strict") -> Table:
+    """A CSV/TSV with a header row; the delimiter is sniffed from the header when not given. ``errors``
+    ``"surrogateescape"`` reads back a file the project wrote with names that are not UTF-8."""
     try:
-        with open(path, newline="", encoding="utf-8-sig") as fh:
+        with open(path, newline="", encoding="utf-8-sig", errors=errors) as fh:
             head = fh.readline()
             fh.seek(0)
             if delimiter is None:  # tab, comma, or a spreadsheet's semicolon (locales with a decimal comma)

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
 
 from attiqa.evaluation.metrics import plcc, srocc
 from attiqa.exiqa.model import Regressor
@@ -25,12 +26,17 @@ from attiqa.training.data import MosDataset, collate_skip_none, split_indices, u
 HIDDEN = 256
 
 
+def _no_transform_yet(image: Image.Image) -> torch.Tensor:
+    """The dataset's transform until the scorer (which brings the real one) has loaded."""
+    raise RuntimeError("attribute_features sets the scorer's transform before reading images")
+
+
 @torch.no_grad()
 def attribute_features(
-    scorer: ExiqaScorer, mos_csv: Path, batch_size: int = 32
+    scorer: ExiqaScorer, ds: MosDataset, batch_size: int = 32
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(N, D·K) attribute probabilities and (N,) MOS of the readable images of a MOS CSV."""
-    ds = MosDataset(mos_csv, None, scorer.transform, on_error="skip")
+    ds.transform = scorer.transform
     feats, mos = [], []
     for batch in data_loader(ds, batch_size, collate_fn=collate_skip_none):
         if batch is None:
@@ -46,8 +52,10 @@ def train_regressor(
     run_dir: Path, mos_csv: Path, epochs: int = 100, lr: float = 1e-3, seed: int = 0, device: str = "cpu"
 ) -> dict[str, Any]:
     """Fit eq. (9) and save ``regressor.safetensors`` in ``run_dir``; returns the held-out metrics."""
+    # the MOS CSV (and its images) first: a wrong --mos fails in one line before CLIP loads
+    ds = MosDataset(Path(mos_csv), None, _no_transform_yet, on_error="skip")
     scorer = ExiqaScorer(run_dir, device=device, regressor=False)
-    x, y = attribute_features(scorer, Path(mos_csv))
+    x, y = attribute_features(scorer, ds)
     tr, va = split_indices(len(y), 0.2, seed)
     mean, std = float(y[tr].mean()), float(y[tr].std().clamp_min(1e-6))
     torch.manual_seed(seed)

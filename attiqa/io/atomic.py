@@ -71,6 +71,9 @@ def output_folder(folder: str | Path, option: str | None = None, fix: str | None
     return folder
 
 
+SYMLINK_LOOP = "symlink loop (the link points back to itself)"  # the one wording, for images and raws too
+
+
 def link_fault(path: str | Path) -> tuple[bool, str] | None:
     """For a link that cannot be followed, ``(True, target)`` when it loops back to itself, ``(False,
     target)`` when its target is not there; None for anything else (a file, a folder, a good link, nothing):
@@ -84,19 +87,23 @@ def link_fault(path: str | Path) -> tuple[bool, str] | None:
     return None
 
 
+def link_fault_words(path: str | Path) -> str | None:
+    """:func:`link_fault` in the words every command uses (an input or an output alike): "a symlink loop
+    (the link points back to itself)", "a broken link (to TARGET, which is not there)"; None otherwise."""
+    fault = link_fault(path)
+    if fault is None:
+        return None
+    loop, target = fault
+    return f"a {SYMLINK_LOOP}" if loop else f"a broken link (to {target}, which is not there)"
+
+
 def not_a_dangling_link(path: str | Path, option: str | None = None) -> None:
     """One line, before the work, when an output file is a link to nothing (or a symlink loop): writing
     through it made its target somewhere else or failed with "No such file or directory" for a folder that
     is not there, naming no path the user typed; an atomic write would replace the link itself."""
-    fault = link_fault(path)
-    if fault is None:
+    why = link_fault_words(path)
+    if why is None:
         return
-    loop, target = fault
-    why = (
-        "a symlink loop (the link points back to itself)"
-        if loop
-        else f"a broken link (to {target}, which is not there)"
-    )
     fix = f"give {option} another name" if option else "write somewhere else"
     raise AttiqaError(f"{path}: {why} — delete the link or {fix}")
 

@@ -37,7 +37,7 @@ import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from attiqa.errors import AttiqaError, ConfigError, ImageLoadError
-from attiqa.io.atomic import atomic_path
+from attiqa.io.atomic import SYMLINK_LOOP, atomic_path
 from attiqa.io.formats import SAVE_FORMATS, SAVE_OPTIONS, format_list
 
 IMAGE_EXTENSIONS: frozenset[str] = frozenset(
@@ -65,7 +65,7 @@ def read_error(path: str | Path, exc: OSError) -> ImageLoadError:
     also for readers of other files (raws: :mod:`isp_env.raw`), so an ``OSError`` reads the same anywhere."""
     path = Path(path)
     if exc.errno == errno.ELOOP:  # `a.png -> a.png`: was "the disk … failed to deliver it"
-        return ImageLoadError(path, "symlink loop (the link points back to itself)", _FIX_LOOP)
+        return ImageLoadError(path, SYMLINK_LOOP, _FIX_LOOP)
     if isinstance(exc, FileNotFoundError):
         broken = path.is_symlink()
         return ImageLoadError(

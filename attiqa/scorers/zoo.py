@@ -121,6 +121,7 @@ class ZooEntry:
     file: str | None = None
     url: str | None = None
     sha256: str | None = None
+    trained_on: tuple[str, ...] = ()  # datasets (registry names) whose images the weights were fitted on
 
     @property
     def has_weights(self) -> bool:
@@ -148,6 +149,7 @@ def _entry(name: str, row: dict[str, Any], named_model: bool) -> ZooEntry:
         file=row.get("file"),
         url=row.get("url"),
         sha256=row.get("sha256"),
+        trained_on=tuple(row.get("trained_on", ())),
     )
 
 
@@ -162,6 +164,16 @@ def zoo_table() -> dict[str, ZooEntry]:
     table = {name: _entry(name, row, named_model=False) for name, row in BUILTIN.items()}
     table.update({name: _entry(name, row, named_model=True) for name, row in named_models().items()})
     return table
+
+
+def trained_on(identity: dict[str, str | None]) -> tuple[str, ...]:
+    """The datasets a scorer was fitted on (a named model's ``trained_on`` in ``attiqa/data/models.json``),
+    found by its name or, for a checkpoint path, by its weights' SHA-256 (a copy of a named model's file):
+    an agreement measured on those images is not a held-out figure."""
+    for name, entry in zoo_table().items():
+        if name == identity.get("name") or (entry.sha256 and entry.sha256 == identity.get("sha256")):
+            return entry.trained_on
+    return ()
 
 
 def suggest(name: str, names: list[str] | None = None) -> str:

@@ -30,7 +30,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset, default_collate
 
-from attiqa.datasets.readers import read_csv, to_float
+from attiqa.datasets.readers import not_a_file, read_csv, to_float
 from attiqa.errors import AttiqaError, ImageLoadError
 from attiqa.io.images import load_image
 from attiqa.io.names import text_path
@@ -267,8 +267,11 @@ def read_mos_csv(path: Path) -> list[dict[str, str]]:
     (lower-cased), read through the one CSV reader (:func:`attiqa.datasets.readers.read_csv`: BOM, tabs,
     a decimal-comma locale's ``;`` file). As in ``attiqa bench`` / ``eval``, rows without a finite MOS
     (empty, NaN, inf) are left out and reported in one line naming the file and the rows."""
+    why = not_a_file(path)  # a folder or a bad link: the same words as `attiqa eval --csv`
+    if why is not None:
+        raise AttiqaError(f"{path}: {why}")
     if not path.is_file():
-        raise AttiqaError(f"{path}: MOS CSV not found")
+        raise AttiqaError(f"{path}: MOS CSV not found — check the path (a CSV with columns image,mos)")
     table = read_csv(path)
     image_col, mos_col = table.column("image"), table.column("mos")
     split_col = table.column("split", required=False)

@@ -33,7 +33,6 @@ the main rows (:func:`fit_ridge_rows`). Standardisation, intercept and alpha sta
 from __future__ import annotations
 
 import copy
-import csv
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,6 +42,7 @@ from typing import Any, NamedTuple
 import torch
 
 from attiqa.config import FinetuneConfig
+from attiqa.datasets.readers import read_csv
 from attiqa.errors import AttiqaError
 from attiqa.evaluation.metrics import correlations
 from attiqa.io.batching import default_num_workers
@@ -271,13 +271,12 @@ def read_pairs_csv(path: str | Path) -> tuple[list[Path], torch.Tensor]:
     path = Path(path)
     if not path.is_file():
         raise AttiqaError(f"{path}: ranking-pair CSV not found (finetune.ridge_pairs)")
-    with open(path, newline="", encoding="utf-8-sig") as fh:
-        reader = csv.DictReader(fh)
-        fields = [f.strip() for f in (reader.fieldnames or [])]
-        if "better" not in fields or "worse" not in fields:
-            raise AttiqaError(f"{path}: a ranking-pair CSV needs columns better,worse "
-                              f"(found: {', '.join(fields) or 'none'})")  # fmt: skip
-        rows = [{k.strip(): (v or "").strip() for k, v in r.items() if k is not None} for r in reader]
+    table = read_csv(path)  # the one CSV reader: any case of the names, duplicate columns, shifted rows
+    better, worse = table.column("better", required=False), table.column("worse", required=False)
+    if better is None or worse is None:
+        raise AttiqaError(f"{path}: a ranking-pair CSV needs columns better,worse "
+                          f"(found: {', '.join(table.fields) or 'none'})")  # fmt: skip
+    rows = [{"better": str(r.get(better) or ""), "worse": str(r.get(worse) or "")} for r in table.rows]
     if not rows:
         raise AttiqaError(f"{path}: no ranking pairs")
     root = path.resolve().parent
