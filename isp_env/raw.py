@@ -101,8 +101,9 @@ def _srgb_xyz() -> np.ndarray:
     return SRGB_TO_XYZ
 
 
-def _cam_to_srgb(raw: RawPy) -> np.ndarray:
-    """rawpy's ``color_matrix`` (camera -> sRGB, LibRaw's rgb_cam) when set, else from ``rgb_xyz_matrix``."""
+def _cam_to_srgb(raw: RawPy, channel_of_index: list[int]) -> np.ndarray:
+    """rawpy's ``color_matrix`` (the file's camera -> sRGB) when set, else from ``rgb_xyz_matrix``, else
+    LibRaw's own matrix measured (:func:`_measured_rgb_cam`). Overwrites ``raw``'s raw image: call last."""
     cm = np.asarray(raw.color_matrix, dtype=np.float64)[:3, :3]
     if np.isfinite(cm).all() and np.abs(cm).sum() > 0:
         return cm / cm.sum(axis=1, keepdims=True)
@@ -114,7 +115,46 @@ def _cam_to_srgb(raw: RawPy) -> np.ndarray:
             return np.linalg.inv(cam_from_srgb)
         except np.linalg.LinAlgError:
             pass
-    return np.eye(3)
+    return _measured_rgb_cam(raw, channel_of_index)
+
+
+def _measured_rgb_cam(raw: RawPy, channel_of_index: list[int]) -> np.ndarray:
+    """LibRaw's camera -> sRGB matrix (``rgb_cam``, which rawpy does not expose), measured: some cameras
+    have neither a file matrix nor an XYZ one, yet LibRaw holds a table for them (the Kodak DC50's: an
+    identity here rendered its IT8 chart grey-washed, 9-10 degrees off rawpy's colours). Four bands of flat
+    camera RGB, grey plus a step on one channel each, go through rawpy's linear half-size sRGB render;
+    each step's output is a column of the matrix. Identity when LibRaw has none (its own fallback)."""
+    base, step = 16000.0, 4000.0
+    img = raw.raw_image_visible  # rawpy documents writing here as changing what postprocess() renders
+    colors = np.asarray(raw.raw_colors_visible)
+    channel = np.asarray(channel_of_index)[colors]
+    h = (img.shape[0] // 8) * 8
+    if h < 8 or img.shape[1] < 2:
+        return np.eye(3)
+    img[...] = int(base)
+    for k in range(3):
+        band = slice(k * h // 4, (k + 1) * h // 4)
+        img[band][channel[band] == k] = int(base + step)
+    out = raw.postprocess(
+        half_size=True,
+        user_wb=[1.0, 1.0, 1.0, 1.0],
+        user_black=0,
+        user_sat=65535,
+        adjust_maximum_thr=0.0,
+        no_auto_bright=True,
+        gamma=(1, 1),
+        output_bps=16,
+        user_flip=0,
+    ).astype(np.float64)
+    bands = [out[(2 * k + 1) * out.shape[0] // 8] for k in range(4)]  # the middle row of each band
+    if any(b.min() <= 0 or b.max() >= 65535 for b in bands):  # clipped: not measurable
+        return np.eye(3)
+    grey = np.median(bands[3], axis=0)
+    m = np.stack([np.median(bands[k], axis=0) - grey for k in range(3)], axis=1) / step
+    sums = m.sum(axis=1, keepdims=True)
+    if not np.isfinite(m).all() or (sums <= 0).any():
+        return np.eye(3)
+    return m / sums
 
 
 def _wb_gains(raw: RawPy, channel_of_index: list[int]) -> np.ndarray:
@@ -185,9 +225,8 @@ def read_raw(path: str | Path) -> RawImage:
             white = float(raw.white_level)
             if sorted(cfa.ravel().tolist()) != [0, 1, 1, 2]:
                 raise RawReadError(path, f"unsupported colour filter layout {cfa.tolist()}")
-            return RawImage(
-                mosaic, cfa, black, white, _wb_gains(raw, channel_of_index), _cam_to_srgb(raw), path.name
-            )
+            gains = _wb_gains(raw, channel_of_index)
+            return RawImage(mosaic, cfa, black, white, gains, _cam_to_srgb(raw, channel_of_index), path.name)
     except RawReadError:
         raise
     except (rawpy.LibRawError, OSError, ValueError) as exc:
