@@ -9,7 +9,7 @@ Order (front end: fixed per raw; back end: the 16 tuned parameters of :mod:`isp_
                                   10 % of the range is replaced by their mean (openISP's DPC idea)
  2    black level + normalise     subtract the black level of each pixel's colour index, divide by
                                   (white - black), clip to [0, 1]
- 3    white balance               camera as-shot gains (G = 1), highlights clipped at 1
+ 3    white balance               camera as-shot gains (the smallest 1), highlights clipped at 1
  4    demosaic                    Malvar–He–Cutler (ICASSP 2004) 5x5 gradient-corrected bilinear,
                                   any 2x2 layout; previews use 2x2 binning instead (LibRaw's half_size)
  5    colour correction           camera RGB -> linear sRGB (LibRaw's rgb_cam from the file's matrices)
@@ -211,10 +211,13 @@ def develop(raw: RawImage, long_side: int | None = None) -> Developed:
     rng = max(raw.white - float(raw.black.min()), 1.0)
     threshold = np.uint16(min(max(DPC_THRESHOLD * np.float32(rng), 0), 65535))
     black = np.asarray(raw.black, dtype=np.float32)
+    gains = np.asarray(raw.wb_gains, dtype=np.float64)
+    if gains.min() > 0:  # smallest gain 1: all channels reach 1 at saturation, clipped highlights stay white
+        gains = gains / gains.min()  # (dcraw's highlight clipping; with G = 1 a gain < 1 tinted them)
     scale = np.empty((2, 2), dtype=np.float32)
     for py in range(2):
         for px in range(2):
-            scale[py, px] = raw.wb_gains[raw.cfa[py, px]] / max(raw.white - raw.black[py, px], 1.0)
+            scale[py, px] = gains[raw.cfa[py, px]] / max(raw.white - raw.black[py, px], 1.0)
     ccm = np.nan_to_num(raw.cam_to_srgb, nan=0.0, posinf=0.0, neginf=0.0).T.astype(np.float32)
     padded = np.pad(raw.mosaic[:h, :w], 4, mode="reflect")  # reflect keeps the Bayer phase
     binned = long_side is not None and 2 * long_side <= max(h, w)

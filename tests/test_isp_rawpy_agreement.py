@@ -54,3 +54,24 @@ def test_camera_without_a_file_matrix_gets_libraws_colours():
     ok = (y > np.percentile(y, 5)) & (y < 0.95 * y.max())
     assert mean_angle(dev.linear, ref, ok) < 1.0
     assert np.abs(raw.cam_to_srgb - np.eye(3)).max() > 0.3  # a real matrix, not the identity
+
+
+def highlight_angle(path: Path) -> float:
+    """Mean angle between our front end and LibRaw's (same white balance) on LibRaw's brightest pixels."""
+    raw = read_raw(path)
+    dev = develop(raw, max(raw.shape) // 2)
+    ref = rawpy_linear(path, raw.wb_gains)
+    y = ref @ [0.2126, 0.7152, 0.0722]
+    clipped = y >= 0.98 * y.max()
+    assert clipped.mean() > 0.01  # the raw has clipped highlights
+    return mean_angle(dev.linear, ref, clipped)
+
+
+@pytest.mark.shared_data
+def test_clipped_highlights_stay_white_when_a_gain_is_below_one():
+    """A QuickTake 100 has no as-shot white balance; its daylight gains are R 0.89, G 1, B 0.94. With G = 1,
+    a clipped highlight stayed at 0.89 / 0.94 in R / B: green, 7.4 degrees off LibRaw's white. Now the
+    smallest gain is 1, as in dcraw: every channel reaches 1 at saturation."""
+    path = real_raw("a2tools__Image__1.qtk")
+    assert read_raw(path).wb_gains.min() < 0.95
+    assert highlight_angle(path) < 1.0
