@@ -157,6 +157,23 @@ def _measured_rgb_cam(raw: RawPy, channel_of_index: list[int]) -> np.ndarray:
     return m / sums
 
 
+ADJUST_MAXIMUM_THR = 0.75
+"""LibRaw's default ``adjust_maximum_thr``."""
+
+
+def _saturation(mosaic: np.ndarray, black: np.ndarray, white: float) -> float:
+    """The white level LibRaw develops with: the file's, or the brightest visible value when that is above
+    :data:`ADJUST_MAXIMUM_THR` of the range (black subtracted) but below the file's — many sensors saturate
+    short of their format's maximum (the Canon D30 near 3860 of 4095), and at the file's level a clipped
+    highlight stayed below 1 in a channel: a pink or green cast where LibRaw renders white."""
+    common = float(black.min())
+    top = max(float(mosaic[py::2, px::2].max()) - float(black[py, px]) for py in range(2) for px in range(2))
+    top += common
+    if white - common > top - common > ADJUST_MAXIMUM_THR * (white - common):
+        return top
+    return white
+
+
 def _wb_gains(raw: RawPy, channel_of_index: list[int]) -> np.ndarray:
     """As-shot gains (camera WB), else daylight, else ones; normalised to G = 1."""
     for source in (raw.camera_whitebalance, raw.daylight_whitebalance):
@@ -222,7 +239,7 @@ def read_raw(path: str | Path) -> RawImage:
             blacks = np.asarray(raw.black_level_per_channel, dtype=np.float64)
             black = blacks[idx]
             cfa = np.asarray(channel_of_index)[idx]
-            white = float(raw.white_level)
+            white = _saturation(mosaic, black, float(raw.white_level))
             if sorted(cfa.ravel().tolist()) != [0, 1, 1, 2]:
                 raise RawReadError(path, f"unsupported colour filter layout {cfa.tolist()}")
             gains = _wb_gains(raw, channel_of_index)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import rawpy
 from conftest import SHARED_DATA
 
 from isp_env.isp import develop
@@ -75,3 +76,35 @@ def test_clipped_highlights_stay_white_when_a_gain_is_below_one():
     path = real_raw("a2tools__Image__1.qtk")
     assert read_raw(path).wb_gains.min() < 0.95
     assert highlight_angle(path) < 1.0
+
+
+def libraw_range(path: Path) -> float:
+    """The range (white - black) LibRaw develops the R sites with, read off its output: out = value * 65535 /
+    range on unclipped pixels of an unbalanced raw-colour half-size render."""
+    raw = read_raw(path)
+    with open_raw(path) as r:
+        out = r.postprocess(
+            half_size=True,
+            user_wb=[1.0, 1.0, 1.0, 1.0],
+            output_color=rawpy.ColorSpace.raw,
+            gamma=(1, 1),
+            no_auto_bright=True,
+            output_bps=16,
+        )
+    ((py, px),) = np.argwhere(raw.cfa == 0)
+    sites = raw.mosaic[py::2, px::2].astype(np.float64) - raw.black[py, px]
+    lib = out[: sites.shape[0], : sites.shape[1], 0].astype(np.float64)
+    ok = (lib > 2000) & (lib < 60000)
+    return float(np.median(sites[ok] * 65535.0 / lib[ok]))
+
+
+@pytest.mark.shared_data
+def test_white_level_is_where_the_sensor_saturates():
+    """The Canon D30 saturates near 3860 of its format's 4095 (15,000 R sites within 2 % of 3857): at 4095 a
+    clipped highlight stayed at 0.94 in G and B while R (gain 2.1) clipped at 1 — pink. LibRaw develops with
+    the brightest value when it is above 75 % of the range; so do we."""
+    path = real_raw("imagemeta__CRW.CRW")
+    raw = read_raw(path)
+    ((py, px),) = np.argwhere(raw.cfa == 0)
+    ours = raw.white - raw.black[py, px]
+    assert abs(ours / libraw_range(path) - 1) < 0.005
