@@ -57,11 +57,13 @@ def write_dng(
     as_shot_neutral: tuple[float, float, float] = DEFAULT_NEUTRAL,
     make: str = "attiqa",
     model: str = "synthetic",
+    orientation: int = 1,
 ) -> Path:
     """Write a uint16 Bayer ``mosaic`` (H, W) as an uncompressed DNG, atomically.
 
     ``black_level`` is one value or four values for the 2x2 positions (row-major), as DNG's
-    BlackLevelRepeatDim = (2, 2) stores them.
+    BlackLevelRepeatDim = (2, 2) stores them. ``orientation``: the TIFF Orientation tag (1 upright, 6 the
+    camera held rotated 90 degrees clockwise: display turned, 8 the other way, 3 upside down).
     """
     import tifffile
 
@@ -73,6 +75,7 @@ def write_dng(
         (254, 4, 1, 0, True),  # NewSubfileType: main image
         (271, 2, 0, make, True),  # Make
         (272, 2, 0, model, True),  # Model
+        (274, 3, 1, int(orientation), True),  # Orientation
         (33421, 3, 2, (2, 2), True),  # CFARepeatPatternDim
         (33422, 1, 4, BAYER_LAYOUTS[layout], True),  # CFAPattern
         (50706, 1, 4, (1, 4, 0, 0), True),  # DNGVersion

@@ -157,6 +157,18 @@ def _measured_rgb_cam(raw: RawPy, channel_of_index: list[int]) -> np.ndarray:
     return m / sums
 
 
+def upright(mosaic: np.ndarray, flip: int) -> np.ndarray:
+    """The mosaic as the photo is seen: LibRaw's ``sizes.flip`` (from the file's orientation; dcraw's
+    ``flip_index``) — bit 2 reverses the rows, bit 1 the columns, then bit 4 transposes. A turned Bayer
+    mosaic is a Bayer mosaic of another layout (read from the turned colour indices), so the pipeline runs
+    on it unchanged; a portrait photo was rendered lying on its side, and its rawpy reference squeezed."""
+    if flip & 2:
+        mosaic = mosaic[::-1]
+    if flip & 1:
+        mosaic = mosaic[:, ::-1]
+    return mosaic.T if flip & 4 else mosaic
+
+
 ADJUST_MAXIMUM_THR = 0.75
 """LibRaw's default ``adjust_maximum_thr``."""
 
@@ -231,8 +243,9 @@ def read_raw(path: str | Path) -> RawImage:
                     f"colours {desc!r}: X-Trans or CMYG) — remove it from the input",
                 )
             channel_of_index = [_CHANNEL[c] for c in desc]
-            colors = np.asarray(raw.raw_colors_visible)
-            mosaic = np.array(raw.raw_image_visible, dtype=np.uint16, copy=True)
+            flip = int(raw.sizes.flip)
+            colors = upright(np.asarray(raw.raw_colors_visible), flip)
+            mosaic = np.ascontiguousarray(upright(np.array(raw.raw_image_visible, dtype=np.uint16), flip))
             if mosaic.shape[0] < 4 or mosaic.shape[1] < 4:
                 raise RawReadError(path, f"image too small ({mosaic.shape[1]}x{mosaic.shape[0]})")
             idx = colors[:2, :2]

@@ -10,6 +10,7 @@ import pytest
 import rawpy
 from conftest import SHARED_DATA
 
+from isp_env.dng import demo_photo, unprocess, write_dng
 from isp_env.isp import develop
 from isp_env.raw import open_raw, read_raw
 
@@ -108,3 +109,23 @@ def test_white_level_is_where_the_sensor_saturates():
     ((py, px),) = np.argwhere(raw.cfa == 0)
     ours = raw.white - raw.black[py, px]
     assert abs(ours / libraw_range(path) - 1) < 0.005
+
+
+@pytest.mark.parametrize("orientation", [3, 6, 8])
+def test_a_turned_photo_renders_as_libraw_shows_it(tmp_path, orientation):
+    """A DNG whose Orientation tag says the camera was turned (6, 8: a portrait; 3: upside down): we rendered
+    the sensor's landscape frame as it lay, and the guard squeezed rawpy's portrait render into it. Now the
+    mosaic is turned first (its Bayer layout with it): the render has LibRaw's shape, content and colours."""
+    photo = demo_photo("astronaut", 96)[:, :80]
+    path = write_dng(tmp_path / "turned.dng", unprocess(photo, "GBRG"), "GBRG", 64, orientation=orientation)
+    raw = read_raw(path)
+    dev = develop(raw)
+    ref = rawpy_linear(path, raw.wb_gains)  # half size
+    with open_raw(path) as r:
+        assert r.sizes.flip in (3, 5, 6)
+        full = r.postprocess(use_camera_wb=True)
+    assert dev.linear.shape == full.shape
+    half = develop(raw, max(raw.shape) // 2).linear  # binned, as LibRaw's half size
+    assert half.shape == ref.shape
+    assert np.corrcoef(half.sum(2).ravel(), ref.sum(2).ravel())[0, 1] > 0.99
+    assert mean_angle(half, ref, (ref.min(2) > 0.01) & (ref.max(2) < 0.99)) < 2.0  # 1.2 upright too
