@@ -45,7 +45,7 @@ import torch.nn.functional as F
 from scipy.ndimage import gaussian_filter
 
 from isp_env.params import check_values
-from isp_env.raw import RawImage
+from isp_env.raw import RawImage, stretched
 from isp_env.strips import run_strips, strip_rows
 
 REF_LONG_SIDE = 512
@@ -220,7 +220,7 @@ def develop(raw: RawImage, long_side: int | None = None) -> Developed:
             scale[py, px] = gains[raw.cfa[py, px]] / max(raw.white - raw.black[py, px], 1.0)
     ccm = np.nan_to_num(raw.cam_to_srgb, nan=0.0, posinf=0.0, neginf=0.0).T.astype(np.float32)
     padded = np.pad(raw.mosaic[:h, :w], 4, mode="reflect")  # reflect keeps the Bayer phase
-    binned = long_side is not None and 2 * long_side <= max(h, w)
+    binned = long_side is not None and 2 * long_side <= max(stretched(h, w, raw.pixel_aspect))
     rgb = np.empty((h // 2, w // 2, 3) if binned else (h, w, 3), dtype=np.float32)
 
     def strip(lo: int, hi: int) -> None:  # mosaic rows [lo, hi), lo and hi even
@@ -237,7 +237,23 @@ def develop(raw: RawImage, long_side: int | None = None) -> Developed:
             _color_correct(rgb[lo:hi], _mhc(m, raw.cfa, n, w), ccm)  # 4, 5
 
     run_strips(strip, h, strip_rows(w), h * w)
+    if raw.pixel_aspect != 1.0:  # non-square pixels (a D1X rendered half as wide)
+        rgb = stretch(rgb, raw.pixel_aspect)
     return resized_with_exposure(rgb, long_side, raw.name)
+
+
+def stretch(rgb: np.ndarray, pixel_aspect: float) -> np.ndarray:
+    """LibRaw's ``stretch()``: rows (aspect < 1) or columns (> 1) resampled linearly at steps of the aspect
+    (or its inverse) from the first one, the last one repeated past the end."""
+    h, w = rgb.shape[:2]
+    axis, n = (0, h) if pixel_aspect < 1.0 else (1, w)
+    new = stretched(h, w, pixel_aspect)[axis]
+    pos = np.arange(new, dtype=np.float64) * (pixel_aspect if pixel_aspect < 1.0 else 1.0 / pixel_aspect)
+    i0 = np.minimum(pos.astype(np.intp), n - 1)
+    frac = (pos - i0).astype(np.float32)
+    a, b = np.take(rgb, i0, axis=axis), np.take(rgb, np.minimum(i0 + 1, n - 1), axis=axis)
+    shape = (-1, 1, 1) if axis == 0 else (1, -1, 1)
+    return np.ascontiguousarray(a + (b - a) * frac.reshape(shape))
 
 
 def resized_with_exposure(rgb: np.ndarray, long_side: int | None, name: str) -> Developed:

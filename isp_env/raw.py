@@ -76,6 +76,8 @@ class RawImage:
         wb_gains: (3,) camera white-balance gains for R, G, B with G = 1.
         cam_to_srgb: (3, 3) white-balanced camera RGB -> linear sRGB (rows sum to 1).
         name: file name, for reports.
+        pixel_aspect: LibRaw's pixel aspect in the upright frame (> 1: stretch the width, < 1: the height;
+            a few cameras, e.g. the Nikon D1X, and DNGs with a DefaultScale).
     """
 
     mosaic: np.ndarray
@@ -85,6 +87,7 @@ class RawImage:
     wb_gains: np.ndarray
     cam_to_srgb: np.ndarray
     name: str = ""
+    pixel_aspect: float = 1.0
 
     @property
     def layout(self) -> str:
@@ -92,7 +95,15 @@ class RawImage:
 
     @property
     def shape(self) -> tuple[int, int]:
-        return self.mosaic.shape  # type: ignore[return-value]
+        """The picture's (H, W): the mosaic's, stretched by the pixel aspect as LibRaw does."""
+        return stretched(self.mosaic.shape[0], self.mosaic.shape[1], self.pixel_aspect)
+
+
+def stretched(h: int, w: int, pixel_aspect: float) -> tuple[int, int]:
+    """(H, W) after LibRaw's ``stretch()``: rows times 1 / aspect when it is < 1, else columns times it."""
+    if pixel_aspect < 1.0:
+        return max(1, round(h / pixel_aspect)), w
+    return h, max(1, round(w * pixel_aspect))
 
 
 def _srgb_xyz() -> np.ndarray:
@@ -255,8 +266,11 @@ def read_raw(path: str | Path) -> RawImage:
             white = _saturation(mosaic, black, float(raw.white_level))
             if sorted(cfa.ravel().tolist()) != [0, 1, 1, 2]:
                 raise RawReadError(path, f"unsupported colour filter layout {cfa.tolist()}")
+            aspect = float(raw.sizes.pixel_aspect)
+            aspect = (1.0 / aspect if flip & 4 else aspect) if np.isfinite(aspect) and aspect > 0 else 1.0
             gains = _wb_gains(raw, channel_of_index)
-            return RawImage(mosaic, cfa, black, white, gains, _cam_to_srgb(raw, channel_of_index), path.name)
+            ccm = _cam_to_srgb(raw, channel_of_index)
+            return RawImage(mosaic, cfa, black, white, gains, ccm, path.name, aspect)
     except RawReadError:
         raise
     except (rawpy.LibRawError, OSError, ValueError) as exc:

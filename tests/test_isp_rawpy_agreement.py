@@ -129,3 +129,25 @@ def test_a_turned_photo_renders_as_libraw_shows_it(tmp_path, orientation):
     assert half.shape == ref.shape
     assert np.corrcoef(half.sum(2).ravel(), ref.sum(2).ravel())[0, 1] > 0.99
     assert mean_angle(half, ref, (ref.min(2) > 0.01) & (ref.max(2) < 0.99)) < 2.0  # 1.2 upright too
+
+
+@pytest.mark.parametrize("orientation", [1, 6])
+def test_non_square_pixels_are_stretched_as_libraw_does(tmp_path, orientation):
+    """A DNG with DefaultScale (2, 1) (pixels twice as wide as tall; LibRaw's pixel_aspect 2, as a Nikon
+    D1X's 0.5): LibRaw stretches the picture, we rendered the sensor grid as it is — half as wide, and the
+    guard's rawpy reference squeezed. Now the same shape, turned or not, and the same picture."""
+    photo = demo_photo("astronaut", 96)[:, :80]
+    mosaic = unprocess(photo, "RGGB")
+    path = write_dng(tmp_path / "wide.dng", mosaic, "RGGB", 64, orientation=orientation, pixel_aspect=2.0)
+    raw = read_raw(path)
+    with open_raw(path) as r:
+        assert r.sizes.pixel_aspect == 2.0
+        full = r.postprocess(use_camera_wb=True)
+    assert raw.shape == full.shape[:2] == develop(raw).linear.shape[:2]
+    half = develop(raw, max(raw.shape) // 2).linear
+    ref = rawpy_linear(path, raw.wb_gains)
+    assert half.shape == ref.shape
+    # LibRaw's half size repeats each stretched sample (its full size interpolates, as we do): the samples
+    # themselves, every 2nd row or column along the stretch, must agree
+    along = (slice(None), slice(None, None, 2)) if orientation == 1 else (slice(None, None, 2), slice(None))
+    assert np.corrcoef(half[along].sum(2).ravel(), ref[along].sum(2).ravel())[0, 1] > 0.98
