@@ -8,7 +8,8 @@ Order (front end: fixed per raw; back end: the 16 tuned parameters of :mod:`isp_
  1    defective pixel correction  a pixel beyond all four same-colour neighbours (±2 px) by more than
                                   10 % of the range is replaced by their mean (openISP's DPC idea)
  2    black level + normalise     subtract the black level of each pixel's colour index, divide by
-                                  (white - black), clip to [0, 1]
+                                  (white - the smallest black) — one range for every channel, as
+                                  LibRaw — clip to [0, 1]
  3    white balance               camera as-shot gains (the smallest 1), highlights clipped at 1
  4    demosaic                    Malvar–He–Cutler (ICASSP 2004) 5x5 gradient-corrected bilinear,
                                   any 2x2 layout; previews use 2x2 binning instead (LibRaw's half_size)
@@ -136,7 +137,7 @@ def _normalised(src: np.ndarray, threshold: np.uint16, black: np.ndarray, scale:
 
     1: a pixel beyond all four same-colour axial neighbours (±2 px) by more than ``threshold`` becomes their
     rounded mean (compared in uint16: half the memory traffic of float32; only flagged pixels are recomputed).
-    2 + 3: minus the black level of the pixel's colour index, times white balance / (white - black), clip to
+    2 + 3: minus the black level of the pixel's colour index, times white balance / range, clip to
     [0, 1] (highlights clip at sensor saturation).
     """
     m = src[2:-2, 2:-2]
@@ -217,7 +218,7 @@ def develop(raw: RawImage, long_side: int | None = None) -> Developed:
     scale = np.empty((2, 2), dtype=np.float32)
     for py in range(2):
         for px in range(2):
-            scale[py, px] = gains[raw.cfa[py, px]] / max(raw.white - raw.black[py, px], 1.0)
+            scale[py, px] = gains[raw.cfa[py, px]] / rng  # one range: a range per channel shifted colours
     ccm = np.nan_to_num(raw.cam_to_srgb, nan=0.0, posinf=0.0, neginf=0.0).T.astype(np.float32)
     padded = np.pad(raw.mosaic[:h, :w], 4, mode="reflect")  # reflect keeps the Bayer phase
     binned = long_side is not None and 2 * long_side <= max(stretched(h, w, raw.pixel_aspect))
