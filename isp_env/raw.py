@@ -146,17 +146,22 @@ def _measured_rgb_cam(raw: RawPy, channel_of_index: list[int]) -> np.ndarray:
     for k in range(3):
         band = slice(k * h // 4, (k + 1) * h // 4)
         img[band][channel[band] == k] = int(base + step)
-    out = raw.postprocess(
-        half_size=True,
-        user_wb=[1.0, 1.0, 1.0, 1.0],
-        user_black=0,
-        user_sat=65535,
-        adjust_maximum_thr=0.0,
-        no_auto_bright=True,
-        gamma=(1, 1),
-        output_bps=16,
-        user_flip=0,
-    ).astype(np.float64)
+    import rawpy
+
+    try:
+        out = raw.postprocess(
+            half_size=True,
+            user_wb=[1.0, 1.0, 1.0, 1.0],
+            user_black=0,
+            user_sat=65535,
+            adjust_maximum_thr=0.0,
+            no_auto_bright=True,
+            gamma=(1, 1),
+            output_bps=16,
+            user_flip=0,
+        ).astype(np.float64)
+    except (rawpy.LibRawError, ValueError):  # LibRaw can't develop it: the mosaic alone still renders
+        return np.eye(3)
     bands = [out[(2 * k + 1) * out.shape[0] // 8] for k in range(4)]  # the middle row of each band
     if any(b.min() <= 0 or b.max() >= 65535 for b in bands):  # clipped: not measurable
         return np.eye(3)
