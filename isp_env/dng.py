@@ -57,11 +57,15 @@ def write_dng(
     as_shot_neutral: tuple[float, float, float] = DEFAULT_NEUTRAL,
     make: str = "attiqa",
     model: str = "synthetic",
+    orientation: int = 1,
+    pixel_aspect: float = 1.0,
 ) -> Path:
     """Write a uint16 Bayer ``mosaic`` (H, W) as an uncompressed DNG, atomically.
 
     ``black_level`` is one value or four values for the 2x2 positions (row-major), as DNG's
-    BlackLevelRepeatDim = (2, 2) stores them.
+    BlackLevelRepeatDim = (2, 2) stores them. ``orientation``: the TIFF Orientation tag (1 upright, 6 the
+    camera held rotated 90 degrees clockwise: display turned, 8 the other way, 3 upside down).
+    ``pixel_aspect`` != 1 writes DefaultScale (aspect, 1): pixels that much wider than tall.
     """
     import tifffile
 
@@ -73,6 +77,7 @@ def write_dng(
         (254, 4, 1, 0, True),  # NewSubfileType: main image
         (271, 2, 0, make, True),  # Make
         (272, 2, 0, model, True),  # Model
+        (274, 3, 1, int(orientation), True),  # Orientation
         (33421, 3, 2, (2, 2), True),  # CFARepeatPatternDim
         (33422, 1, 4, BAYER_LAYOUTS[layout], True),  # CFAPattern
         (50706, 1, 4, (1, 4, 0, 0), True),  # DNGVersion
@@ -87,6 +92,8 @@ def write_dng(
         (50728, 5, 3, rationals(as_shot_neutral, 10000), True),  # AsShotNeutral
         (50778, 3, 1, 21, True),  # CalibrationIlluminant1: D65
     ]
+    if pixel_aspect != 1.0:
+        extratags.append((50718, 5, 2, rationals([pixel_aspect, 1.0], 10000), True))  # DefaultScale
     path = Path(path)
     with atomic_path(path) as tmp:
         tifffile.imwrite(

@@ -8,8 +8,9 @@ Order (front end: fixed per raw; back end: the 16 tuned parameters of :mod:`isp_
  1    defective pixel correction  a pixel beyond all four same-colour neighbours (±2 px) by more than
                                   10 % of the range is replaced by their mean (openISP's DPC idea)
  2    black level + normalise     subtract the black level of each pixel's colour index, divide by
-                                  (white - black), clip to [0, 1]
- 3    white balance               camera as-shot gains (G = 1), highlights clipped at 1
+                                  (white - the smallest black) — one range for every channel, as
+                                  LibRaw — clip to [0, 1]
+ 3    white balance               camera as-shot gains (the smallest 1), highlights clipped at 1
  4    demosaic                    Malvar–He–Cutler (ICASSP 2004) 5x5 gradient-corrected bilinear,
                                   any 2x2 layout; previews use 2x2 binning instead (LibRaw's half_size)
  5    colour correction           camera RGB -> linear sRGB (LibRaw's rgb_cam from the file's matrices)
@@ -45,7 +46,7 @@ import torch.nn.functional as F
 from scipy.ndimage import gaussian_filter
 
 from isp_env.params import check_values
-from isp_env.raw import RawImage
+from isp_env.raw import RawImage, stretched
 from isp_env.strips import run_strips, strip_rows
 
 REF_LONG_SIDE = 512
@@ -136,7 +137,7 @@ def _normalised(src: np.ndarray, threshold: np.uint16, black: np.ndarray, scale:
 
     1: a pixel beyond all four same-colour axial neighbours (±2 px) by more than ``threshold`` becomes their
     rounded mean (compared in uint16: half the memory traffic of float32; only flagged pixels are recomputed).
-    2 + 3: minus the black level of the pixel's colour index, times white balance / (white - black), clip to
+    2 + 3: minus the black level of the pixel's colour index, times white balance / range, clip to
     [0, 1] (highlights clip at sensor saturation).
     """
     m = src[2:-2, 2:-2]
@@ -211,13 +212,16 @@ def develop(raw: RawImage, long_side: int | None = None) -> Developed:
     rng = max(raw.white - float(raw.black.min()), 1.0)
     threshold = np.uint16(min(max(DPC_THRESHOLD * np.float32(rng), 0), 65535))
     black = np.asarray(raw.black, dtype=np.float32)
+    gains = np.asarray(raw.wb_gains, dtype=np.float64)
+    if gains.min() > 0:  # smallest gain 1: all channels reach 1 at saturation, clipped highlights stay white
+        gains = gains / gains.min()  # (dcraw's highlight clipping; with G = 1 a gain < 1 tinted them)
     scale = np.empty((2, 2), dtype=np.float32)
     for py in range(2):
         for px in range(2):
-            scale[py, px] = raw.wb_gains[raw.cfa[py, px]] / max(raw.white - raw.black[py, px], 1.0)
+            scale[py, px] = gains[raw.cfa[py, px]] / rng  # one range: a range per channel shifted colours
     ccm = np.nan_to_num(raw.cam_to_srgb, nan=0.0, posinf=0.0, neginf=0.0).T.astype(np.float32)
     padded = np.pad(raw.mosaic[:h, :w], 4, mode="reflect")  # reflect keeps the Bayer phase
-    binned = long_side is not None and 2 * long_side <= max(h, w)
+    binned = long_side is not None and 2 * long_side <= max(stretched(h, w, raw.pixel_aspect))
     rgb = np.empty((h // 2, w // 2, 3) if binned else (h, w, 3), dtype=np.float32)
 
     def strip(lo: int, hi: int) -> None:  # mosaic rows [lo, hi), lo and hi even
@@ -234,7 +238,23 @@ def develop(raw: RawImage, long_side: int | None = None) -> Developed:
             _color_correct(rgb[lo:hi], _mhc(m, raw.cfa, n, w), ccm)  # 4, 5
 
     run_strips(strip, h, strip_rows(w), h * w)
+    if raw.pixel_aspect != 1.0:  # non-square pixels (a D1X rendered half as wide)
+        rgb = stretch(rgb, raw.pixel_aspect)
     return resized_with_exposure(rgb, long_side, raw.name)
+
+
+def stretch(rgb: np.ndarray, pixel_aspect: float) -> np.ndarray:
+    """LibRaw's ``stretch()``: rows (aspect < 1) or columns (> 1) resampled linearly at steps of the aspect
+    (or its inverse) from the first one, the last one repeated past the end."""
+    h, w = rgb.shape[:2]
+    axis, n = (0, h) if pixel_aspect < 1.0 else (1, w)
+    new = stretched(h, w, pixel_aspect)[axis]
+    pos = np.arange(new, dtype=np.float64) * (pixel_aspect if pixel_aspect < 1.0 else 1.0 / pixel_aspect)
+    i0 = np.minimum(pos.astype(np.intp), n - 1)
+    frac = (pos - i0).astype(np.float32)
+    a, b = np.take(rgb, i0, axis=axis), np.take(rgb, np.minimum(i0 + 1, n - 1), axis=axis)
+    shape = (-1, 1, 1) if axis == 0 else (1, -1, 1)
+    return np.ascontiguousarray(a + (b - a) * frac.reshape(shape))
 
 
 def resized_with_exposure(rgb: np.ndarray, long_side: int | None, name: str) -> Developed:

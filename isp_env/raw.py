@@ -79,6 +79,8 @@ class RawImage:
         wb_gains: (3,) camera white-balance gains for R, G, B with G = 1.
         cam_to_srgb: (3, 3) white-balanced camera RGB -> linear sRGB (rows sum to 1).
         name: file name, for reports.
+        pixel_aspect: LibRaw's pixel aspect in the upright frame (> 1: stretch the width, < 1: the height;
+            a few cameras, e.g. the Nikon D1X, and DNGs with a DefaultScale).
     """
 
     mosaic: np.ndarray
@@ -88,6 +90,7 @@ class RawImage:
     wb_gains: np.ndarray
     cam_to_srgb: np.ndarray
     name: str = ""
+    pixel_aspect: float = 1.0
 
     @property
     def layout(self) -> str:
@@ -95,7 +98,15 @@ class RawImage:
 
     @property
     def shape(self) -> tuple[int, int]:
-        return self.mosaic.shape  # type: ignore[return-value]
+        """The picture's (H, W): the mosaic's, stretched by the pixel aspect as LibRaw does."""
+        return stretched(self.mosaic.shape[0], self.mosaic.shape[1], self.pixel_aspect)
+
+
+def stretched(h: int, w: int, pixel_aspect: float) -> tuple[int, int]:
+    """(H, W) after LibRaw's ``stretch()``: rows times 1 / aspect when it is < 1, else columns times it."""
+    if pixel_aspect < 1.0:
+        return max(1, round(h / pixel_aspect)), w
+    return h, max(1, round(w * pixel_aspect))
 
 
 def _srgb_xyz() -> np.ndarray:
@@ -104,8 +115,9 @@ def _srgb_xyz() -> np.ndarray:
     return SRGB_TO_XYZ
 
 
-def _cam_to_srgb(raw: RawPy) -> np.ndarray:
-    """rawpy's ``color_matrix`` (camera -> sRGB, LibRaw's rgb_cam) when set, else from ``rgb_xyz_matrix``."""
+def _cam_to_srgb(raw: RawPy, channel_of_index: list[int]) -> np.ndarray:
+    """rawpy's ``color_matrix`` (the file's camera -> sRGB) when set, else from ``rgb_xyz_matrix``, else
+    LibRaw's own matrix measured (:func:`_measured_rgb_cam`). Overwrites ``raw``'s raw image: call last."""
     cm = np.asarray(raw.color_matrix, dtype=np.float64)[:3, :3]
     if np.isfinite(cm).all() and np.abs(cm).sum() > 0:
         return cm / cm.sum(axis=1, keepdims=True)
@@ -117,7 +129,80 @@ def _cam_to_srgb(raw: RawPy) -> np.ndarray:
             return np.linalg.inv(cam_from_srgb)
         except np.linalg.LinAlgError:
             pass
-    return np.eye(3)
+    return _measured_rgb_cam(raw, channel_of_index)
+
+
+def _measured_rgb_cam(raw: RawPy, channel_of_index: list[int]) -> np.ndarray:
+    """LibRaw's camera -> sRGB matrix (``rgb_cam``, which rawpy does not expose), measured: some cameras
+    have neither a file matrix nor an XYZ one, yet LibRaw holds a table for them (the Kodak DC50's: an
+    identity here rendered its IT8 chart grey-washed, 9-10 degrees off rawpy's colours). Four bands of flat
+    camera RGB, grey plus a step on one channel each, go through rawpy's linear half-size sRGB render;
+    each step's output is a column of the matrix. Identity when LibRaw has none (its own fallback)."""
+    base, step = 16000.0, 4000.0
+    img = raw.raw_image_visible  # rawpy documents writing here as changing what postprocess() renders
+    colors = np.asarray(raw.raw_colors_visible)
+    channel = np.asarray(channel_of_index)[colors]
+    h = (img.shape[0] // 8) * 8
+    if h < 8 or img.shape[1] < 2:
+        return np.eye(3)
+    img[...] = int(base)
+    for k in range(3):
+        band = slice(k * h // 4, (k + 1) * h // 4)
+        img[band][channel[band] == k] = int(base + step)
+    import rawpy
+
+    try:
+        out = raw.postprocess(
+            half_size=True,
+            user_wb=[1.0, 1.0, 1.0, 1.0],
+            user_black=0,
+            user_sat=65535,
+            adjust_maximum_thr=0.0,
+            no_auto_bright=True,
+            gamma=(1, 1),
+            output_bps=16,
+            user_flip=0,
+        ).astype(np.float64)
+    except (rawpy.LibRawError, ValueError):  # LibRaw can't develop it: the mosaic alone still renders
+        return np.eye(3)
+    bands = [out[(2 * k + 1) * out.shape[0] // 8] for k in range(4)]  # the middle row of each band
+    if any(b.min() <= 0 or b.max() >= 65535 for b in bands):  # clipped: not measurable
+        return np.eye(3)
+    grey = np.median(bands[3], axis=0)
+    m = np.stack([np.median(bands[k], axis=0) - grey for k in range(3)], axis=1) / step
+    sums = m.sum(axis=1, keepdims=True)
+    if not np.isfinite(m).all() or (sums <= 0).any():
+        return np.eye(3)
+    return m / sums
+
+
+def upright(mosaic: np.ndarray, flip: int) -> np.ndarray:
+    """The mosaic as the photo is seen: LibRaw's ``sizes.flip`` (from the file's orientation; dcraw's
+    ``flip_index``) — bit 2 reverses the rows, bit 1 the columns, then bit 4 transposes. A turned Bayer
+    mosaic is a Bayer mosaic of another layout (read from the turned colour indices), so the pipeline runs
+    on it unchanged; a portrait photo was rendered lying on its side, and its rawpy reference squeezed."""
+    if flip & 2:
+        mosaic = mosaic[::-1]
+    if flip & 1:
+        mosaic = mosaic[:, ::-1]
+    return mosaic.T if flip & 4 else mosaic
+
+
+ADJUST_MAXIMUM_THR = 0.75
+"""LibRaw's default ``adjust_maximum_thr``."""
+
+
+def _saturation(mosaic: np.ndarray, black: np.ndarray, white: float) -> float:
+    """The white level LibRaw develops with: the file's, or the brightest visible value when that is above
+    :data:`ADJUST_MAXIMUM_THR` of the range (black subtracted) but below the file's — many sensors saturate
+    short of their format's maximum (the Canon D30 near 3860 of 4095), and at the file's level a clipped
+    highlight stayed below 1 in a channel: a pink or green cast where LibRaw renders white."""
+    common = float(black.min())
+    top = max(float(mosaic[py::2, px::2].max()) - float(black[py, px]) for py in range(2) for px in range(2))
+    top += common
+    if white - common > top - common > ADJUST_MAXIMUM_THR * (white - common):
+        return top
+    return white
 
 
 def _wb_gains(raw: RawPy, channel_of_index: list[int]) -> np.ndarray:
@@ -208,20 +293,23 @@ def read_raw(path: str | Path) -> RawImage:
                     f"colours {desc!r}: X-Trans or CMYG) — remove it from the input",
                 )
             channel_of_index = [_CHANNEL[c] for c in desc]
-            colors = np.asarray(raw.raw_colors_visible)
-            mosaic = np.array(raw.raw_image_visible, dtype=np.uint16, copy=True)
+            flip = int(raw.sizes.flip)
+            colors = upright(np.asarray(raw.raw_colors_visible), flip)
+            mosaic = np.ascontiguousarray(upright(np.array(raw.raw_image_visible, dtype=np.uint16), flip))
             if mosaic.shape[0] < 4 or mosaic.shape[1] < 4:
                 raise RawReadError(path, f"image too small ({mosaic.shape[1]}x{mosaic.shape[0]})")
             idx = colors[:2, :2]
             blacks = np.asarray(raw.black_level_per_channel, dtype=np.float64)
             black = blacks[idx]
             cfa = np.asarray(channel_of_index)[idx]
-            white = float(raw.white_level)
+            white = _saturation(mosaic, black, float(raw.white_level))
             if sorted(cfa.ravel().tolist()) != [0, 1, 1, 2]:
                 raise RawReadError(path, f"unsupported colour filter layout {cfa.tolist()}")
-            return RawImage(
-                mosaic, cfa, black, white, _wb_gains(raw, channel_of_index), _cam_to_srgb(raw), path.name
-            )
+            aspect = float(raw.sizes.pixel_aspect)
+            aspect = (1.0 / aspect if flip & 4 else aspect) if np.isfinite(aspect) and aspect > 0 else 1.0
+            gains = _wb_gains(raw, channel_of_index)
+            ccm = _cam_to_srgb(raw, channel_of_index)
+            return RawImage(mosaic, cfa, black, white, gains, ccm, path.name, aspect)
     except RawReadError:
         raise
     except (rawpy.LibRawError, OSError, ValueError) as exc:
