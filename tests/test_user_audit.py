@@ -424,3 +424,17 @@ def test_every_option_of_every_command_has_help():
     for name, app in (("attiqa", attiqa_app), ("genbench", genbench_app), ("isp-tune", isp_app)):
         walk(typer.main.get_command(app), name)
     assert not missing, missing
+
+
+def test_crops_typo_is_one_line_with_the_right_spelling(tmp_path):
+    """`--crops centre` (the help text itself says "4 corners + centre") ended in a ValueError traceback
+    (exit 1) from the scorer; now one line naming the two modes and the close one, in score and eval."""
+    from attiqa.cli.app import app
+
+    imgs = _photos(tmp_path / "in", n=1)
+    r = runner.invoke(app, ["score", str(imgs[0]), "--crops", "centre", "-q", "--workers", "0"])
+    assert isinstance(r.exception, ConfigError), r.exception
+    assert "did you mean 'center'" in str(r.exception) and "five" in str(r.exception)
+    (tmp_path / "in" / "mos.csv").write_text("image,mos\np0.png,1\n")
+    r = runner.invoke(app, ["eval", "folder", "--root", str(tmp_path / "in"), "--crops", "fiv", "-q"])
+    assert isinstance(r.exception, ConfigError) and "did you mean 'five'" in str(r.exception)
