@@ -783,3 +783,19 @@ def test_env_workers_end_when_their_parent_is_killed(tmp_path, deathsig):
         parent.kill()
         with contextlib.suppress(ProcessLookupError, NameError):
             os.kill(worker, signal.SIGKILL)
+
+
+def test_grid_png_of_one_held_out_raw_keeps_its_titles_inside_the_picture(tmp_path):
+    """A quick run on 4 raws holds out 1: grid.png is then one row of five methods, and the first line of
+    every column title ("neutral defaults", ...) was cut off by the picture's top edge (tight_layout with
+    aspect-locked images). Nothing drawn may touch the border: the outermost pixels are background."""
+    from isp_env.report import grid_png
+
+    methods = ["neutral", "rawpy", "cma_global", "cma_image", "teacher"]
+    for n in (1, 2):
+        crops = {f"raw{i}": {m: np.full((256, 256, 3), 90, np.uint8) for m in methods} for i in range(n)}
+        rows = [{"image": r, "method": m, "mos": 30.0, "clipped": 0.1} for r in crops for m in methods]
+        grid_png(tmp_path / "grid.png", crops, rows, labels={"teacher": "teacher policy (base)"})
+        grey = np.asarray(Image.open(tmp_path / "grid.png").convert("L"))
+        border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
+        assert border.min() == 255, f"{n} raw(s): ink on the border (a clipped title)"
