@@ -425,6 +425,25 @@ def test_test_fraction_zero_trains_a_residual_policy_on_every_raw(tmp_path, isp_
     assert card["env"]["base"] == g["params"] and card["env"]["action_mode"] == "residual"
 
 
+def test_isp_tune_typos_suggest_the_right_name(tmp_path, isp_raws):
+    """`isp-tune --algo sca`, `--action-mode residul` and `render --policy defualt` named the valid values
+    (or the policy file missing) but not the one meant, as attiqa's scorer, dataset and distortion names
+    do; now "did you mean", before anything is read or written."""
+    from typer.testing import CliRunner
+
+    from isp_env.cli import app
+
+    for option, typo, meant in (("--algo", "sca", "sac"), ("--action-mode", "residul", "residual")):
+        out = tmp_path / option.strip("-")
+        r = CliRunner().invoke(app, ["--raw-dir", str(isp_raws[0].parent), "--out", str(out), option, typo])
+        assert r.exit_code != 0 and f"(did you mean {meant!r}?)" in str(r.exception), r.exception
+        assert not any(out.iterdir())  # only the checked, empty --out
+    png = tmp_path / "x.png"
+    r = CliRunner().invoke(app, ["render", str(isp_raws[0]), "-o", str(png), "--policy", "defualt"])
+    assert "defualt: no such policy file — did you mean `default`" in str(r.exception), r.exception
+    assert not png.exists()
+
+
 def test_settings_that_do_not_fit_are_refused_before_any_search(tmp_path, isp_raws):
     """Session 26: an unknown --algo or --teacher-start was refused only after the global CMA-ES had spent
     its scorer calls (45 s on the shared raws); now before anything is read or written."""
