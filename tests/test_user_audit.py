@@ -438,3 +438,22 @@ def test_crops_typo_is_one_line_with_the_right_spelling(tmp_path):
     (tmp_path / "in" / "mos.csv").write_text("image,mos\np0.png,1\n")
     r = runner.invoke(app, ["eval", "folder", "--root", str(tmp_path / "in"), "--crops", "fiv", "-q"])
     assert isinstance(r.exception, ConfigError) and "did you mean 'five'" in str(r.exception)
+
+
+def test_eval_of_a_named_dataset_on_a_folder_with_mos_csv_points_at_the_folder_adapter(tmp_path):
+    """`attiqa eval clive --root clive-dev` (images/ + mos.csv, as the shared clive-dev is laid out) said only
+    that Data/AllImages_release.mat was missing and showed CLIVE's official layout; the folder adapter that
+    reads it as is went unmentioned. Now the first line says so, with the command."""
+    from attiqa.cli.app import app
+
+    root = tmp_path / "clive-dev"
+    _photos(root / "images", n=2)
+    (root / "mos.csv").write_text("image,mos\np0.png,40\np1.png,60\n")
+    r = runner.invoke(app, ["eval", "clive", "--root", str(root), "-m", "classical", "-q"])
+    assert isinstance(r.exception, AttiqaError), r.exception
+    first = str(r.exception).splitlines()[0]
+    assert "AllImages_release.mat" in first and f"`attiqa eval folder --root {root}`" in first, first
+    r = runner.invoke(
+        app, ["eval", "folder", "--root", str(root), "-m", "classical", "-q", "-o", str(tmp_path / "e")]
+    )
+    assert r.exit_code == 0, r.output

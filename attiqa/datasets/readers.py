@@ -18,14 +18,21 @@ from attiqa.io.atomic import link_fault
 
 
 def need_file(root: Path, candidates: Sequence[str], dataset: str, layout: str) -> Path:
-    """The first of ``candidates`` (relative to ``root``) that exists, else one error with the layout."""
+    """The first of ``candidates`` (relative to ``root``) that exists, else one error with the layout — and,
+    when ``root`` holds a ``mos.csv``, the folder adapter that reads it as is."""
     for c in candidates:
         p = root / c
         if p.is_file():
             return p
+    folder_csv = root / "mos.csv"  # the folder adapter's default score file (clive-dev is laid out so)
+    other = (
+        f"{root} holds mos.csv: for a folder of images + a CSV use `attiqa eval folder --root {root}`; "
+        if dataset != "folder" and folder_csv.is_file()
+        else ""
+    )
     raise AttiqaError(
         f"{dataset}: score file not found under {root} (looked for {', '.join(candidates)}) — "
-        f"expected layout:\n{layout}"
+        f"{other}expected layout:\n{layout}"
     )
 
 
