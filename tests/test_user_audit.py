@@ -457,3 +457,22 @@ def test_eval_of_a_named_dataset_on_a_folder_with_mos_csv_points_at_the_folder_a
         app, ["eval", "folder", "--root", str(root), "-m", "classical", "-q", "-o", str(tmp_path / "e")]
     )
     assert r.exit_code == 0, r.output
+
+
+def test_distort_and_gallery_on_a_folder_point_at_degrade(tmp_path):
+    """`attiqa distort photos/ -t kadid_jpeg -l 3 -o o.png` said "photos: is a folder, not an image file —
+    pass image files or use a folder input": these commands take no folder. Now one line that says they take
+    one image and gives the folder command with the same type and level (`degrade`)."""
+    from attiqa.cli.app import app
+
+    folder = tmp_path / "photos"
+    _photos(folder, n=2)
+    r = runner.invoke(
+        app, ["distort", str(folder), "-t", "kadid_jpeg", "-l", "3", "-o", str(tmp_path / "o.png")]
+    )
+    assert isinstance(r.exception, AttiqaError), r.exception
+    said = str(r.exception)
+    assert "takes one image" in said and "--distortions kadid_jpeg --levels 3" in said, said
+    assert "use a folder input" not in said and not (tmp_path / "o.png").exists()
+    r = runner.invoke(app, ["gallery", str(folder), "-o", str(tmp_path / "g.png")])
+    assert isinstance(r.exception, AttiqaError) and "takes one image" in str(r.exception), r.exception
