@@ -444,6 +444,20 @@ def test_isp_tune_typos_suggest_the_right_name(tmp_path, isp_raws):
     assert not png.exists()
 
 
+def test_render_takes_out_as_every_other_output_option(tmp_path, isp_raws):
+    """`isp-tune render RAW --out x.png` was "No such option: --out (Possible options: --output)" while
+    `isp-tune --out`, `attiqa distort --out`, `gallery --out` and `genbench ... --out` all spell it so; now
+    `--out` is accepted beside `--output` / `-o`."""
+    from typer.testing import CliRunner
+
+    from isp_env.cli import app
+
+    png = tmp_path / "x.png"
+    r = CliRunner().invoke(app, ["render", str(isp_raws[0]), "--out", str(png)])
+    assert r.exit_code == 0, r.output
+    assert Image.open(png).size[0] > 0
+
+
 def test_settings_that_do_not_fit_are_refused_before_any_search(tmp_path, isp_raws):
     """Session 26: an unknown --algo or --teacher-start was refused only after the global CMA-ES had spent
     its scorer calls (45 s on the shared raws); now before anything is read or written."""
