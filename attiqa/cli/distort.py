@@ -206,7 +206,7 @@ def degrade_cmd(
     out: Path = typer.Option(..., "--out", "-o", help="Output folder."),
     distortions: str = typer.Option(
         ",".join(DEFAULT_GRADED),
-        help="Comma-separated distortion names (see `attiqa.distortions.list_distortions()`).",
+        help="Comma-separated distortion names (see `attiqa distortions`).",
     ),
     levels: str = typer.Option("1,3,5", help="Comma-separated levels 1..5."),
     max_side: int | None = typer.Option(None, help="Downsize sources whose longer side exceeds this first."),
