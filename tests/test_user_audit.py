@@ -476,3 +476,20 @@ def test_distort_and_gallery_on_a_folder_point_at_degrade(tmp_path):
     assert "use a folder input" not in said and not (tmp_path / "o.png").exists()
     r = runner.invoke(app, ["gallery", str(folder), "-o", str(tmp_path / "g.png")])
     assert isinstance(r.exception, AttiqaError) and "takes one image" in str(r.exception), r.exception
+
+
+def test_a_root_one_folder_too_deep_names_the_folder_with_the_score_file(tmp_path):
+    """`attiqa eval agiqa3k --root agiqa3k-dev/AGIQA-3K` (the README's examples write `--root AGIQA-3K/`, the
+    shared copy keeps data.csv one level up, beside that image folder) said only "score file not found …
+    (looked for data.csv)"; now the line names the folder above that holds it."""
+    from attiqa.cli.app import app
+
+    root = tmp_path / "agiqa3k-dev"
+    _photos(root / "AGIQA-3K", n=2)
+    (root / "data.csv").write_text(
+        "name,prompt,mos_quality,mos_align\np0.png,a cat,1.0,2.0\np1.png,a cat,3,4\n"
+    )
+    r = runner.invoke(app, ["eval", "agiqa3k", "--root", str(root / "AGIQA-3K"), "-m", "classical", "-q"])
+    assert isinstance(r.exception, AttiqaError), r.exception
+    first = str(r.exception).splitlines()[0]
+    assert f"{root / 'data.csv'} is one folder up: pass {root} as the root" in first, first
