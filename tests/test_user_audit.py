@@ -493,3 +493,23 @@ def test_a_root_one_folder_too_deep_names_the_folder_with_the_score_file(tmp_pat
     assert isinstance(r.exception, AttiqaError), r.exception
     first = str(r.exception).splitlines()[0]
     assert f"{root / 'data.csv'} is one folder up: pass {root} as the root" in first, first
+
+
+def test_a_sheet_headline_of_a_0_to_1_score_tells_close_scores_apart(tmp_path):
+    """`attiqa score shots/ -m classical --sheet s.png` headed four clive-dev photos scored 0.544, 0.526,
+    0.53x and 0.6x "SCORE 0.5", "SCORE 0.5", "SCORE 0.5", "SCORE 0.6": one decimal, as for a 0-100 MOS.
+    A headline under 10 now has two decimals (the bars' own), so 0.54 and 0.53 differ on the sheet."""
+    from attiqa.contact_sheet import contact_sheet
+
+    photo = _photos(tmp_path, n=1)[0]
+    bars = {"sharpness": 0.5}
+    rows = [{"image": str(photo), "score": 0.54, **bars}, {"image": str(photo), "score": 0.53, **bars}]
+    thumb, pad = 120, 10
+    sheet = np.asarray(Image.open(contact_sheet(rows, tmp_path / "s.png", list(bars), "score", thumb=thumb)))
+    top = pad + thumb + 4 + 16  # the headline's line, below the thumbnail and the file name
+    heads = [sheet[top : top + 24, x0 : x0 + thumb] for x0 in (pad, thumb + 3 * pad)]
+    assert heads[0].min() < 128 and not np.array_equal(heads[0], heads[1]), "0.54 and 0.53 drawn alike"
+    rows = [{"image": str(photo), "mos": 61.23, **bars}, {"image": str(photo), "mos": 61.24, **bars}]
+    sheet = np.asarray(Image.open(contact_sheet(rows, tmp_path / "m.png", list(bars), "mos", thumb=thumb)))
+    heads = [sheet[top : top + 24, x0 : x0 + thumb] for x0 in (pad, thumb + 3 * pad)]
+    assert np.array_equal(heads[0], heads[1])  # a 0-100 MOS keeps one decimal: 61.2 both
