@@ -69,7 +69,8 @@ def contact_sheet(
             if v is None or (isinstance(v, float) and math.isnan(v)):
                 txt = f"{headline.upper()} n/a"
             else:
-                txt = f"{headline.upper()} {v:.1f}"
+                # one decimal for a 0-100 MOS; two below 10 (a 0-1 score, a 0-5 MOS): "0.5" hid 0.54 vs 0.46
+                txt = f"{headline.upper()} {v:.1f}" if abs(v) >= 10 else f"{headline.upper()} {v:.2f}"
                 if headline_range:
                     txt += f"  (range {headline_range[0]:.0f}-{headline_range[1]:.0f})"
             draw.text((x0, y), txt, fill="black", font=big)

@@ -5,7 +5,16 @@ The CLI catches :class:`AttiqaError` and prints its message without a traceback.
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
 from pathlib import Path
+
+
+def did_you_mean(value: str, choices: Iterable[str]) -> str:
+    """`` (did you mean 'sac'?)`` for the choice closest to a misspelt ``value``, else "" — the tail of a
+    one-line error that already names the valid values."""
+    close = difflib.get_close_matches(value, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 class AttiqaError(Exception):

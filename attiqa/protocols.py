@@ -104,11 +104,13 @@ class ProtocolResult:
 
 
 def bench_dataset(dataset: IQADataset, label: str | None = None) -> BenchDataset:
-    """Wrap a dataset with its table label (paper spelling for known datasets)."""
+    """Wrap a dataset with its table label (paper spelling for known datasets; a folder dataset: its CSV's
+    stem, or the folder's name for the adapter's default ``mos.csv``, which every such folder holds)."""
     if label is None:
         label = DISPLAY_NAMES.get(dataset.name, dataset.name)
         if dataset.name == "folder":
-            label = Path(getattr(dataset, "csv_path", dataset.root)).stem
+            csv_path = Path(getattr(dataset, "csv_path", dataset.root))
+            label = csv_path.resolve().parent.name if csv_path.name == "mos.csv" else csv_path.stem
     return BenchDataset(label, dataset)
 
 

@@ -226,7 +226,7 @@ def tune(
 @app.command()
 def render(
     raw: Path = typer.Argument(..., help="Raw file (DNG or a camera format LibRaw reads)."),
-    output: Path = typer.Option(..., "--output", "-o", help=f"Output image: {format_list()}."),
+    output: Path = typer.Option(..., "--output", "--out", "-o", help=f"Output image: {format_list()}."),
     policy: str | None = typer.Option(
         None,
         "--policy",

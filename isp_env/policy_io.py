@@ -19,7 +19,7 @@ import torch
 from safetensors.numpy import load_file as load_np
 from safetensors.numpy import save_file as save_np
 
-from attiqa.errors import ModelLoadError
+from attiqa.errors import ModelLoadError, did_you_mean
 from attiqa.io.atomic import atomic_path, write_json_atomic
 from attiqa.io.checkpoints import load_checkpoint, load_training_state, save_checkpoint, save_training_state
 from isp_env.env import N_STATS, spaces_for
@@ -63,6 +63,10 @@ def resolve_policy(spec: str | Path) -> Path:
         fix = f"pass the policy itself, {card_of}" if card_of.is_file() else "pass a policy.safetensors"
         raise ModelLoadError(f"{path}: a JSON file, not a policy — {fix} (a parameter file goes to --params)")
     if not path.is_file():
+        if did_you_mean(str(spec), ["default"]):  # `--policy defualt`
+            raise ModelLoadError(
+                f"{path}: no such policy file — did you mean `default` (the policy shipped with the package)?"
+            )
         raise ModelLoadError(
             f"{path}: no such policy file — pass a policy.safetensors written by `isp-tune` "
             "(RUN/policy.safetensors), or `default` for the policy shipped with the package"

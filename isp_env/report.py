@@ -176,6 +176,6 @@ def grid_png(
             fontsize=6,
         )
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
+    with atomic_path(path) as tmp:  # tight bbox: tight_layout alone let one row's titles run off the top
+        fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight", pad_inches=0.05)
     plt.close(fig)

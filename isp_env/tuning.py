@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from attiqa.errors import ConfigError
+from attiqa.errors import ConfigError, did_you_mean
 from attiqa.io.atomic import write_json_atomic
 from attiqa.progress import console, plain, plain_failure, plain_name, progress_task
 from attiqa.scorers import DEFAULT_MODEL, scorer_identity
@@ -211,12 +211,18 @@ def make_vec_env(
 def check_config(cfg: TrainConfig, settings: TeacherSettings | None = None) -> None:
     """The settings that do not fit together, refused before any work (``isp_env.run.run`` calls it first:
     an unknown ``--algo`` was found after the global CMA-ES had spent its 600 scorer calls)."""
-    if cfg.algo not in ("teacher", *RL_ALGOS):
-        raise ConfigError(f"unknown --algo {cfg.algo!r}; one of teacher, {', '.join(RL_ALGOS)}")
-    if cfg.action_mode not in ("absolute", "delta", "residual"):
-        raise ConfigError(f"--action-mode {cfg.action_mode!r}: use residual, absolute or delta")
+    algos = ("teacher", *RL_ALGOS)
+    if cfg.algo not in algos:
+        raise ConfigError(
+            f"unknown --algo {cfg.algo!r}; one of {', '.join(algos)}{did_you_mean(cfg.algo, algos)}"
+        )
+    modes = ("residual", "absolute", "delta")
+    if cfg.action_mode not in modes:
+        hint = did_you_mean(cfg.action_mode, modes)
+        raise ConfigError(f"--action-mode {cfg.action_mode!r}: use residual, absolute or delta{hint}")
     if cfg.obs_mode not in ("stats", "image"):
-        raise ConfigError(f"--obs-mode {cfg.obs_mode!r}: use stats or image")
+        hint = did_you_mean(cfg.obs_mode, ("stats", "image"))
+        raise ConfigError(f"--obs-mode {cfg.obs_mode!r}: use stats or image{hint}")
     if cfg.algo == "teacher" and (cfg.action_mode != "residual" or cfg.obs_mode != "stats"):
         raise ConfigError("--algo teacher needs --action-mode residual and --obs-mode stats")
     if settings is not None and settings.start not in ("base", "neutral"):

@@ -205,7 +205,7 @@ def test_bench_refuses_a_split_with_too_few_images_on_a_side_before_any_training
         r.output
     )  # was: "held-out SROCC is NaN … lower the learning rate"
     assert str(r.exception) == (
-        f"mos ({six.parent}): split split00 (random, seed 0) of its 6 images gives 5 to train on and 1 to "
+        f"six ({six.parent}): split split00 (random, seed 0) of its 6 images gives 5 to train on and 1 to "
         "test on — fine-tuning needs at least 2 on each side (add images)"
     )
     assert not (out / "single").exists()  # refused before the first run

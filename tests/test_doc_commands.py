@@ -175,14 +175,14 @@ def test_the_check_sees_the_readme_commands_and_catches_a_drift():
             "```bash",
             "attiqa score shots/ --modle classical",
             "genbench agreee run/",
-            "isp-tune render r.dng --out x.png",
+            "isp-tune render r.dng --outptu x.png",
             "```",
         ]
     )
     assert problems(drift, roots) == [
         "attiqa score: no option --modle",
         "genbench: no command 'agreee'",
-        "isp-tune render: no option --out",
+        "isp-tune render: no option --outptu",
     ]
     assert problems("`python benchmarks/isp_speed.py --thread 2` and `make demos`", roots) == [
         "benchmarks/isp_speed.py: no option --thread",

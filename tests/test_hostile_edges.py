@@ -391,6 +391,22 @@ def test_agree_refuses_an_unknown_tie_rule_before_reading_anything(tmp_path):
     assert not (run / "agreement").exists()
 
 
+def test_agree_with_a_misspelt_metric_names_the_scored_one(tmp_path):
+    """**Was**: `genbench agree RUN -m clasical` (scored: classical) said "metric 'clasical' has not scored
+    this run — `genbench score RUN --metrics clasical`": the fix it gave scores the typo (an unknown scorer
+    again). Now it asks about the close metric this run has scores of and lists them."""
+    run = tmp_path / "run"
+    assert run_genbench("import-agiqa3k", _agiqa_root(tmp_path / "agiqa"), "-o", run).returncode == 0
+    assert run_genbench("score", run, "-m", "classical", "-w", "0").returncode == 0
+    res = run_genbench("agree", run, "-m", "clasical")
+    said = " ".join(res.stderr.split())
+    assert res.returncode == 2 and "did you mean classical? (scored: classical)" in said, res.stderr
+    assert "--metrics clasical" not in said
+    res = run_genbench("agree", run, "-m", "attiqa-default")  # a real metric not scored yet: how to score it
+    said = " ".join(res.stderr.split())
+    assert res.returncode == 2 and "--metrics attiqa-default" in said and "(scored: classical)" in said
+
+
 def test_an_isp_manifest_without_its_columns_is_said_not_ignored(tmp_path, isp_raws):
     """**Was**: `raws/manifest.csv` with `file,scene` (not `scene_group`) was ignored without a word: every
     raw its own scene group, so two shots of one scene could be split between training and test."""

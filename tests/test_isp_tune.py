@@ -425,6 +425,39 @@ def test_test_fraction_zero_trains_a_residual_policy_on_every_raw(tmp_path, isp_
     assert card["env"]["base"] == g["params"] and card["env"]["action_mode"] == "residual"
 
 
+def test_isp_tune_typos_suggest_the_right_name(tmp_path, isp_raws):
+    """`isp-tune --algo sca`, `--action-mode residul` and `render --policy defualt` named the valid values
+    (or the policy file missing) but not the one meant, as attiqa's scorer, dataset and distortion names
+    do; now "did you mean", before anything is read or written."""
+    from typer.testing import CliRunner
+
+    from isp_env.cli import app
+
+    for option, typo, meant in (("--algo", "sca", "sac"), ("--action-mode", "residul", "residual")):
+        out = tmp_path / option.strip("-")
+        r = CliRunner().invoke(app, ["--raw-dir", str(isp_raws[0].parent), "--out", str(out), option, typo])
+        assert r.exit_code != 0 and f"(did you mean {meant!r}?)" in str(r.exception), r.exception
+        assert not any(out.iterdir())  # only the checked, empty --out
+    png = tmp_path / "x.png"
+    r = CliRunner().invoke(app, ["render", str(isp_raws[0]), "-o", str(png), "--policy", "defualt"])
+    assert "defualt: no such policy file — did you mean `default`" in str(r.exception), r.exception
+    assert not png.exists()
+
+
+def test_render_takes_out_as_every_other_output_option(tmp_path, isp_raws):
+    """`isp-tune render RAW --out x.png` was "No such option: --out (Possible options: --output)" while
+    `isp-tune --out`, `attiqa distort --out`, `gallery --out` and `genbench ... --out` all spell it so; now
+    `--out` is accepted beside `--output` / `-o`."""
+    from typer.testing import CliRunner
+
+    from isp_env.cli import app
+
+    png = tmp_path / "x.png"
+    r = CliRunner().invoke(app, ["render", str(isp_raws[0]), "--out", str(png)])
+    assert r.exit_code == 0, r.output
+    assert Image.open(png).size[0] > 0
+
+
 def test_settings_that_do_not_fit_are_refused_before_any_search(tmp_path, isp_raws):
     """Session 26: an unknown --algo or --teacher-start was refused only after the global CMA-ES had spent
     its scorer calls (45 s on the shared raws); now before anything is read or written."""
@@ -783,3 +816,19 @@ def test_env_workers_end_when_their_parent_is_killed(tmp_path, deathsig):
         parent.kill()
         with contextlib.suppress(ProcessLookupError, NameError):
             os.kill(worker, signal.SIGKILL)
+
+
+def test_grid_png_of_one_held_out_raw_keeps_its_titles_inside_the_picture(tmp_path):
+    """A quick run on 4 raws holds out 1: grid.png is then one row of five methods, and the first line of
+    every column title ("neutral defaults", ...) was cut off by the picture's top edge (tight_layout with
+    aspect-locked images). Nothing drawn may touch the border: the outermost pixels are background."""
+    from isp_env.report import grid_png
+
+    methods = ["neutral", "rawpy", "cma_global", "cma_image", "teacher"]
+    for n in (1, 2):
+        crops = {f"raw{i}": {m: np.full((256, 256, 3), 90, np.uint8) for m in methods} for i in range(n)}
+        rows = [{"image": r, "method": m, "mos": 30.0, "clipped": 0.1} for r in crops for m in methods]
+        grid_png(tmp_path / "grid.png", crops, rows, labels={"teacher": "teacher policy (base)"})
+        grey = np.asarray(Image.open(tmp_path / "grid.png").convert("L"))
+        border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
+        assert border.min() == 255, f"{n} raw(s): ink on the border (a clipped title)"

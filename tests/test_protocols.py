@@ -229,7 +229,7 @@ def test_linear_probe_freezes_the_backbone_table6(blur_csv, base_yaml, tmp_path)
     card = read_card(res.runs[0]["checkpoint"])
     assert card["linear_probe"] is True and card["config"]["freeze_backbone"] is True
     rows = md_rows((tmp_path / "linear-probe.md").read_text())
-    assert rows[0][1] == "mos" and rows[2][1:] == ["SROCC", "PLCC"]
+    assert rows[0][1] == blur_csv.parent.name and rows[2][1:] == ["SROCC", "PLCC"]  # its folder, not "mos"
 
 
 def test_protocol_errors_come_before_any_training(blur_csv, base_yaml, tmp_path):
@@ -372,5 +372,18 @@ def test_a_rerun_after_the_score_file_was_corrected_trains_again(blur_csv, base_
     fixed = [rows[0]] + [f"{r.split(',')[0]},{10 - float(r.split(',')[1]):.4f}" for r in rows[1:]]
     score_file.write_text("\n".join(fixed) + "\n")  # the MOS were on a reversed scale
     again, fresh = bench(tmp_path / "out"), bench(tmp_path / "new")
-    assert fresh.summary["mos"]["srocc"] != old.summary["mos"]["srocc"]
+    assert fresh.summary["data"]["srocc"] != old.summary["data"]["srocc"]  # labelled by its folder
     assert again.summary == fresh.summary
+
+
+def test_a_folder_dataset_with_the_default_mos_csv_is_labelled_by_its_folder(tmp_path):
+    """`attiqa bench single -d folder=clive-dev` headed its table column "mos" (the stem of the adapter's
+    default mos.csv), and `bench cross -d folder=A -d folder=B` was refused: "datasets need distinct
+    labels, got mos, mos". The folder's name labels it now; another CSV name still labels by its stem."""
+    for name in ("clive-dev", "biq"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "mos.csv").write_text("image,mos\na.png,1\nb.png,2\n")
+    (tmp_path / "biq" / "val.csv").write_text("image,mos\na.png,1\nb.png,2\n")
+    assert bench_dataset(get_dataset("folder", tmp_path / "clive-dev")).label == "clive-dev"
+    assert bench_dataset(get_dataset("folder", tmp_path / "biq" / "mos.csv")).label == "biq"
+    assert bench_dataset(get_dataset("folder", tmp_path / "biq" / "val.csv")).label == "val"

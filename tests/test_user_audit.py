@@ -424,3 +424,92 @@ def test_every_option_of_every_command_has_help():
     for name, app in (("attiqa", attiqa_app), ("genbench", genbench_app), ("isp-tune", isp_app)):
         walk(typer.main.get_command(app), name)
     assert not missing, missing
+
+
+def test_crops_typo_is_one_line_with_the_right_spelling(tmp_path):
+    """`--crops centre` (the help text itself says "4 corners + centre") ended in a ValueError traceback
+    (exit 1) from the scorer; now one line naming the two modes and the close one, in score and eval."""
+    from attiqa.cli.app import app
+
+    imgs = _photos(tmp_path / "in", n=1)
+    r = runner.invoke(app, ["score", str(imgs[0]), "--crops", "centre", "-q", "--workers", "0"])
+    assert isinstance(r.exception, ConfigError), r.exception
+    assert "did you mean 'center'" in str(r.exception) and "five" in str(r.exception)
+    (tmp_path / "in" / "mos.csv").write_text("image,mos\np0.png,1\n")
+    r = runner.invoke(app, ["eval", "folder", "--root", str(tmp_path / "in"), "--crops", "fiv", "-q"])
+    assert isinstance(r.exception, ConfigError) and "did you mean 'five'" in str(r.exception)
+
+
+def test_eval_of_a_named_dataset_on_a_folder_with_mos_csv_points_at_the_folder_adapter(tmp_path):
+    """`attiqa eval clive --root clive-dev` (images/ + mos.csv, as the shared clive-dev is laid out) said only
+    that Data/AllImages_release.mat was missing and showed CLIVE's official layout; the folder adapter that
+    reads it as is went unmentioned. Now the first line says so, with the command."""
+    from attiqa.cli.app import app
+
+    root = tmp_path / "clive-dev"
+    _photos(root / "images", n=2)
+    (root / "mos.csv").write_text("image,mos\np0.png,40\np1.png,60\n")
+    r = runner.invoke(app, ["eval", "clive", "--root", str(root), "-m", "classical", "-q"])
+    assert isinstance(r.exception, AttiqaError), r.exception
+    first = str(r.exception).splitlines()[0]
+    assert "AllImages_release.mat" in first and f"`attiqa eval folder --root {root}`" in first, first
+    r = runner.invoke(
+        app, ["eval", "folder", "--root", str(root), "-m", "classical", "-q", "-o", str(tmp_path / "e")]
+    )
+    assert r.exit_code == 0, r.output
+
+
+def test_distort_and_gallery_on_a_folder_point_at_degrade(tmp_path):
+    """`attiqa distort photos/ -t kadid_jpeg -l 3 -o o.png` said "photos: is a folder, not an image file —
+    pass image files or use a folder input": these commands take no folder. Now one line that says they take
+    one image and gives the folder command with the same type and level (`degrade`)."""
+    from attiqa.cli.app import app
+
+    folder = tmp_path / "photos"
+    _photos(folder, n=2)
+    r = runner.invoke(
+        app, ["distort", str(folder), "-t", "kadid_jpeg", "-l", "3", "-o", str(tmp_path / "o.png")]
+    )
+    assert isinstance(r.exception, AttiqaError), r.exception
+    said = str(r.exception)
+    assert "takes one image" in said and "--distortions kadid_jpeg --levels 3" in said, said
+    assert "use a folder input" not in said and not (tmp_path / "o.png").exists()
+    r = runner.invoke(app, ["gallery", str(folder), "-o", str(tmp_path / "g.png")])
+    assert isinstance(r.exception, AttiqaError) and "takes one image" in str(r.exception), r.exception
+
+
+def test_a_root_one_folder_too_deep_names_the_folder_with_the_score_file(tmp_path):
+    """`attiqa eval agiqa3k --root agiqa3k-dev/AGIQA-3K` (the README's examples write `--root AGIQA-3K/`, the
+    shared copy keeps data.csv one level up, beside that image folder) said only "score file not found …
+    (looked for data.csv)"; now the line names the folder above that holds it."""
+    from attiqa.cli.app import app
+
+    root = tmp_path / "agiqa3k-dev"
+    _photos(root / "AGIQA-3K", n=2)
+    (root / "data.csv").write_text(
+        "name,prompt,mos_quality,mos_align\np0.png,a cat,1.0,2.0\np1.png,a cat,3,4\n"
+    )
+    r = runner.invoke(app, ["eval", "agiqa3k", "--root", str(root / "AGIQA-3K"), "-m", "classical", "-q"])
+    assert isinstance(r.exception, AttiqaError), r.exception
+    first = str(r.exception).splitlines()[0]
+    assert f"{root / 'data.csv'} is one folder up: pass {root} as the root" in first, first
+
+
+def test_a_sheet_headline_of_a_0_to_1_score_tells_close_scores_apart(tmp_path):
+    """`attiqa score shots/ -m classical --sheet s.png` headed four clive-dev photos scored 0.544, 0.526,
+    0.53x and 0.6x "SCORE 0.5", "SCORE 0.5", "SCORE 0.5", "SCORE 0.6": one decimal, as for a 0-100 MOS.
+    A headline under 10 now has two decimals (the bars' own), so 0.54 and 0.53 differ on the sheet."""
+    from attiqa.contact_sheet import contact_sheet
+
+    photo = _photos(tmp_path, n=1)[0]
+    bars = {"sharpness": 0.5}
+    rows = [{"image": str(photo), "score": 0.54, **bars}, {"image": str(photo), "score": 0.53, **bars}]
+    thumb, pad = 120, 10
+    sheet = np.asarray(Image.open(contact_sheet(rows, tmp_path / "s.png", list(bars), "score", thumb=thumb)))
+    top = pad + thumb + 4 + 16  # the headline's line, below the thumbnail and the file name
+    heads = [sheet[top : top + 24, x0 : x0 + thumb] for x0 in (pad, thumb + 3 * pad)]
+    assert heads[0].min() < 128 and not np.array_equal(heads[0], heads[1]), "0.54 and 0.53 drawn alike"
+    rows = [{"image": str(photo), "mos": 61.23, **bars}, {"image": str(photo), "mos": 61.24, **bars}]
+    sheet = np.asarray(Image.open(contact_sheet(rows, tmp_path / "m.png", list(bars), "mos", thumb=thumb)))
+    heads = [sheet[top : top + 24, x0 : x0 + thumb] for x0 in (pad, thumb + 3 * pad)]
+    assert np.array_equal(heads[0], heads[1])  # a 0-100 MOS keeps one decimal: 61.2 both

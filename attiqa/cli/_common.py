@@ -24,6 +24,7 @@ from attiqa.allocator import tune_allocator
 from attiqa.attributes import display_name
 from attiqa.errors import AttiqaError
 from attiqa.progress import console, plain, plain_name, shown_name
+from attiqa.scorers import DEFAULT_MODEL
 
 stdout = Console()  # tables go to stdout; progress and messages to stderr (``console``)
 
@@ -70,7 +71,12 @@ CacheOption = Annotated[  # `eval` and `bench cross`: where is attiqa.evaluation
 ]
 ModelOption = Annotated[
     str | None,
-    typer.Option("--model", "-m", help="Checkpoint, named model or scorer (`attiqa models`); clipiqa:DIR."),
+    typer.Option(
+        "--model",
+        "-m",
+        help=f"Checkpoint, named model or scorer (`attiqa models`); clipiqa:DIR. Default: {DEFAULT_MODEL} "
+        "(bundled).",
+    ),
 ]
 
 

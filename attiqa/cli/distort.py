@@ -71,6 +71,11 @@ def distort_cmd(
     from attiqa.io.atomic import not_an_input, output_folder
     from attiqa.io.images import load_image, save_format, save_image
 
+    if image.is_dir():  # it was "is a folder, not an image file — … use a folder input"
+        raise AttiqaError(
+            f"{image}: a folder — `attiqa distort` takes one image; for every image of a folder: "
+            f"attiqa degrade {image} --out OUT --distortions {type_} --levels {level}"
+        )
     if out.is_dir():  # it was "unknown output format"
         raise AttiqaError(f"{out}: is a folder — give --out a file name, e.g. "
                           f"{out / f'{image.stem}_{type_}_{level}.png'}")  # fmt: skip
@@ -127,6 +132,11 @@ def gallery_cmd(
         names = _names(types, "--types")
     else:
         names = list(KADID_NAMES) if kadid_only else list(DISTORTIONS)
+    if image.is_dir():
+        raise AttiqaError(
+            f"{image}: a folder — `attiqa gallery` takes one image (the sheet is its rows of types x "
+            "levels); pass one photo of the folder"
+        )
     output_png(out, "--out")
     not_an_input([out], [image], "--out")
     img = load_image(image)
@@ -196,7 +206,7 @@ def degrade_cmd(
     out: Path = typer.Option(..., "--out", "-o", help="Output folder."),
     distortions: str = typer.Option(
         ",".join(DEFAULT_GRADED),
-        help="Comma-separated distortion names (see `attiqa.distortions.list_distortions()`).",
+        help="Comma-separated distortion names (see `attiqa distortions`).",
     ),
     levels: str = typer.Option("1,3,5", help="Comma-separated levels 1..5."),
     max_side: int | None = typer.Option(None, help="Downsize sources whose longer side exceeds this first."),

@@ -18,14 +18,25 @@ from attiqa.io.atomic import link_fault_words
 
 
 def need_file(root: Path, candidates: Sequence[str], dataset: str, layout: str) -> Path:
-    """The first of ``candidates`` (relative to ``root``) that exists, else one error with the layout."""
+    """The first of ``candidates`` (relative to ``root``) that exists, else one error with the layout — and
+    the likely fix: the folder above when it holds the file (``root`` the image folder), or the folder
+    adapter when ``root`` holds a ``mos.csv``."""
     for c in candidates:
         p = root / c
         if p.is_file():
             return p
+    folder_csv = root / "mos.csv"  # the folder adapter's default score file (clive-dev is laid out so)
+    above = next((root.parent / c for c in candidates if (root.parent / c).is_file()), None)
+    if above is not None:  # `--root AGIQA-3K/` given the image folder beside data.csv
+        other = f"{above} is one folder up: pass {root.parent} as the root; "
+    elif dataset != "folder" and folder_csv.is_file():
+        other = f"{root} holds mos.csv: for a folder of images + a CSV use `attiqa eval folder --root {root}`"
+        other += "; "
+    else:
+        other = ""
     raise AttiqaError(
         f"{dataset}: score file not found under {root} (looked for {', '.join(candidates)}) — "
-        f"expected layout:\n{layout}"
+        f"{other}expected layout:\n{layout}"
     )
 
 

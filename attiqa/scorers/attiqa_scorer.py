@@ -20,6 +20,7 @@ no MOS head) and the attribute scores in [0, 1] (empirical CDF over the pretrain
 
 from __future__ import annotations
 
+import difflib
 import os
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from typing import Any
 import torch
 from PIL import Image
 
-from attiqa.errors import AttiqaError
+from attiqa.errors import AttiqaError, ConfigError
 from attiqa.interface import Scorer, ScorerInfo
 from attiqa.models import load_model
 from attiqa.models.fold import fold_batchnorm
@@ -55,6 +56,18 @@ def check_chunk(chunk: int) -> int:
     return chunk
 
 
+CROP_MODES = ("five", "center")
+
+
+def check_crops(crops: str) -> None:
+    """A crop mode as one user-facing line (``--crops centre``, the spelling of the docs' prose, ended in
+    a traceback)."""
+    if crops not in CROP_MODES:
+        close = difflib.get_close_matches(crops, CROP_MODES, n=1, cutoff=0.5)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ConfigError(f"crops {crops!r}: use five (paper §4.2: 4 corners + centre) or center{hint}")
+
+
 class AttiqaScorer(Scorer):
     def __init__(
         self,
@@ -65,8 +78,7 @@ class AttiqaScorer(Scorer):
         chunk: int | None = None,
     ) -> None:
         super().__init__(device)
-        if crops not in ("five", "center"):
-            raise ValueError("crops must be 'five' (paper §4.2) or 'center'")
+        check_crops(crops)
         self.chunk = default_chunk(self.device) if chunk is None else check_chunk(chunk)
         self.checkpoint = Path(checkpoint)
         self.model, self.card = load_model(self.checkpoint, device=self.device)
