@@ -12,7 +12,6 @@ head width); older configs that set these keys in ``pretrain:`` / ``finetune:`` 
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import math
 import types
 import typing
@@ -24,7 +23,7 @@ from typing import Any, Literal
 import yaml
 
 from attiqa.distortions.defaults import DEFAULT_GRADED
-from attiqa.errors import ConfigError
+from attiqa.errors import ConfigError, did_you_mean
 from attiqa.limits import MAX_HIDDEN, MAX_SIDE, MIN_SIDE
 
 
@@ -91,8 +90,7 @@ class LabelConfig:
         check_values(self, where)
         kind = self.teacher.strip().partition(":")[0].lower()
         if kind not in ("classical", "clip"):
-            close = difflib.get_close_matches(kind, ["classical", "clip"], n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            hint = did_you_mean(kind, ["classical", "clip"])
             raise ConfigError(f"{where}.teacher: {self.teacher!r} is not classical, clip, "
                               f"clip:MODEL/PRETRAINED or clip:PATH{hint}")  # fmt: skip
         return self
@@ -318,8 +316,7 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         raise ConfigError(errors[0] if errors else f"{where}: invalid value {value!r}")
     if origin is Literal:
         if value not in args:
-            close = difflib.get_close_matches(str(value), [str(a) for a in args], n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            hint = did_you_mean(str(value), [str(a) for a in args])
             raise ConfigError(f"{where}: {value!r} is not one of {', '.join(map(str, args))}{hint}")
         return value
     if origin is list:
@@ -367,8 +364,7 @@ def from_dict(cls: type[DC], data: Any, where: str = "config") -> DC:
     unknown = [k for k in data if k not in types_]
     if unknown:
         k = unknown[0]
-        close = difflib.get_close_matches(str(k), list(types_), n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        hint = did_you_mean(str(k), types_)
         raise ConfigError(f"unknown key {k!r}{hint}; valid keys: {', '.join(types_)}", where or None)
     kwargs = {k: _coerce(v, types_[k], _key(where, k)) for k, v in data.items()}
     obj = cls(**kwargs)
@@ -415,8 +411,7 @@ def check_values(cfg: Any, where: str) -> None:
             if m["choices"] is not None:
                 valid = m["choices"]() if callable(m["choices"]) else m["choices"]
                 if v not in valid:
-                    close = difflib.get_close_matches(str(v), list(valid), n=1)
-                    hint = f" (did you mean {close[0]!r}?)" if close else ""
+                    hint = did_you_mean(str(v), valid)
                     raise ConfigError(f"{name}: {v!r} is not one of {', '.join(valid)}{hint}")
             lo, hi = m["lo"], m["hi"]
             if (lo is not None or hi is not None) and isinstance(v, float) and not math.isfinite(v):

@@ -6,15 +6,29 @@ The CLI catches :class:`AttiqaError` and prints its message without a traceback.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 
-def did_you_mean(value: str, choices: Iterable[str]) -> str:
-    """`` (did you mean 'sac'?)`` for the choice closest to a misspelt ``value``, else "" — the tail of a
-    one-line error that already names the valid values."""
-    close = difflib.get_close_matches(value, list(choices), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+def did_you_mean(
+    value: str,
+    choices: Iterable[str],
+    *,
+    n: int = 1,
+    cutoff: float = 0.6,
+    aliases: Mapping[str, str] | None = None,
+) -> str:
+    """`` (did you mean 'sac'?)`` (or ``'a', 'b' or 'c'`` for ``n`` > 1) for the choices closest to a misspelt
+    ``value``, else "" — the tail of a one-line error, worded the same by every command. ``aliases`` (alias
+    -> name) are matched too but suggested as the name they stand for."""
+    aliases = aliases or {}
+    close = difflib.get_close_matches(value, [*choices, *aliases], n=n, cutoff=cutoff)
+    close = list(dict.fromkeys(aliases.get(c, c) for c in close))
+    if not close:
+        return ""
+    said = [repr(c) for c in close]
+    either = said[0] if len(said) == 1 else f"{', '.join(said[:-1])} or {said[-1]}"
+    return f" (did you mean {either}?)"
 
 
 class AttiqaError(Exception):

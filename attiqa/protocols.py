@@ -50,7 +50,7 @@ import torch
 
 from attiqa.config import FinetuneConfig, TrainConfig, from_dict, read_yaml, to_dict
 from attiqa.datasets.base import DatasetItem, IQADataset
-from attiqa.errors import AttiqaError, ConfigError
+from attiqa.errors import AttiqaError, ConfigError, did_you_mean
 from attiqa.io.atomic import write_json_atomic, write_text_atomic
 from attiqa.io.checkpoints import weights_sha256
 from attiqa.io.images import content_key
@@ -607,11 +607,8 @@ def run_protocol(
     ``out_dir``. ``repeats`` defaults to the paper's 10 (1 for ``cross``); ``group_by`` as in the module
     docstring; ``cache``: ``cross``'s score cache, as :func:`~attiqa.evaluation.evaluate.evaluate`'s."""
     if protocol not in PROTOCOLS:
-        import difflib
-
-        close = difflib.get_close_matches(protocol, list(PROTOCOLS), n=1)
-        hint = f"did you mean {close[0]}? " if close else ""
-        raise AttiqaError(f"unknown protocol {protocol!r}: {hint}protocols: {', '.join(PROTOCOLS)}")
+        hint = did_you_mean(protocol, PROTOCOLS)
+        raise AttiqaError(f"unknown protocol {protocol!r}{hint}; protocols: {', '.join(PROTOCOLS)}")
     if select not in ("last", "best"):
         raise AttiqaError(f"select must be 'last' or 'best', got {select!r}")
     benches = [d if isinstance(d, BenchDataset) else bench_dataset(d) for d in datasets]

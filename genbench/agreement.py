@@ -15,7 +15,6 @@ The paper does not say how its 60 raters' votes were turned into one label per p
 from __future__ import annotations
 
 import csv
-import difflib
 import io
 import math
 from collections import Counter
@@ -26,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from attiqa.datasets.readers import fitting_rows
-from attiqa.errors import AttiqaError, ConfigError
+from attiqa.errors import AttiqaError, ConfigError, did_you_mean
 from attiqa.io.atomic import atomic_path, output_folder, write_json_atomic, write_text_atomic
 from attiqa.io.tables import read_cell, safe_cell
 from genbench.manifest import Pair
@@ -160,9 +159,8 @@ def _cluster_groups(pairs: list[Pair], pair_ids: list[str], name: str) -> np.nda
     lacking = [pid for pid in pair_ids if name not in records[pid]]
     if lacking:
         fields = sorted({k for pid in pair_ids for k in records[pid]})
-        close = difflib.get_close_matches(name, fields, n=1)
-        hint = f"did you mean {close[0]}?" if close else f"the manifest's fields: {', '.join(fields)}"
-        raise ConfigError(f"--cluster-by {name}: not in the manifest record of pair {lacking[0]!r} — {hint}")
+        hint = did_you_mean(name, fields) or f" (the manifest's fields: {', '.join(fields)})"
+        raise ConfigError(f"--cluster-by {name}: not in the manifest record of pair {lacking[0]!r}{hint}")
     groups = np.array([str(records[pid][name]) for pid in pair_ids])
     if groups.size > 1 and np.unique(groups).size == 1:
         raise ConfigError(

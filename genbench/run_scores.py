@@ -10,7 +10,6 @@ images a metric has not scored yet; unreadable images are skipped and reported.
 from __future__ import annotations
 
 import csv
-import difflib
 import hashlib
 import json
 import os
@@ -21,7 +20,7 @@ from pathlib import Path
 
 import attiqa
 from attiqa.datasets.readers import read_csv
-from attiqa.errors import AttiqaError
+from attiqa.errors import AttiqaError, did_you_mean
 from attiqa.io.atomic import output_folder, remove_orphan_temps, write_json_atomic
 from attiqa.io.tables import ENCODING, ERRORS, read_cell
 from attiqa.progress import shown_name
@@ -231,14 +230,15 @@ def _unusable(path: Path, metric: str) -> str:
 
 
 def _not_scored_fix(folder: Path, slug: str) -> str:
-    """What to do about a metric ``slug`` without scores in ``folder``: a misspelt name (`agree -m clasical`)
-    is asked about, not sent to `genbench score` to be scored under the typo; the scored metrics listed."""
+    """The tail of the error for a metric ``slug`` without scores in ``folder``: a misspelt name (`agree -m
+    clasical`) is asked about, not sent to `genbench score` to be scored under the typo; the scored metrics
+    listed."""
     scored = sorted(p.stem for p in folder.glob("*.csv"))
     listed = f" (scored: {', '.join(scored)})" if scored else ""
-    close = difflib.get_close_matches(slug, scored, n=1, cutoff=0.6)
-    if close:
-        return f"did you mean {close[0]}?{listed}"
-    return f"`genbench score {shell_arg(folder.parent)} --metrics {slug}`{listed}"
+    hint = did_you_mean(slug, scored)
+    if hint:
+        return f"{hint}{listed}"
+    return f" — `genbench score {shell_arg(folder.parent)} --metrics {slug}`{listed}"
 
 
 def load_metric_scores(run_dir: Path, metrics: list[str] | None = None) -> list[MetricScores]:
@@ -256,7 +256,7 @@ def load_metric_scores(run_dir: Path, metrics: list[str] | None = None) -> list[
         path = folder / f"{slug}.csv"
         if not path.exists():
             raise AttiqaError(
-                f"{path}: metric {slug!r} has not scored this run — {_not_scored_fix(folder, slug)}"
+                f"{path}: metric {slug!r} has not scored this run{_not_scored_fix(folder, slug)}"
             )
         meta_path = path.with_suffix(".json")
         again = f"`genbench score {shell_arg(run_dir)} --metrics {slug}`"

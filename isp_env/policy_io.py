@@ -63,9 +63,9 @@ def resolve_policy(spec: str | Path) -> Path:
         fix = f"pass the policy itself, {card_of}" if card_of.is_file() else "pass a policy.safetensors"
         raise ModelLoadError(f"{path}: a JSON file, not a policy — {fix} (a parameter file goes to --params)")
     if not path.is_file():
-        if did_you_mean(str(spec), ["default"]):  # `--policy defualt`
+        if hint := did_you_mean(str(spec), ["default"]):  # `--policy defualt`
             raise ModelLoadError(
-                f"{path}: no such policy file — did you mean `default` (the policy shipped with the package)?"
+                f"{path}: no such policy file{hint} — `default` is the policy shipped with the package"
             )
         raise ModelLoadError(
             f"{path}: no such policy file — pass a policy.safetensors written by `isp-tune` "

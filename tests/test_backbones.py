@@ -196,7 +196,7 @@ def test_tiny_backbone_and_registry():
     bb = create_backbone("tiny")
     assert 32 <= bb.feature_dim <= 64 and bb.name == "tiny"
     assert bb(torch.randn(3, 3, 40, 56)).shape == (3, bb.feature_dim)
-    with pytest.raises(ModelLoadError, match="Did you mean: resnet50"):
+    with pytest.raises(ModelLoadError, match="did you mean 'resnet50'"):
         create_backbone("resnet-50")
 
 

@@ -68,7 +68,7 @@ def test_datasets_lists_the_registry_and_details_one(cli):
     res = cli("datasets", "clive")
     assert res.returncode == 0 and "AllMOS_release" in res.stdout and "first 7" in res.stdout
     res = run("datasets", "cliv3")  # a real process: exit code 2, one line
-    assert res.returncode == 2 and "did you mean clive" in res.stderr and "Traceback" not in res.stderr
+    assert res.returncode == 2 and "did you mean 'clive'" in res.stderr and "Traceback" not in res.stderr
 
 
 def test_eval_agiqa3k_is_one_command_and_the_second_target_uses_the_cache(tmp_path, photos):
@@ -112,7 +112,7 @@ def test_eval_folder_with_csv_and_one_line_errors(tmp_path, photos, cli):
     assert json.loads((tmp_path / "o" / "summary.json").read_text())["n"] == 10
 
     res = cli("eval", "agiqa3", "--root", d, "-m", "classical")
-    assert res.returncode == 2 and "did you mean agiqa3k" in res.stderr and "Traceback" not in res.stderr
+    assert res.returncode == 2 and "did you mean 'agiqa3k'" in res.stderr and "Traceback" not in res.stderr
     res = cli("eval", "koniq10k", "--root", d, "--csv", tmp_path / "scores.csv")
     assert res.returncode == 2 and "--csv is for the folder adapter" in res.stderr
     (d / "coffee3.png").unlink()
@@ -167,6 +167,6 @@ def test_bench_command_writes_the_table(tmp_path, photos, protocol, cli):
         len(doc["runs"]) == 2 and doc["base_config"]["epochs"] == 1 and doc["base_config"]["device"] == "cpu"
     )
     res = cli("bench", "singel", "-d", f"folder={d}", "-c", cfg)
-    assert res.returncode == 2 and "did you mean single" in res.stderr
+    assert res.returncode == 2 and "did you mean 'single'" in res.stderr
     res = cli("bench", "single", "-d", "nonsense", "-c", cfg)
     assert res.returncode == 2 and "[LABEL:]NAME=ROOT" in res.stderr

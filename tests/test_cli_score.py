@@ -51,7 +51,7 @@ def test_errors_are_one_line(tmp_path):
     res = run_attiqa("score", tmp_path / "missing.jpg", "-m", "classical")
     assert res.returncode == 2 and "missing.jpg" in res.stderr and "Traceback" not in res.stderr
     res = run_attiqa("score", bad, "-m", "clasical")
-    assert res.returncode == 2 and "did you mean classical" in res.stderr
+    assert res.returncode == 2 and "did you mean 'classical'" in res.stderr
     res = run_attiqa("score", bad, "-m", "classical", "-o", tmp_path / "out.xlsx")
     assert res.returncode == 2 and "Traceback" not in res.stderr
 

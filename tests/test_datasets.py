@@ -75,7 +75,7 @@ def test_registry_metadata_is_complete():
 
 
 def test_unknown_names_get_suggestions(tmp_path):
-    with pytest.raises(AttiqaError, match="did you mean koniq10k"):
+    with pytest.raises(AttiqaError, match="did you mean 'koniq10k'"):
         get_dataset("konik10k", tmp_path)
     assert resolve_name("KonIQ-10k") == "koniq10k" and resolve_name("LIVEC") == "clive"
     with pytest.raises(AttiqaError, match="did you mean 'mos_align'"):

@@ -260,7 +260,7 @@ def test_distort_and_gallery_commands(tmp_path, small_photos):
     expected = apply_distortion(small_photos[0], "kadid_jpeg", 3)
     assert Image.open(out).tobytes() == expected.tobytes()
     bad = run_attiqa("distort", src, "--type", "kadid_jpg", "--level", "3", "-o", out)
-    assert bad.returncode == 2 and "did you mean kadid_jpeg" in bad.stderr and "Traceback" not in bad.stderr
+    assert bad.returncode == 2 and "did you mean 'kadid_jpeg'" in bad.stderr and "Traceback" not in bad.stderr
     missing = run_attiqa("distort", tmp_path / "nope.png", "--type", "kadid_jpeg", "--level", "1", "-o", out)
     assert missing.returncode == 2 and "nope.png" in missing.stderr and "Traceback" not in missing.stderr
     sheet = tmp_path / "sheet.png"

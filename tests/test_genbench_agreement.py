@@ -506,7 +506,7 @@ def test_cluster_by_a_field_that_cannot_group_the_pairs_is_refused(tmp_path):
     assert not (run / "agreement" / "agreement.csv").exists()
     res = runner.invoke(app, [*args, "promt_id"])
     assert isinstance(res.exception, ConfigError), res.output
-    assert "did you mean prompt_id?" in str(res.exception)
+    assert "did you mean 'prompt_id'?" in str(res.exception)
     res = runner.invoke(app, [*args, "prompt_id"])  # two prompts: two clusters
     assert res.exit_code == 0, res.output
     assert (

@@ -400,7 +400,7 @@ def test_agree_with_a_misspelt_metric_names_the_scored_one(tmp_path):
     assert run_genbench("score", run, "-m", "classical", "-w", "0").returncode == 0
     res = run_genbench("agree", run, "-m", "clasical")
     said = " ".join(res.stderr.split())
-    assert res.returncode == 2 and "did you mean classical? (scored: classical)" in said, res.stderr
+    assert res.returncode == 2 and "run (did you mean 'classical'?) (scored: classical)" in said, res.stderr
     assert "--metrics clasical" not in said
     res = run_genbench("agree", run, "-m", "attiqa-default")  # a real metric not scored yet: how to score it
     said = " ".join(res.stderr.split())

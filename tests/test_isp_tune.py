@@ -440,7 +440,7 @@ def test_isp_tune_typos_suggest_the_right_name(tmp_path, isp_raws):
         assert not any(out.iterdir())  # only the checked, empty --out
     png = tmp_path / "x.png"
     r = CliRunner().invoke(app, ["render", str(isp_raws[0]), "-o", str(png), "--policy", "defualt"])
-    assert "defualt: no such policy file — did you mean `default`" in str(r.exception), r.exception
+    assert "defualt: no such policy file (did you mean 'default'?)" in str(r.exception), r.exception
     assert not png.exists()
 
 

@@ -234,7 +234,7 @@ def test_linear_probe_freezes_the_backbone_table6(blur_csv, base_yaml, tmp_path)
 
 def test_protocol_errors_come_before_any_training(blur_csv, base_yaml, tmp_path):
     ds = get_dataset("folder", blur_csv)
-    with pytest.raises(AttiqaError, match="did you mean cross"):
+    with pytest.raises(AttiqaError, match="did you mean 'cross'"):
         run_protocol("crosss", [ds], base_yaml, tmp_path)
     with pytest.raises(AttiqaError, match="at least two"):
         run_protocol("cross", [ds], base_yaml, tmp_path)

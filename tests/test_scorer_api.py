@@ -79,7 +79,7 @@ def test_run_folder_and_names(checkpoint):
     assert attiqa.create_scorer("classical").info.kind == "classical"
     names = {i.name for i in attiqa.list_scorers()}
     assert "classical" in names
-    with pytest.raises(ModelLoadError, match="did you mean classical"):
+    with pytest.raises(ModelLoadError, match="did you mean 'classical'"):
         attiqa.load_scorer("clasical")
 
 

@@ -66,7 +66,7 @@ def test_registry_lists_every_clip_scorer_with_metadata():
         info = infos[name]
         assert info.kind == "zero-shot" and info.score_range == (0.0, 1.0) and info.higher_is_better
         assert "CLIP" in info.needs
-    with pytest.raises(ModelLoadError, match="did you mean clipiqa"):
+    with pytest.raises(ModelLoadError, match="did you mean 'clipiqa'"):
         create_scorer("clipiq")
     res = run_attiqa("list-scorers", env={"COLUMNS": "200"})
     assert res.returncode == 0, res.stderr

@@ -279,9 +279,9 @@ def test_spec_grammar(tmp_path, tiny_dir):
     spec = parse_clip_spec(f"ViT-B-16/{weights}")  # absolute path: MODEL//abs/path
     assert (spec.kind, spec.model, spec.weights) == ("file", "ViT-B-16", weights)
     assert parse_clip_spec(str(tiny_dir)).kind == "folder"
-    with pytest.raises(ModelLoadError, match="did you mean ViT-B-16"):
+    with pytest.raises(ModelLoadError, match="did you mean 'ViT-B-16'"):
         parse_clip_spec("ViT-B-61/openai")
-    with pytest.raises(ModelLoadError, match="did you mean openai"):
+    with pytest.raises(ModelLoadError, match="did you mean 'openai'"):
         parse_clip_spec("ViT-B-16/opnai")
     with pytest.raises(ModelLoadError, match="needs weights"):
         parse_clip_spec("ViT-B-16")

@@ -9,7 +9,6 @@ distortions) and ``folder`` (any images + CSV ``image,mos[,split]``).
 
 from __future__ import annotations
 
-import difflib
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,7 @@ from attiqa.datasets.base import (
 from attiqa.datasets.folder import FolderDataset
 from attiqa.datasets.synthetic import CSIQ, LIVE, PIPAL, TID2013, KADID10k
 from attiqa.datasets.wild import AVA, CLIVE, FLIVE, SPAQ, KonIQ10k
-from attiqa.errors import AttiqaError
+from attiqa.errors import AttiqaError, did_you_mean
 
 DATASETS: dict[str, type[IQADataset]] = {
     cls.info.name: cls
@@ -70,10 +69,11 @@ def resolve_name(name: str) -> str:
     if key in DATASETS:
         return key
     names = sorted(DATASETS)
-    close = difflib.get_close_matches(key, names + list(_ALIASES), n=3, cutoff=0.5)
-    close = list(dict.fromkeys(_ALIASES.get(c, c) for c in close))
-    hint = f"did you mean {', '.join(close)}?" if close else f"known datasets: {', '.join(names)}"
-    raise AttiqaError(f"unknown dataset {name!r}: {hint} (see `attiqa datasets`)")
+    hint = (
+        did_you_mean(key, names, n=3, cutoff=0.5, aliases=_ALIASES)
+        or f" (known datasets: {', '.join(names)})"
+    )
+    raise AttiqaError(f"unknown dataset {name!r}{hint} — see `attiqa datasets`")
 
 
 def get_dataset(name: str, root: str | Path, **kwargs: Any) -> IQADataset:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from attiqa.errors import AttiqaError
+from attiqa.errors import AttiqaError, did_you_mean
 from attiqa.progress import shown_name
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
@@ -131,11 +131,8 @@ class IQADataset:
         if target not in self.info.targets and len(same) == 1:
             return same[0]
         if target not in self.info.targets:
-            import difflib
-
             names = list(self.info.targets)
-            close = difflib.get_close_matches(target, names, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            hint = did_you_mean(target, names)
             raise AttiqaError(
                 f"{self.info.name}: unknown target {target!r}{hint}; targets: {', '.join(names)}"
             )

@@ -27,7 +27,7 @@ from PIL import Image
 from scipy import ndimage, signal
 
 from attiqa.attributes import ATTRIBUTES
-from attiqa.errors import AttiqaError
+from attiqa.errors import AttiqaError, did_you_mean
 
 NUM_LEVELS = 5
 """Graded levels per distortion (1..5), as in KADID-10k; level 0 is the identity."""
@@ -338,12 +338,9 @@ def get_distortion(name: str) -> Distortion:
     try:
         return DISTORTIONS[name]
     except KeyError:
-        import difflib
-
-        close = difflib.get_close_matches(name, DISTORTIONS, n=3)
-        hint = f"did you mean {', '.join(close)}? " if close else ""
+        hint = did_you_mean(name, DISTORTIONS, n=3)
         raise DistortionError(
-            f"unknown distortion {name!r}; {hint}known: {', '.join(list_distortions())}"
+            f"unknown distortion {name!r}{hint}; known: {', '.join(list_distortions())}"
         ) from None
 
 

@@ -30,7 +30,6 @@ Weights (all loaded without unpickling arbitrary objects):
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import os
 from collections.abc import Callable, Sequence
@@ -42,7 +41,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from attiqa.errors import AttiqaError, ModelLoadError
+from attiqa.errors import AttiqaError, ModelLoadError, did_you_mean
 from attiqa.models.efficientnet_lite import EfficientNetLite, imagenet_state_shapes, lite_variant
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -538,9 +537,8 @@ def list_backbones() -> list[str]:
 
 def get_spec(name: str) -> BackboneSpec:
     if name not in BACKBONES:
-        close = difflib.get_close_matches(name, list(BACKBONES), n=3)
-        hint = f" Did you mean: {', '.join(close)}?" if close else ""
-        raise ModelLoadError(f"unknown backbone {name!r}.{hint} Available: {', '.join(list_backbones())}")
+        hint = did_you_mean(name, BACKBONES, n=3)
+        raise ModelLoadError(f"unknown backbone {name!r}{hint}; available: {', '.join(list_backbones())}")
     return BACKBONES[name]
 
 

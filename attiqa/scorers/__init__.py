@@ -53,7 +53,7 @@ def create_scorer(name: str, device: str | torch.device = "cpu", **overrides: An
     head, sep, arg = name.partition(":")
     entry = table.get(name) or (table.get(head) if sep else None)
     if entry is None:
-        raise ModelLoadError(f"unknown scorer {name!r}: {suggest(name, list(table))} (see `attiqa models`)")
+        raise ModelLoadError(f"unknown scorer {name!r}{suggest(name, list(table))} — see `attiqa models`")
     if entry.has_weights:
         if sep and name not in table:
             raise ModelLoadError(f"named model {head!r} takes no ':' argument (got {name!r})")

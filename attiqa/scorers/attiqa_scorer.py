@@ -20,7 +20,6 @@ no MOS head) and the attribute scores in [0, 1] (empirical CDF over the pretrain
 
 from __future__ import annotations
 
-import difflib
 import os
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,7 @@ from typing import Any
 import torch
 from PIL import Image
 
-from attiqa.errors import AttiqaError, ConfigError
+from attiqa.errors import AttiqaError, ConfigError, did_you_mean
 from attiqa.interface import Scorer, ScorerInfo
 from attiqa.models import load_model
 from attiqa.models.fold import fold_batchnorm
@@ -63,8 +62,7 @@ def check_crops(crops: str) -> None:
     """A crop mode as one user-facing line (``--crops centre``, the spelling of the docs' prose, ended in
     a traceback)."""
     if crops not in CROP_MODES:
-        close = difflib.get_close_matches(crops, CROP_MODES, n=1, cutoff=0.5)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        hint = did_you_mean(crops, CROP_MODES, cutoff=0.5)
         raise ConfigError(f"crops {crops!r}: use five (paper §4.2: 4 corners + centre) or center{hint}")
 
 

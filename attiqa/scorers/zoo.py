@@ -15,7 +15,6 @@ CLIP spec or folder, a run folder); ``default_arg`` is used without one.
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import json
 from dataclasses import dataclass, field
@@ -23,7 +22,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from attiqa.errors import ModelLoadError
+from attiqa.errors import ModelLoadError, did_you_mean
 from attiqa.scorer_info import ScorerInfo
 
 ATTIQA_TARGET = "attiqa.scorers.attiqa_scorer:AttiqaScorer"
@@ -177,9 +176,9 @@ def trained_on(identity: dict[str, str | None]) -> tuple[str, ...]:
 
 
 def suggest(name: str, names: list[str] | None = None) -> str:
+    """The tail of an unknown-name error: the close names, else every known name."""
     names = list(zoo_table()) if names is None else names
-    close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
-    return f"did you mean {', '.join(close)}?" if close else f"known names: {', '.join(sorted(names))}"
+    return did_you_mean(name, names, n=3, cutoff=0.5) or f" (known names: {', '.join(sorted(names))})"
 
 
 def is_checkpoint(name_or_path: str | Path) -> bool:
@@ -225,8 +224,7 @@ def resolve_weights(name: str) -> Path:
     if entry is None or not entry.has_weights:
         names = [n for n, e in table.items() if e.has_weights]
         raise ModelLoadError(
-            f"unknown model name {name!r}: {suggest(name, names)} Or pass a path to a .safetensors "
-            "checkpoint."
+            f"unknown model name {name!r}{suggest(name, names)}; or pass a path to a .safetensors checkpoint."
         )
     if entry.file:
         path = Path(str(resources.files("attiqa").joinpath(entry.file)))

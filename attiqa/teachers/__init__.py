@@ -9,12 +9,11 @@ Teacher specs (the ``--teacher`` option / ``label.teacher`` config field):
 
 from __future__ import annotations
 
-import difflib
 from pathlib import Path
 
 import torch
 
-from attiqa.errors import ConfigError
+from attiqa.errors import ConfigError, did_you_mean
 from attiqa.teachers.base import Teacher
 from attiqa.teachers.classical import ClassicalTeacher
 from attiqa.teachers.clip import DEFAULT_CLIP_SPEC, ClipTeacher, parse_clip_spec
@@ -55,10 +54,9 @@ def create_teacher(
         return ClassicalTeacher(device=device)
     if kind == "clip":
         return ClipTeacher(arg.strip() or DEFAULT_CLIP_SPEC, device=device, prompts=prompts, scale=clip_scale)
-    close = difflib.get_close_matches(kind, list(_TEACHERS), n=2, cutoff=0.5)
-    hint = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
+    hint = did_you_mean(kind, _TEACHERS, n=2, cutoff=0.5)
     raise UnknownTeacherError(
-        f"unknown teacher {spec!r}; {hint}use one of: classical, clip, clip:MODEL/PRETRAINED, clip:PATH"
+        f"unknown teacher {spec!r}{hint}; use one of: classical, clip, clip:MODEL/PRETRAINED, clip:PATH"
     )
 
 

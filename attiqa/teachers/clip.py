@@ -35,7 +35,6 @@ instead of huggingface_hub's retry loop.
 from __future__ import annotations
 
 import contextlib
-import difflib
 import json
 import logging
 import os
@@ -51,7 +50,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from attiqa.attributes import ATTRIBUTES
-from attiqa.errors import ModelLoadError
+from attiqa.errors import ModelLoadError, did_you_mean
 from attiqa.teachers.base import Teacher
 from attiqa.teachers.prompts import PromptSet, load_prompts
 
@@ -98,11 +97,6 @@ def _open_clip() -> Any:
     return open_clip
 
 
-def _suggest(name: str, options: list[str]) -> str:
-    close = difflib.get_close_matches(name, options, n=3, cutoff=0.5)
-    return f" (did you mean {', '.join(close)}?)" if close else ""
-
-
 def _pick_weights(folder: Path) -> Path | None:
     """The weights file of a folder: preferred names first, then any safetensors, then other formats."""
     for name in _PREFERRED_WEIGHTS:
@@ -146,8 +140,9 @@ def parse_clip_spec(spec: str, flag: str = "clip:") -> ClipSpec:
     if model not in models:
         if spec.startswith((".", "/", "~")) or as_path.suffix in _WEIGHT_SUFFIXES:
             raise ModelLoadError(f"{spec}: no such file or folder — check the path")
+        hint = did_you_mean(model, models, n=3, cutoff=0.5)
         raise ModelLoadError(
-            f"unknown open_clip model {model!r}{_suggest(model, models)} and no such path; "
+            f"unknown open_clip model {model!r}{hint} and no such path; "
             f"see open_clip.list_models(), or pass a folder with {OPEN_CLIP_CONFIG}"
         )
     tags = oc.list_pretrained_tags_by_model(model)
@@ -165,8 +160,9 @@ def parse_clip_spec(spec: str, flag: str = "clip:") -> ClipSpec:
         raise ModelLoadError(f"{weights}: is a folder — pass it as {flag}{weights} (with {OPEN_CLIP_CONFIG})")
     if Path(pretrained).suffix in _WEIGHT_SUFFIXES or "/" in pretrained:
         raise ModelLoadError(f"{weights}: weights file not found — check the path")
+    hint = did_you_mean(pretrained, tags, n=3, cutoff=0.5)
     raise ModelLoadError(
-        f"{pretrained!r} is neither an open_clip tag of {model}{_suggest(pretrained, tags)} nor a file; "
+        f"{pretrained!r} is neither an open_clip tag of {model}{hint} nor a file; "
         f"tags: {', '.join(tags) or '(none)'}"
     )
 

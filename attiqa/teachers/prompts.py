@@ -27,7 +27,6 @@ supplement Table 14, whose noisiness negatives hold "grainy" and no "graimy", so
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -36,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from attiqa.attributes import ATTRIBUTES
-from attiqa.errors import ConfigError
+from attiqa.errors import ConfigError, did_you_mean
 from attiqa.io.atomic import write_json_atomic
 
 PROMPTS_FORMAT = "attiqa-prompts"
@@ -144,10 +143,7 @@ def load_prompts(path: str | Path | None = None) -> PromptSet:
         raise _fail(path, "missing 'attributes' object mapping each attribute to {positive, negative}")
     unknown = [k for k in attrs if k not in ATTRIBUTES]
     if unknown:
-        hints = []
-        for k in unknown:
-            close = difflib.get_close_matches(k, ATTRIBUTES, n=1)
-            hints.append(f"{k!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        hints = [f"{k!r}{did_you_mean(k, ATTRIBUTES)}" for k in unknown]
         raise _fail(path, f"unknown attribute(s) {', '.join(hints)}; expected: {', '.join(ATTRIBUTES)}")
     missing = [a for a in ATTRIBUTES if a not in attrs]
     if missing:
