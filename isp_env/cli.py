@@ -151,7 +151,7 @@ def tune(
         raise ConfigError(
             f"{raw_dir}: " + (link.reason if link else "not a folder — pass --raw-dir with your raw files")
         )
-    output_folder(out, "--out")  # before any search, not after it
+    output_folder(out, "--out", create=False)  # before any search; made by `run` once the settings pass
     from isp_env.run import run
     from isp_env.teacher import TeacherSettings
     from isp_env.tuning import TrainConfig

@@ -25,7 +25,7 @@ from PIL import Image
 
 from attiqa.datasets.readers import fitting_rows
 from attiqa.errors import ConfigError
-from attiqa.io.atomic import remove_orphan_temps, write_json_atomic
+from attiqa.io.atomic import output_folder, remove_orphan_temps, write_json_atomic
 from attiqa.io.images import content_key, save_image
 from attiqa.io.names import portable_stem
 from attiqa.progress import console, plain, plain_failure, plain_name, progress_task
@@ -273,7 +273,7 @@ def run(
         raise ConfigError(
             f"{out}: this run folder holds another split (other raws or seed) — use a new --out"
         )
-    out.mkdir(parents=True, exist_ok=True)
+    output_folder(out, "--out")  # only now: every check above passed
     write_json_atomic(out / "run.json", {**plan, "config": cfg.learning_key()})
     console.print(
         f"{len(train_raws)} training raws (+{len(synth)} synthetic), {len(test_raws)} test raws -> "

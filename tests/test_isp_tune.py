@@ -437,11 +437,39 @@ def test_isp_tune_typos_suggest_the_right_name(tmp_path, isp_raws):
         out = tmp_path / option.strip("-")
         r = CliRunner().invoke(app, ["--raw-dir", str(isp_raws[0].parent), "--out", str(out), option, typo])
         assert r.exit_code != 0 and f"(did you mean {meant!r}?)" in str(r.exception), r.exception
-        assert not any(out.iterdir())  # only the checked, empty --out
+        assert not out.exists()  # was left behind, empty: made before the settings were checked
     png = tmp_path / "x.png"
     r = CliRunner().invoke(app, ["render", str(isp_raws[0]), "-o", str(png), "--policy", "defualt"])
     assert "defualt: no such policy file (did you mean 'default'?)" in str(r.exception), r.exception
     assert not png.exists()
+
+
+def test_a_refused_isp_tune_leaves_no_run_folder(tmp_path, isp_raws):
+    """`isp-tune --out RUN` made RUN before the settings were checked: a typo (`--algo sca`, `--teacher-start
+    middle`) or a raw folder of one raw left an empty RUN behind. Now RUN is made only once every check has
+    passed; an --out under a file is still refused first, before any raw is read."""
+    from typer.testing import CliRunner
+
+    from isp_env.cli import app
+
+    one = tmp_path / "one"
+    one.mkdir()
+    shutil.copy(isp_raws[0], one)
+    for raw_dir, extra, said in (
+        (isp_raws[0].parent, ["--algo", "sca"], "unknown --algo 'sca'"),
+        (isp_raws[0].parent, ["--algo", "teacher", "--teacher-start", "middle"], "--teacher-start 'middle'"),
+        (one, [], "found 1 raw file(s)"),
+    ):
+        out = tmp_path / "runs" / "RUN"
+        r = CliRunner().invoke(app, ["--raw-dir", str(raw_dir), "--out", str(out), *extra])
+        assert r.exit_code != 0 and said in str(r.exception), r.exception
+        assert not (tmp_path / "runs").exists(), said
+    (tmp_path / "file").write_text("x")
+    r = CliRunner().invoke(app, ["--raw-dir", str(one), "--out", str(tmp_path / "file" / "RUN")])
+    assert str(r.exception) == (
+        f"{tmp_path / 'file' / 'RUN'}: cannot create the output folder ({tmp_path / 'file'} is a file, not a "
+        "folder) — choose another --out"
+    )
 
 
 def test_render_takes_out_as_every_other_output_option(tmp_path, isp_raws):

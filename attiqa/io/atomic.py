@@ -51,15 +51,27 @@ def _temp_label(name: str) -> str:
     return name if len(raw) <= 200 else os.fsdecode(raw[:200])
 
 
-def output_folder(folder: str | Path, option: str | None = None, fix: str | None = None) -> Path:
+def output_folder(
+    folder: str | Path, option: str | None = None, fix: str | None = None, *, create: bool = True
+) -> Path:
     """Create ``folder`` (and its parents) for writing, or fail with one line naming it, the cause (a file
     where a folder should be, no permission) and the fix (``fix``, else another ``option``, e.g. ``--out``)
-    — called by a command before its work, and by every atomic write."""
+    — called by a command before its work, and by every atomic write. ``create=False``: the same checks,
+    nothing made — for a command whose later checks may still refuse (no empty folder left by a typo)."""
     folder = Path(folder) if str(folder) else Path(".")
     fix = fix or (f"choose another {option}" if option else "write somewhere else")
     if option and folder.suffix.lower() in FILE_SUFFIXES and not folder.exists():  # `eval -o preds.csv`
         raise AttiqaError(f"{folder}: {option} is the folder the files are written into, not a file — give "
                           f"a folder name, e.g. {folder.with_suffix('')}")  # fmt: skip
+    if not create:
+        nearest = next(p for p in (folder, *folder.parents, Path(".")) if p.exists() or p.is_symlink())
+        if not nearest.is_dir():
+            what = "a file" if nearest.exists() else "a broken link"
+            why = f"{nearest} is {what}, not a folder"
+            raise AttiqaError(f"{folder}: cannot create the output folder ({why}) — {fix}")
+        if not os.access(nearest, os.W_OK | os.X_OK):
+            raise AttiqaError(f"{folder}: not writable (permission denied) — {fix}")
+        return folder
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
