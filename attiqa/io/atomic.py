@@ -67,8 +67,8 @@ def output_folder(
         nearest = next(p for p in (folder, *folder.parents, Path(".")) if p.exists() or p.is_symlink())
         if not nearest.is_dir():
             what = "a file" if nearest.exists() else "a broken link"
-            why = f"{nearest} is {what}, not a folder"
-            raise AttiqaError(f"{folder}: cannot create the output folder ({why}) — {fix}")
+            cause = f"{nearest} is {what}, not a folder"
+            raise AttiqaError(f"{folder}: cannot create the output folder ({cause}) — {fix}")
         if not os.access(nearest, os.W_OK | os.X_OK):
             raise AttiqaError(f"{folder}: not writable (permission denied) — {fix}")
         return folder
