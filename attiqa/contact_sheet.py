@@ -10,21 +10,15 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 
 from attiqa.attributes import display_name
+from attiqa.drawing import font
 from attiqa.errors import ImageLoadError
 from attiqa.io.atomic import atomic_path
 from attiqa.io.images import load_image
 
 BAR_COLOURS = ("#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860", "#DA8BC3")
-
-
-def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
-    try:
-        return ImageFont.load_default(size=size)
-    except TypeError:  # Pillow < 10.1: fixed-size bitmap font
-        return ImageFont.load_default()
 
 
 def contact_sheet(
@@ -51,7 +45,7 @@ def contact_sheet(
     cols = min(per_row, n)
     sheet = Image.new("RGB", (cols * cell_w, math.ceil(n / cols) * cell_h), "white")
     draw = ImageDraw.Draw(sheet)
-    small, big = _font(12), _font(16)
+    small, big = font(12), font(16)
     for i, row in enumerate(rows):
         x0, y0 = (i % cols) * cell_w + pad, (i // cols) * cell_h + pad
         try:

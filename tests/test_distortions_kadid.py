@@ -279,3 +279,41 @@ def test_docs_table_lists_every_distortion_with_its_levels():
             continue
         levels = ", ".join(f"{v:.4g}" for v in d.levels)
         assert f"| `{d.name}` |" in doc and levels in doc, f"docs/distortions.md is stale for {d.name}"
+
+
+def test_gallery_left_hand_text_is_wrapped_inside_its_column(tmp_path, small_photos):
+    """The sheet cut each row's parameter at 36 characters ("factor on the deviation from the cha"); now it
+    is wrapped to the column, every line inside its box (measured with textbbox), at a normal and a tiny
+    --thumb, on a sheet rendered by the real command."""
+    from PIL import ImageDraw
+
+    from attiqa.distortions.gallery import HEADER_H, LABEL_PAD, LABEL_W, LINE_H, label_lines
+    from attiqa.drawing import font
+
+    src = tmp_path / "photo.png"
+    small_photos[0].save(src)
+    names = ["contrast", "kadid_contrast_change", "zoom_blur"]
+    for thumb in (160, 24):
+        sheet_path = tmp_path / f"sheet{thumb}.png"
+        r = run_attiqa("gallery", src, "-o", sheet_path, "--types", ",".join(names), "--thumb", str(thumb))
+        assert r.returncode == 0, r.stderr
+        sheet = Image.open(sheet_path).convert("RGB")
+        a = np.asarray(sheet)
+        row_h = (sheet.height - HEADER_H) // len(names) - 4  # cells + their captions: the text's box
+        draw, f = ImageDraw.Draw(sheet), font()
+        for i, name in enumerate(names):
+            top = HEADER_H + i * (row_h + 4)
+            lines = label_lines(draw, get_distortion(name), f, row_h)
+            for k, (line, _) in enumerate(lines):
+                box = draw.textbbox((LABEL_PAD, top + 2 + k * LINE_H), line, font=f)
+                assert box[0] >= 0 and box[2] <= LABEL_W - LABEL_PAD and box[3] <= top + row_h, (thumb, line)
+            said = " ".join(line for line, _ in lines)
+            if thumb == 160:  # room for all of it: nothing cut
+                assert said == f"{name} attribute: {get_distortion(name).attribute or '-'} " + " ".join(
+                    get_distortion(name).parameter.split()
+                ), said
+                last = top + 2 + (len(lines) - 1) * LINE_H  # the wrapped line is on the sheet
+                assert (a[last : last + LINE_H, :LABEL_W] < 200).any()
+            else:
+                assert lines[0][0] == name and len(lines) * LINE_H <= row_h + LINE_H
+        assert (a[HEADER_H:, LABEL_W - LABEL_PAD : LABEL_W] == 255).all()  # no text runs into the cells

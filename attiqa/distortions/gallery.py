@@ -9,16 +9,19 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 
 import attiqa.distortions.kadid  # noqa: F401  (registers the KADID-10k types: DISTORTIONS is complete)
-from attiqa.distortions.basic import DISTORTIONS, NUM_LEVELS, apply_distortion, get_distortion
+from attiqa.distortions.basic import DISTORTIONS, NUM_LEVELS, Distortion, apply_distortion, get_distortion
+from attiqa.drawing import Font, fit_lines, font
 from attiqa.io.atomic import atomic_path
 from attiqa.io.images import shrink_longer
 
-_LABEL_W = 230
-_CAPTION_H = 16
-_HEADER_H = 22
+LABEL_W = 230  # the left-hand column: name, attribute, parameter
+LABEL_PAD = 4  # its text's margin, left and right
+LINE_H = 14  # one line of the left-hand text
+CAPTION_H = 16
+HEADER_H = 22
 _BG = (255, 255, 255)
 _FG = (20, 20, 20)
 
@@ -34,6 +37,29 @@ def _fmt(value: float | None) -> str:
     return f"{value:.4g}"
 
 
+def row_height(thumb_h: int) -> int:
+    """A row's cells and their level captions (the height the left-hand text must fit in)."""
+    return thumb_h + CAPTION_H
+
+
+def label_lines(
+    draw: ImageDraw.ImageDraw, d: Distortion, font: Font, height: int
+) -> list[tuple[str, tuple[int, int, int]]]:
+    """The left-hand text of ``d``'s row, ``height`` px tall, as (line, colour), one every LINE_H px from the
+    row's top + 2: the name, the attribute, then the parameter wrapped to the column (it was cut at 36
+    characters: "factor on the deviation from the cha"), ended in "..." only when the row has no more room."""
+    width = LABEL_W - 2 * LABEL_PAD
+    ink = int(draw.textbbox((0, 0), "Ayg", font=font)[3])  # a line's ink below its anchor
+    room = max(1, (height - 2 - ink) // LINE_H + 1)
+    grey = (90, 90, 90)
+    out = [(line, _FG) for line in fit_lines(draw, d.name, font, width, 1)]
+    out += [
+        (line, grey) for line in fit_lines(draw, f"attribute: {d.attribute or '-'}", font, width, room - 1)
+    ]
+    out += [(line, grey) for line in fit_lines(draw, d.parameter, font, width, room - len(out))]
+    return out[:room]
+
+
 def gallery_sheet(
     img: Image.Image,
     names: Sequence[str] | None = None,
@@ -47,23 +73,21 @@ def gallery_sheet(
     small = _thumbnail(img, thumb)
     cw, ch = small.size
     cols = NUM_LEVELS + 1
-    width = _LABEL_W + cols * (cw + 4)
-    height = _HEADER_H + len(dists) * (ch + _CAPTION_H + 4)
+    width = LABEL_W + cols * (cw + 4)
+    height = HEADER_H + len(dists) * (row_height(ch) + 4)
     sheet = Image.new("RGB", (width, height), _BG)
     draw = ImageDraw.Draw(sheet)
-    font = ImageFont.load_default()
+    text_font = font()
     for lv in range(cols):
-        draw.text((_LABEL_W + lv * (cw + 4) + 2, 4), f"level {lv}", fill=_FG, font=font)
+        draw.text((LABEL_W + lv * (cw + 4) + 2, 4), f"level {lv}", fill=_FG, font=text_font)
     for r, d in enumerate(dists):
-        y = _HEADER_H + r * (ch + _CAPTION_H + 4)
-        what = d.attribute or "-"
-        draw.text((4, y + 2), d.name, fill=_FG, font=font)
-        draw.text((4, y + 16), f"attribute: {what}", fill=(90, 90, 90), font=font)
-        draw.text((4, y + 30), d.parameter[:36], fill=(90, 90, 90), font=font)
+        y = HEADER_H + r * (row_height(ch) + 4)
+        for i, (line, colour) in enumerate(label_lines(draw, d, text_font, row_height(ch))):
+            draw.text((LABEL_PAD, y + 2 + i * LINE_H), line, fill=colour, font=text_font)
         for lv in range(cols):
-            x = _LABEL_W + lv * (cw + 4)
+            x = LABEL_W + lv * (cw + 4)
             sheet.paste(apply_distortion(small, d.name, lv, seed=seed), (x, y))
-            draw.text((x + 2, y + ch + 2), _fmt(d.parameter_at(lv)), fill=_FG, font=font)
+            draw.text((x + 2, y + ch + 2), _fmt(d.parameter_at(lv)), fill=_FG, font=text_font)
         if on_row:
             on_row(1)
     return sheet

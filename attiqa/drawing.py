@@ -1,0 +1,56 @@
+"""Text on the PNG sheets (contact sheet, distortion gallery): Pillow's own font, and text fitted to a box
+— wrapped at spaces and, when even that leaves text over, ended in "..." — so a caption is never cut off
+mid-word at a column's edge. No fonts to install."""
+
+from __future__ import annotations
+
+from PIL import ImageDraw, ImageFont
+
+Font = ImageFont.ImageFont | ImageFont.FreeTypeFont
+ELLIPSIS = "..."  # ASCII: Pillow's bitmap fallback font has no "…"
+
+
+def font(size: int | None = None) -> Font:
+    """Pillow's default font at ``size`` px (its own default size when None)."""
+    if size is None:
+        return ImageFont.load_default()
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1: fixed-size bitmap font
+        return ImageFont.load_default()
+
+
+def text_right(draw: ImageDraw.ImageDraw, text: str, font: Font) -> float:
+    """How far right of its anchor ``text`` inks (textbbox, not the advance width: what must fit)."""
+    return float(draw.textbbox((0, 0), text, font=font)[2]) if text else 0.0
+
+
+def fit_lines(draw: ImageDraw.ImageDraw, text: str, font: Font, width: float, max_lines: int) -> list[str]:
+    """``text`` wrapped at spaces into at most ``max_lines`` lines of at most ``width`` px (a word longer than
+    a line is broken); when text is left over, the last line ends in "..."."""
+    lines: list[str] = []
+    line = ""
+    for word in text.split():
+        joined = f"{line} {word}" if line else word
+        if text_right(draw, joined, font) <= width:
+            line = joined
+            continue
+        if line:
+            lines.append(line)
+        line = word
+        while len(line) > 1 and text_right(draw, line, font) > width:
+            cut = 1  # at least one character a line, however narrow the box
+            while cut < len(line) and text_right(draw, line[: cut + 1], font) <= width:
+                cut += 1
+            lines.append(line[:cut])
+            line = line[cut:]
+    if line:
+        lines.append(line)
+    if max_lines <= 0:
+        return []
+    if len(lines) <= max_lines:
+        return lines
+    last = lines[max_lines - 1]
+    while last and text_right(draw, last.rstrip() + ELLIPSIS, font) > width:
+        last = last[:-1]
+    return [*lines[: max_lines - 1], last.rstrip() + ELLIPSIS]
