@@ -26,9 +26,9 @@ app = typer.Typer(
     help="Tune the 16 parameters of a 14-module raw ISP with an SB3 agent whose reward is an image-quality "
     "MOS (ATTIQA §5.2).\n\n`isp-tune --raw-dir DIR --out RUN` splits the raws, trains, tunes and renders the "
     "test raws at full resolution and compares with baselines (neutral, rawpy, global / per-image CMA-ES). "
-    "RUN gets policy.safetensors + .json, test/METHOD/params/*.json and test/METHOD/renders/*.png (METHOD: "
-    "teacher or agent, and the CMA-ES baselines), results.csv, "
-    "summary.json, "
+    "RUN gets policy.safetensors + .json, test/METHOD/params/*.json (METHOD: teacher or agent), "
+    "test/METHOD/renders/*.png (the CMA-ES baselines' too: METHOD cma_global, cma_per_image), the CMA-ES "
+    "parameters in baselines/cma_global.json and baselines/cma_per_image.json, results.csv, summary.json, "
     "report.md, grid.png. Rerun the same command to resume.\n\n`isp-tune render RAW -o out.png` renders one "
     "raw.",
     add_completion=False,
@@ -135,9 +135,10 @@ def tune(
 ) -> None:
     """Train an agent on the training raws, tune + render the test raws, compare with baselines.
 
-    Writes into --out: policy.safetensors + policy.json, test/METHOD/params/*.json,
-    test/METHOD/renders/*.png (full resolution; METHOD: teacher or agent), results.csv, summary.json,
-    report.md, grid.png. Rerunning the same command resumes.
+    Writes into --out: policy.safetensors + policy.json, test/METHOD/params/*.json (METHOD: teacher or
+    agent), test/METHOD/renders/*.png (full resolution; the CMA-ES baselines' too, as cma_global and
+    cma_per_image), the CMA-ES parameters in baselines/cma_global.json and baselines/cma_per_image.json,
+    results.csv, summary.json, report.md, grid.png. Rerunning the same command resumes.
     """
     if ctx.invoked_subcommand is not None:
         return

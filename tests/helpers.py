@@ -279,6 +279,22 @@ def run_isp_tune(
     return _run_to_end(isp_tune_cmd(*args), env, cwd)
 
 
+def tiny_teacher_run(tmp_path: Path, raws: list[Path], *extra: object) -> tuple[Path, Path]:
+    """``raws`` copied into ``tmp_path/raws`` and a seconds-long `isp-tune` teacher run on them (classical
+    scorer, 2 searched raws of 6 calls) into ``tmp_path/run``; ``extra``: more options. (raw folder, run)."""
+    raw_dir = tmp_path / "raws"
+    raw_dir.mkdir()
+    for p in raws:
+        (raw_dir / p.name).write_bytes(p.read_bytes())
+    run = tmp_path / "run"
+    res = run_isp_tune(
+        "--raw-dir", raw_dir, "--out", run, "--model", "classical", "--preview", "64", "--obs-size", "36",
+        "--base", "neutral", "--teacher-budget", "6", "--teacher-raws", "2", "--test-fraction", "0.3", *extra,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr[-2000:]
+    return raw_dir, run
+
+
 def interrupt_when(
     cmd: list[str], sig: signal.Signals, ready: Callable[[], bool], env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess:

@@ -10,7 +10,7 @@ import json
 import subprocess
 import sys
 
-from helpers import REPO, attiqa_env, run_isp_tune
+from helpers import REPO, attiqa_env, tiny_teacher_run
 
 from isp_env.report import policy_label, summarise
 
@@ -41,17 +41,7 @@ def test_a_real_gain_still_counts():
 def test_the_heldout_report_labels_a_policy_by_its_card_not_its_name(tmp_path, isp_raws):
     """Session 40: `benchmarks/isp_heldout.py --run agent=RUN` with RUN a teacher run was reported as
     "RL agent" (the label came from the name it was given); now from the policy's card, with that name."""
-    raw_dir = tmp_path / "raws"
-    raw_dir.mkdir()
-    for p in isp_raws:
-        (raw_dir / p.name).write_bytes(p.read_bytes())
-    run = tmp_path / "run"
-    res = run_isp_tune(
-        "--raw-dir", raw_dir, "--out", run, "--model", "classical", "--preview", "64", "--obs-size", "36",
-        "--base", "neutral", "--teacher-budget", "6", "--teacher-raws", "2", "--test-fraction", "0.3",
-        "--no-baselines",
-    )  # fmt: skip
-    assert res.returncode == 0, res.stderr[-2000:]
+    raw_dir, run = tiny_teacher_run(tmp_path, isp_raws, "--no-baselines")
     kind = json.loads((run / "policy.json").read_text())["teacher"]["kind"]
     out = tmp_path / "heldout"
     res = subprocess.run(

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import SHARED_DATA
-from helpers import attiqa_env, isp_tune_cmd, run_isp_tune
+from helpers import attiqa_env, isp_tune_cmd, run_isp_tune, tiny_teacher_run
 from PIL import Image
 
 import attiqa
@@ -470,6 +470,28 @@ def test_a_refused_isp_tune_leaves_no_run_folder(tmp_path, isp_raws):
         f"{tmp_path / 'file' / 'RUN'}: cannot create the output folder ({tmp_path / 'file'} is a file, not a "
         "folder) — choose another --out"
     )
+
+
+def test_the_help_names_the_files_a_run_writes(tmp_path, isp_raws):
+    """`isp-tune --help` said every method, the CMA-ES baselines too, wrote test/METHOD/params/*.json; the
+    baselines write their parameters to baselines/*.json. Now every path the help names is checked on a
+    real (tiny) run with baselines, and none it leaves out."""
+    from typer.testing import CliRunner
+
+    from isp_env.cli import app
+
+    said = " ".join(CliRunner().invoke(app, ["--help"]).output.replace("│", " ").split())
+    gets = said.split("RUN gets ", 1)[1].split("Rerun", 1)[0]  # the sentence on the run folder
+    named = re.findall(r"[\w.*/]+\.(?:json|png|csv|md|safetensors)", gets)
+    assert "baselines/cma_global.json" in named and "baselines/cma_per_image.json" in named, said
+    _, run = tiny_teacher_run(tmp_path, isp_raws, "--cma-global-budget", "6", "--cma-image-budget", "3")
+    for name in named:
+        for method in ("teacher", "cma_global", "cma_per_image") if "METHOD" in name else ("",):
+            path = name.replace("METHOD", method)
+            if path.startswith("test/cma_") and "/params/" in path:
+                continue  # the help says METHOD is teacher or agent there
+            assert list(run.glob(path)), path
+    assert not list(run.glob("test/cma_*/params"))  # the baselines' parameters are in baselines/
 
 
 def test_render_takes_out_as_every_other_output_option(tmp_path, isp_raws):
