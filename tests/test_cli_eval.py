@@ -80,7 +80,7 @@ def test_eval_agiqa3k_is_one_command_and_the_second_target_uses_the_cache(tmp_pa
     )  # fmt: skip
     assert res.returncode == 0, res.stderr
     assert "SROCC" in res.stdout and "PLCC (logistic)" in res.stdout
-    assert "16 scored, 0 from cache" in res.stderr
+    assert "16 scored, 0 from cache" in res.stderr and "was trained on" not in res.stderr
     summary = json.loads((tmp_path / "runs/eval/agiqa3k-mos_quality-classical/summary.json").read_text())
     assert summary["target"] == "mos_quality" and summary["n"] == 16
     res = run(
@@ -92,6 +92,22 @@ def test_eval_agiqa3k_is_one_command_and_the_second_target_uses_the_cache(tmp_pa
     summary = json.loads((tmp_path / "align" / "summary.json").read_text())
     assert summary["target"] == "mos_align" and summary["n_cached"] == 16
     assert (cache / "eval_scores.sqlite").is_file()
+
+
+def test_eval_of_a_named_model_on_its_own_training_dataset_says_it_is_a_training_fit(tmp_path, photos):
+    """`attiqa eval agiqa3k -m attiqa-agiqa3k` on agiqa3k-dev printed SROCC 0.98 as if held out (it was fitted
+    on every one of those images); the registry's ``trained_on`` now puts a warning on screen and in
+    summary.json."""
+    degraded_agiqa3k_root(tmp_path / "AGIQA-3K", photos, n=6)
+    res = run(
+        "eval", "agiqa3k", "--root", tmp_path / "AGIQA-3K", "-m", "attiqa-agiqa3k", "-w", "0", "-q",
+        "-o", tmp_path / "out", cache=tmp_path / "cache",
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    said = " ".join(res.stderr.split())
+    assert "attiqa-agiqa3k was trained on AGIQA-3K" in said and "not a held-out figure" in said
+    warnings = json.loads((tmp_path / "out" / "summary.json").read_text())["warnings"]
+    assert any("attiqa-agiqa3k was trained on" in w for w in warnings)
 
 
 def test_eval_folder_with_csv_and_one_line_errors(tmp_path, photos, cli):

@@ -36,6 +36,7 @@ from attiqa.io.atomic import write_bytes_atomic, write_json_atomic
 from attiqa.io.batching import default_num_workers
 from attiqa.io.images import content_key
 from attiqa.io.tables import csv_bytes
+from attiqa.scorers.zoo import trained_on
 from attiqa.sharding import Shards, in_input_order, score_share
 
 PREDICTIONS_CSV = "predictions.csv"
@@ -283,6 +284,12 @@ def evaluate(
         warn.append(f"{len(failed)} image(s) could not be decoded and are left out of the metrics")
     if skipped:
         warn.append(f"{len(skipped)} missing/unreadable image(s) skipped (missing='skip')")
+    if ds.name in trained_on({"name": scorer.info.name}):  # a named model on (a copy of) its training data
+        short = ds.info.full_name.split(" (")[0]
+        warn.append(
+            f"{scorer.info.name} was trained on {short} images: on the images it was fitted to these metrics "
+            "are its training fit, not a held-out figure (its model card gives held-out ones)"
+        )
 
     res = EvalResult(
         dataset=ds.name,
