@@ -198,11 +198,9 @@ def _saturation(mosaic: np.ndarray, black: np.ndarray, white: float) -> float:
     short of their format's maximum (the Canon D30 near 3860 of 4095), and at the file's level a clipped
     highlight stayed below 1 in a channel: a pink or green cast where LibRaw renders white."""
     common = float(black.min())
-    top = max(float(mosaic[py::2, px::2].max()) - float(black[py, px]) for py in range(2) for px in range(2))
-    top += common
-    if white - common > top - common > ADJUST_MAXIMUM_THR * (white - common):
-        return top
-    return white
+    span = white - common
+    headroom = max(float(mosaic[y::2, x::2].max()) - float(black[y, x]) for y in range(2) for x in range(2))
+    return common + headroom if span > headroom > ADJUST_MAXIMUM_THR * span else white
 
 
 def _wb_gains(raw: RawPy, channel_of_index: list[int]) -> np.ndarray:
