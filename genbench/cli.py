@@ -111,7 +111,7 @@ def _dataset_name(name: str) -> str:
     """A dataset's short display name (``agiqa3k`` -> ``AGIQA-3K``), the registry name if unknown."""
     from attiqa.datasets import DATASETS
 
-    return DATASETS[name].info.full_name.split(" (")[0] if name in DATASETS else name
+    return DATASETS[name].info.short_name if name in DATASETS else name
 
 
 def _split_metrics(metrics: str | None, available: Callable[[], list[str]]) -> list[str] | None:

@@ -73,6 +73,11 @@ class DatasetInfo:
     verified: bool = True  # the score-file format was checked on a real file; False: see the adapter
 
     @property
+    def short_name(self) -> str:
+        """The display name without its description: ``AGIQA-3K`` of ``AGIQA-3K (AI-generated ...)``."""
+        return self.full_name.split(" (")[0]
+
+    @property
     def mos_range(self) -> tuple[float, float]:
         return self.targets[self.default_target].range
 

@@ -285,10 +285,9 @@ def evaluate(
     if skipped:
         warn.append(f"{len(skipped)} missing/unreadable image(s) skipped (missing='skip')")
     if ds.name in trained_on({"name": scorer.info.name}):  # a named model on (a copy of) its training data
-        short = ds.info.full_name.split(" (")[0]
         warn.append(
-            f"{scorer.info.name} was trained on {short} images: on the images it was fitted to these metrics "
-            "are its training fit, not a held-out figure (its model card gives held-out ones)"
+            f"{scorer.info.name} was trained on {ds.info.short_name} images: on the images it was fitted to "
+            "these metrics are its training fit, not a held-out figure (its model card gives held-out ones)"
         )
 
     res = EvalResult(
