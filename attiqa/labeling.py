@@ -31,7 +31,7 @@ import pyarrow.parquet as pq
 
 from attiqa.errors import AttiqaError, ImageLoadError
 from attiqa.io.atomic import atomic_path, remove_orphan_temps
-from attiqa.io.batching import default_num_workers
+from attiqa.io.batching import inference_num_workers
 from attiqa.io.names import path_text, text_path
 from attiqa.scoring import score_batches
 from attiqa.sharding import barrier
@@ -176,7 +176,7 @@ def label_images(
     if rank == 0:  # temps of a killed run (never a live writer's: see remove_orphan_temps)
         remove_orphan_temps(pdir)
         remove_orphan_temps(out.parent, targets=[out.name])
-    workers = default_num_workers() if num_workers is None else num_workers
+    workers = inference_num_workers(teacher.device) if num_workers is None else num_workers
     failed: list[ImageLoadError] = []
     labelled = 0
     if on_batch and skipped_done:

@@ -36,7 +36,7 @@ from attiqa.io.atomic import (
     write_json_atomic,
     write_text_atomic,
 )
-from attiqa.io.batching import default_num_workers, iter_image_batches
+from attiqa.io.batching import inference_num_workers, iter_image_batches
 from attiqa.io.tables import ENCODING, ERRORS, csv_bytes, read_cell, safe_cell
 
 OUTPUT_SUFFIXES = (".csv", ".tsv", ".json")
@@ -61,7 +61,7 @@ def score_batches(
     """Score ``paths`` in input order, a batch at a time, honouring the scorer's batching hints."""
     info = scorer.info
     batch_size = min(batch_size, info.max_batch or batch_size)
-    workers = default_num_workers() if num_workers is None else num_workers
+    workers = inference_num_workers(scorer.device) if num_workers is None else num_workers
     ncol = len(scorer.columns)
     for batch in iter_image_batches(
         paths, scorer.transform, batch_size, workers, min_shorter=info.min_shorter

@@ -25,6 +25,7 @@ from _common import forward_rate, interleaved, photo_folder  # noqa: E402
 
 from attiqa.datasets import get_dataset  # noqa: E402
 from attiqa.evaluation.evaluate import evaluate  # noqa: E402
+from attiqa.io.batching import inference_num_workers  # noqa: E402
 from attiqa.io.images import load_image  # noqa: E402
 from attiqa.scorers import is_attiqa_model, load_scorer  # noqa: E402
 from attiqa.scoring import score_paths  # noqa: E402
@@ -55,17 +56,18 @@ def main() -> None:
     ap.add_argument("--model", default=None, help="named model, checkpoint or scorer (default: the default)")
     ap.add_argument("--crops", default="five", choices=["five", "center"])
     ap.add_argument("--batch-size", type=int, default=16)
-    ap.add_argument("--workers", type=int, default=1, help="decode workers (eval's default: spare cores)")
+    ap.add_argument("--workers", type=int, help="decode worker processes (default: attiqa eval's own)")
     ap.add_argument("--rounds", type=int, default=3, help="alternating rounds of the three measurements")
     args = ap.parse_args()
 
     ds, paths = dataset(args)
     scorer = load_scorer(args.model, **({"crops": args.crops} if is_attiqa_model(args.model) else {}))
     out = Path(tempfile.mkdtemp(prefix="attiqa-evalbench-out-"))
+    workers = inference_num_workers(scorer.device) if args.workers is None else args.workers
 
     def run_eval() -> float:
         t0 = time.perf_counter()
-        evaluate(ds, scorer, out, batch_size=args.batch_size, num_workers=args.workers, cache=False,
+        evaluate(ds, scorer, out, batch_size=args.batch_size, num_workers=workers, cache=False,
                  progress=False)  # fmt: skip
         return len(paths) / (time.perf_counter() - t0)
 
@@ -94,7 +96,7 @@ def main() -> None:
 
     print(
         f"images: {len(paths)} ({'AGIQA-3k ' + args.root if args.root else 'generated 512-px JPEGs'}), "
-        f"scorer {scorer.info.name}, crops {args.crops}, decode workers {args.workers}, "
+        f"scorer {scorer.info.name}, crops {args.crops}, decode workers {workers}, "
         f"torch threads {torch.get_num_threads()}"
     )
     print(f"attiqa eval end to end  : {e2e:8.2f} images/s")

@@ -28,6 +28,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import forward_rate, interleaved, photo_folder  # noqa: E402
 
+from attiqa.io.batching import inference_num_workers  # noqa: E402
 from attiqa.io.images import discover_images, load_image  # noqa: E402
 from attiqa.models import AttiqaModel, create_backbone, save_model  # noqa: E402
 from attiqa.scorers.attiqa_scorer import AttiqaScorer  # noqa: E402
@@ -43,6 +44,7 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--model", help="named model or checkpoint (default: random heads on --backbone)")
     ap.add_argument("--rounds", type=int, default=3, help="alternating rounds of both measurements")
+    ap.add_argument("--workers", type=int, help="decode worker processes (default: attiqa score's own)")
     ap.add_argument(
         "--fold", action=argparse.BooleanOptionalAction, default=True, help="BatchNorm folded (both sides)"
     )
@@ -58,11 +60,12 @@ def main() -> None:
     scorer = AttiqaScorer(ckpt, crops=args.crops, fold=args.fold)
 
     # warm-up (allocations, thread pools)
-    score_paths(paths[: args.batch_size], scorer, args.batch_size, num_workers=1)
+    workers = inference_num_workers(scorer.device) if args.workers is None else args.workers
+    score_paths(paths[: args.batch_size], scorer, args.batch_size, num_workers=workers)
 
     def end_to_end() -> float:
         t0 = time.perf_counter()
-        run = score_paths(paths, scorer, args.batch_size, num_workers=1)
+        run = score_paths(paths, scorer, args.batch_size, num_workers=workers)
         return len(run.rows) / (time.perf_counter() - t0)
 
     # baseline: the bare forward pass on the very same (already decoded and transformed) tensors
@@ -75,7 +78,7 @@ def main() -> None:
     print(
         f"images: {len(paths)} ({args.crops} crop(s) each), backbone {net.name}, "
         f"ridge head {scorer.model.ridge is not None}, BatchNorm folded {args.fold} (both sides), "
-        f"torch threads {torch.get_num_threads()}"
+        f"torch threads {torch.get_num_threads()}, decode workers {workers}"
     )
     print(f"attiqa score end to end : {e2e:8.2f} images/s")
     print(f"bare backbone forward   : {bare:8.2f} images/s")

@@ -33,7 +33,7 @@ from attiqa.evaluation.logistic import LogisticFit, fitted_metrics
 from attiqa.evaluation.metrics import correlations
 from attiqa.interface import Scorer
 from attiqa.io.atomic import write_bytes_atomic, write_json_atomic
-from attiqa.io.batching import default_num_workers
+from attiqa.io.batching import inference_num_workers
 from attiqa.io.images import content_key
 from attiqa.io.tables import csv_bytes
 from attiqa.scorers.zoo import trained_on
@@ -232,7 +232,7 @@ def evaluate(
     items, skipped = _select_items(ds, split, missing, shards, checked)
     items, mos_warnings = check_mos(items, ds)
     out_dir = Path(out_dir)
-    workers = default_num_workers() if num_workers is None else num_workers
+    workers = inference_num_workers(scorer.device) if num_workers is None else num_workers
     key, identity = score_cache_key(scorer, scorer_overrides)
     paths = [it.image for it in items]
 

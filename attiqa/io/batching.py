@@ -16,6 +16,7 @@ import sys
 import threading
 import weakref
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -111,11 +112,16 @@ def iter_image_batches(
     max_pixels: int | None = None,
     pin_memory: bool = False,
     min_shorter: int | None = None,
+    decode_threads: int | None = None,
 ) -> Iterator[ImageBatch]:
     """Decode ``paths`` in order, ``batch_size`` at a time, with ``num_workers`` decoding processes.
 
     ``min_shorter``: the transform's target shorter edge, so big JPEGs decode at a reduced scale
     (see :func:`attiqa.io.images.load_image`); None decodes at full size.
+
+    ``num_workers=0`` decodes in this process, each batch by ``decode_threads`` threads (default: torch's
+    thread count) while the caller waits: the caller's model is not running then, so its cores are free
+    (:func:`inference_num_workers`).
 
     Decode workers are kept for the next call with the same ``transform`` and settings (forked once per
     process, not per call: ``_KeptLoader``); they run the copy of ``transform`` made when they were forked,
@@ -123,6 +129,10 @@ def iter_image_batches(
     """
     files = [Path(p) for p in paths]
     plan = batch_plan(len(files), batch_size, first=1 if num_workers > 0 else batch_size)
+    threads = torch.get_num_threads() if decode_threads is None else max(1, decode_threads)
+    if num_workers == 0 and threads > 1 and len(files) > 1:
+        yield from _decode_in_threads(_PathDataset(files, transform, max_pixels, min_shorter), plan, threads)
+        return
     kept = (
         _KeptLoader.take(transform, num_workers, max_pixels, min_shorter, pin_memory) if num_workers else None
     )
@@ -137,6 +147,13 @@ def iter_image_batches(
         pin_memory=pin_memory,
         prefetch_factor=4,
     )
+
+
+def _decode_in_threads(dataset: _PathDataset, plan: list[list[int]], threads: int) -> Iterator[ImageBatch]:
+    """Each batch decoded by ``threads`` threads of this process, between the caller's uses of the batches."""
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="attiqa-decode") as pool:
+        for batch in plan:
+            yield _collate(list(pool.map(dataset.__getitem__, batch)))
 
 
 def _torch_can_keep_workers() -> bool:
@@ -376,6 +393,28 @@ def _drop_half_built_storage_ref(unraisable: Any) -> None:
         and getattr(obj, "__module__", "") == "torch.multiprocessing.reductions"
     ):
         _unraisable_before(unraisable)
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity, e.g. under taskset or a container's cpuset)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def inference_num_workers(device: torch.device | str) -> int:
+    """Decode workers for a model running inference on ``device``, when the caller sets none.
+
+    On a GPU the CPU is idle during the forward pass: workers on the spare cores decode the next batches
+    meanwhile. On the CPU the forward pass already runs on torch's threads; a worker beside them takes a
+    core in the middle of its parallel regions, and each thread of the team then waits for the slowest (the
+    decoding's CPU was paid about twice over; experiments/speed/serial_decode_results_s42.md). So on the CPU
+    workers only on the cores torch's threads leave free, and none when they take every core: batches are
+    then decoded in this process between forward passes, on the same number of threads."""
+    if torch.device(device).type != "cpu":
+        return default_num_workers()
+    return max(0, min(8, usable_cores() - torch.get_num_threads()))
 
 
 def default_num_workers() -> int:

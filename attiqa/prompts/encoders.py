@@ -36,11 +36,11 @@ class ClipPromptEncoder:
     """Embeddings from a :class:`~attiqa.teachers.clip.ClipTeacher` (its model and preprocessing)."""
 
     def __init__(self, teacher: ClipTeacher, batch_size: int = 32, workers: int | None = None) -> None:
-        from attiqa.io.batching import default_num_workers
+        from attiqa.io.batching import inference_num_workers
 
         self.teacher = teacher
         self.batch_size = int(batch_size)
-        self.workers = default_num_workers() if workers is None else int(workers)
+        self.workers = inference_num_workers(teacher.device) if workers is None else int(workers)
         self.description = str(teacher.metadata().get("spec", "clip"))
 
     @classmethod
