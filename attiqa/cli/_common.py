@@ -58,7 +58,13 @@ class InterruptedExit(SystemExit):
 DeviceOption = Annotated[str, typer.Option("--device", help="auto | cpu | cuda | cuda:N")]
 WorkersOption = Annotated[
     int | None,
-    typer.Option("--workers", "-w", min=0, help="Decode worker processes (default: one per spare core)."),
+    typer.Option(
+        "--workers",
+        "-w",
+        min=0,
+        help="Decode worker processes; 0 decodes in this process, between model calls, on torch's threads "
+        "(default: one per core the model leaves free; training: one per spare core).",
+    ),
 ]
 BatchSizeOption = Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Images per model call.")]
 CacheOption = Annotated[  # `eval` and `bench cross`: where is attiqa.evaluation.cache.cache_location
