@@ -1,0 +1,83 @@
+"""Session 42: the small items left at the end of session 41, each run on the input a user would give and
+holding a row of docs/robustness.md."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from helpers import run_attiqa
+
+from attiqa.errors import AttiqaError
+
+# ---------------------------------------------------------------------------------------------------------
+# the CSV readers of genbench's votes, ExIQA's labels.csv and isp-tune's raw manifest: the one reader
+
+
+def test_votes_name_the_line_an_editor_shows_and_refuse_a_column_twice(tmp_path):
+    """**Was**: `genbench agree --prefs FILE` counted rows, not lines: after a blank line the error named
+    the line above the bad one; `choice` twice in the header read the last copy without a word. Now the one
+    CSV reader (attiqa.datasets.readers.read_csv): the line as an editor counts it, the column refused."""
+    from genbench.agreement import read_votes_csv
+
+    prefs = tmp_path / "prefs.csv"
+    prefs.write_text("pair_id,choice\np1,a\n\np2,left\n")
+    with pytest.raises(AttiqaError, match=rf"^{prefs}:4: choice must be a or b, got 'left'$"):
+        read_votes_csv(prefs)
+    prefs.write_text("pair_id,choice,choice\np1,a,b\n")
+    with pytest.raises(AttiqaError, match="column 'choice' appears twice in the header"):
+        read_votes_csv(prefs)
+    prefs.write_text("Pair_ID, Choice ,rater\n p1 , B ,'=ann\n")  # a spreadsheet's header, spaces as before
+    assert [(v.pair_id, v.choice, v.rater) for v in read_votes_csv(prefs)] == [("p1", "b", "=ann")]
+
+
+def _labels_set(root: Path, header: str, row: str) -> Path:
+    from attiqa.distortions.kadid import KADID_NAMES
+
+    (root / "images").mkdir(parents=True)
+    (root / "labels.csv").write_text(f"{header}{','.join(KADID_NAMES)}\n{row}{','.join(['0'] * 25)}\n")
+    return root
+
+
+def test_exiqa_labels_that_a_spreadsheet_saved_or_a_bad_cell_are_one_line(tmp_path):
+    """**Was**: `attiqa train-exiqa` read labels.csv with its own reader: saved by a spreadsheet (a byte-order
+    mark before `image`) it ended in KeyError 'image', a strength `x` in a ValueError traceback, a file that
+    is not UTF-8 in a UnicodeDecodeError one. Now the one CSV reader: the mark is read, a bad cell is one
+    line naming the file, line and column, exit code 2."""
+    from attiqa.exiqa.model import load_attribute_table
+    from attiqa.exiqa.train import read_distortion_labels
+
+    data = _labels_set(tmp_path / "bom", "\ufeffimage,source,", "images/a.png,a.jpg,")
+    paths, targets, sources = read_distortion_labels(data, load_attribute_table())
+    assert paths == [data / "images" / "a.png"] and sources == ["a.jpg"] and float(targets.sum()) == 0.0
+    data = _labels_set(tmp_path / "bad", "image,source,", "images/a.png,a.jpg,")
+    labels = data / "labels.csv"
+    labels.write_text(labels.read_text().replace(",0\n", ",x\n"))
+    res = run_attiqa("train-exiqa", data, "--out", tmp_path / "run", "--clip", "ViT-B-16/openai")
+    said = " ".join(res.stderr.split())
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
+    assert f"{labels}:2: kadid_" in said and "strength 'x' is not a number in [0, 1]" in said, said
+    labels.write_bytes(b"image,source\n\xff\xfe,a\n")
+    res = run_attiqa("train-exiqa", data, "--out", tmp_path / "run", "--clip", "ViT-B-16/openai")
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
+    assert f"{labels}: not a UTF-8 text file" in " ".join(res.stderr.split())
+
+
+def test_a_raw_manifest_read_as_the_score_files_are(tmp_path):
+    """**Was**: isp-tune's `manifest.csv` reader wanted `file` and `scene_group` exactly: a spreadsheet's
+    `File,Scene_Group` gave "no columns file and scene_group" and every raw its own group (repeat shots on
+    both sides of the split); `scene_group` twice read the last copy. Now the one CSV reader: any case of
+    the names, a column twice refused; a name typed with a trailing space still finds its raw."""
+    from isp_env.run import scene_groups
+
+    root = tmp_path / "raws"
+    root.mkdir()
+    raws = [root / f"r{i}.dng" for i in range(3)]
+    for p in raws:
+        p.write_bytes(p.name.encode())
+    (root / "manifest.csv").write_text("File,Scene_Group\nr0.dng,g\nr1.dng ,g\n")
+    groups = scene_groups(raws, root)
+    assert groups[raws[0]] == groups[raws[1]] == "g" and groups[raws[2]] == "r2.dng"
+    (root / "manifest.csv").write_text("file,scene_group,scene_group\nr0.dng,g,h\n")
+    with pytest.raises(AttiqaError, match="column 'scene_group' appears twice in the header"):
+        scene_groups(raws, root)
