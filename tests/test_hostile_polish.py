@@ -81,3 +81,58 @@ def test_a_raw_manifest_read_as_the_score_files_are(tmp_path):
     (root / "manifest.csv").write_text("file,scene_group,scene_group\nr0.dng,g,h\n")
     with pytest.raises(AttiqaError, match="column 'scene_group' appears twice in the header"):
         scene_groups(raws, root)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# text on the sheets: measured in its font (attiqa.drawing), not cut at a number of characters
+
+
+def test_a_long_image_name_stays_inside_its_contact_sheet_cell(tmp_path):
+    """**Was**: `score --sheet` cut a name at 34 characters whatever their width: 34 `W`s of the 12 px font
+    run ~150 px past the thumbnail into the next cell. Now fitted to the cell (attiqa.drawing.fit_lines)."""
+    import numpy as np
+    from PIL import Image
+
+    from attiqa.contact_sheet import contact_sheet
+
+    rng = np.random.default_rng(0)
+    photo = tmp_path / ("W" * 80 + ".png")
+    Image.fromarray(rng.integers(0, 256, (60, 80, 3), dtype=np.uint8)).save(photo)
+    rows = [{"image": str(photo), "score": 0.5, "sharpness": 0.5}, {"image": "b.png", "score": 0.4}]
+    thumb, pad = 120, 10
+    sheet = np.asarray(
+        Image.open(contact_sheet(rows, tmp_path / "s.png", ["sharpness"], "score", thumb=thumb))
+    )
+    name_band = sheet[pad + thumb + 4 : pad + thumb + 20]
+    assert name_band[:, pad : pad + thumb].min() < 128  # the name is drawn ...
+    gap = name_band[:, pad + thumb + 1 : thumb + 3 * pad]  # ... and not into the gap before the next cell
+    assert gap.min() == 255, "the name runs past its cell"
+
+
+def test_a_long_policy_path_stays_inside_its_half_of_the_policy_sheet(tmp_path, isp_raws):
+    """**Was**: `benchmarks/isp_policy_sheet.py --policy PATH` drew "policy PATH" in one line from the middle
+    of the sheet: a long path ran off the right edge. Now wrapped to its half (attiqa.drawing)."""
+    import shutil
+    import subprocess
+    import sys
+
+    import numpy as np
+    from helpers import REPO, attiqa_env
+    from PIL import Image
+
+    from isp_env.policy_io import DEFAULT_POLICY
+
+    folder = tmp_path / ("policies_of_a_long_study_" * 4)
+    folder.mkdir()
+    for ext in (".safetensors", ".json"):
+        shutil.copy(DEFAULT_POLICY.with_suffix(ext), folder / f"policy{ext}")
+    sheets = []
+    for policy, out in ((folder / "policy.safetensors", "long.png"), ("default", "short.png")):
+        cmd = [sys.executable, str(REPO / "benchmarks" / "isp_policy_sheet.py"), str(isp_raws[0])]
+        cmd += ["--policy", str(policy), "--out", str(tmp_path / out), "--long-side", "160"]
+        res = subprocess.run(cmd, env=attiqa_env(), capture_output=True, text=True, timeout=600)
+        assert res.returncode == 0, res.stderr
+        sheets.append(np.asarray(Image.open(tmp_path / out).convert("RGB")).astype(int))
+    w = sheets[0].shape[1]
+    cols = np.flatnonzero(np.abs(sheets[0] - sheets[1]).sum(axis=(0, 2)))  # the same renders: only the text
+    assert cols.size and cols.min() >= w // 2 and cols.max() < w - 4, (cols.min(), cols.max(), w)
