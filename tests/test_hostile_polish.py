@@ -136,3 +136,30 @@ def test_a_long_policy_path_stays_inside_its_half_of_the_policy_sheet(tmp_path, 
     w = sheets[0].shape[1]
     cols = np.flatnonzero(np.abs(sheets[0] - sheets[1]).sum(axis=(0, 2)))  # the same renders: only the text
     assert cols.size and cols.min() >= w // 2 and cols.max() < w - 4, (cols.min(), cols.max(), w)
+
+
+def test_gallery_with_a_tiny_thumb_draws_no_caption_over_the_next_column(tmp_path):
+    """**Was**: `attiqa gallery photo.png --thumb 24`: columns 28 px apart, so "level 0" (35 px) ran into
+    "level 1" and "original" into the next cell's caption. Now a level column is as wide as its widest
+    caption (measured in the sheet's font) when that is wider than the thumbnail: the 4 px gutters between
+    columns stay blank from top to bottom."""
+    import numpy as np
+    from PIL import Image
+
+    from attiqa.distortions.gallery import LABEL_W
+
+    rng = np.random.default_rng(0)
+    src = tmp_path / "photo.png"
+    Image.fromarray(rng.integers(0, 256, (120, 160, 3), dtype=np.uint8)).save(src)
+    for thumb in (24, 160):
+        sheet = tmp_path / f"g{thumb}.png"
+        res = run_attiqa("gallery", src, "-o", sheet, "--types", "kadid_jpeg,gaussian_blur", "--thumb", thumb)
+        assert res.returncode == 0, res.stderr
+        a = np.asarray(Image.open(sheet).convert("L"))
+        pitch = (a.shape[1] - LABEL_W) / 6
+        assert pitch == int(pitch) and (thumb == 24 or pitch == thumb + 4), pitch  # 160: as before
+        for lv in range(6):
+            right = LABEL_W + (lv + 1) * int(pitch)
+            assert (a[:, right - 4 : right] == 255).all(), (
+                f"--thumb {thumb}: ink in the gutter after level {lv}"
+            )
