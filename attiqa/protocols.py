@@ -51,7 +51,7 @@ import torch
 from attiqa.config import FinetuneConfig, TrainConfig, from_dict, read_yaml, to_dict
 from attiqa.datasets.base import DatasetItem, IQADataset
 from attiqa.errors import AttiqaError, ConfigError, did_you_mean
-from attiqa.io.atomic import write_json_atomic, write_text_atomic
+from attiqa.io.atomic import output_folder, write_json_atomic, write_text_atomic
 from attiqa.io.checkpoints import weights_sha256
 from attiqa.io.images import content_key
 from attiqa.progress import console, plain
@@ -636,6 +636,7 @@ def run_protocol(
             r.check(b, [sp for fr in fractions for sp in r.fraction_splits(b, fr)])
         else:
             r.check(b, r.splits(b))
+    output_folder(out, "--out")  # only now: a refused setting leaves no empty folder behind
     if protocol in ("single", "linear-probe"):
         runs, summary, table = _single(r, benches, method, protocol)
     elif protocol == "data-efficient":

@@ -268,7 +268,7 @@ def report_folder(run_dir: Path, out: Path | None) -> Path:
             f"{out_dir}: is the run's scores folder — the report's CSVs would be read back as metrics; "
             f"choose another --out (default: {Path(run_dir) / 'agreement'})"
         )
-    return output_folder(out_dir, "--out")
+    return output_folder(out_dir, "--out", create=False)  # made by write_report: a bad --prefs leaves none
 
 
 def write_report(

@@ -163,3 +163,72 @@ def test_gallery_with_a_tiny_thumb_draws_no_caption_over_the_next_column(tmp_pat
             assert (a[:, right - 4 : right] == 255).all(), (
                 f"--thumb {thumb}: ink in the gutter after level {lv}"
             )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# output folders: checked before the settings, made only once they pass
+
+
+def test_a_refused_setting_leaves_no_output_folder_behind(tmp_path):
+    """**Was**: `eval -o NEW -m clasical`, `score -o NEW/s.csv --sheet NEW2/s.png -m clasical`, `bench sngle
+    -o NEW`, `gallery broken.png -o NEW/g.png`, `demo -m clasical -o NEW`
+    (its photos written first) and `genbench agree --prefs MISSING -o NEW` made NEW (empty)
+    before the model name, the protocol, the image or the preferences were refused. Now the folder is
+    checked (`output_folder(..., create=False)`) and made only once every check has passed, as isp-tune."""
+    import numpy as np
+    from helpers import run_genbench
+    from PIL import Image
+    from typer.testing import CliRunner
+
+    from attiqa.cli.app import app
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(4):
+        Image.fromarray(rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)).save(photos / f"p{i}.png")
+    (photos / "mos.csv").write_text("image,mos\n" + "".join(f"p{i}.png,{1 + i}\n" for i in range(4)))
+    (tmp_path / "broken.png").write_bytes(b"not a png")
+    new = tmp_path / "new"
+    for args in (
+        ["eval", "folder", "--root", photos, "-m", "clasical", "-o", new / "eval"],
+        [
+            "score",
+            photos / "p0.png",
+            "-m",
+            "clasical",
+            "-o",
+            new / "s" / "s.csv",
+            "--sheet",
+            new / "t" / "s.png",
+        ],
+        ["bench", "sngle", "-d", f"folder={photos}", "-o", new / "bench"],
+        ["gallery", tmp_path / "broken.png", "-o", new / "g" / "g.png"],
+        ["demo", "-m", "clasical", "-o", new / "demo"],
+        [
+            "distort",
+            tmp_path / "broken.png",
+            "--type",
+            "kadid_jpeg",
+            "--level",
+            "3",
+            "-o",
+            new / "d" / "x.png",
+        ],
+    ):
+        r = CliRunner().invoke(app, [str(a) for a in args])
+        assert isinstance(r.exception, AttiqaError), (args[0], r.output, r.exception)
+        assert not new.exists(), f"{args[0]}: {sorted(new.rglob('*'))} left behind"
+    run = tmp_path / "run"
+    (tmp_path / "agiqa").mkdir()
+    for i in range(4):
+        (photos / f"p{i}.png").rename(tmp_path / "agiqa" / f"p{i}.png")
+    (tmp_path / "agiqa" / "data.csv").write_text(
+        "name,prompt,mos_quality,mos_align\n" + "".join(f"p{i}.png,a cat,{1 + i},2\n" for i in range(4))
+    )
+    assert run_genbench("import-agiqa3k", tmp_path / "agiqa", "-o", run).returncode == 0
+    res = run_genbench(
+        "agree", run, "--prefs", tmp_path / "missing.csv", "-m", "classical", "-o", new / "agree"
+    )
+    assert res.returncode == 2 and "missing.csv: no such file" in res.stderr, res.stderr
+    assert not new.exists()
