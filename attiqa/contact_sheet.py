@@ -13,7 +13,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 
 from attiqa.attributes import display_name
-from attiqa.drawing import font
+from attiqa.drawing import fit_lines, font
 from attiqa.errors import ImageLoadError
 from attiqa.io.atomic import atomic_path
 from attiqa.io.images import load_image
@@ -56,7 +56,10 @@ def contact_sheet(
             draw.rectangle([x0, y0, x0 + thumb, y0 + thumb], outline="#999999")
             draw.text((x0 + 8, y0 + thumb // 2), "unreadable", fill="#999999", font=small)
         y = y0 + thumb + 4
-        draw.text((x0, y), Path(row["image"]).name[:34], fill="#333333", font=small)
+        file_name = fit_lines(
+            draw, Path(row["image"]).name, small, thumb, 1
+        )  # measured, not cut at N characters
+        draw.text((x0, y), "".join(file_name), fill="#333333", font=small)
         y += 16
         if headline:
             v = row.get(headline)
@@ -67,12 +70,13 @@ def contact_sheet(
                 txt = f"{headline.upper()} {v:.1f}" if abs(v) >= 10 else f"{headline.upper()} {v:.2f}"
                 if headline_range:
                     txt += f"  (range {headline_range[0]:.0f}-{headline_range[1]:.0f})"
-            draw.text((x0, y), txt, fill="black", font=big)
+            draw.text((x0, y), "".join(fit_lines(draw, txt, big, thumb, 1)), fill="black", font=big)
             y += text_h
         bar_w = thumb - label_w
         for j, name in enumerate(bars):
             v = float(row.get(name, float("nan")))
-            draw.text((x0, y + 1), display_name(name)[:12], fill="#333333", font=small)
+            label = "".join(fit_lines(draw, display_name(name), small, label_w - 4, 1))
+            draw.text((x0, y + 1), label, fill="#333333", font=small)
             bx = x0 + label_w
             draw.rectangle([bx, y, bx + bar_w, y + bar_h], fill="#EEEEEE")
             if not math.isnan(v):

@@ -110,8 +110,8 @@ def prepare_score_demo(out: Path, model: str | None = None) -> tuple[list[Path],
     """The demo photos (written under ``out/images``) and the scorer (None = the bundled default model)."""
     from attiqa.scorers import load_scorer
 
-    out = Path(out)
-    return make_score_demo_images(out / "images"), load_scorer(model)
+    scorer = load_scorer(model)  # first: `-m` a typo leaves no folder of photos behind
+    return make_score_demo_images(Path(out) / "images"), scorer
 
 
 def run_demo(out: Path, epochs: int = 4) -> tuple[list[Path], Scorer, Path]:

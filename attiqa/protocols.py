@@ -17,7 +17,9 @@ out like the paper's and a JSON with every number.
 
 Which epoch is reported (ours, stated in every table): ``select="last"`` (default) reports the last
 epoch — the paper trains a fixed 100 epochs — so the test split never selects the model;
-``select="best"`` reports the epoch with the best test SROCC, as ``finetune`` keeps it (optimistic).
+``select="best"`` reports the epoch with the best test SROCC, as ``finetune`` keeps it (optimistic; with a
+ridge head, the MOS MLP's SROCC chooses the epoch and the numbers are the combined MOS's). Each run's
+``selected`` says which, in words.
 
 Group-aware splits (ours; issue 15): with ``group_by`` the random partitions are drawn over groups of
 items, so no group is on both sides — ``"auto"`` (default) uses the dataset's natural group where it has
@@ -51,7 +53,7 @@ import torch
 from attiqa.config import FinetuneConfig, TrainConfig, from_dict, read_yaml, to_dict
 from attiqa.datasets.base import DatasetItem, IQADataset
 from attiqa.errors import AttiqaError, ConfigError, did_you_mean
-from attiqa.io.atomic import write_json_atomic, write_text_atomic
+from attiqa.io.atomic import output_folder, write_json_atomic, write_text_atomic
 from attiqa.io.checkpoints import weights_sha256
 from attiqa.io.images import content_key
 from attiqa.progress import console, plain
@@ -311,15 +313,24 @@ def _fingerprint(*parts: Any) -> str:
 
 
 def _pick_metrics(res: Any, select: str) -> tuple[dict[str, float], int | None]:
+    """The selected checkpoint's metrics and epoch. The best epoch is the trainer's own record: matching the
+    best metrics against the history found none with a ridge head (added after training, its combined
+    metrics of the best checkpoint are in no history entry) and recorded epoch None."""
     if select == "best":
-        best_epoch = None
-        for h in res.history:
-            if h.get("srocc") == res.best_metrics.get("srocc"):
-                best_epoch = h["epoch"]
-                break
-        return dict(res.best_metrics), best_epoch
+        return dict(res.best_metrics), res.best_epoch
     last = res.history[-1]
     return {k: last[k] for k in ("srocc", "plcc", "krcc", "rmse", "n") if k in last}, int(last["epoch"])
+
+
+def selected_words(select: str, epoch: int | None, ridge: bool) -> str:
+    """What a run reports, in words for its record: which epoch, chosen how, and whether a ridge head was
+    added (the best epoch is chosen by the MOS MLP's test SROCC alone; the numbers are the combined MOS's)."""
+    at = f"epoch {epoch}" if epoch is not None else "the epoch"
+    if select == "best":
+        words = f"{at}: the best test SROCC{' of the MOS MLP' if ridge else ''} (optimistic)"
+    else:
+        words = f"{at}: the last"
+    return words + (", scored with the ridge head fitted after training" if ridge else "")
 
 
 def run_finetune_split(
@@ -365,6 +376,7 @@ def run_finetune_split(
     run_cfg = replace(cfg, csv="", image_root="")
     res = finetune(run_cfg, init_checkpoint, run_dir, resume=False, progress=progress, data=data)
     metrics, epoch = _pick_metrics(res, select)
+    ridge = bool(res.history and res.history[-1].get("ridge"))
     ft_dir = run_dir / "finetune"
     ckpt = ft_dir / ("best.safetensors" if select == "best" else "last.safetensors")
     record: dict[str, Any] = {
@@ -378,6 +390,7 @@ def run_finetune_split(
         "n_test": len(split.test),
         "select": select,
         "epoch": epoch,
+        "selected": selected_words(select, epoch, ridge),
         **{k: metrics.get(k) for k in ("srocc", "plcc", "krcc", "rmse")},
         "history": res.history,
         "fingerprint": fp,
@@ -636,6 +649,7 @@ def run_protocol(
             r.check(b, [sp for fr in fractions for sp in r.fraction_splits(b, fr)])
         else:
             r.check(b, r.splits(b))
+    output_folder(out, "--out")  # only now: a refused setting leaves no empty folder behind
     if protocol in ("single", "linear-probe"):
         runs, summary, table = _single(r, benches, method, protocol)
     elif protocol == "data-efficient":
@@ -677,7 +691,12 @@ def run_protocol(
 
 def _table_note(protocol: str, select: str, repeats: int, seed: int, runs: list[dict[str, Any]]) -> str:
     kinds = sorted({r["split_kind"] for r in runs})  # "group": no group (reference, prompt) on both sides
-    epoch = "last epoch" if select == "last" else "epoch with the best test SROCC (optimistic)"
+    ridge = any(r.get("history") and r["history"][-1].get("ridge") for r in runs)
+    if select == "last":
+        epoch = "last epoch"
+    else:
+        epoch = f"epoch with the best test SROCC{' of the MOS MLP' if ridge else ''} (optimistic)"
+    epoch += ", with the ridge head fitted after training" if ridge else ""
     if protocol == "cross":
         what = "SROCC of the model trained on the Train DB, tested on all images of the Test DB"
     elif protocol == "data-efficient":

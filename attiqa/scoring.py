@@ -154,9 +154,10 @@ def write_scores(run: ScoreRun, out: str | Path, scorer_meta: dict | None = None
     return out
 
 
-def check_output_path(out: str | Path, fix: str = OUT_FIX) -> Path:
+def check_output_path(out: str | Path, fix: str = OUT_FIX, *, create: bool = True) -> Path:
     """Fail before any work when ``out`` cannot be written: wrong extension, a folder, no permission
-    (``fix``: the advice for the last two, e.g. another command's own in place of ``--out``)."""
+    (``fix``: the advice for the last two, e.g. another command's own in place of ``--out``).
+    ``create=False``: its folder is checked, not made — for a check before settings that may still fail."""
     out = Path(out)
     if out.is_dir():
         raise AttiqaError(f"{out}: is a folder — give a file name ending in .csv, .tsv or .json, "
@@ -169,7 +170,7 @@ def check_output_path(out: str | Path, fix: str = OUT_FIX) -> Path:
         raise AttiqaError(f"{out}: unsupported output type {out.suffix} — give a file name ending in .csv, "
                           f".tsv or .json, e.g. {out.with_suffix('.csv')}")  # fmt: skip
     not_a_dangling_link(out, "--out")
-    output_folder(out.parent, "--out", fix=None if fix == OUT_FIX else fix)
+    output_folder(out.parent, "--out", fix=None if fix == OUT_FIX else fix, create=create)
     if out.exists() and not os.access(out, os.W_OK):
         raise AttiqaError(f"{out}: not writable (permission denied) — {fix}")
     return out

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from attiqa.drawing import fit_lines, font
 from isp_env.isp import develop, finish
 from isp_env.params import neutral
 from isp_env.policy_io import load_policy, resolve_policy
@@ -51,8 +52,10 @@ def main() -> None:
     rows = [np.pad(r, ((0, 0), (0, w - r.shape[1]), (0, 0)), constant_values=255) for r in rows]
     sheet = Image.fromarray(np.concatenate(rows, axis=0))
     d = ImageDraw.Draw(sheet)
-    d.text((6, 6), "neutral", fill=(255, 255, 0))
-    d.text((w // 2 + 6, 6), f"policy {args.policy}", fill=(255, 255, 0))
+    text_font, half = font(), w // 2
+    for x, title in ((6, "neutral"), (half + 6, f"policy {args.policy}")):  # a long --policy path: wrapped
+        for i, line in enumerate(fit_lines(d, title, text_font, half - 12, 3)):
+            d.text((x, 6 + 12 * i), line, fill=(255, 255, 0), font=text_font)
     sheet.save(args.out, quality=85)
     print(f"-> {args.out}")
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from attiqa.datasets.readers import fitting_rows
+from attiqa.datasets.readers import read_csv
 from attiqa.errors import AttiqaError, ConfigError, did_you_mean
 from attiqa.io.atomic import atomic_path, output_folder, write_json_atomic, write_text_atomic
 from attiqa.io.tables import read_cell, safe_cell
@@ -71,24 +71,24 @@ class MetricAgreement:
 
 
 def read_votes_csv(path: Path) -> list[Vote]:
-    """Votes from a CSV with columns ``pair_id`` and ``choice`` (a|b), optionally ``rater``."""
+    """Votes from a CSV with columns ``pair_id`` and ``choice`` (a|b), optionally ``rater``, read by the one
+    CSV reader (:func:`attiqa.datasets.readers.read_csv`): its errors, and lines as an editor counts them."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")  # spreadsheets often add a byte-order mark
-    except OSError as exc:
-        raise AttiqaError(f"{path}: cannot read the preferences ({exc.strerror})") from None
-    except UnicodeDecodeError:
-        raise AttiqaError(f"{path}: not UTF-8 text — save the preferences as a UTF-8 CSV") from None
-    reader = csv.DictReader(io.StringIO(text))
-    if not reader.fieldnames or not {"pair_id", "choice"} <= set(reader.fieldnames):
-        raise AttiqaError(f"{path}: expected CSV columns pair_id,choice[,rater] (choice = a or b)")
+    table = read_csv(path, ",", what="preferences CSV (pair_id,choice[,rater])")
+    pair_col, choice_col = table.column("pair_id", required=False), table.column("choice", required=False)
+    if pair_col is None or choice_col is None:
+        raise AttiqaError(
+            f"{path}: expected CSV columns pair_id,choice[,rater] (choice = a or b; found: "
+            f"{', '.join(table.fields) or 'none'})"
+        )
+    rater_col = table.column("rater", required=False)
     votes = []
-    for i, row in enumerate(fitting_rows(reader, path, ","), 2):  # `smith, j` unquoted: choice "j"
-        choice = (row.get("choice") or "").strip().lower()
+    for n, row in table.numbered():
+        choice = str(row.get(choice_col) or "").lower()
         if choice not in ("a", "b"):
-            raise AttiqaError(f"{path}:{i}: choice must be a or b, got {row.get('choice')!r}")
-        rater = read_cell((row.get("rater") or "").strip())
-        votes.append(Vote(read_cell(row["pair_id"].strip()), choice, rater))
+            raise AttiqaError(f"{path}:{n}: choice must be a or b, got {row.get(choice_col)!r}")
+        rater = read_cell(str(row.get(rater_col) or "")) if rater_col else ""
+        votes.append(Vote(read_cell(str(row.get(pair_col) or "")), choice, rater))
     return votes
 
 
@@ -268,7 +268,7 @@ def report_folder(run_dir: Path, out: Path | None) -> Path:
             f"{out_dir}: is the run's scores folder — the report's CSVs would be read back as metrics; "
             f"choose another --out (default: {Path(run_dir) / 'agreement'})"
         )
-    return output_folder(out_dir, "--out")
+    return output_folder(out_dir, "--out", create=False)  # made by write_report: a bad --prefs leaves none
 
 
 def write_report(

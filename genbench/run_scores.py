@@ -276,6 +276,8 @@ def load_metric_scores(run_dir: Path, metrics: list[str] | None = None) -> list[
                     f"file and {again} scores it again"
                 ) from None
         who = meta.get("identity")  # name and weights' SHA-256 (older files: the name alone)
-        fitted_on = trained_on(who if isinstance(who, dict) else {"name": meta.get("metric")})
+        who = who if isinstance(who, dict) else {"name": meta.get("metric")}
+        card = meta.get("scorer")  # the scorer's own metadata: its name is its checkpoint card's
+        fitted_on = trained_on({**who, "card_name": card.get("name") if isinstance(card, dict) else None})
         out.append(MetricScores(slug, values, bool(meta.get("higher_is_better", True)), column, fitted_on))
     return out

@@ -14,7 +14,6 @@ results are saved image by image. Unreadable raws are skipped and listed in ``su
 
 from __future__ import annotations
 
-import csv
 import glob
 import random
 from pathlib import Path
@@ -23,7 +22,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from attiqa.datasets.readers import fitting_rows
+from attiqa.datasets.readers import read_csv
 from attiqa.errors import ConfigError
 from attiqa.io.atomic import output_folder, remove_orphan_temps, write_json_atomic
 from attiqa.io.images import content_key, save_image
@@ -67,26 +66,25 @@ def scene_groups(raws: list[Path], root: Path) -> dict[Path, str]:
     groups = {p: str(p.relative_to(root)) if p.is_relative_to(root) else p.name for p in raws}
     manifest = root / "manifest.csv"
     if manifest.is_file():
-        try:
-            with open(manifest, newline="", encoding="utf-8-sig") as fh:
-                reader = csv.DictReader(fh)
-                table = {
-                    row["file"]: row["scene_group"]
-                    for row in fitting_rows(reader, manifest, ",")  # a shifted row: wrong group
-                    if row.get("file") and row.get("scene_group")
-                }
-                if not {"file", "scene_group"} <= set(reader.fieldnames or ()):  # `scene`, `File`: no groups
-                    console.print(
-                        f"[yellow]warning[/] {plain_name(manifest)} has no columns file and scene_group "
-                        f"(found: {plain(', '.join(reader.fieldnames or ())) or 'none'}): every raw is its "
-                        "own scene group, so repeat shots of one scene may land on both sides of the split"
-                    )
-        except UnicodeDecodeError:
-            raise ConfigError(
-                f"{manifest}: not UTF-8 — save it as UTF-8 CSV (columns file, scene_group), or remove it"
-            ) from None
-        for p in raws:
-            groups[p] = table.get(p.name, groups[p])
+        table = read_csv(manifest, ",", what="raw manifest (columns file, scene_group)")
+        file_col, group_col = (
+            table.column("file", required=False),
+            table.column("scene_group", required=False),
+        )
+        if file_col is None or group_col is None:  # `scene`: no groups
+            console.print(
+                f"[yellow]warning[/] {plain_name(manifest)} has no columns file and scene_group "
+                f"(found: {plain(', '.join(table.fields)) or 'none'}): every raw is its "
+                "own scene group, so repeat shots of one scene may land on both sides of the split"
+            )
+        else:  # the reader trims cells: a raw named " a.dng" is found as the trimmed name too
+            named = {
+                str(r[file_col]): str(r[group_col])
+                for r in table.rows
+                if r.get(file_col) and r.get(group_col)
+            }
+            for p in raws:
+                groups[p] = named.get(p.name.strip(), groups[p])
     by_size: dict[int, list[Path]] = {}
     for p in sorted(raws):
         by_size.setdefault(p.stat().st_size, []).append(p)

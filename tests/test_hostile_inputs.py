@@ -587,5 +587,5 @@ def test_preferences_that_are_not_utf8_are_one_line(tmp_path):
     from genbench.agreement import read_votes_csv
 
     (tmp_path / "prefs.csv").write_bytes(b"pair_id,choice\n\xff\xfe,a\n")
-    with pytest.raises(AttiqaError, match="not UTF-8 text"):
+    with pytest.raises(AttiqaError, match="not a UTF-8 text file — save it as UTF-8"):
         read_votes_csv(tmp_path / "prefs.csv")

@@ -694,7 +694,7 @@ def test_raws_of_one_scene_group_and_a_manifest_that_is_not_utf8_are_one_line(tm
     from helpers import quick_isp_tune
     from typer.testing import CliRunner
 
-    from attiqa.errors import ConfigError
+    from attiqa.errors import AttiqaError, ConfigError
     from isp_env.cli import app
 
     raw_dir, out, args = quick_isp_tune(tmp_path, isp_raws)
@@ -711,8 +711,8 @@ def test_raws_of_one_scene_group_and_a_manifest_that_is_not_utf8_are_one_line(tm
     assert not (out / "teacher").exists() or not any((out / "teacher").iterdir())  # no search spent
     (raw_dir / "manifest.csv").write_bytes("file,scene_group\nx.dng,caf\xe9\n".encode("latin-1"))
     r = CliRunner().invoke(app, args)
-    assert isinstance(r.exception, ConfigError), r.output
-    assert str(r.exception).startswith(f"{raw_dir / 'manifest.csv'}: not UTF-8"), str(r.exception)
+    assert isinstance(r.exception, AttiqaError), r.output
+    assert str(r.exception).startswith(f"{raw_dir / 'manifest.csv'}: not a UTF-8 text file"), str(r.exception)
 
 
 def test_raws_in_a_linked_folder_are_found_and_a_link_cycle_ends(tmp_path, isp_raws):

@@ -387,3 +387,30 @@ def test_a_folder_dataset_with_the_default_mos_csv_is_labelled_by_its_folder(tmp
     assert bench_dataset(get_dataset("folder", tmp_path / "clive-dev")).label == "clive-dev"
     assert bench_dataset(get_dataset("folder", tmp_path / "biq" / "mos.csv")).label == "biq"
     assert bench_dataset(get_dataset("folder", tmp_path / "biq" / "val.csv")).label == "val"
+
+
+@pytest.mark.slow
+def test_select_best_with_a_ridge_head_records_the_epoch_and_says_what_was_selected(blur_csv, tmp_path):
+    """**Was** (noted in session 41): `bench --select best` with a ridge head recorded `"epoch": null` — the
+    epoch was found by matching the best metrics against the history, and the ridge head (added after
+    training) makes the best checkpoint's combined metrics appear in no entry; the note said "the best test
+    SROCC" though the epoch is chosen by the MOS MLP's alone. Now the trainer's own best epoch, and the run
+    and the table say what was selected."""
+    cfg = {"backbone": "efficientnet_lite0_ms", "pretrained_backbone": True, "head_hidden": 16,
+           "mos_hidden": 16, "epochs": 3, "batch_size": 8, "lr": 0.03, "resize_shorter": 48, "crop_size": 40,
+           "num_workers": 0, "device": "cpu", "feature_cache": True, "feature_cache_dir": str(tmp_path / "c"),
+           "ridge_taps": "depthwise", "ridge_weight": 0.9}  # fmt: skip
+    ds = bench_dataset(get_dataset("folder", blur_csv.parent), "Blur")
+    res = run_protocol("data-efficient", [ds], cfg, tmp_path / "o", fractions=[0.5], repeats=1, select="best")
+    run = res.runs[0]
+    mlp = [h for h in run["history"] if not h.get("ridge")]
+    best = max(mlp, key=lambda h: h["srocc"])["epoch"]  # the first of the best: as the trainer keeps it
+    assert run["history"][-1]["ridge"] and best < mlp[-1]["epoch"]  # a best epoch before the last
+    assert run["epoch"] == best and run["selected"] == (
+        f"epoch {best}: the best test SROCC of the MOS MLP (optimistic), scored with the ridge head fitted "
+        "after training"
+    )
+    saved = json.loads((tmp_path / "o" / "data-efficient.json").read_text())["runs"][0]
+    assert saved["epoch"] == best
+    note = " ".join(res.table.split())
+    assert "epoch with the best test SROCC of the MOS MLP (optimistic), with the ridge head fitted" in note

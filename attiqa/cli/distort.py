@@ -80,7 +80,7 @@ def distort_cmd(
         raise AttiqaError(f"{out}: is a folder — give --out a file name, e.g. "
                           f"{out / f'{image.stem}_{type_}_{level}.png'}")  # fmt: skip
     save_format(out)  # an unknown suffix or a folder that cannot be made: refused before the work
-    output_folder(out.parent, "--out")
+    output_folder(out.parent, "--out", create=False)  # made by the write: a bad image leaves no folder
     not_an_input([out], [image], "--out")  # `-o` the photo itself replaced it
     result = apply_distortion(load_image(image), type_, level, seed=seed)
     save_image(result, out)
@@ -137,7 +137,7 @@ def gallery_cmd(
             f"{image}: a folder — `attiqa gallery` takes one image (the sheet is its rows of types x "
             "levels); pass one photo of the folder"
         )
-    output_png(out, "--out")
+    output_png(out, "--out", create=False)  # made by the write: a bad image leaves no folder
     not_an_input([out], [image], "--out")
     img = load_image(image)
     with progress_task("gallery", total=len(names), unit="row") as adv:

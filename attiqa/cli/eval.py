@@ -174,7 +174,7 @@ def eval_cmd(
                 problems=find_unreadable_shared([it.image for it in items], shards),
             )
         if out is not None:
-            output_folder(out, "--out")  # before the model loads
+            output_folder(out, "--out", create=False)  # before the model loads; made once it has
             inputs = [*ds.source_files(), *(it.image for it in items)]
             not_an_input([out / n for n in (PREDICTIONS_CSV, SUMMARY_JSON, SCATTER_PNG)], inputs, "--out")
         overrides = _scorer_overrides(model, crops)
@@ -330,7 +330,7 @@ def bench_cmd(
         fr = [float(x) for x in fractions.split(",") if x.strip()]
     except ValueError:
         raise AttiqaError(f"--fractions must be comma-separated numbers, got {fractions!r}") from None
-    output_folder(out, "--out")  # before the first fine-tuning run, not after it
+    output_folder(out, "--out", create=False)  # before the first run; made once run_protocol's checks pass
     res = run_protocol(
         protocol, benches, cfg, out, init_checkpoint=init, repeats=repeats, fractions=fr, select=select,
         seed=seed, method=method, keep_checkpoints=keep_checkpoints, progress=not quiet,

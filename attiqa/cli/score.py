@@ -76,9 +76,9 @@ def score_cmd(
 
     files = require_images(paths)
     if out is not None:
-        check_output_path(out)  # before the model loads and any image is scored
+        check_output_path(out, create=False)  # before the model loads; made once it has (a typo: no folder)
     if sheet is not None:
-        output_png(sheet, "--sheet")
+        output_png(sheet, "--sheet", create=False)
     keep_rows = max(SHEET_LIMIT if sheet else 0, TABLE_LIMIT)
     with sharded() as shards:  # under torchrun each process scores a share
         if shards.world > 1 and out is None:
@@ -284,7 +284,7 @@ def demo_cmd(
     from attiqa.demo import prepare_score_demo, run_demo
     from attiqa.io.atomic import output_folder
 
-    output_folder(out, "--out")
+    output_folder(out, "--out", create=False)  # made once the model has loaded (`-m` a typo: no folder)
     if train:
         paths, scorer, ckpt = run_demo(out, epochs=epochs)
     else:

@@ -184,9 +184,13 @@ def fitting_rows(reader: csv.DictReader[str], path: Path, delimiter: str) -> Ite
         yield row
 
 
-def read_csv(path: Path, delimiter: str | None = None, errors: str = "strict") -> Table:
+def read_csv(
+    path: Path, delimiter: str | None = None, errors: str = "strict", what: str = "score file"
+) -> Table:
     """A CSV/TSV with a header row; the delimiter is sniffed from the header when not given. ``errors``
-    ``"surrogateescape"`` reads back a file the project wrote with names that are not UTF-8."""
+    ``"surrogateescape"`` reads back a file the project wrote with names that are not UTF-8. ``what`` names
+    the file in the errors ("is this the right score file?"). Cells and column names are read without
+    their leading and trailing spaces (a spreadsheet's ``" 3.5"``, a hand-typed ``"a.jpg "``)."""
     try:
         with open(path, newline="", encoding="utf-8-sig", errors=errors) as fh:
             head = fh.readline()
@@ -208,10 +212,14 @@ def read_csv(path: Path, delimiter: str | None = None, errors: str = "strict") -
                 rows = [{k: _decimal_point(v) for k, v in r.items()} for r in rows]
     except UnicodeDecodeError:
         raise AttiqaError(
-            f"{path}: not a UTF-8 text file — save it as UTF-8 (is this the right score file?)"
+            f"{path}: not a UTF-8 text file — save it as UTF-8 (is this the right {what}?)"
         ) from None
     except csv.Error as exc:
-        raise AttiqaError(f"{path}: not a readable CSV ({exc})") from None
+        raise AttiqaError(f"{path}: not a readable CSV ({exc}) — is this the right {what}?") from None
+    except OSError as exc:  # a folder, no permission: the callers check that the file exists, not more
+        raise AttiqaError(
+            f"{path}: cannot read the {what} ({exc.strerror or exc}) — check the path"
+        ) from None
     return Table(path, fields, rows, lines)
 
 

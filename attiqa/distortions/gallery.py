@@ -6,6 +6,7 @@ levels 0 (the original) .. 5; every cell is captioned with the level's parameter
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from PIL import Image, ImageDraw
 
 import attiqa.distortions.kadid  # noqa: F401  (registers the KADID-10k types: DISTORTIONS is complete)
 from attiqa.distortions.basic import DISTORTIONS, NUM_LEVELS, Distortion, apply_distortion, get_distortion
-from attiqa.drawing import Font, fit_lines, font
+from attiqa.drawing import Font, fit_lines, font, text_right
 from attiqa.io.atomic import atomic_path
 from attiqa.io.images import shrink_longer
 
@@ -60,6 +61,13 @@ def label_lines(
     return out[:room]
 
 
+def column_width(thumb_w: int, texts: Sequence[str], font: Font) -> int:
+    """A level column: the thumbnail's width, or wider when a caption ("level 0", "original", a parameter)
+    is: a small --thumb (or a tall narrow photo) drew each caption over the next column's."""
+    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    return max(thumb_w, *(math.ceil(text_right(probe, t, font)) + 4 for t in texts))
+
+
 def gallery_sheet(
     img: Image.Image,
     names: Sequence[str] | None = None,
@@ -73,21 +81,24 @@ def gallery_sheet(
     small = _thumbnail(img, thumb)
     cw, ch = small.size
     cols = NUM_LEVELS + 1
-    width = LABEL_W + cols * (cw + 4)
+    text_font = font()
+    heads = [f"level {lv}" for lv in range(cols)]
+    captions = [[_fmt(d.parameter_at(lv)) for lv in range(cols)] for d in dists]
+    col_w = column_width(cw, [*heads, *(c for row in captions for c in row)], text_font)
+    width = LABEL_W + cols * (col_w + 4)
     height = HEADER_H + len(dists) * (row_height(ch) + 4)
     sheet = Image.new("RGB", (width, height), _BG)
     draw = ImageDraw.Draw(sheet)
-    text_font = font()
-    for lv in range(cols):
-        draw.text((LABEL_W + lv * (cw + 4) + 2, 4), f"level {lv}", fill=_FG, font=text_font)
+    for lv, head in enumerate(heads):
+        draw.text((LABEL_W + lv * (col_w + 4) + 2, 4), head, fill=_FG, font=text_font)
     for r, d in enumerate(dists):
         y = HEADER_H + r * (row_height(ch) + 4)
         for i, (line, colour) in enumerate(label_lines(draw, d, text_font, row_height(ch))):
             draw.text((LABEL_PAD, y + 2 + i * LINE_H), line, fill=colour, font=text_font)
         for lv in range(cols):
-            x = LABEL_W + lv * (cw + 4)
-            sheet.paste(apply_distortion(small, d.name, lv, seed=seed), (x, y))
-            draw.text((x + 2, y + ch + 2), _fmt(d.parameter_at(lv)), fill=_FG, font=text_font)
+            x = LABEL_W + lv * (col_w + 4)
+            sheet.paste(apply_distortion(small, d.name, lv, seed=seed), (x + (col_w - cw) // 2, y))
+            draw.text((x + 2, y + ch + 2), captions[r][lv], fill=_FG, font=text_font)
         if on_row:
             on_row(1)
     return sheet

@@ -284,7 +284,8 @@ def evaluate(
         warn.append(f"{len(failed)} image(s) could not be decoded and are left out of the metrics")
     if skipped:
         warn.append(f"{len(skipped)} missing/unreadable image(s) skipped (missing='skip')")
-    if ds.name in trained_on({"name": scorer.info.name}):  # a named model on (a copy of) its training data
+    shipped = {"card_name": scorer.info.name, "sha256": identity.get("checkpoint_sha256")}  # as agree does
+    if ds.name in trained_on(shipped):  # a named model on (a copy of) its training data
         warn.append(
             f"{scorer.info.name} was trained on {ds.info.short_name} images: on the images it was fitted to "
             "these metrics are its training fit, not a held-out figure (its model card gives held-out ones)"

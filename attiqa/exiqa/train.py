@@ -18,7 +18,6 @@ accuracy on content already seen; here all versions of a photo are on one side.
 
 from __future__ import annotations
 
-import csv
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -29,7 +28,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from attiqa.errors import ConfigError
+from attiqa.datasets.readers import read_csv, to_float
+from attiqa.errors import AttiqaError, ConfigError
 from attiqa.exiqa.model import (
     AttributeTable,
     ExiqaModel,
@@ -64,24 +64,44 @@ def read_distortion_labels(
     """Image paths, the (N, D) strength matrix in the table's order and each image's source photo (the
     ``source`` column of a ``make-distorted`` folder; the image itself when the column is absent)."""
     path = data_dir / "labels.csv"
-    try:
-        with open(path, newline="", encoding="utf-8") as fh:
-            rows = list(csv.DictReader(fh))
-    except OSError as exc:
+    if not path.is_file():
+        raise ConfigError(f"{path}: not found — make one with `attiqa make-distorted`")
+    labels = read_csv(path, ",", what="labels.csv of `attiqa make-distorted`")
+    image_col = labels.column("image", required=False)
+    columns = {d: labels.column(d, required=False) for d in table.distortions}
+    missing = [d for d, c in columns.items() if c is None]
+    if image_col is None or missing:
+        what = ", ".join(["image"] if image_col is None else missing[:3])
         raise ConfigError(
-            f"{path}: cannot read ({exc.strerror}) — make one with `attiqa make-distorted`"
-        ) from None
-    if not rows:
-        raise ConfigError(f"{path}: no rows — make a set with `attiqa make-distorted`")
-    missing = [d for d in table.distortions if d not in rows[0]]
-    if missing:
-        raise ConfigError(
-            f"{path}: no column for {', '.join(missing[:3])} — regenerate with the 25 KADID types"
+            f"{path}: no column for {what} — regenerate with `attiqa make-distorted` (the 25 KADID types)"
         )
-    paths = [data_dir / r["image"] for r in rows]
-    targets = torch.tensor([[float(r[d]) for d in table.distortions] for r in rows], dtype=torch.float32)
-    sources = [r.get("source") or r["image"] for r in rows]
-    return paths, targets, sources
+    if not labels.rows:
+        raise ConfigError(f"{path}: no rows — make a set with `attiqa make-distorted`")
+    named = {d: c for d, c in columns.items() if c is not None}  # all of them, now
+    paths, strengths, sources = [], [], []
+    source_col = labels.column("source", required=False)
+    for n, r in labels.numbered():
+        image = str(r.get(image_col) or "")
+        if not image:
+            raise ConfigError(f"{path}:{n}: no image name — regenerate with `attiqa make-distorted`")
+        paths.append(data_dir / image)
+        strengths.append([_strength(r.get(c), f"{path}:{n}: {d}") for d, c in named.items()])
+        source = str(r.get(source_col) or "") if source_col else ""
+        sources.append(source or image)
+    return paths, torch.tensor(strengths, dtype=torch.float32), sources
+
+
+def _strength(cell: Any, where: str) -> float:
+    """A label's strength: a number in [0, 1] (0 = not applied); anything else would train on garbage."""
+    try:
+        v = to_float(cell, where)
+    except AttiqaError:  # not a number, or beyond any score
+        v = math.nan
+    if not 0.0 <= v <= 1.0:  # NaN (an empty cell) too
+        raise ConfigError(
+            f"{where}: strength {cell!r} is not a number in [0, 1] — fix the cell or regenerate"
+        )
+    return v
 
 
 def split_by_source(sources: list[str], val_fraction: float, seed: int) -> tuple[list[int], list[int]]:

@@ -130,16 +130,17 @@ def not_an_input(outputs: Iterable[str | Path], inputs: Iterable[str | Path], op
                               f"choose another {option}")  # fmt: skip
 
 
-def output_png(path: str | Path, option: str) -> Path:
+def output_png(path: str | Path, option: str, *, create: bool = True) -> Path:
     """Check, before the work, an output that is written as a PNG (a contact sheet, a gallery): a ``.png``
-    name, not a folder, in a folder that can be written — one line naming ``option`` otherwise."""
+    name, not a folder, in a folder that can be written — one line naming ``option`` otherwise.
+    ``create=False``: its folder is checked, not made (the atomic write makes it, once the work is done)."""
     path = Path(path)
     if path.is_dir():
         raise AttiqaError(f"{path}: is a folder — give {option} a file name, e.g. {path / 'sheet.png'}")
     if path.suffix.lower() != ".png":
         raise AttiqaError(f"{path}: {option} is written as a PNG — give it a name ending in .png")
     not_a_dangling_link(path, option)
-    output_folder(path.parent, option)
+    output_folder(path.parent, option, create=create)
     return path
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import importlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -165,14 +166,23 @@ def zoo_table() -> dict[str, ZooEntry]:
     return table
 
 
-def trained_on(identity: dict[str, str | None]) -> tuple[str, ...]:
-    """The datasets a scorer was fitted on (a named model's ``trained_on`` in ``attiqa/data/models.json``),
-    found by its name or, for a checkpoint path, by its weights' SHA-256 (a copy of a named model's file):
-    an agreement measured on those images is not a held-out figure."""
+def shipped_model(identity: Mapping[str, Any]) -> ZooEntry | None:
+    """The registry entry (``attiqa/data/models.json``) of the model a scorer is, else None — the one test of
+    "is this a shipped model", for `attiqa eval`'s training-fit warning and `genbench agree`'s: by a name
+    it goes by (``name``: the one given, e.g. ``attiqa-agiqa3k``; ``card_name``: its checkpoint card's, which
+    a copy and `attiqa export` keep) or by its weights' ``sha256`` (a byte copy under any name)."""
+    names = {identity.get("name"), identity.get("card_name")} - {None}
     for name, entry in zoo_table().items():
-        if name == identity.get("name") or (entry.sha256 and entry.sha256 == identity.get("sha256")):
-            return entry.trained_on
-    return ()
+        if name in names or (entry.sha256 and entry.sha256 == identity.get("sha256")):
+            return entry
+    return None
+
+
+def trained_on(identity: Mapping[str, Any]) -> tuple[str, ...]:
+    """The datasets a scorer was fitted on (its :func:`shipped_model` entry's ``trained_on``): a metric
+    measured on those images is its training fit, not a held-out figure."""
+    entry = shipped_model(identity)
+    return entry.trained_on if entry is not None else ()
 
 
 def suggest(name: str, names: list[str] | None = None) -> str:

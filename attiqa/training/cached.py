@@ -171,4 +171,4 @@ def finetune_cached(
     )  # fmt: skip
     with one_thread():
         history = trainer.fit(resume)
-    return FinetuneResult(trainer.best_path, dict(trainer.best["metrics"]), history, trainer.last_path)
+    return FinetuneResult.of(trainer, history)

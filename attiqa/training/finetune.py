@@ -269,4 +269,4 @@ def _end_to_end(
         lr_key="finetune.polish_lr" if polish else "finetune.lr or finetune.head_lr",
     )  # fmt: skip
     history = trainer.fit(resume)
-    return FinetuneResult(trainer.best_path, dict(trainer.best["metrics"]), history, trainer.last_path)
+    return FinetuneResult.of(trainer, history)

@@ -29,12 +29,21 @@ METRIC_KEYS = ("srocc", "plcc", "krcc", "rmse", "n")
 class FinetuneResult:
     """``last_checkpoint`` is the model to use: the run's last epoch. ``best_checkpoint`` is the epoch with
     the best SROCC on the held-out split — the split its metrics are reported on (the test split in the
-    protocols), so its numbers are optimistic; kept for ablations (``attiqa bench --select best``)."""
+    protocols), so its numbers are optimistic; kept for ablations (``attiqa bench --select best``).
+    ``best_epoch`` is that epoch, as the trainer chose it (with a ridge head: by the MOS MLP's SROCC; the
+    ridge head is added after training, so no history entry holds the best checkpoint's combined metrics)."""
 
     best_checkpoint: Path
     best_metrics: dict[str, float]
     history: list[dict[str, Any]] = field(default_factory=list)
     last_checkpoint: Path | None = None
+    best_epoch: int | None = None
+
+    @classmethod
+    def of(cls, trainer: Trainer, history: list[dict[str, Any]]) -> FinetuneResult:
+        """A finished :class:`Trainer`'s result: its best checkpoint, metrics and epoch, and its last."""
+        best = trainer.best
+        return cls(trainer.best_path, dict(best["metrics"]), history, trainer.last_path, best.get("epoch"))
 
     @property
     def last_metrics(self) -> dict[str, float]:
