@@ -118,7 +118,7 @@ def gallery_cmd(
     out: Path = typer.Option(Path("gallery.png"), "--out", "-o", help="Output PNG sheet."),
     types: str | None = typer.Option(None, help="Comma-separated names (default: every registered one)."),
     kadid_only: bool = typer.Option(False, "--kadid", help="Only the 25 KADID-10k types."),
-    thumb: int = typer.Option(160, min=16, help="Longer edge of each thumbnail in pixels (a column widens to fit its caption)."),
+    thumb: int = typer.Option(160, min=16, help="Longer edge of each thumbnail in pixels."),
     seed: int = seed_option("Seed of the random parts (noise, directions, patch positions)."),
 ) -> None:
     """Write one PNG sheet of IMAGE under every distortion type (rows) x level 0..5 (columns)."""
