@@ -29,15 +29,16 @@ from attiqa.scoring import score_paths
 
 @pytest.fixture
 def files(tmp_path: Path) -> list[Path]:
+    """Nine photo-sized JPEGs of noise, and a truncated one fifth."""
     rng = np.random.default_rng(1)
-    out = []
-    for i in range(9):
-        out.append(tmp_path / f"img{i}.jpg")
-        Image.fromarray(rng.integers(0, 255, (360 + 7 * i, 400, 3), dtype=np.uint8)).save(out[-1], quality=90)
-    bad = tmp_path / "bad.jpg"
-    bad.write_bytes(b"\xff\xd8 truncated")
-    out.insert(4, bad)
-    return out
+    names = [f"img{i}.jpg" for i in range(4)] + ["bad.jpg"] + [f"img{i}.jpg" for i in range(4, 9)]
+    for k, name in enumerate(names):
+        if name == "bad.jpg":
+            (tmp_path / name).write_bytes(b"\xff\xd8 truncated")
+        else:
+            pixels = rng.integers(0, 255, (360 + 7 * k, 400, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(tmp_path / name, quality=90)
+    return [tmp_path / name for name in names]
 
 
 @pytest.fixture
