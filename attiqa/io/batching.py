@@ -419,7 +419,5 @@ def inference_num_workers(device: torch.device | str) -> int:
 
 def default_num_workers() -> int:
     """Decode workers: one per spare core, at most 8 (0 = decode in the main process)."""
-    import os
-
     n = (os.cpu_count() or 1) - 1
     return max(0, min(8, n))
