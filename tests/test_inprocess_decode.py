@@ -6,12 +6,16 @@ files, real threads, the real transform of the shipped scorer."""
 from __future__ import annotations
 
 import multiprocessing
+import os
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from helpers import attiqa_env
 from PIL import Image
 
 from attiqa.io.batching import (
@@ -99,3 +103,25 @@ def test_scoring_on_a_full_cpu_forks_no_worker_and_matches_a_workers_scores(file
     ref = np.array([[r[c] for c in scorer.columns] for r in worker.rows])
     assert np.abs(got[:, 0] - ref[:, 0]).max() <= 1e-3  # MOS: another first batch moves float rounding only
     assert np.abs(got[:, 1:] - ref[:, 1:]).max() <= 1e-5
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2,
+    reason="needs CPU affinity (Linux) and two usable cores to restrict",
+)
+def test_the_worker_defaults_follow_a_real_affinity_restriction():
+    """Session 43: ``default_num_workers`` **was** one worker per core of the machine (``os.cpu_count``) while
+    ``usable_cores`` honours the CPU affinity: under ``taskset -c 0`` training and GPU scoring forked a
+    decode worker onto the one core the model runs on. Now both count the cores this process may use. A
+    child restricted to one core (the real ``sched_setaffinity``, as taskset does) forks none."""
+    code = (
+        "import os; os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})\n"
+        "from attiqa.io.batching import default_num_workers, usable_cores\n"
+        "print(usable_cores(), os.cpu_count(), default_num_workers())"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=attiqa_env(), check=True
+    )
+    usable, machine, workers = map(int, out.stdout.split())
+    assert usable == 1 and machine >= 2  # the restriction is real; the machine still has more cores
+    assert workers == 0

@@ -418,6 +418,6 @@ def inference_num_workers(device: torch.device | str) -> int:
 
 
 def default_num_workers() -> int:
-    """Decode workers: one per spare core, at most 8 (0 = decode in the main process)."""
-    n = (os.cpu_count() or 1) - 1
-    return max(0, min(8, n))
+    """Decode workers: one per spare core this process may use (:func:`usable_cores`: under ``taskset -c 0``
+    or a one-core cpuset none, not one per core of the machine), at most 8 (0 = decode in this process)."""
+    return max(0, min(8, usable_cores() - 1))
