@@ -73,8 +73,9 @@ def run_score(
     ``command="eval"``: ``attiqa eval folder --root FOLDER -m MODEL -o OUT --no-cache [ARGS]``, FOLDER holding
     a mos.csv, OUT a folder);
     returns (seconds start to end, peak RSS in MiB of the command's own process (under a launcher: the
-    launcher's), peak RSS of its largest descendant (decode worker; under a launcher: rank or worker), CPU
-    seconds of all of them).
+    launcher's), peak RSS of its largest descendant (decode worker; under a launcher: rank or worker) or
+    None when no descendant was sampled alive (none forked, or each ended between two samples: not
+    measured, never reported as 0 MiB), CPU seconds of all of them).
 
     Peaks are each process's VmHWM, read from /proc every 50 ms while it runs: a high-water mark, so a
     reading after the peak holds it (only growth in the last 50 ms before the exit would be missed). Not
@@ -98,13 +99,17 @@ def run_score(
     with tempfile.TemporaryFile() as err:  # a file, not a pipe: a long run's progress would fill a pipe
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=err)
-        own = worker = 0.0
+        own = 0.0
+        worker: float | None = None
         while True:
             own = max(own, _peak_rss_mib(proc.pid))  # before wait4: a reaped pid may be reused
             pid, status_, usage = os.wait4(proc.pid, os.WNOHANG)
             if pid:
                 break
-            worker = max([worker, *(_peak_rss_mib(c) for c in _descendants(proc.pid) if _is_python(c))])
+            # a zombie's status has no VmHWM (0 here): a sample of it is no measurement
+            seen = [m for c in _descendants(proc.pid) if _is_python(c) and (m := _peak_rss_mib(c)) > 0]
+            if seen:
+                worker = max(seen if worker is None else [worker, *seen])
             time.sleep(0.05)
         seconds = time.perf_counter() - t0
         if os.waitstatus_to_exitcode(status_):

@@ -6,7 +6,8 @@ model alone (``attiqa.load_scorer`` in a fresh process: what every start pays).
 
 Each side is the real command in its own process, alternating over ``--rounds`` so both see the same machine
 load (``_common.interleaved``); wall time includes start-up, as a user sees it. Printed: images/s (best of
-rounds and the median per-round ratio), each side's peak RSS (the command; its decode worker apart), CPU time
+rounds and the median per-round ratio), each side's peak RSS (the command; its decode worker apart, "not
+measured" when none was seen alive: on a CPU whose cores torch's threads take, none is forked), CPU time
 per photo (steadier than wall time on a shared machine) and the largest MOS difference between the two
 sides' outputs (float rounding: a pass's size picks the kernels and the statistics' blocks).
 
@@ -69,7 +70,7 @@ def main() -> None:
         sides = {"old": {**safe, "PYTHONPATH": old}, "new": {**safe, "PYTHONPATH": here}}
         labels = {"old": f"code at {args.against}", "new": "this tree"}
     (base, other), loads = sides, {side: list[tuple[float, float]]() for side in sides}
-    peaks: dict[str, list[tuple[float, float]]] = {side: [] for side in sides}
+    peaks: dict[str, list[tuple[float, float | None]]] = {side: [] for side in sides}
     cpu_ms: dict[str, list[float]] = {side: [] for side in sides}
 
     def rate(side: str) -> float:
@@ -94,8 +95,8 @@ def main() -> None:
           "`attiqa score` start to end")  # fmt: skip
     for side in sides:
         rss = ", ".join(f"{p:.0f}" for p, _ in peaks[side])
-        work = ", ".join(f"{w:.0f}" for _, w in peaks[side])
-        print(f"  {labels[side]:30s}: {best[side]:5.2f} images/s  peak RSS {rss} MiB (worker {work})")
+        work = ", ".join("not measured" if w is None else f"{w:.0f} MiB" for _, w in peaks[side])
+        print(f"  {labels[side]:30s}: {best[side]:5.2f} images/s  peak RSS {rss} MiB (decode worker {work})")
         print(f"  {'':30s}  CPU ms per photo (all processes) {', '.join(f'{c:.0f}' for c in cpu_ms[side])}")
         if loads[side]:
             times = ", ".join(f"{t:.2f}" for t, _ in loads[side])

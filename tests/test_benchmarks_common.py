@@ -44,15 +44,20 @@ def test_run_score_reports_the_commands_own_peak_not_this_processs(tmp_path):
 
     Session 37: the worker peak **was** any descendant's, and CI once caught ``ldconfig -p`` (run by torch's
     CUDA library lookup at import, and by our allocator's ``find_library`` until then): 0.93 MiB of "decode
-    worker" with ``-w 0``. Now only descendants running this interpreter count."""
+    worker" with ``-w 0``. Now only descendants running this interpreter count.
+
+    Session 43: a run with no worker sampled **was** reported as a worker of 0 MiB, the same figure as a
+    measurement; now None ("not measured"), and a forked worker's peak is its own (a real ``-w 1``)."""
     ballast = bytearray(b"\x01") * (1 << 30)  # written: resident, not zero pages
     here = status()["VmRSS"]
     folder = photo_folder(2, size=64)
     seconds, own, worker, cpu = run_score(folder, "classical", tmp_path / "s.csv", {}, ("-q", "-w", "0"))
     assert (tmp_path / "s.csv").is_file() and seconds > 0 and cpu > 0
     assert 0 < own < here - 512, (own, here)  # the command: the interpreter, torch, the classical scorer
-    assert worker == 0  # -w 0: no decode worker
+    assert worker is None  # -w 0: no decode worker, so none measured
     del ballast
+    *_, worker, _ = run_score(folder, "classical", tmp_path / "w.csv", {}, ("-q", "-w", "1"))
+    assert worker is not None and worker > 50, worker  # a fork of a process that imported torch
 
 
 def test_the_tap_maps_are_captured_in_one_place_as_the_scorer_reads_them():
