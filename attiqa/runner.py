@@ -8,10 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from attiqa.config import TrainConfig, to_dict
+from attiqa.config import LabelConfig, TrainConfig, to_dict
 from attiqa.errors import ConfigError
 from attiqa.io.atomic import output_folder, write_json_atomic
+
+if TYPE_CHECKING:
+    from attiqa.teachers import Teacher
 
 
 @dataclass
@@ -57,12 +61,29 @@ def run_degrade_stage(cfg: TrainConfig, out_dir: Path, progress: bool = True) ->
     return out
 
 
-def run_label_stage(cfg: TrainConfig, out_dir: Path, progress: bool = True, device: str = "auto") -> Path:
+def label_teacher(lc: LabelConfig, device: str = "auto") -> Teacher:
+    """The label stage's teacher, loaded: its name, CLIP model and prompts file are only known good once it
+    has, so a command loads it before it makes its output folder (a typo leaves no folder behind)."""
     from attiqa.device import resolve_device
+    from attiqa.teachers import create_teacher
+
+    return create_teacher(
+        lc.teacher, device=resolve_device(device), prompts=lc.prompts, clip_scale=lc.clip_scale
+    )
+
+
+def run_label_stage(
+    cfg: TrainConfig,
+    out_dir: Path,
+    progress: bool = True,
+    device: str = "auto",
+    teacher: Teacher | None = None,
+) -> Path:
+    """Pseudo-label ``cfg.label.images`` into its Parquet table (``teacher``: already loaded by
+    :func:`label_teacher`, else loaded here once the images are found)."""
     from attiqa.io.images import require_images
     from attiqa.labeling import env_rank_world, label_images, merge_parts
     from attiqa.progress import progress_task
-    from attiqa.teachers import create_teacher
     from attiqa.training.distributed import barrier
 
     lc = cfg.label
@@ -72,9 +93,8 @@ def run_label_stage(cfg: TrainConfig, out_dir: Path, progress: bool = True, devi
     out = resolve_in(out_dir, lc.out)
     rank, world = env_rank_world()
     paths = require_images(lc.images)  # before the teacher loads
-    teacher = create_teacher(
-        lc.teacher, device=resolve_device(device), prompts=lc.prompts, clip_scale=lc.clip_scale
-    )
+    if teacher is None:
+        teacher = label_teacher(lc, device)
     if rank == 0:  # the log says which teacher made the labels (the paper's is CLIP; docs/method.md)
         from attiqa.progress import console
 
@@ -127,7 +147,11 @@ def run(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> RunRes
 
     check_devices(cfg)
     out_dir = Path(cfg.out_dir)
+    output_folder(out_dir, "out_dir (--out-dir)", create=False)
     with process_group():
+        # the label stage's teacher before out_dir is made: a CLIP model or prompts file that is not there
+        # is one line and no folder (a config's other settings were checked when it was read)
+        teacher = label_teacher(cfg.label) if cfg.label is not None else None
         if is_main():
             output_folder(out_dir, "out_dir (--out-dir)")
             write_json_atomic(out_dir / "config.json", to_dict(cfg))
@@ -137,7 +161,7 @@ def run(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> RunRes
             if cfg.label is not None and str(graded) not in cfg.label.images:
                 cfg.label.images = [*cfg.label.images, str(graded)]
         if cfg.label is not None:
-            result.labels = run_label_stage(cfg, out_dir, progress)
+            result.labels = run_label_stage(cfg, out_dir, progress, teacher=teacher)
         if cfg.pretrain is not None:
             from attiqa.training.pretrain import pretrain
 

@@ -232,3 +232,50 @@ def test_a_refused_setting_leaves_no_output_folder_behind(tmp_path):
     )
     assert res.returncode == 2 and "missing.csv: no such file" in res.stderr, res.stderr
     assert not new.exists()
+
+
+def test_label_train_and_the_distortion_sets_leave_no_folder_after_a_refused_setting(tmp_path):
+    """Session 43: **was** `label -t clasical -o NEW/l.parquet` (also a missing image, a CLIP model or
+    prompts file that is not there), `train -c run.yaml` whose label stage names a CLIP model that is not
+    there (NEW made with its config.json), `make-distorted -o NEW --distortions foo` and `degrade` the same:
+    NEW made before the setting was refused. Now checked with `create=False` and made once the images, the
+    teacher (loaded) and the distortion names pass, as `eval` / `score` do."""
+    import numpy as np
+    from PIL import Image
+    from typer.testing import CliRunner
+
+    from attiqa.cli.app import app
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        Image.fromarray(rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)).save(photos / f"p{i}.png")
+    new = tmp_path / "new"
+    config = tmp_path / "run.yaml"
+    config.write_text(
+        f"out_dir: {new / 'run'}\nlabel:\n  images: [{photos}]\n  teacher: clip:NoSuchModel/x\n"
+    )
+    for args in (
+        ["label", photos, "-t", "clasical", "-o", new / "l" / "l.parquet"],
+        ["label", tmp_path / "missing.png", "-o", new / "m" / "l.parquet"],
+        ["label", photos, "-t", "clip:NoSuchModel/x", "-o", new / "c" / "l.parquet"],
+        [
+            "label",
+            photos,
+            "-t",
+            "clip:ViT-B-32/openai",
+            "--prompts",
+            tmp_path / "no.json",
+            "-o",
+            new / "p.parquet",
+        ],
+        ["train", "-c", config],
+        ["make-distorted", photos, "-o", new / "md", "--distortions", "foo"],
+        ["degrade", photos, "-o", new / "dg", "--distortions", "foo"],
+    ):
+        r = CliRunner().invoke(app, [str(a) for a in args])
+        assert isinstance(r.exception, AttiqaError), (args[0], r.output, r.exception)
+        assert not new.exists(), f"{args[0]}: {sorted(new.rglob('*'))} left behind"
+    r = CliRunner().invoke(app, ["label", str(photos), "-o", str(new / "ok" / "l.parquet")])
+    assert r.exit_code == 0 and (new / "ok" / "l.parquet").is_file(), r.output  # made once the checks pass

@@ -172,7 +172,7 @@ def make_distorted_cmd(
 
     names = _names(distortions, "--distortions") if distortions is not None else list(KADID_NAMES)
     files = _sources(sources, out)
-    output_folder(out, "--out")
+    output_folder(out, "--out", create=False)  # made once the distortion names are known good
     with progress_task("distorting", total=rounds * len(files)) as adv:
         res = make_distorted_set(
             files,
@@ -227,7 +227,7 @@ def degrade_cmd(
         raise AttiqaError(f"--levels {levels}: each level must be 1..5 (0 is the original)")
     fmt = format_name(fmt)  # before the output folder is made
     files = _sources(sources, out)
-    output_folder(out, "--out")
+    output_folder(out, "--out", create=False)  # made once the distortion names are known good
     with progress_task("degrading", total=len(files)) as adv:
         res = write_graded_set(files, out, names, lv, fmt=fmt, max_side=max_side, on_item=adv)
     console.print(

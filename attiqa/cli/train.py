@@ -46,7 +46,7 @@ def label_cmd(
 
     if out.is_dir():
         raise AttiqaError(f"{out}: is a folder — give --out a file name, e.g. {out / 'labels.parquet'}")
-    output_folder(out.parent, "--out")
+    output_folder(out.parent, "--out", create=False)  # made once the images and the teacher are found
 
     lc = LabelConfig(
         images=[str(p) for p in images],
