@@ -54,3 +54,21 @@ def fit_lines(draw: ImageDraw.ImageDraw, text: str, font: Font, width: float, ma
     while last and text_right(draw, last.rstrip() + ELLIPSIS, font) > width:
         last = last[:-1]
     return [*lines[: max_lines - 1], last.rstrip() + ELLIPSIS]
+
+
+def draw_fitted(
+    draw: ImageDraw.ImageDraw,
+    xy: tuple[float, float],
+    text: str,
+    font: Font,
+    width: float,
+    max_lines: int,
+    fill: str | tuple[int, int, int],
+    line_height: int = 12,
+) -> int:
+    """Draw ``text`` from ``xy`` in lines fitted to ``width`` (:func:`fit_lines`), ``line_height`` apart, so
+    a caption stays in its panel however long; returns the number of lines drawn."""
+    lines = fit_lines(draw, text, font, width, max_lines)
+    for i, line in enumerate(lines):
+        draw.text((xy[0], xy[1] + line_height * i), line, fill=fill, font=font)
+    return len(lines)

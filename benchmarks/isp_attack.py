@@ -17,11 +17,23 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from attiqa.drawing import draw_fitted, font
 from isp_env.baselines import cma_search, guarded_objective
 from isp_env.mos_function import load_mos_function
 from isp_env.params import neutral
 from isp_env.raw import read_raw
 from isp_env.reward import develop_view, finish_view, make_guard, rawpy_render, render_stats, to_view
+
+
+def captioned_strip(imgs: dict[str, np.ndarray], captions: dict[str, str]) -> Image.Image:
+    """The renders side by side, each with its caption fitted to its own panel (wrapped, never drawn into
+    the next panel or off the strip, however narrow the view)."""
+    pil = Image.fromarray(np.concatenate(list(imgs.values()), axis=1))
+    d, text_font, x = ImageDraw.Draw(pil), font(), 0
+    for k, im in imgs.items():
+        draw_fitted(d, (x + 6, 6), captions[k], text_font, im.shape[1] - 12, 3, fill=(255, 255, 0))
+        x += im.shape[1]
+    return pil
 
 
 def main() -> None:
@@ -63,17 +75,8 @@ def main() -> None:
                 flush=True,
             )
         report.append(row)
-        strip = np.concatenate([im for im in imgs.values()], axis=1)
-        pil = Image.fromarray(strip)
-        d = ImageDraw.Draw(pil)
-        w = imgs["neutral"].shape[1]
-        for i, k in enumerate(imgs):
-            d.text(
-                (i * w + 6, 6),
-                f"{k}  MOS {row[k]['mos']:.1f}  clip {100 * row[k]['clipped']:.0f}%",
-                fill=(255, 255, 0),
-            )
-        pil.save(args.out / f"{path.stem}_attack.png")
+        captions = {k: f"{k}  MOS {row[k]['mos']:.1f}  clip {100 * row[k]['clipped']:.0f}%" for k in imgs}
+        captioned_strip(imgs, captions).save(args.out / f"{path.stem}_attack.png")
     (args.out / "attack.json").write_text(json.dumps(report, indent=1))
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from attiqa.drawing import fit_lines, font
+from attiqa.drawing import draw_fitted, font
 from isp_env.isp import develop, finish
 from isp_env.params import neutral
 from isp_env.policy_io import load_policy, resolve_policy
@@ -54,8 +54,7 @@ def main() -> None:
     d = ImageDraw.Draw(sheet)
     text_font, half = font(), w // 2
     for x, title in ((6, "neutral"), (half + 6, f"policy {args.policy}")):  # a long --policy path: wrapped
-        for i, line in enumerate(fit_lines(d, title, text_font, half - 12, 3)):
-            d.text((x, 6 + 12 * i), line, fill=(255, 255, 0), font=text_font)
+        draw_fitted(d, (x, 6), title, text_font, half - 12, 3, fill=(255, 255, 0))
     sheet.save(args.out, quality=85)
     print(f"-> {args.out}")
 

@@ -138,6 +138,31 @@ def test_a_long_policy_path_stays_inside_its_half_of_the_policy_sheet(tmp_path, 
     assert cols.size and cols.min() >= w // 2 and cols.max() < w - 4, (cols.min(), cols.max(), w)
 
 
+def test_the_isp_attack_strip_keeps_each_caption_in_its_panel():
+    """Session 43: **was** `benchmarks/isp_attack.py` drawing each render's caption ("attack_guarded  MOS
+    100.0  clip 100%", 174 px of Pillow's font) in one line from the panel's corner: on a scorer whose view
+    is narrower the text ran into the next render. Now fitted to its panel (attiqa.drawing.draw_fitted)."""
+    import sys
+
+    import numpy as np
+    from helpers import REPO
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from isp_attack import captioned_strip
+
+    w = 96
+    imgs = {
+        k: np.full((80, w, 3), 40, np.uint8)
+        for k in ("neutral", "rawpy", "attack_bare_mos", "attack_guarded")
+    }
+    captions = {k: f"{k}  MOS 100.0  clip 100%" for k in imgs}
+    drawn = np.abs(np.asarray(captioned_strip(imgs, captions)).astype(int) - 40).sum(axis=2)
+    for i in range(len(imgs)):
+        panel = drawn[:, i * w : (i + 1) * w]
+        assert panel[:, : w - 4].any() and np.flatnonzero(panel.any(axis=1)).max() > 12  # drawn, wrapped
+        assert not panel[:, w - 4 :].any(), f"panel {i}: the caption runs into the next panel"
+
+
 def test_gallery_with_a_tiny_thumb_draws_no_caption_over_the_next_column(tmp_path):
     """**Was**: `attiqa gallery photo.png --thumb 24`: columns 28 px apart, so "level 0" (35 px) ran into
     "level 1" and "original" into the next cell's caption. Now a level column is as wide as its widest
