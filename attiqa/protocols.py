@@ -71,21 +71,6 @@ OFFICIAL_SPLIT_DATASETS = ("flive", "ava")  # §4.1: "For FLIVE and AVA, we foll
 NATURAL_GROUPS = {"kadid10k": "ref", "live": "ref", "csiq": "ref", "tid2013": "ref", "pipal": "ref",
                   "agiqa3k": "prompt", "agiqa1k": "prompt"}  # fmt: skip
 
-DISPLAY_NAMES = {
-    "clive": "CLIVE",
-    "koniq10k": "KonIQ",
-    "spaq": "SPAQ",
-    "flive": "FLIVE",
-    "ava": "AVA",
-    "agiqa3k": "AGIQA-3K",
-    "agiqa1k": "AGIQA-1K",
-    "kadid10k": "KADID-10k",
-    "live": "LIVE",
-    "csiq": "CSIQ",
-    "tid2013": "TID2013",
-    "pipal": "PIPAL",
-}
-
 
 @dataclass
 class BenchDataset:
@@ -109,7 +94,7 @@ def bench_dataset(dataset: IQADataset, label: str | None = None) -> BenchDataset
     """Wrap a dataset with its table label (paper spelling for known datasets; a folder dataset: its CSV's
     stem, or the folder's name for the adapter's default ``mos.csv``, which every such folder holds)."""
     if label is None:
-        label = DISPLAY_NAMES.get(dataset.name, dataset.name)
+        label = dataset.info.short_name
         if dataset.name == "folder":
             csv_path = Path(getattr(dataset, "csv_path", dataset.root))
             label = csv_path.resolve().parent.name if csv_path.name == "mos.csv" else csv_path.stem

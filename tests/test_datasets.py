@@ -74,6 +74,21 @@ def test_registry_metadata_is_complete():
     assert DATASETS["kadid10k"].info.direction == "MOS"  # 'dmos' column, but higher is better (docstring)
 
 
+def test_a_datasets_short_name_is_its_one_display_name(tmp_path):
+    """Session 43: **were** two lists of dataset display names: `protocols.DISPLAY_NAMES` for `bench`'s
+    columns (CLIVE, KonIQ) and `DatasetInfo.short_name` for eval's training-fit warning and genbench ("LIVE
+    In the Wild Image Quality Challenge", "KonIQ-10k"). Now `short_name` alone (``DatasetInfo.short`` where
+    the paper's spelling is not the full name's first words); bench's columns are it."""
+    import attiqa.protocols as protocols
+    from attiqa.protocols import bench_dataset
+
+    shown = {"clive": "CLIVE", "koniq10k": "KonIQ", "flive": "FLIVE", "live": "LIVE", "agiqa3k": "AGIQA-3K"}
+    assert {n: DATASETS[n].info.short_name for n in shown} == shown
+    assert not hasattr(protocols, "DISPLAY_NAMES")
+    for name in set(DATASETS) - {"folder"}:  # a folder's column is its CSV's name
+        assert bench_dataset(get_dataset(name, tmp_path)).label == DATASETS[name].info.short_name
+
+
 def test_unknown_names_get_suggestions(tmp_path):
     with pytest.raises(AttiqaError, match="did you mean 'koniq10k'"):
         get_dataset("konik10k", tmp_path)

@@ -71,11 +71,13 @@ class DatasetInfo:
     url: str = ""
     notes: str = ""
     verified: bool = True  # the score-file format was checked on a real file; False: see the adapter
+    short: str = ""  # the paper's spelling when it is not full_name's first words: CLIVE, KonIQ, FLIVE, LIVE
 
     @property
     def short_name(self) -> str:
-        """The display name without its description: ``AGIQA-3K`` of ``AGIQA-3K (AI-generated ...)``."""
-        return self.full_name.split(" (")[0]
+        """The name tables and messages show (`bench`'s columns, warnings, genbench): ``short``, else the
+        display name without its description (``AGIQA-3K`` of ``AGIQA-3K (AI-generated ...)``)."""
+        return self.short or self.full_name.split(" (")[0]
 
     @property
     def mos_range(self) -> tuple[float, float]:

@@ -127,6 +127,7 @@ class LIVE(IQADataset):
     info = DatasetInfo(
         name="live",
         full_name="LIVE IQA Release 2 (779 distorted images)",
+        short="LIVE",
         kind="synthetic",
         targets={
             "dmos": TargetInfo("dmos (dmos.mat)", (0.0, 100.0), False, "DMOS, lower is better"),

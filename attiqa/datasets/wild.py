@@ -47,6 +47,7 @@ class KonIQ10k(IQADataset):
     info = DatasetInfo(
         name="koniq10k",
         full_name="KonIQ-10k (10,073 in-the-wild photos)",
+        short="KonIQ",
         kind="authentic",
         targets={
             "mos": TargetInfo("MOS (sets file) / MOS_zscore (scores file)", (1.0, 100.0), True, "MOS, 1-100"),
@@ -124,6 +125,7 @@ class CLIVE(IQADataset):
     info = DatasetInfo(
         name="clive",
         full_name="LIVE In the Wild Image Quality Challenge (CLIVE / LIVEC, 1,162 photos)",
+        short="CLIVE",
         kind="authentic",
         targets={"mos": TargetInfo("AllMOS_release", (0.0, 100.0), True, "MOS, 0-100")},
         default_target="mos",
@@ -238,6 +240,7 @@ class FLIVE(IQADataset):
     info = DatasetInfo(
         name="flive",
         full_name="FLIVE / PaQ-2-PiQ (39,810 pictures; patches not used)",
+        short="FLIVE",
         kind="authentic",
         targets={"mos": TargetInfo("mos_image", (0.0, 100.0), True, "MOS, 0-100")},
         default_target="mos",
