@@ -25,7 +25,7 @@ from attiqa.io.atomic import output_folder, remove_orphan_temps, write_json_atom
 from attiqa.io.tables import ENCODING, ERRORS, read_cell
 from attiqa.progress import shown_name
 from attiqa.scorers import is_checkpoint, scorer_identity
-from attiqa.scorers.zoo import trained_on
+from attiqa.scorers.zoo import trained_on, weights_identity
 from attiqa.scoring import ScoreRun, ScoreWriter, score_paths, write_scores
 from genbench.files import shell_arg
 from genbench.manifest import SIDES, Pair, resolve
@@ -146,7 +146,8 @@ def score_run(
         report.error = str(exc)
         return report
     remove_orphan_temps(out_csv.parent, targets=[out_csv.name, f"{slug}.json"])  # a killed earlier run's
-    identity = scorer_identity(metric)
+    # the tensors' hash too: `agree` knows a shipped model's copy with its card rewritten (zoo.shipped_model)
+    identity = {**scorer_identity(metric), "tensors_sha256": weights_identity(scorer)["tensors_sha256"]}
     if _header(out_csv) not in (None, ["image", *scorer.columns]) or _other_weights(out_csv, identity):
         out_csv.unlink()  # another scorer's scores (a retrained checkpoint at this path): all scored again
     # Each batch is appended as it finishes (a kill keeps it; the writer drops a half-written last line),
@@ -275,7 +276,7 @@ def load_metric_scores(run_dir: Path, metrics: list[str] | None = None) -> list[
                     f"{path}: {column} of {shown_name(im)} is {row[column]!r}, not a number — delete the "
                     f"file and {again} scores it again"
                 ) from None
-        who = meta.get("identity")  # name and weights' SHA-256 (older files: the name alone)
+        who = meta.get("identity")  # name, the weights' and tensors' SHA-256 (older files: less)
         who = who if isinstance(who, dict) else {"name": meta.get("metric")}
         card = meta.get("scorer")  # the scorer's own metadata: its name is its checkpoint card's
         fitted_on = trained_on({**who, "card_name": card.get("name") if isinstance(card, dict) else None})

@@ -251,3 +251,28 @@ def test_eval_and_agree_both_know_an_exported_copy_of_a_shipped_model(agiqa_root
     r = runner.invoke(attiqa_app, [*args, "-o", str(tmp_path / "eval")])
     assert r.exit_code == 0, r.output
     assert "attiqa-agiqa3k was trained on AGIQA-3K images" in " ".join(r.output.split()), r.output
+
+
+def test_a_retrain_that_keeps_a_shipped_models_name_is_not_warned_about(agiqa_root, tmp_path):
+    """Session 43: **was** any checkpoint whose card (or file) is named `attiqa-agiqa3k` taken for the
+    shipped model: a user's own retrain saved under that name got "trained on AGIQA-3K images" from eval and
+    agree alike. Now the weights decide when they are at hand: the file's SHA-256, or the tensors' alone
+    (``tensors_sha256``: the card left out, so an export is still known, test above); the name only
+    without weights to hash."""
+    from attiqa.cli.app import app as attiqa_app
+    from attiqa.io.checkpoints import load_checkpoint, save_checkpoint, tensors_sha256
+    from attiqa.scorers.zoo import resolve_weights, shipped_model
+
+    tensors, card = load_checkpoint(resolve_weights("attiqa-agiqa3k"))
+    assert card["name"] == "attiqa-agiqa3k"
+    first = sorted(k for k, v in tensors.items() if v.is_floating_point())[0]
+    tensors[first] = tensors[first] + 0.01  # other weights: a retrain
+    retrained = save_checkpoint(tmp_path / "attiqa-agiqa3k.safetensors", tensors, card, half=True)
+    assert tensors_sha256(retrained) != tensors_sha256(resolve_weights("attiqa-agiqa3k"))
+    _, warned = _agree_warnings(agiqa_root, tmp_path, f"classical,{retrained}")
+    assert warned == []
+    args = ["eval", "agiqa3k", "--root", str(agiqa_root), "-m", str(retrained), "-w", "0", "-q", "--no-cache"]
+    r = runner.invoke(attiqa_app, [*args, "-o", str(tmp_path / "eval")])
+    assert r.exit_code == 0, r.output
+    assert "trained on" not in " ".join(r.output.split()), r.output
+    assert shipped_model({"name": "attiqa-agiqa3k", "card_name": None})  # no weights hashed: the name

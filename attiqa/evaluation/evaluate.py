@@ -36,7 +36,7 @@ from attiqa.io.atomic import write_bytes_atomic, write_json_atomic
 from attiqa.io.batching import inference_num_workers
 from attiqa.io.images import content_key
 from attiqa.io.tables import csv_bytes
-from attiqa.scorers.zoo import trained_on
+from attiqa.scorers.zoo import trained_on, weights_identity
 from attiqa.sharding import Shards, in_input_order, score_share
 
 PREDICTIONS_CSV = "predictions.csv"
@@ -284,8 +284,7 @@ def evaluate(
         warn.append(f"{len(failed)} image(s) could not be decoded and are left out of the metrics")
     if skipped:
         warn.append(f"{len(skipped)} missing/unreadable image(s) skipped (missing='skip')")
-    shipped = {"card_name": scorer.info.name, "sha256": identity.get("checkpoint_sha256")}  # as agree does
-    if ds.name in trained_on(shipped):  # a named model on (a copy of) its training data
+    if ds.name in trained_on(weights_identity(scorer)):  # a named model on (a copy of) its training data
         warn.append(
             f"{scorer.info.name} was trained on {ds.info.short_name} images: on the images it was fitted to "
             "these metrics are its training fit, not a held-out figure (its model card gives held-out ones)"

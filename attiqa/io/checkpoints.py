@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -190,21 +191,49 @@ def sha256_of(path: str | Path) -> str:
     return h.hexdigest()
 
 
-# file -> its SHA-256, keyed on (resolved path, size, mtime_ns): the same weights file is asked for its hash
-# several times a process (a named model's integrity check on every load, isp-tune's reward identity for the
-# run, a prior's check, the policy card and a SAC start, the evaluation cache's scorer key)
-_SHA256_CACHE: dict[tuple[str, int, int], str] = {}
+# (kind, file) -> its SHA-256, keyed on (resolved path, size, mtime_ns): the same weights file is asked for
+# its hash several times a process (a named model's integrity check on every load, isp-tune's reward
+# identity for the run, a prior's check, the policy card and a SAC start, the evaluation cache's scorer key)
+_SHA256_CACHE: dict[tuple[str, str, int, int], str] = {}
 
 
 def weights_sha256(path: str | Path) -> str:
     """SHA-256 of a weights file, computed once per file per process: cached on its resolved path, size and
     modification time (ns), so a file rewritten in place is hashed again."""
+    return _hashed_once(path, "file", sha256_of)
+
+
+def tensors_sha256(path: str | Path) -> str:
+    """SHA-256 of a checkpoint's tensors alone — their names, dtypes, shapes and bytes, not its card: a copy
+    or `attiqa export` that rewrites the card (another name, paths made portable) keeps it, a retraining
+    changes it. Cached as :func:`weights_sha256`."""
+    return _hashed_once(path, "tensors", _tensors_digest)
+
+
+def _hashed_once(path: str | Path, kind: str, digest: Callable[[Path], str]) -> str:
     p = Path(path).resolve()
     st = p.stat()
-    key = (str(p), st.st_size, st.st_mtime_ns)
+    key = (kind, str(p), st.st_size, st.st_mtime_ns)
     if key not in _SHA256_CACHE:
-        _SHA256_CACHE[key] = sha256_of(p)
+        _SHA256_CACHE[key] = digest(p)
     return _SHA256_CACHE[key]
+
+
+def _tensors_digest(path: Path) -> str:
+    """The safetensors header's tensor table (sorted, its ``__metadata__`` - the card - left out) and the
+    data buffer after it, hashed."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        n = int.from_bytes(fh.read(8), "little")
+        try:
+            table = json.loads(fh.read(min(n, 100 << 20)))
+            table.pop("__metadata__", None)
+        except (ValueError, AttributeError):
+            raise ModelLoadError(f"{path}: not a readable safetensors checkpoint (its header)") from None
+        h.update(json.dumps(table, sort_keys=True).encode())
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def cache_dir() -> Path:

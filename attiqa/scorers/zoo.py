@@ -168,14 +168,49 @@ def zoo_table() -> dict[str, ZooEntry]:
 
 def shipped_model(identity: Mapping[str, Any]) -> ZooEntry | None:
     """The registry entry (``attiqa/data/models.json``) of the model a scorer is, else None — the one test of
-    "is this a shipped model", for `attiqa eval`'s training-fit warning and `genbench agree`'s: by a name
-    it goes by (``name``: the one given, e.g. ``attiqa-agiqa3k``; ``card_name``: its checkpoint card's, which
-    a copy and `attiqa export` keep) or by its weights' ``sha256`` (a byte copy under any name)."""
+    "is this a shipped model", for `attiqa eval`'s training-fit warning and `genbench agree`'s.
+
+    When its weights were hashed, they decide: the file's ``sha256`` equal to the registry's (a byte copy
+    under any name) or ``tensors_sha256`` (:func:`weights_identity`: the tensors without the card) equal to
+    the shipped file's (a copy or `attiqa export` with its card rewritten). A retrain is then not taken for
+    the shipped model whatever its card or file is named. A name it goes by (``name``: the one given, e.g.
+    ``attiqa-agiqa3k``; ``card_name``: its card's) only when no weights were hashed (a record from before)."""
+    sha, tensors = identity.get("sha256"), identity.get("tensors_sha256")
     names = {identity.get("name"), identity.get("card_name")} - {None}
     for name, entry in zoo_table().items():
-        if name in names or (entry.sha256 and entry.sha256 == identity.get("sha256")):
+        if not (sha or tensors):
+            if name in names:
+                return entry
+        elif (entry.sha256 and entry.sha256 == sha) or (tensors and tensors == _shipped_tensors(name, entry)):
             return entry
     return None
+
+
+def weights_identity(scorer: Any, name: str | None = None) -> dict[str, str | None]:
+    """What :func:`shipped_model` is told of a loaded ``scorer`` (``name``: the one it was asked for): its
+    card's name and, with a weights file of its own, that file's and its tensors' SHA-256 (None without)."""
+    from attiqa.io.checkpoints import tensors_sha256, weights_sha256
+
+    ckpt = getattr(scorer, "checkpoint", None)
+    path = Path(ckpt) if ckpt and Path(ckpt).is_file() else None
+    return {
+        "name": name,
+        "card_name": scorer.info.name,
+        "sha256": weights_sha256(path) if path else None,
+        "tensors_sha256": tensors_sha256(path) if path else None,
+    }
+
+
+def _shipped_tensors(name: str, entry: ZooEntry) -> str | None:
+    """The tensors' SHA-256 of a named model's weights when they are on this machine (never downloaded)."""
+    from attiqa.io.checkpoints import tensors_sha256
+
+    if not entry.has_weights or not (entry.file or _downloaded(name).exists()):
+        return None
+    try:
+        return tensors_sha256(resolve_weights(name))
+    except ModelLoadError:  # a damaged installation or download: not this scorer's weights
+        return None
 
 
 def trained_on(identity: Mapping[str, Any]) -> tuple[str, ...]:
@@ -227,7 +262,7 @@ def resolve_target(target: str) -> Any:
 
 def resolve_weights(name: str) -> Path:
     """Path of a named model's weights, verified against its SHA-256; downloads into the cache if needed."""
-    from attiqa.io.checkpoints import cache_dir, weights_sha256
+    from attiqa.io.checkpoints import weights_sha256
 
     table = zoo_table()
     entry = table.get(name)
@@ -248,7 +283,7 @@ def resolve_weights(name: str) -> Path:
                 "was modified) — reinstall attiqa"
             )
         return path
-    path = cache_dir() / f"{name}.safetensors"
+    path = _downloaded(name)
     if not path.exists():
         _download(str(entry.url), path, name)
     if entry.sha256 and weights_sha256(path) != entry.sha256:
@@ -256,6 +291,13 @@ def resolve_weights(name: str) -> Path:
             f"{path}: SHA-256 mismatch for model {name!r} — delete the file and fetch it again"
         )
     return path
+
+
+def _downloaded(name: str) -> Path:
+    """Where a named model's download is kept (``$ATTIQA_CACHE``)."""
+    from attiqa.io.checkpoints import cache_dir
+
+    return cache_dir() / f"{name}.safetensors"
 
 
 def _download(url: str, dest: Path, name: str) -> None:
