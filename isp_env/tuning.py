@@ -597,8 +597,8 @@ def check_reward_model(spec: str | Path, card: dict[str, Any], scorer: str | Non
     None = the default model): by the SHA-256 of its weights the card records (``reward_model``, since
     session 26, :func:`attiqa.scorers.scorer_identity`), so a re-shipped default model is noticed. Another
     model is refused (``refuse``: a teacher prior's rows are that model's optima) or warned about; a policy
-    that does not record it (saved before session 26, e.g. the bundled policy) is compared by ``--model``
-    name only, and said so once."""
+    that does not record it (saved before session 26, as the bundled policy up to session 43) is compared
+    by ``--model`` name only, and said so once."""
     current = scorer_identity(scorer)
     rec = card.get("reward_model")
     if rec is None:

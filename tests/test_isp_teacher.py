@@ -512,25 +512,47 @@ def test_a_teacher_card_holds_no_row_count_and_format_1_cards_still_load(tmp_pat
         load_policy(tmp_path / "new.safetensors")
 
 
-def test_the_shipped_policy_loads_and_its_reward_model_is_unknown_said_once(capsys):
-    """The bundled policy (format 1) records no reward model: a run with the default model, named or not,
-    may start from it — with one note that its weights are not recorded; another model is refused."""
+def test_the_shipped_policy_records_the_default_model_it_was_fitted_against(capsys):
+    """The bundled policy (format 2, re-shipped in session 43) records the shipped default model's name and
+    weights: a run with the default model, named or not, starts from it without a note; another model is
+    refused."""
     from attiqa.errors import ConfigError
+    from attiqa.scorers import scorer_identity
     from isp_env.policy_io import resolve_policy
     from isp_env.tuning import check_reward_model
 
     pol, card = load_policy(resolve_policy("default"))
-    assert "reward_model" not in card and "n_rows" not in card["policy_kwargs"] and len(pol.rows_x) == 43
+    assert card["policy_format"] == 2 and len(pol.rows_x) == 43
+    assert card["reward_model"] == scorer_identity(None) == scorer_identity("attiqa-default")
     check_reward_model("default", card, None, refuse=True)
     check_reward_model("default", card, "attiqa-default", refuse=True)
+    assert "does not record" not in capsys.readouterr().err
+    with pytest.raises(
+        ConfigError, match="default: fitted against the reward model attiqa-default .*classical"
+    ):
+        check_reward_model("default", card, "classical", refuse=True)
+
+
+def test_a_format_1_policy_without_its_reward_model_is_assumed_fitted_on_the_named_one_said_once(capsys):
+    """A card saved before session 26 (format 1, as the policy shipped until session 43) records no reward
+    model: a run with that model's name may start from it — with one note that its weights are not
+    recorded; another model is refused."""
+    from attiqa.errors import ConfigError
+    from isp_env.policy_io import resolve_policy
+    from isp_env.tuning import check_reward_model
+
+    _, card = load_policy(resolve_policy("default"))
+    old = {k: v for k, v in card.items() if k != "reward_model"} | {"policy_format": 1}
+    check_reward_model("old-policy", old, None, refuse=True)
+    check_reward_model("old-policy", old, "attiqa-default", refuse=True)
     err = capsys.readouterr().err
     assert err.count("does not record the weights of the reward model") == 1 and "attiqa-default" in err
     with pytest.raises(
         ConfigError,
-        match="default: fitted against the reward model attiqa-default, not this "
+        match="old-policy: fitted against the reward model attiqa-default, not this "
         "run's classical .*pass that model with --model, or start without --init-policy",
     ):
-        check_reward_model("default", card, "classical", refuse=True)
+        check_reward_model("old-policy", old, "classical", refuse=True)
 
 
 def test_a_policy_records_its_reward_model_and_a_changed_one_is_refused(tmp_path, isp_raws, capsys):
