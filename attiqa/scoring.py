@@ -315,9 +315,10 @@ class ScoreWriter:
                     if not data.endswith(b"\n"):
                         raw.truncate(data.rfind(b"\n") + 1)
                 rows = self._read_table(path, data)  # leaves that line out too
+                if path != self.out and not self.sharded:  # a JSON document's journal: the rows it lacks
+                    # (an interruption between the document's rename and the journal's removal left both)
+                    self._kept_rows.extend(r for r in rows if r["image"] not in self.done)
                 self.done.update(r["image"] for r in rows)
-                if path != self.out and not self.sharded:  # a JSON document's journal
-                    self._kept_rows.extend(rows)
             fh = open(path, "a", encoding=ENCODING, errors=ERRORS, newline="")  # noqa: SIM115
         except PermissionError:
             raise AttiqaError(f"{path}: not writable (permission denied) — {self.fix}") from None

@@ -9,6 +9,7 @@ The writing, the handlers, the messages and the resume are the commands' own.
 from __future__ import annotations
 
 import csv
+import json
 import os
 import re
 import signal
@@ -138,3 +139,45 @@ def test_genbench_run_interrupted_between_an_image_s_rename_and_its_count(tmp_pa
     again = run_genbench(*args)
     assert again.returncode == 0 and "2 images made, 2 already there" in again.stderr, again.stderr
     assert len(load_pairs(out)) == 2
+
+
+def test_score_json_interrupted_between_the_document_and_its_journal_s_removal(tmp_path, photos):
+    """**Was**: `score -o s.json` finishes by renaming the document into place and then removing its
+    journal (``.s.json.partial.csv``); a Ctrl-C between left both, and the rerun read the rows of each —
+    every image twice in the new document. Now the resume takes from the journal only the rows the
+    document lacks."""
+    imgs = tmp_path / "imgs"
+    imgs.mkdir()
+    for i in range(4):
+        resized(photos[list(photos)[i]], longer=40 + i).save(imgs / f"i{i}.png")
+    out = tmp_path / "s.json"
+    args = ["score", imgs, "-m", "classical", "-o", out, "--batch-size", "2", "--workers", "0", "--quiet"]
+    res = run_attiqa(*args, **_signal_after(tmp_path, "replace", "s.json", 1, "SIGINT", "attiqa.cli"))
+    assert res.returncode == 130, res.stderr
+    assert (tmp_path / ".s.json.partial.csv").exists()  # the window: the document and its journal
+    again = run_attiqa(*args)
+    assert again.returncode == 0, again.stderr
+    images = [r["image"] for r in json.loads(out.read_text())["results"]]
+    assert sorted(images) == sorted(str(p) for p in imgs.glob("*.png"))
+    assert not (tmp_path / ".s.json.partial.csv").exists()
+
+
+def test_train_interrupted_between_the_last_checkpoint_and_its_card(tmp_path):
+    """**Was**: a Ctrl-C just after the final epoch's `last.safetensors` was renamed into place, before its
+    `.json` card was written, left the previous epoch's card beside the final weights ("finetune-partial",
+    epoch 1), and `train --resume` found the stage finished and never wrote it again. Now the resume
+    rewrites `last` (weights and card) when the card beside it is not the one in its header."""
+    from helpers import tiny_train_config
+
+    from attiqa.io.checkpoints import card_path_for, read_card
+
+    cfg = tiny_train_config(tmp_path, epochs=2)
+    last = tmp_path / "run" / "finetune" / "last.safetensors"
+    res = run_attiqa("train", "-c", cfg, **_signal_after(tmp_path, "replace", "last.safetensors", 2, "SIGINT",
+                                                        "attiqa.cli"))  # fmt: skip
+    assert res.returncode == 130, res.stderr
+    assert read_card(last)["epoch"] == 2 and json.loads(card_path_for(last).read_text())["epoch"] == 1
+    again = run_attiqa("train", "-c", cfg, "--resume")
+    assert again.returncode == 0, again.stderr
+    card, copy = read_card(last), json.loads(card_path_for(last).read_text())
+    assert (copy["epoch"], copy["stage"]) == (card["epoch"], card["stage"]) == (2, "finetune")
