@@ -30,6 +30,7 @@ import torch
 from attiqa.errors import AttiqaError, ImageLoadError
 from attiqa.interface import Scorer
 from attiqa.io.atomic import (
+    interrupts_held,
     not_a_dangling_link,
     output_folder,
     write_bytes_atomic,
@@ -314,9 +315,10 @@ class ScoreWriter:
                     if not data.endswith(b"\n"):
                         raw.truncate(data.rfind(b"\n") + 1)
                 rows = self._read_table(path, data)  # leaves that line out too
+                if path != self.out and not self.sharded:  # a JSON document's journal: the rows it lacks
+                    # (an interruption between the document's rename and the journal's removal left both)
+                    self._kept_rows.extend(r for r in rows if r["image"] not in self.done)
                 self.done.update(r["image"] for r in rows)
-                if path != self.out and not self.sharded:  # a JSON document's journal
-                    self._kept_rows.extend(rows)
             fh = open(path, "a", encoding=ENCODING, errors=ERRORS, newline="")  # noqa: SIM115
         except PermissionError:
             raise AttiqaError(f"{path}: not writable (permission denied) — {self.fix}") from None
@@ -333,15 +335,20 @@ class ScoreWriter:
         )
         return row
 
-    def add(self, rows: list[dict]) -> None:
-        """Append finished rows and make them durable before the next batch starts."""
-        for r in rows:
-            self._writer.writerow([safe_cell(r["image"]), *(_fmt(r[c]) for c in self.columns)])
-            if self.is_json and not self.sharded:
-                self._kept_rows.append(r)
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
-        self.written += len(rows)
+    def add(self, rows: list[dict], on_commit: Callable[[], object] | None = None) -> None:
+        """Append finished rows and make them durable before the next batch starts. They are counted —
+        and ``on_commit`` records them (a caller's own count) — in the same step, with Ctrl-C / SIGTERM
+        held until all is done: the counts said at an interruption are those of the rows in the file."""
+        with interrupts_held():
+            for r in rows:
+                self._writer.writerow([safe_cell(r["image"]), *(_fmt(r[c]) for c in self.columns)])
+                if self.is_json and not self.sharded:
+                    self._kept_rows.append(r)
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+            self.written += len(rows)
+            if on_commit is not None:
+                on_commit()
 
     def discard_if_empty(self) -> None:
         """Remove a file this run created and never wrote a row to (every image failed)."""

@@ -71,6 +71,10 @@ class GenResult:
     failed: list[str] = field(default_factory=list)  # "pair_id/side: reason"
     interruption: KeyboardInterrupt | None = None  # Ctrl-C / SIGTERM: finished pairs kept; the caller says so
 
+    def count_made(self) -> None:
+        """An image's ``on_commit``: counted in its rename's own step, the count is of the images on disk."""
+        self.made += 1
+
 
 def pair_seeds(seed: int, index: int) -> tuple[int, int]:
     rng = np.random.default_rng([seed, index])
@@ -291,9 +295,9 @@ def generate_run(
                     result.failed.extend(f"{r['pair_id']}/{s}: {reason}" for r, s in batch)
                 else:
                     for (r, s), img in zip(batch, images, strict=True):
-                        with atomic_path(run_dir / r[f"image_{s}"]) as tmp:
+                        # counted with the rename, no Ctrl-C between: "N images made" counts every one on disk
+                        with atomic_path(run_dir / r[f"image_{s}"], on_commit=result.count_made) as tmp:
                             img.save(tmp, format="PNG")
-                        result.made += 1
                     write_manifest(run_dir, done_records())
                 if on_image:
                     on_image(len(batch))

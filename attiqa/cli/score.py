@@ -102,9 +102,10 @@ def score_cmd(
         stats = ColumnStats(tuple(scorer.columns))
 
         def keep(rows: list[dict]) -> None:
-            if writer is not None:
-                writer.add(rows)
-            stats.add(rows)
+            if writer is not None:  # counted with the write: "N finished row(s) kept" at a Ctrl-C is true
+                writer.add(rows, on_commit=lambda: stats.add(rows))
+            else:
+                stats.add(rows)
 
         run = None
         try:

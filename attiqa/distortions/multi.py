@@ -26,6 +26,7 @@ import csv
 import io
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -151,17 +152,24 @@ def make_distorted_set(
     rows: list[dict] = []
     unreadable: set[int] = set()
     since_flush = 0
-    pending: tuple[Path, Path, int, Plan] | None = None
 
-    def label_row(path: Path, src: Path, rnd: int, plan: Plan) -> dict:
-        return {
-            "image": str(path.relative_to(out_dir)),
-            "source": path_text(src),
-            "round": rnd,
-            "k": len(plan.names),
-            "sequence": ";".join(f"{n}:{lv}" for n, lv in zip(plan.names, plan.levels, strict=True)),
-            **plan.strengths(distortions),
-        }
+    def label(path: Path, src: Path, rnd: int, plan: Plan) -> None:
+        rows.append(
+            {
+                "image": str(path.relative_to(out_dir)),
+                "source": path_text(src),
+                "round": rnd,
+                "k": len(plan.names),
+                "sequence": ";".join(f"{n}:{lv}" for n, lv in zip(plan.names, plan.levels, strict=True)),
+                **plan.strengths(distortions),
+            }
+        )
+
+    def written(path: Path, src: Path, rnd: int, plan: Plan) -> None:
+        nonlocal since_flush
+        label(path, src, rnd, plan)
+        res.written += 1
+        since_flush += 1
 
     try:
         for rnd in range(rounds):
@@ -183,15 +191,12 @@ def make_distorted_set(
                         continue
                     if max_side:
                         img = shrink_longer(img, max_side, Image.Resampling.LANCZOS)
-                    pending = (path, src, rnd, plan)  # a Ctrl-C right after the rename still labels it
-                    with atomic_path(path) as tmp:
+                    # labelled and counted with the rename, no Ctrl-C between: an image on disk is labelled
+                    with atomic_path(path, on_commit=partial(written, path, src, rnd, plan)) as tmp:
                         apply_plan(img, plan).save(tmp, format="PNG")
-                    rows.append(label_row(path, src, rnd, plan))
-                    # one statement: no interruption between them (Python checks signals at calls and jumps)
-                    pending, res.written, since_flush = None, res.written + 1, since_flush + 1
                 else:
                     res.existing += 1
-                    rows.append(label_row(path, src, rnd, plan))
+                    label(path, src, rnd, plan)
                 if since_flush >= flush_every:
                     _write_labels(labels, rows, distortions)
                     since_flush = 0
@@ -199,9 +204,5 @@ def make_distorted_set(
                     on_item(1)
     except KeyboardInterrupt as exc:  # keep the labels of every finished image; the caller says so
         res.interruption = exc
-        if pending is not None and pending[0].exists():  # written, interrupted before it was counted
-            if not rows or rows[-1]["image"] != str(pending[0].relative_to(out_dir)):
-                rows.append(label_row(*pending))
-            res.written += 1
     _write_labels(labels, rows, distortions)
     return res

@@ -17,11 +17,13 @@ import hashlib
 import json
 import os
 import re
+import signal
 import socket
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -145,8 +147,42 @@ def output_png(path: str | Path, option: str, *, create: bool = True) -> Path:
 
 
 @contextlib.contextmanager
-def atomic_path(target: str | Path) -> Iterator[Path]:
-    """Yield a temporary path next to ``target``; on success it is renamed onto ``target``."""
+def interrupts_held() -> Iterator[None]:
+    """Hold Ctrl-C and SIGTERM for the few statements that commit an output and record it (the rename of
+    a batch's image and its row in a label list, the fsync of a batch of scores and the count said at the
+    end): a signal that arrives inside is raised, by its own handler, once the block is done — so an
+    interruption never lands between the two (a file on disk that no record or count knows of). Outside
+    the main thread (no handler can be set there) the block runs as it is. Keep the block short."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[tuple[int, Any]] = []
+    saved: dict[int, Any] = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        handler = signal.getsignal(sig)
+        if handler is not None and handler != signal.SIG_IGN:  # None: set outside Python, left alone
+            saved[sig] = signal.signal(sig, lambda signum, frame: held.append((signum, frame)))
+    try:
+        yield
+    finally:
+        for restored, previous in saved.items():
+            signal.signal(restored, previous)
+        if held:
+            signum, frame = held[0]
+            own = saved[signum]
+            if callable(own):
+                own(signum, frame)  # KeyboardInterrupt, or the command's own (SIGTERM's Terminated)
+            else:  # SIG_DFL: the default action, now
+                signal.raise_signal(signum)
+
+
+@contextlib.contextmanager
+def atomic_path(target: str | Path, on_commit: Callable[[], object] | None = None) -> Iterator[Path]:
+    """Yield a temporary path next to ``target``; on success it is renamed onto ``target``.
+
+    ``on_commit`` records the finished file (a row in a label list, a count) in the same step as the
+    rename, with Ctrl-C / SIGTERM held between the two (:func:`interrupts_held`): the file is on disk
+    if and only if it was recorded — short of a SIGKILL, which a resume reconciles from the disk."""
     target = Path(target)
     if target.is_dir():  # the rename would fail after the work, naming the temp file
         raise AttiqaError(f"{target}: is a folder — write to a file name instead")
@@ -165,7 +201,10 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
             os.fsync(fh.fileno())
         # mkstemp (and writers that replace the file) leave 0600; finished files get the usual mode
         os.chmod(tmp_path, 0o666 & ~_UMASK)
-        os.replace(tmp_path, target)
+        with interrupts_held():
+            os.replace(tmp_path, target)
+            if on_commit is not None:
+                on_commit()
     except OSError as exc:
         if exc.filename not in (tmp, str(tmp_path)):
             raise

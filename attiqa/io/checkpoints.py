@@ -114,6 +114,17 @@ def read_card(path: str | Path) -> dict[str, Any]:
     return card
 
 
+def card_copy_current(path: str | Path) -> bool:
+    """Whether the ``.json`` card beside ``path`` is the one in its header (same epoch and stage): the copy
+    is written just after the weights, so an interruption between the two leaves the previous card there."""
+    try:
+        copy = json.loads(card_path_for(path).read_text(encoding="utf-8"))
+        card = read_card(path)
+    except (OSError, ValueError, ModelLoadError):
+        return False
+    return isinstance(copy, dict) and all(copy.get(k) == card.get(k) for k in ("epoch", "stage"))
+
+
 def load_checkpoint(
     path: str | Path, device: str | torch.device = "cpu"
 ) -> tuple[dict[str, torch.Tensor], dict]:

@@ -38,7 +38,13 @@ import torch
 from safetensors import SafetensorError
 
 from attiqa.errors import AttiqaError
-from attiqa.io.checkpoints import load_checkpoint, load_training_state, read_card, save_training_state
+from attiqa.io.checkpoints import (
+    card_copy_current,
+    load_checkpoint,
+    load_training_state,
+    read_card,
+    save_training_state,
+)
 from attiqa.models import AttiqaModel, save_model
 from attiqa.training import distributed as D
 from attiqa.training.data import flush_unreadable
@@ -268,7 +274,9 @@ class Trainer:
         if "best" in extra:
             self.best = extra["best"]
         last_epoch = read_card(self.last_path).get("epoch") if self.last_path.exists() else None
-        if last_epoch != self.start_epoch and D.is_main():  # killed between the state and `last`
+        # killed between the state and `last`, or between `last` and its .json card (the final epoch's: no
+        # later epoch writes them again)
+        if (last_epoch != self.start_epoch or not card_copy_current(self.last_path)) and D.is_main():
             card = {**self.card, "epoch": self.start_epoch, "history": self.history}
             if self.validate is not None and self.history:
                 drop = ("epoch", "seconds", "train_loss")
