@@ -1,0 +1,146 @@
+"""Does the teacher recipe carry to a camera it never saw? Leave-one-camera-out on a finished teacher run
+(issue 19's held-out question asked by camera instead of by scene group; session 43, ours).
+
+RUN is an ``isp-tune --algo teacher`` run whose searches cover every raw (the shipping run, ``--test-fraction
+0``: ``RUN/teacher/targets_neutral.json``), so no per-image search is run again. The camera of each raw is
+read from ``RAW_DIR/manifest.csv`` (columns ``file``, ``libraw_make``, ``libraw_model``; the shared raws'
+manifest has them). For each camera in turn, with its raws held out and every other camera's raws for
+training, the recipe is redone as ``isp-tune`` does it, nothing taken from the held-out camera:
+
+* the base: global CMA-ES on the training raws (``--cma-global-budget`` calls, cached in
+  ``RUN/camera_holdout/CAMERA/baselines/cma_global.json``);
+* the observation of every raw's render with that base, the residual targets (the best of the recipe's three
+  per-image searches) relative to it, the model chosen by the training raws' scene-group CV by the real
+  guarded reward (cached per camera), fitted on the training raws;
+* the held-out camera's raws judged by the guarded reward: neutral, the base, per-image CMA-ES (the seed-0
+  search of ``targets_neutral.json``: from neutral, 150 calls, seed 0 — the per-image baseline's search) and
+  the teacher's prediction.
+
+Prints per camera the guarded scores and the teacher's share of per-image CMA-ES's gain over neutral (the
+held-out goal's measure, here on the guarded score) and over the base. Scores are cached in
+``RUN/camera_holdout/scores.json``: a rerun costs no scorer call.
+
+    python benchmarks/isp_camera_holdout.py runs/ship [--cma-global-budget 600]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+
+from attiqa.datasets.readers import read_csv
+from attiqa.io.atomic import write_json_atomic
+from isp_env.baselines import score_together
+from isp_env.mos_function import load_mos_function
+from isp_env.params import neutral, read_run_json, to_normalized
+from isp_env.run import global_cma, scene_groups
+from isp_env.teacher import choose_by_cv, fit_teacher, residual_targets
+from isp_env.tuning import TrainConfig, teacher_inputs
+
+
+def best_of(entry: dict, restarts: int = 3) -> dict[str, float]:
+    """A raw's target: its best search of seeds 0 .. restarts - 1 (the default recipe)."""
+    runs = [r for r in entry.get("runs", [entry]) if int(r.get("seed", 0)) < restarts]
+    return max(runs, key=lambda r: r["score"])["params"]
+
+
+def seed0(entry: dict) -> dict[str, float]:
+    """The raw's seed-0 search: the same search as ``isp-tune``'s per-image CMA-ES baseline."""
+    return next(r for r in entry.get("runs", [entry]) if int(r.get("seed", 0)) == 0)["params"]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("run", type=Path)
+    ap.add_argument("--cma-global-budget", type=int, default=600)
+    args = ap.parse_args()
+    plan = json.loads((args.run / "run.json").read_text())
+    cfg = TrainConfig(**{k: v for k, v in plan["config"].items() if k in TrainConfig.__dataclass_fields__})
+    root = Path(plan["raw_dir"])
+    raws = [Path(p) for p in plan["train"] + plan["test"]]
+    table = read_csv(
+        root / "manifest.csv", ",", what="raw manifest (columns file, libraw_make, libraw_model)"
+    )
+    f, make, model = table.column("file"), table.column("libraw_make"), table.column("libraw_model")
+    camera_of = {str(r[f]): f"{r[make]} {r[model]}" for r in table.rows}
+    camera = {p: camera_of.get(p.name, "unknown") for p in raws}
+    groups = scene_groups(raws, root)
+    mos = load_mos_function(cfg.scorer)
+    searches = json.loads((args.run / "teacher" / "targets_neutral.json").read_text())
+    folder = args.run / "camera_holdout"
+    cache_path = folder / "scores.json"
+    cache: dict[str, float] = read_run_json(cache_path)
+    rows = []
+    for cam in sorted(set(camera.values()), key=lambda c: -sum(v == c for v in camera.values())):
+        slug = re.sub(r"[^A-Za-z0-9]+", "_", cam).strip("_")
+        train = [p for p in raws if camera[p] != cam]
+        test = [p for p in raws if camera[p] == cam]
+        g = global_cma(folder / slug, cfg, mos, train, {}, args.cma_global_budget)
+        fold = dataclasses.replace(cfg, base=g["params"])
+        base = to_normalized(fold.base or {})
+        names, feats, obj, group_of, _ = teacher_inputs(train, fold, mos, groups)
+        t_names, t_feats, t_obj, _, _ = teacher_inputs(test, fold, mos, groups)
+        x = np.stack(feats)
+        y = residual_targets([best_of(searches[n]) for n in names], fold.base or {}, fold.scale)
+        cv_cache: dict[str, float] = {
+            k[len(slug) + 4 :]: v for k, v in cache.items() if k.startswith(f"cv:{slug}:")
+        }
+
+        def score(pairs: list[tuple[int, np.ndarray]], names=names, obj=obj, base=base) -> list[float]:
+            return score_together(
+                [(obj[names[i]], np.clip(base + cfg.scale * a, -1.0, 1.0)) for i, a in pairs]
+            )
+
+        choice = choose_by_cv(x, y, group_of, score, seed=cfg.seed, cache=cv_cache)
+        cache.update({f"cv:{slug}:{k}": v for k, v in cv_cache.items()})
+        pol = fit_teacher(x, y, choice.kind, choice.strength)
+        actions = pol.predict(np.stack(t_feats).astype(np.float32))[0]
+        settings = {
+            "neutral": [to_normalized(neutral())] * len(t_names),
+            "base": [base] * len(t_names),
+            "per-image CMA-ES": [to_normalized(seed0(searches[n])) for n in t_names],
+            "teacher": [base + fold.scale * a for a in actions],
+        }
+        result: dict[str, object] = {
+            "camera": cam,
+            "train": len(names),
+            "test": len(t_names),
+            "model": f"{choice.kind} {choice.strength:g}",
+        }
+        for method, values in settings.items():
+            scores = []
+            for n, s in zip(t_names, values, strict=True):
+                key = f"test:{slug}:{method}:{choice.kind}:{choice.strength:g}:{n}"
+                if key not in cache:
+                    cache[key] = float(t_obj[n](np.clip(s, -1.0, 1.0)))
+                scores.append(cache[key])
+            result[method] = scores
+        write_json_atomic(cache_path, cache)
+        rows.append(result)
+        print(json.dumps(result))
+    print("\nleave-one-camera-out, guarded score on the held-out camera's raws (mean)")
+    print(
+        f"{'camera':34s} {'train':>5s} {'test':>4s} {'neutral':>8s} {'base':>8s} {'per-img':>8s} "
+        f"{'teacher':>8s}  > neutral  share vs neutral / base  model"
+    )
+    for r in rows:
+        m = {k: float(np.mean(r[k])) for k in ("neutral", "base", "per-image CMA-ES", "teacher")}  # type: ignore[arg-type]
+        wins = sum(t > n for t, n in zip(r["teacher"], r["neutral"], strict=True))  # type: ignore[arg-type]
+        gain_n = m["per-image CMA-ES"] - m["neutral"]
+        gain_b = m["per-image CMA-ES"] - m["base"]
+        share_n = 100 * (m["teacher"] - m["neutral"]) / gain_n if gain_n else float("nan")
+        share_b = 100 * (m["teacher"] - m["base"]) / gain_b if gain_b else float("nan")
+        print(
+            f"{r['camera']:34s} {r['train']:5d} {r['test']:4d} {m['neutral']:8.2f} {m['base']:8.2f} "
+            f"{m['per-image CMA-ES']:8.2f} {m['teacher']:8.2f}  {wins:3d} of {r['test']:<3d}  "
+            f"{share_n:6.0f} % / {share_b:4.0f} %     {r['model']}"
+        )
+
+
+if __name__ == "__main__":
+    main()
