@@ -11,8 +11,9 @@ strip computes each output element with the same operations in the same order, s
 whatever the number of threads (tested).
 
 Thread count: the environment variable ``ISP_THREADS`` if set, else the cores this process may run on
-(``os.sched_getaffinity``); :func:`set_threads` overrides both. Images under :data:`PARALLEL_MIN_PIXELS` run
-on the calling thread: the agent's small previews are rendered in one process per environment already.
+(``attiqa.io.cores.usable_cores``); :func:`set_threads` overrides both. Images under
+:data:`PARALLEL_MIN_PIXELS` run on the calling thread: the agent's small previews are rendered in one
+process per environment already.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from attiqa.errors import ConfigError
+from attiqa.io.cores import usable_cores
 
 ENV_VAR = "ISP_THREADS"
 STRIP_ELEMENTS = 1 << 17
@@ -53,7 +55,7 @@ def threads() -> int:
         if not env.isdigit() or int(env) < 1:
             raise ConfigError(f"{ENV_VAR}={env!r} is not a thread count; set a positive integer or unset it")
         return int(env)
-    return len(os.sched_getaffinity(0))
+    return usable_cores()
 
 
 def strip_rows(width: int, multiple: int = 2) -> int:

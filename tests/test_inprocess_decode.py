@@ -23,8 +23,8 @@ from attiqa.io.batching import (
     default_num_workers,
     inference_num_workers,
     iter_image_batches,
-    usable_cores,
 )
+from attiqa.io.cores import usable_cores
 from attiqa.models.transforms import ChannelsLastFiveCropTest
 from attiqa.scorers.attiqa_scorer import AttiqaScorer
 from attiqa.scorers.zoo import resolve_weights
@@ -116,7 +116,7 @@ def test_the_worker_defaults_follow_a_real_affinity_restriction():
     child restricted to one core (the real ``sched_setaffinity``, as taskset does) forks none."""
     code = (
         "import os; os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})\n"
-        "from attiqa.io.batching import default_num_workers, usable_cores\n"
+        "from attiqa.io.batching import default_num_workers\nfrom attiqa.io.cores import usable_cores\n"
         "print(usable_cores(), os.cpu_count(), default_num_workers())"
     )
     out = subprocess.run(

@@ -85,6 +85,17 @@ def test_thread_count_setting(monkeypatch, threads):
         threads(0)
 
 
+def test_thread_count_where_the_platform_has_no_affinity_call(monkeypatch, threads):
+    """macOS and Windows have no ``os.sched_getaffinity``: the render's thread count was an AttributeError
+    there (strips counted the affinity itself); now the one core count, which falls back to the machine's
+    cores — the same count the decode workers use."""
+    from attiqa.io.cores import usable_cores
+
+    monkeypatch.delenv(strips.ENV_VAR, raising=False)
+    monkeypatch.delattr(os, "sched_getaffinity")
+    assert strips.threads() == usable_cores() == (os.cpu_count() or 1)
+
+
 def test_a_strip_error_reaches_the_caller(threads):
     threads(2)
 

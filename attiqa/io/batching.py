@@ -26,6 +26,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, get_worker_info
 
 from attiqa.errors import ImageLoadError
+from attiqa.io.cores import usable_cores
 from attiqa.io.images import load_image
 
 Transform = Callable[[Any], torch.Tensor]  # PIL image -> tensor
@@ -393,14 +394,6 @@ def _drop_half_built_storage_ref(unraisable: Any) -> None:
         and getattr(obj, "__module__", "") == "torch.multiprocessing.reductions"
     ):
         _unraisable_before(unraisable)
-
-
-def usable_cores() -> int:
-    """The cores this process may run on (its CPU affinity, e.g. under taskset or a container's cpuset)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 def inference_num_workers(device: torch.device | str) -> int:
