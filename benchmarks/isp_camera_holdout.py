@@ -29,12 +29,12 @@ import argparse
 import dataclasses
 import json
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
 
 from attiqa.datasets.readers import read_csv
-from attiqa.io.atomic import write_json_atomic
 from isp_env.baselines import score_together
 from isp_env.mos_function import load_mos_function
 from isp_env.params import neutral, read_run_json, to_normalized
@@ -42,11 +42,8 @@ from isp_env.run import global_cma, scene_groups
 from isp_env.teacher import choose_by_cv, fit_teacher, residual_targets
 from isp_env.tuning import TrainConfig, teacher_inputs
 
-
-def best_of(entry: dict, restarts: int = 3) -> dict[str, float]:
-    """A raw's target: its best search of seeds 0 .. restarts - 1 (the default recipe)."""
-    runs = [r for r in entry.get("runs", [entry]) if int(r.get("seed", 0)) < restarts]
-    return max(runs, key=lambda r: r["score"])["params"]
+sys.path.insert(0, str(Path(__file__).parent))
+from _isp import best_of, cached_scores  # noqa: E402
 
 
 def seed0(entry: dict) -> dict[str, float]:
@@ -76,7 +73,7 @@ def main() -> None:
     cache_path = folder / "scores.json"
     cache: dict[str, float] = read_run_json(cache_path)
     rows = []
-    for cam in sorted(set(camera.values()), key=lambda c: -sum(v == c for v in camera.values())):
+    for cam in sorted(set(camera.values()), key=lambda c: (-sum(v == c for v in camera.values()), c)):
         slug = re.sub(r"[^A-Za-z0-9]+", "_", cam).strip("_")
         train = [p for p in raws if camera[p] != cam]
         test = [p for p in raws if camera[p] == cam]
@@ -113,14 +110,8 @@ def main() -> None:
             "model": f"{choice.kind} {choice.strength:g}",
         }
         for method, values in settings.items():
-            scores = []
-            for n, s in zip(t_names, values, strict=True):
-                key = f"test:{slug}:{method}:{choice.kind}:{choice.strength:g}:{n}"
-                if key not in cache:
-                    cache[key] = float(t_obj[n](np.clip(s, -1.0, 1.0)))
-                scores.append(cache[key])
-            result[method] = scores
-        write_json_atomic(cache_path, cache)
+            tag = f"{slug}:{method}:{choice.kind}:{choice.strength:g}"
+            result[method] = cached_scores(cache, cache_path, tag, t_names, t_obj, values)
         rows.append(result)
         print(json.dumps(result))
     print("\nleave-one-camera-out, guarded score on the held-out camera's raws (mean)")

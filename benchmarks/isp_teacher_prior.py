@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -33,11 +34,8 @@ from isp_env.run import image_key, scene_groups
 from isp_env.teacher import choose_by_cv, fit_teacher, residual_targets
 from isp_env.tuning import TrainConfig, teacher_inputs
 
-
-def best_of(entry: dict, restarts: int = 3) -> dict[str, float]:
-    """A raw's target: its best search of seeds 0 .. restarts - 1 (the default recipe)."""
-    runs = [r for r in entry.get("runs", [entry]) if int(r.get("seed", 0)) < restarts]
-    return max(runs, key=lambda r: r["score"])["params"]
+sys.path.insert(0, str(Path(__file__).parent))
+from _isp import best_of, cached_scores  # noqa: E402
 
 
 def main() -> None:
@@ -64,14 +62,7 @@ def main() -> None:
 
     def held_out(tag: str, settings: list[np.ndarray]) -> float:
         """Mean guarded score of normalised settings on the held-out raws (cached by ``tag``)."""
-        out = []
-        for n, s in zip(t_names, settings, strict=True):
-            key = f"test:{tag}:{n}"
-            if key not in cache:
-                cache[key] = float(t_obj[n](np.clip(s, -1.0, 1.0)))
-            out.append(cache[key])
-        write_json_atomic(cache_path, cache)
-        return float(np.mean(out))
+        return float(np.mean(cached_scores(cache, cache_path, tag, t_names, t_obj, settings)))
 
     def policy_settings(pol) -> list[np.ndarray]:
         return [base + cfg.scale * a for a in pol.predict(xt.astype(np.float32))[0]]
