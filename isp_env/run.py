@@ -33,7 +33,7 @@ from isp_env.baselines import cma_search, guarded_objective
 from isp_env.isp import Developed, develop, finish
 from isp_env.mos_function import MOSFunction, load_mos_function
 from isp_env.params import check_values, neutral, read_run_json, read_values
-from isp_env.policy_io import load_policy
+from isp_env.policy_io import load_policy, resolve_policy
 from isp_env.raw import RAW_EXTENSIONS, RawReadError, find_raws, probe_raw, read_raw
 from isp_env.report import policy_label, write_report
 from isp_env.reward import (
@@ -49,6 +49,7 @@ from isp_env.teacher import TeacherSettings, spread_sample
 from isp_env.tuning import (
     TrainConfig,
     check_config,
+    check_reward_model,
     checked_prior,
     describe_reward_model,
     teacher_prior,
@@ -502,3 +503,41 @@ def _baselines(
             advance(1)
     params["cma_per_image"] = {k: per[k]["params"] for k in items}
     budgets["cma_per_image"] = {"train": 0, "test": int(sum(per[k]["calls"] for k in items))}
+
+
+def check_policy(
+    raw_dir: Path, out: Path, spec: str, scorer: str | None = None
+) -> list[dict[str, float | str]]:
+    """A policy against the neutral render on every readable raw of ``raw_dir`` (``isp-tune check``): both
+    rendered and scored by the reward model (MOS, and MOS minus the guard's penalty), no search and no
+    baseline — what a user runs before trusting a policy on another camera's raws (a teacher policy is for
+    the cameras it was trained on: docs/isp.md, "Leave one camera out"). Writes ``evaluate``'s report into
+    ``out``; returns per raw ``image``, ``neutral_mos``, ``policy_mos``, ``neutral_guarded``,
+    ``policy_guarded``."""
+    policy, card = load_policy(resolve_policy(spec))
+    check_reward_model(spec, card, scorer, refuse=False)
+    found = find_raws(raw_dir)
+    raws = [p for p in found if probe_raw(p) is None]
+    for p in sorted(set(found) - set(raws)):
+        console.print(f"[yellow]skipped[/] {plain_failure(probe_raw(p) or p.name, p)}")
+    if not raws:
+        raise ConfigError(f"{raw_dir}: no raw LibRaw can read — give a folder of camera raws or DNGs")
+    output_folder(out, "--out")
+    mos = load_mos_function(scorer)
+    cfg = TrainConfig(algo=str(card.get("algo", "teacher")), scorer=scorer)
+    cfg.view_shorter = mos.view_shorter or DEFAULT_VIEW_SHORTER
+    evaluate(raw_dir, out, cfg, mos, raws, [], {"policy": (policy, card)}, {}, {}, baselines=False)
+    by: dict[str, dict[str, tuple[float, float]]] = {}
+    for r in read_csv(out / "results.csv", ",", what="isp-tune results").rows:
+        by.setdefault(r["image"], {})[r["method"]] = (float(r["mos"]), float(r["guarded"]))
+    return [
+        {
+            "image": key,
+            "neutral_mos": v["neutral"][0],
+            "policy_mos": v["policy"][0],
+            "neutral_guarded": v["neutral"][1],
+            "policy_guarded": v["policy"][1],
+        }
+        for key, v in sorted(by.items())
+        if "neutral" in v and "policy" in v
+    ]

@@ -1,0 +1,58 @@
+"""`isp-tune check DIR --policy P`: a policy against the neutral render on a folder of raws (session 43) —
+what a user runs before trusting a policy on another camera's raws."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from isp_env.cli import app
+
+
+def test_check_compares_the_shipped_policy_with_neutral_on_real_dngs(tmp_path, isp_raws):
+    """Four real DNGs (rawpy reads them), the shipped policy and the default reward model: one row per raw,
+    the printed table and summary agree with the report's results.csv, and the report files are written."""
+    raws = tmp_path / "raws"
+    raws.mkdir()
+    for p in isp_raws:
+        shutil.copy(p, raws / p.name)
+    out = tmp_path / "check"
+    r = CliRunner().invoke(app, ["check", str(raws), "--out", str(out)])
+    assert r.exit_code == 0, r.output + repr(r.exception)
+    with (out / "results.csv").open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    by = {(row["image"], row["method"]): row for row in rows}
+    names = sorted({row["image"] for row in rows})
+    assert names == sorted(p.stem for p in isp_raws)
+    assert {row["method"] for row in rows} == {"neutral", "policy"}
+    wins = sum(float(by[n, "policy"]["mos"]) > float(by[n, "neutral"]["mos"]) for n in names)
+    assert f"MOS: policy above neutral on {wins} of 4 raws" in " ".join(r.output.split())
+    for n in names:
+        assert f"{float(by[n, 'neutral']['mos']):.2f}" in r.output
+        assert (out / "test" / "policy" / "renders" / f"{n}.png").exists()
+    assert (out / "report.md").exists() and (out / "grid.png").exists()
+
+
+def test_check_refuses_bad_input_in_one_line_and_leaves_no_folder(tmp_path, isp_raws):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    runner = CliRunner()
+    for args, message in (
+        (["check", str(tmp_path / "nope")], "not a folder"),
+        (["check", str(empty), "--out", str(tmp_path / "o1")], "no raw LibRaw can read"),
+        (
+            ["check", str(isp_raws[0].parent), "--policy", "defualt", "--out", str(tmp_path / "o2")],
+            "did you mean",
+        ),
+    ):
+        r = runner.invoke(app, args)
+        assert r.exit_code != 0 and message in str(r.exception), (args, r.exception)
+    assert not (tmp_path / "o1").exists() and not (tmp_path / "o2").exists()
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    r = runner.invoke(app, ["check", str(isp_raws[0].parent), "--out", str(blocker / "sub")])
+    assert r.exit_code != 0 and str(blocker) in str(r.exception)
+    assert Path(blocker).read_text() == "x"
