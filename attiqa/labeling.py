@@ -176,7 +176,7 @@ def label_images(
     if rank == 0:  # temps of a killed run (never a live writer's: see remove_orphan_temps)
         remove_orphan_temps(pdir)
         remove_orphan_temps(out.parent, targets=[out.name])
-    workers = inference_num_workers(teacher.device) if num_workers is None else num_workers
+    workers = inference_num_workers(teacher.device, num_workers)
     failed: list[ImageLoadError] = []
     labelled = 0
     if on_batch and skipped_done:

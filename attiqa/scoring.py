@@ -62,7 +62,7 @@ def score_batches(
     """Score ``paths`` in input order, a batch at a time, honouring the scorer's batching hints."""
     info = scorer.info
     batch_size = min(batch_size, info.max_batch or batch_size)
-    workers = inference_num_workers(scorer.device) if num_workers is None else num_workers
+    workers = inference_num_workers(scorer.device, num_workers)
     ncol = len(scorer.columns)
     for batch in iter_image_batches(
         paths, scorer.transform, batch_size, workers, min_shorter=info.min_shorter

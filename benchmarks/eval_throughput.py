@@ -63,7 +63,7 @@ def main() -> None:
     ds, paths = dataset(args)
     scorer = load_scorer(args.model, **({"crops": args.crops} if is_attiqa_model(args.model) else {}))
     out = Path(tempfile.mkdtemp(prefix="attiqa-evalbench-out-"))
-    workers = inference_num_workers(scorer.device) if args.workers is None else args.workers
+    workers = inference_num_workers(scorer.device, args.workers)
 
     def run_eval() -> float:
         t0 = time.perf_counter()

@@ -60,7 +60,7 @@ def main() -> None:
     scorer = AttiqaScorer(ckpt, crops=args.crops, fold=args.fold)
 
     # warm-up (allocations, thread pools)
-    workers = inference_num_workers(scorer.device) if args.workers is None else args.workers
+    workers = inference_num_workers(scorer.device, args.workers)
     score_paths(paths[: args.batch_size], scorer, args.batch_size, num_workers=workers)
 
     def end_to_end() -> float:

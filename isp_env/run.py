@@ -516,16 +516,13 @@ def check_policy(
     ``policy_guarded``."""
     policy, card = load_policy(resolve_policy(spec))
     check_reward_model(spec, card, scorer, refuse=False)
-    found = find_raws(raw_dir)
-    raws = [p for p in found if probe_raw(p) is None]
-    for p in sorted(set(found) - set(raws)):
-        console.print(f"[yellow]skipped[/] {plain_failure(probe_raw(p) or p.name, p)}")
+    raws = find_raws(raw_dir)
     if not raws:
         raise ConfigError(f"{raw_dir}: no raw LibRaw can read — give a folder of camera raws or DNGs")
-    output_folder(out, "--out")
     mos = load_mos_function(scorer)
     cfg = TrainConfig(algo=str(card.get("algo", "teacher")), scorer=scorer)
     cfg.view_shorter = mos.view_shorter or DEFAULT_VIEW_SHORTER
+    # evaluate skips (and lists) the raws it cannot read, and makes ``out`` only once it has rows to write
     evaluate(raw_dir, out, cfg, mos, raws, [], {"policy": (policy, card)}, {}, {}, baselines=False)
     by: dict[str, dict[str, tuple[float, float]]] = {}
     for r in read_csv(out / "results.csv", ",", what="isp-tune results").rows:

@@ -232,7 +232,7 @@ def evaluate(
     items, skipped = _select_items(ds, split, missing, shards, checked)
     items, mos_warnings = check_mos(items, ds)
     out_dir = Path(out_dir)
-    workers = inference_num_workers(scorer.device) if num_workers is None else num_workers
+    workers = inference_num_workers(scorer.device, num_workers)
     key, identity = score_cache_key(scorer, scorer_overrides)
     paths = [it.image for it in items]
 

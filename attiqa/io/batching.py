@@ -396,8 +396,8 @@ def _drop_half_built_storage_ref(unraisable: Any) -> None:
         _unraisable_before(unraisable)
 
 
-def inference_num_workers(device: torch.device | str) -> int:
-    """Decode workers for a model running inference on ``device``, when the caller sets none.
+def inference_num_workers(device: torch.device | str, given: int | None = None) -> int:
+    """Decode workers for a model running inference on ``device``: ``given`` when the caller set it, else:
 
     On a GPU the CPU is idle during the forward pass: workers on the spare cores decode the next batches
     meanwhile. On the CPU the forward pass already runs on torch's threads; a worker beside them takes a
@@ -405,6 +405,8 @@ def inference_num_workers(device: torch.device | str) -> int:
     decoding's CPU was paid about twice over; experiments/speed/serial_decode_results_s42.md). So on the CPU
     workers only on the cores torch's threads leave free, and none when they take every core: batches are
     then decoded in this process between forward passes, on the same number of threads."""
+    if given is not None:
+        return given
     if torch.device(device).type != "cpu":
         return default_num_workers()
     return max(0, min(8, usable_cores() - torch.get_num_threads()))

@@ -40,7 +40,7 @@ class ClipPromptEncoder:
 
         self.teacher = teacher
         self.batch_size = int(batch_size)
-        self.workers = inference_num_workers(teacher.device) if workers is None else int(workers)
+        self.workers = inference_num_workers(teacher.device, None if workers is None else int(workers))
         self.description = str(teacher.metadata().get("spec", "clip"))
 
     @classmethod
