@@ -47,10 +47,12 @@ from isp_env.reward import (
 )
 from isp_env.teacher import TeacherSettings, spread_sample
 from isp_env.tuning import (
+    CHECK_CANDIDATES,
     TrainConfig,
     check_config,
     check_reward_model,
     checked_prior,
+    checked_setting,
     describe_reward_model,
     teacher_prior,
     train,
@@ -322,8 +324,11 @@ def evaluate(
     baselines: bool = True,
     cma_global_budget: int = 600,
     cma_image_budget: int = 150,
+    checked: bool = True,
 ) -> list[dict[str, Any]]:
-    """Tune + render the test raws with each agent (name -> (policy, card)), run the baselines, report."""
+    """Tune + render the test raws with each agent (name -> (policy, card)), run the baselines, report.
+    ``checked``: also each agent's setting checked against its base and neutral by the reward
+    (``NAME_checked``: :func:`isp_env.tuning.checked_setting`, two or three scorer calls per raw)."""
     view = cfg.view_shorter if cfg.preview is None else None
     skipped = dict(skipped)
     items: dict[str, tuple[Developed, Guard, int | None]] = {}
@@ -357,6 +362,13 @@ def evaluate(
                     )
                 params[name][key] = values
                 adv(1)
+    kept: dict[str, dict[str, int]] = {}  # per checked method: raws on which each candidate was kept
+    if checked:
+        for name, (_, card) in list(agents.items()):
+            calls, kept[f"{name}_checked"] = _checked(
+                out, name, card, params, items, mos, scorer_identity(cfg.scorer)
+            )
+            budgets[f"{name}_checked"] = {"train": budgets.get(name, {}).get("train", 0), "test": calls}
     if baselines:
         _baselines(
             out, cfg, mos, items, train_raws, params, budgets, skipped, cma_global_budget, cma_image_budget
@@ -410,9 +422,61 @@ def evaluate(
         "n_test": len(items),
         "skipped": skipped,
         "test_raws": sorted(items),
+        **({"checked_kept": kept} if kept else {}),
     }
     labels = {name: policy_label(name, card) for name, (_, card) in agents.items()}
+    if checked:
+        labels |= {
+            f"{name}_checked": f"{labels[name]}, checked (best of it, its base, neutral by the reward)"
+            for name in agents
+        }
     return write_report(out, rows, budgets, meta, crops, labels)
+
+
+def _checked(
+    out: Path,
+    name: str,
+    card: dict[str, Any],
+    params: dict[str, dict[str, dict[str, float]]],
+    items: dict[str, tuple[Developed, Guard, int | None]],
+    mos: MOSFunction,
+    reward: dict[str, Any] | None,
+) -> tuple[int, dict[str, int]]:
+    """``params[name + "_checked"]``: agent ``name``'s setting of each raw checked against its base and
+    neutral (cached per raw with the candidates' scores in ``test/NAME_checked/params/``, kept while the
+    policy and the reward model are the same); returns the scorer calls it took (cached ones included)
+    and on how many raws each candidate was kept."""
+    method = f"{name}_checked"
+    params[method] = {}
+    calls = 0
+    kept = dict.fromkeys(CHECK_CANDIDATES, 0)
+    with progress_task(f"{method}: policy / base / neutral", total=len(items), unit="img") as adv:
+        for key, item in items.items():
+            pfile = out / "test" / method / "params" / f"{key}.json"
+            done = read_run_json(pfile)
+            same = done.get("policy_timesteps") == card["timesteps"] and done.get("reward_model") == reward
+            if same and done.get("from") == params[name][key] and done.get("chosen") in kept:
+                values, scored, chosen = check_values(done["params"]), len(done["scores"]), done["chosen"]
+            else:
+                c = checked_setting(params[name][key], card, item, mos)
+                values, scored, chosen = c.params, len(c.scores), c.chosen
+                write_json_atomic(
+                    pfile,
+                    {
+                        "raw": key,
+                        "params": values,
+                        "chosen": c.chosen,
+                        "scores": c.scores,
+                        "from": params[name][key],
+                        "policy_timesteps": card["timesteps"],
+                        "reward_model": reward,
+                    },
+                )
+            params[method][key] = values
+            calls += scored
+            kept[chosen] += 1
+            adv(1)
+    return calls, kept
 
 
 def _base_arg(base: str) -> dict[str, float]:
@@ -513,7 +577,8 @@ def check_policy(
     baseline — what a user runs before trusting a policy on another camera's raws (a teacher policy is for
     the cameras it was trained on: docs/isp.md, "Leave one camera out"). Writes ``evaluate``'s report into
     ``out``; returns per raw ``image``, ``neutral_mos``, ``policy_mos``, ``neutral_guarded``,
-    ``policy_guarded``."""
+    ``policy_guarded``, and the same of the checked setting (``checked_mos``, ``checked_guarded``, and
+    ``checked_kept``: policy, base or neutral; :func:`isp_env.tuning.checked_setting`)."""
     policy, card = load_policy(resolve_policy(spec))
     check_reward_model(spec, card, scorer, refuse=False)
     raws = find_raws(raw_dir)
@@ -527,14 +592,16 @@ def check_policy(
     by: dict[str, dict[str, tuple[float, float]]] = {}
     for r in read_csv(out / "results.csv", ",", what="isp-tune results").rows:
         by.setdefault(r["image"], {})[r["method"]] = (float(r["mos"]), float(r["guarded"]))
+    checked = out / "test" / "policy_checked" / "params"
     return [
         {
             "image": key,
-            "neutral_mos": v["neutral"][0],
-            "policy_mos": v["policy"][0],
-            "neutral_guarded": v["neutral"][1],
-            "policy_guarded": v["policy"][1],
+            **{f"{m}_mos": v[m][0] for m in ("neutral", "policy")},
+            **{f"{m}_guarded": v[m][1] for m in ("neutral", "policy")},
+            "checked_mos": v["policy_checked"][0],
+            "checked_guarded": v["policy_checked"][1],
+            "checked_kept": read_run_json(checked / f"{key}.json")["chosen"],
         }
         for key, v in sorted(by.items())
-        if "neutral" in v and "policy" in v
+        if {"neutral", "policy", "policy_checked"} <= v.keys()
     ]
