@@ -29,11 +29,13 @@ app = typer.Typer(
     help="Tune the 16 parameters of a 14-module raw ISP with an SB3 agent whose reward is an image-quality "
     "MOS (ATTIQA §5.2).\n\n`isp-tune --raw-dir DIR --out RUN` splits the raws, trains, tunes and renders the "
     "test raws at full resolution and compares with baselines (neutral, rawpy, global / per-image CMA-ES). "
-    "RUN gets policy.safetensors + .json, test/METHOD/params/*.json (METHOD: teacher or agent), "
+    "RUN gets policy.safetensors + .json, test/METHOD/params/*.json (METHOD: teacher or agent, and "
+    "teacher_checked: the policy checked against its base and neutral by the reward), "
     "test/METHOD/renders/*.png (the CMA-ES baselines' too: METHOD cma_global, cma_per_image), the CMA-ES "
     "parameters in baselines/cma_global.json and baselines/cma_per_image.json, results.csv, summary.json, "
     "report.md, grid.png. Rerun the same command to resume.\n\n`isp-tune render RAW -o out.png` renders one "
-    "raw; `isp-tune check DIR --policy P` compares a policy with neutral on a folder of raws.",
+    "raw (`--check`: the best of the policy, its base and neutral by the reward); `isp-tune check DIR "
+    "--policy P` compares a policy with neutral on a folder of raws.",
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
