@@ -245,7 +245,9 @@ def check(
     Every raw rendered neutral and with the policy, both scored by the reward model (MOS, and MOS minus the
     over-processing penalty); no search, minutes not hours. OUT gets results.csv, summary.json, report.md,
     grid.png and the renders. A teacher policy is for the cameras it was trained on: on a camera left out of
-    training it helped on three of five and failed badly on two (docs/isp.md, "Leave one camera out").
+    training it helped on three of five and failed badly on two (docs/isp.md, "Leave one camera out"); the
+    checked setting (`isp-tune render --check`: the best of the policy, its base and neutral by the reward)
+    is shown beside it.
     """
     import statistics
 
