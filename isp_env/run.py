@@ -35,7 +35,7 @@ from isp_env.mos_function import MOSFunction, load_mos_function
 from isp_env.params import check_values, neutral, read_run_json, read_values
 from isp_env.policy_io import load_policy, resolve_policy
 from isp_env.raw import RAW_EXTENSIONS, RawReadError, find_raws, probe_raw, read_raw
-from isp_env.report import policy_label, write_report
+from isp_env.report import Report, policy_label, write_report
 from isp_env.reward import (
     DEFAULT_VIEW_SHORTER,
     Guard,
@@ -306,7 +306,7 @@ def run(
         baselines,
         cma_global_budget,
         cma_image_budget,
-    )
+    ).summary
 
 
 def evaluate(
@@ -322,7 +322,7 @@ def evaluate(
     baselines: bool = True,
     cma_global_budget: int = 600,
     cma_image_budget: int = 150,
-) -> list[dict[str, Any]]:
+) -> Report:
     """Tune + render the test raws with each agent (name -> (policy, card)), run the baselines, report."""
     view = cfg.view_shorter if cfg.preview is None else None
     skipped = dict(skipped)
@@ -523,18 +523,17 @@ def check_policy(
     cfg = TrainConfig(algo=str(card.get("algo", "teacher")), scorer=scorer)
     cfg.view_shorter = mos.view_shorter or DEFAULT_VIEW_SHORTER
     # evaluate skips (and lists) the raws it cannot read, and makes ``out`` only once it has rows to write
-    evaluate(raw_dir, out, cfg, mos, raws, [], {"policy": (policy, card)}, {}, {}, baselines=False)
-    by: dict[str, dict[str, tuple[float, float]]] = {}
-    for r in read_csv(out / "results.csv", ",", what="isp-tune results").rows:
-        by.setdefault(r["image"], {})[r["method"]] = (float(r["mos"]), float(r["guarded"]))
+    report = evaluate(raw_dir, out, cfg, mos, raws, [], {"policy": (policy, card)}, {}, {}, baselines=False)
+    by: dict[str, dict[str, dict[str, Any]]] = {}
+    for r in report.rows:  # every method on every raw evaluate could read
+        by.setdefault(r["image"], {})[r["method"]] = r
     return [
         {
             "image": key,
-            "neutral_mos": v["neutral"][0],
-            "policy_mos": v["policy"][0],
-            "neutral_guarded": v["neutral"][1],
-            "policy_guarded": v["policy"][1],
+            "neutral_mos": v["neutral"]["mos"],
+            "policy_mos": v["policy"]["mos"],
+            "neutral_guarded": v["neutral"]["guarded"],
+            "policy_guarded": v["policy"]["guarded"],
         }
         for key, v in sorted(by.items())
-        if "neutral" in v and "policy" in v
     ]
