@@ -244,6 +244,7 @@ def check(
     """
     import statistics
 
+    from isp_env.report import better_than
     from isp_env.run import check_policy
 
     if not raw_dir.is_dir():
@@ -266,8 +267,9 @@ def check(
         before = [float(r[f"neutral_{key}"]) for r in rows]
         after = [float(r[f"policy_{key}"]) for r in rows]
         gains = [a - b for a, b in zip(after, before, strict=True)]
+        wins = sum(better_than(a, b) for a, b in zip(after, before, strict=True))  # as report.md counts
         stdout.print(
-            f"{what}: policy above neutral on {sum(g > 0 for g in gains)} of {len(gains)} raws; mean "
+            f"{what}: policy above neutral on {wins} of {len(gains)} raws; mean "
             f"{statistics.mean(before):.2f} -> {statistics.mean(after):.2f} "
             f"(median gain {statistics.median(gains):+.2f})"
         )
