@@ -72,27 +72,37 @@ def label_teacher(lc: LabelConfig, device: str = "auto") -> Teacher:
     )
 
 
+def label_inputs(lc: LabelConfig) -> list[Path]:
+    """The label stage's images, found: none (an empty list, folders without images) is one line. Found
+    before the teacher loads (a CLIP model takes seconds) and before a command makes its output folder."""
+    from attiqa.io.images import require_images
+
+    if not lc.images:
+        raise ConfigError("label.images is empty: list the image files or folders to pseudo-label")
+    return require_images(lc.images)
+
+
 def run_label_stage(
     cfg: TrainConfig,
     out_dir: Path,
     progress: bool = True,
     device: str = "auto",
     teacher: Teacher | None = None,
+    paths: list[Path] | None = None,
 ) -> Path:
-    """Pseudo-label ``cfg.label.images`` into its Parquet table (``teacher``: already loaded by
-    :func:`label_teacher`, else loaded here once the images are found)."""
-    from attiqa.io.images import require_images
+    """Pseudo-label ``cfg.label.images`` into its Parquet table (``paths``: already found by
+    :func:`label_inputs`, ``teacher``: already loaded by :func:`label_teacher`; else found and loaded here,
+    in that order)."""
     from attiqa.labeling import env_rank_world, label_images, merge_parts
     from attiqa.progress import progress_task
     from attiqa.training.distributed import barrier
 
     lc = cfg.label
     assert lc is not None
-    if not lc.images:
-        raise ConfigError("label.images is empty: list the image files or folders to pseudo-label")
+    if paths is None:
+        paths = label_inputs(lc)
     out = resolve_in(out_dir, lc.out)
     rank, world = env_rank_world()
-    paths = require_images(lc.images)  # before the teacher loads
     if teacher is None:
         teacher = label_teacher(lc, device)
     if rank == 0:  # the log says which teacher made the labels (the paper's is CLIP; docs/method.md)
@@ -149,9 +159,13 @@ def run(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> RunRes
     out_dir = Path(cfg.out_dir)
     output_folder(out_dir, "out_dir (--out-dir)", create=False)
     with process_group():
-        # the label stage's teacher before out_dir is made: a CLIP model or prompts file that is not there
-        # is one line and no folder (a config's other settings were checked when it was read)
-        teacher = label_teacher(cfg.label) if cfg.label is not None else None
+        # the label stage's images, then its teacher, before out_dir is made: a folder without images, a CLIP
+        # model or prompts file that is not there is one line and no folder, and no model is loaded for the
+        # images' line (a config's other settings were checked when it was read). A degrade stage adds its
+        # output to the images: they are found once it has run.
+        lc = cfg.label
+        paths = label_inputs(lc) if lc is not None and cfg.degrade is None else None
+        teacher = label_teacher(lc) if lc is not None else None
         if is_main():
             output_folder(out_dir, "out_dir (--out-dir)")
             write_json_atomic(out_dir / "config.json", to_dict(cfg))
@@ -161,7 +175,7 @@ def run(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> RunRes
             if cfg.label is not None and str(graded) not in cfg.label.images:
                 cfg.label.images = [*cfg.label.images, str(graded)]
         if cfg.label is not None:
-            result.labels = run_label_stage(cfg, out_dir, progress, teacher=teacher)
+            result.labels = run_label_stage(cfg, out_dir, progress, teacher=teacher, paths=paths)
         if cfg.pretrain is not None:
             from attiqa.training.pretrain import pretrain
 

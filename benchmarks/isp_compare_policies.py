@@ -74,7 +74,7 @@ def main() -> None:
         agents,
         budgets,
         {},
-    )
+    ).summary
     for s in summary:
         print(
             f"{s['label']:24s} MOS {s['mean_mos']:6.2f}  guarded {s['mean_guarded']:6.2f}  "

@@ -85,7 +85,7 @@ def main() -> None:
         True,
         args.cma_global_budget,
         args.cma_image_budget,
-    )
+    ).summary
     print((args.out / "report.md").read_text())
     neutral = next(s for s in summary if s["method"] == "neutral")
     per = next(s for s in summary if s["method"] == "cma_per_image")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -116,6 +116,15 @@ def markdown(summary: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+class Report(NamedTuple):
+    """What :func:`write_report` wrote: ``summary`` per method (summary.json's), and ``rows`` per raw and
+    method (``image``, ``method``, ``mos``, ``guarded``, ...: results.csv's, unrounded), so a caller that
+    needs the rows has them without reading the file back."""
+
+    summary: list[dict[str, Any]]
+    rows: list[dict[str, Any]]
+
+
 def write_report(
     out: Path,
     rows: list[dict[str, Any]],
@@ -123,7 +132,7 @@ def write_report(
     meta: dict[str, Any],
     crops: dict[str, dict[str, np.ndarray]],
     labels: dict[str, str] | None = None,
-) -> list[dict[str, Any]]:
+) -> Report:
     """Write ``results.csv``, ``summary.json``, ``report.md`` and ``grid.png`` into ``out``; ``labels``:
     the policies' (:func:`policy_label`)."""
     summary = summarise(rows, budgets, labels)
@@ -138,7 +147,7 @@ def write_report(
     write_text_atomic(out / "report.md", "# isp-tune report\n\n" + markdown(summary, meta))
     if crops:
         grid_png(out / "grid.png", crops, rows, labels=labels)
-    return summary
+    return Report(summary, rows)
 
 
 def grid_png(

@@ -35,7 +35,7 @@ from isp_env.mos_function import MOSFunction, load_mos_function
 from isp_env.params import check_values, neutral, read_run_json, read_values
 from isp_env.policy_io import load_policy, resolve_policy
 from isp_env.raw import RAW_EXTENSIONS, RawReadError, find_raws, probe_raw, read_raw
-from isp_env.report import policy_label, write_report
+from isp_env.report import Report, policy_label, write_report
 from isp_env.reward import (
     DEFAULT_VIEW_SHORTER,
     Guard,
@@ -308,7 +308,7 @@ def run(
         baselines,
         cma_global_budget,
         cma_image_budget,
-    )
+    ).summary
 
 
 def evaluate(
@@ -325,10 +325,11 @@ def evaluate(
     cma_global_budget: int = 600,
     cma_image_budget: int = 150,
     checked: bool = True,
-) -> list[dict[str, Any]]:
+) -> Report:
     """Tune + render the test raws with each agent (name -> (policy, card)), run the baselines, report.
     ``checked``: also each agent's setting checked against its base and neutral by the reward
-    (``NAME_checked``: :func:`isp_env.tuning.checked_setting`, two or three scorer calls per raw)."""
+    (``NAME_checked``: :func:`isp_env.tuning.checked_setting`, two or three scorer calls per raw; its rows
+    say which candidate was kept, ``kept``)."""
     view = cfg.view_shorter if cfg.preview is None else None
     skipped = dict(skipped)
     items: dict[str, tuple[Developed, Guard, int | None]] = {}
@@ -362,13 +363,14 @@ def evaluate(
                     )
                 params[name][key] = values
                 adv(1)
-    kept: dict[str, dict[str, int]] = {}  # per checked method: raws on which each candidate was kept
+    chosen: dict[str, dict[str, str]] = {}  # per checked method and raw: the candidate kept
     if checked:
         for name, (_, card) in list(agents.items()):
-            calls, kept[f"{name}_checked"] = _checked(
+            calls, chosen[f"{name}_checked"] = _checked(
                 out, name, card, params, items, mos, scorer_identity(cfg.scorer)
             )
             budgets[f"{name}_checked"] = {"train": budgets.get(name, {}).get("train", 0), "test": calls}
+    kept = {m: {c: list(per.values()).count(c) for c in CHECK_CANDIDATES} for m, per in chosen.items()}
     if baselines:
         _baselines(
             out, cfg, mos, items, train_raws, params, budgets, skipped, cma_global_budget, cma_image_budget
@@ -405,6 +407,7 @@ def evaluate(
                         "guarded": score - pen,
                         "clipped": st.clipped,
                         "saturation": st.saturation,
+                        **({"kept": chosen[m][key]} if m in chosen else {}),
                     }
                 )
                 crops[key][m] = _center_crop(renders[m], 256)
@@ -441,21 +444,21 @@ def _checked(
     items: dict[str, tuple[Developed, Guard, int | None]],
     mos: MOSFunction,
     reward: dict[str, Any] | None,
-) -> tuple[int, dict[str, int]]:
+) -> tuple[int, dict[str, str]]:
     """``params[name + "_checked"]``: agent ``name``'s setting of each raw checked against its base and
     neutral (cached per raw with the candidates' scores in ``test/NAME_checked/params/``, kept while the
     policy and the reward model are the same); returns the scorer calls it took (cached ones included)
-    and on how many raws each candidate was kept."""
+    and the candidate kept on each raw."""
     method = f"{name}_checked"
     params[method] = {}
     calls = 0
-    kept = dict.fromkeys(CHECK_CANDIDATES, 0)
+    kept: dict[str, str] = {}
     with progress_task(f"{method}: policy / base / neutral", total=len(items), unit="img") as adv:
         for key, item in items.items():
             pfile = out / "test" / method / "params" / f"{key}.json"
             done = read_run_json(pfile)
             same = done.get("policy_timesteps") == card["timesteps"] and done.get("reward_model") == reward
-            if same and done.get("from") == params[name][key] and done.get("chosen") in kept:
+            if same and done.get("from") == params[name][key] and done.get("chosen") in CHECK_CANDIDATES:
                 values, scored, chosen = check_values(done["params"]), len(done["scores"]), done["chosen"]
             else:
                 c = checked_setting(params[name][key], card, item, mos)
@@ -474,7 +477,7 @@ def _checked(
                 )
             params[method][key] = values
             calls += scored
-            kept[chosen] += 1
+            kept[key] = chosen
             adv(1)
     return calls, kept
 
@@ -588,20 +591,18 @@ def check_policy(
     cfg = TrainConfig(algo=str(card.get("algo", "teacher")), scorer=scorer)
     cfg.view_shorter = mos.view_shorter or DEFAULT_VIEW_SHORTER
     # evaluate skips (and lists) the raws it cannot read, and makes ``out`` only once it has rows to write
-    evaluate(raw_dir, out, cfg, mos, raws, [], {"policy": (policy, card)}, {}, {}, baselines=False)
-    by: dict[str, dict[str, tuple[float, float]]] = {}
-    for r in read_csv(out / "results.csv", ",", what="isp-tune results").rows:
-        by.setdefault(r["image"], {})[r["method"]] = (float(r["mos"]), float(r["guarded"]))
-    checked = out / "test" / "policy_checked" / "params"
+    report = evaluate(raw_dir, out, cfg, mos, raws, [], {"policy": (policy, card)}, {}, {}, baselines=False)
+    by: dict[str, dict[str, dict[str, Any]]] = {}
+    for r in report.rows:  # every method on every raw evaluate could read
+        by.setdefault(r["image"], {})[r["method"]] = r
     return [
         {
             "image": key,
-            **{f"{m}_mos": v[m][0] for m in ("neutral", "policy")},
-            **{f"{m}_guarded": v[m][1] for m in ("neutral", "policy")},
-            "checked_mos": v["policy_checked"][0],
-            "checked_guarded": v["policy_checked"][1],
-            "checked_kept": read_run_json(checked / f"{key}.json")["chosen"],
+            **{f"{m}_mos": v[m]["mos"] for m in ("neutral", "policy")},
+            **{f"{m}_guarded": v[m]["guarded"] for m in ("neutral", "policy")},
+            "checked_mos": v["policy_checked"]["mos"],
+            "checked_guarded": v["policy_checked"]["guarded"],
+            "checked_kept": v["policy_checked"]["kept"],
         }
         for key, v in sorted(by.items())
-        if {"neutral", "policy", "policy_checked"} <= v.keys()
     ]

@@ -69,3 +69,23 @@ def test_check_refuses_bad_input_in_one_line_and_leaves_no_folder(tmp_path, isp_
     r = runner.invoke(app, ["check", str(isp_raws[0].parent), "--out", str(blocker / "sub")])
     assert r.exit_code != 0 and str(blocker) in str(r.exception)
     assert Path(blocker).read_text() == "x"
+
+
+def test_check_returns_the_rows_it_scored_not_a_reading_of_its_own_file(tmp_path, isp_raws):
+    """Session 44: **was** the rows read back from the ``results.csv`` just written (six decimals), a second
+    source beside the scores in memory; now the scored rows themselves: each raw's values are the ones the
+    summary's means are taken from, to the last bit."""
+    import json
+
+    import numpy as np
+
+    from isp_env.run import check_policy
+
+    rows = check_policy(isp_raws[0].parent, tmp_path / "check", "default")
+    assert sorted(str(r["image"]) for r in rows) == sorted(p.stem for p in isp_raws)
+    summary = json.loads((tmp_path / "check" / "summary.json").read_text())
+    means = {s["method"]: s for s in summary["methods"]}
+    for method in ("neutral", "policy"):
+        for key in ("mos", "guarded"):
+            values = [float(r[f"{method}_{key}"]) for r in rows]
+            assert float(np.mean(values)) == means[method][f"mean_{key}"], (method, key)

@@ -191,3 +191,24 @@ def test_exiqa_regressor_refuses_a_bad_mos_path_before_the_model_loads(tmp_path,
         "binary": "not a UTF-8 text file — save it as UTF-8",
     }[kind]
     assert str(r.exception).startswith(f"{mos}: {fix}") and "\n" not in str(r.exception), r.exception
+
+
+@pytest.mark.parametrize("teacher", ["classical", "clip:NoSuchModel/x"])
+@pytest.mark.parametrize("images", ["no_images", "empty_list"])
+def test_train_finds_the_label_images_before_the_teacher_loads_or_out_dir_is_made(tmp_path, teacher, images):
+    """Session 44: **was** `train` whose label stage names a folder without images (or no images at all):
+    the teacher loaded first (a CLIP model: seconds), out_dir made with its config.json, then "no images
+    found"; with a CLIP model that is not there too, the model's error hid the images'. Now the images are
+    found first, as `attiqa label` does: their line, no model loaded for it, no folder."""
+    from attiqa.cli.app import app
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("not an image")
+    listed = f"[{folder}]" if images == "no_images" else "[]"
+    config = tmp_path / "run.yaml"
+    config.write_text(f"out_dir: {tmp_path / 'run'}\nlabel:\n  images: {listed}\n  teacher: {teacher}\n")
+    r = runner.invoke(app, ["train", "-c", str(config)])
+    said = f"no images found in {folder}" if images == "no_images" else "label.images is empty"
+    assert isinstance(r.exception, AttiqaError) and said in str(r.exception), (r.output, r.exception)
+    assert not (tmp_path / "run").exists(), sorted((tmp_path / "run").rglob("*"))

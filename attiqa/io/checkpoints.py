@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -114,13 +114,13 @@ def read_card(path: str | Path) -> dict[str, Any]:
     return card
 
 
-def card_copy_current(path: str | Path) -> bool:
-    """Whether the ``.json`` card beside ``path`` is the one in its header (same epoch and stage): the copy
-    is written just after the weights, so an interruption between the two leaves the previous card there."""
+def card_copy_current(path: str | Path, card: Mapping[str, Any]) -> bool:
+    """Whether the ``.json`` card beside ``path`` is ``card``, the one in its header (:func:`read_card`, read
+    by the caller) — same epoch and stage: the copy is written just after the weights, so an interruption
+    between the two leaves the previous card there."""
     try:
         copy = json.loads(card_path_for(path).read_text(encoding="utf-8"))
-        card = read_card(path)
-    except (OSError, ValueError, ModelLoadError):
+    except (OSError, ValueError):
         return False
     return isinstance(copy, dict) and all(copy.get(k) == card.get(k) for k in ("epoch", "stage"))
 

@@ -246,11 +246,13 @@ class Trainer:
                 f"{state_file}: not a readable training state ({type(exc).__name__}) — delete it (and "
                 f"{self.last_path.name}) to restart the stage, or start over with --no-resume"
             ) from None
+        # `last`'s card, read once: it dates an older state file's weights and shows a save cut short below
+        last_card = read_card(self.last_path) if self.last_path.exists() else None
+        last_epoch = last_card.get("epoch") if last_card is not None else None
         if weights is None:  # a state file of an older version: the weights are in `last`
-            card_epoch = read_card(self.last_path).get("epoch") if self.last_path.exists() else None
-            if card_epoch != extra.get("epoch"):
+            if last_epoch != extra.get("epoch"):
                 raise AttiqaError(
-                    f"{self.last_path}: weights are from epoch {card_epoch} but the optimizer state from "
+                    f"{self.last_path}: weights are from epoch {last_epoch} but the optimizer state from "
                     f"epoch {extra.get('epoch')} (written by an older version, interrupted while saving) — "
                     "delete both files to restart the stage"
                 )
@@ -273,10 +275,14 @@ class Trainer:
         self.history = list(extra["history"])
         if "best" in extra:
             self.best = extra["best"]
-        last_epoch = read_card(self.last_path).get("epoch") if self.last_path.exists() else None
         # killed between the state and `last`, or between `last` and its .json card (the final epoch's: no
         # later epoch writes them again)
-        if (last_epoch != self.start_epoch or not card_copy_current(self.last_path)) and D.is_main():
+        stale = (
+            last_card is None
+            or last_epoch != self.start_epoch
+            or not card_copy_current(self.last_path, last_card)
+        )
+        if stale and D.is_main():
             card = {**self.card, "epoch": self.start_epoch, "history": self.history}
             if self.validate is not None and self.history:
                 drop = ("epoch", "seconds", "train_loss")
