@@ -6,16 +6,17 @@ synthetic DNGs of 12-24 MP into a FiveK-like tree (``raw_photos/HQa*/photos/*.dn
 sensor sizes, unprocessed with random camera settings (:func:`isp_env.synth.synth_dng`: random layout,
 gains, noise, 12 bits; uncompressed, so a 24 MP file is 48 MB).
 
-``run`` runs ``isp-tune --raw-dir DIR ...`` in this process (every argument after ``--`` goes to the CLI)
-with a timer around each stage — the header probes, the scene groups (identical-file hashing), the split,
-the global CMA-ES, the teacher's inputs, searches and cross-validation, the held-out raws' front ends, the
-policy's tuning, the per-image CMA-ES, the full-resolution renders, rawpy, the PNG files, the report and
-grid — and a thread sampling the resident set every 0.2 s: per stage its inclusive wall time, calls and
-the largest RSS seen while it ran; at the end the process's peak (VmHWM).
+``run`` runs ``isp-tune --raw-dir DIR`` in this process with the budgets given (defaults: small training
+budgets, isp-tune's own per-image CMA-ES budget, 150) and a timer around each stage — the header probes,
+the scene groups (identical-file hashing), the split, the global CMA-ES, the teacher's inputs, searches
+and cross-validation, the held-out raws' front ends, the policy's tuning, the per-image CMA-ES, the
+full-resolution renders, rawpy, the PNG files, the report and grid — and a thread sampling the resident
+set every 0.2 s: per stage its inclusive wall time, calls and the largest RSS seen while it ran; at the end
+the process's peak (VmHWM). Run it under ``nice -n 19 /usr/bin/time -v`` for the whole command's figures.
 
     python benchmarks/isp_scale.py make /tmp/fivek --n 40
-    python benchmarks/isp_scale.py run /tmp/fivek -- --out /tmp/run --cma-global-budget 20 \
-        --cma-image-budget 10 --teacher-budget 10 --teacher-restarts 1
+    python benchmarks/isp_scale.py run /tmp/fivek --out /tmp/run --cma-global-budget 20 \
+        --cma-image-budget 150 --teacher-budget 10 --teacher-restarts 1
 
 Figures in docs/isp.md ("At FiveK scale").
 """
@@ -183,21 +184,36 @@ def run(folder: Path, cli_args: list[str]) -> None:
             )
 
 
+# isp-tune options ``run`` passes on (None: isp-tune's default)
+PASSED = {
+    "--out": Path("/tmp/isp_scale_run"),
+    "--cma-global-budget": 20,
+    "--cma-image-budget": None,
+    "--teacher-budget": 10,
+    "--teacher-restarts": 1,
+    "--test-raws": None,
+    "--model": None,
+}
+
+
 def main() -> None:
-    argv = sys.argv[1:]
-    cli_args = argv[argv.index("--") + 1 :] if "--" in argv else []
-    argv = argv[: argv.index("--")] if "--" in argv else argv
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("what", choices=("make", "run"))
     ap.add_argument("folder", type=Path)
-    ap.add_argument("--n", type=int, default=40)
+    ap.add_argument("--n", type=int, default=40, help="make: raws to write")
     ap.add_argument("--photos", type=Path, default=Path("../shared/data/natural"))
     ap.add_argument("--seed", type=int, default=0)
-    args = ap.parse_args(argv)
+    for opt, default in PASSED.items():
+        ap.add_argument(opt, default=default, help=f"run: isp-tune's {opt}")
+    args = ap.parse_args()
     if args.what == "make":
         make(args.folder, args.n, args.photos, args.seed)
-    else:
-        run(args.folder, cli_args)
+        return
+    cli_args = []
+    for opt in PASSED:
+        value = getattr(args, opt[2:].replace("-", "_"))
+        cli_args += [] if value is None else [opt, str(value)]
+    run(args.folder, cli_args)
 
 
 if __name__ == "__main__":
