@@ -3,7 +3,7 @@ target from a run's cached searches, and guarded scores of settings cached by a 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +22,7 @@ def cached_scores(
     cache_path: Path,
     tag: str,
     names: Sequence[str],
-    objectives: dict[str, Callable[[np.ndarray], float]],
+    objectives: Mapping[str, Callable[[np.ndarray], float]],
     settings: Sequence[np.ndarray],
 ) -> list[float]:
     """Each raw's guarded score of its normalised setting (clipped to the ranges), cached under

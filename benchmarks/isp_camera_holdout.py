@@ -14,7 +14,9 @@ training, the recipe is redone as ``isp-tune`` does it, nothing taken from the h
   guarded reward (cached per camera), fitted on the training raws;
 * the held-out camera's raws judged by the guarded reward: neutral, the base, per-image CMA-ES (the seed-0
   search of ``targets_neutral.json``: from neutral, 150 calls, seed 0 — the per-image baseline's search) and
-  the teacher's prediction.
+  the teacher's prediction; and (session 44) the teacher checked: per raw the best of the teacher, the base
+  and neutral by the guarded reward (``isp-tune render --check``; :func:`isp_env.tuning.checked_choice` on
+  the same scores, so no scorer call more).
 
 Prints per camera the guarded scores and the teacher's share of per-image CMA-ES's gain over neutral (the
 held-out goal's measure, here on the guarded score) and over the base. Scores are cached in
@@ -31,6 +33,7 @@ import json
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -38,9 +41,10 @@ from attiqa.datasets.readers import read_csv
 from isp_env.baselines import score_together
 from isp_env.mos_function import load_mos_function
 from isp_env.params import neutral, read_run_json, to_normalized
+from isp_env.report import better_than
 from isp_env.run import global_cma, scene_groups
 from isp_env.teacher import choose_by_cv, fit_teacher, residual_targets
-from isp_env.tuning import TrainConfig, teacher_inputs
+from isp_env.tuning import TrainConfig, checked_choice, teacher_inputs
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _isp import best_of, cached_scores  # noqa: E402
@@ -72,7 +76,7 @@ def main() -> None:
     folder = args.run / "camera_holdout"
     cache_path = folder / "scores.json"
     cache: dict[str, float] = read_run_json(cache_path)
-    rows = []
+    rows: list[tuple[dict[str, Any], dict[str, list[float]], dict[str, int]]] = []
     for cam in sorted(set(camera.values()), key=lambda c: (-sum(v == c for v in camera.values()), c)):
         slug = re.sub(r"[^A-Za-z0-9]+", "_", cam).strip("_")
         train = [p for p in raws if camera[p] != cam]
@@ -103,33 +107,43 @@ def main() -> None:
             "per-image CMA-ES": [to_normalized(seed0(searches[n])) for n in t_names],
             "teacher": [base + fold.scale * a for a in actions],
         }
-        result: dict[str, object] = {
-            "camera": cam,
-            "train": len(names),
-            "test": len(t_names),
-            "model": f"{choice.kind} {choice.strength:g}",
+        model = f"{choice.kind} {choice.strength:g}"
+        tag = f"{slug}:{{}}:{choice.kind}:{choice.strength:g}"
+        scores = {
+            method: cached_scores(cache, cache_path, tag.format(method), t_names, t_obj, v)
+            for method, v in settings.items()
         }
-        for method, values in settings.items():
-            tag = f"{slug}:{method}:{choice.kind}:{choice.strength:g}"
-            result[method] = cached_scores(cache, cache_path, tag, t_names, t_obj, values)
-        rows.append(result)
-        print(json.dumps(result))
+        picks = [
+            checked_choice({"policy": t, "base": b, "neutral": n})
+            for t, b, n in zip(scores["teacher"], scores["base"], scores["neutral"], strict=True)
+        ]
+        scores["checked"] = [scores["teacher" if p == "policy" else p][i] for i, p in enumerate(picks)]
+        kept = {c: picks.count(c) for c in ("policy", "base", "neutral")}
+        result = {"camera": cam, "train": len(names), "test": len(t_names), "model": model}
+        rows.append((result, scores, kept))
+        print(json.dumps({**result, **scores, "checked kept": kept}))
     print("\nleave-one-camera-out, guarded score on the held-out camera's raws (mean)")
     print(
         f"{'camera':34s} {'train':>5s} {'test':>4s} {'neutral':>8s} {'base':>8s} {'per-img':>8s} "
-        f"{'teacher':>8s}  > neutral  share vs neutral / base  model"
+        f"{'teacher':>8s}  > neutral  share vs neutral / base  model     {'checked':>8s}  > neutral  "
+        "share vs neutral  kept (policy/base/neutral)"
     )
-    for r in rows:
-        m = {k: float(np.mean(r[k])) for k in ("neutral", "base", "per-image CMA-ES", "teacher")}  # type: ignore[arg-type]
-        wins = sum(t > n for t, n in zip(r["teacher"], r["neutral"], strict=True))  # type: ignore[arg-type]
+    for r, sc, kept in rows:
+        m = {k: float(np.mean(v)) for k, v in sc.items()}
         gain_n = m["per-image CMA-ES"] - m["neutral"]
         gain_b = m["per-image CMA-ES"] - m["base"]
-        share_n = 100 * (m["teacher"] - m["neutral"]) / gain_n if gain_n else float("nan")
+        share = {
+            k: 100 * (m[k] - m["neutral"]) / gain_n if gain_n else float("nan")
+            for k in ("teacher", "checked")
+        }
         share_b = 100 * (m["teacher"] - m["base"]) / gain_b if gain_b else float("nan")
+        wins = {k: sum(better_than(t, n) for t, n in zip(sc[k], sc["neutral"], strict=True)) for k in share}
         print(
             f"{r['camera']:34s} {r['train']:5d} {r['test']:4d} {m['neutral']:8.2f} {m['base']:8.2f} "
-            f"{m['per-image CMA-ES']:8.2f} {m['teacher']:8.2f}  {wins:3d} of {r['test']:<3d}  "
-            f"{share_n:6.0f} % / {share_b:4.0f} %     {r['model']}"
+            f"{m['per-image CMA-ES']:8.2f} {m['teacher']:8.2f}  {wins['teacher']:3d} of {r['test']:<3d}  "
+            f"{share['teacher']:6.0f} % / {share_b:4.0f} %     {r['model']:9s} {m['checked']:8.2f}  "
+            f"{wins['checked']:3d} of {r['test']:<3d}  {share['checked']:6.0f} %           "
+            + "/".join(str(n) for n in kept.values())
         )
 
 

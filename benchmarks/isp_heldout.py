@@ -91,7 +91,7 @@ def main() -> None:
     per = next(s for s in summary if s["method"] == "cma_per_image")
     headroom = per["mean_mos"] - neutral["mean_mos"]
     for s in summary:
-        if s["method"] in agents:
+        if s["method"].removesuffix("_checked") in agents:
             # per-image CMA-ES no better than neutral (a tiny budget, few raws): a share of its "gain" was
             # printed as -1572102308 %
             share = (

@@ -1,10 +1,13 @@
-"""A contact sheet of a policy on raws anyone can make: neutral | policy, one row per raw (issue 19).
+"""A contact sheet of a policy on raws anyone can make: neutral | policy [| checked], a row per raw.
 
 Without RAW arguments it uses the DNGs ``isp_env.dng.demo_raws`` unprocesses from the bundled photos, so the
 sheet can be checked from a fresh clone (the shared real raws may not be redistributed, nor renders of them).
-Prints each raw's tuned exposure and saturation (how much the policy adapts per image). No scorer call.
+Prints each raw's tuned exposure and saturation (how much the policy adapts per image). No scorer call,
+except with ``--check`` (session 44): a third column renders what ``isp-tune render --check`` keeps — the best
+of the policy's setting, its base and neutral by the reward model (``--model``) — named in its panel.
 
-    python benchmarks/isp_policy_sheet.py [RAW ...] [--policy default] [--out sheet.jpg] [--long-side 256]
+    python benchmarks/isp_policy_sheet.py [RAW ...] [--policy default] [--check] [--out sheet.jpg]
+        [--long-side 256]
 """
 
 from __future__ import annotations
@@ -18,10 +21,12 @@ from PIL import Image, ImageDraw
 
 from attiqa.drawing import draw_fitted, font
 from isp_env.isp import develop, finish
+from isp_env.mos_function import load_mos_function
 from isp_env.params import neutral
 from isp_env.policy_io import load_policy, resolve_policy
 from isp_env.raw import read_raw
-from isp_env.tuning import tune_with_policy
+from isp_env.reward import DEFAULT_VIEW_SHORTER, guarded_item
+from isp_env.tuning import checked_setting, tune_with_policy
 
 
 def main() -> None:
@@ -30,8 +35,12 @@ def main() -> None:
     ap.add_argument("--policy", default="default")
     ap.add_argument("--out", type=Path, default=Path("isp_policy_sheet.jpg"))
     ap.add_argument("--long-side", type=int, default=256)
+    ap.add_argument("--check", action="store_true", help="add the checked setting (isp-tune render --check)")
+    ap.add_argument("--model", default=None, help="reward model of --check (default: the bundled one)")
     args = ap.parse_args()
     policy, card = load_policy(resolve_policy(args.policy))
+    mos = load_mos_function(args.model) if args.check else None
+    kept: list[str] = []
     with tempfile.TemporaryDirectory() as tmp:
         raws = args.raws
         if not raws:
@@ -46,15 +55,31 @@ def main() -> None:
                 f"{values['saturation']:.2f}  contrast {values['contrast']:.2f}"
             )
             dev = develop(read_raw(path), args.long_side)
-            pair = [finish(dev, neutral()), finish(dev, values)]
-            rows.append(np.concatenate(pair, axis=1))
+            panels = [finish(dev, neutral()), finish(dev, values)]
+            if mos is not None:
+                view = mos.view_shorter or DEFAULT_VIEW_SHORTER
+                c = checked_setting(values, card, guarded_item(path, view), mos)
+                print(
+                    f"{'':28s} checked: kept the {c.chosen}'s setting",
+                    {k: round(v, 2) for k, v in c.scores.items()},
+                )
+                panels.append(finish(dev, c.params))
+                kept.append(c.chosen)
+            rows.append(np.concatenate(panels, axis=1))
     w = max(r.shape[1] for r in rows)
+    heights = [r.shape[0] for r in rows]
     rows = [np.pad(r, ((0, 0), (0, w - r.shape[1]), (0, 0)), constant_values=255) for r in rows]
     sheet = Image.fromarray(np.concatenate(rows, axis=0))
     d = ImageDraw.Draw(sheet)
-    text_font, half = font(), w // 2
-    for x, title in ((6, "neutral"), (half + 6, f"policy {args.policy}")):  # a long --policy path: wrapped
-        draw_fitted(d, (x, 6), title, text_font, half - 12, 3, fill=(255, 255, 0))
+    n = 3 if kept else 2
+    text_font, part = font(), w // n
+    titles = ["neutral", f"policy {args.policy}", "checked (best by the reward)"][:n]
+    for i, title in enumerate(titles):  # a long --policy path: wrapped
+        draw_fitted(d, (i * part + 6, 6), title, text_font, part - 12, 3, fill=(255, 255, 0))
+    for top, h, who in zip(np.cumsum([0, *heights[:-1]]), heights, kept, strict=False):
+        draw_fitted(
+            d, (2 * part + 6, int(top) + h - 20), f"kept: {who}", text_font, part - 12, 1, fill=(255, 255, 0)
+        )
     sheet.save(args.out, quality=85)
     print(f"-> {args.out}")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import shlex
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
@@ -21,16 +21,21 @@ from attiqa.io.atomic import output_folder
 from attiqa.io.formats import format_list
 from attiqa.progress import console, plain_name
 
+if TYPE_CHECKING:
+    from isp_env.raw import RawImage
+
 app = typer.Typer(
     name="isp-tune",
     help="Tune the 16 parameters of a 14-module raw ISP with an SB3 agent whose reward is an image-quality "
     "MOS (ATTIQA §5.2).\n\n`isp-tune --raw-dir DIR --out RUN` splits the raws, trains, tunes and renders the "
     "test raws at full resolution and compares with baselines (neutral, rawpy, global / per-image CMA-ES). "
-    "RUN gets policy.safetensors + .json, test/METHOD/params/*.json (METHOD: teacher or agent), "
+    "RUN gets policy.safetensors + .json, test/METHOD/params/*.json (METHOD: teacher or agent, and "
+    "teacher_checked: the policy checked against its base and neutral by the reward), "
     "test/METHOD/renders/*.png (the CMA-ES baselines' too: METHOD cma_global, cma_per_image), the CMA-ES "
     "parameters in baselines/cma_global.json and baselines/cma_per_image.json, results.csv, summary.json, "
     "report.md, grid.png. Rerun the same command to resume.\n\n`isp-tune render RAW -o out.png` renders one "
-    "raw; `isp-tune check DIR --policy P` compares a policy with neutral on a folder of raws.",
+    "raw (`--check`: the best of the policy, its base and neutral by the reward); `isp-tune check DIR "
+    "--policy P` compares a policy with neutral on a folder of raws.",
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
@@ -247,10 +252,13 @@ def check(
     Every raw rendered neutral and with the policy, both scored by the reward model (MOS, and MOS minus the
     over-processing penalty); no search, minutes not hours. OUT gets results.csv, summary.json, report.md,
     grid.png and the renders. A teacher policy is for the cameras it was trained on: on a camera left out of
-    training it helped on three of five and failed badly on two (docs/isp.md, "Leave one camera out").
+    training it helped on three of five and failed badly on two (docs/isp.md, "Leave one camera out"); the
+    checked setting (`isp-tune render --check`: the best of the policy, its base and neutral by the reward)
+    is shown beside it.
     """
     import statistics
 
+    from isp_env.report import better_than
     from isp_env.run import check_policy
 
     if not raw_dir.is_dir():
@@ -258,26 +266,32 @@ def check(
     output_folder(out, "--out", create=False)
     rows = check_policy(raw_dir, out, policy, model)
     table = Table(title=f"isp-tune check: {policy} against neutral ({len(rows)} raws)")
-    for col in ("raw", "neutral MOS", "policy MOS", "neutral guarded", "policy guarded"):
+    cols = ("neutral_mos", "policy_mos", "neutral_guarded", "policy_guarded", "checked_guarded")
+    for col in ("raw", *(c.replace("_", " ") for c in cols), "checked kept"):
         table.add_column(col, justify="left" if col == "raw" else "right")
     for r in rows:
-        table.add_row(
-            str(r["image"]),
-            *(
-                f"{float(r[k]):.2f}"
-                for k in ("neutral_mos", "policy_mos", "neutral_guarded", "policy_guarded")
-            ),
-        )
+        table.add_row(str(r["image"]), *(f"{float(r[k]):.2f}" for k in cols), str(r["checked_kept"]))
     stdout.print(table)
-    for what, key in (("MOS", "mos"), ("guarded reward", "guarded")):
+    for what, who, key in (
+        ("MOS", "policy", "mos"),
+        ("guarded reward", "policy", "guarded"),
+        ("guarded reward", "checked", "guarded"),
+    ):
         before = [float(r[f"neutral_{key}"]) for r in rows]
-        after = [float(r[f"policy_{key}"]) for r in rows]
+        after = [float(r[f"{who}_{key}"]) for r in rows]
         gains = [a - b for a, b in zip(after, before, strict=True)]
+        wins = sum(better_than(a, b) for a, b in zip(after, before, strict=True))  # a tie is no win
         stdout.print(
-            f"{what}: policy above neutral on {sum(g > 0 for g in gains)} of {len(gains)} raws; mean "
+            f"{what}: {who} above neutral on {wins} of {len(gains)} raws; mean "
             f"{statistics.mean(before):.2f} -> {statistics.mean(after):.2f} "
             f"(median gain {statistics.median(gains):+.2f})"
         )
+    kept = {who: sum(r["checked_kept"] == who for r in rows) for who in ("policy", "base", "neutral")}
+    stdout.print(
+        "checked (isp-tune render --check): kept "
+        + ", ".join(f"the {who} on {n}" for who, n in kept.items())
+        + " raws"
+    )
     console.print(f"report: {plain_name(out / 'report.md')}, grid: {plain_name(out / 'grid.png')}")
 
 
@@ -297,6 +311,13 @@ def render(
         help="JSON of parameters (name -> value, or a "
         "test/params/*.json file); missing names take the neutral default.",
     ),
+    check: bool = typer.Option(
+        False,
+        "--check",
+        help="With --policy: score the policy's setting, its base and neutral with the reward model and "
+        "render the best (two or three scorer calls) — for raws of a camera the policy never saw.",
+    ),
+    model: str | None = typer.Option(None, "--model", "--reward-model", "-m", help=_MODEL_HELP),
 ) -> None:
     """Render one raw at full resolution: with a trained policy, a parameter file, or the neutral defaults."""
     from PIL import Image
@@ -308,6 +329,13 @@ def render(
 
     if policy is not None and params is not None:
         raise ConfigError("pass either --policy or --params, not both")
+    if (check or model is not None) and policy is None:
+        raise ConfigError(
+            f"{'--check' if check else '--model'} checks a policy's setting: pass --policy too "
+            "(e.g. --policy default --check)"
+        )
+    if model is not None and not check:
+        raise ConfigError("--model is the reward model of --check: pass --check too")
     if output.is_dir():
         raise ConfigError(f"--output {output}: a folder — give a file name, e.g. {output / 'render.png'}")
     save_format(output)  # an unknown suffix is refused before the raw is read
@@ -319,6 +347,8 @@ def render(
 
         pol, card = load_policy(resolve_policy(policy))
         values = tune_with_policy(pol, card, raw)
+        if check:
+            values = _checked_render_setting(policy, card, raw, raw_img, values, model)
     elif params is not None:
         from isp_env.policy_io import policy_given_as_params
 
@@ -345,6 +375,30 @@ def render(
     save_image(Image.fromarray(rgb), output)
     console.print(f"{plain_name(raw)} -> {plain_name(output)} ({rgb.shape[1]}x{rgb.shape[0]})")
     stdout.print_json(json.dumps(values))
+
+
+def _checked_render_setting(
+    spec: str,
+    card: dict[str, Any],
+    raw: Path,
+    raw_img: RawImage,
+    values: dict[str, float],
+    model: str | None,
+) -> dict[str, float]:
+    """``isp-tune render --check``: the policy's ``values`` checked against its base and neutral by the
+    reward model at the scale ``isp-tune check`` scores (:func:`isp_env.tuning.checked_setting`)."""
+    from isp_env.mos_function import load_mos_function
+    from isp_env.reward import DEFAULT_VIEW_SHORTER, develop_view, guarded_item
+    from isp_env.tuning import check_reward_model, checked_setting
+
+    check_reward_model(spec, card, model, refuse=False)
+    mos = load_mos_function(model)
+    view = mos.view_shorter or DEFAULT_VIEW_SHORTER
+    item = guarded_item(raw, view, dev=develop_view(raw_img, view))
+    c = checked_setting(values, card, item, mos)
+    scores = ", ".join(f"{who} {score:.2f}" for who, score in c.scores.items())
+    console.print(f"checked by {mos.name}: kept the {c.chosen}'s setting ({scores})")
+    return c.params
 
 
 def main() -> None:

@@ -78,8 +78,11 @@ def summarise(
         }
         base = [by.get((r["image"], "neutral")) for r in mine]
         if all(x is not None for x in base):
-            wins = [better_than(r["mos"], x["mos"]) for r, x in zip(mine, base, strict=True) if x is not None]
-            s["beats_neutral"] = float(np.mean(wins))
+            pairs = [(r, x) for r, x in zip(mine, base, strict=True) if x is not None]
+            s["beats_neutral"] = float(np.mean([better_than(r["mos"], x["mos"]) for r, x in pairs]))
+            if "guarded" in mine[0]:  # what a checked setting is sure of (isp_env.tuning.checked_setting)
+                wins = [better_than(r["guarded"], x["guarded"]) for r, x in pairs]
+                s["beats_neutral_guarded"] = float(np.mean(wins))
         out.append(s)
     return out
 
@@ -96,19 +99,24 @@ def markdown(summary: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         "clipped: fraction of pixels with a channel at 0 or 255, and saturation: mean HSV saturation, "
         "both of the full-resolution render.",
         "",
-        "| method | raws | mean MOS | guarded | > neutral | clipped | saturation | "
+        "| method | raws | mean MOS | guarded | > neutral | > neutral, guarded | clipped | saturation | "
         "scorer calls (training) | scorer calls per test raw |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for s in summary:
         show = "beats_neutral" in s and s["method"] != "neutral"
         beats = f"{100 * s['beats_neutral']:.0f} %" if show else ""
+        beats_g = f"{100 * s['beats_neutral_guarded']:.0f} %" if show and "beats_neutral_guarded" in s else ""
         lines.append(
-            f"| {s['label']} | {s['n_images']} | {s['mean_mos']:.2f} | "
-            f"{s.get('mean_guarded', 0):.2f} | {beats} | {100 * s.get('mean_clipped', 0):.1f} % | "
+            f"| {s['label']} | {s['n_images']} | {s['mean_mos']:.2f} | {s.get('mean_guarded', 0):.2f} | "
+            f"{beats} | {beats_g} | {100 * s.get('mean_clipped', 0):.1f} % | "
             f"{s.get('mean_saturation', 0):.3f} | "
             f"{s['train_scorer_calls']} | {s['scorer_calls_per_image']:g} |"
         )
+    names = {s["method"]: s["label"] for s in summary}
+    for method, kept in meta.get("checked_kept", {}).items():
+        shown = ", ".join(f"the {who} on {n}" for who, n in kept.items())
+        lines += ["", f"{names.get(method, label(method))}: kept {shown} of the {sum(kept.values())} raws."]
     return "\n".join(lines) + "\n"
 
 

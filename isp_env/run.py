@@ -49,10 +49,12 @@ from isp_env.reward import (
 )
 from isp_env.teacher import TeacherSettings, spread_sample
 from isp_env.tuning import (
+    CHECK_CANDIDATES,
     TrainConfig,
     check_config,
     check_reward_model,
     checked_prior,
+    checked_setting,
     describe_reward_model,
     teacher_prior,
     train,
@@ -355,9 +357,12 @@ def evaluate(
     baselines: bool = True,
     cma_global_budget: int = 600,
     cma_image_budget: int = 150,
+    checked: bool = True,
     held_out: int | None = None,
 ) -> list[dict[str, Any]]:
-    """Tune + render the test raws with each agent (name -> (policy, card)), run the baselines, report;
+    """Tune + render the test raws with each agent (name -> (policy, card)), run the baselines, report.
+    ``checked``: also each agent's setting checked against its base and neutral by the reward
+    (``NAME_checked``: :func:`isp_env.tuning.checked_setting`, two or three scorer calls per raw).
     ``held_out``: the split's held-out raws when ``test_raws`` are a sample of them (``--test-raws``)."""
     view = cfg.view_shorter if cfg.preview is None else None
     skipped = dict(skipped)
@@ -392,6 +397,13 @@ def evaluate(
                     )
                 params[name][key] = values
                 adv(1)
+    kept: dict[str, dict[str, int]] = {}  # per checked method: raws on which each candidate was kept
+    if checked:
+        for name, (_, card) in list(agents.items()):
+            calls, kept[f"{name}_checked"] = _checked(
+                out, name, card, params, items, mos, scorer_identity(cfg.scorer)
+            )
+            budgets[f"{name}_checked"] = {"train": budgets.get(name, {}).get("train", 0), "test": calls}
     if baselines:
         _baselines(
             out, cfg, mos, items, train_raws, params, budgets, skipped, cma_global_budget, cma_image_budget
@@ -449,16 +461,22 @@ def evaluate(
         **({} if held_out is None else {"n_held_out": held_out}),  # a sample of them (--test-raws)
         "skipped": skipped,
         "test_raws": sorted(items),
+        **({"checked_kept": kept} if kept else {}),
     }
     labels = {name: policy_label(name, card) for name, (_, card) in agents.items()}
+    if checked:
+        labels |= {
+            f"{name}_checked": f"{labels[name]}, checked (best of it, its base, neutral by the reward)"
+            for name in agents
+        }
     return write_report(out, rows, budgets, meta, crops, labels)
 
 
 class HeldOutItems(Mapping[str, tuple[Developed, Guard, int | None]]):
     """The evaluated raws' front ends at the scorer's scale and guards (:func:`guarded_item`), made when
-    asked for, the last one kept: held for every raw until the report they grew with the raws (5.5 MB a
-    24 MP raw; ``isp-tune check`` of 5,000 FiveK raws would need 27 GB). The per-image baseline and the
-    scoring each make a raw's once (docs/isp.md, "At FiveK scale")."""
+    asked for, the last one kept: held for every raw until the report they grew with the raws (5.4 MiB a
+    24 MP raw; ``isp-tune check`` of 5,000 FiveK raws would need 27 GiB). The checked setting, the
+    per-image baseline and the scoring each make a raw's once (docs/isp.md, "At FiveK scale")."""
 
     def __init__(self, paths: dict[str, Path], view: int | None, preview: int | None) -> None:
         self.paths, self.view, self.preview = paths, view, preview
@@ -474,6 +492,52 @@ class HeldOutItems(Mapping[str, tuple[Developed, Guard, int | None]]):
 
     def __len__(self) -> int:
         return len(self.paths)
+
+
+def _checked(
+    out: Path,
+    name: str,
+    card: dict[str, Any],
+    params: dict[str, dict[str, dict[str, float]]],
+    items: Mapping[str, tuple[Developed, Guard, int | None]],
+    mos: MOSFunction,
+    reward: dict[str, Any] | None,
+) -> tuple[int, dict[str, int]]:
+    """``params[name + "_checked"]``: agent ``name``'s setting of each raw checked against its base and
+    neutral (cached per raw with the candidates' scores in ``test/NAME_checked/params/``, kept while the
+    policy and the reward model are the same); returns the scorer calls it took (cached ones included)
+    and on how many raws each candidate was kept."""
+    method = f"{name}_checked"
+    params[method] = {}
+    calls = 0
+    kept = dict.fromkeys(CHECK_CANDIDATES, 0)
+    with progress_task(f"{method}: policy / base / neutral", total=len(items), unit="img") as adv:
+        for key in items:  # (a raw's front end is made only when it is checked)
+            pfile = out / "test" / method / "params" / f"{key}.json"
+            done = read_run_json(pfile)
+            same = done.get("policy_timesteps") == card["timesteps"] and done.get("reward_model") == reward
+            if same and done.get("from") == params[name][key] and done.get("chosen") in kept:
+                values, scored, chosen = check_values(done["params"]), len(done["scores"]), done["chosen"]
+            else:
+                c = checked_setting(params[name][key], card, items[key], mos)
+                values, scored, chosen = c.params, len(c.scores), c.chosen
+                write_json_atomic(
+                    pfile,
+                    {
+                        "raw": key,
+                        "params": values,
+                        "chosen": c.chosen,
+                        "scores": c.scores,
+                        "from": params[name][key],
+                        "policy_timesteps": card["timesteps"],
+                        "reward_model": reward,
+                    },
+                )
+            params[method][key] = values
+            calls += scored
+            kept[chosen] += 1
+            adv(1)
+    return calls, kept
 
 
 def _base_arg(base: str) -> dict[str, float]:
@@ -575,7 +639,8 @@ def check_policy(
     baseline — what a user runs before trusting a policy on another camera's raws (a teacher policy is for
     the cameras it was trained on: docs/isp.md, "Leave one camera out"). Writes ``evaluate``'s report into
     ``out``; returns per raw ``image``, ``neutral_mos``, ``policy_mos``, ``neutral_guarded``,
-    ``policy_guarded``."""
+    ``policy_guarded``, and the same of the checked setting (``checked_mos``, ``checked_guarded``, and
+    ``checked_kept``: policy, base or neutral; :func:`isp_env.tuning.checked_setting`)."""
     policy, card = load_policy(resolve_policy(spec))
     check_reward_model(spec, card, scorer, refuse=False)
     raws = find_raws(raw_dir)
@@ -589,14 +654,16 @@ def check_policy(
     by: dict[str, dict[str, tuple[float, float]]] = {}
     for r in read_csv(out / "results.csv", ",", what="isp-tune results").rows:
         by.setdefault(r["image"], {})[r["method"]] = (float(r["mos"]), float(r["guarded"]))
+    checked = out / "test" / "policy_checked" / "params"
     return [
         {
             "image": key,
-            "neutral_mos": v["neutral"][0],
-            "policy_mos": v["policy"][0],
-            "neutral_guarded": v["neutral"][1],
-            "policy_guarded": v["policy"][1],
+            **{f"{m}_mos": v[m][0] for m in ("neutral", "policy")},
+            **{f"{m}_guarded": v[m][1] for m in ("neutral", "policy")},
+            "checked_mos": v["policy_checked"][0],
+            "checked_guarded": v["policy_checked"][1],
+            "checked_kept": read_run_json(checked / f"{key}.json")["chosen"],
         }
         for key, v in sorted(by.items())
-        if "neutral" in v and "policy" in v
+        if {"neutral", "policy", "policy_checked"} <= v.keys()
     ]

@@ -64,7 +64,9 @@ if TYPE_CHECKING:
     from stable_baselines3.common.policies import BasePolicy
     from stable_baselines3.common.vec_env import VecEnv
 
+    from isp_env.isp import Developed
     from isp_env.mos_function import MOSFunction
+    from isp_env.reward import Guard
 
 # The one place of the default ``delta_scale`` (normalised units; each range is 2 wide), by action mode and
 # algorithm (ours): delta steps 0.5; residual offsets of an RL agent 0.4 (session 22, measured with
@@ -473,6 +475,63 @@ def tune_with_policy(
         action, _ = policy.predict(obs, deterministic=True)
         obs, *_ = env.step(action)
     return env.params
+
+
+# The candidates of a checked setting (session 44, ours), in order of preference: the policy's, the base it
+# offsets from, the neutral defaults. A later one replaces an earlier one only when the reward says it is
+# better by more than float rounding.
+CHECK_CANDIDATES = ("policy", "base", "neutral")
+
+
+@dataclass(frozen=True)
+class CheckedSetting:
+    """What :func:`checked_setting` kept for one raw: its ``params``, which candidate they are
+    (``chosen``), and the reward of every candidate scored (``scores``: guarded when the policy was
+    trained with the guard)."""
+
+    params: dict[str, float]
+    chosen: str
+    scores: dict[str, float]
+
+
+def checked_setting(
+    values: dict[str, float],
+    card: dict[str, Any],
+    item: tuple[Developed, Guard, int | None],
+    mos: MOSFunction,
+) -> CheckedSetting:
+    """The policy's setting ``values`` for one raw checked against the setting it offsets from (the card's
+    base) and the neutral defaults by the reward model: all rendered as the reward sees them (``item``, from
+    :func:`isp_env.reward.guarded_item`) and scored in one call; the best is kept, the policy's on a tie.
+    Two or three scorer calls per raw instead of none: a policy that renders a raw worse than neutral or its
+    base — a camera it never saw (docs/isp.md, "Leave one camera out") — falls back to the better of them
+    *by the reward*, which is all this guarantees (not that people prefer it)."""
+    env = card.get("env", {})
+    candidates = {"policy": values}
+    if env.get("action_mode", "residual") == "residual" and env.get("base"):
+        candidates["base"] = {**neutral(), **env["base"]}
+    candidates["neutral"] = neutral()
+    kept: dict[str, dict[str, float]] = {}
+    for name, cand in candidates.items():  # a neutral base is one candidate, not two
+        if all(cand != other for other in kept.values()):
+            kept[name] = cand
+    dev, guard, view = item
+    objective = guarded_objective([(dev, guard if env.get("guard", True) else None, view)], mos)
+    scores = dict(zip(kept, objective.many([to_normalized(v) for v in kept.values()]), strict=True))
+    chosen = checked_choice(scores)
+    return CheckedSetting(dict(kept[chosen]), chosen, scores)
+
+
+def checked_choice(scores: dict[str, float]) -> str:
+    """The candidate a check keeps, from its candidates' rewards in order of preference (policy, base,
+    neutral): a later one only when better by more than float rounding."""
+    from isp_env.report import better_than
+
+    chosen = next(iter(scores))
+    for name, score in scores.items():
+        if better_than(score, scores[chosen]):
+            chosen = name
+    return chosen
 
 
 def teacher_inputs(

@@ -4,6 +4,7 @@ what a user runs before trusting a policy on another camera's raws."""
 from __future__ import annotations
 
 import csv
+import json
 import shutil
 from pathlib import Path
 
@@ -27,12 +28,24 @@ def test_check_compares_the_shipped_policy_with_neutral_on_real_dngs(tmp_path, i
     by = {(row["image"], row["method"]): row for row in rows}
     names = sorted({row["image"] for row in rows})
     assert names == sorted(p.stem for p in isp_raws)
-    assert {row["method"] for row in rows} == {"neutral", "policy"}
+    assert {row["method"] for row in rows} == {"neutral", "policy", "policy_checked"}
+    said = " ".join(r.output.split())
     wins = sum(float(by[n, "policy"]["mos"]) > float(by[n, "neutral"]["mos"]) for n in names)
-    assert f"MOS: policy above neutral on {wins} of 4 raws" in " ".join(r.output.split())
+    assert f"MOS: policy above neutral on {wins} of 4 raws" in said
+    kept = {"policy": 0, "base": 0, "neutral": 0}
     for n in names:
         assert f"{float(by[n, 'neutral']['mos']):.2f}" in r.output
         assert (out / "test" / "policy" / "renders" / f"{n}.png").exists()
+        # session 44: the checked setting is the best of the policy's, its base and neutral by the guarded
+        # reward (the shipped policy's base is not neutral: three candidates)
+        saved = json.loads((out / "test" / "policy_checked" / "params" / f"{n}.json").read_text())
+        assert list(saved["scores"]) == ["policy", "base", "neutral"]
+        assert saved["scores"][saved["chosen"]] == max(saved["scores"].values())
+        kept[saved["chosen"]] += 1
+        best = max(float(by[n, m]["guarded"]) for m in ("policy", "neutral"))
+        assert float(by[n, "policy_checked"]["guarded"]) >= best - 1e-3
+    shown = ", ".join(f"the {who} on {k}" for who, k in kept.items())
+    assert f"checked (isp-tune render --check): kept {shown} raws" in said
     assert (out / "report.md").exists() and (out / "grid.png").exists()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -251,6 +252,28 @@ def test_cli_trains_a_teacher_by_default_on_at_most_teacher_raws_and_renders_wit
     res = run_isp_tune("render", isp_raws[0], "-o", out, "--policy", tmp_path / "run" / "policy.safetensors")
     assert res.returncode == 0, res.stderr[-2000:]
     assert out.stat().st_size > 1000
+    # session 44: the run also reports the teacher checked against its base and neutral by the reward — per
+    # held-out raw the best candidate's guarded score (a neutral base is one candidate: two calls a raw)
+    with (tmp_path / "run" / "results.csv").open(newline="") as fh:
+        by = {(r["image"], r["method"]): float(r["guarded"]) for r in csv.DictReader(fh)}
+    held = sorted({img for img, _ in by})
+    assert held and all((img, "teacher_checked") in by for img in held)
+    calls = []
+    for img in held:
+        saved = json.loads(
+            (tmp_path / "run" / "test" / "teacher_checked" / "params" / f"{img}.json").read_text()
+        )
+        # the base is neutral here, and a candidate equal to an earlier one is not scored again
+        assert "base" not in saved["scores"] and "policy" in saved["scores"]
+        calls.append(len(saved["scores"]))
+        assert saved["scores"][saved["chosen"]] == max(saved["scores"].values())
+        assert by[img, "teacher_checked"] >= max(by[img, "teacher"], by[img, "neutral"]) - 1e-3
+    summary = {m["method"]: m for m in json.loads((tmp_path / "run" / "summary.json").read_text())["methods"]}
+    assert summary["teacher_checked"]["scorer_calls_per_image"] == round(sum(calls) / len(calls), 1)
+    assert (
+        "checked (best of it, its base, neutral by the reward)"
+        in (tmp_path / "run" / "report.md").read_text()
+    )
 
 
 def test_sac_can_start_from_a_teacher_policy(tmp_path, isp_raws):

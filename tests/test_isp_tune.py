@@ -257,7 +257,7 @@ def test_isp_tune_cli_end_to_end_with_kill_and_resume(tmp_path, raw_dir):
     assert f"renders: {out / 'test' / 'agent' / 'renders'}" in " ".join(res.stderr.split())  # the real folder
     summary = json.loads((out / "summary.json").read_text())
     methods = {m["method"]: m for m in summary["methods"]}
-    assert set(methods) == {"neutral", "rawpy", "cma_global", "cma_per_image", "agent"}
+    assert set(methods) == {"neutral", "rawpy", "cma_global", "cma_per_image", "agent", "agent_checked"}
     assert [Path(k).name for k in summary["skipped"]] == ["zz_truncated.dng"]
     training = json.loads((out / "training.json").read_text())
     base_calls = json.loads((out / "run.json").read_text())["base_scorer_calls"]  # the global CMA-ES base
@@ -267,7 +267,7 @@ def test_isp_tune_cli_end_to_end_with_kill_and_resume(tmp_path, raw_dir):
     assert training["scorer_calls"] >= 200  # one call per step plus one per reset, across the kill
     assert methods["cma_per_image"]["test_scorer_calls"] <= 15 * summary["n_test"]
     rows = list(csv.DictReader((out / "results.csv").open()))
-    assert len(rows) == 5 * summary["n_test"] and all(np.isfinite(float(r["mos"])) for r in rows)
+    assert len(rows) == 6 * summary["n_test"] and all(np.isfinite(float(r["mos"])) for r in rows)
     assert "| RL agent (SAC) |" in (out / "report.md").read_text()  # the card's algorithm (session 40)
     assert Image.open(out / "grid.png").size[0] > 300
     for pfile in (out / "test" / "agent" / "params").glob("*.json"):
