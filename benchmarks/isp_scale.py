@@ -9,10 +9,11 @@ gains, noise, 12 bits; uncompressed, so a 24 MP file is 48 MB).
 ``run`` runs ``isp-tune --raw-dir DIR`` in this process with the budgets given (defaults: small training
 budgets, isp-tune's own per-image CMA-ES budget, 150) and a timer around each stage — the header probes,
 the scene groups (identical-file hashing), the split, the global CMA-ES, the teacher's inputs, searches
-and cross-validation, the held-out raws' front ends, the policy's tuning, the per-image CMA-ES, the
-full-resolution renders, rawpy, the PNG files, the report and grid — and a thread sampling the resident
-set every 0.2 s: per stage its inclusive wall time, calls and the largest RSS seen while it ran; at the end
-the process's peak (VmHWM). Run it under ``nice -n 19 /usr/bin/time -v`` for the whole command's figures.
+and cross-validation, the held-out raws' front ends, the policy's tuning, its checked setting, the
+per-image CMA-ES, the full-resolution renders, rawpy, the PNG files, the report and grid — and a thread
+sampling the resident set every 0.2 s: per stage its inclusive wall time, calls and the largest RSS seen
+while it ran; at the end the process's peak (VmHWM). Run it under ``nice -n 19 /usr/bin/time -v`` for the
+whole command's figures.
 
     python benchmarks/isp_scale.py make /tmp/fivek --n 40
     python benchmarks/isp_scale.py run /tmp/fivek --out /tmp/run --cma-global-budget 20 \
@@ -48,6 +49,7 @@ STAGES = (
     ("isp_env.run", "evaluate", "evaluate (all held-out work)"),
     ("isp_env.reward", "guarded_item", "front end + guard (preview)"),
     ("isp_env.tuning", "tune_with_policy", "policy tuning"),
+    ("isp_env.run", "_checked", "checked setting (policy / base / neutral)"),
     ("isp_env.run", "_baselines", "baselines (per-image CMA-ES)"),
     ("isp_env.isp", "develop", "develop (all)"),
     ("isp_env.raw", "read_raw", "decode (read_raw)"),
