@@ -99,6 +99,12 @@ def tune(
         "(whole scene groups, from DIR/manifest.csv when present); 0: train "
         "on every raw (a policy to ship), evaluate nothing.",
     ),
+    test_raws: int | None = typer.Option(
+        None,
+        min=1,
+        help="Evaluates at most this many of the held-out raws, spread over the scene groups, seeded "
+        "(default 100: every held-out raw of a folder of up to ~330; FiveK holds out 1,500).",
+    ),
     synth_photos: Path | None = typer.Option(
         None, help="Folder of photos to unprocess into synthetic training raws (Brooks et al. 2019)."
     ),
@@ -158,7 +164,7 @@ def tune(
             f"{raw_dir}: " + (link.reason if link else "not a folder — pass --raw-dir with your raw files")
         )
     output_folder(out, "--out", create=False)  # before any search; made by `run` once the settings pass
-    from isp_env.run import run
+    from isp_env.run import TEST_RAWS, run
     from isp_env.teacher import TeacherSettings
     from isp_env.tuning import TrainConfig
 
@@ -198,6 +204,7 @@ def tune(
         cma_image_budget=cma_image_budget,
         base=base,
         teacher=TeacherSettings(**teacher_given),
+        test_raws_cap=TEST_RAWS if test_raws is None else test_raws,
     )
     if not summary:  # --test-fraction 0: a policy trained on every raw, nothing held out to report
         return

@@ -20,6 +20,7 @@ METHOD_LABELS = {
     "teacher": "teacher policy",
 }
 COLUMNS = ("mos", "guarded", "clipped", "saturation")
+GRID_ROWS = 8  # held-out raws shown in grid.png (the first ones)
 
 
 def label(method: str, labels: dict[str, str] | None = None) -> str:
@@ -89,8 +90,11 @@ def summarise(
 def markdown(summary: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     view = meta.get("view_shorter")
     scale = f"shorter side {view}, one pass" if view else f"previews of long side {meta.get('preview')}"
+    held = meta.get("n_test")
+    if meta.get("n_held_out"):  # a sample of the held-out raws was evaluated
+        held = f"{held} evaluated of {meta['n_held_out']} (`--test-raws`: spread over the scene groups)"
     lines = [
-        f"Held-out raws: {meta.get('n_test')} (scorer `{meta.get('scorer', '?')}`, renders scored at "
+        f"Held-out raws: {held} (scorer `{meta.get('scorer', '?')}`, renders scored at "
         f"{scale}). MOS: the scorer's; guarded: MOS minus the over-processing penalty (isp_env.reward); "
         "clipped: fraction of pixels with a channel at 0 or 255, and saturation: mean HSV saturation, "
         "both of the full-resolution render.",
@@ -154,7 +158,7 @@ def grid_png(
     path: Path,
     crops: dict[str, dict[str, np.ndarray]],
     rows: list[dict[str, Any]],
-    max_images: int = 8,
+    max_images: int = GRID_ROWS,
     labels: dict[str, str] | None = None,
 ) -> None:
     """Rows: test raws (up to ``max_images``); columns: methods; full-resolution centre crops, titled with

@@ -92,12 +92,23 @@ def _luma(rgb: np.ndarray) -> np.ndarray:
     return rgb[..., :3].astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
 
+def clipped_and_saturation(rgb: np.ndarray) -> tuple[float, float]:
+    """:class:`RenderStats`' ``clipped`` and ``saturation`` alone: what the report gives of each
+    full-resolution render. The rest of :func:`render_stats` (gradient, contrast, overshoot: the guard's)
+    took over three quarters of its 3.8 s on a 24 MP render, five renders per held-out raw."""
+    rgb = np.asarray(rgb)
+    hi, lo = rgb[..., 0], rgb[..., 0]  # channel by channel: a reduction over the last axis of 3 was slower
+    for c in range(1, rgb.shape[-1]):
+        hi, lo = np.maximum(hi, rgb[..., c]), np.minimum(lo, rgb[..., c])
+    clipped = float(((lo == 0) | (hi == 255)).mean())  # a channel at 0 or 255
+    mx, mn = hi.astype(np.float32), lo.astype(np.float32)
+    sat = float(np.mean(np.where(mx > 0, (mx - mn) / np.maximum(mx, 1.0), 0.0)))
+    return clipped, sat
+
+
 def render_stats(rgb: np.ndarray) -> RenderStats:
     rgb = np.asarray(rgb)
-    clipped = float(((rgb == 0) | (rgb == 255)).any(axis=-1).mean())
-    mx = rgb.max(axis=-1).astype(np.float32)
-    mn = rgb.min(axis=-1).astype(np.float32)
-    sat = float(np.mean(np.where(mx > 0, (mx - mn) / np.maximum(mx, 1.0), 0.0)))
+    clipped, sat = clipped_and_saturation(rgb)
     y = _luma(rgb)
     grad = (
         float(np.abs(np.diff(y, axis=0)).mean() + np.abs(np.diff(y, axis=1)).mean())
@@ -204,7 +215,12 @@ def finish_view(dev: Developed, values: dict[str, float], shorter: int) -> np.nd
 def rawpy_render(path: str | Path, size: tuple[int, int] | None = None) -> np.ndarray:
     """``rawpy.postprocess()`` with the camera white balance, optionally resized (Lanczos) to (h, w)."""
     with open_raw(path) as raw:
-        rgb = raw.postprocess(use_camera_wb=True)
+        return resized(raw.postprocess(use_camera_wb=True), size)
+
+
+def resized(rgb: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
+    """An 8-bit render resized (Lanczos) to (h, w) as :func:`rawpy_render` does; unchanged when it has that
+    size or ``size`` is None — so one rawpy render serves at several sizes."""
     if size is not None and rgb.shape[:2] != tuple(size):
         rgb = np.asarray(Image.fromarray(rgb).resize((size[1], size[0]), Image.Resampling.LANCZOS))
     return rgb

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import glob
 import random
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -35,14 +36,15 @@ from isp_env.mos_function import MOSFunction, load_mos_function
 from isp_env.params import check_values, neutral, read_run_json, read_values
 from isp_env.policy_io import load_policy, resolve_policy
 from isp_env.raw import RAW_EXTENSIONS, RawReadError, find_raws, probe_raw, read_raw
-from isp_env.report import Report, policy_label, write_report
+from isp_env.report import GRID_ROWS, Report, policy_label, write_report
 from isp_env.reward import (
     DEFAULT_VIEW_SHORTER,
     Guard,
+    clipped_and_saturation,
     finish_view,
     guarded_item,
     rawpy_render,
-    render_stats,
+    resized,
     to_view,
 )
 from isp_env.teacher import TeacherSettings, spread_sample
@@ -65,7 +67,8 @@ def scene_groups(raws: list[Path], root: Path) -> dict[Path, str]:
     """Raw -> scene group: ``root/manifest.csv`` (``file``, ``scene_group``) when present, else the file.
 
     Byte-identical copies (a folder copied in twice, a link) join the group of the first: each copy its
-    own group put copies of a training raw on the test side. Only raws of one size are hashed."""
+    own group put copies of a training raw on the test side. Only raws of one size and the same first and
+    last 64 KiB are hashed whole (:func:`ends`; uncompressed DNGs of one camera are all of one size)."""
     groups = {p: str(p.relative_to(root)) if p.is_relative_to(root) else p.name for p in raws}
     manifest = root / "manifest.csv"
     if manifest.is_file():
@@ -93,9 +96,21 @@ def scene_groups(raws: list[Path], root: Path) -> dict[Path, str]:
         by_size.setdefault(p.stat().st_size, []).append(p)
     first: dict[str, str] = {}
     for same_size in (ps for ps in by_size.values() if len(ps) > 1):
+        by_ends: dict[bytes, list[Path]] = {}
         for p in same_size:
+            by_ends.setdefault(ends(p), []).append(p)
+        for p in (p for same in by_ends.values() if len(same) > 1 for p in same):
             groups[p] = first.setdefault(content_key(p), groups[p])
     return groups
+
+
+def ends(path: Path, size: int = 1 << 16) -> bytes:
+    """The first and last ``size`` bytes of a file: same-size raws that differ there are no copies, and
+    need not be read whole (FiveK: 5,000 raws of 10-25 MB)."""
+    with open(path, "rb") as fh:
+        head = fh.read(size)
+        fh.seek(max(0, fh.seek(0, 2) - size))
+        return head + fh.read(size)
 
 
 def split(
@@ -146,6 +161,12 @@ def image_key(path: Path, root: Path) -> str:
     return portable_stem(key, max_bytes=200)
 
 
+TEST_RAWS = 100
+"""``--test-raws``' default: at most this many held-out raws are evaluated (each costs the per-image
+CMA-ES's ``--cma-image-budget`` scorer calls and five full-resolution renders); a split of up to ~330 raws
+holds out fewer, so it is evaluated whole (docs/isp.md, "At FiveK scale")."""
+
+
 def refuse_undecodable(raws: list[Path], need: int, raw_dir: Path, what: str = "") -> None:
     """Decode ``raws`` until ``need`` of them read, else one line: a raw damaged after a valid header passes
     the split's probe, and a run whose training raws are all such wrote run.json, a global base searched
@@ -184,14 +205,19 @@ def run(
     cma_image_budget: int = 150,
     base: str = "neutral",
     teacher: TeacherSettings | None = None,
+    test_raws_cap: int = TEST_RAWS,
 ) -> list[dict[str, Any]]:
-    """Split, train, evaluate. ``base`` (residual actions): ``neutral``, ``global`` (the global CMA-ES
-    setting of the training raws: the same search as the baseline, run once) or a parameter JSON.
+    """Split, train, evaluate at most ``test_raws_cap`` of the held-out raws (spread over the scene
+    groups, seeded: :func:`isp_env.teacher.spread_sample`). ``base`` (residual actions): ``neutral``,
+    ``global`` (the global CMA-ES setting of the training raws: the same search as the baseline, run once)
+    or a parameter JSON.
     ``cfg.algo == "teacher"``: the per-image policy of :mod:`isp_env.teacher` (per-image CMA-ES on at most
     ``teacher.raws`` training raws, spread over the scene groups: :class:`isp_env.teacher.TeacherSettings`)
     instead of an RL agent."""
     teacher = teacher or TeacherSettings()
     check_config(cfg, teacher if cfg.algo == "teacher" else None)  # before any work
+    if test_raws_cap < 1:
+        raise ConfigError(f"--test-raws {test_raws_cap}: evaluate at least 1 held-out raw")
     skipped: dict[str, str] = {}
     raws = []
     for p in find_raws(raw_dir):  # unreadable files stay out of the split (they took a training raw's place)
@@ -295,12 +321,18 @@ def run(
         return []
     policy, card = load_policy(out / "policy.safetensors")
     name = "teacher" if cfg.algo == "teacher" else "agent"
+    evaluated = spread_sample(test_raws, test_raws_cap, groups, cfg.seed)
+    if len(evaluated) < len(test_raws):
+        console.print(
+            f"evaluating {len(evaluated)} of the {len(test_raws)} held-out raws (--test-raws), spread over "
+            "the scene groups"
+        )
     return evaluate(
         raw_dir,
         out,
         cfg,
         mos,
-        test_raws,
+        evaluated,
         train_raws,
         {name: (policy, card)},
         {name: {"train": agent_calls, "test": 0}},
@@ -308,6 +340,7 @@ def run(
         baselines,
         cma_global_budget,
         cma_image_budget,
+        held_out=len(test_raws) if len(evaluated) < len(test_raws) else None,
     ).summary
 
 
@@ -325,22 +358,24 @@ def evaluate(
     cma_global_budget: int = 600,
     cma_image_budget: int = 150,
     checked: bool = True,
+    held_out: int | None = None,
 ) -> Report:
     """Tune + render the test raws with each agent (name -> (policy, card)), run the baselines, report.
     ``checked``: also each agent's setting checked against its base and neutral by the reward
     (``NAME_checked``: :func:`isp_env.tuning.checked_setting`, two or three scorer calls per raw; its rows
-    say which candidate was kept, ``kept``)."""
+    say which candidate was kept, ``kept``). ``held_out``: the split's held-out raws when ``test_raws``
+    are a sample of them (``--test-raws``)."""
     view = cfg.view_shorter if cfg.preview is None else None
     skipped = dict(skipped)
-    items: dict[str, tuple[Developed, Guard, int | None]] = {}
     paths: dict[str, Path] = {}
     for p in test_raws:
         try:
-            items[image_key(p, raw_dir)] = guarded_item(p, view, cfg.preview)
+            read_raw(p)  # a raw damaged after its header is skipped here, before any tuning; nothing is kept
             paths[image_key(p, raw_dir)] = p
         except RawReadError as exc:
             skipped[str(p)] = str(exc)
             console.print(f"[yellow]skipped[/] {plain_failure(exc)}")
+    items = HeldOutItems(paths, view, cfg.preview)
     if not items:
         raise ConfigError(f"{raw_dir}: none of the {len(test_raws)} test raws could be read")
 
@@ -381,36 +416,39 @@ def evaluate(
     with progress_task("score + full-res render", total=len(items), unit="img") as adv:
         for key, (dev, guard, v) in items.items():
             full_dev = develop(read_raw(paths[key]))
-            crops[key] = {}
+            grid = len(crops) < GRID_ROWS  # crops of the grid's rows only, not of every raw
+            if grid:
+                crops[key] = {}
             renders = {m: finish(full_dev, per[key]) for m, per in params.items()}
             views = {
                 m: (finish_view(dev, per[key], v) if v else finish(dev, per[key]))
                 for m, per in params.items()
             }
-            if baselines:
+            if baselines:  # one rawpy render, resized for the view (it was rendered twice)
                 renders["rawpy"] = rawpy_render(paths[key])
                 views["rawpy"] = (
-                    to_view(rawpy_render(paths[key], renders["neutral"].shape[:2]), v)
+                    to_view(resized(renders["rawpy"], renders["neutral"].shape[:2]), v)
                     if v
-                    else rawpy_render(paths[key], dev.linear.shape[:2])
+                    else resized(renders["rawpy"], dev.linear.shape[:2])
                 )
             scored = dict(zip(views, mos(list(views.values())), strict=True))  # one reward call per raw
             for m, img in views.items():
                 score = float(scored[m])
                 pen = guard.penalty(img) * mos.width / 100.0
-                st = render_stats(renders[m])
+                clipped, saturation = clipped_and_saturation(renders[m])
                 rows.append(
                     {
                         "image": key,
                         "method": m,
                         "mos": score,
                         "guarded": score - pen,
-                        "clipped": st.clipped,
-                        "saturation": st.saturation,
+                        "clipped": clipped,
+                        "saturation": saturation,
                         **({"kept": chosen[m][key]} if m in chosen else {}),
                     }
                 )
-                crops[key][m] = _center_crop(renders[m], 256)
+                if grid:
+                    crops[key][m] = _center_crop(renders[m], 256)
                 if m not in ("neutral", "rawpy"):
                     png = out / "test" / m / "renders" / f"{key}.png"
                     if not png.exists():
@@ -423,6 +461,7 @@ def evaluate(
         "algo": cfg.algo,
         "n_train": len(train_raws),
         "n_test": len(items),
+        **({} if held_out is None else {"n_held_out": held_out}),  # a sample of them (--test-raws)
         "skipped": skipped,
         "test_raws": sorted(items),
         **({"checked_kept": kept} if kept else {}),
@@ -436,12 +475,34 @@ def evaluate(
     return write_report(out, rows, budgets, meta, crops, labels)
 
 
+class HeldOutItems(Mapping[str, tuple[Developed, Guard, int | None]]):
+    """The evaluated raws' front ends at the scorer's scale and guards (:func:`guarded_item`), made when
+    asked for, the last one kept: held for every raw until the report they grew with the raws (5.4 MiB a
+    24 MP raw; ``isp-tune check`` of 5,000 FiveK raws would need 27 GiB). The checked setting, the
+    per-image baseline and the scoring each make a raw's once (docs/isp.md, "At FiveK scale")."""
+
+    def __init__(self, paths: dict[str, Path], view: int | None, preview: int | None) -> None:
+        self.paths, self.view, self.preview = paths, view, preview
+        self.last: tuple[str, tuple[Developed, Guard, int | None]] | None = None
+
+    def __getitem__(self, key: str) -> tuple[Developed, Guard, int | None]:
+        if self.last is None or self.last[0] != key:
+            self.last = (key, guarded_item(self.paths[key], self.view, self.preview))
+        return self.last[1]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.paths)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+
 def _checked(
     out: Path,
     name: str,
     card: dict[str, Any],
     params: dict[str, dict[str, dict[str, float]]],
-    items: dict[str, tuple[Developed, Guard, int | None]],
+    items: Mapping[str, tuple[Developed, Guard, int | None]],
     mos: MOSFunction,
     reward: dict[str, Any] | None,
 ) -> tuple[int, dict[str, str]]:
@@ -454,14 +515,14 @@ def _checked(
     calls = 0
     kept: dict[str, str] = {}
     with progress_task(f"{method}: policy / base / neutral", total=len(items), unit="img") as adv:
-        for key, item in items.items():
+        for key in items:  # (a raw's front end is made only when it is checked)
             pfile = out / "test" / method / "params" / f"{key}.json"
             done = read_run_json(pfile)
             same = done.get("policy_timesteps") == card["timesteps"] and done.get("reward_model") == reward
             if same and done.get("from") == params[name][key] and done.get("chosen") in CHECK_CANDIDATES:
                 values, scored, chosen = check_values(done["params"]), len(done["scores"]), done["chosen"]
             else:
-                c = checked_setting(params[name][key], card, item, mos)
+                c = checked_setting(params[name][key], card, items[key], mos)
                 values, scored, chosen = c.params, len(c.scores), c.chosen
                 write_json_atomic(
                     pfile,
@@ -492,10 +553,11 @@ def _base_arg(base: str) -> dict[str, float]:
 
 
 def _center_crop(img: np.ndarray, size: int) -> np.ndarray:
+    """A copy: a view kept the whole full-resolution render alive (72 MB at 24 MP, five a raw)."""
     h, w = img.shape[:2]
     s = min(size, h, w)
     y, x = (h - s) // 2, (w - s) // 2
-    return img[y : y + s, x : x + s]
+    return img[y : y + s, x : x + s].copy()
 
 
 def global_cma(
@@ -542,7 +604,7 @@ def _baselines(
     out: Path,
     cfg: TrainConfig,
     mos: MOSFunction,
-    items: dict[str, tuple[Developed, Guard, int | None]],
+    items: Mapping[str, tuple[Developed, Guard, int | None]],
     train_raws: list[Path],
     params: dict[str, dict[str, dict[str, float]]],
     budgets: dict[str, dict[str, int]],
@@ -557,9 +619,9 @@ def _baselines(
     pfile = out / "baselines" / "cma_per_image.json"
     per = {k: v for k, v in read_run_json(pfile).items() if v.get("budget") == image_budget}
     with progress_task("per-image CMA-ES", total=len(items), unit="img") as advance:
-        for key, item in items.items():
-            if key not in per:
-                res = cma_search(guarded_objective([item], mos), image_budget, 1, cfg.seed)
+        for key in items:
+            if key not in per:  # (a raw's front end is made only when it is searched)
+                res = cma_search(guarded_objective([items[key]], mos), image_budget, 1, cfg.seed)
                 per[key] = {
                     "params": res.params,
                     "score": res.mos,

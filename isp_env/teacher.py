@@ -313,9 +313,10 @@ def residual_targets(params: Sequence[dict[str, float]], base: dict[str, float],
 
 
 def spread_sample(raws: Sequence[Path], n: int, groups: dict[Path, str], seed: int) -> list[Path]:
-    """At most ``n`` of ``raws`` for the teacher's searches (each costs ``--teacher-budget`` scorer calls),
-    spread over as many scene groups as possible: one raw of every group (groups in a seeded order)
-    before a second of any. All of them when there are no more than ``n``."""
+    """At most ``n`` of ``raws`` for the teacher's searches (each costs ``--teacher-budget`` scorer calls)
+    or the held-out evaluation (``--test-raws``), spread over as many scene groups as possible: one raw of
+    every group (groups in a seeded order) before a second of any. All of them, as given, when there are
+    no more than ``n``."""
     if len(raws) <= n:
         return list(raws)
     rng = random.Random(seed)

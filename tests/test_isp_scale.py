@@ -1,0 +1,157 @@
+"""`isp-tune` on many raws (MIT-Adobe FiveK: 5,000, 1,500 held out): the evaluated held-out raws are capped
+(``--test-raws``), spread over the scene groups and seeded, and the evaluation holds no raw's images after
+scoring it (docs/isp.md, "At FiveK scale")."""
+
+from __future__ import annotations
+
+import colorsys
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import SHARED_DATA
+from helpers import attiqa_env, run_isp_tune
+
+from isp_env.dng import demo_photo, dng_from_photo
+from isp_env.teacher import spread_sample
+
+REAL_RAWS = SHARED_DATA / "raw" / "real"
+TINY = (
+    *("--model", "classical", "--preview", "64", "--obs-size", "36", "--base", "neutral"),
+    *("--teacher-budget", "6", "--teacher-raws", "2", "--cma-global-budget", "12", "--cma-image-budget", "6"),
+)
+
+
+def distinct_raws(folder: Path, n: int, long_side: int = 96) -> list[Path]:
+    """``n`` distinct DNGs unprocessed from bundled photos (each its own crop, layout and noise)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    photos = [demo_photo(name, long_side) for name in ("astronaut", "coffee", "chelsea", "rocket")]
+    layouts = ("RGGB", "BGGR", "GRBG", "GBRG")
+    out = []
+    for i in range(n):
+        img = photos[i % 4][i // 4 % 3 :, i // 12 % 3 :]  # another crop per round of photos
+        out.append(dng_from_photo(folder / f"r{i:02d}.dng", img, layouts[i % 4], seed=i))
+    return out
+
+
+def test_held_out_raws_above_the_cap_are_sampled_over_the_scene_groups_seeded_and_reported(tmp_path):
+    """12 raws in 6 scene groups of 2, half held out (3 groups, 6 raws), ``--test-raws 3``: one raw of each
+    held-out group is evaluated — the raws ``spread_sample`` picks with the run's seed — and summary.json,
+    report.md and the printed line say 3 of 6. Without the option (default 100) all 6 are evaluated."""
+    raws = distinct_raws(tmp_path / "raws", 12)
+    group = {p.name: f"scene{i // 2}" for i, p in enumerate(raws)}
+    (tmp_path / "raws" / "manifest.csv").write_text(
+        "file,scene_group\n" + "".join(f"{n},{g}\n" for n, g in group.items())
+    )
+    args = ("--raw-dir", tmp_path / "raws", *TINY, "--test-fraction", "0.5", "--seed", "3")
+    res = run_isp_tune(*args, "--out", tmp_path / "capped", "--test-raws", "3")
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "evaluating 3 of the 6 held-out raws (--test-raws)" in " ".join(res.stderr.split())
+    plan = json.loads((tmp_path / "capped" / "run.json").read_text())
+    held = [Path(p) for p in plan["test"]]
+    assert len(held) == 6 and len({group[p.name] for p in held}) == 3  # the split: whole groups
+    summary = json.loads((tmp_path / "capped" / "summary.json").read_text())
+    assert summary["n_test"] == 3 and summary["n_held_out"] == 6
+    picked = sorted(summary["test_raws"])
+    assert {group[f"{k}.dng"] for k in picked} == {group[p.name] for p in held}  # one of each group
+    groups = {p: group[p.name] for p in held}
+    assert picked == [p.stem for p in spread_sample(held, 3, groups, 3)]  # seeded: the run's seed
+    renders = tmp_path / "capped" / "test" / "teacher" / "renders"
+    assert sorted(p.stem for p in renders.glob("*.png")) == picked
+    assert "Held-out raws: 3 evaluated of 6" in (tmp_path / "capped" / "report.md").read_text()
+
+    res = run_isp_tune(*args, "--out", tmp_path / "whole")  # the default cap (100): every held-out raw
+    assert res.returncode == 0, res.stderr[-2000:]
+    whole = json.loads((tmp_path / "whole" / "summary.json").read_text())
+    assert whole["n_test"] == 6 and "n_held_out" not in whole
+    assert sorted(whole["test_raws"]) == sorted(p.stem for p in held)
+    assert "Held-out raws: 6 (" in (tmp_path / "whole" / "report.md").read_text()
+
+
+@pytest.mark.skipif(not REAL_RAWS.is_dir(), reason="no shared real raws")
+def test_the_43_real_raws_at_a_cap_of_their_13_held_out_raws_are_evaluated_whole(tmp_path):
+    """The shared 43 real raws hold out 13 (seed 0, whole scene groups): a cap of 13 — as the default of
+    100 — evaluates every one of them, in the split's order, and reports no sample."""
+    res = run_isp_tune("--raw-dir", REAL_RAWS, *TINY, "--out", tmp_path / "run", "--test-raws", "13")
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "evaluating" not in res.stderr and "13 test raws" in res.stderr
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    plan = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert summary["n_test"] == len(plan["test"]) == 13 and "n_held_out" not in summary
+    with (tmp_path / "run" / "results.csv").open() as fh:
+        images = list(dict.fromkeys(row.split(",")[0] for row in fh.read().splitlines()[1:]))
+    assert images == [Path(p).stem for p in plan["test"]]
+    assert "Held-out raws: 13 (" in (tmp_path / "run" / "report.md").read_text()
+
+
+PEAK = """import sys; from pathlib import Path; from isp_env.run import check_policy
+check_policy(Path(sys.argv[1]), Path(sys.argv[2]), "default", scorer="classical")
+print(next(ln for ln in Path("/proc/self/status").read_text().splitlines() if ln.startswith("VmHWM")))"""
+
+
+def test_evaluation_memory_does_not_grow_with_the_raws_evaluated(tmp_path):
+    """**Was**: every evaluated raw's front end and guard were held until the report, and its grid crops
+    were views keeping its full-resolution renders alive — ``isp-tune check`` of 20 raws of 1200 x 800
+    peaked 190 MB above 4 of them (a 24 MP render is 72 MB: a FiveK run ran out of memory after about 60
+    held-out raws). Now the peak (VmHWM, a fresh process each) stays within malloc's noise."""
+    peaks = {}
+    for n in (4, 20):
+        distinct_raws(tmp_path / f"raws{n}", n, long_side=1200)
+        cmd = [sys.executable, "-c", PEAK, str(tmp_path / f"raws{n}"), str(tmp_path / f"check{n}")]
+        res = subprocess.run(cmd, env=attiqa_env(), capture_output=True, text=True, timeout=600)
+        assert res.returncode == 0, res.stderr[-2000:]
+        peaks[n] = int(res.stdout.split()[-2]) / 1024  # MiB
+        assert len(list((tmp_path / f"check{n}" / "test" / "policy" / "renders").glob("*.png"))) == n
+    assert peaks[20] - peaks[4] < 80, peaks  # holding them: ~190 MiB more
+
+
+def test_raws_of_one_size_are_not_read_whole_to_find_copies(tmp_path):
+    """**Was**: every raw sharing its size with another was hashed whole (uncompressed DNGs of one camera
+    all do: 5,000 FiveK raws of 25 MB would be read before the split). Now only those whose first and last
+    64 KiB agree are; byte-identical copies still share a scene group, a raw differing only inside does
+    not."""
+    from isp_env.run import scene_groups
+
+    rng = np.random.default_rng(0)
+    root = tmp_path / "raws"
+    root.mkdir()
+    for i in range(12):
+        (root / f"r{i:02d}.dng").write_bytes(rng.bytes(2 << 20))  # 12 distinct files of 2 MiB
+    (root / "copy.dng").write_bytes((root / "r03.dng").read_bytes())
+    inner = bytearray((root / "r05.dng").read_bytes())
+    inner[1 << 20] ^= 1
+    (root / "inner.dng").write_bytes(bytes(inner))  # the same ends as r05, one bit apart inside
+    raws = sorted(root.glob("*.dng"))
+
+    def read_bytes() -> int:
+        return int(
+            next(
+                ln for ln in Path("/proc/self/io").read_text().splitlines() if ln.startswith("rchar")
+            ).split()[1]
+        )
+
+    before = read_bytes()
+    groups = scene_groups(raws, root)
+    read = read_bytes() - before
+    assert groups[root / "copy.dng"] == groups[root / "r03.dng"] == "copy.dng"  # the first in name order
+    assert groups[root / "inner.dng"] == "inner.dng" and groups[root / "r05.dng"] == "r05.dng"
+    assert len(set(groups.values())) == 13
+    assert read < 10 * 2**20, read / 2**20  # 14 x 128 KiB + 4 raws whole; all 14 whole: 28 MiB
+
+
+def test_clipped_and_saturation_are_the_reports_measures_of_a_render():
+    """The fraction of pixels with a channel at 0 or 255 and the mean HSV saturation (colorsys's), on
+    renders with clipped, black, grey and saturated pixels."""
+    from isp_env.reward import clipped_and_saturation
+
+    rng = np.random.default_rng(0)
+    for shape in ((1, 1, 3), (5, 7, 3), (16, 9, 3)):
+        rgb = rng.choice(np.array([0, 1, 77, 128, 254, 255], dtype=np.uint8), size=shape)
+        clipped, sat = clipped_and_saturation(rgb)
+        px = rgb.reshape(-1, 3)
+        assert clipped == np.mean([(p == 0).any() or (p == 255).any() for p in px])
+        want = np.mean([colorsys.rgb_to_hsv(*(p / 255.0))[1] for p in px])
+        assert sat == pytest.approx(want, abs=1e-6)
