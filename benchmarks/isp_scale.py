@@ -15,7 +15,12 @@ sampling the resident set every 0.2 s: per stage its inclusive wall time, calls 
 while it ran; at the end the process's peak (VmHWM). Run it under ``nice -n 19 /usr/bin/time -v`` for the
 whole command's figures.
 
+``stats`` times, on the full-resolution neutral render of each raw of the folder (the first ``--n``),
+:func:`isp_env.reward.render_stats` (what the report used) against
+:func:`isp_env.reward.clipped_and_saturation` (what it uses: the same two values).
+
     python benchmarks/isp_scale.py make /tmp/fivek --n 40
+    python benchmarks/isp_scale.py stats /tmp/fivek --n 4
     python benchmarks/isp_scale.py run /tmp/fivek --out /tmp/run --cma-global-budget 20 \
         --cma-image-budget 150 --teacher-budget 10 --teacher-restarts 1
 
@@ -198,11 +203,30 @@ PASSED = {
 }
 
 
+def stats(folder: Path, n: int) -> None:
+    from isp_env.isp import develop, finish
+    from isp_env.params import neutral
+    from isp_env.raw import find_raws, read_raw
+    from isp_env.reward import clipped_and_saturation, render_stats
+
+    for path in find_raws(folder)[:n]:
+        img = finish(develop(read_raw(path)), neutral())
+        t = time.perf_counter()
+        st = render_stats(img)
+        t_all = time.perf_counter() - t
+        t = time.perf_counter()
+        two = clipped_and_saturation(img)
+        t_two = time.perf_counter() - t
+        same = two == (st.clipped, st.saturation)
+        print(f"{path.name} {img.shape[1]}x{img.shape[0]}: render_stats {t_all:.2f} s, "
+              f"clipped_and_saturation {t_two:.2f} s, same values: {same}", flush=True)  # fmt: skip
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("what", choices=("make", "run"))
+    ap.add_argument("what", choices=("make", "run", "stats"))
     ap.add_argument("folder", type=Path)
-    ap.add_argument("--n", type=int, default=40, help="make: raws to write")
+    ap.add_argument("--n", type=int, default=40, help="make: raws to write; stats: raws to time")
     ap.add_argument("--photos", type=Path, default=Path("../shared/data/natural"))
     ap.add_argument("--seed", type=int, default=0)
     for opt, default in PASSED.items():
@@ -210,6 +234,9 @@ def main() -> None:
     args = ap.parse_args()
     if args.what == "make":
         make(args.folder, args.n, args.photos, args.seed)
+        return
+    if args.what == "stats":
+        stats(args.folder, args.n)
         return
     cli_args = []
     for opt in PASSED:

@@ -92,7 +92,7 @@ def markdown(summary: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     scale = f"shorter side {view}, one pass" if view else f"previews of long side {meta.get('preview')}"
     held = meta.get("n_test")
     if meta.get("n_held_out"):  # a sample of the held-out raws was evaluated
-        held = f"{held} evaluated of {meta['n_held_out']} (`--test-raws`: spread over the scene groups)"
+        held = f"{held} evaluated of {meta['n_held_out']}, spread over the scene groups by `--test-raws`"
     lines = [
         f"Held-out raws: {held} (scorer `{meta.get('scorer', '?')}`, renders scored at "
         f"{scale}). MOS: the scorer's; guarded: MOS minus the over-processing penalty (isp_env.reward); "

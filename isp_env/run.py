@@ -163,8 +163,8 @@ def image_key(path: Path, root: Path) -> str:
 
 TEST_RAWS = 100
 """``--test-raws``' default: at most this many held-out raws are evaluated (each costs the per-image
-CMA-ES's ``--cma-image-budget`` scorer calls and five full-resolution renders); a split of up to ~330 raws
-holds out fewer, so it is evaluated whole (docs/isp.md, "At FiveK scale")."""
+CMA-ES's ``--cma-image-budget`` scorer calls and a full-resolution render per method); a split of up to
+~330 raws holds out fewer, so it is evaluated whole (docs/isp.md, "At FiveK scale")."""
 
 
 def refuse_undecodable(raws: list[Path], need: int, raw_dir: Path, what: str = "") -> None:
@@ -553,7 +553,7 @@ def _base_arg(base: str) -> dict[str, float]:
 
 
 def _center_crop(img: np.ndarray, size: int) -> np.ndarray:
-    """A copy: a view kept the whole full-resolution render alive (72 MB at 24 MP, five a raw)."""
+    """A copy: a view kept the whole full-resolution render alive (72 MB at 24 MP, one per method and raw)."""
     h, w = img.shape[:2]
     s = min(size, h, w)
     y, x = (h - s) // 2, (w - s) // 2
