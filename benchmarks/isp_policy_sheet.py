@@ -25,7 +25,7 @@ from isp_env.mos_function import load_mos_function
 from isp_env.params import neutral
 from isp_env.policy_io import load_policy, resolve_policy
 from isp_env.raw import read_raw
-from isp_env.reward import DEFAULT_VIEW_SHORTER, guarded_item
+from isp_env.reward import guarded_item, scorer_view
 from isp_env.tuning import checked_setting, tune_with_policy
 
 
@@ -57,8 +57,7 @@ def main() -> None:
             dev = develop(read_raw(path), args.long_side)
             panels = [finish(dev, neutral()), finish(dev, values)]
             if mos is not None:
-                view = mos.view_shorter or DEFAULT_VIEW_SHORTER
-                c = checked_setting(values, card, guarded_item(path, view), mos)
+                c = checked_setting(values, card, guarded_item(path, scorer_view(mos)), mos)
                 print(
                     f"{'':28s} checked: kept the {c.chosen}'s setting",
                     {k: round(v, 2) for k, v in c.scores.items()},

@@ -260,6 +260,7 @@ def check(
 
     from isp_env.report import better_than
     from isp_env.run import check_policy
+    from isp_env.tuning import CHECK_CANDIDATES
 
     if not raw_dir.is_dir():
         raise ConfigError(f"{raw_dir}: not a folder — give the folder that holds the raws")
@@ -286,7 +287,7 @@ def check(
             f"{statistics.mean(before):.2f} -> {statistics.mean(after):.2f} "
             f"(median gain {statistics.median(gains):+.2f})"
         )
-    kept = {who: sum(r["checked_kept"] == who for r in rows) for who in ("policy", "base", "neutral")}
+    kept = {who: sum(r["checked_kept"] == who for r in rows) for who in CHECK_CANDIDATES}
     stdout.print(
         "checked (isp-tune render --check): kept "
         + ", ".join(f"the {who} on {n}" for who, n in kept.items())
@@ -388,13 +389,12 @@ def _checked_render_setting(
     """``isp-tune render --check``: the policy's ``values`` checked against its base and neutral by the
     reward model at the scale ``isp-tune check`` scores (:func:`isp_env.tuning.checked_setting`)."""
     from isp_env.mos_function import load_mos_function
-    from isp_env.reward import DEFAULT_VIEW_SHORTER, develop_view, guarded_item
+    from isp_env.reward import guarded_item, scorer_view
     from isp_env.tuning import check_reward_model, checked_setting
 
     check_reward_model(spec, card, model, refuse=False)
     mos = load_mos_function(model)
-    view = mos.view_shorter or DEFAULT_VIEW_SHORTER
-    item = guarded_item(raw, view, dev=develop_view(raw_img, view))
+    item = guarded_item(raw, scorer_view(mos), raw=raw_img)
     c = checked_setting(values, card, item, mos)
     scores = ", ".join(f"{who} {score:.2f}" for who, score in c.scores.items())
     console.print(f"checked by {mos.name}: kept the {c.chosen}'s setting ({scores})")

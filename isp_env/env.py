@@ -48,7 +48,7 @@ from isp_env.mos_function import MOSFunction, ScorerSpec, as_mos_function
 from isp_env.params import N_PARAMS, check_values, from_normalized, neutral, to_normalized
 from isp_env.raw import RawReadError, read_raw
 from isp_env.registration import ENV_ID, register  # noqa: F401  (re-exported: callers of isp_env.env)
-from isp_env.reward import DEFAULT_VIEW_SHORTER, Guard, make_guard, to_view, view_long_side
+from isp_env.reward import DEFAULT_VIEW_SHORTER, Guard, make_guard, scorer_view, to_view, view_long_side
 
 N_STATS = 21  # image_stats: 12 until session 23, + 6 channel percentiles + 3 contrast measures (session 24)
 LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
@@ -209,7 +209,7 @@ class ISPTuningEnv(gym.Env):
         if self.preview is not None:
             return None
         if self._view is None:
-            self._view = (self.mos.view_shorter if self.score else None) or DEFAULT_VIEW_SHORTER
+            self._view = scorer_view(self.mos) if self.score else DEFAULT_VIEW_SHORTER
         return self._view
 
     def scorer_calls(self) -> int:

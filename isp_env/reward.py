@@ -41,6 +41,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
@@ -48,6 +49,9 @@ from PIL import Image
 from isp_env.isp import Developed, develop, finish
 from isp_env.params import neutral
 from isp_env.raw import RawImage, open_raw
+
+if TYPE_CHECKING:
+    from isp_env.mos_function import MOSFunction
 
 DEFAULT_VIEW_SHORTER = 384  # scorers without a native scale (classical, plain callables); ours
 CLIP_TOL, SAT_TOL, GRAD_TOL, HUE_TOL = 0.03, 1.2, 1.6, 10.0
@@ -239,16 +243,25 @@ def make_guard(dev: Developed, path: str | Path | None, view: int | None) -> Gua
     return Guard(render_stats(img[::2, ::2]), rp, img)
 
 
+def scorer_view(mos: MOSFunction) -> int:
+    """The shorter side renders are scored at: the scorer's own scale, else :data:`DEFAULT_VIEW_SHORTER`."""
+    return mos.view_shorter or DEFAULT_VIEW_SHORTER
+
+
 def guarded_item(
-    path: str | Path, view: int | None, preview: int | None = None, dev: Developed | None = None
+    path: str | Path,
+    view: int | None,
+    preview: int | None = None,
+    dev: Developed | None = None,
+    raw: RawImage | None = None,
 ) -> tuple[Developed, Guard, int | None]:
     """What :func:`isp_env.baselines.guarded_objective` scores for one raw — its front end at the scorer's
     scale (``view``; or a ``preview`` of that long side when ``view`` is None), its guard and the view —
     the one recipe for the baselines, the teacher's targets and its cross-validation. ``dev``: a front end
-    already developed that way (the environment's)."""
+    already developed that way (the environment's); ``raw``: the raw already read (not read again)."""
     from isp_env.raw import read_raw
 
     if dev is None:
-        raw = read_raw(path)
+        raw = read_raw(path) if raw is None else raw
         dev = develop_view(raw, view) if view else develop(raw, preview)
     return dev, make_guard(dev, path, view), view

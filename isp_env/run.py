@@ -38,13 +38,13 @@ from isp_env.policy_io import load_policy, resolve_policy
 from isp_env.raw import RAW_EXTENSIONS, RawReadError, find_raws, probe_raw, read_raw
 from isp_env.report import GRID_ROWS, Report, policy_label, write_report
 from isp_env.reward import (
-    DEFAULT_VIEW_SHORTER,
     Guard,
     clipped_and_saturation,
     finish_view,
     guarded_item,
     rawpy_render,
     resized,
+    scorer_view,
     to_view,
 )
 from isp_env.teacher import TeacherSettings, spread_sample
@@ -264,7 +264,7 @@ def run(
     for folder in (out, out / "test" / "params", out / "test" / "renders", out / "baselines"):
         remove_orphan_temps(folder)  # temp files of an earlier run killed mid-write
     if cfg.preview is None and cfg.view_shorter is None:
-        cfg.view_shorter = mos.view_shorter or DEFAULT_VIEW_SHORTER
+        cfg.view_shorter = scorer_view(mos)
     synth: list[Path] = []
     if synth_photos is not None:
         from isp_env.synth import find_photos, synth_raws
@@ -414,8 +414,10 @@ def evaluate(
     rows: list[dict[str, Any]] = []
     crops: dict[str, dict[str, np.ndarray]] = {}
     with progress_task("score + full-res render", total=len(items), unit="img") as adv:
-        for key, (dev, guard, v) in items.items():
-            full_dev = develop(read_raw(paths[key]))
+        for key in items:
+            raw = read_raw(paths[key])  # read once for the scored view and the full-resolution render
+            dev, guard, v = guarded_item(paths[key], view, cfg.preview, raw=raw)
+            full_dev = develop(raw)
             grid = len(crops) < GRID_ROWS  # crops of the grid's rows only, not of every raw
             if grid:
                 crops[key] = {}
@@ -651,7 +653,7 @@ def check_policy(
         raise ConfigError(f"{raw_dir}: no raw LibRaw can read — give a folder of camera raws or DNGs")
     mos = load_mos_function(scorer)
     cfg = TrainConfig(algo=str(card.get("algo", "teacher")), scorer=scorer)
-    cfg.view_shorter = mos.view_shorter or DEFAULT_VIEW_SHORTER
+    cfg.view_shorter = scorer_view(mos)
     # evaluate skips (and lists) the raws it cannot read, and makes ``out`` only once it has rows to write
     report = evaluate(raw_dir, out, cfg, mos, raws, [], {"policy": (policy, card)}, {}, {}, baselines=False)
     by: dict[str, dict[str, dict[str, Any]]] = {}
