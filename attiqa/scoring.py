@@ -44,6 +44,11 @@ OUTPUT_SUFFIXES = (".csv", ".tsv", ".json")
 OUT_FIX = "choose another --out"  # `attiqa score`'s advice for an output it cannot use
 
 
+class OtherScoreFile(AttiqaError):
+    """An existing output that is not a score file of this scorer's columns: ``attiqa score`` refuses it,
+    ``genbench score`` (whose ``scores/METRIC.csv`` is its own) scores that metric again from scratch."""
+
+
 @dataclass
 class ScoredBatch:
     """Positions in the input list, their scores (N, len(columns)), and the files that failed."""
@@ -203,8 +208,11 @@ class ScoreWriter:
         rank: int = 0,
         world_size: int = 1,
         fix: str = OUT_FIX,
+        keep_rows: bool = False,
     ) -> None:
         self.fix = fix
+        self.keep_rows = keep_rows
+        self.found_rows: list[dict] = []  # CSV/TSV with ``keep_rows``: the rows the file held (one read)
         self.out = check_output_path(out, fix)
         self.columns = tuple(columns)
         self.meta = meta
@@ -289,19 +297,26 @@ class ScoreWriter:
         if header is None:
             return []
         if header[:1] != ["image"]:
-            raise AttiqaError(f"{path}: exists but is not a score file of `attiqa score` — {self.fix}")
+            raise OtherScoreFile(f"{path}: exists but is not a score file of `attiqa score` — {self.fix}")
         self._check_columns(header[1:])
-        try:
-            return [self._row_from_cells(cells) for cells in lines if cells]
-        except ValueError:
-            raise AttiqaError(
-                f"{path}: line {lines.line_num} is not a row of scores — "
-                f"{self._advice(', or delete it to score again')}"
-            ) from None
+        rows = []
+        for cells in filter(None, lines):
+            try:
+                rows.append(self._row_from_cells(cells))
+            except ValueError:  # a cell that is not a number, or a name's unquoted delimiter shifting the row
+                width = 1 + len(self.columns)
+                sep = "a tab" if delim == "\t" else f"'{delim}'"
+                why = f" ({len(cells)} cells under {width} columns: a name holding {sep} must be quoted)"
+                why = why if len(cells) > width else ""
+                raise AttiqaError(
+                    f"{path}: line {lines.line_num} is not a row of scores{why} — "
+                    f"{self._advice(', or delete it to score again')}"
+                ) from None
+        return rows
 
     def _check_columns(self, cols: Sequence[str]) -> None:
         if list(cols) != list(self.columns):
-            raise AttiqaError(
+            raise OtherScoreFile(
                 f"{self.out}: exists with columns {list(cols)}, not this scorer's {list(self.columns)} — "
                 f"{self._advice(' or delete it')}"
             )
@@ -318,6 +333,8 @@ class ScoreWriter:
                 if path != self.out and not self.sharded:  # a JSON document's journal: the rows it lacks
                     # (an interruption between the document's rename and the journal's removal left both)
                     self._kept_rows.extend(r for r in rows if r["image"] not in self.done)
+                elif path == self.out and self.keep_rows:
+                    self.found_rows = rows
                 self.done.update(r["image"] for r in rows)
             fh = open(path, "a", encoding=ENCODING, errors=ERRORS, newline="")  # noqa: SIM115
         except PermissionError:
@@ -329,10 +346,10 @@ class ScoreWriter:
         return fh
 
     def _row_from_cells(self, cells: list[str]) -> dict:
+        """A row of floats (NaN for an empty cell); ValueError for a cell that is not a number or a cell
+        too many or too few."""
         row: dict[str, Any] = {"image": read_cell(cells[0])}
-        row.update(
-            {c: float(v) if v else float("nan") for c, v in zip(self.columns, cells[1:], strict=False)}
-        )
+        row.update({c: float(v) if v else float("nan") for c, v in zip(self.columns, cells[1:], strict=True)})
         return row
 
     def add(self, rows: list[dict], on_commit: Callable[[], object] | None = None) -> None:

@@ -9,9 +9,9 @@ images a metric has not scored yet; unreadable images are skipped and reported.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
+import math
 import os
 import re
 from collections.abc import Callable, Sequence
@@ -22,11 +22,11 @@ import attiqa
 from attiqa.datasets.readers import read_csv
 from attiqa.errors import AttiqaError, did_you_mean
 from attiqa.io.atomic import output_folder, remove_orphan_temps, write_json_atomic
-from attiqa.io.tables import ENCODING, ERRORS, read_cell
+from attiqa.io.tables import ERRORS, read_cell
 from attiqa.progress import shown_name
 from attiqa.scorers import is_checkpoint, scorer_identity
 from attiqa.scorers.zoo import trained_on, weights_identity
-from attiqa.scoring import ScoreRun, ScoreWriter, score_paths, write_scores
+from attiqa.scoring import OtherScoreFile, ScoreRun, ScoreWriter, score_paths, write_scores
 from genbench.files import shell_arg
 from genbench.manifest import SIDES, Pair, resolve
 
@@ -86,11 +86,14 @@ def default_metrics() -> list[str]:
     return [info.name for info in attiqa.list_scorers()]
 
 
-def _header(path: Path) -> list[str] | None:
-    if not path.exists():
-        return None
-    with open(path, newline="", encoding=ENCODING, errors=ERRORS) as fh:
-        return next(csv.reader(fh), None)
+def _writer(out_csv: Path, columns: Sequence[str], metric: str) -> ScoreWriter:
+    """The writer of ``scores/<slug>.csv``, holding the rows it holds; a file of other columns (another
+    scorer's, a hand-edited header) is removed and all scored again."""
+    try:
+        return ScoreWriter(out_csv, columns, fix=f"delete it to score {metric} again", keep_rows=True)
+    except OtherScoreFile:
+        out_csv.unlink()
+        return ScoreWriter(out_csv, columns, fix=f"delete it to score {metric} again", keep_rows=True)
 
 
 def _other_weights(out_csv: Path, identity: dict) -> bool:
@@ -148,24 +151,18 @@ def score_run(
     remove_orphan_temps(out_csv.parent, targets=[out_csv.name, f"{slug}.json"])  # a killed earlier run's
     # the tensors' hash too: `agree` knows a shipped model's copy with its card rewritten (zoo.shipped_model)
     identity = {**scorer_identity(metric), "tensors_sha256": weights_identity(scorer)["tensors_sha256"]}
-    if _header(out_csv) not in (None, ["image", *scorer.columns]) or _other_weights(out_csv, identity):
-        out_csv.unlink()  # another scorer's scores (a retrained checkpoint at this path): all scored again
-    # Each batch is appended as it finishes (a kill keeps it; the writer drops a half-written last line),
-    # and the file is rewritten in manifest order at the end.
+    if _other_weights(out_csv, identity):
+        out_csv.unlink()  # a retrained checkpoint at this path: all scored again
+    # The writer reads the file once (its rows are what is kept); each batch is appended as it finishes (a
+    # kill keeps it; the writer drops a half-written last line); the file is rewritten in manifest order.
     try:
-        writer = ScoreWriter(out_csv, scorer.columns, fix=f"delete it to score {metric} again")
+        writer = _writer(out_csv, scorer.columns, metric)
     except AttiqaError as exc:  # a damaged row (an edit, a bad disk): this metric is skipped, the rest go on
         report.error = str(exc)
         return report
-    try:
-        again = f"`genbench score {shell_arg(run_dir)} --metrics {shell_arg(metric)}`"
-        old = _read_csv(out_csv, scorer.columns, again)
-    except AttiqaError as exc:  # a hand-edited file: this metric is skipped, the rest go on
-        writer.close()
-        report.error = str(exc)
-        return report
+    old = {r["image"]: r for r in writer.found_rows}
     images = list(dict.fromkeys(p.image(s) for p in pairs for s in SIDES))
-    todo = [im for im in images if im not in old or old[im].get(scorer.columns[0], "") == ""]
+    todo = [im for im in images if im not in old or math.isnan(old[im][scorer.columns[0]])]
     report.kept = len(images) - len(todo)
     if on_batch and report.kept:
         on_batch(report.kept, 0)
@@ -183,11 +180,7 @@ def score_run(
         row["image"] = back[row["image"]]
     report.scored = len(run.rows)
     report.failed = [f"{shown_name(e.path)}: {e.reason}" for e in run.failed]  # printed as a list
-    kept_rows = [
-        {"image": im, **{c: float(old[im][c]) if old[im].get(c) else float("nan") for c in run.columns}}
-        for im in images
-        if im in old and im not in todo
-    ]
+    kept_rows = [old[im] for im in images if im in old and im not in todo]  # image + the columns
     order = {im: i for i, im in enumerate(images)}
     run.rows = sorted(kept_rows + run.rows, key=lambda r: order[r["image"]])
     write_scores(run, out_csv)

@@ -5,6 +5,8 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
 
 import pytest
 from genbench_helpers import make_photo_run
@@ -84,3 +86,49 @@ def test_genbench_score_names_its_fix_and_scores_the_other_metrics(tmp_path, pho
     report = score_run(run, pairs, "classical", num_workers=0)
     assert report.error == f"{scores}: line 2 is not a row of scores — delete it to score classical again"
     assert report.scored == 0 and scores.read_text().splitlines()[1].endswith(",x")  # nothing overwritten
+
+
+_OPENS: list[tuple[str, str]] | None = None  # (path, mode) of every open() while a test listens
+
+
+def _record_open(event: str, args: tuple) -> None:
+    if event == "open" and _OPENS is not None and isinstance(args[0], str | bytes | os.PathLike):
+        _OPENS.append((os.fsdecode(args[0]), str(args[1])))
+
+
+sys.addaudithook(_record_open)  # an audit hook stays for the process; it records only while _OPENS is a list
+
+
+def test_genbench_score_reads_a_metric_s_scores_once(tmp_path, photos):
+    """**Was** (session 44's review): a rerun of ``genbench score`` read ``scores/METRIC.csv`` three times —
+    its header, then the writer's resume, then the whole file again through the CSV reader. Now the writer
+    reads it once and hands its rows over; a file of another scorer is still scored again from scratch, a
+    row with an extra cell still refused. Counted with a real audit hook on ``open`` (Python's own event)."""
+    global _OPENS
+    run = make_photo_run(tmp_path / "run", photos)
+    pairs = load_pairs(run)
+    assert score_run(run, pairs, "classical", num_workers=0).scored == 10
+    scores = run / "scores" / "classical.csv"
+    lines = scores.read_text().splitlines(keepends=True)
+    scores.write_text("".join(lines[:-2]))  # two images left to score
+    _OPENS = []
+    try:
+        report = score_run(run, pairs, "classical", num_workers=0)
+        reads = [mode for path, mode in _OPENS if path == str(scores) and "r" in mode]
+    finally:
+        _OPENS = None
+    assert (report.scored, report.kept) == (2, 8)
+    assert scores.read_text() == "".join(lines)  # the same file an uninterrupted run wrote
+    assert len(reads) == 1, reads
+    scores.write_text("image,mos\nimages/x.png,1\n")  # another scorer's columns: scored again
+    assert score_run(run, pairs, "classical", num_workers=0).scored == 10
+    assert scores.read_text() == "".join(lines)
+    shifted = (
+        "images/shot,2,0.5,0.4,0.6,0.5,0.7,0.9\n"  # `shot,2` unquoted: every cell a number, one too many
+    )
+    scores.write_text("".join([lines[0], shifted, *lines[1:]]))
+    report = score_run(run, pairs, "classical", num_workers=0)
+    assert report.error == (
+        f"{scores}: line 2 is not a row of scores (8 cells under 7 columns: a name holding ',' must be "
+        "quoted) — delete it to score classical again"
+    )
