@@ -14,7 +14,7 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -25,6 +25,9 @@ from attiqa.attributes import display_name
 from attiqa.errors import AttiqaError
 from attiqa.progress import console, plain, plain_name, shown_name
 from attiqa.scorers import DEFAULT_MODEL
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 stdout = Console()  # tables go to stdout; progress and messages to stderr (``console``)
 
@@ -174,6 +177,25 @@ SHORT_NAMES = {
     "colorfulness": "colour",
     "cleanliness": "clean",
 }
+
+
+def readable_images(paths: Sequence[Path], limit: int | None = None) -> tuple[list[Image.Image], list[str]]:
+    """The images of ``paths`` (files, and folders searched) that can be read, with their names: each other
+    one is skipped and listed with what is wrong and the fix (the rule of ``score`` and ``label``), none
+    readable is one line. ``limit``: the first N found."""
+    from attiqa.io.images import discover_images, load_image
+
+    files = discover_images(paths)
+    photos, names = [], []
+    for f in files[:limit] if limit else files:
+        try:
+            photos.append(load_image(f))
+            names.append(str(f))
+        except AttiqaError as exc:
+            console.print(f"[yellow]skipped: {plain(exc)}")
+    if not photos:
+        raise AttiqaError(f"no readable photos in {', '.join(map(str, paths))} — pass image files or folders")
+    return photos, names
 
 
 def short_name(column: str) -> str:

@@ -13,7 +13,14 @@ from typing import TYPE_CHECKING
 import typer
 from rich.table import Table
 
-from attiqa.cli._common import BatchSizeOption, DeviceOption, WorkersOption, seed_option, stdout
+from attiqa.cli._common import (
+    BatchSizeOption,
+    DeviceOption,
+    WorkersOption,
+    readable_images,
+    seed_option,
+    stdout,
+)
 from attiqa.cli._common import device as device_str
 from attiqa.errors import AttiqaError
 from attiqa.progress import console, plain, plain_name
@@ -27,7 +34,6 @@ if TYPE_CHECKING:
 def _photos(paths: list[Path] | None, limit: int | None) -> tuple[list[Image.Image], list[str]]:
     """Task-1 photos: the user's files/folders, or scikit-image's bundled photos (offline default)."""
     from attiqa.demo import DEMO_PHOTOS, skimage_photo
-    from attiqa.io.images import discover_images, load_image
 
     if not paths:  # the colour ones: a grey photo cannot tell colourfulness prompts apart
         import numpy as np
@@ -36,17 +42,7 @@ def _photos(paths: list[Path] | None, limit: int | None) -> tuple[list[Image.Ima
         pairs = [(n, im) for n, im in pairs if np.ptp(np.asarray(im, dtype=np.int16), axis=2).mean() > 2]
         pairs = pairs[:limit] if limit else pairs
         return [im for _, im in pairs], [f"skimage:{n}" for n, _ in pairs]
-    files = discover_images(paths)[:limit] if limit else discover_images(paths)
-    photos, names = [], []
-    for f in files:
-        try:
-            photos.append(load_image(f))
-            names.append(str(f))
-        except AttiqaError as exc:
-            console.print(f"[yellow]skipped: {plain(exc)}")
-    if not photos:
-        raise AttiqaError(f"no readable photos in {', '.join(map(str, paths))} — pass image files or folders")
-    return photos, names
+    return readable_images(paths, limit)
 
 
 def _spaq(

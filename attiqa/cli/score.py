@@ -15,6 +15,7 @@ from attiqa.cli._common import (
     ModelOption,
     WorkersOption,
     print_scores,
+    readable_images,
     stdout,
 )
 from attiqa.cli._common import device as resolve_device
@@ -171,15 +172,10 @@ def check_attributes(
 
     from attiqa.demo import DEMO_PHOTOS, skimage_photo
     from attiqa.evaluation.monotonicity import attribute_monotonicity
-    from attiqa.io.images import discover_images, load_image
     from attiqa.scorers import is_attiqa_model, load_scorer
 
     scorer = load_scorer(model, **({"crops": crops} if is_attiqa_model(model) else {}))
-    imgs = (
-        [load_image(p) for p in discover_images(photos)]
-        if photos
-        else [skimage_photo(n) for n in DEMO_PHOTOS[:5]]
-    )
+    imgs = readable_images(photos)[0] if photos else [skimage_photo(n) for n in DEMO_PHOTOS[:5]]
     table = Table(title=f"attribute heads vs graded degradation ({len(imgs)} photos)")
     for c in ("attribute", "distortion", "mean SROCC", "min SROCC", "strictly monotone"):
         table.add_column(c)

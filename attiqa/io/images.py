@@ -40,8 +40,12 @@ from attiqa.errors import AttiqaError, ConfigError, ImageLoadError
 from attiqa.io.atomic import SYMLINK_LOOP, atomic_path
 from attiqa.io.formats import SAVE_FORMATS, SAVE_OPTIONS, format_list
 
+# What a folder search takes: every format Pillow reads that photos come in (JPEG under its other names:
+# a browser's .jfif download; JPEG 2000, AVIF), and HEIC / HEIF — which Pillow cannot decode — so a phone's
+# photos are listed as skipped with the fix instead of left out without a word.
 IMAGE_EXTENSIONS: frozenset[str] = frozenset(
-    {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm", ".pnm"}
+    {".jpg", ".jpeg", ".jfif", ".jpe", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm"}
+    | {".pnm", ".jp2", ".j2k", ".avif", ".heic", ".heif"}
 )
 DEFAULT_MAX_PIXELS = 200_000_000
 MAX_RESIZED_PIXELS = 50_000_000
@@ -251,6 +255,13 @@ def load_image(
             return tiff
         if tiff_error is not None:
             raise ImageLoadError(path, f"not a readable TIFF ({tiff_error})", _FIX_DECODE) from None
+        kind = _undecodable_kind(path)
+        if kind is not None:
+            example = " (e.g. heif-convert IMG.heic IMG.jpg)" if kind.startswith("HEIC") else ""
+            fix = f"convert it to JPEG or PNG{example}, or leave it out"
+            raise ImageLoadError(
+                path, f"a {kind} image, which this installation cannot decode", fix
+            ) from None
         raise ImageLoadError(path, "not a recognised image format", _FIX_DECODE) from None
     except (OSError, SyntaxError, ValueError) as exc:
         if isinstance(exc, OSError) and exc.errno is not None:  # the disk failed, not the data
@@ -260,6 +271,26 @@ def load_image(
             return tiff
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ImageLoadError(path, f"cannot decode image ({reason})", _FIX_DECODE) from None
+
+
+_HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"hevm", b"hevs", b"mif1", b"msf1"}
+
+
+def _undecodable_kind(path: Path) -> str | None:
+    """The format a file Pillow did not recognise says it is in its first bytes, when that is a photo format
+    this Pillow lacks a decoder for (HEIC always; AVIF, JPEG 2000 where Pillow was built without them):
+    "damaged or not really an image" would send the user to re-download a good file."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(16)
+    except OSError:
+        return None
+    if head[4:8] == b"ftyp":  # ISO base media file: the major brand names the format
+        brand = head[8:12]
+        return "HEIC / HEIF" if brand in _HEIF_BRANDS else "AVIF" if brand in (b"avif", b"avis") else None
+    if head.startswith((b"\x00\x00\x00\x0cjP  \r\n\x87\n", b"\xff\x4f\xff\x51")):
+        return "JPEG 2000"
+    return None
 
 
 def _walk(folder: Path, recursive: bool, exts: set[str], found: dict[str, Path]) -> None:

@@ -1,0 +1,84 @@
+"""Session 45's new-user pass over `attiqa` and `genbench` (docs/robustness.md): what a user's own files
+did before their fix. Every fixture is generated here; each test failed before its fix."""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image, features
+from typer.testing import CliRunner
+
+from attiqa.cli.app import app
+from attiqa.errors import AttiqaError
+
+runner = CliRunner()
+
+# a HEIC file as an iPhone writes it begins with this ISO-BMFF box; this Pillow has no HEIF decoder
+HEIC_START = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + b"\x00\x00\x00\x08free"
+
+
+def _photo(seed: int = 0) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    base = np.linspace(0, 255, 64 * 48 * 3).reshape(48, 64, 3)
+    return Image.fromarray(np.clip(base + rng.normal(0, 12, base.shape), 0, 255).astype(np.uint8))
+
+
+def test_a_folder_search_finds_jfif_avif_jpeg2000_and_lists_heic(tmp_path):
+    """**Was**: a folder search took only .jpg .jpeg .png .bmp .tif .tiff .webp .gif .ppm .pgm .pnm, so a
+    browser's `.jfif` / `.jpe` download, an `.avif` or a JPEG 2000 file — each one Pillow reads, and each
+    scored when named on the command line — was left out of `attiqa score photos/` without a word, and an
+    iPhone's `.heic` photos too (a folder of them: "no images found"). Now every format this Pillow
+    reads is searched, and a HEIC / HEIF photo is listed as skipped with the fix (convert it)."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    _photo(0).save(photos / "a.jpg")
+    _photo(1).save(photos / "b.jfif", format="JPEG")
+    _photo(2).save(photos / "c.jpe", format="JPEG")
+    readable = ["a.jpg", "b.jfif", "c.jpe"]
+    if features.check("jpg_2000"):
+        _photo(3).save(photos / "d.jp2")
+        readable.append("d.jp2")
+    if features.check("avif"):
+        _photo(4).save(photos / "e.avif")
+        readable.append("e.avif")
+    (photos / "IMG_0001.HEIC").write_bytes(HEIC_START)
+    (photos / "notes.txt").write_text("not searched")
+    out = tmp_path / "s.csv"
+    res = runner.invoke(app, ["score", str(photos), "-m", "classical", "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    scored = [line.split(",")[0] for line in out.read_text().splitlines()[1:]]
+    assert scored == [str(photos / name) for name in readable]
+    said = " ".join(res.output.split())
+    assert (
+        f"{photos / 'IMG_0001.HEIC'}: a HEIC / HEIF image, which this installation cannot decode — "
+        "convert it to JPEG or PNG (e.g. heif-convert IMG.heic IMG.jpg), or leave it out" in said
+    )
+    assert "notes.txt" not in said
+    (photos / "a.jpg").unlink()
+    for name in readable[1:]:
+        (photos / name).unlink()
+    res = runner.invoke(app, ["score", str(photos), "-m", "classical"])  # only HEIC: listed, not "no images"
+    assert isinstance(res.exception, AttiqaError) and str(res.exception) == "no image could be scored"
+    assert "IMG_0001.HEIC: a HEIC / HEIF image" in " ".join(res.output.split())
+
+
+def test_check_attributes_skips_an_unreadable_photo_of_a_folder(tmp_path):
+    """**Was**: `attiqa check-attributes photos/` stopped at the first unreadable file of the folder (a
+    truncated JPEG: "error: …/cut.jpg: cannot decode image …"), the other photos unchecked — unlike
+    `score`, `label` and `select-prompts`, which skip it and list it. Now it is listed with its fix and
+    the rest are checked; a folder with no readable photo is one line."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(2):
+        _photo(i).resize((160, 120)).save(photos / f"p{i}.jpg", quality=95)
+    data = (photos / "p0.jpg").read_bytes()
+    (photos / "cut.jpg").write_bytes(data[: len(data) // 2])
+    res = runner.invoke(app, ["check-attributes", str(photos)])
+    assert res.exit_code == 0, res.output
+    said = " ".join(res.output.split())
+    assert f"skipped: {photos / 'cut.jpg'}: cannot decode image" in said
+    assert "attribute heads vs graded degradation (2 photos)" in said
+    for i in range(2):
+        (photos / f"p{i}.jpg").unlink()
+    res = runner.invoke(app, ["check-attributes", str(photos)])
+    assert isinstance(res.exception, AttiqaError)
+    assert str(res.exception) == f"no readable photos in {photos} — pass image files or folders"
