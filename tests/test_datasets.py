@@ -510,7 +510,10 @@ def test_folder_adapter_split_dmos_and_errors(tmp_path):
         get_dataset("folder", tmp_path / "bad2.csv")
     write_csv(tmp_path / "bad3.csv", ["image", "mos"], [["a.png", 1], ["b.png", ""]])
     assert len(get_dataset("folder", tmp_path / "bad3.csv")) == 1  # an image without a score is left out
-    with pytest.raises(AttiqaError, match="score CSV not found"):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(AttiqaError, match="score CSV not found"):  # a folder without its mos.csv
+        get_dataset("folder", tmp_path / "empty")
+    with pytest.raises(AttiqaError, match="nothing: dataset root not found"):  # no folder (session 45)
         get_dataset("folder", tmp_path / "nothing")
     # a mistyped CSV path is named as such (was "mine.csv/mos.csv: score CSV not found", session 26)
     with pytest.raises(AttiqaError, match=r"mine.csv: score CSV not found — check the path"):

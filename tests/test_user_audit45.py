@@ -4,6 +4,7 @@ did before their fix. Every fixture is generated here; each test failed before i
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from PIL import Image, features
 from typer.testing import CliRunner
 
@@ -82,3 +83,33 @@ def test_check_attributes_skips_an_unreadable_photo_of_a_folder(tmp_path):
     res = runner.invoke(app, ["check-attributes", str(photos)])
     assert isinstance(res.exception, AttiqaError)
     assert str(res.exception) == f"no readable photos in {photos} — pass image files or folders"
+
+
+def test_a_users_score_csv_with_other_column_names_or_a_mistyped_root(tmp_path):
+    """**Was**: `attiqa eval folder` (and `train`'s `finetune.csv`) on a user's own CSV headed
+    `filename,score` said "missing column 'image' (found: filename, score) — is this the official score
+    file?" — there is no official file of one's own photos, and the fix (the header's names) unsaid; and a
+    mistyped `--root` said "ROOT/mos.csv: score CSV not found", as if the folder were there. Now the fix
+    names the columns, and a missing root is said as such (as the other adapters say it)."""
+    from attiqa.training.data import read_mos_csv
+
+    root = tmp_path / "shots"
+    (root / "images").mkdir(parents=True)
+    for i in range(3):
+        _photo(i).save(root / "images" / f"p{i}.png")
+    for header, missing in (("filename,score", "image"), ("image,score", "mos")):
+        csv = root / "mos.csv"
+        csv.write_text(header + "\n" + "".join(f"images/p{i}.png,{i + 1}\n" for i in range(3)))
+        res = runner.invoke(
+            app, ["eval", "folder", "--root", str(root), "-m", "classical", "-o", str(tmp_path / "ev")]
+        )
+        found = ", ".join(header.split(","))
+        fix = "name the columns image,mos[,split] in its header (any case)"
+        want = f"{csv}: missing column '{missing}' (found: {found}) — {fix}"
+        assert isinstance(res.exception, AttiqaError) and str(res.exception) == want
+        with pytest.raises(AttiqaError) as err:
+            read_mos_csv(csv)
+        assert str(err.value) == want
+    res = runner.invoke(app, ["eval", "folder", "--root", str(tmp_path / "shtos"), "-m", "classical"])
+    assert isinstance(res.exception, AttiqaError)
+    assert str(res.exception).startswith(f"{tmp_path / 'shtos'}: dataset root not found — folder expects:")

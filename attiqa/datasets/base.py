@@ -110,6 +110,14 @@ class RawRecord:
     meta: dict[str, str] = field(default_factory=dict)
 
 
+def existing_root(root: str | Path, info: DatasetInfo) -> Path:
+    """``root`` resolved; one line with the dataset's layout when it is not there (a typo)."""
+    path = Path(root).expanduser().resolve()
+    if not path.exists():
+        raise AttiqaError(f"{path}: dataset root not found — {info.name} expects:\n{info.layout}")
+    return path
+
+
 class IQADataset:
     """Base class of all adapters. Subclasses set :attr:`info` and implement :meth:`read_records`.
 
@@ -121,11 +129,7 @@ class IQADataset:
     records_depend_on_target: ClassVar[bool] = False  # True: each target has its own score file (LIVE)
 
     def __init__(self, root: str | Path, target: str | None = None) -> None:
-        self.root = Path(root).expanduser().resolve()
-        if not self.root.exists():
-            raise AttiqaError(
-                f"{self.root}: dataset root not found — {self.info.name} expects:\n{self.info.layout}"
-            )
+        self.root = existing_root(root, self.info)
         self.target = self._check_target(target or self.info.default_target)
         self._records: list[RawRecord] | None = None
         self._items: list[DatasetItem] | None = None

@@ -6,8 +6,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from attiqa.datasets.base import DatasetInfo, IQADataset, RawRecord, TargetInfo
-from attiqa.datasets.readers import find_image_dir, not_a_file, read_csv, to_float
+from attiqa.datasets.base import DatasetInfo, IQADataset, RawRecord, TargetInfo, existing_root
+from attiqa.datasets.readers import MOS_HEADER, find_image_dir, not_a_file, read_csv, to_float
 from attiqa.errors import AttiqaError
 
 _FOLDER_LAYOUT = """\
@@ -54,6 +54,7 @@ class FolderDataset(IQADataset):
                 f"{root}: score CSV not found — check the path (the folder adapter takes a CSV "
                 "file or a folder holding mos.csv)"
             )
+        existing_root(root, self.info)  # a mistyped --root: said as such, not as its mos.csv missing
         self.csv_path = Path(csv).expanduser() if csv else root / "mos.csv"
         if not self.csv_path.is_absolute() and not self.csv_path.exists() and (root / self.csv_path).exists():
             self.csv_path = root / self.csv_path
@@ -64,7 +65,7 @@ class FolderDataset(IQADataset):
             raise AttiqaError(
                 f"{self.csv_path}: score CSV not found — the folder adapter expects:\n{_FOLDER_LAYOUT}"
             )
-        self._table = read_csv(self.csv_path)
+        self._table = read_csv(self.csv_path, header=MOS_HEADER)
         self._image_col = self._table.column("image")
         self._split_col = self._table.column("split", required=False)
         mos_name = self._table.column("mos", required=False)  # any case: a spreadsheet's "MOS" is the mos

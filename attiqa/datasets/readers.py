@@ -96,12 +96,20 @@ def _pick(path: Path, fields: Sequence[str], aliases: Sequence[str]) -> str | No
     return None
 
 
+MOS_HEADER = "image,mos[,split]"  # the columns of a user's own score CSV (`eval folder`, `bench`, `train`)
+
+
 class Table:
     """Rows of a header-ed file with column lookup by name (and aliases), for clear errors. ``lines`` holds
     each row's line in the file (1-based, where the row starts), for errors that name a cell."""
 
     def __init__(
-        self, path: Path, fields: list[str], rows: list[dict[str, Any]], lines: Sequence[int] | None = None
+        self,
+        path: Path,
+        fields: list[str],
+        rows: list[dict[str, Any]],
+        lines: Sequence[int] | None = None,
+        fix: str = "is this the official score file?",
     ) -> None:
         twice = next((f for i, f in enumerate(fields) if f and f in fields[:i]), None)
         if twice is not None:
@@ -111,6 +119,7 @@ class Table:
         self.path = path
         self.fields = fields
         self.rows = rows
+        self.fix = fix  # ends the error for a missing column
         self.lines = list(lines) if lines is not None else list(range(2, len(rows) + 2))
 
     def numbered(self) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -129,7 +138,7 @@ class Table:
         if name is None and required:
             raise AttiqaError(
                 f"{self.path}: missing column {aliases[0]!r} (found: {', '.join(self.fields) or 'none'}) — "
-                "is this the official score file?"
+                f"{self.fix}"
             )
         return name
 
@@ -185,12 +194,18 @@ def fitting_rows(reader: csv.DictReader[str], path: Path, delimiter: str) -> Ite
 
 
 def read_csv(
-    path: Path, delimiter: str | None = None, errors: str = "strict", what: str = "score file"
+    path: Path,
+    delimiter: str | None = None,
+    errors: str = "strict",
+    what: str = "score file",
+    header: str | None = None,
 ) -> Table:
     """A CSV/TSV with a header row; the delimiter is sniffed from the header when not given. ``errors``
     ``"surrogateescape"`` reads back a file the project wrote with names that are not UTF-8. ``what`` names
-    the file in the errors ("is this the right score file?"). Cells and column names are read without
-    their leading and trailing spaces (a spreadsheet's ``" 3.5"``, a hand-typed ``"a.jpg "``)."""
+    the file in the errors ("is this the right score file?"). ``header``: the columns of a file the user
+    makes (``image,mos[,split]``), named in the fix for a missing column — an official file's is "is this
+    the official score file?". Cells and column names are read without their leading and trailing spaces (a
+    spreadsheet's ``" 3.5"``, a hand-typed ``"a.jpg "``)."""
     try:
         with open(path, newline="", encoding="utf-8-sig", errors=errors) as fh:
             head = fh.readline()
@@ -220,7 +235,9 @@ def read_csv(
         raise AttiqaError(
             f"{path}: cannot read the {what} ({exc.strerror or exc}) — check the path"
         ) from None
-    return Table(path, fields, rows, lines)
+    if header is None:
+        return Table(path, fields, rows, lines)
+    return Table(path, fields, rows, lines, f"name the columns {header} in its header (any case)")
 
 
 def load_mat(path: Path) -> dict[str, Any]:

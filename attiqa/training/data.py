@@ -30,7 +30,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset, default_collate
 
-from attiqa.datasets.readers import not_a_file, read_csv, to_float
+from attiqa.datasets.readers import MOS_HEADER, not_a_file, read_csv, to_float
 from attiqa.errors import AttiqaError, ImageLoadError
 from attiqa.io.images import load_image
 from attiqa.io.names import text_path
@@ -272,7 +272,7 @@ def read_mos_csv(path: Path) -> list[dict[str, str]]:
         raise AttiqaError(f"{path}: {why}")
     if not path.is_file():
         raise AttiqaError(f"{path}: MOS CSV not found — check the path (a CSV with columns image,mos)")
-    table = read_csv(path)
+    table = read_csv(path, header=MOS_HEADER)
     image_col, mos_col = table.column("image"), table.column("mos")
     split_col = table.column("split", required=False)
     rows, without = [], []
