@@ -3,11 +3,14 @@ did before their fix. Every fixture is generated here; each test failed before i
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from PIL import Image, features
 from typer.testing import CliRunner
 
+import attiqa
 from attiqa.cli.app import app
 from attiqa.errors import AttiqaError
 
@@ -113,3 +116,26 @@ def test_a_users_score_csv_with_other_column_names_or_a_mistyped_root(tmp_path):
     res = runner.invoke(app, ["eval", "folder", "--root", str(tmp_path / "shtos"), "-m", "classical"])
     assert isinstance(res.exception, AttiqaError)
     assert str(res.exception).startswith(f"{tmp_path / 'shtos'}: dataset root not found — folder expects:")
+
+
+def test_export_takes_a_named_model(tmp_path):
+    """**Was**: `attiqa export attiqa-default mine.safetensors` said "attiqa-default: checkpoint not found —
+    check the path or use a model name from `attiqa models`" — a model name was what it had been given.
+    Now a named model's shipped file is exported (the card records the name, not this machine's install
+    path) and scores as the model does; a weight-free scorer or a typo is one line saying which."""
+    out = tmp_path / "mine.safetensors"
+    res = runner.invoke(app, ["export", "attiqa-default", str(out), "--name", "mine"])
+    assert res.exit_code == 0, res.output
+    card = json.loads(out.with_suffix(".json").read_text())
+    assert (card["name"], card["exported_from"]) == ("mine", "attiqa-default")
+    photo = tmp_path / "p.png"
+    _photo(0).resize((128, 96)).save(photo)
+    ours, shipped = (attiqa.load_scorer(m)(str(photo))["mos"] for m in (str(out), "attiqa-default"))
+    assert abs(ours - shipped) < 1e-3  # the shipped file is fp16 already: the same weights
+    for name, said in (
+        ("attiqa-defualt", "unknown model name 'attiqa-defualt' (did you mean 'attiqa-default'"),
+        ("classical", "'classical' is a scorer without a checkpoint of its own (named models with one: "),
+    ):
+        res = runner.invoke(app, ["export", name, str(tmp_path / "x.safetensors")])
+        assert isinstance(res.exception, AttiqaError) and str(res.exception).startswith(said)
+    assert not (tmp_path / "x.safetensors").exists()

@@ -191,7 +191,9 @@ def check_attributes(
 
 
 def export(
-    src: Path = typer.Argument(..., help="A checkpoint from `attiqa train` (.safetensors)."),
+    src: Path = typer.Argument(
+        ..., help="A checkpoint from `attiqa train` (.safetensors), or a named model (`attiqa models`)."
+    ),
     dst: Path = typer.Argument(
         ...,
         help="Output .safetensors, added when the name has no suffix (its .json card is written beside it).",
@@ -204,7 +206,12 @@ def export(
     named-model table entry). Training state is not copied; absolute paths in the card (image folders,
     the source checkpoint) are made relative or dataset-level, so no path of this machine ships."""
     from attiqa.io.checkpoints import load_checkpoint, portable_card, save_checkpoint, sha256_of
+    from attiqa.scorers import is_checkpoint
+    from attiqa.scorers.zoo import resolve_weights
 
+    source = str(src)  # recorded in the card: a named model by its name, not this machine's install path
+    if not is_checkpoint(src):  # `attiqa export attiqa-default mine.safetensors`: the named model's file
+        src = resolve_weights(source)
     if dst.is_dir():
         raise AttiqaError(f"{dst}: is a folder — give the file name to write, e.g. {dst / src.name}")
     if dst.suffix and dst.suffix != ".safetensors":  # `m.txt` was written as m.safetensors + m.json
@@ -224,7 +231,7 @@ def export(
         card["name"] = name
     if description:
         card["description"] = description
-    card["exported_from"] = str(src)
+    card["exported_from"] = source
     out = save_checkpoint(target, tensors, portable_card(card), half=half)
     console.print(f"[green]{plain_name(out)} ({out.stat().st_size / 1e6:.1f} MB) sha256 {sha256_of(out)}")
 

@@ -266,8 +266,13 @@ def resolve_weights(name: str) -> Path:
 
     table = zoo_table()
     entry = table.get(name)
-    if entry is None or not entry.has_weights:
-        names = [n for n, e in table.items() if e.has_weights]
+    names = [n for n, e in table.items() if e.has_weights]
+    if entry is not None and not entry.has_weights:  # `attiqa export classical x.safetensors`
+        raise ModelLoadError(
+            f"{name!r} is a scorer without a checkpoint of its own (named models with one: "
+            f"{', '.join(sorted(names))}); or pass a path to a .safetensors checkpoint."
+        )
+    if entry is None:
         raise ModelLoadError(
             f"unknown model name {name!r}{suggest(name, names)}; or pass a path to a .safetensors checkpoint."
         )
