@@ -136,7 +136,8 @@ def score(
         None,
         "--metrics",
         "-m",
-        help="Comma-separated scorer names or checkpoint paths (default: every scorer in `attiqa models`).",
+        help="Comma-separated scorer names or checkpoint paths (default: every scorer in `attiqa models` "
+        "but temu-layer and exiqa, which need an argument: temu-layer:N, exiqa:RUN).",
     ),
     batch_size: BatchSizeOption = 16,
     workers: WorkersOption = None,

@@ -193,7 +193,7 @@ def test_offline_hub_weights_fail_fast_with_the_scorer_flag(name, tmp_path, monk
         create_scorer(name, cache_dir=tmp_path)
     msg = str(excinfo.value)
     assert time.monotonic() - started < 10 and "\n" not in msg
-    assert "could not be downloaded" in msg and f"--model {name}:" in msg
+    assert "could not be downloaded" in msg and f"-m {name}:" in msg
 
 
 def test_score_command_with_clipiqa_folder(tiny_rn_dir, photo_dir, tmp_path):

@@ -139,3 +139,27 @@ def test_export_takes_a_named_model(tmp_path):
         res = runner.invoke(app, ["export", name, str(tmp_path / "x.safetensors")])
         assert isinstance(res.exception, AttiqaError) and str(res.exception).startswith(said)
     assert not (tmp_path / "x.safetensors").exists()
+
+
+def test_genbench_score_without_metrics_runs_what_needs_no_argument(tmp_path, monkeypatch):
+    """**Was**: `genbench score RUN` (no `--metrics`: "every scorer in `attiqa models`") tried
+    `temu-layer` and `exiqa` too, and every run listed them as skipped ("temu-layer needs a layer",
+    "exiqa needs a checkpoint") — they cannot run under their bare names; and an offline CLIP scorer was
+    skipped with "pass a local path: --model clipiqa:…", an option `genbench score` does not have. Now the
+    default leaves out what needs an argument, and the hint is `-m clipiqa:…`, which every command takes."""
+    from genbench.cli import app as genbench_app
+    from genbench.manifest import write_manifest
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # the CLIP scorers fail at once, as on an offline machine
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    run = tmp_path / "run"
+    (run / "images").mkdir(parents=True)
+    for i in range(2):
+        _photo(i).save(run / "images" / f"p{i}.png")
+    write_manifest(run, [{"pair_id": "0", "image_a": "images/p0.png", "image_b": "images/p1.png"}])
+    res = runner.invoke(genbench_app, ["score", str(run), "-w", "0"])
+    said = " ".join(res.output.split())
+    assert res.exit_code == 0, res.output
+    assert "classical: 2 scored" in said and "attiqa-default: 2 scored" in said
+    assert "temu-layer" not in said and "exiqa" not in said
+    assert "skipped clipiqa:" in said and "-m clipiqa:RN50-quickgelu/" in said and "--model" not in said

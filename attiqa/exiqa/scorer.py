@@ -35,7 +35,7 @@ class ExiqaScorer(Scorer):
         super().__init__(device)
         base = info or ScorerInfo("exiqa", "trained", (0.0, 1.0))  # the zoo passes its entry's info
         if not path:
-            raise ModelLoadError("exiqa needs a checkpoint: --model exiqa:PATH (from `attiqa train-exiqa`)")
+            raise ModelLoadError("exiqa needs a checkpoint: -m exiqa:PATH (from `attiqa train-exiqa`)")
         self.path = Path(path)
         if self.path.is_dir():
             self.path = self.path / "exiqa.safetensors"
@@ -50,7 +50,7 @@ class ExiqaScorer(Scorer):
         )
         self.clip_spec = clip or card["clip"]
         model, self.preprocess, tokenizer, _ = load_open_clip(
-            parse_clip_spec(self.clip_spec), self.device, flag="--model exiqa:PATH --clip "
+            parse_clip_spec(self.clip_spec), self.device, flag="-m exiqa:PATH --clip "
         )
         self.model = ExiqaModel(model, tokenizer, table, int(tensors["prompts"].shape[0])).to(self.device)
         self.model.load_trainable_state(tensors)

@@ -45,7 +45,7 @@ class AttributeMeanScorer(Scorer):
                 raise ModelLoadError(f"scorer {info.name!r} takes no argument, got {spec!r}")
             self.teacher = ClassicalTeacher(device=device, **teacher_kwargs)
         elif teacher == "clip":
-            hint = f"--model {info.name}:"
+            hint = f"-m {info.name}:"
             self.teacher = ClipTeacher(spec, device, prompts, scale, cache_dir, hint_flag=hint)
         else:
             raise ValueError(f"unknown teacher {teacher!r}")

@@ -154,7 +154,7 @@ class ClipAntonymScorer(Scorer):
         parsed = parse_clip_spec(spec, f"{info.name}:")
         self.model: Any
         self.model, self.preprocess, tokenizer, weights = load_open_clip(
-            parsed, self.device, cache_dir, flag=f"--model {info.name}:"
+            parsed, self.device, cache_dir, flag=f"-m {info.name}:"
         )
         self.model.eval()
         visual: Any = self.model.visual
@@ -230,7 +230,7 @@ def temu_layer(
     """TeMu option (b). ``spec`` is ``N`` or ``N:CLIP_SPEC`` (the CLI form after ``temu-layer:``)."""
     head, _, clip_spec = str(spec).partition(":")
     if not head.strip().isdigit():
-        raise ModelLoadError("temu-layer needs a layer: --model temu-layer:N or temu-layer:N:CLIP_SPEC")
+        raise ModelLoadError("temu-layer needs a layer: -m temu-layer:N or temu-layer:N:CLIP_SPEC")
     return ClipAntonymScorer(
         clip_spec or default_spec, device, info=info, layers=int(head), resolution="resize", **kw
     )
