@@ -195,6 +195,9 @@ class ScoreWriter:
     (of this or an earlier run, whatever its world size), and rank 0 writes the file from all of them with
     :meth:`merge_shards` once every rank has closed its journal.
 
+    ``keep_rows``: the rows found in the file are kept as :attr:`found_rows` (read once), for a caller that
+    shows or rewrites the whole file (`score --sheet`, ``genbench score``).
+
     ``fix`` ends every message about a file it cannot use: ``attiqa score``'s "choose another --out"
     (and, where deleting the file helps, "or delete it"), or a caller's own advice, used as given.
     """
@@ -212,7 +215,9 @@ class ScoreWriter:
     ) -> None:
         self.fix = fix
         self.keep_rows = keep_rows
-        self.found_rows: list[dict] = []  # CSV/TSV with ``keep_rows``: the rows the file held (one read)
+        self.found_rows: list[
+            dict
+        ] = []  # with ``keep_rows`` (not sharded): the rows the file held, read once
         self.out = check_output_path(out, fix)
         self.columns = tuple(columns)
         self.meta = meta
@@ -238,6 +243,8 @@ class ScoreWriter:
                 if part != self.journal:
                     self.done.update(r["image"] for r in self._read_table(part))
         self._fh: IO[str] = self._open_csv(self.journal)
+        if keep_rows and self.is_json and not self.sharded:
+            self.found_rows = list(self._kept_rows)  # the document's rows and its journal's
         if self.record is not None:
             write_json_atomic(self.record, identity)
 

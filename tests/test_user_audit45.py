@@ -163,3 +163,28 @@ def test_genbench_score_without_metrics_runs_what_needs_no_argument(tmp_path, mo
     assert "classical: 2 scored" in said and "attiqa-default: 2 scored" in said
     assert "temu-layer" not in said and "exiqa" not in said
     assert "skipped clipiqa:" in said and "-m clipiqa:RN50-quickgelu/" in said and "--model" not in said
+
+
+def test_a_resumed_score_run_draws_its_sheet_from_the_whole_file(tmp_path):
+    """**Was**: `attiqa score photos/ -o s.csv --sheet s.png` after an interrupted run drew only the images
+    this run scored (28 of clive-dev's first 30 after a stop at 2), and when every image was already in
+    s.csv no sheet at all, without a word — while printing an empty table ("0 image(s) scored" and a lone
+    `image` header). Now the sheet is the file's images in the input order (the same pixels as an
+    uninterrupted run's sheet), and a resume with nothing left prints no empty table."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(5):
+        _photo(i).resize((128, 96)).save(photos / f"p{i}.png")
+    fresh = tmp_path / "fresh.png"
+    common = ["-m", "classical", "-w", "0"]
+    assert runner.invoke(app, ["score", str(photos), *common, "--sheet", str(fresh), "-q"]).exit_code == 0
+    out = tmp_path / "s.csv"
+    first = [str(photos / f"p{i}.png") for i in (1, 3)]  # what an interrupted run had written
+    assert runner.invoke(app, ["score", *first, *common, "-o", str(out), "-q"]).exit_code == 0
+    for sheet in (tmp_path / "resumed.png", tmp_path / "nothing_left.png"):
+        res = runner.invoke(app, ["score", str(photos), *common, "-o", str(out), "--sheet", str(sheet)])
+        assert res.exit_code == 0, res.output
+        assert np.array_equal(np.asarray(Image.open(sheet)), np.asarray(Image.open(fresh)))
+    said = " ".join(res.output.split())
+    assert "resuming: 5 image(s) already in" in said and "0 to score" in said
+    assert "image(s) scored" not in said

@@ -92,7 +92,15 @@ def score_cmd(
         writer = None
         if out is not None:
             identity = {**scorer_identity(model), "crops": overrides.get("crops")}
-            writer = ScoreWriter(out, scorer.columns, scorer.metadata(), identity, shards.rank, shards.world)
+            writer = ScoreWriter(
+                out,
+                scorer.columns,
+                scorer.metadata(),
+                identity,
+                shards.rank,
+                shards.world,
+                keep_rows=bool(sheet),
+            )
         todo = files
         if writer is not None and writer.done:
             todo = [f for f in files if str(f) not in writer.done]
@@ -131,14 +139,21 @@ def score_cmd(
     for rank_stats, _ in parts:
         stats.update(rank_stats)
     failed = in_input_order([e for _, rank_failed in parts for e in rank_failed], todo)
+    sheet_rows = rows
     if writer is not None and shards.world > 1:  # one file from every rank's journal, in the input order
-        rows = writer.merge_shards([str(f) for f in files], failed)[:keep_rows]
+        rows = sheet_rows = writer.merge_shards([str(f) for f in files], failed)[:keep_rows]
+    elif (
+        writer is not None and writer.found_rows
+    ):  # resumed: the sheet shows the file's images, not this run's
+        place = {str(f): i for i, f in enumerate(files)}
+        both = writer.found_rows + rows
+        sheet_rows = sorted(both, key=lambda r: place.get(r["image"], len(place)))[:SHEET_LIMIT]
     if writer is not None and (writer.written or writer.done or stats.n):
         console.print(f"[green]wrote {plain_name(out)}")
     elif writer is not None:
         writer.discard_if_empty()
-    if sheet is not None and rows:
-        sheet_for_scores(rows, scorer.columns, sheet, scorer.info.score_range, SHEET_LIMIT)
+    if sheet is not None and sheet_rows:
+        sheet_for_scores(sheet_rows, scorer.columns, sheet, scorer.info.score_range, SHEET_LIMIT)
         console.print(f"[green]wrote {plain_name(sheet)}")
     if not quiet and hasattr(scorer, "top_distortions"):  # ExIQA: the explanation is the point
         for r in rows[:TABLE_LIMIT]:
@@ -146,7 +161,7 @@ def score_cmd(
             stdout.print(
                 f"{plain_name(Path(r['image']).name)}: score {r['score']:.3f}; top distortions: {top}"
             )
-    elif not quiet and (stats.n or not n_todo):
+    elif not quiet and stats.n:  # a resume with nothing left said so above ("0 to score"): no empty table
         print_scores(rows, scorer.columns, stats.n, stats, TABLE_LIMIT)
     if failed:
         console.print(f"[yellow]skipped {len(failed)} file(s) that could not be read:")
