@@ -181,7 +181,10 @@ def score_run(
     for row in run.rows:
         row["image"] = back[row["image"]]
     report.scored = len(run.rows)
-    report.failed = [f"{shown_name(e.path)}: {e.reason}" for e in run.failed]  # printed as a list
+    # printed as a list, each with its fix as `attiqa score` lists it (the fix was left out)
+    report.failed = [
+        f"{shown_name(e.path)}: {e.reason}" + (f" — {e.fix}" if e.fix else "") for e in run.failed
+    ]
     kept_rows = [old[im] for im in images if im in old and im not in todo]  # image + the columns
     order = {im: i for i, im in enumerate(images)}
     run.rows = sorted(kept_rows + run.rows, key=lambda r: order[r["image"]])

@@ -263,6 +263,10 @@ def test_unreadable_image_is_skipped_and_reported(photo_run):
     (photo_run / "images" / "coffee_b.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
     rep = score_run(photo_run, load_pairs(photo_run), "classical", num_workers=0)
     assert rep.scored == 9 and len(rep.failed) == 1 and "coffee_b.png" in rep.failed[0]
+    # with its fix, as `attiqa score` lists it (session 45: the fix was left out)
+    assert rep.failed[0].endswith(
+        "— the file is damaged or not really an image: re-export or re-download it, or leave it out"
+    )
     assert "images/coffee_b.png" not in load_metric_scores(photo_run, ["classical"])[0].values
     rep = score_run(photo_run, load_pairs(photo_run), "no-such-metric")
     assert "unknown scorer" in rep.error
