@@ -188,3 +188,30 @@ def test_a_resumed_score_run_draws_its_sheet_from_the_whole_file(tmp_path):
     said = " ".join(res.output.split())
     assert "resuming: 5 image(s) already in" in said and "0 to score" in said
     assert "image(s) scored" not in said
+
+
+def test_a_score_csv_made_on_windows_names_its_images_with_backslashes(tmp_path):
+    """**Was**: a score CSV written on Windows (`images\\p0.png`) was every image "not found" under
+    `eval folder` (`bench`) and `train`: on Linux a backslash is part of a name. Now such a name reads with
+    '/' — unless a file is really named with the backslash (legal on Linux), which is then used."""
+    from attiqa.training.data import read_mos_split
+
+    root = tmp_path / "shots"
+    (root / "images").mkdir(parents=True)
+    for i in range(6):
+        _photo(i).save(root / "images" / f"p{i}.png")
+    (root / "images" / "odd\\name.png").write_bytes((root / "images" / "p0.png").read_bytes())
+    rows = [f"images\\p{i}.png,{i + 1}\r\n" for i in range(6)] + ["images/odd\\name.png,7\r\n"]
+    (root / "mos.csv").write_text("image,mos\r\n" + "".join(rows), newline="")
+    res = runner.invoke(
+        app, ["eval", "folder", "--root", str(root), "-m", "classical", "-o", str(tmp_path / "ev")]
+    )
+    assert res.exit_code == 0, res.output
+    with open(tmp_path / "ev" / "predictions.csv", newline="") as fh:
+        images = sorted(line.split(",")[0] for line in fh.read().splitlines()[1:])
+    want = sorted(
+        [str(root / "images" / f"p{i}.png") for i in range(6)] + [str(root / "images" / "odd\\name.png")]
+    )
+    assert images == want
+    split = read_mos_split(str(root / "mos.csv"), "", 0.3, 0)
+    assert sorted(map(str, split.paths)) == want

@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 
 from attiqa.datasets.base import DatasetInfo, IQADataset, RawRecord, TargetInfo, existing_root
-from attiqa.datasets.readers import MOS_HEADER, find_image_dir, not_a_file, read_csv, to_float
+from attiqa.datasets.readers import MOS_HEADER, find_image_dir, not_a_file, posix_name, read_csv, to_float
 from attiqa.errors import AttiqaError
 
 _FOLDER_LAYOUT = """\
@@ -140,7 +140,10 @@ class FolderDataset(IQADataset):
             for c in self._table.fields
             if c not in self._target_cols.values() and c not in (self._image_col, self._split_col)
         ]
-        names = [(r[self._image_col] or "").strip() for r in self._table.rows]
+        names = [
+            posix_name((r[self._image_col] or "").strip(), self.root, self.root / "images")
+            for r in self._table.rows
+        ]
         img_dir = find_image_dir(self.root, ("", "images"), [n for n in names if not Path(n).is_absolute()])
         out = []
         for name, (i, r) in zip(names, self._table.numbered(), strict=True):

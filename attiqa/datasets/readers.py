@@ -324,6 +324,15 @@ def read_table(path: Path, header_has: Iterable[str] = ()) -> Table:
     return read_csv(path)
 
 
+def posix_name(name: str, *folders: Path) -> str:
+    """An image name of a score file made on Windows (``images\\a.jpg``) with ``/`` — unless a file under one
+    of ``folders`` is named with the backslashes (legal on Linux): every image of such a file was "not
+    found"."""
+    if "\\" not in name or any((folder / name).exists() for folder in folders):
+        return name
+    return name.replace("\\", "/")
+
+
 def find_image_dir(root: Path, candidates: Sequence[str], sample: Sequence[str]) -> Path:
     """The first candidate folder (relative to ``root``) holding the first of ``sample``'s images.
 

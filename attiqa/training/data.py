@@ -30,7 +30,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset, default_collate
 
-from attiqa.datasets.readers import MOS_HEADER, not_a_file, read_csv, to_float
+from attiqa.datasets.readers import MOS_HEADER, not_a_file, posix_name, read_csv, to_float
 from attiqa.errors import AttiqaError, ImageLoadError
 from attiqa.io.images import load_image
 from attiqa.io.names import text_path
@@ -242,6 +242,8 @@ class MosDataset(ImageTableDataset):
         self.csv_path = Path(csv_path)
         rows = read_mos_csv(self.csv_path)
         root = Path(image_root) if image_root else self.csv_path.resolve().parent
+        for r in rows:  # a CSV made on Windows names images\a.jpg
+            r["image"] = posix_name(r["image"], root, root / "images")
         first = rows[0]["image"] if rows else ""
         if (
             not image_root
