@@ -18,6 +18,7 @@ import io
 import json
 import math
 import os
+import shlex
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -176,9 +177,15 @@ def check_output_path(out: str | Path, fix: str = OUT_FIX, *, create: bool = Tru
         raise AttiqaError(f"{out}: unsupported output type {out.suffix} — give a file name ending in .csv, "
                           f".tsv or .json, e.g. {out.with_suffix('.csv')}")  # fmt: skip
     not_a_dangling_link(out, "--out")
-    output_folder(out.parent, "--out", fix=None if fix == OUT_FIX else fix, create=create)
+    folder_fix = None if fix == OUT_FIX else fix
+    if fix == OUT_FIX and out.is_file():  # finished rows to resume: "choose another --out" would lose them
+        folder_fix = (
+            f"make it writable (chmod u+w {shlex.quote(str(out.parent))}) to resume {out.name}, or {fix}"
+        )
+    output_folder(out.parent, "--out", fix=folder_fix, create=create)
     if out.exists() and not os.access(out, os.W_OK):
-        raise AttiqaError(f"{out}: not writable (permission denied) — {fix}")
+        resume = f"chmod u+w {shlex.quote(str(out))} to resume it, or " if fix == OUT_FIX else ""
+        raise AttiqaError(f"{out}: not writable (permission denied) — {resume}{fix}")
     return out
 
 

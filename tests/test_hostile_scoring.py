@@ -76,6 +76,37 @@ def test_read_only_folder_is_refused_up_front(photo_dir, tmp_path):
         ro.chmod(0o755)
 
 
+def test_a_folder_made_read_only_after_some_work_says_how_to_resume(photo_dir, tmp_path):
+    """**Was** (session 45: "not tried" since session 32): `attiqa score -o RO/s.csv` run again after RO (or
+    s.csv) was made read-only said "choose another --out" — which leaves the finished rows behind and scores
+    everything again. Now, with a file to resume, the line says how to resume it (chmod) first; nothing is
+    written and the finished rows stay; once writable, the same command resumes."""
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    args = ("score", photo_dir, "-m", "classical", "-o", ro / "s.csv", "-q", "--workers", "0")
+    assert run_attiqa(*args).returncode == 0
+    before = (ro / "s.csv").read_bytes()
+    for locked, said in (
+        (
+            ro,
+            f"{ro}: not writable (permission denied) — make it writable (chmod u+w {ro}) to resume s.csv, or",
+        ),
+        (
+            ro / "s.csv",
+            f"{ro / 's.csv'}: not writable (permission denied) — chmod u+w {ro / 's.csv'} to resume it, or",
+        ),
+    ):
+        locked.chmod(0o555 if locked.is_dir() else 0o444)
+        try:
+            res = run_attiqa(*args, unprivileged=True)
+        finally:
+            locked.chmod(0o755 if locked.is_dir() else 0o644)
+        assert one_line_error(res) == f"error: {said} choose another --out"
+        assert (ro / "s.csv").read_bytes() == before
+    res = run_attiqa(*args)
+    assert res.returncode == 0 and "resuming:" in res.stderr, res.stderr
+
+
 def test_non_utf8_and_formula_names_round_trip(tmp_path, photos):
     folder = tmp_path / "imgs"
     folder.mkdir()
