@@ -10,7 +10,7 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, PngImagePlugin
 
 from attiqa.attributes import display_name
 from attiqa.drawing import fit_lines, font
@@ -18,6 +18,7 @@ from attiqa.errors import ImageLoadError
 from attiqa.io.atomic import atomic_path
 from attiqa.io.images import load_image
 
+SHEET_MARK = ("Software", "attiqa contact sheet")  # a PNG text chunk: the sheet is known as ours on a rerun
 BAR_COLOURS = ("#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860", "#DA8BC3")
 
 
@@ -87,9 +88,20 @@ def contact_sheet(
                 draw.text((bx + bar_w - 30, y + 1), f"{v:.2f}", fill="black", font=small)
             y += bar_h + 4
     out = Path(out)
+    mark = PngImagePlugin.PngInfo()
+    mark.add_text(*SHEET_MARK)
     with atomic_path(out) as tmp:
-        sheet.save(tmp, format="PNG")
+        sheet.save(tmp, format="PNG", pnginfo=mark)
     return out
+
+
+def is_contact_sheet(path: str | Path) -> bool:
+    """Whether ``path`` is a sheet :func:`contact_sheet` wrote (its text chunk), not a photo of that name."""
+    try:
+        with Image.open(path) as img:
+            return bool(img.format == "PNG" and img.info.get(SHEET_MARK[0]) == SHEET_MARK[1])
+    except (OSError, ValueError, SyntaxError):
+        return False
 
 
 def sheet_for_scores(

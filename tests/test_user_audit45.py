@@ -215,3 +215,28 @@ def test_a_score_csv_made_on_windows_names_its_images_with_backslashes(tmp_path)
     assert images == want
     split = read_mos_split(str(root / "mos.csv"), "", 0.3, 0)
     assert sorted(map(str, split.paths)) == want
+
+
+def test_a_sheet_inside_the_scored_folder_is_not_scored_on_a_rerun(tmp_path):
+    """**Was**: `attiqa score photos/ -o photos/s.csv --sheet photos/sheet.png` run again (the documented
+    way to resume) scored its own contact sheet as a photo — a row `photos/sheet.png` added to s.csv — and a
+    `--sheet` naming a photo of the folder replaced that photo with the sheet. Now an earlier run's sheet
+    (known by its PNG text chunk) is left out, and a photo at the `--sheet` path is refused in one line."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(2):
+        _photo(i).save(photos / f"p{i}.png")
+    args = ["score", str(photos), "-m", "classical", "-w", "0", "-o", str(photos / "s.csv")]
+    for _ in range(2):
+        res = runner.invoke(app, [*args, "--sheet", str(photos / "sheet.png"), "-q"])
+        assert res.exit_code == 0, res.output
+        rows = (photos / "s.csv").read_text().splitlines()[1:]
+        assert [r.split(",")[0] for r in rows] == [str(photos / "p0.png"), str(photos / "p1.png")]
+    before = (photos / "p1.png").read_bytes()
+    res = runner.invoke(app, [*args, "--sheet", str(photos / "p1.png")])
+    assert isinstance(res.exception, AttiqaError)
+    assert str(res.exception) == (
+        f"{photos / 'p1.png'}: is also an input of this command — writing it would destroy it; "
+        "choose another --sheet"
+    )
+    assert (photos / "p1.png").read_bytes() == before

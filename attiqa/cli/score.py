@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -76,6 +77,8 @@ def score_cmd(
     from attiqa.sharding import in_input_order, score_share, sharded
 
     files = require_images(paths)
+    if sheet is not None:
+        files = _without_own_sheet(files, sheet)
     if out is not None:
         check_output_path(out, create=False)  # before the model loads; made once it has (a typo: no folder)
     if sheet is not None:
@@ -171,6 +174,24 @@ def score_cmd(
         not stats.n and n_todo and not (writer is not None and writer.done)
     ):  # a resume may find only bad files
         raise AttiqaError("no image could be scored")
+
+
+def _without_own_sheet(files: list[Path], sheet: Path) -> list[Path]:
+    """The inputs but an earlier run's ``--sheet`` found among them: `score photos/ -o photos/s.csv --sheet
+    photos/s.png` run again scored its own sheet as a photo. Any other file at that path (a photo) would be
+    replaced by the sheet: one line, before the work."""
+    from attiqa.contact_sheet import is_contact_sheet
+    from attiqa.io.atomic import not_an_input
+
+    drawn = os.path.realpath(sheet)
+    rest = [f for f in files if os.path.realpath(f) != drawn]
+    if len(rest) == len(files):
+        return files
+    if not is_contact_sheet(sheet):
+        not_an_input([sheet], [sheet], "--sheet")
+    if not rest:
+        raise AttiqaError(f"{sheet}: the only image found is the --sheet of an earlier run — pass the photos")
+    return rest
 
 
 def check_attributes(
