@@ -112,8 +112,9 @@ def test_each_held_out_raws_front_end_is_made_once_over_the_evaluations_passes(t
     real, built = isp_env.run.guarded_item, Counter()
 
     def counted(path, *args, **kwargs):
-        built[Path(path).name] += 1
-        return real(path, *args, **kwargs)
+        item = real(path, *args, **kwargs)
+        built[Path(path).name] += 1  # made (a raw it cannot decode raises)
+        return item
 
     monkeypatch.setattr(isp_env.run, "guarded_item", counted)
     raw_dir = tmp_path / "raws"
@@ -130,9 +131,16 @@ def test_each_held_out_raws_front_end_is_made_once_over_the_evaluations_passes(t
     assert {n: built[n] for n in test} == dict.fromkeys(test, 1)  # main: 3 each
 
     built.clear()
+    data = (raw_dir / "r00.dng").read_bytes()
+    (raw_dir / "cut.dng").write_bytes(data[: len(data) // 2])  # damaged after its header: the probe skips it
     rows = isp_env.run.check_policy(raw_dir, tmp_path / "check", "default", "classical", front_ends=2)
     order = [f"{r['image']}.dng" for r in rows]
     assert len(order) == 8 and built == dict.fromkeys(order[:2], 1) | dict.fromkeys(order[2:], 2)
+    skipped = json.loads((tmp_path / "check" / "summary.json").read_text())["skipped"]
+    assert (
+        list(skipped) == [str(raw_dir / "cut.dng")]
+        and "LibRaw can't read it" in skipped[str(raw_dir / "cut.dng")]
+    )
 
 
 def test_check_evaluates_at_most_test_raws_spread_over_the_scene_groups(tmp_path):
