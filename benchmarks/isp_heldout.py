@@ -1,7 +1,9 @@
 """Held-out comparison of several trained policies and the baselines on one scene-group split (issue 19).
 
 Each ``--run NAME=DIR`` is an ``isp-tune`` run folder (its ``policy.safetensors`` and ``training.json``); all
-runs must use the same raw folder and seed, so they share the split. Writes the usual report
+runs must use the same raw folder and seed, so they share the split. At most ``--test-raws`` (default
+100, as isp-tune's) of the held-out raws are evaluated, spread over the scene groups and seeded as the
+runs' own evaluation (each costs the per-image CMA-ES's ``--cma-image-budget`` calls). Writes the usual report
 (``results.csv``, ``summary.json``, ``report.md``, ``grid.png``) into ``--out`` with one column per policy.
 
     python benchmarks/isp_heldout.py RAW_DIR --run agent=runs/a --run agent_real_only=runs/b \
@@ -20,7 +22,7 @@ from isp_env.mos_function import load_mos_function
 from isp_env.params import read_run_json
 from isp_env.policy_io import load_policy
 from isp_env.raw import find_raws
-from isp_env.run import evaluate, scene_groups, split, split_names
+from isp_env.run import TEST_RAWS, capped, evaluate, scene_groups, split, split_names
 from isp_env.tuning import TrainConfig, check_reward_model
 
 
@@ -50,12 +52,16 @@ def main() -> None:
     ap.add_argument("--model", default=None)
     ap.add_argument("--cma-global-budget", type=int, default=600)
     ap.add_argument("--cma-image-budget", type=int, default=150)
+    ap.add_argument("--test-raws", type=int, default=TEST_RAWS, help="held-out raws evaluated, at most")
     args = ap.parse_args()
+    if args.test_raws < 1:
+        raise AttiqaError(f"--test-raws {args.test_raws}: evaluate at least 1 held-out raw")
     import torch
 
     torch.set_num_threads(1)
     raws = find_raws(args.raw_dir)
-    train_raws, test_raws = split(raws, args.test_fraction, args.seed, scene_groups(raws, args.raw_dir))
+    groups = scene_groups(raws, args.raw_dir)
+    train_raws, test_raws = split(raws, args.test_fraction, args.seed, groups)
     agents, budgets = {}, {}
     for name, folder, plan, training in map(run_files, args.run):
         if split_names(plan)[1] != split_names({"raw_dir": str(args.raw_dir), "test": test_raws})[1]:
@@ -72,12 +78,13 @@ def main() -> None:
         check_reward_model(name, card, args.model, refuse=False)
     cfg = TrainConfig(seed=args.seed, scorer=args.model, view_shorter=mos.view_shorter or 384)
     args.out.mkdir(parents=True, exist_ok=True)
+    evaluated, held_out = capped(test_raws, args.test_raws, groups, args.seed, "held-out raws")
     summary = evaluate(
         args.raw_dir,
         args.out,
         cfg,
         mos,
-        test_raws,
+        evaluated,
         train_raws,
         agents,
         budgets,
@@ -85,6 +92,7 @@ def main() -> None:
         True,
         args.cma_global_budget,
         args.cma_image_budget,
+        held_out=held_out,
     ).summary
     print((args.out / "report.md").read_text())
     neutral = next(s for s in summary if s["method"] == "neutral")

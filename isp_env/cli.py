@@ -246,26 +246,32 @@ def check(
     ),
     model: str | None = typer.Option(None, "--model", "--reward-model", "-m", help=_MODEL_HELP),
     out: Path = typer.Option(Path("runs/policy_check"), "--out", "-o", help="Report folder."),
+    test_raws: int | None = typer.Option(
+        None,
+        min=1,
+        help="Evaluates at most this many of the raws, spread over the scene groups (DIR/manifest.csv), "
+        "seeded by --seed, as isp-tune's held-out raws (default 100).",
+    ),
+    seed: int = seed_option("Seed of the --test-raws sample."),
 ) -> None:
     """A policy against the neutral render on a folder of raws — before trusting it on another camera's raws.
 
-    Every raw rendered neutral and with the policy, both scored by the reward model (MOS, and MOS minus the
-    over-processing penalty); no search, minutes not hours. OUT gets results.csv, summary.json, report.md,
-    grid.png and the renders. A teacher policy is for the cameras it was trained on: on a camera left out of
-    training it helped on three of five and failed badly on two (docs/isp.md, "Leave one camera out"); the
-    checked setting (`isp-tune render --check`: the best of the policy, its base and neutral by the reward)
-    is shown beside it.
+    Each raw (at most --test-raws of them) rendered neutral and with the policy, both scored by the reward
+    model (MOS, and MOS minus the over-processing penalty); no search, minutes not hours. OUT gets
+    results.csv, summary.json, report.md, grid.png and the renders. A teacher policy is for the cameras it
+    was trained on: on a camera left out of training it helped on three of five and failed badly on two
+    (docs/isp.md, "Leave one camera out"); the checked setting (`isp-tune render --check`: the best of the
+    policy, its base and neutral by the reward) is shown beside it.
     """
     import statistics
 
-    from isp_env.report import better_than
-    from isp_env.run import check_policy
-    from isp_env.tuning import CHECK_CANDIDATES
+    from isp_env.report import better_than, kept_counts
+    from isp_env.run import TEST_RAWS, check_policy
 
     if not raw_dir.is_dir():
         raise ConfigError(f"{raw_dir}: not a folder — give the folder that holds the raws")
     output_folder(out, "--out", create=False)
-    rows = check_policy(raw_dir, out, policy, model)
+    rows = check_policy(raw_dir, out, policy, model, TEST_RAWS if test_raws is None else test_raws, seed)
     table = Table(title=f"isp-tune check: {policy} against neutral ({len(rows)} raws)")
     cols = ("neutral_mos", "policy_mos", "neutral_guarded", "policy_guarded", "checked_guarded")
     for col in ("raw", *(c.replace("_", " ") for c in cols), "checked kept"):
@@ -287,7 +293,7 @@ def check(
             f"{statistics.mean(before):.2f} -> {statistics.mean(after):.2f} "
             f"(median gain {statistics.median(gains):+.2f})"
         )
-    kept = {who: sum(r["checked_kept"] == who for r in rows) for who in CHECK_CANDIDATES}
+    kept = kept_counts(str(r["checked_kept"]) for r in rows)
     stdout.print(
         "checked (isp-tune render --check): kept "
         + ", ".join(f"the {who} on {n}" for who, n in kept.items())

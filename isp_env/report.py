@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -46,6 +47,20 @@ def policy_label(name: str, card: dict[str, Any]) -> str:
 def methods_in(rows: list[dict[str, Any]]) -> list[str]:
     seen = list(dict.fromkeys(r["method"] for r in rows))
     return [m for m in METHOD_LABELS if m in seen] + [m for m in seen if m not in METHOD_LABELS]
+
+
+# The candidates of a checked setting (session 44, ours; :func:`isp_env.tuning.checked_setting`), in order of
+# preference: the policy's, the base it offsets from, the neutral defaults. A later one replaces an earlier
+# one only when the reward says it is better by more than float rounding (:func:`better_than`). Here, not in
+# isp_env.tuning: the report counts them, and tuning already uses the report's better_than.
+CHECK_CANDIDATES = ("policy", "base", "neutral")
+
+
+def kept_counts(kept: Iterable[str]) -> dict[str, int]:
+    """How often each candidate of a checked setting (:data:`CHECK_CANDIDATES`) was kept:
+    the report's and ``isp-tune check``'s counts, from the rows' ``kept``."""
+    seen = list(kept)
+    return {c: seen.count(c) for c in CHECK_CANDIDATES}
 
 
 def better_than(mos: float, neutral_mos: float) -> bool:
@@ -138,8 +153,15 @@ def write_report(
     labels: dict[str, str] | None = None,
 ) -> Report:
     """Write ``results.csv``, ``summary.json``, ``report.md`` and ``grid.png`` into ``out``; ``labels``:
-    the policies' (:func:`policy_label`)."""
+    the policies' (:func:`policy_label`). ``meta`` gets ``checked_kept``, counted from the rows' ``kept``
+    (:func:`kept_counts`)."""
     summary = summarise(rows, budgets, labels)
+    kept: dict[str, list[str]] = {}  # per checked method, the candidate kept on each raw
+    for r in rows:
+        if "kept" in r:
+            kept.setdefault(r["method"], []).append(r["kept"])
+    if kept:
+        meta = {**meta, "checked_kept": {m: kept_counts(k) for m, k in kept.items()}}
     buf = io.StringIO()
     fields = ["image", "method", *[c for c in COLUMNS if c in rows[0]]]
     w = csv.DictWriter(buf, fieldnames=fields)

@@ -35,8 +35,8 @@ from isp_env.isp import Developed, develop, finish
 from isp_env.mos_function import MOSFunction, load_mos_function
 from isp_env.params import check_values, neutral, read_run_json, read_values
 from isp_env.policy_io import load_policy, resolve_policy
-from isp_env.raw import RAW_EXTENSIONS, RawReadError, find_raws, probe_raw, read_raw
-from isp_env.report import GRID_ROWS, Report, policy_label, write_report
+from isp_env.raw import RAW_EXTENSIONS, RawImage, RawReadError, find_raws, probe_raw, read_raw
+from isp_env.report import CHECK_CANDIDATES, GRID_ROWS, Report, policy_label, write_report
 from isp_env.reward import (
     Guard,
     clipped_and_saturation,
@@ -49,7 +49,6 @@ from isp_env.reward import (
 )
 from isp_env.teacher import TeacherSettings, spread_sample
 from isp_env.tuning import (
-    CHECK_CANDIDATES,
     TrainConfig,
     check_config,
     check_reward_model,
@@ -165,6 +164,30 @@ TEST_RAWS = 100
 """``--test-raws``' default: at most this many held-out raws are evaluated (each costs the per-image
 CMA-ES's ``--cma-image-budget`` scorer calls and a full-resolution render per method); a split of up to
 ~330 raws holds out fewer, so it is evaluated whole (docs/isp.md, "At FiveK scale")."""
+
+
+FRONT_ENDS_KEPT = 100
+"""How many held-out raws' front ends and guards (:func:`guarded_item`) the evaluation keeps between its
+passes (the probe, the checked setting, the per-image CMA-ES, the scoring): each kept raw is built once,
+not once a pass (~2 s at 24 MP). 100, the default ``--test-raws``, so a default run rebuilds none; at ~5
+MiB a 24 MP raw at the scorer's scale, ~0.5 GiB. A count, not all of them: ``isp-tune check`` of 5,000
+raws holding every one would need 27 GiB (docs/isp.md, "At FiveK scale")."""
+
+
+def capped(
+    raws: list[Path], cap: int, groups: dict[Path, str], seed: int, what: str
+) -> tuple[list[Path], int | None]:
+    """The raws an evaluation renders — at most ``cap`` (``--test-raws``) of ``raws``, spread over the
+    scene groups and seeded (:func:`isp_env.teacher.spread_sample`) — and, when that is fewer than all,
+    how many they were drawn from (:func:`evaluate`'s ``held_out``), said in one line naming ``what``: the
+    run's held-out raws, ``isp-tune check``'s and ``benchmarks/isp_heldout.py``'s."""
+    evaluated = spread_sample(raws, cap, groups, seed)
+    if len(evaluated) == len(raws):
+        return evaluated, None
+    console.print(
+        f"evaluating {len(evaluated)} of the {len(raws)} {what} (--test-raws), spread over the scene groups"
+    )
+    return evaluated, len(raws)
 
 
 def refuse_undecodable(raws: list[Path], need: int, raw_dir: Path, what: str = "") -> None:
@@ -321,12 +344,7 @@ def run(
         return []
     policy, card = load_policy(out / "policy.safetensors")
     name = "teacher" if cfg.algo == "teacher" else "agent"
-    evaluated = spread_sample(test_raws, test_raws_cap, groups, cfg.seed)
-    if len(evaluated) < len(test_raws):
-        console.print(
-            f"evaluating {len(evaluated)} of the {len(test_raws)} held-out raws (--test-raws), spread over "
-            "the scene groups"
-        )
+    evaluated, held_out = capped(test_raws, test_raws_cap, groups, cfg.seed, "held-out raws")
     return evaluate(
         raw_dir,
         out,
@@ -340,7 +358,7 @@ def run(
         baselines,
         cma_global_budget,
         cma_image_budget,
-        held_out=len(test_raws) if len(evaluated) < len(test_raws) else None,
+        held_out=held_out,
     ).summary
 
 
@@ -359,23 +377,25 @@ def evaluate(
     cma_image_budget: int = 150,
     checked: bool = True,
     held_out: int | None = None,
+    front_ends: int = FRONT_ENDS_KEPT,
 ) -> Report:
     """Tune + render the test raws with each agent (name -> (policy, card)), run the baselines, report.
     ``checked``: also each agent's setting checked against its base and neutral by the reward
     (``NAME_checked``: :func:`isp_env.tuning.checked_setting`, two or three scorer calls per raw; its rows
     say which candidate was kept, ``kept``). ``held_out``: the split's held-out raws when ``test_raws``
-    are a sample of them (``--test-raws``)."""
+    are a sample of them (``--test-raws``). ``front_ends``: how many raws' front ends are kept between the
+    passes (:data:`FRONT_ENDS_KEPT`)."""
     view = cfg.view_shorter if cfg.preview is None else None
     skipped = dict(skipped)
-    paths: dict[str, Path] = {}
-    for p in test_raws:
-        try:
-            read_raw(p)  # a raw damaged after its header is skipped here, before any tuning; nothing is kept
-            paths[image_key(p, raw_dir)] = p
+    paths = {image_key(p, raw_dir): p for p in test_raws}
+    items = HeldOutItems(paths, view, cfg.preview, front_ends)
+    for key, p in list(paths.items()):
+        try:  # a raw damaged after its header is skipped here, before any tuning
+            items.probe(key)
         except RawReadError as exc:
+            del paths[key]
             skipped[str(p)] = str(exc)
             console.print(f"[yellow]skipped[/] {plain_failure(exc)}")
-    items = HeldOutItems(paths, view, cfg.preview)
     if not items:
         raise ConfigError(f"{raw_dir}: none of the {len(test_raws)} test raws could be read")
 
@@ -405,7 +425,6 @@ def evaluate(
                 out, name, card, params, items, mos, scorer_identity(cfg.scorer)
             )
             budgets[f"{name}_checked"] = {"train": budgets.get(name, {}).get("train", 0), "test": calls}
-    kept = {m: {c: list(per.values()).count(c) for c in CHECK_CANDIDATES} for m, per in chosen.items()}
     if baselines:
         _baselines(
             out, cfg, mos, items, train_raws, params, budgets, skipped, cma_global_budget, cma_image_budget
@@ -416,7 +435,7 @@ def evaluate(
     with progress_task("score + full-res render", total=len(items), unit="img") as adv:
         for key in items:
             raw = read_raw(paths[key])  # read once for the scored view and the full-resolution render
-            dev, guard, v = guarded_item(paths[key], view, cfg.preview, raw=raw)
+            dev, guard, v = items.front_end(key, raw)
             full_dev = develop(raw)
             grid = len(crops) < GRID_ROWS  # crops of the grid's rows only, not of every raw
             if grid:
@@ -466,7 +485,6 @@ def evaluate(
         **({} if held_out is None else {"n_held_out": held_out}),  # a sample of them (--test-raws)
         "skipped": skipped,
         "test_raws": sorted(items),
-        **({"checked_kept": kept} if kept else {}),
     }
     labels = {name: policy_label(name, card) for name, (_, card) in agents.items()}
     if checked:
@@ -479,18 +497,38 @@ def evaluate(
 
 class HeldOutItems(Mapping[str, tuple[Developed, Guard, int | None]]):
     """The evaluated raws' front ends at the scorer's scale and guards (:func:`guarded_item`), made when
-    asked for, the last one kept: held for every raw until the report they grew with the raws (5.4 MiB a
-    24 MP raw; ``isp-tune check`` of 5,000 FiveK raws would need 27 GiB). The checked setting, the
-    per-image baseline and the scoring each make a raw's once (docs/isp.md, "At FiveK scale")."""
+    first asked for: the first ``keep`` raws' are kept (the passes go over the raws in one order, so an
+    LRU of ``keep`` would lose every raw before its next pass when there are more), the others' made again
+    in each pass, the last one kept — memory bounded whatever the number of raws."""
 
-    def __init__(self, paths: dict[str, Path], view: int | None, preview: int | None) -> None:
-        self.paths, self.view, self.preview = paths, view, preview
+    def __init__(
+        self, paths: dict[str, Path], view: int | None, preview: int | None, keep: int = FRONT_ENDS_KEPT
+    ) -> None:
+        self.paths, self.view, self.preview, self.keep = paths, view, preview, keep
+        self.kept: dict[str, tuple[Developed, Guard, int | None]] = {}
         self.last: tuple[str, tuple[Developed, Guard, int | None]] | None = None
 
-    def __getitem__(self, key: str) -> tuple[Developed, Guard, int | None]:
+    def front_end(self, key: str, raw: RawImage | None = None) -> tuple[Developed, Guard, int | None]:
+        """Raw ``key``'s front end and guard, kept or made (from ``raw`` when it was read already)."""
+        if key in self.kept:
+            return self.kept[key]
         if self.last is None or self.last[0] != key:
-            self.last = (key, guarded_item(self.paths[key], self.view, self.preview))
+            item = guarded_item(self.paths[key], self.view, self.preview, raw=raw)
+            if len(self.kept) < self.keep:
+                self.kept[key] = item
+            self.last = (key, item)
         return self.last[1]
+
+    def probe(self, key: str) -> None:
+        """Raise :class:`RawReadError` when raw ``key`` cannot be decoded: by making its front end while
+        there is room to keep it (the first pass needs it), else by a decode (kept, it would not be)."""
+        if len(self.kept) < self.keep:
+            self.front_end(key)
+        else:
+            read_raw(self.paths[key])
+
+    def __getitem__(self, key: str) -> tuple[Developed, Guard, int | None]:
+        return self.front_end(key)
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.paths)
@@ -637,12 +675,20 @@ def _baselines(
 
 
 def check_policy(
-    raw_dir: Path, out: Path, spec: str, scorer: str | None = None
+    raw_dir: Path,
+    out: Path,
+    spec: str,
+    scorer: str | None = None,
+    test_raws_cap: int = TEST_RAWS,
+    seed: int = 0,
+    front_ends: int = FRONT_ENDS_KEPT,
 ) -> list[dict[str, float | str]]:
-    """A policy against the neutral render on every readable raw of ``raw_dir`` (``isp-tune check``): both
-    rendered and scored by the reward model (MOS, and MOS minus the guard's penalty), no search and no
-    baseline — what a user runs before trusting a policy on another camera's raws (a teacher policy is for
-    the cameras it was trained on: docs/isp.md, "Leave one camera out"). Writes ``evaluate``'s report into
+    """A policy against the neutral render on the readable raws of ``raw_dir`` (``isp-tune check``) — at
+    most ``test_raws_cap`` of them, spread over the scene groups and seeded as a run's held-out raws
+    (:func:`capped`; 5,000 FiveK raws took hours) — both rendered and scored by the reward model (MOS, and
+    MOS minus the guard's penalty), no search and no baseline — what a user runs before trusting a policy
+    on another camera's raws (a teacher policy is for the cameras it was trained on: docs/isp.md, "Leave
+    one camera out"). Writes ``evaluate``'s report into
     ``out``; returns per raw ``image``, ``neutral_mos``, ``policy_mos``, ``neutral_guarded``,
     ``policy_guarded``, and the same of the checked setting (``checked_mos``, ``checked_guarded``, and
     ``checked_kept``: policy, base or neutral; :func:`isp_env.tuning.checked_setting`)."""
@@ -654,8 +700,22 @@ def check_policy(
     mos = load_mos_function(scorer)
     cfg = TrainConfig(algo=str(card.get("algo", "teacher")), scorer=scorer)
     cfg.view_shorter = scorer_view(mos)
+    evaluated, found = capped(raws, test_raws_cap, scene_groups(raws, raw_dir), seed, "raws found")
     # evaluate skips (and lists) the raws it cannot read, and makes ``out`` only once it has rows to write
-    report = evaluate(raw_dir, out, cfg, mos, raws, [], {"policy": (policy, card)}, {}, {}, baselines=False)
+    report = evaluate(
+        raw_dir,
+        out,
+        cfg,
+        mos,
+        evaluated,
+        [],
+        {"policy": (policy, card)},
+        {},
+        {},
+        baselines=False,
+        held_out=found,
+        front_ends=front_ends,
+    )
     by: dict[str, dict[str, dict[str, Any]]] = {}
     for r in report.rows:  # every method on every raw evaluate could read
         by.setdefault(r["image"], {})[r["method"]] = r

@@ -477,12 +477,6 @@ def tune_with_policy(
     return env.params
 
 
-# The candidates of a checked setting (session 44, ours), in order of preference: the policy's, the base it
-# offsets from, the neutral defaults. A later one replaces an earlier one only when the reward says it is
-# better by more than float rounding.
-CHECK_CANDIDATES = ("policy", "base", "neutral")
-
-
 @dataclass(frozen=True)
 class CheckedSetting:
     """What :func:`checked_setting` kept for one raw: its ``params``, which candidate they are

@@ -8,12 +8,13 @@ import colorsys
 import json
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pytest
 from conftest import SHARED_DATA
-from helpers import attiqa_env, run_isp_tune
+from helpers import REPO, attiqa_env, run_isp_tune
 
 from isp_env.dng import demo_photo, dng_from_photo
 from isp_env.teacher import spread_sample
@@ -63,6 +64,17 @@ def test_held_out_raws_above_the_cap_are_sampled_over_the_scene_groups_seeded_an
     assert sorted(p.stem for p in renders.glob("*.png")) == picked
     assert "Held-out raws: 3 evaluated of 6" in (tmp_path / "capped" / "report.md").read_text()
 
+    # session 45: benchmarks/isp_heldout.py evaluated every held-out raw; now the same cap and sample
+    heldout = [sys.executable, str(REPO / "benchmarks" / "isp_heldout.py"), str(tmp_path / "raws"), "--run",
+               f"teacher={tmp_path / 'capped'}", "--out", str(tmp_path / "heldout"), "--model", "classical",
+               "--test-fraction", "0.5", "--seed", "3", "--test-raws", "3", "--cma-global-budget", "12",
+               "--cma-image-budget", "6"]  # fmt: skip
+    res = subprocess.run(heldout, env=attiqa_env(), capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "evaluating 3 of the 6 held-out raws (--test-raws)" in " ".join(res.stderr.split())
+    again = json.loads((tmp_path / "heldout" / "summary.json").read_text())
+    assert sorted(again["test_raws"]) == picked and again["n_held_out"] == 6
+
     res = run_isp_tune(*args, "--out", tmp_path / "whole")  # the default cap (100): every held-out raw
     assert res.returncode == 0, res.stderr[-2000:]
     whole = json.loads((tmp_path / "whole" / "summary.json").read_text())
@@ -87,8 +99,80 @@ def test_the_43_real_raws_at_a_cap_of_their_13_held_out_raws_are_evaluated_whole
     assert "Held-out raws: 13 (" in (tmp_path / "run" / "report.md").read_text()
 
 
+def test_each_held_out_raws_front_end_is_made_once_over_the_evaluations_passes(tmp_path, monkeypatch):
+    """**Was** (session 44's memory fix): only the last raw's front end and guard were held, so the checked
+    setting, the per-image CMA-ES and the scoring each made every held-out raw's again (3 builds a raw, ~2 s
+    each at 24 MP), after a decode of each only to skip damaged ones. Now the probe makes it and the first
+    ``FRONT_ENDS_KEPT`` are kept: one build a raw (the real :func:`guarded_item`, counted). Beyond the
+    bound (``isp-tune check`` with ``front_ends=2``) the others are made in each pass, not kept."""
+    import isp_env.run
+    from isp_env.teacher import TeacherSettings
+    from isp_env.tuning import TrainConfig
+
+    real, built = isp_env.run.guarded_item, Counter()
+
+    def counted(path, *args, **kwargs):
+        item = real(path, *args, **kwargs)
+        built[Path(path).name] += 1  # made (a raw it cannot decode raises)
+        return item
+
+    monkeypatch.setattr(isp_env.run, "guarded_item", counted)
+    raw_dir = tmp_path / "raws"
+    distinct_raws(raw_dir, 8)
+    cfg = TrainConfig(algo="teacher", scorer="classical", preview=64, obs_size=36, action_mode="residual")
+    cfg.obs_mode = "stats"
+    teacher = TeacherSettings(budget=6, raws=2)
+    isp_env.run.run(raw_dir, tmp_path / "run", cfg, 0.5, cma_global_budget=12, cma_image_budget=6,
+                    base="neutral", teacher=teacher)  # fmt: skip
+    test = [Path(p).name for p in json.loads((tmp_path / "run" / "run.json").read_text())["test"]]
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    methods = {m["method"] for m in summary["methods"]}
+    assert len(test) == 4 and {"teacher_checked", "cma_per_image"} <= methods  # the passes that make them
+    assert {n: built[n] for n in test} == dict.fromkeys(test, 1)  # main: 3 each
+
+    built.clear()
+    data = (raw_dir / "r00.dng").read_bytes()
+    (raw_dir / "cut.dng").write_bytes(data[: len(data) // 2])  # damaged after its header: the probe skips it
+    rows = isp_env.run.check_policy(raw_dir, tmp_path / "check", "default", "classical", front_ends=2)
+    order = [f"{r['image']}.dng" for r in rows]
+    assert len(order) == 8 and built == dict.fromkeys(order[:2], 1) | dict.fromkeys(order[2:], 2)
+    skipped = json.loads((tmp_path / "check" / "summary.json").read_text())["skipped"]
+    assert (
+        list(skipped) == [str(raw_dir / "cut.dng")]
+        and "LibRaw can't read it" in skipped[str(raw_dir / "cut.dng")]
+    )
+
+
+def test_check_evaluates_at_most_test_raws_spread_over_the_scene_groups(tmp_path):
+    """**Was**: `isp-tune check DIR` rendered every raw of DIR (hours on FiveK's 5,000). Now at most
+    ``--test-raws`` (default 100, as a run's held-out raws), spread over DIR's scene groups and seeded by
+    ``--seed`` like a run's sample, and said: "3 of the 8 raws found", ``n_held_out`` in summary.json."""
+    from typer.testing import CliRunner
+
+    from isp_env.cli import app
+
+    raws = distinct_raws(tmp_path / "raws", 8)
+    group = {p: f"scene{i // 2}" for i, p in enumerate(raws)}
+    (tmp_path / "raws" / "manifest.csv").write_text(
+        "file,scene_group\n" + "".join(f"{p.name},{g}\n" for p, g in group.items())
+    )
+    out = tmp_path / "check"
+    args = ["check", str(tmp_path / "raws"), "--model", "classical", "--out", str(out), "--test-raws", "3"]
+    r = CliRunner().invoke(app, [*args, "--seed", "5"])
+    assert r.exit_code == 0, r.output + repr(r.exception)
+    assert "evaluating 3 of the 8 raws found (--test-raws)" in " ".join(r.output.split())
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["n_test"] == 3 and summary["n_held_out"] == 8
+    assert sorted(summary["test_raws"]) == [p.stem for p in spread_sample(raws, 3, group, 5)]
+    assert len({group[tmp_path / "raws" / f"{k}.dng"] for k in summary["test_raws"]}) == 3  # 3 groups of 4
+    assert len(list((out / "test" / "policy" / "renders").glob("*.png"))) == 3
+    assert "Held-out raws: 3 evaluated of 8" in (out / "report.md").read_text()
+    kept = summary["checked_kept"]["policy_checked"]  # counted from the rows (session 45): 3 raws
+    assert list(kept) == ["policy", "base", "neutral"] and sum(kept.values()) == 3
+
+
 PEAK = """import sys; from pathlib import Path; from isp_env.run import check_policy
-check_policy(Path(sys.argv[1]), Path(sys.argv[2]), "default", scorer="classical")
+check_policy(Path(sys.argv[1]), Path(sys.argv[2]), "default", "classical", front_ends=int(sys.argv[3]))
 print(next(ln for ln in Path("/proc/self/status").read_text().splitlines() if ln.startswith("VmHWM")))"""
 
 
@@ -96,16 +180,19 @@ def test_evaluation_memory_does_not_grow_with_the_raws_evaluated(tmp_path):
     """**Was**: every evaluated raw's front end and guard were held until the report, and its grid crops
     were views keeping its full-resolution renders alive — ``isp-tune check`` of 20 raws of 1200 x 800
     peaked 190 MB above 4 of them (a 24 MP render is 72 MB: a FiveK run ran out of memory after about 60
-    held-out raws). Now the peak (VmHWM, a fresh process each) stays within malloc's noise."""
+    held-out raws). Since session 45 the first ``FRONT_ENDS_KEPT`` (100) front ends are kept between the
+    passes; past that bound memory must stay flat, so here 2 are kept (``front_ends``). Measured (VmHWM, a
+    fresh process each; session 45): 36 raws peak 9-25 MiB above 4 with 2 kept (three runs), 12 MiB on main
+    (the last one held), 97 MiB with every one kept (~3 MiB a raw at the classical scorer's scale)."""
     peaks = {}
-    for n in (4, 20):
+    for n in (4, 36):
         distinct_raws(tmp_path / f"raws{n}", n, long_side=1200)
-        cmd = [sys.executable, "-c", PEAK, str(tmp_path / f"raws{n}"), str(tmp_path / f"check{n}")]
+        cmd = [sys.executable, "-c", PEAK, str(tmp_path / f"raws{n}"), str(tmp_path / f"check{n}"), "2"]
         res = subprocess.run(cmd, env=attiqa_env(), capture_output=True, text=True, timeout=600)
         assert res.returncode == 0, res.stderr[-2000:]
         peaks[n] = int(res.stdout.split()[-2]) / 1024  # MiB
         assert len(list((tmp_path / f"check{n}" / "test" / "policy" / "renders").glob("*.png"))) == n
-    assert peaks[20] - peaks[4] < 80, peaks  # holding them: ~190 MiB more
+    assert peaks[36] - peaks[4] < 50, peaks  # every front end kept: ~100 MiB more
 
 
 def test_raws_of_one_size_are_not_read_whole_to_find_copies(tmp_path):
