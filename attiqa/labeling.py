@@ -53,7 +53,43 @@ def parts_dir(out: Path) -> Path:
     return out.with_name(out.name + ".parts")
 
 
+LABEL_SUFFIXES = (".parquet", ".pq")
+
+
+def _not_a_label_file(path: Path, why: object) -> AttiqaError:
+    return AttiqaError(
+        f"{path}: exists and is not a label file ({why}) — choose another --out (or label.out; labels are "
+        f"Parquet, e.g. {path.with_name('labels.parquet')}); delete it only if it is a damaged label file "
+        "of yours"
+    )
+
+
+def check_label_output(out: Path) -> None:
+    """Refuse a label output that would not hold labels, before the teacher loads: another format's name
+    (``-o labels.csv`` would get Parquet bytes) or an existing file that is not a label table (a score CSV,
+    a photo: resuming would read it, a fresh run would replace it)."""
+    if out.exists():
+        if not out.is_file():
+            raise _not_a_label_file(out, "not a regular file")
+        names = _read_schema(out).names
+        if "image" not in names:
+            raise _not_a_label_file(out, f"a Parquet table without an 'image' column: {names[:6]}")
+    elif out.suffix.lower() not in LABEL_SUFFIXES:
+        raise AttiqaError(
+            f"{out}: label files are Parquet, not {out.suffix or 'a name without suffix'} — "
+            f"name it {out.with_suffix('.parquet')}"
+        )
+
+
+def _read_schema(path: Path) -> pa.Schema:
+    try:
+        return pq.read_schema(path)
+    except Exception as exc:  # noqa: BLE001
+        raise _not_a_label_file(path, f"not Parquet: {exc}") from None
+
+
 def _read_table(path: Path) -> pa.Table:
+    _read_schema(path)
     try:
         return pq.read_table(path)
     except Exception as exc:  # noqa: BLE001
@@ -85,7 +121,7 @@ def _schema(columns: Sequence[str], meta: dict[str, Any]) -> pa.Schema:
 
 def read_label_metadata(path: str | Path) -> dict[str, Any]:
     """The teacher metadata stored in a label file's schema."""
-    md = pq.read_schema(path).metadata or {}
+    md = _read_schema(Path(path)).metadata or {}
     return json.loads(md[META_KEY]) if META_KEY in md else {}
 
 

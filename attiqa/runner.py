@@ -93,7 +93,7 @@ def run_label_stage(
     """Pseudo-label ``cfg.label.images`` into its Parquet table (``paths``: already found by
     :func:`label_inputs`, ``teacher``: already loaded by :func:`label_teacher`; else found and loaded here,
     in that order)."""
-    from attiqa.labeling import env_rank_world, label_images, merge_parts
+    from attiqa.labeling import check_label_output, env_rank_world, label_images, merge_parts
     from attiqa.progress import progress_task
     from attiqa.training.distributed import barrier
 
@@ -102,6 +102,7 @@ def run_label_stage(
     if paths is None:
         paths = label_inputs(lc)
     out = resolve_in(out_dir, lc.out)
+    check_label_output(out)
     rank, world = env_rank_world()
     if teacher is None:
         teacher = label_teacher(lc, device)
@@ -165,6 +166,10 @@ def run(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> RunRes
         # output to the images: they are found once it has run.
         lc = cfg.label
         paths = label_inputs(lc) if lc is not None and cfg.degrade is None else None
+        if lc is not None:
+            from attiqa.labeling import check_label_output
+
+            check_label_output(resolve_in(out_dir, lc.out))
         teacher = label_teacher(lc) if lc is not None else None
         if is_main():
             output_folder(out_dir, "out_dir (--out-dir)")
