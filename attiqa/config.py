@@ -514,6 +514,18 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return data
 
 
+def _from_override(text: str, overrides: list[str]) -> str:
+    """ " (from --set ITEM)" when a setting's error ``text`` is about a key a ``--set`` gave, so the error
+    is not read as a line of the file (which may not hold the key at all)."""
+    for item in reversed(overrides):  # the last --set of a key is the one in force
+        key = item.partition("=")[0].strip()
+        section, _, name = key.rpartition(".")
+        said = (f"{key}:", f"unknown key '{name}'" if not section else f"{section}: unknown key '{name}'")
+        if text.startswith(said):
+            return f" (from --set {item})"
+    return ""
+
+
 class UniqueKeyLoader(yaml.SafeLoader):
     """``yaml.SafeLoader`` that refuses a key set twice in one mapping: plain YAML keeps the last one
     silently, so ``lr`` written twice in a stage would run with whichever came second."""
@@ -555,12 +567,24 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> TrainCo
     path = Path(path)
     if not path.exists():
         raise ConfigError("config file not found", path)
-    data = apply_overrides(read_yaml(path), overrides or [])
+    data = read_yaml(path)
+    if not isinstance(data, dict):  # a TOML file reads as one YAML string, a list as a list
+        hint = (
+            "run configs are YAML (JSON reads too): write it as YAML, as configs/cpu_small.yaml is"
+            if path.suffix.lower() in (".toml", ".ini", ".cfg")
+            else "start from configs/cpu_small.yaml"
+        )
+        raise ConfigError(
+            f"not a run config: its top level is a {type(data).__name__}, not sections of settings "
+            f"(out_dir:, label:, pretrain:, finetune:) — {hint}",
+            path,
+        )
+    data = apply_overrides(data, overrides or [])
     try:
         cfg = from_dict(TrainConfig, data, where="")  # keys named from the top of the file
         check_inputs(cfg, "")
-    except ConfigError as exc:  # a setting's error (its key leads the text), in this file
-        raise ConfigError(str(exc), path) from None
+    except ConfigError as exc:  # a setting's error (its key leads the text), in this file or a --set
+        raise ConfigError(str(exc) + _from_override(str(exc), overrides or []), path) from None
     if all(getattr(cfg, s) is None for s in ("degrade", "label", "pretrain", "finetune")):
         raise ConfigError(
             "no stage to run — add a label:, pretrain: and/or finetune: section (e.g. "

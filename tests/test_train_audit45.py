@@ -56,3 +56,34 @@ def test_label_out_that_is_not_a_label_file_is_refused_before_the_teacher_loads(
     res = runner.invoke(app, ["label", str(photos), "-o", str(good)])
     assert res.exit_code == 0, res.output
     assert runner.invoke(app, ["label", str(photos), "-o", str(good)]).exit_code == 0  # resumes
+
+
+def test_a_config_that_is_not_yaml_sections_and_a_bad_set_override_are_one_line_naming_them(tmp_path):
+    """**Was**: `attiqa train -c run.toml --set finetune.epochs=1` (a TOML config: YAML reads it as one
+    string; also a YAML list) ended in an `AttributeError: 'str' object has no attribute 'get'` traceback,
+    without `--set` "expected a mapping of settings, got str"; and a bad `--set` value or key was reported
+    as the config file's ("run.yaml: pretrain.epochs: expected an integer, got 'abc'", a file that says
+    `epochs: 2`). Now the TOML file is named as such with the fix, and the `--set` is named."""
+    toml = tmp_path / "run.toml"
+    toml.write_text('out_dir = "run"\n[finetune]\ncsv = "mos.csv"\nepochs = 1\n')
+    for extra in ([], ["--set", "finetune.epochs=1"]):
+        said = _refused(["train", "-c", str(toml), *extra])
+        assert said.startswith(f"{toml}: not a run config: its top level is a str")
+        assert "run configs are YAML (JSON reads too)" in said
+    listed = tmp_path / "list.yaml"
+    listed.write_text("- a\n- b\n")
+    said = _refused(["train", "-c", str(listed), "--set", "finetune.epochs=1"])
+    assert said.startswith(f"{listed}: not a run config: its top level is a list")
+
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text(f"out_dir: {tmp_path / 'run'}\npretrain:\n  epochs: 2\n")
+    said = _refused(["train", "-c", str(cfg), "--set", "pretrain.epochs=abc"])
+    assert said == f"{cfg}: pretrain.epochs: expected an integer, got 'abc' (from --set pretrain.epochs=abc)"
+    said = _refused(["train", "-c", str(cfg), "--set", "pretrain.epoch=3"])
+    assert said.startswith(f"{cfg}: pretrain: unknown key 'epoch' (did you mean 'epochs'?)")
+    assert said.endswith("(from --set pretrain.epoch=3)")
+    said = _refused(["train", "-c", str(cfg), "--set", "pretrian=null"])
+    assert said.endswith("(from --set pretrian=null)")
+    cfg.write_text(f"out_dir: {tmp_path / 'run'}\npretrain:\n  epoch: 2\n")  # the file's own typo
+    said = _refused(["train", "-c", str(cfg), "--set", "pretrain.lr=0.001"])
+    assert said.startswith(f"{cfg}: pretrain: unknown key 'epoch'") and "--set" not in said
