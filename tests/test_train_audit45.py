@@ -87,3 +87,18 @@ def test_a_config_that_is_not_yaml_sections_and_a_bad_set_override_are_one_line_
     cfg.write_text(f"out_dir: {tmp_path / 'run'}\npretrain:\n  epoch: 2\n")  # the file's own typo
     said = _refused(["train", "-c", str(cfg), "--set", "pretrain.lr=0.001"])
     assert said.startswith(f"{cfg}: pretrain: unknown key 'epoch'") and "--set" not in said
+
+
+def test_degrade_refuses_a_max_side_below_16_as_make_distorted_does(tmp_path):
+    """**Was**: `attiqa degrade photos -o out --max-side -5` wrote every graded image as a 1x1 pixel PNG
+    ("44 written" for 4 photos) and `--max-side 0` silently meant no limit; `make-distorted --max-side`
+    and a config's `degrade.max_side` refuse values below 16. Now `degrade` does too, before any work."""
+    photos = _photos(tmp_path / "photos", n=1)
+    for bad in ("-5", "0", "3"):
+        out = tmp_path / f"out{bad}"
+        res = runner.invoke(app, ["degrade", str(photos), "-o", str(out), "--max-side", bad])
+        assert res.exit_code == 2, res.output
+        assert "--max-side" in res.output and not out.exists()
+    res = runner.invoke(app, ["degrade", str(photos), "-o", str(tmp_path / "ok"), "--max-side", "16"])
+    assert res.exit_code == 0, res.output
+    assert Image.open(tmp_path / "ok" / "p0__contrast_1.png").size == (16, 13)

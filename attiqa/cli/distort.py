@@ -209,7 +209,9 @@ def degrade_cmd(
         help="Comma-separated distortion names (see `attiqa distortions`).",
     ),
     levels: str = typer.Option("1,3,5", help="Comma-separated levels 1..5."),
-    max_side: int | None = typer.Option(None, help="Downsize sources whose longer side exceeds this first."),
+    max_side: int | None = typer.Option(
+        None, min=16, help="Downsize sources whose longer side exceeds this first."
+    ),  # as make-distorted's and the config's degrade.max_side: -5 made 1x1 images, 0 meant no limit
     fmt: str = typer.Option("png", help=f"Output format: {format_list(dot='')}."),
 ) -> None:
     """Write graded degradations of photos (blur, contrast, brightness, saturation, noise) so the five
