@@ -548,6 +548,13 @@ class UniqueKeyLoader(yaml.SafeLoader):
         return mapping
 
 
+def _not_yaml_hint(path: Path) -> str:
+    """The fix for a config in another format (named by its suffix), "" for any other file."""
+    if Path(path).suffix.lower() in (".toml", ".ini", ".cfg"):
+        return "configs are YAML (JSON reads too): write it as YAML, as configs/cpu_small.yaml is"
+    return ""
+
+
 def read_yaml(path: Path) -> Any:
     """Parse a YAML file; a syntax error or a key set twice becomes a one-line :class:`ConfigError`
     naming the file."""
@@ -557,9 +564,26 @@ def read_yaml(path: Path) -> Any:
     except ConfigError as exc:
         raise ConfigError(exc.text, path) from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"not valid YAML ({str(exc).splitlines()[0]})", path) from None
+        hint = _not_yaml_hint(path)
+        raise ConfigError(
+            f"not valid YAML ({str(exc).splitlines()[0]})" + (f" — {hint}" if hint else ""), path
+        ) from None
     except UnicodeDecodeError:
         raise ConfigError("not a UTF-8 text file — is it the YAML config? (save as UTF-8)", path) from None
+
+
+def read_sections(path: Path) -> dict[str, Any]:
+    """A config file's top-level mapping; anything else is one line with the fix (a TOML file reads as
+    one YAML string, a list as a list)."""
+    data = read_yaml(path)
+    if not isinstance(data, dict):
+        hint = _not_yaml_hint(path) or "start from configs/cpu_small.yaml"
+        raise ConfigError(
+            f"not a run config: its top level is a {type(data).__name__}, not sections of settings "
+            f"(out_dir:, label:, pretrain:, finetune:) — {hint}",
+            path,
+        )
+    return data
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> TrainConfig:
@@ -567,19 +591,7 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> TrainCo
     path = Path(path)
     if not path.exists():
         raise ConfigError("config file not found", path)
-    data = read_yaml(path)
-    if not isinstance(data, dict):  # a TOML file reads as one YAML string, a list as a list
-        hint = (
-            "run configs are YAML (JSON reads too): write it as YAML, as configs/cpu_small.yaml is"
-            if path.suffix.lower() in (".toml", ".ini", ".cfg")
-            else "start from configs/cpu_small.yaml"
-        )
-        raise ConfigError(
-            f"not a run config: its top level is a {type(data).__name__}, not sections of settings "
-            f"(out_dir:, label:, pretrain:, finetune:) — {hint}",
-            path,
-        )
-    data = apply_overrides(data, overrides or [])
+    data = apply_overrides(read_sections(path), overrides or [])
     try:
         cfg = from_dict(TrainConfig, data, where="")  # keys named from the top of the file
         check_inputs(cfg, "")

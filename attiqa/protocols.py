@@ -50,7 +50,7 @@ from typing import Any
 
 import torch
 
-from attiqa.config import FinetuneConfig, TrainConfig, from_dict, read_yaml, to_dict
+from attiqa.config import FinetuneConfig, TrainConfig, from_dict, read_sections, to_dict
 from attiqa.datasets.base import DatasetItem, IQADataset
 from attiqa.errors import AttiqaError, ConfigError, did_you_mean
 from attiqa.io.atomic import output_folder, write_json_atomic, write_text_atomic
@@ -114,7 +114,7 @@ def load_base_config(source: str | Path | dict[str, Any] | FinetuneConfig | None
         where = Path(source)
         if not where.is_file():
             raise ConfigError("base config not found", where)
-        data = read_yaml(where)
+        data = read_sections(where)
     else:
         data = dict(source)
     try:  # keys named from the top of the file (or mapping), the file apart, as load_config

@@ -69,7 +69,7 @@ def test_a_config_that_is_not_yaml_sections_and_a_bad_set_override_are_one_line_
     for extra in ([], ["--set", "finetune.epochs=1"]):
         said = _refused(["train", "-c", str(toml), *extra])
         assert said.startswith(f"{toml}: not a run config: its top level is a str")
-        assert "run configs are YAML (JSON reads too)" in said
+        assert "configs are YAML (JSON reads too)" in said
     listed = tmp_path / "list.yaml"
     listed.write_text("- a\n- b\n")
     said = _refused(["train", "-c", str(listed), "--set", "finetune.epochs=1"])
@@ -102,3 +102,15 @@ def test_degrade_refuses_a_max_side_below_16_as_make_distorted_does(tmp_path):
     res = runner.invoke(app, ["degrade", str(photos), "-o", str(tmp_path / "ok"), "--max-side", "16"])
     assert res.exit_code == 0, res.output
     assert Image.open(tmp_path / "ok" / "p0__contrast_1.png").size == (16, 13)
+
+
+def test_bench_with_a_toml_base_config_names_it(tmp_path):
+    """`attiqa bench -c ft.toml` (and `train -c`) with a TOML table that YAML cannot parse: **was** "not valid
+    YAML (expected '<document start>', …)", not saying what the file is; now with the same fix."""
+    toml = tmp_path / "ft.toml"
+    toml.write_text("[finetune]\nepochs = 1\n")
+    (tmp_path / "d").mkdir()
+    said = _refused(
+        ["bench", "single", "-d", f"folder={tmp_path / 'd'}", "-c", str(toml), "-o", str(tmp_path / "b")]
+    )
+    assert said.startswith(f"{toml}: not valid YAML") and "configs are YAML (JSON reads too)" in said

@@ -115,7 +115,7 @@ def test_a_crop_larger_than_the_resize_is_refused_at_load(tmp_path, photos):
     assert str(r.exception) == (
         f"{cfg}: finetune.crop_size: 96 is larger than resize_shorter 72 (every image would be "
         "shrunk to 72 px and blown up again) — set resize_shorter >= crop_size (the paper's fine-tuning: "
-        "340 / 320)"
+        "340 / 320) (from --set finetune.crop_size=96)"
     )
     assert not (tmp_path / "run").exists()
     with pytest.raises(ConfigError, match=r"pretrain.crop_size: 224 is larger than resize_shorter 128"):
