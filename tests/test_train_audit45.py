@@ -114,3 +114,23 @@ def test_bench_with_a_toml_base_config_names_it(tmp_path):
         ["bench", "single", "-d", f"folder={tmp_path / 'd'}", "-c", str(toml), "-o", str(tmp_path / "b")]
     )
     assert said.startswith(f"{toml}: not valid YAML") and "configs are YAML (JSON reads too)" in said
+
+
+def test_select_prompts_names_a_teacher_that_is_not_clip(tmp_path):
+    """**Was**: `attiqa select-prompts --teacher clip` (`attiqa label`'s spelling of the paper's teacher)
+    and `--teacher classical` (the default teacher of `label`) were read as open_clip model names:
+    "unknown open_clip model 'clip' and no such path; see open_clip.list_models() …". Now `clip` is the
+    paper's CLIP as in `label`, and a teacher without prompts is one line saying what to pass."""
+    out = tmp_path / "sel"
+    said = _refused(["select-prompts", "--teacher", "classical", "--out", str(out)])
+    assert said == (
+        "teacher 'classical' uses no prompts — prompt selection chooses a CLIP teacher's prompts: pass clip, "
+        "clip:MODEL/PRETRAINED or clip:PATH"
+    )
+    said = _refused(["select-prompts", "--teacher", "clpi", "--out", str(out)])
+    assert said.startswith("unknown teacher 'clpi' (did you mean 'clip'?); prompt selection chooses")
+    assert not out.exists()
+    from attiqa.teachers import DEFAULT_CLIP_SPEC, clip_spec
+
+    assert clip_spec("clip") == DEFAULT_CLIP_SPEC
+    assert clip_spec("clip:ViT-B-16/openai") == "ViT-B-16/openai" == clip_spec("ViT-B-16/openai")

@@ -131,6 +131,7 @@ def select_prompts_cmd(
         write_all_pairs_csv,
         write_summary_csv,
     )
+    from attiqa.teachers import clip_spec
     from attiqa.teachers.clip import parse_clip_spec
 
     if select_by not in ("joint", "distortion", "human"):
@@ -139,7 +140,7 @@ def select_prompts_cmd(
         raise AttiqaError("--select-by human needs --spaq ROOT (SPAQ's annotation file and images)")
     cands = load_candidates(candidates)
     proxy_map = load_proxy_distortions(proxies)
-    spec = teacher.removeprefix("clip:")
+    spec = clip_spec(teacher)
     parse_clip_spec(spec)  # a malformed spec fails before anything is loaded
     photos, names = _photos(images, max_images) if distortion_task else ([], [])
     rated_paths, ratings = _spaq(spaq, spaq_limit, seed, list(cands)) if spaq else ([], {})

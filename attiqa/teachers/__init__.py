@@ -60,9 +60,27 @@ def create_teacher(
     )
 
 
+def clip_spec(spec: str) -> str:
+    """The open_clip spec of a CLIP teacher spec, for a command that needs CLIP itself (prompt selection):
+    ``clip`` -> the paper's, ``clip:X`` -> X, a bare MODEL/TAG or path as it is. ``classical`` (no prompts)
+    and a misspelt name are one line, not open_clip's "unknown open_clip model 'clip'"."""
+    text = spec.strip()
+    kind, sep, arg = text.partition(":")
+    if kind.strip().lower() == "clip":
+        return arg.strip() or DEFAULT_CLIP_SPEC
+    need = "prompt selection chooses a CLIP teacher's prompts: pass clip, clip:MODEL/PRETRAINED or clip:PATH"
+    if kind.strip().lower() == "classical":
+        raise UnknownTeacherError(f"teacher 'classical' uses no prompts — {need}")
+    if not sep and "/" not in text and not Path(text).exists():
+        hint = did_you_mean(kind.strip().lower(), ["clip"], n=1, cutoff=0.5)
+        raise UnknownTeacherError(f"unknown teacher {spec!r}{hint}; {need}")
+    return text
+
+
 __all__ = [
     "ClassicalTeacher",
     "ClipTeacher",
+    "clip_spec",
     "DEFAULT_CLIP_SPEC",
     "PromptFileError",
     "PromptPair",
