@@ -134,3 +134,22 @@ def test_select_prompts_names_a_teacher_that_is_not_clip(tmp_path):
 
     assert clip_spec("clip") == DEFAULT_CLIP_SPEC
     assert clip_spec("clip:ViT-B-16/openai") == "ViT-B-16/openai" == clip_spec("ViT-B-16/openai")
+
+
+def test_train_exiqa_refuses_a_learning_rate_that_is_not_positive(tmp_path, tiny_dir):
+    """**Was**: `attiqa train exiqa DATA -o RUN --lr -1` (or `nan`) loaded CLIP and the set, then ended in
+    torch's `ValueError: Invalid learning rate: -1.0` traceback; `--lr 0` trained two epochs that changed
+    nothing and saved them. A config's `lr` is refused the same way when it is read. Now the option is
+    refused before anything loads (also `train exiqa-regressor --lr`)."""
+    photos = _photos(tmp_path / "photos", n=2)
+    data = tmp_path / "md"
+    res = runner.invoke(app, ["make-distorted", str(photos), "--out", str(data), "--rounds", "1"])
+    assert res.exit_code == 0, res.output
+    for lr in ("-1", "nan", "0"):
+        run = tmp_path / f"run{lr}"
+        args = ["train", "exiqa", str(data), "-o", str(run), "--clip", str(tiny_dir), "--epochs", "1"]
+        res = runner.invoke(app, [*args, "--warmup-epochs", "0", "--prompts", "2", "--lr", lr])
+        assert res.exit_code == 2, (res.output, res.exception)
+        assert "--lr" in res.output and "not a learning rate" in res.output and not run.exists()
+    res = runner.invoke(app, ["train", "exiqa-regressor", str(tmp_path), "--mos", "m.csv", "--lr", "-0.1"])
+    assert res.exit_code == 2 and "not a learning rate" in res.output

@@ -99,6 +99,14 @@ def seed_option(help_text: str) -> Any:
     return typer.Option(0, "--seed", min=0, max=SEED_MAX, help=help_text)
 
 
+def learning_rate(value: float) -> float:
+    """A ``--lr`` option's check (a config's ``lr`` is checked the same way when read): -1 or nan was
+    torch's "Invalid learning rate" traceback once the model had loaded, 0 trained nothing."""
+    if not (math.isfinite(value) and value > 0):
+        raise typer.BadParameter(f"{value} is not a learning rate — give a number > 0, e.g. 1e-3")
+    return value
+
+
 def device(spec: str) -> str:
     """A ``--device`` value as a torch device string (see :func:`attiqa.device.resolve_device`)."""
     from attiqa.device import resolve_device

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from attiqa.cli._common import BatchSizeOption, DeviceOption, seed_option
+from attiqa.cli._common import BatchSizeOption, DeviceOption, learning_rate, seed_option
 from attiqa.cli._common import device as device_str
 from attiqa.progress import console, plain_name
 
@@ -22,7 +22,9 @@ def train_exiqa_cmd(
     ),
     epochs: int = typer.Option(100, min=1, help="Epochs (paper §V-B2: 100)."),
     warmup_epochs: int = typer.Option(20, min=0, help="Linear warmup epochs (paper: 20)."),
-    lr: float = typer.Option(0.002, help="Peak learning rate of the cosine schedule (paper: 0.002)."),
+    lr: float = typer.Option(
+        0.002, callback=learning_rate, help="Peak learning rate of the cosine schedule (paper: 0.002)."
+    ),
     batch_size: BatchSizeOption = 32,
     prompts: int = typer.Option(
         100, min=1, help="Shallow visual prompt tokens (paper Table II: 100 KADID/TID2013, 30 LVQ, 15 LIVE)."
@@ -69,7 +71,9 @@ def train_exiqa_regressor_cmd(
         ..., "--mos", help="MOS CSV with columns image,mos (paths relative to the CSV)."
     ),
     epochs: int = typer.Option(100, min=1, help="Epochs (paper §V-B2: 100, cosine schedule)."),
-    lr: float = typer.Option(1e-3, help="AdamW learning rate (ours; the paper gives none for this stage)."),
+    lr: float = typer.Option(
+        1e-3, callback=learning_rate, help="AdamW learning rate (ours; the paper gives none for this stage)."
+    ),
     seed: int = seed_option("Seed of the 80/20 split and the regressor's initialisation."),
     device: DeviceOption = "auto",
 ) -> None:
