@@ -24,6 +24,7 @@ import yaml
 
 from attiqa.distortions.defaults import DEFAULT_GRADED
 from attiqa.errors import ConfigError, did_you_mean
+from attiqa.io.cores import MAX_WORKERS
 from attiqa.limits import MAX_HIDDEN, MAX_SIDE, MIN_SIDE
 
 
@@ -54,6 +55,7 @@ def _attributes() -> list[str]:
 POSITIVE = _check(lo=0, lo_open=True)
 AT_LEAST_1 = _check(lo=1)
 NON_NEGATIVE = _check(lo=0)
+WORKERS = _check(lo=0, hi=MAX_WORKERS, why="decode worker processes, each a fork of the run")
 VIEW_SIDE = _check(lo=MIN_SIDE, hi=MAX_SIDE, why="what a checkpoint may hold; the paper's views: 340 / 320")
 HIDDEN = _check(lo=1, hi=MAX_HIDDEN, why="the widest layer a checkpoint may hold; the shipped ones: 128, 512")
 
@@ -83,7 +85,7 @@ class LabelConfig:
     prompts: str | None = None  # prompts JSON; None = paper Table 1
     clip_scale: float = field(default=1.0, metadata=POSITIVE)  # multiplier of cos in eq. (2); 1.0 = paper
     batch_size: int = field(default=32, metadata=AT_LEAST_1)
-    num_workers: int | None = field(default=None, metadata=NON_NEGATIVE)  # None = one per spare core
+    num_workers: int | None = field(default=None, metadata=WORKERS)  # None = one per spare core
     out: str = "labels.parquet"  # relative paths are inside the run folder
 
     def check(self, where: str = "label") -> LabelConfig:
@@ -121,7 +123,7 @@ class PretrainConfig:
     # each photo computed once and cached; only the heads train (100 epochs take seconds)
     feature_cache: bool = False
     feature_cache_dir: str | None = None  # None = $ATTIQA_CACHE/features (~/.cache/attiqa/features)
-    num_workers: int | None = field(default=None, metadata=NON_NEGATIVE)
+    num_workers: int | None = field(default=None, metadata=WORKERS)
     seed: int = 0
     device: str = "auto"  # "auto" | "cpu" | "cuda" | "cuda:N"
 
@@ -215,7 +217,7 @@ class FinetuneConfig:
     # ours (supplement Table 10 analogue): regress MOS on this one attribute head's features only (the other
     # heads are dropped from the model); None = all heads (§3.5)
     single_head: str | None = field(default=None, metadata=_check(choices=_attributes))
-    num_workers: int | None = field(default=None, metadata=NON_NEGATIVE)
+    num_workers: int | None = field(default=None, metadata=WORKERS)
     seed: int = 0
     device: str = "auto"
 

@@ -153,3 +153,26 @@ def test_train_exiqa_refuses_a_learning_rate_that_is_not_positive(tmp_path, tiny
         assert "--lr" in res.output and "not a learning rate" in res.output and not run.exists()
     res = runner.invoke(app, ["train", "exiqa-regressor", str(tmp_path), "--mos", "m.csv", "--lr", "-0.1"])
     assert res.exit_code == 2 and "not a learning rate" in res.output
+
+
+def test_a_worker_count_that_would_fork_the_machine_out_of_memory_is_refused(tmp_path):
+    """**Was**: `attiqa label photos -w 100000` (and a config's `num_workers: 100000`, `score -w`, …) asked
+    torch for 100000 decode processes: after torch's warning it forked about 50 a second, memory growing
+    ~0.7 GB a second, until the machine ran out. Now at most 64 (`attiqa.io.cores.MAX_WORKERS`), refused
+    before any work. (A path that is not there: before the fix this test must not fork.)"""
+    from attiqa.config import load_config
+    from attiqa.errors import ConfigError
+
+    for cmd in (["label", str(tmp_path / "none")], ["score", str(tmp_path / "none"), "-m", "classical"]):
+        res = runner.invoke(app, [*cmd, "-w", "100000"])
+        assert res.exit_code == 2 and "--workers" in res.output, (res.output, res.exception)
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text(f"out_dir: {tmp_path / 'run'}\npretrain:\n  epochs: 1\n")
+    for stage in ("pretrain", "finetune", "label"):
+        try:
+            load_config(cfg, [f"{stage}.num_workers=100000", f"labels={cfg}", "finetune.csv=" + str(cfg)])
+        except ConfigError as exc:
+            assert f"{stage}.num_workers: must be in [0, 64]" in str(exc)
+        else:
+            raise AssertionError(f"{stage}.num_workers=100000 accepted")
+    assert load_config(cfg, ["pretrain.num_workers=64", f"labels={cfg}"]).pretrain.num_workers == 64

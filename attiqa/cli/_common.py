@@ -23,6 +23,7 @@ from rich.table import Table
 from attiqa.allocator import tune_allocator
 from attiqa.attributes import display_name
 from attiqa.errors import AttiqaError
+from attiqa.io.cores import MAX_WORKERS
 from attiqa.progress import console, plain, plain_name, shown_name
 from attiqa.scorers import DEFAULT_MODEL
 
@@ -65,6 +66,7 @@ WorkersOption = Annotated[
         "--workers",
         "-w",
         min=0,
+        max=MAX_WORKERS,
         help="Decode worker processes; 0 decodes in this process, between model calls, on torch's threads "
         "(default: one per core the model leaves free; training: one per spare core).",
     ),
