@@ -43,6 +43,11 @@ app = typer.Typer(
 )
 stdout = Console()
 
+# Upper bounds of the size options, refused by the option parser before any raw is read: a preview is a
+# small render (the scorer's own view is 500 px on the shorter side) and a larger one only upscales the raw.
+PREVIEW_MAX = 4096
+OBS_SIZE_MAX = 512
+
 _MODEL_HELP = (
     "Scorer for the reward: an ATTIQA checkpoint (.safetensors), a named model, or `classical` "
     "(weight-free). Default: the bundled ATTIQA model."
@@ -71,9 +76,12 @@ def tune(
     preview: int | None = typer.Option(
         None,
         min=32,
+        max=PREVIEW_MAX,  # 10**8 was an upscale of every raw to a 10**8-px side: a torch allocation traceback
         help="Long side of preview renders. Default: render at the scorer's own scale and score in one pass.",
     ),
-    obs_size: int = typer.Option(64, min=36, help="Side of the policy's image observation."),
+    obs_size: int = typer.Option(
+        64, min=36, max=OBS_SIZE_MAX, help="Side of the policy's image observation."
+    ),
     max_steps: int = typer.Option(1, min=1, help="Steps per episode (1: one-step contextual policy)."),
     action_mode: str = typer.Option("residual", help="residual (offsets around --base) | absolute | delta"),
     obs_mode: str = typer.Option("stats", help="stats (MLP on image statistics) | image (CNN on the render)"),
