@@ -54,6 +54,16 @@ _MODEL_HELP = (
 )
 
 
+def _named_rows_table(title: str, key: str, *numbers: str) -> Table:
+    """A table of rows named in its first column, which folds rather than cuts: at 80 columns (a log, a pipe)
+    every raw's name was cut to "a2tools…", every method's to "rawpy.po…"."""
+    table = Table(title=title, show_lines=False)
+    table.add_column(key, overflow="fold")
+    for col in numbers:
+        table.add_column(col, justify="right")
+    return table
+
+
 @app.callback()
 def tune(
     ctx: typer.Context,
@@ -216,8 +226,8 @@ def tune(
     )
     if not summary:  # --test-fraction 0: a policy trained on every raw, nothing held out to report
         return
-    table = Table(title=f"isp-tune: held-out raws ({summary[0]['n_images']})", show_lines=False)
-    for col in (
+    table = _named_rows_table(
+        f"isp-tune: held-out raws ({summary[0]['n_images']})",
         "method",
         "mean MOS",
         "guarded",
@@ -225,8 +235,7 @@ def tune(
         "saturation",
         "calls (train)",
         "calls / test raw",
-    ):
-        table.add_column(col, justify="left" if col == "method" else "right")
+    )
     for s in summary:
         table.add_row(
             s["label"],
@@ -280,10 +289,13 @@ def check(
         raise ConfigError(f"{raw_dir}: not a folder — give the folder that holds the raws")
     output_folder(out, "--out", create=False)
     rows = check_policy(raw_dir, out, policy, model, TEST_RAWS if test_raws is None else test_raws, seed)
-    table = Table(title=f"isp-tune check: {policy} against neutral ({len(rows)} raws)")
     cols = ("neutral_mos", "policy_mos", "neutral_guarded", "policy_guarded", "checked_guarded")
-    for col in ("raw", *(c.replace("_", " ") for c in cols), "checked kept"):
-        table.add_column(col, justify="left" if col == "raw" else "right")
+    table = _named_rows_table(
+        f"isp-tune check: {policy} against neutral ({len(rows)} raws)",
+        "raw",
+        *(c.replace("_", " ") for c in cols),
+        "checked kept",
+    )
     for r in rows:
         table.add_row(str(r["image"]), *(f"{float(r[k]):.2f}" for k in cols), str(r["checked_kept"]))
     stdout.print(table)
