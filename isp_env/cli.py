@@ -418,8 +418,8 @@ def _checked_render_setting(
     from isp_env.reward import guarded_item, scorer_view
     from isp_env.tuning import check_reward_model, checked_setting
 
+    mos = load_mos_function(model)  # a misspelt --model refused before a warning about its weights
     check_reward_model(spec, card, model, refuse=False)
-    mos = load_mos_function(model)
     item = guarded_item(raw, scorer_view(mos), raw=raw_img)
     c = checked_setting(values, card, item, mos)
     scores = ", ".join(f"{who} {score:.2f}" for who, score in c.scores.items())

@@ -36,3 +36,54 @@ def test_check_prints_each_raw_s_whole_name_in_an_80_column_log(tmp_path, isp_ra
     assert r.exit_code == 0, r.output + repr(r.exception)
     cells = [line.split("│")[1].strip() for line in r.output.splitlines() if line.startswith("│")]
     assert "".join(cells) == name, cells
+
+
+def test_check_and_render_check_refuse_a_misspelt_model_without_a_warning_about_it_first(tmp_path, isp_raws):
+    """**Was** "warning default: fitted against the reward model attiqa-default …, not this run's clasical: it
+    was tuned for another scorer" printed above "unknown scorer 'clasical' (did you mean 'classical' …)": the
+    policy's reward model compared with a name that is no scorer; now the one line alone."""
+    runner = CliRunner()
+    for args in (
+        ["check", str(isp_raws[0].parent), "-m", "clasical", "--out", str(tmp_path / "c")],
+        [
+            "render",
+            str(isp_raws[0]),
+            "-o",
+            str(tmp_path / "r.png"),
+            "--policy",
+            "default",
+            "--check",
+            "-m",
+            "clasical",
+        ],
+    ):
+        r = runner.invoke(app, args)
+        assert r.exit_code != 0 and "unknown scorer 'clasical'" in str(r.exception), (args, r.output)
+        assert "warning" not in r.output, r.output
+    assert not (tmp_path / "c").exists() and not (tmp_path / "r.png").exists()
+
+
+def test_check_names_what_is_wrong_with_a_folder_of_jpegs_or_of_unreadable_raws(tmp_path, isp_raws):
+    """**Was** "no raw LibRaw can read" for a folder of JPEGs (LibRaw was given no file: none has a raw
+    suffix), and "none of the 2 test raws could be read" (no fix; `check` holds nothing out) for a folder of
+    a JPEG renamed `.dng` and a raw cut short; now "found no raw file" with the suffixes searched, and the
+    unreadable raws listed with the fix."""
+    from PIL import Image
+
+    photos, bad = tmp_path / "photos", tmp_path / "bad"
+    photos.mkdir()
+    bad.mkdir()
+    Image.new("RGB", (64, 48), (90, 120, 150)).save(photos / "IMG_0001.jpg")
+    Image.new("RGB", (64, 48), (90, 120, 150)).save(bad / "renamed.dng", "JPEG")
+    data = isp_raws[0].read_bytes()
+    (bad / "cut.dng").write_bytes(data[: len(data) // 3])
+    runner = CliRunner()
+    r = runner.invoke(app, ["check", str(photos), "--out", str(tmp_path / "o1")])
+    said = str(r.exception)
+    assert r.exit_code != 0 and "found no raw file" in said and ".dng" in said and "LibRaw" not in said, said
+    r = runner.invoke(app, ["check", str(bad), "--out", str(tmp_path / "o2")])
+    said = str(r.exception)
+    assert r.exit_code != 0 and "none of the 2 raws to evaluate could be read" in said, said
+    assert "test raws" not in said and "complete camera raws or DNGs" in said
+    assert "renamed.dng" in r.output and "cut.dng" in r.output
+    assert not (tmp_path / "o1").exists() and not (tmp_path / "o2").exists()
