@@ -181,7 +181,12 @@ def tune(
         raise ConfigError(
             f"{raw_dir}: " + (link.reason if link else "not a folder — pass --raw-dir with your raw files")
         )
-    output_folder(out, "--out", create=False)  # before any search; made by `run` once the settings pass
+    # before any search; made by `run` once the settings pass. A run to resume (run.json) is not left for
+    # "another --out": that would throw its finished searches away
+    resume = (out / "run.json").is_file()
+    fix = f"make it writable (chmod -R u+w {shlex.quote(str(out))}) to resume the run in it, or choose "
+    fix += "another --out"
+    output_folder(out, "--out", fix if resume else None, create=False)
     from isp_env.run import TEST_RAWS, run
     from isp_env.teacher import TeacherSettings
     from isp_env.tuning import TrainConfig

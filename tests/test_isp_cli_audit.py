@@ -87,3 +87,33 @@ def test_check_names_what_is_wrong_with_a_folder_of_jpegs_or_of_unreadable_raws(
     assert "test raws" not in said and "complete camera raws or DNGs" in said
     assert "renamed.dng" in r.output and "cut.dng" in r.output
     assert not (tmp_path / "o1").exists() and not (tmp_path / "o2").exists()
+
+
+def test_a_run_folder_made_read_only_says_how_to_resume_it(tmp_path, isp_raws):
+    """**Was** "RUN: not writable (permission denied) — choose another --out" for a run folder copied back
+    read-only (`cp -r` from an archive keeps the modes): a fix that throws the finished searches away; now
+    "make it writable (chmod -R u+w RUN) to resume the run in it, or choose another --out". A real run, the
+    rerun without root's override of permissions."""
+    import os
+    import stat
+    import subprocess
+
+    from tests.helpers import attiqa_env, isp_tune_cmd, tiny_teacher_run, unprivileged_cmd
+
+    raw_dir, run = tiny_teacher_run(tmp_path, isp_raws)
+    folders = [run, *(p for p in run.rglob("*") if p.is_dir())]
+    for p in folders:
+        p.chmod(stat.S_IRUSR | stat.S_IXUSR | stat.S_IRGRP | stat.S_IXGRP)
+    try:
+        cmd = isp_tune_cmd("--raw-dir", raw_dir, "--out", run, "--model", "classical")
+        res = subprocess.run(
+            unprivileged_cmd(cmd), env=attiqa_env(), capture_output=True, text=True, timeout=600
+        )
+    finally:
+        for p in folders:
+            p.chmod(stat.S_IRWXU)
+    assert res.returncode == 2, res.stderr[-2000:]
+    line = res.stderr.strip()
+    assert "\n" not in line and "Traceback" not in line, line
+    assert f"(chmod -R u+w {run}) to resume the run in it, or choose another --out" in line
+    assert os.access(run / "run.json", os.R_OK)
