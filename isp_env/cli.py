@@ -198,6 +198,13 @@ def tune(
         "raws": teacher_raws,
     }
     teacher_given = {k: v for k, v in given.items() if v is not None}  # the rest: TeacherSettings' defaults
+    if (
+        batch_size > TrainConfig.buffer_size
+    ):  # the buffer grew to the batch: numpy's "Maximum allowed dimension"
+        raise ConfigError(
+            f"--batch-size {batch_size}: larger than the agents' replay buffer ({TrainConfig.buffer_size} "
+            f"steps) — pass at most {TrainConfig.buffer_size} (default 64)"
+        )
     cfg = TrainConfig(
         algo=algo.lower(),
         timesteps=timesteps,

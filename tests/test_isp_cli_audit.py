@@ -117,3 +117,25 @@ def test_a_run_folder_made_read_only_says_how_to_resume_it(tmp_path, isp_raws):
     assert "\n" not in line and "Traceback" not in line, line
     assert f"(chmod -R u+w {run}) to resume the run in it, or choose another --out" in line
     assert os.access(run / "run.json", os.R_OK)
+
+
+def test_a_batch_larger_than_the_replay_buffer_is_refused_before_any_work(tmp_path, isp_raws):
+    """**Was** `--algo sac --batch-size 99999999999999999999` a replay buffer grown to the batch: after the
+    raws were split and the run folder written, numpy's "ValueError: Maximum allowed dimension exceeded"
+    traceback from SB3; now one line naming the option and the largest batch, nothing written."""
+    out = tmp_path / "run"
+    args = ["--raw-dir", str(isp_raws[0].parent), "--out", str(out), "--algo", "sac", "--timesteps", "8"]
+    args += [
+        "--model",
+        "classical",
+        "--base",
+        "neutral",
+        "--no-baselines",
+        "--batch-size",
+        "99999999999999999999",
+    ]
+    r = CliRunner().invoke(app, args)
+    said = str(r.exception)
+    assert r.exit_code != 0 and "--batch-size 99999999999999999999: larger than the" in said, r.output + said
+    assert "pass at most 20000" in said
+    assert not out.exists()
