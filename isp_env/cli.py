@@ -43,10 +43,25 @@ app = typer.Typer(
 )
 stdout = Console()
 
+# Upper bounds of the size options, refused by the option parser before any raw is read: a preview is a
+# small render (the scorer's own view is 500 px on the shorter side) and a larger one only upscales the raw.
+PREVIEW_MAX = 4096
+OBS_SIZE_MAX = 512
+
 _MODEL_HELP = (
     "Scorer for the reward: an ATTIQA checkpoint (.safetensors), a named model, or `classical` "
     "(weight-free). Default: the bundled ATTIQA model."
 )
+
+
+def _named_rows_table(title: str, key: str, *numbers: str) -> Table:
+    """A table of rows named in its first column, which folds rather than cuts: at 80 columns (a log, a pipe)
+    every raw's name was cut to "a2tools…", every method's to "rawpy.po…"."""
+    table = Table(title=title, show_lines=False)
+    table.add_column(key, overflow="fold")
+    for col in numbers:
+        table.add_column(col, justify="right")
+    return table
 
 
 @app.callback()
@@ -71,9 +86,12 @@ def tune(
     preview: int | None = typer.Option(
         None,
         min=32,
+        max=PREVIEW_MAX,  # 10**8 was an upscale of every raw to a 10**8-px side: a torch allocation traceback
         help="Long side of preview renders. Default: render at the scorer's own scale and score in one pass.",
     ),
-    obs_size: int = typer.Option(64, min=36, help="Side of the policy's image observation."),
+    obs_size: int = typer.Option(
+        64, min=36, max=OBS_SIZE_MAX, help="Side of the policy's image observation."
+    ),
     max_steps: int = typer.Option(1, min=1, help="Steps per episode (1: one-step contextual policy)."),
     action_mode: str = typer.Option("residual", help="residual (offsets around --base) | absolute | delta"),
     obs_mode: str = typer.Option("stats", help="stats (MLP on image statistics) | image (CNN on the render)"),
@@ -163,7 +181,12 @@ def tune(
         raise ConfigError(
             f"{raw_dir}: " + (link.reason if link else "not a folder — pass --raw-dir with your raw files")
         )
-    output_folder(out, "--out", create=False)  # before any search; made by `run` once the settings pass
+    # before any search; made by `run` once the settings pass. A run to resume (run.json) is not left for
+    # "another --out": that would throw its finished searches away
+    resume = (out / "run.json").is_file()
+    fix = f"make it writable (chmod -R u+w {shlex.quote(str(out))}) to resume the run in it, or choose "
+    fix += "another --out"
+    output_folder(out, "--out", fix if resume else None, create=False)
     from isp_env.run import TEST_RAWS, run
     from isp_env.teacher import TeacherSettings
     from isp_env.tuning import TrainConfig
@@ -175,6 +198,13 @@ def tune(
         "raws": teacher_raws,
     }
     teacher_given = {k: v for k, v in given.items() if v is not None}  # the rest: TeacherSettings' defaults
+    if (
+        batch_size > TrainConfig.buffer_size
+    ):  # the buffer grew to the batch: numpy's "Maximum allowed dimension"
+        raise ConfigError(
+            f"--batch-size {batch_size}: larger than the agents' replay buffer ({TrainConfig.buffer_size} "
+            f"steps) — pass at most {TrainConfig.buffer_size} (default 64)"
+        )
     cfg = TrainConfig(
         algo=algo.lower(),
         timesteps=timesteps,
@@ -208,8 +238,8 @@ def tune(
     )
     if not summary:  # --test-fraction 0: a policy trained on every raw, nothing held out to report
         return
-    table = Table(title=f"isp-tune: held-out raws ({summary[0]['n_images']})", show_lines=False)
-    for col in (
+    table = _named_rows_table(
+        f"isp-tune: held-out raws ({summary[0]['n_images']})",
         "method",
         "mean MOS",
         "guarded",
@@ -217,8 +247,7 @@ def tune(
         "saturation",
         "calls (train)",
         "calls / test raw",
-    ):
-        table.add_column(col, justify="left" if col == "method" else "right")
+    )
     for s in summary:
         table.add_row(
             s["label"],
@@ -272,10 +301,13 @@ def check(
         raise ConfigError(f"{raw_dir}: not a folder — give the folder that holds the raws")
     output_folder(out, "--out", create=False)
     rows = check_policy(raw_dir, out, policy, model, TEST_RAWS if test_raws is None else test_raws, seed)
-    table = Table(title=f"isp-tune check: {policy} against neutral ({len(rows)} raws)")
     cols = ("neutral_mos", "policy_mos", "neutral_guarded", "policy_guarded", "checked_guarded")
-    for col in ("raw", *(c.replace("_", " ") for c in cols), "checked kept"):
-        table.add_column(col, justify="left" if col == "raw" else "right")
+    table = _named_rows_table(
+        f"isp-tune check: {policy} against neutral ({len(rows)} raws)",
+        "raw",
+        *(c.replace("_", " ") for c in cols),
+        "checked kept",
+    )
     for r in rows:
         table.add_row(str(r["image"]), *(f"{float(r[k]):.2f}" for k in cols), str(r["checked_kept"]))
     stdout.print(table)
@@ -398,8 +430,8 @@ def _checked_render_setting(
     from isp_env.reward import guarded_item, scorer_view
     from isp_env.tuning import check_reward_model, checked_setting
 
+    mos = load_mos_function(model)  # a misspelt --model refused before a warning about its weights
     check_reward_model(spec, card, model, refuse=False)
-    mos = load_mos_function(model)
     item = guarded_item(raw, scorer_view(mos), raw=raw_img)
     c = checked_setting(values, card, item, mos)
     scores = ", ".join(f"{who} {score:.2f}" for who, score in c.scores.items())

@@ -397,7 +397,10 @@ def evaluate(
             skipped[str(p)] = str(exc)
             console.print(f"[yellow]skipped[/] {plain_failure(exc)}")
     if not items:
-        raise ConfigError(f"{raw_dir}: none of the {len(test_raws)} test raws could be read")
+        raise ConfigError(
+            f"{raw_dir}: none of the {len(test_raws)} raws to evaluate could be read (each listed above) — "
+            "give complete camera raws or DNGs"
+        )
 
     params: dict[str, dict[str, dict[str, float]]] = {"neutral": {k: neutral() for k in items}}
     budgets = {"neutral": {}, "rawpy": {}, **budgets}
@@ -693,11 +696,15 @@ def check_policy(
     ``policy_guarded``, and the same of the checked setting (``checked_mos``, ``checked_guarded``, and
     ``checked_kept``: policy, base or neutral; :func:`isp_env.tuning.checked_setting`)."""
     policy, card = load_policy(resolve_policy(spec))
-    check_reward_model(spec, card, scorer, refuse=False)
     raws = find_raws(raw_dir)
-    if not raws:
-        raise ConfigError(f"{raw_dir}: no raw LibRaw can read — give a folder of camera raws or DNGs")
-    mos = load_mos_function(scorer)
+    if not raws:  # it was "no raw LibRaw can read" for a folder LibRaw was never given a file of
+        raise ConfigError(
+            f"{raw_dir}: found no raw file — give a folder of camera raws or DNGs (extensions searched: "
+            + ", ".join(sorted(RAW_EXTENSIONS))
+            + ")"
+        )
+    mos = load_mos_function(scorer)  # a misspelt --model refused before a warning about its weights
+    check_reward_model(spec, card, scorer, refuse=False)
     cfg = TrainConfig(algo=str(card.get("algo", "teacher")), scorer=scorer)
     cfg.view_shorter = scorer_view(mos)
     evaluated, found = capped(raws, test_raws_cap, scene_groups(raws, raw_dir), seed, "raws found")

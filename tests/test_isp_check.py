@@ -55,7 +55,7 @@ def test_check_refuses_bad_input_in_one_line_and_leaves_no_folder(tmp_path, isp_
     runner = CliRunner()
     for args, message in (
         (["check", str(tmp_path / "nope")], "not a folder"),
-        (["check", str(empty), "--out", str(tmp_path / "o1")], "no raw LibRaw can read"),
+        (["check", str(empty), "--out", str(tmp_path / "o1")], "found no raw file"),
         (
             ["check", str(isp_raws[0].parent), "--policy", "defualt", "--out", str(tmp_path / "o2")],
             "did you mean",

@@ -1,0 +1,141 @@
+"""A new user's audit of the `isp-tune` command line (session 45): what a user types, on real DNGs read by
+rawpy, refused in one line before any work starts."""
+
+from __future__ import annotations
+
+from typer.testing import CliRunner
+
+from isp_env.cli import app
+
+
+def test_a_huge_preview_or_observation_size_is_refused_before_any_raw_is_read(tmp_path, isp_raws):
+    """**Was** `--preview 100000000` an upscale of the first raw to a 10**8-px side: a torch traceback
+    ("can't allocate memory: you tried to allocate 68360655600000000 bytes") after the reward model loaded;
+    now the option parser refuses it (and `--obs-size` alike) in one line naming the option."""
+    raws = isp_raws[0].parent
+    for option in ("--preview", "--obs-size"):
+        out = tmp_path / option.strip("-")
+        r = CliRunner().invoke(app, ["--raw-dir", str(raws), "--out", str(out), option, "100000000"])
+        assert r.exit_code == 2, (option, r.output, repr(r.exception))
+        assert f"Invalid value for '{option}'" in r.output
+        assert not out.exists()
+
+
+def test_check_prints_each_raw_s_whole_name_in_an_80_column_log(tmp_path, isp_raws):
+    """**Was** the table's raw column cut with an ellipsis when the output is not a wide terminal (a log, a
+    pipe: 80 columns): the real raws' rows all read "a2tools…", one raw not told from another; now the name
+    folds over lines and every character of it is printed."""
+    import shutil
+
+    raws = tmp_path / "raws"
+    raws.mkdir()
+    name = "a2tools__quicktake_IMAGE01"  # the length of ../shared/data/raw/real's names
+    shutil.copy(isp_raws[0], raws / f"{name}.dng")
+    out = tmp_path / "check"
+    r = CliRunner(env={"COLUMNS": "80"}).invoke(app, ["check", str(raws), "--out", str(out)])
+    assert r.exit_code == 0, r.output + repr(r.exception)
+    cells = [line.split("│")[1].strip() for line in r.output.splitlines() if line.startswith("│")]
+    assert "".join(cells) == name, cells
+
+
+def test_check_and_render_check_refuse_a_misspelt_model_without_a_warning_about_it_first(tmp_path, isp_raws):
+    """**Was** "warning default: fitted against the reward model attiqa-default …, not this run's clasical: it
+    was tuned for another scorer" printed above "unknown scorer 'clasical' (did you mean 'classical' …)": the
+    policy's reward model compared with a name that is no scorer; now the one line alone."""
+    runner = CliRunner()
+    for args in (
+        ["check", str(isp_raws[0].parent), "-m", "clasical", "--out", str(tmp_path / "c")],
+        [
+            "render",
+            str(isp_raws[0]),
+            "-o",
+            str(tmp_path / "r.png"),
+            "--policy",
+            "default",
+            "--check",
+            "-m",
+            "clasical",
+        ],
+    ):
+        r = runner.invoke(app, args)
+        assert r.exit_code != 0 and "unknown scorer 'clasical'" in str(r.exception), (args, r.output)
+        assert "warning" not in r.output, r.output
+    assert not (tmp_path / "c").exists() and not (tmp_path / "r.png").exists()
+
+
+def test_check_names_what_is_wrong_with_a_folder_of_jpegs_or_of_unreadable_raws(tmp_path, isp_raws):
+    """**Was** "no raw LibRaw can read" for a folder of JPEGs (LibRaw was given no file: none has a raw
+    suffix), and "none of the 2 test raws could be read" (no fix; `check` holds nothing out) for a folder of
+    a JPEG renamed `.dng` and a raw cut short; now "found no raw file" with the suffixes searched, and the
+    unreadable raws listed with the fix."""
+    from PIL import Image
+
+    photos, bad = tmp_path / "photos", tmp_path / "bad"
+    photos.mkdir()
+    bad.mkdir()
+    Image.new("RGB", (64, 48), (90, 120, 150)).save(photos / "IMG_0001.jpg")
+    Image.new("RGB", (64, 48), (90, 120, 150)).save(bad / "renamed.dng", "JPEG")
+    data = isp_raws[0].read_bytes()
+    (bad / "cut.dng").write_bytes(data[: len(data) // 3])
+    runner = CliRunner()
+    r = runner.invoke(app, ["check", str(photos), "--out", str(tmp_path / "o1")])
+    said = str(r.exception)
+    assert r.exit_code != 0 and "found no raw file" in said and ".dng" in said and "LibRaw" not in said, said
+    r = runner.invoke(app, ["check", str(bad), "--out", str(tmp_path / "o2")])
+    said = str(r.exception)
+    assert r.exit_code != 0 and "none of the 2 raws to evaluate could be read" in said, said
+    assert "test raws" not in said and "complete camera raws or DNGs" in said
+    assert "renamed.dng" in r.output and "cut.dng" in r.output
+    assert not (tmp_path / "o1").exists() and not (tmp_path / "o2").exists()
+
+
+def test_a_run_folder_made_read_only_says_how_to_resume_it(tmp_path, isp_raws):
+    """**Was** "RUN: not writable (permission denied) — choose another --out" for a run folder copied back
+    read-only (`cp -r` from an archive keeps the modes): a fix that throws the finished searches away; now
+    "make it writable (chmod -R u+w RUN) to resume the run in it, or choose another --out". A real run, the
+    rerun without root's override of permissions."""
+    import os
+    import stat
+    import subprocess
+
+    from tests.helpers import attiqa_env, isp_tune_cmd, tiny_teacher_run, unprivileged_cmd
+
+    raw_dir, run = tiny_teacher_run(tmp_path, isp_raws)
+    folders = [run, *(p for p in run.rglob("*") if p.is_dir())]
+    for p in folders:
+        p.chmod(stat.S_IRUSR | stat.S_IXUSR | stat.S_IRGRP | stat.S_IXGRP)
+    try:
+        cmd = isp_tune_cmd("--raw-dir", raw_dir, "--out", run, "--model", "classical")
+        res = subprocess.run(
+            unprivileged_cmd(cmd), env=attiqa_env(), capture_output=True, text=True, timeout=600
+        )
+    finally:
+        for p in folders:
+            p.chmod(stat.S_IRWXU)
+    assert res.returncode == 2, res.stderr[-2000:]
+    line = res.stderr.strip()
+    assert "\n" not in line and "Traceback" not in line, line
+    assert f"(chmod -R u+w {run}) to resume the run in it, or choose another --out" in line
+    assert os.access(run / "run.json", os.R_OK)
+
+
+def test_a_batch_larger_than_the_replay_buffer_is_refused_before_any_work(tmp_path, isp_raws):
+    """**Was** `--algo sac --batch-size 99999999999999999999` a replay buffer grown to the batch: after the
+    raws were split and the run folder written, numpy's "ValueError: Maximum allowed dimension exceeded"
+    traceback from SB3; now one line naming the option and the largest batch, nothing written."""
+    out = tmp_path / "run"
+    args = ["--raw-dir", str(isp_raws[0].parent), "--out", str(out), "--algo", "sac", "--timesteps", "8"]
+    args += [
+        "--model",
+        "classical",
+        "--base",
+        "neutral",
+        "--no-baselines",
+        "--batch-size",
+        "99999999999999999999",
+    ]
+    r = CliRunner().invoke(app, args)
+    said = str(r.exception)
+    assert r.exit_code != 0 and "--batch-size 99999999999999999999: larger than the" in said, r.output + said
+    assert "pass at most 20000" in said
+    assert not out.exists()
