@@ -18,6 +18,7 @@ from rich.table import Table
 from attiqa.cli import seed_option
 from attiqa.errors import ConfigError
 from attiqa.io.atomic import output_folder
+from attiqa.io.cores import MAX_WORKERS
 from attiqa.io.formats import format_list
 from attiqa.progress import console, plain_name
 
@@ -82,7 +83,12 @@ def tune(
         "| td3",
     ),
     model: str | None = typer.Option(None, "--model", "--reward-model", "-m", help=_MODEL_HELP),
-    n_envs: int = typer.Option(1, min=1, help="Parallel environments (one process each)."),
+    n_envs: int = typer.Option(
+        1,
+        min=1,
+        max=MAX_WORKERS,  # each a process with its own reward model: bounded as --workers are
+        help="Parallel environments (one process each).",
+    ),
     preview: int | None = typer.Option(
         None,
         min=32,

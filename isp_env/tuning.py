@@ -500,14 +500,19 @@ def checked_setting(
     Two or three scorer calls per raw instead of none: a policy that renders a raw worse than neutral or its
     base — a camera it never saw (docs/isp.md, "Leave one camera out") — falls back to the better of them
     *by the reward*, which is all this guarantees (not that people prefer it)."""
+    from isp_env.report import CHECK_CANDIDATES  # their order is the preference :func:`checked_choice` reads
+
     env = card.get("env", {})
-    candidates = {"policy": values}
-    if env.get("action_mode", "residual") == "residual" and env.get("base"):
-        candidates["base"] = {**neutral(), **env["base"]}
-    candidates["neutral"] = neutral()
+    residual = env.get("action_mode", "residual") == "residual" and env.get("base")
+    settings = {
+        "policy": values,
+        "base": {**neutral(), **env["base"]} if residual else None,
+        "neutral": neutral(),
+    }
     kept: dict[str, dict[str, float]] = {}
-    for name, cand in candidates.items():  # a neutral base is one candidate, not two
-        if all(cand != other for other in kept.values()):
+    for name in CHECK_CANDIDATES:  # a neutral base is one candidate, not two
+        cand = settings[name]
+        if cand is not None and all(cand != other for other in kept.values()):
             kept[name] = cand
     dev, guard, view = item
     objective = guarded_objective([(dev, guard if env.get("guard", True) else None, view)], mos)

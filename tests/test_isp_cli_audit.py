@@ -139,3 +139,16 @@ def test_a_batch_larger_than_the_replay_buffer_is_refused_before_any_work(tmp_pa
     assert r.exit_code != 0 and "--batch-size 99999999999999999999: larger than the" in said, r.output + said
     assert "pass at most 20000" in said
     assert not out.exists()
+
+
+def test_a_huge_number_of_environments_is_refused_before_any_raw_is_read(tmp_path, isp_raws):
+    """`--n-envs` starts one process per environment, each with its own reward model: a typo's 100000 was
+    accepted (the brief of the session-45 audit left it open); now bounded as `--workers` are
+    (:data:`attiqa.io.cores.MAX_WORKERS`), refused by the option parser in one line, nothing written."""
+    out = tmp_path / "run"
+    r = CliRunner().invoke(
+        app, ["--raw-dir", str(isp_raws[0].parent), "--out", str(out), "--algo", "sac", "--n-envs", "100000"]
+    )
+    assert r.exit_code == 2, r.output + repr(r.exception)
+    assert "Invalid value for '--n-envs'" in r.output
+    assert not out.exists()
