@@ -34,6 +34,7 @@ from attiqa.io.atomic import (
     interrupts_held,
     not_a_dangling_link,
     output_folder,
+    resume_fix,
     write_bytes_atomic,
     write_json_atomic,
     write_text_atomic,
@@ -179,9 +180,7 @@ def check_output_path(out: str | Path, fix: str = OUT_FIX, *, create: bool = Tru
     not_a_dangling_link(out, "--out")
     folder_fix = None if fix == OUT_FIX else fix
     if fix == OUT_FIX and out.is_file():  # finished rows to resume: "choose another --out" would lose them
-        folder_fix = (
-            f"make it writable (chmod u+w {shlex.quote(str(out.parent))}) to resume {out.name}, or {fix}"
-        )
+        folder_fix = resume_fix(out.parent, out.name, fix)
     output_folder(out.parent, "--out", fix=folder_fix, create=create)
     if out.exists() and not os.access(out, os.W_OK):
         resume = f"chmod u+w {shlex.quote(str(out))} to resume it, or " if fix == OUT_FIX else ""
@@ -222,9 +221,7 @@ class ScoreWriter:
     ) -> None:
         self.fix = fix
         self.keep_rows = keep_rows
-        self.found_rows: list[
-            dict
-        ] = []  # with ``keep_rows`` (not sharded): the rows the file held, read once
+        self.found_rows: list[dict] = []  # with ``keep_rows`` (not sharded): the file's rows, read once
         self.out = check_output_path(out, fix)
         self.columns = tuple(columns)
         self.meta = meta

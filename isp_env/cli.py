@@ -17,7 +17,7 @@ from rich.table import Table
 
 from attiqa.cli import seed_option
 from attiqa.errors import ConfigError
-from attiqa.io.atomic import output_folder
+from attiqa.io.atomic import output_folder, resume_fix
 from attiqa.io.cores import MAX_WORKERS
 from attiqa.io.formats import format_list
 from attiqa.progress import console, plain_name
@@ -190,9 +190,8 @@ def tune(
     # before any search; made by `run` once the settings pass. A run to resume (run.json) is not left for
     # "another --out": that would throw its finished searches away
     resume = (out / "run.json").is_file()
-    fix = f"make it writable (chmod -R u+w {shlex.quote(str(out))}) to resume the run in it, or choose "
-    fix += "another --out"
-    output_folder(out, "--out", fix if resume else None, create=False)
+    fix = resume_fix(out, "the run in it", "choose another --out", recursive=True) if resume else None
+    output_folder(out, "--out", fix, create=False)
     from isp_env.run import TEST_RAWS, run
     from isp_env.teacher import TeacherSettings
     from isp_env.tuning import TrainConfig

@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import re
+import shlex
 import signal
 import socket
 import sys
@@ -51,6 +52,13 @@ def _temp_label(name: str) -> str:
     usual 255-byte limit whenever the target's does (the temp adds ~32 bytes)."""
     raw = os.fsencode(name)
     return name if len(raw) <= 200 else os.fsdecode(raw[:200])
+
+
+def resume_fix(folder: str | Path, what: str, fix: str, *, recursive: bool = False) -> str:
+    """The advice for a read-only ``folder`` holding finished work to resume (``what``): make it writable
+    first — ``fix`` alone ("choose another --out") would leave that work behind."""
+    chmod = "chmod -R u+w" if recursive else "chmod u+w"
+    return f"make it writable ({chmod} {shlex.quote(str(folder))}) to resume {what}, or {fix}"
 
 
 def output_folder(
