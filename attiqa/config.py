@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import types
 import typing
 from collections.abc import Mapping
@@ -26,6 +27,23 @@ from attiqa.distortions.defaults import DEFAULT_GRADED
 from attiqa.errors import ConfigError, did_you_mean
 from attiqa.io.cores import MAX_WORKERS
 from attiqa.limits import MAX_HIDDEN, MAX_SIDE, MIN_SIDE
+
+
+class SettingError(ConfigError):
+    """A setting's error that knows the dotted key it is about (``pretrain.epochs``; a section's own checks:
+    ``pretrain``), so :func:`load_config` can tell a ``--set`` from the file by the key, not by the text."""
+
+    def __init__(self, text: str, key: str) -> None:
+        super().__init__(text)
+        self.key = key
+
+    def __reduce__(self) -> tuple[type[SettingError], tuple[str, str]]:  # type: ignore[override]
+        return (type(self), (self.text, self.key))
+
+
+def _about(key: str, exc: ConfigError) -> SettingError:
+    """``exc`` as the error of setting ``key`` (an inner, more exact key is kept)."""
+    return exc if isinstance(exc, SettingError) else SettingError(str(exc), key)
 
 
 def _check(lo: float | None = None, hi: float | None = None, lo_open: bool = False, hi_open: bool = False,
@@ -93,8 +111,8 @@ class LabelConfig:
         kind = self.teacher.strip().partition(":")[0].lower()
         if kind not in ("classical", "clip"):
             hint = did_you_mean(kind, ["classical", "clip"])
-            raise ConfigError(f"{where}.teacher: {self.teacher!r} is not classical, clip, "
-                              f"clip:MODEL/PRETRAINED or clip:PATH{hint}")  # fmt: skip
+            raise SettingError(f"{where}.teacher: {self.teacher!r} is not classical, clip, "
+                               f"clip:MODEL/PRETRAINED or clip:PATH{hint}", f"{where}.teacher")  # fmt: skip
         return self
 
 
@@ -146,7 +164,8 @@ class RidgeExtraConfig:
     def check(self, where: str = "ridge_extra") -> RidgeExtraConfig:
         check_values(self, where)
         if not self.csv:
-            raise ConfigError(f"{where}.csv: no MOS CSV given (set csv: PATH to a table image,mos)")
+            raise SettingError(f"{where}.csv: no MOS CSV given (set csv: PATH to a table image,mos)",
+                               f"{where}.csv")  # fmt: skip
         return self
 
 
@@ -228,21 +247,25 @@ class FinetuneConfig:
         for i, extra in enumerate(self.ridge_extra):
             extra.check(f"{where}.ridge_extra[{i}]")
         if self.ridge_extra and not self.ridge_taps:
-            raise ConfigError(f"{where}.ridge_extra: extra MOS tables feed the ridge head only; set "
-                              "finetune.ridge_taps (e.g. depthwise_late) or drop ridge_extra")  # fmt: skip
+            raise SettingError(f"{where}.ridge_extra: extra MOS tables feed the ridge head only; set "
+                               "finetune.ridge_taps (e.g. depthwise_late) or drop ridge_extra",
+                               f"{where}.ridge_extra")  # fmt: skip
         if self.ridge_guard and not self.ridge_taps:
-            raise ConfigError(f"{where}.ridge_guard: the guard is part of the ridge head; set "
-                              "finetune.ridge_taps (e.g. depthwise_late) or ridge_guard: 0")  # fmt: skip
+            raise SettingError(f"{where}.ridge_guard: the guard is part of the ridge head; set "
+                               "finetune.ridge_taps (e.g. depthwise_late) or ridge_guard: 0",
+                               f"{where}.ridge_guard")  # fmt: skip
         if self.ridge_guard and not self.ridge_pairs:
-            raise ConfigError(f"{where}.ridge_guard: the edit detector is fitted on a pair table's "
-                              "originals and edits; set finetune.ridge_pairs (CSV better,worse) or "
-                              "ridge_guard: 0")  # fmt: skip
+            raise SettingError(f"{where}.ridge_guard: the edit detector is fitted on a pair table's "
+                               "originals and edits; set finetune.ridge_pairs (CSV better,worse) or "
+                               "ridge_guard: 0", f"{where}.ridge_guard")  # fmt: skip
         if self.polish_epochs and not self.feature_cache:
-            raise ConfigError(f"{where}.polish_epochs: polishes a feature-cache run; set feature_cache: true "
-                              "(without the cache, raise finetune.epochs instead)")  # fmt: skip
+            raise SettingError(f"{where}.polish_epochs: polishes a feature-cache run; set feature_cache: "
+                               "true (without the cache, raise finetune.epochs instead)",
+                               f"{where}.polish_epochs")  # fmt: skip
         if self.polish_epochs and self.freeze_backbone:
-            raise ConfigError(f"{where}.polish_epochs: trains the backbone, linear probing (freeze_backbone) "
-                              "keeps it frozen; set one of them")  # fmt: skip
+            raise SettingError(f"{where}.polish_epochs: trains the backbone, linear probing "
+                               "(freeze_backbone) keeps it frozen; set one of them",
+                               f"{where}.polish_epochs")  # fmt: skip
         return self
 
 
@@ -367,13 +390,22 @@ def from_dict(cls: type[DC], data: Any, where: str = "config") -> DC:
     if unknown:
         k = unknown[0]
         hint = did_you_mean(str(k), types_)
-        raise ConfigError(f"unknown key {k!r}{hint}; valid keys: {', '.join(types_)}", where or None)
-    kwargs = {k: _coerce(v, types_[k], _key(where, k)) for k, v in data.items()}
+        text = f"unknown key {k!r}{hint}; valid keys: {', '.join(types_)}"
+        raise SettingError(f"{where}: {text}" if where else text, _key(where, str(k)))
+    kwargs = {}
+    for k, v in data.items():
+        try:
+            kwargs[k] = _coerce(v, types_[k], _key(where, k))
+        except ConfigError as exc:
+            raise _about(_key(where, k), exc) from None
     obj = cls(**kwargs)
-    if isinstance(obj, TrainConfig):
-        _share_model(obj, data, where)
-    check = getattr(obj, "check", None)
-    check(where) if check is not None else check_values(obj, where)
+    try:
+        if isinstance(obj, TrainConfig):
+            _share_model(obj, data, where)
+        check = getattr(obj, "check", None)
+        check(where) if check is not None else check_values(obj, where)
+    except ConfigError as exc:  # a check across a section's settings is about the section
+        raise _about(where, exc) from None
     return obj
 
 
@@ -405,7 +437,10 @@ def check_values(cfg: Any, where: str) -> None:
         name = _key(where, f.name)
         choices = _literal_choices(hints[f.name])
         if choices is not None:
-            _coerce(value, Literal[choices], name)  # type: ignore[valid-type]
+            try:
+                _coerce(value, Literal[choices], name)  # type: ignore[valid-type]
+            except ConfigError as exc:
+                raise _about(name, exc) from None
         m = f.metadata
         if not m:
             continue
@@ -414,16 +449,16 @@ def check_values(cfg: Any, where: str) -> None:
                 valid = m["choices"]() if callable(m["choices"]) else m["choices"]
                 if v not in valid:
                     hint = did_you_mean(str(v), valid)
-                    raise ConfigError(f"{name}: {v!r} is not one of {', '.join(valid)}{hint}")
+                    raise SettingError(f"{name}: {v!r} is not one of {', '.join(valid)}{hint}", name)
             lo, hi = m["lo"], m["hi"]
             if (lo is not None or hi is not None) and isinstance(v, float) and not math.isfinite(v):
-                raise ConfigError(f"{name}: must be a finite number, got {v}")  # NaN passes every comparison
+                raise SettingError(f"{name}: must be a finite number, got {v}", name)  # NaN passes every test
             bad = (lo is not None and (v <= lo if m["lo_open"] else v < lo)) or (
                 hi is not None and (v >= hi if m["hi_open"] else v > hi)
             )
             if bad:
                 why = f" ({m['why']})" if m["why"] else ""
-                raise ConfigError(f"{name}: {_bounds_text(m)}{why}, got {v}")
+                raise SettingError(f"{name}: {_bounds_text(m)}{why}, got {v}", name)
 
 
 def check_crop_fits(resize_shorter: int | None, crop_size: int, where: str) -> None:
@@ -432,7 +467,9 @@ def check_crop_fits(resize_shorter: int | None, crop_size: int, where: str) -> N
 
     why = crop_misfit(resize_shorter, crop_size, "resize_shorter", "crop_size")
     if why:
-        raise ConfigError(f"{where}.crop_size: {why} (the paper's fine-tuning: 340 / 320)")
+        raise SettingError(
+            f"{where}.crop_size: {why} (the paper's fine-tuning: 340 / 320)", f"{where}.crop_size"
+        )
 
 
 def _share_model(cfg: TrainConfig, data: dict[str, Any], where: str) -> None:
@@ -447,8 +484,9 @@ def _share_model(cfg: TrainConfig, data: dict[str, Any], where: str) -> None:
         for key in MODEL_KEYS:
             value = getattr(cfg.model, key)
             if key in raw and raw[key] != value:
-                raise ConfigError(f"{_key(where, stage)}.{key}: {raw[key]!r} differs from model.{key} "
-                                  f"({value!r}); set it once, in model:")  # fmt: skip
+                name = f"{_key(where, stage)}.{key}"
+                raise SettingError(f"{name}: {raw[key]!r} differs from model.{key} ({value!r}); set it once, "
+                                   "in model:", name)  # fmt: skip
             setattr(sc, key, value)
 
 
@@ -457,7 +495,9 @@ def check_inputs(cfg: TrainConfig, where: str) -> None:
     need: list[tuple[str, str | None]] = []
     if cfg.finetune is not None:
         if not cfg.finetune.csv:
-            raise ConfigError(f"{_key(where, 'finetune')}.csv: no MOS CSV given (columns image,mos[,split])")
+            raise SettingError(
+                f"{_key(where, 'finetune')}.csv: no MOS CSV given (columns image,mos[,split])", "finetune.csv"
+            )
         need.append(("finetune.csv", cfg.finetune.csv))
         if cfg.finetune.ridge_pairs:
             need.append(("finetune.ridge_pairs", cfg.finetune.ridge_pairs))
@@ -468,36 +508,67 @@ def check_inputs(cfg: TrainConfig, where: str) -> None:
     if cfg.finetune is not None and cfg.pretrain is None:
         need.append(("pretrained_checkpoint", cfg.pretrained_checkpoint))
     for key, p in need:
-        if not p or Path(p).expanduser().is_file():
+        if not p:
+            continue
+        if Path(p).expanduser().is_file():
+            if key == "labels":
+                _check_label_table(Path(p).expanduser(), _key(where, key))
             continue
         hint = f" (in the config or with --set {key}=PATH)" if "[" not in key else " in the config"
         if Path(p).expanduser().is_dir():  # not "not found", nor IsADirectoryError once the stage reads it
-            raise ConfigError(
-                f"{_key(where, key)}: {p} is a folder, not a file — point it at the file in it{hint}"
+            raise SettingError(
+                f"{_key(where, key)}: {p} is a folder, not a file — point it at the file in it{hint}", key
             )
-        raise ConfigError(
+        raise SettingError(
             f"{_key(where, key)}: {p} not found (relative paths start in {Path.cwd()}) — point "
-            f"it at your file{hint}"
+            f"it at your file{hint}",
+            key,
         )
     for stage, paths in (("degrade.sources", cfg.degrade and cfg.degrade.sources),
                          ("label.images", cfg.label and cfg.label.images)):  # fmt: skip
         for p in paths or []:
             if not Path(p).expanduser().exists():
-                raise ConfigError(
+                raise SettingError(
                     f"{_key(where, stage)}: {p} not found (relative paths start in {Path.cwd()}) "
-                    f"— point it at your images (in the config or with --set {stage}=[FOLDER])"
+                    f"— point it at your images (in the config or with --set {stage}=[FOLDER])",
+                    stage,
                 )
+
+
+def _check_label_table(path: Path, key: str) -> None:
+    """``labels:`` must be a label table pretraining can read (a MOS CSV given there by mistake was read
+    only once the run had started and written its config.json)."""
+    from attiqa.labeling import label_table_problem  # pyarrow only when a config names a label file
+
+    why = label_table_problem(path)
+    if why is not None:
+        raise SettingError(
+            f"{key}: {path} is not a label table ({why}) — point it at the Parquet file `attiqa label` "
+            "wrote (in the config or with --set labels=PATH), or add a label: section to make one",
+            key,
+        )
 
 
 def to_dict(cfg: DataclassInstance) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
 
 
-def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Apply ``section.key=value`` overrides (values parsed as YAML) to a raw config mapping.
+class Overridden(dict[str, Any]):
+    """A raw config mapping with its provenance: ``set_by`` maps each dotted key a ``--set`` gave to that
+    ``--set`` (the last one of a key: it is the one in force)."""
 
-    ``finetune.split_seed=1``, ``pretrain=null`` (drop a stage), ``label.images=[a, b]``.
+    set_by: dict[str, str]
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> Overridden:
+    """Apply ``section.key=value`` overrides (values parsed as YAML) to a raw config mapping; the result
+    records which keys they set (:class:`Overridden`).
+
+    ``finetune.split_seed=1``, ``pretrain=null`` (drop a stage), ``label.images=[a, b]``. A key under a
+    setting that is not a section (``finetune.epochs=1`` where the file says ``finetune: 5``) is refused.
     """
+    out = Overridden(data)
+    out.set_by = {}
     for item in overrides:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
@@ -506,25 +577,34 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
             value = yaml.safe_load(raw)
         except yaml.YAMLError:
             value = raw
-        node = data
+        node: dict[str, Any] = out
         parts = key.strip().split(".")
-        for part in parts[:-1]:
-            if not isinstance(node.get(part), dict):
+        for i, part in enumerate(parts[:-1]):
+            if node.get(part) is None:
                 node[part] = {}
+            elif not isinstance(node[part], dict):
+                name = ".".join(parts[: i + 1])
+                sub, value_text = parts[i + 1], raw.strip()
+                raise ConfigError(
+                    f"--set {item}: {name} is {node[part]!r}, not a section of settings, so it has no "
+                    f"{sub!r} — write {name}: as a section with its settings indented under it, or set it "
+                    f"whole: --set '{name}={{{sub}: {value_text}}}'"
+                )
             node = node[part]
         node[parts[-1]] = value
-    return data
+        out.set_by[".".join(parts)] = item
+    return out
 
 
-def _from_override(text: str, overrides: list[str]) -> str:
-    """ " (from --set ITEM)" when a setting's error ``text`` is about a key a ``--set`` gave, so the error
-    is not read as a line of the file (which may not hold the key at all)."""
-    for item in reversed(overrides):  # the last --set of a key is the one in force
-        key = item.partition("=")[0].strip()
-        section, _, name = key.rpartition(".")
-        said = (f"{key}:", f"unknown key '{name}'" if not section else f"{section}: unknown key '{name}'")
-        if text.startswith(said):
-            return f" (from --set {item})"
+def _from_override(exc: ConfigError, data: dict[str, Any]) -> str:
+    """ " (from --set ITEM)" when the setting ``exc`` is about was given (or replaced whole, as a section)
+    by a ``--set``, so the error is not read as a line of the file (which may not hold the key at all)."""
+    key = re.sub(r"\[\d+\]", "", exc.key) if isinstance(exc, SettingError) else None  # a list's item: its key
+    set_by = data.set_by if isinstance(data, Overridden) else {}
+    while key:
+        if key in set_by:
+            return f" (from --set {set_by[key]})"
+        key = key.rpartition(".")[0]
     return ""
 
 
@@ -593,12 +673,15 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> TrainCo
     path = Path(path)
     if not path.exists():
         raise ConfigError("config file not found", path)
-    data = apply_overrides(read_sections(path), overrides or [])
+    try:
+        data = apply_overrides(read_sections(path), overrides or [])
+    except ConfigError as exc:
+        raise ConfigError(exc.text, exc.where or path) from None
     try:
         cfg = from_dict(TrainConfig, data, where="")  # keys named from the top of the file
         check_inputs(cfg, "")
     except ConfigError as exc:  # a setting's error (its key leads the text), in this file or a --set
-        raise ConfigError(str(exc) + _from_override(str(exc), overrides or []), path) from None
+        raise ConfigError(str(exc) + _from_override(exc, data), path) from None
     if all(getattr(cfg, s) is None for s in ("degrade", "label", "pretrain", "finetune")):
         raise ConfigError(
             "no stage to run — add a label:, pretrain: and/or finetune: section (e.g. "

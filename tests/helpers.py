@@ -122,6 +122,12 @@ def write_label_set(
     return path
 
 
+def label_table(path: Path) -> Path:
+    """A two-row label table at ``path`` (images need not exist): what a config's ``labels:`` must name."""
+    pq.write_table(pa.table({"image": ["a.png", "b.png"], "sharpness": [0.1, 0.9]}), path)
+    return path
+
+
 def tiny_cfg(**kw) -> PretrainConfig:
     base = dict(
         backbone="tiny", pretrained_backbone=False, head_hidden=32, epochs=6, batch_size=8, lr=1e-3,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from helpers import label_table
 
 from attiqa.config import PretrainConfig, TrainConfig, from_dict, load_config
 from attiqa.errors import ConfigError
@@ -72,7 +73,7 @@ def test_overrides(tmp_path, monkeypatch):
 
 def _write(tmp_path, text: str):
     (tmp_path / "mos.csv").write_text("image,mos\n")
-    (tmp_path / "labels.parquet").write_bytes(b"")
+    label_table(tmp_path / "labels.parquet")
     f = tmp_path / "run.yaml"
     f.write_text(text)
     return f

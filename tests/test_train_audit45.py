@@ -175,4 +175,7 @@ def test_a_worker_count_that_would_fork_the_machine_out_of_memory_is_refused(tmp
             assert f"{stage}.num_workers: must be in [0, 64]" in str(exc)
         else:
             raise AssertionError(f"{stage}.num_workers=100000 accepted")
-    assert load_config(cfg, ["pretrain.num_workers=64", f"labels={cfg}"]).pretrain.num_workers == 64
+    from helpers import label_table
+
+    labels = label_table(tmp_path / "labels.parquet")  # `labels:` is checked to be a label table at load
+    assert load_config(cfg, ["pretrain.num_workers=64", f"labels={labels}"]).pretrain.num_workers == 64

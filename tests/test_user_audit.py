@@ -106,6 +106,8 @@ def test_a_config_that_is_not_utf8_or_has_no_stage_is_one_line_naming_it(tmp_pat
 def test_a_crop_larger_than_the_resize_is_refused_at_load(tmp_path, photos):
     """The views do not pad: a crop above the resized shorter edge blew every image up again (silently
     blurred training); now one line naming the file and both keys, before any stage runs."""
+    from helpers import label_table
+
     from attiqa.cli.app import app
     from attiqa.config import load_config
 
@@ -118,9 +120,10 @@ def test_a_crop_larger_than_the_resize_is_refused_at_load(tmp_path, photos):
         "340 / 320) (from --set finetune.crop_size=96)"
     )
     assert not (tmp_path / "run").exists()
+    labels = label_table(tmp_path / "labels.parquet")
     with pytest.raises(ConfigError, match=r"pretrain.crop_size: 224 is larger than resize_shorter 128"):
-        load_config(cfg, ["pretrain.resize_shorter=128", "labels=" + str(cfg)])
-    assert load_config(cfg, ["pretrain.crop_size=64", "labels=" + str(cfg)]).pretrain is not None  # no resize
+        load_config(cfg, ["pretrain.resize_shorter=128", f"labels={labels}"])
+    assert load_config(cfg, ["pretrain.crop_size=64", f"labels={labels}"]).pretrain is not None  # no resize
     assert load_config(cfg, ["finetune.crop_size=72"]).finetune.crop_size == 72  # equal: no blow-up
 
 

@@ -45,19 +45,29 @@ def create_teacher(
     ``prompts`` (a prompts JSON file; None = paper Table 1) and ``clip_scale`` (the factor k of
     ``softmax(k * cos)`` in eq. 2; 1.0 = the paper as printed) only apply to CLIP teachers.
     """
-    text = spec.strip()
-    kind, sep, arg = text.partition(":")
-    kind = kind.strip().lower()
+    kind, arg = parse_teacher_spec(spec)
     if kind == "classical":
-        if sep and arg.strip():
-            raise UnknownTeacherError(f"teacher 'classical' takes no argument, got {spec!r}")
         return ClassicalTeacher(device=device)
+    return ClipTeacher(arg, device=device, prompts=prompts, scale=clip_scale)
+
+
+TEACHER_SPECS = "classical, clip, clip:MODEL/PRETRAINED, clip:PATH"
+
+
+def parse_teacher_spec(spec: str, fix: str = f"use one of: {TEACHER_SPECS}") -> tuple[str, str]:
+    """``(kind, arg)`` of a teacher spec: the kind before ``:`` lower-cased, ``clip`` alone the paper's
+    CLIP (``arg`` = :data:`DEFAULT_CLIP_SPEC`), ``classical`` without an argument. The one reading of a
+    spec (``label``, ``select-prompts``, the config check); a misspelt kind is one line ending in ``fix``."""
+    kind, sep, arg = spec.strip().partition(":")
+    kind, arg = kind.strip().lower(), arg.strip()
     if kind == "clip":
-        return ClipTeacher(arg.strip() or DEFAULT_CLIP_SPEC, device=device, prompts=prompts, scale=clip_scale)
+        return kind, arg or DEFAULT_CLIP_SPEC
+    if kind == "classical":
+        if sep and arg:
+            raise UnknownTeacherError(f"teacher 'classical' takes no argument, got {spec!r}")
+        return kind, ""
     hint = did_you_mean(kind, _TEACHERS, n=2, cutoff=0.5)
-    raise UnknownTeacherError(
-        f"unknown teacher {spec!r}{hint}; use one of: classical, clip, clip:MODEL/PRETRAINED, clip:PATH"
-    )
+    raise UnknownTeacherError(f"unknown teacher {spec!r}{hint}; {fix}")
 
 
 def clip_spec(spec: str) -> str:
@@ -65,16 +75,14 @@ def clip_spec(spec: str) -> str:
     ``clip`` -> the paper's, ``clip:X`` -> X, a bare MODEL/TAG or path as it is. ``classical`` (no prompts)
     and a misspelt name are one line, not open_clip's "unknown open_clip model 'clip'"."""
     text = spec.strip()
-    kind, sep, arg = text.partition(":")
-    if kind.strip().lower() == "clip":
-        return arg.strip() or DEFAULT_CLIP_SPEC
+    kind = text.partition(":")[0].strip().lower()
+    if kind not in _TEACHERS and ("/" in text or Path(text).exists()):  # MODEL/TAG or a path: open_clip's
+        return text
     need = "prompt selection chooses a CLIP teacher's prompts: pass clip, clip:MODEL/PRETRAINED or clip:PATH"
-    if kind.strip().lower() == "classical":
+    kind, arg = parse_teacher_spec(text, need)
+    if kind == "classical":
         raise UnknownTeacherError(f"teacher 'classical' uses no prompts — {need}")
-    if not sep and "/" not in text and not Path(text).exists():
-        hint = did_you_mean(kind.strip().lower(), ["clip"], n=1, cutoff=0.5)
-        raise UnknownTeacherError(f"unknown teacher {spec!r}{hint}; {need}")
-    return text
+    return arg
 
 
 __all__ = [
@@ -89,6 +97,7 @@ __all__ = [
     "UnknownTeacherError",
     "create_teacher",
     "list_teachers",
+    "parse_teacher_spec",
     "load_prompts",
     "parse_clip_spec",
 ]
