@@ -155,3 +155,41 @@ def _photos(folder, n: int) -> list:
 
 
 __all__ = ["run_attiqa"]
+
+
+def test_resume_with_changed_settings_trains_longer_says_so_or_refuses(tmp_path):
+    """**Was**: `attiqa train --resume` took any changed setting without a word: a new `split_seed` moved
+    training images into the held-out split of the saved run, a new `batch_size` continued it as another
+    run, `epochs` below the finished ones wrote a card of the wrong epoch, and a new `weight_decay` was
+    silently replaced by the saved optimizer's. Now a resume continues the saved run: more epochs (train
+    longer) and the optimizer's rates are taken and said, the other settings of the stage refused by name."""
+    from attiqa.io.checkpoints import load_training_state
+
+    cfg = tiny_train_config(tmp_path, epochs=2)
+    assert runner.invoke(app, ["train", "-c", str(cfg)]).exit_code == 0
+    stage = tmp_path / "run" / "finetune"
+    refusals = {
+        "finetune.split_seed=1": f"finetune.split_seed: 1 differs from the 0 the run in {stage} was trained "
+        "with — --resume continues that run: set it back, or train over it with --no-resume (or choose "
+        "another out_dir)",
+        "finetune.batch_size=2 finetune.hflip=true": f"finetune.batch_size: 2 differs from the 4 the run in "
+        f"{stage} was trained with (and finetune.hflip)",
+        "finetune.epochs=1": f"finetune.epochs: 1 is fewer than the 2 epochs the run in {stage} has "
+        "finished — set it to 2 or more to continue it, or train over it with --no-resume",
+    }
+    for sets, said in refusals.items():
+        args = [a for s in sets.split() for a in ("--set", s)]
+        assert _refused(["train", "-c", str(cfg), "--resume", *args]).startswith(said)
+    before = (stage / "last.state.safetensors").read_bytes()
+    res = runner.invoke(app, ["train", "-c", str(cfg), "--resume", "--set", "finetune.epochs=3", "--set",
+                              "finetune.lr=1e-3", "--set", "finetune.weight_decay=0.1", "--set",
+                              "finetune.num_workers=1"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert (
+        f"finetune: resuming {stage} after epoch 2 with changed settings: finetune.epochs 2 -> 3, "
+        "finetune.lr 0.0001 -> 0.001, finetune.weight_decay 0.01 -> 0.1 (training longer)"
+    ) in " ".join(res.output.split())
+    assert (stage / "last.state.safetensors").read_bytes() != before
+    opt, extra, _ = load_training_state(stage / "last.state.safetensors", with_model=True)
+    assert extra["epoch"] == 3 and {g["weight_decay"] for g in opt["param_groups"]} == {0.1}
+    assert {g["lr"] for g in opt["param_groups"]} == {1e-3}

@@ -104,7 +104,7 @@ def pretrain_cached(
         optimizer, cfg.epochs, stage_dir=stage_dir, train_mode=lambda: cached_train_mode(model),
         checkpoint_every=checkpoint_every(cfg.epochs), card=base_card, label="pretrain (cached features)",
         log_every=10, progress=progress,
-        state_extra={"head_names": list(dataset.head_names), "config": to_dict(cfg)},
+        state_extra={"head_names": list(dataset.head_names)}, settings=to_dict(cfg),
     )  # fmt: skip
     check_resumed_heads(trainer.resume() if resume else None, dataset.head_names, trainer.last_path)
     with one_thread():
@@ -167,7 +167,7 @@ def finetune_cached(
     trainer = cached_mos_trainer(
         model, cfg, feats, tr, target01, stage_dir=stage_dir, validate=validate,
         checkpoint_every=checkpoint_every(cfg.epochs), card=base_card, label="finetune (cached features)",
-        log_every=10, progress=progress, log=log or WriteLog(),
+        log_every=10, progress=progress, log=log or WriteLog(), settings=to_dict(cfg),
     )  # fmt: skip
     with one_thread():
         history = trainer.fit(resume)

@@ -266,7 +266,8 @@ def _end_to_end(
         train_mode=lambda: image_train_mode(model, cfg.freeze_backbone, freeze_bn=polish),
         validate=validate, lr_schedule=cfg.lr_schedule, base_lrs=base_lrs, device=device, card=base_card,
         progress=progress, log=log,
-        lr_key="finetune.polish_lr" if polish else "finetune.lr or finetune.head_lr",
+        lr_key="finetune.polish_lr" if polish else "finetune.lr or finetune.head_lr", settings=card_cfg,
+        epochs_key="finetune.polish_epochs" if polish else "finetune.epochs",
     )  # fmt: skip
     history = trainer.fit(resume)
     return FinetuneResult.of(trainer, history)

@@ -91,7 +91,7 @@ def _pretrain(cfg: PretrainConfig, labels: Path, out_dir: Path, resume: bool, pr
     trainer = Trainer(
         "pretrain", model, source, lambda x, y: loss_fn(ddp(x).attributes, y), optimizer, cfg.epochs,
         stage_dir=stage_dir, train_mode=ddp.train, device=device, card=base_card, progress=progress,
-        state_extra={"head_names": list(dataset.head_names), "config": to_dict(cfg)},
+        state_extra={"head_names": list(dataset.head_names)}, settings=to_dict(cfg),
     )  # fmt: skip
     check_resumed_heads(trainer.resume() if resume else None, dataset.head_names, trainer.last_path)
     history = trainer.fit()

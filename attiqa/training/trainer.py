@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import torch
 from safetensors import SafetensorError
 
+from attiqa.config import MODEL_KEYS
 from attiqa.errors import AttiqaError
 from attiqa.io.checkpoints import (
     card_copy_current,
@@ -54,6 +55,16 @@ if TYPE_CHECKING:
 
 DEBUG_HASH_ENV = "ATTIQA_DEBUG_HASH_DIR"  # tests: each rank writes its final weight hash + files it wrote
 LR_SCHEDULES = ("constant", "cosine")
+# ``--resume`` continues the saved run (as pyiqa's resume does). Of a stage's settings, these may differ
+# from the ones it started with: where it runs and the ridge head (fitted after training, again on a resume)
+# without a word; the epoch count (train longer) and the optimizer's rates (the fix of a diverged run) with
+# a line saying so. Any other change (data, split, views, network, loss, batch, seed) would continue the
+# saved weights as another run: refused, naming the setting. The network's settings (``model:``) are left to
+# the saved weights, which must fit it (a fine-tuning from a checkpoint does not read them at all).
+RESUME_FREE = frozenset({"device", "num_workers", "feature_cache_dir", "ridge_taps", "ridge_weight",
+                         "ridge_power", "ridge_pairs", "ridge_pair_weight", "ridge_pair_margin",
+                         "ridge_extra", "ridge_guard", *MODEL_KEYS})  # fmt: skip
+RESUME_SAID = frozenset({"epochs", "polish_epochs", "lr", "head_lr", "polish_lr", "weight_decay"})
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -209,6 +220,8 @@ class Trainer:
     start_epoch: int = 0
     log: WriteLog = field(default_factory=WriteLog)
     lr_key: str = ""  # the config setting of the learning rate, named when the loss diverges (NAME.lr)
+    settings: dict[str, Any] | None = None  # the stage's config (``to_dict``), checked on a resume
+    epochs_key: str = ""  # the config setting of ``epochs`` (default NAME.epochs)
 
     def __post_init__(self) -> None:
         if self.lr_schedule not in LR_SCHEDULES:
@@ -249,6 +262,8 @@ class Trainer:
         # `last`'s card, read once: it dates an older state file's weights and shows a save cut short below
         last_card = read_card(self.last_path) if self.last_path.exists() else None
         last_epoch = last_card.get("epoch") if last_card is not None else None
+        saved = extra.get("config") or (last_card or {}).get("config")
+        self.check_resumed_settings(saved, int(extra["epoch"]))
         if weights is None:  # a state file of an older version: the weights are in `last`
             if last_epoch != extra.get("epoch"):
                 raise AttiqaError(
@@ -261,9 +276,11 @@ class Trainer:
             weights = {k: v for k, v in weights.items() if not k.startswith("ridge.")}
         try:  # a config changed since the run started (backbone, head widths) fits another network
             self.model.load_state_dict(weights, strict=True)
+            decay = [g.get("weight_decay") for g in self.optimizer.param_groups]
             self.optimizer.load_state_dict(opt_state)
-            for group, base in zip(self.optimizer.param_groups, self.base_lrs or [], strict=False):
+            for group, base, wd in zip(self.optimizer.param_groups, self.base_lrs or [], decay, strict=False):
                 group["lr"] = base  # the config's rate, not the saved one: a lowered lr counts on resume
+                group["weight_decay"] = wd  # and its weight decay (said by check_resumed_settings)
         except (RuntimeError, ValueError, KeyError) as exc:
             raise AttiqaError(
                 f"{state_file}: saved by a run of another network ({type(exc).__name__}: the backbone or "
@@ -289,6 +306,41 @@ class Trainer:
                 card["metrics"] = {k: v for k, v in self.history[-1].items() if k not in drop}
             self._write_last(self.start_epoch - 1, card)
         return extra
+
+    def check_resumed_settings(self, saved: dict[str, Any] | None, finished: int) -> None:
+        """A resume continues the saved run: refuse a changed setting that would make it another run, and
+        say which allowed ones changed (see :data:`RESUME_SAID`); ``finished``: the saved epochs."""
+        where = self.stage_dir
+        epochs_key = self.epochs_key or f"{self.name}.epochs"
+        if finished > self.epochs:
+            raise AttiqaError(
+                f"{epochs_key}: {self.epochs} is fewer than the {finished} epochs the run in {where} has "
+                f"finished — set it to {finished} or more to continue it, or train over it with --no-resume"
+            )
+        if not saved or self.settings is None:  # a run of an older version, or a loop without a config
+            return
+        now = json.loads(json.dumps(self.settings, default=str))  # as the saved one was stored: JSON
+        changed = [k for k in now if k in saved and now[k] != saved[k] and k not in RESUME_FREE]
+        refused = [k for k in changed if k not in RESUME_SAID]
+        if refused:
+            k, others = refused[0], refused[1:]
+            more = f" (and {', '.join(f'{self.name}.{o}' for o in others)})" if others else ""
+            raise AttiqaError(
+                f"{self.name}.{k}: {now[k]!r} differs from the {saved[k]!r} the run in {where} was trained "
+                f"with{more} — --resume continues that run: set it back, or train over it with --no-resume "
+                "(or choose another out_dir)"
+            )
+        if changed and D.is_main():
+            from attiqa.progress import console
+
+            said = ", ".join(f"{self.name}.{k} {saved[k]} -> {now[k]}" for k in changed)
+            before = saved.get(epochs_key.rpartition(".")[2])
+            longer = " (training longer)" if isinstance(before, int) and self.epochs > before else ""
+            console.print(
+                f"[yellow]{self.label}: resuming {where} after epoch {finished} with changed settings: "
+                f"{said}{longer}",
+                highlight=False,
+            )
 
     # -- one epoch ----------------------------------------------------------------------------------------
     def run_epoch(
@@ -364,6 +416,7 @@ class Trainer:
             save_model(self.model, self.log(self.best_path), {**card, "best_epoch": epoch + 1})
         if (epoch + 1) % max(1, self.checkpoint_every) == 0 or epoch + 1 == self.epochs:
             extra = {"epoch": epoch + 1, "global_step": self.global_step, "history": self.history,
+                     **({"config": self.settings} if self.settings is not None else {}),
                      **self.state_extra}  # fmt: skip
             if self.validate is not None:
                 extra["best"] = self.best
