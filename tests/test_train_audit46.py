@@ -193,3 +193,89 @@ def test_resume_with_changed_settings_trains_longer_says_so_or_refuses(tmp_path)
     opt, extra, _ = load_training_state(stage / "last.state.safetensors", with_model=True)
     assert extra["epoch"] == 3 and {g["weight_decay"] for g in opt["param_groups"]} == {0.1}
     assert {g["lr"] for g in opt["param_groups"]} == {1e-3}
+
+
+def _pretrain_config(tmp_path, photos, epochs: int, **pretrain: object):
+    """A pretraining-only run on 15 labelled photos (odd: uneven across 2 processes), global batch 4."""
+    from helpers import write_label_set
+
+    labels = write_label_set(tmp_path / "labels", photos, shorter=56, factors=(0.6, 1.0, 1.4))
+    values = {"epochs": epochs, "batch_size": 4, "lr": 1e-3, "crop_size": 48, "num_workers": 0,
+              "device": "cpu", **pretrain}  # fmt: skip
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text(
+        f"labels: {labels}\nmodel: {{backbone: tiny, pretrained_backbone: false, head_hidden: 8}}\n"
+        "pretrain:\n" + "".join(f"  {k}: {v}\n" for k, v in values.items())
+    )
+    return cfg
+
+
+@pytest.mark.slow
+def test_torchrun_train_reports_once_and_takes_the_steps_one_process_takes(tmp_path, photos):
+    """`torchrun --nproc_per_node 2 -m attiqa.cli train` (gloo) on 15 photos, global batch 4. **Was**: the
+    closing report ("pretrained: …") printed by every process (the process group was gone, so each was rank
+    0), and an epoch of 4 steps where one process takes 3: DistributedSampler padded 15 photos to 16 by
+    repeating one. Now rank 0 reports, and the remainder is left out as one process leaves it out."""
+    from attiqa.io.checkpoints import read_card
+
+    cfg = _pretrain_config(tmp_path, photos, epochs=2)
+    env = {"OMP_NUM_THREADS": "1"}
+    two = run_attiqa("train", "-c", cfg, "--out-dir", tmp_path / "two", ranks=2, env=env)
+    assert two.returncode == 0, two.stderr[-3000:]
+    assert (two.stdout + two.stderr).count("pretrained: ") == 1
+    one = run_attiqa("train", "-c", cfg, "--out-dir", tmp_path / "one", env=env)
+    assert one.returncode == 0, one.stderr[-3000:]
+    cards = [read_card(tmp_path / d / "pretrain" / "model.safetensors") for d in ("one", "two")]
+    assert [c["world_size"] for c in cards] == [1, 2] and [c["per_process_batch"] for c in cards] == [4, 2]
+    assert [[h["steps"] for h in c["history"]] for c in cards] == [[3, 3], [3, 3]]
+    assert [c["global_step"] for c in cards] == [6, 6]
+    assert sorted(p.name for p in (tmp_path / "two" / "pretrain").iterdir()) == sorted(
+        p.name for p in (tmp_path / "one" / "pretrain").iterdir()
+    )  # the same files, no temp file left
+
+
+@pytest.mark.slow
+def test_a_process_killed_under_torchrun_is_one_line_and_resumes_under_one_process(tmp_path, photos):
+    """SIGKILL to one of 2 torchrun processes mid-training. **Was**: the other process's gloo error as a
+    70-line traceback ("RuntimeError: … Connection closed by peer"); now one line saying what is kept and to
+    resume. The resume with another number of processes says its batches differ from an uninterrupted run."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    from helpers import attiqa_cmd, attiqa_env
+
+    cfg = _pretrain_config(tmp_path, photos, epochs=400)
+    out = tmp_path / "run"
+    cmd = attiqa_cmd("train", "-c", cfg, "--out-dir", out, ranks=2)
+    proc = subprocess.Popen(cmd, env=attiqa_env({"OMP_NUM_THREADS": "1"}), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)  # fmt: skip
+    card, deadline = out / "pretrain" / "last.json", time.monotonic() + 120
+    while not card.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    rank1 = []
+    for pid in subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split():
+        with open(f"/proc/{pid}/environ", "rb") as fh:
+            if b"RANK=1" in fh.read().split(b"\0"):
+                rank1.append(int(pid))
+    assert len(rank1) == 1 and proc.poll() is None
+    os.kill(rank1[0], signal.SIGKILL)
+    said, _ = proc.communicate(timeout=120)
+    assert proc.returncode != 0
+    ours = said.split("torch/distributed/elastic")[0]  # torchrun's own report of the failed process follows
+    assert "Traceback" not in ours and "RuntimeError" not in ours, said[-3000:]
+    line = next(x for x in said.splitlines() if x.startswith("error: "))
+    assert line.startswith("error: pretrain: another process of this torchrun job stopped ("), said[-3000:]
+    assert line.endswith(") is kept; rerun the same command with --resume to continue")
+    epoch = json.loads(card.read_text())["epoch"]
+    assert f"{out / 'pretrain' / 'last.safetensors'} (epoch {epoch})" in line
+    more = f"pretrain.epochs={epoch + 1}"
+    res = run_attiqa(
+        "train", "-c", cfg, "--out-dir", out, "--resume", "--set", more, env={"OMP_NUM_THREADS": "1"}
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert (
+        f"pretrain: resuming {out / 'pretrain'}, trained with 2 process(es), with 1: the remaining epochs "
+        "draw their batches differently from an uninterrupted run's"
+    ) in " ".join(res.stderr.split())

@@ -94,7 +94,7 @@ def train_cmd(
         )
     from attiqa.config import load_config
     from attiqa.runner import earlier_training, run
-    from attiqa.training.distributed import is_main
+    from attiqa.training.distributed import is_main, process_group
 
     cfg = load_config(config, set_)
     if out_dir is not None:
@@ -106,20 +106,18 @@ def train_cmd(
                 f"{cfg.out_dir}: holds checkpoints of an earlier run ({', '.join(stages)}) — add --resume to "
                 "continue it, --no-resume to train over it, or choose another --out-dir"
             )
-    res = run(cfg, resume=bool(resume))
-    if is_main():
-        for name, val in (
-            ("labels", res.labels),
-            ("pretrained", res.pretrained),
-            ("finetuned", res.finetuned),
-        ):
-            if val:
-                console.print(f"[green]{name}: {plain_name(val)}")
-        if res.metrics:
-            console.print(
-                "held-out split, last epoch: "
-                + ", ".join(f"{k}={v:.4f}" for k, v in res.metrics.items() if isinstance(v, float))
-            )
+    with process_group():  # kept up to the report: once the group is gone every torchrun process is rank 0
+        res = run(cfg, resume=bool(resume))
+        if not is_main():
+            return
+    for name, val in (("labels", res.labels), ("pretrained", res.pretrained), ("finetuned", res.finetuned)):
+        if val:
+            console.print(f"[green]{name}: {plain_name(val)}")
+    if res.metrics:
+        console.print(
+            "held-out split, last epoch: "
+            + ", ".join(f"{k}={v:.4f}" for k, v in res.metrics.items() if isinstance(v, float))
+        )
 
 
 def register(app: typer.Typer, train_app: typer.Typer) -> None:

@@ -9,12 +9,15 @@
 from __future__ import annotations
 
 import inspect
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 import torch.distributed as dist
 from torch import nn
 from torch.utils.data import Dataset, DistributedSampler
 
+from attiqa.errors import AttiqaError
 from attiqa.sharding import (
     DistState,
     barrier,
@@ -32,8 +35,26 @@ from attiqa.sharding import (
 __all__ = [  # the process-group helpers re-exported from attiqa.sharding, then training's own
     "DistState", "barrier", "gather_objects", "init_distributed", "is_dist", "is_main", "local_rank",
     "process_group", "rank", "teardown", "world_size", "wrap_ddp", "unwrap", "make_sampler", "epoch_seed",
-    "all_reduce_sum", "all_reduce_mean", "all_gather_cat", "average_buffers",
+    "all_reduce_sum", "all_reduce_mean", "all_gather_cat", "average_buffers", "PeerLost", "collective",
 ]  # fmt: skip
+
+
+class PeerLost(AttiqaError):
+    """A collective failed under torchrun: another process of the job is gone (killed, out of memory, stopped
+    by an error of its own); the text is the backend's first line."""
+
+
+@contextmanager
+def collective() -> Iterator[None]:
+    """Around training's collectives: under torchrun their RuntimeError (gloo's "Connection closed by peer",
+    NCCL's errors) becomes :class:`PeerLost`, which the loop turns into one line saying what is kept."""
+    try:
+        yield
+    except RuntimeError as exc:
+        if not is_dist():
+            raise
+        lines = str(exc).strip().splitlines()
+        raise PeerLost(lines[0] if lines else type(exc).__name__) from None
 
 
 def wrap_ddp(model: nn.Module, device: torch.device) -> nn.Module:
@@ -75,7 +96,8 @@ def epoch_seed(seed: int, epoch: int, rank_: int) -> int:
 def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
     if is_dist():
         t = t.clone()
-        dist.all_reduce(t, op=dist.ReduceOp.SUM)
+        with collective():
+            dist.all_reduce(t, op=dist.ReduceOp.SUM)
     return t
 
 
@@ -89,12 +111,14 @@ def all_gather_cat(t: torch.Tensor) -> torch.Tensor:
         return t
     n = torch.tensor([t.shape[0]], device=t.device)
     sizes = [torch.zeros_like(n) for _ in range(world_size())]
-    dist.all_gather(sizes, n)
+    with collective():
+        dist.all_gather(sizes, n)
     mx = int(max(s.item() for s in sizes))
     padded = torch.zeros((mx, *t.shape[1:]), dtype=t.dtype, device=t.device)
     padded[: t.shape[0]] = t
     out = [torch.zeros_like(padded) for _ in range(world_size())]
-    dist.all_gather(out, padded)
+    with collective():
+        dist.all_gather(out, padded)
     return torch.cat([o[: int(s.item())] for o, s in zip(out, sizes, strict=True)])
 
 
@@ -111,5 +135,6 @@ def average_buffers(model: nn.Module) -> None:
         if isinstance(m, nn.modules.batchnorm._NormBase):
             for b in (m.running_mean, m.running_var):
                 if b is not None:
-                    dist.all_reduce(b, op=dist.ReduceOp.SUM)
+                    with collective():
+                        dist.all_reduce(b, op=dist.ReduceOp.SUM)
                     b.div_(world_size())

@@ -248,6 +248,8 @@ def _end_to_end(
         },  # fmt: skip
         "mos_range": [lo, hi],
         "linear_probe": cfg.freeze_backbone,
+        "world_size": D.world_size(),
+        "per_process_batch": source.batch_size,
     }
     if polish:
         base_card["polish"] = {"epochs": cfg.epochs, "lr": cfg.lr, "frozen_batchnorm": True}

@@ -65,9 +65,13 @@ class ImageBatches:
         self, dataset: Dataset, batch_size: int, seed: int, workers: int, max_steps: int | None = None
     ) -> None:
         self.dataset, self.seed, self.workers, self.max_steps = dataset, seed, workers, max_steps
-        self.batch_size = per_process_batch(batch_size, len(dataset))  # type: ignore[arg-type]
-        self.sampler = D.make_sampler(dataset, shuffle=True, seed=seed, drop_last=False)
-        self.drop_last = len(self.sampler) > self.batch_size  # whole batches, unless the data is smaller
+        n = len(dataset)  # type: ignore[arg-type]
+        self.batch_size = per_process_batch(batch_size, n)
+        # Whole batches, unless the data is smaller (then one batch, the same size on every rank). Under
+        # torchrun the remainder is left out as one process leaves it out: DistributedSampler's padding would
+        # repeat images and give an epoch more steps than one process takes with the same global batch.
+        self.drop_last = n // D.world_size() >= self.batch_size
+        self.sampler = D.make_sampler(dataset, shuffle=True, seed=seed, drop_last=self.drop_last)
 
     def epoch(self, epoch: int) -> tuple[Iterable[tuple[Any, torch.Tensor]], int]:
         seed = D.epoch_seed(self.seed, epoch, D.rank())

@@ -264,6 +264,16 @@ class Trainer:
         last_epoch = last_card.get("epoch") if last_card is not None else None
         saved = extra.get("config") or (last_card or {}).get("config")
         self.check_resumed_settings(saved, int(extra["epoch"]))
+        processes = extra.get("world_size") or (last_card or {}).get("world_size")
+        if processes and processes != D.world_size() and D.is_main():
+            from attiqa.progress import console
+
+            console.print(
+                f"[yellow]{self.label}: resuming {self.stage_dir}, trained with {processes} process(es), "
+                f"with {D.world_size()}: the remaining epochs draw their batches differently from an "
+                "uninterrupted run's",
+                highlight=False,
+            )
         if weights is None:  # a state file of an older version: the weights are in `last`
             if last_epoch != extra.get("epoch"):
                 raise AttiqaError(
@@ -396,13 +406,17 @@ class Trainer:
         """The one-line error of a diverged stage: what happened, the learning rate to lower, what is kept."""
         assert self.base_lrs is not None
         lrs = ", ".join(f"{lr:g}" for lr in sorted(set(self.base_lrs), reverse=True))
-        kept = ""
-        if self.stage_dir is not None and self.last_path.exists():
-            kept = f"; {self.last_path} (epoch {read_card(self.last_path).get('epoch')}) is kept"
+        kept = self.kept()
         return AttiqaError(
             f"{self.label}: {what} — lower the learning rate ({self.lr_key or self.name + '.lr'} in the "
-            f"config; now {lrs}){kept}"
+            f"config; now {lrs}){'; ' + kept if kept else ''}"
         )
+
+    def kept(self) -> str:
+        """What a stage stopped by an error leaves to resume from ("" = nothing yet)."""
+        if self.stage_dir is None or not self.last_path.exists():
+            return ""
+        return f"{self.last_path} (epoch {read_card(self.last_path).get('epoch')}) is kept"
 
     # -- checkpoints --------------------------------------------------------------------------------------
     def save_checkpoint(self, epoch: int, metrics: dict[str, float] | None, improved: bool) -> None:
@@ -416,6 +430,7 @@ class Trainer:
             save_model(self.model, self.log(self.best_path), {**card, "best_epoch": epoch + 1})
         if (epoch + 1) % max(1, self.checkpoint_every) == 0 or epoch + 1 == self.epochs:
             extra = {"epoch": epoch + 1, "global_step": self.global_step, "history": self.history,
+                     "world_size": D.world_size(),
                      **({"config": self.settings} if self.settings is not None else {}),
                      **self.state_extra}  # fmt: skip
             if self.validate is not None:
@@ -434,10 +449,18 @@ class Trainer:
         """Train epochs ``start_epoch .. epochs - 1`` (after ``resume()`` if asked); returns the history."""
         if resume:
             self.resume()
-        with maybe_progress(self.progress) as prog:
-            for epoch in range(self.start_epoch, self.epochs):
-                self._one(epoch, prog)
-                D.barrier()
+        try:
+            with maybe_progress(self.progress) as prog:
+                for epoch in range(self.start_epoch, self.epochs):
+                    self._one(epoch, prog)
+                    with D.collective():
+                        D.barrier()
+        except D.PeerLost as exc:
+            kept = self.kept() or "no epoch had finished"
+            raise AttiqaError(
+                f"{self.label}: another process of this torchrun job stopped ({exc}) — {kept}; rerun the "
+                "same command with --resume to continue"
+            ) from None
         return self.history
 
     def _one(self, epoch: int, prog: Progress | None) -> None:
