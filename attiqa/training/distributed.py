@@ -41,13 +41,20 @@ __all__ = [  # the process-group helpers re-exported from attiqa.sharding, then 
 
 class PeerLost(AttiqaError):
     """A collective failed under torchrun: another process of the job is gone (killed, out of memory, stopped
-    by an error of its own); the text is the backend's first line."""
+    by an error of its own). ``what`` names it with the backend's first line; the training loop adds what is
+    kept to resume from."""
+
+    def __init__(self, why: str) -> None:
+        self.what = f"another process of this torchrun job stopped ({why})"
+        super().__init__(f"{self.what} — rerun the same command to continue")
 
 
 @contextmanager
 def collective() -> Iterator[None]:
-    """Around training's collectives: under torchrun their RuntimeError (gloo's "Connection closed by peer",
-    NCCL's errors) becomes :class:`PeerLost`, which the loop turns into one line saying what is kept."""
+    """Around training's collectives (and a DDP backward pass, whose gradient all-reduce runs inside it):
+    under torchrun their RuntimeError (gloo's "Connection closed by peer", NCCL's errors) becomes
+    :class:`PeerLost`, one line instead of a traceback. The backend's first line is kept in it, so an error
+    of this process's own still shows what it was."""
     try:
         yield
     except RuntimeError as exc:

@@ -132,9 +132,11 @@ def shared_cached_features(
 ) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
     """:func:`cached_features`, computed by rank 0 only under torchrun (the other ranks wait, then read)."""
     if not D.is_main():
-        D.barrier()
+        with D.collective():
+            D.barrier()
     out = cached_features(backbone, dataset, view, Path(root) if root else None, batch_size=batch_size,
                           workers=workers, progress=progress and D.is_main())  # fmt: skip
     if D.is_main():
-        D.barrier()
+        with D.collective():
+            D.barrier()
     return out

@@ -377,7 +377,8 @@ class Trainer:
             loss = self.step_loss(x, y)
             self.check_finite(loss, epoch, step)
             self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            with D.collective():  # under DDP the gradients' all-reduce runs inside backward()
+                loss.backward()
             self.optimizer.step()
             loss_sum += loss.detach()
             n_img += batch_len(x)
@@ -458,8 +459,7 @@ class Trainer:
         except D.PeerLost as exc:
             kept = self.kept() or "no epoch had finished"
             raise AttiqaError(
-                f"{self.label}: another process of this torchrun job stopped ({exc}) — {kept}; rerun the "
-                "same command with --resume to continue"
+                f"{self.label}: {exc.what} — {kept}; rerun the same command with --resume to continue"
             ) from None
         return self.history
 
