@@ -325,7 +325,8 @@ class Trainer:
         if finished > self.epochs:
             raise AttiqaError(
                 f"{epochs_key}: {self.epochs} is fewer than the {finished} epochs the run in {where} has "
-                f"finished — set it to {finished} or more to continue it, or train over it with --no-resume"
+                f"finished — set it to {finished} or more to continue it, or train over it with --no-resume "
+                "(or choose another out_dir)"
             )
         if not saved or self.settings is None:  # a run of an older version, or a loop without a config
             return
