@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from helpers import label_table, run_attiqa, tiny_train_config
-from PIL import Image
 from typer.testing import CliRunner
 
 from attiqa.cli.app import app
@@ -140,21 +138,6 @@ def test_a_labels_file_that_is_not_a_label_table_is_one_line_before_anything_is_
     from attiqa.config import load_config
 
     assert load_config(cfg, [f"labels={good}"]).labels == str(good)
-
-
-def _photos(folder, n: int) -> list:
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
-    out = []
-    for i in range(n):
-        base = np.linspace(0, 255, 48 * 40 * 3).reshape(40, 48, 3)
-        img = np.clip(base * (0.5 + i / n) + rng.normal(0, 5 + 3 * i, base.shape), 0, 255).astype(np.uint8)
-        Image.fromarray(img).save(folder / f"p{i:02d}.png")
-        out.append(folder / f"p{i:02d}.png")
-    return out
-
-
-__all__ = ["run_attiqa"]
 
 
 def test_resume_with_changed_settings_trains_longer_says_so_or_refuses(tmp_path):
