@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -136,7 +137,12 @@ def load_pipeline(
         import transformers
 
         transformers.utils.logging.disable_progress_bar()
+    # diffusers logs "Couldn't connect to the Hub ... Will try to load from local cache." before failing
+    # offline: two lines ahead of ours, which says what to do (and when the cache has it, noise)
+    hub_log = logging.getLogger("diffusers.pipelines.pipeline_utils")
+    level = hub_log.level
     try:
+        hub_log.setLevel(logging.ERROR)
         with warnings.catch_warnings():  # newer diffusers rename torch_dtype; the old name works everywhere
             warnings.simplefilter("ignore", FutureWarning)
             pipe = diffusers.StableDiffusionPipeline.from_pretrained(
@@ -153,6 +159,8 @@ def load_pipeline(
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ModelLoadError(f"{model}: cannot load the pipeline ({first})") from None
         raise ModelLoadError(_offline_message(model)) from None
+    finally:
+        hub_log.setLevel(level)
     if sched_cls is not None:
         pipe.scheduler = sched_cls.from_config(pipe.scheduler.config)
     pipe.set_progress_bar_config(disable=True)
