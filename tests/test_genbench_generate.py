@@ -214,3 +214,23 @@ def test_a_run_folder_of_imported_pairs_is_not_overwritten(tmp_path, tiny_sd, ti
     assert (
         not (tmp_path / "gen" / "image_root.json").exists() and not (tmp_path / "gen" / "prefs.csv").exists()
     )
+
+
+def test_a_prompt_longer_than_the_text_encoder_reads_is_said_once(tmp_path, tiny_sd):
+    """**Was** (session 46): a prompt over CLIP's 77 tokens (a long `--candidates` entry) got diffusers'
+    "The following part of your input was truncated because CLIP can only handle sequences up to 77
+    tokens: [...]" for every batch holding it — 4 KB a line, the cut-off text token by token, amid the
+    progress. Now the run says it once, with a pair to look at."""
+    (tmp_path / "t.txt").write_text("{style} {object}\n")
+    long = "very " * 100 + "long"
+    (tmp_path / "c.json").write_text(json.dumps({"style": [long], "object": ["a dog", "a cat"]}))
+    args = ["run", "--model", tiny_sd, "--pairs", "2", "--steps", "1", "--width", "32", "--height", "32"]
+    args += ["--template", tmp_path / "t.txt", "--candidates", tmp_path / "c.json", "--out", tmp_path / "run"]
+    res = run_genbench(*args, "--batch-size", "1", "--device", "cpu")
+    assert res.returncode == 0, res.stderr
+    assert "truncated" not in res.stderr and "very very" not in res.stderr, res.stderr
+    said = [ln for ln in res.stderr.splitlines() if ln.startswith("warning:")]
+    assert said == [
+        "warning: 2 prompts are longer than the text encoder reads (77 tokens): only the start conditions "
+        "the images (e.g. p0000 in the manifest) — shorten the template or the candidates"
+    ], res.stderr

@@ -217,6 +217,9 @@ def create_app(
             store.add(rater, pid, picked, left)
         except DuplicateVote:
             abort(409, description="this rater has already voted on this pair")
+        except AttiqaError as exc:  # the rater is told; the organiser reads why in the server's log
+            app.logger.error("%s", exc)
+            abort(503, description="the vote could not be saved — please tell the study's organiser")
         return jsonify(ok=True, progress=progress(rater)), 201
 
     @app.get("/image/<path:pair_id>/<side>")  # path: an imported pair id may hold a '/'
