@@ -120,6 +120,7 @@ def _start(browser, server, rater: str):
     browser.get(server.url + "/")
     _wait(browser, lambda d: d.find_element(By.ID, "instructions").text)
     field = browser.find_element(By.ID, "rater")
+    field.clear()  # a reload fills in the last rater
     field.send_keys(rater, Keys.ENTER)
     _wait(browser, lambda d: _state(d) in ("voting", "finished"))
 
@@ -289,5 +290,25 @@ def test_an_imported_pair_id_with_a_slash_or_markup_shows_its_images(tmp_path, p
         with pytest.raises(NoAlertPresentException):
             browser.switch_to.alert.text  # noqa: B018 - reading it is the check
         assert sorted(_votes(run, "reader")) == ["2023/0042:0-1", "<img src=x onerror=alert(1)>:0-1"]
+    finally:
+        server.stop()
+
+
+def test_the_vote_buttons_are_on_screen_in_a_short_window(tmp_path, photos, browser):
+    """**Was** (session 46): the images took 70 % of the window's height under a title, two instructions
+    and the progress line, so in a laptop's short window (1366x650: 507 px of page) "Left is better" /
+    "Right is better" sat below the fold — a rater with a mouse saw no way to vote. Now the images leave
+    room for them, in any window from 800x500 up (phone width: the images shrink with the width)."""
+    run = make_photo_run(tmp_path / "run", photos)
+    server = VoteServer(run, tmp_path / "server.log")
+    try:
+        for width, height in ((1366, 650), (800, 500), (1920, 1080)):
+            browser.set_window_size(width, height)
+            _start(browser, server, "laptop")
+            bottom, inner, shown = browser.execute_script(
+                "const r = (id) => document.getElementById(id).getBoundingClientRect(); return "
+                "[Math.max(r('pick-left').bottom, r('pick-right').bottom), innerHeight, r('left').height]"
+            )
+            assert bottom <= inner and shown >= 100, (width, height, bottom, inner, shown)
     finally:
         server.stop()
