@@ -105,15 +105,21 @@ def _offline_message(model: str) -> str:
 
 
 @contextlib.contextmanager
-def quiet_log(name: str) -> Iterator[None]:
-    """Hold a library's logger ``name`` to errors while the block runs (what it says, genbench says)."""
-    log = logging.getLogger(name)
-    level = log.level
-    log.setLevel(logging.ERROR)
+def quiet_log(*names: str) -> Iterator[None]:
+    """Hold libraries' loggers ``names`` to errors while the block runs (what they say, genbench says)."""
+    logs = [logging.getLogger(name) for name in names]
+    levels = [log.level for log in logs]
+    for log in logs:
+        log.setLevel(logging.ERROR)
     try:
         yield
     finally:
-        log.setLevel(level)
+        for log, level in zip(logs, levels, strict=True):
+            log.setLevel(level)
+
+
+# transformers' "Token indices sequence length is longer than the specified maximum ..." for a long prompt
+TOKENIZER_LOG = "transformers.tokenization_utils_base"
 
 
 def long_prompts(pipe: StableDiffusionPipeline, records: list[dict]) -> tuple[list[str], int]:
@@ -123,7 +129,8 @@ def long_prompts(pipe: StableDiffusionPipeline, records: list[dict]) -> tuple[li
     limit = getattr(tokenizer, "model_max_length", None)
     if tokenizer is None or not isinstance(limit, int):
         return [], 0
-    return [r["pair_id"] for r in records if len(tokenizer(r["prompt"]).input_ids) > limit], limit
+    with quiet_log(TOKENIZER_LOG):
+        return [r["pair_id"] for r in records if len(tokenizer(r["prompt"]).input_ids) > limit], limit
 
 
 def load_pipeline(
@@ -310,7 +317,9 @@ def generate_run(
                 batch = todo[start : start + batch_size]
                 gens = [torch.Generator("cpu").manual_seed(r[f"seed_{s}"]) for r, s in batch]
                 try:  # the cut prompts are said once (long_prompts), not per batch by diffusers
-                    with quiet_log("diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion"):
+                    with quiet_log(
+                        "diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion", TOKENIZER_LOG
+                    ):
                         # mypy does not see diffusers' decorated StableDiffusionPipeline.__call__
                         images = pipe(  # type: ignore[operator]
                             prompt=[r["prompt"] for r, _ in batch],

@@ -312,3 +312,27 @@ def test_the_vote_buttons_are_on_screen_in_a_short_window(tmp_path, photos, brow
             assert bottom <= inner and shown >= 100, (width, height, bottom, inner, shown)
     finally:
         server.stop()
+
+
+def test_a_refused_rater_id_is_told_what_to_type(tmp_path, photos, browser):
+    """**Was** (session 46): "zoë", "a b" and "-x" were each refused with "Please enter a rater id: letters,
+    digits, _ . @ -" — a message "zoë" (all letters) and "-x" (only allowed characters) seem to meet. Now
+    the page names the id and says: a–z A–Z 0–9, no spaces or accents, a letter or digit first."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    run = make_photo_run(tmp_path / "run", photos)
+    server = VoteServer(run, tmp_path / "server.log")
+    try:
+        browser.get(server.url + "/")
+        _wait(browser, lambda d: d.find_element(By.ID, "instructions").text)
+        for rater in ("zoë", "a b", "-x"):
+            field = browser.find_element(By.ID, "rater")
+            field.clear()
+            field.send_keys(rater, Keys.ENTER)
+            said = browser.find_element(By.ID, "login-error").text
+            assert said.startswith(f'"{rater}" cannot be a rater id: use up to 64 of a–z A–Z 0–9 _ . @ -')
+            assert "(no spaces or accents), starting with a letter or a digit" in said
+            assert _state(browser) == "login"
+    finally:
+        server.stop()

@@ -92,7 +92,9 @@ async function vote(choice) {
 async function start() {
   const value = $("rater").value.trim();
   if (!/^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$/.test(value)) {
-    $("login-error").textContent = "Please enter a rater id: letters, digits, _ . @ -";
+    // "letters" read as any letter: "zoë" and "-x" were refused by a message they seemed to meet
+    $("login-error").textContent = `"${value}" cannot be a rater id: use up to 64 of a–z A–Z 0–9 _ . @ - `
+      + "(no spaces or accents), starting with a letter or a digit — e.g. zoe or r01";
     return;
   }
   rater = value;
