@@ -293,3 +293,27 @@ def test_a_read_only_study_is_refused_at_the_start_and_read_by_agree(tmp_path, p
     finally:
         for folder in (run, run / "scores"):
             folder.chmod(0o755)
+
+
+def test_the_organisers_terminal_is_not_a_request_log(tmp_path, photos):
+    """**Was** (session 46): werkzeug printed a line per request — 4 per vote (next, two images, the vote),
+    each with the rater's id: 196 lines for 32 votes, in which "pair P is not shown to raters" would be
+    lost. Now the terminal says what the organiser acts on: the address, pairs left out, the stop."""
+    run = make_photo_run(tmp_path / "run", photos)
+    (run / "images" / "astronaut_a.png").unlink()
+    server = VoteServer(run, tmp_path / "server.log")
+    try:
+        for _ in range(4):
+            nxt = json.loads(request(server, "GET", "/api/next?rater=quiet")[1])
+            for side in ("left", "right"):
+                assert request(server, "GET", nxt[side])[0] == 200
+            vote = {"rater": "quiet", "pair_id": nxt["pair_id"], "choice": "left"}
+            assert request(server, "POST", "/api/vote", vote)[0] == 201
+        assert json.loads(request(server, "GET", "/api/next?rater=quiet")[1])["left_out"] == 1
+    finally:
+        server.stop()
+    lines = (tmp_path / "server.log").read_text().splitlines()
+    assert lines[0].startswith("serving 5 pairs on http://127.0.0.1:") and lines[-1].startswith(
+        "stopped: 4 votes"
+    )
+    assert len(lines) == 3 and "pair astronaut is not shown to raters" in lines[1], lines

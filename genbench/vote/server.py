@@ -26,6 +26,7 @@ import errno
 import hashlib
 import ipaddress
 import json
+import logging
 import re
 import socket
 from collections.abc import Callable, Iterable
@@ -281,6 +282,9 @@ def serve(
     from werkzeug.serving import make_server
 
     app = create_app(run_dir, seed=seed, allow_hosts=allow_hosts)
+    # werkzeug logs every request (4 lines a vote, with the rater's id): the organiser's terminal keeps
+    # what needs them — a pair left out, a vote that could not be saved — and errors
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     with listening_socket(host, port) as sock:  # werkzeug's own bind prints its reason and exits
         server = make_server(host, port, app, threaded=True, fd=sock.fileno())  # a duplicate of it
     if on_ready:
