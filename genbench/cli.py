@@ -89,6 +89,14 @@ def run(
     )
     for f in result.failed[:10]:
         console.print(f"[yellow]failed[/] {plain(f)}", highlight=False)
+    if result.long_prompts:
+        n, first = len(result.long_prompts), plain(result.long_prompts[0])
+        console.print(
+            f"[yellow]warning:[/] {n} prompt{'s are' if n > 1 else ' is'} longer than the text encoder reads "
+            f"({result.token_limit} tokens): only the start conditions the images (e.g. {first} in the "
+            "manifest) — shorten the template or the candidates",
+            highlight=False,
+        )
     if result.interruption is not None:
         console.print("[yellow]interrupted — rerun the same command to continue")
         raise InterruptedExit(result.interruption)
@@ -328,7 +336,7 @@ def vote(
         from genbench.vote.store import VoteStore
 
         db = Path(run_dir) / VOTES_DB
-        got = VoteStore(db).summary() if db.exists() else {"votes": 0, "raters": 0}
+        got = VoteStore(db, read_only=True).summary() if db.exists() else {"votes": 0, "raters": 0}
         console.print(
             f"[yellow]stopped:[/] {got['votes']} votes from {got['raters']} raters saved in "
             f"{plain_name(db)}; "
@@ -357,7 +365,7 @@ def export_votes(
     db = Path(run_dir) / VOTES_DB
     if not db.exists():
         raise AttiqaError(f"{db}: no votes yet — start the study with `genbench vote {shell_arg(run_dir)}`")
-    store = VoteStore(db)
+    store = VoteStore(db, read_only=True)
     target = export_path(run_dir, out)
     n = store.export_csv(target)
     console.print(f"{plain_name(target)}: {n} votes from {store.summary()['raters']} raters")

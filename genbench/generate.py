@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -69,6 +70,8 @@ class GenResult:
     made: int = 0
     kept: int = 0
     failed: list[str] = field(default_factory=list)  # "pair_id/side: reason"
+    long_prompts: list[str] = field(default_factory=list)  # pairs whose prompt the text encoder cut
+    token_limit: int = 0  # how many tokens of a prompt it reads
     interruption: KeyboardInterrupt | None = None  # Ctrl-C / SIGTERM: finished pairs kept; the caller says so
 
     def count_made(self) -> None:
@@ -99,6 +102,35 @@ def _offline_message(model: str) -> str:
         f"on a connected machine run `hf download {model} --local-dir sd21`, copy the folder here and "
         "pass --model sd21 (any diffusers pipeline folder with model_index.json works)"
     )
+
+
+@contextlib.contextmanager
+def quiet_log(*names: str) -> Iterator[None]:
+    """Hold libraries' loggers ``names`` to errors while the block runs (what they say, genbench says)."""
+    logs = [logging.getLogger(name) for name in names]
+    levels = [log.level for log in logs]
+    for log in logs:
+        log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for log, level in zip(logs, levels, strict=True):
+            log.setLevel(level)
+
+
+# transformers' "Token indices sequence length is longer than the specified maximum ..." for a long prompt
+TOKENIZER_LOG = "transformers.tokenization_utils_base"
+
+
+def long_prompts(pipe: StableDiffusionPipeline, records: list[dict]) -> tuple[list[str], int]:
+    """The pairs whose prompt is longer than the text encoder reads (CLIP: 77 tokens), and that length.
+    diffusers cuts them and logs the cut-off text per batch (kilobytes a line); the run says it once."""
+    tokenizer = getattr(pipe, "tokenizer", None)
+    limit = getattr(tokenizer, "model_max_length", None)
+    if tokenizer is None or not isinstance(limit, int):
+        return [], 0
+    with quiet_log(TOKENIZER_LOG):
+        return [r["pair_id"] for r in records if len(tokenizer(r["prompt"]).input_ids) > limit], limit
 
 
 def load_pipeline(
@@ -136,8 +168,13 @@ def load_pipeline(
         import transformers
 
         transformers.utils.logging.disable_progress_bar()
+    # diffusers logs "Couldn't connect to the Hub ... Will try to load from local cache." before failing
+    # offline: two lines ahead of ours, which says what to do (and when the cache has it, noise)
     try:
-        with warnings.catch_warnings():  # newer diffusers rename torch_dtype; the old name works everywhere
+        with (
+            quiet_log("diffusers.pipelines.pipeline_utils"),
+            warnings.catch_warnings(),
+        ):  # newer diffusers rename torch_dtype; the old name works everywhere
             warnings.simplefilter("ignore", FutureWarning)
             pipe = diffusers.StableDiffusionPipeline.from_pretrained(
                 str(path) if looks_local else model,
@@ -273,23 +310,28 @@ def generate_run(
             if pipeline is not None
             else load_pipeline(settings.model, settings.dtype, device, settings.scheduler)
         )
+        made = list({r["pair_id"]: r for r, _ in todo}.values())
+        result.long_prompts, result.token_limit = long_prompts(pipe, made)
         try:
             for start in range(0, len(todo), batch_size):
                 batch = todo[start : start + batch_size]
                 gens = [torch.Generator("cpu").manual_seed(r[f"seed_{s}"]) for r, s in batch]
-                try:
-                    # mypy does not see diffusers' decorated StableDiffusionPipeline.__call__
-                    images = pipe(  # type: ignore[operator]
-                        prompt=[r["prompt"] for r, _ in batch],
-                        negative_prompt=[settings.negative_prompt] * len(batch)
-                        if settings.negative_prompt
-                        else None,
-                        num_inference_steps=settings.steps,
-                        guidance_scale=settings.guidance,
-                        height=settings.height,
-                        width=settings.width,
-                        generator=gens,
-                    ).images
+                try:  # the cut prompts are said once (long_prompts), not per batch by diffusers
+                    with quiet_log(
+                        "diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion", TOKENIZER_LOG
+                    ):
+                        # mypy does not see diffusers' decorated StableDiffusionPipeline.__call__
+                        images = pipe(  # type: ignore[operator]
+                            prompt=[r["prompt"] for r, _ in batch],
+                            negative_prompt=[settings.negative_prompt] * len(batch)
+                            if settings.negative_prompt
+                            else None,
+                            num_inference_steps=settings.steps,
+                            guidance_scale=settings.guidance,
+                            height=settings.height,
+                            width=settings.width,
+                            generator=gens,
+                        ).images
                 except (RuntimeError, ValueError) as exc:  # e.g. out of memory: report, keep going
                     reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                     result.failed.extend(f"{r['pair_id']}/{s}: {reason}" for r, s in batch)

@@ -47,7 +47,7 @@ def _read(path: Path) -> list[Vote]:
     if path.suffix.lower() in (".sqlite", ".db", ".sqlite3"):
         from genbench.vote.store import VoteStore
 
-        return [Vote(v["pair_id"], v["choice"], v["rater"]) for v in VoteStore(path).votes()]
+        return [Vote(v["pair_id"], v["choice"], v["rater"]) for v in VoteStore(path, read_only=True).votes()]
     return read_votes_csv(path)
 
 

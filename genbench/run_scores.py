@@ -16,6 +16,7 @@ import os
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import attiqa
@@ -91,11 +92,12 @@ def default_metrics() -> list[str]:
 def _writer(out_csv: Path, columns: Sequence[str], metric: str) -> ScoreWriter:
     """The writer of ``scores/<slug>.csv``, holding the rows it holds; a file of other columns (another
     scorer's, a hand-edited header) is removed and all scored again."""
+    make = partial(ScoreWriter, out_csv, columns, fix=f"delete it to score {metric} again", keep_rows=True)
     try:
-        return ScoreWriter(out_csv, columns, fix=f"delete it to score {metric} again", keep_rows=True)
+        return make()
     except OtherScoreFile:
         out_csv.unlink()
-        return ScoreWriter(out_csv, columns, fix=f"delete it to score {metric} again", keep_rows=True)
+        return make()
 
 
 def _other_weights(out_csv: Path, identity: dict) -> bool:

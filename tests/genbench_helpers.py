@@ -144,9 +144,10 @@ def make_photo_run(run: Path, photos: dict) -> Path:
 
 
 class VoteServer:
-    """``genbench vote RUN --port 0`` in a subprocess; its log (and the chosen port) goes to a file."""
+    """``genbench vote RUN --port PORT`` in a subprocess (0: any free port); its log (and the chosen port)
+    goes to a file."""
 
-    def __init__(self, run: Path, log: Path) -> None:
+    def __init__(self, run: Path, log: Path, port: int = 0) -> None:
         import subprocess
         import time
 
@@ -155,7 +156,7 @@ class VoteServer:
         self.log = log
         self._fh = open(log, "w")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            genbench_cmd("vote", run, "--port", "0"),
+            genbench_cmd("vote", run, "--port", port),
             env=attiqa_env(),
             stdout=self._fh,
             stderr=subprocess.STDOUT,

@@ -246,3 +246,74 @@ def test_stopping_the_study_says_what_was_saved_and_how_to_resume(tmp_path, phot
         assert status == 200 and json.loads(body)["progress"] == {"done": 1, "total": 5}
     finally:
         again.stop()
+
+
+def test_a_read_only_study_is_refused_at_the_start_and_read_by_agree(tmp_path, photos):
+    """**Was** (session 46), as a user without root's override: `genbench vote` on a run whose votes.sqlite
+    is read-only said "serving 5 pairs" and answered every vote 500 ("The server encountered an internal
+    error", a traceback in its log); on a read-only run folder it said "cannot open the vote database
+    (unable to open database file)" or "not a usable vote database … — move it away"; and `genbench agree`
+    / `export-votes` of a finished study in a read-only folder refused the same way. Now `vote` stops at
+    the start in one line saying what to make writable; `agree` and `export-votes` read the votes."""
+    from helpers import run_genbench
+
+    from genbench.manifest import load_pairs
+    from genbench.vote.store import VoteStore
+
+    run = make_photo_run(tmp_path / "run", photos)
+    run.chmod(0o555)
+    try:
+        res = run_genbench("vote", run, "--port", "0", unprivileged=True)
+        assert res.returncode == 2 and res.stderr.splitlines() == [
+            f"error: {run}/votes.sqlite: votes cannot be saved there (unable to open database file) — make "
+            f"it writable (chmod u+w {run}), or copy the run folder somewhere writable"
+        ], res.stderr
+    finally:
+        run.chmod(0o755)
+
+    store = VoteStore(run / "votes.sqlite")
+    for k, pair in enumerate(load_pairs(run)):
+        store.add("ro", pair.pair_id, "ab"[k % 2], "a")
+    assert CliRunner().invoke(app, ["score", str(run), "-m", "classical", "--workers", "0"]).exit_code == 0
+    (run / "votes.sqlite").chmod(0o444)
+    res = run_genbench("vote", run, "--port", "0", unprivileged=True)
+    assert res.returncode == 2 and "serving" not in res.stderr, res.stderr
+    assert res.stderr.splitlines() == [
+        f"error: {run}/votes.sqlite: votes cannot be saved there (attempt to write a readonly database) — "
+        f"make it writable (chmod u+w {run} {run}/votes.sqlite), or copy the run folder somewhere writable"
+    ]
+
+    for folder in (run / "scores", run):
+        folder.chmod(0o555)
+    try:
+        res = run_genbench("agree", run, "-o", tmp_path / "report", "--bootstrap", "100", unprivileged=True)
+        assert res.returncode == 0 and "(5 votes on 5 pairs)" in res.stderr, res.stderr
+        res = run_genbench("export-votes", run, "-o", tmp_path / "votes.csv", unprivileged=True)
+        assert res.returncode == 0 and "5 votes from 1 raters" in res.stderr, res.stderr
+    finally:
+        for folder in (run, run / "scores"):
+            folder.chmod(0o755)
+
+
+def test_the_organisers_terminal_is_not_a_request_log(tmp_path, photos):
+    """**Was** (session 46): werkzeug printed a line per request — 4 per vote (next, two images, the vote),
+    each with the rater's id: 196 lines for 32 votes, in which "pair P is not shown to raters" would be
+    lost. Now the terminal says what the organiser acts on: the address, pairs left out, the stop."""
+    run = make_photo_run(tmp_path / "run", photos)
+    (run / "images" / "astronaut_a.png").unlink()
+    server = VoteServer(run, tmp_path / "server.log")
+    try:
+        for _ in range(4):
+            nxt = json.loads(request(server, "GET", "/api/next?rater=quiet")[1])
+            for side in ("left", "right"):
+                assert request(server, "GET", nxt[side])[0] == 200
+            vote = {"rater": "quiet", "pair_id": nxt["pair_id"], "choice": "left"}
+            assert request(server, "POST", "/api/vote", vote)[0] == 201
+        assert json.loads(request(server, "GET", "/api/next?rater=quiet")[1])["left_out"] == 1
+    finally:
+        server.stop()
+    lines = (tmp_path / "server.log").read_text().splitlines()
+    assert lines[0].startswith("serving 5 pairs on http://127.0.0.1:") and lines[-1].startswith(
+        "stopped: 4 votes"
+    )
+    assert len(lines) == 3 and "pair astronaut is not shown to raters" in lines[1], lines

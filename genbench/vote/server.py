@@ -11,9 +11,11 @@ server by pointing its own domain name at 127.0.0.1, because requests whose ``Ho
 addresses are always accepted: a rebinding attack needs a domain name.
 
 Images: only files inside the run's image folders (see :mod:`genbench.manifest`), with an image file
-extension, are served; the check is repeated per request on the resolved path.
+extension, are served; the check is repeated per request on the resolved path. A pair is shown only when
+both its images decode (checked once per file version): a vote on a missing or half-written image says
+nothing about quality. The page also asks to skip a pair whose image its browser could not show.
 
-Routes: ``GET /`` the page; ``GET /api/study``; ``GET /api/next?rater=R``; ``POST /api/vote``
+Routes: ``GET /`` the page; ``GET /api/study``; ``GET /api/next?rater=R[&skip=PAIR...]``; ``POST /api/vote``
 (``{"rater", "pair_id", "choice": "left"|"right"}``); ``GET /image/<pair_id>/<a|b>``; ``GET /api/progress``.
 """
 
@@ -24,6 +26,7 @@ import errno
 import hashlib
 import ipaddress
 import json
+import logging
 import re
 import socket
 from collections.abc import Callable, Iterable
@@ -34,7 +37,7 @@ from flask import Flask, Response, abort, jsonify, request, send_file
 from werkzeug.exceptions import HTTPException
 
 from attiqa.errors import AttiqaError
-from attiqa.io.images import IMAGE_EXTENSIONS
+from attiqa.io.images import IMAGE_EXTENSIONS, load_image
 from genbench.manifest import SIDES, image_roots, is_inside, load_pairs, real_path, resolve
 from genbench.prefs import VOTES_DB
 from genbench.vote.store import DuplicateVote, VoteStore
@@ -109,6 +112,37 @@ def create_app(
             abort(400, description="rater id: 1-64 letters, digits, '_', '.', '@' or '-'")
         return value
 
+    def image_path(pair_id: str, side: str) -> Path | None:
+        """The file of a pair's side, if it may be served (a manifest edited after start: None)."""
+        path = real_path(resolve(run_dir, pairs[pair_id].image(side)))
+        if path is None or not is_inside(path, roots) or path.suffix.lower() not in IMAGE_EXTENSIONS:
+            return None
+        return path
+
+    checked: dict[tuple, str] = {}  # (path, mtime, size) or (path,) -> why it cannot be shown, "" if it can
+
+    def unshowable(pair_id: str) -> str:
+        """Why this pair cannot be voted on ("" when both images decode)."""
+        for side in SIDES:
+            path = image_path(pair_id, side)
+            if path is None:
+                return f"image_{side} is not servable"
+            try:
+                st = path.stat()
+                key: tuple = (path, st.st_mtime_ns, st.st_size)
+            except OSError:
+                key = (path,)  # missing: load_image says so
+            if key not in checked:
+                try:
+                    load_image(path)
+                    checked[key] = ""
+                except AttiqaError as exc:
+                    checked[key] = str(exc)
+                    app.logger.warning("pair %s is not shown to raters: %s", pair_id, exc)
+            if checked[key]:
+                return checked[key]
+        return ""
+
     def progress(rater: str) -> dict:
         done = len(store.voted_pairs(rater) & pairs.keys())
         return {"done": done, "total": len(ids)}
@@ -149,11 +183,12 @@ def create_app(
     def api_next() -> Response:
         rater = rater_arg(request.args.get("rater"))
         voted = store.voted_pairs(rater)
+        skip = set(request.args.getlist("skip"))  # the page could not show their images
         todo = [pid for pid in pair_order(ids, rater, seed) if pid not in voted]
         prog = {"done": len(ids) - len(todo), "total": len(ids)}
-        if not todo:
-            return jsonify(finished=True, progress=prog)
-        pid = todo[0]
+        pid = next((p for p in todo if p not in skip and not unshowable(p)), None)
+        if pid is None:
+            return jsonify(finished=True, progress=prog, left_out=len(todo))
         left = left_side(rater, pid, seed)
         right = "b" if left == "a" else "a"
         url = quote(pid, safe="")
@@ -183,15 +218,17 @@ def create_app(
             store.add(rater, pid, picked, left)
         except DuplicateVote:
             abort(409, description="this rater has already voted on this pair")
+        except AttiqaError as exc:  # the rater is told; the organiser reads why in the server's log
+            app.logger.error("%s", exc)
+            abort(503, description="the vote could not be saved — please tell the study's organiser")
         return jsonify(ok=True, progress=progress(rater)), 201
 
-    @app.get("/image/<pair_id>/<side>")
+    @app.get("/image/<path:pair_id>/<side>")  # path: an imported pair id may hold a '/'
     def image(pair_id: str, side: str) -> Response:
-        pair = pairs.get(pair_id)
-        if pair is None or side not in SIDES:
+        if pair_id not in pairs or side not in SIDES:
             abort(404, description="unknown image")
-        path = real_path(resolve(run_dir, pair.image(side)))
-        if path is None or not is_inside(path, roots) or path.suffix.lower() not in IMAGE_EXTENSIONS:
+        path = image_path(pair_id, side)
+        if path is None:
             abort(404, description="unknown image")  # a manifest edited after start; same answer, no hint
         if not path.is_file():
             abort(404, description="image file missing on the server")
@@ -245,6 +282,9 @@ def serve(
     from werkzeug.serving import make_server
 
     app = create_app(run_dir, seed=seed, allow_hosts=allow_hosts)
+    # werkzeug logs every request (4 lines a vote, with the rater's id): the organiser's terminal keeps
+    # what needs them — a pair left out, a vote that could not be saved — and errors
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     with listening_socket(host, port) as sock:  # werkzeug's own bind prints its reason and exits
         server = make_server(host, port, app, threaded=True, fd=sock.fileno())  # a duplicate of it
     if on_ready:

@@ -4,12 +4,17 @@ One row per (rater, pair): the UNIQUE constraint makes a replayed or double-clic
 counting twice, and each insert is its own transaction, so concurrent requests can neither lose nor
 duplicate a vote. WAL mode lets readers (progress, export) run while others write; writers wait for the
 lock (``busy_timeout``) instead of failing. A connection is opened per operation (threads never share one).
+
+Readers (``agree``, ``export-votes``) open it read-only: a finished study in a read-only folder (archived,
+a colleague's) is read as it is, and a database passed with ``--prefs`` is never changed. The server
+checks at its start that it can write, so a rater never meets a vote that cannot be saved.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import os
 import sqlite3
 import time
 from contextlib import closing
@@ -18,6 +23,7 @@ from pathlib import Path
 from attiqa.errors import AttiqaError
 from attiqa.io.atomic import write_text_atomic
 from attiqa.io.tables import safe_dict
+from genbench.files import shell_arg
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS votes (
@@ -38,27 +44,49 @@ class DuplicateVote(AttiqaError):
 
 
 class VoteStore:
-    def __init__(self, path: str | Path, timeout: float = 30.0) -> None:
+    def __init__(self, path: str | Path, timeout: float = 30.0, *, read_only: bool = False) -> None:
         self.path = Path(path)
         self.timeout = timeout
+        self.read_only = read_only
+        if read_only:
+            return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            with closing(self._connect()) as con:
+            with closing(self._open()) as con:
                 con.execute("PRAGMA journal_mode=WAL")
                 con.executescript(SCHEMA)
+                con.execute("BEGIN IMMEDIATE")
+                try:  # a write that changes nothing: a read-only file or folder fails here, not at a vote
+                    con.execute("DELETE FROM votes WHERE 0")
+                finally:
+                    con.execute("ROLLBACK")
+        except sqlite3.OperationalError as exc:  # no permission, a full disk: the database itself is fine
+            targets = [self.path.parent, *([self.path] if self.path.exists() else [])]
+            raise AttiqaError(
+                f"{self.path}: votes cannot be saved there ({exc}) — make it writable (chmod u+w "
+                f"{' '.join(map(shell_arg, targets))}), or copy the run folder somewhere writable"
+            ) from None
         except sqlite3.DatabaseError as exc:
             raise AttiqaError(
                 f"{self.path}: not a usable vote database ({exc}) — move it away or point to another file"
             ) from None
 
-    def _connect(self) -> sqlite3.Connection:
-        try:
+    def _open(self) -> sqlite3.Connection:
+        if self.read_only:  # immutable: no lock or WAL index to write, for a folder nobody can write
+            frozen = "&immutable=1" if not os.access(self.path.parent, os.W_OK) else ""
+            uri = f"{self.path.resolve().as_uri()}?mode=ro{frozen}"
+            con = sqlite3.connect(uri, timeout=self.timeout, isolation_level=None, uri=True)
+        else:
             con = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
-        except sqlite3.Error as exc:
-            raise AttiqaError(f"{self.path}: cannot open the vote database ({exc})") from None
         con.execute(f"PRAGMA busy_timeout={int(self.timeout * 1000)}")
         con.row_factory = sqlite3.Row
         return con
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            return self._open()
+        except sqlite3.Error as exc:
+            raise AttiqaError(f"{self.path}: cannot open the vote database ({exc})") from None
 
     def add(self, rater: str, pair_id: str, choice: str, left_side: str) -> int:
         """Record one vote; :class:`DuplicateVote` if this rater already voted on this pair."""
@@ -71,22 +99,35 @@ class VoteStore:
                 )
             except sqlite3.IntegrityError:
                 raise DuplicateVote(f"rater {rater!r} has already voted on pair {pair_id!r}") from None
+            except sqlite3.OperationalError as exc:  # a full disk, the file made read-only since the start
+                raise AttiqaError(f"{self.path}: the vote could not be saved ({exc})") from None
             rowid = cur.lastrowid
             assert rowid is not None  # set by the INSERT
             return rowid
 
-    def voted_pairs(self, rater: str) -> set[str]:
+    def _rows(self, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
+        """``sql``'s rows; none from a database without the votes table (the server makes it; a reader
+        does not); a file that is no database is one line."""
         with closing(self._connect()) as con:
-            return {r[0] for r in con.execute("SELECT pair_id FROM votes WHERE rater = ?", (rater,))}
+            try:
+                if not con.execute("SELECT 1 FROM sqlite_master WHERE name = 'votes'").fetchone():
+                    return []
+                return con.execute(sql, args).fetchall()
+            except sqlite3.DatabaseError as exc:
+                raise AttiqaError(
+                    f"{self.path}: not a usable vote database ({exc}) — pass a votes.sqlite of "
+                    "`genbench vote` or a CSV (pair_id,choice)"
+                ) from None
+
+    def voted_pairs(self, rater: str) -> set[str]:
+        return {r[0] for r in self._rows("SELECT pair_id FROM votes WHERE rater = ?", (rater,))}
 
     def votes(self) -> list[dict]:
-        with closing(self._connect()) as con:
-            rows = con.execute(f"SELECT {', '.join(EXPORT_COLUMNS)} FROM votes ORDER BY id").fetchall()
-        return [dict(r) for r in rows]
+        return [dict(r) for r in self._rows(f"SELECT {', '.join(EXPORT_COLUMNS)} FROM votes ORDER BY id")]
 
     def summary(self) -> dict[str, int]:
-        with closing(self._connect()) as con:
-            n, raters = con.execute("SELECT COUNT(*), COUNT(DISTINCT rater) FROM votes").fetchone()
+        rows = self._rows("SELECT COUNT(*), COUNT(DISTINCT rater) FROM votes")
+        n, raters = tuple(rows[0]) if rows else (0, 0)
         return {"votes": int(n), "raters": int(raters)}
 
     def export_csv(self, out: str | Path) -> int:

@@ -1,14 +1,22 @@
 // The preference page: asks for a rater id, then shows pairs until every pair has this rater's vote.
 // Keys: ArrowLeft or 1 = left is better, ArrowRight or 2 = right is better.
+// One press, one vote: a double-click's second click and a held key's repeats are not votes (each landed on
+// the next pair, shown for a moment). A pair whose image does not load is skipped, never voted on.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
 let rater = null;
 let current = null;   // {pair_id, left, right}
 let busy = false;
+const skipped = new Set();   // pairs whose image did not load in this page: asked to be left out
 
 async function getJSON(url, options) {
-  const resp = await fetch(url, Object.assign({ cache: "no-store" }, options || {}));
+  let resp;
+  try {
+    resp = await fetch(url, Object.assign({ cache: "no-store" }, options || {}));
+  } catch (e) {   // the server stopped or the network dropped: say so; the same key tries again
+    return { status: 0, body: { error: "The study server cannot be reached — nothing was saved. Try again in a moment." } };
+  }
   let body = {};
   try { body = await resp.json(); } catch (e) { /* not JSON */ }
   return { status: resp.status, body };
@@ -37,17 +45,28 @@ function loadImage(img, src) {
 async function next() {
   busy = true;
   $("pair").classList.add("busy");
-  const { status, body } = await getJSON(`/api/next?rater=${encodeURIComponent(rater)}`);
+  const skip = [...skipped].map((pid) => `&skip=${encodeURIComponent(pid)}`).join("");
+  const { status, body } = await getJSON(`/api/next?rater=${encodeURIComponent(rater)}${skip}`);
   if (status !== 200) { $("status").textContent = body.error || `server error ${status}`; busy = false; return; }
   showProgress(body.progress);
   if (body.finished) {
     $("study").hidden = true; $("finished").hidden = false; current = null; busy = false;
+    if (body.left_out) {
+      $("left-out").textContent = `${body.left_out} pair(s) could not be shown (an image is missing or damaged) — please tell the study's organiser.`;
+    }
     document.body.dataset.state = "finished";
     return;
   }
-  current = body;
+  current = null;   // no vote until both images are on screen
   $("pair").dataset.pairId = body.pair_id;
-  await Promise.all([loadImage($("left"), body.left), loadImage($("right"), body.right)]);
+  const loaded = await Promise.all([loadImage($("left"), body.left), loadImage($("right"), body.right)]);
+  if (!loaded.every(Boolean)) {
+    skipped.add(body.pair_id);
+    $("status").textContent = "A pair whose image could not be loaded was skipped.";
+    await next();
+    return;
+  }
+  current = body;
   $("pair").classList.remove("busy");
   document.body.dataset.state = "voting";
   busy = false;
@@ -73,7 +92,9 @@ async function vote(choice) {
 async function start() {
   const value = $("rater").value.trim();
   if (!/^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$/.test(value)) {
-    $("login-error").textContent = "Please enter a rater id: letters, digits, _ . @ -";
+    // "letters" read as any letter: "zoë" and "-x" were refused by a message they seemed to meet
+    $("login-error").textContent = `"${value}" cannot be a rater id: use up to 64 of a–z A–Z 0–9 _ . @ - `
+      + "(no spaces or accents), starting with a letter or a digit — e.g. zoe or r01";
     return;
   }
   rater = value;
@@ -88,12 +109,14 @@ document.addEventListener("keydown", (ev) => {
     if (ev.key === "Enter") { ev.preventDefault(); start(); }
     return;
   }
+  if (ev.repeat) { if (["ArrowLeft", "ArrowRight", "1", "2"].includes(ev.key)) ev.preventDefault(); return; }
   if (ev.key === "ArrowLeft" || ev.key === "1") { ev.preventDefault(); vote("left"); }
   else if (ev.key === "ArrowRight" || ev.key === "2") { ev.preventDefault(); vote("right"); }
 });
 $("start").addEventListener("click", start);
-$("pick-left").addEventListener("click", () => vote("left"));
-$("pick-right").addEventListener("click", () => vote("right"));
+// ev.detail: 1 for a click, 2 for a double-click's second one, 0 for Enter / Space on the button
+$("pick-left").addEventListener("click", (ev) => { if (ev.detail < 2) vote("left"); });
+$("pick-right").addEventListener("click", (ev) => { if (ev.detail < 2) vote("right"); });
 
 (function init() {
   loadStudy();
