@@ -472,6 +472,31 @@ def _check_device_and_init(cfg: FinetuneConfig, init: Path | None) -> None:
         load_model(init)
 
 
+def init_path(init: str | Path | None) -> Path | None:
+    """The checkpoint to fine-tune from: a file, or a named model with weights (``--init attiqa-default``,
+    as ``attiqa export`` takes one; was "initial checkpoint not found")."""
+    from attiqa.scorers.zoo import is_checkpoint, resolve_weights
+
+    if not init:
+        return None
+    if Path(init).is_file():
+        return Path(init)
+    if is_checkpoint(init):
+        raise AttiqaError(f"{init}: initial checkpoint not found (pass the pretrained model.safetensors)")
+    return resolve_weights(str(init))
+
+
+def ignored_split_settings(cfg: FinetuneConfig) -> list[str]:
+    """The base config's split settings a protocol does not use (it makes its own splits: 80/20, seeds from
+    ``--seed``), named so a user who set them is told instead of benched on other splits without a word."""
+    default = FinetuneConfig()
+    return [
+        f"{k}: {getattr(cfg, k)}"
+        for k in ("val_fraction", "split_seed")
+        if getattr(cfg, k) != getattr(default, k)
+    ]
+
+
 def finished_runs(out_dir: str | Path, protocol: str) -> int:
     """How many runs of ``protocol`` under ``out_dir`` have finished (each leaves ``run.json``)."""
     return sum(1 for _ in (Path(out_dir) / protocol).glob("*/*/run.json"))
@@ -683,9 +708,14 @@ def run_protocol(
     cfg = load_base_config(base_config)
     if protocol == "linear-probe":
         cfg = replace(cfg, freeze_backbone=True)
-    init = Path(init_checkpoint) if init_checkpoint else None
-    if init is not None and not init.is_file():
-        raise AttiqaError(f"{init}: initial checkpoint not found (pass the pretrained model.safetensors)")
+    unused = ignored_split_settings(cfg)
+    if unused:
+        console.print(
+            f"[yellow]base config {', '.join(unused)}: not used — the protocol makes its own splits "
+            "(80/20, or the dataset's official split; data-efficient: --fractions; seeds from --seed)",
+            highlight=False,
+        )
+    init = init_path(init_checkpoint)
     if method is None:
         method = "ATTIQA" if init is not None else f"{cfg.backbone} (no attribute pretraining)"
     repeats = repeats if repeats is not None else (1 if protocol == "cross" else 10)

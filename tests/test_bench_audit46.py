@@ -159,3 +159,22 @@ def test_a_read_only_bench_folder_says_chmod_to_resume_it(tmp_path):
     assert res.returncode == 2, res.stderr
     chmod = f"make it writable (chmod -R u+w {out}) to resume its finished runs, or choose another --out"
     assert f"error: {out}: not writable (permission denied) — {chmod}" in res.stderr
+
+
+def test_init_takes_a_named_model_and_unused_split_settings_are_said(tmp_path, photos, tiny_yaml):
+    """**Was**: `--init attiqa-default` (fine-tune the shipped model on one's own set) was "attiqa-default:
+    initial checkpoint not found" though `attiqa export` takes the name; and a base config's `val_fraction`
+    / `split_seed` were dropped without a word (the protocol makes its own 80/20 splits). Now a named model
+    is its shipped file, a misspelt one gets the names, and the unused settings are said."""
+    data = _set(tmp_path / "set", photos)
+    tiny_yaml.write_text(tiny_yaml.read_text() + "val_fraction: 0.5\n")
+    out = tmp_path / "bench"
+    args = ["bench", "single", "-d", f"folder={data}", "-c", str(tiny_yaml), "-n", "1", "--epochs", "1", "-q"]
+    typo = runner.invoke(app, [*args, "--init", "attiqa-defualt", "-o", str(out)])
+    assert "unknown model name 'attiqa-defualt' (did you mean 'attiqa-default'" in str(typo.exception)
+    res = runner.invoke(app, [*args, "--init", "attiqa-default", "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "base config val_fraction: 0.5: not used — the protocol makes its own splits" in res.output
+    doc = json.loads((out / "single.json").read_text())
+    assert doc["method"] == "ATTIQA" and doc["init_checkpoint"].endswith("attiqa-default.safetensors")
+    assert doc["runs"][0]["n_test"] == 2  # 80/20 of 12 images, not the config's 50 %
