@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from attiqa.device import resolve_device
 from attiqa.errors import AttiqaError
 from attiqa.io.images import load_image
 from attiqa.scorer_info import ScorerInfo
@@ -42,7 +43,9 @@ class Scorer(ABC):
     columns: tuple[str, ...] = ("score",)
 
     def __init__(self, device: str | torch.device = "cpu") -> None:
-        self.device = torch.device(device)
+        # one rule with --device: "auto"; a device this machine lacks (or "gpu") is one line, not torch's
+        # "Found no NVIDIA driver" or its list of every device type when the first batch moves
+        self.device = resolve_device(str(device))
 
     @property
     @abstractmethod

@@ -118,6 +118,15 @@ def load_base_config(source: str | Path | dict[str, Any] | FinetuneConfig | None
         data = read_sections(where)
     else:
         data = dict(source)
+    run_keys = (
+        sorted({"out_dir", "label", "labels", "pretrain"} & set(data)) if isinstance(data, dict) else []
+    )
+    if run_keys and not isinstance(data.get("finetune"), dict):  # ablations/l2.yaml: "unknown key out_dir"
+        raise ConfigError(
+            f"a run config ({', '.join(run_keys)}) without a finetune: section — bench fine-tunes with a "
+            "finetune: section's settings (e.g. -c configs/default_model.yaml) or those keys alone",
+            where,
+        )
     try:  # keys named from the top of the file (or mapping), the file apart, as load_config
         if isinstance(data, dict) and isinstance(data.get("finetune"), dict):
             run = from_dict(TrainConfig, {k: data[k] for k in ("model", "finetune") if k in data}, "")
@@ -462,14 +471,18 @@ def check_fractions(fractions: Sequence[float]) -> None:
 
 
 def _check_device_and_init(cfg: FinetuneConfig, init: Path | None) -> None:
-    """The device and the init checkpoint, before the output folder is made: a machine without CUDA or a
-    file that is not an ATTIQA checkpoint stopped the first run, leaving OUT/PROTOCOL/LABEL/split00."""
+    """The device and the init checkpoint (or the backbone's ImageNet weights), before the output folder is
+    made: a machine without CUDA, a file that is not an ATTIQA checkpoint or weights that cannot be
+    downloaded stopped the first run, leaving OUT/PROTOCOL/LABEL/split00."""
     from attiqa.device import resolve_device
+    from attiqa.models import create_backbone
     from attiqa.models.attiqa_model import load_model
 
     resolve_device(cfg.device)
     if init is not None:
         load_model(init)
+    else:  # the ImageNet weights (paper_resnet50.yaml offline: a download that fails)
+        create_backbone(cfg.backbone, pretrained=cfg.pretrained_backbone, weights=cfg.backbone_weights)
 
 
 def init_path(init: str | Path | None) -> Path | None:

@@ -77,3 +77,32 @@ def test_an_image_tensor_is_refused_not_scored_as_the_models_view(default_scorer
     assert isinstance(one["mos"], float) and one == pytest.approx(default_scorer(photo), abs=1e-4)
     two = default_scorer(torch.stack([view, view]))  # a batch of views, as before
     np.testing.assert_allclose(two["mos"], [one["mos"]] * 2, atol=1e-4)
+
+
+def test_a_missing_device_a_stage_folder_a_card_and_a_path_to_create_scorer(tmp_path):
+    """**Was**: `create_scorer("attiqa-default", device="cuda")` on a machine without CUDA was torch's "Found
+    no NVIDIA driver on your system …" (`device="gpu"`: torch's list of every device type);
+    `load_scorer("RUN/finetune")` — the folder holding last.safetensors — "folder holds no ATTIQA checkpoint
+    (finetune/last.safetensors, ...)"; `load_scorer("RUN/finetune/last.json")` (the card) "not a readable
+    safetensors checkpoint (… header too large)"; `create_scorer(PATH)` "unknown scorer '…' (known names:
+    …)". Now the device rule of `--device`, the stage folder's checkpoint, and one line saying what to
+    pass."""
+    from attiqa.models import AttiqaModel, create_backbone, save_model
+
+    if not torch.cuda.is_available():
+        with pytest.raises(AttiqaError, match="device 'cuda' requested but CUDA is not available"):
+            attiqa.create_scorer("classical", device="cuda")
+    with pytest.raises(AttiqaError, match="unknown device 'gpu' — use auto, cpu, cuda or cuda:N"):
+        attiqa.create_scorer("classical", device="gpu")
+    torch.manual_seed(0)
+    model = AttiqaModel(create_backbone("tiny"), head_hidden=8, mos_hidden=8)
+    model.set_mos_range(1.0, 5.0)
+    ckpt = save_model(model, tmp_path / "run" / "finetune" / "last.safetensors", card={"name": "t"})
+    assert attiqa.load_scorer(tmp_path / "run" / "finetune").checkpoint == ckpt
+    card = ckpt.with_suffix(".json")
+    with pytest.raises(AttiqaError, match=f"{card}: a model card — pass the checkpoint beside it, {ckpt}"):
+        attiqa.load_scorer(card)
+    with pytest.raises(
+        AttiqaError, match="a checkpoint, not a scorer name — load it with attiqa.load_scorer"
+    ):
+        attiqa.create_scorer(str(ckpt))

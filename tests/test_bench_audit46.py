@@ -178,3 +178,26 @@ def test_init_takes_a_named_model_and_unused_split_settings_are_said(tmp_path, p
     doc = json.loads((out / "single.json").read_text())
     assert doc["method"] == "ATTIQA" and doc["init_checkpoint"].endswith("attiqa-default.safetensors")
     assert doc["runs"][0]["n_test"] == 2  # 80/20 of 12 images, not the config's 50 %
+
+
+def test_configs_bench_cannot_use_are_one_line_before_any_folder_is_made(tmp_path, photos):
+    """**Was**: `-c configs/ablations/l2.yaml` (a run config for `attiqa train`, no finetune: section) was
+    "unknown key 'out_dir'; valid keys: …"; `-c configs/paper_resnet50.yaml` offline (ImageNet weights that
+    cannot be downloaded; here: a `backbone_weights` file that is not weights) stopped the first run,
+    leaving OUT/single/LABEL/split00/split.csv. Now one line each, before any folder is made."""
+    data = _set(tmp_path / "set", photos)
+    bad = tmp_path / "not_weights.safetensors"
+    bad.write_text("not weights")
+    weights = tmp_path / "weights.yaml"
+    weights.write_text(f"backbone: efficientnet_lite0\nbackbone_weights: {bad}\nepochs: 1\nnum_workers: 0\n")
+    ablation = Path(__file__).parents[1] / "configs" / "ablations" / "l2.yaml"
+    out = tmp_path / "out"
+    for cfg, line in (
+        (weights, f"{bad}: cannot read backbone weights"),
+        (ablation, f"{ablation}: a run config (labels, out_dir, pretrain) without a finetune: section — "
+         "bench fine-tunes with a finetune: section's settings (e.g. -c configs/default_model.yaml) or those "
+         "keys alone"),
+    ):  # fmt: skip
+        res = runner.invoke(app, ["bench", "single", "-d", f"folder={data}", "-c", str(cfg), "-o", str(out)])
+        assert isinstance(res.exception, AttiqaError) and line in str(res.exception), res.output
+        assert not out.exists()
