@@ -4,7 +4,8 @@ A scorer splits CPU preprocessing (:meth:`Scorer.transform`, runs in decode work
 model call (:meth:`Scorer.score_tensors`); :func:`attiqa.scoring.score_batches` is the one loop that
 drives them for ``score``, ``eval``, ``label`` and genbench. A teacher (paper §3.2) is a scorer whose
 columns are the five attributes. Calling a scorer on paths, PIL images or tensors returns a dict
-``column -> np.ndarray`` (or ``column -> float`` for a single input).
+``column -> np.ndarray`` (or ``column -> float`` for a single input); numpy arrays are images,
+tensors the scorer's own transformed view.
 
 This module sits outside :mod:`attiqa.scorers` and :mod:`attiqa.teachers` because both implement it
 (scorers build on teachers; neither may import the other's package in a circle). :class:`ScorerInfo` is
@@ -22,6 +23,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from attiqa.device import resolve_device
+from attiqa.errors import AttiqaError
 from attiqa.io.images import load_image
 from attiqa.scorer_info import ScorerInfo
 
@@ -40,7 +43,9 @@ class Scorer(ABC):
     columns: tuple[str, ...] = ("score",)
 
     def __init__(self, device: str | torch.device = "cpu") -> None:
-        self.device = torch.device(device)
+        # one rule with --device: "auto"; a device this machine lacks (or "gpu") is one line, not torch's
+        # "Found no NVIDIA driver" or its list of every device type when the first batch moves
+        self.device = resolve_device(str(device))
 
     @property
     @abstractmethod
@@ -58,21 +63,28 @@ class Scorer(ABC):
         return {"name": self.info.name, "kind": self.info.kind}
 
     @torch.no_grad()
-    def __call__(
-        self, inputs: str | Path | Image.Image | torch.Tensor | Sequence[str | Path | Image.Image]
-    ) -> dict[str, np.ndarray] | dict[str, float]:
-        """Score paths, PIL images, a list of them, or an already-transformed tensor batch."""
+    def __call__(self, inputs: Any) -> dict[str, np.ndarray] | dict[str, float]:
+        """Score a path, a PIL image or a numpy image ((H, W), (H, W, 1 | 3 | 4): uint8, uint16, bool or
+        float in [0, 1]); a list of them or an (N, H, W, C) array; or a tensor of :meth:`transform`'s outputs
+        (one, or a batch stacked from them: a tensor is taken as it is, not as an image). One input gives
+        floats, several arrays."""
         single = False
         parts: Iterator[torch.Tensor] | list[torch.Tensor]
         if isinstance(inputs, torch.Tensor):
-            parts = [inputs if inputs.dim() >= 4 else inputs.unsqueeze(0)]
-            single = inputs.dim() == 3
+            single = self._is_one_view(inputs)
+            parts = [inputs.unsqueeze(0) if single else inputs]
         else:
-            items: Sequence[str | Path | Image.Image]
-            if isinstance(inputs, (str, Path, Image.Image)):
+            items: Sequence[Any] | np.ndarray
+            if isinstance(inputs, (str, Path, Image.Image)) or (
+                isinstance(inputs, np.ndarray) and inputs.ndim in (2, 3)
+            ):
                 items, single = [inputs], True
-            else:
+            elif isinstance(inputs, (Sequence, np.ndarray)):
                 items = inputs
+            else:
+                raise TypeError(f"cannot score an object of type {type(inputs).__name__}: {WHAT_SCORES}")
+            if len(items) == 0:
+                return {c: np.empty(0, dtype=np.float32) for c in self.columns}
             # Decode, transform and score a few images at a time: a long list must not become one
             # batch (a few hundred five-crop images would need tens of GB of activations).
             step = self.info.max_batch or CALL_BATCH
@@ -83,6 +95,74 @@ class Scorer(ABC):
             return {c: float(out[0, i]) for i, c in enumerate(self.columns)}
         return {c: out[:, i] for i, c in enumerate(self.columns)}
 
-    def _tensor_of(self, x: str | Path | Image.Image) -> torch.Tensor:
-        im = x if isinstance(x, Image.Image) else load_image(x, min_shorter=self.info.min_shorter)
+    def _tensor_of(self, x: Any) -> torch.Tensor:
+        if isinstance(x, np.ndarray):
+            im = image_of_array(x)
+        elif isinstance(x, Image.Image):
+            im = x
+        elif isinstance(x, (str, Path)):
+            im = load_image(x, min_shorter=self.info.min_shorter)
+        else:
+            raise TypeError(f"cannot score an object of type {type(x).__name__} in a list: {WHAT_SCORES}")
         return self.transform(im.convert("RGB"))
+
+    def _is_one_view(self, t: torch.Tensor) -> bool:
+        """Whether ``t`` is one of :meth:`transform`'s outputs (True) or a batch of views (False: stacked
+        transform outputs, or the model's own views of another size, as isp_env's reward passes). What
+        cannot be a view is refused: an image tensor (3, H, W) that is not the transform's output was scored
+        as if it were the ATTIQA view (not resized, cropped or normalised) — a plausible, wrong MOS (42 for
+        a photo scored 57 as a PIL image) — and a uint8 tensor for a float view was torch's dtype error."""
+        h, w = (int(t.shape[-2]), int(t.shape[-1])) if t.dim() >= 2 else (1, 1)
+        view = self.transform(Image.new("RGB", (max(w, 1), max(h, 1))))
+        if tuple(t.shape) == tuple(view.shape) and (t.is_floating_point() or not view.is_floating_point()):
+            return True
+        if t.dim() > 3 and (t.is_floating_point() or not view.is_floating_point()):
+            return False
+        got = f"{tuple(t.shape)} ({str(t.dtype).removeprefix('torch.')})"
+        want = f"{tuple(view.shape)} ({str(view.dtype).removeprefix('torch.')})"
+        raise AttiqaError(
+            f"a tensor {got} is not this scorer's view: a tensor must be scorer.transform(image)'s output, "
+            f"{want}, or a batch of them — pass an image as a PIL image, a path or a numpy array (H, W, 3) "
+            "(a (3, H, W) tensor t: t.permute(1, 2, 0).numpy())"
+        )
+
+
+WHAT_SCORES = (
+    "pass a path, a PIL image, a numpy image (H, W[, C]), a list of them, or a tensor of scorer.transform "
+    "outputs"
+)
+
+
+def image_of_array(a: np.ndarray) -> Image.Image:
+    """A numpy image as PIL: (H, W) or (H, W, 1 | 3 | 4), uint8 / uint16 / bool / other integers in 0..255 /
+    float in [0, 1] (as skimage and matplotlib hold images); anything else is one line saying what to do."""
+    if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[-1] not in (1, 3, 4)):
+        hint = ""
+        if a.ndim == 3 and a.shape[0] in (1, 3, 4):
+            hint = " (channels first: pass a.transpose(1, 2, 0))"
+        raise AttiqaError(f"a numpy array of shape {a.shape} is not an image: expected (H, W) or (H, W, C) "
+                          f"with C = 1, 3 or 4{hint}")  # fmt: skip
+    if min(a.shape[:2]) < 1:
+        raise AttiqaError(f"a numpy array of shape {a.shape} is an empty image")
+    if a.dtype == np.bool_:
+        a = a.astype(np.uint8) * 255
+    elif a.dtype == np.uint16:
+        a = (a.astype(np.uint32) * 255 + 32767) // 65535
+    elif np.issubdtype(a.dtype, np.floating):
+        lo, hi = float(np.min(a)), float(np.max(a))
+        if not (np.isfinite(lo) and np.isfinite(hi) and lo >= 0.0 and hi <= 1.0):
+            raise AttiqaError(
+                f"a float image must hold values in [0, 1], this one {lo:g}..{hi:g} — divide by 255 if it "
+                "holds 0..255 values (or pass it as uint8)"
+            )
+        a = np.round(a * 255.0)
+    elif np.issubdtype(a.dtype, np.integer) and a.dtype != np.uint8:
+        if a.min() < 0 or a.max() > 255:
+            raise AttiqaError(f"an integer image ({a.dtype}) must hold values in 0..255 (or be uint16), this "
+                              f"one {a.min()}..{a.max()}")  # fmt: skip
+    elif a.dtype != np.uint8:
+        raise AttiqaError(f"a numpy array of dtype {a.dtype} is not an image — pass uint8, uint16 or float")
+    a = np.ascontiguousarray(a.astype(np.uint8))
+    if a.ndim == 3 and a.shape[-1] == 1:
+        a = a[..., 0]
+    return Image.fromarray(a)

@@ -31,7 +31,8 @@ prompts) always share a group, image-wise too, so a copy of a training image is 
 
 Runs are resumable: a finished run leaves ``run.json``; rerunning the same command skips it — as long as
 the base config, the init checkpoint's content (a checkpoint trained again at the same path trains again)
-and the split's images and MOS are the same. Big
+and the split's images and MOS are the same — and a run cut short (its fingerprint in ``started.json``)
+continues from its last finished epoch. Big
 checkpoints are deleted after their numbers are taken unless ``keep_checkpoints``. Each run's split is
 handed to fine-tuning in memory; ``split.csv`` is written next to it as a record only.
 """
@@ -117,6 +118,15 @@ def load_base_config(source: str | Path | dict[str, Any] | FinetuneConfig | None
         data = read_sections(where)
     else:
         data = dict(source)
+    run_keys = (
+        sorted({"out_dir", "label", "labels", "pretrain"} & set(data)) if isinstance(data, dict) else []
+    )
+    if run_keys and not isinstance(data.get("finetune"), dict):  # ablations/l2.yaml: "unknown key out_dir"
+        raise ConfigError(
+            f"a run config ({', '.join(run_keys)}) without a finetune: section — bench fine-tunes with a "
+            "finetune: section's settings (e.g. -c configs/default_model.yaml) or those keys alone",
+            where,
+        )
     try:  # keys named from the top of the file (or mapping), the file apart, as load_config
         if isinstance(data, dict) and isinstance(data.get("finetune"), dict):
             run = from_dict(TrainConfig, {k: data[k] for k in ("model", "finetune") if k in data}, "")
@@ -297,6 +307,15 @@ def _fingerprint(*parts: Any) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def _read_fingerprint(path: Path) -> str | None:
+    """The fingerprint recorded in ``path`` (None: no such file, or not one of ours)."""
+    try:
+        value = json.loads(path.read_text()).get("fingerprint")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return value if isinstance(value, str) else None
+
+
 def _pick_metrics(res: Any, select: str) -> tuple[dict[str, float], int | None]:
     """The selected checkpoint's metrics and epoch. The best epoch is the trainer's own record: matching the
     best metrics against the history found none with a ridge head (added after training, its combined
@@ -351,7 +370,17 @@ def run_finetune_split(
         prev = json.loads(done.read_text())
         if prev.get("fingerprint") == fp:
             return prev
+    # a run cut short (Ctrl-C, a kill) continues from its last finished epoch when nothing it depends on
+    # changed; "started.json" records what it started with (else it trains over what is there)
+    started = run_dir / "started.json"
+    resume = _read_fingerprint(started) == fp
+    if resume:
+        where = plain(str(run_dir))
+        console.print(
+            f"{plain(bench.label)} {split.name}: continuing the run cut short in {where}", highlight=False
+        )
     write_split_csv(csv_path, items, split)  # a record of the split; training gets it in memory
+    write_json_atomic(started, {"fingerprint": fp})
     n_tr = len(split.train)
     data = MosSplit(
         paths=[Path(it.image) for it in used], mos=torch.tensor([float(it.mos) for it in used]),
@@ -359,7 +388,7 @@ def run_finetune_split(
         source=f"{bench.dataset.name}:{bench.dataset.root}", image_root=str(bench.dataset.root),
     )  # fmt: skip
     run_cfg = replace(cfg, csv="", image_root="")
-    res = finetune(run_cfg, init_checkpoint, run_dir, resume=False, progress=progress, data=data)
+    res = finetune(run_cfg, init_checkpoint, run_dir, resume=resume, progress=progress, data=data)
     metrics, epoch = _pick_metrics(res, select)
     ridge = bool(res.history and res.history[-1].get("ridge"))
     ft_dir = run_dir / "finetune"
@@ -404,7 +433,8 @@ def _f(v: float | None) -> str:
 def _md_table(rows: list[list[str]]) -> str:
     """Rows -> markdown; the first row is the header (the paper's group header), the rest body rows."""
     width = max(len(r) for r in rows)
-    rows = [r + [""] * (width - len(r)) for r in rows]
+    # a '|' in a cell (a --method or label holding one) would end the cell: escaped as markdown reads it
+    rows = [[c.replace("|", "\\|") for c in r] + [""] * (width - len(r)) for r in rows]
     lines = ["| " + " | ".join(rows[0]) + " |", "|" + "|".join(["---"] * width) + "|"]
     lines += ["| " + " | ".join(r) + " |" for r in rows[1:]]
     return "\n".join(lines) + "\n"
@@ -414,8 +444,75 @@ def _check_all(benches: Sequence[BenchDataset]) -> None:
     labels = [b.label for b in benches]
     if len(set(labels)) != len(labels):
         raise AttiqaError(f"datasets need distinct labels, got {', '.join(labels)} (use LABEL:NAME=ROOT)")
+    for label in labels:  # a label names the folder OUT/PROTOCOL/LABEL: '../x' wrote outside it
+        if label.strip() in ("", ".", "..") or "/" in label or "\\" in label or not label.isprintable():
+            raise AttiqaError(
+                f"dataset label {label!r}: it names the runs' folder OUT/PROTOCOL/LABEL — give a plain name "
+                "without '/' or '..' (LABEL:NAME=ROOT, e.g. clive:folder=/data/clive)"
+            )
     for b in benches:
         b.dataset.check_images()  # every problem surfaces before the first epoch
+
+
+def check_fractions(fractions: Sequence[float]) -> None:
+    """data-efficient's fractions: at least one, each its own percentage (each in (0, 1):
+    :func:`fraction_splits`) — the table column
+    and the run folder (``f10_split00``) are named by it, so 0.1 twice (or 0.1 and 0.101) trained once and
+    showed one column twice; none at all wrote an empty table."""
+    if not fractions:
+        raise AttiqaError("data-efficient: no training fraction given — pass e.g. --fractions 0.1,0.2")
+    seen: dict[int, float] = {}
+    for fr in fractions:
+        pct = round(fr * 100)
+        if pct in seen:
+            raise AttiqaError(f"data-efficient: fractions {seen[pct]} and {fr} both read {pct}% (one table "
+                              "column, one run folder) — give each fraction once")  # fmt: skip
+        seen[pct] = fr
+
+
+def _check_device_and_init(cfg: FinetuneConfig, init: Path | None) -> None:
+    """The device and the init checkpoint (or the backbone's ImageNet weights), before the output folder is
+    made: a machine without CUDA, a file that is not an ATTIQA checkpoint or weights that cannot be
+    downloaded stopped the first run, leaving OUT/PROTOCOL/LABEL/split00."""
+    from attiqa.device import resolve_device
+    from attiqa.models import create_backbone
+    from attiqa.models.attiqa_model import load_model
+
+    resolve_device(cfg.device)
+    if init is not None:
+        load_model(init)
+    else:  # the ImageNet weights (paper_resnet50.yaml offline: a download that fails)
+        create_backbone(cfg.backbone, pretrained=cfg.pretrained_backbone, weights=cfg.backbone_weights)
+
+
+def init_path(init: str | Path | None) -> Path | None:
+    """The checkpoint to fine-tune from: a file, or a named model with weights (``--init attiqa-default``,
+    as ``attiqa export`` takes one; was "initial checkpoint not found")."""
+    from attiqa.scorers.zoo import is_checkpoint, resolve_weights
+
+    if not init:
+        return None
+    if Path(init).is_file():
+        return Path(init)
+    if is_checkpoint(init):
+        raise AttiqaError(f"{init}: initial checkpoint not found (pass the pretrained model.safetensors)")
+    return resolve_weights(str(init))
+
+
+def ignored_split_settings(cfg: FinetuneConfig) -> list[str]:
+    """The base config's split settings a protocol does not use (it makes its own splits: 80/20, seeds from
+    ``--seed``), named so a user who set them is told instead of benched on other splits without a word."""
+    default = FinetuneConfig()
+    return [
+        f"{k}: {getattr(cfg, k)}"
+        for k in ("val_fraction", "split_seed")
+        if getattr(cfg, k) != getattr(default, k)
+    ]
+
+
+def finished_runs(out_dir: str | Path, protocol: str) -> int:
+    """How many runs of ``protocol`` under ``out_dir`` have finished (each leaves ``run.json``)."""
+    return sum(1 for _ in (Path(out_dir) / protocol).glob("*/*/run.json"))
 
 
 @dataclass
@@ -454,6 +551,13 @@ class _Run:
                     highlight=False,
                 )
             self.copies[b.label] = n_copies
+            if groups is not None and len(set(groups)) < 2 and self.keys(b) is not None:
+                key = NATURAL_GROUPS.get(b.dataset.name) if self.group_by == "auto" else self.group_by
+                raise AttiqaError(
+                    f"{b.label} ({b.dataset.root}): all {len(groups)} items share one {key!r} "
+                    f"({groups[0]!r}) — a group-aware split needs at least 2 groups; use --group-by none "
+                    "for image-wise splits"
+                )
             self._groups[b.label] = groups
         return self._groups[b.label]
 
@@ -617,15 +721,23 @@ def run_protocol(
     cfg = load_base_config(base_config)
     if protocol == "linear-probe":
         cfg = replace(cfg, freeze_backbone=True)
-    init = Path(init_checkpoint) if init_checkpoint else None
-    if init is not None and not init.is_file():
-        raise AttiqaError(f"{init}: initial checkpoint not found (pass the pretrained model.safetensors)")
+    unused = ignored_split_settings(cfg)
+    if unused:
+        console.print(
+            f"[yellow]base config {', '.join(unused)}: not used — the protocol makes its own splits "
+            "(80/20, or the dataset's official split; data-efficient: --fractions; seeds from --seed)",
+            highlight=False,
+        )
+    init = init_path(init_checkpoint)
     if method is None:
         method = "ATTIQA" if init is not None else f"{cfg.backbone} (no attribute pretraining)"
     repeats = repeats if repeats is not None else (1 if protocol == "cross" else 10)
     if repeats < 1:
         raise AttiqaError("repeats must be at least 1")
+    if protocol == "data-efficient":
+        check_fractions(fractions)
     _check_all(benches)
+    _check_device_and_init(cfg, init)
     out = Path(out_dir)
     r = _Run(cfg, init, select, progress, keep_checkpoints, out, repeats, seed, official_split, group_by)
     for b in benches:

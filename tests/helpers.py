@@ -376,3 +376,42 @@ def tiny_train_config(root: Path, mos_csv: str | None = None, **finetune: object
         + "".join(f"  {k}: {v}\n" for k, v in values.items())
     )
     return cfg
+
+
+# ----------------------------------------------------------------------------------------------------
+# a real signal at the one moment a command commits an output
+
+SIGNAL_AFTER_COMMIT = """
+import importlib, os, signal, sys
+
+signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal (a background job ignores it)
+seam, suffix, after, sig, entry = (os.environ[k] for k in ("SEAM", "SUFFIX", "AFTER", "SIG", "ENTRY"))
+real = getattr(os, seam)
+seen = 0
+
+
+def committed(*args, **kw):
+    global seen
+    result = real(*args, **kw)
+    name = str(args[1]) if seam == "replace" else os.readlink(f"/proc/self/fd/{args[0]}")
+    if name.endswith(suffix):
+        seen += 1
+        if seen == int(after):
+            os.kill(os.getpid(), getattr(signal, sig))  # a real signal, as the commit returns
+    return result
+
+
+setattr(os, seam, committed)
+importlib.import_module(entry).main()
+"""
+
+
+def signal_after(tmp_path: Path, seam: str, suffix: str, after: int, sig: str, entry: str) -> dict:
+    """``run_attiqa`` / ``run_genbench`` keyword arguments that make the command send itself a real ``sig``
+    as the ``after``-th commit (``os.replace`` / ``os.fsync``, seam) of a file ending in ``suffix`` returns
+    — the one moment a timed signal from outside hits by luck. The writing, the handlers, the messages and
+    the resume are the commands' own."""
+    script = tmp_path / "signal_after_commit.py"
+    script.write_text(SIGNAL_AFTER_COMMIT)
+    env = {"SEAM": seam, "SUFFIX": suffix, "AFTER": str(after), "SIG": sig, "ENTRY": entry}
+    return {"script": script, "env": {**env, "OMP_NUM_THREADS": "1"}}

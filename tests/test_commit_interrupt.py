@@ -1,6 +1,6 @@
 """A Ctrl-C / SIGTERM that lands exactly between an output's commit and its record, then the same command.
 
-The real commands run in a process of their own; a wrapper script (:data:`SIGNAL_AFTER_COMMIT`) only makes
+The real commands run in a process of their own; a wrapper script (`helpers.SIGNAL_AFTER_COMMIT`) only makes
 the process send itself a real signal as the N-th matching commit (``os.replace`` of an atomic write,
 ``os.fsync`` of a score file's batch) returns — the one moment a timed signal from outside hits by luck.
 The writing, the handlers, the messages and the resume are the commands' own.
@@ -17,42 +17,11 @@ from pathlib import Path
 
 import pytest
 from conftest import resized
-from helpers import run_attiqa, run_genbench
+from helpers import run_attiqa, run_genbench, signal_after
 
 from attiqa.io.atomic import interrupts_held
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="reads /proc/self/fd")
-
-SIGNAL_AFTER_COMMIT = """
-import importlib, os, signal, sys
-
-signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal (a background job ignores it)
-seam, suffix, after, sig, entry = (os.environ[k] for k in ("SEAM", "SUFFIX", "AFTER", "SIG", "ENTRY"))
-real = getattr(os, seam)
-seen = 0
-
-
-def committed(*args, **kw):
-    global seen
-    result = real(*args, **kw)
-    name = str(args[1]) if seam == "replace" else os.readlink(f"/proc/self/fd/{args[0]}")
-    if name.endswith(suffix):
-        seen += 1
-        if seen == int(after):
-            os.kill(os.getpid(), getattr(signal, sig))  # a real signal, as the commit returns
-    return result
-
-
-setattr(os, seam, committed)
-importlib.import_module(entry).main()
-"""
-
-
-def _signal_after(tmp_path: Path, seam: str, suffix: str, after: int, sig: str, entry: str) -> dict:
-    script = tmp_path / "signal_after_commit.py"
-    script.write_text(SIGNAL_AFTER_COMMIT)
-    env = {"SEAM": seam, "SUFFIX": suffix, "AFTER": str(after), "SIG": sig, "ENTRY": entry}
-    return {"script": script, "env": {**env, "OMP_NUM_THREADS": "1"}}
 
 
 def _rows(path: Path) -> list[dict]:
@@ -85,7 +54,7 @@ def test_make_distorted_interrupted_between_rename_and_label(tmp_path, photos, s
         resized(photos[n], longer=48).save(src / f"{n}.png")
     out, ref = tmp_path / "set", tmp_path / "ref"
     args = ["make-distorted", src, "--rounds", "3", "--seed", "5"]
-    res = run_attiqa(*args, "--out", out, **_signal_after(tmp_path, "replace", ".png", 3, sig, "attiqa.cli"))
+    res = run_attiqa(*args, "--out", out, **signal_after(tmp_path, "replace", ".png", 3, sig, "attiqa.cli"))
     assert res.returncode == code, res.stderr
     assert _said(res.stderr) == [f"interrupted: 3 written, 0 already there, kept in {out} with their labels; "
                                  "rerun the same command to resume"], res.stderr  # fmt: skip
@@ -106,7 +75,7 @@ def test_score_interrupted_between_a_batch_s_fsync_and_its_count(tmp_path, photo
         resized(photos[list(photos)[i % len(photos)]], longer=40 + i).save(imgs / f"i{i}.png")
     out = tmp_path / "s.csv"
     args = ["score", imgs, "-m", "classical", "-o", out, "--batch-size", "2", "--workers", "0", "--quiet"]
-    res = run_attiqa(*args, **_signal_after(tmp_path, "fsync", "s.csv", 2, "SIGINT", "attiqa.cli"))
+    res = run_attiqa(*args, **signal_after(tmp_path, "fsync", "s.csv", 2, "SIGINT", "attiqa.cli"))
     assert res.returncode == 130, res.stderr
     assert len(_rows(out)) == 4
     assert _said(res.stderr) == [f"interrupted: 4 finished row(s) kept in {out}; rerun the same command to "
@@ -129,7 +98,7 @@ def test_genbench_run_interrupted_between_an_image_s_rename_and_its_count(tmp_pa
     out = tmp_path / "run"
     args = ["run", "--model", sd, "--pairs", "2", "--steps", "2", "--width", "32", "--height", "32",
             "--batch-size", "1", "--out", out, "--device", "cpu"]  # fmt: skip
-    hook = _signal_after(tmp_path, "replace", ".png", 2, "SIGTERM", "genbench.cli")
+    hook = signal_after(tmp_path, "replace", ".png", 2, "SIGTERM", "genbench.cli")
     script = hook["script"]
     res = run_attiqa(*args, script=script, env={**hook["env"]})
     assert res.returncode == 143, res.stderr
@@ -152,7 +121,7 @@ def test_score_json_interrupted_between_the_document_and_its_journal_s_removal(t
         resized(photos[list(photos)[i]], longer=40 + i).save(imgs / f"i{i}.png")
     out = tmp_path / "s.json"
     args = ["score", imgs, "-m", "classical", "-o", out, "--batch-size", "2", "--workers", "0", "--quiet"]
-    res = run_attiqa(*args, **_signal_after(tmp_path, "replace", "s.json", 1, "SIGINT", "attiqa.cli"))
+    res = run_attiqa(*args, **signal_after(tmp_path, "replace", "s.json", 1, "SIGINT", "attiqa.cli"))
     assert res.returncode == 130, res.stderr
     assert (tmp_path / ".s.json.partial.csv").exists()  # the window: the document and its journal
     again = run_attiqa(*args)
@@ -173,7 +142,7 @@ def test_train_interrupted_between_the_last_checkpoint_and_its_card(tmp_path):
 
     cfg = tiny_train_config(tmp_path, epochs=2)
     last = tmp_path / "run" / "finetune" / "last.safetensors"
-    res = run_attiqa("train", "-c", cfg, **_signal_after(tmp_path, "replace", "last.safetensors", 2, "SIGINT",
+    res = run_attiqa("train", "-c", cfg, **signal_after(tmp_path, "replace", "last.safetensors", 2, "SIGINT",
                                                         "attiqa.cli"))  # fmt: skip
     assert res.returncode == 130, res.stderr
     assert read_card(last)["epoch"] == 2 and json.loads(card_path_for(last).read_text())["epoch"] == 1

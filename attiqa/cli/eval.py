@@ -296,7 +296,8 @@ def bench_cmd(
     """Run one of the paper's protocols (§4.1, §4.4, §4.5) and write a table laid out like the paper's.
 
     Every run fine-tunes with the base config on a generated split.
-    Finished runs are skipped when the same command is repeated. Cross scores each trained model on the
+    Finished runs are skipped when the same command is repeated, and a run cut short (Ctrl-C) continues
+    from its last finished epoch. Cross scores each trained model on the
     other datasets through `attiqa eval`'s score cache (--cache/--no-cache, $ATTIQA_CACHE).
 
     Example: attiqa bench single -d clive=/data/CLIVE -d koniq10k=/data/koniq -c ft.yaml --init m.safetensors
@@ -305,8 +306,8 @@ def bench_cmd(
 
     from attiqa.datasets import get_dataset
     from attiqa.datasets.readers import parse_data_spec
-    from attiqa.io.atomic import output_folder
-    from attiqa.protocols import bench_dataset, load_base_config, run_protocol
+    from attiqa.io.atomic import output_folder, resume_fix
+    from attiqa.protocols import bench_dataset, finished_runs, load_base_config, run_protocol
 
     cfg = load_base_config(config)
     if epochs is not None:
@@ -330,14 +331,37 @@ def bench_cmd(
         fr = [float(x) for x in fractions.split(",") if x.strip()]
     except ValueError:
         raise AttiqaError(f"--fractions must be comma-separated numbers, got {fractions!r}") from None
-    output_folder(out, "--out", create=False)  # before the first run; made once run_protocol's checks pass
-    res = run_protocol(
-        protocol, benches, cfg, out, init_checkpoint=init, repeats=repeats, fractions=fr, select=select,
-        seed=seed, method=method, keep_checkpoints=keep_checkpoints, progress=not quiet,
-        group_by=None if group_by.lower() == "none" else group_by, cache=cache,
-    )  # fmt: skip
-    stdout.print(res.table)
+    # before the first run; made once run_protocol's checks pass. A folder of earlier runs: resumable
+    fix = (
+        resume_fix(out, "its finished runs", "choose another --out", recursive=True)
+        if _has_files(out)
+        else None
+    )
+    output_folder(out, "--out", fix, create=False)
+    try:
+        res = run_protocol(
+            protocol, benches, cfg, out, init_checkpoint=init, repeats=repeats, fractions=fr, select=select,
+            seed=seed, method=method, keep_checkpoints=keep_checkpoints, progress=not quiet,
+            group_by=None if group_by.lower() == "none" else group_by, cache=cache,
+        )  # fmt: skip
+    except KeyboardInterrupt as exc:
+        done, where = finished_runs(out, protocol), plain_name(out / protocol)
+        console.print(
+            f"[yellow]interrupted: {done} finished run(s) kept in {where}; rerun the same command to resume "
+            "(a run cut short continues from its last finished epoch)",
+            highlight=False,
+        )
+        raise InterruptedExit(exc) from exc
+    stdout.print(res.table, highlight=False, markup=False, soft_wrap=True)  # markdown as written: unwrapped
     console.print(f"[green]wrote {plain_name(res.files['table'])} and {plain_name(res.files['json'])}")
+
+
+def _has_files(folder: Path) -> bool:
+    """``folder`` is a folder holding something (earlier runs to resume), readable or not."""
+    try:
+        return folder.is_dir() and any(folder.iterdir())
+    except OSError:
+        return True
 
 
 def register(app: typer.Typer) -> None:

@@ -53,6 +53,8 @@ def create_scorer(name: str, device: str | torch.device = "cpu", **overrides: An
     head, sep, arg = name.partition(":")
     entry = table.get(name) or (table.get(head) if sep else None)
     if entry is None:
+        if is_checkpoint(name):  # create_scorer takes names; load_scorer takes both
+            raise ModelLoadError(f"{name}: a checkpoint, not a scorer name — load it with attiqa.load_scorer")
         raise ModelLoadError(f"unknown scorer {name!r}{suggest(name, list(table))} — see `attiqa models`")
     if entry.has_weights:
         if sep and name not in table:
@@ -79,6 +81,11 @@ def load_scorer(
             )
         name_or_path = DEFAULT_MODEL
     if is_checkpoint(name_or_path):
+        card = Path(name_or_path)
+        if card.suffix == ".json" and card.with_suffix(".safetensors").is_file():  # the card beside it
+            raise ModelLoadError(
+                f"{card}: a model card — pass the checkpoint beside it, {card.with_suffix('.safetensors')}"
+            )
         factory = resolve_target(ATTIQA_TARGET)
         return factory(checkpoint_in(Path(name_or_path)), device=device, **overrides)
     return create_scorer(str(name_or_path), device=device, **overrides)

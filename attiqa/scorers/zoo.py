@@ -107,6 +107,8 @@ CHECKPOINT_FOLDER_CANDIDATES = (  # last, not best: best is picked on the held-o
     "finetune/best.safetensors",
     "pretrain/model.safetensors",
     "model.safetensors",
+    "last.safetensors",  # a stage's own folder (RUN/finetune): it was "holds no ATTIQA checkpoint"
+    "best.safetensors",
 )
 
 
@@ -248,7 +250,10 @@ def checkpoint_in(path: Path) -> Path:
     for cand in CHECKPOINT_FOLDER_CANDIDATES:
         if (path / cand).exists():
             return path / cand
-    raise ModelLoadError(f"{path}: folder holds no ATTIQA checkpoint (finetune/last.safetensors, ...)")
+    raise ModelLoadError(
+        f"{path}: folder holds no ATTIQA checkpoint ({', '.join(CHECKPOINT_FOLDER_CANDIDATES)}) — pass the "
+        ".safetensors file itself, or a run folder of `attiqa train`"
+    )
 
 
 def resolve_target(target: str) -> Any:
