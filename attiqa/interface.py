@@ -113,18 +113,30 @@ class Scorer(ABC):
         as if it were the ATTIQA view (not resized, cropped or normalised) — a plausible, wrong MOS (42 for
         a photo scored 57 as a PIL image) — and a uint8 tensor for a float view was torch's dtype error."""
         h, w = (int(t.shape[-2]), int(t.shape[-1])) if t.dim() >= 2 else (1, 1)
-        view = self.transform(Image.new("RGB", (max(w, 1), max(h, 1))))
-        if tuple(t.shape) == tuple(view.shape) and (t.is_floating_point() or not view.is_floating_point()):
+        view_shape, view_float = self._view_of_size(max(h, 1), max(w, 1))
+        if tuple(t.shape) == view_shape and (t.is_floating_point() or not view_float):
             return True
-        if t.dim() > 3 and (t.is_floating_point() or not view.is_floating_point()):
+        if t.dim() > 3 and (t.is_floating_point() or not view_float):
             return False
         got = f"{tuple(t.shape)} ({str(t.dtype).removeprefix('torch.')})"
-        want = f"{tuple(view.shape)} ({str(view.dtype).removeprefix('torch.')})"
+        want = f"{view_shape} ({'float' if view_float else 'integer'})"
         raise AttiqaError(
             f"a tensor {got} is not this scorer's view: a tensor must be scorer.transform(image)'s output, "
             f"{want}, or a batch of them — pass an image as a PIL image, a path or a numpy array (H, W, 3) "
             "(a (3, H, W) tensor t: t.permute(1, 2, 0).numpy())"
         )
+
+    def _view_of_size(self, h: int, w: int) -> tuple[tuple[int, ...], bool]:
+        """The shape and float-ness of :meth:`transform`'s output for an h x w image, made once per size:
+        isp_env's reward calls the scorer with a tensor batch every step, and a five-crop transform of a
+        blank image costs tens of ms."""
+        cache: dict[tuple[int, int], tuple[tuple[int, ...], bool]] = self.__dict__.setdefault(
+            "_view_sizes", {}
+        )
+        if (h, w) not in cache:
+            view = self.transform(Image.new("RGB", (w, h)))
+            cache[(h, w)] = (tuple(view.shape), view.is_floating_point())
+        return cache[(h, w)]
 
 
 WHAT_SCORES = (

@@ -76,7 +76,8 @@ def test_an_image_tensor_is_refused_not_scored_as_the_models_view(default_scorer
     one = default_scorer(view)
     assert isinstance(one["mos"], float) and one == pytest.approx(default_scorer(photo), abs=1e-4)
     two = default_scorer(torch.stack([view, view]))  # a batch of views, as before
-    np.testing.assert_allclose(two["mos"], [one["mos"]] * 2, atol=1e-4)
+    # a batch of two sums in another order than one view alone (without the native kernel: 2e-4 apart)
+    np.testing.assert_allclose(two["mos"], [one["mos"]] * 2, atol=1e-3)
 
 
 def test_a_missing_device_a_stage_folder_a_card_and_a_path_to_create_scorer(tmp_path):
