@@ -171,6 +171,14 @@ def run(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> RunRes
 
             check_label_output(resolve_in(out_dir, lc.out))
         teacher = label_teacher(lc) if lc is not None else None
+        # the fine-tuning table too: a CSV naming images that are not there (or no CSV) was its line only
+        # after the labelling and the pretraining had run
+        ft_data = None
+        if cfg.finetune is not None:
+            from attiqa.training.data import read_mos_split
+
+            fc = cfg.finetune
+            ft_data = read_mos_split(fc.csv, fc.image_root, fc.val_fraction, fc.split_seed)
         if is_main():
             output_folder(out_dir, "out_dir (--out-dir)")
             write_json_atomic(out_dir / "config.json", to_dict(cfg))
@@ -197,7 +205,7 @@ def run(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> RunRes
             init = result.pretrained or (
                 Path(cfg.pretrained_checkpoint) if cfg.pretrained_checkpoint else None
             )
-            ft = finetune(cfg.finetune, init, out_dir, resume=resume, progress=progress)
+            ft = finetune(cfg.finetune, init, out_dir, resume=resume, progress=progress, data=ft_data)
             # The last epoch's model, not `best`: the best epoch is picked on the same held-out split the
             # metrics are measured on, so its numbers are optimistic (issue 18).
             result.finetuned, result.metrics = ft.last_checkpoint, ft.last_metrics

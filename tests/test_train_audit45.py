@@ -179,3 +179,20 @@ def test_a_worker_count_that_would_fork_the_machine_out_of_memory_is_refused(tmp
 
     labels = label_table(tmp_path / "labels.parquet")  # `labels:` is checked to be a label table at load
     assert load_config(cfg, ["pretrain.num_workers=64", f"labels={labels}"]).pretrain.num_workers == 64
+
+
+def test_a_finetune_csv_naming_missing_images_is_refused_before_labelling(tmp_path):
+    """**Was** (session 46's bench audit): `attiqa train -c run.yaml` whose `finetune.csv` names images that
+    are not there labelled every photo and pretrained for all its epochs before saying so. Now the
+    fine-tuning table is read with the config's other inputs: one line, and no run folder."""
+    photos = _photos(tmp_path / "photos")
+    table = tmp_path / "mos.csv"
+    table.write_text("image,mos\n" + "".join(f"gone{i}.jpg,{i}\n" for i in range(6)))
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text(
+        f"out_dir: {tmp_path / 'run'}\nlabel:\n  images: [{photos}]\n  teacher: classical\n"
+        f"pretrain:\n  epochs: 1\nfinetune:\n  csv: {table}\n"
+    )
+    said = _refused(["train", "-c", str(cfg)])
+    assert f"{table}: 6 of 6 images not found" in said
+    assert not (tmp_path / "run").exists()
