@@ -48,6 +48,12 @@ stdout = Console()
 # small render (the scorer's own view is 500 px on the shorter side) and a larger one only upscales the raw.
 PREVIEW_MAX = 4096
 OBS_SIZE_MAX = 512
+# --max-steps: 10**12 was an episode that never ended (applying a policy renders each held-out raw once a
+# step). 1 is the measured recipe (docs/isp.md); delta steps (isp_env.tuning.DELTA_SCALE, 0.5) cross a
+# parameter's whole range (2 wide) in 4, residual and absolute actions set the parameters outright at every
+# step, and DRL-ISP, the paper's reference, ends its episodes after 3 (its code's --episode_max_step): 20
+# leaves five times that room.
+MAX_STEPS = 20
 
 _MODEL_HELP = (
     "Scorer for the reward: an ATTIQA checkpoint (.safetensors), a named model, or `classical` "
@@ -98,7 +104,12 @@ def tune(
     obs_size: int = typer.Option(
         64, min=36, max=OBS_SIZE_MAX, help="Side of the policy's image observation."
     ),
-    max_steps: int = typer.Option(1, min=1, help="Steps per episode (1: one-step contextual policy)."),
+    max_steps: int = typer.Option(
+        1,
+        min=1,
+        max=MAX_STEPS,  # an episode that never ended (MAX_STEPS: why 20)
+        help="Steps per episode (1: one-step contextual policy).",
+    ),
     action_mode: str = typer.Option("residual", help="residual (offsets around --base) | absolute | delta"),
     obs_mode: str = typer.Option("stats", help="stats (MLP on image statistics) | image (CNN on the render)"),
     base: str = typer.Option(
@@ -192,6 +203,8 @@ def tune(
     resume = (out / "run.json").is_file()
     fix = resume_fix(out, "the run in it", "choose another --out", recursive=True) if resume else None
     output_folder(out, "--out", fix, create=False)
+    for folder in sorted(p for p in out.rglob("*") if p.is_dir()) if resume else ():
+        output_folder(folder, "--out", fix, create=False)  # its first write said "write somewhere else"
     from isp_env.run import TEST_RAWS, run
     from isp_env.teacher import TeacherSettings
     from isp_env.tuning import TrainConfig
@@ -303,7 +316,21 @@ def check(
     from isp_env.run import TEST_RAWS, check_policy
 
     if not raw_dir.is_dir():
-        raise ConfigError(f"{raw_dir}: not a folder — give the folder that holds the raws")
+        from isp_env.raw import RAW_EXTENSIONS
+
+        one = raw_dir.is_file() and raw_dir.suffix.lower() in RAW_EXTENSIONS  # check one raw: render --check
+        cmd = shlex.join(["isp-tune", "render", str(raw_dir), "--policy", policy, "--check"])
+        cmd += f" -m {shlex.quote(model)}" if model else ""
+        raise ConfigError(
+            f"{raw_dir}: "
+            + (
+                f"a raw file, not a folder — for this one raw, {cmd} -o {shlex.quote(raw_dir.stem + '.png')} "
+                "renders the best of the policy, its base and neutral by the reward; or give the folder "
+                "that holds the raws"
+                if one
+                else "not a folder — give the folder that holds the raws"
+            )
+        )
     output_folder(out, "--out", create=False)
     rows = check_policy(raw_dir, out, policy, model, TEST_RAWS if test_raws is None else test_raws, seed)
     cols = ("neutral_mos", "policy_mos", "neutral_guarded", "policy_guarded", "checked_guarded")

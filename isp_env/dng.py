@@ -51,7 +51,7 @@ def write_dng(
     path: str | Path,
     mosaic: np.ndarray,
     layout: str = "RGGB",
-    black_level: float | tuple[float, float, float, float] = 0,
+    black_level: float | tuple[float, float, float, float] | np.ndarray = 0,
     white_level: int = 1023,
     color_matrix: np.ndarray = DEFAULT_COLOR_MATRIX,
     as_shot_neutral: tuple[float, float, float] = DEFAULT_NEUTRAL,
@@ -63,7 +63,8 @@ def write_dng(
     """Write a uint16 Bayer ``mosaic`` (H, W) as an uncompressed DNG, atomically.
 
     ``black_level`` is one value or four values for the 2x2 positions (row-major), as DNG's
-    BlackLevelRepeatDim = (2, 2) stores them. ``orientation``: the TIFF Orientation tag (1 upright, 6 the
+    BlackLevelRepeatDim = (2, 2) stores them, or a 2-D array: a pattern of that shape (a sensor whose black
+    level repeats over more than one Bayer tile). ``orientation``: the TIFF Orientation tag (1 upright, 6 the
     camera held rotated 90 degrees clockwise: display turned, 8 the other way, 3 upside down).
     ``pixel_aspect`` != 1 writes DefaultScale (aspect, 1): pixels that much wider than tall.
     """
@@ -72,7 +73,9 @@ def write_dng(
     if layout not in BAYER_LAYOUTS:
         raise ValueError(f"unknown Bayer layout {layout!r}; one of {', '.join(BAYER_LAYOUTS)}")
     mosaic = np.ascontiguousarray(mosaic, dtype=np.uint16)
-    blacks = np.broadcast_to(np.asarray(black_level, dtype=np.float64), (4,))
+    blacks = np.asarray(black_level, dtype=np.float64)
+    if blacks.ndim != 2:  # one value or the four of the 2x2 positions
+        blacks = np.broadcast_to(blacks, (4,)).reshape(2, 2)
     extratags = [
         (254, 4, 1, 0, True),  # NewSubfileType: main image
         (271, 2, 0, make, True),  # Make
@@ -85,8 +88,8 @@ def write_dng(
         (50708, 2, 0, f"{make} {model}", True),  # UniqueCameraModel
         (50710, 1, 3, (0, 1, 2), True),  # CFAPlaneColor
         (50711, 3, 1, 1, True),  # CFALayout: rectangular
-        (50713, 3, 2, (2, 2), True),  # BlackLevelRepeatDim
-        (50714, 5, 4, rationals(blacks, 1000), True),  # BlackLevel
+        (50713, 3, 2, blacks.shape, True),  # BlackLevelRepeatDim
+        (50714, 5, blacks.size, rationals(blacks, 1000), True),  # BlackLevel
         (50717, 4, 1, int(white_level), True),  # WhiteLevel
         (50721, 10, 9, rationals(color_matrix, 10000), True),  # ColorMatrix1 (XYZ -> camera)
         (50728, 5, 3, rationals(as_shot_neutral, 10000), True),  # AsShotNeutral

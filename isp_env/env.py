@@ -229,13 +229,24 @@ class ISPTuningEnv(gym.Env):
         if path in self._cache:
             self._cache.move_to_end(path)
             return self._cache[path]
-        dev = self._disk_cached(path)
+        return self.use_front_end(path, self._disk_cached(path))
+
+    def use_front_end(self, path: Path, dev: Developed) -> RawEntry:
+        """Cache ``dev`` as ``path``'s front end (with its guard when scoring): what the environment made,
+        or one made as it would make it (:meth:`develops_as`), which it then does not make again."""
         guard = make_guard(dev, path, self.view_shorter) if (self.use_guard and self.score) else None
         entry = RawEntry(dev, guard, None)
         self._cache[path] = entry
         while len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)
         return entry
+
+    def develops_as(self, view_shorter: int | None, preview: int | None) -> bool:
+        """Whether a front end made at the scorer's scale ``view_shorter`` — or, when None, a ``preview`` of
+        that long side (:func:`isp_env.reward.guarded_item`) — is the one this environment makes."""
+        if view_shorter is not None:
+            return self.preview is None and self.view_shorter == view_shorter
+        return preview is not None and self.preview == preview
 
     def _disk_cached(self, path: Path) -> Developed:
         """The preview front end from ``cache_dir`` (float16 .npy + JSON), computed once for all workers."""

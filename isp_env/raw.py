@@ -1,7 +1,9 @@
 """Read a camera raw with rawpy (LibRaw) into a :class:`RawImage`: Bayer mosaic plus the ISP's metadata.
 
 Black levels are looked up per *colour index* (``raw_colors_visible`` -> ``black_level_per_channel``), never
-by position, so any of the four 2x2 Bayer layouts is handled the same way. Non-Bayer sensors (X-Trans,
+by position, so any of the four 2x2 Bayer layouts is handled the same way; a DNG whose black level repeats
+in a larger pattern (which rawpy does not give) has the rest of it subtracted from its tags
+(:func:`dng_black_pattern`). Non-Bayer sensors (X-Trans,
 Foveon, CMYG) and files LibRaw can't read raise :class:`RawReadError`, a one-line error naming the file.
 """
 
@@ -293,11 +295,15 @@ def read_raw(path: str | Path) -> RawImage:
             channel_of_index = [_CHANNEL[c] for c in desc]
             flip = int(raw.sizes.flip)
             colors = upright(np.asarray(raw.raw_colors_visible), flip)
-            mosaic = np.ascontiguousarray(upright(np.array(raw.raw_image_visible, dtype=np.uint16), flip))
+            visible = np.array(raw.raw_image_visible, dtype=np.uint16)
+            blacks = np.asarray(raw.black_level_per_channel, dtype=np.float64)
+            pattern = dng_black_pattern(path)
+            if pattern is not None:  # a pattern LibRaw subtracts, and rawpy gives one level a colour of
+                subtract_black_excess(visible, pattern, blacks[np.asarray(raw.raw_colors_visible)[:2, :2]])
+            mosaic = np.ascontiguousarray(upright(visible, flip))
             if mosaic.shape[0] < 4 or mosaic.shape[1] < 4:
                 raise RawReadError(path, f"image too small ({mosaic.shape[1]}x{mosaic.shape[0]})")
             idx = colors[:2, :2]
-            blacks = np.asarray(raw.black_level_per_channel, dtype=np.float64)
             black = blacks[idx]
             cfa = np.asarray(channel_of_index)[idx]
             white = _saturation(mosaic, black, float(raw.white_level))
@@ -314,6 +320,51 @@ def read_raw(path: str | Path) -> RawImage:
         raise RawReadError(
             path, f"{_libraw_reason(exc)} — check the file is a complete camera raw or DNG"
         ) from None
+
+
+def dng_black_pattern(path: Path) -> np.ndarray | None:
+    """A DNG's black levels when they repeat in a pattern larger than 2x2 (its raw image's
+    BlackLevelRepeatDim rows x columns of BlackLevel, from the top left of the visible area), else None.
+    LibRaw subtracts such a pattern when it renders, but rawpy gives one level a colour (the pattern's
+    smallest), which left bands of the rest in our renders."""
+    if path.suffix.lower() != ".dng":
+        return None
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            pages = list(tif.pages)
+            while pages:
+                page = pages.pop(0)
+                tags = page.tags
+                if page.photometric == 32803 and 50713 in tags and 50714 in tags:  # the Bayer image
+                    rows, cols = (int(n) for n in tags[50713].value)
+                    values = np.asarray(tags[50714].value, dtype=np.float64)
+                    if tags[50714].dtype in (5, 10):  # RATIONAL: numerator, denominator pairs
+                        values = values[0::2] / values[1::2]
+                    if rows <= 2 and cols <= 2 or values.size != rows * cols:
+                        return None
+                    return values.reshape(rows, cols)
+                pages += list(getattr(page, "pages", None) or [])  # SubIFDs: where DNGs keep the raw
+    except (tifffile.TiffFileError, OSError, ValueError, ZeroDivisionError):
+        return None  # LibRaw reads it or says why
+    return None
+
+
+def subtract_black_excess(mosaic: np.ndarray, pattern: np.ndarray, black: np.ndarray) -> None:
+    """Subtract in place from ``mosaic`` (the visible area, as the file lies) the part of a DNG's black
+    ``pattern`` above the level of each 2x2 position (``black``, rawpy's, which the ISP subtracts): together,
+    the pattern's level at every pixel, as LibRaw subtracts it. Values below it clip at 0, as LibRaw's."""
+    rows, cols = pattern.shape
+    period_y, period_x = np.lcm(rows, 2), np.lcm(cols, 2)
+    for y in range(period_y):
+        for x in range(period_x):
+            excess = int(round(pattern[y % rows, x % cols] - black[y % 2, x % 2]))
+            cells = mosaic[y::period_y, x::period_x]
+            if excess > 0:
+                cells -= np.minimum(cells, excess).astype(cells.dtype)
+            elif excess < 0:
+                cells += np.minimum(65535 - cells, -excess).astype(cells.dtype)
 
 
 def unreadable(path: str | Path) -> RawReadError | None:

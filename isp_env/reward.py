@@ -231,15 +231,24 @@ def resized(rgb: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
     return rgb
 
 
-def make_guard(dev: Developed, path: str | Path | None, view: int | None) -> Guard:
-    """The guard of one raw: its neutral render (at the view scale) and, when readable, rawpy's."""
+def rawpy_or_none(path: str | Path) -> np.ndarray | None:
+    """:func:`rawpy_render` at full size, or None for a raw rawpy cannot post-process (the guard's reference
+    is then the neutral render alone)."""
+    try:
+        return rawpy_render(path)
+    except Exception:  # noqa: BLE001  (any failure of LibRaw's post-processing: no rawpy reference)
+        return None
+
+
+def make_guard(
+    dev: Developed, path: str | Path | None, view: int | None, rawpy_rgb: np.ndarray | None = None
+) -> Guard:
+    """The guard of one raw: its neutral render (at the view scale) and, when readable, rawpy's.
+    ``rawpy_rgb``: the raw's full-size rawpy render when made already (not rendered again)."""
     img = finish(dev, neutral()) if view is None else finish_view(dev, neutral(), view)
-    rp = None
-    if path is not None:
-        try:
-            rp = render_stats(rawpy_render(path, img.shape[:2])[::2, ::2])
-        except Exception:  # noqa: BLE001  (a raw rawpy can't post-process: the neutral render is the reference)
-            rp = None
+    if rawpy_rgb is None and path is not None:
+        rawpy_rgb = rawpy_or_none(path)
+    rp = None if rawpy_rgb is None else render_stats(resized(rawpy_rgb, img.shape[:2])[::2, ::2])
     return Guard(render_stats(img[::2, ::2]), rp, img)
 
 
@@ -254,14 +263,16 @@ def guarded_item(
     preview: int | None = None,
     dev: Developed | None = None,
     raw: RawImage | None = None,
+    rawpy_rgb: np.ndarray | None = None,
 ) -> tuple[Developed, Guard, int | None]:
     """What :func:`isp_env.baselines.guarded_objective` scores for one raw — its front end at the scorer's
     scale (``view``; or a ``preview`` of that long side when ``view`` is None), its guard and the view —
     the one recipe for the baselines, the teacher's targets and its cross-validation. ``dev``: a front end
-    already developed that way (the environment's); ``raw``: the raw already read (not read again)."""
+    already developed that way (the environment's); ``raw``: the raw already read (not read again);
+    ``rawpy_rgb``: its full-size rawpy render (:func:`make_guard`)."""
     from isp_env.raw import read_raw
 
     if dev is None:
         raw = read_raw(path) if raw is None else raw
         dev = develop_view(raw, view) if view else develop(raw, preview)
-    return dev, make_guard(dev, path, view), view
+    return dev, make_guard(dev, path, view, rawpy_rgb), view

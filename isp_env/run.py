@@ -17,6 +17,7 @@ from __future__ import annotations
 import glob
 import random
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,7 @@ from isp_env.reward import (
     clipped_and_saturation,
     finish_view,
     guarded_item,
+    rawpy_or_none,
     rawpy_render,
     resized,
     scorer_view,
@@ -170,7 +172,8 @@ FRONT_ENDS_KEPT = 100
 """How many held-out raws' front ends and guards (:func:`guarded_item`) the evaluation keeps between its
 passes (the probe, the checked setting, the per-image CMA-ES, the scoring): each kept raw is built once,
 not once a pass (~2 s at 24 MP). 100, the default ``--test-raws``, so a default run rebuilds none; at ~5
-MiB a 24 MP raw at the scorer's scale, ~0.5 GiB. A count, not all of them: ``isp-tune check`` of 5,000
+MiB a 24 MP raw at the scorer's scale, and ~1.3 MiB more of its rawpy render in a run with baselines
+(:class:`RawpyRender`), ~0.65 GiB. A count, not all of them: ``isp-tune check`` of 5,000
 raws holding every one would need 27 GiB (docs/isp.md, "At FiveK scale")."""
 
 
@@ -388,7 +391,7 @@ def evaluate(
     view = cfg.view_shorter if cfg.preview is None else None
     skipped = dict(skipped)
     paths = {image_key(p, raw_dir): p for p in test_raws}
-    items = HeldOutItems(paths, view, cfg.preview, front_ends)
+    items = HeldOutItems(paths, view, cfg.preview, front_ends, rawpy=baselines)
     for key, p in list(paths.items()):
         try:  # a raw damaged after its header is skipped here, before any tuning
             items.probe(key)
@@ -414,8 +417,8 @@ def evaluate(
                 done = read_run_json(pfile)
                 if done.get("policy_timesteps") == card["timesteps"]:  # outputs of this very policy: keep
                     values = check_values(done["params"])
-                else:
-                    values = tune_with_policy(policy, card, path)
+                else:  # from the kept front end, when there is one: the raw is not read again
+                    values = tune_with_policy(policy, card, path, items.kept_front_end(key))
                     write_json_atomic(
                         pfile, {"raw": str(path), "params": values, "policy_timesteps": card["timesteps"]}
                     )
@@ -448,18 +451,20 @@ def evaluate(
                 m: (finish_view(dev, per[key], v) if v else finish(dev, per[key]))
                 for m, per in params.items()
             }
-            if baselines:  # one rawpy render, resized for the view (it was rendered twice)
-                renders["rawpy"] = rawpy_render(paths[key])
-                views["rawpy"] = (
-                    to_view(resized(renders["rawpy"], renders["neutral"].shape[:2]), v)
-                    if v
-                    else resized(renders["rawpy"], dev.linear.shape[:2])
-                )
+            measured = {m: clipped_and_saturation(img) for m, img in renders.items()}
+            cut = {m: _center_crop(img, 256) for m, img in renders.items()} if grid else {}
+            if baselines:  # the guard's rawpy render, kept as the scoring uses it (it was rendered again)
+                size = renders["neutral"].shape[:2]
+                rp = items.rawpy_of(key)
+                if rp is None or rp.size != size:  # rawpy failed for the guard, or its size is not ours
+                    rp = RawpyRender.of(rawpy_render(paths[key]), dev, v, size)
+                views["rawpy"], measured["rawpy"] = rp.view, (rp.clipped, rp.saturation)
+                cut["rawpy"] = rp.crop
             scored = dict(zip(views, mos(list(views.values())), strict=True))  # one reward call per raw
             for m, img in views.items():
                 score = float(scored[m])
                 pen = guard.penalty(img) * mos.width / 100.0
-                clipped, saturation = clipped_and_saturation(renders[m])
+                clipped, saturation = measured[m]
                 rows.append(
                     {
                         "image": key,
@@ -472,7 +477,7 @@ def evaluate(
                     }
                 )
                 if grid:
-                    crops[key][m] = _center_crop(renders[m], 256)
+                    crops[key][m] = cut[m]
                 if m not in ("neutral", "rawpy"):
                     png = out / "test" / m / "renders" / f"{key}.png"
                     if not png.exists():
@@ -498,29 +503,77 @@ def evaluate(
     return write_report(out, rows, budgets, meta, crops, labels)
 
 
-class HeldOutItems(Mapping[str, tuple[Developed, Guard, int | None]]):
+@dataclass(frozen=True)
+class RawpyRender:
+    """What the scoring pass takes of a raw's full-size ``rawpy.postprocess()`` render — its scored view,
+    the report's clipped share and saturation, the grid's centre crop — so that the guard's render serves it
+    too (it was rendered a second time for them: ~0.3-0.6 s at 24 MP), and kept instead of the render
+    (72 MB at 24 MP; these ~1.3 MiB at the default model's scale). ``size``: the (h, w) the render was
+    resized to before its view — the neutral render's, which the scoring pass checks."""
+
+    size: tuple[int, int]
+    view: np.ndarray
+    clipped: float
+    saturation: float
+    crop: np.ndarray
+
+    @classmethod
+    def of(cls, rgb: np.ndarray, dev: Developed, view: int | None, size: tuple[int, int]) -> RawpyRender:
+        """From the render ``rgb`` of a raw whose front end is ``dev`` at ``view`` (None: a preview)."""
+        scored = to_view(resized(rgb, size), view) if view else resized(rgb, dev.linear.shape[:2])
+        return cls(size, scored, *clipped_and_saturation(rgb), _center_crop(rgb, 256))
+
+
+Item = tuple[Developed, Guard, int | None]
+
+
+class HeldOutItems(Mapping[str, Item]):
     """The evaluated raws' front ends at the scorer's scale and guards (:func:`guarded_item`), made when
     first asked for: the first ``keep`` raws' are kept (the passes go over the raws in one order, so an
     LRU of ``keep`` would lose every raw before its next pass when there are more), the others' made again
-    in each pass, the last one kept — memory bounded whatever the number of raws."""
+    in each pass, the last one kept — memory bounded whatever the number of raws. ``rawpy``: keep with each
+    what the scoring pass takes of the guard's rawpy render (:class:`RawpyRender`; ``isp-tune check``
+    reports no rawpy row)."""
 
     def __init__(
-        self, paths: dict[str, Path], view: int | None, preview: int | None, keep: int = FRONT_ENDS_KEPT
+        self,
+        paths: dict[str, Path],
+        view: int | None,
+        preview: int | None,
+        keep: int = FRONT_ENDS_KEPT,
+        rawpy: bool = False,
     ) -> None:
-        self.paths, self.view, self.preview, self.keep = paths, view, preview, keep
-        self.kept: dict[str, tuple[Developed, Guard, int | None]] = {}
-        self.last: tuple[str, tuple[Developed, Guard, int | None]] | None = None
+        self.paths, self.view, self.preview, self.keep, self.rawpy = paths, view, preview, keep, rawpy
+        self.kept: dict[str, tuple[Item, RawpyRender | None]] = {}
+        self.last: tuple[str, tuple[Item, RawpyRender | None]] | None = None
 
-    def front_end(self, key: str, raw: RawImage | None = None) -> tuple[Developed, Guard, int | None]:
-        """Raw ``key``'s front end and guard, kept or made (from ``raw`` when it was read already)."""
+    def _made(self, key: str, raw: RawImage | None = None) -> tuple[Item, RawpyRender | None]:
         if key in self.kept:
             return self.kept[key]
         if self.last is None or self.last[0] != key:
-            item = guarded_item(self.paths[key], self.view, self.preview, raw=raw)
+            path = self.paths[key]
+            raw = read_raw(path) if raw is None else raw
+            rgb = rawpy_or_none(path) if self.rawpy else None  # one full render: the guard's and the report's
+            item = guarded_item(path, self.view, self.preview, raw=raw, rawpy_rgb=rgb)
+            rp = None if rgb is None else RawpyRender.of(rgb, item[0], self.view, rgb.shape[:2])
             if len(self.kept) < self.keep:
-                self.kept[key] = item
-            self.last = (key, item)
+                self.kept[key] = (item, rp)
+            self.last = (key, (item, rp))
         return self.last[1]
+
+    def front_end(self, key: str, raw: RawImage | None = None) -> Item:
+        """Raw ``key``'s front end and guard, kept or made (from ``raw`` when it was read already)."""
+        return self._made(key, raw)[0]
+
+    def rawpy_of(self, key: str) -> RawpyRender | None:
+        """What the scoring pass takes of raw ``key``'s rawpy render, when its front end is kept or was the
+        last made (None without ``rawpy``, or when rawpy failed)."""
+        return self._made(key)[1] if key in self.kept or (self.last and self.last[0] == key) else None
+
+    def kept_front_end(self, key: str) -> tuple[Developed, int | None, int | None] | None:
+        """Raw ``key``'s front end with the view and preview it was made at, when kept (None otherwise: not
+        made for this — a guard costs a rawpy render): :func:`isp_env.tuning.tune_with_policy`'s."""
+        return (self.kept[key][0][0], self.view, self.preview) if key in self.kept else None
 
     def probe(self, key: str) -> None:
         """Raise :class:`RawReadError` when raw ``key`` cannot be decoded: by making its front end while

@@ -464,12 +464,19 @@ def env_for_policy(card: dict[str, Any], raw_path: Path) -> ISPTuningEnv:
 
 
 def tune_with_policy(
-    policy: TeacherPolicy | BasePolicy, card: dict[str, Any], raw_path: Path
+    policy: TeacherPolicy | BasePolicy,
+    card: dict[str, Any],
+    raw_path: Path,
+    front_end: tuple[Developed, int | None, int | None] | None = None,
 ) -> dict[str, float]:
     """Run the deterministic policy for one episode on ``raw_path``'s preview; no scorer calls are needed
     (the observation is the render, its statistics and the parameters, not the score). Returns the final
-    parameters."""
+    parameters. ``front_end``: the raw's front end already made, with the view and preview it was made at
+    (:func:`isp_env.reward.guarded_item`) — taken when the policy's environment would make the same one,
+    so the raw is not read again."""
     env = env_for_policy(card, raw_path)
+    if front_end is not None and env.develops_as(*front_end[1:]):
+        env.use_front_end(Path(raw_path), front_end[0])
     obs, _ = env.reset(seed=0)
     for _ in range(env.max_steps):
         action, _ = policy.predict(obs, deterministic=True)

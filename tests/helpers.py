@@ -285,6 +285,13 @@ def run_isp_tune(
     return _run_to_end(isp_tune_cmd(*args), env, cwd)
 
 
+# the options of tiny_teacher_run's command (a rerun with them resumes its run)
+TINY_TEACHER_OPTIONS = (
+    "--model", "classical", "--preview", "64", "--obs-size", "36", "--base", "neutral",
+    "--teacher-budget", "6", "--teacher-raws", "2", "--test-fraction", "0.3",
+)  # fmt: skip
+
+
 def tiny_teacher_run(tmp_path: Path, raws: list[Path], *extra: object) -> tuple[Path, Path]:
     """``raws`` copied into ``tmp_path/raws`` and a seconds-long `isp-tune` teacher run on them (classical
     scorer, 2 searched raws of 6 calls) into ``tmp_path/run``; ``extra``: more options. (raw folder, run)."""
@@ -293,10 +300,7 @@ def tiny_teacher_run(tmp_path: Path, raws: list[Path], *extra: object) -> tuple[
     for p in raws:
         (raw_dir / p.name).write_bytes(p.read_bytes())
     run = tmp_path / "run"
-    res = run_isp_tune(
-        "--raw-dir", raw_dir, "--out", run, "--model", "classical", "--preview", "64", "--obs-size", "36",
-        "--base", "neutral", "--teacher-budget", "6", "--teacher-raws", "2", "--test-fraction", "0.3", *extra,
-    )  # fmt: skip
+    res = run_isp_tune("--raw-dir", raw_dir, "--out", run, *TINY_TEACHER_OPTIONS, *extra)
     assert res.returncode == 0, res.stderr[-2000:]
     return raw_dir, run
 

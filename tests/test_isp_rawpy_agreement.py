@@ -169,3 +169,23 @@ def test_black_levels_that_differ_by_channel_keep_the_colours(tmp_path, layout):
     unclipped = (ref.min(2) > 0.01) & (ref.max(2) < 0.99)
     assert mean_angle(half, ref, unclipped) < 1.0
     assert abs(np.median(half.sum(2)[unclipped] / ref.sum(2)[unclipped]) - 1) < 0.01
+
+
+@pytest.mark.parametrize("layout", ["RGGB", "GBRG"])
+def test_a_black_level_pattern_larger_than_2x2_is_subtracted(tmp_path, layout):
+    """A DNG whose black level repeats over 4x4 pixels (BlackLevelRepeatDim 4x4: 16 levels, 20-170 of
+    1023, four per position of the Bayer tile): rawpy gives one level a colour — the pattern's smallest, 20
+    — so the rest stayed in our render: **was** up to 150 levels left in a 4x4 pattern (the front end
+    45-49 % brighter than the same scene's); now the pattern is read from the file's tags
+    (`isp_env.raw.dng_black_pattern`) and subtracted: the same front end as the scene written with one
+    black level of 20. (LibRaw subtracts the pattern at full size, but its half-size render indexes it by
+    half-size rows: no reference here.)"""
+    pattern = (np.arange(16).reshape(4, 4) * 10 + 20)[[0, 2, 1, 3]]  # no two rows of a position alike
+    signal = unprocess(demo_photo("coffee", 160)[:104], layout, black_level=0).astype(np.int64)
+    signal = np.minimum(signal, 1023 - pattern.max())  # every value within the white level
+    reps = (signal.shape[0] // 4, signal.shape[1] // 4)
+    raw = read_raw(write_dng(tmp_path / "pattern.dng", signal + np.tile(pattern, reps), layout, pattern))
+    plain = read_raw(write_dng(tmp_path / "plain.dng", signal + 20, layout, 20))
+    np.testing.assert_array_equal(raw.mosaic, plain.mosaic)
+    assert raw.white == plain.white and (raw.black == plain.black).all()
+    np.testing.assert_array_equal(develop(raw).linear, develop(plain).linear)

@@ -104,19 +104,40 @@ def test_each_held_out_raws_front_end_is_made_once_over_the_evaluations_passes(t
     setting, the per-image CMA-ES and the scoring each made every held-out raw's again (3 builds a raw, ~2 s
     each at 24 MP), after a decode of each only to skip damaged ones. Now the probe makes it and the first
     ``FRONT_ENDS_KEPT`` are kept: one build a raw (the real :func:`guarded_item`, counted). Beyond the
-    bound (``isp-tune check`` with ``front_ends=2``) the others are made in each pass, not kept."""
+    bound (``isp-tune check`` with ``front_ends=2``) the others are made in each pass, not kept.
+    Session 46: the policy's tuning read each held-out raw again (its environment's own front end) and the
+    scoring rendered rawpy again beside the guard's render — 3 decodes and 2 rawpy renders a raw; now the
+    tuning takes the kept front end and the guard's render serves the scoring: 2 decodes (the front end,
+    the full-resolution renders) and 1 rawpy render (the real functions, counted)."""
+    import isp_env.env
+    import isp_env.raw
+    import isp_env.reward
     import isp_env.run
     from isp_env.teacher import TeacherSettings
     from isp_env.tuning import TrainConfig
 
     real, built = isp_env.run.guarded_item, Counter()
+    decoded, rendered = Counter(), Counter()
 
     def counted(path, *args, **kwargs):
         item = real(path, *args, **kwargs)
         built[Path(path).name] += 1  # made (a raw it cannot decode raises)
         return item
 
+    def counting(fn, calls):
+        def wrapped(path, *args, **kwargs):
+            calls[Path(path).name] += 1
+            return fn(path, *args, **kwargs)
+
+        return wrapped
+
     monkeypatch.setattr(isp_env.run, "guarded_item", counted)
+    read = counting(isp_env.raw.read_raw, decoded)  # every module that reads a raw, by the name it uses
+    for module in (isp_env.raw, isp_env.run, isp_env.env):
+        monkeypatch.setattr(module, "read_raw", read)
+    rawpy = counting(isp_env.reward.rawpy_render, rendered)
+    for module in (isp_env.reward, isp_env.run):
+        monkeypatch.setattr(module, "rawpy_render", rawpy)
     raw_dir = tmp_path / "raws"
     distinct_raws(raw_dir, 8)
     cfg = TrainConfig(algo="teacher", scorer="classical", preview=64, obs_size=36, action_mode="residual")
@@ -129,13 +150,19 @@ def test_each_held_out_raws_front_end_is_made_once_over_the_evaluations_passes(t
     methods = {m["method"] for m in summary["methods"]}
     assert len(test) == 4 and {"teacher_checked", "cma_per_image"} <= methods  # the passes that make them
     assert {n: built[n] for n in test} == dict.fromkeys(test, 1)  # main: 3 each
+    assert {n: decoded[n] for n in test} == dict.fromkeys(test, 2)  # session 45: 3 each
+    assert {n: rendered[n] for n in test} == dict.fromkeys(test, 1)  # session 45: 2 each
 
     built.clear()
+    decoded.clear()
     data = (raw_dir / "r00.dng").read_bytes()
     (raw_dir / "cut.dng").write_bytes(data[: len(data) // 2])  # damaged after its header: the probe skips it
     rows = isp_env.run.check_policy(raw_dir, tmp_path / "check", "default", "classical", front_ends=2)
     order = [f"{r['image']}.dng" for r in rows]
     assert len(order) == 8 and built == dict.fromkeys(order[:2], 1) | dict.fromkeys(order[2:], 2)
+    # the default policy renders at its own reward model's scale, not the classical scorer's: its tuning
+    # reads each raw itself (a front end of another size is not taken); the others' checked setting too
+    assert {n: decoded[n] for n in order} == dict.fromkeys(order[:2], 3) | dict.fromkeys(order[2:], 4)
     skipped = json.loads((tmp_path / "check" / "summary.json").read_text())["skipped"]
     assert (
         list(skipped) == [str(raw_dir / "cut.dng")]
