@@ -317,3 +317,35 @@ def test_the_organisers_terminal_is_not_a_request_log(tmp_path, photos):
         "stopped: 4 votes"
     )
     assert len(lines) == 3 and "pair astronaut is not shown to raters" in lines[1], lines
+
+
+def test_votes_a_killed_server_left_in_the_wal_are_read_from_a_read_only_study(tmp_path, photos):
+    """**Was** (session 46's read-only reading): a study whose server was killed keeps its last votes in
+    ``votes.sqlite-wal`` until the next checkpoint; with its folder made read-only, `export-votes` and `agree`
+    opened the database immutable and read the main file only — "0 votes" here, without a word. Now the
+    WAL's votes are read."""
+    import subprocess
+    import sys
+
+    from helpers import attiqa_env, run_genbench
+
+    run = make_photo_run(tmp_path / "run", photos)
+    killed = (  # votes through the store while another connection holds the WAL open, then killed
+        "import os, sqlite3, sys\n"
+        "from genbench.manifest import load_pairs\n"
+        "from genbench.vote.store import VoteStore\n"
+        "store = VoteStore(sys.argv[1] + '/votes.sqlite')\n"
+        "held = sqlite3.connect(sys.argv[1] + '/votes.sqlite')\n"
+        "held.execute('SELECT count(*) FROM votes').fetchall()\n"
+        "for k, pair in enumerate(load_pairs(sys.argv[1])):\n"
+        "    store.add('late', pair.pair_id, 'ab'[k % 2], 'a')\n"
+        "os._exit(0)\n"
+    )
+    subprocess.run([sys.executable, "-c", killed, str(run)], env=attiqa_env(), check=True, timeout=120)
+    assert (run / "votes.sqlite-wal").stat().st_size > 0
+    run.chmod(0o555)
+    try:
+        res = run_genbench("export-votes", run, "-o", tmp_path / "votes.csv", unprivileged=True)
+        assert res.returncode == 0 and "5 votes from 1 raters" in res.stderr, res.stderr
+    finally:
+        run.chmod(0o755)

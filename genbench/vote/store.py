@@ -72,8 +72,13 @@ class VoteStore:
             ) from None
 
     def _open(self) -> sqlite3.Connection:
-        if self.read_only:  # immutable: no lock or WAL index to write, for a folder nobody can write
-            frozen = "&immutable=1" if not os.access(self.path.parent, os.W_OK) else ""
+        if self.read_only:  # immutable: no lock or WAL index to write, for a folder nobody can write —
+            # unless votes wait in the WAL (a server killed before its last checkpoint): immutable reads the
+            # main file only and would leave them out without a word; SQLite reads them read-only with the
+            # WAL index beside it, or says it cannot
+            wal = self.path.with_name(self.path.name + "-wal")
+            waiting = wal.exists() and wal.stat().st_size > 0
+            frozen = "&immutable=1" if not waiting and not os.access(self.path.parent, os.W_OK) else ""
             uri = f"{self.path.resolve().as_uri()}?mode=ro{frozen}"
             con = sqlite3.connect(uri, timeout=self.timeout, isolation_level=None, uri=True)
         else:
