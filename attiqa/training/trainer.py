@@ -47,6 +47,7 @@ from attiqa.io.checkpoints import (
     save_training_state,
 )
 from attiqa.models import AttiqaModel, save_model
+from attiqa.progress import console
 from attiqa.training import distributed as D
 from attiqa.training.data import flush_unreadable
 
@@ -265,14 +266,11 @@ class Trainer:
         saved = extra.get("config") or (last_card or {}).get("config")
         self.check_resumed_settings(saved, int(extra["epoch"]))
         processes = extra.get("world_size") or (last_card or {}).get("world_size")
-        if processes and processes != D.world_size() and D.is_main():
-            from attiqa.progress import console
-
-            console.print(
-                f"[yellow]{self.label}: resuming {self.stage_dir}, trained with {processes} process(es), "
-                f"with {D.world_size()}: the remaining epochs draw their batches differently from an "
-                "uninterrupted run's",
-                highlight=False,
+        if processes and processes != D.world_size():
+            self.warn(
+                f"{self.label}: resuming {self.stage_dir}, trained with {processes} process(es), with "
+                f"{D.world_size()}: the remaining epochs draw their batches differently from an "
+                "uninterrupted run's"
             )
         if weights is None:  # a state file of an older version: the weights are in `last`
             if last_epoch != extra.get("epoch"):
@@ -317,6 +315,11 @@ class Trainer:
             self._write_last(self.start_epoch - 1, card)
         return extra
 
+    def warn(self, text: str) -> None:
+        """A line the user should read (rank 0 only: every process would print it)."""
+        if D.is_main():
+            console.print(f"[yellow]{text}", highlight=False)
+
     def check_resumed_settings(self, saved: dict[str, Any] | None, finished: int) -> None:
         """A resume continues the saved run: refuse a changed setting that would make it another run, and
         say which allowed ones changed (see :data:`RESUME_SAID`); ``finished``: the saved epochs."""
@@ -341,16 +344,12 @@ class Trainer:
                 f"with{more} — --resume continues that run: set it back, or train over it with --no-resume "
                 "(or choose another out_dir)"
             )
-        if changed and D.is_main():
-            from attiqa.progress import console
-
+        if changed:
             said = ", ".join(f"{self.name}.{k} {saved[k]} -> {now[k]}" for k in changed)
             before = saved.get(epochs_key.rpartition(".")[2])
             longer = " (training longer)" if isinstance(before, int) and self.epochs > before else ""
-            console.print(
-                f"[yellow]{self.label}: resuming {where} after epoch {finished} with changed settings: "
-                f"{said}{longer}",
-                highlight=False,
+            self.warn(
+                f"{self.label}: resuming {where} after epoch {finished} with changed settings: {said}{longer}"
             )
 
     # -- one epoch ----------------------------------------------------------------------------------------
@@ -498,8 +497,6 @@ class Trainer:
         if prog is not None and task is not None:
             prog.remove_task(task)
         if self.progress and D.is_main() and ((epoch + 1) % self.log_every == 0 or epoch + 1 == self.epochs):
-            from attiqa.progress import console
-
             text = f"{self.label} epoch {epoch + 1}/{self.epochs}: loss {stats['loss']:.4f}"
             if metrics is not None:
                 text += (
