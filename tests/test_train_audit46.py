@@ -248,11 +248,17 @@ def test_a_process_killed_under_torchrun_is_one_line_and_resumes_under_one_proce
     assert proc.returncode != 0
     ours = said.split("torch/distributed/elastic")[0]  # torchrun's own report of the failed process follows
     assert "Traceback" not in ours and "RuntimeError" not in ours, said[-3000:]
-    line = next(x for x in said.splitlines() if x.startswith("error: "))
-    assert line.startswith("error: pretrain: another process of this torchrun job stopped ("), said[-3000:]
-    assert line.endswith(") is kept; rerun the same command with --resume to continue")
+    errors = [x for x in said.splitlines() if x.startswith("error: ")]
     epoch = json.loads(card.read_text())["epoch"]
-    assert f"{out / 'pretrain' / 'last.safetensors'} (epoch {epoch})" in line
+    if errors:  # the survivor met the lost peer before torchrun's agent stopped it
+        line = errors[0]
+        start = "error: pretrain: another process of this torchrun job stopped ("
+        assert line.startswith(start), said[-3000:]
+        assert line.endswith(") is kept; rerun the same command with --resume to continue")
+        assert f"{out / 'pretrain' / 'last.safetensors'} (epoch {epoch})" in line
+    else:  # torchrun's agent sent the survivor SIGTERM first (a race, CI saw it): our Ctrl-C/SIGTERM line,
+        # printed after the agent's "Sending process … closing signal SIGTERM"
+        assert "interrupted" in [x.strip() for x in said.splitlines()], said[-3000:]
     more = f"pretrain.epochs={epoch + 1}"
     res = run_attiqa(
         "train", "-c", cfg, "--out-dir", out, "--resume", "--set", more, env={"OMP_NUM_THREADS": "1"}
