@@ -336,3 +336,46 @@ def test_a_refused_rater_id_is_told_what_to_type(tmp_path, photos, browser):
             assert _state(browser) == "login"
     finally:
         server.stop()
+
+
+def test_small_images_are_shown_at_their_own_size_and_large_ones_fit(tmp_path, photos, browser):
+    """**Was** (session 47): every image was stretched to the column's width (``width: 100%``), so a pair of
+    96-px thumbnails was shown ~6x enlarged and smoothed by the browser — the rater judged the browser's
+    upscaling, not the images. Now an image is shown at its own size when it fits, and a large one shrinks to
+    the column, its aspect kept."""
+    from PIL import Image
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    from genbench.manifest import read_records
+
+    run = make_photo_run(tmp_path / "run", photos)
+    records = read_records(run)
+    small, large = records[0], records[1]
+    for key in ("image_a", "image_b"):  # one pair of thumbnails, one pair far wider than the window
+        path = run / small[key]
+        Image.open(path).resize((96, 64)).save(path)
+        path = run / large[key]
+        Image.open(path).resize((3000, 2000)).save(path)
+    server = VoteServer(run, tmp_path / "server.log")
+    try:
+        browser.set_window_size(1200, 900)
+        _start(browser, server, "sizes")
+        seen = {}
+        for k in range(5):
+            _wait(
+                browser,
+                lambda d, k=k: _shown(d)["progress"].startswith(f"{k} / 5") and min(_shown(d)["widths"]),
+            )
+            seen[_shown(browser)["pair"]] = browser.execute_script(
+                "return ['left', 'right'].map((id) => { const e = document.getElementById(id), "
+                "r = e.getBoundingClientRect(); return [r.width, r.height, e.naturalWidth, "
+                "e.parentElement.getBoundingClientRect().width]; })"
+            )
+            browser.find_element(By.TAG_NAME, "body").send_keys(Keys.ARROW_LEFT)
+        for width, height, natural, _column in seen[small["pair_id"]]:
+            assert (natural, round(width), round(height)) == (96, 96, 64), seen[small["pair_id"]]
+        for width, height, natural, column in seen[large["pair_id"]]:
+            assert natural == 3000 and width <= column + 0.5 and abs(width / height - 1.5) < 0.02
+    finally:
+        server.stop()
