@@ -17,6 +17,7 @@ Bad-file policy (ours):
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from collections.abc import Callable, Iterator, Sequence
@@ -116,13 +117,40 @@ class UnreadableImages:
                     why = plain_failure(_why_unreadable(path), path)
                     console.print(f"[yellow]{who}skipped[/] {why}", highlight=False)
 
-    def finish(self) -> None:
+    def finish(self, together: bool = True) -> None:
+        """List what is left, then the count: under torchrun the job's total, said once (rank 0; each rank
+        said its own before) — ``together=False`` after an error, when the other ranks may be gone."""
         self.flush()
-        if self.reported:
-            n = len(self.reported)
+        reported = {str(p) for p in self.reported}
+        who = ""
+        if together and D.is_dist():
+            reported = {p for part in D.gather_objects(sorted(reported)) for p in part}
+            if not D.is_main():
+                return
+        elif D.world_size() > 1:
+            who = f"rank {D.rank()}: "
+        if reported:
+            n = len(reported)
             console.print(
-                f"[yellow]{self.stage}: {n} unreadable image{'s' if n > 1 else ''} skipped (listed above)"
+                f"[yellow]{who}{self.stage}: {n} unreadable image{'s' if n > 1 else ''} skipped "
+                "(listed above)",
+                highlight=False,
             )
+
+
+DATA_SETTING = "data"  # a stage's settings entry: what it trains on (data_fingerprint), checked on a resume
+
+
+def data_fingerprint(source: str, paths: Sequence[Path | str], targets: torch.Tensor,
+                     *splits: Sequence[int]) -> dict[str, str]:  # fmt: skip
+    """What a stage trains on — its images in order, their targets (labels, MOS) and its split — hashed, with
+    the file they were read from (named when a ``--resume`` finds it changed; was taken without a word)."""
+    h = hashlib.sha256()
+    for p in paths:
+        h.update(str(p).encode("utf-8", "surrogateescape") + b"\0")
+    h.update(targets.detach().double().contiguous().numpy().tobytes())
+    h.update(json.dumps([list(map(int, ix)) for ix in splits]).encode())
+    return {"file": source, "fingerprint": h.hexdigest()[:16]}
 
 
 def _why_unreadable(path: Path) -> str:
@@ -144,11 +172,13 @@ def unreadable_report(stage: str) -> Iterator[UnreadableImages]:
     """Every :class:`ImageTableDataset` built inside reports to it; the count is printed on the way out."""
     report = UnreadableImages(stage)
     _REPORTS.append(report)
+    ok = False
     try:
         yield report
+        ok = True
     finally:
         _REPORTS.remove(report)
-        report.finish()
+        report.finish(together=ok)
 
 
 def flush_unreadable() -> None:
@@ -221,6 +251,10 @@ class PseudoLabelDataset(ImageTableDataset):
             k.decode(errors="replace"): _maybe_json(v.decode(errors="replace")) for k, v in meta.items()
         }
         super().__init__(paths, labels, transform, on_error)
+
+    def fingerprint(self) -> dict[str, str]:
+        """:func:`data_fingerprint` of the images and their labels (named by the label file)."""
+        return data_fingerprint(str(self.labels_path), self.paths, self.targets)
 
 
 class MosDataset(ImageTableDataset):
@@ -339,6 +373,10 @@ class MosSplit:
 
     def dataset(self, transform: Transform, on_error: str = "skip") -> ImageTableDataset:
         return ImageTableDataset(self.paths, self.mos, transform, on_error)
+
+    def fingerprint(self) -> dict[str, str]:
+        """:func:`data_fingerprint` of the images, MOS and split (named by :attr:`source`)."""
+        return data_fingerprint(self.source, self.paths, self.mos, self.train, self.val)
 
 
 def check_split(

@@ -43,6 +43,7 @@ from attiqa.models.transforms import FinetuneTrain, FiveCropTest
 from attiqa.training import distributed as D
 from attiqa.training.cached import finetune_cached
 from attiqa.training.data import (
+    DATA_SETTING,
     VAL_SPLITS,
     ImageTableDataset,
     MosSplit,
@@ -61,7 +62,6 @@ __all__ = ["LR_SCHEDULES", "VAL_SPLITS", "FinetuneResult", "InitialModel", "fine
            "lr_factor", "make_optimizer", "predict_five_crop", "set_scheduled_lr"]  # fmt: skip
 
 
-@unreadable_report("finetune")
 def finetune(
     cfg: FinetuneConfig,
     init_checkpoint: Path | None,
@@ -75,7 +75,7 @@ def finetune(
     ``init_checkpoint`` (ablation (a): ImageNet-only initialisation) the network is built from the config's
     model fields (``model:`` section). ``start``: that network already built by :func:`initial_model` with
     this ``cfg`` and ``init_checkpoint`` (a copy is trained), so runs of many splits read it once."""
-    with D.process_group():
+    with D.process_group(), unreadable_report("finetune"):  # the report's count: once, with the group's total
         return _finetune(cfg, init_checkpoint, Path(out_dir), resume, progress, data, start)
 
 
@@ -259,7 +259,9 @@ def _end_to_end(
     set_trainable(model, cfg.freeze_backbone)
     optimizer, base_lrs = make_optimizer(model, cfg)
     workers = default_num_workers() if cfg.num_workers is None else cfg.num_workers
-    source = ImageBatches(train_ds, cfg.batch_size, cfg.seed, workers, cfg.max_steps_per_epoch)
+    source = ImageBatches(
+        train_ds, cfg.batch_size, cfg.seed, workers, cfg.max_steps_per_epoch, "finetune.batch_size"
+    )
     ddp = D.wrap_ddp(model, device)
     base_card = {
         "stage": "finetune",
@@ -294,7 +296,8 @@ def _end_to_end(
         train_mode=lambda: image_train_mode(model, cfg.freeze_backbone, freeze_bn=polish),
         validate=validate, lr_schedule=cfg.lr_schedule, base_lrs=base_lrs, device=device, card=base_card,
         progress=progress, log=log,
-        lr_key="finetune.polish_lr" if polish else "finetune.lr or finetune.head_lr", settings=card_cfg,
+        lr_key="finetune.polish_lr" if polish else "finetune.lr or finetune.head_lr",
+        settings={**card_cfg, DATA_SETTING: split.fingerprint()},
         epochs_key="finetune.polish_epochs" if polish else "finetune.epochs",
     )  # fmt: skip
     history = trainer.fit(resume)
