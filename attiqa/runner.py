@@ -151,6 +151,25 @@ def earlier_training(out_dir: Path) -> list[str]:
     return sorted(str(p.parent.relative_to(out_dir)) for p in found)
 
 
+def interrupted_words(cfg: TrainConfig) -> str:
+    """What an interrupted ``attiqa train`` kept and how to continue (was a bare "interrupted")."""
+    import json
+
+    out_dir = Path(cfg.out_dir)
+    kept = []
+    for stage in earlier_training(out_dir):
+        try:
+            epoch = json.loads((out_dir / stage / "last.json").read_text())["epoch"]
+            kept.append(f"{stage} after epoch {epoch}")
+        except (OSError, ValueError, KeyError, TypeError):
+            kept.append(stage)
+    if kept:
+        where = f"{', '.join(kept)} kept in {out_dir}"
+        return f"interrupted: {where}; rerun the same command with --resume to continue"
+    labelled = " (the images labelled so far are kept)" if cfg.label is not None else ""
+    return f"interrupted before an epoch finished{labelled}; rerun the same command to continue"
+
+
 def check_devices(cfg: TrainConfig) -> None:
     """Every training stage's ``device:`` exists on this machine, so a ``cuda:3`` in the last stage is
     one line before the first stage runs (:func:`attiqa.device.resolve_device` says why)."""

@@ -318,3 +318,61 @@ def test_a_process_lost_while_labelling_under_torchrun_is_one_line(tmp_path):
     import pyarrow.parquet as pq
 
     assert pq.read_metadata(out).num_rows == 8
+
+
+def test_a_finetune_table_listing_an_image_twice_or_odd_splits(tmp_path):
+    """**Was**: `finetune.csv` listing an image twice was trained on as two images — with two MOS, or one copy
+    on each side of the split (the held-out numbers then score a training image); a split column saying
+    `Training` / `Validation` was refused ("0 'train' rows"), and rows of a mistyped split (`trian`, an empty
+    cell) were left out without a word. Now: two MOS (or splits) for one image refused, naming it; exact
+    repeats counted once and said; the splits' usual names read (as the dataset adapters read them); other
+    splits said."""
+    from helpers import tiny_train_config
+
+    rows = [f"img{i:02d}.png,{1 + 0.3 * i:.1f}" for i in range(8)]
+    cfg = tiny_train_config(tmp_path, "image,mos\n" + "\n".join([*rows, "img03.png,4.5"]) + "\n")
+    csv_path = tmp_path / "set" / "mos.csv"
+    img = tmp_path / "set" / "images" / "img03.png"
+    assert _refused(["train", "-c", cfg]) == (
+        f"{csv_path}: 1 image(s) listed twice with another MOS, e.g. {img} (1.9 and 4.5) — fix the table "
+        "(one row per image)"
+    )
+    csv_path.write_text("image,mos\n" + "\n".join([*rows, rows[3], rows[5]]) + "\n")
+    res = runner.invoke(app, ["train", "-c", str(cfg)])
+    assert res.exit_code == 0, res.output
+    assert f"{csv_path}: 2 repeated row(s) (same image, same MOS) counted once" in " ".join(
+        res.output.split()
+    )
+    from attiqa.io.checkpoints import read_card
+
+    card = read_card(tmp_path / "run" / "finetune" / "last.safetensors")
+    assert card["dataset"]["n_train"] + card["dataset"]["n_val"] == 8
+    splits = ["Training"] * 5 + ["trian", "Validation", "TEST"]
+    csv_path.write_text(
+        "image,mos,split\n" + "".join(f"{r},{s}\n" for r, s in zip(rows, splits, strict=True))
+    )
+    res = runner.invoke(app, ["train", "-c", str(cfg), "--no-resume"])
+    assert res.exit_code == 0, res.output
+    assert f"{csv_path}: 1 row(s) whose split ('trian') is neither train nor" in " ".join(res.output.split())
+    card = read_card(tmp_path / "run" / "finetune" / "last.safetensors")
+    assert (card["dataset"]["n_train"], card["dataset"]["n_val"]) == (5, 2)
+
+
+@pytest.mark.slow
+def test_ctrl_c_to_train_says_what_is_kept_and_how_to_continue(tmp_path):
+    """**Was**: Ctrl-C to `attiqa train` said a bare "interrupted" (the next command then refused the folder
+    of checkpoints, and only that line said --resume). Now it says which stage and epoch are kept and to rerun
+    with --resume, which continues to the end."""
+    from helpers import run_attiqa, signal_after, tiny_train_config
+
+    cfg = tiny_train_config(tmp_path, epochs=3)
+    ctrl_c = signal_after(tmp_path, "replace", "last.json", 1, "SIGINT", "attiqa.cli")
+    cut = run_attiqa("train", "-c", cfg, **ctrl_c)
+    assert cut.returncode == 130, cut.stderr[-3000:]
+    said = [" ".join(x.split()) for x in cut.stderr.splitlines() if x.startswith("interrupted")]
+    assert said == [
+        f"interrupted: finetune after epoch 1 kept in {tmp_path / 'run'}; rerun the same command with "
+        "--resume to continue"
+    ]
+    again = run_attiqa("train", "-c", cfg, "--resume", env={"OMP_NUM_THREADS": "1"})
+    assert again.returncode == 0, again.stderr[-3000:]

@@ -31,7 +31,8 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset, default_collate
 
-from attiqa.datasets.readers import MOS_HEADER, not_a_file, posix_name, read_csv, to_float
+from attiqa.datasets.base import canonical_split
+from attiqa.datasets.readers import MOS_HEADER, not_a_file, posix_name, read_csv, repeated_rows, to_float
 from attiqa.errors import AttiqaError, ImageLoadError
 from attiqa.io.images import load_image
 from attiqa.io.names import text_path
@@ -326,7 +327,7 @@ def read_mos_csv(path: Path) -> list[dict[str, str]]:
             continue
         r = {**raw, "image": str(raw.get(image_col) or ""), "mos": repr(mos)}  # other columns kept
         if split_col is not None:
-            r["split"] = str(raw.get(split_col) or "").lower()
+            r["split"] = canonical_split(raw.get(split_col)) or ""  # Training, validation: train, val
         rows.append(r)
     if not rows:
         raise AttiqaError(f"{path}: no rows with a finite mos — one row per image: image,mos")
@@ -405,19 +406,46 @@ def read_mos_split(csv: str, image_root: str, val_fraction: float, split_seed: i
         raise AttiqaError("finetune: no MOS CSV given (finetune.csv)")
     csv_path = Path(csv)
     table = MosDataset(csv_path, image_root or None, _no_transform)
-    rows = table.rows
-    if "split" in rows[0]:
+    rows, paths, mos = table.rows, table.paths, table.mos
+    has_split = "split" in rows[0]
+    cells = [
+        (float(m), r["split"]) if has_split else float(m) for m, r in zip(mos.tolist(), rows, strict=True)
+    ]
+    keep, conflicts, repeats = repeated_rows(paths, cells)
+    if conflicts:  # was trained on as two images, maybe one on each side of the split
+        what = "MOS or split" if has_split else "MOS"
+        raise AttiqaError(
+            f"{csv_path}: {len(conflicts)} image(s) listed twice with another {what}, e.g. {conflicts[0]} — "
+            "fix the table (one row per image)"
+        )
+    if repeats and D.is_main():  # a copy of a row would be trained on twice, maybe once held out
+        console.print(
+            f"[yellow]{plain(str(csv_path))}: {repeats} repeated row(s) (same image, same MOS) counted once",
+            highlight=False,
+        )
+    if repeats:
+        rows, paths, mos = [rows[i] for i in keep], [paths[i] for i in keep], mos[keep]
+    if has_split:
         tr = [i for i, r in enumerate(rows) if r["split"] == "train"]
         va = [i for i, r in enumerate(rows) if r["split"] in VAL_SPLITS]
+        other = sorted({r["split"] for r in rows if r["split"] != "train" and r["split"] not in VAL_SPLITS})
+        if other and D.is_main():  # were left out without a word ('trian', an empty cell)
+            n = len(rows) - len(tr) - len(va)
+            named = ", ".join(repr(x) for x in other[:3])
+            console.print(
+                f"[yellow]{plain(str(csv_path))}: {n} row(s) whose split ({named}) is neither train nor "
+                f"{'/'.join(VAL_SPLITS)} left out",
+                highlight=False,
+            )
         kind = "column"
         given = f"its split column gives {len(tr)} 'train' and {len(va)} {'/'.join(VAL_SPLITS)} rows"
     else:
         tr, va = split_indices(len(rows), val_fraction, split_seed)
         kind = f"random {1 - val_fraction:.0%}/{val_fraction:.0%} seed {split_seed}"
         given = f"{len(rows)} rows split {kind} give {len(tr)} to train on and {len(va)} held out"
-    check_split(table.mos, tr, va, str(csv_path), given, "add rows, or a split column")
+    check_split(mos, tr, va, str(csv_path), given, "add rows, or a split column")
     root = image_root or str(csv_path.resolve().parent)
-    return MosSplit(table.paths, table.mos, tr, va, kind, str(csv), root)
+    return MosSplit(paths, mos, tr, va, kind, str(csv), root)
 
 
 def training_mos_range(mos: torch.Tensor, source: str) -> tuple[float, float]:
