@@ -34,7 +34,7 @@ from attiqa.io.atomic import atomic_path, remove_orphan_temps
 from attiqa.io.batching import inference_num_workers
 from attiqa.io.names import path_text, text_path
 from attiqa.scoring import score_batches
-from attiqa.sharding import barrier
+from attiqa.sharding import barrier, collective
 from attiqa.teachers.base import Teacher
 
 META_KEY = b"attiqa_labels"
@@ -229,7 +229,8 @@ def label_images(
     todo = [p for p in all_paths if path_text(p) not in done]
     skipped_done = len(all_paths) - len(todo)
     if world_size > 1:  # every rank has read what is done before any writes a part: one `todo` everywhere
-        barrier()
+        with collective():  # a lost peer: PeerLost, one line
+            barrier()
     todo = todo[rank::world_size]
     pdir = parts_dir(out)
     pdir.mkdir(parents=True, exist_ok=True)

@@ -47,7 +47,7 @@ import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -59,6 +59,9 @@ from attiqa.io.checkpoints import weights_sha256
 from attiqa.io.images import content_key
 from attiqa.progress import console, plain
 from attiqa.training.data import MosSplit, check_split, split_indices
+
+if TYPE_CHECKING:
+    from attiqa.training.finetune import InitialModel
 
 PROTOCOLS: dict[str, str] = {
     "single": "Table 2: N random 80/20 splits per dataset (official split for FLIVE/AVA), median SROCC/PLCC",
@@ -347,11 +350,13 @@ def run_finetune_split(
     progress: bool,
     keep_checkpoint: bool,
     after: Callable[[Path], dict[str, Any]] | None = None,
+    start: InitialModel | None = None,
 ) -> dict[str, Any]:
     """One fine-tuning run on one split; returns (and stores in ``run.json``) its numbers.
 
     ``after(checkpoint)`` may compute more numbers from the selected checkpoint before it is deleted
-    (cross-dataset testing).
+    (cross-dataset testing); ``start``: the network built from ``cfg`` and ``init_checkpoint`` once for all
+    splits (:func:`attiqa.training.finetune.initial_model`; None: built here).
     """
     from attiqa.training.finetune import finetune
 
@@ -388,7 +393,7 @@ def run_finetune_split(
         source=f"{bench.dataset.name}:{bench.dataset.root}", image_root=str(bench.dataset.root),
     )  # fmt: skip
     run_cfg = replace(cfg, csv="", image_root="")
-    res = finetune(run_cfg, init_checkpoint, run_dir, resume=resume, progress=progress, data=data)
+    res = finetune(run_cfg, init_checkpoint, run_dir, resume, progress, data, start)
     metrics, epoch = _pick_metrics(res, select)
     ridge = bool(res.history and res.history[-1].get("ridge"))
     ft_dir = run_dir / "finetune"
@@ -470,19 +475,16 @@ def check_fractions(fractions: Sequence[float]) -> None:
         seen[pct] = fr
 
 
-def _check_device_and_init(cfg: FinetuneConfig, init: Path | None) -> None:
-    """The device and the init checkpoint (or the backbone's ImageNet weights), before the output folder is
-    made: a machine without CUDA, a file that is not an ATTIQA checkpoint or weights that cannot be
-    downloaded stopped the first run, leaving OUT/PROTOCOL/LABEL/split00."""
+def _initial_model(cfg: FinetuneConfig, init: Path | None) -> InitialModel:
+    """The device and the starting network — the init checkpoint, or the backbone with its ImageNet weights —
+    before the output folder is made (a machine without CUDA, a file that is not an ATTIQA checkpoint or
+    weights that cannot be downloaded stopped the first run, leaving OUT/PROTOCOL/LABEL/split00), built once
+    and handed to every split's fine-tuning (each loaded it again: a ResNet-50's weights per split)."""
     from attiqa.device import resolve_device
-    from attiqa.models import create_backbone
-    from attiqa.models.attiqa_model import load_model
+    from attiqa.training.finetune import initial_model
 
     resolve_device(cfg.device)
-    if init is not None:
-        load_model(init)
-    else:  # the ImageNet weights (paper_resnet50.yaml offline: a download that fails)
-        create_backbone(cfg.backbone, pretrained=cfg.pretrained_backbone, weights=cfg.backbone_weights)
+    return initial_model(cfg, init)
 
 
 def init_path(init: str | Path | None) -> Path | None:
@@ -521,6 +523,7 @@ class _Run:
 
     cfg: FinetuneConfig
     init: Path | None
+    start: InitialModel  # the network every split starts from, built once
     select: str
     progress: bool
     keep: bool
@@ -596,7 +599,7 @@ class _Run:
     def run(self, protocol: str, b: BenchDataset, sp: Split, **kw: Any) -> dict[str, Any]:
         run_dir = self.out / protocol / b.label / sp.name
         return run_finetune_split(b, sp, self.cfg, self.init, run_dir, self.select, self.progress, self.keep,
-                                  **kw)  # fmt: skip
+                                  start=self.start, **kw)  # fmt: skip
 
 
 def _single(r: _Run, benches: list[BenchDataset], method: str, protocol: str) -> tuple[list, dict, str]:
@@ -693,7 +696,7 @@ def run_protocol(
     out_dir: str | Path,
     init_checkpoint: str | Path | None = None,
     repeats: int | None = None,
-    fractions: Sequence[float] = (0.1, 0.2),
+    fractions: Sequence[float] | None = None,
     select: str = "last",
     seed: int = 0,
     method: str | None = None,
@@ -707,10 +710,19 @@ def run_protocol(
 ) -> ProtocolResult:
     """Run ``protocol`` (see :data:`PROTOCOLS`) and write ``<protocol>.md`` + ``<protocol>.json`` in
     ``out_dir``. ``repeats`` defaults to the paper's 10 (1 for ``cross``); ``group_by`` as in the module
-    docstring; ``cache``: ``cross``'s score cache, as :func:`~attiqa.evaluation.evaluate.evaluate`'s."""
+    docstring; ``cache``: ``cross``'s score cache, as :func:`~attiqa.evaluation.evaluate.evaluate`'s;
+    ``fractions``: data-efficient's training fractions (default 10 % and 20 %), refused for the others."""
     if protocol not in PROTOCOLS:
         hint = did_you_mean(protocol, PROTOCOLS)
         raise AttiqaError(f"unknown protocol {protocol!r}{hint}; protocols: {', '.join(PROTOCOLS)}")
+    if fractions is not None and protocol != "data-efficient":  # was ignored: 80/20 splits without a word
+        given = ",".join(f"{fr:g}" for fr in fractions)
+        raise AttiqaError(
+            f"--fractions {given}: only the data-efficient protocol trains on fractions of the data "
+            f"({protocol} makes 80/20 splits, or takes the dataset's official one) — drop --fractions, or "
+            "run attiqa bench data-efficient"
+        )
+    fractions = (0.1, 0.2) if fractions is None else fractions
     if select not in ("last", "best"):
         raise AttiqaError(f"select must be 'last' or 'best', got {select!r}")
     benches = [d if isinstance(d, BenchDataset) else bench_dataset(d) for d in datasets]
@@ -737,9 +749,10 @@ def run_protocol(
     if protocol == "data-efficient":
         check_fractions(fractions)
     _check_all(benches)
-    _check_device_and_init(cfg, init)
+    start = _initial_model(cfg, init)
     out = Path(out_dir)
-    r = _Run(cfg, init, select, progress, keep_checkpoints, out, repeats, seed, official_split, group_by)
+    r = _Run(cfg, init, start, select, progress, keep_checkpoints, out, repeats, seed, official_split,
+             group_by)  # fmt: skip
     for b in benches:
         r.keys(b)  # a dataset without the groups fails before the first run
         if protocol == "data-efficient":

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from attiqa.config import LabelConfig, TrainConfig, to_dict
-from attiqa.errors import ConfigError
+from attiqa.errors import AttiqaError, ConfigError
 from attiqa.io.atomic import output_folder, write_json_atomic
 
 if TYPE_CHECKING:
@@ -93,9 +93,9 @@ def run_label_stage(
     """Pseudo-label ``cfg.label.images`` into its Parquet table (``paths``: already found by
     :func:`label_inputs`, ``teacher``: already loaded by :func:`label_teacher`; else found and loaded here,
     in that order)."""
-    from attiqa.labeling import check_label_output, env_rank_world, label_images, merge_parts
-    from attiqa.progress import progress_task
-    from attiqa.training.distributed import barrier
+    from attiqa.labeling import check_label_output, env_rank_world, label_images, merge_parts, parts_dir
+    from attiqa.progress import plain, progress_task
+    from attiqa.training.distributed import PeerLost, barrier, gather_objects
 
     lc = cfg.label
     assert lc is not None
@@ -110,23 +110,37 @@ def run_label_stage(
         from attiqa.progress import console
 
         console.print(f"teacher: {lc.teacher}" + ("" if lc.teacher.startswith("clip") else " (not CLIP)"))
-    with progress_task(
-        f"labelling ({lc.teacher})", total=len(paths), disable=not progress or rank != 0
-    ) as adv:
-        res = label_images(
-            paths, teacher, out, lc.batch_size, lc.num_workers, rank, world, on_batch=lambda n, f: adv(n + f)
-        )
-    if world > 1:
-        barrier()
-        if rank == 0:
-            merge_parts(out)
-        barrier()
-    if res.failed and rank == 0:
-        from attiqa.progress import console, plain
+    try:
+        with progress_task(
+            f"labelling ({lc.teacher})", total=len(paths), disable=not progress or rank != 0
+        ) as adv:
+            res = label_images(
+                paths,
+                teacher,
+                out,
+                lc.batch_size,
+                lc.num_workers,
+                rank,
+                world,
+                on_batch=lambda n, f: adv(n + f),
+            )
+        failed = [plain(e) for e in res.failed]
+        if world > 1:
+            barrier()
+            if rank == 0:
+                merge_parts(out)
+            failed = [e for part in gather_objects(failed) for e in part]  # every rank's, said once (rank 0)
+    except PeerLost as exc:  # was gloo's traceback at the barrier
+        raise AttiqaError(
+            f"label: {exc.what} — the images labelled so far are kept ({parts_dir(out)}); rerun the same "
+            "command to continue"
+        ) from None
+    if failed and rank == 0:
+        from attiqa.progress import console
 
-        console.print(f"[yellow]skipped {len(res.failed)} unreadable image(s):")
-        for e in res.failed[:20]:
-            console.print(f"  {plain(e)}")
+        console.print(f"[yellow]skipped {len(failed)} unreadable image(s):", highlight=False)
+        for e in failed[:20]:
+            console.print(f"  {e}", highlight=False)
     return out
 
 
@@ -135,6 +149,25 @@ def earlier_training(out_dir: Path) -> list[str]:
     ``finetune/heads``, ...), so a rerun of the same command can ask before training over them."""
     found = [*out_dir.glob("*/last.state.safetensors"), *out_dir.glob("*/*/last.state.safetensors")]
     return sorted(str(p.parent.relative_to(out_dir)) for p in found)
+
+
+def interrupted_words(cfg: TrainConfig) -> str:
+    """What an interrupted ``attiqa train`` kept and how to continue (was a bare "interrupted")."""
+    import json
+
+    out_dir = Path(cfg.out_dir)
+    kept = []
+    for stage in earlier_training(out_dir):
+        try:
+            epoch = json.loads((out_dir / stage / "last.json").read_text())["epoch"]
+            kept.append(f"{stage} after epoch {epoch}")
+        except (OSError, ValueError, KeyError, TypeError):
+            kept.append(stage)
+    if kept:
+        where = f"{', '.join(kept)} kept in {out_dir}"
+        return f"interrupted: {where}; rerun the same command with --resume to continue"
+    labelled = " (the images labelled so far are kept)" if cfg.label is not None else ""
+    return f"interrupted before an epoch finished{labelled}; rerun the same command to continue"
 
 
 def check_devices(cfg: TrainConfig) -> None:

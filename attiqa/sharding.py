@@ -24,7 +24,7 @@ from typing import TypeVar
 import torch
 import torch.distributed as dist
 
-from attiqa.errors import ImageLoadError
+from attiqa.errors import AttiqaError, ImageLoadError
 from attiqa.interface import Scorer
 from attiqa.scoring import ScoreRun, score_paths
 
@@ -71,6 +71,31 @@ def gather_objects(obj: object) -> list:
     out: list = [None] * world_size()
     dist.all_gather_object(out, obj)
     return out
+
+
+class PeerLost(AttiqaError):
+    """A collective failed under torchrun: another process of the job is gone (killed, out of memory, stopped
+    by an error of its own). ``what`` names it with the backend's first line; the training loop adds what is
+    kept to resume from."""
+
+    def __init__(self, why: str) -> None:
+        self.what = f"another process of this torchrun job stopped ({why})"
+        super().__init__(f"{self.what} — rerun the same command to continue")
+
+
+@contextmanager
+def collective() -> Iterator[None]:
+    """Around collectives — training's (and a DDP backward pass, whose gradient all-reduce runs inside it),
+    the label stage's barriers: under torchrun their RuntimeError (gloo's "Connection closed by peer",
+    NCCL's errors) becomes :class:`PeerLost`, one line instead of a traceback. The backend's first line is
+    kept in it, so an error of this process's own still shows what it was."""
+    try:
+        yield
+    except RuntimeError as exc:
+        if not is_dist():
+            raise
+        lines = str(exc).strip().splitlines()
+        raise PeerLost(lines[0] if lines else type(exc).__name__) from None
 
 
 def init_distributed(timeout_minutes: float = 30.0) -> DistState:

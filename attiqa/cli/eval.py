@@ -264,8 +264,8 @@ def bench_cmd(
     repeats: int | None = typer.Option(
         None, "--repeats", "-n", min=1, help="Random splits per dataset (paper: 10; cross: 1)."
     ),
-    fractions: str = typer.Option(
-        "0.1,0.2", "--fractions", help="data-efficient: training fractions, comma-separated."
+    fractions: str | None = typer.Option(
+        None, "--fractions", help="data-efficient: training fractions, comma-separated (default 0.1,0.2)."
     ),
     select: str = typer.Option(
         "last", "--select", help="Report the last epoch (default) or the best-on-test epoch (optimistic)."
@@ -328,7 +328,7 @@ def bench_cmd(
             f"--target {target!r}: no dataset given has it; their targets: {', '.join(sorted(have))}"
         )
     try:
-        fr = [float(x) for x in fractions.split(",") if x.strip()]
+        fr = None if fractions is None else [float(x) for x in fractions.split(",") if x.strip()]
     except ValueError:
         raise AttiqaError(f"--fractions must be comma-separated numbers, got {fractions!r}") from None
     # before the first run; made once run_protocol's checks pass. A folder of earlier runs: resumable

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import typer
 
-from attiqa.cli._common import BatchSizeOption, DeviceOption, WorkersOption
+from attiqa.cli._common import BatchSizeOption, DeviceOption, InterruptedExit, WorkersOption
 from attiqa.errors import AttiqaError
-from attiqa.progress import console, plain_name
+from attiqa.progress import console, plain, plain_name
 
 
 def label_cmd(
@@ -93,7 +93,8 @@ def train_cmd(
             "attiqa train: --config FILE is required (or a subcommand: `attiqa train exiqa --help`)"
         )
     from attiqa.config import load_config
-    from attiqa.runner import earlier_training, run
+    from attiqa.labeling import env_rank_world
+    from attiqa.runner import earlier_training, interrupted_words, run
     from attiqa.training.distributed import is_main, process_group
 
     cfg = load_config(config, set_)
@@ -106,10 +107,17 @@ def train_cmd(
                 f"{cfg.out_dir}: holds checkpoints of an earlier run ({', '.join(stages)}) — add --resume to "
                 "continue it, --no-resume to train over it, or choose another --out-dir"
             )
-    with process_group():  # kept up to the report: once the group is gone every torchrun process is rank 0
-        res = run(cfg, resume=bool(resume))
-        if not is_main():
-            return
+    try:
+        with (
+            process_group()
+        ):  # kept up to the report: once the group is gone every torchrun process is rank 0
+            res = run(cfg, resume=bool(resume))
+            if not is_main():
+                return
+    except KeyboardInterrupt as exc:
+        if env_rank_world()[0] == 0:
+            console.print(f"[yellow]{plain(interrupted_words(cfg))}", highlight=False)
+        raise InterruptedExit(exc) from exc
     for name, val in (("labels", res.labels), ("pretrained", res.pretrained), ("finetuned", res.finetuned)):
         if val:
             console.print(f"[green]{name}: {plain_name(val)}")

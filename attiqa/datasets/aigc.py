@@ -43,7 +43,7 @@ class AGIQA3k(IQADataset):
         path = need_file(self.root, self.info.score_files, self.name, self.info.layout)
         t = read_table(path)
         name = t.column("name")
-        cols = {k: t.column(v.column) for k, v in self.info.targets.items()}
+        cols = self.target_columns(t)
         meta_cols = [
             c for c in ("prompt", "adj1", "adj2", "style", "std_quality", "std_align") if c in t.fields
         ]

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from attiqa.datasets.readers import Table
 from attiqa.errors import AttiqaError, did_you_mean
 from attiqa.progress import shown_name
 
@@ -168,6 +169,20 @@ class IQADataset:
     def read_records(self) -> list[RawRecord]:
         """Read the official score file(s) into raw records (absolute image paths)."""
         raise NotImplementedError
+
+    def target_columns(self, table: Table) -> dict[str, str]:
+        """Each target's column in a score file holding several: the chosen target's is required (a
+        missing one is named), the others are read where the file has them — a copy of AGIQA-3k's file
+        holding ``mos_align`` alone is evaluated on it (was: "missing column 'mos_quality'")."""
+        cols = {k: table.column(v.column, required=False) for k, v in self.info.targets.items()}
+        have = {k: c for k, c in cols.items() if c is not None}
+        if self.target not in have and have:
+            raise AttiqaError(
+                f"{table.path}: no {self.target_info.column!r} column for target {self.target!r} (found: "
+                f"{', '.join(table.fields)}) — it holds {', '.join(have)}: pass --target {next(iter(have))}"
+            )
+        table.column(self.target_info.column)  # none at all: the file's own error
+        return have
 
     # -- uniform interface ----------------------------------------------------------------------------
 

@@ -78,6 +78,34 @@ def to_float(value: Any, where: str) -> float:
     return v
 
 
+def repeated_rows(images: Sequence[Path], values: Sequence[Any]) -> tuple[list[int], list[str], int]:
+    """Rows of a score file naming an image an earlier row named: the rows to keep (each image's first),
+    each image whose later row holds another value (``IMG (a and b)``: refused by the callers, it would
+    count one image twice with two scores — in a training table possibly on both sides of the split), and
+    how many rows repeat an earlier one exactly (counted once)."""
+    first: dict[Path, int] = {}
+    keep: list[int] = []
+    conflicts: list[str] = []
+    repeats = 0
+    for i, (img, value) in enumerate(zip(images, values, strict=True)):
+        j = first.get(img)
+        if j is None:
+            first[img] = i
+            keep.append(i)
+        elif values[j] == value:
+            repeats += 1
+        else:
+            conflicts.append(f"{img} ({_shown(values[j])} and {_shown(value)})")
+    return keep, conflicts, repeats
+
+
+def _shown(value: Any) -> str:
+    """A cell's value as an error shows it (numbers in their shortest form, a row's cells with commas)."""
+    if isinstance(value, tuple):
+        return ", ".join(map(_shown, value))
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
 def _key(name: str) -> str:
     return name.strip().lower().replace(" ", "_")
 

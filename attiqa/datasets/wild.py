@@ -205,7 +205,7 @@ class SPAQ(IQADataset):
         path = need_file(self.root, (_SPAQ_XLSX, csv_alt), self.name, self.info.layout)
         t = read_table(path, header_has=("Image name", "MOS"))
         name = t.column("Image name", "Image_name", "image")
-        cols = {k: t.column(v.column) for k, v in self.info.targets.items()}
+        cols = self.target_columns(t)
         img_dir = self.root / "TestImage"
         out = []
         for i, r in t.numbered():

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from attiqa.datasets.base import DatasetItem, IQADataset, find_unreadable
+from attiqa.datasets.readers import repeated_rows
 from attiqa.errors import AttiqaError, ImageLoadError
 from attiqa.evaluation.cache import ScoreCache, cache_location, score_cache_key
 from attiqa.evaluation.logistic import LogisticFit, fitted_metrics
@@ -119,17 +120,7 @@ def check_mos(items: list[DatasetItem], dataset: IQADataset) -> tuple[list[Datas
     values (refused), repeated rows (counted once, with a warning), rows without a finite MOS (counted)
     and a constant MOS (no correlation is defined)."""
     warn: list[str] = []
-    first: dict[Path, DatasetItem] = {}
-    conflicts: list[str] = []
-    repeats = 0
-    for it in items:
-        seen = first.get(it.image)
-        if seen is None:
-            first[it.image] = it
-        elif seen.raw == it.raw:
-            repeats += 1
-        else:
-            conflicts.append(f"{it.image} ({seen.raw:g} and {it.raw:g})")
+    keep, conflicts, repeats = repeated_rows([it.image for it in items], [it.raw for it in items])
     if conflicts:
         raise AttiqaError(
             f"{dataset.name} ({dataset.target}): {len(conflicts)} image(s) have two different scores, e.g. "
@@ -141,7 +132,7 @@ def check_mos(items: list[DatasetItem], dataset: IQADataset) -> tuple[list[Datas
         warn.append(
             f"{dataset.n_without_score} row(s) without a finite {dataset.target} (empty, NaN or inf) left out"
         )
-    unique = list(first.values())
+    unique = [items[i] for i in keep]
     if len(unique) >= 2 and len({it.mos for it in unique}) == 1:
         warn.append(
             f"{dataset.target} is the same ({unique[0].raw:g}) for every image: correlations are undefined"

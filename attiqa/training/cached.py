@@ -35,7 +35,12 @@ from attiqa.evaluation.metrics import correlations
 from attiqa.io.batching import default_num_workers
 from attiqa.models import AttiqaModel, create_backbone, save_model
 from attiqa.training import distributed as D
-from attiqa.training.data import MosSplit, PseudoLabelDataset, training_mos_range
+from attiqa.training.data import (
+    DATA_SETTING,
+    MosSplit,
+    PseudoLabelDataset,
+    training_mos_range,
+)
 from attiqa.training.losses import make_pretrain_loss
 from attiqa.training.mos import (
     CENTRE_VIEW,
@@ -104,7 +109,8 @@ def pretrain_cached(
         optimizer, cfg.epochs, stage_dir=stage_dir, train_mode=lambda: cached_train_mode(model),
         checkpoint_every=checkpoint_every(cfg.epochs), card=base_card, label="pretrain (cached features)",
         log_every=10, progress=progress,
-        state_extra={"head_names": list(dataset.head_names)}, settings=to_dict(cfg),
+        state_extra={"head_names": list(dataset.head_names)},
+        settings={**to_dict(cfg), DATA_SETTING: dataset.fingerprint()},
     )  # fmt: skip
     check_resumed_heads(trainer.resume() if resume else None, dataset.head_names, trainer.last_path)
     with one_thread():
@@ -167,7 +173,8 @@ def finetune_cached(
     trainer = cached_mos_trainer(
         model, cfg, feats, tr, target01, stage_dir=stage_dir, validate=validate,
         checkpoint_every=checkpoint_every(cfg.epochs), card=base_card, label="finetune (cached features)",
-        log_every=10, progress=progress, log=log or WriteLog(), settings=to_dict(cfg),
+        log_every=10, progress=progress, log=log or WriteLog(),
+        settings={**to_dict(cfg), DATA_SETTING: split.fingerprint()},
     )  # fmt: skip
     with one_thread():
         history = trainer.fit(resume)

@@ -17,6 +17,7 @@ Bad-file policy (ours):
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from collections.abc import Callable, Iterator, Sequence
@@ -30,7 +31,8 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset, default_collate
 
-from attiqa.datasets.readers import MOS_HEADER, not_a_file, posix_name, read_csv, to_float
+from attiqa.datasets.base import canonical_split
+from attiqa.datasets.readers import MOS_HEADER, not_a_file, posix_name, read_csv, repeated_rows, to_float
 from attiqa.errors import AttiqaError, ImageLoadError
 from attiqa.io.images import load_image
 from attiqa.io.names import text_path
@@ -116,13 +118,40 @@ class UnreadableImages:
                     why = plain_failure(_why_unreadable(path), path)
                     console.print(f"[yellow]{who}skipped[/] {why}", highlight=False)
 
-    def finish(self) -> None:
+    def finish(self, together: bool = True) -> None:
+        """List what is left, then the count: under torchrun the job's total, said once (rank 0; each rank
+        said its own before) — ``together=False`` after an error, when the other ranks may be gone."""
         self.flush()
-        if self.reported:
-            n = len(self.reported)
+        reported = {str(p) for p in self.reported}
+        who = ""
+        if together and D.is_dist():
+            reported = {p for part in D.gather_objects(sorted(reported)) for p in part}
+            if not D.is_main():
+                return
+        elif D.world_size() > 1:
+            who = f"rank {D.rank()}: "
+        if reported:
+            n = len(reported)
             console.print(
-                f"[yellow]{self.stage}: {n} unreadable image{'s' if n > 1 else ''} skipped (listed above)"
+                f"[yellow]{who}{self.stage}: {n} unreadable image{'s' if n > 1 else ''} skipped "
+                "(listed above)",
+                highlight=False,
             )
+
+
+DATA_SETTING = "data"  # a stage's settings entry: what it trains on (data_fingerprint), checked on a resume
+
+
+def data_fingerprint(source: str, paths: Sequence[Path | str], targets: torch.Tensor,
+                     *splits: Sequence[int]) -> dict[str, str]:  # fmt: skip
+    """What a stage trains on — its images in order, their targets (labels, MOS) and its split — hashed, with
+    the file they were read from (named when a ``--resume`` finds it changed; was taken without a word)."""
+    h = hashlib.sha256()
+    for p in paths:
+        h.update(str(p).encode("utf-8", "surrogateescape") + b"\0")
+    h.update(targets.detach().double().contiguous().numpy().tobytes())
+    h.update(json.dumps([list(map(int, ix)) for ix in splits]).encode())
+    return {"file": source, "fingerprint": h.hexdigest()[:16]}
 
 
 def _why_unreadable(path: Path) -> str:
@@ -144,11 +173,13 @@ def unreadable_report(stage: str) -> Iterator[UnreadableImages]:
     """Every :class:`ImageTableDataset` built inside reports to it; the count is printed on the way out."""
     report = UnreadableImages(stage)
     _REPORTS.append(report)
+    ok = False
     try:
         yield report
+        ok = True
     finally:
         _REPORTS.remove(report)
-        report.finish()
+        report.finish(together=ok)
 
 
 def flush_unreadable() -> None:
@@ -222,6 +253,10 @@ class PseudoLabelDataset(ImageTableDataset):
         }
         super().__init__(paths, labels, transform, on_error)
 
+    def fingerprint(self) -> dict[str, str]:
+        """:func:`data_fingerprint` of the images and their labels (named by the label file)."""
+        return data_fingerprint(str(self.labels_path), self.paths, self.targets)
+
 
 class MosDataset(ImageTableDataset):
     """A MOS CSV with columns ``image,mos[,split]`` read by name; paths relative to ``image_root``.
@@ -292,7 +327,7 @@ def read_mos_csv(path: Path) -> list[dict[str, str]]:
             continue
         r = {**raw, "image": str(raw.get(image_col) or ""), "mos": repr(mos)}  # other columns kept
         if split_col is not None:
-            r["split"] = str(raw.get(split_col) or "").lower()
+            r["split"] = canonical_split(raw.get(split_col)) or ""  # Training, validation: train, val
         rows.append(r)
     if not rows:
         raise AttiqaError(f"{path}: no rows with a finite mos — one row per image: image,mos")
@@ -340,6 +375,10 @@ class MosSplit:
     def dataset(self, transform: Transform, on_error: str = "skip") -> ImageTableDataset:
         return ImageTableDataset(self.paths, self.mos, transform, on_error)
 
+    def fingerprint(self) -> dict[str, str]:
+        """:func:`data_fingerprint` of the images, MOS and split (named by :attr:`source`)."""
+        return data_fingerprint(self.source, self.paths, self.mos, self.train, self.val)
+
 
 def check_split(
     mos: torch.Tensor, train: Sequence[int], held_out: Sequence[int], source: str, given: str, fix: str
@@ -367,19 +406,46 @@ def read_mos_split(csv: str, image_root: str, val_fraction: float, split_seed: i
         raise AttiqaError("finetune: no MOS CSV given (finetune.csv)")
     csv_path = Path(csv)
     table = MosDataset(csv_path, image_root or None, _no_transform)
-    rows = table.rows
-    if "split" in rows[0]:
+    rows, paths, mos = table.rows, table.paths, table.mos
+    has_split = "split" in rows[0]
+    cells = [
+        (float(m), r["split"]) if has_split else float(m) for m, r in zip(mos.tolist(), rows, strict=True)
+    ]
+    keep, conflicts, repeats = repeated_rows(paths, cells)
+    if conflicts:  # was trained on as two images, maybe one on each side of the split
+        what = "MOS or split" if has_split else "MOS"
+        raise AttiqaError(
+            f"{csv_path}: {len(conflicts)} image(s) listed twice with another {what}, e.g. {conflicts[0]} — "
+            "fix the table (one row per image)"
+        )
+    if repeats and D.is_main():  # a copy of a row would be trained on twice, maybe once held out
+        console.print(
+            f"[yellow]{plain(str(csv_path))}: {repeats} repeated row(s) (same image, same MOS) counted once",
+            highlight=False,
+        )
+    if repeats:
+        rows, paths, mos = [rows[i] for i in keep], [paths[i] for i in keep], mos[keep]
+    if has_split:
         tr = [i for i, r in enumerate(rows) if r["split"] == "train"]
         va = [i for i, r in enumerate(rows) if r["split"] in VAL_SPLITS]
+        other = sorted({r["split"] for r in rows if r["split"] != "train" and r["split"] not in VAL_SPLITS})
+        if other and D.is_main():  # were left out without a word ('trian', an empty cell)
+            n = len(rows) - len(tr) - len(va)
+            named = ", ".join(repr(x) for x in other[:3])
+            console.print(
+                f"[yellow]{plain(str(csv_path))}: {n} row(s) whose split ({named}) is neither train nor "
+                f"{'/'.join(VAL_SPLITS)} left out",
+                highlight=False,
+            )
         kind = "column"
         given = f"its split column gives {len(tr)} 'train' and {len(va)} {'/'.join(VAL_SPLITS)} rows"
     else:
         tr, va = split_indices(len(rows), val_fraction, split_seed)
         kind = f"random {1 - val_fraction:.0%}/{val_fraction:.0%} seed {split_seed}"
         given = f"{len(rows)} rows split {kind} give {len(tr)} to train on and {len(va)} held out"
-    check_split(table.mos, tr, va, str(csv_path), given, "add rows, or a split column")
+    check_split(mos, tr, va, str(csv_path), given, "add rows, or a split column")
     root = image_root or str(csv_path.resolve().parent)
-    return MosSplit(table.paths, table.mos, tr, va, kind, str(csv), root)
+    return MosSplit(paths, mos, tr, va, kind, str(csv), root)
 
 
 def training_mos_range(mos: torch.Tensor, source: str) -> tuple[float, float]:

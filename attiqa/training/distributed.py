@@ -1,7 +1,8 @@
 """DDP helpers for training: one code path for a single process and for ``torchrun --nproc_per_node N``.
 
 - The process group and its basic collectives live in :mod:`attiqa.sharding` (scoring shares them) and are
-  re-exported here, so training code reads them as ``D.rank()``, ``D.barrier()``, ...
+  re-exported here, so training code reads them as ``D.rank()``, ``D.barrier()``, ...; ``barrier`` and
+  ``gather_objects`` here turn a lost peer into :class:`PeerLost` (one line, not gloo's traceback).
 - Without torchrun's env vars (or WORLD_SIZE=1) nothing is initialised and every helper is a no-op.
 - Only rank 0 writes files (:func:`is_main`); collectives keep the other ranks in step.
 """
@@ -9,19 +10,17 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import torch
 import torch.distributed as dist
 from torch import nn
 from torch.utils.data import Dataset, DistributedSampler
 
-from attiqa.errors import AttiqaError
+from attiqa import sharding
 from attiqa.sharding import (
     DistState,
-    barrier,
-    gather_objects,
+    PeerLost,
+    collective,
     init_distributed,
     is_dist,
     is_main,
@@ -39,29 +38,16 @@ __all__ = [  # the process-group helpers re-exported from attiqa.sharding, then 
 ]  # fmt: skip
 
 
-class PeerLost(AttiqaError):
-    """A collective failed under torchrun: another process of the job is gone (killed, out of memory, stopped
-    by an error of its own). ``what`` names it with the backend's first line; the training loop adds what is
-    kept to resume from."""
-
-    def __init__(self, why: str) -> None:
-        self.what = f"another process of this torchrun job stopped ({why})"
-        super().__init__(f"{self.what} — rerun the same command to continue")
+def barrier() -> None:
+    """:func:`attiqa.sharding.barrier`; a peer lost under torchrun is :class:`PeerLost` (a traceback was)."""
+    with collective():
+        sharding.barrier()
 
 
-@contextmanager
-def collective() -> Iterator[None]:
-    """Around training's collectives (and a DDP backward pass, whose gradient all-reduce runs inside it):
-    under torchrun their RuntimeError (gloo's "Connection closed by peer", NCCL's errors) becomes
-    :class:`PeerLost`, one line instead of a traceback. The backend's first line is kept in it, so an error
-    of this process's own still shows what it was."""
-    try:
-        yield
-    except RuntimeError as exc:
-        if not is_dist():
-            raise
-        lines = str(exc).strip().splitlines()
-        raise PeerLost(lines[0] if lines else type(exc).__name__) from None
+def gather_objects(obj: object) -> list:
+    """:func:`attiqa.sharding.gather_objects`; a peer lost under torchrun is :class:`PeerLost`."""
+    with collective():
+        return sharding.gather_objects(obj)
 
 
 def wrap_ddp(model: nn.Module, device: torch.device) -> nn.Module:

@@ -26,7 +26,7 @@ rows, or the random 20 %), so choosing on it is optimistic: ``best`` is kept for
 from __future__ import annotations
 
 import copy
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,7 @@ from attiqa.models.transforms import FinetuneTrain, FiveCropTest
 from attiqa.training import distributed as D
 from attiqa.training.cached import finetune_cached
 from attiqa.training.data import (
+    DATA_SETTING,
     VAL_SPLITS,
     ImageTableDataset,
     MosSplit,
@@ -57,11 +58,10 @@ from attiqa.training.ridge import add_ridge_head
 from attiqa.training.sources import ImageBatches
 from attiqa.training.trainer import LR_SCHEDULES, Trainer, WriteLog, lr_factor, set_scheduled_lr
 
-__all__ = ["LR_SCHEDULES", "VAL_SPLITS", "FinetuneResult", "finetune", "lr_factor", "make_optimizer",
-           "predict_five_crop", "set_scheduled_lr"]  # fmt: skip
+__all__ = ["LR_SCHEDULES", "VAL_SPLITS", "FinetuneResult", "InitialModel", "finetune", "initial_model",
+           "lr_factor", "make_optimizer", "predict_five_crop", "set_scheduled_lr"]  # fmt: skip
 
 
-@unreadable_report("finetune")
 def finetune(
     cfg: FinetuneConfig,
     init_checkpoint: Path | None,
@@ -69,12 +69,34 @@ def finetune(
     resume: bool = False,
     progress: bool = True,
     data: MosSplit | None = None,
+    start: InitialModel | None = None,
 ) -> FinetuneResult:
     """Fine-tune on ``data`` (a split in memory, e.g. from a protocol) or else ``cfg.csv``. Without
     ``init_checkpoint`` (ablation (a): ImageNet-only initialisation) the network is built from the config's
-    model fields (``model:`` section)."""
-    with D.process_group():
-        return _finetune(cfg, init_checkpoint, Path(out_dir), resume, progress, data)
+    model fields (``model:`` section). ``start``: that network already built by :func:`initial_model` with
+    this ``cfg`` and ``init_checkpoint`` (a copy is trained), so runs of many splits read it once."""
+    with D.process_group(), unreadable_report("finetune"):  # the report's count: once, with the group's total
+        return _finetune(cfg, init_checkpoint, Path(out_dir), resume, progress, data, start)
+
+
+@dataclass(frozen=True)
+class InitialModel:
+    """The network fine-tuning starts from (the init checkpoint, or the backbone with its ImageNet weights and
+    fresh heads), built once; ``rng_state`` is the global RNG just after building it from ``cfg.seed``, so a
+    run on a copy draws its fresh layers (MOS MLP) exactly as a run that built the network itself."""
+
+    model: AttiqaModel
+    info: dict[str, Any]
+    rng_state: torch.Tensor
+
+
+def initial_model(cfg: FinetuneConfig, init_checkpoint: Path | None) -> InitialModel:
+    """Build (load) the starting network as :func:`finetune` does, seeded by ``cfg.seed``."""
+    torch.manual_seed(cfg.seed)  # seeded, identical fresh layers on every rank (and across runs)
+    model, info = _build_model(
+        init_checkpoint, cfg.backbone, cfg.pretrained_backbone, cfg.backbone_weights, cfg.head_hidden
+    )
+    return InitialModel(model, info, torch.get_rng_state())
 
 
 def _build_model(
@@ -140,14 +162,18 @@ def _finetune(
     resume: bool,
     progress: bool,
     data: MosSplit | None,
+    start: InitialModel | None,
 ) -> FinetuneResult:
     _check_settings(cfg)
     split = data or read_mos_split(cfg.csv, cfg.image_root, cfg.val_fraction, cfg.split_seed)
     stage_dir = out_dir / "finetune"
-    torch.manual_seed(cfg.seed)  # seeded, identical fresh layers on every rank (and across runs)
-    model, init_info = _build_model(
-        init_checkpoint, cfg.backbone, cfg.pretrained_backbone, cfg.backbone_weights, cfg.head_hidden
-    )
+    if start is None:  # built here: trained in place
+        start = initial_model(cfg, init_checkpoint)
+        model = start.model
+    else:  # shared by many runs: each trains its own copy, drawing from the RNG where a build would leave it
+        model = copy.deepcopy(start.model)
+        torch.set_rng_state(start.rng_state)
+    init_info = start.info
     if cfg.single_head is not None:
         model = keep_one_head(model, cfg.single_head)
         init_info = {**init_info, "single_head": cfg.single_head}
@@ -233,7 +259,9 @@ def _end_to_end(
     set_trainable(model, cfg.freeze_backbone)
     optimizer, base_lrs = make_optimizer(model, cfg)
     workers = default_num_workers() if cfg.num_workers is None else cfg.num_workers
-    source = ImageBatches(train_ds, cfg.batch_size, cfg.seed, workers, cfg.max_steps_per_epoch)
+    source = ImageBatches(
+        train_ds, cfg.batch_size, cfg.seed, workers, cfg.max_steps_per_epoch, "finetune.batch_size"
+    )
     ddp = D.wrap_ddp(model, device)
     base_card = {
         "stage": "finetune",
@@ -268,7 +296,8 @@ def _end_to_end(
         train_mode=lambda: image_train_mode(model, cfg.freeze_backbone, freeze_bn=polish),
         validate=validate, lr_schedule=cfg.lr_schedule, base_lrs=base_lrs, device=device, card=base_card,
         progress=progress, log=log,
-        lr_key="finetune.polish_lr" if polish else "finetune.lr or finetune.head_lr", settings=card_cfg,
+        lr_key="finetune.polish_lr" if polish else "finetune.lr or finetune.head_lr",
+        settings={**card_cfg, DATA_SETTING: split.fingerprint()},
         epochs_key="finetune.polish_epochs" if polish else "finetune.epochs",
     )  # fmt: skip
     history = trainer.fit(resume)

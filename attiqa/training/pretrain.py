@@ -29,7 +29,12 @@ from attiqa.models import AttiqaModel, create_backbone, save_model
 from attiqa.models.transforms import CenterCropTest, PretrainTrain
 from attiqa.training import distributed as D
 from attiqa.training.cached import check_resumed_heads, pretrain_cached
-from attiqa.training.data import PseudoLabelDataset, collate_skip_none, unreadable_report
+from attiqa.training.data import (
+    DATA_SETTING,
+    PseudoLabelDataset,
+    collate_skip_none,
+    unreadable_report,
+)
 from attiqa.training.losses import make_pretrain_loss
 from attiqa.training.sources import ImageBatches
 from attiqa.training.trainer import DEBUG_HASH_ENV, Trainer, weights_hash
@@ -38,7 +43,6 @@ CALIBRATION_MAX_IMAGES = 50_000  # ours: 101 quantiles are stable long before Im
 __all__ = ["CALIBRATION_MAX_IMAGES", "DEBUG_HASH_ENV", "calibrate_model", "pretrain", "weights_hash"]
 
 
-@unreadable_report("pretrain")
 def pretrain(
     cfg: PretrainConfig, labels: Path, out_dir: Path, resume: bool = False, progress: bool = True
 ) -> Path:
@@ -47,7 +51,8 @@ def pretrain(
     ``resume=True`` continues from ``last`` (the epoch after the last finished one; a run that already
     finished only recalibrates and rewrites the final model); without a ``last`` it starts fresh."""
     cfg.check("pretrain")  # configs built in code skip the load-time checks
-    with D.process_group():  # also for the cached loop: under torchrun only rank 0 writes
+    # also for the cached loop: under torchrun only rank 0 writes; the report's count once, the group's total
+    with D.process_group(), unreadable_report("pretrain"):
         stage = pretrain_cached if cfg.feature_cache else _pretrain
         return stage(cfg, Path(labels), Path(out_dir), resume, progress)
 
@@ -74,7 +79,9 @@ def _pretrain(cfg: PretrainConfig, labels: Path, out_dir: Path, resume: bool, pr
     loss_fn = make_pretrain_loss(cfg.loss, cfg.margin)
 
     workers = default_num_workers() if cfg.num_workers is None else cfg.num_workers
-    source = ImageBatches(dataset, cfg.batch_size, cfg.seed, workers, cfg.max_steps_per_epoch)
+    source = ImageBatches(
+        dataset, cfg.batch_size, cfg.seed, workers, cfg.max_steps_per_epoch, "pretrain.batch_size"
+    )
     ddp = D.wrap_ddp(model, device)
     base_card = {
         "stage": "pretrain",
@@ -91,7 +98,8 @@ def _pretrain(cfg: PretrainConfig, labels: Path, out_dir: Path, resume: bool, pr
     trainer = Trainer(
         "pretrain", model, source, lambda x, y: loss_fn(ddp(x).attributes, y), optimizer, cfg.epochs,
         stage_dir=stage_dir, train_mode=ddp.train, device=device, card=base_card, progress=progress,
-        state_extra={"head_names": list(dataset.head_names)}, settings=to_dict(cfg),
+        state_extra={"head_names": list(dataset.head_names)},
+        settings={**to_dict(cfg), DATA_SETTING: dataset.fingerprint()},
     )  # fmt: skip
     check_resumed_heads(trainer.resume() if resume else None, dataset.head_names, trainer.last_path)
     history = trainer.fit()

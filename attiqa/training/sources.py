@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from attiqa.io.batching import data_loader
 from attiqa.models.backbones import Backbone
 from attiqa.models.transforms import FiveCropTest, MirroredFiveCropTest
+from attiqa.progress import console
 from attiqa.training import distributed as D
 from attiqa.training.data import ImageTableDataset
 from attiqa.training.feature_cache import cached_features
@@ -58,15 +59,34 @@ def make_loader(
     )
 
 
+def uneven_batch_words(key: str, global_batch: int) -> str | None:
+    """What each process takes when the global batch does not split evenly over torchrun's processes (the
+    step then trains on another global batch than the config says), or None when it splits."""
+    ws = D.world_size()
+    each = max(2, global_batch // ws)
+    if ws <= 1 or each * ws == global_batch:
+        return None
+    if global_batch // ws < 2:
+        return (f"{key}: {global_batch} over {ws} processes is fewer than 2 images each — each takes 2 (a "
+                f"step needs pairs), {2 * ws} in all")  # fmt: skip
+    return (f"{key}: {global_batch} is not a multiple of the {ws} processes — each takes {each} images a "
+            f"step, {each * ws} in all; set {each * ws} or {each * ws + ws} to choose")  # fmt: skip
+
+
 class ImageBatches:
-    """Batches of ``(image, target)`` from a dataset of ``(image, target, index)`` items."""
+    """Batches of ``(image, target)`` from a dataset of ``(image, target, index)`` items; ``key``: the config
+    setting of the global batch, named when it does not split evenly over torchrun's processes."""
 
     def __init__(
-        self, dataset: Dataset, batch_size: int, seed: int, workers: int, max_steps: int | None = None
-    ) -> None:
+        self, dataset: Dataset, batch_size: int, seed: int, workers: int, max_steps: int | None = None,
+        key: str = "batch_size",
+    ) -> None:  # fmt: skip
         self.dataset, self.seed, self.workers, self.max_steps = dataset, seed, workers, max_steps
         n = len(dataset)  # type: ignore[arg-type]
         self.batch_size = per_process_batch(batch_size, n)
+        uneven = uneven_batch_words(key, batch_size)
+        if uneven is not None and D.is_main():  # was silent: a global batch of 5 trained as 4 on 2 processes
+            console.print(f"[yellow]{uneven}", highlight=False)
         # Whole batches, unless the data is smaller (then one batch, the same size on every rank). Under
         # torchrun the remainder is left out as one process leaves it out: DistributedSampler's padding would
         # repeat images and give an epoch more steps than one process takes with the same global batch.

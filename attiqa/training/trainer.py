@@ -49,7 +49,7 @@ from attiqa.io.checkpoints import (
 from attiqa.models import AttiqaModel, save_model
 from attiqa.progress import console
 from attiqa.training import distributed as D
-from attiqa.training.data import flush_unreadable
+from attiqa.training.data import DATA_SETTING, flush_unreadable
 
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
@@ -334,6 +334,7 @@ class Trainer:
         if not saved or self.settings is None:  # a run of an older version, or a loop without a config
             return
         now = json.loads(json.dumps(self.settings, default=str))  # as the saved one was stored: JSON
+        data, was = now.pop(DATA_SETTING, None), saved.get(DATA_SETTING)  # (runs of older versions: none)
         changed = [k for k in now if k in saved and now[k] != saved[k] and k not in RESUME_FREE]
         refused = [k for k in changed if k not in RESUME_SAID]
         if refused:
@@ -343,6 +344,16 @@ class Trainer:
                 f"{self.name}.{k}: {now[k]!r} differs from the {saved[k]!r} the run in {where} was trained "
                 f"with{more} — --resume continues that run: set it back, or train over it with --no-resume "
                 "(or choose another out_dir)"
+            )
+        if (
+            isinstance(data, dict)
+            and isinstance(was, dict)
+            and data.get("fingerprint") != was.get("fingerprint")
+        ):
+            raise AttiqaError(
+                f"{data.get('file')}: changed since the run in {where} started (other images, scores or "
+                "split than it trained on) — --resume continues that run: restore the file, or train over it "
+                "with --no-resume (or choose another out_dir)"
             )
         if changed:
             said = ", ".join(f"{self.name}.{k} {saved[k]} -> {now[k]}" for k in changed)
