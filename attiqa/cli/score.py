@@ -242,12 +242,10 @@ def export(
     named-model table entry). Training state is not copied; absolute paths in the card (image folders,
     the source checkpoint) are made relative or dataset-level, so no path of this machine ships."""
     from attiqa.io.checkpoints import load_checkpoint, portable_card, save_checkpoint, sha256_of
-    from attiqa.scorers import is_checkpoint
-    from attiqa.scorers.zoo import resolve_weights
+    from attiqa.scorers.zoo import checkpoint_file
 
     source = str(src)  # recorded in the card: a named model by its name, not this machine's install path
-    if not is_checkpoint(src):  # `attiqa export attiqa-default mine.safetensors`: the named model's file
-        src = resolve_weights(source)
+    src = checkpoint_file(source)  # a file, a run folder, or a named model's file (`export attiqa-default`)
     if dst.is_dir():
         raise AttiqaError(f"{dst}: is a folder — give the file name to write, e.g. {dst / src.name}")
     if dst.suffix and dst.suffix != ".safetensors":  # `m.txt` was written as m.safetensors + m.json

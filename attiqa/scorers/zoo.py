@@ -256,6 +256,21 @@ def checkpoint_in(path: Path) -> Path:
     )
 
 
+def checkpoint_file(name_or_path: str | Path) -> Path:
+    """The one resolver of "a checkpoint, else a named model's file" (`attiqa export SRC`, `attiqa bench
+    --init`): a checkpoint path or a run folder holding one (:func:`checkpoint_in`), else the named model's
+    shipped or downloaded file (:func:`resolve_weights`, SHA-256 checked)."""
+    if not is_checkpoint(name_or_path):
+        return resolve_weights(str(name_or_path))
+    path = checkpoint_in(Path(name_or_path))
+    if not path.is_file():
+        raise ModelLoadError(
+            f"{path}: no such checkpoint — pass a .safetensors file of `attiqa train`, a run folder holding "
+            "one, or a named model (see `attiqa models`)"
+        )
+    return path
+
+
 def resolve_target(target: str) -> Any:
     module, _, attr = target.partition(":")
     return getattr(importlib.import_module(module), attr)
