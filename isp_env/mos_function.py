@@ -141,7 +141,7 @@ def from_scorer(
         step = int(batch_size)
 
         def one(images: Sequence[Image.Image]) -> np.ndarray:
-            return score_views([view(im) for im in images], lambda b: scorer(b)[column], step)
+            return score_views([view(im) for im in images], lambda b: scorer.score_views(b)[column], step)
 
         return MOSFunction(
             one, scorer.info.score_range, scorer.info.name, batched=True, view_shorter=int(shorter)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from helpers import tiny_attiqa_checkpoint
+from PIL import Image
 from typer.testing import CliRunner
 
 from attiqa.cli.app import app
@@ -53,3 +54,73 @@ def test_export_and_bench_init_resolve_a_checkpoint_or_a_named_model_alike(tmp_p
     with pytest.raises(AttiqaError, match="unknown model name 'attiqa-defualt' \\(did you mean"):
         checkpoint_file("attiqa-defualt")
     assert init_path(None) is None
+
+
+@pytest.fixture(scope="module")
+def default_scorer():
+    import attiqa
+
+    return attiqa.create_scorer("attiqa-default")
+
+
+@pytest.fixture(scope="module")
+def small(photos) -> list:
+    from PIL import Image
+
+    return [im.resize((160, round(160 * im.height / im.width)), Image.BICUBIC) for im in photos.values()][:3]
+
+
+def test_every_scorer_keeps_its_view_sizes_from_its_init(default_scorer, tmp_path):
+    """**Was**: `Scorer._view_of_size` made its cache with `self.__dict__.setdefault("_view_sizes", {})` on
+    first use, in case a scorer skipped `Scorer.__init__`. Every scorer calls it, so the cache is plain
+    state made there — empty until a tensor is scored, one entry per image size after."""
+    import attiqa
+    from attiqa.teachers import ClassicalTeacher
+
+    scorers = [default_scorer, attiqa.create_scorer("classical"), ClassicalTeacher()]
+    scorers.append(attiqa.load_scorer(tiny_attiqa_checkpoint(tmp_path)))
+    for s in scorers:
+        s._view_sizes.clear()  # the module's default scorer may have scored tensors already
+        view = s.transform(Image.new("RGB", (64, 48)))
+        s(view)
+        assert list(s._view_sizes) == [(int(view.shape[-2]), int(view.shape[-1]))], type(s).__name__
+
+
+def test_a_float_batch_of_image_tensors_is_refused_and_views_of_another_size_have_their_own_entry(
+    default_scorer, small
+):
+    """**Was**: a float (N, 3, H, W) batch of image tensors (torchvision's `to_tensor` of each photo,
+    stacked) was taken as the model's views — not resized, cropped or normalised — and scored: a
+    plausible, wrong MOS per photo (one (3, H, W) image tensor was already refused). The reward of
+    isp_env passes its own views of another size (a render resized to the model's scale, whole or
+    centre-cropped) through `scorer(...)`, so the batch rule could not be strict. Now the reward calls
+    `scorer.score_views(batch)` (views taken as they are) and `scorer(tensor)` takes only transform outputs,
+    one or stacked; the reward's MOS is what the views' network pass gives, exactly."""
+    import numpy as np
+    import torch
+
+    from attiqa.models.transforms import CenterCropTest, Normalize, resize_shorter
+    from isp_env.mos_function import from_scorer
+
+    im = small[0].crop((0, 0, 160, 100))
+    images = torch.stack([torch.from_numpy(np.asarray(im).copy()).permute(2, 0, 1).float() / 255] * 2)
+    with pytest.raises(AttiqaError, match=r"is not this scorer's view: .* scorer\.score_views\(batch\)"):
+        default_scorer(images)
+    views = torch.stack([default_scorer.transform(x) for x in small])
+    by_call, by_views = default_scorer(views), default_scorer.score_views(views)
+    for c in default_scorer.columns:
+        np.testing.assert_array_equal(by_call[c], by_views[c])
+    renders = [np.asarray(x) for x in small]
+    for mode in ("center", "whole"):
+        mos = from_scorer(default_scorer, one_pass=mode, batch_size=1)
+        got = mos(renders)
+        cfg, shorter = default_scorer.model.card_config(), int(default_scorer.info.min_shorter)
+        want = []
+        for r in renders:  # main's path: scorer(view batch) = score_tensors(batch), one view a pass
+            img = Image.fromarray(r)
+            if mode == "center":
+                view = CenterCropTest(cfg["mean"], cfg["std"], shorter, int(cfg["test_crop"]))(img)
+            else:
+                view = Normalize(cfg["mean"], cfg["std"])(resize_shorter(img, shorter))
+            want.append(float(default_scorer.score_tensors(view[None]).float()[0, 0]))
+        np.testing.assert_array_equal(got, np.asarray(want))
