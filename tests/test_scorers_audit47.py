@@ -124,3 +124,58 @@ def test_a_float_batch_of_image_tensors_is_refused_and_views_of_another_size_hav
                 view = Normalize(cfg["mean"], cfg["std"])(resize_shorter(img, shorter))
             want.append(float(default_scorer.score_tensors(view[None]).float()[0, 0]))
         np.testing.assert_array_equal(got, np.asarray(want))
+
+
+def test_score_range_is_the_scale_and_the_reward_keeps_its_training_range(default_scorer, tmp_path):
+    """**Was**: two meanings of a score range — `attiqa models` showed `attiqa-default` 0–100 (its registry
+    row) and `create_scorer("attiqa-default").info.score_range` was (3.50, 91.44), the MOS range of its
+    training photos (its card's `mos_range`), which contact sheets ("range 3-91") and genbench's records
+    showed as the scale. Now `score_range` is the scale scores are on everywhere (a named model's registry
+    row; a copy `attiqa export` made carries it in its card; a checkpoint of one's own, whose scale nobody
+    recorded, its training range) and `trained_range` the training MOS range. isp_env's reward divides by
+    `reward_range` (the training range when there is one): the same numbers as before, exactly."""
+    import json
+
+    import attiqa
+    from attiqa.io.checkpoints import read_card
+    from attiqa.models import AttiqaModel, create_backbone, save_model
+    from attiqa.scorers.zoo import resolve_weights
+    from isp_env.mos_function import from_scorer
+
+    res = runner.invoke(app, ["models"])
+    assert "attiqa-default  (trained, range 0-100, higher is better)" in res.output, res.output
+    assert "attiqa-agiqa3k  (trained, range 0-5, higher is better)" in res.output
+    assert "exiqa  (trained, range the MOS scale of its regressor's training CSV" in res.output
+    # the reward's range before this change, per shipped model: its card's mos_range (main's score_range)
+    before = {
+        "attiqa-default": (3.4976000785827637, 91.43620300292969),
+        "attiqa-agiqa3k": (0.0, 4.488740921020508),
+    }
+    for name, scale in (("attiqa-default", (0.0, 100.0)), ("attiqa-agiqa3k", (0.0, 5.0))):
+        scorer = default_scorer if name == "attiqa-default" else attiqa.create_scorer(name, crops="center")
+        card_range = tuple(read_card(resolve_weights(name))["mos_range"])
+        assert scorer.info.score_range == scale and scorer.info.trained_range == card_range == before[name]
+        assert attiqa.load_scorer(resolve_weights(name), crops="center").info.score_range == scale
+        for one_pass in ("center", False):
+            reward = from_scorer(scorer, one_pass=one_pass)
+            assert reward.score_range == before[name] and reward.width == before[name][1] - before[name][0]
+    assert from_scorer(attiqa.create_scorer("classical")).score_range == (0.0, 1.0)
+
+    copy = tmp_path / "mine.safetensors"
+    assert runner.invoke(app, ["export", "attiqa-default", str(copy), "--name", "mine"]).exit_code == 0
+    assert json.loads(copy.with_suffix(".json").read_text())["score_range"] == [0.0, 100.0]
+    mine = attiqa.load_scorer(copy, crops="center").info
+    assert (mine.name, mine.score_range, mine.trained_range) == (
+        "mine",
+        (0.0, 100.0),
+        before["attiqa-default"],
+    )
+    torch_model = AttiqaModel(create_backbone("tiny"), head_hidden=8, mos_hidden=8)
+    torch_model.set_mos_range(1.0, 5.0)
+    own = attiqa.load_scorer(save_model(torch_model, tmp_path / "own.safetensors", card={"name": "own"})).info
+    assert own.score_range == own.trained_range == own.reward_range == (1.0, 5.0)
+    bad = save_model(torch_model, tmp_path / "bad.safetensors", card={"name": "bad", "score_range": [5, 1]})
+    with pytest.raises(
+        AttiqaError, match="score_range must be two finite numbers, low < high, got \\[5, 1\\]"
+    ):
+        attiqa.load_scorer(bad)

@@ -242,7 +242,7 @@ def export(
     named-model table entry). Training state is not copied; absolute paths in the card (image folders,
     the source checkpoint) are made relative or dataset-level, so no path of this machine ships."""
     from attiqa.io.checkpoints import load_checkpoint, portable_card, save_checkpoint, sha256_of
-    from attiqa.scorers.zoo import checkpoint_file
+    from attiqa.scorers.zoo import checkpoint_file, registry_entry_at
 
     source = str(src)  # recorded in the card: a named model by its name, not this machine's install path
     src = checkpoint_file(source)  # a file, a run folder, or a named model's file (`export attiqa-default`)
@@ -266,6 +266,9 @@ def export(
     if description:
         card["description"] = description
     card["exported_from"] = source
+    shipped = registry_entry_at(src)
+    if shipped is not None and "score_range" not in card:  # a copy of a named model keeps its scale
+        card["score_range"] = list(shipped.info.score_range)
     out = save_checkpoint(target, tensors, portable_card(card), half=half)
     console.print(f"[green]{plain_name(out)} ({out.stat().st_size / 1e6:.1f} MB) sha256 {sha256_of(out)}")
 
@@ -283,7 +286,7 @@ def models_cmd() -> None:
     if not stdout.is_terminal:  # piped or logged: one block per scorer, readable at any width
         for info in infos:
             direction = "higher is better" if info.higher_is_better else "lower is better"
-            rng = f"{info.score_range[0]:g}-{info.score_range[1]:g}"
+            rng = info.scale or f"{info.score_range[0]:g}-{info.score_range[1]:g}"
             head = f"{info.name}  ({info.kind}, range {rng}, {direction})"
             stdout.print(head, highlight=False, markup=False)
             stdout.print(f"    needs: {info.needs}", highlight=False, markup=False, soft_wrap=True)
@@ -296,7 +299,7 @@ def models_cmd() -> None:
         table.add_row(
             info.name,
             info.kind,
-            f"{info.score_range[0]:g}–{info.score_range[1]:g}",
+            escape(info.scale) or f"{info.score_range[0]:g}–{info.score_range[1]:g}",
             "yes" if info.higher_is_better else "no",
             escape(info.needs),
             escape(info.description),

@@ -73,12 +73,15 @@ class ExiqaScorer(Scorer):
 
     @property
     def info(self) -> ScorerInfo:
-        """The registry entry, with the MOS range of the regressor's training CSV when there is one."""
+        """The registry entry; with a regressor, its training CSV's MOS range as ``trained_range`` and —
+        that CSV's scale being recorded nowhere — as ``score_range`` (:class:`ScorerInfo`)."""
         if self.regressor is None:
             return self._info
         lo, hi = self.reg_card["mos_range"]
         rng = (float(lo), float(hi))
-        return dataclasses.replace(self._info, score_range=rng, needs=str(self.path.parent))
+        return dataclasses.replace(
+            self._info, score_range=rng, trained_range=rng, scale="", needs=str(self.path.parent)
+        )
 
     def transform(self, img: Image.Image) -> torch.Tensor:
         return self.preprocess(img.convert("RGB"))

@@ -95,6 +95,7 @@ BUILTIN: dict[str, dict[str, Any]] = {
         "default_arg": "",
         "kind": "trained",
         "score_range": [0.0, 1.0],
+        "scale": "the MOS scale of its regressor's training CSV (NaN without a regressor)",
         "needs": "a run of `attiqa train-exiqa` (+ train-exiqa-regressor): --model exiqa:RUN (+ its CLIP "
         "weights)",
         "description": "ExIQA (paper 004): score = eq. 9 quality (MOS scale); 25 distortion strengths "
@@ -142,6 +143,7 @@ def _entry(name: str, row: dict[str, Any], named_model: bool) -> ZooEntry:
         higher_is_better=bool(row.get("higher_is_better", True)),
         needs=needs,
         description=row.get("description", ""),
+        scale=row.get("scale", ""),
     )
     return ZooEntry(
         target=row.get("target", ATTIQA_TARGET if named_model else ""),
@@ -184,6 +186,22 @@ def shipped_model(identity: Mapping[str, Any]) -> ZooEntry | None:
             if name in names:
                 return entry
         elif (entry.sha256 and entry.sha256 == sha) or (tensors and tensors == _shipped_tensors(name, entry)):
+            return entry
+    return None
+
+
+def registry_entry_at(path: str | Path) -> ZooEntry | None:
+    """The named model whose weights file ``path`` is (the package's file or the cache's download), by
+    path alone: no file is hashed or fetched. A copy elsewhere is not found (`attiqa export` writes the
+    scale into the copy's card)."""
+    try:
+        here = Path(path).resolve()
+    except OSError:
+        return None
+    for name, entry in zoo_table().items():
+        if entry.file and Path(str(resources.files("attiqa").joinpath(entry.file))).resolve() == here:
+            return entry
+        if entry.url and _downloaded(name).resolve() == here:
             return entry
     return None
 
