@@ -179,3 +179,86 @@ def test_score_range_is_the_scale_and_the_reward_keeps_its_training_range(defaul
         AttiqaError, match="score_range must be two finite numbers, low < high, got \\[5, 1\\]"
     ):
         attiqa.load_scorer(bad)
+
+
+def _exiqa_run(folder: Path, clip: str, tiny_dir: Path, regressor: bool) -> Path:
+    """A run folder of `attiqa train exiqa` as it saves one: exiqa.safetensors (prompts + weight logits of a
+    tiny random CLIP, untrained: the machinery) whose card names ``clip``, and a regressor.safetensors."""
+    import torch
+
+    from attiqa.exiqa.model import ExiqaModel, Regressor, load_attribute_table
+    from attiqa.io.checkpoints import save_checkpoint
+    from attiqa.teachers.clip import load_open_clip, parse_clip_spec
+
+    clip_model, _, tokenizer, _ = load_open_clip(parse_clip_spec(str(tiny_dir)))
+    table = load_attribute_table()
+    torch.manual_seed(0)
+    model = ExiqaModel(clip_model, tokenizer, table, n_prompts=2)
+    card = {
+        "kind": "exiqa",
+        "clip": clip,
+        "distortions": list(table.distortions),
+        "attributes": [list(a) for a in table.attributes],
+        "prompt_positive": table.positive,
+        "prompt_negative": table.negative,
+    }
+    folder.mkdir(parents=True)
+    save_checkpoint(folder / "exiqa.safetensors", model.trainable_state(), card)
+    if regressor:
+        reg = Regressor(len(table.distortions) * table.k, 8)
+        reg_card = {
+            "kind": "exiqa-regressor",
+            "hidden": 8,
+            "mos_mean": 3.0,
+            "mos_std": 1.0,
+            "mos_range": [1.0, 5.0],
+        }
+        tensors = {f"regressor.{k}": v for k, v in reg.state_dict().items()}
+        save_checkpoint(folder / "regressor.safetensors", tensors, reg_card)
+    return folder
+
+
+def test_exiqa_and_temu_layer_hints_name_a_model_form_that_works(tiny_dir, tmp_path, monkeypatch, photos):
+    """**Was** (offline, a new user's first try of the paper scorers): `-m temu-layer:5` without the CLIP
+    weights said "pass a local path: -m temu-layer:ViT-L-14-quickgelu/path/to/…bin, or -m
+    temu-layer:path/to/folder" — forms without the layer, refused as "temu-layer needs a layer"; a folder
+    without open_clip_config.json hinted `temu-layer:MODEL/…` likewise. `-m exiqa:RUN` whose card names hub
+    weights (a run trained on another machine) said "-m exiqa:PATH --clip ViT-B-16-quickgelu/…": `attiqa
+    score` has no --clip, and nothing else could give the weights. `exiqa:FOLDER` without exiqa.safetensors
+    was "FOLDER/exiqa.safetensors: checkpoint not found — … use a model name from `attiqa models`"; and a
+    scorer with its eq. (9) regressor recorded "score: NaN: the eq. (9) regressor is not trained by this
+    version" in every output's metadata. Now each hint is a form that loads (`temu-layer:N:SPEC`,
+    `exiqa:RUN:SPEC`, tried here with the tiny CLIP folder), the folder is named, the metadata says what the
+    score is."""
+    import math
+
+    import attiqa
+    from attiqa.errors import ModelLoadError
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    with pytest.raises(ModelLoadError) as offline:
+        attiqa.create_scorer("temu-layer:5", cache_dir=tmp_path / "hf")
+    assert "-m temu-layer:5:ViT-L-14-quickgelu/path/to/" in str(offline.value)
+    assert "-m temu-layer:5:path/to/folder" in str(offline.value)
+    with pytest.raises(ModelLoadError, match=r"or temu-layer:5:MODEL/"):
+        attiqa.create_scorer(f"temu-layer:5:{tmp_path}")
+    assert attiqa.create_scorer(f"temu-layer:2:{tiny_dir}").info.name == "temu-layer"
+
+    image = photos["coffee"].resize((64, 43))
+    run = _exiqa_run(tmp_path / "run", "ViT-B-16/openai", tiny_dir, regressor=True)
+    with pytest.raises(ModelLoadError) as offline:
+        attiqa.create_scorer(f"exiqa:{run}")
+    assert f"-m exiqa:{run}:ViT-B-16-quickgelu/path/to/" in str(offline.value), offline.value
+    assert "--clip" not in str(offline.value)
+    scorer = attiqa.create_scorer(f"exiqa:{run}:{tiny_dir}")
+    assert scorer.clip_spec == str(tiny_dir) and math.isfinite(scorer(image)["score"])
+    assert scorer.metadata()["score"] == "eq. (9): the regressor's MOS (regressor.safetensors)"
+    assert scorer.info.score_range == scorer.info.trained_range == (1.0, 5.0)
+    bare = attiqa.create_scorer(
+        f"exiqa:{_exiqa_run(tmp_path / 'bare', str(tiny_dir), tiny_dir, regressor=False)}"
+    )
+    assert math.isnan(bare(image)["score"]) and bare.metadata()["score"].startswith("NaN: no regressor")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ModelLoadError, match=r"empty: holds no exiqa\.safetensors — pass the --out folder"):
+        attiqa.create_scorer(f"exiqa:{tmp_path / 'empty'}")
