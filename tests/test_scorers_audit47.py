@@ -262,3 +262,55 @@ def test_exiqa_and_temu_layer_hints_name_a_model_form_that_works(tiny_dir, tmp_p
     (tmp_path / "empty").mkdir()
     with pytest.raises(ModelLoadError, match=r"empty: holds no exiqa\.safetensors — pass the --out folder"):
         attiqa.create_scorer(f"exiqa:{tmp_path / 'empty'}")
+
+
+def test_the_demo_says_what_its_models_numbers_mean(tmp_path):
+    """**Was**: `attiqa demo -m classical` (and `-m attiqa-agiqa3k`) ended "MOS is on the CLIVE scale
+    (0-100, higher is better); attribute scores are percentiles among the model's pretraining photos" — of
+    a scorer with no MOS, whose `score` is 0-1, or a model on AGIQA-3k's 0-5. Now the line is the scorer's."""
+    res = runner.invoke(app, ["demo", "-m", "classical", "-o", str(tmp_path / "demo")])
+    assert res.exit_code == 0, res.output
+    assert "CLIVE" not in res.output
+    assert "score is in 0-1 (higher is better; not a MOS: classical never saw human ratings); attribute " in (
+        " ".join(res.output.split())
+    )
+    import attiqa
+    from attiqa.cli.score import what_scores_mean
+
+    line = what_scores_mean(attiqa.create_scorer("attiqa-agiqa3k", crops="center"))
+    assert line.startswith("MOS is on a 0-5 scale (higher is better); attribute scores are percentiles")
+
+
+def test_the_plain_score_table_lines_up_names_of_wide_and_combining_characters(tmp_path, photos):
+    """**Was**: `attiqa score … | cat` padded names by characters: a photo named `写真_café.jpg` (CJK: two
+    terminal cells a character) pushed its row's numbers 2 cells right of the header's, and a name with a
+    combining accent (macOS writes NFD names: `cafe\\u0301.jpg`) pulled them 1 left. Now padded by cells."""
+    import unicodedata
+
+    from rich.cells import cell_len
+
+    names = ["写真の名前_café.jpg", unicodedata.normalize("NFD", "café.jpg"), "plain.jpg", "長" * 40 + ".jpg"]
+    small = photos["coffee"].resize((64, 43))
+    for n in names:
+        small.save(tmp_path / n)
+    res = runner.invoke(app, ["score", *(str(tmp_path / n) for n in names), "-m", "classical"])
+    assert res.exit_code == 0, res.output
+    lines = res.output.splitlines()
+    table = lines[lines.index("4 image(s) scored") + 1 :][:8]  # header, 4 rows, mean / min / max
+    assert len({cell_len(line) for line in table}) == 1, table
+
+
+def test_an_image_over_the_pixel_limit_is_skipped_with_a_fix_a_command_can_follow(tmp_path):
+    """**Was**: "… exceeds the 200 MP safety limit — downscale it first or raise max_pixels if you trust the
+    file": no command has a max_pixels option (it is a Python parameter of `load_image`). Now the fix is one
+    a user of `attiqa score` can follow."""
+    Image.new("L", (15000, 14000)).save(tmp_path / "huge.png")
+    Image.new("RGB", (64, 48), (90, 120, 150)).save(tmp_path / "ok.png")
+    res = runner.invoke(app, ["score", str(tmp_path), "-m", "classical"])
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.output.split())
+    assert (
+        "huge.png: 15000x14000 = 210 MP exceeds the 200 MP safety limit — downscale it below the limit "
+        in text
+    )
+    assert "max_pixels" not in text

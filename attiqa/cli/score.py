@@ -343,10 +343,28 @@ def demo_cmd(
         )
     else:
         console.print(f"[green]scores: {csv}\ncontact sheet: {png}")
-        console.print(
-            "MOS is on the CLIVE scale (0-100, higher is better); attribute scores are percentiles among the "
-            "model's pretraining photos (higher = sharper, more contrast, brighter, more colourful, cleaner)."
-        )
+        console.print(plain(what_scores_mean(scorer)))
+
+
+def what_scores_mean(scorer: Scorer) -> str:
+    """The demo's closing line, from the scorer's own metadata (it said "MOS is on the CLIVE scale (0-100)"
+    and "percentiles among the model's pretraining photos" whatever `--model` scored)."""
+    from attiqa.attributes import ATTRIBUTES
+
+    info, first = scorer.info, scorer.columns[0]
+    better = "higher" if info.higher_is_better else "lower"
+    scale = f"{info.score_range[0]:g}-{info.score_range[1]:g}"
+    name = "MOS" if first == "mos" else first
+    if info.kind == "trained":
+        line = f"{name} is on a {scale} scale ({better} is better)"
+        attrs = "percentiles among the model's pretraining photos"
+    else:
+        line = f"{name} is in {scale} ({better} is better; not a MOS: {info.name} never saw human ratings)"
+        attrs = "in [0, 1]"
+    if set(ATTRIBUTES) <= set(scorer.columns):
+        line += f"; attribute scores are {attrs} (higher = sharper, more contrast, brighter, more colourful, "
+        line += "cleaner)"
+    return line + "."
 
 
 def report_scores(paths: list[Path], scorer: Scorer, out: Path) -> None:
