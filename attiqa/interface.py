@@ -38,7 +38,8 @@ CALL_BATCH = 16  # images per forward pass when a list is scored through Scorer.
 
 
 class Scorer(ABC):
-    """Base class: ``columns[0]`` is the overall score; further columns (e.g. attributes) are optional."""
+    """Base class: ``columns[0]`` is the overall score; further columns (e.g. attributes) are optional.
+    A subclass calls ``Scorer.__init__`` (its device, its view-size cache), as every scorer here does."""
 
     columns: tuple[str, ...] = ("score",)
 

@@ -314,3 +314,26 @@ def test_an_image_over_the_pixel_limit_is_skipped_with_a_fix_a_command_can_follo
         in text
     )
     assert "max_pixels" not in text
+
+
+def test_a_contact_sheet_writes_non_ascii_names_in_letters_its_font_has(tmp_path, photos):
+    """**Was**: `attiqa score … --sheet s.png` drew each character Pillow's default font lacks (it has
+    ASCII) as an empty box: `café_ü日本.jpg` read `caf▯_▯▯▯.jpg`, a name that is not UTF-8 `x▯.jpg`. Now
+    accents are dropped and other characters are `?` (`café` is drawn as `cafe` is), undecodable bytes as
+    the tables show them (`x\\xff.jpg`)."""
+    import numpy as np
+
+    from attiqa.drawing import drawable_name
+
+    assert drawable_name("café_ü日本.jpg") == "cafe_u??.jpg"
+    assert drawable_name(Path(b"x\xff.jpg".decode("utf-8", "surrogateescape")).name) == "x\\xff.jpg"
+    small = photos["coffee"].resize((64, 43))
+    sheets = []
+    for name in ("café.jpg", "cafe.jpg"):
+        folder = tmp_path / name.replace(".jpg", "_dir")
+        folder.mkdir()
+        small.save(folder / name)
+        res = runner.invoke(app, ["score", str(folder), "-m", "classical", "--sheet", str(folder / "s.png")])
+        assert res.exit_code == 0, res.output
+        sheets.append(np.asarray(Image.open(folder / "s.png")))
+    np.testing.assert_array_equal(sheets[0], sheets[1])
