@@ -13,7 +13,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw, PngImagePlugin
 
 from attiqa.attributes import display_name
-from attiqa.drawing import fit_lines, font
+from attiqa.drawing import drawable_name, fit_lines, font
 from attiqa.errors import ImageLoadError
 from attiqa.io.atomic import atomic_path
 from attiqa.io.images import load_image
@@ -58,7 +58,7 @@ def contact_sheet(
             draw.text((x0 + 8, y0 + thumb // 2), "unreadable", fill="#999999", font=small)
         y = y0 + thumb + 4
         file_name = fit_lines(
-            draw, Path(row["image"]).name, small, thumb, 1
+            draw, drawable_name(Path(row["image"]).name), small, thumb, 1
         )  # measured, not cut at N characters
         draw.text((x0, y), "".join(file_name), fill="#333333", font=small)
         y += 16

@@ -4,7 +4,11 @@ mid-word at a column's edge. No fonts to install."""
 
 from __future__ import annotations
 
+import unicodedata
+
 from PIL import ImageDraw, ImageFont
+
+from attiqa.progress import shown_name
 
 Font = ImageFont.ImageFont | ImageFont.FreeTypeFont
 ELLIPSIS = "..."  # ASCII: Pillow's bitmap fallback font has no "…"
@@ -18,6 +22,21 @@ def font(size: int | None = None) -> Font:
         return ImageFont.load_default(size=size)
     except TypeError:  # Pillow < 10.1: fixed-size bitmap font
         return ImageFont.load_default()
+
+
+def drawable_name(name: object) -> str:
+    """A file name in the letters Pillow's default font has (ASCII): accents dropped (``café`` -> ``cafe``),
+    any other character ``?``, bytes that are not UTF-8 and control characters as escapes
+    (:func:`attiqa.progress.shown_name`). The font draws an empty box for each character it lacks: a sheet
+    showed ``caf▯_▯▯▯.jpg`` for ``café_ü日本.jpg``."""
+    out = []
+    for ch in shown_name(name):
+        if ch.isascii():
+            out.append(ch)
+        else:
+            base = "".join(c for c in unicodedata.normalize("NFKD", ch) if c.isascii())
+            out.append(base or "?")
+    return "".join(out)
 
 
 def text_right(draw: ImageDraw.ImageDraw, text: str, font: Font) -> float:

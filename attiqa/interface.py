@@ -15,7 +15,7 @@ plain data in :mod:`attiqa.scorer_info` (the zoo reads it without torch), used h
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +38,8 @@ CALL_BATCH = 16  # images per forward pass when a list is scored through Scorer.
 
 
 class Scorer(ABC):
-    """Base class: ``columns[0]`` is the overall score; further columns (e.g. attributes) are optional."""
+    """Base class: ``columns[0]`` is the overall score; further columns (e.g. attributes) are optional.
+    A subclass calls ``Scorer.__init__`` (its device, its view-size cache), as every scorer here does."""
 
     columns: tuple[str, ...] = ("score",)
 
@@ -46,6 +47,8 @@ class Scorer(ABC):
         # one rule with --device: "auto"; a device this machine lacks (or "gpu") is one line, not torch's
         # "Found no NVIDIA driver" or its list of every device type when the first batch moves
         self.device = resolve_device(str(device))
+        # transform's output shape and float-ness per image size (:meth:`_view_of_size`)
+        self._view_sizes: dict[tuple[int, int], tuple[tuple[int, ...], bool]] = {}
 
     @property
     @abstractmethod
@@ -66,33 +69,42 @@ class Scorer(ABC):
     def __call__(self, inputs: Any) -> dict[str, np.ndarray] | dict[str, float]:
         """Score a path, a PIL image or a numpy image ((H, W), (H, W, 1 | 3 | 4): uint8, uint16, bool or
         float in [0, 1]); a list of them or an (N, H, W, C) array; or a tensor of :meth:`transform`'s outputs
-        (one, or a batch stacked from them: a tensor is taken as it is, not as an image). One input gives
-        floats, several arrays."""
-        single = False
-        parts: Iterator[torch.Tensor] | list[torch.Tensor]
+        (one, or a batch stacked from them: a tensor is taken as it is, not as an image, and one of another
+        shape — an image tensor, one or a batch — is refused; views of another size the network takes go
+        to :meth:`score_views`). One input gives floats, several arrays."""
         if isinstance(inputs, torch.Tensor):
             single = self._is_one_view(inputs)
-            parts = [inputs.unsqueeze(0) if single else inputs]
+            scores = self.score_views(inputs.unsqueeze(0) if single else inputs)
+            return {c: float(v[0]) for c, v in scores.items()} if single else scores
+        items: Sequence[Any] | np.ndarray
+        single = isinstance(inputs, (str, Path, Image.Image)) or (
+            isinstance(inputs, np.ndarray) and inputs.ndim in (2, 3)
+        )
+        if single:
+            items = [inputs]
+        elif isinstance(inputs, (Sequence, np.ndarray)):
+            items = inputs
         else:
-            items: Sequence[Any] | np.ndarray
-            if isinstance(inputs, (str, Path, Image.Image)) or (
-                isinstance(inputs, np.ndarray) and inputs.ndim in (2, 3)
-            ):
-                items, single = [inputs], True
-            elif isinstance(inputs, (Sequence, np.ndarray)):
-                items = inputs
-            else:
-                raise TypeError(f"cannot score an object of type {type(inputs).__name__}: {WHAT_SCORES}")
-            if len(items) == 0:
-                return {c: np.empty(0, dtype=np.float32) for c in self.columns}
-            # Decode, transform and score a few images at a time: a long list must not become one
-            # batch (a few hundred five-crop images would need tens of GB of activations).
-            step = self.info.max_batch or CALL_BATCH
-            chunks = (items[i : i + step] for i in range(0, len(items), step))
-            parts = (torch.stack([self._tensor_of(x) for x in chunk]) for chunk in chunks)
+            raise TypeError(f"cannot score an object of type {type(inputs).__name__}: {WHAT_SCORES}")
+        if len(items) == 0:
+            return {c: np.empty(0, dtype=np.float32) for c in self.columns}
+        # Decode, transform and score a few images at a time: a long list must not become one
+        # batch (a few hundred five-crop images would need tens of GB of activations).
+        step = self.info.max_batch or CALL_BATCH
+        chunks = (items[i : i + step] for i in range(0, len(items), step))
+        parts = (torch.stack([self._tensor_of(x) for x in chunk]) for chunk in chunks)
         out = torch.cat([self.score_tensors(b).float().cpu() for b in parts]).numpy()
         if single:
             return {c: float(out[0, i]) for i, c in enumerate(self.columns)}
+        return {c: out[:, i] for i, c in enumerate(self.columns)}
+
+    @torch.no_grad()
+    def score_views(self, batch: torch.Tensor) -> dict[str, np.ndarray]:
+        """Scores of a batch of the network's own views taken as they are, unchecked: stacked
+        :meth:`transform` outputs, or views of another size the network takes — isp_env's reward passes a
+        render resized to the model's scale and normalised, whole or centre-cropped, which no image's
+        transform output is, so :meth:`__call__` would refuse it."""
+        out = self.score_tensors(batch).float().cpu().numpy()
         return {c: out[:, i] for i, c in enumerate(self.columns)}
 
     def _tensor_of(self, x: Any) -> torch.Tensor:
@@ -107,36 +119,35 @@ class Scorer(ABC):
         return self.transform(im.convert("RGB"))
 
     def _is_one_view(self, t: torch.Tensor) -> bool:
-        """Whether ``t`` is one of :meth:`transform`'s outputs (True) or a batch of views (False: stacked
-        transform outputs, or the model's own views of another size, as isp_env's reward passes). What
-        cannot be a view is refused: an image tensor (3, H, W) that is not the transform's output was scored
-        as if it were the ATTIQA view (not resized, cropped or normalised) — a plausible, wrong MOS (42 for
-        a photo scored 57 as a PIL image) — and a uint8 tensor for a float view was torch's dtype error."""
+        """Whether ``t`` is one of :meth:`transform`'s outputs (True) or a batch stacked from them (False).
+        Anything else is refused: an image tensor (3, H, W) was scored as if it were the ATTIQA view (not
+        resized, cropped or normalised) — a plausible, wrong MOS (42 for a photo scored 57 as a PIL image)
+        — and so was a float batch of them, (N, 3, H, W); a uint8 tensor for a float view was torch's
+        dtype error. (A native-resolution scorer's view is the image's own size: there, shape cannot tell.)"""
         h, w = (int(t.shape[-2]), int(t.shape[-1])) if t.dim() >= 2 else (1, 1)
         view_shape, view_float = self._view_of_size(max(h, 1), max(w, 1))
-        if tuple(t.shape) == view_shape and (t.is_floating_point() or not view_float):
-            return True
-        if t.dim() > 3 and (t.is_floating_point() or not view_float):
-            return False
+        if t.is_floating_point() or not view_float:
+            if tuple(t.shape) == view_shape:
+                return True
+            if tuple(t.shape[1:]) == view_shape:
+                return False
         got = f"{tuple(t.shape)} ({str(t.dtype).removeprefix('torch.')})"
         want = f"{view_shape} ({'float' if view_float else 'integer'})"
         raise AttiqaError(
             f"a tensor {got} is not this scorer's view: a tensor must be scorer.transform(image)'s output, "
             f"{want}, or a batch of them — pass an image as a PIL image, a path or a numpy array (H, W, 3) "
-            "(a (3, H, W) tensor t: t.permute(1, 2, 0).numpy())"
+            "(a (3, H, W) tensor t: t.permute(1, 2, 0).numpy(); a batch: a list of them); views of another "
+            "size the network takes: scorer.score_views(batch)"
         )
 
     def _view_of_size(self, h: int, w: int) -> tuple[tuple[int, ...], bool]:
         """The shape and float-ness of :meth:`transform`'s output for an h x w image, made once per size:
         isp_env's reward calls the scorer with a tensor batch every step, and a five-crop transform of a
         blank image costs tens of ms."""
-        cache: dict[tuple[int, int], tuple[tuple[int, ...], bool]] = self.__dict__.setdefault(
-            "_view_sizes", {}
-        )
-        if (h, w) not in cache:
+        if (h, w) not in self._view_sizes:
             view = self.transform(Image.new("RGB", (w, h)))
-            cache[(h, w)] = (tuple(view.shape), view.is_floating_point())
-        return cache[(h, w)]
+            self._view_sizes[(h, w)] = (tuple(view.shape), view.is_floating_point())
+        return self._view_sizes[(h, w)]
 
 
 WHAT_SCORES = (

@@ -488,17 +488,11 @@ def _initial_model(cfg: FinetuneConfig, init: Path | None) -> InitialModel:
 
 
 def init_path(init: str | Path | None) -> Path | None:
-    """The checkpoint to fine-tune from: a file, or a named model with weights (``--init attiqa-default``,
-    as ``attiqa export`` takes one; was "initial checkpoint not found")."""
-    from attiqa.scorers.zoo import is_checkpoint, resolve_weights
+    """The checkpoint to fine-tune from: a file or run folder, or a named model with weights (``--init
+    attiqa-default``) — :func:`attiqa.scorers.zoo.checkpoint_file`, as ``attiqa export`` reads its source."""
+    from attiqa.scorers.zoo import checkpoint_file
 
-    if not init:
-        return None
-    if Path(init).is_file():
-        return Path(init)
-    if is_checkpoint(init):
-        raise AttiqaError(f"{init}: initial checkpoint not found (pass the pretrained model.safetensors)")
-    return resolve_weights(str(init))
+    return checkpoint_file(init) if init else None
 
 
 def ignored_split_settings(cfg: FinetuneConfig) -> list[str]:

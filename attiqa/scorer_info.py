@@ -13,6 +13,13 @@ from dataclasses import dataclass
 class ScorerInfo:
     """What the numbers mean, what the scorer needs, and how it must be batched.
 
+    Two ranges, never mixed up: ``score_range`` is the scale the first column is on — what a user reads a
+    score against (CLIVE's MOS 0–100 for ``attiqa-default``, AGIQA-3k's 0–5, 0–1 for a probability); shown
+    by ``attiqa models``, contact sheets and genbench's records. ``trained_range`` is the MOS range of the
+    data the scorer was fitted on (its card's ``mos_range``: 3.50–91.44 of the 690 CLIVE training photos
+    for ``attiqa-default``), None for a scorer never fitted to MOS. A checkpoint of one's own records no
+    scale (its card may, as ``score_range``): its ``score_range`` is then its ``trained_range``.
+
     ``max_batch``: 1 when transform outputs differ in size (native-resolution scorers). ``min_shorter``:
     the shorter edge the transform resizes to, so big JPEGs may decode at a reduced scale (None: decode
     at native scale). Both are read by :func:`attiqa.scoring.score_batches` and nothing else.
@@ -26,3 +33,12 @@ class ScorerInfo:
     description: str = ""
     max_batch: int | None = None
     min_shorter: int | None = None
+    trained_range: tuple[float, float] | None = None
+    scale: str = ""  # the scale in words where a zoo row cannot give numbers before a model is loaded
+
+    @property
+    def reward_range(self) -> tuple[float, float]:
+        """What isp_env's reward divides a score change by: where the scores spread, the training range
+        when the scorer was fitted to MOS (the shipped ISP policy and its figures were made with it), else
+        the scale."""
+        return self.trained_range or self.score_range

@@ -202,6 +202,7 @@ def score_run(
             "higher_is_better": info.higher_is_better,
             "kind": info.kind,
             "score_range": list(info.score_range),
+            "trained_range": list(info.trained_range) if info.trained_range else None,
             "scorer": scorer.metadata(),
             "identity": identity,
         },

@@ -141,17 +141,17 @@ def from_scorer(
         step = int(batch_size)
 
         def one(images: Sequence[Image.Image]) -> np.ndarray:
-            return score_views([view(im) for im in images], lambda b: scorer(b)[column], step)
+            return score_views([view(im) for im in images], lambda b: scorer.score_views(b)[column], step)
 
         return MOSFunction(
-            one, scorer.info.score_range, scorer.info.name, batched=True, view_shorter=int(shorter)
+            one, scorer.info.reward_range, scorer.info.name, batched=True, view_shorter=int(shorter)
         )
 
     def fn(images: list[Image.Image]) -> np.ndarray | float:
         return scorer(images)[column]
 
     return MOSFunction(
-        fn, scorer.info.score_range, scorer.info.name, batched=True, view_shorter=scorer.info.min_shorter
+        fn, scorer.info.reward_range, scorer.info.name, batched=True, view_shorter=scorer.info.min_shorter
     )
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.cells import cell_len, set_cell_size
 from rich.console import Console
 from rich.table import Table
 
@@ -268,8 +269,9 @@ def print_scores(
     width = max(12, 80 - 8 * len(cols) - 1)
 
     def line(name: str, cells: Sequence[str]) -> str:
-        name = name if len(name) <= width else name[: width - 1] + "…"
-        return f"{name:<{width}}" + "".join(f" {c:>7}" for c in cells)
+        # by terminal cells, not characters: a CJK character takes two, a combining accent none
+        name = name if cell_len(name) <= width else set_cell_size(name, width - 1) + "…"
+        return set_cell_size(name, width) + "".join(f" {c:>7}" for c in cells)
 
     out = [title, line("image", [short_name(c) for c in cols])]
     out += [line(shown_name(Path(r["image"]).name), [_cell(r[c]) for c in cols]) for r in shown]

@@ -242,12 +242,10 @@ def export(
     named-model table entry). Training state is not copied; absolute paths in the card (image folders,
     the source checkpoint) are made relative or dataset-level, so no path of this machine ships."""
     from attiqa.io.checkpoints import load_checkpoint, portable_card, save_checkpoint, sha256_of
-    from attiqa.scorers import is_checkpoint
-    from attiqa.scorers.zoo import resolve_weights
+    from attiqa.scorers.zoo import checkpoint_file, registry_entry_at
 
     source = str(src)  # recorded in the card: a named model by its name, not this machine's install path
-    if not is_checkpoint(src):  # `attiqa export attiqa-default mine.safetensors`: the named model's file
-        src = resolve_weights(source)
+    src = checkpoint_file(source)  # a file, a run folder, or a named model's file (`export attiqa-default`)
     if dst.is_dir():
         raise AttiqaError(f"{dst}: is a folder — give the file name to write, e.g. {dst / src.name}")
     if dst.suffix and dst.suffix != ".safetensors":  # `m.txt` was written as m.safetensors + m.json
@@ -268,6 +266,9 @@ def export(
     if description:
         card["description"] = description
     card["exported_from"] = source
+    shipped = registry_entry_at(src)
+    if shipped is not None and "score_range" not in card:  # a copy of a named model keeps its scale
+        card["score_range"] = list(shipped.info.score_range)
     out = save_checkpoint(target, tensors, portable_card(card), half=half)
     console.print(f"[green]{plain_name(out)} ({out.stat().st_size / 1e6:.1f} MB) sha256 {sha256_of(out)}")
 
@@ -285,7 +286,7 @@ def models_cmd() -> None:
     if not stdout.is_terminal:  # piped or logged: one block per scorer, readable at any width
         for info in infos:
             direction = "higher is better" if info.higher_is_better else "lower is better"
-            rng = f"{info.score_range[0]:g}-{info.score_range[1]:g}"
+            rng = info.scale or f"{info.score_range[0]:g}-{info.score_range[1]:g}"
             head = f"{info.name}  ({info.kind}, range {rng}, {direction})"
             stdout.print(head, highlight=False, markup=False)
             stdout.print(f"    needs: {info.needs}", highlight=False, markup=False, soft_wrap=True)
@@ -298,7 +299,7 @@ def models_cmd() -> None:
         table.add_row(
             info.name,
             info.kind,
-            f"{info.score_range[0]:g}–{info.score_range[1]:g}",
+            escape(info.scale) or f"{info.score_range[0]:g}–{info.score_range[1]:g}",
             "yes" if info.higher_is_better else "no",
             escape(info.needs),
             escape(info.description),
@@ -342,10 +343,28 @@ def demo_cmd(
         )
     else:
         console.print(f"[green]scores: {csv}\ncontact sheet: {png}")
-        console.print(
-            "MOS is on the CLIVE scale (0-100, higher is better); attribute scores are percentiles among the "
-            "model's pretraining photos (higher = sharper, more contrast, brighter, more colourful, cleaner)."
-        )
+        console.print(plain(what_scores_mean(scorer)))
+
+
+def what_scores_mean(scorer: Scorer) -> str:
+    """The demo's closing line, from the scorer's own metadata (it said "MOS is on the CLIVE scale (0-100)"
+    and "percentiles among the model's pretraining photos" whatever `--model` scored)."""
+    from attiqa.attributes import ATTRIBUTES
+
+    info, first = scorer.info, scorer.columns[0]
+    better = "higher" if info.higher_is_better else "lower"
+    scale = f"{info.score_range[0]:g}-{info.score_range[1]:g}"
+    name = "MOS" if first == "mos" else first
+    if info.kind == "trained":
+        line = f"{name} is on a {scale} scale ({better} is better)"
+        attrs = "percentiles among the model's pretraining photos"
+    else:
+        line = f"{name} is in {scale} ({better} is better; not a MOS: {info.name} never saw human ratings)"
+        attrs = "in [0, 1]"
+    if set(ATTRIBUTES) <= set(scorer.columns):
+        line += f"; attribute scores are {attrs} (higher = sharper, more contrast, brighter, more colourful, "
+        line += "cleaner)"
+    return line + "."
 
 
 def report_scores(paths: list[Path], scorer: Scorer, out: Path) -> None:

@@ -23,6 +23,16 @@ from attiqa.io.checkpoints import load_checkpoint
 from attiqa.teachers.clip import load_open_clip, parse_clip_spec
 
 
+def run_and_clip(arg: str) -> tuple[str, str | None]:
+    """``exiqa:RUN`` or ``exiqa:RUN:CLIP_SPEC`` (the run's CLIP weights given here, e.g. a local copy on a
+    machine that cannot download those its card names): the path and the spec, split at the first colon
+    unless the whole argument is a path on disk."""
+    if ":" not in arg or Path(arg).exists():
+        return arg, None
+    run, _, spec = arg.partition(":")
+    return run, spec or None
+
+
 class ExiqaScorer(Scorer):
     def __init__(
         self,
@@ -36,9 +46,16 @@ class ExiqaScorer(Scorer):
         base = info or ScorerInfo("exiqa", "trained", (0.0, 1.0))  # the zoo passes its entry's info
         if not path:
             raise ModelLoadError("exiqa needs a checkpoint: -m exiqa:PATH (from `attiqa train-exiqa`)")
-        self.path = Path(path)
+        run, spec = run_and_clip(str(path))
+        clip = clip or spec
+        self.path = Path(run)
         if self.path.is_dir():
             self.path = self.path / "exiqa.safetensors"
+            if not self.path.is_file():
+                raise ModelLoadError(
+                    f"{run}: holds no exiqa.safetensors — pass the --out folder of `attiqa train exiqa` or "
+                    "the checkpoint in it"
+                )
         tensors, card = load_checkpoint(self.path)
         if card.get("kind") != "exiqa":
             raise ModelLoadError(f"{self.path}: not an ExIQA checkpoint (card kind {card.get('kind')!r})")
@@ -49,8 +66,9 @@ class ExiqaScorer(Scorer):
             card["prompt_negative"],
         )
         self.clip_spec = clip or card["clip"]
+        flag = f"exiqa:{run}:"  # the CLIP weights of another machine's run: -m exiqa:RUN:CLIP_SPEC
         model, self.preprocess, tokenizer, _ = load_open_clip(
-            parse_clip_spec(self.clip_spec), self.device, flag="-m exiqa:PATH --clip "
+            parse_clip_spec(self.clip_spec, flag), self.device, flag=f"-m {flag}"
         )
         self.model = ExiqaModel(model, tokenizer, table, int(tensors["prompts"].shape[0])).to(self.device)
         self.model.load_trainable_state(tensors)
@@ -73,12 +91,15 @@ class ExiqaScorer(Scorer):
 
     @property
     def info(self) -> ScorerInfo:
-        """The registry entry, with the MOS range of the regressor's training CSV when there is one."""
+        """The registry entry; with a regressor, its training CSV's MOS range as ``trained_range`` and —
+        that CSV's scale being recorded nowhere — as ``score_range`` (:class:`ScorerInfo`)."""
         if self.regressor is None:
             return self._info
         lo, hi = self.reg_card["mos_range"]
         rng = (float(lo), float(hi))
-        return dataclasses.replace(self._info, score_range=rng, needs=str(self.path.parent))
+        return dataclasses.replace(
+            self._info, score_range=rng, trained_range=rng, scale="", needs=str(self.path.parent)
+        )
 
     def transform(self, img: Image.Image) -> torch.Tensor:
         return self.preprocess(img.convert("RGB"))
@@ -103,5 +124,7 @@ class ExiqaScorer(Scorer):
             "kind": "trained",
             "checkpoint": str(self.path),
             "clip": self.clip_spec,
-            "score": "NaN: the eq. (9) regressor is not trained by this version",
+            "score": "eq. (9): the regressor's MOS (regressor.safetensors)"
+            if self.regressor is not None
+            else "NaN: no regressor.safetensors beside the checkpoint (`attiqa train-exiqa-regressor`)",
         }

@@ -48,6 +48,8 @@ IMAGE_EXTENSIONS: frozenset[str] = frozenset(
     | {".pnm", ".jp2", ".j2k", ".avif", ".heic", ".heif"}
 )
 DEFAULT_MAX_PIXELS = 200_000_000
+# the fix an image over max_pixels is skipped with: no command has an option to raise the limit
+PIXELS_FIX = "downscale it below the limit first (the limit guards memory: no command option raises it)"
 MAX_RESIZED_PIXELS = 50_000_000
 
 # Never let PIL decode a partially downloaded file silently: truncated files are errors.
@@ -119,7 +121,7 @@ def _load_with_tifffile(path: Path, max_pixels: int) -> Image.Image:
             raise ImageLoadError(
                 path,
                 f"{pixels / 1e6:.0f} MP exceeds the {max_pixels / 1e6:.0f} MP safety limit",
-                "downscale it first or raise max_pixels if you trust the file",
+                PIXELS_FIX,
             )
         arr = np.asarray(tif.asarray())
     if arr.ndim == 3 and arr.shape[0] in (1, 3, 4) and arr.shape[-1] not in (1, 3, 4):
@@ -221,7 +223,7 @@ def load_image(
                     raise ImageLoadError(
                         path,
                         f"{w}x{h} = {w * h / 1e6:.0f} MP exceeds the {max_pixels / 1e6:.0f} MP safety limit",
-                        "downscale it first or raise max_pixels if you trust the file",
+                        PIXELS_FIX,
                     )
                 if min_shorter and min(w, h) > 0:
                     s = min_shorter / min(w, h)

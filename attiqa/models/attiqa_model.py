@@ -320,14 +320,15 @@ def validate_model_card(path: str | Path, card: Any, tensors: dict[str, torch.Te
         if guard and shape("ridge.guard_coef") != (ridge["dim"],):
             raise bad(f"ridge dim {ridge['dim']} does not match tensor ridge.guard_coef "
                       f"{shape('ridge.guard_coef')}")  # fmt: skip
-    rng = card.get("mos_range")
-    if rng is not None and not (
-        isinstance(rng, list)
-        and len(rng) == 2
-        and all(isinstance(x, (int, float)) and math.isfinite(x) for x in rng)
-        and rng[0] < rng[1]
-    ):
-        raise bad(f"mos_range must be two finite numbers, low < high, got {rng!r}")
+    for key in ("mos_range", "score_range"):  # the training MOS range; the scale (attiqa export writes it)
+        rng = card.get(key)
+        if rng is not None and not (
+            isinstance(rng, list)
+            and len(rng) == 2
+            and all(isinstance(x, (int, float)) and math.isfinite(x) for x in rng)
+            and rng[0] < rng[1]
+        ):
+            raise bad(f"{key} must be two finite numbers, low < high, got {rng!r}")
     return cfg
 
 

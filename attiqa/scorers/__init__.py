@@ -18,6 +18,7 @@ from attiqa.lazy import lazy_names
 from attiqa.scorer_info import ScorerInfo
 from attiqa.scorers.zoo import (
     ATTIQA_TARGET,
+    checkpoint_file,
     checkpoint_in,
     is_attiqa_model,
     is_checkpoint,
@@ -101,13 +102,7 @@ def scorer_identity(name_or_path: str | Path | None = None) -> dict[str, str | N
 
     name = DEFAULT_MODEL if name_or_path is None else str(name_or_path)
     if is_checkpoint(name):
-        path = checkpoint_in(Path(name))
-        if not path.is_file():
-            raise ModelLoadError(
-                f"{path}: no such checkpoint — pass --model PATH to a .safetensors file, a "
-                "named model or classical (see `attiqa models`)"
-            )
-        return {"name": name, "sha256": weights_sha256(path)}
+        return {"name": name, "sha256": weights_sha256(checkpoint_file(name))}
     entry = zoo_table().get(name)
     if entry is not None and entry.has_weights:
         return {"name": name, "sha256": entry.sha256 or weights_sha256(resolve_weights(name))}

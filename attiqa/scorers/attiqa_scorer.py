@@ -32,6 +32,7 @@ from attiqa.interface import Scorer, ScorerInfo
 from attiqa.models import load_model
 from attiqa.models.fold import fold_batchnorm
 from attiqa.models.transforms import CenterCropTest, ChannelsLastFiveCropTest
+from attiqa.scorers.zoo import registry_entry_at
 
 # Crops per forward pass on CPU (the default of ``AttiqaScorer(chunk=...)``; see the module docstring).
 CPU_CHUNK = 20
@@ -53,6 +54,11 @@ def check_chunk(chunk: int) -> int:
     if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 0:
         raise ValueError(f"chunk must be a whole number of crops >= 0 (0: the whole batch), got {chunk!r}")
     return chunk
+
+
+def pair(value: Any) -> tuple[float, float] | None:
+    """A card's ``[lo, hi]`` as a pair of floats (None: not recorded; the card was validated on load)."""
+    return (float(value[0]), float(value[1])) if value else None
 
 
 CROP_MODES = ("five", "center")
@@ -93,16 +99,29 @@ class AttiqaScorer(Scorer):
         self._transform = view(mean, std, resize, crop)
         self.columns = ("mos", *self.model.head_names)
         self.has_mos = self.model.mos_head is not None
-        rng = self.card.get("mos_range") or [0.0, 1.0]
+        trained = pair(self.card.get("mos_range"))
         self._info = ScorerInfo(
             name=self.card.get("name", self.checkpoint.stem),
             kind="trained",
-            score_range=(float(rng[0]), float(rng[1])),
+            score_range=self._scale(trained),
+            trained_range=trained,
             higher_is_better=True,
             needs=str(self.checkpoint),
             description=self.card.get("description", "ATTIQA checkpoint"),
             # decode big JPEGs at a reduced scale when the transform downsizes anyway (None: native scale)
             min_shorter=resize,
+        )
+
+    def _scale(self, trained: tuple[float, float] | None) -> tuple[float, float]:
+        """The scale the MOS is on (:class:`ScorerInfo`): the card's ``score_range`` (`attiqa export` of a
+        named model writes it), else the registry row of the named model whose file this is, else — a
+        checkpoint of one's own records no scale — the MOS range it was trained on ([0, 1] without one)."""
+        entry = registry_entry_at(self.checkpoint)
+        return (
+            pair(self.card.get("score_range"))
+            or (entry.info.score_range if entry is not None else None)
+            or trained
+            or (0.0, 1.0)
         )
 
     @property

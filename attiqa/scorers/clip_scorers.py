@@ -141,8 +141,11 @@ class ClipAntonymScorer(Scorer):
         resolution: str = "auto",
         scale: float | None = None,
         cache_dir: str | Path | None = None,
+        model_flag: str | None = None,
     ) -> None:
         super().__init__(device)
+        # what --model takes before the CLIP spec, for the hints of a bad or missing one (temu-layer: N:)
+        model_flag = model_flag or f"{info.name}:"
         if resolution not in ("auto", "native", "resize"):
             raise ValueError("resolution must be auto, native or resize")
         if isinstance(pairs, str):
@@ -151,10 +154,10 @@ class ClipAntonymScorer(Scorer):
             pairs = PAIR_SETS[pairs]
         self.pairs = tuple(pairs)
         self.columns = tuple(p[0] for p in self.pairs)
-        parsed = parse_clip_spec(spec, f"{info.name}:")
+        parsed = parse_clip_spec(spec, model_flag)
         self.model: Any
         self.model, self.preprocess, tokenizer, weights = load_open_clip(
-            parsed, self.device, cache_dir, flag=f"-m {info.name}:"
+            parsed, self.device, cache_dir, flag=f"-m {model_flag}"
         )
         self.model.eval()
         visual: Any = self.model.visual
@@ -231,6 +234,13 @@ def temu_layer(
     head, _, clip_spec = str(spec).partition(":")
     if not head.strip().isdigit():
         raise ModelLoadError("temu-layer needs a layer: -m temu-layer:N or temu-layer:N:CLIP_SPEC")
+    flag = f"{info.name}:{head.strip()}:"  # the hints' form: -m temu-layer:N:CLIP_SPEC, not temu-layer:SPEC
     return ClipAntonymScorer(
-        clip_spec or default_spec, device, info=info, layers=int(head), resolution="resize", **kw
+        clip_spec or default_spec,
+        device,
+        info=info,
+        layers=int(head),
+        resolution="resize",
+        model_flag=flag,
+        **kw,
     )

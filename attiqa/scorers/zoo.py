@@ -95,8 +95,9 @@ BUILTIN: dict[str, dict[str, Any]] = {
         "default_arg": "",
         "kind": "trained",
         "score_range": [0.0, 1.0],
-        "needs": "a run of `attiqa train-exiqa` (+ train-exiqa-regressor): --model exiqa:RUN (+ its CLIP "
-        "weights)",
+        "scale": "the MOS scale of its regressor's training CSV (NaN without a regressor)",
+        "needs": "a run of `attiqa train-exiqa` (+ train-exiqa-regressor): --model exiqa:RUN, or "
+        "exiqa:RUN:CLIP_SPEC for its CLIP weights on a machine that cannot download them",
         "description": "ExIQA (paper 004): score = eq. 9 quality (MOS scale); 25 distortion strengths "
         "(explanation)",
     },
@@ -142,6 +143,7 @@ def _entry(name: str, row: dict[str, Any], named_model: bool) -> ZooEntry:
         higher_is_better=bool(row.get("higher_is_better", True)),
         needs=needs,
         description=row.get("description", ""),
+        scale=row.get("scale", ""),
     )
     return ZooEntry(
         target=row.get("target", ATTIQA_TARGET if named_model else ""),
@@ -184,6 +186,22 @@ def shipped_model(identity: Mapping[str, Any]) -> ZooEntry | None:
             if name in names:
                 return entry
         elif (entry.sha256 and entry.sha256 == sha) or (tensors and tensors == _shipped_tensors(name, entry)):
+            return entry
+    return None
+
+
+def registry_entry_at(path: str | Path) -> ZooEntry | None:
+    """The named model whose weights file ``path`` is (the package's file or the cache's download), by
+    path alone: no file is hashed or fetched. A copy elsewhere is not found (`attiqa export` writes the
+    scale into the copy's card)."""
+    try:
+        here = Path(path).resolve()
+    except OSError:
+        return None
+    for name, entry in zoo_table().items():
+        if entry.file and Path(str(resources.files("attiqa").joinpath(entry.file))).resolve() == here:
+            return entry
+        if entry.url and _downloaded(name).resolve() == here:
             return entry
     return None
 
@@ -254,6 +272,21 @@ def checkpoint_in(path: Path) -> Path:
         f"{path}: folder holds no ATTIQA checkpoint ({', '.join(CHECKPOINT_FOLDER_CANDIDATES)}) — pass the "
         ".safetensors file itself, or a run folder of `attiqa train`"
     )
+
+
+def checkpoint_file(name_or_path: str | Path) -> Path:
+    """The one resolver of "a checkpoint, else a named model's file" (`attiqa export SRC`, `attiqa bench
+    --init`): a checkpoint path or a run folder holding one (:func:`checkpoint_in`), else the named model's
+    shipped or downloaded file (:func:`resolve_weights`, SHA-256 checked)."""
+    if not is_checkpoint(name_or_path):
+        return resolve_weights(str(name_or_path))
+    path = checkpoint_in(Path(name_or_path))
+    if not path.is_file():
+        raise ModelLoadError(
+            f"{path}: no such checkpoint — pass a .safetensors file of `attiqa train`, a run folder holding "
+            "one, or a named model (see `attiqa models`)"
+        )
+    return path
 
 
 def resolve_target(target: str) -> Any:
