@@ -547,19 +547,25 @@ class HeldOutItems(Mapping[str, Item]):
         self.kept: dict[str, tuple[Item, RawpyRender | None]] = {}
         self.last: tuple[str, tuple[Item, RawpyRender | None]] | None = None
 
-    def _made(self, key: str, raw: RawImage | None = None) -> tuple[Item, RawpyRender | None]:
+    def _held(self, key: str) -> tuple[Item, RawpyRender | None] | None:
+        """Raw ``key``'s front end and rawpy render when kept or the last made (None: to be made)."""
         if key in self.kept:
             return self.kept[key]
-        if self.last is None or self.last[0] != key:
-            path = self.paths[key]
-            raw = read_raw(path) if raw is None else raw
-            rgb = rawpy_or_none(path) if self.rawpy else None  # one full render: the guard's and the report's
-            item = guarded_item(path, self.view, self.preview, raw=raw, rawpy_rgb=rgb)
-            rp = None if rgb is None else RawpyRender.of(rgb, item[0], self.view, rgb.shape[:2])
-            if len(self.kept) < self.keep:
-                self.kept[key] = (item, rp)
-            self.last = (key, (item, rp))
-        return self.last[1]
+        return self.last[1] if self.last is not None and self.last[0] == key else None
+
+    def _made(self, key: str, raw: RawImage | None = None) -> tuple[Item, RawpyRender | None]:
+        held = self._held(key)
+        if held is not None:
+            return held
+        path = self.paths[key]
+        raw = read_raw(path) if raw is None else raw
+        rgb = rawpy_or_none(path) if self.rawpy else None  # one full render: the guard's and the report's
+        item = guarded_item(path, self.view, self.preview, raw=raw, rawpy_rgb=rgb)
+        rp = None if rgb is None else RawpyRender.of(rgb, item[0], self.view, rgb.shape[:2])
+        if len(self.kept) < self.keep:
+            self.kept[key] = (item, rp)
+        self.last = (key, (item, rp))
+        return item, rp
 
     def front_end(self, key: str, raw: RawImage | None = None) -> Item:
         """Raw ``key``'s front end and guard, kept or made (from ``raw`` when it was read already)."""
@@ -568,7 +574,8 @@ class HeldOutItems(Mapping[str, Item]):
     def rawpy_of(self, key: str) -> RawpyRender | None:
         """What the scoring pass takes of raw ``key``'s rawpy render, when its front end is kept or was the
         last made (None without ``rawpy``, or when rawpy failed)."""
-        return self._made(key)[1] if key in self.kept or (self.last and self.last[0] == key) else None
+        held = self._held(key)
+        return None if held is None else held[1]
 
     def kept_front_end(self, key: str) -> tuple[Developed, int | None, int | None] | None:
         """Raw ``key``'s front end with the view and preview it was made at, when kept (None otherwise: not
