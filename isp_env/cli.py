@@ -21,6 +21,7 @@ from attiqa.io.atomic import output_folder, resume_fix
 from attiqa.io.cores import MAX_WORKERS
 from attiqa.io.formats import format_list
 from attiqa.progress import console, plain_name
+from isp_env.registration import MAX_STEPS
 
 if TYPE_CHECKING:
     from isp_env.raw import RawImage
@@ -48,12 +49,6 @@ stdout = Console()
 # small render (the scorer's own view is 500 px on the shorter side) and a larger one only upscales the raw.
 PREVIEW_MAX = 4096
 OBS_SIZE_MAX = 512
-# --max-steps: 10**12 was an episode that never ended (applying a policy renders each held-out raw once a
-# step). 1 is the measured recipe (docs/isp.md); delta steps (isp_env.tuning.DELTA_SCALE, 0.5) cross a
-# parameter's whole range (2 wide) in 4, residual and absolute actions set the parameters outright at every
-# step, and DRL-ISP, the paper's reference, ends its episodes after 3 (its code's --episode_max_step): 20
-# leaves five times that room.
-MAX_STEPS = 20
 
 _MODEL_HELP = (
     "Scorer for the reward: an ATTIQA checkpoint (.safetensors), a named model, or `classical` "
@@ -107,7 +102,7 @@ def tune(
     max_steps: int = typer.Option(
         1,
         min=1,
-        max=MAX_STEPS,  # an episode that never ended (MAX_STEPS: why 20)
+        max=MAX_STEPS,  # an episode that never ended (isp_env.registration.MAX_STEPS: why 20)
         help="Steps per episode (1: one-step contextual policy).",
     ),
     action_mode: str = typer.Option("residual", help="residual (offsets around --base) | absolute | delta"),

@@ -46,6 +46,7 @@ from isp_env.policy_io import (
     save_state,
 )
 from isp_env.raw import RawReadError
+from isp_env.registration import MAX_STEPS
 from isp_env.reward import guarded_item
 from isp_env.teacher import (
     Choice,
@@ -225,6 +226,10 @@ def check_config(cfg: TrainConfig, settings: TeacherSettings | None = None) -> N
     if cfg.obs_mode not in ("stats", "image"):
         hint = did_you_mean(cfg.obs_mode, ("stats", "image"))
         raise ConfigError(f"--obs-mode {cfg.obs_mode!r}: use stats or image{hint}")
+    if not 1 <= cfg.max_steps <= MAX_STEPS:  # the option parser's bound, for the library's runs too
+        raise ConfigError(
+            f"--max-steps {cfg.max_steps}: use 1 to {MAX_STEPS} (1: one-step contextual policy)"
+        )
     if cfg.algo == "teacher" and (cfg.action_mode != "residual" or cfg.obs_mode != "stats"):
         raise ConfigError("--algo teacher needs --action-mode residual and --obs-mode stats")
     if settings is not None and settings.start not in ("base", "neutral"):
