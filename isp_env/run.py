@@ -392,38 +392,39 @@ def evaluate(
     skipped = dict(skipped)
     paths = {image_key(p, raw_dir): p for p in test_raws}
     items = HeldOutItems(paths, view, cfg.preview, front_ends, rawpy=baselines)
-    for key, p in list(paths.items()):
-        try:  # a raw damaged after its header is skipped here, before any tuning
-            items.probe(key)
-        except RawReadError as exc:
-            del paths[key]
-            skipped[str(p)] = str(exc)
-            console.print(f"[yellow]skipped[/] {plain_failure(exc)}")
-    if not items:
-        raise ConfigError(
-            f"{raw_dir}: none of the {len(test_raws)} raws to evaluate could be read (each listed above) — "
-            "give complete camera raws or DNGs"
-        )
-
-    params: dict[str, dict[str, dict[str, float]]] = {"neutral": {k: neutral() for k in items}}
-    budgets = {"neutral": {}, "rawpy": {}, **budgets}
+    params: dict[str, dict[str, dict[str, float]]] = {name: {} for name in agents}
     with progress_task(
-        f"{', '.join(agents)}: tune + full-res render", total=len(items) * len(agents), unit="img"
+        f"{', '.join(agents)}: tune + full-res render", total=len(paths) * len(agents), unit="img"
     ) as adv:
-        for name, (policy, card) in agents.items():
-            params[name] = {}
-            for key, path in paths.items():
+        for key, path in list(paths.items()):
+            try:  # a raw damaged after its header is skipped here, before its tuning
+                raw = items.probe(key)
+            except RawReadError as exc:
+                del paths[key]
+                skipped[str(path)] = str(exc)
+                console.print(f"[yellow]skipped[/] {plain_failure(exc)}")
+                adv(len(agents))
+                continue
+            for name, (policy, card) in agents.items():
                 pfile = out / "test" / name / "params" / f"{key}.json"
                 done = read_run_json(pfile)
                 if done.get("policy_timesteps") == card["timesteps"]:  # outputs of this very policy: keep
                     values = check_values(done["params"])
-                else:  # from the kept front end, when there is one: the raw is not read again
-                    values = tune_with_policy(policy, card, path, items.kept_front_end(key))
+                else:  # from the kept front end or the probe's decode: the raw is not read again
+                    values = tune_with_policy(policy, card, path, items.kept_front_end(key), raw)
                     write_json_atomic(
                         pfile, {"raw": str(path), "params": values, "policy_timesteps": card["timesteps"]}
                     )
                 params[name][key] = values
                 adv(1)
+            del raw  # (one decoded raw at a time)
+    if not items:
+        raise ConfigError(
+            f"{raw_dir}: none of the {len(test_raws)} raws to evaluate could be read (each listed above) — "
+            "give complete camera raws or DNGs"
+        )
+    params = {"neutral": {k: neutral() for k in items}, **params}
+    budgets = {"neutral": {}, "rawpy": {}, **budgets}
     chosen: dict[str, dict[str, str]] = {}  # per checked method and raw: the candidate kept
     if checked:
         for name, (_, card) in list(agents.items()):
@@ -582,13 +583,14 @@ class HeldOutItems(Mapping[str, Item]):
         made for this — a guard costs a rawpy render): :func:`isp_env.tuning.tune_with_policy`'s."""
         return (self.kept[key][0][0], self.view, self.preview) if key in self.kept else None
 
-    def probe(self, key: str) -> None:
-        """Raise :class:`RawReadError` when raw ``key`` cannot be decoded: by making its front end while
-        there is room to keep it (the first pass needs it), else by a decode (kept, it would not be)."""
+    def probe(self, key: str) -> RawImage:
+        """Raw ``key`` decoded — :class:`RawReadError` when it cannot be — with its front end made while
+        there is room to keep it (the first pass needs it; kept, it would not be otherwise); the decode is
+        returned for the policies' tuning, which may develop it at another scale."""
+        raw = read_raw(self.paths[key])
         if len(self.kept) < self.keep:
-            self.front_end(key)
-        else:
-            read_raw(self.paths[key])
+            self.front_end(key, raw)
+        return raw
 
     def __getitem__(self, key: str) -> tuple[Developed, Guard, int | None]:
         return self.front_end(key)

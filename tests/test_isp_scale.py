@@ -108,7 +108,9 @@ def test_each_held_out_raws_front_end_is_made_once_over_the_evaluations_passes(t
     Session 46: the policy's tuning read each held-out raw again (its environment's own front end) and the
     scoring rendered rawpy again beside the guard's render — 3 decodes and 2 rawpy renders a raw; now the
     tuning takes the kept front end and the guard's render serves the scoring: 2 decodes (the front end,
-    the full-resolution renders) and 1 rawpy render (the real functions, counted)."""
+    the full-resolution renders) and 1 rawpy render (the real functions, counted). Session 47: `isp-tune
+    check -m classical` with the default policy (its front end at another scale) read each raw again for
+    the tuning; now the probe's decode is developed at the policy's scale."""
     import isp_env.env
     import isp_env.raw
     import isp_env.reward
@@ -161,8 +163,9 @@ def test_each_held_out_raws_front_end_is_made_once_over_the_evaluations_passes(t
     order = [f"{r['image']}.dng" for r in rows]
     assert len(order) == 8 and built == dict.fromkeys(order[:2], 1) | dict.fromkeys(order[2:], 2)
     # the default policy renders at its own reward model's scale, not the classical scorer's: its tuning
-    # reads each raw itself (a front end of another size is not taken); the others' checked setting too
-    assert {n: decoded[n] for n in order} == dict.fromkeys(order[:2], 3) | dict.fromkeys(order[2:], 4)
+    # develops the probe's decode at that scale (session 46: it read each raw again, 3 and 4 decodes); the
+    # raws past the bound are decoded again by the checked setting
+    assert {n: decoded[n] for n in order} == dict.fromkeys(order[:2], 2) | dict.fromkeys(order[2:], 3)
     skipped = json.loads((tmp_path / "check" / "summary.json").read_text())["skipped"]
     assert (
         list(skipped) == [str(raw_dir / "cut.dng")]
