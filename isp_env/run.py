@@ -381,13 +381,15 @@ def evaluate(
     checked: bool = True,
     held_out: int | None = None,
     front_ends: int = FRONT_ENDS_KEPT,
+    checked_policy: dict[str, str] | None = None,
 ) -> Report:
     """Tune + render the test raws with each agent (name -> (policy, card)), run the baselines, report.
     ``checked``: also each agent's setting checked against its base and neutral by the reward
     (``NAME_checked``: :func:`isp_env.tuning.checked_setting`, two or three scorer calls per raw; its rows
     say which candidate was kept, ``kept``). ``held_out``: the split's held-out raws when ``test_raws``
     are a sample of them (``--test-raws``). ``front_ends``: how many raws' front ends are kept between the
-    passes (:data:`FRONT_ENDS_KEPT`)."""
+    passes (:data:`FRONT_ENDS_KEPT`). ``checked_policy``: ``isp-tune check``'s policy and folder, which the
+    report names (summary.json's ``checked_policy``)."""
     view = cfg.view_shorter if cfg.preview is None else None
     skipped = dict(skipped)
     paths = {image_key(p, raw_dir): p for p in test_raws}
@@ -492,6 +494,7 @@ def evaluate(
         "n_train": len(train_raws),
         "n_test": len(items),
         **({} if held_out is None else {"n_held_out": held_out}),  # a sample of them (--test-raws)
+        **({} if checked_policy is None else {"checked_policy": checked_policy}),
         "skipped": skipped,
         "test_raws": sorted(items),
     }
@@ -784,6 +787,7 @@ def check_policy(
         baselines=False,
         held_out=found,
         front_ends=front_ends,
+        checked_policy={"policy": spec, "raw_dir": str(raw_dir)},
     )
     by: dict[str, dict[str, dict[str, Any]]] = {}
     for r in report.rows:  # every method on every raw evaluate could read

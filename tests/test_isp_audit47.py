@@ -23,3 +23,97 @@ def test_the_library_refuses_the_episode_lengths_the_cli_refuses(tmp_path, isp_r
     with pytest.raises(ConfigError, match=rf"--max-steps {steps}: use 1 to {MAX_STEPS}"):
         run(isp_raws[0].parent, tmp_path / "run", cfg, baselines=False, subprocess=False)
     assert not (tmp_path / "run").exists()
+
+
+def test_the_grid_says_what_each_crop_is_with_its_scores_to_three_digits():
+    """**Was** a grid crop titled with its method's whole label on one line — the checked policy's ("policy:
+    teacher policy (ridge), checked (best of it, its base, neutral by the reward)") ran over its
+    neighbour's, both unreadable — and "MOS 0.6" for a 0-1 scorer's 0.63 and 0.60 alike, no guarded score
+    (what the checked setting chose by) and not which candidate it kept; now the label wrapped to the
+    column, MOS and guarded to three digits, and the candidate kept."""
+    from isp_env.report import crop_title
+
+    label = "policy: teacher policy (ridge), checked (best of it, its base, neutral by the reward)"
+    row = {"mos": 0.628521, "guarded": 0.36, "clipped": 0.163, "kept": "base"}
+    title = crop_title("policy_checked", row, {"policy_checked": label})
+    lines = title.splitlines()
+    assert " ".join(lines[:-2]) == label and max(len(line) for line in lines[:-2]) <= 34
+    assert lines[-2:] == ["MOS 0.629, guarded 0.36, clip 16%", "kept: the base's setting"]
+    assert crop_title("neutral", {"mos": 30.82, "clipped": 0.0}) == "neutral defaults\nMOS 30.8, clip 0%"
+
+
+def test_a_raw_named_in_another_script_draws_the_grid_without_warnings(tmp_path):
+    """**Was** a raw named `照片 1.QTK`: four matplotlib "Glyph 29031 (CJK UNIFIED IDEOGRAPH-7167) missing
+    from font(s) DejaVu Sans" warnings, each with its source line, in `isp-tune check`'s output, and boxes
+    in the grid; now the characters the font cannot draw are shown as "?" (results.csv keeps the name)."""
+    import warnings
+
+    import numpy as np
+    from PIL import Image
+
+    from isp_env.report import grid_png
+
+    crop = np.full((64, 64, 3), 90, np.uint8)
+    crops = {"Été 2024__照片 1": {"neutral": crop}, "Ωmega": {"neutral": crop}}
+    rows = [{"image": k, "method": "neutral", "mos": 0.5, "clipped": 0.0} for k in crops]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        grid_png(tmp_path / "grid.png", crops, rows)
+    assert Image.open(tmp_path / "grid.png").size[0] > 100
+
+
+@pytest.mark.timeout(600)
+def test_the_check_report_names_its_policy_and_its_files(tmp_path, isp_raws):
+    """**Was** `isp-tune check`'s report.md headed "Held-out raws: 4" (a folder's raws, held out of
+    nothing), without the policy it checked, and silent on grid.png, the renders and the parameters
+    beside it; grid.png had no caption (crops or whole renders? whose MOS?). Now report.md names the
+    folder and the policy (summary.json: ``checked_policy``) and ends with a guide to its files, and
+    grid.png has a caption (:func:`isp_env.report.grid_caption`). The real command, the classical scorer."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from isp_env.cli import app
+    from isp_env.report import grid_caption
+
+    out = tmp_path / "check"
+    raw_dir = isp_raws[0].parent
+    r = CliRunner().invoke(app, ["check", str(raw_dir), "-m", "classical", "--out", str(out)])
+    assert r.exit_code == 0, r.output + repr(r.exception)
+    report = (out / "report.md").read_text()
+    assert report.splitlines()[2].startswith(f"Raws of `{raw_dir}` checked with the policy `default`: 4 (")
+    assert "Held-out" not in report
+    files = report.split("## Files")[1]
+    assert "`grid.png`: 256-px centre crops of the full-resolution renders of the first 4 raws" in files
+    for m in ("policy", "policy_checked"):
+        assert f"`test/{m}/renders/RAW.png`" in files and f"`test/{m}/params/RAW.json`" in files
+        assert len(list((out / "test" / m / "renders").glob("*.png"))) == 4
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["checked_policy"] == {"policy": "default", "raw_dir": str(raw_dir)}
+    caption = grid_caption(summary, 4)
+    assert caption.startswith(
+        "4 of 4 raws: 256-px centre crops of the full-resolution renders. MOS: scorer classical"
+    )
+
+
+@pytest.mark.parametrize("columns", ["100", "200"])
+def test_command_help_is_wrapped_to_the_terminal_not_to_the_source(columns):
+    """**Was** `isp-tune check --help` broken mid-sentence wherever its docstring's lines ended ("…both
+    scored by the reward" / "model (MOS, …", "cameras it" / "was trained on"): typer 0.29's rich help keeps
+    a paragraph's single line breaks, so a line of the 110-column source wider than the terminal left a
+    one-word line after it; now each paragraph flows to the terminal's width
+    (:func:`attiqa.cli._common.unwrapped`, in `run_app`: every CLI). The real command, in a subprocess."""
+    import subprocess
+
+    from tests.helpers import attiqa_env, isp_tune_cmd
+
+    res = subprocess.run(
+        isp_tune_cmd("check", "--help"), env={**attiqa_env(), "COLUMNS": columns}, capture_output=True,
+        text=True, timeout=120,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    text = [line.strip() for line in res.stdout.splitlines()]
+    start = next(i for i, line in enumerate(text) if line.startswith("Each raw (at most --test-raws"))
+    paragraph = text[start : text.index("", start)]
+    assert all(len(line) > int(columns) * 0.6 for line in paragraph[:-1]), paragraph  # no short line inside
+    assert " ".join(paragraph).startswith("Each raw (at most --test-raws of them) rendered neutral and with")

@@ -196,7 +196,7 @@ def test_check_evaluates_at_most_test_raws_spread_over_the_scene_groups(tmp_path
     assert sorted(summary["test_raws"]) == [p.stem for p in spread_sample(raws, 3, group, 5)]
     assert len({group[tmp_path / "raws" / f"{k}.dng"] for k in summary["test_raws"]}) == 3  # 3 groups of 4
     assert len(list((out / "test" / "policy" / "renders").glob("*.png"))) == 3
-    assert "Held-out raws: 3 evaluated of 8" in (out / "report.md").read_text()
+    assert "checked with the policy `default`: 3 evaluated of 8" in (out / "report.md").read_text()
     kept = summary["checked_kept"]["policy_checked"]  # counted from the rows (session 45): 3 raws
     assert list(kept) == ["policy", "base", "neutral"] and sum(kept.values()) == 3
 
