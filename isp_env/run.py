@@ -34,7 +34,7 @@ from attiqa.scorers import scorer_identity
 from isp_env.baselines import cma_search, guarded_objective
 from isp_env.isp import Developed, develop, finish
 from isp_env.mos_function import MOSFunction, load_mos_function
-from isp_env.params import check_values, neutral, read_run_json, read_values
+from isp_env.params import neutral, read_run_json, read_values, written_values
 from isp_env.policy_io import load_policy, resolve_policy
 from isp_env.raw import RAW_EXTENSIONS, RawImage, RawReadError, find_raws, probe_raw, read_raw
 from isp_env.report import CHECK_CANDIDATES, GRID_ROWS, Report, policy_label, write_report
@@ -396,7 +396,7 @@ def evaluate(
     items = HeldOutItems(paths, view, cfg.preview, front_ends, rawpy=baselines)
     params: dict[str, dict[str, dict[str, float]]] = {name: {} for name in agents}
     with progress_task(
-        f"{', '.join(agents)}: tune + full-res render", total=len(paths) * len(agents), unit="img"
+        f"{', '.join(agents)}: read + tune", total=len(paths) * len(agents), unit="img"
     ) as adv:
         for key, path in list(paths.items()):
             try:  # a raw damaged after its header is skipped here, before its tuning
@@ -411,7 +411,7 @@ def evaluate(
                 pfile = out / "test" / name / "params" / f"{key}.json"
                 done = read_run_json(pfile)
                 if done.get("policy_timesteps") == card["timesteps"]:  # outputs of this very policy: keep
-                    values = check_values(done["params"])
+                    values = written_values(done["params"])
                 else:  # from the kept front end or the probe's decode: the raw is not read again
                     values = tune_with_policy(policy, card, path, items.kept_front_end(key), raw)
                     write_json_atomic(
@@ -628,7 +628,7 @@ def _checked(
             done = read_run_json(pfile)
             same = done.get("policy_timesteps") == card["timesteps"] and done.get("reward_model") == reward
             if same and done.get("from") == params[name][key] and done.get("chosen") in CHECK_CANDIDATES:
-                values, scored, chosen = check_values(done["params"]), len(done["scores"]), done["chosen"]
+                values, scored, chosen = written_values(done["params"]), len(done["scores"]), done["chosen"]
             else:
                 c = checked_setting(params[name][key], card, items[key], mos)
                 values, scored, chosen = c.params, len(c.scores), c.chosen
