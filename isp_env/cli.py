@@ -6,8 +6,10 @@ exit code 2 — never a traceback.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shlex
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,12 +17,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from attiqa.cli import seed_option
+from attiqa.cli import InterruptedExit, seed_option
 from attiqa.errors import ConfigError
 from attiqa.io.atomic import output_folder, resume_fix
 from attiqa.io.cores import MAX_WORKERS
 from attiqa.io.formats import format_list
 from attiqa.progress import console, plain_name
+from isp_env.registration import MAX_STEPS
 
 if TYPE_CHECKING:
     from isp_env.raw import RawImage
@@ -48,12 +51,6 @@ stdout = Console()
 # small render (the scorer's own view is 500 px on the shorter side) and a larger one only upscales the raw.
 PREVIEW_MAX = 4096
 OBS_SIZE_MAX = 512
-# --max-steps: 10**12 was an episode that never ended (applying a policy renders each held-out raw once a
-# step). 1 is the measured recipe (docs/isp.md); delta steps (isp_env.tuning.DELTA_SCALE, 0.5) cross a
-# parameter's whole range (2 wide) in 4, residual and absolute actions set the parameters outright at every
-# step, and DRL-ISP, the paper's reference, ends its episodes after 3 (its code's --episode_max_step): 20
-# leaves five times that room.
-MAX_STEPS = 20
 
 _MODEL_HELP = (
     "Scorer for the reward: an ATTIQA checkpoint (.safetensors), a named model, or `classical` "
@@ -69,6 +66,21 @@ def _named_rows_table(title: str, key: str, *numbers: str) -> Table:
     for col in numbers:
         table.add_column(col, justify="right")
     return table
+
+
+@contextlib.contextmanager
+def kept_on_interrupt(out: Path) -> Iterator[None]:
+    """Ctrl-C / SIGTERM during a run or a check: say that its finished work is kept in ``out`` and how to
+    resume it (it was a bare "interrupted": a user did not know the same command resumes), exit 130 / 143."""
+    try:
+        yield
+    except KeyboardInterrupt as exc:
+        console.print(
+            f"[yellow]interrupted:[/] the finished work is kept in {plain_name(out)}; rerun the same command "
+            "to resume",
+            highlight=False,
+        )
+        raise InterruptedExit(exc) from exc
 
 
 @app.callback()
@@ -107,7 +119,7 @@ def tune(
     max_steps: int = typer.Option(
         1,
         min=1,
-        max=MAX_STEPS,  # an episode that never ended (MAX_STEPS: why 20)
+        max=MAX_STEPS,  # an episode that never ended (isp_env.registration.MAX_STEPS: why 20)
         help="Steps per episode (1: one-step contextual policy).",
     ),
     action_mode: str = typer.Option("residual", help="residual (offsets around --base) | absolute | delta"),
@@ -241,19 +253,20 @@ def tune(
         scorer=model,
         init_policy=init_policy,
     )
-    summary = run(
-        raw_dir,
-        out,
-        cfg,
-        test_fraction=test_fraction,
-        baselines=baselines,
-        synth_photos=synth_photos,
-        cma_global_budget=cma_global_budget,
-        cma_image_budget=cma_image_budget,
-        base=base,
-        teacher=TeacherSettings(**teacher_given),
-        test_raws_cap=TEST_RAWS if test_raws is None else test_raws,
-    )
+    with kept_on_interrupt(out):
+        summary = run(
+            raw_dir,
+            out,
+            cfg,
+            test_fraction=test_fraction,
+            baselines=baselines,
+            synth_photos=synth_photos,
+            cma_global_budget=cma_global_budget,
+            cma_image_budget=cma_image_budget,
+            base=base,
+            teacher=TeacherSettings(**teacher_given),
+            test_raws_cap=TEST_RAWS if test_raws is None else test_raws,
+        )
     if not summary:  # --test-fraction 0: a policy trained on every raw, nothing held out to report
         return
     table = _named_rows_table(
@@ -332,7 +345,8 @@ def check(
             )
         )
     output_folder(out, "--out", create=False)
-    rows = check_policy(raw_dir, out, policy, model, TEST_RAWS if test_raws is None else test_raws, seed)
+    with kept_on_interrupt(out):
+        rows = check_policy(raw_dir, out, policy, model, TEST_RAWS if test_raws is None else test_raws, seed)
     cols = ("neutral_mos", "policy_mos", "neutral_guarded", "policy_guarded", "checked_guarded")
     table = _named_rows_table(
         f"isp-tune check: {policy} against neutral ({len(rows)} raws)",

@@ -59,6 +59,8 @@ def write_dng(
     model: str = "synthetic",
     orientation: int = 1,
     pixel_aspect: float = 1.0,
+    black_rows: Sequence[float] | None = None,
+    black_cols: Sequence[float] | None = None,
 ) -> Path:
     """Write a uint16 Bayer ``mosaic`` (H, W) as an uncompressed DNG, atomically.
 
@@ -67,6 +69,8 @@ def write_dng(
     level repeats over more than one Bayer tile). ``orientation``: the TIFF Orientation tag (1 upright, 6 the
     camera held rotated 90 degrees clockwise: display turned, 8 the other way, 3 upside down).
     ``pixel_aspect`` != 1 writes DefaultScale (aspect, 1): pixels that much wider than tall.
+    ``black_rows`` / ``black_cols``: BlackLevelDeltaV / BlackLevelDeltaH, a black offset for each row /
+    column (a sensor's row noise, column stripes), added to the BlackLevel pattern.
     """
     import tifffile
 
@@ -95,6 +99,9 @@ def write_dng(
         (50728, 5, 3, rationals(as_shot_neutral, 10000), True),  # AsShotNeutral
         (50778, 3, 1, 21, True),  # CalibrationIlluminant1: D65
     ]
+    for tag, deltas in ((50715, black_cols), (50716, black_rows)):  # BlackLevelDeltaH, BlackLevelDeltaV
+        if deltas is not None:
+            extratags.append((tag, 10, len(deltas), rationals(deltas, 1000), True))
     if pixel_aspect != 1.0:
         extratags.append((50718, 5, 2, rationals([pixel_aspect, 1.0], 10000), True))  # DefaultScale
     path = Path(path)

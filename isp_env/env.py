@@ -46,7 +46,7 @@ from attiqa.io.atomic import atomic_path, write_json_atomic
 from isp_env.isp import Developed, develop, finish
 from isp_env.mos_function import MOSFunction, ScorerSpec, as_mos_function
 from isp_env.params import N_PARAMS, check_values, from_normalized, neutral, to_normalized
-from isp_env.raw import RawReadError, read_raw
+from isp_env.raw import RawImage, RawReadError, read_raw
 from isp_env.registration import ENV_ID, register  # noqa: F401  (re-exported: callers of isp_env.env)
 from isp_env.reward import DEFAULT_VIEW_SHORTER, Guard, make_guard, scorer_view, to_view, view_long_side
 
@@ -251,8 +251,7 @@ class ISPTuningEnv(gym.Env):
     def _disk_cached(self, path: Path) -> Developed:
         """The preview front end from ``cache_dir`` (float16 .npy + JSON), computed once for all workers."""
         if self.cache_dir is None or not path.is_file():
-            raw = read_raw(path)  # (a missing file raises RawReadError here)
-            return develop(raw, self._preview_long_side(raw.shape))
+            return self.front_end_of(read_raw(path))  # (a missing file raises RawReadError here)
         import hashlib
         import json
 
@@ -266,12 +265,16 @@ class ISPTuningEnv(gym.Env):
                 return Developed(np.load(arr_path).astype(np.float32), float(meta["ae_gain"]), meta["name"])
             except (OSError, ValueError, KeyError):
                 pass  # a damaged entry is recomputed
-        raw = read_raw(path)
-        dev = develop(raw, self._preview_long_side(raw.shape))
+        dev = self.front_end_of(read_raw(path))
         with atomic_path(arr_path) as tmp, open(tmp, "wb") as fh:
             np.save(fh, dev.linear.astype(np.float16))
         write_json_atomic(meta_path, {"ae_gain": dev.ae_gain, "name": dev.name, "raw": str(path)})
         return dev
+
+    def front_end_of(self, raw: RawImage) -> Developed:
+        """The front end this environment makes of a raw, from ``raw`` already read (a caller that decoded
+        it for another scale passes it to :meth:`use_front_end`: not read again)."""
+        return develop(raw, self._preview_long_side(raw.shape))
 
     def _preview_long_side(self, shape: tuple[int, int]) -> int | None:
         """The long side of the preview front end: ``preview``, else the scorer's view of ``shape``."""

@@ -115,6 +115,19 @@ def check_values(values: dict[str, float]) -> dict[str, float]:
     return from_normalized(to_normalized(values))
 
 
+def written_values(values: dict[str, float]) -> dict[str, float]:
+    """A setting a run wrote (a held-out raw's cached parameters), read back as written when it is complete
+    and in range, else :func:`check_values`'s: its round trip through the normalised range moves a value by
+    a float ulp now and then (0.011889022771758705 -> …706), so a resumed run's setting differed from the
+    one it had cached — the checked setting, keyed on it, was scored again, its files in the last digits."""
+    if set(values) == set(NAMES) and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and p.low <= v <= p.high
+        for p, v in ((p, values[p.name]) for p in PARAMS)
+    ):
+        return {p.name: float(values[p.name]) for p in PARAMS}
+    return check_values(values)
+
+
 def given_values(doc: Any) -> dict[str, float]:
     """A setting a user wrote (``--params``, ``--base``: a JSON document of name -> value, or with them under
     ``params`` as isp-tune writes them): like :func:`check_values`, but a value that is not a finite number in

@@ -2,9 +2,9 @@
 
 Black levels are looked up per *colour index* (``raw_colors_visible`` -> ``black_level_per_channel``), never
 by position, so any of the four 2x2 Bayer layouts is handled the same way; a DNG whose black level repeats
-in a larger pattern (which rawpy does not give) has the rest of it subtracted from its tags
-(:func:`dng_black_pattern`). Non-Bayer sensors (X-Trans,
-Foveon, CMYG) and files LibRaw can't read raise :class:`RawReadError`, a one-line error naming the file.
+in a larger pattern, or varies by row and column (BlackLevelDeltaV / H), neither of which rawpy gives, has
+the rest of it subtracted from its tags (:func:`dng_black`). Non-Bayer sensors (X-Trans, Foveon, CMYG) and
+files LibRaw can't read raise :class:`RawReadError`, a one-line error naming the file.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from attiqa.errors import AttiqaError
 
 if TYPE_CHECKING:
     from rawpy import RawPy
+    from tifffile import TiffTag
 
 RAW_EXTENSIONS: frozenset[str] = frozenset(
     {
@@ -297,9 +298,9 @@ def read_raw(path: str | Path) -> RawImage:
             colors = upright(np.asarray(raw.raw_colors_visible), flip)
             visible = np.array(raw.raw_image_visible, dtype=np.uint16)
             blacks = np.asarray(raw.black_level_per_channel, dtype=np.float64)
-            pattern = dng_black_pattern(path)
-            if pattern is not None:  # a pattern LibRaw subtracts, and rawpy gives one level a colour of
-                subtract_black_excess(visible, pattern, blacks[np.asarray(raw.raw_colors_visible)[:2, :2]])
+            levels = dng_black(path)
+            if levels is not None:  # levels LibRaw subtracts or averages, and rawpy gives one a colour of
+                subtract_black_excess(visible, levels, blacks[np.asarray(raw.raw_colors_visible)[:2, :2]])
             mosaic = np.ascontiguousarray(upright(visible, flip))
             if mosaic.shape[0] < 4 or mosaic.shape[1] < 4:
                 raise RawReadError(path, f"image too small ({mosaic.shape[1]}x{mosaic.shape[0]})")
@@ -322,11 +323,28 @@ def read_raw(path: str | Path) -> RawImage:
         ) from None
 
 
-def dng_black_pattern(path: Path) -> np.ndarray | None:
-    """A DNG's black levels when they repeat in a pattern larger than 2x2 (its raw image's
-    BlackLevelRepeatDim rows x columns of BlackLevel, from the top left of the visible area), else None.
-    LibRaw subtracts such a pattern when it renders, but rawpy gives one level a colour (the pattern's
-    smallest), which left bands of the rest in our renders."""
+@dataclass(frozen=True)
+class DngBlack:
+    """A DNG's black level at every pixel of its raw image, from the top left of the visible area: the
+    BlackLevel ``pattern`` (BlackLevelRepeatDim rows x columns) plus ``rows[y]`` (BlackLevelDeltaV) plus
+    ``cols[x]`` (BlackLevelDeltaH); no deltas: None."""
+
+    pattern: np.ndarray
+    rows: np.ndarray | None = None
+    cols: np.ndarray | None = None
+
+
+def _tag_values(tag: TiffTag) -> np.ndarray:
+    """A TIFF tag's numbers (a RATIONAL / SRATIONAL one's as numerator / denominator)."""
+    values = np.atleast_1d(np.asarray(tag.value, dtype=np.float64))
+    return values[0::2] / values[1::2] if tag.dtype in (5, 10) else values
+
+
+def dng_black(path: Path) -> DngBlack | None:
+    """A DNG's black levels when rawpy's one level a colour does not say them (None otherwise): a pattern
+    larger than 2x2 — LibRaw subtracts it when it renders, rawpy gives its smallest level a colour, which
+    left bands of the rest in our renders — or levels by row or column (BlackLevelDeltaV / H: LibRaw adds
+    their means to its black, which left the rest, a sensor's column stripes, in ours)."""
     if path.suffix.lower() != ".dng":
         return None
     import tifffile
@@ -337,34 +355,43 @@ def dng_black_pattern(path: Path) -> np.ndarray | None:
             while pages:
                 page = pages.pop(0)
                 tags = page.tags
-                if page.photometric == 32803 and 50713 in tags and 50714 in tags:  # the Bayer image
-                    rows, cols = (int(n) for n in tags[50713].value)
-                    values = np.asarray(tags[50714].value, dtype=np.float64)
-                    if tags[50714].dtype in (5, 10):  # RATIONAL: numerator, denominator pairs
-                        values = values[0::2] / values[1::2]
-                    if rows <= 2 and cols <= 2 or values.size != rows * cols:
+                if page.photometric == 32803 and (50714 in tags or 50715 in tags or 50716 in tags):
+                    rows, cols = (int(n) for n in tags[50713].value) if 50713 in tags else (1, 1)
+                    values = _tag_values(tags[50714]) if 50714 in tags else np.zeros(1)
+                    if values.size != rows * cols:
+                        return None  # LibRaw reads what it can of it
+                    deltas = [_tag_values(tags[t]) if t in tags else None for t in (50716, 50715)]
+                    if rows <= 2 and cols <= 2 and all(d is None for d in deltas):
                         return None
-                    return values.reshape(rows, cols)
+                    return DngBlack(values.reshape(rows, cols), *deltas)
                 pages += list(getattr(page, "pages", None) or [])  # SubIFDs: where DNGs keep the raw
     except (tifffile.TiffFileError, OSError, ValueError, ZeroDivisionError):
         return None  # LibRaw reads it or says why
     return None
 
 
-def subtract_black_excess(mosaic: np.ndarray, pattern: np.ndarray, black: np.ndarray) -> None:
+BLACK_STRIP_ROWS = 256  # rows of the mosaic a black excess is built for at a time (memory: ~12 MB at 6000 px)
+
+
+def subtract_black_excess(mosaic: np.ndarray, levels: DngBlack, black: np.ndarray) -> None:
     """Subtract in place from ``mosaic`` (the visible area, as the file lies) the part of a DNG's black
-    ``pattern`` above the level of each 2x2 position (``black``, rawpy's, which the ISP subtracts): together,
-    the pattern's level at every pixel, as LibRaw subtracts it. Values below it clip at 0, as LibRaw's."""
-    rows, cols = pattern.shape
-    period_y, period_x = np.lcm(rows, 2), np.lcm(cols, 2)
-    for y in range(period_y):
-        for x in range(period_x):
-            excess = int(round(pattern[y % rows, x % cols] - black[y % 2, x % 2]))
-            cells = mosaic[y::period_y, x::period_x]
-            if excess > 0:
-                cells -= np.minimum(cells, excess).astype(cells.dtype)
-            elif excess < 0:
-                cells += np.minimum(65535 - cells, -excess).astype(cells.dtype)
+    ``levels`` above the level of each 2x2 position (``black``, rawpy's, which the ISP subtracts; below it,
+    the difference is added): together, the DNG's level at every pixel, as the DNG specification subtracts
+    it. Values clip at 0 and 65535. Deltas shorter than the visible area are left to LibRaw's mean."""
+    h, w = mosaic.shape
+    rows, cols = levels.pattern.shape
+    period_y, period_x = int(np.lcm(rows, 2)), int(np.lcm(cols, 2))
+    tile = np.tile(levels.pattern, (period_y // rows, period_x // cols)) - np.tile(
+        black, (period_y // 2, period_x // 2)
+    )
+    dv = levels.rows[:h] if levels.rows is not None and levels.rows.size >= h else np.zeros(h)
+    dh = levels.cols[:w] if levels.cols is not None and levels.cols.size >= w else np.zeros(w)
+    across = np.arange(w) % period_x
+    for lo in range(0, h, BLACK_STRIP_ROWS):
+        hi = min(lo + BLACK_STRIP_ROWS, h)
+        excess = tile[np.arange(lo, hi) % period_y][:, across] + dv[lo:hi, None] + dh[None, :]
+        cells = mosaic[lo:hi].astype(np.int64) - np.rint(excess).astype(np.int64)
+        mosaic[lo:hi] = np.clip(cells, 0, 65535)
 
 
 def unreadable(path: str | Path) -> RawReadError | None:

@@ -11,6 +11,15 @@ import gymnasium as gym
 
 ENV_ID = "isp_env/ISPTuning-v0"
 
+# The longest episode (``max_steps``), one bound for the option parser (``isp-tune --max-steps``) and
+# :func:`isp_env.tuning.check_config` (the library's runs): 10**12 was an episode that never ended (applying
+# a policy renders each held-out raw once a step). 1 is the measured recipe (docs/isp.md); delta steps
+# (isp_env.tuning.DELTA_SCALE, 0.5) cross a parameter's whole range (2 wide) in 4, residual and absolute
+# actions set the parameters outright at every step, and DRL-ISP, the paper's reference, ends its episodes
+# after 3 (its code's --episode_max_step): 20 leaves five times that room. Here, not in isp_env.env, so
+# that ``isp-tune --help`` reads it without torch.
+MAX_STEPS = 20
+
 
 def register() -> None:
     """Register :data:`ENV_ID` with Gymnasium (idempotent; done on ``import isp_env``)."""

@@ -108,8 +108,14 @@ def markdown(summary: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     held = meta.get("n_test")
     if meta.get("n_held_out"):  # a sample of the held-out raws was evaluated
         held = f"{held} evaluated of {meta['n_held_out']}, spread over the scene groups by `--test-raws`"
+    checked = meta.get("checked_policy")  # isp-tune check: a folder's raws, not a run's held-out ones
+    what = (
+        f"Raws of `{checked['raw_dir']}` checked with the policy `{checked['policy']}`: {held}"
+        if checked
+        else f"Held-out raws: {held}"
+    )
     lines = [
-        f"Held-out raws: {held} (scorer `{meta.get('scorer', '?')}`, renders scored at "
+        f"{what} (scorer `{meta.get('scorer', '?')}`, renders scored at "
         f"{scale}). MOS: the scorer's; guarded: MOS minus the over-processing penalty (isp_env.reward); "
         "clipped: fraction of pixels with a channel at 0 or 255, and saturation: mean HSV saturation, "
         "both of the full-resolution render.",
@@ -132,7 +138,29 @@ def markdown(summary: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     for method, kept in meta.get("checked_kept", {}).items():
         shown = ", ".join(f"the {who} on {n}" for who, n in kept.items())
         lines += ["", f"{names.get(method, label(method))}: kept {shown} of the {sum(kept.values())} raws."]
-    return "\n".join(lines) + "\n"
+    return "\n".join([*lines, "", *files(summary, meta)]) + "\n"
+
+
+def files(summary: list[dict[str, Any]], meta: dict[str, Any]) -> list[str]:
+    """The report's guide to the files beside it: what ``grid.png`` shows and where each method's renders
+    and parameters are (a reader of report.md alone found neither)."""
+    written = [s["method"] for s in summary if s["method"] not in ("neutral", "rawpy")]
+    params = [
+        f"`baselines/{m}.json`" if m.startswith("cma_") else f"`test/{m}/params/RAW.json`" for m in written
+    ]
+    shown = min(GRID_ROWS, int(meta.get("n_test") or 0))
+    return [
+        "## Files",
+        "",
+        f"* `grid.png`: 256-px centre crops of the full-resolution renders of the first {shown} raws — a row "
+        "a raw, a column a method (named as in the table) — each titled with its MOS, guarded score and "
+        "clipped share;",
+        "* renders at full resolution: "
+        + ", ".join(f"`test/{m}/renders/RAW.png`" for m in written)
+        + " (neutral's and rawpy's are not written: `isp-tune render RAW -o OUT.png` renders neutral);",
+        "* the parameters of each render: " + ", ".join(params) + " (neutral: the defaults);",
+        "* per raw and method: `results.csv`; per method, with these settings: `summary.json`.",
+    ]
 
 
 class Report(NamedTuple):
@@ -172,8 +200,32 @@ def write_report(
     write_json_atomic(out / "summary.json", {**meta, "methods": summary})
     write_text_atomic(out / "report.md", "# isp-tune report\n\n" + markdown(summary, meta))
     if crops:
-        grid_png(out / "grid.png", crops, rows, labels=labels)
+        grid_png(out / "grid.png", crops, rows, labels=labels, caption=grid_caption(meta, len(crops)))
     return Report(summary, rows)
+
+
+def grid_caption(meta: dict[str, Any], shown: int) -> str:
+    """What ``grid.png`` shows, written above it (a reader of the picture alone could not tell crops from
+    whole renders, nor which scorer's MOS its titles give)."""
+    return (
+        f"{shown} of {meta.get('n_test', shown)} raws: 256-px centre crops of the full-resolution renders. "
+        f"MOS: scorer {meta.get('scorer', '?')}; guarded: MOS minus the over-processing penalty; clip: "
+        "pixels with a channel at 0 or 255."
+    )
+
+
+def crop_title(method: str, row: dict[str, Any], labels: dict[str, str] | None = None) -> str:
+    """A grid crop's title: its method wrapped to the column (a checked policy's label ran over its
+    neighbour's), then its MOS and guarded score to three digits (a 0-1 scorer's 0.63 and 0.60 were both
+    "0.6") and clipped share, and which candidate a checked setting kept."""
+    import textwrap
+
+    guarded = f", guarded {row['guarded']:.3g}" if "guarded" in row else ""
+    kept = f"\nkept: the {row['kept']}'s setting" if "kept" in row else ""
+    return (
+        f"{textwrap.fill(label(method, labels), 34)}\nMOS {row.get('mos', float('nan')):.3g}{guarded}, "
+        f"clip {100 * row.get('clipped', float('nan')):.0f}%{kept}"
+    )
 
 
 def grid_png(
@@ -182,13 +234,19 @@ def grid_png(
     rows: list[dict[str, Any]],
     max_images: int = GRID_ROWS,
     labels: dict[str, str] | None = None,
+    caption: str = "",
 ) -> None:
     """Rows: test raws (up to ``max_images``); columns: methods; full-resolution centre crops, titled with
-    each render's MOS and clipped fraction."""
+    :func:`crop_title`; ``caption`` above them."""
+    import textwrap
+
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.font_manager import FontProperties, findfont, get_font
+
+    drawable = get_font(findfont(FontProperties())).get_charmap()  # a raw's name in other scripts: "?"
 
     images = list(crops)[:max_images]
     methods = [m for m in methods_in(rows) if any(m in crops[i] for i in images)]
@@ -202,22 +260,19 @@ def grid_png(
             ax.axis("off")
             if m in crops[name]:
                 ax.imshow(crops[name][m], interpolation="nearest")
-                r = by.get((name, m), {})
-                ax.set_title(
-                    f"{label(m, labels)}\nMOS {r.get('mos', float('nan')):.1f}  clip "
-                    f"{100 * r.get('clipped', float('nan')):.0f}%",
-                    fontsize=7,
-                )
+                ax.set_title(crop_title(m, by.get((name, m), {}), labels), fontsize=7)
         axes[i][0].text(
             -0.05,
             0.5,
-            name[:28],
+            "".join(c if ord(c) in drawable else "?" for c in name[:28]),  # (matplotlib warned of each)
             transform=axes[i][0].transAxes,
             rotation=90,
             va="center",
             ha="right",
             fontsize=6,
         )
+    if caption:
+        fig.suptitle(textwrap.fill(caption, 26 * len(methods) + 10), fontsize=8)
     fig.tight_layout()
     with atomic_path(path) as tmp:  # tight bbox: tight_layout alone let one row's titles run off the top
         fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight", pad_inches=0.05)

@@ -34,7 +34,7 @@ from attiqa.scorers import scorer_identity
 from isp_env.baselines import cma_search, guarded_objective
 from isp_env.isp import Developed, develop, finish
 from isp_env.mos_function import MOSFunction, load_mos_function
-from isp_env.params import check_values, neutral, read_run_json, read_values
+from isp_env.params import neutral, read_run_json, read_values, written_values
 from isp_env.policy_io import load_policy, resolve_policy
 from isp_env.raw import RAW_EXTENSIONS, RawImage, RawReadError, find_raws, probe_raw, read_raw
 from isp_env.report import CHECK_CANDIDATES, GRID_ROWS, Report, policy_label, write_report
@@ -381,49 +381,52 @@ def evaluate(
     checked: bool = True,
     held_out: int | None = None,
     front_ends: int = FRONT_ENDS_KEPT,
+    checked_policy: dict[str, str] | None = None,
 ) -> Report:
     """Tune + render the test raws with each agent (name -> (policy, card)), run the baselines, report.
     ``checked``: also each agent's setting checked against its base and neutral by the reward
     (``NAME_checked``: :func:`isp_env.tuning.checked_setting`, two or three scorer calls per raw; its rows
     say which candidate was kept, ``kept``). ``held_out``: the split's held-out raws when ``test_raws``
     are a sample of them (``--test-raws``). ``front_ends``: how many raws' front ends are kept between the
-    passes (:data:`FRONT_ENDS_KEPT`)."""
+    passes (:data:`FRONT_ENDS_KEPT`). ``checked_policy``: ``isp-tune check``'s policy and folder, which the
+    report names (summary.json's ``checked_policy``)."""
     view = cfg.view_shorter if cfg.preview is None else None
     skipped = dict(skipped)
     paths = {image_key(p, raw_dir): p for p in test_raws}
     items = HeldOutItems(paths, view, cfg.preview, front_ends, rawpy=baselines)
-    for key, p in list(paths.items()):
-        try:  # a raw damaged after its header is skipped here, before any tuning
-            items.probe(key)
-        except RawReadError as exc:
-            del paths[key]
-            skipped[str(p)] = str(exc)
-            console.print(f"[yellow]skipped[/] {plain_failure(exc)}")
-    if not items:
-        raise ConfigError(
-            f"{raw_dir}: none of the {len(test_raws)} raws to evaluate could be read (each listed above) — "
-            "give complete camera raws or DNGs"
-        )
-
-    params: dict[str, dict[str, dict[str, float]]] = {"neutral": {k: neutral() for k in items}}
-    budgets = {"neutral": {}, "rawpy": {}, **budgets}
+    params: dict[str, dict[str, dict[str, float]]] = {name: {} for name in agents}
     with progress_task(
-        f"{', '.join(agents)}: tune + full-res render", total=len(items) * len(agents), unit="img"
+        f"{', '.join(agents)}: read + tune", total=len(paths) * len(agents), unit="img"
     ) as adv:
-        for name, (policy, card) in agents.items():
-            params[name] = {}
-            for key, path in paths.items():
+        for key, path in list(paths.items()):
+            try:  # a raw damaged after its header is skipped here, before its tuning
+                raw = items.probe(key)
+            except RawReadError as exc:
+                del paths[key]
+                skipped[str(path)] = str(exc)
+                console.print(f"[yellow]skipped[/] {plain_failure(exc)}")
+                adv(len(agents))
+                continue
+            for name, (policy, card) in agents.items():
                 pfile = out / "test" / name / "params" / f"{key}.json"
                 done = read_run_json(pfile)
                 if done.get("policy_timesteps") == card["timesteps"]:  # outputs of this very policy: keep
-                    values = check_values(done["params"])
-                else:  # from the kept front end, when there is one: the raw is not read again
-                    values = tune_with_policy(policy, card, path, items.kept_front_end(key))
+                    values = written_values(done["params"])
+                else:  # from the kept front end or the probe's decode: the raw is not read again
+                    values = tune_with_policy(policy, card, path, items.kept_front_end(key), raw)
                     write_json_atomic(
                         pfile, {"raw": str(path), "params": values, "policy_timesteps": card["timesteps"]}
                     )
                 params[name][key] = values
                 adv(1)
+            del raw  # (one decoded raw at a time)
+    if not items:
+        raise ConfigError(
+            f"{raw_dir}: none of the {len(test_raws)} raws to evaluate could be read (each listed above) — "
+            "give complete camera raws or DNGs"
+        )
+    params = {"neutral": {k: neutral() for k in items}, **params}
+    budgets = {"neutral": {}, "rawpy": {}, **budgets}
     chosen: dict[str, dict[str, str]] = {}  # per checked method and raw: the candidate kept
     if checked:
         for name, (_, card) in list(agents.items()):
@@ -491,6 +494,7 @@ def evaluate(
         "n_train": len(train_raws),
         "n_test": len(items),
         **({} if held_out is None else {"n_held_out": held_out}),  # a sample of them (--test-raws)
+        **({} if checked_policy is None else {"checked_policy": checked_policy}),
         "skipped": skipped,
         "test_raws": sorted(items),
     }
@@ -547,19 +551,25 @@ class HeldOutItems(Mapping[str, Item]):
         self.kept: dict[str, tuple[Item, RawpyRender | None]] = {}
         self.last: tuple[str, tuple[Item, RawpyRender | None]] | None = None
 
-    def _made(self, key: str, raw: RawImage | None = None) -> tuple[Item, RawpyRender | None]:
+    def _held(self, key: str) -> tuple[Item, RawpyRender | None] | None:
+        """Raw ``key``'s front end and rawpy render when kept or the last made (None: to be made)."""
         if key in self.kept:
             return self.kept[key]
-        if self.last is None or self.last[0] != key:
-            path = self.paths[key]
-            raw = read_raw(path) if raw is None else raw
-            rgb = rawpy_or_none(path) if self.rawpy else None  # one full render: the guard's and the report's
-            item = guarded_item(path, self.view, self.preview, raw=raw, rawpy_rgb=rgb)
-            rp = None if rgb is None else RawpyRender.of(rgb, item[0], self.view, rgb.shape[:2])
-            if len(self.kept) < self.keep:
-                self.kept[key] = (item, rp)
-            self.last = (key, (item, rp))
-        return self.last[1]
+        return self.last[1] if self.last is not None and self.last[0] == key else None
+
+    def _made(self, key: str, raw: RawImage | None = None) -> tuple[Item, RawpyRender | None]:
+        held = self._held(key)
+        if held is not None:
+            return held
+        path = self.paths[key]
+        raw = read_raw(path) if raw is None else raw
+        rgb = rawpy_or_none(path) if self.rawpy else None  # one full render: the guard's and the report's
+        item = guarded_item(path, self.view, self.preview, raw=raw, rawpy_rgb=rgb)
+        rp = None if rgb is None else RawpyRender.of(rgb, item[0], self.view, rgb.shape[:2])
+        if len(self.kept) < self.keep:
+            self.kept[key] = (item, rp)
+        self.last = (key, (item, rp))
+        return item, rp
 
     def front_end(self, key: str, raw: RawImage | None = None) -> Item:
         """Raw ``key``'s front end and guard, kept or made (from ``raw`` when it was read already)."""
@@ -568,20 +578,22 @@ class HeldOutItems(Mapping[str, Item]):
     def rawpy_of(self, key: str) -> RawpyRender | None:
         """What the scoring pass takes of raw ``key``'s rawpy render, when its front end is kept or was the
         last made (None without ``rawpy``, or when rawpy failed)."""
-        return self._made(key)[1] if key in self.kept or (self.last and self.last[0] == key) else None
+        held = self._held(key)
+        return None if held is None else held[1]
 
     def kept_front_end(self, key: str) -> tuple[Developed, int | None, int | None] | None:
         """Raw ``key``'s front end with the view and preview it was made at, when kept (None otherwise: not
         made for this — a guard costs a rawpy render): :func:`isp_env.tuning.tune_with_policy`'s."""
         return (self.kept[key][0][0], self.view, self.preview) if key in self.kept else None
 
-    def probe(self, key: str) -> None:
-        """Raise :class:`RawReadError` when raw ``key`` cannot be decoded: by making its front end while
-        there is room to keep it (the first pass needs it), else by a decode (kept, it would not be)."""
+    def probe(self, key: str) -> RawImage:
+        """Raw ``key`` decoded — :class:`RawReadError` when it cannot be — with its front end made while
+        there is room to keep it (the first pass needs it; kept, it would not be otherwise); the decode is
+        returned for the policies' tuning, which may develop it at another scale."""
+        raw = read_raw(self.paths[key])
         if len(self.kept) < self.keep:
-            self.front_end(key)
-        else:
-            read_raw(self.paths[key])
+            self.front_end(key, raw)
+        return raw
 
     def __getitem__(self, key: str) -> tuple[Developed, Guard, int | None]:
         return self.front_end(key)
@@ -616,7 +628,7 @@ def _checked(
             done = read_run_json(pfile)
             same = done.get("policy_timesteps") == card["timesteps"] and done.get("reward_model") == reward
             if same and done.get("from") == params[name][key] and done.get("chosen") in CHECK_CANDIDATES:
-                values, scored, chosen = check_values(done["params"]), len(done["scores"]), done["chosen"]
+                values, scored, chosen = written_values(done["params"]), len(done["scores"]), done["chosen"]
             else:
                 c = checked_setting(params[name][key], card, items[key], mos)
                 values, scored, chosen = c.params, len(c.scores), c.chosen
@@ -775,6 +787,7 @@ def check_policy(
         baselines=False,
         held_out=found,
         front_ends=front_ends,
+        checked_policy={"policy": spec, "raw_dir": str(raw_dir)},
     )
     by: dict[str, dict[str, dict[str, Any]]] = {}
     for r in report.rows:  # every method on every raw evaluate could read

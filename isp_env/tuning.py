@@ -45,7 +45,8 @@ from isp_env.policy_io import (
     save_policy,
     save_state,
 )
-from isp_env.raw import RawReadError
+from isp_env.raw import RawImage, RawReadError
+from isp_env.registration import MAX_STEPS
 from isp_env.reward import guarded_item
 from isp_env.teacher import (
     Choice,
@@ -225,6 +226,10 @@ def check_config(cfg: TrainConfig, settings: TeacherSettings | None = None) -> N
     if cfg.obs_mode not in ("stats", "image"):
         hint = did_you_mean(cfg.obs_mode, ("stats", "image"))
         raise ConfigError(f"--obs-mode {cfg.obs_mode!r}: use stats or image{hint}")
+    if not 1 <= cfg.max_steps <= MAX_STEPS:  # the option parser's bound, for the library's runs too
+        raise ConfigError(
+            f"--max-steps {cfg.max_steps}: use 1 to {MAX_STEPS} (1: one-step contextual policy)"
+        )
     if cfg.algo == "teacher" and (cfg.action_mode != "residual" or cfg.obs_mode != "stats"):
         raise ConfigError("--algo teacher needs --action-mode residual and --obs-mode stats")
     if settings is not None and settings.start not in ("base", "neutral"):
@@ -468,15 +473,19 @@ def tune_with_policy(
     card: dict[str, Any],
     raw_path: Path,
     front_end: tuple[Developed, int | None, int | None] | None = None,
+    raw: RawImage | None = None,
 ) -> dict[str, float]:
     """Run the deterministic policy for one episode on ``raw_path``'s preview; no scorer calls are needed
     (the observation is the render, its statistics and the parameters, not the score). Returns the final
     parameters. ``front_end``: the raw's front end already made, with the view and preview it was made at
-    (:func:`isp_env.reward.guarded_item`) — taken when the policy's environment would make the same one,
-    so the raw is not read again."""
+    (:func:`isp_env.reward.guarded_item`) — taken when the policy's environment would make the same one;
+    else ``raw``, the raw already decoded, is developed at the policy's scale: either way the raw is not
+    read again (``isp-tune check -m classical`` with a policy of the default model's scale read it)."""
     env = env_for_policy(card, raw_path)
     if front_end is not None and env.develops_as(*front_end[1:]):
         env.use_front_end(Path(raw_path), front_end[0])
+    elif raw is not None:
+        env.use_front_end(Path(raw_path), env.front_end_of(raw))
     obs, _ = env.reset(seed=0)
     for _ in range(env.max_steps):
         action, _ = policy.predict(obs, deterministic=True)

@@ -13,8 +13,8 @@ from isp_env.cli import app
 def test_a_huge_episode_length_is_refused_before_any_raw_is_read(tmp_path, isp_raws):
     """**Was** `--max-steps 1000000000000` accepted: the agent trained, then applying it to the first
     held-out raw rendered it once a step, an episode that never ended (the command hung, no error); now the
-    option parser refuses more than 20 steps (:data:`isp_env.cli.MAX_STEPS`) in one line naming the option,
-    nothing written. (On main this test runs into its timeout.)"""
+    option parser refuses more than 20 steps (:data:`isp_env.registration.MAX_STEPS`) in one line naming
+    the option, nothing written. (On main this test runs into its timeout.)"""
     out = tmp_path / "run"
     args = ["--raw-dir", str(isp_raws[0].parent), "--out", str(out), "--algo", "sac", "--timesteps", "4"]
     args += ["--model", "classical", "--base", "neutral", "--no-baselines", "--preview", "64"]

@@ -177,7 +177,7 @@ def test_a_black_level_pattern_larger_than_2x2_is_subtracted(tmp_path, layout):
     1023, four per position of the Bayer tile): rawpy gives one level a colour — the pattern's smallest, 20
     — so the rest stayed in our render: **was** up to 150 levels left in a 4x4 pattern (the front end
     45-49 % brighter than the same scene's); now the pattern is read from the file's tags
-    (`isp_env.raw.dng_black_pattern`) and subtracted: the same front end as the scene written with one
+    (`isp_env.raw.dng_black`) and subtracted: the same front end as the scene written with one
     black level of 20. (LibRaw subtracts the pattern at full size, but its half-size render indexes it by
     half-size rows: no reference here.)"""
     pattern = (np.arange(16).reshape(4, 4) * 10 + 20)[[0, 2, 1, 3]]  # no two rows of a position alike
@@ -188,4 +188,36 @@ def test_a_black_level_pattern_larger_than_2x2_is_subtracted(tmp_path, layout):
     plain = read_raw(write_dng(tmp_path / "plain.dng", signal + 20, layout, 20))
     np.testing.assert_array_equal(raw.mosaic, plain.mosaic)
     assert raw.white == plain.white and (raw.black == plain.black).all()
+    np.testing.assert_array_equal(develop(raw).linear, develop(plain).linear)
+
+
+@pytest.mark.parametrize(("layout", "pattern"), [("RGGB", 64), ("GBRG", "4x4")])
+def test_black_levels_by_row_and_column_are_subtracted(tmp_path, layout, pattern):
+    """A DNG with a black offset for each row and each column (BlackLevelDeltaV / H: a sensor's row
+    noise and column stripes, -20 to +39 levels here): LibRaw adds the means of both to its black level,
+    rawpy's (88 here), so **was** the rest left in our render — stripes of up to ±30 levels of 1023 across
+    the picture; now the DNG's level at each pixel is subtracted (`isp_env.raw.dng_black`): the same mosaic
+    and front end as the scene written with one black level of 88, the mean LibRaw gives. With a 4x4
+    BlackLevel pattern too (both at once). None of the 43 real raws has these tags."""
+    rng = np.random.default_rng(1)
+    signal = unprocess(demo_photo("coffee", 160)[:104], layout, black_level=0).astype(np.int64)
+    h, w = signal.shape
+    rows, cols = rng.integers(0, 30, h), rng.integers(-20, 40, w)
+    if pattern == "4x4":
+        levels = (np.arange(16).reshape(4, 4) * 10 + 20)[[0, 2, 1, 3]]
+        base, plain_black = np.tile(levels, (h // 4, w // 4)), 20
+    else:
+        levels, base, plain_black = 64, 64, 64
+    mean = round(rows.mean()) + round(cols.mean())  # LibRaw's black: each mean rounded, added
+    signal = np.minimum(signal, 1023 - 170 - 30 - 40)  # every value within the white level
+    mosaic = signal + base + rows[:, None] + cols[None, :]
+    path = write_dng(tmp_path / "deltas.dng", mosaic, layout, levels, black_rows=rows.tolist(),
+                     black_cols=cols.tolist())  # fmt: skip
+    raw = read_raw(path)
+    plain = read_raw(
+        write_dng(tmp_path / "plain.dng", signal + plain_black + mean, layout, plain_black + mean)
+    )
+    np.testing.assert_array_equal(raw.black, plain.black)  # LibRaw's mean, as rawpy gives it
+    np.testing.assert_array_equal(raw.mosaic, plain.mosaic)
+    assert raw.white == plain.white
     np.testing.assert_array_equal(develop(raw).linear, develop(plain).linear)

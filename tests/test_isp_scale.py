@@ -108,7 +108,9 @@ def test_each_held_out_raws_front_end_is_made_once_over_the_evaluations_passes(t
     Session 46: the policy's tuning read each held-out raw again (its environment's own front end) and the
     scoring rendered rawpy again beside the guard's render — 3 decodes and 2 rawpy renders a raw; now the
     tuning takes the kept front end and the guard's render serves the scoring: 2 decodes (the front end,
-    the full-resolution renders) and 1 rawpy render (the real functions, counted)."""
+    the full-resolution renders) and 1 rawpy render (the real functions, counted). Session 47: `isp-tune
+    check -m classical` with the default policy (its front end at another scale) read each raw again for
+    the tuning; now the probe's decode is developed at the policy's scale."""
     import isp_env.env
     import isp_env.raw
     import isp_env.reward
@@ -161,8 +163,9 @@ def test_each_held_out_raws_front_end_is_made_once_over_the_evaluations_passes(t
     order = [f"{r['image']}.dng" for r in rows]
     assert len(order) == 8 and built == dict.fromkeys(order[:2], 1) | dict.fromkeys(order[2:], 2)
     # the default policy renders at its own reward model's scale, not the classical scorer's: its tuning
-    # reads each raw itself (a front end of another size is not taken); the others' checked setting too
-    assert {n: decoded[n] for n in order} == dict.fromkeys(order[:2], 3) | dict.fromkeys(order[2:], 4)
+    # develops the probe's decode at that scale (session 46: it read each raw again, 3 and 4 decodes); the
+    # raws past the bound are decoded again by the checked setting
+    assert {n: decoded[n] for n in order} == dict.fromkeys(order[:2], 2) | dict.fromkeys(order[2:], 3)
     skipped = json.loads((tmp_path / "check" / "summary.json").read_text())["skipped"]
     assert (
         list(skipped) == [str(raw_dir / "cut.dng")]
@@ -193,7 +196,7 @@ def test_check_evaluates_at_most_test_raws_spread_over_the_scene_groups(tmp_path
     assert sorted(summary["test_raws"]) == [p.stem for p in spread_sample(raws, 3, group, 5)]
     assert len({group[tmp_path / "raws" / f"{k}.dng"] for k in summary["test_raws"]}) == 3  # 3 groups of 4
     assert len(list((out / "test" / "policy" / "renders").glob("*.png"))) == 3
-    assert "Held-out raws: 3 evaluated of 8" in (out / "report.md").read_text()
+    assert "checked with the policy `default`: 3 evaluated of 8" in (out / "report.md").read_text()
     kept = summary["checked_kept"]["policy_checked"]  # counted from the rows (session 45): 3 raws
     assert list(kept) == ["policy", "base", "neutral"] and sum(kept.values()) == 3
 

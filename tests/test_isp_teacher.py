@@ -242,7 +242,7 @@ def test_cli_trains_a_teacher_by_default_on_at_most_teacher_raws_and_renders_wit
     assert "teacher policy" in (tmp_path / "run" / "report.md").read_text()
     said = " ".join((res.stdout + res.stderr).split())
     # the progress line names the policy it tunes with (**was** "agent: ..." for a teacher, session 38)
-    assert "teacher: tune + full-res render" in said and "agent:" not in said
+    assert "teacher: read + tune" in said and "agent:" not in said
     card = json.loads((tmp_path / "run" / "policy.json").read_text())
     assert card["algo"] == "teacher" and card["env"]["delta_scale"] == 2.0
     plan = json.loads((tmp_path / "run" / "run.json").read_text())

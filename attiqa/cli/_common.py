@@ -8,6 +8,7 @@ Subcommand modules import this module, never :mod:`attiqa.cli.app`.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import math
 import os
 import signal
@@ -122,6 +123,8 @@ def run_app(typer_app: Callable[[], Any]) -> None:
     be written) — ends as one red line and exit code 2; Ctrl-C and SIGTERM end with 130 / 143 after the
     command kept what it finished. Tunes malloc for tensor work first (:mod:`attiqa.allocator`)."""
     tune_allocator()
+    if isinstance(typer_app, typer.Typer):
+        unwrap_help(typer_app)
     with contextlib.suppress(ValueError):  # not the main thread (e.g. a test runner): keep the default
         signal.signal(signal.SIGTERM, _on_sigterm)
     try:
@@ -151,6 +154,32 @@ def run_app(typer_app: Callable[[], Any]) -> None:
             raise
         console.print("[yellow]interrupted")
         sys.exit(interrupt_exit_code(interruption))
+
+
+def unwrapped(text: str) -> str:
+    """``text`` (a docstring) with the line breaks inside each paragraph joined, lists and indented lines
+    kept: typer 0.29's rich help keeps them, so help wrapped at the source's 110 columns broke mid-sentence
+    at any other width ("…scored by the reward" / "model (MOS, …" at 100)."""
+    paragraphs = inspect.cleandoc(text).split("\n\n")
+    return "\n\n".join(
+        p
+        if p.startswith("\b") or any(line.startswith((" ", "* ", "- ", "|")) for line in p.splitlines())
+        else " ".join(p.splitlines())
+        for p in paragraphs
+    )
+
+
+def unwrap_help(typer_app: typer.Typer) -> None:
+    """Every command's help in ``typer_app`` (and its groups') :func:`unwrapped`, before typer builds it."""
+    if isinstance(typer_app.info.help, str):
+        typer_app.info.help = unwrapped(typer_app.info.help)
+    for info in typer_app.registered_commands:
+        doc = info.help if isinstance(info.help, str) else inspect.getdoc(info.callback)
+        if doc:
+            info.help = unwrapped(doc)
+    for group in typer_app.registered_groups:
+        if group.typer_instance is not None:
+            unwrap_help(group.typer_instance)
 
 
 def dash_name_hint(args: Sequence[str]) -> str:
