@@ -265,12 +265,19 @@ class ScoreWriter:
         def key(d: dict) -> tuple:
             return (d.get("sha256") or d.get("name"), d.get("crops"))
 
-        if isinstance(old, dict) and key(old) != key(identity):
-            raise AttiqaError(
-                f"{self.out}: holds scores of {old.get('name')} (crops {old.get('crops')}), not of "
-                f"{identity.get('name')} (crops {identity.get('crops')}) — "
-                f"{self._advice(', or delete it to score again')}"
+        if not isinstance(old, dict) or key(old) == key(identity):
+            return
+        name, was, now = identity.get("name"), str(old.get("sha256")), str(identity.get("sha256"))
+        if old.get("name") == name and old.get("crops") == identity.get("crops") and was != now:
+            raise AttiqaError(  # a checkpoint retrained in place: the same words on both sides said nothing
+                f"{self.out}: holds scores of {name} as it was before its weights changed (SHA-256 "
+                f"{was[:12]}… then, {now[:12]}… now) — {self._advice(', or delete it to score again')}"
             )
+        raise AttiqaError(
+            f"{self.out}: holds scores of {old.get('name')} (crops {old.get('crops')}), not of "
+            f"{identity.get('name')} (crops {identity.get('crops')}) — "
+            f"{self._advice(', or delete it to score again')}"
+        )
 
     def _advice(self, or_delete: str) -> str:
         """``attiqa score``'s advice with ``or_delete`` (the file's content is the problem); a caller's own

@@ -186,3 +186,37 @@ def test_bench_command_writes_the_table(tmp_path, photos, protocol, cli):
     assert res.returncode == 2 and "did you mean 'single'" in res.stderr
     res = cli("bench", "single", "-d", "nonsense", "-c", cfg)
     assert res.returncode == 2 and "[LABEL:]NAME=ROOT" in res.stderr
+
+
+def test_eval_of_two_folder_datasets_keeps_both_results(tmp_path, photos, cli, monkeypatch):
+    """Session 47: `attiqa eval folder` on clive-dev and then on biq2021-val wrote both to
+    runs/eval/folder-mos-classical/ — the second silently replaced the first's predictions and summary.
+    The default folder now names the score file's folder (and the file, when it is not mos.csv)."""
+    monkeypatch.chdir(tmp_path)
+    for ds, lv in (("first", 2), ("second", 4)):
+        d = tmp_path / ds
+        d.mkdir()
+        lines = ["image,mos"]
+        for i, (name, img) in enumerate(photos.items()):
+            for level in (0, lv):
+                apply_distortion(img.resize((48, 48)), "gaussian_blur", level, seed=i).save(
+                    d / f"{name}{level}.png"
+                )
+                lines.append(f"{name}{level}.png,{5 - level}")
+        (d / "mos.csv").write_text("\n".join(lines) + "\n")
+        res = cli("eval", "folder", "--root", ds, "-m", "classical", "-w", "0", "-q", "--no-cache")
+        assert res.returncode == 0, res.stderr
+    (tmp_path / "first" / "few.csv").write_text("image,mos\nastronaut0.png,5\ncoffee0.png,5\ncoffee2.png,3\n")
+    res = cli(
+        "eval", "folder", "--root", "first", "--csv", "first/few.csv", "-m", "classical", "-w", "0", "-q"
+    )
+    assert res.returncode == 0, res.stderr
+    runs = tmp_path / "runs" / "eval"
+    assert sorted(p.name for p in runs.iterdir()) == [
+        "folder-first-few-mos-classical",
+        "folder-first-mos-classical",
+        "folder-second-mos-classical",
+    ]
+    assert "wrote runs/eval/folder-first-few-mos-classical/" in res.stderr
+    predictions = (runs / "folder-first-mos-classical" / "predictions.csv").read_text()
+    assert "astronaut2.png" in predictions and "astronaut4.png" not in predictions

@@ -132,3 +132,23 @@ def test_genbench_score_reads_a_metric_s_scores_once(tmp_path, photos):
         f"{scores}: line 2 is not a row of scores (8 cells under 7 columns: a name holding ',' must be "
         "quoted) — delete it to score classical again"
     )
+
+
+def test_a_checkpoint_retrained_in_place_is_named_as_such(tmp_path):
+    """Session 47: `attiqa score ... --model runs/cpu_small/finetune/last.safetensors -o scores.csv`, rerun
+    after `attiqa train ... --no-resume` had replaced that checkpoint, said "holds scores of
+    runs/cpu_small/finetune/last.safetensors (crops five), not of runs/cpu_small/finetune/last.safetensors
+    (crops five)" — the same words twice. Now it says the weights behind the name changed."""
+    out = tmp_path / "s.csv"
+    out.write_text("image,mos,sharpness\nx.png,1,2\n")
+    ckpt = "runs/cpu_small/finetune/last.safetensors"
+    old = {"name": ckpt, "sha256": "ffd8ae45951e57ac" + "0" * 48, "crops": "five"}
+    out.with_name(f".{out.name}.scorer.json").write_text(json.dumps(old))
+    new = {**old, "sha256": "1234abcd5678ef90" + "0" * 48}
+    with pytest.raises(AttiqaError) as err:
+        ScoreWriter(columns=COLS, out=out, identity=new)
+    assert str(err.value) == (
+        f"{out}: holds scores of {ckpt} as it was before its weights changed (SHA-256 ffd8ae45951e… then, "
+        "1234abcd5678… now) — choose another --out, or delete it to score again"
+    )
+    assert out.read_text() == "image,mos,sharpness\nx.png,1,2\n"

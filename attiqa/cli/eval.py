@@ -34,6 +34,17 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "model"
 
 
+def _dataset_label(name: str, ds: object) -> str:
+    """The dataset's part of the default output folder. A `folder` dataset adds its score file's folder
+    (and the file's name when it is not mos.csv): two folders, or a subset CSV beside mos.csv, get their
+    own results instead of replacing the last ones."""
+    csv = getattr(ds, "csv_path", None)
+    if name != "folder" or csv is None:
+        return name
+    csv = Path(csv).resolve()
+    return f"{name}-{csv.parent.name}" + ("" if csv.stem == "mos" else f"-{csv.stem}")
+
+
 def _scorer_overrides(model: str | None, crops: str | None) -> dict:
     """``crops`` applies to ATTIQA checkpoints and named ATTIQA models only (paper §4.2 five-crop test by
     default)."""
@@ -113,7 +124,8 @@ def eval_cmd(
         "--out",
         "-o",
         help="Output folder for predictions.csv, summary.json, scatter.png "
-        "(default: runs/eval/DATASET-TARGET-MODEL).",
+        "(default: runs/eval/DATASET-TARGET-MODEL; folder: runs/eval/folder-CSVFOLDER[-CSVNAME]-"
+        "TARGET-MODEL).",
     ),
     csv_file: Path | None = typer.Option(
         None,
@@ -181,7 +193,7 @@ def eval_cmd(
         scorer = load_scorer(model, device=device_str(device), **overrides)
         if out is None:
             out = Path("runs/eval") / _slug(
-                f"{name}-{ds.target}{'-' + split if split else ''}-{scorer.info.name}"
+                f"{_dataset_label(name, ds)}-{ds.target}{'-' + split if split else ''}-{scorer.info.name}"
             )
         output_folder(out, "--out")  # before the scoring, not after it
         try:
