@@ -137,7 +137,11 @@ def markdown(summary: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     names = {s["method"]: s["label"] for s in summary}
     for method, kept in meta.get("checked_kept", {}).items():
         shown = ", ".join(f"the {who} on {n}" for who, n in kept.items())
-        lines += ["", f"{names.get(method, label(method))}: kept {shown} of the {sum(kept.values())} raws."]
+        lines += [
+            "",
+            f"{names.get(method, label(method))}: the best of the policy's setting, its base and neutral by "
+            f"the reward on each raw — kept {shown} of the {sum(kept.values())} raws.",
+        ]
     return "\n".join([*lines, "", *files(summary, meta)]) + "\n"
 
 

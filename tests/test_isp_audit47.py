@@ -27,13 +27,13 @@ def test_the_library_refuses_the_episode_lengths_the_cli_refuses(tmp_path, isp_r
 
 def test_the_grid_says_what_each_crop_is_with_its_scores_to_three_digits():
     """**Was** a grid crop titled with its method's whole label on one line — the checked policy's ("policy:
-    teacher policy (ridge), checked (best of it, its base, neutral by the reward)") ran over its
-    neighbour's, both unreadable — and "MOS 0.6" for a 0-1 scorer's 0.63 and 0.60 alike, no guarded score
-    (what the checked setting chose by) and not which candidate it kept; now the label wrapped to the
-    column, MOS and guarded to three digits, and the candidate kept."""
+    teacher policy (ridge), checked (best of it, its base, neutral by the reward)", now shorter: report.md
+    says how) ran over its neighbour's, both unreadable — and "MOS 0.6" for a 0-1 scorer's 0.63 and 0.60
+    alike, no guarded score (what the checked setting chose by) and not which candidate it kept; now the
+    label wrapped to the column, MOS and guarded to three digits, and the candidate kept."""
     from isp_env.report import crop_title
 
-    label = "policy: teacher policy (ridge), checked (best of it, its base, neutral by the reward)"
+    label = "a policy with a long name: teacher policy (ridge), checked"
     row = {"mos": 0.628521, "guarded": 0.36, "clipped": 0.163, "kept": "base"}
     title = crop_title("policy_checked", row, {"policy_checked": label})
     lines = title.splitlines()
@@ -159,3 +159,27 @@ def test_ctrl_c_in_check_says_what_is_kept_and_the_rerun_ends_as_an_uninterrupte
     assert files == sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file())
     differ = [f for f in files if not filecmp.cmp(ref / f, out / f, shallow=False)]
     assert differ == []
+
+
+@pytest.mark.parametrize(("fmt", "kind"), [("JPEG", "JPEG"), ("PNG", "PNG"), ("WEBP", "WebP")])
+def test_a_developed_image_under_a_raw_s_name_is_said_to_be_one(tmp_path, fmt, kind):
+    """**Was** a JPEG renamed `photo.dng` (a phone's export, a mix-up): "LibRaw can't read it
+    (LibRawFileUnsupportedError: Unsupported file format or not RAW file) — check the file is a complete
+    camera raw or DNG", which sends the user looking for damage; now "a JPEG image named .dng, not a camera
+    raw" (by its first bytes), in `isp-tune render`'s one line and a folder's skipped list alike."""
+    import numpy as np
+    from PIL import Image
+
+    from isp_env.raw import probe_raw
+    from tests.helpers import run_isp_tune
+
+    path = tmp_path / "photo.dng"
+    Image.fromarray(np.full((32, 32, 3), 120, np.uint8)).save(path, format=fmt)
+    r = run_isp_tune("render", path, "-o", tmp_path / "out.png")
+    said = r.stderr.strip()
+    assert r.returncode == 2 and "\n" not in said, r.stderr
+    assert said.startswith(f"error: {path}: a {kind} image named .dng, not a camera raw — check the file"), (
+        said
+    )
+    assert f"a {kind} image named .dng, not a camera raw" in str(probe_raw(path))
+    assert not (tmp_path / "out.png").exists()
