@@ -183,3 +183,36 @@ def test_a_developed_image_under_a_raw_s_name_is_said_to_be_one(tmp_path, fmt, k
     )
     assert f"a {kind} image named .dng, not a camera raw" in str(probe_raw(path))
     assert not (tmp_path / "out.png").exists()
+
+
+@pytest.mark.timeout(600)
+def test_the_policy_sheet_names_each_raw_and_outlines_its_captions(tmp_path, isp_raws):
+    """**Was** `benchmarks/isp_policy_sheet.py`'s contact sheet captioned in plain yellow — unreadable on a
+    bright photo (a wall, a sky) — without the raw of each row, and with `--check` only "kept: base", not
+    the reward of each candidate; now the captions are outlined in black, each row's raw is named in its
+    neutral panel and the kept line gives every candidate's reward. Read from the sheet's own pixels
+    against the neutral render it shows (the real script, the classical scorer)."""
+    import subprocess
+    import sys
+
+    import numpy as np
+    from PIL import Image
+
+    from isp_env.isp import develop, finish
+    from isp_env.params import neutral
+    from isp_env.raw import read_raw
+    from tests.helpers import REPO, attiqa_env
+
+    out = tmp_path / "sheet.png"
+    cmd = [sys.executable, str(REPO / "benchmarks" / "isp_policy_sheet.py"), str(isp_raws[0]), "--check"]
+    res = subprocess.run([*cmd, "--model", "classical", "--out", str(out), "--long-side", "192"],
+                         env=attiqa_env(), capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert res.returncode == 0, res.stderr[-2000:]
+    plain = finish(develop(read_raw(isp_raws[0]), 192), neutral()).astype(int)
+    h, w = plain.shape[:2]
+    sheet = np.asarray(Image.open(out).convert("RGB")).astype(int)
+    drawn = np.abs(sheet[:h, :w] - plain).sum(axis=2) > 0  # the neutral panel's captions
+    assert drawn[h - 20 :].sum() > 20, "no raw name at the bottom of the neutral panel"
+    ink = sheet[:h, :w][drawn[:h]]
+    dark = (ink.max(axis=1) < 60).sum()
+    assert dark > 20 and dark < len(ink), "captions not outlined"
