@@ -216,3 +216,35 @@ def test_the_policy_sheet_names_each_raw_and_outlines_its_captions(tmp_path, isp
     ink = sheet[:h, :w][drawn[:h]]
     dark = (ink.max(axis=1) < 60).sum()
     assert dark > 20 and dark < len(ink), "captions not outlined"
+
+
+def test_the_grid_caption_sits_above_the_first_row_s_titles(tmp_path):
+    """The caption (session 47) over eight rows of three methods, the checked one's title four lines
+    (label, scores, kept): **was** drawn by `suptitle` where `tight_layout` did not leave room, over the
+    first row's right-hand title; now in a band of its own — the picture's first run of inked pixel rows
+    is the caption's, then a white gap of at least 8 px rows before the titles (lines are 2-4 apart)."""
+    import numpy as np
+    from PIL import Image
+
+    from isp_env.report import grid_caption, grid_png
+
+    methods = ("neutral", "policy", "policy_checked")
+    crops = {f"raw{i}": {m: np.full((256, 256, 3), 90, np.uint8) for m in methods} for i in range(8)}
+    rows = [
+        {"image": k, "method": m, "mos": 0.629, "guarded": 0.629, "clipped": 0.16}
+        | ({"kept": "neutral"} if m == "policy_checked" else {})
+        for k in crops
+        for m in methods
+    ]
+    labels = {
+        "policy": "policy: teacher policy (ridge)",
+        "policy_checked": "policy: teacher policy (ridge), checked",
+    }
+    caption = grid_caption({"n_test": 43, "scorer": "classical"}, 8)
+    grid_png(tmp_path / "grid.png", crops, rows, labels=labels, caption=caption)
+    grey = np.asarray(Image.open(tmp_path / "grid.png").convert("L"))
+    inked = (grey < 200).any(axis=1)
+    crops_start = int(np.argmax((grey == 90).sum(axis=1) > 200))  # the first row of the first crops
+    band = inked[int(np.argmax(inked)) : crops_start]  # the caption and the first row's titles
+    gaps = np.diff(np.flatnonzero(band)) - 1  # white rows between inked ones
+    assert gaps.max() >= 8, f"caption and titles {gaps.max()} px apart at most: they meet"
