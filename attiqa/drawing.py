@@ -84,10 +84,15 @@ def draw_fitted(
     max_lines: int,
     fill: str | tuple[int, int, int],
     line_height: int = 12,
+    outline: str | tuple[int, int, int] | None = None,
 ) -> int:
     """Draw ``text`` from ``xy`` in lines fitted to ``width`` (:func:`fit_lines`), ``line_height`` apart, so
-    a caption stays in its panel however long; returns the number of lines drawn."""
+    a caption stays in its panel however long; returns the number of lines drawn. ``outline``: a 1-px
+    outline of that colour, for a caption on a photo (yellow alone was unreadable on a bright one)."""
     lines = fit_lines(draw, text, font, width, max_lines)
     for i, line in enumerate(lines):
-        draw.text((xy[0], xy[1] + line_height * i), line, fill=fill, font=font)
+        draw.text(
+            (xy[0], xy[1] + line_height * i), line, fill=fill, font=font,
+            stroke_width=1 if outline is not None else 0, stroke_fill=outline,
+        )  # fmt: skip
     return len(lines)

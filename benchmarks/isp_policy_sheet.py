@@ -4,7 +4,8 @@ Without RAW arguments it uses the DNGs ``isp_env.dng.demo_raws`` unprocesses fro
 sheet can be checked from a fresh clone (the shared real raws may not be redistributed, nor renders of them).
 Prints each raw's tuned exposure and saturation (how much the policy adapts per image). No scorer call,
 except with ``--check`` (session 44): a third column renders what ``isp-tune render --check`` keeps — the best
-of the policy's setting, its base and neutral by the reward model (``--model``) — named in its panel.
+of the policy's setting, its base and neutral by the reward model (``--model``) — named in its panel with
+each candidate's reward (session 47), and each row's raw is named in its first panel.
 
     python benchmarks/isp_policy_sheet.py [RAW ...] [--policy default] [--check] [--out sheet.jpg]
         [--long-side 256]
@@ -40,7 +41,8 @@ def main() -> None:
     args = ap.parse_args()
     policy, card = load_policy(resolve_policy(args.policy))
     mos = load_mos_function(args.model) if args.check else None
-    kept: list[str] = []
+    kept: list[str] = []  # per raw, the checked setting's candidate kept and the reward of each
+    names: list[str] = []
     with tempfile.TemporaryDirectory() as tmp:
         raws = args.raws
         if not raws:
@@ -56,6 +58,7 @@ def main() -> None:
             )
             dev = develop(read_raw(path), args.long_side)
             panels = [finish(dev, neutral()), finish(dev, values)]
+            names.append(path.name)
             if mos is not None:
                 c = checked_setting(values, card, guarded_item(path, scorer_view(mos)), mos)
                 print(
@@ -63,7 +66,8 @@ def main() -> None:
                     {k: round(v, 2) for k, v in c.scores.items()},
                 )
                 panels.append(finish(dev, c.params))
-                kept.append(c.chosen)
+                scores = ", ".join(f"{who} {v:.3g}" for who, v in c.scores.items())
+                kept.append(f"kept: {c.chosen} (reward {scores})")
             rows.append(np.concatenate(panels, axis=1))
     w = max(r.shape[1] for r in rows)
     heights = [r.shape[0] for r in rows]
@@ -73,12 +77,16 @@ def main() -> None:
     n = 3 if kept else 2
     text_font, part = font(), w // n
     titles = ["neutral", f"policy {args.policy}", "checked (best by the reward)"][:n]
+    yellow, black = (255, 255, 0), (0, 0, 0)  # outlined: yellow alone was unreadable on a bright photo
     for i, title in enumerate(titles):  # a long --policy path: wrapped
-        draw_fitted(d, (i * part + 6, 6), title, text_font, part - 12, 3, fill=(255, 255, 0))
-    for top, h, who in zip(np.cumsum([0, *heights[:-1]]), heights, kept, strict=False):
-        draw_fitted(
-            d, (2 * part + 6, int(top) + h - 20), f"kept: {who}", text_font, part - 12, 1, fill=(255, 255, 0)
-        )
+        draw_fitted(d, (i * part + 6, 6), title, text_font, part - 12, 3, fill=yellow, outline=black)
+    for j, (top, h) in enumerate(zip(np.cumsum([0, *heights[:-1]]), heights, strict=True)):
+        bottom = int(top) + h - 32  # each row's raw, and what its checked setting kept by which rewards
+        draw_fitted(d, (6, bottom + 12), names[j], text_font, part - 12, 1, fill=yellow, outline=black)
+        if kept:
+            draw_fitted(
+                d, (2 * part + 6, bottom), kept[j], text_font, part - 12, 2, fill=yellow, outline=black
+            )
     sheet.save(args.out, quality=85)
     print(f"-> {args.out}")
 

@@ -319,7 +319,7 @@ def read_raw(path: str | Path) -> RawImage:
         raise
     except (rawpy.LibRawError, OSError, ValueError) as exc:
         raise RawReadError(
-            path, f"{_libraw_reason(exc)} — check the file is a complete camera raw or DNG"
+            path, f"{_libraw_reason(exc, path)} — check the file is a complete camera raw or DNG"
         ) from None
 
 
@@ -425,14 +425,34 @@ def probe_raw(path: str | Path) -> RawReadError | None:
     except (rawpy.LibRawError, OSError, ValueError) as exc:
         return RawReadError(
             path,
-            f"{_libraw_reason(exc)} — check the file is a complete camera raw or DNG, or remove it from "
-            "the folder",
+            f"{_libraw_reason(exc, path)} — check the file is a complete camera raw or DNG, or remove it "
+            "from the folder",
         )
     return None
 
 
-def _libraw_reason(exc: Exception) -> str:
-    """LibRaw's error as text (rawpy gives bytes); its I/O error is running out of data, not a bad disk."""
+# The first bytes of developed images a raw's name may be given by mistake (a JPEG renamed .dng)
+DEVELOPED_MAGIC = {b"\xff\xd8\xff": "JPEG", b"\x89PNG\r\n\x1a\n": "PNG", b"GIF8": "GIF", b"BM": "BMP"}
+
+
+def developed_kind(path: str | Path) -> str | None:
+    """The kind of developed image ``path`` is by its first bytes (JPEG, PNG, GIF, BMP, WebP), or None."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(12)
+    except OSError:
+        return None
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WebP"
+    return next((kind for magic, kind in DEVELOPED_MAGIC.items() if head.startswith(magic)), None)
+
+
+def _libraw_reason(exc: Exception, path: str | Path) -> str:
+    """LibRaw's error as text (rawpy gives bytes); its I/O error is running out of data, not a bad disk; a
+    developed image under a raw's name is said to be one (it was LibRaw's "Unsupported file format")."""
+    kind = developed_kind(path)
+    if kind is not None:
+        return f"a {kind} image named {Path(path).suffix or 'without an extension'}, not a camera raw"
     why = exc.args[0].decode("utf-8", "replace") if exc.args and isinstance(exc.args[0], bytes) else str(exc)
     said = f"LibRaw can't read it ({type(exc).__name__}: {why})"
     return said + ": the file ends early or is not a raw" if type(exc).__name__ == "LibRawIOError" else said

@@ -137,7 +137,11 @@ def markdown(summary: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     names = {s["method"]: s["label"] for s in summary}
     for method, kept in meta.get("checked_kept", {}).items():
         shown = ", ".join(f"the {who} on {n}" for who, n in kept.items())
-        lines += ["", f"{names.get(method, label(method))}: kept {shown} of the {sum(kept.values())} raws."]
+        lines += [
+            "",
+            f"{names.get(method, label(method))}: the best of the policy's setting, its base and neutral by "
+            f"the reward on each raw — kept {shown} of the {sum(kept.values())} raws.",
+        ]
     return "\n".join([*lines, "", *files(summary, meta)]) + "\n"
 
 
@@ -271,9 +275,13 @@ def grid_png(
             ha="right",
             fontsize=6,
         )
-    if caption:
-        fig.suptitle(textwrap.fill(caption, 26 * len(methods) + 10), fontsize=8)
-    fig.tight_layout()
+    top = 1.0
+    if caption:  # above the first row's titles, in a band kept for it (tight_layout ignored it: they met)
+        text = textwrap.fill(caption, 26 * len(methods) + 10)
+        height = fig.get_figheight()
+        top = 1 - (0.2 + 0.15 * text.count("\n")) / height
+        fig.suptitle(text, fontsize=8, y=1 - 0.02 / height, va="top")
+    fig.tight_layout(rect=(0, 0, 1, top))
     with atomic_path(path) as tmp:  # tight bbox: tight_layout alone let one row's titles run off the top
         fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight", pad_inches=0.05)
     plt.close(fig)

@@ -500,10 +500,7 @@ def evaluate(
     }
     labels = {name: policy_label(name, card) for name, (_, card) in agents.items()}
     if checked:
-        labels |= {
-            f"{name}_checked": f"{labels[name]}, checked (best of it, its base, neutral by the reward)"
-            for name in agents
-        }
+        labels |= {f"{name}_checked": f"{labels[name]}, checked" for name in agents}  # report.md says how
     return write_report(out, rows, budgets, meta, crops, labels)
 
 

@@ -27,13 +27,13 @@ def test_the_library_refuses_the_episode_lengths_the_cli_refuses(tmp_path, isp_r
 
 def test_the_grid_says_what_each_crop_is_with_its_scores_to_three_digits():
     """**Was** a grid crop titled with its method's whole label on one line — the checked policy's ("policy:
-    teacher policy (ridge), checked (best of it, its base, neutral by the reward)") ran over its
-    neighbour's, both unreadable — and "MOS 0.6" for a 0-1 scorer's 0.63 and 0.60 alike, no guarded score
-    (what the checked setting chose by) and not which candidate it kept; now the label wrapped to the
-    column, MOS and guarded to three digits, and the candidate kept."""
+    teacher policy (ridge), checked (best of it, its base, neutral by the reward)", now shorter: report.md
+    says how) ran over its neighbour's, both unreadable — and "MOS 0.6" for a 0-1 scorer's 0.63 and 0.60
+    alike, no guarded score (what the checked setting chose by) and not which candidate it kept; now the
+    label wrapped to the column, MOS and guarded to three digits, and the candidate kept."""
     from isp_env.report import crop_title
 
-    label = "policy: teacher policy (ridge), checked (best of it, its base, neutral by the reward)"
+    label = "a policy with a long name: teacher policy (ridge), checked"
     row = {"mos": 0.628521, "guarded": 0.36, "clipped": 0.163, "kept": "base"}
     title = crop_title("policy_checked", row, {"policy_checked": label})
     lines = title.splitlines()
@@ -159,3 +159,92 @@ def test_ctrl_c_in_check_says_what_is_kept_and_the_rerun_ends_as_an_uninterrupte
     assert files == sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file())
     differ = [f for f in files if not filecmp.cmp(ref / f, out / f, shallow=False)]
     assert differ == []
+
+
+@pytest.mark.parametrize(("fmt", "kind"), [("JPEG", "JPEG"), ("PNG", "PNG"), ("WEBP", "WebP")])
+def test_a_developed_image_under_a_raw_s_name_is_said_to_be_one(tmp_path, fmt, kind):
+    """**Was** a JPEG renamed `photo.dng` (a phone's export, a mix-up): "LibRaw can't read it
+    (LibRawFileUnsupportedError: Unsupported file format or not RAW file) — check the file is a complete
+    camera raw or DNG", which sends the user looking for damage; now "a JPEG image named .dng, not a camera
+    raw" (by its first bytes), in `isp-tune render`'s one line and a folder's skipped list alike."""
+    import numpy as np
+    from PIL import Image
+
+    from isp_env.raw import probe_raw
+    from tests.helpers import run_isp_tune
+
+    path = tmp_path / "photo.dng"
+    Image.fromarray(np.full((32, 32, 3), 120, np.uint8)).save(path, format=fmt)
+    r = run_isp_tune("render", path, "-o", tmp_path / "out.png")
+    said = r.stderr.strip()
+    assert r.returncode == 2 and "\n" not in said, r.stderr
+    assert said.startswith(f"error: {path}: a {kind} image named .dng, not a camera raw — check the file"), (
+        said
+    )
+    assert f"a {kind} image named .dng, not a camera raw" in str(probe_raw(path))
+    assert not (tmp_path / "out.png").exists()
+
+
+@pytest.mark.timeout(600)
+def test_the_policy_sheet_names_each_raw_and_outlines_its_captions(tmp_path, isp_raws):
+    """**Was** `benchmarks/isp_policy_sheet.py`'s contact sheet captioned in plain yellow — unreadable on a
+    bright photo (a wall, a sky) — without the raw of each row, and with `--check` only "kept: base", not
+    the reward of each candidate; now the captions are outlined in black, each row's raw is named in its
+    neutral panel and the kept line gives every candidate's reward. Read from the sheet's own pixels
+    against the neutral render it shows (the real script, the classical scorer)."""
+    import subprocess
+    import sys
+
+    import numpy as np
+    from PIL import Image
+
+    from isp_env.isp import develop, finish
+    from isp_env.params import neutral
+    from isp_env.raw import read_raw
+    from tests.helpers import REPO, attiqa_env
+
+    out = tmp_path / "sheet.png"
+    cmd = [sys.executable, str(REPO / "benchmarks" / "isp_policy_sheet.py"), str(isp_raws[0]), "--check"]
+    res = subprocess.run([*cmd, "--model", "classical", "--out", str(out), "--long-side", "192"],
+                         env=attiqa_env(), capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert res.returncode == 0, res.stderr[-2000:]
+    plain = finish(develop(read_raw(isp_raws[0]), 192), neutral()).astype(int)
+    h, w = plain.shape[:2]
+    sheet = np.asarray(Image.open(out).convert("RGB")).astype(int)
+    drawn = np.abs(sheet[:h, :w] - plain).sum(axis=2) > 0  # the neutral panel's captions
+    assert drawn[h - 20 :].sum() > 20, "no raw name at the bottom of the neutral panel"
+    ink = sheet[:h, :w][drawn[:h]]
+    dark = (ink.max(axis=1) < 60).sum()
+    assert dark > 20 and dark < len(ink), "captions not outlined"
+
+
+def test_the_grid_caption_sits_above_the_first_row_s_titles(tmp_path):
+    """The caption (session 47) over eight rows of three methods, the checked one's title four lines
+    (label, scores, kept): **was** drawn by `suptitle` where `tight_layout` did not leave room, over the
+    first row's right-hand title; now in a band of its own — the picture's first run of inked pixel rows
+    is the caption's, then a white gap of at least 8 px rows before the titles (lines are 2-4 apart)."""
+    import numpy as np
+    from PIL import Image
+
+    from isp_env.report import grid_caption, grid_png
+
+    methods = ("neutral", "policy", "policy_checked")
+    crops = {f"raw{i}": {m: np.full((256, 256, 3), 90, np.uint8) for m in methods} for i in range(8)}
+    rows = [
+        {"image": k, "method": m, "mos": 0.629, "guarded": 0.629, "clipped": 0.16}
+        | ({"kept": "neutral"} if m == "policy_checked" else {})
+        for k in crops
+        for m in methods
+    ]
+    labels = {
+        "policy": "policy: teacher policy (ridge)",
+        "policy_checked": "policy: teacher policy (ridge), checked",
+    }
+    caption = grid_caption({"n_test": 43, "scorer": "classical"}, 8)
+    grid_png(tmp_path / "grid.png", crops, rows, labels=labels, caption=caption)
+    grey = np.asarray(Image.open(tmp_path / "grid.png").convert("L"))
+    inked = (grey < 200).any(axis=1)
+    crops_start = int(np.argmax((grey == 90).sum(axis=1) > 200))  # the first row of the first crops
+    band = inked[int(np.argmax(inked)) : crops_start]  # the caption and the first row's titles
+    gaps = np.diff(np.flatnonzero(band)) - 1  # white rows between inked ones
+    assert gaps.max() >= 8, f"caption and titles {gaps.max()} px apart at most: they meet"

@@ -271,7 +271,7 @@ def test_cli_trains_a_teacher_by_default_on_at_most_teacher_raws_and_renders_wit
     summary = {m["method"]: m for m in json.loads((tmp_path / "run" / "summary.json").read_text())["methods"]}
     assert summary["teacher_checked"]["scorer_calls_per_image"] == round(sum(calls) / len(calls), 1)
     assert (
-        "checked (best of it, its base, neutral by the reward)"
+        "checked: the best of the policy's setting, its base and neutral by the reward on each raw"
         in (tmp_path / "run" / "report.md").read_text()
     )
 
