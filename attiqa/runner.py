@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from attiqa.config import LabelConfig, TrainConfig, to_dict
 from attiqa.errors import AttiqaError, ConfigError
-from attiqa.io.atomic import output_folder, write_json_atomic
+from attiqa.io.atomic import output_folder, resumable_folder, write_json_atomic
 
 if TYPE_CHECKING:
     from attiqa.teachers import Teacher
@@ -191,7 +191,10 @@ def run(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> RunRes
 
     check_devices(cfg)
     out_dir = Path(cfg.out_dir)
-    output_folder(out_dir, "out_dir (--out-dir)", create=False)
+    if resume and earlier_training(out_dir):  # was "choose another out_dir", or a failed save after an epoch
+        resumable_folder(out_dir, "out_dir (--out-dir)", "the run in it")
+    else:
+        output_folder(out_dir, "out_dir (--out-dir)", create=False)
     with process_group():
         # the label stage's images, then its teacher, before out_dir is made: a folder without images, a CLIP
         # model or prompts file that is not there is one line and no folder, and no model is loaded for the

@@ -376,3 +376,57 @@ def test_ctrl_c_to_train_says_what_is_kept_and_how_to_continue(tmp_path):
     ]
     again = run_attiqa("train", "-c", cfg, "--resume", env={"OMP_NUM_THREADS": "1"})
     assert again.returncode == 0, again.stderr[-3000:]
+
+
+def test_a_read_only_run_to_resume_says_chmod_before_any_work(tmp_path):
+    """**Was**: `attiqa train --resume` on a read-only run folder said "choose another out_dir" (which trains
+    every finished epoch again), and with only `run/finetune` read-only it trained an epoch, then failed to
+    save it: "run/finetune: not writable … — write somewhere else". Now both are refused before any work,
+    saying to make the run writable. (Run without root's permission override.)"""
+    import os
+
+    from helpers import run_attiqa, tiny_train_config
+
+    cfg = tiny_train_config(tmp_path, epochs=1)
+    assert runner.invoke(app, ["train", "-c", str(cfg)]).exit_code == 0
+    run, stage = tmp_path / "run", tmp_path / "run" / "finetune"
+    fix = (f"make it writable (chmod -R u+w {run}) to resume the run in it, or choose another out_dir "
+           "(--out-dir)")  # fmt: skip
+    before = (stage / "last.state.safetensors").read_bytes()
+    for read_only, named in ((stage, stage), (run, run)):
+        os.chmod(read_only, 0o555)
+        try:
+            res = run_attiqa("train", "-c", cfg, "--resume", "--set", "finetune.epochs=2", unprivileged=True)
+        finally:
+            os.chmod(read_only, 0o755)
+        errors = [" ".join(x.split()) for x in res.stderr.splitlines() if x.startswith("error:")]
+        assert errors == [f"error: {named}: not writable (permission denied) — {fix}"], res.stderr[-2000:]
+        assert "epoch 2/2" not in res.stderr
+    assert (stage / "last.state.safetensors").read_bytes() == before
+
+
+def test_a_full_disk_while_saving_a_checkpoint_is_one_line_naming_the_file(tmp_path):
+    """**Was**: a full disk while `attiqa train` saved a checkpoint ended in safetensors' "SafetensorError:
+    Error while serializing: I/O error: No space left on device (os error 28)" traceback (found on a 400 KB
+    tmpfs); now the OSError it is, which the atomic write names and the app prints as one line, the temp
+    file removed. The disk here: a file-size limit (RLIMIT_FSIZE), whose writes fail as a full disk's do."""
+    import resource
+    import subprocess
+
+    from helpers import attiqa_cmd, attiqa_env, tiny_train_config
+
+    cfg = tiny_train_config(tmp_path, epochs=1)
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))
+
+    res = subprocess.run(attiqa_cmd("train", "-c", cfg), env=attiqa_env({"OMP_NUM_THREADS": "1"}),
+                         capture_output=True, text=True, timeout=300, preexec_fn=limit)  # fmt: skip
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr[-3000:]
+    errors = [" ".join(x.split()) for x in res.stderr.splitlines() if x.startswith("error:")]
+    stage = tmp_path / "run" / "finetune"
+    assert errors == [
+        f"error: {stage / 'best.safetensors'}: File too large — check the path (a file where a folder "
+        "should be?), its permissions and the free disk space"
+    ], res.stderr[-3000:]
+    assert not [p.name for p in stage.iterdir() if p.name.endswith(".tmp")]
