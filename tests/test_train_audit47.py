@@ -430,3 +430,23 @@ def test_a_full_disk_while_saving_a_checkpoint_is_one_line_naming_the_file(tmp_p
         "should be?), its permissions and the free disk space"
     ], res.stderr[-3000:]
     assert not [p.name for p in stage.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_train_advises_label_teacher_for_clip_weights_it_cannot_download(tmp_path, monkeypatch):
+    """**Was**: `attiqa train -c configs/paper_resnet50.yaml` offline (its label stage's CLIP teacher) ended
+    "… pass a local path: --teacher clip:ViT-B-16-quickgelu/path/to/…" — an option `train` does not take.
+    Now the run config's way: --set label.teacher=clip:…"""
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # nothing cached
+    (tmp_path / "photos").mkdir()
+    from PIL import Image
+
+    Image.new("RGB", (32, 32)).save(tmp_path / "photos" / "a.png")
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text(f"out_dir: {tmp_path / 'run'}\nlabel: {{images: [{tmp_path / 'photos'}], teacher: "
+                   "'clip:ViT-B-16/openai'}\n")  # fmt: skip
+    said = _refused(["train", "-c", cfg])
+    assert "could not be downloaded" in said and "--teacher" not in said, said
+    assert "--set label.teacher=clip:ViT-B-16-quickgelu/path/to/open_clip_pytorch_model.bin" in said
+    assert not (tmp_path / "run").exists()
