@@ -35,6 +35,11 @@ class AttiqaError(Exception):
     """An error whose message is meant for the user, printed as one line by the CLI."""
 
 
+class EveryProcessError(AttiqaError):
+    """An error every process of a torchrun job meets alike (they read the same files: a resume's saved
+    settings, a config), so the command line prints it once, on rank 0 (each printed it)."""
+
+
 class ImageLoadError(AttiqaError):
     """An image file could not be decoded (missing, empty, truncated, not an image, too large)."""
 
@@ -52,7 +57,7 @@ class ImageLoadError(AttiqaError):
         return (type(self), (self.path, self.reason, self.fix))
 
 
-class ConfigError(AttiqaError):
+class ConfigError(EveryProcessError):
     """A configuration file or option is invalid.
 
     ``where`` (the file, or the thing the text is about) is kept apart from the text, so a caller that

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from attiqa.config import LabelConfig, TrainConfig, to_dict
 from attiqa.errors import AttiqaError, ConfigError
-from attiqa.io.atomic import output_folder, write_json_atomic
+from attiqa.io.atomic import output_folder, resumable_folder, write_json_atomic
 
 if TYPE_CHECKING:
     from attiqa.teachers import Teacher
@@ -61,15 +61,17 @@ def run_degrade_stage(cfg: TrainConfig, out_dir: Path, progress: bool = True) ->
     return out
 
 
-def label_teacher(lc: LabelConfig, device: str = "auto") -> Teacher:
+def label_teacher(lc: LabelConfig, device: str = "auto", hint_flag: str = "--teacher clip:") -> Teacher:
     """The label stage's teacher, loaded: its name, CLIP model and prompts file are only known good once it
-    has, so a command loads it before it makes its output folder (a typo leaves no folder behind)."""
+    has, so a command loads it before it makes its output folder (a typo leaves no folder behind).
+    ``hint_flag``: how the command's user gives the teacher (``attiqa train``: ``--set label.teacher=``)."""
     from attiqa.device import resolve_device
     from attiqa.teachers import create_teacher
 
     return create_teacher(
-        lc.teacher, device=resolve_device(device), prompts=lc.prompts, clip_scale=lc.clip_scale
-    )
+        lc.teacher, device=resolve_device(device), prompts=lc.prompts, clip_scale=lc.clip_scale,
+        hint_flag=hint_flag,
+    )  # fmt: skip
 
 
 def label_inputs(lc: LabelConfig) -> list[Path]:
@@ -191,7 +193,10 @@ def run(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> RunRes
 
     check_devices(cfg)
     out_dir = Path(cfg.out_dir)
-    output_folder(out_dir, "out_dir (--out-dir)", create=False)
+    if resume and earlier_training(out_dir):  # was "choose another out_dir", or a failed save after an epoch
+        resumable_folder(out_dir, "out_dir (--out-dir)", "the run in it")
+    else:
+        output_folder(out_dir, "out_dir (--out-dir)", create=False)
     with process_group():
         # the label stage's images, then its teacher, before out_dir is made: a folder without images, a CLIP
         # model or prompts file that is not there is one line and no folder, and no model is loaded for the
@@ -203,7 +208,8 @@ def run(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> RunRes
             from attiqa.labeling import check_label_output
 
             check_label_output(resolve_in(out_dir, lc.out))
-        teacher = label_teacher(lc) if lc is not None else None
+        # a run config's teacher is label.teacher (was advised as --teacher, which train does not take)
+        teacher = label_teacher(lc, hint_flag="--set label.teacher=clip:") if lc is not None else None
         # the fine-tuning table too: a CSV naming images that are not there (or no CSV) was its line only
         # after the labelling and the pretraining had run
         ft_data = None

@@ -221,14 +221,13 @@ def test_torchrun_says_the_unreadable_count_once_and_an_uneven_batch(tmp_path, p
     again = run_attiqa("train", "-c", cfg, "--out-dir", tmp_path / "run", "--resume", "--set",
                        "pretrain.epochs=3", ranks=2, env={"OMP_NUM_THREADS": "1"})  # fmt: skip
     assert again.returncode != 0
-    errors = {
-        " ".join(x.split()) for x in (again.stdout + again.stderr).splitlines() if x.startswith("error:")
-    }
-    assert errors == {
+    said = (again.stdout + again.stderr).splitlines()
+    errors = [" ".join(x.split()) for x in said if x.startswith("error:")]
+    assert errors == [  # once: rank 0 (each process printed it)
         f"error: {labels}: changed since the run in {tmp_path / 'run' / 'pretrain'} started (other images, "
         "scores or split than it trained on) — --resume continues that run: restore the file, or train over "
         "it with --no-resume (or choose another out_dir)"
-    }, again.stderr[-3000:]
+    ], again.stderr[-3000:]
 
 
 def test_resume_after_the_mos_csv_changed_is_refused_naming_it(tmp_path):
@@ -376,3 +375,77 @@ def test_ctrl_c_to_train_says_what_is_kept_and_how_to_continue(tmp_path):
     ]
     again = run_attiqa("train", "-c", cfg, "--resume", env={"OMP_NUM_THREADS": "1"})
     assert again.returncode == 0, again.stderr[-3000:]
+
+
+def test_a_read_only_run_to_resume_says_chmod_before_any_work(tmp_path):
+    """**Was**: `attiqa train --resume` on a read-only run folder said "choose another out_dir" (which trains
+    every finished epoch again), and with only `run/finetune` read-only it trained an epoch, then failed to
+    save it: "run/finetune: not writable … — write somewhere else". Now both are refused before any work,
+    saying to make the run writable. (Run without root's permission override.)"""
+    import os
+
+    from helpers import run_attiqa, tiny_train_config
+
+    cfg = tiny_train_config(tmp_path, epochs=1)
+    assert runner.invoke(app, ["train", "-c", str(cfg)]).exit_code == 0
+    run, stage = tmp_path / "run", tmp_path / "run" / "finetune"
+    fix = (f"make it writable (chmod -R u+w {run}) to resume the run in it, or choose another out_dir "
+           "(--out-dir)")  # fmt: skip
+    before = (stage / "last.state.safetensors").read_bytes()
+    for read_only, named in ((stage, stage), (run, run)):
+        os.chmod(read_only, 0o555)
+        try:
+            res = run_attiqa("train", "-c", cfg, "--resume", "--set", "finetune.epochs=2", unprivileged=True)
+        finally:
+            os.chmod(read_only, 0o755)
+        errors = [" ".join(x.split()) for x in res.stderr.splitlines() if x.startswith("error:")]
+        assert errors == [f"error: {named}: not writable (permission denied) — {fix}"], res.stderr[-2000:]
+        assert "epoch 2/2" not in res.stderr
+    assert (stage / "last.state.safetensors").read_bytes() == before
+
+
+def test_a_full_disk_while_saving_a_checkpoint_is_one_line_naming_the_file(tmp_path):
+    """**Was**: a full disk while `attiqa train` saved a checkpoint ended in safetensors' "SafetensorError:
+    Error while serializing: I/O error: No space left on device (os error 28)" traceback (found on a 400 KB
+    tmpfs); now the OSError it is, which the atomic write names and the app prints as one line, the temp
+    file removed. The disk here: a file-size limit (RLIMIT_FSIZE), whose writes fail as a full disk's do."""
+    import resource
+    import subprocess
+
+    from helpers import attiqa_cmd, attiqa_env, tiny_train_config
+
+    cfg = tiny_train_config(tmp_path, epochs=1)
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))
+
+    res = subprocess.run(attiqa_cmd("train", "-c", cfg), env=attiqa_env({"OMP_NUM_THREADS": "1"}),
+                         capture_output=True, text=True, timeout=300, preexec_fn=limit)  # fmt: skip
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr[-3000:]
+    errors = [" ".join(x.split()) for x in res.stderr.splitlines() if x.startswith("error:")]
+    stage = tmp_path / "run" / "finetune"
+    assert errors == [
+        f"error: {stage / 'best.safetensors'}: File too large — check the path (a file where a folder "
+        "should be?), its permissions and the free disk space"
+    ], res.stderr[-3000:]
+    assert not [p.name for p in stage.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_train_advises_label_teacher_for_clip_weights_it_cannot_download(tmp_path, monkeypatch):
+    """**Was**: `attiqa train -c configs/paper_resnet50.yaml` offline (its label stage's CLIP teacher) ended
+    "… pass a local path: --teacher clip:ViT-B-16-quickgelu/path/to/…" — an option `train` does not take.
+    Now the run config's way: --set label.teacher=clip:…"""
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # nothing cached
+    (tmp_path / "photos").mkdir()
+    from PIL import Image
+
+    Image.new("RGB", (32, 32)).save(tmp_path / "photos" / "a.png")
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text(f"out_dir: {tmp_path / 'run'}\nlabel: {{images: [{tmp_path / 'photos'}], teacher: "
+                   "'clip:ViT-B-16/openai'}\n")  # fmt: skip
+    said = _refused(["train", "-c", cfg])
+    assert "could not be downloaded" in said and "--teacher" not in said, said
+    assert "--set label.teacher=clip:ViT-B-16-quickgelu/path/to/open_clip_pytorch_model.bin" in said
+    assert not (tmp_path / "run").exists()

@@ -24,7 +24,7 @@ from rich.table import Table
 
 from attiqa.allocator import tune_allocator
 from attiqa.attributes import display_name
-from attiqa.errors import AttiqaError
+from attiqa.errors import AttiqaError, EveryProcessError
 from attiqa.io.cores import MAX_WORKERS
 from attiqa.progress import console, plain, plain_name, shown_name
 from attiqa.scorers import DEFAULT_MODEL
@@ -130,7 +130,8 @@ def run_app(typer_app: Callable[[], Any]) -> None:
     try:
         typer_app()
     except AttiqaError as exc:
-        console.print(f"[bold red]error:[/] {plain(exc)}", highlight=False, soft_wrap=True)
+        if not isinstance(exc, EveryProcessError) or os.environ.get("RANK", "0") == "0":
+            console.print(f"[bold red]error:[/] {plain(exc)}", highlight=False, soft_wrap=True)
         sys.exit(EXIT_ERROR)
     except OSError as exc:  # last resort (the commands check their inputs and outputs first): still one line
         where = plain(f"{exc.filename}: " if exc.filename else "")

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from attiqa.cli._common import BatchSizeOption, DeviceOption, InterruptedExit, WorkersOption
-from attiqa.errors import AttiqaError
+from attiqa.errors import AttiqaError, EveryProcessError
 from attiqa.progress import console, plain, plain_name
 
 
@@ -103,7 +103,7 @@ def train_cmd(
     if resume is None:
         stages = earlier_training(Path(cfg.out_dir))
         if stages:
-            raise AttiqaError(
+            raise EveryProcessError(
                 f"{cfg.out_dir}: holds checkpoints of an earlier run ({', '.join(stages)}) — add --resume to "
                 "continue it, --no-resume to train over it, or choose another --out-dir"
             )

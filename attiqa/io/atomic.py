@@ -93,6 +93,14 @@ def output_folder(
     return folder
 
 
+def resumable_folder(folder: str | Path, option: str, what: str) -> None:
+    """A folder holding a run to resume, and every folder inside it, writable — checked before any work,
+    with :func:`resume_fix`'s advice (a read-only sub-folder was found by its first write, after the work)."""
+    fix = resume_fix(folder, what, f"choose another {option}", recursive=True)
+    for sub in [Path(folder), *sorted(p for p in Path(folder).rglob("*") if p.is_dir())]:
+        output_folder(sub, option, fix, create=False)
+
+
 SYMLINK_LOOP = "symlink loop (the link points back to itself)"  # the one wording, for images and raws too
 
 

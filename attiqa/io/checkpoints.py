@@ -16,12 +16,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from attiqa.errors import ModelLoadError
@@ -29,6 +30,20 @@ from attiqa.io.atomic import atomic_path, write_json_atomic
 
 CARD_KEY = "attiqa_card"
 FORMAT_VERSION = 1
+
+
+def save_safetensors(
+    tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str] | None = None
+) -> None:
+    """safetensors' ``save_file``, its I/O error (a full disk: "No space left on device") raised as the
+    ``OSError`` it is, so an atomic write names the file in one line (was SafetensorError's traceback)."""
+    try:
+        save_file(tensors, str(path), metadata=metadata)
+    except SafetensorError as exc:
+        code = re.search(r"\(os error (\d+)\)", str(exc))
+        if code is None:
+            raise
+        raise OSError(int(code.group(1)), os.strerror(int(code.group(1))), str(path)) from None
 
 
 def card_path_for(weights: str | Path) -> Path:
@@ -57,7 +72,7 @@ def save_checkpoint(
             v = v.half()
         out[k] = v.contiguous()
     with atomic_path(path) as tmp:
-        save_file(out, str(tmp), metadata={CARD_KEY: json.dumps(card, default=str)})
+        save_safetensors(out, tmp, {CARD_KEY: json.dumps(card, default=str)})
     write_json_atomic(card_path_for(path), card)
     return path
 
@@ -169,7 +184,7 @@ def save_training_state(
         state_meta[str(pid)] = meta
     doc = {"param_groups": optimizer_state.get("param_groups", []), "state_meta": state_meta, "extra": extra}
     with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata={"training_state": json.dumps(doc, default=str)})
+        save_safetensors(tensors, tmp, {"training_state": json.dumps(doc, default=str)})
 
 
 def load_training_state(path: str | Path, with_model: bool = False) -> tuple:

@@ -39,16 +39,18 @@ def create_teacher(
     device: str | torch.device = "cpu",
     prompts: str | Path | None = None,
     clip_scale: float = 1.0,
+    hint_flag: str = "--teacher clip:",
 ) -> Teacher:
     """Build a teacher from a spec string (see the module docstring).
 
     ``prompts`` (a prompts JSON file; None = paper Table 1) and ``clip_scale`` (the factor k of
-    ``softmax(k * cos)`` in eq. 2; 1.0 = the paper as printed) only apply to CLIP teachers.
+    ``softmax(k * cos)`` in eq. 2; 1.0 = the paper as printed) only apply to CLIP teachers; ``hint_flag``:
+    how the user gives a CLIP spec, in the advice for weights that cannot be downloaded.
     """
     kind, arg = parse_teacher_spec(spec)
     if kind == "classical":
         return ClassicalTeacher(device=device)
-    return ClipTeacher(arg, device=device, prompts=prompts, scale=clip_scale)
+    return ClipTeacher(arg, device=device, prompts=prompts, scale=clip_scale, hint_flag=hint_flag)
 
 
 TEACHER_SPECS = "classical, clip, clip:MODEL/PRETRAINED, clip:PATH"

@@ -24,12 +24,12 @@ from typing import Any
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch.utils.data import Subset
 
 from attiqa.io.atomic import atomic_path
 from attiqa.io.batching import data_loader
-from attiqa.io.checkpoints import cache_dir
+from attiqa.io.checkpoints import cache_dir, save_safetensors
 from attiqa.io.images import content_key
 from attiqa.models.backbones import Backbone
 from attiqa.models.fold import is_folded
@@ -140,7 +140,7 @@ def cached_features(
                 target = folder / f"chunk-{uuid.uuid4().hex}.safetensors"
                 with atomic_path(target) as tmp:
                     meta = {"keys": json.dumps(out_keys), "view": json.dumps(view), "backbone": backbone.name}
-                    save_file({"features": torch.cat(out).contiguous()}, str(tmp), metadata=meta)
+                    save_safetensors({"features": torch.cat(out).contiguous()}, tmp, meta)
                 for row, k in enumerate(out_keys):
                     index[k] = (target, row)
     backbone.train(was_training)

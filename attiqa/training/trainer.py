@@ -38,7 +38,7 @@ import torch
 from safetensors import SafetensorError
 
 from attiqa.config import MODEL_KEYS
-from attiqa.errors import AttiqaError
+from attiqa.errors import AttiqaError, EveryProcessError
 from attiqa.io.checkpoints import (
     card_copy_current,
     load_checkpoint,
@@ -250,13 +250,13 @@ class Trainer:
         state_file = state_path_for(self.last_path)
         if not state_file.exists():
             if self.last_path.exists():
-                raise AttiqaError(f"{state_file}: training state missing next to {self.last_path.name} — "
-                                  "cannot resume exactly")  # fmt: skip
+                raise EveryProcessError(f"{state_file}: training state missing next to {self.last_path.name} "
+                                        "— cannot resume exactly")  # fmt: skip
             return None
         try:
             opt_state, extra, weights = load_training_state(state_file, with_model=True)
         except (OSError, ValueError, KeyError, SafetensorError) as exc:
-            raise AttiqaError(
+            raise EveryProcessError(
                 f"{state_file}: not a readable training state ({type(exc).__name__}) — delete it (and "
                 f"{self.last_path.name}) to restart the stage, or start over with --no-resume"
             ) from None
@@ -274,7 +274,7 @@ class Trainer:
             )
         if weights is None:  # a state file of an older version: the weights are in `last`
             if last_epoch != extra.get("epoch"):
-                raise AttiqaError(
+                raise EveryProcessError(
                     f"{self.last_path}: weights are from epoch {last_epoch} but the optimizer state from "
                     f"epoch {extra.get('epoch')} (written by an older version, interrupted while saving) — "
                     "delete both files to restart the stage"
@@ -290,7 +290,7 @@ class Trainer:
                 group["lr"] = base  # the config's rate, not the saved one: a lowered lr counts on resume
                 group["weight_decay"] = wd  # and its weight decay (said by check_resumed_settings)
         except (RuntimeError, ValueError, KeyError) as exc:
-            raise AttiqaError(
+            raise EveryProcessError(
                 f"{state_file}: saved by a run of another network ({type(exc).__name__}: the backbone or "
                 "head sizes differ from this config) — resume with the config the run started with, or start "
                 "over with --no-resume or another out_dir"
@@ -326,7 +326,7 @@ class Trainer:
         where = self.stage_dir
         epochs_key = self.epochs_key or f"{self.name}.epochs"
         if finished > self.epochs:
-            raise AttiqaError(
+            raise EveryProcessError(
                 f"{epochs_key}: {self.epochs} is fewer than the {finished} epochs the run in {where} has "
                 f"finished — set it to {finished} or more to continue it, or train over it with --no-resume "
                 "(or choose another out_dir)"
@@ -340,7 +340,7 @@ class Trainer:
         if refused:
             k, others = refused[0], refused[1:]
             more = f" (and {', '.join(f'{self.name}.{o}' for o in others)})" if others else ""
-            raise AttiqaError(
+            raise EveryProcessError(
                 f"{self.name}.{k}: {now[k]!r} differs from the {saved[k]!r} the run in {where} was trained "
                 f"with{more} — --resume continues that run: set it back, or train over it with --no-resume "
                 "(or choose another out_dir)"
@@ -350,7 +350,7 @@ class Trainer:
             and isinstance(was, dict)
             and data.get("fingerprint") != was.get("fingerprint")
         ):
-            raise AttiqaError(
+            raise EveryProcessError(
                 f"{data.get('file')}: changed since the run in {where} started (other images, scores or "
                 "split than it trained on) — --resume continues that run: restore the file, or train over it "
                 "with --no-resume (or choose another out_dir)"
