@@ -288,7 +288,7 @@ def models_cmd() -> None:
             direction = "higher is better" if info.higher_is_better else "lower is better"
             rng = info.scale or f"{info.score_range[0]:g}-{info.score_range[1]:g}"
             head = f"{info.name}  ({info.kind}, range {rng}, {direction})"
-            stdout.print(head, highlight=False, markup=False)
+            stdout.print(head, highlight=False, markup=False, soft_wrap=True)  # a block starts with its name
             stdout.print(f"    needs: {info.needs}", highlight=False, markup=False, soft_wrap=True)
             stdout.print(f"    {info.description}", highlight=False, markup=False, soft_wrap=True)
         return
