@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -220,3 +221,27 @@ def test_eval_of_two_folder_datasets_keeps_both_results(tmp_path, photos, cli, m
     assert "wrote runs/eval/folder-first-few-mos-classical/" in res.stderr
     predictions = (runs / "folder-first-mos-classical" / "predictions.csv").read_text()
     assert "astronaut2.png" in predictions and "astronaut4.png" not in predictions
+
+
+def test_eval_with_center_crops_keeps_the_five_crop_results(tmp_path, photos, cli, monkeypatch):
+    """Session 47: `attiqa eval folder --root biq2021-val/ -m attiqa-default --crops center` wrote to the same
+    default folder as the five-crop eval before it (runs/eval/…-attiqa-default/), replacing its results; the
+    default folder now ends in -center for center crops."""
+    monkeypatch.chdir(tmp_path)
+    d = tmp_path / "shots"
+    d.mkdir()
+    lines = ["image,mos"]
+    for i, (name, img) in enumerate(list(photos.items())[:3]):
+        img.resize((96, 96)).save(d / f"{name}.png")
+        lines.append(f"{name}.png,{i}")
+    (d / "mos.csv").write_text("\n".join(lines) + "\n")
+    for extra in ([], ["--crops", "center"], ["--crops", "five"]):
+        res = cli("eval", "folder", "--root", "shots", "-w", "0", "-q", "--no-cache", *extra)
+        assert res.returncode == 0, res.stderr
+    runs = tmp_path / "runs" / "eval"
+    assert sorted(p.name for p in runs.iterdir()) == [
+        "folder-shots-mos-attiqa-default",
+        "folder-shots-mos-attiqa-default-center",
+    ]
+    five, center = (json.loads((runs / n / "summary.json").read_text()) for n in sorted(os.listdir(runs)))
+    assert (five["model"]["crops"], center["model"]["crops"]) == ("five", "center")

@@ -124,8 +124,8 @@ def eval_cmd(
         "--out",
         "-o",
         help="Output folder for predictions.csv, summary.json, scatter.png "
-        "(default: runs/eval/DATASET-TARGET-MODEL; folder: runs/eval/folder-CSVFOLDER[-CSVNAME]-"
-        "TARGET-MODEL).",
+        "(default: runs/eval/DATASET-TARGET-MODEL[-center]; folder: runs/eval/folder-CSVFOLDER[-CSVNAME]-"
+        "TARGET-MODEL[-center]).",
     ),
     csv_file: Path | None = typer.Option(
         None,
@@ -194,7 +194,8 @@ def eval_cmd(
         if out is None:
             out = Path("runs/eval") / _slug(
                 f"{_dataset_label(name, ds)}-{ds.target}{'-' + split if split else ''}-{scorer.info.name}"
-            )
+                + ("" if overrides.get("crops", "five") == "five" else f"-{overrides['crops']}")
+            )  # another --crops gives other numbers: its own folder
         output_folder(out, "--out")  # before the scoring, not after it
         try:
             res = evaluate(
