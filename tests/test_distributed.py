@@ -33,6 +33,12 @@ if args["stage"] == "pretrain":
 else:
     finetune(FinetuneConfig(**args["cfg"]), Path(args["init"]), Path(args["out"]), progress=False)
 print(f"rank {os.environ.get('RANK')}: {args['stage']} returned", file=sys.stderr, flush=True)
+# The stage has returned and its group is destroyed: what this test checks is done. The interpreter's own
+# teardown is skipped — under load a rank now and then aborted in a C++ destructor after this point
+# ("terminate called without an active exception", SIGABRT: 3 of ~30 runs in session 47, none in the real
+# `attiqa train` under torchrun of test_train_audit46/47); noted in docs/robustness.md, not yet understood.
+sys.stdout.flush()
+os._exit(0)
 """
 
 
