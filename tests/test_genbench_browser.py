@@ -241,7 +241,12 @@ def test_a_pair_with_a_missing_or_damaged_image_is_not_voted_on(tmp_path, photos
         _start(browser, server, "careful")
         body = browser.find_element(By.TAG_NAME, "body")
         for k in range(2):
-            _wait(browser, lambda d, k=k: _shown(d)["progress"].startswith(f"{k} / 5"))
+            # the progress line may be written before the images finish loading (a race CI met): wait for
+            # both; a 404 or an image that cannot load leaves the width 0 and the wait fails
+            _wait(
+                browser,
+                lambda d, k=k: _shown(d)["progress"].startswith(f"{k} / 5") and min(_shown(d)["widths"]),
+            )
             assert min(_shown(browser)["widths"]) > 0 and _shown(browser)["pair"] in ids[3:]
             body.send_keys(Keys.ARROW_LEFT)
         _wait(browser, lambda d: _state(d) == "finished")
@@ -283,7 +288,12 @@ def test_an_imported_pair_id_with_a_slash_or_markup_shows_its_images(tmp_path, p
     try:
         _start(browser, server, "reader")
         for k in range(2):
-            _wait(browser, lambda d, k=k: _shown(d)["progress"].startswith(f"{k} / 2"))
+            # the progress line may be written before the images finish loading (a race CI met): wait for
+            # both; a 404 or an image that cannot load leaves the width 0 and the wait fails
+            _wait(
+                browser,
+                lambda d, k=k: _shown(d)["progress"].startswith(f"{k} / 2") and min(_shown(d)["widths"]),
+            )
             assert min(_shown(browser)["widths"]) > 0, _shown(browser)
             browser.find_element(By.TAG_NAME, "body").send_keys(Keys.ARROW_LEFT)
         _wait(browser, lambda d: _state(d) == "finished")
