@@ -73,6 +73,7 @@ class DatasetInfo:
     notes: str = ""
     verified: bool = True  # the score-file format was checked on a real file; False: see the adapter
     short: str = ""  # the paper's spelling when it is not full_name's first words: CLIVE, KonIQ, FLIVE, LIVE
+    images: str = ""  # how the official images get into place (the fix when none of them is there)
 
     @property
     def short_name(self) -> str:
@@ -287,6 +288,13 @@ class IQADataset:
         items = list(self.items if items is None else items)
         if problems is None:
             problems = find_unreadable([it.image for it in items], check_headers)
+        if self.info.images and len(problems) == len(items) and all(w == "not found" for _, w in problems):
+            src = next((f for f in self.source_files() if f.is_file()), None)
+            listed = f"listed in {src.name}" if src else "of the score file"
+            raise AttiqaError(  # the score file came, the image archive did not (or went elsewhere)
+                f"{self.name}: none of the {len(items)} images {listed} is under {self.root} (the first: "
+                f"{shown_name(problems[0][0])}) — {self.info.images}"
+            )
         if problems:
             shown = "\n".join(f"  {shown_name(p)}: {why}" for p, why in problems[:5])
             more = f"\n  ... and {len(problems) - 5} more" if len(problems) > 5 else ""
