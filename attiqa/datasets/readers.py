@@ -345,10 +345,11 @@ def read_xlsx(path: Path, header_has: Iterable[str] = (), sheet: str | None = No
     raise AttiqaError(f"{path}: no sheet has a header row with {', '.join(header_has)}")
 
 
-def read_table(path: Path, header_has: Iterable[str] = ()) -> Table:
-    """CSV/TSV/TXT or XLSX by extension (so a user may convert an official .xlsx to .csv)."""
+def read_table(path: Path, header_has: Iterable[str] = (), sheet: str | None = None) -> Table:
+    """CSV/TSV/TXT or XLSX by extension (so a user may convert an official .xlsx to .csv); ``sheet``: the
+    workbook's sheet to read first, when it has one of that name."""
     if path.suffix.lower() in (".xlsx", ".xlsm"):
-        return read_xlsx(path, header_has)
+        return read_xlsx(path, header_has, sheet)
     return read_csv(path)
 
 

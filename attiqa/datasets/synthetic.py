@@ -74,6 +74,7 @@ class KADID10k(IQADataset):
         "QoMEX 2019",
         url="https://database.mmsp-kn.de/kadid-10k-database.html",
         verified=False,
+        images="unzip kadid10k.zip and pass its kadid10k/ folder (dmos.csv beside images/)",
     )
 
     def read_records(self) -> list[RawRecord]:
@@ -143,6 +144,8 @@ class LIVE(IQADataset):
         "Assessment Algorithms, IEEE TIP 2006",
         url="https://live.ece.utexas.edu/research/quality/subjective.htm",
         verified=False,
+        images="unzip the release (databaserelease2) and pass the folder holding jp2k/, jpeg/, wn/, gblur/, "
+        "fastfading/ and refimgs/ beside dmos.mat",
     )
     records_depend_on_target = True
 
@@ -224,11 +227,12 @@ class CSIQ(IQADataset):
         "the Role of Strategy, J. Electronic Imaging 2010",
         url="https://s2.smu.edu/~eclarson/csiq.html",
         verified=False,
+        images="unzip dst_imgs.zip (and src_imgs.zip) into ROOT beside csiq.DMOS.xlsx: ROOT/dst_imgs/awgn/…",
     )
 
     def read_records(self) -> list[RawRecord]:
         path = need_file(self.root, self.info.score_files, self.name, self.info.layout)
-        t = read_table(path, header_has=("image", "dst_type", "dst_lev", "dmos"))
+        t = read_table(path, header_has=("image", "dst_type", "dst_lev", "dmos"), sheet="all_by_image")
         image, dtype, lev, dmos = (
             t.column("image"),
             t.column("dst_type"),
@@ -291,6 +295,7 @@ class TID2013(IQADataset):
         "Signal Processing: Image Communication 2015",
         url="https://www.ponomarenko.info/tid2013.htm",
         verified=False,
+        images="unpack tid2013.rar and pass the folder holding distorted_images/ beside mos_with_names.txt",
     )
 
     def read_records(self) -> list[RawRecord]:
@@ -321,19 +326,29 @@ class TID2013(IQADataset):
 # PIPAL
 
 _PIPAL_LAYOUT = """  ROOT/Train_Label/A0001.txt ... A0200.txt   (lines "<image name>,<ELO score>", no header)
-  ROOT/Train_Dis/<image name>   (or ROOT/Distortion_1 .. Distortion_4/, as some copies split it)
-  ROOT/Train_Ref/A0001.bmp ..."""
+  ROOT/Train_Dis/<image name>   (or ROOT/Distortion_1 .. Distortion_4/, as the download splits it)
+  ROOT/Train_Ref/A0001.bmp ...
+  or the layout of the authors' README: ROOT/training/MOS_Scores_train/*.txt, training/Reference_train/,
+  training/Distortion/Distortion_1..4/ (ROOT may be training/ itself)"""
+
+_PIPAL_LABELS = ("Train_Label", "MOS_Scores_train", "training/MOS_Scores_train")
+_PIPAL_IMAGES = ("Train_Dis", "Distortion*", "training/Distortion*")
+_PIPAL_REFS = ("Train_Ref", "Reference_train", "training/Reference_train")
 
 
 class PIPAL(IQADataset):
     """PIPAL training set (Jinjin et al., 2020; NTIRE 2021/22 IQA challenge): 200 references, 23,200
     distorted images incl. GAN-based restoration outputs, with ELO scores (higher is better).
 
-    Score files: ``Train_Label/*.txt``, one per reference, lines ``name,score`` without a header (fields
-    by position; the format is from the release as we know it, not checkable offline; names and scores
-    were checked against the copy ``iqadataset`` redistributes). The distorted
-    images are found by name in ``Train_Dis/`` or ``Distortion_1..4/``. The ELO range is nominal: the
-    training labels span about 917-1836; we use 900-1900.
+    Score files: one ``.txt`` per reference, lines ``name,score`` without a header (fields by position;
+    the authors' loader, HaomingCai/PIPAL-dataset ``data/data_util.py``, splits each line at the comma
+    the same way; names and scores were checked against the copy ``iqadataset`` redistributes). Two
+    layouts are in use: the NTIRE challenge's ``Train_Label/``, ``Train_Ref/``, ``Train_Dis/`` (the
+    distorted images sometimes in ``Distortion_1..4/``), and the one the authors' README draws,
+    ``training/MOS_Scores_train/``, ``training/Reference_train/``, ``training/Distortion/Distortion_1..4/``;
+    both are read (the second from that README only: no copy of it could be checked). Distorted images
+    are found by name anywhere under those folders. The ELO range is nominal: the training labels span
+    about 917-1836; we use 900-1900.
     """
 
     info = DatasetInfo(
@@ -342,22 +357,30 @@ class PIPAL(IQADataset):
         kind="synthetic",
         targets={"elo": TargetInfo("2nd field of Train_Label/*.txt", (900.0, 1900.0), True, "ELO score")},
         default_target="elo",
-        score_files=("Train_Label/*.txt",),
+        score_files=tuple(f"{d}/*.txt" for d in _PIPAL_LABELS),
         layout=_PIPAL_LAYOUT,
         official_split="the challenge's train/val/test (only the training labels are public)",
         citation="Jinjin et al., PIPAL: a Large-Scale Image Quality Assessment Dataset for Perceptual "
         "Image Restoration, ECCV 2020",
         url="https://github.com/HaomingCai/PIPAL-dataset",
         verified=False,
+        images="unpack the training images (Train_Dis, or Distortion_1..4) beside the label folder in ROOT",
     )
 
+    def source_files(self) -> list[Path]:
+        return sorted(p for d in _PIPAL_LABELS for p in (self.root / d).glob("*.txt"))
+
     def read_records(self) -> list[RawRecord]:
-        label_dir = self.root / "Train_Label"
-        files = sorted(label_dir.glob("*.txt")) if label_dir.is_dir() else []
-        if not files:
-            need_file(self.root, ("Train_Label/A0001.txt",), self.name, self.info.layout)  # raises
-        folders = [self.root / "Train_Dis", *sorted(self.root.glob("Distortion_*"))]
+        label_dir = next((self.root / d for d in _PIPAL_LABELS if any((self.root / d).glob("*.txt"))), None)
+        if label_dir is None:
+            need_file(self.root, tuple(f"{d}/A0001.txt" for d in _PIPAL_LABELS), self.name, self.info.layout)
+            return []  # not reached: need_file raised
+        files = sorted(label_dir.glob("*.txt"))
+        folders = [d for pattern in _PIPAL_IMAGES for d in sorted(self.root.glob(pattern)) if d.is_dir()]
         idx = index_files(folders)
+        ntire = label_dir.name == "Train_Label"  # else the README's layout: its folders beside the labels
+        home = self.root / "Train_Dis" if ntire else label_dir.parent / "Distortion"  # where a missing one is
+        ref_dir = self.root / "Train_Ref" if ntire else label_dir.parent / "Reference_train"
         out = []
         for f in files:
             for i, line in enumerate(f.read_text(encoding="utf-8").splitlines(), start=1):
@@ -367,7 +390,7 @@ class PIPAL(IQADataset):
                 if len(parts) < 2:
                     raise AttiqaError(f"{f}:{i}: expected '<image name>,<score>', got {line.strip()!r}")
                 name = parts[0]
-                p = idx.get(name.lower(), self.root / "Train_Dis" / name)
-                meta = {"ref": str(self.root / "Train_Ref" / f"{name.split('_')[0]}.bmp")}
+                p = idx.get(name.lower(), home / name)
+                meta = {"ref": str(ref_dir / f"{name.split('_')[0]}.bmp")}
                 out.append(RawRecord(p, {"elo": to_float(parts[1], f"{f}:{i}")}, meta=meta))
         return out
