@@ -445,6 +445,7 @@ def test_flive_labels_with_set_column(tmp_path):
             for i, r in enumerate(rows)
         ],
     )
+    stand_in(tmp_path / "database" / rows[0]["dis_img_path"].split("/", 2)[2])  # the images' folder is found
     ds = get_dataset("flive", tmp_path)
     assert (
         len(ds) == 200

@@ -60,6 +60,8 @@ class KonIQ10k(IQADataset):
         citation="Hosu et al., KonIQ-10k: An Ecologically Valid Database for Deep Learning of Blind Image "
         "Quality Assessment, IEEE TIP 2020",
         url="https://database.mmsp-kn.de/koniq-10k-database.html",
+        images="unzip koniq10k_1024x768.zip into ROOT (it makes ROOT/1024x768/); or koniq10k_512x384.zip "
+        "with resolution=512x384",
     )
 
     def __init__(self, root: str | Path, target: str | None = None, resolution: str = "1024x768") -> None:
@@ -136,6 +138,7 @@ class CLIVE(IQADataset):
         "Picture Quality, IEEE TIP 2016",
         url="https://live.ece.utexas.edu/research/ChallengeDB/",
         verified=False,
+        images="unzip the release and pass its ChallengeDB_release/ folder (Data/ beside Images/)",
     )
 
     def read_records(self) -> list[RawRecord]:
@@ -198,6 +201,7 @@ class SPAQ(IQADataset):
         citation="Fang et al., Perceptual Quality Assessment of Smartphone Photography, CVPR 2020",
         url="https://github.com/h4nwei/SPAQ",
         verified=False,
+        images="put the photos' folder TestImage/ beside Annotations/ in ROOT",
     )
 
     def read_records(self) -> list[RawRecord]:
@@ -220,21 +224,30 @@ class SPAQ(IQADataset):
 # FLIVE (PaQ-2-PiQ)
 
 _FLIVE_LAYOUT = """\
-  ROOT/labels_image.csv   (or ROOT/database/labels_image.csv; name_image|name, mos_image|mos
-                           and optionally set|split with train/val/test)
-  ROOT/database/<name>    (names include their sub-folder, e.g. voc_emotic_ava/xxx.jpg)"""
+  ROOT/database/labels_image.csv   (or ROOT/labels_image.csv: the folder FLIVE_Database/database itself;
+                                    header name,mos — name_image,mos_image also read)
+  ROOT/database/<name>             (names hold their sub-folder: blur_dataset/…, voc_emotic_ava/AVA__….jpg)
+  ROOT/database/labels640.csv, labels=640_padded.csv   (optional: the official test / train+val split)"""
+
+_FLIVE_TEST = "labels640.csv"  # name_image column: the test images
+_FLIVE_TRAIN = "labels=640_padded.csv"  # name_image, is_valid: training (False) and validation (True) images
 
 
 class FLIVE(IQADataset):
     """FLIVE / PaQ-2-PiQ (Ying et al., 2020): ~39.8k in-the-wild pictures (patches are not used here:
     the paper, Table 2 note, compares on full images).
 
-    Score file: ``labels_image.csv`` of the PaQ-2-PiQ release. NOT verifiable offline: the column
-    names are taken from the release as we remember it (``name_image``/``mos_image``; ``name``/``mos``
-    also accepted) and MOS is on 0-100. The paper follows FLIVE's official split (§4.1); it is read
-    from a ``set`` or ``split`` column when the file has one (train/val/test, or training/validation/
-    test). If your copy keeps the split elsewhere, add such a column — without it, protocols fall
-    back to random 80/20 splits.
+    Score file: ``labels_image.csv`` of the release (FLIVE_Database's ``database/`` folder, also in
+    baidut/PaQ-2-PiQ's ``database/``): header ``name,mos``, names with their sub-folder
+    (``voc_emotic_ava/AVA__129332.jpg``), MOS on 0-100 (checked on the file in that repository; an
+    earlier version of this adapter expected ``name_image,mos_image``, still read).
+
+    The paper follows FLIVE's official split (§4.1). The release keeps it in two other files beside
+    ``labels_image.csv``: ``labels640.csv`` lists the test images (``name_image``) and
+    ``labels=640_padded.csv`` the training images with ``is_valid`` marking validation ones — the reading
+    pyiqa's preparation script and other public loaders make of them; the release itself does not say it
+    in words. Images listed in neither file get no split (pyiqa counts them as training; we do not
+    guess). A ``set``/``split`` column in ``labels_image.csv`` (train/val/test) is read too.
     """
 
     info = DatasetInfo(
@@ -242,29 +255,57 @@ class FLIVE(IQADataset):
         full_name="FLIVE / PaQ-2-PiQ (39,810 pictures; patches not used)",
         short="FLIVE",
         kind="authentic",
-        targets={"mos": TargetInfo("mos_image", (0.0, 100.0), True, "MOS, 0-100")},
+        targets={"mos": TargetInfo("mos", (0.0, 100.0), True, "MOS, 0-100")},
         default_target="mos",
-        score_files=("labels_image.csv", "database/labels_image.csv"),
+        score_files=("database/labels_image.csv", "labels_image.csv"),
         layout=_FLIVE_LAYOUT,
-        official_split="train/val/test of the PaQ-2-PiQ release (read from a set/split column)",
+        official_split=f"{_FLIVE_TEST} (test), {_FLIVE_TRAIN} (is_valid: val, else train), or a set column",
         citation="Ying et al., From Patches to Pictures (PaQ-2-PiQ): Mapping the Perceptual Space of "
         "Picture Quality, CVPR 2020",
-        url="https://github.com/baidut/PaQ-2-PiQ",
+        url="https://github.com/niu-haoran/FLIVE_Database",
         verified=False,
+        images="FLIVE_Database's database_prep.ipynb downloads them into database/ (blur_dataset/, "
+        "voc_emotic_ava/, …): pass the folder holding database/, or database/ itself",
     )
 
     def read_records(self) -> list[RawRecord]:
         path = need_file(self.root, self.info.score_files, self.name, self.info.layout)
         t = read_table(path)
-        name = t.column("name_image", "name", "image")
-        mos = t.column("mos_image", "mos", "MOS")
-        split = t.column("set", "split", required=False)
+        name = t.column("name", "name_image", "image")
+        mos = t.column("mos", "mos_image", "MOS")
+        split_col = t.column("set", "split", required=False)
         names = [r[name] for r in t.rows]
-        img_dir = find_image_dir(self.root, ("database", "", "images"), names)
+        here = path.parent.relative_to(self.root).as_posix()
+        img_dir = find_image_dir(self.root, (here if here != "." else "", "database", "", "images"), names)
+        official = self._official_split(path.parent)
         return [
-            RawRecord(img_dir / n, {"mos": to_float(r[mos], f"{path}:{i}")}, r[split] if split else None)
+            RawRecord(
+                img_dir / n,
+                {"mos": to_float(r[mos], f"{path}:{i}")},
+                r[split_col] if split_col else official.get(n),
+            )
             for n, (i, r) in zip(names, t.numbered(), strict=True)
         ]
+
+    @staticmethod
+    def _official_split(folder: Path) -> dict[str, str]:
+        """Image name -> train/val/test from the release's split files in ``folder`` (empty without them)."""
+        split: dict[str, str] = {}
+        train_p = folder / _FLIVE_TRAIN
+        if train_p.is_file():
+            t = read_csv(train_p)
+            name, valid = t.column("name_image"), t.column("is_valid")
+            for i, r in t.numbered():
+                flag = str(r[valid]).strip().lower()
+                if flag not in ("true", "false", "1", "0", "1.0", "0.0"):
+                    raise AttiqaError(f"{train_p}:{i}: is_valid {r[valid]!r} is not True/False")
+                split[r[name]] = "val" if flag in ("true", "1", "1.0") else "train"
+        test_p = folder / _FLIVE_TEST
+        if test_p.is_file():
+            t = read_csv(test_p)
+            name = t.column("name_image")
+            split.update({r[name]: "test" for r in t.rows})
+        return split
 
 
 # --------------------------------------------------------------------------------------------------
@@ -300,6 +341,7 @@ class AVA(IQADataset):
         "Analysis, CVPR 2012",
         url="https://github.com/imfing/ava_downloader",
         verified=False,
+        images="put the photos in ROOT/images/ as <image id>.jpg (ava_downloader's layout)",
     )
 
     def __init__(
