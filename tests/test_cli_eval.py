@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,25 +18,6 @@ def run(*args, cache: Path | None = None, cwd: Path | None = None) -> subprocess
     """The real command in a fresh process (what a user gets, exit code and all)."""
     env = {"COLUMNS": "200", **({"ATTIQA_CACHE": str(cache)} if cache is not None else {})}
     return run_attiqa(*args, env=env, cwd=cwd)
-
-
-@pytest.fixture()
-def cli(monkeypatch, capsys):
-    """The same entry point (``attiqa.cli.main``: exit codes, one-line errors) in this process — fast."""
-    from attiqa.cli import main
-
-    def invoke(*args) -> subprocess.CompletedProcess:
-        monkeypatch.setattr(sys, "argv", ["attiqa", *map(str, args)])
-        monkeypatch.setenv("COLUMNS", "200")
-        code = 0
-        try:
-            main()
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-        out = capsys.readouterr()
-        return subprocess.CompletedProcess(args, code, out.out, out.err)
-
-    return invoke
 
 
 def test_help_explains_every_option(cli):
