@@ -107,6 +107,17 @@ def koniq(root: Path) -> Layout:
     return Layout(6, ["1024x768"], "koniq10k_1024x768.zip", {"train": 4, "val": 1, "test": 1}, check=check)
 
 
+def koniq_unzipped(root: Path) -> Layout:
+    """The scores file in the folder its zip unpacks to, the sets file where the koniq repository has it."""
+    want = koniq(root)
+    (root / "metadata").mkdir()
+    (root / "koniq10k_distributions_sets.csv").rename(root / "metadata" / "koniq10k_distributions_sets.csv")
+    (root / "koniq10k_scores_and_distributions").mkdir()
+    name = "koniq10k_scores_and_distributions.csv"
+    (root / name).rename(root / "koniq10k_scores_and_distributions" / name)
+    return want
+
+
 def clive(root: Path) -> Layout:
     training = [f"t{i}.bmp" for i in range(1, 8)]
     names = ["10.bmp", "100.bmp", "1000.JPG", "1001.JPG", "1002.JPG"]
@@ -183,6 +194,13 @@ def ava(root: Path) -> Layout:
     for k, i in enumerate(ids):
         pic(root / "images" / f"{i}.jpg", k)
     return Layout(5, ["images"], "ROOT/images/", {"train": 3, "test": 2})
+
+
+def ava_downloader(root: Path) -> Layout:
+    """The photos in image/, the folder the release's old ava_downloader.py filled."""
+    want = ava(root)
+    (root / "images").rename(root / "image")
+    return Layout(want.n, ["image"], want.fix, want.splits)
 
 
 def kadid(root: Path) -> Layout:
@@ -372,10 +390,12 @@ def agiqa1k(root: Path) -> Layout:
 
 LAYOUTS: dict[str, tuple[str, Callable[[Path], Layout]]] = {
     "koniq10k": ("koniq10k", koniq),
+    "koniq10k-unzipped": ("koniq10k", koniq_unzipped),
     "clive": ("clive", clive),
     "spaq": ("spaq", spaq),
     "flive": ("flive", flive),
     "ava": ("ava", ava),
+    "ava-downloader": ("ava", ava_downloader),
     "kadid10k": ("kadid10k", kadid),
     "live": ("live", live),
     "csiq": ("csiq", csiq),

@@ -17,14 +17,18 @@ from attiqa.errors import AttiqaError
 from attiqa.io.atomic import link_fault_words
 
 
+def first_file(root: Path, candidates: Sequence[str]) -> Path | None:
+    """The first of ``candidates`` (relative to ``root``) that is a file, or None."""
+    return next((root / c for c in candidates if (root / c).is_file()), None)
+
+
 def need_file(root: Path, candidates: Sequence[str], dataset: str, layout: str) -> Path:
     """The first of ``candidates`` (relative to ``root``) that exists, else one error with the layout — and
     the likely fix: the folder above when it holds the file (``root`` the image folder), or the folder
     adapter when ``root`` holds a ``mos.csv``."""
-    for c in candidates:
-        p = root / c
-        if p.is_file():
-            return p
+    found = first_file(root, candidates)
+    if found is not None:
+        return found
     folder_csv = root / "mos.csv"  # the folder adapter's default score file (clive-dev is laid out so)
     above = next((root.parent / c for c in candidates if (root.parent / c).is_file()), None)
     if above is not None:  # `--root AGIQA-3K/` given the image folder beside data.csv

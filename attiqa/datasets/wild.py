@@ -9,6 +9,7 @@ import numpy as np
 from attiqa.datasets.base import DatasetInfo, IQADataset, RawRecord, TargetInfo
 from attiqa.datasets.readers import (
     find_image_dir,
+    first_file,
     load_mat,
     mat_numbers,
     mat_strings,
@@ -25,7 +26,16 @@ from attiqa.errors import AttiqaError
 
 _KONIQ_LAYOUT = """  ROOT/koniq10k_distributions_sets.csv        (image_name,c1..c5,c_total,MOS,SD,set)
   ROOT/koniq10k_scores_and_distributions.csv  (image_name,c1..c5,c_total,MOS,SD,MOS_zscore)  [either or both]
+      (each also read from the folder its zip unpacks to, ROOT/koniq10k_scores_and_distributions/, and
+       the sets file from the GitHub repository's ROOT/metadata/)
   ROOT/1024x768/<image_name>                  (koniq10k_1024x768.zip; or 512x384/, resolution=512x384)"""
+
+
+_KONIQ_SETS = ("koniq10k_distributions_sets.csv", "metadata/koniq10k_distributions_sets.csv")
+_KONIQ_SCORES = (
+    "koniq10k_scores_and_distributions.csv",
+    "koniq10k_scores_and_distributions/koniq10k_scores_and_distributions.csv",
+)
 
 
 class KonIQ10k(IQADataset):
@@ -36,8 +46,13 @@ class KonIQ10k(IQADataset):
     - ``koniq10k_distributions_sets.csv`` (verified on the distributed file): ``image_name``, vote
       distribution, ``MOS`` on the 1-100 (z-score rescaled) scale, ``SD``, and the official ``set``
       (training 7,058 / validation 1,000 / test 2,015) -> split train/val/test.
-    - ``koniq10k_scores_and_distributions.csv`` (from the dataset page; not verifiable offline):
+    - ``koniq10k_scores_and_distributions.csv`` (from the dataset page; its columns match the public
+      loaders that read ``MOS`` and ``MOS_zscore`` by name; the file itself not verifiable offline):
       ``MOS`` is the raw 1-5 mean and ``MOS_zscore`` the 1-100 value.
+
+    Each is also read where a copy keeps it: the scores file in ``koniq10k_scores_and_distributions/``
+    (the folder an unzip tool makes of ``koniq10k_scores_and_distributions.zip``; a public loader reads
+    it there), the sets file in ``metadata/`` (its place in the subpic/koniq repository).
 
     Targets: ``mos`` = the 1-100 value (the scale most papers report; default) and ``mos_1to5`` = the
     raw mean (only from the scores file). The paper (§4.1) uses random 80/20 splits for KonIQ, not the
@@ -54,7 +69,7 @@ class KonIQ10k(IQADataset):
             "mos_1to5": TargetInfo("MOS (scores file)", (1.0, 5.0), True, "raw mean opinion score, 1-5"),
         },
         default_target="mos",
-        score_files=("koniq10k_distributions_sets.csv", "koniq10k_scores_and_distributions.csv"),
+        score_files=(*_KONIQ_SETS, *_KONIQ_SCORES),
         layout=_KONIQ_LAYOUT,
         official_split="`set` column: training 7,058 / validation 1,000 / test 2,015 (the paper uses 80/20)",
         citation="Hosu et al., KonIQ-10k: An Ecologically Valid Database for Deep Learning of Blind Image "
@@ -69,14 +84,13 @@ class KonIQ10k(IQADataset):
         self.resolution = resolution
 
     def read_records(self) -> list[RawRecord]:
-        sets_p = self.root / "koniq10k_distributions_sets.csv"
-        scores_p = self.root / "koniq10k_scores_and_distributions.csv"
-        if not sets_p.is_file() and not scores_p.is_file():
+        sets_p, scores_p = first_file(self.root, _KONIQ_SETS), first_file(self.root, _KONIQ_SCORES)
+        if sets_p is None and scores_p is None:
             need_file(self.root, self.info.score_files, self.name, self.info.layout)  # raises
         values: dict[str, dict[str, float]] = {}
         split: dict[str, str] = {}
         order: list[str] = []
-        if sets_p.is_file():
+        if sets_p is not None:
             t = read_csv(sets_p)
             name, mos, st = t.column("image_name"), t.column("MOS"), t.column("set")
             for i, r in t.numbered():
@@ -84,7 +98,7 @@ class KonIQ10k(IQADataset):
                 order.append(n)
                 values[n] = {"mos": to_float(r[mos], f"{sets_p}:{i}")}
                 split[n] = r[st]
-        if scores_p.is_file():
+        if scores_p is not None:
             t = read_csv(scores_p)
             name, mos = t.column("image_name"), t.column("MOS")
             z = t.column("MOS_zscore", required=False)
@@ -313,7 +327,7 @@ class FLIVE(IQADataset):
 
 _AVA_LAYOUT = """  ROOT/AVA.txt            (whitespace-separated, no header: index, image id, 10 vote counts,
                            semantic tag 1, semantic tag 2, challenge id)
-  ROOT/images/<id>.jpg
+  ROOT/images/<id>.jpg    (or ROOT/image/, the folder the release's old ava_downloader.py filled)
   ROOT/aesthetics_image_lists/generic_test.jpgl   (optional: test image ids, one per line)"""
 
 
@@ -322,10 +336,13 @@ class AVA(IQADataset):
 
     Score file: the official ``AVA.txt`` (whitespace-separated, no header — so columns are by
     position, as documented in the dataset's readme: index, image id, counts of votes 1..10, two
-    semantic tags, challenge id). MOS = the vote-weighted mean score (1-10). The paper uses AVA's
-    official split (§4.1): test ids are read from ``aesthetics_image_lists/generic_test.jpgl`` when
-    present (other images = train). Which list counts as "the" official split could not be checked
-    offline; pass ``test_list=`` to use another one.
+    semantic tags, challenge id; the release's README.txt, as in imfing/ava_downloader's
+    ``AVA_dataset/``). MOS = the vote-weighted mean score (1-10). The paper uses AVA's official split
+    (§4.1): test ids are read from ``aesthetics_image_lists/generic_test.jpgl`` when present (one id per
+    line, as in that copy; other images = train). Which list counts as "the" official split is the
+    reading of pyiqa's preparation script, not the README's words; pass ``test_list=`` to use another
+    one. The images are not part of the release (dpchallenge.com's copyright): the downloader wrote them
+    to ``image/``, most copies have ``images/``; both are looked in.
     """
 
     info = DatasetInfo(
@@ -341,7 +358,7 @@ class AVA(IQADataset):
         "Analysis, CVPR 2012",
         url="https://github.com/imfing/ava_downloader",
         verified=False,
-        images="put the photos in ROOT/images/ as <image id>.jpg (ava_downloader's layout)",
+        images="put the photos in ROOT/images/ (or ROOT/image/) as <image id>.jpg",
     )
 
     def __init__(
@@ -357,25 +374,27 @@ class AVA(IQADataset):
         test_ids: set[str] | None = None
         if self.test_list.is_file():
             test_ids = {ln.strip() for ln in self.test_list.read_text().splitlines() if ln.strip()}
-        img_dir = self.root / "images"
+        with open(path, encoding="utf-8") as fh:
+            lines = fh.read().splitlines()
+        first = [f"{p[1]}.jpg" for p in (ln.split() for ln in lines[:3]) if len(p) > 1]
+        img_dir = find_image_dir(self.root, ("images", "image"), first)
         scores = np.arange(1, 11, dtype=np.float64)
         out = []
-        with open(path, encoding="utf-8") as fh:
-            for i, line in enumerate(fh, start=1):
-                parts = line.split()
-                if not parts:
-                    continue
-                if len(parts) < 12:
-                    raise AttiqaError(f"{path}:{i}: expected at least 12 fields (index, id, 10 counts)")
-                try:
-                    counts = np.array([float(x) for x in parts[2:12]])
-                except ValueError:
-                    raise AttiqaError(f"{path}:{i}: vote counts are not numbers — is this AVA.txt?") from None
-                total = counts.sum()
-                mos = float((counts * scores).sum() / total) if total > 0 else float("nan")
-                img_id = parts[1]
-                split = None if test_ids is None else ("test" if img_id in test_ids else "train")
-                out.append(
-                    RawRecord(img_dir / f"{img_id}.jpg", {"mos": mos}, split, meta={"votes": f"{int(total)}"})
-                )
+        for i, line in enumerate(lines, start=1):
+            parts = line.split()
+            if not parts:
+                continue
+            if len(parts) < 12:
+                raise AttiqaError(f"{path}:{i}: expected at least 12 fields (index, id, 10 counts)")
+            try:
+                counts = np.array([float(x) for x in parts[2:12]])
+            except ValueError:
+                raise AttiqaError(f"{path}:{i}: vote counts are not numbers — is this AVA.txt?") from None
+            total = counts.sum()
+            mos = float((counts * scores).sum() / total) if total > 0 else float("nan")
+            img_id = parts[1]
+            split = None if test_ids is None else ("test" if img_id in test_ids else "train")
+            out.append(
+                RawRecord(img_dir / f"{img_id}.jpg", {"mos": mos}, split, meta={"votes": f"{int(total)}"})
+            )
         return out
