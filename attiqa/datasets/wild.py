@@ -277,7 +277,7 @@ class FLIVE(IQADataset):
         citation="Ying et al., From Patches to Pictures (PaQ-2-PiQ): Mapping the Perceptual Space of "
         "Picture Quality, CVPR 2020",
         url="https://github.com/niu-haoran/FLIVE_Database",
-        verified=False,
+        verified=True,  # labels_image.csv as in baidut/PaQ-2-PiQ's database/; the split files: see above
         images="FLIVE_Database's database_prep.ipynb downloads them into database/ (blur_dataset/, "
         "voc_emotic_ava/, …): pass the folder holding database/, or database/ itself",
     )
