@@ -348,13 +348,28 @@ def agiqa3k_xlsx(root: Path) -> Layout:
     """The download's score sheet alone (no data.csv), images unpacked from file.zip into ROOT/file."""
     header = AGIQA3K_HEADER.split(",")
     rows = [
-        [f"midjourney_normal_{k:03d}.jpg", f"prompt {k // 2}", "", "", "", 1.5 + k / 2, 0.5, 3 - k / 3, 0.6]
+        [
+            f"midjourney_normal_{k:03d}.jpg ",
+            f"prompt {k // 2}",
+            None,
+            None,
+            None,
+            1.5 + k / 2,
+            0.5,
+            3 - k / 3,
+            0.6,
+        ]
         for k in range(4)
-    ]
+    ]  # a cell typed with a trailing space
     workbook(root / "AIGC_MOS_Zscore.xlsx", {"Sheet1": [header, *rows]})
     for k, r in enumerate(rows):
-        pic(root / "file" / r[0], k)
-    return Layout(4, ["file"], "file.zip", groups=2)
+        pic(root / "file" / r[0].strip(), k)
+
+    def check(ds) -> None:
+        assert [x.extras["mos_align"] for x in ds] == pytest.approx([r[7] for r in rows], rel=1e-12)
+        assert all(x.meta["std_quality"] == "0.5" and x.meta["adj1"] == "" for x in ds)
+
+    return Layout(4, ["file"], "file.zip", groups=2, check=check)
 
 
 def agiqa1k(root: Path) -> Layout:

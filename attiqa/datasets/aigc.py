@@ -52,12 +52,13 @@ class AGIQA3k(IQADataset):
         meta_cols = [
             c for c in ("prompt", "adj1", "adj2", "style", "std_quality", "std_align") if c in t.fields
         ]
-        names = [r[name] for r in t.rows]
+        names = [str(r[name] or "").strip() for r in t.rows]  # a sheet's cell keeps its spaces
         img_dir = find_image_dir(self.root, ("", "file", "images", "AGIQA-3K", "AGIQA-3k"), names)
         out = []
-        for i, r in t.numbered():
+        for n, (i, r) in zip(names, t.numbered(), strict=True):
             values = {k: to_float(r[c], f"{path}:{i}") for k, c in cols.items()}
-            out.append(RawRecord(img_dir / r[name], values, meta={m: r[m] or "" for m in meta_cols}))
+            meta: dict[str, str] = {m: "" if r.get(m) is None else str(r[m]) for m in meta_cols}
+            out.append(RawRecord(img_dir / n, values, meta=meta))
         return out
 
 
