@@ -476,3 +476,17 @@ def test_a_half_downloaded_dataset_is_one_line_naming_the_archive(case, tmp_path
     said = [ln for ln in res.stderr.splitlines() if ln.strip()]
     assert len(said) == 1 and f"none of the {want.n} images" in said[0] and want.fix in said[0], said
     assert "Traceback" not in res.stderr and not (tmp_path / "out").exists()
+
+
+def test_the_half_downloaded_line_in_a_real_process(tmp_path):
+    """The same, as a user's shell gets it: exit code 2 and one line on stderr."""
+    import shutil
+
+    from helpers import run_attiqa
+
+    want = tid2013(tmp_path)
+    shutil.rmtree(tmp_path / "distorted_images")
+    res = run_attiqa("eval", "tid2013", "--root", tmp_path, "-m", "classical", "-q", env={"COLUMNS": "200"})
+    said = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert res.returncode == 2 and len(said) == 1, res.stderr
+    assert f"none of the {want.n} images listed in mos_with_names.txt" in said[0] and "tid2013.rar" in said[0]
