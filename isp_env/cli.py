@@ -23,7 +23,7 @@ from attiqa.io.atomic import output_folder, resume_fix
 from attiqa.io.cores import MAX_WORKERS
 from attiqa.io.formats import format_list
 from attiqa.progress import console, plain_name
-from isp_env.registration import MAX_STEPS
+from isp_env.registration import MAX_STEPS, OBS_MODE
 
 if TYPE_CHECKING:
     from isp_env.raw import RawImage
@@ -123,7 +123,9 @@ def tune(
         help="Steps per episode (1: one-step contextual policy).",
     ),
     action_mode: str = typer.Option("residual", help="residual (offsets around --base) | absolute | delta"),
-    obs_mode: str = typer.Option("stats", help="stats (MLP on image statistics) | image (CNN on the render)"),
+    obs_mode: str = typer.Option(
+        OBS_MODE, help="stats (MLP on image statistics) | image (CNN on the render)"
+    ),
     base: str = typer.Option(
         "global",
         help="Residual actions: the setting action 0 renders — global (one "
