@@ -19,14 +19,15 @@ from rich.table import Table
 
 from attiqa.cli import InterruptedExit, seed_option
 from attiqa.errors import ConfigError
-from attiqa.io.atomic import output_folder, resume_fix
+from attiqa.io.atomic import output_folder, resume_fix, write_json_atomic
 from attiqa.io.cores import MAX_WORKERS
 from attiqa.io.formats import format_list
-from attiqa.progress import console, plain_name
+from attiqa.progress import console, plain, plain_name
 from isp_env.registration import MAX_STEPS, OBS_MODE
 
 if TYPE_CHECKING:
     from isp_env.raw import RawImage
+    from isp_env.tuning import CheckedSetting
 
 app = typer.Typer(
     name="isp-tune",
@@ -395,8 +396,9 @@ def render(
     params: Path | None = typer.Option(
         None,
         "--params",
-        help="JSON of parameters (name -> value, or a "
-        "test/params/*.json file); missing names take the neutral default.",
+        help="JSON of parameters (name -> value; a run's test/METHOD/params/RAW.json, "
+        "baselines/cma_global.json or, for its raws, baselines/cma_per_image.json; a render's OUT.png.json); "
+        "missing names take the neutral default.",
     ),
     check: bool = typer.Option(
         False,
@@ -406,12 +408,16 @@ def render(
     ),
     model: str | None = typer.Option(None, "--model", "--reward-model", "-m", help=_MODEL_HELP),
 ) -> None:
-    """Render one raw at full resolution: with a trained policy, a parameter file, or the neutral defaults."""
+    """Render one raw at full resolution: with a trained policy, a parameter file, or the neutral defaults.
+
+    Beside the image, OUTPUT.json (e.g. out.png.json) records what it was rendered with — the setting, the
+    policy (its file and sha256) or parameter file, the checked candidate kept — and the parameters: `--params
+    out.png.json` renders it again."""
     from PIL import Image
 
     from attiqa.io.images import save_format, save_image
     from isp_env.isp import develop, finish
-    from isp_env.params import neutral, read_values
+    from isp_env.params import neutral
     from isp_env.raw import read_raw
 
     if policy is not None and params is not None:
@@ -429,13 +435,33 @@ def render(
     output_folder(output.parent, "--output")
     raw_img = read_raw(raw)
     if policy is not None:
+        from attiqa.io.checkpoints import sha256_of
         from isp_env.policy_io import load_policy, resolve_policy
+        from isp_env.report import policy_label
         from isp_env.tuning import tune_with_policy
 
-        pol, card = load_policy(resolve_policy(policy))
+        policy_file = resolve_policy(policy)
+        pol, card = load_policy(policy_file)
         values = tune_with_policy(pol, card, raw)
+        kind = policy_label("teacher" if card.get("algo") == "teacher" else "agent", card)  # the card's own
+        record: dict[str, Any] = {
+            "setting": "policy",
+            "rendered_with": f"the policy {policy} ({kind})",
+            "policy": policy,
+            "policy_file": str(policy_file),
+            "policy_sha256": sha256_of(policy_file),
+        }
         if check:
-            values = _checked_render_setting(policy, card, raw, raw_img, values, model)
+            c, reward_model = _checked_render_setting(policy, card, raw, raw_img, values, model)
+            values = c.params
+            record |= {
+                "setting": "policy, checked",
+                "rendered_with": f"{record['rendered_with']}, checked by {reward_model}: the {c.chosen}'s "
+                "setting",
+                "reward_model": reward_model,
+                "kept": c.chosen,
+                "scores": c.scores,
+            }
     elif params is not None:
         from isp_env.policy_io import policy_given_as_params
 
@@ -453,15 +479,54 @@ def render(
                     else ""
                 )
             )
-        values = read_values(
-            params, "not a usable parameter JSON", "see isp_env/params.py for the names and ranges"
-        )
+        values, of_raw = _given_setting(params, raw)
+        record = {
+            "setting": "parameter file",
+            "rendered_with": f"the parameters in {params}" + (f" for the raw {of_raw}" if of_raw else ""),
+            "params_file": str(params),
+        }
     else:
         values = neutral()
+        record = {"setting": "neutral", "rendered_with": "the neutral defaults (no --policy or --params)"}
     rgb = finish(develop(raw_img), values)
     save_image(Image.fromarray(rgb), output)
-    console.print(f"{plain_name(raw)} -> {plain_name(output)} ({rgb.shape[1]}x{rgb.shape[0]})")
+    sidecar = Path(f"{output}.json")  # out.png.json: a render's setting beside it, --params reads it back
+    write_json_atomic(sidecar, {"raw": str(raw), "render": str(output), **record, "params": values})
+    console.print(
+        f"{plain_name(raw)} -> {plain_name(output)} ({rgb.shape[1]}x{rgb.shape[0]}), rendered with "
+        f"{plain(record['rendered_with'])}; setting: {plain_name(sidecar)}",
+        highlight=False,
+    )
     stdout.print_json(json.dumps(values))
+
+
+def _given_setting(path: Path, raw: Path) -> tuple[dict[str, float], str | None]:
+    """``render --params FILE``'s values, and the raw they are for when FILE holds a setting per raw (an
+    isp-tune run's ``baselines/cma_per_image.json``, which report.md lists as the per-image search's
+    parameters: its raws' names were "unknown ISP parameters")."""
+    from isp_env.params import given_values, read_values
+
+    problem, fix = "not a usable parameter JSON", "see isp_env/params.py for the names and ranges"
+    with contextlib.suppress(OSError, ValueError):
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        per_raw = (
+            isinstance(doc, dict) and doc and all(isinstance(v, dict) and "params" in v for v in doc.values())
+        )
+        if per_raw:
+            mine = [k for k in doc if k == raw.stem or k.endswith(f"__{raw.stem}")]
+            if len(mine) != 1:
+                some = ", ".join(sorted(doc)[:3])
+                raise ConfigError(
+                    f"{path}: a setting per raw ({len(doc)} raws: {some}, …), "
+                    + ("none" if not mine else f"{len(mine)}")
+                    + f" for {raw.name} — render one of its raws, or pass a single setting (a run's "
+                    "baselines/cma_global.json, test/METHOD/params/RAW.json)"
+                )
+            try:
+                return given_values(doc[mine[0]]), mine[0]
+            except ValueError as exc:
+                raise ConfigError(f"{path}: {problem} ({exc}) — {fix}") from None
+    return read_values(path, problem, fix), None
 
 
 def _checked_render_setting(
@@ -471,7 +536,7 @@ def _checked_render_setting(
     raw_img: RawImage,
     values: dict[str, float],
     model: str | None,
-) -> dict[str, float]:
+) -> tuple[CheckedSetting, str]:
     """``isp-tune render --check``: the policy's ``values`` checked against its base and neutral by the
     reward model at the scale ``isp-tune check`` scores (:func:`isp_env.tuning.checked_setting`)."""
     from isp_env.mos_function import load_mos_function
@@ -484,7 +549,7 @@ def _checked_render_setting(
     c = checked_setting(values, card, item, mos)
     scores = ", ".join(f"{who} {score:.2f}" for who, score in c.scores.items())
     console.print(f"checked by {mos.name}: kept the {c.chosen}'s setting ({scores})")
-    return c.params
+    return c, mos.name
 
 
 def main() -> None:

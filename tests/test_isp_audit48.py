@@ -22,3 +22,46 @@ def test_one_obs_mode_default_for_the_library_the_command_and_the_shipped_policy
     card = json.loads((files("isp_env") / "data" / "policy-default.json").read_text())
     assert TrainConfig().obs_mode == option.default == card["env"]["obs_mode"] == "stats"
     check_config(TrainConfig(algo="teacher", action_mode="residual"))  # refused on main
+
+
+def test_render_says_and_records_what_it_rendered_with(tmp_path, isp_raws):
+    """**Was** silent on the setting: `isp-tune render` printed "RAW -> OUT (WxH)" and the values, and wrote
+    the image only — a folder of renders could not tell a policy's from a parameter file's or neutral. Now
+    one line says it and OUT.json beside the image records it (the policy's file and sha256, the checked
+    candidate kept, the parameters: `--params OUT.png.json` renders it again). A run's per-image search file
+    (baselines/cma_per_image.json, listed by report.md) was "unknown ISP parameter(s) ['RAW1', …]"; now its
+    raw's setting. The real command, the classical scorer."""
+    from typer.testing import CliRunner
+
+    from attiqa.io.checkpoints import sha256_of
+    from isp_env.params import neutral
+    from isp_env.policy_io import resolve_policy
+
+    raw = isp_raws[0]
+
+    def render(*args: str) -> tuple[str, dict]:
+        out = tmp_path / "out.png"
+        r = CliRunner().invoke(app, ["render", str(raw), "-o", str(out), *args])
+        assert r.exit_code == 0, r.output + repr(r.exception)
+        return " ".join(r.output.split()), json.loads((tmp_path / "out.png.json").read_text())
+
+    said, rec = render()
+    assert "rendered with the neutral defaults (no --policy or --params)" in said
+    assert rec["setting"] == "neutral" and rec["params"] == neutral() and rec["raw"] == str(raw)
+
+    said, rec = render("--policy", "default", "--check", "-m", "classical")
+    what = "rendered with the policy default (teacher policy (ridge)), checked by classical"
+    assert f"{what}: the {rec['kept']}'s setting" in said
+    assert f"setting: {tmp_path / 'out.png.json'}" in said
+    assert rec["setting"] == "policy, checked" and rec["reward_model"] == "classical"
+    assert rec["kept"] in rec["scores"] and rec["policy_sha256"] == sha256_of(resolve_policy("default"))
+
+    again = tmp_path / "again.json"
+    again.write_text(json.dumps(rec))
+    said, rec2 = render("--params", str(again))
+    assert rec2["setting"] == "parameter file" and rec2["params"] == rec["params"]
+
+    per_image = tmp_path / "cma_per_image.json"  # as isp_env.run writes it: raw key -> its search
+    per_image.write_text(json.dumps({raw.stem: {"params": rec["params"], "budget": 10}, "x": {"params": {}}}))
+    said, rec3 = render("--params", str(per_image))
+    assert f"for the raw {raw.stem}" in said and rec3["params"] == rec["params"]
