@@ -11,13 +11,14 @@ import json
 import shlex
 from collections.abc import Iterator
 from pathlib import Path
+from textwrap import fill
 from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from attiqa.cli import InterruptedExit, seed_option
+from attiqa.cli import InterruptedExit, plain_table, seed_option
 from attiqa.errors import ConfigError
 from attiqa.io.atomic import output_folder, resume_fix, write_json_atomic
 from attiqa.io.cores import MAX_WORKERS
@@ -59,14 +60,25 @@ _MODEL_HELP = (
 )
 
 
-def _named_rows_table(title: str, key: str, *numbers: str) -> Table:
-    """A table of rows named in its first column, which folds rather than cuts: at 80 columns (a log, a pipe)
-    every raw's name was cut to "a2tools…", every method's to "rawpy.po…"."""
-    table = Table(title=title, show_lines=False)
-    table.add_column(key, overflow="fold")
-    for col in numbers:
-        table.add_column(col, justify="right")
-    return table
+def _print_named_rows(
+    title: str, key: str, columns: dict[str, str], rows: list[tuple[str, list[str]]], legend: str
+) -> None:
+    """A table of rows named in its first column (``columns``: each figure column's header -> its short
+    header of at most 7 characters). On a terminal of 100 columns or more, a rich table; piped, logged or
+    narrower, :func:`attiqa.cli.plain_table`'s fixed-width lines with ``legend`` under them (the short
+    headers' meaning). At 80 columns the rich table folded every name over two or three lines ("a2tools_" /
+    "_DC0008L", "rawpy.pos" / "tprocess(" / ")") and cut a header to "saturati…"."""
+    if stdout.is_terminal and stdout.width >= 100:
+        table = Table(title=title, show_lines=False)
+        table.add_column(key, overflow="fold")
+        for col in columns:
+            table.add_column(col, justify="right")
+        for name, cells in rows:
+            table.add_row(plain(name), *cells)
+        stdout.print(table)
+        return
+    text = plain_table(title, key, list(columns.values()), rows, [fill(legend, 80)], long_names="own line")
+    stdout.print(text, highlight=False, markup=False, soft_wrap=True)
 
 
 @contextlib.contextmanager
@@ -272,27 +284,34 @@ def tune(
         )
     if not summary:  # --test-fraction 0: a policy trained on every raw, nothing held out to report
         return
-    table = _named_rows_table(
+    _print_named_rows(
         f"isp-tune: held-out raws ({summary[0]['n_images']})",
         "method",
-        "mean MOS",
-        "guarded",
-        "clipped",
-        "saturation",
-        "calls (train)",
-        "calls / test raw",
+        {
+            "mean MOS": "MOS",
+            "guarded": "guarded",
+            "clipped": "clipped",
+            "saturation": "satur.",
+            "calls (train)": "calls",
+            "calls / test raw": "calls/r",
+        },
+        [
+            (
+                str(s["label"]),
+                [
+                    f"{s['mean_mos']:.2f}",
+                    f"{s['mean_guarded']:.2f}",
+                    f"{100 * s['mean_clipped']:.1f} %",
+                    f"{s['mean_saturation']:.3f}",
+                    str(s["train_scorer_calls"]),
+                    f"{s['scorer_calls_per_image']:g}",
+                ],
+            )
+            for s in summary
+        ],
+        "MOS, guarded: means over the held-out raws; satur.: mean saturation; calls: scorer calls in "
+        "training; calls/r: scorer calls per test raw (report.md has the whole table)",
     )
-    for s in summary:
-        table.add_row(
-            s["label"],
-            f"{s['mean_mos']:.2f}",
-            f"{s['mean_guarded']:.2f}",
-            f"{100 * s['mean_clipped']:.1f} %",
-            f"{s['mean_saturation']:.3f}",
-            str(s["train_scorer_calls"]),
-            f"{s['scorer_calls_per_image']:g}",
-        )
-    stdout.print(table)
     method = "teacher" if cfg.algo == "teacher" else "agent"  # the folder isp_env.run.evaluate writes
     console.print(
         f"report: {plain_name(out / 'report.md')}, renders: {plain_name(out / 'test' / method / 'renders')}"
@@ -351,15 +370,15 @@ def check(
     with kept_on_interrupt(out):
         rows = check_policy(raw_dir, out, policy, model, TEST_RAWS if test_raws is None else test_raws, seed)
     cols = ("neutral_mos", "policy_mos", "neutral_guarded", "policy_guarded", "checked_guarded")
-    table = _named_rows_table(
+    short = ("MOS neu", "MOS pol", "grd neu", "grd pol", "grd chk")
+    _print_named_rows(
         f"isp-tune check: {policy} against neutral ({len(rows)} raws)",
         "raw",
-        *(c.replace("_", " ") for c in cols),
-        "checked kept",
+        {**{c.replace("_", " "): sh for c, sh in zip(cols, short, strict=True)}, "checked kept": "kept"},
+        [(str(r["image"]), [*(f"{float(r[k]):.2f}" for k in cols), str(r["checked_kept"])]) for r in rows],
+        "MOS neu / pol: MOS of the neutral render / the policy's; grd neu / pol / chk: guarded reward of "
+        "neutral / the policy / the checked setting; kept: the candidate the check kept",
     )
-    for r in rows:
-        table.add_row(str(r["image"]), *(f"{float(r[k]):.2f}" for k in cols), str(r["checked_kept"]))
-    stdout.print(table)
     for what, who, key in (
         ("MOS", "policy", "mos"),
         ("guarded reward", "policy", "guarded"),

@@ -65,3 +65,45 @@ def test_render_says_and_records_what_it_rendered_with(tmp_path, isp_raws):
     per_image.write_text(json.dumps({raw.stem: {"params": rec["params"], "budget": 10}, "x": {"params": {}}}))
     said, rec3 = render("--params", str(per_image))
     assert f"for the raw {raw.stem}" in said and rec3["params"] == rec["params"]
+
+
+def test_check_s_table_is_readable_at_80_columns_piped(tmp_path, isp_raws):
+    """**Was** a rich table squeezed into 80 columns when piped or logged: every raw's name folded over two
+    or three lines ("a2tools_" / "_DC0008L", "qtkndeco" / "der__QT1" / "50_18"), a tune run's methods too
+    ("rawpy.pos" / "tprocess(" / ")", "saturati…"). Now plain fixed-width lines (`attiqa score`'s piped
+    layout, :func:`attiqa.cli.plain_table`): a name whole on its row, or on a line of its own when it is
+    longer than the column, its figures under it; a legend for the short headers. The real command, piped."""
+    import re
+    import shutil
+
+    from typer.testing import CliRunner
+
+    raws = tmp_path / "raws"
+    raws.mkdir()
+    long_name = "a_raw_whose_name_is_longer_than_the_name_column_0001"
+    shutil.copy(isp_raws[0], raws / f"{long_name}.dng")
+    shutil.copy(isp_raws[1], raws / "short.dng")
+    r = CliRunner().invoke(app, ["check", str(raws), "-m", "classical", "--out", str(tmp_path / "c")])
+    assert r.exit_code == 0, r.output + repr(r.exception)
+    lines = r.output.splitlines()
+    head = next(i for i, x in enumerate(lines) if x.strip().startswith("isp-tune check: default against"))
+    table = lines[head : head + 8]
+    assert table[1].split() == [
+        "raw",
+        "MOS",
+        "neu",
+        "MOS",
+        "pol",
+        "grd",
+        "neu",
+        "grd",
+        "pol",
+        "grd",
+        "chk",
+        "kept",
+    ]
+    figures = r"(\s+-?\d+\.\d\d){5}\s+(policy|base|neutral)$"
+    assert table[2] == long_name and re.fullmatch(figures, table[3])
+    assert re.fullmatch(r"short" + figures, table[4])
+    assert table[5].startswith("MOS neu / pol: MOS of the neutral render")
+    assert all(len(x) <= 80 for x in table)
