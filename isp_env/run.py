@@ -624,7 +624,8 @@ def _checked(
             pfile = out / "test" / method / "params" / f"{key}.json"
             done = read_run_json(pfile)
             same = done.get("policy_timesteps") == card["timesteps"] and done.get("reward_model") == reward
-            if same and done.get("from") == params[name][key] and done.get("chosen") in CHECK_CANDIDATES:
+            cached = same and done.get("from") == params[name][key] and done.get("chosen") in CHECK_CANDIDATES
+            if cached:
                 values, scored, chosen = written_values(done["params"]), len(done["scores"]), done["chosen"]
             else:
                 c = checked_setting(params[name][key], card, items[key], mos)
@@ -644,7 +645,7 @@ def _checked(
             params[method][key] = values
             calls += scored
             kept[key] = chosen
-            adv(1)
+            adv(1, cached)
     return calls, kept
 
 
@@ -725,7 +726,8 @@ def _baselines(
     per = {k: v for k, v in read_run_json(pfile).items() if v.get("budget") == image_budget}
     with progress_task("per-image CMA-ES", total=len(items), unit="img") as advance:
         for key in items:
-            if key not in per:  # (a raw's front end is made only when it is searched)
+            kept = key in per
+            if not kept:  # (a raw's front end is made only when it is searched)
                 res = cma_search(guarded_objective([items[key]], mos), image_budget, 1, cfg.seed)
                 per[key] = {
                     "params": res.params,
@@ -734,7 +736,7 @@ def _baselines(
                     "budget": image_budget,
                 }
                 write_json_atomic(pfile, per)
-            advance(1)
+            advance(1, kept)
     params["cma_per_image"] = {k: per[k]["params"] for k in items}
     budgets["cma_per_image"] = {"train": 0, "test": int(sum(per[k]["calls"] for k in items))}
 

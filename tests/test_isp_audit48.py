@@ -107,3 +107,33 @@ def test_check_s_table_is_readable_at_80_columns_piped(tmp_path, isp_raws):
     assert re.fullmatch(r"short" + figures, table[4])
     assert table[5].startswith("MOS neu / pol: MOS of the neutral render")
     assert all(len(x) <= 80 for x in table)
+
+
+def test_a_resumed_run_s_progress_lines_count_kept_work_apart_from_the_rate(tmp_path, isp_raws):
+    """**Was** the work a resumed run found finished counted in its progress rate: "per-image CMA-ES: 2/13
+    (629920.8 img/s)", "teacher_checked: policy / base / neutral: 12/13 (8653.7 img/s)" in a log. Now kept
+    items are said apart ("2/2 (none done now, 2 kept from an earlier run)"; ``advance(n, kept=True)`` of
+    :func:`attiqa.progress.progress_task`). The real command run twice, piped, the classical scorer."""
+    import re
+
+    from typer.testing import CliRunner
+
+    cmd = ["--raw-dir", str(isp_raws[0].parent), "--out", str(tmp_path / "run"), "-m", "classical"]
+    cmd += [
+        "--teacher-budget",
+        "4",
+        "--teacher-raws",
+        "2",
+        "--teacher-restarts",
+        "1",
+        "--test-fraction",
+        "0.5",
+    ]
+    cmd += ["--cma-global-budget", "8", "--cma-image-budget", "4"]
+    first = CliRunner().invoke(app, cmd)
+    assert first.exit_code == 0, first.output + repr(first.exception)
+    again = CliRunner().invoke(app, cmd)
+    assert again.exit_code == 0, again.output + repr(again.exception)
+    for what in ("per-image CMA-ES", "teacher_checked: policy / base / neutral"):
+        last = [x for x in again.output.splitlines() if x.startswith(f"{what}: ")][-1]
+        assert re.fullmatch(rf"{re.escape(what)}: 2/2 \(none done now, 2 kept from an earlier run\)", last)
