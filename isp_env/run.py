@@ -691,8 +691,10 @@ def global_cma(
                 train_items.append(guarded_item(p, view, cfg.preview))
             except RawReadError as exc:
                 skipped[str(p)] = str(exc)
-        console.print(
-            f"global CMA-ES on {len(train_items)} training raws, budget {global_budget} scorer calls"
+        console.print(  # "on 1 training raws" (of 30) read as a bug: say it is a sample, and why this size
+            f"global CMA-ES on {len(train_items)} of the {len(train_raws)} training raws, budget "
+            f"{global_budget} scorer calls (--cma-global-budget: one raw per 48 calls, 4 generations of 12 "
+            "settings; a larger budget searches more raws)"
         )
         res = cma_search(guarded_objective(train_items, mos), global_budget, len(train_items), cfg.seed)
         g = {

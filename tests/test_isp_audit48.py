@@ -137,3 +137,31 @@ def test_a_resumed_run_s_progress_lines_count_kept_work_apart_from_the_rate(tmp_
     for what in ("per-image CMA-ES", "teacher_checked: policy / base / neutral"):
         last = [x for x in again.output.splitlines() if x.startswith(f"{what}: ")][-1]
         assert re.fullmatch(rf"{re.escape(what)}: 2/2 \(none done now, 2 kept from an earlier run\)", last)
+
+
+def test_the_global_search_says_it_runs_on_a_sample_of_the_training_raws(tmp_path, isp_raws):
+    """**Was** "global CMA-ES on 1 training raws, budget 20 scorer calls" as a run's first line (the README's
+    quick recipe on 30 training raws): read as a bug — one raw of thirty, "1 … raws". Now "on 1 of the 2
+    training raws", and why: one raw per 48 calls of --cma-global-budget. The real command."""
+    from typer.testing import CliRunner
+
+    cmd = ["--raw-dir", str(isp_raws[0].parent), "--out", str(tmp_path / "run"), "-m", "classical"]
+    cmd += [
+        "--teacher-budget",
+        "2",
+        "--teacher-raws",
+        "2",
+        "--teacher-restarts",
+        "1",
+        "--test-fraction",
+        "0.5",
+    ]
+    cmd += ["--cma-global-budget", "8", "--no-baselines"]
+    r = CliRunner().invoke(app, cmd)
+    assert r.exit_code == 0, r.output + repr(r.exception)
+    said = " ".join(r.output.split())
+    assert (
+        "global CMA-ES on 1 of the 2 training raws, budget 8 scorer calls (--cma-global-budget: one raw "
+        in said
+    )
+    assert "per 48 calls, 4 generations of 12 settings; a larger budget searches more raws)" in said
