@@ -109,6 +109,21 @@ def test_check_s_table_is_readable_at_80_columns_piped(tmp_path, isp_raws):
     assert all(len(x) <= 80 for x in table)
 
 
+def _short_run(tmp_path, isp_raws, teacher_budget: str, *more: str) -> list[str]:
+    """A whole `isp-tune` run on the four demo raws in seconds: two trained on, two held out."""
+    cmd = ["--raw-dir", str(isp_raws[0].parent), "--out", str(tmp_path / "run"), "-m", "classical"]
+    cmd += ["--teacher-budget", teacher_budget, "--teacher-raws", "2", "--teacher-restarts", "1"]
+    return [*cmd, "--test-fraction", "0.5", "--cma-global-budget", "8", *more]
+
+
+def _ran(cmd: list[str]):
+    from typer.testing import CliRunner
+
+    r = CliRunner().invoke(app, cmd)
+    assert r.exit_code == 0, r.output + repr(r.exception)
+    return r
+
+
 def test_a_resumed_run_s_progress_lines_count_kept_work_apart_from_the_rate(tmp_path, isp_raws):
     """**Was** the work a resumed run found finished counted in its progress rate: "per-image CMA-ES: 2/13
     (629920.8 img/s)", "teacher_checked: policy / base / neutral: 12/13 (8653.7 img/s)" in a log. Now kept
@@ -116,24 +131,9 @@ def test_a_resumed_run_s_progress_lines_count_kept_work_apart_from_the_rate(tmp_
     :func:`attiqa.progress.progress_task`). The real command run twice, piped, the classical scorer."""
     import re
 
-    from typer.testing import CliRunner
-
-    cmd = ["--raw-dir", str(isp_raws[0].parent), "--out", str(tmp_path / "run"), "-m", "classical"]
-    cmd += [
-        "--teacher-budget",
-        "4",
-        "--teacher-raws",
-        "2",
-        "--teacher-restarts",
-        "1",
-        "--test-fraction",
-        "0.5",
-    ]
-    cmd += ["--cma-global-budget", "8", "--cma-image-budget", "4"]
-    first = CliRunner().invoke(app, cmd)
-    assert first.exit_code == 0, first.output + repr(first.exception)
-    again = CliRunner().invoke(app, cmd)
-    assert again.exit_code == 0, again.output + repr(again.exception)
+    cmd = _short_run(tmp_path, isp_raws, "4", "--cma-image-budget", "4")
+    _ran(cmd)
+    again = _ran(cmd)
     for what in ("per-image CMA-ES", "teacher_checked: policy / base / neutral"):
         last = [x for x in again.output.splitlines() if x.startswith(f"{what}: ")][-1]
         assert re.fullmatch(rf"{re.escape(what)}: 2/2 \(none done now, 2 kept from an earlier run\)", last)
@@ -143,22 +143,7 @@ def test_the_global_search_says_it_runs_on_a_sample_of_the_training_raws(tmp_pat
     """**Was** "global CMA-ES on 1 training raws, budget 20 scorer calls" as a run's first line (the README's
     quick recipe on 30 training raws): read as a bug — one raw of thirty, "1 … raws". Now "on 1 of the 2
     training raws", and why: one raw per 48 calls of --cma-global-budget. The real command."""
-    from typer.testing import CliRunner
-
-    cmd = ["--raw-dir", str(isp_raws[0].parent), "--out", str(tmp_path / "run"), "-m", "classical"]
-    cmd += [
-        "--teacher-budget",
-        "2",
-        "--teacher-raws",
-        "2",
-        "--teacher-restarts",
-        "1",
-        "--test-fraction",
-        "0.5",
-    ]
-    cmd += ["--cma-global-budget", "8", "--no-baselines"]
-    r = CliRunner().invoke(app, cmd)
-    assert r.exit_code == 0, r.output + repr(r.exception)
+    r = _ran(_short_run(tmp_path, isp_raws, "2", "--no-baselines"))
     said = " ".join(r.output.split())
     assert (
         "global CMA-ES on 1 of the 2 training raws, budget 8 scorer calls (--cma-global-budget: one raw "
