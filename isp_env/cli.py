@@ -11,22 +11,24 @@ import json
 import shlex
 from collections.abc import Iterator
 from pathlib import Path
+from textwrap import fill
 from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from attiqa.cli import InterruptedExit, seed_option
+from attiqa.cli import InterruptedExit, plain_table, seed_option
 from attiqa.errors import ConfigError
-from attiqa.io.atomic import output_folder, resume_fix
+from attiqa.io.atomic import output_folder, resume_fix, write_json_atomic
 from attiqa.io.cores import MAX_WORKERS
 from attiqa.io.formats import format_list
-from attiqa.progress import console, plain_name
-from isp_env.registration import MAX_STEPS
+from attiqa.progress import console, plain, plain_name
+from isp_env.registration import MAX_STEPS, OBS_MODE
 
 if TYPE_CHECKING:
     from isp_env.raw import RawImage
+    from isp_env.tuning import CheckedSetting
 
 app = typer.Typer(
     name="isp-tune",
@@ -58,14 +60,25 @@ _MODEL_HELP = (
 )
 
 
-def _named_rows_table(title: str, key: str, *numbers: str) -> Table:
-    """A table of rows named in its first column, which folds rather than cuts: at 80 columns (a log, a pipe)
-    every raw's name was cut to "a2tools…", every method's to "rawpy.po…"."""
-    table = Table(title=title, show_lines=False)
-    table.add_column(key, overflow="fold")
-    for col in numbers:
-        table.add_column(col, justify="right")
-    return table
+def _print_named_rows(
+    title: str, key: str, columns: dict[str, str], rows: list[tuple[str, list[str]]], legend: str
+) -> None:
+    """A table of rows named in its first column (``columns``: each figure column's header -> its short
+    header of at most 7 characters). On a terminal of 100 columns or more, a rich table; piped, logged or
+    narrower, :func:`attiqa.cli.plain_table`'s fixed-width lines with ``legend`` under them (the short
+    headers' meaning). At 80 columns the rich table folded every name over two or three lines ("a2tools_" /
+    "_DC0008L", "rawpy.pos" / "tprocess(" / ")") and cut a header to "saturati…"."""
+    if stdout.is_terminal and stdout.width >= 100:
+        table = Table(title=title, show_lines=False)
+        table.add_column(key, overflow="fold")
+        for col in columns:
+            table.add_column(col, justify="right")
+        for name, cells in rows:
+            table.add_row(plain(name), *cells)
+        stdout.print(table)
+        return
+    text = plain_table(title, key, list(columns.values()), rows, [fill(legend, 80)], long_names="own line")
+    stdout.print(text, highlight=False, markup=False, soft_wrap=True)
 
 
 @contextlib.contextmanager
@@ -123,7 +136,9 @@ def tune(
         help="Steps per episode (1: one-step contextual policy).",
     ),
     action_mode: str = typer.Option("residual", help="residual (offsets around --base) | absolute | delta"),
-    obs_mode: str = typer.Option("stats", help="stats (MLP on image statistics) | image (CNN on the render)"),
+    obs_mode: str = typer.Option(
+        OBS_MODE, help="stats (MLP on image statistics) | image (CNN on the render)"
+    ),
     base: str = typer.Option(
         "global",
         help="Residual actions: the setting action 0 renders — global (one "
@@ -269,27 +284,34 @@ def tune(
         )
     if not summary:  # --test-fraction 0: a policy trained on every raw, nothing held out to report
         return
-    table = _named_rows_table(
+    _print_named_rows(
         f"isp-tune: held-out raws ({summary[0]['n_images']})",
         "method",
-        "mean MOS",
-        "guarded",
-        "clipped",
-        "saturation",
-        "calls (train)",
-        "calls / test raw",
+        {
+            "mean MOS": "MOS",
+            "guarded": "guarded",
+            "clipped": "clipped",
+            "saturation": "satur.",
+            "calls (train)": "calls",
+            "calls / test raw": "calls/r",
+        },
+        [
+            (
+                str(s["label"]),
+                [
+                    f"{s['mean_mos']:.2f}",
+                    f"{s['mean_guarded']:.2f}",
+                    f"{100 * s['mean_clipped']:.1f} %",
+                    f"{s['mean_saturation']:.3f}",
+                    str(s["train_scorer_calls"]),
+                    f"{s['scorer_calls_per_image']:g}",
+                ],
+            )
+            for s in summary
+        ],
+        "MOS, guarded: means over the held-out raws; satur.: mean saturation; calls: scorer calls in "
+        "training; calls/r: scorer calls per test raw (report.md has the whole table)",
     )
-    for s in summary:
-        table.add_row(
-            s["label"],
-            f"{s['mean_mos']:.2f}",
-            f"{s['mean_guarded']:.2f}",
-            f"{100 * s['mean_clipped']:.1f} %",
-            f"{s['mean_saturation']:.3f}",
-            str(s["train_scorer_calls"]),
-            f"{s['scorer_calls_per_image']:g}",
-        )
-    stdout.print(table)
     method = "teacher" if cfg.algo == "teacher" else "agent"  # the folder isp_env.run.evaluate writes
     console.print(
         f"report: {plain_name(out / 'report.md')}, renders: {plain_name(out / 'test' / method / 'renders')}"
@@ -348,15 +370,15 @@ def check(
     with kept_on_interrupt(out):
         rows = check_policy(raw_dir, out, policy, model, TEST_RAWS if test_raws is None else test_raws, seed)
     cols = ("neutral_mos", "policy_mos", "neutral_guarded", "policy_guarded", "checked_guarded")
-    table = _named_rows_table(
+    short = ("MOS neu", "MOS pol", "grd neu", "grd pol", "grd chk")
+    _print_named_rows(
         f"isp-tune check: {policy} against neutral ({len(rows)} raws)",
         "raw",
-        *(c.replace("_", " ") for c in cols),
-        "checked kept",
+        {**{c.replace("_", " "): sh for c, sh in zip(cols, short, strict=True)}, "checked kept": "kept"},
+        [(str(r["image"]), [*(f"{float(r[k]):.2f}" for k in cols), str(r["checked_kept"])]) for r in rows],
+        "MOS neu / pol: MOS of the neutral render / the policy's; grd neu / pol / chk: guarded reward of "
+        "neutral / the policy / the checked setting; kept: the candidate the check kept",
     )
-    for r in rows:
-        table.add_row(str(r["image"]), *(f"{float(r[k]):.2f}" for k in cols), str(r["checked_kept"]))
-    stdout.print(table)
     for what, who, key in (
         ("MOS", "policy", "mos"),
         ("guarded reward", "policy", "guarded"),
@@ -393,8 +415,9 @@ def render(
     params: Path | None = typer.Option(
         None,
         "--params",
-        help="JSON of parameters (name -> value, or a "
-        "test/params/*.json file); missing names take the neutral default.",
+        help="JSON of parameters (name -> value; a run's test/METHOD/params/RAW.json, "
+        "baselines/cma_global.json or, for its raws, baselines/cma_per_image.json; a render's OUT.png.json); "
+        "missing names take the neutral default.",
     ),
     check: bool = typer.Option(
         False,
@@ -404,12 +427,16 @@ def render(
     ),
     model: str | None = typer.Option(None, "--model", "--reward-model", "-m", help=_MODEL_HELP),
 ) -> None:
-    """Render one raw at full resolution: with a trained policy, a parameter file, or the neutral defaults."""
+    """Render one raw at full resolution: with a trained policy, a parameter file, or the neutral defaults.
+
+    Beside the image, OUTPUT.json (e.g. out.png.json) records what it was rendered with — the setting, the
+    policy (its file and sha256) or parameter file, the checked candidate kept — and the parameters: `--params
+    out.png.json` renders it again."""
     from PIL import Image
 
     from attiqa.io.images import save_format, save_image
     from isp_env.isp import develop, finish
-    from isp_env.params import neutral, read_values
+    from isp_env.params import neutral
     from isp_env.raw import read_raw
 
     if policy is not None and params is not None:
@@ -427,13 +454,33 @@ def render(
     output_folder(output.parent, "--output")
     raw_img = read_raw(raw)
     if policy is not None:
+        from attiqa.io.checkpoints import sha256_of
         from isp_env.policy_io import load_policy, resolve_policy
+        from isp_env.report import policy_label
         from isp_env.tuning import tune_with_policy
 
-        pol, card = load_policy(resolve_policy(policy))
+        policy_file = resolve_policy(policy)
+        pol, card = load_policy(policy_file)
         values = tune_with_policy(pol, card, raw)
+        kind = policy_label("teacher" if card.get("algo") == "teacher" else "agent", card)  # the card's own
+        record: dict[str, Any] = {
+            "setting": "policy",
+            "rendered_with": f"the policy {policy} ({kind})",
+            "policy": policy,
+            "policy_file": str(policy_file),
+            "policy_sha256": sha256_of(policy_file),
+        }
         if check:
-            values = _checked_render_setting(policy, card, raw, raw_img, values, model)
+            c, reward_model = _checked_render_setting(policy, card, raw, raw_img, values, model)
+            values = c.params
+            record |= {
+                "setting": "policy, checked",
+                "rendered_with": f"{record['rendered_with']}, checked by {reward_model}: the {c.chosen}'s "
+                "setting",
+                "reward_model": reward_model,
+                "kept": c.chosen,
+                "scores": c.scores,
+            }
     elif params is not None:
         from isp_env.policy_io import policy_given_as_params
 
@@ -451,15 +498,54 @@ def render(
                     else ""
                 )
             )
-        values = read_values(
-            params, "not a usable parameter JSON", "see isp_env/params.py for the names and ranges"
-        )
+        values, of_raw = _given_setting(params, raw)
+        record = {
+            "setting": "parameter file",
+            "rendered_with": f"the parameters in {params}" + (f" for the raw {of_raw}" if of_raw else ""),
+            "params_file": str(params),
+        }
     else:
         values = neutral()
+        record = {"setting": "neutral", "rendered_with": "the neutral defaults (no --policy or --params)"}
     rgb = finish(develop(raw_img), values)
     save_image(Image.fromarray(rgb), output)
-    console.print(f"{plain_name(raw)} -> {plain_name(output)} ({rgb.shape[1]}x{rgb.shape[0]})")
+    sidecar = Path(f"{output}.json")  # out.png.json: a render's setting beside it, --params reads it back
+    write_json_atomic(sidecar, {"raw": str(raw), "render": str(output), **record, "params": values})
+    console.print(
+        f"{plain_name(raw)} -> {plain_name(output)} ({rgb.shape[1]}x{rgb.shape[0]}), rendered with "
+        f"{plain(record['rendered_with'])}; setting: {plain_name(sidecar)}",
+        highlight=False,
+    )
     stdout.print_json(json.dumps(values))
+
+
+def _given_setting(path: Path, raw: Path) -> tuple[dict[str, float], str | None]:
+    """``render --params FILE``'s values, and the raw they are for when FILE holds a setting per raw (an
+    isp-tune run's ``baselines/cma_per_image.json``, which report.md lists as the per-image search's
+    parameters: its raws' names were "unknown ISP parameters")."""
+    from isp_env.params import given_values, read_values
+
+    problem, fix = "not a usable parameter JSON", "see isp_env/params.py for the names and ranges"
+    with contextlib.suppress(OSError, ValueError):
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        per_raw = (
+            isinstance(doc, dict) and doc and all(isinstance(v, dict) and "params" in v for v in doc.values())
+        )
+        if per_raw:
+            mine = [k for k in doc if k == raw.stem or k.endswith(f"__{raw.stem}")]
+            if len(mine) != 1:
+                some = ", ".join(sorted(doc)[:3])
+                raise ConfigError(
+                    f"{path}: a setting per raw ({len(doc)} raws: {some}, …), "
+                    + ("none" if not mine else f"{len(mine)}")
+                    + f" for {raw.name} — render one of its raws, or pass a single setting (a run's "
+                    "baselines/cma_global.json, test/METHOD/params/RAW.json)"
+                )
+            try:
+                return given_values(doc[mine[0]]), mine[0]
+            except ValueError as exc:
+                raise ConfigError(f"{path}: {problem} ({exc}) — {fix}") from None
+    return read_values(path, problem, fix), None
 
 
 def _checked_render_setting(
@@ -469,7 +555,7 @@ def _checked_render_setting(
     raw_img: RawImage,
     values: dict[str, float],
     model: str | None,
-) -> dict[str, float]:
+) -> tuple[CheckedSetting, str]:
     """``isp-tune render --check``: the policy's ``values`` checked against its base and neutral by the
     reward model at the scale ``isp-tune check`` scores (:func:`isp_env.tuning.checked_setting`)."""
     from isp_env.mos_function import load_mos_function
@@ -482,7 +568,7 @@ def _checked_render_setting(
     c = checked_setting(values, card, item, mos)
     scores = ", ".join(f"{who} {score:.2f}" for who, score in c.scores.items())
     console.print(f"checked by {mos.name}: kept the {c.chosen}'s setting ({scores})")
-    return c.params
+    return c, mos.name
 
 
 def main() -> None:

@@ -20,6 +20,12 @@ ENV_ID = "isp_env/ISPTuning-v0"
 # that ``isp-tune --help`` reads it without torch.
 MAX_STEPS = 20
 
+# The observation a trained policy sees when none is asked for: the image statistics (an MLP), the measured
+# recipe (docs/isp.md; the shipped policy's ``env.obs_mode``). One default for ``isp-tune --obs-mode`` and
+# :class:`isp_env.tuning.TrainConfig` — the library's was "image" (a CNN on the render), the command's
+# "stats": ``TrainConfig(algo="teacher")`` was refused for a setting its user never chose.
+OBS_MODE = "stats"
+
 
 def register() -> None:
     """Register :data:`ENV_ID` with Gymnasium (idempotent; done on ``import isp_env``)."""

@@ -624,7 +624,8 @@ def _checked(
             pfile = out / "test" / method / "params" / f"{key}.json"
             done = read_run_json(pfile)
             same = done.get("policy_timesteps") == card["timesteps"] and done.get("reward_model") == reward
-            if same and done.get("from") == params[name][key] and done.get("chosen") in CHECK_CANDIDATES:
+            cached = same and done.get("from") == params[name][key] and done.get("chosen") in CHECK_CANDIDATES
+            if cached:
                 values, scored, chosen = written_values(done["params"]), len(done["scores"]), done["chosen"]
             else:
                 c = checked_setting(params[name][key], card, items[key], mos)
@@ -644,7 +645,7 @@ def _checked(
             params[method][key] = values
             calls += scored
             kept[key] = chosen
-            adv(1)
+            adv(1, cached)
     return calls, kept
 
 
@@ -690,8 +691,10 @@ def global_cma(
                 train_items.append(guarded_item(p, view, cfg.preview))
             except RawReadError as exc:
                 skipped[str(p)] = str(exc)
-        console.print(
-            f"global CMA-ES on {len(train_items)} training raws, budget {global_budget} scorer calls"
+        console.print(  # "on 1 training raws" (of 30) read as a bug: say it is a sample, and why this size
+            f"global CMA-ES on {len(train_items)} of the {len(train_raws)} training raws, budget "
+            f"{global_budget} scorer calls (--cma-global-budget: one raw per 48 calls, 4 generations of 12 "
+            "settings; a larger budget searches more raws)"
         )
         res = cma_search(guarded_objective(train_items, mos), global_budget, len(train_items), cfg.seed)
         g = {
@@ -725,7 +728,8 @@ def _baselines(
     per = {k: v for k, v in read_run_json(pfile).items() if v.get("budget") == image_budget}
     with progress_task("per-image CMA-ES", total=len(items), unit="img") as advance:
         for key in items:
-            if key not in per:  # (a raw's front end is made only when it is searched)
+            kept = key in per
+            if not kept:  # (a raw's front end is made only when it is searched)
                 res = cma_search(guarded_objective([items[key]], mos), image_budget, 1, cfg.seed)
                 per[key] = {
                     "params": res.params,
@@ -734,7 +738,7 @@ def _baselines(
                     "budget": image_budget,
                 }
                 write_json_atomic(pfile, per)
-            advance(1)
+            advance(1, kept)
     params["cma_per_image"] = {k: per[k]["params"] for k in items}
     budgets["cma_per_image"] = {"train": 0, "test": int(sum(per[k]["calls"] for k in items))}
 

@@ -274,7 +274,8 @@ def search_targets(
         for name, objective in items.items():
             mine = runs.setdefault(name, [])
             for r in range(restarts):
-                if not any(x.get("seed") == seed + r for x in mine):
+                cached = any(x.get("seed") == seed + r for x in mine)
+                if not cached:
                     res = cma_search(objective, budget, 1, seed + r, x0=x0)
                     mine.append(
                         {
@@ -286,7 +287,7 @@ def search_targets(
                         }
                     )
                     write_json_atomic(path, {**old, **out, name: _best(mine, seed, restarts)})
-                adv(1)
+                adv(1, cached)
             out[name] = _best(mine, seed, restarts)
     return out
 

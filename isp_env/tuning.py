@@ -46,7 +46,7 @@ from isp_env.policy_io import (
     save_state,
 )
 from isp_env.raw import RawImage, RawReadError
-from isp_env.registration import MAX_STEPS
+from isp_env.registration import MAX_STEPS, OBS_MODE
 from isp_env.reward import guarded_item
 from isp_env.teacher import (
     Choice,
@@ -95,7 +95,7 @@ class TrainConfig:
     # delta: step size; residual: largest offset from the base (normalised units); None (not given):
     # default_delta_scale, or a teacher prior's (checked_prior) — read it as ``scale``
     delta_scale: float | None = None
-    obs_mode: str = "image"  # image: CNN on the render + stats; stats: MLP on the statistics only
+    obs_mode: str = OBS_MODE  # stats: MLP on the statistics only; image: CNN on the render + stats
     base: dict[str, float] | None = None  # residual: the setting action 0 renders (None = neutral)
     guard: bool = True
     view_shorter: int | None = None  # the scorer's shorter side, filled in from the scorer by `run`

@@ -143,7 +143,6 @@ def test_each_held_out_raws_front_end_is_made_once_over_the_evaluations_passes(t
     raw_dir = tmp_path / "raws"
     distinct_raws(raw_dir, 8)
     cfg = TrainConfig(algo="teacher", scorer="classical", preview=64, obs_size=36, action_mode="residual")
-    cfg.obs_mode = "stats"
     teacher = TeacherSettings(budget=6, raws=2)
     isp_env.run.run(raw_dir, tmp_path / "run", cfg, 0.5, cma_global_budget=12, cma_image_budget=6,
                     base="neutral", teacher=teacher)  # fmt: skip

@@ -56,6 +56,7 @@ TINY = [
 
 
 def _tiny_cfg(algo: str, timesteps: int, **kw) -> TrainConfig:
+    kw = {"obs_mode": "image", **kw}  # the CNN path (the default is stats: isp_env.registration.OBS_MODE)
     return TrainConfig(
         algo=algo,
         timesteps=timesteps,

@@ -14,6 +14,7 @@ from attiqa.cli._common import (
     InterruptedExit,
     WorkersOption,
     device,
+    plain_table,
     run_app,
     seed_option,
 )
@@ -32,6 +33,7 @@ __all__ = [
     "WorkersOption",
     "device",
     "main",
+    "plain_table",
     "run_app",
     "seed_option",
 ]

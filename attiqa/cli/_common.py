@@ -295,20 +295,37 @@ def print_scores(
                 table.add_row(f"[bold]{stat}", *(_cell(v) for v in vals))
         stdout.print(table)
         return
-    # plain text: a 31-char name + 8 characters per column fit 80 columns with the six ATTIQA columns
-    width = max(12, 80 - 8 * len(cols) - 1)
+    shown_rows = [(shown_name(Path(r["image"]).name), [_cell(r[c]) for c in cols]) for r in shown]
+    if more > 0:
+        shown_rows.append((f"… {more} more", []))
+    if n_total:
+        shown_rows += [(stat, [_cell(float(v)) for v in vals]) for stat, vals in summary]
+    text = plain_table(title, "image", [short_name(c) for c in cols], shown_rows, [note] if note else [])
+    stdout.print(text, highlight=False, markup=False, soft_wrap=True)
+
+
+def plain_table(
+    title: str,
+    key: str,
+    headers: Sequence[str],
+    rows: Sequence[tuple[str, Sequence[str]]],
+    footer: Sequence[str] = (),
+    long_names: str = "cut",
+) -> str:
+    """A table as plain fixed-width lines that stay readable at 80 columns (piped, logged, a narrow
+    terminal), never cut figures: each row a name and its cells (7 characters, right-aligned; headers at most
+    7: explain them in ``footer``). The names get what the cells leave (a 31-character name beside six
+    cells); a longer one is cut with "…" (``long_names="cut"``) or, when names that differ only at the end
+    must stay apart (``"own line"``: "policy …" and "policy …, checked"), printed whole on a line of its own
+    with its cells on the next. A row without cells is its name alone (a "… 3 more" line)."""
+    width = max(12, 80 - 8 * len(headers) - 1)
 
     def line(name: str, cells: Sequence[str]) -> str:
-        # by terminal cells, not characters: a CJK character takes two, a combining accent none
-        name = name if cell_len(name) <= width else set_cell_size(name, width - 1) + "…"
-        return set_cell_size(name, width) + "".join(f" {c:>7}" for c in cells)
+        figures = "".join(f" {c:>7}" for c in cells)
+        if not cells or cell_len(name) <= width:  # by terminal cells: a CJK character takes two
+            return set_cell_size(name, width) + figures if cells else name
+        if long_names == "own line":
+            return name + "\n" + " " * width + figures
+        return set_cell_size(name, width - 1) + "…" + figures
 
-    out = [title, line("image", [short_name(c) for c in cols])]
-    out += [line(shown_name(Path(r["image"]).name), [_cell(r[c]) for c in cols]) for r in shown]
-    if more > 0:
-        out.append(f"… {more} more")
-    if n_total:
-        out += [line(stat, [_cell(float(v)) for v in vals]) for stat, vals in summary]
-    if note:
-        out.append(note)
-    stdout.print("\n".join(out), highlight=False, markup=False, soft_wrap=True)
+    return "\n".join([title, line(key, headers), *(line(n, c) for n, c in rows), *footer])
