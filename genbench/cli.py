@@ -156,10 +156,12 @@ def score(
     Rerunning scores only what is missing. A metric whose weights are not on this machine is reported and
     skipped; unreadable images are skipped and listed.
     """
+    from genbench.manifest import missing_images
     from genbench.run_scores import SCORES_DIR, default_metrics, score_run, scores_folder
 
     names = _split_metrics(metrics, default_metrics) or default_metrics()
     pairs = _run_pairs(run_dir)
+    missing_images(run_dir, pairs)  # none on disk: one line before any model loads
     scores_folder(run_dir)  # every metric writes there: a problem with it is one line, before any scoring
     dev = device_str(device)
     ok = 0

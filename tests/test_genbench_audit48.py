@@ -1,0 +1,87 @@
+"""A new user's pass over genbench on real data (session 48, docs/robustness.md): the README's and
+docs/agiqa3k_model.md's commands on agiqa3k-dev and the ImageReward rankings of the shared data, as real
+commands. Every fixture is made here (real photos, real rankings items); each test failed before its fix."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from pathlib import Path
+
+from genbench_helpers import VoteServer, make_photo_run
+from helpers import run_genbench
+
+IR_ITEMS = [  # two items in the ImageReward test format (ids and paths as the public file writes them)
+    {
+        "id": "005658-0040",
+        "prompt": "deathly portal to the abyss, ultra detailed",
+        "generations": [f"part-005658/images/0040/{k}.webp" for k in ("g0", "g1", "g2")],
+        "ranking": [1, 2, 3],
+    },
+    {
+        "id": "005664-0153",
+        "prompt": "a lighthouse in a storm",
+        "generations": [f"part-005664/images/0153/{k}.webp" for k in ("g0", "g1")],
+        "ranking": [2, 1],
+    },
+]
+
+
+def _rankings(folder: Path, photos: dict | None = None) -> Path:
+    """The rankings file in ``folder``; with ``photos``, each generation written there as a real photo."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "imagereward_test.json").write_text(json.dumps(IR_ITEMS))
+    if photos is not None:
+        imgs = list(photos.values())
+        for k, gen in enumerate(g for it in IR_ITEMS for g in it["generations"]):
+            (folder / gen).parent.mkdir(parents=True, exist_ok=True)
+            imgs[k % len(imgs)].resize((96, 64)).save(folder / gen, "WEBP")
+    return folder / "imagereward_test.json"
+
+
+def test_score_and_vote_on_a_run_whose_images_are_not_on_disk_say_so_first(tmp_path, photos):
+    """**Was** (session 48, the shared ImageReward rankings, whose images are not in the shared data):
+    `genbench score` loaded the metric, listed ten "file not found" images and ended in "no metric could
+    score this run — see above why each was skipped"; `genbench vote` said "serving 6399 pairs", logged
+    2,202 warnings at a rater's first request and showed the rater "All pairs are done" (every /api/next
+    1.6 s). Now both say, in one line before any model or vote database, that none of the images is on
+    disk and how to point the run at them."""
+    rankings = _rankings(tmp_path / "ir")
+    res = run_genbench("import-imagereward", rankings, "--out", tmp_path / "run")
+    assert res.returncode == 0 and "none of the 5 images is under" in res.stderr, res.stderr
+    for cmd in (["score", "-m", "classical"], ["vote", "--port", "0"]):
+        res = run_genbench(cmd[0], tmp_path / "run", *cmd[1:])
+        lines = res.stderr.splitlines()
+        assert res.returncode == 2 and len(lines) == 1, res.stderr
+        said = lines[0]
+        assert "none of the 5 images its manifest names is on disk" in said, said
+        assert "g0.webp" in said and "--images FOLDER" in said, said
+    assert not (tmp_path / "run" / "scores").exists() and not (tmp_path / "run" / "votes.sqlite").exists()
+
+    # following the advice: the same rankings imported with the folder holding the images scores
+    photos_dir = tmp_path / "ImageReward"
+    _rankings(photos_dir, photos)
+    res = run_genbench("import-imagereward", rankings, "--images", photos_dir, "--out", tmp_path / "run")
+    assert res.returncode == 0 and "not under" not in res.stderr, res.stderr
+    res = run_genbench("score", tmp_path / "run", "-m", "classical")
+    assert res.returncode == 0 and "classical: 5 scored, 0 already scored, 0 unreadable" in res.stderr
+
+
+def test_vote_says_once_at_the_start_which_pairs_miss_an_image(tmp_path, photos):
+    """**Was** (session 48): a pair left out for a missing image was one warning per image, logged at the
+    request that first met it — thousands of lines through a study of an import with part of its images.
+    Now one line at the start counts them (an image damaged or deleted later is still its own line)."""
+    run = make_photo_run(tmp_path / "run", photos)
+    for name in ("astronaut_a.png", "coffee_b.png"):
+        (run / "images" / name).unlink()
+    server = VoteServer(run, tmp_path / "server.log")
+    try:
+        for rater in ("r1", "r2", "r3", "r4"):
+            with urllib.request.urlopen(f"{server.url}/api/next?rater={rater}", timeout=30) as resp:
+                assert json.loads(resp.read())["finished"] is False
+    finally:
+        server.stop()
+    lines = (tmp_path / "server.log").read_text().splitlines()
+    assert len(lines) == 3, lines
+    assert "2 of 5 pairs are not shown to raters: an image is missing (e.g. " in lines[0], lines
+    assert lines[1].startswith("serving 5 pairs on http://127.0.0.1:") and lines[2].startswith("stopped:")
