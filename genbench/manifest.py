@@ -24,6 +24,7 @@ from attiqa.io.atomic import write_bytes_atomic, write_text_atomic
 from attiqa.io.tables import safe_dict
 from attiqa.progress import shown_name
 from genbench.files import shell_arg
+from genbench.vote.store import check_votes_kept
 
 MANIFEST = "manifest.jsonl"
 MANIFEST_CSV = "manifest.csv"
@@ -116,6 +117,8 @@ def write_manifest(run_dir: Path, records: list[dict], image_root: Path | None =
             f"{run_dir} holds a generated run ({len(made)} pairs of `genbench run`) — an import would "
             "replace its manifest; pass another --out"
         )
+    if image_root is not None:  # an import: the study's votes keep their pairs
+        check_votes_kept(run_dir, {str(r.get("pair_id")) for r in records})
     roots = image_roots(run_dir) if image_root is None else [run_dir.resolve(), Path(image_root).resolve()]
     _check_images(run_dir, records, roots, f"{run_dir / MANIFEST}")
     if image_root is not None:

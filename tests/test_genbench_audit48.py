@@ -85,3 +85,49 @@ def test_vote_says_once_at_the_start_which_pairs_miss_an_image(tmp_path, photos)
     assert len(lines) == 3, lines
     assert "2 of 5 pairs are not shown to raters: an image is missing (e.g. " in lines[0], lines
     assert lines[1].startswith("serving 5 pairs on http://127.0.0.1:") and lines[2].startswith("stopped:")
+
+
+def _agiqa_folder(root: Path, photos: dict) -> Path:
+    """An AGIQA-3k folder in the official layout: data.csv and real photos, two prompts of three images,
+    MOS 1.0 / 1.7 / 3.0 (pairs 0.7, 1.3 and 2.0 apart)."""
+    (root / "AGIQA-3K").mkdir(parents=True)
+    rows = ["name,prompt,adj1,adj2,style,mos_quality,std_quality,mos_align,std_align"]
+    imgs = list(photos.values())
+    for k, (gen, mos) in enumerate((("glide", 1.0), ("sd1.5", 1.7), ("midjourney", 3.0)) * 2):
+        name, prompt = f"{gen}_normal_{k // 3:03d}.jpg", ("a cat", "a dog")[k // 3]
+        imgs[k % len(imgs)].resize((64, 64)).save(root / "AGIQA-3K" / name)
+        rows.append(f"{name},{prompt},,,,{mos},0.5,2.5,0.6")
+    (root / "data.csv").write_text("\n".join(rows) + "\n")
+    return root
+
+
+def test_a_reimport_that_would_drop_voted_pairs_is_refused(tmp_path, photos):
+    """**Was** (session 48, agiqa3k-dev: 105 votes of 3 raters, then `genbench import-agiqa3k` again with
+    `--margin 1` into the same run): the manifest replaced without a word, 40 voted pairs gone from it;
+    `genbench agree` then refused the run's own votes — "41 voted pair id(s) are not in the run's manifest
+    … are the preferences for this run? Pass its own with --prefs FILE" — and the study went on over other
+    pairs. Now the import is refused before anything is written; one that keeps every voted pair (the same
+    margin, a smaller one) goes ahead."""
+    from genbench.manifest import load_pairs
+    from genbench.vote.store import VoteStore
+
+    root, run = _agiqa_folder(tmp_path / "agiqa", photos), tmp_path / "run"
+    assert run_genbench("import-agiqa3k", root, "--out", run).returncode == 0
+    close = next(p for p in load_pairs(run) if abs(p.record["mos_diff"] - 0.7) < 1e-9)
+    VoteStore(run / "votes.sqlite").add("r1", close.pair_id, "b", "a")
+    before = {f: (run / f).read_bytes() for f in ("manifest.jsonl", "manifest.csv", "prefs.csv")}
+
+    res = run_genbench("import-agiqa3k", root, "--out", run, "--margin", "1")
+    lines = res.stderr.splitlines()
+    assert res.returncode == 2 and len(lines) == 1, res.stderr
+    said = lines[0]
+    assert said.startswith(f"error: {run / 'votes.sqlite'}: 1 votes are on 1 pairs this import leaves out")
+    assert close.pair_id in said and "--margin" in said, said
+    assert {f: (run / f).read_bytes() for f in before} == before
+
+    for margin in ("0.5", "0"):  # every voted pair kept
+        res = run_genbench("import-agiqa3k", root, "--out", run, "--margin", margin)
+        assert res.returncode == 0, res.stderr
+    assert run_genbench("score", run, "-m", "classical").returncode == 0
+    res = run_genbench("agree", run)
+    assert res.returncode == 0 and "(1 votes on 1 pairs)" in res.stderr, res.stderr
