@@ -6,9 +6,11 @@ and exit code 2 — never a traceback.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
@@ -18,6 +20,9 @@ from attiqa.cli import device as device_str
 from attiqa.errors import AttiqaError, ConfigError
 from attiqa.progress import console, plain, plain_name, progress_task
 from genbench.files import shell_arg
+
+if TYPE_CHECKING:
+    from genbench.run_scores import ScoreReport
 
 app = typer.Typer(
     name="genbench",
@@ -137,6 +142,24 @@ def _split_metrics(metrics: str | None, available: Callable[[], list[str]]) -> l
     return list(names)
 
 
+def _score_metric(
+    run_dir: Path, pairs: list, name: str, dev: str, batch_size: int, workers: int | None, n_images: int
+) -> ScoreReport:
+    """One metric scored under its progress bar, opened once the metric knows how many images earlier runs
+    scored: counted in the bar, not in its rate (a resume said "512/1491 (35299.7 img/s)")."""
+    from genbench.run_scores import score_run
+
+    with contextlib.ExitStack() as stack:
+        advance: list[Callable[[int], None]] = []
+
+        def start(kept: int) -> None:
+            advance.append(stack.enter_context(progress_task(name, total=n_images, done=kept)))
+
+        return score_run(
+            run_dir, pairs, name, dev, batch_size, workers, lambda n, _f: advance[0](n), on_start=start
+        )
+
+
 @app.command()
 def score(
     run_dir: Path = typer.Argument(..., help="Run folder (with manifest.jsonl)."),
@@ -157,7 +180,7 @@ def score(
     skipped; unreadable images are skipped and listed.
     """
     from genbench.manifest import missing_images
-    from genbench.run_scores import SCORES_DIR, default_metrics, score_run, scores_folder
+    from genbench.run_scores import SCORES_DIR, default_metrics, scores_folder
 
     names = _split_metrics(metrics, default_metrics) or default_metrics()
     pairs = _run_pairs(run_dir)
@@ -167,8 +190,7 @@ def score(
     ok = 0
     n_images = len({p.image(s) for p in pairs for s in ("a", "b")})
     for name in names:
-        with progress_task(f"{name}", total=n_images) as advance:
-            rep = score_run(run_dir, pairs, name, dev, batch_size, workers, lambda n, _f: advance(n))
+        rep = _score_metric(run_dir, pairs, name, dev, batch_size, workers, n_images)
         if rep.interruption is not None:  # its finished rows are in its file (in manifest order)
             kept = run_dir / SCORES_DIR / f"{rep.metric}.csv"
             console.print(

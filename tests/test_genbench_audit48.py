@@ -131,3 +131,30 @@ def test_a_reimport_that_would_drop_voted_pairs_is_refused(tmp_path, photos):
     assert run_genbench("score", run, "-m", "classical").returncode == 0
     res = run_genbench("agree", run)
     assert res.returncode == 0 and "(1 votes on 1 pairs)" in res.stderr, res.stderr
+
+
+def test_a_resumed_score_counts_only_its_own_images_in_the_rate(tmp_path, photos):
+    """**Was** (session 48, `genbench score RUN -m classical` on agiqa3k-dev again after a Ctrl-C at 512 of
+    1491 images): "classical: 512/1491 (35299.7 img/s)", then "672/1491 (227.4 img/s)" — the images the
+    earlier run scored were counted as scored in no time (the real rate: ~80 img/s). Now they are in the
+    count, not in the rate, as `attiqa score` shows a resume."""
+    import re
+
+    from genbench.manifest import read_records, write_manifest
+
+    run = make_photo_run(tmp_path / "run", photos)
+    assert run_genbench("score", run, "-m", "classical").returncode == 0
+    records = read_records(run)
+    for k, img in enumerate(list(photos.values())[:2]):  # two more pairs: 4 new images, 10 scored
+        for side, size in (("a", (80, 60)), ("b", (60, 80))):
+            img.resize(size).save(run / "images" / f"new{k}_{side}.png")
+        records.append(
+            {"pair_id": f"new{k}", "image_a": f"images/new{k}_a.png", "image_b": f"images/new{k}_b.png"}
+        )
+    write_manifest(run, records)
+    res = run_genbench("score", run, "-m", "classical")
+    assert res.returncode == 0 and "classical: 4 scored, 10 already scored" in res.stderr, res.stderr
+    # main printed "classical: 10/14 (R img/s)" at once: R = 10 images over the time the metric took to
+    # load, whatever that was; now a line comes after a batch and its rate is of that batch's images
+    lines = re.findall(r"classical: (\d+)/14 \(([\d.]+) img/s\)", res.stderr)
+    assert lines and all(int(done) > 10 for done, _rate in lines), res.stderr
