@@ -252,6 +252,7 @@ def agree(
         human_labels,
         metric_agreement,
         report_folder,
+        shared_prompts_note,
         write_report,
     )
     from genbench.prefs import load_votes, unused_prefs
@@ -318,6 +319,9 @@ def agree(
             str(r.missing),
         )
     stdout.print(table)
+    note = shared_prompts_note(pairs, labels, cluster_by)
+    if note:
+        console.print(f"[yellow]note:[/] {plain(note)}", highlight=False)
     console.print(f"report: {plain_name(out_dir)}/agreement.csv, per_pair.csv, agreement.png")
 
 

@@ -158,3 +158,26 @@ def test_a_resumed_score_counts_only_its_own_images_in_the_rate(tmp_path, photos
     # load, whatever that was; now a line comes after a batch and its rate is of that batch's images
     lines = re.findall(r"classical: (\d+)/14 \(([\d.]+) img/s\)", res.stderr)
     assert lines and all(int(done) > 10 for done, _rate in lines), res.stderr
+
+
+def test_agree_on_pairs_sharing_prompts_says_how_to_resample_prompts(tmp_path, photos):
+    """**Was** (session 48, `genbench agree` on agiqa3k-dev's 4,660 pairs of 150 prompts, as the README's
+    line runs it): "58.4% (57.0% – 59.8%)" without a word, an interval resampling pairs as if the 31 pairs
+    of a prompt were independent; by prompt (`--cluster-by prompt_id`, as docs/agiqa3k_model.md measures)
+    it is 55.6 – 61.2 %. Now a note under the table says so and names the option; none once it is given,
+    nor for a generated run (one prompt per pair, no prompt_id)."""
+    root, run = _agiqa_folder(tmp_path / "agiqa", photos), tmp_path / "run"
+    assert run_genbench("import-agiqa3k", root, "--out", run, "--margin", "0.5").returncode == 0
+    assert run_genbench("score", run, "-m", "classical").returncode == 0
+    res = run_genbench("agree", run)
+    said = " ".join(res.stderr.split())
+    assert res.returncode == 0 and "note: the 6 voted pairs share 2 prompts (prompt_id)" in said, said
+    assert "--cluster-by prompt_id resamples prompts" in said, said
+    res = run_genbench("agree", run, "--cluster-by", "prompt_id")
+    assert res.returncode == 0 and "note:" not in res.stderr, res.stderr
+
+    photo_run = make_photo_run(tmp_path / "gen", photos)
+    (photo_run / "prefs.csv").write_text("pair_id,choice\nastronaut,a\ncoffee,b\n")
+    assert run_genbench("score", photo_run, "-m", "classical").returncode == 0
+    res = run_genbench("agree", photo_run)
+    assert res.returncode == 0 and "note:" not in res.stderr, res.stderr
