@@ -181,3 +181,34 @@ def test_agree_on_pairs_sharing_prompts_says_how_to_resample_prompts(tmp_path, p
     assert run_genbench("score", photo_run, "-m", "classical").returncode == 0
     res = run_genbench("agree", photo_run)
     assert res.returncode == 0 and "note:" not in res.stderr, res.stderr
+
+
+def test_a_damaged_vote_database_is_one_line_with_a_fix_each_command_has(tmp_path, photos):
+    """**Was** (session 48, `RUN/votes.sqlite` cut short by a copy and one overwritten with text): `genbench
+    vote` said "not a usable vote database (…) — move it away or point to another file" (vote has no option
+    naming another file), `genbench export-votes` "— pass a votes.sqlite of `genbench vote` or a CSV" (it
+    takes neither). Now each says to restore it from a backup; vote how to set it aside, agree that
+    ``--prefs`` takes a CSV. The file is left as it is."""
+    from genbench.vote.store import VoteStore
+
+    run = make_photo_run(tmp_path / "run", photos)
+    db = run / "votes.sqlite"
+    store = VoteStore(db)
+    for k, pid in enumerate(("astronaut", "coffee", "chelsea")):
+        store.add(f"r{k}", pid, "a", "b")
+    whole = db.read_bytes()
+    for damaged in (whole[: len(whole) // 2], b"pair_id,choice\nastronaut,a\n"):
+        db.write_bytes(damaged)
+        said = {}
+        for cmd in (["vote", "--port", "0"], ["export-votes"], ["agree"]):
+            res = run_genbench(cmd[0], run, *cmd[1:])
+            assert res.returncode == 2 and len(res.stderr.splitlines()) == 1, res.stderr
+            said[cmd[0]] = res.stderr
+        assert all(
+            "not a usable vote database" in s and "restore it from a backup" in s for s in said.values()
+        )
+        assert f"move it away (mv {db} {db}.damaged)" in said["vote"], said
+        assert (
+            "point to another file" not in said["vote"] and "pass a votes.sqlite" not in said["export-votes"]
+        ), said
+        assert db.read_bytes() == damaged

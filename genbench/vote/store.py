@@ -69,7 +69,9 @@ class VoteStore:
             ) from None
         except sqlite3.DatabaseError as exc:
             raise AttiqaError(
-                f"{self.path}: not a usable vote database ({exc}) — move it away or point to another file"
+                f"{self.path}: not a usable vote database ({exc}) — its votes cannot be read: restore it "
+                f"from a backup, or move it away (mv {shell_arg(self.path)} "
+                f"{shell_arg(str(self.path) + '.damaged')}) and the study starts an empty one"
             ) from None
 
     def _open(self) -> sqlite3.Connection:
@@ -121,8 +123,8 @@ class VoteStore:
                 return con.execute(sql, args).fetchall()
             except sqlite3.DatabaseError as exc:
                 raise AttiqaError(
-                    f"{self.path}: not a usable vote database ({exc}) — pass a votes.sqlite of "
-                    "`genbench vote` or a CSV (pair_id,choice)"
+                    f"{self.path}: not a usable vote database ({exc}) — restore it from a backup; `genbench "
+                    "agree --prefs` reads a votes.sqlite of `genbench vote` or a CSV (pair_id,choice)"
                 ) from None
 
     def voted_pairs(self, rater: str) -> set[str]:
