@@ -212,3 +212,17 @@ def test_a_damaged_vote_database_is_one_line_with_a_fix_each_command_has(tmp_pat
             "point to another file" not in said["vote"] and "pass a votes.sqlite" not in said["export-votes"]
         ), said
         assert db.read_bytes() == damaged
+
+
+def test_rankings_of_another_format_say_why_nothing_was_imported(tmp_path):
+    """**Was** (session 48): a JSON list in another layout — ImageRewardDB's per-image metadata
+    (``image_path``, ``rank``), items missing ``ranking`` — "no item with two differently ranked images —
+    nothing to import", the reason (every item malformed) and the expected layout unsaid. Now the line counts
+    the malformed items, gives the first one's reason and the item layout; nothing is written."""
+    other = tmp_path / "metadata.json"
+    other.write_text(json.dumps([{"prompt_id": "0001", "image_path": "images/a.webp", "rank": 1}] * 2))
+    res = run_genbench("import-imagereward", other, "--out", tmp_path / "run")
+    said = " ".join(res.stderr.split())
+    assert res.returncode == 2 and len(res.stderr.splitlines()) == 1, res.stderr
+    assert "no item with two differently ranked images (2 of 2 items malformed, e.g. #0: needs" in said, said
+    assert '"generations": [paths], "ranking": [ranks, 1 = best]}' in said and not (tmp_path / "run").exists()
