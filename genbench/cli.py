@@ -364,7 +364,11 @@ def vote(
         from genbench.vote.store import VoteStore
 
         db = Path(run_dir) / VOTES_DB
-        got = VoteStore(db, read_only=True).summary() if db.exists() else {"votes": 0, "raters": 0}
+        try:  # a database damaged while the study ran: the stop is said all the same, with why
+            got = VoteStore(db, read_only=True).summary() if db.exists() else {"votes": 0, "raters": 0}
+        except AttiqaError as err:
+            console.print(f"[yellow]stopped:[/] {plain(str(err))}", highlight=False)
+            raise InterruptedExit(exc) from exc
         console.print(
             f"[yellow]stopped:[/] {got['votes']} votes from {got['raters']} raters saved in "
             f"{plain_name(db)}; "

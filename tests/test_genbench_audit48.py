@@ -226,3 +226,49 @@ def test_rankings_of_another_format_say_why_nothing_was_imported(tmp_path):
     assert res.returncode == 2 and len(res.stderr.splitlines()) == 1, res.stderr
     assert "no item with two differently ranked images (2 of 2 items malformed, e.g. #0: needs" in said, said
     assert '"generations": [paths], "ranking": [ranks, 1 = best]}' in said and not (tmp_path / "run").exists()
+
+
+def test_a_vote_database_damaged_under_a_running_study_is_one_line_not_a_traceback(tmp_path, photos):
+    """**Was** (session 48, `votes.sqlite` overwritten while `genbench vote` ran): every request of every
+    rater answered 500 "The server encountered an internal error …", a 30-line traceback each in the
+    organiser's terminal, and the stop ended in the error instead of its "stopped:" line. Now the rater
+    gets 503 "the study cannot read its votes — please tell the study's organiser", the terminal one line
+    naming the file per request, and the stop says it stopped, and why nothing can be counted."""
+    import http.client
+
+    run = make_photo_run(tmp_path / "run", photos)
+    server = VoteServer(run, tmp_path / "server.log")
+
+    def ask(method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
+        con = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+        con.request(method, path, json.dumps(body) if body else None, {"Content-Type": "application/json"})
+        resp = con.getresponse()
+        out = resp.status, json.loads(resp.read())
+        con.close()
+        return out
+
+    try:
+        status, nxt = ask("GET", "/api/next?rater=r1")
+        assert (
+            status == 200
+            and ask("POST", "/api/vote", {"rater": "r1", "pair_id": nxt["pair_id"], "choice": "left"})[0]
+            == 201
+        )
+        status, nxt = ask("GET", "/api/next?rater=r1")
+        for name in ("votes.sqlite", "votes.sqlite-wal", "votes.sqlite-shm"):
+            (run / name).unlink(missing_ok=True)
+        (run / "votes.sqlite").write_text("pair_id,choice\n")  # a CSV saved over it
+        for method, path, body in (
+            ("GET", "/api/next?rater=r1", None),
+            ("GET", "/api/progress?rater=r1", None),
+            ("POST", "/api/vote", {"rater": "r1", "pair_id": nxt["pair_id"], "choice": "right"}),
+        ):
+            status, answer = ask(method, path, body)
+            assert status == 503 and "please tell the study's organiser" in answer["error"], (path, answer)
+    finally:
+        server.stop()
+    log = (tmp_path / "server.log").read_text()
+    lines = log.splitlines()
+    assert "Traceback" not in log and len(lines) == 5, lines
+    assert all("votes.sqlite: " in ln and "(file is not a database)" in ln for ln in lines[1:]), lines
+    assert lines[-1].startswith("stopped: ") and server.proc.returncode == 143, lines

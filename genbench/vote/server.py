@@ -164,6 +164,13 @@ def create_app(
         assert exc.code is not None  # Flask hands an exception without a code back before calling handlers
         return jsonify(error=exc.description, status=exc.code), exc.code
 
+    @app.errorhandler(AttiqaError)
+    def _store_error(exc: AttiqaError) -> tuple[Response, int]:
+        """The vote database failing under a running study (damaged, made unreadable): the organiser reads
+        its one line, the rater is told to tell them — not a 500 and a traceback per request."""
+        app.logger.error("%s", exc)
+        return jsonify(error="the study cannot read its votes — please tell the study's organiser"), 503
+
     @app.before_request
     def _check_host() -> None:
         if not host_allowed(request.host, host_names):

@@ -107,7 +107,7 @@ class VoteStore:
                 )
             except sqlite3.IntegrityError:
                 raise DuplicateVote(f"rater {rater!r} has already voted on pair {pair_id!r}") from None
-            except sqlite3.OperationalError as exc:  # a full disk, the file made read-only since the start
+            except sqlite3.DatabaseError as exc:  # a full disk, made read-only or damaged since the start
                 raise AttiqaError(f"{self.path}: the vote could not be saved ({exc})") from None
             rowid = cur.lastrowid
             assert rowid is not None  # set by the INSERT
