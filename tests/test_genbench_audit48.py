@@ -44,7 +44,7 @@ def test_score_and_vote_on_a_run_whose_images_are_not_on_disk_say_so_first(tmp_p
     `genbench score` loaded the metric, listed ten "file not found" images and ended in "no metric could
     score this run — see above why each was skipped"; `genbench vote` said "serving 6399 pairs", logged
     2,202 warnings at a rater's first request and showed the rater "All pairs are done" (every /api/next
-    1.6 s). Now both say, in one line before any model or vote database, that none of the images is on
+    1.6–2.1 s). Now both say, in one line before any model or vote database, that none of the images is on
     disk and how to point the run at them."""
     rankings = _rankings(tmp_path / "ir")
     res = run_genbench("import-imagereward", rankings, "--out", tmp_path / "run")
