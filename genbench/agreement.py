@@ -170,6 +170,22 @@ def _cluster_groups(pairs: list[Pair], pair_ids: list[str], name: str) -> np.nda
     return groups
 
 
+def shared_prompts_note(pairs: list[Pair], labels: dict[str, HumanLabel], cluster_by: str | None) -> str:
+    """A line for ``agree`` when the voted pairs share prompts (``prompt_id``: AGIQA-3k, ImageReward imports)
+    and the bootstrap resamples pairs: the interval then treats pairs of one prompt as independent and is
+    too narrow (agiqa3k-dev, classical: 57.0-59.8 % by pair, 55.6-61.2 % by prompt); "" otherwise."""
+    if cluster_by is not None:
+        return ""
+    ids = [p.record.get("prompt_id") for p in pairs if p.pair_id in labels]
+    if not ids or any(i is None for i in ids) or len(set(map(str, ids))) == len(ids):
+        return ""
+    return (
+        f"the {len(ids)} voted pairs share {len(set(map(str, ids)))} prompts (prompt_id): the 95% interval "
+        "resamples pairs as if independent and is likely too narrow — --cluster-by prompt_id resamples "
+        "prompts"
+    )
+
+
 def check_tie_rules(tie_policy: str, model_ties: str) -> None:
     """``--ties`` / ``--model-ties`` known, else one line — checked by ``genbench agree`` before it reads
     the preferences and scores, not between its "preferences: …" line and the table."""

@@ -6,9 +6,11 @@ and exit code 2 — never a traceback.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
@@ -18,6 +20,9 @@ from attiqa.cli import device as device_str
 from attiqa.errors import AttiqaError, ConfigError
 from attiqa.progress import console, plain, plain_name, progress_task
 from genbench.files import shell_arg
+
+if TYPE_CHECKING:
+    from genbench.run_scores import ScoreReport
 
 app = typer.Typer(
     name="genbench",
@@ -137,6 +142,24 @@ def _split_metrics(metrics: str | None, available: Callable[[], list[str]]) -> l
     return list(names)
 
 
+def _score_metric(
+    run_dir: Path, pairs: list, name: str, dev: str, batch_size: int, workers: int | None, n_images: int
+) -> ScoreReport:
+    """One metric scored under its progress bar, opened once the metric knows how many images earlier runs
+    scored: counted in the bar, not in its rate (a resume said "512/1491 (35299.7 img/s)")."""
+    from genbench.run_scores import score_run
+
+    with contextlib.ExitStack() as stack:
+        advance: list[Callable[[int], None]] = []
+
+        def start(kept: int) -> None:
+            advance.append(stack.enter_context(progress_task(name, total=n_images, done=kept)))
+
+        return score_run(
+            run_dir, pairs, name, dev, batch_size, workers, lambda n, _f: advance[0](n), on_start=start
+        )
+
+
 @app.command()
 def score(
     run_dir: Path = typer.Argument(..., help="Run folder (with manifest.jsonl)."),
@@ -156,17 +179,18 @@ def score(
     Rerunning scores only what is missing. A metric whose weights are not on this machine is reported and
     skipped; unreadable images are skipped and listed.
     """
-    from genbench.run_scores import SCORES_DIR, default_metrics, score_run, scores_folder
+    from genbench.manifest import missing_images
+    from genbench.run_scores import SCORES_DIR, default_metrics, scores_folder
 
     names = _split_metrics(metrics, default_metrics) or default_metrics()
     pairs = _run_pairs(run_dir)
+    missing_images(run_dir, pairs)  # none on disk: one line before any model loads
     scores_folder(run_dir)  # every metric writes there: a problem with it is one line, before any scoring
     dev = device_str(device)
     ok = 0
     n_images = len({p.image(s) for p in pairs for s in ("a", "b")})
     for name in names:
-        with progress_task(f"{name}", total=n_images) as advance:
-            rep = score_run(run_dir, pairs, name, dev, batch_size, workers, lambda n, _f: advance(n))
+        rep = _score_metric(run_dir, pairs, name, dev, batch_size, workers, n_images)
         if rep.interruption is not None:  # its finished rows are in its file (in manifest order)
             kept = run_dir / SCORES_DIR / f"{rep.metric}.csv"
             console.print(
@@ -228,6 +252,7 @@ def agree(
         human_labels,
         metric_agreement,
         report_folder,
+        shared_prompts_note,
         write_report,
     )
     from genbench.prefs import load_votes, unused_prefs
@@ -294,6 +319,9 @@ def agree(
             str(r.missing),
         )
     stdout.print(table)
+    note = shared_prompts_note(pairs, labels, cluster_by)
+    if note:
+        console.print(f"[yellow]note:[/] {plain(note)}", highlight=False)
     console.print(f"report: {plain_name(out_dir)}/agreement.csv, per_pair.csv, agreement.png")
 
 
@@ -336,7 +364,11 @@ def vote(
         from genbench.vote.store import VoteStore
 
         db = Path(run_dir) / VOTES_DB
-        got = VoteStore(db, read_only=True).summary() if db.exists() else {"votes": 0, "raters": 0}
+        try:  # a database damaged while the study ran: the stop is said all the same, with why
+            got = VoteStore(db, read_only=True).summary() if db.exists() else {"votes": 0, "raters": 0}
+        except AttiqaError as err:
+            console.print(f"[yellow]stopped:[/] {plain(str(err))}", highlight=False)
+            raise InterruptedExit(exc) from exc
         console.print(
             f"[yellow]stopped:[/] {got['votes']} votes from {got['raters']} raters saved in "
             f"{plain_name(db)}; "

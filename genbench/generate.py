@@ -159,8 +159,9 @@ def load_pipeline(
             f"{DEFAULT_MODEL}"
         )
     if looks_local and not (path / "model_index.json").is_file():
+        what = "not a diffusers pipeline folder (no model_index.json)" if path.exists() else "no such folder"
         raise ModelLoadError(
-            f"{model}: not a diffusers pipeline folder (no model_index.json) — pass the folder made by "
+            f"{model}: {what} — pass the folder made by "
             f"`hf download {DEFAULT_MODEL} --local-dir DIR` or by pipeline.save_pretrained(DIR)"
         )
     diffusers.utils.logging.disable_progress_bar()  # ours is the one bar
@@ -288,6 +289,12 @@ def generate_run(
         "pairs": n_pairs,
     }
     _check_resume(run_dir, header)
+    todo = [(r, s) for r in records for s in SIDES if not (run_dir / r[f"image_{s}"]).is_file()]
+    # the model first: offline or a mistyped --model, nothing is written (it left a run folder of no image
+    # behind, `genbench_run/` by default, with a manifest.csv without a header)
+    pipe = pipeline
+    if todo and pipe is None:
+        pipe = load_pipeline(settings.model, settings.dtype, device, settings.scheduler)
     (run_dir / IMAGE_DIR).mkdir(parents=True, exist_ok=True)
     for folder in (run_dir, run_dir / IMAGE_DIR):  # half-written by a killed run
         remove_orphan_temps(folder)
@@ -296,7 +303,6 @@ def generate_run(
     def done_records() -> list[dict]:
         return [r for r in records if all((run_dir / r[f"image_{s}"]).is_file() for s in SIDES)]
 
-    todo = [(r, s) for r in records for s in SIDES if not (run_dir / r[f"image_{s}"]).is_file()]
     result = GenResult(run_dir=run_dir, pairs=n_pairs, kept=2 * len(records) - len(todo))
 
     write_manifest(run_dir, done_records())  # a run folder always has a manifest, even before the first image
@@ -305,11 +311,7 @@ def generate_run(
     if todo:
         import torch
 
-        pipe = (
-            pipeline
-            if pipeline is not None
-            else load_pipeline(settings.model, settings.dtype, device, settings.scheduler)
-        )
+        assert pipe is not None  # loaded above
         made = list({r["pair_id"]: r for r, _ in todo}.values())
         result.long_prompts, result.token_limit = long_prompts(pipe, made)
         try:

@@ -131,8 +131,14 @@ def import_imagereward(json_path: Path, images_root: Path | None, out_dir: Path)
             f"--images {root}: a file, not a folder — pass the folder the 'generations' paths are relative to"
         )
     records, prefs, res = expand_rankings(items, root)
-    if not records:
-        raise AttiqaError(f"{json_path}: no item with two differently ranked images — nothing to import")
+    if not records:  # every item malformed (a file of another format): say why, not only "nothing"
+        why = (
+            f" ({len(res.skipped)} of {len(items)} items malformed, e.g. {res.skipped[0]}) — nothing to "
+            'import; an item is {"id", "prompt", "generations": [paths], "ranking": [ranks, 1 = best]}'
+            if res.skipped
+            else " — nothing to import"
+        )
+        raise AttiqaError(f"{json_path}: no item with two differently ranked images{why}")
     write_manifest(out_dir, records, image_root=root)
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=["pair_id", "rater", "choice"])

@@ -22,7 +22,9 @@ from pathlib import Path
 from attiqa.errors import AttiqaError
 from attiqa.io.atomic import write_bytes_atomic, write_text_atomic
 from attiqa.io.tables import safe_dict
+from attiqa.progress import shown_name
 from genbench.files import shell_arg
+from genbench.vote.store import check_votes_kept
 
 MANIFEST = "manifest.jsonl"
 MANIFEST_CSV = "manifest.csv"
@@ -115,6 +117,8 @@ def write_manifest(run_dir: Path, records: list[dict], image_root: Path | None =
             f"{run_dir} holds a generated run ({len(made)} pairs of `genbench run`) — an import would "
             "replace its manifest; pass another --out"
         )
+    if image_root is not None:  # an import: the study's votes keep their pairs
+        check_votes_kept(run_dir, {str(r.get("pair_id")) for r in records})
     roots = image_roots(run_dir) if image_root is None else [run_dir.resolve(), Path(image_root).resolve()]
     _check_images(run_dir, records, roots, f"{run_dir / MANIFEST}")
     if image_root is not None:
@@ -183,3 +187,19 @@ def load_pairs(run_dir: Path) -> list[Pair]:
         _check_images(run_dir, [r], roots, str(run_dir / MANIFEST), checked)
         pairs.append(Pair(r["pair_id"], r["image_a"], r["image_b"], r))
     return pairs
+
+
+def missing_images(run_dir: Path, pairs: list[Pair]) -> list[Path]:
+    """The run's image files that are not on disk (each once, in manifest order); none at all on disk is
+    one line, before any work: `score` loaded every metric to list ten "file not found" per metric, and
+    `vote` said "serving N pairs", then logged every image at a rater's first request and told the rater
+    all was done (an ImageReward import without its images, images moved after an import)."""
+    files = dict.fromkeys(resolve(run_dir, p.image(s)) for p in pairs for s in SIDES)
+    missing = [f for f in files if not f.is_file()]
+    if files and len(missing) == len(files):
+        raise AttiqaError(
+            f"{run_dir}: none of the {len(files)} images its manifest names is on disk (e.g. "
+            f"{shown_name(missing[0])}) — copy them there, or import the run again from the folder that "
+            "holds them (`genbench import-imagereward ... --images FOLDER`)"
+        )
+    return missing

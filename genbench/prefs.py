@@ -10,8 +10,7 @@ from genbench.agreement import Vote, read_votes_csv
 from genbench.files import shell_arg
 from genbench.imagereward import PREFS
 from genbench.manifest import IMAGE_ROOT_FILE, MANIFEST, MANIFEST_CSV
-
-VOTES_DB = "votes.sqlite"
+from genbench.vote.store import VOTES_DB
 
 
 def load_votes(run_dir: Path, prefs: Path | None = None) -> tuple[list[Vote], Path]:

@@ -137,8 +137,11 @@ def score_run(
     batch_size: int = 16,
     num_workers: int | None = None,
     on_batch: Callable[[int, int], None] | None = None,
+    on_start: Callable[[int], None] | None = None,
 ) -> ScoreReport:
-    """Score the run's images not yet in ``scores/<metric>.csv`` and rewrite the file with all rows."""
+    """Score the run's images not yet in ``scores/<metric>.csv`` and rewrite the file with all rows.
+    ``on_start(kept)``: once the metric has loaded, with how many images earlier runs scored (a progress
+    bar counts them, outside its rate); ``on_batch(n, failed)`` after each batch."""
     run_dir = Path(run_dir)
     scores_folder(run_dir)
     slug = metric_slug(metric, run_dir)
@@ -168,8 +171,8 @@ def score_run(
     images = list(dict.fromkeys(p.image(s) for p in pairs for s in SIDES))
     todo = [im for im in images if im not in old or math.isnan(old[im][scorer.columns[0]])]
     report.kept = len(images) - len(todo)
-    if on_batch and report.kept:
-        on_batch(report.kept, 0)
+    if on_start:
+        on_start(report.kept)
     run = ScoreRun(columns=tuple(scorer.columns))
     back = {str(resolve(run_dir, im)): im for im in todo}
     try:

@@ -25,7 +25,7 @@ from helpers import attiqa_env, genbench_cmd, interrupt_when, kill_when, run_gen
 
 from attiqa.errors import AttiqaError, ConfigError, ModelLoadError  # noqa: E402
 from genbench.generate import GenSettings, generate_run, load_pipeline  # noqa: E402
-from genbench.manifest import load_pairs  # noqa: E402
+from genbench.manifest import load_pairs, write_manifest  # noqa: E402
 from genbench.prompts import load_prompt_spec  # noqa: E402
 
 
@@ -176,9 +176,18 @@ def test_offline_without_weights_is_one_clear_line(tmp_path, tiny_sd, tiny_pipe)
     lines = res.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: cannot load 'stabilityai/stable-diffusion-2-1'")
     assert "--model" in lines[0], res.stderr
+    # session 48, **was**: the failure left the run folder behind (run.json, images/, an empty manifest and a
+    # manifest.csv without a header; `genbench_run/` without --out); now the model loads before any write
+    assert not (tmp_path / "run").exists()
+    res = run_genbench("run", "--pairs", "1", "--out", tmp_path / "run", "--model", tmp_path / "sd21")
+    assert res.returncode == 2 and "sd21: no such folder — pass the folder made by" in res.stderr, res.stderr
+    assert not (tmp_path / "run").exists()
 
-    # session 34, **was**: `score` on the run the failure left (an empty manifest) loaded every metric and
-    # ended in "no metric could score this run — ... check the images listed as unreadable" (none were)
+    # session 34, **was**: `score` on a run of no image yet (an empty manifest: one stopped before its first
+    # image) loaded every metric and ended in "no metric could score this run — ... check the images listed
+    # as unreadable" (none were)
+    write_manifest(tmp_path / "run", [])
+    (tmp_path / "run" / "run.json").write_text("{}")
     for cmd in (["score", "-m", "classical"], ["agree"]):
         res = run_genbench(cmd[0], tmp_path / "run", *cmd[1:])
         assert res.returncode == 2 and "no finished pair in the manifest yet" in res.stderr, res.stderr

@@ -313,10 +313,11 @@ def test_the_organisers_terminal_is_not_a_request_log(tmp_path, photos):
     finally:
         server.stop()
     lines = (tmp_path / "server.log").read_text().splitlines()
-    assert lines[0].startswith("serving 5 pairs on http://127.0.0.1:") and lines[-1].startswith(
+    assert lines[1].startswith("serving 5 pairs on http://127.0.0.1:") and lines[-1].startswith(
         "stopped: 4 votes"
     )
-    assert len(lines) == 3 and "pair astronaut is not shown to raters" in lines[1], lines
+    # session 48: an image missing at the start is counted in one line there, not logged at first use
+    assert len(lines) == 3 and "1 of 5 pairs are not shown to raters: an image is missing" in lines[0], lines
 
 
 def test_votes_a_killed_server_left_in_the_wal_are_read_from_a_read_only_study(tmp_path, photos):

@@ -38,7 +38,8 @@ from werkzeug.exceptions import HTTPException
 
 from attiqa.errors import AttiqaError
 from attiqa.io.images import IMAGE_EXTENSIONS, load_image
-from genbench.manifest import SIDES, image_roots, is_inside, load_pairs, real_path, resolve
+from attiqa.progress import shown_name
+from genbench.manifest import SIDES, image_roots, is_inside, load_pairs, missing_images, real_path, resolve
 from genbench.prefs import VOTES_DB
 from genbench.vote.store import DuplicateVote, VoteStore
 
@@ -97,6 +98,7 @@ def create_app(
 ) -> Flask:
     run_dir = Path(run_dir)
     pairs = {p.pair_id: p for p in load_pairs(run_dir)}
+    missing = missing_images(run_dir, list(pairs.values()))  # none on disk: one line, no votes.sqlite made
     roots = image_roots(run_dir)
     host_names = default_host_names(allow_hosts)
     ids = list(pairs)
@@ -119,7 +121,17 @@ def create_app(
             return None
         return path
 
-    checked: dict[tuple, str] = {}  # (path, mtime, size) or (path,) -> why it cannot be shown, "" if it can
+    # (path, mtime, size) or (path,) -> why it cannot be shown, "" if it can; the images missing at the start
+    # are said once, below, not one warning each at a rater's first request (one put in place later has
+    # another key: checked then)
+    checked: dict[tuple, str] = {(real_path(p) or p,): f"{p}: file not found" for p in missing}
+    if missing:
+        gone = set(missing)
+        n = sum(any(resolve(run_dir, p.image(s)) in gone for s in SIDES) for p in pairs.values())
+        app.logger.warning(
+            "%d of %d pairs are not shown to raters: an image is missing (e.g. %s)",
+            n, len(pairs), shown_name(missing[0]),
+        )  # fmt: skip
 
     def unshowable(pair_id: str) -> str:
         """Why this pair cannot be voted on ("" when both images decode)."""
@@ -151,6 +163,13 @@ def create_app(
     def _json_error(exc: HTTPException) -> tuple[Response, int]:
         assert exc.code is not None  # Flask hands an exception without a code back before calling handlers
         return jsonify(error=exc.description, status=exc.code), exc.code
+
+    @app.errorhandler(AttiqaError)
+    def _store_error(exc: AttiqaError) -> tuple[Response, int]:
+        """The vote database failing under a running study (damaged, made unreadable): the organiser reads
+        its one line, the rater is told to tell them — not a 500 and a traceback per request."""
+        app.logger.error("%s", exc)
+        return jsonify(error="the study cannot read its votes — please tell the study's organiser"), 503
 
     @app.before_request
     def _check_host() -> None:

@@ -37,6 +37,7 @@ CREATE TABLE IF NOT EXISTS votes (
 );
 """
 EXPORT_COLUMNS = ("pair_id", "rater", "choice", "left_side", "created_at")
+VOTES_DB = "votes.sqlite"  # a run's vote database, beside its manifest
 
 
 class DuplicateVote(AttiqaError):
@@ -68,7 +69,9 @@ class VoteStore:
             ) from None
         except sqlite3.DatabaseError as exc:
             raise AttiqaError(
-                f"{self.path}: not a usable vote database ({exc}) — move it away or point to another file"
+                f"{self.path}: not a usable vote database ({exc}) — its votes cannot be read: restore it "
+                f"from a backup, or move it away (mv {shell_arg(self.path)} "
+                f"{shell_arg(str(self.path) + '.damaged')}) and the study starts an empty one"
             ) from None
 
     def _open(self) -> sqlite3.Connection:
@@ -104,7 +107,7 @@ class VoteStore:
                 )
             except sqlite3.IntegrityError:
                 raise DuplicateVote(f"rater {rater!r} has already voted on pair {pair_id!r}") from None
-            except sqlite3.OperationalError as exc:  # a full disk, the file made read-only since the start
+            except sqlite3.DatabaseError as exc:  # a full disk, made read-only or damaged since the start
                 raise AttiqaError(f"{self.path}: the vote could not be saved ({exc})") from None
             rowid = cur.lastrowid
             assert rowid is not None  # set by the INSERT
@@ -120,8 +123,8 @@ class VoteStore:
                 return con.execute(sql, args).fetchall()
             except sqlite3.DatabaseError as exc:
                 raise AttiqaError(
-                    f"{self.path}: not a usable vote database ({exc}) — pass a votes.sqlite of "
-                    "`genbench vote` or a CSV (pair_id,choice)"
+                    f"{self.path}: not a usable vote database ({exc}) — restore it from a backup; `genbench "
+                    "agree --prefs` reads a votes.sqlite of `genbench vote` or a CSV (pair_id,choice)"
                 ) from None
 
     def voted_pairs(self, rater: str) -> set[str]:
@@ -143,3 +146,21 @@ class VoteStore:
         w.writerows(safe_dict(r) for r in rows)  # a rater's name is typed by anyone: no formulas
         write_text_atomic(out, buf.getvalue())
         return len(rows)
+
+
+def check_votes_kept(run_dir: Path, pair_ids: set[str]) -> None:
+    """Refuse an import into ``run_dir`` whose pairs (``pair_ids``) leave out pairs people voted on there:
+    a re-import with another ``--margin`` or ``--same-generator`` replaced the manifest without a word,
+    and ``agree`` then refused the run's own votes as "not in the run's manifest — are the preferences for
+    this run?". An import that keeps every voted pair (the same one again, a wider one) goes ahead."""
+    db = Path(run_dir) / VOTES_DB
+    if not db.is_file():
+        return
+    dropped = [v["pair_id"] for v in VoteStore(db, read_only=True).votes() if v["pair_id"] not in pair_ids]
+    if dropped:
+        raise AttiqaError(
+            f"{db}: {len(dropped)} votes are on {len(set(dropped))} pairs this import leaves out (e.g. "
+            f"{min(dropped)}) — they "
+            "would no longer count; import as the study's pairs were imported (the same file and options, "
+            "e.g. --margin / --same-generator) to keep them, or pass another --out for these pairs"
+        )
