@@ -136,6 +136,7 @@ def run_demo(out: Path, epochs: int = 4) -> tuple[list[Path], Scorer, Path]:
             crop_size=224,
             resize_shorter=256,
             hflip=True,
+            checkpoint_activations=True,  # 4.4 GB resident without (docs/robustness.md, session 48)
         ),
     )
     console.rule("[bold]2/4 + 3/4 classical pseudo-labels, attribute-aware pretraining (EfficientNet-Lite0)")
