@@ -150,7 +150,8 @@ class PretrainConfig:
     seed: int = 0
     device: str = "auto"  # "auto" | "cpu" | "cuda" | "cuda:N"
     # ours: recompute each backbone block's activations in the backward pass instead of keeping them (the
-    # same weights bit for bit; less memory, ~1/3 more compute a step); plain efficientnet_lite* backbones
+    # same weights bit for bit; less memory, one more forward pass of the blocks a step); plain
+    # efficientnet_lite* backbones
     checkpoint_activations: bool = False
 
     def check(self, where: str = "pretrain") -> PretrainConfig:

@@ -280,3 +280,15 @@ def test_recomputed_blocks_train_the_same_bit_for_bit_without_keeping_their_acti
     recomputing.eval()
     with torch.no_grad():
         assert torch.equal(recomputing(x), plain.eval()(x))
+
+
+def test_checkpoint_activations_is_one_line_for_a_backbone_that_cannot_recompute_its_blocks():
+    """The tapped variants read activations through hooks a recomputation would call twice; ResNet-50 has no
+    recomputing path: refused when the config is checked, naming the key and the backbones it serves."""
+    from attiqa.config import PretrainConfig, SettingError
+    from attiqa.demo import demo_pretrain_config
+
+    for name in ("efficientnet_lite0_ms", "resnet50"):
+        with pytest.raises(SettingError, match=rf"pretrain.checkpoint_activations: only .* \(not {name}\)"):
+            PretrainConfig(backbone=name, checkpoint_activations=True).check()
+    assert demo_pretrain_config().check().checkpoint_activations  # the demo's own setting passes
