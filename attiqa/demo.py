@@ -120,7 +120,7 @@ def prepare_score_demo(out: Path, model: str | None = None) -> tuple[list[Path],
 
 def demo_pretrain_config(epochs: int = 4) -> PretrainConfig:
     """The demo's brief pretraining. Its blocks' activations are recomputed in the backward pass (the same
-    weights bit for bit): kept, a step's 2.4 GB of them made the demo peak at 4.5 GB resident
+    weights bit for bit): kept, a step's 2,420 MiB of them made the demo peak at 4,523 MiB resident
     (``benchmarks/demo_train_memory.py``; docs/robustness.md, session 48)."""
     from attiqa.config import PretrainConfig
 

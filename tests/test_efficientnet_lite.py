@@ -248,7 +248,7 @@ def test_recomputed_blocks_train_the_same_bit_for_bit_without_keeping_their_acti
     """``checkpoint_blocks`` (``pretrain.checkpoint_activations``, on in ``attiqa demo --train``): a training
     step gives the same features, gradients and running statistics bit for bit (each block's batch-norm
     statistics move once, not again in the recomputation), and the backward pass keeps only the blocks'
-    inputs, not the activations inside them (a step on 32 crops of 224 kept 2.4 GB of them)."""
+    inputs, not the activations inside them (a step on 32 crops of 224 kept 2,420 MiB of them)."""
     x = _photo_batch(0)[:, :, :96, :96].contiguous(memory_format=torch.channels_last)
     torch.manual_seed(5)
     plain = EfficientNetLite(0).train().to(memory_format=torch.channels_last)
