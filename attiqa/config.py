@@ -58,6 +58,11 @@ def _backbones() -> list[str]:
     return list(BACKBONES)
 
 
+# backbones whose blocks ``checkpoint_activations`` recomputes (EfficientNetLite.checkpoint_blocks); the
+# tapped _ms/_dw variants read activations through hooks, which a recomputation would call twice
+CHECKPOINTABLE = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
+
+
 def _distortions() -> list[str]:
     from attiqa.distortions import DISTORTIONS
 
@@ -144,10 +149,20 @@ class PretrainConfig:
     num_workers: int | None = field(default=None, metadata=WORKERS)
     seed: int = 0
     device: str = "auto"  # "auto" | "cpu" | "cuda" | "cuda:N"
+    # ours: recompute each backbone block's activations in the backward pass instead of keeping them (the
+    # same weights bit for bit; less memory, one more forward pass of the blocks a step); plain
+    # efficientnet_lite* backbones
+    checkpoint_activations: bool = False
 
     def check(self, where: str = "pretrain") -> PretrainConfig:
         check_values(self, where)
         check_crop_fits(self.resize_shorter, self.crop_size, where)
+        if self.checkpoint_activations and self.backbone not in CHECKPOINTABLE:
+            raise SettingError(
+                f"{where}.checkpoint_activations: only for the backbones {', '.join(CHECKPOINTABLE)} (not "
+                f"{self.backbone}) — set it to false",
+                f"{where}.checkpoint_activations",
+            )
         return self
 
 

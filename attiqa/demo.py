@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
@@ -26,6 +27,9 @@ from attiqa.distortions.defaults import DEFAULT_GRADED
 from attiqa.interface import Scorer
 from attiqa.io.atomic import atomic_path
 from attiqa.io.images import load_image
+
+if TYPE_CHECKING:
+    from attiqa.config import PretrainConfig
 
 # scikit-image's bundled photographs (files inside the package, no network needed).
 DEMO_PHOTOS: tuple[str, ...] = (
@@ -114,9 +118,27 @@ def prepare_score_demo(out: Path, model: str | None = None) -> tuple[list[Path],
     return make_score_demo_images(Path(out) / "images"), scorer
 
 
+def demo_pretrain_config(epochs: int = 4) -> PretrainConfig:
+    """The demo's brief pretraining. Its blocks' activations are recomputed in the backward pass (the same
+    weights bit for bit): kept, a step's 2,420 MiB of them made the demo peak at 4,523 MiB resident
+    (``benchmarks/demo_train_memory.py``; docs/robustness.md, session 48)."""
+    from attiqa.config import PretrainConfig
+
+    return PretrainConfig(
+        backbone="efficientnet_lite0",
+        epochs=epochs,
+        batch_size=32,
+        lr=3e-4,
+        crop_size=224,
+        resize_shorter=256,
+        hflip=True,
+        checkpoint_activations=True,
+    )
+
+
 def run_demo(out: Path, epochs: int = 4) -> tuple[list[Path], Scorer, Path]:
     """Label -> pretrain on the demo photos; returns the photos to show, their scorer and the checkpoint."""
-    from attiqa.config import LabelConfig, PretrainConfig, TrainConfig
+    from attiqa.config import LabelConfig, TrainConfig
     from attiqa.progress import console, plain
     from attiqa.runner import run
     from attiqa.scorers import load_scorer
@@ -128,15 +150,7 @@ def run_demo(out: Path, epochs: int = 4) -> tuple[list[Path], Scorer, Path]:
     cfg = TrainConfig(
         out_dir=str(out),
         label=LabelConfig(images=[str(out / "images")], teacher="classical", batch_size=32),
-        pretrain=PretrainConfig(
-            backbone="efficientnet_lite0",
-            epochs=epochs,
-            batch_size=32,
-            lr=3e-4,
-            crop_size=224,
-            resize_shorter=256,
-            hflip=True,
-        ),
+        pretrain=demo_pretrain_config(epochs),
     )
     console.rule("[bold]2/4 + 3/4 classical pseudo-labels, attribute-aware pretraining (EfficientNet-Lite0)")
     res = run(cfg, resume=(out / "pretrain" / "last.safetensors").exists())

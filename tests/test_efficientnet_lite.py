@@ -242,3 +242,53 @@ def test_default_model_loads_and_scores_without_timm_or_torchvision(tmp_path):
     res = json.loads(proc.stdout.strip().splitlines()[-1])
     assert res["heavy"] == []
     assert all(np.isfinite(v) for v in res["mos"].values()), res
+
+
+def test_recomputed_blocks_train_the_same_bit_for_bit_without_keeping_their_activations():
+    """``checkpoint_blocks`` (``pretrain.checkpoint_activations``, on in ``attiqa demo --train``): a training
+    step gives the same features, gradients and running statistics bit for bit (each block's batch-norm
+    statistics move once, not again in the recomputation), and the backward pass keeps only the blocks'
+    inputs, not the activations inside them (a step on 32 crops of 224 kept 2,420 MiB of them)."""
+    x = _photo_batch(0)[:, :, :96, :96].contiguous(memory_format=torch.channels_last)
+    torch.manual_seed(5)
+    plain = EfficientNetLite(0).train().to(memory_format=torch.channels_last)
+    recomputing = copy.deepcopy(plain)
+    recomputing.checkpoint_blocks = True
+    results = []
+    for net in (plain, recomputing):
+        kept: list[torch.Tensor] = []
+
+        def keep(t: torch.Tensor, kept: list[torch.Tensor] = kept) -> torch.Tensor:
+            kept.append(t)
+            return t
+
+        with torch.autograd.graph.saved_tensors_hooks(keep, lambda t: t):
+            out = net(x)
+        out.mul(torch.linspace(-1, 1, out.numel()).view_as(out)).sum().backward()
+        grads = {k: p.grad for k, p in net.named_parameters()}
+        widths = {t.shape[1] for t in kept if t.dim() == 4}
+        results.append((out.detach(), grads, net.state_dict(), len(kept), widths))
+    (o_p, g_p, s_p, n_p, w_p), (o_r, g_r, s_r, n_r, w_r) = results
+    assert torch.equal(o_r, o_p)
+    for k in g_p:
+        assert g_p[k] is not None and torch.equal(g_r[k], g_p[k]), k
+    for k in s_p:
+        assert torch.equal(s_r[k], s_p[k]), k  # num_batches_tracked 1, not 2
+    assert 144 in w_p and 144 not in w_r  # stage 2's expanded activations (24 x 6) are no longer kept
+    assert n_r < n_p / 4
+    # eval mode and no-grad passes (scoring, calibration) run the blocks as before
+    recomputing.eval()
+    with torch.no_grad():
+        assert torch.equal(recomputing(x), plain.eval()(x))
+
+
+def test_checkpoint_activations_is_one_line_for_a_backbone_that_cannot_recompute_its_blocks():
+    """The tapped variants read activations through hooks a recomputation would call twice; ResNet-50 has no
+    recomputing path: refused when the config is checked, naming the key and the backbones it serves."""
+    from attiqa.config import PretrainConfig, SettingError
+    from attiqa.demo import demo_pretrain_config
+
+    for name in ("efficientnet_lite0_ms", "resnet50"):
+        with pytest.raises(SettingError, match=rf"pretrain.checkpoint_activations: only .* \(not {name}\)"):
+            PretrainConfig(backbone=name, checkpoint_activations=True).check()
+    assert demo_pretrain_config().check().checkpoint_activations  # the demo's own setting passes

@@ -26,6 +26,7 @@ from attiqa.config import PretrainConfig, to_dict
 from attiqa.device import resolve_device
 from attiqa.io.batching import data_loader, default_num_workers
 from attiqa.models import AttiqaModel, create_backbone, save_model
+from attiqa.models.efficientnet_lite import EfficientNetLite
 from attiqa.models.transforms import CenterCropTest, PretrainTrain
 from attiqa.training import distributed as D
 from attiqa.training.cached import check_resumed_heads, pretrain_cached
@@ -64,6 +65,9 @@ def _pretrain(cfg: PretrainConfig, labels: Path, out_dir: Path, resume: bool, pr
 
     torch.manual_seed(cfg.seed)  # identical initial heads on every rank (DDP also broadcasts rank 0's)
     backbone = create_backbone(cfg.backbone, pretrained=cfg.pretrained_backbone, weights=cfg.backbone_weights)
+    if cfg.checkpoint_activations:  # checked: a plain EfficientNet-Lite (PretrainConfig.check)
+        assert isinstance(backbone.body, EfficientNetLite)
+        backbone.body.checkpoint_blocks = True
     train_tf = PretrainTrain(backbone.mean, backbone.std, cfg.crop_size, cfg.resize_shorter, cfg.hflip)
     dataset = PseudoLabelDataset(labels, train_tf)
     # A pretrain-only model is scored in the view it was trained and calibrated in (fine-tuning later

@@ -64,7 +64,8 @@ LR_SCHEDULES = ("constant", "cosine")
 # the saved weights, which must fit it (a fine-tuning from a checkpoint does not read them at all).
 RESUME_FREE = frozenset({"device", "num_workers", "feature_cache_dir", "ridge_taps", "ridge_weight",
                          "ridge_power", "ridge_pairs", "ridge_pair_weight", "ridge_pair_margin",
-                         "ridge_extra", "ridge_guard", *MODEL_KEYS})  # fmt: skip
+                         "ridge_extra", "ridge_guard", "checkpoint_activations",
+                         *MODEL_KEYS})  # fmt: skip
 RESUME_SAID = frozenset({"epochs", "polish_epochs", "lr", "head_lr", "polish_lr", "weight_decay"})
 
 
