@@ -98,6 +98,18 @@ def collective() -> Iterator[None]:
         raise PeerLost(lines[0] if lines else type(exc).__name__) from None
 
 
+def any_rank(flag: bool) -> bool:
+    """Whether ``flag`` holds on some process: one all-reduce of a single number, cheaper than gathering
+    what each process holds when most often none holds anything; ``flag`` alone."""
+    if not is_dist():
+        return flag
+    on_gpu = dist.get_backend() == "nccl"  # NCCL reduces CUDA tensors only
+    t = torch.tensor([int(flag)], device=torch.cuda.current_device() if on_gpu else "cpu")
+    with collective():
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item())
+
+
 def init_distributed(timeout_minutes: float = 30.0) -> DistState:
     """Join the torchrun process group if the env says so (idempotent; reuses an existing group)."""
     if is_dist():

@@ -125,7 +125,8 @@ class UnreadableImages:
         reported = {str(p) for p in self.reported}
         who = ""
         if together and D.is_dist():
-            reported = {p for part in D.gather_objects(sorted(reported)) for p in part}
+            if D.any_rank(bool(reported)):  # names cross only when some rank met an unreadable file
+                reported = {p for part in D.gather_objects(sorted(reported)) for p in part}
             if not D.is_main():
                 return
         elif D.world_size() > 1:
