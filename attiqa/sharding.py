@@ -118,6 +118,13 @@ def init_distributed(timeout_minutes: float = 30.0) -> DistState:
     if ws <= 1:
         return DistState(0, 1, 0, owns_group=False)
     lr = int(os.environ.get("LOCAL_RANK", "0"))
+    # Before the group exists: DDP imports this module on its first use, and its functions' default
+    # argument ``group=group.WORLD`` is evaluated at import — imported after init_process_group, it keeps the
+    # group for the life of the interpreter. destroy_process_group then left gloo's threads running, and the
+    # group was freed in the interpreter's teardown, where a rank now and then aborted ("terminate called
+    # without an active exception", SIGABRT). Imported first, those defaults are None.
+    import torch.distributed.nn.functional  # noqa: F401
+
     backend = "nccl" if torch.cuda.is_available() else "gloo"
     if backend == "nccl":
         torch.cuda.set_device(lr)
