@@ -52,3 +52,43 @@ def test_torchrun_unreadable_count_gathers_names_only_when_a_rank_met_one(tmp_pa
     counts = [x for x in said if "unreadable image" in x]
     assert counts == ["stage1: 1 unreadable image skipped (listed above)"], said
     assert [x.split(": ")[0] for x in said if "skipped" in x and str(bad) in x] == ["rank 1"]
+
+
+def test_eval_folder_says_a_training_fit_when_the_table_holds_the_models_training_ends(tmp_path, photos):
+    """`attiqa eval folder --root ../shared/data/clive-dev --model attiqa-default` printed its SROCC as if
+    held out, while `attiqa eval clive` says the model was trained on those images. Now a table holding both
+    ends of the model's training MOS range (its card's ``mos_range``: 3.4976 and 91.4362, two clive-dev
+    photos) gets the warning too, on screen and in summary.json; a table without them (one end off by 1e-4)
+    does not."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from attiqa.cli.app import app
+
+    root = tmp_path / "set"
+    (root / "images").mkdir(parents=True)
+    for name, img in photos.items():
+        img.resize((img.width // 4, img.height // 4)).save(root / "images" / f"{name}.png")
+    names = sorted(photos)
+    said = {}
+    for low in ("3.4976", "3.4977"):
+        mos = [low, "91.4362", "40.5", "55.25", "70.125"]
+        rows = "".join(f"{n}.png,{m}\n" for n, m in zip(names, mos, strict=True))
+        (root / "mos.csv").write_text("image,mos\n" + rows)
+        out = tmp_path / f"ev{low}"
+        res = CliRunner().invoke(
+            app,
+            ["eval", "folder", "--root", str(root), "-m", "attiqa-default", "-w", "0", "-q", "-o", str(out)],
+        )
+        assert res.exit_code == 0, res.output
+        warnings = json.loads((out / "summary.json").read_text())["warnings"]
+        said[low] = (" ".join(res.output.split()), [w for w in warnings if "trained on" in w])
+    text, warned = said["3.4976"]
+    assert warned == [
+        "attiqa-default was trained on images of this table: it holds the two images that bound the MOS it "
+        "was trained on (3.4976 and 91.4362) — on the images it was fitted to these metrics are its training "
+        "fit, not a held-out figure"
+    ]
+    assert warned[0] in text
+    assert said["3.4977"][1] == [] and "trained on" not in said["3.4977"][0]
