@@ -92,3 +92,27 @@ def test_eval_folder_says_a_training_fit_when_the_table_holds_the_models_trainin
     ]
     assert warned[0] in text
     assert said["3.4977"][1] == [] and "trained on" not in said["3.4977"][0]
+
+
+def test_score_json_says_the_scale_of_its_scores_and_the_csv_is_unchanged(tmp_path, photos):
+    """**Was**: `attiqa score photo.png --out scores.json` named the scorer but not the scale of its numbers
+    (`attiqa-default`'s MOS 0–100; another model's 0–5 or 0–1): a consumer had to know the model. Now the
+    JSON's ``scorer`` block holds ``score_range`` and ``higher_is_better``; the CSV keeps its columns."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from attiqa.cli.app import app
+
+    img = tmp_path / "coffee.png"
+    photos["coffee"].resize((200, 133)).save(img)
+    for out in (tmp_path / "s.json", tmp_path / "s.csv"):
+        res = CliRunner().invoke(
+            app, ["score", str(img), "-m", "attiqa-default", "-w", "0", "-q", "-o", str(out)]
+        )
+        assert res.exit_code == 0, res.output
+    scorer = json.loads((tmp_path / "s.json").read_text())["scorer"]
+    assert scorer["name"] == "attiqa-default"
+    assert (scorer["score_range"], scorer["higher_is_better"]) == ([0.0, 100.0], True)
+    header = (tmp_path / "s.csv").read_text().splitlines()[0]
+    assert header == "image,mos,sharpness,contrast,brightness,colorfulness,noisiness"
