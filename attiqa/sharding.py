@@ -98,6 +98,18 @@ def collective() -> Iterator[None]:
         raise PeerLost(lines[0] if lines else type(exc).__name__) from None
 
 
+def any_rank(flag: bool) -> bool:
+    """Whether ``flag`` holds on some process: one all-reduce of a single number, cheaper than gathering
+    what each process holds when most often none holds anything; ``flag`` alone."""
+    if not is_dist():
+        return flag
+    on_gpu = dist.get_backend() == "nccl"  # NCCL reduces CUDA tensors only
+    t = torch.tensor([int(flag)], device=torch.cuda.current_device() if on_gpu else "cpu")
+    with collective():
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item())
+
+
 def init_distributed(timeout_minutes: float = 30.0) -> DistState:
     """Join the torchrun process group if the env says so (idempotent; reuses an existing group)."""
     if is_dist():
@@ -106,6 +118,13 @@ def init_distributed(timeout_minutes: float = 30.0) -> DistState:
     if ws <= 1:
         return DistState(0, 1, 0, owns_group=False)
     lr = int(os.environ.get("LOCAL_RANK", "0"))
+    # Before the group exists: DDP imports this module on its first use, and its functions' default
+    # argument ``group=group.WORLD`` is evaluated at import — imported after init_process_group, it keeps the
+    # group for the life of the interpreter. destroy_process_group then left gloo's threads running, and the
+    # group was freed in the interpreter's teardown, where a rank now and then aborted ("terminate called
+    # without an active exception", SIGABRT). Imported first, those defaults are None.
+    import torch.distributed.nn.functional  # noqa: F401
+
     backend = "nccl" if torch.cuda.is_available() else "gloo"
     if backend == "nccl":
         torch.cuda.set_device(lr)

@@ -255,6 +255,7 @@ def test_exiqa_and_temu_layer_hints_name_a_model_form_that_works(tiny_dir, tmp_p
     assert scorer.clip_spec == str(tiny_dir) and math.isfinite(scorer(image)["score"])
     assert scorer.metadata()["score"] == "eq. (9): the regressor's MOS (regressor.safetensors)"
     assert scorer.info.score_range == scorer.info.trained_range == (1.0, 5.0)
+    assert scorer.info is scorer.info  # made once (session 48: was rebuilt on each access)
     bare = attiqa.create_scorer(
         f"exiqa:{_exiqa_run(tmp_path / 'bare', str(tiny_dir), tiny_dir, regressor=False)}"
     )

@@ -73,7 +73,7 @@ def score_cmd(
     from attiqa.io.atomic import output_png
     from attiqa.io.images import require_images
     from attiqa.scorers import is_attiqa_model, load_scorer, scorer_identity
-    from attiqa.scoring import ColumnStats, ScoreWriter, check_output_path
+    from attiqa.scoring import ColumnStats, ScoreWriter, check_output_path, scorer_record
     from attiqa.sharding import in_input_order, score_share, sharded
 
     files = require_images(paths)
@@ -98,7 +98,7 @@ def score_cmd(
             writer = ScoreWriter(
                 out,
                 scorer.columns,
-                scorer.metadata(),
+                scorer_record(scorer),
                 identity,
                 shards.rank,
                 shards.world,

@@ -189,6 +189,18 @@ def score_items(
     return done, in_input_order(failed, todo), n_cached
 
 
+def _holds_training_ends(trained: tuple[float, float] | None, mos: np.ndarray) -> bool:
+    """Whether the scores ``mos`` hold both ends of a model's training MOS range (its card's ``mos_range``:
+    the lowest and highest MOS of the rows it was fitted on), each equal to float32 precision — the table
+    lists (at least) those two of its training images, and as a rule the rest. An end on a 0.1 grid (1.0,
+    4.5: a coarse rating scale reaches it in any study) says nothing, so it never counts."""
+    if trained is None or not len(mos):
+        return False
+    ends = np.asarray(trained, dtype=np.float32)
+    fine = np.abs(ends * 10 - np.round(ends * 10)) > 1e-3
+    return bool(fine.all() and np.isin(ends, np.asarray(mos, dtype=np.float32)).all())
+
+
 def evaluate(
     dataset: IQADataset,
     scorer: Scorer,
@@ -275,10 +287,17 @@ def evaluate(
         warn.append(f"{len(failed)} image(s) could not be decoded and are left out of the metrics")
     if skipped:
         warn.append(f"{len(skipped)} missing/unreadable image(s) skipped (missing='skip')")
+    fit_note = "these metrics are its training fit, not a held-out figure"
     if ds.name in trained_on(weights_identity(scorer)):  # a named model on (a copy of) its training data
         warn.append(
             f"{scorer.info.name} was trained on {ds.info.short_name} images: on the images it was fitted to "
-            "these metrics are its training fit, not a held-out figure (its model card gives held-out ones)"
+            f"{fit_note} (its model card gives held-out ones)"
+        )
+    elif _holds_training_ends(scorer.info.trained_range, mos):  # e.g. `eval folder` on the training CSV
+        lo, hi = scorer.info.trained_range or (0.0, 0.0)
+        warn.append(
+            f"{scorer.info.name} was trained on images of this table: it holds the two images that bound "
+            f"the MOS it was trained on ({lo:.6g} and {hi:.6g}) — on the images it was fitted to {fit_note}"
         )
 
     res = EvalResult(

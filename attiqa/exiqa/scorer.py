@@ -88,18 +88,19 @@ class ExiqaScorer(Scorer):
         size = visual.image_size
         shorter = int(min(size) if isinstance(size, (tuple, list)) else size)
         self._info = dataclasses.replace(base, min_shorter=shorter)
+        if self.regressor is not None:  # its training CSV's MOS range: the scale of its score
+            lo, hi = self.reg_card["mos_range"]
+            rng = (float(lo), float(hi))
+            self._info = dataclasses.replace(
+                self._info, score_range=rng, trained_range=rng, scale="", needs=str(self.path.parent)
+            )
 
     @property
     def info(self) -> ScorerInfo:
         """The registry entry; with a regressor, its training CSV's MOS range as ``trained_range`` and —
-        that CSV's scale being recorded nowhere — as ``score_range`` (:class:`ScorerInfo`)."""
-        if self.regressor is None:
-            return self._info
-        lo, hi = self.reg_card["mos_range"]
-        rng = (float(lo), float(hi))
-        return dataclasses.replace(
-            self._info, score_range=rng, trained_range=rng, scale="", needs=str(self.path.parent)
-        )
+        that CSV's scale being recorded nowhere — as ``score_range`` (:class:`ScorerInfo`). Made once, in
+        :meth:`__init__`, as the other scorers make theirs."""
+        return self._info
 
     def transform(self, img: Image.Image) -> torch.Tensor:
         return self.preprocess(img.convert("RGB"))

@@ -16,7 +16,7 @@ import torch
 from attiqa.errors import ConfigError, did_you_mean
 from attiqa.teachers.base import Teacher
 from attiqa.teachers.classical import ClassicalTeacher
-from attiqa.teachers.clip import DEFAULT_CLIP_SPEC, ClipTeacher, parse_clip_spec
+from attiqa.teachers.clip import DEFAULT_CLIP_SPEC, TEACHER_FLAG, ClipTeacher, parse_clip_spec
 from attiqa.teachers.prompts import PromptFileError, PromptPair, PromptSet, load_prompts
 
 _TEACHERS: dict[str, str] = {
@@ -39,18 +39,18 @@ def create_teacher(
     device: str | torch.device = "cpu",
     prompts: str | Path | None = None,
     clip_scale: float = 1.0,
-    hint_flag: str = "--teacher clip:",
 ) -> Teacher:
     """Build a teacher from a spec string (see the module docstring).
 
     ``prompts`` (a prompts JSON file; None = paper Table 1) and ``clip_scale`` (the factor k of
-    ``softmax(k * cos)`` in eq. 2; 1.0 = the paper as printed) only apply to CLIP teachers; ``hint_flag``:
-    how the user gives a CLIP spec, in the advice for weights that cannot be downloaded.
+    ``softmax(k * cos)`` in eq. 2; 1.0 = the paper as printed) only apply to CLIP teachers. A CLIP error's
+    hint names the spec as ``attiqa label`` takes it (:data:`TEACHER_FLAG`); a command that takes it
+    otherwise rewords the hint (``attiqa train``: :func:`attiqa.runner.run_config_teacher`).
     """
     kind, arg = parse_teacher_spec(spec)
     if kind == "classical":
         return ClassicalTeacher(device=device)
-    return ClipTeacher(arg, device=device, prompts=prompts, scale=clip_scale, hint_flag=hint_flag)
+    return ClipTeacher(arg, device=device, prompts=prompts, scale=clip_scale)
 
 
 TEACHER_SPECS = "classical, clip, clip:MODEL/PRETRAINED, clip:PATH"
@@ -95,6 +95,7 @@ __all__ = [
     "PromptFileError",
     "PromptPair",
     "PromptSet",
+    "TEACHER_FLAG",
     "Teacher",
     "UnknownTeacherError",
     "create_teacher",

@@ -55,6 +55,7 @@ from attiqa.teachers.base import Teacher
 from attiqa.teachers.prompts import PromptSet, load_prompts
 
 DEFAULT_CLIP_SPEC = "ViT-B-16/openai"
+TEACHER_FLAG = "--teacher clip:"  # how `attiqa label` takes a CLIP spec, in the hints of its errors
 """The paper's CLIP (§4.2: ViT-B/16), OpenAI weights."""
 
 NETWORK_TIMEOUT = 3.0
@@ -224,7 +225,7 @@ def _cached_tag_weights(cfg: dict[str, Any], cache_dir: str | None) -> str | Non
     return None
 
 
-def _local_copy_hint(model: str, cfg: dict[str, Any], flag: str = "--teacher clip:") -> str:
+def _local_copy_hint(model: str, cfg: dict[str, Any], flag: str = TEACHER_FLAG) -> str:
     oc = _open_clip()
     arch = model
     if cfg.get("quick_gelu") and not model.endswith("quickgelu") and f"{model}-quickgelu" in oc.list_models():
@@ -239,7 +240,7 @@ def _local_copy_hint(model: str, cfg: dict[str, Any], flag: str = "--teacher cli
 
 
 def resolve_tag_weights(
-    model: str, tag: str, cache_dir: str | Path | None = None, flag: str = "--teacher clip:"
+    model: str, tag: str, cache_dir: str | Path | None = None, flag: str = TEACHER_FLAG
 ) -> str:
     """Local path of the weights of an open_clip tag: the cache, else a guarded download.
 
@@ -330,7 +331,7 @@ def load_open_clip(
     spec: ClipSpec,
     device: str | torch.device = "cpu",
     cache_dir: str | Path | None = None,
-    flag: str = "--teacher clip:",
+    flag: str = TEACHER_FLAG,
 ) -> tuple[torch.nn.Module, Callable[[Image.Image], torch.Tensor], Callable[[list[str]], torch.Tensor], str]:
     """Build (model, eval preprocess, tokenizer, weights path) for a parsed spec, weights loaded."""
     oc = _open_clip()
@@ -409,7 +410,7 @@ class ClipTeacher(Teacher):
         prompts: str | Path | PromptSet | None = None,
         scale: float = 1.0,
         cache_dir: str | Path | None = None,
-        hint_flag: str = "--teacher clip:",
+        hint_flag: str = TEACHER_FLAG,
     ) -> None:
         super().__init__(device)
         if not isinstance(prompts, PromptSet):

@@ -125,7 +125,8 @@ class UnreadableImages:
         reported = {str(p) for p in self.reported}
         who = ""
         if together and D.is_dist():
-            reported = {p for part in D.gather_objects(sorted(reported)) for p in part}
+            if D.any_rank(bool(reported)):  # names cross only when some rank met an unreadable file
+                reported = {p for part in D.gather_objects(sorted(reported)) for p in part}
             if not D.is_main():
                 return
         elif D.world_size() > 1:
@@ -418,13 +419,14 @@ def read_mos_split(csv: str, image_root: str, val_fraction: float, split_seed: i
             f"{csv_path}: {len(conflicts)} image(s) listed twice with another {what}, e.g. {conflicts[0]} — "
             "fix the table (one row per image)"
         )
-    if repeats and D.is_main():  # a copy of a row would be trained on twice, maybe once held out
-        console.print(
-            f"[yellow]{plain(str(csv_path))}: {repeats} repeated row(s) (same image, same MOS) counted once",
-            highlight=False,
-        )
-    if repeats:
+    if repeats:  # a copy of a row would be trained on twice, maybe once held out
         rows, paths, mos = [rows[i] for i in keep], [paths[i] for i in keep], mos[keep]
+        if D.is_main():
+            console.print(
+                f"[yellow]{plain(str(csv_path))}: {repeats} repeated row(s) (same image, same MOS) counted "
+                "once",
+                highlight=False,
+            )
     if has_split:
         tr = [i for i, r in enumerate(rows) if r["split"] == "train"]
         va = [i for i, r in enumerate(rows) if r["split"] in VAL_SPLITS]

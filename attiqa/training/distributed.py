@@ -20,6 +20,7 @@ from attiqa import sharding
 from attiqa.sharding import (
     DistState,
     PeerLost,
+    any_rank,
     collective,
     init_distributed,
     is_dist,
@@ -32,9 +33,10 @@ from attiqa.sharding import (
 )
 
 __all__ = [  # the process-group helpers re-exported from attiqa.sharding, then training's own
-    "DistState", "barrier", "gather_objects", "init_distributed", "is_dist", "is_main", "local_rank",
-    "process_group", "rank", "teardown", "world_size", "wrap_ddp", "unwrap", "make_sampler", "epoch_seed",
-    "all_reduce_sum", "all_reduce_mean", "all_gather_cat", "average_buffers", "PeerLost", "collective",
+    "DistState", "any_rank", "barrier", "gather_objects", "init_distributed", "is_dist", "is_main",
+    "local_rank", "process_group", "rank", "teardown", "world_size", "wrap_ddp", "unwrap", "make_sampler",
+    "epoch_seed", "all_reduce_sum", "all_reduce_mean", "all_gather_cat", "average_buffers", "PeerLost",
+    "collective",
 ]  # fmt: skip
 
 
