@@ -322,7 +322,7 @@ def agree(
     note = shared_prompts_note(pairs, labels, cluster_by)
     if note:
         console.print(f"[yellow]note:[/] {plain(note)}", highlight=False)
-    console.print(f"report: {plain_name(out_dir)}/agreement.csv, per_pair.csv, agreement.png")
+    console.print(f"report: {plain_name(out_dir)}/agreement.csv, per_pair.csv, agreement.json, agreement.png")
 
 
 @app.command()

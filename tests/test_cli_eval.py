@@ -48,6 +48,8 @@ def test_datasets_lists_the_registry_and_details_one(cli):
     assert "DMOS" in res.stdout
     res = cli("datasets", "clive")
     assert res.returncode == 0 and "AllMOS_release" in res.stdout and "first 7" in res.stdout
+    # how the images get into place: the step a half-downloaded copy misses (its eval error says the same)
+    assert "images:" in res.stdout and "ChallengeDB_release" in res.stdout.split("images:")[1]
     res = run("datasets", "cliv3")  # a real process: exit code 2, one line
     assert res.returncode == 2 and "did you mean 'clive'" in res.stderr and "Traceback" not in res.stderr
 

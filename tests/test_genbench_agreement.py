@@ -234,6 +234,9 @@ def test_score_agree_end_to_end(photo_run, tmp_path):
     )
     assert res.exit_code == 0, res.output
     out = photo_run / "agreement"
+    report = " ".join(next(ln for ln in res.output.splitlines() if ln.startswith("report:")).split())
+    for name in ("agreement.csv", "per_pair.csv", "agreement.json", "agreement.png"):  # every file it wrote
+        assert name in report and (out / name).is_file()
     with open(out / "agreement.csv", newline="") as fh:
         summary = {r["metric"]: r for r in csv.DictReader(fh)}
     assert set(summary) == {"classical", "tiny_ckpt"}

@@ -96,6 +96,8 @@ def datasets_cmd(
         return
     info = infos[0]
     stdout.print(f"[bold]expected layout under --root:[/]\n{info.layout}", highlight=False)
+    if info.images:  # the step a half-downloaded copy misses (its eval error says the same)
+        stdout.print(f"[bold]images:[/] {info.images}", highlight=False)
     doc = inspect.getdoc(DATASETS[info.name]) or ""
     stdout.print(f"\n[bold]format notes:[/]\n{doc}", highlight=False)
     if info.url:
