@@ -42,3 +42,8 @@ class ScorerInfo:
         when the scorer was fitted to MOS (the shipped ISP policy and its figures were made with it), else
         the scale."""
         return self.trained_range or self.score_range
+
+    def scale_record(self) -> dict[str, object]:
+        """How a score file's JSON states the scale of its scores (``attiqa score``, genbench's records):
+        one writer, so a consumer reads both files alike."""
+        return {"score_range": list(self.score_range), "higher_is_better": self.higher_is_better}

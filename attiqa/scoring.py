@@ -142,8 +142,7 @@ def scorer_record(scorer: Scorer) -> dict[str, Any]:
     """What a score file's JSON says of its scorer: :meth:`Scorer.metadata` and the scale of its scores
     (``score_range``, ``higher_is_better``), so a consumer reads a number without knowing the model. Not
     in the CSV, which holds the image and score columns only."""
-    lo, hi = scorer.info.score_range
-    return {**scorer.metadata(), "score_range": [lo, hi], "higher_is_better": scorer.info.higher_is_better}
+    return {**scorer.metadata(), **scorer.info.scale_record()}
 
 
 def _json_doc(columns: Sequence[str], meta: dict | None, rows: list[dict], failed: list[dict]) -> str:

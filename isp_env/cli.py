@@ -523,15 +523,13 @@ def _given_setting(path: Path, raw: Path) -> tuple[dict[str, float], str | None]
     """``render --params FILE``'s values, and the raw they are for when FILE holds a setting per raw (an
     isp-tune run's ``baselines/cma_per_image.json``, which report.md lists as the per-image search's
     parameters: its raws' names were "unknown ISP parameters")."""
-    from isp_env.params import given_values, read_values
+    from isp_env.params import given_values
 
     problem, fix = "not a usable parameter JSON", "see isp_env/params.py for the names and ranges"
-    with contextlib.suppress(OSError, ValueError):
-        doc = json.loads(path.read_text(encoding="utf-8"))
-        per_raw = (
-            isinstance(doc, dict) and doc and all(isinstance(v, dict) and "params" in v for v in doc.values())
-        )
-        if per_raw:
+    try:  # read once: a setting per raw picks this raw's, any other document is the setting itself
+        doc = json.loads(path.read_text())
+        of_raw = None
+        if isinstance(doc, dict) and doc and all(isinstance(v, dict) and "params" in v for v in doc.values()):
             mine = [k for k in doc if k == raw.stem or k.endswith(f"__{raw.stem}")]
             if len(mine) != 1:
                 some = ", ".join(sorted(doc)[:3])
@@ -541,11 +539,11 @@ def _given_setting(path: Path, raw: Path) -> tuple[dict[str, float], str | None]
                     + f" for {raw.name} — render one of its raws, or pass a single setting (a run's "
                     "baselines/cma_global.json, test/METHOD/params/RAW.json)"
                 )
-            try:
-                return given_values(doc[mine[0]]), mine[0]
-            except ValueError as exc:
-                raise ConfigError(f"{path}: {problem} ({exc}) — {fix}") from None
-    return read_values(path, problem, fix), None
+            of_raw = mine[0]
+            doc = doc[of_raw]
+        return given_values(doc), of_raw
+    except (OSError, ValueError, AttributeError) as exc:  # read_values' one line, for either kind of file
+        raise ConfigError(f"{path}: {problem} ({exc}) — {fix}") from None
 
 
 def _checked_render_setting(
