@@ -8,6 +8,7 @@ import pytest
 from helpers import run_attiqa
 
 UNREADABLE_SCRIPT = """
+import os
 import sys
 from pathlib import Path
 
@@ -27,7 +28,8 @@ with D.process_group():
             ds = ImageTableDataset([Path(sys.argv[1])], torch.zeros(1), lambda im: im, on_error="skip")
             if meets and D.rank() == 1:
                 assert ds[0] is None
-        print(f"rank {D.rank()}: stage{int(meets)} gathered {len(gathers) - before}", flush=True)
+        # one write per line: two ranks' print()s (text, then its newline) met on one line under load
+        os.write(1, f"rank {D.rank()}: stage{int(meets)} gathered {len(gathers) - before}\\n".encode())
 """
 
 
