@@ -61,27 +61,25 @@ def run_degrade_stage(cfg: TrainConfig, out_dir: Path, progress: bool = True) ->
     return out
 
 
-def label_teacher(lc: LabelConfig, device: str = "auto") -> Teacher:
+CONFIG_TEACHER_FLAG = "--set label.teacher=clip:"
+"""How a run config's CLIP teacher is named on `attiqa train`'s command line, in the hints of its errors
+(`attiqa label`'s ``--teacher clip:`` is an option `train` does not take)."""
+
+
+def label_teacher(lc: LabelConfig, device: str = "auto", hint_flag: str | None = None) -> Teacher:
     """The label stage's teacher, loaded: its name, CLIP model and prompts file are only known good once it
-    has, so a command loads it before it makes its output folder (a typo leaves no folder behind)."""
+    has, so a command loads it before it makes its output folder (a typo leaves no folder behind).
+    ``hint_flag``: how the command takes a CLIP spec (None: `attiqa label`'s ``--teacher clip:``)."""
     from attiqa.device import resolve_device
-    from attiqa.teachers import create_teacher
+    from attiqa.teachers import TEACHER_FLAG, create_teacher
 
     return create_teacher(
-        lc.teacher, device=resolve_device(device), prompts=lc.prompts, clip_scale=lc.clip_scale
+        lc.teacher,
+        device=resolve_device(device),
+        prompts=lc.prompts,
+        clip_scale=lc.clip_scale,
+        hint_flag=hint_flag or TEACHER_FLAG,
     )
-
-
-def run_config_teacher(lc: LabelConfig) -> Teacher:
-    """:func:`label_teacher` for a run config: a CLIP error's hint (worded for `attiqa label --teacher`, an
-    option `attiqa train` does not take) names the run config's way, ``--set label.teacher=clip:…``."""
-    from attiqa.errors import ModelLoadError
-    from attiqa.teachers import TEACHER_FLAG
-
-    try:
-        return label_teacher(lc)
-    except ModelLoadError as exc:
-        raise ModelLoadError(str(exc).replace(TEACHER_FLAG, "--set label.teacher=clip:")) from None
 
 
 def label_inputs(lc: LabelConfig) -> list[Path]:
@@ -219,7 +217,7 @@ def run(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> RunRes
 
             check_label_output(resolve_in(out_dir, lc.out))
         # a run config's teacher is label.teacher (was advised as --teacher, which train does not take)
-        teacher = run_config_teacher(lc) if lc is not None else None
+        teacher = label_teacher(lc, hint_flag=CONFIG_TEACHER_FLAG) if lc is not None else None
         # the fine-tuning table too: a CSV naming images that are not there (or no CSV) was its line only
         # after the labelling and the pretraining had run
         ft_data = None

@@ -449,3 +449,7 @@ def test_train_advises_label_teacher_for_clip_weights_it_cannot_download(tmp_pat
     assert "could not be downloaded" in said and "--teacher" not in said, said
     assert "--set label.teacher=clip:ViT-B-16-quickgelu/path/to/open_clip_pytorch_model.bin" in said
     assert not (tmp_path / "run").exists()
+    # `attiqa label` takes the spec as --teacher: its hint keeps that way
+    said = _refused(["label", tmp_path / "photos", "-t", "clip:ViT-B-16/openai", "-o", tmp_path / "l.pq"])
+    assert "--teacher clip:ViT-B-16-quickgelu/path/to/open_clip_pytorch_model.bin" in said, said
+    assert "label.teacher" not in said

@@ -39,18 +39,19 @@ def create_teacher(
     device: str | torch.device = "cpu",
     prompts: str | Path | None = None,
     clip_scale: float = 1.0,
+    hint_flag: str = TEACHER_FLAG,
 ) -> Teacher:
     """Build a teacher from a spec string (see the module docstring).
 
-    ``prompts`` (a prompts JSON file; None = paper Table 1) and ``clip_scale`` (the factor k of
-    ``softmax(k * cos)`` in eq. 2; 1.0 = the paper as printed) only apply to CLIP teachers. A CLIP error's
-    hint names the spec as ``attiqa label`` takes it (:data:`TEACHER_FLAG`); a command that takes it
-    otherwise rewords the hint (``attiqa train``: :func:`attiqa.runner.run_config_teacher`).
+    ``prompts`` (a prompts JSON file; None = paper Table 1), ``clip_scale`` (the factor k of
+    ``softmax(k * cos)`` in eq. 2; 1.0 = the paper as printed) and ``hint_flag`` (how the command takes a
+    CLIP spec, for its errors' hints: ``attiqa label``'s :data:`TEACHER_FLAG` by default) only apply to
+    CLIP teachers.
     """
     kind, arg = parse_teacher_spec(spec)
     if kind == "classical":
         return ClassicalTeacher(device=device)
-    return ClipTeacher(arg, device=device, prompts=prompts, scale=clip_scale)
+    return ClipTeacher(arg, device=device, prompts=prompts, scale=clip_scale, hint_flag=hint_flag)
 
 
 TEACHER_SPECS = "classical, clip, clip:MODEL/PRETRAINED, clip:PATH"
