@@ -6,7 +6,6 @@ and exit code 2 — never a traceback.
 
 from __future__ import annotations
 
-import contextlib
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -147,17 +146,13 @@ def _score_metric(
 ) -> ScoreReport:
     """One metric scored under its progress bar, opened once the metric knows how many images earlier runs
     scored: counted in the bar, not in its rate (a resume said "512/1491 (35299.7 img/s)")."""
-    from genbench.run_scores import score_run
+    from genbench.run_scores import open_metric
 
-    with contextlib.ExitStack() as stack:
-        advance: list[Callable[[int], None]] = []
-
-        def start(kept: int) -> None:
-            advance.append(stack.enter_context(progress_task(name, total=n_images, done=kept)))
-
-        return score_run(
-            run_dir, pairs, name, dev, batch_size, workers, lambda n, _f: advance[0](n), on_start=start
-        )
+    job = open_metric(run_dir, pairs, name, dev)
+    if job.report.error:  # skipped: no bar
+        return job.report
+    with progress_task(name, total=n_images, done=job.report.kept) as advance:
+        return job.score(batch_size, workers, lambda n, _f: advance(n))
 
 
 @app.command()

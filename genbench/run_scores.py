@@ -22,6 +22,7 @@ from pathlib import Path
 import attiqa
 from attiqa.datasets.readers import read_csv
 from attiqa.errors import AttiqaError, did_you_mean
+from attiqa.interface import Scorer
 from attiqa.io.atomic import output_folder, remove_orphan_temps, write_json_atomic
 from attiqa.io.tables import ERRORS, read_cell
 from attiqa.progress import shown_name
@@ -129,6 +130,111 @@ def _read_csv(path: Path, columns: Sequence[str], again: str) -> dict[str, dict[
     }
 
 
+@dataclass
+class MetricJob:
+    """One metric's scoring of a run, made ready by :func:`open_metric`: ``report.kept`` (what earlier runs
+    scored, which a progress bar counts outside its rate) is known before :meth:`score` scores an image.
+    ``report.error``: the metric cannot run (nothing is loaded or open)."""
+
+    run_dir: Path
+    metric: str
+    report: ScoreReport
+    scorer: Scorer | None = None
+    identity: dict = field(default_factory=dict)
+    writer: ScoreWriter | None = None
+    old: dict[str, dict] = field(default_factory=dict)
+    images: list[str] = field(default_factory=list)
+    todo: list[str] = field(default_factory=list)
+
+    def score(
+        self,
+        batch_size: int = 16,
+        num_workers: int | None = None,
+        on_batch: Callable[[int, int], None] | None = None,
+    ) -> ScoreReport:
+        """Score the images not yet scored (``on_batch(n, failed)`` after each batch) and rewrite
+        ``scores/<metric>.csv`` with all rows, in manifest order."""
+        report, scorer, writer = self.report, self.scorer, self.writer
+        if scorer is None or writer is None:
+            return report
+        run = ScoreRun(columns=tuple(scorer.columns))
+        paths = [resolve(self.run_dir, im) for im in self.todo]
+        back = {str(p): im for p, im in zip(paths, self.todo, strict=True)}
+        try:
+            if paths:
+                run = score_paths(
+                    paths, scorer, batch_size, num_workers, on_batch,
+                    on_rows=lambda rows: writer.add([{**r, "image": back[r["image"]]} for r in rows]),
+                )  # fmt: skip
+        finally:
+            writer.close()
+        for row in run.rows:
+            row["image"] = back[row["image"]]
+        report.scored = len(run.rows)
+        # printed as a list, each with its fix as `attiqa score` lists it (the fix was left out)
+        report.failed = [
+            f"{shown_name(e.path)}: {e.reason}" + (f" — {e.fix}" if e.fix else "") for e in run.failed
+        ]
+        kept_rows = [self.old[im] for im in self.images if im in self.old and im not in self.todo]
+        order = {im: i for i, im in enumerate(self.images)}
+        run.rows = sorted(kept_rows + run.rows, key=lambda r: order[r["image"]])
+        out_csv = self.run_dir / SCORES_DIR / f"{report.metric}.csv"
+        write_scores(run, out_csv)
+        info = scorer.info
+        write_json_atomic(
+            out_csv.with_suffix(".json"),
+            {
+                "metric": self.metric,
+                "metric_path": os.path.abspath(self.metric) if is_checkpoint(self.metric) else None,
+                "column": scorer.columns[0],
+                "columns": list(scorer.columns),
+                **info.scale_record(),
+                "kind": info.kind,
+                "trained_range": list(info.trained_range) if info.trained_range else None,
+                "scorer": scorer.metadata(),
+                "identity": self.identity,
+            },
+        )
+        report.interruption = run.interruption
+        return report
+
+
+def open_metric(run_dir: Path, pairs: list[Pair], metric: str, device: str = "cpu") -> MetricJob:
+    """Load ``metric`` and read what earlier runs scored into ``scores/<metric>.csv`` (opened to append
+    to): the job :meth:`MetricJob.score` runs."""
+    run_dir = Path(run_dir)
+    scores_folder(run_dir)
+    slug = metric_slug(metric, run_dir)
+    job = MetricJob(run_dir, metric, ScoreReport(metric=slug))
+    out_csv = run_dir / SCORES_DIR / f"{slug}.csv"
+    job.report.error = _unusable(out_csv, metric) or _unusable(out_csv.with_suffix(".json"), metric)
+    if job.report.error:  # this metric is skipped, the others go on
+        return job
+    try:
+        scorer = attiqa.load_scorer(metric, device=device)
+    except AttiqaError as exc:
+        job.report.error = str(exc)
+        return job
+    remove_orphan_temps(out_csv.parent, targets=[out_csv.name, f"{slug}.json"])  # a killed earlier run's
+    # the tensors' hash too: `agree` knows a shipped model's copy with its card rewritten (zoo.shipped_model)
+    job.identity = {**scorer_identity(metric), "tensors_sha256": weights_identity(scorer)["tensors_sha256"]}
+    if _other_weights(out_csv, job.identity):
+        out_csv.unlink()  # a retrained checkpoint at this path: all scored again
+    # The writer reads the file once (its rows are what is kept); each batch is appended as it finishes (a
+    # kill keeps it; the writer drops a half-written last line); the file is rewritten in manifest order.
+    try:
+        job.writer = _writer(out_csv, scorer.columns, metric)
+    except AttiqaError as exc:  # a damaged row (an edit, a bad disk): this metric is skipped, the rest go on
+        job.report.error = str(exc)
+        return job
+    job.scorer = scorer
+    job.old = {r["image"]: r for r in job.writer.found_rows}
+    job.images = list(dict.fromkeys(p.image(s) for p in pairs for s in SIDES))
+    job.todo = [im for im in job.images if im not in job.old or math.isnan(job.old[im][scorer.columns[0]])]
+    job.report.kept = len(job.images) - len(job.todo)
+    return job
+
+
 def score_run(
     run_dir: Path,
     pairs: list[Pair],
@@ -137,80 +243,10 @@ def score_run(
     batch_size: int = 16,
     num_workers: int | None = None,
     on_batch: Callable[[int, int], None] | None = None,
-    on_start: Callable[[int], None] | None = None,
 ) -> ScoreReport:
-    """Score the run's images not yet in ``scores/<metric>.csv`` and rewrite the file with all rows.
-    ``on_start(kept)``: once the metric has loaded, with how many images earlier runs scored (a progress
-    bar counts them, outside its rate); ``on_batch(n, failed)`` after each batch."""
-    run_dir = Path(run_dir)
-    scores_folder(run_dir)
-    slug = metric_slug(metric, run_dir)
-    report = ScoreReport(metric=slug)
-    out_csv = run_dir / SCORES_DIR / f"{slug}.csv"
-    report.error = _unusable(out_csv, metric) or _unusable(out_csv.with_suffix(".json"), metric)
-    if report.error:  # this metric is skipped, the others go on
-        return report
-    try:
-        scorer = attiqa.load_scorer(metric, device=device)
-    except AttiqaError as exc:
-        report.error = str(exc)
-        return report
-    remove_orphan_temps(out_csv.parent, targets=[out_csv.name, f"{slug}.json"])  # a killed earlier run's
-    # the tensors' hash too: `agree` knows a shipped model's copy with its card rewritten (zoo.shipped_model)
-    identity = {**scorer_identity(metric), "tensors_sha256": weights_identity(scorer)["tensors_sha256"]}
-    if _other_weights(out_csv, identity):
-        out_csv.unlink()  # a retrained checkpoint at this path: all scored again
-    # The writer reads the file once (its rows are what is kept); each batch is appended as it finishes (a
-    # kill keeps it; the writer drops a half-written last line); the file is rewritten in manifest order.
-    try:
-        writer = _writer(out_csv, scorer.columns, metric)
-    except AttiqaError as exc:  # a damaged row (an edit, a bad disk): this metric is skipped, the rest go on
-        report.error = str(exc)
-        return report
-    old = {r["image"]: r for r in writer.found_rows}
-    images = list(dict.fromkeys(p.image(s) for p in pairs for s in SIDES))
-    todo = [im for im in images if im not in old or math.isnan(old[im][scorer.columns[0]])]
-    report.kept = len(images) - len(todo)
-    if on_start:
-        on_start(report.kept)
-    run = ScoreRun(columns=tuple(scorer.columns))
-    back = {str(resolve(run_dir, im)): im for im in todo}
-    try:
-        if todo:
-            run = score_paths(
-                [resolve(run_dir, im) for im in todo], scorer, batch_size, num_workers, on_batch,
-                on_rows=lambda rows: writer.add([{**r, "image": back[r["image"]]} for r in rows]),
-            )  # fmt: skip
-    finally:
-        writer.close()
-    for row in run.rows:
-        row["image"] = back[row["image"]]
-    report.scored = len(run.rows)
-    # printed as a list, each with its fix as `attiqa score` lists it (the fix was left out)
-    report.failed = [
-        f"{shown_name(e.path)}: {e.reason}" + (f" — {e.fix}" if e.fix else "") for e in run.failed
-    ]
-    kept_rows = [old[im] for im in images if im in old and im not in todo]  # image + the columns
-    order = {im: i for i, im in enumerate(images)}
-    run.rows = sorted(kept_rows + run.rows, key=lambda r: order[r["image"]])
-    write_scores(run, out_csv)
-    info = scorer.info
-    write_json_atomic(
-        run_dir / SCORES_DIR / f"{slug}.json",
-        {
-            "metric": metric,
-            "metric_path": os.path.abspath(metric) if is_checkpoint(metric) else None,
-            "column": scorer.columns[0],
-            "columns": list(scorer.columns),
-            **info.scale_record(),
-            "kind": info.kind,
-            "trained_range": list(info.trained_range) if info.trained_range else None,
-            "scorer": scorer.metadata(),
-            "identity": identity,
-        },
-    )
-    report.interruption = run.interruption
-    return report
+    """Score the run's images not yet in ``scores/<metric>.csv`` and rewrite the file with all rows
+    (:func:`open_metric`, then :meth:`MetricJob.score`); ``on_batch(n, failed)`` after each batch."""
+    return open_metric(run_dir, pairs, metric, device).score(batch_size, num_workers, on_batch)
 
 
 def scores_folder(run_dir: Path) -> Path:
