@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -68,26 +69,63 @@ def plain_failure(failure: object, path: object = None) -> str:
     return plain(text)
 
 
+class Work:
+    """What a progress display counts: ``done`` (an earlier run's work, a resume) and the items kept on the
+    way (a resumed loop's cached ones) are in the count but not in the rate, which is of the work done now
+    as of the last advance — a kept item counted as done in no time read "629920.8 img/s"."""
+
+    def __init__(self, done: int = 0) -> None:
+        self.start = self.last = time.perf_counter()
+        self.earlier = self.done = done
+        self.kept = 0
+
+    def add(self, n: int, kept: bool = False) -> None:
+        self.done += n
+        self.kept += n if kept else 0
+        self.last = time.perf_counter()
+
+    def rate(self) -> float | None:
+        """Items a second done now (None before any)."""
+        worked = self.done - self.earlier - self.kept
+        return worked / max(self.last - self.start, 1e-9) if worked else None
+
+
 class RateColumn(ProgressColumn):
-    """Items per second, e.g. ``37.2 img/s``."""
+    """Items per second of the task's :class:`Work` (its ``work`` field), e.g. ``37.2 img/s``."""
 
     def __init__(self, unit: str = "img") -> None:
         super().__init__()
         self.unit = unit
 
     def render(self, task: Task) -> Text:
-        speed = task.finished_speed or task.speed
+        speed = task.fields["work"].rate()
         return Text(f"{speed:.1f} {self.unit}/s" if speed else f"– {self.unit}/s", style="cyan")
 
 
+class RemainingColumn(ProgressColumn):
+    """Time left at the rate of the task's :class:`Work` (rich's estimate counts kept items as done fast)."""
+
+    max_refresh = 0.5  # rich's own: no jitter
+
+    def render(self, task: Task) -> Text:
+        speed = task.fields["work"].rate()
+        if not task.finished and not speed:
+            return Text("-:--:--", style="progress.remaining")
+        left = 0 if task.finished else int(max((task.total or 0) - task.completed, 0) / speed)
+        minutes, seconds = divmod(left, 60)
+        hours, minutes = divmod(minutes, 60)
+        return Text(f"{hours:d}:{minutes:02d}:{seconds:02d}", style="progress.remaining")
+
+
 def make_progress(unit: str = "img", disable: bool = False) -> Progress:
+    """A bar whose tasks carry a :class:`Work` as their ``work`` field (:func:`progress_task`)."""
     return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         RateColumn(unit),
         TimeElapsedColumn(),
-        TimeRemainingColumn(),
+        RemainingColumn(),
         console=console,
         disable=disable,
         transient=False,
@@ -100,35 +138,36 @@ def progress_task(
 ) -> Iterator:
     """Yield ``advance(n, kept=False)`` for a single-task progress bar; ``done``: work an earlier run
     finished (a resume), in the count but not in the rate; ``kept=True``: items found finished on the way
-    (a resumed loop's cached ones), the same — in the rate they read "629920.8 img/s".
+    (a resumed loop's cached ones), the same (:class:`Work`).
 
     Not on a terminal (CI, ``nohup ... > log``), a live bar would print nothing until the end, so a
     plain line is logged instead every 10 % of the work or every 60 s, whichever comes first, with the rate
     of the work done now and how many items were kept.
     """
+    work = Work(done)
     if not disable and not console.is_terminal:
-        import time
-
-        start = last = time.perf_counter()
-        state = {"done": done, "kept": 0, "last_frac": done / max(total, 1), "last": last}
+        shown = {"frac": done / max(total, 1), "at": work.start}  # when a line was last printed
 
         def advance(n: int = 1, kept: bool = False) -> None:
-            state["done"] += n
-            state["kept"] += n if kept else 0
-            now = time.perf_counter()
-            frac = state["done"] / max(total, 1)
-            if frac - state["last_frac"] >= 0.1 or now - state["last"] >= 60 or state["done"] >= total:
-                worked = state["done"] - done - state["kept"]
-                rate = f"{worked / max(now - start, 1e-9):.1f} {unit}/s" if worked else "none done now"
-                note = f", {state['kept']} kept from an earlier run" if state["kept"] else ""
-                console.print(f"{description}: {state['done']}/{total} ({rate}{note})")
-                state["last_frac"], state["last"] = frac, now
+            work.add(n, kept)
+            frac = work.done / max(total, 1)
+            if frac - shown["frac"] >= 0.1 or work.last - shown["at"] >= 60 or work.done >= total:
+                speed = work.rate()
+                rate = f"{speed:.1f} {unit}/s" if speed else "none done now"
+                note = f", {work.kept} kept from an earlier run" if work.kept else ""
+                console.print(f"{description}: {work.done}/{total} ({rate}{note})")
+                shown["frac"], shown["at"] = frac, work.last
 
         yield advance
         return
     with make_progress(unit, disable) as prog:
-        task = prog.add_task(description, total=total, completed=done)
-        yield lambda n=1, kept=False: prog.advance(task, n)
+        task = prog.add_task(description, total=total, completed=done, work=work)
+
+        def advance_bar(n: int = 1, kept: bool = False) -> None:
+            work.add(n, kept)
+            prog.advance(task, n)  # the bar's count; its rate and time left are the work's
+
+        yield advance_bar
 
 
 def make_training_progress() -> Progress:

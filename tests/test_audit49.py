@@ -1,0 +1,32 @@
+"""Session 49: the items the session-48 review left."""
+
+from __future__ import annotations
+
+import io
+import re
+import time
+
+from rich.console import Console
+
+
+def test_a_terminal_bar_counts_kept_items_but_not_in_its_rate_or_time_left(monkeypatch):
+    """**Was**: on a terminal (rich's bar) ``advance(n, kept=True)`` was rich's advance: a resumed loop's
+    cached items (`isp-tune`'s teacher, the held-out evaluation) were in the rate as done in no time — 10 real
+    items in 0.4 s and 10,000 cached ones read ~25,000 img/s and "0:00:00" left of 10,000 more. Plain piped
+    lines already left them out; now the bar does too: the rate and the time left are of the work done now."""
+    import attiqa.progress
+
+    out = io.StringIO()
+    monkeypatch.setattr(attiqa.progress, "console", Console(file=out, force_terminal=True, width=200))
+    with attiqa.progress.progress_task("labelling", total=20_010) as advance:
+        advance(1)
+        time.sleep(0.2)
+        advance(10_000, kept=True)
+        time.sleep(0.2)
+        advance(9)
+    last = re.sub(r"\x1b\[[\d;?]*[A-Za-z]", "", out.getvalue()).split("\r")[-1]  # its last frame
+    found = re.search(r"10010/20010\s+([\d.]+) img/s\s+\d:\d\d:\d\d\s+(\d):(\d\d):(\d\d)", last)
+    assert found, repr(last)
+    rate, left = float(found.group(1)), int(found.group(2)) * 3600 + int(found.group(3)) * 60 + int(found[4])
+    assert 0 < rate <= 25, last  # 10 items in 0.4 s or more
+    assert left >= 10_000 / 25 - 1, last  # 10,000 to go at that rate
