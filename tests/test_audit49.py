@@ -30,3 +30,24 @@ def test_a_terminal_bar_counts_kept_items_but_not_in_its_rate_or_time_left(monke
     rate, left = float(found.group(1)), int(found.group(2)) * 3600 + int(found.group(3)) * 60 + int(found[4])
     assert 0 < rate <= 25, last  # 10 items in 0.4 s or more
     assert left >= 10_000 / 25 - 1, last  # 10,000 to go at that rate
+
+
+def test_pipal_and_koniq_without_their_score_files_are_the_one_layout_line(tmp_path):
+    """Their "no score file" branches raise :func:`attiqa.datasets.readers.no_score_file` (PIPAL's ended in a
+    dead ``return []`` after ``need_file``, which raised): one line naming what was looked for, the layout
+    below it; a label folder one level up is named."""
+    import pytest
+
+    from attiqa.datasets import get_dataset
+    from attiqa.errors import AttiqaError
+
+    (tmp_path / "pipal").mkdir()
+    with pytest.raises(AttiqaError, match=r"^pipal: score file not found .*Train_Label/A0001\.txt") as exc:
+        len(get_dataset("pipal", tmp_path / "pipal"))
+    assert "expected layout:" in str(exc.value)
+    with pytest.raises(AttiqaError, match=r"^koniq10k: score file not found .*koniq10k_distributions_sets"):
+        len(get_dataset("koniq10k", tmp_path / "pipal"))
+    (tmp_path / "Train_Label").mkdir()
+    (tmp_path / "Train_Label" / "A0001.txt").write_text("A0001_00_00.bmp,1500\n")
+    with pytest.raises(AttiqaError, match=f"one folder up: pass {tmp_path} as the root"):
+        len(get_dataset("pipal", tmp_path / "pipal"))

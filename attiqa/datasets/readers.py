@@ -23,12 +23,17 @@ def first_file(root: Path, candidates: Sequence[str]) -> Path | None:
 
 
 def need_file(root: Path, candidates: Sequence[str], dataset: str, layout: str) -> Path:
-    """The first of ``candidates`` (relative to ``root``) that exists, else one error with the layout — and
-    the likely fix: the folder above when it holds the file (``root`` the image folder), or the folder
-    adapter when ``root`` holds a ``mos.csv``."""
+    """The first of ``candidates`` (relative to ``root``) that exists, else :func:`no_score_file`."""
     found = first_file(root, candidates)
     if found is not None:
         return found
+    raise no_score_file(root, candidates, dataset, layout)
+
+
+def no_score_file(root: Path, candidates: Sequence[str], dataset: str, layout: str) -> AttiqaError:
+    """The error for none of ``candidates`` (relative to ``root``) there, with the layout — and the likely
+    fix: the folder above when it holds the file (``root`` the image folder), or the folder adapter when
+    ``root`` holds a ``mos.csv``. Returned for the caller to raise, where it knows none is there."""
     folder_csv = root / "mos.csv"  # the folder adapter's default score file (clive-dev is laid out so)
     above = next((root.parent / c for c in candidates if (root.parent / c).is_file()), None)
     if above is not None:  # `--root AGIQA-3K/` given the image folder beside data.csv
@@ -38,7 +43,7 @@ def need_file(root: Path, candidates: Sequence[str], dataset: str, layout: str) 
         other += "; "
     else:
         other = ""
-    raise AttiqaError(
+    return AttiqaError(
         f"{dataset}: score file not found under {root} (looked for {', '.join(candidates)}) — "
         f"{other}expected layout:\n{layout}"
     )

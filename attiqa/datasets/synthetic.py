@@ -19,6 +19,7 @@ from attiqa.datasets.readers import (
     mat_strings,
     mat_var,
     need_file,
+    no_score_file,
     read_table,
     to_float,
 )
@@ -373,8 +374,8 @@ class PIPAL(IQADataset):
     def read_records(self) -> list[RawRecord]:
         label_dir = next((self.root / d for d in _PIPAL_LABELS if any((self.root / d).glob("*.txt"))), None)
         if label_dir is None:
-            need_file(self.root, tuple(f"{d}/A0001.txt" for d in _PIPAL_LABELS), self.name, self.info.layout)
-            return []  # not reached: need_file raised
+            first = tuple(f"{d}/A0001.txt" for d in _PIPAL_LABELS)
+            raise no_score_file(self.root, first, self.name, self.info.layout)
         files = sorted(label_dir.glob("*.txt"))
         folders = [d for pattern in _PIPAL_IMAGES for d in sorted(self.root.glob(pattern)) if d.is_dir()]
         idx = index_files(folders)

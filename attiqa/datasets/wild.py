@@ -15,6 +15,7 @@ from attiqa.datasets.readers import (
     mat_strings,
     mat_var,
     need_file,
+    no_score_file,
     read_csv,
     read_table,
     to_float,
@@ -86,7 +87,7 @@ class KonIQ10k(IQADataset):
     def read_records(self) -> list[RawRecord]:
         sets_p, scores_p = first_file(self.root, _KONIQ_SETS), first_file(self.root, _KONIQ_SCORES)
         if sets_p is None and scores_p is None:
-            need_file(self.root, self.info.score_files, self.name, self.info.layout)  # raises
+            raise no_score_file(self.root, self.info.score_files, self.name, self.info.layout)
         values: dict[str, dict[str, float]] = {}
         split: dict[str, str] = {}
         order: list[str] = []
