@@ -244,6 +244,7 @@ def agree(
 
     from genbench.agreement import (
         check_tie_rules,
+        few_clusters_warning,
         human_labels,
         metric_agreement,
         report_folder,
@@ -317,6 +318,9 @@ def agree(
     note = shared_prompts_note(pairs, labels, cluster_by)
     if note:
         console.print(f"[yellow]note:[/] {plain(note)}", highlight=False)
+    few = few_clusters_warning(pairs, labels, cluster_by)
+    if few:
+        console.print(f"[yellow]warning:[/] {plain(few)}", highlight=False)
     console.print(f"report: {plain_name(out_dir)}/agreement.csv, per_pair.csv, agreement.json, agreement.png")
 
 
