@@ -23,8 +23,6 @@ The result is an ordinary genbench run folder — ``manifest.jsonl`` (+ CSV, abs
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import os
 from collections import Counter, defaultdict
@@ -33,9 +31,8 @@ from pathlib import Path
 
 from attiqa.datasets import get_dataset
 from attiqa.errors import AttiqaError
-from attiqa.io.atomic import write_json_atomic, write_text_atomic
-from attiqa.io.tables import safe_dict
-from genbench.imagereward import PREFS
+from attiqa.io.atomic import json_text
+from genbench.imagereward import PREFS, prefs_text
 from genbench.manifest import write_manifest
 
 DEFAULT_MARGIN = 0.5
@@ -217,13 +214,9 @@ def import_agiqa3k(
             "lower --margin, or check the folder holds data.csv and the images"
         )
     out_dir = Path(out_dir)
-    write_manifest(out_dir, records, image_root=image_folder(Path(root), present))  # images stay there
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=["pair_id", "rater", "choice"])
-    w.writeheader()
-    w.writerows(safe_dict(r) for r in prefs)  # pair ids come from file names: no formula cells
-    write_text_atomic(out_dir / PREFS, buf.getvalue())
     info = {k: v for k, v in asdict(res).items() if k != "missing"}
-    write_json_atomic(out_dir / IMPORT_INFO, {"source": "agiqa3k", "root": str(Path(root).resolve()),
-                                              **info, "missing": res.missing[:100]})  # fmt: skip
+    info = {"source": "agiqa3k", "root": str(Path(root).resolve()), **info, "missing": res.missing[:100]}
+    also = {PREFS: prefs_text(prefs), IMPORT_INFO: json_text(info)}  # one commit with the manifest
+    image_root = image_folder(Path(root), present)  # the images stay there
+    write_manifest(out_dir, records, image_root=image_root, also=also)
     return res

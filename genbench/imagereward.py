@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from attiqa.errors import AttiqaError
-from attiqa.io.atomic import write_text_atomic
 from attiqa.io.tables import safe_dict
 from genbench.files import read_json
 from genbench.manifest import SIDES, is_inside, resolve, write_manifest
@@ -122,6 +121,15 @@ def expand_rankings(items: list, images_root: Path) -> tuple[list[dict], list[di
     return records, prefs, res
 
 
+def prefs_text(prefs: list[dict]) -> str:
+    """An import's ``prefs.csv`` (pair_id, rater, choice): a pair id from a file name is no formula cell."""
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=["pair_id", "rater", "choice"])
+    w.writeheader()
+    w.writerows(safe_dict(r) for r in prefs)
+    return buf.getvalue()
+
+
 def import_imagereward(json_path: Path, images_root: Path | None, out_dir: Path) -> ImportResult:
     """Write ``out_dir/manifest.jsonl`` (+ CSV) and ``out_dir/prefs.csv`` from an ImageReward JSON file."""
     items = _load(json_path)
@@ -139,12 +147,7 @@ def import_imagereward(json_path: Path, images_root: Path | None, out_dir: Path)
             else " — nothing to import"
         )
         raise AttiqaError(f"{json_path}: no item with two differently ranked images{why}")
-    write_manifest(out_dir, records, image_root=root)
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=["pair_id", "rater", "choice"])
-    w.writeheader()
-    w.writerows(safe_dict(r) for r in prefs)
-    write_text_atomic(Path(out_dir) / PREFS, buf.getvalue())
+    write_manifest(out_dir, records, image_root=root, also={PREFS: prefs_text(prefs)})
     named = sorted({resolve(Path(out_dir), r[f"image_{s}"]) for r in records for s in SIDES}, key=str)
     res.images, res.missing = len(named), [str(p) for p in named if not p.is_file()]
     return res

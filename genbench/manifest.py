@@ -104,12 +104,21 @@ def _csv_text(records: list[dict]) -> str:
     return buf.getvalue()
 
 
-def write_manifest(run_dir: Path, records: list[dict], image_root: Path | None = None) -> None:
+IMPORT_UNFINISHED = ".import-unfinished"
+"""Made before an import's first write and removed after its last: each of its files (image_root.json, the
+manifest, prefs.csv, import.json) is atomic, not the set, and a kill between two left the new pairs with the
+old votes for `genbench score` / `genbench agree` to run on. :func:`load_pairs` refuses a run that has it."""
+
+
+def write_manifest(
+    run_dir: Path, records: list[dict], image_root: Path | None = None, also: dict[str, str] | None = None
+) -> None:
     """Write both forms atomically (a killed run leaves the previous complete manifest).
 
     ``image_root``: the folder the images live in when it is not the run folder (an import); it is
     recorded, and a record naming an image outside it (and outside the run folder) is refused. An import
-    into a folder holding a generated run's pairs is refused: it would replace them.
+    into a folder holding a generated run's pairs is refused: it would replace them. ``also``: an import's
+    other files (name -> text), written after the manifest as one commit with it (:data:`IMPORT_UNFINISHED`).
     """
     run_dir = Path(run_dir)
     if image_root is not None and (run_dir / RUN_FILE).exists() and (made := read_records(run_dir)):
@@ -121,7 +130,9 @@ def write_manifest(run_dir: Path, records: list[dict], image_root: Path | None =
         check_votes_kept(run_dir, {str(r.get("pair_id")) for r in records})
     roots = image_roots(run_dir) if image_root is None else [run_dir.resolve(), Path(image_root).resolve()]
     _check_images(run_dir, records, roots, f"{run_dir / MANIFEST}")
-    if image_root is not None:
+    unfinished = run_dir / IMPORT_UNFINISHED
+    if image_root is not None:  # checked: the writes begin
+        write_text_atomic(unfinished, "an import into this folder did not finish: rerun the same command\n")
         write_text_atomic(
             run_dir / IMAGE_ROOT_FILE, json.dumps({"image_root": str(Path(image_root).resolve())}) + "\n"
         )
@@ -129,6 +140,9 @@ def write_manifest(run_dir: Path, records: list[dict], image_root: Path | None =
     write_text_atomic(run_dir / MANIFEST, text)
     # the CSV is a convenience copy for spreadsheets: a non-UTF-8 file name shows as \xNN there
     write_bytes_atomic(run_dir / MANIFEST_CSV, _csv_text(records).encode("utf-8", "backslashreplace"))
+    for name, other in (also or {}).items():
+        write_text_atomic(run_dir / name, other)
+    unfinished.unlink(missing_ok=True)
 
 
 def read_records(run_dir: Path) -> list[dict]:
@@ -170,6 +184,8 @@ def load_pairs(run_dir: Path) -> list[Pair]:
     run_dir = Path(run_dir)
     if run_dir.is_file():
         raise AttiqaError(f"{run_dir}: a file, not a run folder — pass the folder holding {MANIFEST}")
+    if (run_dir / IMPORT_UNFINISHED).exists():
+        raise AttiqaError(f"the import into {run_dir} did not finish: rerun the same import command")
     if not (run_dir / MANIFEST).exists():
         raise AttiqaError(
             f"{run_dir}: no {MANIFEST} — make a run with `genbench run --out {shell_arg(run_dir)}` "

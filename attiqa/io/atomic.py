@@ -285,5 +285,10 @@ def write_text_atomic(target: str | Path, text: str) -> None:
     write_bytes_atomic(target, text.encode("utf-8"))
 
 
+def json_text(obj: Any) -> str:
+    """``obj`` as the JSON files of the project are written (:func:`write_json_atomic`)."""
+    return json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n"
+
+
 def write_json_atomic(target: str | Path, obj: Any) -> None:
-    write_text_atomic(target, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+    write_text_atomic(target, json_text(obj))
