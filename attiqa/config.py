@@ -401,6 +401,8 @@ def from_dict(cls: type[DC], data: Any, where: str = "config") -> DC:
     if not isinstance(data, dict):
         raise ConfigError(f"expected a mapping of settings, got {type(data).__name__}", where or None)
     types_ = _field_types(cls)
+    if cls is TrainConfig:
+        data = _share_model(data, where)
     unknown = [k for k in data if k not in types_]
     if unknown:
         k = unknown[0]
@@ -415,8 +417,6 @@ def from_dict(cls: type[DC], data: Any, where: str = "config") -> DC:
             raise _about(_key(where, k), exc) from None
     obj = cls(**kwargs)
     try:
-        if isinstance(obj, TrainConfig):
-            _share_model(obj, data, where)
         check = getattr(obj, "check", None)
         check(where) if check is not None else check_values(obj, where)
     except ConfigError as exc:  # a check across a section's settings is about the section
@@ -487,22 +487,30 @@ def check_crop_fits(resize_shorter: int | None, crop_size: int, where: str) -> N
         )
 
 
-def _share_model(cfg: TrainConfig, data: dict[str, Any], where: str) -> None:
-    """Copy ``model:`` into the stages; a stage that sets one of its keys to something else is refused."""
-    if cfg.model is None:
-        return
+def _share_model(data: dict[str, Any], where: str) -> dict[str, Any]:
+    """``data`` with ``model:`` copied into the stages' settings before they are built, so each stage is
+    checked with the network it will train (``pretrain.checkpoint_activations`` was refused for ``model:
+    backbone: efficientnet_lite0``: the stage was checked with the default resnet50); a stage that sets one
+    of its keys to something else is refused."""
+    if data.get("model") is None:
+        return data
+    try:
+        model = _coerce(data["model"], ModelConfig, _key(where, "model"))
+    except ConfigError as exc:
+        raise _about(_key(where, "model"), exc) from None
+    shared = {key: getattr(model, key) for key in MODEL_KEYS}
+    out = dict(data)
     for stage in ("pretrain", "finetune"):
-        sc = getattr(cfg, stage)
-        if sc is None:
+        raw = data.get(stage)
+        if not isinstance(raw, dict):  # left out (or not a mapping: its own error, when it is built)
             continue
-        raw = data.get(stage) or {}
-        for key in MODEL_KEYS:
-            value = getattr(cfg.model, key)
+        for key, value in shared.items():
             if key in raw and raw[key] != value:
                 name = f"{_key(where, stage)}.{key}"
                 raise SettingError(f"{name}: {raw[key]!r} differs from model.{key} ({value!r}); set it once, "
                                    "in model:", name)  # fmt: skip
-            setattr(sc, key, value)
+        out[stage] = {**raw, **shared}
+    return out
 
 
 def check_inputs(cfg: TrainConfig, where: str) -> None:

@@ -24,7 +24,16 @@ from attiqa.io.atomic import output_folder, resume_fix, write_json_atomic
 from attiqa.io.cores import MAX_WORKERS
 from attiqa.io.formats import format_list
 from attiqa.progress import console, plain, plain_name
-from isp_env.registration import MAX_STEPS, OBS_MODE
+from isp_env.registration import (
+    ACTION_MODE,
+    ALGO,
+    BASE,
+    CHECKPOINT_EVERY,
+    MAX_STEPS,
+    N_ENVS,
+    OBS_MODE,
+    TIMESTEPS,
+)
 
 if TYPE_CHECKING:
     from isp_env.raw import RawImage
@@ -106,16 +115,16 @@ def tune(
         "(MIT-Adobe FiveK's raw_photos/HQa*/photos/*.dng included).",
     ),
     out: Path = typer.Option(Path("runs/isp"), "--out", "-o", help="Run folder (rerun to resume)."),
-    timesteps: int = typer.Option(3_000, min=1, help="Agent environment steps."),
+    timesteps: int = typer.Option(TIMESTEPS, min=1, help="Agent environment steps."),
     algo: str = typer.Option(
-        "teacher",
+        ALGO,
         help="teacher (per-image CMA-ES optima of the training raws "
         "regressed on image statistics: the measured best, docs/isp.md) | sac | ppo "
         "| td3",
     ),
     model: str | None = typer.Option(None, "--model", "--reward-model", "-m", help=_MODEL_HELP),
     n_envs: int = typer.Option(
-        1,
+        N_ENVS,
         min=1,
         max=MAX_WORKERS,  # each a process with its own reward model: bounded as --workers are
         help="Parallel environments (one process each).",
@@ -135,12 +144,12 @@ def tune(
         max=MAX_STEPS,  # an episode that never ended (isp_env.registration.MAX_STEPS: why 20)
         help="Steps per episode (1: one-step contextual policy).",
     ),
-    action_mode: str = typer.Option("residual", help="residual (offsets around --base) | absolute | delta"),
+    action_mode: str = typer.Option(ACTION_MODE, help="residual (offsets around --base) | absolute | delta"),
     obs_mode: str = typer.Option(
         OBS_MODE, help="stats (MLP on image statistics) | image (CNN on the render)"
     ),
     base: str = typer.Option(
-        "global",
+        BASE,
         help="Residual actions: the setting action 0 renders — global (one "
         "setting found by CMA-ES on the training raws), neutral, or a parameter JSON.",
     ),
@@ -177,7 +186,7 @@ def tune(
         "uses its base; SAC distils it into the actor.",
     ),
     seed: int = seed_option("Seed of the split and the agent."),
-    checkpoint_every: int = typer.Option(500, min=1, help="Steps between resume checkpoints."),
+    checkpoint_every: int = typer.Option(CHECKPOINT_EVERY, min=1, help="Steps between resume checkpoints."),
     batch_size: int = typer.Option(64, min=2, help="RL agents: minibatch size of each gradient step."),
     learning_starts: int = typer.Option(200, min=0, help="SAC/TD3: random steps before learning."),
     cma_global_budget: int = typer.Option(600, min=1, help="Scorer calls of the global CMA-ES baseline."),

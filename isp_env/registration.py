@@ -26,6 +26,16 @@ MAX_STEPS = 20
 # "stats": ``TrainConfig(algo="teacher")`` was refused for a setting its user never chose.
 OBS_MODE = "stats"
 
+# The rest of what ``isp-tune`` and :class:`isp_env.tuning.TrainConfig` / :func:`isp_env.run.run` both set,
+# one default each (session 49): the library trained SAC on absolute actions (SAC was the command's default
+# up to session 22), 20,000 steps in 2 environments, around a neutral base, while the command — and the
+# shipped policy (``algo`` "teacher", ``env.action_mode`` "residual") — fits the teacher around the global
+# CMA-ES setting. The agents' budget is the command's quick run (docs/isp.md's runs pass --timesteps).
+ALGO = "teacher"
+ACTION_MODE = "residual"
+BASE = "global"  # residual actions: the setting action 0 renders (global | neutral | a parameter JSON)
+TIMESTEPS, N_ENVS, CHECKPOINT_EVERY = 3_000, 1, 500  # RL agents: steps, environments, steps between saves
+
 
 def register() -> None:
     """Register :data:`ENV_ID` with Gymnasium (idempotent; done on ``import isp_env``)."""

@@ -37,6 +37,7 @@ from isp_env.mos_function import MOSFunction, load_mos_function
 from isp_env.params import neutral, read_run_json, read_values, written_values
 from isp_env.policy_io import load_policy, resolve_policy
 from isp_env.raw import RAW_EXTENSIONS, RawImage, RawReadError, find_raws, probe_raw, read_raw
+from isp_env.registration import BASE
 from isp_env.report import CHECK_CANDIDATES, GRID_ROWS, Report, policy_label, write_report
 from isp_env.reward import (
     Guard,
@@ -229,7 +230,7 @@ def run(
     synth_photos: Path | None = None,
     cma_global_budget: int = 600,
     cma_image_budget: int = 150,
-    base: str = "neutral",
+    base: str = BASE,
     teacher: TeacherSettings | None = None,
     test_raws_cap: int = TEST_RAWS,
 ) -> list[dict[str, Any]]:

@@ -46,7 +46,7 @@ from isp_env.policy_io import (
     save_state,
 )
 from isp_env.raw import RawImage, RawReadError
-from isp_env.registration import MAX_STEPS, OBS_MODE
+from isp_env.registration import ACTION_MODE, ALGO, CHECKPOINT_EVERY, MAX_STEPS, N_ENVS, OBS_MODE, TIMESTEPS
 from isp_env.reward import guarded_item
 from isp_env.teacher import (
     Choice,
@@ -85,13 +85,14 @@ def default_delta_scale(algo: str, action_mode: str) -> float:
 
 @dataclass
 class TrainConfig:
-    algo: str = "sac"
-    timesteps: int = 20_000
-    n_envs: int = 2
+    # the defaults of isp-tune (isp_env.registration: one place for both)
+    algo: str = ALGO
+    timesteps: int = TIMESTEPS
+    n_envs: int = N_ENVS
     preview: int | None = None  # None: render at the scorer's own scale (isp_env.reward)
     obs_size: int = 64
     max_steps: int = 1  # one-step contextual policy with absolute actions (docs/isp.md: why)
-    action_mode: str = "absolute"
+    action_mode: str = ACTION_MODE
     # delta: step size; residual: largest offset from the base (normalised units); None (not given):
     # default_delta_scale, or a teacher prior's (checked_prior) — read it as ``scale``
     delta_scale: float | None = None
@@ -107,7 +108,7 @@ class TrainConfig:
     n_steps: int = 64  # PPO rollout length per env
     net_arch: list[int] = field(default_factory=lambda: [128, 128])
     cnn_features: int = 128
-    checkpoint_every: int = 1000
+    checkpoint_every: int = CHECKPOINT_EVERY
     scorer: str | None = None  # None = the default ATTIQA model
     torch_threads: int = 1  # learner; single-threaded is much faster on busy cores (docs/isp.md)
     init_policy: str | None = None  # start from this policy's weights ("default" = the shipped one)

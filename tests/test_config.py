@@ -146,6 +146,21 @@ def test_a_shared_model_section_sets_the_network_of_both_stages(tmp_path, monkey
     assert old.model is None and old.finetune.backbone == "tiny"
 
 
+def test_a_stage_is_checked_with_the_network_of_the_model_section(tmp_path, monkeypatch):
+    """``pretrain.checkpoint_activations`` is for EfficientNet-Lite backbones: with the network set in
+    ``model:`` (configs/cpu_small.yaml's layout) the stage was checked before ``model:`` reached it, with the
+    default resnet50, so `attiqa train` refused the key for every config of that layout."""
+    monkeypatch.chdir(tmp_path)
+    text = "model:\n  backbone: efficientnet_lite0\nlabels: labels.parquet\npretrain:\n  epochs: 2\n"
+    cfg = load_config(_write(tmp_path, text), ["pretrain.checkpoint_activations=true"])
+    assert (cfg.pretrain.backbone, cfg.pretrain.checkpoint_activations) == ("efficientnet_lite0", True)
+    with pytest.raises(ConfigError, match=r"pretrain.checkpoint_activations: only .* \(not resnet50\)"):
+        load_config(_write(tmp_path, text.replace("efficientnet_lite0", "resnet50")),
+                    ["pretrain.checkpoint_activations=true"])  # fmt: skip
+    with pytest.raises(ConfigError, match=r"model.backbone: 'resnet5' is not one of"):
+        load_config(_write(tmp_path, text.replace("efficientnet_lite0", "resnet5")))
+
+
 def test_every_config_in_the_repo_passes_the_value_checks():
     from pathlib import Path
 

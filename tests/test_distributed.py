@@ -28,11 +28,18 @@ from attiqa.training.finetune import finetune
 from attiqa.training.pretrain import pretrain
 
 args = json.loads(sys.argv[1])
+if args.get("count_recomputed"):  # a spy, not a stand-in: the real recomputation runs, its calls are counted
+    import attiqa.models.efficientnet_lite as lite
+
+    real, calls = lite.recomputed, []
+    lite.recomputed = lambda block, x: calls.append(1) or real(block, x)
 if args["stage"] == "pretrain":
     pretrain(PretrainConfig(**args["cfg"]), Path(args["labels"]), Path(args["out"]), progress=False)
 else:
     finetune(FinetuneConfig(**args["cfg"]), Path(args["init"]), Path(args["out"]), progress=False)
 print(f"rank {os.environ.get('RANK')}: {args['stage']} returned", file=sys.stderr, flush=True)
+if args.get("count_recomputed"):
+    Path(args["count_recomputed"], f"rank{os.environ['RANK']}.calls").write_text(str(len(calls)))
 # The stage has returned and destroyed its group: none of gloo's threads may outlive it. They did (session 47:
 # DDP's late import of torch.distributed.nn.functional kept the group to the interpreter's teardown, where a
 # rank now and then aborted, SIGABRT), until attiqa.sharding imports it before the group is made.
@@ -155,3 +162,40 @@ def test_torchrun_cached_feature_stages_write_only_on_rank_0(tmp_path, photos):
         with safe_open(str(chunk), "pt") as fh:
             keys += json.loads(fh.metadata()["keys"])
     assert keys and len(keys) == len(set(keys))
+
+
+@pytest.mark.slow
+def test_torchrun_recomputed_blocks_train_the_same_weights_bit_for_bit(tmp_path, photos):
+    """``pretrain.checkpoint_activations`` under DDP (2 processes, gloo): the blocks are recomputed in the
+    backward pass on both ranks, and the run ends with the weights, the batch-norm running statistics (each
+    moved once a step, then averaged over the ranks at each epoch's end) and the calibration of the run that
+    keeps the activations, bit for bit. DDP's gradient hooks sit on the parameters' accumulators, which the
+    non-reentrant recomputation does not run again: each gradient is all-reduced once, as without it."""
+    from helpers import write_label_set
+
+    labels = write_label_set(
+        tmp_path / "labels", dict(list(photos.items())[:3]), shorter=64, factors=(0.6, 1.4)
+    )
+    runs = {}
+    for recompute in (False, True):
+        pcfg = PretrainConfig(
+            backbone="efficientnet_lite0", pretrained_backbone=False, head_hidden=16, epochs=2, batch_size=4,
+            lr=1e-3, crop_size=64, hflip=True, num_workers=0, device="cpu", checkpoint_activations=recompute,
+        )  # fmt: skip
+        out, hashes = tmp_path / f"run{recompute}", tmp_path / f"h{recompute}"
+        args = {"stage": "pretrain", "cfg": asdict(pcfg), "labels": str(labels), "out": str(out),
+                "count_recomputed": str(hashes)}  # fmt: skip
+        torchrun(tmp_path, args, hashes)
+        r0, r1 = read_ranks(hashes)
+        assert r0["hash"] == r1["hash"], "ranks ended with different weights"
+        calls = [int((hashes / f"rank{r}.calls").read_text()) for r in (0, 1)]
+        model, card = load_model(out / "pretrain" / "model.safetensors")
+        runs[recompute] = (r0["hash"], calls, model.state_dict(), card["global_step"])
+    (h_kept, calls_kept, kept, steps), (h_rec, calls_rec, rec, steps_rec) = runs[False], runs[True]
+    assert calls_kept == [0, 0]
+    assert steps == steps_rec == 2 and calls_rec[0] == calls_rec[1] == 16 * steps  # Lite0's 16 blocks a step
+    assert h_rec == h_kept, "recomputed blocks under DDP trained other weights"
+    for k in kept:
+        assert torch.equal(rec[k], kept[k]), k
+    tracked = [v for k, v in rec.items() if k.endswith("num_batches_tracked")]
+    assert tracked and all(int(v) == steps for v in tracked)  # once a step, not again in the recomputation

@@ -150,3 +150,33 @@ def test_the_global_search_says_it_runs_on_a_sample_of_the_training_raws(tmp_pat
         in said
     )
     assert "per 48 calls, 4 generations of 12 settings; a larger budget searches more raws)" in said
+
+
+def test_the_library_and_the_command_share_every_default():
+    """**Was** ``TrainConfig()`` SAC on absolute actions, 20,000 steps in 2 environments (and
+    :func:`isp_env.run.run` around a neutral base), while ``isp-tune`` by default fits the teacher on residual
+    actions around the global CMA-ES setting, as the shipped policy was made (session 49). Now each setting
+    the two share has one default (:mod:`isp_env.registration`); the command's are read from its own
+    option objects, every name the command shares with ``TrainConfig`` or ``run``."""
+    import dataclasses
+    import inspect
+
+    from typer.main import get_command
+
+    from isp_env.run import run
+    from isp_env.tuning import TrainConfig
+
+    command = {p.name: p.default for p in get_command(app).params}
+    library = {
+        f.name: f.default for f in dataclasses.fields(TrainConfig) if f.default is not dataclasses.MISSING
+    }
+    library |= {
+        n: p.default for n, p in inspect.signature(run).parameters.items() if p.default is not p.empty
+    }
+    shared = command.keys() & library.keys()
+    assert {"algo", "action_mode", "obs_mode", "base", "timesteps", "n_envs", "checkpoint_every"} <= shared
+    assert {k: library[k] for k in shared} == {k: command[k] for k in shared}
+    card = json.loads((files("isp_env") / "data" / "policy-default.json").read_text())
+    cfg = TrainConfig()
+    assert (cfg.algo, cfg.action_mode, cfg.obs_mode) == (card["algo"], card["env"]["action_mode"], "stats")
+    assert cfg.scale == card["env"]["delta_scale"]  # the teacher's residual scale, 2: the whole range

@@ -56,7 +56,8 @@ TINY = [
 
 
 def _tiny_cfg(algo: str, timesteps: int, **kw) -> TrainConfig:
-    kw = {"obs_mode": "image", **kw}  # the CNN path (the default is stats: isp_env.registration.OBS_MODE)
+    # the CNN path on absolute actions (the defaults are stats and residual: isp_env.registration)
+    kw = {"obs_mode": "image", "action_mode": "absolute", **kw}
     return TrainConfig(
         algo=algo,
         timesteps=timesteps,

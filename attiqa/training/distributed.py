@@ -62,7 +62,9 @@ def wrap_ddp(model: nn.Module, device: torch.device) -> nn.Module:
     # No buffer sync in forward: each rank keeps BN statistics of its own data; average_buffers() merges
     # them at the end of every epoch (ours), instead of DDP overwriting them with rank 0's at each step.
     # torch >= 2.13 names it forward_sync_buffers (broadcast_buffers is deprecated); it still syncs buffers
-    # once at init, which is harmless here: every rank starts from the same weights.
+    # once at init, which is harmless here: every rank starts from the same weights. Recomputed blocks
+    # (pretrain.checkpoint_activations) need neither find_unused_parameters nor static_graph: the
+    # non-reentrant recomputation runs no parameter's gradient hook a second time (tests/test_distributed.py).
     if "forward_sync_buffers" in inspect.signature(DDP.__init__).parameters:
         return DDP(model, device_ids=ids, forward_sync_buffers=False)
     return DDP(model, device_ids=ids, broadcast_buffers=False)
