@@ -163,6 +163,12 @@ class PretrainConfig:
                 f"{self.backbone}) — set it to false",
                 f"{where}.checkpoint_activations",
             )
+        if self.checkpoint_activations and self.feature_cache:  # the cached stage trains no backbone block
+            raise SettingError(
+                f"{where}.checkpoint_activations: a feature_cache run keeps the backbone frozen and has no "
+                "block activations to recompute — set one of them to false",
+                f"{where}.checkpoint_activations",
+            )
         return self
 
 

@@ -171,3 +171,14 @@ def test_every_config_in_the_repo_passes_the_value_checks():
     assert files
     for f in files:
         from_dict(TrainConfig, read_yaml(f), f.name)  # values only: their data folders are not here
+
+
+def test_recomputed_blocks_with_a_feature_cache_are_refused(tmp_path, monkeypatch):
+    """A feature-cache pretraining keeps the backbone frozen (its five crops' features computed once), so
+    ``checkpoint_activations`` there recomputed nothing and was accepted silently."""
+    monkeypatch.chdir(tmp_path)
+    text = "model:\n  backbone: efficientnet_lite0\nlabels: labels.parquet\npretrain:\n  epochs: 2\n"
+    keys = ["pretrain.checkpoint_activations=true", "pretrain.feature_cache=true"]
+    with pytest.raises(ConfigError, match=r"checkpoint_activations: a feature_cache run .* set one of them"):
+        load_config(_write(tmp_path, text), keys)
+    assert load_config(_write(tmp_path, text), keys[:1]).pretrain.checkpoint_activations
