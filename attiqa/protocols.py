@@ -51,7 +51,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from attiqa.config import FinetuneConfig, TrainConfig, from_dict, read_sections, to_dict
+from attiqa.config import DATASET_KEYS, FinetuneConfig, TrainConfig, from_dict, read_sections, to_dict
 from attiqa.datasets.base import DatasetItem, IQADataset
 from attiqa.errors import AttiqaError, ConfigError, did_you_mean
 from attiqa.io.atomic import output_folder, write_json_atomic, write_text_atomic
@@ -289,6 +289,45 @@ def fraction_splits(
     return out
 
 
+def mos_split(ds: IQADataset, split: Split) -> MosSplit:
+    """The fine-tuning data of one split, in memory: its training items, then its held-out ones (the card
+    records ``NAME:ROOT`` as the source and the split by name and kind)."""
+    used = [ds.items[i] for i in (*split.train, *split.test)]
+    n_tr = len(split.train)
+    return MosSplit(
+        paths=[Path(it.image) for it in used], mos=torch.tensor([float(it.mos) for it in used]),
+        train=list(range(n_tr)), val=list(range(n_tr, len(used))), kind=f"{split.name} ({split.kind})",
+        source=f"{ds.name}:{ds.root}", image_root=str(ds.root),
+    )  # fmt: skip
+
+
+def dataset_split(cfg: FinetuneConfig) -> MosSplit:
+    """``attiqa train``'s fine-tuning data from a named dataset (``finetune.dataset`` at ``root``), split
+    as ``attiqa bench`` splits it: the official split of FLIVE / AVA, else one random split holding out
+    ``val_fraction`` (seed ``split_seed``), grouped by ``group_by`` (``auto``: no reference image or prompt
+    on both sides; byte-identical files always share a side). Checked before any training."""
+    from attiqa.datasets import get_dataset
+
+    ds = get_dataset(cfg.dataset, cfg.root)
+    ds.check_images()
+    if uses_official_split(ds, None):
+        split = official_partition(ds)
+        fix = "the official split is fixed: add images"
+    else:
+        groups, _ = split_groups(ds, None if cfg.group_by == "none" else cfg.group_by)
+        tr, te = _partition(len(ds), cfg.val_fraction, cfg.split_seed, groups)
+        kind = "random" if groups is None else f"group by {cfg.group_by}"
+        split = Split(f"seed {cfg.split_seed}", tuple(tr), tuple(te), cfg.split_seed, kind)
+        fix = "change finetune.val_fraction, or add images"
+        if groups is not None:
+            fix += f", or split image-wise (finetune.group_by: none): its {len(set(groups))} groups are few"
+    given = (f"the {split.kind} split of its {len(ds)} images gives {len(split.train)} to train on and "
+             f"{len(split.test)} to hold out")  # fmt: skip
+    mos = torch.tensor([float(it.mos) for it in ds.items])
+    check_split(mos, split.train, split.test, f"finetune.dataset {ds.name} ({ds.root})", given, fix)
+    return mos_split(ds, split)
+
+
 def write_split_csv(path: Path, items: Sequence[DatasetItem], split: Split) -> Path:
     """The fine-tuning CSV (``image,mos,split``; absolute paths; MOS higher-is-better), atomically."""
     buf = io.StringIO()
@@ -366,8 +405,9 @@ def run_finetune_split(
     # what the numbers depend on: the init checkpoint's content (not its path: a pretraining run again at
     # the same out_dir rewrites it) and the rows' images and MOS (a corrected score file), not their indices
     init_id = weights_sha256(init_checkpoint) if init_checkpoint is not None else None
+    settings = {k: v for k, v in to_dict(cfg).items() if k not in DATASET_KEYS}  # unused (--data)
     fp = _fingerprint(
-        to_dict(cfg), init_id, bench.dataset.name, str(bench.dataset.root), bench.dataset.target,
+        settings, init_id, bench.dataset.name, str(bench.dataset.root), bench.dataset.target,
         len(split.train), [(str(it.image), float(it.mos)) for it in used], select,
     )  # fmt: skip
     done = run_dir / "run.json"
@@ -386,13 +426,8 @@ def run_finetune_split(
         )
     write_split_csv(csv_path, items, split)  # a record of the split; training gets it in memory
     write_json_atomic(started, {"fingerprint": fp})
-    n_tr = len(split.train)
-    data = MosSplit(
-        paths=[Path(it.image) for it in used], mos=torch.tensor([float(it.mos) for it in used]),
-        train=list(range(n_tr)), val=list(range(n_tr, len(used))), kind=f"{split.name} ({split.kind})",
-        source=f"{bench.dataset.name}:{bench.dataset.root}", image_root=str(bench.dataset.root),
-    )  # fmt: skip
-    run_cfg = replace(cfg, csv="", image_root="")
+    data = mos_split(bench.dataset, split)
+    run_cfg = replace(cfg, csv="", image_root="", dataset="", root="")
     res = finetune(run_cfg, init_checkpoint, run_dir, resume, progress, data, start)
     metrics, epoch = _pick_metrics(res, select)
     ridge = bool(res.history and res.history[-1].get("ridge"))
@@ -501,7 +536,7 @@ def ignored_split_settings(cfg: FinetuneConfig) -> list[str]:
     default = FinetuneConfig()
     return [
         f"{k}: {getattr(cfg, k)}"
-        for k in ("val_fraction", "split_seed")
+        for k in ("val_fraction", "split_seed", *DATASET_KEYS)
         if getattr(cfg, k) != getattr(default, k)
     ]
 
@@ -731,7 +766,8 @@ def run_protocol(
     if unused:
         console.print(
             f"[yellow]base config {', '.join(unused)}: not used — the protocol makes its own splits "
-            "(80/20, or the dataset's official split; data-efficient: --fractions; seeds from --seed)",
+            "(80/20, or the dataset's official split; data-efficient: --fractions; seeds from --seed; data "
+            "from --data)",
             highlight=False,
         )
     init = init_path(init_checkpoint)

@@ -227,7 +227,12 @@ def run(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> RunRes
             from attiqa.training.data import read_mos_split
 
             fc = cfg.finetune
-            ft_data = read_mos_split(fc.csv, fc.image_root, fc.val_fraction, fc.split_seed)
+            if fc.dataset:
+                from attiqa.protocols import dataset_split
+
+                ft_data = dataset_split(fc)
+            else:
+                ft_data = read_mos_split(fc.csv, fc.image_root, fc.val_fraction, fc.split_seed)
         if is_main():
             output_folder(out_dir, "out_dir (--out-dir)")
             write_json_atomic(out_dir / "config.json", to_dict(cfg))

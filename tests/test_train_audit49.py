@@ -1,0 +1,122 @@
+"""Session 49's new-user pass over `attiqa train --config`, `attiqa bench` and `attiqa eval` on the named
+datasets in their official download layouts (docs/robustness.md). The datasets are session 48's fixtures
+(`test_dataset_layouts48.LAYOUTS`); the network is the tiny random one. Each test failed before its fix."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from test_dataset_layouts48 import LAYOUTS, pic
+
+from attiqa.config import load_config
+from attiqa.datasets import get_dataset
+from attiqa.errors import AttiqaError
+from attiqa.protocols import dataset_split, group_keys
+
+TINY = {"mos_hidden": 8, "epochs": 1, "batch_size": 4, "lr": 0.003, "resize_shorter": 40, "crop_size": 32,
+        "num_workers": 0, "device": "cpu"}  # fmt: skip
+
+
+def layout(tmp_path: Path, case: str) -> Path:
+    """Session 48's official layout of ``case`` under ``tmp_path/case``."""
+    root = tmp_path / case
+    root.mkdir()
+    LAYOUTS[case][1](root)
+    return root
+
+
+def dataset_config(tmp_path: Path, **finetune: object) -> Path:
+    """A run config that fine-tunes the tiny network on ``finetune``'s dataset (runs go to tmp/run)."""
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text(
+        f"out_dir: {tmp_path / 'run'}\n"
+        "model:\n  backbone: tiny\n  pretrained_backbone: false\n  head_hidden: 8\n"
+        "finetune:\n" + "".join(f"  {k}: {v}\n" for k, v in {**finetune, **TINY}.items())
+    )
+    return cfg
+
+
+def test_a_run_config_fine_tunes_on_a_named_dataset_split_by_its_groups(tmp_path, cli):
+    """`finetune: {dataset: kadid, root: KADID}` **was** "unknown key 'dataset'" (a user had to rewrite the
+    official dmos.csv as image,mos — and got an image-wise split, every reference on both sides); now the
+    adapter reads it, the split is bench's (grouped by reference), the card says dataset and split, and
+    `attiqa eval kadid10k --root ROOT --model CKPT` runs on the checkpoint."""
+    root = layout(tmp_path, "kadid10k")
+    cfg = dataset_config(tmp_path, dataset="kadid", root=root)
+    fc = load_config(cfg).finetune
+    assert fc is not None and fc.dataset == "kadid10k"
+    data = dataset_split(fc)
+    refs = [get_dataset("kadid10k", root).items[0].meta["ref"]]  # the adapter's group key
+    by_image = {str(it.image): it.meta["ref"] for it in get_dataset("kadid10k", root)}
+    train_refs = {by_image[str(data.paths[i])] for i in data.train}
+    held_refs = {by_image[str(data.paths[i])] for i in data.val}
+    assert refs and train_refs and held_refs and not train_refs & held_refs
+    res = cli("train", "--config", cfg)
+    assert res.returncode == 0, res.stderr
+    card = json.loads((tmp_path / "run" / "finetune" / "last.json").read_text())
+    assert card["dataset"]["csv"] == f"kadid10k:{root}" and "group by auto" in card["dataset"]["split"]
+    assert card["dataset"]["n_train"] + card["dataset"]["n_val"] == 6
+    ckpt = tmp_path / "run" / "finetune" / "last.safetensors"
+    res = cli(
+        "eval", "kadid10k", "--root", root, "-m", ckpt, "-o", tmp_path / "ev", "-w", "0", "-q", "--no-cache"
+    )
+    assert res.returncode == 0, res.stderr
+    assert json.loads((tmp_path / "ev" / "summary.json").read_text())["n"] == 6
+
+
+@pytest.mark.parametrize("case", ["koniq10k", "spaq", "agiqa3k", "agiqa3k-xlsx", "pipal-readme", "clive"])
+def test_each_official_layout_gives_a_run_config_its_split(tmp_path, case):
+    """KonIQ, SPAQ, CLIVE image-wise; AGIQA-3k by prompt, PIPAL by reference: no group on both sides."""
+    root = layout(tmp_path, case)
+    name = LAYOUTS[case][0]
+    if case == "pipal-readme":  # its fixture repeats images across references: copies share a group
+        for k, p in enumerate(sorted((root / "training" / "Distortion").rglob("*.bmp"))):
+            pic(p, 20 + k)
+    fc = load_config(dataset_config(tmp_path, dataset=name, root=root, val_fraction=0.34)).finetune
+    assert fc is not None
+    data = dataset_split(fc)
+    assert data.source == f"{name}:{root}" and data.train and data.val
+    keys = group_keys(get_dataset(name, root), "auto")
+    if keys is not None:
+        group = dict(zip((str(it.image) for it in get_dataset(name, root)), keys, strict=True))
+        sides = [{group[str(data.paths[i])] for i in side} for side in (data.train, data.val)]
+        assert not sides[0] & sides[1] and "group by auto" in data.kind
+    else:
+        assert "random" in data.kind
+
+
+def test_flive_in_a_run_config_takes_its_official_split(tmp_path):
+    """FLIVE's labels640.csv / labels=640_padded.csv split, as `attiqa bench` takes it (paper §4.1); the
+    fixture holds out one image, so it is refused, naming the split."""
+    root = layout(tmp_path, "flive")
+    fc = load_config(dataset_config(tmp_path, dataset="flive", root=root)).finetune
+    assert fc is not None
+    with pytest.raises(AttiqaError, match=r"the official split of its 7 images gives 4 to train on and 1"):
+        dataset_split(fc)
+
+
+@pytest.mark.parametrize(
+    ("settings", "said"),
+    [
+        (
+            {"dataset": "kadid1ok", "root": "ROOT"},
+            "finetune.dataset: unknown dataset 'kadid1ok' (did you mean 'kadid10k'?)",
+        ),
+        ({"dataset": "kadid10k"}, "finetune.root: no root given"),
+        ({"dataset": "kadid10k", "root": "ROOT/nowhere"}, "finetune.root: ROOT/nowhere is not a folder"),
+        ({"dataset": "kadid10k", "root": "ROOT", "csv": "ROOT/dmos.csv"}, "both given — keep one of them"),
+        ({"dataset": "folder", "root": "ROOT"}, "set finetune.csv to it instead"),
+    ],
+)
+def test_a_dataset_setting_that_cannot_work_is_one_line_when_the_config_is_read(
+    tmp_path, cli, settings, said
+):
+    root = layout(tmp_path, "kadid10k")
+    cfg = dataset_config(tmp_path, **{k: str(v).replace("ROOT", str(root)) for k, v in settings.items()})
+    res = cli("train", "--config", cfg)
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert res.returncode == 2 and len(lines) == 1, res.stderr
+    assert said.replace("ROOT", str(root)) in lines[0] and "run.yaml" in lines[0]
+    assert not (tmp_path / "run").exists()
