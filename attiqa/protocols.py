@@ -390,12 +390,15 @@ def run_finetune_split(
     keep_checkpoint: bool,
     after: Callable[[Path], dict[str, Any]] | None = None,
     start: InitialModel | None = None,
+    after_key: str | None = None,
 ) -> dict[str, Any]:
     """One fine-tuning run on one split; returns (and stores in ``run.json``) its numbers.
 
     ``after(checkpoint)`` may compute more numbers from the selected checkpoint before it is deleted
-    (cross-dataset testing); ``start``: the network built from ``cfg`` and ``init_checkpoint`` once for all
-    splits (:func:`attiqa.training.finetune.initial_model`; None: built here).
+    (cross-dataset testing), ``after_key`` fingerprints what they depend on (the test datasets): a finished
+    run whose numbers were computed for another key is run again; ``start``: the network built from ``cfg``
+    and ``init_checkpoint`` once for all splits (:func:`attiqa.training.finetune.initial_model`; None: built
+    here).
     """
     from attiqa.training.finetune import finetune
 
@@ -413,7 +416,7 @@ def run_finetune_split(
     done = run_dir / "run.json"
     if done.is_file():
         prev = json.loads(done.read_text())
-        if prev.get("fingerprint") == fp:
+        if prev.get("fingerprint") == fp and prev.get("after_key") == after_key:
             return prev
     # a run cut short (Ctrl-C, a kill) continues from its last finished epoch when nothing it depends on
     # changed; "started.json" records what it started with (else it trains over what is there)
@@ -448,6 +451,7 @@ def run_finetune_split(
         **{k: metrics.get(k) for k in ("srocc", "plcc", "krcc", "rmse")},
         "history": res.history,
         "fingerprint": fp,
+        "after_key": after_key,
     }
     if after is not None:
         record.update(after(ckpt))
@@ -704,7 +708,13 @@ def _cross(
                 res[b.label] = {"srocc": ev.metrics["srocc"], "plcc": ev.metrics["plcc"], "n": ev.n}
             return {"cross": res}
 
-        runs += [r.run("cross", a, sp, after=test_on_others) for sp in r.splits(a)]
+        # the tests' numbers depend on their images and MOS: a rerun with another test set (or a corrected
+        # score file) was handed the old run.json — a KeyError for a new test dataset, stale numbers else
+        key = _fingerprint([
+            (b.label, b.dataset.name, str(b.dataset.root), b.dataset.target,
+             [(str(it.image), float(it.mos)) for it in b.dataset]) for b in tests
+        ])  # fmt: skip
+        runs += [r.run("cross", a, sp, after=test_on_others, after_key=key) for sp in r.splits(a)]
         summary[a.label] = {
             b.label: {
                 "srocc": _median([x["cross"][b.label]["srocc"] for x in runs if x["dataset"] == a.label]),

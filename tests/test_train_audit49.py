@@ -4,6 +4,7 @@ datasets in their official download layouts (docs/robustness.md). The datasets a
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -120,3 +121,53 @@ def test_a_dataset_setting_that_cannot_work_is_one_line_when_the_config_is_read(
     assert res.returncode == 2 and len(lines) == 1, res.stderr
     assert said.replace("ROOT", str(root)) in lines[0] and "run.yaml" in lines[0]
     assert not (tmp_path / "run").exists()
+
+
+def grown_koniq(tmp_path: Path, name: str, extra: int) -> Path:
+    """Session 48's KonIQ layout with ``extra`` more photos in both score files (its 6 leave one to test on
+    in an 80/20 split; bench needs 2)."""
+    root = layout(tmp_path, "koniq10k")
+    root = root.rename(tmp_path / name)
+    for file in ("koniq10k_distributions_sets.csv", "koniq10k_scores_and_distributions.csv"):
+        with open(root / file, newline="") as fh:
+            rows = list(csv.reader(fh))
+        for k in range(extra):
+            row = list(rows[1 + k % (len(rows) - 1)])
+            row[0] = f"x{k}.jpg"
+            if file.endswith("sets.csv"):
+                row[7] = f"{float(row[7]) + 0.37 * (k + 1):.2f}"
+            rows.append(row)
+        with open(root / file, "w", newline="") as fh:
+            csv.writer(fh).writerows(rows)
+    for k in range(extra):
+        pic(root / "1024x768" / f"x{k}.jpg", 50 + k)
+    return root
+
+
+@pytest.fixture()
+def tiny_yaml(tmp_path: Path) -> Path:
+    p = tmp_path / "ft.yaml"
+    p.write_text("backbone: tiny\npretrained_backbone: false\nhead_hidden: 8\n" +
+                 "".join(f"{k}: {v}\n" for k, v in TINY.items()))  # fmt: skip
+    return p
+
+
+def test_a_cross_rerun_with_another_test_dataset_tests_on_it(tmp_path, cli, tiny_yaml):
+    """`attiqa bench cross -d A -d B`, then the same with `-d C` added: **was** a KeyError traceback (A's
+    finished run.json, tested on B only, was reused for the table's A→C cell); a test set whose score file
+    changed was likewise reported with the old numbers. Now a finished run is reused only for the same
+    test sets; the same command again reuses every run."""
+    kadid = layout(tmp_path, "kadid10k")
+    k1, k2 = grown_koniq(tmp_path, "k1", 8), grown_koniq(tmp_path, "k2", 10)
+    out = tmp_path / "bench"
+    args = ["bench", "cross", "-d", f"kadid10k={kadid}", "-d", f"koniq10k={k1}", "-c", tiny_yaml, "-q"]
+    args += ["-o", out]
+    assert cli(*args).returncode == 0
+    res = cli(*args, "-d", f"k2:koniq10k={k2}")
+    assert res.returncode == 0, res.stderr
+    table = json.loads((out / "cross.json").read_text())["summary"]
+    assert set(table["KADID-10k"]) == {"KonIQ", "k2"} and table["KADID-10k"]["k2"]["srocc"] is not None
+    runs = sorted(out.glob("cross/*/split00/run.json"))
+    before = [p.stat().st_mtime_ns for p in runs]
+    assert cli(*args, "-d", f"k2:koniq10k={k2}").returncode == 0
+    assert [p.stat().st_mtime_ns for p in runs] == before
