@@ -171,9 +171,10 @@ def official_partition(ds: IQADataset) -> Split:
     return Split("official", train, test, None, "official")
 
 
-def group_keys(ds: IQADataset, group_by: str | None) -> list[str] | None:
+def group_keys(ds: IQADataset, group_by: str | None, option: str = "--group-by") -> list[str] | None:
     """Each item's group (``group_by`` a key of the items' meta, ``"auto"`` the dataset's natural one,
-    None = no groups); an error naming the dataset when items lack it. ``"auto"`` on a copy of the data
+    None = no groups); an error naming the dataset when items lack it, and ``option``, the setting that
+    chose it (`attiqa train`: ``finetune.group_by``). ``"auto"`` on a copy of the data
     whose score file holds no such key at all (LIVE without ``refnames_all.mat``; AGIQA-1k's ``Image,Score``
     file has no prompts) splits image-wise and says so: the default must not refuse a supported dataset."""
     auto = group_by == "auto"
@@ -192,9 +193,10 @@ def group_keys(ds: IQADataset, group_by: str | None) -> list[str] | None:
         return None
     if missing:
         have = sorted({k for it in ds.items for k in it.meta}) or ["none"]
+        hint = did_you_mean(group_by, have, aliases={"reference": "ref"}) if missing == len(keys) else ""
         raise AttiqaError(
-            f"{ds.name} ({ds.root}): {missing} of {len(keys)} items have no {group_by!r} to group by (their "
-            f"metadata: {', '.join(have)}); use --group-by none for image-wise splits"
+            f"{ds.name} ({ds.root}): {missing} of {len(keys)} items have no {group_by!r} to group by{hint} "
+            f"(their metadata: {', '.join(have)}); use {option} none for image-wise splits"
         )
     return [str(k) for k in keys]
 
@@ -314,7 +316,8 @@ def dataset_split(cfg: FinetuneConfig) -> MosSplit:
         split = official_partition(ds)
         fix = "the official split is fixed: add images"
     else:
-        groups, _ = split_groups(ds, None if cfg.group_by == "none" else cfg.group_by)
+        keys = group_keys(ds, None if cfg.group_by == "none" else cfg.group_by, "finetune.group_by:")
+        groups, _ = merge_copies(ds, keys)
         tr, te = _partition(len(ds), cfg.val_fraction, cfg.split_seed, groups)
         kind = "random" if groups is None else f"group by {cfg.group_by}"
         split = Split(f"seed {cfg.split_seed}", tuple(tr), tuple(te), cfg.split_seed, kind)

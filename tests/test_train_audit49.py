@@ -171,3 +171,25 @@ def test_a_cross_rerun_with_another_test_dataset_tests_on_it(tmp_path, cli, tiny
     before = [p.stat().st_mtime_ns for p in runs]
     assert cli(*args, "-d", f"k2:koniq10k={k2}").returncode == 0
     assert [p.stat().st_mtime_ns for p in runs] == before
+
+
+def test_a_group_key_the_dataset_lacks_names_the_close_key_and_the_setting_that_chose_it(
+    tmp_path, cli, tiny_yaml
+):
+    """`--group-by reference` (the help's word for KADID's group) and a run config's `group_by: reference`:
+    **was** "… no 'reference' to group by (their metadata: distortion, level, ref, var); use --group-by none"
+    — for the config, an option `attiqa train` does not take; now "(did you mean 'ref'?)" and the config's
+    own setting."""
+    root = layout(tmp_path, "kadid10k")
+    res = cli("bench", "single", "-d", f"kadid10k={root}", "-c", tiny_yaml, "-o", tmp_path / "b",
+              "--group-by", "reference")  # fmt: skip
+    assert (
+        res.returncode == 2 and "(did you mean 'ref'?)" in res.stderr and "use --group-by none" in res.stderr
+    )
+    res = cli(
+        "train", "--config", dataset_config(tmp_path, dataset="kadid10k", root=root, group_by="reference")
+    )
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert res.returncode == 2 and len(lines) == 1, res.stderr
+    assert "(did you mean 'ref'?)" in lines[0] and "use finetune.group_by: none" in lines[0]
+    assert not (tmp_path / "run").exists()
