@@ -193,3 +193,25 @@ def test_a_group_key_the_dataset_lacks_names_the_close_key_and_the_setting_that_
     assert res.returncode == 2 and len(lines) == 1, res.stderr
     assert "(did you mean 'ref'?)" in lines[0] and "use finetune.group_by: none" in lines[0]
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "case", "file"),
+    [
+        ("koniq10k", "spaq", "Annotations/MOS and Image attribute scores.xlsx"),
+        ("kadid10k", "pipal", "Train_Label/A0001.txt"),
+        ("clive", "flive", "database/labels_image.csv"),
+        ("flive", "agiqa3k", "data.csv"),
+    ],
+)
+def test_a_root_laid_out_as_another_dataset_is_named_as_such(tmp_path, cli, name, case, file):
+    """`attiqa eval koniq10k --root SPAQ/` (and a run config's `dataset: koniq10k` with that root): **was**
+    "score file not found under SPAQ/ (looked for …) — expected layout: …", which reads as a broken
+    download; now the line says whose layout it is."""
+    root = layout(tmp_path, case)
+    res = cli("eval", name, "--root", root, "-m", "classical", "-o", tmp_path / "ev", "-q")
+    said = f"{root} is laid out as {LAYOUTS[case][0]} ({file} is there): name that dataset"
+    assert res.returncode == 2 and said in res.stderr.splitlines()[0], res.stderr
+    res = cli("train", "--config", dataset_config(tmp_path, dataset=name, root=root))
+    assert res.returncode == 2 and said in res.stderr.splitlines()[0], res.stderr
+    assert not (tmp_path / "run").exists() and not (tmp_path / "ev").exists()
