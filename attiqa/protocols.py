@@ -319,11 +319,12 @@ def dataset_split(cfg: FinetuneConfig) -> MosSplit:
         keys = group_keys(ds, None if cfg.group_by == "none" else cfg.group_by, "finetune.group_by:")
         groups, _ = merge_copies(ds, keys)
         tr, te = _partition(len(ds), cfg.val_fraction, cfg.split_seed, groups)
-        kind = "random" if groups is None else f"group by {cfg.group_by}"
+        kind = "random" if keys is None else f"group by {cfg.group_by}"
         split = Split(f"seed {cfg.split_seed}", tuple(tr), tuple(te), cfg.split_seed, kind)
         fix = "change finetune.val_fraction, or add images"
-        if groups is not None:
-            fix += f", or split image-wise (finetune.group_by: none): its {len(set(groups))} groups are few"
+        if keys is not None:
+            n_groups = len(set(groups or []))
+            fix += f", or split image-wise (finetune.group_by: none): its {n_groups} groups are few"
     given = (f"the {split.kind} split of its {len(ds)} images gives {len(split.train)} to train on and "
              f"{len(split.test)} to hold out")  # fmt: skip
     mos = torch.tensor([float(it.mos) for it in ds.items])
