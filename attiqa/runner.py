@@ -163,15 +163,20 @@ def earlier_training(out_dir: Path) -> list[str]:
     return sorted(str(p.parent.relative_to(out_dir)) for p in found)
 
 
-def interrupted_words(cfg: TrainConfig) -> str:
-    """What an interrupted ``attiqa train`` kept and how to continue (was a bare "interrupted")."""
+def interrupted_words(cfg: TrainConfig, since: float | None = None) -> str:
+    """What an interrupted ``attiqa train`` kept and how to continue (was a bare "interrupted");
+    ``since``: when the command started — a stage saved before (an earlier run a ``--no-resume`` had not
+    yet trained over) is not this run's to continue."""
     import json
 
     out_dir = Path(cfg.out_dir)
     kept = []
     for stage in earlier_training(out_dir):
+        last = out_dir / stage / "last.json"
         try:
-            epoch = json.loads((out_dir / stage / "last.json").read_text())["epoch"]
+            if since is not None and last.stat().st_mtime < since:
+                continue
+            epoch = json.loads(last.read_text())["epoch"]
             kept.append(f"{stage} after epoch {epoch}")
         except (OSError, ValueError, KeyError, TypeError):
             kept.append(stage)

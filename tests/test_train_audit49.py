@@ -215,3 +215,20 @@ def test_a_root_laid_out_as_another_dataset_is_named_as_such(tmp_path, cli, name
     res = cli("train", "--config", dataset_config(tmp_path, dataset=name, root=root))
     assert res.returncode == 2 and said in res.stderr.splitlines()[0], res.stderr
     assert not (tmp_path / "run").exists() and not (tmp_path / "ev").exists()
+
+
+@pytest.mark.slow
+def test_ctrl_c_to_a_no_resume_run_does_not_offer_the_run_it_trains_over(tmp_path):
+    """`attiqa train -c run.yaml --no-resume` over a finished run, Ctrl-C before its first epoch: **was**
+    "interrupted: finetune after epoch 1 kept …; rerun the same command with --resume to continue" — the
+    earlier run's checkpoint, which --resume then continued with the new settings (the one being trained
+    over); now "interrupted before an epoch finished; rerun the same command to continue"."""
+    from helpers import run_attiqa, signal_after, tiny_train_config
+
+    cfg = tiny_train_config(tmp_path, epochs=1)
+    assert run_attiqa("train", "-c", cfg, env={"OMP_NUM_THREADS": "1"}).returncode == 0
+    ctrl_c = signal_after(tmp_path, "replace", "config.json", 1, "SIGINT", "attiqa.cli")
+    cut = run_attiqa("train", "-c", cfg, "--no-resume", **ctrl_c)
+    assert cut.returncode == 130, cut.stderr[-3000:]
+    said = [" ".join(x.split()) for x in cut.stderr.splitlines() if x.startswith("interrupted")]
+    assert said == ["interrupted before an epoch finished; rerun the same command to continue"]
