@@ -196,6 +196,7 @@ class FinetuneConfig:
     dataset: str = ""
     root: str = ""
     group_by: str = "auto"
+    target: str | None = None  # the dataset's score to fit (`attiqa datasets NAME`; None = its default)
     # Set them in `model:` (shared with pretraining). Used only without a pretrained ATTIQA checkpoint
     # (e.g. ablation "ImageNet backbone, no attribute pretraining", Table 7): the network is then built
     # from these.
@@ -267,6 +268,8 @@ class FinetuneConfig:
         check_crop_fits(self.resize_shorter, self.crop_size, where)
         if self.dataset:
             self.dataset = _dataset_name(self.dataset, self.csv, f"{where}.dataset")
+        if self.target is not None:
+            _check_target(self.dataset, self.target, f"{where}.target")
         for i, extra in enumerate(self.ridge_extra):
             extra.check(f"{where}.ridge_extra[{i}]")
         if self.ridge_extra and not self.ridge_taps:
@@ -308,8 +311,21 @@ def _dataset_name(name: str, csv: str, key: str) -> str:
     return name
 
 
+def _check_target(dataset: str, target: str, key: str) -> None:
+    """``finetune.target`` is one of the dataset's scores (any case, as ``--target``)."""
+    if not dataset:
+        raise SettingError(f"{key}: chooses a score of finetune.dataset (a CSV's is its mos column) — set "
+                           "finetune.dataset, or drop target", key)  # fmt: skip
+    from attiqa.datasets import DATASETS
+
+    names = list(DATASETS[dataset].info.targets)
+    if target.lower() not in (n.lower() for n in names):
+        hint = did_you_mean(target, names)
+        raise SettingError(f"{key}: {target!r} is not a score of {dataset} ({', '.join(names)}){hint}", key)
+
+
 # finetune's settings that name a dataset and its split (`attiqa bench` takes its data from --data)
-DATASET_KEYS = ("dataset", "root", "group_by")
+DATASET_KEYS = ("dataset", "root", "group_by", "target")
 
 
 @dataclass

@@ -299,7 +299,7 @@ def mos_split(ds: IQADataset, split: Split) -> MosSplit:
     return MosSplit(
         paths=[Path(it.image) for it in used], mos=torch.tensor([float(it.mos) for it in used]),
         train=list(range(n_tr)), val=list(range(n_tr, len(used))), kind=f"{split.name} ({split.kind})",
-        source=f"{ds.name}:{ds.root}", image_root=str(ds.root),
+        source=f"{ds.name}:{ds.root}", image_root=str(ds.root), target=ds.target,
     )  # fmt: skip
 
 
@@ -310,7 +310,7 @@ def dataset_split(cfg: FinetuneConfig) -> MosSplit:
     on both sides; byte-identical files always share a side). Checked before any training."""
     from attiqa.datasets import get_dataset
 
-    ds = get_dataset(cfg.dataset, cfg.root)
+    ds = get_dataset(cfg.dataset, cfg.root, target=cfg.target)
     ds.check_images()
     if uses_official_split(ds, None):
         split = official_partition(ds)

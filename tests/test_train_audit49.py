@@ -232,3 +232,22 @@ def test_ctrl_c_to_a_no_resume_run_does_not_offer_the_run_it_trains_over(tmp_pat
     assert cut.returncode == 130, cut.stderr[-3000:]
     said = [" ".join(x.split()) for x in cut.stderr.splitlines() if x.startswith("interrupted")]
     assert said == ["interrupted before an epoch finished; rerun the same command to continue"]
+
+
+def test_a_run_config_fits_the_dataset_score_it_names_and_the_card_says_which(tmp_path, cli):
+    """AGIQA-3k's alignment MOS (`finetune.target: mos_align`, as `attiqa bench --target`): **was** no way to
+    name it (nor the dataset); now fitted and recorded in the card; a typo is one line with the close
+    name, and a target without a dataset is refused."""
+    root = layout(tmp_path, "agiqa3k")
+    cfg = dataset_config(tmp_path, dataset="agiqa3k", root=root, target="mos_align", val_fraction=0.34)
+    assert cli("train", "--config", cfg).returncode == 0
+    card = json.loads((tmp_path / "run" / "finetune" / "last.json").read_text())
+    align = sorted(x.mos for x in get_dataset("agiqa3k", root, target="mos_align"))
+    assert card["dataset"]["target"] == "mos_align" and align[0] <= card["mos_range"][0] < align[-1]
+    res = cli("train", "--config", cfg, "--set", "finetune.target=mos_algin", "--no-resume")
+    assert res.returncode == 2 and "'mos_algin' is not a score of agiqa3k" in res.stderr, res.stderr
+    assert "(did you mean 'mos_align'?)" in res.stderr
+    res = cli(
+        "train", "--config", cfg, "--set", 'finetune.dataset=""', "--set", f"finetune.csv={root}/data.csv"
+    )
+    assert res.returncode == 2 and "finetune.target: chooses a score of finetune.dataset" in res.stderr
