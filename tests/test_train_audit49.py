@@ -251,3 +251,23 @@ def test_a_run_config_fits_the_dataset_score_it_names_and_the_card_says_which(tm
         "train", "--config", cfg, "--set", 'finetune.dataset=""', "--set", f"finetune.csv={root}/data.csv"
     )
     assert res.returncode == 2 and "finetune.target: chooses a score of finetune.dataset" in res.stderr
+
+
+def test_eval_of_a_checkpoint_on_the_dataset_its_card_names_says_it_is_its_training_fit(tmp_path, cli):
+    """The fixture's KADID-10k scores on a 0.1 grid, as a coarse rating scale gives: the MOS-range rule
+    ("holds the two images that bound the MOS it was trained on") says nothing there on purpose, so
+    `attiqa eval kadid10k` of a model `attiqa train` fine-tuned on that copy **was** without a word that
+    4 of its 6 images were trained on; now the card's dataset says so. Another dataset: no note."""
+    root = layout(tmp_path, "kadid10k")
+    assert cli("train", "--config", dataset_config(tmp_path, dataset="kadid10k", root=root)).returncode == 0
+    ckpt = tmp_path / "run" / "finetune" / "last.safetensors"
+    for name, case in (("kadid10k", root), ("agiqa3k", layout(tmp_path, "agiqa3k"))):
+        out = tmp_path / f"ev-{name}"
+        res = cli("eval", name, "--root", case, "-m", ckpt, "-o", out, "-w", "0", "-q", "--no-cache")
+        assert res.returncode == 0, res.stderr
+        warned = json.loads((out / "summary.json").read_text())["warnings"]
+        if name == "kadid10k":
+            assert any("fine-tuned on images of this copy of KADID-10k" in w for w in warned), warned
+            assert any("training fit" in w for w in warned)
+        else:
+            assert not any("training fit" in w for w in warned), warned
