@@ -271,3 +271,16 @@ def test_eval_of_a_checkpoint_on_the_dataset_its_card_names_says_it_is_its_train
             assert any("training fit" in w for w in warned)
         else:
             assert not any("training fit" in w for w in warned), warned
+
+
+def test_a_bench_table_of_datasets_split_two_ways_says_which_is_which(tmp_path, cli, tiny_yaml):
+    """KADID-10k (grouped by reference) and KonIQ (image-wise) in one `bench single` table: its note **was**
+    "(group, random splits; …)" — which dataset was split how unsaid; cross's note said nothing of splits.
+    Now "splits: KADID-10k group, KonIQ random"."""
+    kadid, koniq = layout(tmp_path, "kadid10k"), grown_koniq(tmp_path, "k1", 8)
+    for protocol in ("single", "cross"):
+        out = tmp_path / protocol
+        res = cli("bench", protocol, "-d", f"kadid10k={kadid}", "-d", f"koniq10k={koniq}", "-c", tiny_yaml,
+                  "-o", out, "-q", "--repeats", "1")  # fmt: skip
+        assert res.returncode == 0, res.stderr
+        assert "(splits: KADID-10k group, KonIQ random" in (out / f"{protocol}.md").read_text()
