@@ -312,6 +312,7 @@ def dataset_split(cfg: FinetuneConfig) -> MosSplit:
 
     ds = get_dataset(cfg.dataset, cfg.root, target=cfg.target)
     ds.check_images()
+    say_rows_left_out(ds)
     if uses_official_split(ds, None):
         split = official_partition(ds)
         fix = "the official split is fixed: add images"
@@ -500,6 +501,20 @@ def _check_all(benches: Sequence[BenchDataset]) -> None:
             )
     for b in benches:
         b.dataset.check_images()  # every problem surfaces before the first epoch
+        say_rows_left_out(b.dataset)
+
+
+def say_rows_left_out(ds: IQADataset) -> None:
+    """The score file's rows without a finite score, left out of training as ``eval`` leaves them out of
+    the metrics — and says so (bench and ``attiqa train`` did not)."""
+    from attiqa.training.distributed import is_main
+
+    if ds.n_without_score and is_main():
+        console.print(
+            f"[yellow]{plain(ds.name)} ({plain(str(ds.root))}): {ds.n_without_score} row(s) without a finite "
+            f"{ds.target} (empty, NaN or inf) left out",
+            highlight=False,
+        )
 
 
 def check_fractions(fractions: Sequence[float]) -> None:

@@ -284,3 +284,24 @@ def test_a_bench_table_of_datasets_split_two_ways_says_which_is_which(tmp_path, 
                   "-o", out, "-q", "--repeats", "1")  # fmt: skip
         assert res.returncode == 0, res.stderr
         assert "(splits: KADID-10k group, KonIQ random" in (out / f"{protocol}.md").read_text()
+
+
+def test_rows_without_a_score_are_said_by_bench_and_train_as_eval_says_them(tmp_path, cli, tiny_yaml):
+    """A KonIQ score file with one empty MOS cell (a spreadsheet's gap): `eval` says "1 row(s) without a
+    finite mos … left out"; `bench` and a run config's `finetune.dataset` **were** silent (the row was
+    left out of training without a word); now they say it in the same words."""
+    root = grown_koniq(tmp_path, "k1", 8)
+    for file in ("koniq10k_distributions_sets.csv", "koniq10k_scores_and_distributions.csv"):
+        with open(root / file, newline="") as fh:
+            rows = list(csv.reader(fh))
+        rows[2][7] = ""
+        if file.endswith("distributions.csv"):
+            rows[2][9] = ""  # MOS_zscore
+        with open(root / file, "w", newline="") as fh:
+            csv.writer(fh).writerows(rows)
+    said = f"koniq10k ({root}): 1 row(s) without a finite mos (empty, NaN or inf) left out"
+    res = cli("bench", "single", "-d", f"koniq10k={root}", "-c", tiny_yaml, "-o", tmp_path / "b", "-q",
+              "--repeats", "1")  # fmt: skip
+    assert res.returncode == 0 and said in " ".join(res.stderr.split()), res.stderr
+    res = cli("train", "--config", dataset_config(tmp_path, dataset="koniq10k", root=root))
+    assert res.returncode == 0 and said in " ".join(res.stderr.split()), res.stderr
