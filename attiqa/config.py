@@ -196,6 +196,13 @@ class FinetuneConfig:
 
     csv: str = ""  # CSV with columns image,mos[,split]
     image_root: str = ""  # folder the CSV's image paths are relative to ("" = the CSV's folder)
+    # ours: instead of csv, a named dataset (`attiqa datasets`) in its official layout under root, split as
+    # `attiqa bench` splits it (FLIVE / AVA: the official split; else val_fraction held out, seeded by
+    # split_seed, no group of group_by on both sides: "auto" = the reference image / prompt, "none" = images)
+    dataset: str = ""
+    root: str = ""
+    group_by: str = "auto"
+    target: str | None = None  # the dataset's score to fit (`attiqa datasets NAME`; None = its default)
     # Set them in `model:` (shared with pretraining). Used only without a pretrained ATTIQA checkpoint
     # (e.g. ablation "ImageNet backbone, no attribute pretraining", Table 7): the network is then built
     # from these.
@@ -265,6 +272,10 @@ class FinetuneConfig:
         """Values and combinations that cannot work, each a one-line :class:`ConfigError`."""
         check_values(self, where)
         check_crop_fits(self.resize_shorter, self.crop_size, where)
+        if self.dataset:
+            self.dataset = _dataset_name(self.dataset, self.csv, f"{where}.dataset")
+        if self.target is not None:
+            _check_target(self.dataset, self.target, f"{where}.target")
         for i, extra in enumerate(self.ridge_extra):
             extra.check(f"{where}.ridge_extra[{i}]")
         if self.ridge_extra and not self.ridge_taps:
@@ -288,6 +299,39 @@ class FinetuneConfig:
                                "(freeze_backbone) keeps it frozen; set one of them",
                                f"{where}.polish_epochs")  # fmt: skip
         return self
+
+
+def _dataset_name(name: str, csv: str, key: str) -> str:
+    """``finetune.dataset``'s registry name (an alias read, a typo's "did you mean"); one source of data."""
+    from attiqa.datasets import resolve_name
+    from attiqa.errors import AttiqaError
+
+    try:
+        name = resolve_name(name)
+    except AttiqaError as exc:
+        raise SettingError(f"{key}: {exc}", key) from None
+    if name == "folder":
+        raise SettingError(f"{key}: folder is a score CSV of your own — set finetune.csv to it instead", key)
+    if csv:
+        raise SettingError(f"{key}: {name} and finetune.csv ({csv}) both given — keep one of them", key)
+    return name
+
+
+def _check_target(dataset: str, target: str, key: str) -> None:
+    """``finetune.target`` is one of the dataset's scores (any case, as ``--target``)."""
+    if not dataset:
+        raise SettingError(f"{key}: chooses a score of finetune.dataset (a CSV's is its mos column) — set "
+                           "finetune.dataset, or drop target", key)  # fmt: skip
+    from attiqa.datasets import DATASETS
+
+    names = list(DATASETS[dataset].info.targets)
+    if target.lower() not in (n.lower() for n in names):
+        hint = did_you_mean(target, names)
+        raise SettingError(f"{key}: {target!r} is not a score of {dataset} ({', '.join(names)}){hint}", key)
+
+
+# finetune's settings that name a dataset and its split (`attiqa bench` takes its data from --data)
+DATASET_KEYS = ("dataset", "root", "group_by", "target")
 
 
 @dataclass
@@ -522,12 +566,25 @@ def _share_model(data: dict[str, Any], where: str) -> dict[str, Any]:
 def check_inputs(cfg: TrainConfig, where: str) -> None:
     """The files a run reads must exist before any stage starts (paths relative to the working folder)."""
     need: list[tuple[str, str | None]] = []
-    if cfg.finetune is not None:
+    if cfg.finetune is not None and cfg.finetune.dataset:
+        root = cfg.finetune.root
+        if not root or not Path(root).expanduser().is_dir():
+            what = f"{root} is not a folder" if root else "no root given"
+            raise SettingError(
+                f"{_key(where, 'finetune')}.root: {what} — point it at the folder {cfg.finetune.dataset} is "
+                f"unpacked in (in the config or with --set finetune.root=PATH; `attiqa datasets "
+                f"{cfg.finetune.dataset}` shows its layout)",
+                "finetune.root",
+            )
+    elif cfg.finetune is not None:
         if not cfg.finetune.csv:
             raise SettingError(
-                f"{_key(where, 'finetune')}.csv: no MOS CSV given (columns image,mos[,split])", "finetune.csv"
+                f"{_key(where, 'finetune')}.csv: no MOS CSV given (columns image,mos[,split]; or dataset: "
+                "NAME and root: FOLDER for a dataset of `attiqa datasets`)",
+                "finetune.csv",
             )
         need.append(("finetune.csv", cfg.finetune.csv))
+    if cfg.finetune is not None:
         if cfg.finetune.ridge_pairs:
             need.append(("finetune.ridge_pairs", cfg.finetune.ridge_pairs))
         for i, extra in enumerate(cfg.finetune.ridge_extra):

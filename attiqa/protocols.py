@@ -51,7 +51,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from attiqa.config import FinetuneConfig, TrainConfig, from_dict, read_sections, to_dict
+from attiqa.config import DATASET_KEYS, FinetuneConfig, TrainConfig, from_dict, read_sections, to_dict
 from attiqa.datasets.base import DatasetItem, IQADataset
 from attiqa.errors import AttiqaError, ConfigError, did_you_mean
 from attiqa.io.atomic import output_folder, write_json_atomic, write_text_atomic
@@ -171,9 +171,10 @@ def official_partition(ds: IQADataset) -> Split:
     return Split("official", train, test, None, "official")
 
 
-def group_keys(ds: IQADataset, group_by: str | None) -> list[str] | None:
+def group_keys(ds: IQADataset, group_by: str | None, option: str = "--group-by") -> list[str] | None:
     """Each item's group (``group_by`` a key of the items' meta, ``"auto"`` the dataset's natural one,
-    None = no groups); an error naming the dataset when items lack it. ``"auto"`` on a copy of the data
+    None = no groups); an error naming the dataset when items lack it, and ``option``, the setting that
+    chose it (`attiqa train`: ``finetune.group_by``). ``"auto"`` on a copy of the data
     whose score file holds no such key at all (LIVE without ``refnames_all.mat``; AGIQA-1k's ``Image,Score``
     file has no prompts) splits image-wise and says so: the default must not refuse a supported dataset."""
     auto = group_by == "auto"
@@ -192,9 +193,10 @@ def group_keys(ds: IQADataset, group_by: str | None) -> list[str] | None:
         return None
     if missing:
         have = sorted({k for it in ds.items for k in it.meta}) or ["none"]
+        hint = did_you_mean(group_by, have, aliases={"reference": "ref"}) if missing == len(keys) else ""
         raise AttiqaError(
-            f"{ds.name} ({ds.root}): {missing} of {len(keys)} items have no {group_by!r} to group by (their "
-            f"metadata: {', '.join(have)}); use --group-by none for image-wise splits"
+            f"{ds.name} ({ds.root}): {missing} of {len(keys)} items have no {group_by!r} to group by{hint} "
+            f"(their metadata: {', '.join(have)}); use {option} none for image-wise splits"
         )
     return [str(k) for k in keys]
 
@@ -289,6 +291,48 @@ def fraction_splits(
     return out
 
 
+def mos_split(ds: IQADataset, split: Split) -> MosSplit:
+    """The fine-tuning data of one split, in memory: its training items, then its held-out ones (the card
+    records ``NAME:ROOT`` as the source and the split by name and kind)."""
+    used = [ds.items[i] for i in (*split.train, *split.test)]
+    n_tr = len(split.train)
+    return MosSplit(
+        paths=[Path(it.image) for it in used], mos=torch.tensor([float(it.mos) for it in used]),
+        train=list(range(n_tr)), val=list(range(n_tr, len(used))), kind=f"{split.name} ({split.kind})",
+        source=f"{ds.name}:{ds.root}", image_root=str(ds.root), target=ds.target,
+    )  # fmt: skip
+
+
+def dataset_split(cfg: FinetuneConfig) -> MosSplit:
+    """``attiqa train``'s fine-tuning data from a named dataset (``finetune.dataset`` at ``root``), split
+    as ``attiqa bench`` splits it: the official split of FLIVE / AVA, else one random split holding out
+    ``val_fraction`` (seed ``split_seed``), grouped by ``group_by`` (``auto``: no reference image or prompt
+    on both sides; byte-identical files always share a side). Checked before any training."""
+    from attiqa.datasets import get_dataset
+
+    ds = get_dataset(cfg.dataset, cfg.root, target=cfg.target)
+    ds.check_images()
+    say_rows_left_out(ds)
+    if uses_official_split(ds, None):
+        split = official_partition(ds)
+        fix = "the official split is fixed: add images"
+    else:
+        keys = group_keys(ds, None if cfg.group_by == "none" else cfg.group_by, "finetune.group_by:")
+        groups, _ = merge_copies(ds, keys)
+        tr, te = _partition(len(ds), cfg.val_fraction, cfg.split_seed, groups)
+        kind = "random" if keys is None else f"group by {cfg.group_by}"
+        split = Split(f"seed {cfg.split_seed}", tuple(tr), tuple(te), cfg.split_seed, kind)
+        fix = "change finetune.val_fraction, or add images"
+        if keys is not None:
+            n_groups = len(set(groups or []))
+            fix += f", or split image-wise (finetune.group_by: none): its {n_groups} groups are few"
+    given = (f"the {split.kind} split of its {len(ds)} images gives {len(split.train)} to train on and "
+             f"{len(split.test)} to hold out")  # fmt: skip
+    mos = torch.tensor([float(it.mos) for it in ds.items])
+    check_split(mos, split.train, split.test, f"finetune.dataset {ds.name} ({ds.root})", given, fix)
+    return mos_split(ds, split)
+
+
 def write_split_csv(path: Path, items: Sequence[DatasetItem], split: Split) -> Path:
     """The fine-tuning CSV (``image,mos,split``; absolute paths; MOS higher-is-better), atomically."""
     buf = io.StringIO()
@@ -351,12 +395,15 @@ def run_finetune_split(
     keep_checkpoint: bool,
     after: Callable[[Path], dict[str, Any]] | None = None,
     start: InitialModel | None = None,
+    after_key: str | None = None,
 ) -> dict[str, Any]:
     """One fine-tuning run on one split; returns (and stores in ``run.json``) its numbers.
 
     ``after(checkpoint)`` may compute more numbers from the selected checkpoint before it is deleted
-    (cross-dataset testing); ``start``: the network built from ``cfg`` and ``init_checkpoint`` once for all
-    splits (:func:`attiqa.training.finetune.initial_model`; None: built here).
+    (cross-dataset testing), ``after_key`` fingerprints what they depend on (the test datasets): a finished
+    run whose numbers were computed for another key is run again; ``start``: the network built from ``cfg``
+    and ``init_checkpoint`` once for all splits (:func:`attiqa.training.finetune.initial_model`; None: built
+    here).
     """
     from attiqa.training.finetune import finetune
 
@@ -366,14 +413,15 @@ def run_finetune_split(
     # what the numbers depend on: the init checkpoint's content (not its path: a pretraining run again at
     # the same out_dir rewrites it) and the rows' images and MOS (a corrected score file), not their indices
     init_id = weights_sha256(init_checkpoint) if init_checkpoint is not None else None
+    settings = {k: v for k, v in to_dict(cfg).items() if k not in DATASET_KEYS}  # unused (--data)
     fp = _fingerprint(
-        to_dict(cfg), init_id, bench.dataset.name, str(bench.dataset.root), bench.dataset.target,
+        settings, init_id, bench.dataset.name, str(bench.dataset.root), bench.dataset.target,
         len(split.train), [(str(it.image), float(it.mos)) for it in used], select,
     )  # fmt: skip
     done = run_dir / "run.json"
     if done.is_file():
         prev = json.loads(done.read_text())
-        if prev.get("fingerprint") == fp:
+        if prev.get("fingerprint") == fp and prev.get("after_key") == after_key:
             return prev
     # a run cut short (Ctrl-C, a kill) continues from its last finished epoch when nothing it depends on
     # changed; "started.json" records what it started with (else it trains over what is there)
@@ -386,13 +434,8 @@ def run_finetune_split(
         )
     write_split_csv(csv_path, items, split)  # a record of the split; training gets it in memory
     write_json_atomic(started, {"fingerprint": fp})
-    n_tr = len(split.train)
-    data = MosSplit(
-        paths=[Path(it.image) for it in used], mos=torch.tensor([float(it.mos) for it in used]),
-        train=list(range(n_tr)), val=list(range(n_tr, len(used))), kind=f"{split.name} ({split.kind})",
-        source=f"{bench.dataset.name}:{bench.dataset.root}", image_root=str(bench.dataset.root),
-    )  # fmt: skip
-    run_cfg = replace(cfg, csv="", image_root="")
+    data = mos_split(bench.dataset, split)
+    run_cfg = replace(cfg, csv="", image_root="", dataset="", root="")
     res = finetune(run_cfg, init_checkpoint, run_dir, resume, progress, data, start)
     metrics, epoch = _pick_metrics(res, select)
     ridge = bool(res.history and res.history[-1].get("ridge"))
@@ -413,6 +456,7 @@ def run_finetune_split(
         **{k: metrics.get(k) for k in ("srocc", "plcc", "krcc", "rmse")},
         "history": res.history,
         "fingerprint": fp,
+        "after_key": after_key,
     }
     if after is not None:
         record.update(after(ckpt))
@@ -457,6 +501,20 @@ def _check_all(benches: Sequence[BenchDataset]) -> None:
             )
     for b in benches:
         b.dataset.check_images()  # every problem surfaces before the first epoch
+        say_rows_left_out(b.dataset)
+
+
+def say_rows_left_out(ds: IQADataset) -> None:
+    """The score file's rows without a finite score, left out of training as ``eval`` leaves them out of
+    the metrics — and says so (bench and ``attiqa train`` did not)."""
+    from attiqa.training.distributed import is_main
+
+    if ds.n_without_score and is_main():
+        console.print(
+            f"[yellow]{plain(ds.name)} ({plain(str(ds.root))}): {ds.n_without_score} row(s) without a finite "
+            f"{ds.target} (empty, NaN or inf) left out",
+            highlight=False,
+        )
 
 
 def check_fractions(fractions: Sequence[float]) -> None:
@@ -501,7 +559,7 @@ def ignored_split_settings(cfg: FinetuneConfig) -> list[str]:
     default = FinetuneConfig()
     return [
         f"{k}: {getattr(cfg, k)}"
-        for k in ("val_fraction", "split_seed")
+        for k in ("val_fraction", "split_seed", *DATASET_KEYS)
         if getattr(cfg, k) != getattr(default, k)
     ]
 
@@ -669,7 +727,13 @@ def _cross(
                 res[b.label] = {"srocc": ev.metrics["srocc"], "plcc": ev.metrics["plcc"], "n": ev.n}
             return {"cross": res}
 
-        runs += [r.run("cross", a, sp, after=test_on_others) for sp in r.splits(a)]
+        # the tests' numbers depend on their images and MOS: a rerun with another test set (or a corrected
+        # score file) was handed the old run.json — a KeyError for a new test dataset, stale numbers else
+        key = _fingerprint([
+            (b.label, b.dataset.name, str(b.dataset.root), b.dataset.target,
+             [(str(it.image), float(it.mos)) for it in b.dataset]) for b in tests
+        ])  # fmt: skip
+        runs += [r.run("cross", a, sp, after=test_on_others, after_key=key) for sp in r.splits(a)]
         summary[a.label] = {
             b.label: {
                 "srocc": _median([x["cross"][b.label]["srocc"] for x in runs if x["dataset"] == a.label]),
@@ -731,7 +795,8 @@ def run_protocol(
     if unused:
         console.print(
             f"[yellow]base config {', '.join(unused)}: not used — the protocol makes its own splits "
-            "(80/20, or the dataset's official split; data-efficient: --fractions; seeds from --seed)",
+            "(80/20, or the dataset's official split; data-efficient: --fractions; seeds from --seed; data "
+            "from --data)",
             highlight=False,
         )
     init = init_path(init_checkpoint)
@@ -793,8 +858,20 @@ def run_protocol(
     return ProtocolResult(protocol, method, runs, summary, md, files)
 
 
+def _split_words(runs: list[dict[str, Any]]) -> str:
+    """The runs' split kinds ("group": no group — reference, prompt — on both sides), per dataset when they
+    differ: "group, random" in a table of KADID-10k and KonIQ did not say which was split how."""
+    by_set: dict[str, set[str]] = {}
+    for r in runs:
+        by_set.setdefault(r["dataset"], set()).add(r["split_kind"])
+    kinds = sorted({k for ks in by_set.values() for k in ks})
+    if len(kinds) <= 1:
+        return f"{', '.join(kinds)} splits"
+    return "splits: " + ", ".join(f"{d} {' and '.join(sorted(ks))}" for d, ks in by_set.items())
+
+
 def _table_note(protocol: str, select: str, repeats: int, seed: int, runs: list[dict[str, Any]]) -> str:
-    kinds = sorted({r["split_kind"] for r in runs})  # "group": no group (reference, prompt) on both sides
+    kinds = _split_words(runs)
     ridge = any(r.get("history") and r["history"][-1].get("ridge") for r in runs)
     if select == "last":
         epoch = "last epoch"
@@ -802,10 +879,10 @@ def _table_note(protocol: str, select: str, repeats: int, seed: int, runs: list[
         epoch = f"epoch with the best test SROCC{' of the MOS MLP' if ridge else ''} (optimistic)"
     epoch += ", with the ridge head fitted after training" if ridge else ""
     if protocol == "cross":
-        what = "SROCC of the model trained on the Train DB, tested on all images of the Test DB"
+        what = f"SROCC of the model trained on the Train DB ({kinds}), tested on all images of the Test DB"
     elif protocol == "data-efficient":
-        what = (f"median test SROCC over {repeats} random draws of the training fraction ({', '.join(kinds)} "
-                f"splits; seeds from {seed})")  # fmt: skip
+        what = (f"median test SROCC over {repeats} random draws of the training fraction ({kinds}; seeds "
+                f"from {seed})")  # fmt: skip
     else:
-        what = f"median test SROCC / PLCC over the runs ({', '.join(kinds)} splits; seeds from {seed})"
+        what = f"median test SROCC / PLCC over the runs ({kinds}; seeds from {seed})"
     return f"{what}; {epoch}; {len(runs)} fine-tuning run(s). Generated by `attiqa bench {protocol}`.\n"

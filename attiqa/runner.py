@@ -161,15 +161,20 @@ def earlier_training(out_dir: Path) -> list[str]:
     return sorted(str(p.parent.relative_to(out_dir)) for p in found)
 
 
-def interrupted_words(cfg: TrainConfig) -> str:
-    """What an interrupted ``attiqa train`` kept and how to continue (was a bare "interrupted")."""
+def interrupted_words(cfg: TrainConfig, since: float | None = None) -> str:
+    """What an interrupted ``attiqa train`` kept and how to continue (was a bare "interrupted");
+    ``since``: when the command started — a stage saved before (an earlier run a ``--no-resume`` had not
+    yet trained over) is not this run's to continue."""
     import json
 
     out_dir = Path(cfg.out_dir)
     kept = []
     for stage in earlier_training(out_dir):
+        last = out_dir / stage / "last.json"
         try:
-            epoch = json.loads((out_dir / stage / "last.json").read_text())["epoch"]
+            if since is not None and last.stat().st_mtime < since:
+                continue
+            epoch = json.loads(last.read_text())["epoch"]
             kept.append(f"{stage} after epoch {epoch}")
         except (OSError, ValueError, KeyError, TypeError):
             kept.append(stage)
@@ -225,7 +230,12 @@ def run(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> RunRes
             from attiqa.training.data import read_mos_split
 
             fc = cfg.finetune
-            ft_data = read_mos_split(fc.csv, fc.image_root, fc.val_fraction, fc.split_seed)
+            if fc.dataset:
+                from attiqa.protocols import dataset_split
+
+                ft_data = dataset_split(fc)
+            else:
+                ft_data = read_mos_split(fc.csv, fc.image_root, fc.val_fraction, fc.split_seed)
         if is_main():
             output_folder(out_dir, "out_dir (--out-dir)")
             write_json_atomic(out_dir / "config.json", to_dict(cfg))

@@ -34,6 +34,9 @@ class ScorerInfo:
     max_batch: int | None = None
     min_shorter: int | None = None
     trained_range: tuple[float, float] | None = None
+    # a checkpoint fine-tuned on a named dataset (its card): "NAME:ROOT" and the split it trained on
+    fitted_on: str = ""
+    fitted_split: str = ""
     scale: str = ""  # the scale in words where a zoo row cannot give numbers before a model is loaded
 
     @property

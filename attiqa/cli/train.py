@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import typer
@@ -107,6 +108,7 @@ def train_cmd(
                 f"{cfg.out_dir}: holds checkpoints of an earlier run ({', '.join(stages)}) — add --resume to "
                 "continue it, --no-resume to train over it, or choose another --out-dir"
             )
+    started = time.time()
     try:
         with (
             process_group()
@@ -116,7 +118,9 @@ def train_cmd(
                 return
     except KeyboardInterrupt as exc:
         if env_rank_world()[0] == 0:
-            console.print(f"[yellow]{plain(interrupted_words(cfg))}", highlight=False)
+            console.print(
+                f"[yellow]{plain(interrupted_words(cfg, None if resume else started))}", highlight=False
+            )
         raise InterruptedExit(exc) from exc
     for name, val in (("labels", res.labels), ("pretrained", res.pretrained), ("finetuned", res.finetuned)):
         if val:

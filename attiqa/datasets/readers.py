@@ -22,6 +22,21 @@ def first_file(root: Path, candidates: Sequence[str]) -> Path | None:
     return next((root / c for c in candidates if (root / c).is_file()), None)
 
 
+def laid_out_as(root: Path, but: str) -> tuple[str, str] | None:
+    """The other named dataset (not ``but``, nor ``folder``) whose score file ``root`` holds, and that
+    file: a root given to the wrong name (``eval koniq10k --root SPAQ/``) said only "not found"."""
+    from attiqa.datasets import DATASETS  # the registry imports this module
+
+    for name, cls in DATASETS.items():
+        if name in (but, "folder"):
+            continue
+        for pattern in cls.info.score_files:
+            found = next((p for p in sorted(root.glob(pattern)) if p.is_file()), None)
+            if found is not None:
+                return name, str(found.relative_to(root))
+    return None
+
+
 def need_file(root: Path, candidates: Sequence[str], dataset: str, layout: str) -> Path:
     """The first of ``candidates`` (relative to ``root``) that exists, else :func:`no_score_file`."""
     found = first_file(root, candidates)
@@ -41,6 +56,9 @@ def no_score_file(root: Path, candidates: Sequence[str], dataset: str, layout: s
     elif dataset != "folder" and folder_csv.is_file():
         other = f"{root} holds mos.csv: for a folder of images + a CSV use `attiqa eval folder --root {root}`"
         other += "; "
+    elif (seen := laid_out_as(root, dataset)) is not None:
+        other = f"{root} is laid out as {seen[0]} ({seen[1]} is there): name that dataset, or give the "
+        other += f"{dataset} download's folder; "
     else:
         other = ""
     return AttiqaError(

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from attiqa.datasets.base import DatasetItem, IQADataset, find_unreadable
+from attiqa.datasets.base import DatasetItem, IQADataset, canonical_split, find_unreadable
 from attiqa.datasets.readers import repeated_rows
 from attiqa.errors import AttiqaError, ImageLoadError
 from attiqa.evaluation.cache import ScoreCache, cache_location, score_cache_key
@@ -189,6 +189,16 @@ def score_items(
     return done, in_input_order(failed, todo), n_cached
 
 
+def _held_out(fitted_split: str, split: str | None) -> bool:
+    """Whether the images of ``split`` were held out of a fine-tuning on ``fitted_split`` of the same
+    dataset: only an official split's test / val part (a random split's training images are in any)."""
+    return (
+        fitted_split.startswith("official")
+        and split is not None
+        and canonical_split(split) in ("test", "val")
+    )
+
+
 def _holds_training_ends(trained: tuple[float, float] | None, mos: np.ndarray) -> bool:
     """Whether the scores ``mos`` hold both ends of a model's training MOS range (its card's ``mos_range``:
     the lowest and highest MOS of the rows it was fitted on), each equal to float32 precision — the table
@@ -292,6 +302,11 @@ def evaluate(
         warn.append(
             f"{scorer.info.name} was trained on {ds.info.short_name} images: on the images it was fitted to "
             f"{fit_note} (its model card gives held-out ones)"
+        )
+    elif scorer.info.fitted_on == f"{ds.name}:{ds.root}" and not _held_out(scorer.info.fitted_split, split):
+        warn.append(  # its card says so: `attiqa train` / `bench` on this copy (MOS on a coarse grid too)
+            f"{scorer.info.name} was fine-tuned on images of this copy of {ds.info.short_name} (split: "
+            f"{scorer.info.fitted_split}): on the images it was fitted to {fit_note}"
         )
     elif _holds_training_ends(scorer.info.trained_range, mos):  # e.g. `eval folder` on the training CSV
         lo, hi = scorer.info.trained_range or (0.0, 0.0)

@@ -100,6 +100,8 @@ class AttiqaScorer(Scorer):
         self.columns = ("mos", *self.model.head_names)
         self.has_mos = self.model.mos_head is not None
         trained = pair(self.card.get("mos_range"))
+        data = self.card.get("dataset")
+        data = data if isinstance(data, dict) else {}  # what it was fine-tuned on (eval's training-fit note)
         self._info = ScorerInfo(
             name=self.card.get("name", self.checkpoint.stem),
             kind="trained",
@@ -110,6 +112,8 @@ class AttiqaScorer(Scorer):
             description=self.card.get("description", "ATTIQA checkpoint"),
             # decode big JPEGs at a reduced scale when the transform downsizes anyway (None: native scale)
             min_shorter=resize,
+            fitted_on=str(data.get("csv") or ""),
+            fitted_split=str(data.get("split") or ""),
         )
 
     def _scale(self, trained: tuple[float, float] | None) -> tuple[float, float]:

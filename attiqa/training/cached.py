@@ -160,9 +160,7 @@ def finetune_cached(
     base_card = {
         "stage": "finetune", "config": to_dict(cfg), **init_info,
         "feature_cache": True, "frozen_backbone": True,
-        "dataset": {"csv": split.source, "image_root": split.image_root,
-                    "split": split.kind, "n_train": len(tr), "n_val": len(va),
-                    "unreadable": int((~valid).sum())},
+        "dataset": {**split.card(), "n_train": len(tr), "n_val": len(va), "unreadable": int((~valid).sum())},
         "mos_range": [lo, hi], "linear_probe": cfg.freeze_backbone,
     }  # fmt: skip
 

@@ -372,9 +372,15 @@ class MosSplit:
     kind: str  # "column" | "random 80%/20% seed S" | a protocol's split name
     source: str  # the CSV, or the dataset the items came from (model card)
     image_root: str = ""
+    target: str = ""  # a named dataset's score the MOS are (AGIQA-3k: mos_quality or mos_align; model card)
 
     def dataset(self, transform: Transform, on_error: str = "skip") -> ImageTableDataset:
         return ImageTableDataset(self.paths, self.mos, transform, on_error)
+
+    def card(self) -> dict[str, str]:
+        """What the model card's ``dataset`` records of it (with the counts its stage trained on)."""
+        where = {"csv": self.source, "image_root": self.image_root, "split": self.kind}
+        return {**where, "target": self.target} if self.target else where
 
     def fingerprint(self) -> dict[str, str]:
         """:func:`data_fingerprint` of the images, MOS and split (named by :attr:`source`)."""

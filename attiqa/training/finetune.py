@@ -268,9 +268,7 @@ def _end_to_end(
         "config": card_cfg,
         **init_info,
         "dataset": {
-            "csv": split.source,
-            "image_root": split.image_root,
-            "split": split.kind,
+            **split.card(),
             "n_train": len(split.train),
             "n_val": len(split.val),
         },  # fmt: skip
