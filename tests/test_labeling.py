@@ -74,21 +74,6 @@ def test_killed_run_resumes_without_loss_or_duplicates(photo_dir, tmp_path):
     assert sorted(images) == sorted(str(p) for p in paths) and len(set(images)) == len(images)
 
 
-def test_a_rerun_counts_the_earlier_labels_outside_its_rate(photo_dir, tmp_path):
-    """Session 49: rerunning a finished `attiqa label` printed "labelling (classical): N/N (16881.7 img/s)":
-    the earlier run's images were advanced as work done now. They are counted as kept, as genbench's and
-    isp-tune's bars count theirs."""
-    out = tmp_path / "labels.parquet"
-    assert run_attiqa("label", photo_dir, "--out", out, "--workers", "0").returncode == 0
-    res = run_attiqa("label", photo_dir, "--out", out, "--workers", "0")
-    assert res.returncode == 0, res.stderr
-    n = len(discover_images([photo_dir]))
-    lines = [line for line in (res.stdout + res.stderr).splitlines() if line.startswith("labelling (")]
-    assert (
-        lines and lines[-1] == f"labelling (classical): {n}/{n} (none done now, {n} kept from an earlier run)"
-    )
-
-
 def test_teacher_mismatch_is_refused(photo_dir, tmp_path):
     out = tmp_path / "l.parquet"
     label_images(discover_images([photo_dir]), create_teacher("classical"), out, num_workers=0)
