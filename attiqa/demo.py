@@ -120,8 +120,8 @@ def prepare_score_demo(out: Path, model: str | None = None) -> tuple[list[Path],
 
 def demo_pretrain_config(epochs: int = 4) -> PretrainConfig:
     """The demo's brief pretraining. Its blocks' activations are recomputed in the backward pass (the same
-    weights bit for bit): kept, a step's 2,420 MiB of them made the demo peak at 4,523 MiB resident
-    (``benchmarks/demo_train_memory.py``; docs/robustness.md, session 48)."""
+    weights bit for bit): kept, they made most of the demo's peak memory (figures: README, "Less memory";
+    ``benchmarks/demo_train_memory.py`` measures both)."""
     from attiqa.config import PretrainConfig
 
     return PretrainConfig(

@@ -6,6 +6,7 @@ import time
 import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Protocol
 
 from rich.console import Console
 from rich.markup import escape
@@ -130,6 +131,12 @@ def make_progress(unit: str = "img", disable: bool = False) -> Progress:
         disable=disable,
         transient=False,
     )
+
+
+class Advance(Protocol):
+    """What :func:`progress_task` yields: ``n`` items done, ``kept``: found finished by an earlier run."""
+
+    def __call__(self, n: int = 1, kept: bool = False) -> None: ...
 
 
 @contextmanager

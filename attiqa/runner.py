@@ -133,6 +133,7 @@ def run_label_stage(
                 rank,
                 world,
                 on_batch=lambda n, f: adv(n + f),
+                on_start=lambda kept: adv(kept, kept=True),
             )
         failed = [plain(e) for e in res.failed]
         if world > 1:

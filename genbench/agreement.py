@@ -173,7 +173,7 @@ def _cluster_groups(pairs: list[Pair], pair_ids: list[str], name: str) -> np.nda
 def shared_prompts_note(pairs: list[Pair], labels: dict[str, HumanLabel], cluster_by: str | None) -> str:
     """A line for ``agree`` when the voted pairs share prompts (``prompt_id``: AGIQA-3k, ImageReward imports)
     and the bootstrap resamples pairs: the interval then treats pairs of one prompt as independent and is
-    too narrow (agiqa3k-dev, classical: 57.0-59.8 % by pair, 55.6-61.2 % by prompt); "" otherwise."""
+    too narrow (agiqa3k-dev's figures by pair and by prompt: docs/robustness.md); "" otherwise."""
     if cluster_by is not None:
         return ""
     ids = [p.record.get("prompt_id") for p in pairs if p.pair_id in labels]

@@ -98,9 +98,10 @@ def _luma(rgb: np.ndarray) -> np.ndarray:
 
 def clipped_and_saturation(rgb: np.ndarray) -> tuple[float, float]:
     """:class:`RenderStats`' ``clipped`` and ``saturation`` alone: what the report gives of each
-    full-resolution render (one per method and held-out raw). :func:`render_stats` took 1.3 s on a 24 MP
-    render (the guard's gradient, contrast and overshoot, and a maximum over a last axis of 3, slow in
-    numpy); this, channel by channel, 0.11 s, the same values (``benchmarks/isp_scale.py stats``)."""
+    full-resolution render (one per method and held-out raw). :func:`render_stats` computes the guard's
+    gradient, contrast and overshoot too, and a maximum over a last axis of 3, slow in numpy; this, channel
+    by channel, is an order of magnitude faster with the same values (figures: docs/isp.md, "At FiveK scale";
+    ``benchmarks/isp_scale.py stats``)."""
     rgb = np.asarray(rgb)
     hi, lo = rgb[..., 0], rgb[..., 0]
     for c in range(1, rgb.shape[-1]):

@@ -172,10 +172,10 @@ CMA-ES's ``--cma-image-budget`` scorer calls and a full-resolution render per me
 FRONT_ENDS_KEPT = 100
 """How many held-out raws' front ends and guards (:func:`guarded_item`) the evaluation keeps between its
 passes (the probe, the checked setting, the per-image CMA-ES, the scoring): each kept raw is built once,
-not once a pass (~2 s at 24 MP). 100, the default ``--test-raws``, so a default run rebuilds none; at ~5
-MiB a 24 MP raw at the scorer's scale, and ~1.3 MiB more of its rawpy render in a run with baselines
-(:class:`RawpyRender`), ~0.65 GiB. A count, not all of them: ``isp-tune check`` of 5,000
-raws holding every one would need 27 GiB (docs/isp.md, "At FiveK scale")."""
+not once a pass. 100, the default ``--test-raws``, so a default run rebuilds none. A count, not all of
+them: each kept raw holds its front end at the scorer's scale (and its rawpy render in a run with
+baselines, :class:`RawpyRender`), so ``isp-tune check`` of thousands of raws holding every one would not
+fit in memory (times and sizes: docs/isp.md, "At FiveK scale")."""
 
 
 def capped(

@@ -9,11 +9,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import run_attiqa
 from PIL import Image
 from typer.testing import CliRunner
 
 from attiqa.errors import AttiqaError
 from attiqa.io.atomic import output_folder
+from attiqa.io.images import discover_images
 
 runner = CliRunner()
 
@@ -180,3 +182,30 @@ def test_output_names_that_look_like_markup_are_printed_as_they_are(tmp_path, is
         assert res.exit_code == 0 and res.exception is None, (args, res.output)
         assert line in res.output, (line, res.output)
     assert x.is_file() and g.is_file() and r.is_file() and v.read_text().count("\n") == 2
+
+
+@pytest.mark.parametrize(
+    ("args", "what"),
+    [
+        (("label", "--out", "{out}/labels.parquet"), "labelling (classical)"),
+        (("degrade", "--out", "{out}/graded", "--levels", "1"), "degrading"),
+        (("make-distorted", "--out", "{out}/set", "--rounds", "1"), "distorting"),
+    ],
+    ids=["label", "degrade", "make-distorted"],
+)
+def test_a_rerun_counts_the_earlier_work_outside_its_rate(photo_dir, tmp_path, args, what):
+    """Session 49: rerunning a finished `attiqa label` / `degrade` / `make-distorted` printed e.g.
+    "labelling (classical): 40/40 (16881.7 img/s)": the earlier run's images were advanced as work done
+    now. They are counted as kept, as genbench's and isp-tune's bars count theirs (output not a terminal)."""
+    cmd = [
+        args[0],
+        photo_dir,
+        *(a.format(out=tmp_path) for a in args[1:]),
+        *(["--workers", "0"] if args[0] == "label" else []),
+    ]
+    assert run_attiqa(*cmd).returncode == 0
+    res = run_attiqa(*cmd)
+    assert res.returncode == 0, res.stderr
+    n = len(discover_images([photo_dir]))
+    lines = [line for line in (res.stdout + res.stderr).splitlines() if line.startswith(what + ":")]
+    assert lines and lines[-1] == f"{what}: {n}/{n} (none done now, {n} kept from an earlier run)"

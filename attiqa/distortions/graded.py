@@ -20,9 +20,10 @@ import json
 import os
 import random
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PIL import Image
 
@@ -34,6 +35,9 @@ from attiqa.io.atomic import remove_orphan_temps, write_json_atomic
 from attiqa.io.formats import format_name
 from attiqa.io.images import load_image, save_image, shrink_longer
 from attiqa.io.names import portable_stem
+
+if TYPE_CHECKING:
+    from attiqa.progress import Advance
 
 
 @dataclass
@@ -125,7 +129,7 @@ def write_graded_set(
     max_side: int | None = None,
     variants_per_source: int | None = None,
     seed: int = 0,
-    on_item: Callable[[int], None] | None = None,
+    on_item: Advance | None = None,
 ) -> GradedResult:
     """Write ``<stem>.<fmt>`` and ``<stem>__<distortion>_<level>.<fmt>`` for every source into ``out_dir``.
 
@@ -167,6 +171,8 @@ def write_graded_set(
                 out = img if dist is None else apply_distortion(img, dist, lvl, seed=lvl)
                 save_image(out, path)
                 res.written.append(path)
-        if on_item:
+        if on_item and todo:
             on_item(1)
+        elif on_item:  # every file there already: an earlier run's, counted outside the rate
+            on_item(1, kept=True)
     return res

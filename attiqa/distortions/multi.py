@@ -24,10 +24,11 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
@@ -39,6 +40,9 @@ from attiqa.io.atomic import atomic_path, remove_orphan_temps, write_text_atomic
 from attiqa.io.images import load_image, shrink_longer
 from attiqa.io.names import path_text, portable_stem
 from attiqa.io.run_meta import check_or_write_meta
+
+if TYPE_CHECKING:
+    from attiqa.progress import Advance
 
 LABEL_FIXED = ("image", "source", "round", "k", "sequence")
 
@@ -114,7 +118,7 @@ def make_distorted_set(
     max_k: int | None = None,
     max_side: int | None = None,
     flush_every: int = 50,
-    on_item: Callable[[int], None] | None = None,
+    on_item: Advance | None = None,
 ) -> MultiResult:
     """Write ``rounds`` x ``len(sources)`` multi-distorted images and ``labels.csv`` into ``out_dir``.
 
@@ -176,7 +180,8 @@ def make_distorted_set(
             for i, src in enumerate(sources):
                 path = _item_path(out_dir, rnd, i, src.stem)
                 plan = plan_item(seed, rnd, i, distortions, max_k)
-                if not path.exists():
+                existed = path.exists()
+                if not existed:
                     if i in unreadable:
                         if on_item:
                             on_item(1)
@@ -200,7 +205,9 @@ def make_distorted_set(
                 if since_flush >= flush_every:
                     _write_labels(labels, rows, distortions)
                     since_flush = 0
-                if on_item:
+                if on_item and existed:  # an earlier run's: counted outside the progress rate
+                    on_item(1, kept=True)
+                elif on_item:
                     on_item(1)
     except KeyboardInterrupt as exc:  # keep the labels of every finished image; the caller says so
         res.interruption = exc

@@ -153,10 +153,9 @@ def iter_image_batches(
 def _decode_in_threads(dataset: _PathDataset, plan: list[list[int]], threads: int) -> Iterator[ImageBatch]:
     """Each batch decoded by ``threads`` threads of this process, between the caller's uses of the batches.
 
-    A pool per call, not one kept per process as the decode workers are: making it and its threads costs
-    under 1 % of a call that decodes 2 or 8 photos and 0.03-0.05 % of a ``score_paths`` call of them
-    (experiments/speed/decode_pool_s44.py, 2 threads), and no thread of it outlives the call into a later
-    fork of decode workers."""
+    A pool per call, not one kept per process as the decode workers are: making it and its threads costs a
+    small share of a call that decodes even 2 photos (``experiments/speed/decode_pool_s44.py`` measures it),
+    and no thread of it outlives the call into a later fork of decode workers."""
     with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="attiqa-decode") as pool:
         for batch in plan:
             yield _collate(list(pool.map(dataset.__getitem__, batch)))

@@ -325,14 +325,14 @@ def spatial_mean_std(y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     copied. Both passes (the mean, then the sum of squared deviations — the two-pass formula of
     ``torch.std``, never the cancelling ``E[x^2] - E[x]^2``) sum blocks of spatial positions small enough
     to stay in cache: the deviations of a whole early activation map are a temporary of its full size, and
-    writing and re-reading it cost more than the network layer it taps (3-6x slower, session 22). Each
+    writing and re-reading it cost more than the network layer it taps. Each
     block's squared deviations are formed in one pass into one reused buffer and its sum written into its
     row of one table; the first pass sums all blocks as one reduction over a (N, blocks, rows, C) view
-    (the same bits as one reduction per block, in far fewer operations). Session 29: 0.88 of session 28's
-    time, the same bits (docs/default_model.md "Implementation speed notes"). Not one pass per block (its own
+    (the same bits as one reduction per block, in far fewer operations). Not one pass per block (its own
     mean and squared deviations, blocks combined by the parallel-variance formula): no faster (the time is
     the squared deviations' writes, not the second read), and its between-block term rounds the block means
-    to first order, ~|mean|/std ulps of the std where the two-pass loses none (session 31)."""
+    to first order, ~|mean|/std ulps of the std where the two-pass loses none. Timings of each form:
+    docs/default_model.md, "Implementation speed notes"."""
     n, c, h, w = y.shape
     flat = y.to(torch.promote_types(y.dtype, torch.float32)).permute(0, 2, 3, 1).reshape(n, h * w, c)
     mean, std = _SpatialMeanStd.apply(flat)

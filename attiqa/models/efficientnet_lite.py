@@ -1,8 +1,8 @@
 """EfficientNet-Lite0/1/2 (ours, written from the architecture; timm-compatible module names).
 
 Why our own: building the net with timm meant ``import timm``, which imports torchvision (and with it
-torch._dynamo, sympy, ...): ~5 s and ~190 MiB on every ``attiqa score`` start for a network of a few
-dozen lines (figures: docs/default_model.md, "Implementation speed notes").
+torch._dynamo, sympy, ...): seconds and hundreds of MiB on every ``attiqa score`` start for a network of a
+few dozen lines (figures: docs/default_model.md, "Implementation speed notes").
 
 The network: EfficientNet-B0's block table (Tan & Le 2019) with the Lite changes of the TF-Lite release —
 ReLU6 everywhere, no squeeze-and-excitation, stem (32) and head (1280) widths not scaled, the first and
@@ -181,9 +181,10 @@ class EfficientNetLite(nn.Module):
 
 def recomputed(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """``module(x)`` whose inner activations are not kept for the backward pass but computed again there
-    (activation checkpointing): a training step of Lite0 on 32 crops of 224 keeps 2,420 MiB of activations
-    otherwise. The gradients are the same bit for bit (the same operations on the same inputs); the second
-    run would move the batch-norm running statistics a second time, so they are put back after it."""
+    (activation checkpointing): otherwise a training step keeps every block's activations, most of its
+    memory (figures: README, "Less memory"). The gradients are the same bit for bit (the same operations on
+    the same inputs); the second run would move the batch-norm running statistics a second time, so they are
+    put back after it."""
     calls = 0
 
     def run(t: torch.Tensor) -> torch.Tensor:

@@ -3,13 +3,13 @@
 Why: the MOS MLP of §3.5 reads the attribute heads' hidden features (5 x 128 values from the stage
 statistics). The backbone holds more: the mean and standard deviation of every block's depthwise
 activations (19,200 values for EfficientNet-Lite0, :class:`~attiqa.models.backbones.DepthwiseStats`).
-An MLP overfits them from a few hundred photos; ridge regression does not. On the 10 splits of clive-dev
-(`docs/default_model.md`) a ridge on the square root of these statistics reaches a median SROCC of
-0.853 by itself, and the mean of its prediction and the MLP's is better than either.
+An MLP overfits them from a few hundred photos; ridge regression does not. On clive-dev a ridge on the
+square root of these statistics beats the MLP, and a weighted mean of the two lifts the worst split
+(figures: docs/default_model.md, "How the ridge head got there").
 
 ``power``: features are raised to this power (signed) before standardisation. The statistics are
 non-negative and heavy-tailed (standard deviations of activations); the square root (0.5) is the usual
-"power normalisation" of pooled features and gained +0.010 median SROCC over the raw statistics.
+"power normalisation" of pooled features, and beat the raw statistics there.
 
 Guard (ours, issue 20; off unless ``guard`` > 0): ``MOS = r(x) - guard * max(0, g(x))``, r the ridge above,
 g a second linear map on the same standardised statistics (an "edit detector": negative on unedited
