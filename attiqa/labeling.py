@@ -149,6 +149,52 @@ def read_label_metadata(path: str | Path) -> dict[str, Any]:
     return json.loads(md[META_KEY]) if META_KEY in md else {}
 
 
+def _earlier_metadata(out: Path) -> tuple[Path, dict[str, Any]] | None:
+    """The file holding an earlier run's labels and its metadata: the table, or — a run stopped before
+    its merge — its first part file."""
+    if out.exists():
+        return out, read_label_metadata(out)
+    pdir = parts_dir(out)
+    parts = sorted(pdir.glob("*.parquet")) if pdir.is_dir() else []
+    return (parts[0], read_label_metadata(parts[0])) if parts else None
+
+
+def _setting_words(old: dict[str, Any], new: dict[str, Any]) -> str:
+    """What differs between two teachers' metadata, e.g. "scale 1.0, now 2.0" (a long value: its key)."""
+    keys = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+    if "prompts_sha256" in keys:  # the prompts file's hash says it; its text is long
+        keys = [k for k in keys if k not in ("prompts", "prompts_file")]
+    words = []
+    for k in keys:
+        a, b = repr(old.get(k)), repr(new.get(k))
+        words.append(f"{k} {a}, now {b}" if len(a) + len(b) <= 60 else f"other {k.removesuffix('_sha256')}")
+    return "; ".join(words)
+
+
+def check_same_teacher(out: Path, meta: dict[str, Any]) -> None:
+    """Refuse to add labels to ``out`` (its table, or a stopped run's part files) from another teacher or
+    other teacher settings: one table would silently hold two teachers' labels."""
+    found = _earlier_metadata(out)
+    if found is None:
+        return
+    path, old = found
+    where = str(out) if path == out else f"{out} (a stopped run's {parts_dir(out).name}/)"
+    if old.get("columns") and old["columns"] != meta["columns"]:
+        raise AttiqaError(
+            f"{where}: exists with columns {old['columns']}, not {meta['columns']} — choose another --out"
+        )
+    before, now = old.get("teacher"), meta["teacher"]
+    if before and before != now:
+        name = before.get("teacher", before) if isinstance(before, dict) else before
+        if isinstance(before, dict) and name == now.get("teacher"):
+            what = f"the {name} teacher with other settings ({_setting_words(before, now)})"
+        else:
+            what = f"another teacher ({name})"
+        raise AttiqaError(
+            f"{where}: was labelled by {what} — choose another --out, or delete it to label with these"
+        )
+
+
 def _write_part(
     pdir: Path, rank: int, seq: int, images: list[str], scores: np.ndarray, schema: pa.Schema
 ) -> None:
@@ -211,18 +257,7 @@ def label_images(
     out = Path(out)
     start = time.perf_counter()
     meta = {"teacher": teacher.metadata(), "columns": list(teacher.columns), "created": time.time()}
-    if out.exists():
-        old = read_label_metadata(out)
-        if old.get("columns") and old["columns"] != list(teacher.columns):
-            raise AttiqaError(
-                f"{out}: exists with columns {old['columns']}, not {list(teacher.columns)} — "
-                "choose another --out"
-            )
-        if old.get("teacher") and old["teacher"] != meta["teacher"]:
-            raise AttiqaError(
-                f"{out}: was labelled by another teacher ({old['teacher'].get('teacher', old['teacher'])}) — "
-                "choose another --out or delete it"
-            )
+    check_same_teacher(out, meta)
     schema = _schema(teacher.columns, meta)
     done = done_images(out)
     all_paths = [Path(os.path.abspath(p)) for p in paths]  # absolute: the table is usable from any folder
