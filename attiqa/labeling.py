@@ -33,6 +33,7 @@ from attiqa.errors import AttiqaError, ImageLoadError
 from attiqa.io.atomic import atomic_path, remove_orphan_temps
 from attiqa.io.batching import inference_num_workers
 from attiqa.io.names import path_text, text_path
+from attiqa.io.run_meta import differing_settings
 from attiqa.scoring import score_batches
 from attiqa.sharding import barrier, collective
 from attiqa.teachers.base import Teacher
@@ -159,18 +160,6 @@ def _earlier_metadata(out: Path) -> tuple[Path, dict[str, Any]] | None:
     return (parts[0], read_label_metadata(parts[0])) if parts else None
 
 
-def _setting_words(old: dict[str, Any], new: dict[str, Any]) -> str:
-    """What differs between two teachers' metadata, e.g. "scale 1.0, now 2.0" (a long value: its key)."""
-    keys = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
-    if "prompts_sha256" in keys:  # the prompts file's hash says it; its text is long
-        keys = [k for k in keys if k not in ("prompts", "prompts_file")]
-    words = []
-    for k in keys:
-        a, b = repr(old.get(k)), repr(new.get(k))
-        words.append(f"{k} {a}, now {b}" if len(a) + len(b) <= 60 else f"other {k.removesuffix('_sha256')}")
-    return "; ".join(words)
-
-
 def check_same_teacher(out: Path, meta: dict[str, Any]) -> None:
     """Refuse to add labels to ``out`` (its table, or a stopped run's part files) from another teacher or
     other teacher settings: one table would silently hold two teachers' labels."""
@@ -187,7 +176,14 @@ def check_same_teacher(out: Path, meta: dict[str, Any]) -> None:
     if before and before != now:
         name = before.get("teacher", before) if isinstance(before, dict) else before
         if isinstance(before, dict) and name == now.get("teacher"):
-            what = f"the {name} teacher with other settings ({_setting_words(before, now)})"
+            if before.get("prompts_sha256") != now.get(
+                "prompts_sha256"
+            ):  # its hash says it; the text is long
+                before, now = (
+                    {k: v for k, v in m.items() if k not in ("prompts", "prompts_file")}
+                    for m in (before, now)
+                )
+            what = f"the {name} teacher with other settings ({differing_settings(before, now)})"
         else:
             what = f"another teacher ({name})"
         raise AttiqaError(

@@ -49,3 +49,21 @@ def test_label_refuses_a_stopped_runs_parts_of_another_teacher(tmp_path, photos,
     assert "was labelled by the clip teacher with other settings (scale 1.0, now 2.0)" in " ".join(
         res.stderr.split()
     )
+
+
+def test_make_distorted_names_the_setting_that_differs_from_its_folders(tmp_path, photos, cli):
+    """**Was**: `attiqa make-distorted photos -o md --rounds 1`, then `--rounds 2` (or another `--max-side`,
+    or fewer photos) into the same folder: "md/meta.json: made with other settings — sources, rounds, seed,
+    distortions or size differ: …" — the user left to guess which. Now the line names it."""
+    folder = _photo_folder(tmp_path / "photos", photos, n=2, side=48)
+    md = tmp_path / "md"
+    base = ["make-distorted", folder, "-o", md, "--distortions", "gaussian_blur,contrast"]
+    assert cli(*base, "--rounds", "1", "--max-side", "32").returncode == 0
+    res = cli(*base, "--rounds", "2", "--max-side", "32")
+    assert res.returncode == 2
+    said = " ".join(res.stderr.split())
+    assert (
+        f"{md / 'meta.json'}: made with other settings (rounds 1, now 2) — use another --out folder" in said
+    )
+    res = cli("make-distorted", folder / "astronaut.png", *base[2:], "--rounds", "1", "--max-side", "40")
+    assert "(max_side 32, now 40; other sources)" in " ".join(res.stderr.split())
