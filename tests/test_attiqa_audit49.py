@@ -67,3 +67,26 @@ def test_make_distorted_names_the_setting_that_differs_from_its_folders(tmp_path
     )
     res = cli("make-distorted", folder / "astronaut.png", *base[2:], "--rounds", "1", "--max-side", "40")
     assert "(max_side 32, now 40; other sources)" in " ".join(res.stderr.split())
+
+
+def test_degrade_refuses_a_folder_of_another_max_side_or_format(tmp_path, photos, cli):
+    """**Was**: `attiqa degrade photos -o deg --max-side 256`, then `--max-side 128`: "0 written, N already
+    there" — the 256-px images kept as the 128-px set without a word (a run stopped half-way, then rerun with
+    the other size, mixed both); `--fmt jpg` wrote a JPEG copy beside every PNG (pretraining on the folder
+    then sees each image twice). Now refused, naming the setting; other distortions or levels still add."""
+    folder = _photo_folder(tmp_path / "photos", photos, n=2, side=96)
+    deg = tmp_path / "deg"
+    base = ["degrade", folder, "-o", deg, "--distortions", "gaussian_blur", "--levels", "1"]
+    assert cli(*base, "--max-side", "64").returncode == 0
+    before = {p.name: p.read_bytes() for p in deg.iterdir()}
+    for more, words in (
+        (["--max-side", "32"], "(max_side 64, now 32)"),
+        (["--fmt", "jpg"], "(fmt 'png', now 'jpg')"),
+    ):
+        res = cli(*base, "--max-side", "64", *more)
+        assert res.returncode == 2, res.stdout
+        said = " ".join(res.stderr.split())
+        assert f"{deg / 'settings.json'}: made with other settings {words} — " in said
+        assert {p.name: p.read_bytes() for p in deg.iterdir()} == before
+    res = cli(*base[:-1], "2", "--max-side", "64")
+    assert res.returncode == 0 and "2 written, 2 already there" in res.stderr
