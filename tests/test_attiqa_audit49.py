@@ -90,3 +90,17 @@ def test_degrade_refuses_a_folder_of_another_max_side_or_format(tmp_path, photos
         assert {p.name: p.read_bytes() for p in deg.iterdir()} == before
     res = cli(*base[:-1], "2", "--max-side", "64")
     assert res.returncode == 0 and "2 written, 2 already there" in res.stderr
+
+
+def test_select_prompts_max_images_counts_readable_photos(tmp_path, photos, tiny_dir, cli):
+    """**Was**: `attiqa select-prompts -i photos --max-images 3` with a damaged file among the first three
+    found used 2 photos ("skipped …", then "2 photos") though more readable ones were there: the cap was
+    taken before the files were read. Now it is the first N readable photos."""
+    folder = _photo_folder(tmp_path / "photos", photos, n=4, side=64)
+    (folder / "a_cut.png").write_bytes((folder / "astronaut.png").read_bytes()[:300])
+    out = tmp_path / "sel"
+    res = cli("select-prompts", "-t", f"clip:{tiny_dir}", "-i", folder, "--max-images", "3", "-o", out,
+              "--work-size", "32", "--device", "cpu")  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    said = " ".join((res.stdout + res.stderr).split())
+    assert "a_cut.png" in said and "(3 photos, 0 rated images)" in said
