@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pyarrow.parquet as pq
+import pytest
 from PIL import Image
 
 from attiqa.labeling import label_images, parts_dir
@@ -104,3 +105,57 @@ def test_select_prompts_max_images_counts_readable_photos(tmp_path, photos, tiny
     assert res.returncode == 0, res.stderr
     said = " ".join((res.stdout + res.stderr).split())
     assert "a_cut.png" in said and "(3 photos, 0 rated images)" in said
+
+
+@pytest.fixture()
+def exiqa_set(tmp_path, photos) -> tuple[Path, Path]:
+    """A `make-distorted` folder of 5 real photos (3 rounds) and a MOS CSV of 10 of its images."""
+    from attiqa.distortions.multi import make_distorted_set
+
+    src = _photo_folder(tmp_path / "src", photos, n=5, side=64)
+    data = tmp_path / "md"
+    make_distorted_set(sorted(src.glob("*.png")), data, rounds=3, seed=0, max_k=2)
+    images = sorted((data / "images").rglob("*.png"))[:10]
+    mos = tmp_path / "mos.csv"
+    mos.write_text("image,mos\n" + "".join(f"{p},{10 + 7 * i % 60}\n" for i, p in enumerate(images)))
+    return data, mos
+
+
+def test_train_exiqa_interrupted_says_what_it_kept_and_resumes_counted_on_its_own_labels(
+    tmp_path, exiqa_set, tiny_dir
+):
+    """**Was**, for `attiqa train-exiqa DATA -o RUN` (tiny CLIP) stopped by Ctrl-C after its 2nd epoch:
+    a bare "interrupted"; the rerun's bar "exiqa epochs: 1/4 (… img/s)" at its 3rd epoch (the kept epochs
+    not counted, epochs called images); and a rerun on another `labels.csv` resumed on it silently (only
+    the options were compared, as "holds a run with other settings", which one unsaid). Now each is said
+    (or refused) in one line."""
+    from helpers import run_attiqa, signal_after
+
+    data, mos = exiqa_set
+    run = tmp_path / "run"
+    cmd = ["train-exiqa", data, "-o", run, "--clip", tiny_dir, "--epochs", "4", "--warmup-epochs", "1",
+           "--prompts", "2", "-b", "8", "--val-fraction", "0.2", "--device", "cpu"]  # fmt: skip
+    ctrl_c = signal_after(tmp_path, "replace", "exiqa.state.safetensors", 2, "SIGINT", "attiqa.cli")
+    cut = run_attiqa(*cmd, **ctrl_c)
+    assert cut.returncode == 130, cut.stderr[-2000:]
+    said = [" ".join(x.split()) for x in cut.stderr.splitlines() if x.startswith("interrupted")]
+    assert said == [f"interrupted after epoch 2 of 4 kept in {run}; rerun the same command to continue"]
+    again = run_attiqa(*cmd)
+    assert again.returncode == 0, again.stderr[-2000:]
+    lines = [" ".join(x.split()) for x in again.stderr.splitlines()]
+    assert f"resuming {run}: 2 of 4 epochs kept" in lines
+    assert any(
+        x.startswith("exiqa epochs: 3/4 (") and "epoch/s, 2 kept from an earlier run" in x for x in lines
+    )
+    # the same run folder on another labels.csv (one label changed)
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "images").symlink_to(data / "images")
+    text = (data / "labels.csv").read_text().splitlines()
+    (other / "labels.csv").write_text(
+        "\n".join([text[0], text[1].replace(",0.2", ",0.4", 1), *text[2:]]) + "\n"
+    )
+    res = run_attiqa(*cmd[:1], other, *cmd[2:])
+    assert res.returncode == 2
+    assert f"error: {run}: holds a run with other settings (other labels) — " in " ".join(res.stderr.split())
+
