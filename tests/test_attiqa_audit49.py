@@ -159,3 +159,33 @@ def test_train_exiqa_interrupted_says_what_it_kept_and_resumes_counted_on_its_ow
     assert res.returncode == 2
     assert f"error: {run}: holds a run with other settings (other labels) — " in " ".join(res.stderr.split())
 
+
+def test_the_exiqa_regressor_waits_for_the_run_to_finish(tmp_path, exiqa_set, tiny_dir):
+    """**Was**: `attiqa train-exiqa-regressor RUN --mos M` on a run stopped at epoch 1 of 3 fitted the
+    regressor to the half-trained prompts without a word — and once the run was finished, `attiqa score -m
+    exiqa:RUN` used that regressor on the finished prompts. Now refused until the run has finished."""
+    from helpers import run_attiqa
+
+    from attiqa.exiqa.train import ExiqaTrainConfig, train_exiqa
+
+    data, mos = exiqa_set
+    run = tmp_path / "run"
+    cfg = ExiqaTrainConfig(
+        str(tiny_dir), epochs=3, warmup_epochs=1, batch_size=8, n_prompts=2, val_fraction=0.2
+    )
+
+    def ctrl_c(epoch: int, _row: dict) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_exiqa(data, run, cfg, on_epoch=ctrl_c)
+    reg = run_attiqa("train-exiqa-regressor", run, "--mos", mos, "--epochs", "2", "--device", "cpu")
+    assert reg.returncode == 2 and not (run / "regressor.safetensors").exists()
+    assert (
+        f"error: {run / 'exiqa.safetensors'}: its training stopped after epoch 1 of 3 — finish it first "
+        "(rerun the same `attiqa train-exiqa` command: it resumes), then fit the regressor"
+        in " ".join(reg.stderr.split())
+    )
+    train_exiqa(data, run, cfg)
+    reg = run_attiqa("train-exiqa-regressor", run, "--mos", mos, "--epochs", "2", "--device", "cpu")
+    assert reg.returncode == 0, reg.stderr[-2000:]

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from attiqa.errors import ConfigError
 from attiqa.evaluation.metrics import plcc, srocc
 from attiqa.exiqa.model import Regressor
 from attiqa.exiqa.scorer import ExiqaScorer
@@ -55,6 +56,12 @@ def train_regressor(
     # the MOS CSV (and its images) first: a wrong --mos fails in one line before CLIP loads
     ds = MosDataset(Path(mos_csv), None, _no_transform_yet, on_error="skip")
     scorer = ExiqaScorer(run_dir, device=device, regressor=False)
+    done, planned = len(scorer.card.get("history", [])), int(scorer.card.get("config", {}).get("epochs", 0))
+    if done < planned:  # fitted on these prompts, the regressor would not fit the finished run's
+        raise ConfigError(
+            f"{scorer.path}: its training stopped after epoch {done} of {planned} — finish it first (rerun "
+            "the same `attiqa train-exiqa` command: it resumes), then fit the regressor"
+        )
     x, y = attribute_features(scorer, ds)
     tr, va = split_indices(len(y), 0.2, seed)
     mean, std = float(y[tr].mean()), float(y[tr].std().clamp_min(1e-6))
