@@ -243,10 +243,13 @@ def label_images(
     world_size: int = 1,
     on_batch: Callable[[int, int], None] | None = None,
     merge: bool = True,
+    on_start: Callable[[int], None] | None = None,
 ) -> LabelResult:
     """Label ``paths`` with ``teacher`` into ``out`` (Parquet), resuming where an earlier run stopped.
 
-    ``on_batch(n_done_in_batch, n_failed_in_batch)`` is called after each batch (progress bars).
+    ``on_batch(n_done_in_batch, n_failed_in_batch)`` is called after each batch (progress bars);
+    ``on_start(kept)`` once, with the images earlier runs labelled (rank 0; 0 on the others): a bar counts
+    them apart from its rate.
     With ``world_size > 1`` this rank labels its shard only; call :func:`merge_parts` on rank 0
     after a barrier (``merge`` is ignored then).
     """
@@ -271,8 +274,8 @@ def label_images(
     workers = inference_num_workers(teacher.device, num_workers)
     failed: list[ImageLoadError] = []
     labelled = 0
-    if on_batch and skipped_done:
-        on_batch(skipped_done if rank == 0 else 0, 0)  # progress bars count earlier runs' work as done
+    if on_start:
+        on_start(skipped_done if rank == 0 else 0)
     for seq, batch in enumerate(score_batches(todo, teacher, batch_size, workers)):
         failed.extend(batch.errors)
         if batch.indices:

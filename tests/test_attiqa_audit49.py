@@ -189,3 +189,22 @@ def test_the_exiqa_regressor_waits_for_the_run_to_finish(tmp_path, exiqa_set, ti
     train_exiqa(data, run, cfg)
     reg = run_attiqa("train-exiqa-regressor", run, "--mos", mos, "--epochs", "2", "--device", "cpu")
     assert reg.returncode == 0, reg.stderr[-2000:]
+
+
+def test_a_resumed_label_run_counts_kept_images_apart_from_the_rate(tmp_path, photos, cli):
+    """**Was**: `attiqa label photos -o l.parquet` rerun after more photos were added (or after a stop)
+    said "labelling (classical): 4/6 (3147.3 img/s)": the images labelled by the earlier run counted as
+    labelled at once, in the rate. Now they are in the count, not the rate, as `score` and `genbench
+    score` show a resume."""
+    folder = _photo_folder(tmp_path / "photos", photos, n=3, side=64)
+    out = tmp_path / "l.parquet"
+    assert cli("label", folder, "-o", out).returncode == 0
+    _photo_folder(folder, {f"more{k}": img for k, img in enumerate(photos.values())}, n=2, side=64)
+    res = cli("label", folder, "-o", out)
+    assert res.returncode == 0, res.stderr
+    lines = [" ".join(x.split()) for x in (res.stdout + res.stderr).splitlines() if x.startswith("labelling")]
+    assert lines[0] == "labelling (classical): 3/5 (none done now, 3 kept from an earlier run)", lines
+    assert lines[-1].startswith("labelling (classical): 5/5 (") and lines[-1].endswith(
+        "img/s, 3 kept from an earlier run)"
+    )
+    assert pq.read_table(out).num_rows == 5
