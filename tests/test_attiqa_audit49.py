@@ -208,3 +208,19 @@ def test_a_resumed_label_run_counts_kept_images_apart_from_the_rate(tmp_path, ph
         "img/s, 3 kept from an earlier run)"
     )
     assert pq.read_table(out).num_rows == 5
+
+
+def test_export_of_a_model_card_names_the_checkpoint_beside_it(tmp_path, cli):
+    """**Was**: `attiqa export mine.json copy.safetensors` (the card beside `mine.safetensors`, which a user
+    picks as "the model") said "mine.json: not a readable safetensors checkpoint (… header too large) — pass
+    a .safetensors file … whole (a copy may be truncated)", as if the file were damaged; `score -m
+    mine.json` said which file to pass. Now both say it (one rule: `attiqa.scorers.zoo.checkpoint_in`)."""
+    mine = tmp_path / "mine.safetensors"
+    assert cli("export", "attiqa-default", mine, "--name", "mine").returncode == 0
+    card = mine.with_suffix(".json")
+    res = cli("export", card, tmp_path / "copy.safetensors")
+    assert res.returncode == 2
+    assert (
+        " ".join(res.stderr.split()) == f"error: {card}: a model card — pass the checkpoint beside it, {mine}"
+    )
+    assert not (tmp_path / "copy.safetensors").exists()
