@@ -224,3 +224,36 @@ def test_export_of_a_model_card_names_the_checkpoint_beside_it(tmp_path, cli):
         " ".join(res.stderr.split()) == f"error: {card}: a model card — pass the checkpoint beside it, {mine}"
     )
     assert not (tmp_path / "copy.safetensors").exists()
+
+
+PEAK_RSS = """
+import resource, subprocess, sys
+done = subprocess.run(sys.argv[1:], capture_output=True, text=True)
+assert done.returncode == 0, done.stderr[-2000:]
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)  # KiB, the command's peak
+"""
+
+
+def test_select_prompts_holds_a_folder_of_big_photos_at_the_work_size(tmp_path, photos, tiny_dir):
+    """**Was**: `attiqa select-prompts -i photos/` read every photo and held it at full size until the task
+    resized it to `--work-size` (256 px): 20 Kodak photos of 12 MP peaked at 2.0 GB, 1.1 GB with one of them
+    (a phone's camera roll of a few hundred would not fit). Now each is resized as it is read: 1.1 GB for
+    the 20, the same prompts.json."""
+    import subprocess
+    import sys
+
+    from helpers import attiqa_cmd, attiqa_env
+
+    folder = tmp_path / "big"
+    folder.mkdir()
+    for name, img in photos.items():
+        img.resize((4000, 3000), Image.BICUBIC).save(folder / f"{name}.jpg", quality=90)
+    peaks = []
+    for n in (1, len(photos)):
+        cmd = attiqa_cmd("select-prompts", "-t", f"clip:{tiny_dir}", "-i", folder, "--max-images", n,
+                         "-o", tmp_path / f"sel{n}", "--work-size", "32", "--device", "cpu")  # fmt: skip
+        out = subprocess.run([sys.executable, "-c", PEAK_RSS, *cmd], env=attiqa_env(), capture_output=True,
+                             text=True, check=True)  # fmt: skip
+        peaks.append(int(out.stdout.split()[-1]))
+    # each more photo held at 4000 x 3000 is 36 MB: 144 MB for the 4 more
+    assert peaks[1] - peaks[0] < 90_000, peaks  # measured: -16 to +45 MB; 188 MB before
