@@ -257,3 +257,33 @@ def test_select_prompts_holds_a_folder_of_big_photos_at_the_work_size(tmp_path, 
         peaks.append(int(out.stdout.split()[-1]))
     # each more photo held at 4000 x 3000 is 36 MB: 144 MB for the 4 more
     assert peaks[1] - peaks[0] < 90_000, peaks  # measured: -16 to +45 MB; 188 MB before
+
+
+def test_the_exiqa_regressor_checks_its_run_folder_is_writable_before_fitting(tmp_path, exiqa_set, tiny_dir):
+    """**Was**: `attiqa train-exiqa-regressor RUN --mos M` with RUN read-only (a run copied from a shared
+    disk) read every MOS image and fitted the regressor, then said "RUN: not writable (permission denied) —
+    write somewhere else" — the command has no option for somewhere else (it writes beside the checkpoint).
+    Now checked before the features are read, saying to make RUN writable. (Run without root's override.)"""
+    import os
+
+    from helpers import run_attiqa
+
+    from attiqa.exiqa.train import ExiqaTrainConfig, train_exiqa
+
+    data, mos = exiqa_set
+    run = tmp_path / "run"
+    train_exiqa(
+        data, run, ExiqaTrainConfig(str(tiny_dir), epochs=1, warmup_epochs=0, batch_size=8, n_prompts=2)
+    )
+    os.chmod(run, 0o555)
+    try:
+        res = run_attiqa("train-exiqa-regressor", run, "--mos", mos, "--epochs", "2", "--device", "cpu",
+                         unprivileged=True)  # fmt: skip
+    finally:
+        os.chmod(run, 0o755)
+    assert res.returncode == 2, res.stderr[-2000:]
+    assert [" ".join(x.split()) for x in res.stderr.splitlines() if x.startswith("error")] == [
+        f"error: {run}: not writable (permission denied) — make it writable (chmod u+w {run}): "
+        "regressor.safetensors is written beside the run's checkpoint"
+    ]
+    assert not (run / "regressor.safetensors").exists()
