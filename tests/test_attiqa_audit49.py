@@ -287,3 +287,24 @@ def test_the_exiqa_regressor_checks_its_run_folder_is_writable_before_fitting(tm
         "regressor.safetensors is written beside the run's checkpoint"
     ]
     assert not (run / "regressor.safetensors").exists()
+
+
+def test_distortions_piped_keeps_each_name_whole_within_80_columns():
+    """**Was**: `attiqa distortions | less` (or `> list.txt`) a rich table squeezed into 80 columns: every
+    name folded over lines ("gaussian_" / "blur", "kadid_non_ec" / "centricity_" / …), the very text to
+    type after `--type`, and each row 10 lines tall. Now piped, each distortion's name is whole at the start
+    of its line, its levels and source wrapped under it, no line over 80 columns."""
+    from typer.testing import CliRunner
+
+    from attiqa.cli.app import app
+    from attiqa.distortions import DISTORTIONS
+
+    r = CliRunner().invoke(app, ["distortions"])
+    assert r.exit_code == 0, r.output
+    lines = r.output.splitlines()
+    names = [x.split()[0] for x in lines[1:] if x and not x.startswith(" ")]
+    assert names == list(DISTORTIONS)
+    assert "gaussian_blur  sharpness (-)" in lines and all(len(x) <= 80 for x in lines)
+    assert "    levels 1..5: sigma (pixels) = 0.5, 1, 2, 3, 5" in lines
+    kadid = CliRunner().invoke(app, ["distortions", "--kadid"]).output.splitlines()
+    assert sum(not x.startswith(" ") for x in kadid[1:]) == 25
