@@ -308,3 +308,19 @@ def test_distortions_piped_keeps_each_name_whole_within_80_columns():
     assert "    levels 1..5: sigma (pixels) = 0.5, 1, 2, 3, 5" in lines
     kadid = CliRunner().invoke(app, ["distortions", "--kadid"]).output.splitlines()
     assert sum(not x.startswith(" ") for x in kadid[1:]) == 25
+
+
+def test_a_resumed_select_prompts_counts_cached_photos_apart_from_the_rate(tmp_path, photos, tiny_dir, cli):
+    """**Was**: `attiqa select-prompts … -o sel` stopped and run again (or run again to change `--select-by`)
+    said "task 1: distortion series: 2/20 (6830.4 img/s)": the photos whose embeddings were cached counted
+    as encoded, in the rate. Now in the count, not the rate."""
+    folder = _photo_folder(tmp_path / "photos", photos, n=3, side=64)
+    args = ["select-prompts", "-t", f"clip:{tiny_dir}", "-i", folder, "-o", tmp_path / "sel",
+            "--work-size", "32", "--device", "cpu"]  # fmt: skip
+    assert cli(*args).returncode == 0
+    res = cli(*args, "--select-by", "distortion")
+    assert res.returncode == 0, res.stderr
+    bar = [" ".join(x.split()) for x in (res.stdout + res.stderr).splitlines() if x.startswith("task 1")]
+    assert bar and bar[-1] == "task 1: distortion series: 3/3 (none done now, 3 kept from an earlier run)", (
+        bar
+    )

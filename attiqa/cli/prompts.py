@@ -154,7 +154,7 @@ def select_prompts_cmd(
     )
     bars = []
 
-    def progress(desc: str, total: int) -> Callable[[int], None]:
+    def progress(desc: str, total: int) -> Callable[[int, bool], None]:
         ctx = progress_task(desc, total=total)
         bars.append(ctx)
         return ctx.__enter__()
