@@ -236,7 +236,7 @@ print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)  # KiB, the comman
 
 def test_select_prompts_holds_a_folder_of_big_photos_at_the_work_size(tmp_path, photos, tiny_dir):
     """**Was**: `attiqa select-prompts -i photos/` read every photo and held it at full size until the task
-    resized it to `--work-size` (256 px): 20 Kodak photos of 12 MP peaked at 2.0 GB, 1.1 GB with one of them
+    resized it to `--work-size` (256 px): 20 Kodak photos of 12 MP peaked at 2.0 GB, 1.2 GB with one of them
     (a phone's camera roll of a few hundred would not fit). Now each is resized as it is read: 1.1 GB for
     the 20, the same prompts.json."""
     import subprocess
