@@ -33,6 +33,7 @@ from attiqa.errors import AttiqaError, ImageLoadError
 from attiqa.io.atomic import atomic_path, remove_orphan_temps
 from attiqa.io.batching import inference_num_workers
 from attiqa.io.names import path_text, text_path
+from attiqa.io.run_meta import differing_settings
 from attiqa.scoring import score_batches
 from attiqa.sharding import barrier, collective
 from attiqa.teachers.base import Teacher
@@ -149,6 +150,46 @@ def read_label_metadata(path: str | Path) -> dict[str, Any]:
     return json.loads(md[META_KEY]) if META_KEY in md else {}
 
 
+def _earlier_metadata(out: Path) -> tuple[Path, dict[str, Any]] | None:
+    """The file holding an earlier run's labels and its metadata: the table, or — a run stopped before
+    its merge — its first part file."""
+    if out.exists():
+        return out, read_label_metadata(out)
+    pdir = parts_dir(out)
+    parts = sorted(pdir.glob("*.parquet")) if pdir.is_dir() else []
+    return (parts[0], read_label_metadata(parts[0])) if parts else None
+
+
+def check_same_teacher(out: Path, meta: dict[str, Any]) -> None:
+    """Refuse to add labels to ``out`` (its table, or a stopped run's part files) from another teacher or
+    other teacher settings: one table would silently hold two teachers' labels."""
+    found = _earlier_metadata(out)
+    if found is None:
+        return
+    path, old = found
+    where = str(out) if path == out else f"{out} (a stopped run's {parts_dir(out).name}/)"
+    if old.get("columns") and old["columns"] != meta["columns"]:
+        raise AttiqaError(
+            f"{where}: exists with columns {old['columns']}, not {meta['columns']} — choose another --out"
+        )
+    before, now = old.get("teacher"), meta["teacher"]
+    if before and before != now:
+        name = before.get("teacher", before) if isinstance(before, dict) else before
+        if isinstance(before, dict) and name == now.get("teacher"):
+            # other prompts: their hash says it (the texts are long)
+            if before.get("prompts_sha256") != now.get("prompts_sha256"):
+                before, now = (
+                    {k: v for k, v in m.items() if k not in ("prompts", "prompts_file")}
+                    for m in (before, now)
+                )
+            what = f"the {name} teacher with other settings ({differing_settings(before, now)})"
+        else:
+            what = f"another teacher ({name})"
+        raise AttiqaError(
+            f"{where}: was labelled by {what} — choose another --out, or delete it to label with these"
+        )
+
+
 def _write_part(
     pdir: Path, rank: int, seq: int, images: list[str], scores: np.ndarray, schema: pa.Schema
 ) -> None:
@@ -206,25 +247,15 @@ def label_images(
     """Label ``paths`` with ``teacher`` into ``out`` (Parquet), resuming where an earlier run stopped.
 
     ``on_batch(n_done_in_batch, n_failed_in_batch)`` is called after each batch (progress bars);
-    ``on_start(kept)`` once, with how many images earlier runs labelled (a bar counts them, outside its rate).
+    ``on_start(kept)`` once, with the images earlier runs labelled (rank 0; 0 on the others): a bar counts
+    them apart from its rate.
     With ``world_size > 1`` this rank labels its shard only; call :func:`merge_parts` on rank 0
     after a barrier (``merge`` is ignored then).
     """
     out = Path(out)
     start = time.perf_counter()
     meta = {"teacher": teacher.metadata(), "columns": list(teacher.columns), "created": time.time()}
-    if out.exists():
-        old = read_label_metadata(out)
-        if old.get("columns") and old["columns"] != list(teacher.columns):
-            raise AttiqaError(
-                f"{out}: exists with columns {old['columns']}, not {list(teacher.columns)} — "
-                "choose another --out"
-            )
-        if old.get("teacher") and old["teacher"] != meta["teacher"]:
-            raise AttiqaError(
-                f"{out}: was labelled by another teacher ({old['teacher'].get('teacher', old['teacher'])}) — "
-                "choose another --out or delete it"
-            )
+    check_same_teacher(out, meta)
     schema = _schema(teacher.columns, meta)
     done = done_images(out)
     all_paths = [Path(os.path.abspath(p)) for p in paths]  # absolute: the table is usable from any folder
@@ -242,8 +273,8 @@ def label_images(
     workers = inference_num_workers(teacher.device, num_workers)
     failed: list[ImageLoadError] = []
     labelled = 0
-    if on_start and skipped_done and rank == 0:
-        on_start(skipped_done)
+    if on_start:
+        on_start(skipped_done if rank == 0 else 0)
     for seq, batch in enumerate(score_batches(todo, teacher, batch_size, workers)):
         failed.extend(batch.errors)
         if batch.indices:

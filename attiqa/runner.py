@@ -133,7 +133,7 @@ def run_label_stage(
                 rank,
                 world,
                 on_batch=lambda n, f: adv(n + f),
-                on_start=lambda kept: adv(kept, kept=True),
+                on_start=lambda kept: adv(kept, kept=True),  # in the count, not the rate
             )
         failed = [plain(e) for e in res.failed]
         if world > 1:

@@ -220,17 +220,25 @@ SHORT_NAMES = {
 }
 
 
-def readable_images(paths: Sequence[Path], limit: int | None = None) -> tuple[list[Image.Image], list[str]]:
+def readable_images(
+    paths: Sequence[Path],
+    limit: int | None = None,
+    prepare: Callable[[Image.Image], Image.Image] | None = None,
+) -> tuple[list[Image.Image], list[str]]:
     """The images of ``paths`` (files, and folders searched) that can be read, with their names: each other
     one is skipped and listed with what is wrong and the fix (the rule of ``score`` and ``label``), none
-    readable is one line. ``limit``: the first N found."""
+    readable is one line. ``limit``: the first N readable ones (an unreadable file does not count);
+    ``prepare``: applied to each as it is read, so a folder of big photos is not all held at full size."""
     from attiqa.io.images import discover_images, load_image
 
-    files = discover_images(paths)
-    photos, names = [], []
-    for f in files[:limit] if limit else files:
+    photos: list[Image.Image] = []
+    names: list[str] = []
+    for f in discover_images(paths):
+        if limit and len(photos) == limit:
+            break
         try:
-            photos.append(load_image(f))
+            img = load_image(f)
+            photos.append(prepare(img) if prepare else img)
             names.append(str(f))
         except AttiqaError as exc:
             console.print(f"[yellow]skipped: {plain(exc)}")

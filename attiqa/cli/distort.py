@@ -5,7 +5,9 @@ distortion library from the command line. :mod:`attiqa.cli.app` calls :func:`reg
 from __future__ import annotations
 
 import os
+import textwrap
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.table import Table
@@ -93,18 +95,30 @@ def distortions_cmd(
     """List the distortions: attribute they move, the parameter of levels 1..5 and its source."""
     from attiqa.distortions import DISTORTIONS
 
-    table = Table(
-        title="distortions (use with `attiqa distort IMAGE --type NAME --level 1..5`)", show_lines=True
-    )
+    title = "distortions (use with `attiqa distort IMAGE --type NAME --level 1..5`)"
+    rows = [d for d in DISTORTIONS.values() if not kadid_only or d.kadid_id is not None]
+
+    def attribute(d: Any) -> str:
+        return f"{d.attribute} ({'+' if d.direction > 0 else '-'})" if d.attribute else "-"
+
+    if not stdout.is_terminal:  # piped or logged: 80 columns would fold every cell, a name too ("gaussian_")
+        lines = [title]
+        for d in rows:
+            kadid = f", KADID-10k #{d.kadid_id}" if d.kadid_id else ""
+            lines.append(f"{d.name}  {attribute(d)}{kadid}{', seeded' if d.stochastic else ''}")
+            levels = ", ".join(f"{v:.4g}" for v in d.levels)
+            for text in (f"levels 1..5: {d.parameter} = {levels}", f"source: {d.source}"):
+                lines.append(textwrap.fill(text, 80, initial_indent="    ", subsequent_indent="      "))
+        stdout.print("\n".join(lines), markup=False, highlight=False, soft_wrap=True)
+        return
+    table = Table(title=title, show_lines=True)
     for c in ("name", "KADID #", "attribute", "parameter", "levels 1..5", "seeded", "source"):
         table.add_column(c, overflow="fold")
-    for d in DISTORTIONS.values():
-        if kadid_only and d.kadid_id is None:
-            continue
+    for d in rows:
         table.add_row(
             d.name,
             str(d.kadid_id or ""),
-            f"{d.attribute} ({'+' if d.direction > 0 else '-'})" if d.attribute else "-",
+            attribute(d),
             d.parameter,
             ", ".join(f"{v:.4g}" for v in d.levels),
             "yes" if d.stochastic else "",

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from attiqa.cli._common import BatchSizeOption, DeviceOption, learning_rate, seed_option
+from attiqa.cli._common import BatchSizeOption, DeviceOption, InterruptedExit, learning_rate, seed_option
 from attiqa.cli._common import device as device_str
 from attiqa.progress import console, plain_name
 
@@ -38,7 +38,7 @@ def train_exiqa_cmd(
 ) -> None:
     """Train ExIQA's visual prompts and attribute weights w (eq. 6-8) on a distortion-labelled set; reports
     distortion accuracy (eq. 10) and strength RMSE (eq. 11) on a held-out split. Rerun to resume."""
-    from attiqa.exiqa.train import ExiqaTrainConfig, train_exiqa
+    from attiqa.exiqa.train import ExiqaTrainConfig, epochs_kept, train_exiqa
     from attiqa.progress import progress_task
 
     cfg = ExiqaTrainConfig(
@@ -53,7 +53,12 @@ def train_exiqa_cmd(
         str(attributes) if attributes else None,
     )
 
-    with progress_task("exiqa epochs", total=epochs) as adv:
+    with progress_task("exiqa epochs", total=epochs, unit="epoch") as adv:
+
+        def start(done: int) -> None:
+            if done:
+                console.print(f"resuming {plain_name(out)}: {done} of {epochs} epochs kept", highlight=False)
+                adv(done, kept=True)  # in the count, not the rate
 
         def report(epoch: int, row: dict) -> None:
             adv(1)
@@ -61,7 +66,17 @@ def train_exiqa_cmd(
                 ", ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items())
             )
 
-        res = train_exiqa(data, out, cfg, device_str(device), on_epoch=report)
+        try:
+            res = train_exiqa(data, out, cfg, device_str(device), on_epoch=report, on_start=start)
+        except KeyboardInterrupt as exc:  # the state file says what a rerun resumes after
+            kept = epochs_kept(out)
+            where = (
+                f"after epoch {kept} of {epochs} kept in {plain_name(out)}"
+                if kept
+                else "before an epoch finished"
+            )
+            console.print(f"[yellow]interrupted {where}; rerun the same command to continue", highlight=False)
+            raise InterruptedExit(exc) from exc
     console.print(f"[green]{plain_name(res['checkpoint'])}")
 
 

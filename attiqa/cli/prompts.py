@@ -31,8 +31,11 @@ if TYPE_CHECKING:
     from attiqa.prompts import SelectionResult
 
 
-def _photos(paths: list[Path] | None, limit: int | None) -> tuple[list[Image.Image], list[str]]:
-    """Task-1 photos: the user's files/folders, or scikit-image's bundled photos (offline default)."""
+def _photos(
+    paths: list[Path] | None, limit: int | None, work_size: int
+) -> tuple[list[Image.Image], list[str]]:
+    """Task-1 photos: the user's files/folders, or scikit-image's bundled photos (offline default); the
+    user's at the task's size as they are read (the task resizes them to it; its resize is then a no-op)."""
     from attiqa.demo import DEMO_PHOTOS, skimage_photo
 
     if not paths:  # the colour ones: a grey photo cannot tell colourfulness prompts apart
@@ -42,7 +45,9 @@ def _photos(paths: list[Path] | None, limit: int | None) -> tuple[list[Image.Ima
         pairs = [(n, im) for n, im in pairs if np.ptp(np.asarray(im, dtype=np.int16), axis=2).mean() > 2]
         pairs = pairs[:limit] if limit else pairs
         return [im for _, im in pairs], [f"skimage:{n}" for n, _ in pairs]
-    return readable_images(paths, limit)
+    from attiqa.models.transforms import resize_shorter
+
+    return readable_images(paths, limit, lambda im: resize_shorter(im.convert("RGB"), work_size))
 
 
 def _spaq(
@@ -142,14 +147,14 @@ def select_prompts_cmd(
     proxy_map = load_proxy_distortions(proxies)
     spec = clip_spec(teacher)
     parse_clip_spec(spec)  # a malformed spec fails before anything is loaded
-    photos, names = _photos(images, max_images) if distortion_task else ([], [])
+    photos, names = _photos(images, max_images, work_size) if distortion_task else ([], [])
     rated_paths, ratings = _spaq(spaq, spaq_limit, seed, list(cands)) if spaq else ([], {})
     encoder = ClipPromptEncoder.from_spec(
         spec, device=device_str(device), batch_size=batch_size, workers=workers
     )
     bars = []
 
-    def progress(desc: str, total: int) -> Callable[[int], None]:
+    def progress(desc: str, total: int) -> Callable[[int, bool], None]:
         ctx = progress_task(desc, total=total)
         bars.append(ctx)
         return ctx.__enter__()

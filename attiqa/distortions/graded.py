@@ -35,6 +35,7 @@ from attiqa.io.atomic import remove_orphan_temps, write_json_atomic
 from attiqa.io.formats import format_name
 from attiqa.io.images import load_image, save_image, shrink_longer
 from attiqa.io.names import portable_stem
+from attiqa.io.run_meta import check_or_write_meta
 
 if TYPE_CHECKING:
     from attiqa.progress import Advance
@@ -143,6 +144,17 @@ def write_graded_set(
     fmt = format_name(fmt)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    check_or_write_meta(  # what the files' names do not say: the same name at another size or format
+        out_dir / "settings.json",
+        {
+            "max_side": max_side,
+            "fmt": fmt,
+            "variants_per_source": variants_per_source,
+            "seed": seed if variants_per_source is not None else None,
+        },
+        "its images are of those settings: keep them to add to it (other distortions or levels are files "
+        "of their own), or write to another output folder",
+    )
     remove_orphan_temps(out_dir)  # left by a killed run
     res = GradedResult()
     sources = [Path(src) for src in sources]

@@ -146,8 +146,7 @@ def make_distorted_set(
             "sources": [str(s) for s in sources],
             "recipe": "ExIQA §V-A (K ~ U{1..|D|}, without replacement, levels 1..5)",
         },
-        "sources, rounds, seed, distortions or size differ: use another --out folder, or the same "
-        "settings to resume",
+        "use another --out folder, or the same settings to resume",
     )
     for folder in (out_dir, *sorted((out_dir / "images").glob("r*"))):  # temps of a killed run
         remove_orphan_temps(folder)

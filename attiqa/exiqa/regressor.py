@@ -9,6 +9,7 @@ CSV's MOS scale), a seeded 80/20 split reporting SROCC / PLCC. The attribute pro
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +17,11 @@ import numpy as np
 import torch
 from PIL import Image
 
+from attiqa.errors import ConfigError
 from attiqa.evaluation.metrics import plcc, srocc
 from attiqa.exiqa.model import Regressor
-from attiqa.exiqa.scorer import ExiqaScorer
+from attiqa.exiqa.scorer import REGRESSOR_FILE, ExiqaScorer
+from attiqa.io.atomic import output_folder
 from attiqa.io.batching import data_loader
 from attiqa.io.checkpoints import save_checkpoint
 from attiqa.training.data import MosDataset, collate_skip_none, split_indices, unreadable_report
@@ -55,6 +58,18 @@ def train_regressor(
     # the MOS CSV (and its images) first: a wrong --mos fails in one line before CLIP loads
     ds = MosDataset(Path(mos_csv), None, _no_transform_yet, on_error="skip")
     scorer = ExiqaScorer(run_dir, device=device, regressor=False)
+    done, planned = len(scorer.card.get("history", [])), int(scorer.card.get("config", {}).get("epochs", 0))
+    if done < planned:  # fitted on these prompts, the regressor would not fit the finished run's
+        raise ConfigError(
+            f"{scorer.path}: its training stopped after epoch {done} of {planned} — finish it first (rerun "
+            "the same `attiqa train-exiqa` command: it resumes), then fit the regressor"
+        )
+    run = scorer.path.parent  # written beside the checkpoint: no other place to choose
+    fix = (
+        f"make it writable (chmod u+w {shlex.quote(str(run))}): {REGRESSOR_FILE} is written beside the run's "
+    )
+    fix += "checkpoint"
+    output_folder(run, fix=fix, create=False)
     x, y = attribute_features(scorer, ds)
     tr, va = split_indices(len(y), 0.2, seed)
     mean, std = float(y[tr].mean()), float(y[tr].std().clamp_min(1e-6))
@@ -97,5 +112,5 @@ def train_regressor(
         "metrics": metrics,
     }
     tensors = {f"regressor.{k}": v for k, v in reg.state_dict().items()}
-    save_checkpoint(Path(scorer.path).parent / "regressor.safetensors", tensors, card)
+    save_checkpoint(run / REGRESSOR_FILE, tensors, card)
     return {"losses": losses, **metrics, "finite": bool(np.isfinite(pred).all())}

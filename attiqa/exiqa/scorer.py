@@ -33,6 +33,11 @@ def run_and_clip(arg: str) -> tuple[str, str | None]:
     return run, spec or None
 
 
+REGRESSOR_FILE = (
+    "regressor.safetensors"  # beside the run's exiqa.safetensors (`attiqa train-exiqa-regressor`)
+)
+
+
 class ExiqaScorer(Scorer):
     def __init__(
         self,
@@ -77,7 +82,7 @@ class ExiqaScorer(Scorer):
         self.distortions = table.distortions
         self.columns = ("score", *table.distortions)
         self.regressor: Regressor | None = None
-        reg_path = self.path.parent / "regressor.safetensors"
+        reg_path = self.path.parent / REGRESSOR_FILE
         if regressor and reg_path.exists():
             reg_tensors, self.reg_card = load_checkpoint(reg_path)
             self.regressor = Regressor(len(table.distortions) * table.k, int(self.reg_card["hidden"]))

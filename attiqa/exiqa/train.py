@@ -40,7 +40,14 @@ from attiqa.exiqa.model import (
 )
 from attiqa.io.atomic import write_json_atomic
 from attiqa.io.batching import data_loader
-from attiqa.io.checkpoints import load_checkpoint, load_training_state, save_checkpoint, save_training_state
+from attiqa.io.checkpoints import (
+    load_checkpoint,
+    load_training_state,
+    save_checkpoint,
+    save_training_state,
+    sha256_of,
+)
+from attiqa.io.run_meta import differing_settings
 from attiqa.teachers.clip import load_open_clip, parse_clip_spec
 from attiqa.training.data import ImageTableDataset, collate_skip_none, unreadable_report
 
@@ -56,6 +63,9 @@ class ExiqaTrainConfig:
     val_fraction: float = 0.1
     seed: int = 0
     attributes: str | None = None  # attribute file (default: the bundled one)
+
+
+STATE_FILE = "exiqa.state.safetensors"
 
 
 def read_distortion_labels(
@@ -148,6 +158,14 @@ def evaluate(model: ExiqaModel, loader: DataLoader, device: torch.device) -> dic
     }
 
 
+def epochs_kept(out_dir: Path) -> int:
+    """How many epochs a rerun of the run in ``out_dir`` resumes after (its training state's), 0 without."""
+    try:
+        return int(load_training_state(Path(out_dir) / STATE_FILE)[1]["epoch"])
+    except (AttiqaError, OSError, KeyError, TypeError, ValueError):
+        return 0
+
+
 @unreadable_report("exiqa")
 def train_exiqa(
     data_dir: Path,
@@ -156,8 +174,10 @@ def train_exiqa(
     device: str | torch.device = "cpu",
     workers: int = 0,
     on_epoch: Callable[[int, dict[str, Any]], None] | None = None,
+    on_start: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
-    """Train prompts + w (eq. 6-8); returns the history. Resumes from ``out_dir`` when it holds a run."""
+    """Train prompts + w (eq. 6-8); returns the history. Resumes from ``out_dir`` when it holds a run of
+    the same settings and ``labels.csv``; ``on_start(epochs kept)`` before the first epoch trained."""
     device = torch.device(device)
     table = load_attribute_table(cfg.attributes)
     paths, targets, sources = read_distortion_labels(Path(data_dir), table)
@@ -189,8 +209,9 @@ def train_exiqa(
     total, warmup = cfg.epochs * steps_per_epoch, cfg.warmup_epochs * steps_per_epoch
 
     out_dir = Path(out_dir)
-    ckpt, state_path = out_dir / "exiqa.safetensors", out_dir / "exiqa.state.safetensors"
-    card = {
+    ckpt, state_path = out_dir / "exiqa.safetensors", out_dir / STATE_FILE
+    labels_sha256 = sha256_of(Path(data_dir) / "labels.csv")  # a resume on other data is refused
+    card: dict[str, Any] = {
         "kind": "exiqa",
         "clip": cfg.clip,
         "clip_weights": weights,
@@ -199,6 +220,7 @@ def train_exiqa(
         "attributes": [list(a) for a in table.attributes],
         "prompt_positive": table.positive,
         "prompt_negative": table.negative,
+        "labels_sha256": labels_sha256,
         "val_split": "by source photo",
         "val_sources": sorted({sources[i] for i in va_idx}),
     }
@@ -206,12 +228,19 @@ def train_exiqa(
     start = 0
     if ckpt.exists() and state_path.exists():
         tensors, old = load_checkpoint(ckpt)
-        if old.get("config") != card["config"]:
-            raise ConfigError(f"{out_dir}: holds a run with other settings — use another --out")
+        before = {**old.get("config", {}), "labels_sha256": old.get("labels_sha256", labels_sha256)}
+        now = {**asdict(cfg), "labels_sha256": labels_sha256}  # runs of earlier versions: no hash
+        if before != now:
+            raise ConfigError(
+                f"{out_dir}: holds a run with other settings ({differing_settings(before, now)}) — use "
+                "another --out, or the same settings and data to resume it"
+            )
         model.load_trainable_state(tensors)
         opt_state, extra = load_training_state(state_path)
         opt.load_state_dict(opt_state)
         start, history = int(extra["epoch"]), list(extra["history"])
+    if on_start:
+        on_start(start)
     step = start * steps_per_epoch
     for epoch in range(start, cfg.epochs):
         gen = torch.Generator().manual_seed(cfg.seed * 1000 + epoch)

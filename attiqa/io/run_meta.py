@@ -13,6 +13,18 @@ from attiqa.errors import ConfigError
 from attiqa.io.atomic import write_json_atomic
 
 
+def differing_settings(old: dict[str, Any], new: dict[str, Any]) -> str:
+    """What differs between two settings records, e.g. "rounds 1, now 2; other sources" (a long value
+    by its key only; a ``*_sha256`` key as what it hashes)."""
+    words = []
+    for k in sorted(set(old) | set(new), key=lambda k: (k not in new, list(new).index(k) if k in new else 0)):
+        a, b = old.get(k), new.get(k)
+        if a != b:
+            short = len(repr(a)) + len(repr(b)) <= 60 and not k.endswith("_sha256")
+            words.append(f"{k} {a!r}, now {b!r}" if short else f"other {k.removesuffix('_sha256')}")
+    return "; ".join(words)
+
+
 def check_or_write_meta(path: str | Path, meta: dict[str, Any], fix: str) -> None:
     """Write ``meta`` to ``path`` if absent; otherwise raise :class:`ConfigError` (naming the file and
     ``fix``) unless the stored settings are the same."""
@@ -24,5 +36,7 @@ def check_or_write_meta(path: str | Path, meta: dict[str, Any], fix: str) -> Non
         old = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
         old = None
-    if old != json.loads(json.dumps(meta, default=str)):
-        raise ConfigError(f"{path}: made with other settings — {fix}")
+    new = json.loads(json.dumps(meta, default=str))
+    if old != new:
+        what = f" ({differing_settings(old, new)})" if isinstance(old, dict) else ""
+        raise ConfigError(f"{path}: made with other settings{what} — {fix}")

@@ -46,7 +46,9 @@ from attiqa.prompts.candidates import AttributeCandidates
 from attiqa.prompts.encoders import PromptEncoder, encode_files
 from attiqa.prompts.proxy_tasks import best_median_worst, distortion_task_srocc, human_task_srocc
 
-Progress = Callable[[int], None]
+Progress = Callable[
+    [int, bool], None
+]  # (items, kept: found finished in the cache — a bar's count, not its rate)
 TASKS = ("distortion", "human", "joint")
 
 
@@ -121,6 +123,7 @@ def encode_distortion_series(
     for i, photo in enumerate(photos):
         key = f"series_{i:05d}"
         got = cache.load(key)
+        kept = got is not None
         if got is None:
             img = resize_shorter(photo.convert("RGB"), work_size)
             batch = [img] + [
@@ -136,7 +139,7 @@ def encode_distortion_series(
         for d in distortions:
             series[d].append(np.concatenate([got["original"][None], got[d]]))
         if on_photo:
-            on_photo(1)
+            on_photo(1, kept)
     return {d: np.stack(v) for d, v in series.items()}
 
 
@@ -171,6 +174,7 @@ def encode_rated_images(
         part = list(paths[start : start + chunk])
         key = f"rated_{start // chunk:05d}_{_digest([str(p) for p in part])}"
         got = cache.load(key)
+        kept = got is not None
         if got is None:
             emb, ok, errors = encode_files(encoder, part, min_shorter)
             failed.extend(str(e) for e in errors)
@@ -183,7 +187,7 @@ def encode_rated_images(
             embs.append(got["emb"])
             keep.extend(start + int(j) for j in got["ok"])
         if on_image:
-            on_image(len(part))
+            on_image(len(part), kept)
     if not embs:
         raise ConfigError("none of the rated images could be read — check the image folder")
     idx = np.asarray(keep)
@@ -282,7 +286,7 @@ def run_selection(
     work_size: int = 256,
     seed: int = 0,
     min_shorter: int | None = None,
-    progress: Callable[[str, int], Callable[[int], None]] | None = None,
+    progress: Callable[[str, int], Progress] | None = None,
     human_signs: dict[str, int] | None = None,
 ) -> SelectionResult:
     """Encode what is needed (cached), then select. ``progress(description, total)`` returns an advance
@@ -304,7 +308,7 @@ def run_selection(
     cache = EmbeddingCache(Path(cache_dir), meta)
     texts = [t for c in candidates.values() for pol in ("positive", "negative") for t in c.prompts(pol)]
     text_emb = encode_prompts(encoder, texts, cache)
-    noop = lambda n: None  # noqa: E731
+    noop = lambda n, kept=False: None  # noqa: E731
     series = None
     if photos and dists:
         adv = progress("task 1: distortion series", len(photos)) if progress else noop

@@ -82,11 +82,6 @@ def load_scorer(
             )
         name_or_path = DEFAULT_MODEL
     if is_checkpoint(name_or_path):
-        card = Path(name_or_path)
-        if card.suffix == ".json" and card.with_suffix(".safetensors").is_file():  # the card beside it
-            raise ModelLoadError(
-                f"{card}: a model card — pass the checkpoint beside it, {card.with_suffix('.safetensors')}"
-            )
         factory = resolve_target(ATTIQA_TARGET)
         return factory(checkpoint_in(Path(name_or_path)), device=device, **overrides)
     return create_scorer(str(name_or_path), device=device, **overrides)

@@ -262,7 +262,12 @@ def is_attiqa_model(name_or_path: str | Path | None) -> bool:
 
 
 def checkpoint_in(path: Path) -> Path:
-    """A checkpoint path as given, or the checkpoint a run folder holds."""
+    """A checkpoint path as given, or the checkpoint a run folder holds; its card (the ``.json`` beside
+    it, which a user may pick as "the model") is refused naming the checkpoint."""
+    if path.suffix == ".json" and path.with_suffix(".safetensors").is_file():
+        raise ModelLoadError(
+            f"{path}: a model card — pass the checkpoint beside it, {path.with_suffix('.safetensors')}"
+        )
     if not path.is_dir():
         return path
     for cand in CHECKPOINT_FOLDER_CANDIDATES:
