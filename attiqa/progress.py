@@ -142,7 +142,7 @@ class Advance(Protocol):
 @contextmanager
 def progress_task(
     description: str, total: int, unit: str = "img", disable: bool = False, done: int = 0
-) -> Iterator:
+) -> Iterator[Advance]:
     """Yield ``advance(n, kept=False)`` for a single-task progress bar; ``done``: work an earlier run
     finished (a resume), in the count but not in the rate; ``kept=True``: items found finished on the way
     (a resumed loop's cached ones), the same (:class:`Work`).

@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,7 +23,7 @@ from attiqa.cli._common import (
 )
 from attiqa.cli._common import device as device_str
 from attiqa.errors import AttiqaError
-from attiqa.progress import console, plain, plain_name
+from attiqa.progress import Advance, console, plain, plain_name
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -154,7 +154,7 @@ def select_prompts_cmd(
     )
     bars = []
 
-    def progress(desc: str, total: int) -> Callable[[int, bool], None]:
+    def progress(desc: str, total: int) -> Advance:
         ctx = progress_task(desc, total=total)
         bars.append(ctx)
         return ctx.__enter__()

@@ -65,11 +65,8 @@ def train_regressor(
             "the same `attiqa train-exiqa` command: it resumes), then fit the regressor"
         )
     run = scorer.path.parent  # written beside the checkpoint: no other place to choose
-    fix = (
-        f"make it writable (chmod u+w {shlex.quote(str(run))}): {REGRESSOR_FILE} is written beside the run's "
-    )
-    fix += "checkpoint"
-    output_folder(run, fix=fix, create=False)
+    where = f"{REGRESSOR_FILE} is written beside the run's checkpoint"
+    output_folder(run, fix=f"make it writable (chmod u+w {shlex.quote(str(run))}): {where}", create=False)
     x, y = attribute_features(scorer, ds)
     tr, va = split_indices(len(y), 0.2, seed)
     mean, std = float(y[tr].mean()), float(y[tr].std().clamp_min(1e-6))

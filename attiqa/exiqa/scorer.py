@@ -33,9 +33,8 @@ def run_and_clip(arg: str) -> tuple[str, str | None]:
     return run, spec or None
 
 
-REGRESSOR_FILE = (
-    "regressor.safetensors"  # beside the run's exiqa.safetensors (`attiqa train-exiqa-regressor`)
-)
+# beside the run's exiqa.safetensors (`attiqa train-exiqa-regressor`)
+REGRESSOR_FILE = "regressor.safetensors"
 
 
 class ExiqaScorer(Scorer):

@@ -31,6 +31,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
@@ -46,9 +47,11 @@ from attiqa.prompts.candidates import AttributeCandidates
 from attiqa.prompts.encoders import PromptEncoder, encode_files
 from attiqa.prompts.proxy_tasks import best_median_worst, distortion_task_srocc, human_task_srocc
 
-Progress = Callable[
-    [int, bool], None
-]  # (items, kept: found finished in the cache — a bar's count, not its rate)
+if TYPE_CHECKING:
+    from attiqa.progress import (
+        Advance,  # (items, kept: found finished in the cache — counted, not in the rate)
+    )
+
 TASKS = ("distortion", "human", "joint")
 
 
@@ -112,7 +115,7 @@ def encode_distortion_series(
     cache: EmbeddingCache,
     work_size: int = 256,
     seed: int = 0,
-    on_photo: Progress | None = None,
+    on_photo: Advance | None = None,
 ) -> dict[str, np.ndarray]:
     """``{distortion: (photos, levels 0..5, D)}``: every photo under every distortion, encoded once each.
 
@@ -164,7 +167,7 @@ def encode_rated_images(
     cache: EmbeddingCache,
     chunk: int = 64,
     min_shorter: int | None = None,
-    on_image: Progress | None = None,
+    on_image: Advance | None = None,
 ) -> RatedImages:
     """Encode rated images in chunks (each cached: resumable); unreadable files are skipped and listed."""
     embs: list[np.ndarray] = []
@@ -286,7 +289,7 @@ def run_selection(
     work_size: int = 256,
     seed: int = 0,
     min_shorter: int | None = None,
-    progress: Callable[[str, int], Progress] | None = None,
+    progress: Callable[[str, int], Advance] | None = None,
     human_signs: dict[str, int] | None = None,
 ) -> SelectionResult:
     """Encode what is needed (cached), then select. ``progress(description, total)`` returns an advance
@@ -308,14 +311,13 @@ def run_selection(
     cache = EmbeddingCache(Path(cache_dir), meta)
     texts = [t for c in candidates.values() for pol in ("positive", "negative") for t in c.prompts(pol)]
     text_emb = encode_prompts(encoder, texts, cache)
-    noop = lambda n, kept=False: None  # noqa: E731
     series = None
     if photos and dists:
-        adv = progress("task 1: distortion series", len(photos)) if progress else noop
+        adv = progress("task 1: distortion series", len(photos)) if progress else None
         series = encode_distortion_series(encoder, photos, dists, cache, work_size, seed, adv)
     rated = None
     if rated_paths:
-        adv = progress("task 2: rated images", len(rated_paths)) if progress else noop
+        adv = progress("task 2: rated images", len(rated_paths)) if progress else None
         rated = encode_rated_images(
             encoder, rated_paths, ratings, cache, min_shorter=min_shorter, on_image=adv
         )
