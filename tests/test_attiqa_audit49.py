@@ -324,3 +324,25 @@ def test_a_resumed_select_prompts_counts_cached_photos_apart_from_the_rate(tmp_p
     assert bar and bar[-1] == "task 1: distortion series: 3/3 (none done now, 3 kept from an earlier run)", (
         bar
     )
+
+
+def test_export_makes_a_named_datasets_root_in_the_card_portable(tmp_path, cli):
+    """**Was**: a model fine-tuned on a named dataset (`attiqa train` with ``finetune.dataset``, a kept
+    `bench` run) records its source as ``NAME:ROOT``, ROOT this machine's absolute folder; `attiqa export`,
+    which makes a card's absolute paths portable, saw no path in it and shipped ``kadid10k:/home/…``."""
+    from attiqa.io.checkpoints import load_checkpoint, portable_path, save_checkpoint
+
+    mine = tmp_path / "mine.safetensors"
+    assert cli("export", "attiqa-default", mine, "--name", "mine").returncode == 0
+    tensors, card = load_checkpoint(mine)
+    root = tmp_path / "data" / "KADID-10k"
+    card["dataset"] = {"csv": f"kadid10k:{root}", "image_root": str(root), "split": "seed 0 (group by ref)"}
+    save_checkpoint(mine, tensors, card)
+    out = tmp_path / "shared.safetensors"
+    assert cli("export", mine, out).returncode == 0
+    shipped = load_checkpoint(out)[1]["dataset"]
+    assert shipped["csv"] == "kadid10k:data/KADID-10k" and shipped["image_root"] == "data/KADID-10k", shipped
+    assert str(tmp_path) not in out.with_suffix(".json").read_text()
+    # other strings with a colon are not paths of this machine
+    for kept in ("https://example.org/a/b", "hf-hub:timm/x", "C:/x", "seed 0 (group by ref)"):
+        assert portable_path(kept) == kept

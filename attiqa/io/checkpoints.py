@@ -81,10 +81,17 @@ def _fits_half(name: str, v: torch.Tensor) -> bool:
     return name.endswith((".weight", ".bias")) and not bool((v.half().isinf() & v.isfinite()).any())
 
 
+_DATASET_NAME = re.compile(r"[A-Za-z][\w.-]+")  # NAME of NAME:ROOT (`attiqa datasets`), not a drive letter
+
+
 def portable_path(value: str) -> str:
     """An absolute path as one that means something on another machine: relative to the current folder
     when it lies inside it, else its last two components (``/data/clive-dev/images`` -> ``clive-dev/images``,
-    the dataset-level part). Relative paths and other strings are unchanged."""
+    the dataset-level part); a named dataset's ``NAME:ROOT`` (the card's fine-tuning source) keeps its name.
+    Relative paths and other strings (a URL too) are unchanged."""
+    name, sep, rest = value.partition(":")
+    if sep and _DATASET_NAME.fullmatch(name) and os.path.isabs(rest) and not rest.startswith("//"):
+        return f"{name}:{portable_path(rest)}"
     if not value or not os.path.isabs(value):
         return value
     p = Path(value)
