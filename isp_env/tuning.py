@@ -91,7 +91,7 @@ class TrainConfig:
     n_envs: int = N_ENVS
     preview: int | None = None  # None: render at the scorer's own scale (isp_env.reward)
     obs_size: int = 64
-    max_steps: int = 1  # one-step contextual policy with absolute actions (docs/isp.md: why)
+    max_steps: int = 1  # one-step contextual policy (docs/isp.md: why)
     action_mode: str = ACTION_MODE
     # delta: step size; residual: largest offset from the base (normalised units); None (not given):
     # default_delta_scale, or a teacher prior's (checked_prior) — read it as ``scale``
