@@ -175,7 +175,8 @@ class MetricJob:
         report.failed = [
             f"{shown_name(e.path)}: {e.reason}" + (f" — {e.fix}" if e.fix else "") for e in run.failed
         ]
-        kept_rows = [self.old[im] for im in self.images if im in self.old and im not in self.todo]
+        todo = set(self.todo)  # a list: a membership test per image of the run
+        kept_rows = [self.old[im] for im in self.images if im in self.old and im not in todo]
         order = {im: i for i, im in enumerate(self.images)}
         run.rows = sorted(kept_rows + run.rows, key=lambda r: order[r["image"]])
         out_csv = self.run_dir / SCORES_DIR / f"{report.metric}.csv"

@@ -17,7 +17,7 @@ def differing_settings(old: dict[str, Any], new: dict[str, Any]) -> str:
     """What differs between two settings records, e.g. "rounds 1, now 2; other sources" (a long value
     by its key only; a ``*_sha256`` key as what it hashes)."""
     words = []
-    for k in sorted(set(old) | set(new), key=lambda k: (k not in new, list(new).index(k) if k in new else 0)):
+    for k in [*new, *(k for k in old if k not in new)]:  # the new record's order, then keys it dropped
         a, b = old.get(k), new.get(k)
         if a != b:
             short = len(repr(a)) + len(repr(b)) <= 60 and not k.endswith("_sha256")
