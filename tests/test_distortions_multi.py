@@ -86,7 +86,7 @@ def test_resume_after_a_kill_gives_the_same_dataset(tmp_path, sources):
     out = tmp_path / "killed"
     done = []
 
-    def kill_after_two(n):
+    def kill_after_two(n, kept=False):
         done.append(n)
         if len(done) == 2:
             raise KeyboardInterrupt

@@ -204,10 +204,8 @@ def make_distorted_set(
                 if since_flush >= flush_every:
                     _write_labels(labels, rows, distortions)
                     since_flush = 0
-                if on_item and existed:  # an earlier run's: counted outside the progress rate
-                    on_item(1, kept=True)
-                elif on_item:
-                    on_item(1)
+                if on_item:  # an earlier run's (existed): counted outside the progress rate
+                    on_item(1, kept=existed)
     except KeyboardInterrupt as exc:  # keep the labels of every finished image; the caller says so
         res.interruption = exc
     _write_labels(labels, rows, distortions)

@@ -1,0 +1,37 @@
+"""Session 50: the attiqa-side items session 49 noticed and left alone (docs/robustness.md where a user sees
+them): progress counting of `degrade` / `make-distorted`, the teacher-settings message of `label`, the eval
+"training fit" note by the data a model was fitted on, `train exiqa`'s checkpoint / state pair, and the
+spelling of `attiqa train exiqa`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from conftest import resized
+
+from attiqa.distortions.graded import write_graded_set
+from attiqa.distortions.multi import make_distorted_set
+
+
+def _sources(folder: Path, photos, names=("astronaut", "coffee")) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for n in names:
+        p = folder / f"{n}.png"
+        resized(photos[n], longer=40).save(p)
+        out.append(p)
+    return out
+
+
+def test_degrade_and_make_distorted_count_an_earlier_runs_images_as_kept(tmp_path, photos):
+    """One call per source says whether an earlier run had made it (``kept``): made now on the first run, kept
+    on the rerun (the calls were two branches each, ``on_item(1)`` and ``on_item(1, kept=True)``)."""
+    srcs = _sources(tmp_path / "src", photos)
+    for make in (
+        lambda cb: write_graded_set(srcs, tmp_path / "g", ("gaussian_blur",), (1,), on_item=cb),
+        lambda cb: make_distorted_set(srcs, tmp_path / "m", rounds=1, seed=0, on_item=cb),
+    ):
+        for kept_now in (False, True):
+            calls: list[tuple[int, bool]] = []
+            make(lambda n=1, kept=False, calls=calls: calls.append((n, kept)))
+            assert calls == [(1, kept_now)] * len(srcs)
