@@ -173,21 +173,20 @@ def check_same_teacher(out: Path, meta: dict[str, Any]) -> None:
             f"{where}: exists with columns {old['columns']}, not {meta['columns']} — choose another --out"
         )
     before, now = old.get("teacher"), meta["teacher"]
-    if before and before != now:
-        name = before.get("teacher", before) if isinstance(before, dict) else before
-        if isinstance(before, dict) and name == now.get("teacher"):
-            # other prompts: their hash says it (the texts are long)
-            if before.get("prompts_sha256") != now.get("prompts_sha256"):
-                before, now = (
-                    {k: v for k, v in m.items() if k not in ("prompts", "prompts_file")}
-                    for m in (before, now)
-                )
-            what = f"the {name} teacher with other settings ({differing_settings(before, now)})"
-        else:
-            what = f"another teacher ({name})"
-        raise AttiqaError(
-            f"{where}: was labelled by {what} — choose another --out, or delete it to label with these"
+    if not before or before == now:
+        return
+    name = before.get("teacher", before) if isinstance(before, dict) else before
+    what = f"another teacher ({name})"
+    if isinstance(before, dict) and name == now.get("teacher"):
+        # other prompts: their hash says it (the texts are long)
+        texts = (
+            ("prompts", "prompts_file") if before.get("prompts_sha256") != now.get("prompts_sha256") else ()
         )
+        before, now = ({k: v for k, v in m.items() if k not in texts} for m in (before, now))
+        what = f"the {name} teacher with other settings ({differing_settings(before, now)})"
+    raise AttiqaError(
+        f"{where}: was labelled by {what} — choose another --out, or delete it to label with these"
+    )
 
 
 def _write_part(

@@ -7,10 +7,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from conftest import resized
 
 from attiqa.distortions.graded import write_graded_set
 from attiqa.distortions.multi import make_distorted_set
+from attiqa.errors import AttiqaError
+from attiqa.labeling import label_images
+from attiqa.teachers.clip import ClipTeacher
+from attiqa.teachers.prompts import load_prompts
 
 
 def _sources(folder: Path, photos, names=("astronaut", "coffee")) -> list[Path]:
@@ -35,3 +40,24 @@ def test_degrade_and_make_distorted_count_an_earlier_runs_images_as_kept(tmp_pat
             calls: list[tuple[int, bool]] = []
             make(lambda n=1, kept=False, calls=calls: calls.append((n, kept)))
             assert calls == [(1, kept_now)] * len(srcs)
+
+
+def test_label_says_which_clip_setting_changed(tmp_path, photos, tiny_dir):
+    """`label` with other prompts names them by their hash ("other prompts"), not by their long texts; the
+    same texts from another file name the file (the message of ``check_same_teacher``, written flat)."""
+    folder = tmp_path / "photos"
+    images = _sources(folder, photos)
+    out = tmp_path / "l.parquet"
+    paper = load_prompts()
+    paper_file, swapped_file = paper.save(tmp_path / "paper.json"), paper.swapped().save(tmp_path / "sw.json")
+    label_images(images, ClipTeacher(str(tiny_dir), prompts=paper_file), out, batch_size=2)
+    with pytest.raises(AttiqaError) as err:
+        label_images(images, ClipTeacher(str(tiny_dir), prompts=swapped_file, scale=2.0), out, batch_size=2)
+    assert str(err.value) == (
+        f"{out}: was labelled by the clip teacher with other settings (scale 1.0, now 2.0; other prompts) — "
+        "choose another --out, or delete it to label with these"
+    )
+    copy = tmp_path / "copy.json"
+    copy.write_bytes(paper_file.read_bytes())
+    with pytest.raises(AttiqaError, match=r"other settings \(other prompts_file\)"):
+        label_images(images, ClipTeacher(str(tiny_dir), prompts=copy), out, batch_size=2)
