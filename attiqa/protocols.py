@@ -293,13 +293,14 @@ def fraction_splits(
 
 def mos_split(ds: IQADataset, split: Split) -> MosSplit:
     """The fine-tuning data of one split, in memory: its training items, then its held-out ones (the card
-    records ``NAME:ROOT`` as the source and the split by name and kind)."""
+    records ``NAME:ROOT`` as the source, the split by name and kind, and the dataset's rows by their hash)."""
     used = [ds.items[i] for i in (*split.train, *split.test)]
     n_tr = len(split.train)
     return MosSplit(
         paths=[Path(it.image) for it in used], mos=torch.tensor([float(it.mos) for it in used]),
         train=list(range(n_tr)), val=list(range(n_tr, len(used))), kind=f"{split.name} ({split.kind})",
         source=f"{ds.name}:{ds.root}", image_root=str(ds.root), target=ds.target,
+        rows_sha256=ds.fingerprint(),
     )  # fmt: skip
 
 

@@ -5,10 +5,13 @@ spelling of `attiqa train exiqa`."""
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
 import pytest
 from conftest import resized
+from test_train_audit49 import dataset_config, layout
 
 from attiqa.distortions.graded import write_graded_set
 from attiqa.distortions.multi import make_distorted_set
@@ -61,3 +64,33 @@ def test_label_says_which_clip_setting_changed(tmp_path, photos, tiny_dir):
     copy.write_bytes(paper_file.read_bytes())
     with pytest.raises(AttiqaError, match=r"other settings \(other prompts_file\)"):
         label_images(images, ClipTeacher(str(tiny_dir), prompts=copy), out, batch_size=2)
+
+
+def test_eval_knows_a_models_training_rows_in_a_moved_copy_and_after_export(tmp_path, cli):
+    """**Was**: `attiqa eval kadid10k --root COPY -m CKPT` of a model `attiqa train` fine-tuned on that
+    dataset said its metrics were the training fit only at the very root it was trained at (the card's
+    ``NAME:ROOT``): a copy moved elsewhere or on another machine, or the model after `attiqa export` (its
+    card made portable) got held-out-looking figures without a word. Now the card records the rows' hash
+    (``rows_sha256``) and `eval` compares it; another dataset: no note."""
+    root = layout(tmp_path, "kadid10k")
+    assert cli("train", "--config", dataset_config(tmp_path, dataset="kadid10k", root=root)).returncode == 0
+    ckpt = tmp_path / "run" / "finetune" / "last.safetensors"
+    moved = tmp_path / "elsewhere" / "KADID"
+    shutil.copytree(root, moved)
+    shutil.rmtree(root)
+    exported = tmp_path / "mine.safetensors"
+    assert cli("export", ckpt, exported, "--name", "mine").returncode == 0
+    assert str(root) not in exported.with_suffix(".json").read_text()  # the card is portable
+    runs = [
+        ("kadid10k", moved, ckpt),
+        ("kadid10k", moved, exported),
+        ("agiqa3k", layout(tmp_path, "agiqa3k"), ckpt),
+    ]
+    for i, (name, data, model) in enumerate(runs):
+        out = tmp_path / f"ev{i}"
+        res = cli("eval", name, "--root", data, "-m", model, "-o", out, "-w", "0", "-q", "--no-cache")
+        assert res.returncode == 0, res.stderr
+        warned = json.loads((out / "summary.json").read_text())["warnings"]
+        fit = [w for w in warned if "training fit" in w]
+        assert fit if name == "kadid10k" else not fit, warned
+        assert not fit or "fine-tuned on images of this KADID-10k table" in fit[0]

@@ -12,6 +12,8 @@ interpretable) and correlations simply change sign. ``raw`` keeps the value from
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -206,6 +208,18 @@ class IQADataset:
                 self._records = self.read_records()
             self._items = self._build_items(self._records)
         return self._items
+
+    def fingerprint(self) -> str:
+        """SHA-256 of what the score file says: the dataset's name, each image's path under the root and its
+        scores — the same for a copy moved elsewhere, another for other rows (a model card records it: `eval`
+        says a model's metrics on the rows it was fine-tuned on are its training fit). No image is read."""
+        self.items  # noqa: B018 — reads the records once
+        h = hashlib.sha256(self.name.encode("utf-8"))
+        for rec in self._records or []:
+            image = rec.image.relative_to(self.root) if rec.image.is_relative_to(self.root) else rec.image
+            row = [image.as_posix(), sorted(rec.values.items())]
+            h.update(b"\0" + json.dumps(row).encode("utf-8", "surrogateescape"))
+        return h.hexdigest()
 
     def __len__(self) -> int:
         return len(self.items)

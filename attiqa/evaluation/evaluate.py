@@ -37,6 +37,7 @@ from attiqa.io.atomic import write_bytes_atomic, write_json_atomic
 from attiqa.io.batching import inference_num_workers
 from attiqa.io.images import content_key
 from attiqa.io.tables import csv_bytes
+from attiqa.scorer_info import ScorerInfo
 from attiqa.scorers.zoo import trained_on, weights_identity
 from attiqa.sharding import Shards, in_input_order, score_share
 
@@ -189,6 +190,14 @@ def score_items(
     return done, in_input_order(failed, todo), n_cached
 
 
+def _fitted_here(info: ScorerInfo, ds: IQADataset) -> bool:
+    """Whether a checkpoint's card says it was fine-tuned on ``ds``: the same rows by their hash (a copy
+    moved or on another machine, an exported model), or — a card without the hash — this copy by its root."""
+    if info.fitted_rows:
+        return info.fitted_rows == ds.fingerprint()
+    return info.fitted_on == f"{ds.name}:{ds.root}"
+
+
 def _held_out(fitted_split: str, split: str | None) -> bool:
     """Whether the images of ``split`` were held out of a fine-tuning on ``fitted_split`` of the same
     dataset: only an official split's test / val part (a random split's training images are in any)."""
@@ -303,9 +312,9 @@ def evaluate(
             f"{scorer.info.name} was trained on {ds.info.short_name} images: on the images it was fitted to "
             f"{fit_note} (its model card gives held-out ones)"
         )
-    elif scorer.info.fitted_on == f"{ds.name}:{ds.root}" and not _held_out(scorer.info.fitted_split, split):
-        warn.append(  # its card says so: `attiqa train` / `bench` on this copy (MOS on a coarse grid too)
-            f"{scorer.info.name} was fine-tuned on images of this copy of {ds.info.short_name} (split: "
+    elif _fitted_here(scorer.info, ds) and not _held_out(scorer.info.fitted_split, split):
+        warn.append(  # its card says so: `attiqa train` / `bench` on these rows (MOS on a coarse grid too)
+            f"{scorer.info.name} was fine-tuned on images of this {ds.info.short_name} table (split: "
             f"{scorer.info.fitted_split}): on the images it was fitted to {fit_note}"
         )
     elif _holds_training_ends(scorer.info.trained_range, mos):  # e.g. `eval folder` on the training CSV

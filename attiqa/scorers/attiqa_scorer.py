@@ -114,6 +114,7 @@ class AttiqaScorer(Scorer):
             min_shorter=resize,
             fitted_on=str(data.get("csv") or ""),
             fitted_split=str(data.get("split") or ""),
+            fitted_rows=str(data.get("rows_sha256") or ""),
         )
 
     def _scale(self, trained: tuple[float, float] | None) -> tuple[float, float]:

@@ -373,6 +373,7 @@ class MosSplit:
     source: str  # the CSV, or the dataset the items came from (model card)
     image_root: str = ""
     target: str = ""  # a named dataset's score the MOS are (AGIQA-3k: mos_quality or mos_align; model card)
+    rows_sha256: str = ""  # a named dataset's rows (``IQADataset.fingerprint``; model card: eval's fit note)
 
     def dataset(self, transform: Transform, on_error: str = "skip") -> ImageTableDataset:
         return ImageTableDataset(self.paths, self.mos, transform, on_error)
@@ -380,7 +381,8 @@ class MosSplit:
     def card(self) -> dict[str, str]:
         """What the model card's ``dataset`` records of it (with the counts its stage trained on)."""
         where = {"csv": self.source, "image_root": self.image_root, "split": self.kind}
-        return {**where, "target": self.target} if self.target else where
+        named = {"target": self.target, "rows_sha256": self.rows_sha256}
+        return {**where, **{k: v for k, v in named.items() if v}}
 
     def fingerprint(self) -> dict[str, str]:
         """:func:`data_fingerprint` of the images, MOS and split (named by :attr:`source`)."""
