@@ -3,8 +3,9 @@ identification on a set from ``attiqa make-distorted`` (labels.csv: strength per
 
 Optimiser (§V-B2): AdamW (ours; the paper names only the schedule), cosine learning rate with linear warmup,
 peak 0.002, the paper's 100 epochs with 20 of warmup by default. Each epoch ends with a checkpoint
-(``exiqa.safetensors`` + JSON card: CLIP spec, attribute table, prompts, w) and the optimiser state, so a
-killed run resumes at the next epoch. A held-out split reports eq. (10) accuracy and eq. (11) RMSE.
+(``exiqa.safetensors`` + JSON card: CLIP spec, attribute table, prompts, w) after the training state
+(optimiser, prompts and w: one atomic file), so a run killed at any moment resumes at the next epoch. A
+held-out split reports eq. (10) accuracy and eq. (11) RMSE.
 
 Prompt length: 100 tokens by default, Table II's length for KADID-10k (and TID2013), the single-distortion
 set closest to a KADID-type ``make-distorted`` set (Table II: 30 for LVQ, 15 for CSIQ and LIVE). For its own
@@ -43,6 +44,7 @@ from attiqa.io.batching import data_loader
 from attiqa.io.checkpoints import (
     load_checkpoint,
     load_training_state,
+    read_card,
     save_checkpoint,
     save_training_state,
     sha256_of,
@@ -166,6 +168,44 @@ def epochs_kept(out_dir: Path) -> int:
         return 0
 
 
+def _epochs_in(ckpt: Path) -> int:
+    """The epochs a checkpoint's card says it holds (its history), -1 without a readable one."""
+    try:
+        return len(read_card(ckpt).get("history", []))
+    except AttiqaError:
+        return -1
+
+
+def _resume(
+    model: ExiqaModel, opt: torch.optim.Optimizer, ckpt: Path, state_path: Path, settings: dict[str, Any]
+) -> tuple[int, list[dict[str, Any]]]:
+    """Load the run kept in ``state_path`` (weights, optimiser, epoch); returns (epochs done, history). A
+    state of an earlier version holds neither weights nor settings: the checkpoint's, of the same epoch only
+    (those versions saved the checkpoint first, so a kill between the two left it an epoch ahead)."""
+    opt_state, extra, weights = load_training_state(state_path, with_model=True)
+    epoch, history = int(extra["epoch"]), list(extra["history"])
+    card = read_card(ckpt) if ckpt.exists() else {}
+    before = extra.get("settings") or {
+        **card.get("config", {}),
+        "labels_sha256": card.get("labels_sha256", settings["labels_sha256"]),  # earlier runs: no hash
+    }
+    if before != settings:
+        raise ConfigError(
+            f"{ckpt.parent}: holds a run with other settings ({differing_settings(before, settings)}) — use "
+            "another --out, or the same settings and data to resume it"
+        )
+    if weights is None:
+        if _epochs_in(ckpt) != epoch:
+            raise ConfigError(
+                f"{ckpt}: its weights are of another epoch than {state_path.name} (epoch {epoch}): a run "
+                "stopped between the two saves — delete both to train again from the start"
+            )
+        weights, _ = load_checkpoint(ckpt)
+    model.load_trainable_state(weights)
+    opt.load_state_dict(opt_state)
+    return epoch, history
+
+
 @unreadable_report("exiqa")
 def train_exiqa(
     data_dir: Path,
@@ -226,19 +266,12 @@ def train_exiqa(
     }
     history: list[dict[str, Any]] = []
     start = 0
-    if ckpt.exists() and state_path.exists():
-        tensors, old = load_checkpoint(ckpt)
-        before = {**old.get("config", {}), "labels_sha256": old.get("labels_sha256", labels_sha256)}
-        now = {**asdict(cfg), "labels_sha256": labels_sha256}  # runs of earlier versions: no hash
-        if before != now:
-            raise ConfigError(
-                f"{out_dir}: holds a run with other settings ({differing_settings(before, now)}) — use "
-                "another --out, or the same settings and data to resume it"
-            )
-        model.load_trainable_state(tensors)
-        opt_state, extra = load_training_state(state_path)
-        opt.load_state_dict(opt_state)
-        start, history = int(extra["epoch"]), list(extra["history"])
+    settings = {**asdict(cfg), "labels_sha256": labels_sha256}
+    if state_path.exists():
+        start, history = _resume(model, opt, ckpt, state_path, settings)
+        if _epochs_in(ckpt) != start:  # stopped between the state and the checkpoint: bring it level
+            save_checkpoint(ckpt, model.trainable_state(), {**card, "history": history})
+            write_json_atomic(out_dir / "history.json", history)
     if on_start:
         on_start(start)
     step = start * steps_per_epoch
@@ -262,8 +295,10 @@ def train_exiqa(
         if val_loader is not None:
             row.update({f"val_{k}": v for k, v in evaluate(model, val_loader, device).items()})
         history.append(row)
+        # the state first, with the weights: the one resume point, whole whatever moment a kill comes
+        extra = {"epoch": epoch + 1, "history": history, "settings": settings}
+        save_training_state(state_path, opt.state_dict(), extra, model.trainable_state())
         save_checkpoint(ckpt, model.trainable_state(), {**card, "history": history})
-        save_training_state(state_path, opt.state_dict(), {"epoch": epoch + 1, "history": history})
         write_json_atomic(out_dir / "history.json", history)
         if on_epoch:
             on_epoch(epoch + 1, row)
