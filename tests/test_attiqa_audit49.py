@@ -183,7 +183,7 @@ def test_the_exiqa_regressor_waits_for_the_run_to_finish(tmp_path, exiqa_set, ti
     assert reg.returncode == 2 and not (run / "regressor.safetensors").exists()
     assert (
         f"error: {run / 'exiqa.safetensors'}: its training stopped after epoch 1 of 3 — finish it first "
-        "(rerun the same `attiqa train-exiqa` command: it resumes), then fit the regressor"
+        "(rerun the same `attiqa train exiqa` command: it resumes), then fit the regressor"
         in " ".join(reg.stderr.split())
     )
     train_exiqa(data, run, cfg)

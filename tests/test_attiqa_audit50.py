@@ -158,3 +158,28 @@ def test_an_earlier_versions_exiqa_state_resumes_only_level_with_its_checkpoint(
     save_training_state(run / STATE_FILE, opt_state, {"epoch": 1, "history": history[:1]})
     with pytest.raises(ConfigError, match="its weights are of another epoch than exiqa.state.safetensors"):
         train_exiqa(data, run, cfg)
+
+
+def test_one_spelling_of_train_exiqa_is_shown_and_the_old_one_still_runs(tmp_path, photos, cli):
+    """**Was**: `attiqa models`' exiqa row "needs: a run of `attiqa train-exiqa` (+ train-exiqa-regressor)",
+    `attiqa --help` listing `train-exiqa` and `train-exiqa-regressor` beside `train`, the scorer's and the
+    regressor's messages saying `attiqa train-exiqa`, the README and the help of `attiqa train` saying
+    `attiqa train exiqa`. Now every listing and message says `attiqa train exiqa[-regressor]`; the old
+    spelling still runs, out of the help."""
+    said = []
+    _sources(tmp_path, photos, names=("coffee",))
+    for args in (
+        ["models"],
+        ["--help"],
+        ["train", "--help"],
+        ["score", tmp_path / "coffee.png", "-m", "exiqa"],
+    ):
+        res = cli(*args)
+        said.append(res.stdout + res.stderr)
+    text = " ".join(" ".join(said).split())
+    assert "train-exiqa" not in text, text
+    assert "a run of `attiqa train exiqa` (+ `attiqa train exiqa-regressor`)" in text
+    assert "(from `attiqa train exiqa`)" in text
+    for alias in ("train-exiqa", "train-exiqa-regressor"):
+        res = cli(alias, "--help")
+        assert res.returncode == 0 and f"attiqa {alias} [OPTIONS]" in " ".join(res.stdout.split())

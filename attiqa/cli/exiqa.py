@@ -81,7 +81,7 @@ def train_exiqa_cmd(
 
 
 def train_exiqa_regressor_cmd(
-    run: Path = typer.Argument(..., help="The --out folder of `attiqa train-exiqa`."),
+    run: Path = typer.Argument(..., help="The --out folder of `attiqa train exiqa`."),
     mos: Path = typer.Option(
         ..., "--mos", help="MOS CSV with columns image,mos (paths relative to the CSV)."
     ),
@@ -104,9 +104,10 @@ def train_exiqa_regressor_cmd(
 
 
 def register(app: typer.Typer, train_app: typer.Typer | None = None) -> None:
-    """`attiqa train exiqa` / `attiqa train exiqa-regressor` (aliases: `attiqa train-exiqa[-regressor]`)."""
-    app.command("train-exiqa")(train_exiqa_cmd)
-    app.command("train-exiqa-regressor")(train_exiqa_regressor_cmd)
+    """`attiqa train exiqa` / `attiqa train exiqa-regressor`; the aliases `attiqa train-exiqa[-regressor]`
+    (earlier versions' spelling) still run, out of `attiqa --help`: one spelling shown everywhere."""
+    app.command("train-exiqa", hidden=True)(train_exiqa_cmd)
+    app.command("train-exiqa-regressor", hidden=True)(train_exiqa_regressor_cmd)
     if train_app is not None:
         train_app.command("exiqa")(train_exiqa_cmd)
         train_app.command("exiqa-regressor")(train_exiqa_regressor_cmd)

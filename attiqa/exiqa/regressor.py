@@ -62,7 +62,7 @@ def train_regressor(
     if done < planned:  # fitted on these prompts, the regressor would not fit the finished run's
         raise ConfigError(
             f"{scorer.path}: its training stopped after epoch {done} of {planned} — finish it first (rerun "
-            "the same `attiqa train-exiqa` command: it resumes), then fit the regressor"
+            "the same `attiqa train exiqa` command: it resumes), then fit the regressor"
         )
     run = scorer.path.parent  # written beside the checkpoint: no other place to choose
     where = f"{REGRESSOR_FILE} is written beside the run's checkpoint"

@@ -2,7 +2,7 @@
 (eq. 7) and the overall ``score``.
 
 ``score`` is the eq. (9) regressor's quality prediction (on the MOS scale of the CSV it was trained on) when
-``regressor.safetensors`` from ``attiqa train-exiqa-regressor`` sits next to the checkpoint; NaN otherwise
+``regressor.safetensors`` from ``attiqa train exiqa-regressor`` sits next to the checkpoint; NaN otherwise
 (as for an ATTIQA checkpoint without a MOS head). The explanation — which distortions, how strong — is in
 the distortion columns.
 """
@@ -33,7 +33,7 @@ def run_and_clip(arg: str) -> tuple[str, str | None]:
     return run, spec or None
 
 
-# beside the run's exiqa.safetensors (`attiqa train-exiqa-regressor`)
+# beside the run's exiqa.safetensors (`attiqa train exiqa-regressor`)
 REGRESSOR_FILE = "regressor.safetensors"
 
 
@@ -49,7 +49,7 @@ class ExiqaScorer(Scorer):
         super().__init__(device)
         base = info or ScorerInfo("exiqa", "trained", (0.0, 1.0))  # the zoo passes its entry's info
         if not path:
-            raise ModelLoadError("exiqa needs a checkpoint: -m exiqa:PATH (from `attiqa train-exiqa`)")
+            raise ModelLoadError("exiqa needs a checkpoint: -m exiqa:PATH (from `attiqa train exiqa`)")
         run, spec = run_and_clip(str(path))
         clip = clip or spec
         self.path = Path(run)
@@ -131,5 +131,5 @@ class ExiqaScorer(Scorer):
             "clip": self.clip_spec,
             "score": "eq. (9): the regressor's MOS (regressor.safetensors)"
             if self.regressor is not None
-            else "NaN: no regressor.safetensors beside the checkpoint (`attiqa train-exiqa-regressor`)",
+            else "NaN: no regressor.safetensors beside the checkpoint (`attiqa train exiqa-regressor`)",
         }

@@ -96,7 +96,7 @@ BUILTIN: dict[str, dict[str, Any]] = {
         "kind": "trained",
         "score_range": [0.0, 1.0],
         "scale": "the MOS scale of its regressor's training CSV (NaN without a regressor)",
-        "needs": "a run of `attiqa train-exiqa` (+ train-exiqa-regressor): --model exiqa:RUN, or "
+        "needs": "a run of `attiqa train exiqa` (+ `attiqa train exiqa-regressor`): --model exiqa:RUN, or "
         "exiqa:RUN:CLIP_SPEC for its CLIP weights on a machine that cannot download them",
         "description": "ExIQA (paper 004): score = eq. 9 quality (MOS scale); 25 distortion strengths "
         "(explanation)",
