@@ -21,7 +21,7 @@ from scipy import io as sio
 
 from attiqa.datasets import DATASETS, get_dataset
 from attiqa.datasets.synthetic import LIVE_FOLDERS
-from attiqa.protocols import group_keys
+from attiqa.protocols import group_keys, merge_copies
 
 openpyxl = pytest.importorskip("openpyxl")
 
@@ -206,11 +206,11 @@ def ava_downloader(root: Path) -> Layout:
 def kadid(root: Path) -> Layout:
     rows = []
     for ref in (1, 2, 3):
-        pic(root / "images" / f"I{ref:02d}.png", ref)
+        pic(root / "images" / f"I{ref:02d}.png", 10 * ref)  # every image its own: no copies across references
         for lev in (1, 3):
             name = f"I{ref:02d}_01_{lev:02d}.png"
             rows.append([name, f"I{ref:02d}.png", 4.6 - lev + ref / 10, 0.3])
-            pic(root / "images" / name, ref + lev)
+            pic(root / "images" / name, 10 * ref + lev)
     csv_file(root / "dmos.csv", ["dist_img", "ref_img", "dmos", "var"], rows)
 
     def check(ds) -> None:
@@ -293,13 +293,13 @@ def tid2013(root: Path) -> Layout:
 
 def pipal(root: Path) -> Layout:
     """The NTIRE layout: Train_Label/, Train_Ref/, the distorted images split over Distortion_1..4."""
-    for ref in ("A0001", "A0002"):
+    for r, ref in enumerate(("A0001", "A0002"), 1):
         lines = [f"{ref}_{d:02d}_00.bmp,{1400.5 + 50 * d + (ref == 'A0002') * 7}" for d in (0, 1, 2)]
         (root / "Train_Label").mkdir(exist_ok=True)
         (root / "Train_Label" / f"{ref}.txt").write_text("\n".join(lines) + "\n")
-        pic(root / "Train_Ref" / f"{ref}.bmp", 1)
+        pic(root / "Train_Ref" / f"{ref}.bmp", 10 * r + 9)
         for d in (0, 1, 2):
-            pic(root / f"Distortion_{d + 1}" / f"{ref}_{d:02d}_00.bmp", d)
+            pic(root / f"Distortion_{d + 1}" / f"{ref}_{d:02d}_00.bmp", 10 * r + d)
     return Layout(6, ["Distortion_1", "Distortion_2", "Distortion_3"], "Distortion_1..4", groups=2)
 
 
@@ -310,9 +310,9 @@ def pipal_readme(root: Path) -> Layout:
         lines = [f"{ref}_{d:02d}_00.bmp,{1500.25 - 40 * d + int(ref[-1])}" for d in (0, 1)]
         (t / "MOS_Scores_train").mkdir(parents=True, exist_ok=True)
         (t / "MOS_Scores_train" / f"{ref}.txt").write_text("\n".join(lines) + "\n")
-        pic(t / "Reference_train" / f"{ref}.bmp", 1)
+        pic(t / "Reference_train" / f"{ref}.bmp", 10 * int(ref[-1]) + 9)
         for d in (0, 1):
-            pic(t / "Distortion" / f"Distortion_{d + 1}" / f"{ref}_{d:02d}_00.bmp", d + int(ref[-1]))
+            pic(t / "Distortion" / f"Distortion_{d + 1}" / f"{ref}_{d:02d}_00.bmp", 10 * int(ref[-1]) + d)
 
     def check(ds) -> None:
         assert all(Path(x.meta["ref"]).is_file() for x in ds)
@@ -442,6 +442,19 @@ def test_the_adapter_reads_the_official_layout(case, tmp_path):
     assert (None if keys is None else len(set(keys))) == want.groups
     if want.check is not None:
         want.check(ds)
+
+
+@pytest.mark.parametrize("case", list(LAYOUTS))
+def test_a_layouts_images_are_distinct_so_its_groups_split_apart(case, tmp_path):
+    """No two listed images are the same bytes, so a content-disjoint split keeps every group apart (copies
+    share a side: :func:`attiqa.protocols.merge_copies`). **Was**: KADID-10k's fixture repeated images across
+    references (two of its three groups one) and PIPAL's every image of one reference as another's."""
+    name, build = LAYOUTS[case]
+    want = build(tmp_path)
+    ds = get_dataset(name, tmp_path)
+    assert len({x.image.read_bytes() for x in ds}) == len(ds)
+    groups, copies = merge_copies(ds, group_keys(ds, "auto"))
+    assert copies == 0 and (None if groups is None else len(set(groups))) == want.groups
 
 
 @pytest.mark.parametrize("case", list(LAYOUTS))
