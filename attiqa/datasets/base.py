@@ -213,9 +213,10 @@ class IQADataset:
         """SHA-256 of what the score file says: the dataset's name, each image's path under the root and its
         scores — the same for a copy moved elsewhere, another for other rows (a model card records it: `eval`
         says a model's metrics on the rows it was fine-tuned on are its training fit). No image is read."""
-        self.items  # noqa: B018 — reads the records once
+        if self._records is None:
+            self._records = self.read_records()
         h = hashlib.sha256(self.name.encode("utf-8"))
-        for rec in self._records or []:
+        for rec in self._records:
             image = rec.image.relative_to(self.root) if rec.image.is_relative_to(self.root) else rec.image
             row = [image.as_posix(), sorted(rec.values.items())]
             h.update(b"\0" + json.dumps(row).encode("utf-8", "surrogateescape"))

@@ -183,23 +183,25 @@ def _resume(
     state of an earlier version holds neither weights nor settings: the checkpoint's, of the same epoch only
     (those versions saved the checkpoint first, so a kill between the two left it an epoch ahead)."""
     opt_state, extra, weights = load_training_state(state_path, with_model=True)
-    epoch, history = int(extra["epoch"]), list(extra["history"])
-    card = read_card(ckpt) if ckpt.exists() else {}
-    before = extra.get("settings") or {
-        **card.get("config", {}),
-        "labels_sha256": card.get("labels_sha256", settings["labels_sha256"]),  # earlier runs: no hash
-    }
+    epoch, history, before = int(extra["epoch"]), list(extra["history"]), extra.get("settings")
+    if weights is None and _epochs_in(ckpt) != epoch:
+        raise ConfigError(
+            f"{ckpt}: its weights are not of epoch {epoch}, the epoch of {state_path.name} (a run of an "
+            "earlier version stopped between the two saves, or the checkpoint gone) — delete both to train "
+            "again"
+        )
+    if before is None:  # an earlier version's state: the settings are the checkpoint's
+        card = read_card(ckpt)
+        before = {
+            **card.get("config", {}),
+            "labels_sha256": card.get("labels_sha256", settings["labels_sha256"]),  # earlier runs: no hash
+        }
     if before != settings:
         raise ConfigError(
             f"{ckpt.parent}: holds a run with other settings ({differing_settings(before, settings)}) — use "
             "another --out, or the same settings and data to resume it"
         )
     if weights is None:
-        if _epochs_in(ckpt) != epoch:
-            raise ConfigError(
-                f"{ckpt}: its weights are of another epoch than {state_path.name} (epoch {epoch}): a run "
-                "stopped between the two saves — delete both to train again from the start"
-            )
         weights, _ = load_checkpoint(ckpt)
     model.load_trainable_state(weights)
     opt.load_state_dict(opt_state)
