@@ -38,7 +38,7 @@ from isp_env.params import neutral, read_run_json, read_values, written_values
 from isp_env.policy_io import load_policy, resolve_policy
 from isp_env.raw import RAW_EXTENSIONS, RawImage, RawReadError, find_raws, probe_raw, read_raw
 from isp_env.registration import BASE
-from isp_env.report import CHECK_CANDIDATES, GRID_ROWS, Report, policy_label, write_report
+from isp_env.report import CHECK_CANDIDATES, GRID_ROWS, Report, policy_label, policy_record, write_report
 from isp_env.reward import (
     Guard,
     clipped_and_saturation,
@@ -491,7 +491,9 @@ def evaluate(
         "scorer": mos.name,
         "view_shorter": view,
         "preview": cfg.preview,
-        "algo": cfg.algo,
+        # the evaluated policies' own algorithms (isp_heldout.py's cfg is a default TrainConfig: "teacher")
+        "algo": ", ".join(dict.fromkeys(str(card.get("algo")) for _, card in agents.values())) or None,
+        "policies": {name: policy_record(card) for name, (_, card) in agents.items()},
         "n_train": len(train_raws),
         "n_test": len(items),
         **({} if held_out is None else {"n_held_out": held_out}),  # a sample of them (--test-raws)

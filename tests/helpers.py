@@ -285,6 +285,13 @@ def run_isp_tune(
     return _run_to_end(isp_tune_cmd(*args), env, cwd)
 
 
+def run_isp_heldout(*args: object) -> subprocess.CompletedProcess:
+    """``python benchmarks/isp_heldout.py ARGS`` run as :func:`run_isp_tune` runs its command."""
+    return _run_to_end(
+        [sys.executable, str(REPO / "benchmarks" / "isp_heldout.py"), *map(str, args)], None, None
+    )
+
+
 # the options of tiny_teacher_run's command (a rerun with them resumes its run)
 TINY_TEACHER_OPTIONS = (
     "--model", "classical", "--preview", "64", "--obs-size", "36", "--base", "neutral",
