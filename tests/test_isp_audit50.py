@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from helpers import run_isp_heldout, run_isp_tune
+from helpers import isp_heldout, run_isp_tune
 
 # a seconds-long RL run (4 SAC steps on previews, no baselines); the raws and --out are added
 TINY_AGENT = (
@@ -36,13 +36,7 @@ def test_the_heldout_summary_records_the_policies_it_evaluated(tmp_path, isp_raw
     algorithm, and per policy what its card says it is (algorithm, action and observation modes, steps:
     ``policies``)."""
     raw_dir, run = agent_run(tmp_path, isp_raws, "sac", "--action-mode", "absolute")
-    out = tmp_path / "heldout"
-    res = run_isp_heldout(
-        raw_dir, "--run", f"sac={run}", "--out", out, "--model", "classical", "--test-fraction", "0.3",
-        "--cma-global-budget", "4", "--cma-image-budget", "4",
-    )  # fmt: skip
-    assert res.returncode == 0, res.stderr[-2000:]
-    summary = json.loads((out / "summary.json").read_text())
+    summary = isp_heldout(raw_dir, tmp_path / "heldout", f"sac={run}", global_budget=4)
     assert summary["algo"] == "sac"  # was "teacher"
     card = json.loads((run / "policy.json").read_text())
     assert summary["policies"] == {
