@@ -55,6 +55,7 @@ from isp_env.tuning import (
     TrainConfig,
     check_config,
     check_reward_model,
+    checked_agent_init,
     checked_prior,
     checked_setting,
     describe_reward_model,
@@ -243,6 +244,10 @@ def run(
     instead of an RL agent."""
     teacher = teacher or TeacherSettings()
     check_config(cfg, teacher if cfg.algo == "teacher" else None)  # before any work
+    if cfg.algo != "teacher" and cfg.init_policy:  # its weights start the agent: checked before any work
+        if base != "global" and cfg.action_mode == "residual":
+            cfg.base = _base_arg(base)
+        checked_agent_init(cfg)  # takes the policy's base and scale, refuses other settings
     if test_raws_cap < 1:
         raise ConfigError(f"--test-raws {test_raws_cap}: evaluate at least 1 held-out raw")
     skipped: dict[str, str] = {}

@@ -9,14 +9,16 @@ from pathlib import Path
 
 from helpers import isp_heldout, run_isp_tune
 
-# a seconds-long RL run (4 SAC steps on previews, no baselines); the raws and --out are added
+# a seconds-long RL run (4 steps on previews, no baselines); the raws, --out and --algo are added
 TINY_AGENT = (
-    "--model", "classical", "--preview", "64", "--base", "neutral", "--no-baselines",
+    "--model", "classical", "--preview", "64", "--no-baselines",
     "--timesteps", "4", "--learning-starts", "2", "--test-fraction", "0.3",
 )  # fmt: skip
 
 
-def agent_run(tmp_path: Path, raws: list[Path], name: str, *extra: object) -> tuple[Path, Path]:
+def agent_run(
+    tmp_path: Path, raws: list[Path], name: str, *extra: object, base: object = "neutral"
+) -> tuple[Path, Path]:
     """``raws`` copied into ``tmp_path/raws`` (once) and a tiny `isp-tune` agent run into ``tmp_path/NAME``
     (``extra``: more options)."""
     raw_dir = tmp_path / "raws"
@@ -25,7 +27,9 @@ def agent_run(tmp_path: Path, raws: list[Path], name: str, *extra: object) -> tu
         for p in raws:
             (raw_dir / p.name).write_bytes(p.read_bytes())
     run = tmp_path / name
-    res = run_isp_tune("--raw-dir", raw_dir, "--out", run, *TINY_AGENT, "--algo", "sac", *extra)
+    res = run_isp_tune(
+        "--raw-dir", raw_dir, "--out", run, *TINY_AGENT, "--algo", "sac", "--base", base, *extra
+    )
     assert res.returncode == 0, res.stderr[-2000:]
     return raw_dir, run
 
@@ -45,3 +49,44 @@ def test_the_heldout_summary_records_the_policies_it_evaluated(tmp_path, isp_raw
             "timesteps": card["timesteps"], "train_raws": len(card["train_raws"]),
         }
     }  # fmt: skip
+
+
+def test_an_agent_started_from_a_policy_of_other_settings_is_refused_before_any_work(tmp_path, isp_raws):
+    """**Was** `isp-tune --algo sac --action-mode absolute --init-policy RUN` (RUN: SAC on residual actions)
+    trained without a word: the weights were copied, so the policy's offsets around its base were read as
+    absolute parameter values (its action 0, "keep the base", became the middle of every range); the same
+    for `--action-mode delta`, another `--residual-scale` or `--base`; `--obs-mode image` failed after the
+    split and the base search with "that policy does not fit this run (Error(s) in loading state_dict for
+    MultiInputPolicy:)". Now one line naming the policy's own setting, nothing written; with the default
+    `--base global` the run takes the policy's base (no global search: baselines/ stays empty)."""
+    from typer.testing import CliRunner
+
+    from isp_env.cli import app
+    from isp_env.params import neutral
+
+    base = tmp_path / "base.json"
+    base.write_text(json.dumps({**neutral(), "contrast": 1.3, "saturation": 1.2}))
+    raw_dir, run = agent_run(tmp_path, isp_raws, "sac", base=base)
+    given = ["--raw-dir", str(raw_dir), *TINY_AGENT, "--algo", "sac", "--init-policy", str(run)]
+    for extra, said in [
+        (["--action-mode", "absolute"], "trained with --action-mode residual"),
+        (["--action-mode", "delta"], "trained with --action-mode residual"),
+        (["--residual-scale", "0.8"], "trained with --residual-scale 0.4"),
+        (["--base", "neutral"], "trained with its base (leave --base at global to use it)"),
+        (["--obs-mode", "image"], "trained with --obs-mode stats"),
+        (["--algo", "td3"], "trained with --algo sac"),
+        (["--max-steps", "3"], "trained with --max-steps 1"),
+    ]:
+        out = tmp_path / "refused"
+        r = CliRunner().invoke(app, [*given, "--out", str(out), *extra])
+        line = str(r.exception)
+        assert r.exit_code != 0 and f"--init-policy {run}: {said}" in line, (extra, r.output, line)
+        assert "pass the same, or start without --init-policy" in line and "\n" not in line
+        assert not out.exists(), extra  # refused before the split was written or a base searched
+    out = tmp_path / "started"
+    r = CliRunner().invoke(app, [*given, "--out", str(out), "--base", "global"])
+    assert r.exit_code == 0, r.output + repr(r.exception)
+    assert "starting from the policy" in r.output
+    card = json.loads((run / "policy.json").read_text())
+    assert json.loads((out / "run.json").read_text())["config"]["base"] == card["env"]["base"]
+    assert not list((out / "baselines").glob("*.json"))  # its base taken, not searched
