@@ -25,9 +25,9 @@ import numpy as np
 from PIL import Image
 
 from attiqa.datasets.readers import read_csv
-from attiqa.errors import ConfigError
+from attiqa.errors import ConfigError, ImageLoadError
 from attiqa.io.atomic import output_folder, remove_orphan_temps, write_json_atomic
-from attiqa.io.images import content_key, save_image
+from attiqa.io.images import content_key, load_image, save_image
 from attiqa.io.names import portable_stem
 from attiqa.progress import console, plain, plain_failure, plain_name, progress_task
 from attiqa.scorers import scorer_identity
@@ -35,7 +35,7 @@ from isp_env.baselines import cma_search, guarded_objective
 from isp_env.isp import Developed, develop, finish
 from isp_env.mos_function import MOSFunction, load_mos_function
 from isp_env.params import neutral, read_run_json, read_values, written_values
-from isp_env.policy_io import load_policy, resolve_policy
+from isp_env.policy_io import load_policy, policy_digest, resolve_policy
 from isp_env.raw import RAW_EXTENSIONS, RawImage, RawReadError, find_raws, probe_raw, read_raw
 from isp_env.registration import BASE
 from isp_env.report import CHECK_CANDIDATES, GRID_ROWS, Report, policy_label, policy_record, write_report
@@ -401,6 +401,7 @@ def evaluate(
     paths = {image_key(p, raw_dir): p for p in test_raws}
     items = HeldOutItems(paths, view, cfg.preview, front_ends, rawpy=baselines)
     params: dict[str, dict[str, dict[str, float]]] = {name: {} for name in agents}
+    digests = {name: policy_digest(policy, card) for name, (policy, card) in agents.items()}
     with progress_task(
         f"{', '.join(agents)}: read + tune", total=len(paths) * len(agents), unit="img"
     ) as adv:
@@ -416,12 +417,19 @@ def evaluate(
             for name, (policy, card) in agents.items():
                 pfile = out / "test" / name / "params" / f"{key}.json"
                 done = read_run_json(pfile)
-                if done.get("policy_timesteps") == card["timesteps"]:  # outputs of this very policy: keep
+                # outputs of this very policy: kept (a step count was compared: another policy's were kept)
+                if done.get("policy_digest") == digests[name]:
                     values = written_values(done["params"])
                 else:  # from the kept front end or the probe's decode: the raw is not read again
                     values = tune_with_policy(policy, card, path, items.kept_front_end(key), raw)
                     write_json_atomic(
-                        pfile, {"raw": str(path), "params": values, "policy_timesteps": card["timesteps"]}
+                        pfile,
+                        {
+                            "raw": str(path),
+                            "params": values,
+                            "policy_timesteps": card["timesteps"],
+                            "policy_digest": digests[name],
+                        },
                     )
                 params[name][key] = values
                 adv(1)
@@ -437,7 +445,7 @@ def evaluate(
     if checked:
         for name, (_, card) in list(agents.items()):
             calls, chosen[f"{name}_checked"] = _checked(
-                out, name, card, params, items, mos, scorer_identity(cfg.scorer)
+                out, name, card, digests[name], params, items, mos, scorer_identity(cfg.scorer)
             )
             budgets[f"{name}_checked"] = {"train": budgets.get(name, {}).get("train", 0), "test": calls}
     if baselines:
@@ -488,9 +496,7 @@ def evaluate(
                 if grid:
                     crops[key][m] = cut[m]
                 if m not in ("neutral", "rawpy"):
-                    png = out / "test" / m / "renders" / f"{key}.png"
-                    if not png.exists():
-                        save_image(Image.fromarray(renders[m]), png)
+                    save_render(out / "test" / m / "renders" / f"{key}.png", renders[m])
             adv(1)
     meta = {
         "scorer": mos.name,
@@ -510,6 +516,19 @@ def evaluate(
     if checked:
         labels |= {f"{name}_checked": f"{labels[name]}, checked" for name in agents}  # report.md says how
     return write_report(out, rows, budgets, meta, crops, labels)
+
+
+def save_render(png: Path, img: np.ndarray) -> None:
+    """Write a method's full-resolution render unless ``png`` already holds these very pixels (a resumed
+    run's). A render was kept whenever the file existed: a run continued with more ``--timesteps``, whose
+    policy tuned the raw anew (its parameter file rewritten), kept the old policy's picture beside them."""
+    if png.exists():
+        try:
+            if np.array_equal(np.asarray(load_image(png)), img):
+                return
+        except ImageLoadError:  # a damaged file: written again
+            pass
+    save_image(Image.fromarray(img), png)
 
 
 @dataclass(frozen=True)
@@ -614,6 +633,7 @@ def _checked(
     out: Path,
     name: str,
     card: dict[str, Any],
+    digest: str,
     params: dict[str, dict[str, dict[str, float]]],
     items: Mapping[str, tuple[Developed, Guard, int | None]],
     mos: MOSFunction,
@@ -621,8 +641,8 @@ def _checked(
 ) -> tuple[int, dict[str, str]]:
     """``params[name + "_checked"]``: agent ``name``'s setting of each raw checked against its base and
     neutral (cached per raw with the candidates' scores in ``test/NAME_checked/params/``, kept while the
-    policy and the reward model are the same); returns the scorer calls it took (cached ones included)
-    and the candidate kept on each raw."""
+    policy — its ``digest``, :func:`isp_env.policy_io.policy_digest` — and the reward model are the
+    same); returns the scorer calls it took (cached ones included) and the candidate kept on each raw."""
     method = f"{name}_checked"
     params[method] = {}
     calls = 0
@@ -631,7 +651,7 @@ def _checked(
         for key in items:  # (a raw's front end is made only when it is checked)
             pfile = out / "test" / method / "params" / f"{key}.json"
             done = read_run_json(pfile)
-            same = done.get("policy_timesteps") == card["timesteps"] and done.get("reward_model") == reward
+            same = done.get("policy_digest") == digest and done.get("reward_model") == reward
             cached = same and done.get("from") == params[name][key] and done.get("chosen") in CHECK_CANDIDATES
             if cached:
                 values, scored, chosen = written_values(done["params"]), len(done["scores"]), done["chosen"]
@@ -647,6 +667,7 @@ def _checked(
                         "scores": c.scores,
                         "from": params[name][key],
                         "policy_timesteps": card["timesteps"],
+                        "policy_digest": digest,
                         "reward_model": reward,
                     },
                 )

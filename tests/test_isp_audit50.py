@@ -8,6 +8,10 @@ import json
 from pathlib import Path
 
 from helpers import isp_heldout, run_isp_tune
+from PIL import Image
+from typer.testing import CliRunner
+
+from isp_env.cli import app
 
 # a seconds-long RL run (4 steps on previews, no baselines); the raws, --out and --algo are added
 TINY_AGENT = (
@@ -27,10 +31,9 @@ def agent_run(
         for p in raws:
             (raw_dir / p.name).write_bytes(p.read_bytes())
     run = tmp_path / name
-    res = run_isp_tune(
-        "--raw-dir", raw_dir, "--out", run, *TINY_AGENT, "--algo", "sac", "--base", base, *extra
-    )
-    assert res.returncode == 0, res.stderr[-2000:]
+    args = ["--raw-dir", raw_dir, "--out", run, *TINY_AGENT, "--algo", "sac", "--base", base, *extra]
+    r = CliRunner().invoke(app, list(map(str, args)))  # in this process: no interpreter start per run
+    assert r.exit_code == 0, r.output + repr(r.exception)
     return raw_dir, run
 
 
@@ -59,9 +62,6 @@ def test_an_agent_started_from_a_policy_of_other_settings_is_refused_before_any_
     split and the base search with "that policy does not fit this run (Error(s) in loading state_dict for
     MultiInputPolicy:)". Now one line naming the policy's own setting, nothing written; with the default
     `--base global` the run takes the policy's base (no global search: baselines/ stays empty)."""
-    from typer.testing import CliRunner
-
-    from isp_env.cli import app
     from isp_env.params import neutral
 
     base = tmp_path / "base.json"
@@ -90,3 +90,58 @@ def test_an_agent_started_from_a_policy_of_other_settings_is_refused_before_any_
     card = json.loads((run / "policy.json").read_text())
     assert json.loads((out / "run.json").read_text())["config"]["base"] == card["env"]["base"]
     assert not list((out / "baselines").glob("*.json"))  # its base taken, not searched
+
+
+def test_a_run_continued_with_more_steps_renders_its_new_policy(tmp_path, isp_raws):
+    """**Was** `isp-tune --algo sac --timesteps 12 --out RUN` on a finished 4-step RUN: training went on
+    and the held-out raws were tuned anew (test/agent/params/RAW.json rewritten), but the full-resolution
+    renders beside them were kept because the files existed — the picture a person checks was the old
+    policy's. Now each render is written again unless the file holds these very pixels."""
+    import numpy as np
+
+    from isp_env.isp import develop, finish
+    from isp_env.params import written_values
+    from isp_env.raw import read_raw
+
+    raw_dir, run = agent_run(tmp_path, isp_raws, "sac")
+    pngs = sorted((run / "test" / "agent" / "renders").glob("*.png"))
+    assert pngs
+    before = {p.name: p.read_bytes() for p in pngs}
+    res = run_isp_tune(
+        "--raw-dir", raw_dir, "--out", run, *TINY_AGENT, "--algo", "sac", "--base", "neutral",
+        "--timesteps", "16",
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr[-2000:]
+    raws = {p.stem: p for p in raw_dir.iterdir()}
+    changed = 0
+    for method in ("agent", "agent_checked"):
+        for png in sorted((run / "test" / method / "renders").glob("*.png")):
+            done = json.loads((run / "test" / method / "params" / f"{png.stem}.json").read_text())
+            want = finish(develop(read_raw(raws[png.stem])), written_values(done["params"]))
+            assert np.array_equal(np.asarray(Image.open(png).convert("RGB")), want), (method, png.name)
+            changed += method == "agent" and png.read_bytes() != before[png.name]
+    assert changed  # the continued policy tuned the raws otherwise (else this test would prove nothing)
+
+
+def test_check_into_a_folder_of_another_policys_check_tunes_with_the_new_policy(tmp_path, isp_raws):
+    """**Was** `isp-tune check RAWS --policy B --out OUT`, where OUT held `--policy A`'s check and A, B were
+    two SAC runs of the same `--timesteps` (the default 3,000 for every run), reporting A's parameters,
+    renders and scores as B's: the outputs were kept while the policy's step count was the same. Now they
+    are kept only for the very policy (its card and weights: ``policy_digest``)."""
+    from isp_env.policy_io import load_policy
+    from isp_env.tuning import tune_with_policy
+
+    raw_dir, run_a = agent_run(tmp_path, isp_raws, "a", "--action-mode", "absolute")
+    _, run_b = agent_run(tmp_path, isp_raws, "b")  # residual, the same 4 steps
+    out = tmp_path / "check"
+    for run in (run_a, run_b):
+        r = CliRunner().invoke(
+            app, ["check", str(raw_dir), "--policy", str(run), "-m", "classical", "--out", str(out)]
+        )
+        assert r.exit_code == 0, r.output + repr(r.exception)
+    policy, card = load_policy(run_b / "policy.safetensors")
+    for raw in sorted(raw_dir.iterdir()):
+        done = json.loads((out / "test" / "policy" / "params" / f"{raw.stem}.json").read_text())
+        assert done["params"] == tune_with_policy(policy, card, raw), raw.name  # were A's
+        checked = json.loads((out / "test" / "policy_checked" / "params" / f"{raw.stem}.json").read_text())
+        assert checked["from"] == done["params"]
