@@ -244,9 +244,11 @@ def run(
     instead of an RL agent."""
     teacher = teacher or TeacherSettings()
     check_config(cfg, teacher if cfg.algo == "teacher" else None)  # before any work
+    # a --base file read now: a missing one was found after the synthetic raws were written into --out
+    given_base = None if base == "global" else _base_arg(base)
     if cfg.algo != "teacher" and cfg.init_policy:  # its weights start the agent: checked before any work
-        if base != "global" and cfg.action_mode == "residual":
-            cfg.base = _base_arg(base)
+        if given_base is not None and cfg.action_mode == "residual":
+            cfg.base = given_base
         checked_agent_init(cfg)  # takes the policy's base and scale, refuses other settings
     if test_raws_cap < 1:
         raise ConfigError(f"--test-raws {test_raws_cap}: evaluate at least 1 held-out raw")
@@ -288,6 +290,16 @@ def run(
             f"{describe_reward_model(old['reward_model'])}, not this run's "
             f"{describe_reward_model(reward)} — use a new --out"
         )
+    # before any work: a refused rerun of another split searched (and cached over the run's own) a global base
+    split_now = {
+        "raw_dir": str(raw_dir),
+        "train": [str(p) for p in train_raws],
+        "test": [str(p) for p in test_raws],
+    }
+    if old and split_names(old) != split_names(split_now):
+        raise ConfigError(
+            f"{out}: this run folder holds another split (other raws or seed) — use a new --out"
+        )
     if not old and synth_photos is None:  # a new run: refuse before run.json, a base search or teacher/
         searched = spread_sample(train_raws, teacher.raws, groups, cfg.seed) if cfg.algo == "teacher" else []
         need = 1 if cfg.algo != "teacher" else 0 if cfg.init_policy else 2  # a prior refits with none
@@ -297,6 +309,12 @@ def run(
         remove_orphan_temps(folder)  # temp files of an earlier run killed mid-write
     if cfg.preview is None and cfg.view_shorter is None:
         cfg.view_shorter = scorer_view(mos)
+    prior = None  # (before the synthetic raws are written: a prior of other settings is refused)
+    if cfg.algo == "teacher" and cfg.init_policy:  # the prior's rows are statistics of its base's renders
+        prior = teacher_prior(cfg.init_policy, cfg)
+        if base != "global":
+            cfg.base = given_base
+        checked_prior(cfg, prior)  # takes the prior's base and scale, refuses others
     synth: list[Path] = []
     if synth_photos is not None:
         from isp_env.synth import find_photos, synth_raws
@@ -306,32 +324,20 @@ def run(
             raise ConfigError(f"{synth_photos}: no photos found for --synth-photos (png, jpg, webp, tif)")
         synth = synth_raws(photos, out / "synth", seed=cfg.seed, skipped=skipped)
     base_calls = 0  # scorer calls spent on finding the base: part of the agent's training cost
-    prior = None
-    if cfg.algo == "teacher" and cfg.init_policy:  # the prior's rows are statistics of its base's renders
-        prior = teacher_prior(cfg.init_policy, cfg)
-        if base != "global":
-            cfg.base = _base_arg(base)
-        checked_prior(cfg, prior)  # takes the prior's base and scale, refuses others
     if cfg.action_mode == "residual" and cfg.base is None and base != "neutral":
         if base == "global":
             g = global_cma(out, cfg, mos, train_raws, skipped, cma_global_budget)
             cfg.base, base_calls = g["params"], int(g["calls"])
         else:
-            cfg.base = _base_arg(base)
+            cfg.base = given_base
     plan = {
-        "raw_dir": str(raw_dir),
+        **split_now,
         "seed": cfg.seed,
         "test_fraction": test_fraction,
-        "train": [str(p) for p in train_raws],
-        "test": [str(p) for p in test_raws],
         "synthetic": len(synth),
         "base_scorer_calls": base_calls,
         "reward_model": reward,
     }
-    if old and split_names(old) != split_names(plan):  # (base: cached)
-        raise ConfigError(
-            f"{out}: this run folder holds another split (other raws or seed) — use a new --out"
-        )
     output_folder(out, "--out")  # only now: every check above passed
     write_json_atomic(out / "run.json", {**plan, "config": cfg.learning_key()})
     console.print(

@@ -145,3 +145,35 @@ def test_check_into_a_folder_of_another_policys_check_tunes_with_the_new_policy(
         assert done["params"] == tune_with_policy(policy, card, raw), raw.name  # were A's
         checked = json.loads((out / "test" / "policy_checked" / "params" / f"{raw.stem}.json").read_text())
         assert checked["from"] == done["params"]
+
+
+def test_a_refused_rerun_leaves_the_run_folder_as_it_was(tmp_path, isp_raws):
+    """**Was** `isp-tune --out RUN --seed 3 --cma-global-budget 8` on a finished RUN of another split:
+    a global CMA-ES base searched on the new split's training raws and written over RUN's own
+    baselines/cma_global.json, then "RUN: this run folder holds another split" — and a missing `--base`
+    file with `--synth-photos` refused only after the synthetic raws were written into a new `--out`. Now
+    both are refused before any work: RUN untouched, the new folder not made."""
+    from isp_env.dng import demo_photo
+    from isp_env.raw import find_raws
+    from isp_env.run import scene_groups, split
+
+    raw_dir, run = agent_run(tmp_path, isp_raws, "run", "--cma-global-budget", "4", base="global")
+    cached = (run / "baselines" / "cma_global.json").read_bytes()
+    raws = find_raws(raw_dir)
+    groups = scene_groups(raws, raw_dir)
+    seed = next(s for s in range(1, 50) if split(raws, 0.3, s, groups) != split(raws, 0.3, 0, groups))
+    args = ["--raw-dir", str(raw_dir), *TINY_AGENT, "--algo", "sac", "--cma-global-budget", "8"]
+    r = CliRunner().invoke(app, [*args, "--out", str(run), "--seed", str(seed)])
+    assert r.exit_code != 0 and "this run folder holds another split" in str(r.exception), r.output
+    assert "global CMA-ES" not in r.output
+    assert (run / "baselines" / "cma_global.json").read_bytes() == cached  # was another split's search
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    Image.fromarray(demo_photo("coffee", 96)).save(photos / "coffee.png")
+    out = tmp_path / "new"
+    missing = tmp_path / "base.json"
+    r = CliRunner().invoke(
+        app, [*args, "--out", str(out), "--base", str(missing), "--synth-photos", str(photos)]
+    )
+    assert r.exit_code != 0 and f"{missing}: not a readable parameter JSON for --base" in str(r.exception)
+    assert not out.exists()  # was out/synth/synth_photos_coffee.dng
