@@ -300,6 +300,19 @@ def run(
         raise ConfigError(
             f"{out}: this run folder holds another split (other raws or seed) — use a new --out"
         )
+    searched_with = read_run_json(out / "baselines" / "cma_global.json").get("budget")
+    if (
+        old.get("config", {}).get("base") is not None
+        and base == "global"
+        and cfg.action_mode == "residual"
+        and cfg.base is None
+        and not cfg.init_policy  # (its base is the policy's)
+        and searched_with not in (None, cma_global_budget)
+    ):  # another budget searched a new base over it (its calls spent), then the trained agent was refused
+        raise ConfigError(
+            f"{out}: this run's base was searched with --cma-global-budget {searched_with}, not "
+            f"{cma_global_budget} — pass --cma-global-budget {searched_with} to resume it, or use a new --out"
+        )
     if not old and synth_photos is None:  # a new run: refuse before run.json, a base search or teacher/
         searched = spread_sample(train_raws, teacher.raws, groups, cfg.seed) if cfg.algo == "teacher" else []
         need = 1 if cfg.algo != "teacher" else 0 if cfg.init_policy else 2  # a prior refits with none

@@ -177,3 +177,22 @@ def test_a_refused_rerun_leaves_the_run_folder_as_it_was(tmp_path, isp_raws):
     )
     assert r.exit_code != 0 and f"{missing}: not a readable parameter JSON for --base" in str(r.exception)
     assert not out.exists()  # was out/synth/synth_photos_coffee.dng
+
+
+def test_a_rerun_with_another_global_budget_is_refused_before_it_searches(tmp_path, isp_raws):
+    """**Was** `isp-tune --out RUN --cma-global-budget 60` on a finished SAC RUN searched with 6: a new
+    global base searched (60 scorer calls) and written over RUN's run.json and baselines, then "RUN: the
+    checkpoint was trained with other settings — resume with the same options" (which option unsaid). Now
+    one line before any work names it; RUN is left as it was, and the same command with it resumes."""
+    raw_dir, run = agent_run(tmp_path, isp_raws, "run", "--cma-global-budget", "6", base="global")
+    before = {p: p.read_bytes() for p in (run / "run.json", run / "baselines" / "cma_global.json")}
+    args = ["--raw-dir", str(raw_dir), "--out", str(run), *TINY_AGENT, "--algo", "sac"]
+    r = CliRunner().invoke(app, [*args, "--cma-global-budget", "60"])
+    said = str(r.exception)
+    assert r.exit_code != 0 and "pass --cma-global-budget 6 to resume it, or use a new --out" in said, (
+        r.output
+    )
+    assert "global CMA-ES" not in r.output
+    assert {p: p.read_bytes() for p in before} == before
+    r = CliRunner().invoke(app, [*args, "--cma-global-budget", "6"])
+    assert r.exit_code == 0 and "training already finished" in r.output, r.output + repr(r.exception)
