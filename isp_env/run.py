@@ -29,13 +29,14 @@ from attiqa.errors import ConfigError, ImageLoadError
 from attiqa.io.atomic import output_folder, remove_orphan_temps, write_json_atomic
 from attiqa.io.images import content_key, load_image, save_image
 from attiqa.io.names import portable_stem
+from attiqa.io.run_meta import differing_settings
 from attiqa.progress import console, plain, plain_failure, plain_name, progress_task
 from attiqa.scorers import scorer_identity
 from isp_env.baselines import cma_search, guarded_objective
 from isp_env.isp import Developed, develop, finish
 from isp_env.mos_function import MOSFunction, load_mos_function
 from isp_env.params import neutral, read_run_json, read_values, written_values
-from isp_env.policy_io import load_policy, policy_digest, resolve_policy
+from isp_env.policy_io import find_state, load_policy, policy_digest, resolve_policy
 from isp_env.raw import RAW_EXTENSIONS, RawImage, RawReadError, find_raws, probe_raw, read_raw
 from isp_env.registration import BASE
 from isp_env.report import CHECK_CANDIDATES, GRID_ROWS, Report, policy_label, policy_record, write_report
@@ -283,6 +284,18 @@ def run(
     if old_algo not in (None, cfg.algo):  # its policy.safetensors and results would be replaced
         raise ConfigError(
             f"{out}: this run folder holds a --algo {old_algo} run, not {cfg.algo} — use a new --out"
+        )
+    state = find_state(out / "checkpoint") if cfg.algo != "teacher" else None  # an agent's resume state
+    trained = read_run_json(state / "state.json").get("config", {}) if state is not None else {}
+    resolved_later = ("base", "view_shorter")
+    trained = {k: v for k, v in trained.items() if k not in resolved_later}
+    now = {k: v for k, v in cfg.learning_key().items() if k not in resolved_later}
+    if trained and trained != now:
+        # was found by train() after run.json had been rewritten with them: "the checkpoint was trained with
+        # other settings — resume with the same options", which options unsaid
+        raise ConfigError(
+            f"{out}: its agent was trained with other settings ({differing_settings(trained, now)}) — pass "
+            "the run's own options to resume it, or use a new --out"
         )
     if old.get("reward_model") not in (None, reward):  # its searches, baselines and policy are another's
         raise ConfigError(

@@ -196,3 +196,20 @@ def test_a_rerun_with_another_global_budget_is_refused_before_it_searches(tmp_pa
     assert {p: p.read_bytes() for p in before} == before
     r = CliRunner().invoke(app, [*args, "--cma-global-budget", "6"])
     assert r.exit_code == 0 and "training already finished" in r.output, r.output + repr(r.exception)
+
+
+def test_an_agent_rerun_with_other_learning_settings_names_them_before_any_work(tmp_path, isp_raws):
+    """**Was** `isp-tune --out RUN --learning-starts 3` (or another `--batch-size`, `--obs-size`, …) on an
+    SAC RUN: run.json rewritten with the new settings (a record of what the run did no more), then "RUN: the
+    checkpoint was trained with other settings — resume with the same options or use a new --out", which
+    ones unsaid. Now one line before any work names them, from the checkpoint itself; run.json untouched."""
+    raw_dir, run = agent_run(tmp_path, isp_raws, "run")
+    before = (run / "run.json").read_bytes()
+    args = ["--raw-dir", str(raw_dir), "--out", str(run), *TINY_AGENT, "--algo", "sac", "--base", "neutral"]
+    r = CliRunner().invoke(app, [*args, "--learning-starts", "3", "--batch-size", "8"])
+    said = str(r.exception)
+    assert r.exit_code != 0 and "its agent was trained with other settings (" in said, r.output + said
+    assert "batch_size 64, now 8; learning_starts 2, now 3) — pass the run's own options to resume it" in said
+    assert (run / "run.json").read_bytes() == before
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0 and "training already finished" in r.output, r.output + repr(r.exception)
