@@ -245,6 +245,13 @@ def run(
     instead of an RL agent."""
     teacher = teacher or TeacherSettings()
     check_config(cfg, teacher if cfg.algo == "teacher" else None)  # before any work
+    if cfg.algo in ("sac", "td3") and cfg.timesteps <= cfg.learning_starts:  # the policy never learns
+        console.print(
+            f"[yellow]warning[/] --timesteps {cfg.timesteps} is not above --learning-starts "
+            f"{cfg.learning_starts}: {cfg.algo.upper()} takes only random steps and never learns — its "
+            "policy stays where it started (the base, or --init-policy); raise --timesteps or lower "
+            "--learning-starts"
+        )
     # a --base file read now: a missing one was found after the synthetic raws were written into --out
     given_base = None if base == "global" else _base_arg(base)
     if cfg.algo != "teacher" and cfg.init_policy:  # its weights start the agent: checked before any work

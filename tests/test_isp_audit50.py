@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from helpers import isp_heldout, run_isp_tune
 from PIL import Image
 from typer.testing import CliRunner
@@ -213,3 +214,23 @@ def test_an_agent_rerun_with_other_learning_settings_names_them_before_any_work(
     assert (run / "run.json").read_bytes() == before
     r = CliRunner().invoke(app, args)
     assert r.exit_code == 0 and "training already finished" in r.output, r.output + repr(r.exception)
+
+
+def test_an_agent_that_would_never_learn_is_warned_about_before_it_trains(tmp_path, isp_raws):
+    """**Was** `isp-tune --algo sac --timesteps 20` (the default `--learning-starts` 200) silent: SAC took
+    random steps only, made no gradient step, and its policy — reported as "RL agent (SAC)" with its
+    training calls — rendered the base on every raw. Now a warning line before the work says so and how
+    to fix it; a run that learns gets none."""
+    from isp_env.params import neutral
+
+    _, run = agent_run(tmp_path, isp_raws, "idle", "--learning-starts", "200")
+    for done in (run / "test" / "agent" / "params").glob("*.json"):  # the base: nothing was learned
+        assert json.loads(done.read_text())["params"] == pytest.approx(neutral())
+    raw_dir = tmp_path / "raws"
+    args = ["--raw-dir", str(raw_dir), *TINY_AGENT, "--algo", "sac", "--base", "neutral"]
+    r = CliRunner().invoke(app, [*args, "--out", str(run), "--learning-starts", "200"])
+    said = " ".join(r.output.split())
+    assert "warning --timesteps 4 is not above --learning-starts 200: SAC takes only random steps" in said
+    assert "raise --timesteps or lower --learning-starts" in said
+    r = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "learns")])  # learning starts at step 2
+    assert r.exit_code == 0 and "warning" not in r.output, r.output
