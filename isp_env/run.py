@@ -292,18 +292,6 @@ def run(
         raise ConfigError(
             f"{out}: this run folder holds a --algo {old_algo} run, not {cfg.algo} — use a new --out"
         )
-    state = find_state(out / "checkpoint") if cfg.algo != "teacher" else None  # an agent's resume state
-    trained = read_run_json(state / "state.json").get("config", {}) if state is not None else {}
-    resolved_later = ("base", "view_shorter")
-    trained = {k: v for k, v in trained.items() if k not in resolved_later}
-    now = {k: v for k, v in cfg.learning_key().items() if k not in resolved_later}
-    if trained and trained != now:
-        # was found by train() after run.json had been rewritten with them: "the checkpoint was trained with
-        # other settings — resume with the same options", which options unsaid
-        raise ConfigError(
-            f"{out}: its agent was trained with other settings ({differing_settings(trained, now)}) — pass "
-            "the run's own options to resume it, or use a new --out"
-        )
     if old.get("reward_model") not in (None, reward):  # its searches, baselines and policy are another's
         raise ConfigError(
             f"{out}: this run folder was made with the reward model "
@@ -332,6 +320,18 @@ def run(
         raise ConfigError(
             f"{out}: this run's base was searched with --cma-global-budget {searched_with}, not "
             f"{cma_global_budget} — pass --cma-global-budget {searched_with} to resume it, or use a new --out"
+        )
+    state = find_state(out / "checkpoint") if cfg.algo != "teacher" else None  # an agent's resume state
+    trained = read_run_json(state / "state.json").get("config", {}) if state is not None else {}
+    resolved_later = ("base", "view_shorter")
+    trained = {k: v for k, v in trained.items() if k not in resolved_later}
+    now = {k: v for k, v in cfg.learning_key().items() if k not in resolved_later}
+    if trained and trained != now:
+        # was found by train() after run.json had been rewritten with them: "the checkpoint was trained with
+        # other settings — resume with the same options", which options unsaid
+        raise ConfigError(
+            f"{out}: its agent was trained with other settings ({differing_settings(trained, now)}) — pass "
+            "the run's own options to resume it, or use a new --out"
         )
     if not old and synth_photos is None:  # a new run: refuse before run.json, a base search or teacher/
         searched = spread_sample(train_raws, teacher.raws, groups, cfg.seed) if cfg.algo == "teacher" else []
