@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -116,6 +117,16 @@ def _unshared(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         out[k] = v.detach().clone() if ptr in seen else v
         seen.add(ptr)
     return out
+
+
+def policy_digest(policy: TeacherPolicy | BasePolicy, card: dict[str, Any]) -> str:
+    """A fingerprint of what a policy computes — its card and weights —, which the outputs made with it
+    record: a step count does not tell two policies apart (two runs of the default 3,000 steps)."""
+    h = hashlib.sha256(json.dumps(card, sort_keys=True, default=str).encode())
+    for name, tensor in sorted(policy.state_dict().items()):
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
 
 
 def policy_name(obs_mode: str) -> str:

@@ -44,6 +44,20 @@ def policy_label(name: str, card: dict[str, Any]) -> str:
     return what if name == own else f"{name}: {what}"
 
 
+def policy_record(card: dict[str, Any]) -> dict[str, Any]:
+    """What summary.json records of an evaluated policy, read from its card (``benchmarks/isp_heldout.py``
+    evaluates loaded policies, whose algorithm and actions are theirs, not its own configuration's)."""
+    env = card.get("env", {})
+    return {
+        "algo": card.get("algo"),
+        "action_mode": env.get("action_mode"),
+        "obs_mode": env.get("obs_mode"),
+        "max_steps": env.get("max_steps"),
+        "timesteps": card.get("timesteps"),
+        "train_raws": len(card.get("train_raws", [])),
+    }
+
+
 def methods_in(rows: list[dict[str, Any]]) -> list[str]:
     seen = list(dict.fromkeys(r["method"] for r in rows))
     return [m for m in METHOD_LABELS if m in seen] + [m for m in seen if m not in METHOD_LABELS]

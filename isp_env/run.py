@@ -25,20 +25,21 @@ import numpy as np
 from PIL import Image
 
 from attiqa.datasets.readers import read_csv
-from attiqa.errors import ConfigError
+from attiqa.errors import ConfigError, ImageLoadError
 from attiqa.io.atomic import output_folder, remove_orphan_temps, write_json_atomic
-from attiqa.io.images import content_key, save_image
+from attiqa.io.images import content_key, load_image, save_image
 from attiqa.io.names import portable_stem
+from attiqa.io.run_meta import differing_settings
 from attiqa.progress import console, plain, plain_failure, plain_name, progress_task
 from attiqa.scorers import scorer_identity
 from isp_env.baselines import cma_search, guarded_objective
 from isp_env.isp import Developed, develop, finish
 from isp_env.mos_function import MOSFunction, load_mos_function
 from isp_env.params import neutral, read_run_json, read_values, written_values
-from isp_env.policy_io import load_policy, resolve_policy
+from isp_env.policy_io import find_state, load_policy, policy_digest, resolve_policy
 from isp_env.raw import RAW_EXTENSIONS, RawImage, RawReadError, find_raws, probe_raw, read_raw
 from isp_env.registration import BASE
-from isp_env.report import CHECK_CANDIDATES, GRID_ROWS, Report, policy_label, write_report
+from isp_env.report import CHECK_CANDIDATES, GRID_ROWS, Report, policy_label, policy_record, write_report
 from isp_env.reward import (
     Guard,
     clipped_and_saturation,
@@ -55,6 +56,7 @@ from isp_env.tuning import (
     TrainConfig,
     check_config,
     check_reward_model,
+    checked_agent_init,
     checked_prior,
     checked_setting,
     describe_reward_model,
@@ -243,6 +245,19 @@ def run(
     instead of an RL agent."""
     teacher = teacher or TeacherSettings()
     check_config(cfg, teacher if cfg.algo == "teacher" else None)  # before any work
+    if cfg.algo in ("sac", "td3") and cfg.timesteps <= cfg.learning_starts:  # the policy never learns
+        console.print(
+            f"[yellow]warning[/] --timesteps {cfg.timesteps} is not above --learning-starts "
+            f"{cfg.learning_starts}: {cfg.algo.upper()} takes only random steps and never learns — its "
+            "policy stays where it started (the base, or --init-policy); raise --timesteps or lower "
+            "--learning-starts"
+        )
+    # a --base file read now: a missing one was found after the synthetic raws were written into --out
+    given_base = None if base == "global" else _base_arg(base)
+    if cfg.algo != "teacher" and cfg.init_policy:  # its weights start the agent: checked before any work
+        if given_base is not None and cfg.action_mode == "residual":
+            cfg.base = given_base
+        checked_agent_init(cfg)  # takes the policy's base and scale, refuses other settings
     if test_raws_cap < 1:
         raise ConfigError(f"--test-raws {test_raws_cap}: evaluate at least 1 held-out raw")
     skipped: dict[str, str] = {}
@@ -283,6 +298,41 @@ def run(
             f"{describe_reward_model(old['reward_model'])}, not this run's "
             f"{describe_reward_model(reward)} — use a new --out"
         )
+    # before any work: a refused rerun of another split searched (and cached over the run's own) a global base
+    split_now = {
+        "raw_dir": str(raw_dir),
+        "train": [str(p) for p in train_raws],
+        "test": [str(p) for p in test_raws],
+    }
+    if old and split_names(old) != split_names(split_now):
+        raise ConfigError(
+            f"{out}: this run folder holds another split (other raws or seed) — use a new --out"
+        )
+    searched_with = read_run_json(out / "baselines" / "cma_global.json").get("budget")
+    if (
+        old.get("config", {}).get("base") is not None
+        and base == "global"
+        and cfg.action_mode == "residual"
+        and cfg.base is None
+        and not cfg.init_policy  # (its base is the policy's)
+        and searched_with not in (None, cma_global_budget)
+    ):  # another budget searched a new base over it (its calls spent), then the trained agent was refused
+        raise ConfigError(
+            f"{out}: this run's base was searched with --cma-global-budget {searched_with}, not "
+            f"{cma_global_budget} — pass --cma-global-budget {searched_with} to resume it, or use a new --out"
+        )
+    state = find_state(out / "checkpoint") if cfg.algo != "teacher" else None  # an agent's resume state
+    trained = read_run_json(state / "state.json").get("config", {}) if state is not None else {}
+    resolved_later = ("base", "view_shorter")
+    trained = {k: v for k, v in trained.items() if k not in resolved_later}
+    now = {k: v for k, v in cfg.learning_key().items() if k not in resolved_later}
+    if trained and trained != now:
+        # was found by train() after run.json had been rewritten with them: "the checkpoint was trained with
+        # other settings — resume with the same options", which options unsaid
+        raise ConfigError(
+            f"{out}: its agent was trained with other settings ({differing_settings(trained, now)}) — pass "
+            "the run's own options to resume it, or use a new --out"
+        )
     if not old and synth_photos is None:  # a new run: refuse before run.json, a base search or teacher/
         searched = spread_sample(train_raws, teacher.raws, groups, cfg.seed) if cfg.algo == "teacher" else []
         need = 1 if cfg.algo != "teacher" else 0 if cfg.init_policy else 2  # a prior refits with none
@@ -292,6 +342,12 @@ def run(
         remove_orphan_temps(folder)  # temp files of an earlier run killed mid-write
     if cfg.preview is None and cfg.view_shorter is None:
         cfg.view_shorter = scorer_view(mos)
+    prior = None  # (before the synthetic raws are written: a prior of other settings is refused)
+    if cfg.algo == "teacher" and cfg.init_policy:  # the prior's rows are statistics of its base's renders
+        prior = teacher_prior(cfg.init_policy, cfg)
+        if base != "global":
+            cfg.base = given_base
+        checked_prior(cfg, prior)  # takes the prior's base and scale, refuses others
     synth: list[Path] = []
     if synth_photos is not None:
         from isp_env.synth import find_photos, synth_raws
@@ -301,32 +357,20 @@ def run(
             raise ConfigError(f"{synth_photos}: no photos found for --synth-photos (png, jpg, webp, tif)")
         synth = synth_raws(photos, out / "synth", seed=cfg.seed, skipped=skipped)
     base_calls = 0  # scorer calls spent on finding the base: part of the agent's training cost
-    prior = None
-    if cfg.algo == "teacher" and cfg.init_policy:  # the prior's rows are statistics of its base's renders
-        prior = teacher_prior(cfg.init_policy, cfg)
-        if base != "global":
-            cfg.base = _base_arg(base)
-        checked_prior(cfg, prior)  # takes the prior's base and scale, refuses others
     if cfg.action_mode == "residual" and cfg.base is None and base != "neutral":
         if base == "global":
             g = global_cma(out, cfg, mos, train_raws, skipped, cma_global_budget)
             cfg.base, base_calls = g["params"], int(g["calls"])
         else:
-            cfg.base = _base_arg(base)
+            cfg.base = given_base
     plan = {
-        "raw_dir": str(raw_dir),
+        **split_now,
         "seed": cfg.seed,
         "test_fraction": test_fraction,
-        "train": [str(p) for p in train_raws],
-        "test": [str(p) for p in test_raws],
         "synthetic": len(synth),
         "base_scorer_calls": base_calls,
         "reward_model": reward,
     }
-    if old and split_names(old) != split_names(plan):  # (base: cached)
-        raise ConfigError(
-            f"{out}: this run folder holds another split (other raws or seed) — use a new --out"
-        )
     output_folder(out, "--out")  # only now: every check above passed
     write_json_atomic(out / "run.json", {**plan, "config": cfg.learning_key()})
     console.print(
@@ -396,6 +440,7 @@ def evaluate(
     paths = {image_key(p, raw_dir): p for p in test_raws}
     items = HeldOutItems(paths, view, cfg.preview, front_ends, rawpy=baselines)
     params: dict[str, dict[str, dict[str, float]]] = {name: {} for name in agents}
+    digests = {name: policy_digest(policy, card) for name, (policy, card) in agents.items()}
     with progress_task(
         f"{', '.join(agents)}: read + tune", total=len(paths) * len(agents), unit="img"
     ) as adv:
@@ -411,12 +456,19 @@ def evaluate(
             for name, (policy, card) in agents.items():
                 pfile = out / "test" / name / "params" / f"{key}.json"
                 done = read_run_json(pfile)
-                if done.get("policy_timesteps") == card["timesteps"]:  # outputs of this very policy: keep
+                # outputs of this very policy: kept (a step count was compared: another policy's were kept)
+                if done.get("policy_digest") == digests[name]:
                     values = written_values(done["params"])
                 else:  # from the kept front end or the probe's decode: the raw is not read again
                     values = tune_with_policy(policy, card, path, items.kept_front_end(key), raw)
                     write_json_atomic(
-                        pfile, {"raw": str(path), "params": values, "policy_timesteps": card["timesteps"]}
+                        pfile,
+                        {
+                            "raw": str(path),
+                            "params": values,
+                            "policy_timesteps": card["timesteps"],
+                            "policy_digest": digests[name],
+                        },
                     )
                 params[name][key] = values
                 adv(1)
@@ -432,7 +484,7 @@ def evaluate(
     if checked:
         for name, (_, card) in list(agents.items()):
             calls, chosen[f"{name}_checked"] = _checked(
-                out, name, card, params, items, mos, scorer_identity(cfg.scorer)
+                out, name, card, digests[name], params, items, mos, scorer_identity(cfg.scorer)
             )
             budgets[f"{name}_checked"] = {"train": budgets.get(name, {}).get("train", 0), "test": calls}
     if baselines:
@@ -483,15 +535,15 @@ def evaluate(
                 if grid:
                     crops[key][m] = cut[m]
                 if m not in ("neutral", "rawpy"):
-                    png = out / "test" / m / "renders" / f"{key}.png"
-                    if not png.exists():
-                        save_image(Image.fromarray(renders[m]), png)
+                    save_render(out / "test" / m / "renders" / f"{key}.png", renders[m])
             adv(1)
     meta = {
         "scorer": mos.name,
         "view_shorter": view,
         "preview": cfg.preview,
-        "algo": cfg.algo,
+        # the evaluated policies' own algorithms (isp_heldout.py's cfg is a default TrainConfig: "teacher")
+        "algo": ", ".join(dict.fromkeys(str(card.get("algo")) for _, card in agents.values())) or None,
+        "policies": {name: policy_record(card) for name, (_, card) in agents.items()},
         "n_train": len(train_raws),
         "n_test": len(items),
         **({} if held_out is None else {"n_held_out": held_out}),  # a sample of them (--test-raws)
@@ -503,6 +555,19 @@ def evaluate(
     if checked:
         labels |= {f"{name}_checked": f"{labels[name]}, checked" for name in agents}  # report.md says how
     return write_report(out, rows, budgets, meta, crops, labels)
+
+
+def save_render(png: Path, img: np.ndarray) -> None:
+    """Write a method's full-resolution render unless ``png`` already holds these very pixels (a resumed
+    run's). A render was kept whenever the file existed: a run continued with more ``--timesteps``, whose
+    policy tuned the raw anew (its parameter file rewritten), kept the old policy's picture beside them."""
+    if png.exists():
+        try:
+            if np.array_equal(np.asarray(load_image(png)), img):
+                return
+        except ImageLoadError:  # a damaged file: written again
+            pass
+    save_image(Image.fromarray(img), png)
 
 
 @dataclass(frozen=True)
@@ -607,6 +672,7 @@ def _checked(
     out: Path,
     name: str,
     card: dict[str, Any],
+    digest: str,
     params: dict[str, dict[str, dict[str, float]]],
     items: Mapping[str, tuple[Developed, Guard, int | None]],
     mos: MOSFunction,
@@ -614,8 +680,8 @@ def _checked(
 ) -> tuple[int, dict[str, str]]:
     """``params[name + "_checked"]``: agent ``name``'s setting of each raw checked against its base and
     neutral (cached per raw with the candidates' scores in ``test/NAME_checked/params/``, kept while the
-    policy and the reward model are the same); returns the scorer calls it took (cached ones included)
-    and the candidate kept on each raw."""
+    policy — its ``digest``, :func:`isp_env.policy_io.policy_digest` — and the reward model are the
+    same); returns the scorer calls it took (cached ones included) and the candidate kept on each raw."""
     method = f"{name}_checked"
     params[method] = {}
     calls = 0
@@ -624,7 +690,7 @@ def _checked(
         for key in items:  # (a raw's front end is made only when it is checked)
             pfile = out / "test" / method / "params" / f"{key}.json"
             done = read_run_json(pfile)
-            same = done.get("policy_timesteps") == card["timesteps"] and done.get("reward_model") == reward
+            same = done.get("policy_digest") == digest and done.get("reward_model") == reward
             cached = same and done.get("from") == params[name][key] and done.get("chosen") in CHECK_CANDIDATES
             if cached:
                 values, scored, chosen = written_values(done["params"]), len(done["scores"]), done["chosen"]
@@ -640,6 +706,7 @@ def _checked(
                         "scores": c.scores,
                         "from": params[name][key],
                         "policy_timesteps": card["timesteps"],
+                        "policy_digest": digest,
                         "reward_model": reward,
                     },
                 )

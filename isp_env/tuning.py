@@ -398,12 +398,65 @@ def train(run_dir: Path, train_raws: list[Path], cfg: TrainConfig, subprocess: b
     return summary
 
 
+def distillable(cfg: TrainConfig, spec: str | Path) -> None:
+    """Refuse a run a teacher policy cannot start (:func:`distill_teacher`: a SAC actor on the statistics,
+    residual actions)."""
+    if cfg.algo != "sac" or cfg.obs_mode != "stats" or cfg.action_mode != "residual":
+        raise ConfigError(
+            f"{spec}: a teacher policy can start only SAC with --obs-mode stats and --action-mode "
+            "residual — or train a teacher (--algo teacher)"
+        )
+
+
+def checked_agent_init(cfg: TrainConfig, spec: str | Path | None = None, adopt: bool = True) -> None:
+    """The one check of the policy an RL run starts from (``--init-policy``), before any work: its weights
+    are copied as they are, so its actions and observations must mean the same here — its algorithm,
+    observation, action mode, episode length and (image observations) size, and for offsets (residual,
+    delta) their scale and (residual) the base they are around. ``spec``: the policy (default
+    ``cfg.init_policy``). ``adopt``: take the policy's base and
+    scale where ``cfg`` has none of its own (``base`` / ``delta_scale`` None; :func:`isp_env.run.run`
+    leaves ``--base global`` unsearched for it), as a teacher prior's are taken (:func:`checked_prior`).
+    A teacher policy is distilled instead (:func:`distill_teacher`: it re-expresses its offsets)."""
+    spec = spec or cfg.init_policy  # (the run's --init-policy, or the one init_from_policy is given)
+    if cfg.algo == "teacher" or not spec:
+        return
+    _, card = load_policy(resolve_policy(spec))
+    if card["algo"] == "teacher":
+        distillable(cfg, spec)
+        return
+    env = card["env"]
+    if adopt and cfg.action_mode == env.get("action_mode"):
+        if cfg.action_mode == "residual" and cfg.base is None:
+            cfg.base = dict(env.get("base") or neutral())
+        if cfg.action_mode != "absolute" and cfg.delta_scale is None:
+            cfg.delta_scale = float(env["delta_scale"])
+    wrong = [] if card["algo"] == cfg.algo else [f"--algo {card['algo']}"]
+    for key in ("obs_mode", "action_mode", "max_steps") + (("obs_size",) if cfg.obs_mode == "image" else ()):
+        if env.get(key) != getattr(cfg, key):
+            wrong.append(f"--{key.replace('_', '-')} {env.get(key)}")
+    if not wrong and cfg.action_mode != "absolute" and abs(float(env["delta_scale"]) - cfg.scale) > 1e-9:
+        wrong.append(
+            f"--residual-scale {env['delta_scale']:g}"
+            if cfg.action_mode == "residual"
+            else f"delta_scale {env['delta_scale']:g}"
+        )
+    base = to_normalized(env.get("base") or {})
+    if not wrong and cfg.action_mode == "residual" and not np.allclose(base, to_normalized(cfg.base or {})):
+        wrong.append("its base (leave --base at global to use it)")
+    if wrong:
+        raise ConfigError(
+            f"--init-policy {spec}: trained with {', '.join(wrong)} — not this run's, so its actions or "
+            "observations would mean other things here; pass the same, or start without --init-policy"
+        )
+
+
 def init_from_policy(model: BaseAlgorithm, spec: str | Path, cfg: TrainConfig | None = None) -> None:
     """Start training from a saved policy's weights (``default`` = the policy shipped with the package);
     the algorithm, network and observation size must match. A teacher policy (``--algo teacher``) is
     distilled into a SAC actor instead (:func:`distill_teacher`)."""
     policy, card = load_policy(resolve_policy(spec))
     if cfg is not None:
+        checked_agent_init(cfg, spec, adopt=False)  # (run checked it before any work; train's callers here)
         check_reward_model(spec, card, cfg.scorer, refuse=False)
     if isinstance(policy, TeacherPolicy) and cfg is not None:  # card["algo"] == "teacher"
         distill_teacher(model, policy, card, cfg)
@@ -436,12 +489,9 @@ def distill_teacher(
     final mean squared error in action units."""
     import torch
 
+    distillable(cfg, cfg.init_policy or "the teacher policy")
     actor = getattr(model, "actor", None)
-    if cfg.algo != "sac" or actor is None or cfg.obs_mode != "stats" or cfg.action_mode != "residual":
-        raise ConfigError(
-            "a teacher policy can start only SAC with --obs-mode stats and --action-mode "
-            "residual — or train a teacher (--algo teacher)"
-        )
+    assert actor is not None  # a SAC model (distillable)
     gen = torch.Generator().manual_seed(cfg.seed)
     z = torch.randn(samples, teacher.mean.numel(), generator=gen).clamp(-3.0, 3.0)
     obs = (teacher.mean + teacher.scale * z * teacher.active).clamp(0.0, 1.0).float()

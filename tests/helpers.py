@@ -285,6 +285,17 @@ def run_isp_tune(
     return _run_to_end(isp_tune_cmd(*args), env, cwd)
 
 
+def isp_heldout(raw_dir: Path, out: Path, *runs: str, global_budget: int = 12) -> dict:
+    """``python benchmarks/isp_heldout.py RAW_DIR --run NAME=RUN ...`` into ``out`` with the classical
+    scorer and tiny CMA-ES budgets, run to a successful end (asserted); its summary.json."""
+    cmd = [sys.executable, str(REPO / "benchmarks" / "isp_heldout.py"), str(raw_dir), "--out", str(out)]
+    cmd += [f"--run={r}" for r in runs] + ["--model", "classical", "--test-fraction", "0.3"]
+    cmd += ["--cma-global-budget", str(global_budget), "--cma-image-budget", "4"]
+    res = _run_to_end(cmd, None, None)
+    assert res.returncode == 0, res.stderr[-2000:]
+    return json.loads((out / "summary.json").read_text())
+
+
 # the options of tiny_teacher_run's command (a rerun with them resumes its run)
 TINY_TEACHER_OPTIONS = (
     "--model", "classical", "--preview", "64", "--obs-size", "36", "--base", "neutral",

@@ -7,10 +7,8 @@ reported better than neutral on 100 % of the raws, and the same teacher renders 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
-from helpers import REPO, attiqa_env, tiny_teacher_run
+from helpers import isp_heldout, tiny_teacher_run
 
 from isp_env.report import policy_label, summarise
 
@@ -44,18 +42,10 @@ def test_the_heldout_report_labels_a_policy_by_its_card_not_its_name(tmp_path, i
     raw_dir, run = tiny_teacher_run(tmp_path, isp_raws, "--no-baselines")
     kind = json.loads((run / "policy.json").read_text())["teacher"]["kind"]
     out = tmp_path / "heldout"
-    res = subprocess.run(
-        [
-            sys.executable, str(REPO / "benchmarks" / "isp_heldout.py"), raw_dir, "--run", f"agent={run}",
-            "--out", out, "--model", "classical", "--test-fraction", "0.3", "--cma-global-budget", "12",
-            "--cma-image-budget", "4",
-        ],
-        env=attiqa_env(), capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
-    assert res.returncode == 0, res.stderr[-2000:]
+    summary = isp_heldout(raw_dir, out, f"agent={run}")
     report = (out / "report.md").read_text()
     assert f"| agent: teacher policy ({kind}) |" in report and "RL agent" not in report  # was "| RL agent |"
-    labels = {m["method"]: m["label"] for m in json.loads((out / "summary.json").read_text())["methods"]}
+    labels = {m["method"]: m["label"] for m in summary["methods"]}
     assert labels["agent"] == f"agent: teacher policy ({kind})"
     assert (
         policy_label("teacher", {"algo": "teacher", "teacher": {"kind": kind}}) == f"teacher policy ({kind})"
