@@ -26,7 +26,7 @@ import yaml
 from attiqa.distortions.defaults import DEFAULT_GRADED
 from attiqa.errors import ConfigError, did_you_mean
 from attiqa.io.cores import MAX_WORKERS
-from attiqa.limits import MAX_HIDDEN, MAX_SIDE, MIN_SIDE
+from attiqa.limits import MAX_HIDDEN, MAX_SIDE, MIN_SIDE, SEED_MAX
 
 
 class SettingError(ConfigError):
@@ -81,6 +81,7 @@ NON_NEGATIVE = _check(lo=0)
 WORKERS = _check(lo=0, hi=MAX_WORKERS, why="decode worker processes, each a fork of the run")
 VIEW_SIDE = _check(lo=MIN_SIDE, hi=MAX_SIDE, why="what a checkpoint may hold; the paper's views: 340 / 320")
 HIDDEN = _check(lo=1, hi=MAX_HIDDEN, why="the widest layer a checkpoint may hold; the shipped ones: 128, 512")
+SEED = _check(lo=0, hi=SEED_MAX)  # as every command's --seed (a negative one was numpy's traceback)
 
 
 @dataclass
@@ -96,7 +97,7 @@ class DegradeConfig:
     variants_per_source: int | None = field(default=None, metadata=AT_LEAST_1)  # None = every combination
     max_side: int | None = field(default=None, metadata=_check(lo=16))
     fmt: Literal["png", "jpg"] = "png"
-    seed: int = 0
+    seed: int = field(default=0, metadata=SEED)
 
 
 @dataclass
@@ -147,7 +148,7 @@ class PretrainConfig:
     feature_cache: bool = False
     feature_cache_dir: str | None = None  # None = $ATTIQA_CACHE/features (~/.cache/attiqa/features)
     num_workers: int | None = field(default=None, metadata=WORKERS)
-    seed: int = 0
+    seed: int = field(default=0, metadata=SEED)
     device: str = "auto"  # "auto" | "cpu" | "cuda" | "cuda:N"
     # ours: recompute each backbone block's activations in the backward pass instead of keeping them (the
     # same weights bit for bit; less memory, one more forward pass of the blocks a step); plain
@@ -227,7 +228,7 @@ class FinetuneConfig:
     plcc_weight: float = field(default=0.0, metadata=_check(lo=0, why="0 = MSE only"))
     # paper §4.1: 80/20 random split when the CSV has no split column
     val_fraction: float = field(default=0.2, metadata=_check(lo=0, hi=1, lo_open=True, hi_open=True))
-    split_seed: int = 0
+    split_seed: int = field(default=0, metadata=SEED)
     freeze_backbone: bool = False  # linear probing (Table 6)
     max_steps_per_epoch: int | None = field(default=None, metadata=AT_LEAST_1)
     # ours (CPU budget mode): frozen backbone on cached five-crop features; heads' first layers + MOS MLP
@@ -265,7 +266,7 @@ class FinetuneConfig:
     # heads are dropped from the model); None = all heads (§3.5)
     single_head: str | None = field(default=None, metadata=_check(choices=_attributes))
     num_workers: int | None = field(default=None, metadata=WORKERS)
-    seed: int = 0
+    seed: int = field(default=0, metadata=SEED)
     device: str = "auto"
 
     def check(self, where: str = "finetune") -> FinetuneConfig:
@@ -723,6 +724,22 @@ def _not_yaml_hint(path: Path) -> str:
     return ""
 
 
+def yaml_problem(exc: yaml.YAMLError, hint: str = "") -> str:
+    """Where a YAML syntax error is and what the parser found there (was the parser's context alone, "while
+    scanning for the next token": no line, nothing on the tab it met), with the fix when it is a known one."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    start = getattr(exc, "context_mark", None)
+    if start is not None and getattr(exc, "context", None) and (mark is None or start.line != mark.line):
+        problem += f", {exc.context} from line {start.line + 1}"  # type: ignore[attr-defined]  # an open [ or "
+    if not hint and "'\\t'" in problem:
+        hint = "indent with spaces, not tabs"
+    elif not hint and ("<block end>" in problem or "mapping values are not allowed" in problem):
+        hint = "check this line's indentation against the line above, and quote a value holding ': '"
+    return f"not valid YAML{where} ({problem})" + (f" — {hint}" if hint else "")
+
+
 def read_yaml(path: Path) -> Any:
     """Parse a YAML file; a syntax error or a key set twice becomes a one-line :class:`ConfigError`
     naming the file."""
@@ -732,10 +749,7 @@ def read_yaml(path: Path) -> Any:
     except ConfigError as exc:
         raise ConfigError(exc.text, path) from None
     except yaml.YAMLError as exc:
-        hint = _not_yaml_hint(path)
-        raise ConfigError(
-            f"not valid YAML ({str(exc).splitlines()[0]})" + (f" — {hint}" if hint else ""), path
-        ) from None
+        raise ConfigError(yaml_problem(exc, _not_yaml_hint(path)), path) from None
     except UnicodeDecodeError:
         raise ConfigError("not a UTF-8 text file — is it the YAML config? (save as UTF-8)", path) from None
 

@@ -202,10 +202,32 @@ def check_devices(cfg: TrainConfig) -> None:
                 ) from None
 
 
+def check_cache_folders(cfg: TrainConfig) -> None:
+    """A stage's feature cache folder can be made and written, before any stage runs: a file in its way
+    was found when the stage first wrote a feature, after the earlier stages (labelling, pretraining) ran."""
+    for stage in ("pretrain", "finetune"):
+        sc = getattr(cfg, stage)
+        if sc is None or not (sc.feature_cache or getattr(sc, "ridge_taps", None)):
+            continue
+        key = f"{stage}.feature_cache_dir"
+        if sc.feature_cache_dir:
+            folder, fix = Path(sc.feature_cache_dir).expanduser(), f"point {key} at a writable folder"
+        else:
+            from attiqa.io.checkpoints import cache_dir
+
+            folder = cache_dir() / "features"
+            fix = f"set ATTIQA_CACHE, or {key}, to a writable folder"
+        try:
+            output_folder(folder, fix=fix, create=False)
+        except AttiqaError as exc:
+            raise ConfigError(f"{key}: {exc}") from None
+
+
 def run(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> RunResult:
     from attiqa.training.distributed import is_main, process_group
 
     check_devices(cfg)
+    check_cache_folders(cfg)
     out_dir = Path(cfg.out_dir)
     if resume and earlier_training(out_dir):  # was "choose another out_dir", or a failed save after an epoch
         resumable_folder(out_dir, "out_dir (--out-dir)", "the run in it")

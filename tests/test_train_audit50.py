@@ -1,0 +1,82 @@
+"""Session 50's new-user pass over `attiqa train` and `attiqa bench` (docs/robustness.md): tiny configs,
+the tiny random network. Each test failed before its fix."""
+
+from __future__ import annotations
+
+import pytest
+from helpers import tiny_train_config
+
+
+@pytest.mark.parametrize(
+    "setting", ["finetune.seed=-1", "finetune.split_seed=-1", "finetune.seed=99999999999999999999"]
+)
+def test_a_seed_out_of_range_is_one_line_before_any_work(tmp_path, cli, setting):
+    """A negative seed (or one past 2**32 - 1) **was** read, the run folder made, and then numpy's
+    "expected non-negative integer" (torch's "Overflow when unpacking long long") as a traceback from the
+    split; now the config's line, as `--seed` of the commands says it, and no run folder."""
+    cfg = tiny_train_config(tmp_path)
+    res = cli("train", "--config", cfg, "--set", setting)
+    assert res.returncode == 2, res.stderr
+    key = setting.partition("=")[0]
+    assert f"{key}: must be in [0, 4294967295]" in res.stderr and "Traceback" not in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    ("text", "where", "fix"),
+    [
+        ("finetune:\n  epochs: [1\n  lr: 0.1\n", "while parsing a flow sequence from line 2", ""),
+        ("finetune:\n\tepochs: 1\n", "at line 2, column 1", "indent with spaces, not tabs"),
+        ("finetune:\n  epochs: 1\n lr: 0.1\n", "line 3", ""),
+    ],
+)
+def test_a_yaml_syntax_error_says_where_and_what(tmp_path, cli, text, where, fix):
+    """**Was** "not valid YAML (while scanning for the next token)": the parser's context only, no line,
+    nothing on what it found (a tab); now the line and column of the problem and what it is, with the fix
+    for a tab."""
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text(text)
+    res = cli("train", "--config", cfg)
+    assert res.returncode == 2
+    line = res.stderr.strip()
+    assert len(line.splitlines()) == 1 and "run.yaml" in line and where in line and fix in line, line
+
+
+@pytest.mark.parametrize("stage", ["finetune", "pretrain"])
+def test_a_feature_cache_folder_that_cannot_be_written_is_refused_before_any_work(tmp_path, cli, stage):
+    """`feature_cache_dir` naming a file (or a folder under one) **was** found only when the stage first
+    wrote a feature: the run folder and its config.json made, earlier stages (labelling, pretraining) run,
+    then "…/tiny-4e67…: Not a directory — check the path"; now one line naming the key, before the run
+    folder is made."""
+    cfg = tiny_train_config(tmp_path)
+    (tmp_path / "afile").write_text("not a folder")
+    args = [
+        "--set",
+        "finetune.feature_cache=true",
+        "--set",
+        f"finetune.feature_cache_dir={tmp_path / 'afile' / 'x'}",
+    ]
+    if stage == "pretrain":
+        labels = tmp_path / "labels.parquet"
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        from attiqa.attributes import ATTRIBUTES
+
+        images = [str(p) for p in sorted((tmp_path / "set" / "images").glob("*.png"))]
+        pq.write_table(
+            pa.table({"image": images, **{a: [i / 8 for i in range(8)] for a in ATTRIBUTES}}), labels
+        )
+        args = [
+            "--set",
+            f"labels={labels}",
+            "--set",
+            "pretrain={epochs: 1, batch_size: 4, resize_shorter: 40, crop_size: 32, num_workers: 0, "
+            f"device: cpu, feature_cache: true, feature_cache_dir: {tmp_path / 'afile'}}}",
+        ]
+    res = cli("train", "--config", cfg, *args)
+    assert res.returncode == 2, res.stderr
+    assert f"{stage}.feature_cache_dir" in res.stderr and "afile is a file" in res.stderr, res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "run").exists()
