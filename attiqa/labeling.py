@@ -232,6 +232,24 @@ def merge_parts(out: Path, schema: pa.Schema | None = None) -> int:
     return merged.num_rows
 
 
+def keep_only(out: Path, paths: Sequence[Path]) -> list[str]:
+    """Rewrite the label table ``out`` (atomic) without the rows of images not in ``paths`` — a run's own
+    table after its label stage, whose images the config may have narrowed since an earlier run labelled
+    more (they were pretrained on without a word). Returns the names left out."""
+    if not out.exists():
+        return []
+    table = _read_table(out)
+    wanted = {path_text(Path(os.path.abspath(p))) for p in paths}
+    images = table.column("image").to_pylist()
+    keep = [i for i, im in enumerate(images) if im in wanted]
+    if len(keep) == len(images):
+        return []
+    with atomic_path(out) as tmp:
+        pq.write_table(table.take(pa.array(keep, pa.int64())), tmp)
+    kept = set(keep)
+    return [im for i, im in enumerate(images) if i not in kept]
+
+
 def label_images(
     paths: Sequence[Path],
     teacher: Teacher,

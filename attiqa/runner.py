@@ -103,8 +103,15 @@ def run_label_stage(
     """Pseudo-label ``cfg.label.images`` into its Parquet table (``paths``: already found by
     :func:`label_inputs`, ``teacher``: already loaded by :func:`label_teacher`; else found and loaded here,
     in that order)."""
-    from attiqa.labeling import check_label_output, env_rank_world, label_images, merge_parts, parts_dir
-    from attiqa.progress import plain, progress_task
+    from attiqa.labeling import (
+        check_label_output,
+        env_rank_world,
+        keep_only,
+        label_images,
+        merge_parts,
+        parts_dir,
+    )
+    from attiqa.progress import plain, plain_name, progress_task
     from attiqa.training.distributed import PeerLost, barrier, gather_objects
 
     lc = cfg.label
@@ -136,16 +143,29 @@ def run_label_stage(
                 on_start=lambda kept: adv(kept, kept=True),  # in the count, not the rate
             )
         failed = [plain(e) for e in res.failed]
+        left_out: list[str] = []
         if world > 1:
             barrier()
-            if rank == 0:
+            if rank == 0:  # before the gather, which the others wait at: they read the table after
                 merge_parts(out)
+                left_out = keep_only(out, paths)
             failed = [e for part in gather_objects(failed) for e in part]  # every rank's, said once (rank 0)
+        else:
+            left_out = keep_only(out, paths)
     except PeerLost as exc:  # was gloo's traceback at the barrier
         raise AttiqaError(
             f"label: {exc.what} — the images labelled so far are kept ({parts_dir(out)}); rerun the same "
             "command to continue"
         ) from None
+    if left_out:
+        from attiqa.progress import console
+
+        names = ", ".join(plain_name(n) for n in left_out[:3]) + (", …" if len(left_out) > 3 else "")
+        console.print(
+            f"[yellow]label: {len(left_out)} labelled image(s) not in label.images left out of "
+            f"{plain_name(out)} (an earlier run's: {names})",
+            highlight=False,
+        )
     if failed and rank == 0:
         from attiqa.progress import console
 

@@ -80,3 +80,40 @@ def test_a_feature_cache_folder_that_cannot_be_written_is_refused_before_any_wor
     assert f"{stage}.feature_cache_dir" in res.stderr and "afile is a file" in res.stderr, res.stderr
     assert len(res.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "run").exists()
+
+
+def test_a_narrowed_label_stage_pretrains_on_its_own_images_only(tmp_path, cli):
+    """`label.images: [photos, junk]`, then the same config with `[photos]` and --no-resume (or --resume
+    before pretraining had a checkpoint): the run's labels.parquet **was** kept whole — the new run labelled
+    nothing ("8 kept from an earlier run") and pretrained on all 12 rows, junk/'s 4 among them, without a
+    word; now the label table of a run holds the config's images only, and the rows left out are said."""
+    cfg = tiny_train_config(tmp_path)
+    junk = tmp_path / "junk"
+    junk.mkdir()
+    for i in range(4):
+        (junk / f"j{i}.png").hardlink_to(tmp_path / "set" / "images" / f"img0{i}.png")  # other names
+    images = tmp_path / "set" / "images"
+    pretrain = (
+        "pretrain={epochs: 1, batch_size: 4, resize_shorter: 40, crop_size: 32, num_workers: 0, device: cpu}"
+    )
+    common = [
+        "--set",
+        pretrain,
+        "--set",
+        "finetune=null",
+        "--set",
+        "label={teacher: classical, num_workers: 0}",
+    ]
+    res = cli("train", "--config", cfg, *common, "--set", f"label.images=[{images}, {junk}]")
+    assert res.returncode == 0, res.stderr
+    res = cli("train", "--config", cfg, *common, "--set", f"label.images=[{images}]", "--no-resume")
+    assert res.returncode == 0, res.stderr
+    import pyarrow.parquet as pq
+
+    from attiqa.io.checkpoints import read_card
+
+    table = pq.read_table(tmp_path / "run" / "labels.parquet").column("image").to_pylist()
+    assert len(table) == 8 and not any("junk" in p for p in table)
+    assert read_card(tmp_path / "run" / "pretrain" / "model.safetensors")["labels"]["rows"] == 8
+    said = " ".join((res.stdout + res.stderr).split())
+    assert "4 labelled image(s) not in label.images left out" in said, said
