@@ -222,21 +222,32 @@ def check_devices(cfg: TrainConfig) -> None:
                 ) from None
 
 
-def check_cache_folders(cfg: TrainConfig) -> None:
-    """A stage's feature cache folder can be made and written, before any stage runs: a file in its way
-    was found when the stage first wrote a feature, after the earlier stages (labelling, pretraining) ran."""
+def check_outputs(cfg: TrainConfig, out_dir: Path) -> None:
+    """The folders the stages write besides ``out_dir`` — the graded set, the label table's folder, a
+    stage's feature cache — can be made and written, before any stage runs: a file in the way was found when
+    its stage first wrote there (a feature cache's after the labelling and the pretraining had run)."""
+    folders: list[tuple[str, Path, str]] = []
+    if cfg.degrade is not None:
+        folders.append(("degrade.out", resolve_in(out_dir, cfg.degrade.out), "point degrade.out at a folder"))
+    if cfg.label is not None:
+        table = resolve_in(out_dir, cfg.label.out)
+        folders.append(("label.out", table.parent, "point label.out at a file in a writable folder"))
     for stage in ("pretrain", "finetune"):
         sc = getattr(cfg, stage)
         if sc is None or not (sc.feature_cache or getattr(sc, "ridge_taps", None)):
             continue
         key = f"{stage}.feature_cache_dir"
         if sc.feature_cache_dir:
-            folder, fix = Path(sc.feature_cache_dir).expanduser(), f"point {key} at a writable folder"
+            folders.append(
+                (key, Path(sc.feature_cache_dir).expanduser(), f"point {key} at a writable folder")
+            )
         else:
             from attiqa.io.checkpoints import cache_dir
 
-            folder = cache_dir() / "features"
-            fix = f"set ATTIQA_CACHE, or {key}, to a writable folder"
+            folders.append(
+                (key, cache_dir() / "features", f"set ATTIQA_CACHE, or {key}, to a writable folder")
+            )
+    for key, folder, fix in folders:
         try:
             output_folder(folder, fix=fix, create=False)
         except AttiqaError as exc:
@@ -247,8 +258,8 @@ def run(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> RunRes
     from attiqa.training.distributed import is_main, process_group
 
     check_devices(cfg)
-    check_cache_folders(cfg)
     out_dir = Path(cfg.out_dir)
+    check_outputs(cfg, out_dir)
     if resume and earlier_training(out_dir):  # was "choose another out_dir", or a failed save after an epoch
         resumable_folder(out_dir, "out_dir (--out-dir)", "the run in it")
     else:

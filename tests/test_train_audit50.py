@@ -117,3 +117,26 @@ def test_a_narrowed_label_stage_pretrains_on_its_own_images_only(tmp_path, cli):
     assert read_card(tmp_path / "run" / "pretrain" / "model.safetensors")["labels"]["rows"] == 8
     said = " ".join((res.stdout + res.stderr).split())
     assert "4 labelled image(s) not in label.images left out" in said, said
+
+
+@pytest.mark.parametrize(
+    ("setting", "key"),
+    [
+        ("degrade={{sources: [{images}], out: {afile}}}", "degrade.out"),
+        ("degrade={{sources: [{images}], out: {afile}/sub}}", "degrade.out"),
+        ("label={{images: [{images}], out: {afile}/labels.parquet}}", "label.out"),
+    ],
+)
+def test_a_stage_output_under_a_file_is_refused_before_any_work(tmp_path, cli, setting, key):
+    """`degrade.out` naming a file (or a folder under one), `label.out` under a file: **was** the run folder
+    and config.json made (for label.out the teacher loaded too), then "…/afile/x.parquet.parts: Not a
+    directory — check the path"; now one line naming the key, and no run folder."""
+    cfg = tiny_train_config(tmp_path)
+    afile = tmp_path / "afile"
+    afile.write_text("not a folder")
+    images = tmp_path / "set" / "images"
+    res = cli("train", "--config", cfg, "--set", setting.format(images=images, afile=afile))
+    assert res.returncode == 2, res.stderr
+    line = res.stderr.strip()
+    assert line.startswith(f"error: {key}: ") and "afile is a file, not a folder" in line, line
+    assert len(line.splitlines()) == 1 and not (tmp_path / "run").exists()
