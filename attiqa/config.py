@@ -566,6 +566,23 @@ def _share_model(data: dict[str, Any], where: str) -> dict[str, Any]:
 
 def check_inputs(cfg: TrainConfig, where: str) -> None:
     """The files a run reads must exist before any stage starts (paths relative to the working folder)."""
+    # `labels` / `pretrained_checkpoint` stand in for a stage: beside that stage they were never read (the
+    # run labelled, or pretrained, anew without a word)
+    for key, stage, given, does in (
+        ("labels", "label", cfg.labels, "makes the label table pretraining reads"),
+        (
+            "pretrained_checkpoint",
+            "pretrain",
+            cfg.pretrained_checkpoint,
+            "trains the network fine-tuning starts from",
+        ),
+    ):
+        if given and getattr(cfg, stage) is not None:
+            raise SettingError(
+                f"{_key(where, key)}: {given} would not be read — the {stage}: section {does}; drop one "
+                f"of them (--set {stage}=null to use {given})",
+                key,
+            )
     need: list[tuple[str, str | None]] = []
     if cfg.finetune is not None and cfg.finetune.dataset:
         root = cfg.finetune.root

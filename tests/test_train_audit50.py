@@ -140,3 +140,33 @@ def test_a_stage_output_under_a_file_is_refused_before_any_work(tmp_path, cli, s
     line = res.stderr.strip()
     assert line.startswith(f"error: {key}: ") and "afile is a file, not a folder" in line, line
     assert len(line.splitlines()) == 1 and not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(("key", "stage"), [("labels", "label"), ("pretrained_checkpoint", "pretrain")])
+def test_a_file_standing_in_for_a_stage_beside_that_stage_is_refused(tmp_path, cli, key, stage):
+    """`labels: mine.parquet` with a `label:` section (or `pretrained_checkpoint:` with a `pretrain:` one)
+    **was** never read: the run labelled (pretrained) anew without a word, the user's file left aside; now
+    one line naming both and the fix."""
+    cfg = tiny_train_config(tmp_path)
+    given = tmp_path / "set" / "mos.csv"  # any existing file: the key is refused before it is read
+    sections = {
+        "label": f"label={{images: [{tmp_path / 'set' / 'images'}]}}",
+        "pretrain": "pretrain={epochs: 1, batch_size: 4, resize_shorter: 40, crop_size: 32, device: cpu}",
+    }
+    res = cli(
+        "train",
+        "--config",
+        cfg,
+        "--set",
+        f"{key}={given}",
+        "--set",
+        sections[stage],
+        "--set",
+        "finetune=null",
+    )
+    assert res.returncode == 2, res.stderr
+    line = res.stderr.strip()
+    assert (
+        f"{key}: {given} would not be read — the {stage}: section" in line and f"--set {stage}=null" in line
+    )
+    assert len(line.splitlines()) == 1 and not (tmp_path / "run").exists()
