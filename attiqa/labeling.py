@@ -168,9 +168,13 @@ def check_same_teacher(out: Path, meta: dict[str, Any]) -> None:
         return
     path, old = found
     where = str(out) if path == out else f"{out} (a stopped run's {parts_dir(out).name}/)"
-    if old.get("columns") and old["columns"] != meta["columns"]:
+    # the table's own columns too: one without attiqa's metadata (pandas', an older tool's) was found only
+    # at the merge, after every image was labelled — pyarrow's cast error as a traceback, on every rerun
+    names = [n for n in _read_schema(path).names if n != "image"]
+    if names != meta["columns"]:
         raise AttiqaError(
-            f"{where}: exists with columns {old['columns']}, not {meta['columns']} — choose another --out"
+            f"{where}: exists with columns image, {', '.join(names) or '(none)'}, not the teacher's image, "
+            f"{', '.join(meta['columns'])} — choose another --out (or label.out)"
         )
     before, now = old.get("teacher"), meta["teacher"]
     if before and before != now:

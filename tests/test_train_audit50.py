@@ -170,3 +170,27 @@ def test_a_file_standing_in_for_a_stage_beside_that_stage_is_refused(tmp_path, c
         f"{key}: {given} would not be read — the {stage}: section" in line and f"--set {stage}=null" in line
     )
     assert len(line.splitlines()) == 1 and not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("command", ["label", "train"])
+def test_a_label_table_of_other_columns_is_refused_before_labelling(tmp_path, cli, command):
+    """`attiqa label photos -o mine.parquet` (or a run's label.out) where mine.parquet is a table of other
+    columns without attiqa's metadata (pandas' `image,sharpness`, an older tool's): **was** every photo
+    labelled, then pyarrow's "Target schema's field names are not matching …" as a traceback at the merge —
+    on every rerun; now one line before the teacher runs, the table as it was."""
+    from helpers import label_table
+
+    cfg = tiny_train_config(tmp_path)
+    images = tmp_path / "set" / "images"
+    table = label_table(tmp_path / "mine.parquet")
+    before = table.read_bytes()
+    if command == "label":
+        res = cli("label", images, "-o", table, "-w", "0")
+    else:
+        label = f"label={{images: [{images}], out: {table}, num_workers: 0}}"
+        res = cli("train", "--config", cfg, "--set", label, "--set", "finetune=null")
+    assert res.returncode == 2, res.stderr
+    assert "Traceback" not in res.stderr
+    line = res.stderr.strip().splitlines()[-1]  # (train: after its "teacher: classical" line)
+    assert f"{table}: exists with columns image, sharpness" in line and "choose another --out" in line, line
+    assert table.read_bytes() == before and not (tmp_path / "mine.parquet.parts").exists()
