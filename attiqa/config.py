@@ -609,6 +609,14 @@ def check_inputs(cfg: TrainConfig, where: str) -> None:
             need.append((f"finetune.ridge_extra[{i}].csv", extra.csv))
     if cfg.pretrain is not None and cfg.label is None:
         need.append(("labels", cfg.labels))
+    # a local weights file: was found when a stage built the network, after the earlier stages had run
+    if cfg.model is not None and cfg.model.backbone_weights:
+        need.append(("model.backbone_weights", cfg.model.backbone_weights))
+    else:
+        for stage in ("pretrain", "finetune"):
+            sc = getattr(cfg, stage)
+            if sc is not None and sc.backbone_weights:
+                need.append((f"{stage}.backbone_weights", sc.backbone_weights))
     if cfg.finetune is not None and cfg.pretrain is None:
         need.append(("pretrained_checkpoint", cfg.pretrained_checkpoint))
     for key, p in need:

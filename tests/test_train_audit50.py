@@ -194,3 +194,21 @@ def test_a_label_table_of_other_columns_is_refused_before_labelling(tmp_path, cl
     line = res.stderr.strip().splitlines()[-1]  # (train: after its "teacher: classical" line)
     assert f"{table}: exists with columns image, sharpness" in line and "choose another --out" in line, line
     assert table.read_bytes() == before and not (tmp_path / "mine.parquet.parts").exists()
+
+
+@pytest.mark.parametrize("where", ["model", "finetune"])
+def test_a_missing_backbone_weights_file_is_refused_when_the_config_is_read(tmp_path, cli, where):
+    """`backbone_weights: nothere.pth` (in `model:`, or an older config's stage) **was** found when the stage
+    built the network: the run folder and config.json made (after labelling and pretraining, for a
+    fine-tuning without pretraining); now one line naming the key, as for the other input files."""
+    cfg = tiny_train_config(tmp_path)
+    if where == "finetune":  # an older config: the network in the stage
+        net = "  backbone: tiny\n  pretrained_backbone: false\n  head_hidden: 8\n"
+        cfg.write_text(
+            cfg.read_text().replace("model:\n" + net, "").replace("finetune:\n", "finetune:\n" + net)
+        )
+    res = cli("train", "--config", cfg, "--set", f"{where}.backbone_weights=nothere.pth")
+    assert res.returncode == 2, res.stderr
+    line = res.stderr.strip()
+    assert line.startswith(f"error: {cfg}: {where}.backbone_weights: nothere.pth not found"), line
+    assert len(line.splitlines()) == 1 and not (tmp_path / "run").exists()
