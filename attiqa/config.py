@@ -450,7 +450,11 @@ def from_dict(cls: type[DC], data: Any, where: str = "config") -> DC:
 
     ``where`` prefixes the keys named in errors; "" names them from the top (the caller adds the file)."""
     if not isinstance(data, dict):
-        raise ConfigError(f"expected a mapping of settings, got {type(data).__name__}", where or None)
+        hint = ""
+        if cls is ModelConfig and isinstance(data, str):  # `model: attiqa-default`, `model: my.safetensors`
+            hint = (f" — model: sets the network ({', '.join(MODEL_KEYS)}); to fine-tune a trained model, "
+                    "drop the pretrain: section and set pretrained_checkpoint: FILE.safetensors")  # fmt: skip
+        raise ConfigError(f"expected a mapping of settings, got {type(data).__name__}{hint}", where or None)
     types_ = _field_types(cls)
     if cls is TrainConfig:
         data = _share_model(data, where)

@@ -212,3 +212,14 @@ def test_a_missing_backbone_weights_file_is_refused_when_the_config_is_read(tmp_
     line = res.stderr.strip()
     assert line.startswith(f"error: {cfg}: {where}.backbone_weights: nothere.pth not found"), line
     assert len(line.splitlines()) == 1 and not (tmp_path / "run").exists()
+
+
+def test_a_model_named_where_the_network_section_goes_says_what_model_is(tmp_path, cli):
+    """`model: attiqa-default` (a model's name where the network's settings go) **was** "model: expected a
+    mapping of settings, got str" — which settings, and how to start from a trained model, unsaid."""
+    cfg = tiny_train_config(tmp_path)
+    res = cli("train", "--config", cfg, "--set", "model=attiqa-default")
+    assert res.returncode == 2
+    line = res.stderr.strip()
+    assert "model: expected a mapping of settings, got str — model: sets the network (backbone," in line, line
+    assert "set pretrained_checkpoint: FILE.safetensors" in line and len(line.splitlines()) == 1
