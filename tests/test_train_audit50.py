@@ -223,3 +223,29 @@ def test_a_model_named_where_the_network_section_goes_says_what_model_is(tmp_pat
     line = res.stderr.strip()
     assert "model: expected a mapping of settings, got str — model: sets the network (backbone," in line, line
     assert "set pretrained_checkpoint: FILE.safetensors" in line and len(line.splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_torchrun_fine_tunes_a_named_dataset_with_one_split_and_one_writer(tmp_path):
+    """`torchrun --nproc_per_node 2 … train` with `finetune: {dataset: kadid10k, root: …}` (gloo, session
+    48's official-layout fixture): both processes make the same grouped split as one process does, end with
+    the same weights, and only rank 0 writes the checkpoints (ok when tried in session 50; held here)."""
+    import json
+
+    from helpers import run_attiqa
+    from test_train_audit49 import dataset_config, layout
+
+    root = layout(tmp_path, "kadid10k")
+    cfg = dataset_config(tmp_path, dataset="kadid10k", root=root, val_fraction=0.34, epochs=2)
+    env = {"OMP_NUM_THREADS": "1"}
+    one = run_attiqa("train", "-c", cfg, "--out-dir", tmp_path / "one", env=env)
+    assert one.returncode == 0, one.stderr
+    two = run_attiqa("train", "-c", cfg, "--out-dir", tmp_path / "two", ranks=2,
+                     env={**env, "ATTIQA_DEBUG_HASH_DIR": str(tmp_path / "hashes")})  # fmt: skip
+    assert two.returncode == 0, two.stderr[-4000:]
+    r0, r1 = (json.loads((tmp_path / "hashes" / f"rank{r}.json").read_text()) for r in (0, 1))
+    assert r0["hash"] == r1["hash"] and r1["files"] == [] and r0["files"]
+    cards = [json.loads((tmp_path / run / "finetune" / "last.json").read_text()) for run in ("one", "two")]
+    assert cards[0]["dataset"] == cards[1]["dataset"] and "group by auto" in cards[1]["dataset"]["split"]
+    assert cards[1]["world_size"] == 2 and cards[0]["metrics"]["n"] == cards[1]["metrics"]["n"]
+    assert (two.stdout + two.stderr).count("finetuned:") == 1  # the report once, not once a process
