@@ -587,6 +587,16 @@ def check_inputs(cfg: TrainConfig, where: str) -> None:
                 f"of them (--set {stage}=null to use {given})",
                 key,
             )
+    if not cfg.out_dir.strip():  # was the working folder, every run below it taken for this one's stages
+        raise SettingError(
+            f"{_key(where, 'out_dir')}: empty — name the run's folder, e.g. runs/mine", "out_dir"
+        )
+    if cfg.degrade is not None and not cfg.degrade.sources:  # was run on nothing: an empty graded folder
+        raise SettingError(
+            f"{_key(where, 'degrade')}.sources: empty — list the photo files or folders to degrade, or drop "
+            "the degrade: section (--set degrade=null)",
+            "degrade.sources",
+        )
     need: list[tuple[str, str | None]] = []
     if cfg.finetune is not None and cfg.finetune.dataset:
         root = cfg.finetune.root

@@ -249,3 +249,19 @@ def test_torchrun_fine_tunes_a_named_dataset_with_one_split_and_one_writer(tmp_p
     assert cards[0]["dataset"] == cards[1]["dataset"] and "group by auto" in cards[1]["dataset"]["split"]
     assert cards[1]["world_size"] == 2 and cards[0]["metrics"]["n"] == cards[1]["metrics"]["n"]
     assert (two.stdout + two.stderr).count("finetuned:") == 1  # the report once, not once a process
+
+
+@pytest.mark.parametrize(
+    ("setting", "said"),
+    [("degrade={sources: []}", "degrade.sources: empty"), ("out_dir=''", "out_dir: empty")],
+)
+def test_an_empty_degrade_source_list_or_out_dir_is_one_line(tmp_path, cli, setting, said):
+    """`degrade: {sources: []}` **was** run: nothing degraded, an empty graded folder added to the label
+    stage's images; `out_dir: ""` **was** the working folder, every other run below it listed as "an earlier
+    run" of this one. Now one line each before any work."""
+    cfg = tiny_train_config(tmp_path)
+    res = cli("train", "--config", cfg, "--set", setting)
+    assert res.returncode == 2, res.stderr
+    line = res.stderr.strip()
+    assert said in line and len(line.splitlines()) == 1, line
+    assert not (tmp_path / "run").exists()
