@@ -119,6 +119,14 @@ class LabelConfig:
             hint = did_you_mean(kind, ["classical", "clip"])
             raise SettingError(f"{where}.teacher: {self.teacher!r} is not classical, clip, "
                                f"clip:MODEL/PRETRAINED or clip:PATH{hint}", f"{where}.teacher")  # fmt: skip
+        if kind == "classical":  # CLIP's settings were taken without a word: labels not the ones set up
+            for key, unset in (("prompts", self.prompts is None), ("clip_scale", self.clip_scale == 1.0)):
+                if not unset:
+                    raise SettingError(
+                        f"{where}.{key}: only the clip teacher reads it (teacher: {self.teacher}) — drop it, "
+                        "or set teacher: clip:MODEL/PRETRAINED (the paper's: clip:ViT-B-16/openai)",
+                        f"{where}.{key}",
+                    )
         return self
 
 

@@ -265,3 +265,20 @@ def test_an_empty_degrade_source_list_or_out_dir_is_one_line(tmp_path, cli, sett
     line = res.stderr.strip()
     assert said in line and len(line.splitlines()) == 1, line
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("setting", ["label.prompts=prompts.json", "label.clip_scale=2"])
+def test_a_clip_setting_beside_the_classical_teacher_is_one_line(tmp_path, cli, setting):
+    """`label: {teacher: classical, prompts: prompts.json}` (or `clip_scale: 2`) **was** run without a word:
+    the classical teacher reads neither, so the labels were not the ones the user set up; now one line."""
+    cfg = tiny_train_config(tmp_path)
+    (tmp_path / "prompts.json").write_text("{}")
+    images = tmp_path / "set" / "images"
+    res = cli("train", "--config", cfg, "--set", f"label={{images: [{images}]}}", "--set", setting)
+    assert res.returncode == 2, res.stderr
+    line = res.stderr.strip()
+    key = setting.partition("=")[0]
+    assert (
+        f"{key}: only the clip teacher reads it (teacher: classical)" in line and len(line.splitlines()) == 1
+    )
+    assert not (tmp_path / "run").exists()
