@@ -26,7 +26,7 @@ import yaml
 from attiqa.distortions.defaults import DEFAULT_GRADED
 from attiqa.errors import ConfigError, did_you_mean
 from attiqa.io.cores import MAX_WORKERS
-from attiqa.limits import MAX_HIDDEN, MAX_SIDE, MIN_SIDE
+from attiqa.limits import MAX_HIDDEN, MAX_SIDE, MIN_SIDE, SEED_MAX
 
 
 class SettingError(ConfigError):
@@ -81,6 +81,7 @@ NON_NEGATIVE = _check(lo=0)
 WORKERS = _check(lo=0, hi=MAX_WORKERS, why="decode worker processes, each a fork of the run")
 VIEW_SIDE = _check(lo=MIN_SIDE, hi=MAX_SIDE, why="what a checkpoint may hold; the paper's views: 340 / 320")
 HIDDEN = _check(lo=1, hi=MAX_HIDDEN, why="the widest layer a checkpoint may hold; the shipped ones: 128, 512")
+SEED = _check(lo=0, hi=SEED_MAX)  # as every command's --seed (a negative one was numpy's traceback)
 
 
 @dataclass
@@ -96,7 +97,7 @@ class DegradeConfig:
     variants_per_source: int | None = field(default=None, metadata=AT_LEAST_1)  # None = every combination
     max_side: int | None = field(default=None, metadata=_check(lo=16))
     fmt: Literal["png", "jpg"] = "png"
-    seed: int = 0
+    seed: int = field(default=0, metadata=SEED)
 
 
 @dataclass
@@ -118,6 +119,14 @@ class LabelConfig:
             hint = did_you_mean(kind, ["classical", "clip"])
             raise SettingError(f"{where}.teacher: {self.teacher!r} is not classical, clip, "
                                f"clip:MODEL/PRETRAINED or clip:PATH{hint}", f"{where}.teacher")  # fmt: skip
+        if kind == "classical":  # CLIP's settings were taken without a word: labels not the ones set up
+            for key, unset in (("prompts", self.prompts is None), ("clip_scale", self.clip_scale == 1.0)):
+                if not unset:
+                    raise SettingError(
+                        f"{where}.{key}: only the clip teacher reads it (teacher: {self.teacher}) — drop it, "
+                        "or set teacher: clip:MODEL/PRETRAINED (the paper's: clip:ViT-B-16/openai)",
+                        f"{where}.{key}",
+                    )
         return self
 
 
@@ -147,7 +156,7 @@ class PretrainConfig:
     feature_cache: bool = False
     feature_cache_dir: str | None = None  # None = $ATTIQA_CACHE/features (~/.cache/attiqa/features)
     num_workers: int | None = field(default=None, metadata=WORKERS)
-    seed: int = 0
+    seed: int = field(default=0, metadata=SEED)
     device: str = "auto"  # "auto" | "cpu" | "cuda" | "cuda:N"
     # ours: recompute each backbone block's activations in the backward pass instead of keeping them (the
     # same weights bit for bit; less memory, one more forward pass of the blocks a step); plain
@@ -227,7 +236,7 @@ class FinetuneConfig:
     plcc_weight: float = field(default=0.0, metadata=_check(lo=0, why="0 = MSE only"))
     # paper §4.1: 80/20 random split when the CSV has no split column
     val_fraction: float = field(default=0.2, metadata=_check(lo=0, hi=1, lo_open=True, hi_open=True))
-    split_seed: int = 0
+    split_seed: int = field(default=0, metadata=SEED)
     freeze_backbone: bool = False  # linear probing (Table 6)
     max_steps_per_epoch: int | None = field(default=None, metadata=AT_LEAST_1)
     # ours (CPU budget mode): frozen backbone on cached five-crop features; heads' first layers + MOS MLP
@@ -265,7 +274,7 @@ class FinetuneConfig:
     # heads are dropped from the model); None = all heads (§3.5)
     single_head: str | None = field(default=None, metadata=_check(choices=_attributes))
     num_workers: int | None = field(default=None, metadata=WORKERS)
-    seed: int = 0
+    seed: int = field(default=0, metadata=SEED)
     device: str = "auto"
 
     def check(self, where: str = "finetune") -> FinetuneConfig:
@@ -449,7 +458,11 @@ def from_dict(cls: type[DC], data: Any, where: str = "config") -> DC:
 
     ``where`` prefixes the keys named in errors; "" names them from the top (the caller adds the file)."""
     if not isinstance(data, dict):
-        raise ConfigError(f"expected a mapping of settings, got {type(data).__name__}", where or None)
+        hint = ""
+        if cls is ModelConfig and isinstance(data, str):  # `model: attiqa-default`, `model: my.safetensors`
+            hint = (f" — model: sets the network ({', '.join(MODEL_KEYS)}); to fine-tune a trained model, "
+                    "drop the pretrain: section and set pretrained_checkpoint: FILE.safetensors")  # fmt: skip
+        raise ConfigError(f"expected a mapping of settings, got {type(data).__name__}{hint}", where or None)
     types_ = _field_types(cls)
     if cls is TrainConfig:
         data = _share_model(data, where)
@@ -565,6 +578,33 @@ def _share_model(data: dict[str, Any], where: str) -> dict[str, Any]:
 
 def check_inputs(cfg: TrainConfig, where: str) -> None:
     """The files a run reads must exist before any stage starts (paths relative to the working folder)."""
+    # `labels` / `pretrained_checkpoint` stand in for a stage: beside that stage they were never read (the
+    # run labelled, or pretrained, anew without a word)
+    for key, stage, given, does in (
+        ("labels", "label", cfg.labels, "makes the label table pretraining reads"),
+        (
+            "pretrained_checkpoint",
+            "pretrain",
+            cfg.pretrained_checkpoint,
+            "trains the network fine-tuning starts from",
+        ),
+    ):
+        if given and getattr(cfg, stage) is not None:
+            raise SettingError(
+                f"{_key(where, key)}: {given} would not be read — the {stage}: section {does}; drop one "
+                f"of them (--set {stage}=null to use {given})",
+                key,
+            )
+    if not cfg.out_dir.strip():  # was the working folder, every run below it taken for this one's stages
+        raise SettingError(
+            f"{_key(where, 'out_dir')}: empty — name the run's folder, e.g. runs/mine", "out_dir"
+        )
+    if cfg.degrade is not None and not cfg.degrade.sources:  # was run on nothing: an empty graded folder
+        raise SettingError(
+            f"{_key(where, 'degrade')}.sources: empty — list the photo files or folders to degrade, or drop "
+            "the degrade: section (--set degrade=null)",
+            "degrade.sources",
+        )
     need: list[tuple[str, str | None]] = []
     if cfg.finetune is not None and cfg.finetune.dataset:
         root = cfg.finetune.root
@@ -591,6 +631,14 @@ def check_inputs(cfg: TrainConfig, where: str) -> None:
             need.append((f"finetune.ridge_extra[{i}].csv", extra.csv))
     if cfg.pretrain is not None and cfg.label is None:
         need.append(("labels", cfg.labels))
+    # a local weights file: was found when a stage built the network, after the earlier stages had run
+    if cfg.model is not None and cfg.model.backbone_weights:
+        need.append(("model.backbone_weights", cfg.model.backbone_weights))
+    else:
+        for stage in ("pretrain", "finetune"):
+            sc = getattr(cfg, stage)
+            if sc is not None and sc.backbone_weights:
+                need.append((f"{stage}.backbone_weights", sc.backbone_weights))
     if cfg.finetune is not None and cfg.pretrain is None:
         need.append(("pretrained_checkpoint", cfg.pretrained_checkpoint))
     for key, p in need:
@@ -723,6 +771,22 @@ def _not_yaml_hint(path: Path) -> str:
     return ""
 
 
+def yaml_problem(exc: yaml.YAMLError, hint: str = "") -> str:
+    """Where a YAML syntax error is and what the parser found there (was the parser's context alone, "while
+    scanning for the next token": no line, nothing on the tab it met), with the fix when it is a known one."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    start = getattr(exc, "context_mark", None)
+    if start is not None and getattr(exc, "context", None) and (mark is None or start.line != mark.line):
+        problem += f", {exc.context} from line {start.line + 1}"  # type: ignore[attr-defined]  # an open [ or "
+    if not hint and "'\\t'" in problem:
+        hint = "indent with spaces, not tabs"
+    elif not hint and ("<block end>" in problem or "mapping values are not allowed" in problem):
+        hint = "check this line's indentation against the line above, and quote a value holding ': '"
+    return f"not valid YAML{where} ({problem})" + (f" — {hint}" if hint else "")
+
+
 def read_yaml(path: Path) -> Any:
     """Parse a YAML file; a syntax error or a key set twice becomes a one-line :class:`ConfigError`
     naming the file."""
@@ -732,10 +796,7 @@ def read_yaml(path: Path) -> Any:
     except ConfigError as exc:
         raise ConfigError(exc.text, path) from None
     except yaml.YAMLError as exc:
-        hint = _not_yaml_hint(path)
-        raise ConfigError(
-            f"not valid YAML ({str(exc).splitlines()[0]})" + (f" — {hint}" if hint else ""), path
-        ) from None
+        raise ConfigError(yaml_problem(exc, _not_yaml_hint(path)), path) from None
     except UnicodeDecodeError:
         raise ConfigError("not a UTF-8 text file — is it the YAML config? (save as UTF-8)", path) from None
 

@@ -168,9 +168,13 @@ def check_same_teacher(out: Path, meta: dict[str, Any]) -> None:
         return
     path, old = found
     where = str(out) if path == out else f"{out} (a stopped run's {parts_dir(out).name}/)"
-    if old.get("columns") and old["columns"] != meta["columns"]:
+    # the table's own columns too: one without attiqa's metadata (pandas', an older tool's) was found only
+    # at the merge, after every image was labelled — pyarrow's cast error as a traceback, on every rerun
+    names = [n for n in _read_schema(path).names if n != "image"]
+    if names != meta["columns"]:
         raise AttiqaError(
-            f"{where}: exists with columns {old['columns']}, not {meta['columns']} — choose another --out"
+            f"{where}: exists with columns image, {', '.join(names) or '(none)'}, not the teacher's image, "
+            f"{', '.join(meta['columns'])} — choose another --out (or label.out)"
         )
     before, now = old.get("teacher"), meta["teacher"]
     if not before or before == now:
@@ -229,6 +233,24 @@ def merge_parts(out: Path, schema: pa.Schema | None = None) -> int:
     if pdir.is_dir() and not any(pdir.iterdir()):
         pdir.rmdir()
     return merged.num_rows
+
+
+def keep_only(out: Path, paths: Sequence[Path]) -> list[str]:
+    """Rewrite the label table ``out`` (atomic) without the rows of images not in ``paths`` — a run's own
+    table after its label stage, whose images the config may have narrowed since an earlier run labelled
+    more (they were pretrained on without a word). Returns the names left out."""
+    if not out.exists():
+        return []
+    table = _read_table(out)
+    wanted = {path_text(Path(os.path.abspath(p))) for p in paths}
+    images = table.column("image").to_pylist()
+    keep = [i for i, im in enumerate(images) if im in wanted]
+    if len(keep) == len(images):
+        return []
+    with atomic_path(out) as tmp:
+        pq.write_table(table.take(pa.array(keep, pa.int64())), tmp)
+    kept = set(keep)
+    return [im for i, im in enumerate(images) if i not in kept]
 
 
 def label_images(

@@ -1,8 +1,9 @@
 """What a checkpoint's model card may hold — one definition for the card check
 (:func:`attiqa.models.attiqa_model.validate_model_card`, before anything is allocated: a card is data from a
 file) and the training config (:mod:`attiqa.config`: a run outside them would write a model no command
-loads)."""
+loads); and the largest seed a config or a command's --seed takes."""
 
 MIN_SIDE = 32  # smallest test/pretrain resize or crop
 MAX_SIDE = 4096  # largest test/pretrain resize or crop (the paper's: 340 / 320)
 MAX_HIDDEN = 16384  # widest head / MLP (the shipped models: 128 and 512)
+SEED_MAX = 2**32 - 1  # largest seed (numpy's legacy seeding, and the RL agents' through it, takes no more)

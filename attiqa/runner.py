@@ -103,8 +103,15 @@ def run_label_stage(
     """Pseudo-label ``cfg.label.images`` into its Parquet table (``paths``: already found by
     :func:`label_inputs`, ``teacher``: already loaded by :func:`label_teacher`; else found and loaded here,
     in that order)."""
-    from attiqa.labeling import check_label_output, env_rank_world, label_images, merge_parts, parts_dir
-    from attiqa.progress import plain, progress_task
+    from attiqa.labeling import (
+        check_label_output,
+        env_rank_world,
+        keep_only,
+        label_images,
+        merge_parts,
+        parts_dir,
+    )
+    from attiqa.progress import plain, plain_name, progress_task
     from attiqa.training.distributed import PeerLost, barrier, gather_objects
 
     lc = cfg.label
@@ -136,16 +143,29 @@ def run_label_stage(
                 on_start=lambda kept: adv(kept, kept=True),  # in the count, not the rate
             )
         failed = [plain(e) for e in res.failed]
+        left_out: list[str] = []
         if world > 1:
             barrier()
-            if rank == 0:
+            if rank == 0:  # before the gather, which the others wait at: they read the table after
                 merge_parts(out)
+                left_out = keep_only(out, paths)
             failed = [e for part in gather_objects(failed) for e in part]  # every rank's, said once (rank 0)
+        else:
+            left_out = keep_only(out, paths)
     except PeerLost as exc:  # was gloo's traceback at the barrier
         raise AttiqaError(
             f"label: {exc.what} — the images labelled so far are kept ({parts_dir(out)}); rerun the same "
             "command to continue"
         ) from None
+    if left_out:
+        from attiqa.progress import console
+
+        names = ", ".join(plain_name(n) for n in left_out[:3]) + (", …" if len(left_out) > 3 else "")
+        console.print(
+            f"[yellow]label: {len(left_out)} labelled image(s) not in label.images left out of "
+            f"{plain_name(out)} (an earlier run's: {names})",
+            highlight=False,
+        )
     if failed and rank == 0:
         from attiqa.progress import console
 
@@ -202,11 +222,44 @@ def check_devices(cfg: TrainConfig) -> None:
                 ) from None
 
 
+def check_outputs(cfg: TrainConfig, out_dir: Path) -> None:
+    """The folders the stages write besides ``out_dir`` — the graded set, the label table's folder, a
+    stage's feature cache — can be made and written, before any stage runs: a file in the way was found when
+    its stage first wrote there (a feature cache's after the labelling and the pretraining had run)."""
+    folders: list[tuple[str, Path, str]] = []
+    if cfg.degrade is not None:
+        folders.append(("degrade.out", resolve_in(out_dir, cfg.degrade.out), "point degrade.out at a folder"))
+    if cfg.label is not None:
+        table = resolve_in(out_dir, cfg.label.out)
+        folders.append(("label.out", table.parent, "point label.out at a file in a writable folder"))
+    for stage in ("pretrain", "finetune"):
+        sc = getattr(cfg, stage)
+        if sc is None or not (sc.feature_cache or getattr(sc, "ridge_taps", None)):
+            continue
+        key = f"{stage}.feature_cache_dir"
+        if sc.feature_cache_dir:
+            folders.append(
+                (key, Path(sc.feature_cache_dir).expanduser(), f"point {key} at a writable folder")
+            )
+        else:
+            from attiqa.io.checkpoints import cache_dir
+
+            folders.append(
+                (key, cache_dir() / "features", f"set ATTIQA_CACHE, or {key}, to a writable folder")
+            )
+    for key, folder, fix in folders:
+        try:
+            output_folder(folder, fix=fix, create=False)
+        except AttiqaError as exc:
+            raise ConfigError(f"{key}: {exc}") from None
+
+
 def run(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> RunResult:
     from attiqa.training.distributed import is_main, process_group
 
     check_devices(cfg)
     out_dir = Path(cfg.out_dir)
+    check_outputs(cfg, out_dir)
     if resume and earlier_training(out_dir):  # was "choose another out_dir", or a failed save after an epoch
         resumable_folder(out_dir, "out_dir (--out-dir)", "the run in it")
     else:

@@ -117,6 +117,7 @@ def test_every_stage_value_is_checked_at_load_in_one_line(tmp_path, monkeypatch,
     f = _write(tmp_path, GOOD)
     if override == "label.teacher=classical":  # a label stage whose images are missing
         override = "label.images=[nowhere/]"
+        f = _write(tmp_path, GOOD.replace("labels: labels.parquet\n", ""))  # the stage makes the labels
         match = r"label.images: nowhere/ not found .*--set label.images=\[FOLDER\]\)"
     with pytest.raises(ConfigError, match=match) as exc:
         load_config(f, [override])

@@ -26,6 +26,7 @@ from attiqa.allocator import tune_allocator
 from attiqa.attributes import display_name
 from attiqa.errors import AttiqaError, EveryProcessError
 from attiqa.io.cores import MAX_WORKERS
+from attiqa.limits import SEED_MAX
 from attiqa.progress import console, plain, plain_name, shown_name
 from attiqa.scorers import DEFAULT_MODEL
 
@@ -91,9 +92,6 @@ ModelOption = Annotated[
         "(bundled).",
     ),
 ]
-
-
-SEED_MAX = 2**32 - 1  # numpy's legacy seeding (and the RL agents' seeding through it) takes no more
 
 
 def seed_option(help_text: str) -> Any:
