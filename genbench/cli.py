@@ -148,11 +148,11 @@ def _score_metric(
     scored: counted in the bar, not in its rate (a resume said "512/1491 (35299.7 img/s)")."""
     from genbench.run_scores import open_metric
 
-    job = open_metric(run_dir, pairs, name, dev)
-    if job.report.error:  # skipped: no bar
-        return job.report
-    with progress_task(name, total=n_images, done=job.report.kept) as advance:
-        return job.score(batch_size, workers, lambda n, _f: advance(n))
+    with open_metric(run_dir, pairs, name, dev) as job:
+        if job.report.error:  # skipped: no bar
+            return job.report
+        with progress_task(name, total=n_images, done=job.report.kept) as advance:
+            return job.score(batch_size, workers, lambda n, _f: advance(n))
 
 
 @app.command()

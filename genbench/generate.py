@@ -25,7 +25,14 @@ import numpy as np
 
 from attiqa.errors import AttiqaError, ConfigError, ModelLoadError
 from attiqa.io.atomic import atomic_path, remove_orphan_temps, write_json_atomic
-from genbench.manifest import IMAGE_ROOT_FILE, RUN_FILE, SIDES, read_records, write_manifest
+from genbench.manifest import (
+    IMAGE_ROOT_FILE,
+    IMPORT_UNFINISHED,
+    RUN_FILE,
+    SIDES,
+    read_records,
+    write_manifest,
+)
 from genbench.prompts import Prompt, PromptSpec, draw_prompts
 
 if TYPE_CHECKING:
@@ -237,6 +244,11 @@ def _check_resume(run_dir: Path, header: dict) -> None:
     """Refuse to continue a run with other settings — unless it has no image yet (say the first attempt
     failed to load the model): then nothing would be mixed, and the new settings replace the old."""
     path = run_dir / RUN_FILE
+    if (run_dir / IMPORT_UNFINISHED).exists():  # an import killed before its other files: the run went on
+        raise ConfigError(  # and its manifest write removed the marker
+            f"{run_dir}: an import into this folder did not finish — rerun that import command, or pass "
+            "another --out to generate images"
+        )
     if (run_dir / IMAGE_ROOT_FILE).exists() or (not path.exists() and read_records(run_dir)):
         raise ConfigError(
             f"{run_dir} holds imported pairs, not a generated run — pass another --out to generate images"

@@ -1,0 +1,72 @@
+"""genbench, session 50: last session's leftovers and a new user's pass over the commands on agiqa3k-dev
+(docs/robustness.md rows of session 50). Small fixtures: real photos from scikit-image, a tiny random
+Stable Diffusion where `genbench run` has to make images."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from genbench_helpers import make_photo_run
+
+from genbench.manifest import load_pairs
+from genbench.run_scores import open_metric
+
+
+def _open_files(path: Path) -> list[str]:
+    """This process's file descriptors open on ``path``."""
+    fds = Path("/proc/self/fd")
+    found = []
+    for fd in os.listdir(fds):
+        try:
+            if os.readlink(fds / fd) == str(path.resolve()):
+                found.append(fd)
+        except OSError:
+            continue
+    return found
+
+
+def test_a_metric_opened_and_not_scored_leaves_its_score_file_closed(tmp_path, photos):
+    """**Was** (session 49's leftover): ``open_metric`` opened ``scores/<metric>.csv`` to append and only
+    ``MetricJob.score`` closed it: a job opened and never scored (an interruption between the two, a caller
+    that only wanted ``report.kept``) left it open. Now the job is a context manager: the block's end
+    closes the file, scored or not, and a second rerun sees what the first kept."""
+    run = make_photo_run(tmp_path / "run", photos)
+    pairs = load_pairs(run)
+    out = run / "scores" / "classical.csv"
+    with open_metric(run, pairs, "classical") as job:
+        assert job.ready is not None and job.report.kept == 0 and len(job.ready.todo) == 10
+        assert _open_files(out)  # open to append while the block runs
+    assert not _open_files(out)
+    with open_metric(run, pairs, "classical") as job:
+        assert job.score(num_workers=0).scored == 10
+    assert not _open_files(out)
+    with open_metric(run, pairs, "classical") as job:
+        assert (job.report.kept, job.ready is not None and job.ready.todo) == (10, [])
+    assert not _open_files(out)
+
+
+def test_run_into_a_folder_an_import_left_unfinished_is_refused(tmp_path):
+    """**Was**: `genbench run --out RUN` where RUN holds only ``.import-unfinished`` (an import killed before
+    any other file) made images there, and its manifest write removed the marker; `score` / `agree` / `vote`
+    refuse such a folder. Now `run` does too, in one line, before the model loads: nothing written."""
+    import pytest
+
+    pytest.importorskip("diffusers")
+    from genbench_helpers import build_tiny_sd
+    from helpers import run_genbench
+
+    from genbench.manifest import IMPORT_UNFINISHED
+
+    sd = build_tiny_sd(tmp_path / "sd")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / IMPORT_UNFINISHED).write_text("an import into this folder did not finish\n")
+    args = ["run", "--model", sd, "--pairs", "1", "--steps", "1", "--width", "32", "--height", "32"]
+    res = run_genbench(*args, "--out", run, "--device", "cpu")
+    assert res.returncode == 2, res.stderr
+    assert res.stderr.splitlines() == [
+        f"error: {run}: an import into this folder did not finish — rerun that import command, or pass "
+        "another --out to generate images"
+    ]
+    assert sorted(p.name for p in run.iterdir()) == [IMPORT_UNFINISHED]
