@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import typer
 from rich.console import Console
 
-from attiqa.cli import BatchSizeOption, DeviceOption, InterruptedExit, WorkersOption, seed_option
+from attiqa.cli import BatchSizeOption, DeviceOption, InterruptedExit, WorkersOption, plain_table, seed_option
 from attiqa.cli import device as device_str
 from attiqa.errors import AttiqaError, ConfigError
 from attiqa.progress import console, plain, plain_name, progress_task
@@ -240,8 +240,6 @@ def agree(
 
     Writes agreement.csv, per_pair.csv, agreement.json and a bar chart agreement.png.
     """
-    from rich.table import Table
-
     from genbench.agreement import (
         check_tie_rules,
         few_clusters_warning,
@@ -295,26 +293,22 @@ def agree(
                 highlight=False,
             )
     n_ties = sum(lab.label == "tie" for lab in labels.values())
-    table = Table(
-        title=f"agreement with human preference — {len(labels)} pairs with votes, {n_ties} tied "
+    title = (
+        f"agreement with human preference — {len(labels)} pairs with votes, {n_ties} tied "
         f"({'skipped' if ties == 'skip' else 'half credit'})"
     )
-    for col in ("metric", "pairs", "accuracy", "95% CI", "model ties", "no score"):
-        table.add_column(col, justify="left" if col == "metric" else "right")
 
     def pct(v: float) -> str:
         return "–" if math.isnan(v) else f"{100 * v:.1f}%"
 
-    for r in results:
-        table.add_row(
-            r.metric + (" *" if r.trained_on else ""),  # *: trained on these images (see the warning)
-            str(r.pairs),
-            pct(r.accuracy),
-            f"{pct(r.ci_low)} – {pct(r.ci_high)}",
-            str(r.model_ties),
-            str(r.missing),
+    rows = [
+        (  # *: trained on these images (see the warning)
+            r.metric + (" *" if r.trained_on else ""),
+            [str(r.pairs), pct(r.accuracy), pct(r.ci_low), pct(r.ci_high), str(r.model_ties), str(r.missing)],
         )
-    stdout.print(table)
+        for r in results
+    ]
+    _agreement_table(title, rows)
     note = shared_prompts_note(pairs, labels, cluster_by)
     if note:
         console.print(f"[yellow]note:[/] {plain(note)}", highlight=False)
@@ -322,6 +316,31 @@ def agree(
     if few:
         console.print(f"[yellow]warning:[/] {plain(few)}", highlight=False)
     console.print(f"report: {plain_name(out_dir)}/agreement.csv, per_pair.csv, agreement.json, agreement.png")
+
+
+def _agreement_table(title: str, rows: list[tuple[str, list[str]]]) -> None:
+    """``agree``'s table: rich on a terminal of 100 columns or more; piped, logged or narrower, plain
+    fixed-width lines (:func:`attiqa.cli.plain_table`) — at 80 columns rich folded a metric's name ("attiqa-
+    agiqa3k" / "*", a checkpoint's longer stem over three lines) and the title."""
+    from textwrap import fill
+
+    if stdout.is_terminal and stdout.width >= 100:
+        from rich.table import Table
+
+        table = Table(title=title)
+        for col in ("metric", "pairs", "accuracy", "95% CI", "model ties", "no score"):
+            table.add_column(col, justify="left" if col == "metric" else "right")
+        for name, (n, acc, low, high, model_ties, missing) in rows:
+            table.add_row(plain(name), n, acc, f"{low} – {high}", model_ties, missing)
+        stdout.print(table)
+        return
+    legend = (
+        "acc. = accuracy; low / high = its 95% interval; m.ties = pairs the metric scored equal "
+        "(model ties); no scr = pairs with an image the metric has no score for"
+    )
+    headers = ["pairs", "acc.", "low", "high", "m.ties", "no scr"]
+    text = plain_table(fill(title, 80), "metric", headers, rows, [fill(legend, 80)], long_names="own line")
+    stdout.print(text, highlight=False, markup=False, soft_wrap=True)
 
 
 @app.command()

@@ -96,3 +96,29 @@ def test_a_preferences_csv_with_a_short_line_or_no_pair_id_names_the_line_and_th
         assert res.stderr.splitlines() == [f"error: {run / 'prefs.csv'}:7: {said}fix or delete the line"]
     (run / "prefs.csv").write_text(good)
     assert run_genbench("agree", run).returncode == 0
+
+
+def test_agree_piped_prints_each_metric_on_one_line_whole(tmp_path, photos):
+    """**Was**: `genbench agree RUN > log` (or piped) printed rich's table squeezed into 80 columns: a
+    checkpoint's stem cut to "koniq-finetune…" (two checkpoints of one prefix looked the same), the
+    "attiqa-agiqa3k *" of a metric trained on the images folded over two lines, the title too. Now plain
+    fixed-width lines (`attiqa.cli.plain_table`, as `attiqa score` and `isp-tune` print piped): each
+    metric's name whole, its figures on its line, a legend under them."""
+    import re
+
+    from helpers import run_genbench, tiny_attiqa_checkpoint
+
+    run = make_photo_run(tmp_path / "run", photos)
+    ckpt = tiny_attiqa_checkpoint(tmp_path).rename(tmp_path / "koniq-finetune-lite1-seed3-v2.safetensors")
+    assert run_genbench("score", run, "-m", f"classical,{ckpt}", "-w", "0").returncode == 0
+    (run / "prefs.csv").write_text(
+        "pair_id,choice\n" + "".join(f"{p.pair_id},{p.record['sharp']}\n" for p in load_pairs(run))
+    )
+    res = run_genbench("agree", run, env={"COLUMNS": ""})  # stdout a pipe
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    assert lines[0] == "agreement with human preference — 5 pairs with votes, 0 tied (skipped)", res.stdout
+    figures = r"\s+5(\s+\S+%){3}\s+\d+\s+0$"
+    for name in ("classical", "koniq-finetune-lite1-seed3-v2"):
+        assert [ln for ln in lines if re.match(re.escape(name) + figures, ln)], res.stdout
+    assert all(len(ln) <= 80 for ln in lines), res.stdout
