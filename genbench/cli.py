@@ -93,6 +93,13 @@ def run(
     )
     for f in result.failed[:10]:
         console.print(f"[yellow]failed[/] {plain(f)}", highlight=False)
+    if result.damaged:  # found on disk but not decodable: made again from their seeds, in "made"
+        n = len(result.damaged)
+        console.print(
+            f"[yellow]{n} damaged image{'s' if n > 1 else ''} on disk made again[/] (e.g. "
+            f"{plain(result.damaged[0])})",
+            highlight=False,
+        )
     if result.long_prompts:
         n, first = len(result.long_prompts), plain(result.long_prompts[0])
         console.print(

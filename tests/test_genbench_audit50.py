@@ -7,10 +7,18 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from genbench_helpers import make_photo_run
+import pytest
+from genbench_helpers import build_tiny_sd, make_photo_run
 
 from genbench.manifest import load_pairs
 from genbench.run_scores import open_metric
+
+
+@pytest.fixture(scope="module")
+def sd(tmp_path_factory) -> Path:
+    """A tiny random-weight Stable Diffusion saved as a local diffusers folder."""
+    pytest.importorskip("diffusers")
+    return build_tiny_sd(tmp_path_factory.mktemp("tiny") / "sd")
 
 
 def _open_files(path: Path) -> list[str]:
@@ -46,19 +54,14 @@ def test_a_metric_opened_and_not_scored_leaves_its_score_file_closed(tmp_path, p
     assert not _open_files(out)
 
 
-def test_run_into_a_folder_an_import_left_unfinished_is_refused(tmp_path):
+def test_run_into_a_folder_an_import_left_unfinished_is_refused(tmp_path, sd):
     """**Was**: `genbench run --out RUN` where RUN holds only ``.import-unfinished`` (an import killed before
     any other file) made images there, and its manifest write removed the marker; `score` / `agree` / `vote`
     refuse such a folder. Now `run` does too, in one line, before the model loads: nothing written."""
-    import pytest
-
-    pytest.importorskip("diffusers")
-    from genbench_helpers import build_tiny_sd
     from helpers import run_genbench
 
     from genbench.manifest import IMPORT_UNFINISHED
 
-    sd = build_tiny_sd(tmp_path / "sd")
     run = tmp_path / "run"
     run.mkdir()
     (run / IMPORT_UNFINISHED).write_text("an import into this folder did not finish\n")
@@ -122,3 +125,34 @@ def test_agree_piped_prints_each_metric_on_one_line_whole(tmp_path, photos):
     for name in ("classical", "koniq-finetune-lite1-seed3-v2"):
         assert [ln for ln in lines if re.match(re.escape(name) + figures, ln)], res.stdout
     assert all(len(ln) <= 80 for ln in lines), res.stdout
+
+
+@pytest.mark.slow
+def test_run_again_remakes_damaged_images_and_counts_found_ones_outside_the_rate(tmp_path, sd):
+    """**Was**: `genbench run` again on a run whose image was cut short or emptied (a copy stopped midway, a
+    bad disk) kept it as "already there" for good: `score` skipped it as unreadable ("re-export or
+    re-download it") and `vote` hid its pair, and no rerun made it again. And a rerun's bar counted the
+    images found on disk in its rate: "generating: 4/4 (107.2 img/s)" with none made. Now a damaged image
+    is made again from its seed (the same bytes as the first time) and said; found images are "kept"."""
+    import hashlib
+
+    from helpers import run_genbench
+
+    run = tmp_path / "run"
+    args = ["run", "--model", sd, "--pairs", "2", "--steps", "1", "--width", "32", "--height", "32"]
+    args += ["--out", run, "--device", "cpu"]
+    assert run_genbench(*args).returncode == 0
+    images = sorted((run / "images").glob("*.png"))
+    first = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in images}
+    data = images[0].read_bytes()
+    images[0].write_bytes(data[: len(data) // 2])
+    images[3].write_bytes(b"")
+    res = run_genbench(*args)
+    assert res.returncode == 0, res.stderr
+    assert f"{run}: 2 images made, 2 already there, 0 failed" in res.stderr, res.stderr
+    assert (
+        "2 damaged images on disk made again (e.g. images/p0000_a.png: cannot decode image (image file is "
+        "truncated))" in res.stderr
+    ), res.stderr
+    assert {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in images} == first
+    assert "generating: 2/4 (none done now, 2 kept from an earlier run)" in res.stderr, res.stderr
