@@ -156,3 +156,27 @@ def test_run_again_remakes_damaged_images_and_counts_found_ones_outside_the_rate
     ), res.stderr
     assert {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in images} == first
     assert "generating: 2/4 (none done now, 2 kept from an earlier run)" in res.stderr, res.stderr
+
+
+def test_score_tells_how_to_make_a_generated_runs_missing_or_damaged_image_again(tmp_path, sd):
+    """**Was**: `genbench score RUN` on a generated run with an image deleted or cut short listed it with
+    `attiqa score`'s fix for a user's photo: "file not found — check the path", "… re-export or re-download
+    it, or leave it out". Now the fix is the run's own: `genbench run` makes it again (from its seed)."""
+    from helpers import run_genbench
+
+    from genbench.generate import GenSettings, generate_run, load_pipeline
+    from genbench.prompts import load_prompt_spec
+
+    run = tmp_path / "run"
+    settings = GenSettings(model=str(sd), steps=1, width=32, height=32)
+    generate_run(run, load_prompt_spec(), settings, 2, pipeline=load_pipeline(str(sd), "fp32", "cpu"))
+    (run / "images" / "p0000_a.png").unlink()
+    (run / "images" / "p0001_b.png").write_bytes(b"")
+    res = run_genbench("score", run, "-m", "classical", "-w", "0")
+    assert res.returncode == 0, res.stderr
+    fix = "rerun `genbench run` with this run's options (run.json) to make it again"
+    said = [ln.strip() for ln in res.stderr.splitlines() if ln.strip().startswith("skipped")]
+    assert said == [
+        f"skipped {run}/images/p0000_a.png: file not found — {fix}",
+        f"skipped {run}/images/p0001_b.png: empty file (0 bytes) — {fix}",
+    ], res.stderr
