@@ -83,12 +83,22 @@ def read_votes_csv(path: Path) -> list[Vote]:
         )
     rater_col = table.column("rater", required=False)
     votes = []
+    fix = "fix or delete the line"  # a study's file: the rest of its votes are not dropped without a word
     for n, row in table.numbered():
-        choice = str(row.get(choice_col) or "").lower()
+        cell = row.get(choice_col)
+        if cell is None:  # "got None": a line of fewer cells than the header (a note, a cut line)
+            raise AttiqaError(
+                f"{path}:{n}: no choice cell — the line has fewer cells than the header's "
+                f"{len(table.fields)} ({','.join(table.fields)}); {fix}"
+            )
+        choice = str(cell).lower()
         if choice not in ("a", "b"):
-            raise AttiqaError(f"{path}:{n}: choice must be a or b, got {row.get(choice_col)!r}")
+            raise AttiqaError(f"{path}:{n}: choice must be a or b, got {cell!r} — {fix}")
+        pair = read_cell(str(row.get(pair_col) or ""))
+        if not pair:  # was "1 voted pair id(s) are not in the run's manifest (e.g. )"
+            raise AttiqaError(f"{path}:{n}: no pair_id — {fix}")
         rater = read_cell(str(row.get(rater_col) or "")) if rater_col else ""
-        votes.append(Vote(read_cell(str(row.get(pair_col) or "")), choice, rater))
+        votes.append(Vote(pair, choice, rater))
     return votes
 
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import typer
 from rich.console import Console
 
-from attiqa.cli import BatchSizeOption, DeviceOption, InterruptedExit, WorkersOption, seed_option
+from attiqa.cli import BatchSizeOption, DeviceOption, InterruptedExit, WorkersOption, plain_table, seed_option
 from attiqa.cli import device as device_str
 from attiqa.errors import AttiqaError, ConfigError
 from attiqa.progress import console, plain, plain_name, progress_task
@@ -93,6 +93,13 @@ def run(
     )
     for f in result.failed[:10]:
         console.print(f"[yellow]failed[/] {plain(f)}", highlight=False)
+    if result.damaged:  # found on disk but not decodable: made again from their seeds, in "made"
+        n = len(result.damaged)
+        console.print(
+            f"[yellow]{n} damaged image{'s' if n > 1 else ''} on disk made again[/] (e.g. "
+            f"{plain(result.damaged[0])})",
+            highlight=False,
+        )
     if result.long_prompts:
         n, first = len(result.long_prompts), plain(result.long_prompts[0])
         console.print(
@@ -148,11 +155,11 @@ def _score_metric(
     scored: counted in the bar, not in its rate (a resume said "512/1491 (35299.7 img/s)")."""
     from genbench.run_scores import open_metric
 
-    job = open_metric(run_dir, pairs, name, dev)
-    if job.report.error:  # skipped: no bar
-        return job.report
-    with progress_task(name, total=n_images, done=job.report.kept) as advance:
-        return job.score(batch_size, workers, lambda n, _f: advance(n))
+    with open_metric(run_dir, pairs, name, dev) as job:
+        if job.report.error:  # skipped: no bar
+            return job.report
+        with progress_task(name, total=n_images, done=job.report.kept) as advance:
+            return job.score(batch_size, workers, lambda n, _f: advance(n))
 
 
 @app.command()
@@ -240,8 +247,6 @@ def agree(
 
     Writes agreement.csv, per_pair.csv, agreement.json and a bar chart agreement.png.
     """
-    from rich.table import Table
-
     from genbench.agreement import (
         check_tie_rules,
         few_clusters_warning,
@@ -295,26 +300,22 @@ def agree(
                 highlight=False,
             )
     n_ties = sum(lab.label == "tie" for lab in labels.values())
-    table = Table(
-        title=f"agreement with human preference — {len(labels)} pairs with votes, {n_ties} tied "
+    title = (
+        f"agreement with human preference — {len(labels)} pairs with votes, {n_ties} tied "
         f"({'skipped' if ties == 'skip' else 'half credit'})"
     )
-    for col in ("metric", "pairs", "accuracy", "95% CI", "model ties", "no score"):
-        table.add_column(col, justify="left" if col == "metric" else "right")
 
     def pct(v: float) -> str:
         return "–" if math.isnan(v) else f"{100 * v:.1f}%"
 
-    for r in results:
-        table.add_row(
-            r.metric + (" *" if r.trained_on else ""),  # *: trained on these images (see the warning)
-            str(r.pairs),
-            pct(r.accuracy),
-            f"{pct(r.ci_low)} – {pct(r.ci_high)}",
-            str(r.model_ties),
-            str(r.missing),
+    rows = [
+        (  # *: trained on these images (see the warning)
+            r.metric + (" *" if r.trained_on else ""),
+            [str(r.pairs), pct(r.accuracy), pct(r.ci_low), pct(r.ci_high), str(r.model_ties), str(r.missing)],
         )
-    stdout.print(table)
+        for r in results
+    ]
+    _agreement_table(title, rows)
     note = shared_prompts_note(pairs, labels, cluster_by)
     if note:
         console.print(f"[yellow]note:[/] {plain(note)}", highlight=False)
@@ -322,6 +323,31 @@ def agree(
     if few:
         console.print(f"[yellow]warning:[/] {plain(few)}", highlight=False)
     console.print(f"report: {plain_name(out_dir)}/agreement.csv, per_pair.csv, agreement.json, agreement.png")
+
+
+def _agreement_table(title: str, rows: list[tuple[str, list[str]]]) -> None:
+    """``agree``'s table: rich on a terminal of 100 columns or more; piped, logged or narrower, plain
+    fixed-width lines (:func:`attiqa.cli.plain_table`) — at 80 columns rich folded a metric's name ("attiqa-
+    agiqa3k" / "*", a checkpoint's longer stem over three lines) and the title."""
+    from textwrap import fill
+
+    if stdout.is_terminal and stdout.width >= 100:
+        from rich.table import Table
+
+        table = Table(title=title)
+        for col in ("metric", "pairs", "accuracy", "95% CI", "model ties", "no score"):
+            table.add_column(col, justify="left" if col == "metric" else "right")
+        for name, (n, acc, low, high, model_ties, missing) in rows:
+            table.add_row(plain(name), n, acc, f"{low} – {high}", model_ties, missing)
+        stdout.print(table)
+        return
+    legend = (
+        "acc. = accuracy; low / high = its 95% interval; m.ties = pairs the metric scored equal "
+        "(model ties); no scr = pairs with an image the metric has no score for"
+    )
+    headers = ["pairs", "acc.", "low", "high", "m.ties", "no scr"]
+    text = plain_table(fill(title, 80), "metric", headers, rows, [fill(legend, 80)], long_names="own line")
+    stdout.print(text, highlight=False, markup=False, soft_wrap=True)
 
 
 @app.command()

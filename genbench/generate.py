@@ -16,7 +16,7 @@ import contextlib
 import json
 import logging
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,7 +25,15 @@ import numpy as np
 
 from attiqa.errors import AttiqaError, ConfigError, ModelLoadError
 from attiqa.io.atomic import atomic_path, remove_orphan_temps, write_json_atomic
-from genbench.manifest import IMAGE_ROOT_FILE, RUN_FILE, SIDES, read_records, write_manifest
+from attiqa.progress import Advance
+from genbench.manifest import (
+    IMAGE_ROOT_FILE,
+    IMPORT_UNFINISHED,
+    RUN_FILE,
+    SIDES,
+    read_records,
+    write_manifest,
+)
 from genbench.prompts import Prompt, PromptSpec, draw_prompts
 
 if TYPE_CHECKING:
@@ -72,6 +80,7 @@ class GenResult:
     failed: list[str] = field(default_factory=list)  # "pair_id/side: reason"
     long_prompts: list[str] = field(default_factory=list)  # pairs whose prompt the text encoder cut
     token_limit: int = 0  # how many tokens of a prompt it reads
+    damaged: list[str] = field(default_factory=list)  # images found on disk that did not decode: made again
     interruption: KeyboardInterrupt | None = None  # Ctrl-C / SIGTERM: finished pairs kept; the caller says so
 
     def count_made(self) -> None:
@@ -233,10 +242,33 @@ def _made_images(run_dir: Path) -> list[Path]:
     return sorted(folder.glob("*.png")) if folder.is_dir() else []
 
 
+def _damaged_images(run_dir: Path, records: list[dict]) -> list[tuple[dict, str, str]]:
+    """The run's image files on disk that do not decode (record, side, why): a resume made them "already
+    there" for good — a truncated or emptied copy, a bad disk — which `score` then skipped and `vote` hid.
+    Each image is made again from its seed (the same pixels as the first time)."""
+    from attiqa.io.images import load_image
+
+    found = []
+    for r in records:
+        for s in SIDES:
+            path = run_dir / r[f"image_{s}"]
+            if path.is_file():
+                try:
+                    load_image(path)
+                except AttiqaError as exc:
+                    found.append((r, s, f"{r[f'image_{s}']}: {getattr(exc, 'reason', exc)}"))
+    return found
+
+
 def _check_resume(run_dir: Path, header: dict) -> None:
     """Refuse to continue a run with other settings — unless it has no image yet (say the first attempt
     failed to load the model): then nothing would be mixed, and the new settings replace the old."""
     path = run_dir / RUN_FILE
+    if (run_dir / IMPORT_UNFINISHED).exists():  # an import killed before its other files: the run went on
+        raise ConfigError(  # and its manifest write removed the marker
+            f"{run_dir}: an import into this folder did not finish — rerun that import command, or pass "
+            "another --out to generate images"
+        )
     if (run_dir / IMAGE_ROOT_FILE).exists() or (not path.exists() and read_records(run_dir)):
         raise ConfigError(
             f"{run_dir} holds imported pairs, not a generated run — pass another --out to generate images"
@@ -268,7 +300,7 @@ def generate_run(
     n_pairs: int,
     batch_size: int = 2,
     device: str = "cpu",
-    on_image: Callable[[int], None] | None = None,
+    on_image: Advance | None = None,
     pipeline: StableDiffusionPipeline | None = None,
 ) -> GenResult:
     """Make every missing image of the run, batch by batch, keeping the manifest current.
@@ -289,12 +321,16 @@ def generate_run(
         "pairs": n_pairs,
     }
     _check_resume(run_dir, header)
+    damaged = _damaged_images(run_dir, records)
     todo = [(r, s) for r in records for s in SIDES if not (run_dir / r[f"image_{s}"]).is_file()]
+    todo += [(r, s) for r, s, _ in damaged]
     # the model first: offline or a mistyped --model, nothing is written (it left a run folder of no image
     # behind, `genbench_run/` by default, with a manifest.csv without a header)
     pipe = pipeline
     if todo and pipe is None:
         pipe = load_pipeline(settings.model, settings.dtype, device, settings.scheduler)
+    for r, s, _ in damaged:  # made again from its seed below; the manifest leaves its pair out meanwhile
+        (run_dir / r[f"image_{s}"]).unlink(missing_ok=True)
     (run_dir / IMAGE_DIR).mkdir(parents=True, exist_ok=True)
     for folder in (run_dir, run_dir / IMAGE_DIR):  # half-written by a killed run
         remove_orphan_temps(folder)
@@ -304,10 +340,11 @@ def generate_run(
         return [r for r in records if all((run_dir / r[f"image_{s}"]).is_file() for s in SIDES)]
 
     result = GenResult(run_dir=run_dir, pairs=n_pairs, kept=2 * len(records) - len(todo))
+    result.damaged = [why for _, _, why in damaged]
 
     write_manifest(run_dir, done_records())  # a run folder always has a manifest, even before the first image
-    if on_image and result.kept:
-        on_image(result.kept)
+    if on_image and result.kept:  # found on disk: in the count, not in the rate (a rerun said 107.2 img/s)
+        on_image(result.kept, kept=True)
     if todo:
         import torch
 

@@ -30,7 +30,7 @@ from attiqa.scorers import is_checkpoint, scorer_identity
 from attiqa.scorers.zoo import trained_on, weights_identity, zoo_table
 from attiqa.scoring import OtherScoreFile, ScoreRun, ScoreWriter, score_paths, write_scores
 from genbench.files import shell_arg
-from genbench.manifest import SIDES, Pair, resolve
+from genbench.manifest import RUN_FILE, SIDES, Pair, resolve
 
 SCORES_DIR = "scores"
 
@@ -130,21 +130,38 @@ def _read_csv(path: Path, columns: Sequence[str], again: str) -> dict[str, dict[
     }
 
 
+@dataclass(frozen=True)
+class Ready:
+    """A metric that can score: its scorer, the writer of its file (open to append) and what earlier runs
+    kept in it."""
+
+    scorer: Scorer
+    identity: dict
+    writer: ScoreWriter
+    old: dict[str, dict]  # the file's rows by manifest image
+    images: list[str]  # the run's images, in manifest order
+    todo: list[str]  # those not yet scored
+
+
 @dataclass
 class MetricJob:
-    """One metric's scoring of a run, made ready by :func:`open_metric`: ``report.kept`` (what earlier runs
-    scored, which a progress bar counts outside its rate) is known before :meth:`score` scores an image.
-    ``report.error``: the metric cannot run (nothing is loaded or open)."""
+    """One metric's scoring of a run, made by :func:`open_metric` and used as a context manager (its score
+    file is open to append while the block runs, closed when it ends, scored or not): ``report.kept``
+    (what earlier runs scored, which a progress bar counts outside its rate) is known before :meth:`score`
+    scores an image. ``ready`` is None when the metric cannot run (``report.error`` says why; nothing is
+    loaded or open)."""
 
     run_dir: Path
     metric: str
     report: ScoreReport
-    scorer: Scorer | None = None
-    identity: dict = field(default_factory=dict)
-    writer: ScoreWriter | None = None
-    old: dict[str, dict] = field(default_factory=dict)
-    images: list[str] = field(default_factory=list)
-    todo: list[str] = field(default_factory=list)
+    ready: Ready | None = None
+
+    def __enter__(self) -> MetricJob:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.ready is not None:
+            self.ready.writer.close()  # a second close (after score's) does nothing more
 
     def score(
         self,
@@ -154,12 +171,13 @@ class MetricJob:
     ) -> ScoreReport:
         """Score the images not yet scored (``on_batch(n, failed)`` after each batch) and rewrite
         ``scores/<metric>.csv`` with all rows, in manifest order."""
-        report, scorer, writer = self.report, self.scorer, self.writer
-        if scorer is None or writer is None:
+        report, ready = self.report, self.ready
+        if ready is None:
             return report
+        scorer, writer = ready.scorer, ready.writer
         run = ScoreRun(columns=tuple(scorer.columns))
-        paths = [resolve(self.run_dir, im) for im in self.todo]
-        back = {str(p): im for p, im in zip(paths, self.todo, strict=True)}
+        paths = [resolve(self.run_dir, im) for im in ready.todo]
+        back = {str(p): im for p, im in zip(paths, ready.todo, strict=True)}
         try:
             if paths:
                 run = score_paths(
@@ -171,13 +189,17 @@ class MetricJob:
         for row in run.rows:
             row["image"] = back[row["image"]]
         report.scored = len(run.rows)
-        # printed as a list, each with its fix as `attiqa score` lists it (the fix was left out)
+        # printed as a list, each with its fix as `attiqa score` lists it (the fix was left out); a generated
+        # run's image is made again by `genbench run` (it was "check the path", "re-export or re-download it")
+        remake = "rerun `genbench run` with this run's options (run.json) to make it again"
+        generated = (self.run_dir / RUN_FILE).is_file()
         report.failed = [
-            f"{shown_name(e.path)}: {e.reason}" + (f" — {e.fix}" if e.fix else "") for e in run.failed
+            f"{shown_name(e.path)}: {e.reason}" + (f" — {remake if generated else e.fix}" if e.fix else "")
+            for e in run.failed
         ]
-        todo = set(self.todo)  # a list: a membership test per image of the run
-        kept_rows = [self.old[im] for im in self.images if im in self.old and im not in todo]
-        order = {im: i for i, im in enumerate(self.images)}
+        todo = set(ready.todo)  # a list: a membership test per image of the run
+        kept_rows = [ready.old[im] for im in ready.images if im in ready.old and im not in todo]
+        order = {im: i for i, im in enumerate(ready.images)}
         run.rows = sorted(kept_rows + run.rows, key=lambda r: order[r["image"]])
         out_csv = self.run_dir / SCORES_DIR / f"{report.metric}.csv"
         write_scores(run, out_csv)
@@ -193,7 +215,7 @@ class MetricJob:
                 "kind": info.kind,
                 "trained_range": list(info.trained_range) if info.trained_range else None,
                 "scorer": scorer.metadata(),
-                "identity": self.identity,
+                "identity": ready.identity,
             },
         )
         report.interruption = run.interruption
@@ -202,7 +224,7 @@ class MetricJob:
 
 def open_metric(run_dir: Path, pairs: list[Pair], metric: str, device: str = "cpu") -> MetricJob:
     """Load ``metric`` and read what earlier runs scored into ``scores/<metric>.csv`` (opened to append
-    to): the job :meth:`MetricJob.score` runs."""
+    to): the job :meth:`MetricJob.score` runs, to use in a ``with`` block (which closes the file)."""
     run_dir = Path(run_dir)
     scores_folder(run_dir)
     slug = metric_slug(metric, run_dir)
@@ -218,21 +240,21 @@ def open_metric(run_dir: Path, pairs: list[Pair], metric: str, device: str = "cp
         return job
     remove_orphan_temps(out_csv.parent, targets=[out_csv.name, f"{slug}.json"])  # a killed earlier run's
     # the tensors' hash too: `agree` knows a shipped model's copy with its card rewritten (zoo.shipped_model)
-    job.identity = {**scorer_identity(metric), "tensors_sha256": weights_identity(scorer)["tensors_sha256"]}
-    if _other_weights(out_csv, job.identity):
+    identity = {**scorer_identity(metric), "tensors_sha256": weights_identity(scorer)["tensors_sha256"]}
+    if _other_weights(out_csv, identity):
         out_csv.unlink()  # a retrained checkpoint at this path: all scored again
     # The writer reads the file once (its rows are what is kept); each batch is appended as it finishes (a
     # kill keeps it; the writer drops a half-written last line); the file is rewritten in manifest order.
     try:
-        job.writer = _writer(out_csv, scorer.columns, metric)
+        writer = _writer(out_csv, scorer.columns, metric)
     except AttiqaError as exc:  # a damaged row (an edit, a bad disk): this metric is skipped, the rest go on
         job.report.error = str(exc)
         return job
-    job.scorer = scorer
-    job.old = {r["image"]: r for r in job.writer.found_rows}
-    job.images = list(dict.fromkeys(p.image(s) for p in pairs for s in SIDES))
-    job.todo = [im for im in job.images if im not in job.old or math.isnan(job.old[im][scorer.columns[0]])]
-    job.report.kept = len(job.images) - len(job.todo)
+    old = {r["image"]: r for r in writer.found_rows}
+    images = list(dict.fromkeys(p.image(s) for p in pairs for s in SIDES))
+    todo = [im for im in images if im not in old or math.isnan(old[im][scorer.columns[0]])]
+    job.ready = Ready(scorer, identity, writer, old, images, todo)
+    job.report.kept = len(images) - len(todo)
     return job
 
 
@@ -247,7 +269,8 @@ def score_run(
 ) -> ScoreReport:
     """Score the run's images not yet in ``scores/<metric>.csv`` and rewrite the file with all rows
     (:func:`open_metric`, then :meth:`MetricJob.score`); ``on_batch(n, failed)`` after each batch."""
-    return open_metric(run_dir, pairs, metric, device).score(batch_size, num_workers, on_batch)
+    with open_metric(run_dir, pairs, metric, device) as job:
+        return job.score(batch_size, num_workers, on_batch)
 
 
 def scores_folder(run_dir: Path) -> Path:

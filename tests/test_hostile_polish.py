@@ -22,7 +22,7 @@ def test_votes_name_the_line_an_editor_shows_and_refuse_a_column_twice(tmp_path)
 
     prefs = tmp_path / "prefs.csv"
     prefs.write_text("pair_id,choice\np1,a\n\np2,left\n")
-    with pytest.raises(AttiqaError, match=rf"^{prefs}:4: choice must be a or b, got 'left'$"):
+    with pytest.raises(AttiqaError, match=rf"^{prefs}:4: choice must be a or b, got 'left' — fix or"):
         read_votes_csv(prefs)
     prefs.write_text("pair_id,choice,choice\np1,a,b\n")
     with pytest.raises(AttiqaError, match="column 'choice' appears twice in the header"):

@@ -1,0 +1,182 @@
+"""genbench, session 50: last session's leftovers and a new user's pass over the commands on agiqa3k-dev
+(docs/robustness.md rows of session 50). Small fixtures: real photos from scikit-image, a tiny random
+Stable Diffusion where `genbench run` has to make images."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from genbench_helpers import build_tiny_sd, make_photo_run
+
+from genbench.manifest import load_pairs
+from genbench.run_scores import open_metric
+
+
+@pytest.fixture(scope="module")
+def sd(tmp_path_factory) -> Path:
+    """A tiny random-weight Stable Diffusion saved as a local diffusers folder."""
+    pytest.importorskip("diffusers")
+    return build_tiny_sd(tmp_path_factory.mktemp("tiny") / "sd")
+
+
+def _open_files(path: Path) -> list[str]:
+    """This process's file descriptors open on ``path``."""
+    fds = Path("/proc/self/fd")
+    found = []
+    for fd in os.listdir(fds):
+        try:
+            if os.readlink(fds / fd) == str(path.resolve()):
+                found.append(fd)
+        except OSError:
+            continue
+    return found
+
+
+def test_a_metric_opened_and_not_scored_leaves_its_score_file_closed(tmp_path, photos):
+    """**Was** (session 49's leftover): ``open_metric`` opened ``scores/<metric>.csv`` to append and only
+    ``MetricJob.score`` closed it: a job opened and never scored (an interruption between the two, a caller
+    that only wanted ``report.kept``) left it open. Now the job is a context manager: the block's end
+    closes the file, scored or not, and a second rerun sees what the first kept."""
+    run = make_photo_run(tmp_path / "run", photos)
+    pairs = load_pairs(run)
+    out = run / "scores" / "classical.csv"
+    with open_metric(run, pairs, "classical") as job:
+        assert job.ready is not None and job.report.kept == 0 and len(job.ready.todo) == 10
+        assert _open_files(out)  # open to append while the block runs
+    assert not _open_files(out)
+    with open_metric(run, pairs, "classical") as job:
+        assert job.score(num_workers=0).scored == 10
+    assert not _open_files(out)
+    with open_metric(run, pairs, "classical") as job:
+        assert (job.report.kept, job.ready is not None and job.ready.todo) == (10, [])
+    assert not _open_files(out)
+
+
+def test_run_into_a_folder_an_import_left_unfinished_is_refused(tmp_path, sd):
+    """**Was**: `genbench run --out RUN` where RUN holds only ``.import-unfinished`` (an import killed before
+    any other file) made images there, and its manifest write removed the marker; `score` / `agree` / `vote`
+    refuse such a folder. Now `run` does too, in one line, before the model loads: nothing written."""
+    from helpers import run_genbench
+
+    from genbench.manifest import IMPORT_UNFINISHED
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / IMPORT_UNFINISHED).write_text("an import into this folder did not finish\n")
+    args = ["run", "--model", sd, "--pairs", "1", "--steps", "1", "--width", "32", "--height", "32"]
+    res = run_genbench(*args, "--out", run, "--device", "cpu")
+    assert res.returncode == 2, res.stderr
+    assert res.stderr.splitlines() == [
+        f"error: {run}: an import into this folder did not finish — rerun that import command, or pass "
+        "another --out to generate images"
+    ]
+    assert sorted(p.name for p in run.iterdir()) == [IMPORT_UNFINISHED]
+
+
+def test_a_preferences_csv_with_a_short_line_or_no_pair_id_names_the_line_and_the_fix(tmp_path, photos):
+    """**Was**: `genbench agree RUN` with a line of the study's prefs.csv cut short (a note typed into it, an
+    editor's half line) said "prefs.csv:128: choice must be a or b, got None", and a row without its pair id
+    "1 voted pair id(s) are not in the run's manifest (e.g. ) — are the preferences for this run?" (the
+    whole file doubted for one line). Now the line, what is wrong with it and the fix."""
+    from helpers import run_genbench
+
+    run = make_photo_run(tmp_path / "run", photos)
+    assert run_genbench("score", run, "-m", "classical", "-w", "0").returncode == 0
+    good = "pair_id,rater,choice\n" + "".join(f"{p.pair_id},r1,a\n" for p in load_pairs(run))
+    for extra, said in [
+        (
+            "a note\n",
+            "no choice cell — the line has fewer cells than the header's 3 (pair_id,rater,choice); ",
+        ),
+        (",r1,a\n", "no pair_id — "),
+        ("astronaut,r1,c\n", "choice must be a or b, got 'c' — "),
+    ]:
+        (run / "prefs.csv").write_text(good + extra)
+        res = run_genbench("agree", run)
+        assert res.returncode == 2, res.stderr
+        assert res.stderr.splitlines() == [f"error: {run / 'prefs.csv'}:7: {said}fix or delete the line"]
+    (run / "prefs.csv").write_text(good)
+    assert run_genbench("agree", run).returncode == 0
+
+
+def test_agree_piped_prints_each_metric_on_one_line_whole(tmp_path, photos):
+    """**Was**: `genbench agree RUN > log` (or piped) printed rich's table squeezed into 80 columns: a
+    checkpoint's stem cut to "koniq-finetune…" (two checkpoints of one prefix looked the same), the
+    "attiqa-agiqa3k *" of a metric trained on the images folded over two lines, the title too. Now plain
+    fixed-width lines (`attiqa.cli.plain_table`, as `attiqa score` and `isp-tune` print piped): each
+    metric's name whole, its figures on its line, a legend under them."""
+    import re
+
+    from helpers import run_genbench, tiny_attiqa_checkpoint
+
+    run = make_photo_run(tmp_path / "run", photos)
+    ckpt = tiny_attiqa_checkpoint(tmp_path).rename(tmp_path / "koniq-finetune-lite1-seed3-v2.safetensors")
+    assert run_genbench("score", run, "-m", f"classical,{ckpt}", "-w", "0").returncode == 0
+    (run / "prefs.csv").write_text(
+        "pair_id,choice\n" + "".join(f"{p.pair_id},{p.record['sharp']}\n" for p in load_pairs(run))
+    )
+    res = run_genbench("agree", run, env={"COLUMNS": ""})  # stdout a pipe
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    assert lines[0] == "agreement with human preference — 5 pairs with votes, 0 tied (skipped)", res.stdout
+    figures = r"\s+5(\s+\S+%){3}\s+\d+\s+0$"
+    for name in ("classical", "koniq-finetune-lite1-seed3-v2"):
+        assert [ln for ln in lines if re.match(re.escape(name) + figures, ln)], res.stdout
+    assert all(len(ln) <= 80 for ln in lines), res.stdout
+
+
+@pytest.mark.slow
+def test_run_again_remakes_damaged_images_and_counts_found_ones_outside_the_rate(tmp_path, sd):
+    """**Was**: `genbench run` again on a run whose image was cut short or emptied (a copy stopped midway, a
+    bad disk) kept it as "already there" for good: `score` skipped it as unreadable ("re-export or
+    re-download it") and `vote` hid its pair, and no rerun made it again. And a rerun's bar counted the
+    images found on disk in its rate: "generating: 4/4 (107.2 img/s)" with none made. Now a damaged image
+    is made again from its seed (the same bytes as the first time) and said; found images are "kept"."""
+    import hashlib
+
+    from helpers import run_genbench
+
+    run = tmp_path / "run"
+    args = ["run", "--model", sd, "--pairs", "2", "--steps", "1", "--width", "32", "--height", "32"]
+    args += ["--out", run, "--device", "cpu"]
+    assert run_genbench(*args).returncode == 0
+    images = sorted((run / "images").glob("*.png"))
+    first = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in images}
+    data = images[0].read_bytes()
+    images[0].write_bytes(data[: len(data) // 2])
+    images[3].write_bytes(b"")
+    res = run_genbench(*args)
+    assert res.returncode == 0, res.stderr
+    assert f"{run}: 2 images made, 2 already there, 0 failed" in res.stderr, res.stderr
+    assert (
+        "2 damaged images on disk made again (e.g. images/p0000_a.png: cannot decode image (image file is "
+        "truncated))" in res.stderr
+    ), res.stderr
+    assert {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in images} == first
+    assert "generating: 2/4 (none done now, 2 kept from an earlier run)" in res.stderr, res.stderr
+
+
+def test_score_tells_how_to_make_a_generated_runs_missing_or_damaged_image_again(tmp_path, sd):
+    """**Was**: `genbench score RUN` on a generated run with an image deleted or cut short listed it with
+    `attiqa score`'s fix for a user's photo: "file not found — check the path", "… re-export or re-download
+    it, or leave it out". Now the fix is the run's own: `genbench run` makes it again (from its seed)."""
+    from helpers import run_genbench
+
+    from genbench.generate import GenSettings, generate_run, load_pipeline
+    from genbench.prompts import load_prompt_spec
+
+    run = tmp_path / "run"
+    settings = GenSettings(model=str(sd), steps=1, width=32, height=32)
+    generate_run(run, load_prompt_spec(), settings, 2, pipeline=load_pipeline(str(sd), "fp32", "cpu"))
+    (run / "images" / "p0000_a.png").unlink()
+    (run / "images" / "p0001_b.png").write_bytes(b"")
+    res = run_genbench("score", run, "-m", "classical", "-w", "0")
+    assert res.returncode == 0, res.stderr
+    fix = "rerun `genbench run` with this run's options (run.json) to make it again"
+    said = [ln.strip() for ln in res.stderr.splitlines() if ln.strip().startswith("skipped")]
+    assert said == [
+        f"skipped {run}/images/p0000_a.png: file not found — {fix}",
+        f"skipped {run}/images/p0001_b.png: empty file (0 bytes) — {fix}",
+    ], res.stderr
