@@ -153,3 +153,41 @@ def test_a_rank_killed_under_torchrun_then_one_process_scores_the_rest(photos, t
     for r in rows:  # a share is batched otherwise than the whole list: float rounding, 6 digits printed
         assert [float(v) for v in r[1:]] == pytest.approx([float(v) for v in ref[r[0]][1:]], abs=1e-3)
     assert not list(tmp_path.glob(".s.csv.rank*"))
+
+
+def test_eval_says_what_is_wrong_with_an_image_as_score_does(photos, tmp_path):
+    """**Was**: `attiqa eval folder` on a table listing a photo without read permission, a link pointing
+    at itself and an iPhone HEIC said "unreadable (PermissionError: [Errno 13] Permission denied: '…')",
+    "cannot stat (Too many levels of symbolic links)" and "not a recognised image format" — where `attiqa
+    score` names each with its fix; and with --skip-missing only their count ("3 missing/unreadable image(s)
+    skipped (missing='skip')"), not which. Now the check says what the loader says
+    (`attiqa.io.images.header_problem`), and --skip-missing lists the images it left out."""
+    root = tmp_path / "set"
+    root.mkdir()
+    for name, img in list(photos.items())[:3]:
+        img.resize((64, 64)).save(root / f"{name}.png")
+    (root / "locked.png").write_bytes((root / "coffee.png").read_bytes())
+    (root / "locked.png").chmod(0)
+    (root / "loop.jpg").symlink_to("loop.jpg")
+    (root / "phone.heic").write_bytes(b"\0\0\0\x18ftypheic\0\0\0\0mif1heic")
+    names = [*(f"{n}.png" for n in list(photos)[:3]), "locked.png", "loop.jpg", "phone.heic"]
+    (root / "mos.csv").write_text("image,mos\n" + "".join(f"{n},{i}\n" for i, n in enumerate(names)))
+    said = {
+        "locked.png": "permission denied — give yourself read permission (chmod u+r on the file, u+rx on its "
+        "folders) or leave it out",
+        "loop.jpg": "symlink loop (the link points back to itself) — point the link at the real file",
+        "phone.heic": "a HEIC / HEIF image, which this installation cannot decode — convert it to JPEG",
+    }
+    args = ("eval", "folder", "--root", root, "-m", "classical", "--no-cache", "-q", "-o", tmp_path / "ev")
+    res = run_attiqa(*args, unprivileged=True)
+    assert res.returncode == 2, res.stderr
+    text = " ".join(res.stderr.split())
+    assert "3 of 6 images are missing or unreadable" in text
+    assert all(f"{root / name}: {words}" in text for name, words in said.items()), text
+
+    res = run_attiqa(*args, "--skip-missing", unprivileged=True)
+    assert res.returncode == 0, res.stderr
+    text = " ".join(res.stderr.split())
+    assert "3 missing or unreadable image(s) left out of the metrics" in text
+    assert "left out (--skip-missing): " in text
+    assert all(f"{root / name}: {words}" in text for name, words in said.items()), text

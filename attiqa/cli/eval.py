@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 import typer
@@ -231,8 +232,20 @@ def eval_cmd(
     )
     for w in res.warnings:
         console.print(f"[yellow]{plain(w)}")
-    for e in res.failed[:10]:
+    _listed("could not be decoded", res.failed)
+    _listed("left out (--skip-missing)", res.skipped_missing)
+
+
+def _listed(what: str, failures: Sequence[object], limit: int = 10) -> None:
+    """The first ``limit`` of ``failures`` (errors, or ``PATH: why`` lines), one a line; the rest counted
+    (every one is in summary.json)."""
+    if not failures:
+        return
+    console.print(f"[yellow]{what}:")
+    for e in failures[:limit]:
         console.print(f"  [yellow]{plain_failure(e)}")
+    if len(failures) > limit:
+        console.print(f"  [yellow]... and {len(failures) - limit} more (summary.json lists them)")
 
 
 def _kept_hint(cache: bool) -> str:

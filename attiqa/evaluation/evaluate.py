@@ -296,7 +296,10 @@ def evaluate(
     if failed:
         warn.append(f"{len(failed)} image(s) could not be decoded and are left out of the metrics")
     if skipped:
-        warn.append(f"{len(skipped)} missing/unreadable image(s) skipped (missing='skip')")
+        warn.append(
+            f"{len(skipped)} missing or unreadable image(s) left out of the metrics, as asked "
+            "(skipped_missing in summary.json lists them)"
+        )
     fit_note = "these metrics are its training fit, not a held-out figure"
     if ds.name in trained_on(weights_identity(scorer)):  # a named model on (a copy of) its training data
         warn.append(
