@@ -75,7 +75,8 @@ def test_one_process_resumes_the_journals_of_a_stopped_torchrun_run(photo_dir, t
 def test_torchrun_resumes_a_stopped_one_process_json_run(photo_dir, tmp_path):
     """**Was**: `attiqa score DIR -o s.json` stopped, then the same under `torchrun --nproc_per_node 2`: the
     one-process run's journal (`.s.json.partial.csv`) was not read — its images scored again, the journal
-    left behind. Now the ranks skip them and rank 0 writes them into the document, in the input order."""
+    left behind. Now the ranks skip them and rank 0 writes them into the document, in the input order. And
+    its progress bar, of its own share, says so."""
     ref = tmp_path / "ref.csv"
     assert run_attiqa("score", photo_dir, "-m", "classical", "-o", ref, "-q").returncode == 0
     header, *done = _rows(ref)
@@ -83,7 +84,11 @@ def test_torchrun_resumes_a_stopped_one_process_json_run(photo_dir, tmp_path):
     _journal(tmp_path / ".s.json.partial.csv", header, [[done[3][0], *["0.5"] * 6]], cut=done[0][0])
     res = run_attiqa("score", photo_dir, "-m", "classical", "--workers", "0", "-o", doc, ranks=2)
     assert res.returncode == 0, res.stderr[-3000:]
-    assert "resuming: 1 image(s) already" in res.stderr
+    assert "resuming: 1 image(s) already in" in res.stderr
+    # **was** "scoring: 2/2" after "4 to score" (rank 0's share, read as images lost); now said
+    bars = [ln for ln in res.stderr.splitlines() if ln.startswith("scoring")]
+    assert bars and all(ln.startswith("scoring (rank 0 of 2: its share): ") for ln in bars), bars
+    assert bars[-1].startswith("scoring (rank 0 of 2: its share): 2/2 (")
     results = json.loads(doc.read_text())["results"]
     assert [r["image"] for r in results] == [r[0] for r in done]  # the input order, each image once
     assert results[3]["score"] == 0.5
