@@ -196,3 +196,29 @@ def test_eval_says_what_is_wrong_with_an_image_as_score_does(photos, tmp_path):
     assert "3 missing or unreadable image(s) left out of the metrics" in text
     assert "left out (--skip-missing): " in text
     assert all(f"{root / name}: {words}" in text for name, words in said.items()), text
+
+
+def test_a_training_state_passed_as_the_model_names_the_checkpoint_beside_it(tmp_path, cli):
+    """**Was**: `attiqa score photo.png -m RUN/finetune/last.state.safetensors` (the largest file of a run,
+    which a user may pick as "the model") said "checkpoint has no ATTIQA model card — was it written by
+    attiqa?" — it was. Now it says what the file is and names the checkpoint beside it, as a `.json` card
+    passed for the model does (`score`, `eval`, `export`)."""
+    from helpers import tiny_train_config
+
+    cfg = tiny_train_config(tmp_path)
+    assert cli("train", "-c", cfg).returncode == 0
+    state = tmp_path / "run" / "finetune" / "last.state.safetensors"
+    assert state.is_file()
+    photo = tmp_path / "set" / "images" / "img00.png"
+    said = (
+        f"error: {state}: a training state (what `attiqa train --resume` continues from), not a model — pass "
+        f"the checkpoint beside it, {state.with_name('last.safetensors')}"
+    )
+    for args in (
+        ("score", photo, "-m", state),
+        ("eval", "folder", "--root", tmp_path / "set", "-m", state, "-o", tmp_path / "ev"),
+        ("export", state, tmp_path / "copy.safetensors"),
+    ):
+        res = cli(*args)
+        assert res.returncode == 2 and said in " ".join(res.stderr.split()), res.stderr
+    assert cli("score", photo, "-m", state.with_name("last.safetensors"), "-q").returncode == 0
