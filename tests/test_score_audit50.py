@@ -222,3 +222,21 @@ def test_a_training_state_passed_as_the_model_names_the_checkpoint_beside_it(tmp
         res = cli(*args)
         assert res.returncode == 2 and said in " ".join(res.stderr.split()), res.stderr
     assert cli("score", photo, "-m", state.with_name("last.safetensors"), "-q").returncode == 0
+
+
+def test_a_photo_named_twice_is_scored_once(photo_dir, tmp_path, cli, monkeypatch):
+    """**Was**: `attiqa score photos photos/astronaut.jpg /abs/…/photos/astronaut.jpg
+    photos/sub/../astronaut.jpg` (a folder and a photo of it, or the same photo by another path) scored the
+    photo four times: as many rows of it in `-o`, each counted in "N image(s) scored". Now once, as first
+    found."""
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "s.csv"
+    spellings = ["photos/astronaut.jpg", str(photo_dir / "astronaut.jpg"), "photos/sub/../astronaut.jpg"]
+    res = cli("score", "photos", *spellings, "-m", "classical", "-o", out)
+    assert res.returncode == 0, res.stderr
+    images = [r[0] for r in _rows(out)[1:]]
+    assert len(images) == 5 and "photos/astronaut.jpg" in images
+    assert "5 image(s) scored" in res.stdout
+    # a link to a photo is a name of its own: kept
+    (photo_dir / "link.jpg").symlink_to("astronaut.jpg")
+    assert len(discover_images([photo_dir, photo_dir / "astronaut.jpg"])) == 6

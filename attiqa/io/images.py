@@ -369,13 +369,15 @@ def _walk(folder: Path, recursive: bool, exts: set[str], found: dict[str, Path])
             if f.suffix.lower() not in exts or name.startswith("."):
                 continue
             if f.is_file() or (f.is_symlink() and not f.exists()):  # a broken link is reported; a FIFO is not
-                found.setdefault(str(f), f)
+                found.setdefault(os.path.join(real, name), f)
 
 
 def discover_images(
     inputs: Iterable[str | Path], recursive: bool = True, extensions: Sequence[str] | None = None
 ) -> list[Path]:
-    """Expand files and folders into a sorted, de-duplicated list of image paths.
+    """Expand files and folders into a sorted, de-duplicated list of image paths: a file named twice —
+    `photos/` and `photos/a.jpg`, or `/home/me/photos/a.jpg` from elsewhere — is listed once, as first
+    found (its folder's real path and its own name: a link to a file keeps its own name and row).
 
     Files given explicitly are kept whatever their extension (so the loader can report a bad one);
     folders are searched (recursively by default) for files with an image extension. What cannot be
@@ -395,7 +397,7 @@ def discover_images(
         if is_dir:
             _walk(p, recursive, exts, found)
         elif exists:
-            found.setdefault(str(p), p)
+            found.setdefault(os.path.join(os.path.realpath(p.parent), p.name), p)
         else:
             raise ImageLoadError(p, "no such file or folder", "check the path")
     return sorted(found.values(), key=lambda q: str(q))
