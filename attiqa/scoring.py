@@ -43,6 +43,7 @@ from attiqa.io.batching import inference_num_workers, iter_image_batches
 from attiqa.io.tables import ENCODING, ERRORS, csv_bytes, read_cell, safe_cell
 
 OUTPUT_SUFFIXES = (".csv", ".tsv", ".json")
+VIEW_PIXELS = 5 * 320 * 320  # an image's view that --batch-size counts whole (paper §4.2: five 320-px crops)
 OUT_FIX = "choose another --out"  # `attiqa score`'s advice for an output it cannot use
 
 
@@ -66,9 +67,14 @@ def score_batches(
     batch_size: int = 16,
     num_workers: int | None = None,
 ) -> Iterator[ScoredBatch]:
-    """Score ``paths`` in input order, a batch at a time, honouring the scorer's batching hints."""
+    """Score ``paths`` in input order, a batch at a time, honouring the scorer's batching hints.
+    ``batch_size`` counts images of at most :data:`VIEW_PIXELS` (the paper's five 320-px crops); a scorer
+    whose views are larger (a checkpoint whose card says 1024-px crops) gets proportionally fewer a call, so
+    the card's sizes do not multiply the batch's memory (16 five-crop views of 4096 px: 16 GB)."""
     info = scorer.info
     batch_size = min(batch_size, info.max_batch or batch_size)
+    if info.view_pixels and info.view_pixels > VIEW_PIXELS:
+        batch_size = max(1, batch_size * VIEW_PIXELS // info.view_pixels)
     workers = inference_num_workers(scorer.device, num_workers)
     ncol = len(scorer.columns)
     for batch in iter_image_batches(

@@ -240,3 +240,31 @@ def test_a_photo_named_twice_is_scored_once(photo_dir, tmp_path, cli, monkeypatc
     # a link to a photo is a name of its own: kept
     (photo_dir / "link.jpg").symlink_to("astronaut.jpg")
     assert len(discover_images([photo_dir, photo_dir / "astronaut.jpg"])) == 6
+
+
+def test_a_cards_large_crops_make_smaller_batches(photo_dir, tmp_path):
+    """**Was**: a checkpoint whose card says 1024-px test crops (within the card check's 32..4096) was
+    scored 16 images a call as a 320-px one: 16 five-crop views of 1024 px are a 1 GB batch, of 4096 px
+    16 GB (peak RSS 5.1 GB for 80 clive-dev photos at 1024 px). Now `--batch-size` counts images of the
+    paper's five 320-px crops and larger views come proportionally fewer a call (1.6 GB); the shipped
+    models' batches are as they were."""
+    import torch
+
+    from attiqa.models import AttiqaModel, create_backbone, save_model
+    from attiqa.scorers import load_scorer
+    from attiqa.scoring import score_batches
+
+    torch.manual_seed(0)
+    sizes = {"test_resize_shorter": 1024, "test_crop": 1024}
+    model = AttiqaModel(create_backbone("tiny"), head_hidden=8, mos_hidden=8, input_sizes=sizes)
+    model.set_mos_range(0.0, 100.0)
+    big = save_model(model, tmp_path / "big.safetensors", card={"name": "big"})
+    photos = discover_images([photo_dir])[:3]
+    five = [
+        len(b.indices) for b in score_batches(photos, load_scorer(str(big)), batch_size=16, num_workers=0)
+    ]
+    assert five == [1, 1, 1]  # 16 * 5 * 320² // (5 * 1024²)
+    center = load_scorer(str(big), crops="center")
+    assert [len(b.indices) for b in score_batches(photos, center, 16, 0)] == [3]  # 16 * 5 * 320² // 1024²: 7
+    shipped = load_scorer("attiqa-default", crops="center")
+    assert [len(b.indices) for b in score_batches(photos * 6, shipped, 16, 0)] == [16, 2]
