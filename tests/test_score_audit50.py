@@ -268,3 +268,27 @@ def test_a_cards_large_crops_make_smaller_batches(photo_dir, tmp_path):
     assert [len(b.indices) for b in score_batches(photos, center, 16, 0)] == [3]  # 16 * 5 * 320² // 1024²: 7
     shipped = load_scorer("attiqa-default", crops="center")
     assert [len(b.indices) for b in score_batches(photos * 6, shipped, 16, 0)] == [16, 2]
+
+
+def test_eval_of_a_model_without_mos_writes_no_empty_scatter(tmp_path, cli):
+    """**Was**: `attiqa eval folder -m pretrain/last.safetensors` (a pretrain-only checkpoint: no MOS head,
+    the warning says so) wrote scatter.png as empty axes from -0.04 to 0.04 with "SROCC nan" — no picture a
+    person can check — and said "wrote OUT/ (predictions.csv, summary.json, scatter.png)". Now no plot is
+    written (an earlier run's is removed: it is not of these numbers) and the line says so."""
+    import torch
+    from helpers import tiny_train_config
+
+    from attiqa.models import AttiqaModel, create_backbone, save_model
+
+    tiny_train_config(tmp_path)  # the 8-image folder dataset
+    torch.manual_seed(0)
+    pre = save_model(AttiqaModel(create_backbone("tiny"), head_hidden=8), tmp_path / "pre.safetensors", {})
+    out = tmp_path / "ev"
+    out.mkdir()
+    (out / "scatter.png").write_bytes(b"an earlier run's plot")
+    res = cli("eval", "folder", "--root", tmp_path / "set", "-m", pre, "--no-cache", "-q", "-o", out)
+    assert res.returncode == 0, res.stderr
+    said = " ".join(res.stderr.split())
+    assert f"wrote {out}/ (predictions.csv, summary.json)" in said and "is NaN for every image" in said
+    assert not (out / "scatter.png").exists()
+    assert "scatter" not in json.loads((out / "summary.json").read_text())["files"]

@@ -345,7 +345,8 @@ def _require_rows(res: EvalResult) -> None:
 
 
 def write_outputs(res: EvalResult, dataset: IQADataset, out_dir: Path, plot: bool = True) -> dict[str, Path]:
-    """predictions.csv, summary.json and (``plot``) scatter.png in ``out_dir``, each written atomically."""
+    """predictions.csv, summary.json and (``plot``) scatter.png in ``out_dir``, each written atomically —
+    the plot only when a prediction is finite (a pretrain-only checkpoint has no MOS: empty axes)."""
     _require_rows(res)
     out_dir.mkdir(parents=True, exist_ok=True)
     columns = list(res.model.get("columns", []))
@@ -356,6 +357,9 @@ def write_outputs(res: EvalResult, dataset: IQADataset, out_dir: Path, plot: boo
     )
     files = {"predictions": out_dir / PREDICTIONS_CSV, "summary": out_dir / SUMMARY_JSON}
     write_bytes_atomic(files["predictions"], csv_bytes(head, rows))
+    if plot and not any(math.isfinite(r["prediction"]) for r in res.rows):  # empty axes: nothing to check
+        (out_dir / SCATTER_PNG).unlink(missing_ok=True)  # an earlier run's plot is not of these numbers
+        plot = False
     if plot:
         from attiqa.evaluation.plots import scatter_plot
 
