@@ -292,3 +292,26 @@ def test_eval_of_a_model_without_mos_writes_no_empty_scatter(tmp_path, cli):
     assert f"wrote {out}/ (predictions.csv, summary.json)" in said and "is NaN for every image" in said
     assert not (out / "scatter.png").exists()
     assert "scatter" not in json.loads((out / "summary.json").read_text())["files"]
+
+
+@pytest.mark.slow
+def test_under_torchrun_a_refusal_is_said_once(photo_dir, tmp_path):
+    """**Was**: under `torchrun --nproc_per_node 2`, `attiqa score DIR -o s.csv` on a file of another model,
+    `-m` a mistyped checkpoint, and `attiqa eval folder` on a table listing a missing photo printed each
+    refusal once per process (twice here, 8 times on 8 GPUs). Now once: the checks every process makes
+    alike on the same files are said by rank 0 (`attiqa.errors.alike_on_every_process`)."""
+    out = tmp_path / "s.csv"
+    assert run_attiqa("score", photo_dir, "-m", "classical", "-o", out, "-q").returncode == 0
+    root = tmp_path / "set"
+    root.mkdir()
+    (root / "a.png").write_bytes((photo_dir / "sub" / "coffee.png").read_bytes())
+    (root / "mos.csv").write_text("image,mos\na.png,1\ngone.png,2\n")
+    for args, said in (
+        (("score", photo_dir, "-m", "attiqa-default", "-o", out), f"{out}: holds scores of classical"),
+        (("score", photo_dir, "-m", tmp_path / "typo.safetensors", "-o", out), "checkpoint not found"),
+        (("eval", "folder", "--root", root, "-m", "classical", "-o", tmp_path / "ev"), "1 of 2 images are"),
+    ):
+        res = run_attiqa(*args, "-q", ranks=2)
+        assert res.returncode != 0
+        errors = [ln for ln in res.stderr.splitlines() if ln.startswith("error:")]
+        assert len(errors) == 1 and said in errors[0], res.stderr[-3000:]
