@@ -168,6 +168,10 @@ def score_items(
         done.update(rank_found)
     n_cached = len(done)
     todo = [p for p in paths if str(p) not in done]
+    if progress and shards.main and n_cached and todo:  # as `attiqa score` resumes: the bar counts the rest
+        from attiqa.progress import console
+
+        console.print(f"resuming: {n_cached} image(s) already in the score cache, {len(todo)} to score")
     scored: dict[str, list[float]] = {}
 
     def keep(rows: list[dict]) -> None:
