@@ -6,7 +6,8 @@ The CLI catches :class:`AttiqaError` and prints its message without a traceback.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -38,6 +39,20 @@ class AttiqaError(Exception):
 class EveryProcessError(AttiqaError):
     """An error every process of a torchrun job meets alike (they read the same files: a resume's saved
     settings, a config), so the command line prints it once, on rank 0 (each printed it)."""
+
+
+@contextmanager
+def alike_on_every_process() -> Iterator[None]:
+    """Around a command's checks that every torchrun process makes alike on the same files and options —
+    before it shares out the work (`score`, `eval`): an :class:`AttiqaError` raised in them is raised as an
+    :class:`EveryProcessError` with the same text, so the command line prints it once (N processes printed
+    it N times). Wrap no collective in it: a process's own failure must be said by that process."""
+    try:
+        yield
+    except EveryProcessError:
+        raise
+    except AttiqaError as exc:
+        raise EveryProcessError(str(exc)) from exc
 
 
 class ImageLoadError(AttiqaError):

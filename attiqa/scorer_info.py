@@ -22,7 +22,9 @@ class ScorerInfo:
 
     ``max_batch``: 1 when transform outputs differ in size (native-resolution scorers). ``min_shorter``:
     the shorter edge the transform resizes to, so big JPEGs may decode at a reduced scale (None: decode
-    at native scale). Both are read by :func:`attiqa.scoring.score_batches` and nothing else.
+    at native scale). ``view_pixels``: the pixels of one image's transform output (an ATTIQA checkpoint's
+    crops, sized by its card), so a batch of larger views holds fewer images. All three are read by
+    :func:`attiqa.scoring.score_batches` and nothing else.
     """
 
     name: str
@@ -33,6 +35,7 @@ class ScorerInfo:
     description: str = ""
     max_batch: int | None = None
     min_shorter: int | None = None
+    view_pixels: int | None = None
     trained_range: tuple[float, float] | None = None
     # a checkpoint fine-tuned on a named dataset (its card): "NAME:ROOT" and the split it trained on
     fitted_on: str = ""

@@ -43,6 +43,7 @@ from attiqa.io.batching import inference_num_workers, iter_image_batches
 from attiqa.io.tables import ENCODING, ERRORS, csv_bytes, read_cell, safe_cell
 
 OUTPUT_SUFFIXES = (".csv", ".tsv", ".json")
+VIEW_PIXELS = 5 * 320 * 320  # an image's view that --batch-size counts whole (paper §4.2: five 320-px crops)
 OUT_FIX = "choose another --out"  # `attiqa score`'s advice for an output it cannot use
 
 
@@ -66,9 +67,14 @@ def score_batches(
     batch_size: int = 16,
     num_workers: int | None = None,
 ) -> Iterator[ScoredBatch]:
-    """Score ``paths`` in input order, a batch at a time, honouring the scorer's batching hints."""
+    """Score ``paths`` in input order, a batch at a time, honouring the scorer's batching hints.
+    ``batch_size`` counts images of at most :data:`VIEW_PIXELS` (the paper's five 320-px crops); a scorer
+    whose views are larger (a checkpoint whose card says 1024-px crops) gets proportionally fewer a call, so
+    the card's sizes do not multiply the batch's memory (16 five-crop views of 4096 px: 16 GB)."""
     info = scorer.info
     batch_size = min(batch_size, info.max_batch or batch_size)
+    if info.view_pixels and info.view_pixels > VIEW_PIXELS:
+        batch_size = max(1, batch_size * VIEW_PIXELS // info.view_pixels)
     workers = inference_num_workers(scorer.device, num_workers)
     ncol = len(scorer.columns)
     for batch in iter_image_batches(
@@ -195,6 +201,13 @@ def check_output_path(out: str | Path, fix: str = OUT_FIX, *, create: bool = Tru
     return out
 
 
+def _scorer_words(identity: dict) -> str:
+    """A scorer's recorded identity as said to the user: its name, and its crops where it has them (an
+    ATTIQA model's; "classical (crops None)" said nothing)."""
+    crops = identity.get("crops")
+    return f"{identity.get('name')}" + (f" (crops {crops})" if crops else "")
+
+
 class ScoreWriter:
     """Incremental, resumable score file. CSV/TSV rows are appended (and fsynced) per batch; JSON rows go to
     a hidden journal beside it and the JSON document is rewritten atomically on :meth:`close`.
@@ -250,17 +263,19 @@ class ScoreWriter:
             self._kept_rows = self._read_json() if self.is_json else self._read_table(self.out)
             self.done.update(r["image"] for r in self._kept_rows)
         if self.sharded:  # other ranks' journals: read, never written or cut (their writers may be live)
-            for part in self._shard_journals():
+            for part in self._journals():
                 if part != self.journal:
                     self.done.update(r["image"] for r in self._read_table(part))
         self._fh: IO[str] = self._open_csv(self.journal)
+        if not self.sharded:
+            self._adopt_shard_journals()
         if keep_rows and self.is_json and not self.sharded:
             self.found_rows = list(self._kept_rows)  # the document's rows and its journal's
         if self.record is not None:
             write_json_atomic(self.record, identity)
 
     def _check_identity(self, record: Path, identity: dict) -> None:
-        journals = self._shard_journals() if self.sharded else [self.journal]
+        journals = [*self._journals(), self.journal]
         has_rows = (self.out.is_file() and self.out.stat().st_size > 0) or any(j.is_file() for j in journals)
         if not (has_rows and record.is_file()):
             return
@@ -281,8 +296,7 @@ class ScoreWriter:
                 f"{was[:12]}… then, {now[:12]}… now) — {self._advice(', or delete it to score again')}"
             )
         raise AttiqaError(
-            f"{self.out}: holds scores of {old.get('name')} (crops {old.get('crops')}), not of "
-            f"{identity.get('name')} (crops {identity.get('crops')}) — "
+            f"{self.out}: holds scores of {_scorer_words(old)}, not of {_scorer_words(identity)} — "
             f"{self._advice(', or delete it to score again')}"
         )
 
@@ -306,6 +320,25 @@ class ScoreWriter:
 
     def _shard_journals(self) -> list[Path]:
         return sorted(self.out.parent.glob(f".{glob.escape(self.out.name)}.rank*.partial.csv"))
+
+    def _journals(self) -> list[Path]:
+        """Every journal an earlier run may have left beside the file, whatever its number of processes:
+        the torchrun ranks' and a one-process JSON run's (a rerun under the other setting resumes them)."""
+        single = self.out.with_name(f".{self.out.name}.partial.csv")
+        return [*self._shard_journals(), *([single] if self.is_json and single.is_file() else [])]
+
+    def _adopt_shard_journals(self) -> None:
+        """One process after a torchrun run that stopped: the ranks' finished rows (those the file lacks)
+        are written to the file — durable before their journals go — so none is scored again. They were
+        scored by this scorer (:meth:`_check_identity` looked at the journals too)."""
+        for part in self._shard_journals():
+            rows = [r for r in self._read_table(part) if r["image"] not in self.done]
+            if rows:
+                with interrupts_held():
+                    self._append(rows)
+                    self.done.update(r["image"] for r in rows)
+                    self.found_rows.extend(rows if self.keep_rows and not self.is_json else [])
+            part.unlink(missing_ok=True)
 
     def _read_table(self, path: Path, data: bytes | None = None) -> list[dict]:
         """The rows of a finished CSV/TSV score file or a journal (``data``: its bytes, when the caller has
@@ -382,15 +415,19 @@ class ScoreWriter:
         and ``on_commit`` records them (a caller's own count) — in the same step, with Ctrl-C / SIGTERM
         held until all is done: the counts said at an interruption are those of the rows in the file."""
         with interrupts_held():
-            for r in rows:
-                self._writer.writerow([safe_cell(r["image"]), *(_fmt(r[c]) for c in self.columns)])
-                if self.is_json and not self.sharded:
-                    self._kept_rows.append(r)
-            self._fh.flush()
-            os.fsync(self._fh.fileno())
+            self._append(rows)
             self.written += len(rows)
             if on_commit is not None:
                 on_commit()
+
+    def _append(self, rows: list[dict]) -> None:
+        """Write ``rows`` to this writer's file or journal and fsync it (the caller holds the signals)."""
+        for r in rows:
+            self._writer.writerow([safe_cell(r["image"]), *(_fmt(r[c]) for c in self.columns)])
+            if self.is_json and not self.sharded:
+                self._kept_rows.append(r)
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
 
     def discard_if_empty(self) -> None:
         """Remove a file this run created and never wrote a row to (every image failed)."""
@@ -413,7 +450,7 @@ class ScoreWriter:
         every journal's rows in the order of ``order`` (the input list), and remove the journals. Returns
         the rows written (none written, and the file left as it was, when there are none)."""
         rows, seen = list(self._kept_rows), {r["image"] for r in self._kept_rows}
-        journals = self._shard_journals()
+        journals = self._journals()
         new: dict[str, dict] = {}
         for part in journals:
             for r in self._read_table(part):

@@ -47,7 +47,7 @@ CASES = {
     "not a score file": "{out}: exists but is not a score file of `attiqa score` — {fix}",
     "bad row": "{out}: line 2 is not a row of scores — {fix}",
     "bad json": "{out}: exists but is not a score file of `attiqa score` (JSONDecodeError) — {fix}",
-    "other weights": "{out}: holds scores of a (crops None), not of b (crops None) — {fix}",
+    "other weights": "{out}: holds scores of a, not of b — {fix}",
     "unreadable journal": "{journal}: cannot be read (Is a directory) — {fix}",
 }
 ATTIQA_FIX = {  # `attiqa score`'s texts, as they were before the fix became an argument

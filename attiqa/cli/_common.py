@@ -74,7 +74,15 @@ WorkersOption = Annotated[
         "(default: one per core the model leaves free; training: one per spare core).",
     ),
 ]
-BatchSizeOption = Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Images per model call.")]
+BatchSizeOption = Annotated[
+    int,
+    typer.Option(
+        "--batch-size",
+        "-b",
+        min=1,
+        help="Images per model call (fewer for a checkpoint whose views are larger than five 320-px crops).",
+    ),
+]
 CacheOption = Annotated[  # `eval` and `bench cross`: where is attiqa.evaluation.cache.cache_location
     bool,
     typer.Option(

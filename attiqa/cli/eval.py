@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 import typer
@@ -22,7 +23,7 @@ from attiqa.cli._common import (
     stdout,
 )
 from attiqa.cli._common import device as device_str
-from attiqa.errors import AttiqaError
+from attiqa.errors import AttiqaError, alike_on_every_process
 from attiqa.progress import console, plain, plain_failure, plain_name
 
 
@@ -171,34 +172,38 @@ def eval_cmd(
     from attiqa.scorers import load_scorer
     from attiqa.sharding import sharded
 
-    name = resolve_name(dataset)
-    kwargs = {}
-    if csv_file is not None:
-        if name != "folder":
-            raise AttiqaError(f"--csv is for the folder adapter; {name} reads its official score files")
-        kwargs["csv"] = csv_file
-    ds = get_dataset(name, root, target=target, **kwargs)
-    items = ds.select(split)  # a bad --split fails before the model is loaded
+    with alike_on_every_process():  # under torchrun: said once
+        name = resolve_name(dataset)
+        kwargs = {}
+        if csv_file is not None:
+            if name != "folder":
+                raise AttiqaError(f"--csv is for the folder adapter; {name} reads its official score files")
+            kwargs["csv"] = csv_file
+        ds = get_dataset(name, root, target=target, **kwargs)
+        items = ds.select(split)  # a bad --split fails before the model is loaded
     with sharded() as shards:  # under torchrun each process checks and scores a share, the first writes
-        if not skip_missing:
-            ds.check_images(
-                items,
-                fix="put the files in place or fix the score file — or pass --skip-missing to leave these "
-                "images out of the metrics",
-                problems=find_unreadable_shared([it.image for it in items], shards),
-            )
-        if out is not None:
-            output_folder(out, "--out", create=False)  # before the model loads; made once it has
-            inputs = [*ds.source_files(), *(it.image for it in items)]
-            not_an_input([out / n for n in (PREDICTIONS_CSV, SUMMARY_JSON, SCATTER_PNG)], inputs, "--out")
-        overrides = _scorer_overrides(model, crops)
-        scorer = load_scorer(model, device=device_str(device), **overrides)
-        if out is None:
-            out = Path("runs/eval") / _slug(
-                f"{_dataset_label(name, ds)}-{ds.target}{'-' + split if split else ''}-{scorer.info.name}"
-                + ("" if overrides.get("crops", "five") == "five" else f"-{overrides['crops']}")
-            )  # another --crops gives other numbers: its own folder
-        output_folder(out, "--out")  # before the scoring, not after it
+        problems = None if skip_missing else find_unreadable_shared([it.image for it in items], shards)
+        with alike_on_every_process():  # every process holds every problem found (gathered above)
+            if problems is not None:
+                ds.check_images(
+                    items,
+                    fix="put the files in place or fix the score file — or pass --skip-missing to leave "
+                    "these images out of the metrics",
+                    problems=problems,
+                )
+            if out is not None:
+                output_folder(out, "--out", create=False)  # before the model loads; made once it has
+                inputs = [*ds.source_files(), *(it.image for it in items)]
+                outputs = [out / n for n in (PREDICTIONS_CSV, SUMMARY_JSON, SCATTER_PNG)]
+                not_an_input(outputs, inputs, "--out")
+            overrides = _scorer_overrides(model, crops)
+            scorer = load_scorer(model, device=device_str(device), **overrides)
+            if out is None:
+                out = Path("runs/eval") / _slug(
+                    f"{_dataset_label(name, ds)}-{ds.target}{'-' + split if split else ''}-{scorer.info.name}"
+                    + ("" if overrides.get("crops", "five") == "five" else f"-{overrides['crops']}")
+                )  # another --crops gives other numbers: its own folder
+            output_folder(out, "--out")  # before the scoring, not after it
         try:
             res = evaluate(
                 ds, scorer, out, batch_size=batch_size, num_workers=workers, cache=cache, split=split,
@@ -231,8 +236,20 @@ def eval_cmd(
     )
     for w in res.warnings:
         console.print(f"[yellow]{plain(w)}")
-    for e in res.failed[:10]:
+    _listed("could not be decoded", res.failed)
+    _listed("left out (--skip-missing)", res.skipped_missing)
+
+
+def _listed(what: str, failures: Sequence[object], limit: int = 10) -> None:
+    """The first ``limit`` of ``failures`` (errors, or ``PATH: why`` lines), one a line; the rest counted
+    (every one is in summary.json)."""
+    if not failures:
+        return
+    console.print(f"[yellow]{what}:")
+    for e in failures[:limit]:
         console.print(f"  [yellow]{plain_failure(e)}")
+    if len(failures) > limit:
+        console.print(f"  [yellow]... and {len(failures) - limit} more (summary.json lists them)")
 
 
 def _kept_hint(cache: bool) -> str:

@@ -20,7 +20,7 @@ from attiqa.cli._common import (
     stdout,
 )
 from attiqa.cli._common import device as resolve_device
-from attiqa.errors import AttiqaError
+from attiqa.errors import AttiqaError, alike_on_every_process
 from attiqa.progress import console, plain, plain_failure, plain_name
 
 if TYPE_CHECKING:
@@ -76,34 +76,36 @@ def score_cmd(
     from attiqa.scoring import ColumnStats, ScoreWriter, check_output_path, scorer_record
     from attiqa.sharding import in_input_order, score_share, sharded
 
-    files = require_images(paths)
-    if sheet is not None:
-        files = _without_own_sheet(files, sheet)
-    if out is not None:
-        check_output_path(out, create=False)  # before the model loads; made once it has (a typo: no folder)
-    if sheet is not None:
-        output_png(sheet, "--sheet", create=False)
+    with alike_on_every_process():  # under torchrun: said once
+        files = require_images(paths)
+        if sheet is not None:
+            files = _without_own_sheet(files, sheet)
+        if out is not None:
+            check_output_path(out, create=False)  # before the model loads; made once it has (a typo: none)
+        if sheet is not None:
+            output_png(sheet, "--sheet", create=False)
     keep_rows = max(SHEET_LIMIT if sheet else 0, TABLE_LIMIT)
     with sharded() as shards:  # under torchrun each process scores a share
-        if shards.world > 1 and out is None:
-            raise AttiqaError(
-                f"under torchrun each of the {shards.world} processes scores a share of the images — give "
-                "--out FILE.csv (or .tsv / .json) to collect them in one file"
-            )
-        overrides = {"crops": crops} if is_attiqa_model(model) else {}
-        scorer = load_scorer(model, device=resolve_device(device), **overrides)
-        writer = None
-        if out is not None:
-            identity = {**scorer_identity(model), "crops": overrides.get("crops")}
-            writer = ScoreWriter(
-                out,
-                scorer.columns,
-                scorer_record(scorer),
-                identity,
-                shards.rank,
-                shards.world,
-                keep_rows=bool(sheet),
-            )
+        with alike_on_every_process():
+            if shards.world > 1 and out is None:
+                raise AttiqaError(
+                    f"under torchrun each of the {shards.world} processes scores a share of the images — "
+                    "give --out FILE.csv (or .tsv / .json) to collect them in one file"
+                )
+            overrides = {"crops": crops} if is_attiqa_model(model) else {}
+            scorer = load_scorer(model, device=resolve_device(device), **overrides)
+            writer = None
+            if out is not None:
+                identity = {**scorer_identity(model), "crops": overrides.get("crops")}
+                writer = ScoreWriter(
+                    out,
+                    scorer.columns,
+                    scorer_record(scorer),
+                    identity,
+                    shards.rank,
+                    shards.world,
+                    keep_rows=bool(sheet),
+                )
         todo = files
         if writer is not None and writer.done:
             todo = [f for f in files if str(f) not in writer.done]

@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 
 from attiqa.datasets.readers import Table
 from attiqa.errors import AttiqaError, did_you_mean
+from attiqa.io.images import header_problem
 from attiqa.progress import shown_name
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
@@ -335,38 +336,11 @@ class IQADataset:
         }
 
 
-def _header_problem(path: Path, check_headers: bool) -> str | None:
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        return "not found"
-    except OSError as exc:
-        return f"cannot stat ({exc.strerror or exc})"
-    if not path.is_file():
-        return "not a file"
-    if st.st_size == 0:
-        return "empty file (0 bytes)"
-    if not check_headers:
-        return None
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as im:
-            im.size  # noqa: B018 - reading the header is the check
-    except UnidentifiedImageError:
-        if path.suffix.lower() in (".tif", ".tiff"):
-            return None  # the loader has a tifffile fallback for TIFFs PIL cannot identify
-        return "not a recognised image format"
-    except Exception as exc:  # noqa: BLE001 - any failure to read the header is "unreadable"
-        return f"unreadable ({type(exc).__name__}: {exc})"
-    return None
-
-
 def find_unreadable(paths: Sequence[Path], check_headers: bool = True) -> list[tuple[Path, str]]:
     """(path, reason) for every path that is missing, empty or has no recognisable image header.
 
     Threads, because this is file-system latency, not CPU: 10k headers take a second or two.
     """
     with ThreadPoolExecutor(max_workers=8) as pool:
-        reasons = list(pool.map(lambda p: _header_problem(p, check_headers), paths))
+        reasons = list(pool.map(lambda p: header_problem(p, read_header=check_headers), paths))
     return [(p, r) for p, r in zip(paths, reasons, strict=True) if r is not None]

@@ -169,6 +169,10 @@ def score_items(
         done.update(rank_found)
     n_cached = len(done)
     todo = [p for p in paths if str(p) not in done]
+    if progress and shards.main and n_cached and todo:  # as `attiqa score` resumes: the bar counts the rest
+        from attiqa.progress import console
+
+        console.print(f"resuming: {n_cached} image(s) already in the score cache, {len(todo)} to score")
     scored: dict[str, list[float]] = {}
 
     def keep(rows: list[dict]) -> None:
@@ -305,7 +309,10 @@ def evaluate(
     if failed:
         warn.append(f"{len(failed)} image(s) could not be decoded and are left out of the metrics")
     if skipped:
-        warn.append(f"{len(skipped)} missing/unreadable image(s) skipped (missing='skip')")
+        warn.append(
+            f"{len(skipped)} missing or unreadable image(s) left out of the metrics, as asked "
+            "(skipped_missing in summary.json lists them)"
+        )
     fit_note = "these metrics are its training fit, not a held-out figure"
     if ds.name in trained_on(weights_identity(scorer)):  # a named model on (a copy of) its training data
         warn.append(
@@ -351,7 +358,8 @@ def _require_rows(res: EvalResult) -> None:
 
 
 def write_outputs(res: EvalResult, dataset: IQADataset, out_dir: Path, plot: bool = True) -> dict[str, Path]:
-    """predictions.csv, summary.json and (``plot``) scatter.png in ``out_dir``, each written atomically."""
+    """predictions.csv, summary.json and (``plot``) scatter.png in ``out_dir``, each written atomically —
+    the plot only when a prediction is finite (a pretrain-only checkpoint has no MOS: empty axes)."""
     _require_rows(res)
     out_dir.mkdir(parents=True, exist_ok=True)
     columns = list(res.model.get("columns", []))
@@ -362,6 +370,9 @@ def write_outputs(res: EvalResult, dataset: IQADataset, out_dir: Path, plot: boo
     )
     files = {"predictions": out_dir / PREDICTIONS_CSV, "summary": out_dir / SUMMARY_JSON}
     write_bytes_atomic(files["predictions"], csv_bytes(head, rows))
+    if plot and not any(math.isfinite(r["prediction"]) for r in res.rows):  # empty axes: nothing to check
+        (out_dir / SCATTER_PNG).unlink(missing_ok=True)  # an earlier run's plot is not of these numbers
+        plot = False
     if plot:
         from attiqa.evaluation.plots import scatter_plot
 

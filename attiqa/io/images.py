@@ -220,11 +220,7 @@ def load_image(
             with Image.open(fh) as img:
                 w, h = img.size
                 if w * h > max_pixels:
-                    raise ImageLoadError(
-                        path,
-                        f"{w}x{h} = {w * h / 1e6:.0f} MP exceeds the {max_pixels / 1e6:.0f} MP safety limit",
-                        PIXELS_FIX,
-                    )
+                    raise _too_large(path, w, h, max_pixels)
                 if min_shorter and min(w, h) > 0:
                     s = min_shorter / min(w, h)
                     if w * h * s * s > MAX_RESIZED_PIXELS:
@@ -257,14 +253,7 @@ def load_image(
             return tiff
         if tiff_error is not None:
             raise ImageLoadError(path, f"not a readable TIFF ({tiff_error})", _FIX_DECODE) from None
-        kind = _undecodable_kind(path)
-        if kind is not None:
-            example = " (e.g. heif-convert IMG.heic IMG.jpg)" if kind.startswith("HEIC") else ""
-            fix = f"convert it to JPEG or PNG{example}, or leave it out"
-            raise ImageLoadError(
-                path, f"a {kind} image, which this installation cannot decode", fix
-            ) from None
-        raise ImageLoadError(path, "not a recognised image format", _FIX_DECODE) from None
+        raise _unrecognised(path) from None
     except (OSError, SyntaxError, ValueError) as exc:
         if isinstance(exc, OSError) and exc.errno is not None:  # the disk failed, not the data
             raise read_error(path, exc) from None
@@ -273,6 +262,67 @@ def load_image(
             return tiff
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ImageLoadError(path, f"cannot decode image ({reason})", _FIX_DECODE) from None
+
+
+def _too_large(path: Path, w: int, h: int, max_pixels: int) -> ImageLoadError:
+    return ImageLoadError(
+        path, f"{w}x{h} = {w * h / 1e6:.0f} MP exceeds the {max_pixels / 1e6:.0f} MP safety limit", PIXELS_FIX
+    )
+
+
+def _unrecognised(path: Path) -> ImageLoadError:
+    """A file Pillow did not recognise (and no TIFF): a photo format this installation cannot decode, named
+    with the fix, or "not a recognised image format"."""
+    kind = _undecodable_kind(path)
+    if kind is not None:
+        example = " (e.g. heif-convert IMG.heic IMG.jpg)" if kind.startswith("HEIC") else ""
+        fix = f"convert it to JPEG or PNG{example}, or leave it out"
+        return ImageLoadError(path, f"a {kind} image, which this installation cannot decode", fix)
+    return ImageLoadError(path, "not a recognised image format", _FIX_DECODE)
+
+
+def header_problem(
+    path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS, read_header: bool = True
+) -> str | None:
+    """What stops ``path`` from loading that shows without decoding it — its file and (``read_header``) its
+    header — said as :func:`load_image` says it, with the fix ("permission denied — give yourself read
+    permission …"), or None: the check of a whole dataset before a long job (`attiqa eval`). A missing file
+    is "not found". Damage after a valid header shows only when decoded."""
+    path = Path(path)
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return "broken link (its target is missing)" if path.is_symlink() else "not found"
+    except OSError as exc:
+        return str(read_error(path, exc))[len(str(path)) + 2 :]
+    if stat.S_ISDIR(st.st_mode):
+        return "is a folder, not an image file"
+    if not stat.S_ISREG(st.st_mode):
+        return "not a regular file (a pipe, socket or device)"
+    if st.st_size == 0:
+        return "empty file (0 bytes)"
+    if not read_header:
+        return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with open(path, "rb") as fh, Image.open(fh) as img:
+                w, h = img.size
+        err = _too_large(path, w, h, max_pixels) if w * h > max_pixels else None
+    except UnidentifiedImageError:  # a TIFF Pillow cannot identify: the loader's tifffile reads it
+        err = None if path.suffix.lower() in (".tif", ".tiff") else _unrecognised(path)
+    except OSError as exc:  # the disk or the permissions, not the data (Pillow's own errors have no errno)
+        err = read_error(path, exc) if exc.errno is not None else _header_error(path, exc)
+    except Image.DecompressionBombError:
+        err = ImageLoadError(path, f"exceeds the {max_pixels / 1e6:.0f} MP safety limit", PIXELS_FIX)
+    except Exception as exc:  # noqa: BLE001 - any other failure to read the header
+        err = _header_error(path, exc)
+    return None if err is None else str(err)[len(err.path) + 2 :]
+
+
+def _header_error(path: Path, exc: Exception) -> ImageLoadError:
+    reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return ImageLoadError(path, f"cannot read its header ({reason})", _FIX_DECODE)
 
 
 _HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"hevm", b"hevs", b"mif1", b"msf1"}
@@ -319,13 +369,15 @@ def _walk(folder: Path, recursive: bool, exts: set[str], found: dict[str, Path])
             if f.suffix.lower() not in exts or name.startswith("."):
                 continue
             if f.is_file() or (f.is_symlink() and not f.exists()):  # a broken link is reported; a FIFO is not
-                found.setdefault(str(f), f)
+                found.setdefault(os.path.join(real, name), f)
 
 
 def discover_images(
     inputs: Iterable[str | Path], recursive: bool = True, extensions: Sequence[str] | None = None
 ) -> list[Path]:
-    """Expand files and folders into a sorted, de-duplicated list of image paths.
+    """Expand files and folders into a sorted, de-duplicated list of image paths: a file named twice —
+    `photos/` and `photos/a.jpg`, or `/home/me/photos/a.jpg` from elsewhere — is listed once, as first
+    found (its folder's real path and its own name: a link to a file keeps its own name and row).
 
     Files given explicitly are kept whatever their extension (so the loader can report a bad one);
     folders are searched (recursively by default) for files with an image extension. What cannot be
@@ -345,7 +397,7 @@ def discover_images(
         if is_dir:
             _walk(p, recursive, exts, found)
         elif exists:
-            found.setdefault(str(p), p)
+            found.setdefault(os.path.join(os.path.realpath(p.parent), p.name), p)
         else:
             raise ImageLoadError(p, "no such file or folder", "check the path")
     return sorted(found.values(), key=lambda q: str(q))

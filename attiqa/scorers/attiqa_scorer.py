@@ -112,6 +112,7 @@ class AttiqaScorer(Scorer):
             description=self.card.get("description", "ATTIQA checkpoint"),
             # decode big JPEGs at a reduced scale when the transform downsizes anyway (None: native scale)
             min_shorter=resize,
+            view_pixels=(5 if crops == "five" else 1) * crop * crop,  # the card's crop: the batch's size
             fitted_on=str(data.get("csv") or ""),
             fitted_split=str(data.get("split") or ""),
             fitted_rows=str(data.get("rows_sha256") or ""),

@@ -268,6 +268,12 @@ def checkpoint_in(path: Path) -> Path:
         raise ModelLoadError(
             f"{path}: a model card — pass the checkpoint beside it, {path.with_suffix('.safetensors')}"
         )
+    weights = path.with_name(path.name.replace(".state.safetensors", ".safetensors"))
+    if path.name.endswith(".state.safetensors") and weights.is_file():  # was "no ATTIQA model card — was it
+        raise ModelLoadError(  # written by attiqa?": it was, as the state `--resume` continues from
+            f"{path}: a training state (what `attiqa train --resume` continues from), not a model — pass the "
+            f"checkpoint beside it, {weights}"
+        )
     if not path.is_dir():
         return path
     for cand in CHECKPOINT_FOLDER_CANDIDATES:
