@@ -16,12 +16,18 @@ import sys
 import tempfile
 from pathlib import Path
 
+from attiqa.cli import run_app
+
 CHILD = r"""
 import json, resource, sys, time
 import attiqa
+from attiqa.errors import AttiqaError
 from attiqa.scoring import score_paths
 model, crops, path, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-scorer = attiqa.load_scorer(model, crops=crops)
+try:
+    scorer = attiqa.load_scorer(model, crops=crops)
+except AttiqaError as exc:
+    sys.exit(f"error: {exc}")
 paths = [path] * n
 score_paths(paths[:1], scorer, batch_size=1, num_workers=1)
 t = time.perf_counter()
@@ -66,8 +72,12 @@ def child(model: str, crops: str, path: Path, n: int) -> dict:
         [sys.executable, "-c", CHILD, model, crops, str(path), str(n)],
         capture_output=True,
         text=True,
-        check=True,
+        check=False,
     )
+    if out.returncode:  # the child's last line: its one-line error (a model that does not load), else the end
+        raise SystemExit(
+            (out.stderr.strip().splitlines() or [f"the scoring child failed ({out.returncode})"])[-1]
+        )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -95,4 +105,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_app(main)  # an AttiqaError or a missing file: one line, exit 2

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from attiqa.cli import run_app
 from attiqa.drawing import draw_fitted, font
 from isp_env.baselines import cma_search, guarded_objective
 from isp_env.mos_function import load_mos_function
@@ -37,7 +38,7 @@ def captioned_strip(imgs: dict[str, np.ndarray], captions: dict[str, str]) -> Im
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("raws", nargs="+", type=Path)
     ap.add_argument("--budget", type=int, default=120)
     ap.add_argument("--model", default=None)
@@ -81,4 +82,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_app(main)  # an AttiqaError or a missing file: one line, exit 2

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from attiqa.cli import run_app
 from attiqa.drawing import draw_fitted, font
 from isp_env.isp import develop, finish
 from isp_env.mos_function import load_mos_function
@@ -31,7 +32,7 @@ from isp_env.tuning import checked_setting, tune_with_policy
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("raws", nargs="*", type=Path)
     ap.add_argument("--policy", default="default")
     ap.add_argument("--out", type=Path, default=Path("isp_policy_sheet.jpg"))
@@ -92,4 +93,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_app(main)  # an AttiqaError or a missing file: one line, exit 2

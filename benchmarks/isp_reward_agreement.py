@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import spearmanr
 
+from attiqa.cli import run_app
 from isp_env.isp import develop, finish
 from isp_env.mos_function import load_mos_function
 from isp_env.params import N_PARAMS, NAMES, from_normalized, neutral, to_normalized
@@ -44,7 +45,7 @@ def sweep(kind: str, n: int, rng: np.random.Generator) -> list[dict[str, float]]
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("raws", nargs="+", type=Path)
     ap.add_argument("--n", type=int, default=20)
     ap.add_argument("--model", default=None)
@@ -116,4 +117,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_app(main)  # an AttiqaError or a missing file: one line, exit 2

@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _common import photo_folder  # noqa: E402
 from tap_maps import Stats, capture_tap_maps, stat_errors  # noqa: E402
 
+from attiqa.cli import run_app  # noqa: E402
 from attiqa.io.images import discover_images  # noqa: E402
 from attiqa.models.backbones import native_kernel, spatial_mean_std  # noqa: E402
 from attiqa.scorers.attiqa_scorer import AttiqaScorer  # noqa: E402
@@ -88,4 +89,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_app(main)  # an AttiqaError or a missing file: one line, exit 2
