@@ -11,7 +11,6 @@ renders, and writes a PNG strip per raw (neutral | rawpy | bare-MOS search | gua
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +18,8 @@ from PIL import Image, ImageDraw
 
 from attiqa.cli import run_app
 from attiqa.drawing import draw_fitted, font
+from attiqa.io.atomic import write_json_atomic
+from attiqa.io.images import save_image
 from isp_env.baselines import cma_search, guarded_objective
 from isp_env.mos_function import load_mos_function
 from isp_env.params import neutral
@@ -77,8 +78,8 @@ def main() -> None:
             )
         report.append(row)
         captions = {k: f"{k}  MOS {row[k]['mos']:.1f}  clip {100 * row[k]['clipped']:.0f}%" for k in imgs}
-        captioned_strip(imgs, captions).save(args.out / f"{path.stem}_attack.png")
-    (args.out / "attack.json").write_text(json.dumps(report, indent=1))
+        save_image(captioned_strip(imgs, captions), args.out / f"{path.stem}_attack.png")
+    write_json_atomic(args.out / "attack.json", report)
 
 
 if __name__ == "__main__":

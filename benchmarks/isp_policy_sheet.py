@@ -22,6 +22,8 @@ from PIL import Image, ImageDraw
 
 from attiqa.cli import run_app
 from attiqa.drawing import draw_fitted, font
+from attiqa.io.atomic import atomic_path
+from attiqa.io.images import save_format
 from isp_env.isp import develop, finish
 from isp_env.mos_function import load_mos_function
 from isp_env.params import neutral
@@ -88,7 +90,8 @@ def main() -> None:
             draw_fitted(
                 d, (2 * part + 6, bottom), kept[j], text_font, part - 12, 2, fill=yellow, outline=black
             )
-    sheet.save(args.out, quality=85)
+    with atomic_path(args.out) as tmp:
+        sheet.save(tmp, format=save_format(args.out), quality=85)
     print(f"-> {args.out}")
 
 

@@ -27,6 +27,7 @@ import numpy as np
 from PIL import Image
 
 from attiqa.cli import run_app
+from attiqa.io.images import save_image
 from isp_env.isp import develop, finish
 from isp_env.params import neutral
 from isp_env.raw import RawReadError, find_raws, open_raw, read_raw
@@ -100,7 +101,7 @@ def sheet(pairs: list[tuple[str, np.ndarray, np.ndarray]], path: Path, height: i
     out = Image.new("RGB", (cw * cols, (height + 4) * -(-len(tiles) // cols)), "white")
     for i, t in enumerate(tiles):
         out.paste(t, ((i % cols) * cw, (i // cols) * (height + 4)))
-    out.save(path)
+    save_image(out, path)
 
 
 def main() -> None:

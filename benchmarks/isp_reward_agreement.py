@@ -14,7 +14,6 @@ Prints Spearman's rho of (b) and (c) against (a) per raw and sweep, and the seco
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
@@ -22,6 +21,7 @@ import numpy as np
 from scipy.stats import spearmanr
 
 from attiqa.cli import run_app
+from attiqa.io.atomic import write_json_atomic
 from isp_env.isp import develop, finish
 from isp_env.mos_function import load_mos_function
 from isp_env.params import N_PARAMS, NAMES, from_normalized, neutral, to_normalized
@@ -113,7 +113,7 @@ def main() -> None:
         + f" (five-crop full-res / centre crop: {sec['five_crop_full'] / sec['one_pass']:.1f}x)"
     )
     if args.out:
-        args.out.write_text(json.dumps({"rows": rows, "seconds": sec}, indent=1))
+        write_json_atomic(args.out, {"rows": rows, "seconds": sec})
 
 
 if __name__ == "__main__":

@@ -104,3 +104,21 @@ def test_a_model_that_does_not_load_is_one_line_from_a_benchmark_child(script: s
     assert proc.returncode != 0
     assert "Traceback" not in proc.stderr, proc.stderr[-2000:]
     assert "none.safetensors" in proc.stderr.strip().splitlines()[-1]
+
+
+def test_the_scripts_write_their_outputs_atomically() -> None:
+    """A report or sheet written to ``--out`` goes through attiqa.io's atomic writers (``save_image``,
+    ``write_json_atomic``, ``atomic_path``): a run killed while writing leaves the old file or none. Read
+    from the source: a direct ``.save(`` / ``.write_text(`` / ``.open(`` on ``args.out`` fails."""
+    direct = []
+    for script in SCRIPTS:
+        tree = ast.parse((ROOT / "benchmarks" / script).read_text())
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Attribute):
+                continue
+            if node.func.attr not in {"save", "write_text", "write_bytes", "savefig", "to_csv", "open"}:
+                continue
+            target = ast.unparse(node.func.value) + " " + " ".join(ast.unparse(a) for a in node.args[:1])
+            if "args.out" in target:
+                direct.append(f"{script}:{node.lineno}: {ast.unparse(node)[:80]}")
+    assert not direct, "\n".join(direct)
