@@ -7,6 +7,7 @@ from __future__ import annotations
 import ast
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -122,3 +123,15 @@ def test_the_scripts_write_their_outputs_atomically() -> None:
             if "args.out" in target:
                 direct.append(f"{script}:{node.lineno}: {ast.unparse(node)[:80]}")
     assert not direct, "\n".join(direct)
+
+
+def test_make_bench_quick_runs_the_scripts_of_make_bench() -> None:
+    """``make bench-quick`` is ``make bench`` on small inputs: the same scripts in the same order."""
+    text = (ROOT / "Makefile").read_text()
+
+    def scripts(target: str) -> list[str]:
+        body = text.split(f"\n{target}:", 1)[1].split("\n\n", 1)[0]
+        return re.findall(r"benchmarks/(\w+\.py)", body)
+
+    assert scripts("bench") and scripts("bench-quick") == scripts("bench")
+    assert all(s in SCRIPTS for s in scripts("bench"))
