@@ -3,7 +3,8 @@
 For each raw, CMA-ES searches the 16 parameters for the highest reward within ``--budget`` scorer calls,
 once on the bare MOS and once on the guarded reward (:mod:`isp_env.reward`). Prints MOS, fraction of pixels
 with a clipped channel and mean HSV saturation of neutral, ``rawpy.postprocess()`` and both searches'
-renders, and writes a PNG strip per raw (neutral | rawpy | bare-MOS search | guarded search) to look at.
+renders, and writes to ``--out`` (default ``isp_attack/``) a PNG strip per raw (neutral | rawpy | bare-MOS
+search | guarded search) to look at, and the printed rows as ``attack.json``.
 
     python benchmarks/isp_attack.py RAW [RAW ...] [--budget 120] [--model NAME|CKPT] [--out DIR]
 """
