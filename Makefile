@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint venv native clean bench
+.PHONY: demo test lint venv native clean bench bench-quick
 
 # the install also builds the optional native kernel of the tap statistics (a C compiler is all it needs)
 $(STAMP): pyproject.toml attiqa/models/tapstats_native.c
@@ -39,6 +39,17 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/prompt_selection.py
 	$(BIN)/python benchmarks/isp_speed.py
 	$(BIN)/python benchmarks/isp_reward_batch.py
+
+# the same scripts on a few inputs, one round each (a few minutes): that they run and print their ratio; the
+# figures are `make bench`'s
+bench-quick: $(STAMP)
+	$(BIN)/python benchmarks/score_throughput.py --n 8 --rounds 1
+	$(BIN)/python benchmarks/allocator.py --n 8 --rounds 1
+	$(BIN)/python benchmarks/fold_throughput.py --n 8 --rounds 1
+	$(BIN)/python benchmarks/label_throughput.py --n 8
+	$(BIN)/python benchmarks/prompt_selection.py --images 50 --repeats 1
+	$(BIN)/python benchmarks/isp_speed.py --width 1000 --height 750 --repeats 1
+	$(BIN)/python benchmarks/isp_reward_batch.py --sizes 4 --batches 2 --rounds 1
 
 clean:
 	rm -rf runs .pytest_cache

@@ -28,6 +28,14 @@ def photo_folder(n: int, size: int = 512) -> Path:
     return d
 
 
+def first_photos(root: str | Path | None, n: int) -> list[Path]:
+    """The first ``n`` photos found under ``root`` (``--root``), or ``n`` generated ones
+    (:func:`photo_folder`) when it is None: the benchmarks run without ../shared/data."""
+    from attiqa.io.images import discover_images
+
+    return discover_images([Path(root) if root else photo_folder(n)])[:n]
+
+
 class LoadReport(NamedTuple):
     seconds: float  # start of the child to its end, the model loaded
     peak_mib: float  # the child's VmHWM right after the load

@@ -19,6 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import interleaved, photo_folder, run_score  # noqa: E402
 
+from attiqa.cli import run_app  # noqa: E402
 from attiqa.io.images import discover_images  # noqa: E402
 
 
@@ -55,4 +56,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_app(main)  # an AttiqaError or a missing file: one line, exit 2

@@ -1,6 +1,7 @@
 """Scoring a 24-megapixel photo: throughput (five-crop and single-pass) and peak memory.
 
-Each measurement runs in a fresh subprocess (peak RSS = ru_maxrss). The baseline, measured in the same
+Each measurement runs in a fresh subprocess (peak RSS = its ru_maxrss, and the VmHWM of its decode worker,
+where the photo is decoded: ru_maxrss alone missed it). The baseline, measured in the same
 run, is the same scorer on a 0.25-megapixel version of the same photo, so the printed ratios say what
 the big file costs on top of the model itself.
 
@@ -16,19 +17,36 @@ import sys
 import tempfile
 from pathlib import Path
 
+from attiqa.cli import run_app
+
 CHILD = r"""
-import json, resource, sys, time
+import json, os, resource, sys, time
 import attiqa
+from attiqa.errors import AttiqaError
 from attiqa.scoring import score_paths
 model, crops, path, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-scorer = attiqa.load_scorer(model, crops=crops)
+try:
+    scorer = attiqa.load_scorer(model, crops=crops)
+except AttiqaError as exc:
+    sys.exit(f"error: {exc}")
 paths = [path] * n
 score_paths(paths[:1], scorer, batch_size=1, num_workers=1)
 t = time.perf_counter()
 run = score_paths(paths, scorer, batch_size=1, num_workers=1)
 dt = time.perf_counter() - t
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-print(json.dumps({"ips": len(run.rows) / dt, "peak_mb": peak, "failed": len(run.failed)}))
+def hwm(pid):  # the decode workers decode the photo: their peak, read while they live (kept across calls)
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            return next(int(ln.split()[1]) / 1024 for ln in fh if ln.startswith("VmHWM:"))
+    except (OSError, StopIteration):
+        return 0.0
+me = os.getpid()
+kids = [int(k) for t in os.listdir(f"/proc/{me}/task")
+        for k in open(f"/proc/{me}/task/{t}/children").read().split()]
+worker = max((hwm(k) for k in kids), default=0.0) or None
+got = {"ips": len(run.rows) / dt, "peak_mb": peak, "worker_mb": worker, "failed": len(run.failed)}
+print(json.dumps(got))
 """
 
 
@@ -66,8 +84,12 @@ def child(model: str, crops: str, path: Path, n: int) -> dict:
         [sys.executable, "-c", CHILD, model, crops, str(path), str(n)],
         capture_output=True,
         text=True,
-        check=True,
+        check=False,
     )
+    if out.returncode:  # the child's last line: its one-line error (a model that does not load), else the end
+        raise SystemExit(
+            (out.stderr.strip().splitlines() or [f"the scoring child failed ({out.returncode})"])[-1]
+        )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -87,12 +109,22 @@ def main() -> None:
     for crops in ("five", "center"):
         b, s = child(model, crops, big, args.n), child(model, crops, small, args.n)
         print(
-            f"[{crops:6s}] 24 MP: {b['ips']:6.2f} img/s, peak {b['peak_mb']:7.0f} MB | "
-            f"0.25 MP: {s['ips']:6.2f} img/s, peak {s['peak_mb']:7.0f} MB | "
+            f"[{crops:6s}] 24 MP: {b['ips']:6.2f} img/s, peak {b['peak_mb']:7.0f} MB{worker(b)} | "
+            f"0.25 MP: {s['ips']:6.2f} img/s, peak {s['peak_mb']:7.0f} MB{worker(s)} | "
             f"speed ratio {b['ips'] / s['ips']:.2f}, "
             f"memory ratio {b['peak_mb'] / s['peak_mb']:.2f}"
+            + (
+                f", decode worker {b['worker_mb'] / s['worker_mb']:.2f}"
+                if b["worker_mb"] and s["worker_mb"]
+                else ""
+            )
         )
 
 
+def worker(r: dict) -> str:
+    """The decode worker's peak (where the photo is decoded), or that none was seen alive."""
+    return f" (decode worker {r['worker_mb']:.0f} MB)" if r["worker_mb"] else " (decode worker not measured)"
+
+
 if __name__ == "__main__":
-    main()
+    run_app(main)  # an AttiqaError or a missing file: one line, exit 2

@@ -12,6 +12,7 @@ import time
 
 import torch
 
+from attiqa.cli import run_app
 from attiqa.models import create_backbone
 
 
@@ -52,4 +53,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_app(main)  # an AttiqaError or a missing file: one line, exit 2

@@ -27,6 +27,8 @@ import time
 from importlib.metadata import entry_points
 from pathlib import Path
 
+from attiqa.cli import run_app
+
 ROOT = Path(__file__).resolve().parents[1]
 COMMANDS = (("attiqa", "--help"), ("attiqa", "models"), ("genbench", "--help"), ("isp-tune", "--help"))
 FLOOR = "import typer, rich"
@@ -102,4 +104,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_app(main)  # an AttiqaError or a missing file: one line, exit 2

@@ -13,11 +13,12 @@ import argparse
 
 import numpy as np
 
+from attiqa.cli import run_app
 from genbench.agreement import bootstrap_ci
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--draws", type=int, default=400, help="simulated studies per number of clusters")
     args = ap.parse_args()
     rng = np.random.default_rng(0)
@@ -32,4 +33,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_app(main)  # an AttiqaError or a missing file: one line, exit 2

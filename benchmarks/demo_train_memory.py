@@ -22,6 +22,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from attiqa.cli import run_app
+
 CHILD_MARK = "demo_train_memory:"
 
 
@@ -61,7 +63,7 @@ def measure(labels: Path, work: Path, steps: int, recompute: bool, malloc: str) 
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--steps", type=int, default=3, help="pretraining steps (batches of 32) per child")
     ap.add_argument("--malloc", choices=("tuned", "system"), default="tuned")
     ap.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
@@ -94,4 +96,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_app(main)  # an AttiqaError or a missing file: one line, exit 2

@@ -23,6 +23,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import forward_rate, interleaved, photo_folder  # noqa: E402
 
+from attiqa.cli import run_app  # noqa: E402
 from attiqa.datasets import get_dataset  # noqa: E402
 from attiqa.evaluation.evaluate import evaluate  # noqa: E402
 from attiqa.io.batching import inference_num_workers  # noqa: E402
@@ -108,4 +109,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_app(main)  # an AttiqaError or a missing file: one line, exit 2

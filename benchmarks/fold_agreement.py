@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageEnhance, ImageFilter
 
+from attiqa.cli import run_app
 from attiqa.demo import DEMO_PHOTOS, skimage_photo
 from attiqa.scorers.attiqa_scorer import AttiqaScorer
 from attiqa.scorers.zoo import resolve_weights
@@ -53,4 +54,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_app(main)  # an AttiqaError or a missing file: one line, exit 2

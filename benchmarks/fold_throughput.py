@@ -22,6 +22,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import interleaved, photo_folder  # noqa: E402
 
+from attiqa.cli import run_app  # noqa: E402
 from attiqa.io.images import discover_images, load_image  # noqa: E402
 from attiqa.scorers.attiqa_scorer import AttiqaScorer  # noqa: E402
 from attiqa.scorers.zoo import resolve_weights  # noqa: E402
@@ -84,4 +85,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_app(main)  # an AttiqaError or a missing file: one line, exit 2

@@ -3,7 +3,8 @@
 For each raw, CMA-ES searches the 16 parameters for the highest reward within ``--budget`` scorer calls,
 once on the bare MOS and once on the guarded reward (:mod:`isp_env.reward`). Prints MOS, fraction of pixels
 with a clipped channel and mean HSV saturation of neutral, ``rawpy.postprocess()`` and both searches'
-renders, and writes a PNG strip per raw (neutral | rawpy | bare-MOS search | guarded search) to look at.
+renders, and writes to ``--out`` (default ``isp_attack/``) a PNG strip per raw (neutral | rawpy | bare-MOS
+search | guarded search) to look at, and the printed rows as ``attack.json``.
 
     python benchmarks/isp_attack.py RAW [RAW ...] [--budget 120] [--model NAME|CKPT] [--out DIR]
 """
@@ -11,13 +12,15 @@ renders, and writes a PNG strip per raw (neutral | rawpy | bare-MOS search | gua
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
 
+from attiqa.cli import run_app
 from attiqa.drawing import draw_fitted, font
+from attiqa.io.atomic import write_json_atomic
+from attiqa.io.images import save_image
 from isp_env.baselines import cma_search, guarded_objective
 from isp_env.mos_function import load_mos_function
 from isp_env.params import neutral
@@ -37,7 +40,7 @@ def captioned_strip(imgs: dict[str, np.ndarray], captions: dict[str, str]) -> Im
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("raws", nargs="+", type=Path)
     ap.add_argument("--budget", type=int, default=120)
     ap.add_argument("--model", default=None)
@@ -76,9 +79,9 @@ def main() -> None:
             )
         report.append(row)
         captions = {k: f"{k}  MOS {row[k]['mos']:.1f}  clip {100 * row[k]['clipped']:.0f}%" for k in imgs}
-        captioned_strip(imgs, captions).save(args.out / f"{path.stem}_attack.png")
-    (args.out / "attack.json").write_text(json.dumps(report, indent=1))
+        save_image(captioned_strip(imgs, captions), args.out / f"{path.stem}_attack.png")
+    write_json_atomic(args.out / "attack.json", report)
 
 
 if __name__ == "__main__":
-    main()
+    run_app(main)  # an AttiqaError or a missing file: one line, exit 2

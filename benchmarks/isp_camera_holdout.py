@@ -44,10 +44,12 @@ from isp_env.params import neutral, read_run_json, to_normalized
 from isp_env.report import better_than
 from isp_env.run import global_cma, scene_groups
 from isp_env.teacher import choose_by_cv, fit_teacher, residual_targets
-from isp_env.tuning import TrainConfig, checked_choice, teacher_inputs
+from isp_env.tuning import checked_choice, teacher_inputs
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _isp import best_of, cached_scores  # noqa: E402
+from _isp import best_of, cached_scores, run_plan  # noqa: E402
+
+from attiqa.cli import run_app  # noqa: E402
 
 
 def seed0(entry: dict) -> dict[str, float]:
@@ -56,12 +58,11 @@ def seed0(entry: dict) -> dict[str, float]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("run", type=Path)
     ap.add_argument("--cma-global-budget", type=int, default=600)
     args = ap.parse_args()
-    plan = json.loads((args.run / "run.json").read_text())
-    cfg = TrainConfig(**{k: v for k, v in plan["config"].items() if k in TrainConfig.__dataclass_fields__})
+    plan, cfg = run_plan(args.run)
     root = Path(plan["raw_dir"])
     raws = [Path(p) for p in plan["train"] + plan["test"]]
     table = read_csv(
@@ -148,4 +149,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_app(main)  # an AttiqaError or a missing file: one line, exit 2

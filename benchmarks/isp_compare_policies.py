@@ -14,17 +14,21 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import sys
 from pathlib import Path
 
+from attiqa.cli import run_app
 from isp_env.mos_function import load_mos_function
 from isp_env.params import check_values
 from isp_env.policy_io import load_policy, resolve_policy
 from isp_env.run import evaluate
-from isp_env.tuning import TrainConfig
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _isp import run_plan  # noqa: E402
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("run", type=Path, help="an isp-tune run folder (its split and baselines are reused)")
     ap.add_argument("--policy", action="append", default=[], help="NAME=policy.safetensors (repeatable)")
     ap.add_argument(
@@ -39,9 +43,7 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(1)
-    plan = json.loads((args.run / "run.json").read_text())
-    cfg_doc = plan["config"]
-    cfg = TrainConfig(**{k: v for k, v in cfg_doc.items() if k in TrainConfig.__dataclass_fields__})
+    plan, cfg = run_plan(args.run)
     if cfg.base:
         cfg.base = check_values(cfg.base)
     mos = load_mos_function(cfg.scorer)
@@ -84,4 +86,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_app(main)  # an AttiqaError or a missing file: one line, exit 2

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from attiqa.cli import run_app
 from attiqa.io.atomic import write_json_atomic
 from isp_env.baselines import cma_search, guarded_objective
 from isp_env.mos_function import load_mos_function
@@ -49,7 +50,7 @@ def global_base(fit, mos, view, budget: int, out: Path, seed: int) -> dict[str, 
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("raw_dir", type=Path)
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument(
@@ -138,4 +139,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_app(main)  # an AttiqaError or a missing file: one line, exit 2

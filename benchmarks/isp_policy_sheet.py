@@ -20,7 +20,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from attiqa.cli import run_app
 from attiqa.drawing import draw_fitted, font
+from attiqa.io.atomic import atomic_path
+from attiqa.io.images import save_format
 from isp_env.isp import develop, finish
 from isp_env.mos_function import load_mos_function
 from isp_env.params import neutral
@@ -31,7 +34,7 @@ from isp_env.tuning import checked_setting, tune_with_policy
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("raws", nargs="*", type=Path)
     ap.add_argument("--policy", default="default")
     ap.add_argument("--out", type=Path, default=Path("isp_policy_sheet.jpg"))
@@ -87,9 +90,10 @@ def main() -> None:
             draw_fitted(
                 d, (2 * part + 6, bottom), kept[j], text_font, part - 12, 2, fill=yellow, outline=black
             )
-    sheet.save(args.out, quality=85)
+    with atomic_path(args.out) as tmp:
+        sheet.save(tmp, format=save_format(args.out), quality=85)
     print(f"-> {args.out}")
 
 
 if __name__ == "__main__":
-    main()
+    run_app(main)  # an AttiqaError or a missing file: one line, exit 2

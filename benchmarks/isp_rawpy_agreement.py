@@ -26,6 +26,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from attiqa.cli import run_app
+from attiqa.io.images import save_image
 from isp_env.isp import develop, finish
 from isp_env.params import neutral
 from isp_env.raw import RawReadError, find_raws, open_raw, read_raw
@@ -99,11 +101,11 @@ def sheet(pairs: list[tuple[str, np.ndarray, np.ndarray]], path: Path, height: i
     out = Image.new("RGB", (cw * cols, (height + 4) * -(-len(tiles) // cols)), "white")
     for i, t in enumerate(tiles):
         out.paste(t, ((i % cols) * cw, (i // cols) * (height + 4)))
-    out.save(path)
+    save_image(out, path)
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("raws", nargs="+", type=Path, help="raw files or folders")
     ap.add_argument("--out", type=Path, default=Path("/tmp/rawpy_agreement"))
     args = ap.parse_args()
@@ -131,4 +133,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_app(main)  # an AttiqaError or a missing file: one line, exit 2

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from attiqa.cli import run_app
 from attiqa.io.atomic import write_text_atomic
 from isp_env.isp import develop, finish
 from isp_env.params import neutral
@@ -38,7 +39,7 @@ def hashes(raw_dir: Path) -> list[str]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("raw_dir", type=Path)
     ap.add_argument("--out", type=Path, help="write the lines here (else print them)")
     args = ap.parse_args()
@@ -50,4 +51,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_app(main)  # an AttiqaError or a missing file: one line, exit 2

@@ -14,13 +14,14 @@ Prints Spearman's rho of (b) and (c) against (a) per raw and sweep, and the seco
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
 import numpy as np
 from scipy.stats import spearmanr
 
+from attiqa.cli import run_app
+from attiqa.io.atomic import write_json_atomic
 from isp_env.isp import develop, finish
 from isp_env.mos_function import load_mos_function
 from isp_env.params import N_PARAMS, NAMES, from_normalized, neutral, to_normalized
@@ -44,7 +45,7 @@ def sweep(kind: str, n: int, rng: np.random.Generator) -> list[dict[str, float]]
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("raws", nargs="+", type=Path)
     ap.add_argument("--n", type=int, default=20)
     ap.add_argument("--model", default=None)
@@ -112,8 +113,8 @@ def main() -> None:
         + f" (five-crop full-res / centre crop: {sec['five_crop_full'] / sec['one_pass']:.1f}x)"
     )
     if args.out:
-        args.out.write_text(json.dumps({"rows": rows, "seconds": sec}, indent=1))
+        write_json_atomic(args.out, {"rows": rows, "seconds": sec})
 
 
 if __name__ == "__main__":
-    main()
+    run_app(main)  # an AttiqaError or a missing file: one line, exit 2

@@ -31,6 +31,7 @@ from skimage import data
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import interleaved  # noqa: E402
 
+from attiqa.cli import run_app  # noqa: E402
 from isp_env.baselines import cma_search, guarded_objective  # noqa: E402
 from isp_env.dng import dng_from_photo  # noqa: E402
 from isp_env.mos_function import from_scorer  # noqa: E402
@@ -131,4 +132,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_app(main)  # an AttiqaError or a missing file: one line, exit 2

@@ -40,6 +40,8 @@ from typing import Any
 
 import numpy as np
 
+from attiqa.cli import run_app
+
 SIZES = ((4000, 3000), (4608, 3456), (5472, 3648), (6000, 4000))  # 12, 16, 20, 24 MP (W, H)
 # (module, function) -> stage label; a function is wrapped in every module that imported it by name
 STAGES = (
@@ -223,7 +225,7 @@ def stats(folder: Path, n: int) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("what", choices=("make", "run", "stats"))
     ap.add_argument("folder", type=Path)
     ap.add_argument("--n", type=int, default=40, help="make: raws to write; stats: raws to time")
@@ -246,4 +248,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_app(main)  # an AttiqaError or a missing file: one line, exit 2

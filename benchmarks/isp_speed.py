@@ -23,6 +23,7 @@ import rawpy
 from PIL import Image
 from skimage import data
 
+from attiqa.cli import run_app
 from isp_env.dng import dng_from_photo
 from isp_env.isp import develop, finish
 from isp_env.params import from_normalized, neutral
@@ -79,4 +80,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_app(main)  # an AttiqaError or a missing file: one line, exit 2

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
 
+from attiqa.cli import run_app
 from attiqa.io.atomic import write_json_atomic
 from isp_env.baselines import score_together
 from isp_env.env import N_STATS
@@ -26,7 +28,10 @@ from isp_env.mos_function import load_mos_function
 from isp_env.params import from_normalized, to_normalized
 from isp_env.run import scene_groups
 from isp_env.teacher import choose_by_cv, residual_targets
-from isp_env.tuning import TrainConfig, teacher_inputs
+from isp_env.tuning import teacher_inputs
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _isp import run_plan  # noqa: E402
 
 OLD_STATS = 12  # the observation of sessions 22-23: the first 12 statistics (+ the time)
 
@@ -42,14 +47,12 @@ def targets(runs: list[dict], variant: str) -> dict[str, float]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("run", type=Path)
     ap.add_argument("--fold-seeds", type=int, nargs="+", default=[0, 1])
     ap.add_argument("--alphas", type=float, nargs="+", default=[1.0, 3.0, 10.0])
     args = ap.parse_args()
-    plan = json.loads((args.run / "run.json").read_text())
-    doc = plan["config"]
-    cfg = TrainConfig(**{k: v for k, v in doc.items() if k in TrainConfig.__dataclass_fields__})
+    plan, cfg = run_plan(args.run)
     raws = [Path(p) for p in plan["train"]]
     groups = scene_groups(raws, Path(plan["raw_dir"]))
     mos = load_mos_function(cfg.scorer)
@@ -88,4 +91,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_app(main)  # an AttiqaError or a missing file: one line, exit 2

@@ -32,20 +32,21 @@ from isp_env.mos_function import load_mos_function
 from isp_env.params import neutral, to_normalized
 from isp_env.run import image_key, scene_groups
 from isp_env.teacher import choose_by_cv, fit_teacher, residual_targets
-from isp_env.tuning import TrainConfig, teacher_inputs
+from isp_env.tuning import teacher_inputs
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _isp import best_of, cached_scores  # noqa: E402
+from _isp import best_of, cached_scores, run_plan  # noqa: E402
+
+from attiqa.cli import run_app  # noqa: E402
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("run", type=Path)
     ap.add_argument("--user", type=int, default=5, help="training raws of the user (one per scene group)")
     ap.add_argument("--draws", type=int, default=4)
     args = ap.parse_args()
-    plan = json.loads((args.run / "run.json").read_text())
-    cfg = TrainConfig(**{k: v for k, v in plan["config"].items() if k in TrainConfig.__dataclass_fields__})
+    plan, cfg = run_plan(args.run)
     root = Path(plan["raw_dir"])
     train_raws, test_raws = [Path(p) for p in plan["train"]], [Path(p) for p in plan["test"]]
     groups = scene_groups(train_raws + test_raws, root)
@@ -131,4 +132,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_app(main)  # an AttiqaError or a missing file: one line, exit 2

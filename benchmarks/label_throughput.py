@@ -21,6 +21,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import photo_folder  # noqa: E402
 
+from attiqa.cli import run_app  # noqa: E402
 from attiqa.io.images import discover_images, load_image  # noqa: E402
 from attiqa.labeling import label_images  # noqa: E402
 from attiqa.teachers import ClipTeacher, create_teacher  # noqa: E402
@@ -75,4 +76,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_app(main)  # an AttiqaError or a missing file: one line, exit 2

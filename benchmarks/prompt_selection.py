@@ -16,6 +16,7 @@ import time
 import numpy as np
 
 from attiqa.attributes import ATTRIBUTES
+from attiqa.cli import run_app
 from attiqa.distortions import NUM_LEVELS
 from attiqa.prompts import load_proxy_distortions, make_prompt, select_from_embeddings
 from attiqa.prompts.candidates import AttributeCandidates
@@ -75,4 +76,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_app(main)  # an AttiqaError or a missing file: one line, exit 2

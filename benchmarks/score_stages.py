@@ -21,10 +21,11 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import photo_folder  # noqa: E402
+from _common import first_photos  # noqa: E402
 
+from attiqa.cli import run_app  # noqa: E402
 from attiqa.io.batching import stack_batch  # noqa: E402
-from attiqa.io.images import discover_images, load_image  # noqa: E402
+from attiqa.io.images import load_image  # noqa: E402
 from attiqa.scorers.attiqa_scorer import AttiqaScorer  # noqa: E402
 from attiqa.scorers.zoo import resolve_weights  # noqa: E402
 from attiqa.scoring import ScoreWriter  # noqa: E402
@@ -38,7 +39,7 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
-    paths = discover_images([args.root or photo_folder(args.n)])[: args.n]
+    paths = first_photos(args.root, args.n)
     ckpt = resolve_weights(args.model) if not Path(args.model).exists() else Path(args.model)
     sc = AttiqaScorer(ckpt)
     model, bs = sc.model, args.batch_size
@@ -106,4 +107,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_app(main)  # an AttiqaError or a missing file: one line, exit 2

@@ -28,6 +28,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import forward_rate, interleaved, photo_folder  # noqa: E402
 
+from attiqa.cli import run_app  # noqa: E402
 from attiqa.io.batching import inference_num_workers  # noqa: E402
 from attiqa.io.images import discover_images, load_image  # noqa: E402
 from attiqa.models import AttiqaModel, create_backbone, save_model  # noqa: E402
@@ -87,4 +88,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_app(main)  # an AttiqaError or a missing file: one line, exit 2

@@ -18,9 +18,9 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import interleaved, photo_folder, run_score  # noqa: E402
+from _common import first_photos, interleaved, run_score  # noqa: E402
 
-from attiqa.io.images import discover_images  # noqa: E402
+from attiqa.cli import run_app  # noqa: E402
 
 
 def main() -> None:
@@ -32,7 +32,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--command", choices=("score", "eval"), default="score")
     args = ap.parse_args()
-    photos = discover_images([args.root or photo_folder(args.n)])[: args.n]
+    photos = first_photos(args.root, args.n)
     folder = Path(tempfile.mkdtemp(prefix="attiqa-torchrun-"))
     for p in photos:  # exactly these photos, whatever else the folder holds
         (folder / p.name).symlink_to(p.resolve())
@@ -58,4 +58,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_app(main)  # an AttiqaError or a missing file: one line, exit 2

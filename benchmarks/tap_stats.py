@@ -23,10 +23,10 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import photo_folder  # noqa: E402
+from _common import first_photos  # noqa: E402
 from tap_maps import Stats, capture_tap_maps, stat_errors  # noqa: E402
 
-from attiqa.io.images import discover_images  # noqa: E402
+from attiqa.cli import run_app  # noqa: E402
 from attiqa.models.backbones import native_kernel, spatial_mean_std  # noqa: E402
 from attiqa.scorers.attiqa_scorer import AttiqaScorer  # noqa: E402
 from attiqa.scorers.zoo import resolve_weights  # noqa: E402
@@ -62,7 +62,7 @@ def main() -> None:
     kernel = native_kernel()
     if kernel is None:
         raise SystemExit("the native kernel is not built (or ATTIQA_NATIVE=0): run `make native`")
-    photos = discover_images([Path(args.root) if args.root else photo_folder(args.photos)])[: args.photos]
+    photos = first_photos(args.root, args.photos)
     sc = AttiqaScorer(resolve_weights(args.model))
     maps = capture_tap_maps(sc, photos, chunk=5 * len(photos), ridge_only=True)  # one scorer pass
     elems = sum(y.numel() for y in maps)
@@ -88,4 +88,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_app(main)  # an AttiqaError or a missing file: one line, exit 2

@@ -125,6 +125,7 @@ def check_script(args: list[str]) -> list[str]:
         f"{args[0]}: no option {t.split('=')[0]}"
         for t in args[1:]
         if t.startswith("--")
+        and t != "--help"  # argparse's own
         and not any(re.search(rf"[\"']{re.escape(o)}[\"']", source) for o in _spellings(t))
     ]
 
