@@ -259,11 +259,11 @@ def run(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> RunRes
 
     check_devices(cfg)
     out_dir = Path(cfg.out_dir)
-    check_outputs(cfg, out_dir)
     if resume and earlier_training(out_dir):  # was "choose another out_dir", or a failed save after an epoch
         resumable_folder(out_dir, "out_dir (--out-dir)", "the run in it")
     else:
         output_folder(out_dir, "out_dir (--out-dir)", create=False)
+    check_outputs(cfg, out_dir)  # after out_dir's: label.out's folder is in it by default (the fix is out_dir)
     with process_group():
         # the label stage's images, then its teacher, before out_dir is made: a folder without images, a CLIP
         # model or prompts file that is not there is one line and no folder, and no model is loaded for the
