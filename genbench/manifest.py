@@ -22,7 +22,7 @@ from pathlib import Path
 from attiqa.errors import AttiqaError, ImageLoadError
 from attiqa.io.atomic import write_bytes_atomic, write_text_atomic
 from attiqa.io.tables import safe_dict
-from attiqa.progress import shown_name
+from attiqa.progress import counted, shown_name
 from genbench.files import shell_arg
 from genbench.vote.store import check_votes_kept
 
@@ -134,7 +134,8 @@ def write_manifest(
     run_dir = Path(run_dir)
     if image_root is not None and (run_dir / RUN_FILE).exists() and (made := read_records(run_dir)):
         raise AttiqaError(
-            f"{run_dir} holds a generated run ({len(made)} pairs of `genbench run`) — an import would "
+            f"{run_dir} holds a generated run ({counted(len(made), 'pair')} of `genbench run`) — an import "
+            "would "
             "replace its manifest; pass another --out"
         )
     if image_root is not None:  # an import: the study's votes keep their pairs

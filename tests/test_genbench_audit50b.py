@@ -57,3 +57,25 @@ def test_vote_tells_how_to_make_a_generated_runs_damaged_image_again(tmp_path, s
         server.stop()
     said = [ln for ln in (tmp_path / "server.log").read_text().splitlines() if "not shown to raters" in ln]
     assert len(said) == 1 and f"{damaged}: " in said[0] and said[0].endswith(f" — {REMAKE}"), said
+
+
+def test_counts_are_said_with_their_noun_in_the_right_number(tmp_path, photos):
+    """**Was** "1 votes from 1 raters" (`export-votes`, `vote`'s stop), "(1 votes on 1 pairs)" (`agree`),
+    "1 pairs from 1 prompts" (`import-imagereward`), "1 votes are on 1 pairs this import leaves out".
+    Now one helper, :func:`attiqa.progress.counted`, for every count genbench prints with its noun. The real
+    command on a one-vote study."""
+    from genbench_helpers import make_photo_run
+    from typer.testing import CliRunner
+
+    from attiqa.progress import counted
+    from genbench.cli import app
+    from genbench.manifest import load_pairs
+    from genbench.vote.store import VoteStore
+
+    assert [counted(n, "rater") for n in (0, 1, 2)] == ["0 raters", "1 rater", "2 raters"]
+    assert counted(1, "entry", "entries") == "1 entry" and counted(3, "entry", "entries") == "3 entries"
+    run = make_photo_run(tmp_path / "run", photos)
+    VoteStore(run / "votes.sqlite").add("only-rater", load_pairs(run)[0].pair_id, "a", "a")
+    r = CliRunner().invoke(app, ["export-votes", str(run)])
+    assert r.exit_code == 0, r.output
+    assert ": 1 vote from 1 rater" in " ".join(r.output.split()) and "raters" not in r.output
