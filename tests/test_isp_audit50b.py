@@ -3,6 +3,7 @@ progress rate (docs/robustness.md rows)."""
 
 from __future__ import annotations
 
+import json
 import re
 import warnings
 
@@ -62,3 +63,48 @@ def test_a_resumed_check_counts_the_kept_tunings_apart_from_the_rate(tmp_path, i
         assert r.exit_code == 0, r.output + repr(r.exception)
     last = [x for x in r.output.splitlines() if x.startswith("policy: read + tune: ")][-1]
     assert re.fullmatch(r"policy: read \+ tune: 4/4 \(none done now, 4 kept from an earlier run\)", last)
+
+
+def test_a_resumed_ppo_run_trains_the_steps_asked(tmp_path, isp_raws):
+    """**Was** PPO's resume checkpoint saved every ``checkpoint_every`` steps, in the middle of a rollout
+    (whose steps are learned from only at its end): a run of 192 steps interrupted after its checkpoint at
+    step 16 resumed "at step 16", learned from none of those 16, and ended at 208 steps (three whole
+    rollouts of 64 more). Now PPO's checkpoint is saved where a rollout starts (every rollout before it
+    learned from), so the resumed run trains the rest and ends at the steps asked. The real training,
+    interrupted (Ctrl-C) once its first checkpoint is on disk, then run again."""
+    import _thread
+    import threading
+    import time
+
+    import pytest
+
+    from isp_env.policy_io import find_state
+    from isp_env.tuning import TrainConfig, train
+
+    cfg = TrainConfig(
+        algo="ppo", action_mode="residual", obs_mode="stats", timesteps=192, n_steps=64, checkpoint_every=16,
+        scorer="classical", preview=48, seed=0,
+    )  # fmt: skip
+    run = tmp_path / "run"
+    state = run / "checkpoint" / "state.json"
+    stop = threading.Event()
+
+    def interrupt_after_the_first_checkpoint() -> None:
+        while not stop.is_set():
+            if state.is_file():
+                _thread.interrupt_main()
+                return
+            time.sleep(0.01)
+
+    watcher = threading.Thread(target=interrupt_after_the_first_checkpoint, daemon=True)
+    watcher.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            train(run, isp_raws[:2], cfg, subprocess=False)
+    finally:
+        stop.set()
+        watcher.join()
+    kept = json.loads((find_state(run / "checkpoint") / "state.json").read_text())["num_timesteps"]
+    assert 0 < kept < cfg.timesteps and kept % cfg.n_steps == 0  # at a rollout's start
+    summary = train(run, isp_raws[:2], cfg, subprocess=False)
+    assert summary["timesteps"] == cfg.timesteps
