@@ -54,6 +54,12 @@ def shown_name(name: object) -> str:
     return "".join(out)
 
 
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """``1 rater``, ``2 raters``: a printed count with its noun in the number the count takes ("1 raters"
+    read as a slip); ``plural`` when it is not the noun + "s"."""
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"
+
+
 def plain_name(name: object) -> str:
     """A path or file name for a ``console.print`` string with markup: :func:`shown_name`, then
     :func:`plain`."""

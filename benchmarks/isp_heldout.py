@@ -5,6 +5,9 @@ runs must use the same raw folder and seed, so they share the split. At most ``-
 100, as isp-tune's) of the held-out raws are evaluated, spread over the scene groups and seeded as the
 runs' own evaluation (each costs the per-image CMA-ES's ``--cma-image-budget`` calls). Writes the usual report
 (``results.csv``, ``summary.json``, ``report.md``, ``grid.png``) into ``--out`` with one column per policy.
+Every method is scored at the scorer's own scale, as ``isp-tune check`` scores, whatever ``--preview`` the
+runs trained at (each policy tunes at its own, from its card): docs/isp.md says what that means for the runs'
+own reports.
 
     python benchmarks/isp_heldout.py RAW_DIR --run agent=runs/a --run agent_real_only=runs/b \
         --out runs/heldout

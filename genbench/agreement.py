@@ -28,6 +28,7 @@ from attiqa.datasets.readers import read_csv
 from attiqa.errors import AttiqaError, ConfigError, did_you_mean
 from attiqa.io.atomic import atomic_path, output_folder, write_json_atomic, write_text_atomic
 from attiqa.io.tables import read_cell, safe_cell
+from attiqa.progress import counted
 from genbench.manifest import Pair
 from genbench.run_scores import SCORES_DIR, MetricScores
 
@@ -190,7 +191,8 @@ def shared_prompts_note(pairs: list[Pair], labels: dict[str, HumanLabel], cluste
     if not ids or any(i is None for i in ids) or len(set(map(str, ids))) == len(ids):
         return ""
     return (
-        f"the {len(ids)} voted pairs share {len(set(map(str, ids)))} prompts (prompt_id): the 95% interval "
+        f"the {len(ids)} voted pairs share {counted(len(set(map(str, ids))), 'prompt')} (prompt_id): "
+        "the 95% interval "
         "resamples pairs as if independent and is likely too narrow — --cluster-by prompt_id resamples "
         "prompts"
     )

@@ -17,7 +17,7 @@ from rich.console import Console
 from attiqa.cli import BatchSizeOption, DeviceOption, InterruptedExit, WorkersOption, plain_table, seed_option
 from attiqa.cli import device as device_str
 from attiqa.errors import AttiqaError, ConfigError
-from attiqa.progress import console, plain, plain_name, progress_task
+from attiqa.progress import console, counted, plain, plain_name, progress_task
 from genbench.files import shell_arg
 
 if TYPE_CHECKING:
@@ -88,7 +88,7 @@ def run(
     with progress_task("generating", total=2 * pairs) as advance:
         result = generate_run(out, spec, settings, pairs, batch_size=batch_size, device=dev, on_image=advance)
     console.print(
-        f"{plain_name(out)}: {result.made} images made, {result.kept} already there, "
+        f"{plain_name(out)}: {counted(result.made, 'image')} made, {result.kept} already there, "
         f"{len(result.failed)} failed; manifest: {plain_name(out / 'manifest.jsonl')}"
     )
     for f in result.failed[:10]:
@@ -269,7 +269,8 @@ def agree(
         raise AttiqaError(f"{source}: no votes for this run's pairs yet — collect some with `genbench vote`")
     n_votes = sum(lab.votes_a + lab.votes_b for lab in labels.values())
     console.print(
-        f"preferences: {plain_name(source)} ({n_votes} votes on {len(labels)} pairs)", highlight=False
+        f"preferences: {plain_name(source)} ({counted(n_votes, 'vote')} on {counted(len(labels), 'pair')})",
+        highlight=False,
     )
     left_aside = unused_prefs(run_dir, prefs, source)
     if left_aside is not None:
@@ -301,7 +302,7 @@ def agree(
             )
     n_ties = sum(lab.label == "tie" for lab in labels.values())
     title = (
-        f"agreement with human preference — {len(labels)} pairs with votes, {n_ties} tied "
+        f"agreement with human preference — {counted(len(labels), 'pair')} with votes, {n_ties} tied "
         f"({'skipped' if ties == 'skip' else 'half credit'})"
     )
 
@@ -379,7 +380,8 @@ def vote(
                 f"[yellow]warning:[/] listening on {plain(host)}: anyone who can reach this machine can vote"
             )
         console.print(
-            f"serving {n} pairs on {study_url(host, actual_port)} (Ctrl-C to stop)", highlight=False
+            f"serving {counted(n, 'pair')} on {study_url(host, actual_port)} (Ctrl-C to stop)",
+            highlight=False,
         )
 
     try:
@@ -395,7 +397,8 @@ def vote(
             console.print(f"[yellow]stopped:[/] {plain(str(err))}", highlight=False)
             raise InterruptedExit(exc) from exc
         console.print(
-            f"[yellow]stopped:[/] {got['votes']} votes from {got['raters']} raters saved in "
+            f"[yellow]stopped:[/] {counted(got['votes'], 'vote')} from {counted(got['raters'], 'rater')} "
+            "saved in "
             f"{plain_name(db)}; "
             f"`genbench vote {plain(shell_arg(run_dir))}` continues the study, `genbench agree "
             f"{plain(shell_arg(run_dir))}` measures the metrics against it",
@@ -425,7 +428,8 @@ def export_votes(
     store = VoteStore(db, read_only=True)
     target = export_path(run_dir, out)
     n = store.export_csv(target)
-    console.print(f"{plain_name(target)}: {n} votes from {store.summary()['raters']} raters")
+    raters = store.summary()["raters"]
+    console.print(f"{plain_name(target)}: {counted(n, 'vote')} from {counted(raters, 'rater')}")
 
 
 @app.command("import-imagereward")
@@ -446,7 +450,8 @@ def import_imagereward_cmd(
 
     res = import_imagereward(json_file, images, out)
     console.print(
-        f"{plain_name(out)}: {res.pairs} pairs from {res.prompts} prompts ({res.equal_rank_pairs} equal-rank "
+        f"{plain_name(out)}: {counted(res.pairs, 'pair')} from {counted(res.prompts, 'prompt')} "
+        f"({res.equal_rank_pairs} equal-rank "
         f"pairs left out, {len(res.skipped)} malformed items skipped)"
     )
     for s in res.skipped[:10]:
@@ -486,8 +491,9 @@ def import_agiqa3k_cmd(
 
     res = import_agiqa3k(root, out, margin, same_generator)
     console.print(
-        f"{plain_name(out)}: {res.pairs} pairs ({res.same_generator_pairs} of one generator) "
-        f"from {res.prompts} prompts, {res.images} images; {res.close_pairs} pairs "
+        f"{plain_name(out)}: {counted(res.pairs, 'pair')} ({res.same_generator_pairs} of one generator) "
+        f"from {counted(res.prompts, 'prompt')}, {counted(res.images, 'image')}; "
+        f"{counted(res.close_pairs, 'pair')} "
         + (f"closer than {margin} MOS" if margin > 0 else "of equal MOS (no preference)")
         + " left out"
         + (f", {res.other_generator_pairs} of two generators left out" if same_generator else "")
@@ -499,7 +505,9 @@ def import_agiqa3k_cmd(
         if n:
             console.print(f"  [yellow]{n} rows of the score file {why}: left out[/]")
     if res.missing:
-        console.print(f"  [yellow]{len(res.missing)} images of the score file are not on disk[/] "
+        k = len(res.missing)
+        are = "is" if k == 1 else "are"
+        console.print(f"  [yellow]{counted(k, 'image')} of the score file {are} not on disk[/] "
                       f"(e.g. {plain(res.missing[0])})", highlight=False)  # fmt: skip
 
 

@@ -19,10 +19,10 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from attiqa.errors import AttiqaError
+from attiqa.errors import AttiqaError, ImageLoadError
 from attiqa.io.atomic import write_bytes_atomic, write_text_atomic
 from attiqa.io.tables import safe_dict
-from attiqa.progress import shown_name
+from attiqa.progress import counted, shown_name
 from genbench.files import shell_arg
 from genbench.vote.store import check_votes_kept
 
@@ -61,6 +61,17 @@ def is_inside(path: Path, roots: list[Path]) -> bool:
     """Whether ``path`` (resolved) lies in one of ``roots`` (already resolved)."""
     real = real_path(path)
     return real is not None and any(real == r or real.is_relative_to(r) for r in roots)
+
+
+REMAKE = "rerun `genbench run` with this run's options (run.json) to make it again"
+
+
+def image_problem(run_dir: Path, error: ImageLoadError) -> str:
+    """One line for a run's image that cannot be read: ``PATH: reason — fix``, the fix of a generated run
+    (it has run.json) being to make the image again with `genbench run` — not a photo's "check the path",
+    "re-export or re-download it" — for every command that says it (`score`, `vote`)."""
+    fix = (REMAKE if (Path(run_dir) / RUN_FILE).is_file() else error.fix) if error.fix else ""
+    return f"{shown_name(error.path)}: {error.reason}" + (f" — {fix}" if fix else "")
 
 
 def image_roots(run_dir: Path) -> list[Path]:
@@ -123,7 +134,8 @@ def write_manifest(
     run_dir = Path(run_dir)
     if image_root is not None and (run_dir / RUN_FILE).exists() and (made := read_records(run_dir)):
         raise AttiqaError(
-            f"{run_dir} holds a generated run ({len(made)} pairs of `genbench run`) — an import would "
+            f"{run_dir} holds a generated run ({counted(len(made), 'pair')} of `genbench run`) — an import "
+            "would "
             "replace its manifest; pass another --out"
         )
     if image_root is not None:  # an import: the study's votes keep their pairs

@@ -30,7 +30,7 @@ from attiqa.scorers import is_checkpoint, scorer_identity
 from attiqa.scorers.zoo import trained_on, weights_identity, zoo_table
 from attiqa.scoring import OtherScoreFile, ScoreRun, ScoreWriter, score_paths, write_scores
 from genbench.files import shell_arg
-from genbench.manifest import RUN_FILE, SIDES, Pair, resolve
+from genbench.manifest import SIDES, Pair, image_problem, resolve
 
 SCORES_DIR = "scores"
 
@@ -189,14 +189,8 @@ class MetricJob:
         for row in run.rows:
             row["image"] = back[row["image"]]
         report.scored = len(run.rows)
-        # printed as a list, each with its fix as `attiqa score` lists it (the fix was left out); a generated
-        # run's image is made again by `genbench run` (it was "check the path", "re-export or re-download it")
-        remake = "rerun `genbench run` with this run's options (run.json) to make it again"
-        generated = (self.run_dir / RUN_FILE).is_file()
-        report.failed = [
-            f"{shown_name(e.path)}: {e.reason}" + (f" — {remake if generated else e.fix}" if e.fix else "")
-            for e in run.failed
-        ]
+        # printed as a list, each with its fix as `attiqa score` lists it (the fix was left out)
+        report.failed = [image_problem(self.run_dir, e) for e in run.failed]
         todo = set(ready.todo)  # a list: a membership test per image of the run
         kept_rows = [ready.old[im] for im in ready.images if im in ready.old and im not in todo]
         order = {im: i for i, im in enumerate(ready.images)}

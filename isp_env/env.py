@@ -134,7 +134,9 @@ class ISPTuningEnv(gym.Env):
     process per environment; scoring one preview single-threaded was 35 vs 1.4 steps/s on 2 busy cores).
     """
 
-    metadata = {"render_modes": ["rgb_array"]}
+    # ``render()`` returns the current render on demand (no real-time display); ``render_fps`` is the rate a
+    # recorded episode is played at (gymnasium's RecordVideo reads it): each step shown for half a second.
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 2}
 
     def __init__(
         self,
@@ -186,6 +188,7 @@ class ISPTuningEnv(gym.Env):
         self._mos_now = self._score_now = self._score_start = 0.0
         self._penalty = 0.0
         self._t = 0
+        self._episode_calls = 0  # scorer calls of this episode (a base score cached by an earlier one: none)
 
     # -- public state ----------------------------------------------------------------------------------------
     @property
@@ -310,7 +313,7 @@ class ISPTuningEnv(gym.Env):
             "score_start": self._score_start,
             "params": self.params,
             "step": self._t,
-            "episode_scorer_calls": self._t + 1,
+            "episode_scorer_calls": self._episode_calls,
         }
 
     def _score(self) -> float:
@@ -319,6 +322,7 @@ class ISPTuningEnv(gym.Env):
         if not self.score:
             return 0.0
         self._mos_now = self.mos.one(self._img)
+        self._episode_calls += 1
         assert self._entry is not None  # _render() checked it
         g = self._entry.guard
         self._penalty = g.penalty(self._img) * self.mos.width / 100.0 if g is not None else 0.0
@@ -351,7 +355,7 @@ class ISPTuningEnv(gym.Env):
             )
         start = options.get("params")
         self._norm = to_normalized(start if start is not None else self.base)
-        self._t = 0
+        self._t = self._episode_calls = 0
         if start is None and self._entry.base is not None:  # base start of a raw scored before: no call
             self._img = self._render()
             self._score_now = self._entry.base

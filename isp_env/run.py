@@ -457,7 +457,8 @@ def evaluate(
                 pfile = out / "test" / name / "params" / f"{key}.json"
                 done = read_run_json(pfile)
                 # outputs of this very policy: kept (a step count was compared: another policy's were kept)
-                if done.get("policy_digest") == digests[name]:
+                kept = done.get("policy_digest") == digests[name]
+                if kept:
                     values = written_values(done["params"])
                 else:  # from the kept front end or the probe's decode: the raw is not read again
                     values = tune_with_policy(policy, card, path, items.kept_front_end(key), raw)
@@ -471,7 +472,7 @@ def evaluate(
                         },
                     )
                 params[name][key] = values
-                adv(1)
+                adv(1, kept=kept)  # a kept setting: in the count, not the rate
             del raw  # (one decoded raw at a time)
     if not items:
         raise ConfigError(

@@ -297,6 +297,11 @@ def _callback(
     """The checkpointing callback of ``model.learn``, and its count of the scorer calls made so far."""
     from stable_baselines3.common.callbacks import BaseCallback
 
+    # PPO learns from a rollout only at its end and the state does not hold a rollout half collected: a
+    # checkpoint mid-rollout resumed past steps never learned from, then collected whole rollouts more (128
+    # asked, 144 trained). Its checkpoints are saved where a rollout starts; the off-policy agents' at a step.
+    on_policy = cfg.algo == "ppo"
+
     class Checkpointer(BaseCallback):
         def __init__(self) -> None:
             super().__init__()
@@ -305,8 +310,10 @@ def _callback(
         def scorer_calls(self) -> int:
             return calls_before + int(sum(venv.env_method("scorer_calls")))
 
-        def _on_step(self) -> bool:
-            advance(venv.num_envs)
+        def _on_training_start(self) -> None:
+            self.last = self.num_timesteps  # a resume's own checkpoint is not saved again at once
+
+        def _save_when_due(self) -> None:
             if self.num_timesteps - self.last >= cfg.checkpoint_every:
                 self.last = self.num_timesteps
                 save_state(
@@ -314,6 +321,15 @@ def _callback(
                     run_dir / "checkpoint",
                     {"scorer_calls": self.scorer_calls(), "config": cfg.learning_key()},
                 )
+
+        def _on_rollout_start(self) -> None:
+            if on_policy:
+                self._save_when_due()
+
+        def _on_step(self) -> bool:
+            advance(venv.num_envs)
+            if not on_policy:
+                self._save_when_due()
             return True
 
     cb = Checkpointer()

@@ -175,7 +175,7 @@ def test_output_names_that_look_like_markup_are_printed_as_they_are(tmp_path, is
         (attiqa_app, ["gallery", photo, "-o", str(g), "--types", "contrast", "--thumb", "32"],
          f"wrote {g} (1 types x 6 levels)"),
         (isp_app, ["render", str(isp_raws[0]), "-o", str(r)], f"{isp_raws[0]} -> {r} ("),
-        (genbench_app, ["export-votes", str(odd), "-o", str(v)], f"{v}: 1 votes from 1 raters"),
+        (genbench_app, ["export-votes", str(odd), "-o", str(v)], f"{v}: 1 vote from 1 rater"),
     ]  # fmt: skip
     for app, args, line in cases:
         res = runner.invoke(app, args)

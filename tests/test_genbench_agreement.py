@@ -490,7 +490,7 @@ def test_agree_says_which_preferences_it_measures_against(tmp_path):
     VoteStore(run / "votes.sqlite").add("al", "002:0-1", "b", "a")
     res = runner.invoke(app, ["agree", str(run), "--bootstrap", "100"])
     said = " ".join(res.output.split())
-    assert res.exit_code == 0 and f"preferences: {run / 'votes.sqlite'} (1 votes on 1 pairs)" in said, said
+    assert res.exit_code == 0 and f"preferences: {run / 'votes.sqlite'} (1 vote on 1 pair)" in said, said
     assert f"{run / 'prefs.csv'} is not used" in said and f"--prefs {run / 'prefs.csv'}" in said
     res = runner.invoke(app, ["agree", str(run), "--bootstrap", "100", "--prefs", str(run / "prefs.csv")])
     said = " ".join(res.output.split())

@@ -121,7 +121,7 @@ def test_a_reimport_that_would_drop_voted_pairs_is_refused(tmp_path, photos):
     lines = res.stderr.splitlines()
     assert res.returncode == 2 and len(lines) == 1, res.stderr
     said = lines[0]
-    assert said.startswith(f"error: {run / 'votes.sqlite'}: 1 votes are on 1 pairs this import leaves out")
+    assert said.startswith(f"error: {run / 'votes.sqlite'}: 1 vote is on 1 pair this import leaves out")
     assert close.pair_id in said and "--margin" in said, said
     assert {f: (run / f).read_bytes() for f in before} == before
 
@@ -130,7 +130,7 @@ def test_a_reimport_that_would_drop_voted_pairs_is_refused(tmp_path, photos):
         assert res.returncode == 0, res.stderr
     assert run_genbench("score", run, "-m", "classical").returncode == 0
     res = run_genbench("agree", run)
-    assert res.returncode == 0 and "(1 votes on 1 pairs)" in res.stderr, res.stderr
+    assert res.returncode == 0 and "(1 vote on 1 pair)" in res.stderr, res.stderr
 
 
 def test_a_resumed_score_counts_only_its_own_images_in_the_rate(tmp_path, photos):

@@ -49,6 +49,7 @@ def browser():
     opts.binary_location = CHROMIUM
     for flag in (*FLAGS, f"--user-data-dir={profile}"):
         opts.add_argument(flag)
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # the console, read by a test
     driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=opts)
     driver.set_page_load_timeout(60)
     try:
@@ -391,5 +392,28 @@ def test_small_images_are_shown_at_their_own_size_and_large_ones_fit(tmp_path, p
             assert (natural, round(width), round(height)) == (96, 96, 64), seen[small["pair_id"]]
         for width, height, natural, column in seen[large["pair_id"]]:
             assert natural == 3000 and width <= column + 0.5 and abs(width / height - 1.5) < 0.02
+    finally:
+        server.stop()
+
+
+def test_the_page_asks_for_nothing_the_server_does_not_have(tmp_path, photos, browser):
+    """**Was** the browser asking for /favicon.ico (the page named no icon) and getting a 404: "Failed to
+    load resource: the server responded with a status of 404 (NOT FOUND)" in the console of every rater's
+    tab. Now the page names an empty inline icon, and /favicon.ico asked for anyway is a 204 (nothing to
+    show). The real page in chromium, its console read."""
+
+    run = make_photo_run(tmp_path / "run", photos)
+    server = VoteServer(run, tmp_path / "server.log")
+    try:
+        _start(browser, server, "quiet-console")
+        time.sleep(1)  # (the icon is asked for after the page's load, with nothing to wait on)
+        console = [e["message"] for e in browser.get_log("browser")]
+        assert console == [], console
+        import http.client
+
+        con = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+        con.request("GET", "/favicon.ico")
+        assert con.getresponse().status == 204
+        con.close()
     finally:
         server.stop()

@@ -217,7 +217,7 @@ def test_a_run_folder_of_imported_pairs_is_not_overwritten(tmp_path, tiny_sd, ti
     # prompts, settings per pair) and left it unable to resume ("holds imported pairs")
     generate_run(tmp_path / "gen", load_prompt_spec(), _settings(tiny_sd), 1, pipeline=tiny_pipe)
     made = (tmp_path / "gen" / "manifest.jsonl").read_bytes()
-    with pytest.raises(AttiqaError, match="holds a generated run .1 pairs of `genbench run`. — an import"):
+    with pytest.raises(AttiqaError, match="holds a generated run .1 pair of `genbench run`. — an import"):
         import_imagereward(tmp_path / "r.json", None, tmp_path / "gen")
     assert (tmp_path / "gen" / "manifest.jsonl").read_bytes() == made
     assert (

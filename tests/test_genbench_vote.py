@@ -238,7 +238,7 @@ def test_stopping_the_study_says_what_was_saved_and_how_to_resume(tmp_path, phot
         srv.stop()
     log = " ".join(srv.log.read_text().split())
     assert "Traceback" not in log and log.count("interrupted") == 0, log
-    assert f"stopped: 1 votes from 1 raters saved in {run / 'votes.sqlite'}" in log
+    assert f"stopped: 1 vote from 1 rater saved in {run / 'votes.sqlite'}" in log
     assert f"`genbench vote '{run}'` continues the study" in log  # quoted: the folder has a space
     again = VoteServer(run, tmp_path / "again.log")  # following the advice
     try:
@@ -289,7 +289,7 @@ def test_a_read_only_study_is_refused_at_the_start_and_read_by_agree(tmp_path, p
         res = run_genbench("agree", run, "-o", tmp_path / "report", "--bootstrap", "100", unprivileged=True)
         assert res.returncode == 0 and "(5 votes on 5 pairs)" in res.stderr, res.stderr
         res = run_genbench("export-votes", run, "-o", tmp_path / "votes.csv", unprivileged=True)
-        assert res.returncode == 0 and "5 votes from 1 raters" in res.stderr, res.stderr
+        assert res.returncode == 0 and "5 votes from 1 rater" in res.stderr, res.stderr
     finally:
         for folder in (run, run / "scores"):
             folder.chmod(0o755)
@@ -347,6 +347,6 @@ def test_votes_a_killed_server_left_in_the_wal_are_read_from_a_read_only_study(t
     run.chmod(0o555)
     try:
         res = run_genbench("export-votes", run, "-o", tmp_path / "votes.csv", unprivileged=True)
-        assert res.returncode == 0 and "5 votes from 1 raters" in res.stderr, res.stderr
+        assert res.returncode == 0 and "5 votes from 1 rater" in res.stderr, res.stderr
     finally:
         run.chmod(0o755)

@@ -263,7 +263,7 @@ def test_a_preferences_row_with_an_unquoted_comma_is_refused(tmp_path):
     assert f"error: {prefs}:3: 4 cells under a header of 3 columns" in " ".join(res.stderr.split())
     prefs.write_text('pair_id,rater,choice\nimg0|img1,ann,b\nimg0|img1,"lee, a",b\n')
     res = run_genbench("agree", run, "--prefs", prefs, "--metrics", "classical", "--bootstrap", "100")
-    assert res.returncode == 0 and "(2 votes on 1 pairs)" in res.stderr, res.stderr
+    assert res.returncode == 0 and "(2 votes on 1 pair)" in res.stderr, res.stderr
 
 
 def test_export_votes_refuses_a_name_that_is_not_csv(tmp_path):
@@ -280,7 +280,7 @@ def test_export_votes_refuses_a_name_that_is_not_csv(tmp_path):
         assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
         assert "give it a name ending in .csv" in res.stderr and not (tmp_path / name).exists()
     res = run_genbench("export-votes", run, "-o", tmp_path / "votes.CSV")
-    assert res.returncode == 0 and "1 votes from 1 raters" in res.stderr, res.stderr
+    assert res.returncode == 0 and "1 vote from 1 rater" in res.stderr, res.stderr
 
 
 def test_genbench_score_names_a_skipped_metric_once(tmp_path):

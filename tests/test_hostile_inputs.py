@@ -65,7 +65,7 @@ def test_imagereward_import_refuses_paths_outside_the_image_folder(tmp_path, sec
         app, ["import-imagereward", str(tmp_path / "rank.json"), "--images", str(images), "--out", str(run)]
     )
     assert res.exit_code == 0, res.output
-    assert "1 pairs from 1 prompts" in res.output and "4 malformed items skipped" in res.output
+    assert "1 pair from 1 prompt" in res.output and "4 malformed items skipped" in res.output
     for name in ("dotdot", "absolute", "hostname", "link"):
         assert f"{name}: generation" in res.output and "outside the image folder" in res.output
     pairs = load_pairs(run)

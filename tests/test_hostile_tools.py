@@ -442,5 +442,5 @@ def test_export_votes_refuses_to_write_over_the_runs_own_files(tmp_path):
         assert len([ln for ln in res.stderr.splitlines() if ln.startswith("error:")]) == 1
     assert {f: (run / f).read_bytes() for f in kept} == kept
     res = run_genbench("export-votes", run)
-    assert res.returncode == 0 and "3 votes from 1 raters" in res.stderr, res.stderr
+    assert res.returncode == 0 and "3 votes from 1 rater" in res.stderr, res.stderr
     assert len((run / "votes.csv").read_text().splitlines()) == 4

@@ -27,6 +27,7 @@ def test_registered_id_passes_the_gymnasium_checker(isp_raws, scorer):
     env = gym.make(isp_env.ENV_ID, raws=isp_raws, scorer=scorer, preview=96, obs_size=40, max_steps=3)
     assert isinstance(env.unwrapped, ISPTuningEnv)
     check_env(env.unwrapped, skip_render_check=True)
+    before = scorer.calls  # the checker's resets may have scored this raw's base: then cached
     obs, info = env.reset(seed=1)
     assert obs["image"].shape == (3, 40, 40) and obs["image"].dtype == np.uint8
     assert obs["params"].dtype == np.float32
@@ -37,7 +38,7 @@ def test_registered_id_passes_the_gymnasium_checker(isp_raws, scorer):
         obs, reward, terminated, truncated, info = env.step(env.action_space.sample())
         steps += 1
         assert env.observation_space.contains(obs) and np.isfinite(reward) and not truncated
-    assert steps == 3 and info["episode_scorer_calls"] == 4
+    assert steps == 3 and info["episode_scorer_calls"] == scorer.calls - before in (3, 4)
 
 
 def test_contract_horizon_is_visible_and_spaces_are_one_definition(isp_raws, scorer):

@@ -36,10 +36,19 @@ from urllib.parse import quote
 from flask import Flask, Response, abort, jsonify, request, send_file
 from werkzeug.exceptions import HTTPException
 
-from attiqa.errors import AttiqaError
+from attiqa.errors import AttiqaError, ImageLoadError
 from attiqa.io.images import IMAGE_EXTENSIONS, load_image
 from attiqa.progress import shown_name
-from genbench.manifest import SIDES, image_roots, is_inside, load_pairs, missing_images, real_path, resolve
+from genbench.manifest import (
+    SIDES,
+    image_problem,
+    image_roots,
+    is_inside,
+    load_pairs,
+    missing_images,
+    real_path,
+    resolve,
+)
 from genbench.prefs import VOTES_DB
 from genbench.vote.store import DuplicateVote, VoteStore
 
@@ -150,7 +159,9 @@ def create_app(
                     checked[key] = ""
                 except AttiqaError as exc:
                     checked[key] = str(exc)
-                    app.logger.warning("pair %s is not shown to raters: %s", pair_id, exc)
+                    # with the organiser's fix: a generated run's image is made again (one rule, as `score`)
+                    said = image_problem(run_dir, exc) if isinstance(exc, ImageLoadError) else str(exc)
+                    app.logger.warning("pair %s is not shown to raters: %s", pair_id, said)
             if checked[key]:
                 return checked[key]
         return ""
@@ -189,6 +200,12 @@ def create_app(
     @app.get("/")
     def index() -> Response:
         return send_file(STATIC / "index.html")
+
+    @app.get("/favicon.ico")
+    def favicon() -> tuple[str, int]:
+        """No icon (the page names an empty inline one): a client asking anyway gets nothing, not a 404 in
+        its console."""
+        return "", 204
 
     @app.get("/api/study")
     def api_study() -> Response:

@@ -23,6 +23,7 @@ from pathlib import Path
 from attiqa.errors import AttiqaError
 from attiqa.io.atomic import write_text_atomic
 from attiqa.io.tables import safe_dict
+from attiqa.progress import counted
 from genbench.files import shell_arg
 
 SCHEMA = """
@@ -159,7 +160,8 @@ def check_votes_kept(run_dir: Path, pair_ids: set[str]) -> None:
     dropped = [v["pair_id"] for v in VoteStore(db, read_only=True).votes() if v["pair_id"] not in pair_ids]
     if dropped:
         raise AttiqaError(
-            f"{db}: {len(dropped)} votes are on {len(set(dropped))} pairs this import leaves out (e.g. "
+            f"{db}: {counted(len(dropped), 'vote')} {'is' if len(dropped) == 1 else 'are'} on "
+            f"{counted(len(set(dropped)), 'pair')} this import leaves out (e.g. "
             f"{min(dropped)}) — they "
             "would no longer count; import as the study's pairs were imported (the same file and options, "
             "e.g. --margin / --same-generator) to keep them, or pass another --out for these pairs"
