@@ -57,3 +57,47 @@ def test_a_new_output_folder_under_a_read_only_one_names_the_folder_that_refuses
         assert not any(ro.iterdir())
     finally:
         ro.chmod(0o755)
+
+
+def _eval(*args: object, cache: Path) -> subprocess.CompletedProcess:
+    res = run_attiqa("eval", *args, "-q", env={"ATTIQA_CACHE": str(cache), "COLUMNS": "200"})
+    assert res.returncode == 0, res.stderr[-2000:]
+    return res
+
+
+def test_eval_into_a_folder_of_another_eval_says_it_replaces_its_outputs(mos_folder, tmp_path, cli):
+    """**Was**: `attiqa eval … -o OUT` into a folder holding another model's (or dataset's) eval replaced
+    its predictions.csv, summary.json and scatter.png without a word, and `--help` did not say it would.
+    Overwriting stays (the scores are in the cache: any eval is reproduced in seconds), but it is said, once,
+    before the work — not for a rerun of the same eval; `--help` says so too."""
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    first = _eval("folder", "-r", mos_folder, "-m", "classical", "-o", out, cache=cache)
+    assert "replacing" not in first.stderr
+    again = _eval("folder", "-r", mos_folder, "-m", "classical", "-o", out, cache=cache)
+    assert "replacing" not in again.stderr  # the same eval: the same numbers again
+    other = _eval("folder", "-r", mos_folder, "-o", out, cache=cache)  # the default model
+    said = [" ".join(ln.split()) for ln in other.stderr.splitlines() if "replacing" in ln]
+    assert said == [
+        f"{out}: replacing the predictions.csv, summary.json, scatter.png of an earlier eval, classical on "
+        "folder (mos, all)"
+    ], other.stderr
+    assert other.stderr.index("replacing") < other.stderr.index("wrote")
+    summary = (out / "summary.json").read_text()
+    assert '"name": "attiqa-default"' in summary
+    # files no eval's summary describes (a folder of the user's own)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "predictions.csv").write_text("my own predictions\n")
+    res = _eval("folder", "-r", mos_folder, "-m", "classical", "-o", mine, cache=cache)
+    assert f"{mine}: replacing the predictions.csv there" in " ".join(res.stderr.split())
+    help_text = " ".join(cli("eval", "--help").stdout.split())
+    assert "replacing those there" in help_text
+
+
+def test_the_eval_scatter_plot_gives_n(mos_folder, tmp_path):
+    """**Was**: scatter.png's title was "folder (mos, all) — classical": how many images the figures and the
+    cloud stand for was not on the picture. Now the title ends "(n = 5)" (and is the PNG's Title field)."""
+    out = tmp_path / "out"
+    _eval("folder", "-r", mos_folder, "-m", "classical", "-o", out, cache=tmp_path / "cache")
+    with Image.open(out / "scatter.png") as im:
+        assert im.text["Title"] == "folder (mos, all) — classical (n = 5)"

@@ -126,7 +126,8 @@ def eval_cmd(
         None,
         "--out",
         "-o",
-        help="Output folder for predictions.csv, summary.json, scatter.png "
+        help="Output folder for predictions.csv, summary.json, scatter.png, replacing those there "
+        "(said when of another model or dataset; the scores stay in the cache) "
         "(default: runs/eval/DATASET-TARGET-MODEL[-center]; folder: runs/eval/folder-CSVFOLDER[-CSVNAME]-"
         "TARGET-MODEL[-center]).",
     ),
@@ -161,10 +162,12 @@ def eval_cmd(
     Example: attiqa eval agiqa3k --root AGIQA-3K/ -m ckpt.safetensors
     """
     from attiqa.datasets import get_dataset, resolve_name
+    from attiqa.evaluation.cache import score_cache_key
     from attiqa.evaluation.evaluate import (
         PREDICTIONS_CSV,
         SCATTER_PNG,
         SUMMARY_JSON,
+        earlier_eval,
         evaluate,
         find_unreadable_shared,
     )
@@ -204,6 +207,8 @@ def eval_cmd(
                     + ("" if overrides.get("crops", "five") == "five" else f"-{overrides['crops']}")
                 )  # another --crops gives other numbers: its own folder
             output_folder(out, "--out")  # before the scoring, not after it
+        if shards.main and (note := earlier_eval(out, ds, score_cache_key(scorer, overrides)[0], split)):
+            console.print(f"[yellow]{plain(note)}", highlight=False)  # before the work: Ctrl-C keeps them
         try:
             res = evaluate(
                 ds, scorer, out, batch_size=batch_size, num_workers=workers, cache=cache, split=split,
