@@ -101,3 +101,31 @@ def test_the_eval_scatter_plot_gives_n(mos_folder, tmp_path):
     _eval("folder", "-r", mos_folder, "-m", "classical", "-o", out, cache=tmp_path / "cache")
     with Image.open(out / "scatter.png") as im:
         assert im.text["Title"] == "folder (mos, all) — classical (n = 5)"
+
+
+def _help(*command: str, columns: str) -> str:
+    res = run_attiqa(*command, "--help", env={"COLUMNS": columns})  # "": a pipe, no width (rich: 80)
+    assert res.returncode == 0, res.stderr
+    return res.stdout
+
+
+def test_score_and_eval_help_is_whole_at_80_columns_and_says_what_this_session_changed():
+    """**Was** (`attiqa eval --help` at 80 and 100 columns, piped or on a terminal): --out's default folders
+    cut to "runs/eval/DATASET-…" / "runs/eval/folder-C…" and --cache's file to "$ATTIQA_CACHE/eval…" (a word
+    wider than the help column is cut, not wrapped); the default folder's split unsaid; --batch-size's new
+    "fewer for a checkpoint whose views are larger than five 320-px crops" also in the help of `label`,
+    `select-prompts` and `train exiqa`, whose batches are not counted so; score's help silent on resuming a
+    stopped torchrun run. Now no option's help is cut, and each says what the command does."""
+    for columns in ("80", "100", ""):
+        for command in (("score",), ("eval",)):
+            text = _help(*command, columns=columns)
+            assert "…" not in text, (command, columns, text)
+    wide = {c: " ".join(_help(c, columns="250").split()) for c in ("score", "eval")}
+    assert "--split, model and --crops center" in wide["eval"]
+    assert "eval_scores.sqlite in $ATTIQA_CACHE (default ~/.cache/attiqa)" in wide["eval"]
+    assert "resumes with any number of processes" in wide["score"]
+    for text in wide.values():
+        assert "counted as images of five 320-px crops" in text
+    for command in (("label",), ("train", "exiqa")):
+        text = _help(*command, columns="250")
+        assert "Images per model call." in text and "320-px" not in text, command

@@ -13,11 +13,11 @@ import typer
 from rich.table import Table
 
 from attiqa.cli._common import (
-    BatchSizeOption,
     CacheOption,
     DeviceOption,
     InterruptedExit,
     ModelOption,
+    ScoringBatchSizeOption,
     WorkersOption,
     seed_option,
     stdout,
@@ -127,20 +127,22 @@ def eval_cmd(
         "--out",
         "-o",
         help="Output folder for predictions.csv, summary.json, scatter.png, replacing those there "
-        "(said when of another model or dataset; the scores stay in the cache) "
-        "(default: runs/eval/DATASET-TARGET-MODEL[-center]; folder: runs/eval/folder-CSVFOLDER[-CSVNAME]-"
-        "TARGET-MODEL[-center]).",
+        "(said when of another model or dataset; the scores stay in the cache). Default: in runs/eval/, a "
+        "folder named after the dataset, target, --split, model and --crops center (a folder dataset: "
+        "also its CSV's folder and name).",
     ),
     csv_file: Path | None = typer.Option(
         None,
         "--csv",
         help="folder adapter only: the CSV with columns image,mos[,split] (default ROOT/mos.csv).",
     ),
-    batch_size: BatchSizeOption = 16,
+    batch_size: ScoringBatchSizeOption = 16,
     workers: WorkersOption = None,
     device: DeviceOption = "auto",
     crops: str | None = typer.Option(
-        None, "--crops", help="ATTIQA checkpoints: five (paper §4.2, default) | center (faster)."
+        None,
+        "--crops",
+        help="ATTIQA models: five (paper §4.2: 4 corners + centre; default) | center (faster).",
     ),
     cache: CacheOption = True,
     skip_missing: bool = typer.Option(
