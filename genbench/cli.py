@@ -14,7 +14,14 @@ from typing import TYPE_CHECKING
 import typer
 from rich.console import Console
 
-from attiqa.cli import BatchSizeOption, DeviceOption, InterruptedExit, WorkersOption, plain_table, seed_option
+from attiqa.cli import (
+    DeviceOption,
+    InterruptedExit,
+    ScoringBatchSizeOption,
+    WorkersOption,
+    plain_table,
+    seed_option,
+)
 from attiqa.cli import device as device_str
 from attiqa.errors import AttiqaError, ConfigError
 from attiqa.progress import console, counted, plain, plain_name, progress_task
@@ -172,7 +179,7 @@ def score(
         help="Comma-separated scorer names or checkpoint paths (default: every scorer in `attiqa models` "
         "but temu-layer and exiqa, which need an argument: temu-layer:N, exiqa:RUN).",
     ),
-    batch_size: BatchSizeOption = 16,
+    batch_size: ScoringBatchSizeOption = 16,
     workers: WorkersOption = None,
     device: DeviceOption = "auto",
 ) -> None:

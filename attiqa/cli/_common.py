@@ -74,13 +74,15 @@ WorkersOption = Annotated[
         "(default: one per core the model leaves free; training: one per spare core).",
     ),
 ]
-BatchSizeOption = Annotated[
+BatchSizeOption = Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Images per model call.")]
+ScoringBatchSizeOption = Annotated[  # commands that score through attiqa.scoring.score_batches
     int,
     typer.Option(
         "--batch-size",
         "-b",
         min=1,
-        help="Images per model call (fewer for a checkpoint whose views are larger than five 320-px crops).",
+        help="Images per model call, counted as images of five 320-px crops: a checkpoint whose card sets "
+        "larger views gets proportionally fewer a call.",
     ),
 ]
 CacheOption = Annotated[  # `eval` and `bench cross`: where is attiqa.evaluation.cache.cache_location
@@ -88,7 +90,8 @@ CacheOption = Annotated[  # `eval` and `bench cross`: where is attiqa.evaluation
     typer.Option(
         "--cache/--no-cache",
         help="Reuse scores of images a model already scored (another target or split, a rerun after a "
-        "kill); kept in $ATTIQA_CACHE/eval_scores.sqlite, which must be on a local disk (not NFS).",
+        "kill); kept in eval_scores.sqlite in $ATTIQA_CACHE (default ~/.cache/attiqa), which must be on a "
+        "local disk (not NFS).",
     ),
 ]
 ModelOption = Annotated[

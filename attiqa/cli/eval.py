@@ -13,11 +13,11 @@ import typer
 from rich.table import Table
 
 from attiqa.cli._common import (
-    BatchSizeOption,
     CacheOption,
     DeviceOption,
     InterruptedExit,
     ModelOption,
+    ScoringBatchSizeOption,
     WorkersOption,
     seed_option,
     stdout,
@@ -126,20 +126,23 @@ def eval_cmd(
         None,
         "--out",
         "-o",
-        help="Output folder for predictions.csv, summary.json, scatter.png "
-        "(default: runs/eval/DATASET-TARGET-MODEL[-center]; folder: runs/eval/folder-CSVFOLDER[-CSVNAME]-"
-        "TARGET-MODEL[-center]).",
+        help="Output folder for predictions.csv, summary.json, scatter.png, replacing those there "
+        "(said when of another model or dataset; the scores stay in the cache). Default: in runs/eval/, a "
+        "folder named after the dataset, target, --split, model and --crops center (a folder dataset: "
+        "also its CSV's folder and name).",
     ),
     csv_file: Path | None = typer.Option(
         None,
         "--csv",
         help="folder adapter only: the CSV with columns image,mos[,split] (default ROOT/mos.csv).",
     ),
-    batch_size: BatchSizeOption = 16,
+    batch_size: ScoringBatchSizeOption = 16,
     workers: WorkersOption = None,
     device: DeviceOption = "auto",
     crops: str | None = typer.Option(
-        None, "--crops", help="ATTIQA checkpoints: five (paper §4.2, default) | center (faster)."
+        None,
+        "--crops",
+        help="ATTIQA models: five (paper §4.2: 4 corners + centre; default) | center (faster).",
     ),
     cache: CacheOption = True,
     skip_missing: bool = typer.Option(
@@ -161,10 +164,12 @@ def eval_cmd(
     Example: attiqa eval agiqa3k --root AGIQA-3K/ -m ckpt.safetensors
     """
     from attiqa.datasets import get_dataset, resolve_name
+    from attiqa.evaluation.cache import score_cache_key
     from attiqa.evaluation.evaluate import (
         PREDICTIONS_CSV,
         SCATTER_PNG,
         SUMMARY_JSON,
+        earlier_eval,
         evaluate,
         find_unreadable_shared,
     )
@@ -204,6 +209,8 @@ def eval_cmd(
                     + ("" if overrides.get("crops", "five") == "five" else f"-{overrides['crops']}")
                 )  # another --crops gives other numbers: its own folder
             output_folder(out, "--out")  # before the scoring, not after it
+        if shards.main and (note := earlier_eval(out, ds, score_cache_key(scorer, overrides)[0], split)):
+            console.print(f"[yellow]{plain(note)}", highlight=False)  # before the work: Ctrl-C keeps them
         try:
             res = evaluate(
                 ds, scorer, out, batch_size=batch_size, num_workers=workers, cache=cache, split=split,

@@ -10,10 +10,10 @@ import typer
 from rich.table import Table
 
 from attiqa.cli._common import (
-    BatchSizeOption,
     DeviceOption,
     InterruptedExit,
     ModelOption,
+    ScoringBatchSizeOption,
     WorkersOption,
     print_scores,
     readable_images,
@@ -46,7 +46,7 @@ def score_cmd(
     sheet: Path | None = typer.Option(
         None, help="Also draw a PNG contact sheet: each photo with its MOS and attribute bars (first 48)."
     ),
-    batch_size: BatchSizeOption = 16,
+    batch_size: ScoringBatchSizeOption = 16,
     workers: WorkersOption = None,
     crops: str = typer.Option(
         "five", help="ATTIQA models: five (paper §4.2: 4 corners + centre) | center (faster)."
@@ -67,7 +67,8 @@ def score_cmd(
     and the same command resumes where it stopped.
 
     Under `torchrun --nproc_per_node N -m attiqa.cli score ... -o FILE` each process (one GPU each) scores
-    a share of the images and the first writes them to FILE in the input order.
+    a share of the images and the first writes them to FILE in the input order; a stopped run resumes
+    with any number of processes (its rows wait in journals beside FILE).
     """
     from attiqa.contact_sheet import sheet_for_scores
     from attiqa.io.atomic import output_png

@@ -17,6 +17,7 @@ listed under ``failed`` in the summary and left out of the metrics.
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import time
 from collections.abc import Sequence
@@ -355,6 +356,27 @@ def evaluate(
 def _require_rows(res: EvalResult) -> None:
     if not res.rows:
         raise AttiqaError(f"{res.dataset}: no image could be scored — nothing to evaluate")
+
+
+def earlier_eval(out_dir: Path, dataset: IQADataset, scorer_key: str, split: str | None) -> str | None:
+    """A note when ``out_dir`` holds outputs this eval replaces that are not its own: another model, dataset,
+    target or split by the summary.json there, or files no summary describes. None for a folder without
+    them or a rerun of the same eval (the same numbers again, from the score cache)."""
+    present = [n for n in (PREDICTIONS_CSV, SUMMARY_JSON, SCATTER_PNG) if (out_dir / n).is_file()]
+    if not present:
+        return None
+    try:
+        was = json.loads((out_dir / SUMMARY_JSON).read_text(encoding="utf-8"))
+        model, root = was["model"], str(was["root"])
+        same_root = Path(root).resolve() == Path(dataset.root).resolve()
+        then = (model["identity"], was["dataset"], was["target"], was["split"], same_root)
+        of = f"{model['name']} on {was['dataset']} ({was['target']}, {was['split']}"
+    except (OSError, ValueError, KeyError, TypeError):  # not an eval's summary.json
+        return f"{out_dir}: replacing the {', '.join(present)} there"
+    if then == (scorer_key, dataset.name, dataset.target, split or "all", True):
+        return None
+    where = "" if same_root else f", root {root}"
+    return f"{out_dir}: replacing the {', '.join(present)} of an earlier eval, {of}{where})"
 
 
 def write_outputs(res: EvalResult, dataset: IQADataset, out_dir: Path, plot: bool = True) -> dict[str, Path]:

@@ -35,15 +35,17 @@ def scatter_plot(
     fig = Figure(figsize=(5.5, 4.5), dpi=120)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 1, 1)
-    alpha = 0.6 if x.size < 2000 else 0.25
-    ax.scatter(x, y, s=8 if x.size < 2000 else 3, alpha=alpha, color="#1f77b4", edgecolors="none")
+    size, alpha = (24, 0.8) if x.size < 300 else (8, 0.6) if x.size < 2000 else (3, 0.25)  # a few: visible
+    ax.scatter(x, y, s=size, alpha=alpha, color="#1f77b4", edgecolors="none")
     if x.size >= 2 and fit.method != "none":
         xs = np.linspace(float(x.min()), float(x.max()), 256)
         label = "4-parameter logistic" if fit.method == "logistic" else "linear fit"
         ax.plot(xs, fit(xs), color="#d62728", linewidth=2, label=label)
         ax.legend(loc="lower right", fontsize=8)
     if metrics:
-        txt = "\n".join(f"{k.upper()} {v:.3f}" for k, v in metrics.items() if isinstance(v, float))
+        txt = "\n".join(
+            f"{k.upper().replace('_', ' '):9} {v:.3f}" for k, v in metrics.items() if isinstance(v, float)
+        )
         ax.text(
             0.02,
             0.98,
@@ -57,10 +59,11 @@ def scatter_plot(
         )
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    ax.set_title(title or f"{x.size} images", fontsize=10)
+    title = f"{title} (n = {x.size})" if title else f"{x.size} images"  # n: how much the figures weigh
+    ax.set_title(title, fontsize=10, wrap=True)
     ax.grid(True, alpha=0.3)
     fig.tight_layout()
     out = Path(out)
     with atomic_path(out) as tmp:
-        fig.savefig(tmp, format="png")
+        fig.savefig(tmp, format="png", metadata={"Title": title})
     return out

@@ -73,21 +73,20 @@ def output_folder(
     if option and folder.suffix.lower() in FILE_SUFFIXES and not folder.exists():  # `eval -o preds.csv`
         raise AttiqaError(f"{folder}: {option} is the folder the files are written into, not a file — give "
                           f"a folder name, e.g. {folder.with_suffix('')}")  # fmt: skip
+    nearest = next(p for p in (folder, *folder.parents, Path(".")) if p.exists() or p.is_symlink())
+    if not nearest.is_dir():
+        what = "a file" if nearest.exists() else "a broken link"
+        raise AttiqaError(
+            f"{folder}: cannot create the output folder ({nearest} is {what}, not a folder) — {fix}"
+        )
+    if not os.access(nearest, os.W_OK | os.X_OK):  # the folder that refuses: `-o RO/new/x.csv` names RO
+        raise AttiqaError(f"{nearest}: not writable (permission denied) — {fix}")
     if not create:
-        nearest = next(p for p in (folder, *folder.parents, Path(".")) if p.exists() or p.is_symlink())
-        if not nearest.is_dir():
-            what = "a file" if nearest.exists() else "a broken link"
-            cause = f"{nearest} is {what}, not a folder"
-            raise AttiqaError(f"{folder}: cannot create the output folder ({cause}) — {fix}")
-        if not os.access(nearest, os.W_OK | os.X_OK):
-            raise AttiqaError(f"{folder}: not writable (permission denied) — {fix}")
         return folder
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        in_the_way = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
-        why = f"{in_the_way} is a file, not a folder" if in_the_way is not None else exc.strerror
-        raise AttiqaError(f"{folder}: cannot create the output folder ({why}) — {fix}") from None
+        raise AttiqaError(f"{folder}: cannot create the output folder ({exc.strerror}) — {fix}") from None
     if not os.access(folder, os.W_OK | os.X_OK):
         raise AttiqaError(f"{folder}: not writable (permission denied) — {fix}")
     return folder
