@@ -1,0 +1,95 @@
+"""Session 50, second pass: the `attiqa train` / `attiqa label` items the first pass left
+(docs/robustness.md): a moved dataset resumed, the fix a changed label stage's refusal names, prompts beside
+the classical teacher on `attiqa label`, `--out-dir ''`, a LIVE model's fit note on its other target, and a
+label table of the same prompts from another file. The network is the tiny random one; each test failed
+before its fix."""
+
+from __future__ import annotations
+
+import shutil
+
+from helpers import tiny_train_config
+from test_train_audit49 import dataset_config, layout
+
+PRETRAIN = (
+    "pretrain={epochs: 1, batch_size: 4, resize_shorter: 40, crop_size: 32, num_workers: 0, device: cpu}"
+)
+
+
+def _said(res) -> str:
+    return " ".join((res.stdout + res.stderr).split())
+
+
+def _move_and_resume(cli, cfg, old, new, key: str, value, epochs: int):
+    """Move the folder ``old`` to ``new``, then resume the run with ``finetune.KEY=VALUE`` for more epochs."""
+    shutil.copytree(old, new)
+    shutil.rmtree(old)
+    return cli("train", "--config", cfg, "--resume", "--set", f"finetune.{key}={value}",
+               "--set", f"finetune.epochs={epochs}")  # fmt: skip
+
+
+def test_a_moved_named_dataset_resumes_when_its_rows_are_the_same(tmp_path, cli):
+    """**Was**: the KADID-10k folder a run fine-tuned on moved elsewhere, the same run resumed with
+    `finetune.root` at the new place: "finetune.root: 'NEW' differs from the 'OLD' the run … was trained with"
+    though every row (image names, scores) is the same. Now it resumes and says "the dataset moved"; a
+    moved copy with other rows is still refused."""
+    root = layout(tmp_path, "kadid10k")
+    cfg = dataset_config(tmp_path, dataset="kadid10k", root=root)
+    assert cli("train", "--config", cfg).returncode == 0
+    moved = tmp_path / "elsewhere" / "KADID"
+    res = _move_and_resume(cli, cfg, root, moved, "root", moved, 2)
+    assert res.returncode == 0, res.stderr
+    assert f"finetune: the dataset moved: {root} → {moved}, same rows" in _said(res), _said(res)
+    card = (tmp_path / "run" / "finetune" / "last.json").read_text()
+    assert '"epoch": 2' in card and f"kadid10k:{moved}" in card
+    # the moved copy with one score changed: other rows, refused as before
+    dmos = moved / "dmos.csv"
+    lines = dmos.read_text().splitlines()
+    head, first = lines[0].split(","), lines[1].split(",")
+    col = next(i for i, h in enumerate(head) if h.strip().lower() == "dmos")
+    first[col] = str(float(first[col]) + 0.5)
+    dmos.write_text("\n".join([lines[0], ",".join(first), *lines[2:]]) + "\n")
+    again = tmp_path / "again"
+    res = _move_and_resume(cli, cfg, moved, again, "root", again, 3)
+    assert res.returncode != 0
+    assert f"finetune.root: '{again}' differs from the '{moved}'" in res.stderr, res.stderr
+
+
+def test_a_moved_mos_csv_folder_resumes_when_its_rows_are_the_same(tmp_path, cli):
+    """The same for `finetune.csv`: the folder of the CSV and its images moved, the run resumed from there."""
+    cfg = tiny_train_config(tmp_path)
+    assert cli("train", "--config", cfg).returncode == 0
+    old, new = tmp_path / "set", tmp_path / "moved" / "set"
+    res = _move_and_resume(cli, cfg, old, new, "csv", new / "mos.csv", 2)
+    assert res.returncode == 0, res.stderr
+    assert f"the dataset moved: {old / 'mos.csv'} → {new / 'mos.csv'}, same rows" in _said(res), _said(res)
+
+
+def test_a_changed_label_stage_names_label_images_as_the_fix(tmp_path, cli):
+    """**Was**: `label.images` narrowed after pretraining, then `--resume`: "labels.parquet: changed since the
+    run … — restore the file", though the run writes that file itself; now the fix named is the config's:
+    set label.images back. A user's own `labels:` file keeps "restore the file"."""
+    cfg = tiny_train_config(tmp_path)
+    junk = tmp_path / "junk"
+    junk.mkdir()
+    for i in range(4):
+        (junk / f"j{i}.png").hardlink_to(tmp_path / "set" / "images" / f"img0{i}.png")
+    images = tmp_path / "set" / "images"
+    common = [
+        "--set",
+        PRETRAIN,
+        "--set",
+        "finetune=null",
+        "--set",
+        "label={teacher: classical, num_workers: 0}",
+    ]
+    assert cli("train", "--config", cfg, *common, "--set", f"label.images=[{images}, {junk}]").returncode == 0
+    res = cli("train", "--config", cfg, *common, "--set", f"label.images=[{images}]", "--resume",
+              "--set", "pretrain.epochs=2")  # fmt: skip
+    assert res.returncode != 0
+    labels, where = tmp_path / "run" / "labels.parquet", tmp_path / "run" / "pretrain"
+    assert [x for x in res.stderr.splitlines() if x.startswith("error:")] == [
+        f"error: {labels}: changed since the run in {where} started (other images, scores or split than it "
+        "trained on) — --resume continues that run: set label.images back, or train over it with --no-resume "
+        "(or choose another out_dir)"
+    ]
