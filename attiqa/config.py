@@ -119,15 +119,24 @@ class LabelConfig:
             hint = did_you_mean(kind, ["classical", "clip"])
             raise SettingError(f"{where}.teacher: {self.teacher!r} is not classical, clip, "
                                f"clip:MODEL/PRETRAINED or clip:PATH{hint}", f"{where}.teacher")  # fmt: skip
-        if kind == "classical":  # CLIP's settings were taken without a word: labels not the ones set up
-            for key, unset in (("prompts", self.prompts is None), ("clip_scale", self.clip_scale == 1.0)):
-                if not unset:
-                    raise SettingError(
-                        f"{where}.{key}: only the clip teacher reads it (teacher: {self.teacher}) — drop it, "
-                        "or set teacher: clip:MODEL/PRETRAINED (the paper's: clip:ViT-B-16/openai)",
-                        f"{where}.{key}",
-                    )
+        self.check_clip_settings(where)
         return self
+
+    def check_clip_settings(self, where: str = "label", options: bool = False) -> None:
+        """No CLIP setting (prompts, clip_scale) beside the classical teacher, which reads neither: they were
+        taken without a word, the labels not the ones set up. ``options``: said as `attiqa label`'s options
+        (``--prompts``), else as the config's keys (``label.prompts``)."""
+        if self.teacher.strip().partition(":")[0].lower() != "classical":
+            return
+        for key, unset in (("prompts", self.prompts is None), ("clip_scale", self.clip_scale == 1.0)):
+            if not unset:
+                name = f"--{key.replace('_', '-')}" if options else f"{where}.{key}"
+                teacher, fix = ("--teacher ", "--teacher") if options else ("teacher: ", "teacher:")
+                raise SettingError(
+                    f"{name}: only the clip teacher reads it ({teacher}{self.teacher}) — drop it, or set "
+                    f"{fix} clip:MODEL/PRETRAINED (the paper's: clip:ViT-B-16/openai)",
+                    name,
+                )
 
 
 @dataclass

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 
+import pytest
 from helpers import tiny_train_config
 from test_train_audit49 import dataset_config, layout
 
@@ -93,3 +94,22 @@ def test_a_changed_label_stage_names_label_images_as_the_fix(tmp_path, cli):
         "trained on) — --resume continues that run: set label.images back, or train over it with --no-resume "
         "(or choose another out_dir)"
     ]
+
+
+@pytest.mark.parametrize("option", [["--prompts", "PROMPTS"], ["--clip-scale", "2"]])
+def test_label_refuses_a_clip_option_beside_the_classical_teacher(tmp_path, cli, option):
+    """**Was**: `attiqa label photos --teacher classical --prompts mine.json` (or `--clip-scale 2`) labelled
+    every photo without a word, the option ignored (a run config's `label:` section was refused since the
+    first pass); now the config's check (`LabelConfig.check_clip_settings`), said as the command's options."""
+    cfg = tiny_train_config(tmp_path)  # its photos
+    prompts = tmp_path / "mine.json"
+    prompts.write_text("{}")
+    out = tmp_path / "l.parquet"
+    args = [str(prompts) if a == "PROMPTS" else a for a in option]
+    res = cli("label", tmp_path / "set" / "images", "--teacher", "classical", "-o", out, *args)
+    assert cfg.exists() and res.returncode == 2, res.stderr
+    assert res.stderr.strip() == (
+        f"error: {option[0]}: only the clip teacher reads it (--teacher classical) — drop it, or set "
+        "--teacher clip:MODEL/PRETRAINED (the paper's: clip:ViT-B-16/openai)"
+    )
+    assert not out.exists()

@@ -58,6 +58,7 @@ def label_cmd(
         num_workers=workers,
         out=str(out.resolve()),
     )
+    lc.check_clip_settings(options=True)  # as a run config's label: section is checked
     with process_group():
         path = run_label_stage(TrainConfig(out_dir=str(out.parent), label=lc), out.parent, device=device)
         if is_main():
