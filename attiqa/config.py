@@ -585,6 +585,13 @@ def _share_model(data: dict[str, Any], where: str) -> dict[str, Any]:
     return out
 
 
+def check_out_dir(out_dir: str, name: str) -> None:
+    """A run's folder is named (``name``: the config's key or the command's option): an empty one was the
+    working folder, every run below it taken for this one's stages."""
+    if not out_dir.strip():
+        raise SettingError(f"{name}: empty — name the run's folder, e.g. runs/mine", name)
+
+
 def check_inputs(cfg: TrainConfig, where: str) -> None:
     """The files a run reads must exist before any stage starts (paths relative to the working folder)."""
     # `labels` / `pretrained_checkpoint` stand in for a stage: beside that stage they were never read (the
@@ -604,10 +611,7 @@ def check_inputs(cfg: TrainConfig, where: str) -> None:
                 f"of them (--set {stage}=null to use {given})",
                 key,
             )
-    if not cfg.out_dir.strip():  # was the working folder, every run below it taken for this one's stages
-        raise SettingError(
-            f"{_key(where, 'out_dir')}: empty — name the run's folder, e.g. runs/mine", "out_dir"
-        )
+    check_out_dir(cfg.out_dir, _key(where, "out_dir"))
     if cfg.degrade is not None and not cfg.degrade.sources:  # was run on nothing: an empty graded folder
         raise SettingError(
             f"{_key(where, 'degrade')}.sources: empty — list the photo files or folders to degrade, or drop "

@@ -113,3 +113,18 @@ def test_label_refuses_a_clip_option_beside_the_classical_teacher(tmp_path, cli,
         "--teacher clip:MODEL/PRETRAINED (the paper's: clip:ViT-B-16/openai)"
     )
     assert not out.exists()
+
+
+@pytest.mark.parametrize("given", ["", " "])
+def test_an_empty_out_dir_option_is_refused_as_the_configs(tmp_path, cli, monkeypatch, given):
+    """**Was**: `attiqa train -c run.yaml --out-dir ''` read as `.` (a Path of ''), past the config's check of
+    an empty out_dir: the run trained into the working folder (its config.json, finetune/ beside whatever was
+    there). Now the same line as the config's, naming the option, and nothing written."""
+    cfg = tiny_train_config(tmp_path)
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    res = cli("train", "--config", cfg, "--out-dir", given)
+    assert res.returncode == 2, res.stderr
+    assert res.stderr.strip() == "error: --out-dir: empty — name the run's folder, e.g. runs/mine"
+    assert not list(work.iterdir()) and not (tmp_path / "run").exists()
