@@ -6,6 +6,7 @@ before its fix."""
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import pytest
@@ -128,3 +129,32 @@ def test_an_empty_out_dir_option_is_refused_as_the_configs(tmp_path, cli, monkey
     assert res.returncode == 2, res.stderr
     assert res.stderr.strip() == "error: --out-dir: empty — name the run's folder, e.g. runs/mine"
     assert not list(work.iterdir()) and not (tmp_path / "run").exists()
+
+
+def test_label_accepts_the_same_prompts_from_another_file(tmp_path, tiny_dir):
+    """**Was**: `attiqa label photos -t clip:FOLDER --prompts copy.json -o l.parquet` on a table labelled with
+    `--prompts mine.json` refused as "other settings (other prompts_file)" though copy.json holds the same
+    texts (another name, other comments) — the labels would be identical. Now accepted, the labels unchanged;
+    other texts are still refused ("other prompts")."""
+    import pyarrow.parquet as pq
+
+    from attiqa.errors import AttiqaError
+    from attiqa.labeling import label_images
+    from attiqa.teachers.clip import ClipTeacher
+    from attiqa.teachers.prompts import load_prompts
+
+    images = sorted((tiny_train_config(tmp_path).parent / "set" / "images").glob("*.png"))
+    mine = load_prompts().save(tmp_path / "mine.json")
+    doc = json.loads(mine.read_text())
+    doc["notes"] = "a colleague's copy"
+    copy = tmp_path / "copy.json"
+    copy.write_text(json.dumps(doc))
+    out = tmp_path / "l.parquet"
+    label_images(images[:4], ClipTeacher(str(tiny_dir), prompts=mine), out, batch_size=2)
+    first = pq.read_table(out).to_pylist()
+    label_images(images, ClipTeacher(str(tiny_dir), prompts=copy), out, batch_size=2)
+    table = pq.read_table(out).to_pylist()
+    assert len(table) == len(images) and table[:4] == first
+    swapped = load_prompts().swapped().save(tmp_path / "swapped.json")
+    with pytest.raises(AttiqaError, match=r"other settings \(other prompts\)"):
+        label_images(images, ClipTeacher(str(tiny_dir), prompts=swapped), out, batch_size=2)
