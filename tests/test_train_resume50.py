@@ -158,3 +158,25 @@ def test_label_accepts_the_same_prompts_from_another_file(tmp_path, tiny_dir):
     swapped = load_prompts().swapped().save(tmp_path / "swapped.json")
     with pytest.raises(AttiqaError, match=r"other settings \(other prompts\)"):
         label_images(images, ClipTeacher(str(tiny_dir), prompts=swapped), out, batch_size=2)
+
+
+def test_eval_of_a_live_model_on_its_other_target_is_its_training_fit(tmp_path, cli):
+    """**Was**: a model `attiqa train` fine-tuned on LIVE (`finetune.dataset: live`, target dmos) evaluated
+    with `attiqa eval live --target dmos_realigned` got no training-fit note: LIVE reads a score file per
+    target, and the rows' hash held the target's scores — yet the images are the ones it trained on. Now
+    the hash of a dataset with a score file per target is of its images; another dataset: no note."""
+    import scipy.io as sio
+
+    root = layout(tmp_path, "live")
+    mat = sio.loadmat(root / "dmos.mat")
+    sio.savemat(root / "dmos_realigned.mat", {"dmos_new": mat["dmos"] * 0.9 + 1, "orgs": mat["orgs"]})
+    assert cli("train", "--config", dataset_config(tmp_path, dataset="live", root=root)).returncode == 0
+    ckpt = tmp_path / "run" / "finetune" / "last.safetensors"
+    for target, data, noted in [("dmos_realigned", root, True), (None, layout(tmp_path, "kadid10k"), False)]:
+        out = tmp_path / f"ev-{target}"
+        name = "live" if target else "kadid10k"
+        extra = ["--target", target] if target else []
+        res = cli("eval", name, "--root", data, "-m", ckpt, "-o", out, "-w", "0", "-q", "--no-cache", *extra)
+        assert res.returncode == 0, res.stderr
+        warned = json.loads((out / "summary.json").read_text())["warnings"]
+        assert any("training fit" in w for w in warned) == noted, warned
