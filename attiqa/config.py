@@ -119,15 +119,24 @@ class LabelConfig:
             hint = did_you_mean(kind, ["classical", "clip"])
             raise SettingError(f"{where}.teacher: {self.teacher!r} is not classical, clip, "
                                f"clip:MODEL/PRETRAINED or clip:PATH{hint}", f"{where}.teacher")  # fmt: skip
-        if kind == "classical":  # CLIP's settings were taken without a word: labels not the ones set up
-            for key, unset in (("prompts", self.prompts is None), ("clip_scale", self.clip_scale == 1.0)):
-                if not unset:
-                    raise SettingError(
-                        f"{where}.{key}: only the clip teacher reads it (teacher: {self.teacher}) — drop it, "
-                        "or set teacher: clip:MODEL/PRETRAINED (the paper's: clip:ViT-B-16/openai)",
-                        f"{where}.{key}",
-                    )
+        self.check_clip_settings(where)
         return self
+
+    def check_clip_settings(self, where: str = "label", options: bool = False) -> None:
+        """No CLIP setting (prompts, clip_scale) beside the classical teacher, which reads neither: they were
+        taken without a word, the labels not the ones set up. ``options``: said as `attiqa label`'s options
+        (``--prompts``), else as the config's keys (``label.prompts``)."""
+        if self.teacher.strip().partition(":")[0].lower() != "classical":
+            return
+        for key, unset in (("prompts", self.prompts is None), ("clip_scale", self.clip_scale == 1.0)):
+            if not unset:
+                name = f"--{key.replace('_', '-')}" if options else f"{where}.{key}"
+                teacher, fix = ("--teacher ", "--teacher") if options else ("teacher: ", "teacher:")
+                raise SettingError(
+                    f"{name}: only the clip teacher reads it ({teacher}{self.teacher}) — drop it, or set "
+                    f"{fix} clip:MODEL/PRETRAINED (the paper's: clip:ViT-B-16/openai)",
+                    name,
+                )
 
 
 @dataclass
@@ -576,6 +585,13 @@ def _share_model(data: dict[str, Any], where: str) -> dict[str, Any]:
     return out
 
 
+def check_out_dir(out_dir: str, name: str) -> None:
+    """A run's folder is named (``name``: the config's key or the command's option): an empty one was the
+    working folder, every run below it taken for this one's stages."""
+    if not out_dir.strip():
+        raise SettingError(f"{name}: empty — name the run's folder, e.g. runs/mine", name)
+
+
 def check_inputs(cfg: TrainConfig, where: str) -> None:
     """The files a run reads must exist before any stage starts (paths relative to the working folder)."""
     # `labels` / `pretrained_checkpoint` stand in for a stage: beside that stage they were never read (the
@@ -595,10 +611,7 @@ def check_inputs(cfg: TrainConfig, where: str) -> None:
                 f"of them (--set {stage}=null to use {given})",
                 key,
             )
-    if not cfg.out_dir.strip():  # was the working folder, every run below it taken for this one's stages
-        raise SettingError(
-            f"{_key(where, 'out_dir')}: empty — name the run's folder, e.g. runs/mine", "out_dir"
-        )
+    check_out_dir(cfg.out_dir, _key(where, "out_dir"))
     if cfg.degrade is not None and not cfg.degrade.sources:  # was run on nothing: an empty graded folder
         raise SettingError(
             f"{_key(where, 'degrade')}.sources: empty — list the photo files or folders to degrade, or drop "

@@ -182,11 +182,13 @@ def check_same_teacher(out: Path, meta: dict[str, Any]) -> None:
     name = before.get("teacher", before) if isinstance(before, dict) else before
     what = f"another teacher ({name})"
     if isinstance(before, dict) and name == now.get("teacher"):
-        # other prompts: their hash says it (the texts are long)
-        texts = (
-            ("prompts", "prompts_file") if before.get("prompts_sha256") != now.get("prompts_sha256") else ()
-        )
+        # the prompts by their texts' hash (the texts are long): the file they came from, or its comments,
+        # change no label — the same texts from another file label alike
+        hashed = "prompts_sha256" in before and "prompts_sha256" in now
+        texts = ("prompts_file", "prompts") if hashed else ("prompts_file",)
         before, now = ({k: v for k, v in m.items() if k not in texts} for m in (before, now))
+        if before == now:
+            return
         what = f"the {name} teacher with other settings ({differing_settings(before, now)})"
     raise AttiqaError(
         f"{where}: was labelled by {what} — choose another --out, or delete it to label with these"

@@ -303,13 +303,17 @@ def run(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> RunRes
         if cfg.pretrain is not None:
             from attiqa.training.pretrain import pretrain
 
-            if result.labels is not None:
+            fix = ""
+            if result.labels is not None:  # the label stage's table: made from the config's images
                 labels = result.labels
+                fix = "set label.images" + (" and degrade.sources" if cfg.degrade else "") + " back"
             elif cfg.labels:
                 labels = Path(cfg.labels)
             else:
                 labels = resolve_in(out_dir, cfg.label.out) if cfg.label else out_dir / "labels.parquet"
-            result.pretrained = pretrain(cfg.pretrain, labels, out_dir, resume=resume, progress=progress)
+            result.pretrained = pretrain(
+                cfg.pretrain, labels, out_dir, resume=resume, progress=progress, labels_fix=fix
+            )
         if cfg.finetune is not None:
             from attiqa.training.finetune import finetune
 

@@ -58,6 +58,7 @@ def label_cmd(
         num_workers=workers,
         out=str(out.resolve()),
     )
+    lc.check_clip_settings(options=True)  # as a run config's label: section is checked
     with process_group():
         path = run_label_stage(TrainConfig(out_dir=str(out.parent), label=lc), out.parent, device=device)
         if is_main():
@@ -71,7 +72,7 @@ def train_cmd(
     config: Path | None = typer.Option(
         None, "--config", "-c", help="YAML run config (label / pretrain / finetune)."
     ),
-    out_dir: Path | None = typer.Option(None, help="Override the config's out_dir."),
+    out_dir: str | None = typer.Option(None, help="Override the config's out_dir."),  # '' is not Path('.')
     resume: bool | None = typer.Option(
         None,
         "--resume/--no-resume",
@@ -93,14 +94,15 @@ def train_cmd(
         raise AttiqaError(
             "attiqa train: --config FILE is required (or a subcommand: `attiqa train exiqa --help`)"
         )
-    from attiqa.config import load_config
+    from attiqa.config import check_out_dir, load_config
     from attiqa.labeling import env_rank_world
     from attiqa.runner import earlier_training, interrupted_words, run
     from attiqa.training.distributed import is_main, process_group
 
     cfg = load_config(config, set_)
     if out_dir is not None:
-        cfg.out_dir = str(out_dir)
+        check_out_dir(out_dir, "--out-dir")  # as the config's out_dir: is checked
+        cfg.out_dir = str(Path(out_dir))
     if resume is None:
         stages = earlier_training(Path(cfg.out_dir))
         if stages:

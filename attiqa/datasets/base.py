@@ -213,13 +213,16 @@ class IQADataset:
     def fingerprint(self) -> str:
         """SHA-256 of what the score file says: the dataset's name, each image's path under the root and its
         scores — the same for a copy moved elsewhere, another for other rows (a model card records it: `eval`
-        says a model's metrics on the rows it was fine-tuned on are its training fit). No image is read."""
+        says a model's metrics on the rows it was fine-tuned on are its training fit). No image is read.
+        Where each target has its own score file (LIVE) the images alone: a model fine-tuned on one target
+        has trained on the same images as another's."""
         if self._records is None:
             self._records = self.read_records()
         h = hashlib.sha256(self.name.encode("utf-8"))
         for rec in self._records:
             image = rec.image.relative_to(self.root) if rec.image.is_relative_to(self.root) else rec.image
-            row = [image.as_posix(), sorted(rec.values.items())]
+            scores = [] if self.records_depend_on_target else sorted(rec.values.items())
+            row = [image.as_posix(), scores]
             h.update(b"\0" + json.dumps(row).encode("utf-8", "surrogateescape"))
         return h.hexdigest()
 

@@ -70,7 +70,7 @@ def check_resumed_heads(extra: dict | None, head_names: tuple[str, ...], last_pa
 
 
 def pretrain_cached(
-    cfg: PretrainConfig, labels: Path, out_dir: Path, resume: bool = False, progress: bool = True
+    cfg: PretrainConfig, labels: Path, out_dir: Path, resume: bool, progress: bool, labels_fix: str
 ) -> Path:
     """Attribute-aware pretraining of the heads on cached features; returns ``pretrain/model.safetensors``."""
     stage_dir = Path(out_dir) / "pretrain"
@@ -110,7 +110,7 @@ def pretrain_cached(
         checkpoint_every=checkpoint_every(cfg.epochs), card=base_card, label="pretrain (cached features)",
         log_every=10, progress=progress,
         state_extra={"head_names": list(dataset.head_names)},
-        settings={**to_dict(cfg), DATA_SETTING: dataset.fingerprint()},
+        settings={**to_dict(cfg), DATA_SETTING: dataset.fingerprint()}, data_fix=labels_fix,
     )  # fmt: skip
     check_resumed_heads(trainer.resume() if resume else None, dataset.head_names, trainer.last_path)
     with one_thread():

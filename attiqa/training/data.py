@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -144,15 +144,28 @@ DATA_SETTING = "data"  # a stage's settings entry: what it trains on (data_finge
 
 
 def data_fingerprint(source: str, paths: Sequence[Path | str], targets: torch.Tensor,
-                     *splits: Sequence[int]) -> dict[str, str]:  # fmt: skip
+                     *splits: Sequence[int], root: str = "") -> dict[str, str]:  # fmt: skip
     """What a stage trains on — its images in order, their targets (labels, MOS) and its split — hashed, with
-    the file they were read from (named when a ``--resume`` finds it changed; was taken without a word)."""
-    h = hashlib.sha256()
-    for p in paths:
-        h.update(str(p).encode("utf-8", "surrogateescape") + b"\0")
-    h.update(targets.detach().double().contiguous().numpy().tobytes())
-    h.update(json.dumps([list(map(int, ix)) for ix in splits]).encode())
-    return {"file": source, "fingerprint": h.hexdigest()[:16]}
+    the file they were read from (named when a ``--resume`` finds it changed; was taken without a word).
+    With ``root`` (the folder the images are named under), also ``rows``: the same with each path under
+    ``root`` relative to it — equal for the same table moved elsewhere, which a resume accepts."""
+
+    def digest(names: Iterable[str]) -> str:
+        h = hashlib.sha256()
+        for name in names:
+            h.update(name.encode("utf-8", "surrogateescape") + b"\0")
+        h.update(targets.detach().double().contiguous().numpy().tobytes())
+        h.update(json.dumps([list(map(int, ix)) for ix in splits]).encode())
+        return h.hexdigest()[:16]
+
+    out = {"file": source, "fingerprint": digest(map(str, paths))}
+    if root:
+        base = Path(root).absolute()
+        where = [Path(p).absolute() for p in paths]
+        out["rows"] = digest(
+            q.relative_to(base).as_posix() if q.is_relative_to(base) else str(q) for q in where
+        )
+    return out
 
 
 def _why_unreadable(path: Path) -> str:
@@ -385,8 +398,9 @@ class MosSplit:
         return {**where, **{k: v for k, v in named.items() if v}}
 
     def fingerprint(self) -> dict[str, str]:
-        """:func:`data_fingerprint` of the images, MOS and split (named by :attr:`source`)."""
-        return data_fingerprint(self.source, self.paths, self.mos, self.train, self.val)
+        """:func:`data_fingerprint` of the images, MOS and split (named by :attr:`source`; ``rows``: under
+        :attr:`image_root`)."""
+        return data_fingerprint(self.source, self.paths, self.mos, self.train, self.val, root=self.image_root)
 
 
 def check_split(

@@ -45,20 +45,29 @@ __all__ = ["CALIBRATION_MAX_IMAGES", "DEBUG_HASH_ENV", "calibrate_model", "pretr
 
 
 def pretrain(
-    cfg: PretrainConfig, labels: Path, out_dir: Path, resume: bool = False, progress: bool = True
+    cfg: PretrainConfig,
+    labels: Path,
+    out_dir: Path,
+    resume: bool = False,
+    progress: bool = True,
+    labels_fix: str = "",
 ) -> Path:
     """Train an :class:`AttiqaModel` on pseudo-labels; returns ``out_dir/pretrain/model.safetensors``.
 
     ``resume=True`` continues from ``last`` (the epoch after the last finished one; a run that already
-    finished only recalibrates and rewrites the final model); without a ``last`` it starts fresh."""
+    finished only recalibrates and rewrites the final model); without a ``last`` it starts fresh.
+    ``labels_fix``: how to set ``labels`` back when a resume finds the table changed (a table the run's
+    label stage writes is set back by its config, not by restoring the file)."""
     cfg.check("pretrain")  # configs built in code skip the load-time checks
     # also for the cached loop: under torchrun only rank 0 writes; the report's count once, the group's total
     with D.process_group(), unreadable_report("pretrain"):
         stage = pretrain_cached if cfg.feature_cache else _pretrain
-        return stage(cfg, Path(labels), Path(out_dir), resume, progress)
+        return stage(cfg, Path(labels), Path(out_dir), resume, progress, labels_fix)
 
 
-def _pretrain(cfg: PretrainConfig, labels: Path, out_dir: Path, resume: bool, progress: bool) -> Path:
+def _pretrain(
+    cfg: PretrainConfig, labels: Path, out_dir: Path, resume: bool, progress: bool, labels_fix: str
+) -> Path:
     device = resolve_device(cfg.device)
     stage_dir = out_dir / "pretrain"
     final_path = stage_dir / "model.safetensors"
@@ -103,7 +112,7 @@ def _pretrain(cfg: PretrainConfig, labels: Path, out_dir: Path, resume: bool, pr
         "pretrain", model, source, lambda x, y: loss_fn(ddp(x).attributes, y), optimizer, cfg.epochs,
         stage_dir=stage_dir, train_mode=ddp.train, device=device, card=base_card, progress=progress,
         state_extra={"head_names": list(dataset.head_names)},
-        settings={**to_dict(cfg), DATA_SETTING: dataset.fingerprint()},
+        settings={**to_dict(cfg), DATA_SETTING: dataset.fingerprint()}, data_fix=labels_fix,
     )  # fmt: skip
     check_resumed_heads(trainer.resume() if resume else None, dataset.head_names, trainer.last_path)
     history = trainer.fit()

@@ -67,6 +67,8 @@ RESUME_FREE = frozenset({"device", "num_workers", "feature_cache_dir", "ridge_ta
                          "ridge_extra", "ridge_guard", "checkpoint_activations",
                          *MODEL_KEYS})  # fmt: skip
 RESUME_SAID = frozenset({"epochs", "polish_epochs", "lr", "head_lr", "polish_lr", "weight_decay"})
+# Where the data is read from: another place holding the same rows (the data setting's ``rows``) resumes
+RESUME_MOVED = ("csv", "image_root", "root")
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -224,6 +226,7 @@ class Trainer:
     lr_key: str = ""  # the config setting of the learning rate, named when the loss diverges (NAME.lr)
     settings: dict[str, Any] | None = None  # the stage's config (``to_dict``), checked on a resume
     epochs_key: str = ""  # the config setting of ``epochs`` (default NAME.epochs)
+    data_fix: str = ""  # how to set the data back when a resume finds it changed (default: restore the file)
 
     def __post_init__(self) -> None:
         if self.lr_schedule not in LR_SCHEDULES:
@@ -336,7 +339,11 @@ class Trainer:
             return
         now = json.loads(json.dumps(self.settings, default=str))  # as the saved one was stored: JSON
         data, was = now.pop(DATA_SETTING, None), saved.get(DATA_SETTING)  # (runs of older versions: none)
+        data, was = (data, was) if isinstance(data, dict) and isinstance(was, dict) else ({}, {})
         changed = [k for k in now if k in saved and now[k] != saved[k] and k not in RESUME_FREE]
+        same_rows = "rows" in data and data["rows"] == was.get("rows")
+        moved = [k for k in changed if k in RESUME_MOVED] if same_rows else []
+        changed = [k for k in changed if k not in moved]
         refused = [k for k in changed if k not in RESUME_SAID]
         if refused:
             k, others = refused[0], refused[1:]
@@ -346,16 +353,16 @@ class Trainer:
                 f"with{more} — --resume continues that run: set it back, or train over it with --no-resume "
                 "(or choose another out_dir)"
             )
-        if (
-            isinstance(data, dict)
-            and isinstance(was, dict)
-            and data.get("fingerprint") != was.get("fingerprint")
-        ):
+        if data and was and data.get("fingerprint") != was.get("fingerprint") and not same_rows:
+            fix = self.data_fix or "restore the file"
             raise EveryProcessError(
                 f"{data.get('file')}: changed since the run in {where} started (other images, scores or "
-                "split than it trained on) — --resume continues that run: restore the file, or train over it "
-                "with --no-resume (or choose another out_dir)"
+                f"split than it trained on) — --resume continues that run: {fix}, or train over it with "
+                "--no-resume (or choose another out_dir)"
             )
+        if moved:
+            said = ", ".join(f"{saved[k]} → {now[k]}" for k in moved)
+            self.warn(f"{self.label}: the dataset moved: {said}, same rows")
         if changed:
             said = ", ".join(f"{self.name}.{k} {saved[k]} -> {now[k]}" for k in changed)
             before = saved.get(epochs_key.rpartition(".")[2])
