@@ -263,7 +263,7 @@ def run(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> RunRes
         resumable_folder(out_dir, "out_dir (--out-dir)", "the run in it")
     else:
         output_folder(out_dir, "out_dir (--out-dir)", create=False)
-    check_outputs(cfg, out_dir)  # after out_dir's: label.out's folder is in it by default (the fix is out_dir)
+    check_outputs(cfg, out_dir)  # after out_dir: label.out is in it by default
     with process_group():
         # the label stage's images, then its teacher, before out_dir is made: a folder without images, a CLIP
         # model or prompts file that is not there is one line and no folder, and no model is loaded for the
