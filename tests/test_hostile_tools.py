@@ -190,7 +190,7 @@ def test_control_characters_in_a_skipped_name_stay_on_its_line(tmp_path):
         assert not any(ln.startswith("name.png") for ln in res.stderr.splitlines()), res.stderr
     (folder / "bad\nname.png").write_bytes(b"not an image")  # refused before scoring: in the error's list
     res = run_attiqa("eval", "folder", "--root", folder, "-m", "classical", env=env)
-    assert res.returncode == 2 and f"\n  {shown}not a recognised image format\n" in res.stderr, res.stderr
+    assert res.returncode == 2 and f"\n  {shown}not a recognised image format — " in res.stderr, res.stderr
     err = ImageLoadError(folder / "a\x1b[31m.png", "cannot identify image file", "check\nthe file")
     assert plain_failure(err) == f"{folder}/a\\x1b[31m.png: cannot identify image file — check\nthe file"
 
