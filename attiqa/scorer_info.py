@@ -40,9 +40,8 @@ class ScorerInfo:
     # a checkpoint fine-tuned on a named dataset (its card): "NAME:ROOT" and the split it trained on
     fitted_on: str = ""
     fitted_split: str = ""
-    fitted_rows: str = (
-        ""  # and the SHA-256 of its rows (``IQADataset.fingerprint``; a card from session 50 on)
-    )
+    # and the SHA-256 of its rows (``IQADataset.fingerprint``; "" in cards made before it was recorded)
+    fitted_rows: str = ""
     scale: str = ""  # the scale in words where a zoo row cannot give numbers before a model is loaded
 
     @property

@@ -135,8 +135,7 @@ def write_manifest(
     if image_root is not None and (run_dir / RUN_FILE).exists() and (made := read_records(run_dir)):
         raise AttiqaError(
             f"{run_dir} holds a generated run ({counted(len(made), 'pair')} of `genbench run`) — an import "
-            "would "
-            "replace its manifest; pass another --out"
+            "would replace its manifest; pass another --out"
         )
     if image_root is not None:  # an import: the study's votes keep their pairs
         check_votes_kept(run_dir, {str(r.get("pair_id")) for r in records})

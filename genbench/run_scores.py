@@ -191,7 +191,7 @@ class MetricJob:
         report.scored = len(run.rows)
         # printed as a list, each with its fix as `attiqa score` lists it (the fix was left out)
         report.failed = [image_problem(self.run_dir, e) for e in run.failed]
-        todo = set(ready.todo)  # a list: a membership test per image of the run
+        todo = set(ready.todo)  # (a list would be a membership test per image of the run)
         kept_rows = [ready.old[im] for im in ready.images if im in ready.old and im not in todo]
         order = {im: i for i, im in enumerate(ready.images)}
         run.rows = sorted(kept_rows + run.rows, key=lambda r: order[r["image"]])

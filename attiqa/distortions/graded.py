@@ -183,6 +183,6 @@ def write_graded_set(
                 out = img if dist is None else apply_distortion(img, dist, lvl, seed=lvl)
                 save_image(out, path)
                 res.written.append(path)
-        if on_item:  # every file there already: an earlier run's, counted outside the rate
+        if on_item:  # kept: every file there already (an earlier run's), counted outside the rate
             on_item(1, kept=not todo)
     return res
