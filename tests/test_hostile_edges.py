@@ -219,7 +219,7 @@ def test_import_agiqa3k_margin_0_names_the_pairs_it_leaves_out_for_what_they_are
     said = " ".join(res.stderr.split())
     assert (
         said.startswith(f"{tmp_path / 'run'}: 14 pairs")
-        and "1 pairs of equal MOS (no preference) left out" in said
+        and "1 pair of equal MOS (no preference) left out" in said
     )
     assert "closer than 0.0" not in said
     res = run_genbench("import-agiqa3k", root, "-o", tmp_path / "run2")
