@@ -223,7 +223,7 @@ def test_import_agiqa3k_margin_0_names_the_pairs_it_leaves_out_for_what_they_are
     )
     assert "closer than 0.0" not in said
     res = run_genbench("import-agiqa3k", root, "-o", tmp_path / "run2")
-    assert res.returncode == 0 and "pairs closer than 0.5 MOS left out" in res.stderr, res.stderr
+    assert res.returncode == 0 and "1 pair closer than 0.5 MOS left out" in res.stderr, res.stderr
     res = run_genbench("score", tmp_path / "agiqa", "-m", "classical")
     assert res.returncode == 2 and "genbench import-agiqa3k" in " ".join(res.stderr.split()), res.stderr
 
