@@ -56,7 +56,10 @@ def test_run_score_reports_the_commands_own_peak_not_this_processs(tmp_path):
     assert 0 < own < here - 512, (own, here)  # the command: the interpreter, torch, the classical scorer
     assert worker is None  # -w 0: no decode worker, so none measured
     del ballast
-    *_, worker, _ = run_score(folder, "classical", tmp_path / "w.csv", {}, ("-q", "-w", "1"))
+    # Session 51: CI missed the worker of 2 images of 64 px (alive ~60 ms, shorter than a sample and its
+    # second look): 64 images of 128 px keep it decoding for about half a second
+    many = photo_folder(64, size=128)
+    *_, worker, _ = run_score(many, "classical", tmp_path / "w.csv", {}, ("-q", "-w", "1"))
     assert worker is not None and worker > 50, worker  # a fork of a process that imported torch
 
 
