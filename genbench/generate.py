@@ -6,8 +6,9 @@ configurable. Seeds (ours): pair ``i`` of a run with seed ``s`` gets two distinc
 ``numpy.random.default_rng([s, i])``; noise is drawn on the CPU so a seed gives the same image on any device.
 
 A run folder holds ``run.json`` (settings), ``images/<pair>_{a,b}.png`` and the manifest
-(``manifest.jsonl`` + ``manifest.csv``: prompt, seeds, model, settings per pair). Rerunning the same
-command continues an interrupted run: finished images (written atomically) are kept, missing ones are made.
+(``manifest.jsonl`` + ``manifest.csv``: prompt, seeds, model, settings, and its images'
+sizes and SHA-256 per pair). Rerunning the same command continues an interrupted run: finished images
+(written atomically) are kept, missing or damaged ones are made.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import logging
 import warnings
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -54,6 +56,7 @@ SCHEDULERS = {
     "unipc": "UniPCMultistepScheduler",
 }
 DTYPES = ("auto", "fp32", "fp16", "bf16")
+SUM_FIELDS = ("size", "content")  # a manifest record's size_a, content_a, ...: its images as written
 
 
 @dataclass
@@ -81,6 +84,7 @@ class GenResult:
     long_prompts: list[str] = field(default_factory=list)  # pairs whose prompt the text encoder cut
     token_limit: int = 0  # how many tokens of a prompt it reads
     damaged: list[str] = field(default_factory=list)  # images found on disk that did not decode: made again
+    decoded: int = 0  # images found on disk without a record of their size and hash, or unlike it: decoded
     interruption: KeyboardInterrupt | None = None  # Ctrl-C / SIGTERM: finished pairs kept; the caller says so
 
     def count_made(self) -> None:
@@ -242,21 +246,60 @@ def _made_images(run_dir: Path) -> list[Path]:
     return sorted(folder.glob("*.png")) if folder.is_dir() else []
 
 
-def _damaged_images(run_dir: Path, records: list[dict]) -> list[tuple[dict, str, str]]:
-    """The run's image files on disk that do not decode (record, side, why): a resume made them "already
-    there" for good — a truncated or emptied copy, a bad disk — which `score` then skipped and `vote` hid.
-    Each image is made again from its seed (the same pixels as the first time)."""
-    from attiqa.io.images import load_image
-
-    found = []
+def recorded_sums(run_dir: Path) -> dict[str, tuple[int, str]]:
+    """Each image's size and content key as the manifest recorded them when it was written (image name ->
+    (bytes, ``sha256:…``)); none for a run of an earlier version, or a manifest that does not parse (it is
+    written again): its images are then decoded."""
+    try:
+        records = read_records(run_dir)
+    except AttiqaError:
+        return {}
+    sums = {}
     for r in records:
         for s in SIDES:
-            path = run_dir / r[f"image_{s}"]
-            if path.is_file():
-                try:
-                    load_image(path)
-                except AttiqaError as exc:
-                    found.append((r, s, f"{r[f'image_{s}']}: {getattr(exc, 'reason', exc)}"))
+            image, size, key = r.get(f"image_{s}"), r.get(f"size_{s}"), r.get(f"content_{s}")
+            if isinstance(image, str) and type(size) is int and isinstance(key, str):
+                sums[image] = (size, key)
+    return sums
+
+
+@dataclass
+class ImageCheck:
+    """What :func:`check_images` found: every kept image's sums, the damaged ones, how many it decoded."""
+
+    sums: dict[str, tuple[int, str]] = field(default_factory=dict)
+    damaged: list[tuple[dict, str, str]] = field(default_factory=list)  # (record, side, why)
+    decoded: int = 0
+
+
+def check_images(run_dir: Path, records: list[dict], recorded: dict[str, tuple[int, str]]) -> ImageCheck:
+    """The run's images on disk, checked against the size and content key recorded when each was written:
+    a resume kept a truncated or emptied copy (a copy stopped midway, a bad disk) as "already there" for
+    good, which `score` then skipped and `vote` hid. A file of its recorded size and hash is whole (no
+    decode: decoding every image again made each resume slow at FiveK scale); one without a record (an
+    earlier version's run, a half-made pair) or unlike it is decoded — kept and recorded if it decodes,
+    otherwise damaged: made again from its seed (the same pixels as the first time)."""
+    from attiqa.io.images import content_key, load_image
+
+    found = ImageCheck()
+    for r in records:
+        for s in SIDES:
+            name = r[f"image_{s}"]
+            path = run_dir / name
+            if not path.is_file():
+                continue
+            known = recorded.get(name)
+            try:
+                if known is not None and path.stat().st_size == known[0] and content_key(path) == known[1]:
+                    found.sums[name] = known
+                    continue
+                found.decoded += 1
+                load_image(path)
+                found.sums[name] = (path.stat().st_size, content_key(path))
+            except AttiqaError as exc:
+                found.damaged.append((r, s, f"{name}: {getattr(exc, 'reason', exc)}"))
+            except OSError as exc:
+                found.damaged.append((r, s, f"{name}: {exc.strerror or exc}"))
     return found
 
 
@@ -321,7 +364,8 @@ def generate_run(
         "pairs": n_pairs,
     }
     _check_resume(run_dir, header)
-    damaged = _damaged_images(run_dir, records)
+    checked = check_images(run_dir, records, recorded_sums(run_dir))
+    damaged, sums = checked.damaged, checked.sums
     todo = [(r, s) for r in records for s in SIDES if not (run_dir / r[f"image_{s}"]).is_file()]
     todo += [(r, s) for r, s, _ in damaged]
     # the model first: offline or a mistyped --model, nothing is written (it left a run folder of no image
@@ -337,16 +381,37 @@ def generate_run(
     write_json_atomic(run_dir / RUN_FILE, header)
 
     def done_records() -> list[dict]:
-        return [r for r in records if all((run_dir / r[f"image_{s}"]).is_file() for s in SIDES)]
+        """The pairs whose two images are on disk, each with the size and content key its images had when
+        written (checked on a resume instead of decoding them, :func:`check_images`)."""
+        done = []
+        for r in records:
+            names = [r[f"image_{s}"] for s in SIDES]
+            if all(name in sums and (run_dir / name).is_file() for name in names):
+                got = {
+                    f"{k}_{s}": v
+                    for s, n in zip(SIDES, names, strict=True)
+                    for k, v in zip(SUM_FIELDS, sums[n], strict=True)
+                }
+                done.append(r | got)
+        return done
 
     result = GenResult(run_dir=run_dir, pairs=n_pairs, kept=2 * len(records) - len(todo))
     result.damaged = [why for _, _, why in damaged]
+    result.decoded = checked.decoded
 
     write_manifest(run_dir, done_records())  # a run folder always has a manifest, even before the first image
     if on_image and result.kept:  # found on disk: in the count, not in the rate (a rerun said 107.2 img/s)
         on_image(result.kept, kept=True)
+
+    def commit(got: dict[str, tuple[int, str]]) -> None:
+        """An image's ``on_commit``: its sums kept and it is counted in its rename's own step."""
+        sums.update(got)
+        result.count_made()
+
     if todo:
         import torch
+
+        from attiqa.io.images import content_key
 
         assert pipe is not None  # loaded above
         made = list({r["pair_id"]: r for r, _ in todo}.values())
@@ -376,9 +441,12 @@ def generate_run(
                     result.failed.extend(f"{r['pair_id']}/{s}: {reason}" for r, s in batch)
                 else:
                     for (r, s), img in zip(batch, images, strict=True):
-                        # counted with the rename, no Ctrl-C between: "N images made" counts every one on disk
-                        with atomic_path(run_dir / r[f"image_{s}"], on_commit=result.count_made) as tmp:
+                        # counted and its sums kept with the rename, no Ctrl-C between: "N images made"
+                        # counts every one on disk
+                        got: dict[str, tuple[int, str]] = {}
+                        with atomic_path(run_dir / r[f"image_{s}"], on_commit=partial(commit, got)) as tmp:
                             img.save(tmp, format="PNG")
+                            got[r[f"image_{s}"]] = (tmp.stat().st_size, content_key(tmp))
                     write_manifest(run_dir, done_records())
                 if on_image:
                     on_image(len(batch))
