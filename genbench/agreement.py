@@ -104,9 +104,12 @@ def read_votes_csv(path: Path) -> list[Vote]:
 
 
 def human_labels(
-    votes: Iterable[Vote], pairs: list[Pair], source: Path | None = None
+    votes: Iterable[Vote], pairs: list[Pair], source: Path | None = None, left_out: set[str] | None = None
 ) -> dict[str, HumanLabel]:
-    """Vote counts per known pair (votes for unknown pair ids are an error naming ``source``: wrong file?)."""
+    """Vote counts per known pair. Votes for pair ids the manifest lacks are an error naming ``source``
+    (wrong file?) when no vote is for this run, or when the caller gives no ``left_out`` set; otherwise
+    those pair ids go into ``left_out`` and their votes are left aside: one stale vote (a pair dropped
+    from the run since) refused every other one as "are the preferences for this run?"."""
     known = {p.pair_id for p in pairs}
     counts: Counter[tuple[str, str]] = Counter()
     unknown = set()
@@ -115,12 +118,14 @@ def human_labels(
             unknown.add(v.pair_id)
             continue
         counts[(v.pair_id, v.choice)] += 1
-    if unknown:
+    if unknown and (left_out is None or not counts):
         sample = ", ".join(sorted(unknown)[:3])
         raise AttiqaError(
             f"{source or 'the votes'}: {len(unknown)} voted pair id(s) are not in the run's manifest (e.g. "
             f"{sample}) — are the preferences for this run? Pass its own with --prefs FILE"
         )
+    if left_out is not None:
+        left_out.update(unknown)
     out = {}
     for p in pairs:
         a, b = counts[(p.pair_id, "a")], counts[(p.pair_id, "b")]

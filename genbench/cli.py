@@ -271,7 +271,8 @@ def agree(
     pairs = _run_pairs(run_dir)
     out_dir = report_folder(run_dir, out)  # before the bootstrap, not after it
     votes, source = load_votes(run_dir, prefs)
-    labels = human_labels(votes, pairs, source)
+    stale: set[str] = set()
+    labels = human_labels(votes, pairs, source, left_out=stale)
     if not labels:
         raise AttiqaError(f"{source}: no votes for this run's pairs yet — collect some with `genbench vote`")
     n_votes = sum(lab.votes_a + lab.votes_b for lab in labels.values())
@@ -279,6 +280,13 @@ def agree(
         f"preferences: {plain_name(source)} ({counted(n_votes, 'vote')} on {counted(len(labels), 'pair')})",
         highlight=False,
     )
+    if stale:  # pairs dropped from the run since (a damaged image being made again, a smaller re-import)
+        n_stale = sum(v.pair_id in stale for v in votes)
+        console.print(
+            f"  [yellow]{counted(n_stale, 'vote')} on {counted(len(stale), 'pair')} not in the run's "
+            f"manifest left out[/] (e.g. {plain(min(stale))})",
+            highlight=False,
+        )
     left_aside = unused_prefs(run_dir, prefs, source)
     if left_aside is not None:
         console.print(
@@ -297,6 +305,7 @@ def agree(
         "bootstrap": bootstrap,
         "seed": seed,
         "cluster_by": cluster_by,
+        "votes_left_out": sum(v.pair_id in stale for v in votes),  # on pairs not in the manifest
     }
     write_report(out_dir, pairs, labels, results, scores, settings)
     for r in results:

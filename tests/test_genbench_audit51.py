@@ -85,3 +85,28 @@ def test_a_resume_reads_a_manifest_that_does_not_parse_as_no_record(tmp_path, sd
     res = generate_run(run, load_prompt_spec(), settings, 2, pipeline=pipe)
     assert (res.made, res.kept, res.decoded) == (0, 4, 4)
     assert [json.loads(x)["pair_id"] for x in (run / MANIFEST).read_text().splitlines()] == ["p0000", "p0001"]
+
+
+def test_agree_leaves_out_votes_on_pairs_no_longer_in_the_manifest_and_says_so(tmp_path, photos):
+    """**Was**: `genbench agree RUN` on a run whose prefs.csv held one vote on a pair no longer in the
+    manifest (its image dropped, a smaller re-import) refused all the others: "1 voted pair id(s) are not
+    in the run's manifest (e.g. gone) — are the preferences for this run?". Now those votes are left out
+    and said, the rest measured; a file with no vote for the run is still refused."""
+    from genbench_helpers import make_photo_run
+    from helpers import run_genbench
+
+    run = make_photo_run(tmp_path / "run", photos)
+    assert run_genbench("score", run, "-m", "classical", "-w", "0").returncode == 0
+    votes = "astronaut,a\ncoffee,b\nchelsea,a\nrocket,b\ngone,a\ngone,b\n"
+    (run / "prefs.csv").write_text("pair_id,choice\n" + votes)
+    res = run_genbench("agree", run, "--bootstrap", "200")
+    assert res.returncode == 0, res.stderr
+    assert "preferences: " in res.stderr and "(4 votes on 4 pairs)" in res.stderr, res.stderr
+    assert "2 votes on 1 pair not in the run's manifest left out (e.g. gone)" in res.stderr, res.stderr
+    report = json.loads((run / "agreement" / "agreement.json").read_text())
+    assert report["settings"]["votes_left_out"] == 2
+    assert (run / "agreement" / "agreement.csv").read_text().splitlines()[1].split(",")[1] == "4"
+
+    (run / "prefs.csv").write_text("pair_id,choice\ngone,a\n")  # another run's votes: refused
+    res = run_genbench("agree", run, "--bootstrap", "200")
+    assert res.returncode == 2 and "are the preferences for this run?" in res.stderr, res.stderr
