@@ -87,6 +87,15 @@ def read_agiqa3k(root: Path, counts: AgiqaImportResult | None = None) -> list[Ag
     later command refuses; so is a row with an empty prompt (pairs share a prompt). ``counts`` gets how
     many rows were left out, and why."""
     ds = get_dataset("agiqa3k", root)
+    try:
+        ds.items  # noqa: B018 -- read here: the adapter's fix for a missing column is `eval`'s option
+    except AttiqaError as exc:  # "… — it holds mos_align: pass --target mos_align", which genbench has not
+        if "--target" not in str(exc):
+            raise
+        raise AttiqaError(
+            f"{str(exc).split(' — ')[0]} — genbench pairs images by their quality MOS: name that column "
+            "mos_quality in the header, as in the official score file"
+        ) from None
     if ds.items and "prompt" not in ds.items[0].meta:  # every image one "" prompt: pairs across prompts
         raise AttiqaError(
             f"{Path(root) / 'data.csv'}: no 'prompt' column — genbench pairs two images of one prompt; "

@@ -472,6 +472,13 @@ def import_imagereward_cmd(
     )
     for s in res.skipped[:10]:
         console.print(f"  [yellow]skipped[/] {plain(s)}", highlight=False)
+    if res.repeated_images:  # the same image twice in one item: its later copies left out
+        n = len(res.repeated_images)
+        console.print(
+            f"  [yellow]{counted(n, 'generation')} repeat{'s' if n == 1 else ''} an image listed earlier in "
+            f"{'its' if n == 1 else 'their'} item: left out[/] (e.g. {plain(res.repeated_images[0])})",
+            highlight=False,
+        )
     if res.repeated_items:
         console.print(f"  [yellow]{res.repeated_items} items repeat an earlier item of their id: left out[/]")
     if res.renamed:

@@ -42,6 +42,7 @@ class ImportResult:
     renamed: list[str] = field(default_factory=list)  # "ID -> ID#2": items whose id an earlier item had
     images: int = 0  # distinct images the pairs name
     missing: list[str] = field(default_factory=list)  # of those, not on disk (yet): scored as unreadable
+    repeated_images: list[str] = field(default_factory=list)  # "ID: generation j repeats i": left out
 
 
 def _load(path: Path) -> list:
@@ -98,8 +99,17 @@ def expand_rankings(items: list, images_root: Path) -> tuple[list[dict], list[di
             res.skipped.append(f"{name}: generation {outside[0]!r} is outside the image folder {root}")
             continue
         res.prompts += 1
+        first: dict[Path, int] = {}  # an image listed twice: paired with itself, its pairs counted twice
+        for k, g in enumerate(gens):
+            if first.setdefault((root / g).resolve(), k) != k:
+                res.repeated_images.append(
+                    f"{name}: generation {k} {g!r} repeats generation {first[(root / g).resolve()]}"
+                )
+        keep = set(first.values())
         for i in range(len(gens)):
             for j in range(i + 1, len(gens)):
+                if i not in keep or j not in keep:
+                    continue
                 if ranks[i] == ranks[j]:
                     res.equal_rank_pairs += 1
                     continue

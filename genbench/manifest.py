@@ -138,6 +138,7 @@ def write_manifest(
             "would replace its manifest; pass another --out"
         )
     if image_root is not None:  # an import: the study's votes keep their pairs
+        _check_same_source(run_dir, records)
         check_votes_kept(run_dir, {str(r.get("pair_id")) for r in records})
     roots = image_roots(run_dir) if image_root is None else [run_dir.resolve(), Path(image_root).resolve()]
     _check_images(run_dir, records, roots, f"{run_dir / MANIFEST}")
@@ -154,6 +155,24 @@ def write_manifest(
     for name, other in (also or {}).items():
         write_text_atomic(run_dir / name, other)
     unfinished.unlink(missing_ok=True)
+
+
+def _check_same_source(run_dir: Path, records: list[dict]) -> None:
+    """Refuse an import into a folder holding pairs of another source (an ImageReward import, AGIQA-3k's,
+    a hand-made manifest): its pairs, prefs.csv and the scores beside them were replaced without a word.
+    The same source again (another --margin, the images moved) goes ahead."""
+    try:
+        old = read_records(run_dir)
+    except AttiqaError:  # a damaged manifest: the import writes it whole
+        return
+    before = {str(r.get("source", "none")) for r in old}
+    after = {str(r.get("source")) for r in records}
+    if old and before != after:
+        raise AttiqaError(
+            f"{run_dir} holds {counted(len(old), 'pair')} (source: {', '.join(sorted(before))}) — this "
+            f"import (source: {', '.join(sorted(after))}) would replace them and their prefs.csv; "
+            "pass another --out"
+        )
 
 
 def read_records(run_dir: Path) -> list[dict]:

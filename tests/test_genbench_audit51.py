@@ -110,3 +110,118 @@ def test_agree_leaves_out_votes_on_pairs_no_longer_in_the_manifest_and_says_so(t
     (run / "prefs.csv").write_text("pair_id,choice\ngone,a\n")  # another run's votes: refused
     res = run_genbench("agree", run, "--bootstrap", "200")
     assert res.returncode == 2 and "are the preferences for this run?" in res.stderr, res.stderr
+
+
+def _agiqa_folder(root: Path, photos: dict, header: str = "mos_quality") -> Path:
+    """AGIQA-3k's layout (data.csv + AGIQA-3K/) of real photos: two prompts, one a unicode prompt with a
+    comma and quotes, one image alone under its prompt."""
+    from PIL import Image
+
+    (root / "AGIQA-3K").mkdir(parents=True)
+    rows = [
+        ("sd1.5_normal_001.jpg", "astronaut", "a cat", 1.0),
+        ("sd1.5_lowstep_001.jpg", "coffee", "a cat", 3.0),
+    ]
+    rows += [
+        ("xl2.2_normal_002.jpg", "chelsea", 'café ☕, 日本 "x"', 2.0),
+        ("日本_002.jpg", "rocket", 'café ☕, 日本 "x"', 4.2),
+    ]
+    rows += [("glide_normal_003.jpg", "motorcycle_left", "alone", 2.0)]
+    lines = [f"name,prompt,adj1,adj2,style,{header},std_quality,mos_align,std_align"]
+    for name, photo, prompt, mos in rows:
+        photos[photo].resize((64, 48), Image.BICUBIC).save(root / "AGIQA-3K" / name, quality=90)
+        quoted = '"' + prompt.replace('"', '""') + '"'
+        lines.append(f"{name},{quoted},,,,{mos},0.5,2.5,0.5")
+    (root / "data.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return root
+
+
+def _imagereward_folder(root: Path, photos: dict) -> Path:
+    """ImageReward's test format over real photos; item k1 lists x.png twice (``x.png``, ``./x.png``)."""
+    from PIL import Image
+
+    root.mkdir(parents=True)
+    for name, photo in (("x", "astronaut"), ("y", "coffee"), ("z", "rocket")):
+        photos[photo].resize((64, 48), Image.BICUBIC).save(root / f"{name}.png")
+    items = [
+        {
+            "id": "k1",
+            "prompt": "日本 café",
+            "generations": ["x.png", "y.png", "./x.png"],
+            "ranking": [1, 2, 3],
+        },
+        {"id": "k2", "prompt": "tie", "generations": ["y.png", "z.png"], "ranking": [1, 1]},
+        {"id": "k3", "prompt": "ok", "generations": ["y.png", "z.png"], "ranking": [2, 1]},
+    ]
+    (root / "rankings.json").write_text(json.dumps(items, ensure_ascii=False), encoding="utf-8")
+    return root / "rankings.json"
+
+
+def test_an_imagereward_item_listing_one_image_twice_is_not_paired_with_itself(tmp_path, photos):
+    """**Was**: an item whose generations named one image twice (``x.png``, ``./x.png``) became a pair of
+    that image with itself, with a preference ("k1:0-2 … a": every metric ties on it, counted wrong), and
+    its pairs with the other images twice. Now its later copies are left out and said; ties, unicode
+    prompts and the other items are imported as before."""
+    from helpers import run_genbench
+
+    rankings = _imagereward_folder(tmp_path / "ir", photos)
+    res = run_genbench("import-imagereward", rankings, "--out", tmp_path / "run")
+    assert res.returncode == 0, res.stderr
+    assert (
+        "run: 2 pairs from 3 prompts (1 equal-rank pairs left out, 0 malformed items skipped)" in res.stderr
+    )
+    said = "1 generation repeats an image listed earlier in its item: left out (e.g. k1: generation 2 "
+    assert said + "'./x.png' repeats generation 0)" in res.stderr, res.stderr
+    records = read_records(tmp_path / "run")
+    assert [r["pair_id"] for r in records] == ["k1:0-1", "k3:0-1"]
+    assert all(r["image_a"] != r["image_b"] for r in records) and records[0]["prompt"] == "日本 café"
+    assert (tmp_path / "run" / "prefs.csv").read_text().splitlines()[1:] == [
+        "k1:0-1,imagereward-ranking,a",
+        "k3:0-1,imagereward-ranking,b",
+    ]
+
+
+def test_an_import_into_a_folder_holding_pairs_of_another_source_is_refused(tmp_path, photos):
+    """**Was**: `genbench import-agiqa3k ROOT -o RUN` where RUN held an ImageReward import (or a hand-made
+    manifest) replaced its pairs and prefs.csv without a word (only votes.sqlite's votes were checked). Now
+    one line, nothing written; the same source again (another --margin) still goes ahead."""
+    from helpers import run_genbench
+
+    root = _agiqa_folder(tmp_path / "agiqa", photos)
+    rankings = _imagereward_folder(tmp_path / "ir", photos)
+    run = tmp_path / "run"
+    assert run_genbench("import-imagereward", rankings, "--out", run).returncode == 0
+    before = {f: (run / f).read_bytes() for f in ("manifest.jsonl", "prefs.csv", "image_root.json")}
+    res = run_genbench("import-agiqa3k", root, "--out", run)
+    assert res.returncode == 2, res.stderr
+    assert res.stderr.strip() == (
+        f"error: {run} holds 2 pairs (source: imagereward) — this import (source: agiqa3k) would replace "
+        "them and their prefs.csv; pass another --out"
+    )
+    assert {f: (run / f).read_bytes() for f in before} == before
+
+    other = tmp_path / "agiqa-run"
+    assert run_genbench("import-agiqa3k", root, "--out", other).returncode == 0
+    res = run_genbench("import-agiqa3k", root, "--out", other, "--margin", "0")  # the same source: goes on
+    assert res.returncode == 0, res.stderr
+    pairs = {r["pair_id"]: r["prompt"] for r in read_records(other)}
+    assert pairs == {
+        "sd1.5_lowstep_001|sd1.5_normal_001": "a cat",
+        "xl2.2_normal_002|日本_002": 'café ☕, 日本 "x"',
+    }  # the one-image prompt makes no pair
+
+
+def test_an_agiqa3k_score_file_without_its_quality_column_gives_genbench_s_fix(tmp_path, photos):
+    """**Was**: `genbench import-agiqa3k ROOT` on a score file whose mos_quality column was renamed (``MOS``)
+    said "… — it holds mos_align: pass --target mos_align": `attiqa eval`'s option, which import-agiqa3k
+    has not (and pairs by alignment would not be quality preferences). Now the fix is to name the column."""
+    from helpers import run_genbench
+
+    root = _agiqa_folder(tmp_path / "agiqa", photos, header="MOS")
+    res = run_genbench("import-agiqa3k", root, "--out", tmp_path / "run")
+    assert res.returncode == 2
+    line = res.stderr.strip()
+    assert line.startswith(f"error: {root / 'data.csv'}: no 'mos_quality' column") and "\n" not in line, line
+    assert line.endswith("— genbench pairs images by their quality MOS: name that column mos_quality in the "
+                         "header, as in the official score file"), line  # fmt: skip
+    assert "--target" not in line and not (tmp_path / "run").exists()
