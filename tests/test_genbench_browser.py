@@ -417,3 +417,55 @@ def test_the_page_asks_for_nothing_the_server_does_not_have(tmp_path, photos, br
         con.close()
     finally:
         server.stop()
+
+
+def test_a_reload_mid_study_and_two_tabs_on_one_pair_keep_one_vote_a_pair(tmp_path, photos, browser):
+    """A rater's flows (session 51): a reload after two votes goes on at 2 / 5 with a pair not yet voted
+    on (ok); two tabs of one rater showing the same pair, each voting on it (→ in one, then ← in the other),
+    record the first vote only, and the other tab moves on to the next pair (ok) — but **was** without a
+    word: its rater's ← was dropped and they could not know; now the page says the first vote counts. No
+    vote is counted twice or lost (the page has no undo)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    run = make_photo_run(tmp_path / "run", photos)
+    server = VoteServer(run, tmp_path / "server.log")
+    try:
+        _start(browser, server, "tabs")
+        for k in range(2):
+            browser.find_element(By.TAG_NAME, "body").send_keys(Keys.ARROW_LEFT)
+            _wait(
+                browser,
+                lambda d, k=k: _shown(d)["progress"].startswith(f"{k + 1} / 5") and _state(d) == "voting",
+            )
+        browser.refresh()  # mid-study: the rater's id is filled in, the study goes on
+        _start(browser, server, "tabs")
+        assert _shown(browser)["progress"].startswith("2 / 5")
+        assert _shown(browser)["pair"] not in _votes(run, "tabs")
+
+        first_tab = browser.current_window_handle
+        shared = _shown(browser)["pair"]
+        browser.switch_to.new_window("tab")
+        _start(browser, server, "tabs")
+        assert _shown(browser)["pair"] == shared  # the rater's own order: the same pair in both tabs
+        browser.find_element(By.TAG_NAME, "body").send_keys(Keys.ARROW_RIGHT)
+        _wait(browser, lambda d: _shown(d)["progress"].startswith("3 / 5") and _state(d) == "voting")
+        second_tab_next = _shown(browser)["pair"]
+        browser.switch_to.window(first_tab)  # still showing the shared pair: its vote is not a second one
+        assert _shown(browser)["pair"] == shared
+        browser.find_element(By.TAG_NAME, "body").send_keys(Keys.ARROW_LEFT)
+        _wait(browser, lambda d: _shown(d)["pair"] != shared and _state(d) == "voting")
+        assert _shown(browser)["pair"] == second_tab_next and _shown(browser)["progress"].startswith("3 / 5")
+        assert _shown(browser)["status"] == (
+            "That pair already had your vote (from another tab or window): the first one counts."
+        )
+        browser.find_element(By.TAG_NAME, "body").send_keys(Keys.ARROW_LEFT)  # the next vote clears it
+        _wait(browser, lambda d: _shown(d)["progress"].startswith("4 / 5") and _state(d) == "voting")
+        assert _shown(browser)["status"] == ""
+        votes = _votes(run, "tabs")
+        assert len(votes) == len(set(votes)) == 4 and votes[2] == shared
+        with sqlite3.connect(run / "votes.sqlite") as con:
+            ((choice, left),) = con.execute("SELECT choice, left_side FROM votes WHERE pair_id=?", (shared,))
+        assert choice != left  # the first vote (→: the right image) is the one kept
+    finally:
+        server.stop()

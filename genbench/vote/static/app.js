@@ -81,12 +81,15 @@ async function vote(choice) {
     headers: { "Content-Type": "application/json" },
     body: JSON.stringify({ rater, pair_id: current.pair_id, choice }),
   });
-  if (status !== 201 && status !== 409) {   // 409: already counted (e.g. a second tab) — just move on
+  if (status !== 201 && status !== 409) {   // 409: already counted (e.g. a second tab) — move on, saying so
     $("status").textContent = body.error || `server error ${status}`;
     busy = false;
     return;
   }
   await next();
+  if (status === 409) {   // this press was not counted: the rater is told, not left to think it was
+    $("status").textContent = "That pair already had your vote (from another tab or window): the first one counts.";
+  }
 }
 
 async function start() {
