@@ -521,12 +521,13 @@ def import_agiqa3k_cmd(
         + " left out"
         + (f", {res.other_generator_pairs} of two generators left out" if same_generator else "")
     )
-    left_out = {"repeat an earlier row's image (the first kept)": res.repeated_rows,
-                "have no finite mos_quality": res.without_mos,
-                "have an empty prompt": res.without_prompt}  # fmt: skip
-    for why, n in left_out.items():
+    left_out = [(res.repeated_rows, "repeats", "repeat", "an earlier row's image (the first kept)"),
+                (res.without_mos, "has", "have", "no finite mos_quality"),
+                (res.without_prompt, "has", "have", "an empty prompt")]  # fmt: skip
+    for n, one, many, why in left_out:  # "1 row … repeats", "3 rows … repeat" (was "1 rows … repeat")
         if n:
-            console.print(f"  [yellow]{n} rows of the score file {why}: left out[/]")
+            verb = one if n == 1 else many
+            console.print(f"  [yellow]{counted(n, 'row')} of the score file {verb} {why}: left out[/]")
     if res.missing:
         k = len(res.missing)
         are = "is" if k == 1 else "are"
