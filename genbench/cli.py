@@ -467,8 +467,10 @@ def import_imagereward_cmd(
     res = import_imagereward(json_file, images, out)
     console.print(
         f"{plain_name(out)}: {counted(res.pairs, 'pair')} from {counted(res.prompts, 'prompt')} "
-        f"({res.equal_rank_pairs} equal-rank "
-        f"pairs left out, {len(res.skipped)} malformed items skipped)"
+        f"({counted(res.equal_rank_pairs, 'equal-rank pair')} left out, "
+        f"{counted(len(res.skipped), 'malformed item')} skipped"
+        + (f", {counted(len(res.single_image), 'item')} of one image: no pair" if res.single_image else "")
+        + ")"
     )
     for s in res.skipped[:10]:
         console.print(f"  [yellow]skipped[/] {plain(s)}", highlight=False)

@@ -43,6 +43,7 @@ class ImportResult:
     images: int = 0  # distinct images the pairs name
     missing: list[str] = field(default_factory=list)  # of those, not on disk (yet): scored as unreadable
     repeated_images: list[str] = field(default_factory=list)  # "ID: generation j repeats i": left out
+    single_image: list[str] = field(default_factory=list)  # items of one image: well formed, no pair
 
 
 def _load(path: Path) -> list:
@@ -86,6 +87,9 @@ def expand_rankings(items: list, images_root: Path) -> tuple[list[dict], list[di
             continue
         gens = item.get("generations") if isinstance(item, dict) else None
         ranks = item.get("ranking") if isinstance(item, dict) else None
+        if isinstance(gens, list) and isinstance(ranks, list) and len(gens) == len(ranks) == 1:
+            res.single_image.append(name)  # a prompt with one image: nothing to compare, not malformed
+            continue
         if not (isinstance(gens, list) and isinstance(ranks, list) and len(gens) == len(ranks) >= 2):
             res.skipped.append(f"{name}: needs 'generations' and 'ranking' lists of the same length (>= 2)")
             continue

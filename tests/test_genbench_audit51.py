@@ -152,6 +152,7 @@ def _imagereward_folder(root: Path, photos: dict) -> Path:
         },
         {"id": "k2", "prompt": "tie", "generations": ["y.png", "z.png"], "ranking": [1, 1]},
         {"id": "k3", "prompt": "ok", "generations": ["y.png", "z.png"], "ranking": [2, 1]},
+        {"id": "k4", "prompt": "one", "generations": ["z.png"], "ranking": [1]},
     ]
     (root / "rankings.json").write_text(json.dumps(items, ensure_ascii=False), encoding="utf-8")
     return root / "rankings.json"
@@ -161,14 +162,17 @@ def test_an_imagereward_item_listing_one_image_twice_is_not_paired_with_itself(t
     """**Was**: an item whose generations named one image twice (``x.png``, ``./x.png``) became a pair of
     that image with itself, with a preference ("k1:0-2 … a": every metric ties on it, counted wrong), and
     its pairs with the other images twice. Now its later copies are left out and said; ties, unicode
-    prompts and the other items are imported as before."""
+    prompts and the other items are imported as before. And an item of one image (a well-formed prompt
+    with nothing to compare) **was** counted in "1 malformed items skipped" (the counts' nouns always
+    plural: "1 equal-rank pairs"); now "1 item of one image: no pair", "1 equal-rank pair"."""
     from helpers import run_genbench
 
     rankings = _imagereward_folder(tmp_path / "ir", photos)
     res = run_genbench("import-imagereward", rankings, "--out", tmp_path / "run")
     assert res.returncode == 0, res.stderr
     assert (
-        "run: 2 pairs from 3 prompts (1 equal-rank pairs left out, 0 malformed items skipped)" in res.stderr
+        "run: 2 pairs from 3 prompts (1 equal-rank pair left out, 0 malformed items skipped, 1 item of one "
+        "image: no pair)" in res.stderr
     )
     said = "1 generation repeats an image listed earlier in its item: left out (e.g. k1: generation 2 "
     assert said + "'./x.png' repeats generation 0)" in res.stderr, res.stderr
