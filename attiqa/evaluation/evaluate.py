@@ -198,8 +198,8 @@ def score_items(
 def _fitted_here(info: ScorerInfo, ds: IQADataset) -> bool:
     """Whether a checkpoint's card says it was fine-tuned on ``ds``: the same rows by their hash (a copy
     moved or on another machine, an exported model), or — a card without the hash — this copy by its root."""
-    if info.fitted_rows:
-        return info.fitted_rows == ds.fingerprint()
+    if info.fitted_rows:  # compared with the hash of the version the card holds (an earlier version's too)
+        return info.fitted_rows == ds.fingerprint(info.fitted_rows_version)
     return info.fitted_on == f"{ds.name}:{ds.root}"
 
 
