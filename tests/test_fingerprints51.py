@@ -10,6 +10,7 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
 import torch
 from helpers import tiny_train_config
 from test_train_audit49 import dataset_config, layout
@@ -215,3 +216,43 @@ def test_a_pretraining_of_session_50_resumes(tmp_path, cli):
                                                                       labels.targets))  # fmt: skip
     res = cli("train", "--config", cfg, *_pretrain_only(images, "--resume", "--set", "pretrain.epochs=2"))
     assert res.returncode == 0, res.stderr
+
+
+# -- 4. `eval folder`: two CSVs under one root --------------------------------------------------------------
+
+
+@pytest.fixture()
+def two_tables(tmp_path: Path, photos) -> tuple[Path, Path, Path]:
+    """A folder of five photos with two CSVs of other scores: mos.csv and other.csv."""
+    root = tmp_path / "set"
+    root.mkdir()
+    a, b = ["image,mos"], ["image,mos"]
+    for i, (name, img) in enumerate(photos.items()):
+        img.resize((img.width // 4, img.height // 4)).save(root / f"{name}.jpg")
+        a.append(f"{name}.jpg,{30 + 10 * i}")
+        b.append(f"{name}.jpg,{80 - 10 * i}")
+    (root / "mos.csv").write_text("\n".join(a) + "\n")
+    (root / "other.csv").write_text("\n".join(b) + "\n")
+    return root, root / "mos.csv", root / "other.csv"
+
+
+def test_eval_folder_of_another_csv_under_the_same_root_says_it_replaces_the_earlier_eval(
+    two_tables, tmp_path, cli
+):
+    """**Was**: `attiqa eval folder --root R --csv other.csv -o OUT` into the OUT of `--csv mos.csv` replaced
+    its outputs without the "replacing … of an earlier eval" line (the root alone was compared); now the
+    CSV (and the columns read) are part of what a summary records and compares. The same CSV again: no
+    line."""
+    root, first, second = two_tables
+    out = tmp_path / "out"
+    args = ("-m", "classical", "-o", out, "-w", "0", "-q", "--no-cache")
+    assert cli("eval", "folder", "--root", root, "--csv", first, *args).returncode == 0
+    assert json.loads((out / "summary.json").read_text())["csv"] == str(first)
+    again = cli("eval", "folder", "--root", root, "--csv", first, *args)
+    assert "replacing" not in _said(again)
+    res = cli("eval", "folder", "--root", root, "--csv", second, *args)
+    assert res.returncode == 0, res.stderr
+    assert (
+        f"{out}: replacing the predictions.csv, summary.json, scatter.png of an earlier eval, classical on "
+        f"folder (mos, all, csv {first})"
+    ) in _said(res), _said(res)

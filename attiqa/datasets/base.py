@@ -362,13 +362,18 @@ class IQADataset:
                 + (f"\n{fix}" if fix else "")
             )
 
+    def identity(self) -> dict[str, Any]:
+        """What tells this dataset from another under the same name (an eval's summary.json records it): the
+        root; the folder adapter adds its CSV and the columns it reads."""
+        return {"root": str(self.root)}
+
     def describe(self) -> dict[str, Any]:
         """Metadata for summaries (JSON-friendly)."""
         t = self.target_info
         return {
             "dataset": self.name,
             "full_name": self.info.full_name,
-            "root": str(self.root),
+            **self.identity(),
             "target": self.target,
             "target_column": t.column,
             "raw_range": list(t.range),

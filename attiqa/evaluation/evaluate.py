@@ -359,24 +359,36 @@ def _require_rows(res: EvalResult) -> None:
 
 
 def earlier_eval(out_dir: Path, dataset: IQADataset, scorer_key: str, split: str | None) -> str | None:
-    """A note when ``out_dir`` holds outputs this eval replaces that are not its own: another model, dataset,
-    target or split by the summary.json there, or files no summary describes. None for a folder without
-    them or a rerun of the same eval (the same numbers again, from the score cache)."""
+    """A note when ``out_dir`` holds outputs this eval replaces that are not its own: another model, dataset
+    (its name and :meth:`~attiqa.datasets.base.IQADataset.identity`: root, and a folder dataset's CSV and
+    columns), target or split by the summary.json there, or files no summary describes. None for a folder
+    without them or a rerun of the same eval (the same numbers again, from the score cache). A summary of
+    an earlier version records no CSV: its root alone is compared."""
     present = [n for n in (PREDICTIONS_CSV, SUMMARY_JSON, SCATTER_PNG) if (out_dir / n).is_file()]
     if not present:
         return None
     try:
         was = json.loads((out_dir / SUMMARY_JSON).read_text(encoding="utf-8"))
         model, root = was["model"], str(was["root"])
+        now = dataset.identity()
         same_root = Path(root).resolve() == Path(dataset.root).resolve()
-        then = (model["identity"], was["dataset"], was["target"], was["split"], same_root)
+        other = [k for k in now if k != "root" and k in was and was[k] != now[k]]
+        then = (model["identity"], was["dataset"], was["target"], was["split"], same_root and not other)
         of = f"{model['name']} on {was['dataset']} ({was['target']}, {was['split']}"
     except (OSError, ValueError, KeyError, TypeError):  # not an eval's summary.json
         return f"{out_dir}: replacing the {', '.join(present)} there"
     if then == (scorer_key, dataset.name, dataset.target, split or "all", True):
         return None
     where = "" if same_root else f", root {root}"
+    where += "".join(f", {k} {_said(was[k])}" for k in other)
     return f"{out_dir}: replacing the {', '.join(present)} of an earlier eval, {of}{where})"
+
+
+def _said(value: Any) -> str:
+    """A summary's identity entry in a line: a path as is, columns as ``image=NAME, split=NAME``."""
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={v}" for k, v in value.items() if v)
+    return str(value)
 
 
 def write_outputs(res: EvalResult, dataset: IQADataset, out_dir: Path, plot: bool = True) -> dict[str, Path]:
