@@ -256,3 +256,22 @@ def test_eval_folder_of_another_csv_under_the_same_root_says_it_replaces_the_ear
         f"{out}: replacing the predictions.csv, summary.json, scatter.png of an earlier eval, classical on "
         f"folder (mos, all, csv {first})"
     ) in _said(res), _said(res)
+
+
+# -- 5. --workers help per command --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("command", "words"),
+    [
+        (["score"], "decoding the images to score"),
+        (["eval"], "decoding the images of the dataset to score"),
+        (["label"], "decoding the images the teacher labels"),
+    ],
+)
+def test_workers_help_fits_each_command(cli, command, words):
+    """**Was**: `attiqa score --help` / `eval --help` said the --workers default for "training: one per spare
+    core" — neither trains (nor does any command with the option); now each says what its workers decode."""
+    text = " ".join(cli(*command, "--help").stdout.split())
+    assert words in text, text
+    assert "training" not in text.split("--workers")[1].split("--")[0]
