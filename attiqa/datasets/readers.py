@@ -109,15 +109,17 @@ def repeated_rows(images: Sequence[Path], values: Sequence[Any]) -> tuple[list[i
     """Rows of a score file naming an image an earlier row named: the rows to keep (each image's first),
     each image whose later row holds another value (``IMG (a and b)``: refused by the callers, it would
     count one image twice with two scores — in a training table possibly on both sides of the split), and
-    how many rows repeat an earlier one exactly (counted once)."""
+    how many rows repeat an earlier one exactly (counted once). An image is the file a row's path leads to:
+    ``a.jpg`` and ``../set/a.jpg`` (or a link to it) are one image (were counted as two)."""
     first: dict[Path, int] = {}
     keep: list[int] = []
     conflicts: list[str] = []
     repeats = 0
     for i, (img, value) in enumerate(zip(images, values, strict=True)):
-        j = first.get(img)
+        file = Path(img).resolve()
+        j = first.get(file)
         if j is None:
-            first[img] = i
+            first[file] = i
             keep.append(i)
         elif values[j] == value:
             repeats += 1

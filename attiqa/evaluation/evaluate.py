@@ -307,6 +307,8 @@ def evaluate(
             f"the scorer's first column ({columns[0]}) is NaN for every image — a pretrain-only checkpoint "
             "has no MOS head; fine-tune it first (`attiqa train` with a finetune section)"
         )
+    if len(rows) == 1:  # every metric is "–": say why
+        warn.append("1 image scored: correlations need at least 2 — evaluate a table of more images")
     if failed:
         warn.append(f"{len(failed)} image(s) could not be decoded and are left out of the metrics")
     if skipped:

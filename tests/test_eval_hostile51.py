@@ -1,0 +1,65 @@
+"""Session 51: `attiqa eval` on hostile score tables (docs/robustness.md). Each test failed before its fix."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from attiqa.errors import AttiqaError
+from attiqa.training.data import read_mos_split
+
+
+@pytest.fixture()
+def table_dir(tmp_path: Path) -> Path:
+    """Six small noise images of rising brightness in ``tmp/set`` (names with a space, with unicode)."""
+    root = tmp_path / "set"
+    root.mkdir()
+    for i, name in enumerate(["a.jpg", "b c.jpg", "ü 名.png", "d.jpg", "e.jpg", "f.jpg"]):
+        arr = np.random.default_rng(i).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+        Image.fromarray((arr * (0.3 + 0.12 * i)).astype(np.uint8)).save(root / name)
+    return root
+
+
+def _eval(cli, root: Path, csv: Path, out: Path):
+    return cli("eval", "folder", "--root", root, "--csv", csv, "-m", "classical", "-o", out, "-w", "0", "-q",
+               "--no-cache")  # fmt: skip
+
+
+ROWS = "image,mos\na.jpg,1\nb c.jpg,2\nü 名.png,3\nd.jpg,4\ne.jpg,5\nf.jpg,6\n"
+
+
+def test_one_image_named_two_ways_is_one_image(table_dir, tmp_path, cli):
+    """**Was**: a score table naming one image twice by two paths (``a.jpg`` and ``../set/a.jpg``) counted it
+    as two images: `eval` scored it twice into the metrics (n = 7 of 6 images), and with two different
+    scores it was not refused; a `finetune.csv` so made could hold the image on both sides of the split.
+    Now a row's image is the file its path leads to: the repeat is counted once (said), two scores refused."""
+    same = table_dir / "same.csv"
+    same.write_text(ROWS + "../set/a.jpg,1\n")
+    res = _eval(cli, table_dir, same, tmp_path / "out")
+    assert res.returncode == 0, res.stderr
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert (
+        summary["n"] == 6 and "1 repeated row(s) (same image, same score) counted once" in summary["warnings"]
+    )
+    other = table_dir / "other.csv"
+    other.write_text(ROWS + "../set/a.jpg,5\n")
+    res = _eval(cli, table_dir, other, tmp_path / "out2")
+    assert res.returncode != 0 and "1 image(s) have two different scores" in res.stderr, res.stderr
+    with pytest.raises(AttiqaError, match="listed twice with another MOS"):
+        read_mos_split(str(other), "", 0.2, 0)
+
+
+def test_an_eval_of_one_image_says_why_it_has_no_metrics(table_dir, tmp_path, cli):
+    """**Was**: `attiqa eval folder` of a table with one scored image printed a row of "–" and wrote null
+    metrics without a word; now a warning says correlations need at least 2 images."""
+    one = table_dir / "one.csv"
+    one.write_text("image,mos\na.jpg,1\nb c.jpg,\n")
+    res = _eval(cli, table_dir, one, tmp_path / "out")
+    assert res.returncode == 0, res.stderr
+    warned = json.loads((tmp_path / "out" / "summary.json").read_text())["warnings"]
+    assert "1 image scored: correlations need at least 2 — evaluate a table of more images" in warned
+    assert "correlations need at least 2" in " ".join(res.stderr.split())
