@@ -63,3 +63,28 @@ def test_an_eval_of_one_image_says_why_it_has_no_metrics(table_dir, tmp_path, cl
     warned = json.loads((tmp_path / "out" / "summary.json").read_text())["warnings"]
     assert "1 image scored: correlations need at least 2 — evaluate a table of more images" in warned
     assert "correlations need at least 2" in " ".join(res.stderr.split())
+
+
+def test_an_empty_image_name_says_the_fix(table_dir, tmp_path, cli):
+    """**Was**: "t.csv:3: empty image name" — the row named, the way out not; now "— fill it in, or delete the
+    row"."""
+    bad = table_dir / "t.csv"
+    bad.write_text("image,mos\na.jpg,1\n,2\nd.jpg,3\n")
+    res = _eval(cli, table_dir, bad, tmp_path / "out")
+    assert res.returncode != 0
+    assert [x for x in res.stderr.splitlines() if x.startswith("error:")] == [
+        f"error: {bad}:3: empty image name — fill it in, or delete the row"
+    ]
+
+
+def test_two_scores_for_one_image_name_the_score_file(table_dir, tmp_path, cli):
+    """**Was**: "error: folder (mos): 1 image(s) have two different scores, e.g. …/a.jpg (1 and 5) — fix the
+    score file": which file (`--csv` names any) unsaid; now the line starts with it."""
+    other = table_dir / "other.csv"
+    other.write_text(ROWS + "a.jpg,5\n")
+    res = _eval(cli, table_dir, other, tmp_path / "out")
+    assert res.returncode != 0
+    assert [x for x in res.stderr.splitlines() if x.startswith("error:")] == [
+        f"error: {other} (mos): 1 image(s) have two different scores, e.g. {table_dir / 'a.jpg'} (1 and 5) — "
+        "fix the score file (one row per image)"
+    ]

@@ -154,7 +154,7 @@ class FolderDataset(IQADataset):
         out = []
         for name, (i, r) in zip(names, self._table.numbered(), strict=True):
             if not name:
-                raise AttiqaError(f"{self.csv_path}:{i}: empty image name")
+                raise AttiqaError(f"{self.csv_path}:{i}: empty image name — fill it in, or delete the row")
             p = Path(name).expanduser()
             p = p if p.is_absolute() else img_dir / p
             values = {t: to_float(r[c], f"{self.csv_path}:{i}") for t, c in self._target_cols.items()}

@@ -123,10 +123,12 @@ def check_mos(items: list[DatasetItem], dataset: IQADataset) -> tuple[list[Datas
     and a constant MOS (no correlation is defined)."""
     warn: list[str] = []
     keep, conflicts, repeats = repeated_rows([it.image for it in items], [it.raw for it in items])
-    if conflicts:
+    if conflicts:  # named by its score file (was the dataset's name: "folder (mos)", no file)
+        files = [f for f in dataset.source_files() if f.is_file()]
+        where = f"{files[0]} ({dataset.target})" if len(files) == 1 else f"{dataset.name} ({dataset.target})"
         raise AttiqaError(
-            f"{dataset.name} ({dataset.target}): {len(conflicts)} image(s) have two different scores, e.g. "
-            f"{conflicts[0]} — fix the score file (one row per image)"
+            f"{where}: {len(conflicts)} image(s) have two different scores, e.g. {conflicts[0]} — fix the "
+            "score file (one row per image)"
         )
     if repeats:
         warn.append(f"{repeats} repeated row(s) (same image, same score) counted once")
