@@ -24,6 +24,7 @@ import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -176,7 +177,7 @@ def data_fingerprint(source: str, paths: Sequence[Path | str], targets: torch.Te
     out["fingerprint"] = rows_sha256(map(str, paths), values)[:16]
     if root:
         out["rows"] = rows_sha256((name_under(p, root) for p in paths), values)[:16]
-    return DataFingerprint(out, lambda: _earlier_fingerprint(source, paths, targets, splits, root))
+    return DataFingerprint(out, partial(_earlier_fingerprint, source, paths, targets, splits, root))
 
 
 def _earlier_fingerprint(source: str, paths: Sequence[Path | str], targets: torch.Tensor,
