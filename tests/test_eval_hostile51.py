@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import unicodedata
 from pathlib import Path
 
 import numpy as np
@@ -88,3 +89,18 @@ def test_two_scores_for_one_image_name_the_score_file(table_dir, tmp_path, cli):
         f"error: {other} (mos): 1 image(s) have two different scores, e.g. {table_dir / 'a.jpg'} (1 and 5) — "
         "fix the score file (one row per image)"
     ]
+
+
+def test_a_name_in_another_unicode_form_finds_its_file(table_dir, tmp_path, cli):
+    """**Was**: a table made on macOS (names in NFD: ``u`` + a combining diaeresis) naming ``ü 名.png``, a
+    file named in NFC: "ü 名.png: not found", the name shown the file's letter for letter; `eval` stopped,
+    and so did `attiqa train` on it as `finetune.csv`. Now the name is read as the disk holds it."""
+    nfd = unicodedata.normalize("NFD", ROWS)
+    assert nfd != ROWS
+    table = table_dir / "mac.csv"
+    table.write_text(nfd, encoding="utf-8")
+    res = _eval(cli, table_dir, table, tmp_path / "out")
+    assert res.returncode == 0, res.stderr
+    assert json.loads((tmp_path / "out" / "summary.json").read_text())["n"] == 6
+    split = read_mos_split(str(table), str(table_dir), 0.4, 0)
+    assert table_dir / "ü 名.png" in split.paths

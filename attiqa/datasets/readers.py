@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import math
 import re
+import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal, overload
@@ -383,12 +384,20 @@ def read_table(path: Path, header_has: Iterable[str] = (), sheet: str | None = N
 
 
 def posix_name(name: str, *folders: Path) -> str:
-    """An image name of a score file made on Windows (``images\\a.jpg``) with ``/`` — unless a file under one
-    of ``folders`` is named with the backslashes (legal on Linux): every image of such a file was "not
-    found"."""
-    if "\\" not in name or any((folder / name).exists() for folder in folders):
+    """An image name of a score file as the disk under ``folders`` holds it: one made on Windows
+    (``images\\a.jpg``) with ``/`` — unless a file is named with the backslashes (legal on Linux): every image
+    of such a file was "not found"; and a name typed in another Unicode form than the file's (a table made
+    on macOS writes ``ü`` as ``u`` + a combining mark, NFD; the file is NFC): was "not found" though the
+    name shown is the file's, letter for letter."""
+    if "\\" in name and not any((folder / name).exists() for folder in folders):
+        name = name.replace("\\", "/")
+    if name.isascii() or any((folder / name).exists() for folder in folders):
         return name
-    return name.replace("\\", "/")
+    for form in ("NFC", "NFD"):
+        other = unicodedata.normalize(form, name)
+        if other != name and any((folder / other).exists() for folder in folders):
+            return other
+    return name
 
 
 def find_image_dir(root: Path, candidates: Sequence[str], sample: Sequence[str]) -> Path:
