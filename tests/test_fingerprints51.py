@@ -256,6 +256,12 @@ def test_eval_folder_of_another_csv_under_the_same_root_says_it_replaces_the_ear
         f"{out}: replacing the predictions.csv, summary.json, scatter.png of an earlier eval, classical on "
         f"folder (mos, all, csv {first})"
     ) in _said(res), _said(res)
+    summary = json.loads((out / "summary.json").read_text())  # as session 50 wrote it: no csv, no columns
+    (out / "summary.json").write_text(
+        json.dumps({k: v for k, v in summary.items() if k not in ("csv", "columns")})
+    )
+    again = cli("eval", "folder", "--root", root, "--csv", second, *args)
+    assert again.returncode == 0 and "replacing" not in _said(again)  # its root compared, as then
 
 
 # -- 5. --workers help per command --------------------------------------------------------------------------
