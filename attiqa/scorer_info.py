@@ -40,8 +40,10 @@ class ScorerInfo:
     # a checkpoint fine-tuned on a named dataset (its card): "NAME:ROOT" and the split it trained on
     fitted_on: str = ""
     fitted_split: str = ""
-    # and the SHA-256 of its rows (``IQADataset.fingerprint``; "" in cards made before it was recorded)
+    # and the SHA-256 of its rows (``IQADataset.fingerprint``; "" in cards made before it was recorded), by
+    # the version of that hash its card's key names (``datasets.base.ROWS_KEYS``: session 50's cards hold 1)
     fitted_rows: str = ""
+    fitted_rows_version: int = 0
     scale: str = ""  # the scale in words where a zoo row cannot give numbers before a model is loaded
 
     @property

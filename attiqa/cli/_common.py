@@ -63,17 +63,25 @@ class InterruptedExit(SystemExit):
 
 # Options shared by commands (the default stays in each signature: `device: DeviceOption = "auto"`).
 DeviceOption = Annotated[str, typer.Option("--device", help="auto | cpu | cuda | cuda:N")]
-WorkersOption = Annotated[
-    int | None,
-    typer.Option(
+
+
+def workers_option(what: str) -> Any:
+    """The one ``--workers`` option, its help naming what the command's model does to the images (``what``):
+    every command that takes it runs a model on images, none trains."""
+    return typer.Option(
         "--workers",
         "-w",
         min=0,
         max=MAX_WORKERS,
-        help="Decode worker processes; 0 decodes in this process, between model calls, on torch's threads "
-        "(default: one per core the model leaves free; training: one per spare core).",
-    ),
-]
+        help=f"Processes decoding the images {what}; 0 decodes in this process, between model calls, on "
+        "torch's threads (default: one per core the model leaves free).",
+    )
+
+
+WorkersOption = Annotated[int | None, workers_option("to score")]  # `attiqa score`, genbench's `score`
+EvalWorkersOption = Annotated[int | None, workers_option("of the dataset to score")]
+LabelWorkersOption = Annotated[int | None, workers_option("the teacher labels")]
+PromptWorkersOption = Annotated[int | None, workers_option("CLIP encodes")]
 BatchSizeOption = Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Images per model call.")]
 ScoringBatchSizeOption = Annotated[  # commands that score through attiqa.scoring.score_batches
     int,

@@ -15,10 +15,10 @@ from rich.table import Table
 from attiqa.cli._common import (
     CacheOption,
     DeviceOption,
+    EvalWorkersOption,
     InterruptedExit,
     ModelOption,
     ScoringBatchSizeOption,
-    WorkersOption,
     seed_option,
     stdout,
 )
@@ -137,7 +137,7 @@ def eval_cmd(
         help="folder adapter only: the CSV with columns image,mos[,split] (default ROOT/mos.csv).",
     ),
     batch_size: ScoringBatchSizeOption = 16,
-    workers: WorkersOption = None,
+    workers: EvalWorkersOption = None,
     device: DeviceOption = "auto",
     crops: str | None = typer.Option(
         None,

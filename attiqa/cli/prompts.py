@@ -16,7 +16,7 @@ from rich.table import Table
 from attiqa.cli._common import (
     BatchSizeOption,
     DeviceOption,
-    WorkersOption,
+    PromptWorkersOption,
     readable_images,
     seed_option,
     stdout,
@@ -118,7 +118,7 @@ def select_prompts_cmd(
     work_size: int = typer.Option(256, min=16, help="Shorter edge photos are resized to before distortion."),
     seed: int = seed_option("Seed of the distortions of task 1 and of --spaq-limit's subset."),
     batch_size: BatchSizeOption = 32,
-    workers: WorkersOption = None,
+    workers: PromptWorkersOption = None,
     device: DeviceOption = "auto",
 ) -> None:
     """Choose each attribute's antonym prompt pair among all positive x negative candidates (ATTIQA §3.3):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from attiqa.cli._common import BatchSizeOption, DeviceOption, InterruptedExit, WorkersOption
+from attiqa.cli._common import BatchSizeOption, DeviceOption, InterruptedExit, LabelWorkersOption
 from attiqa.errors import AttiqaError, EveryProcessError
 from attiqa.progress import console, plain, plain_name
 
@@ -32,7 +32,7 @@ def label_cmd(
     ),
     clip_scale: float = typer.Option(1.0, help="Scale of cosine similarities in eq. (2); 1.0 = the paper."),
     batch_size: BatchSizeOption = 32,
-    workers: WorkersOption = None,
+    workers: LabelWorkersOption = None,
     device: DeviceOption = "auto",
 ) -> None:
     """Pseudo-label images with a teacher (paper §3.2) into a Parquet table: image + five attributes.

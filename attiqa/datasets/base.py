@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -123,6 +123,41 @@ def existing_root(root: str | Path, info: DatasetInfo) -> Path:
     return path
 
 
+ROWS_VERSION = 2
+"""The version of :func:`rows_sha256` written now; a model card names it by its key (:data:`ROWS_KEYS`)."""
+ROWS_KEY = "rows_sha256_v2"
+ROWS_KEYS = {ROWS_KEY: ROWS_VERSION, "rows_sha256": 1}
+"""A model card's ``dataset`` key of its rows' hash -> the hash's version (session 50's: ``rows_sha256``)."""
+
+
+def name_under(path: Path | str, root: Path | str) -> str:
+    """``path`` named under ``root`` (POSIX, relative when inside it, else as given): the same for a copy of
+    the folder moved elsewhere."""
+    p, base = Path(path).absolute(), Path(root).absolute()
+    return p.relative_to(base).as_posix() if p.is_relative_to(base) else str(p)
+
+
+def values_digest(*parts: bytes | str) -> bytes:
+    """SHA-256 of the values of some rows (scores, labels, a split), hashed once for every
+    :func:`rows_sha256` of them."""
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(part.encode("utf-8", "surrogateescape") if isinstance(part, str) else part)
+    return h.digest()
+
+
+def rows_sha256(names: Iterable[str], values: bytes, head: str = "") -> str:
+    """The one hash of "these rows": ``head`` (a dataset's name), each image's name in order (under its
+    root: :func:`name_under`) and the digest of their values (:func:`values_digest`). A dataset's rows
+    (model cards, ``IQADataset.fingerprint``) and a training stage's (its resume record,
+    ``attiqa.training.data.data_fingerprint``) are hashed by it alike."""
+    h = hashlib.sha256(head.encode("utf-8", "surrogateescape") + b"\0")
+    for name in names:
+        h.update(name.encode("utf-8", "surrogateescape") + b"\0")
+    h.update(values)
+    return h.hexdigest()
+
+
 class IQADataset:
     """Base class of all adapters. Subclasses set :attr:`info` and implement :meth:`read_records`.
 
@@ -210,19 +245,23 @@ class IQADataset:
             self._items = self._build_items(self._records)
         return self._items
 
-    def fingerprint(self) -> str:
+    def fingerprint(self, version: int = ROWS_VERSION) -> str:
         """SHA-256 of what the score file says: the dataset's name, each image's path under the root and its
-        scores — the same for a copy moved elsewhere, another for other rows (a model card records it: `eval`
-        says a model's metrics on the rows it was fine-tuned on are its training fit). No image is read.
-        Where each target has its own score file (LIVE) the images alone: a model fine-tuned on one target
-        has trained on the same images as another's."""
+        scores (:func:`rows_sha256`) — the same for a copy moved elsewhere, another for other rows (a model
+        card records it: `eval` says a model's metrics on the rows it was fine-tuned on are its training fit).
+        No image is read. Where each target has its own score file (LIVE) the images alone: a model
+        fine-tuned on one target has trained on the same images as another's. ``version=1``: the hash cards
+        of session 50 hold (``rows_sha256``; :data:`ROWS_KEYS`), for them only."""
         if self._records is None:
             self._records = self.read_records()
+        records = self._records
+        scores = [[] if self.records_depend_on_target else sorted(r.values.items()) for r in records]
+        if version == ROWS_VERSION:
+            names = (name_under(r.image, self.root) for r in records)
+            return rows_sha256(names, values_digest(json.dumps(scores)), head=self.name)
         h = hashlib.sha256(self.name.encode("utf-8"))
-        for rec in self._records:
-            image = rec.image.relative_to(self.root) if rec.image.is_relative_to(self.root) else rec.image
-            scores = [] if self.records_depend_on_target else sorted(rec.values.items())
-            row = [image.as_posix(), scores]
+        for rec, s in zip(records, scores, strict=True):
+            row = [name_under(rec.image, self.root), s]
             h.update(b"\0" + json.dumps(row).encode("utf-8", "surrogateescape"))
         return h.hexdigest()
 
@@ -323,13 +362,18 @@ class IQADataset:
                 + (f"\n{fix}" if fix else "")
             )
 
+    def identity(self) -> dict[str, Any]:
+        """What tells this dataset from another under the same name (an eval's summary.json records it): the
+        root; the folder adapter adds its CSV and the columns it reads."""
+        return {"root": str(self.root)}
+
     def describe(self) -> dict[str, Any]:
         """Metadata for summaries (JSON-friendly)."""
         t = self.target_info
         return {
             "dataset": self.name,
             "full_name": self.info.full_name,
-            "root": str(self.root),
+            **self.identity(),
             "target": self.target,
             "target_column": t.column,
             "raw_range": list(t.range),

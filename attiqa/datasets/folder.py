@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 from attiqa.datasets.base import DatasetInfo, IQADataset, RawRecord, TargetInfo, existing_root
 from attiqa.datasets.readers import MOS_HEADER, find_image_dir, not_a_file, posix_name, read_csv, to_float
@@ -134,6 +135,11 @@ class FolderDataset(IQADataset):
     def source_files(self) -> list[Path]:
         return [self.csv_path]
 
+    def identity(self) -> dict[str, Any]:
+        """The root, the CSV and the columns read: two tables under one root are two datasets."""
+        columns = {"image": self._image_col, "split": self._split_col or ""}
+        return {**super().identity(), "csv": str(self.csv_path.resolve()), "columns": columns}
+
     def read_records(self) -> list[RawRecord]:
         meta_cols = [
             c
@@ -148,7 +154,7 @@ class FolderDataset(IQADataset):
         out = []
         for name, (i, r) in zip(names, self._table.numbered(), strict=True):
             if not name:
-                raise AttiqaError(f"{self.csv_path}:{i}: empty image name")
+                raise AttiqaError(f"{self.csv_path}:{i}: empty image name — fill it in, or delete the row")
             p = Path(name).expanduser()
             p = p if p.is_absolute() else img_dir / p
             values = {t: to_float(r[c], f"{self.csv_path}:{i}") for t, c in self._target_cols.items()}

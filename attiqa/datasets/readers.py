@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import math
 import re
+import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal, overload
@@ -109,15 +110,17 @@ def repeated_rows(images: Sequence[Path], values: Sequence[Any]) -> tuple[list[i
     """Rows of a score file naming an image an earlier row named: the rows to keep (each image's first),
     each image whose later row holds another value (``IMG (a and b)``: refused by the callers, it would
     count one image twice with two scores — in a training table possibly on both sides of the split), and
-    how many rows repeat an earlier one exactly (counted once)."""
+    how many rows repeat an earlier one exactly (counted once). An image is the file a row's path leads to:
+    ``a.jpg`` and ``../set/a.jpg`` (or a link to it) are one image (were counted as two)."""
     first: dict[Path, int] = {}
     keep: list[int] = []
     conflicts: list[str] = []
     repeats = 0
     for i, (img, value) in enumerate(zip(images, values, strict=True)):
-        j = first.get(img)
+        file = Path(img).resolve()
+        j = first.get(file)
         if j is None:
-            first[img] = i
+            first[file] = i
             keep.append(i)
         elif values[j] == value:
             repeats += 1
@@ -381,12 +384,20 @@ def read_table(path: Path, header_has: Iterable[str] = (), sheet: str | None = N
 
 
 def posix_name(name: str, *folders: Path) -> str:
-    """An image name of a score file made on Windows (``images\\a.jpg``) with ``/`` — unless a file under one
-    of ``folders`` is named with the backslashes (legal on Linux): every image of such a file was "not
-    found"."""
-    if "\\" not in name or any((folder / name).exists() for folder in folders):
+    """An image name of a score file as the disk under ``folders`` holds it: one made on Windows
+    (``images\\a.jpg``) with ``/`` — unless a file is named with the backslashes (legal on Linux): every image
+    of such a file was "not found"; and a name typed in another Unicode form than the file's (a table made
+    on macOS writes ``ü`` as ``u`` + a combining mark, NFD; the file is NFC): was "not found" though the
+    name shown is the file's, letter for letter."""
+    if "\\" in name and not any((folder / name).exists() for folder in folders):
+        name = name.replace("\\", "/")
+    if name.isascii() or any((folder / name).exists() for folder in folders):
         return name
-    return name.replace("\\", "/")
+    for form in ("NFC", "NFD"):
+        other = unicodedata.normalize(form, name)
+        if other != name and any((folder / other).exists() for folder in folders):
+            return other
+    return name
 
 
 def find_image_dir(root: Path, candidates: Sequence[str], sample: Sequence[str]) -> Path:

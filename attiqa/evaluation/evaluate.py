@@ -123,10 +123,12 @@ def check_mos(items: list[DatasetItem], dataset: IQADataset) -> tuple[list[Datas
     and a constant MOS (no correlation is defined)."""
     warn: list[str] = []
     keep, conflicts, repeats = repeated_rows([it.image for it in items], [it.raw for it in items])
-    if conflicts:
+    if conflicts:  # named by its score file (was the dataset's name: "folder (mos)", no file)
+        files = [f for f in dataset.source_files() if f.is_file()]
+        where = f"{files[0]} ({dataset.target})" if len(files) == 1 else f"{dataset.name} ({dataset.target})"
         raise AttiqaError(
-            f"{dataset.name} ({dataset.target}): {len(conflicts)} image(s) have two different scores, e.g. "
-            f"{conflicts[0]} — fix the score file (one row per image)"
+            f"{where}: {len(conflicts)} image(s) have two different scores, e.g. {conflicts[0]} — fix the "
+            "score file (one row per image)"
         )
     if repeats:
         warn.append(f"{repeats} repeated row(s) (same image, same score) counted once")
@@ -198,8 +200,8 @@ def score_items(
 def _fitted_here(info: ScorerInfo, ds: IQADataset) -> bool:
     """Whether a checkpoint's card says it was fine-tuned on ``ds``: the same rows by their hash (a copy
     moved or on another machine, an exported model), or — a card without the hash — this copy by its root."""
-    if info.fitted_rows:
-        return info.fitted_rows == ds.fingerprint()
+    if info.fitted_rows:  # compared with the hash of the version the card holds (an earlier version's too)
+        return info.fitted_rows == ds.fingerprint(info.fitted_rows_version)
     return info.fitted_on == f"{ds.name}:{ds.root}"
 
 
@@ -307,6 +309,8 @@ def evaluate(
             f"the scorer's first column ({columns[0]}) is NaN for every image — a pretrain-only checkpoint "
             "has no MOS head; fine-tune it first (`attiqa train` with a finetune section)"
         )
+    if len(rows) == 1:  # every metric is "–": say why
+        warn.append("1 image scored: correlations need at least 2 — evaluate a table of more images")
     if failed:
         warn.append(f"{len(failed)} image(s) could not be decoded and are left out of the metrics")
     if skipped:
@@ -359,24 +363,36 @@ def _require_rows(res: EvalResult) -> None:
 
 
 def earlier_eval(out_dir: Path, dataset: IQADataset, scorer_key: str, split: str | None) -> str | None:
-    """A note when ``out_dir`` holds outputs this eval replaces that are not its own: another model, dataset,
-    target or split by the summary.json there, or files no summary describes. None for a folder without
-    them or a rerun of the same eval (the same numbers again, from the score cache)."""
+    """A note when ``out_dir`` holds outputs this eval replaces that are not its own: another model, dataset
+    (its name and :meth:`~attiqa.datasets.base.IQADataset.identity`: root, and a folder dataset's CSV and
+    columns), target or split by the summary.json there, or files no summary describes. None for a folder
+    without them or a rerun of the same eval (the same numbers again, from the score cache). A summary of
+    an earlier version records no CSV: its root alone is compared."""
     present = [n for n in (PREDICTIONS_CSV, SUMMARY_JSON, SCATTER_PNG) if (out_dir / n).is_file()]
     if not present:
         return None
     try:
         was = json.loads((out_dir / SUMMARY_JSON).read_text(encoding="utf-8"))
         model, root = was["model"], str(was["root"])
+        now = dataset.identity()
         same_root = Path(root).resolve() == Path(dataset.root).resolve()
-        then = (model["identity"], was["dataset"], was["target"], was["split"], same_root)
+        other = [k for k in now if k != "root" and k in was and was[k] != now[k]]
+        then = (model["identity"], was["dataset"], was["target"], was["split"], same_root and not other)
         of = f"{model['name']} on {was['dataset']} ({was['target']}, {was['split']}"
     except (OSError, ValueError, KeyError, TypeError):  # not an eval's summary.json
         return f"{out_dir}: replacing the {', '.join(present)} there"
     if then == (scorer_key, dataset.name, dataset.target, split or "all", True):
         return None
     where = "" if same_root else f", root {root}"
+    where += "".join(f", {k} {_said(was[k])}" for k in other)
     return f"{out_dir}: replacing the {', '.join(present)} of an earlier eval, {of}{where})"
+
+
+def _said(value: Any) -> str:
+    """A summary's identity entry in a line: a path as is, columns as ``image=NAME, split=NAME``."""
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={v}" for k, v in value.items() if v)
+    return str(value)
 
 
 def write_outputs(res: EvalResult, dataset: IQADataset, out_dir: Path, plot: bool = True) -> dict[str, Path]:

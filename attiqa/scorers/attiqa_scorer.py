@@ -102,6 +102,9 @@ class AttiqaScorer(Scorer):
         trained = pair(self.card.get("mos_range"))
         data = self.card.get("dataset")
         data = data if isinstance(data, dict) else {}  # what it was fine-tuned on (eval's training-fit note)
+        from attiqa.datasets.base import ROWS_KEYS  # here: `import attiqa.scorers` reads no adapter
+
+        rows_key = next((k for k in ROWS_KEYS if data.get(k)), "")  # the newest hash the card holds
         self._info = ScorerInfo(
             name=self.card.get("name", self.checkpoint.stem),
             kind="trained",
@@ -115,7 +118,8 @@ class AttiqaScorer(Scorer):
             view_pixels=(5 if crops == "five" else 1) * crop * crop,  # the card's crop: the batch's size
             fitted_on=str(data.get("csv") or ""),
             fitted_split=str(data.get("split") or ""),
-            fitted_rows=str(data.get("rows_sha256") or ""),
+            fitted_rows=str(data.get(rows_key) or ""),
+            fitted_rows_version=ROWS_KEYS.get(rows_key, 0),
         )
 
     def _scale(self, trained: tuple[float, float] | None) -> tuple[float, float]:

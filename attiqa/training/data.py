@@ -20,9 +20,11 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +33,14 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset, default_collate
 
-from attiqa.datasets.base import canonical_split
+from attiqa.datasets.base import (
+    ROWS_KEY,
+    ROWS_VERSION,
+    canonical_split,
+    name_under,
+    rows_sha256,
+    values_digest,
+)
 from attiqa.datasets.readers import MOS_HEADER, not_a_file, posix_name, read_csv, repeated_rows, to_float
 from attiqa.errors import AttiqaError, ImageLoadError
 from attiqa.io.images import load_image
@@ -143,12 +152,38 @@ class UnreadableImages:
 DATA_SETTING = "data"  # a stage's settings entry: what it trains on (data_fingerprint), checked on a resume
 
 
+class DataFingerprint(dict[str, Any]):
+    """:func:`data_fingerprint`'s record (stored as a plain JSON object), which can still say what a resume
+    record of an earlier version would hold for the same data (:func:`same_data`)."""
+
+    def __init__(self, record: dict[str, Any], earlier: Callable[[], dict[str, str]]) -> None:
+        super().__init__(record)
+        self.earlier = earlier
+
+
 def data_fingerprint(source: str, paths: Sequence[Path | str], targets: torch.Tensor,
-                     *splits: Sequence[int], root: str = "") -> dict[str, str]:  # fmt: skip
+                     *splits: Sequence[int], root: str = "") -> DataFingerprint:  # fmt: skip
     """What a stage trains on — its images in order, their targets (labels, MOS) and its split — hashed, with
     the file they were read from (named when a ``--resume`` finds it changed; was taken without a word).
     With ``root`` (the folder the images are named under), also ``rows``: the same with each path under
-    ``root`` relative to it — equal for the same table moved elsewhere, which a resume accepts."""
+    ``root`` relative to it — equal for the same table moved elsewhere, which a resume accepts. Both are
+    :func:`~attiqa.datasets.base.rows_sha256` of one digest of the targets and split (hashed once);
+    ``version`` tells them from an earlier version's record (:func:`same_data`)."""
+    values = values_digest(
+        targets.detach().double().contiguous().numpy().tobytes(),
+        json.dumps([list(map(int, ix)) for ix in splits]),
+    )
+    out: dict[str, Any] = {"file": source, "version": ROWS_VERSION}
+    out["fingerprint"] = rows_sha256(map(str, paths), values)[:16]
+    if root:
+        out["rows"] = rows_sha256((name_under(p, root) for p in paths), values)[:16]
+    return DataFingerprint(out, partial(_earlier_fingerprint, source, paths, targets, splits, root))
+
+
+def _earlier_fingerprint(source: str, paths: Sequence[Path | str], targets: torch.Tensor,
+                         splits: Sequence[Sequence[int]], root: str) -> dict[str, str]:  # fmt: skip
+    """The record session 50's version wrote for the same data (no ``version``; a run it started resumes):
+    one SHA-256 of the names, the targets and the split per hash."""
 
     def digest(names: Iterable[str]) -> str:
         h = hashlib.sha256()
@@ -160,12 +195,21 @@ def data_fingerprint(source: str, paths: Sequence[Path | str], targets: torch.Te
 
     out = {"file": source, "fingerprint": digest(map(str, paths))}
     if root:
-        base = Path(root).absolute()
-        where = [Path(p).absolute() for p in paths]
-        out["rows"] = digest(
-            q.relative_to(base).as_posix() if q.is_relative_to(base) else str(q) for q in where
-        )
+        out["rows"] = digest(name_under(p, root) for p in paths)
     return out
+
+
+def same_data(now: Any, was: Any) -> tuple[bool, bool]:
+    """Whether a stage's data now (:func:`data_fingerprint`) is the data of its resume record ``was``: the
+    same images in the same place, and the same rows under their root (a moved copy). A record of an
+    earlier version is compared with what that version wrote; a run without a record (older still) or a
+    loop without one is taken as is: ``(True, False)``."""
+    if not isinstance(now, dict) or not isinstance(was, dict) or not was:
+        return True, False
+    if was.get("version") != now.get("version") and isinstance(now, DataFingerprint):
+        now = now.earlier()
+    same_rows = "rows" in now and now["rows"] == was.get("rows")
+    return now.get("fingerprint") == was.get("fingerprint"), same_rows
 
 
 def _why_unreadable(path: Path) -> str:
@@ -267,9 +311,12 @@ class PseudoLabelDataset(ImageTableDataset):
         }
         super().__init__(paths, labels, transform, on_error)
 
-    def fingerprint(self) -> dict[str, str]:
-        """:func:`data_fingerprint` of the images and their labels (named by the label file)."""
-        return data_fingerprint(str(self.labels_path), self.paths, self.targets)
+    def fingerprint(self) -> DataFingerprint:
+        """:func:`data_fingerprint` of the images and their labels (named by the label file), ``rows`` under
+        the folder holding them all: the table stores absolute paths, and the images folder moved (the
+        config's ``label.images`` pointed at the new place) is the same data."""
+        root = os.path.commonpath([str(p.absolute()) for p in self.paths])
+        return data_fingerprint(str(self.labels_path), self.paths, self.targets, root=root)
 
 
 class MosDataset(ImageTableDataset):
@@ -394,10 +441,10 @@ class MosSplit:
     def card(self) -> dict[str, str]:
         """What the model card's ``dataset`` records of it (with the counts its stage trained on)."""
         where = {"csv": self.source, "image_root": self.image_root, "split": self.kind}
-        named = {"target": self.target, "rows_sha256": self.rows_sha256}
+        named = {"target": self.target, ROWS_KEY: self.rows_sha256}
         return {**where, **{k: v for k, v in named.items() if v}}
 
-    def fingerprint(self) -> dict[str, str]:
+    def fingerprint(self) -> DataFingerprint:
         """:func:`data_fingerprint` of the images, MOS and split (named by :attr:`source`; ``rows``: under
         :attr:`image_root`)."""
         return data_fingerprint(self.source, self.paths, self.mos, self.train, self.val, root=self.image_root)

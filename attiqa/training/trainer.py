@@ -49,7 +49,7 @@ from attiqa.io.checkpoints import (
 from attiqa.models import AttiqaModel, save_model
 from attiqa.progress import console
 from attiqa.training import distributed as D
-from attiqa.training.data import DATA_SETTING, flush_unreadable
+from attiqa.training.data import DATA_SETTING, flush_unreadable, same_data
 
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
@@ -338,10 +338,9 @@ class Trainer:
         if not saved or self.settings is None:  # a run of an older version, or a loop without a config
             return
         now = json.loads(json.dumps(self.settings, default=str))  # as the saved one was stored: JSON
-        data, was = now.pop(DATA_SETTING, None), saved.get(DATA_SETTING)  # (runs of older versions: none)
-        data, was = (data, was) if isinstance(data, dict) and isinstance(was, dict) else ({}, {})
+        now.pop(DATA_SETTING, None)  # compared by same_data (runs of older versions: none)
+        same, same_rows = same_data(self.settings.get(DATA_SETTING), saved.get(DATA_SETTING))
         changed = [k for k in now if k in saved and now[k] != saved[k] and k not in RESUME_FREE]
-        same_rows = "rows" in data and data["rows"] == was.get("rows")
         moved = [k for k in changed if k in RESUME_MOVED] if same_rows else []
         changed = [k for k in changed if k not in moved]
         refused = [k for k in changed if k not in RESUME_SAID]
@@ -353,10 +352,10 @@ class Trainer:
                 f"with{more} — --resume continues that run: set it back, or train over it with --no-resume "
                 "(or choose another out_dir)"
             )
-        if data and was and data.get("fingerprint") != was.get("fingerprint") and not same_rows:
-            fix = self.data_fix or "restore the file"
+        if not same and not same_rows:
+            fix, file = self.data_fix or "restore the file", self.settings[DATA_SETTING].get("file")
             raise EveryProcessError(
-                f"{data.get('file')}: changed since the run in {where} started (other images, scores or "
+                f"{file}: changed since the run in {where} started (other images, scores or "
                 f"split than it trained on) — --resume continues that run: {fix}, or train over it with "
                 "--no-resume (or choose another out_dir)"
             )
