@@ -15,6 +15,8 @@ results are saved image by image. Unreadable raws are skipped and listed in ``su
 from __future__ import annotations
 
 import glob
+import hashlib
+import json
 import random
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -536,7 +538,8 @@ def evaluate(
                 if grid:
                     crops[key][m] = cut[m]
                 if m not in ("neutral", "rawpy"):
-                    save_render(out / "test" / m / "renders" / f"{key}.png", renders[m])
+                    png = out / "test" / m / "renders" / f"{key}.png"
+                    save_render(png, renders[m], {"raw": str(paths[key]), "params": params[m][key]})
             adv(1)
     meta = {
         "scorer": mos.name,
@@ -558,17 +561,60 @@ def evaluate(
     return write_report(out, rows, budgets, meta, crops, labels)
 
 
-def save_render(png: Path, img: np.ndarray) -> None:
+def save_render(png: Path, img: np.ndarray, record: dict[str, Any] | None = None) -> bool:
     """Write a method's full-resolution render unless ``png`` already holds these very pixels (a resumed
-    run's). A render was kept whenever the file existed: a run continued with more ``--timesteps``, whose
-    policy tuned the raw anew (its parameter file rewritten), kept the old policy's picture beside them."""
-    if png.exists():
+    run's); True when written. A render was kept whenever the file existed: a run continued with more
+    ``--timesteps``, whose policy tuned the raw anew, kept the old policy's picture beside its parameters.
+
+    ``PNG.json`` beside it (:func:`render_record`: ``record``, e.g. the raw and its setting, and the
+    pixels' SHA-256 with the file's :func:`file_stamp`) lets a resume tell without decoding: decoding every
+    render to compare took minutes at FiveK scale (docs/robustness.md). A file the record does not
+    describe (a render of an earlier version, copied, replaced or damaged) is decoded and compared as
+    before, then recorded or written again."""
+    sidecar = Path(f"{png}.json")
+    pixels = pixel_digest(img)
+    try:
+        kept = json.loads(sidecar.read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # none (an earlier version's render), or damaged: as if none
+        kept = {}
+    stamp = file_stamp(png)
+    if stamp is not None and isinstance(kept, dict) and kept.get("file") == stamp:
+        if kept.get("pixels_sha256") == pixels:
+            return False
+    elif stamp is not None:
         try:
-            if np.array_equal(np.asarray(load_image(png)), img):
-                return
+            same = np.array_equal(np.asarray(load_image(png)), img)
         except ImageLoadError:  # a damaged file: written again
-            pass
+            same = False
+        if same:
+            write_json_atomic(sidecar, render_record(png, pixels, record))
+            return False
     save_image(Image.fromarray(img), png)
+    write_json_atomic(sidecar, render_record(png, pixels, record))
+    return True
+
+
+def pixel_digest(img: np.ndarray) -> str:
+    """SHA-256 of a render's pixels and shape: far cheaper than decoding the PNG to compare them."""
+    h = hashlib.sha256(repr((img.shape, str(img.dtype))).encode())
+    h.update(np.ascontiguousarray(img).data)
+    return h.hexdigest()
+
+
+def file_stamp(path: Path) -> list[int | str] | None:
+    """A file's size and a hash of its first and last 64 KiB (:func:`ends`): what changes when it is cut
+    short, replaced or rewritten with other pixels, read without reading the file whole. Not its mtime: a
+    resumed run's records equal an uninterrupted run's, file for file."""
+    try:
+        return [path.stat().st_size, hashlib.sha256(ends(path)).hexdigest()]
+    except OSError:
+        return None
+
+
+def render_record(png: Path, pixels: str, record: dict[str, Any] | None) -> dict[str, Any]:
+    """A render's sidecar: ``record`` (the raw, its setting: ``isp-tune render RAW --params PNG.json``
+    renders it again), the pixels' digest and the file's stamp as written."""
+    return {**(record or {}), "render": png.name, "pixels_sha256": pixels, "file": file_stamp(png)}
 
 
 @dataclass(frozen=True)
