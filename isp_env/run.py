@@ -224,6 +224,16 @@ def refuse_undecodable(raws: list[Path], need: int, raw_dir: Path, what: str = "
         )
 
 
+def remove_run_temps(out: Path) -> None:
+    """The temp files a run (or a check) killed mid-write left in its folders (:func:`remove_orphan_temps`:
+    never a live writer's). They were looked for in ``test/params`` and ``test/renders``, folders nothing
+    writes (a method's files are in ``test/METHOD/``): a kill while a render was written left its temp
+    beside the renders for good, up to ~70 MB at 24 MP."""
+    named = ("baselines", "teacher", "synth", "checkpoint", "preview_cache")
+    for folder in (out, *(out / name for name in named), *out.glob("test/*/*")):
+        remove_orphan_temps(folder)
+
+
 def run(
     raw_dir: Path,
     out: Path,
@@ -340,8 +350,7 @@ def run(
         need = 1 if cfg.algo != "teacher" else 0 if cfg.init_policy else 2  # a prior refits with none
         what = "the teacher searches (--teacher-raws) " if searched else ""
         refuse_undecodable(searched or train_raws, need, raw_dir, what)
-    for folder in (out, out / "test" / "params", out / "test" / "renders", out / "baselines"):
-        remove_orphan_temps(folder)  # temp files of an earlier run killed mid-write
+    remove_run_temps(out)
     if cfg.preview is None and cfg.view_shorter is None:
         cfg.view_shorter = scorer_view(mos)
     prior = None  # (before the synthetic raws are written: a prior of other settings is refused)
@@ -890,6 +899,7 @@ def check_policy(
     cfg.view_shorter = scorer_view(mos)
     evaluated, found = capped(raws, test_raws_cap, scene_groups(raws, raw_dir), seed, "raws found")
     # evaluate skips (and lists) the raws it cannot read, and makes ``out`` only once it has rows to write
+    remove_run_temps(out)
     report = evaluate(
         raw_dir,
         out,

@@ -81,3 +81,50 @@ def test_a_resume_checks_its_renders_without_decoding_them(tmp_path, isp_raws, m
     r = CliRunner().invoke(app, ["render", rec["raw"], "--params", f"{cut}.json", "-o", str(again)])
     assert r.exit_code == 0, r.output
     assert np.array_equal(np.asarray(Image.open(again).convert("RGB")), want[cut])
+
+
+KILL_MID_WRITE = """
+import importlib, os, signal, sys
+
+real = os.fsync
+
+
+def synced(fd):
+    real(fd)
+    name = os.readlink(f"/proc/self/fd/{fd}")
+    if os.environ["WHERE"] in name and name.endswith(".tmp"):
+        os.kill(os.getpid(), signal.SIGKILL)  # a real kill -9, with the temp written and not yet renamed
+
+
+os.fsync = synced
+importlib.import_module("isp_env.cli").main()
+"""
+
+
+@pytest.mark.slow  # four processes: ~30 s
+def test_a_kill_while_a_render_is_written_leaves_no_temp_after_the_rerun(tmp_path, isp_raws):
+    """**Was** a `kill -9` of `isp-tune` (or `isp-tune check`) while a render was written leaving its temp
+    (``.RAW.png.HOST.PID.RANDOM.tmp``, as large as the render) in ``test/METHOD/renders`` for good: the
+    rerun cleared the temps of ``test/params`` and ``test/renders``, folders nothing writes. Now every
+    folder of the run is cleared. A real SIGKILL of the real command, as the render's temp is synced."""
+    import subprocess
+    import sys
+
+    from helpers import attiqa_env
+
+    raw_dir = copied(isp_raws, tmp_path / "raws")
+    script = tmp_path / "kill_mid_write.py"
+    script.write_text(KILL_MID_WRITE)
+    for args, run in (
+        (["--raw-dir", raw_dir, *TINY_TEACHER_OPTIONS, "--no-baselines"], tmp_path / "run"),
+        (["check", raw_dir, "-m", "classical", "--test-raws", "2"], tmp_path / "check"),
+    ):
+        cmd = [sys.executable, str(script), *map(str, args), "--out", str(run)]
+        env = attiqa_env({"WHERE": "/renders/.", "OMP_NUM_THREADS": "1"})
+        killed = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+        assert killed.returncode == -9, killed.stderr[-2000:]
+        assert list(run.glob("test/*/renders/.*.tmp"))  # what the kill left
+        again = subprocess.run(cmd[:1] + ["-m", "isp_env.cli"] + cmd[2:], env=env, capture_output=True,
+                               text=True, timeout=300)  # fmt: skip
+        assert again.returncode == 0, again.stderr[-2000:]
+        assert list(run.rglob("*.tmp")) == []
