@@ -452,6 +452,7 @@ def evaluate(
     items = HeldOutItems(paths, view, cfg.preview, front_ends, rawpy=baselines)
     params: dict[str, dict[str, dict[str, float]]] = {name: {} for name in agents}
     digests = {name: policy_digest(policy, card) for name, (policy, card) in agents.items()}
+    earlier = dict.fromkeys(agents, 0)  # settings an earlier version wrote (no digest): tuned again
     with progress_task(
         f"{', '.join(agents)}: read + tune", total=len(paths) * len(agents), unit="img"
     ) as adv:
@@ -469,6 +470,7 @@ def evaluate(
                 done = read_run_json(pfile)
                 # outputs of this very policy: kept (a step count was compared: another policy's were kept)
                 kept = done.get("policy_digest") == digests[name]
+                earlier[name] += bool(done) and "policy_digest" not in done
                 if kept:
                     values = written_values(done["params"])
                 else:  # from the kept front end or the probe's decode: the raw is not read again
@@ -485,6 +487,8 @@ def evaluate(
                 params[name][key] = values
                 adv(1, kept=kept)  # a kept setting: in the count, not the rate
             del raw  # (one decoded raw at a time)
+    for name, n in earlier.items():
+        say_earlier(n, out / "test" / name / "params", "tuned again with the policy")
     if not items:
         raise ConfigError(
             f"{raw_dir}: none of the {len(test_raws)} raws to evaluate could be read (each listed above) — "
@@ -740,13 +744,14 @@ def _checked(
     same); returns the scorer calls it took (cached ones included) and the candidate kept on each raw."""
     method = f"{name}_checked"
     params[method] = {}
-    calls = 0
+    calls = earlier = 0
     kept: dict[str, str] = {}
     with progress_task(f"{method}: policy / base / neutral", total=len(items), unit="img") as adv:
         for key in items:  # (a raw's front end is made only when it is checked)
             pfile = out / "test" / method / "params" / f"{key}.json"
             done = read_run_json(pfile)
             same = done.get("policy_digest") == digest and done.get("reward_model") == reward
+            earlier += bool(done) and "policy_digest" not in done
             cached = same and done.get("from") == params[name][key] and done.get("chosen") in CHECK_CANDIDATES
             if cached:
                 values, scored, chosen = written_values(done["params"]), len(done["scores"]), done["chosen"]
@@ -770,7 +775,19 @@ def _checked(
             calls += scored
             kept[key] = chosen
             adv(1, cached)
+    say_earlier(earlier, out / "test" / method / "params", "checked again")
     return calls, kept
+
+
+def say_earlier(n: int, folder: Path, done: str) -> None:
+    """One line when ``n`` parameter files in ``folder`` were written by an earlier isp-tune (no
+    ``policy_digest``: which policy wrote them is unknown), so were ``done`` now — it was silent, and a
+    resume that took as long as a first run read as a bug."""
+    if n:
+        console.print(
+            f"{n} parameter file(s) in {plain_name(folder)} were written by an earlier version of isp-tune "
+            f"(no policy_digest: which policy wrote them is unknown) — {done} and rewritten, once"
+        )
 
 
 def _base_arg(base: str) -> dict[str, float]:

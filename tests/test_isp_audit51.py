@@ -128,3 +128,28 @@ def test_a_kill_while_a_render_is_written_leaves_no_temp_after_the_rerun(tmp_pat
                                text=True, timeout=300)  # fmt: skip
         assert again.returncode == 0, again.stderr[-2000:]
         assert list(run.rglob("*.tmp")) == []
+
+
+@pytest.mark.slow  # three tiny runs: ~20 s
+def test_settings_of_an_earlier_version_are_tuned_again_and_it_is_said(tmp_path, isp_raws):
+    """**Was** silent: a run resumed over parameter files written before ``policy_digest`` existed tuned
+    (and checked) every held-out raw again without a word — rightly, the policy that wrote them is unknown
+    — so a resume took as long as a first run and read as a bug. Now one line a folder says so; the files
+    get their digest, and the next resume keeps them without the line."""
+    raw_dir = copied(isp_raws, tmp_path / "raws")
+    run = tmp_path / "run"
+    teacher_run(raw_dir, run)
+    files = sorted(run.glob("test/*/params/*.json"))
+    assert {f.parent.parent.name for f in files} == {"teacher", "teacher_checked"}
+    for f in files:
+        doc = json.loads(f.read_text())
+        del doc["policy_digest"]
+        f.write_text(json.dumps(doc))
+    said = teacher_run(raw_dir, run)
+    for method, done in (("teacher", "tuned again"), ("teacher_checked", "checked again")):
+        n = len(list((run / "test" / method / "params").glob("*.json")))
+        line = next(x for x in said.splitlines() if f"/{method}/params were" in x)
+        assert line.startswith(f"{n} parameter file(s) in {run / 'test' / method / 'params'} were written by")
+        assert "earlier version" in line and done in line
+    assert all("policy_digest" in json.loads(f.read_text()) for f in files)
+    assert "earlier version" not in teacher_run(raw_dir, run)
