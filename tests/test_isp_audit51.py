@@ -153,3 +153,31 @@ def test_settings_of_an_earlier_version_are_tuned_again_and_it_is_said(tmp_path,
         assert "earlier version" in line and done in line
     assert all("policy_digest" in json.loads(f.read_text()) for f in files)
     assert "earlier version" not in teacher_run(raw_dir, run)
+
+
+def test_help_at_80_columns_shows_every_option_whole():
+    """**Was** `isp-tune --help` at 80 columns (a narrow terminal, a pipe, a log) cutting long option names
+    in rich's panel — "--checkpoint-eve…", "--cma-global-bud…", "--cma-image-budg…", "--teacher-restar…",
+    "--model,--reward…" — and squeezing each option's help into a column of 17 characters. Now below 100
+    columns the help is click's plain layout: every option's names whole, no line over 80. The real command
+    of each subcommand, in a subprocess."""
+    import subprocess
+
+    import typer.main
+
+    from tests.helpers import attiqa_env, isp_tune_cmd
+
+    group = typer.main.get_command(app)
+    for name in ("", "check", "render"):
+        cmd = group if not name else group.commands[name]  # type: ignore[attr-defined]
+        res = subprocess.run(
+            isp_tune_cmd(*filter(None, [name]), "--help"), env={**attiqa_env(), "COLUMNS": "80"},
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert res.returncode == 0, res.stderr
+        lines = res.stdout.splitlines()
+        assert max(map(len, lines)) <= 80 and "…" not in res.stdout, name
+        words = res.stdout.replace(",", " ").split()
+        for param in cmd.params:
+            for opt in (o for o in [*param.opts, *param.secondary_opts] if o.startswith("--")):
+                assert opt in words, (name, opt)
