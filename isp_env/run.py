@@ -17,6 +17,7 @@ from __future__ import annotations
 import glob
 import hashlib
 import json
+import os
 import random
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -165,6 +166,24 @@ def image_key(path: Path, root: Path) -> str:
     twins = [p for p in path.parent.glob(glob.escape(path.stem) + ".*") if p.suffix.lower() in RAW_EXTENSIONS]
     key = str(rel if len(twins) > 1 else rel.with_suffix("")).replace("/", "__")
     return portable_stem(key, max_bytes=200)
+
+
+def image_keys(raws: list[Path], root: Path) -> dict[str, Path]:
+    """Each raw's output name (:func:`image_key`) -> the raw, no two names alike even where the file system
+    ignores case: ``sub/x.dng`` and ``sub__x.dng`` were both ``sub__x`` (one raw dropped without a word, the
+    other's files written over), ``IMG_1.dng`` and ``img_1.DNG`` one file on macOS or Windows. A later raw
+    whose name is taken gets a hash of its path added (``sub__x-1a2b3c4d``)."""
+    keys: dict[str, Path] = {}
+    taken: set[str] = set()
+    for p in raws:
+        key = image_key(p, root)
+        if key.casefold() in taken:
+            rel = p.relative_to(root) if p.is_relative_to(root) else p
+            tag = hashlib.sha256(os.fsencode(str(rel))).hexdigest()[:8]
+            key = f"{portable_stem(key, max_bytes=190)}-{tag}"
+        taken.add(key.casefold())
+        keys[key] = p
+    return keys
 
 
 TEST_RAWS = 100
@@ -448,7 +467,7 @@ def evaluate(
     report names (summary.json's ``checked_policy``)."""
     view = cfg.view_shorter if cfg.preview is None else None
     skipped = dict(skipped)
-    paths = {image_key(p, raw_dir): p for p in test_raws}
+    paths = image_keys(test_raws, raw_dir)
     items = HeldOutItems(paths, view, cfg.preview, front_ends, rawpy=baselines)
     params: dict[str, dict[str, dict[str, float]]] = {name: {} for name in agents}
     digests = {name: policy_digest(policy, card) for name, (policy, card) in agents.items()}

@@ -181,3 +181,28 @@ def test_help_at_80_columns_shows_every_option_whole():
         for param in cmd.params:
             for opt in (o for o in [*param.opts, *param.secondary_opts] if o.startswith("--")):
                 assert opt in words, (name, opt)
+
+
+def test_raws_whose_output_names_meet_keep_their_own_outputs(tmp_path, isp_raws):
+    """**Was** ``sub/x.dng`` and ``sub__x.dng`` in one folder both named ``sub__x`` in a run's outputs: one
+    raw dropped from the evaluation without a word, the other's parameters and render written over its
+    files; and ``IMG_1.dng`` beside ``img_1.DNG`` (another raw) one file where the file system ignores case
+    (macOS, Windows). Now a later raw whose name is taken, ignoring case, gets a hash of its path added.
+    The real `isp-tune check` on four DNGs so named."""
+    raw_dir = tmp_path / "raws"
+    (raw_dir / "sub").mkdir(parents=True)
+    names = ["sub/x.dng", "sub__x.dng", "IMG_1.dng", "img_1.DNG"]
+    for name, p in zip(names, isp_raws, strict=True):
+        (raw_dir / name).write_bytes(p.read_bytes())
+    out = tmp_path / "check"
+    r = CliRunner().invoke(app, ["check", str(raw_dir), "-m", "classical", "--out", str(out)])
+    assert r.exit_code == 0, r.output + repr(r.exception)
+    summary = json.loads((out / "summary.json").read_text())
+    assert len(summary["test_raws"]) == 4 and summary["skipped"] == {}
+    for files in ("renders/*.png", "params/*.json"):
+        found = sorted((out / "test" / "policy").glob(files))
+        assert len({f.name.casefold() for f in found}) == 4, (files, [f.name for f in found])
+    for name in names:  # each raw's parameter file names it
+        raw = raw_dir / name
+        assert [f for f in (out / "test" / "policy" / "params").glob("*.json")
+                if json.loads(f.read_text())["raw"] == str(raw)], name  # fmt: skip
