@@ -217,6 +217,25 @@ def capped(
     return evaluated, len(raws)
 
 
+def say_photos_left_out(raw_dir: Path, out: Path, fix: str) -> None:
+    """One line naming the photos (JPEG, PNG, TIFF, …) among ``raw_dir``'s files, which are not camera raws
+    and so are left out (outputs under ``out`` aside): they were passed over without a word, and a user who
+    had put photos there took them to be used."""
+    from attiqa.io.images import discover_images
+
+    here = out.resolve()
+    photos = sorted(p for p in discover_images([raw_dir]) if not p.resolve().is_relative_to(here))
+    if photos:
+        named = ", ".join(
+            plain_name(p.relative_to(raw_dir) if p.is_relative_to(raw_dir) else p) for p in photos[:3]
+        )
+        console.print(
+            f"[yellow]left out[/] {len(photos)} photo(s) in {plain_name(raw_dir)} that are not camera raws "
+            f"({named}{', …' if len(photos) > 3 else ''}) — isp-tune reads raws and DNGs; {fix}",
+            highlight=False,
+        )
+
+
 def refuse_undecodable(raws: list[Path], need: int, raw_dir: Path, what: str = "") -> None:
     """Decode ``raws`` until ``need`` of them read, else one line: a raw damaged after a valid header passes
     the split's probe, and a run whose training raws are all such wrote run.json, a global base searched
@@ -300,6 +319,7 @@ def run(
         else:
             skipped[str(p)] = str(problem)
             console.print(f"[yellow]skipped[/] {plain_failure(problem, p)}")
+    say_photos_left_out(raw_dir, out, "photos train only as --synth-photos (unprocessed into raws)")
     if len(raws) < 2:
         raise ConfigError(
             f"{raw_dir}: found {len(raws)} raw file(s)"
@@ -923,6 +943,7 @@ def check_policy(
     ``checked_kept``: policy, base or neutral; :func:`isp_env.tuning.checked_setting`)."""
     policy, card = load_policy(resolve_policy(spec))
     raws = find_raws(raw_dir)
+    say_photos_left_out(raw_dir, out, "check the policy on the photos' raws")
     if not raws:  # it was "no raw LibRaw can read" for a folder LibRaw was never given a file of
         raise ConfigError(
             f"{raw_dir}: found no raw file — give a folder of camera raws or DNGs (extensions searched: "

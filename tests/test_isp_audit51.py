@@ -206,3 +206,37 @@ def test_raws_whose_output_names_meet_keep_their_own_outputs(tmp_path, isp_raws)
         raw = raw_dir / name
         assert [f for f in (out / "test" / "policy" / "params").glob("*.json")
                 if json.loads(f.read_text())["raw"] == str(raw)], name  # fmt: skip
+
+
+@pytest.mark.slow  # a run and a check: ~25 s
+def test_a_mixed_folder_says_what_it_left_out_and_why(tmp_path, isp_raws):
+    """`isp-tune --raw-dir` on a folder mixing good DNGs with a JPEG, a zero-byte `.dng`, text named `.dng`
+    and a DNG cut short. **Was**: the JPEG passed over without a word (a user who put photos there took them
+    to be used), and the empty file said to be "LibRaw can't read it (LibRawIOError: Input/output error):
+    the file ends early or is not a raw" (`isp-tune render` the same). Now the photos are named as left out,
+    with where photos go (`--synth-photos`; `isp-tune check` alike), and the empty file is "empty file (0
+    bytes)". The rest trains and is evaluated as before."""
+    from helpers import quick_isp_tune
+
+    raw_dir, out, args = quick_isp_tune(tmp_path, isp_raws)
+    Image.new("RGB", (32, 32), "red").save(raw_dir / "photo.jpg")
+    (raw_dir / "zero.dng").write_bytes(b"")
+    (raw_dir / "notes.dng").write_text("not a raw")
+    (raw_dir / "cut.dng").write_bytes(isp_raws[0].read_bytes()[:4000])
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0, r.output + repr(r.exception)
+    lines = r.output.splitlines()
+    left = [x for x in lines if x.startswith("left out")]
+    assert left == [
+        f"left out 1 photo(s) in {raw_dir} that are not camera raws (photo.jpg) — isp-tune reads raws and "
+        "DNGs; photos train only as --synth-photos (unprocessed into raws)"
+    ]
+    skipped = json.loads((out / "summary.json").read_text())["skipped"]
+    empty = f"{raw_dir / 'zero.dng'}: empty file (0 bytes): a copy cut short — copy the raw again"
+    assert skipped[str(raw_dir / "zero.dng")] == empty
+    assert "LibRaw can't read it" in skipped[str(raw_dir / "notes.dng")]
+    said = CliRunner().invoke(app, ["render", str(raw_dir / "zero.dng"), "-o", str(tmp_path / "z.png")])
+    assert said.exit_code != 0 and "empty file (0 bytes)" in str(said.exception)
+    check = CliRunner().invoke(app, ["check", str(raw_dir), "-m", "classical", "--out", str(tmp_path / "c")])
+    assert check.exit_code == 0, check.output
+    assert "(photo.jpg) — isp-tune reads raws and DNGs; check the policy on the photos' raws" in check.output
