@@ -240,3 +240,76 @@ def test_a_mixed_folder_says_what_it_left_out_and_why(tmp_path, isp_raws):
     check = CliRunner().invoke(app, ["check", str(raw_dir), "-m", "classical", "--out", str(tmp_path / "c")])
     assert check.exit_code == 0, check.output
     assert "(photo.jpg) — isp-tune reads raws and DNGs; check the policy on the photos' raws" in check.output
+
+
+def env_raws(source: str, isp_raws: list[Path]) -> list[Path]:
+    """Demo DNGs (the fixture), or four real raws of three cameras from ../shared (skipped when absent)."""
+    from conftest import SHARED_DATA
+
+    if source == "demo":
+        return isp_raws
+    real = SHARED_DATA / "raw" / "real"
+    names = [
+        "a2tools__IMAGE4.QTK",
+        "qtkndecoder__QT150_7.QTK",
+        "a2tools__DC0010S.KDC",
+        "a2tools__Image__1.qtk",
+    ]
+    if not all((real / n).is_file() for n in names):
+        pytest.skip("the real raws of ../shared are not present")
+    return [real / n for n in names]
+
+
+@pytest.mark.parametrize("source", ["demo", pytest.param("real", marks=pytest.mark.shared_data)])
+def test_the_environment_passes_both_checkers_and_replays_a_seed(source, isp_raws):
+    """Session 51's check of the Gymnasium environment, nothing to fix: gymnasium's and Stable-Baselines3's
+    ``check_env`` pass without a warning for both observations and the three action modes; an episode ends
+    ``terminated`` (not truncated) at ``max_steps`` — the limit is part of the task and the time is in the
+    observation; the spaces are :func:`isp_env.env.spaces_for`'s; two environments given one seed play the
+    same episodes, step for step, and so does one environment seeded again."""
+    import warnings
+
+    from gymnasium.utils.env_checker import check_env as gym_check
+    from stable_baselines3.common.env_checker import check_env as sb3_check
+
+    import attiqa
+    from isp_env.env import ISPTuningEnv, spaces_for
+    from isp_env.mos_function import from_scorer
+
+    raws = env_raws(source, isp_raws)
+    scorer = from_scorer(attiqa.create_scorer("classical"))
+
+    def episodes(env: ISPTuningEnv, seed: int, n: int = 3) -> list:
+        """``n`` episodes, the first reset with ``seed``; each step's (terminated, truncated) checked."""
+        played, rng = [], np.random.default_rng(seed)
+        for i in range(n):
+            obs, info = env.reset(seed=seed if i == 0 else None)
+            played += [obs, info["raw"]]
+            for t in range(1, env.max_steps + 1):
+                obs, reward, terminated, truncated, _ = env.step(rng.uniform(-1, 1, 16).astype(np.float32))
+                assert (terminated, truncated) == (t == env.max_steps, False)
+                played += [obs, reward]
+        return played
+
+    def same(a: list, b: list) -> bool:
+        return all(
+            all(np.array_equal(x[k], y[k]) for k in x) if isinstance(x, dict) else np.array_equal(x, y)
+            for x, y in zip(a, b, strict=True)
+        )
+
+    for obs_mode in ("stats", "image"):
+        for action_mode, steps in (("residual", 1), ("absolute", 1), ("delta", 3)):
+            kw = {"obs_mode": obs_mode, "action_mode": action_mode, "max_steps": steps, "preview": 64}
+            env = ISPTuningEnv(raws, scorer=scorer, **kw)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                gym_check(env, skip_render_check=True)
+                sb3_check(env, warn=True)
+            assert [str(w.message) for w in caught] == [], (obs_mode, action_mode)
+            assert env.observation_space == spaces_for(64, obs_mode)[0]
+            assert env.action_space == spaces_for(64, obs_mode)[1]
+            first = episodes(env, 5)
+            episodes(env, 7)
+            assert same(first, episodes(env, 5)) and same(
+                first, episodes(ISPTuningEnv(raws, scorer=scorer, **kw), 5)
+            ), (obs_mode, action_mode)
