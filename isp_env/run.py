@@ -217,14 +217,16 @@ def capped(
     return evaluated, len(raws)
 
 
-def say_photos_left_out(raw_dir: Path, out: Path, fix: str) -> None:
+def say_photos_left_out(raw_dir: Path, out: Path, fix: str, synth: Path | None = None) -> None:
     """One line naming the photos (JPEG, PNG, TIFF, …) among ``raw_dir``'s files, which are not camera raws
-    and so are left out (outputs under ``out`` aside): they were passed over without a word, and a user who
-    had put photos there took them to be used."""
+    and so are left out (outputs under ``out`` and ``--synth-photos`` aside): they were passed over without
+    a word, and a user who had put photos there took them to be used."""
     from attiqa.io.images import discover_images
 
-    here = out.resolve()
-    photos = sorted(p for p in discover_images([raw_dir]) if not p.resolve().is_relative_to(here))
+    used = [q.resolve() for q in (out, synth) if q is not None]
+    photos = sorted(
+        p for p in discover_images([raw_dir]) if not any(p.resolve().is_relative_to(q) for q in used)
+    )
     if photos:
         named = ", ".join(
             plain_name(p.relative_to(raw_dir) if p.is_relative_to(raw_dir) else p) for p in photos[:3]
@@ -319,7 +321,9 @@ def run(
         else:
             skipped[str(p)] = str(problem)
             console.print(f"[yellow]skipped[/] {plain_failure(problem, p)}")
-    say_photos_left_out(raw_dir, out, "photos train only as --synth-photos (unprocessed into raws)")
+    say_photos_left_out(
+        raw_dir, out, "photos train only as --synth-photos (unprocessed into raws)", synth_photos
+    )
     if len(raws) < 2:
         raise ConfigError(
             f"{raw_dir}: found {len(raws)} raw file(s)"

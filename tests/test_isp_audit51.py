@@ -313,3 +313,16 @@ def test_the_environment_passes_both_checkers_and_replays_a_seed(source, isp_raw
             assert same(first, episodes(env, 5)) and same(
                 first, episodes(ISPTuningEnv(raws, scorer=scorer, **kw), 5)
             ), (obs_mode, action_mode)
+
+
+def test_photos_used_as_synth_photos_or_written_by_the_run_are_not_said_to_be_left_out(tmp_path, capsys):
+    """The left-out line names only photos nothing reads: not those of ``--synth-photos`` or of ``--out``
+    when either folder sits inside the raw folder."""
+    from isp_env.run import say_photos_left_out
+
+    for name in ("photo.jpg", "synth/a.png", "run/test/teacher/renders/x.png"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (8, 8)).save(tmp_path / name)
+    say_photos_left_out(tmp_path, tmp_path / "run", "FIX", tmp_path / "synth")
+    said = capsys.readouterr().err
+    assert said.startswith("left out 1 photo(s)") and "(photo.jpg)" in said and said.count("\n") == 1
