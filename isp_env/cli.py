@@ -231,7 +231,7 @@ def tune(
     if ctx.invoked_subcommand is not None:
         return
     if raw_dir is None:
-        console.print(ctx.get_help())
+        console.print(ctx.get_help(), markup=False, highlight=False)  # "[default: …]": not markup
         raise typer.Exit(0)
     if not raw_dir.is_dir():
         from isp_env.raw import unreadable
