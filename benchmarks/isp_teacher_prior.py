@@ -30,7 +30,7 @@ import numpy as np
 from attiqa.io.atomic import write_json_atomic
 from isp_env.mos_function import load_mos_function
 from isp_env.params import neutral, to_normalized
-from isp_env.run import image_key, scene_groups
+from isp_env.run import image_keys, scene_groups
 from isp_env.teacher import choose_by_cv, fit_teacher, residual_targets
 from isp_env.tuning import teacher_inputs
 
@@ -69,7 +69,8 @@ def main() -> None:
         return [base + cfg.scale * a for a in pol.predict(xt.astype(np.float32))[0]]
 
     per = json.loads((args.run / "baselines" / "cma_per_image.json").read_text())
-    keys = {n: image_key(p, root) for n, p in zip(t_names, test_raws, strict=True)}
+    key_of = {p: k for k, p in image_keys(test_raws, root).items()}  # the run's names of its outputs
+    keys = {n: key_of[p] for n, p in zip(t_names, test_raws, strict=True)}
     ref = {
         "neutral": held_out("neutral", [to_normalized(neutral())] * len(t_names)),
         "the base (RUN's global CMA-ES)": held_out("base", [base] * len(t_names)),

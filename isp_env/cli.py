@@ -63,6 +63,12 @@ stdout = Console()
 PREVIEW_MAX = 4096
 OBS_SIZE_MAX = 512
 
+NARROW = 100
+"""Below this many columns (a narrow terminal, a pipe, a log: 80) ``--help`` is click's plain layout, and
+the tables :func:`_print_named_rows`' plain lines: rich's option panel cut the long option names of
+``isp-tune --help`` to 17 characters ("--checkpoint-eve…", "--cma-global-bud…") and squeezed their help
+into a column of 17."""
+
 _MODEL_HELP = (
     "Scorer for the reward: an ATTIQA checkpoint (.safetensors), a named model, or `classical` "
     "(weight-free). Default: the bundled ATTIQA model."
@@ -77,7 +83,7 @@ def _print_named_rows(
     narrower, :func:`attiqa.cli.plain_table`'s fixed-width lines with ``legend`` under them (the short
     headers' meaning). At 80 columns the rich table folded every name over two or three lines ("a2tools_" /
     "_DC0008L", "rawpy.pos" / "tprocess(" / ")") and cut a header to "saturati…"."""
-    if stdout.is_terminal and stdout.width >= 100:
+    if stdout.is_terminal and stdout.width >= NARROW:
         table = Table(title=title, show_lines=False)
         table.add_column(key, overflow="fold")
         for col in columns:
@@ -225,7 +231,7 @@ def tune(
     if ctx.invoked_subcommand is not None:
         return
     if raw_dir is None:
-        console.print(ctx.get_help())
+        console.print(ctx.get_help(), markup=False, highlight=False)  # "[default: …]": not markup
         raise typer.Exit(0)
     if not raw_dir.is_dir():
         from isp_env.raw import unreadable
@@ -581,6 +587,8 @@ def _checked_render_setting(
 def main() -> None:
     from attiqa.cli import run_app
 
+    if stdout.width < NARROW:
+        app.rich_markup_mode = None  # read when typer builds the command, on the call below
     run_app(app)
 
 

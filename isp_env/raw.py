@@ -395,9 +395,10 @@ def subtract_black_excess(mosaic: np.ndarray, levels: DngBlack, black: np.ndarra
 
 
 def unreadable(path: str | Path) -> RawReadError | None:
-    """Why ``path`` cannot even be opened (missing, a symlink loop, no permission, not a regular file), in
-    :func:`attiqa.io.images.read_error`'s words, or None. LibRaw, handed such a path, names another
-    cause: a symlink loop read as "Image too big for processing"."""
+    """Why ``path`` cannot even be opened (missing, a symlink loop, no permission, not a regular file) or
+    holds nothing (empty), in :func:`attiqa.io.images.read_error`'s words, or None. LibRaw, handed such a
+    path, names another cause: a symlink loop read as "Image too big for processing", an empty file as an
+    I/O error."""
     from attiqa.io.images import read_error
 
     try:
@@ -407,6 +408,8 @@ def unreadable(path: str | Path) -> RawReadError | None:
         return RawReadError(path, f"{e.reason} — {e.fix}")
     if not stat.S_ISREG(st.st_mode):
         return RawReadError(path, "not a regular file (a pipe, socket or device) — pass raw files")
+    if st.st_size == 0:  # was LibRaw's "Input/output error: the file ends early or is not a raw"
+        return RawReadError(path, "empty file (0 bytes): a copy cut short — copy the raw again")
     return None
 
 

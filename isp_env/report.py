@@ -175,7 +175,9 @@ def files(summary: list[dict[str, Any]], meta: dict[str, Any]) -> list[str]:
         "clipped share;",
         "* renders at full resolution: "
         + ", ".join(f"`test/{m}/renders/RAW.png`" for m in written)
-        + " (neutral's and rawpy's are not written: `isp-tune render RAW -o OUT.png` renders neutral);",
+        + " (neutral's and rawpy's are not written: `isp-tune render RAW -o OUT.png` renders neutral), each "
+        "with `RAW.png.json` beside it: its raw, its setting (`isp-tune render RAW --params RAW.png.json` "
+        "renders it again) and what a resume checks the file by;",
         "* the parameters of each render: " + ", ".join(params) + " (neutral: the defaults);",
         "* per raw and method: `results.csv`; per method, with these settings: `summary.json`.",
     ]

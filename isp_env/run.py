@@ -15,6 +15,9 @@ results are saved image by image. Unreadable raws are skipped and listed in ``su
 from __future__ import annotations
 
 import glob
+import hashlib
+import json
+import os
 import random
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -165,6 +168,24 @@ def image_key(path: Path, root: Path) -> str:
     return portable_stem(key, max_bytes=200)
 
 
+def image_keys(raws: list[Path], root: Path) -> dict[str, Path]:
+    """Each raw's output name (:func:`image_key`) -> the raw, no two names alike even where the file system
+    ignores case: ``sub/x.dng`` and ``sub__x.dng`` were both ``sub__x`` (one raw dropped without a word, the
+    other's files written over), ``IMG_1.dng`` and ``img_1.DNG`` one file on macOS or Windows. A later raw
+    whose name is taken gets a hash of its path added (``sub__x-1a2b3c4d``)."""
+    keys: dict[str, Path] = {}
+    taken: set[str] = set()
+    for p in raws:
+        key = image_key(p, root)
+        if key.casefold() in taken:
+            rel = p.relative_to(root) if p.is_relative_to(root) else p
+            tag = hashlib.sha256(os.fsencode(str(rel))).hexdigest()[:8]
+            key = f"{portable_stem(key, max_bytes=190)}-{tag}"
+        taken.add(key.casefold())
+        keys[key] = p
+    return keys
+
+
 TEST_RAWS = 100
 """``--test-raws``' default: at most this many held-out raws are evaluated (each costs the per-image
 CMA-ES's ``--cma-image-budget`` scorer calls and a full-resolution render per method); a split of up to
@@ -196,6 +217,27 @@ def capped(
     return evaluated, len(raws)
 
 
+def say_photos_left_out(raw_dir: Path, out: Path, fix: str, synth: Path | None = None) -> None:
+    """One line naming the photos (JPEG, PNG, TIFF, …) among ``raw_dir``'s files, which are not camera raws
+    and so are left out (outputs under ``out`` and ``--synth-photos`` aside): they were passed over without
+    a word, and a user who had put photos there took them to be used."""
+    from attiqa.io.images import discover_images
+
+    used = [q.resolve() for q in (out, synth) if q is not None]
+    photos = sorted(
+        p for p in discover_images([raw_dir]) if not any(p.resolve().is_relative_to(q) for q in used)
+    )
+    if photos:
+        named = ", ".join(
+            plain_name(p.relative_to(raw_dir) if p.is_relative_to(raw_dir) else p) for p in photos[:3]
+        )
+        console.print(
+            f"[yellow]left out[/] {len(photos)} photo(s) in {plain_name(raw_dir)} that are not camera raws "
+            f"({named}{', …' if len(photos) > 3 else ''}) — isp-tune reads raws and DNGs; {fix}",
+            highlight=False,
+        )
+
+
 def refuse_undecodable(raws: list[Path], need: int, raw_dir: Path, what: str = "") -> None:
     """Decode ``raws`` until ``need`` of them read, else one line: a raw damaged after a valid header passes
     the split's probe, and a run whose training raws are all such wrote run.json, a global base searched
@@ -220,6 +262,16 @@ def refuse_undecodable(raws: list[Path], need: int, raw_dir: Path, what: str = "
             f"{raw_dir}: {len(raws) - len(failed)} of the {len(raws)} training raws {what}can be decoded, "
             f"{need} more needed (e.g. {failed[0]}) — replace the damaged raws; nothing was written"
         )
+
+
+def remove_run_temps(out: Path) -> None:
+    """The temp files a run (or a check) killed mid-write left in its folders (:func:`remove_orphan_temps`:
+    never a live writer's). They were looked for in ``test/params`` and ``test/renders``, folders nothing
+    writes (a method's files are in ``test/METHOD/``): a kill while a render was written left its temp
+    beside the renders for good, up to ~70 MB at 24 MP."""
+    named = ("baselines", "teacher", "synth", "checkpoint", "preview_cache")
+    for folder in (out, *(out / name for name in named), *out.glob("test/*/*")):
+        remove_orphan_temps(folder)
 
 
 def run(
@@ -269,6 +321,9 @@ def run(
         else:
             skipped[str(p)] = str(problem)
             console.print(f"[yellow]skipped[/] {plain_failure(problem, p)}")
+    say_photos_left_out(
+        raw_dir, out, "photos train only as --synth-photos (unprocessed into raws)", synth_photos
+    )
     if len(raws) < 2:
         raise ConfigError(
             f"{raw_dir}: found {len(raws)} raw file(s)"
@@ -338,8 +393,7 @@ def run(
         need = 1 if cfg.algo != "teacher" else 0 if cfg.init_policy else 2  # a prior refits with none
         what = "the teacher searches (--teacher-raws) " if searched else ""
         refuse_undecodable(searched or train_raws, need, raw_dir, what)
-    for folder in (out, out / "test" / "params", out / "test" / "renders", out / "baselines"):
-        remove_orphan_temps(folder)  # temp files of an earlier run killed mid-write
+    remove_run_temps(out)
     if cfg.preview is None and cfg.view_shorter is None:
         cfg.view_shorter = scorer_view(mos)
     prior = None  # (before the synthetic raws are written: a prior of other settings is refused)
@@ -437,10 +491,11 @@ def evaluate(
     report names (summary.json's ``checked_policy``)."""
     view = cfg.view_shorter if cfg.preview is None else None
     skipped = dict(skipped)
-    paths = {image_key(p, raw_dir): p for p in test_raws}
+    paths = image_keys(test_raws, raw_dir)
     items = HeldOutItems(paths, view, cfg.preview, front_ends, rawpy=baselines)
     params: dict[str, dict[str, dict[str, float]]] = {name: {} for name in agents}
     digests = {name: policy_digest(policy, card) for name, (policy, card) in agents.items()}
+    earlier = dict.fromkeys(agents, 0)  # settings an earlier version wrote (no digest): tuned again
     with progress_task(
         f"{', '.join(agents)}: read + tune", total=len(paths) * len(agents), unit="img"
     ) as adv:
@@ -458,6 +513,7 @@ def evaluate(
                 done = read_run_json(pfile)
                 # outputs of this very policy: kept (a step count was compared: another policy's were kept)
                 kept = done.get("policy_digest") == digests[name]
+                earlier[name] += bool(done) and "policy_digest" not in done
                 if kept:
                     values = written_values(done["params"])
                 else:  # from the kept front end or the probe's decode: the raw is not read again
@@ -474,6 +530,8 @@ def evaluate(
                 params[name][key] = values
                 adv(1, kept=kept)  # a kept setting: in the count, not the rate
             del raw  # (one decoded raw at a time)
+    for name, n in earlier.items():
+        say_earlier(n, out / "test" / name / "params", "tuned again with the policy")
     if not items:
         raise ConfigError(
             f"{raw_dir}: none of the {len(test_raws)} raws to evaluate could be read (each listed above) — "
@@ -536,7 +594,8 @@ def evaluate(
                 if grid:
                     crops[key][m] = cut[m]
                 if m not in ("neutral", "rawpy"):
-                    save_render(out / "test" / m / "renders" / f"{key}.png", renders[m])
+                    png = out / "test" / m / "renders" / f"{key}.png"
+                    save_render(png, renders[m], {"raw": str(paths[key]), "params": params[m][key]})
             adv(1)
     meta = {
         "scorer": mos.name,
@@ -558,17 +617,60 @@ def evaluate(
     return write_report(out, rows, budgets, meta, crops, labels)
 
 
-def save_render(png: Path, img: np.ndarray) -> None:
+def save_render(png: Path, img: np.ndarray, record: dict[str, Any] | None = None) -> bool:
     """Write a method's full-resolution render unless ``png`` already holds these very pixels (a resumed
-    run's). A render was kept whenever the file existed: a run continued with more ``--timesteps``, whose
-    policy tuned the raw anew (its parameter file rewritten), kept the old policy's picture beside them."""
-    if png.exists():
+    run's); True when written. A render was kept whenever the file existed: a run continued with more
+    ``--timesteps``, whose policy tuned the raw anew, kept the old policy's picture beside its parameters.
+
+    ``PNG.json`` beside it (:func:`render_record`: ``record``, e.g. the raw and its setting, and the
+    pixels' SHA-256 with the file's :func:`file_stamp`) lets a resume tell without decoding: decoding every
+    render to compare took minutes at FiveK scale (docs/robustness.md). A file the record does not
+    describe (a render of an earlier version, copied, replaced or damaged) is decoded and compared as
+    before, then recorded or written again."""
+    sidecar = Path(f"{png}.json")
+    pixels = pixel_digest(img)
+    try:
+        kept = json.loads(sidecar.read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # none (an earlier version's render), or damaged: as if none
+        kept = {}
+    stamp = file_stamp(png)
+    if stamp is not None and isinstance(kept, dict) and kept.get("file") == stamp:
+        if kept.get("pixels_sha256") == pixels:
+            return False
+    elif stamp is not None:
         try:
-            if np.array_equal(np.asarray(load_image(png)), img):
-                return
+            same = np.array_equal(np.asarray(load_image(png)), img)
         except ImageLoadError:  # a damaged file: written again
-            pass
+            same = False
+        if same:
+            write_json_atomic(sidecar, render_record(png, pixels, record))
+            return False
     save_image(Image.fromarray(img), png)
+    write_json_atomic(sidecar, render_record(png, pixels, record))
+    return True
+
+
+def pixel_digest(img: np.ndarray) -> str:
+    """SHA-256 of a render's pixels and shape: far cheaper than decoding the PNG to compare them."""
+    h = hashlib.sha256(repr((img.shape, str(img.dtype))).encode())
+    h.update(np.ascontiguousarray(img).data)
+    return h.hexdigest()
+
+
+def file_stamp(path: Path) -> list[int | str] | None:
+    """A file's size and a hash of its first and last 64 KiB (:func:`ends`): what changes when it is cut
+    short, replaced or rewritten with other pixels, read without reading the file whole. Not its mtime: a
+    resumed run's records equal an uninterrupted run's, file for file."""
+    try:
+        return [path.stat().st_size, hashlib.sha256(ends(path)).hexdigest()]
+    except OSError:
+        return None
+
+
+def render_record(png: Path, pixels: str, record: dict[str, Any] | None) -> dict[str, Any]:
+    """A render's sidecar: ``record`` (the raw, its setting: ``isp-tune render RAW --params PNG.json``
+    renders it again), the pixels' digest and the file's stamp as written."""
+    return {**(record or {}), "render": png.name, "pixels_sha256": pixels, "file": file_stamp(png)}
 
 
 @dataclass(frozen=True)
@@ -685,13 +787,14 @@ def _checked(
     same); returns the scorer calls it took (cached ones included) and the candidate kept on each raw."""
     method = f"{name}_checked"
     params[method] = {}
-    calls = 0
+    calls = earlier = 0
     kept: dict[str, str] = {}
     with progress_task(f"{method}: policy / base / neutral", total=len(items), unit="img") as adv:
         for key in items:  # (a raw's front end is made only when it is checked)
             pfile = out / "test" / method / "params" / f"{key}.json"
             done = read_run_json(pfile)
             same = done.get("policy_digest") == digest and done.get("reward_model") == reward
+            earlier += bool(done) and "policy_digest" not in done
             cached = same and done.get("from") == params[name][key] and done.get("chosen") in CHECK_CANDIDATES
             if cached:
                 values, scored, chosen = written_values(done["params"]), len(done["scores"]), done["chosen"]
@@ -715,7 +818,19 @@ def _checked(
             calls += scored
             kept[key] = chosen
             adv(1, cached)
+    say_earlier(earlier, out / "test" / method / "params", "checked again")
     return calls, kept
+
+
+def say_earlier(n: int, folder: Path, done: str) -> None:
+    """One line when ``n`` parameter files in ``folder`` were written by an earlier isp-tune (no
+    ``policy_digest``: which policy wrote them is unknown), so were ``done`` now — it was silent, and a
+    resume that took as long as a first run read as a bug."""
+    if n:
+        console.print(
+            f"{n} parameter file(s) in {plain_name(folder)} were written by an earlier version of isp-tune "
+            f"(no policy_digest: which policy wrote them is unknown) — {done} and rewritten, once"
+        )
 
 
 def _base_arg(base: str) -> dict[str, float]:
@@ -832,6 +947,7 @@ def check_policy(
     ``checked_kept``: policy, base or neutral; :func:`isp_env.tuning.checked_setting`)."""
     policy, card = load_policy(resolve_policy(spec))
     raws = find_raws(raw_dir)
+    say_photos_left_out(raw_dir, out, "check the policy on the photos' raws")
     if not raws:  # it was "no raw LibRaw can read" for a folder LibRaw was never given a file of
         raise ConfigError(
             f"{raw_dir}: found no raw file — give a folder of camera raws or DNGs (extensions searched: "
@@ -844,6 +960,7 @@ def check_policy(
     cfg.view_shorter = scorer_view(mos)
     evaluated, found = capped(raws, test_raws_cap, scene_groups(raws, raw_dir), seed, "raws found")
     # evaluate skips (and lists) the raws it cannot read, and makes ``out`` only once it has rows to write
+    remove_run_temps(out)
     report = evaluate(
         raw_dir,
         out,
