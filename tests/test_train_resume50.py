@@ -41,7 +41,9 @@ def test_a_moved_named_dataset_resumes_when_its_rows_are_the_same(tmp_path, cli)
     moved = tmp_path / "elsewhere" / "KADID"
     res = _move_and_resume(cli, cfg, root, moved, "root", moved, 2)
     assert res.returncode == 0, res.stderr
-    assert f"finetune: the dataset moved: {root} → {moved}, same rows" in _said(res), _said(res)
+    said = _said(res)  # the two adjacent lines spell a change one way (was "→" for the move, "->" after)
+    assert f"finetune: the dataset moved: {root} -> {moved}, same rows" in said, said
+    assert "changed settings: finetune.epochs 1 -> 2" in said and "→" not in said, said
     card = (tmp_path / "run" / "finetune" / "last.json").read_text()
     assert '"epoch": 2' in card and f"kadid10k:{moved}" in card
     # the moved copy with one score changed: other rows, refused as before
@@ -64,7 +66,7 @@ def test_a_moved_mos_csv_folder_resumes_when_its_rows_are_the_same(tmp_path, cli
     old, new = tmp_path / "set", tmp_path / "moved" / "set"
     res = _move_and_resume(cli, cfg, old, new, "csv", new / "mos.csv", 2)
     assert res.returncode == 0, res.stderr
-    assert f"the dataset moved: {old / 'mos.csv'} → {new / 'mos.csv'}, same rows" in _said(res), _said(res)
+    assert f"the dataset moved: {old / 'mos.csv'} -> {new / 'mos.csv'}, same rows" in _said(res), _said(res)
 
 
 def test_a_changed_label_stage_names_label_images_as_the_fix(tmp_path, cli):
