@@ -828,15 +828,23 @@ def read_sections(path: Path) -> dict[str, Any]:
     return data
 
 
-def load_config(path: str | Path, overrides: list[str] | None = None) -> TrainConfig:
-    """Read a YAML run config (plus ``key=value`` overrides); errors name the file and the key."""
+def load_config(
+    path: str | Path, overrides: list[str] | None = None, out_dir: str | None = None
+) -> TrainConfig:
+    """Read a YAML run config (plus ``key=value`` overrides); errors name the file and the key.
+    ``out_dir`` (`attiqa train --out-dir`) replaces the config's before it is checked: a config's empty or
+    bad ``out_dir:`` that the option overrides is not this run's (it was refused all the same)."""
     path = Path(path)
     if not path.exists():
         raise ConfigError("config file not found", path)
+    if out_dir is not None:
+        check_out_dir(out_dir, "--out-dir")  # its own line: '' would be Path('.'), the working folder
     try:
         data = apply_overrides(read_sections(path), overrides or [])
     except ConfigError as exc:
         raise ConfigError(exc.text, exc.where or path) from None
+    if out_dir is not None:
+        data["out_dir"] = str(Path(out_dir))
     try:
         cfg = from_dict(TrainConfig, data, where="")  # keys named from the top of the file
         check_inputs(cfg, "")
