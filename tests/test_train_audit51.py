@@ -4,7 +4,7 @@ random one; each test failed before its fix."""
 
 from __future__ import annotations
 
-from helpers import tiny_train_config
+from helpers import LABEL_AND_PRETRAIN, renamed_copies, tiny_train_config
 
 
 def test_out_dir_option_overrides_an_empty_out_dir_of_the_config(tmp_path, cli):
@@ -23,3 +23,37 @@ def test_out_dir_option_overrides_an_empty_out_dir_of_the_config(tmp_path, cli):
     assert res.stderr.strip() == f"error: {cfg}: out_dir: empty — name the run's folder, e.g. runs/mine"
     res = cli("train", "--config", cfg, "--out-dir", "")
     assert res.stderr.strip() == "error: --out-dir: empty — name the run's folder, e.g. runs/mine"
+
+
+def test_resume_with_images_added_to_the_label_stage_is_refused_before_labelling(tmp_path, cli):
+    """**Was**: `attiqa train -c run.yaml --resume` after images were added to `label.images` since
+    pretraining started: the label stage labelled the new ones into the run's table (with CLIP: minutes to
+    hours), then pretraining refused the changed table. Now one line before the teacher loads, the table and
+    config.json untouched. An unreadable file listed from the start (skipped, not in the table) is no
+    change: the same config still resumes."""
+    cfg = tiny_train_config(tmp_path)
+    images, bad, junk = tmp_path / "set" / "images", tmp_path / "bad.png", renamed_copies(tmp_path)
+    bad.write_text("not an image")
+    common = LABEL_AND_PRETRAIN
+
+    def train(*listed, epochs: int = 1, resume: bool = False):
+        more = ["--resume", "--set", f"pretrain.epochs={epochs}"] if resume else []
+        listed_set = f"label.images=[{', '.join(map(str, listed))}]"
+        return cli("train", "--config", cfg, *common, "--set", listed_set, *more)
+
+    assert train(images, bad).returncode == 0
+    run = tmp_path / "run"
+    table, config = run / "labels.parquet", run / "config.json"
+    before = table.read_bytes(), config.read_bytes()
+    res = train(images, bad, junk, epochs=2, resume=True)
+    assert res.returncode == 2, res.stdout + res.stderr  # 5: junk's 4 and bad.png, listed, never labelled
+    assert [x for x in res.stderr.splitlines() if x.strip()] == [
+        f"error: label.images: other images than the run in {run / 'pretrain'} was pretrained on "
+        f"(labels.parquet lacks 5 of them, e.g. {junk / 'j0.png'}) — --resume continues that run: set "
+        "label.images back, or train over it with --no-resume (or choose another out_dir)"
+    ]
+    assert "labelling" not in res.stdout + res.stderr and "teacher:" not in res.stdout
+    assert (table.read_bytes(), config.read_bytes()) == before
+    res = train(images, bad, epochs=2, resume=True)  # bad.png: skipped again, the table as it was
+    assert res.returncode == 0, res.stderr
+    assert '"epoch": 2' in (run / "pretrain" / "last.json").read_text()

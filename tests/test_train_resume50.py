@@ -10,12 +10,8 @@ import json
 import shutil
 
 import pytest
-from helpers import tiny_train_config
+from helpers import LABEL_AND_PRETRAIN, renamed_copies, tiny_train_config
 from test_train_audit49 import dataset_config, layout
-
-PRETRAIN = (
-    "pretrain={epochs: 1, batch_size: 4, resize_shorter: 40, crop_size: 32, num_workers: 0, device: cpu}"
-)
 
 
 def _said(res) -> str:
@@ -72,31 +68,25 @@ def test_a_moved_mos_csv_folder_resumes_when_its_rows_are_the_same(tmp_path, cli
 def test_a_changed_label_stage_names_label_images_as_the_fix(tmp_path, cli):
     """**Was**: `label.images` narrowed after pretraining, then `--resume`: "labels.parquet: changed since the
     run … — restore the file", though the run writes that file itself; now the fix named is the config's:
-    set label.images back. A user's own `labels:` file keeps "restore the file"."""
+    set label.images back. A user's own `labels:` file keeps "restore the file". (Session 51: said before
+    the label stage, which had already dropped the rows from the run's table.)"""
     cfg = tiny_train_config(tmp_path)
-    junk = tmp_path / "junk"
-    junk.mkdir()
-    for i in range(4):
-        (junk / f"j{i}.png").hardlink_to(tmp_path / "set" / "images" / f"img0{i}.png")
+    junk = renamed_copies(tmp_path)
     images = tmp_path / "set" / "images"
-    common = [
-        "--set",
-        PRETRAIN,
-        "--set",
-        "finetune=null",
-        "--set",
-        "label={teacher: classical, num_workers: 0}",
-    ]
+    common = LABEL_AND_PRETRAIN
     assert cli("train", "--config", cfg, *common, "--set", f"label.images=[{images}, {junk}]").returncode == 0
     res = cli("train", "--config", cfg, *common, "--set", f"label.images=[{images}]", "--resume",
               "--set", "pretrain.epochs=2")  # fmt: skip
     assert res.returncode != 0
     labels, where = tmp_path / "run" / "labels.parquet", tmp_path / "run" / "pretrain"
-    assert [x for x in res.stderr.splitlines() if x.startswith("error:")] == [
-        f"error: {labels}: changed since the run in {where} started (other images, scores or split than it "
-        "trained on) — --resume continues that run: set label.images back, or train over it with --no-resume "
-        "(or choose another out_dir)"
+    assert [x for x in res.stderr.splitlines() if x.startswith("error:")] == [  # before the label stage (51)
+        f"error: label.images: other images than the run in {where} was pretrained on (it holds 4 not "
+        f"listed, e.g. {junk / 'j0.png'}) — --resume continues that run: set label.images back, or train "
+        "over it with --no-resume (or choose another out_dir)"
     ]
+    import pyarrow.parquet as pq
+
+    assert pq.read_metadata(labels).num_rows == 12  # kept whole (was rewritten without junk's 4 rows)
 
 
 @pytest.mark.parametrize("option", [["--prompts", "PROMPTS"], ["--clip-scale", "2"]])
