@@ -213,14 +213,13 @@ def test_a_model_named_where_the_network_section_goes_says_what_model_is(tmp_pat
 
 
 @pytest.mark.slow
-def test_torchrun_fine_tunes_a_named_dataset_with_one_split_and_one_writer(tmp_path):
+def test_torchrun_fine_tunes_a_named_dataset_with_one_split_and_one_writer(tmp_path, layout, dataset_config):
     """`torchrun --nproc_per_node 2 … train` with `finetune: {dataset: kadid10k, root: …}` (gloo, session
     48's official-layout fixture): both processes make the same grouped split as one process does, end with
     the same weights, and only rank 0 writes the checkpoints (ok when tried in session 50; held here)."""
     import json
 
     from helpers import run_attiqa
-    from test_train_audit49 import dataset_config, layout
 
     root = layout(tmp_path, "kadid10k")
     cfg = dataset_config(tmp_path, dataset="kadid10k", root=root, val_fraction=0.34, epochs=2)

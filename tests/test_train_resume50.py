@@ -11,7 +11,6 @@ import shutil
 
 import pytest
 from helpers import LABEL_AND_PRETRAIN, renamed_copies, tiny_train_config
-from test_train_audit49 import dataset_config, layout
 
 
 def _said(res) -> str:
@@ -26,7 +25,7 @@ def _move_and_resume(cli, cfg, old, new, key: str, value, epochs: int):
                "--set", f"finetune.epochs={epochs}")  # fmt: skip
 
 
-def test_a_moved_named_dataset_resumes_when_its_rows_are_the_same(tmp_path, cli):
+def test_a_moved_named_dataset_resumes_when_its_rows_are_the_same(tmp_path, cli, layout, dataset_config):
     """**Was**: the KADID-10k folder a run fine-tuned on moved elsewhere, the same run resumed with
     `finetune.root` at the new place: "finetune.root: 'NEW' differs from the 'OLD' the run … was trained with"
     though every row (image names, scores) is the same. Now it resumes and says "the dataset moved"; a
@@ -152,7 +151,7 @@ def test_label_accepts_the_same_prompts_from_another_file(tmp_path, tiny_dir):
         label_images(images, ClipTeacher(str(tiny_dir), prompts=swapped), out, batch_size=2)
 
 
-def test_eval_of_a_live_model_on_its_other_target_is_its_training_fit(tmp_path, cli):
+def test_eval_of_a_live_model_on_its_other_target_is_its_training_fit(tmp_path, cli, layout, dataset_config):
     """**Was**: a model `attiqa train` fine-tuned on LIVE (`finetune.dataset: live`, target dmos) evaluated
     with `attiqa eval live --target dmos_realigned` got no training-fit note: LIVE reads a score file per
     target, and the rows' hash held the target's scores — yet the images are the ones it trained on. Now
