@@ -612,6 +612,13 @@ def check_inputs(cfg: TrainConfig, where: str) -> None:
                 key,
             )
     check_out_dir(cfg.out_dir, _key(where, "out_dir"))
+    outputs = (
+        ("degrade.out", cfg.degrade and cfg.degrade.out, "a folder, e.g. graded"),
+        ("label.out", cfg.label and cfg.label.out, "a file, e.g. labels.parquet"),
+    )
+    for key, out, named in outputs:
+        if out is not None and not out.strip():  # was the run folder itself: graded images among its files
+            raise SettingError(f"{_key(where, key)}: empty — name {named} (inside the run folder)", key)
     if cfg.degrade is not None and not cfg.degrade.sources:  # was run on nothing: an empty graded folder
         raise SettingError(
             f"{_key(where, 'degrade')}.sources: empty — list the photo files or folders to degrade, or drop "
@@ -674,6 +681,12 @@ def check_inputs(cfg: TrainConfig, where: str) -> None:
     for stage, paths in (("degrade.sources", cfg.degrade and cfg.degrade.sources),
                          ("label.images", cfg.label and cfg.label.images)):  # fmt: skip
         for p in paths or []:
+            if not str(p).strip():  # Path('') is the working folder: every image below it was taken
+                raise SettingError(
+                    f"{_key(where, stage)}: an empty entry (it would be the working folder, every image in "
+                    f"it) — name the files or folders (in the config or with --set {stage}=[FOLDER])",
+                    stage,
+                )
             if not Path(p).expanduser().exists():
                 raise SettingError(
                     f"{_key(where, stage)}: {p} not found (relative paths start in {Path.cwd()}) "

@@ -4,6 +4,7 @@ random one; each test failed before its fix."""
 
 from __future__ import annotations
 
+import pytest
 from helpers import LABEL_AND_PRETRAIN, renamed_copies, tiny_train_config
 
 
@@ -57,3 +58,42 @@ def test_resume_with_images_added_to_the_label_stage_is_refused_before_labelling
     res = train(images, bad, epochs=2, resume=True)  # bad.png: skipped again, the table as it was
     assert res.returncode == 0, res.stderr
     assert '"epoch": 2' in (run / "pretrain" / "last.json").read_text()
+
+
+@pytest.mark.parametrize(
+    ("setting", "said"),
+    [
+        ("label={images: '', teacher: classical}", "label.images: an empty entry"),
+        ("label={images: [IMAGES, ''], teacher: classical}", "label.images: an empty entry"),
+        ("degrade={sources: '', levels: [1]}", "degrade.sources: an empty entry"),
+        ("degrade={sources: [IMAGES], out: ''}", "degrade.out: empty — name a folder"),
+        ("label={images: [IMAGES], out: ' '}", "label.out: empty — name a file"),
+    ],
+)
+def test_an_empty_path_among_the_stage_inputs_or_outputs_is_one_line(
+    tmp_path, cli, monkeypatch, setting, said
+):
+    """**Was**, run from a folder holding photos: `label.images: ''` (or an empty entry in the list) labelled
+    and pretrained on the working folder's photos, `degrade.sources: ''` degraded them, `degrade.out: ''`
+    wrote the graded images among the run folder's own files (and the label stage then labelled the whole
+    run folder); `label.out: ''` said "RUN: label files are Parquet, not a name without suffix", not which
+    setting. Now one line naming the key before any work, as an empty `out_dir:` is."""
+    cfg = tiny_train_config(tmp_path)
+    images = tmp_path / "set" / "images"
+    work = tmp_path / "work"
+    work.mkdir()
+    for p in sorted(images.iterdir())[:3]:
+        (work / p.name).hardlink_to(p)
+    monkeypatch.chdir(work)
+    stages = [
+        *LABEL_AND_PRETRAIN[:4],
+        "--set",
+        setting.replace("IMAGES", str(images)),
+    ]  # pretrain, no finetune
+    res = cli("train", "--config", cfg, *stages)
+    assert res.returncode == 2, res.stdout + res.stderr
+    line = res.stderr.strip()
+    assert said in line and len(line.splitlines()) == 1 and str(cfg) in line, line
+    assert not (tmp_path / "run").exists() and sorted(p.name for p in work.iterdir()) == sorted(
+        p.name for p in sorted(images.iterdir())[:3]
+    )
