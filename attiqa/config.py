@@ -613,8 +613,8 @@ def check_inputs(cfg: TrainConfig, where: str) -> None:
             )
     check_out_dir(cfg.out_dir, _key(where, "out_dir"))
     outputs = (
-        ("degrade.out", cfg.degrade and cfg.degrade.out, "a folder, e.g. graded"),
-        ("label.out", cfg.label and cfg.label.out, "a file, e.g. labels.parquet"),
+        ("degrade.out", cfg.degrade.out if cfg.degrade else None, "a folder, e.g. graded"),
+        ("label.out", cfg.label.out if cfg.label else None, "a file, e.g. labels.parquet"),
     )
     for key, out, named in outputs:
         if out is not None and not out.strip():  # was the run folder itself: graded images among its files
