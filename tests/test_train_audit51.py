@@ -97,3 +97,29 @@ def test_an_empty_path_among_the_stage_inputs_or_outputs_is_one_line(
     assert not (tmp_path / "run").exists() and sorted(p.name for p in work.iterdir()) == sorted(
         p.name for p in sorted(images.iterdir())[:3]
     )
+
+
+def test_train_exiqa_warms_up_for_a_fifth_of_a_short_run_and_refuses_a_longer_warmup(
+    tmp_path, cli, exiqa_set, tiny_dir
+):
+    """**Was**: `attiqa train exiqa DATA -o RUN --epochs 5` (any run shorter than the paper's 100) kept the
+    default 20 warmup epochs: the learning rate rose the whole run, to a quarter of its peak, and never
+    decayed, without a word (`--warmup-epochs 20 --epochs 5` likewise). Now the default is a fifth of the
+    epochs (the paper's 20 of 100) and a warmup longer than the run is one line before CLIP loads."""
+    import json
+
+    data, _ = exiqa_set
+    opts = ["--clip", tiny_dir, "--prompts", "2", "-b", "8", "--val-fraction", "0.2", "--device", "cpu"]
+    run = tmp_path / "run"
+    res = cli("train", "exiqa", data, "-o", run, "--epochs", "5", *opts)
+    assert res.returncode == 0, res.stderr
+    card = json.loads((run / "exiqa.json").read_text())
+    assert card["config"]["warmup_epochs"] == 1 and len(card["history"]) == 5
+    other = tmp_path / "other"
+    res = cli("train", "exiqa", data, "-o", other, "--epochs", "5", "--warmup-epochs", "6", *opts)
+    assert res.returncode == 2
+    assert res.stderr.strip() == (
+        "error: --warmup-epochs 6 is more than --epochs 5: the learning rate would never reach its peak nor "
+        "decay — give fewer warmup epochs (the paper: 20 of 100; default: a fifth)"
+    )
+    assert not other.exists()

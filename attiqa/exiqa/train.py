@@ -231,6 +231,12 @@ def train_exiqa(
 ) -> dict[str, Any]:
     """Train prompts + w (eq. 6-8); returns the history. Resumes from ``out_dir`` when it holds a run of
     the same settings and ``labels.csv``; ``on_start(epochs kept)`` before the first epoch trained."""
+    if cfg.warmup_epochs > cfg.epochs:  # before CLIP loads
+        raise ConfigError(
+            f"--warmup-epochs {cfg.warmup_epochs} is more than --epochs {cfg.epochs}: the learning rate "
+            "would never reach its peak nor decay — give fewer warmup epochs (the paper: 20 of 100; default: "
+            "a fifth)"
+        )
     device = torch.device(device)
     table = load_attribute_table(cfg.attributes)
     paths, targets, sources = read_distortion_labels(Path(data_dir), table)
