@@ -294,6 +294,14 @@ class FinetuneConfig:
             self.dataset = _dataset_name(self.dataset, self.csv, f"{where}.dataset")
         if self.target is not None:
             _check_target(self.dataset, self.target, f"{where}.target")
+        if not self.dataset and self.root:  # was ignored: a CSV's images looked for beside it
+            raise SettingError(f"{where}.root: is the folder finetune.dataset is unpacked in — for the "
+                               "images of finetune.csv set finetune.image_root, or set finetune.dataset",
+                               f"{where}.root")  # fmt: skip
+        if not self.dataset and self.group_by != "auto":
+            raise SettingError(f"{where}.group_by: groups the images of finetune.dataset (a CSV's split is "
+                               "random, or its split column) — set finetune.dataset, or drop group_by",
+                               f"{where}.group_by")  # fmt: skip
         for i, extra in enumerate(self.ridge_extra):
             extra.check(f"{where}.ridge_extra[{i}]")
         if self.ridge_extra and not self.ridge_taps:

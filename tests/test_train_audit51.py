@@ -123,3 +123,25 @@ def test_train_exiqa_warms_up_for_a_fifth_of_a_short_run_and_refuses_a_longer_wa
         "decay — give fewer warmup epochs (the paper: 20 of 100; default: a fifth)"
     )
     assert not other.exists()
+
+
+@pytest.mark.parametrize(
+    ("setting", "said"),
+    [
+        ("finetune.root=IMAGES", "finetune.root: is the folder finetune.dataset is unpacked in — for the "
+         "images of finetune.csv set finetune.image_root"),
+        ("finetune.group_by=reference", "finetune.group_by: groups the images of finetune.dataset"),
+    ],
+)  # fmt: skip
+def test_a_dataset_setting_beside_a_csv_is_one_line_not_ignored(tmp_path, cli, setting, said):
+    """**Was**: `finetune: {csv: csvs/mos.csv, root: images/}` (the CSV apart from its images; `root` is the
+    setting of `finetune.dataset`) ignored `root` and ended in "mos.csv: 8 of 8 images not found (…) —
+    check the paths/root", the root the user had set; `group_by: reference` beside a CSV was ignored (the
+    split random) without a word. Now one line naming the key and the setting meant, as `target` is."""
+    cfg = tiny_train_config(tmp_path)
+    images = tmp_path / "set" / "images"
+    res = cli("train", "--config", cfg, "--set", setting.replace("IMAGES", str(images)))
+    assert res.returncode == 2
+    line = res.stderr.strip()
+    assert said in line and len(line.splitlines()) == 1, line
+    assert not (tmp_path / "run").exists()
