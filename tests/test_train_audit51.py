@@ -5,6 +5,7 @@ random one; each test failed before its fix."""
 from __future__ import annotations
 
 import pytest
+import torch
 from helpers import LABEL_AND_PRETRAIN, renamed_copies, tiny_train_config
 
 
@@ -145,3 +146,47 @@ def test_a_dataset_setting_beside_a_csv_is_one_line_not_ignored(tmp_path, cli, s
     line = res.stderr.strip()
     assert said in line and len(line.splitlines()) == 1, line
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+def test_a_run_killed_in_each_stage_in_turn_resumes_to_the_uninterrupted_runs_weights(tmp_path):
+    """`attiqa train -c run.yaml` (label -> pretrain 2 epochs -> finetune 2 epochs) SIGKILLed in its label
+    stage, then `--resume` killed after pretraining's first epoch, then `--resume` killed after fine-tuning's
+    first epoch, then `--resume` to the end: the same pretrained and fine-tuned weights, bit for bit, and
+    the same history as the run never killed (ok when tried in session 51, also with a degrade stage and
+    cached fine-tuning features; held here: 5 real processes of the tiny network, ~50 s)."""
+    import shutil
+
+    from helpers import run_attiqa, signal_after
+    from safetensors.torch import load_file
+
+    from attiqa.io.checkpoints import read_card
+
+    cfg = tiny_train_config(tmp_path, epochs=2)
+    images = tmp_path / "set" / "images"
+    stages = ["--set", f"label={{images: [{images}], teacher: classical, num_workers: 0, batch_size: 2}}",
+              "--set", LABEL_AND_PRETRAIN[1].replace("epochs: 1", "epochs: 2")]  # fmt: skip
+    run = tmp_path / "run"
+    files = ("pretrain/model.safetensors", "finetune/last.safetensors")
+    env = {"OMP_NUM_THREADS": "1"}
+    assert run_attiqa("train", "-c", cfg, *stages, env=env).returncode == 0
+    want = [load_file(str(run / f)) for f in files]
+    history = read_card(run / files[1])["history"]
+    shutil.rmtree(run)  # the same folder again: the label table's rows are in the order of their paths
+    cuts = [
+        (".parquet", 2, []),
+        ("last.state.safetensors", 1, ["--resume"]),
+        ("last.state.safetensors", 2, ["--resume"]),
+    ]
+    for suffix, after, resume in cuts:
+        kill = signal_after(tmp_path, "replace", suffix, after, "SIGKILL", "attiqa.cli")
+        assert run_attiqa("train", "-c", cfg, *stages, *resume, **kill).returncode == -9
+    assert (run / "finetune" / "last.state.safetensors").is_file()  # the last cut: in fine-tuning
+    res = run_attiqa("train", "-c", cfg, *stages, "--resume", env=env)
+    assert res.returncode == 0, res.stderr[-2000:]
+    for f, w in zip(files, want, strict=True):
+        got = load_file(str(run / f))
+        assert got.keys() == w.keys() and all(torch.equal(got[k], w[k]) for k in w), f
+    assert [{k: v for k, v in h.items() if k != "seconds"} for h in read_card(run / files[1])["history"]] == [
+        {k: v for k, v in h.items() if k != "seconds"} for h in history
+    ]
