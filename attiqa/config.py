@@ -294,6 +294,14 @@ class FinetuneConfig:
             self.dataset = _dataset_name(self.dataset, self.csv, f"{where}.dataset")
         if self.target is not None:
             _check_target(self.dataset, self.target, f"{where}.target")
+        if not self.dataset and self.root:  # was ignored: a CSV's images looked for beside it
+            raise SettingError(f"{where}.root: is the folder finetune.dataset is unpacked in — for the "
+                               "images of finetune.csv set finetune.image_root, or set finetune.dataset",
+                               f"{where}.root")  # fmt: skip
+        if not self.dataset and self.group_by != "auto":
+            raise SettingError(f"{where}.group_by: groups the images of finetune.dataset (a CSV's split is "
+                               "random, or its split column) — set finetune.dataset, or drop group_by",
+                               f"{where}.group_by")  # fmt: skip
         for i, extra in enumerate(self.ridge_extra):
             extra.check(f"{where}.ridge_extra[{i}]")
         if self.ridge_extra and not self.ridge_taps:
@@ -612,6 +620,13 @@ def check_inputs(cfg: TrainConfig, where: str) -> None:
                 key,
             )
     check_out_dir(cfg.out_dir, _key(where, "out_dir"))
+    outputs = (
+        ("degrade.out", cfg.degrade.out if cfg.degrade else None, "a folder, e.g. graded"),
+        ("label.out", cfg.label.out if cfg.label else None, "a file, e.g. labels.parquet"),
+    )
+    for key, out, named in outputs:
+        if out is not None and not out.strip():  # was the run folder itself: graded images among its files
+            raise SettingError(f"{_key(where, key)}: empty — name {named} (inside the run folder)", key)
     if cfg.degrade is not None and not cfg.degrade.sources:  # was run on nothing: an empty graded folder
         raise SettingError(
             f"{_key(where, 'degrade')}.sources: empty — list the photo files or folders to degrade, or drop "
@@ -674,6 +689,12 @@ def check_inputs(cfg: TrainConfig, where: str) -> None:
     for stage, paths in (("degrade.sources", cfg.degrade and cfg.degrade.sources),
                          ("label.images", cfg.label and cfg.label.images)):  # fmt: skip
         for p in paths or []:
+            if not str(p).strip():  # Path('') is the working folder: every image below it was taken
+                raise SettingError(
+                    f"{_key(where, stage)}: an empty entry (it would be the working folder, every image in "
+                    f"it) — name the files or folders (in the config or with --set {stage}=[FOLDER])",
+                    stage,
+                )
             if not Path(p).expanduser().exists():
                 raise SettingError(
                     f"{_key(where, stage)}: {p} not found (relative paths start in {Path.cwd()}) "
@@ -828,15 +849,23 @@ def read_sections(path: Path) -> dict[str, Any]:
     return data
 
 
-def load_config(path: str | Path, overrides: list[str] | None = None) -> TrainConfig:
-    """Read a YAML run config (plus ``key=value`` overrides); errors name the file and the key."""
+def load_config(
+    path: str | Path, overrides: list[str] | None = None, out_dir: str | None = None
+) -> TrainConfig:
+    """Read a YAML run config (plus ``key=value`` overrides); errors name the file and the key.
+    ``out_dir`` (`attiqa train --out-dir`) replaces the config's before it is checked: a config's empty or
+    bad ``out_dir:`` that the option overrides is not this run's (it was refused all the same)."""
     path = Path(path)
     if not path.exists():
         raise ConfigError("config file not found", path)
+    if out_dir is not None:
+        check_out_dir(out_dir, "--out-dir")  # its own line: '' would be Path('.'), the working folder
     try:
         data = apply_overrides(read_sections(path), overrides or [])
     except ConfigError as exc:
         raise ConfigError(exc.text, exc.where or path) from None
+    if out_dir is not None:
+        data["out_dir"] = str(Path(out_dir))
     try:
         cfg = from_dict(TrainConfig, data, where="")  # keys named from the top of the file
         check_inputs(cfg, "")

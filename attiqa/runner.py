@@ -6,12 +6,13 @@ pretraining and fine-tuning use DDP; only rank 0 writes files.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from attiqa.config import LabelConfig, TrainConfig, to_dict
-from attiqa.errors import AttiqaError, ConfigError
+from attiqa.errors import AttiqaError, ConfigError, EveryProcessError
 from attiqa.io.atomic import output_folder, resumable_folder, write_json_atomic
 
 if TYPE_CHECKING:
@@ -90,6 +91,54 @@ def label_inputs(lc: LabelConfig) -> list[Path]:
     if not lc.images:
         raise ConfigError("label.images is empty: list the image files or folders to pseudo-label")
     return require_images(lc.images)
+
+
+def check_label_stage_resumable(cfg: TrainConfig, out_dir: Path, paths: list[Path]) -> None:
+    """On ``--resume`` of a run whose pretraining has a resume point, the label stage must leave the table
+    that pretraining trained on as it is: an image added to ``label.images`` (a readable one: an unreadable
+    file is skipped again) or left out of it changes the table, and pretraining refuses a changed table —
+    after the label stage had labelled the new images (minutes to hours with CLIP) or dropped the rows
+    (labelled again to set it back). Said here, before the teacher loads and before anything is written."""
+    lc = cfg.label
+    if (
+        lc is None
+        or cfg.pretrain is None
+        or not any(s.startswith("pretrain") for s in earlier_training(out_dir))
+    ):
+        return
+    from attiqa.io.images import load_image
+    from attiqa.io.names import path_text
+    from attiqa.labeling import done_images
+    from attiqa.progress import shown_name
+
+    table = resolve_in(out_dir, lc.out)
+    if not table.is_file():  # another label.out: a new table, compared by pretraining's own check
+        return
+    done = done_images(table)
+    wanted = {path_text(Path(os.path.abspath(p))): p for p in paths}
+    dropped = sorted(done - wanted.keys())
+    added = [p for text, p in wanted.items() if text not in done]
+    readable = None
+    for p in added:  # the first one the label stage would label: a valid image
+        try:
+            load_image(p)
+        except (AttiqaError, OSError, ValueError):
+            continue
+        readable = p
+        break
+    if readable is None and not dropped:
+        return
+    said = []
+    if readable is not None:
+        said.append(f"{table.name} lacks {len(added)} of them, e.g. {shown_name(readable)}")
+    if dropped:
+        said.append(f"it holds {len(dropped)} not listed, e.g. {shown_name(dropped[0])}")
+    fix = "set label.images" + (" and degrade.sources" if cfg.degrade else "") + " back"
+    raise EveryProcessError(
+        f"label.images: other images than the run in {out_dir / 'pretrain'} was pretrained on "
+        f"({'; '.join(said)}) — --resume continues that run: {fix}, or train over it with --no-resume (or "
+        "choose another out_dir)"
+    )
 
 
 def run_label_stage(
@@ -275,6 +324,8 @@ def run(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> RunRes
             from attiqa.labeling import check_label_output
 
             check_label_output(resolve_in(out_dir, lc.out))
+        if resume and paths is not None:  # (with a degrade stage its images are only known once it ran)
+            check_label_stage_resumable(cfg, out_dir, paths)
         # a run config's teacher is label.teacher (was advised as --teacher, which train does not take)
         teacher = label_teacher(lc, hint_flag=CONFIG_TEACHER_FLAG) if lc is not None else None
         # the fine-tuning table too: a CSV naming images that are not there (or no CSV) was its line only

@@ -1,9 +1,11 @@
-"""Shared fixtures: real photos from scikit-image (bundled in the package, no download)."""
+"""Shared fixtures: real photos from scikit-image (bundled in the package, no download), session 48's
+official dataset layouts with a run config for them, a `make-distorted` set."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +46,67 @@ def photo_dir(tmp_path: Path, photos) -> Path:
         target = d / "sub" if i % 2 else d
         small.save(target / f"{name}.png" if i % 2 else target / f"{name}.jpg")
     return d
+
+
+def photo_folder(folder: Path, photos: dict[str, Image.Image], n: int = 4, side: int = 96) -> Path:
+    """``folder`` with the first ``n`` of ``photos`` as PNGs ``side`` pixels wide."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, img in list(photos.items())[:n]:
+        img.resize((side, side * img.height // img.width), Image.BICUBIC).save(folder / f"{name}.png")
+    return folder
+
+
+@pytest.fixture()
+def exiqa_set(tmp_path, photos) -> tuple[Path, Path]:
+    """A `make-distorted` folder of 5 real photos (3 rounds) and a MOS CSV of 10 of its images."""
+    from attiqa.distortions.multi import make_distorted_set
+
+    src = photo_folder(tmp_path / "src", photos, n=5, side=64)
+    data = tmp_path / "md"
+    make_distorted_set(sorted(src.glob("*.png")), data, rounds=3, seed=0, max_k=2)
+    images = sorted((data / "images").rglob("*.png"))[:10]
+    mos = tmp_path / "mos.csv"
+    mos.write_text("image,mos\n" + "".join(f"{p},{10 + 7 * i % 60}\n" for i, p in enumerate(images)))
+    return data, mos
+
+
+# ------------------------------------------------------------------------------------------------------
+# session 48's official dataset layouts (`test_dataset_layouts48.LAYOUTS`) and a run config fine-tuning on one
+
+TINY = {"mos_hidden": 8, "epochs": 1, "batch_size": 4, "lr": 0.003, "resize_shorter": 40, "crop_size": 32,
+        "num_workers": 0, "device": "cpu"}  # fmt: skip
+"""A fine-tuning section's settings for the tiny random network on a few images."""
+
+
+@pytest.fixture()
+def layout() -> Callable[[Path, str], Path]:
+    """``layout(tmp_path, case)``: session 48's official layout of ``case`` made under ``tmp_path/case``."""
+    from test_dataset_layouts48 import LAYOUTS  # (skips the test where openpyxl is missing, as its module)
+
+    def make(tmp_path: Path, case: str) -> Path:
+        root = tmp_path / case
+        root.mkdir()
+        LAYOUTS[case][1](root)
+        return root
+
+    return make
+
+
+@pytest.fixture()
+def dataset_config() -> Callable[..., Path]:
+    """``dataset_config(tmp_path, **finetune)``: ``tmp_path/run.yaml``, a run config that fine-tunes the tiny
+    network with ``finetune``'s settings (a dataset: ``dataset=``, ``root=``); runs go to ``tmp_path/run``."""
+
+    def make(tmp_path: Path, **finetune: object) -> Path:
+        cfg = tmp_path / "run.yaml"
+        cfg.write_text(
+            f"out_dir: {tmp_path / 'run'}\n"
+            "model:\n  backbone: tiny\n  pretrained_backbone: false\n  head_hidden: 8\n"
+            "finetune:\n" + "".join(f"  {k}: {v}\n" for k, v in {**finetune, **TINY}.items())
+        )
+        return cfg
+
+    return make
 
 
 @pytest.fixture(autouse=True)

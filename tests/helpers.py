@@ -393,6 +393,27 @@ def tiny_train_config(root: Path, mos_csv: str | None = None, **finetune: object
     return cfg
 
 
+LABEL_AND_PRETRAIN = [
+    "--set",
+    "pretrain={epochs: 1, batch_size: 4, resize_shorter: 40, crop_size: 32, num_workers: 0, device: cpu}",
+    "--set",
+    "finetune=null",
+    "--set",
+    "label={teacher: classical, num_workers: 0}",
+]
+"""`--set`s that make :func:`tiny_train_config`'s run label (classical) and pretrain only."""
+
+
+def renamed_copies(root: Path, n: int = 4) -> Path:
+    """``root/junk``: the first ``n`` images of :func:`tiny_train_config`'s set linked under other names —
+    other rows of a label table."""
+    junk = root / "junk"
+    junk.mkdir()
+    for i in range(n):
+        (junk / f"j{i}.png").hardlink_to(root / "set" / "images" / f"img{i:02d}.png")
+    return junk
+
+
 # ----------------------------------------------------------------------------------------------------
 # a real signal at the one moment a command commits an output
 

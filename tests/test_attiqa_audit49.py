@@ -4,21 +4,13 @@ on real photos (scikit-image's) and small generated fixtures. Each test failed b
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pyarrow.parquet as pq
 import pytest
+from conftest import photo_folder
 from PIL import Image
 
 from attiqa.labeling import label_images, parts_dir
 from attiqa.teachers import create_teacher
-
-
-def _photo_folder(folder: Path, photos: dict[str, Image.Image], n: int = 4, side: int = 96) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, img in list(photos.items())[:n]:
-        img.resize((side, side * img.height // img.width), Image.BICUBIC).save(folder / f"{name}.png")
-    return folder
 
 
 def test_label_refuses_a_stopped_runs_parts_of_another_teacher(tmp_path, photos, tiny_dir, cli):
@@ -27,7 +19,7 @@ def test_label_refuses_a_stopped_runs_parts_of_another_teacher(tmp_path, photos,
     without a word (only a merged table's teacher was compared). Also a changed `--clip-scale` was refused as
     "labelled by another teacher (clip)", the teacher the user had named. Now both are one line saying what
     differs."""
-    folder = _photo_folder(tmp_path / "photos", photos)
+    folder = photo_folder(tmp_path / "photos", photos)
     out = tmp_path / "l.parquet"
     images = sorted(folder.iterdir())
     # the parts a run leaves when killed before its merge (one part per batch of 2)
@@ -56,7 +48,7 @@ def test_make_distorted_names_the_setting_that_differs_from_its_folders(tmp_path
     """**Was**: `attiqa make-distorted photos -o md --rounds 1`, then `--rounds 2` (or another `--max-side`,
     or fewer photos) into the same folder: "md/meta.json: made with other settings — sources, rounds, seed,
     distortions or size differ: …" — the user left to guess which. Now the line names it."""
-    folder = _photo_folder(tmp_path / "photos", photos, n=2, side=48)
+    folder = photo_folder(tmp_path / "photos", photos, n=2, side=48)
     md = tmp_path / "md"
     base = ["make-distorted", folder, "-o", md, "--distortions", "gaussian_blur,contrast"]
     assert cli(*base, "--rounds", "1", "--max-side", "32").returncode == 0
@@ -75,7 +67,7 @@ def test_degrade_refuses_a_folder_of_another_max_side_or_format(tmp_path, photos
     there" — the 256-px images kept as the 128-px set without a word (a run stopped half-way, then rerun with
     the other size, mixed both); `--fmt jpg` wrote a JPEG copy beside every PNG (pretraining on the folder
     then sees each image twice). Now refused, naming the setting; other distortions or levels still add."""
-    folder = _photo_folder(tmp_path / "photos", photos, n=2, side=96)
+    folder = photo_folder(tmp_path / "photos", photos, n=2, side=96)
     deg = tmp_path / "deg"
     base = ["degrade", folder, "-o", deg, "--distortions", "gaussian_blur", "--levels", "1"]
     assert cli(*base, "--max-side", "64").returncode == 0
@@ -97,7 +89,7 @@ def test_select_prompts_max_images_counts_readable_photos(tmp_path, photos, tiny
     """**Was**: `attiqa select-prompts -i photos --max-images 3` with a damaged file among the first three
     found used 2 photos ("skipped …", then "2 photos") though more readable ones were there: the cap was
     taken before the files were read. Now it is the first N readable photos."""
-    folder = _photo_folder(tmp_path / "photos", photos, n=4, side=64)
+    folder = photo_folder(tmp_path / "photos", photos, n=4, side=64)
     (folder / "a_cut.png").write_bytes((folder / "astronaut.png").read_bytes()[:300])
     out = tmp_path / "sel"
     res = cli("select-prompts", "-t", f"clip:{tiny_dir}", "-i", folder, "--max-images", "3", "-o", out,
@@ -105,20 +97,6 @@ def test_select_prompts_max_images_counts_readable_photos(tmp_path, photos, tiny
     assert res.returncode == 0, res.stderr
     said = " ".join((res.stdout + res.stderr).split())
     assert "a_cut.png" in said and "(3 photos, 0 rated images)" in said
-
-
-@pytest.fixture()
-def exiqa_set(tmp_path, photos) -> tuple[Path, Path]:
-    """A `make-distorted` folder of 5 real photos (3 rounds) and a MOS CSV of 10 of its images."""
-    from attiqa.distortions.multi import make_distorted_set
-
-    src = _photo_folder(tmp_path / "src", photos, n=5, side=64)
-    data = tmp_path / "md"
-    make_distorted_set(sorted(src.glob("*.png")), data, rounds=3, seed=0, max_k=2)
-    images = sorted((data / "images").rglob("*.png"))[:10]
-    mos = tmp_path / "mos.csv"
-    mos.write_text("image,mos\n" + "".join(f"{p},{10 + 7 * i % 60}\n" for i, p in enumerate(images)))
-    return data, mos
 
 
 def test_train_exiqa_interrupted_says_what_it_kept_and_resumes_counted_on_its_own_labels(
@@ -196,10 +174,10 @@ def test_a_resumed_label_run_counts_kept_images_apart_from_the_rate(tmp_path, ph
     said "labelling (classical): 4/6 (3147.3 img/s)": the images labelled by the earlier run counted as
     labelled at once, in the rate. Now they are in the count, not the rate, as `score` and `genbench
     score` show a resume."""
-    folder = _photo_folder(tmp_path / "photos", photos, n=3, side=64)
+    folder = photo_folder(tmp_path / "photos", photos, n=3, side=64)
     out = tmp_path / "l.parquet"
     assert cli("label", folder, "-o", out).returncode == 0
-    _photo_folder(folder, {f"more{k}": img for k, img in enumerate(photos.values())}, n=2, side=64)
+    photo_folder(folder, {f"more{k}": img for k, img in enumerate(photos.values())}, n=2, side=64)
     res = cli("label", folder, "-o", out)
     assert res.returncode == 0, res.stderr
     lines = [" ".join(x.split()) for x in (res.stdout + res.stderr).splitlines() if x.startswith("labelling")]
@@ -314,7 +292,7 @@ def test_a_resumed_select_prompts_counts_cached_photos_apart_from_the_rate(tmp_p
     """**Was**: `attiqa select-prompts … -o sel` stopped and run again (or run again to change `--select-by`)
     said "task 1: distortion series: 2/20 (6830.4 img/s)": the photos whose embeddings were cached counted
     as encoded, in the rate. Now in the count, not the rate."""
-    folder = _photo_folder(tmp_path / "photos", photos, n=3, side=64)
+    folder = photo_folder(tmp_path / "photos", photos, n=3, side=64)
     args = ["select-prompts", "-t", f"clip:{tiny_dir}", "-i", folder, "-o", tmp_path / "sel",
             "--work-size", "32", "--device", "cpu"]  # fmt: skip
     assert cli(*args).returncode == 0

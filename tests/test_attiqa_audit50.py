@@ -10,10 +10,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-import test_attiqa_audit49
 import torch
 from conftest import resized
-from test_train_audit49 import dataset_config, layout
 
 from attiqa.distortions.graded import write_graded_set
 from attiqa.distortions.multi import make_distorted_set
@@ -21,8 +19,6 @@ from attiqa.errors import AttiqaError, ConfigError
 from attiqa.labeling import label_images
 from attiqa.teachers.clip import ClipTeacher
 from attiqa.teachers.prompts import load_prompts
-
-exiqa_set = test_attiqa_audit49.exiqa_set  # a fixture: a make-distorted set of 5 photos, a MOS CSV
 
 
 def _sources(folder: Path, photos, names=("astronaut", "coffee")) -> list[Path]:
@@ -69,7 +65,9 @@ def test_label_says_which_clip_setting_changed(tmp_path, photos, tiny_dir):
     label_images(images, ClipTeacher(str(tiny_dir), prompts=copy), out, batch_size=2)
 
 
-def test_eval_knows_a_models_training_rows_in_a_moved_copy_and_after_export(tmp_path, cli):
+def test_eval_knows_a_models_training_rows_in_a_moved_copy_and_after_export(
+    tmp_path, cli, layout, dataset_config
+):
     """**Was**: `attiqa eval kadid10k --root COPY -m CKPT` of a model `attiqa train` fine-tuned on that
     dataset said its metrics were the training fit only at the very root it was trained at (the card's
     ``NAME:ROOT``): a copy moved elsewhere or on another machine, or the model after `attiqa export` (its

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from conftest import TINY
 from test_dataset_layouts48 import LAYOUTS, pic
 
 from attiqa.config import load_config
@@ -16,30 +18,10 @@ from attiqa.datasets import get_dataset
 from attiqa.errors import AttiqaError
 from attiqa.protocols import dataset_split, group_keys
 
-TINY = {"mos_hidden": 8, "epochs": 1, "batch_size": 4, "lr": 0.003, "resize_shorter": 40, "crop_size": 32,
-        "num_workers": 0, "device": "cpu"}  # fmt: skip
 
-
-def layout(tmp_path: Path, case: str) -> Path:
-    """Session 48's official layout of ``case`` under ``tmp_path/case``."""
-    root = tmp_path / case
-    root.mkdir()
-    LAYOUTS[case][1](root)
-    return root
-
-
-def dataset_config(tmp_path: Path, **finetune: object) -> Path:
-    """A run config that fine-tunes the tiny network on ``finetune``'s dataset (runs go to tmp/run)."""
-    cfg = tmp_path / "run.yaml"
-    cfg.write_text(
-        f"out_dir: {tmp_path / 'run'}\n"
-        "model:\n  backbone: tiny\n  pretrained_backbone: false\n  head_hidden: 8\n"
-        "finetune:\n" + "".join(f"  {k}: {v}\n" for k, v in {**finetune, **TINY}.items())
-    )
-    return cfg
-
-
-def test_a_run_config_fine_tunes_on_a_named_dataset_split_by_its_groups(tmp_path, cli):
+def test_a_run_config_fine_tunes_on_a_named_dataset_split_by_its_groups(
+    tmp_path, cli, layout, dataset_config
+):
     """`finetune: {dataset: kadid, root: KADID}` **was** "unknown key 'dataset'" (a user had to rewrite the
     official dmos.csv as image,mos — and got an image-wise split, every reference on both sides); now the
     adapter reads it, the split is bench's (grouped by reference), the card says dataset and split, and
@@ -68,7 +50,7 @@ def test_a_run_config_fine_tunes_on_a_named_dataset_split_by_its_groups(tmp_path
 
 
 @pytest.mark.parametrize("case", ["koniq10k", "spaq", "agiqa3k", "agiqa3k-xlsx", "pipal-readme", "clive"])
-def test_each_official_layout_gives_a_run_config_its_split(tmp_path, case):
+def test_each_official_layout_gives_a_run_config_its_split(tmp_path, case, layout, dataset_config):
     """KonIQ, SPAQ, CLIVE image-wise; AGIQA-3k by prompt, PIPAL by reference: no group on both sides."""
     root = layout(tmp_path, case)
     name = LAYOUTS[case][0]
@@ -88,7 +70,7 @@ def test_each_official_layout_gives_a_run_config_its_split(tmp_path, case):
         assert "random" in data.kind
 
 
-def test_flive_in_a_run_config_takes_its_official_split(tmp_path):
+def test_flive_in_a_run_config_takes_its_official_split(tmp_path, layout, dataset_config):
     """FLIVE's labels640.csv / labels=640_padded.csv split, as `attiqa bench` takes it (paper §4.1); the
     fixture holds out one image, so it is refused, naming the split."""
     root = layout(tmp_path, "flive")
@@ -112,7 +94,7 @@ def test_flive_in_a_run_config_takes_its_official_split(tmp_path):
     ],
 )
 def test_a_dataset_setting_that_cannot_work_is_one_line_when_the_config_is_read(
-    tmp_path, cli, settings, said
+    tmp_path, cli, settings, said, layout, dataset_config
 ):
     root = layout(tmp_path, "kadid10k")
     cfg = dataset_config(tmp_path, **{k: str(v).replace("ROOT", str(root)) for k, v in settings.items()})
@@ -123,7 +105,7 @@ def test_a_dataset_setting_that_cannot_work_is_one_line_when_the_config_is_read(
     assert not (tmp_path / "run").exists()
 
 
-def grown_koniq(tmp_path: Path, name: str, extra: int) -> Path:
+def grown_koniq(layout: Callable[[Path, str], Path], tmp_path: Path, name: str, extra: int) -> Path:
     """Session 48's KonIQ layout with ``extra`` more photos in both score files (its 6 leave one to test on
     in an 80/20 split; bench needs 2)."""
     root = layout(tmp_path, "koniq10k")
@@ -152,13 +134,13 @@ def tiny_yaml(tmp_path: Path) -> Path:
     return p
 
 
-def test_a_cross_rerun_with_another_test_dataset_tests_on_it(tmp_path, cli, tiny_yaml):
+def test_a_cross_rerun_with_another_test_dataset_tests_on_it(tmp_path, cli, tiny_yaml, layout):
     """`attiqa bench cross -d A -d B`, then the same with `-d C` added: **was** a KeyError traceback (A's
     finished run.json, tested on B only, was reused for the table's A→C cell); a test set whose score file
     changed was likewise reported with the old numbers. Now a finished run is reused only for the same
     test sets; the same command again reuses every run."""
     kadid = layout(tmp_path, "kadid10k")
-    k1, k2 = grown_koniq(tmp_path, "k1", 8), grown_koniq(tmp_path, "k2", 10)
+    k1, k2 = grown_koniq(layout, tmp_path, "k1", 8), grown_koniq(layout, tmp_path, "k2", 10)
     out = tmp_path / "bench"
     args = ["bench", "cross", "-d", f"kadid10k={kadid}", "-d", f"koniq10k={k1}", "-c", tiny_yaml, "-q"]
     args += ["-o", out]
@@ -174,7 +156,7 @@ def test_a_cross_rerun_with_another_test_dataset_tests_on_it(tmp_path, cli, tiny
 
 
 def test_a_group_key_the_dataset_lacks_names_the_close_key_and_the_setting_that_chose_it(
-    tmp_path, cli, tiny_yaml
+    tmp_path, cli, tiny_yaml, layout, dataset_config
 ):
     """`--group-by reference` (the help's word for KADID's group) and a run config's `group_by: reference`:
     **was** "… no 'reference' to group by (their metadata: distortion, level, ref, var); use --group-by none"
@@ -204,7 +186,9 @@ def test_a_group_key_the_dataset_lacks_names_the_close_key_and_the_setting_that_
         ("flive", "agiqa3k", "data.csv"),
     ],
 )
-def test_a_root_laid_out_as_another_dataset_is_named_as_such(tmp_path, cli, name, case, file):
+def test_a_root_laid_out_as_another_dataset_is_named_as_such(
+    tmp_path, cli, name, case, file, layout, dataset_config
+):
     """`attiqa eval koniq10k --root SPAQ/` (and a run config's `dataset: koniq10k` with that root): **was**
     "score file not found under SPAQ/ (looked for …) — expected layout: …", which reads as a broken
     download; now the line says whose layout it is."""
@@ -234,7 +218,9 @@ def test_ctrl_c_to_a_no_resume_run_does_not_offer_the_run_it_trains_over(tmp_pat
     assert said == ["interrupted before an epoch finished; rerun the same command to continue"]
 
 
-def test_a_run_config_fits_the_dataset_score_it_names_and_the_card_says_which(tmp_path, cli):
+def test_a_run_config_fits_the_dataset_score_it_names_and_the_card_says_which(
+    tmp_path, cli, layout, dataset_config
+):
     """AGIQA-3k's alignment MOS (`finetune.target: mos_align`, as `attiqa bench --target`): **was** no way to
     name it (nor the dataset); now fitted and recorded in the card; a typo is one line with the close
     name, and a target without a dataset is refused."""
@@ -253,7 +239,9 @@ def test_a_run_config_fits_the_dataset_score_it_names_and_the_card_says_which(tm
     assert res.returncode == 2 and "finetune.target: chooses a score of finetune.dataset" in res.stderr
 
 
-def test_eval_of_a_checkpoint_on_the_dataset_its_card_names_says_it_is_its_training_fit(tmp_path, cli):
+def test_eval_of_a_checkpoint_on_the_dataset_its_card_names_says_it_is_its_training_fit(
+    tmp_path, cli, layout, dataset_config
+):
     """The fixture's KADID-10k scores on a 0.1 grid, as a coarse rating scale gives: the MOS-range rule
     ("holds the two images that bound the MOS it was trained on") says nothing there on purpose, so
     `attiqa eval kadid10k` of a model `attiqa train` fine-tuned on that copy **was** without a word that
@@ -273,11 +261,11 @@ def test_eval_of_a_checkpoint_on_the_dataset_its_card_names_says_it_is_its_train
             assert not any("training fit" in w for w in warned), warned
 
 
-def test_a_bench_table_of_datasets_split_two_ways_says_which_is_which(tmp_path, cli, tiny_yaml):
+def test_a_bench_table_of_datasets_split_two_ways_says_which_is_which(tmp_path, cli, tiny_yaml, layout):
     """KADID-10k (grouped by reference) and KonIQ (image-wise) in one `bench single` table: its note **was**
     "(group, random splits; …)" — which dataset was split how unsaid; cross's note said nothing of splits.
     Now "splits: KADID-10k group, KonIQ random"."""
-    kadid, koniq = layout(tmp_path, "kadid10k"), grown_koniq(tmp_path, "k1", 8)
+    kadid, koniq = layout(tmp_path, "kadid10k"), grown_koniq(layout, tmp_path, "k1", 8)
     for protocol in ("single", "cross"):
         out = tmp_path / protocol
         res = cli("bench", protocol, "-d", f"kadid10k={kadid}", "-d", f"koniq10k={koniq}", "-c", tiny_yaml,
@@ -286,11 +274,13 @@ def test_a_bench_table_of_datasets_split_two_ways_says_which_is_which(tmp_path, 
         assert "(splits: KADID-10k group, KonIQ random" in (out / f"{protocol}.md").read_text()
 
 
-def test_rows_without_a_score_are_said_by_bench_and_train_as_eval_says_them(tmp_path, cli, tiny_yaml):
+def test_rows_without_a_score_are_said_by_bench_and_train_as_eval_says_them(
+    tmp_path, cli, tiny_yaml, layout, dataset_config
+):
     """A KonIQ score file with one empty MOS cell (a spreadsheet's gap): `eval` says "1 row(s) without a
     finite mos … left out"; `bench` and a run config's `finetune.dataset` **were** silent (the row was
     left out of training without a word); now they say it in the same words."""
-    root = grown_koniq(tmp_path, "k1", 8)
+    root = grown_koniq(layout, tmp_path, "k1", 8)
     for file in ("koniq10k_distributions_sets.csv", "koniq10k_scores_and_distributions.csv"):
         with open(root / file, newline="") as fh:
             rows = list(csv.reader(fh))

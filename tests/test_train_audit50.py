@@ -4,7 +4,7 @@ the tiny random network. Each test failed before its fix."""
 from __future__ import annotations
 
 import pytest
-from helpers import tiny_train_config
+from helpers import LABEL_AND_PRETRAIN, renamed_copies, tiny_train_config
 
 
 @pytest.mark.parametrize(
@@ -88,22 +88,9 @@ def test_a_narrowed_label_stage_pretrains_on_its_own_images_only(tmp_path, cli):
     nothing ("8 kept from an earlier run") and pretrained on all 12 rows, junk/'s 4 among them, without a
     word; now the label table of a run holds the config's images only, and the rows left out are said."""
     cfg = tiny_train_config(tmp_path)
-    junk = tmp_path / "junk"
-    junk.mkdir()
-    for i in range(4):
-        (junk / f"j{i}.png").hardlink_to(tmp_path / "set" / "images" / f"img0{i}.png")  # other names
+    junk = renamed_copies(tmp_path)  # other names
     images = tmp_path / "set" / "images"
-    pretrain = (
-        "pretrain={epochs: 1, batch_size: 4, resize_shorter: 40, crop_size: 32, num_workers: 0, device: cpu}"
-    )
-    common = [
-        "--set",
-        pretrain,
-        "--set",
-        "finetune=null",
-        "--set",
-        "label={teacher: classical, num_workers: 0}",
-    ]
+    common = LABEL_AND_PRETRAIN
     res = cli("train", "--config", cfg, *common, "--set", f"label.images=[{images}, {junk}]")
     assert res.returncode == 0, res.stderr
     res = cli("train", "--config", cfg, *common, "--set", f"label.images=[{images}]", "--no-resume")
@@ -226,14 +213,13 @@ def test_a_model_named_where_the_network_section_goes_says_what_model_is(tmp_pat
 
 
 @pytest.mark.slow
-def test_torchrun_fine_tunes_a_named_dataset_with_one_split_and_one_writer(tmp_path):
+def test_torchrun_fine_tunes_a_named_dataset_with_one_split_and_one_writer(tmp_path, layout, dataset_config):
     """`torchrun --nproc_per_node 2 … train` with `finetune: {dataset: kadid10k, root: …}` (gloo, session
     48's official-layout fixture): both processes make the same grouped split as one process does, end with
     the same weights, and only rank 0 writes the checkpoints (ok when tried in session 50; held here)."""
     import json
 
     from helpers import run_attiqa
-    from test_train_audit49 import dataset_config, layout
 
     root = layout(tmp_path, "kadid10k")
     cfg = dataset_config(tmp_path, dataset="kadid10k", root=root, val_fraction=0.34, epochs=2)

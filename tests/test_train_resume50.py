@@ -10,12 +10,7 @@ import json
 import shutil
 
 import pytest
-from helpers import tiny_train_config
-from test_train_audit49 import dataset_config, layout
-
-PRETRAIN = (
-    "pretrain={epochs: 1, batch_size: 4, resize_shorter: 40, crop_size: 32, num_workers: 0, device: cpu}"
-)
+from helpers import LABEL_AND_PRETRAIN, renamed_copies, tiny_train_config
 
 
 def _said(res) -> str:
@@ -30,7 +25,7 @@ def _move_and_resume(cli, cfg, old, new, key: str, value, epochs: int):
                "--set", f"finetune.epochs={epochs}")  # fmt: skip
 
 
-def test_a_moved_named_dataset_resumes_when_its_rows_are_the_same(tmp_path, cli):
+def test_a_moved_named_dataset_resumes_when_its_rows_are_the_same(tmp_path, cli, layout, dataset_config):
     """**Was**: the KADID-10k folder a run fine-tuned on moved elsewhere, the same run resumed with
     `finetune.root` at the new place: "finetune.root: 'NEW' differs from the 'OLD' the run … was trained with"
     though every row (image names, scores) is the same. Now it resumes and says "the dataset moved"; a
@@ -41,7 +36,9 @@ def test_a_moved_named_dataset_resumes_when_its_rows_are_the_same(tmp_path, cli)
     moved = tmp_path / "elsewhere" / "KADID"
     res = _move_and_resume(cli, cfg, root, moved, "root", moved, 2)
     assert res.returncode == 0, res.stderr
-    assert f"finetune: the dataset moved: {root} → {moved}, same rows" in _said(res), _said(res)
+    said = _said(res)  # the two adjacent lines spell a change one way (was "→" for the move, "->" after)
+    assert f"finetune: the dataset moved: {root} -> {moved}, same rows" in said, said
+    assert "changed settings: finetune.epochs 1 -> 2" in said and "→" not in said, said
     card = (tmp_path / "run" / "finetune" / "last.json").read_text()
     assert '"epoch": 2' in card and f"kadid10k:{moved}" in card
     # the moved copy with one score changed: other rows, refused as before
@@ -64,37 +61,31 @@ def test_a_moved_mos_csv_folder_resumes_when_its_rows_are_the_same(tmp_path, cli
     old, new = tmp_path / "set", tmp_path / "moved" / "set"
     res = _move_and_resume(cli, cfg, old, new, "csv", new / "mos.csv", 2)
     assert res.returncode == 0, res.stderr
-    assert f"the dataset moved: {old / 'mos.csv'} → {new / 'mos.csv'}, same rows" in _said(res), _said(res)
+    assert f"the dataset moved: {old / 'mos.csv'} -> {new / 'mos.csv'}, same rows" in _said(res), _said(res)
 
 
 def test_a_changed_label_stage_names_label_images_as_the_fix(tmp_path, cli):
     """**Was**: `label.images` narrowed after pretraining, then `--resume`: "labels.parquet: changed since the
     run … — restore the file", though the run writes that file itself; now the fix named is the config's:
-    set label.images back. A user's own `labels:` file keeps "restore the file"."""
+    set label.images back. A user's own `labels:` file keeps "restore the file". (Session 51: said before
+    the label stage, which had already dropped the rows from the run's table.)"""
     cfg = tiny_train_config(tmp_path)
-    junk = tmp_path / "junk"
-    junk.mkdir()
-    for i in range(4):
-        (junk / f"j{i}.png").hardlink_to(tmp_path / "set" / "images" / f"img0{i}.png")
+    junk = renamed_copies(tmp_path)
     images = tmp_path / "set" / "images"
-    common = [
-        "--set",
-        PRETRAIN,
-        "--set",
-        "finetune=null",
-        "--set",
-        "label={teacher: classical, num_workers: 0}",
-    ]
+    common = LABEL_AND_PRETRAIN
     assert cli("train", "--config", cfg, *common, "--set", f"label.images=[{images}, {junk}]").returncode == 0
     res = cli("train", "--config", cfg, *common, "--set", f"label.images=[{images}]", "--resume",
               "--set", "pretrain.epochs=2")  # fmt: skip
     assert res.returncode != 0
     labels, where = tmp_path / "run" / "labels.parquet", tmp_path / "run" / "pretrain"
-    assert [x for x in res.stderr.splitlines() if x.startswith("error:")] == [
-        f"error: {labels}: changed since the run in {where} started (other images, scores or split than it "
-        "trained on) — --resume continues that run: set label.images back, or train over it with --no-resume "
-        "(or choose another out_dir)"
+    assert [x for x in res.stderr.splitlines() if x.startswith("error:")] == [  # before the label stage (51)
+        f"error: label.images: other images than the run in {where} was pretrained on (it holds 4 not "
+        f"listed, e.g. {junk / 'j0.png'}) — --resume continues that run: set label.images back, or train "
+        "over it with --no-resume (or choose another out_dir)"
     ]
+    import pyarrow.parquet as pq
+
+    assert pq.read_metadata(labels).num_rows == 12  # kept whole (was rewritten without junk's 4 rows)
 
 
 @pytest.mark.parametrize("option", [["--prompts", "PROMPTS"], ["--clip-scale", "2"]])
@@ -160,7 +151,7 @@ def test_label_accepts_the_same_prompts_from_another_file(tmp_path, tiny_dir):
         label_images(images, ClipTeacher(str(tiny_dir), prompts=swapped), out, batch_size=2)
 
 
-def test_eval_of_a_live_model_on_its_other_target_is_its_training_fit(tmp_path, cli):
+def test_eval_of_a_live_model_on_its_other_target_is_its_training_fit(tmp_path, cli, layout, dataset_config):
     """**Was**: a model `attiqa train` fine-tuned on LIVE (`finetune.dataset: live`, target dmos) evaluated
     with `attiqa eval live --target dmos_realigned` got no training-fit note: LIVE reads a score file per
     target, and the rows' hash held the target's scores — yet the images are the ones it trained on. Now

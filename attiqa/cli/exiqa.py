@@ -21,7 +21,9 @@ def train_exiqa_cmd(
         "ViT-B-16/openai", help="CLIP ViT: open_clip MODEL/TAG, MODEL/path/weights, or an open_clip folder."
     ),
     epochs: int = typer.Option(100, min=1, help="Epochs (paper §V-B2: 100)."),
-    warmup_epochs: int = typer.Option(20, min=0, help="Linear warmup epochs (paper: 20)."),
+    warmup_epochs: int | None = typer.Option(
+        None, min=0, help="Linear warmup epochs (default: a fifth of --epochs, the paper's 20 of 100)."
+    ),
     lr: float = typer.Option(
         0.002, callback=learning_rate, help="Peak learning rate of the cosine schedule (paper: 0.002)."
     ),
@@ -44,7 +46,7 @@ def train_exiqa_cmd(
     cfg = ExiqaTrainConfig(
         clip,
         epochs,
-        warmup_epochs,
+        epochs // 5 if warmup_epochs is None else warmup_epochs,  # a fixed 20 outlasted a short run
         lr,
         batch_size,
         prompts,

@@ -94,15 +94,12 @@ def train_cmd(
         raise AttiqaError(
             "attiqa train: --config FILE is required (or a subcommand: `attiqa train exiqa --help`)"
         )
-    from attiqa.config import check_out_dir, load_config
+    from attiqa.config import load_config
     from attiqa.labeling import env_rank_world
     from attiqa.runner import earlier_training, interrupted_words, run
     from attiqa.training.distributed import is_main, process_group
 
-    cfg = load_config(config, set_)
-    if out_dir is not None:
-        check_out_dir(out_dir, "--out-dir")  # as the config's out_dir: is checked
-        cfg.out_dir = str(Path(out_dir))
+    cfg = load_config(config, set_, out_dir=out_dir)  # --out-dir in place of the config's, then checked
     if resume is None:
         stages = earlier_training(Path(cfg.out_dir))
         if stages:

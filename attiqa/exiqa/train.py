@@ -168,30 +168,41 @@ def epochs_kept(out_dir: Path) -> int:
         return 0
 
 
-def _epochs_in(ckpt: Path) -> int:
-    """The epochs a checkpoint's card says it holds (its history), -1 without a readable one."""
+def _checkpoint_card(ckpt: Path) -> dict[str, Any] | None:
+    """The checkpoint's card, None without a readable one (a kill before its first save, or deleted)."""
     try:
-        return len(read_card(ckpt).get("history", []))
+        return read_card(ckpt)
     except AttiqaError:
-        return -1
+        return None
+
+
+def _epochs_in(card: dict[str, Any] | None) -> int:
+    """The epochs a checkpoint's card says it holds (its history), -1 without a card."""
+    return -1 if card is None else len(card.get("history", []))
 
 
 def _resume(
-    model: ExiqaModel, opt: torch.optim.Optimizer, ckpt: Path, state_path: Path, settings: dict[str, Any]
+    model: ExiqaModel,
+    opt: torch.optim.Optimizer,
+    ckpt: Path,
+    ckpt_card: dict[str, Any] | None,
+    state_path: Path,
+    settings: dict[str, Any],
 ) -> tuple[int, list[dict[str, Any]]]:
     """Load the run kept in ``state_path`` (weights, optimiser, epoch); returns (epochs done, history). A
     state of an earlier version holds neither weights nor settings: the checkpoint's, of the same epoch only
-    (those versions saved the checkpoint first, so a kill between the two left it an epoch ahead)."""
+    (those versions saved the checkpoint first, so a kill between the two left it an epoch ahead).
+    ``ckpt_card``: the checkpoint's card, read once by the caller (:func:`_checkpoint_card`)."""
     opt_state, extra, weights = load_training_state(state_path, with_model=True)
     epoch, history, before = int(extra["epoch"]), list(extra["history"]), extra.get("settings")
-    if weights is None and _epochs_in(ckpt) != epoch:
+    if weights is None and _epochs_in(ckpt_card) != epoch:
         raise ConfigError(
             f"{ckpt}: its weights are not of epoch {epoch}, the epoch of {state_path.name} (a run of an "
             "earlier version stopped between the two saves, or the checkpoint gone) — delete both to train "
             "again"
         )
-    if before is None:  # an earlier version's state: the settings are the checkpoint's
-        card = read_card(ckpt)
+    if before is None:  # an earlier version's state: the settings are the checkpoint's (level, so read)
+        card = ckpt_card or {}
         before = {
             **card.get("config", {}),
             "labels_sha256": card.get("labels_sha256", settings["labels_sha256"]),  # earlier runs: no hash
@@ -220,6 +231,12 @@ def train_exiqa(
 ) -> dict[str, Any]:
     """Train prompts + w (eq. 6-8); returns the history. Resumes from ``out_dir`` when it holds a run of
     the same settings and ``labels.csv``; ``on_start(epochs kept)`` before the first epoch trained."""
+    if cfg.warmup_epochs > cfg.epochs:  # before CLIP loads
+        raise ConfigError(
+            f"--warmup-epochs {cfg.warmup_epochs} is more than --epochs {cfg.epochs}: the learning rate "
+            "would never reach its peak nor decay — give fewer warmup epochs (the paper: 20 of 100; default: "
+            "a fifth)"
+        )
     device = torch.device(device)
     table = load_attribute_table(cfg.attributes)
     paths, targets, sources = read_distortion_labels(Path(data_dir), table)
@@ -270,8 +287,9 @@ def train_exiqa(
     start = 0
     settings = {**asdict(cfg), "labels_sha256": labels_sha256}
     if state_path.exists():
-        start, history = _resume(model, opt, ckpt, state_path, settings)
-        if _epochs_in(ckpt) != start:  # stopped between the state and the checkpoint: bring it level
+        ckpt_card = _checkpoint_card(ckpt)  # once: the resume and the level check below both read it
+        start, history = _resume(model, opt, ckpt, ckpt_card, state_path, settings)
+        if _epochs_in(ckpt_card) != start:  # stopped between the state and the checkpoint: bring it level
             save_checkpoint(ckpt, model.trainable_state(), {**card, "history": history})
             write_json_atomic(out_dir / "history.json", history)
     if on_start:

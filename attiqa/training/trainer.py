@@ -360,7 +360,7 @@ class Trainer:
                 "--no-resume (or choose another out_dir)"
             )
         if moved:
-            said = ", ".join(f"{saved[k]} → {now[k]}" for k in moved)
+            said = ", ".join(f"{saved[k]} -> {now[k]}" for k in moved)
             self.warn(f"{self.label}: the dataset moved: {said}, same rows")
         if changed:
             said = ", ".join(f"{self.name}.{k} {saved[k]} -> {now[k]}" for k in changed)
