@@ -7,6 +7,7 @@ pretraining and fine-tuning use DDP; only rank 0 writes files.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -93,6 +94,19 @@ def label_inputs(lc: LabelConfig) -> list[Path]:
     return require_images(lc.images)
 
 
+def same_names_under_their_folders(a: Iterable[str], b: Iterable[str]) -> bool:
+    """Whether two sets of absolute paths name the same files under the folder holding each set: a moved
+    ``label.images`` folder, which pretraining's resume record names alike (``name_under`` that folder)."""
+    from attiqa.datasets.base import name_under
+
+    def names(paths: list[str]) -> set[str]:
+        root = os.path.commonpath([os.path.dirname(p) for p in paths])  # one image: named by its file name
+        return {name_under(p, root) for p in paths}
+
+    a, b = list(a), list(b)
+    return bool(a) and len(a) == len(b) and names(a) == names(b)
+
+
 def check_label_stage_resumable(cfg: TrainConfig, out_dir: Path, paths: list[Path]) -> None:
     """On ``--resume`` of a run whose pretraining has a resume point, the label stage must leave the table
     that pretraining trained on as it is: an image added to ``label.images`` (a readable one: an unreadable
@@ -116,6 +130,8 @@ def check_label_stage_resumable(cfg: TrainConfig, out_dir: Path, paths: list[Pat
         return
     done = done_images(table)
     wanted = {path_text(Path(os.path.abspath(p))): p for p in paths}
+    if same_names_under_their_folders(done, wanted):  # the images folder moved: the same data
+        return
     dropped = sorted(done - wanted.keys())
     added = [p for text, p in wanted.items() if text not in done]
     readable = None

@@ -12,9 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import tiny_train_config
-from test_train_audit49 import dataset_config, layout
-from test_train_resume50 import PRETRAIN
+from helpers import LABEL_AND_PRETRAIN, tiny_train_config
 
 from attiqa.datasets import get_dataset
 from attiqa.io.checkpoints import (
@@ -76,7 +74,9 @@ def _as_session_50_left_it(stage_dir: Path, record: dict[str, str]) -> None:
 # -- 1. one hash of the rows; an earlier version's card and resume record -----------------------------------
 
 
-def test_one_rows_hash_and_a_card_of_session_50_still_gets_its_training_fit_note(tmp_path, cli):
+def test_one_rows_hash_and_a_card_of_session_50_still_gets_its_training_fit_note(
+    tmp_path, cli, layout, dataset_config
+):
     """**Was**: two hashes of "the same rows under their root" (the card's ``rows_sha256`` and the resume
     record's ``rows``). Now one (``datasets.base.rows_sha256``); the card names its version by its key
     (``rows_sha256_v2``), and a card of session 50 (``rows_sha256``, the old hash) is compared with the old
@@ -124,7 +124,7 @@ def test_a_run_of_session_50_resumes_moved_or_not_and_changed_data_is_still_refu
     res = cli("train", "--config", cfg, "--resume", "--set", f"finetune.csv={new / 'mos.csv'}",
               "--set", "finetune.epochs=3")  # fmt: skip
     assert res.returncode == 0, res.stderr
-    assert f"the dataset moved: {csv} → {new / 'mos.csv'}, same rows" in _said(res), _said(res)
+    assert f"the dataset moved: {csv} -> {new / 'mos.csv'}, same rows" in _said(res), _said(res)
     _as_session_50_left_it(stage, {**old, "fingerprint": "0" * 16, "rows": "0" * 16})  # other data then
     res = cli("train", "--config", cfg, "--resume", "--set", f"finetune.csv={new / 'mos.csv'}",
               "--set", "finetune.epochs=4")  # fmt: skip
@@ -180,9 +180,7 @@ def test_data_fingerprint_hashes_the_targets_once_also_with_a_root(tmp_path, mon
 
 
 def _pretrain_only(images: Path, *more: str) -> list[str]:
-    label = "label={teacher: classical, num_workers: 0}"
-    return ["--set", PRETRAIN, "--set", "finetune=null", "--set", label, "--set", f"label.images=[{images}]",
-            *more]  # fmt: skip
+    return [*LABEL_AND_PRETRAIN, "--set", f"label.images=[{images}]", *more]
 
 
 def test_a_moved_label_images_folder_resumes_the_pretraining(tmp_path, cli):
@@ -190,7 +188,7 @@ def test_a_moved_label_images_folder_resumes_the_pretraining(tmp_path, cli):
     the new place, `attiqa train --resume` refused: "labels.parquet: changed since the run … started — set
     label.images back" (the label table stores absolute paths, and the pretraining's record hashed them).
     Now the record's ``rows`` name each image under the folder holding them all: it resumes. A label table
-    of other images is refused as before."""
+    of other images is refused as before (before labelling, since the merge with trn51)."""
     cfg = tiny_train_config(tmp_path)
     images, new = tmp_path / "set" / "images", tmp_path / "new" / "photos"
     assert cli("train", "--config", cfg, *_pretrain_only(images)).returncode == 0
@@ -202,7 +200,8 @@ def test_a_moved_label_images_folder_resumes_the_pretraining(tmp_path, cli):
     (new / "img07.png").unlink()  # other images: refused
     res = cli("train", "--config", cfg, *_pretrain_only(new, "--resume", "--set", "pretrain.epochs=3"))
     assert res.returncode != 0
-    assert "changed since the run in" in res.stderr and "set label.images back" in res.stderr
+    # refused before labelling (trn51: `check_label_stage_resumable`), by the same names under their folder
+    assert "other images than the run in" in res.stderr and "set label.images back" in res.stderr
 
 
 def test_a_pretraining_of_session_50_resumes(tmp_path, cli):
