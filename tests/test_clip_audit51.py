@@ -1,0 +1,116 @@
+"""Session 51's pass over the CLIP zero-shot paths (docs/robustness.md): `attiqa label -t clip:…` with local
+weights that do not load, prompt files, `select-prompts`, run as a user runs them on a tiny random-weight
+open_clip folder (no weights can be downloaded here). Each test failed before its fix."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+from helpers import TINY_CFG
+from PIL import Image
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def _photos(folder: Path, n: int = 2) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        Image.new("RGB", (40 + 8 * i, 32), (40 * i, 90, 200 - 30 * i)).save(folder / f"p{i}.png")
+    return folder
+
+
+def _error_line(res) -> str:
+    """The command's one error line (exit 2, nothing else on stderr)."""
+    assert res.returncode == 2, res.stdout + res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), res.stderr
+    return lines[0]
+
+
+def test_clip_weights_of_another_architecture_say_which_tensors_differ(tmp_path, tiny_dir, cli):
+    """**Was**: `attiqa label photos -t clip:FOLDER` whose open_clip_config.json is not the weights' model:
+    "cannot build CLIP model from FOLDER/open_clip_model.safetensors: Error(s) in loading state_dict for
+    CLIP:" — open_clip's first line, ending in a colon, no fix; and `-t clip:ViT-B-16-quickgelu/FILE` with
+    weights of another architecture: "…: text pos_embed width changed!". Now one line naming the file, a
+    tensor that differs (shapes in the file and the model) and the fix."""
+    photos = _photos(tmp_path / "photos")
+    wrong = tmp_path / "wrong"
+    wrong.mkdir()
+    cfg = json.loads(json.dumps(TINY_CFG))
+    cfg["model_cfg"]["embed_dim"] = 48  # the config of another model than the weights'
+    (wrong / "open_clip_config.json").write_text(json.dumps(cfg))
+    weights = wrong / "open_clip_model.safetensors"
+    weights.write_bytes((tiny_dir / "open_clip_model.safetensors").read_bytes())
+    line = _error_line(cli("label", photos, "-t", f"clip:{wrong}", "-o", tmp_path / "a.parquet"))
+    assert f"error: {weights}: these weights do not fit the model of open_clip_config.json beside it" in line
+    assert "text_projection: 64x32 in the file, 64x48 in the model" in line
+    assert "put the open_clip_config.json these weights came with beside them" in line
+
+    spec = f"clip:ViT-B-16-quickgelu/{tiny_dir / 'open_clip_model.safetensors'}"
+    line = _error_line(cli("label", photos, "-t", spec, "-o", tmp_path / "b.parquet"))
+    assert "these weights do not fit the architecture ViT-B-16-quickgelu (" in line
+    assert "positional_embedding: 77x64 in the file, 77x512 in the model" in line
+    assert "of the model missing, e.g. visual." in line
+    assert "name the architecture they were trained as (open_clip.list_models()" in line
+    assert not (tmp_path / "a.parquet").exists() and not (tmp_path / "b.parquet").exists()
+
+
+class _Payload:
+    target = ""
+
+    def __reduce__(self):
+        return (Path.touch, (Path(_Payload.target),))
+
+
+def test_damaged_or_pickled_clip_weights_say_what_is_wrong_and_never_advise_unpickling(
+    tmp_path, tiny_dir, cli
+):
+    """**Was**: a `.bin` weights file cut short (an interrupted download): "cannot be read as plain tensors
+    with weights_only=True (PytorchStreamReader failed … This is an internal miniz error …) — convert it to
+    safetensors" — converting a damaged file cannot work; a cut safetensors file: "not a readable
+    safetensors file (…)", no fix; a pickle holding code: torch's UserWarning and its source line above the
+    error, whose reason (with terminal escape codes in it) began "… Re-running `torch.load` with
+    `weights_only` set to `False` will likely succeed" — advice to run the code. Now one line each:
+    damaged → "copy or download it again"; a pickle → what the unpickler refused, the code never run."""
+    photos = _photos(tmp_path / "photos")
+    state = (tiny_dir / "open_clip_model.safetensors").read_bytes()
+
+    def folder(name: str, weights_name: str, data: bytes) -> Path:
+        d = tmp_path / name
+        d.mkdir()
+        (d / "open_clip_config.json").write_text(json.dumps(TINY_CFG))
+        (d / weights_name).write_bytes(data)
+        return d
+
+    cut = folder("cut", "open_clip_model.safetensors", state[: len(state) // 2])
+    line = _error_line(cli("label", photos, "-t", f"clip:{cut}", "-o", tmp_path / "l.parquet"))
+    assert "open_clip_model.safetensors: not a readable safetensors file (" in line
+    assert "cut short (an interrupted download or copy?) or not safetensors: copy or download it again" in (
+        line
+    )
+
+    whole = tmp_path / "whole.bin"
+    from safetensors.torch import load_file
+
+    torch.save(load_file(str(tiny_dir / "open_clip_model.safetensors")), whole)
+    data = whole.read_bytes()
+    cut_bin = folder("cutbin", "open_clip_pytorch_model.bin", data[: len(data) // 2])
+    line = _error_line(cli("label", photos, "-t", f"clip:{cut_bin}", "-o", tmp_path / "l.parquet"))
+    assert "open_clip_pytorch_model.bin: damaged or cut short (PytorchStreamReader failed" in line
+    assert line.endswith("— copy or download it again") and "convert it" not in line
+
+    _Payload.target = str(tmp_path / "pwned")
+    evil = tmp_path / "evil.bin"
+    torch.save({"state_dict": _Payload()}, evil)
+    evil_dir = folder("evil", "open_clip_pytorch_model.bin", evil.read_bytes())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a warning torch prints is not part of the one line
+        line = _error_line(cli("label", photos, "-t", f"clip:{evil_dir}", "-o", tmp_path / "l.parquet"))
+    assert "cannot be read as plain tensors with weights_only=True (it holds Python objects, not only" in line
+    assert "Unsupported global: GLOBAL " in line and "\x1b" not in line  # torch's bold: escape codes
+    assert "weights_only` set to `False`" not in line and "Re-running" not in line
+    assert not (tmp_path / "pwned").exists()
