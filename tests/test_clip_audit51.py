@@ -114,3 +114,38 @@ def test_damaged_or_pickled_clip_weights_say_what_is_wrong_and_never_advise_unpi
     assert "Unsupported global: GLOBAL " in line and "\x1b" not in line  # torch's bold: escape codes
     assert "weights_only` set to `False`" not in line and "Re-running" not in line
     assert not (tmp_path / "pwned").exists()
+
+
+def test_a_prompt_pair_of_one_prompt_is_refused(tmp_path, tiny_dir, cli):
+    """**Was**: `attiqa label photos -t clip:FOLDER --prompts mine.json` where mine.json gives sharpness the
+    same positive and negative prompt (or the same words in another case: CLIP's tokenizer lowercases) —
+    every photo labelled 0.500000 on sharpness without a word, a column pretraining learns nothing from;
+    and `select-prompts --candidates` with an adjective in both lists of an attribute offered that pair
+    (its SROCC 0) among the candidates. Now one line naming the file and the attribute, before the model
+    loads."""
+    photos = _photos(tmp_path / "photos")
+    from attiqa.teachers.prompts import default_prompts_path
+
+    doc = json.loads(default_prompts_path().read_text())
+    for name, negative in (("same", "Splendid image"), ("case", "splendid  Image")):
+        doc["attributes"]["sharpness"] = {"positive": "Splendid image", "negative": negative}
+        mine = tmp_path / f"{name}.json"
+        mine.write_text(json.dumps(doc))
+        out = tmp_path / f"{name}.parquet"
+        line = _error_line(cli("label", photos, "-t", f"clip:{tiny_dir}", "--prompts", mine, "-o", out))
+        assert f"error: {mine}: attributes.sharpness: positive and negative are the same prompt (" in line
+        assert "every image would score 0.5 on sharpness: give two opposite prompts" in line
+        assert not out.exists()
+    assert "one prompt to CLIP, which ignores case" in line
+
+    cands = tmp_path / "cands.json"
+    cands.write_text(
+        json.dumps(
+            {"attributes": {"sharpness": {"positive": ["sharp", "crisp"], "negative": ["blurry", "Sharp"]}}}
+        )
+    )
+    out = tmp_path / "sel"
+    res = cli("select-prompts", "-t", f"clip:{tiny_dir}", "-i", photos, "--candidates", cands, "-o", out)
+    line = _error_line(res)
+    assert f"{cands}: attributes.sharpness: 'sharp' and 'Sharp' (one prompt to CLIP" in line
+    assert "in both the positive and the negative list" in line and not out.exists()

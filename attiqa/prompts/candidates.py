@@ -23,6 +23,7 @@ from typing import Any
 from attiqa.attributes import ATTRIBUTES
 from attiqa.distortions import get_distortion
 from attiqa.errors import ConfigError
+from attiqa.teachers.prompts import same_prompt
 
 CANDIDATES_FORMAT = "attiqa-prompt-candidates"
 PROXY_FORMAT = "attiqa-proxy-distortions"
@@ -118,6 +119,19 @@ def load_candidates(path: str | Path | None = None) -> dict[str, AttributeCandid
             ):
                 raise ConfigError(f"{path}: attributes.{a}.{polarity} must be a non-empty list of adjectives")
             lists[polarity] = _dedupe(words)
+        both = [
+            (p, n)
+            for p in lists["positive"]
+            for n in lists["negative"]
+            if same_prompt(make_prompt(p, template), make_prompt(n, template))
+        ]
+        if both:
+            p, n = both[0]
+            said = repr(p) if p == n else f"{p!r} and {n!r} (one prompt to CLIP, which ignores case)"
+            raise ConfigError(
+                f"{path}: attributes.{a}: {said} in both the positive and the negative list — a pair of one "
+                "prompt scores every image 0.5; keep each adjective in one list"
+            )
         out[a] = AttributeCandidates(a, lists["positive"], lists["negative"], template)
     if not out:
         raise ConfigError(f"{path}: no attribute has candidates")

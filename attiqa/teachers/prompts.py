@@ -115,6 +115,12 @@ def default_prompts_path() -> Path:
     return Path(str(resources.files("attiqa") / "data" / "prompts" / DEFAULT_PROMPTS))
 
 
+def same_prompt(a: str, b: str) -> bool:
+    """Whether CLIP's text encoder sees two prompts as one: open_clip's tokenizer lowercases and collapses
+    whitespace, so "Sharp image" and "sharp  image" are one prompt (a pair of them scores every image 0.5)."""
+    return " ".join(a.split()).casefold() == " ".join(b.split()).casefold()
+
+
 def _fail(path: Path, what: str) -> PromptFileError:
     return PromptFileError(f"{path}: {what}")
 
@@ -159,6 +165,18 @@ def load_prompts(path: str | Path | None = None) -> PromptSet:
             if not isinstance(value, str) or not value.strip():
                 raise _fail(path, f"attributes.{a}.{polarity} is missing or not a non-empty string")
             texts[polarity] = value
+        pos, neg = texts["positive"], texts["negative"]
+        if same_prompt(pos, neg):
+            said = (
+                f"both {pos!r}"
+                if pos == neg
+                else f"{pos!r} and {neg!r}: one prompt to CLIP, which ignores case"
+            )
+            raise _fail(
+                path,
+                f"attributes.{a}: positive and negative are the same prompt ({said}) — every image would "
+                f"score 0.5 on {a}: give two opposite prompts",
+            )
         pairs[a] = PromptPair(texts["positive"], texts["negative"])
     template = doc.get("template")
     if template is not None and not isinstance(template, str):
