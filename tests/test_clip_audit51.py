@@ -149,3 +149,53 @@ def test_a_prompt_pair_of_one_prompt_is_refused(tmp_path, tiny_dir, cli):
     line = _error_line(res)
     assert f"{cands}: attributes.sharpness: 'sharp' and 'Sharp' (one prompt to CLIP" in line
     assert "in both the positive and the negative list" in line and not out.exists()
+
+
+def _one_photo(folder: Path, photos: dict[str, Image.Image]) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    photos["astronaut"].resize((128, 128), Image.BICUBIC).save(folder / "astronaut.png")
+    return folder
+
+
+def test_select_prompts_says_when_the_best_pair_does_not_rise_or_is_tied(tmp_path, photos, tiny_dir, cli):
+    """**Was**: `attiqa select-prompts -t clip:FOLDER -i photos --candidates c.json` wrote prompts.json with
+    the best pair of each attribute without a word when that pair's SROCC was -1.000 (its labels rank
+    photos backwards) and when several pairs shared the best value (the first in the candidates' order is
+    taken — 59 of Table 14's sharpness pairs tie at +1.000 on one photo), and said "(1 photos, …)". §3.3
+    takes the pair of highest SROCC, and still does; now a line says each, and the count reads "1 photo"."""
+    folder = _one_photo(tmp_path / "photos", photos)
+    base = ["select-prompts", "-t", f"clip:{tiny_dir}", "-i", folder, "--work-size", "64"]
+    # the tiny random CLIP: "sharp" against "blurry" and "dim" both at +1 on this photo, "harmonious"
+    # against "streaked" at -1 (summary.csv says so)
+    cands = tmp_path / "c.json"
+    chosen = {}
+    for name, negatives in (("ab", ["blurry", "dim"]), ("ba", ["dim", "blurry"])):
+        cands.write_text(
+            json.dumps({"attributes": {"sharpness": {"positive": ["sharp"], "negative": negatives}}})
+        )
+        res = cli(*base, "--candidates", cands, "-o", tmp_path / name)
+        assert res.returncode == 0, res.stderr
+        said = " ".join((res.stdout + res.stderr).split())
+        first = negatives[0]
+        assert (
+            "sharpness: 2 pairs tie at the best joint SROCC (+1.000); the first in the candidates' order is "
+            f"taken (sharp / {first}) — more photos" in said
+        )
+        assert "(1 photo, 0 rated images)" in said and "no candidate pair" not in said
+        chosen[name] = json.loads((tmp_path / name / "prompts.json").read_text())["attributes"]["sharpness"]
+    assert chosen == {
+        "ab": {"positive": "Sharp image", "negative": "Blurry image"},
+        "ba": {"positive": "Sharp image", "negative": "Dim image"},
+    }
+
+    cands.write_text(
+        json.dumps({"attributes": {"sharpness": {"positive": ["harmonious"], "negative": ["streaked"]}}})
+    )
+    res = cli(*base, "--candidates", cands, "-o", tmp_path / "neg")
+    assert res.returncode == 0, res.stderr
+    said = " ".join((res.stdout + res.stderr).split())
+    assert (
+        "sharpness: no candidate pair's score rises with sharpness (best joint SROCC -1.000, harmonious / "
+        "streaked): its labels would rank photos backwards — select on more or other photos" in said
+    )
+    assert "tie" not in said

@@ -23,7 +23,7 @@ from attiqa.cli._common import (
 )
 from attiqa.cli._common import device as device_str
 from attiqa.errors import AttiqaError
-from attiqa.progress import Advance, console, plain, plain_name
+from attiqa.progress import Advance, console, counted, plain, plain_name
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -133,6 +133,7 @@ def select_prompts_cmd(
         load_candidates,
         load_proxy_distortions,
         run_selection,
+        selection_notes,
         write_all_pairs_csv,
         write_summary_csv,
     )
@@ -188,11 +189,13 @@ def select_prompts_cmd(
         console.print(f"[green]wrote {plain_name(write_all_pairs_csv(result, out / 'all_pairs.csv'))}")
     for msg in result.failed:
         console.print(f"[yellow]skipped: {plain(msg)}")
+    for note in selection_notes(result, by=select_by):
+        console.print(f"[yellow]{plain(note)}")
     for a in (a for a, sign in result.human_signs.items() if sign < 0):
         console.print(f"[yellow]SPAQ's {a} ratings fall as its MOS rises: read as lower = better (flipped)")
     console.print(
         f"selection on cached embeddings: {result.seconds_selection * 1000:.0f} ms "
-        f"({result.n_photos} photos, {result.n_rated} rated images)"
+        f"({counted(result.n_photos, 'photo')}, {counted(result.n_rated, 'rated image')})"
     )
     console.print(
         f"[green]wrote {plain_name(summary)} and {plain_name(prompts_path)} "
