@@ -23,12 +23,12 @@ def _photos(folder: Path, n: int = 2) -> Path:
     return folder
 
 
-def _error_line(res) -> str:
-    """The command's one error line (exit 2, nothing else on stderr)."""
+def _error_line(res, said_first: int = 0) -> str:
+    """The command's one error line (exit 2), after ``said_first`` lines of its own (e.g. "teacher: …")."""
     assert res.returncode == 2, res.stdout + res.stderr
     lines = res.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), res.stderr
-    return lines[0]
+    assert len(lines) == said_first + 1 and lines[-1].startswith("error: "), res.stderr
+    return lines[-1]
 
 
 def test_clip_weights_of_another_architecture_say_which_tensors_differ(tmp_path, tiny_dir, cli):
@@ -199,3 +199,44 @@ def test_select_prompts_says_when_the_best_pair_does_not_rise_or_is_tied(tmp_pat
         "streaked): its labels would rank photos backwards — select on more or other photos" in said
     )
     assert "tie" not in said
+
+
+def test_label_knows_a_clip_by_its_weights_not_by_the_path_that_named_it(
+    tmp_path, tiny_dir, cli, monkeypatch
+):
+    """**Was**: `attiqa label photos -t clip:tiny -o l.parquet`, then the same labels continued with
+    `-t clip:/abs/tiny/` (or `clip:tiny/open_clip_model.safetensors`, or from another folder): refused as
+    "other settings (spec 'tiny', now '/abs/tiny/'; other weights; model …)" though the weights are the same
+    file; and a folder whose weights were replaced (a new download under the old name) labelled on into the
+    same table without a word — two models' labels in one table. Now the teacher is known by the weights'
+    SHA-256, the architecture and the preprocessing: the first goes on, the second is one line."""
+    import pyarrow.parquet as pq
+    from safetensors.torch import load_file, save_file
+
+    photos = _photos(tmp_path / "photos", n=3)
+    first = tmp_path / "first"
+    first.mkdir()
+    (photos / "p0.png").rename(first / "p0.png")
+    out = tmp_path / "l.parquet"
+    monkeypatch.chdir(tiny_dir.parent)
+    assert cli("label", first, "-t", f"clip:{tiny_dir.name}", "-o", out).returncode == 0
+    before = pq.read_table(out).to_pandas()
+    res = cli("label", first, photos, "-t", f"clip:{tiny_dir / 'open_clip_model.safetensors'}", "-o", out)
+    assert res.returncode == 0, res.stderr
+    after = pq.read_table(out).to_pandas().set_index("image")
+    assert len(after) == 3
+    assert after.loc[before["image"][0]].tolist() == before.drop(columns="image").iloc[0].tolist()
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "open_clip_config.json").write_text((tiny_dir / "open_clip_config.json").read_text())
+    weights = mine / "open_clip_model.safetensors"
+    weights.write_bytes((tiny_dir / "open_clip_model.safetensors").read_bytes())
+    out2 = tmp_path / "l2.parquet"
+    assert cli("label", first, "-t", f"clip:{mine}", "-o", out2).returncode == 0
+    state = load_file(str(weights))
+    state["visual.proj"] = state["visual.proj"] * 2  # other weights under the same name
+    save_file(state, str(weights))
+    line = _error_line(cli("label", first, photos, "-t", f"clip:{mine}", "-o", out2), said_first=1)
+    assert f"error: {out2}: was labelled by the clip teacher with other settings (other weights) — " in line
+    assert pq.read_table(out2).num_rows == 1

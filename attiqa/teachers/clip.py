@@ -35,6 +35,7 @@ instead of huggingface_hub's retry loop.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import os
@@ -515,7 +516,7 @@ class ClipTeacher(Teacher):
             prompts = load_prompts(prompts)  # a bad prompts file fails before a slow model load
         parsed = parse_clip_spec(spec, hint_flag.split()[-1])
         model, preprocess, tokenizer, weights = load_open_clip(parsed, self.device, cache_dir, hint_flag)
-        info = {"spec": spec, "weights": weights, **_spec_info(parsed)}
+        info = {"spec": spec, "weights": weights, **_spec_info(parsed), **_identity(parsed, model, weights)}
         self._setup(model, preprocess, tokenizer, prompts, scale, info)
 
     @classmethod
@@ -619,6 +620,31 @@ class ClipTeacher(Teacher):
         state["tokenizer"] = None
         state["text_features"] = None
         return state
+
+
+def _identity(spec: ClipSpec, model: torch.nn.Module, weights: str) -> dict[str, Any]:
+    """What the labels depend on, whatever path or spelling named it: the weights' SHA-256, the
+    architecture (open_clip's model config, QuickGELU as the tag forces it) and the preprocessing. A label
+    table compares these, not the spec, so ``clip:./m`` and ``clip:/abs/m`` are one teacher and weights
+    replaced in place are another (:func:`attiqa.labeling.check_same_teacher`)."""
+    from attiqa.io.checkpoints import weights_sha256
+
+    oc = _open_clip()
+    if spec.kind == "folder":
+        assert spec.folder is not None
+        cfg = dict(json.loads((spec.folder / OPEN_CLIP_CONFIG).read_text(encoding="utf-8"))["model_cfg"])
+    else:
+        cfg = dict(oc.get_model_config(spec.model) or {"name": spec.model})
+        if spec.kind == "tag" and oc.get_pretrained_cfg(spec.model, spec.pretrained).get("quick_gelu"):
+            cfg["quick_gelu"] = True
+    cfg["quick_gelu"] = bool(cfg.get("quick_gelu", False))
+    arch = json.dumps(cfg, sort_keys=True).encode("utf-8")
+    preprocess = getattr(getattr(model, "visual", None), "preprocess_cfg", None)
+    return {
+        "weights_sha256": weights_sha256(weights),
+        "architecture_sha256": hashlib.sha256(arch).hexdigest(),
+        "preprocess": json.loads(json.dumps(preprocess, sort_keys=True, default=str)),
+    }
 
 
 def _spec_info(spec: ClipSpec) -> dict[str, Any]:
