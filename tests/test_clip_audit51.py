@@ -240,3 +240,25 @@ def test_label_knows_a_clip_by_its_weights_not_by_the_path_that_named_it(
     line = _error_line(cli("label", first, photos, "-t", f"clip:{mine}", "-o", out2), said_first=1)
     assert f"error: {out2}: was labelled by the clip teacher with other settings (other weights) — " in line
     assert pq.read_table(out2).num_rows == 1
+
+
+def test_a_label_table_of_an_earlier_version_resumes_with_the_same_clip(tmp_path, tiny_dir, cli):
+    """A table written before the teacher recorded its weights' SHA-256 (session 50 and earlier) goes on
+    with the same spec, compared as it was then (checked: refused as "other weights; other architecture;
+    preprocess None, now {…}" by the first cut of the change above)."""
+    import pyarrow.parquet as pq
+
+    photos = _photos(tmp_path / "photos", n=2)
+    first = tmp_path / "first"
+    first.mkdir()
+    (photos / "p0.png").rename(first / "p0.png")
+    out = tmp_path / "l.parquet"
+    assert cli("label", first, "-t", f"clip:{tiny_dir}", "-o", out).returncode == 0
+    table = pq.read_table(out)
+    meta = json.loads(table.schema.metadata[b"attiqa_labels"])
+    for key in ("weights_sha256", "architecture_sha256", "preprocess"):
+        del meta["teacher"][key]
+    pq.write_table(table.replace_schema_metadata({b"attiqa_labels": json.dumps(meta).encode()}), out)
+    res = cli("label", first, photos, "-t", f"clip:{tiny_dir}", "-o", out)
+    assert res.returncode == 0, res.stderr
+    assert pq.read_table(out).num_rows == 2
