@@ -245,7 +245,8 @@ def test_label_knows_a_clip_by_its_weights_not_by_the_path_that_named_it(
 def test_a_label_table_of_an_earlier_version_resumes_with_the_same_clip(tmp_path, tiny_dir, cli):
     """A table written before the teacher recorded its weights' SHA-256 (session 50 and earlier) goes on
     with the same spec, compared as it was then (checked: refused as "other weights; other architecture;
-    preprocess None, now {…}" by the first cut of the change above)."""
+    preprocess None, now {…}" by the first cut of the change above). **Was** too: "labels: l.parquet
+    (1 images)" at the end of `attiqa label` of one photo; now "(1 image)"."""
     import pyarrow.parquet as pq
 
     photos = _photos(tmp_path / "photos", n=2)
@@ -253,7 +254,9 @@ def test_a_label_table_of_an_earlier_version_resumes_with_the_same_clip(tmp_path
     first.mkdir()
     (photos / "p0.png").rename(first / "p0.png")
     out = tmp_path / "l.parquet"
-    assert cli("label", first, "-t", f"clip:{tiny_dir}", "-o", out).returncode == 0
+    res = cli("label", first, "-t", f"clip:{tiny_dir}", "-o", out)
+    assert res.returncode == 0
+    assert f"labels: {out} (1 image)" in " ".join((res.stdout + res.stderr).split())  # was "(1 images)"
     table = pq.read_table(out)
     meta = json.loads(table.schema.metadata[b"attiqa_labels"])
     for key in ("weights_sha256", "architecture_sha256", "preprocess"):

@@ -9,7 +9,7 @@ import typer
 
 from attiqa.cli._common import BatchSizeOption, DeviceOption, InterruptedExit, WorkersOption
 from attiqa.errors import AttiqaError, EveryProcessError
-from attiqa.progress import console, plain, plain_name
+from attiqa.progress import console, counted, plain, plain_name
 
 
 def label_cmd(
@@ -64,7 +64,8 @@ def label_cmd(
         if is_main():
             import pyarrow.parquet as pq
 
-            console.print(f"[green]labels: {plain_name(path)} ({pq.read_metadata(path).num_rows} images)")
+            rows = counted(pq.read_metadata(path).num_rows, "image")
+            console.print(f"[green]labels: {plain_name(path)} ({rows})")
 
 
 def train_cmd(
