@@ -151,6 +151,15 @@ def test_a_prompt_pair_of_one_prompt_is_refused(tmp_path, tiny_dir, cli):
     assert "in both the positive and the negative list" in line and not out.exists()
 
 
+def _copy_of(clip_dir: Path, folder: Path) -> tuple[Path, Path]:
+    """A copy of an open_clip folder (its weights to replace in place): (folder, weights file)."""
+    folder.mkdir()
+    (folder / "open_clip_config.json").write_text((clip_dir / "open_clip_config.json").read_text())
+    weights = folder / "open_clip_model.safetensors"
+    weights.write_bytes((clip_dir / "open_clip_model.safetensors").read_bytes())
+    return folder, weights
+
+
 def _one_photo(folder: Path, photos: dict[str, Image.Image]) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     photos["astronaut"].resize((128, 128), Image.BICUBIC).save(folder / "astronaut.png")
@@ -227,11 +236,7 @@ def test_label_knows_a_clip_by_its_weights_not_by_the_path_that_named_it(
     assert len(after) == 3
     assert after.loc[before["image"][0]].tolist() == before.drop(columns="image").iloc[0].tolist()
 
-    mine = tmp_path / "mine"
-    mine.mkdir()
-    (mine / "open_clip_config.json").write_text((tiny_dir / "open_clip_config.json").read_text())
-    weights = mine / "open_clip_model.safetensors"
-    weights.write_bytes((tiny_dir / "open_clip_model.safetensors").read_bytes())
+    mine, weights = _copy_of(tiny_dir, tmp_path / "mine")
     out2 = tmp_path / "l2.parquet"
     assert cli("label", first, "-t", f"clip:{mine}", "-o", out2).returncode == 0
     state = load_file(str(weights))
@@ -265,3 +270,40 @@ def test_a_label_table_of_an_earlier_version_resumes_with_the_same_clip(tmp_path
     res = cli("label", first, photos, "-t", f"clip:{tiny_dir}", "-o", out)
     assert res.returncode == 0, res.stderr
     assert pq.read_table(out).num_rows == 2
+
+
+def test_a_clip_scorer_whose_weights_were_replaced_is_not_its_old_self(tmp_path, tiny_dir, cli, monkeypatch):
+    """**Was**: `attiqa score photos -m clipiqa:mine -o s.csv`, the weights in mine/ replaced (a new download
+    under the old name), then the same command with more photos: the new photos scored with the new
+    weights and appended to the old ones' rows without a word; and `attiqa eval folder … -m clipiqa:mine`
+    answered from its score cache with the old weights' scores (the scorer was known by its spec and
+    path). Now a CLIP scorer is known by its weights' SHA-256 too: `score` refuses the file in one line,
+    `eval` scores again; another spelling of the same weights resumes. **Was** too: `-m
+    clipiqa:FOLDER/open_clip_model.safetensors` (the weights file in the folder, a form `clip:` takes) read
+    as an ATTIQA checkpoint of that name: "checkpoint not found"."""
+    from safetensors.torch import load_file, save_file
+
+    monkeypatch.setenv("ATTIQA_CACHE", str(tmp_path / "cache"))
+    photos = _photos(tmp_path / "photos", n=4)
+    (photos / "mos.csv").write_text("image,mos\n" + "".join(f"p{i}.png,{10 * i + 5}\n" for i in range(4)))
+    mine, weights = _copy_of(tiny_dir, tmp_path / "mine")
+    out = tmp_path / "s.csv"
+    assert cli("score", photos / "p0.png", "-m", f"clipiqa:{mine}", "-o", out).returncode == 0
+    ev = ["eval", "folder", "--root", photos, "-m", f"clipiqa:{mine}"]
+    assert cli(*ev, "-o", tmp_path / "e1").returncode == 0
+    # another spelling of the same weights goes on with the file
+    res = cli("score", photos / "p0.png", photos / "p1.png", "-m", f"clipiqa:{weights}", "-o", out)
+    assert res.returncode == 0, res.stderr
+    assert len(out.read_text().splitlines()) == 3
+
+    state = load_file(str(weights))
+    state["visual.proj"] = -state["visual.proj"]  # other weights under the same name
+    save_file(state, str(weights))
+    line = _error_line(cli("score", photos, "-m", f"clipiqa:{mine}", "-o", out))
+    # (the record names the last spelling, the weights file: "holds scores of clipiqa:…/mine/open_clip_…")
+    assert f"error: {out}: holds scores of clipiqa:{weights}" in line
+    assert line.endswith(f"not of clipiqa:{mine} — choose another --out, or delete it to score again")
+    assert len(out.read_text().splitlines()) == 3
+    assert cli(*ev, "-o", tmp_path / "e2").returncode == 0
+    first, second = ((tmp_path / e / "predictions.csv").read_text() for e in ("e1", "e2"))
+    assert first != second  # scored again with the new weights, not read from the cache

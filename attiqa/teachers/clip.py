@@ -516,7 +516,8 @@ class ClipTeacher(Teacher):
             prompts = load_prompts(prompts)  # a bad prompts file fails before a slow model load
         parsed = parse_clip_spec(spec, hint_flag.split()[-1])
         model, preprocess, tokenizer, weights = load_open_clip(parsed, self.device, cache_dir, hint_flag)
-        info = {"spec": spec, "weights": weights, **_spec_info(parsed), **_identity(parsed, model, weights)}
+        info = {"spec": spec, "weights": weights, **_spec_info(parsed)}
+        info.update(clip_identity(parsed, model, weights))
         self._setup(model, preprocess, tokenizer, prompts, scale, info)
 
     @classmethod
@@ -622,11 +623,12 @@ class ClipTeacher(Teacher):
         return state
 
 
-def _identity(spec: ClipSpec, model: torch.nn.Module, weights: str) -> dict[str, Any]:
+def clip_identity(spec: ClipSpec, model: torch.nn.Module, weights: str) -> dict[str, Any]:
     """What the labels depend on, whatever path or spelling named it: the weights' SHA-256, the
     architecture (open_clip's model config, QuickGELU as the tag forces it) and the preprocessing. A label
     table compares these, not the spec, so ``clip:./m`` and ``clip:/abs/m`` are one teacher and weights
-    replaced in place are another (:func:`attiqa.labeling.check_same_teacher`)."""
+    replaced in place are another (:func:`attiqa.labeling.check_same_teacher`; the CLIP scorers' metadata,
+    hence `attiqa eval`'s score cache and `attiqa score`'s resume record)."""
     from attiqa.io.checkpoints import weights_sha256
 
     oc = _open_clip()
