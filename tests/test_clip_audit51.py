@@ -307,3 +307,37 @@ def test_a_clip_scorer_whose_weights_were_replaced_is_not_its_old_self(tmp_path,
     assert cli(*ev, "-o", tmp_path / "e2").returncode == 0
     first, second = ((tmp_path / e / "predictions.csv").read_text() for e in ("e1", "e2"))
     assert first != second  # scored again with the new weights, not read from the cache
+
+
+def test_prompt_files_that_are_a_folder_yaml_or_an_image_say_what_to_pass(tmp_path, photos, tiny_dir, cli):
+    """**Was**: `attiqa label photos -t clip:FOLDER --prompts sel` where sel/ is the --out folder of
+    `select-prompts` (its prompts.json inside): "sel: cannot read prompts file ([Errno 21] Is a directory:
+    'sel')"; a prompts file written as YAML: "not valid JSON (line 1: Expecting value)"; a photo given by
+    mistake: "cannot read prompts file ('utf-8' codec can't decode byte 0x89 …)" — none with the fix (the
+    same for `select-prompts --candidates` / `--proxies`). Now each names what to pass."""
+    folder = _one_photo(tmp_path / "photos", photos)
+    sel = tmp_path / "sel"
+    res = cli("select-prompts", "-t", f"clip:{tiny_dir}", "-i", folder, "--work-size", "64", "-o", sel)
+    assert res.returncode == 0, res.stderr
+    yaml = tmp_path / "mine.yaml"
+    yaml.write_text("attributes:\n  sharpness:\n    positive: Sharp image\n")
+    image = folder / "astronaut.png"
+    label = ["label", folder, "-t", f"clip:{tiny_dir}", "-o", tmp_path / "l.parquet", "--prompts"]
+    said = {what: _error_line(cli(*label, what)) for what in (sel, yaml, image)}
+    assert (
+        said[sel]
+        == f"error: {sel}: a folder, not a prompts file — pass the file in it: {sel / 'prompts.json'}"
+    )
+    assert said[yaml].startswith(
+        f"error: {yaml}: not valid JSON (line 1: Expecting value) — prompts files are JSON"
+    )
+    assert said[image].startswith(
+        f"error: {image}: not a text file (not UTF-8) — prompts files are JSON, like "
+    )
+    assert said[image].endswith("attiqa_table1.json")
+    sp = ["select-prompts", "-t", f"clip:{tiny_dir}", "-i", folder, "-o", tmp_path / "s2"]
+    line = _error_line(cli(*sp, "--candidates", image))
+    assert "(not UTF-8) — prompt-candidates files are JSON, like " in line
+    assert line.endswith("attiqa_table14_candidates.json")
+    assert _error_line(cli(*sp, "--proxies", yaml)).endswith("proxy_distortions.json")
+    assert not (tmp_path / "l.parquet").exists() and not (tmp_path / "s2").exists()

@@ -125,17 +125,30 @@ def _fail(path: Path, what: str) -> PromptFileError:
     return PromptFileError(f"{path}: {what}")
 
 
+def read_json_doc(path: Path, what: str, inside: str, like: Path | None = None) -> Any:
+    """A JSON file of ``what`` (prompts, prompt candidates, ...) read, or one line naming the file and the
+    fix: a folder (``inside``: the file such a folder holds, e.g. select-prompts' ``prompts.json``), a file
+    that is not UTF-8 text, YAML or other text that is not JSON (``like``: a packaged file of the kind)."""
+    example = f"{what} files are JSON, like {like or default_prompts_path()}"
+    if path.is_dir():
+        hint = f" — pass the file in it: {path / inside}" if (path / inside).is_file() else f" — {example}"
+        raise _fail(path, f"a folder, not a {what} file{hint}")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise _fail(path, f"{what} file not found — check the path") from None
+    except UnicodeDecodeError:
+        raise _fail(path, f"not a text file (not UTF-8) — {example}") from None
+    except OSError as exc:
+        raise _fail(path, f"cannot read {what} file ({exc.strerror or exc})") from None
+    except json.JSONDecodeError as exc:
+        raise _fail(path, f"not valid JSON (line {exc.lineno}: {exc.msg}) — {example}") from None
+
+
 def load_prompts(path: str | Path | None = None) -> PromptSet:
     """Load and validate a prompts JSON file (None = paper Table 1); errors name the file and the gap."""
     path = default_prompts_path() if path is None else Path(path)
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise _fail(path, "prompts file not found — check the path") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise _fail(path, f"cannot read prompts file ({exc})") from None
-    except json.JSONDecodeError as exc:
-        raise _fail(path, f"not valid JSON (line {exc.lineno}: {exc.msg})") from None
+    doc = read_json_doc(path, "prompts", "prompts.json")
     if not isinstance(doc, dict):
         raise _fail(path, "expected a JSON object with an 'attributes' entry")
     fmt = doc.get("format", PROMPTS_FORMAT)
