@@ -341,3 +341,20 @@ def test_prompt_files_that_are_a_folder_yaml_or_an_image_say_what_to_pass(tmp_pa
     assert line.endswith("attiqa_table14_candidates.json")
     assert _error_line(cli(*sp, "--proxies", yaml)).endswith("proxy_distortions.json")
     assert not (tmp_path / "l.parquet").exists() and not (tmp_path / "s2").exists()
+
+
+@pytest.mark.parametrize("scale", ["0", "-1", "nan", "inf"])
+def test_label_refuses_a_clip_scale_that_is_not_a_positive_number(tmp_path, tiny_dir, cli, scale):
+    """**Was**: `attiqa label photos -t clip:FOLDER --clip-scale 0` (or -1, nan, inf): the photos found, the
+    model loaded, then the teacher's "ValueError: clip scale must be a finite number > 0" as a traceback (a
+    config's `clip_scale: 0` was refused when read). Now the option's own error, before anything loads."""
+    photos = _photos(tmp_path / "photos", n=1)
+    out = tmp_path / "l.parquet"
+    res = cli("label", photos, "-t", f"clip:{tiny_dir}", "--clip-scale", scale, "-o", out)
+    assert res.returncode == 2
+    said = " ".join(res.stderr.split())
+    assert (
+        "Invalid value for '--clip-scale':" in said
+        and "is not a scale of cosines — give a number > 0" in said
+    )
+    assert "Traceback" not in said and not out.exists()
