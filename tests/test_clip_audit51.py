@@ -358,3 +358,21 @@ def test_label_refuses_a_clip_scale_that_is_not_a_positive_number(tmp_path, tiny
         and "is not a scale of cosines — give a number > 0" in said
     )
     assert "Traceback" not in said and not out.exists()
+
+
+def test_select_prompts_without_a_proxy_task_stops_before_the_model_loads(tmp_path, tiny_dir, cli):
+    """**Was**: `attiqa select-prompts -t clip:FOLDER --no-distortion-task -o sel` (no --spaq): the model
+    loaded, every Table 14 prompt encoded and `sel/cache/` written, then "nothing to select on: give photos
+    for the distortion task and/or SPAQ …" (neither option named), the folder left behind; and
+    `--select-by distortion --no-distortion-task --spaq ROOT` ran the SPAQ task to the end before "that task
+    did not run". Now one line naming the options, before anything loads or is written."""
+    out = tmp_path / "sel"
+    line = _error_line(cli("select-prompts", "-t", f"clip:{tiny_dir}", "--no-distortion-task", "-o", out))
+    assert line == (
+        "error: --no-distortion-task leaves no proxy task to select by — give --spaq ROOT (the "
+        "human-perception task, §3.3), or drop --no-distortion-task"
+    )
+    args = ["--no-distortion-task", "--select-by", "distortion", "--spaq", tmp_path / "nowhere"]
+    line = _error_line(cli("select-prompts", "-t", f"clip:{tiny_dir}", *args, "-o", out))
+    assert line == "error: --select-by distortion needs the distortion task — drop --no-distortion-task"
+    assert not out.exists()

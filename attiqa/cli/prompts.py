@@ -144,6 +144,13 @@ def select_prompts_cmd(
         raise AttiqaError(f"--select-by must be joint, distortion or human, not {select_by!r}")
     if select_by == "human" and spaq is None:
         raise AttiqaError("--select-by human needs --spaq ROOT (SPAQ's annotation file and images)")
+    if not distortion_task and spaq is None:  # was found after the model loaded and the prompts were encoded
+        raise AttiqaError(
+            "--no-distortion-task leaves no proxy task to select by — give --spaq ROOT (the human-perception "
+            "task, §3.3), or drop --no-distortion-task"
+        )
+    if select_by == "distortion" and not distortion_task:
+        raise AttiqaError("--select-by distortion needs the distortion task — drop --no-distortion-task")
     cands = load_candidates(candidates)
     proxy_map = load_proxy_distortions(proxies)
     spec = clip_spec(teacher)
