@@ -376,3 +376,20 @@ def test_select_prompts_without_a_proxy_task_stops_before_the_model_loads(tmp_pa
     line = _error_line(cli("select-prompts", "-t", f"clip:{tiny_dir}", *args, "-o", out))
     assert line == "error: --select-by distortion needs the distortion task — drop --no-distortion-task"
     assert not out.exists()
+
+
+def test_select_prompts_out_that_is_a_file_is_one_line_before_the_model_loads(
+    tmp_path, photos, tiny_dir, cli
+):
+    """**Was**: `attiqa select-prompts -t clip:FOLDER -i photos -o notes.txt` (an existing file): photos read,
+    the model loaded and its prompts encoded, then "notes.txt/cache: Not a directory — check the path (a file
+    where a folder should be?) …". Now the `--out` check every folder-writing command makes, first."""
+    folder = _one_photo(tmp_path / "photos", photos)
+    notes = tmp_path / "notes.txt"
+    notes.write_text("mine")
+    line = _error_line(cli("select-prompts", "-t", f"clip:{tiny_dir}", "-i", folder, "-o", notes))
+    assert line == (
+        f"error: {notes}: cannot create the output folder ({notes} is a file, not a folder) — "
+        "choose another --out"
+    )
+    assert notes.read_text() == "mine"

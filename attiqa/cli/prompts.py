@@ -126,6 +126,7 @@ def select_prompts_cmd(
     joint = their sum. Writes summary.csv, prompts.json (for `attiqa label --prompts`) and a cache of
     embeddings so an interrupted run resumes.
     """
+    from attiqa.io.atomic import output_folder
     from attiqa.progress import progress_task
     from attiqa.prompts import (
         ClipPromptEncoder,
@@ -153,6 +154,7 @@ def select_prompts_cmd(
         raise AttiqaError("--select-by distortion needs the distortion task — drop --no-distortion-task")
     cands = load_candidates(candidates)
     proxy_map = load_proxy_distortions(proxies)
+    output_folder(out, "--out", create=False)  # a file or a read-only place: before the model loads
     spec = clip_spec(teacher)
     parse_clip_spec(spec)  # a malformed spec fails before anything is loaded
     photos, names = _photos(images, max_images, work_size) if distortion_task else ([], [])
