@@ -185,7 +185,13 @@ def check_same_teacher(out: Path, meta: dict[str, Any]) -> None:
         # the prompts by their texts' hash (the texts are long): the file they came from, or its comments,
         # change no label — the same texts from another file label alike
         hashed = "prompts_sha256" in before and "prompts_sha256" in now
-        texts = ("prompts_file", "prompts") if hashed else ("prompts_file",)
+        texts: tuple[str, ...] = ("prompts_file", "prompts") if hashed else ("prompts_file",)
+        if "weights_sha256" in before and "weights_sha256" in now:
+            # the weights by their hash, with the architecture's and the preprocessing: the spec and paths
+            # that named them (./m or /abs/m, the folder or the file in it) change no label
+            texts += ("spec", "weights", "model", "pretrained")
+        else:  # a table of an earlier version, without them: compared by the spec and paths, as it was
+            texts += ("weights_sha256", "architecture_sha256", "preprocess")
         before, now = ({k: v for k, v in m.items() if k not in texts} for m in (before, now))
         if before == now:
             return

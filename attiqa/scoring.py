@@ -287,8 +287,13 @@ class ScoreWriter:
         def key(d: dict) -> tuple:
             return (d.get("sha256") or d.get("name"), d.get("crops"))
 
+        def key_named(d: dict) -> tuple:
+            return (d.get("name"), d.get("crops"))
+
         if not isinstance(old, dict) or key(old) == key(identity):
             return
+        if old.get("sha256") is None and (old.get("name"), old.get("crops")) == key_named(identity):
+            return  # a record written before CLIP scorers were hashed: known by name, as it was
         name, was, now = identity.get("name"), str(old.get("sha256")), str(identity.get("sha256"))
         if old.get("name") == name and old.get("crops") == identity.get("crops") and was != now:
             raise AttiqaError(  # a checkpoint retrained in place: the same words on both sides said nothing

@@ -23,7 +23,7 @@ from attiqa.cli._common import (
 )
 from attiqa.cli._common import device as device_str
 from attiqa.errors import AttiqaError
-from attiqa.progress import Advance, console, plain, plain_name
+from attiqa.progress import Advance, console, counted, plain, plain_name
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -126,6 +126,7 @@ def select_prompts_cmd(
     joint = their sum. Writes summary.csv, prompts.json (for `attiqa label --prompts`) and a cache of
     embeddings so an interrupted run resumes.
     """
+    from attiqa.io.atomic import output_folder
     from attiqa.progress import progress_task
     from attiqa.prompts import (
         ClipPromptEncoder,
@@ -133,6 +134,7 @@ def select_prompts_cmd(
         load_candidates,
         load_proxy_distortions,
         run_selection,
+        selection_notes,
         write_all_pairs_csv,
         write_summary_csv,
     )
@@ -143,8 +145,16 @@ def select_prompts_cmd(
         raise AttiqaError(f"--select-by must be joint, distortion or human, not {select_by!r}")
     if select_by == "human" and spaq is None:
         raise AttiqaError("--select-by human needs --spaq ROOT (SPAQ's annotation file and images)")
+    if not distortion_task and spaq is None:  # was found after the model loaded and the prompts were encoded
+        raise AttiqaError(
+            "--no-distortion-task leaves no proxy task to select by — give --spaq ROOT (the human-perception "
+            "task, §3.3), or drop --no-distortion-task"
+        )
+    if select_by == "distortion" and not distortion_task:
+        raise AttiqaError("--select-by distortion needs the distortion task — drop --no-distortion-task")
     cands = load_candidates(candidates)
     proxy_map = load_proxy_distortions(proxies)
+    output_folder(out, "--out", create=False)  # a file or a read-only place: before the model loads
     spec = clip_spec(teacher)
     parse_clip_spec(spec)  # a malformed spec fails before anything is loaded
     photos, names = _photos(images, max_images, work_size) if distortion_task else ([], [])
@@ -188,11 +198,13 @@ def select_prompts_cmd(
         console.print(f"[green]wrote {plain_name(write_all_pairs_csv(result, out / 'all_pairs.csv'))}")
     for msg in result.failed:
         console.print(f"[yellow]skipped: {plain(msg)}")
+    for note in selection_notes(result, by=select_by):
+        console.print(f"[yellow]{plain(note)}")
     for a in (a for a, sign in result.human_signs.items() if sign < 0):
         console.print(f"[yellow]SPAQ's {a} ratings fall as its MOS rises: read as lower = better (flipped)")
     console.print(
         f"selection on cached embeddings: {result.seconds_selection * 1000:.0f} ms "
-        f"({result.n_photos} photos, {result.n_rated} rated images)"
+        f"({counted(result.n_photos, 'photo')}, {counted(result.n_rated, 'rated image')})"
     )
     console.print(
         f"[green]wrote {plain_name(summary)} and {plain_name(prompts_path)} "

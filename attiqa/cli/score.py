@@ -98,6 +98,8 @@ def score_cmd(
             writer = None
             if out is not None:
                 identity = {**scorer_identity(model), "crops": overrides.get("crops")}
+                # a CLIP scorer's weights by their hash (no file of its own for scorer_identity to hash)
+                identity["sha256"] = identity["sha256"] or scorer.metadata().get("weights_sha256")
                 writer = ScoreWriter(
                     out,
                     scorer.columns,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 
@@ -9,7 +10,15 @@ import typer
 
 from attiqa.cli._common import BatchSizeOption, DeviceOption, InterruptedExit, LabelWorkersOption
 from attiqa.errors import AttiqaError, EveryProcessError
-from attiqa.progress import console, plain, plain_name
+from attiqa.progress import console, counted, plain, plain_name
+
+
+def clip_scale_value(value: float) -> float:
+    """``--clip-scale``'s check (a config's ``clip_scale`` is checked the same way when read): 0, -1, nan
+    or inf was the teacher's ValueError as a traceback, after the photos were found."""
+    if not (math.isfinite(value) and value > 0):
+        raise typer.BadParameter(f"{value} is not a scale of cosines — give a number > 0 (1 = the paper)")
+    return value
 
 
 def label_cmd(
@@ -30,7 +39,9 @@ def label_cmd(
     prompts: Path | None = typer.Option(
         None, help="Prompt-pair JSON for the clip teacher (default: paper Table 1)."
     ),
-    clip_scale: float = typer.Option(1.0, help="Scale of cosine similarities in eq. (2); 1.0 = the paper."),
+    clip_scale: float = typer.Option(
+        1.0, help="Scale of cosine similarities in eq. (2); 1.0 = the paper.", callback=clip_scale_value
+    ),
     batch_size: BatchSizeOption = 32,
     workers: LabelWorkersOption = None,
     device: DeviceOption = "auto",
@@ -64,7 +75,8 @@ def label_cmd(
         if is_main():
             import pyarrow.parquet as pq
 
-            console.print(f"[green]labels: {plain_name(path)} ({pq.read_metadata(path).num_rows} images)")
+            rows = counted(pq.read_metadata(path).num_rows, "image")
+            console.print(f"[green]labels: {plain_name(path)} ({rows})")
 
 
 def train_cmd(

@@ -12,7 +12,13 @@ from attiqa.prompts.candidates import (
 )
 from attiqa.prompts.encoders import ClipPromptEncoder, PromptEncoder
 from attiqa.prompts.proxy_tasks import distortion_task_srocc, human_task_srocc, pair_differences
-from attiqa.prompts.report import chosen_prompts, summary_rows, write_all_pairs_csv, write_summary_csv
+from attiqa.prompts.report import (
+    chosen_prompts,
+    selection_notes,
+    summary_rows,
+    write_all_pairs_csv,
+    write_summary_csv,
+)
 from attiqa.prompts.selection import SelectionResult, run_selection, select_from_embeddings
 
 __all__ = [
@@ -29,6 +35,7 @@ __all__ = [
     "pair_differences",
     "run_selection",
     "select_from_embeddings",
+    "selection_notes",
     "summary_rows",
     "write_all_pairs_csv",
     "write_summary_csv",

@@ -14,7 +14,6 @@ Prompts are ``template.format(adjective)`` with the first letter capitalised, as
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -23,6 +22,7 @@ from typing import Any
 from attiqa.attributes import ATTRIBUTES
 from attiqa.distortions import get_distortion
 from attiqa.errors import ConfigError
+from attiqa.teachers.prompts import read_json_doc, same_prompt
 
 CANDIDATES_FORMAT = "attiqa-prompt-candidates"
 PROXY_FORMAT = "attiqa-proxy-distortions"
@@ -67,15 +67,8 @@ class AttributeCandidates:
         return [make_prompt(w, self.template) for w in words]
 
 
-def _read_json(path: Path, what: str) -> dict[str, Any]:
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: {what} file not found — check the path") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read {what} file ({exc})") from None
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
+def _read_json(path: Path, what: str, like: Path) -> dict[str, Any]:
+    doc = read_json_doc(path, what, f"{what}.json", like)
     if not isinstance(doc, dict) or not isinstance(doc.get("attributes"), dict):
         raise ConfigError(f"{path}: expected a JSON object with an 'attributes' object ({what})")
     unknown = [a for a in doc["attributes"] if a not in ATTRIBUTES]
@@ -96,7 +89,7 @@ def _dedupe(words: list[str]) -> tuple[str, ...]:
 def load_candidates(path: str | Path | None = None) -> dict[str, AttributeCandidates]:
     """Candidate adjectives per attribute (None = the packaged Table 14), in ATTRIBUTES order."""
     path = default_candidates_path() if path is None else Path(path)
-    doc = _read_json(path, "prompt-candidates")
+    doc = _read_json(path, "prompt-candidates", default_candidates_path())
     fmt = doc.get("format", CANDIDATES_FORMAT)
     if fmt != CANDIDATES_FORMAT:
         raise ConfigError(f"{path}: format is {fmt!r}, expected {CANDIDATES_FORMAT!r}")
@@ -118,6 +111,19 @@ def load_candidates(path: str | Path | None = None) -> dict[str, AttributeCandid
             ):
                 raise ConfigError(f"{path}: attributes.{a}.{polarity} must be a non-empty list of adjectives")
             lists[polarity] = _dedupe(words)
+        both = [
+            (p, n)
+            for p in lists["positive"]
+            for n in lists["negative"]
+            if same_prompt(make_prompt(p, template), make_prompt(n, template))
+        ]
+        if both:
+            p, n = both[0]
+            said = repr(p) if p == n else f"{p!r} and {n!r} (one prompt to CLIP, which ignores case)"
+            raise ConfigError(
+                f"{path}: attributes.{a}: {said} in both the positive and the negative list — a pair of one "
+                "prompt scores every image 0.5; keep each adjective in one list"
+            )
         out[a] = AttributeCandidates(a, lists["positive"], lists["negative"], template)
     if not out:
         raise ConfigError(f"{path}: no attribute has candidates")
@@ -127,7 +133,7 @@ def load_candidates(path: str | Path | None = None) -> dict[str, AttributeCandid
 def load_proxy_distortions(path: str | Path | None = None) -> dict[str, tuple[str, ...]]:
     """Attribute -> names of its proxy distortions (supplement §A); every name is checked."""
     path = default_proxy_path() if path is None else Path(path)
-    doc = _read_json(path, "proxy-distortions")
+    doc = _read_json(path, "proxy-distortions", default_proxy_path())
     out: dict[str, tuple[str, ...]] = {}
     for a in ATTRIBUTES:
         names = doc["attributes"].get(a)

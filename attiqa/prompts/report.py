@@ -90,6 +90,35 @@ def write_all_pairs_csv(result: SelectionResult, path: str | Path) -> Path:
     return path
 
 
+def selection_notes(result: SelectionResult, by: str = "joint") -> list[str]:
+    """What a user must know about the chosen pairs (§3.3 takes the pair of highest SROCC, nothing more):
+    an attribute whose best pair does not rise with it (SROCC <= 0: its labels would run backwards or at
+    random), and a best value several pairs share (the first in the candidates' order is taken)."""
+    notes = []
+    for a, sel in result.attributes.items():
+        if by not in sel.values:
+            continue
+        values = sel.values[by]
+        ab = sel.pick(by)["best"]
+        best = float(values[ab])
+        pos, neg = sel.pair(ab)
+        if not best > 0:
+            way = "backwards" if best < 0 else "at random"
+            notes.append(
+                f"{a}: no candidate pair's score rises with {a} (best {by} SROCC {best:+.3f}, "
+                f"{pos} / {neg}): its labels would rank photos {way} — select on more or other photos "
+                "(--images, --max-images) or with --spaq, or check the model and the candidates"
+            )
+        tied = int(np.count_nonzero(values == values[ab]))
+        if tied > 1:
+            notes.append(
+                f"{a}: {tied} pairs tie at the best {by} SROCC ({best:+.3f}); the first in the candidates' "
+                f"order is taken ({pos} / {neg}) — more photos (--images, --max-images) or --spaq tell them "
+                "apart"
+            )
+    return notes
+
+
 def chosen_prompts(result: SelectionResult, by: str = "joint") -> PromptSet:
     """The best pair of every selected attribute by ``by`` (joint | distortion | human), as a PromptSet.
 

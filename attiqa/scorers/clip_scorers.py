@@ -37,7 +37,7 @@ from torchvision.transforms import functional as TF
 
 from attiqa.errors import ModelLoadError
 from attiqa.interface import Scorer, ScorerInfo
-from attiqa.teachers.clip import load_open_clip, parse_clip_spec
+from attiqa.teachers.clip import clip_identity, load_open_clip, parse_clip_spec
 
 Pair = tuple[str, str, str]  # (column, positive prompt, negative prompt)
 
@@ -187,7 +187,7 @@ class ClipAntonymScorer(Scorer):
             texts = [t for _, pos, neg in self.pairs for t in (pos, neg)]
             feats = self.model.encode_text(tokenizer(texts).to(self.device)).float()
         self.text_features = F.normalize(feats, dim=-1).view(len(self.pairs), 2, -1)
-        self._meta = {"spec": spec, "weights": weights}
+        self._meta = {"spec": spec, "weights": weights, **clip_identity(parsed, self.model, weights)}
 
     @property
     def info(self) -> ScorerInfo:

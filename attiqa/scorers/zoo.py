@@ -247,10 +247,15 @@ def suggest(name: str, names: list[str] | None = None) -> str:
 
 
 def is_checkpoint(name_or_path: str | Path) -> bool:
-    """The one rule: a ``--model`` value is a checkpoint when it ends in ``.safetensors`` or exists on disk
-    (a file, or a run folder holding one). Anything else is a zoo name."""
+    """The one rule: a ``--model`` value is a checkpoint when it exists on disk (a file, or a run folder
+    holding one) or ends in ``.safetensors`` — unless it is a zoo scorer's name with its argument
+    (``clipiqa:FOLDER/open_clip_model.safetensors``, ``exiqa:RUN/exiqa.safetensors``). Anything else is a zoo
+    name."""
     p = Path(name_or_path)
-    return p.suffix == ".safetensors" or p.exists()
+    if p.exists():
+        return True
+    head, sep, _ = str(name_or_path).partition(":")
+    return p.suffix == ".safetensors" and not (sep and head in zoo_table())
 
 
 def is_attiqa_model(name_or_path: str | Path | None) -> bool:

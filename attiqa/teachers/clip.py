@@ -35,10 +35,12 @@ instead of huggingface_hub's retry loop.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import os
 import socket
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +53,7 @@ from PIL import Image
 
 from attiqa.attributes import ATTRIBUTES
 from attiqa.errors import ModelLoadError, did_you_mean
+from attiqa.progress import counted
 from attiqa.teachers.base import Teacher
 from attiqa.teachers.prompts import PromptSet, load_prompts
 
@@ -291,21 +294,119 @@ def _check_weights_loadable(path: Path) -> None:
             with safe_open(str(path), framework="pt") as f:
                 next(iter(f.keys()), None)
         except Exception as exc:  # noqa: BLE001
-            raise ModelLoadError(f"{path}: not a readable safetensors file ({exc})") from None
+            raise ModelLoadError(
+                f"{path}: not a readable safetensors file ({exc}) — it is damaged, cut short (an "
+                "interrupted download or copy?) or not safetensors: copy or download it again"
+            ) from None
         return
     try:
+        _load_plain(path)
+    except Exception as exc:  # noqa: BLE001
+        text = str(exc) or type(exc).__name__
+        if isinstance(exc, EOFError) or "PytorchStreamReader failed" in text:
+            raise ModelLoadError(
+                f"{path}: damaged or cut short ({text.split('.')[0]}) — copy or download it again"
+            ) from None
+        raise ModelLoadError(
+            f"{path}: cannot be read as plain tensors with weights_only=True ({_unpickler_reason(exc)}) — "
+            "convert it to safetensors, or use an open_clip state-dict file (TorchScript .pt archives are "
+            "not accepted)"
+        ) from None
+
+
+def _load_plain(path: Path) -> Any:
+    """``torch.load(weights_only=True)``, memory-mapped where the format allows; torch's warning about a
+    newer pickle protocol is dropped (the load either succeeds or raises)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
         try:
-            torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
+            return torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
         except RuntimeError as exc:
             if "mmap" not in str(exc):  # legacy (non-zip) torch files can't be memory-mapped
                 raise
-            torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ModelLoadError(
-            f"{path}: cannot be read as plain tensors with weights_only=True ({first}) — convert it to "
-            "safetensors, or use an open_clip state-dict file (TorchScript .pt archives are not accepted)"
-        ) from None
+            return torch.load(str(path), map_location="cpu", weights_only=True)
+
+
+def _unpickler_reason(exc: Exception) -> str:
+    """What torch's weights-only unpickler refused, without its advice to retry with weights_only=False
+    (which would run whatever code the file holds)."""
+    text = str(exc)
+    if "WeightsUnpickler error:" in text:
+        detail = text.split("WeightsUnpickler error:", 1)[1].strip().splitlines()
+        first = detail[0].split(". ")[0].replace(" was not an allowed global by default", "").strip()
+        return f"it holds Python objects, not only tensors: {first}" if first else "it holds Python objects"
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+_ARCH_FIX = (
+    "name the architecture they were trained as (open_clip.list_models(); OpenAI weights: its -quickgelu "
+    "name), or pass the Hugging Face open_clip folder they came in"
+)
+_FOLDER_FIX = (
+    "put the open_clip_config.json these weights came with beside them (from the same Hugging Face repo)"
+)
+
+
+def _file_shapes(path: Path) -> dict[str, tuple[int, ...]]:
+    """Tensor name -> shape of a weights file as open_clip reads it (a ``state_dict`` entry unwrapped, a
+    ``module.`` prefix dropped); empty when the file does not read as a plain mapping of tensors."""
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors import safe_open
+
+            with safe_open(str(path), framework="pt") as f:
+                names = f.keys()  # a safe_open handle is not iterable itself
+                shapes = {k: tuple(f.get_slice(k).get_shape()) for k in names}
+        else:
+            obj = _load_plain(path)
+            if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
+                obj = obj["state_dict"]
+            if not isinstance(obj, dict):
+                return {}
+            shapes = {str(k): tuple(v.shape) for k, v in obj.items() if isinstance(v, torch.Tensor)}
+    except Exception:  # noqa: BLE001 - no details then: the caller falls back to open_clip's message
+        return {}
+    if shapes and next(iter(shapes)).startswith("module."):
+        shapes = {k[len("module.") :]: v for k, v in shapes.items()}
+    return shapes
+
+
+def _misfit(model: torch.nn.Module, weights: Path) -> str | None:
+    """How a weights file differs from a model's tensors (shapes, missing and extra names), or None."""
+    found = _file_shapes(weights)
+    if not found:
+        return None
+    own = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    reshaped = [k for k in own if k in found and found[k] != own[k]]
+    missing = [k for k in own if k not in found]
+    extra = [k for k in found if k not in own]
+
+    def size(shape: tuple[int, ...]) -> str:
+        return "x".join(map(str, shape)) or "a scalar"
+
+    parts = []
+    if reshaped:
+        k = reshaped[0]
+        parts.append(
+            f"{counted(len(reshaped), 'tensor')} of another shape, e.g. {k}: {size(found[k])} in the file, "
+            f"{size(own[k])} in the model"
+        )
+    if missing:
+        parts.append(f"{counted(len(missing), 'tensor')} of the model missing, e.g. {missing[0]}")
+    if extra:
+        parts.append(f"{counted(len(extra), 'tensor')} the model lacks, e.g. {extra[0]}")
+    return "; ".join(parts) or None
+
+
+def _load_weights(model: torch.nn.Module, weights: Path, what: str, fix: str) -> None:
+    """open_clip's strict load; weights of another architecture are said as which tensors differ."""
+    try:
+        _open_clip().load_checkpoint(model, str(weights), strict=True, weights_only=True)
+    except Exception:
+        misfit = _misfit(model, weights)
+        if misfit is None:
+            raise  # the caller's generic "cannot build" line, with open_clip's reason
+        raise ModelLoadError(f"{weights}: these weights do not fit {what} ({misfit}) — {fix}") from None
 
 
 class _DropOpenClipNoise(logging.Filter):
@@ -355,7 +456,7 @@ def load_open_clip(
             name = f"local-dir:{spec.folder}"
             with _quiet_open_clip():
                 model = oc.create_model(name, load_weights=False, **common)
-            oc.load_checkpoint(model, str(weights), strict=True, weights_only=True)
+            _load_weights(model, weights, f"the model of {cfg_path.name} beside it", _FOLDER_FIX)
             tokenizer = oc.get_tokenizer(name)
         else:
             assert spec.model is not None and spec.pretrained is not None
@@ -369,13 +470,11 @@ def load_open_clip(
             else:
                 weights = Path(spec.pretrained)
             _check_weights_loadable(weights)
-            model = oc.create_model(
-                spec.model,
-                pretrained=str(weights),
-                force_quick_gelu=force_quick_gelu,
-                force_preprocess_cfg=force_pp,
-                **common,
-            )
+            with _quiet_open_clip():
+                model = oc.create_model(
+                    spec.model, force_quick_gelu=force_quick_gelu, force_preprocess_cfg=force_pp, **common
+                )
+            _load_weights(model, weights, f"the architecture {spec.model}", _ARCH_FIX)
             tokenizer = oc.get_tokenizer(spec.model)
     except ModelLoadError:
         raise
@@ -418,6 +517,7 @@ class ClipTeacher(Teacher):
         parsed = parse_clip_spec(spec, hint_flag.split()[-1])
         model, preprocess, tokenizer, weights = load_open_clip(parsed, self.device, cache_dir, hint_flag)
         info = {"spec": spec, "weights": weights, **_spec_info(parsed)}
+        info.update(clip_identity(parsed, model, weights))
         self._setup(model, preprocess, tokenizer, prompts, scale, info)
 
     @classmethod
@@ -521,6 +621,32 @@ class ClipTeacher(Teacher):
         state["tokenizer"] = None
         state["text_features"] = None
         return state
+
+
+def clip_identity(spec: ClipSpec, model: torch.nn.Module, weights: str) -> dict[str, Any]:
+    """What the labels depend on, whatever path or spelling named it: the weights' SHA-256, the
+    architecture (open_clip's model config, QuickGELU as the tag forces it) and the preprocessing. A label
+    table compares these, not the spec, so ``clip:./m`` and ``clip:/abs/m`` are one teacher and weights
+    replaced in place are another (:func:`attiqa.labeling.check_same_teacher`; the CLIP scorers' metadata,
+    hence `attiqa eval`'s score cache and `attiqa score`'s resume record)."""
+    from attiqa.io.checkpoints import weights_sha256
+
+    oc = _open_clip()
+    if spec.kind == "folder":
+        assert spec.folder is not None
+        cfg = dict(json.loads((spec.folder / OPEN_CLIP_CONFIG).read_text(encoding="utf-8"))["model_cfg"])
+    else:
+        cfg = dict(oc.get_model_config(spec.model) or {"name": spec.model})
+        if spec.kind == "tag" and oc.get_pretrained_cfg(spec.model, spec.pretrained).get("quick_gelu"):
+            cfg["quick_gelu"] = True
+    cfg["quick_gelu"] = bool(cfg.get("quick_gelu", False))
+    arch = json.dumps(cfg, sort_keys=True).encode("utf-8")
+    preprocess = getattr(getattr(model, "visual", None), "preprocess_cfg", None)
+    return {
+        "weights_sha256": weights_sha256(weights),
+        "architecture_sha256": hashlib.sha256(arch).hexdigest(),
+        "preprocess": json.loads(json.dumps(preprocess, sort_keys=True, default=str)),
+    }
 
 
 def _spec_info(spec: ClipSpec) -> dict[str, Any]:

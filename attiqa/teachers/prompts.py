@@ -115,21 +115,40 @@ def default_prompts_path() -> Path:
     return Path(str(resources.files("attiqa") / "data" / "prompts" / DEFAULT_PROMPTS))
 
 
+def same_prompt(a: str, b: str) -> bool:
+    """Whether CLIP's text encoder sees two prompts as one: open_clip's tokenizer lowercases and collapses
+    whitespace, so "Sharp image" and "sharp  image" are one prompt (a pair of them scores every image 0.5)."""
+    return " ".join(a.split()).casefold() == " ".join(b.split()).casefold()
+
+
 def _fail(path: Path, what: str) -> PromptFileError:
     return PromptFileError(f"{path}: {what}")
+
+
+def read_json_doc(path: Path, what: str, inside: str, like: Path | None = None) -> Any:
+    """A JSON file of ``what`` (prompts, prompt candidates, ...) read, or one line naming the file and the
+    fix: a folder (``inside``: the file such a folder holds, e.g. select-prompts' ``prompts.json``), a file
+    that is not UTF-8 text, YAML or other text that is not JSON (``like``: a packaged file of the kind)."""
+    example = f"{what} files are JSON, like {like or default_prompts_path()}"
+    if path.is_dir():
+        hint = f" — pass the file in it: {path / inside}" if (path / inside).is_file() else f" — {example}"
+        raise _fail(path, f"a folder, not a {what} file{hint}")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise _fail(path, f"{what} file not found — check the path") from None
+    except UnicodeDecodeError:
+        raise _fail(path, f"not a text file (not UTF-8) — {example}") from None
+    except OSError as exc:
+        raise _fail(path, f"cannot read {what} file ({exc.strerror or exc})") from None
+    except json.JSONDecodeError as exc:
+        raise _fail(path, f"not valid JSON (line {exc.lineno}: {exc.msg}) — {example}") from None
 
 
 def load_prompts(path: str | Path | None = None) -> PromptSet:
     """Load and validate a prompts JSON file (None = paper Table 1); errors name the file and the gap."""
     path = default_prompts_path() if path is None else Path(path)
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise _fail(path, "prompts file not found — check the path") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise _fail(path, f"cannot read prompts file ({exc})") from None
-    except json.JSONDecodeError as exc:
-        raise _fail(path, f"not valid JSON (line {exc.lineno}: {exc.msg})") from None
+    doc = read_json_doc(path, "prompts", "prompts.json")
     if not isinstance(doc, dict):
         raise _fail(path, "expected a JSON object with an 'attributes' entry")
     fmt = doc.get("format", PROMPTS_FORMAT)
@@ -159,6 +178,18 @@ def load_prompts(path: str | Path | None = None) -> PromptSet:
             if not isinstance(value, str) or not value.strip():
                 raise _fail(path, f"attributes.{a}.{polarity} is missing or not a non-empty string")
             texts[polarity] = value
+        pos, neg = texts["positive"], texts["negative"]
+        if same_prompt(pos, neg):
+            said = (
+                f"both {pos!r}"
+                if pos == neg
+                else f"{pos!r} and {neg!r}: one prompt to CLIP, which ignores case"
+            )
+            raise _fail(
+                path,
+                f"attributes.{a}: positive and negative are the same prompt ({said}) — every image would "
+                f"score 0.5 on {a}: give two opposite prompts",
+            )
         pairs[a] = PromptPair(texts["positive"], texts["negative"])
     template = doc.get("template")
     if template is not None and not isinstance(template, str):
