@@ -34,3 +34,47 @@ def test_export_refuses_a_safetensors_file_that_is_not_an_attiqa_model(tmp_path,
     good = tmp_path / "copy.safetensors"
     assert cli("export", tmp_path / "tiny.safetensors", good).returncode == 0
     assert attiqa.load_scorer(good).columns[0] == "mos"  # a model is still exported
+
+
+def _on_a_terminal(columns: int, *args: str) -> str:
+    """``attiqa ARGS`` run on a real pseudo-terminal ``columns`` wide; its output without colour codes."""
+    import os
+    import pty
+    import re
+    import subprocess
+
+    from helpers import attiqa_cmd, attiqa_env
+
+    leader, follower = pty.openpty()
+    env = attiqa_env({"COLUMNS": str(columns), "LINES": "50", "TERM": "xterm"})
+    proc = subprocess.Popen(attiqa_cmd(*args), stdout=follower, stderr=follower, env=env)
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the terminal closed: the command ended
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(leader)
+    assert proc.wait(timeout=120) == 0
+    return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", b"".join(chunks).decode()).replace("\r", "")
+
+
+def test_models_on_an_80_column_terminal_keeps_each_name_whole():
+    """**Was**: on a terminal of 80 columns (or 100) the table's name column folded the names one types after
+    --model ("attiqa-zer" / "oshot"), its needs column "attiqa-zeroshot:FOL" / "DER", its descriptions
+    "hand-crafte" / "d". Now a terminal too narrow for the table gets the piped listing, wrapped at words."""
+    from attiqa.scorers import list_scorers
+
+    text = _on_a_terminal(80, "models")
+    lines = text.splitlines()
+    assert all(len(ln) <= 80 for ln in lines), max(lines, key=len)
+    for info in list_scorers():
+        assert any(ln.startswith(f"{info.name}  ({info.kind}") for ln in lines), (info.name, text)
+        wrapped = " ".join(" ".join(lines).split())
+        assert f"needs: {info.needs}" in wrapped and info.description in wrapped
+    wide = _on_a_terminal(200, "models")
+    assert "┃ name" in wide and "classical  (classical" not in wide  # a wide terminal keeps the table

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,6 +25,8 @@ from attiqa.errors import AttiqaError, alike_on_every_process
 from attiqa.progress import console, plain, plain_failure, plain_name
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from attiqa.interface import Scorer
 
 SHEET_LIMIT = 48
@@ -288,27 +291,50 @@ def models_cmd() -> None:
     from attiqa.scorers import list_scorers
 
     infos = list_scorers()
-    if not stdout.is_terminal:  # piped or logged: one block per scorer, readable at any width
-        for info in infos:
-            direction = "higher is better" if info.higher_is_better else "lower is better"
-            rng = info.scale or f"{info.score_range[0]:g}-{info.score_range[1]:g}"
-            head = f"{info.name}  ({info.kind}, range {rng}, {direction})"
-            stdout.print(head, highlight=False, markup=False, soft_wrap=True)  # a block starts with its name
-            stdout.print(f"    needs: {info.needs}", highlight=False, markup=False, soft_wrap=True)
-            stdout.print(f"    {info.description}", highlight=False, markup=False, soft_wrap=True)
-        return
     table = Table(title="scorers")
     for c in ("name", "kind", "range", "higher is better", "needs", "description"):
         table.add_column(c, overflow="fold")
+    cells: list[str] = []
     for info in infos:
-        table.add_row(
+        row = (
             info.name,
             info.kind,
-            escape(info.scale) or f"{info.score_range[0]:g}–{info.score_range[1]:g}",
+            info.scale or f"{info.score_range[0]:g}–{info.score_range[1]:g}",
             "yes" if info.higher_is_better else "no",
-            escape(info.needs),
-            escape(info.description),
+            info.needs,
+            info.description,
         )
+        table.add_row(*map(escape, row))
+        cells += row
+    if stdout.is_terminal and _whole_words(table, cells, stdout.width):
+        stdout.print(table)
+        return
+    # piped, logged, or a terminal too narrow for the table (at 80 columns it folded the names one types
+    # after --model: "attiqa-zer" / "oshot"): one block per scorer, readable at any width
+    for info in infos:
+        direction = "higher is better" if info.higher_is_better else "lower is better"
+        rng = info.scale or f"{info.score_range[0]:g}-{info.score_range[1]:g}"
+        head = f"{info.name}  ({info.kind}, range {rng}, {direction})"
+        for text, first in ((head, ""), (f"needs: {info.needs}", "    "), (info.description, "    ")):
+            if stdout.is_terminal:  # wrapped at words, indented (the terminal's own wrap cut words)
+                text = textwrap.fill(text, stdout.width, initial_indent=first, subsequent_indent="    ",
+                                     break_long_words=False, break_on_hyphens=False)  # fmt: skip
+            else:
+                text = first + text
+            stdout.print(text, highlight=False, markup=False, soft_wrap=True)  # a block starts with its name
+
+
+def _whole_words(table: Table, cells: Sequence[str], width: int) -> bool:
+    """Whether ``table`` drawn ``width`` columns wide keeps every word of ``cells`` whole (a column narrower
+    than a word folds it over two lines)."""
+    import io
+
+    from rich.console import Console
+
+    buffer = io.StringIO()
+    Console(width=width, file=buffer, color_system=None).print(table)
+    text = buffer.getvalue()
+    return all(word in text for cell in cells for word in cell.split())
     stdout.print(table)
 
 
