@@ -78,3 +78,37 @@ def test_models_on_an_80_column_terminal_keeps_each_name_whole():
         assert f"needs: {info.needs}" in wrapped and info.description in wrapped
     wide = _on_a_terminal(200, "models")
     assert "┃ name" in wide and "classical  (classical" not in wide  # a wide terminal keeps the table
+
+
+def test_make_distorted_resumes_when_run_from_another_folder(tmp_path, photos, cli, monkeypatch):
+    """**Was**: `attiqa make-distorted photos -o md` stopped, then resumed as `make-distorted data/photos -o
+    data/md` from the folder above (or with absolute paths: a job script) refused: "md/meta.json: made with
+    other settings (sources ['photos/astronaut.png', …], now ['data/photos/astronaut.png', …])" — the same
+    files, recorded as the command spelled them. Now recorded as absolute paths; a folder's meta.json of the
+    older kind resumes from where it was made (and is brought up to date), not from elsewhere."""
+    import json
+
+    from test_attiqa_audit49 import _photo_folder
+
+    data = tmp_path / "data"
+    _photo_folder(data / "photos", photos, n=2, side=40)
+    args = ("--rounds", "2", "--distortions", "gaussian_blur,contrast")
+    monkeypatch.chdir(data)
+    first = cli("make-distorted", "photos", "-o", "md", *args)
+    assert first.returncode == 0 and "4 written, 0 already there" in first.stderr, first.stderr
+    made = {p: p.read_bytes() for p in (data / "md" / "images").rglob("*.png")}
+    monkeypatch.chdir(tmp_path)
+    for src, out in (("data/photos", "data/md"), (str(data / "photos"), str(data / "md"))):
+        again = cli("make-distorted", src, "-o", out, *args)
+        assert again.returncode == 0 and "0 written, 4 already there" in again.stderr, again.stderr
+    assert {p: p.read_bytes() for p in (data / "md" / "images").rglob("*.png")} == made
+    meta = data / "md" / "meta.json"  # as an older attiqa wrote it: the sources as given, from data/
+    old = json.loads(meta.read_text())
+    meta.write_text(
+        json.dumps({**old, "sources": [f"photos/{p.name}" for p in sorted((data / "photos").iterdir())]})
+    )
+    elsewhere = cli("make-distorted", "data/photos", "-o", "data/md", *args)
+    assert elsewhere.returncode == 2 and "other sources" in elsewhere.stderr  # relative to where it was made
+    monkeypatch.chdir(data)
+    assert "0 written, 4 already there" in cli("make-distorted", "photos", "-o", "md", *args).stderr
+    assert json.loads(meta.read_text()) == old

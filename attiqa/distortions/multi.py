@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import csv
 import io
+import json
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -36,7 +38,7 @@ from PIL import Image
 from attiqa.distortions.basic import NUM_LEVELS, apply_distortion, get_distortion
 from attiqa.distortions.kadid import KADID_NAMES
 from attiqa.errors import ConfigError, ImageLoadError
-from attiqa.io.atomic import atomic_path, remove_orphan_temps, write_text_atomic
+from attiqa.io.atomic import atomic_path, remove_orphan_temps, write_json_atomic, write_text_atomic
 from attiqa.io.images import load_image, shrink_longer
 from attiqa.io.names import path_text, portable_stem
 from attiqa.io.run_meta import check_or_write_meta
@@ -109,6 +111,19 @@ def _write_labels(path: Path, rows: list[dict], distortions: Sequence[str]) -> N
     write_text_atomic(path, buf.getvalue())
 
 
+def _absolute_sources(meta: Path, sources: list[str]) -> None:
+    """A ``meta.json`` written before sources were recorded as absolute paths holds them as that command gave
+    them (``photos/a.png``): when they name ``sources`` from here, it is brought up to date so the same
+    command still resumes; otherwise it is left for :func:`check_or_write_meta` to refuse."""
+    try:
+        old = json.loads(meta.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return  # none yet (or unreadable: check_or_write_meta says so)
+    given = old.get("sources") if isinstance(old, dict) else None
+    if isinstance(given, list) and given != sources and [os.path.abspath(s) for s in given] == sources:
+        write_json_atomic(meta, {**old, "sources": sources})
+
+
 def make_distorted_set(
     sources: Sequence[Path],
     out_dir: str | Path,
@@ -135,6 +150,8 @@ def make_distorted_set(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     sources = [Path(s) for s in sources]
+    absolute = [os.path.abspath(s) for s in sources]  # the same files whatever folder the command runs in
+    _absolute_sources(out_dir / "meta.json", absolute)
     check_or_write_meta(
         out_dir / "meta.json",
         {
@@ -143,7 +160,7 @@ def make_distorted_set(
             "distortions": list(distortions),
             "max_k": max_k,
             "max_side": max_side,
-            "sources": [str(s) for s in sources],
+            "sources": absolute,
             "recipe": "ExIQA §V-A (K ~ U{1..|D|}, without replacement, levels 1..5)",
         },
         "use another --out folder, or the same settings to resume",
