@@ -314,6 +314,7 @@ def dataset_split(cfg: FinetuneConfig) -> MosSplit:
     ds = get_dataset(cfg.dataset, cfg.root, target=cfg.target)
     ds.check_images()
     say_rows_left_out(ds)
+    check_scores_differ(ds, f"finetune.dataset {ds.name} ({ds.root})")
     if uses_official_split(ds, None):
         split = official_partition(ds)
         fix = "the official split is fixed: add images"
@@ -503,6 +504,18 @@ def _check_all(benches: Sequence[BenchDataset]) -> None:
     for b in benches:
         b.dataset.check_images()  # every problem surfaces before the first epoch
         say_rows_left_out(b.dataset)
+        check_scores_differ(b.dataset, f"{b.label} ({b.dataset.root})")
+
+
+def check_scores_differ(ds: IQADataset, who: str) -> None:
+    """One line when every row of a dataset has the same score: no split can hold out different ones (it was
+    "all 2 held-out MOS values are 50 — … (hold out other rows)", a fix no split can follow)."""
+    if len(ds.items) >= 2 and len({it.mos for it in ds.items}) == 1:
+        raise AttiqaError(
+            f"{who}: all {len(ds.items)} rows have the same {ds.target} ({ds.items[0].raw:g}) — "
+            "fine-tuning and its ranking correlations need different scores (check the score file's "
+            f"{ds.target} column)"
+        )
 
 
 def say_rows_left_out(ds: IQADataset) -> None:

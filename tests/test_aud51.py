@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import torch
 from helpers import tiny_attiqa_checkpoint
+from PIL import Image
 from safetensors.torch import save_file
 
 import attiqa
@@ -112,3 +113,28 @@ def test_make_distorted_resumes_when_run_from_another_folder(tmp_path, photos, c
     monkeypatch.chdir(data)
     assert "0 written, 4 already there" in cli("make-distorted", "photos", "-o", "md", *args).stderr
     assert json.loads(meta.read_text()) == old
+
+
+def test_bench_on_a_dataset_whose_scores_are_all_equal_says_so(tmp_path, photos, cli):
+    """**Was**: `attiqa bench single -d folder=ROOT` on a score file whose every MOS is 50 (a column filled
+    down by a spreadsheet) said "all 2 held-out MOS values are 50 — … (hold out other rows)": a fix no split
+    can follow. Now one line saying every row has the same score, before any folder is made."""
+    from test_attiqa_audit49 import _photo_folder
+
+    root = _photo_folder(tmp_path / "eq", photos, n=5, side=40)
+    for p in list(root.iterdir()):  # 10 images: a split holds 2 out
+        Image.open(p).rotate(90).save(p.with_name(f"r_{p.name}"))
+    names = sorted(p.name for p in root.iterdir())
+    (root / "mos.csv").write_text("image,mos\n" + "".join(f"{n},50\n" for n in names))
+    cfg = tmp_path / "ft.yaml"
+    cfg.write_text(
+        "finetune:\n  backbone: tiny\n  pretrained_backbone: false\n  num_workers: 0\n  device: cpu\n"
+    )
+    out = tmp_path / "bench"
+    res = cli("bench", "single", "-d", f"folder={root}", "-c", cfg, "-o", out, "--epochs", "1", "-q")
+    assert res.returncode == 2, res.stderr
+    said = " ".join(res.stderr.split())
+    assert (
+        f"eq ({root}): all {len(names)} rows have the same mos (50) — " in said and "held-out" not in said
+    ), said
+    assert not out.exists()
