@@ -138,3 +138,33 @@ def test_bench_on_a_dataset_whose_scores_are_all_equal_says_so(tmp_path, photos,
         f"eq ({root}): all {len(names)} rows have the same mos (50) — " in said and "held-out" not in said
     ), said
     assert not out.exists()
+
+
+def test_degrade_make_distorted_and_demo_make_a_damaged_earlier_image_again(tmp_path, photos, cli):
+    """**Was**: an image of an earlier `degrade`, `make-distorted` or `demo` run emptied or cut short on disk
+    (a copy stopped midway, a full disk) was kept as "already there" for good: the pretraining / ExIQA set
+    held an unreadable file every later command skipped, the demo scored 10 of its 11 photos. Now a rerun
+    makes it again (the same bytes as the first time) and `degrade` / `make-distorted` say so."""
+    from test_attiqa_audit49 import _photo_folder
+
+    src = _photo_folder(tmp_path / "photos", photos, n=2, side=48)
+    deg, md, demo = tmp_path / "deg", tmp_path / "md", tmp_path / "demo"
+    degrade = ("degrade", src, "-o", deg, "--distortions", "gaussian_blur", "--levels", "1,3")
+    distort = ("make-distorted", src, "-o", md, "--rounds", "1", "--distortions", "gaussian_blur,contrast")
+    for args in (degrade, distort, ("demo", "-o", demo, "-m", "classical")):
+        assert cli(*args).returncode == 0
+    made = {p: p.read_bytes() for p in tmp_path.rglob("*.png") if "photos" not in p.parts}
+    emptied, cut = sorted(deg.glob("*__*.png"))[0], sorted((md / "images").rglob("*.png"))[0]
+    photo = demo / "images" / "coffee.png"
+    emptied.write_bytes(b"")
+    cut.write_bytes(made[cut][: len(made[cut]) // 2])
+    photo.write_bytes(made[photo][:100])
+    for args, path, why in ((degrade, emptied, "an empty file"), (distort, cut, "cut short")):
+        res = cli(*args)
+        said = " ".join(res.stderr.split())
+        assert res.returncode == 0 and f"1 damaged image(s) on disk made again (e.g. {path}: {why}" in said, (
+            said
+        )
+    res = cli("demo", "-o", demo, "-m", "classical")
+    assert res.returncode == 0 and "11 image(s) scored" in res.stderr + res.stdout, res.stderr
+    assert {p: p.read_bytes() for p in made} == made

@@ -39,7 +39,7 @@ from attiqa.distortions.basic import NUM_LEVELS, apply_distortion, get_distortio
 from attiqa.distortions.kadid import KADID_NAMES
 from attiqa.errors import ConfigError, ImageLoadError
 from attiqa.io.atomic import atomic_path, remove_orphan_temps, write_json_atomic, write_text_atomic
-from attiqa.io.images import load_image, shrink_longer
+from attiqa.io.images import load_image, output_damage, shrink_longer
 from attiqa.io.names import path_text, portable_stem
 from attiqa.io.run_meta import check_or_write_meta
 
@@ -95,6 +95,7 @@ class MultiResult:
     written: int = 0
     existing: int = 0
     failed: list[str] = field(default_factory=list)
+    damaged: list[tuple[Path, str]] = field(default_factory=list)  # an earlier run's, cut short: made again
     labels: Path | None = None
     interruption: KeyboardInterrupt | None = None  # Ctrl-C / SIGTERM: the finished images and labels kept
 
@@ -196,7 +197,10 @@ def make_distorted_set(
             for i, src in enumerate(sources):
                 path = _item_path(out_dir, rnd, i, src.stem)
                 plan = plan_item(seed, rnd, i, distortions, max_k)
-                existed = path.exists()
+                why = output_damage(path)  # an earlier run's image, empty or cut short: made again
+                if why:
+                    res.damaged.append((path, why))
+                existed = path.exists() and not why
                 if not existed:
                     if i in unreadable:
                         if on_item:
