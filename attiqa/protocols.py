@@ -314,7 +314,7 @@ def dataset_split(cfg: FinetuneConfig) -> MosSplit:
     ds = get_dataset(cfg.dataset, cfg.root, target=cfg.target)
     ds.check_images()
     say_rows_left_out(ds)
-    check_scores_differ(ds, f"finetune.dataset {ds.name} ({ds.root})")
+    check_scores(ds, f"finetune.dataset {ds.name} ({ds.root})")
     if uses_official_split(ds, None):
         split = official_partition(ds)
         fix = "the official split is fixed: add images"
@@ -504,12 +504,21 @@ def _check_all(benches: Sequence[BenchDataset]) -> None:
     for b in benches:
         b.dataset.check_images()  # every problem surfaces before the first epoch
         say_rows_left_out(b.dataset)
-        check_scores_differ(b.dataset, f"{b.label} ({b.dataset.root})")
+        check_scores(b.dataset, f"{b.label} ({b.dataset.root})")
 
 
-def check_scores_differ(ds: IQADataset, who: str) -> None:
-    """One line when every row of a dataset has the same score: no split can hold out different ones (it was
-    "all 2 held-out MOS values are 50 — … (hold out other rows)", a fix no split can follow)."""
+def check_scores(ds: IQADataset, who: str) -> None:
+    """One line for a score file no split can train and test on: an image listed twice with two scores (it
+    was benched without a word, while `eval` and a `finetune.csv` refuse it), or the same score in every
+    row (it was "all 2 held-out MOS values are 50 — … (hold out other rows)", a fix no split can follow)."""
+    from attiqa.datasets.readers import repeated_rows
+
+    _, conflicts, _ = repeated_rows([it.image for it in ds.items], [it.raw for it in ds.items])
+    if conflicts:
+        raise AttiqaError(
+            f"{who}: {len(conflicts)} image(s) listed twice with two different scores, e.g. {conflicts[0]} — "
+            "fix the score file (one row per image)"
+        )
     if len(ds.items) >= 2 and len({it.mos for it in ds.items}) == 1:
         raise AttiqaError(
             f"{who}: all {len(ds.items)} rows have the same {ds.target} ({ds.items[0].raw:g}) — "

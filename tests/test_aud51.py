@@ -168,3 +168,30 @@ def test_degrade_make_distorted_and_demo_make_a_damaged_earlier_image_again(tmp_
     res = cli("demo", "-o", demo, "-m", "classical")
     assert res.returncode == 0 and "11 image(s) scored" in res.stderr + res.stdout, res.stderr
     assert {p: p.read_bytes() for p in made} == made
+
+
+def test_bench_refuses_an_image_listed_twice_with_two_scores(tmp_path, photos, cli):
+    """**Was**: `attiqa bench single -d folder=ROOT` on a score file naming one photo twice, with MOS 90 and
+    10 (two raters' sheets pasted together), fine-tuned and tabled without a word — `eval` on the same file
+    refused it, and so did `attiqa train` with it as `finetune.csv`. Now one line, before any work."""
+    from test_attiqa_audit49 import _photo_folder
+
+    root = _photo_folder(tmp_path / "dup", photos, n=5, side=40)
+    for p in list(root.iterdir()):
+        Image.open(p).rotate(90).save(p.with_name(f"r_{p.name}"))
+    names = sorted(p.name for p in root.iterdir())
+    rows = "".join(f"{n},{10 + 5 * i}\n" for i, n in enumerate(names))
+    (root / "mos.csv").write_text(f"image,mos\n{rows}{names[0]},90\n")
+    cfg = tmp_path / "ft.yaml"
+    cfg.write_text(
+        "finetune:\n  backbone: tiny\n  pretrained_backbone: false\n  num_workers: 0\n  device: cpu\n"
+    )
+    out = tmp_path / "bench"
+    res = cli("bench", "single", "-d", f"folder={root}", "-c", cfg, "-o", out, "--epochs", "1", "-q")
+    said = " ".join(res.stderr.split())
+    assert res.returncode == 2, said
+    assert (
+        f"dup ({root}): 1 image(s) listed twice with two different scores, e.g. {root / names[0]} (10 and 90)"
+        in said
+    )
+    assert not out.exists()
