@@ -204,20 +204,44 @@ def group_keys(ds: IQADataset, group_by: str | None, option: str = "--group-by")
 def identical_copies(ds: IQADataset) -> list[list[int]]:
     """Sets of item indices whose files are byte-identical (also one file listed twice). Only files that
     share a size are hashed: on agiqa3k-dev 54 of 1,491."""
+    return identical_files([Path(it.image) for it in ds.items])
+
+
+def identical_files(paths: Sequence[Path]) -> list[list[int]]:
+    """Sets of indices of ``paths`` whose files are byte-identical (:func:`identical_copies`' rule)."""
     by_size: dict[int, list[int]] = {}
-    for i, it in enumerate(ds.items):
+    for i, path in enumerate(paths):
         try:
-            by_size.setdefault(Path(it.image).stat().st_size, []).append(i)
+            by_size.setdefault(path.stat().st_size, []).append(i)
         except OSError:  # unreadable: check_images reports it
             continue
     by_key: dict[str, list[int]] = {}
     for same_size in (ix for ix in by_size.values() if len(ix) > 1):
         for i in same_size:
             try:
-                by_key.setdefault(content_key(ds.items[i].image), []).append(i)
+                by_key.setdefault(content_key(paths[i]), []).append(i)
             except OSError:
                 continue
     return [ix for ix in by_key.values() if len(ix) > 1]
+
+
+def say_shared_images(benches: Sequence[BenchDataset]) -> None:
+    """Cross-dataset testing on images the model trained on measures fit, not generalisation: each test set
+    holding byte-identical copies of another dataset's images (one folder benched under two names, a subset
+    of a public set) is named, with how many."""
+    for a in benches:
+        for b in (b for b in benches if b is not a):
+            paths = [Path(it.image) for it in a.dataset.items] + [Path(it.image) for it in b.dataset.items]
+            n_a = len(a.dataset.items)
+            shared = {i for ix in identical_files(paths) if min(ix) < n_a for i in ix if i >= n_a}
+            if shared:
+                la, lb, n_b = plain(a.label), plain(b.label), len(b.dataset.items)
+                console.print(
+                    f"[yellow]cross: {len(shared)} of {lb}'s {n_b} images are byte-identical to images of "
+                    f"{la}, which the model trained on {la} may have seen: {la} -> {lb} measures fit on "
+                    "those, not generalisation",
+                    highlight=False,
+                )
 
 
 def split_groups(ds: IQADataset, group_by: str | None) -> tuple[list[str] | None, int]:
@@ -736,6 +760,7 @@ def _cross(
 
     runs: list[dict[str, Any]] = []
     summary: dict[str, Any] = {}
+    say_shared_images(benches)
     for a in benches:
         tests = [b for b in benches if b is not a]
 

@@ -195,3 +195,31 @@ def test_bench_refuses_an_image_listed_twice_with_two_scores(tmp_path, photos, c
         in said
     )
     assert not out.exists()
+
+
+def test_bench_cross_names_a_test_set_holding_the_training_sets_images(tmp_path, photos, cli):
+    """**Was**: `attiqa bench cross -d a:folder=A -d b:folder=B` where B holds copies of A's photos (one
+    folder benched under two names, a subset of a public set) tabled a -> b as cross-dataset generalisation
+    without a word, though the model trained on a had seen those images. Now a line names each such pair."""
+    from test_attiqa_audit49 import _photo_folder
+
+    a = _photo_folder(tmp_path / "a", photos, n=5, side=40)
+    for p in list(a.iterdir()):
+        Image.open(p).rotate(90).save(p.with_name(f"r_{p.name}"))
+    names = sorted(p.name for p in a.iterdir())
+    (a / "mos.csv").write_text("image,mos\n" + "".join(f"{n},{10 + 5 * i}\n" for i, n in enumerate(names)))
+    b = _photo_folder(tmp_path / "b", photos, n=5, side=32)  # other pixels: 3 copies of a's photos added
+    for n in names[:3]:
+        (b / f"copy_{n}").write_bytes((a / n).read_bytes())
+    b_names = sorted(p.name for p in b.iterdir())
+    (b / "mos.csv").write_text("image,mos\n" + "".join(f"{n},{3 * i}\n" for i, n in enumerate(b_names)))
+    cfg = tmp_path / "ft.yaml"
+    cfg.write_text(
+        "finetune:\n  backbone: tiny\n  pretrained_backbone: false\n  num_workers: 0\n  device: cpu\n"
+    )
+    args = ("-c", cfg, "--epochs", "1", "-q", "--no-cache")
+    res = cli("bench", "cross", "-d", f"a:folder={a}", "-d", f"b:folder={b}", "-o", tmp_path / "x", *args)
+    said = " ".join(res.stderr.split())
+    assert res.returncode == 0, said
+    assert "cross: 3 of b's 8 images are byte-identical to images of a, which the model trained on a" in said
+    assert "cross: 3 of a's 10 images are byte-identical to images of b" in said  # and the other way round
