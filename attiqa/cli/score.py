@@ -172,14 +172,19 @@ def score_cmd(
             )
     elif not quiet and stats.n:  # a resume with nothing left said so above ("0 to score"): no empty table
         print_scores(rows, scorer.columns, stats.n, stats, TABLE_LIMIT)
-    if failed:
-        console.print(f"[yellow]skipped {len(failed)} file(s) that could not be read:")
-        for e in failed:
-            console.print(f"  [yellow]{plain_failure(e)}")
+    say_skipped(failed)
     if (
         not stats.n and n_todo and not (writer is not None and writer.done)
     ):  # a resume may find only bad files
         raise AttiqaError("no image could be scored")
+
+
+def say_skipped(failed: Sequence[object]) -> None:
+    """The files a scoring run could not read, each with what is wrong and the fix."""
+    if failed:
+        console.print(f"[yellow]skipped {len(failed)} file(s) that could not be read:")
+        for e in failed:
+            console.print(f"  [yellow]{plain_failure(e)}")
 
 
 def _without_own_sheet(files: list[Path], sheet: Path) -> list[Path]:
@@ -409,6 +414,7 @@ def report_scores(paths: list[Path], scorer: Scorer, out: Path) -> None:
     write_scores(sr, out / "scores.csv", scorer.metadata())
     sheet_for_scores(sr.rows, sr.columns, out / "scores.png", scorer.info.score_range)
     print_scores(sr.rows, sr.columns, len(sr.rows))
+    say_skipped(sr.failed)  # the demo said "10 image(s) scored" of its 11 and no more
 
 
 def register(app: typer.Typer) -> None:

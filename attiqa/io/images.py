@@ -452,9 +452,13 @@ def output_damage(path: str | Path) -> str | None:
         except ImageLoadError as exc:
             return str(exc).removeprefix(f"{path}: ")
         return None
-    with open(path, "rb") as fh:
-        fh.seek(max(0, size - len(marker)))
-        return None if fh.read() == marker else "cut short (its end is missing)"
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(max(0, size - len(marker)))
+            tail = fh.read()
+    except OSError:  # no read permission: kept, and the loader reports it where it is read
+        return None
+    return None if tail == marker else "cut short (its end is missing)"
 
 
 def save_image(img: Image.Image, path: str | Path) -> Path:
