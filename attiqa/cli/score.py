@@ -340,7 +340,6 @@ def _whole_words(table: Table, cells: Sequence[str], width: int) -> bool:
     Console(width=width, file=buffer, color_system=None).print(table)
     text = buffer.getvalue()
     return all(word in text for cell in cells for word in cell.split())
-    stdout.print(table)
 
 
 def demo_cmd(
