@@ -26,7 +26,7 @@ from PIL import Image
 from attiqa.distortions.defaults import DEFAULT_GRADED
 from attiqa.interface import Scorer
 from attiqa.io.atomic import atomic_path
-from attiqa.io.images import load_image
+from attiqa.io.images import load_image, output_damage
 
 if TYPE_CHECKING:
     from attiqa.config import PretrainConfig
@@ -61,7 +61,7 @@ def skimage_photo(name: str) -> Image.Image:
 def photo_png(name: str, folder: Path) -> Path:
     """``folder/NAME.png``: the bundled photo written once (atomically), then reused."""
     p = folder / f"{name}.png"
-    if not p.exists():
+    if not p.exists() or output_damage(p):  # emptied or cut short since: written again
         with atomic_path(p) as tmp:
             skimage_photo(name).save(tmp, format="PNG")
     return p
@@ -103,7 +103,7 @@ def make_score_demo_images(
     base = load_image(paths[0])
     for dist, level in series:
         p = out_dir / f"{DEMO_PHOTOS[0]}__{dist}_{level}.png"
-        if not p.exists():
+        if not p.exists() or output_damage(p):
             with atomic_path(p) as tmp:
                 apply_distortion(base, dist, level).save(tmp, format="PNG")
         paths.append(p)

@@ -204,20 +204,44 @@ def group_keys(ds: IQADataset, group_by: str | None, option: str = "--group-by")
 def identical_copies(ds: IQADataset) -> list[list[int]]:
     """Sets of item indices whose files are byte-identical (also one file listed twice). Only files that
     share a size are hashed: on agiqa3k-dev 54 of 1,491."""
+    return identical_files([Path(it.image) for it in ds.items])
+
+
+def identical_files(paths: Sequence[Path]) -> list[list[int]]:
+    """Sets of indices of ``paths`` whose files are byte-identical (:func:`identical_copies`' rule)."""
     by_size: dict[int, list[int]] = {}
-    for i, it in enumerate(ds.items):
+    for i, path in enumerate(paths):
         try:
-            by_size.setdefault(Path(it.image).stat().st_size, []).append(i)
+            by_size.setdefault(path.stat().st_size, []).append(i)
         except OSError:  # unreadable: check_images reports it
             continue
     by_key: dict[str, list[int]] = {}
     for same_size in (ix for ix in by_size.values() if len(ix) > 1):
         for i in same_size:
             try:
-                by_key.setdefault(content_key(ds.items[i].image), []).append(i)
+                by_key.setdefault(content_key(paths[i]), []).append(i)
             except OSError:
                 continue
     return [ix for ix in by_key.values() if len(ix) > 1]
+
+
+def say_shared_images(benches: Sequence[BenchDataset]) -> None:
+    """Cross-dataset testing on images the model trained on measures fit, not generalisation: each test set
+    holding byte-identical copies of another dataset's images (one folder benched under two names, a subset
+    of a public set) is named, with how many."""
+    for a in benches:
+        for b in (b for b in benches if b is not a):
+            paths = [Path(it.image) for it in a.dataset.items] + [Path(it.image) for it in b.dataset.items]
+            n_a = len(a.dataset.items)
+            shared = {i for ix in identical_files(paths) if min(ix) < n_a for i in ix if i >= n_a}
+            if shared:
+                la, lb, n_b = plain(a.label), plain(b.label), len(b.dataset.items)
+                console.print(
+                    f"[yellow]cross: {len(shared)} of {lb}'s {n_b} images are byte-identical to images of "
+                    f"{la}, which the model trained on {la} may have seen: {la} -> {lb} measures fit on "
+                    "those, not generalisation",
+                    highlight=False,
+                )
 
 
 def split_groups(ds: IQADataset, group_by: str | None) -> tuple[list[str] | None, int]:
@@ -314,6 +338,7 @@ def dataset_split(cfg: FinetuneConfig) -> MosSplit:
     ds = get_dataset(cfg.dataset, cfg.root, target=cfg.target)
     ds.check_images()
     say_rows_left_out(ds)
+    check_scores(ds, f"finetune.dataset {ds.name} ({ds.root})")
     if uses_official_split(ds, None):
         split = official_partition(ds)
         fix = "the official split is fixed: add images"
@@ -503,6 +528,27 @@ def _check_all(benches: Sequence[BenchDataset]) -> None:
     for b in benches:
         b.dataset.check_images()  # every problem surfaces before the first epoch
         say_rows_left_out(b.dataset)
+        check_scores(b.dataset, f"{b.label} ({b.dataset.root})")
+
+
+def check_scores(ds: IQADataset, who: str) -> None:
+    """One line for a score file no split can train and test on: an image listed twice with two scores (it
+    was benched without a word, while `eval` and a `finetune.csv` refuse it), or the same score in every
+    row (it was "all 2 held-out MOS values are 50 — … (hold out other rows)", a fix no split can follow)."""
+    from attiqa.datasets.readers import repeated_rows
+
+    _, conflicts, _ = repeated_rows([it.image for it in ds.items], [it.raw for it in ds.items])
+    if conflicts:
+        raise AttiqaError(
+            f"{who}: {len(conflicts)} image(s) listed twice with two different scores, e.g. {conflicts[0]} — "
+            "fix the score file (one row per image)"
+        )
+    if len(ds.items) >= 2 and len({it.mos for it in ds.items}) == 1:
+        raise AttiqaError(
+            f"{who}: all {len(ds.items)} rows have the same {ds.target} ({ds.items[0].raw:g}) — "
+            "fine-tuning and its ranking correlations need different scores (check the score file's "
+            f"{ds.target} column)"
+        )
 
 
 def say_rows_left_out(ds: IQADataset) -> None:
@@ -714,6 +760,7 @@ def _cross(
 
     runs: list[dict[str, Any]] = []
     summary: dict[str, Any] = {}
+    say_shared_images(benches)
     for a in benches:
         tests = [b for b in benches if b is not a]
 

@@ -200,6 +200,7 @@ def make_distorted_cmd(
         )
     for msg in res.failed:
         console.print(f"[yellow]skipped: {plain(msg)}")
+    say_damaged(res.damaged)
     if res.interruption is not None:
         console.print(f"[yellow]interrupted: {res.written} written, {res.existing} already there, kept in "
                       f"{plain_name(out)} with their labels; rerun the same command to resume")  # fmt: skip
@@ -220,7 +221,9 @@ def degrade_cmd(
     out: Path = typer.Option(..., "--out", "-o", help="Output folder."),
     distortions: str = typer.Option(
         ",".join(DEFAULT_GRADED),
-        help="Comma-separated distortion names (see `attiqa distortions`).",
+        help="Comma-separated distortion names (see `attiqa distortions`); default: "
+        f"{', '.join(DEFAULT_GRADED)}.",  # spaced: at 80 columns the one long word was cut ("brigh…")
+        show_default=False,
     ),
     levels: str = typer.Option("1,3,5", help="Comma-separated levels 1..5."),
     max_side: int | None = typer.Option(
@@ -246,6 +249,7 @@ def degrade_cmd(
     output_folder(out, "--out", create=False)  # made once the distortion names are known good
     with progress_task("degrading", total=len(files)) as adv:
         res = write_graded_set(files, out, names, lv, fmt=fmt, max_side=max_side, on_item=adv)
+    say_damaged(res.damaged)
     console.print(
         f"[green]{len(res.written)} written, {len(res.existing)} already there, in {plain_name(out)}"
     )
@@ -253,6 +257,15 @@ def degrade_cmd(
         console.print(f"[yellow]skipped: {plain(e)}")
     if not res.written and not res.existing:  # one rule: fail only when nothing could be done (issue 16)
         raise AttiqaError("no source image could be read")
+
+
+def say_damaged(damaged: list[tuple[Path, str]]) -> None:
+    """One line for an earlier run's images found empty or cut short and made again (they were kept as
+    "already there" for good)."""
+    if damaged:
+        path, why = damaged[0]
+        console.print(f"[yellow]{len(damaged)} damaged image(s) on disk made again (e.g. {plain_name(path)}: "
+                      f"{plain(why)})")  # fmt: skip
 
 
 def register(app: typer.Typer) -> None:

@@ -280,8 +280,8 @@ def bench_cmd(
         ...,
         "--data",
         "-d",
-        help="Dataset as [LABEL:]NAME=ROOT (repeatable), e.g. clive=/data/CLIVE, "
-        "mine:folder=/data/mos.csv. Cross uses every ordered pair.",
+        help="Dataset as [LABEL:]NAME=ROOT (repeatable), e.g. clive=/data/CLIVE or mine:folder=DIR "
+        "(DIR/mos.csv). Cross uses every ordered pair.",
     ),
     config: Path | None = typer.Option(
         None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,6 +25,8 @@ from attiqa.errors import AttiqaError, alike_on_every_process
 from attiqa.progress import console, plain, plain_failure, plain_name
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from attiqa.interface import Scorer
 
 SHEET_LIMIT = 48
@@ -171,14 +174,19 @@ def score_cmd(
             )
     elif not quiet and stats.n:  # a resume with nothing left said so above ("0 to score"): no empty table
         print_scores(rows, scorer.columns, stats.n, stats, TABLE_LIMIT)
-    if failed:
-        console.print(f"[yellow]skipped {len(failed)} file(s) that could not be read:")
-        for e in failed:
-            console.print(f"  [yellow]{plain_failure(e)}")
+    say_skipped(failed)
     if (
         not stats.n and n_todo and not (writer is not None and writer.done)
     ):  # a resume may find only bad files
         raise AttiqaError("no image could be scored")
+
+
+def say_skipped(failed: Sequence[object]) -> None:
+    """The files a scoring run could not read, each with what is wrong and the fix."""
+    if failed:
+        console.print(f"[yellow]skipped {len(failed)} file(s) that could not be read:")
+        for e in failed:
+            console.print(f"  [yellow]{plain_failure(e)}")
 
 
 def _without_own_sheet(files: list[Path], sheet: Path) -> list[Path]:
@@ -247,6 +255,7 @@ def export(
     named-model table entry). Training state is not copied; absolute paths in the card (image folders,
     the source checkpoint) are made relative or dataset-level, so no path of this machine ships."""
     from attiqa.io.checkpoints import load_checkpoint, portable_card, save_checkpoint, sha256_of
+    from attiqa.models import load_model
     from attiqa.scorers.zoo import checkpoint_file, registry_entry_at
 
     source = str(src)  # recorded in the card: a named model by its name, not this machine's install path
@@ -264,6 +273,7 @@ def export(
             f"{dst}: is the checkpoint being exported — write the copy under another name (the source "
             "keeps the full-precision weights a resumed or fine-tuned run needs)"
         )
+    load_model(src)  # not a model (no card, an isp-tune policy, weights the card does not describe): one line
     tensors, card = load_checkpoint(src)
     card = {k: v for k, v in card.items() if k not in ("format_version", "attiqa_version")}
     if name:
@@ -288,28 +298,50 @@ def models_cmd() -> None:
     from attiqa.scorers import list_scorers
 
     infos = list_scorers()
-    if not stdout.is_terminal:  # piped or logged: one block per scorer, readable at any width
-        for info in infos:
-            direction = "higher is better" if info.higher_is_better else "lower is better"
-            rng = info.scale or f"{info.score_range[0]:g}-{info.score_range[1]:g}"
-            head = f"{info.name}  ({info.kind}, range {rng}, {direction})"
-            stdout.print(head, highlight=False, markup=False, soft_wrap=True)  # a block starts with its name
-            stdout.print(f"    needs: {info.needs}", highlight=False, markup=False, soft_wrap=True)
-            stdout.print(f"    {info.description}", highlight=False, markup=False, soft_wrap=True)
-        return
     table = Table(title="scorers")
     for c in ("name", "kind", "range", "higher is better", "needs", "description"):
         table.add_column(c, overflow="fold")
+    cells: list[str] = []
     for info in infos:
-        table.add_row(
+        row = (
             info.name,
             info.kind,
-            escape(info.scale) or f"{info.score_range[0]:g}–{info.score_range[1]:g}",
+            info.scale or f"{info.score_range[0]:g}–{info.score_range[1]:g}",
             "yes" if info.higher_is_better else "no",
-            escape(info.needs),
-            escape(info.description),
+            info.needs,
+            info.description,
         )
-    stdout.print(table)
+        table.add_row(*map(escape, row))
+        cells += row
+    if stdout.is_terminal and _whole_words(table, cells, stdout.width):
+        stdout.print(table)
+        return
+    # piped, logged, or a terminal too narrow for the table (at 80 columns it folded the names one types
+    # after --model: "attiqa-zer" / "oshot"): one block per scorer, readable at any width
+    for info in infos:
+        direction = "higher is better" if info.higher_is_better else "lower is better"
+        rng = info.scale or f"{info.score_range[0]:g}-{info.score_range[1]:g}"
+        head = f"{info.name}  ({info.kind}, range {rng}, {direction})"
+        for text, first in ((head, ""), (f"needs: {info.needs}", "    "), (info.description, "    ")):
+            if stdout.is_terminal:  # wrapped at words, indented (the terminal's own wrap cut words)
+                text = textwrap.fill(text, stdout.width, initial_indent=first, subsequent_indent="    ",
+                                     break_long_words=False, break_on_hyphens=False)  # fmt: skip
+            else:
+                text = first + text
+            stdout.print(text, highlight=False, markup=False, soft_wrap=True)  # a block starts with its name
+
+
+def _whole_words(table: Table, cells: Sequence[str], width: int) -> bool:
+    """Whether ``table`` drawn ``width`` columns wide keeps every word of ``cells`` whole (a column narrower
+    than a word folds it over two lines)."""
+    import io
+
+    from rich.console import Console
+
+    buffer = io.StringIO()
+    Console(width=width, file=buffer, color_system=None).print(table)
+    text = buffer.getvalue()
+    return all(word in text for cell in cells for word in cell.split())
 
 
 def demo_cmd(
@@ -383,6 +415,7 @@ def report_scores(paths: list[Path], scorer: Scorer, out: Path) -> None:
     write_scores(sr, out / "scores.csv", scorer.metadata())
     sheet_for_scores(sr.rows, sr.columns, out / "scores.png", scorer.info.score_range)
     print_scores(sr.rows, sr.columns, len(sr.rows))
+    say_skipped(sr.failed)  # the demo said "10 image(s) scored" of its 11 and no more
 
 
 def register(app: typer.Typer) -> None:

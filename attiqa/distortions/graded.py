@@ -33,7 +33,7 @@ from attiqa.distortions.defaults import DEFAULT_GRADED
 from attiqa.errors import AttiqaError, ImageLoadError
 from attiqa.io.atomic import remove_orphan_temps, write_json_atomic
 from attiqa.io.formats import format_name
-from attiqa.io.images import load_image, save_image, shrink_longer
+from attiqa.io.images import load_image, output_damage, save_image, shrink_longer
 from attiqa.io.names import portable_stem
 from attiqa.io.run_meta import check_or_write_meta
 
@@ -46,6 +46,7 @@ class GradedResult:
     written: list[Path] = field(default_factory=list)
     existing: list[Path] = field(default_factory=list)
     failed: list[ImageLoadError] = field(default_factory=list)
+    damaged: list[tuple[Path, str]] = field(default_factory=list)  # an earlier run's, cut short: made again
 
     @property
     def paths(self) -> list[Path]:
@@ -167,8 +168,10 @@ def write_graded_set(
             [(None, 0, out_dir / f"{stem}.{fmt}")] if include_original else []
         )
         targets += [(d, lvl, out_dir / f"{stem}__{d}_{lvl}.{fmt}") for d, lvl in combos]
-        todo = [t for t in targets if not t[2].exists()]
-        res.existing.extend(t[2] for t in targets if t[2].exists())
+        damage = {t[2]: why for t in targets if (why := output_damage(t[2]))}  # made again, and said
+        res.damaged += damage.items()
+        todo = [t for t in targets if t[2] in damage or not t[2].exists()]
+        res.existing.extend(t[2] for t in targets if t[2] not in damage and t[2].exists())
         if todo:
             try:
                 img = load_image(src)

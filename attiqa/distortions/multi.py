@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import csv
 import io
+import json
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -36,8 +38,8 @@ from PIL import Image
 from attiqa.distortions.basic import NUM_LEVELS, apply_distortion, get_distortion
 from attiqa.distortions.kadid import KADID_NAMES
 from attiqa.errors import ConfigError, ImageLoadError
-from attiqa.io.atomic import atomic_path, remove_orphan_temps, write_text_atomic
-from attiqa.io.images import load_image, shrink_longer
+from attiqa.io.atomic import atomic_path, remove_orphan_temps, write_json_atomic, write_text_atomic
+from attiqa.io.images import load_image, output_damage, shrink_longer
 from attiqa.io.names import path_text, portable_stem
 from attiqa.io.run_meta import check_or_write_meta
 
@@ -93,6 +95,7 @@ class MultiResult:
     written: int = 0
     existing: int = 0
     failed: list[str] = field(default_factory=list)
+    damaged: list[tuple[Path, str]] = field(default_factory=list)  # an earlier run's, cut short: made again
     labels: Path | None = None
     interruption: KeyboardInterrupt | None = None  # Ctrl-C / SIGTERM: the finished images and labels kept
 
@@ -107,6 +110,19 @@ def _write_labels(path: Path, rows: list[dict], distortions: Sequence[str]) -> N
     w.writeheader()
     w.writerows(rows)
     write_text_atomic(path, buf.getvalue())
+
+
+def _absolute_sources(meta: Path, sources: list[str]) -> None:
+    """A ``meta.json`` written before sources were recorded as absolute paths holds them as that command gave
+    them (``photos/a.png``): when they name ``sources`` from here, it is brought up to date so the same
+    command still resumes; otherwise it is left for :func:`check_or_write_meta` to refuse."""
+    try:
+        old = json.loads(meta.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return  # none yet (or unreadable: check_or_write_meta says so)
+    given = old.get("sources") if isinstance(old, dict) else None
+    if isinstance(given, list) and given != sources and [os.path.abspath(s) for s in given] == sources:
+        write_json_atomic(meta, {**old, "sources": sources})
 
 
 def make_distorted_set(
@@ -135,6 +151,8 @@ def make_distorted_set(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     sources = [Path(s) for s in sources]
+    absolute = [os.path.abspath(s) for s in sources]  # the same files whatever folder the command runs in
+    _absolute_sources(out_dir / "meta.json", absolute)
     check_or_write_meta(
         out_dir / "meta.json",
         {
@@ -143,7 +161,7 @@ def make_distorted_set(
             "distortions": list(distortions),
             "max_k": max_k,
             "max_side": max_side,
-            "sources": [str(s) for s in sources],
+            "sources": absolute,
             "recipe": "ExIQA §V-A (K ~ U{1..|D|}, without replacement, levels 1..5)",
         },
         "use another --out folder, or the same settings to resume",
@@ -179,7 +197,10 @@ def make_distorted_set(
             for i, src in enumerate(sources):
                 path = _item_path(out_dir, rnd, i, src.stem)
                 plan = plan_item(seed, rnd, i, distortions, max_k)
-                existed = path.exists()
+                why = output_damage(path)  # an earlier run's image, empty or cut short: made again
+                if why:
+                    res.damaged.append((path, why))
+                existed = path.exists() and not why
                 if not existed:
                     if i in unreadable:
                         if on_item:

@@ -431,6 +431,36 @@ def shrink_longer(img: Image.Image, side: int, resample: Image.Resampling) -> Im
     return img.resize((max(1, round(img.width * s)), max(1, round(img.height * s))), resample)
 
 
+_END_MARKERS = {".png": b"IEND\xaeB`\x82", ".jpg": b"\xff\xd9", ".jpeg": b"\xff\xd9"}
+
+
+def output_damage(path: str | Path) -> str | None:
+    """Why an image an earlier run wrote cannot be kept by a rerun, else None (whole, or not there): empty,
+    or cut short — a copy stopped midway, a full disk. PNG and JPEG by their end marker (a few bytes read, so
+    a rerun over thousands of outputs stays fast), other formats by a decode."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return None
+    if size == 0:
+        return "an empty file"
+    marker = _END_MARKERS.get(path.suffix.lower())
+    if marker is None:
+        try:
+            load_image(path)
+        except ImageLoadError as exc:
+            return str(exc).removeprefix(f"{path}: ")
+        return None
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(max(0, size - len(marker)))
+            tail = fh.read()
+    except OSError:  # no read permission: kept, and the loader reports it where it is read
+        return None
+    return None if tail == marker else "cut short (its end is missing)"
+
+
 def save_image(img: Image.Image, path: str | Path) -> Path:
     """Write ``img`` atomically in the format its suffix names, with :data:`SAVE_OPTIONS` (JPEG 95,
     lossless WebP). An unknown suffix is refused (:func:`save_format`) before anything is written."""
