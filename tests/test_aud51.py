@@ -4,6 +4,7 @@ with hostile and edge inputs (docs/robustness.md, rows marked session 51)."""
 from __future__ import annotations
 
 import torch
+from conftest import photo_folder
 from helpers import tiny_attiqa_checkpoint
 from PIL import Image
 from safetensors.torch import save_file
@@ -89,10 +90,8 @@ def test_make_distorted_resumes_when_run_from_another_folder(tmp_path, photos, c
     older kind resumes from where it was made (and is brought up to date), not from elsewhere."""
     import json
 
-    from test_attiqa_audit49 import _photo_folder
-
     data = tmp_path / "data"
-    _photo_folder(data / "photos", photos, n=2, side=40)
+    photo_folder(data / "photos", photos, n=2, side=40)
     args = ("--rounds", "2", "--distortions", "gaussian_blur,contrast")
     monkeypatch.chdir(data)
     first = cli("make-distorted", "photos", "-o", "md", *args)
@@ -119,9 +118,8 @@ def test_bench_on_a_dataset_whose_scores_are_all_equal_says_so(tmp_path, photos,
     """**Was**: `attiqa bench single -d folder=ROOT` on a score file whose every MOS is 50 (a column filled
     down by a spreadsheet) said "all 2 held-out MOS values are 50 — … (hold out other rows)": a fix no split
     can follow. Now one line saying every row has the same score, before any folder is made."""
-    from test_attiqa_audit49 import _photo_folder
 
-    root = _photo_folder(tmp_path / "eq", photos, n=5, side=40)
+    root = photo_folder(tmp_path / "eq", photos, n=5, side=40)
     for p in list(root.iterdir()):  # 10 images: a split holds 2 out
         Image.open(p).rotate(90).save(p.with_name(f"r_{p.name}"))
     names = sorted(p.name for p in root.iterdir())
@@ -145,9 +143,8 @@ def test_degrade_make_distorted_and_demo_make_a_damaged_earlier_image_again(tmp_
     (a copy stopped midway, a full disk) was kept as "already there" for good: the pretraining / ExIQA set
     held an unreadable file every later command skipped, the demo scored 10 of its 11 photos. Now a rerun
     makes it again (the same bytes as the first time) and `degrade` / `make-distorted` say so."""
-    from test_attiqa_audit49 import _photo_folder
 
-    src = _photo_folder(tmp_path / "photos", photos, n=2, side=48)
+    src = photo_folder(tmp_path / "photos", photos, n=2, side=48)
     deg, md, demo = tmp_path / "deg", tmp_path / "md", tmp_path / "demo"
     degrade = ("degrade", src, "-o", deg, "--distortions", "gaussian_blur", "--levels", "1,3")
     distort = ("make-distorted", src, "-o", md, "--rounds", "1", "--distortions", "gaussian_blur,contrast")
@@ -174,9 +171,8 @@ def test_bench_refuses_an_image_listed_twice_with_two_scores(tmp_path, photos, c
     """**Was**: `attiqa bench single -d folder=ROOT` on a score file naming one photo twice, with MOS 90 and
     10 (two raters' sheets pasted together), fine-tuned and tabled without a word — `eval` on the same file
     refused it, and so did `attiqa train` with it as `finetune.csv`. Now one line, before any work."""
-    from test_attiqa_audit49 import _photo_folder
 
-    root = _photo_folder(tmp_path / "dup", photos, n=5, side=40)
+    root = photo_folder(tmp_path / "dup", photos, n=5, side=40)
     for p in list(root.iterdir()):
         Image.open(p).rotate(90).save(p.with_name(f"r_{p.name}"))
     names = sorted(p.name for p in root.iterdir())
@@ -201,14 +197,13 @@ def test_bench_cross_names_a_test_set_holding_the_training_sets_images(tmp_path,
     """**Was**: `attiqa bench cross -d a:folder=A -d b:folder=B` where B holds copies of A's photos (one
     folder benched under two names, a subset of a public set) tabled a -> b as cross-dataset generalisation
     without a word, though the model trained on a had seen those images. Now a line names each such pair."""
-    from test_attiqa_audit49 import _photo_folder
 
-    a = _photo_folder(tmp_path / "a", photos, n=5, side=40)
+    a = photo_folder(tmp_path / "a", photos, n=5, side=40)
     for p in list(a.iterdir()):
         Image.open(p).rotate(90).save(p.with_name(f"r_{p.name}"))
     names = sorted(p.name for p in a.iterdir())
     (a / "mos.csv").write_text("image,mos\n" + "".join(f"{n},{10 + 5 * i}\n" for i, n in enumerate(names)))
-    b = _photo_folder(tmp_path / "b", photos, n=5, side=32)  # other pixels: 3 copies of a's photos added
+    b = photo_folder(tmp_path / "b", photos, n=5, side=32)  # other pixels: 3 copies of a's photos added
     for n in names[:3]:
         (b / f"copy_{n}").write_bytes((a / n).read_bytes())
     b_names = sorted(p.name for p in b.iterdir())
