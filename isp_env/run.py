@@ -30,6 +30,7 @@ from PIL import Image
 from attiqa.datasets.readers import read_csv
 from attiqa.errors import ConfigError, ImageLoadError
 from attiqa.io.atomic import output_folder, remove_orphan_temps, write_json_atomic
+from attiqa.io.checkpoints import sha256_of
 from attiqa.io.images import content_key, load_image, save_image
 from attiqa.io.names import portable_stem
 from attiqa.io.run_meta import differing_settings
@@ -658,11 +659,13 @@ def pixel_digest(img: np.ndarray) -> str:
 
 
 def file_stamp(path: Path) -> list[int | str] | None:
-    """A file's size and a hash of its first and last 64 KiB (:func:`ends`): what changes when it is cut
-    short, replaced or rewritten with other pixels, read without reading the file whole. Not its mtime: a
+    """A file's size and the SHA-256 of its bytes, all of them: what changes when it is cut short, replaced,
+    rewritten with other pixels or damaged anywhere. The hash of its first and last 64 KiB (:func:`ends`)
+    missed damage in the middle of a PNG of the same size, and the damaged render was kept; the whole file
+    costs a small fraction of a decode (docs/isp.md, "Checking renders on a resume"). Not its mtime: a
     resumed run's records equal an uninterrupted run's, file for file."""
     try:
-        return [path.stat().st_size, hashlib.sha256(ends(path)).hexdigest()]
+        return [path.stat().st_size, sha256_of(path)]
     except OSError:
         return None
 
