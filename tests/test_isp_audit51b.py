@@ -9,7 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from typer.testing import CliRunner
 
+from isp_env.cli import app
 from isp_env.run import save_render
 
 
@@ -74,3 +76,46 @@ def test_a_step_after_the_episode_ended_is_refused_naming_reset(isp_raws):
         assert scorer.calls == calls  # nothing scored
         env.reset()
         assert env.step(action)[2] == (steps == 1)
+
+
+def test_a_colliding_raws_output_name_does_not_depend_on_the_sample(tmp_path, isp_raws):
+    """**Was** ``sub__x.dng`` beside ``sub/x.dng`` named ``sub__x-HASH`` when both were evaluated but
+    ``sub__x`` in a ``--test-raws`` sample without ``sub/x.dng``: another sample renamed its render and
+    parameters, and gave ``sub/x.dng`` the file of ``sub__x.dng`` under its name. Now names come from the
+    raw folder's whole listing; a folder of an earlier isp-tune's names is said once and its files under a
+    name now another raw's are not taken as that raw's. The real `isp-tune check`."""
+    from isp_env.run import capped, scene_groups
+
+    raw_dir = tmp_path / "raws"
+    (raw_dir / "sub").mkdir(parents=True)
+    first, second = raw_dir / "sub" / "x.dng", raw_dir / "sub__x.dng"
+    for p, src in ((first, isp_raws[0]), (second, isp_raws[1])):
+        p.write_bytes(src.read_bytes())
+    raws = [first, second]
+    seed = next(s for s in range(50) if capped(raws, 1, scene_groups(raws, raw_dir), s, "")[0] == [second])
+
+    def check(out: Path, *extra: str) -> str:
+        args = ["check", str(raw_dir), "-m", "classical", "--out", str(out), *extra]
+        r = CliRunner().invoke(app, args)
+        assert r.exit_code == 0, r.output + repr(r.exception)
+        return r.output
+
+    def names(out: Path) -> dict[str, str]:
+        """Raw file name -> the name of its parameter file."""
+        pdir = out / "test" / "policy" / "params"
+        return {Path(json.loads(f.read_text())["raw"]).name: f.stem for f in pdir.glob("*.json")}
+
+    check(tmp_path / "all")
+    check(tmp_path / "sample", "--test-raws", "1", "--seed", str(seed))
+    both, alone = names(tmp_path / "all"), names(tmp_path / "sample")
+    assert set(alone) == {"sub__x.dng"} and alone["sub__x.dng"] == both["sub__x.dng"] != "sub__x"
+    assert both["x.dng"] == "sub__x"
+
+    run = tmp_path / "sample"  # as an earlier isp-tune named the sample's outputs: the bare name
+    new = alone["sub__x.dng"]
+    for f in run.glob(f"test/*/*/{new}.*"):
+        f.rename(f.with_name("sub__x" + f.name[len(new) :]))
+    said = check(run)
+    assert f"1 raw(s) have new output names (sub__x -> {new})" in " ".join(said.split())
+    assert names(run) == both  # sub/x.dng tuned anew, not given sub__x.dng's file
+    assert "new output names" not in check(run)  # said once
