@@ -40,6 +40,7 @@ import gymnasium as gym
 import numpy as np
 import numpy.typing as npt
 from gymnasium import spaces
+from gymnasium.error import ResetNeeded
 from PIL import Image
 
 from attiqa.io.atomic import atomic_path, write_json_atomic
@@ -371,6 +372,11 @@ class ISPTuningEnv(gym.Env):
     ) -> tuple[dict[str, np.ndarray] | np.ndarray, float, bool, bool, dict[str, Any]]:
         if self._entry is None:
             raise RuntimeError("call reset() before step()")
+        if self._t >= self.max_steps:  # Gymnasium leaves a step past the end undefined: it went on scoring
+            raise ResetNeeded(
+                f"the episode ended (terminated) after its {self.max_steps} step(s): call reset() before "
+                "step() again"
+            )
         a = np.asarray(action, dtype=np.float64).reshape(N_PARAMS)
         if self.action_mode in ("delta", "residual"):
             a = np.clip(np.nan_to_num(a, nan=0.0, posinf=1.0, neginf=-1.0), -1.0, 1.0)

@@ -14,11 +14,12 @@ results are saved image by image. Unreadable raws are skipped and listed in ``su
 
 from __future__ import annotations
 
-import glob
+import contextlib
 import hashlib
 import json
 import os
 import random
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,7 @@ from PIL import Image
 from attiqa.datasets.readers import read_csv
 from attiqa.errors import ConfigError, ImageLoadError
 from attiqa.io.atomic import output_folder, remove_orphan_temps, write_json_atomic
+from attiqa.io.checkpoints import sha256_of
 from attiqa.io.images import content_key, load_image, save_image
 from attiqa.io.names import portable_stem
 from attiqa.io.run_meta import differing_settings
@@ -158,32 +160,90 @@ def split_names(plan: dict[str, Any]) -> tuple[list[str], list[str]]:
     return [rel(p) for p in plan.get("train", [])], [rel(p) for p in plan.get("test", [])]
 
 
-def image_key(path: Path, root: Path) -> str:
+def image_key(path: Path, root: Path, stems: Counter[str] | None = None) -> str:
     """The name of an image's outputs: its path under ``root`` without the extension — unless another raw
     of that stem sits beside it (``IMG_1.CR2`` + ``IMG_1.dng``): then with it, so neither overwrites the
-    other; undecodable bytes as ``_`` (the key goes into UTF-8 reports)."""
+    other; undecodable bytes as ``_`` (the key goes into UTF-8 reports). ``stems``: :func:`raw_stems` of
+    the raw's folder, when known."""
     rel = path.relative_to(root) if path.is_relative_to(root) else Path(path.name)
-    twins = [p for p in path.parent.glob(glob.escape(path.stem) + ".*") if p.suffix.lower() in RAW_EXTENSIONS]
-    key = str(rel if len(twins) > 1 else rel.with_suffix("")).replace("/", "__")
+    twins = (raw_stems(path.parent) if stems is None else stems)[path.stem]
+    key = str(rel if twins > 1 else rel.with_suffix("")).replace("/", "__")
     return portable_stem(key, max_bytes=200)
+
+
+def raw_stems(folder: Path) -> Counter[str]:
+    """How many raws of ``folder`` each stem names, a raw counted under every name it starts with before a
+    dot (``a.b.dng``: ``a`` and ``a.b``; as a glob of ``STEM.*`` finds them). One listing of the folder, not
+    a glob per raw: every raw of a folder is named (:func:`image_keys`), and FiveK's hold thousands."""
+    counts: Counter[str] = Counter()
+    with contextlib.suppress(OSError):
+        for name in os.listdir(folder):
+            if Path(name).suffix.lower() in RAW_EXTENSIONS:
+                counts.update(name[:i] for i in range(1, len(name)) if name[i] == ".")
+    return counts
 
 
 def image_keys(raws: list[Path], root: Path) -> dict[str, Path]:
     """Each raw's output name (:func:`image_key`) -> the raw, no two names alike even where the file system
     ignores case: ``sub/x.dng`` and ``sub__x.dng`` were both ``sub__x`` (one raw dropped without a word, the
-    other's files written over), ``IMG_1.dng`` and ``img_1.DNG`` one file on macOS or Windows. A later raw
-    whose name is taken gets a hash of its path added (``sub__x-1a2b3c4d``)."""
-    keys: dict[str, Path] = {}
+    other's files written over), ``IMG_1.dng`` and ``img_1.DNG`` one file on macOS or Windows. Of two raws
+    of one name, the later of ``root``'s whole listing (sorted) gets a hash of its path added
+    (``sub__x-1a2b3c4d``): named over ``raws`` alone, the name depended on which raws a run evaluated (a
+    sample without the first raw gave the second the bare name), so another ``--test-raws`` sample renamed
+    a raw's render and parameters, or gave one raw's files to the other."""
+    listing = set(find_raws(root)) if root.is_dir() else set()
+    named = assigned_names(sorted(listing | set(raws), key=str), root)
+    return {named[p]: p for p in raws}
+
+
+def assigned_names(order: list[Path], root: Path) -> dict[Path, str]:
+    """Raw -> output name, a raw whose :func:`image_key` is taken (ignoring case) by an earlier raw of
+    ``order`` with a hash of its path added."""
+    names: dict[Path, str] = {}
     taken: set[str] = set()
-    for p in raws:
-        key = image_key(p, root)
+    stems: dict[Path, Counter[str]] = {}
+    for p in order:
+        if p.parent not in stems:
+            stems[p.parent] = raw_stems(p.parent)
+        key = image_key(p, root, stems[p.parent])
         if key.casefold() in taken:
             rel = p.relative_to(root) if p.is_relative_to(root) else p
             tag = hashlib.sha256(os.fsencode(str(rel))).hexdigest()[:8]
             key = f"{portable_stem(key, max_bytes=190)}-{tag}"
         taken.add(key.casefold())
-        keys[key] = p
-    return keys
+        names[p] = key
+    return names
+
+
+def names_raw(recorded: object, path: Path, root: Path) -> bool:
+    """Whether a parameter file's ``raw`` (the path as the run was given it) is ``path``: the same path
+    under ``root``, wherever ``root`` was then. A file under a raw's name written for another raw (names
+    of an earlier isp-tune, :func:`image_keys`) is not that raw's setting."""
+    rel = path.relative_to(root) if path.is_relative_to(root) else Path(path.name)
+    return isinstance(recorded, str) and Path(recorded).parts[-len(rel.parts) :] == rel.parts
+
+
+def say_renamed(paths: dict[str, Path], root: Path, out: Path, methods: list[str]) -> set[str]:
+    """One line for the raws whose outputs an earlier isp-tune wrote under another name (its names
+    depended on the raws evaluated: :func:`image_keys`) and that have none under their name yet: they are
+    made again under the new name. Returns those earlier names: their files are another raw's now."""
+    moved: dict[str, str] = {}
+    for key, p in paths.items():
+        old = image_key(p, root)  # an earlier version's other name: the bare one (a sample without the first)
+        for m in methods:
+            pdir = out / "test" / m / "params"
+            made = (pdir / f"{key}.json").exists()
+            if old != key and not made and names_raw(read_run_json(pdir / f"{old}.json").get("raw"), p, root):
+                moved[old] = key
+    if moved:
+        shown = ", ".join(f"{plain(o)} -> {plain(k)}" for o, k in list(moved.items())[:3])
+        console.print(
+            f"{len(moved)} raw(s) have new output names ({shown}{', …' if len(moved) > 3 else ''}): names no "
+            "longer depend on which raws are evaluated — their settings and renders are made again under "
+            "the new names, once",
+            highlight=False,
+        )
+    return set(moved)
 
 
 TEST_RAWS = 100
@@ -492,6 +552,7 @@ def evaluate(
     view = cfg.view_shorter if cfg.preview is None else None
     skipped = dict(skipped)
     paths = image_keys(test_raws, raw_dir)
+    stale = say_renamed(paths, raw_dir, out, list(agents))
     items = HeldOutItems(paths, view, cfg.preview, front_ends, rawpy=baselines)
     params: dict[str, dict[str, dict[str, float]]] = {name: {} for name in agents}
     digests = {name: policy_digest(policy, card) for name, (policy, card) in agents.items()}
@@ -511,8 +572,10 @@ def evaluate(
             for name, (policy, card) in agents.items():
                 pfile = out / "test" / name / "params" / f"{key}.json"
                 done = read_run_json(pfile)
-                # outputs of this very policy: kept (a step count was compared: another policy's were kept)
-                kept = done.get("policy_digest") == digests[name]
+                # outputs of this very policy for this raw: kept (a step count was compared: another
+                # policy's were kept; and a name of an earlier isp-tune may hold another raw's)
+                mine = names_raw(done.get("raw"), path, raw_dir)
+                kept = done.get("policy_digest") == digests[name] and mine
                 earlier[name] += bool(done) and "policy_digest" not in done
                 if kept:
                     values = written_values(done["params"])
@@ -548,7 +611,17 @@ def evaluate(
             budgets[f"{name}_checked"] = {"train": budgets.get(name, {}).get("train", 0), "test": calls}
     if baselines:
         _baselines(
-            out, cfg, mos, items, train_raws, params, budgets, skipped, cma_global_budget, cma_image_budget
+            out,
+            cfg,
+            mos,
+            items,
+            train_raws,
+            params,
+            budgets,
+            skipped,
+            cma_global_budget,
+            cma_image_budget,
+            stale,
         )
 
     rows: list[dict[str, Any]] = []
@@ -658,11 +731,13 @@ def pixel_digest(img: np.ndarray) -> str:
 
 
 def file_stamp(path: Path) -> list[int | str] | None:
-    """A file's size and a hash of its first and last 64 KiB (:func:`ends`): what changes when it is cut
-    short, replaced or rewritten with other pixels, read without reading the file whole. Not its mtime: a
+    """A file's size and the SHA-256 of its bytes, all of them: what changes when it is cut short, replaced,
+    rewritten with other pixels or damaged anywhere. The hash of its first and last 64 KiB (:func:`ends`)
+    missed damage in the middle of a PNG of the same size, and the damaged render was kept; the whole file
+    costs a small fraction of a decode (docs/isp.md, "Checking renders on a resume"). Not its mtime: a
     resumed run's records equal an uninterrupted run's, file for file."""
     try:
-        return [path.stat().st_size, hashlib.sha256(ends(path)).hexdigest()]
+        return [path.stat().st_size, sha256_of(path)]
     except OSError:
         return None
 
@@ -903,13 +978,20 @@ def _baselines(
     skipped: dict[str, str],
     global_budget: int,
     image_budget: int,
+    stale: set[str] | None = None,
 ) -> None:
+    """The global and per-image CMA-ES baselines; per-image searches saved under ``stale`` names (another
+    raw's, :func:`say_renamed`) are made again."""
     g = global_cma(out, cfg, mos, train_raws, skipped, global_budget)
     params["cma_global"] = {k: g["params"] for k in items}
     budgets["cma_global"] = {"train": g["calls"], "test": 0}
     # per-image CMA-ES on each test raw, the same guarded reward as the agent's
     pfile = out / "baselines" / "cma_per_image.json"
-    per = {k: v for k, v in read_run_json(pfile).items() if v.get("budget") == image_budget}
+    per = {
+        k: v
+        for k, v in read_run_json(pfile).items()
+        if v.get("budget") == image_budget and k not in (stale or set())
+    }
     with progress_task("per-image CMA-ES", total=len(items), unit="img") as advance:
         for key in items:
             kept = key in per

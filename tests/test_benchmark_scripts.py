@@ -78,6 +78,7 @@ def test_a_missing_input_is_one_line_naming_it_not_a_traceback(tmp_path: Path) -
         ("isp_compare_policies.py", [str(missing), "--out", str(tmp_path / "cmp")]),
         ("score_stages.py", ["--root", str(missing), "--n", "2"]),  # the docs' ../shared/data/clive-dev
         ("isp_render_hashes.py", [str(missing)]),  # the docs' ../shared/data/raw/real
+        ("isp_render_check.py", [str(missing)]),
         ("isp_attack.py", [str(missing / "a.dng")]),
         ("isp_scale.py", ["make", str(tmp_path / "fivek"), "--n", "1", "--photos", str(missing)]),
     ]
