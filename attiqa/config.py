@@ -619,6 +619,22 @@ def check_inputs(cfg: TrainConfig, where: str) -> None:
                 f"of them (--set {stage}=null to use {given})",
                 key,
             )
+    # ... and without the stage that reads them they were never read either (the run skipped them silently)
+    for key, reader, given, does in (
+        ("labels", "pretrain", cfg.labels, "the label table pretraining reads"),
+        (
+            "pretrained_checkpoint",
+            "finetune",
+            cfg.pretrained_checkpoint,
+            "the network fine-tuning starts from",
+        ),
+    ):
+        if given and getattr(cfg, reader) is None:
+            raise SettingError(
+                f"{_key(where, key)}: {given} would not be read — it is {does}, and the run has no {reader}: "
+                f"section; add one, or drop {key} (--set {key}=null)",
+                key,
+            )
     check_out_dir(cfg.out_dir, _key(where, "out_dir"))
     outputs = (
         ("degrade.out", cfg.degrade.out if cfg.degrade else None, "a folder, e.g. graded"),

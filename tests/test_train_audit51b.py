@@ -1,0 +1,32 @@
+"""Session 51's second round of `attiqa train` items (docs/robustness.md): a file standing in for a stage
+without the stage that reads it, `train exiqa --prompts` beyond its bound, a moved images folder said on a
+resumed pretraining, eval naming the rows it leaves out, and the label rows' order with a degrade stage.
+The network is the tiny random one; each test of a fix failed before it."""
+
+from __future__ import annotations
+
+import pytest
+from helpers import tiny_train_config
+
+
+@pytest.mark.parametrize(("key", "reader"), [("labels", "pretrain"), ("pretrained_checkpoint", "finetune")])
+def test_a_file_standing_in_for_a_stage_without_its_reader_is_refused(tmp_path, cli, key, reader):
+    """`labels: mine.parquet` without a `pretrain:` section (or `pretrained_checkpoint:` without a
+    `finetune:` one) **was** never read without a word: the run did its other stages and exited 0; now one
+    line naming the key and the fix, before anything is written."""
+    from helpers import label_table
+
+    cfg = tiny_train_config(tmp_path)
+    given = label_table(tmp_path / "mine.parquet") if key == "labels" else tmp_path / "set" / "mos.csv"
+    label = f"label={{images: [{tmp_path / 'set' / 'images'}]}}"
+    drop = ["--set", "finetune=null", "--set", label] if reader == "finetune" else []
+    res = cli("train", "--config", cfg, "--set", f"{key}={given}", *drop)
+    assert res.returncode == 2, res.stdout + res.stderr
+    line = res.stderr.strip()
+    assert line.startswith(
+        f"error: {cfg}: {key}: {given} would not be read — it is "
+        + ("the label table pretraining reads" if key == "labels" else "the network fine-tuning starts from")
+        + f", and the run has no {reader}: section; add one, or drop {key} (--set {key}=null)"
+    ), line
+    assert len(line.splitlines()) == 1
+    assert not (tmp_path / "run").exists()
