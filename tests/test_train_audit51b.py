@@ -30,3 +30,23 @@ def test_a_file_standing_in_for_a_stage_without_its_reader_is_refused(tmp_path, 
     ), line
     assert len(line.splitlines()) == 1
     assert not (tmp_path / "run").exists()
+
+
+def test_train_exiqa_refuses_more_prompts_than_its_bound_before_clip_loads(tmp_path, cli, exiqa_set):
+    """`attiqa train exiqa DATA -o RUN --prompts 100000` **was** taken: CLIP loaded, then a prompt tensor and
+    an attention of (197 + 100000)^2 values a head a photo were allocated (out of memory, or hours a step);
+    now one line naming the bound, before CLIP loads (a CLIP folder that is not there is not reached) and
+    before RUN is made. The bound itself still trains (held by the warmup test's 2 prompts below it)."""
+    from attiqa.limits import MAX_PROMPTS
+
+    data, _ = exiqa_set
+    run = tmp_path / "run"
+    no_clip = tmp_path / "no_clip"
+    res = cli("train", "exiqa", data, "-o", run, "--clip", no_clip, "--prompts", MAX_PROMPTS + 1)
+    assert res.returncode == 2, res.stdout + res.stderr
+    line = res.stderr.strip()
+    assert line.startswith(f"error: --prompts {MAX_PROMPTS + 1} is more than {MAX_PROMPTS}: the attention")
+    assert line.endswith(f"give at most {MAX_PROMPTS} (the paper: 15 to 100)") and len(line.splitlines()) == 1
+    assert not run.exists()
+    res = cli("train", "exiqa", data, "-o", run, "--clip", no_clip, "--prompts", MAX_PROMPTS)
+    assert res.returncode == 2 and "no_clip" in res.stderr and "--prompts" not in res.stderr  # CLIP's turn
