@@ -50,3 +50,28 @@ def test_train_exiqa_refuses_more_prompts_than_its_bound_before_clip_loads(tmp_p
     assert not run.exists()
     res = cli("train", "exiqa", data, "-o", run, "--clip", no_clip, "--prompts", MAX_PROMPTS)
     assert res.returncode == 2 and "no_clip" in res.stderr and "--prompts" not in res.stderr  # CLIP's turn
+
+
+def test_a_resumed_pretraining_says_its_images_folder_moved(tmp_path, cli):
+    """`label.images` moved elsewhere (same files), the config pointed there, `attiqa train --resume`: the
+    pretraining resumed (ok) **without** the "the dataset moved: OLD -> NEW, same rows" line a resumed
+    fine-tuning prints; now it says it alike, naming the folders."""
+    import shutil
+
+    from helpers import LABEL_AND_PRETRAIN
+
+    cfg = tiny_train_config(tmp_path)
+    images, new = tmp_path / "set" / "images", tmp_path / "new" / "photos"
+
+    def train(folder, *more):
+        return cli("train", "--config", cfg, *LABEL_AND_PRETRAIN, "--set", f"label.images=[{folder}]", *more)
+
+    assert train(images).returncode == 0
+    shutil.copytree(images, new)
+    shutil.rmtree(images)
+    res = train(new, "--resume", "--set", "pretrain.epochs=2")
+    assert res.returncode == 0, res.stderr
+    said = " ".join((res.stdout + res.stderr).split())
+    assert f"pretrain: the dataset moved: {images} -> {new}, same rows" in said, said
+    res = train(new, "--resume", "--set", "pretrain.epochs=3")  # not moved since: no such line
+    assert res.returncode == 0 and "moved" not in res.stdout + res.stderr

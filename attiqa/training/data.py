@@ -175,8 +175,9 @@ def data_fingerprint(source: str, paths: Sequence[Path | str], targets: torch.Te
     )
     out: dict[str, Any] = {"file": source, "version": ROWS_VERSION}
     out["fingerprint"] = rows_sha256(map(str, paths), values)[:16]
-    if root:
+    if root:  # ``root``: named when a resume finds the rows moved ("the dataset moved: OLD -> NEW")
         out["rows"] = rows_sha256((name_under(p, root) for p in paths), values)[:16]
+        out["root"] = str(root)
     return DataFingerprint(out, partial(_earlier_fingerprint, source, paths, targets, splits, root))
 
 
