@@ -75,3 +75,49 @@ def test_a_resumed_pretraining_says_its_images_folder_moved(tmp_path, cli):
     assert f"pretrain: the dataset moved: {images} -> {new}, same rows" in said, said
     res = train(new, "--resume", "--set", "pretrain.epochs=3")  # not moved since: no such line
     assert res.returncode == 0 and "moved" not in res.stdout + res.stderr
+
+
+def test_eval_names_the_score_file_and_the_rows_it_leaves_out(tmp_path, cli, photos):
+    """`attiqa eval folder --root SET --csv mos.csv` with empty / NaN MOS cells **was** "2 row(s) without a
+    finite mos (empty, NaN or inf) left out": neither the file nor the rows, where `attiqa train`'s
+    `finetune.csv` names both; now "SET/mos.csv: 2 row(s) … left out (row 3, 5)" (lines of the file, the
+    header line 1, as training counts them), in the printed warning and summary.json."""
+    import json
+
+    root = tmp_path / "set"
+    root.mkdir()
+    lines = ["image,mos"]
+    for i, (name, img) in enumerate(photos.items()):
+        img.resize((img.width // 4, img.height // 4)).save(root / f"{name}.jpg")
+        lines.append(f"{name}.jpg,{'' if i == 1 else 'nan' if i == 3 else 30 + 10 * i}")
+    (root / "mos.csv").write_text("\n".join(lines) + "\n")
+    out = tmp_path / "ev"
+    res = cli("eval", "folder", "--root", root, "--csv", root / "mos.csv", "-m", "classical", "-o", out, "-q")
+    assert res.returncode == 0, res.stderr
+    said = f"{root / 'mos.csv'}: 2 row(s) without a finite mos (empty, NaN or inf) left out (row 3, 5)"
+    assert said in " ".join((res.stdout + res.stderr).split())
+    assert said in json.loads((out / "summary.json").read_text())["warnings"]
+
+
+def test_a_named_datasets_rows_left_out_are_named_by_their_images(tmp_path, layout):
+    """An official score file read without line numbers (KonIQ-10k's, an empty MOS cell in both of its
+    files): the row is named by its image under the root, after the dataset and root `bench` and `train`
+    name (was a count alone, in `eval` without the dataset either)."""
+    import csv
+
+    from attiqa.datasets import get_dataset
+
+    root = layout(tmp_path, "koniq10k")
+    for file in ("koniq10k_distributions_sets.csv", "koniq10k_scores_and_distributions.csv"):
+        with open(root / file, newline="") as fh:
+            rows = list(csv.reader(fh))
+        rows[2][7] = ""  # MOS
+        if file.endswith("distributions.csv"):
+            rows[2][9] = ""  # MOS_zscore
+        with open(root / file, "w", newline="") as fh:
+            csv.writer(fh).writerows(rows)
+    ds = get_dataset("koniq10k", root)
+    assert len(ds.items) == 5
+    assert ds.rows_left_out() == (
+        f"koniq10k ({root}): 1 row(s) without a finite mos (empty, NaN or inf) left out (e.g. 1024x768/{rows[2][0]})"
+    )
