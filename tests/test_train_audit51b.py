@@ -119,5 +119,6 @@ def test_a_named_datasets_rows_left_out_are_named_by_their_images(tmp_path, layo
     ds = get_dataset("koniq10k", root)
     assert len(ds.items) == 5
     assert ds.rows_left_out() == (
-        f"koniq10k ({root}): 1 row(s) without a finite mos (empty, NaN or inf) left out (e.g. 1024x768/{rows[2][0]})"
+        f"koniq10k ({root}): 1 row(s) without a finite mos (empty, NaN or inf) left out "
+        f"(e.g. 1024x768/{rows[2][0]})"
     )
