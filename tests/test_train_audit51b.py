@@ -6,6 +6,7 @@ The network is the tiny random one; each test of a fix failed before it."""
 from __future__ import annotations
 
 import pytest
+import torch
 from helpers import tiny_train_config
 
 
@@ -122,3 +123,41 @@ def test_a_named_datasets_rows_left_out_are_named_by_their_images(tmp_path, layo
         f"koniq10k ({root}): 1 row(s) without a finite mos (empty, NaN or inf) left out "
         f"(e.g. 1024x768/{rows[2][0]})"
     )
+
+
+def test_a_degrade_run_trains_alike_wherever_its_run_folder_is(tmp_path, cli):
+    """The same config with a degrade stage run in two run folders, one sorting before the source photos'
+    folder and one after: the label table's rows follow their absolute paths, so the graded set came before
+    the sources in one and after them in the other, and the pretrained weights **were** not the same. Now
+    pretraining takes the rows under `label.images` in order (the sources, then the graded set), by their
+    names there: the same weights bit for bit. A run an earlier version started (its resume record without
+    the order) resumes in the table's order it began with, instead of being refused as other data."""
+    from helpers import LABEL_AND_PRETRAIN
+    from safetensors.torch import load_file
+
+    from attiqa.io.checkpoints import load_training_state, save_training_state
+    from attiqa.training.data import PseudoLabelDataset
+    from attiqa.training.trainer import state_path_for
+
+    cfg = tiny_train_config(tmp_path)
+    images = tmp_path / "set" / "images"  # between the two run folders: tmp/a/... < tmp/set/... < tmp/z/...
+    stages = [*LABEL_AND_PRETRAIN, "--set", f"label.images=[{images}]", "--set",
+              f"degrade={{sources: [{images}], distortions: [gaussian_blur], levels: [3]}}"]  # fmt: skip
+    weights = []
+    for where in ("a", "z"):
+        res = cli("train", "--config", cfg, *stages, "--out-dir", tmp_path / where / "run")
+        assert res.returncode == 0, res.stderr
+        weights.append(load_file(str(tmp_path / where / "run" / "pretrain" / "model.safetensors")))
+    assert weights[0].keys() == weights[1].keys()
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+    run = tmp_path / "a" / "run"  # as an earlier version left it (graded first): the table's order
+    state = state_path_for(run / "pretrain" / "last.safetensors")
+    opt, extra, model_state = load_training_state(state, with_model=True)
+    assert extra["config"]["data"]["order"] == "label.images"
+    extra["config"]["data"] = dict(PseudoLabelDataset(run / "labels.parquet", lambda im: None).fingerprint())
+    save_training_state(state, opt, extra, model_state=model_state)
+    more = ["--out-dir", run, "--resume", "--set", "pretrain.epochs=2"]
+    res = cli("train", "--config", cfg, *stages, *more)
+    assert res.returncode == 0, res.stderr
+    assert "order" not in load_training_state(state)[1]["config"]["data"]  # went on in the table's order
