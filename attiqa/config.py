@@ -602,21 +602,24 @@ def check_out_dir(out_dir: str, name: str) -> None:
 
 def check_inputs(cfg: TrainConfig, where: str) -> None:
     """The files a run reads must exist before any stage starts (paths relative to the working folder)."""
-    # `labels` / `pretrained_checkpoint` stand in for a stage: beside that stage they were never read (the
-    # run labelled, or pretrained, anew without a word)
-    for key, stage, given, does in (
-        ("labels", "label", cfg.labels, "makes the label table pretraining reads"),
-        (
-            "pretrained_checkpoint",
-            "pretrain",
-            cfg.pretrained_checkpoint,
-            "trains the network fine-tuning starts from",
-        ),
-    ):
+    # `labels` / `pretrained_checkpoint` stand in for a stage (``makes``) for the one after it (``reader``):
+    # beside that stage, or without its reader, they were never read (the run went on without a word)
+    stand_ins = (
+        ("labels", cfg.labels, "label", "makes", "pretrain", "the label table pretraining reads"),
+        ("pretrained_checkpoint", cfg.pretrained_checkpoint, "pretrain", "trains", "finetune",
+         "the network fine-tuning starts from"),
+    )  # fmt: skip
+    for key, given, stage, verb, reader, what in stand_ins:
         if given and getattr(cfg, stage) is not None:
             raise SettingError(
-                f"{_key(where, key)}: {given} would not be read — the {stage}: section {does}; drop one "
-                f"of them (--set {stage}=null to use {given})",
+                f"{_key(where, key)}: {given} would not be read — the {stage}: section {verb} {what}; drop "
+                f"one of them (--set {stage}=null to use {given})",
+                key,
+            )
+        if given and getattr(cfg, reader) is None:
+            raise SettingError(
+                f"{_key(where, key)}: {given} would not be read — it is {what}, and the run has no {reader}: "
+                f"section; add one, or drop {key} (--set {key}=null)",
                 key,
             )
     check_out_dir(cfg.out_dir, _key(where, "out_dir"))

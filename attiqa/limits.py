@@ -7,3 +7,8 @@ MIN_SIDE = 32  # smallest test/pretrain resize or crop
 MAX_SIDE = 4096  # largest test/pretrain resize or crop (the paper's: 340 / 320)
 MAX_HIDDEN = 16384  # widest head / MLP (the shipped models: 128 and 512)
 SEED_MAX = 2**32 - 1  # largest seed (numpy's legacy seeding, and the RL agents' through it, takes no more)
+MAX_PROMPTS = 1024
+"""Most visual prompt tokens `attiqa train exiqa` takes (paper 004 Table II: 15 to 100; VPT searched up to
+200). A training step keeps every layer's attention, heads x (image tokens + prompts)^2 values a photo: at
+1024 prompts on ViT-B-16 (12 layers of 12 heads, 197 tokens) 12 x 12 x 1221^2 x 4 bytes, ~0.9 GB a photo;
+the prompts are checked before they size anything (CLIP, the prompt tensor, a batch)."""

@@ -557,11 +557,7 @@ def say_rows_left_out(ds: IQADataset) -> None:
     from attiqa.training.distributed import is_main
 
     if ds.n_without_score and is_main():
-        console.print(
-            f"[yellow]{plain(ds.name)} ({plain(str(ds.root))}): {ds.n_without_score} row(s) without a finite "
-            f"{ds.target} (empty, NaN or inf) left out",
-            highlight=False,
-        )
+        console.print(f"[yellow]{plain(ds.rows_left_out())}", highlight=False)  # eval's words: the rows too
 
 
 def check_fractions(fractions: Sequence[float]) -> None:

@@ -370,16 +370,18 @@ def run(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> RunRes
         if cfg.pretrain is not None:
             from attiqa.training.pretrain import pretrain
 
-            fix = ""
+            fix, roots = "", []
             if result.labels is not None:  # the label stage's table: made from the config's images
                 labels = result.labels
                 fix = "set label.images" + (" and degrade.sources" if cfg.degrade else "") + " back"
+                if cfg.degrade is not None and cfg.label is not None:  # the images, then the graded set:
+                    roots = cfg.label.images  # in that order wherever the run folder is
             elif cfg.labels:
                 labels = Path(cfg.labels)
             else:
                 labels = resolve_in(out_dir, cfg.label.out) if cfg.label else out_dir / "labels.parquet"
             result.pretrained = pretrain(
-                cfg.pretrain, labels, out_dir, resume=resume, progress=progress, labels_fix=fix
+                cfg.pretrain, labels, out_dir, resume=resume, progress=progress, labels_fix=fix, roots=roots
             )
         if cfg.finetune is not None:
             from attiqa.training.finetune import finetune

@@ -9,6 +9,7 @@ import typer
 
 from attiqa.cli._common import BatchSizeOption, DeviceOption, InterruptedExit, learning_rate, seed_option
 from attiqa.cli._common import device as device_str
+from attiqa.limits import MAX_PROMPTS
 from attiqa.progress import console, plain_name
 
 
@@ -29,7 +30,10 @@ def train_exiqa_cmd(
     ),
     batch_size: BatchSizeOption = 32,
     prompts: int = typer.Option(
-        100, min=1, help="Shallow visual prompt tokens (paper Table II: 100 KADID/TID2013, 30 LVQ, 15 LIVE)."
+        100,
+        min=1,
+        help="Shallow visual prompt tokens (paper Table II: 100 KADID/TID2013, 30 LVQ, 15 LIVE; at most "
+        f"{MAX_PROMPTS}).",
     ),
     val_fraction: float = typer.Option(
         0.1, min=0.0, max=0.9, help="Held-out share of source photos for accuracy / RMSE."

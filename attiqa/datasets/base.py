@@ -113,6 +113,7 @@ class RawRecord:
     values: dict[str, float]  # target name -> raw value
     split: str | None = None
     meta: dict[str, str] = field(default_factory=dict)
+    line: int | None = None  # its line in a score CSV (the header is line 1), to name the row in a message
 
 
 def existing_root(root: str | Path, info: DatasetInfo) -> Path:
@@ -174,6 +175,7 @@ class IQADataset:
         self._records: list[RawRecord] | None = None
         self._items: list[DatasetItem] | None = None
         self.n_without_score = 0  # rows whose target is empty / NaN / inf (left out of ``items``)
+        self.without_score: list[RawRecord] = []  # those rows, named by :meth:`rows_left_out`
 
     def _check_target(self, target: str) -> str:
         """The target's name as the dataset spells it: ``--target MOS`` is ``mos`` (a unique match in
@@ -237,6 +239,23 @@ class IQADataset:
         """The score files this dataset reads (an output must never replace one)."""
         return [self.root / f for f in self.info.score_files]
 
+    def rows_left_out(self) -> str:
+        """The rows without a finite score (read with :attr:`items`), said as training says a MOS CSV's: the
+        score file (the dataset and its root when it reads several), the count and the first rows — by their
+        line in a CSV (header = line 1), else by their image under the root."""
+        files = [f for f in self.source_files() if f.is_file()]
+        where = str(files[0]) if len(files) == 1 else f"{self.name} ({self.root})"
+        rows, n = self.without_score, len(self.without_score)
+        if all(r.line is not None for r in rows):
+            shown = "row " + ", ".join(str(r.line) for r in rows[:5]) + (", ..." if n > 5 else "")
+        else:
+            shown = (
+                "e.g. "
+                + ", ".join(name_under(r.image, self.root) for r in rows[:3])
+                + (", ..." if n > 3 else "")
+            )
+        return f"{where}: {n} row(s) without a finite {self.target} (empty, NaN or inf) left out ({shown})"
+
     @property
     def items(self) -> list[DatasetItem]:
         if self._items is None:
@@ -275,7 +294,7 @@ class IQADataset:
         if not records:
             raise AttiqaError(f"{self.name}: the score file under {self.root} has no rows")
         items = []
-        self.n_without_score = 0
+        self.n_without_score, self.without_score = 0, []
         for rec in records:
             if self.target not in rec.values:
                 raise AttiqaError(
@@ -285,6 +304,7 @@ class IQADataset:
             raw = float(rec.values[self.target])
             if not math.isfinite(raw):
                 self.n_without_score += 1  # e.g. an empty cell: the image has no score for this target
+                self.without_score.append(rec)
                 continue
             extras = {
                 k: self.to_higher_is_better(k, v)

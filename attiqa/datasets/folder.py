@@ -159,5 +159,5 @@ class FolderDataset(IQADataset):
             p = p if p.is_absolute() else img_dir / p
             values = {t: to_float(r[c], f"{self.csv_path}:{i}") for t, c in self._target_cols.items()}
             split = r[self._split_col] if self._split_col else None
-            out.append(RawRecord(p, values, split, meta={c: r[c] or "" for c in meta_cols}))
+            out.append(RawRecord(p, values, split, meta={c: r[c] or "" for c in meta_cols}, line=i))
         return out

@@ -132,10 +132,8 @@ def check_mos(items: list[DatasetItem], dataset: IQADataset) -> tuple[list[Datas
         )
     if repeats:
         warn.append(f"{repeats} repeated row(s) (same image, same score) counted once")
-    if dataset.n_without_score:
-        warn.append(
-            f"{dataset.n_without_score} row(s) without a finite {dataset.target} (empty, NaN or inf) left out"
-        )
+    if dataset.without_score:  # named by the file and the rows (was a count alone)
+        warn.append(dataset.rows_left_out())
     unique = [items[i] for i in keep]
     if len(unique) >= 2 and len({it.mos for it in unique}) == 1:
         warn.append(

@@ -50,6 +50,7 @@ from attiqa.io.checkpoints import (
     sha256_of,
 )
 from attiqa.io.run_meta import differing_settings
+from attiqa.limits import MAX_PROMPTS
 from attiqa.teachers.clip import load_open_clip, parse_clip_spec
 from attiqa.training.data import ImageTableDataset, collate_skip_none, unreadable_report
 
@@ -236,6 +237,12 @@ def train_exiqa(
             f"--warmup-epochs {cfg.warmup_epochs} is more than --epochs {cfg.epochs}: the learning rate "
             "would never reach its peak nor decay — give fewer warmup epochs (the paper: 20 of 100; default: "
             "a fifth)"
+        )
+    if cfg.n_prompts > MAX_PROMPTS:  # before CLIP loads: the attention grows with their square
+        raise ConfigError(
+            f"--prompts {cfg.n_prompts} is more than {MAX_PROMPTS}: the attention a training step keeps "
+            f"grows with the square of the tokens ({MAX_PROMPTS} prompts: ~0.9 GB a photo with ViT-B-16) — "
+            f"give at most {MAX_PROMPTS} (the paper: 15 to 100)"
         )
     device = torch.device(device)
     table = load_attribute_table(cfg.attributes)

@@ -194,6 +194,14 @@ def save_training_state(
         save_safetensors(tensors, tmp, {"training_state": json.dumps(doc, default=str)})
 
 
+def training_state_extra(path: str | Path) -> dict[str, Any]:
+    """The bookkeeping of a training state file (:func:`save_training_state`'s ``extra``), without its
+    tensors."""
+    with safe_open(str(path), framework="pt") as f:
+        extra: dict[str, Any] = json.loads((f.metadata() or {})["training_state"])["extra"]
+    return extra
+
+
 def load_training_state(path: str | Path, with_model: bool = False) -> tuple:
     """Inverse of :func:`save_training_state`: (optimizer state_dict, extra), and with ``with_model`` the
     weights as a third item (None in a state file saved without them)."""

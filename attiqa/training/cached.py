@@ -24,6 +24,7 @@ second, far less than writing the whole model), so ``--resume`` loses at most th
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -69,16 +70,15 @@ def check_resumed_heads(extra: dict | None, head_names: tuple[str, ...], last_pa
         )
 
 
-def pretrain_cached(
-    cfg: PretrainConfig, labels: Path, out_dir: Path, resume: bool, progress: bool, labels_fix: str
-) -> Path:
+def pretrain_cached(cfg: PretrainConfig, labels: Path, out_dir: Path, resume: bool, progress: bool,
+                    labels_fix: str, roots: Sequence[str | Path] = ()) -> Path:  # fmt: skip
     """Attribute-aware pretraining of the heads on cached features; returns ``pretrain/model.safetensors``."""
     stage_dir = Path(out_dir) / "pretrain"
     final_path = stage_dir / "model.safetensors"
     torch.manual_seed(cfg.seed)
     backbone = create_backbone(cfg.backbone, pretrained=cfg.pretrained_backbone, weights=cfg.backbone_weights)
     view_tf, view = five_crop_views(backbone, cfg.resize_shorter, cfg.crop_size, mirrored=cfg.hflip)
-    dataset = PseudoLabelDataset(labels, view_tf, on_error="skip")
+    dataset = PseudoLabelDataset(labels, view_tf, on_error="skip", roots=roots)
     # The heads are created before the extraction, whose DataLoader draws from the global RNG only when
     # the cache is cold: a warm cache must give the same initial heads.
     sizes = {"pretrain_crop": cfg.crop_size, "pretrain_resize_shorter": cfg.resize_shorter,

@@ -175,8 +175,9 @@ def data_fingerprint(source: str, paths: Sequence[Path | str], targets: torch.Te
     )
     out: dict[str, Any] = {"file": source, "version": ROWS_VERSION}
     out["fingerprint"] = rows_sha256(map(str, paths), values)[:16]
-    if root:
+    if root:  # ``root``: named when a resume finds the rows moved ("the dataset moved: OLD -> NEW")
         out["rows"] = rows_sha256((name_under(p, root) for p in paths), values)[:16]
+        out["root"] = str(root)
     return DataFingerprint(out, partial(_earlier_fingerprint, source, paths, targets, splits, root))
 
 
@@ -210,6 +211,30 @@ def same_data(now: Any, was: Any) -> tuple[bool, bool]:
         now = now.earlier()
     same_rows = "rows" in now and now["rows"] == was.get("rows")
     return now.get("fingerprint") == was.get("fingerprint"), same_rows
+
+
+ROOTS_ORDER = "label.images"
+"""A pretraining record's ``order`` when its rows follow their roots (:func:`order_under`); a record without
+it (an earlier version's, or a table given as ``labels:``) trained in the table's order."""
+
+
+def order_under(paths: Sequence[Path], roots: Sequence[str | Path]) -> list[int]:
+    """Row indices ordered by the first of ``roots`` holding each path (a root that is a file: itself), then
+    its name under that root — the same order wherever the folders are: sorted absolute paths put a run
+    folder's graded set before or after the source photos by where the run folder is. Paths under no root
+    come last, by path."""
+    bases = [Path(os.path.abspath(r)) for r in roots]
+
+    def key(i: int) -> tuple[int, str]:
+        p = Path(os.path.abspath(paths[i]))
+        for j, base in enumerate(bases):
+            if p == base:
+                return j, p.name
+            if p.is_relative_to(base):
+                return j, p.relative_to(base).as_posix()
+        return len(bases), str(p)
+
+    return sorted(range(len(paths)), key=key)
 
 
 def _why_unreadable(path: Path) -> str:
@@ -274,8 +299,14 @@ class PseudoLabelDataset(ImageTableDataset):
     """
 
     def __init__(
-        self, labels_parquet: str | Path, transform: Transform, on_error: str = "substitute"
+        self,
+        labels_parquet: str | Path,
+        transform: Transform,
+        on_error: str = "substitute",
+        roots: Sequence[str | Path] = (),
     ) -> None:
+        """``roots``: the rows in :func:`order_under` order (a run's own table with a degrade stage: the
+        table's order, sorted absolute paths, would depend on where the run folder is)."""
         import pyarrow.parquet as pq
 
         self.labels_path = Path(labels_parquet)
@@ -304,6 +335,10 @@ class PseudoLabelDataset(ImageTableDataset):
         except (TypeError, ValueError) as exc:
             raise AttiqaError(f"{self.labels_path}: label columns must be numeric ({exc})") from None
         labels = torch.from_numpy(np.stack(cols, axis=1))
+        self.ordered = bool(roots)
+        if roots:
+            order = order_under(paths, roots)
+            paths, labels = [paths[i] for i in order], labels[order]
         check_images_exist(paths, str(self.labels_path))
         meta = table.schema.metadata or {}
         self.metadata = {
@@ -316,7 +351,10 @@ class PseudoLabelDataset(ImageTableDataset):
         the folder holding them all: the table stores absolute paths, and the images folder moved (the
         config's ``label.images`` pointed at the new place) is the same data."""
         root = os.path.commonpath([str(p.absolute()) for p in self.paths])
-        return data_fingerprint(str(self.labels_path), self.paths, self.targets, root=root)
+        out = data_fingerprint(str(self.labels_path), self.paths, self.targets, root=root)
+        if self.ordered:
+            out["order"] = ROOTS_ORDER
+        return out
 
 
 class MosDataset(ImageTableDataset):

@@ -17,14 +17,17 @@ writes files; every rank reads the same checkpoint on resume (shared filesystem)
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from torch.utils.data import Subset
 
 from attiqa.config import PretrainConfig, to_dict
 from attiqa.device import resolve_device
 from attiqa.io.batching import data_loader, default_num_workers
+from attiqa.io.checkpoints import training_state_extra
 from attiqa.models import AttiqaModel, create_backbone, save_model
 from attiqa.models.efficientnet_lite import EfficientNetLite
 from attiqa.models.transforms import CenterCropTest, PretrainTrain
@@ -32,13 +35,14 @@ from attiqa.training import distributed as D
 from attiqa.training.cached import check_resumed_heads, pretrain_cached
 from attiqa.training.data import (
     DATA_SETTING,
+    ROOTS_ORDER,
     PseudoLabelDataset,
     collate_skip_none,
     unreadable_report,
 )
 from attiqa.training.losses import make_pretrain_loss
 from attiqa.training.sources import ImageBatches
-from attiqa.training.trainer import DEBUG_HASH_ENV, Trainer, weights_hash
+from attiqa.training.trainer import DEBUG_HASH_ENV, Trainer, state_path_for, weights_hash
 
 CALIBRATION_MAX_IMAGES = 50_000  # ours: 101 quantiles are stable long before ImageNet's 1.28M images
 __all__ = ["CALIBRATION_MAX_IMAGES", "DEBUG_HASH_ENV", "calibrate_model", "pretrain", "weights_hash"]
@@ -51,23 +55,40 @@ def pretrain(
     resume: bool = False,
     progress: bool = True,
     labels_fix: str = "",
+    roots: Sequence[str | Path] = (),
 ) -> Path:
     """Train an :class:`AttiqaModel` on pseudo-labels; returns ``out_dir/pretrain/model.safetensors``.
 
     ``resume=True`` continues from ``last`` (the epoch after the last finished one; a run that already
     finished only recalibrates and rewrites the final model); without a ``last`` it starts fresh.
     ``labels_fix``: how to set ``labels`` back when a resume finds the table changed (a table the run's
-    label stage writes is set back by its config, not by restoring the file)."""
+    label stage writes is set back by its config, not by restoring the file). ``roots``: train on the rows
+    in their order under these folders (:func:`~attiqa.training.data.order_under`), not the table's — unless
+    ``resume`` continues a run an earlier version started in the table's order."""
     cfg.check("pretrain")  # configs built in code skip the load-time checks
+    if roots and resume and not rows_follow_roots(Path(out_dir) / "pretrain"):
+        roots = ()
     # also for the cached loop: under torchrun only rank 0 writes; the report's count once, the group's total
     with D.process_group(), unreadable_report("pretrain"):
         stage = pretrain_cached if cfg.feature_cache else _pretrain
-        return stage(cfg, Path(labels), Path(out_dir), resume, progress, labels_fix)
+        return stage(cfg, Path(labels), Path(out_dir), resume, progress, labels_fix, roots)
 
 
-def _pretrain(
-    cfg: PretrainConfig, labels: Path, out_dir: Path, resume: bool, progress: bool, labels_fix: str
-) -> Path:
+def rows_follow_roots(stage_dir: Path) -> bool:
+    """Whether the run in ``stage_dir`` trains on its rows in their roots' order: true for a new run (no
+    resume record yet), false for one an earlier version started (its record has no ``order``)."""
+    state = state_path_for(stage_dir / "last.safetensors")
+    if not state.exists():
+        return True
+    try:
+        record = (training_state_extra(state).get("config") or {}).get(DATA_SETTING) or {}
+    except (OSError, ValueError, KeyError, SafetensorError):  # unreadable: the resume says so itself
+        return True
+    return record.get("order") == ROOTS_ORDER
+
+
+def _pretrain(cfg: PretrainConfig, labels: Path, out_dir: Path, resume: bool, progress: bool, labels_fix: str,
+              roots: Sequence[str | Path]) -> Path:  # fmt: skip
     device = resolve_device(cfg.device)
     stage_dir = out_dir / "pretrain"
     final_path = stage_dir / "model.safetensors"
@@ -78,7 +99,7 @@ def _pretrain(
         assert isinstance(backbone.body, EfficientNetLite)
         backbone.body.checkpoint_blocks = True
     train_tf = PretrainTrain(backbone.mean, backbone.std, cfg.crop_size, cfg.resize_shorter, cfg.hflip)
-    dataset = PseudoLabelDataset(labels, train_tf)
+    dataset = PseudoLabelDataset(labels, train_tf, roots=roots)
     # A pretrain-only model is scored in the view it was trained and calibrated in (fine-tuning later
     # switches the test view to the paper's 340/320, §4.2).
     sizes = {
@@ -117,7 +138,7 @@ def _pretrain(
     check_resumed_heads(trainer.resume() if resume else None, dataset.head_names, trainer.last_path)
     history = trainer.fit()
 
-    calibrate_model(model, labels, cfg, device, workers)
+    calibrate_model(model, labels, cfg, device, workers, roots)
     if D.is_main():
         card = {**base_card, "epoch": cfg.epochs, "global_step": trainer.global_step, "history": history}
         save_model(model, trainer.log(final_path), card)
@@ -128,12 +149,17 @@ def _pretrain(
 
 @torch.no_grad()
 def calibrate_model(
-    model: AttiqaModel, labels: Path, cfg: PretrainConfig, device: torch.device, workers: int
+    model: AttiqaModel,
+    labels: Path,
+    cfg: PretrainConfig,
+    device: torch.device,
+    workers: int,
+    roots: Sequence[str | Path] = (),
 ) -> None:
     """Quantiles of the heads' raw outputs over (up to CALIBRATION_MAX_IMAGES) training photos, eval mode,
     centre crops of the training crop size; sharded over ranks and gathered, so every rank stores the same."""
     tf = CenterCropTest(model.backbone.mean, model.backbone.std, cfg.resize_shorter, cfg.crop_size)
-    ds = PseudoLabelDataset(labels, tf, on_error="skip")
+    ds = PseudoLabelDataset(labels, tf, on_error="skip", roots=roots)
     n = len(ds)
     if n > CALIBRATION_MAX_IMAGES:
         g = torch.Generator().manual_seed(cfg.seed)

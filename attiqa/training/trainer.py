@@ -362,6 +362,11 @@ class Trainer:
         if moved:
             said = ", ".join(f"{saved[k]} -> {now[k]}" for k in moved)
             self.warn(f"{self.label}: the dataset moved: {said}, same rows")
+        elif same_rows and not same:  # moved with no setting of this stage naming it: label.images' folder
+            was = (saved.get(DATA_SETTING) or {}).get("root") or "its earlier folder"  # older records: none
+            self.warn(
+                f"{self.label}: the dataset moved: {was} -> {self.settings[DATA_SETTING]['root']}, same rows"
+            )
         if changed:
             said = ", ".join(f"{self.name}.{k} {saved[k]} -> {now[k]}" for k in changed)
             before = saved.get(epochs_key.rpartition(".")[2])
