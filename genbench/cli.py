@@ -523,7 +523,7 @@ def import_agiqa3k_cmd(
         + " left out"
         + (f", {res.other_generator_pairs} of two generators left out" if same_generator else "")
     )
-    left_out = [(res.repeated_rows, "repeats", "repeat", "an earlier row's image (the first kept)"),
+    left_out = [(res.repeated_rows, "repeats", "repeat", "an earlier row (same image, same MOS)"),
                 (res.without_mos, "has", "have", "no finite mos_quality"),
                 (res.without_prompt, "has", "have", "an empty prompt")]  # fmt: skip
     for n, one, many, why in left_out:  # "1 row … repeats", "3 rows … repeat" (was "1 rows … repeat")
