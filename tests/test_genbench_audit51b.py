@@ -79,3 +79,38 @@ def test_import_agiqa3k_refuses_an_out_folder_in_the_dataset(tmp_path):
     res = run_genbench("import-agiqa3k", root, "-o", tmp_path / "run")
     assert res.returncode == 0, res.stderr
     assert (tmp_path / "run" / "manifest.jsonl").is_file()
+
+
+def test_the_agreement_chart_says_what_its_interval_resampled_and_marks_a_trained_metric(tmp_path):
+    """**Was** (a real run: import-agiqa3k of agiqa3k-dev, `agree --cluster-by prompt_id`): agreement.png's
+    title said "95% bootstrap CI" whether the bootstrap resampled pairs or prompts (intervals that differ
+    several-fold on pairs sharing prompts), and attiqa-agiqa3k's 100 % bar — a fit to the images it was
+    trained on, marked "*" in the table with a warning — stood unmarked beside held-out metrics. Now the
+    title says what was resampled (as the table's legend does), and a trained metric's bar is marked and
+    hatched, with the note under the chart."""
+    from genbench.agreement import agreement_figure, human_labels, metric_agreement
+    from genbench.manifest import load_pairs
+    from genbench.prefs import load_votes
+    from genbench.run_scores import MetricScores
+
+    root = _agiqa3k(tmp_path / "agiqa")
+    run = tmp_path / "run"
+    assert run_genbench("import-agiqa3k", root, "-o", run).returncode == 0
+    pairs = load_pairs(run)
+    votes, source = load_votes(run, None)
+    labels = human_labels(votes, pairs, source)
+    images = sorted({p.image(s) for p in pairs for s in "ab"})
+    mos = {p.image(s): p.record[f"mos_{s}"] for p in pairs for s in "ab"}
+    fit = MetricScores("fitted", {im: mos[im] for im in images}, True, trained_on=("agiqa3k",))
+    noise = MetricScores("noise", {im: float(k % 3) for k, im in enumerate(images)}, True)
+    results = [metric_agreement(pairs, labels, s, n_boot=200) for s in (fit, noise)]
+    over = ((None, "bootstrap over pairs"), ("prompt_id", "bootstrap over prompt_id groups"))
+    for cluster_by, said in over:
+        fig = agreement_figure(results, cluster_by)
+        (ax,) = fig.axes
+        assert ax.get_title() == f"Agreement with people (95% CI: {said})"
+        assert [t.get_text() for t in ax.get_xticklabels()] == ["fitted *", "noise"]
+        assert ax.patches[0].get_hatch() == "//" and not ax.patches[1].get_hatch()
+        assert "* trained on these images: not a held-out figure" in [t.get_text() for t in fig.texts]
+    fig = agreement_figure(results[1:])
+    assert not fig.texts and [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["noise"]
