@@ -1,6 +1,7 @@
 """genbench, session 51 (second round): `import-agiqa3k` with an image given two MOS (refused, as `attiqa
-eval` refuses it) and with --out in the dataset's folder (refused) (docs/robustness.md rows of session 51).
-Small fixtures: noise PNGs under an official-format data.csv."""
+eval` refuses it) and with --out in the dataset's folder (refused); what the agreement chart and the AGIQA-3k
+pair sheet say (docs/robustness.md rows of session 51). Small fixtures: noise PNGs under an official-format
+data.csv."""
 
 from __future__ import annotations
 
@@ -114,3 +115,51 @@ def test_the_agreement_chart_says_what_its_interval_resampled_and_marks_a_traine
         assert "* trained on these images: not a held-out figure" in [t.get_text() for t in fig.texts]
     fig = agreement_figure(results[1:])
     assert not fig.texts and [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["noise"]
+
+
+def test_the_pair_sheet_says_how_many_pairs_of_each_kind_and_the_metrics_pick(tmp_path):
+    """**Was** (experiments/agiqa3k/pair_sheet.py on agiqa3k-dev scored with `classical`): four pairs the
+    metric agreed on and four it did not, with no count — a 58.4 % metric read as a coin toss — each score at
+    two decimals (0.5612 against 0.5608 showed as "0.56" twice), the metric's pick not shown, prompts cut at
+    44 characters with room for more. Now the title gives each kind's count and the accuracy, the metric's
+    pick is said under its image, and scores get the decimals that tell them apart."""
+    import subprocess
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments" / "agiqa3k"))
+    import pair_sheet
+
+    assert pair_sheet.shown_scores(0.5612, 0.5608) == ("0.5612", "0.5608")
+    assert pair_sheet.shown_scores(0.61, 0.4) == ("0.61", "0.40")
+    run = tmp_path / "run"
+    assert run_genbench("import-agiqa3k", _agiqa3k(tmp_path / "agiqa"), "-o", run).returncode == 0
+    for cmd in (("score", run, "-m", "classical", "-w", "0"), ("agree", run, "--bootstrap", "100")):
+        assert run_genbench(*cmd).returncode == 0
+    out = tmp_path / "sheet.png"
+    script = Path(pair_sheet.__file__)
+    done = subprocess.run(
+        [sys.executable, script, run, "--metric", "classical", "--n", "2", "--out", out],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0 and Image.open(out).size[0] > 0, done.stderr
+
+    manifest = {r["pair_id"]: r for r in pair_sheet.read_records(run)}
+    with open(run / "agreement" / "per_pair.csv", newline="", encoding="utf-8") as fh:
+        rows = [{**manifest[r["pair_id"]], **r} for r in csv.DictReader(fh)]
+    good, bad = pair_sheet.pick(rows, "classical", 2, 0, None)
+    counts = pair_sheet.counts_line(rows, "classical", len(good), len(bad), 0)
+    n_good = sum(r["classical_credit"] == "1" for r in rows)
+    acc = 100 * n_good / len(rows)
+    assert counts == (
+        f"{len(good)} of the {n_good} pairs it agreed on, {len(bad)} of the {len(rows) - n_good} it did not "
+        f"(accuracy {acc:.1f} % of {len(rows)} pairs), drawn at random (seed 0)"
+    )
+    fig = pair_sheet.sheet_figure(run, good + bad, "classical", counts)
+    assert fig.get_suptitle().endswith("\n" + counts)
+    for k, r in enumerate(good + bad):
+        labels = [fig.axes[2 * k + i].get_xaxis().get_label().get_text() for i in range(2)]
+        picked = ["(metric's pick)" in t.split("\n")[0] for t in labels]
+        assert picked == [r["classical_pick"] == s for s in "ab"], labels
+        shown = [t.split("metric ")[1] for t in labels]
+        assert shown[0] != shown[1]
