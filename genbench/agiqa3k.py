@@ -70,7 +70,7 @@ class AgiqaImportResult:
     margin: float = DEFAULT_MARGIN
     same_generator: bool = False
     missing: list[str] = field(default_factory=list)  # images in the score file but not on disk
-    repeated_rows: int = 0  # rows naming an image an earlier row named (the first kept)
+    repeated_rows: int = 0  # rows repeating an earlier row (same image, same MOS): counted once
     without_mos: int = 0  # rows whose mos_quality is empty, NaN or infinite
     without_prompt: int = 0  # rows whose prompt is empty: no pair is theirs (pairs share a prompt)
 
@@ -83,9 +83,10 @@ def generator_of(name: str) -> str:
 
 def read_agiqa3k(root: Path, counts: AgiqaImportResult | None = None) -> list[AgiqaImage]:
     """Every image of the AGIQA-3k folder ``root`` (official ``data.csv`` + images) with its scores. A row
-    naming an image again is left out (the first kept): its pairs would repeat pair ids, which every
-    later command refuses; so is a row with an empty prompt (pairs share a prompt). ``counts`` gets how
-    many rows were left out, and why."""
+    repeating an earlier one (same image, same MOS) is counted once — its pairs would repeat pair ids,
+    which every later command refuses; an image given two different MOS is refused, as `attiqa eval`
+    refuses it: a preference decided by whichever row came first is not the people's; a row with an
+    empty prompt is left out (pairs share a prompt). ``counts`` gets how many rows were left out, and why."""
     ds = get_dataset("agiqa3k", root)
     try:
         ds.items  # noqa: B018 -- read here: the adapter's fix for a missing column is `eval`'s option
@@ -101,16 +102,13 @@ def read_agiqa3k(root: Path, counts: AgiqaImportResult | None = None) -> list[Ag
             f"{Path(root) / 'data.csv'}: no 'prompt' column — genbench pairs two images of one prompt; "
             "use the official score file (name,prompt,...,mos_quality,...)"
         )
+    unique, repeats = ds.unique_items(ds.items)  # two MOS for one image: refused, as `attiqa eval` does
     out = []
-    seen: set[Path] = set()
-    for it in ds.items:
-        repeated, no_prompt = Path(it.image) in seen, not it.meta["prompt"].strip()
-        if repeated or no_prompt:
+    for it in unique:
+        if not it.meta["prompt"].strip():
             if counts is not None:
-                counts.repeated_rows += repeated
-                counts.without_prompt += no_prompt and not repeated
+                counts.without_prompt += 1
             continue
-        seen.add(Path(it.image))
         std = it.meta.get("std_quality", "")
         out.append(
             AgiqaImage(
@@ -122,7 +120,7 @@ def read_agiqa3k(root: Path, counts: AgiqaImportResult | None = None) -> list[Ag
             )
         )
     if counts is not None:
-        counts.without_mos = ds.n_without_score
+        counts.repeated_rows, counts.without_mos = repeats, ds.n_without_score
     return out
 
 
@@ -203,6 +201,21 @@ def image_folder(root: Path, images: list[AgiqaImage]) -> Path:
     return root.resolve()
 
 
+def refuse_out_inside(out_dir: Path, dataset: list[Path]) -> None:
+    """Refuse a run folder equal to or inside the dataset's folder or its image folder: the run's files
+    (manifest, ``prefs.csv``, later ``scores/`` and ``agreement/``) would mix with the dataset's, and the
+    next import with another margin would replace this one in the user's copy of the data."""
+    out = Path(os.path.abspath(out_dir)).resolve()  # a link into the dataset is inside it
+    for folder in dataset:
+        where = Path(os.path.abspath(folder)).resolve()
+        if out == where or out.is_relative_to(where):
+            raise AttiqaError(
+                f"--out {out_dir} is {'' if out == where else 'inside '}the AGIQA-3k folder {folder} — a "
+                "run's files (manifest, prefs.csv, scores/, agreement/) do not belong among the dataset's: "
+                "give a run folder outside it, e.g. --out agiqa3k_run"
+            )
+
+
 def import_agiqa3k(
     root: Path, out_dir: Path, margin: float = DEFAULT_MARGIN, same_generator: bool = False
 ) -> AgiqaImportResult:
@@ -223,9 +236,10 @@ def import_agiqa3k(
             "lower --margin, or check the folder holds data.csv and the images"
         )
     out_dir = Path(out_dir)
+    image_root = image_folder(Path(root), present)  # the images stay there
+    refuse_out_inside(out_dir, [Path(root), image_root])
     info = {k: v for k, v in asdict(res).items() if k != "missing"}
     info = {"source": "agiqa3k", "root": str(Path(root).resolve()), **info, "missing": res.missing[:100]}
     also = {PREFS: prefs_text(prefs), IMPORT_INFO: json_text(info)}  # one commit with the manifest
-    image_root = image_folder(Path(root), present)  # the images stay there
     write_manifest(out_dir, records, image_root=image_root, also=also)
     return res

@@ -6,8 +6,8 @@
 - A metric picks the image with the better score (its direction from the scorer's metadata). Equal
   scores are a *model tie*: wrong by default (ImageReward's rule), or half credit with
   ``model_ties="half"``.
-- Accuracy = mean credit over the pairs counted; the 95 % interval is a percentile bootstrap over pairs
-  (ours: the paper reports no interval).
+- Accuracy = mean credit over the pairs counted; the 95 % interval is a percentile bootstrap over pairs,
+  or over groups of them with ``cluster_by`` (ours: the paper reports no interval).
 
 The paper does not say how its 60 raters' votes were turned into one label per pair; majority is ours.
 """
@@ -21,6 +21,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -31,6 +32,9 @@ from attiqa.io.tables import read_cell, safe_cell
 from attiqa.progress import counted
 from genbench.manifest import Pair
 from genbench.run_scores import SCORES_DIR, MetricScores
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 TIE_POLICIES = ("skip", "half")
 MODEL_TIE_RULES = ("wrong", "half")
@@ -380,35 +384,64 @@ def write_report(
             "results": [{c: getattr(r, c) for c in SUMMARY_COLUMNS} for r in results],
         },
     )
-    bar_chart(results, out_dir / "agreement.png")
+    bar_chart(results, out_dir / "agreement.png", settings.get("cluster_by"))
     return {k: out_dir / f"{k}" for k in ("agreement.csv", "per_pair.csv", "agreement.json", "agreement.png")}
 
 
-def bar_chart(results: list[MetricAgreement], out: Path) -> Path:
-    """Accuracy per metric with its 95 % bootstrap interval, and the 50 % chance line."""
+def ci_wording(cluster_by: str | None) -> str:
+    """What the 95 % interval resampled, as the report says it: the interval over pairs and over prompts
+    differ several-fold on pairs sharing prompts, so a reader must see which one a figure is."""
+    return f"bootstrap over {cluster_by} groups" if cluster_by else "bootstrap over pairs"
+
+
+TRAINED_MARK = " *"
+TRAINED_NOTE = "* trained on these images: not a held-out figure"
+
+
+def agreement_figure(results: list[MetricAgreement], cluster_by: str | None = None) -> Figure:
+    """Accuracy per metric with its 95 % interval (saying what the bootstrap resampled) and the 50 % chance
+    line; a metric trained on the run's images is marked and hatched, as `agree`'s table marks it — its
+    bar (100 % on AGIQA-3k for attiqa-agiqa3k) is a training fit, not a measurement beside the others."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(max(5.0, 1.1 * len(results) + 2), 4.0), dpi=120)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 1, 1)
-    names = [r.metric for r in results]
+    names = [r.metric + (TRAINED_MARK if r.trained_on else "") for r in results]
     acc = np.array([r.accuracy * 100 for r in results])
     err = np.array(
         [[(r.accuracy - r.ci_low) * 100 for r in results], [(r.ci_high - r.accuracy) * 100 for r in results]]
     )
     x = np.arange(len(results))
-    ax.bar(x, np.nan_to_num(acc), width=0.6, yerr=np.nan_to_num(err), capsize=4, color="#4c72b0")
+    bars = ax.bar(x, np.nan_to_num(acc), width=0.6, yerr=np.nan_to_num(err), capsize=4, color="#4c72b0")
+    for bar, r in zip(bars, results, strict=True):
+        if r.trained_on:
+            bar.set_facecolor("#9a9a9a")
+            bar.set_edgecolor("#c8c8c8")  # the hatch's colour: light, so the label on it stays readable
+            bar.set_hatch("//")
     ax.axhline(50, color="grey", lw=1, ls="--", label="chance")
     for xi, a, r in zip(x.tolist(), acc, results, strict=True):
-        if not math.isnan(a):
-            ax.text(xi, 2, f"{a:.1f}%\nn={r.pairs}", ha="center", va="bottom", color="white", fontsize=8)
+        said = "no pair\nscored" if math.isnan(a) else f"{a:.1f}%\nn={r.pairs}"
+        colour = "black" if math.isnan(a) else "white"
+        ax.text(xi, 2, said, ha="center", va="bottom", color=colour, fontsize=8)
     ax.set_xticks(x, names, rotation=20 if len(names) > 4 else 0, ha="right" if len(names) > 4 else "center")
-    ax.set_ylim(0, 100)
+    ax.set_ylim(0, 105)  # a 100 % bar keeps its interval's cap in view
+    ax.set_yticks(range(0, 101, 20))
     ax.set_ylabel("picks the preferred image (%)")
-    ax.set_title("Agreement with people (95% bootstrap CI)", fontsize=10)
+    ax.set_title(f"Agreement with people (95% CI: {ci_wording(cluster_by)})", fontsize=10)
     ax.legend(loc="upper right", fontsize=8)
-    fig.tight_layout()
+    if any(r.trained_on for r in results):
+        fig.text(0.01, 0.01, TRAINED_NOTE, fontsize=8, ha="left", va="bottom")
+        fig.tight_layout(rect=(0, 0.04, 1, 1))
+    else:
+        fig.tight_layout()
+    return fig
+
+
+def bar_chart(results: list[MetricAgreement], out: Path, cluster_by: str | None = None) -> Path:
+    """agreement.png: :func:`agreement_figure`, written atomically."""
+    fig = agreement_figure(results, cluster_by)
     with atomic_path(out) as tmp:
         fig.savefig(tmp, format="png")
     return Path(out)

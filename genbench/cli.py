@@ -255,7 +255,9 @@ def agree(
     Writes agreement.csv, per_pair.csv, agreement.json and a bar chart agreement.png.
     """
     from genbench.agreement import (
+        TRAINED_MARK,
         check_tie_rules,
+        ci_wording,
         few_clusters_warning,
         human_labels,
         metric_agreement,
@@ -327,12 +329,12 @@ def agree(
 
     rows = [
         (  # *: trained on these images (see the warning)
-            r.metric + (" *" if r.trained_on else ""),
+            r.metric + (TRAINED_MARK if r.trained_on else ""),
             [str(r.pairs), pct(r.accuracy), pct(r.ci_low), pct(r.ci_high), str(r.model_ties), str(r.missing)],
         )
         for r in results
     ]
-    _agreement_table(title, rows)
+    _agreement_table(title, rows, ci_wording(cluster_by))
     note = shared_prompts_note(pairs, labels, cluster_by)
     if note:
         console.print(f"[yellow]note:[/] {plain(note)}", highlight=False)
@@ -342,7 +344,7 @@ def agree(
     console.print(f"report: {plain_name(out_dir)}/agreement.csv, per_pair.csv, agreement.json, agreement.png")
 
 
-def _agreement_table(title: str, rows: list[tuple[str, list[str]]]) -> None:
+def _agreement_table(title: str, rows: list[tuple[str, list[str]]], ci: str) -> None:
     """``agree``'s table: rich on a terminal of 100 columns or more; piped, logged or narrower, plain
     fixed-width lines (:func:`attiqa.cli.plain_table`) — at 80 columns rich folded a metric's name ("attiqa-
     agiqa3k" / "*", a checkpoint's longer stem over three lines) and the title."""
@@ -351,7 +353,7 @@ def _agreement_table(title: str, rows: list[tuple[str, list[str]]]) -> None:
     if stdout.is_terminal and stdout.width >= 100:
         from rich.table import Table
 
-        table = Table(title=title)
+        table = Table(title=title, caption=f"95% CI: {ci}")
         for col in ("metric", "pairs", "accuracy", "95% CI", "model ties", "no score"):
             table.add_column(col, justify="left" if col == "metric" else "right")
         for name, (n, acc, low, high, model_ties, missing) in rows:
@@ -359,7 +361,7 @@ def _agreement_table(title: str, rows: list[tuple[str, list[str]]]) -> None:
         stdout.print(table)
         return
     legend = (
-        "acc. = accuracy; low / high = its 95% interval; m.ties = pairs the metric scored equal "
+        f"acc. = accuracy; low / high = its 95% interval ({ci}); m.ties = pairs the metric scored equal "
         "(model ties); no scr = pairs with an image the metric has no score for"
     )
     headers = ["pairs", "acc.", "low", "high", "m.ties", "no scr"]
@@ -523,7 +525,7 @@ def import_agiqa3k_cmd(
         + " left out"
         + (f", {res.other_generator_pairs} of two generators left out" if same_generator else "")
     )
-    left_out = [(res.repeated_rows, "repeats", "repeat", "an earlier row's image (the first kept)"),
+    left_out = [(res.repeated_rows, "repeats", "repeat", "an earlier row (same image, same MOS)"),
                 (res.without_mos, "has", "have", "no finite mos_quality"),
                 (res.without_prompt, "has", "have", "an empty prompt")]  # fmt: skip
     for n, one, many, why in left_out:  # "1 row … repeats", "3 rows … repeat" (was "1 rows … repeat")

@@ -233,7 +233,8 @@ def test_an_agiqa3k_score_file_without_its_quality_column_gives_genbench_s_fix(t
 
 def test_import_agiqa3k_says_one_left_out_row_in_the_singular(tmp_path, photos):
     """**Was**: "1 rows of the score file repeat an earlier row's image (the first kept): left out" (and
-    "1 rows … have an empty prompt"); now "1 row … repeats", "1 row … has", plurals as before."""
+    "1 rows … have an empty prompt"); now "1 row … repeats", "1 row … has", plurals as before. (A repeat
+    is an exact one since session 51's second round: another MOS is refused, test_genbench_audit51b.py.)"""
     from helpers import run_genbench
 
     root = _agiqa_folder(tmp_path / "agiqa", photos)
@@ -241,5 +242,5 @@ def test_import_agiqa3k_says_one_left_out_row_in_the_singular(tmp_path, photos):
         fh.write("sd1.5_normal_001.jpg,a cat,,,,1.0,0.5,2.5,0.5\nnew_004.jpg,,,,,2.0,0.5,2.5,0.5\n")
     res = run_genbench("import-agiqa3k", root, "--out", tmp_path / "run")
     assert res.returncode == 0, res.stderr
-    assert "  1 row of the score file repeats an earlier row's image (the first kept): left out" in res.stderr
+    assert "  1 row of the score file repeats an earlier row (same image, same MOS): left out" in res.stderr
     assert "  1 row of the score file has an empty prompt: left out" in res.stderr, res.stderr

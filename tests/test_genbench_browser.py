@@ -469,3 +469,42 @@ def test_a_reload_mid_study_and_two_tabs_on_one_pair_keep_one_vote_a_pair(tmp_pa
         assert choice != left  # the first vote (→: the right image) is the one kept
     finally:
         server.stop()
+
+
+def test_a_tab_votes_as_the_rater_it_logged_in_as(tmp_path, photos, browser):
+    """**Was**: the rater id was kept in the browser's ``localStorage``, shared by every tab — a second
+    rater logging in on the same browser (a lab machine) made the first rater's tab, after a reload, fill
+    in the second rater's id, and Enter there voted as them; a new tab came filled with the last rater's
+    id. Now a tab remembers its own login only (``sessionStorage``): a reload fills in its own rater, a new
+    tab nobody's, and each tab's votes go to the rater it logged in as."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    run = make_photo_run(tmp_path / "run", photos)
+    server = VoteServer(run, tmp_path / "server.log")
+    try:
+        _start(browser, server, "alice")
+        browser.find_element(By.TAG_NAME, "body").send_keys(Keys.ARROW_LEFT)
+        _wait(browser, lambda d: _shown(d)["progress"].startswith("1 / 5") and _state(d) == "voting")
+        first_tab = browser.current_window_handle
+
+        browser.switch_to.new_window("tab")
+        browser.get(server.url + "/")
+        _wait(browser, lambda d: d.find_element(By.ID, "instructions").text)
+        assert browser.find_element(By.ID, "rater").get_attribute("value") == ""  # not alice's id
+        _start(browser, server, "bob")
+        browser.find_element(By.TAG_NAME, "body").send_keys(Keys.ARROW_RIGHT)
+        _wait(browser, lambda d: _shown(d)["progress"].startswith("1 / 5") and _state(d) == "voting")
+
+        browser.switch_to.window(first_tab)
+        browser.refresh()
+        _wait(browser, lambda d: d.find_element(By.ID, "instructions").text)
+        field = browser.find_element(By.ID, "rater")
+        assert field.get_attribute("value") == "alice"
+        field.send_keys(Keys.ENTER)
+        _wait(browser, lambda d: _shown(d)["progress"].startswith("1 / 5") and _state(d) == "voting")
+        browser.find_element(By.TAG_NAME, "body").send_keys(Keys.ARROW_LEFT)
+        _wait(browser, lambda d: _shown(d)["progress"].startswith("2 / 5") and _state(d) == "voting")
+        assert len(_votes(run, "alice")) == 2 and len(_votes(run, "bob")) == 1
+    finally:
+        server.stop()

@@ -199,14 +199,16 @@ def test_control_characters_in_a_skipped_name_stay_on_its_line(tmp_path):
 # genbench import-agiqa3k: the root given as `.`, repeated rows
 
 
-def _agiqa3k_layout(root: Path, images: Path, repeat: int = 0, nan: int = 0) -> Path:
+def _agiqa3k_layout(root: Path, images: Path, repeat: int = 0, nan: int = 0, conflict: int = 0) -> Path:
     """An AGIQA-3k folder (official data.csv columns) of 2 prompts x 4 images, its images in ``images``;
-    ``repeat`` rows listed twice (another MOS the second time), ``nan`` more rows without a finite MOS."""
+    ``repeat`` rows listed twice (the same row again), ``conflict`` rows listed again with another MOS,
+    ``nan`` more rows without a finite MOS."""
     root.mkdir(parents=True)
     paths = _noise_images(images, 8)
     rows = [[p.name, f"prompt {i % 2}", "", "", "", f"{1 + 0.8 * (i // 2):.2f}", "0.5", "2.0", "0.5"]
             for i, p in enumerate(paths)]  # fmt: skip
-    rows += [[r[0], r[1], "", "", "", "4.9", "0.5", "2.0", "0.5"] for r in rows[:repeat]]
+    rows += [list(r) for r in rows[:repeat]]
+    rows += [[r[0], r[1], "", "", "", "4.9", "0.5", "2.0", "0.5"] for r in rows[:conflict]]
     rows += [
         [paths[i].name, "prompt 9", "", "", "", v, "0.5", "2.0", "0.5"]
         for i, v in enumerate(["nan", "inf"][:nan])
@@ -288,12 +290,15 @@ def test_import_agiqa3k_from_dot_with_a_linked_image_folder(tmp_path):
 def test_import_agiqa3k_leaves_out_repeated_rows_so_the_run_can_be_read(tmp_path):
     """**Was**: a score file listing an image twice gave a run whose manifest repeats pair ids: `genbench
     score` / `agree` on it ended in "pair_id ... appears twice"; rows without a finite MOS were dropped
-    without a word."""
+    without a word.
+    **Was** (session 51): a repeat with another MOS was left out too, the first row's MOS kept — a guess
+    `attiqa eval` refuses; now only exact repeats are counted once here
+    (`test_genbench_audit51b.py::test_import_agiqa3k_refuses_an_image_with_two_mos_as_eval_does`)."""
     root = _agiqa3k_layout(tmp_path / "agiqa", tmp_path / "agiqa", repeat=3, nan=2)
     run = tmp_path / "run"
     res = run_genbench("import-agiqa3k", root, "-o", run)
     assert res.returncode == 0, res.stderr
-    assert "3 rows of the score file repeat an earlier row's image" in res.stderr
+    assert "3 rows of the score file repeat an earlier row (same image, same MOS): left out" in res.stderr
     assert "2 rows of the score file have no finite mos_quality" in res.stderr
     assert json.loads((run / "import.json").read_text())["repeated_rows"] == 3
     score = run_genbench("score", run, "-m", "classical", "-w", "0")

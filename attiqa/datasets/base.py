@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from attiqa.datasets.readers import Table
+from attiqa.datasets.readers import Table, repeated_rows
 from attiqa.errors import AttiqaError, did_you_mean
 from attiqa.io.images import header_problem
 from attiqa.progress import shown_name
@@ -283,6 +283,21 @@ class IQADataset:
             row = [name_under(rec.image, self.root), s]
             h.update(b"\0" + json.dumps(row).encode("utf-8", "surrogateescape"))
         return h.hexdigest()
+
+    def unique_items(self, items: Sequence[DatasetItem]) -> tuple[list[DatasetItem], int]:
+        """Each image of ``items`` once (its first row) and how many rows repeated an earlier one exactly.
+        An image with two different scores is refused, naming the score file: which score is the image's
+        is a guess, and every use is wrong with it — one image counted twice by `eval`, a training table
+        with it on both sides of the split, a genbench preference pair decided by the row that came first."""
+        keep, conflicts, repeats = repeated_rows([it.image for it in items], [it.raw for it in items])
+        if conflicts:  # named by its score file (was the dataset's name: "folder (mos)", no file)
+            files = [f for f in self.source_files() if f.is_file()]
+            where = f"{files[0]} ({self.target})" if len(files) == 1 else f"{self.name} ({self.target})"
+            raise AttiqaError(
+                f"{where}: {len(conflicts)} image(s) have two different scores, e.g. {conflicts[0]} — fix "
+                "the score file (one row per image)"
+            )
+        return [items[i] for i in keep], repeats
 
     def __len__(self) -> int:
         return len(self.items)

@@ -28,7 +28,6 @@ from typing import Any
 import numpy as np
 
 from attiqa.datasets.base import DatasetItem, IQADataset, canonical_split, find_unreadable
-from attiqa.datasets.readers import repeated_rows
 from attiqa.errors import AttiqaError, ImageLoadError
 from attiqa.evaluation.cache import ScoreCache, cache_location, score_cache_key
 from attiqa.evaluation.logistic import LogisticFit, fitted_metrics
@@ -122,19 +121,11 @@ def check_mos(items: list[DatasetItem], dataset: IQADataset) -> tuple[list[Datas
     values (refused), repeated rows (counted once, with a warning), rows without a finite MOS (counted)
     and a constant MOS (no correlation is defined)."""
     warn: list[str] = []
-    keep, conflicts, repeats = repeated_rows([it.image for it in items], [it.raw for it in items])
-    if conflicts:  # named by its score file (was the dataset's name: "folder (mos)", no file)
-        files = [f for f in dataset.source_files() if f.is_file()]
-        where = f"{files[0]} ({dataset.target})" if len(files) == 1 else f"{dataset.name} ({dataset.target})"
-        raise AttiqaError(
-            f"{where}: {len(conflicts)} image(s) have two different scores, e.g. {conflicts[0]} — fix the "
-            "score file (one row per image)"
-        )
+    unique, repeats = dataset.unique_items(items)  # two scores for one image: refused
     if repeats:
         warn.append(f"{repeats} repeated row(s) (same image, same score) counted once")
     if dataset.without_score:  # named by the file and the rows (was a count alone)
         warn.append(dataset.rows_left_out())
-    unique = [items[i] for i in keep]
     if len(unique) >= 2 and len({it.mos for it in unique}) == 1:
         warn.append(
             f"{dataset.target} is the same ({unique[0].raw:g}) for every image: correlations are undefined"

@@ -3,7 +3,8 @@
 Reads ``RUN/manifest.jsonl`` (written by `genbench import-agiqa3k`, with each image's human MOS) and
 ``RUN/agreement/per_pair.csv`` (`genbench agree RUN`). Draws ``--n`` pairs the metric got right and ``--n`` it
 got wrong — drawn at random with ``--seed`` among pairs of one kind, so the sheet is not a hand-picked best
-case — each image with its human MOS and the metric's score, the people's choice framed in green.
+case — each image with its human MOS and the metric's score (its pick said), the people's choice framed in
+green, and how many pairs of each kind there were (four of each is not a 50 % metric).
 
     python experiments/agiqa3k/pair_sheet.py runs/agiqa3k/pairs --metric attiqa-agiqa3k-crossfit \
         --out runs/agiqa3k/pairs.png
@@ -15,11 +16,15 @@ import argparse
 import csv
 import random
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PIL import Image
 
 from attiqa.io.atomic import atomic_path
 from genbench.manifest import read_records, resolve
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 def pick(rows: list[dict], metric: str, n: int, seed: int, same_generator: bool | None) -> tuple[list, list]:
@@ -34,15 +39,38 @@ def pick(rows: list[dict], metric: str, n: int, seed: int, same_generator: bool 
     return rng.sample(good, min(n, len(good))), rng.sample(bad, min(n, len(bad)))
 
 
-def draw(run: Path, pairs: list[tuple[str, dict]], metric: str, out: Path, thumb: int = 200) -> Path:
+def shown_scores(a: float, b: float) -> tuple[str, str]:
+    """The two scores of a pair with as many decimals (2 to 6) as tell them apart: at 2 a pair the metric
+    got right or wrong by 0.004 read as a tie ("0.56" and "0.56")."""
+    for d in range(2, 7):
+        sa, sb = f"{a:.{d}f}", f"{b:.{d}f}"
+        if sa != sb:
+            break
+    return sa, sb
+
+
+def kind_of(r: dict, metric: str) -> str:
+    """ "agreed" / "disagreed" with people, or "scored equal" — a model tie counted wrong is not a choice
+    of the other image."""
+    if r.get(f"{metric}_pick") == "tie":
+        return "scored equal"
+    return "agreed" if float(r[f"{metric}_credit"]) == 1.0 else "disagreed"
+
+
+def sheet_figure(run: Path, pairs: list[dict], metric: str, counts: str, thumb: int = 200) -> Figure:
+    """The sheet: each pair's two images with their human MOS and the metric's score (the metric's pick
+    said), the people's choice framed in green; ``counts`` says how many pairs of each kind there were,
+    so 4 agreed + 4 disagreed is not read as a 50 % metric."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     cols = 2
     rows = (len(pairs) + cols - 1) // cols
-    fig = Figure(figsize=(cols * 4.6, rows * 2.55), dpi=110)
+    fig = Figure(figsize=(cols * 4.6, rows * 2.55 + 0.3), dpi=110)
     FigureCanvasAgg(fig)
-    for k, (kind, r) in enumerate(pairs):
+    for k, r in enumerate(pairs):
+        kind = kind_of(r, metric)
+        shown = shown_scores(float(r[f"{metric}_a"]), float(r[f"{metric}_b"]))
         for side_i, side in enumerate(("a", "b")):
             ax = fig.add_subplot(rows, cols * 2, 2 * k + side_i + 1)
             img = Image.open(resolve(run, r[f"image_{side}"])).convert("RGB")
@@ -54,20 +82,42 @@ def draw(run: Path, pairs: list[tuple[str, dict]], metric: str, out: Path, thumb
             for spine in ax.spines.values():
                 spine.set_edgecolor("#2ca02c" if human_pick else "#bbbbbb")
                 spine.set_linewidth(4 if human_pick else 1)
-            score = float(r[f"{metric}_{side}"])
+            picked = " (metric's pick)" if r.get(f"{metric}_pick") == side else ""
             human = float(r[f"mos_{side}"])
-            ax.set_xlabel(f"{r[f'generator_{side}']}\nhuman {human:.2f}  metric {score:.2f}", fontsize=7)
-            if side_i == 0:
-                prompt = r["prompt"] if len(r["prompt"]) <= 44 else r["prompt"][:43] + "…"
-                colour = "#2ca02c" if kind == "agreed" else "#d62728"
+            said = f"{r[f'generator_{side}']}{picked}\nMOS {human:.2f}  metric {shown[side_i]}"
+            ax.set_xlabel(said, fontsize=7)
+            if side_i == 0:  # the title spans the pair's two images: ~74 characters at 7 pt
+                prompt = r["prompt"] if len(r["prompt"]) <= 64 else r["prompt"][:63] + "…"
+                colour = {"agreed": "#2ca02c", "disagreed": "#d62728"}.get(kind, "#555555")
                 ax.set_title(f"{kind}: “{prompt}”", fontsize=7, loc="left", color=colour)
-    fig.suptitle(f"AGIQA-3k pairs (same prompt): {metric} vs people — green frame = the image people rated "
-                 "higher", fontsize=9)  # fmt: skip
-    fig.tight_layout(rect=(0, 0, 1, 0.97))
+    fig.suptitle(
+        f"AGIQA-3k pairs (same prompt): {metric} vs people — green frame = the image people rated higher\n"
+        + counts,
+        fontsize=9,
+    )
+    fig.tight_layout(rect=(0, 0, 1, 0.96))
+    return fig
+
+
+def draw(run: Path, pairs: list[dict], metric: str, counts: str, out: Path, thumb: int = 200) -> Path:
+    fig = sheet_figure(run, pairs, metric, counts, thumb)
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out) as tmp:
         fig.savefig(tmp, format="png")
     return out
+
+
+def counts_line(rows: list[dict], metric: str, n_good: int, n_bad: int, seed: int) -> str:
+    """``"4 of the 2722 pairs it agreed on, 4 of the 1938 it did not (58.4 % of 4660 counted), at random
+    (seed 0)"``, from per_pair.csv's credits."""
+    credits = [float(r[f"{metric}_credit"]) for r in rows if r.get(f"{metric}_credit") not in ("", None)]
+    good = sum(c == 1.0 for c in credits)
+    bad = sum(c == 0.0 for c in credits)
+    acc = 100 * sum(credits) / len(credits) if credits else float("nan")
+    return (
+        f"{n_good} of the {good} pairs it agreed on, {n_bad} of the {bad} it did not "
+        f"(accuracy {acc:.1f} % of {len(credits)} pairs), drawn at random (seed {seed})"
+    )
 
 
 def main() -> None:
@@ -82,9 +132,11 @@ def main() -> None:
     manifest = {r["pair_id"]: r for r in read_records(a.run)}
     with open(a.run / "agreement" / "per_pair.csv", newline="", encoding="utf-8") as fh:
         rows = [{**manifest[r["pair_id"]], **r} for r in csv.DictReader(fh)]
-    good, bad = pick(rows, a.metric, a.n, a.seed, True if a.same_generator else None)
-    pairs = [("agreed", r) for r in good] + [("disagreed", r) for r in bad]
-    print(draw(a.run, pairs, a.metric, a.out))
+    same = True if a.same_generator else None
+    good, bad = pick(rows, a.metric, a.n, a.seed, same)
+    if same:
+        rows = [r for r in rows if r["same_generator"]]
+    print(draw(a.run, good + bad, a.metric, counts_line(rows, a.metric, len(good), len(bad), a.seed), a.out))
 
 
 if __name__ == "__main__":

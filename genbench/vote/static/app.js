@@ -101,7 +101,9 @@ async function start() {
     return;
   }
   rater = value;
-  try { localStorage.setItem("genbench-rater", rater); } catch (e) { /* private mode */ }
+  // this tab's own login (sessionStorage: kept over a reload, not shared with other tabs) — localStorage
+  // was the browser's: a second rater's login changed what the first rater's tab filled in after a reload
+  try { sessionStorage.setItem("genbench-rater", rater); } catch (e) { /* private mode */ }
   $("login").hidden = true;
   $("study").hidden = false;
   await next();
@@ -125,7 +127,7 @@ $("pick-right").addEventListener("click", (ev) => { if (ev.detail < 2) vote("rig
   loadStudy();
   const fromUrl = new URLSearchParams(location.search).get("rater");
   let saved = null;
-  try { saved = localStorage.getItem("genbench-rater"); } catch (e) { /* private mode */ }
+  try { saved = sessionStorage.getItem("genbench-rater"); } catch (e) { /* private mode */ }
   $("rater").value = fromUrl || saved || "";
   document.body.dataset.state = "login";
 })();
