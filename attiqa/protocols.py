@@ -535,14 +535,7 @@ def check_scores(ds: IQADataset, who: str) -> None:
     """One line for a score file no split can train and test on: an image listed twice with two scores (it
     was benched without a word, while `eval` and a `finetune.csv` refuse it), or the same score in every
     row (it was "all 2 held-out MOS values are 50 — … (hold out other rows)", a fix no split can follow)."""
-    from attiqa.datasets.readers import repeated_rows
-
-    _, conflicts, _ = repeated_rows([it.image for it in ds.items], [it.raw for it in ds.items])
-    if conflicts:
-        raise AttiqaError(
-            f"{who}: {len(conflicts)} image(s) listed twice with two different scores, e.g. {conflicts[0]} — "
-            "fix the score file (one row per image)"
-        )
+    ds.unique_items(ds.items)  # two scores for one image: refused as `eval` and genbench refuse it
     if len(ds.items) >= 2 and len({it.mos for it in ds.items}) == 1:
         raise AttiqaError(
             f"{who}: all {len(ds.items)} rows have the same {ds.target} ({ds.items[0].raw:g}) — "
