@@ -292,7 +292,7 @@ class ScoreWriter:
 
         if not isinstance(old, dict) or key(old) == key(identity):
             return
-        if old.get("sha256") is None and (old.get("name"), old.get("crops")) == key_named(identity):
+        if old.get("sha256") is None and key_named(old) == key_named(identity):
             return  # a record written before CLIP scorers were hashed: known by name, as it was
         name, was, now = identity.get("name"), str(old.get("sha256")), str(identity.get("sha256"))
         if old.get("name") == name and old.get("crops") == identity.get("crops") and was != now:
