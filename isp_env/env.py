@@ -371,7 +371,7 @@ class ISPTuningEnv(gym.Env):
         self, action: npt.ArrayLike
     ) -> tuple[dict[str, np.ndarray] | np.ndarray, float, bool, bool, dict[str, Any]]:
         if self._entry is None:
-            raise RuntimeError("call reset() before step()")
+            raise ResetNeeded("no episode has started: call reset() before step()")  # OrderEnforcing's error
         if self._t >= self.max_steps:  # Gymnasium leaves a step past the end undefined: it went on scoring
             raise ResetNeeded(
                 f"the episode ended (terminated) after its {self.max_steps} step(s): call reset() before "
