@@ -223,6 +223,21 @@ def names_raw(recorded: object, path: Path, root: Path) -> bool:
     return isinstance(recorded, str) and Path(recorded).parts[-len(rel.parts) :] == rel.parts
 
 
+def contested_names(paths: dict[str, Path], root: Path) -> set[str]:
+    """The output names of ``paths`` (name -> raw) whose raw shares its bare name (:func:`image_key`,
+    ignoring case) with another raw of ``root``'s listing: a file an earlier isp-tune saved under such a
+    name without its raw may be the other raw's (its names depended on the raws evaluated)."""
+    listing = set(find_raws(root)) if root.is_dir() else set()
+    stems: dict[Path, Counter[str]] = {}
+    bare: dict[Path, str] = {}
+    for p in listing | set(paths.values()):
+        if p.parent not in stems:
+            stems[p.parent] = raw_stems(p.parent)
+        bare[p] = image_key(p, root, stems[p.parent]).casefold()
+    counts = Counter(bare.values())
+    return {k for k, p in paths.items() if counts[bare[p]] > 1}
+
+
 def say_renamed(paths: dict[str, Path], root: Path, out: Path, methods: list[str]) -> set[str]:
     """One line for the raws whose outputs an earlier isp-tune wrote under another name (its names
     depended on the raws evaluated: :func:`image_keys`) and that have none under their name yet: they are
@@ -615,6 +630,7 @@ def evaluate(
             cfg,
             mos,
             items,
+            raw_dir,
             train_raws,
             params,
             budgets,
@@ -971,7 +987,8 @@ def _baselines(
     out: Path,
     cfg: TrainConfig,
     mos: MOSFunction,
-    items: Mapping[str, tuple[Developed, Guard, int | None]],
+    items: HeldOutItems,
+    raw_dir: Path,
     train_raws: list[Path],
     params: dict[str, dict[str, dict[str, float]]],
     budgets: dict[str, dict[str, int]],
@@ -985,19 +1002,43 @@ def _baselines(
     g = global_cma(out, cfg, mos, train_raws, skipped, global_budget)
     params["cma_global"] = {k: g["params"] for k in items}
     budgets["cma_global"] = {"train": g["calls"], "test": 0}
-    # per-image CMA-ES on each test raw, the same guarded reward as the agent's
+    per = per_image_cma(out, cfg, mos, items, raw_dir, image_budget, stale)
+    params["cma_per_image"] = {k: per[k]["params"] for k in items}
+    budgets["cma_per_image"] = {"train": 0, "test": int(sum(per[k]["calls"] for k in items))}
+
+
+def per_image_cma(
+    out: Path,
+    cfg: TrainConfig,
+    mos: MOSFunction,
+    items: HeldOutItems,
+    raw_dir: Path,
+    image_budget: int,
+    stale: set[str] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """CMA-ES on each evaluated raw alone (``image_budget`` scorer calls, the agent's guarded reward),
+    cached in ``out/baselines/cma_per_image.json`` by output name with the raw it searched: a result is
+    used only for that raw. Keyed by name alone, a resume killed between a renamed raw's files and its new
+    search gave it the other raw's result under that name (:func:`image_keys`). A result of an earlier
+    version (no ``raw``) is used where no other raw of the folder shares its name; searches saved under
+    ``stale`` names (:func:`say_renamed`) are made again."""
     pfile = out / "baselines" / "cma_per_image.json"
-    per = {
-        k: v
-        for k, v in read_run_json(pfile).items()
-        if v.get("budget") == image_budget and k not in (stale or set())
-    }
+    shared = contested_names(items.paths, raw_dir)
+    per: dict[str, dict[str, Any]] = read_run_json(pfile)  # other raws' results stay in the file
+
+    def usable(key: str) -> bool:
+        v = per.get(key)
+        if not isinstance(v, dict) or v.get("budget") != image_budget or key in (stale or set()):
+            return False
+        return names_raw(v["raw"], items.paths[key], raw_dir) if "raw" in v else key not in shared
+
     with progress_task("per-image CMA-ES", total=len(items), unit="img") as advance:
         for key in items:
-            kept = key in per
+            kept = usable(key)
             if not kept:  # (a raw's front end is made only when it is searched)
                 res = cma_search(guarded_objective([items[key]], mos), image_budget, 1, cfg.seed)
                 per[key] = {
+                    "raw": str(items.paths[key]),
                     "params": res.params,
                     "score": res.mos,
                     "calls": res.calls,
@@ -1005,8 +1046,7 @@ def _baselines(
                 }
                 write_json_atomic(pfile, per)
             advance(1, kept)
-    params["cma_per_image"] = {k: per[k]["params"] for k in items}
-    budgets["cma_per_image"] = {"train": 0, "test": int(sum(per[k]["calls"] for k in items))}
+    return per
 
 
 def check_policy(

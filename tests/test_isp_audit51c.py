@@ -1,0 +1,78 @@
+"""Session 51's third isp-tune round: a per-image CMA-ES result used only for the raw it searched,
+``IspEnv.step()`` before the first ``reset()`` (docs/robustness.md rows)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import attiqa
+from isp_env.mos_function import from_scorer
+
+
+def test_a_per_image_search_saved_for_another_raw_under_its_name_is_made_again(tmp_path, isp_raws):
+    """**Was** reused: ``cma_per_image.json`` was keyed by output name alone, so a resume killed after a
+    renamed raw's files were written but before its search was made again (the next resume no longer sees
+    the rename) gave ``sub/x.dng`` the search of ``sub__x.dng`` saved under ``sub__x``. Now each result
+    records its raw and is used only for it; an earlier version's (no raw) only where the name is not
+    shared; other raws' results stay in the file. Real raws, the real classical scorer."""
+    from isp_env.run import HeldOutItems, image_keys, per_image_cma
+    from isp_env.tuning import TrainConfig
+
+    raw_dir = tmp_path / "raws"
+    (raw_dir / "sub").mkdir(parents=True)
+    x, sub_x, y = raw_dir / "sub" / "x.dng", raw_dir / "sub__x.dng", raw_dir / "y.dng"
+    for p, src in ((x, isp_raws[0]), (sub_x, isp_raws[1]), (y, isp_raws[2])):
+        p.write_bytes(src.read_bytes())
+    paths = image_keys([x, sub_x, y], raw_dir)
+    name = {p: k for k, p in paths.items()}
+    assert name[x] == "sub__x" and name[sub_x].startswith("sub__x-") and name[y] == "y"
+
+    marker = {"marker": 1.0}  # a saved result's parameters, told apart from any search's
+    saved = {"params": marker, "score": 0.0, "calls": 12, "budget": 12}
+    out = tmp_path / "run"
+    (out / "baselines").mkdir(parents=True)
+    (out / "baselines" / "cma_per_image.json").write_text(
+        json.dumps(
+            {
+                "sub__x": {**saved, "raw": str(sub_x)},  # the other raw's search under this name
+                name[sub_x]: saved,  # an earlier version's, under a name two raws share: redone
+                "y": saved,  # an earlier version's, a name no other raw shares: kept
+                "gone": {**saved, "raw": str(raw_dir / "gone.dng")},  # a raw not evaluated now: stays
+            }
+        )
+    )
+    mos = from_scorer(attiqa.create_scorer("classical"))
+    items = HeldOutItems(paths, None, 64)
+    per = per_image_cma(out, TrainConfig(seed=0), mos, items, raw_dir, 12)
+    assert per["y"]["params"] == marker
+    for p in (x, sub_x):
+        assert per[name[p]]["params"] != marker and per[name[p]]["raw"] == str(p)
+    on_disk = json.loads((out / "baselines" / "cma_per_image.json").read_text())
+    assert on_disk == per and on_disk["gone"]["params"] == marker
+    calls = mos.calls
+    assert per_image_cma(out, TrainConfig(seed=0), mos, items, raw_dir, 12) == per  # all kept now
+    assert mos.calls == calls
+
+
+def test_a_step_before_the_first_reset_raises_gymnasiums_reset_needed(isp_raws):
+    """**Was** a plain ``RuntimeError`` while a step after the episode's end raised Gymnasium's
+    ``ResetNeeded`` (as its ``OrderEnforcing`` wrapper does before the first ``reset()``): a loop catching
+    one missed the other. Now both are ``ResetNeeded`` naming ``reset()``; nothing is scored."""
+    from gymnasium.error import ResetNeeded
+
+    from isp_env.env import ISPTuningEnv
+
+    scorer = from_scorer(attiqa.create_scorer("classical"))
+    env = ISPTuningEnv(isp_raws, scorer=scorer, preview=64, obs_size=32, max_steps=1, obs_mode="stats")
+    action = np.zeros(16, dtype=np.float32)
+    calls = scorer.calls
+    with pytest.raises(ResetNeeded, match=r"no episode has started: call reset\(\) before step\(\)"):
+        env.step(action)
+    assert scorer.calls == calls
+    env.reset(seed=0)
+    assert env.step(action)[2]
+    with pytest.raises(ResetNeeded, match=r"call reset\(\) before step\(\)"):
+        env.step(action)
