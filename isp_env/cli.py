@@ -247,6 +247,7 @@ def tune(
     output_folder(out, "--out", fix, create=False)
     for folder in sorted(p for p in out.rglob("*") if p.is_dir()) if resume else ():
         output_folder(folder, "--out", fix, create=False)  # its first write said "write somewhere else"
+    from isp_env.report import printed_table
     from isp_env.run import TEST_RAWS, run
     from isp_env.teacher import TeacherSettings
     from isp_env.tuning import TrainConfig
@@ -299,34 +300,8 @@ def tune(
         )
     if not summary:  # --test-fraction 0: a policy trained on every raw, nothing held out to report
         return
-    _print_named_rows(
-        f"isp-tune: held-out raws ({summary[0]['n_images']})",
-        "method",
-        {
-            "mean MOS": "MOS",
-            "guarded": "guarded",
-            "clipped": "clipped",
-            "saturation": "satur.",
-            "calls (train)": "calls",
-            "calls / test raw": "calls/r",
-        },
-        [
-            (
-                str(s["label"]),
-                [
-                    f"{s['mean_mos']:.2f}",
-                    f"{s['mean_guarded']:.2f}",
-                    f"{100 * s['mean_clipped']:.1f} %",
-                    f"{s['mean_saturation']:.3f}",
-                    str(s["train_scorer_calls"]),
-                    f"{s['scorer_calls_per_image']:g}",
-                ],
-            )
-            for s in summary
-        ],
-        "MOS, guarded: means over the held-out raws; satur.: mean saturation; calls: scorer calls in "
-        "training; calls/r: scorer calls per test raw (report.md has the whole table)",
-    )
+    columns, rows, legend = printed_table(summary)
+    _print_named_rows(f"isp-tune: held-out raws ({summary[0]['n_images']})", "method", columns, rows, legend)
     method = "teacher" if cfg.algo == "teacher" else "agent"  # the folder isp_env.run.evaluate writes
     console.print(
         f"report: {plain_name(out / 'report.md')}, renders: {plain_name(out / 'test' / method / 'renders')}"

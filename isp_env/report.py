@@ -116,6 +116,51 @@ def summarise(
     return out
 
 
+def beats_cells(s: dict[str, Any]) -> tuple[str, str]:
+    """A method's shares of raws above neutral by MOS and by guarded score (``"67 %"``; blank for neutral
+    itself and where not measured): the report's and the printed table's."""
+    show = "beats_neutral" in s and s["method"] != "neutral"
+    beats = f"{100 * s['beats_neutral']:.0f} %" if show else ""
+    beats_g = f"{100 * s['beats_neutral_guarded']:.0f} %" if show and "beats_neutral_guarded" in s else ""
+    return beats, beats_g
+
+
+def printed_table(summary: list[dict[str, Any]]) -> tuple[dict[str, str], list[tuple[str, list[str]]], str]:
+    """``isp-tune``'s printed table: columns (header -> short header), rows and the legend. With the share of
+    raws whose guarded score beats neutral's (``> neutral, guarded``): means alone at two digits showed an
+    agent that beat neutral on most raws and one that beat it on none alike (report.md had the share)."""
+    columns = {
+        "mean MOS": "MOS",
+        "guarded": "guarded",
+        "> neutral, guarded": "beats",
+        "clipped": "clipped",
+        "saturation": "satur.",
+        "calls (train)": "calls",
+        "calls / test raw": "calls/r",
+    }
+    rows = [
+        (
+            str(s["label"]),
+            [
+                f"{s['mean_mos']:.2f}",
+                f"{s['mean_guarded']:.2f}",
+                beats_cells(s)[1],
+                f"{100 * s['mean_clipped']:.1f} %",
+                f"{s['mean_saturation']:.3f}",
+                str(s["train_scorer_calls"]),
+                f"{s['scorer_calls_per_image']:g}",
+            ],
+        )
+        for s in summary
+    ]
+    legend = (
+        "MOS, guarded: means over the held-out raws; beats: share of them on which the guarded score is "
+        "above neutral's; satur.: mean saturation; calls: scorer calls in training; calls/r: scorer calls "
+        "per test raw (report.md has the whole table)"
+    )
+    return columns, rows, legend
+
+
 def markdown(summary: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     view = meta.get("view_shorter")
     scale = f"shorter side {view}, one pass" if view else f"previews of long side {meta.get('preview')}"
@@ -139,9 +184,7 @@ def markdown(summary: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for s in summary:
-        show = "beats_neutral" in s and s["method"] != "neutral"
-        beats = f"{100 * s['beats_neutral']:.0f} %" if show else ""
-        beats_g = f"{100 * s['beats_neutral_guarded']:.0f} %" if show and "beats_neutral_guarded" in s else ""
+        beats, beats_g = beats_cells(s)
         lines.append(
             f"| {s['label']} | {s['n_images']} | {s['mean_mos']:.2f} | {s.get('mean_guarded', 0):.2f} | "
             f"{beats} | {beats_g} | {100 * s.get('mean_clipped', 0):.1f} % | "
@@ -240,10 +283,13 @@ def crop_title(method: str, row: dict[str, Any], labels: dict[str, str] | None =
     "0.6") and clipped share, and which candidate a checked setting kept."""
     import textwrap
 
-    guarded = f", guarded {row['guarded']:.3g}" if "guarded" in row else ""
+    def digits(x: float) -> str:  # trailing zeros kept: 0.500 beside 0.477 was "0.5", read as rounder
+        return f"{x:#.3g}".rstrip(".")
+
+    guarded = f", guarded {digits(row['guarded'])}" if "guarded" in row else ""
     kept = f"\nkept: the {row['kept']}'s setting" if "kept" in row else ""
     return (
-        f"{textwrap.fill(label(method, labels), 34)}\nMOS {row.get('mos', float('nan')):.3g}{guarded}, "
+        f"{textwrap.fill(label(method, labels), 34)}\nMOS {digits(row.get('mos', float('nan')))}{guarded}, "
         f"clip {100 * row.get('clipped', float('nan')):.0f}%{kept}"
     )
 

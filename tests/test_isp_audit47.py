@@ -38,7 +38,7 @@ def test_the_grid_says_what_each_crop_is_with_its_scores_to_three_digits():
     title = crop_title("policy_checked", row, {"policy_checked": label})
     lines = title.splitlines()
     assert " ".join(lines[:-2]) == label and max(len(line) for line in lines[:-2]) <= 34
-    assert lines[-2:] == ["MOS 0.629, guarded 0.36, clip 16%", "kept: the base's setting"]
+    assert lines[-2:] == ["MOS 0.629, guarded 0.360, clip 16%", "kept: the base's setting"]
     assert crop_title("neutral", {"mos": 30.82, "clipped": 0.0}) == "neutral defaults\nMOS 30.8, clip 0%"
 
 

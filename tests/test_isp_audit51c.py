@@ -76,3 +76,30 @@ def test_a_step_before_the_first_reset_raises_gymnasiums_reset_needed(isp_raws):
     assert env.step(action)[2]
     with pytest.raises(ResetNeeded, match=r"call reset\(\) before step\(\)"):
         env.step(action)
+
+
+def test_the_printed_table_says_how_often_each_method_beats_neutral():
+    """**Was** means alone at two digits: an agent above neutral on two of three raws and one above it on
+    none printed alike ("0.54 0.48"); report.md had the share. Now a ``beats`` column (guarded score above
+    neutral's), blank for neutral itself."""
+    from isp_env.report import printed_table, summarise
+
+    guarded = {"neutral": [0.48, 0.50, 0.47], "teacher": [0.49, 0.51, 0.40]}
+    rows = [
+        {"image": f"r{i}", "method": m, "mos": 0.5, "guarded": g, "clipped": 0.1, "saturation": 0.4}
+        for m, gs in guarded.items()
+        for i, g in enumerate(gs)
+    ]
+    columns, table, legend = printed_table(summarise(rows, {}))
+    beats = list(columns).index("> neutral, guarded")
+    assert {name: cells[beats] for name, cells in table} == {"neutral defaults": "", "teacher policy": "67 %"}
+    assert columns["> neutral, guarded"] in legend
+
+
+def test_a_crop_title_keeps_three_digits_when_they_end_in_zero():
+    """**Was** ``guarded 0.5`` beside ``guarded 0.477`` (``:.3g`` drops trailing zeros): read as a rounder
+    figure. Now ``0.500``; a 0-100 scorer's ``55.3`` stays as it was."""
+    from isp_env.report import crop_title
+
+    title = crop_title("neutral", {"mos": 55.3, "guarded": 0.5, "clipped": 0.14})
+    assert "MOS 55.3, guarded 0.500, clip 14%" in title
