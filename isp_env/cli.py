@@ -509,6 +509,19 @@ def render(
     stdout.print_json(json.dumps(values))
 
 
+def _setting_of(doc: dict[str, Any], raw: Path) -> list[str]:
+    """The names in a setting per raw that may be ``raw``'s: the one recording ``raw`` itself, else those
+    recording a raw of its file name, and (earlier files, no raw recorded) those named after its stem. By
+    the stem alone, ``sub__x.dng`` took the setting saved under ``sub__x``: ``sub/x.dng``'s."""
+    recorded = {k: Path(v["raw"]) for k, v in doc.items() if isinstance(v.get("raw"), str)}
+    here = raw.resolve()
+    same = [k for k, p in recorded.items() if p.resolve() == here]
+    if same:
+        return same
+    named = [k for k, p in recorded.items() if p.name == raw.name]
+    return named + [k for k in doc if k not in recorded and (k == raw.stem or k.endswith(f"__{raw.stem}"))]
+
+
 def _given_setting(path: Path, raw: Path) -> tuple[dict[str, float], str | None]:
     """``render --params FILE``'s values, and the raw they are for when FILE holds a setting per raw (an
     isp-tune run's ``baselines/cma_per_image.json``, which report.md lists as the per-image search's
@@ -520,7 +533,7 @@ def _given_setting(path: Path, raw: Path) -> tuple[dict[str, float], str | None]
         doc = json.loads(path.read_text())
         of_raw = None
         if isinstance(doc, dict) and doc and all(isinstance(v, dict) and "params" in v for v in doc.values()):
-            mine = [k for k in doc if k == raw.stem or k.endswith(f"__{raw.stem}")]
+            mine = _setting_of(doc, raw)
             if len(mine) != 1:
                 some = ", ".join(sorted(doc)[:3])
                 raise ConfigError(

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -103,3 +104,34 @@ def test_a_crop_title_keeps_three_digits_when_they_end_in_zero():
 
     title = crop_title("neutral", {"mos": 55.3, "guarded": 0.5, "clipped": 0.14})
     assert "MOS 55.3, guarded 0.500, clip 14%" in title
+
+
+def test_render_params_of_a_run_picks_the_setting_recorded_for_the_raw(tmp_path, isp_raws):
+    """**Was** ``isp-tune render RAWS/sub__x.dng --params RUN/baselines/cma_per_image.json`` rendered with
+    the setting saved under ``sub__x`` — ``sub/x.dng``'s (names were matched by the raw's stem; the file's
+    own raw went under ``sub__x-HASH``). Now the setting recording this raw. The real command."""
+    from typer.testing import CliRunner
+
+    from isp_env.cli import app
+    from isp_env.params import neutral
+
+    raw_dir = tmp_path / "raws"
+    (raw_dir / "sub").mkdir(parents=True)
+    x, sub_x = raw_dir / "sub" / "x.dng", raw_dir / "sub__x.dng"
+    x.write_bytes(isp_raws[0].read_bytes())
+    sub_x.write_bytes(isp_raws[1].read_bytes())
+    dark, bright = {**neutral(), "tone_exposure": -1.0}, {**neutral(), "tone_exposure": 1.0}
+    per = tmp_path / "cma_per_image.json"
+    per.write_text(
+        json.dumps(
+            {
+                "sub__x": {"raw": str(x), "params": dark, "budget": 1},
+                "sub__x-1234abcd": {"raw": str(sub_x), "params": bright, "budget": 1},
+            }
+        )
+    )
+    for raw, want in ((sub_x, 1.0), (x, -1.0)):
+        out = tmp_path / f"{raw.stem}.png"
+        r = CliRunner().invoke(app, ["render", str(raw), "--params", str(per), "-o", str(out)])
+        assert r.exit_code == 0, r.output + repr(r.exception)
+        assert json.loads(Path(f"{out}.json").read_text())["params"]["tone_exposure"] == want
