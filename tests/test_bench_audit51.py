@@ -60,3 +60,34 @@ def test_every_commands_help_at_80_columns_keeps_option_names_whole(name, module
         words = text.replace(",", " ").split()
         for opt in opts:
             assert opt in words, (path, opt)
+
+
+def test_export_replaces_an_earlier_export_and_refuses_any_other_file(tmp_path, cli):
+    """**Was** `attiqa export SRC DST` writing over whatever DST held without a word — a training checkpoint
+    (its full-precision weights and resume state) or a file of the user's. Now an earlier export (its card
+    says what it was exported from; the same command makes it again) is replaced with one line, as eval's
+    outputs are; any other file there is one line, before the work, and left as it was."""
+    from helpers import tiny_attiqa_checkpoint
+
+    from attiqa.io.checkpoints import read_card, sha256_of
+
+    src = tiny_attiqa_checkpoint(tmp_path)
+    dst = tmp_path / "copy.safetensors"
+    first = cli("export", src, dst, "--name", "one")
+    assert first.returncode == 0 and "replacing" not in first.stderr, first.stderr
+    again = cli("export", src, dst, "--name", "two")
+    assert again.returncode == 0, again.stderr
+    said = again.stderr.replace("\n", " ")
+    assert f"{dst}: replacing an earlier export (of " in said and f"{src.name})" in said, said
+    assert read_card(dst)["name"] == "two"
+    trained = tmp_path / "trained.safetensors"
+    trained.write_bytes(src.read_bytes())
+    other = tmp_path / "notes.safetensors"
+    other.write_text("mine")
+    for kept in (trained, other):
+        before = sha256_of(kept)
+        res = cli("export", src, kept)
+        assert res.returncode == 2, res.stdout
+        assert res.stderr.startswith(f"error: {kept}: already there and not an earlier `attiqa export`")
+        assert len(res.stderr.strip().splitlines()) == 1, res.stderr
+        assert sha256_of(kept) == before
