@@ -91,3 +91,24 @@ def test_export_replaces_an_earlier_export_and_refuses_any_other_file(tmp_path, 
         assert res.stderr.startswith(f"error: {kept}: already there and not an earlier `attiqa export`")
         assert len(res.stderr.strip().splitlines()) == 1, res.stderr
         assert sha256_of(kept) == before
+
+
+def test_make_distorted_says_a_max_k_beyond_the_distortion_set(tmp_path, photos, cli):
+    """**Was** `attiqa make-distorted … --distortions gaussian_blur,contrast --max-k 5` capping K at 2
+    without a word (the user asked for up to 5 distortions an image). Now one line saying K is drawn from
+    1..2; the images are those of the default (K up to |D|), and --max-k 2 says nothing."""
+    from conftest import photo_folder
+
+    photo_folder(tmp_path / "photos", photos, n=2, side=40)
+    args = ("--rounds", "2", "--distortions", "gaussian_blur,contrast")
+    capped = cli("make-distorted", tmp_path / "photos", "-o", tmp_path / "a", *args, "--max-k", "5")
+    assert capped.returncode == 0, capped.stderr
+    said = " ".join(capped.stderr.split())
+    assert "--max-k 5: more than the 2 distortions of D — K is drawn from 1..2" in said, said
+    plain = cli("make-distorted", tmp_path / "photos", "-o", tmp_path / "b", *args, "--max-k", "2")
+    assert plain.returncode == 0 and "--max-k" not in plain.stderr, plain.stderr
+
+    def images(out):
+        return {p.relative_to(out): p.read_bytes() for p in (out / "images").rglob("*.png")}
+
+    assert images(tmp_path / "a") == images(tmp_path / "b") and len(images(tmp_path / "a")) == 4
