@@ -112,3 +112,38 @@ def test_make_distorted_says_a_max_k_beyond_the_distortion_set(tmp_path, photos,
         return {p.relative_to(out): p.read_bytes() for p in (out / "images").rglob("*.png")}
 
     assert images(tmp_path / "a") == images(tmp_path / "b") and len(images(tmp_path / "a")) == 4
+
+
+def test_bench_on_a_tiny_dataset_warns_that_its_median_says_little(tmp_path, photos, cli):
+    """**Was** `attiqa bench single` on 8 images benched without a word: every split held out 2 images (an
+    SROCC of ±1 only), and seeds could draw the same 2 (seeds 0..9, the default: two of them; seeds 8 and
+    9, here, to keep the test short), so the median counted one split twice. Now, before the runs, one line
+    with the held-out count and one naming the splits that hold out the same images; the runs still go (a
+    tiny set tries a config out in minutes)."""
+    from conftest import photo_folder
+    from PIL import Image
+
+    from attiqa.protocols import random_splits
+
+    root = photo_folder(tmp_path / "tiny", photos, n=4, side=40)
+    for p in list(root.iterdir()):
+        Image.open(p).rotate(90).save(p.with_name(f"r_{p.name}"))
+    names = sorted(p.name for p in root.iterdir())
+    (root / "mos.csv").write_text("image,mos\n" + "".join(f"{n},{10 + 9 * i}\n" for i, n in enumerate(names)))
+    same = {}
+    for sp in random_splits(len(names), 2, 8):
+        same.setdefault(frozenset(sp.test), []).append(sp.name)
+    repeated = [v for v in same.values() if len(v) > 1]
+    assert repeated  # the draw this test is about: seeds 8 and 9 of 8 images meet
+    cfg = tmp_path / "ft.yaml"
+    cfg.write_text(
+        "finetune:\n  backbone: tiny\n  pretrained_backbone: false\n  num_workers: 0\n  device: cpu\n"
+    )
+    args = ("-c", cfg, "-o", tmp_path / "b", "--epochs", "1", "-q", "--seed", "8", "-n", "2")
+    res = cli("bench", "single", "-d", f"folder={root}", *args)
+    assert res.returncode == 0, res.stderr
+    said = " ".join(res.stderr.split())
+    assert "tiny: a split of its 8 images holds out 2 — an SROCC on so few is only ±1" in said, said
+    for names_ in repeated:
+        assert f"tiny: splits {', '.join(names_)} hold out the same images" in said, said
+    assert (tmp_path / "b" / "single.md").exists()
