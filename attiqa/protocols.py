@@ -569,6 +569,37 @@ def check_fractions(fractions: Sequence[float]) -> None:
         seen[pct] = fr
 
 
+SMALL_HELD_OUT = 10
+"""Below this many held-out images a split's SROCC is mostly noise: without any real correlation it spreads
+by about 1/sqrt(n - 1) (0.33 at 10), wider than the gaps the paper's tables compare; on 2 images it is ±1."""
+
+
+def say_small_splits(label: str, n: int, splits: Sequence[Split]) -> None:
+    """Warn, before the runs, of splits whose median says little: a held-out side under
+    :data:`SMALL_HELD_OUT`, and seeds that drew the same held-out images (the median counts that split more
+    than once). Warned, not refused: a tiny set is how a config is tried out in minutes."""
+    smallest = min(len(sp.test) for sp in splits)
+    if smallest < SMALL_HELD_OUT:
+        spread = (
+            "only ±1" if smallest < 3 else f"about ±{1 / (smallest - 1) ** 0.5:.2f} with no real correlation"
+        )
+        console.print(
+            f"[yellow]{plain(label)}: a split of its {n} images holds out {smallest} — an SROCC on so few "
+            f"is {spread}, so the median of {len(splits)} split{'s' if len(splits) > 1 else ''} says little; "
+            f"add images (at least {SMALL_HELD_OUT} held out; the paper's datasets hold out hundreds)",
+            highlight=False,
+        )
+    same: dict[frozenset[int], list[str]] = {}
+    for sp in splits:
+        same.setdefault(frozenset(sp.test), []).append(sp.name)
+    for names in (v for v in same.values() if len(v) > 1):
+        console.print(
+            f"[yellow]{plain(label)}: splits {', '.join(names)} hold out the same images — the median counts "
+            f"that split {len(names)} times; give fewer --repeats or more images",
+            highlight=False,
+        )
+
+
 def _initial_model(cfg: FinetuneConfig, init: Path | None) -> InitialModel:
     """The device and the starting network — the init checkpoint, or the backbone with its ImageNet weights —
     before the output folder is made (a machine without CUDA, a file that is not an ATTIQA checkpoint or
@@ -677,6 +708,7 @@ class _Run:
             if "fraction" in sp.kind:
                 fix += ", or choose other --fractions"
             check_split(mos, sp.train, sp.test, f"{b.label} ({b.dataset.root})", given, fix)
+        say_small_splits(b.label, len(b.dataset), splits)
 
     def image_wise(self, b: BenchDataset, splits: list[Split], kind: str) -> list[Split]:
         """Image-wise splits keep their kind when only byte-identical copies were grouped."""

@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 
 from attiqa.cli import (
+    NARROW,
     DeviceOption,
     InterruptedExit,
     ScoringBatchSizeOption,
@@ -350,7 +351,7 @@ def _agreement_table(title: str, rows: list[tuple[str, list[str]]], ci: str) -> 
     agiqa3k" / "*", a checkpoint's longer stem over three lines) and the title."""
     from textwrap import fill
 
-    if stdout.is_terminal and stdout.width >= 100:
+    if stdout.is_terminal and stdout.width >= NARROW:
         from rich.table import Table
 
         table = Table(title=title, caption=f"95% CI: {ci}")

@@ -18,7 +18,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from attiqa.cli import InterruptedExit, plain_table, seed_option
+from attiqa.cli import NARROW, InterruptedExit, plain_table, seed_option
 from attiqa.errors import ConfigError
 from attiqa.io.atomic import output_folder, resume_fix, write_json_atomic
 from attiqa.io.cores import MAX_WORKERS
@@ -62,12 +62,6 @@ stdout = Console()
 # small render (the scorer's own view is 500 px on the shorter side) and a larger one only upscales the raw.
 PREVIEW_MAX = 4096
 OBS_SIZE_MAX = 512
-
-NARROW = 100
-"""Below this many columns (a narrow terminal, a pipe, a log: 80) ``--help`` is click's plain layout, and
-the tables :func:`_print_named_rows`' plain lines: rich's option panel cut the long option names of
-``isp-tune --help`` to 17 characters ("--checkpoint-eve…", "--cma-global-bud…") and squeezed their help
-into a column of 17."""
 
 _MODEL_HELP = (
     "Scorer for the reward: an ATTIQA checkpoint (.safetensors), a named model, or `classical` "
@@ -575,8 +569,6 @@ def _checked_render_setting(
 def main() -> None:
     from attiqa.cli import run_app
 
-    if stdout.width < NARROW:
-        app.rich_markup_mode = None  # read when typer builds the command, on the call below
     run_app(app)
 
 

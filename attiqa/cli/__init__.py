@@ -9,6 +9,7 @@ red line and exit code 2 — never a traceback.
 from __future__ import annotations
 
 from attiqa.cli._common import (
+    NARROW,
     BatchSizeOption,
     DeviceOption,
     InterruptedExit,
@@ -30,6 +31,7 @@ def main() -> None:
 __all__ = [
     "BatchSizeOption",
     "DeviceOption",
+    "NARROW",
     "InterruptedExit",
     "ScoringBatchSizeOption",
     "WorkersOption",

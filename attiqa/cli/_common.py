@@ -21,6 +21,7 @@ import typer
 from rich.cells import cell_len, set_cell_size
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from attiqa.allocator import tune_allocator
 from attiqa.attributes import display_name
@@ -34,6 +35,11 @@ if TYPE_CHECKING:
     from PIL import Image
 
 stdout = Console()  # tables go to stdout; progress and messages to stderr (``console``)
+
+NARROW = 100
+"""Below this many columns on stdout (a narrow terminal, a pipe, a log: 80) every command's ``--help`` is
+click's plain layout (:func:`run_app`), and tables are plain lines: rich's option panel cut long option
+names ("--keep-checkpoin…", "--checkpoint-eve…") and squeezed their help into a column of 17."""
 
 EXIT_ERROR = 2
 EXIT_SIGINT = 130  # 128 + SIGINT, as a shell reports Ctrl-C
@@ -141,7 +147,10 @@ def run_app(typer_app: Callable[[], Any]) -> None:
     command kept what it finished. Tunes malloc for tensor work first (:mod:`attiqa.allocator`)."""
     tune_allocator()
     if isinstance(typer_app, typer.Typer):
-        unwrap_help(typer_app)
+        narrow = stdout.width < NARROW
+        unwrap_help(typer_app, markup=not narrow)
+        if narrow:  # read when typer builds the command, in the call below; the root's mode is every group's
+            typer_app.rich_markup_mode = None
     with contextlib.suppress(ValueError):  # not the main thread (e.g. a test runner): keep the default
         signal.signal(signal.SIGTERM, _on_sigterm)
     try:
@@ -187,17 +196,23 @@ def unwrapped(text: str) -> str:
     )
 
 
-def unwrap_help(typer_app: typer.Typer) -> None:
-    """Every command's help in ``typer_app`` (and its groups') :func:`unwrapped`, before typer builds it."""
+def unwrap_help(typer_app: typer.Typer, *, markup: bool = True) -> None:
+    """Every command's help in ``typer_app`` (and its groups') :func:`unwrapped`, before typer builds it;
+    without ``markup`` (click's plain layout) its rich markup rendered to text, as rich would show it
+    ("[bold]mos[/]" -> "mos")."""
+
+    def text(doc: str) -> str:
+        return unwrapped(doc) if markup else Text.from_markup(unwrapped(doc)).plain
+
     if isinstance(typer_app.info.help, str):
-        typer_app.info.help = unwrapped(typer_app.info.help)
+        typer_app.info.help = text(typer_app.info.help)
     for info in typer_app.registered_commands:
         doc = info.help if isinstance(info.help, str) else inspect.getdoc(info.callback)
         if doc:
-            info.help = unwrapped(doc)
+            info.help = text(doc)
     for group in typer_app.registered_groups:
         if group.typer_instance is not None:
-            unwrap_help(group.typer_instance)
+            unwrap_help(group.typer_instance, markup=markup)
 
 
 def dash_name_hint(args: Sequence[str]) -> str:

@@ -171,7 +171,9 @@ def make_distorted_cmd(
     distortions: str | None = typer.Option(
         None, help="Comma-separated distortion set D (default: the 25 KADID-10k types, as ExIQA)."
     ),
-    max_k: int | None = typer.Option(None, min=1, help="Cap K (default |D|, the paper's range)."),
+    max_k: int | None = typer.Option(
+        None, min=1, help="Cap K (default |D|, the paper's range; a cap above |D| is |D|, said)."
+    ),
     max_side: int | None = typer.Option(
         None, min=16, help="Downsize sources whose longer side exceeds this first (KADID images: 512)."
     ),
@@ -187,6 +189,13 @@ def make_distorted_cmd(
     names = _names(distortions, "--distortions") if distortions is not None else list(KADID_NAMES)
     files = _sources(sources, out)
     output_folder(out, "--out", create=False)  # made once the distortion names are known good
+    if max_k is not None and max_k > len(names):  # drawn as |D| (a run made so resumes as it was): said
+        n = len(names)
+        console.print(
+            f"[yellow]--max-k {max_k}: more than the {n} distortion{'s' if n > 1 else ''} of D — K is drawn "
+            f"from 1..{n} (the default); give --max-k up to {n}",
+            highlight=False,
+        )
     with progress_task("distorting", total=rounds * len(files)) as adv:
         res = make_distorted_set(
             files,

@@ -245,7 +245,8 @@ def export(
     ),
     dst: Path = typer.Argument(
         ...,
-        help="Output .safetensors, added when the name has no suffix (its .json card is written beside it).",
+        help="Output .safetensors, added when the name has no suffix (its .json card is written beside it); "
+        "an earlier export there is replaced, any other file refused.",
     ),
     half: bool = typer.Option(True, help="Store float tensors as fp16 (half the size; loads as fp32)."),
     name: str | None = typer.Option(None, help="Model name recorded in the card."),
@@ -274,6 +275,7 @@ def export(
             "keeps the full-precision weights a resumed or fine-tuned run needs)"
         )
     load_model(src)  # not a model (no card, an isp-tune policy, weights the card does not describe): one line
+    earlier = _earlier_export(target)
     tensors, card = load_checkpoint(src)
     card = {k: v for k, v in card.items() if k not in ("format_version", "attiqa_version")}
     if name:
@@ -284,8 +286,33 @@ def export(
     shipped = registry_entry_at(src)
     if shipped is not None and "score_range" not in card:  # a copy of a named model keeps its scale
         card["score_range"] = list(shipped.info.score_range)
+    if earlier:
+        console.print(
+            f"[yellow]{plain_name(target)}: replacing an earlier export ({plain(earlier)})", highlight=False
+        )
     out = save_checkpoint(target, tensors, portable_card(card), half=half)
     console.print(f"[green]{plain_name(out)} ({out.stat().st_size / 1e6:.1f} MB) sha256 {sha256_of(out)}")
+
+
+def _earlier_export(target: Path) -> str:
+    """What an earlier ``attiqa export`` at ``target`` was exported from ("" = no file there): replaced, as
+    an eval's outputs are, since the same command makes it again. Any other file there is refused before the
+    work — a training checkpoint (its full-precision weights and resume state made by hours of training) or
+    a file of the user's was replaced without a word."""
+    if not target.exists():
+        return ""
+    from attiqa.io.checkpoints import read_card
+
+    try:
+        source = read_card(target).get("exported_from")
+    except AttiqaError:
+        source = None
+    if not isinstance(source, str):
+        raise AttiqaError(
+            f"{target}: already there and not an earlier `attiqa export` (a training checkpoint or another "
+            "file) — export under another name, or move that file away first"
+        )
+    return f"of {source}"
 
 
 def models_cmd() -> None:
