@@ -89,3 +89,26 @@ def test_a_rerun_with_nothing_new_keeps_an_earlier_tables_order(photo_dir, tmp_p
     before = pq.read_table(out)
     label_images(discover_images(roots), teacher, out, num_workers=0, roots=roots)
     assert pq.read_table(out).equals(before)
+
+
+def test_a_table_of_the_earlier_version_is_left_as_it_was_by_a_rerun(photo_dir, tmp_path, tiny_dir):
+    """A table labelled before the CLIP teacher's weights were hashed (session 51): a rerun with nothing
+    new leaves it as it is (was: rewritten with the new hash entries, the rows the earlier version made
+    now said to come from weights it never hashed); one adding rows is taken (same teacher by its spec)."""
+    import json
+
+    teacher = create_teacher(f"clip:{tiny_dir}", device="cpu")
+    paths = discover_images([photo_dir])
+    out = tmp_path / "labels.parquet"
+    label_images(paths[:3], teacher, out, num_workers=0, roots=[photo_dir])
+    table = pq.read_table(out)
+    meta = json.loads(table.schema.metadata[b"attiqa_labels"])
+    for key in ("weights_sha256", "architecture_sha256", "preprocess"):  # as the earlier version wrote it
+        meta["teacher"].pop(key, None)
+    old = {b"attiqa_labels": json.dumps(meta).encode()}
+    pq.write_table(table.replace_schema_metadata(old), out)
+    before = out.read_bytes()
+    again = label_images(paths[:3], teacher, out, num_workers=0, roots=[photo_dir])
+    assert again.labelled == 0 and out.read_bytes() == before
+    more = label_images(paths, teacher, out, num_workers=0, roots=[photo_dir])
+    assert more.labelled == len(paths) - 3 and pq.read_table(out).num_rows == len(paths)
