@@ -7,6 +7,7 @@ import shutil
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 from helpers import run_attiqa
 
 from attiqa.io.images import discover_images
@@ -112,3 +113,32 @@ def test_a_table_of_the_earlier_version_is_left_as_it_was_by_a_rerun(photo_dir, 
     assert again.labelled == 0 and out.read_bytes() == before
     more = label_images(paths, teacher, out, num_workers=0, roots=[photo_dir])
     assert more.labelled == len(paths) - 3 and pq.read_table(out).num_rows == len(paths)
+
+
+def test_train_resume_after_the_images_folder_moved_keeps_the_labels(tmp_path, cli):
+    """`attiqa train --resume` after `label.images` moved: the label stage **was** labelling every image
+    again (hours with CLIP; labels that differ in a bit made pretraining refuse the table as changed); now it
+    rewrites the table's paths and pretraining resumes on the very labels. Labels no teacher run gives back
+    (set by hand) tell the two apart."""
+    from helpers import LABEL_AND_PRETRAIN, tiny_train_config
+
+    cfg = tiny_train_config(tmp_path)
+    images, new = tmp_path / "set" / "images", tmp_path / "new" / "photos"
+    table_path = tmp_path / "labels.parquet"
+    label_images(discover_images([images]), create_teacher("classical"), table_path, num_workers=0)
+    table = pq.read_table(table_path)
+    marked = [0.01 * (i + 1) for i in range(table.num_rows)]
+    pq.write_table(table.set_column(1, table.schema.field(1), pa.array(marked, pa.float32())), table_path)
+
+    def train(folder, *more):
+        sets = ("--set", f"label.images=[{folder}]", "--set", f"label.out={table_path}")
+        return cli("train", "--config", cfg, *LABEL_AND_PRETRAIN, *sets, *more)
+
+    assert train(images).returncode == 0
+    shutil.copytree(images, new)
+    shutil.rmtree(images)
+    res = train(new, "--resume", "--set", "pretrain.epochs=2")
+    assert res.returncode == 0, res.stderr  # was: refused, the labels changed
+    table = pq.read_table(table_path)
+    assert table.column(1).to_pylist() == pytest.approx(marked)
+    assert all(p.is_relative_to(new) for p in label_paths(table))
