@@ -29,6 +29,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from attiqa.datasets.base import name_under
 from attiqa.errors import AttiqaError, ImageLoadError
 from attiqa.io.atomic import atomic_path, remove_orphan_temps
 from attiqa.io.batching import inference_num_workers
@@ -213,13 +214,21 @@ def _write_part(
         pq.write_table(table, tmp)
 
 
-def merge_parts(out: Path, schema: pa.Schema | None = None) -> int:
-    """Fold ``<out>.parts/*`` into ``out`` (atomic), de-duplicated by image; returns the row count."""
+def merge_parts(out: Path, schema: pa.Schema | None = None, roots: Sequence[str | Path] = ()) -> int:
+    """Fold ``<out>.parts/*`` into ``out`` (atomic), de-duplicated by image; returns the row count.
+
+    Rows are sorted by their names under ``roots`` (``order_under``: the same order wherever the folders
+    are), else by path. Without parts the table is left as it is: a run an earlier version started trains
+    in its table's order, which a re-sort would change under its resume."""
+    from attiqa.training.data import order_under
+
     pdir = parts_dir(out)
     tables = []
-    if out.exists():
-        tables.append(_read_table(out))
     parts = sorted(pdir.glob("*.parquet")) if pdir.is_dir() else []
+    if out.exists():
+        if not parts:
+            return int(pq.read_metadata(out).num_rows)
+        tables.append(_read_table(out))
     tables.extend(pq.read_table(p) for p in parts)
     if not tables:
         return 0
@@ -232,7 +241,11 @@ def merge_parts(out: Path, schema: pa.Schema | None = None) -> int:
     seen: dict[str, int] = {}
     for i, im in enumerate(images):
         seen.setdefault(im, i)
-    keep = sorted(seen.values(), key=lambda i: images[i])
+    firsts = list(seen.values())
+    if roots:
+        keep = [firsts[j] for j in order_under([text_path(images[i]) for i in firsts], roots)]
+    else:
+        keep = sorted(firsts, key=lambda i: images[i])
     merged = merged.take(pa.array(keep, pa.int64()))
     with atomic_path(out) as tmp:
         pq.write_table(merged.replace_schema_metadata(schema.metadata), tmp)
@@ -241,6 +254,48 @@ def merge_parts(out: Path, schema: pa.Schema | None = None) -> int:
     if pdir.is_dir() and not any(pdir.iterdir()):
         pdir.rmdir()
     return merged.num_rows
+
+
+def _common_folder(texts: Sequence[str]) -> str:
+    return os.path.commonpath([os.path.dirname(text_path(t)) for t in texts])
+
+
+def _same_size(old: Path, new: Path) -> bool:
+    """The cheap content check of a moved image: the old file gone (moved), or the same size as the new."""
+    try:
+        return old.stat().st_size == new.stat().st_size
+    except FileNotFoundError:
+        return new.is_file()
+
+
+def follow_moved_folder(out: Path, paths: Sequence[Path]) -> int:
+    """Rewrite (atomically, in the same row order) the paths of ``out``'s rows that ``paths`` no longer name
+    to the image of the same name under the folder now holding them all, when every such row has one, of
+    the same size (or its old file is gone): the images folder moved, and relabelling it (hours with CLIP,
+    float differences a resume refuses) is not needed. Returns the rows rewritten."""
+    if not out.is_file() or not paths:
+        return 0
+    table = _read_table(out)
+    images = table.column("image").to_pylist()
+    wanted = [path_text(Path(os.path.abspath(p))) for p in paths]
+    held, wanted_set = set(images), set(wanted)
+    gone = [i for i, im in enumerate(images) if im not in wanted_set]
+    if not gone:
+        return 0
+    old_root, new_root = _common_folder(images), _common_folder(wanted)
+    by_name = {name_under(text_path(w), new_root): w for w in wanted if w not in held}
+    moved = list(images)
+    for i in gone:
+        old = text_path(images[i])
+        new = by_name.pop(name_under(old, old_root), None)
+        if new is None or not _same_size(old, text_path(new)):
+            return 0  # not the same folder moved: labelled as new images
+        moved[i] = new
+    column = table.schema.get_field_index("image")
+    table = table.set_column(column, table.schema.field(column), pa.array(moved, pa.string()))
+    with atomic_path(out) as tmp:
+        pq.write_table(table, tmp)
+    return len(gone)
 
 
 def keep_only(out: Path, paths: Sequence[Path]) -> list[str]:
@@ -272,6 +327,7 @@ def label_images(
     on_batch: Callable[[int, int], None] | None = None,
     merge: bool = True,
     on_start: Callable[[int], None] | None = None,
+    roots: Sequence[str | Path] = (),
 ) -> LabelResult:
     """Label ``paths`` with ``teacher`` into ``out`` (Parquet), resuming where an earlier run stopped.
 
@@ -279,15 +335,22 @@ def label_images(
     ``on_start(kept)`` once, with the images earlier runs labelled (rank 0; 0 on the others): a bar counts
     them apart from its rate.
     With ``world_size > 1`` this rank labels its shard only; call :func:`merge_parts` on rank 0
-    after a barrier (``merge`` is ignored then).
+    after a barrier (``merge`` is ignored then). ``roots``: the folders given, which order the merged rows
+    (:func:`merge_parts`); a table whose images folder moved is rewritten to the new place
+    (:func:`follow_moved_folder`), not labelled again.
     """
     out = Path(out)
     start = time.perf_counter()
     meta = {"teacher": teacher.metadata(), "columns": list(teacher.columns), "created": time.time()}
     check_same_teacher(out, meta)
     schema = _schema(teacher.columns, meta)
-    done = done_images(out)
     all_paths = [Path(os.path.abspath(p)) for p in paths]  # absolute: the table is usable from any folder
+    if rank == 0:
+        follow_moved_folder(out, all_paths)
+    if world_size > 1:  # the table rewritten before any rank reads it
+        with collective():
+            barrier()
+    done = done_images(out)
     todo = [p for p in all_paths if path_text(p) not in done]
     skipped_done = len(all_paths) - len(todo)
     if world_size > 1:  # every rank has read what is done before any writes a part: one `todo` everywhere
@@ -316,7 +379,7 @@ def label_images(
         if on_batch:
             on_batch(len(batch.indices), len(batch.errors))
     if merge and world_size == 1:
-        merge_parts(out, schema)
+        merge_parts(out, schema, roots)
         if not out.exists():  # nothing could be labelled: say why instead of leaving no file
             why = "; ".join(str(e) for e in failed[:3]) or "no images were given"
             raise AttiqaError(f"no image could be labelled ({len(failed)} unreadable): {why}")

@@ -206,13 +206,14 @@ def run_label_stage(
                 world,
                 on_batch=lambda n, f: adv(n + f),
                 on_start=lambda kept: adv(kept, kept=True),  # in the count, not the rate
+                roots=lc.images,
             )
         failed = [plain(e) for e in res.failed]
         left_out: list[str] = []
         if world > 1:
             barrier()
             if rank == 0:  # before the gather, which the others wait at: they read the table after
-                merge_parts(out)
+                merge_parts(out, roots=lc.images)
                 left_out = keep_only(out, paths)
             failed = [e for part in gather_objects(failed) for e in part]  # every rank's, said once (rank 0)
         else:

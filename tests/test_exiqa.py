@@ -215,3 +215,31 @@ def test_regressor_is_the_papers_mlp():
     assert sum(isinstance(m, torch.nn.SELU) for m in layers) == 2
     assert all(m.p == 0.2 for m in layers if isinstance(m, torch.nn.Dropout))
     assert reg(torch.rand(4, 125)).shape == (4,)
+
+
+def test_exiqa_scorer_knows_its_clip_weights_by_their_hash(distorted, tiny_dir, tmp_path):
+    """CLIP weights replaced in place under an ExIQA run (session 51): eval's cache key and the metadata
+    `score -o` records change (were the same: the spec and path alone), as for the other CLIP scorers."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    from attiqa.evaluation.cache import score_cache_key
+
+    clip = tmp_path / "clip"
+    shutil.copytree(tiny_dir, clip)
+    run = tmp_path / "run"
+    train_exiqa(distorted, run, _cfg(clip, epochs=1))
+    before = create_scorer(f"exiqa:{run}")
+    key, _ = score_cache_key(before)
+    weights = clip / "open_clip_model.safetensors"
+    state = load_file(str(weights))
+    state["logit_scale"] = state["logit_scale"] + 1.0  # other weights, same path and architecture
+    save_file(state, str(weights))
+    after = create_scorer(f"exiqa:{run}")
+    assert score_cache_key(after)[0] != key  # was: the cache served the old weights' scores
+    assert after.metadata()["weights_sha256"] != before.metadata()["weights_sha256"]
+    assert (
+        create_scorer(f"exiqa:{run}:{clip}").metadata()["weights_sha256"]
+        == after.metadata()["weights_sha256"]
+    )

@@ -20,7 +20,7 @@ from attiqa.errors import ModelLoadError
 from attiqa.exiqa.model import AttributeTable, ExiqaModel, Regressor
 from attiqa.interface import Scorer, ScorerInfo
 from attiqa.io.checkpoints import load_checkpoint
-from attiqa.teachers.clip import load_open_clip, parse_clip_spec
+from attiqa.teachers.clip import clip_identity, load_open_clip, parse_clip_spec
 
 
 def run_and_clip(arg: str) -> tuple[str, str | None]:
@@ -71,9 +71,11 @@ class ExiqaScorer(Scorer):
         )
         self.clip_spec = clip or card["clip"]
         flag = f"exiqa:{run}:"  # the CLIP weights of another machine's run: -m exiqa:RUN:CLIP_SPEC
-        model, self.preprocess, tokenizer, _ = load_open_clip(
-            parse_clip_spec(self.clip_spec, flag), self.device, flag=f"-m {flag}"
-        )
+        parsed = parse_clip_spec(self.clip_spec, flag)
+        model, self.preprocess, tokenizer, weights = load_open_clip(parsed, self.device, flag=f"-m {flag}")
+        # the CLIP weights by their hash, as the other CLIP scorers: `score -o`'s resume record and eval's
+        # cache tell weights replaced in place apart (the spec and path alone did not)
+        self.clip_identity = clip_identity(parsed, model, weights)
         self.model = ExiqaModel(model, tokenizer, table, int(tensors["prompts"].shape[0])).to(self.device)
         self.model.load_trainable_state(tensors)
         self.model.eval()
@@ -129,6 +131,7 @@ class ExiqaScorer(Scorer):
             "kind": "trained",
             "checkpoint": str(self.path),
             "clip": self.clip_spec,
+            **self.clip_identity,
             "score": "eq. (9): the regressor's MOS (regressor.safetensors)"
             if self.regressor is not None
             else "NaN: no regressor.safetensors beside the checkpoint (`attiqa train exiqa-regressor`)",
