@@ -4,12 +4,15 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
 import numpy as np
 from helpers import run_genbench
 from PIL import Image
+
+from genbench.imagereward import import_imagereward
 
 
 def _one_line(stderr: str) -> str:
@@ -57,3 +60,67 @@ def test_import_imagereward_refuses_an_out_folder_among_the_dataset(tmp_path):
     res = run_genbench("import-imagereward", rankings, "--images", data / "images", "--out", data / "ir_run")
     assert res.returncode == 0, res.stderr
     assert (data / "ir_run" / "manifest.jsonl").is_file()
+
+
+HEADER = ["name", "prompt", "adj1", "adj2", "style", "mos_quality", "std_quality", "mos_align", "std_align"]
+
+
+def _agiqa3k(root: Path) -> Path:
+    """An AGIQA-3k folder: data.csv of one prompt over three noise PNGs of MOS 1.2, 2.0 and 3.1."""
+    (root / "AGIQA-3K").mkdir(parents=True)
+    rng = np.random.default_rng(1)
+    rows = []
+    for i, mos in enumerate(("1.2", "2.0", "3.1")):
+        name = f"sd1.5_normal_{i:03d}.png"
+        Image.fromarray(rng.integers(0, 256, (36, 44, 3), dtype=np.uint8)).save(root / "AGIQA-3K" / name)
+        rows.append([name, "a red car", "", "", "", mos, "0.5", "2.0", "0.5"])
+    with open(root / "data.csv", "w", newline="") as fh:
+        csv.writer(fh).writerows([HEADER, *rows])
+    return root
+
+
+def _per_pair(run: Path) -> list[dict]:
+    with open(run / "agreement" / "per_pair.csv", newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_per_pair_csv_carries_the_human_mos_of_an_agiqa3k_import(tmp_path):
+    """**Was**: per_pair.csv of `genbench agree` on an AGIQA-3k import gave each pair's votes (one synthetic
+    vote, from the MOS) and each metric's scores, but not the two images' MOS, which the manifest holds: a
+    person checking a disagreement could not see whether the people's gap was 0.5 or 3. Now three columns
+    after `human`: human_mos_a, human_mos_b, human_mos_a_minus_b. An ImageReward import (ranks, no MOS)
+    gets none of them."""
+    run = tmp_path / "run"
+    assert run_genbench("import-agiqa3k", _agiqa3k(tmp_path / "agiqa"), "-o", run).returncode == 0
+    for cmd in (("score", run, "-m", "classical", "-w", "0"), ("agree", run, "--bootstrap", "100")):
+        done = run_genbench(*cmd)
+        assert done.returncode == 0, done.stderr
+    rows = _per_pair(run)
+    assert list(rows[0])[5:9] == ["human", "human_mos_a", "human_mos_b", "human_mos_a_minus_b"]
+    mos = {"000": 1.2, "001": 2.0, "002": 3.1}
+    got = {}
+    for r in rows:
+        a, b = (mos[Path(r[f"image_{s}"]).stem[-3:]] for s in "ab")
+        got[r["pair_id"]] = (
+            float(r["human_mos_a"]),
+            float(r["human_mos_b"]),
+            float(r["human_mos_a_minus_b"]),
+        )
+        assert got[r["pair_id"]] == (a, b, round(a - b, 6))
+        assert r["human"] == ("a" if a > b else "b")
+    assert len(got) == 3
+
+    from genbench.agreement import human_labels, metric_agreement, write_report
+    from genbench.manifest import load_pairs
+    from genbench.prefs import load_votes
+    from genbench.run_scores import MetricScores
+
+    ir = tmp_path / "ir_run"
+    import_imagereward(_rankings(tmp_path / "ir", tmp_path / "ir"), None, ir)
+    pairs = load_pairs(ir)
+    labels = human_labels(load_votes(ir, None)[0], pairs, ir / "prefs.csv")
+    scores = MetricScores("m", {p.image(s): float(s == "a") for p in pairs for s in "ab"}, True)
+    write_report(
+        ir / "agreement", pairs, labels, [metric_agreement(pairs, labels, scores, n_boot=100)], [scores], {}
+    )
+    assert list(_per_pair(ir)[0])[5:7] == ["human", "m_a"]
