@@ -396,10 +396,10 @@ def write_report(
 
 def _mos_cells(record: dict) -> list[str]:
     """A pair's human MOS of each side and their difference (empty where the manifest has none)."""
-    mos = [record.get(f"mos_{side}") for side in ("a", "b")]
-    if not all(isinstance(v, int | float) and math.isfinite(v) for v in mos):
-        return ["" if v is None else _fmt(v) for v in mos] + [""]
-    return [_fmt(mos[0]), _fmt(mos[1]), _fmt(mos[0] - mos[1])]
+    a, b = (record.get(f"mos_{side}") for side in ("a", "b"))
+    if isinstance(a, int | float) and isinstance(b, int | float) and math.isfinite(a - b):
+        return [_fmt(a), _fmt(b), _fmt(a - b)]
+    return ["" if v is None else _fmt(v) for v in (a, b)] + [""]
 
 
 def ci_wording(cluster_by: str | None) -> str:
