@@ -124,3 +124,37 @@ def test_per_pair_csv_carries_the_human_mos_of_an_agiqa3k_import(tmp_path):
         ir / "agreement", pairs, labels, [metric_agreement(pairs, labels, scores, n_boot=100)], [scores], {}
     )
     assert list(_per_pair(ir)[0])[5:7] == ["human", "m_a"]
+
+
+def _on_a_terminal(columns: int, *args: object) -> str:
+    """``genbench ARGS`` run on a real pseudo-terminal ``columns`` wide; its output without colour codes."""
+    from helpers import genbench_cmd, on_a_terminal
+
+    return on_a_terminal(genbench_cmd(*args), columns)
+
+
+def test_agree_lines_fit_80_columns_and_its_table_says_what_the_star_means(tmp_path):
+    """**Was**: `genbench agree` on an AGIQA-3k import printed its "note:" (pairs sharing prompts) and its
+    warnings as one long line each — cut mid-word by an 80-column terminal, one 200-character line in a
+    log — under a table wrapped at 80; and on a wide terminal the rich table marked attiqa-agiqa3k "*" with
+    nothing in the table saying why (only the warning lines above it). Now every line is at most 80
+    columns, wrapped at spaces with `--cluster-by` whole, and both tables' legends say what "*" means."""
+    run = tmp_path / "run"
+    assert run_genbench("import-agiqa3k", _agiqa3k(tmp_path / "agiqa"), "-o", run).returncode == 0
+    assert run_genbench("score", run, "-m", "attiqa-agiqa3k", "-w", "0").returncode == 0
+    res = run_genbench("agree", run, "--bootstrap", "100")
+    assert res.returncode == 0, res.stderr
+    lines = (res.stderr + res.stdout).splitlines()
+    paths = ("preferences: ", "report: ")  # a line naming a file runs as long as its path
+    assert all(len(line) <= 80 for line in lines if not line.startswith(paths)), lines
+    note = next(k for k, line in enumerate(lines) if line.startswith("note: "))
+    said = " ".join(line.strip() for line in lines[note : note + 3])
+    assert said.endswith("likely too narrow — --cluster-by prompt_id resamples prompts"), said
+    assert "* trained on these images: not a held-out figure" in " ".join(res.stdout.split())
+    assert any(line.startswith("attiqa-agiqa3k *") for line in lines)
+
+    wide = _on_a_terminal(120, "agree", run, "--bootstrap", "100")
+    assert "attiqa-agiqa3k *" in wide and "┃" in wide  # rich's table
+    shown = [line.strip() for line in wide.splitlines()]
+    k = shown.index("95% CI: bootstrap over pairs")  # the caption, a line of its own
+    assert shown[k + 1] == "* trained on these images: not a held-out figure", wide
