@@ -52,7 +52,7 @@ def run(
     pairs: int = typer.Option(200, "--pairs", "-n", min=1, help="Number of prompts (two images each)."),
     out: Path = typer.Option(Path("genbench_run"), "--out", "-o", help="Run folder (rerun to resume)."),
     model: str = typer.Option(
-        "stabilityai/stable-diffusion-2-1", help="Hugging Face model id, or PATH to a local diffusers folder."
+        "stabilityai/stable-diffusion-2-1", help="Hugging Face model id, or a diffusers folder."
     ),
     template: Path | None = typer.Option(None, help="Prompt template text file (default: supp. §D.1)."),
     candidates: Path | None = typer.Option(
@@ -559,6 +559,8 @@ def import_agiqa3k_cmd(
 def main() -> None:
     from attiqa.cli import run_app
 
+    if stdout.width < 100:  # rich's option panel cut a default ("stabilityai/stable-diff…") at 80 columns
+        app.rich_markup_mode = None  # click's plain layout, as isp-tune's; read when typer builds the command
     run_app(app)
 
 

@@ -158,3 +158,26 @@ def test_agree_lines_fit_80_columns_and_its_table_says_what_the_star_means(tmp_p
     shown = [line.strip() for line in wide.splitlines()]
     k = shown.index("95% CI: bootstrap over pairs")  # the caption, a line of its own
     assert shown[k + 1] == "* trained on these images: not a held-out figure", wide
+
+
+def test_genbench_help_at_80_columns_shows_options_and_defaults_whole():
+    """**Was**: `genbench run --help` on a terminal of 80 columns drew rich's option panel with the help in a
+    25-character column: --model's default cut to "stabilityai/stable-diff…" (the model one would copy).
+    Now below 100 columns the help is click's plain layout (as isp-tune's): every option name and default
+    whole, no line over 80, in `genbench --help` and every subcommand's."""
+    import re
+
+    from helpers import genbench_cmd, on_a_terminal
+    from typer.main import get_command
+
+    from genbench.cli import app
+
+    group = get_command(app)
+    for sub in ["", *group.commands]:  # type: ignore[attr-defined]
+        text = on_a_terminal(genbench_cmd(*([sub] if sub else []), "--help"), 80)
+        assert "…" not in text and all(len(line) <= 80 for line in text.splitlines()), text
+        shown = set(re.findall(r"--[a-z][a-z-]*[a-z]", text))
+        names = group if not sub else group.commands[sub]  # type: ignore[attr-defined]
+        assert {o for p in names.params for o in p.opts if o.startswith("--")} <= shown, text
+    run_help = on_a_terminal(genbench_cmd("run", "--help"), 80)
+    assert "[default: stabilityai/stable-diffusion-2-1]" in run_help, run_help
