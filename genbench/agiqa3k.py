@@ -32,6 +32,7 @@ from pathlib import Path
 from attiqa.datasets import get_dataset
 from attiqa.errors import AttiqaError
 from attiqa.io.atomic import json_text
+from genbench.files import refuse_out_among
 from genbench.imagereward import PREFS, prefs_text
 from genbench.manifest import write_manifest
 
@@ -201,21 +202,6 @@ def image_folder(root: Path, images: list[AgiqaImage]) -> Path:
     return root.resolve()
 
 
-def refuse_out_inside(out_dir: Path, dataset: list[Path]) -> None:
-    """Refuse a run folder equal to or inside the dataset's folder or its image folder: the run's files
-    (manifest, ``prefs.csv``, later ``scores/`` and ``agreement/``) would mix with the dataset's, and the
-    next import with another margin would replace this one in the user's copy of the data."""
-    out = Path(os.path.abspath(out_dir)).resolve()  # a link into the dataset is inside it
-    for folder in dataset:
-        where = Path(os.path.abspath(folder)).resolve()
-        if out == where or out.is_relative_to(where):
-            raise AttiqaError(
-                f"--out {out_dir} is {'' if out == where else 'inside '}the AGIQA-3k folder {folder} — a "
-                "run's files (manifest, prefs.csv, scores/, agreement/) do not belong among the dataset's: "
-                "give a run folder outside it, e.g. --out agiqa3k_run"
-            )
-
-
 def import_agiqa3k(
     root: Path, out_dir: Path, margin: float = DEFAULT_MARGIN, same_generator: bool = False
 ) -> AgiqaImportResult:
@@ -237,7 +223,8 @@ def import_agiqa3k(
         )
     out_dir = Path(out_dir)
     image_root = image_folder(Path(root), present)  # the images stay there
-    refuse_out_inside(out_dir, [Path(root), image_root])
+    folders = [(Path(root), "the AGIQA-3k folder", True), (image_root, "the AGIQA-3k folder", True)]
+    refuse_out_among(out_dir, folders, "agiqa3k_run")
     info = {k: v for k, v in asdict(res).items() if k != "missing"}
     info = {"source": "agiqa3k", "root": str(Path(root).resolve()), **info, "missing": res.missing[:100]}
     also = {PREFS: prefs_text(prefs), IMPORT_INFO: json_text(info)}  # one commit with the manifest

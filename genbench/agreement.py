@@ -350,6 +350,10 @@ def write_report(
     buf = io.StringIO()
     w = csv.writer(buf)
     head = ["pair_id", "image_a", "image_b", "votes_a", "votes_b", "human"]
+    # an AGIQA-3k import's pairs carry the people's MOS: a reader of a disagreement sees the gap it had
+    with_mos = any("mos_a" in p.record and "mos_b" in p.record for p in pairs)
+    if with_mos:
+        head += ["human_mos_a", "human_mos_b", "human_mos_a_minus_b"]
     for s in scores:
         head += [f"{s.name}_a", f"{s.name}_b", f"{s.name}_pick", f"{s.name}_credit"]
     w.writerow(head)
@@ -363,6 +367,8 @@ def write_report(
             lab.votes_b if lab else 0,
             lab.label if lab else "",
         ]
+        if with_mos:
+            row += _mos_cells(p.record)
         for s, r in zip(scores, results, strict=True):
             credit = r.credits.get(p.pair_id)
             row += [
@@ -386,6 +392,14 @@ def write_report(
     )
     bar_chart(results, out_dir / "agreement.png", settings.get("cluster_by"))
     return {k: out_dir / f"{k}" for k in ("agreement.csv", "per_pair.csv", "agreement.json", "agreement.png")}
+
+
+def _mos_cells(record: dict) -> list[str]:
+    """A pair's human MOS of each side and their difference (empty where the manifest has none)."""
+    a, b = (record.get(f"mos_{side}") for side in ("a", "b"))
+    if isinstance(a, int | float) and isinstance(b, int | float) and math.isfinite(a - b):
+        return [_fmt(a), _fmt(b), _fmt(a - b)]
+    return ["" if v is None else _fmt(v) for v in (a, b)] + [""]
 
 
 def ci_wording(cluster_by: str | None) -> str:

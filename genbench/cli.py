@@ -53,7 +53,7 @@ def run(
     pairs: int = typer.Option(200, "--pairs", "-n", min=1, help="Number of prompts (two images each)."),
     out: Path = typer.Option(Path("genbench_run"), "--out", "-o", help="Run folder (rerun to resume)."),
     model: str = typer.Option(
-        "stabilityai/stable-diffusion-2-1", help="Hugging Face model id, or PATH to a local diffusers folder."
+        "stabilityai/stable-diffusion-2-1", help="Hugging Face model id, or a diffusers folder."
     ),
     template: Path | None = typer.Option(None, help="Prompt template text file (default: supp. §D.1)."),
     candidates: Path | None = typer.Option(
@@ -314,10 +314,9 @@ def agree(
     for r in results:
         if r.trained_on:
             seen = ", ".join(_dataset_name(d) for d in r.trained_on.split(","))
-            console.print(
-                f"[yellow]warning:[/] {plain(r.metric)} was trained on {seen} images; agreement on them is "
-                "not a held-out figure",
-                highlight=False,
+            _say(
+                "warning",
+                f"{r.metric} was trained on {seen} images; agreement on them is not a held-out figure",
             )
     n_ties = sum(lab.label == "tie" for lab in labels.values())
     title = (
@@ -335,26 +334,43 @@ def agree(
         )
         for r in results
     ]
-    _agreement_table(title, rows, ci_wording(cluster_by))
+    _agreement_table(title, rows, ci_wording(cluster_by), any(r.trained_on for r in results))
     note = shared_prompts_note(pairs, labels, cluster_by)
     if note:
-        console.print(f"[yellow]note:[/] {plain(note)}", highlight=False)
+        _say("note", note)
     few = few_clusters_warning(pairs, labels, cluster_by)
     if few:
-        console.print(f"[yellow]warning:[/] {plain(few)}", highlight=False)
+        _say("warning", few)
     console.print(f"report: {plain_name(out_dir)}/agreement.csv, per_pair.csv, agreement.json, agreement.png")
 
 
-def _agreement_table(title: str, rows: list[tuple[str, list[str]]], ci: str) -> None:
+def _say(kind: str, text: str) -> None:
+    """``agree``'s note or warning line, wrapped at 80 columns at spaces like its table (options such as
+    ``--cluster-by`` kept whole): unwrapped, a terminal cut it mid-word and a log held one long line."""
+    from textwrap import fill
+
+    wrapped = fill(
+        f"{kind}: {text}", 80, subsequent_indent="  ", break_on_hyphens=False, break_long_words=False
+    )
+    console.print(f"[yellow]{kind}:[/]{plain(wrapped[len(kind) + 1 :])}", highlight=False)
+
+
+def _agreement_table(title: str, rows: list[tuple[str, list[str]]], ci: str, trained: bool) -> None:
     """``agree``'s table: rich on a terminal of 100 columns or more; piped, logged or narrower, plain
     fixed-width lines (:func:`attiqa.cli.plain_table`) — at 80 columns rich folded a metric's name ("attiqa-
-    agiqa3k" / "*", a checkpoint's longer stem over three lines) and the title."""
+    agiqa3k" / "*", a checkpoint's longer stem over three lines) and the title. Either says what a "*"
+    after a metric (``trained``: one was fitted on these images) means, not only the warning above it."""
     from textwrap import fill
+
+    from genbench.agreement import TRAINED_NOTE
 
     if stdout.is_terminal and stdout.width >= NARROW:
         from rich.table import Table
 
-        table = Table(title=title, caption=f"95% CI: {ci}")
+        caption = f"95% CI: {ci}" + (
+            f"\n{TRAINED_NOTE}" if trained else ""
+        )  # a line each: narrower than the table
+        table = Table(title=title, caption=caption)
         for col in ("metric", "pairs", "accuracy", "95% CI", "model ties", "no score"):
             table.add_column(col, justify="left" if col == "metric" else "right")
         for name, (n, acc, low, high, model_ties, missing) in rows:
@@ -364,6 +380,7 @@ def _agreement_table(title: str, rows: list[tuple[str, list[str]]], ci: str) -> 
     legend = (
         f"acc. = accuracy; low / high = its 95% interval ({ci}); m.ties = pairs the metric scored equal "
         "(model ties); no scr = pairs with an image the metric has no score for"
+        + (f"; {TRAINED_NOTE}" if trained else "")
     )
     headers = ["pairs", "acc.", "low", "high", "m.ties", "no scr"]
     text = plain_table(fill(title, 80), "metric", headers, rows, [fill(legend, 80)], long_names="own line")
@@ -543,7 +560,7 @@ def import_agiqa3k_cmd(
 def main() -> None:
     from attiqa.cli import run_app
 
-    run_app(app)
+    run_app(app)  # below NARROW columns click's plain layout (rich's panel cut "stabilityai/stable-diff…")
 
 
 if __name__ == "__main__":

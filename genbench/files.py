@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import shlex
 from pathlib import Path
 from typing import Any
 
-from attiqa.errors import ConfigError
+from attiqa.errors import AttiqaError, ConfigError
 
 
 def read_json(path: str | Path, what: str) -> Any:
@@ -27,3 +28,19 @@ def read_json(path: str | Path, what: str) -> Any:
 def shell_arg(path: str | Path) -> str:
     """``path`` as it must be typed in a suggested command: quoted when it holds a space, a quote, ..."""
     return shlex.quote(str(path))
+
+
+def refuse_out_among(out_dir: Path, folders: list[tuple[Path, str, bool]], example: str) -> None:
+    """Refuse a run folder equal to one of ``folders`` (the path, what it is, whether its subfolders are
+    refused too): the run's files (manifest, ``prefs.csv``, later ``scores/`` and ``agreement/``) would mix
+    with the dataset's, and the next import with other options would replace this one in the user's copy
+    of the data. The one check of both imports; links are resolved (a link into a dataset is inside it)."""
+    out = Path(os.path.abspath(out_dir)).resolve()
+    for folder, what, subfolders in folders:
+        where = Path(os.path.abspath(folder)).resolve()
+        if out == where or (subfolders and out.is_relative_to(where)):
+            raise AttiqaError(
+                f"--out {out_dir} is {'' if out == where else 'inside '}{what} {folder} — a run's files "
+                "(manifest, prefs.csv, scores/, agreement/) do not belong among the dataset's: give a run "
+                f"folder outside it, e.g. --out {example}"
+            )

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from attiqa.errors import AttiqaError
 from attiqa.io.tables import safe_dict
-from genbench.files import read_json
+from genbench.files import read_json, refuse_out_among
 from genbench.manifest import SIDES, is_inside, resolve, write_manifest
 
 PREFS = "prefs.csv"
@@ -161,6 +161,13 @@ def import_imagereward(json_path: Path, images_root: Path | None, out_dir: Path)
             else " — nothing to import"
         )
         raise AttiqaError(f"{json_path}: no item with two differently ranked images{why}")
+    # a run in a subfolder of the rankings file's folder is the usual layout (`--out ir_run` beside it);
+    # one in the folder itself, or anywhere in an --images folder, writes among the dataset's files
+    folders = [
+        (Path(json_path).parent, "the rankings file's folder", False),
+        (root, "the --images folder", True),
+    ]
+    refuse_out_among(out_dir, folders[: 1 if images_root is None else 2], "ir_run")
     write_manifest(out_dir, records, image_root=root, also={PREFS: prefs_text(prefs)})
     named = sorted({resolve(Path(out_dir), r[f"image_{s}"]) for r in records for s in SIDES}, key=str)
     res.images, res.missing = len(named), [str(p) for p in named if not p.is_file()]

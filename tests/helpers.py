@@ -451,3 +451,27 @@ def signal_after(tmp_path: Path, seam: str, suffix: str, after: int, sig: str, e
     script.write_text(SIGNAL_AFTER_COMMIT)
     env = {"SEAM": seam, "SUFFIX": suffix, "AFTER": str(after), "SIG": sig, "ENTRY": entry}
     return {"script": script, "env": {**env, "OMP_NUM_THREADS": "1"}}
+
+
+def on_a_terminal(cmd: list[str], columns: int) -> str:
+    """``cmd`` run on a real pseudo-terminal ``columns`` wide (rich draws as it would for a person); its
+    output without colour codes. The command must succeed."""
+    import pty
+    import re
+
+    leader, follower = pty.openpty()
+    env = attiqa_env({"COLUMNS": str(columns), "LINES": "50", "TERM": "xterm"})
+    proc = subprocess.Popen(cmd, stdout=follower, stderr=follower, env=env)
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the terminal closed: the command ended
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(leader)
+    assert proc.wait(timeout=120) == 0
+    return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", b"".join(chunks).decode()).replace("\r", "")

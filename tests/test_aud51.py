@@ -40,29 +40,9 @@ def test_export_refuses_a_safetensors_file_that_is_not_an_attiqa_model(tmp_path,
 
 def _on_a_terminal(columns: int, *args: str) -> str:
     """``attiqa ARGS`` run on a real pseudo-terminal ``columns`` wide; its output without colour codes."""
-    import os
-    import pty
-    import re
-    import subprocess
+    from helpers import attiqa_cmd, on_a_terminal
 
-    from helpers import attiqa_cmd, attiqa_env
-
-    leader, follower = pty.openpty()
-    env = attiqa_env({"COLUMNS": str(columns), "LINES": "50", "TERM": "xterm"})
-    proc = subprocess.Popen(attiqa_cmd(*args), stdout=follower, stderr=follower, env=env)
-    os.close(follower)
-    chunks = []
-    while True:
-        try:
-            chunk = os.read(leader, 65536)
-        except OSError:  # the terminal closed: the command ended
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    os.close(leader)
-    assert proc.wait(timeout=120) == 0
-    return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", b"".join(chunks).decode()).replace("\r", "")
+    return on_a_terminal(attiqa_cmd(*args), columns)
 
 
 def test_models_on_an_80_column_terminal_keeps_each_name_whole():

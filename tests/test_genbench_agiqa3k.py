@@ -204,7 +204,15 @@ def _agree_warnings(agiqa_root, tmp_path, metrics):
     assert r.exit_code == 0, r.output
     r = runner.invoke(app, ["agree", str(out), "--bootstrap", "200"])
     assert r.exit_code == 0, r.output
-    return out, [line for line in r.output.splitlines() if line.startswith("warning:")]
+    warned: list[str] = []  # a warning wrapped at 80 columns goes on in lines indented by two spaces
+    going_on = False
+    for line in r.output.splitlines():
+        if line.startswith("warning:"):
+            warned.append(line)
+        elif going_on and line.startswith("  "):
+            warned[-1] += " " + line.strip()
+        going_on = line.startswith("warning:") or (going_on and line.startswith("  "))
+    return out, warned
 
 
 def test_agree_warns_when_a_metric_was_trained_on_the_runs_images(agiqa_root, tmp_path):
