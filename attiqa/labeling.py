@@ -33,7 +33,7 @@ from attiqa.datasets.base import name_under
 from attiqa.errors import AttiqaError, ImageLoadError
 from attiqa.io.atomic import atomic_path, remove_orphan_temps
 from attiqa.io.batching import inference_num_workers
-from attiqa.io.names import path_text, text_path
+from attiqa.io.names import common_folder, order_under, path_text, text_path
 from attiqa.io.run_meta import differing_settings
 from attiqa.scoring import score_batches
 from attiqa.sharding import barrier, collective
@@ -220,7 +220,6 @@ def merge_parts(out: Path, schema: pa.Schema | None = None, roots: Sequence[str 
     Rows are sorted by their names under ``roots`` (``order_under``: the same order wherever the folders
     are), else by path. Without parts the table is left as it is: a run an earlier version started trains
     in its table's order, which a re-sort would change under its resume."""
-    from attiqa.training.data import order_under
 
     pdir = parts_dir(out)
     tables = []
@@ -256,10 +255,6 @@ def merge_parts(out: Path, schema: pa.Schema | None = None, roots: Sequence[str 
     return merged.num_rows
 
 
-def _common_folder(texts: Sequence[str]) -> str:
-    return os.path.commonpath([os.path.dirname(text_path(t)) for t in texts])
-
-
 def _same_size(old: Path, new: Path) -> bool:
     """The cheap content check of a moved image: the old file gone (moved), or the same size as the new."""
     try:
@@ -282,7 +277,7 @@ def follow_moved_folder(out: Path, paths: Sequence[Path]) -> int:
     gone = [i for i, im in enumerate(images) if im not in wanted_set]
     if not gone:
         return 0
-    old_root, new_root = _common_folder(images), _common_folder(wanted)
+    old_root, new_root = common_folder(images), common_folder(wanted)
     by_name = {name_under(text_path(w), new_root): w for w in wanted if w not in held}
     moved = list(images)
     for i in gone:

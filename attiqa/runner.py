@@ -98,10 +98,11 @@ def same_names_under_their_folders(a: Iterable[str], b: Iterable[str]) -> bool:
     """Whether two sets of absolute paths name the same files under the folder holding each set: a moved
     ``label.images`` folder, which pretraining's resume record names alike (``name_under`` that folder)."""
     from attiqa.datasets.base import name_under
+    from attiqa.io.names import common_folder, text_path
 
     def names(paths: list[str]) -> set[str]:
-        root = os.path.commonpath([os.path.dirname(p) for p in paths])  # one image: named by its file name
-        return {name_under(p, root) for p in paths}
+        root = common_folder(paths)  # one image: named by its file name
+        return {name_under(text_path(p), root) for p in paths}
 
     a, b = list(a), list(b)
     return bool(a) and len(a) == len(b) and names(a) == names(b)

@@ -11,9 +11,9 @@ import pytest
 from helpers import run_attiqa
 
 from attiqa.io.images import discover_images
+from attiqa.io.names import order_under
 from attiqa.labeling import label_images, label_paths
 from attiqa.teachers import create_teacher
-from attiqa.training.data import order_under
 
 
 def test_a_moved_images_folder_is_followed_not_labelled_again(photo_dir, tmp_path):

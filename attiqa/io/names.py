@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import unquote_to_bytes, urlsplit
 
@@ -54,3 +55,28 @@ def portable_stem(stem: str, max_bytes: int = 100) -> str:
     while len(s.encode("utf-8")) > max_bytes:
         s = s[:-1]
     return s
+
+
+def order_under(paths: Sequence[Path], roots: Sequence[str | Path]) -> list[int]:
+    """Row indices ordered by the first of ``roots`` holding each path (a root that is a file: itself), then
+    its name under that root — the same order wherever the folders are: sorted absolute paths put a run
+    folder's graded set before or after the source photos by where the run folder is. Paths under no root
+    come last, by path."""
+    bases = [Path(os.path.abspath(r)) for r in roots]
+
+    def key(i: int) -> tuple[int, str]:
+        p = Path(os.path.abspath(paths[i]))
+        for j, base in enumerate(bases):
+            if p == base:
+                return j, p.name
+            if p.is_relative_to(base):
+                return j, p.relative_to(base).as_posix()
+        return len(bases), str(p)
+
+    return sorted(range(len(paths)), key=key)
+
+
+def common_folder(texts: Sequence[str]) -> str:
+    """The folder holding all of ``texts`` (:func:`path_text` of paths; one file: its folder): what a moved
+    images folder's files are named under, alike before and after the move."""
+    return os.path.commonpath([os.path.dirname(text_path(t)) for t in texts])

@@ -44,7 +44,7 @@ from attiqa.datasets.base import (
 from attiqa.datasets.readers import MOS_HEADER, not_a_file, posix_name, read_csv, repeated_rows, to_float
 from attiqa.errors import AttiqaError, ImageLoadError
 from attiqa.io.images import load_image
-from attiqa.io.names import text_path
+from attiqa.io.names import order_under, text_path
 from attiqa.progress import console, plain, plain_failure
 from attiqa.training import distributed as D
 
@@ -216,25 +216,6 @@ def same_data(now: Any, was: Any) -> tuple[bool, bool]:
 ROOTS_ORDER = "label.images"
 """A pretraining record's ``order`` when its rows follow their roots (:func:`order_under`); a record without
 it (an earlier version's, or a table given as ``labels:``) trained in the table's order."""
-
-
-def order_under(paths: Sequence[Path], roots: Sequence[str | Path]) -> list[int]:
-    """Row indices ordered by the first of ``roots`` holding each path (a root that is a file: itself), then
-    its name under that root — the same order wherever the folders are: sorted absolute paths put a run
-    folder's graded set before or after the source photos by where the run folder is. Paths under no root
-    come last, by path."""
-    bases = [Path(os.path.abspath(r)) for r in roots]
-
-    def key(i: int) -> tuple[int, str]:
-        p = Path(os.path.abspath(paths[i]))
-        for j, base in enumerate(bases):
-            if p == base:
-                return j, p.name
-            if p.is_relative_to(base):
-                return j, p.relative_to(base).as_posix()
-        return len(bases), str(p)
-
-    return sorted(range(len(paths)), key=key)
 
 
 def _why_unreadable(path: Path) -> str:

@@ -63,7 +63,7 @@ def pretrain(
     finished only recalibrates and rewrites the final model); without a ``last`` it starts fresh.
     ``labels_fix``: how to set ``labels`` back when a resume finds the table changed (a table the run's
     label stage writes is set back by its config, not by restoring the file). ``roots``: train on the rows
-    in their order under these folders (:func:`~attiqa.training.data.order_under`), not the table's — unless
+    in their order under these folders (:func:`~attiqa.io.names.order_under`), not the table's — unless
     ``resume`` continues a run an earlier version started in the table's order."""
     cfg.check("pretrain")  # configs built in code skip the load-time checks
     if roots and resume and not rows_follow_roots(Path(out_dir) / "pretrain"):
