@@ -53,7 +53,7 @@ def run(
     pairs: int = typer.Option(200, "--pairs", "-n", min=1, help="Number of prompts (two images each)."),
     out: Path = typer.Option(Path("genbench_run"), "--out", "-o", help="Run folder (rerun to resume)."),
     model: str = typer.Option(
-        "stabilityai/stable-diffusion-2-1", help="Hugging Face model id, or a diffusers folder."
+        "stabilityai/stable-diffusion-2-1", help="Hugging Face model id, or PATH to a local diffusers folder."
     ),
     template: Path | None = typer.Option(None, help="Prompt template text file (default: supp. §D.1)."),
     candidates: Path | None = typer.Option(

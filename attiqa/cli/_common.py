@@ -11,9 +11,10 @@ import contextlib
 import inspect
 import math
 import os
+import re
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -147,10 +148,10 @@ def run_app(typer_app: Callable[[], Any]) -> None:
     command kept what it finished. Tunes malloc for tensor work first (:mod:`attiqa.allocator`)."""
     tune_allocator()
     if isinstance(typer_app, typer.Typer):
-        narrow = stdout.width < NARROW
-        unwrap_help(typer_app, markup=not narrow)
-        if narrow:  # read when typer builds the command, in the call below; the root's mode is every group's
-            typer_app.rich_markup_mode = None
+        if sys.argv[1:] == ["--version"]:
+            print(f"{typer_app.info.name or Path(sys.argv[0]).stem} {version()}")
+            return
+        typer_app = app_command(typer_app, narrow=stdout.width < NARROW)
     with contextlib.suppress(ValueError):  # not the main thread (e.g. a test runner): keep the default
         signal.signal(signal.SIGTERM, _on_sigterm)
     try:
@@ -196,23 +197,80 @@ def unwrapped(text: str) -> str:
     )
 
 
-def unwrap_help(typer_app: typer.Typer, *, markup: bool = True) -> None:
-    """Every command's help in ``typer_app`` (and its groups') :func:`unwrapped`, before typer builds it;
-    without ``markup`` (click's plain layout) its rich markup rendered to text, as rich would show it
-    ("[bold]mos[/]" -> "mos")."""
+def version() -> str:
+    """The installed attiqa's version (``--version`` of every command line: one distribution)."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
 
-    def text(doc: str) -> str:
-        return unwrapped(doc) if markup else Text.from_markup(unwrapped(doc)).plain
+    try:
+        return installed("attiqa")
+    except PackageNotFoundError:  # a checkout on PYTHONPATH, never installed
+        return "(not installed)"
 
-    if isinstance(typer_app.info.help, str):
-        typer_app.info.help = text(typer_app.info.help)
-    for info in typer_app.registered_commands:
-        doc = info.help if isinstance(info.help, str) else inspect.getdoc(info.callback)
-        if doc:
-            info.help = text(doc)
-    for group in typer_app.registered_groups:
-        if group.typer_instance is not None:
-            unwrap_help(group.typer_instance, markup=markup)
+
+def app_command(typer_app: typer.Typer, *, narrow: bool = False) -> Any:
+    """``typer_app``'s click command, built afresh as the console script runs it: every command's help
+    :func:`unwrapped`, plain help wrapped without breaking names (:class:`WholeNamesFormatter`); with
+    ``narrow``, click's plain layout (:data:`NARROW`), the help's rich markup rendered to text as rich
+    would show it ("[bold]mos[/]" -> "mos"). ``typer_app`` is left as it was: the help was rewritten in
+    place, so a second call in one process read it as markup twice (an escaped ``\\[`` lost its
+    backslash)."""
+    root = typer.main.get_command(typer_app)
+    todo = [root]
+    while todo:
+        cmd = todo.pop()
+        if cmd.help:
+            cmd.help = unwrapped(cmd.help) if not narrow else Text.from_markup(unwrapped(cmd.help)).plain
+        if narrow and hasattr(cmd, "rich_markup_mode"):  # typer's commands: plain help and errors
+            cmd.rich_markup_mode = None
+        cmd.context_class = WholeNamesContext
+        todo += getattr(cmd, "commands", {}).values()
+    return root
+
+
+_HELD_HYPHEN = "\u2011"  # a non-breaking hyphen: textwrap breaks after "-", never after this
+_HELD_SPACE = "\ue000"  # private use: a space textwrap does not break at
+
+
+def _held(text: str, width: int) -> str:
+    """``text`` with its hyphens held, and the spaces of each ``[...]`` (``[default: X]``) that fits
+    ``width``."""
+    text = text.replace("-", _HELD_HYPHEN)
+    return re.sub(
+        r"\[[^\[\]\n]*\]",
+        lambda m: m[0].replace(" ", _HELD_SPACE) if len(m[0]) <= width else m[0],
+        text,
+    )
+
+
+def _released(text: str) -> str:
+    return text.replace(_HELD_HYPHEN, "-").replace(_HELD_SPACE, " ")
+
+
+_HelpFormatter: Any = typer.Context.formatter_class  # click's (typer >= 0.29: its own copy of click's)
+
+
+class WholeNamesFormatter(_HelpFormatter):  # type: ignore[misc]
+    """click's plain help layout, wrapped at spaces only: click breaks after hyphens, so at 80 columns
+    genbench's "[default: stabilityai/stable-" ended a line and "diffusion-2-1]" began the next (a model
+    id one copies), and "[default:" ended a line before its value."""
+
+    def write_dl(self, rows: Iterable[tuple[str, str]], col_max: int = 30, col_spacing: int = 2) -> None:
+        rows = list(rows)
+        first_col = min(max((cell_len(a) for a, _ in rows), default=0), col_max) + col_spacing
+        width = max(self.width - first_col - 2, 10)  # click's own text width
+        start = len(self.buffer)
+        super().write_dl([(a, _held(b, width)) for a, b in rows], col_max, col_spacing)
+        self.buffer[start:] = [_released(s) for s in self.buffer[start:]]
+
+    def write_text(self, text: str) -> None:
+        start = len(self.buffer)
+        super().write_text(text.replace("-", _HELD_HYPHEN))
+        self.buffer[start:] = [_released(s) for s in self.buffer[start:]]
+
+
+class WholeNamesContext(typer.Context):
+    formatter_class = WholeNamesFormatter
 
 
 def dash_name_hint(args: Sequence[str]) -> str:
