@@ -94,14 +94,13 @@ def invocations(line: str) -> list[tuple[str, list[str]]]:
 
 
 def _commands():
-    import typer
-
+    from attiqa.cli import app_command
     from attiqa.cli.app import app as attiqa_app
     from genbench.cli import app as genbench_app
     from isp_env.cli import app as isp_app
 
     return {
-        name: typer.main.get_command(app)
+        name: app_command(app)  # the command tree as the console scripts run it (--version included)
         for name, app in zip(PROGRAMS, (attiqa_app, genbench_app, isp_app), strict=True)
     }
 
@@ -119,8 +118,6 @@ def check_cli(root, program: str, args: list[str], whole: bool = False, values: 
     command's own parser (click's, as the console script parses; nothing runs): option values of a fixed
     set (choices) and number types, arguments left over. ``whole``: a command line of a code block, also
     checked for missing arguments (inline code may name a command in a sentence: `attiqa score`)."""
-    if args == ["--version"]:  # run_app answers it before the command tree is built
-        return []
     cmd, path, args = root, [program], list(args)
     while hasattr(cmd, "list_commands") and args and not _is_option(args[0]):
         sub = cmd.get_command(cmd.context_class(cmd), args[0])

@@ -148,9 +148,6 @@ def run_app(typer_app: Callable[[], Any]) -> None:
     command kept what it finished. Tunes malloc for tensor work first (:mod:`attiqa.allocator`)."""
     tune_allocator()
     if isinstance(typer_app, typer.Typer):
-        if sys.argv[1:] == ["--version"]:
-            print(f"{typer_app.info.name or Path(sys.argv[0]).stem} {version()}")
-            return
         typer_app = app_command(typer_app, narrow=stdout.width < NARROW)
     with contextlib.suppress(ValueError):  # not the main thread (e.g. a test runner): keep the default
         signal.signal(signal.SIGTERM, _on_sigterm)
@@ -210,11 +207,11 @@ def version() -> str:
 
 def app_command(typer_app: typer.Typer, *, narrow: bool = False) -> Any:
     """``typer_app``'s click command, built afresh as the console script runs it: every command's help
-    :func:`unwrapped`, plain help wrapped without breaking names (:class:`WholeNamesFormatter`); with
-    ``narrow``, click's plain layout (:data:`NARROW`), the help's rich markup rendered to text as rich
-    would show it ("[bold]mos[/]" -> "mos"). ``typer_app`` is left as it was: the help was rewritten in
-    place, so a second call in one process read it as markup twice (an escaped ``\\[`` lost its
-    backslash)."""
+    :func:`unwrapped`, plain help wrapped without breaking names (:class:`WholeNamesFormatter`), a
+    ``--version`` option on the root; with ``narrow``, click's plain layout (:data:`NARROW`), the help's
+    rich markup rendered to text as rich would show it ("[bold]mos[/]" -> "mos"). ``typer_app`` is left
+    as it was: the help was rewritten in place, so a second call in one process read it as markup twice
+    (an escaped ``\\[`` lost its backslash)."""
     root = typer.main.get_command(typer_app)
     todo = [root]
     while todo:
@@ -225,7 +222,36 @@ def app_command(typer_app: typer.Typer, *, narrow: bool = False) -> Any:
             cmd.rich_markup_mode = None
         cmd.context_class = WholeNamesContext
         todo += getattr(cmd, "commands", {}).values()
+    root.params.append(version_option(typer_app.info.name or Path(sys.argv[0]).stem))
     return root
+
+
+def version_option(name: str) -> Any:
+    """``--version`` as a root option (eager: it answers before any other option or command), built by
+    typer itself from a one-option app, so it is the same kind of option as the app's own."""
+
+    def show(value: bool) -> None:
+        if value:
+            typer.echo(f"{name} {version()}")
+            raise typer.Exit()
+
+    probe = typer.Typer()
+
+    @probe.callback(invoke_without_command=True)
+    def _(
+        version: bool = typer.Option(
+            False, "--version", is_eager=True, callback=show, help="Show the version and exit."
+        ),
+    ) -> None:
+        pass
+
+    @probe.command()
+    def _unused() -> None:
+        pass
+
+    option = typer.main.get_command(probe).params[0]
+    option.expose_value = False  # not a parameter of the app's own callback (typer's wrapper checks them)
+    return option
 
 
 _HELD_HYPHEN = "\u2011"  # a non-breaking hyphen: textwrap breaks after "-", never after this
