@@ -122,7 +122,7 @@ def check_cli(root, program: str, args: list[str], whole: bool = False, values: 
     while hasattr(cmd, "list_commands") and args and not _is_option(args[0]):
         sub = cmd.get_command(cmd.context_class(cmd), args[0])
         if sub is None:
-            if not (_options(cmd) - {"--help"}):  # a group without options of its own: a wrong name
+            if not (_options(cmd) - {"--help", "--version"}):  # no options of its own: a wrong name
                 return [f"{' '.join(path)}: no command {args[0]!r}"]
             break
         cmd, path = sub, [*path, args.pop(0)]
