@@ -143,11 +143,13 @@ def test_version_of_every_command_line(program, tmp_path):
 
 
 def test_usage_errors_exit_2_without_a_traceback_and_suggest_the_option():
-    """Checked, already right: no command, an unknown command, a misspelt option (click's suggestion) —
-    exit 2, click's usage message, no traceback, no colour codes when piped or under NO_COLOR."""
+    """Checked, already right: no command, an unknown or misspelt command, a misspelt option (click's and
+    typer's suggestions) — exit 2, click's usage message, no traceback, no colour codes when piped or
+    under NO_COLOR."""
     cases = [
         ((), "Usage:"),
         (("bogus",), "No such command 'bogus'"),
+        (("scroe",), "No such command 'scroe'. Did you mean 'score'?"),
         (("score", "--modle", "classical", "x.jpg"), "No such option: --modle (Possible options: --model)"),
     ]
     for args, said in cases:
