@@ -256,7 +256,7 @@ def export(
     named-model table entry). Training state is not copied; absolute paths in the card (image folders,
     the source checkpoint) are made relative or dataset-level, so no path of this machine ships."""
     from attiqa.io.checkpoints import load_checkpoint, portable_card, save_checkpoint, sha256_of
-    from attiqa.models import load_model
+    from attiqa.models import model_from_checkpoint
     from attiqa.scorers.zoo import checkpoint_file, registry_entry_at
 
     source = str(src)  # recorded in the card: a named model by its name, not this machine's install path
@@ -274,9 +274,10 @@ def export(
             f"{dst}: is the checkpoint being exported — write the copy under another name (the source "
             "keeps the full-precision weights a resumed or fine-tuned run needs)"
         )
-    load_model(src)  # not a model (no card, an isp-tune policy, weights the card does not describe): one line
     earlier = _earlier_export(target)
-    tensors, card = load_checkpoint(src)
+    tensors, card = load_checkpoint(src)  # read once: the file checked is the file copied
+    model_from_checkpoint(src, tensors, card)  # not a model (no card, an isp-tune policy, weights the card
+    # does not describe): load_model's one line
     card = {k: v for k, v in card.items() if k not in ("format_version", "attiqa_version")}
     if name:
         card["name"] = name
