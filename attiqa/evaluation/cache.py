@@ -53,10 +53,13 @@ def cache_location(cache: bool | str | Path) -> Path | None:
 
 def score_cache_key(scorer: Scorer, overrides: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
     """(short key, full identity) of a scorer. A checkpoint is identified by its SHA-256, so a copied or
-    moved checkpoint keeps its cache and a retrained one at the same path does not reuse stale scores."""
+    moved checkpoint keeps its cache and a retrained one at the same path does not reuse stale scores; CLIP
+    weights by theirs, whatever spec or path named them (:func:`without_spellings`). Also the identity
+    `attiqa score -o` records to resume a score file by."""
     from attiqa.io.checkpoints import weights_sha256
+    from attiqa.teachers.clip import without_spellings
 
-    meta = dict(scorer.metadata())
+    meta = without_spellings(scorer.metadata())
     ident: dict[str, Any] = {"class": type(scorer).__qualname__, "columns": list(scorer.columns)}
     ckpt = meta.pop("checkpoint", None) or getattr(scorer, "checkpoint", None)
     if ckpt and Path(ckpt).is_file():
