@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import textwrap
 from pathlib import Path
@@ -260,7 +261,9 @@ def check_attributes(
 
 def export(
     src: Path = typer.Argument(
-        ..., help="A checkpoint from `attiqa train` (.safetensors), or a named model (`attiqa models`)."
+        ...,
+        help="A checkpoint from `attiqa train` (.safetensors), or a named model (`attiqa models`).",
+        readable=False,  # an unreadable file: the checkpoint reader's one line, not click's usage error
     ),
     dst: Path = typer.Argument(
         ...,
@@ -319,9 +322,23 @@ def _earlier_export(target: Path) -> str:
     an eval's outputs are, since the same command makes it again. Any other file there is refused before the
     work — a training checkpoint (its full-precision weights and resume state made by hours of training) or
     a file of the user's was replaced without a word."""
+    from attiqa.io.checkpoints import card_path_for, read_card
+
+    card = card_path_for(target)
+    if not target.exists() and card.exists():  # the card is written beside the copy: not over a file of yours
+        try:
+            doc = json.loads(card.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            doc = None
+        if not (isinstance(doc, dict) and isinstance(doc.get("exported_from"), str)):
+            raise AttiqaError(
+                f"{card}: already there and not the card of an earlier `attiqa export` (export writes the "
+                "copy's card beside it under this name) — export under another name, or move that file away "
+                "first"
+            )
+        return f"of {doc['exported_from']}"
     if not target.exists():
         return ""
-    from attiqa.io.checkpoints import read_card
 
     try:
         source = read_card(target).get("exported_from")

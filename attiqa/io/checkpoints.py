@@ -123,6 +123,11 @@ def _opened(path: Path, device: str | torch.device = "cpu") -> Any:
     try:
         return safe_open(str(path), framework="pt", device=str(device))
     except Exception as exc:  # noqa: BLE001
+        if path.is_file() and not os.access(path, os.R_OK):  # safetensors says "No such file or directory"
+            raise ModelLoadError(
+                f"{path}: cannot be read (permission denied) — give yourself read permission "
+                f"(chmod u+r {path})"
+            ) from None
         raise ModelLoadError(
             f"{path}: not a readable safetensors checkpoint ({exc}) — pass a .safetensors file written by "
             "attiqa (train, export) or isp-tune, whole (a copy may be truncated)"
