@@ -75,6 +75,7 @@ def score_cmd(
     with any number of processes (its rows wait in journals beside FILE).
     """
     from attiqa.contact_sheet import sheet_for_scores
+    from attiqa.evaluation.cache import resume_identity
     from attiqa.io.atomic import output_png
     from attiqa.io.images import require_images
     from attiqa.scorers import is_attiqa_model, load_scorer
@@ -105,7 +106,7 @@ def score_cmd(
                     out,
                     scorer.columns,
                     scorer_record(scorer),
-                    score_file_identity(model, scorer, overrides),
+                    resume_identity(model, scorer, overrides),
                     shards.rank,
                     shards.world,
                     keep_rows=bool(sheet),
@@ -177,28 +178,6 @@ def score_cmd(
         not stats.n and n_todo and not (writer is not None and writer.done)
     ):  # a resume may find only bad files
         raise AttiqaError("no image could be scored")
-
-
-def score_file_identity(model: str | None, scorer: Scorer, overrides: dict[str, str]) -> dict[str, object]:
-    """What `score -o` records of its scorer beside the file (:class:`~attiqa.scoring.ScoreWriter`): the
-    name as given, the crops, the SHA-256 of its weights (a checkpoint's or named model's file, a CLIP
-    scorer's weights), and ``key``, eval's score-cache key — every file the scores depend on by its hash (an
-    ExIQA run's checkpoint and regressor too) and the scorer's settings, not the spelling of a path — with
-    ``hashes``, those files by name, to say which one changed."""
-    from attiqa.evaluation.cache import score_cache_key
-    from attiqa.scorers import scorer_identity
-
-    identity: dict[str, object] = {**scorer_identity(model), "crops": overrides.get("crops")}
-    meta = scorer.metadata()
-    # a CLIP scorer's weights by their hash (no file of its own for scorer_identity to hash)
-    identity["sha256"] = identity["sha256"] or meta.get("weights_sha256")
-    key, ident = score_cache_key(scorer, overrides)
-    hashes = {"weights": identity["sha256"]}
-    if ident.get("checkpoint_sha256") not in (None, identity["sha256"]):  # ExIQA's own, beside CLIP's
-        hashes["checkpoint"] = ident["checkpoint_sha256"]
-    if "regressor_sha256" in meta:
-        hashes["regressor"] = meta["regressor_sha256"]
-    return {**identity, "key": key, "hashes": hashes}
 
 
 def say_skipped(failed: Sequence[object]) -> None:
