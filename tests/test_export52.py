@@ -31,6 +31,7 @@ def _opens_of(src, *args, cmd=None):
     return res, len(opened)
 
 
+@pytest.mark.slow  # four subprocesses under strace: ~25 s
 @pytest.mark.skipif(shutil.which("strace") is None, reason="needs strace to count the opens")
 def test_export_reads_its_source_once_and_refuses_a_non_model_as_before(tmp_path):
     """**Was**: `attiqa export` loaded the source as a model (to refuse a non-model), then read it again
