@@ -208,6 +208,10 @@ def _scorer_words(identity: dict) -> str:
     return f"{identity.get('name')}" + (f" (crops {crops})" if crops else "")
 
 
+def _short(sha: object) -> str:
+    return f"{sha[:12]}…" if isinstance(sha, str) else "none"
+
+
 class ScoreWriter:
     """Incremental, resumable score file. CSV/TSV rows are appended (and fsynced) per batch; JSON rows go to
     a hidden journal beside it and the JSON document is rewritten atomically on :meth:`close`.
@@ -290,18 +294,36 @@ class ScoreWriter:
         def key_named(d: dict) -> tuple:
             return (d.get("name"), d.get("crops"))
 
-        if not isinstance(old, dict) or key(old) == key(identity):
+        if not isinstance(old, dict):
             return
-        if old.get("sha256") is None and key_named(old) == key_named(identity):
+        if "key" in old and "key" in identity:  # what the scores depend on, not how a path was spelled
+            if old["key"] == identity["key"]:
+                return
+        elif key(old) == key(identity):  # a record of an earlier version: by the weights' hash, as it was
+            return
+        elif old.get("sha256") is None and key_named(old) == key_named(identity):
             return  # a record written before CLIP scorers were hashed: known by name, as it was
-        name, was, now = identity.get("name"), str(old.get("sha256")), str(identity.get("sha256"))
-        if old.get("name") == name and old.get("crops") == identity.get("crops") and was != now:
-            raise AttiqaError(  # a checkpoint retrained in place: the same words on both sides said nothing
-                f"{self.out}: holds scores of {name} as it was before its weights changed (SHA-256 "
-                f"{was[:12]}… then, {now[:12]}… now) — {self._advice(', or delete it to score again')}"
+        then: dict = old["hashes"] if isinstance(old.get("hashes"), dict) else {"weights": old.get("sha256")}
+        now: dict = identity.get("hashes") or {"weights": identity.get("sha256")}
+        # a regressor added (none then) is a change; weights unhashed on a side (a record from before) are not
+        known = [k for k in now if k in then and (k != "weights" or then[k] and now[k])]
+        changed = [k for k in known if then[k] != now[k]]
+        same = key_named(old) == key_named(identity)
+        if changed:
+            shas = f"SHA-256 {_short(then[changed[0]])} then, {_short(now[changed[0]])} now"
+            what = " and ".join(changed)
+            if same:  # retrained in place: the same words on both sides said nothing
+                raise AttiqaError(
+                    f"{self.out}: holds scores of {identity.get('name')} as it was before its {what} changed "
+                    f"({shas}) — {self._advice(', or delete it to score again')}"
+                )
+            raise AttiqaError(  # one model under two spellings, replaced in between; or two models
+                f"{self.out}: holds scores of {_scorer_words(old)}, not of {_scorer_words(identity)}: the "
+                f"{what} changed ({shas}) — {self._advice(', or delete it to score again')}"
             )
+        other = " (the same weights with other settings)" if then == now and then.get("weights") else ""
         raise AttiqaError(
-            f"{self.out}: holds scores of {_scorer_words(old)}, not of {_scorer_words(identity)} — "
+            f"{self.out}: holds scores of {_scorer_words(old)}, not of {_scorer_words(identity)}{other} — "
             f"{self._advice(', or delete it to score again')}"
         )
 

@@ -302,7 +302,8 @@ def test_a_clip_scorer_whose_weights_were_replaced_is_not_its_old_self(tmp_path,
     line = _error_line(cli("score", photos, "-m", f"clipiqa:{mine}", "-o", out))
     # (the record names the last spelling, the weights file: "holds scores of clipiqa:…/mine/open_clip_…")
     assert f"error: {out}: holds scores of clipiqa:{weights}" in line
-    assert line.endswith(f"not of clipiqa:{mine} — choose another --out, or delete it to score again")
+    assert f"not of clipiqa:{mine}: the weights changed (SHA-256 " in line  # session 52: was "not of …" alone
+    assert line.endswith(" now) — choose another --out, or delete it to score again")
     assert len(out.read_text().splitlines()) == 3
     assert cli(*ev, "-o", tmp_path / "e2").returncode == 0
     first, second = ((tmp_path / e / "predictions.csv").read_text() for e in ("e1", "e2"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import textwrap
 from pathlib import Path
@@ -74,9 +75,10 @@ def score_cmd(
     with any number of processes (its rows wait in journals beside FILE).
     """
     from attiqa.contact_sheet import sheet_for_scores
+    from attiqa.evaluation.cache import resume_identity
     from attiqa.io.atomic import output_png
     from attiqa.io.images import require_images
-    from attiqa.scorers import is_attiqa_model, load_scorer, scorer_identity
+    from attiqa.scorers import is_attiqa_model, load_scorer
     from attiqa.scoring import ColumnStats, ScoreWriter, check_output_path, scorer_record
     from attiqa.sharding import in_input_order, score_share, sharded
 
@@ -100,14 +102,11 @@ def score_cmd(
             scorer = load_scorer(model, device=resolve_device(device), **overrides)
             writer = None
             if out is not None:
-                identity = {**scorer_identity(model), "crops": overrides.get("crops")}
-                # a CLIP scorer's weights by their hash (no file of its own for scorer_identity to hash)
-                identity["sha256"] = identity["sha256"] or scorer.metadata().get("weights_sha256")
                 writer = ScoreWriter(
                     out,
                     scorer.columns,
                     scorer_record(scorer),
-                    identity,
+                    resume_identity(model, scorer, overrides),
                     shards.rank,
                     shards.world,
                     keep_rows=bool(sheet),
@@ -241,7 +240,9 @@ def check_attributes(
 
 def export(
     src: Path = typer.Argument(
-        ..., help="A checkpoint from `attiqa train` (.safetensors), or a named model (`attiqa models`)."
+        ...,
+        help="A checkpoint from `attiqa train` (.safetensors), or a named model (`attiqa models`).",
+        readable=False,  # an unreadable file: the checkpoint reader's one line, not click's usage error
     ),
     dst: Path = typer.Argument(
         ...,
@@ -256,7 +257,7 @@ def export(
     named-model table entry). Training state is not copied; absolute paths in the card (image folders,
     the source checkpoint) are made relative or dataset-level, so no path of this machine ships."""
     from attiqa.io.checkpoints import load_checkpoint, portable_card, save_checkpoint, sha256_of
-    from attiqa.models import load_model
+    from attiqa.models import model_from_checkpoint
     from attiqa.scorers.zoo import checkpoint_file, registry_entry_at
 
     source = str(src)  # recorded in the card: a named model by its name, not this machine's install path
@@ -274,9 +275,10 @@ def export(
             f"{dst}: is the checkpoint being exported — write the copy under another name (the source "
             "keeps the full-precision weights a resumed or fine-tuned run needs)"
         )
-    load_model(src)  # not a model (no card, an isp-tune policy, weights the card does not describe): one line
     earlier = _earlier_export(target)
-    tensors, card = load_checkpoint(src)
+    tensors, card = load_checkpoint(src)  # read once: the file checked is the file copied
+    model_from_checkpoint(src, tensors, card)  # not a model (no card, an isp-tune policy, weights the card
+    # does not describe): load_model's one line
     card = {k: v for k, v in card.items() if k not in ("format_version", "attiqa_version")}
     if name:
         card["name"] = name
@@ -299,9 +301,23 @@ def _earlier_export(target: Path) -> str:
     an eval's outputs are, since the same command makes it again. Any other file there is refused before the
     work — a training checkpoint (its full-precision weights and resume state made by hours of training) or
     a file of the user's was replaced without a word."""
+    from attiqa.io.checkpoints import card_path_for, read_card
+
+    card = card_path_for(target)
+    if not target.exists() and card.exists():  # the card is written beside the copy: not over a file of yours
+        try:
+            doc = json.loads(card.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            doc = None
+        if not (isinstance(doc, dict) and isinstance(doc.get("exported_from"), str)):
+            raise AttiqaError(
+                f"{card}: already there and not the card of an earlier `attiqa export` (export writes the "
+                "copy's card beside it under this name) — export under another name, or move that file away "
+                "first"
+            )
+        return f"of {doc['exported_from']}"
     if not target.exists():
         return ""
-    from attiqa.io.checkpoints import read_card
 
     try:
         source = read_card(target).get("exported_from")

@@ -53,10 +53,13 @@ def cache_location(cache: bool | str | Path) -> Path | None:
 
 def score_cache_key(scorer: Scorer, overrides: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
     """(short key, full identity) of a scorer. A checkpoint is identified by its SHA-256, so a copied or
-    moved checkpoint keeps its cache and a retrained one at the same path does not reuse stale scores."""
+    moved checkpoint keeps its cache and a retrained one at the same path does not reuse stale scores; CLIP
+    weights by theirs, whatever spec or path named them (:func:`without_spellings`). Also the identity
+    `attiqa score -o` records to resume a score file by."""
     from attiqa.io.checkpoints import weights_sha256
+    from attiqa.teachers.clip import without_spellings
 
-    meta = dict(scorer.metadata())
+    meta = without_spellings(scorer.metadata())
     ident: dict[str, Any] = {"class": type(scorer).__qualname__, "columns": list(scorer.columns)}
     ckpt = meta.pop("checkpoint", None) or getattr(scorer, "checkpoint", None)
     if ckpt and Path(ckpt).is_file():
@@ -69,6 +72,28 @@ def score_cache_key(scorer: Scorer, overrides: dict[str, Any] | None = None) -> 
         ident["overrides"] = overrides
     blob = json.dumps(ident, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:32], ident
+
+
+def resume_identity(model: str | None, scorer: Scorer, overrides: dict[str, Any]) -> dict[str, object]:
+    """What `score -o` records of its scorer beside the file (:class:`~attiqa.scoring.ScoreWriter`): the
+    name as given, the crops, the SHA-256 of its weights (a checkpoint's or named model's file, a CLIP
+    scorer's weights), and ``key``, eval's score-cache key — every file the scores depend on by its hash (an
+    ExIQA run's checkpoint and regressor too) and the scorer's settings, not the spelling of a path (``model``
+    as given, None = the default model; ``overrides`` as :func:`score_cache_key` takes them) — with
+    ``hashes``, those files by name, to say which one changed."""
+    from attiqa.scorers import scorer_identity
+
+    identity: dict[str, object] = {**scorer_identity(model), "crops": overrides.get("crops")}
+    meta = scorer.metadata()
+    # a CLIP scorer's weights by their hash (no file of its own for scorer_identity to hash)
+    identity["sha256"] = identity["sha256"] or meta.get("weights_sha256")
+    key, ident = score_cache_key(scorer, overrides)
+    hashes = {"weights": identity["sha256"]}
+    if ident.get("checkpoint_sha256") not in (None, identity["sha256"]):  # ExIQA's own, beside CLIP's
+        hashes["checkpoint"] = ident["checkpoint_sha256"]
+    if "regressor_sha256" in meta:
+        hashes["regressor"] = meta["regressor_sha256"]
+    return {**identity, "key": key, "hashes": hashes}
 
 
 def _dump(values: Sequence[float]) -> str:

@@ -19,7 +19,7 @@ from PIL import Image
 from attiqa.errors import ModelLoadError
 from attiqa.exiqa.model import AttributeTable, ExiqaModel, Regressor
 from attiqa.interface import Scorer, ScorerInfo
-from attiqa.io.checkpoints import load_checkpoint
+from attiqa.io.checkpoints import load_checkpoint, weights_sha256
 from attiqa.teachers.clip import clip_identity, load_open_clip, parse_clip_spec
 
 
@@ -83,9 +83,11 @@ class ExiqaScorer(Scorer):
         self.distortions = table.distortions
         self.columns = ("score", *table.distortions)
         self.regressor: Regressor | None = None
+        self.regressor_sha256: str | None = None  # its scores' MOS: a regressor retrained in place is noticed
         reg_path = self.path.parent / REGRESSOR_FILE
         if regressor and reg_path.exists():
             reg_tensors, self.reg_card = load_checkpoint(reg_path)
+            self.regressor_sha256 = weights_sha256(reg_path)
             self.regressor = Regressor(len(table.distortions) * table.k, int(self.reg_card["hidden"]))
             state = {k.removeprefix("regressor."): v for k, v in reg_tensors.items()}
             self.regressor.load_state_dict(state)
@@ -132,6 +134,7 @@ class ExiqaScorer(Scorer):
             "checkpoint": str(self.path),
             "clip": self.clip_spec,
             **self.clip_identity,
+            "regressor_sha256": self.regressor_sha256,
             "score": "eq. (9): the regressor's MOS (regressor.safetensors)"
             if self.regressor is not None
             else "NaN: no regressor.safetensors beside the checkpoint (`attiqa train exiqa-regressor`)",

@@ -114,14 +114,28 @@ def portable_card(card: Any) -> Any:
 def read_card(path: str | Path) -> dict[str, Any]:
     """The model card of a checkpoint, from its header (the sidecar JSON is for humans)."""
     path = Path(path)
+    with _opened(path) as f:
+        return _card_of(path, f.metadata() or {})
+
+
+def _opened(path: Path, device: str | torch.device = "cpu") -> Any:
+    """``safe_open`` of a checkpoint; a file safetensors cannot read is one line naming it."""
     try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
+        return safe_open(str(path), framework="pt", device=str(device))
     except Exception as exc:  # noqa: BLE001
+        if path.is_file() and not os.access(path, os.R_OK):  # safetensors says "No such file or directory"
+            raise ModelLoadError(
+                f"{path}: cannot be read (permission denied) — give yourself read permission "
+                f"(chmod u+r {path})"
+            ) from None
         raise ModelLoadError(
             f"{path}: not a readable safetensors checkpoint ({exc}) — pass a .safetensors file written by "
             "attiqa (train, export) or isp-tune, whole (a copy may be truncated)"
         ) from None
+
+
+def _card_of(path: Path, meta: Mapping[str, str]) -> dict[str, Any]:
+    """The card in a checkpoint's header ``meta``, else the ``.json`` beside it ({} without either)."""
     try:
         if CARD_KEY in meta:
             card = json.loads(meta[CARD_KEY])
@@ -150,7 +164,8 @@ def card_copy_current(path: str | Path, card: Mapping[str, Any]) -> bool:
 def load_checkpoint(
     path: str | Path, device: str | torch.device = "cpu"
 ) -> tuple[dict[str, torch.Tensor], dict]:
-    """Load tensors (as float32) and the card of a checkpoint written by :func:`save_checkpoint`."""
+    """Load tensors (as float32) and the card of a checkpoint written by :func:`save_checkpoint`, from one
+    opening of the file (the card and the tensors of one version of it)."""
     path = Path(path)
     if not path.exists():
         raise ModelLoadError(
@@ -160,9 +175,9 @@ def load_checkpoint(
         raise ModelLoadError(
             f"{path}: pickle-based checkpoints are not loaded (unsafe) — convert it to .safetensors first"
         )
-    card = read_card(path)
     tensors: dict[str, torch.Tensor] = {}
-    with safe_open(str(path), framework="pt", device=str(device)) as f:
+    with _opened(path, device) as f:
+        card = _card_of(path, f.metadata() or {})
         for k in f.keys():  # noqa: SIM118 (safe_open is not a dict)
             t = f.get_tensor(k)
             tensors[k] = t.float() if t.dtype in (torch.float16, torch.bfloat16) else t

@@ -8,6 +8,7 @@ from attiqa.models.attiqa_model import (
     MosHead,
     build_model_from_config,
     load_model,
+    model_from_checkpoint,
     save_model,
 )
 from attiqa.models.backbones import BACKBONES, Backbone, BackboneSpec, create_backbone, list_backbones
@@ -25,5 +26,6 @@ __all__ = [
     "create_backbone",
     "list_backbones",
     "load_model",
+    "model_from_checkpoint",
     "save_model",
 ]

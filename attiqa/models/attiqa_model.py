@@ -335,6 +335,13 @@ def validate_model_card(path: str | Path, card: Any, tensors: dict[str, torch.Te
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[AttiqaModel, dict[str, Any]]:
     """Rebuild from the card (no backbone download) and load the weights strictly."""
     tensors, card = load_checkpoint(path, device="cpu")
+    return model_from_checkpoint(path, tensors, card).to(device).eval(), card
+
+
+def model_from_checkpoint(path: str | Path, tensors: dict[str, torch.Tensor], card: Any) -> AttiqaModel:
+    """The network ``card`` describes with ``tensors`` loaded strictly (``path`` names the file in the
+    errors): :func:`load_model`'s check of "is this an ATTIQA model", for a caller that has read the file
+    already (`attiqa export` reads its source once)."""
     cfg = validate_model_card(path, card, tensors)
     try:
         model = build_model_from_config(cfg)
@@ -352,4 +359,4 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[At
         raise ModelLoadError(
             f"{path}: weights do not match the card ({'missing' if missing else 'unexpected'} {what})"
         )
-    return model.to(device).eval(), card
+    return model

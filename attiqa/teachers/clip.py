@@ -41,7 +41,7 @@ import logging
 import os
 import socket
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -647,6 +647,22 @@ def clip_identity(spec: ClipSpec, model: torch.nn.Module, weights: str) -> dict[
         "architecture_sha256": hashlib.sha256(arch).hexdigest(),
         "preprocess": json.loads(json.dumps(preprocess, sort_keys=True, default=str)),
     }
+
+
+# what names a CLIP model rather than being it: the spec as typed, the weights' path, open_clip's name and
+# tag (the architecture is in architecture_sha256), an ExIQA run's CLIP spec
+CLIP_SPELLINGS = ("spec", "weights", "model", "pretrained", "clip")
+
+
+def without_spellings(meta: Mapping[str, Any]) -> dict[str, Any]:
+    """A scorer's metadata as what it is, not how it was named: with the weights' hash in it
+    (:func:`clip_identity`) the spec and paths that named them go (``clipiqa:./m`` and ``clipiqa:/abs/m``,
+    the folder or the file in it, are one scorer), and the prompts file goes where its texts are hashed.
+    For `attiqa eval`'s score cache and `attiqa score -o`'s resume record
+    (:func:`attiqa.evaluation.cache.score_cache_key`). Without a hash it is returned as it is."""
+    drop: tuple[str, ...] = CLIP_SPELLINGS if "weights_sha256" in meta else ()
+    drop += ("prompts_file",) if "prompts_sha256" in meta else ()
+    return {k: v for k, v in meta.items() if k not in drop}
 
 
 def _spec_info(spec: ClipSpec) -> dict[str, Any]:
