@@ -7,7 +7,6 @@ pretraining and fine-tuning use DDP; only rank 0 writes files.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -94,18 +93,9 @@ def label_inputs(lc: LabelConfig) -> list[Path]:
     return require_images(lc.images)
 
 
-def same_names_under_their_folders(a: Iterable[str], b: Iterable[str]) -> bool:
-    """Whether two sets of absolute paths name the same files under the folder holding each set: a moved
-    ``label.images`` folder, which pretraining's resume record names alike (``name_under`` that folder)."""
-    from attiqa.datasets.base import name_under
-    from attiqa.io.names import common_folder, text_path
-
-    def names(paths: list[str]) -> set[str]:
-        root = common_folder(paths)  # one image: named by its file name
-        return {name_under(text_path(p), root) for p in paths}
-
-    a, b = list(a), list(b)
-    return bool(a) and len(a) == len(b) and names(a) == names(b)
+ADDED_PROBED = 32
+"""At most this many images the label table lacks are decoded by :func:`check_label_stage_resumable` to
+find a readable one: a folder of thousands of unreadable files was decoded whole before the teacher loaded."""
 
 
 def check_label_stage_resumable(cfg: TrainConfig, out_dir: Path, paths: list[Path]) -> None:
@@ -123,26 +113,39 @@ def check_label_stage_resumable(cfg: TrainConfig, out_dir: Path, paths: list[Pat
         return
     from attiqa.io.images import load_image
     from attiqa.io.names import path_text
-    from attiqa.labeling import done_images
+    from attiqa.labeling import done_images, moved_rows
     from attiqa.progress import shown_name
+    from attiqa.training.distributed import is_main
 
     table = resolve_in(out_dir, lc.out)
     if not table.is_file():  # another label.out: a new table, compared by pretraining's own check
         return
     done = done_images(table)
     wanted = {path_text(Path(os.path.abspath(p))): p for p in paths}
-    if same_names_under_their_folders(done, wanted):  # the images folder moved: the same data
-        return
+    try:  # a moved images folder: the label stage follows it (the one rule, labeling's)
+        moved = moved_rows(sorted(done), list(wanted), lc.images)
+    except AttiqaError as exc:
+        raise EveryProcessError(f"label.images: {exc}") from None
+    done = {moved.get(d, d) for d in done}
     dropped = sorted(done - wanted.keys())
     added = [p for text, p in wanted.items() if text not in done]
     readable = None
-    for p in added:  # the first one the label stage would label: a valid image
+    for p in added[:ADDED_PROBED]:  # the first one the label stage would label: a valid image
         try:
             load_image(p)
         except (AttiqaError, OSError, ValueError):
             continue
         readable = p
         break
+    if readable is None and len(added) > ADDED_PROBED and not dropped and is_main():
+        from attiqa.progress import console
+
+        console.print(
+            f"[yellow]label.images: {len(added)} images not in {table.name}, the first {ADDED_PROBED} "
+            "unreadable (not decoded further here); the label stage tries the others — a readable one "
+            "makes the pretraining refuse the table",
+            highlight=False,
+        )
     if readable is None and not dropped:
         return
     said = []
@@ -376,8 +379,8 @@ def run(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> RunRes
             if result.labels is not None:  # the label stage's table: made from the config's images
                 labels = result.labels
                 fix = "set label.images" + (" and degrade.sources" if cfg.degrade else "") + " back"
-                if cfg.degrade is not None and cfg.label is not None:  # the images, then the graded set:
-                    roots = cfg.label.images  # in that order wherever the run folder is
+                if cfg.label is not None:  # the images (then a graded set) in that order wherever the
+                    roots = cfg.label.images  # folders are, named under them: one of them may move
             elif cfg.labels:
                 labels = Path(cfg.labels)
             else:

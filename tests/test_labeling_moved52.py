@@ -1,0 +1,141 @@
+"""A moved images folder (session 52): one rule for "the folder moved" (`labeling.moved_rows`) in the label
+stage and in `train --resume`'s check before it; a stopped run's part files follow the move; one of several
+`label.images` folders moved; the check's decoding of added images bounded."""
+
+from __future__ import annotations
+
+import shutil
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from helpers import LABEL_AND_PRETRAIN, run_attiqa, signal_after, tiny_train_config
+
+from attiqa.io.images import discover_images
+from attiqa.labeling import label_images, label_paths, parts_dir
+from attiqa.teachers import create_teacher
+
+MARK = 0.125  # a label no teacher run gives back: the rows kept are told from the rows labelled again
+
+
+def mark(path):
+    """Set ``path``'s (a table's or a part's) first label column to :data:`MARK`."""
+    table = pq.read_table(path)
+    values = pa.array([MARK] * table.num_rows, pa.float32())
+    pq.write_table(table.set_column(1, table.schema.field(1), values), path)
+
+
+def train(cli, cfg, table, *folders, more=()):
+    images = ",".join(map(str, folders))
+    sets = ("--set", f"label.images=[{images}]", "--set", f"label.out={table}")
+    return cli("train", "--config", cfg, *LABEL_AND_PRETRAIN, *sets, *more)
+
+
+def test_same_names_of_other_sizes_are_refused_before_the_label_stage(tmp_path, cli):
+    """`train --resume` with label.images at a copy whose names are the table's but one file is another
+    size (the old one still there): **was** let through by the runner's own rule (names only), then the
+    label stage (names and sizes) labelled every image again into the table and pretraining refused it;
+    now the check asks labeling's rule and refuses first, the table untouched."""
+    cfg = tiny_train_config(tmp_path)
+    images, copy, table = tmp_path / "set" / "images", tmp_path / "copy", tmp_path / "labels.parquet"
+    assert train(cli, cfg, table, images).returncode == 0
+    shutil.copytree(images, copy)
+    victim = copy / "img03.png"
+    victim.write_bytes(victim.read_bytes() + b"\0")  # still a readable PNG, of another size
+    before = table.read_bytes()
+    res = train(cli, cfg, table, copy, more=("--resume", "--set", "pretrain.epochs=2"))
+    assert res.returncode != 0
+    assert "label.images: other images than the run in" in res.stderr, res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
+    assert table.read_bytes() == before  # was: relabelled (then refused by pretraining)
+
+
+def test_a_stopped_runs_parts_follow_the_moved_folder(photo_dir, tmp_path):
+    """Ctrl-C to `attiqa label` after its first part file, the folder moved, the same command on the new
+    place: the images the stopped run labelled **were** labelled again (only the finished table was
+    followed); now its part files are rewritten too and only the others are labelled."""
+    out = tmp_path / "labels.parquet"
+    ctrl_c = signal_after(tmp_path, "replace", ".parquet", 1, "SIGINT", "attiqa.cli")
+    stopped = run_attiqa("label", photo_dir, "-o", out, "--workers", "0", "--batch-size", "2", **ctrl_c)
+    assert stopped.returncode != 0 and not out.exists()
+    parts = sorted(parts_dir(out).glob("*.parquet"))
+    assert len(parts) == 1
+    for part in parts:
+        mark(part)
+    kept = pq.read_metadata(parts[0]).num_rows
+    moved = tmp_path / "elsewhere" / "photos"
+    moved.parent.mkdir()
+    photo_dir.rename(moved)
+    res = label_images(discover_images([moved]), create_teacher("classical"), out, 2, 0, roots=[moved])
+    assert (res.labelled, res.skipped_done) == (len(discover_images([moved])) - kept, kept)  # was: 0 kept
+    table = pq.read_table(out)
+    assert all(p.is_relative_to(moved) for p in label_paths(table))
+    assert table.column(1).to_pylist().count(MARK) == kept
+
+
+def test_one_of_several_folders_moved_resumes(tmp_path, cli):
+    """label.images of two folders, one moved elsewhere (same files): `train --resume` **was** refused
+    ("other images than the run … was pretrained on": the common folder changed); now the label stage
+    follows the moved one (the labels kept) and pretraining resumes (its record names rows under each
+    folder given)."""
+    cfg = tiny_train_config(tmp_path)
+    images, table = tmp_path / "set" / "images", tmp_path / "labels.parquet"
+    more = tmp_path / "more"
+    shutil.copytree(images, more)
+    for i, p in enumerate(sorted(more.iterdir())):
+        p.rename(more / f"m{i}.png")
+    label_images(
+        discover_images([images, more]), create_teacher("classical"), table, 4, 0, roots=[images, more]
+    )
+    mark(table)  # before the run: the labels it pretrains on
+    assert train(cli, cfg, table, images, more).returncode == 0
+    moved = tmp_path / "new" / "elsewhere"
+    moved.parent.mkdir()
+    more.rename(moved)
+    res = train(cli, cfg, table, images, moved, more=("--resume", "--set", "pretrain.epochs=2"))
+    assert res.returncode == 0, res.stderr
+    assert '"epoch": 2' in (tmp_path / "run" / "pretrain" / "last.json").read_text()
+    t = pq.read_table(table)
+    assert t.column(1).to_pylist() == [MARK] * 16  # nothing labelled again
+    assert sum(p.is_relative_to(moved) for p in label_paths(t)) == 8
+
+
+def test_a_move_two_earlier_folders_fit_is_refused_naming_the_folder(photo_dir, tmp_path):
+    """Two copies of one folder labelled together, both moved to folders of other names: which one went
+    where is not known — one line naming the folder, nothing labelled."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    shutil.copytree(photo_dir, a)
+    shutil.copytree(photo_dir, b)
+    out = tmp_path / "labels.parquet"
+    assert run_attiqa("label", a, b, "-o", out, "--workers", "0").returncode == 0
+    x, y = tmp_path / "x", tmp_path / "y"
+    a.rename(x)
+    b.rename(y)
+    before = out.read_bytes()
+    res = run_attiqa("label", x, y, "-o", out, "--workers", "0")
+    assert res.returncode != 0
+    assert "Traceback" not in res.stderr
+    line = res.stderr.strip().splitlines()[-1]
+    assert str(x) in line and "more than one earlier folder" in line and "label.images" in line
+    assert out.read_bytes() == before
+
+
+@pytest.mark.parametrize("n_junk", [40])
+def test_the_resume_check_decodes_a_bounded_number_of_added_images(tmp_path, cli, n_junk):
+    """A folder of unreadable files added to label.images on --resume: **was** each decoded in turn before
+    the teacher loaded (thousands: minutes); now the first ``ADDED_PROBED`` are, and the line says the rest
+    is left to the label stage."""
+    from attiqa.runner import ADDED_PROBED
+
+    assert n_junk > ADDED_PROBED
+    cfg = tiny_train_config(tmp_path)
+    images, table = tmp_path / "set" / "images", tmp_path / "labels.parquet"
+    assert train(cli, cfg, table, images).returncode == 0
+    junk = tmp_path / "junk"
+    junk.mkdir()
+    for i in range(n_junk):
+        (junk / f"j{i:03d}.png").write_bytes(b"not a png")
+    res = train(cli, cfg, table, images, junk, more=("--resume", "--set", "pretrain.epochs=2"))
+    assert res.returncode == 0, res.stderr
+    said = " ".join(res.stderr.split())
+    assert f"{n_junk} images not in labels.parquet, the first {ADDED_PROBED} unreadable" in said, said
