@@ -139,3 +139,72 @@ def test_the_resume_check_decodes_a_bounded_number_of_added_images(tmp_path, cli
     assert res.returncode == 0, res.stderr
     said = " ".join(res.stderr.split())
     assert f"{n_junk} images not in labels.parquet, the first {ADDED_PROBED} unreadable" in said, said
+
+
+def degrade_config(root):
+    """``root/run.yaml``: grade 4 noise images of ``root/src`` (2 levels of one distortion), label them
+    (classical), pretrain a tiny network 2 epochs; the run in ``root/run``."""
+    import numpy as np
+    from PIL import Image
+
+    (root / "src").mkdir(parents=True)
+    for i in range(4):
+        arr = np.random.default_rng(i).integers(0, 256, (40, 48, 3), dtype=np.uint8)
+        Image.fromarray(arr).save(root / "src" / f"s{i}.png")
+    cfg = root / "run.yaml"
+    cfg.write_text(
+        f"out_dir: {root / 'run'}\n"
+        "model: {backbone: tiny, pretrained_backbone: false, head_hidden: 8}\n"
+        f"degrade: {{sources: [{root / 'src'}], levels: [1, 3], distortions: [gaussian_blur]}}\n"
+        "label: {teacher: classical, num_workers: 0, batch_size: 4}\n"
+        "pretrain: {epochs: 2, batch_size: 4, resize_shorter: 40, crop_size: 32, num_workers: 0,"
+        " device: cpu}\n"
+    )
+    return cfg
+
+
+def add_source(root):
+    from PIL import Image
+
+    Image.new("RGB", (48, 40), (200, 30, 30)).save(root / "src" / "s9.png")
+
+
+def test_a_degrade_run_stopped_in_pretraining_refuses_an_added_source_first(tmp_path):
+    """Ctrl-C to `attiqa train` (degrade -> label -> pretrain) after pretraining's first epoch, a source
+    added, the same command with --resume: **was** the source's graded copies made and labelled, then
+    pretraining refused the table; now one line before anything is written. The same after Ctrl-C in the
+    degrade stage (no pretraining yet): the resume takes the new source in and finishes."""
+    cfg = degrade_config(tmp_path)
+    run = tmp_path / "run"
+    ctrl_c = signal_after(tmp_path, "replace", "last.state.safetensors", 1, "SIGINT", "attiqa.cli")
+    stopped = run_attiqa("train", "-c", cfg, **ctrl_c)
+    assert stopped.returncode != 0 and "interrupted: pretrain" in stopped.stderr, stopped.stderr
+    add_source(tmp_path)
+    graded = sorted((run / "graded").iterdir())
+    table = (run / "labels.parquet").read_bytes()
+    res = run_attiqa("train", "-c", cfg, "--resume")
+    assert res.returncode != 0 and "Traceback" not in res.stderr
+    assert res.stderr.strip().splitlines() == [
+        f"error: degrade.sources: 1 image(s) the graded set in {run / 'graded'} was not made from, e.g. "
+        f"{tmp_path / 'src' / 's9.png'} (their graded copies: other images than the run in "
+        f"{run / 'pretrain'} was pretrained on) — --resume continues that run: set degrade.sources back, or "
+        "train over it with --no-resume (or choose another out_dir)"
+    ]
+    assert sorted((run / "graded").iterdir()) == graded  # was: its graded copies made, then labelled
+    assert (run / "labels.parquet").read_bytes() == table
+    res = run_attiqa("train", "-c", cfg, "--resume", "--set", "degrade.levels=[1,3,5]")
+    assert res.returncode != 0 and res.stderr.strip().startswith("error: degrade.levels: [1, 3, 5] differs")
+    (tmp_path / "src" / "s9.png").unlink()
+    assert run_attiqa("train", "-c", cfg, "--resume").returncode == 0
+
+
+def test_a_degrade_run_stopped_in_its_degrade_stage_takes_an_added_source(tmp_path):
+    cfg = degrade_config(tmp_path)
+    ctrl_c = signal_after(tmp_path, "replace", ".png", 2, "SIGINT", "attiqa.cli")
+    stopped = run_attiqa("train", "-c", cfg, **ctrl_c)
+    assert stopped.returncode != 0 and "Traceback" not in stopped.stderr
+    add_source(tmp_path)
+    res = run_attiqa("train", "-c", cfg, "--resume")
+    assert res.returncode == 0, res.stderr
+    names = {p.name for p in label_paths(pq.read_table(tmp_path / "run" / "labels.parquet"))}
+    assert {"s9.png", "s9__gaussian_blur_3.png"} <= names
