@@ -32,7 +32,7 @@ import pyarrow.parquet as pq
 from attiqa.errors import AttiqaError, ImageLoadError
 from attiqa.io.atomic import atomic_path, remove_orphan_temps
 from attiqa.io.batching import inference_num_workers
-from attiqa.io.names import common_folder, order_under, path_text, text_path
+from attiqa.io.names import common_folder, order_under, path_text, text_path, under_roots
 from attiqa.io.run_meta import differing_settings
 from attiqa.scoring import score_batches
 from attiqa.sharding import barrier, collective
@@ -279,32 +279,27 @@ def moved_rows(
     fresh = [w for w in wanted if w not in held_set]
     if not gone or not fresh:
         return {}
-    bases = [Path(os.path.abspath(r)) for r in roots] or [Path(common_folder(list(wanted)))]
-    names: list[dict[str, str]] = [{} for _ in bases]  # per folder given: name under it -> new image
-    for w in fresh:
-        p = text_path(w)
-        for j, base in enumerate(bases):
-            if p == base or p.is_relative_to(base):
-                names[j][p.name if p == base else p.relative_to(base).as_posix()] = w
-                break
+    given = [Path(os.path.abspath(r)) for r in roots] or [Path(common_folder(list(wanted)))]
+    # a file given: the folder holding it (files given one by one, their folder moved, are matched together)
+    bases = list(dict.fromkeys(b.parent if b.is_file() else b for b in given))
+    named: dict[str, list[tuple[int, str]]] = {}  # name under a folder given -> (that folder, new image)
+    for w, (j, name) in zip(fresh, under_roots([text_path(w) for w in fresh], bases), strict=True):
+        if j < len(bases):
+            named.setdefault(name, []).append((j, w))
     under: dict[Path, int] = {}  # rows gone under each folder
+    found: list[dict[Path, dict[str, str]]] = [{} for _ in bases]  # per folder: earlier folder -> {old: new}
     for g in gone:
         for parent in g.parents:
             under[parent] = under.get(parent, 0) + 1
+        parts = g.parts
+        for k in range(len(parts) - 1, 0, -1):
+            for j, new in named.get("/".join(parts[k:]), ()):
+                found[j].setdefault(Path(*parts[:k]), {})[path_text(g)] = new
     mapping: dict[str, str] = {}
-    for base, named in zip(bases, names, strict=True):
-        if not named:
-            continue
-        found: dict[Path, dict[str, str]] = {}  # earlier folder -> {old row: new image}
-        for g in gone:
-            parts = g.parts
-            for k in range(len(parts) - 1, 0, -1):
-                new = named.get("/".join(parts[k:]))
-                if new is not None:
-                    found.setdefault(Path(*parts[:k]), {})[path_text(g)] = new
+    for base, candidates in zip(bases, found, strict=True):
         fits = [
             (len(m), old, m)
-            for old, m in found.items()
+            for old, m in candidates.items()
             if len(m) == under[old] and all(_same_size(text_path(o), text_path(n)) for o, n in m.items())
         ]
         if not fits:

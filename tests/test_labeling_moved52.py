@@ -120,14 +120,13 @@ def test_a_move_two_earlier_folders_fit_is_refused_naming_the_folder(photo_dir, 
     assert out.read_bytes() == before
 
 
-@pytest.mark.parametrize("n_junk", [40])
-def test_the_resume_check_decodes_a_bounded_number_of_added_images(tmp_path, cli, n_junk):
+def test_the_resume_check_decodes_a_bounded_number_of_added_images(tmp_path, cli):
     """A folder of unreadable files added to label.images on --resume: **was** each decoded in turn before
     the teacher loaded (thousands: minutes); now the first ``ADDED_PROBED`` are, and the line says the rest
     is left to the label stage."""
     from attiqa.runner import ADDED_PROBED
 
-    assert n_junk > ADDED_PROBED
+    n_junk = ADDED_PROBED + 8
     cfg = tiny_train_config(tmp_path)
     images, table = tmp_path / "set" / "images", tmp_path / "labels.parquet"
     assert train(cli, cfg, table, images).returncode == 0
@@ -169,6 +168,7 @@ def add_source(root):
     Image.new("RGB", (48, 40), (200, 30, 30)).save(root / "src" / "s9.png")
 
 
+@pytest.mark.slow  # whole train runs in subprocesses
 def test_a_degrade_run_stopped_in_pretraining_refuses_an_added_source_first(tmp_path):
     """Ctrl-C to `attiqa train` (degrade -> label -> pretrain) after pretraining's first epoch, a source
     added, the same command with --resume: **was** the source's graded copies made and labelled, then
@@ -198,6 +198,7 @@ def test_a_degrade_run_stopped_in_pretraining_refuses_an_added_source_first(tmp_
     assert run_attiqa("train", "-c", cfg, "--resume").returncode == 0
 
 
+@pytest.mark.slow  # whole train runs in subprocesses
 def test_a_degrade_run_stopped_in_its_degrade_stage_takes_an_added_source(tmp_path):
     cfg = degrade_config(tmp_path)
     ctrl_c = signal_after(tmp_path, "replace", ".png", 2, "SIGINT", "attiqa.cli")
@@ -208,3 +209,17 @@ def test_a_degrade_run_stopped_in_its_degrade_stage_takes_an_added_source(tmp_pa
     assert res.returncode == 0, res.stderr
     names = {p.name for p in label_paths(pq.read_table(tmp_path / "run" / "labels.parquet"))}
     assert {"s9.png", "s9__gaussian_blur_3.png"} <= names
+
+
+def test_files_given_one_by_one_are_followed_when_their_folder_moved(photo_dir, tmp_path):
+    """label.images listing files (the folders given are those files): matched by the folder holding them,
+    as a folder given is."""
+    teacher = create_teacher("classical")
+    out = tmp_path / "labels.parquet"
+    files = discover_images([photo_dir])
+    first = label_images(files, teacher, out, num_workers=0, roots=files)
+    moved = tmp_path / "elsewhere"
+    photo_dir.rename(moved)
+    files = discover_images([moved])
+    again = label_images(files, teacher, out, num_workers=0, roots=files)
+    assert (again.labelled, again.skipped_done) == (0, first.labelled)

@@ -70,15 +70,17 @@ def under_roots(paths: Sequence[str | Path], roots: Sequence[str | Path]) -> lis
     """Each path as (the first of ``roots`` holding it, its name there) — alike wherever each root is (one
     of them moved); a path under no root: (``len(roots)``, the path)."""
     bases = [Path(os.path.abspath(r)) for r in roots]
+    index: dict[Path, int] = {}  # a path's folders looked up: thousands of files given one by one stay linear
+    for j, base in enumerate(bases):
+        index.setdefault(base, j)
 
     def key(path: str | Path) -> tuple[int, str]:
         p = Path(os.path.abspath(path))
-        for j, base in enumerate(bases):
-            if p == base:
-                return j, p.name
-            if p.is_relative_to(base):
-                return j, p.relative_to(base).as_posix()
-        return len(bases), str(p)
+        hits = [index[a] for a in (p, *p.parents) if a in index]
+        if not hits:
+            return len(bases), str(p)
+        base = bases[min(hits)]
+        return min(hits), p.name if p == base else p.relative_to(base).as_posix()
 
     return [key(p) for p in paths]
 
