@@ -95,6 +95,7 @@ def test_one_of_several_folders_moved_resumes(tmp_path, cli):
     res = train(cli, cfg, table, images, moved, more=("--resume", "--set", "pretrain.epochs=2"))
     assert res.returncode == 0, res.stderr
     assert '"epoch": 2' in (tmp_path / "run" / "pretrain" / "last.json").read_text()
+    assert f"pretrain: the dataset moved: {more} -> {moved}, same rows" in " ".join(res.stderr.split())
     t = pq.read_table(table)
     assert t.column(1).to_pylist() == [MARK] * 16  # nothing labelled again
     assert sum(p.is_relative_to(moved) for p in label_paths(t)) == 8

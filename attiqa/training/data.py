@@ -183,6 +183,7 @@ def data_fingerprint(source: str, paths: Sequence[Path | str], targets: torch.Te
     if roots:
         names = (f"{j}/{name}" for j, name in under_roots(paths, roots))
         out["roots_rows"] = rows_sha256(names, values)[:16]
+        out["roots"] = [os.path.abspath(r) for r in roots]  # named when one of them moved
     return DataFingerprint(out, partial(_earlier_fingerprint, source, paths, targets, splits, root))
 
 
