@@ -161,7 +161,8 @@ def check_label_stage_resumable(
 
 
 DEGRADE_FILES = ("distortions", "levels", "variants_per_source", "seed")
-"""The degrade settings that choose which graded files a source gets: other values add files to the set."""
+"""The degrade settings that choose which graded files a source gets: other values add files to the set
+(the order of ``distortions`` and ``levels`` and the ``seed`` only when ``variants_per_source`` draws)."""
 
 
 def check_degrade_stage_resumable(cfg: TrainConfig, out_dir: Path) -> None:
@@ -189,8 +190,12 @@ def check_degrade_stage_resumable(cfg: TrainConfig, out_dir: Path) -> None:
         before = json.loads((out_dir / "config.json").read_text()).get("degrade") or {}
     except (OSError, ValueError, AttributeError):
         before = {}
+    drawn = dc.variants_per_source is not None
     for key in DEGRADE_FILES:
-        if key in before and before[key] != getattr(dc, key):
+        was, now = before.get(key, getattr(dc, key)), getattr(dc, key)
+        if not drawn and key in ("distortions", "levels"):
+            was, now = sorted(was), sorted(now)
+        if was != now and (drawn or key != "seed"):
             raise EveryProcessError(
                 f"degrade.{key}: {getattr(dc, key)!r} differs from the {before[key]!r} the run in {out_dir} "
                 f"was made with (other graded images than the run in {out_dir / 'pretrain'} was pretrained "
