@@ -29,11 +29,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from attiqa.datasets.base import name_under
 from attiqa.errors import AttiqaError, ImageLoadError
 from attiqa.io.atomic import atomic_path, remove_orphan_temps
 from attiqa.io.batching import inference_num_workers
-from attiqa.io.names import common_folder, order_under, path_text, text_path
+from attiqa.io.names import common_folder, order_under, path_text, text_path, under_roots
 from attiqa.io.run_meta import differing_settings
 from attiqa.scoring import score_batches
 from attiqa.sharding import barrier, collective
@@ -263,34 +262,90 @@ def _same_size(old: Path, new: Path) -> bool:
         return new.is_file()
 
 
-def follow_moved_folder(out: Path, paths: Sequence[Path]) -> int:
-    """Rewrite (atomically, in the same row order) the paths of ``out``'s rows that ``paths`` no longer name
-    to the image of the same name under the folder now holding them all, when every such row has one, of
-    the same size (or its old file is gone): the images folder moved, and relabelling it (hours with CLIP,
-    float differences a resume refuses) is not needed. Returns the rows rewritten."""
-    if not out.is_file() or not paths:
-        return 0
-    table = _read_table(out)
+MOVED_FIX = "list the moved folder in label.images as it was before, or label into another --out (label.out)"
+
+
+def moved_rows(
+    held: Sequence[str], wanted: Sequence[str], roots: Sequence[str | Path] = ()
+) -> dict[str, str]:
+    """The one rule of "an images folder moved" (``attiqa label``, the label stage, ``train --resume``'s
+    check before the teacher loads): for each folder of ``roots`` (the folders given; none: the one holding
+    every ``wanted`` image) whose images ``held`` (a table's rows, path texts) lacks, the earlier folder
+    whose rows that ``wanted`` no longer names all have an image of the same name there, of the same size
+    (or their old file gone). Returns ``{old row: new image}`` (empty: nothing moved). Several earlier
+    folders fitting one folder alike (copies), or one fitting two, is an :class:`AttiqaError` naming it."""
+    held_set, wanted_set = set(held), set(wanted)
+    gone = [text_path(h) for h in held if h not in wanted_set]
+    fresh = [w for w in wanted if w not in held_set]
+    if not gone or not fresh:
+        return {}
+    given = [Path(os.path.abspath(r)) for r in roots] or [Path(common_folder(list(wanted)))]
+    # a file given: the folder holding it (files given one by one, their folder moved, are matched together)
+    bases = list(dict.fromkeys(b.parent if b.is_file() else b for b in given))
+    named: dict[str, list[tuple[int, str]]] = {}  # name under a folder given -> (that folder, new image)
+    for w, (j, name) in zip(fresh, under_roots([text_path(w) for w in fresh], bases), strict=True):
+        if j < len(bases):
+            named.setdefault(name, []).append((j, w))
+    under: dict[Path, int] = {}  # rows gone under each folder
+    found: list[dict[Path, dict[str, str]]] = [{} for _ in bases]  # per folder: earlier folder -> {old: new}
+    for g in gone:
+        for parent in g.parents:
+            under[parent] = under.get(parent, 0) + 1
+        parts = g.parts
+        for k in range(len(parts) - 1, 0, -1):
+            for j, new in named.get("/".join(parts[k:]), ()):
+                found[j].setdefault(Path(*parts[:k]), {})[path_text(g)] = new
+    mapping: dict[str, str] = {}
+    for base, candidates in zip(bases, found, strict=True):
+        fits = [
+            (len(m), old, m)
+            for old, m in candidates.items()
+            if len(m) == under[old] and all(_same_size(text_path(o), text_path(n)) for o, n in m.items())
+        ]
+        if not fits:
+            continue  # not a folder moved: labelled as new images
+        best = max(n for n, _, _ in fits)
+        fits = [f for f in fits if f[0] == best]
+        if len(fits) > 1:  # copies of one folder: the one of the same name, if only one is
+            fits = [f for f in fits if f[1].name == base.name] or fits
+        if len(fits) > 1 or any(o in mapping for o in fits[0][2]):
+            olds = ", ".join(str(f[1]) for f in fits[:3])
+            raise AttiqaError(
+                f"{base}: the same images as more than one earlier folder of the table ({olds}), so which "
+                f"one moved here is not known — {MOVED_FIX}"
+            )
+        mapping.update(fits[0][2])
+    return mapping
+
+
+def _rename_rows(path: Path, mapping: dict[str, str]) -> int:
+    """Rewrite ``path``'s (a table's or a part's) ``image`` column through ``mapping`` (atomically, same
+    rows in the same order, its metadata kept); returns the rows renamed."""
+    table = _read_table(path)
     images = table.column("image").to_pylist()
-    wanted = [path_text(Path(os.path.abspath(p))) for p in paths]
-    held, wanted_set = set(images), set(wanted)
-    gone = [i for i, im in enumerate(images) if im not in wanted_set]
-    if not gone:
+    moved = [mapping.get(im, im) for im in images]
+    n = sum(a != b for a, b in zip(images, moved, strict=True))
+    if n:
+        column = table.schema.get_field_index("image")
+        table = table.set_column(column, table.schema.field(column), pa.array(moved, pa.string()))
+        with atomic_path(path) as tmp:
+            pq.write_table(table, tmp)
+    return n
+
+
+def follow_moved_folder(out: Path, paths: Sequence[Path], roots: Sequence[str | Path] = ()) -> int:
+    """Rewrite the paths of the rows of ``out`` and of a stopped run's part files whose images moved
+    (:func:`moved_rows`) to their new place, in place: the images folder moved, and relabelling it (hours
+    with CLIP, float differences a resume refuses) is not needed. Returns the rows rewritten."""
+    if not paths:
         return 0
-    old_root, new_root = common_folder(images), common_folder(wanted)
-    by_name = {name_under(text_path(w), new_root): w for w in wanted if w not in held}
-    moved = list(images)
-    for i in gone:
-        old = text_path(images[i])
-        new = by_name.pop(name_under(old, old_root), None)
-        if new is None or not _same_size(old, text_path(new)):
-            return 0  # not the same folder moved: labelled as new images
-        moved[i] = new
-    column = table.schema.get_field_index("image")
-    table = table.set_column(column, table.schema.field(column), pa.array(moved, pa.string()))
-    with atomic_path(out) as tmp:
-        pq.write_table(table, tmp)
-    return len(gone)
+    pdir = parts_dir(out)
+    files = ([out] if out.is_file() else []) + (sorted(pdir.glob("*.parquet")) if pdir.is_dir() else [])
+    if not files:
+        return 0
+    wanted = [path_text(Path(os.path.abspath(p))) for p in paths]
+    mapping = moved_rows(sorted(done_images(out)), wanted, roots)
+    return sum(_rename_rows(f, mapping) for f in files) if mapping else 0
 
 
 def keep_only(out: Path, paths: Sequence[Path]) -> list[str]:
@@ -341,7 +396,7 @@ def label_images(
     schema = _schema(teacher.columns, meta)
     all_paths = [Path(os.path.abspath(p)) for p in paths]  # absolute: the table is usable from any folder
     if rank == 0:
-        follow_moved_folder(out, all_paths)
+        follow_moved_folder(out, all_paths, roots)
     if world_size > 1:  # the table rewritten before any rank reads it
         with collective():
             barrier()

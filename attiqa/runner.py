@@ -7,7 +7,6 @@ pretraining and fine-tuning use DDP; only rank 0 writes files.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -94,26 +93,21 @@ def label_inputs(lc: LabelConfig) -> list[Path]:
     return require_images(lc.images)
 
 
-def same_names_under_their_folders(a: Iterable[str], b: Iterable[str]) -> bool:
-    """Whether two sets of absolute paths name the same files under the folder holding each set: a moved
-    ``label.images`` folder, which pretraining's resume record names alike (``name_under`` that folder)."""
-    from attiqa.datasets.base import name_under
-    from attiqa.io.names import common_folder, text_path
-
-    def names(paths: list[str]) -> set[str]:
-        root = common_folder(paths)  # one image: named by its file name
-        return {name_under(text_path(p), root) for p in paths}
-
-    a, b = list(a), list(b)
-    return bool(a) and len(a) == len(b) and names(a) == names(b)
+ADDED_PROBED = 32
+"""At most this many images the label table lacks are decoded by :func:`check_label_stage_resumable` to
+find a readable one: a folder of thousands of unreadable files was decoded whole before the teacher loaded."""
 
 
-def check_label_stage_resumable(cfg: TrainConfig, out_dir: Path, paths: list[Path]) -> None:
+def check_label_stage_resumable(
+    cfg: TrainConfig, out_dir: Path, paths: list[Path], graded: Path | None = None
+) -> None:
     """On ``--resume`` of a run whose pretraining has a resume point, the label stage must leave the table
     that pretraining trained on as it is: an image added to ``label.images`` (a readable one: an unreadable
     file is skipped again) or left out of it changes the table, and pretraining refuses a changed table —
     after the label stage had labelled the new images (minutes to hours with CLIP) or dropped the rows
-    (labelled again to set it back). Said here, before the teacher loads and before anything is written."""
+    (labelled again to set it back). Said here, before the teacher loads and before anything is written.
+    ``graded``: a degrade stage's folder (one of the label stage's folders; its rows there are made again
+    when missing, so they are not taken as left out)."""
     lc = cfg.label
     if (
         lc is None
@@ -121,28 +115,36 @@ def check_label_stage_resumable(cfg: TrainConfig, out_dir: Path, paths: list[Pat
         or not any(s.startswith("pretrain") for s in earlier_training(out_dir))
     ):
         return
-    from attiqa.io.images import load_image
-    from attiqa.io.names import path_text
-    from attiqa.labeling import done_images
+    from attiqa.io.names import path_text, text_path
+    from attiqa.labeling import done_images, moved_rows
     from attiqa.progress import shown_name
+    from attiqa.training.distributed import is_main
 
     table = resolve_in(out_dir, lc.out)
     if not table.is_file():  # another label.out: a new table, compared by pretraining's own check
         return
     done = done_images(table)
     wanted = {path_text(Path(os.path.abspath(p))): p for p in paths}
-    if same_names_under_their_folders(done, wanted):  # the images folder moved: the same data
-        return
+    roots = [*lc.images, *([str(graded)] if graded is not None else [])]
+    try:  # a moved images folder: the label stage follows it (the one rule, labeling's)
+        moved = moved_rows(sorted(done), list(wanted), roots)
+    except AttiqaError as exc:
+        raise EveryProcessError(f"label.images: {exc}") from None
+    done = {moved.get(d, d) for d in done}
     dropped = sorted(done - wanted.keys())
+    if graded is not None:
+        dropped = [d for d in dropped if not text_path(d).is_relative_to(graded.absolute())]
     added = [p for text, p in wanted.items() if text not in done]
-    readable = None
-    for p in added:  # the first one the label stage would label: a valid image
-        try:
-            load_image(p)
-        except (AttiqaError, OSError, ValueError):
-            continue
-        readable = p
-        break
+    readable = first_readable(added)  # the first one the label stage would label: a valid image
+    if readable is None and len(added) > ADDED_PROBED and not dropped and is_main():
+        from attiqa.progress import console
+
+        console.print(
+            f"[yellow]label.images: {len(added)} images not in {table.name}, the first {ADDED_PROBED} "
+            "unreadable (not decoded further here); the label stage tries the others — a readable one "
+            "makes the pretraining refuse the table",
+            highlight=False,
+        )
     if readable is None and not dropped:
         return
     said = []
@@ -156,6 +158,76 @@ def check_label_stage_resumable(cfg: TrainConfig, out_dir: Path, paths: list[Pat
         f"({'; '.join(said)}) — --resume continues that run: {fix}, or train over it with --no-resume (or "
         "choose another out_dir)"
     )
+
+
+DEGRADE_FILES = ("distortions", "levels", "variants_per_source", "seed")
+"""The degrade settings that choose which graded files a source gets: other values add files to the set
+(the order of ``distortions`` and ``levels`` and the ``seed`` only when ``variants_per_source`` draws)."""
+
+
+def check_degrade_stage_resumable(cfg: TrainConfig, out_dir: Path) -> None:
+    """:func:`check_label_stage_resumable` for a run with a degrade stage, whose images are all found only
+    once it ran (was: not checked — the graded copies of an added source made and labelled, minutes, then
+    pretraining refused the table): a readable source the graded set was not made from, or settings that
+    give its sources other files, are refused here before anything is written; then ``label.images`` and
+    the graded set as it is are checked as without a degrade stage."""
+    dc, lc = cfg.degrade, cfg.label
+    if (
+        dc is None
+        or lc is None
+        or cfg.pretrain is None
+        or not any(s.startswith("pretrain") for s in earlier_training(out_dir))
+    ):
+        return
+    import json
+
+    from attiqa.distortions.graded import new_sources
+    from attiqa.io.images import discover_images, require_images
+    from attiqa.progress import shown_name
+
+    graded = resolve_in(out_dir, dc.out)
+    try:
+        before = json.loads((out_dir / "config.json").read_text()).get("degrade") or {}
+    except (OSError, ValueError, AttributeError):
+        before = {}
+    drawn = dc.variants_per_source is not None
+    for key in DEGRADE_FILES:
+        was, now = before.get(key, getattr(dc, key)), getattr(dc, key)
+        if not drawn and key in ("distortions", "levels"):
+            was, now = sorted(was), sorted(now)
+        if was != now and (drawn or key != "seed"):
+            raise EveryProcessError(
+                f"degrade.{key}: {getattr(dc, key)!r} differs from the {before[key]!r} the run in {out_dir} "
+                f"was made with (other graded images than the run in {out_dir / 'pretrain'} was pretrained "
+                f"on) — --resume continues that run: set it back, or train over it with --no-resume (or "
+                "choose another out_dir)"
+            )
+    added = new_sources(require_images(dc.sources), graded)
+    readable = first_readable(added)
+    if readable is not None:
+        raise EveryProcessError(
+            f"degrade.sources: {len(added)} image(s) the graded set in {graded} was not made from, e.g. "
+            f"{shown_name(readable)} (their graded copies: other images than the run in "
+            f"{out_dir / 'pretrain'} was pretrained on) — --resume continues that run: set degrade.sources "
+            "back, or train over it with --no-resume (or choose another out_dir)"
+        )
+    paths = label_inputs(lc) if lc.images else []
+    paths += discover_images([graded]) if graded.is_dir() else []
+    check_label_stage_resumable(cfg, out_dir, paths, graded)
+
+
+def first_readable(paths: list[Path]) -> Path | None:
+    """The first of ``paths`` (at most :data:`ADDED_PROBED` tried) that decodes: unreadable files are
+    skipped by the label stage, so they change no table."""
+    from attiqa.io.images import load_image
+
+    for p in paths[:ADDED_PROBED]:
+        try:
+            load_image(p)
+        except (AttiqaError, OSError, ValueError):
+            continue
+        return p
+    return None
 
 
 def run_label_stage(
@@ -342,8 +414,10 @@ def run(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> RunRes
             from attiqa.labeling import check_label_output
 
             check_label_output(resolve_in(out_dir, lc.out))
-        if resume and paths is not None:  # (with a degrade stage its images are only known once it ran)
+        if resume and paths is not None:
             check_label_stage_resumable(cfg, out_dir, paths)
+        elif resume:  # with a degrade stage its images are only all known once it ran
+            check_degrade_stage_resumable(cfg, out_dir)
         # a run config's teacher is label.teacher (was advised as --teacher, which train does not take)
         teacher = label_teacher(lc, hint_flag=CONFIG_TEACHER_FLAG) if lc is not None else None
         # the fine-tuning table too: a CSV naming images that are not there (or no CSV) was its line only
@@ -376,8 +450,8 @@ def run(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> RunRes
             if result.labels is not None:  # the label stage's table: made from the config's images
                 labels = result.labels
                 fix = "set label.images" + (" and degrade.sources" if cfg.degrade else "") + " back"
-                if cfg.degrade is not None and cfg.label is not None:  # the images, then the graded set:
-                    roots = cfg.label.images  # in that order wherever the run folder is
+                if cfg.label is not None:  # the images (then a graded set) in that order wherever the
+                    roots = cfg.label.images  # folders are, named under them: one of them may move
             elif cfg.labels:
                 labels = Path(cfg.labels)
             else:

@@ -78,6 +78,37 @@ def _read_names(path: Path) -> dict[str, str]:
     return names
 
 
+def _gone_names(names: dict[str, str], current: set[str]) -> dict[str, list[str]]:
+    """The names of recorded sources whose path is gone, by file name: a source whose recorded path is gone
+    (the collection was moved) hands its name to a new path with the same file name, so a moved collection
+    resumes instead of being written again under new names."""
+    moved: dict[str, list[str]] = {}
+    for old, src in sorted(names.items()):
+        if src not in current and not os.path.lexists(src):
+            moved.setdefault(os.path.basename(src), []).append(old)
+    return moved
+
+
+def new_sources(sources: Sequence[Path], out_dir: Path) -> list[Path]:
+    """The ``sources`` :func:`write_graded_set` would make new images of in ``out_dir``: neither recorded in
+    its ``sources.json`` nor taking over the name of a recorded source that moved (:func:`output_stems`'
+    rule). Nothing is written."""
+    names = _read_names(out_dir / NAMES_FILE)
+    keys = [os.path.abspath(src) for src in sources]
+    recorded = set(names.values())
+    moved = {base: len(olds) for base, olds in _gone_names(names, set(keys)).items()}
+    out = []
+    for src, key in zip(sources, keys, strict=True):
+        if key in recorded:
+            continue
+        base = os.path.basename(key)
+        if moved.get(base):
+            moved[base] -= 1
+            continue
+        out.append(src)
+    return out
+
+
 def output_stems(sources: Sequence[Path], out_dir: Path) -> list[str]:
     """One output stem per source, unique in ``out_dir`` and the same on every rerun (``sources.json``).
 
@@ -92,13 +123,7 @@ def output_stems(sources: Sequence[Path], out_dir: Path) -> list[str]:
     taken = {name.casefold() for name in names}
     # every source's own stem is reserved for it, so B/x.jpg never takes the name of B/x_1.jpg
     reserved = {s.casefold() for s, k in zip(safe, keys, strict=True) if k not in by_source}
-    # a source whose recorded path is gone (the collection was moved) hands its name to a new path with
-    # the same file name, so a moved collection resumes instead of being written again under new names
-    moved: dict[str, list[str]] = {}
-    current = set(keys)
-    for old, src in sorted(names.items()):
-        if src not in current and not os.path.lexists(src):
-            moved.setdefault(os.path.basename(src), []).append(old)
+    moved = _gone_names(names, set(keys))
     stems, added = [], False
     next_k: dict[str, int] = {}
     for key, base in zip(keys, safe, strict=True):

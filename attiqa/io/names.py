@@ -62,18 +62,27 @@ def order_under(paths: Sequence[Path], roots: Sequence[str | Path]) -> list[int]
     its name under that root — the same order wherever the folders are: sorted absolute paths put a run
     folder's graded set before or after the source photos by where the run folder is. Paths under no root
     come last, by path."""
+    keys = under_roots(paths, roots)
+    return sorted(range(len(paths)), key=keys.__getitem__)
+
+
+def under_roots(paths: Sequence[str | Path], roots: Sequence[str | Path]) -> list[tuple[int, str]]:
+    """Each path as (the first of ``roots`` holding it, its name there) — alike wherever each root is (one
+    of them moved); a path under no root: (``len(roots)``, the path)."""
     bases = [Path(os.path.abspath(r)) for r in roots]
+    index: dict[Path, int] = {}  # a path's folders looked up: thousands of files given one by one stay linear
+    for j, base in enumerate(bases):
+        index.setdefault(base, j)
 
-    def key(i: int) -> tuple[int, str]:
-        p = Path(os.path.abspath(paths[i]))
-        for j, base in enumerate(bases):
-            if p == base:
-                return j, p.name
-            if p.is_relative_to(base):
-                return j, p.relative_to(base).as_posix()
-        return len(bases), str(p)
+    def key(path: str | Path) -> tuple[int, str]:
+        p = Path(os.path.abspath(path))
+        hits = [index[a] for a in (p, *p.parents) if a in index]
+        if not hits:
+            return len(bases), str(p)
+        base = bases[min(hits)]
+        return min(hits), p.name if p == base else p.relative_to(base).as_posix()
 
-    return sorted(range(len(paths)), key=key)
+    return [key(p) for p in paths]
 
 
 def common_folder(texts: Sequence[str]) -> str:

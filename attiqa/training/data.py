@@ -44,7 +44,7 @@ from attiqa.datasets.base import (
 from attiqa.datasets.readers import MOS_HEADER, not_a_file, posix_name, read_csv, repeated_rows, to_float
 from attiqa.errors import AttiqaError, ImageLoadError
 from attiqa.io.images import load_image
-from attiqa.io.names import order_under, text_path
+from attiqa.io.names import order_under, text_path, under_roots
 from attiqa.progress import console, plain, plain_failure
 from attiqa.training import distributed as D
 
@@ -161,14 +161,16 @@ class DataFingerprint(dict[str, Any]):
         self.earlier = earlier
 
 
-def data_fingerprint(source: str, paths: Sequence[Path | str], targets: torch.Tensor,
-                     *splits: Sequence[int], root: str = "") -> DataFingerprint:  # fmt: skip
+def data_fingerprint(source: str, paths: Sequence[Path | str], targets: torch.Tensor, *splits: Sequence[int],
+                     root: str = "", roots: Sequence[str | Path] = ()) -> DataFingerprint:  # fmt: skip
     """What a stage trains on — its images in order, their targets (labels, MOS) and its split — hashed, with
     the file they were read from (named when a ``--resume`` finds it changed; was taken without a word).
     With ``root`` (the folder the images are named under), also ``rows``: the same with each path under
     ``root`` relative to it — equal for the same table moved elsewhere, which a resume accepts. Both are
     :func:`~attiqa.datasets.base.rows_sha256` of one digest of the targets and split (hashed once);
-    ``version`` tells them from an earlier version's record (:func:`same_data`)."""
+    ``version`` tells them from an earlier version's record (:func:`same_data`). With ``roots`` (the
+    folders the images were given as), also ``roots_rows``: each path named under the root holding it, equal
+    when one of several folders moved (their common folder, ``root``, changes)."""
     values = values_digest(
         targets.detach().double().contiguous().numpy().tobytes(),
         json.dumps([list(map(int, ix)) for ix in splits]),
@@ -178,6 +180,10 @@ def data_fingerprint(source: str, paths: Sequence[Path | str], targets: torch.Te
     if root:  # ``root``: named when a resume finds the rows moved ("the dataset moved: OLD -> NEW")
         out["rows"] = rows_sha256((name_under(p, root) for p in paths), values)[:16]
         out["root"] = str(root)
+    if roots:
+        names = (f"{j}/{name}" for j, name in under_roots(paths, roots))
+        out["roots_rows"] = rows_sha256(names, values)[:16]
+        out["roots"] = [os.path.abspath(r) for r in roots]  # named when one of them moved
     return DataFingerprint(out, partial(_earlier_fingerprint, source, paths, targets, splits, root))
 
 
@@ -209,7 +215,7 @@ def same_data(now: Any, was: Any) -> tuple[bool, bool]:
         return True, False
     if was.get("version") != now.get("version") and isinstance(now, DataFingerprint):
         now = now.earlier()
-    same_rows = "rows" in now and now["rows"] == was.get("rows")
+    same_rows = any(key in now and now[key] == was.get(key) for key in ("rows", "roots_rows"))
     return now.get("fingerprint") == was.get("fingerprint"), same_rows
 
 
@@ -316,7 +322,7 @@ class PseudoLabelDataset(ImageTableDataset):
         except (TypeError, ValueError) as exc:
             raise AttiqaError(f"{self.labels_path}: label columns must be numeric ({exc})") from None
         labels = torch.from_numpy(np.stack(cols, axis=1))
-        self.ordered = bool(roots)
+        self.ordered, self.roots = bool(roots), roots
         if roots:
             order = order_under(paths, roots)
             paths, labels = [paths[i] for i in order], labels[order]
@@ -332,7 +338,7 @@ class PseudoLabelDataset(ImageTableDataset):
         the folder holding them all: the table stores absolute paths, and the images folder moved (the
         config's ``label.images`` pointed at the new place) is the same data."""
         root = os.path.commonpath([str(p.absolute()) for p in self.paths])
-        out = data_fingerprint(str(self.labels_path), self.paths, self.targets, root=root)
+        out = data_fingerprint(str(self.labels_path), self.paths, self.targets, root=root, roots=self.roots)
         if self.ordered:
             out["order"] = ROOTS_ORDER
         return out

@@ -181,6 +181,16 @@ def batch_len(obj: Any) -> int:
     return 0
 
 
+def moved_folders(was: dict[str, Any] | None, now: dict[str, Any]) -> str:
+    """ "OLD -> NEW" of a stage's data that moved: the folders given that differ (one of several moved: the
+    folder holding them all may be the same), else the folder holding them all (older records: none)."""
+    was = was or {}
+    pairs = list(zip(was.get("roots") or [], now.get("roots") or [], strict=False))
+    if pairs and len(was["roots"]) == len(now["roots"]) and any(a != b for a, b in pairs):
+        return ", ".join(f"{a} -> {b}" for a, b in pairs if a != b)
+    return f"{was.get('root') or 'its earlier folder'} -> {now['root']}"
+
+
 # ----------------------------------------------------------------------------------------------------------
 # The loop
 
@@ -363,10 +373,8 @@ class Trainer:
             said = ", ".join(f"{saved[k]} -> {now[k]}" for k in moved)
             self.warn(f"{self.label}: the dataset moved: {said}, same rows")
         elif same_rows and not same:  # moved with no setting of this stage naming it: label.images' folder
-            was = (saved.get(DATA_SETTING) or {}).get("root") or "its earlier folder"  # older records: none
-            self.warn(
-                f"{self.label}: the dataset moved: {was} -> {self.settings[DATA_SETTING]['root']}, same rows"
-            )
+            said = moved_folders(saved.get(DATA_SETTING), self.settings[DATA_SETTING])
+            self.warn(f"{self.label}: the dataset moved: {said}, same rows")
         if changed:
             said = ", ".join(f"{self.name}.{k} {saved[k]} -> {now[k]}" for k in changed)
             before = saved.get(epochs_key.rpartition(".")[2])
