@@ -1,0 +1,87 @@
+"""Session 52's isp-tune round: grid.png readable at 100 % zoom, parameter files' raws found from any
+working folder, X-Trans raws, resume after a kill at each phase (docs/robustness.md rows)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+# one colour a method: the test finds each column by it
+COLOURS = {
+    "neutral": (200, 30, 30),
+    "rawpy": (30, 200, 30),
+    "cma_global": (240, 160, 40),
+    "cma_per_image": (200, 200, 30),
+    "teacher": (30, 200, 200),
+    "teacher_checked": (200, 30, 200),
+}
+
+
+def _grid(tmp_path, gains):
+    from PIL import Image
+
+    from isp_env.report import grid_caption, grid_png
+
+    crops = {
+        f"raw{i}_from_the_camera": {m: np.full((256, 256, 3), c, np.uint8) for m, c in COLOURS.items()}
+        for i in range(len(gains))
+    }
+    rows = [
+        {
+            "image": k,
+            "method": m,
+            "mos": 0.5 + (g if m == "teacher" else 0.0),
+            "guarded": 0.45 + (g if m == "teacher" else 0.0),
+            "clipped": 0.1,
+        }
+        | ({"kept": "policy"} if m == "teacher_checked" else {})
+        for k, g in zip(crops, gains, strict=True)
+        for m in COLOURS
+    ]
+    labels = {"teacher": "teacher policy (base)", "teacher_checked": "teacher policy (base), checked"}
+    caption = grid_caption({"n_test": 13, "scorer": "classical"}, len(crops))
+    grid_png(tmp_path / "grid.png", crops, rows, labels=labels, caption=caption)
+    return np.asarray(Image.open(tmp_path / "grid.png").convert("RGB")).astype(int)
+
+
+def _where(img, colour, tol=0):
+    return np.all(np.abs(img - np.array(colour)) <= tol, axis=-1)
+
+
+def test_the_grid_puts_the_policy_beside_neutral_with_its_gain_and_names_each_raw_readably(tmp_path):
+    """**Was**: grid.png's columns in the table's order — neutral first, the policy five columns away,
+    after rawpy and both CMA-ES baselines — no gain over neutral anywhere, and each raw's name at 6 pt turned
+    on its side left of its row (~6 px letters). Now the policy and its checked setting stand beside
+    neutral, the other baselines after them; every non-neutral crop carries its gain over neutral (title
+    line and a coloured mark: green above, red below), and each raw's name is a bold heading over its row,
+    sized from the crop (letters at least a 25th of the crop's side)."""
+    img = _grid(tmp_path, [0.04, -0.03])
+    centres = {m: np.flatnonzero(_where(img, c).sum(axis=0) > 100).mean() for m, c in COLOURS.items()}
+    order = sorted(centres, key=centres.__getitem__)
+    assert order == ["neutral", "teacher", "teacher_checked", "rawpy", "cma_global", "cma_per_image"]
+
+    from isp_env.report import GRID_NAME_COLOUR, crop_title
+
+    # each raw's name: horizontal, over its row's crops, letters a person reads at 100 %
+    name = _where(img, tuple(int(GRID_NAME_COLOUR[i : i + 2], 16) for i in (1, 3, 5)), tol=25)
+    ys = np.flatnonzero(name.any(axis=1))
+    runs = np.split(ys, np.flatnonzero(np.diff(ys) > 6) + 1)  # a line of text, underscores too
+    assert len(runs) == 2, "one name heading a row"
+    tiles = np.flatnonzero(_where(img, COLOURS["neutral"]).sum(axis=1) > 100)
+    for run, first_tile_row in zip(runs, (tiles[0], tiles[tiles > runs[1][0]][0]), strict=True):
+        height = run[-1] - run[0] + 1
+        xs = np.flatnonzero(name[run].any(axis=0))
+        assert height >= 256 / 25, f"the raw's name {height} px high"
+        assert xs[-1] - xs[0] > 4 * height, "the name is written across, not on its side"
+        assert run[-1] < first_tile_row, "the name is over its row"
+
+    # the gain: green on the raw the policy beat neutral on, red on the other
+    teacher_x = np.flatnonzero(_where(img, COLOURS["teacher"]).sum(axis=0) > 100)
+    rows_of = [tiles[tiles < runs[1][0]], tiles[tiles > runs[1][0]]]
+    green = _where(img, (0x0A, 0x7A, 0x2A), tol=30)[:, teacher_x]
+    red = _where(img, (0xB0, 0x20, 0x1A), tol=30)[:, teacher_x]
+    assert green[rows_of[0]].sum() > 30 and green[rows_of[1]].sum() == 0
+    assert red[rows_of[1]].sum() > 30 and red[rows_of[0]].sum() == 0
+    title = crop_title(
+        "teacher", {"mos": 0.54, "guarded": 0.49, "clipped": 0.1}, None, {"mos": 0.5, "guarded": 0.45}
+    )
+    assert "guarded +0.040 vs neutral" in title.splitlines()
