@@ -40,7 +40,7 @@ from attiqa.scorers import scorer_identity
 from isp_env.baselines import cma_search, guarded_objective
 from isp_env.isp import Developed, develop, finish
 from isp_env.mos_function import MOSFunction, load_mos_function
-from isp_env.params import neutral, read_run_json, read_values, written_values
+from isp_env.params import neutral, raw_record, read_run_json, read_values, written_values
 from isp_env.policy_io import find_state, load_policy, policy_digest, resolve_policy
 from isp_env.raw import RAW_EXTENSIONS, RawImage, RawReadError, find_raws, probe_raw, read_raw
 from isp_env.registration import BASE
@@ -599,7 +599,7 @@ def evaluate(
                     write_json_atomic(
                         pfile,
                         {
-                            "raw": str(path),
+                            **raw_record(path, raw_dir),
                             "params": values,
                             "policy_timesteps": card["timesteps"],
                             "policy_digest": digests[name],
@@ -684,7 +684,9 @@ def evaluate(
                     crops[key][m] = cut[m]
                 if m not in ("neutral", "rawpy"):
                     png = out / "test" / m / "renders" / f"{key}.png"
-                    save_render(png, renders[m], {"raw": str(paths[key]), "params": params[m][key]})
+                    save_render(
+                        png, renders[m], {**raw_record(paths[key], raw_dir), "params": params[m][key]}
+                    )
             adv(1)
     meta = {
         "scorer": mos.name,
@@ -1038,7 +1040,7 @@ def per_image_cma(
             if not kept:  # (a raw's front end is made only when it is searched)
                 res = cma_search(guarded_objective([items[key]], mos), image_budget, 1, cfg.seed)
                 per[key] = {
-                    "raw": str(items.paths[key]),
+                    **raw_record(items.paths[key], raw_dir),
                     "params": res.params,
                     "score": res.mos,
                     "calls": res.calls,

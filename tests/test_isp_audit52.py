@@ -3,7 +3,10 @@ working folder, X-Trans raws, resume after a kill at each phase (docs/robustness
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+import pytest
 
 # one colour a method: the test finds each column by it
 COLOURS = {
@@ -85,3 +88,51 @@ def test_the_grid_puts_the_policy_beside_neutral_with_its_gain_and_names_each_ra
         "teacher", {"mos": 0.54, "guarded": 0.49, "clipped": 0.1}, None, {"mos": 0.5, "guarded": 0.45}
     )
     assert "guarded +0.040 vs neutral" in title.splitlines()
+
+
+def test_a_per_raw_setting_is_rendered_from_any_working_folder(tmp_path, isp_raws, monkeypatch):
+    """**Was**: a run given a relative ``--raw-dir`` recorded each raw as typed (``raws/b/x.dng``), so
+    ``isp-tune render RAWS/b/x.dng --params RUN/baselines/cma_per_image.json`` from another working folder
+    matched it by file name only — and with ``raws/a/x.dng`` in the same run, refused it ("2 for x.dng").
+    Now each parameter file records the raw's absolute path and its path under the raw folder
+    (``raw_in_dir``); a file of an earlier version (the path as typed) is matched by that path less its
+    ``..``. Real raws, the real per-image search and command, the classical scorer."""
+    import json
+
+    from typer.testing import CliRunner
+
+    import attiqa
+    from isp_env.cli import app
+    from isp_env.mos_function import from_scorer
+    from isp_env.run import HeldOutItems, image_keys, per_image_cma
+    from isp_env.tuning import TrainConfig
+
+    work, elsewhere = tmp_path / "work", tmp_path / "elsewhere"
+    for sub, src in (("a", isp_raws[0]), ("b", isp_raws[1])):
+        (work / "raws" / sub).mkdir(parents=True)
+        (work / "raws" / sub / "x.dng").write_bytes(src.read_bytes())
+    elsewhere.mkdir()
+    monkeypatch.chdir(work)  # the run, given relative paths
+    raw_dir = Path("raws")
+    paths = image_keys(sorted(raw_dir.rglob("*.dng")), raw_dir)
+    mos = from_scorer(attiqa.create_scorer("classical"))
+    per = per_image_cma(work / "run", TrainConfig(seed=0), mos, HeldOutItems(paths, None, 64), raw_dir, 6)
+    assert per["b__x"]["raw_in_dir"] == "b/x.dng" and per["b__x"]["raw"] == str(work / "raws/b/x.dng")
+    pfile = work / "run" / "baselines" / "cma_per_image.json"
+    for key, ev in (("a__x", 0.3), ("b__x", -0.3)):  # the two raws' settings told apart
+        per[key]["params"]["tone_exposure"] = ev
+    pfile.write_text(json.dumps(per))
+    old = tmp_path / "old.json"  # an earlier version's: the raws as the run was given them
+    earlier = {k: {f: v[f] for f in ("params", "score", "calls", "budget")} for k, v in per.items()}
+    old.write_text(json.dumps({k: {**v, "raw": f"raws/{k[0]}/x.dng"} for k, v in earlier.items()}))
+
+    monkeypatch.chdir(elsewhere)
+    for params in (pfile, old):
+        for key in ("a__x", "b__x"):
+            png = elsewhere / f"{params.stem}-{key}.png"
+            raw = work / "raws" / key[0] / "x.dng"
+            r = CliRunner().invoke(app, ["render", str(raw), "--params", str(params), "-o", str(png)])
+            assert r.exit_code == 0, r.output
+            assert json.loads(png.with_suffix(".png.json").read_text())["params"] == pytest.approx(
+                per[key]["params"]
+            )
