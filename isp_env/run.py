@@ -349,6 +349,42 @@ def remove_run_temps(out: Path) -> None:
         remove_orphan_temps(folder)
 
 
+# The JSON files a resume reads back (read_run_json), under a run (or a check) folder: the split and
+# settings, the training record, the searches, each raw's parameters, the teacher's searches and scores.
+# (The preview cache and the renders' records are read leniently: a damaged one is made again.)
+KEPT_JSON = (
+    "run.json",
+    "training.json",
+    "baselines/*.json",
+    "test/*/params/*.json",
+    "teacher/*.json",
+    "checkpoint/state.json",
+    "checkpoint/*/state.json",
+)
+
+
+def refuse_damaged(out: Path) -> None:
+    """Every JSON file a resume of ``out`` reads back (:data:`KEPT_JSON`), read before any work: a damaged
+    one (an edit, a bad disk; a kill cannot, each is written whole and renamed) stopped the run when its
+    step came, after the work before it (the teacher's tuning and checks of every held-out raw, minutes at
+    FiveK scale), and named only the first. One line naming them."""
+    damaged = []
+    for pattern in KEPT_JSON:
+        for p in sorted(out.glob(pattern)):
+            try:
+                read_run_json(p)
+            except ConfigError:
+                damaged.append(p)
+    if damaged:
+        shown = ", ".join(plain_name(p.relative_to(out)) for p in damaged[:3]) + (
+            ", …" if len(damaged) > 3 else ""
+        )
+        raise ConfigError(
+            f"{out}: {len(damaged)} file(s) of the run damaged (not JSON): {shown} — delete them to redo "
+            "their steps (the rest of the run is kept), or use a new --out"
+        )
+
+
 def run(
     raw_dir: Path,
     out: Path,
@@ -372,6 +408,7 @@ def run(
     instead of an RL agent."""
     teacher = teacher or TeacherSettings()
     check_config(cfg, teacher if cfg.algo == "teacher" else None)  # before any work
+    refuse_damaged(out)
     if cfg.algo in ("sac", "td3") and cfg.timesteps <= cfg.learning_starts:  # the policy never learns
         console.print(
             f"[yellow]warning[/] --timesteps {cfg.timesteps} is not above --learning-starts "
@@ -1070,6 +1107,7 @@ def check_policy(
     ``policy_guarded``, and the same of the checked setting (``checked_mos``, ``checked_guarded``, and
     ``checked_kept``: policy, base or neutral; :func:`isp_env.tuning.checked_setting`)."""
     policy, card = load_policy(resolve_policy(spec))
+    refuse_damaged(out)
     raws = find_raws(raw_dir)
     say_photos_left_out(raw_dir, out, "check the policy on the photos' raws")
     if not raws:  # it was "no raw LibRaw can read" for a folder LibRaw was never given a file of

@@ -184,3 +184,79 @@ def test_an_xtrans_dng_is_read_developed_tuned_and_evaluated(tmp_path):
         env.reset(seed=0)
         _, reward, done, _, info = env.step(np.zeros(16, dtype=np.float32))
         assert done and np.isfinite(reward) and 0 < info["mos"] < 1
+
+
+@pytest.mark.slow  # three tiny runs: ~20 s
+def test_a_resume_finds_every_damaged_file_of_the_run_before_any_work(tmp_path, isp_raws):
+    """**Was**: a run folder whose kept JSON files were damaged (an edit, a bad disk: a kill cannot, they
+    are written whole and renamed) resumed its work step by step until the first damaged file's step — the
+    held-out raws tuned and checked again by the teacher before ``baselines/cma_per_image.json`` stopped it
+    — and named that file alone, so the next rerun stopped at the next one. Now every file a resume reads
+    back is read first: one line naming them all, before any progress; deleting them redoes their steps
+    and keeps the rest. The real command, in its own processes."""
+    from helpers import TINY_TEACHER_OPTIONS, run_isp_tune, tiny_teacher_run
+    from typer.testing import CliRunner
+
+    from isp_env.cli import app
+
+    budgets = ("--cma-global-budget", "6", "--cma-image-budget", "6")
+    raw_dir, run = tiny_teacher_run(tmp_path, isp_raws, *budgets)
+    damaged = [
+        run / "baselines" / "cma_per_image.json",
+        next((run / "test" / "teacher" / "params").glob("*.json")),
+        next((run / "teacher").glob("targets_*.json")),
+    ]
+    kept = {p: p.read_bytes() for p in run.glob("test/*/renders/*.png")}
+    for p in damaged:
+        p.write_text('{"params": {"tone_gamma": 0.4')  # cut short
+    args = ["--raw-dir", str(raw_dir), "--out", str(run), *TINY_TEACHER_OPTIONS, *budgets]
+    res = run_isp_tune(*args)
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    error = [line for line in res.stderr.splitlines() if line.strip()]
+    assert len(error) == 1 and "3 file(s) of the run damaged (not JSON)" in error[0], res.stderr
+    assert all(str(p.relative_to(run)) in error[0] for p in damaged)
+    for p in damaged:
+        p.unlink()
+    again = CliRunner().invoke(app, args)  # in this process: the run's steps, not a second start-up
+    assert again.exit_code == 0, again.output
+    assert all(p.is_file() for p in damaged[:2])  # the teacher, fitted, does not read its searches again
+    assert {p: p.read_bytes() for p in run.glob("test/*/renders/*.png")} == kept
+
+
+@pytest.mark.slow  # two tiny runs: ~30 s
+def test_a_run_killed_in_its_per_image_searches_keeps_the_finished_ones(tmp_path, isp_raws):
+    """The audit of session 52 (a kill in each phase; training's and the renders' have tests of their own):
+    ``isp-tune`` SIGKILLed once the per-image CMA-ES of the first held-out raw is saved, then the same
+    command: no traceback, that search kept as it was (not searched again: "1 kept from an earlier run"),
+    the other made, every output written. Real processes, real raws, the classical scorer."""
+    import json
+    import subprocess
+
+    from helpers import TINY_TEACHER_OPTIONS, attiqa_env, isp_tune_cmd, kill_when, run_isp_tune
+
+    raw_dir = tmp_path / "raws"
+    raw_dir.mkdir()
+    for p in isp_raws:
+        (raw_dir / p.name).write_bytes(p.read_bytes())
+    run = tmp_path / "run"
+    budgets = ("--cma-global-budget", "6", "--cma-image-budget", "24", "--test-fraction", "0.5")
+    args = ("--raw-dir", raw_dir, "--out", run, *TINY_TEACHER_OPTIONS, *budgets)
+    searches = run / "baselines" / "cma_per_image.json"
+
+    def one_search() -> bool:
+        try:
+            return len(json.loads(searches.read_text())) == 1
+        except (OSError, ValueError):
+            return False
+
+    proc = subprocess.Popen(
+        isp_tune_cmd(*args), env=attiqa_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    kill_when(proc, one_search)
+    first = json.loads(searches.read_text())
+    res = run_isp_tune(*args)
+    assert res.returncode == 0 and "Traceback" not in res.stderr, res.stderr[-2000:]
+    assert "per-image CMA-ES: 2/2 (" in res.stderr and "1 kept from an earlier run)" in res.stderr
+    after = json.loads(searches.read_text())
+    assert len(after) == 2 and all(after[k] == v for k, v in first.items())
+    assert (run / "summary.json").is_file() and len(list(run.glob("test/*/renders/*.png"))) == 2 * 4
