@@ -367,20 +367,21 @@ def refuse_damaged(out: Path) -> None:
     """Every JSON file a resume of ``out`` reads back (:data:`KEPT_JSON`), read before any work: a damaged
     one (an edit, a bad disk; a kill cannot, each is written whole and renamed) stopped the run when its
     step came, after the work before it (the teacher's tuning and checks of every held-out raw, minutes at
-    FiveK scale), and named only the first. One line naming them."""
-    damaged = []
+    FiveK scale), and named only the first. One line naming them (one: read_run_json's line)."""
+    damaged: dict[Path, ConfigError] = {}
     for pattern in KEPT_JSON:
         for p in sorted(out.glob(pattern)):
             try:
                 read_run_json(p)
-            except ConfigError:
-                damaged.append(p)
+            except ConfigError as exc:
+                damaged[p] = exc
+    if len(damaged) == 1:  # read_run_json's own line: the file, why, what to do
+        raise next(iter(damaged.values()))
     if damaged:
-        shown = ", ".join(plain_name(p.relative_to(out)) for p in damaged[:3]) + (
-            ", …" if len(damaged) > 3 else ""
-        )
+        names = [plain_name(p.relative_to(out)) for p in damaged]
+        shown = ", ".join(names[:3]) + (", …" if len(names) > 3 else "")
         raise ConfigError(
-            f"{out}: {len(damaged)} file(s) of the run damaged (not JSON): {shown} — delete them to redo "
+            f"{out}: {len(damaged)} files of the run damaged (not JSON): {shown} — delete them to redo "
             "their steps (the rest of the run is kept), or use a new --out"
         )
 
