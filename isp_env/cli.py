@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shlex
 from collections.abc import Iterator
 from pathlib import Path
@@ -494,7 +495,9 @@ def render(
     rgb = finish(develop(raw_img), values)
     save_image(Image.fromarray(rgb), output)
     sidecar = Path(f"{output}.json")  # out.png.json: a render's setting beside it, --params reads it back
-    write_json_atomic(sidecar, {"raw": str(raw), "render": str(output), **record, "params": values})
+    write_json_atomic(
+        sidecar, {"raw": os.path.abspath(raw), "render": str(output), **record, "params": values}
+    )
     console.print(
         f"{plain_name(raw)} -> {plain_name(output)} ({rgb.shape[1]}x{rgb.shape[0]}), rendered with "
         f"{plain(record['rendered_with'])}; setting: {plain_name(sidecar)}",
@@ -505,14 +508,23 @@ def render(
 
 def _setting_of(doc: dict[str, Any], raw: Path) -> list[str]:
     """The names in a setting per raw that may be ``raw``'s: the one recording ``raw`` itself, else those
-    recording a raw of its file name, and (earlier files, no raw recorded) those named after its stem. By
-    the stem alone, ``sub__x.dng`` took the setting saved under ``sub__x``: ``sub/x.dng``'s."""
-    recorded = {k: Path(v["raw"]) for k, v in doc.items() if isinstance(v.get("raw"), str)}
+    whose raw's path under its folder (:func:`isp_env.params.recorded_tail`) ends ``raw``'s path — the
+    longest such end — else (earlier files, no raw recorded) those named after its stem. By the stem
+    alone, ``sub__x.dng`` took the setting saved under ``sub__x``: ``sub/x.dng``'s; by the path as the run
+    was given it, relative to its working folder, a render from another folder matched by file name only."""
+    from isp_env.params import recorded_tail
+
+    recorded = {k: v for k, v in doc.items() if isinstance(v.get("raw"), str)}
     here = raw.resolve()
-    same = [k for k, p in recorded.items() if p.resolve() == here]
+    same = [k for k, v in recorded.items() if Path(v["raw"]).resolve() == here]
     if same:
         return same
-    named = [k for k, p in recorded.items() if p.name == raw.name]
+    ends = (Path(os.path.abspath(raw)).parts, here.parts)
+    tails = {
+        k: t for k, v in recorded.items() if (t := recorded_tail(v)) and any(e[-len(t) :] == t for e in ends)
+    }
+    longest = max(map(len, tails.values()), default=0)
+    named = [k for k, t in tails.items() if len(t) == longest]
     return named + [k for k in doc if k not in recorded and (k == raw.stem or k.endswith(f"__{raw.stem}"))]
 
 

@@ -28,6 +28,29 @@ BAYER_LAYOUTS: dict[str, tuple[int, int, int, int]] = {
     "GBRG": (1, 2, 0, 1),
 }
 
+# Fujifilm's X-Trans 6x6 colour filter (colour index at each position, row-major): every row and column holds
+# all three colours, every 3x3 block five greens. ``layout="XTRANS"`` writes it (CFARepeatPatternDim 6 6).
+XTRANS = np.array(
+    [
+        [1, 1, 0, 1, 1, 2],
+        [1, 1, 2, 1, 1, 0],
+        [2, 0, 1, 0, 2, 1],
+        [1, 1, 2, 1, 1, 0],
+        [1, 1, 0, 1, 1, 2],
+        [0, 2, 1, 2, 0, 1],
+    ]
+)
+
+
+def cfa_pattern(layout: str) -> np.ndarray:
+    """The colour filter of a layout name: a 2x2 Bayer one of :data:`BAYER_LAYOUTS`, or ``XTRANS`` (6x6)."""
+    if layout == "XTRANS":
+        return XTRANS
+    if layout not in BAYER_LAYOUTS:
+        raise ValueError(f"unknown CFA layout {layout!r}; one of {', '.join(BAYER_LAYOUTS)}, XTRANS")
+    return np.array(BAYER_LAYOUTS[layout]).reshape(2, 2)
+
+
 # XYZ(D65) -> linear sRGB (IEC 61966-2-1) and its inverse.
 SRGB_TO_XYZ = np.array(
     [[0.4124564, 0.3575761, 0.1804375], [0.2126729, 0.7151522, 0.0721750], [0.0193339, 0.1191920, 0.9503041]]
@@ -62,7 +85,8 @@ def write_dng(
     black_rows: Sequence[float] | None = None,
     black_cols: Sequence[float] | None = None,
 ) -> Path:
-    """Write a uint16 Bayer ``mosaic`` (H, W) as an uncompressed DNG, atomically.
+    """Write a uint16 Bayer ``mosaic`` (H, W) as an uncompressed DNG, atomically; ``layout``: a Bayer
+    layout of :data:`BAYER_LAYOUTS` or ``XTRANS`` (:data:`XTRANS`, a 6x6 filter: LibRaw reads it).
 
     ``black_level`` is one value or four values for the 2x2 positions (row-major), as DNG's
     BlackLevelRepeatDim = (2, 2) stores them, or a 2-D array: a pattern of that shape (a sensor whose black
@@ -74,8 +98,7 @@ def write_dng(
     """
     import tifffile
 
-    if layout not in BAYER_LAYOUTS:
-        raise ValueError(f"unknown Bayer layout {layout!r}; one of {', '.join(BAYER_LAYOUTS)}")
+    pattern = cfa_pattern(layout)
     mosaic = np.ascontiguousarray(mosaic, dtype=np.uint16)
     blacks = np.asarray(black_level, dtype=np.float64)
     if blacks.ndim != 2:  # one value or the four of the 2x2 positions
@@ -85,8 +108,8 @@ def write_dng(
         (271, 2, 0, make, True),  # Make
         (272, 2, 0, model, True),  # Model
         (274, 3, 1, int(orientation), True),  # Orientation
-        (33421, 3, 2, (2, 2), True),  # CFARepeatPatternDim
-        (33422, 1, 4, BAYER_LAYOUTS[layout], True),  # CFAPattern
+        (33421, 3, 2, pattern.shape, True),  # CFARepeatPatternDim
+        (33422, 1, pattern.size, tuple(pattern.ravel().tolist()), True),  # CFAPattern
         (50706, 1, 4, (1, 4, 0, 0), True),  # DNGVersion
         (50707, 1, 4, (1, 1, 0, 0), True),  # DNGBackwardVersion
         (50708, 2, 0, f"{make} {model}", True),  # UniqueCameraModel
@@ -140,7 +163,8 @@ def unprocess(
     exposure: float = 0.8,
     seed: int = 0,
 ) -> np.ndarray:
-    """An 8-bit sRGB photo (H, W, 3) -> a uint16 Bayer mosaic with the given layout and levels.
+    """An 8-bit sRGB photo (H, W, 3) -> a uint16 mosaic with the given layout (:func:`cfa_pattern`) and
+    levels.
 
     Steps (Brooks et al. 2019, §3, simplified): sRGB -> linear, linear sRGB -> camera RGB (inverse of the
     colour correction a renderer applies), divide by the white-balance gains (multiply by AsShotNeutral),
@@ -152,10 +176,10 @@ def unprocess(
     cam = cam * np.asarray(as_shot_neutral, dtype=np.float64)  # undo white balance: gains = 1 / neutral
     h, w = (cam.shape[0] // 2) * 2, (cam.shape[1] // 2) * 2
     cam = np.clip(cam[:h, :w], 0.0, 1.0)
-    pattern = BAYER_LAYOUTS[layout]
-    mosaic = np.empty((h, w), dtype=np.float64)
-    for k, (dy, dx) in enumerate(((0, 0), (0, 1), (1, 0), (1, 1))):
-        mosaic[dy::2, dx::2] = cam[dy::2, dx::2, pattern[k]]
+    pattern = cfa_pattern(layout)
+    py, px = pattern.shape
+    channel = np.tile(pattern, (-(-h // py), -(-w // px)))[:h, :w]  # each pixel's colour
+    mosaic = np.take_along_axis(cam, channel[..., None], axis=2)[..., 0]
     noise = rng.standard_normal(mosaic.shape) * np.sqrt(shot_noise * mosaic + read_noise**2)
     mosaic = np.clip(mosaic + noise, 0.0, 1.0)
     values = black_level + mosaic * (white_level - black_level)

@@ -208,17 +208,13 @@ def develop(raw: RawImage, long_side: int | None = None) -> Developed:
     mosaic reflect-padded once by 4 px (2 px for defect correction, 2 more for the demosaic's 5x5 kernels;
     reflection commutes with the symmetric defect test, so this equals padding each module's output).
     """
+    if raw.cfa.shape != (2, 2):  # X-Trans: no 2x2 tile for the defect test, the MHC kernels or binning
+        return develop_any_cfa(raw, long_side)
     h, w = (raw.mosaic.shape[0] // 2) * 2, (raw.mosaic.shape[1] // 2) * 2
     rng = max(raw.white - float(raw.black.min()), 1.0)
     threshold = np.uint16(min(max(DPC_THRESHOLD * np.float32(rng), 0), 65535))
     black = np.asarray(raw.black, dtype=np.float32)
-    gains = np.asarray(raw.wb_gains, dtype=np.float64)
-    if gains.min() > 0:  # smallest gain 1: all channels reach 1 at saturation, clipped highlights stay white
-        gains = gains / gains.min()  # (dcraw's highlight clipping; with G = 1 a gain < 1 tinted them)
-    scale = np.empty((2, 2), dtype=np.float32)
-    for py in range(2):
-        for px in range(2):
-            scale[py, px] = gains[raw.cfa[py, px]] / rng  # one range: a range per channel shifted colours
+    scale = wb_scale(raw)[raw.cfa]  # (2, 2): each Bayer position's factor
     ccm = np.nan_to_num(raw.cam_to_srgb, nan=0.0, posinf=0.0, neginf=0.0).T.astype(np.float32)
     padded = np.pad(raw.mosaic[:h, :w], 4, mode="reflect")  # reflect keeps the Bayer phase
     binned = long_side is not None and 2 * long_side <= max(stretched(h, w, raw.pixel_aspect))
@@ -239,6 +235,57 @@ def develop(raw: RawImage, long_side: int | None = None) -> Developed:
 
     run_strips(strip, h, strip_rows(w), h * w)
     if raw.pixel_aspect != 1.0:  # non-square pixels (a D1X rendered half as wide)
+        rgb = stretch(rgb, raw.pixel_aspect)
+    return resized_with_exposure(rgb, long_side, raw.name)
+
+
+def wb_scale(raw: RawImage) -> np.ndarray:
+    """Modules 2-3's factor per colour: white-balance gain over the range, one range for all (a range per
+    channel shifted colours)."""
+    rng = max(raw.white - float(raw.black.min()), 1.0)
+    gains = np.asarray(raw.wb_gains, dtype=np.float64)
+    if gains.min() > 0:  # smallest gain 1: all channels reach 1 at saturation, clipped highlights stay white
+        gains = gains / gains.min()  # (dcraw's highlight clipping; with G = 1 a gain < 1 tinted them)
+    return (gains / rng).astype(np.float32)
+
+
+def demosaic_any(m: np.ndarray, channel: np.ndarray) -> np.ndarray:
+    """Demosaic of a mosaic under any colour filter (``channel``: each pixel's colour, same shape): each
+    missing colour is the mean of that colour's pixels in the 5x5 neighbourhood weighted by a separable
+    (1, 2, 3, 2, 1) tent (normalised convolution; X-Trans has every colour in each 5x5 window), a pixel's
+    own colour kept. Edges reflected with their colours."""
+    h, w = m.shape
+    mp = np.pad(m, 2, mode="reflect")
+    cp = np.pad(channel, 2, mode="reflect")
+    taps = np.array([1.0, 2.0, 3.0, 2.0, 1.0], dtype=np.float32)
+
+    def tent(a: np.ndarray) -> np.ndarray:  # (h+4, w+4) -> (h, w)
+        rows = sum(t * a[:, k : k + w] for k, t in enumerate(taps))
+        return sum(t * rows[k : k + h] for k, t in enumerate(taps))
+
+    out = np.empty((h, w, 3), dtype=np.float32)
+    for c in range(3):
+        mask = (cp == c).astype(np.float32)
+        out[..., c] = np.where(channel == c, m, tent(mp * mask) / np.maximum(tent(mask), 1e-6))
+    return out
+
+
+def develop_any_cfa(raw: RawImage, long_side: int | None = None) -> Developed:
+    """:func:`develop` of a raw whose colour filter repeats over more than 2x2 (X-Trans, 6x6): black,
+    white balance and range per pixel (modules 2-3), :func:`demosaic_any` (4), colour correction (5); at
+    full resolution, a preview resized from it. No defect correction: its test compares a pixel with
+    same-colour pixels 2 px away, which X-Trans does not have."""
+    h, w = raw.mosaic.shape
+    n = raw.cfa.shape[0]
+    reps = (-(-h // n), -(-w // raw.cfa.shape[1]))
+    channel = np.tile(raw.cfa, reps)[:h, :w]
+    black = np.tile(np.asarray(raw.black, dtype=np.float32), reps)[:h, :w]
+    m = (raw.mosaic.astype(np.float32) - black) * wb_scale(raw)[channel]
+    np.clip(m, 0.0, 1.0, out=m)
+    ccm = np.nan_to_num(raw.cam_to_srgb, nan=0.0, posinf=0.0, neginf=0.0).T.astype(np.float32)
+    rgb = np.empty((h, w, 3), dtype=np.float32)
+    _color_correct(rgb, demosaic_any(m, channel), ccm)
+    if raw.pixel_aspect != 1.0:
         rgb = stretch(rgb, raw.pixel_aspect)
     return resized_with_exposure(rgb, long_side, raw.name)
 

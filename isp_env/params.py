@@ -18,6 +18,7 @@ Normalised values: the agent works in [-1, 1] per parameter, mapped linearly to 
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -158,6 +159,27 @@ def read_run_json(path: Path) -> Any:
         raise ConfigError(
             f"{path}: damaged (not JSON: {why}) — delete it to redo its step, or use a new --out"
         ) from None
+
+
+def raw_record(path: Path, root: Path) -> dict[str, str]:
+    """What a parameter file records of its raw: ``raw``, its absolute path (``..`` folded, links kept), and
+    ``raw_in_dir``, its path under the raw folder ``root``. The path as the run was given it was relative to
+    the run's working folder: ``isp-tune render --params`` from another folder matched it by file name only
+    (two raws of one name in a run: neither)."""
+    rel = path.relative_to(root) if path.is_relative_to(root) else Path(path.name)
+    return {"raw": os.path.abspath(path), "raw_in_dir": rel.as_posix()}
+
+
+def recorded_tail(record: dict[str, Any]) -> tuple[str, ...]:
+    """How a path to a parameter file's raw must end (:func:`raw_record`): its path under the raw folder, or
+    (a file of an earlier version) the path the run was given, less its leading ``..``; () when none."""
+    given = record.get("raw_in_dir", record.get("raw"))
+    if not isinstance(given, str) or not given:
+        return ()
+    parts = Path(given).parts
+    while parts and parts[0] == "..":
+        parts = parts[1:]
+    return parts
 
 
 def read_values(path: str | Path, problem: str, fix: str) -> dict[str, float]:

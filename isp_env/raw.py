@@ -3,7 +3,8 @@
 Black levels are looked up per *colour index* (``raw_colors_visible`` -> ``black_level_per_channel``), never
 by position, so any of the four 2x2 Bayer layouts is handled the same way; a DNG whose black level repeats
 in a larger pattern, or varies by row and column (BlackLevelDeltaV / H), neither of which rawpy gives, has
-the rest of it subtracted from its tags (:func:`dng_black`). Non-Bayer sensors (X-Trans, Foveon, CMYG) and
+the rest of it subtracted from its tags (:func:`dng_black`). Fujifilm's 6x6 X-Trans filter is read as such
+(:data:`isp_env.dng.XTRANS`); other sensors (Foveon, CMYG) and
 files LibRaw can't read raise :class:`RawReadError`, a one-line error naming the file.
 """
 
@@ -72,12 +73,13 @@ class RawReadError(AttiqaError):
 
 @dataclass
 class RawImage:
-    """A Bayer raw frame and its metadata.
+    """A raw frame (2x2 Bayer or 6x6 X-Trans colour filter) and its metadata.
 
     Attributes:
         mosaic: (H, W) uint16 sensor values (visible area).
-        cfa: (2, 2) RGB channel (0 = R, 1 = G, 2 = B) of each position of the repeating 2x2 tile.
-        black: (2, 2) black level of each tile position (from its colour index).
+        cfa: (n, n) RGB channel (0 = R, 1 = G, 2 = B) of each position of the repeating tile (n = 2: Bayer,
+            6: X-Trans).
+        black: (n, n) black level of each tile position (from its colour index).
         white: white (saturation) level.
         wb_gains: (3,) camera white-balance gains for R, G, B with G = 1.
         cam_to_srgb: (3, 3) white-balanced camera RGB -> linear sRGB (rows sum to 1).
@@ -287,11 +289,12 @@ def read_raw(path: str | Path) -> RawImage:
                     "not a Bayer raw (Foveon/linear DNG or multi-shot) — only 2x2 Bayer "
                     "sensors are supported; remove it from the input",
                 )
-            if np.asarray(pattern).shape != (2, 2) or set(desc) - set("RGB"):
+            n = np.asarray(pattern).shape[0]
+            if np.asarray(pattern).shape not in ((2, 2), (6, 6)) or set(desc) - set("RGB"):
                 raise RawReadError(
                     path,
-                    f"not a 2x2 RGB Bayer sensor (pattern {np.asarray(pattern).shape}, "
-                    f"colours {desc!r}: X-Trans or CMYG) — remove it from the input",
+                    f"not an RGB sensor of a 2x2 Bayer or 6x6 X-Trans filter (pattern "
+                    f"{np.asarray(pattern).shape}, colours {desc!r}: CMYG?) — remove it from the input",
                 )
             channel_of_index = [_CHANNEL[c] for c in desc]
             flip = int(raw.sizes.flip)
@@ -300,16 +303,21 @@ def read_raw(path: str | Path) -> RawImage:
             blacks = np.asarray(raw.black_level_per_channel, dtype=np.float64)
             levels = dng_black(path)
             if levels is not None:  # levels LibRaw subtracts or averages, and rawpy gives one a colour of
-                subtract_black_excess(visible, levels, blacks[np.asarray(raw.raw_colors_visible)[:2, :2]])
+                subtract_black_excess(visible, levels, blacks[np.asarray(raw.raw_colors_visible)[:n, :n]])
             mosaic = np.ascontiguousarray(upright(visible, flip))
             if mosaic.shape[0] < 4 or mosaic.shape[1] < 4:
                 raise RawReadError(path, f"image too small ({mosaic.shape[1]}x{mosaic.shape[0]})")
-            idx = colors[:2, :2]
+            idx = colors[:n, :n]
             black = blacks[idx]
             cfa = np.asarray(channel_of_index)[idx]
             white = _saturation(mosaic, black, float(raw.white_level))
-            if sorted(cfa.ravel().tolist()) != [0, 1, 1, 2]:
-                raise RawReadError(path, f"unsupported colour filter layout {cfa.tolist()}")
+            counts = np.bincount(cfa.ravel(), minlength=3).tolist()
+            if counts != ([1, 2, 1] if n == 2 else [8, 20, 8]):  # Bayer's, X-Trans's colours
+                raise RawReadError(
+                    path,
+                    f"unsupported colour filter layout ({n}x{n}: {counts[0]} R, {counts[1]} G, "
+                    f"{counts[2]} B; neither Bayer nor X-Trans) — remove it from the input",
+                )
             aspect = float(raw.sizes.pixel_aspect)
             aspect = (1.0 / aspect if flip & 4 else aspect) if np.isfinite(aspect) and aspect > 0 else 1.0
             gains = _wb_gains(raw, channel_of_index)
@@ -375,14 +383,16 @@ BLACK_STRIP_ROWS = 256  # rows of the mosaic a black excess is built for at a ti
 
 def subtract_black_excess(mosaic: np.ndarray, levels: DngBlack, black: np.ndarray) -> None:
     """Subtract in place from ``mosaic`` (the visible area, as the file lies) the part of a DNG's black
-    ``levels`` above the level of each 2x2 position (``black``, rawpy's, which the ISP subtracts; below it,
-    the difference is added): together, the DNG's level at every pixel, as the DNG specification subtracts
-    it. Values clip at 0 and 65535. Deltas shorter than the visible area are left to LibRaw's mean."""
+    ``levels`` above the level of each position of the colour filter's tile (``black``, rawpy's, which the
+    ISP subtracts; below it, the difference is added): together, the DNG's level at every pixel, as the
+    DNG specification subtracts it. Values clip at 0 and 65535. Deltas shorter than the visible area are
+    left to LibRaw's mean."""
     h, w = mosaic.shape
     rows, cols = levels.pattern.shape
-    period_y, period_x = int(np.lcm(rows, 2)), int(np.lcm(cols, 2))
+    by, bx = black.shape  # 2x2 (Bayer) or 6x6 (X-Trans)
+    period_y, period_x = int(np.lcm(rows, by)), int(np.lcm(cols, bx))
     tile = np.tile(levels.pattern, (period_y // rows, period_x // cols)) - np.tile(
-        black, (period_y // 2, period_x // 2)
+        black, (period_y // by, period_x // bx)
     )
     dv = levels.rows[:h] if levels.rows is not None and levels.rows.size >= h else np.zeros(h)
     dh = levels.cols[:w] if levels.cols is not None and levels.cols.size >= w else np.zeros(w)

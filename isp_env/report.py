@@ -214,8 +214,8 @@ def files(summary: list[dict[str, Any]], meta: dict[str, Any]) -> list[str]:
         "## Files",
         "",
         f"* `grid.png`: 256-px centre crops of the full-resolution renders of the first {shown} raws — a row "
-        "a raw, a column a method (named as in the table) — each titled with its MOS, guarded score and "
-        "clipped share;",
+        "a raw under its name, a column a method (named as in the table; neutral first, the policy beside "
+        "it) — each titled with its MOS, guarded score and clipped share, and its gain over neutral;",
         "* renders at full resolution: "
         + ", ".join(f"`test/{m}/renders/RAW.png`" for m in written)
         + " (neutral's and rawpy's are not written: `isp-tune render RAW -o OUT.png` renders neutral), each "
@@ -277,21 +277,58 @@ def grid_caption(meta: dict[str, Any], shown: int) -> str:
     )
 
 
-def crop_title(method: str, row: dict[str, Any], labels: dict[str, str] | None = None) -> str:
+BASELINES = ("neutral", "rawpy", "cma_global", "cma_per_image")  # the grid's columns that are no policy
+
+
+def grid_methods(rows: list[dict[str, Any]], shown: Iterable[str]) -> list[str]:
+    """grid.png's columns: neutral, then each policy (its checked setting beside it), then the other
+    baselines. In the table's order the policy sat five columns from neutral, which is what it is compared
+    with."""
+    present = set(shown)
+    ordered = [m for m in methods_in(rows) if m in present]
+    policies = [m for m in ordered if m not in BASELINES]
+    return (
+        [m for m in ("neutral",) if m in present]
+        + policies
+        + [m for m in ordered if m in BASELINES and m != "neutral"]
+    )
+
+
+def gain(row: dict[str, Any], neutral: dict[str, Any]) -> float | None:
+    """A render's gain over neutral's on the same raw: by the guarded score when measured, else by MOS."""
+    key = "guarded" if "guarded" in row and "guarded" in neutral else "mos"
+    if key not in row or key not in neutral:
+        return None
+    return float(row[key]) - float(neutral[key])
+
+
+def crop_title(
+    method: str,
+    row: dict[str, Any],
+    labels: dict[str, str] | None = None,
+    neutral: dict[str, Any] | None = None,
+) -> str:
     """A grid crop's title: its method wrapped to the column (a checked policy's label ran over its
     neighbour's), then its MOS and guarded score to three digits (a 0-1 scorer's 0.63 and 0.60 were both
-    "0.6") and clipped share, and which candidate a checked setting kept."""
+    "0.6") and clipped share, its gain over ``neutral``'s row of the same raw, and which candidate a checked
+    setting kept."""
     import textwrap
 
     def digits(x: float) -> str:  # trailing zeros kept: 0.500 beside 0.477 was "0.5", read as rounder
         return f"{x:#.3g}".rstrip(".")
 
     guarded = f", guarded {digits(row['guarded'])}" if "guarded" in row else ""
+    up = gain(row, neutral) if neutral is not None and method != "neutral" else None
+    by = "guarded" if "guarded" in row else "MOS"
+    versus = "" if up is None else f"\n{by} {up:+.3f} vs neutral"
     kept = f"\nkept: the {row['kept']}'s setting" if "kept" in row else ""
     return (
         f"{textwrap.fill(label(method, labels), 34)}\nMOS {digits(row.get('mos', float('nan')))}{guarded}, "
-        f"clip {100 * row.get('clipped', float('nan')):.0f}%{kept}"
+        f"clip {100 * row.get('clipped', float('nan')):.0f}%{versus}{kept}"
     )
+
+
+GRID_NAME_COLOUR = "#1f3f8f"  # a raw's name over its row (tests find it by this colour)
 
 
 def grid_png(
@@ -302,8 +339,11 @@ def grid_png(
     labels: dict[str, str] | None = None,
     caption: str = "",
 ) -> None:
-    """Rows: test raws (up to ``max_images``); columns: methods; full-resolution centre crops, titled with
-    :func:`crop_title`; ``caption`` above them."""
+    """Rows: test raws (up to ``max_images``), each under its name; columns (:func:`grid_methods`): neutral,
+    the policies beside it, the other baselines; full-resolution centre crops at about their own size, titled
+    with :func:`crop_title`, a non-neutral crop marked with its gain over neutral; ``caption`` above them.
+    Text sizes follow the crop's side: at 100 % zoom the names (were 6 pt, turned on their side) and titles
+    read like a page's text."""
     import textwrap
 
     import matplotlib
@@ -315,35 +355,63 @@ def grid_png(
     drawable = get_font(findfont(FontProperties())).get_charmap()  # a raw's name in other scripts: "?"
 
     images = list(crops)[:max_images]
-    methods = [m for m in methods_in(rows) if any(m in crops[i] for i in images)]
+    methods = grid_methods(rows, (m for i in images for m in crops[i]))
     by = {(r["image"], r["method"]): r for r in rows}
-    fig, axes = plt.subplots(
-        len(images), len(methods), figsize=(2.3 * len(methods), 2.5 * len(images)), squeeze=False
+    dpi = 100
+    side = max((c.shape[1] for i in images for c in crops[i].values()), default=256)  # px, shown 1:1
+    small = max(8.0, side / 28)  # points: ~13 px of text on a 256-px crop
+    big = small * 1.3
+    lines = max(
+        (crop_title(m, by.get((i, m), {}), labels, by.get((i, "neutral"))).count("\n") + 1)
+        for i in images
+        for m in methods
     )
-    for i, name in enumerate(images):
-        for j, m in enumerate(methods):
-            ax = axes[i][j]
-            ax.axis("off")
-            if m in crops[name]:
-                ax.imshow(crops[name][m], interpolation="nearest")
-                ax.set_title(crop_title(m, by.get((name, m), {}), labels), fontsize=7)
-        axes[i][0].text(
-            -0.05,
-            0.5,
-            "".join(c if ord(c) in drawable else "?" for c in name[:28]),  # (matplotlib warned of each)
-            transform=axes[i][0].transAxes,
-            rotation=90,
-            va="center",
-            ha="right",
-            fontsize=6,
+    title_in = lines * small * 1.35 / 72
+    row_in = (side + 16) / dpi + title_in + big * 1.6 / 72
+    fig = plt.figure(
+        figsize=((side + 24) / dpi * len(methods), row_in * len(images) + (0.6 if caption else 0)),
+        dpi=dpi,
+        layout="constrained",
+    )
+    if caption:
+        width = int((side + 24) * len(methods) / (small * 0.62))  # characters a line at the caption's size
+        fig.suptitle(textwrap.fill(caption, width), fontsize=small, va="top")
+    subs = fig.subfigures(len(images), 1, squeeze=False)[:, 0]
+    for sub, name in zip(subs, images, strict=True):
+        shown = "".join(c if ord(c) in drawable else "?" for c in name)  # (matplotlib warned of each)
+        sub.suptitle(
+            textwrap.fill(shown, int((side + 24) * len(methods) / (big * 0.7))),
+            x=0.0,
+            ha="left",
+            fontsize=big,
+            fontweight="bold",
+            color=GRID_NAME_COLOUR,
         )
-    top = 1.0
-    if caption:  # above the first row's titles, in a band kept for it (tight_layout ignored it: they met)
-        text = textwrap.fill(caption, 26 * len(methods) + 10)
-        height = fig.get_figheight()
-        top = 1 - (0.2 + 0.15 * text.count("\n")) / height
-        fig.suptitle(text, fontsize=8, y=1 - 0.02 / height, va="top")
-    fig.tight_layout(rect=(0, 0, 1, top))
-    with atomic_path(path) as tmp:  # tight bbox: tight_layout alone let one row's titles run off the top
-        fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight", pad_inches=0.05)
+        axes = sub.subplots(1, len(methods), squeeze=False)[0]
+        neutral = by.get((name, "neutral"))
+        for ax, m in zip(axes, methods, strict=True):
+            ax.axis("off")
+            if m not in crops[name]:
+                continue
+            row = by.get((name, m), {})
+            ax.imshow(crops[name][m], interpolation="nearest")
+            ax.set_title(crop_title(m, row, labels, neutral), fontsize=small)
+            up = gain(row, neutral) if neutral is not None and m != "neutral" else None
+            if up is not None:  # the gain at a glance: green above neutral, red below
+                better = better_than(up, 0.0)
+                colour = (
+                    "#0a7a2a" if better else ("#b0201a" if up < 0 and better_than(0.0, up) else "#555555")
+                )
+                ax.text(
+                    0.03,
+                    0.04,
+                    f"{up:+.3f}",
+                    transform=ax.transAxes,
+                    fontsize=big,
+                    fontweight="bold",
+                    color=colour,
+                    bbox={"facecolor": "white", "alpha": 0.85, "edgecolor": colour, "pad": 2},
+                )
+    with atomic_path(path) as tmp:  # tight bbox: nothing drawn touches the picture's edge
+        fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight", pad_inches=0.05)
     plt.close(fig)

@@ -219,9 +219,21 @@ def finish_view(dev: Developed, values: dict[str, float], shorter: int) -> np.nd
 
 
 def rawpy_render(path: str | Path, size: tuple[int, int] | None = None) -> np.ndarray:
-    """``rawpy.postprocess()`` with the camera white balance, optionally resized (Lanczos) to (h, w)."""
+    """``rawpy.postprocess()`` with the camera white balance, optionally resized (Lanczos) to (h, w). An
+    X-Trans raw LibRaw will not demosaic (its X-Trans interpolation refuses frames under 512 px with an I/O
+    error) is rendered with LibRaw's linear demosaic instead: the run's evaluation stopped on a traceback."""
+    import rawpy
+
     with open_raw(path) as raw:
-        return resized(raw.postprocess(use_camera_wb=True), size)
+        xtrans = np.asarray(raw.raw_pattern).shape == (6, 6)  # (read first: processing changes it)
+        try:
+            return resized(raw.postprocess(use_camera_wb=True), size)
+        except rawpy.LibRawError:
+            if not xtrans:
+                raise
+    with open_raw(path) as raw:
+        linear = rawpy.DemosaicAlgorithm.LINEAR
+        return resized(raw.postprocess(use_camera_wb=True, demosaic_algorithm=linear), size)
 
 
 def resized(rgb: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:

@@ -40,7 +40,7 @@ from attiqa.scorers import scorer_identity
 from isp_env.baselines import cma_search, guarded_objective
 from isp_env.isp import Developed, develop, finish
 from isp_env.mos_function import MOSFunction, load_mos_function
-from isp_env.params import neutral, read_run_json, read_values, written_values
+from isp_env.params import neutral, raw_record, read_run_json, read_values, written_values
 from isp_env.policy_io import find_state, load_policy, policy_digest, resolve_policy
 from isp_env.raw import RAW_EXTENSIONS, RawImage, RawReadError, find_raws, probe_raw, read_raw
 from isp_env.registration import BASE
@@ -349,6 +349,43 @@ def remove_run_temps(out: Path) -> None:
         remove_orphan_temps(folder)
 
 
+# The JSON files a resume reads back (read_run_json), under a run (or a check) folder: the split and
+# settings, the training record, the searches, each raw's parameters, the teacher's searches and scores.
+# (The preview cache and the renders' records are read leniently: a damaged one is made again.)
+KEPT_JSON = (
+    "run.json",
+    "training.json",
+    "baselines/*.json",
+    "test/*/params/*.json",
+    "teacher/*.json",
+    "checkpoint/state.json",
+    "checkpoint/*/state.json",
+)
+
+
+def refuse_damaged(out: Path) -> None:
+    """Every JSON file a resume of ``out`` reads back (:data:`KEPT_JSON`), read before any work: a damaged
+    one (an edit, a bad disk; a kill cannot, each is written whole and renamed) stopped the run when its
+    step came, after the work before it (the teacher's tuning and checks of every held-out raw, minutes at
+    FiveK scale), and named only the first. One line naming them (one: read_run_json's line)."""
+    damaged: dict[Path, ConfigError] = {}
+    for pattern in KEPT_JSON:
+        for p in sorted(out.glob(pattern)):
+            try:
+                read_run_json(p)
+            except ConfigError as exc:
+                damaged[p] = exc
+    if len(damaged) == 1:  # read_run_json's own line: the file, why, what to do
+        raise next(iter(damaged.values()))
+    if damaged:
+        names = [plain_name(p.relative_to(out)) for p in damaged]
+        shown = ", ".join(names[:3]) + (", …" if len(names) > 3 else "")
+        raise ConfigError(
+            f"{out}: {len(damaged)} files of the run damaged (not JSON): {shown} — delete them to redo "
+            "their steps (the rest of the run is kept), or use a new --out"
+        )
+
+
 def run(
     raw_dir: Path,
     out: Path,
@@ -372,6 +409,7 @@ def run(
     instead of an RL agent."""
     teacher = teacher or TeacherSettings()
     check_config(cfg, teacher if cfg.algo == "teacher" else None)  # before any work
+    refuse_damaged(out)
     if cfg.algo in ("sac", "td3") and cfg.timesteps <= cfg.learning_starts:  # the policy never learns
         console.print(
             f"[yellow]warning[/] --timesteps {cfg.timesteps} is not above --learning-starts "
@@ -599,7 +637,7 @@ def evaluate(
                     write_json_atomic(
                         pfile,
                         {
-                            "raw": str(path),
+                            **raw_record(path, raw_dir),
                             "params": values,
                             "policy_timesteps": card["timesteps"],
                             "policy_digest": digests[name],
@@ -684,7 +722,9 @@ def evaluate(
                     crops[key][m] = cut[m]
                 if m not in ("neutral", "rawpy"):
                     png = out / "test" / m / "renders" / f"{key}.png"
-                    save_render(png, renders[m], {"raw": str(paths[key]), "params": params[m][key]})
+                    save_render(
+                        png, renders[m], {**raw_record(paths[key], raw_dir), "params": params[m][key]}
+                    )
             adv(1)
     meta = {
         "scorer": mos.name,
@@ -1038,7 +1078,7 @@ def per_image_cma(
             if not kept:  # (a raw's front end is made only when it is searched)
                 res = cma_search(guarded_objective([items[key]], mos), image_budget, 1, cfg.seed)
                 per[key] = {
-                    "raw": str(items.paths[key]),
+                    **raw_record(items.paths[key], raw_dir),
                     "params": res.params,
                     "score": res.mos,
                     "calls": res.calls,
@@ -1068,6 +1108,7 @@ def check_policy(
     ``policy_guarded``, and the same of the checked setting (``checked_mos``, ``checked_guarded``, and
     ``checked_kept``: policy, base or neutral; :func:`isp_env.tuning.checked_setting`)."""
     policy, card = load_policy(resolve_policy(spec))
+    refuse_damaged(out)
     raws = find_raws(raw_dir)
     say_photos_left_out(raw_dir, out, "check the policy on the photos' raws")
     if not raws:  # it was "no raw LibRaw can read" for a folder LibRaw was never given a file of

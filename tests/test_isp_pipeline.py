@@ -162,20 +162,22 @@ def test_unreadable_and_non_bayer_files_get_one_line_errors(tmp_path):
     with pytest.raises(RawReadError, match="broken.dng: LibRaw can't read it") as e:
         read_raw(bad)
     assert "\n" not in str(e.value)
-    xtrans = tmp_path / "xtrans.dng"  # a 6x6 (X-Trans-like) colour filter, which LibRaw reads
-    pat = [1, 1, 0, 1, 1, 2, 1, 1, 2, 1, 1, 0, 2, 0, 1, 0, 2, 1] * 2
+    stripes = tmp_path / "stripes.dng"  # a 6x6 colour filter, which LibRaw reads, of neither Bayer's nor
+    pat = [0, 1, 2, 0, 1, 2] * 6  # X-Trans's colours (X-Trans is read: test_isp_audit52.py)
     tags = [
         (33421, 3, 2, (6, 6), True),
         (33422, 1, 36, tuple(pat), True),
         (50706, 1, 4, (1, 4, 0, 0), True),
-        (50708, 2, 0, "test xtrans", True),
+        (50708, 2, 0, "test stripes", True),
         (50717, 4, 1, 1023, True),
     ]
-    tifffile.imwrite(xtrans, np.full((36, 36), 500, np.uint16), photometric=32803, extratags=tags)
-    with rawpy.imread(str(xtrans)) as r:
+    tifffile.imwrite(stripes, np.full((36, 36), 500, np.uint16), photometric=32803, extratags=tags)
+    with rawpy.imread(str(stripes)) as r:
         assert r.raw_pattern.shape == (6, 6)
-    with pytest.raises(RawReadError, match="xtrans.dng: not a 2x2 RGB Bayer sensor"):
-        read_raw(xtrans)
+    with pytest.raises(
+        RawReadError, match=r"stripes.dng: unsupported colour filter layout \(6x6: 12 R, 12 G"
+    ):
+        read_raw(stripes)
     linear = tmp_path / "linear.dng"  # LinearRaw: already demosaiced, no mosaic
     tags = [
         (50706, 1, 4, (1, 4, 0, 0), True),
