@@ -33,3 +33,59 @@ def test_agree_on_three_pairs_all_right_gives_no_certain_interval(tmp_path, phot
     assert row["pairs"] == "3" and float(row["accuracy"]) == 1.0  # classical prefers the sharp photo
     assert abs(float(row["ci_low"]) - 0.4385) < 0.001 and float(row["ci_high"]) == 1.0
     assert "43.9%" in r.stdout and "100.0%" in r.stdout
+
+
+def _square_agiqa3k(root: Path, photos: dict) -> Path:
+    """An AGIQA-3k folder of real photos cut square (AGIQA-3k's images are square): 2 prompts x 4 images."""
+    from PIL import Image
+
+    images = root / "AGIQA-3K"
+    images.mkdir(parents=True)
+    head = ["name", "prompt", "adj1", "adj2", "style", "mos_quality", "std_quality", "mos_align", "std_align"]
+    rows = [head]
+    for i, img in enumerate(list(photos.values())[:4] * 2):
+        side = min(img.size)
+        name = f"sd1.5_normal_{i:03d}.png"
+        img.crop((0, 0, side, side)).resize((256, 256), Image.BICUBIC).save(images / name)
+        prompt = "a cosmic universe" if i % 2 else "man lost in space"
+        rows.append([name, prompt, "", "", "", f"{1 + i * 0.6:.1f}", "0.5", "2.0", "0.5"])
+    with open(root / "data.csv", "w", newline="") as fh:
+        csv.writer(fh).writerows(rows)
+    return root
+
+
+def test_the_pair_sheet_labels_do_not_run_into_each_other(tmp_path, photos):
+    """**Was** (experiments/agiqa3k/pair_sheet.py on agiqa3k-dev, the sheet looked at): each pair's
+    "agreed: “prompt”" title was drawn over the "MOS 2.71  metric 0.54" line of the pair above it — square
+    images in cells of 4.6 x 2.55 inches left the titles no room. Now no text of the sheet overlaps another
+    or an image (measured on the drawn figure)."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments" / "agiqa3k"))
+    import pair_sheet
+
+    run = tmp_path / "run"
+    root = _square_agiqa3k(tmp_path / "agiqa", photos)
+    steps = [("import-agiqa3k", root, "-o", run), ("score", run, "-m", "classical", "-w", "0")]
+    for cmd in (*steps, ("agree", run, "--bootstrap", "100")):
+        assert run_genbench(*cmd).returncode == 0
+    manifest = {r["pair_id"]: r for r in pair_sheet.read_records(run)}
+    with open(run / "agreement" / "per_pair.csv", newline="", encoding="utf-8") as fh:
+        rows = [{**manifest[r["pair_id"]], **r} for r in csv.DictReader(fh)]
+    chosen = rows[:8]
+    fig = pair_sheet.sheet_figure(run, chosen, "classical", "counts")
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+    boxes = [("title", -1, fig._suptitle.get_window_extent(renderer))]  # noqa: SLF001 - (what, owner, box)
+    for k, ax in enumerate(fig.axes):
+        boxes.append(("image", k, ax.get_window_extent(renderer)))
+        for what in (ax.title, ax._left_title, ax.xaxis.label):  # noqa: SLF001 - the left title's artist
+            if what.get_text():
+                boxes.append((what.get_text().split("\n")[0], k, what.get_window_extent(renderer)))
+    clashes = [
+        (a[0], b[0])
+        for i, a in enumerate(boxes)
+        for b in boxes[i + 1 :]
+        if a[1] != b[1] and a[2].overlaps(b[2])
+    ]
+    assert clashes == []

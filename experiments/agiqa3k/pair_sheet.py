@@ -64,15 +64,26 @@ def sheet_figure(run: Path, pairs: list[dict], metric: str, counts: str, thumb: 
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    cols = 2
+    # every box placed in inches: the pair's title band, its two images, their two caption lines — no text
+    # can run into another (tight_layout gave a square image its cell's whole height, and a pair's title
+    # ran into the captions of the pair above)
+    cols, edge, gap, title_h, caption_h, top_h, margin = 2, 2.0, 0.3, 0.24, 0.42, 0.55, 0.15
     rows = (len(pairs) + cols - 1) // cols
-    fig = Figure(figsize=(cols * 4.6, rows * 2.55 + 0.3), dpi=110)
+    cell_w, row_h = 2 * edge + gap + 2 * margin, title_h + edge + caption_h
+    width, height = cols * cell_w, top_h + rows * row_h + margin
+    fig = Figure(figsize=(width, height), dpi=110)
     FigureCanvasAgg(fig)
+
+    def place(k: int, side_i: int) -> tuple[float, float, float, float]:
+        left = (k % cols) * cell_w + margin + side_i * (edge + gap)
+        bottom = height - top_h - (k // cols) * row_h - title_h - edge
+        return left / width, bottom / height, edge / width, edge / height
+
     for k, r in enumerate(pairs):
         kind = kind_of(r, metric)
         shown = shown_scores(float(r[f"{metric}_a"]), float(r[f"{metric}_b"]))
         for side_i, side in enumerate(("a", "b")):
-            ax = fig.add_subplot(rows, cols * 2, 2 * k + side_i + 1)
+            ax = fig.add_axes(place(k, side_i))
             img = Image.open(resolve(run, r[f"image_{side}"])).convert("RGB")
             img.thumbnail((thumb, thumb))
             ax.imshow(img)
@@ -94,8 +105,9 @@ def sheet_figure(run: Path, pairs: list[dict], metric: str, counts: str, thumb: 
         f"AGIQA-3k pairs (same prompt): {metric} vs people — green frame = the image people rated higher\n"
         + counts,
         fontsize=9,
+        y=1 - 0.08 / height,
+        va="top",
     )
-    fig.tight_layout(rect=(0, 0, 1, 0.96))
     return fig
 
 
