@@ -109,6 +109,22 @@ def read_votes_csv(path: Path) -> list[Vote]:
     return votes
 
 
+def first_votes(votes: Iterable[Vote]) -> tuple[list[Vote], list[Vote]]:
+    """(the votes that count, the repeats left out): a named rater's later votes on a pair they already
+    voted on — a CSV of two exports concatenated, a rater's row pasted twice — are not more say in the
+    pair's majority; the first counts, as ``genbench vote`` records only a rater's first vote on a pair.
+    Votes without a rater (an import's one synthetic voter per row) are all kept."""
+    kept, repeats, seen = [], [], set()
+    for v in votes:
+        key = (v.rater, v.pair_id)
+        if v.rater and key in seen:
+            repeats.append(v)
+            continue
+        seen.add(key)
+        kept.append(v)
+    return kept, repeats
+
+
 def human_labels(
     votes: Iterable[Vote], pairs: list[Pair], source: Path | None = None, left_out: set[str] | None = None
 ) -> dict[str, HumanLabel]:

@@ -35,6 +35,39 @@ def test_agree_on_three_pairs_all_right_gives_no_certain_interval(tmp_path, phot
     assert "43.9%" in r.stdout and "100.0%" in r.stdout
 
 
+def test_a_raters_repeated_vote_in_a_csv_counts_once(tmp_path, photos):
+    """**Was**: a preferences CSV holding a rater's vote on a pair twice (two `export-votes` files
+    concatenated; a row pasted twice) counted both — r1's two votes for a outvoted r2's one for b, a tie
+    read as a preference for a, and "3 votes on 2 pairs". Now a named rater's later votes on a pair are
+    left out and said (the first counts, as `genbench vote` records a rater's first vote only); votes
+    without a rater (an import's) are all kept. Also: a rater who voted on some pairs only counts there."""
+    run = make_photo_run(tmp_path / "run", photos)
+    assert run_genbench("score", run, "-m", "classical").returncode == 0
+    ids = [p for p, _ in sorted(photos.items())][:3]
+    votes = [(ids[0], "r1", "a"), (ids[1], "r1", "b"), (ids[0], "r2", "b"), (ids[0], "r1", "a")]
+    votes += [(ids[2], "", "a"), (ids[2], "", "a")]  # anonymous: two people
+    prefs = tmp_path / "prefs.csv"
+    with open(prefs, "w", newline="") as fh:
+        csv.writer(fh).writerows([("pair_id", "rater", "choice"), *votes])
+    r = run_genbench("agree", run, "--prefs", prefs, "-m", "classical", "--bootstrap", "200")
+    assert r.returncode == 0, r.stderr
+    said = " ".join((r.stderr + r.stdout).split())  # the preferences' lines on stderr, the table on stdout
+    assert "(5 votes on 3 pairs)" in said
+    assert (
+        f"1 repeated vote of a rater on a pair they voted on before left out — the first counts, as in "
+        f"genbench vote (e.g. rater r1 on pair {ids[0]})" in said
+    )
+    with open(run / "agreement" / "per_pair.csv", newline="") as fh:
+        per_pair = {row["pair_id"]: row for row in csv.DictReader(fh)}
+    assert (per_pair[ids[0]]["votes_a"], per_pair[ids[0]]["votes_b"], per_pair[ids[0]]["human"]) == (
+        "1",
+        "1",
+        "tie",
+    )
+    assert (per_pair[ids[2]]["votes_a"], per_pair[ids[1]]["votes_b"]) == ("2", "1")
+    assert "1 tied (skipped)" in said
+
+
 def _square_agiqa3k(root: Path, photos: dict) -> Path:
     """An AGIQA-3k folder of real photos cut square (AGIQA-3k's images are square): 2 prompts x 4 images."""
     from PIL import Image
