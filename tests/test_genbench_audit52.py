@@ -122,3 +122,29 @@ def test_the_pair_sheet_labels_do_not_run_into_each_other(tmp_path, photos):
         if a[1] != b[1] and a[2].overlaps(b[2])
     ]
     assert clashes == []
+
+
+def test_import_of_a_dataset_of_symbolic_links_says_why_and_what_to_do(tmp_path, photos):
+    """**Was**: `genbench import-agiqa3k` of a folder whose images are symbolic links to another folder (a
+    subset made with `ln -s`) was refused as "image_a ... is outside the run's image folders ... — fix the
+    manifest or re-import the run": the path shown was inside the folder given, and re-importing did the
+    same. The links stay refused (a link in a downloaded set could lead to any file), but the line now says
+    it is a link, where to, and the fix (copy the images in place of the links, cp -L)."""
+    import shutil
+
+    real = _square_agiqa3k(tmp_path / "real", photos)
+    linked = tmp_path / "linked"
+    (linked / "AGIQA-3K").mkdir(parents=True)
+    shutil.copy(real / "data.csv", linked / "data.csv")
+    for image in (real / "AGIQA-3K").iterdir():
+        (linked / "AGIQA-3K" / image.name).symlink_to(image)
+    r = run_genbench("import-agiqa3k", linked, "-o", tmp_path / "run")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    (line,) = r.stderr.strip().splitlines()
+    assert f"is a symbolic link to {real / 'AGIQA-3K'}/" in line
+    assert "copy the images in place of the links (cp -L)" in line and "re-import" not in line
+    assert not (tmp_path / "run").exists()
+    for image in (linked / "AGIQA-3K").iterdir():  # the fix given works
+        image.unlink()
+        shutil.copy(real / "AGIQA-3K" / image.name, image)
+    assert run_genbench("import-agiqa3k", linked, "-o", tmp_path / "run").returncode == 0
