@@ -123,7 +123,8 @@ def test_vote_with_the_keyboard_in_chromium(tmp_path, photos, browser):
 
 def _start(browser, server, rater: str, answer: str | None = None):
     """Open the study, enter ``rater``; returns once the first pair is on screen. The page's question about
-    who is rating, if it asks one, is answered by pressing the button labelled ``answer``."""
+    who is rating, if it asks one, is answered by pressing the button labelled ``answer`` ("ENTER": the
+    key, on the button the page focused)."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
 
@@ -136,7 +137,10 @@ def _start(browser, server, rater: str, answer: str | None = None):
     if _state(browser) == "confirm":
         asked = browser.find_element(By.ID, "confirm-text").text
         assert answer is not None, f"unexpected question: {asked}"
-        _press(browser, answer)
+        if answer == "ENTER":  # the focused answer
+            browser.switch_to.active_element.send_keys(Keys.ENTER)
+        else:
+            _press(browser, answer)
         _wait(browser, lambda d: _state(d) in ("voting", "finished"))
     else:
         assert answer is None, "the page asked nothing"
@@ -542,8 +546,8 @@ def test_a_second_tab_is_the_same_rater_and_a_second_person_is_asked_not_merged(
     typed in another browser that already had someone's votes carried on as them. Now the browser
     remembers who rated in it: a new tab's id new to the study where alice rated is asked about ("I am
     alice" / "I am a new rater"), a second person on the machine says so and is their own rater; an id
-    with votes from another browser is asked too ("Choose another id" goes back to the login). A real
-    second Chromium profile."""
+    with votes from another browser is asked too ("Choose another id" goes back to the login). Enter
+    presses the answer that merges nobody's votes. A real second Chromium profile."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
 
@@ -563,8 +567,8 @@ def test_a_second_tab_is_the_same_rater_and_a_second_person_is_asked_not_merged(
         browser.switch_to.new_window("tab")
         _start(browser, server, "alice")  # an id this browser rated as: no question
         assert _shown(browser)["progress"].startswith("2 / 5")
-        browser.switch_to.new_window("tab")  # a second person at the same machine
-        _start(browser, server, "bob", answer="I am a new rater: bob")
+        browser.switch_to.new_window("tab")  # a second person at the same machine, pressing Enter twice
+        _start(browser, server, "bob", answer="ENTER")
         assert _shown(browser)["progress"].startswith("0 / 5")
         vote_once(browser, 1)
 
@@ -579,7 +583,9 @@ def test_a_second_tab_is_the_same_rater_and_a_second_person_is_asked_not_merged(
             assert other.find_element(By.ID, "confirm-text").text.startswith(
                 '"alice" already has 2 of 5 votes, from another browser.'
             )
-            _press(other, "Choose another id")
+            focused = other.execute_script("return document.activeElement.textContent")
+            assert focused == "Choose another id"  # Enter merges nobody's votes
+            other.switch_to.active_element.send_keys(Keys.ENTER)
             _wait(other, lambda d: _state(d) == "login")
             assert _votes(run, "carol") == []
         assert len(_votes(run, "alice")) == 2 and len(_votes(run, "bob")) == 1

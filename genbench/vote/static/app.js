@@ -116,7 +116,8 @@ function remember(id) {
 }
 
 function ask(message, choices) {
-  // choices: [[label, action]]; the question replaces the login until one is pressed
+  // choices: [[label, action]], the last one focused (Enter presses it): the answer that merges no two
+  // people's votes — a merge cannot be undone, a rater split in two can be joined by the organiser
   $("login").hidden = true;
   $("confirm-text").textContent = message;
   $("confirm-choices").replaceChildren(...choices.map(([label, action]) => {
@@ -127,7 +128,7 @@ function ask(message, choices) {
   }));
   $("confirm").hidden = false;
   document.body.dataset.state = "confirm";
-  $("confirm-choices").firstChild.focus();
+  $("confirm-choices").lastChild.focus();
 }
 
 function backToLogin() {
@@ -159,7 +160,7 @@ async function start() {
   if (body.done > 0) {
     ask(`"${value}" already has ${body.done} of ${body.total} votes, from another browser. Continue only if `
       + `you are ${value}; if not, choose another id — their votes and yours must not be merged.`,
-      [[`I am ${value}`, () => begin(value)], ["Choose another id", backToLogin]]);
+      [[`I am ${value}`, () => begin(value)], ["Choose another id", backToLogin]]);   // Enter: another id
     return;
   }
   if (known.length) {
@@ -167,7 +168,7 @@ async function start() {
     ask(`"${value}" is a new rater id, but this browser has rated as ${list}. If you rated here before, `
       + "continue with your id (a second id would count you as a second rater).",
       [...known.slice(0, 3).map((id) => [`I am ${id}`, () => begin(id)]),
-       [`I am a new rater: ${value}`, () => begin(value)]]);
+       [`I am a new rater: ${value}`, () => begin(value)]]);   // Enter: a rater of their own
     return;
   }
   await begin(value);
