@@ -4,10 +4,14 @@ the AGIQA-3k pair sheet's labels (docs/robustness.md rows of session 52)."""
 from __future__ import annotations
 
 import csv
+import sqlite3
 from pathlib import Path
 
+import pytest
 from genbench_helpers import make_photo_run
 from helpers import run_genbench
+
+from genbench.manifest import load_pairs
 
 
 def _prefs(path: Path, votes: list[tuple[str, str]]) -> Path:
@@ -148,3 +152,37 @@ def test_import_of_a_dataset_of_symbolic_links_says_why_and_what_to_do(tmp_path,
         image.unlink()
         shutil.copy(real / "AGIQA-3K" / image.name, image)
     assert run_genbench("import-agiqa3k", linked, "-o", tmp_path / "run").returncode == 0
+
+
+@pytest.mark.slow  # four `genbench run` processes, each loading diffusers: ~40 s on a loaded 2-core machine
+def test_genbench_run_with_fewer_pairs_keeps_the_pairs_people_voted_on(tmp_path):
+    """**Was**: `genbench run -n 2` on a run of 3 pairs people had voted on said "0 images made, 4 already
+    there" and wrote a manifest of 2 pairs — the votes on p0002 then left out by `agree` ("not in the run's
+    manifest"), as imports did before they checked (session 47). Now refused before anything is written,
+    naming the --pairs that keeps them; a smaller --pairs that drops no voted pair goes ahead."""
+    from genbench_helpers import build_tiny_sd
+
+    from genbench.vote.store import VoteStore
+
+    sd = build_tiny_sd(tmp_path / "tiny" / "sd")
+    run = tmp_path / "run"
+    options = ("--model", sd, "-o", run, "--steps", "1", "--width", "16", "--height", "16", "--device", "cpu")
+    assert run_genbench("run", "-n", "3", *options).returncode == 0
+    store = VoteStore(run / "votes.sqlite")
+    store.add("r1", "p0000", "a", "a")
+    store.add("r1", "p0002", "b", "a")
+    manifest = (run / "manifest.jsonl").read_bytes()
+    r = run_genbench("run", "-n", "2", *options)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.strip() == (
+        f"error: {run / 'votes.sqlite'}: 1 vote is on 1 pair this run leaves out (e.g. p0002) — they would "
+        "no longer count; rerun with --pairs 3 (or more) to keep them — each pair keeps its prompt and seeds "
+        "— or pass another --out"
+    )
+    assert (run / "manifest.jsonl").read_bytes() == manifest
+    r = run_genbench("run", "-n", "4", *options)  # a larger study keeps every voted pair
+    assert r.returncode == 0 and [p.pair_id for p in load_pairs(run)] == ["p0000", "p0001", "p0002", "p0003"]
+    with sqlite3.connect(run / "votes.sqlite") as con:
+        con.execute("DELETE FROM votes WHERE pair_id = 'p0002'")
+    assert run_genbench("run", "-n", "1", *options).returncode == 0  # no voted pair left out
+    assert [p.pair_id for p in load_pairs(run)] == ["p0000"]
