@@ -128,6 +128,47 @@ def test_the_pair_sheet_labels_do_not_run_into_each_other(tmp_path, photos):
     assert clashes == []
 
 
+@pytest.mark.slow  # two runs scored and agreed in subprocesses: ~25 s on a loaded 2-core machine
+def test_the_pair_sheet_of_a_run_it_cannot_draw_is_one_line(tmp_path, photos):
+    """**Was**: `pair_sheet.py RUN --metric clasical` (a typo) drew an empty sheet and exited 0; on a
+    generated run (no human MOS) it ended in a KeyError traceback ('mos_a'); before `genbench agree`, in a
+    FileNotFoundError's. Now one line each, exit 1, naming the metrics there / what the sheet needs / the
+    command to run first."""
+    import subprocess
+    import sys
+
+    script = Path(__file__).resolve().parents[1] / "experiments" / "agiqa3k" / "pair_sheet.py"
+
+    def sheet(run: Path, metric: str) -> subprocess.CompletedProcess:
+        cmd = [sys.executable, script, run, "--metric", metric, "--out", tmp_path / "s.png"]
+        return subprocess.run(cmd, capture_output=True, text=True)
+
+    run = tmp_path / "run"
+    root = _square_agiqa3k(tmp_path / "agiqa", photos)
+    assert run_genbench("import-agiqa3k", root, "-o", run).returncode == 0
+    said = sheet(run, "classical")
+    assert said.returncode == 1 and said.stderr == (
+        f"error: {run / 'agreement' / 'per_pair.csv'}: not found — run `genbench agree {run}` first\n"
+    )
+    for cmd in (("score", run, "-m", "classical", "-w", "0"), ("agree", run, "--bootstrap", "100")):
+        assert run_genbench(*cmd).returncode == 0
+    said = sheet(run, "clasical")
+    assert said.returncode == 1 and said.stderr == (
+        f"error: --metric clasical: not in {run / 'agreement' / 'per_pair.csv'} (its metrics: classical)\n"
+    )
+    assert not (tmp_path / "s.png").exists()
+    made = make_photo_run(tmp_path / "made", photos)  # pairs without MOS, as a generated run's
+    from genbench.manifest import read_records
+
+    prefs = _prefs(tmp_path / "votes.csv", [(r["pair_id"], r["sharp"]) for r in read_records(made)])
+    agree = ("agree", made, "--prefs", prefs, "--bootstrap", "100")
+    for cmd in (("score", made, "-m", "classical", "-w", "0"), agree):
+        assert run_genbench(*cmd).returncode == 0
+    said = sheet(made, "classical")
+    assert said.returncode == 1 and "Traceback" not in said.stderr
+    assert said.stderr.startswith(f"error: {made}: its pairs carry no human MOS")
+
+
 def test_import_of_a_dataset_of_symbolic_links_says_why_and_what_to_do(tmp_path, photos):
     """**Was**: `genbench import-agiqa3k` of a folder whose images are symbolic links to another folder (a
     subset made with `ln -s`) was refused as "image_a ... is outside the run's image folders ... — fix the

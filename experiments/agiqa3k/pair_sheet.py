@@ -132,6 +132,29 @@ def counts_line(rows: list[dict], metric: str, n_good: int, n_bad: int, seed: in
     )
 
 
+def read_rows(run: Path, metric: str) -> list[dict]:
+    """per_pair.csv's rows joined with their manifest records; one line (SystemExit) for a run this sheet
+    cannot be drawn from: no agree report, a metric the report lacks (a typo drew an empty sheet), pairs
+    without human MOS (a generated run: a KeyError traceback)."""
+    per_pair = run / "agreement" / "per_pair.csv"
+    if not per_pair.is_file():
+        raise SystemExit(f"error: {per_pair}: not found — run `genbench agree {run}` first")
+    manifest = {r["pair_id"]: r for r in read_records(run)}
+    with open(per_pair, newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        rows = [{**manifest.get(r["pair_id"], {}), **r} for r in reader]
+        fields = reader.fieldnames or []
+    metrics = [f.removesuffix("_credit") for f in fields if f.endswith("_credit")]
+    if metric not in metrics:
+        raise SystemExit(f"error: --metric {metric}: not in {per_pair} (its metrics: {', '.join(metrics)})")
+    if rows and not all("mos_a" in r and "mos_b" in r for r in rows):
+        raise SystemExit(
+            f"error: {run}: its pairs carry no human MOS — the sheet is drawn for a `genbench "
+            "import-agiqa3k` run"
+        )
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("run", type=Path)
@@ -141,9 +164,7 @@ def main() -> None:
     ap.add_argument("--same-generator", action="store_true", help="only pairs of one generator")
     ap.add_argument("--out", type=Path, required=True)
     a = ap.parse_args()
-    manifest = {r["pair_id"]: r for r in read_records(a.run)}
-    with open(a.run / "agreement" / "per_pair.csv", newline="", encoding="utf-8") as fh:
-        rows = [{**manifest[r["pair_id"]], **r} for r in csv.DictReader(fh)]
+    rows = read_rows(a.run, a.metric)
     same = True if a.same_generator else None
     good, bad = pick(rows, a.metric, a.n, a.seed, same)
     if same:
