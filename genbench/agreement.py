@@ -7,7 +7,8 @@
   scores are a *model tie*: wrong by default (ImageReward's rule), or half credit with
   ``model_ties="half"``.
 - Accuracy = mean credit over the pairs counted; the 95 % interval is a percentile bootstrap over pairs,
-  or over groups of them with ``cluster_by`` (ours: the paper reports no interval).
+  or over groups of them with ``cluster_by`` (ours: the paper reports no interval), widened to at least
+  the Wilson score interval of the pairs: a bootstrap of a few pairs all right has nothing to resample.
 
 The paper does not say how its 60 raters' votes were turned into one label per pair; majority is ours.
 """
@@ -21,6 +22,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from statistics import NormalDist
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -107,6 +109,22 @@ def read_votes_csv(path: Path) -> list[Vote]:
     return votes
 
 
+def first_votes(votes: Iterable[Vote]) -> tuple[list[Vote], list[Vote]]:
+    """(the votes that count, the repeats left out): a named rater's later votes on a pair they already
+    voted on — a CSV of two exports concatenated, a rater's row pasted twice — are not more say in the
+    pair's majority; the first counts, as ``genbench vote`` records only a rater's first vote on a pair.
+    Votes without a rater (an import's one synthetic voter per row) are all kept."""
+    kept, repeats, seen = [], [], set()
+    for v in votes:
+        key = (v.rater, v.pair_id)
+        if v.rater and key in seen:
+            repeats.append(v)
+            continue
+        seen.add(key)
+        kept.append(v)
+    return kept, repeats
+
+
 def human_labels(
     votes: Iterable[Vote], pairs: list[Pair], source: Path | None = None, left_out: set[str] | None = None
 ) -> dict[str, HumanLabel]:
@@ -169,6 +187,20 @@ def bootstrap_ci(
     alpha = (1.0 - level) / 2
     lo, hi = np.quantile(means, [alpha, 1 - alpha])
     return float(lo), float(hi)
+
+
+def wilson_interval(successes: float, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of a proportion (half credits count half). The floor under ``agree``'s
+    bootstrap: resampling 3 pairs all right gives 100-100 %, a certainty 3 votes do not give (Wilson:
+    43.9-100 %); for hundreds of pairs both intervals are the binomial one."""
+    if n <= 0:
+        return math.nan, math.nan
+    z = NormalDist().inv_cdf(0.5 + level / 2)
+    p = min(1.0, max(0.0, successes / n))
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z / denom * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def _cluster_groups(pairs: list[Pair], pair_ids: list[str], name: str) -> np.ndarray:
@@ -281,6 +313,9 @@ def metric_agreement(
     if cluster_by:
         groups = _cluster_groups(pairs, list(credits), cluster_by)
     lo, hi = bootstrap_ci(arr, n_boot, seed, groups=groups)
+    if arr.size:  # never narrower than the pairs' own binomial interval
+        w_lo, w_hi = wilson_interval(float(arr.sum()), int(arr.size))
+        lo, hi = min(lo, w_lo), max(hi, w_hi)
     return MetricAgreement(
         metric=scores.name,
         pairs=arr.size,

@@ -260,6 +260,7 @@ def agree(
         check_tie_rules,
         ci_wording,
         few_clusters_warning,
+        first_votes,
         human_labels,
         metric_agreement,
         report_folder,
@@ -274,6 +275,7 @@ def agree(
     pairs = _run_pairs(run_dir)
     out_dir = report_folder(run_dir, out)  # before the bootstrap, not after it
     votes, source = load_votes(run_dir, prefs)
+    votes, repeats = first_votes(votes)
     stale: set[str] = set()
     labels = human_labels(votes, pairs, source, left_out=stale)
     if not labels:
@@ -288,6 +290,14 @@ def agree(
         console.print(
             f"  [yellow]{counted(n_stale, 'vote')} on {counted(len(stale), 'pair')} not in the run's "
             f"manifest left out[/] (e.g. {plain(min(stale))})",
+            highlight=False,
+        )
+    if repeats:
+        v = repeats[0]
+        console.print(
+            f"  [yellow]{counted(len(repeats), 'repeated vote')} of a rater on a pair they voted on before "
+            f"left out — the first counts, as in genbench vote[/] (e.g. rater {plain(v.rater)} on pair "
+            f"{plain(v.pair_id)})",
             highlight=False,
         )
     left_aside = unused_prefs(run_dir, prefs, source)
@@ -309,6 +319,7 @@ def agree(
         "seed": seed,
         "cluster_by": cluster_by,
         "votes_left_out": sum(v.pair_id in stale for v in votes),  # on pairs not in the manifest
+        "repeated_votes_left_out": len(repeats),  # a rater's later votes on a pair
     }
     write_report(out_dir, pairs, labels, results, scores, settings)
     for r in results:

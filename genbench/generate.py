@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import re
 import warnings
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -37,6 +38,7 @@ from genbench.manifest import (
     write_manifest,
 )
 from genbench.prompts import Prompt, PromptSpec, draw_prompts
+from genbench.vote.store import check_votes_kept
 
 if TYPE_CHECKING:
     from diffusers import StableDiffusionPipeline
@@ -303,6 +305,18 @@ def check_images(run_dir: Path, records: list[dict], recorded: dict[str, tuple[i
     return found
 
 
+def _keep_pairs(run_dir: Path) -> str:
+    """The fix when a smaller ``--pairs`` leaves out pairs people voted on: the count that keeps them all
+    (pair ``pNNNN`` is the same prompt and seeds at any --pairs above NNNN)."""
+    from genbench.vote.store import VOTES_DB, VoteStore
+
+    db = run_dir / VOTES_DB
+    voted = [v["pair_id"] for v in VoteStore(db, read_only=True).votes()] if db.is_file() else []
+    needed = max((int(p[1:]) + 1 for p in voted if re.fullmatch(r"p\d{4,}", p)), default=0)
+    pairs = f"--pairs {needed} (or more)" if needed else "the --pairs it was made with"
+    return f"rerun with {pairs} to keep them — each pair keeps its prompt and seeds — or pass another --out"
+
+
 def _check_resume(run_dir: Path, header: dict) -> None:
     """Refuse to continue a run with other settings — unless it has no image yet (say the first attempt
     failed to load the model): then nothing would be mixed, and the new settings replace the old."""
@@ -364,6 +378,7 @@ def generate_run(
         "pairs": n_pairs,
     }
     _check_resume(run_dir, header)
+    check_votes_kept(run_dir, {r["pair_id"] for r in records}, _keep_pairs(run_dir), "run")
     checked = check_images(run_dir, records, recorded_sums(run_dir))
     damaged, sums = checked.damaged, checked.sums
     todo = [(r, s) for r in records for s in SIDES if not (run_dir / r[f"image_{s}"]).is_file()]

@@ -200,7 +200,16 @@ def _check_images(
             if not isinstance(image, str) or not image or image in seen:
                 continue
             seen.add(image)
-            if not is_inside(resolve(run_dir, image), roots):
+            path = resolve(run_dir, image)
+            if not is_inside(path, roots):
+                if path.is_symlink() and is_inside(path.parent, roots):  # a dataset of links to elsewhere
+                    raise AttiqaError(
+                        f"{where}: pair {r.get('pair_id')!r}: image_{side} {image!r} is a symbolic link to "
+                        f"{real_path(path)}, outside the run's image folders ({', '.join(map(str, roots))}) "
+                        "— genbench follows no link out of them (a link in a downloaded set could lead to "
+                        "any file): import from the folder the links lead to, or copy the images in place "
+                        "of the links (cp -L)"
+                    )
                 raise AttiqaError(
                     f"{where}: pair {r.get('pair_id')!r}: image_{side} {image!r} is outside the run's image "
                     f"folder{'s' if len(roots) > 1 else ''} ({', '.join(map(str, roots))}) — genbench reads "

@@ -192,7 +192,8 @@ def test_a_linked_image_folder_is_the_users_layout_but_a_linked_image_is_still_r
     secret = tmp_path / "secret.jpg"
     (agiqa_root / "AGIQA-3K" / "sd1.5_normal_001.jpg").rename(secret)
     (agiqa_root / "AGIQA-3K" / "sd1.5_normal_001.jpg").symlink_to(secret)
-    with pytest.raises(AttiqaError, match="sd1.5_normal_001.jpg' is outside the run's image folders"):
+    refused = r"sd1.5_normal_001.jpg' is a symbolic link to .*secret.jpg, outside the run's image folders"
+    with pytest.raises(AttiqaError, match=refused):
         import_agiqa3k(root, tmp_path / "run2")
 
 

@@ -6,6 +6,7 @@ with the keyboard (← and →) and checks each vote in the SQLite database agai
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import sqlite3
 import tempfile
@@ -35,8 +36,9 @@ FLAGS = (
 )
 
 
-@pytest.fixture()
-def browser():
+@contextlib.contextmanager
+def chromium():
+    """A headless Chromium of its own profile (its own localStorage: another browser) under selenium."""
     if not (CHROMIUM and CHROMEDRIVER):
         pytest.skip(
             "chromium and chromium-driver are not installed (apt-get install -y chromium chromium-driver)"
@@ -57,6 +59,12 @@ def browser():
     finally:
         driver.quit()
         shutil.rmtree(profile, ignore_errors=True)
+
+
+@pytest.fixture()
+def browser():
+    with chromium() as driver:
+        yield driver
 
 
 def test_vote_with_the_keyboard_in_chromium(tmp_path, photos, browser):
@@ -113,8 +121,10 @@ def test_vote_with_the_keyboard_in_chromium(tmp_path, photos, browser):
         server.stop()
 
 
-def _start(browser, server, rater: str):
-    """Open the study, enter ``rater``; returns once the first pair is on screen."""
+def _start(browser, server, rater: str, answer: str | None = None):
+    """Open the study, enter ``rater``; returns once the first pair is on screen. The page's question about
+    who is rating, if it asks one, is answered by pressing the button labelled ``answer`` ("ENTER": the
+    key, on the button the page focused)."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
 
@@ -123,7 +133,27 @@ def _start(browser, server, rater: str):
     field = browser.find_element(By.ID, "rater")
     field.clear()  # a reload fills in the last rater
     field.send_keys(rater, Keys.ENTER)
-    _wait(browser, lambda d: _state(d) in ("voting", "finished"))
+    _wait(browser, lambda d: _state(d) in ("voting", "finished", "confirm"))
+    if _state(browser) == "confirm":
+        asked = browser.find_element(By.ID, "confirm-text").text
+        assert answer is not None, f"unexpected question: {asked}"
+        if answer == "ENTER":  # the focused answer
+            browser.switch_to.active_element.send_keys(Keys.ENTER)
+        else:
+            _press(browser, answer)
+        _wait(browser, lambda d: _state(d) in ("voting", "finished"))
+    else:
+        assert answer is None, "the page asked nothing"
+
+
+def _press(browser, label: str) -> None:
+    """Click the question's button labelled ``label``."""
+    from selenium.webdriver.common.by import By
+
+    buttons = browser.find_elements(By.CSS_SELECTOR, "#confirm-choices button")
+    (button,) = [b for b in buttons if b.text == label] or [None]
+    assert button is not None, [b.text for b in buttons]
+    button.click()
 
 
 def _wait(browser, cond, timeout: float = 30):
@@ -492,7 +522,7 @@ def test_a_tab_votes_as_the_rater_it_logged_in_as(tmp_path, photos, browser):
         browser.get(server.url + "/")
         _wait(browser, lambda d: d.find_element(By.ID, "instructions").text)
         assert browser.find_element(By.ID, "rater").get_attribute("value") == ""  # not alice's id
-        _start(browser, server, "bob")
+        _start(browser, server, "bob", answer="I am a new rater: bob")  # asked: is this alice's second tab?
         browser.find_element(By.TAG_NAME, "body").send_keys(Keys.ARROW_RIGHT)
         _wait(browser, lambda d: _shown(d)["progress"].startswith("1 / 5") and _state(d) == "voting")
 
@@ -506,5 +536,59 @@ def test_a_tab_votes_as_the_rater_it_logged_in_as(tmp_path, photos, browser):
         browser.find_element(By.TAG_NAME, "body").send_keys(Keys.ARROW_LEFT)
         _wait(browser, lambda d: _shown(d)["progress"].startswith("2 / 5") and _state(d) == "voting")
         assert len(_votes(run, "alice")) == 2 and len(_votes(run, "bob")) == 1
+    finally:
+        server.stop()
+
+
+def test_a_second_tab_is_the_same_rater_and_a_second_person_is_asked_not_merged(tmp_path, photos, browser):
+    """**Was** (session 52): a tab's login lived in the tab alone, and nothing tied it to the study — a
+    rater's new tab asked again, and its "Alice" (for alice) counted a second rater without a word; an id
+    typed in another browser that already had someone's votes carried on as them. Now the browser
+    remembers who rated in it: a new tab's id new to the study where alice rated is asked about ("I am
+    alice" / "I am a new rater"), a second person on the machine says so and is their own rater; an id
+    with votes from another browser is asked too ("Choose another id" goes back to the login). Enter
+    presses the answer that merges nobody's votes. A real second Chromium profile."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    def vote_once(driver, done: int) -> None:
+        driver.find_element(By.TAG_NAME, "body").send_keys(Keys.ARROW_LEFT)
+        _wait(driver, lambda d: _shown(d)["progress"].startswith(f"{done} / 5") and _state(d) == "voting")
+
+    run = make_photo_run(tmp_path / "run", photos)
+    server = VoteServer(run, tmp_path / "server.log")
+    try:
+        _start(browser, server, "alice")  # a browser nobody rated in: no question
+        vote_once(browser, 1)
+        browser.switch_to.new_window("tab")  # alice's second tab, a slip of the shift key
+        _start(browser, server, "Alice", answer="I am alice")
+        assert _shown(browser)["progress"].startswith("1 / 5")  # alice's own study, not a new rater's
+        vote_once(browser, 2)
+        browser.switch_to.new_window("tab")
+        _start(browser, server, "alice")  # an id this browser rated as: no question
+        assert _shown(browser)["progress"].startswith("2 / 5")
+        browser.switch_to.new_window("tab")  # a second person at the same machine, pressing Enter twice
+        _start(browser, server, "bob", answer="ENTER")
+        assert _shown(browser)["progress"].startswith("0 / 5")
+        vote_once(browser, 1)
+
+        with chromium() as other:  # another browser: alice's id typed there is asked about
+            _start(other, server, "carol")  # nobody rated in this one, carol has no votes: no question
+            other.get(server.url + "/")
+            _wait(other, lambda d: d.find_element(By.ID, "instructions").text)
+            field = other.find_element(By.ID, "rater")
+            field.clear()
+            field.send_keys("alice", Keys.ENTER)
+            _wait(other, lambda d: _state(d) == "confirm")
+            assert other.find_element(By.ID, "confirm-text").text.startswith(
+                '"alice" already has 2 of 5 votes, from another browser.'
+            )
+            focused = other.execute_script("return document.activeElement.textContent")
+            assert focused == "Choose another id"  # Enter merges nobody's votes
+            other.switch_to.active_element.send_keys(Keys.ENTER)
+            _wait(other, lambda d: _state(d) == "login")
+            assert _votes(run, "carol") == []
+        assert len(_votes(run, "alice")) == 2 and len(_votes(run, "bob")) == 1
+        assert _votes(run, "Alice") == []
     finally:
         server.stop()

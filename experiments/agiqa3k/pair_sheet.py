@@ -64,15 +64,26 @@ def sheet_figure(run: Path, pairs: list[dict], metric: str, counts: str, thumb: 
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    cols = 2
+    # every box placed in inches: the pair's title band, its two images, their two caption lines — no text
+    # can run into another (tight_layout gave a square image its cell's whole height, and a pair's title
+    # ran into the captions of the pair above)
+    cols, edge, gap, title_h, caption_h, top_h, margin = 2, 2.0, 0.3, 0.24, 0.42, 0.55, 0.15
     rows = (len(pairs) + cols - 1) // cols
-    fig = Figure(figsize=(cols * 4.6, rows * 2.55 + 0.3), dpi=110)
+    cell_w, row_h = 2 * edge + gap + 2 * margin, title_h + edge + caption_h
+    width, height = cols * cell_w, top_h + rows * row_h + margin
+    fig = Figure(figsize=(width, height), dpi=110)
     FigureCanvasAgg(fig)
+
+    def place(k: int, side_i: int) -> tuple[float, float, float, float]:
+        left = (k % cols) * cell_w + margin + side_i * (edge + gap)
+        bottom = height - top_h - (k // cols) * row_h - title_h - edge
+        return left / width, bottom / height, edge / width, edge / height
+
     for k, r in enumerate(pairs):
         kind = kind_of(r, metric)
         shown = shown_scores(float(r[f"{metric}_a"]), float(r[f"{metric}_b"]))
         for side_i, side in enumerate(("a", "b")):
-            ax = fig.add_subplot(rows, cols * 2, 2 * k + side_i + 1)
+            ax = fig.add_axes(place(k, side_i))
             img = Image.open(resolve(run, r[f"image_{side}"])).convert("RGB")
             img.thumbnail((thumb, thumb))
             ax.imshow(img)
@@ -94,8 +105,9 @@ def sheet_figure(run: Path, pairs: list[dict], metric: str, counts: str, thumb: 
         f"AGIQA-3k pairs (same prompt): {metric} vs people — green frame = the image people rated higher\n"
         + counts,
         fontsize=9,
+        y=1 - 0.08 / height,
+        va="top",
     )
-    fig.tight_layout(rect=(0, 0, 1, 0.96))
     return fig
 
 
@@ -120,6 +132,29 @@ def counts_line(rows: list[dict], metric: str, n_good: int, n_bad: int, seed: in
     )
 
 
+def read_rows(run: Path, metric: str) -> list[dict]:
+    """per_pair.csv's rows joined with their manifest records; one line (SystemExit) for a run this sheet
+    cannot be drawn from: no agree report, a metric the report lacks (a typo drew an empty sheet), pairs
+    without human MOS (a generated run: a KeyError traceback)."""
+    per_pair = run / "agreement" / "per_pair.csv"
+    if not per_pair.is_file():
+        raise SystemExit(f"error: {per_pair}: not found — run `genbench agree {run}` first")
+    manifest = {r["pair_id"]: r for r in read_records(run)}
+    with open(per_pair, newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        rows = [{**manifest.get(r["pair_id"], {}), **r} for r in reader]
+        fields = reader.fieldnames or []
+    metrics = [f.removesuffix("_credit") for f in fields if f.endswith("_credit")]
+    if metric not in metrics:
+        raise SystemExit(f"error: --metric {metric}: not in {per_pair} (its metrics: {', '.join(metrics)})")
+    if rows and not all("mos_a" in r and "mos_b" in r for r in rows):
+        raise SystemExit(
+            f"error: {run}: its pairs carry no human MOS — the sheet is drawn for a `genbench "
+            "import-agiqa3k` run"
+        )
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("run", type=Path)
@@ -129,9 +164,7 @@ def main() -> None:
     ap.add_argument("--same-generator", action="store_true", help="only pairs of one generator")
     ap.add_argument("--out", type=Path, required=True)
     a = ap.parse_args()
-    manifest = {r["pair_id"]: r for r in read_records(a.run)}
-    with open(a.run / "agreement" / "per_pair.csv", newline="", encoding="utf-8") as fh:
-        rows = [{**manifest[r["pair_id"]], **r} for r in csv.DictReader(fh)]
+    rows = read_rows(a.run, a.metric)
     same = True if a.same_generator else None
     good, bad = pick(rows, a.metric, a.n, a.seed, same)
     if same:

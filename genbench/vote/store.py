@@ -149,11 +149,20 @@ class VoteStore:
         return len(rows)
 
 
-def check_votes_kept(run_dir: Path, pair_ids: set[str]) -> None:
+IMPORT_KEEPS = (
+    "import as the study's pairs were imported (the same file and options, e.g. --margin / "
+    "--same-generator) to keep them, or pass another --out for these pairs"
+)
+
+
+def check_votes_kept(
+    run_dir: Path, pair_ids: set[str], fix: str = IMPORT_KEEPS, what: str = "import"
+) -> None:
     """Refuse an import into ``run_dir`` whose pairs (``pair_ids``) leave out pairs people voted on there:
     a re-import with another ``--margin`` or ``--same-generator`` replaced the manifest without a word,
     and ``agree`` then refused the run's own votes as "not in the run's manifest — are the preferences for
-    this run?". An import that keeps every voted pair (the same one again, a wider one) goes ahead."""
+    this run?". An import that keeps every voted pair (the same one again, a wider one) goes ahead; so
+    does ``genbench run`` (``what="run"``, its own ``fix``), which a smaller --pairs shrank the same way."""
     db = Path(run_dir) / VOTES_DB
     if not db.is_file():
         return
@@ -161,8 +170,6 @@ def check_votes_kept(run_dir: Path, pair_ids: set[str]) -> None:
     if dropped:
         raise AttiqaError(
             f"{db}: {counted(len(dropped), 'vote')} {'is' if len(dropped) == 1 else 'are'} on "
-            f"{counted(len(set(dropped)), 'pair')} this import leaves out (e.g. "
-            f"{min(dropped)}) — they "
-            "would no longer count; import as the study's pairs were imported (the same file and options, "
-            "e.g. --margin / --same-generator) to keep them, or pass another --out for these pairs"
+            f"{counted(len(set(dropped)), 'pair')} this {what} leaves out (e.g. {min(dropped)}) — they "
+            f"would no longer count; {fix}"
         )

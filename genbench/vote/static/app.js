@@ -92,24 +92,100 @@ async function vote(choice) {
   }
 }
 
+// Who is rating: a tab keeps its own login (sessionStorage: kept over a reload, not shared with other tabs;
+// localStorage's last login, shared by every tab, made a second rater on a lab machine vote as the first).
+// The browser remembers which ids rated in it (localStorage), and a login that may be the wrong person is
+// asked, never merged silently: an id new to the study typed where others rated before (the same rater's
+// second tab typing "Alice" or "r1" for alice / r01 would count as a second rater; or a second person:
+// they say so), and an id with votes from elsewhere (another browser, or someone else who typed it).
+const RATERS_KEY = "genbench-raters";
+
+function browserRaters() {
+  try {
+    const ids = JSON.parse(localStorage.getItem(RATERS_KEY) || "[]");
+    return Array.isArray(ids) ? ids.filter((id) => typeof id === "string") : [];
+  } catch (e) { return []; }   // private mode, or a value not ours
+}
+
+function remember(id) {
+  try {
+    sessionStorage.setItem("genbench-rater", id);
+    const ids = browserRaters().filter((x) => x !== id);
+    localStorage.setItem(RATERS_KEY, JSON.stringify([id, ...ids].slice(0, 20)));
+  } catch (e) { /* private mode */ }
+}
+
+function ask(message, choices) {
+  // choices: [[label, action]], the last one focused (Enter presses it): the answer that merges no two
+  // people's votes — a merge cannot be undone, a rater split in two can be joined by the organiser
+  $("login").hidden = true;
+  $("confirm-text").textContent = message;
+  $("confirm-choices").replaceChildren(...choices.map(([label, action]) => {
+    const b = document.createElement("button");
+    b.type = "button"; b.textContent = label;
+    b.addEventListener("click", action);
+    return b;
+  }));
+  $("confirm").hidden = false;
+  document.body.dataset.state = "confirm";
+  $("confirm-choices").lastChild.focus();
+}
+
+function backToLogin() {
+  $("confirm").hidden = true;
+  $("login").hidden = false;
+  document.body.dataset.state = "login";
+  $("rater").focus();
+  $("rater").select();
+}
+
 async function start() {
   const value = $("rater").value.trim();
+  $("login-error").textContent = "";
   if (!/^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$/.test(value)) {
     // "letters" read as any letter: "zoë" and "-x" were refused by a message they seemed to meet
     $("login-error").textContent = `"${value}" cannot be a rater id: use up to 64 of a–z A–Z 0–9 _ . @ - `
       + "(no spaces or accents), starting with a letter or a digit — e.g. zoe or r01";
     return;
   }
-  rater = value;
-  // this tab's own login (sessionStorage: kept over a reload, not shared with other tabs) — localStorage
-  // was the browser's: a second rater's login changed what the first rater's tab filled in after a reload
-  try { sessionStorage.setItem("genbench-rater", rater); } catch (e) { /* private mode */ }
+  let own = null;
+  try { own = sessionStorage.getItem("genbench-rater"); } catch (e) { /* private mode */ }
+  const known = browserRaters();
+  if (value === own || known.includes(value)) { await begin(value); return; }   // this tab's or browser's
+  const { status, body } = await getJSON(`/api/progress?rater=${encodeURIComponent(value)}`);
+  if (status !== 200) {
+    $("login-error").textContent = body.error || `server error ${status}`;
+    return;
+  }
+  if (body.done > 0) {
+    ask(`"${value}" already has ${body.done} of ${body.total} votes, from another browser. Continue only if `
+      + `you are ${value}; if not, choose another id — their votes and yours must not be merged.`,
+      [[`I am ${value}`, () => begin(value)], ["Choose another id", backToLogin]]);   // Enter: another id
+    return;
+  }
+  if (known.length) {
+    const list = known.slice(0, 3).map((id) => `"${id}"`).join(", ");
+    ask(`"${value}" is a new rater id, but this browser has rated as ${list}. If you rated here before, `
+      + "continue with your id (a second id would count you as a second rater).",
+      [...known.slice(0, 3).map((id) => [`I am ${id}`, () => begin(id)]),
+       [`I am a new rater: ${value}`, () => begin(value)]]);   // Enter: a rater of their own
+    return;
+  }
+  await begin(value);
+}
+
+async function begin(id) {
+  rater = id;
+  remember(id);
+  $("rater").value = id;
+  $("confirm").hidden = true;
   $("login").hidden = true;
   $("study").hidden = false;
   await next();
 }
 
 document.addEventListener("keydown", (ev) => {
+  if (!$("confirm").hidden) return;   // a question on screen: its buttons answer (Enter on the focused one)
   if (!$("login").hidden) {
     if (ev.key === "Enter") { ev.preventDefault(); start(); }
     return;
