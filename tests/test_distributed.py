@@ -199,3 +199,94 @@ def test_torchrun_recomputed_blocks_train_the_same_weights_bit_for_bit(tmp_path,
         assert torch.equal(rec[k], kept[k]), k
     tracked = [v for k, v in rec.items() if k.endswith("num_batches_tracked")]
     assert tracked and all(int(v) == steps for v in tracked)  # once a step, not again in the recomputation
+
+
+def launch_env(**env: str) -> dict[str, str]:
+    """:func:`helpers.attiqa_env` with ``env`` as the only launch variables (none inherited)."""
+    from helpers import attiqa_env
+
+    out = attiqa_env({"OMP_NUM_THREADS": "1"})
+    for key in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "TORCHELASTIC_RUN_ID"):
+        out.pop(key, None)
+    return {**out, **env}
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_world_size_without_torchrun_is_one_line_naming_the_fix(photo_dir, tmp_path):
+    """`WORLD_SIZE=2 attiqa score DIR -o s.csv` (a job script's export, a shell left from a launcher).
+    **Was**: torch's ValueError as a 20-line traceback ("env:// rendezvous: environment variable RANK
+    expected, but not set"), exit 1. Now one line naming what is missing, the two fixes; nothing written."""
+    from helpers import attiqa_cmd
+
+    out = tmp_path / "s.csv"
+    cmd = attiqa_cmd("score", photo_dir, "-m", "classical", "--workers", "0", "-o", out)
+    res = subprocess.run(cmd, env=launch_env(WORLD_SIZE="2"), capture_output=True, text=True, timeout=300)
+    assert res.returncode == 2, res.stderr[-3000:]
+    assert "Traceback" not in res.stderr
+    (line,) = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert line.startswith("error: WORLD_SIZE=2 is set but not RANK, MASTER_ADDR, MASTER_PORT"), line
+    assert "torchrun --nproc_per_node 2 -m attiqa.cli" in line and "unset WORLD_SIZE" in line
+    assert not out.exists()
+
+
+def test_a_process_whose_peers_never_join_ends_with_one_line(photo_dir, tmp_path):
+    """`WORLD_SIZE=2 RANK=0 MASTER_ADDR=… MASTER_PORT=… attiqa score …` with no second process (a pod of a
+    launcher's job, a debugging shell inside it). **Was**: it waited for the peer for the whole collective
+    timeout (a day for `score` / `eval`, 30 minutes for `train`) and ignored SIGTERM and Ctrl-C meanwhile
+    (the wait is in torch's C++ store; the command's handler never ran): only `kill -9` ended it. Now the
+    join has its own timeout (``ATTIQA_JOIN_TIMEOUT`` seconds, here 3; 10 minutes by default, torchrun's own),
+    then one line naming the fix."""
+    from helpers import attiqa_cmd
+
+    env = launch_env(WORLD_SIZE="2", RANK="0", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()),
+                     ATTIQA_JOIN_TIMEOUT="3")  # fmt: skip
+    cmd = attiqa_cmd("score", photo_dir, "-m", "classical", "--workers", "0", "-o", tmp_path / "s.csv")
+    res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)  # a hang fails here
+    assert res.returncode == 2, res.stderr[-3000:]
+    assert "Traceback" not in res.stderr
+    (line,) = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert line.startswith("error: rank 0 of 2: the other process(es) did not join within 3 s"), line
+    assert "127.0.0.1:" in line and "unset WORLD_SIZE" in line and "ATTIQA_JOIN_TIMEOUT" in line
+
+
+def test_sigterm_while_waiting_for_peers_ends_the_process(photo_dir, tmp_path):
+    """SIGTERM (Slurm's scancel, `kill`, `timeout`) to a process waiting at the join for peers that are not
+    coming. **Was**: ignored (the command's SIGTERM handler is Python, the wait torch's C++), the process
+    kept waiting; now the signal ends it — nothing is written before the join."""
+    import signal
+    import socket
+    import time
+
+    from helpers import attiqa_cmd
+
+    port = free_port()
+    env = launch_env(WORLD_SIZE="2", RANK="0", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    cmd = attiqa_cmd("score", photo_dir, "-m", "classical", "--workers", "0", "-o", tmp_path / "s.csv")
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        listening = False
+        while not listening and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.1)
+            with socket.socket() as s:  # rank 0 hosts the join's store: it waits there once it listens
+                listening = s.connect_ex(("127.0.0.1", port)) == 0
+        assert listening, proc.stderr.read() if proc.poll() is not None else "never listened"
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            pytest.fail("SIGTERM did not end a process waiting for its peers")
+        assert proc.returncode in (-signal.SIGTERM, 128 + signal.SIGTERM)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert not (tmp_path / "s.csv").exists()
