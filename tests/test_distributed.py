@@ -290,3 +290,57 @@ def test_sigterm_while_waiting_for_peers_ends_the_process(photo_dir, tmp_path):
             proc.kill()
             proc.communicate()
     assert not (tmp_path / "s.csv").exists()
+
+
+@pytest.mark.slow
+def test_a_torchrun_pretraining_killed_mid_epoch_resumes_to_the_uninterrupted_weights(tmp_path, photos):
+    """SIGKILL to rank 1 of `torchrun --nproc_per_node 2 -m attiqa.cli train` mid-run, then the same command
+    with --resume under 2 processes: the weights (batch-norm statistics too) of a run never killed, bit for
+    bit — each epoch's batches depend only on (seed, epoch, rank), and the state file is rank 0's, atomic.
+    (Session 46 checked it by hand; this holds it.)"""
+    import os
+    import signal
+    import time
+
+    from helpers import attiqa_cmd, attiqa_env, rank_pid, write_label_set
+
+    labels = write_label_set(
+        tmp_path / "labels", dict(list(photos.items())[:3]), shorter=56, factors=(0.6, 1.4)
+    )
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text(
+        f"labels: {labels}\nmodel: {{backbone: tiny, pretrained_backbone: false, head_hidden: 8}}\n"
+        "pretrain: {epochs: 400, batch_size: 4, lr: 1.0e-3, crop_size: 48, num_workers: 0, device: cpu, "
+        "hflip: true}\n"
+    )
+    env = {"OMP_NUM_THREADS": "1"}
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(attiqa_cmd("train", "-c", cfg, "--out-dir", killed, ranks=2), env=attiqa_env(env),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    card, deadline = killed / "pretrain" / "last.json", time.monotonic() + 240
+    while time.monotonic() < deadline and proc.poll() is None:
+        if card.exists() and json.loads(card.read_text() or "{}").get("epoch", 0) >= 2:
+            break
+        time.sleep(0.05)
+    victim = rank_pid(proc, 1)
+    assert victim is not None and proc.poll() is None
+    os.kill(victim, signal.SIGKILL)
+    said, _ = proc.communicate(timeout=120)
+    assert proc.returncode != 0 and "Traceback" not in said.split("torch/distributed/elastic")[0], said[
+        -3000:
+    ]
+    kept = int(json.loads(card.read_text())["epoch"])
+    epochs = f"pretrain.epochs={kept + 2}"  # the run goes on past the kill: two epochs more
+    res = run_attiqa("train", "-c", cfg, "--out-dir", killed, "--resume", "--set", epochs, ranks=2, env=env)
+    assert res.returncode == 0, res.stderr[-3000:]
+    ref = run_attiqa("train", "-c", cfg, "--out-dir", tmp_path / "ref", "--set", epochs, ranks=2, env=env)
+    assert ref.returncode == 0, ref.stderr[-3000:]
+    (a, card_a), (b, card_b) = (
+        load_model(d / "pretrain" / "model.safetensors") for d in (killed, tmp_path / "ref")
+    )
+    assert card_a["global_step"] == card_b["global_step"] and card_a["epoch"] == card_b["epoch"] == kept + 2
+    assert weights_hash(a) == weights_hash(b), (
+        "the resumed run trained other weights than the uninterrupted one"
+    )
+    assert [h["loss"] for h in card_a["history"]] == [h["loss"] for h in card_b["history"]]
+    assert not [p for p in (killed / "pretrain").iterdir() if p.name.endswith(".tmp")]
