@@ -344,3 +344,30 @@ def test_a_torchrun_pretraining_killed_mid_epoch_resumes_to_the_uninterrupted_we
     )
     assert [h["loss"] for h in card_a["history"]] == [h["loss"] for h in card_b["history"]]
     assert not [p for p in (killed / "pretrain").iterdir() if p.name.endswith(".tmp")]
+
+
+@pytest.mark.slow
+def test_more_processes_than_labelled_images_is_refused_once_not_trained_as_nothing(tmp_path, photos):
+    """`torchrun --nproc_per_node 3 -m attiqa.cli train` with a pretraining on 2 labelled images. **Was**:
+    each process took 1 image a step, a ranking loss with no pair in it: "loss 0.0000" every epoch, a model
+    saved that had learnt nothing, exit 0 — and the warning said "each takes 2 … 6 in all". Now refused
+    before training, once, naming the fix."""
+    from helpers import write_label_set
+
+    labels = write_label_set(tmp_path / "labels", dict(list(photos.items())[:2]), shorter=56, factors=(1.0,))
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text(
+        f"labels: {labels}\nmodel: {{backbone: tiny, pretrained_backbone: false, head_hidden: 8}}\n"
+        "pretrain: {epochs: 1, batch_size: 4, crop_size: 48, num_workers: 0, device: cpu}\n"
+    )
+    res = run_attiqa("train", "-c", cfg, "--out-dir", tmp_path / "run", ranks=3, env={"OMP_NUM_THREADS": "1"})
+    assert res.returncode != 0
+    ours = res.stderr.split("torch/distributed/elastic")[0]
+    assert "Traceback" not in ours and "loss 0.0000" not in res.stdout + ours, res.stderr[-3000:]
+    errors = [ln for ln in ours.splitlines() if ln.startswith("error:")]
+    assert errors == [
+        "error: pretrain: 2 labelled images over 3 processes — a ranking step needs 2 images on each process "
+        "(each would take 1 and learn nothing): run at most 1 process (torchrun --nproc_per_node 1), label "
+        "more images, or set pretrain.loss: l2"
+    ], ours[-3000:]
+    assert not (tmp_path / "run" / "pretrain" / "model.safetensors").exists()
