@@ -60,16 +60,21 @@ def is_main() -> bool:
 
 
 def barrier() -> None:
+    """Wait for every process; a peer lost is :class:`PeerLost` (one line, not gloo's traceback)."""
     if is_dist():
-        dist.barrier()
+        with collective():
+            dist.barrier()
 
 
 def gather_objects(obj: object) -> list:
-    """Every rank's ``obj`` (picklable), in rank order, on every rank — also a barrier; ``[obj]`` alone."""
+    """Every rank's ``obj`` (picklable), in rank order, on every rank — also a barrier; ``[obj]`` alone. A
+    peer lost is :class:`PeerLost` (``score`` and ``eval`` raised gloo's traceback where no torchrun agent
+    stopped the survivor first)."""
     if not is_dist():
         return [obj]
     out: list = [None] * world_size()
-    dist.all_gather_object(out, obj)
+    with collective():
+        dist.all_gather_object(out, obj)
     return out
 
 
@@ -225,7 +230,7 @@ def init_distributed(timeout_minutes: float = 30.0) -> DistState:
 def teardown(state: DistState) -> None:
     """Destroy the group only if :func:`init_distributed` created it (a caller's group is left alone)."""
     if state.owns_group and is_dist():
-        dist.barrier()
+        barrier()
         dist.destroy_process_group()
 
 
