@@ -135,6 +135,12 @@ def launched_world_size() -> int:
             f"WORLD_SIZE={ws} is set but not {', '.join(missing)}, which torchrun sets for each process it "
             f"starts — start the command with torchrun --nproc_per_node {ws} -m attiqa.cli ..., or {one}"
         )
+    raw_rank = os.environ.get("RANK", "0").strip()
+    if ws > 1 and not (raw_rank.isdigit() and int(raw_rank) < ws):
+        raise AttiqaError(
+            f"RANK={raw_rank!r} with WORLD_SIZE={ws}: each process needs a rank from 0 to {ws - 1} — start "
+            f"the command with torchrun --nproc_per_node {ws} -m attiqa.cli ... (it numbers them), or {one}"
+        )
     return ws
 
 

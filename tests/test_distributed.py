@@ -236,6 +236,24 @@ def test_world_size_without_torchrun_is_one_line_naming_the_fix(photo_dir, tmp_p
     assert not out.exists()
 
 
+def test_a_rank_outside_the_world_size_is_one_line(photo_dir, tmp_path):
+    """`WORLD_SIZE=2 RANK=2 …` (a launcher script numbering from 1, or copying SLURM_PROCID of a larger
+    job). **Was**: a wait for a peer that would never take it, until the collective timeout (a day for
+    `score`); now one line before any wait."""
+    from helpers import attiqa_cmd
+
+    cmd = attiqa_cmd("score", photo_dir, "-m", "classical", "--workers", "0", "-o", tmp_path / "s.csv")
+    env = launch_env(WORLD_SIZE="2", RANK="2", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()))
+    res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr[-3000:]
+    (line,) = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert line == (
+        "error: RANK='2' with WORLD_SIZE=2: each process needs a rank from 0 to 1 — start the command with "
+        "torchrun --nproc_per_node 2 -m attiqa.cli ... (it numbers them), or unset WORLD_SIZE to run one "
+        "process"
+    )
+
+
 def test_a_process_whose_peers_never_join_ends_with_one_line(photo_dir, tmp_path):
     """`WORLD_SIZE=2 RANK=0 MASTER_ADDR=… MASTER_PORT=… attiqa score …` with no second process (a pod of a
     launcher's job, a debugging shell inside it). **Was**: it waited for the peer for the whole collective
