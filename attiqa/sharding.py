@@ -60,16 +60,21 @@ def is_main() -> bool:
 
 
 def barrier() -> None:
+    """Wait for every process; a peer lost is :class:`PeerLost` (one line, not gloo's traceback)."""
     if is_dist():
-        dist.barrier()
+        with collective():
+            dist.barrier()
 
 
 def gather_objects(obj: object) -> list:
-    """Every rank's ``obj`` (picklable), in rank order, on every rank — also a barrier; ``[obj]`` alone."""
+    """Every rank's ``obj`` (picklable), in rank order, on every rank — also a barrier; ``[obj]`` alone. A
+    peer lost is :class:`PeerLost` (``score`` and ``eval`` raised gloo's traceback where no torchrun agent
+    stopped the survivor first)."""
     if not is_dist():
         return [obj]
     out: list = [None] * world_size()
-    dist.all_gather_object(out, obj)
+    with collective():
+        dist.all_gather_object(out, obj)
     return out
 
 
@@ -110,11 +115,90 @@ def any_rank(flag: bool) -> bool:
     return bool(t.item())
 
 
+JOIN_TIMEOUT_ENV = "ATTIQA_JOIN_TIMEOUT"  # seconds the processes of a job wait for each other at the start
+JOIN_TIMEOUT = 600.0  # torchrun's own rendezvous default (its --rdzv-conf join_timeout)
+LAUNCH_VARS = ("RANK", "MASTER_ADDR", "MASTER_PORT")  # what torchrun sets beside WORLD_SIZE (env://)
+
+
+def launched_world_size() -> int:
+    """WORLD_SIZE from the environment, checked: set alone (a job script's export, a shell left from a
+    launcher) it was torch's 20-line ValueError about RANK; now one line naming the two fixes."""
+    raw = os.environ.get("WORLD_SIZE", "1").strip() or "1"
+    one = "unset WORLD_SIZE to run one process"
+    try:
+        ws = int(raw)
+    except ValueError:
+        raise AttiqaError(f"WORLD_SIZE={raw!r} is not a number of processes — {one}") from None
+    missing = [v for v in LAUNCH_VARS if not os.environ.get(v)]
+    if ws > 1 and missing:
+        raise AttiqaError(
+            f"WORLD_SIZE={ws} is set but not {', '.join(missing)}, which torchrun sets for each process it "
+            f"starts — start the command with torchrun --nproc_per_node {ws} -m attiqa.cli ..., or {one}"
+        )
+    raw_rank = os.environ.get("RANK", "0").strip()
+    if ws > 1 and not (raw_rank.isdigit() and int(raw_rank) < ws):
+        raise AttiqaError(
+            f"RANK={raw_rank!r} with WORLD_SIZE={ws}: each process needs a rank from 0 to {ws - 1} — start "
+            f"the command with torchrun --nproc_per_node {ws} -m attiqa.cli ... (it numbers them), or {one}"
+        )
+    return ws
+
+
+def join_timeout() -> datetime.timedelta:
+    raw = os.environ.get(JOIN_TIMEOUT_ENV, "")
+    try:
+        seconds = float(raw) if raw.strip() else JOIN_TIMEOUT
+    except ValueError:
+        raise AttiqaError(f"{JOIN_TIMEOUT_ENV}={raw!r}: not a number of seconds — e.g. 600") from None
+    return datetime.timedelta(seconds=max(seconds, 1.0))
+
+
+@contextmanager
+def signals_end_the_process() -> Iterator[None]:
+    """SIGTERM and Ctrl-C at the signal's default for the block: the join waits in torch's C++ store, where
+    the command's Python handlers never run (the process ignored both while waiting for peers that were
+    not coming). Nothing is written before the join, so ending at once loses nothing."""
+    import signal
+
+    saved = {}
+    try:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            saved[sig] = signal.signal(sig, signal.SIG_DFL)
+    except ValueError:  # not the main thread: signals are not ours to set
+        pass
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+
+
+def wait_for_store(timeout: datetime.timedelta) -> None:
+    """Until the job's store (rank 0's, or torchrun's agent's) takes connections, at most ``timeout``: a
+    process of another rank waits here, quietly, not in torch's client (which logs each failed try with a
+    C++ stack, 40 lines, before the error)."""
+    import socket
+    import time
+
+    where = (os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]))
+    deadline = time.monotonic() + timeout.total_seconds()
+    while True:
+        try:
+            with socket.create_connection(where, timeout=1.0):
+                return
+        except OSError as exc:
+            if time.monotonic() >= deadline:
+                raise OSError(f"nothing answered at {where[0]}:{where[1]}") from exc
+            time.sleep(0.2)
+
+
 def init_distributed(timeout_minutes: float = 30.0) -> DistState:
-    """Join the torchrun process group if the env says so (idempotent; reuses an existing group)."""
+    """Join the torchrun process group if the env says so (idempotent; reuses an existing group). The
+    join waits at most :func:`join_timeout` for the other processes (then one line); the group's
+    collectives then wait ``timeout_minutes``."""
     if is_dist():
         return DistState(rank(), world_size(), local_rank(), owns_group=False)
-    ws = int(os.environ.get("WORLD_SIZE", "1"))
+    ws = launched_world_size()
     if ws <= 1:
         return DistState(0, 1, 0, owns_group=False)
     lr = int(os.environ.get("LOCAL_RANK", "0"))
@@ -128,14 +212,31 @@ def init_distributed(timeout_minutes: float = 30.0) -> DistState:
     backend = "nccl" if torch.cuda.is_available() else "gloo"
     if backend == "nccl":
         torch.cuda.set_device(lr)
-    dist.init_process_group(backend=backend, timeout=datetime.timedelta(minutes=timeout_minutes))
+    timeout = datetime.timedelta(minutes=timeout_minutes)
+    join = join_timeout()
+    with signals_end_the_process():
+        try:  # the rendezvous init_process_group does itself, with the join's own timeout
+            if os.environ["RANK"] != "0":
+                wait_for_store(join)
+            store, r, n = next(dist.rendezvous("env://", timeout=join))
+        except (RuntimeError, ValueError, OSError) as exc:  # DistStoreError: a RuntimeError
+            where = f"{os.environ['MASTER_ADDR']}:{os.environ['MASTER_PORT']}"
+            raise AttiqaError(
+                f"rank {os.environ['RANK']} of {ws}: the other process(es) did not join within "
+                f"{join.total_seconds():g} s at {where} ({str(exc).strip().splitlines()[0][:120]}) — start "
+                "every process of the job (torchrun --nproc_per_node N -m attiqa.cli ... does), or unset "
+                f"WORLD_SIZE to run one process; for a slow start set {JOIN_TIMEOUT_ENV} (seconds)"
+            ) from None
+        store.set_timeout(timeout)
+        store = dist.PrefixStore("default_pg", store)  # as init_process_group keys its own rendezvous
+        dist.init_process_group(backend=backend, store=store, rank=r, world_size=n, timeout=timeout)
     return DistState(dist.get_rank(), dist.get_world_size(), lr, owns_group=True)
 
 
 def teardown(state: DistState) -> None:
     """Destroy the group only if :func:`init_distributed` created it (a caller's group is left alone)."""
     if state.owns_group and is_dist():
-        dist.barrier()
+        barrier()
         dist.destroy_process_group()
 
 

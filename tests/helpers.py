@@ -475,3 +475,17 @@ def on_a_terminal(cmd: list[str], columns: int) -> str:
     os.close(leader)
     assert proc.wait(timeout=120) == 0
     return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", b"".join(chunks).decode()).replace("\r", "")
+
+
+def rank_pid(launcher: subprocess.Popen, rank: int) -> int | None:
+    """The pid of the worker process of ``rank`` that torchrun (``launcher``) started, read from its
+    environment in Linux's /proc: a test kills one rank as an out-of-memory kill would."""
+    found = subprocess.run(["pgrep", "-P", str(launcher.pid)], capture_output=True, text=True).stdout.split()
+    for pid in found:
+        try:
+            env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        except OSError:  # ended meanwhile
+            continue
+        if f"RANK={rank}".encode() in env:
+            return int(pid)
+    return None

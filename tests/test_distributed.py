@@ -199,3 +199,193 @@ def test_torchrun_recomputed_blocks_train_the_same_weights_bit_for_bit(tmp_path,
         assert torch.equal(rec[k], kept[k]), k
     tracked = [v for k, v in rec.items() if k.endswith("num_batches_tracked")]
     assert tracked and all(int(v) == steps for v in tracked)  # once a step, not again in the recomputation
+
+
+def launch_env(**env: str) -> dict[str, str]:
+    """:func:`helpers.attiqa_env` with ``env`` as the only launch variables (none inherited)."""
+    from helpers import attiqa_env
+
+    out = attiqa_env({"OMP_NUM_THREADS": "1"})
+    for key in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "TORCHELASTIC_RUN_ID"):
+        out.pop(key, None)
+    return {**out, **env}
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_world_size_without_torchrun_is_one_line_naming_the_fix(photo_dir, tmp_path):
+    """`WORLD_SIZE=2 attiqa score DIR -o s.csv` (a job script's export, a shell left from a launcher).
+    **Was**: torch's ValueError as a 20-line traceback ("env:// rendezvous: environment variable RANK
+    expected, but not set"), exit 1. Now one line naming what is missing, the two fixes; nothing written."""
+    from helpers import attiqa_cmd
+
+    out = tmp_path / "s.csv"
+    cmd = attiqa_cmd("score", photo_dir, "-m", "classical", "--workers", "0", "-o", out)
+    res = subprocess.run(cmd, env=launch_env(WORLD_SIZE="2"), capture_output=True, text=True, timeout=300)
+    assert res.returncode == 2, res.stderr[-3000:]
+    assert "Traceback" not in res.stderr
+    (line,) = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert line.startswith("error: WORLD_SIZE=2 is set but not RANK, MASTER_ADDR, MASTER_PORT"), line
+    assert "torchrun --nproc_per_node 2 -m attiqa.cli" in line and "unset WORLD_SIZE" in line
+    assert not out.exists()
+
+
+def test_a_rank_outside_the_world_size_is_one_line(photo_dir, tmp_path):
+    """`WORLD_SIZE=2 RANK=2 …` (a launcher script numbering from 1, or copying SLURM_PROCID of a larger
+    job). **Was**: a wait for a peer that would never take it, until the collective timeout (a day for
+    `score`); now one line before any wait."""
+    from helpers import attiqa_cmd
+
+    cmd = attiqa_cmd("score", photo_dir, "-m", "classical", "--workers", "0", "-o", tmp_path / "s.csv")
+    env = launch_env(WORLD_SIZE="2", RANK="2", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()))
+    res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr[-3000:]
+    (line,) = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert line == (
+        "error: RANK='2' with WORLD_SIZE=2: each process needs a rank from 0 to 1 — start the command with "
+        "torchrun --nproc_per_node 2 -m attiqa.cli ... (it numbers them), or unset WORLD_SIZE to run one "
+        "process"
+    )
+
+
+def test_a_process_whose_peers_never_join_ends_with_one_line(photo_dir, tmp_path):
+    """`WORLD_SIZE=2 RANK=0 MASTER_ADDR=… MASTER_PORT=… attiqa score …` with no second process (a pod of a
+    launcher's job, a debugging shell inside it). **Was**: it waited for the peer for the whole collective
+    timeout (a day for `score` / `eval`, 30 minutes for `train`) and ignored SIGTERM and Ctrl-C meanwhile
+    (the wait is in torch's C++ store; the command's handler never ran): only `kill -9` ended it. Now the
+    join has its own timeout (``ATTIQA_JOIN_TIMEOUT`` seconds, here 3; 10 minutes by default, torchrun's own),
+    then one line naming the fix."""
+    from helpers import attiqa_cmd
+
+    env = launch_env(WORLD_SIZE="2", RANK="0", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()),
+                     ATTIQA_JOIN_TIMEOUT="3")  # fmt: skip
+    cmd = attiqa_cmd("score", photo_dir, "-m", "classical", "--workers", "0", "-o", tmp_path / "s.csv")
+    res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)  # a hang fails here
+    assert res.returncode == 2, res.stderr[-3000:]
+    assert "Traceback" not in res.stderr
+    (line,) = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert line.startswith("error: rank 0 of 2: the other process(es) did not join within 3 s"), line
+    assert "127.0.0.1:" in line and "unset WORLD_SIZE" in line and "ATTIQA_JOIN_TIMEOUT" in line
+
+
+def test_sigterm_while_waiting_for_peers_ends_the_process(photo_dir, tmp_path):
+    """SIGTERM (Slurm's scancel, `kill`, `timeout`) to a process waiting at the join for peers that are not
+    coming. **Was**: ignored (the command's SIGTERM handler is Python, the wait torch's C++), the process
+    kept waiting; now the signal ends it — nothing is written before the join."""
+    import signal
+    import socket
+    import time
+
+    from helpers import attiqa_cmd
+
+    port = free_port()
+    env = launch_env(WORLD_SIZE="2", RANK="0", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    cmd = attiqa_cmd("score", photo_dir, "-m", "classical", "--workers", "0", "-o", tmp_path / "s.csv")
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        listening = False
+        while not listening and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.1)
+            with socket.socket() as s:  # rank 0 hosts the join's store: it waits there once it listens
+                listening = s.connect_ex(("127.0.0.1", port)) == 0
+        assert listening, proc.stderr.read() if proc.poll() is not None else "never listened"
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            pytest.fail("SIGTERM did not end a process waiting for its peers")
+        assert proc.returncode in (-signal.SIGTERM, 128 + signal.SIGTERM)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert not (tmp_path / "s.csv").exists()
+
+
+@pytest.mark.slow
+def test_a_torchrun_pretraining_killed_mid_epoch_resumes_to_the_uninterrupted_weights(tmp_path, photos):
+    """SIGKILL to rank 1 of `torchrun --nproc_per_node 2 -m attiqa.cli train` mid-run, then the same command
+    with --resume under 2 processes: the weights (batch-norm statistics too) of a run never killed, bit for
+    bit — each epoch's batches depend only on (seed, epoch, rank), and the state file is rank 0's, atomic.
+    (Session 46 checked it by hand; this holds it.)"""
+    import os
+    import signal
+    import time
+
+    from helpers import attiqa_cmd, attiqa_env, rank_pid, write_label_set
+
+    labels = write_label_set(
+        tmp_path / "labels", dict(list(photos.items())[:3]), shorter=56, factors=(0.6, 1.4)
+    )
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text(
+        f"labels: {labels}\nmodel: {{backbone: tiny, pretrained_backbone: false, head_hidden: 8}}\n"
+        "pretrain: {epochs: 400, batch_size: 4, lr: 1.0e-3, crop_size: 48, num_workers: 0, device: cpu, "
+        "hflip: true}\n"
+    )
+    env = {"OMP_NUM_THREADS": "1"}
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(attiqa_cmd("train", "-c", cfg, "--out-dir", killed, ranks=2), env=attiqa_env(env),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    card, deadline = killed / "pretrain" / "last.json", time.monotonic() + 240
+    while time.monotonic() < deadline and proc.poll() is None:
+        if card.exists() and json.loads(card.read_text() or "{}").get("epoch", 0) >= 2:
+            break
+        time.sleep(0.05)
+    victim = rank_pid(proc, 1)
+    assert victim is not None and proc.poll() is None
+    os.kill(victim, signal.SIGKILL)
+    said, _ = proc.communicate(timeout=120)
+    assert proc.returncode != 0 and "Traceback" not in said.split("torch/distributed/elastic")[0], said[
+        -3000:
+    ]
+    kept = int(json.loads(card.read_text())["epoch"])
+    epochs = f"pretrain.epochs={kept + 2}"  # the run goes on past the kill: two epochs more
+    res = run_attiqa("train", "-c", cfg, "--out-dir", killed, "--resume", "--set", epochs, ranks=2, env=env)
+    assert res.returncode == 0, res.stderr[-3000:]
+    ref = run_attiqa("train", "-c", cfg, "--out-dir", tmp_path / "ref", "--set", epochs, ranks=2, env=env)
+    assert ref.returncode == 0, ref.stderr[-3000:]
+    (a, card_a), (b, card_b) = (
+        load_model(d / "pretrain" / "model.safetensors") for d in (killed, tmp_path / "ref")
+    )
+    assert card_a["global_step"] == card_b["global_step"] and card_a["epoch"] == card_b["epoch"] == kept + 2
+    assert weights_hash(a) == weights_hash(b), (
+        "the resumed run trained other weights than the uninterrupted one"
+    )
+    assert [h["loss"] for h in card_a["history"]] == [h["loss"] for h in card_b["history"]]
+    assert not [p for p in (killed / "pretrain").iterdir() if p.name.endswith(".tmp")]
+
+
+@pytest.mark.slow
+def test_more_processes_than_labelled_images_is_refused_once_not_trained_as_nothing(tmp_path, photos):
+    """`torchrun --nproc_per_node 3 -m attiqa.cli train` with a pretraining on 2 labelled images. **Was**:
+    each process took 1 image a step, a ranking loss with no pair in it: "loss 0.0000" every epoch, a model
+    saved that had learnt nothing, exit 0 — and the warning said "each takes 2 … 6 in all". Now refused
+    before training, once, naming the fix."""
+    from helpers import write_label_set
+
+    labels = write_label_set(tmp_path / "labels", dict(list(photos.items())[:2]), shorter=56, factors=(1.0,))
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text(
+        f"labels: {labels}\nmodel: {{backbone: tiny, pretrained_backbone: false, head_hidden: 8}}\n"
+        "pretrain: {epochs: 1, batch_size: 4, crop_size: 48, num_workers: 0, device: cpu}\n"
+    )
+    res = run_attiqa("train", "-c", cfg, "--out-dir", tmp_path / "run", ranks=3, env={"OMP_NUM_THREADS": "1"})
+    assert res.returncode != 0
+    ours = res.stderr.split("torch/distributed/elastic")[0]
+    assert "Traceback" not in ours and "loss 0.0000" not in res.stdout + ours, res.stderr[-3000:]
+    errors = [ln for ln in ours.splitlines() if ln.startswith("error:")]
+    assert errors == [
+        "error: pretrain: 2 labelled images over 3 processes — a ranking step needs 2 images on each process "
+        "(each would take 1 and learn nothing): run at most 1 process (torchrun --nproc_per_node 1), label "
+        "more images, or set pretrain.loss: l2"
+    ], ours[-3000:]
+    assert not (tmp_path / "run" / "pretrain" / "model.safetensors").exists()

@@ -80,3 +80,75 @@ def test_torchrun_without_out_is_one_line(images):
     assert res.returncode != 0 and lines and all("give --out" in ln for ln in lines)
     # torchrun prints its own traceback (ChildFailedError); none comes from our code
     assert not re.search(r'File "[^"]*/attiqa/', res.stderr)
+
+
+# rank 1 dies (a real SIGKILL: out of memory, a node lost) as it starts its share; rank 0 scores its own and
+# meets the loss at the gather that follows
+DIES_AT_ITS_SHARE = """
+import os, signal
+import attiqa.sharding as sharding
+from attiqa.cli import main
+
+real = sharding.score_share
+
+def dies(shards, *args, **kwargs):
+    if shards.rank == 1:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real(shards, *args, **kwargs)
+
+sharding.score_share = dies
+main()
+"""
+
+
+def test_a_peer_lost_before_the_gather_is_one_line_without_torchruns_agent(images, tmp_path):
+    """Two processes started as a cluster launcher starts them (srun, a Kubernetes job: the env of each
+    rank, no torchrun agent to stop the survivor), rank 1 killed; rank 0 scores its share, then waits at the
+    gather. **Was**: gloo's RuntimeError ("Connection closed by peer … GLHF!") as a 40-line traceback from
+    `Shards.gather`; now one line saying to rerun (`attiqa.sharding`'s collectives raise `PeerLost`, as
+    training's did), and the rerun in one process completes the file."""
+    import socket
+
+    from helpers import attiqa_cmd, attiqa_env
+
+    script = tmp_path / "dies.py"
+    script.write_text(DIES_AT_ITS_SHARE)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = str(s.getsockname()[1])
+    out = tmp_path / "s.csv"
+    cmd = attiqa_cmd(
+        "score", images, "-m", "classical", "--workers", "0", "-b", "2", "-o", out, script=script
+    )
+    procs = [
+        subprocess.Popen(
+            cmd,
+            env=attiqa_env(
+                {
+                    "OMP_NUM_THREADS": "1",
+                    "WORLD_SIZE": "2",
+                    "RANK": str(r),
+                    "LOCAL_RANK": str(r),
+                    "MASTER_ADDR": "127.0.0.1",
+                    "MASTER_PORT": port,
+                }
+            ),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        for r in (0, 1)
+    ]
+    said = [p.communicate(timeout=300) for p in procs]
+    assert procs[1].returncode == -9
+    err = said[0][1]
+    assert procs[0].returncode == 2 and "Traceback" not in err, err[-3000:]
+    errors = [ln for ln in err.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1 and errors[0].startswith("error: another process of this torchrun job stopped ")
+    assert errors[0].endswith(" — rerun the same command to continue"), errors
+    res = score(images, "-o", out, "-q")
+    assert res.returncode == 0, res.stderr[-3000:]
+    ref = tmp_path / "ref.csv"
+    assert score(images, "-o", ref, "-q").returncode == 0
+    (head, *got), (head_ref, *want) = rows(out), rows(ref)
+    assert head == head_ref and sorted(got) == sorted(want)  # every image once (resumed rows first)

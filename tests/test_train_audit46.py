@@ -227,7 +227,7 @@ def test_a_process_killed_under_torchrun_is_one_line_and_resumes_under_one_proce
     import subprocess
     import time
 
-    from helpers import attiqa_cmd, attiqa_env
+    from helpers import attiqa_cmd, attiqa_env, rank_pid
 
     cfg = _pretrain_config(tmp_path, photos, epochs=400)
     out = tmp_path / "run"
@@ -237,13 +237,9 @@ def test_a_process_killed_under_torchrun_is_one_line_and_resumes_under_one_proce
     card, deadline = out / "pretrain" / "last.json", time.monotonic() + 120
     while not card.exists() and time.monotonic() < deadline:
         time.sleep(0.05)
-    rank1 = []
-    for pid in subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split():
-        with open(f"/proc/{pid}/environ", "rb") as fh:
-            if b"RANK=1" in fh.read().split(b"\0"):
-                rank1.append(int(pid))
-    assert len(rank1) == 1 and proc.poll() is None
-    os.kill(rank1[0], signal.SIGKILL)
+    rank1 = rank_pid(proc, 1)
+    assert rank1 is not None and proc.poll() is None
+    os.kill(rank1, signal.SIGKILL)
     said, _ = proc.communicate(timeout=120)
     assert proc.returncode != 0
     ours = said.split("torch/distributed/elastic")[0]  # torchrun's own report of the failed process follows

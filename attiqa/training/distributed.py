@@ -1,8 +1,8 @@
 """DDP helpers for training: one code path for a single process and for ``torchrun --nproc_per_node N``.
 
 - The process group and its basic collectives live in :mod:`attiqa.sharding` (scoring shares them) and are
-  re-exported here, so training code reads them as ``D.rank()``, ``D.barrier()``, ...; ``barrier`` and
-  ``gather_objects`` here turn a lost peer into :class:`PeerLost` (one line, not gloo's traceback).
+  re-exported here, so training code reads them as ``D.rank()``, ``D.barrier()``, ...; a lost peer is
+  :class:`PeerLost` in every collective (one line, not gloo's traceback).
 - Without torchrun's env vars (or WORLD_SIZE=1) nothing is initialised and every helper is a no-op.
 - Only rank 0 writes files (:func:`is_main`); collectives keep the other ranks in step.
 """
@@ -16,12 +16,13 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import Dataset, DistributedSampler
 
-from attiqa import sharding
 from attiqa.sharding import (
     DistState,
     PeerLost,
     any_rank,
+    barrier,
     collective,
+    gather_objects,
     init_distributed,
     is_dist,
     is_main,
@@ -38,18 +39,6 @@ __all__ = [  # the process-group helpers re-exported from attiqa.sharding, then 
     "epoch_seed", "all_reduce_sum", "all_reduce_mean", "all_gather_cat", "average_buffers", "PeerLost",
     "collective",
 ]  # fmt: skip
-
-
-def barrier() -> None:
-    """:func:`attiqa.sharding.barrier`; a peer lost under torchrun is :class:`PeerLost` (a traceback was)."""
-    with collective():
-        sharding.barrier()
-
-
-def gather_objects(obj: object) -> list:
-    """:func:`attiqa.sharding.gather_objects`; a peer lost under torchrun is :class:`PeerLost`."""
-    with collective():
-        return sharding.gather_objects(obj)
 
 
 def wrap_ddp(model: nn.Module, device: torch.device) -> nn.Module:

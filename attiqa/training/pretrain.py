@@ -26,6 +26,7 @@ from torch.utils.data import Subset
 
 from attiqa.config import PretrainConfig, to_dict
 from attiqa.device import resolve_device
+from attiqa.errors import EveryProcessError
 from attiqa.io.batching import data_loader, default_num_workers
 from attiqa.io.checkpoints import training_state_extra
 from attiqa.models import AttiqaModel, create_backbone, save_model
@@ -46,6 +47,19 @@ from attiqa.training.trainer import DEBUG_HASH_ENV, Trainer, state_path_for, wei
 
 CALIBRATION_MAX_IMAGES = 50_000  # ours: 101 quantiles are stable long before ImageNet's 1.28M images
 __all__ = ["CALIBRATION_MAX_IMAGES", "DEBUG_HASH_ENV", "calibrate_model", "pretrain", "weights_hash"]
+
+
+def check_pairs_per_process(cfg: PretrainConfig, n: int) -> None:
+    """Under torchrun each process ranks the pairs of its own batch: with no more images than processes
+    each takes one, and the ranking loss has no pair — an epoch of "loss 0.0000" that learns nothing."""
+    ws = D.world_size()
+    if cfg.loss == "ranking" and n <= ws:
+        raise EveryProcessError(
+            f"pretrain: {n} labelled images over {ws} processes — a ranking step needs 2 images on each "
+            f"process (each would take 1 and learn nothing): run at most {n - 1} process"
+            f"{'es' if n > 2 else ''} (torchrun --nproc_per_node {n - 1}), label more images, or set "
+            "pretrain.loss: l2"
+        )
 
 
 def pretrain(
@@ -100,6 +114,7 @@ def _pretrain(cfg: PretrainConfig, labels: Path, out_dir: Path, resume: bool, pr
         backbone.body.checkpoint_blocks = True
     train_tf = PretrainTrain(backbone.mean, backbone.std, cfg.crop_size, cfg.resize_shorter, cfg.hflip)
     dataset = PseudoLabelDataset(labels, train_tf, roots=roots)
+    check_pairs_per_process(cfg, len(dataset))
     # A pretrain-only model is scored in the view it was trained and calibrated in (fine-tuning later
     # switches the test view to the paper's 340/320, §4.2).
     sizes = {
