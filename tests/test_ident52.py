@@ -78,3 +78,32 @@ def test_a_label_table_and_score_o_know_a_clip_teacher_by_one_rule(tmp_path, tin
                 f"{out}: was labelled by the clip teacher with other settings (other weights) — choose "
                 "another --out, or delete it to label with these"
             ), case
+
+
+def test_score_o_says_a_copy_under_another_card_is_not_other_weights(tmp_path, cli):
+    """**Was**: `attiqa score a.png -o s.csv` (the default model), then `attiqa export attiqa-default
+    mine.safetensors --name mine` and `attiqa score a.png b.png -m mine.safetensors -o s.csv`: "holds scores
+    of attiqa-default, not of mine.safetensors: the weights changed (SHA-256 … then, … now)" — the file's
+    hash changed with its card (and the BatchNorm statistics the shipped file keeps as fp16 are fp32 in the
+    copy, the same values). Now the record keeps the tensors' values by their hash too and says the card
+    changed; a copy whose weights differ still says the weights changed."""
+    from attiqa.io.checkpoints import load_checkpoint, save_checkpoint
+
+    a, b = _photos(tmp_path / "photos")
+    out = tmp_path / "s.csv"
+    assert cli("score", a, "-o", out).returncode == 0
+    mine = tmp_path / "mine.safetensors"
+    assert cli("export", "attiqa-default", mine, "--name", "mine").returncode == 0
+    res = cli("score", a, b, "-m", mine, "-o", out)
+    said = " ".join(res.stderr.split())
+    assert res.returncode == 2 and "not of " in said
+    assert f"{mine} (crops five): the card changed, not the weights (the file's SHA-256 " in said
+    assert "the weights changed" not in said
+    assert len(out.read_text().splitlines()) == 2  # the file as it was
+
+    tensors, card = load_checkpoint(mine)
+    first = sorted(k for k in tensors if k.endswith(".weight"))[0]
+    tensors[first] = tensors[first] * 1.5  # other weights, the same card
+    other = save_checkpoint(tmp_path / "other.safetensors", tensors, card, half=True)
+    said = " ".join(cli("score", a, b, "-m", other, "-o", out).stderr.split())
+    assert f"{other} (crops five): the weights changed (SHA-256 " in said

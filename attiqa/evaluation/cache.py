@@ -80,7 +80,8 @@ def resume_identity(model: str | None, scorer: Scorer, overrides: dict[str, Any]
     scorer's weights), and ``key``, eval's score-cache key — every file the scores depend on by its hash (an
     ExIQA run's checkpoint and regressor too) and the scorer's settings, not the spelling of a path (``model``
     as given, None = the default model; ``overrides`` as :func:`score_cache_key` takes them) — with
-    ``hashes``, those files by name, to say which one changed."""
+    ``hashes``, those files by name, to say which one changed (``tensors``: a checkpoint's values without its
+    card, to tell a card changed from weights changed)."""
     from attiqa.scorers import scorer_identity
 
     identity: dict[str, object] = {**scorer_identity(model), "crops": overrides.get("crops")}
@@ -91,6 +92,10 @@ def resume_identity(model: str | None, scorer: Scorer, overrides: dict[str, Any]
     hashes = {"weights": identity["sha256"]}
     if ident.get("checkpoint_sha256") not in (None, identity["sha256"]):  # ExIQA's own, beside CLIP's
         hashes["checkpoint"] = ident["checkpoint_sha256"]
+    elif ident.get("checkpoint_sha256"):  # the tensors' values without the card: "the card changed" is said
+        from attiqa.io.checkpoints import values_sha256
+
+        hashes["tensors"] = values_sha256(getattr(scorer, "checkpoint", None) or meta["checkpoint"])
     if "regressor_sha256" in meta:
         hashes["regressor"] = meta["regressor_sha256"]
     return {**identity, "key": key, "hashes": hashes}

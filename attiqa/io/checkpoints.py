@@ -266,6 +266,24 @@ def tensors_sha256(path: str | Path) -> str:
     return _hashed_once(path, "tensors", _tensors_digest)
 
 
+def values_sha256(path: str | Path) -> str:
+    """SHA-256 of a checkpoint's tensors as :func:`load_checkpoint` gives them (fp16 / bf16 as float32),
+    neither its card nor the dtypes they are stored in: `attiqa export` of a model whose statistics were
+    stored fp16 keeps them fp32 (the same values), which :func:`tensors_sha256` tells apart. For `attiqa
+    score -o`'s record, to say "the card changed, not the weights". Cached as :func:`weights_sha256`."""
+    return _hashed_once(path, "values", _values_digest)
+
+
+def _values_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    tensors, _ = load_checkpoint(path)
+    for k in sorted(tensors):
+        t = tensors[k].contiguous()
+        h.update(json.dumps([k, str(t.dtype), list(t.shape)]).encode())
+        h.update(t.numpy().tobytes())
+    return h.hexdigest()
+
+
 def _hashed_once(path: str | Path, kind: str, digest: Callable[[Path], str]) -> str:
     p = Path(path).resolve()
     st = p.stat()
