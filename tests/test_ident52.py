@@ -107,3 +107,45 @@ def test_score_o_says_a_copy_under_another_card_is_not_other_weights(tmp_path, c
     other = save_checkpoint(tmp_path / "other.safetensors", tensors, card, half=True)
     said = " ".join(cli("score", a, b, "-m", other, "-o", out).stderr.split())
     assert f"{other} (crops five): the weights changed (SHA-256 " in said
+
+
+def test_a_card_beside_a_checkpoint_without_one_is_part_of_its_identity(tmp_path, cli, monkeypatch):
+    """**Was**: a checkpoint whose header holds no card is read with the ``.json`` beside it; after that card
+    was edited in place (the test view's ``test_resize_shorter`` 500 -> 400) `attiqa eval` answered from its
+    score cache with the old view's scores ("0 scored, 4 from cache"; 28.71 where the new view gives 32.18)
+    and `attiqa score -o` resumed the file (both keyed on the weights file's hash, which the edit leaves).
+    Now the card beside such a file is hashed into the key and the record: scored again, refused naming
+    the card."""
+    import numpy as np
+
+    from attiqa.io.checkpoints import load_checkpoint, save_safetensors
+    from attiqa.scorers.zoo import resolve_weights
+
+    monkeypatch.setenv("ATTIQA_CACHE", str(tmp_path / "cache"))
+    root = tmp_path / "set"
+    root.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(4):  # texture: the view's size changes the scores
+        Image.fromarray((rng.random((80, 96, 3)) * 255).astype("uint8")).save(root / f"p{i}.png")
+    (root / "mos.csv").write_text("image,mos\n" + "".join(f"p{i}.png,{10 * i + 5}\n" for i in range(4)))
+    tensors, card = load_checkpoint(resolve_weights("attiqa-default"))
+    ckpt = tmp_path / "m.safetensors"
+    save_safetensors({k: v.contiguous() for k, v in tensors.items()}, ckpt, {})  # no card in its header
+    side = tmp_path / "m.json"
+    side.write_text(json.dumps(card))
+
+    def evaluate(out: str, *more: str) -> list[str]:
+        res = cli("eval", "folder", "--root", root, "-m", ckpt, "-o", tmp_path / out, *more)
+        assert res.returncode == 0, res.stderr
+        return (tmp_path / out / "predictions.csv").read_text().splitlines()
+
+    out = tmp_path / "s.csv"
+    assert cli("score", root / "p0.png", "-m", ckpt, "-o", out).returncode == 0
+    first = evaluate("e1")
+    card["model"]["test_resize_shorter"] = 400
+    side.write_text(json.dumps(card))
+    again, fresh = evaluate("e2"), evaluate("e3", "--no-cache")
+    assert again == fresh and again != first
+    said = " ".join(cli("score", root / "p0.png", root / "p1.png", "-m", ckpt, "-o", out).stderr.split())
+    assert f"{out}: holds scores of {ckpt} as it was before its card changed (SHA-256 " in said
+    assert len(out.read_text().splitlines()) == 2

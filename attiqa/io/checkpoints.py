@@ -118,6 +118,18 @@ def read_card(path: str | Path) -> dict[str, Any]:
         return _card_of(path, f.metadata() or {})
 
 
+def sidecar_card_sha256(path: str | Path) -> str | None:
+    """SHA-256 of the ``.json`` card a checkpoint is read with when its header holds none (:func:`_card_of`),
+    else None: the file's own hash does not cover that card, and an edit to it (the test view's size) changes
+    the scores — for `attiqa eval`'s score-cache key and `attiqa score -o`'s record."""
+    path = Path(path)
+    with _opened(path) as f:
+        if CARD_KEY in (f.metadata() or {}):
+            return None
+    side = card_path_for(path)
+    return sha256_of(side) if side.is_file() else None
+
+
 def _opened(path: Path, device: str | torch.device = "cpu") -> Any:
     """``safe_open`` of a checkpoint; a file safetensors cannot read is one line naming it."""
     try:
