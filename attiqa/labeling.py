@@ -37,6 +37,7 @@ from attiqa.io.run_meta import differing_settings
 from attiqa.scoring import score_batches
 from attiqa.sharding import barrier, collective
 from attiqa.teachers.base import Teacher
+from attiqa.teachers.clip import same_clip
 
 META_KEY = b"attiqa_labels"
 
@@ -182,17 +183,10 @@ def check_same_teacher(out: Path, meta: dict[str, Any]) -> None:
     name = before.get("teacher", before) if isinstance(before, dict) else before
     what = f"another teacher ({name})"
     if isinstance(before, dict) and name == now.get("teacher"):
-        # the prompts by their texts' hash (the texts are long): the file they came from, or its comments,
-        # change no label — the same texts from another file label alike
-        hashed = "prompts_sha256" in before and "prompts_sha256" in now
-        texts: tuple[str, ...] = ("prompts_file", "prompts") if hashed else ("prompts_file",)
-        if "weights_sha256" in before and "weights_sha256" in now:
-            # the weights by their hash, with the architecture's and the preprocessing: the spec and paths
-            # that named them (./m or /abs/m, the folder or the file in it) change no label
-            texts += ("spec", "weights", "model", "pretrained")
-        else:  # a table of an earlier version, without them: compared by the spec and paths, as it was
-            texts += ("weights_sha256", "architecture_sha256", "preprocess")
-        before, now = ({k: v for k, v in m.items() if k not in texts} for m in (before, now))
+        # the one rule of what a CLIP teacher is (eval's cache key and score -o's record use it too): the
+        # weights by their hash, not the spec or path that named them; the prompts by their texts' hash,
+        # not the file they came from or its comments
+        before, now = same_clip(before, now)
         if before == now:
             return
         what = f"the {name} teacher with other settings ({differing_settings(before, now)})"

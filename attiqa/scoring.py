@@ -306,20 +306,25 @@ class ScoreWriter:
         then: dict = old["hashes"] if isinstance(old.get("hashes"), dict) else {"weights": old.get("sha256")}
         now: dict = identity.get("hashes") or {"weights": identity.get("sha256")}
         # a regressor added (none then) is a change; weights unhashed on a side (a record from before) are not
-        known = [k for k in now if k in then and (k != "weights" or then[k] and now[k])]
+        known = [k for k in now if k in then and k != "tensors" and (k != "weights" or then[k] and now[k])]
         changed = [k for k in known if then[k] != now[k]]
         same = key_named(old) == key_named(identity)
         if changed:
             shas = f"SHA-256 {_short(then[changed[0]])} then, {_short(now[changed[0]])} now"
             what = " and ".join(changed)
+            if changed == ["weights"] and then.get("tensors") and then["tensors"] == now.get("tensors"):
+                # the file's bytes differ, its tensors do not: a copy exported under another card
+                what, shas = "card changed, not the weights", f"the file's {shas}"
+            else:
+                what += " changed"
             if same:  # retrained in place: the same words on both sides said nothing
                 raise AttiqaError(
-                    f"{self.out}: holds scores of {identity.get('name')} as it was before its {what} changed "
+                    f"{self.out}: holds scores of {identity.get('name')} as it was before its {what} "
                     f"({shas}) — {self._advice(', or delete it to score again')}"
                 )
             raise AttiqaError(  # one model under two spellings, replaced in between; or two models
                 f"{self.out}: holds scores of {_scorer_words(old)}, not of {_scorer_words(identity)}: the "
-                f"{what} changed ({shas}) — {self._advice(', or delete it to score again')}"
+                f"{what} ({shas}) — {self._advice(', or delete it to score again')}"
             )
         other = " (the same weights with other settings)" if then == now and then.get("weights") else ""
         raise AttiqaError(

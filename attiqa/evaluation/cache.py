@@ -56,7 +56,7 @@ def score_cache_key(scorer: Scorer, overrides: dict[str, Any] | None = None) -> 
     moved checkpoint keeps its cache and a retrained one at the same path does not reuse stale scores; CLIP
     weights by theirs, whatever spec or path named them (:func:`without_spellings`). Also the identity
     `attiqa score -o` records to resume a score file by."""
-    from attiqa.io.checkpoints import weights_sha256
+    from attiqa.io.checkpoints import sidecar_card_sha256, weights_sha256
     from attiqa.teachers.clip import without_spellings
 
     meta = without_spellings(scorer.metadata())
@@ -64,6 +64,9 @@ def score_cache_key(scorer: Scorer, overrides: dict[str, Any] | None = None) -> 
     ckpt = meta.pop("checkpoint", None) or getattr(scorer, "checkpoint", None)
     if ckpt and Path(ckpt).is_file():
         ident["checkpoint_sha256"] = weights_sha256(ckpt)
+        card = sidecar_card_sha256(ckpt)
+        if card:  # a card beside a file whose header has none: edited in place, the file's hash is the same
+            ident["card_sha256"] = card
         meta.pop("name", None)  # derived from the card or the file name; the content is the identity
     elif ckpt:
         ident["checkpoint"] = str(ckpt)
@@ -80,7 +83,8 @@ def resume_identity(model: str | None, scorer: Scorer, overrides: dict[str, Any]
     scorer's weights), and ``key``, eval's score-cache key — every file the scores depend on by its hash (an
     ExIQA run's checkpoint and regressor too) and the scorer's settings, not the spelling of a path (``model``
     as given, None = the default model; ``overrides`` as :func:`score_cache_key` takes them) — with
-    ``hashes``, those files by name, to say which one changed."""
+    ``hashes``, those files by name, to say which one changed (``tensors``: a checkpoint's values without its
+    card, to tell a card changed from weights changed)."""
     from attiqa.scorers import scorer_identity
 
     identity: dict[str, object] = {**scorer_identity(model), "crops": overrides.get("crops")}
@@ -91,6 +95,12 @@ def resume_identity(model: str | None, scorer: Scorer, overrides: dict[str, Any]
     hashes = {"weights": identity["sha256"]}
     if ident.get("checkpoint_sha256") not in (None, identity["sha256"]):  # ExIQA's own, beside CLIP's
         hashes["checkpoint"] = ident["checkpoint_sha256"]
+    elif ident.get("checkpoint_sha256"):  # the tensors' values without the card: "the card changed" is said
+        from attiqa.io.checkpoints import values_sha256
+
+        hashes["tensors"] = values_sha256(getattr(scorer, "checkpoint", None) or meta["checkpoint"])
+    if ident.get("card_sha256"):
+        hashes["card"] = ident["card_sha256"]
     if "regressor_sha256" in meta:
         hashes["regressor"] = meta["regressor_sha256"]
     return {**identity, "key": key, "hashes": hashes}

@@ -118,6 +118,18 @@ def read_card(path: str | Path) -> dict[str, Any]:
         return _card_of(path, f.metadata() or {})
 
 
+def sidecar_card_sha256(path: str | Path) -> str | None:
+    """SHA-256 of the ``.json`` card a checkpoint is read with when its header holds none (:func:`_card_of`),
+    else None: the file's own hash does not cover that card, and an edit to it (the test view's size) changes
+    the scores — for `attiqa eval`'s score-cache key and `attiqa score -o`'s record."""
+    path = Path(path)
+    with _opened(path) as f:
+        if CARD_KEY in (f.metadata() or {}):
+            return None
+    side = card_path_for(path)
+    return sha256_of(side) if side.is_file() else None
+
+
 def _opened(path: Path, device: str | torch.device = "cpu") -> Any:
     """``safe_open`` of a checkpoint; a file safetensors cannot read is one line naming it."""
     try:
@@ -264,6 +276,24 @@ def tensors_sha256(path: str | Path) -> str:
     or `attiqa export` that rewrites the card (another name, paths made portable) keeps it, a retraining
     changes it. Cached as :func:`weights_sha256`."""
     return _hashed_once(path, "tensors", _tensors_digest)
+
+
+def values_sha256(path: str | Path) -> str:
+    """SHA-256 of a checkpoint's tensors as :func:`load_checkpoint` gives them (fp16 / bf16 as float32),
+    neither its card nor the dtypes they are stored in: `attiqa export` of a model whose statistics were
+    stored fp16 keeps them fp32 (the same values), which :func:`tensors_sha256` tells apart. For `attiqa
+    score -o`'s record, to say "the card changed, not the weights". Cached as :func:`weights_sha256`."""
+    return _hashed_once(path, "values", _values_digest)
+
+
+def _values_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    tensors, _ = load_checkpoint(path)
+    for k in sorted(tensors):
+        t = tensors[k].contiguous()
+        h.update(json.dumps([k, str(t.dtype), list(t.shape)]).encode())
+        h.update(t.numpy().tobytes())
+    return h.hexdigest()
 
 
 def _hashed_once(path: str | Path, kind: str, digest: Callable[[Path], str]) -> str:

@@ -652,17 +652,29 @@ def clip_identity(spec: ClipSpec, model: torch.nn.Module, weights: str) -> dict[
 # what names a CLIP model rather than being it: the spec as typed, the weights' path, open_clip's name and
 # tag (the architecture is in architecture_sha256), an ExIQA run's CLIP spec
 CLIP_SPELLINGS = ("spec", "weights", "model", "pretrained", "clip")
+# what :func:`clip_identity` adds; a record of an earlier version has none of it
+CLIP_HASHED = ("weights_sha256", "architecture_sha256", "preprocess")
 
 
 def without_spellings(meta: Mapping[str, Any]) -> dict[str, Any]:
     """A scorer's metadata as what it is, not how it was named: with the weights' hash in it
     (:func:`clip_identity`) the spec and paths that named them go (``clipiqa:./m`` and ``clipiqa:/abs/m``,
-    the folder or the file in it, are one scorer), and the prompts file goes where its texts are hashed.
-    For `attiqa eval`'s score cache and `attiqa score -o`'s resume record
-    (:func:`attiqa.evaluation.cache.score_cache_key`). Without a hash it is returned as it is."""
+    the folder or the file in it, are one scorer), and where the prompt texts are hashed the prompts file and
+    its document go (its name, notes, the file it came from change no score). The one rule for `attiqa
+    eval`'s score cache, `attiqa score -o`'s resume record (:func:`attiqa.evaluation.cache.score_cache_key`)
+    and a label table's teacher (:func:`same_clip`). Without a hash it is returned as it is."""
     drop: tuple[str, ...] = CLIP_SPELLINGS if "weights_sha256" in meta else ()
-    drop += ("prompts_file",) if "prompts_sha256" in meta else ()
+    drop += ("prompts_file", "prompts") if "prompts_sha256" in meta else ()
     return {k: v for k, v in meta.items() if k not in drop}
+
+
+def same_clip(before: Mapping[str, Any], now: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Two records of a CLIP model as :func:`without_spellings` compares them; one of an earlier version
+    without the weights' hash on either side is compared by its spec and paths, as it was then (the
+    hashes dropped from both)."""
+    hashed = "weights_sha256" in before and "weights_sha256" in now
+    a, b = ({k: v for k, v in m.items() if hashed or k not in CLIP_HASHED} for m in (before, now))
+    return without_spellings(a), without_spellings(b)
 
 
 def _spec_info(spec: ClipSpec) -> dict[str, Any]:
