@@ -6,7 +6,9 @@ each file is written atomically, unreadable sources are skipped and reported.
 
 Output names (ours): each source gets one name, kept in ``sources.json`` (name -> absolute source path)
 so it never changes on a rerun, even when sources are added (or the collection is moved: a recorded
-path that no longer exists hands its name to a new path with the same file name). The name is the
+path that no longer exists hands its name to a new path with the same file name; or copied, the original
+still there: a recorded path no longer among the sources hands its name to a file of the same name and the
+same bytes). The name is the
 file's stem, made safe (no ``__``, which separates the name from the distortion; not-UTF-8 bytes,
 separators and control characters become ``_``; at most 100 bytes); when another source already has it
 (``A/x.jpg`` and ``B/x.png``, or ``X.jpg`` and ``x.jpg`` on a case-insensitive disk) ``_1``, ``_2``, ...
@@ -16,6 +18,7 @@ same as before this rule wherever the old rule (first keeps the stem, then ``_1`
 
 from __future__ import annotations
 
+import filecmp
 import json
 import os
 import random
@@ -78,35 +81,46 @@ def _read_names(path: Path) -> dict[str, str]:
     return names
 
 
-def _gone_names(names: dict[str, str], current: set[str]) -> dict[str, list[str]]:
-    """The names of recorded sources whose path is gone, by file name: a source whose recorded path is gone
-    (the collection was moved) hands its name to a new path with the same file name, so a moved collection
-    resumes instead of being written again under new names."""
-    moved: dict[str, list[str]] = {}
+def _same_bytes(a: str, b: str) -> bool:
+    try:
+        return filecmp.cmp(a, b, shallow=False)  # sizes first: bytes read only when they agree
+    except OSError:
+        return False
+
+
+def _handed_over(names: dict[str, str], keys: Sequence[str]) -> dict[str, str]:
+    """``{source: recorded name}`` for the sources of ``keys`` (absolute paths) not recorded in ``names``
+    that take over the name of a recorded source of the same file name that is not among ``keys``: one whose
+    path is gone (the collection moved) or that has the same bytes (the collection copied — or the folder
+    holding it and the run — the original still there: was graded again under ``_1`` names). Their
+    graded files are then kept, not made again."""
+    current, recorded = set(keys), set(names.values())
+    left: dict[str, list[tuple[str, str]]] = {}  # file name -> (name, recorded path) of sources left out
     for old, src in sorted(names.items()):
-        if src not in current and not os.path.lexists(src):
-            moved.setdefault(os.path.basename(src), []).append(old)
-    return moved
+        if src not in current:
+            left.setdefault(os.path.basename(src), []).append((old, src))
+    handed: dict[str, str] = {}
+    for key in keys:
+        candidates = left.get(os.path.basename(key))
+        if key in recorded or key in handed or not candidates:
+            continue
+        for i, (old, src) in enumerate(candidates):
+            if not os.path.lexists(src) or _same_bytes(src, key):
+                handed[key] = old
+                del candidates[i]
+                break
+    return handed
 
 
 def new_sources(sources: Sequence[Path], out_dir: Path) -> list[Path]:
     """The ``sources`` :func:`write_graded_set` would make new images of in ``out_dir``: neither recorded in
-    its ``sources.json`` nor taking over the name of a recorded source that moved (:func:`output_stems`'
-    rule). Nothing is written."""
+    its ``sources.json`` nor taking over the name of a recorded source that moved or was copied
+    (:func:`output_stems`' rule). Nothing is written."""
     names = _read_names(out_dir / NAMES_FILE)
     keys = [os.path.abspath(src) for src in sources]
     recorded = set(names.values())
-    moved = {base: len(olds) for base, olds in _gone_names(names, set(keys)).items()}
-    out = []
-    for src, key in zip(sources, keys, strict=True):
-        if key in recorded:
-            continue
-        base = os.path.basename(key)
-        if moved.get(base):
-            moved[base] -= 1
-            continue
-        out.append(src)
-    return out
+    handed = _handed_over(names, keys)
+    return [src for src, key in zip(sources, keys, strict=True) if key not in recorded and key not in handed]
 
 
 def output_stems(sources: Sequence[Path], out_dir: Path) -> list[str]:
@@ -123,13 +137,13 @@ def output_stems(sources: Sequence[Path], out_dir: Path) -> list[str]:
     taken = {name.casefold() for name in names}
     # every source's own stem is reserved for it, so B/x.jpg never takes the name of B/x_1.jpg
     reserved = {s.casefold() for s, k in zip(safe, keys, strict=True) if k not in by_source}
-    moved = _gone_names(names, set(keys))
+    handed = _handed_over(names, keys)
     stems, added = [], False
     next_k: dict[str, int] = {}
     for key, base in zip(keys, safe, strict=True):
         name = by_source.get(key)
-        if name is None and moved.get(os.path.basename(key)):
-            name = moved[os.path.basename(key)].pop(0)
+        if name is None and key in handed:
+            name = handed[key]
             del by_source[names[name]]
             names[name], by_source[key], added = key, name, True
         if name is None:
