@@ -22,11 +22,12 @@ from pathlib import Path
 import attiqa
 from attiqa.datasets.readers import read_csv
 from attiqa.errors import AttiqaError, did_you_mean
+from attiqa.evaluation.cache import resume_identity
 from attiqa.interface import Scorer
 from attiqa.io.atomic import output_folder, remove_orphan_temps, write_json_atomic
 from attiqa.io.tables import ERRORS, read_cell
 from attiqa.progress import shown_name
-from attiqa.scorers import is_checkpoint, scorer_identity
+from attiqa.scorers import is_checkpoint
 from attiqa.scorers.zoo import trained_on, weights_identity, zoo_table
 from attiqa.scoring import OtherScoreFile, ScoreRun, ScoreWriter, score_paths, write_scores
 from genbench.files import shell_arg
@@ -101,14 +102,22 @@ def _writer(out_csv: Path, columns: Sequence[str], metric: str) -> ScoreWriter:
         return make()
 
 
-def _other_weights(out_csv: Path, identity: dict) -> bool:
-    """Whether ``scores/<slug>.json`` records other weights than ``identity``'s (its ``sha256``): a
-    checkpoint retrained at the same path kept the old model's scores as "already scored"."""
+def _same_scorer(out_csv: Path, identity: dict) -> bool:
+    """Whether ``scores/<slug>.json`` records the scorer ``identity`` names, by `attiqa score -o`'s rule
+    (:func:`attiqa.evaluation.cache.resume_identity`'s ``key``: every file the scores depend on by its hash
+    — a CLIP folder's weights, an ExIQA run's checkpoint and regressor — and the scorer's settings). A
+    record from before the key (session 52) is compared as it was: the weights file's hash, else the name."""
     try:
         old = json.loads(out_csv.with_suffix(".json").read_text(encoding="utf-8")).get("identity")
     except (OSError, ValueError, AttributeError):
-        return False  # no record (or one from before the identity was kept): the scores stay
-    return isinstance(old, dict) and old.get("sha256") != identity.get("sha256")
+        return True  # no record (or one from before the identity was kept): the scores stay
+    if not isinstance(old, dict):
+        return True
+    if "key" in old:
+        return bool(old["key"] == identity["key"])
+    if old.get("sha256") is None:
+        return bool(old.get("name") == identity.get("name"))
+    return bool(old.get("sha256") == identity.get("sha256"))
 
 
 def _read_csv(path: Path, columns: Sequence[str], again: str) -> dict[str, dict[str, str]]:
@@ -197,23 +206,25 @@ class MetricJob:
         run.rows = sorted(kept_rows + run.rows, key=lambda r: order[r["image"]])
         out_csv = self.run_dir / SCORES_DIR / f"{report.metric}.csv"
         write_scores(run, out_csv)
-        info = scorer.info
-        write_json_atomic(
-            out_csv.with_suffix(".json"),
-            {
-                "metric": self.metric,
-                "metric_path": os.path.abspath(self.metric) if is_checkpoint(self.metric) else None,
-                "column": scorer.columns[0],
-                "columns": list(scorer.columns),
-                **info.scale_record(),
-                "kind": info.kind,
-                "trained_range": list(info.trained_range) if info.trained_range else None,
-                "scorer": scorer.metadata(),
-                "identity": ready.identity,
-            },
-        )
         report.interruption = run.interruption
         return report
+
+
+def _metric_record(metric: str, scorer: Scorer, identity: dict) -> dict:
+    """``scores/<slug>.json``: which column is the overall score, its scale and direction, and the scorer's
+    identity (what a rerun resumes by, :func:`_same_scorer`)."""
+    info = scorer.info
+    return {
+        "metric": metric,
+        "metric_path": os.path.abspath(metric) if is_checkpoint(metric) else None,
+        "column": scorer.columns[0],
+        "columns": list(scorer.columns),
+        **info.scale_record(),
+        "kind": info.kind,
+        "trained_range": list(info.trained_range) if info.trained_range else None,
+        "scorer": scorer.metadata(),
+        "identity": identity,
+    }
 
 
 def open_metric(run_dir: Path, pairs: list[Pair], metric: str, device: str = "cpu") -> MetricJob:
@@ -234,9 +245,14 @@ def open_metric(run_dir: Path, pairs: list[Pair], metric: str, device: str = "cp
         return job
     remove_orphan_temps(out_csv.parent, targets=[out_csv.name, f"{slug}.json"])  # a killed earlier run's
     # the tensors' hash too: `agree` knows a shipped model's copy with its card rewritten (zoo.shipped_model)
-    identity = {**scorer_identity(metric), "tensors_sha256": weights_identity(scorer)["tensors_sha256"]}
-    if _other_weights(out_csv, identity):
-        out_csv.unlink()  # a retrained checkpoint at this path: all scored again
+    identity = {
+        **resume_identity(metric, scorer, {}),
+        "tensors_sha256": weights_identity(scorer)["tensors_sha256"],
+    }
+    if not _same_scorer(out_csv, identity):
+        out_csv.unlink(
+            missing_ok=True
+        )  # other weights under this name (retrained in place): all scored again
     # The writer reads the file once (its rows are what is kept); each batch is appended as it finishes (a
     # kill keeps it; the writer drops a half-written last line); the file is rewritten in manifest order.
     try:
@@ -247,6 +263,9 @@ def open_metric(run_dir: Path, pairs: list[Pair], metric: str, device: str = "cp
     old = {r["image"]: r for r in writer.found_rows}
     images = list(dict.fromkeys(p.image(s) for p in pairs for s in SIDES))
     todo = [im for im in images if im not in old or math.isnan(old[im][scorer.columns[0]])]
+    # recorded before any row is appended (after the CSV of other weights is gone): a kill mid-metric leaves
+    # rows whose scorer the next run knows — with no record, other weights by then "kept" them
+    write_json_atomic(out_csv.with_suffix(".json"), _metric_record(metric, scorer, identity))
     job.ready = Ready(scorer, identity, writer, old, images, todo)
     job.report.kept = len(images) - len(todo)
     return job

@@ -1,0 +1,157 @@
+"""Session 52: `genbench score` resumes a metric's ``scores/<metric>.csv`` exactly when `attiqa score -o`
+would resume its file (:func:`attiqa.evaluation.cache.resume_identity`), also after a SIGKILL mid-metric or
+between metrics (docs/robustness.md, rows marked session 52)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import shutil
+
+import pytest
+from genbench_helpers import make_photo_run
+from helpers import run_attiqa, run_genbench, signal_after
+from safetensors.torch import load_file, save_file
+from typer.testing import CliRunner
+
+from genbench.cli import app
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+runner = CliRunner()
+
+
+def _retrain(weights):
+    """The same CLIP trained again in place: another logit scale, the same file name."""
+    state = load_file(str(weights))
+    state["logit_scale"] = state["logit_scale"] + 1.0
+    save_file(state, str(weights))
+
+
+def _said(res) -> str:
+    return " ".join(res.output.split())
+
+
+def _rows(path) -> list[list[str]]:
+    with open(path, newline="") as fh:
+        return list(csv.reader(fh))
+
+
+@pytest.fixture()
+def clip_run(tmp_path, photos, tiny_dir, monkeypatch):
+    """A run of 10 real images and a tiny random CLIP in ``clip/`` beside it (the working folder)."""
+    shutil.copytree(tiny_dir, tmp_path / "clip")
+    monkeypatch.chdir(tmp_path)
+    return make_photo_run(tmp_path / "run", photos)
+
+
+def test_a_clip_metric_whose_weights_were_replaced_is_scored_again(clip_run, tmp_path, cli):
+    """**Was**: `genbench score RUN -m clipiqa:clip` after clip/'s weights were replaced in place said
+    "0 scored, 10 already scored" — the metric was known by its name alone (no weights file of its own to
+    hash), so agree measured the old weights' scores as the new ones'. Now the file is resumed by `attiqa
+    score -o`'s record of its scorer (the same key) and scored again when it changed."""
+    args = ["score", str(clip_run), "-m", "clipiqa:clip", "--workers", "0"]
+    assert "clipiqa:clip: 10 scored, 0 already scored" in _said(runner.invoke(app, args))
+    scores = clip_run / "scores" / "clipiqa_clip.csv"
+    first = _rows(scores)
+    assert "0 scored, 10 already scored" in _said(runner.invoke(app, args))  # the same weights: resumed
+    # the same rule as `attiqa score -o`: the key it records beside its own file
+    images = sorted((clip_run / "images").glob("*.png"))
+    assert cli("score", *images, "-m", "clipiqa:clip", "-o", tmp_path / "s.csv", "-q").returncode == 0
+    record = json.loads((tmp_path / ".s.csv.scorer.json").read_text())
+    assert json.loads(scores.with_suffix(".json").read_text())["identity"]["key"] == record["key"]
+
+    _retrain(tmp_path / "clip" / "open_clip_model.safetensors")
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0 and "clipiqa:clip: 10 scored, 0 already scored" in _said(res), res.output
+    again = _rows(scores)
+    assert [r[0] for r in again] == [r[0] for r in first] and again != first  # every score the new weights'
+    assert "0 scored, 10 already scored" in _said(runner.invoke(app, args))
+
+
+def test_an_exiqa_run_retrained_in_place_is_scored_again(exiqa_set, tiny_dir, tmp_path, photos):
+    """**Was**: `genbench score RUN -m exiqa:EXRUN` after EXRUN was trained again in place (its prompts)
+    kept the old checkpoint's scores: the metric's record held no hash of the run's checkpoint. Now its
+    record holds eval's score-cache key (the checkpoint and regressor by their hashes)."""
+    from attiqa.exiqa.regressor import train_regressor
+    from attiqa.exiqa.train import ExiqaTrainConfig, train_exiqa
+    from attiqa.io.checkpoints import load_checkpoint, save_checkpoint
+
+    data, mos = exiqa_set
+    ex = tmp_path / "ex"
+    cfg = ExiqaTrainConfig(clip=str(tiny_dir), epochs=1, warmup_epochs=0, batch_size=8, n_prompts=2)
+    train_exiqa(data, ex, cfg)
+    train_regressor(ex, mos, epochs=3)  # its overall score (eq. 9)
+    run = make_photo_run(tmp_path / "run", photos)
+    args = ["score", str(run), "-m", f"exiqa:{ex}", "--workers", "0"]
+    assert "10 scored, 0 already scored" in _said(runner.invoke(app, args))
+    assert "0 scored, 10 already scored" in _said(runner.invoke(app, args))
+    tensors, card = load_checkpoint(ex / "exiqa.safetensors")
+    tensors["prompts"] = tensors["prompts"] + 0.5  # trained again: other prompts, the same path and CLIP
+    save_checkpoint(ex / "exiqa.safetensors", tensors, card)
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0 and "10 scored, 0 already scored" in _said(res), res.output
+    assert "0 scored, 10 already scored" in _said(runner.invoke(app, args))
+    train_regressor(ex, mos, epochs=3, seed=1)  # its regressor fitted again in place
+    assert "10 scored, 0 already scored" in _said(runner.invoke(app, args))
+
+
+def _genbench_killed(tmp_path, seam: str, suffix: str, after: int, *args: object) -> None:
+    """`genbench score ARGS` (in ``tmp_path``) SIGKILLed as the ``after``-th commit of ``suffix`` returns."""
+    hook = signal_after(tmp_path, seam, suffix, after, "SIGKILL", "genbench.cli")
+    res = run_attiqa(*args, cwd=tmp_path, **hook)
+    assert res.returncode == -9, res.stderr[-2000:]
+
+
+@pytest.mark.slow
+def test_a_kill_mid_metric_then_replaced_weights_keeps_no_old_score(clip_run, tmp_path):
+    """**Was**: `genbench score RUN -m classical,clipiqa:clip` killed (kill -9) after clipiqa's first
+    batches, clip/'s weights replaced, the same command: "6 scored, 4 already scored" — the metric's record
+    was written when it finished, so the killed run's rows had none and were kept as the new weights'. Now
+    the record is written before the first row: all 10 scored again."""
+    args = ["score", clip_run, "-m", "classical,clipiqa:clip", "--workers", "0", "--batch-size", "2"]
+    _genbench_killed(tmp_path, "fsync", "clipiqa_clip.csv", 2, *args)
+    assert len(_rows(clip_run / "scores" / "clipiqa_clip.csv")) == 1 + 4  # two batches kept
+    _retrain(tmp_path / "clip" / "open_clip_model.safetensors")
+    res = run_genbench(*args, cwd=tmp_path)
+    said = " ".join(res.stdout.split() + res.stderr.split())
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "classical: 0 scored, 10 already scored" in said
+    assert "clipiqa:clip: 10 scored, 0 already scored" in said
+
+
+def _close(got: list[list[str]], want: list[list[str]]) -> bool:
+    """The same images in the same order, each score equal to 5 significant digits."""
+    return [r[0] for r in got] == [r[0] for r in want] and all(
+        math.isclose(float(a), float(b), rel_tol=1e-5, abs_tol=1e-6)
+        for g, w in zip(got[1:], want[1:], strict=True)
+        for a, b in zip(g[1:], w[1:], strict=True)
+    )
+
+
+@pytest.mark.slow
+def test_several_metrics_killed_between_metrics_and_mid_metric_resume_to_the_uninterrupted_files(
+    clip_run, tmp_path, photos
+):
+    """`genbench score RUN -m classical,clipiqa:clip` killed (kill -9) just after the first metric's file
+    was renamed into place, then in the middle of the second, then the same command: every image scored
+    once, each file the uninterrupted run's, no temporary file left (ok: an audit, session 52)."""
+    whole = make_photo_run(tmp_path / "whole", photos)
+    opts = ["-m", "classical,clipiqa:clip", "--workers", "0", "--batch-size", "2"]
+    assert runner.invoke(app, ["score", str(whole), *opts]).exit_code == 0
+    want = {m: _rows(whole / "scores" / f"{m}.csv") for m in ("classical", "clipiqa_clip")}
+    scores = clip_run / "scores"
+
+    _genbench_killed(tmp_path, "replace", "classical.csv", 1, "score", clip_run, *opts)  # between metrics
+    assert _close(_rows(scores / "classical.csv"), want["classical"])
+    _genbench_killed(tmp_path, "fsync", "clipiqa_clip.csv", 2, "score", clip_run, *opts)  # mid-metric
+    assert len(_rows(scores / "clipiqa_clip.csv")) == 1 + 4
+    res = run_genbench("score", clip_run, *opts, cwd=tmp_path)
+    said = " ".join(res.stdout.split() + res.stderr.split())
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "classical: 0 scored, 10 already scored" in said and "clipiqa:clip: 6 scored, 4 already" in said
+    for m, rows in want.items():
+        assert _close(_rows(scores / f"{m}.csv"), rows), m  # each image once, in manifest order
+        meta = json.loads((scores / f"{m}.json").read_text())
+        assert meta == json.loads((whole / "scores" / f"{m}.json").read_text())
+    assert not [p.name for p in scores.iterdir() if p.name.startswith(".")]  # no temporary file left
