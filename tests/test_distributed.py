@@ -389,3 +389,55 @@ def test_more_processes_than_labelled_images_is_refused_once_not_trained_as_noth
         "more images, or set pretrain.loss: l2"
     ], ours[-3000:]
     assert not (tmp_path / "run" / "pretrain" / "model.safetensors").exists()
+
+
+def test_the_group_on_a_gpu_node_reduces_cpu_tensors_by_gloo():
+    """`torchrun … train` with `device: cpu` on a GPU node (or any CPU tensor in a collective there).
+    **Was**: backend "nccl" whenever CUDA was available — no backend for CPU tensors, so the first
+    collective failed ("No backend type associated with device type cpu") and was reported as another
+    process lost. Now the backend is keyed by device. This machine has no GPU (its NCCL refuses to start
+    without one), so the decision is tested as the pure function it is, read by torch's own parser of
+    backend strings; the group this machine makes (gloo) runs in every torchrun test here."""
+    import torch.distributed as dist
+
+    from attiqa.sharding import backend_for
+
+    def devices(cuda: bool, nccl: bool) -> dict[str, str]:
+        return dist.BackendConfig(dist.Backend(backend_for(cuda, nccl))).get_device_backend_map()
+
+    assert devices(cuda=True, nccl=True) == {"cpu": "gloo", "cuda": "nccl"}
+    for cuda, nccl in ((True, False), (False, True), (False, False)):  # no GPU, or a torch without NCCL
+        assert devices(cuda, nccl)["cpu"] == "gloo"
+    assert backend_for(cuda=False, nccl=True) == "gloo"  # this machine's group, as before
+
+
+def test_more_processes_than_gpus_is_one_line_naming_the_fix(monkeypatch):
+    """`torchrun --nproc_per_node 4 … ` on a machine with 2 GPUs. **Was**: torch.cuda.set_device(2)'s
+    traceback in the process group's join ("invalid device ordinal"); now the process's device is refused
+    in one line naming LOCAL_RANK, the GPUs it sees and both fixes (the join sets a device only for a
+    process that has one, so `device: cpu` runs there). No GPU here: the decision is the pure function
+    :func:`attiqa.device.process_gpu`, given the count torch.cuda.device_count() would give."""
+    from attiqa.device import process_gpu
+    from attiqa.errors import ConfigError
+
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert [process_gpu(r, 2) for r in (0, 1)] == [torch.device("cuda:0"), torch.device("cuda:1")]
+    with pytest.raises(ConfigError) as err:
+        process_gpu(2, 2)
+    assert str(err.value) == (
+        "LOCAL_RANK=2: this process sees 2 GPU(s) (torch.cuda.device_count()), one a process — start at most "
+        "2 process(es) a machine (torchrun --nproc_per_node 2), or run on the CPU (--device cpu, or device: "
+        "cpu in the config)"
+    )
+    # resolve_device ("auto", "cuda": the local rank's GPU) asks it, as a machine with 2 GPUs answers
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setenv("LOCAL_RANK", "2")
+    for spec in ("auto", "cuda"):
+        with pytest.raises(ConfigError, match="^LOCAL_RANK=2: this process sees 2 GPU"):
+            resolve_device(spec)  # was cuda:2, then set_device's traceback
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3")  # a launcher that shows each process one GPU
+    with pytest.raises(
+        ConfigError, match=r"sees 1 GPU\(s\) \(torch.cuda.device_count\(\); CUDA_VISIBLE_DEVIC"
+    ):
+        process_gpu(1, 1)
