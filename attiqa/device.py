@@ -16,7 +16,7 @@ def resolve_device(spec: str = "auto") -> torch.device:
     before any model loads, not torch's driver traceback at the first ``.to()``."""
     if spec in ("auto", "cuda"):
         if torch.cuda.is_available():
-            return torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}")
+            return process_gpu(int(os.environ.get("LOCAL_RANK", "0")), torch.cuda.device_count())
         if spec == "cuda":
             raise ConfigError("device 'cuda' requested but CUDA is not available — use device: auto or cpu")
         return torch.device("cpu")
@@ -28,6 +28,21 @@ def resolve_device(spec: str = "auto") -> torch.device:
     if missing:
         raise ConfigError(f"device {spec!r}: {missing} — use auto or cpu")
     return dev
+
+
+def process_gpu(local_rank: int, count: int) -> torch.device:
+    """The GPU of torchrun's process ``local_rank`` (one a process) among the ``count`` this process sees.
+    More processes than GPUs (--nproc_per_node 4 on 2) was torch.cuda.set_device's traceback in the
+    process group's join; now a one-line :class:`ConfigError` naming both fixes."""
+    if local_rank < count:
+        return torch.device(f"cuda:{local_rank}")
+    shown = os.environ.get("CUDA_VISIBLE_DEVICES")
+    sees = f"{count} GPU(s) (torch.cuda.device_count()" + (f"; CUDA_VISIBLE_DEVICES={shown}" if shown else "")
+    raise ConfigError(
+        f"LOCAL_RANK={local_rank}: this process sees {sees}), one a process — start at most {count} "
+        f"process(es) a machine (torchrun --nproc_per_node {count}), or run on the CPU (--device cpu, or "
+        "device: cpu in the config)"
+    )
 
 
 def _missing(dev: torch.device) -> str:

@@ -1,9 +1,9 @@
 """One code path for a single process and for ``torchrun --nproc_per_node N``: the process group, and
 scoring a list of images across its processes.
 
-- The group is joined from torchrun's env vars (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR/PORT); backend
-  NCCL when CUDA is available, gloo otherwise (CPU tests). Without those env vars (or WORLD_SIZE=1) nothing
-  is initialised and every helper is a no-op.
+- The group is joined from torchrun's env vars (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR/PORT); gloo for
+  CPU tensors, and NCCL for CUDA tensors where CUDA is (:func:`backend_for`). Without those env vars (or
+  WORLD_SIZE=1) nothing is initialised and every helper is a no-op.
 - Sharded scoring (``attiqa score``, ``attiqa eval``): every process works out the same list of images
   still to score, scores every N-th one (:meth:`Shards.share`, :func:`score_share`), and what they found
   meets on every process (:meth:`Shards.gather`); rank 0 alone writes the outputs and reports.
@@ -108,8 +108,7 @@ def any_rank(flag: bool) -> bool:
     what each process holds when most often none holds anything; ``flag`` alone."""
     if not is_dist():
         return flag
-    on_gpu = dist.get_backend() == "nccl"  # NCCL reduces CUDA tensors only
-    t = torch.tensor([int(flag)], device=torch.cuda.current_device() if on_gpu else "cpu")
+    t = torch.tensor([int(flag)])  # the group reduces CPU tensors by gloo on every machine (backend_for)
     with collective():
         dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return bool(t.item())
@@ -192,6 +191,14 @@ def wait_for_store(timeout: datetime.timedelta) -> None:
             time.sleep(0.2)
 
 
+def backend_for(cuda: bool, nccl: bool) -> str:
+    """The process group's backend, keyed by device: gloo for CPU tensors everywhere, NCCL for CUDA tensors
+    where both are. NCCL alone (as before) has no CPU backend: on a GPU node, training with ``device: cpu``
+    under torchrun failed at its first collective ("No backend type associated with device type cpu"),
+    reported as another process lost."""
+    return "cpu:gloo,cuda:nccl" if cuda and nccl else "gloo"
+
+
 def init_distributed(timeout_minutes: float = 30.0) -> DistState:
     """Join the torchrun process group if the env says so (idempotent; reuses an existing group). The
     join waits at most :func:`join_timeout` for the other processes (then one line); the group's
@@ -209,9 +216,10 @@ def init_distributed(timeout_minutes: float = 30.0) -> DistState:
     # without an active exception", SIGABRT). Imported first, those defaults are None.
     import torch.distributed.nn.functional  # noqa: F401
 
-    backend = "nccl" if torch.cuda.is_available() else "gloo"
-    if backend == "nccl":
-        torch.cuda.set_device(lr)
+    cuda = torch.cuda.is_available()
+    backend = backend_for(cuda, dist.is_nccl_available())
+    if cuda and lr < torch.cuda.device_count():  # a process past the GPUs runs on the CPU or is refused
+        torch.cuda.set_device(lr)  # by attiqa.device.resolve_device, in one line (was set_device's traceback)
     timeout = datetime.timedelta(minutes=timeout_minutes)
     join = join_timeout()
     with signals_end_the_process():

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import attiqa_cmd, attiqa_env, run_attiqa, tiny_attiqa_checkpoint
+from helpers import attiqa_cmd, attiqa_env, rank_pid, run_attiqa, tiny_attiqa_checkpoint
 
 from attiqa.io.images import discover_images
 
@@ -95,24 +95,6 @@ def test_torchrun_resumes_a_stopped_one_process_json_run(photo_dir, tmp_path):
     assert not list(tmp_path.glob(".s.json.*partial.csv"))
 
 
-def _rank_pid(launcher: subprocess.Popen, rank: int) -> int | None:
-    """The pid of torchrun's worker process of ``rank`` (read from its environment: Linux's /proc)."""
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            env = (entry / "environ").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        parent = int(stat.rsplit(")", 1)[1].split()[1])
-        if parent != launcher.pid:  # torchrun's own children: the ranks, not their decode workers
-            continue
-        if f"RANK={rank}".encode() in env:
-            return int(entry.name)
-    return None
-
-
 @pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="finds a rank's process in /proc")
 def test_a_rank_killed_under_torchrun_then_one_process_scores_the_rest(photos, tmp_path):
@@ -135,7 +117,7 @@ def test_a_rank_killed_under_torchrun_then_one_process_scores_the_rest(photos, t
     victim = None
     while time.monotonic() < deadline and proc.poll() is None:
         if journal.exists() and journal.read_bytes().count(b"\n") >= 4:  # header + 3 rows
-            victim = _rank_pid(proc, 1)
+            victim = rank_pid(proc, 1)
             break
         time.sleep(0.02)
     assert victim is not None, "rank 1 finished (or never started) before it could be killed"

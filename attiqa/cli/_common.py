@@ -149,8 +149,21 @@ def run_app(typer_app: Callable[[], Any]) -> None:
     tune_allocator()
     if isinstance(typer_app, typer.Typer):
         typer_app = app_command(typer_app, narrow=stdout.width < NARROW)
+    previous: Any = None
     with contextlib.suppress(ValueError):  # not the main thread (e.g. a test runner): keep the default
-        signal.signal(signal.SIGTERM, _on_sigterm)
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        _run_command(typer_app)
+    finally:  # after the command there is nothing to keep: SIGTERM in the interpreter's shutdown (torchrun's
+        # agent stopping the survivor of a lost rank) raised Terminated there, a traceback under the one line
+        sys.stdout.flush()
+        sys.stderr.flush()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _run_command(typer_app: Callable[[], Any]) -> None:
+    """:func:`run_app`'s command: its errors and interruptions as one line and an exit code."""
     try:
         typer_app()
     except AttiqaError as exc:
