@@ -45,6 +45,7 @@ from attiqa.training.data import (
 from attiqa.training.losses import make_pretrain_loss
 from attiqa.training.mos import (
     CENTRE_VIEW,
+    INIT_HASH,
     FinetuneResult,
     cached_mos_trainer,
     cached_train_mode,
@@ -173,6 +174,7 @@ def finetune_cached(
         checkpoint_every=checkpoint_every(cfg.epochs), card=base_card, label="finetune (cached features)",
         log_every=10, progress=progress, log=log or WriteLog(),
         settings={**to_dict(cfg), DATA_SETTING: split.fingerprint()},
+        state_extra={k: init_info[k] for k in (INIT_HASH,) if k in init_info},
     )  # fmt: skip
     with one_thread():
         history = trainer.fit(resume)

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from torch.utils.data import Subset
 
 from attiqa.attributes import ATTRIBUTES
@@ -38,8 +39,10 @@ from attiqa.config import FinetuneConfig, to_dict
 from attiqa.device import resolve_device
 from attiqa.evaluation.metrics import correlations
 from attiqa.io.batching import data_loader, default_num_workers
+from attiqa.io.checkpoints import training_state_extra
 from attiqa.models import AttiqaModel, create_backbone, load_model
 from attiqa.models.transforms import FinetuneTrain, FiveCropTest
+from attiqa.progress import console
 from attiqa.training import distributed as D
 from attiqa.training.cached import finetune_cached
 from attiqa.training.data import (
@@ -53,10 +56,25 @@ from attiqa.training.data import (
     unreadable_report,
 )
 from attiqa.training.losses import mos_loss
-from attiqa.training.mos import FinetuneResult, image_train_mode, keep_one_head, make_optimizer, set_trainable
+from attiqa.training.mos import (
+    INIT_HASH,
+    FinetuneResult,
+    image_train_mode,
+    keep_one_head,
+    make_optimizer,
+    set_trainable,
+)
 from attiqa.training.ridge import add_ridge_head
 from attiqa.training.sources import ImageBatches
-from attiqa.training.trainer import LR_SCHEDULES, Trainer, WriteLog, lr_factor, set_scheduled_lr
+from attiqa.training.trainer import (
+    LR_SCHEDULES,
+    Trainer,
+    WriteLog,
+    lr_factor,
+    set_scheduled_lr,
+    state_path_for,
+    weights_hash,
+)
 
 __all__ = ["LR_SCHEDULES", "VAL_SPLITS", "FinetuneResult", "InitialModel", "finetune", "initial_model",
            "lr_factor", "make_optimizer", "predict_five_crop", "set_scheduled_lr"]  # fmt: skip
@@ -91,12 +109,13 @@ class InitialModel:
 
 
 def initial_model(cfg: FinetuneConfig, init_checkpoint: Path | None) -> InitialModel:
-    """Build (load) the starting network as :func:`finetune` does, seeded by ``cfg.seed``."""
+    """Build (load) the starting network as :func:`finetune` does, seeded by ``cfg.seed``; its info records
+    the weights' hash (``INIT_HASH``), which a resume compares."""
     torch.manual_seed(cfg.seed)  # seeded, identical fresh layers on every rank (and across runs)
     model, info = _build_model(
         init_checkpoint, cfg.backbone, cfg.pretrained_backbone, cfg.backbone_weights, cfg.head_hidden
     )
-    return InitialModel(model, info, torch.get_rng_state())
+    return InitialModel(model, {**info, INIT_HASH: weights_hash(model)}, torch.get_rng_state())
 
 
 def _build_model(
@@ -174,6 +193,7 @@ def _finetune(
         model = copy.deepcopy(start.model)
         torch.set_rng_state(start.rng_state)
     init_info = start.info
+    resume = resume and same_start(stage_dir, init_info)
     if cfg.single_head is not None:
         model = keep_one_head(model, cfg.single_head)
         init_info = {**init_info, "single_head": cfg.single_head}
@@ -202,6 +222,39 @@ def _finetune(
     return result
 
 
+def same_start(stage_dir: Path, init_info: dict[str, Any]) -> bool:
+    """Whether a resume may continue the fine-tuning saved in ``stage_dir`` (and its cached heads'): false,
+    with a line, when it started from other weights than ``init_info``'s (its init checkpoint rewritten
+    since: pretraining trained on), so fine-tuning starts again from them over its files; a state of an
+    older version (no hash recorded) is continued, said once. No or an unreadable state: the trainer's."""
+    states = [state_path_for(d / "last.safetensors") for d in (stage_dir / "heads", stage_dir)]
+    recorded = []
+    for state in states:
+        try:
+            recorded.append(training_state_extra(state).get(INIT_HASH))
+        except (OSError, ValueError, KeyError, SafetensorError):  # none, or unreadable: resume() says so
+            continue
+    init, now = init_info.get("init"), init_info.get(INIT_HASH)
+    if now is None:  # a start built without one (nothing to compare with)
+        return True
+    if any(h is not None and h != now for h in recorded):
+        if D.is_main():
+            console.print(
+                f"[yellow]finetune: {init} is not the model the fine-tuning in {stage_dir} started from (its "
+                "weights changed since) — fine-tuning again from it, over that run's files",
+                highlight=False,
+            )
+        return False
+    if None in recorded and D.is_main():
+        console.print(
+            f"[yellow]finetune: the fine-tuning in {stage_dir} was saved by an older version, which did not "
+            f"record the weights it started from — resumed without checking them against {init} (to "
+            f"fine-tune from it again, delete {stage_dir} and resume)",
+            highlight=False,
+        )
+    return True
+
+
 def _check_settings(cfg: FinetuneConfig) -> None:
     """One-line errors for settings that cannot work (configs built in code skip the load-time checks)."""
     cfg.check("finetune")
@@ -220,8 +273,6 @@ def _ridge_or_not(cfg: FinetuneConfig, model: AttiqaModel) -> FinetuneConfig:
     if why is None:
         return cfg
     if D.is_main():
-        from attiqa.progress import console
-
         console.print(f"[yellow]finetune.ridge_taps: no ridge head — {why}")
     return replace(cfg, ridge_taps=None)
 
@@ -296,6 +347,7 @@ def _end_to_end(
         progress=progress, log=log,
         lr_key="finetune.polish_lr" if polish else "finetune.lr or finetune.head_lr",
         settings={**card_cfg, DATA_SETTING: split.fingerprint()},
+        state_extra={k: init_info[k] for k in (INIT_HASH,) if k in init_info},
         epochs_key="finetune.polish_epochs" if polish else "finetune.epochs",
     )  # fmt: skip
     history = trainer.fit(resume)

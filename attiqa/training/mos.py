@@ -23,6 +23,9 @@ TEST_VIEWS = 5  # validation averages the five unmirrored crops, as the scorer's
 
 
 METRIC_KEYS = ("srocc", "plcc", "krcc", "rmse", "n")
+# A fine-tuning's record (card and resume state) of the weights it started from: their ``weights_hash``, so a
+# resume can tell that its init checkpoint changed since (pretraining trained on) and start again from it.
+INIT_HASH = "init_weights_sha256"
 
 
 @dataclass

@@ -1,0 +1,100 @@
+"""Session 52: `attiqa train --resume` of a finished label -> pretrain -> finetune run after pretraining
+trained on. **Was**: fine-tuning resumed its finished state — the model fine-tuned from the earlier
+pretrained weights — and reported it as the result, with no word (its resume check compared settings and
+data, not the weights it started from). Now fine-tuning records the init weights' hash and starts again from
+changed ones, saying so; a state of an older version (no hash) is continued, said once. The network is the
+tiny random one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from helpers import tiny_train_config
+
+from attiqa.io.checkpoints import load_checkpoint, load_training_state, read_card, save_training_state
+from attiqa.models import load_model
+from attiqa.training.mos import INIT_HASH
+from attiqa.training.trainer import state_path_for, weights_hash
+
+AGAIN = "is not the model the fine-tuning in"
+UNCHECKED = "did not record the weights it started from"
+
+
+def _said(res) -> str:
+    return " ".join((res.stdout + res.stderr).split())
+
+
+def _run(tmp_path: Path, cli, **finetune: object):
+    """A finished tiny label -> pretrain -> finetune run; returns (command prefix, run folder)."""
+    cfg = tiny_train_config(tmp_path, **finetune)
+    images = tmp_path / "set" / "images"
+    cmd = ["train", "--config", cfg,
+           "--set", "pretrain={epochs: 1, batch_size: 4, resize_shorter: 40, crop_size: 32, num_workers: 0, "
+                    "device: cpu}",
+           "--set", f"label={{teacher: classical, num_workers: 0, images: [{images}]}}"]  # fmt: skip
+    res = cli(*cmd)
+    assert res.returncode == 0, res.stderr
+    return cmd, tmp_path / "run"
+
+
+def _weights(path: Path) -> dict:
+    return load_checkpoint(path)[0]
+
+
+def _same(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(bool((a[k] == b[k]).all()) for k in a)
+
+
+@pytest.mark.parametrize(
+    "finetune",
+    [{}, {"feature_cache": "true"}, {"feature_cache": "true", "polish_epochs": 1, "polish_lr": 1e-4}],
+    ids=["end-to-end", "cached", "cached-then-polished"],
+)
+def test_a_resume_after_longer_pretraining_fine_tunes_again_from_the_new_weights(tmp_path, cli, finetune):
+    cmd, run = _run(tmp_path, cli, **finetune)
+    assert (run / "finetune" / "heads" / "last.state.safetensors").exists() == ("polish_epochs" in finetune)
+    last, pretrained = run / "finetune" / "last.safetensors", run / "pretrain" / "model.safetensors"
+    before = _weights(last)
+    # the same command again: nothing changed, so nothing is fine-tuned again (the finished pretraining
+    # rewrites its model with the same weights)
+    res = cli(*cmd, "--resume")
+    assert res.returncode == 0, res.stderr
+    assert AGAIN not in _said(res) and UNCHECKED not in _said(res), _said(res)
+    assert _same(_weights(last), before)
+
+    res = cli(*cmd, "--resume", "--set", "pretrain.epochs=2")
+    assert res.returncode == 0, res.stderr
+    said = _said(res)
+    assert (f"finetune: {pretrained} {AGAIN} {run / 'finetune'} started from (its weights changed since) — "
+            "fine-tuning again from it, over that run's files") in said, said  # fmt: skip
+    assert said.count(AGAIN) == 1, said  # once, also for the cached heads and their polish
+    assert read_card(pretrained)["epoch"] == 2
+    now = _weights(last)
+    assert not _same(now, before)  # was: the fine-tune of the 1-epoch pretraining, kept
+    assert read_card(last)[INIT_HASH] == weights_hash(load_model(pretrained)[0])
+    # the model a fresh fine-tuning from the new pretrained weights gives, bit for bit
+    fresh = cli("train", "--config", tmp_path / "run.yaml", "--set", f"pretrained_checkpoint={pretrained}",
+                "--out-dir", tmp_path / "fresh")  # fmt: skip
+    assert fresh.returncode == 0, fresh.stderr
+    assert _same(now, _weights(tmp_path / "fresh" / "finetune" / "last.safetensors"))
+
+
+def test_a_state_of_an_older_version_is_resumed_as_before_said_once(tmp_path, cli):
+    """A fine-tuning state saved before the hash was recorded: continued as before (its finished model kept),
+    with one line saying the weights it started from cannot be checked and how to fine-tune again."""
+    cmd, run = _run(tmp_path, cli)
+    state = state_path_for(run / "finetune" / "last.safetensors")
+    opt, extra, weights = load_training_state(state, with_model=True)
+    del extra[INIT_HASH]
+    save_training_state(state, opt, extra, model_state=weights)
+    before = _weights(run / "finetune" / "last.safetensors")
+    res = cli(*cmd, "--resume", "--set", "pretrain.epochs=2")
+    assert res.returncode == 0, res.stderr
+    said = _said(res)
+    assert said.count(UNCHECKED) == 1 and AGAIN not in said, said
+    ft = run / "finetune"
+    assert (f"finetune: the fine-tuning in {ft} was saved by an older version, which {UNCHECKED} — resumed "
+            f"without checking them against {run / 'pretrain' / 'model.safetensors'} (to fine-tune from it "
+            f"again, delete {ft} and resume)") in said, said  # fmt: skip
+    assert _same(_weights(run / "finetune" / "last.safetensors"), before)
