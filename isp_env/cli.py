@@ -106,6 +106,12 @@ def kept_on_interrupt(out: Path) -> Iterator[None]:
         raise InterruptedExit(exc) from exc
 
 
+def is_default(ctx: typer.Context, name: str) -> bool:
+    """Parameter ``name`` took its default (not typed, not from the environment)."""
+    source = ctx.get_parameter_source(name)
+    return source is None or source.name in ("DEFAULT", "DEFAULT_MAP")
+
+
 @app.callback()
 def tune(
     ctx: typer.Context,
@@ -225,9 +231,12 @@ def tune(
     """
     if ctx.invoked_subcommand is not None:
         return
-    if raw_dir is None:
+    if raw_dir is None:  # exit 2 as bare `attiqa` / `genbench` (click's usage exit): it was 0, read as done
+        typed = [p.name for p in ctx.command.params if p.name and not is_default(ctx, p.name)]
+        if typed:  # options but no raw folder: one line, not the whole help
+            raise ConfigError("--raw-dir is missing: pass the folder of raws to tune on (isp-tune --help)")
         console.print(ctx.get_help(), markup=False, highlight=False)  # "[default: …]": not markup
-        raise typer.Exit(0)
+        raise typer.Exit(2)
     if not raw_dir.is_dir():
         from isp_env.raw import unreadable
 

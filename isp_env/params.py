@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -147,18 +148,42 @@ def given_values(doc: Any) -> dict[str, float]:
     return check_values(values)
 
 
-def read_run_json(path: Path) -> Any:
+def read_run_json(path: Path, objects: Sequence[str] = ()) -> Any:
     """A JSON file a run wrote (run.json, training.json, a search cache), ``{}`` when it is missing; one
-    written whole but damaged since (an edit, a bad disk) is one line naming it, not a traceback."""
+    written whole but damaged since (an edit, a bad disk) is one line naming it, not a traceback. Each is
+    a JSON object, and so are its values under the keys ``objects`` (``"*"``: every value): valid JSON of
+    another kind (``[]``, ``{"config": []}``) was an AttributeError at a ``.get``, on resume and in
+    ``isp-tune check``."""
     if not path.exists():
         return {}
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        doc = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         why = f"{exc.msg}, line {exc.lineno}" if isinstance(exc, json.JSONDecodeError) else "not UTF-8"
         raise ConfigError(
             f"{path}: damaged (not JSON: {why}) — delete it to redo its step, or use a new --out"
         ) from None
+    inner = (
+        [(k, v) for k, v in doc.items() if "*" in objects or k in objects] if isinstance(doc, dict) else []
+    )
+    where, bad = next(((f"{k!r} holds", v) for k, v in inner if not isinstance(v, dict)), ("", doc))
+    if not isinstance(bad, dict):
+        kind = JSON_KINDS.get(type(bad), type(bad).__name__)
+        raise ConfigError(
+            f"{path}: damaged ({where or 'it is'} a JSON {kind}, not the object the run wrote) — delete it "
+            "to redo its step, or use a new --out"
+        )
+    return doc
+
+
+JSON_KINDS = {
+    list: "array",
+    str: "string",
+    int: "number",
+    float: "number",
+    bool: "true/false",
+    type(None): "null",
+}
 
 
 def raw_record(path: Path, root: Path) -> dict[str, str]:

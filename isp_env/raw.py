@@ -460,14 +460,19 @@ def developed_kind(path: str | Path) -> str | None:
     return next((kind for magic, kind in DEVELOPED_MAGIC.items() if head.startswith(magic)), None)
 
 
+def libraw_text(exc: Exception) -> str:
+    """A LibRaw error as one line of text, its type first (rawpy gives the message as bytes)."""
+    why = exc.args[0].decode("utf-8", "replace") if exc.args and isinstance(exc.args[0], bytes) else str(exc)
+    return f"{type(exc).__name__}: {why}"
+
+
 def _libraw_reason(exc: Exception, path: str | Path) -> str:
     """LibRaw's error as text (rawpy gives bytes); its I/O error is running out of data, not a bad disk; a
     developed image under a raw's name is said to be one (it was LibRaw's "Unsupported file format")."""
     kind = developed_kind(path)
     if kind is not None:
         return f"a {kind} image named {Path(path).suffix or 'without an extension'}, not a camera raw"
-    why = exc.args[0].decode("utf-8", "replace") if exc.args and isinstance(exc.args[0], bytes) else str(exc)
-    said = f"LibRaw can't read it ({type(exc).__name__}: {why})"
+    said = f"LibRaw can't read it ({libraw_text(exc)})"
     return said + ": the file ends early or is not a raw" if type(exc).__name__ == "LibRawIOError" else said
 
 

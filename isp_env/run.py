@@ -22,6 +22,7 @@ import random
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +43,7 @@ from isp_env.isp import Developed, develop, finish
 from isp_env.mos_function import MOSFunction, load_mos_function
 from isp_env.params import neutral, raw_record, read_run_json, read_values, written_values
 from isp_env.policy_io import find_state, load_policy, policy_digest, resolve_policy
-from isp_env.raw import RAW_EXTENSIONS, RawImage, RawReadError, find_raws, probe_raw, read_raw
+from isp_env.raw import RAW_EXTENSIONS, RawImage, RawReadError, find_raws, libraw_text, probe_raw, read_raw
 from isp_env.registration import BASE
 from isp_env.report import CHECK_CANDIDATES, GRID_ROWS, Report, policy_label, policy_record, write_report
 from isp_env.reward import (
@@ -361,6 +362,13 @@ KEPT_JSON = (
     "checkpoint/state.json",
     "checkpoint/*/state.json",
 )
+# What each holds as JSON objects (read_run_json's ``objects``): a settings record's ``config``, and each
+# raw's entry of the teacher's searches (teacher/targets_*.json); cma_per_image.json's are checked as read
+KEPT_OBJECTS = {
+    "run.json": ("config",),
+    "training.json": ("config",),
+    "state.json": ("config",),
+}
 
 
 def refuse_damaged(out: Path) -> None:
@@ -372,7 +380,7 @@ def refuse_damaged(out: Path) -> None:
     for pattern in KEPT_JSON:
         for p in sorted(out.glob(pattern)):
             try:
-                read_run_json(p)
+                read_run_json(p, KEPT_OBJECTS.get(p.name, ("*",) if p.name.startswith("targets_") else ()))
             except ConfigError as exc:
                 damaged[p] = exc
     if len(damaged) == 1:  # read_run_json's own line: the file, why, what to do
@@ -539,7 +547,7 @@ def run(
         "reward_model": reward,
     }
     output_folder(out, "--out")  # only now: every check above passed
-    write_json_atomic(out / "run.json", {**plan, "config": cfg.learning_key()})
+    write_json_atomic(out / "run.json", run_record(old, {**plan, "config": cfg.learning_key()}))
     console.print(
         f"{len(train_raws)} training raws (+{len(synth)} synthetic), {len(test_raws)} test raws -> "
         f"{plain_name(out)}"
@@ -575,6 +583,23 @@ def run(
         cma_image_budget,
         held_out=held_out,
     ).summary
+
+
+def run_record(old: dict[str, Any], now: dict[str, Any]) -> dict[str, Any]:
+    """run.json: this invocation's plan and settings (what a resume compares and the benchmarks read), with
+    ``started`` (the first run's UTC time) and ``resumes`` (each rerun's time and the values it changed,
+    ``key: [before, after]``, config's keys as ``config.KEY``). It was rewritten with the last rerun's
+    alone: a resume from a moved raw folder or with more ``--timesteps`` lost the run's first values."""
+    at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    if not old:
+        return {**now, "started": at}
+    flat = [(k, old.get(k), v) for k, v in now.items() if k != "config"]
+    was, config = old.get("config"), now.get("config", {})
+    was = was if isinstance(was, dict) else {}
+    flat += [(f"config.{k}", was.get(k), config.get(k)) for k in sorted(set(was) | set(config))]
+    changed = {k: [a, b] for k, a, b in flat if a != b}
+    resumes = [*old.get("resumes", []), {"at": at, **({"changed": changed} if changed else {})}]
+    return {**now, **({"started": old["started"]} if "started" in old else {}), "resumes": resumes}
 
 
 def evaluate(
@@ -680,6 +705,7 @@ def evaluate(
 
     rows: list[dict[str, Any]] = []
     crops: dict[str, dict[str, np.ndarray]] = {}
+    no_rawpy: dict[str, str] = {}  # raws rawpy.postprocess() cannot render: no rawpy row, why
     with progress_task("score + full-res render", total=len(items), unit="img") as adv:
         for key in items:
             raw = read_raw(paths[key])  # read once for the scored view and the full-resolution render
@@ -696,12 +722,10 @@ def evaluate(
             measured = {m: clipped_and_saturation(img) for m, img in renders.items()}
             cut = {m: _center_crop(img, 256) for m, img in renders.items()} if grid else {}
             if baselines:  # the guard's rawpy render, kept as the scoring uses it (it was rendered again)
-                size = renders["neutral"].shape[:2]
-                rp = items.rawpy_of(key)
-                if rp is None or rp.size != size:  # rawpy failed for the guard, or its size is not ours
-                    rp = RawpyRender.of(rawpy_render(paths[key]), dev, v, size)
-                views["rawpy"], measured["rawpy"] = rp.view, (rp.clipped, rp.saturation)
-                cut["rawpy"] = rp.crop
+                rp = scored_rawpy(items, key, dev, v, renders["neutral"].shape[:2], no_rawpy)
+                if rp is not None:
+                    views["rawpy"], measured["rawpy"] = rp.view, (rp.clipped, rp.saturation)
+                    cut["rawpy"] = rp.crop
             scored = dict(zip(views, mos(list(views.values())), strict=True))  # one reward call per raw
             for m, img in views.items():
                 score = float(scored[m])
@@ -738,12 +762,40 @@ def evaluate(
         **({} if held_out is None else {"n_held_out": held_out}),  # a sample of them (--test-raws)
         **({} if checked_policy is None else {"checked_policy": checked_policy}),
         "skipped": skipped,
+        **({"no_rawpy": no_rawpy} if no_rawpy else {}),  # (their other methods' rows are in the report)
         "test_raws": sorted(items),
     }
     labels = {name: policy_label(name, card) for name, (_, card) in agents.items()}
     if checked:
         labels |= {f"{name}_checked": f"{labels[name]}, checked" for name in agents}  # report.md says how
     return write_report(out, rows, budgets, meta, crops, labels)
+
+
+def scored_rawpy(
+    items: HeldOutItems,
+    key: str,
+    dev: Developed,
+    view: int | None,
+    size: tuple[int, int],
+    failed: dict[str, str],
+) -> RawpyRender | None:
+    """Raw ``key``'s rawpy render as the scoring pass takes it — the guard's when kept at this ``size``,
+    else rendered now — or None, with a warning naming the raw and why in ``failed``, when
+    ``rawpy.postprocess()`` cannot render it: one such raw ended the whole evaluation on LibRaw's traceback
+    after every search and tuning (only an X-Trans raw had a fallback)."""
+    rp = items.rawpy_of(key)
+    if rp is not None and rp.size == size:
+        return rp
+    path = items.paths[key]
+    try:
+        return RawpyRender.of(rawpy_render(path), dev, view, size)
+    except Exception as exc:  # noqa: BLE001  (any failure of LibRaw's post-processing: this raw's row alone)
+        failed[key] = libraw_text(exc)
+        console.print(
+            f"[yellow]warning[/] {plain_name(path)}: rawpy.postprocess() cannot render it "
+            f"({plain(failed[key])}) — its rawpy row is left out of the report; its other methods are scored"
+        )
+        return None
 
 
 def save_render(png: Path, img: np.ndarray, record: dict[str, Any] | None = None) -> bool:
