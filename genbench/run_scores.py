@@ -108,11 +108,16 @@ def _same_scorer(out_csv: Path, identity: dict) -> bool:
     — a CLIP folder's weights, an ExIQA run's checkpoint and regressor — and the scorer's settings). A
     record from before the key (session 52) is compared as it was: the weights file's hash, else the name."""
     try:
-        old = json.loads(out_csv.with_suffix(".json").read_text(encoding="utf-8")).get("identity")
-    except (OSError, ValueError, AttributeError):
-        return True  # no record (or one from before the identity was kept): the scores stay
+        record = json.loads(out_csv.with_suffix(".json").read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return True  # no record: a killed run of a version that wrote it at the end — its rows stay
+    except (OSError, ValueError):
+        return False  # a record that cannot be read ties the rows to no scorer: they are scored again
+    if not isinstance(record, dict):
+        return False
+    old = record.get("identity")
     if not isinstance(old, dict):
-        return True
+        return True  # a record from before the identity was kept: the scores stay
     if "key" in old:
         return bool(old["key"] == identity["key"])
     if old.get("sha256") is None:

@@ -311,6 +311,12 @@ def read_raw(path: str | Path) -> RawImage:
             black = blacks[idx]
             cfa = np.asarray(channel_of_index)[idx]
             white = _saturation(mosaic, black, float(raw.white_level))
+            if not white > float(black.max()):  # no range between them: develop divides by white - black
+                raise RawReadError(
+                    path,
+                    f"white level {white:g} is not above its black level {float(black.max()):g} (damaged "
+                    "level tags) — remove it from the input",
+                )
             counts = np.bincount(cfa.ravel(), minlength=3).tolist()
             if counts != ([1, 2, 1] if n == 2 else [8, 20, 8]):  # Bayer's, X-Trans's colours
                 raise RawReadError(

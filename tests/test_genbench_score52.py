@@ -155,3 +155,21 @@ def test_several_metrics_killed_between_metrics_and_mid_metric_resume_to_the_uni
         meta = json.loads((scores / f"{m}.json").read_text())
         assert meta == json.loads((whole / "scores" / f"{m}.json").read_text())
     assert not [p.name for p in scores.iterdir() if p.name.startswith(".")]  # no temporary file left
+
+
+def test_a_damaged_record_scores_the_metric_again_and_a_missing_one_keeps_its_rows(tmp_path, photos):
+    """**Was**: `genbench score RUN -m classical` after ``scores/classical.json`` was damaged (a cut write of
+    a bad disk, a hand edit) said "0 scored, 10 already scored": rows tied to no scorer were kept as this
+    one's. Now they are scored again; a missing record (a run of an earlier version killed before it wrote
+    it at the end) still keeps its rows, as before (review of session 52)."""
+    run = make_photo_run(tmp_path / "run", photos)
+    args = ["score", str(run), "-m", "classical", "--workers", "0"]
+    assert "classical: 10 scored, 0 already scored" in _said(runner.invoke(app, args))
+    record = run / "scores" / "classical.json"
+    for damaged in ('{"column": "sc', "[]"):
+        record.write_text(damaged)
+        res = runner.invoke(app, args)
+        assert res.exit_code == 0 and "classical: 10 scored, 0 already scored" in _said(res), res.output
+        assert json.loads(record.read_text())["identity"]["name"] == "classical"  # written again
+    record.unlink()
+    assert "classical: 0 scored, 10 already scored" in _said(runner.invoke(app, args))
