@@ -109,13 +109,17 @@ class InitialModel:
 
 
 def initial_model(cfg: FinetuneConfig, init_checkpoint: Path | None) -> InitialModel:
-    """Build (load) the starting network as :func:`finetune` does, seeded by ``cfg.seed``; its info records
-    the weights' hash (``INIT_HASH``), which a resume compares."""
+    """Build (load) the starting network as :func:`finetune` does, seeded by ``cfg.seed``; started from a
+    checkpoint, its info records the weights' hash (``INIT_HASH``), which a resume compares: a checkpoint
+    can change since (pretraining trained on). A fresh network is the config's, which the trainer's own
+    resume check compares (another ``model.head_hidden``: "saved by a run of another network")."""
     torch.manual_seed(cfg.seed)  # seeded, identical fresh layers on every rank (and across runs)
     model, info = _build_model(
         init_checkpoint, cfg.backbone, cfg.pretrained_backbone, cfg.backbone_weights, cfg.head_hidden
     )
-    return InitialModel(model, {**info, INIT_HASH: weights_hash(model)}, torch.get_rng_state())
+    if init_checkpoint is not None:
+        info = {**info, INIT_HASH: weights_hash(model)}
+    return InitialModel(model, info, torch.get_rng_state())
 
 
 def _build_model(
