@@ -460,7 +460,7 @@ def test_a_torchrun_clip_labelling_killed_mid_way_resumes_every_image_once(tmp_p
 
     folder = tmp_path / "photos"
     folder.mkdir()
-    for i, (name, img) in enumerate(sorted(photos.items()) * 5):
+    for i, (name, img) in enumerate(sorted(photos.items()) * 20):  # many: the kill lands mid-way
         img.resize((48, 40)).rotate(9 * i).save(folder / f"{name}_{i:02d}.png")
     n = len(list(folder.iterdir()))
     out = tmp_path / "l.parquet"
