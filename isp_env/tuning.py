@@ -241,6 +241,8 @@ def build_model(cfg: TrainConfig, venv: VecEnv) -> BaseAlgorithm:
     check_config(cfg)
     if cfg.algo == "teacher":
         raise ConfigError("--algo teacher is fitted by train_teacher, not an SB3 model")
+    from stable_baselines3.common.logger import Logger
+
     algos = algorithms()
     common: dict[str, Any] = {  # keyword arguments of every algorithm's constructor
         "learning_rate": cfg.learning_rate,
@@ -259,6 +261,9 @@ def build_model(cfg: TrainConfig, venv: VecEnv) -> BaseAlgorithm:
             "learning_starts": cfg.learning_starts,
         }
     model = algos[cfg.algo](policy_name(cfg.obs_mode), venv, **common, **extra)
+    # SB3's own logger at verbose 0 still makes an empty /tmp/SB3-<time> folder at every learn(); the
+    # run's progress and files are ours (run_dir), so it logs nowhere
+    model.set_logger(Logger(folder=None, output_formats=[]))
     if cfg.action_mode == "residual":
         zero_action_head(model.policy)
     return model

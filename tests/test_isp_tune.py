@@ -165,6 +165,20 @@ def test_other_algorithms_train_and_policy_round_trips(tmp_path, isp_raws, algo)
     assert a1.shape == (16,) and np.isfinite(a1).all() and np.abs(a1).max() <= 1.0
 
 
+def test_training_leaves_no_folder_in_the_temp_directory(tmp_path, isp_raws, monkeypatch):
+    """SB3's default logger made an empty /tmp/SB3-<time> folder at every learn(): hundreds after a day of
+    runs. Training logs into its own run folder and leaves the temp directory as it found it."""
+    import tempfile
+
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp))
+    monkeypatch.delenv("SB3_LOGDIR", raising=False)
+    train(tmp_path / "ppo", isp_raws[:1], _tiny_cfg("ppo", 16), subprocess=False)
+    # (torch's own compile cache may appear there: torchinductor_<user>, not ours)
+    assert [p.name for p in tmp.iterdir() if p.name.startswith("SB3-")] == []
+
+
 def test_training_can_start_from_a_saved_policy(tmp_path, isp_raws):
     """`isp-tune --init-policy P` (e.g. `default`): the new model starts with P's weights."""
     import torch
