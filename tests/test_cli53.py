@@ -71,3 +71,34 @@ def test_help_keeps_option_names_whole_and_room_for_descriptions(program):
             (row,) = [line for line in lines if "Show this message and exit" in line]
             room = columns - row.index("Show this message and exit") - row.endswith("│") * 2
             assert room >= 40, f"{where}: {room} columns for the descriptions\n{text}"
+
+
+def test_options_left_unset_say_what_they_default_to():
+    """**Was**: `attiqa check-attributes --help`: "--model Checkpoint path or named model." (it checks the
+    bundled default model when not given), `bench --repeats` "(paper: 10; cross: 1)" (a default or the
+    paper's?), `bench --target`, `degrade` / `make-distorted --max-side`, `select-prompts --max-images` /
+    `--spaq-limit` without a word on what they do unset. Now each help says its default."""
+    import typer
+
+    from attiqa.cli.app import app
+    from attiqa.scorers import DEFAULT_MODEL
+
+    root = typer.main.get_command(app)
+    helps = {
+        (name, o): str(p.help)
+        for name, cmd in root.commands.items()
+        for p in cmd.params
+        for o in p.opts
+        if o.startswith("--")
+    }
+    for option in [
+        ("check-attributes", "--model"),
+        ("bench", "--repeats"),
+        ("bench", "--target"),
+        ("degrade", "--max-side"),
+        ("make-distorted", "--max-side"),
+        ("select-prompts", "--max-images"),
+        ("select-prompts", "--spaq-limit"),
+    ]:
+        assert "default: " in helps[option], (option, helps[option])
+    assert f"default: {DEFAULT_MODEL}" in helps[("check-attributes", "--model")]
