@@ -571,7 +571,7 @@ def import_agiqa3k_cmd(
 def main() -> None:
     from attiqa.cli import run_app
 
-    run_app(app)  # below NARROW columns click's plain layout (rich's panel cut "stabilityai/stable-diff…")
+    run_app(app)  # click's plain help where rich's panel would squeeze it (it cut "stabilityai/stable-diff…")
 
 
 if __name__ == "__main__":

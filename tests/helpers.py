@@ -489,3 +489,52 @@ def rank_pid(launcher: subprocess.Popen, rank: int) -> int | None:
         if f"RANK={rank}".encode() in env:
             return int(pid)
     return None
+
+
+HELP_MODULES = {"attiqa": "attiqa.cli.app", "genbench": "genbench.cli", "isp-tune": "isp_env.cli"}
+
+# Every command's --help of one command line, in one process through run_app (as the console script runs
+# it): a JSON list of [command path, {option: shown default}, [option names]] first, then each help after
+# a marker line.
+_HELP_DRIVER = r"""
+import json, sys
+import typer
+from attiqa.cli import run_app
+from {module} import app
+
+root = typer.main.get_command(app)
+paths, todo = [], [((), root)]
+while todo:
+    path, cmd = todo.pop(0)
+    shown = {{
+        p.opts[0]: str(p.default)
+        for p in cmd.params
+        if getattr(p, "show_default", False) and isinstance(p.default, (str, int, float))
+        and not isinstance(p.default, bool) and str(p.default) and not p.hidden
+    }}
+    names = [o for p in cmd.params if not getattr(p, "hidden", False) and p.param_type_name == "option"
+             for o in (*p.opts, *p.secondary_opts)]
+    paths.append([list(path), shown, names])
+    todo += [((*path, n), c) for n, c in sorted(getattr(cmd, "commands", {{}}).items()) if not c.hidden]
+print(json.dumps(paths), flush=True)
+for path, _, _ in paths:
+    print("=== " + " ".join(path), flush=True)
+    sys.argv = ["prog", *path, "--help"]
+    try:
+        run_app(app)
+    except SystemExit:
+        pass
+    sys.stdout.flush()
+"""
+
+
+def all_helps(program: str, columns: int) -> list[tuple[list[str], dict[str, str], list[str], str]]:
+    """Every command's ``--help`` of ``program`` (attiqa, genbench, isp-tune) as a person sees it on a
+    terminal ``columns`` wide: (command path, {option: its shown default}, its option names, the help)."""
+    import re
+
+    out = on_a_terminal([sys.executable, "-c", _HELP_DRIVER.format(module=HELP_MODULES[program])], columns)
+    head, *helps = re.split(r"^=== .*$", out, flags=re.M)
+    paths = json.loads(head)
+    assert len(paths) == len(helps), out[:2000]
+    return [(path, shown, names, text) for (path, shown, names), text in zip(paths, helps, strict=True)]

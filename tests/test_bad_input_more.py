@@ -132,15 +132,16 @@ def test_a_file_named_like_an_option_gets_told_how_to_pass_it(tmp_path):
     from helpers import run_attiqa
 
     Image.new("RGB", (64, 64), (90, 120, 150)).save(tmp_path / "-x.png")
-    hint = "error: -x.png: a name starting with '-' reads as an option — if it is a file, pass it after -- "
+    hint = "score: -x.png: a name starting with '-' reads as an option — if it is a file, pass it after -- "
     for args in (["score", "-x.png"], ["score", "--model", "classical", "-x.png"]):
         r = run_attiqa(*args, cwd=tmp_path, env={"COLUMNS": "200"})
-        assert r.returncode == 2 and "No such option: -x" in r.stderr and hint in r.stderr, r.stderr
+        assert r.returncode == 2 and r.stderr.startswith("error: ") and hint in r.stderr, r.stderr
+        assert len(r.stderr.splitlines()) == 1, r.stderr  # session 53: one line, the hint its fix
         assert "`-- -x.png`) or as ./-x.png" in r.stderr
     r = run_attiqa("score", "--model", "classical", "--workers", "0", "--", "-x.png", cwd=tmp_path)
     assert r.returncode == 0, r.stderr  # the way the hint says works
     r = run_attiqa("score", "--bogus", cwd=tmp_path)
-    assert r.returncode == 2 and "reads as an option" not in r.stderr  # no file name: click's line alone
+    assert r.returncode == 2 and "reads as an option" not in r.stderr  # no file name: "no such option" alone
 
 
 def test_an_output_that_is_a_dangling_link_is_one_line_before_the_work(tmp_path):

@@ -3,14 +3,13 @@ keeps names and defaults whole, `--version`, usage errors."""
 
 from __future__ import annotations
 
-import json
 import re
 import sys
 from pathlib import Path
 
 import pytest
 import typer
-from helpers import attiqa_env, on_a_terminal, run_attiqa, run_genbench, run_isp_tune
+from helpers import all_helps, attiqa_env, run_attiqa, run_genbench, run_isp_tune
 
 from attiqa.cli import run_app
 from attiqa.cli._common import stdout
@@ -55,46 +54,6 @@ def test_run_app_renders_the_same_help_when_called_twice(capsys, monkeypatch):
     assert _help(app, 80, capsys, monkeypatch) == first
 
 
-# Every command's --help of one command line, in one process through run_app (as the console script runs
-# it): a JSON list of [command path, {option: shown default}] first, then each help after a marker line.
-DRIVER = r"""
-import json, sys
-import typer
-from attiqa.cli import run_app
-from {module} import app
-
-root = typer.main.get_command(app)
-paths, todo = [], [((), root)]
-while todo:
-    path, cmd = todo.pop(0)
-    shown = {{
-        p.opts[0]: str(p.default)
-        for p in cmd.params
-        if getattr(p, "show_default", False) and isinstance(p.default, (str, int, float))
-        and not isinstance(p.default, bool) and str(p.default) and not p.hidden
-    }}
-    paths.append([list(path), shown])
-    todo += [((*path, n), c) for n, c in sorted(getattr(cmd, "commands", {{}}).items()) if not c.hidden]
-print(json.dumps(paths), flush=True)
-for path, _ in paths:
-    print("=== " + " ".join(path), flush=True)
-    sys.argv = ["prog", *path, "--help"]
-    try:
-        run_app(app)
-    except SystemExit:
-        pass
-    sys.stdout.flush()
-"""
-
-
-def _all_helps(program: str, columns: int) -> list[tuple[list[str], dict[str, str], str]]:
-    out = on_a_terminal([sys.executable, "-c", DRIVER.format(module=APPS[program])], columns)
-    head, *helps = re.split(r"^=== .*$", out, flags=re.M)
-    paths = json.loads(head)
-    assert len(paths) == len(helps), out[:2000]
-    return [(path, shown, text) for (path, shown), text in zip(paths, helps, strict=True)]
-
-
 @pytest.mark.parametrize("program", list(APPS))
 def test_help_keeps_every_default_and_name_whole_at_80_and_120_columns(program):
     """**Was**: click's plain layout (below 100 columns) broke lines after hyphens and between "[default:"
@@ -104,7 +63,7 @@ def test_help_keeps_every_default_and_name_whole_at_80_and_120_columns(program):
     (rich) columns, in every command's help of all three command lines."""
     seen = 0
     for columns in (80, 120):
-        for path, shown, text in _all_helps(program, columns):
+        for path, shown, _, text in all_helps(program, columns):
             where = f"{program} {' '.join(path)} at {columns}"
             lines = text.splitlines()
             assert max(map(len, lines)) <= columns and "…" not in text, where + "\n" + text
@@ -117,7 +76,7 @@ def test_help_keeps_every_default_and_name_whole_at_80_and_120_columns(program):
                 assert not broken, f"{where}: {broken}\n{text}"
     assert seen > 10
     if program == "genbench":
-        helps = {" ".join(p): t for p, _, t in _all_helps(program, 80)}
+        helps = {" ".join(p): t for p, _, _, t in all_helps(program, 80)}
         assert "or PATH to a local diffusers folder" in " ".join(helps["run"].split())
 
 
@@ -144,13 +103,13 @@ def test_version_of_every_command_line(program, tmp_path):
 
 def test_usage_errors_exit_2_without_a_traceback_and_suggest_the_option():
     """Checked, already right: no command, an unknown or misspelt command, a misspelt option (click's and
-    typer's suggestions) — exit 2, click's usage message, no traceback, no colour codes when piped or
-    under NO_COLOR."""
+    typer's suggestions) — exit 2, no traceback, no colour codes when piped or under NO_COLOR (session 53:
+    the error one line, `test_cli53.py`)."""
     cases = [
         ((), "Usage:"),
-        (("bogus",), "No such command 'bogus'"),
-        (("scroe",), "No such command 'scroe'. Did you mean 'score'?"),
-        (("score", "--modle", "classical", "x.jpg"), "No such option: --modle (Possible options: --model)"),
+        (("bogus",), "no such command 'bogus'"),
+        (("scroe",), "no such command 'scroe' (did you mean 'score'?)"),
+        (("score", "--modle", "classical", "x.jpg"), "no such option '--modle' (did you mean '--model'?)"),
     ]
     for args, said in cases:
         for env in ({}, {"NO_COLOR": "1", "COLUMNS": "200"}):
@@ -160,7 +119,7 @@ def test_usage_errors_exit_2_without_a_traceback_and_suggest_the_option():
             assert "\x1b[" not in text, (args, text)
     for run in (run_genbench, run_isp_tune):
         r = run("bogus")
-        assert r.returncode == 2 and "No such command 'bogus'" in r.stderr and "Traceback" not in r.stderr
+        assert r.returncode == 2 and "no such command 'bogus'" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_version_stays_light():
@@ -175,7 +134,7 @@ def test_version_stays_light():
 
 def test_the_driver_sees_genbench_run(tmp_path: Path):
     """Guard for the guard: the 80-column check reads `genbench run`'s --model default."""
-    helps = {" ".join(p): (s, t) for p, s, t in _all_helps("genbench", 80)}
+    helps = {" ".join(p): (s, t) for p, s, _, t in all_helps("genbench", 80)}
     shown, text = helps["run"]
     assert shown["--model"] == "stabilityai/stable-diffusion-2-1"
     assert "[default: stabilityai/stable-diffusion-2-1]" in text

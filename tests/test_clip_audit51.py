@@ -355,7 +355,7 @@ def test_label_refuses_a_clip_scale_that_is_not_a_positive_number(tmp_path, tiny
     assert res.returncode == 2
     said = " ".join(res.stderr.split())
     assert (
-        "Invalid value for '--clip-scale':" in said
+        "invalid value for '--clip-scale':" in said
         and "is not a scale of cosines — give a number > 0" in said
     )
     assert "Traceback" not in said and not out.exists()

@@ -14,7 +14,7 @@ import os
 import re
 import signal
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -39,8 +39,9 @@ stdout = Console()  # tables go to stdout; progress and messages to stderr (``co
 
 NARROW = 100
 """Below this many columns on stdout (a narrow terminal, a pipe, a log: 80) every command's ``--help`` is
-click's plain layout (:func:`run_app`), and tables are plain lines: rich's option panel cut long option
-names ("--keep-checkpoin…", "--checkpoint-eve…") and squeezed their help into a column of 17."""
+click's plain layout (:func:`run_app`; above it, where rich's panel would squeeze it: :func:`plain_help`),
+and tables are plain lines: rich's option panel cut long option names ("--keep-checkpoin…",
+"--checkpoint-eve…") and squeezed their help into a column of 17."""
 
 EXIT_ERROR = 2
 EXIT_SIGINT = 130  # 128 + SIGINT, as a shell reports Ctrl-C
@@ -148,7 +149,7 @@ def run_app(typer_app: Callable[[], Any]) -> None:
     command kept what it finished. Tunes malloc for tensor work first (:mod:`attiqa.allocator`)."""
     tune_allocator()
     if isinstance(typer_app, typer.Typer):
-        typer_app = app_command(typer_app, narrow=stdout.width < NARROW)
+        typer_app = app_command(typer_app, width=stdout.width)
     previous: Any = None
     with contextlib.suppress(ValueError):  # not the main thread (e.g. a test runner): keep the default
         previous = signal.signal(signal.SIGTERM, _on_sigterm)
@@ -186,9 +187,6 @@ def _run_command(typer_app: Callable[[], Any]) -> None:
         # the interruption is still on the exception chain, so both end here with its own code
         interruption = _interruption_behind(exc)
         if interruption is None:
-            hint = dash_name_hint(sys.argv[1:]) if isinstance(exc, SystemExit) and exc.code == 2 else ""
-            if hint:  # after click's "No such option: -x" (its usage error exits 2)
-                console.print(f"[bold red]error:[/] {plain(hint)}", highlight=False, soft_wrap=True)
             raise
         console.print("[yellow]interrupted")
         sys.exit(interrupt_exit_code(interruption))
@@ -218,25 +216,150 @@ def version() -> str:
         return "(not installed)"
 
 
-def app_command(typer_app: typer.Typer, *, narrow: bool = False) -> Any:
+def app_command(typer_app: typer.Typer, *, width: int | None = None) -> Any:
     """``typer_app``'s click command, built afresh as the console script runs it: every command's help
     :func:`unwrapped`, plain help wrapped without breaking names (:class:`WholeNamesFormatter`), a
-    ``--version`` option on the root; with ``narrow``, click's plain layout (:data:`NARROW`), the help's
-    rich markup rendered to text as rich would show it ("[bold]mos[/]" -> "mos"). ``typer_app`` is left
-    as it was: the help was rewritten in place, so a second call in one process read it as markup twice
-    (an escaped ``\\[`` lost its backslash)."""
+    ``--version`` option on the root, usage errors in one line (:func:`usage_line`). On a terminal
+    ``width`` columns wide, a command whose rich option panel would leave its descriptions too little room
+    (:func:`plain_help`) gets click's plain layout, the help's rich markup rendered to text as rich would
+    show it ("[bold]mos[/]" -> "mos"). ``typer_app`` is left as it was: the help was rewritten in place, so
+    a second call in one process read it as markup twice (an escaped ``\\[`` lost its backslash)."""
     root = typer.main.get_command(typer_app)
     todo = [root]
     while todo:
         cmd = todo.pop()
+        plain_layout = width is not None and plain_help(cmd, width)
         if cmd.help:
-            cmd.help = unwrapped(cmd.help) if not narrow else Text.from_markup(unwrapped(cmd.help)).plain
-        if narrow and hasattr(cmd, "rich_markup_mode"):  # typer's commands: plain help and errors
+            cmd.help = (
+                unwrapped(cmd.help) if not plain_layout else Text.from_markup(unwrapped(cmd.help)).plain
+            )
+        if plain_layout and hasattr(cmd, "rich_markup_mode"):  # typer's commands: plain help
             cmd.rich_markup_mode = None
         cmd.context_class = WholeNamesContext
         todo += getattr(cmd, "commands", {}).values()
     root.params.append(version_option(typer_app.info.name or Path(sys.argv[0]).stem))
+    one_line_usage_errors(root)
     return root
+
+
+MIN_HELP_ROOM = 40
+"""Fewest columns rich's option panel may leave to the option descriptions: below it the names and types
+took the width, a word or two a line, long words cut with "…" (docs/robustness.md, session 53)."""
+
+
+def plain_help(cmd: Any, width: int) -> bool:
+    """Whether ``cmd``'s ``--help`` on a terminal ``width`` columns wide is click's plain layout: always
+    below :data:`NARROW`, and where rich's option panel — a column each for the option names, the short
+    names, the ``--no-`` names and the types — would leave its descriptions fewer than
+    :data:`MIN_HELP_ROOM` columns or less than their longest word (which rich cuts with "…")."""
+    if width < NARROW:
+        return True
+    ctx = cmd.context_class(cmd)
+    panels: dict[tuple[str, str], list[Any]] = {}  # typer's panels: arguments, options, rich_help_panel=
+    for p in cmd.get_params(ctx):
+        if not getattr(p, "hidden", False):
+            panels.setdefault((p.param_type_name, getattr(p, "rich_help_panel", None) or ""), []).append(p)
+    for params in panels.values():
+        rows = [panel_cells(p, ctx) for p in params]
+        columns = [max(cell_len(row[i]) for row in rows) for i in range(len(rows[0]))]
+        words = [cell_len(w) for p in params for w in str(getattr(p, "help", None) or "").split()]
+        required = any(p.required for p in params)
+        room = width - 4 - sum(columns) - required - 2 * (len(columns) + required)  # 4: the panel's borders
+        if room < max([MIN_HELP_ROOM, *words]):
+            return True
+    return False
+
+
+def panel_cells(param: Any, ctx: Any) -> list[str]:
+    """The cells left of ``param``'s description in typer's rich option panel: its long names, short
+    names, ``--no-`` long and short names, and its type with the range ("<int range> [0<=x<=64]"; only
+    their widths matter)."""
+    if param.param_type_name == "argument":
+        names = ["", f"{getattr(param, 'display_name_raw', param.name)}...", "", ""]
+    else:
+        names = [
+            ",".join(o for o in opts if o.startswith("--") == long)
+            for opts in (param.opts, param.secondary_opts)
+            for long in (True, False)
+        ]
+    low, high = getattr(param, "min", None), getattr(param, "max", None)
+    kind = str(param.display_type_rich(ctx) or "") if hasattr(param, "display_type_rich") else ""
+    if low is not None or high is not None:
+        kind += f" [{'' if low is None else f'{low}<='}x{'' if high is None else f'<={high}'}]"
+    return [*names, kind]
+
+
+# click's UsageError, reached through a public name (typer >= 0.29 has its own copy of click)
+UsageError: type[Exception] = typer.BadParameter.__mro__[1]
+
+
+def usage_line(exc: Exception, root: Any, prog: str, args: Sequence[str]) -> str:
+    """click's usage error ``exc`` of ``prog args`` (``root``: its click command) as one line naming the
+    command, what is wrong and the fix: "attiqa score: no such option '--foo' — see 'attiqa score --help'"
+    (was click's usage line, "Try '… --help' for help." and "Error: …", in a rich box on a terminal)."""
+    ctx = getattr(exc, "ctx", None)
+    where = ctx.command_path if ctx is not None else command_path(root, prog, args)
+    option = getattr(exc, "option_name", None)
+    if option and hasattr(exc, "possibilities"):  # click's NoSuchOption
+        hint = dash_name_hint(args)
+        if hint:  # "-x.png: a name starting with '-' reads as an option — …"
+            return f"{where}: {hint}"
+        what = f"no such option {option!r}"
+        if exc.possibilities:
+            what += f" (did you mean {' or '.join(map(repr, sorted(exc.possibilities)))}?)"
+    else:
+        what = re.sub(r"\.? Did you mean (.+)\?$", r" (did you mean \1?)", str(exc.format_message()))  # type: ignore[attr-defined]
+        what = (what[:1].lower() + what[1:] if what[1:2].islower() else what).removesuffix(".")
+    if " — " in what:  # the message says its own fix (a command's BadParameter)
+        return f"{where}: {what}"
+    return f"{where}: {what} — see '{where} --help'"
+
+
+def command_path(root: Any, prog: str, args: Sequence[str]) -> str:
+    """``prog`` and the subcommands ``args`` name (an error click raised without its context: "option
+    '--device' requires an argument")."""
+    path, cmd = [prog], root
+    for arg in args:
+        if arg == "--":
+            break
+        sub = getattr(cmd, "commands", {}).get(arg)
+        if sub is not None:
+            path.append(arg)
+            cmd = sub
+    return " ".join(path)
+
+
+def one_line_usage_errors(root: Any) -> None:
+    """Makes ``root`` (a click command) print each usage error as one red line on stderr (exit code 2, as
+    click's): parsing the root's options and every subcommand's happens in its ``make_context`` and
+    ``invoke``, so typer's own three-line (or boxed) report is never reached. The help that
+    ``no_args_is_help`` shows through a usage error is left to typer."""
+    make_context, invoke = root.make_context, root.invoke
+    given: list[str] = []
+    prog = [str(root.name)]
+
+    @contextlib.contextmanager
+    def one_line() -> Iterator[None]:
+        try:
+            yield
+        except UsageError as exc:
+            if type(exc).__name__ == "NoArgsIsHelpError":
+                raise
+            line = usage_line(exc, root, prog[0], given)
+            console.print(f"[bold red]error:[/] {plain(line)}", highlight=False, soft_wrap=True)
+            raise SystemExit(EXIT_ERROR) from exc
+
+    def parse(info_name: str | None, args: list[str], parent: Any = None, **extra: Any) -> Any:
+        given[:] = args
+        prog[0] = info_name or prog[0]
+        with one_line():
+            return make_context(info_name, args, parent, **extra)
+
+    def run(ctx: Any) -> Any:
+        with one_line():
+            return invoke(ctx)
+
+    root.make_context, root.invoke = parse, run
 
 
 def version_option(name: str) -> Any:

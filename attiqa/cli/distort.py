@@ -175,7 +175,9 @@ def make_distorted_cmd(
         None, min=1, help="Cap K (default |D|, the paper's range; a cap above |D| is |D|, said)."
     ),
     max_side: int | None = typer.Option(
-        None, min=16, help="Downsize sources whose longer side exceeds this first (KADID images: 512)."
+        None,
+        min=16,
+        help="Downsize sources whose longer side exceeds this first (KADID images: 512; default: full size).",
     ),
 ) -> None:
     """ExIQA multi-distortion dataset (§V-A): per round, each image gets K ~ U{1..|D|} distortions drawn
@@ -236,7 +238,7 @@ def degrade_cmd(
     ),
     levels: str = typer.Option("1,3,5", help="Comma-separated levels 1..5."),
     max_side: int | None = typer.Option(
-        None, min=16, help="Downsize sources whose longer side exceeds this first."
+        None, min=16, help="Downsize sources whose longer side exceeds this first (default: full size)."
     ),  # as make-distorted's and the config's degrade.max_side: -5 made 1x1 images, 0 meant no limit
     fmt: str = typer.Option("png", help=f"Output format: {format_list(dot='')}."),
 ) -> None:

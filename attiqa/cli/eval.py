@@ -301,7 +301,7 @@ def bench_cmd(
         help="Output folder: PROTOCOL.md, PROTOCOL.json, one folder per run.",
     ),
     repeats: int | None = typer.Option(
-        None, "--repeats", "-n", min=1, help="Random splits per dataset (paper: 10; cross: 1)."
+        None, "--repeats", "-n", min=1, help="Random splits per dataset (default: 10, the paper's; cross: 1)."
     ),
     fractions: str | None = typer.Option(
         None, "--fractions", help="data-efficient: training fractions, comma-separated (default 0.1,0.2)."
@@ -317,7 +317,11 @@ def bench_cmd(
         "synthetic datasets, the prompt of AGIQA), none (image-wise), or a metadata key, e.g. prompt.",
     ),  # fmt: skip
     target: str | None = typer.Option(
-        None, "--target", "-t", help="Target for every dataset that has it (e.g. mos_align)."
+        None,
+        "--target",
+        "-t",
+        help="Target for every dataset that has it (e.g. mos_align; default: each dataset's own, `attiqa "
+        "datasets`).",
     ),
     method: str | None = typer.Option(
         None, "--method", help="Row name in the table (default: ATTIQA with --init)."

@@ -100,13 +100,17 @@ def select_prompts_cmd(
         "-i",
         help="Photos for the distortion-intensity task (files/folders; default: scikit-image's photos).",
     ),
-    max_images: int | None = typer.Option(None, min=1, help="Use at most this many task-1 photos."),
+    max_images: int | None = typer.Option(
+        None, min=1, help="Use at most this many task-1 photos (default: all)."
+    ),
     spaq: Path | None = typer.Option(
         None,
         help="SPAQ root (Annotations/MOS and Image attribute scores.xlsx + TestImage/) for the "
         "human-perception task.",
     ),
-    spaq_limit: int | None = typer.Option(None, min=2, help="Seeded random subset of SPAQ's images."),
+    spaq_limit: int | None = typer.Option(
+        None, min=2, help="Seeded random subset of SPAQ's images (default: all)."
+    ),
     candidates: Path | None = typer.Option(None, help="Adjective lists JSON (default: supplement Table 14)."),
     proxies: Path | None = typer.Option(None, help="Attribute -> distortions JSON (default: supplement §A)."),
     distortion_task: bool = typer.Option(

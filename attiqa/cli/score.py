@@ -24,6 +24,7 @@ from attiqa.cli._common import (
 from attiqa.cli._common import device as resolve_device
 from attiqa.errors import AttiqaError, alike_on_every_process
 from attiqa.progress import console, plain, plain_failure, plain_name
+from attiqa.scorers import DEFAULT_MODEL
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -207,7 +208,9 @@ def _without_own_sheet(files: list[Path], sheet: Path) -> list[Path]:
 
 
 def check_attributes(
-    model: str | None = typer.Option(None, "--model", "-m", help="Checkpoint path or named model."),
+    model: str | None = typer.Option(
+        None, "--model", "-m", help=f"Checkpoint path or named model (default: {DEFAULT_MODEL}, bundled)."
+    ),
     photos: list[Path] = typer.Argument(
         None, help="Photos to degrade (default: scikit-image's bundled photos)."
     ),
