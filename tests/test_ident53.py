@@ -106,3 +106,110 @@ def test_score_o_and_genbench_score_decide_the_same_scorer_by_one_rule(case, sco
     else:
         with pytest.raises(AttiqaError, match="holds scores of"):
             ScoreWriter(s, scorer.columns, identity=identity)
+
+
+def _separate_hashes(path: Path) -> dict[str, str | None]:
+    """A checkpoint's hashes as the separate readers gave them before session 53 (the oracle): the file's
+    bytes, the header's tensor table (card left out) and data buffer, the tensors as loaded (fp16 as fp32),
+    and the card beside a file whose header holds none."""
+    import hashlib
+
+    from attiqa.io.checkpoints import CARD_KEY, load_checkpoint
+
+    data = path.read_bytes()
+    n = int.from_bytes(data[:8], "little")
+    table = json.loads(data[8 : 8 + n])
+    meta = table.pop("__metadata__", None) or {}
+    tensors = hashlib.sha256(json.dumps(table, sort_keys=True).encode())
+    tensors.update(data[8 + n :])
+    values = hashlib.sha256()
+    loaded, _ = load_checkpoint(path)
+    for k in sorted(loaded):
+        t = loaded[k].contiguous()
+        values.update(json.dumps([k, str(t.dtype), list(t.shape)]).encode())
+        values.update(t.numpy().tobytes())
+    side = path.with_suffix(".json")
+    card = None if CARD_KEY in meta else hashlib.sha256(side.read_bytes()).hexdigest()
+    return {
+        "file": hashlib.sha256(data).hexdigest(),
+        "tensors": tensors.hexdigest(),
+        "values": values.hexdigest(),
+        "card": card,
+    }
+
+
+def _checkpoints(folder: Path) -> dict[str, Path]:
+    """The shipped default model (its card in the header, BatchNorm statistics fp16) copied, and a copy of
+    it whose header holds no card (read with the ``.json`` beside it)."""
+    from attiqa.io.checkpoints import load_checkpoint, save_safetensors
+    from attiqa.scorers.zoo import resolve_weights
+
+    shipped = folder / "shipped.safetensors"
+    shutil.copy(resolve_weights("attiqa-default"), shipped)
+    tensors, card = load_checkpoint(shipped)
+    bare = folder / "bare.safetensors"
+    save_safetensors({k: v.contiguous() for k, v in tensors.items()}, bare, {})
+    bare.with_suffix(".json").write_text(json.dumps(card))
+    return {"shipped": shipped, "bare": bare}
+
+
+def test_a_checkpoints_identity_is_the_hashes_its_separate_readers_gave(tmp_path):
+    """The identity `score -o` records (and eval's cache key) from one reading holds the same hashes the
+    separate readers gave: the file's, the tensors' values, the card beside a headerless file — records
+    written before keep resuming."""
+    from attiqa.io.checkpoints import tensors_sha256
+    from attiqa.scorers.zoo import weights_identity
+
+    for case, ckpt in _checkpoints(tmp_path).items():
+        want = _separate_hashes(ckpt)
+        scorer = attiqa.load_scorer(ckpt)
+        identity = resume_identity(str(ckpt), scorer, {})
+        assert identity["sha256"] == want["file"], case
+        assert identity["hashes"] == {
+            "weights": want["file"],
+            "tensors": want["values"],
+            **({"card": want["card"]} if want["card"] else {}),
+        }, case
+        assert tensors_sha256(ckpt) == want["tensors"], case
+        assert weights_identity(scorer)["tensors_sha256"] == want["tensors"], case
+
+
+OPENS = """
+import sys
+from pathlib import Path
+
+import attiqa
+from attiqa.evaluation.cache import resume_identity
+
+ckpt, mark = sys.argv[1], Path(sys.argv[2])
+scorer = attiqa.load_scorer(ckpt)
+mark.read_bytes()
+identity = resume_identity(ckpt, scorer, {})
+mark.read_bytes()
+print(identity["key"])
+"""
+
+
+@pytest.mark.skipif(shutil.which("strace") is None, reason="needs strace to count the opens")
+def test_resume_identity_reads_the_checkpoint_once(tmp_path):
+    """**Was**: `attiqa score -m CKPT -o s.csv`'s record opened the checkpoint three times — its file hash,
+    its header (is a card there?), every tensor (the values' hash) — so a file rewritten between two
+    readings (a training run's ``last.safetensors`` being saved) gave an identity half of each version.
+    Now one opening of the file gives them all: counted between two marks in a real process (strace)."""
+    import subprocess
+    import sys
+
+    from helpers import attiqa_env
+
+    ckpt = _checkpoints(tmp_path)["shipped"]
+    mark, log = tmp_path / "mark", tmp_path / "strace.log"
+    mark.write_text("")
+    cmd = ["strace", "-f", "-qq", "-e", "trace=open,openat", "-o", str(log)]
+    cmd += [sys.executable, "-c", OPENS, str(ckpt), str(mark)]
+    res = subprocess.run(cmd, env=attiqa_env(), capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    lines = [ln for ln in log.read_text().splitlines() if "= -1" not in ln]
+    marks = [i for i, ln in enumerate(lines) if f'"{mark}"' in ln]
+    between = [ln for ln in lines[marks[0] : marks[1]] if f'"{ckpt}"' in ln]
+    assert len(between) == 1, between  # was 5
+    assert res.stdout.strip() == resume_identity(str(ckpt), attiqa.load_scorer(ckpt), {})["key"]
