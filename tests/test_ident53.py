@@ -213,3 +213,36 @@ def test_resume_identity_reads_the_checkpoint_once(tmp_path):
     between = [ln for ln in lines[marks[0] : marks[1]] if f'"{ckpt}"' in ln]
     assert len(between) == 1, between  # was 5
     assert res.stdout.strip() == resume_identity(str(ckpt), attiqa.load_scorer(ckpt), {})["key"]
+
+
+def test_export_of_the_shipped_model_keeps_its_tensors_as_stored(tmp_path, cli):
+    """**Was**: `attiqa export attiqa-default mine.safetensors --name mine` wrote the BatchNorm statistics and
+    the ridge head the shipped file stores as fp16 as fp32 (the same values, other tensors): the copy's
+    tensors' hash differed, so it was not the shipped model to the one test of that (`shipped_model`) —
+    `attiqa eval clive -m mine.safetensors` gave its training fit with no "trained on CLIVE" note, and
+    `genbench agree` none either. Now export keeps each tensor's stored dtype (``--half``; ``--no-half``
+    still writes fp32): the same tensors, the same scores, known as attiqa-default."""
+    from safetensors import safe_open
+
+    from attiqa.io.checkpoints import tensors_sha256
+    from attiqa.scorers.zoo import resolve_weights, trained_on, weights_identity
+
+    shipped = resolve_weights("attiqa-default")
+    mine, full = tmp_path / "mine.safetensors", tmp_path / "full.safetensors"
+    assert cli("export", "attiqa-default", mine, "--name", "mine").returncode == 0
+    assert cli("export", "attiqa-default", full, "--no-half").returncode == 0
+
+    def dtypes(path: Path) -> dict[str, str]:
+        with safe_open(str(path), "pt") as f:
+            return {k: f.get_slice(k).get_dtype() for k in f.keys()}  # noqa: SIM118
+
+    source = dtypes(shipped)
+    assert "F16" in {source[k] for k in source if k.endswith("running_mean")}  # what the test is about
+    assert dtypes(mine) == source
+    assert {d for d in dtypes(full).values()} <= {"F32", "I64", "BOOL"}
+    assert tensors_sha256(mine) == tensors_sha256(shipped)
+    copy = attiqa.load_scorer(mine)
+    assert copy.info.name == "mine" and trained_on(weights_identity(copy)) == ("clive",)
+    rng = np.random.default_rng(1)
+    image = (rng.random((300, 360, 3)) * 255).astype("uint8")
+    assert copy(image) == attiqa.load_scorer("attiqa-default")(image)

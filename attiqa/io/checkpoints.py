@@ -180,10 +180,12 @@ def card_copy_current(path: str | Path, card: Mapping[str, Any]) -> bool:
 
 
 def load_checkpoint(
-    path: str | Path, device: str | torch.device = "cpu"
+    path: str | Path, device: str | torch.device = "cpu", as_stored: bool = False
 ) -> tuple[dict[str, torch.Tensor], dict]:
     """Load tensors (as float32) and the card of a checkpoint written by :func:`save_checkpoint`, from one
-    opening of the file (the card and the tensors of one version of it)."""
+    opening of the file (the card and the tensors of one version of it). ``as_stored``: fp16 / bf16 tensors
+    as they are stored, for a copy that keeps them so (`attiqa export`: the shipped model's fp16 statistics
+    in fp32 were other tensors, :func:`tensors_sha256`, to the one test of "is this a shipped model")."""
     path = Path(path)
     if not path.exists():
         raise ModelLoadError(
@@ -198,7 +200,7 @@ def load_checkpoint(
         card = _card_of(path, f.metadata() or {})
         for k in f.keys():  # noqa: SIM118 (safe_open is not a dict)
             t = f.get_tensor(k)
-            tensors[k] = t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
+            tensors[k] = t.float() if t.dtype in (torch.float16, torch.bfloat16) and not as_stored else t
     return tensors, card
 
 
