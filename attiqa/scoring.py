@@ -208,6 +208,22 @@ def _scorer_words(identity: dict) -> str:
     return f"{identity.get('name')}" + (f" (crops {crops})" if crops else "")
 
 
+def same_scorer(old: dict, identity: dict) -> bool:
+    """Whether a recorded identity ``old`` is the scorer ``identity``
+    (:func:`attiqa.evaluation.cache.resume_identity`): the one rule of `score -o`'s record
+    (:class:`ScoreWriter`) and `genbench score`'s ``scores/<metric>.json``. By ``key`` when both have one
+    (every file the scores depend on by its hash, and the settings, not how a path was spelled); a record
+    from before the key (session 52) as it was then: the weights' SHA-256 and the crops, or, without a hash
+    (a CLIP scorer before they were hashed), the name and the crops."""
+    if "key" in old and "key" in identity:
+        return bool(old["key"] == identity["key"])
+    if old.get("crops") != identity.get("crops"):
+        return False
+    if old.get("sha256") is None:
+        return bool(old.get("name") == identity.get("name"))
+    return bool(old.get("sha256") == identity.get("sha256"))
+
+
 def _short(sha: object) -> str:
     return f"{sha[:12]}…" if isinstance(sha, str) else "none"
 
@@ -288,21 +304,11 @@ class ScoreWriter:
         except (OSError, ValueError):
             return
 
-        def key(d: dict) -> tuple:
-            return (d.get("sha256") or d.get("name"), d.get("crops"))
-
         def key_named(d: dict) -> tuple:
             return (d.get("name"), d.get("crops"))
 
-        if not isinstance(old, dict):
+        if not isinstance(old, dict) or same_scorer(old, identity):
             return
-        if "key" in old and "key" in identity:  # what the scores depend on, not how a path was spelled
-            if old["key"] == identity["key"]:
-                return
-        elif key(old) == key(identity):  # a record of an earlier version: by the weights' hash, as it was
-            return
-        elif old.get("sha256") is None and key_named(old) == key_named(identity):
-            return  # a record written before CLIP scorers were hashed: known by name, as it was
         then: dict = old["hashes"] if isinstance(old.get("hashes"), dict) else {"weights": old.get("sha256")}
         now: dict = identity.get("hashes") or {"weights": identity.get("sha256")}
         # a regressor added (none then) is a change; weights unhashed on a side (a record from before) are not

@@ -29,7 +29,7 @@ from attiqa.io.tables import ERRORS, read_cell
 from attiqa.progress import shown_name
 from attiqa.scorers import is_checkpoint
 from attiqa.scorers.zoo import trained_on, weights_identity, zoo_table
-from attiqa.scoring import OtherScoreFile, ScoreRun, ScoreWriter, score_paths, write_scores
+from attiqa.scoring import OtherScoreFile, ScoreRun, ScoreWriter, same_scorer, score_paths, write_scores
 from genbench.files import shell_arg
 from genbench.manifest import SIDES, Pair, image_problem, resolve
 
@@ -104,9 +104,9 @@ def _writer(out_csv: Path, columns: Sequence[str], metric: str) -> ScoreWriter:
 
 def _same_scorer(out_csv: Path, identity: dict) -> bool:
     """Whether ``scores/<slug>.json`` records the scorer ``identity`` names, by `attiqa score -o`'s rule
-    (:func:`attiqa.evaluation.cache.resume_identity`'s ``key``: every file the scores depend on by its hash
-    — a CLIP folder's weights, an ExIQA run's checkpoint and regressor — and the scorer's settings). A
-    record from before the key (session 52) is compared as it was: the weights file's hash, else the name."""
+    (:func:`attiqa.scoring.same_scorer`: :func:`attiqa.evaluation.cache.resume_identity`'s ``key``, every
+    file the scores depend on by its hash — a CLIP folder's weights, an ExIQA run's checkpoint and
+    regressor — and the scorer's settings; a record from before the key as it was)."""
     try:
         record = json.loads(out_csv.with_suffix(".json").read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -118,11 +118,7 @@ def _same_scorer(out_csv: Path, identity: dict) -> bool:
     old = record.get("identity")
     if not isinstance(old, dict):
         return True  # a record from before the identity was kept: the scores stay
-    if "key" in old:
-        return bool(old["key"] == identity["key"])
-    if old.get("sha256") is None:
-        return bool(old.get("name") == identity.get("name"))
-    return bool(old.get("sha256") == identity.get("sha256"))
+    return same_scorer(old, identity)
 
 
 def _read_csv(path: Path, columns: Sequence[str], again: str) -> dict[str, dict[str, str]]:

@@ -279,7 +279,9 @@ def export(
             "keeps the full-precision weights a resumed or fine-tuned run needs)"
         )
     earlier = _earlier_export(target)
-    tensors, card = load_checkpoint(src)  # read once: the file checked is the file copied
+    tensors, card = load_checkpoint(src, as_stored=half)  # read once: the file checked is the file copied
+    # (--half: a tensor the source stores as fp16 stays fp16 — lossless, and the shipped model's copy keeps
+    # its tensors' hash; --no-half: all fp32, as before)
     model_from_checkpoint(src, tensors, card)  # not a model (no card, an isp-tune policy, weights the card
     # does not describe): load_model's one line
     card = {k: v for k, v in card.items() if k not in ("format_version", "attiqa_version")}

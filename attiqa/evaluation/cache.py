@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from attiqa.interface import Scorer
+from attiqa.io.checkpoints import CheckpointHashes, checkpoint_hashes
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS image_scores (
@@ -51,22 +52,25 @@ def cache_location(cache: bool | str | Path) -> Path | None:
     return Path(cache)
 
 
-def score_cache_key(scorer: Scorer, overrides: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
+def score_cache_key(
+    scorer: Scorer, overrides: dict[str, Any] | None = None, read: CheckpointHashes | None = None
+) -> tuple[str, dict[str, Any]]:
     """(short key, full identity) of a scorer. A checkpoint is identified by its SHA-256, so a copied or
     moved checkpoint keeps its cache and a retrained one at the same path does not reuse stale scores; CLIP
     weights by theirs, whatever spec or path named them (:func:`without_spellings`). Also the identity
-    `attiqa score -o` records to resume a score file by."""
-    from attiqa.io.checkpoints import sidecar_card_sha256, weights_sha256
+    `attiqa score -o` records to resume a score file by. ``read``: the checkpoint's hashes when the caller
+    has read them (:func:`resume_identity`: one reading of the file for all)."""
     from attiqa.teachers.clip import without_spellings
 
     meta = without_spellings(scorer.metadata())
     ident: dict[str, Any] = {"class": type(scorer).__qualname__, "columns": list(scorer.columns)}
-    ckpt = meta.pop("checkpoint", None) or getattr(scorer, "checkpoint", None)
+    ckpt = _checkpoint_of(scorer)
+    meta.pop("checkpoint", None)
     if ckpt and Path(ckpt).is_file():
-        ident["checkpoint_sha256"] = weights_sha256(ckpt)
-        card = sidecar_card_sha256(ckpt)
-        if card:  # a card beside a file whose header has none: edited in place, the file's hash is the same
-            ident["card_sha256"] = card
+        read = read if read is not None and read.path == Path(ckpt).resolve() else checkpoint_hashes(ckpt)
+        ident["checkpoint_sha256"] = read.sha256
+        if read.card_sha256:  # a card beside a file whose header has none: edited in place, same file hash
+            ident["card_sha256"] = read.card_sha256
         meta.pop("name", None)  # derived from the card or the file name; the content is the identity
     elif ckpt:
         ident["checkpoint"] = str(ckpt)
@@ -77,6 +81,12 @@ def score_cache_key(scorer: Scorer, overrides: dict[str, Any] | None = None) -> 
     return hashlib.sha256(blob.encode()).hexdigest()[:32], ident
 
 
+def _checkpoint_of(scorer: Scorer) -> str | None:
+    """The checkpoint file a scorer's scores depend on (an ATTIQA model's, an ExIQA run's), else None."""
+    ckpt = scorer.metadata().get("checkpoint") or getattr(scorer, "checkpoint", None)
+    return str(ckpt) if ckpt else None
+
+
 def resume_identity(model: str | None, scorer: Scorer, overrides: dict[str, Any]) -> dict[str, object]:
     """What `score -o` records of its scorer beside the file (:class:`~attiqa.scoring.ScoreWriter`): the
     name as given, the crops, the SHA-256 of its weights (a checkpoint's or named model's file, a CLIP
@@ -84,21 +94,22 @@ def resume_identity(model: str | None, scorer: Scorer, overrides: dict[str, Any]
     ExIQA run's checkpoint and regressor too) and the scorer's settings, not the spelling of a path (``model``
     as given, None = the default model; ``overrides`` as :func:`score_cache_key` takes them) — with
     ``hashes``, those files by name, to say which one changed (``tensors``: a checkpoint's values without its
-    card, to tell a card changed from weights changed)."""
+    card, to tell a card changed from weights changed). The checkpoint is read once for all of them
+    (:func:`~attiqa.io.checkpoints.checkpoint_hashes`): a file rewritten meanwhile cannot mix two versions."""
     from attiqa.scorers import scorer_identity
 
-    identity: dict[str, object] = {**scorer_identity(model), "crops": overrides.get("crops")}
+    ckpt = _checkpoint_of(scorer)
+    read = checkpoint_hashes(ckpt) if ckpt and Path(ckpt).is_file() else None
+    identity: dict[str, object] = {**scorer_identity(model, read), "crops": overrides.get("crops")}
     meta = scorer.metadata()
     # a CLIP scorer's weights by their hash (no file of its own for scorer_identity to hash)
     identity["sha256"] = identity["sha256"] or meta.get("weights_sha256")
-    key, ident = score_cache_key(scorer, overrides)
+    key, ident = score_cache_key(scorer, overrides, read)
     hashes = {"weights": identity["sha256"]}
     if ident.get("checkpoint_sha256") not in (None, identity["sha256"]):  # ExIQA's own, beside CLIP's
         hashes["checkpoint"] = ident["checkpoint_sha256"]
-    elif ident.get("checkpoint_sha256"):  # the tensors' values without the card: "the card changed" is said
-        from attiqa.io.checkpoints import values_sha256
-
-        hashes["tensors"] = values_sha256(getattr(scorer, "checkpoint", None) or meta["checkpoint"])
+    elif read is not None:  # the tensors' values without the card: "the card changed" is said
+        hashes["tensors"] = read.values
     if ident.get("card_sha256"):
         hashes["card"] = ident["card_sha256"]
     if "regressor_sha256" in meta:

@@ -18,11 +18,13 @@ import json
 import os
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
+from safetensors.torch import load as load_safetensors_bytes
 from safetensors.torch import save_file
 
 from attiqa.errors import ModelLoadError
@@ -135,15 +137,19 @@ def _opened(path: Path, device: str | torch.device = "cpu") -> Any:
     try:
         return safe_open(str(path), framework="pt", device=str(device))
     except Exception as exc:  # noqa: BLE001
-        if path.is_file() and not os.access(path, os.R_OK):  # safetensors says "No such file or directory"
-            raise ModelLoadError(
-                f"{path}: cannot be read (permission denied) — give yourself read permission "
-                f"(chmod u+r {path})"
-            ) from None
-        raise ModelLoadError(
-            f"{path}: not a readable safetensors checkpoint ({exc}) — pass a .safetensors file written by "
-            "attiqa (train, export) or isp-tune, whole (a copy may be truncated)"
-        ) from None
+        raise _unreadable(path, exc) from None
+
+
+def _unreadable(path: Path, exc: Exception) -> ModelLoadError:
+    """The one line of a checkpoint that cannot be read (``exc``: the reader's error)."""
+    if path.is_file() and not os.access(path, os.R_OK):  # safetensors says "No such file or directory"
+        return ModelLoadError(
+            f"{path}: cannot be read (permission denied) — give yourself read permission (chmod u+r {path})"
+        )
+    return ModelLoadError(
+        f"{path}: not a readable safetensors checkpoint ({exc}) — pass a .safetensors file written by "
+        "attiqa (train, export) or isp-tune, whole (a copy may be truncated)"
+    )
 
 
 def _card_of(path: Path, meta: Mapping[str, str]) -> dict[str, Any]:
@@ -174,10 +180,12 @@ def card_copy_current(path: str | Path, card: Mapping[str, Any]) -> bool:
 
 
 def load_checkpoint(
-    path: str | Path, device: str | torch.device = "cpu"
+    path: str | Path, device: str | torch.device = "cpu", as_stored: bool = False
 ) -> tuple[dict[str, torch.Tensor], dict]:
     """Load tensors (as float32) and the card of a checkpoint written by :func:`save_checkpoint`, from one
-    opening of the file (the card and the tensors of one version of it)."""
+    opening of the file (the card and the tensors of one version of it). ``as_stored``: fp16 / bf16 tensors
+    as they are stored, for a copy that keeps them so (`attiqa export`: the shipped model's fp16 statistics
+    in fp32 were other tensors, :func:`tensors_sha256`, to the one test of "is this a shipped model")."""
     path = Path(path)
     if not path.exists():
         raise ModelLoadError(
@@ -192,7 +200,7 @@ def load_checkpoint(
         card = _card_of(path, f.metadata() or {})
         for k in f.keys():  # noqa: SIM118 (safe_open is not a dict)
             t = f.get_tensor(k)
-            tensors[k] = t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
+            tensors[k] = t.float() if t.dtype in (torch.float16, torch.bfloat16) and not as_stored else t
     return tensors, card
 
 
@@ -274,26 +282,95 @@ def weights_sha256(path: str | Path) -> str:
 def tensors_sha256(path: str | Path) -> str:
     """SHA-256 of a checkpoint's tensors alone — their names, dtypes, shapes and bytes, not its card: a copy
     or `attiqa export` that rewrites the card (another name, paths made portable) keeps it, a retraining
-    changes it. Cached as :func:`weights_sha256`."""
-    return _hashed_once(path, "tensors", _tensors_digest)
+    changes it. Cached as :func:`weights_sha256` (:func:`checkpoint_hashes`)."""
+    return checkpoint_hashes(path).tensors
 
 
 def values_sha256(path: str | Path) -> str:
     """SHA-256 of a checkpoint's tensors as :func:`load_checkpoint` gives them (fp16 / bf16 as float32),
-    neither its card nor the dtypes they are stored in: `attiqa export` of a model whose statistics were
-    stored fp16 keeps them fp32 (the same values), which :func:`tensors_sha256` tells apart. For `attiqa
-    score -o`'s record, to say "the card changed, not the weights". Cached as :func:`weights_sha256`."""
-    return _hashed_once(path, "values", _values_digest)
+    neither its card nor the dtypes they are stored in: an `attiqa export` of a model whose statistics were
+    stored fp16 kept them fp32 (the same values) before session 53, which :func:`tensors_sha256` tells apart.
+    For `attiqa score -o`'s record, to say "the card changed, not the weights". Cached as
+    :func:`weights_sha256` (:func:`checkpoint_hashes`)."""
+    return checkpoint_hashes(path).values
 
 
-def _values_digest(path: Path) -> str:
+def _digest_values(tensors: Mapping[str, torch.Tensor]) -> str:
+    """:func:`values_sha256` of tensors as :func:`load_checkpoint` gives them."""
     h = hashlib.sha256()
-    tensors, _ = load_checkpoint(path)
     for k in sorted(tensors):
         t = tensors[k].contiguous()
         h.update(json.dumps([k, str(t.dtype), list(t.shape)]).encode())
         h.update(t.numpy().tobytes())
     return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class CheckpointHashes:
+    """A checkpoint's hashes, all of one version of its bytes (:func:`checkpoint_hashes`)."""
+
+    path: Path  # resolved
+    sha256: str  # the file's (:func:`weights_sha256`)
+    tensors: str  # :func:`tensors_sha256`
+    values: str  # :func:`values_sha256`
+    card_sha256: str | None  # :func:`sidecar_card_sha256`
+
+
+def checkpoint_hashes(path: str | Path) -> CheckpointHashes:
+    """Every hash of a checkpoint a scorer's identity holds, from ONE reading of the file (`attiqa score -o`'s
+    record, eval's score-cache key): read by separate functions, a file rewritten between two readings
+    (a training run's ``last.safetensors``) gave an identity half of each version. Each hash equals its own
+    function's; cached as they are (on the size and mtime of the version read), the card beside it not."""
+    given = Path(path)
+    p = given.resolve()
+    st = p.stat()
+    read = _READ_CACHE.get((str(p), st.st_size, st.st_mtime_ns))
+    if read is None:
+        try:
+            with open(p, "rb") as fh:
+                st = os.fstat(fh.fileno())  # the version read, whatever the path holds by the end
+                data = fh.read()
+        except OSError as exc:
+            raise _unreadable(given, exc) from None
+        table, has_card = _header_of(given, data)
+        read = (hashlib.sha256(data).hexdigest(), *_digests_of(given, data, table), has_card)
+        _READ_CACHE[(str(p), st.st_size, st.st_mtime_ns)] = read
+        for kind, digest in zip(("file", "tensors", "values"), read[:3], strict=True):
+            _SHA256_CACHE[(kind, str(p), st.st_size, st.st_mtime_ns)] = digest
+    file_sha, tensors, values, has_card = read
+    side = card_path_for(given)
+    card = None if has_card or not side.is_file() else sha256_of(side)
+    return CheckpointHashes(p, file_sha, tensors, values, card)
+
+
+# (resolved path, size, mtime_ns) -> (file, tensors, values hashes, a card in the header): checkpoint_hashes'
+_READ_CACHE: dict[tuple[str, int, int], tuple[str, str, str, bool]] = {}
+
+
+def _header_of(path: Path, data: bytes) -> tuple[dict[str, Any], bool]:
+    """(the tensor table, whether the header holds a card) of a safetensors file's ``data``."""
+    n = int.from_bytes(data[:8], "little")
+    try:
+        table = json.loads(data[8 : 8 + n]) if 8 + n <= len(data) else None
+    except ValueError:
+        table = None
+    if not isinstance(table, dict):
+        raise ModelLoadError(f"{path}: not a readable safetensors checkpoint (its header)")
+    meta = table.pop("__metadata__", None)
+    return table, isinstance(meta, dict) and CARD_KEY in meta
+
+
+def _digests_of(path: Path, data: bytes, table: dict[str, Any]) -> tuple[str, str]:
+    """(:func:`tensors_sha256`: the header's tensor table, sorted, its ``__metadata__`` — the card — left
+    out, and the data buffer after it; :func:`values_sha256`) of a checkpoint's bytes ``data``."""
+    h = hashlib.sha256(json.dumps(table, sort_keys=True).encode())
+    h.update(data[8 + int.from_bytes(data[:8], "little") :])
+    try:
+        stored = load_safetensors_bytes(data)
+    except Exception as exc:  # noqa: BLE001 (safetensors' own error types)
+        raise _unreadable(path, exc) from None
+    values = {k: t.float() if t.dtype in (torch.float16, torch.bfloat16) else t for k, t in stored.items()}
+    return h.hexdigest(), _digest_values(values)
 
 
 def _hashed_once(path: str | Path, kind: str, digest: Callable[[Path], str]) -> str:
@@ -303,23 +380,6 @@ def _hashed_once(path: str | Path, kind: str, digest: Callable[[Path], str]) -> 
     if key not in _SHA256_CACHE:
         _SHA256_CACHE[key] = digest(p)
     return _SHA256_CACHE[key]
-
-
-def _tensors_digest(path: Path) -> str:
-    """The safetensors header's tensor table (sorted, its ``__metadata__`` - the card - left out) and the
-    data buffer after it, hashed."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        n = int.from_bytes(fh.read(8), "little")
-        try:
-            table = json.loads(fh.read(min(n, 100 << 20)))
-            table.pop("__metadata__", None)
-        except (ValueError, AttributeError):
-            raise ModelLoadError(f"{path}: not a readable safetensors checkpoint (its header)") from None
-        h.update(json.dumps(table, sort_keys=True).encode())
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def cache_dir() -> Path:

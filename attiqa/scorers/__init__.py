@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     import torch
 
     from attiqa.interface import Scorer
-    from attiqa.io.checkpoints import weights_sha256
+    from attiqa.io.checkpoints import CheckpointHashes, weights_sha256
 
 DEFAULT_MODEL = "attiqa-default"
 # re-exported names whose modules import torch, imported on first use
@@ -87,17 +87,25 @@ def load_scorer(
     return create_scorer(str(name_or_path), device=device, **overrides)
 
 
-def scorer_identity(name_or_path: str | Path | None = None) -> dict[str, str | None]:
+def scorer_identity(
+    name_or_path: str | Path | None = None, read: CheckpointHashes | None = None
+) -> dict[str, str | None]:
     """What a scorer is, for a record that must notice when it changes (e.g. the reward model an ISP policy
     was fitted against): ``{"name", "sha256"}`` — the SHA-256 of the weights file of a checkpoint or of a
     named model (the registry's, ``attiqa/data/models.json``, checked on every load), ``None`` for a scorer
     with no weights file of its own (``classical``, CLIP scorers). ``None`` = the default model. A file is
-    hashed once per process (:func:`weights_sha256`)."""
+    hashed once per process (:func:`weights_sha256`); ``read``: that checkpoint's hashes when the caller has
+    read it (:func:`attiqa.evaluation.cache.resume_identity`)."""
     from attiqa.io.checkpoints import weights_sha256
 
     name = DEFAULT_MODEL if name_or_path is None else str(name_or_path)
     if is_checkpoint(name):
-        return {"name": name, "sha256": weights_sha256(checkpoint_file(name))}
+        path = checkpoint_file(name)
+        read_here = read is not None and read.path == path.resolve()
+        return {
+            "name": name,
+            "sha256": read.sha256 if read is not None and read_here else weights_sha256(path),
+        }
     entry = zoo_table().get(name)
     if entry is not None and entry.has_weights:
         return {"name": name, "sha256": entry.sha256 or weights_sha256(resolve_weights(name))}

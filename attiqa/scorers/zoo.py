@@ -208,16 +208,17 @@ def registry_entry_at(path: str | Path) -> ZooEntry | None:
 
 def weights_identity(scorer: Any, name: str | None = None) -> dict[str, str | None]:
     """What :func:`shipped_model` is told of a loaded ``scorer`` (``name``: the one it was asked for): its
-    card's name and, with a weights file of its own, that file's and its tensors' SHA-256 (None without)."""
-    from attiqa.io.checkpoints import tensors_sha256, weights_sha256
+    card's name and, with a weights file of its own, that file's and its tensors' SHA-256 (None without),
+    of one reading of it."""
+    from attiqa.io.checkpoints import checkpoint_hashes
 
     ckpt = getattr(scorer, "checkpoint", None)
-    path = Path(ckpt) if ckpt and Path(ckpt).is_file() else None
+    read = checkpoint_hashes(ckpt) if ckpt and Path(ckpt).is_file() else None
     return {
         "name": name,
         "card_name": scorer.info.name,
-        "sha256": weights_sha256(path) if path else None,
-        "tensors_sha256": tensors_sha256(path) if path else None,
+        "sha256": read.sha256 if read else None,
+        "tensors_sha256": read.tensors if read else None,
     }
 
 
