@@ -248,6 +248,11 @@ def open_metric(run_dir: Path, pairs: list[Pair], metric: str, device: str = "cp
     except AttiqaError as exc:
         job.report.error = str(exc)
         return job
+    from attiqa.exiqa.scorer import missing_regressor  # (its module loads CLIP's code: on use)
+
+    job.report.error = missing_regressor(scorer)  # every score NaN: agree would measure nothing
+    if job.report.error:
+        return job
     remove_orphan_temps(out_csv.parent, targets=[out_csv.name, f"{slug}.json"])  # a killed earlier run's
     # the tensors' hash too: `agree` knows a shipped model's copy with its card rewritten (zoo.shipped_model)
     identity = {

@@ -1,0 +1,66 @@
+"""Session 53: genbench as a user end to end — an ExIQA run without its regressor refused before scoring
+(`genbench score`, `attiqa eval`; `attiqa score` says so), and the defects of the audit on real data
+(docs/robustness.md, rows marked session 53)."""
+
+from __future__ import annotations
+
+import pytest
+from genbench_helpers import make_photo_run
+from typer.testing import CliRunner
+
+from genbench.cli import app
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+runner = CliRunner()
+
+
+def _said(text: str) -> str:
+    return " ".join(text.split())
+
+
+@pytest.fixture()
+def exiqa_run(exiqa_set, tiny_dir, tmp_path):
+    """A finished tiny ExIQA run (stage 1) without its eq. (9) regressor, and the MOS CSV to fit it."""
+    from attiqa.exiqa.train import ExiqaTrainConfig, train_exiqa
+
+    data, mos = exiqa_set
+    ex = tmp_path / "ex"
+    cfg = ExiqaTrainConfig(clip=str(tiny_dir), epochs=1, warmup_epochs=0, batch_size=8, n_prompts=2)
+    train_exiqa(data, ex, cfg)
+    return ex, mos
+
+
+def test_an_exiqa_run_without_its_regressor_is_refused_before_scoring(exiqa_run, tmp_path, photos, cli):
+    """**Was**: `genbench score RUN -m exiqa:EX` (EX without regressor.safetensors) "10 scored": every
+    row's score NaN, and `agree` measured nothing; `attiqa eval` scored every image, then warned of "a
+    pretrain-only checkpoint" to fine-tune. Now both refuse before scoring, in one line naming the run and
+    `attiqa train exiqa-regressor`; `attiqa score` (whose distortion columns are the explanation) says it."""
+    from attiqa.exiqa.regressor import train_regressor
+
+    ex, mos = exiqa_run
+    run = make_photo_run(tmp_path / "run", photos)
+    args = ["score", str(run), "-m", f"exiqa:{ex}", "--workers", "0"]
+    res = runner.invoke(app, args)
+    said = _said(res.output)
+    assert res.exit_code != 0 and "Traceback" not in res.output, res.output
+    assert str(ex) in said and f"attiqa train exiqa-regressor {ex} --mos" in said, said
+    assert not list((run / "scores").glob("exiqa*.csv"))  # no NaN rows written
+    res = runner.invoke(app, ["score", str(run), "-m", f"classical,exiqa:{ex}", "--workers", "0"])
+    said = _said(res.output)
+    assert res.exit_code == 0 and "classical: 10 scored" in said and "skipped exiqa:" in said, said
+
+    out = tmp_path / "ev"
+    res = cli("eval", "folder", "--root", mos.parent, "--csv", mos, "-m", f"exiqa:{ex}", "-o", out)
+    said = _said(res.stdout + res.stderr)
+    assert res.returncode == 2 and f"attiqa train exiqa-regressor {ex} --mos" in said, said
+    assert not (out / "predictions.csv").exists()
+
+    image = sorted(mos.parent.rglob("*.png"))[0]
+    res = cli("score", image, "-m", f"exiqa:{ex}", "-o", tmp_path / "s.csv")
+    said = _said(res.stdout + res.stderr)
+    assert res.returncode == 0 and "top distortions" in said, said
+    assert f"attiqa train exiqa-regressor {ex} --mos" in said, said
+
+    train_regressor(ex, mos, epochs=3)  # the fix it names: then scored
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0 and "10 scored, 0 already scored" in _said(res.output), res.output
