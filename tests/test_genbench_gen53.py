@@ -64,3 +64,55 @@ def test_an_exiqa_run_without_its_regressor_is_refused_before_scoring(exiqa_run,
     train_regressor(ex, mos, epochs=3)  # the fix it names: then scored
     res = runner.invoke(app, args)
     assert res.exit_code == 0 and "10 scored, 0 already scored" in _said(res.output), res.output
+
+
+def test_the_pair_sheet_frames_whose_choice_it_says(tmp_path):
+    """**Was** (experiments/agiqa3k/pair_sheet.py after `genbench agree RUN` measured the run's own votes —
+    votes.sqlite once anyone voted, or ``--prefs FILE``): "green frame = the image people rated higher"
+    over a frame on the image of the lower MOS printed under it (the frame was the voters' choice, the MOS
+    AGIQA-3k's); with ``--same-generator``, 528 pairs counted under the title of all pairs. Now the title
+    names the votes file and each image's votes are under it; one generator's pairs are said."""
+    import csv
+    import sys
+    from pathlib import Path
+
+    from test_genbench_audit51b import _agiqa3k
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments" / "agiqa3k"))
+    import pair_sheet
+
+    run = tmp_path / "run"
+    for args in (
+        ["import-agiqa3k", str(_agiqa3k(tmp_path / "agiqa")), "-o", str(run)],
+        ["score", str(run), "-m", "classical", "-w", "0"],
+        ["agree", str(run), "--bootstrap", "100"],
+    ):
+        res = runner.invoke(app, args)
+        assert res.exit_code == 0, res.output
+    assert pair_sheet.votes_source(run) is None  # the import's MOS: the frame is the higher MOS
+    pairs = list(pair_sheet.read_records(run))
+    mine = tmp_path / "mine.csv"  # every vote for the image of the lower MOS
+    mine.write_text(
+        "pair_id,choice\n"
+        + "".join(f"{r['pair_id']},{'a' if r['mos_a'] < r['mos_b'] else 'b'}\n" for r in pairs)
+    )
+    res = runner.invoke(app, ["agree", str(run), "--prefs", str(mine), "--bootstrap", "100"])
+    assert res.exit_code == 0, res.output
+    assert pair_sheet.votes_source(run) == "mine.csv"
+    rows = pair_sheet.read_rows(run, "classical")
+    good, bad = pair_sheet.pick(rows, "classical", 2, 0, None)
+    fig = pair_sheet.sheet_figure(run, good + bad, "classical", "counts", votes=pair_sheet.votes_source(run))
+    title = fig.get_suptitle()
+    assert "green frame = the image the votes in mine.csv preferred" in title and "rated higher" not in title
+    for k, r in enumerate(good + bad):
+        for i, side in enumerate("ab"):
+            ax = fig.axes[2 * k + i]
+            framed = next(iter(ax.spines.values())).get_linewidth() == 4
+            label = ax.get_xaxis().get_label().get_text()
+            assert f"votes {r[f'votes_{side}']}" in label, label
+            assert framed == (int(r[f"votes_{side}"]) > int(r[f"votes_{'b' if side == 'a' else 'a'}"]))
+            assert framed == (float(r[f"mos_{side}"]) < float(r[f"mos_{'b' if side == 'a' else 'a'}"]))
+    fig = pair_sheet.sheet_figure(run, good, "classical", "counts", same_generator=True)
+    assert "(same prompt, same generator)" in fig.get_suptitle()
+    with open(run / "agreement" / "per_pair.csv", newline="") as fh:
+        assert len(list(csv.DictReader(fh))) == len(pairs)
