@@ -139,17 +139,8 @@ def sheet_figure(
     return fig
 
 
-def draw(
-    run: Path,
-    pairs: list[dict],
-    metric: str,
-    counts: str,
-    out: Path,
-    thumb: int = 200,
-    votes: str | None = None,
-    same_generator: bool = False,
-) -> Path:
-    fig = sheet_figure(run, pairs, metric, counts, thumb, votes, same_generator)
+def draw(fig: Figure, out: Path) -> Path:
+    """Write the sheet ``fig`` to ``out`` (atomically)."""
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out) as tmp:
         fig.savefig(tmp, format="png")
@@ -207,7 +198,8 @@ def main() -> None:
     if same:
         rows = [r for r in rows if r["same_generator"]]
     counts = counts_line(rows, a.metric, len(good), len(bad), a.seed)
-    print(draw(a.run, good + bad, a.metric, counts, a.out, 200, votes_source(a.run), bool(same)))
+    fig = sheet_figure(a.run, good + bad, a.metric, counts, 200, votes_source(a.run), bool(same))
+    print(draw(fig, a.out))
 
 
 if __name__ == "__main__":
