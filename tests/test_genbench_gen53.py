@@ -4,11 +4,18 @@
 
 from __future__ import annotations
 
+import csv
+import shutil
+import sys
+from pathlib import Path
+
 import pytest
 from genbench_helpers import make_photo_run
+from test_genbench_audit51b import _agiqa3k
 from typer.testing import CliRunner
 
 from genbench.cli import app
+from genbench.files import shell_arg
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 runner = CliRunner()
@@ -72,12 +79,6 @@ def test_the_pair_sheet_frames_whose_choice_it_says(tmp_path):
     over a frame on the image of the lower MOS printed under it (the frame was the voters' choice, the MOS
     AGIQA-3k's); with ``--same-generator``, 528 pairs counted under the title of all pairs. Now the title
     names the votes file and each image's votes are under it; one generator's pairs are said."""
-    import csv
-    import sys
-    from pathlib import Path
-
-    from test_genbench_audit51b import _agiqa3k
-
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments" / "agiqa3k"))
     import pair_sheet
 
@@ -116,3 +117,26 @@ def test_the_pair_sheet_frames_whose_choice_it_says(tmp_path):
     assert "(same prompt, same generator)" in fig.get_suptitle()
     with open(run / "agreement" / "per_pair.csv", newline="") as fh:
         assert len(list(csv.DictReader(fh))) == len(pairs)
+
+
+def test_an_agiqa3k_run_whose_images_moved_names_its_own_import(tmp_path):
+    """**Was** (an import of agiqa3k-dev whose folder was moved): `genbench score RUN` / `genbench vote
+    RUN` said "none of the 30 images … is on disk … import the run again from the folder that holds them
+    (`genbench import-imagereward ... --images FOLDER`)" — the other import's command, whose JSON a user of
+    AGIQA-3k does not have. Now the run's own import command, with its --out."""
+    run = tmp_path / "run"
+    res = runner.invoke(app, ["import-agiqa3k", str(_agiqa3k(tmp_path / "agiqa")), "-o", str(run)])
+    assert res.exit_code == 0, res.output
+    shutil.move(tmp_path / "agiqa", tmp_path / "moved")
+    for args in (["score", str(run), "-m", "classical"], ["vote", str(run), "--port", "0"]):
+        res = runner.invoke(app, args)
+        said = _said(
+            f"{res.output} {res.exception}"
+        )  # (in-process: the app runner's one line is its exception)
+        assert res.exit_code != 0 and "none of the 6 images its manifest names is on disk" in said, said
+        assert f"`genbench import-agiqa3k FOLDER --out {shell_arg(run)}`" in said, said
+        assert "import-imagereward" not in said, said
+    res = runner.invoke(app, ["import-agiqa3k", str(tmp_path / "moved"), "-o", str(run)])  # the fix it names
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["score", str(run), "-m", "classical", "-w", "0"])
+    assert res.exit_code == 0 and "classical: 6 scored" in _said(res.output), res.output
