@@ -140,3 +140,27 @@ def test_an_agiqa3k_run_whose_images_moved_names_its_own_import(tmp_path):
     assert res.exit_code == 0, res.output
     res = runner.invoke(app, ["score", str(run), "-m", "classical", "-w", "0"])
     assert res.exit_code == 0 and "classical: 6 scored" in _said(res.output), res.output
+
+
+def test_a_cut_short_pipeline_download_is_one_line_with_the_fix(tmp_path, capfd):
+    """**Was** (`genbench run --model sd21` where sd21/unet/ lost its weights: a download cut short):
+    diffusers' own "An error occurred while trying to fetch sd21/unet: …" and "Defaulting to unsafe
+    serialization. Pass `allow_pickle=False` …" ahead of "error: sd21: cannot load the pipeline (Error no
+    file named diffusion_pytorch_model.bin …)" — three lines, no fix. Now the one line, saying to fetch the
+    download again."""
+    pytest.importorskip("diffusers")
+    from genbench_helpers import build_tiny_sd
+
+    from attiqa.errors import ModelLoadError
+    from genbench.generate import load_pipeline
+
+    sd = build_tiny_sd(tmp_path / "sd21")
+    (sd / "unet" / "diffusion_pytorch_model.safetensors").unlink()
+    capfd.readouterr()
+    with pytest.raises(ModelLoadError) as err:
+        load_pipeline(str(sd))
+    said = str(err.value)
+    assert said.startswith(f"{sd}: cannot load the pipeline") and "\n" not in said, said
+    assert f"--local-dir {sd}` again" in said, said
+    out = capfd.readouterr()
+    assert not out.out.strip() and not out.err.strip(), out  # diffusers' lines: none
