@@ -45,6 +45,7 @@ class MetricScores:
     higher_is_better: bool = True
     column: str = "score"
     trained_on: tuple[str, ...] = ()  # datasets the metric was fitted on (attiqa.scorers.zoo.trained_on)
+    scored_as: str = ""  # the name `genbench score -m` was given (a checkpoint's path, exiqa:RUN): its slug's
 
 
 @dataclass
@@ -366,5 +367,9 @@ def load_metric_scores(run_dir: Path, metrics: list[str] | None = None) -> list[
         who = who if isinstance(who, dict) else {"name": meta.get("metric")}
         card = meta.get("scorer")  # the scorer's own metadata: its name is its checkpoint card's
         fitted_on = trained_on({**who, "card_name": card.get("name") if isinstance(card, dict) else None})
-        out.append(MetricScores(slug, values, bool(meta.get("higher_is_better", True)), column, fitted_on))
+        named = meta.get("metric")
+        scored_as = named if isinstance(named, str) and named else slug
+        out.append(
+            MetricScores(slug, values, bool(meta.get("higher_is_better", True)), column, fitted_on, scored_as)
+        )
     return out

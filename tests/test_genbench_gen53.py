@@ -164,3 +164,27 @@ def test_a_cut_short_pipeline_download_is_one_line_with_the_fix(tmp_path, capfd)
     assert f"--local-dir {sd}` again" in said, said
     out = capfd.readouterr()
     assert not out.out.strip() and not out.err.strip(), out  # diffusers' lines: none
+
+
+def test_agree_says_which_metric_left_pairs_out_and_how_to_score_them(tmp_path, photos):
+    """**Was** (`genbench agree RUN` after `genbench score RUN -m classical` was stopped part-way, or one of
+    its images was unreadable; an ExIQA file of NaN scores of an older version): the table's "no scr 2466"
+    the only word — the metric's accuracy over other pairs than the others', and nothing said of how to
+    score the rest. Now a note per such metric with the count and `genbench score RUN -m NAME`."""
+    run = make_photo_run(tmp_path / "run", photos)
+    pairs = [line.split(",")[0] for line in (run / "manifest.csv").read_text().splitlines()[1:]]
+    prefs = tmp_path / "prefs.csv"
+    prefs.write_text("pair_id,choice\n" + "".join(f"{p},a\n" for p in pairs))
+    res = runner.invoke(app, ["score", str(run), "-m", "classical", "-w", "0"])
+    assert res.exit_code == 0, res.output
+    agree = ["agree", str(run), "--prefs", str(prefs), "--bootstrap", "100"]
+    res = runner.invoke(app, agree)
+    assert res.exit_code == 0 and "left out, an image without its score" not in res.output, res.output
+    scores = run / "scores" / "classical.csv"
+    lines = scores.read_text().splitlines()
+    scores.write_text("\n".join(lines[:-2]) + "\n")  # the last two images unscored: the last pair, at least
+    res = runner.invoke(app, agree)
+    said = _said(res.output)
+    assert res.exit_code == 0, res.output
+    assert "note: classical: 1 voted pair left out, an image without its score" in said, said
+    assert f"`genbench score {shell_arg(run)} -m classical` scores what it can" in said, said
