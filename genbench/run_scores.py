@@ -23,6 +23,7 @@ import attiqa
 from attiqa.datasets.readers import read_csv
 from attiqa.errors import AttiqaError, did_you_mean
 from attiqa.evaluation.cache import resume_identity
+from attiqa.exiqa import missing_regressor
 from attiqa.interface import Scorer
 from attiqa.io.atomic import output_folder, remove_orphan_temps, write_json_atomic
 from attiqa.io.tables import ERRORS, read_cell
@@ -249,8 +250,6 @@ def open_metric(run_dir: Path, pairs: list[Pair], metric: str, device: str = "cp
     except AttiqaError as exc:
         job.report.error = str(exc)
         return job
-    from attiqa.exiqa.scorer import missing_regressor  # (its module loads CLIP's code: on use)
-
     job.report.error = missing_regressor(scorer)  # every score NaN: agree would measure nothing
     if job.report.error:
         return job

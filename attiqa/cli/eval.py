@@ -173,7 +173,7 @@ def eval_cmd(
         evaluate,
         find_unreadable_shared,
     )
-    from attiqa.exiqa.scorer import missing_regressor
+    from attiqa.exiqa import missing_regressor
     from attiqa.io.atomic import not_an_input, output_folder
     from attiqa.scorers import load_scorer
     from attiqa.sharding import sharded

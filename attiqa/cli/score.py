@@ -76,7 +76,7 @@ def score_cmd(
     """
     from attiqa.contact_sheet import sheet_for_scores
     from attiqa.evaluation.cache import resume_identity
-    from attiqa.exiqa.scorer import missing_regressor
+    from attiqa.exiqa import missing_regressor
     from attiqa.io.atomic import output_png
     from attiqa.io.images import require_images
     from attiqa.scorers import is_attiqa_model, load_scorer

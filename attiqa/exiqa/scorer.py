@@ -10,7 +10,6 @@ the distortion columns.
 from __future__ import annotations
 
 import dataclasses
-import shlex
 from pathlib import Path
 from typing import Any
 
@@ -36,20 +35,6 @@ def run_and_clip(arg: str) -> tuple[str, str | None]:
 
 # beside the run's exiqa.safetensors (`attiqa train exiqa-regressor`)
 REGRESSOR_FILE = "regressor.safetensors"
-
-
-def missing_regressor(scorer: object) -> str:
-    """Why ``scorer`` has no overall score — an ExIQA run without its eq. (9) regressor, NaN for every image,
-    which `eval` and `genbench agree` cannot measure — in one line naming the run and the fix; "" for a scorer
-    with one (any other scorer). Checked after loading, before any image is scored."""
-    if not isinstance(scorer, ExiqaScorer) or scorer.regressor is not None:
-        return ""
-    run = scorer.path.parent
-    fix = f"attiqa train exiqa-regressor {shlex.quote(str(run))} --mos MOS.csv"
-    return (
-        f"{run}: no {REGRESSOR_FILE} — without it this ExIQA run has no overall score (eq. 9: NaN), only its "
-        f"distortion columns; fit it first: `{fix}`"
-    )
 
 
 class ExiqaScorer(Scorer):
