@@ -346,6 +346,14 @@ def agree(
         for r in results
     ]
     _agreement_table(title, rows, ci_wording(cluster_by), any(r.trained_on for r in results))
+    for r, s in zip(results, scores, strict=True):
+        if r.missing:  # its accuracy is over other pairs than the others': said, with the fix
+            _say(
+                "note",
+                f"{r.metric}: {counted(r.missing, 'voted pair')} left out, an image without its score (not "
+                f"scored yet, or unreadable) — `genbench score {shell_arg(run_dir)} -m "
+                f"{shell_arg(s.scored_as)}` scores what it can and lists the rest",
+            )
     note = shared_prompts_note(pairs, labels, cluster_by)
     if note:
         _say("note", note)

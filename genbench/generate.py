@@ -29,6 +29,7 @@ import numpy as np
 from attiqa.errors import AttiqaError, ConfigError, ModelLoadError
 from attiqa.io.atomic import atomic_path, remove_orphan_temps, write_json_atomic
 from attiqa.progress import Advance
+from genbench.files import shell_arg
 from genbench.manifest import (
     IMAGE_ROOT_FILE,
     IMPORT_UNFINISHED,
@@ -120,12 +121,12 @@ def _offline_message(model: str) -> str:
 
 
 @contextlib.contextmanager
-def quiet_log(*names: str) -> Iterator[None]:
-    """Hold libraries' loggers ``names`` to errors while the block runs (what they say, genbench says)."""
+def quiet_log(*names: str, level: int = logging.ERROR) -> Iterator[None]:
+    """Hold libraries' loggers ``names`` to ``level`` while the block runs (what they say, genbench says)."""
     logs = [logging.getLogger(name) for name in names]
     levels = [log.level for log in logs]
     for log in logs:
-        log.setLevel(logging.ERROR)
+        log.setLevel(level)
     try:
         yield
     finally:
@@ -189,6 +190,9 @@ def load_pipeline(
     try:
         with (
             quiet_log("diffusers.pipelines.pipeline_utils"),
+            # a component's missing weights: "An error occurred while trying to fetch …" (an error) and
+            # "Defaulting to unsafe serialization …" ahead of the exception, which ours says
+            quiet_log("diffusers.models.modeling_utils", level=logging.CRITICAL),
             warnings.catch_warnings(),
         ):  # newer diffusers rename torch_dtype; the old name works everywhere
             warnings.simplefilter("ignore", FutureWarning)
@@ -204,7 +208,14 @@ def load_pipeline(
             raise
         if looks_local:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ModelLoadError(f"{model}: cannot load the pipeline ({first})") from None
+            again = (  # a file missing or unreadable (not a pipeline of another kind: a ValueError)
+                f" — a download cut short or a damaged file: fetch it again (the default model: `hf download "
+                f"{DEFAULT_MODEL} --local-dir {shell_arg(model)}` again fetches missing files; delete a "
+                "damaged one first)"
+                if isinstance(exc, OSError)
+                else ""
+            )
+            raise ModelLoadError(f"{model}: cannot load the pipeline ({first}){again}") from None
         raise ModelLoadError(_offline_message(model)) from None
     if sched_cls is not None:
         pipe.scheduler = sched_cls.from_config(pipe.scheduler.config)

@@ -254,7 +254,20 @@ def missing_images(run_dir: Path, pairs: list[Pair]) -> list[Path]:
     if files and len(missing) == len(files):
         raise AttiqaError(
             f"{run_dir}: none of the {len(files)} images its manifest names is on disk (e.g. "
-            f"{shown_name(missing[0])}) — copy them there, or import the run again from the folder that "
-            "holds them (`genbench import-imagereward ... --images FOLDER`)"
+            f"{shown_name(missing[0])}) — copy them there, or {_made_again(run_dir, pairs)}"
         )
     return missing
+
+
+def _made_again(run_dir: Path, pairs: list[Pair]) -> str:
+    """How the run's images are found again: its own import's command (an AGIQA-3k run was sent to
+    `genbench import-imagereward`, whose JSON its user does not have), or `genbench run`'s."""
+    sources = {str(p.record.get("source") or "") for p in pairs}
+    out = shell_arg(run_dir)
+    if sources == {"agiqa3k"}:
+        how = f"`genbench import-agiqa3k FOLDER --out {out}`"
+    elif sources == {"imagereward"}:
+        how = f"`genbench import-imagereward JSON --images FOLDER --out {out}`"
+    else:  # generated: its images are made again from their seeds
+        return f"rerun the `genbench run --out {out}` command that made them: it makes missing images again"
+    return f"import the run again from the folder that holds them ({how})"

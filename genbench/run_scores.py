@@ -23,6 +23,7 @@ import attiqa
 from attiqa.datasets.readers import read_csv
 from attiqa.errors import AttiqaError, did_you_mean
 from attiqa.evaluation.cache import resume_identity
+from attiqa.exiqa import missing_regressor
 from attiqa.interface import Scorer
 from attiqa.io.atomic import output_folder, remove_orphan_temps, write_json_atomic
 from attiqa.io.tables import ERRORS, read_cell
@@ -45,6 +46,7 @@ class MetricScores:
     higher_is_better: bool = True
     column: str = "score"
     trained_on: tuple[str, ...] = ()  # datasets the metric was fitted on (attiqa.scorers.zoo.trained_on)
+    scored_as: str = ""  # the name `genbench score -m` was given (a checkpoint's path, exiqa:RUN): its slug's
 
 
 @dataclass
@@ -244,6 +246,9 @@ def open_metric(run_dir: Path, pairs: list[Pair], metric: str, device: str = "cp
     except AttiqaError as exc:
         job.report.error = str(exc)
         return job
+    job.report.error = missing_regressor(scorer)  # every score NaN: agree would measure nothing
+    if job.report.error:
+        return job
     remove_orphan_temps(out_csv.parent, targets=[out_csv.name, f"{slug}.json"])  # a killed earlier run's
     # the tensors' hash too: `agree` knows a shipped model's copy with its card rewritten (zoo.shipped_model)
     identity = {
@@ -357,5 +362,9 @@ def load_metric_scores(run_dir: Path, metrics: list[str] | None = None) -> list[
         who = who if isinstance(who, dict) else {"name": meta.get("metric")}
         card = meta.get("scorer")  # the scorer's own metadata: its name is its checkpoint card's
         fitted_on = trained_on({**who, "card_name": card.get("name") if isinstance(card, dict) else None})
-        out.append(MetricScores(slug, values, bool(meta.get("higher_is_better", True)), column, fitted_on))
+        named = meta.get("metric")
+        scored_as = named if isinstance(named, str) and named else slug
+        out.append(
+            MetricScores(slug, values, bool(meta.get("higher_is_better", True)), column, fitted_on, scored_as)
+        )
     return out

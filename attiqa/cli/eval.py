@@ -173,6 +173,7 @@ def eval_cmd(
         evaluate,
         find_unreadable_shared,
     )
+    from attiqa.exiqa import missing_regressor
     from attiqa.io.atomic import not_an_input, output_folder
     from attiqa.scorers import load_scorer
     from attiqa.sharding import sharded
@@ -203,6 +204,8 @@ def eval_cmd(
                 not_an_input(outputs, inputs, "--out")
             overrides = _scorer_overrides(model, crops)
             scorer = load_scorer(model, device=device_str(device), **overrides)
+            if no_score := missing_regressor(scorer):  # NaN for every image: no metric to compute
+                raise AttiqaError(no_score)
             if out is None:
                 out = Path("runs/eval") / _slug(
                     f"{_dataset_label(name, ds)}-{ds.target}{'-' + split if split else ''}-{scorer.info.name}"

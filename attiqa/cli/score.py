@@ -77,6 +77,7 @@ def score_cmd(
     """
     from attiqa.contact_sheet import sheet_for_scores
     from attiqa.evaluation.cache import resume_identity
+    from attiqa.exiqa import missing_regressor
     from attiqa.io.atomic import output_png
     from attiqa.io.images import require_images
     from attiqa.scorers import is_attiqa_model, load_scorer
@@ -101,6 +102,8 @@ def score_cmd(
                 )
             overrides = {"crops": crops} if is_attiqa_model(model) else {}
             scorer = load_scorer(model, device=resolve_device(device), **overrides)
+            if shards.main and (no_score := missing_regressor(scorer)):  # its distortion columns still are
+                console.print(f"[yellow]note:[/] {plain(no_score)}", highlight=False)
             writer = None
             if out is not None:
                 writer = ScoreWriter(

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
+import os
 import random
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -57,10 +59,34 @@ def kind_of(r: dict, metric: str) -> str:
     return "agreed" if float(r[f"{metric}_credit"]) == 1.0 else "disagreed"
 
 
-def sheet_figure(run: Path, pairs: list[dict], metric: str, counts: str, thumb: int = 200) -> Figure:
+def votes_source(run: Path) -> str | None:
+    """The preferences `genbench agree` measured against when they are not the import's MOS (``--prefs
+    FILE``, or the run's ``votes.sqlite`` once anyone voted): their file name, whose votes the green frame
+    then shows — not the higher MOS printed under the images. None for ``RUN/prefs.csv``."""
+    try:
+        settings = json.loads((run / "agreement" / "agreement.json").read_text(encoding="utf-8"))["settings"]
+        prefs = str(settings["prefs"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # a report of an older version: it was the import's MOS
+    if os.path.abspath(prefs) == os.path.abspath(run / "prefs.csv"):
+        return None
+    return Path(prefs).name
+
+
+def sheet_figure(
+    run: Path,
+    pairs: list[dict],
+    metric: str,
+    counts: str,
+    thumb: int = 200,
+    votes: str | None = None,
+    same_generator: bool = False,
+) -> Figure:
     """The sheet: each pair's two images with their human MOS and the metric's score (the metric's pick
     said), the people's choice framed in green; ``counts`` says how many pairs of each kind there were,
-    so 4 agreed + 4 disagreed is not read as a 50 % metric."""
+    so 4 agreed + 4 disagreed is not read as a 50 % metric. ``votes``: the preferences file the report
+    measured against when not the MOS (:func:`votes_source`) — the frame is its voters' choice, said in the
+    title, with each image's votes under it; ``same_generator``: only pairs of one generator were drawn."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -95,15 +121,17 @@ def sheet_figure(run: Path, pairs: list[dict], metric: str, counts: str, thumb: 
                 spine.set_linewidth(4 if human_pick else 1)
             picked = " (metric's pick)" if r.get(f"{metric}_pick") == side else ""
             human = float(r[f"mos_{side}"])
-            said = f"{r[f'generator_{side}']}{picked}\nMOS {human:.2f}  metric {shown[side_i]}"
+            counted = f"  votes {r[f'votes_{side}']}" if votes else ""
+            said = f"{r[f'generator_{side}']}{picked}\nMOS {human:.2f}{counted}  metric {shown[side_i]}"
             ax.set_xlabel(said, fontsize=7)
             if side_i == 0:  # the title spans the pair's two images: ~74 characters at 7 pt
                 prompt = r["prompt"] if len(r["prompt"]) <= 64 else r["prompt"][:63] + "…"
                 colour = {"agreed": "#2ca02c", "disagreed": "#d62728"}.get(kind, "#555555")
                 ax.set_title(f"{kind}: “{prompt}”", fontsize=7, loc="left", color=colour)
+    kind = "same prompt, same generator" if same_generator else "same prompt"
+    frame = f"the image the votes in {votes} preferred" if votes else "the image people rated higher (MOS)"
     fig.suptitle(
-        f"AGIQA-3k pairs (same prompt): {metric} vs people — green frame = the image people rated higher\n"
-        + counts,
+        f"AGIQA-3k pairs ({kind}): {metric} vs people — green frame = {frame}\n" + counts,
         fontsize=9,
         y=1 - 0.08 / height,
         va="top",
@@ -111,8 +139,8 @@ def sheet_figure(run: Path, pairs: list[dict], metric: str, counts: str, thumb: 
     return fig
 
 
-def draw(run: Path, pairs: list[dict], metric: str, counts: str, out: Path, thumb: int = 200) -> Path:
-    fig = sheet_figure(run, pairs, metric, counts, thumb)
+def draw(fig: Figure, out: Path) -> Path:
+    """Write the sheet ``fig`` to ``out`` (atomically)."""
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out) as tmp:
         fig.savefig(tmp, format="png")
@@ -169,7 +197,9 @@ def main() -> None:
     good, bad = pick(rows, a.metric, a.n, a.seed, same)
     if same:
         rows = [r for r in rows if r["same_generator"]]
-    print(draw(a.run, good + bad, a.metric, counts_line(rows, a.metric, len(good), len(bad), a.seed), a.out))
+    counts = counts_line(rows, a.metric, len(good), len(bad), a.seed)
+    fig = sheet_figure(a.run, good + bad, a.metric, counts, 200, votes_source(a.run), bool(same))
+    print(draw(fig, a.out))
 
 
 if __name__ == "__main__":
