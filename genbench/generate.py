@@ -201,6 +201,7 @@ def load_pipeline(
                 torch_dtype=torch_dtype,
                 safety_checker=None,
                 requires_safety_checker=False,
+                use_safetensors=True,  # never unpickle a folder's .bin weights (the project's rule)
             )
     except Exception as exc:  # hub / network errors come from several libraries; others re-raised
         network = type(exc).__module__.split(".")[0] in ("huggingface_hub", "httpx", "requests", "urllib3")
@@ -208,6 +209,13 @@ def load_pipeline(
             raise
         if looks_local:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            pickled = sorted(p.relative_to(path).as_posix() for p in path.glob("*/*.bin"))
+            if pickled and isinstance(exc, OSError):
+                raise ModelLoadError(
+                    f"{model}: {pickled[0]} is pickled weights (.bin), which genbench does not load — save "
+                    "the pipeline as safetensors (`pipeline.save_pretrained(DIR)`, the default) or fetch the "
+                    f"safetensors files (`hf download {DEFAULT_MODEL} --local-dir {shell_arg(model)}`)"
+                ) from None
             again = (  # a file missing or unreadable (not a pipeline of another kind: a ValueError)
                 f" — a download cut short or a damaged file: fetch it again (the default model: `hf download "
                 f"{DEFAULT_MODEL} --local-dir {shell_arg(model)}` again fetches missing files; delete a "

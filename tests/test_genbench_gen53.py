@@ -188,3 +188,29 @@ def test_agree_says_which_metric_left_pairs_out_and_how_to_score_them(tmp_path, 
     assert res.exit_code == 0, res.output
     assert "note: classical: 1 voted pair left out, an image without its score" in said, said
     assert f"`genbench score {shell_arg(run)} -m classical` scores what it can" in said, said
+
+
+def test_a_pipeline_folder_of_pickled_weights_is_refused_not_unpickled(tmp_path, capfd):
+    """**Was** (`genbench run --model sd21` where sd21/unet/ holds diffusion_pytorch_model.bin, a pickle —
+    an older save or a download of the .bin files): diffusers unpickled it without a word, against the
+    project's rule that weights are never unpickled. Now one line naming the file and the fix."""
+    pytest.importorskip("diffusers")
+    import torch
+    from genbench_helpers import build_tiny_sd
+    from safetensors.torch import load_file
+
+    from attiqa.errors import ModelLoadError
+    from genbench.generate import load_pipeline
+
+    sd = build_tiny_sd(tmp_path / "sd21")
+    weights = sd / "unet" / "diffusion_pytorch_model.safetensors"
+    torch.save(load_file(str(weights)), sd / "unet" / "diffusion_pytorch_model.bin")
+    weights.unlink()
+    capfd.readouterr()
+    with pytest.raises(ModelLoadError) as err:
+        load_pipeline(str(sd))
+    said = str(err.value)
+    assert said.startswith(f"{sd}: unet/diffusion_pytorch_model.bin is pickled weights") and "\n" not in said
+    assert "save_pretrained" in said, said
+    out = capfd.readouterr()
+    assert not out.out.strip() and not out.err.strip(), out
