@@ -34,6 +34,7 @@ from attiqa.io.atomic import atomic_path, remove_orphan_temps
 from attiqa.io.batching import inference_num_workers
 from attiqa.io.names import common_folder, order_under, path_text, text_path, under_roots
 from attiqa.io.run_meta import differing_settings
+from attiqa.progress import shown_name
 from attiqa.scoring import score_batches
 from attiqa.sharding import barrier, collective
 from attiqa.teachers.base import Teacher
@@ -133,6 +134,31 @@ def done_images(out: Path) -> set[str]:
         for part in sorted(pdir.glob("*.parquet")):
             done.update(pq.read_table(part, columns=["image"]).column("image").to_pylist())
     return done
+
+
+def kept_words(out: Path, paths: Sequence[Path] | None = None) -> str:
+    """What a stopped ``attiqa label`` left and what to do, read from the disk (a torchrun job is lost
+    after, or before, rank 0 merged): part files -> resume with the same command; the table alone with
+    every image of ``paths`` (``None``: not known) -> nothing to resume. The message said "kept in parts"
+    also after the merge had made the table whole and removed them."""
+    pdir = parts_dir(out)
+    parts = sorted(pdir.glob("*.parquet")) if pdir.is_dir() else []
+    if parts:
+        rows = sum(pq.read_metadata(p).num_rows for p in parts)
+        return (
+            f"the {rows} image(s) labelled so far are kept in {shown_name(pdir)}; rerun the same command to "
+            "continue"
+        )
+    if not out.is_file():
+        return "no image was labelled yet; rerun the same command to label them"
+    held = done_images(out)
+    if paths is None:  # which images the run was to label is not known: the table may lack some
+        return f"{shown_name(out)} holds {len(held)} image(s); rerun the same command to label any left"
+    left = sum(path_text(Path(os.path.abspath(p))) not in held for p in paths)
+    if left:
+        where = f"{shown_name(out)} holds {len(held)} image(s), {left} not yet"
+        return f"{where}; rerun the same command to continue"
+    return f"{shown_name(out)} is whole ({len(held)} images) — nothing to resume"
 
 
 def label_paths(table: pa.Table) -> list[Path]:

@@ -245,9 +245,9 @@ def run_label_stage(
         check_label_output,
         env_rank_world,
         keep_only,
+        kept_words,
         label_images,
         merge_parts,
-        parts_dir,
     )
     from attiqa.progress import plain, plain_name, progress_task
     from attiqa.training.distributed import PeerLost, barrier, gather_objects
@@ -291,11 +291,8 @@ def run_label_stage(
             failed = [e for part in gather_objects(failed) for e in part]  # every rank's, said once (rank 0)
         else:
             left_out = keep_only(out, paths)
-    except PeerLost as exc:  # was gloo's traceback at the barrier
-        raise AttiqaError(
-            f"label: {exc.what} — the images labelled so far are kept ({parts_dir(out)}); rerun the same "
-            "command to continue"
-        ) from None
+    except PeerLost as exc:  # was gloo's traceback at the barrier; what is kept is read from the disk
+        raise AttiqaError(f"label: {exc.what} — {kept_words(out, paths)}") from None
     if left_out:
         from attiqa.progress import console
 

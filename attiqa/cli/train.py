@@ -53,8 +53,9 @@ def label_cmd(
     """
     from attiqa.config import LabelConfig, TrainConfig
     from attiqa.io.atomic import output_folder
+    from attiqa.labeling import env_rank_world, kept_words
     from attiqa.runner import run_label_stage
-    from attiqa.training.distributed import is_main, process_group
+    from attiqa.training.distributed import PeerLost, is_main, process_group
 
     if out.is_dir():
         raise AttiqaError(f"{out}: is a folder — give --out a file name, e.g. {out / 'labels.parquet'}")
@@ -70,13 +71,23 @@ def label_cmd(
         out=str(out.resolve()),
     )
     lc.check_clip_settings(options=True)  # as a run config's label: section is checked
-    with process_group():
-        path = run_label_stage(TrainConfig(out_dir=str(out.parent), label=lc), out.parent, device=device)
-        if is_main():
-            import pyarrow.parquet as pq
+    labelled: tuple[Path, ...] | None = None  # the run's images once every one is in the table
+    try:
+        with process_group():
+            path = run_label_stage(TrainConfig(out_dir=str(out.parent), label=lc), out.parent, device=device)
+            labelled = ()  # merged by rank 0 before the stage's last gather: the table is whole
+            if is_main():
+                import pyarrow.parquet as pq
 
-            rows = counted(pq.read_metadata(path).num_rows, "image")
-            console.print(f"[green]labels: {plain_name(path)} ({rows})")
+                rows = counted(pq.read_metadata(path).num_rows, "image")
+                console.print(f"[green]labels: {plain_name(path)} ({rows})")
+    except PeerLost as exc:  # at the closing barrier, after the merge (was "rerun the same command")
+        raise AttiqaError(f"label: {exc.what} — {kept_words(out.resolve(), labelled)}") from None
+    except KeyboardInterrupt as exc:  # Ctrl-C, or torchrun's agent ending the job: say what is on disk
+        if env_rank_world()[0] != 0:
+            raise
+        console.print(f"[yellow]interrupted: {plain(kept_words(out.resolve(), labelled))}", highlight=False)
+        raise InterruptedExit(exc) from exc
 
 
 def train_cmd(

@@ -1,0 +1,131 @@
+"""Session 53's torchrun audit of `label`, `score`, `eval`, `train` as a user runs them: 2 processes, gloo."""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import subprocess
+import time
+
+import pytest
+from helpers import attiqa_cmd, attiqa_env, rank_pid
+
+
+def read_until(fd: int, text: str, seen: bytearray, deadline: float) -> None:
+    """Read ``fd`` into ``seen`` until ``text`` is in it (or the deadline)."""
+    while text.encode() not in seen:
+        ready, _, _ = select.select([fd], [], [], max(deadline - time.monotonic(), 0))
+        assert ready, f"no {text!r} before the deadline: {seen[-3000:].decode(errors='replace')}"
+        chunk = os.read(fd, 65536)
+        assert chunk, f"output ended before {text!r}: {seen[-3000:].decode(errors='replace')}"
+        seen += chunk
+
+
+def fill(fd: int) -> int:
+    """Fill the pipe ``fd`` writes to until a write would block; returns the bytes written."""
+    os.set_blocking(fd, False)
+    n = 0
+    try:
+        while True:
+            n += os.write(fd, b"#" * 4096)
+    except BlockingIOError:
+        pass
+    try:
+        while True:  # the last page's room too
+            n += os.write(fd, b"#")
+    except BlockingIOError:
+        return n
+
+
+@pytest.mark.slow
+def test_a_torchrun_label_job_lost_after_the_merge_says_the_table_is_whole(tmp_path, photos, tiny_dir):
+    """`torchrun --nproc_per_node 2 -m attiqa.cli label DIR -t clip:FOLDER -o l.parquet`, rank 1 SIGKILLed
+    once rank 0 had merged the table. **Was**: "label: another process of this torchrun job stopped (…) — the
+    images labelled so far are kept (l.parquet.parts); rerun the same command to continue" — no parts are
+    left, the table is whole. Now what is said is read from the disk: "l.parquet is whole (N images) —
+    nothing to resume" (parts left: kept in them, rerun). No race on when the kill lands: the job's stderr is
+    a pipe this test fills once rank 0 logged its one progress line (one batch a rank), so rank 0 blocks at
+    its next line, "labels: …", after the merge; rank 1 waits for it in a collective until it is killed."""
+    import pyarrow.parquet as pq
+
+    from attiqa.labeling import parts_dir
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i, (name, img) in enumerate(sorted(photos.items()) * 2):
+        img.resize((48, 40)).rotate(9 * i).save(folder / f"{name}_{i:02d}.png")
+    n = len(list(folder.iterdir()))
+    out = tmp_path / "l.parquet"
+    args = ("label", folder, "-t", f"clip:{tiny_dir}", "--device", "cpu", "--workers", "0", "-b", "64")
+    rd, wr = os.pipe()
+    proc = subprocess.Popen(attiqa_cmd(*args, "-o", out, ranks=2), env=attiqa_env({"OMP_NUM_THREADS": "1"}),
+                            stdout=subprocess.DEVNULL, stderr=wr)  # fmt: skip
+    seen = bytearray()
+    try:
+        deadline = time.monotonic() + 300
+        read_until(rd, f"labelling (clip:{tiny_dir}): ", seen, deadline)  # rank 0's share done, in one batch
+        read_until(rd, "\n", seen, deadline)
+        fill(wr)  # rank 0's next line blocks: "labels: …", written after the merge
+        while not out.exists():
+            assert time.monotonic() < deadline and proc.poll() is None, seen[-3000:].decode(errors="replace")
+            time.sleep(0.01)
+        victim = rank_pid(proc, 1)
+        assert victim is not None, "rank 1 ended before rank 0 could say what it merged"
+        os.kill(victim, signal.SIGKILL)
+    finally:
+        os.close(wr)
+        while chunk := os.read(rd, 65536):  # the filler, then what the job said
+            seen += chunk
+        os.close(rd)
+        proc.wait(timeout=120)
+    said = seen.decode(errors="replace").replace("#", "")
+    assert proc.returncode != 0, said[-3000:]
+    assert not parts_dir(out).exists() and pq.read_metadata(out).num_rows == n
+    ours = [ln for ln in said.splitlines() if ln.startswith(("error: label:", "interrupted:"))]
+    assert len(ours) == 1, said[-3000:]
+    assert ours[0].endswith(f"{out} is whole ({n} images) — nothing to resume"), said[-3000:]
+    assert "kept" not in ours[0] and "Traceback" not in said.split("torch/distributed/elastic")[0]
+
+
+def test_what_a_stopped_label_run_kept_is_read_from_the_disk(tmp_path, photo_dir, cli):
+    """The words of the torchrun test above on each state a stopped `label` leaves (one process makes it):
+    part files (resume), the table with every image (nothing to resume), the table without some."""
+    from attiqa.labeling import kept_words, parts_dir
+
+    out = tmp_path / "l.parquet"
+    paths = sorted(photo_dir.iterdir())
+    assert kept_words(out, paths) == "no image was labelled yet; rerun the same command to label them"
+    res = cli("label", paths[0], paths[1], "-o", out, "--workers", "0")
+    assert res.returncode == 0, res.stderr
+    assert kept_words(out, paths[:2]) == f"{out} is whole (2 images) — nothing to resume"
+    left = len(paths) - 2
+    assert (
+        kept_words(out, paths)
+        == f"{out} holds 2 image(s), {left} not yet; rerun the same command to " + "continue"
+    )
+    assert kept_words(out, None) == f"{out} holds 2 image(s); rerun the same command to label any left"
+    pdir = parts_dir(out)
+    pdir.mkdir()
+    (pdir / "rank000-1-000000.parquet").write_bytes(out.read_bytes())  # a stopped run's part
+    assert kept_words(out, paths) == (
+        f"the 2 image(s) labelled so far are kept in {pdir}; rerun the same command to continue"
+    )
+
+
+def test_label_interrupted_says_what_it_kept(tmp_path, photo_dir):
+    """Ctrl-C in `attiqa label` after its first batch was written. **Was**: a bare "interrupted" (the
+    README says a rerun resumes, the command did not); now where the labels are and what to do."""
+    from helpers import run_attiqa, signal_after
+
+    from attiqa.labeling import parts_dir
+
+    out = tmp_path / "labels.parquet"
+    ctrl_c = signal_after(tmp_path, "replace", ".parquet", 1, "SIGINT", "attiqa.cli")
+    stopped = run_attiqa("label", photo_dir, "-o", out, "--workers", "0", "--batch-size", "2", **ctrl_c)
+    assert stopped.returncode == 130 and not out.exists(), stopped.stderr
+    said = [ln for ln in stopped.stderr.splitlines() if ln.startswith("interrupted")]
+    assert said == [
+        f"interrupted: the 2 image(s) labelled so far are kept in {parts_dir(out)}; rerun the same "
+        "command to continue"
+    ], stopped.stderr
