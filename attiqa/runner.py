@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from attiqa.config import LabelConfig, TrainConfig, to_dict
-from attiqa.errors import AttiqaError, ConfigError, EveryProcessError
+from attiqa.errors import AttiqaError, ConfigError, EveryProcessError, alike_on_every_process
 from attiqa.io.atomic import output_folder, resumable_folder, write_json_atomic
 
 if TYPE_CHECKING:
@@ -254,13 +254,14 @@ def run_label_stage(
 
     lc = cfg.label
     assert lc is not None
-    if paths is None:
-        paths = label_inputs(lc)
     out = resolve_in(out_dir, lc.out)
-    check_label_output(out)
+    with alike_on_every_process():  # under torchrun: said once (each process said it)
+        if paths is None:
+            paths = label_inputs(lc)
+        check_label_output(out)
+        if teacher is None:
+            teacher = label_teacher(lc, device)
     rank, world = env_rank_world()
-    if teacher is None:
-        teacher = label_teacher(lc, device)
     if rank == 0:  # the log says which teacher made the labels (the paper's is CLIP; docs/method.md)
         from attiqa.progress import console
 
@@ -393,43 +394,45 @@ def check_outputs(cfg: TrainConfig, out_dir: Path) -> None:
 def run(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> RunResult:
     from attiqa.training.distributed import is_main, process_group
 
-    check_devices(cfg)
     out_dir = Path(cfg.out_dir)
-    if resume and earlier_training(out_dir):  # was "choose another out_dir", or a failed save after an epoch
-        resumable_folder(out_dir, "out_dir (--out-dir)", "the run in it")
-    else:
-        output_folder(out_dir, "out_dir (--out-dir)", create=False)
-    check_outputs(cfg, out_dir)  # after out_dir: label.out is in it by default
+    with alike_on_every_process():  # the checks before any work: under torchrun said once (each said it)
+        check_devices(cfg)
+        if resume and earlier_training(out_dir):  # was "choose another out_dir", or a failed save later
+            resumable_folder(out_dir, "out_dir (--out-dir)", "the run in it")
+        else:
+            output_folder(out_dir, "out_dir (--out-dir)", create=False)
+        check_outputs(cfg, out_dir)  # after out_dir: label.out is in it by default
     with process_group():
-        # the label stage's images, then its teacher, before out_dir is made: a folder without images, a CLIP
-        # model or prompts file that is not there is one line and no folder, and no model is loaded for the
-        # images' line (a config's other settings were checked when it was read). A degrade stage adds its
-        # output to the images: they are found once it has run.
-        lc = cfg.label
-        paths = label_inputs(lc) if lc is not None and cfg.degrade is None else None
-        if lc is not None:
-            from attiqa.labeling import check_label_output
+        with alike_on_every_process():
+            # the label stage's images, then its teacher, before out_dir is made: a folder without images, a
+            # CLIP model or prompts file that is not there is one line and no folder, and no model is loaded
+            # for the images' line (a config's other settings were checked when it was read). A degrade stage
+            # adds its output to the images: they are found once it has run.
+            lc = cfg.label
+            paths = label_inputs(lc) if lc is not None and cfg.degrade is None else None
+            if lc is not None:
+                from attiqa.labeling import check_label_output
 
-            check_label_output(resolve_in(out_dir, lc.out))
-        if resume and paths is not None:
-            check_label_stage_resumable(cfg, out_dir, paths)
-        elif resume:  # with a degrade stage its images are only all known once it ran
-            check_degrade_stage_resumable(cfg, out_dir)
-        # a run config's teacher is label.teacher (was advised as --teacher, which train does not take)
-        teacher = label_teacher(lc, hint_flag=CONFIG_TEACHER_FLAG) if lc is not None else None
-        # the fine-tuning table too: a CSV naming images that are not there (or no CSV) was its line only
-        # after the labelling and the pretraining had run
-        ft_data = None
-        if cfg.finetune is not None:
-            from attiqa.training.data import read_mos_split
+                check_label_output(resolve_in(out_dir, lc.out))
+            if resume and paths is not None:
+                check_label_stage_resumable(cfg, out_dir, paths)
+            elif resume:  # with a degrade stage its images are only all known once it ran
+                check_degrade_stage_resumable(cfg, out_dir)
+            # a run config's teacher is label.teacher (was advised as --teacher, which train does not take)
+            teacher = label_teacher(lc, hint_flag=CONFIG_TEACHER_FLAG) if lc is not None else None
+            # the fine-tuning table too: a CSV naming images that are not there (or no CSV) was its line
+            # only after the labelling and the pretraining had run
+            ft_data = None
+            if cfg.finetune is not None:
+                from attiqa.training.data import read_mos_split
 
-            fc = cfg.finetune
-            if fc.dataset:
-                from attiqa.protocols import dataset_split
+                fc = cfg.finetune
+                if fc.dataset:
+                    from attiqa.protocols import dataset_split
 
-                ft_data = dataset_split(fc)
-            else:
-                ft_data = read_mos_split(fc.csv, fc.image_root, fc.val_fraction, fc.split_seed)
+                    ft_data = dataset_split(fc)
+                else:
+                    ft_data = read_mos_split(fc.csv, fc.image_root, fc.val_fraction, fc.split_seed)
         if is_main():
             output_folder(out_dir, "out_dir (--out-dir)")
             write_json_atomic(out_dir / "config.json", to_dict(cfg))

@@ -129,3 +129,33 @@ def test_label_interrupted_says_what_it_kept(tmp_path, photo_dir):
         f"interrupted: the 2 image(s) labelled so far are kept in {parts_dir(out)}; rerun the same "
         "command to continue"
     ], stopped.stderr
+
+
+@pytest.mark.slow
+def test_torchrun_label_and_train_refuse_a_bad_output_or_input_in_one_line(tmp_path, photo_dir):
+    """`torchrun --nproc_per_node 2 -m attiqa.cli label DIR -o RO/l.parquet` (a read-only folder), `label DIR
+    -o mos.csv` (not a label table), `train -c run.yaml` whose `finetune.csv` has no `image` column.
+    **Was**: the one line printed by every process (2 here, N on N GPUs), as `score` and `eval` no longer
+    did; now once, by rank 0 (the checks before the work are alike on every process), nothing written."""
+    from helpers import run_attiqa, tiny_train_config
+
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    bad_csv = tmp_path / "mos.csv"
+    bad_csv.write_text("a,b\n1,2\n")
+    cfg = tiny_train_config(tmp_path)
+    env = {"OMP_NUM_THREADS": "1"}
+    runs = {
+        "read-only -o": (("label", photo_dir, "-o", ro / "l.parquet", "-w", "0"), True),
+        "-o not a table": (("label", photo_dir, "-o", bad_csv, "-w", "0"), False),
+        "bad finetune.csv": (("train", "-c", cfg, "--set", f"finetune.csv={bad_csv}"), False),
+    }
+    for what, (args, unprivileged) in runs.items():
+        res = run_attiqa(*args, ranks=2, env=env, unprivileged=unprivileged)
+        ours = res.stderr.split("torch/distributed/elastic")[0]
+        errors = [ln for ln in res.stderr.splitlines() if ln.startswith("error:")]
+        assert res.returncode != 0 and len(errors) == 1, (what, res.stderr[-3000:])
+        assert "Traceback" not in ours and "teacher:" not in ours, (what, ours)
+    assert errors[0].startswith(f"error: {bad_csv}: missing column 'image'")
+    assert list(ro.iterdir()) == [] and not (tmp_path / "run").exists()

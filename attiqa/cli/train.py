@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 
 from attiqa.cli._common import BatchSizeOption, DeviceOption, InterruptedExit, LabelWorkersOption
-from attiqa.errors import AttiqaError, EveryProcessError
+from attiqa.errors import AttiqaError, EveryProcessError, alike_on_every_process
 from attiqa.progress import console, counted, plain, plain_name
 
 
@@ -57,20 +57,20 @@ def label_cmd(
     from attiqa.runner import run_label_stage
     from attiqa.training.distributed import PeerLost, is_main, process_group
 
-    if out.is_dir():
-        raise AttiqaError(f"{out}: is a folder — give --out a file name, e.g. {out / 'labels.parquet'}")
-    output_folder(out.parent, "--out", create=False)  # made once the images and the teacher are found
-
-    lc = LabelConfig(
-        images=[str(p) for p in images],
-        teacher=teacher,
-        prompts=str(prompts) if prompts else None,
-        clip_scale=clip_scale,
-        batch_size=batch_size,
-        num_workers=workers,
-        out=str(out.resolve()),
-    )
-    lc.check_clip_settings(options=True)  # as a run config's label: section is checked
+    with alike_on_every_process():  # under torchrun: said once (each process said it)
+        if out.is_dir():
+            raise AttiqaError(f"{out}: is a folder — give --out a file name, e.g. {out / 'labels.parquet'}")
+        output_folder(out.parent, "--out", create=False)  # made once the images and the teacher are found
+        lc = LabelConfig(
+            images=[str(p) for p in images],
+            teacher=teacher,
+            prompts=str(prompts) if prompts else None,
+            clip_scale=clip_scale,
+            batch_size=batch_size,
+            num_workers=workers,
+            out=str(out.resolve()),
+        )
+        lc.check_clip_settings(options=True)  # as a run config's label: section is checked
     labelled: tuple[Path, ...] | None = None  # the run's images once every one is in the table
     try:
         with process_group():
