@@ -159,3 +159,44 @@ def test_torchrun_label_and_train_refuse_a_bad_output_or_input_in_one_line(tmp_p
         assert "Traceback" not in ours and "teacher:" not in ours, (what, ours)
     assert errors[0].startswith(f"error: {bad_csv}: missing column 'image'")
     assert list(ro.iterdir()) == [] and not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+def test_a_torchrun_label_stopped_says_so_once_and_resumes_with_another_process_count(tmp_path):
+    """`torchrun --nproc_per_node 2 -m attiqa.cli label DIR -o l.parquet`, every process sent SIGTERM
+    after its second part file (as torchrun's agent or a scheduler stops a job), then the same command with 3
+    processes. **Was**: "interrupted" once per process and nothing on what was kept; now rank 0 alone says
+    where the labels are and to rerun; the rerun with another process count labels only the rest, and the
+    table holds every image once, as one process labels them."""
+    import numpy as np
+    import pyarrow.parquet as pq
+    from helpers import run_attiqa, signal_after
+    from PIL import Image
+
+    from attiqa.labeling import parts_dir
+
+    folder = tmp_path / "noise"
+    folder.mkdir()
+    for i in range(24):
+        arr = np.random.default_rng(i).integers(0, 256, (40, 48, 3), dtype=np.uint8)
+        Image.fromarray(arr).save(folder / f"n{i:02d}.png")
+    out = tmp_path / "l.parquet"
+    args = ("label", folder, "-o", out, "--workers", "0", "--batch-size", "2")
+    stop = signal_after(tmp_path, "replace", ".parquet", 2, "SIGTERM", "attiqa.cli")
+    stopped = run_attiqa(*args, ranks=2, **stop)
+    assert stopped.returncode != 0 and not out.exists(), stopped.stderr[-3000:]
+    said = [ln for ln in stopped.stderr.splitlines() if ln.startswith("interrupted")]
+    assert len(said) == 1 and said[0].startswith("interrupted: the "), stopped.stderr[-3000:]
+    kept = sum(pq.read_metadata(p).num_rows for p in parts_dir(out).glob("*.parquet"))
+    assert 4 <= kept < 24 and said[0].endswith(
+        f" image(s) labelled so far are kept in {parts_dir(out)}; rerun the same command to continue"
+    )
+    res = run_attiqa(*args, ranks=3, env={"OMP_NUM_THREADS": "1"})
+    assert res.returncode == 0, res.stderr[-3000:]
+    ref = tmp_path / "ref.parquet"
+    assert run_attiqa("label", folder, "-o", ref, "--workers", "0").returncode == 0
+    table, want = pq.read_table(out).to_pylist(), pq.read_table(ref).to_pylist()
+    assert [r["image"] for r in table] == [r["image"] for r in want]  # every image once, in one order
+    for row, one in zip(table, want, strict=True):
+        assert row == pytest.approx(one, abs=1e-5)
+    assert not parts_dir(out).exists()

@@ -84,9 +84,10 @@ def label_cmd(
     except PeerLost as exc:  # at the closing barrier, after the merge (was "rerun the same command")
         raise AttiqaError(f"label: {exc.what} — {kept_words(out.resolve(), labelled)}") from None
     except KeyboardInterrupt as exc:  # Ctrl-C, or torchrun's agent ending the job: say what is on disk
-        if env_rank_world()[0] != 0:
-            raise
-        console.print(f"[yellow]interrupted: {plain(kept_words(out.resolve(), labelled))}", highlight=False)
+        if env_rank_world()[0] == 0:  # said once, as `score` says it (each process said "interrupted")
+            console.print(
+                f"[yellow]interrupted: {plain(kept_words(out.resolve(), labelled))}", highlight=False
+            )
         raise InterruptedExit(exc) from exc
 
 
