@@ -396,14 +396,14 @@ def label_images(
     world_size: int = 1,
     on_batch: Callable[[int, int], None] | None = None,
     merge: bool = True,
-    on_start: Callable[[int], None] | None = None,
+    on_start: Callable[[int, int], None] | None = None,
     roots: Sequence[str | Path] = (),
 ) -> LabelResult:
     """Label ``paths`` with ``teacher`` into ``out`` (Parquet), resuming where an earlier run stopped.
 
     ``on_batch(n_done_in_batch, n_failed_in_batch)`` is called after each batch (progress bars);
-    ``on_start(kept)`` once, with the images earlier runs labelled (rank 0; 0 on the others): a bar counts
-    them apart from its rate.
+    ``on_start(kept, share)`` once, with the images earlier runs labelled (rank 0; 0 on the others) and
+    the images this process labels now: a bar counts the first apart from its rate, and ends at their sum.
     With ``world_size > 1`` this rank labels its shard only; call :func:`merge_parts` on rank 0
     after a barrier (``merge`` is ignored then). ``roots``: the folders given, which order the merged rows
     (:func:`merge_parts`); a table whose images folder moved is rewritten to the new place
@@ -436,7 +436,7 @@ def label_images(
     failed: list[ImageLoadError] = []
     labelled = 0
     if on_start:
-        on_start(skipped_done if rank == 0 else 0)
+        on_start(skipped_done if rank == 0 else 0, len(todo))
     for seq, batch in enumerate(score_batches(todo, teacher, batch_size, workers)):
         failed.extend(batch.errors)
         if batch.indices:

@@ -7,6 +7,7 @@ pretraining and fine-tuning use DDP; only rank 0 writes files.
 from __future__ import annotations
 
 import os
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,6 +17,8 @@ from attiqa.errors import AttiqaError, ConfigError, EveryProcessError, alike_on_
 from attiqa.io.atomic import output_folder, resumable_folder, write_json_atomic
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from attiqa.teachers import Teacher
 
 
@@ -267,9 +270,19 @@ def run_label_stage(
 
         console.print(f"teacher: {lc.teacher}" + ("" if lc.teacher.startswith("clip") else " (not CLIP)"))
     try:
-        with progress_task(
-            f"labelling ({lc.teacher})", total=len(paths), disable=not progress or rank != 0
-        ) as adv:
+        with ExitStack() as bar:
+            advance: list[Callable[..., None]] = []
+
+            def start(kept: int, share: int) -> None:
+                """The bar, once this process's share is known: under torchrun rank 0's bar counted its
+                share against every image ("10/19" at its end read as 9 lost), as `score`'s bar did."""
+                what = lc.teacher if world == 1 else f"{lc.teacher}; rank 0 of {world}: its share"
+                disable = not progress or rank != 0
+                advance.append(
+                    bar.enter_context(progress_task(f"labelling ({what})", kept + share, disable=disable))
+                )
+                advance[0](kept, kept=True)  # in the count, not the rate
+
             res = label_images(
                 paths,
                 teacher,
@@ -278,8 +291,8 @@ def run_label_stage(
                 lc.num_workers,
                 rank,
                 world,
-                on_batch=lambda n, f: adv(n + f),
-                on_start=lambda kept: adv(kept, kept=True),  # in the count, not the rate
+                on_batch=lambda n, f: advance[0](n + f),
+                on_start=start,
                 roots=lc.images,
             )
         failed = [plain(e) for e in res.failed]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import select
 import signal
 import subprocess
@@ -64,7 +65,9 @@ def test_a_torchrun_label_job_lost_after_the_merge_says_the_table_is_whole(tmp_p
     seen = bytearray()
     try:
         deadline = time.monotonic() + 300
-        read_until(rd, f"labelling (clip:{tiny_dir}): ", seen, deadline)  # rank 0's share done, in one batch
+        read_until(
+            rd, f"labelling (clip:{tiny_dir}; rank 0 of 2: its share): ", seen, deadline
+        )  # rank 0's share done, in one batch
         read_until(rd, "\n", seen, deadline)
         fill(wr)  # rank 0's next line blocks: "labels: …", written after the merge
         while not out.exists():
@@ -164,10 +167,11 @@ def test_torchrun_label_and_train_refuse_a_bad_output_or_input_in_one_line(tmp_p
 @pytest.mark.slow
 def test_a_torchrun_label_stopped_says_so_once_and_resumes_with_another_process_count(tmp_path):
     """`torchrun --nproc_per_node 2 -m attiqa.cli label DIR -o l.parquet`, every process sent SIGTERM
-    after its second part file (as torchrun's agent or a scheduler stops a job), then the same command with 3
-    processes. **Was**: "interrupted" once per process and nothing on what was kept; now rank 0 alone says
-    where the labels are and to rerun; the rerun with another process count labels only the rest, and the
-    table holds every image once, as one process labels them."""
+    after its second part file (as torchrun's agent or a scheduler stops a job), then the same command with
+    3 processes. **Was**: "interrupted" once per process and nothing on what was kept, and rank 0's bar
+    counted its share against every image; now rank 0 alone says where the labels are and to rerun, its bar
+    counts its share; the rerun with another process count labels only the rest, and the table holds every
+    image once, as one process labels them."""
     import numpy as np
     import pyarrow.parquet as pq
     from helpers import run_attiqa, signal_after
@@ -193,6 +197,11 @@ def test_a_torchrun_label_stopped_says_so_once_and_resumes_with_another_process_
     )
     res = run_attiqa(*args, ranks=3, env={"OMP_NUM_THREADS": "1"})
     assert res.returncode == 0, res.stderr[-3000:]
+    # rank 0's bar: its share (and the images kept), ending full — was "labelling (classical): 14/24" at its
+    # end, its share counted against every image (read as 10 lost)
+    bar = [ln for ln in res.stderr.splitlines() if ln.startswith("labelling (")]
+    last = re.match(r"labelling \(classical; rank 0 of 3: its share\): (\d+)/(\d+) \(", bar[-1])
+    assert last and last[1] == last[2] and int(last[2]) < 24, bar
     ref = tmp_path / "ref.parquet"
     assert run_attiqa("label", folder, "-o", ref, "--workers", "0").returncode == 0
     table, want = pq.read_table(out).to_pylist(), pq.read_table(ref).to_pylist()
