@@ -244,7 +244,9 @@ def merge_parts(out: Path, schema: pa.Schema | None = None, roots: Sequence[str 
     tables = []
     parts = sorted(pdir.glob("*.parquet")) if pdir.is_dir() else []
     if out.exists():
-        if not parts:
+        if not parts:  # a rerun with nothing new (or only unreadable files): its empty folder was left
+            if pdir.is_dir() and not any(pdir.iterdir()):
+                pdir.rmdir()
             return int(pq.read_metadata(out).num_rows)
         tables.append(_read_table(out))
     tables.extend(pq.read_table(p) for p in parts)

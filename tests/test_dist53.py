@@ -209,3 +209,17 @@ def test_a_torchrun_label_stopped_says_so_once_and_resumes_with_another_process_
     for row, one in zip(table, want, strict=True):
         assert row == pytest.approx(one, abs=1e-5)
     assert not parts_dir(out).exists()
+
+
+def test_a_label_rerun_with_nothing_new_leaves_no_parts_folder(tmp_path, photo_dir, cli):
+    """`attiqa label DIR -o l.parquet` twice (DIR holds an unreadable file, tried again on each run).
+    **Was**: the rerun left an empty `l.parquet.parts/` beside the table (made for parts, none written); now
+    the folder is gone once the table is whole, as after a run that wrote parts."""
+    from attiqa.labeling import parts_dir
+
+    (photo_dir / "zero.png").write_bytes(b"")
+    out = tmp_path / "l.parquet"
+    for _ in range(2):
+        res = cli("label", photo_dir, "-o", out, "--workers", "0")
+        assert res.returncode == 0 and "zero.png" in res.stderr, res.stderr
+        assert out.is_file() and not parts_dir(out).exists()
