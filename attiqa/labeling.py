@@ -34,6 +34,7 @@ from attiqa.io.atomic import atomic_path, remove_orphan_temps
 from attiqa.io.batching import inference_num_workers
 from attiqa.io.names import common_folder, order_under, path_text, text_path, under_roots
 from attiqa.io.run_meta import differing_settings
+from attiqa.progress import shown_name
 from attiqa.scoring import score_batches
 from attiqa.sharding import barrier, collective
 from attiqa.teachers.base import Teacher
@@ -135,6 +136,31 @@ def done_images(out: Path) -> set[str]:
     return done
 
 
+def kept_words(out: Path, paths: Sequence[Path] | None = None) -> str:
+    """What a stopped ``attiqa label`` left and what to do, read from the disk (a torchrun job is lost
+    after, or before, rank 0 merged): part files -> resume with the same command; the table alone with
+    every image of ``paths`` (``None``: not known) -> nothing to resume. The message said "kept in parts"
+    also after the merge had made the table whole and removed them."""
+    pdir = parts_dir(out)
+    parts = sorted(pdir.glob("*.parquet")) if pdir.is_dir() else []
+    if parts:
+        rows = sum(pq.read_metadata(p).num_rows for p in parts)
+        return (
+            f"the {rows} image(s) labelled so far are kept in {shown_name(pdir)}; rerun the same command to "
+            "continue"
+        )
+    if not out.is_file():
+        return "no image was labelled yet; rerun the same command to label them"
+    held = done_images(out)
+    if paths is None:  # which images the run was to label is not known: the table may lack some
+        return f"{shown_name(out)} holds {len(held)} image(s); rerun the same command to label any left"
+    left = sum(path_text(Path(os.path.abspath(p))) not in held for p in paths)
+    if left:
+        where = f"{shown_name(out)} holds {len(held)} image(s), {left} not yet"
+        return f"{where}; rerun the same command to continue"
+    return f"{shown_name(out)} is whole ({len(held)} images) — nothing to resume"
+
+
 def label_paths(table: pa.Table) -> list[Path]:
     """The image paths of a label table, decoded from its ``image`` column (see the module docstring)."""
     return [text_path(t) for t in table.column("image").to_pylist()]
@@ -218,7 +244,9 @@ def merge_parts(out: Path, schema: pa.Schema | None = None, roots: Sequence[str 
     tables = []
     parts = sorted(pdir.glob("*.parquet")) if pdir.is_dir() else []
     if out.exists():
-        if not parts:
+        if not parts:  # a rerun with nothing new (or only unreadable files): its empty folder was left
+            if pdir.is_dir() and not any(pdir.iterdir()):
+                pdir.rmdir()
             return int(pq.read_metadata(out).num_rows)
         tables.append(_read_table(out))
     tables.extend(pq.read_table(p) for p in parts)
@@ -370,14 +398,14 @@ def label_images(
     world_size: int = 1,
     on_batch: Callable[[int, int], None] | None = None,
     merge: bool = True,
-    on_start: Callable[[int], None] | None = None,
+    on_start: Callable[[int, int], None] | None = None,
     roots: Sequence[str | Path] = (),
 ) -> LabelResult:
     """Label ``paths`` with ``teacher`` into ``out`` (Parquet), resuming where an earlier run stopped.
 
     ``on_batch(n_done_in_batch, n_failed_in_batch)`` is called after each batch (progress bars);
-    ``on_start(kept)`` once, with the images earlier runs labelled (rank 0; 0 on the others): a bar counts
-    them apart from its rate.
+    ``on_start(kept, share)`` once, with the images earlier runs labelled (rank 0; 0 on the others) and
+    the images this process labels now: a bar counts the first apart from its rate, and ends at their sum.
     With ``world_size > 1`` this rank labels its shard only; call :func:`merge_parts` on rank 0
     after a barrier (``merge`` is ignored then). ``roots``: the folders given, which order the merged rows
     (:func:`merge_parts`); a table whose images folder moved is rewritten to the new place
@@ -410,7 +438,7 @@ def label_images(
     failed: list[ImageLoadError] = []
     labelled = 0
     if on_start:
-        on_start(skipped_done if rank == 0 else 0)
+        on_start(skipped_done if rank == 0 else 0, len(todo))
     for seq, batch in enumerate(score_batches(todo, teacher, batch_size, workers)):
         failed.extend(batch.errors)
         if batch.indices:

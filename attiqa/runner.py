@@ -7,15 +7,18 @@ pretraining and fine-tuning use DDP; only rank 0 writes files.
 from __future__ import annotations
 
 import os
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from attiqa.config import LabelConfig, TrainConfig, to_dict
-from attiqa.errors import AttiqaError, ConfigError, EveryProcessError
+from attiqa.errors import AttiqaError, ConfigError, EveryProcessError, alike_on_every_process
 from attiqa.io.atomic import output_folder, resumable_folder, write_json_atomic
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from attiqa.teachers import Teacher
 
 
@@ -245,30 +248,41 @@ def run_label_stage(
         check_label_output,
         env_rank_world,
         keep_only,
+        kept_words,
         label_images,
         merge_parts,
-        parts_dir,
     )
     from attiqa.progress import plain, plain_name, progress_task
     from attiqa.training.distributed import PeerLost, barrier, gather_objects
 
     lc = cfg.label
     assert lc is not None
-    if paths is None:
-        paths = label_inputs(lc)
     out = resolve_in(out_dir, lc.out)
-    check_label_output(out)
+    with alike_on_every_process():  # under torchrun: said once (each process said it)
+        if paths is None:
+            paths = label_inputs(lc)
+        check_label_output(out)
+        if teacher is None:
+            teacher = label_teacher(lc, device)
     rank, world = env_rank_world()
-    if teacher is None:
-        teacher = label_teacher(lc, device)
     if rank == 0:  # the log says which teacher made the labels (the paper's is CLIP; docs/method.md)
         from attiqa.progress import console
 
         console.print(f"teacher: {lc.teacher}" + ("" if lc.teacher.startswith("clip") else " (not CLIP)"))
     try:
-        with progress_task(
-            f"labelling ({lc.teacher})", total=len(paths), disable=not progress or rank != 0
-        ) as adv:
+        with ExitStack() as bar:
+            advance: list[Callable[..., None]] = []
+
+            def start(kept: int, share: int) -> None:
+                """The bar, once this process's share is known: under torchrun rank 0's bar counted its
+                share against every image ("10/19" at its end read as 9 lost), as `score`'s bar did."""
+                what = lc.teacher if world == 1 else f"{lc.teacher}; rank 0 of {world}: its share"
+                disable = not progress or rank != 0
+                advance.append(
+                    bar.enter_context(progress_task(f"labelling ({what})", kept + share, disable=disable))
+                )
+                advance[0](kept, kept=True)  # in the count, not the rate
+
             res = label_images(
                 paths,
                 teacher,
@@ -277,8 +291,8 @@ def run_label_stage(
                 lc.num_workers,
                 rank,
                 world,
-                on_batch=lambda n, f: adv(n + f),
-                on_start=lambda kept: adv(kept, kept=True),  # in the count, not the rate
+                on_batch=lambda n, f: advance[0](n + f),
+                on_start=start,
                 roots=lc.images,
             )
         failed = [plain(e) for e in res.failed]
@@ -291,11 +305,8 @@ def run_label_stage(
             failed = [e for part in gather_objects(failed) for e in part]  # every rank's, said once (rank 0)
         else:
             left_out = keep_only(out, paths)
-    except PeerLost as exc:  # was gloo's traceback at the barrier
-        raise AttiqaError(
-            f"label: {exc.what} — the images labelled so far are kept ({parts_dir(out)}); rerun the same "
-            "command to continue"
-        ) from None
+    except PeerLost as exc:  # was gloo's traceback at the barrier; what is kept is read from the disk
+        raise AttiqaError(f"label: {exc.what} — {kept_words(out, paths)}") from None
     if left_out:
         from attiqa.progress import console
 
@@ -396,43 +407,45 @@ def check_outputs(cfg: TrainConfig, out_dir: Path) -> None:
 def run(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> RunResult:
     from attiqa.training.distributed import is_main, process_group
 
-    check_devices(cfg)
     out_dir = Path(cfg.out_dir)
-    if resume and earlier_training(out_dir):  # was "choose another out_dir", or a failed save after an epoch
-        resumable_folder(out_dir, "out_dir (--out-dir)", "the run in it")
-    else:
-        output_folder(out_dir, "out_dir (--out-dir)", create=False)
-    check_outputs(cfg, out_dir)  # after out_dir: label.out is in it by default
+    with alike_on_every_process():  # the checks before any work: under torchrun said once (each said it)
+        check_devices(cfg)
+        if resume and earlier_training(out_dir):  # was "choose another out_dir", or a failed save later
+            resumable_folder(out_dir, "out_dir (--out-dir)", "the run in it")
+        else:
+            output_folder(out_dir, "out_dir (--out-dir)", create=False)
+        check_outputs(cfg, out_dir)  # after out_dir: label.out is in it by default
     with process_group():
-        # the label stage's images, then its teacher, before out_dir is made: a folder without images, a CLIP
-        # model or prompts file that is not there is one line and no folder, and no model is loaded for the
-        # images' line (a config's other settings were checked when it was read). A degrade stage adds its
-        # output to the images: they are found once it has run.
-        lc = cfg.label
-        paths = label_inputs(lc) if lc is not None and cfg.degrade is None else None
-        if lc is not None:
-            from attiqa.labeling import check_label_output
+        with alike_on_every_process():
+            # the label stage's images, then its teacher, before out_dir is made: a folder without images, a
+            # CLIP model or prompts file that is not there is one line and no folder, and no model is loaded
+            # for the images' line (a config's other settings were checked when it was read). A degrade stage
+            # adds its output to the images: they are found once it has run.
+            lc = cfg.label
+            paths = label_inputs(lc) if lc is not None and cfg.degrade is None else None
+            if lc is not None:
+                from attiqa.labeling import check_label_output
 
-            check_label_output(resolve_in(out_dir, lc.out))
-        if resume and paths is not None:
-            check_label_stage_resumable(cfg, out_dir, paths)
-        elif resume:  # with a degrade stage its images are only all known once it ran
-            check_degrade_stage_resumable(cfg, out_dir)
-        # a run config's teacher is label.teacher (was advised as --teacher, which train does not take)
-        teacher = label_teacher(lc, hint_flag=CONFIG_TEACHER_FLAG) if lc is not None else None
-        # the fine-tuning table too: a CSV naming images that are not there (or no CSV) was its line only
-        # after the labelling and the pretraining had run
-        ft_data = None
-        if cfg.finetune is not None:
-            from attiqa.training.data import read_mos_split
+                check_label_output(resolve_in(out_dir, lc.out))
+            if resume and paths is not None:
+                check_label_stage_resumable(cfg, out_dir, paths)
+            elif resume:  # with a degrade stage its images are only all known once it ran
+                check_degrade_stage_resumable(cfg, out_dir)
+            # a run config's teacher is label.teacher (was advised as --teacher, which train does not take)
+            teacher = label_teacher(lc, hint_flag=CONFIG_TEACHER_FLAG) if lc is not None else None
+            # the fine-tuning table too: a CSV naming images that are not there (or no CSV) was its line
+            # only after the labelling and the pretraining had run
+            ft_data = None
+            if cfg.finetune is not None:
+                from attiqa.training.data import read_mos_split
 
-            fc = cfg.finetune
-            if fc.dataset:
-                from attiqa.protocols import dataset_split
+                fc = cfg.finetune
+                if fc.dataset:
+                    from attiqa.protocols import dataset_split
 
-                ft_data = dataset_split(fc)
-            else:
-                ft_data = read_mos_split(fc.csv, fc.image_root, fc.val_fraction, fc.split_seed)
+                    ft_data = dataset_split(fc)
+                else:
+                    ft_data = read_mos_split(fc.csv, fc.image_root, fc.val_fraction, fc.split_seed)
         if is_main():
             output_folder(out_dir, "out_dir (--out-dir)")
             write_json_atomic(out_dir / "config.json", to_dict(cfg))

@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 
 from attiqa.cli._common import BatchSizeOption, DeviceOption, InterruptedExit, LabelWorkersOption
-from attiqa.errors import AttiqaError, EveryProcessError
+from attiqa.errors import AttiqaError, EveryProcessError, alike_on_every_process
 from attiqa.progress import console, counted, plain, plain_name
 
 
@@ -53,30 +53,42 @@ def label_cmd(
     """
     from attiqa.config import LabelConfig, TrainConfig
     from attiqa.io.atomic import output_folder
+    from attiqa.labeling import env_rank_world, kept_words
     from attiqa.runner import run_label_stage
-    from attiqa.training.distributed import is_main, process_group
+    from attiqa.training.distributed import PeerLost, is_main, process_group
 
-    if out.is_dir():
-        raise AttiqaError(f"{out}: is a folder — give --out a file name, e.g. {out / 'labels.parquet'}")
-    output_folder(out.parent, "--out", create=False)  # made once the images and the teacher are found
+    with alike_on_every_process():  # under torchrun: said once (each process said it)
+        if out.is_dir():
+            raise AttiqaError(f"{out}: is a folder — give --out a file name, e.g. {out / 'labels.parquet'}")
+        output_folder(out.parent, "--out", create=False)  # made once the images and the teacher are found
+        lc = LabelConfig(
+            images=[str(p) for p in images],
+            teacher=teacher,
+            prompts=str(prompts) if prompts else None,
+            clip_scale=clip_scale,
+            batch_size=batch_size,
+            num_workers=workers,
+            out=str(out.resolve()),
+        )
+        lc.check_clip_settings(options=True)  # as a run config's label: section is checked
+    labelled: tuple[Path, ...] | None = None  # the run's images once every one is in the table
+    try:
+        with process_group():
+            path = run_label_stage(TrainConfig(out_dir=str(out.parent), label=lc), out.parent, device=device)
+            labelled = ()  # merged by rank 0 before the stage's last gather: the table is whole
+            if is_main():
+                import pyarrow.parquet as pq
 
-    lc = LabelConfig(
-        images=[str(p) for p in images],
-        teacher=teacher,
-        prompts=str(prompts) if prompts else None,
-        clip_scale=clip_scale,
-        batch_size=batch_size,
-        num_workers=workers,
-        out=str(out.resolve()),
-    )
-    lc.check_clip_settings(options=True)  # as a run config's label: section is checked
-    with process_group():
-        path = run_label_stage(TrainConfig(out_dir=str(out.parent), label=lc), out.parent, device=device)
-        if is_main():
-            import pyarrow.parquet as pq
-
-            rows = counted(pq.read_metadata(path).num_rows, "image")
-            console.print(f"[green]labels: {plain_name(path)} ({rows})")
+                rows = counted(pq.read_metadata(path).num_rows, "image")
+                console.print(f"[green]labels: {plain_name(path)} ({rows})")
+    except PeerLost as exc:  # at the closing barrier, after the merge (was "rerun the same command")
+        raise AttiqaError(f"label: {exc.what} — {kept_words(out.resolve(), labelled)}") from None
+    except KeyboardInterrupt as exc:  # Ctrl-C, or torchrun's agent ending the job: say what is on disk
+        if env_rank_world()[0] == 0:  # said once, as `score` says it (each process said "interrupted")
+            console.print(
+                f"[yellow]interrupted: {plain(kept_words(out.resolve(), labelled))}", highlight=False
+            )
+        raise InterruptedExit(exc) from exc
 
 
 def train_cmd(
