@@ -170,21 +170,36 @@ def data_fingerprint(source: str, paths: Sequence[Path | str], targets: torch.Te
     :func:`~attiqa.datasets.base.rows_sha256` of one digest of the targets and split (hashed once);
     ``version`` tells them from an earlier version's record (:func:`same_data`). With ``roots`` (the
     folders the images were given as), also ``roots_rows``: each path named under the root holding it, equal
-    when one of several folders moved (their common folder, ``root``, changes)."""
+    when one of several folders moved (their common folder, ``root``, changes). Where the rows are is
+    recorded once: ``roots`` (:func:`given_folders`) when given, else ``root``."""
     values = values_digest(
         targets.detach().double().contiguous().numpy().tobytes(),
         json.dumps([list(map(int, ix)) for ix in splits]),
     )
     out: dict[str, Any] = {"file": source, "version": ROWS_VERSION}
     out["fingerprint"] = rows_sha256(map(str, paths), values)[:16]
-    if root:  # ``root``: named when a resume finds the rows moved ("the dataset moved: OLD -> NEW")
+    if root:
         out["rows"] = rows_sha256((name_under(p, root) for p in paths), values)[:16]
-        out["root"] = str(root)
     if roots:
         names = (f"{j}/{name}" for j, name in under_roots(paths, roots))
         out["roots_rows"] = rows_sha256(names, values)[:16]
-        out["roots"] = [os.path.abspath(r) for r in roots]  # named when one of them moved
+    # where the rows are, named when a resume finds them moved ("the dataset moved: OLD -> NEW"): one record
+    # (the folders given, else the one holding them all), so that the two cannot name different places
+    if roots:
+        out["roots"] = given_folders(roots)
+    elif root:
+        out["root"] = str(root)
     return DataFingerprint(out, partial(_earlier_fingerprint, source, paths, targets, splits, root))
+
+
+def given_folders(roots: Sequence[str | Path]) -> list[str]:
+    """The folders of ``roots`` (a file given: the folder holding it, as the label stage follows a move),
+    absolute, each once: files given one by one are named by their folder, not one by one."""
+    out: dict[str, None] = {}
+    for r in roots:
+        path = os.path.abspath(r)
+        out[os.path.dirname(path) if os.path.isfile(path) else path] = None
+    return list(out)
 
 
 def _earlier_fingerprint(source: str, paths: Sequence[Path | str], targets: torch.Tensor,
