@@ -328,6 +328,10 @@ def mos_split(ds: IQADataset, split: Split) -> MosSplit:
     )  # fmt: skip
 
 
+MISSING_FIX = "put the files in place, or drop their rows from the score file"
+"""The way out of images a score file names but the folder lacks (`bench`, `train` on a named dataset)."""
+
+
 def dataset_split(cfg: FinetuneConfig) -> MosSplit:
     """``attiqa train``'s fine-tuning data from a named dataset (``finetune.dataset`` at ``root``), split
     as ``attiqa bench`` splits it: the official split of FLIVE / AVA, else one random split holding out
@@ -336,7 +340,7 @@ def dataset_split(cfg: FinetuneConfig) -> MosSplit:
     from attiqa.datasets import get_dataset
 
     ds = get_dataset(cfg.dataset, cfg.root, target=cfg.target)
-    ds.check_images()
+    ds.check_images(fix=MISSING_FIX)
     say_rows_left_out(ds)
     check_scores(ds, f"finetune.dataset {ds.name} ({ds.root})")
     if uses_official_split(ds, None):
@@ -526,7 +530,7 @@ def _check_all(benches: Sequence[BenchDataset]) -> None:
                 "without '/' or '..' (LABEL:NAME=ROOT, e.g. clive:folder=/data/clive)"
             )
     for b in benches:
-        b.dataset.check_images()  # every problem surfaces before the first epoch
+        b.dataset.check_images(fix=MISSING_FIX)  # every problem surfaces before the first epoch
         say_rows_left_out(b.dataset)
         check_scores(b.dataset, f"{b.label} ({b.dataset.root})")
 

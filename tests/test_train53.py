@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from helpers import LABEL_AND_PRETRAIN, tiny_train_config
 
 from attiqa.io.checkpoints import training_state_extra
@@ -29,3 +31,53 @@ def test_a_moved_folder_of_files_given_one_by_one_is_named_once(tmp_path, cli):
     assert "img00.png" not in said
     record = training_state_extra(tmp_path / "run" / "pretrain" / "last.state.safetensors")["config"]["data"]
     assert record["roots"] == [str(new)] and "root" not in record
+
+
+def _folder(root, rows):
+    """``root/images`` of 6 noise images and ``root/mos.csv`` of ``rows`` (``image,mos`` lines)."""
+    import numpy as np
+    from PIL import Image
+
+    (root / "images").mkdir(parents=True)
+    for i in range(6):
+        arr = np.random.default_rng(i).integers(0, 256, (40, 48, 3), dtype=np.uint8)
+        Image.fromarray(arr).save(root / "images" / f"img{i}.png")
+    (root / "mos.csv").write_text("image,mos\n" + "".join(f"{a},{b}\n" for a, b in rows))
+    return root
+
+
+SIX = [(f"img{i}.png", 10 + 7 * i) for i in range(6)]
+
+
+def test_a_score_of_n_a_is_no_score_in_bench_and_eval_as_in_train(tmp_path, cli):
+    """A `mos.csv` cell `n/a`: `attiqa train` (finetune.csv) left the row out ("1 row(s) without a finite
+    mos … (row 4)"), but `eval folder` and `bench` — the folder adapter's own test of a number — **were**
+    refused: "mos.csv:4: mos 'n/a' is not a number". Now one rule (`readers.cell_number`): left out and said
+    alike; a word that is no number is still refused, naming its line."""
+    rows = [*SIX[:2], ("img2.png", "n/a"), *SIX[3:]]
+    root = _folder(tmp_path / "set", rows)
+    res = cli("eval", "folder", "--root", root, "-m", "classical", "-o", tmp_path / "ev")
+    assert res.returncode == 0, res.stderr
+    said = " ".join((res.stdout + res.stderr).split())
+    assert "1 row(s) without a finite mos (empty, NaN or inf) left out (row 4)" in said, said
+    assert json.loads((tmp_path / "ev" / "summary.json").read_text())["n"] == 5
+    (root / "mos.csv").write_text((root / "mos.csv").read_text().replace("n/a", "abc"))
+    res = cli("eval", "folder", "--root", root, "-m", "classical", "-o", tmp_path / "ev2")
+    assert res.returncode == 2 and f"{root / 'mos.csv'}:4: mos 'abc' is not a number" in res.stderr
+
+
+def test_missing_images_and_twice_scored_images_name_their_rows(tmp_path, cli):
+    """`bench single -d mine:folder=DIR` with a row naming an image DIR lacks: **was** the image and "not
+    found" with no row of mos.csv and no way out (eval's ends with its --skip-missing); now "(mos.csv line
+    8)" and "put the files in place, or drop their rows from the score file". An image with two scores:
+    **was** "IMG (17 and 40)"; now "IMG (17 on line 3 and 40 on line 8)"."""
+    root = _folder(tmp_path / "set", [*SIX, ("gone.png", 50)])
+    res = cli("bench", "single", "-d", f"mine:folder={root}", "-o", tmp_path / "b", "-q")
+    assert res.returncode == 2
+    assert f"{root / 'images' / 'gone.png'}: not found (mos.csv line 8)" in res.stderr, res.stderr
+    assert res.stderr.rstrip().endswith("put the files in place, or drop their rows from the score file")
+    assert not (tmp_path / "b" / "single").exists()
+    (root / "mos.csv").write_text("image,mos\n" + "".join(f"{a},{b}\n" for a, b in [*SIX, ("img1.png", 40)]))
+    res = cli("eval", "folder", "--root", root, "-m", "classical", "-o", tmp_path / "ev")
+    assert res.returncode == 2
+    assert f"{root / 'images' / 'img1.png'} (17 on line 3 and 40 on line 8)" in res.stderr, res.stderr
