@@ -52,9 +52,11 @@ Transform = Callable[[Image.Image], torch.Tensor]
 MAX_SUBSTITUTE_TRIES = 16
 
 
-def check_images_exist(paths: Sequence[Path], what: str) -> None:
-    """Raise one error naming the count and the first few missing files."""
-    missing = [str(p) for p in paths if not p.is_file()]
+def check_images_exist(paths: Sequence[Path], what: str, lines: Sequence[int] = ()) -> None:
+    """Raise one error naming the count and the first few missing files (with ``lines``, each row's line in
+    the file ``what``, the line naming it)."""
+    at = [f" on line {n}" for n in lines] if len(lines) == len(paths) else [""] * len(paths)
+    missing = [f"{p}{a}" for p, a in zip(paths, at, strict=True) if not p.is_file()]
     if missing:
         shown = ", ".join(missing[:3]) + (", ..." if len(missing) > 3 else "")
         raise AttiqaError(
@@ -376,7 +378,8 @@ class MosDataset(ImageTableDataset):
         on_error: str = "substitute",
     ) -> None:
         self.csv_path = Path(csv_path)
-        rows = read_mos_csv(self.csv_path)
+        lines: list[int] = []
+        rows = read_mos_csv(self.csv_path, lines)
         root = Path(image_root) if image_root else self.csv_path.resolve().parent
         for r in rows:  # a CSV made on Windows names images\a.jpg
             r["image"] = posix_name(r["image"], root, root / "images")
@@ -392,19 +395,21 @@ class MosDataset(ImageTableDataset):
             if rows and "split" not in rows[0]:
                 raise AttiqaError(f"{self.csv_path}: no 'split' column to select split {split!r} from")
             wanted = {split} if isinstance(split, str) else set(split)
-            rows = [r for r in rows if r["split"] in wanted]
+            kept = [i for i, r in enumerate(rows) if r["split"] in wanted]
+            rows, lines = [rows[i] for i in kept], [lines[i] for i in kept]
         self.rows = rows
         paths = [_resolve(r["image"], root) for r in rows]
-        check_images_exist(paths, str(self.csv_path))
+        check_images_exist(paths, str(self.csv_path), lines)
         mos = torch.tensor([float(r["mos"]) for r in rows], dtype=torch.float32)
         super().__init__(paths, mos, transform, on_error)
 
 
-def read_mos_csv(path: Path) -> list[dict[str, str]]:
+def read_mos_csv(path: Path, lines: list[int] | None = None) -> list[dict[str, str]]:
     """Rows as dicts with ``image``, ``mos`` (a float's text) and, if the file has one, ``split``
     (lower-cased), read through the one CSV reader (:func:`attiqa.datasets.readers.read_csv`: BOM, tabs,
     a decimal-comma locale's ``;`` file). As in ``attiqa bench`` / ``eval``, rows without a finite MOS
-    (empty, NaN, inf) are left out and reported in one line naming the file and the rows."""
+    (empty, NaN, inf) are left out and reported in one line naming the file and the rows. ``lines``: filled
+    with each row's line in the file, for errors naming a row."""
     why = not_a_file(path)  # a folder or a bad link: the same words as `attiqa eval --csv`
     if why is not None:
         raise AttiqaError(f"{path}: {why}")
@@ -430,6 +435,8 @@ def read_mos_csv(path: Path) -> list[dict[str, str]]:
         if split_col is not None:
             r["split"] = canonical_split(raw.get(split_col)) or ""  # Training, validation: train, val
         rows.append(r)
+        if lines is not None:
+            lines.append(n)
     if not rows:
         raise AttiqaError(f"{path}: no rows with a finite mos — one row per image: image,mos")
     if without and D.is_main():
