@@ -85,7 +85,8 @@ def test_missing_images_and_twice_scored_images_name_their_rows(tmp_path, cli):
 
 def test_train_names_the_row_of_a_missing_image(tmp_path, cli):
     """`attiqa train` with `finetune.csv` naming an image that is not there: **was** "mos.csv: 1 of 9 images
-    not found (…/gone.png)", no row; now "(…/gone.png on line 11)", counting the left-out row (an empty MOS) before it."""
+    not found (…/gone.png)", no row; now "(…/gone.png on line 11)", counting the left-out row (an empty
+    MOS) before it."""
     rows = "image,mos\n" + "".join(f"img{i:02d}.png,{1 + i}\n" for i in range(8)) + "img00.png,\ngone.png,5\n"
     cfg = tiny_train_config(tmp_path, mos_csv=rows)
     res = cli("train", "--config", cfg)
