@@ -194,6 +194,15 @@ def group_keys(ds: IQADataset, group_by: str | None, option: str = "--group-by")
     if missing:
         have = sorted({k for it in ds.items for k in it.meta}) or ["none"]
         hint = did_you_mean(group_by, have, aliases={"reference": "ref"}) if missing == len(keys) else ""
+        src = next((f for f in ds.source_files() if f.is_file()), None)
+        gaps = [it.line for it, k in zip(ds.items, keys, strict=True) if not k and it.line is not None]
+        if group_by in have and src is not None and gaps:  # the column is there, some cells are empty
+            shown = ", ".join(map(str, gaps[:5])) + (", ..." if len(gaps) > 5 else "")
+            raise AttiqaError(
+                f"{ds.name} ({ds.root}): {missing} of {len(keys)} items have no {group_by!r} to group by "
+                f"({src.name} line{'s' if len(gaps) > 1 else ''} {shown}: an empty cell) — fill them in, or "
+                f"use {option} none for image-wise splits"
+            )
         raise AttiqaError(
             f"{ds.name} ({ds.root}): {missing} of {len(keys)} items have no {group_by!r} to group by{hint} "
             f"(their metadata: {', '.join(have)}); use {option} none for image-wise splits"

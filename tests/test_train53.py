@@ -93,3 +93,26 @@ def test_train_names_the_row_of_a_missing_image(tmp_path, cli):
     assert res.returncode == 2
     gone = tmp_path / "set" / "images" / "gone.png"
     assert f"1 of 9 images not found ({gone} on line 11)" in " ".join(res.stderr.split()), res.stderr
+
+
+def test_a_group_column_with_empty_cells_names_their_rows(tmp_path, cli):
+    """`bench single --group-by prompt` on a `mos.csv` whose prompt column is empty on two rows: **was**
+    "folder (DIR): 2 of 6 items have no 'prompt' to group by (their metadata: prompt)" — the column it says
+    they lack is there, and no row is named; now the rows and the fix: "(mos.csv lines 3, 6: an empty cell)
+    — fill them in, or use --group-by none for image-wise splits"."""
+    root = _folder(tmp_path / "set", SIX)
+    prompts = ["a", "", "b", "a", "", "b"]
+    (root / "mos.csv").write_text(
+        "image,mos,prompt\n" + "".join(f"{a},{b},{p}\n" for (a, b), p in zip(SIX, prompts, strict=True))
+    )
+    cfg = tmp_path / "ft.yaml"
+    cfg.write_text("finetune:\n  backbone: tiny\n  pretrained_backbone: false\n  device: cpu\n")
+    res = cli(
+        "bench", "single", "-d", f"mine:folder={root}", "-c", cfg, "--group-by", "prompt", "-o", tmp_path
+    )
+    assert res.returncode == 2
+    line = res.stderr.strip()
+    assert line == (
+        f"error: folder ({root}): 2 of 6 items have no 'prompt' to group by (mos.csv lines 3, 6: an empty "
+        "cell) — fill them in, or use --group-by none for image-wise splits"
+    ), line
