@@ -489,6 +489,7 @@ def run_finetune_split(
         "seed": split.seed,
         "n_train": len(split.train),
         "n_test": len(split.test),
+        "n_scored": metrics.get("n"),  # the test images the metrics are over (fewer: some did not decode)
         "select": select,
         "epoch": epoch,
         "selected": selected_words(select, epoch, ridge),

@@ -116,3 +116,41 @@ def test_a_group_column_with_empty_cells_names_their_rows(tmp_path, cli):
         f"error: folder ({root}): 2 of 6 items have no 'prompt' to group by (mos.csv lines 3, 6: an empty "
         "cell) — fill them in, or use --group-by none for image-wise splits"
     ), line
+
+
+def test_a_bench_runs_record_says_how_many_test_images_its_metrics_are_over(tmp_path, cli):
+    """`bench single` on a folder with a truncated JPEG that a split holds out: the run skipped it ("skipped
+    …/cut.jpg: cannot decode image") and its metrics are over the other held-out images, but its run.json
+    **said** only `"n_test": 3`, the images held out; now also `"n_scored": 2`, what the metrics are over."""
+    import numpy as np
+    from PIL import Image
+
+    from attiqa.datasets import get_dataset
+    from attiqa.protocols import random_splits
+
+    root = _folder(
+        tmp_path / "set", [*SIX, *[(f"img{i}.png", 50 + i) for i in range(6, 12)], ("cut.jpg", 30)]
+    )
+    for i in range(6, 12):
+        Image.fromarray(np.random.default_rng(i).integers(0, 256, (40, 48, 3), dtype=np.uint8)).save(
+            root / "images" / f"img{i}.png"
+        )
+    whole = tmp_path / "whole.jpg"
+    Image.fromarray(np.random.default_rng(9).integers(0, 256, (60, 60, 3), dtype=np.uint8)).save(whole)
+    (root / "images" / "cut.jpg").write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    items = get_dataset("folder", root).items
+    cut = next(i for i, it in enumerate(items) if it.image.name == "cut.jpg")
+    seed = next(s.seed for s in random_splits(len(items), 50, 0) if cut in s.test)
+    cfg = tmp_path / "ft.yaml"
+    cfg.write_text(
+        "finetune:\n  backbone: tiny\n  pretrained_backbone: false\n  device: cpu\n  num_workers: 0\n"
+        "  epochs: 1\n  batch_size: 4\n  resize_shorter: 40\n  crop_size: 32\n  mos_hidden: 8\n"
+    )
+    out = tmp_path / "b"
+    res = cli(
+        "bench", "single", "-d", f"mine:folder={root}", "-c", cfg, "-n", 1, "--seed", seed, "-o", out, "-q"
+    )
+    assert res.returncode == 0, res.stderr
+    assert "cut.jpg: cannot decode image" in res.stdout + res.stderr
+    record = json.loads((out / "single" / "mine" / "split00" / "run.json").read_text())
+    assert (record["n_test"], record["n_scored"]) == (3, 2)
