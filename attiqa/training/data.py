@@ -397,7 +397,7 @@ class MosDataset(ImageTableDataset):
             wanted = {split} if isinstance(split, str) else set(split)
             kept = [i for i, r in enumerate(rows) if r["split"] in wanted]
             rows, lines = [rows[i] for i in kept], [lines[i] for i in kept]
-        self.rows = rows
+        self.rows, self.lines = rows, lines  # lines: each row's line in the CSV, for errors naming a row
         paths = [_resolve(r["image"], root) for r in rows]
         check_images_exist(paths, str(self.csv_path), lines)
         mos = torch.tensor([float(r["mos"]) for r in rows], dtype=torch.float32)
@@ -528,7 +528,7 @@ def read_mos_split(csv: str, image_root: str, val_fraction: float, split_seed: i
     cells = [
         (float(m), r["split"]) if has_split else float(m) for m, r in zip(mos.tolist(), rows, strict=True)
     ]
-    keep, conflicts, repeats = repeated_rows(paths, cells)
+    keep, conflicts, repeats = repeated_rows(paths, cells, table.lines)
     if conflicts:  # was trained on as two images, maybe one on each side of the split
         what = "MOS or split" if has_split else "MOS"
         raise AttiqaError(
