@@ -194,6 +194,15 @@ def group_keys(ds: IQADataset, group_by: str | None, option: str = "--group-by")
     if missing:
         have = sorted({k for it in ds.items for k in it.meta}) or ["none"]
         hint = did_you_mean(group_by, have, aliases={"reference": "ref"}) if missing == len(keys) else ""
+        src = next((f for f in ds.source_files() if f.is_file()), None)
+        gaps = [it.line for it, k in zip(ds.items, keys, strict=True) if not k and it.line is not None]
+        if group_by in have and src is not None and gaps:  # the column is there, some cells are empty
+            shown = ", ".join(map(str, gaps[:5])) + (", ..." if len(gaps) > 5 else "")
+            raise AttiqaError(
+                f"{ds.name} ({ds.root}): {missing} of {len(keys)} items have no {group_by!r} to group by "
+                f"({src.name} line{'s' if len(gaps) > 1 else ''} {shown}: an empty cell) — fill them in, or "
+                f"use {option} none for image-wise splits"
+            )
         raise AttiqaError(
             f"{ds.name} ({ds.root}): {missing} of {len(keys)} items have no {group_by!r} to group by{hint} "
             f"(their metadata: {', '.join(have)}); use {option} none for image-wise splits"
@@ -328,6 +337,10 @@ def mos_split(ds: IQADataset, split: Split) -> MosSplit:
     )  # fmt: skip
 
 
+MISSING_FIX = "put the files in place, or drop their rows from the score file"
+"""The way out of images a score file names but the folder lacks (`bench`, `train` on a named dataset)."""
+
+
 def dataset_split(cfg: FinetuneConfig) -> MosSplit:
     """``attiqa train``'s fine-tuning data from a named dataset (``finetune.dataset`` at ``root``), split
     as ``attiqa bench`` splits it: the official split of FLIVE / AVA, else one random split holding out
@@ -336,7 +349,7 @@ def dataset_split(cfg: FinetuneConfig) -> MosSplit:
     from attiqa.datasets import get_dataset
 
     ds = get_dataset(cfg.dataset, cfg.root, target=cfg.target)
-    ds.check_images()
+    ds.check_images(fix=MISSING_FIX)
     say_rows_left_out(ds)
     check_scores(ds, f"finetune.dataset {ds.name} ({ds.root})")
     if uses_official_split(ds, None):
@@ -476,6 +489,7 @@ def run_finetune_split(
         "seed": split.seed,
         "n_train": len(split.train),
         "n_test": len(split.test),
+        "n_scored": metrics.get("n"),  # the test images the metrics are over (fewer: some did not decode)
         "select": select,
         "epoch": epoch,
         "selected": selected_words(select, epoch, ridge),
@@ -526,7 +540,7 @@ def _check_all(benches: Sequence[BenchDataset]) -> None:
                 "without '/' or '..' (LABEL:NAME=ROOT, e.g. clive:folder=/data/clive)"
             )
     for b in benches:
-        b.dataset.check_images()  # every problem surfaces before the first epoch
+        b.dataset.check_images(fix=MISSING_FIX)  # every problem surfaces before the first epoch
         say_rows_left_out(b.dataset)
         check_scores(b.dataset, f"{b.label} ({b.dataset.root})")
 

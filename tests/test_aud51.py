@@ -167,8 +167,8 @@ def test_bench_refuses_an_image_listed_twice_with_two_scores(tmp_path, photos, c
     said = " ".join(res.stderr.split())
     assert res.returncode == 2, said
     assert (
-        f"{root / 'mos.csv'} (mos): 1 image(s) have two different scores, e.g. {root / names[0]} (10 and 90)"
-        in said
+        f"{root / 'mos.csv'} (mos): 1 image(s) have two different scores, e.g. {root / names[0]} "
+        f"(10 on line 2 and 90 on line {len(names) + 2})" in said
     )
     assert not out.exists()
 

@@ -86,7 +86,8 @@ def test_two_scores_for_one_image_name_the_score_file(table_dir, tmp_path, cli):
     res = _eval(cli, table_dir, other, tmp_path / "out")
     assert res.returncode != 0
     assert [x for x in res.stderr.splitlines() if x.startswith("error:")] == [
-        f"error: {other} (mos): 1 image(s) have two different scores, e.g. {table_dir / 'a.jpg'} (1 and 5) — "
+        f"error: {other} (mos): 1 image(s) have two different scores, e.g. {table_dir / 'a.jpg'} "
+        "(1 on line 2 and 5 on line 8) — "
         "fix the score file (one row per image)"
     ]
 

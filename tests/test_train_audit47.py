@@ -333,8 +333,8 @@ def test_a_finetune_table_listing_an_image_twice_or_odd_splits(tmp_path):
     csv_path = tmp_path / "set" / "mos.csv"
     img = tmp_path / "set" / "images" / "img03.png"
     assert _refused(["train", "-c", cfg]) == (
-        f"{csv_path}: 1 image(s) listed twice with another MOS, e.g. {img} (1.9 and 4.5) — fix the table "
-        "(one row per image)"
+        f"{csv_path}: 1 image(s) listed twice with another MOS, e.g. {img} (1.9 on line 5 and 4.5 on line "
+        "10) — fix the table (one row per image)"
     )
     csv_path.write_text("image,mos\n" + "\n".join([*rows, rows[3], rows[5]]) + "\n")
     res = runner.invoke(app, ["train", "-c", str(cfg)])

@@ -103,6 +103,7 @@ class DatasetItem:
     split: str | None = None  # "train" | "val" | "test" | None
     extras: Mapping[str, float] = field(default_factory=dict)  # the other targets (higher is better)
     meta: Mapping[str, str] = field(default_factory=dict)  # e.g. reference image, distortion, prompt
+    line: int | None = None  # its line in a score CSV (RawRecord.line), to name the row in a message
 
 
 @dataclass
@@ -289,7 +290,8 @@ class IQADataset:
         An image with two different scores is refused, naming the score file: which score is the image's
         is a guess, and every use is wrong with it — one image counted twice by `eval`, a training table
         with it on both sides of the split, a genbench preference pair decided by the row that came first."""
-        keep, conflicts, repeats = repeated_rows([it.image for it in items], [it.raw for it in items])
+        lines = [it.line for it in items]
+        keep, conflicts, repeats = repeated_rows([it.image for it in items], [it.raw for it in items], lines)
         if conflicts:  # named by its score file (was the dataset's name: "folder (mos)", no file)
             files = [f for f in self.source_files() if f.is_file()]
             where = f"{files[0]} ({self.target})" if len(files) == 1 else f"{self.name} ({self.target})"
@@ -334,6 +336,7 @@ class IQADataset:
                     split=canonical_split(rec.split),
                     extras=extras,
                     meta=dict(rec.meta),
+                    line=rec.line,
                 )
             )
         return items
@@ -389,7 +392,10 @@ class IQADataset:
                 f"{shown_name(problems[0][0])}) — {self.info.images}"
             )
         if problems:
-            shown = "\n".join(f"  {shown_name(p)}: {why}" for p, why in problems[:5])
+            src = next((f for f in self.source_files() if f.is_file()), None)
+            lines = {it.image: it.line for it in items if it.line is not None}
+            row = {p: f" ({src.name} line {lines[p]})" if src and p in lines else "" for p, _ in problems[:5]}
+            shown = "\n".join(f"  {shown_name(p)}: {why}{row[p]}" for p, why in problems[:5])
             more = f"\n  ... and {len(problems) - 5} more" if len(problems) > 5 else ""
             raise AttiqaError(
                 f"{self.name}: {len(problems)} of {len(items)} images are missing or unreadable under "

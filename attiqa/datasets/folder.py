@@ -8,7 +8,15 @@ from pathlib import Path
 from typing import Any
 
 from attiqa.datasets.base import DatasetInfo, IQADataset, RawRecord, TargetInfo, existing_root
-from attiqa.datasets.readers import MOS_HEADER, find_image_dir, not_a_file, posix_name, read_csv, to_float
+from attiqa.datasets.readers import (
+    MOS_HEADER,
+    cell_number,
+    find_image_dir,
+    not_a_file,
+    posix_name,
+    read_csv,
+    to_float,
+)
 from attiqa.errors import AttiqaError
 
 _FOLDER_LAYOUT = """\
@@ -112,24 +120,16 @@ class FolderDataset(IQADataset):
 
     @staticmethod
     def _number(cell: str | None) -> bool:
-        v = (cell or "").strip()
-        try:
-            float(v)
-        except ValueError:
-            return not v  # empty = no score (counted and left out), not an error
-        return True
+        """A number or no score (empty, ``n/a``: counted and left out, not an error — as `train` reads it)."""
+        return cell_number(cell) is not None
 
     def _numeric(self, col: str) -> bool:
         seen = False
         for r in self._table.rows:
-            v = (r.get(col) or "").strip()
-            if not v:
-                continue
-            try:
-                float(v)
-            except ValueError:
+            v = cell_number(r.get(col))
+            if v is None:
                 return False
-            seen = True
+            seen = seen or not math.isnan(v)
         return seen
 
     def source_files(self) -> list[Path]:

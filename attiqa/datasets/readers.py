@@ -83,6 +83,21 @@ def not_a_file(path: Path) -> str | None:
     return None if why is None else f"{why} — point it at the score CSV itself"
 
 
+NO_SCORE = ("", "nan", "na", "n/a")  # a cell's text (stripped, lower case) that means "no score": NaN
+
+
+def cell_number(cell: str | None) -> float | None:
+    """A text cell's number by :func:`to_float`'s rule (:data:`NO_SCORE`: NaN), None when it is none — the
+    one rule of which cells are numbers, for readers that look at a column before reading it."""
+    s = (cell or "").strip()
+    if s.lower() in NO_SCORE:
+        return float("nan")
+    try:
+        return float(s)
+    except ValueError:
+        return None
+
+
 def to_float(value: Any, where: str) -> float:
     """A number from a cell; empty cells are NaN (the row then has no value for that target). A finite
     value beyond :data:`MAX_SCORE` is refused: it would overflow the metrics later, far from its cell."""
@@ -91,13 +106,10 @@ def to_float(value: Any, where: str) -> float:
     if isinstance(value, (int, float, np.number)):
         v = float(value)
     else:
-        s = str(value).strip()
-        if not s or s.lower() in ("nan", "na", "n/a"):
-            return float("nan")
-        try:
-            v = float(s)
-        except ValueError:
-            raise AttiqaError(f"{where}: {s!r} is not a number") from None
+        parsed = cell_number(str(value))
+        if parsed is None:
+            raise AttiqaError(f"{where}: {str(value).strip()!r} is not a number")
+        v = parsed
     if math.isfinite(v) and abs(v) > MAX_SCORE:
         raise AttiqaError(
             f"{where}: {value!r} is not a plausible score (beyond ±{MAX_SCORE_TEXT}) — fix the cell, or "
@@ -106,12 +118,19 @@ def to_float(value: Any, where: str) -> float:
     return v
 
 
-def repeated_rows(images: Sequence[Path], values: Sequence[Any]) -> tuple[list[int], list[str], int]:
+def repeated_rows(
+    images: Sequence[Path], values: Sequence[Any], lines: Sequence[int | None] = ()
+) -> tuple[list[int], list[str], int]:
     """Rows of a score file naming an image an earlier row named: the rows to keep (each image's first),
     each image whose later row holds another value (``IMG (a and b)``: refused by the callers, it would
     count one image twice with two scores — in a training table possibly on both sides of the split), and
     how many rows repeat an earlier one exactly (counted once). An image is the file a row's path leads to:
-    ``a.jpg`` and ``../set/a.jpg`` (or a link to it) are one image (were counted as two)."""
+    ``a.jpg`` and ``../set/a.jpg`` (or a link to it) are one image (were counted as two). ``lines``: each
+    row's line in the file, named with the two values (``IMG (a on line 4 and b on line 32)``)."""
+
+    def at(i: int) -> str:
+        return f" on line {lines[i]}" if i < len(lines) and lines[i] is not None else ""
+
     first: dict[Path, int] = {}
     keep: list[int] = []
     conflicts: list[str] = []
@@ -125,7 +144,7 @@ def repeated_rows(images: Sequence[Path], values: Sequence[Any]) -> tuple[list[i
         elif values[j] == value:
             repeats += 1
         else:
-            conflicts.append(f"{img} ({_shown(values[j])} and {_shown(value)})")
+            conflicts.append(f"{img} ({_shown(values[j])}{at(j)} and {_shown(value)}{at(i)})")
     return keep, conflicts, repeats
 
 

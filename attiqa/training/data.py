@@ -52,9 +52,11 @@ Transform = Callable[[Image.Image], torch.Tensor]
 MAX_SUBSTITUTE_TRIES = 16
 
 
-def check_images_exist(paths: Sequence[Path], what: str) -> None:
-    """Raise one error naming the count and the first few missing files."""
-    missing = [str(p) for p in paths if not p.is_file()]
+def check_images_exist(paths: Sequence[Path], what: str, lines: Sequence[int] = ()) -> None:
+    """Raise one error naming the count and the first few missing files (with ``lines``, each row's line in
+    the file ``what``, the line naming it)."""
+    at = [f" on line {n}" for n in lines] if len(lines) == len(paths) else [""] * len(paths)
+    missing = [f"{p}{a}" for p, a in zip(paths, at, strict=True) if not p.is_file()]
     if missing:
         shown = ", ".join(missing[:3]) + (", ..." if len(missing) > 3 else "")
         raise AttiqaError(
@@ -170,21 +172,36 @@ def data_fingerprint(source: str, paths: Sequence[Path | str], targets: torch.Te
     :func:`~attiqa.datasets.base.rows_sha256` of one digest of the targets and split (hashed once);
     ``version`` tells them from an earlier version's record (:func:`same_data`). With ``roots`` (the
     folders the images were given as), also ``roots_rows``: each path named under the root holding it, equal
-    when one of several folders moved (their common folder, ``root``, changes)."""
+    when one of several folders moved (their common folder, ``root``, changes). Where the rows are is
+    recorded once: ``roots`` (:func:`given_folders`) when given, else ``root``."""
     values = values_digest(
         targets.detach().double().contiguous().numpy().tobytes(),
         json.dumps([list(map(int, ix)) for ix in splits]),
     )
     out: dict[str, Any] = {"file": source, "version": ROWS_VERSION}
     out["fingerprint"] = rows_sha256(map(str, paths), values)[:16]
-    if root:  # ``root``: named when a resume finds the rows moved ("the dataset moved: OLD -> NEW")
+    if root:
         out["rows"] = rows_sha256((name_under(p, root) for p in paths), values)[:16]
-        out["root"] = str(root)
     if roots:
         names = (f"{j}/{name}" for j, name in under_roots(paths, roots))
         out["roots_rows"] = rows_sha256(names, values)[:16]
-        out["roots"] = [os.path.abspath(r) for r in roots]  # named when one of them moved
+    # where the rows are, named when a resume finds them moved ("the dataset moved: OLD -> NEW"): one record
+    # (the folders given, else the one holding them all), so that the two cannot name different places
+    if roots:
+        out["roots"] = given_folders(roots)
+    elif root:
+        out["root"] = str(root)
     return DataFingerprint(out, partial(_earlier_fingerprint, source, paths, targets, splits, root))
+
+
+def given_folders(roots: Sequence[str | Path]) -> list[str]:
+    """The folders of ``roots`` (a file given: the folder holding it, as the label stage follows a move),
+    absolute, each once: files given one by one are named by their folder, not one by one."""
+    out: dict[str, None] = {}
+    for r in roots:
+        path = os.path.abspath(r)
+        out[os.path.dirname(path) if os.path.isfile(path) else path] = None
+    return list(out)
 
 
 def _earlier_fingerprint(source: str, paths: Sequence[Path | str], targets: torch.Tensor,
@@ -361,7 +378,8 @@ class MosDataset(ImageTableDataset):
         on_error: str = "substitute",
     ) -> None:
         self.csv_path = Path(csv_path)
-        rows = read_mos_csv(self.csv_path)
+        lines: list[int] = []
+        rows = read_mos_csv(self.csv_path, lines)
         root = Path(image_root) if image_root else self.csv_path.resolve().parent
         for r in rows:  # a CSV made on Windows names images\a.jpg
             r["image"] = posix_name(r["image"], root, root / "images")
@@ -377,19 +395,21 @@ class MosDataset(ImageTableDataset):
             if rows and "split" not in rows[0]:
                 raise AttiqaError(f"{self.csv_path}: no 'split' column to select split {split!r} from")
             wanted = {split} if isinstance(split, str) else set(split)
-            rows = [r for r in rows if r["split"] in wanted]
-        self.rows = rows
+            kept = [i for i, r in enumerate(rows) if r["split"] in wanted]
+            rows, lines = [rows[i] for i in kept], [lines[i] for i in kept]
+        self.rows, self.lines = rows, lines  # lines: each row's line in the CSV, for errors naming a row
         paths = [_resolve(r["image"], root) for r in rows]
-        check_images_exist(paths, str(self.csv_path))
+        check_images_exist(paths, str(self.csv_path), lines)
         mos = torch.tensor([float(r["mos"]) for r in rows], dtype=torch.float32)
         super().__init__(paths, mos, transform, on_error)
 
 
-def read_mos_csv(path: Path) -> list[dict[str, str]]:
+def read_mos_csv(path: Path, lines: list[int] | None = None) -> list[dict[str, str]]:
     """Rows as dicts with ``image``, ``mos`` (a float's text) and, if the file has one, ``split``
     (lower-cased), read through the one CSV reader (:func:`attiqa.datasets.readers.read_csv`: BOM, tabs,
     a decimal-comma locale's ``;`` file). As in ``attiqa bench`` / ``eval``, rows without a finite MOS
-    (empty, NaN, inf) are left out and reported in one line naming the file and the rows."""
+    (empty, NaN, inf) are left out and reported in one line naming the file and the rows. ``lines``: filled
+    with each row's line in the file, for errors naming a row."""
     why = not_a_file(path)  # a folder or a bad link: the same words as `attiqa eval --csv`
     if why is not None:
         raise AttiqaError(f"{path}: {why}")
@@ -415,6 +435,8 @@ def read_mos_csv(path: Path) -> list[dict[str, str]]:
         if split_col is not None:
             r["split"] = canonical_split(raw.get(split_col)) or ""  # Training, validation: train, val
         rows.append(r)
+        if lines is not None:
+            lines.append(n)
     if not rows:
         raise AttiqaError(f"{path}: no rows with a finite mos — one row per image: image,mos")
     if without and D.is_main():
@@ -506,7 +528,7 @@ def read_mos_split(csv: str, image_root: str, val_fraction: float, split_seed: i
     cells = [
         (float(m), r["split"]) if has_split else float(m) for m, r in zip(mos.tolist(), rows, strict=True)
     ]
-    keep, conflicts, repeats = repeated_rows(paths, cells)
+    keep, conflicts, repeats = repeated_rows(paths, cells, table.lines)
     if conflicts:  # was trained on as two images, maybe one on each side of the split
         what = "MOS or split" if has_split else "MOS"
         raise AttiqaError(

@@ -184,11 +184,19 @@ def batch_len(obj: Any) -> int:
 def moved_folders(was: dict[str, Any] | None, now: dict[str, Any]) -> str:
     """ "OLD -> NEW" of a stage's data that moved: the folders given that differ (one of several moved: the
     folder holding them all may be the same), else the folder holding them all (older records: none)."""
-    was = was or {}
-    pairs = list(zip(was.get("roots") or [], now.get("roots") or [], strict=False))
-    if pairs and len(was["roots"]) == len(now["roots"]) and any(a != b for a, b in pairs):
-        return ", ".join(f"{a} -> {b}" for a, b in pairs if a != b)
-    return f"{was.get('root') or 'its earlier folder'} -> {now['root']}"
+    before, after = recorded_folders(was or {}), recorded_folders(now)
+    if before and len(before) == len(after) and before != after:
+        return ", ".join(f"{a} -> {b}" for a, b in zip(before, after, strict=True) if a != b)
+    return f"{', '.join(before) or 'its earlier folder'} -> {', '.join(after)}"
+
+
+def recorded_folders(record: dict[str, Any]) -> list[str]:
+    """Where a data record's rows are: its ``roots``, else its ``root`` (records before session 53 hold
+    both; older ones ``root`` only; none: [])."""
+    roots = record.get("roots")
+    if roots:
+        return [str(r) for r in roots]
+    return [str(record["root"])] if record.get("root") else []
 
 
 # ----------------------------------------------------------------------------------------------------------
