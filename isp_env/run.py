@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 import random
+import shlex
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -403,6 +404,14 @@ def run(
     say_photos_left_out(
         raw_dir, out, "photos train only as --synth-photos (unprocessed into raws)", synth_photos
     )
+    if len(raws) == 1:  # it listed the extensions searched, as if the raw had not been found
+        one = shlex.join(["isp-tune", "render", str(raws[0]), "--policy", "default", "--check", "-o"])
+        raise ConfigError(
+            f"{raw_dir}: one raw LibRaw can read ({raws[0].name}"
+            + (f"; {len(skipped)} it cannot, above" if skipped else "")
+            + ") — isp-tune trains on some raws and tests on others: give a folder of 2 or more; to render "
+            f"this one with the shipped policy, {one} {shlex.quote(raws[0].stem + '.png')}"
+        )
     if len(raws) < 2:
         raise ConfigError(
             f"{raw_dir}: found {len(raws)} raw file(s)"

@@ -163,3 +163,33 @@ def test_a_raw_unreadable_since_its_tuning_is_skipped_and_the_rest_scored(tmp_pa
     assert list(summary["skipped"]) == [str(victim)] and "LibRaw" in summary["skipped"][str(victim)]
     assert summary["n_test"] == 1 and summary["test_raws"] == [Path(names[0]).stem]
     assert (out / "test" / "policy" / "params" / f"{Path(names[1]).stem}.json").is_file()  # its tuning kept
+
+
+def test_a_raw_folder_of_one_raw_says_how_to_render_it(tmp_path, isp_raws):
+    """**Was**: ``isp-tune --raw-dir DIR`` with one raw in DIR said "found 1 raw file(s), need at least 2
+    (one to train, one to test) — extensions searched: .3fr, .arw, …", the list of extensions as if the raw
+    had not been found, and nothing for the user who has one raw to render. Now the line names the raw and
+    gives the command that renders it; that command, run as given, renders it."""
+    import shlex
+
+    from typer.testing import CliRunner
+
+    from isp_env.cli import app
+
+    one = tmp_path / "one"
+    one.mkdir()
+    shutil.copy(isp_raws[0], one)
+    (one / "notes.txt").write_text("not a raw")
+    r = CliRunner().invoke(app, ["--raw-dir", str(one), "--out", str(tmp_path / "run"), "-m", "classical"])
+    said = str(r.exception)
+    assert (
+        isinstance(r.exception, ConfigError)
+        and "\n" not in said
+        and f"one raw LibRaw can read ({isp_raws[0].name})" in said
+    )
+    assert "extensions searched" not in said and not (tmp_path / "run").exists()
+    cmd = shlex.split(said.split("with the shipped policy, ", 1)[1])
+    assert cmd[:2] == ["isp-tune", "render"]
+    rendered = CliRunner().invoke(app, [*cmd[1:-1], str(tmp_path / cmd[-1]), "-m", "classical"])
+    assert rendered.exit_code == 0, rendered.output
+    assert (tmp_path / cmd[-1]).stat().st_size > 0
