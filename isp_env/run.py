@@ -683,8 +683,7 @@ def evaluate(
             try:  # read once for the scored view and the full-resolution render
                 raw = read_raw(paths[key])
             except RawReadError as exc:  # deleted or cut short since it was tuned: the others are scored
-                skipped[str(paths.pop(key))] = str(exc)
-                console.print(f"[yellow]skipped[/] (unreadable since it was tuned) {plain_failure(exc)}")
+                items.drop(key, exc)
                 adv(1)
                 continue
             dev, guard, v = items.front_end(key, raw)
@@ -744,7 +743,7 @@ def evaluate(
         "n_test": len(items),
         **({} if held_out is None else {"n_held_out": held_out}),  # a sample of them (--test-raws)
         **({} if checked_policy is None else {"checked_policy": checked_policy}),
-        "skipped": skipped,
+        "skipped": skipped | items.dropped,
         **({"no_rawpy": no_rawpy} if no_rawpy else {}),  # (their other methods' rows are in the report)
         "test_raws": sorted(items),
     }
@@ -882,6 +881,16 @@ class HeldOutItems(Mapping[str, Item]):
         self.paths, self.view, self.preview, self.keep, self.rawpy = paths, view, preview, keep, rawpy
         self.kept: dict[str, tuple[Item, RawpyRender | None]] = {}
         self.last: tuple[str, tuple[Item, RawpyRender | None]] | None = None
+        self.dropped: dict[str, str] = {}  # raw path -> why: unreadable since its probe (:meth:`drop`)
+
+    def drop(self, key: str, exc: RawReadError) -> None:
+        """Raw ``key``, unreadable since it was probed and tuned (deleted, cut short), out of every later
+        pass, listed in :attr:`dropped` and said in one line: a pass that read it again (its front end not
+        kept, or the scoring's full decode) ended the whole evaluation on LibRaw's error."""
+        path = self.paths.pop(key)
+        self.kept.pop(key, None)
+        self.dropped[str(path)] = str(exc)
+        console.print(f"[yellow]skipped[/] (unreadable since it was tuned) {plain_failure(exc)}")
 
     def _held(self, key: str) -> tuple[Item, RawpyRender | None] | None:
         """Raw ``key``'s front end and rawpy render when kept or the last made (None: to be made)."""
@@ -943,7 +952,7 @@ def _checked(
     card: dict[str, Any],
     digest: str,
     params: dict[str, dict[str, dict[str, float]]],
-    items: Mapping[str, tuple[Developed, Guard, int | None]],
+    items: HeldOutItems,
     mos: MOSFunction,
     reward: dict[str, Any] | None,
     files: RunFiles,
@@ -957,7 +966,7 @@ def _checked(
     calls = earlier = 0
     kept: dict[str, str] = {}
     with progress_task(f"{method}: policy / base / neutral", total=len(items), unit="img") as adv:
-        for key in items:  # (a raw's front end is made only when it is checked)
+        for key in list(items):  # (a raw's front end is made only when it is checked)
             pfile = out / "test" / method / "params" / f"{key}.json"
             done = files.read(pfile)
             same = done.get("policy_digest") == digest and done.get("reward_model") == reward
@@ -966,7 +975,13 @@ def _checked(
             if cached:
                 values, scored, chosen = written_values(done["params"]), len(done["scores"]), done["chosen"]
             else:
-                c = checked_setting(params[name][key], card, items[key], mos)
+                try:
+                    item = items[key]
+                except RawReadError as exc:  # its front end made again: the raw may be gone since
+                    items.drop(key, exc)
+                    adv(1)
+                    continue
+                c = checked_setting(params[name][key], card, item, mos)
                 values, scored, chosen = c.params, len(c.scores), c.chosen
                 files.write(
                     pfile,
@@ -1115,10 +1130,16 @@ def per_image_cma(
         return names_raw(v["raw"], items.paths[key], raw_dir) if "raw" in v else key not in shared
 
     with progress_task("per-image CMA-ES", total=len(items), unit="img") as advance:
-        for key in items:
+        for key in list(items):
             kept = usable(key)
             if not kept:  # (a raw's front end is made only when it is searched)
-                res = cma_search(guarded_objective([items[key]], mos), image_budget, 1, cfg.seed)
+                try:
+                    item = items[key]
+                except RawReadError as exc:  # its front end made again: the raw may be gone since
+                    items.drop(key, exc)
+                    advance(1)
+                    continue
+                res = cma_search(guarded_objective([item], mos), image_budget, 1, cfg.seed)
                 per[key] = {
                     **raw_record(items.paths[key], raw_dir),
                     "params": res.params,

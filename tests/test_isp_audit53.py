@@ -113,13 +113,16 @@ def test_several_damaged_files_say_what_is_wrong_with_each(tmp_path):
 
 
 @pytest.mark.shared_data
-@pytest.mark.slow  # two real raws, the shipped policy, the classical scorer: ~10 s
-def test_a_raw_unreadable_since_its_tuning_is_skipped_and_the_rest_scored(tmp_path):
+@pytest.mark.slow  # two real raws, the shipped policy, the classical scorer: ~10 s each
+@pytest.mark.parametrize("front_ends", [100, 0], ids=["kept", "made-again"])
+def test_a_raw_unreadable_since_its_tuning_is_skipped_and_the_rest_scored(tmp_path, capsys, front_ends):
     """**Was**: the scoring pass read each held-out raw again after the policy's tuning and checks, without
     catching a raw that had become unreadable since (deleted, cut short): LibRaw's error ended the whole
-    evaluation and no report was written. Now that raw is skipped in one line, listed in summary.json's
-    ``skipped``, and every other raw is scored and reported. Real QuickTake raws read by rawpy, one cut
-    short by the reward model's first call (the checked step, between the tuning and the scoring)."""
+    evaluation and no report was written; so did the checked step and the per-image search when they made
+    a front end again (more held-out raws than are kept, :data:`FRONT_ENDS_KEPT`: ``--test-raws`` above
+    100). Now that raw is skipped in one line, listed in summary.json's ``skipped``, and every other raw is
+    scored and reported. Real QuickTake raws read by rawpy, one cut short by the reward model's first call
+    (the checked step: between the tuning and the scoring; ``made-again``: before its own check)."""
     from isp_env.mos_function import MOSFunction, load_mos_function
     from isp_env.policy_io import load_policy, resolve_policy
     from isp_env.run import evaluate
@@ -157,8 +160,13 @@ def test_a_raw_unreadable_since_its_tuning_is_skipped_and_the_rest_scored(tmp_pa
         {},
         {},
         baselines=False,
+        front_ends=front_ends,
     )
     assert {r["image"] for r in report.rows} == {Path(names[0]).stem}
+    printed = capsys.readouterr()
+    said = " ".join((printed.out + printed.err).split())  # (folded at the console's width)
+    assert said.count("skipped (unreadable since it was tuned)") == 1, said
+    assert f"{names[1]}: LibRaw can't read it" in said, said
     summary = json.loads((out / "summary.json").read_text())
     assert list(summary["skipped"]) == [str(victim)] and "LibRaw" in summary["skipped"][str(victim)]
     assert summary["n_test"] == 1 and summary["test_raws"] == [Path(names[0]).stem]
