@@ -892,6 +892,14 @@ class HeldOutItems(Mapping[str, Item]):
         self.dropped[str(path)] = str(exc)
         console.print(f"[yellow]skipped[/] (unreadable since it was tuned) {plain_failure(exc)}")
 
+    def readable(self, key: str) -> Item | None:
+        """Raw ``key``'s front end and guard, kept or made; None once :meth:`drop` dropped it, unreadable."""
+        try:
+            return self.front_end(key)
+        except RawReadError as exc:
+            self.drop(key, exc)
+            return None
+
     def _held(self, key: str) -> tuple[Item, RawpyRender | None] | None:
         """Raw ``key``'s front end and rawpy render when kept or the last made (None: to be made)."""
         if key in self.kept:
@@ -975,10 +983,8 @@ def _checked(
             if cached:
                 values, scored, chosen = written_values(done["params"]), len(done["scores"]), done["chosen"]
             else:
-                try:
-                    item = items[key]
-                except RawReadError as exc:  # its front end made again: the raw may be gone since
-                    items.drop(key, exc)
+                item = items.readable(key)  # its front end made again: the raw may be gone since
+                if item is None:
                     adv(1)
                     continue
                 c = checked_setting(params[name][key], card, item, mos)
@@ -1133,10 +1139,8 @@ def per_image_cma(
         for key in list(items):
             kept = usable(key)
             if not kept:  # (a raw's front end is made only when it is searched)
-                try:
-                    item = items[key]
-                except RawReadError as exc:  # its front end made again: the raw may be gone since
-                    items.drop(key, exc)
+                item = items.readable(key)  # its front end made again: the raw may be gone since
+                if item is None:
                     advance(1)
                     continue
                 res = cma_search(guarded_objective([item], mos), image_budget, 1, cfg.seed)
