@@ -21,12 +21,15 @@ import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from attiqa.errors import ConfigError
+from attiqa.io.atomic import write_json_atomic
+from attiqa.progress import plain_name
 
 
 @dataclass(frozen=True)
@@ -148,32 +151,111 @@ def given_values(doc: Any) -> dict[str, float]:
     return check_values(values)
 
 
+class DamagedRunFile(ConfigError):
+    """A kept JSON file of a run that is not what the run wrote; ``what``: in a few words, what it is
+    instead (``not JSON``, ``a JSON array, not the object the run wrote``), for a line naming several."""
+
+    def __init__(self, path: Path, what: str, detail: str = "") -> None:
+        said = f"{what}: {detail}" if detail else what
+        super().__init__(f"{path}: damaged ({said}) — delete it to redo its step, or use a new --out")
+        self.what = what
+
+
 def read_run_json(path: Path, objects: Sequence[str] = ()) -> Any:
     """A JSON file a run wrote (run.json, training.json, a search cache), ``{}`` when it is missing; one
-    written whole but damaged since (an edit, a bad disk) is one line naming it, not a traceback. Each is
-    a JSON object, and so are its values under the keys ``objects`` (``"*"``: every value): valid JSON of
-    another kind (``[]``, ``{"config": []}``) was an AttributeError at a ``.get``, on resume and in
-    ``isp-tune check``."""
+    written whole but damaged since (an edit, a bad disk) is one line naming it, not a traceback
+    (:class:`DamagedRunFile`). Each is a JSON object, and so are its values under the keys ``objects``
+    (``"*"``: every value): valid JSON of another kind (``[]``, ``{"config": []}``) was an AttributeError
+    at a ``.get``, on resume and in ``isp-tune check``."""
     if not path.exists():
         return {}
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         why = f"{exc.msg}, line {exc.lineno}" if isinstance(exc, json.JSONDecodeError) else "not UTF-8"
-        raise ConfigError(
-            f"{path}: damaged (not JSON: {why}) — delete it to redo its step, or use a new --out"
-        ) from None
+        raise DamagedRunFile(path, "not JSON", why) from None
     inner = (
         [(k, v) for k, v in doc.items() if "*" in objects or k in objects] if isinstance(doc, dict) else []
     )
     where, bad = next(((f"{k!r} holds", v) for k, v in inner if not isinstance(v, dict)), ("", doc))
     if not isinstance(bad, dict):
         kind = JSON_KINDS.get(type(bad), type(bad).__name__)
-        raise ConfigError(
-            f"{path}: damaged ({where or 'it is'} a JSON {kind}, not the object the run wrote) — delete it "
-            "to redo its step, or use a new --out"
-        )
+        raise DamagedRunFile(path, f"{where or 'it is'} a JSON {kind}, not the object the run wrote")
     return doc
+
+
+# Every JSON file a resume reads back, under a run (or a check) folder, as a glob pattern -> what it holds as
+# JSON objects (read_run_json's ``objects``; a file takes the first pattern it matches): the split and
+# settings, the training record, the searches, each raw's parameters, the teacher's searches (each raw's
+# entry an object) and scores, an agent's resume state (``checkpoint`` or, a kill in its swap, ``.tmp`` /
+# ``.old``). The preview cache and the renders' records are read leniently: a damaged one is made again.
+KEPT_JSON: dict[str, tuple[str, ...]] = {
+    "run.json": ("config",),
+    "training.json": ("config",),
+    "baselines/*.json": (),
+    "test/*/params/*.json": (),
+    "teacher/targets_*.json": ("*",),
+    "teacher/*.json": (),
+    "checkpoint*/state.json": ("config",),
+}
+
+
+class RunFiles:
+    """The kept JSON files of a run folder (:data:`KEPT_JSON`), each read and parsed once: what the check
+    before any work (:meth:`checked`) parsed is what the steps use — they parsed every file a second time,
+    and a file edited between the check and its step was read as two things — and a step's own write is
+    what a later step reads. A file missing when first asked for is read when next asked (a step may write
+    it meanwhile)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.docs: dict[Path, Any] = {}
+
+    @classmethod
+    def checked(cls, root: Path) -> RunFiles:
+        """Every kept file of ``root`` read now, before any work: a damaged one (an edit, a bad disk; a kill
+        cannot, each is written whole and renamed) stopped a run only when its step came, after the work
+        before it, and named only the first. One line naming each with what is wrong (one file:
+        read_run_json's line)."""
+        files = cls(root)
+        damaged: dict[Path, DamagedRunFile] = {}
+        for pattern in KEPT_JSON:
+            for p in sorted(root.glob(pattern)):
+                if p not in files.docs and p not in damaged:
+                    try:
+                        files.docs[p] = read_run_json(p, files.objects(p))
+                    except DamagedRunFile as exc:
+                        damaged[p] = exc
+        if len(damaged) == 1:
+            raise next(iter(damaged.values()))
+        if damaged:
+            shown = [
+                f"{plain_name(p.relative_to(root))} ({exc.what})" for p, exc in list(damaged.items())[:3]
+            ]
+            raise ConfigError(
+                f"{root}: {len(damaged)} files of the run damaged: {', '.join(shown)}"
+                + (", …" if len(damaged) > 3 else "")
+                + " — delete them to redo their steps (the rest of the run is kept), or use a new --out"
+            )
+        return files
+
+    def objects(self, path: Path) -> tuple[str, ...]:
+        """What ``path`` holds as JSON objects: its :data:`KEPT_JSON` row's."""
+        rel = path.relative_to(self.root).as_posix() if path.is_relative_to(self.root) else path.name
+        return next((objects for pattern, objects in KEPT_JSON.items() if fnmatchcase(rel, pattern)), ())
+
+    def read(self, path: Path) -> Any:
+        """``path``'s document as checked, written or first read (``{}`` when missing)."""
+        if path not in self.docs:
+            if not path.exists():
+                return {}
+            self.docs[path] = read_run_json(path, self.objects(path))
+        return self.docs[path]
+
+    def write(self, path: Path, doc: Any) -> None:
+        """``doc`` written atomically to ``path``, and what a later :meth:`read` of it returns."""
+        write_json_atomic(path, doc)
+        self.docs[path] = doc
 
 
 JSON_KINDS = {

@@ -292,9 +292,10 @@ def find_state(folder: str | Path) -> Path | None:
     return None
 
 
-def load_state(model: BaseAlgorithm, folder: Path) -> dict[str, Any]:
-    """Restore what :func:`save_state` wrote into a freshly built ``model``; returns the state document."""
-    doc = json.loads((folder / "state.json").read_text())
+def load_state(model: BaseAlgorithm, folder: Path, doc: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Restore what :func:`save_state` wrote into a freshly built ``model``; returns the state document
+    (``doc``: its ``state.json`` as already read and checked, :class:`isp_env.params.RunFiles`)."""
+    doc = json.loads((folder / "state.json").read_text()) if doc is None else doc
     state_dicts, _ = model._get_torch_save_params()
     tensors, _ = load_checkpoint(folder / "policy.safetensors")
     params: dict[str, Any] = {"policy": tensors}

@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 import random
+import shlex
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -41,7 +42,7 @@ from attiqa.scorers import scorer_identity
 from isp_env.baselines import cma_search, guarded_objective
 from isp_env.isp import Developed, develop, finish
 from isp_env.mos_function import MOSFunction, load_mos_function
-from isp_env.params import neutral, raw_record, read_run_json, read_values, written_values
+from isp_env.params import RunFiles, neutral, raw_record, read_values, written_values
 from isp_env.policy_io import find_state, load_policy, policy_digest, resolve_policy
 from isp_env.raw import RAW_EXTENSIONS, RawImage, RawReadError, find_raws, libraw_text, probe_raw, read_raw
 from isp_env.registration import BASE
@@ -239,7 +240,9 @@ def contested_names(paths: dict[str, Path], root: Path) -> set[str]:
     return {k for k, p in paths.items() if counts[bare[p]] > 1}
 
 
-def say_renamed(paths: dict[str, Path], root: Path, out: Path, methods: list[str]) -> set[str]:
+def say_renamed(
+    paths: dict[str, Path], root: Path, out: Path, methods: list[str], files: RunFiles
+) -> set[str]:
     """One line for the raws whose outputs an earlier isp-tune wrote under another name (its names
     depended on the raws evaluated: :func:`image_keys`) and that have none under their name yet: they are
     made again under the new name. Returns those earlier names: their files are another raw's now."""
@@ -249,7 +252,7 @@ def say_renamed(paths: dict[str, Path], root: Path, out: Path, methods: list[str
         for m in methods:
             pdir = out / "test" / m / "params"
             made = (pdir / f"{key}.json").exists()
-            if old != key and not made and names_raw(read_run_json(pdir / f"{old}.json").get("raw"), p, root):
+            if old != key and not made and names_raw(files.read(pdir / f"{old}.json").get("raw"), p, root):
                 moved[old] = key
     if moved:
         shown = ", ".join(f"{plain(o)} -> {plain(k)}" for o, k in list(moved.items())[:3])
@@ -350,50 +353,6 @@ def remove_run_temps(out: Path) -> None:
         remove_orphan_temps(folder)
 
 
-# The JSON files a resume reads back (read_run_json), under a run (or a check) folder: the split and
-# settings, the training record, the searches, each raw's parameters, the teacher's searches and scores.
-# (The preview cache and the renders' records are read leniently: a damaged one is made again.)
-KEPT_JSON = (
-    "run.json",
-    "training.json",
-    "baselines/*.json",
-    "test/*/params/*.json",
-    "teacher/*.json",
-    "checkpoint/state.json",
-    "checkpoint/*/state.json",
-)
-# What each holds as JSON objects (read_run_json's ``objects``): a settings record's ``config``, and each
-# raw's entry of the teacher's searches (teacher/targets_*.json); cma_per_image.json's are checked as read
-KEPT_OBJECTS = {
-    "run.json": ("config",),
-    "training.json": ("config",),
-    "state.json": ("config",),
-}
-
-
-def refuse_damaged(out: Path) -> None:
-    """Every JSON file a resume of ``out`` reads back (:data:`KEPT_JSON`), read before any work: a damaged
-    one (an edit, a bad disk; a kill cannot, each is written whole and renamed) stopped the run when its
-    step came, after the work before it (the teacher's tuning and checks of every held-out raw, minutes at
-    FiveK scale), and named only the first. One line naming them (one: read_run_json's line)."""
-    damaged: dict[Path, ConfigError] = {}
-    for pattern in KEPT_JSON:
-        for p in sorted(out.glob(pattern)):
-            try:
-                read_run_json(p, KEPT_OBJECTS.get(p.name, ("*",) if p.name.startswith("targets_") else ()))
-            except ConfigError as exc:
-                damaged[p] = exc
-    if len(damaged) == 1:  # read_run_json's own line: the file, why, what to do
-        raise next(iter(damaged.values()))
-    if damaged:
-        names = [plain_name(p.relative_to(out)) for p in damaged]
-        shown = ", ".join(names[:3]) + (", …" if len(names) > 3 else "")
-        raise ConfigError(
-            f"{out}: {len(damaged)} files of the run damaged (not JSON): {shown} — delete them to redo "
-            "their steps (the rest of the run is kept), or use a new --out"
-        )
-
-
 def run(
     raw_dir: Path,
     out: Path,
@@ -417,7 +376,7 @@ def run(
     instead of an RL agent."""
     teacher = teacher or TeacherSettings()
     check_config(cfg, teacher if cfg.algo == "teacher" else None)  # before any work
-    refuse_damaged(out)
+    files = RunFiles.checked(out)  # every kept file read once, before any work; the steps use these
     if cfg.algo in ("sac", "td3") and cfg.timesteps <= cfg.learning_starts:  # the policy never learns
         console.print(
             f"[yellow]warning[/] --timesteps {cfg.timesteps} is not above --learning-starts "
@@ -445,6 +404,14 @@ def run(
     say_photos_left_out(
         raw_dir, out, "photos train only as --synth-photos (unprocessed into raws)", synth_photos
     )
+    if len(raws) == 1:  # it listed the extensions searched, as if the raw had not been found
+        one = shlex.join(["isp-tune", "render", str(raws[0]), "--policy", "default", "--check", "-o"])
+        raise ConfigError(
+            f"{raw_dir}: one raw LibRaw can read ({raws[0].name}"
+            + (f"; {len(skipped)} it cannot, above" if skipped else "")
+            + ") — isp-tune trains on some raws and tests on others: give a folder of 2 or more; to render "
+            f"this one with the shipped policy, {one} {shlex.quote(raws[0].stem + '.png')}"
+        )
     if len(raws) < 2:
         raise ConfigError(
             f"{raw_dir}: found {len(raws)} raw file(s)"
@@ -462,7 +429,7 @@ def run(
         )
     mos = load_mos_function(cfg.scorer)  # fail early (e.g. no default model), before writing anything
     reward = scorer_identity(cfg.scorer)
-    old = read_run_json(out / "run.json")
+    old = files.read(out / "run.json")
     old_algo = old.get("config", {}).get("algo")
     if old_algo not in (None, cfg.algo):  # its policy.safetensors and results would be replaced
         raise ConfigError(
@@ -484,7 +451,7 @@ def run(
         raise ConfigError(
             f"{out}: this run folder holds another split (other raws or seed) — use a new --out"
         )
-    searched_with = read_run_json(out / "baselines" / "cma_global.json").get("budget")
+    searched_with = files.read(out / "baselines" / "cma_global.json").get("budget")
     if (
         old.get("config", {}).get("base") is not None
         and base == "global"
@@ -498,7 +465,7 @@ def run(
             f"{cma_global_budget} — pass --cma-global-budget {searched_with} to resume it, or use a new --out"
         )
     state = find_state(out / "checkpoint") if cfg.algo != "teacher" else None  # an agent's resume state
-    trained = read_run_json(state / "state.json").get("config", {}) if state is not None else {}
+    trained = files.read(state / "state.json").get("config", {}) if state is not None else {}
     resolved_later = ("base", "view_shorter")
     trained = {k: v for k, v in trained.items() if k not in resolved_later}
     now = {k: v for k, v in cfg.learning_key().items() if k not in resolved_later}
@@ -534,7 +501,7 @@ def run(
     base_calls = 0  # scorer calls spent on finding the base: part of the agent's training cost
     if cfg.action_mode == "residual" and cfg.base is None and base != "neutral":
         if base == "global":
-            g = global_cma(out, cfg, mos, train_raws, skipped, cma_global_budget)
+            g = global_cma(out, cfg, mos, train_raws, skipped, cma_global_budget, files)
             cfg.base, base_calls = g["params"], int(g["calls"])
         else:
             cfg.base = given_base
@@ -547,7 +514,7 @@ def run(
         "reward_model": reward,
     }
     output_folder(out, "--out")  # only now: every check above passed
-    write_json_atomic(out / "run.json", run_record(old, {**plan, "config": cfg.learning_key()}))
+    files.write(out / "run.json", run_record(old, {**plan, "config": cfg.learning_key()}))
     console.print(
         f"{len(train_raws)} training raws (+{len(synth)} synthetic), {len(test_raws)} test raws -> "
         f"{plain_name(out)}"
@@ -555,9 +522,9 @@ def run(
 
     if cfg.algo == "teacher":
         searched = spread_sample(train_raws + synth, teacher.raws, groups, cfg.seed)
-        training = train_teacher(out, searched, cfg, mos, groups, teacher, prior=prior)
+        training = train_teacher(out, searched, cfg, mos, groups, teacher, prior=prior, files=files)
     else:
-        training = train(out, train_raws + synth, cfg, subprocess=subprocess)
+        training = train(out, train_raws + synth, cfg, subprocess=subprocess, files=files)
     agent_calls = int(training["scorer_calls"]) + base_calls
     if not test_raws:
         console.print(
@@ -582,6 +549,7 @@ def run(
         cma_global_budget,
         cma_image_budget,
         held_out=held_out,
+        files=files,
     ).summary
 
 
@@ -619,6 +587,7 @@ def evaluate(
     held_out: int | None = None,
     front_ends: int = FRONT_ENDS_KEPT,
     checked_policy: dict[str, str] | None = None,
+    files: RunFiles | None = None,
 ) -> Report:
     """Tune + render the test raws with each agent (name -> (policy, card)), run the baselines, report.
     ``checked``: also each agent's setting checked against its base and neutral by the reward
@@ -626,11 +595,13 @@ def evaluate(
     say which candidate was kept, ``kept``). ``held_out``: the split's held-out raws when ``test_raws``
     are a sample of them (``--test-raws``). ``front_ends``: how many raws' front ends are kept between the
     passes (:data:`FRONT_ENDS_KEPT`). ``checked_policy``: ``isp-tune check``'s policy and folder, which the
-    report names (summary.json's ``checked_policy``)."""
+    report names (summary.json's ``checked_policy``). ``files``: the run folder's kept files as checked
+    (:meth:`isp_env.params.RunFiles.checked`); else each read when first needed."""
+    files = files or RunFiles(out)
     view = cfg.view_shorter if cfg.preview is None else None
     skipped = dict(skipped)
     paths = image_keys(test_raws, raw_dir)
-    stale = say_renamed(paths, raw_dir, out, list(agents))
+    stale = say_renamed(paths, raw_dir, out, list(agents), files)
     items = HeldOutItems(paths, view, cfg.preview, front_ends, rawpy=baselines)
     params: dict[str, dict[str, dict[str, float]]] = {name: {} for name in agents}
     digests = {name: policy_digest(policy, card) for name, (policy, card) in agents.items()}
@@ -649,7 +620,7 @@ def evaluate(
                 continue
             for name, (policy, card) in agents.items():
                 pfile = out / "test" / name / "params" / f"{key}.json"
-                done = read_run_json(pfile)
+                done = files.read(pfile)
                 # outputs of this very policy for this raw: kept (a step count was compared: another
                 # policy's were kept; and a name of an earlier isp-tune may hold another raw's)
                 mine = names_raw(done.get("raw"), path, raw_dir)
@@ -659,7 +630,7 @@ def evaluate(
                     values = written_values(done["params"])
                 else:  # from the kept front end or the probe's decode: the raw is not read again
                     values = tune_with_policy(policy, card, path, items.kept_front_end(key), raw)
-                    write_json_atomic(
+                    files.write(
                         pfile,
                         {
                             **raw_record(path, raw_dir),
@@ -684,7 +655,7 @@ def evaluate(
     if checked:
         for name, (_, card) in list(agents.items()):
             calls, chosen[f"{name}_checked"] = _checked(
-                out, name, card, digests[name], params, items, mos, scorer_identity(cfg.scorer)
+                out, name, card, digests[name], params, items, mos, scorer_identity(cfg.scorer), files
             )
             budgets[f"{name}_checked"] = {"train": budgets.get(name, {}).get("train", 0), "test": calls}
     if baselines:
@@ -700,6 +671,7 @@ def evaluate(
             skipped,
             cma_global_budget,
             cma_image_budget,
+            files,
             stale,
         )
 
@@ -707,8 +679,13 @@ def evaluate(
     crops: dict[str, dict[str, np.ndarray]] = {}
     no_rawpy: dict[str, str] = {}  # raws rawpy.postprocess() cannot render: no rawpy row, why
     with progress_task("score + full-res render", total=len(items), unit="img") as adv:
-        for key in items:
-            raw = read_raw(paths[key])  # read once for the scored view and the full-resolution render
+        for key in list(items):
+            try:  # read once for the scored view and the full-resolution render
+                raw = read_raw(paths[key])
+            except RawReadError as exc:  # deleted or cut short since it was tuned: the others are scored
+                items.drop(key, exc)
+                adv(1)
+                continue
             dev, guard, v = items.front_end(key, raw)
             full_dev = develop(raw)
             grid = len(crops) < GRID_ROWS  # crops of the grid's rows only, not of every raw
@@ -750,6 +727,11 @@ def evaluate(
                         png, renders[m], {**raw_record(paths[key], raw_dir), "params": params[m][key]}
                     )
             adv(1)
+    if not items:  # every raw gone since its tuning: the settings are kept in test/METHOD/params
+        raise ConfigError(
+            f"{raw_dir}: none of the {len(test_raws)} raws to evaluate could be read again to score (each "
+            "listed above) — restore them and rerun to resume; their settings are kept"
+        )
     meta = {
         "scorer": mos.name,
         "view_shorter": view,
@@ -761,7 +743,7 @@ def evaluate(
         "n_test": len(items),
         **({} if held_out is None else {"n_held_out": held_out}),  # a sample of them (--test-raws)
         **({} if checked_policy is None else {"checked_policy": checked_policy}),
-        "skipped": skipped,
+        "skipped": skipped | items.dropped,
         **({"no_rawpy": no_rawpy} if no_rawpy else {}),  # (their other methods' rows are in the report)
         "test_raws": sorted(items),
     }
@@ -899,6 +881,24 @@ class HeldOutItems(Mapping[str, Item]):
         self.paths, self.view, self.preview, self.keep, self.rawpy = paths, view, preview, keep, rawpy
         self.kept: dict[str, tuple[Item, RawpyRender | None]] = {}
         self.last: tuple[str, tuple[Item, RawpyRender | None]] | None = None
+        self.dropped: dict[str, str] = {}  # raw path -> why: unreadable since its probe (:meth:`drop`)
+
+    def drop(self, key: str, exc: RawReadError) -> None:
+        """Raw ``key``, unreadable since it was probed and tuned (deleted, cut short), out of every later
+        pass, listed in :attr:`dropped` and said in one line: a pass that read it again (its front end not
+        kept, or the scoring's full decode) ended the whole evaluation on LibRaw's error."""
+        path = self.paths.pop(key)
+        self.kept.pop(key, None)
+        self.dropped[str(path)] = str(exc)
+        console.print(f"[yellow]skipped[/] (unreadable since it was tuned) {plain_failure(exc)}")
+
+    def readable(self, key: str) -> Item | None:
+        """Raw ``key``'s front end and guard, kept or made; None once :meth:`drop` dropped it, unreadable."""
+        try:
+            return self.front_end(key)
+        except RawReadError as exc:
+            self.drop(key, exc)
+            return None
 
     def _held(self, key: str) -> tuple[Item, RawpyRender | None] | None:
         """Raw ``key``'s front end and rawpy render when kept or the last made (None: to be made)."""
@@ -960,9 +960,10 @@ def _checked(
     card: dict[str, Any],
     digest: str,
     params: dict[str, dict[str, dict[str, float]]],
-    items: Mapping[str, tuple[Developed, Guard, int | None]],
+    items: HeldOutItems,
     mos: MOSFunction,
     reward: dict[str, Any] | None,
+    files: RunFiles,
 ) -> tuple[int, dict[str, str]]:
     """``params[name + "_checked"]``: agent ``name``'s setting of each raw checked against its base and
     neutral (cached per raw with the candidates' scores in ``test/NAME_checked/params/``, kept while the
@@ -973,18 +974,22 @@ def _checked(
     calls = earlier = 0
     kept: dict[str, str] = {}
     with progress_task(f"{method}: policy / base / neutral", total=len(items), unit="img") as adv:
-        for key in items:  # (a raw's front end is made only when it is checked)
+        for key in list(items):  # (a raw's front end is made only when it is checked)
             pfile = out / "test" / method / "params" / f"{key}.json"
-            done = read_run_json(pfile)
+            done = files.read(pfile)
             same = done.get("policy_digest") == digest and done.get("reward_model") == reward
             earlier += bool(done) and "policy_digest" not in done
             cached = same and done.get("from") == params[name][key] and done.get("chosen") in CHECK_CANDIDATES
             if cached:
                 values, scored, chosen = written_values(done["params"]), len(done["scores"]), done["chosen"]
             else:
-                c = checked_setting(params[name][key], card, items[key], mos)
+                item = items.readable(key)  # its front end made again: the raw may be gone since
+                if item is None:
+                    adv(1)
+                    continue
+                c = checked_setting(params[name][key], card, item, mos)
                 values, scored, chosen = c.params, len(c.scores), c.chosen
-                write_json_atomic(
+                files.write(
                     pfile,
                     {
                         "raw": key,
@@ -1040,12 +1045,15 @@ def global_cma(
     train_raws: list[Path],
     skipped: dict[str, str],
     global_budget: int,
+    files: RunFiles | None = None,
 ) -> dict[str, Any]:
     """One parameter set for all raws by CMA-ES on a seeded subset of the training raws (``global_budget``
-    scorer calls, >= 4 generations of 12), cached in ``out/baselines/cma_global.json``."""
+    scorer calls, >= 4 generations of 12), cached in ``out/baselines/cma_global.json`` (read and written
+    through ``files`` when given: :class:`isp_env.params.RunFiles`)."""
+    files = files or RunFiles(out)
     view = cfg.view_shorter if cfg.preview is None else None
     gfile = out / "baselines" / "cma_global.json"
-    g = read_run_json(gfile)
+    g = files.read(gfile)
     if g.get("budget") != global_budget:
         rng = np.random.default_rng(cfg.seed)
         n = min(len(train_raws), max(1, global_budget // (12 * 4)))  # >= 4 generations of 12 on the subset
@@ -1071,7 +1079,7 @@ def global_cma(
             "n_images": len(train_items),
             "budget": global_budget,
         }
-        write_json_atomic(gfile, g)
+        files.write(gfile, g)
     return g
 
 
@@ -1087,14 +1095,15 @@ def _baselines(
     skipped: dict[str, str],
     global_budget: int,
     image_budget: int,
+    files: RunFiles,
     stale: set[str] | None = None,
 ) -> None:
     """The global and per-image CMA-ES baselines; per-image searches saved under ``stale`` names (another
     raw's, :func:`say_renamed`) are made again."""
-    g = global_cma(out, cfg, mos, train_raws, skipped, global_budget)
+    g = global_cma(out, cfg, mos, train_raws, skipped, global_budget, files)
     params["cma_global"] = {k: g["params"] for k in items}
     budgets["cma_global"] = {"train": g["calls"], "test": 0}
-    per = per_image_cma(out, cfg, mos, items, raw_dir, image_budget, stale)
+    per = per_image_cma(out, cfg, mos, items, raw_dir, image_budget, stale, files)
     params["cma_per_image"] = {k: per[k]["params"] for k in items}
     budgets["cma_per_image"] = {"train": 0, "test": int(sum(per[k]["calls"] for k in items))}
 
@@ -1107,6 +1116,7 @@ def per_image_cma(
     raw_dir: Path,
     image_budget: int,
     stale: set[str] | None = None,
+    files: RunFiles | None = None,
 ) -> dict[str, dict[str, Any]]:
     """CMA-ES on each evaluated raw alone (``image_budget`` scorer calls, the agent's guarded reward),
     cached in ``out/baselines/cma_per_image.json`` by output name with the raw it searched: a result is
@@ -1114,9 +1124,10 @@ def per_image_cma(
     search gave it the other raw's result under that name (:func:`image_keys`). A result of an earlier
     version (no ``raw``) is used where no other raw of the folder shares its name; searches saved under
     ``stale`` names (:func:`say_renamed`) are made again."""
+    files = files or RunFiles(out)
     pfile = out / "baselines" / "cma_per_image.json"
     shared = contested_names(items.paths, raw_dir)
-    per: dict[str, dict[str, Any]] = read_run_json(pfile)  # other raws' results stay in the file
+    per: dict[str, dict[str, Any]] = files.read(pfile)  # other raws' results stay in the file
 
     def usable(key: str) -> bool:
         v = per.get(key)
@@ -1125,10 +1136,14 @@ def per_image_cma(
         return names_raw(v["raw"], items.paths[key], raw_dir) if "raw" in v else key not in shared
 
     with progress_task("per-image CMA-ES", total=len(items), unit="img") as advance:
-        for key in items:
+        for key in list(items):
             kept = usable(key)
             if not kept:  # (a raw's front end is made only when it is searched)
-                res = cma_search(guarded_objective([items[key]], mos), image_budget, 1, cfg.seed)
+                item = items.readable(key)  # its front end made again: the raw may be gone since
+                if item is None:
+                    advance(1)
+                    continue
+                res = cma_search(guarded_objective([item], mos), image_budget, 1, cfg.seed)
                 per[key] = {
                     **raw_record(items.paths[key], raw_dir),
                     "params": res.params,
@@ -1136,7 +1151,7 @@ def per_image_cma(
                     "calls": res.calls,
                     "budget": image_budget,
                 }
-                write_json_atomic(pfile, per)
+                files.write(pfile, per)
             advance(1, kept)
     return per
 
@@ -1160,7 +1175,7 @@ def check_policy(
     ``policy_guarded``, and the same of the checked setting (``checked_mos``, ``checked_guarded``, and
     ``checked_kept``: policy, base or neutral; :func:`isp_env.tuning.checked_setting`)."""
     policy, card = load_policy(resolve_policy(spec))
-    refuse_damaged(out)
+    files = RunFiles.checked(out)
     raws = find_raws(raw_dir)
     say_photos_left_out(raw_dir, out, "check the policy on the photos' raws")
     if not raws:  # it was "no raw LibRaw can read" for a folder LibRaw was never given a file of
@@ -1190,6 +1205,7 @@ def check_policy(
         held_out=found,
         front_ends=front_ends,
         checked_policy={"policy": spec, "raw_dir": str(raw_dir)},
+        files=files,
     )
     by: dict[str, dict[str, dict[str, Any]]] = {}
     for r in report.rows:  # every method on every raw evaluate could read

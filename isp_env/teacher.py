@@ -36,10 +36,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from attiqa.io.atomic import write_json_atomic
 from attiqa.progress import console, progress_task
 from isp_env.baselines import cma_search
-from isp_env.params import N_PARAMS, read_run_json, to_normalized
+from isp_env.params import N_PARAMS, RunFiles, to_normalized
 
 KINDS = ("base", "mean", "ridge", "knn")
 # candidates of the cross-validated choice (ours): ridge penalties are per training raw (alpha * n), so
@@ -255,14 +254,17 @@ def search_targets(
     seed: int,
     path: Path,
     restarts: int = 1,
+    files: RunFiles | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Per-image CMA-ES from ``x0`` (normalised) on each raw's guarded objective (name -> objective),
     ``restarts`` independent searches (seeds ``seed``, ``seed + 1``, ...) of ``budget`` scorer calls each;
     a raw's target is its best setting over them (session 24: the best of two or three searches made a
     better teacher than one search or the mean of two — docs/isp.md). Every search is saved to ``path``
-    as it ends (resumable; a file of single searches, as session 23 wrote, counts as the first restart)."""
-
-    old: dict[str, dict[str, Any]] = read_run_json(path)
+    as it ends (resumable; a file of single searches, as session 23 wrote, counts as the first restart),
+    through ``files`` when given (the run folder's kept files as checked: :class:`isp_env.params.RunFiles`).
+    """
+    files = files or RunFiles(path.parent)
+    old: dict[str, dict[str, Any]] = files.read(path)
     runs: dict[str, list[dict[str, Any]]] = {}
     for name, entry in old.items():
         found = entry.get("runs", [{"seed": seed, **entry}] if "params" in entry else [])
@@ -286,7 +288,7 @@ def search_targets(
                             "budget": budget,
                         }
                     )
-                    write_json_atomic(path, {**old, **out, name: _best(mine, seed, restarts)})
+                    files.write(path, {**old, **out, name: _best(mine, seed, restarts)})
                 adv(1, cached)
             out[name] = _best(mine, seed, restarts)
     return out

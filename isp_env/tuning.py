@@ -28,12 +28,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from attiqa.errors import ConfigError, did_you_mean
-from attiqa.io.atomic import write_json_atomic
 from attiqa.progress import console, plain, plain_failure, plain_name, progress_task
 from attiqa.scorers import DEFAULT_MODEL, scorer_identity
 from isp_env.baselines import RenderObjective, guarded_objective, score_together
 from isp_env.env import ISPTuningEnv
-from isp_env.params import N_PARAMS, neutral, read_run_json, to_normalized
+from isp_env.params import N_PARAMS, RunFiles, neutral, to_normalized
 from isp_env.policy_io import (
     RL_ALGOS,
     algorithms,
@@ -350,10 +349,18 @@ def planned_steps(cfg: TrainConfig, remaining: int) -> int:
     return -(-remaining // rollout) * rollout
 
 
-def train(run_dir: Path, train_raws: list[Path], cfg: TrainConfig, subprocess: bool = True) -> dict[str, Any]:
-    """Train (or resume) and write ``policy.safetensors`` + ``policy.json``; returns the training summary."""
+def train(
+    run_dir: Path,
+    train_raws: list[Path],
+    cfg: TrainConfig,
+    subprocess: bool = True,
+    files: RunFiles | None = None,
+) -> dict[str, Any]:
+    """Train (or resume) and write ``policy.safetensors`` + ``policy.json``; returns the training summary.
+    ``files``: the run folder's kept JSON files as checked (:class:`isp_env.params.RunFiles`)."""
     import torch
 
+    files = files or RunFiles(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     if cfg.torch_threads:
         torch.set_num_threads(cfg.torch_threads)
@@ -361,7 +368,7 @@ def train(run_dir: Path, train_raws: list[Path], cfg: TrainConfig, subprocess: b
     np.random.seed(cfg.seed)
     summary_path = run_dir / "training.json"
     if summary_path.exists() and (run_dir / "policy.safetensors").exists():
-        done = read_run_json(summary_path)
+        done = files.read(summary_path)
         if done.get("timesteps", 0) >= cfg.timesteps and done.get("config") == cfg.learning_key():
             console.print(
                 f"[green]training already finished[/] ({done['timesteps']} steps) in {plain_name(run_dir)}"
@@ -373,13 +380,13 @@ def train(run_dir: Path, train_raws: list[Path], cfg: TrainConfig, subprocess: b
         calls_before = 0
         state_dir = find_state(run_dir / "checkpoint")
         if state_dir is not None:
-            doc = read_run_json(state_dir / "state.json")
+            doc = files.read(state_dir / "state.json")
             if doc.get("config") != cfg.learning_key():
                 raise ConfigError(
                     f"{run_dir}: the checkpoint was trained with other settings — resume with "
                     "the same options or use a new --out"
                 )
-            doc = load_state(model, state_dir)
+            load_state(model, state_dir, doc)
             calls_before = int(doc.get("scorer_calls", 0))
             console.print(f"resuming from {plain_name(state_dir)} at step {model.num_timesteps}")
         elif cfg.init_policy:
@@ -415,7 +422,7 @@ def train(run_dir: Path, train_raws: list[Path], cfg: TrainConfig, subprocess: b
         "config": cfg.learning_key(),
         "skipped": skipped,
     }
-    write_json_atomic(summary_path, summary)
+    files.write(summary_path, summary)
     return summary
 
 
@@ -824,6 +831,7 @@ def train_teacher(
     groups: dict[Path, str],
     settings: TeacherSettings | None = None,
     prior: TeacherPrior | None = None,
+    files: RunFiles | None = None,
 ) -> dict[str, Any]:
     """``--algo teacher`` (:mod:`isp_env.teacher`): per-image CMA-ES targets on the training raws (the best
     of ``settings.restarts`` searches of ``settings.budget`` scorer calls each, from the neutral setting
@@ -835,7 +843,9 @@ def train_teacher(
     e.g. ``default``): its rows join every fit — the CV's folds hold out only ``train_raws`` — and the run
     must use its base and scale (``run`` sets them; :func:`checked_prior` refuses others);
     with fewer than two scene groups of its own to cross-validate, the run keeps the prior's model choice,
-    so with no readable training raw it refits the prior policy itself."""
+    so with no readable training raw it refits the prior policy itself. ``files``: the run folder's kept
+    JSON files as checked (:class:`isp_env.params.RunFiles`)."""
+    files = files or RunFiles(run_dir)
     settings = settings or TeacherSettings()
     budget, start = settings.budget, settings.start
     check_config(cfg, settings)
@@ -849,7 +859,7 @@ def train_teacher(
     }
     summary_path = run_dir / "training.json"
     if summary_path.exists() and (run_dir / "policy.safetensors").exists():
-        done = read_run_json(summary_path)
+        done = files.read(summary_path)
         if done.get("config") == key:
             console.print(f"[green]teacher already fitted[/] in {plain_name(run_dir)}")
             return done
@@ -868,7 +878,9 @@ def train_teacher(
     x0 = base if start == "base" else to_normalized(neutral())
     # search seeds 0, 1, ... whatever the split seed: a raw's targets do not depend on the split (runs on
     # other splits, and the run that fits the policy to ship, reuse the same searches)
-    targets = search_targets(objectives, budget, x0, 0, folder / f"targets_{start}.json", settings.restarts)
+    targets = search_targets(
+        objectives, budget, x0, 0, folder / f"targets_{start}.json", settings.restarts, files
+    )
     n_features = prior.x.shape[1] if prior is not None else len(feats[0])
     x = np.stack(feats) if feats else np.zeros((0, n_features))
     y = (
@@ -877,7 +889,7 @@ def train_teacher(
         else np.zeros((0, N_PARAMS))
     )
     cache_path = folder / f"cv_scores_{start}.json"
-    cache = read_run_json(cache_path)
+    cache = files.read(cache_path)
 
     def score(pairs: list[tuple[int, np.ndarray]]) -> list[float]:  # a fold's raws in shared calls
         return score_together(
@@ -906,7 +918,7 @@ def train_teacher(
                 prior=(prior.x, prior.y) if prior is not None else None,
             )
         finally:
-            write_json_atomic(cache_path, cache)
+            files.write(cache_path, cache)
     policy = fit_teacher(rows_x, rows_y, choice.kind, choice.strength)
     calls = int(sum(int(targets[n]["calls"]) for n in names)) + len(cache)  # searches + CV renders scored
     card = teacher_card(
@@ -928,5 +940,5 @@ def train_teacher(
         "teacher": card["teacher"],
         "cv_table": choice.table,
     }
-    write_json_atomic(summary_path, summary)
+    files.write(summary_path, summary)
     return summary

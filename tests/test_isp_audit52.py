@@ -213,8 +213,8 @@ def test_a_resume_finds_every_damaged_file_of_the_run_before_any_work(tmp_path, 
     res = run_isp_tune(*args)
     assert res.returncode == 2 and "Traceback" not in res.stderr
     error = [line for line in res.stderr.splitlines() if line.strip()]
-    assert len(error) == 1 and "3 files of the run damaged (not JSON)" in error[0], res.stderr
-    assert all(str(p.relative_to(run)) in error[0] for p in damaged)
+    assert len(error) == 1 and "3 files of the run damaged: " in error[0], res.stderr
+    assert all(f"{p.relative_to(run)} (not JSON)" in error[0] for p in damaged)
     for p in damaged:
         p.unlink()
     again = CliRunner().invoke(app, args)  # in this process: the run's steps, not a second start-up
