@@ -41,6 +41,12 @@ app = typer.Typer(
     rich_markup_mode="rich",
 )
 stdout = Console()
+SYNONYMS = {
+    **dict.fromkeys(("serve", "rate", "study", "web"), "vote"),
+    **dict.fromkeys(("compare", "correlate"), "agree"),
+    **dict.fromkeys(("generate", "gen"), "run"),
+}
+"""Words a user may type for a command (the usage error suggests the command: ``genbench serve`` -> vote)."""
 
 
 @app.callback()
@@ -579,7 +585,8 @@ def import_agiqa3k_cmd(
 def main() -> None:
     from attiqa.cli import run_app
 
-    run_app(app)  # click's plain help where rich's panel would squeeze it (it cut "stabilityai/stable-diff…")
+    # click's plain help where rich's panel would squeeze it (it cut "stabilityai/stable-diff…")
+    run_app(app, SYNONYMS)
 
 
 if __name__ == "__main__":

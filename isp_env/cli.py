@@ -58,6 +58,8 @@ app = typer.Typer(
     invoke_without_command=True,
 )
 stdout = Console()
+SYNONYMS = {"tune": ""}
+"""Words a user may type for a command ("": the bare ``isp-tune``, which tunes; the usage error says so)."""
 
 # Upper bounds of the size options, refused by the option parser before any raw is read: a preview is a
 # small render (the scorer's own view is 500 px on the shorter side) and a larger one only upscales the raw.
@@ -590,7 +592,7 @@ def _checked_render_setting(
 def main() -> None:
     from attiqa.cli import run_app
 
-    run_app(app)
+    run_app(app, SYNONYMS)
 
 
 if __name__ == "__main__":

@@ -24,9 +24,9 @@ from attiqa.cli._common import (
 
 
 def main() -> None:
-    from attiqa.cli.app import app
+    from attiqa.cli.app import SYNONYMS, app
 
-    run_app(app)
+    run_app(app, SYNONYMS)
 
 
 __all__ = [

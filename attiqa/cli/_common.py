@@ -14,7 +14,7 @@ import os
 import re
 import signal
 import sys
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -26,7 +26,7 @@ from rich.text import Text
 
 from attiqa.allocator import tune_allocator
 from attiqa.attributes import display_name
-from attiqa.errors import AttiqaError, EveryProcessError
+from attiqa.errors import AttiqaError, EveryProcessError, did_you_mean
 from attiqa.io.cores import MAX_WORKERS
 from attiqa.limits import SEED_MAX
 from attiqa.progress import console, plain, plain_name, shown_name
@@ -143,13 +143,14 @@ def device(spec: str) -> str:
     return str(resolve_device(spec))
 
 
-def run_app(typer_app: Callable[[], Any]) -> None:
+def run_app(typer_app: Callable[[], Any], synonyms: Mapping[str, str] | None = None) -> None:
     """Run a typer app: an :class:`AttiqaError` — or, as a last resort, an ``OSError`` (a path that cannot
     be written) — ends as one red line and exit code 2; Ctrl-C and SIGTERM end with 130 / 143 after the
-    command kept what it finished. Tunes malloc for tensor work first (:mod:`attiqa.allocator`)."""
+    command kept what it finished. Tunes malloc for tensor work first (:mod:`attiqa.allocator`).
+    ``synonyms``: the app's words for its commands (:func:`command_hint`)."""
     tune_allocator()
     if isinstance(typer_app, typer.Typer):
-        typer_app = app_command(typer_app, width=stdout.width)
+        typer_app = app_command(typer_app, width=stdout.width, synonyms=synonyms)
     previous: Any = None
     with contextlib.suppress(ValueError):  # not the main thread (e.g. a test runner): keep the default
         previous = signal.signal(signal.SIGTERM, _on_sigterm)
@@ -216,14 +217,17 @@ def version() -> str:
         return "(not installed)"
 
 
-def app_command(typer_app: typer.Typer, *, width: int | None = None) -> Any:
+def app_command(
+    typer_app: typer.Typer, *, width: int | None = None, synonyms: Mapping[str, str] | None = None
+) -> Any:
     """``typer_app``'s click command, built afresh as the console script runs it: every command's help
     :func:`unwrapped`, plain help wrapped without breaking names (:class:`WholeNamesFormatter`), a
     ``--version`` option on the root, usage errors in one line (:func:`usage_line`). On a terminal
     ``width`` columns wide, a command whose rich option panel would leave its descriptions too little room
     (:func:`plain_help`) gets click's plain layout, the help's rich markup rendered to text as rich would
     show it ("[bold]mos[/]" -> "mos"). ``typer_app`` is left as it was: the help was rewritten in place, so
-    a second call in one process read it as markup twice (an escaped ``\\[`` lost its backslash)."""
+    a second call in one process read it as markup twice (an escaped ``\\[`` lost its backslash).
+    An unknown command of the root is answered by meaning (``synonyms``) too (:func:`command_hint`)."""
     root = typer.main.get_command(typer_app)
     todo = [root]
     while todo:
@@ -236,6 +240,8 @@ def app_command(typer_app: typer.Typer, *, width: int | None = None) -> Any:
         if plain_layout and hasattr(cmd, "rich_markup_mode"):  # typer's commands: plain help
             cmd.rich_markup_mode = None
         cmd.context_class = WholeNamesContext
+        if hasattr(cmd, "commands"):
+            hint_commands(cmd, synonyms if cmd is root else None)
         todo += getattr(cmd, "commands", {}).values()
     root.params.append(version_option(typer_app.info.name or Path(sys.argv[0]).stem))
     one_line_usage_errors(root)
@@ -313,6 +319,39 @@ def usage_line(exc: Exception, root: Any, prog: str, args: Sequence[str]) -> str
     if " — " in what:  # the message says its own fix (a command's BadParameter)
         return f"{where}: {what}"
     return f"{where}: {what} — see '{where} --help'"
+
+
+def command_hint(name: str, commands: Iterable[str], synonyms: Mapping[str, str], prog: str) -> str:
+    """The tail of "no such command NAME": the command ``name`` means (``synonyms``: a word -> the command
+    it stands for, "" for ``prog`` itself with no command), else the commands or synonyms it is a
+    misspelling of — " (did you mean 'vote'?)". typer's guess was by spelling alone: ``genbench serve`` was
+    asked "Did you mean 'score'?", ``genbench rate`` got nothing, though both want ``vote``."""
+    meant = {k.lower(): v for k, v in synonyms.items()}.get(name.lower())
+    if meant is None:
+        return did_you_mean(name, commands, n=3, aliases={k: v for k, v in synonyms.items() if v})
+    if not meant:
+        return f" (did you mean {prog!r} itself, without {name!r}?)"
+    return f" (did you mean {meant!r}?)"
+
+
+def hint_commands(group: Any, synonyms: Mapping[str, str] | None) -> None:
+    """Makes ``group`` (a click group) answer an unknown command with :func:`command_hint` instead of
+    typer's spelling-only guess."""
+    resolve = group.resolve_command
+    group.suggest_commands = False
+
+    def resolve_command(ctx: Any, args: list[str]) -> Any:
+        try:
+            return resolve(ctx, args)
+        except UsageError as exc:
+            name = args[0] if args else ""
+            if name and name not in group.commands and str(exc.message).startswith("No such command"):  # type: ignore[attr-defined]
+                shown = [n for n, c in group.commands.items() if not getattr(c, "hidden", False)]
+                hint = command_hint(name, shown, synonyms or {}, ctx.command_path)
+                exc.message = f"No such command {name!r}{hint}"  # type: ignore[attr-defined]
+            raise
+
+    group.resolve_command = resolve_command
 
 
 def command_path(root: Any, prog: str, args: Sequence[str]) -> str:

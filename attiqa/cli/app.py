@@ -19,6 +19,8 @@ train_app = typer.Typer(
     no_args_is_help=False,
 )
 app.add_typer(train_app, name="train")
+SYNONYMS = {"predict": "score", "infer": "score", "evaluate": "eval", "test": "eval", "fit": "train"}
+"""Words a user may type for a command (the usage error suggests the command: ``attiqa predict`` -> score)."""
 
 train.register(app, train_app)
 score.register(app)
