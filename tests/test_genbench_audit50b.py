@@ -50,7 +50,7 @@ def test_vote_tells_how_to_make_a_generated_runs_damaged_image_again(tmp_path, s
         assert first["finished"] is False
         assert _next(server, "r1", skip=first["pair_id"]) == {  # every pair's images checked by now
             "finished": True,
-            "progress": {"done": 0, "total": 2},
+            "progress": {"done": 0, "total": 0},  # session 53: the total counts the pairs it can show
             "left_out": 2,
         }
     finally:

@@ -142,8 +142,9 @@ def create_app(
             n, len(pairs), shown_name(missing[0]),
         )  # fmt: skip
 
-    def unshowable(pair_id: str) -> str:
-        """Why this pair cannot be voted on ("" when both images decode)."""
+    def unshowable(pair_id: str, *, decode: bool = True) -> str:
+        """Why this pair cannot be voted on ("" when both images decode); ``decode=False``: only what is
+        known without decoding an image not yet checked (a file missing since the start, a verdict kept)."""
         for side in SIDES:
             path = image_path(pair_id, side)
             if path is None:
@@ -154,6 +155,8 @@ def create_app(
             except OSError:
                 key = (path,)  # missing: load_image says so
             if key not in checked:
+                if not decode:
+                    continue
                 try:
                     load_image(path)
                     checked[key] = ""
@@ -166,9 +169,14 @@ def create_app(
                 return checked[key]
         return ""
 
-    def progress(rater: str) -> dict:
-        done = len(store.voted_pairs(rater) & pairs.keys())
-        return {"done": done, "total": len(ids)}
+    def progress(rater: str, skip: Iterable[str] = ()) -> tuple[dict, int]:
+        """The rater's votes against the pairs they can be shown: a pair not yet voted on whose image is
+        known to be missing or damaged, or that their page could not show (``skip``), is left out of the
+        total and counted apart ("0 / 96 pairs done" with 95 unshowable was a study that could not end)."""
+        voted = store.voted_pairs(rater) & pairs.keys()
+        skipped = set(skip)
+        left_out = sum(p not in voted and (p in skipped or bool(unshowable(p, decode=False))) for p in ids)
+        return {"done": len(voted), "total": len(ids) - left_out}, left_out
 
     @app.errorhandler(HTTPException)
     def _json_error(exc: HTTPException) -> tuple[Response, int]:
@@ -213,7 +221,7 @@ def create_app(
 
     @app.get("/api/progress")
     def api_progress() -> Response:
-        return jsonify(progress(rater_arg(request.args.get("rater"))))
+        return jsonify(progress(rater_arg(request.args.get("rater")))[0])
 
     @app.get("/api/next")
     def api_next() -> Response:
@@ -221,8 +229,8 @@ def create_app(
         voted = store.voted_pairs(rater)
         skip = set(request.args.getlist("skip"))  # the page could not show their images
         todo = [pid for pid in pair_order(ids, rater, seed) if pid not in voted]
-        prog = {"done": len(ids) - len(todo), "total": len(ids)}
         pid = next((p for p in todo if p not in skip and not unshowable(p)), None)
+        prog, left_out = progress(rater, skip)  # after the search: the pairs it checked are known
         if pid is None:
             return jsonify(finished=True, progress=prog, left_out=len(todo))
         left = left_side(rater, pid, seed)
@@ -234,6 +242,7 @@ def create_app(
             left=f"/image/{url}/{left}",
             right=f"/image/{url}/{right}",
             progress=prog,
+            left_out=left_out,
         )
 
     @app.post("/api/vote")
@@ -257,7 +266,7 @@ def create_app(
         except AttiqaError as exc:  # the rater is told; the organiser reads why in the server's log
             app.logger.error("%s", exc)
             abort(503, description="the vote could not be saved — please tell the study's organiser")
-        return jsonify(ok=True, progress=progress(rater)), 201
+        return jsonify(ok=True, progress=progress(rater)[0]), 201
 
     @app.get("/image/<path:pair_id>/<side>")  # path: an imported pair id may hold a '/'
     def image(pair_id: str, side: str) -> Response:

@@ -22,8 +22,14 @@ async function getJSON(url, options) {
   return { status: resp.status, body };
 }
 
-function showProgress(p) {
+// The total counts the pairs this rater can be shown; those left out (an image missing or damaged, or one
+// this browser could not show) are said from the first pair on, not only at the end: "0 / 96 pairs done"
+// with 95 that could never be shown was a study that could not be finished.
+function showProgress(p, leftOut) {
   $("progress").textContent = `${p.done} / ${p.total} pairs done`;
+  $("left-out-now").textContent = leftOut
+    ? `${leftOut} pair(s) left out: an image is missing or damaged — please tell the study's organiser.`
+    : "";
 }
 
 async function loadStudy() {
@@ -48,7 +54,7 @@ async function next() {
   const skip = [...skipped].map((pid) => `&skip=${encodeURIComponent(pid)}`).join("");
   const { status, body } = await getJSON(`/api/next?rater=${encodeURIComponent(rater)}${skip}`);
   if (status !== 200) { $("status").textContent = body.error || `server error ${status}`; busy = false; return; }
-  showProgress(body.progress);
+  showProgress(body.progress, body.finished ? 0 : body.left_out);
   if (body.finished) {
     $("study").hidden = true; $("finished").hidden = false; current = null; busy = false;
     if (body.left_out) {
