@@ -631,3 +631,58 @@ def test_the_progress_counts_the_pairs_that_can_be_shown_and_says_the_rest_from_
         assert sorted(_votes(run, "few")) == sorted(r["pair_id"] for r in records[3:])
     finally:
         server.stop()
+
+
+def test_two_raters_votes_go_from_the_page_to_export_and_agree(tmp_path, photos, browser):
+    """Two raters in two browsers (their own profiles, so their own localStorage), one of whom reloads the
+    page mid-study: the reload goes on where they were (2 / 5, a pair not yet voted on), both raters' votes
+    are kept, `export-votes` writes both, and `agree` counts every vote, from the database and from the
+    exported CSV alike (session 53's round trip)."""
+    import csv
+
+    from helpers import run_genbench
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    def vote(driver, done: int) -> None:
+        _wait_for_pair(driver, f"{done - 1} / 5")
+        driver.find_element(By.TAG_NAME, "body").send_keys(Keys.ARROW_LEFT if done % 2 else Keys.ARROW_RIGHT)
+        _wait(driver, lambda d: _shown(d)["progress"].startswith(f"{done} / 5") or _state(d) == "finished")
+
+    run = make_photo_run(tmp_path / "run", photos)
+    server = VoteServer(run, tmp_path / "server.log")
+    try:
+        _start(browser, server, "r1")
+        vote(browser, 1)
+        vote(browser, 2)
+        browser.refresh()  # mid-study: its id is filled in, Enter goes on where it was
+        _wait(browser, lambda d: d.find_element(By.ID, "rater").get_attribute("value") == "r1")
+        browser.find_element(By.ID, "rater").send_keys(Keys.ENTER)
+        _wait_for_pair(browser, "2 / 5")
+        assert _shown(browser)["pair"] not in _votes(run, "r1")
+        with chromium() as other:
+            _start(other, server, "r2")
+            for done in range(1, 6):
+                vote(other, done)
+            _wait(other, lambda d: _state(d) == "finished")
+        for done in range(3, 6):
+            vote(browser, done)
+        _wait(browser, lambda d: _state(d) == "finished")
+    finally:
+        server.stop()
+    ids = sorted(r["pair_id"] for r in __import__("genbench.manifest").manifest.read_records(run))
+    assert sorted(_votes(run, "r1")) == sorted(_votes(run, "r2")) == ids
+
+    res = run_genbench("export-votes", run)
+    assert res.returncode == 0 and "10 votes from 2 raters" in res.stderr, res.stderr
+    with open(run / "votes.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert sorted((r["rater"], r["pair_id"]) for r in rows) == sorted(
+        (r, p) for r in ("r1", "r2") for p in ids
+    )
+
+    assert run_genbench("score", run, "--metrics", "classical").returncode == 0
+    for prefs in ([], ["--prefs", run / "votes.csv"]):
+        res = run_genbench("agree", run, *prefs, "--bootstrap", "100", "-o", tmp_path / f"agree{len(prefs)}")
+        assert res.returncode == 0, res.stderr
+        assert "(10 votes on 5 pairs)" in res.stderr, res.stderr
