@@ -134,17 +134,27 @@ def create_app(
     # are said once, below, not one warning each at a rater's first request (one put in place later has
     # another key: checked then)
     checked: dict[tuple, str] = {(real_path(p) or p,): f"{p}: file not found" for p in missing}
+    gone = set(missing)
+    # the pairs last found unshowable, for the progress's count without a look at every file per request
+    # (a study of an ImageReward import holds ~17,000 pairs); kept up to date by unshowable() below
+    unshown = {p.pair_id for p in pairs.values() if any(resolve(run_dir, p.image(s)) in gone for s in SIDES)}
     if missing:
-        gone = set(missing)
-        n = sum(any(resolve(run_dir, p.image(s)) in gone for s in SIDES) for p in pairs.values())
         app.logger.warning(
             "%d of %d pairs are not shown to raters: an image is missing (e.g. %s)",
-            n, len(pairs), shown_name(missing[0]),
+            len(unshown), len(pairs), shown_name(missing[0]),
         )  # fmt: skip
 
-    def unshowable(pair_id: str, *, decode: bool = True) -> str:
-        """Why this pair cannot be voted on ("" when both images decode); ``decode=False``: only what is
-        known without decoding an image not yet checked (a file missing since the start, a verdict kept)."""
+    def unshowable(pair_id: str) -> str:
+        """Why this pair cannot be voted on ("" when both images decode)."""
+        why = image_verdict(pair_id)
+        if why:
+            unshown.add(pair_id)
+        else:
+            unshown.discard(pair_id)
+        return why
+
+    def image_verdict(pair_id: str) -> str:
+        """:func:`unshowable`'s reason, each version of a file decoded once."""
         for side in SIDES:
             path = image_path(pair_id, side)
             if path is None:
@@ -155,8 +165,6 @@ def create_app(
             except OSError:
                 key = (path,)  # missing: load_image says so
             if key not in checked:
-                if not decode:
-                    continue
                 try:
                     load_image(path)
                     checked[key] = ""
@@ -170,12 +178,11 @@ def create_app(
         return ""
 
     def progress(rater: str, skip: Iterable[str] = ()) -> tuple[dict, int]:
-        """The rater's votes against the pairs they can be shown: a pair not yet voted on whose image is
-        known to be missing or damaged, or that their page could not show (``skip``), is left out of the
-        total and counted apart ("0 / 96 pairs done" with 95 unshowable was a study that could not end)."""
+        """The rater's votes against the pairs they can be shown: a pair not yet voted on that was found
+        unshowable (an image missing or damaged) or that their page could not show (``skip``) is left out
+        of the total and counted apart ("0 / 96 pairs done" with 95 unshowable: a count that never ends)."""
         voted = store.voted_pairs(rater) & pairs.keys()
-        skipped = set(skip)
-        left_out = sum(p not in voted and (p in skipped or bool(unshowable(p, decode=False))) for p in ids)
+        left_out = len((unshown | set(skip)) & (pairs.keys() - voted))
         return {"done": len(voted), "total": len(ids) - left_out}, left_out
 
     @app.errorhandler(HTTPException)
