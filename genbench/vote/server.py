@@ -13,7 +13,9 @@ addresses are always accepted: a rebinding attack needs a domain name.
 Images: only files inside the run's image folders (see :mod:`genbench.manifest`), with an image file
 extension, are served; the check is repeated per request on the resolved path. A pair is shown only when
 both its images decode (checked once per file version): a vote on a missing or half-written image says
-nothing about quality. The page also asks to skip a pair whose image its browser could not show.
+nothing about quality. The page also asks to skip a pair whose image its browser could not show. A
+rater's progress counts the pairs they can be shown; those left out are counted apart (``left_out``), so
+the page says them from the first pair on.
 
 Routes: ``GET /`` the page; ``GET /api/study``; ``GET /api/next?rater=R[&skip=PAIR...]``; ``POST /api/vote``
 (``{"rater", "pair_id", "choice": "left"|"right"}``); ``GET /image/<pair_id>/<a|b>``; ``GET /api/progress``.
