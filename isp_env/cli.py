@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from attiqa.cli import NARROW, InterruptedExit, plain_table, seed_option
-from attiqa.errors import ConfigError
+from attiqa.errors import AttiqaError, ConfigError
 from attiqa.io.atomic import output_folder, resume_fix, write_json_atomic
 from attiqa.io.cores import MAX_WORKERS
 from attiqa.io.formats import format_list
@@ -245,12 +245,19 @@ def tune(
             f"{raw_dir}: " + (link.reason if link else "not a folder — pass --raw-dir with your raw files")
         )
     # before any search; made by `run` once the settings pass. A run to resume (run.json) is not left for
-    # "another --out": that would throw its finished searches away
+    # "another --out": that would throw its finished searches away; a finished one (an archive made
+    # read-only) has nothing to write, which `run` finds out before it raises this refusal
     resume = (out / "run.json").is_file()
     fix = resume_fix(out, "the run in it", "choose another --out", recursive=True) if resume else None
-    output_folder(out, "--out", fix, create=False)
-    for folder in sorted(p for p in out.rglob("*") if p.is_dir()) if resume else ():
-        output_folder(folder, "--out", fix, create=False)  # its first write said "write somewhere else"
+    unwritable: AttiqaError | None = None
+    try:
+        output_folder(out, "--out", fix, create=False)
+        for folder in sorted(p for p in out.rglob("*") if p.is_dir()) if resume else ():
+            output_folder(folder, "--out", fix, create=False)  # its first write said "write somewhere else"
+    except AttiqaError as exc:
+        if not resume:
+            raise
+        unwritable = exc
     from isp_env.report import printed_table
     from isp_env.run import TEST_RAWS, run
     from isp_env.teacher import TeacherSettings
@@ -301,6 +308,7 @@ def tune(
             base=base,
             teacher=TeacherSettings(**teacher_given),
             test_raws_cap=TEST_RAWS if test_raws is None else test_raws,
+            unwritable=unwritable,
         )
     if not summary:  # --test-fraction 0: a policy trained on every raw, nothing held out to report
         return
