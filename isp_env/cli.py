@@ -33,6 +33,7 @@ from isp_env.registration import (
     MAX_STEPS,
     N_ENVS,
     OBS_MODE,
+    TEST_RAWS,
     TIMESTEPS,
 )
 
@@ -42,9 +43,10 @@ if TYPE_CHECKING:
 
 app = typer.Typer(
     name="isp-tune",
-    help="Tune the 16 parameters of a 14-module raw ISP with an SB3 agent whose reward is an image-quality "
-    "MOS (ATTIQA §5.2).\n\n`isp-tune --raw-dir DIR --out RUN` splits the raws, trains, tunes and renders the "
-    "test raws at full resolution and compares with baselines (neutral, rawpy, global / per-image CMA-ES). "
+    help="Tune the parameters of a raw ISP (isp_env.params; docs/isp.md) with an SB3 agent whose reward is "
+    "an image-quality MOS (ATTIQA §5.2).\n\n`isp-tune --raw-dir DIR --out RUN` splits the raws, trains, "
+    "tunes and renders the test raws at full resolution and compares with baselines (neutral, rawpy, "
+    "global / per-image CMA-ES). "
     "RUN gets policy.safetensors + .json, test/METHOD/params/*.json (METHOD: teacher or agent, and "
     "teacher_checked: the policy checked against its base and neutral by the reward), "
     "test/METHOD/renders/*.png (the CMA-ES baselines' too: METHOD cma_global, cma_per_image), the CMA-ES "
@@ -165,8 +167,8 @@ def tune(
         min=0.01,
         max=2.0,
         help="Residual actions: largest offset from the base, in normalised units "
-        "(each range is 2 wide). Default: isp_env.tuning.default_delta_scale (0.4; 2, the whole range, for "
-        "--algo teacher).",
+        "(each range is 2 wide). Default: by --algo, the whole range for the teacher (its regression keeps "
+        "it near the base), less for an RL agent (isp_env.tuning.default_delta_scale; docs/isp.md).",
     ),
     guard: bool = typer.Option(True, help="Subtract the over-processing penalty from the reward."),
     test_fraction: float = typer.Option(
@@ -180,8 +182,8 @@ def tune(
     test_raws: int | None = typer.Option(
         None,
         min=1,
-        help="Evaluates at most this many of the held-out raws, spread over the scene groups, seeded "
-        "(default 100: every held-out raw of a folder of up to ~330; FiveK holds out 1,500).",
+        help="Evaluates at most this many of the held-out raws, spread over the scene groups, seeded: "
+        f"each costs scorer calls and full-resolution renders (default {TEST_RAWS}; fewer held out: all).",
     ),
     synth_photos: Path | None = typer.Option(
         None, help="Folder of photos to unprocess into synthetic training raws (Brooks et al. 2019)."
@@ -259,7 +261,7 @@ def tune(
             raise
         unwritable = exc
     from isp_env.report import printed_table
-    from isp_env.run import TEST_RAWS, run
+    from isp_env.run import run
     from isp_env.teacher import TeacherSettings
     from isp_env.tuning import TrainConfig
 
@@ -334,7 +336,7 @@ def check(
         None,
         min=1,
         help="Evaluates at most this many of the raws, spread over the scene groups (DIR/manifest.csv), "
-        "seeded by --seed, as isp-tune's held-out raws (default 100).",
+        f"seeded by --seed, as isp-tune's held-out raws (default {TEST_RAWS}).",
     ),
     seed: int = seed_option("Seed of the --test-raws sample."),
 ) -> None:
@@ -343,14 +345,14 @@ def check(
     Each raw (at most --test-raws of them) rendered neutral and with the policy, both scored by the reward
     model (MOS, and MOS minus the over-processing penalty); no search, minutes not hours. OUT gets
     results.csv, summary.json, report.md, grid.png and the renders. A teacher policy is for the cameras it
-    was trained on: on a camera left out of training it helped on three of five and failed badly on two
-    (docs/isp.md, "Leave one camera out"); the checked setting (`isp-tune render --check`: the best of the
+    was trained on: on a camera left out of training it can fail badly (docs/isp.md, "Leave one camera
+    out"); the checked setting (`isp-tune render --check`: the best of the
     policy, its base and neutral by the reward) is shown beside it.
     """
     import statistics
 
     from isp_env.report import better_than, kept_counts
-    from isp_env.run import TEST_RAWS, check_policy
+    from isp_env.run import check_policy
 
     if not raw_dir.is_dir():
         from isp_env.raw import RAW_EXTENSIONS

@@ -45,7 +45,7 @@ from isp_env.mos_function import MOSFunction, load_mos_function
 from isp_env.params import RunFiles, neutral, raw_record, read_values, written_values
 from isp_env.policy_io import find_state, load_policy, policy_digest, resolve_policy
 from isp_env.raw import RAW_EXTENSIONS, RawImage, RawReadError, find_raws, libraw_text, probe_raw, read_raw
-from isp_env.registration import BASE
+from isp_env.registration import BASE, TEST_RAWS
 from isp_env.report import CHECK_CANDIDATES, GRID_ROWS, Report, policy_label, policy_record, write_report
 from isp_env.reward import (
     Guard,
@@ -263,12 +263,6 @@ def say_renamed(
             highlight=False,
         )
     return set(moved)
-
-
-TEST_RAWS = 100
-"""``--test-raws``' default: at most this many held-out raws are evaluated (each costs the per-image
-CMA-ES's ``--cma-image-budget`` scorer calls and a full-resolution render per method); a split of up to
-~330 raws holds out fewer, so it is evaluated whole (docs/isp.md, "At FiveK scale")."""
 
 
 FRONT_ENDS_KEPT = 100

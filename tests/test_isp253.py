@@ -57,3 +57,24 @@ def test_a_finished_run_made_read_only_is_finished_not_refused(tmp_path, isp_raw
     res = _rerun_read_only(run, "--raw-dir", raw_dir, "--out", run, *opts)
     assert res.returncode == 2 and f"(chmod -R u+w {run})" in res.stderr, res.stderr[-2000:]
     assert _stamps(run) == before
+
+
+def test_the_help_holds_no_measured_figures():
+    """**Was** `isp-tune --help` holding figures that go stale — "--test-raws … (default 100: every held-out
+    raw of a folder of up to ~330; FiveK holds out 1,500)", "--residual-scale … (0.4; 2, the whole range,
+    …)", the ISP's "16 parameters of a 14-module" pipeline — and `isp-tune check --help` a measurement ("on a
+    camera left out of training it helped on three of five"); now they are in docs/isp.md, the help says
+    what each option does and its default, the shared --test-raws default read from its one constant."""
+    from typer.testing import CliRunner
+
+    from isp_env.cli import app
+    from isp_env.registration import TEST_RAWS
+
+    for command in ([], ["check"], ["render"]):
+        said = " ".join(CliRunner().invoke(app, [*command, "--help"]).output.replace("│", " ").split())
+        for figure in ("~330", "1,500", "0.4", "three of five", "16 parameters", "14-module"):
+            assert figure not in said, (command, figure)
+        if command != ["render"]:
+            assert f"default {TEST_RAWS}" in said, command
+    tune = " ".join(CliRunner().invoke(app, ["--help"]).output.replace("│", " ").split())
+    assert "the whole range for the teacher" in tune and "docs/isp.md" in tune
