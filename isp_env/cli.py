@@ -452,6 +452,8 @@ def render(
         )
     if model is not None and not check:
         raise ConfigError("--model is the reward model of --check: pass --check too")
+    if raw.is_dir():
+        raise ConfigError(_folder_to_render(raw, policy))
     if output.is_dir():
         raise ConfigError(f"--output {output}: a folder — give a file name, e.g. {output / 'render.png'}")
     save_format(output)  # an unknown suffix is refused before the raw is read
@@ -525,6 +527,24 @@ def render(
     stdout.print_json(json.dumps(values))
 
 
+def _folder_to_render(folder: Path, policy: str | None) -> str:
+    """``render DIR``'s line: the command that renders one of its raws, and ``isp-tune check``, which
+    renders each of them with a policy (it was "pass one raw (`isp-tune --raw-dir` takes folders)":
+    a command that tunes, not one that renders)."""
+    from isp_env.raw import find_raws
+
+    first = next(iter(find_raws(folder)), None)
+    if first is None:
+        return f"{folder}: a folder, not a raw file — pass one camera raw or DNG; this folder holds none"
+    given = ["--policy", policy] if policy else []
+    one = shlex.join(["isp-tune", "render", str(first), *given, "-o", first.stem + ".png"])
+    every = shlex.join(["isp-tune", "check", str(folder), "--policy", policy or "default", "-o", "OUT"])
+    return (
+        f"{folder}: a folder, not a raw file — render one raw of it ({one}), or render each of its raws "
+        f"with a policy: {every} (full resolution, in OUT/test/policy/renders/)"
+    )
+
+
 def _setting_of(doc: dict[str, Any], raw: Path) -> list[str]:
     """The names in a setting per raw that may be ``raw``'s: the one recording ``raw`` itself, else those
     whose raw's path under its folder (:func:`isp_env.params.recorded_tail`) ends ``raw``'s path — the
@@ -570,7 +590,13 @@ def _given_setting(path: Path, raw: Path) -> tuple[dict[str, float], str | None]
             of_raw = mine[0]
             doc = doc[of_raw]
         return given_values(doc), of_raw
-    except (OSError, ValueError, AttributeError) as exc:  # read_values' one line, for either kind of file
+    except OSError as exc:  # "not a usable parameter JSON … see isp_env/params.py" for a path typo
+        what = "a folder, not a parameter JSON file" if path.is_dir() else f"cannot read it ({exc.strerror})"
+        raise ConfigError(
+            f"{path}: {what} — check the --params path (a run's test/METHOD/params/RAW.json, "
+            "baselines/cma_global.json, a render's OUT.png.json)"
+        ) from None
+    except (ValueError, AttributeError) as exc:  # read_values' one line, for either kind of file
         raise ConfigError(f"{path}: {problem} ({exc}) — {fix}") from None
 
 

@@ -78,3 +78,61 @@ def test_the_help_holds_no_measured_figures():
             assert f"default {TEST_RAWS}" in said, command
     tune = " ".join(CliRunner().invoke(app, ["--help"]).output.replace("│", " ").split())
     assert "the whole range for the teacher" in tune and "docs/isp.md" in tune
+
+
+def _render_line(*args: object) -> str:
+    """`isp-tune render ARGS` in this process: its one-line refusal (nothing rendered)."""
+    from typer.testing import CliRunner
+
+    from isp_env.cli import app
+
+    r = CliRunner().invoke(app, ["render", *map(str, args)])
+    assert r.exit_code != 0, r.output
+    said = str(r.exception)
+    assert "\n" not in said, said
+    return said
+
+
+def test_render_given_a_folder_names_the_commands_that_render_its_raws(tmp_path, isp_raws):
+    """**Was** `isp-tune render DIR -o x.png` "DIR: a folder, not a raw file — pass one raw (`isp-tune
+    --raw-dir` takes folders)": the command it named tunes a policy for hours, it renders nothing asked
+    for. Now the render command for one of its raws, and `isp-tune check DIR --policy P -o OUT`, which
+    renders each of them at full resolution; a folder without raws says so."""
+    import shlex
+
+    raws = tmp_path / "raws"
+    raws.mkdir()
+    for p in isp_raws[:2]:
+        (raws / p.name).write_bytes(p.read_bytes())
+    first = sorted(raws.iterdir())[0]
+    said = _render_line(raws, "-o", tmp_path / "x.png", "--policy", "default")
+    assert said.startswith(f"{raws}: a folder, not a raw file"), said
+    assert (
+        shlex.join(["isp-tune", "render", str(first), "--policy", "default", "-o", f"{first.stem}.png"])
+        in said
+    )
+    assert f"isp-tune check {raws} --policy default -o OUT" in said and "--raw-dir" not in said
+    (tmp_path / "empty").mkdir()
+    assert "this folder holds none" in _render_line(tmp_path / "empty", "-o", tmp_path / "x.png")
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_render_params_path_typo_says_to_check_the_path(tmp_path, isp_raws):
+    """**Was** `isp-tune render RAW --params gone.json` "gone.json: not a usable parameter JSON ([Errno 2] No
+    such file or directory: 'gone.json') — see isp_env/params.py for the names and ranges": a fix about the
+    file's contents for a path that is not there (a folder: "[Errno 21] Is a directory"). Now "cannot read
+    it (No such file or directory) — check the --params path (…)", a folder "a folder, not a parameter JSON
+    file"; a bad value keeps its line (range, NaN)."""
+    raw = isp_raws[0]
+    gone = tmp_path / "gone.json"
+    said = _render_line(raw, "-o", tmp_path / "x.png", "--params", gone)
+    assert said.startswith(f"{gone}: cannot read it (No such file or directory) — check the --params path")
+    assert "Errno" not in said and "isp_env/params.py" not in said
+    (tmp_path / "plain").mkdir()
+    said = _render_line(raw, "-o", tmp_path / "x.png", "--params", tmp_path / "plain")
+    assert said.startswith(f"{tmp_path / 'plain'}: a folder, not a parameter JSON file — check"), said
+    nan = tmp_path / "nan.json"
+    nan.write_text('{"tone_exposure": NaN}')
+    said = _render_line(raw, "-o", tmp_path / "x.png", "--params", nan)
+    assert "tone_exposure=nan (range" in said, said
+    assert not (tmp_path / "x.png").exists()
