@@ -1259,6 +1259,11 @@ def check_policy(
     ``out``; returns per raw ``image``, ``neutral_mos``, ``policy_mos``, ``neutral_guarded``,
     ``policy_guarded``, and the same of the checked setting (``checked_mos``, ``checked_guarded``, and
     ``checked_kept``: policy, base or neutral; :func:`isp_env.tuning.checked_setting`)."""
+    if (out / "run.json").is_file():  # its results.csv, summary.json, report.md, grid.png were the check's
+        raise ConfigError(
+            f"{out}: an isp-tune run folder (run.json) — the check's report would replace the run's; pass "
+            f"another --out, e.g. {shlex.quote(str(out / 'check'))}"
+        )
     policy, card = load_policy(resolve_policy(spec))
     files = RunFiles.checked(out)
     raws = find_raws(raw_dir)

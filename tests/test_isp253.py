@@ -136,3 +136,31 @@ def test_render_params_path_typo_says_to_check_the_path(tmp_path, isp_raws):
     said = _render_line(raw, "-o", tmp_path / "x.png", "--params", nan)
     assert "tone_exposure=nan (range" in said, said
     assert not (tmp_path / "x.png").exists()
+
+
+@pytest.mark.slow
+def test_check_into_a_run_folder_is_refused_before_its_report_is_replaced(tmp_path, isp_raws):
+    """**Was** `isp-tune check RAWS --policy RUN -o RUN` (the run folder as the report folder: one word
+    less to type) writing the check's results.csv, summary.json, report.md and grid.png over the run's —
+    its held-out evaluation gone; now refused before any work, naming RUN and another --out (RUN/check)."""
+    from typer.testing import CliRunner
+
+    from isp_env.cli import app
+
+    raw_dir, run = tiny_teacher_run(tmp_path, isp_raws, "--no-baselines")
+    before = _stamps(run)
+    r = CliRunner().invoke(
+        app, ["check", str(raw_dir), "--policy", str(run), "-m", "classical", "-o", str(run)]
+    )
+    said = str(r.exception)
+    assert r.exit_code != 0 and "\n" not in said, r.output
+    assert said == (
+        f"{run}: an isp-tune run folder (run.json) — the check's report would replace the run's; pass "
+        f"another --out, e.g. {run / 'check'}"
+    )
+    assert _stamps(run) == before
+    r = CliRunner().invoke(
+        app, ["check", str(raw_dir), "--policy", str(run), "-m", "classical", "-o", str(run / "check")]
+    )
+    assert r.exit_code == 0, r.output
+    assert _stamps(run).items() >= before.items() and (run / "check" / "report.md").is_file()
