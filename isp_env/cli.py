@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from attiqa.cli import NARROW, InterruptedExit, plain_table, seed_option
-from attiqa.errors import ConfigError
+from attiqa.errors import AttiqaError, ConfigError
 from attiqa.io.atomic import output_folder, resume_fix, write_json_atomic
 from attiqa.io.cores import MAX_WORKERS
 from attiqa.io.formats import format_list
@@ -33,6 +33,7 @@ from isp_env.registration import (
     MAX_STEPS,
     N_ENVS,
     OBS_MODE,
+    TEST_RAWS,
     TIMESTEPS,
 )
 
@@ -42,9 +43,10 @@ if TYPE_CHECKING:
 
 app = typer.Typer(
     name="isp-tune",
-    help="Tune the 16 parameters of a 14-module raw ISP with an SB3 agent whose reward is an image-quality "
-    "MOS (ATTIQA §5.2).\n\n`isp-tune --raw-dir DIR --out RUN` splits the raws, trains, tunes and renders the "
-    "test raws at full resolution and compares with baselines (neutral, rawpy, global / per-image CMA-ES). "
+    help="Tune the parameters of a raw ISP (isp_env.params; docs/isp.md) with an SB3 agent whose reward is "
+    "an image-quality MOS (ATTIQA §5.2).\n\n`isp-tune --raw-dir DIR --out RUN` splits the raws, trains, "
+    "tunes and renders the test raws at full resolution and compares with baselines (neutral, rawpy, "
+    "global / per-image CMA-ES). "
     "RUN gets policy.safetensors + .json, test/METHOD/params/*.json (METHOD: teacher or agent, and "
     "teacher_checked: the policy checked against its base and neutral by the reward), "
     "test/METHOD/renders/*.png (the CMA-ES baselines' too: METHOD cma_global, cma_per_image), the CMA-ES "
@@ -167,8 +169,8 @@ def tune(
         min=0.01,
         max=2.0,
         help="Residual actions: largest offset from the base, in normalised units "
-        "(each range is 2 wide). Default: isp_env.tuning.default_delta_scale (0.4; 2, the whole range, for "
-        "--algo teacher).",
+        "(each range is 2 wide). Default: by --algo, the whole range for the teacher (its regression keeps "
+        "it near the base), less for an RL agent (isp_env.tuning.default_delta_scale; docs/isp.md).",
     ),
     guard: bool = typer.Option(True, help="Subtract the over-processing penalty from the reward."),
     test_fraction: float = typer.Option(
@@ -182,8 +184,8 @@ def tune(
     test_raws: int | None = typer.Option(
         None,
         min=1,
-        help="Evaluates at most this many of the held-out raws, spread over the scene groups, seeded "
-        "(default 100: every held-out raw of a folder of up to ~330; FiveK holds out 1,500).",
+        help="Evaluates at most this many of the held-out raws, spread over the scene groups, seeded: "
+        f"each costs scorer calls and full-resolution renders (default {TEST_RAWS}; fewer held out: all).",
     ),
     synth_photos: Path | None = typer.Option(
         None, help="Folder of photos to unprocess into synthetic training raws (Brooks et al. 2019)."
@@ -247,14 +249,21 @@ def tune(
             f"{raw_dir}: " + (link.reason if link else "not a folder — pass --raw-dir with your raw files")
         )
     # before any search; made by `run` once the settings pass. A run to resume (run.json) is not left for
-    # "another --out": that would throw its finished searches away
+    # "another --out": that would throw its finished searches away; a finished one (an archive made
+    # read-only) has nothing to write, which `run` finds out before it raises this refusal
     resume = (out / "run.json").is_file()
     fix = resume_fix(out, "the run in it", "choose another --out", recursive=True) if resume else None
-    output_folder(out, "--out", fix, create=False)
-    for folder in sorted(p for p in out.rglob("*") if p.is_dir()) if resume else ():
-        output_folder(folder, "--out", fix, create=False)  # its first write said "write somewhere else"
+    unwritable: AttiqaError | None = None
+    try:
+        output_folder(out, "--out", fix, create=False)
+        for folder in sorted(p for p in out.rglob("*") if p.is_dir()) if resume else ():
+            output_folder(folder, "--out", fix, create=False)  # its first write said "write somewhere else"
+    except AttiqaError as exc:
+        if not resume:
+            raise
+        unwritable = exc
     from isp_env.report import printed_table
-    from isp_env.run import TEST_RAWS, run
+    from isp_env.run import run
     from isp_env.teacher import TeacherSettings
     from isp_env.tuning import TrainConfig
 
@@ -303,6 +312,7 @@ def tune(
             base=base,
             teacher=TeacherSettings(**teacher_given),
             test_raws_cap=TEST_RAWS if test_raws is None else test_raws,
+            unwritable=unwritable,
         )
     if not summary:  # --test-fraction 0: a policy trained on every raw, nothing held out to report
         return
@@ -328,7 +338,7 @@ def check(
         None,
         min=1,
         help="Evaluates at most this many of the raws, spread over the scene groups (DIR/manifest.csv), "
-        "seeded by --seed, as isp-tune's held-out raws (default 100).",
+        f"seeded by --seed, as isp-tune's held-out raws (default {TEST_RAWS}).",
     ),
     seed: int = seed_option("Seed of the --test-raws sample."),
 ) -> None:
@@ -337,14 +347,14 @@ def check(
     Each raw (at most --test-raws of them) rendered neutral and with the policy, both scored by the reward
     model (MOS, and MOS minus the over-processing penalty); no search, minutes not hours. OUT gets
     results.csv, summary.json, report.md, grid.png and the renders. A teacher policy is for the cameras it
-    was trained on: on a camera left out of training it helped on three of five and failed badly on two
-    (docs/isp.md, "Leave one camera out"); the checked setting (`isp-tune render --check`: the best of the
+    was trained on: on a camera left out of training it can fail badly (docs/isp.md, "Leave one camera
+    out"); the checked setting (`isp-tune render --check`: the best of the
     policy, its base and neutral by the reward) is shown beside it.
     """
     import statistics
 
     from isp_env.report import better_than, kept_counts
-    from isp_env.run import TEST_RAWS, check_policy
+    from isp_env.run import check_policy
 
     if not raw_dir.is_dir():
         from isp_env.raw import RAW_EXTENSIONS
@@ -444,6 +454,8 @@ def render(
         )
     if model is not None and not check:
         raise ConfigError("--model is the reward model of --check: pass --check too")
+    if raw.is_dir():
+        raise ConfigError(_folder_to_render(raw, policy))
     if output.is_dir():
         raise ConfigError(f"--output {output}: a folder — give a file name, e.g. {output / 'render.png'}")
     save_format(output)  # an unknown suffix is refused before the raw is read
@@ -517,6 +529,24 @@ def render(
     stdout.print_json(json.dumps(values))
 
 
+def _folder_to_render(folder: Path, policy: str | None) -> str:
+    """``render DIR``'s line: the command that renders one of its raws, and ``isp-tune check``, which
+    renders each of them with a policy (it was "pass one raw (`isp-tune --raw-dir` takes folders)":
+    a command that tunes, not one that renders)."""
+    from isp_env.raw import find_raws
+
+    first = next(iter(find_raws(folder)), None)
+    if first is None:
+        return f"{folder}: a folder, not a raw file — pass one camera raw or DNG; this folder holds none"
+    given = ["--policy", policy] if policy else []
+    one = shlex.join(["isp-tune", "render", str(first), *given, "-o", first.stem + ".png"])
+    every = shlex.join(["isp-tune", "check", str(folder), "--policy", policy or "default", "-o", "OUT"])
+    return (
+        f"{folder}: a folder, not a raw file — render one raw of it ({one}), or render each of its raws "
+        f"with a policy: {every} (full resolution, in OUT/test/policy/renders/)"
+    )
+
+
 def _setting_of(doc: dict[str, Any], raw: Path) -> list[str]:
     """The names in a setting per raw that may be ``raw``'s: the one recording ``raw`` itself, else those
     whose raw's path under its folder (:func:`isp_env.params.recorded_tail`) ends ``raw``'s path — the
@@ -562,7 +592,13 @@ def _given_setting(path: Path, raw: Path) -> tuple[dict[str, float], str | None]
             of_raw = mine[0]
             doc = doc[of_raw]
         return given_values(doc), of_raw
-    except (OSError, ValueError, AttributeError) as exc:  # read_values' one line, for either kind of file
+    except OSError as exc:  # "not a usable parameter JSON … see isp_env/params.py" for a path typo
+        what = "a folder, not a parameter JSON file" if path.is_dir() else f"cannot read it ({exc.strerror})"
+        raise ConfigError(
+            f"{path}: {what} — check the --params path (a run's test/METHOD/params/RAW.json, "
+            "baselines/cma_global.json, a render's OUT.png.json)"
+        ) from None
+    except (ValueError, AttributeError) as exc:  # read_values' one line, for either kind of file
         raise ConfigError(f"{path}: {problem} ({exc}) — {fix}") from None
 
 

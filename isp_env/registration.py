@@ -36,6 +36,12 @@ ACTION_MODE = "residual"
 BASE = "global"  # residual actions: the setting action 0 renders (global | neutral | a parameter JSON)
 TIMESTEPS, N_ENVS, CHECKPOINT_EVERY = 3_000, 1, 500  # RL agents: steps, environments, steps between saves
 
+# ``--test-raws``' default (``isp-tune``, ``isp-tune check``, :func:`isp_env.run.run`): at most this many
+# held-out raws are evaluated (each costs the per-image CMA-ES's ``--cma-image-budget`` scorer calls and a
+# full-resolution render per method); a smaller split is evaluated whole (docs/isp.md, "At FiveK scale").
+# Here, not in isp_env.run, so that ``isp-tune --help`` shows it without torch.
+TEST_RAWS = 100
+
 
 def register() -> None:
     """Register :data:`ENV_ID` with Gymnasium (idempotent; done on ``import isp_env``)."""

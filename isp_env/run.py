@@ -22,7 +22,7 @@ import random
 import shlex
 from collections import Counter
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -45,7 +45,7 @@ from isp_env.mos_function import MOSFunction, load_mos_function
 from isp_env.params import RunFiles, neutral, raw_record, read_values, written_values
 from isp_env.policy_io import find_state, load_policy, policy_digest, resolve_policy
 from isp_env.raw import RAW_EXTENSIONS, RawImage, RawReadError, find_raws, libraw_text, probe_raw, read_raw
-from isp_env.registration import BASE
+from isp_env.registration import BASE, TEST_RAWS
 from isp_env.report import CHECK_CANDIDATES, GRID_ROWS, Report, policy_label, policy_record, write_report
 from isp_env.reward import (
     Guard,
@@ -265,12 +265,6 @@ def say_renamed(
     return set(moved)
 
 
-TEST_RAWS = 100
-"""``--test-raws``' default: at most this many held-out raws are evaluated (each costs the per-image
-CMA-ES's ``--cma-image-budget`` scorer calls and a full-resolution render per method); a split of up to
-~330 raws holds out fewer, so it is evaluated whole (docs/isp.md, "At FiveK scale")."""
-
-
 FRONT_ENDS_KEPT = 100
 """How many held-out raws' front ends and guards (:func:`guarded_item`) the evaluation keeps between its
 passes (the probe, the checked setting, the per-image CMA-ES, the scoring): each kept raw is built once,
@@ -366,6 +360,7 @@ def run(
     base: str = BASE,
     teacher: TeacherSettings | None = None,
     test_raws_cap: int = TEST_RAWS,
+    unwritable: Exception | None = None,
 ) -> list[dict[str, Any]]:
     """Split, train, evaluate at most ``test_raws_cap`` of the held-out raws (spread over the scene
     groups, seeded: :func:`isp_env.teacher.spread_sample`). ``base`` (residual actions): ``neutral``,
@@ -373,7 +368,9 @@ def run(
     or a parameter JSON.
     ``cfg.algo == "teacher"``: the per-image policy of :mod:`isp_env.teacher` (per-image CMA-ES on at most
     ``teacher.raws`` training raws, spread over the scene groups: :class:`isp_env.teacher.TeacherSettings`)
-    instead of an RL agent."""
+    instead of an RL agent. ``unwritable``: why ``out`` cannot be written (a read-only, archived run),
+    raised unless the run finished with these very settings and raws and nothing in it changed since
+    (:func:`finished_run`): then its summary is returned, nothing written."""
     teacher = teacher or TeacherSettings()
     check_config(cfg, teacher if cfg.algo == "teacher" else None)  # before any work
     files = RunFiles.checked(out)  # every kept file read once, before any work; the steps use these
@@ -476,6 +473,33 @@ def run(
             f"{out}: its agent was trained with other settings ({differing_settings(trained, now)}) — pass "
             "the run's own options to resume it, or use a new --out"
         )
+    invocation = invocation_record(
+        raw_dir,
+        [*raws, *map(Path, skipped)],
+        cfg,
+        reward,
+        {
+            "test_fraction": test_fraction,
+            "baselines": baselines,
+            "synth_photos": None if synth_photos is None else str(synth_photos),
+            "cma_global_budget": cma_global_budget,
+            "cma_image_budget": cma_image_budget,
+            "base": base,
+            "teacher": asdict(teacher),
+            "test_raws_cap": test_raws_cap,
+        },
+    )
+    if unwritable is not None:  # nothing may be written: only a finished run has nothing left to write
+        done = finished_run(out, invocation)
+        if done is None:
+            raise unwritable
+        console.print(
+            f"{plain_name(out)}: finished, nothing to do — its results are complete and were made with these "
+            f"settings and raws (report: {plain_name(out / 'report.md')}); the folder is read-only, nothing "
+            "was written",
+            highlight=False,
+        )
+        return done
     if not old and synth_photos is None:  # a new run: refuse before run.json, a base search or teacher/
         searched = spread_sample(train_raws, teacher.raws, groups, cfg.seed) if cfg.algo == "teacher" else []
         need = 1 if cfg.algo != "teacher" else 0 if cfg.init_policy else 2  # a prior refits with none
@@ -531,11 +555,12 @@ def run(
             f"trained on all {len(train_raws)} raws (+{len(synth)} synthetic); no test raws to "
             f"evaluate (--test-fraction 0): {plain_name(out / 'policy.safetensors')}"
         )
+        record_finished(out, invocation)
         return []
     policy, card = load_policy(out / "policy.safetensors")
     name = "teacher" if cfg.algo == "teacher" else "agent"
     evaluated, held_out = capped(test_raws, test_raws_cap, groups, cfg.seed, "held-out raws")
-    return evaluate(
+    summary = evaluate(
         raw_dir,
         out,
         cfg,
@@ -551,6 +576,66 @@ def run(
         held_out=held_out,
         files=files,
     ).summary
+    record_finished(out, invocation)
+    return summary
+
+
+FINISHED_JSON = "finished.json"  # a finished run's invocation and its files' stamps (finished_run)
+
+
+def invocation_record(
+    raw_dir: Path, raws: list[Path], cfg: TrainConfig, reward: Any, settings: dict[str, Any]
+) -> dict[str, Any]:
+    """What a run's results follow from: every option, the reward model and each raw's size and mtime —
+    as JSON reads it back (a tuple is a list), so a record read from disk compares equal."""
+    record = {
+        "raw_dir": str(raw_dir),
+        "raws": {str(p): quick_stamp(p) for p in sorted(raws)},
+        "config": asdict(cfg),
+        "reward_model": reward,
+        **settings,
+    }
+    parsed: dict[str, Any] = json.loads(json.dumps(record, default=str))
+    return parsed
+
+
+def quick_stamp(path: Path) -> list[int] | None:
+    """A file's size and modification time (ns): unchanged since a run finished. Not :func:`file_stamp`'s
+    hash — a finished run's full-resolution renders would all be read again."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return [st.st_size, st.st_mtime_ns]
+
+
+def run_files(out: Path) -> dict[str, list[int] | None]:
+    """Every file in a run folder but :data:`FINISHED_JSON`, by its path inside it, with its stamp."""
+    return {
+        p.relative_to(out).as_posix(): quick_stamp(p)
+        for p in sorted(out.rglob("*"))
+        if p.is_file() and p.name != FINISHED_JSON
+    }
+
+
+def record_finished(out: Path, invocation: dict[str, Any]) -> None:
+    """Record that the run in ``out`` finished with ``invocation``, and its files as they are now."""
+    write_json_atomic(out / FINISHED_JSON, {"invocation": invocation, "files": run_files(out)})
+
+
+def finished_run(out: Path, invocation: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """The summary rows of the run in ``out`` when it finished with ``invocation`` and no file in it was
+    added, removed or changed since (a rerun would only write its reports again); else None — work left."""
+    try:
+        record = json.loads((out / FINISHED_JSON).read_text())
+        if record["invocation"] != invocation or record["files"] != run_files(out):
+            return None
+        if invocation["test_fraction"] == 0:
+            return []
+        methods = json.loads((out / "summary.json").read_text())["methods"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return methods if isinstance(methods, list) else None
 
 
 def run_record(old: dict[str, Any], now: dict[str, Any]) -> dict[str, Any]:
@@ -1174,6 +1259,11 @@ def check_policy(
     ``out``; returns per raw ``image``, ``neutral_mos``, ``policy_mos``, ``neutral_guarded``,
     ``policy_guarded``, and the same of the checked setting (``checked_mos``, ``checked_guarded``, and
     ``checked_kept``: policy, base or neutral; :func:`isp_env.tuning.checked_setting`)."""
+    if (out / "run.json").is_file():  # its results.csv, summary.json, report.md, grid.png were the check's
+        raise ConfigError(
+            f"{out}: an isp-tune run folder (run.json) — the check's report would replace the run's; pass "
+            f"another --out, e.g. {shlex.quote(str(out / 'check'))}"
+        )
     policy, card = load_policy(resolve_policy(spec))
     files = RunFiles.checked(out)
     raws = find_raws(raw_dir)
