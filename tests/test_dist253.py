@@ -3,10 +3,16 @@ line a failed command ends with. Real torchrun, 2 processes, gloo."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
 
 import pytest
-from helpers import run_attiqa
+from helpers import attiqa_cmd, attiqa_env, run_attiqa
+from test_dist53 import fill
 
 PER_RANK_CWD = """
 import os, sys
@@ -77,3 +83,40 @@ def test_an_error_met_by_every_rank_is_said_once_without_a_rank(tmp_path, photo_
     assert res.returncode != 0 and len(errors) == 1, res.stderr[-3000:]
     assert errors[0].startswith("error: photos: "), errors
     assert "Traceback" not in ours, ours
+
+
+def test_the_error_line_is_written_whole_when_sigterm_comes_during_it(tmp_path):
+    """`attiqa score missing.jpg` whose stderr is a full pipe (a log reader behind, torchrun's agent
+    forwarding a rank's output), SIGTERM sent while its one line waits to be written — as torchrun's agent
+    stops rank 0 once rank 1 has ended. **Was**: the SIGTERM handler's exception raised inside the write:
+    "Terminated" and a traceback in place of the line. Now the line is written whole, then the signal ends
+    the process."""
+    missing = tmp_path / "missing.jpg"
+    read_end, write_end = os.pipe()
+    try:
+        filled = fill(write_end)
+        os.set_blocking(write_end, True)
+        cmd = attiqa_cmd("score", missing)
+        proc = subprocess.Popen(
+            cmd, stdout=subprocess.DEVNULL, stderr=write_end, env=attiqa_env(), cwd=tmp_path
+        )
+    finally:
+        os.close(write_end)
+    try:
+        deadline = time.monotonic() + 120
+        wchan = ""
+        while "pipe" not in wchan:  # blocked writing its line into the full pipe
+            assert proc.poll() is None and time.monotonic() < deadline, wchan
+            time.sleep(0.05)
+            wchan = Path(f"/proc/{proc.pid}/wchan").read_text()
+        proc.send_signal(signal.SIGTERM)
+        seen = bytearray()
+        while chunk := os.read(read_end, 65536):
+            seen += chunk
+        rc = proc.wait(timeout=120)
+    finally:
+        proc.kill()
+        os.close(read_end)
+    said = seen[filled:].decode(errors="replace")
+    assert said.splitlines() == [f"error: {missing}: no such file or folder — check the path"], said
+    assert rc != 0
