@@ -6,8 +6,7 @@ The CLI catches :class:`AttiqaError` and prints its message without a traceback.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 
@@ -38,21 +37,14 @@ class AttiqaError(Exception):
 
 class EveryProcessError(AttiqaError):
     """An error every process of a torchrun job meets alike (they read the same files: a resume's saved
-    settings, a config), so the command line prints it once, on rank 0 (each printed it)."""
+    settings, a config), so the command line prints it once, on rank 0 (each printed it). Raised outside
+    :func:`attiqa.sharding.alike_on_every_process` nothing checks that the others met it too."""
 
 
-@contextmanager
-def alike_on_every_process() -> Iterator[None]:
-    """Around a command's checks that every torchrun process makes alike on the same files and options —
-    before it shares out the work (`score`, `eval`): an :class:`AttiqaError` raised in them is raised as an
-    :class:`EveryProcessError` with the same text, so the command line prints it once (N processes printed
-    it N times). Wrap no collective in it: a process's own failure must be said by that process."""
-    try:
-        yield
-    except EveryProcessError:
-        raise
-    except AttiqaError as exc:
-        raise EveryProcessError(str(exc)) from exc
+class Said(AttiqaError):
+    """An error the processes of a torchrun job have already said, each that met it on its own line (or rank 0
+    once for all, when all met it alike): the command line adds nothing and exits 2
+    (:func:`attiqa.sharding.alike_on_every_process`)."""
 
 
 class ImageLoadError(AttiqaError):

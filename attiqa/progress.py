@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 import unicodedata
 from collections.abc import Iterator
@@ -23,6 +24,28 @@ from rich.progress import (
 from rich.text import Text
 
 console = Console(stderr=True, soft_wrap=True)
+
+
+def say_error(text: str) -> None:
+    """``error: TEXT`` on stderr, whole, the one line a failed command ends with. SIGTERM is held while it is
+    written and ends the process at once after it (nothing is left to keep): torchrun's agent stopping a
+    job whose other process had already ended raised the command's SIGTERM exception inside the write (a
+    full pipe blocks it), and the line was lost."""
+    import signal
+
+    held: list[int] = []
+    try:
+        previous = signal.signal(signal.SIGTERM, lambda signum, frame: held.append(signum))
+    except ValueError:  # not the main thread: signals are not ours to set
+        previous = None
+    try:
+        console.print(f"[bold red]error:[/] {plain(text)}", highlight=False, soft_wrap=True)
+        console.file.flush()
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            if held:  # the signal's own end, now that the line is out
+                os.kill(os.getpid(), signal.SIGTERM)
 
 
 def plain(text: object) -> str:

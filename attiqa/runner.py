@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from attiqa.config import LabelConfig, TrainConfig, to_dict
-from attiqa.errors import AttiqaError, ConfigError, EveryProcessError, alike_on_every_process
+from attiqa.errors import AttiqaError, ConfigError, EveryProcessError
 from attiqa.io.atomic import output_folder, resumable_folder, write_json_atomic
 
 if TYPE_CHECKING:
@@ -253,6 +253,7 @@ def run_label_stage(
         merge_parts,
     )
     from attiqa.progress import plain, plain_name, progress_task
+    from attiqa.sharding import alike_on_every_process
     from attiqa.training.distributed import PeerLost, barrier, gather_objects
 
     lc = cfg.label
@@ -405,17 +406,18 @@ def check_outputs(cfg: TrainConfig, out_dir: Path) -> None:
 
 
 def run(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> RunResult:
+    from attiqa.sharding import alike_on_every_process
     from attiqa.training.distributed import is_main, process_group
 
     out_dir = Path(cfg.out_dir)
-    with alike_on_every_process():  # the checks before any work: under torchrun said once (each said it)
-        check_devices(cfg)
-        if resume and earlier_training(out_dir):  # was "choose another out_dir", or a failed save later
-            resumable_folder(out_dir, "out_dir (--out-dir)", "the run in it")
-        else:
-            output_folder(out_dir, "out_dir (--out-dir)", create=False)
-        check_outputs(cfg, out_dir)  # after out_dir: label.out is in it by default
     with process_group():
+        with alike_on_every_process():  # the checks before any work: under torchrun said once (each said it)
+            check_devices(cfg)
+            if resume and earlier_training(out_dir):  # was "choose another out_dir", or a failed save later
+                resumable_folder(out_dir, "out_dir (--out-dir)", "the run in it")
+            else:
+                output_folder(out_dir, "out_dir (--out-dir)", create=False)
+            check_outputs(cfg, out_dir)  # after out_dir: label.out is in it by default
         with alike_on_every_process():
             # the label stage's images, then its teacher, before out_dir is made: a folder without images, a
             # CLIP model or prompts file that is not there is one line and no folder, and no model is loaded

@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime
 import os
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -24,8 +24,9 @@ from typing import TypeVar
 import torch
 import torch.distributed as dist
 
-from attiqa.errors import AttiqaError, ImageLoadError
+from attiqa.errors import AttiqaError, EveryProcessError, ImageLoadError, Said
 from attiqa.interface import Scorer
+from attiqa.progress import say_error
 from attiqa.scoring import ScoreRun, score_paths
 
 T = TypeVar("T")
@@ -101,6 +102,41 @@ def collective() -> Iterator[None]:
             raise
         lines = str(exc).strip().splitlines()
         raise PeerLost(lines[0] if lines else type(exc).__name__) from None
+
+
+@contextmanager
+def alike_on_every_process() -> Iterator[None]:
+    """Around a command's checks that every process of a torchrun job makes, before it shares out the work:
+    an :class:`AttiqaError` raised in them is said once, by rank 0, when every process met it with the same
+    text (N processes printed it N times); when they differ — a file on one machine only, a LOCAL_RANK past
+    the GPUs — each process that met one says its own, "rank R of N: …", and every process ends with exit
+    2. Rank 0 alone said an error of rank 1's that it never met: rank 1's line was lost. Every process must
+    reach the end of the block (one gather; no collective inside it). Alone: the error as an
+    :class:`EveryProcessError`."""
+    failure: AttiqaError | None = None
+    try:
+        yield
+    except AttiqaError as exc:
+        failure = exc
+    if world_size() == 1:
+        if failure is None:
+            return
+        if isinstance(failure, EveryProcessError):
+            raise failure
+        raise EveryProcessError(str(failure)) from failure
+    texts = gather_objects(None if failure is None else str(failure))
+    if all(t is None for t in texts):
+        return
+    me, n = rank(), world_size()
+    if len(set(texts)) == 1:
+        line = texts[0] if me == 0 else None
+    else:
+        line = None if failure is None else f"rank {me} of {n}: {failure}"
+    if line is not None:
+        say_error(line)
+    with suppress(PeerLost):  # no process ends before every line is out: torchrun's agent stops the rest
+        barrier()  # at the first end
+    raise Said(line or "") from failure
 
 
 def any_rank(flag: bool) -> bool:

@@ -281,7 +281,7 @@ def test_under_torchrun_a_refusal_is_said_once(photo_dir, tmp_path):
     """**Was**: under `torchrun --nproc_per_node 2`, `attiqa score DIR -o s.csv` on a file of another model,
     `-m` a mistyped checkpoint, and `attiqa eval folder` on a table listing a missing photo printed each
     refusal once per process (twice here, 8 times on 8 GPUs). Now once: the checks every process makes
-    alike on the same files are said by rank 0 (`attiqa.errors.alike_on_every_process`)."""
+    alike on the same files are said by rank 0 (`attiqa.sharding.alike_on_every_process`)."""
     out = tmp_path / "s.csv"
     assert run_attiqa("score", photo_dir, "-m", "classical", "-o", out, "-q").returncode == 0
     root = tmp_path / "set"

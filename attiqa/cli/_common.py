@@ -26,10 +26,10 @@ from rich.text import Text
 
 from attiqa.allocator import tune_allocator
 from attiqa.attributes import display_name
-from attiqa.errors import AttiqaError, EveryProcessError, did_you_mean
+from attiqa.errors import AttiqaError, EveryProcessError, Said, did_you_mean
 from attiqa.io.cores import MAX_WORKERS
 from attiqa.limits import SEED_MAX
-from attiqa.progress import console, plain, plain_name, shown_name
+from attiqa.progress import console, plain, plain_name, say_error, shown_name
 from attiqa.scorers import DEFAULT_MODEL
 
 if TYPE_CHECKING:
@@ -168,9 +168,13 @@ def _run_command(typer_app: Callable[[], Any]) -> None:
     """:func:`run_app`'s command: its errors and interruptions as one line and an exit code."""
     try:
         typer_app()
+    except (
+        Said
+    ):  # said by the processes of a torchrun job that met it (attiqa.sharding.alike_on_every_process)
+        sys.exit(EXIT_ERROR)
     except AttiqaError as exc:
         if not isinstance(exc, EveryProcessError) or os.environ.get("RANK", "0") == "0":
-            console.print(f"[bold red]error:[/] {plain(exc)}", highlight=False, soft_wrap=True)
+            say_error(str(exc))
         sys.exit(EXIT_ERROR)
     except OSError as exc:  # last resort (the commands check their inputs and outputs first): still one line
         where = plain(f"{exc.filename}: " if exc.filename else "")

@@ -23,7 +23,7 @@ from attiqa.cli._common import (
     stdout,
 )
 from attiqa.cli._common import device as device_str
-from attiqa.errors import AttiqaError, alike_on_every_process
+from attiqa.errors import AttiqaError
 from attiqa.progress import console, plain, plain_failure, plain_name
 
 
@@ -176,18 +176,20 @@ def eval_cmd(
     from attiqa.exiqa import missing_regressor
     from attiqa.io.atomic import not_an_input, output_folder
     from attiqa.scorers import load_scorer
-    from attiqa.sharding import sharded
+    from attiqa.sharding import alike_on_every_process, sharded
 
-    with alike_on_every_process():  # under torchrun: said once
-        name = resolve_name(dataset)
-        kwargs = {}
-        if csv_file is not None:
-            if name != "folder":
-                raise AttiqaError(f"--csv is for the folder adapter; {name} reads its official score files")
-            kwargs["csv"] = csv_file
-        ds = get_dataset(name, root, target=target, **kwargs)
-        items = ds.select(split)  # a bad --split fails before the model is loaded
     with sharded() as shards:  # under torchrun each process checks and scores a share, the first writes
+        with alike_on_every_process():  # under torchrun: said once, or by each process that met it
+            name = resolve_name(dataset)
+            kwargs = {}
+            if csv_file is not None:
+                if name != "folder":
+                    raise AttiqaError(
+                        f"--csv is for the folder adapter; {name} reads its official score files"
+                    )
+                kwargs["csv"] = csv_file
+            ds = get_dataset(name, root, target=target, **kwargs)
+            items = ds.select(split)  # a bad --split fails before the model is loaded
         problems = None if skip_missing else find_unreadable_shared([it.image for it in items], shards)
         with alike_on_every_process():  # every process holds every problem found (gathered above)
             if problems is not None:

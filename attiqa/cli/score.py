@@ -22,7 +22,7 @@ from attiqa.cli._common import (
     stdout,
 )
 from attiqa.cli._common import device as resolve_device
-from attiqa.errors import AttiqaError, alike_on_every_process
+from attiqa.errors import AttiqaError
 from attiqa.progress import console, plain, plain_failure, plain_name
 from attiqa.scorers import DEFAULT_MODEL
 
@@ -82,18 +82,18 @@ def score_cmd(
     from attiqa.io.images import require_images
     from attiqa.scorers import is_attiqa_model, load_scorer
     from attiqa.scoring import ColumnStats, ScoreWriter, check_output_path, scorer_record
-    from attiqa.sharding import in_input_order, score_share, sharded
+    from attiqa.sharding import alike_on_every_process, in_input_order, score_share, sharded
 
-    with alike_on_every_process():  # under torchrun: said once
-        files = require_images(paths)
-        if sheet is not None:
-            files = _without_own_sheet(files, sheet)
-        if out is not None:
-            check_output_path(out, create=False)  # before the model loads; made once it has (a typo: none)
-        if sheet is not None:
-            output_png(sheet, "--sheet", create=False)
     keep_rows = max(SHEET_LIMIT if sheet else 0, TABLE_LIMIT)
     with sharded() as shards:  # under torchrun each process scores a share
+        with alike_on_every_process():  # under torchrun: said once, or by each process that met it
+            files = require_images(paths)
+            if sheet is not None:
+                files = _without_own_sheet(files, sheet)
+            if out is not None:  # before the model loads; made once it has (a typo: none)
+                check_output_path(out, create=False)
+            if sheet is not None:
+                output_png(sheet, "--sheet", create=False)
         with alike_on_every_process():
             if shards.world > 1 and out is None:
                 raise AttiqaError(
