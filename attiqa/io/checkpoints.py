@@ -152,11 +152,14 @@ def _unreadable(path: Path, exc: Exception) -> ModelLoadError:
     )
 
 
-def _card_of(path: Path, meta: Mapping[str, str]) -> dict[str, Any]:
-    """The card in a checkpoint's header ``meta``, else the ``.json`` beside it ({} without either)."""
+def _card_of(path: Path, meta: Mapping[str, str], side: bytes | None = None) -> dict[str, Any]:
+    """The card in a checkpoint's header ``meta``, else the ``.json`` beside it ({} without either;
+    ``side``: its bytes when the caller has read them)."""
     try:
         if CARD_KEY in meta:
             card = json.loads(meta[CARD_KEY])
+        elif side is not None:
+            card = json.loads(side.decode("utf-8"))
         elif card_path_for(path).exists():
             card = json.loads(card_path_for(path).read_text(encoding="utf-8"))
         else:
@@ -186,6 +189,18 @@ def load_checkpoint(
     opening of the file (the card and the tensors of one version of it). ``as_stored``: fp16 / bf16 tensors
     as they are stored, for a copy that keeps them so (`attiqa export`: the shipped model's fp16 statistics
     in fp32 were other tensors, :func:`tensors_sha256`, to the one test of "is this a shipped model")."""
+    path = _loadable(path)
+    tensors: dict[str, torch.Tensor] = {}
+    with _opened(path, device) as f:
+        card = _card_of(path, f.metadata() or {})
+        for k in f.keys():  # noqa: SIM118 (safe_open is not a dict)
+            t = f.get_tensor(k)
+            tensors[k] = t.float() if t.dtype in (torch.float16, torch.bfloat16) and not as_stored else t
+    return tensors, card
+
+
+def _loadable(path: str | Path) -> Path:
+    """``path`` when it may be loaded: a missing file and a pickle are one line each."""
     path = Path(path)
     if not path.exists():
         raise ModelLoadError(
@@ -195,13 +210,17 @@ def load_checkpoint(
         raise ModelLoadError(
             f"{path}: pickle-based checkpoints are not loaded (unsafe) — convert it to .safetensors first"
         )
-    tensors: dict[str, torch.Tensor] = {}
-    with _opened(path, device) as f:
-        card = _card_of(path, f.metadata() or {})
-        for k in f.keys():  # noqa: SIM118 (safe_open is not a dict)
-            t = f.get_tensor(k)
-            tensors[k] = t.float() if t.dtype in (torch.float16, torch.bfloat16) and not as_stored else t
-    return tensors, card
+    return path
+
+
+def load_checkpoint_hashed(path: str | Path) -> tuple[dict[str, torch.Tensor], dict, CheckpointHashes]:
+    """:func:`load_checkpoint`'s tensors (on the CPU, as float32) and card, and :func:`checkpoint_hashes`
+    of the same bytes, for a scorer to keep: hashed after loading, a checkpoint saved again in between (a
+    training run's ``last.safetensors``) recorded the new version's identity against the old one's scores."""
+    path = _loadable(path)
+    stored, hashes, meta, side = _read_once(path)
+    card = _card_of(path, meta, side)
+    return _as_float(stored), card, hashes
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -301,8 +320,13 @@ def _digest_values(tensors: Mapping[str, torch.Tensor]) -> str:
     for k in sorted(tensors):
         t = tensors[k].contiguous()
         h.update(json.dumps([k, str(t.dtype), list(t.shape)]).encode())
-        h.update(t.numpy().tobytes())
+        h.update(t.numpy().data)  # the tensor's bytes, not a copy of them
     return h.hexdigest()
+
+
+def _as_float(stored: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Tensors as :func:`load_checkpoint` gives them: fp16 / bf16 as float32."""
+    return {k: t.float() if t.dtype in (torch.float16, torch.bfloat16) else t for k, t in stored.items()}
 
 
 @dataclass(frozen=True)
@@ -320,23 +344,14 @@ def checkpoint_hashes(path: str | Path) -> CheckpointHashes:
     """Every hash of a checkpoint a scorer's identity holds, from ONE reading of the file (`attiqa score -o`'s
     record, eval's score-cache key): read by separate functions, a file rewritten between two readings
     (a training run's ``last.safetensors``) gave an identity half of each version. Each hash equals its own
-    function's; cached as they are (on the size and mtime of the version read), the card beside it not."""
+    function's; cached as they are (on the size and mtime of the version read), the card beside it not. A
+    loaded scorer keeps those of the bytes it loaded (:func:`load_checkpoint_hashed`)."""
     given = Path(path)
     p = given.resolve()
     st = p.stat()
     read = _READ_CACHE.get((str(p), st.st_size, st.st_mtime_ns))
     if read is None:
-        try:
-            with open(p, "rb") as fh:
-                st = os.fstat(fh.fileno())  # the version read, whatever the path holds by the end
-                data = fh.read()
-        except OSError as exc:
-            raise _unreadable(given, exc) from None
-        table, has_card = _header_of(given, data)
-        read = (hashlib.sha256(data).hexdigest(), *_digests_of(given, data, table), has_card)
-        _READ_CACHE[(str(p), st.st_size, st.st_mtime_ns)] = read
-        for kind, digest in zip(("file", "tensors", "values"), read[:3], strict=True):
-            _SHA256_CACHE[(kind, str(p), st.st_size, st.st_mtime_ns)] = digest
+        return _read_once(given)[1]
     file_sha, tensors, values, has_card = read
     side = card_path_for(given)
     card = None if has_card or not side.is_file() else sha256_of(side)
@@ -347,8 +362,46 @@ def checkpoint_hashes(path: str | Path) -> CheckpointHashes:
 _READ_CACHE: dict[tuple[str, int, int], tuple[str, str, str, bool]] = {}
 
 
-def _header_of(path: Path, data: bytes) -> tuple[dict[str, Any], bool]:
-    """(the tensor table, whether the header holds a card) of a safetensors file's ``data``."""
+def _read_once(path: Path) -> tuple[dict[str, torch.Tensor], CheckpointHashes, dict[str, str], bytes | None]:
+    """(the tensors as stored, their :class:`CheckpointHashes`, the header's metadata, the bytes of the
+    ``.json`` card beside it — read only when the header holds none) of one reading of ``path``; its hashes
+    are cached on the size and mtime of the version read."""
+    p = path.resolve()
+    try:
+        with open(p, "rb") as fh:
+            st = os.fstat(fh.fileno())  # the version read, whatever the path holds by the end
+            data = fh.read()
+    except OSError as exc:
+        raise _unreadable(path, exc) from None
+    table, meta = _header_of(path, data)
+    has_card = CARD_KEY in meta
+    try:
+        stored = load_safetensors_bytes(data)
+    except Exception as exc:  # noqa: BLE001 (safetensors' own error types)
+        raise _unreadable(path, exc) from None
+    tensors = hashlib.sha256(json.dumps(table, sort_keys=True).encode())
+    tensors.update(memoryview(data)[8 + int.from_bytes(data[:8], "little") :])
+    read = (
+        hashlib.sha256(data).hexdigest(),
+        tensors.hexdigest(),
+        _digest_values(_as_float(stored)),
+        has_card,
+    )
+    del data
+    _READ_CACHE[(str(p), st.st_size, st.st_mtime_ns)] = read
+    for kind, digest in zip(("file", "tensors", "values"), read[:3], strict=True):
+        _SHA256_CACHE[(kind, str(p), st.st_size, st.st_mtime_ns)] = digest
+    side_path = card_path_for(path)
+    try:
+        side = None if has_card or not side_path.is_file() else side_path.read_bytes()
+    except OSError:
+        side = None
+    card = hashlib.sha256(side).hexdigest() if side is not None else None
+    return stored, CheckpointHashes(p, *read[:3], card), meta, side
+
+
+def _header_of(path: Path, data: bytes) -> tuple[dict[str, Any], dict[str, str]]:
+    """(the tensor table, the header's ``__metadata__``: the card) of a safetensors file's ``data``."""
     n = int.from_bytes(data[:8], "little")
     try:
         table = json.loads(data[8 : 8 + n]) if 8 + n <= len(data) else None
@@ -357,20 +410,7 @@ def _header_of(path: Path, data: bytes) -> tuple[dict[str, Any], bool]:
     if not isinstance(table, dict):
         raise ModelLoadError(f"{path}: not a readable safetensors checkpoint (its header)")
     meta = table.pop("__metadata__", None)
-    return table, isinstance(meta, dict) and CARD_KEY in meta
-
-
-def _digests_of(path: Path, data: bytes, table: dict[str, Any]) -> tuple[str, str]:
-    """(:func:`tensors_sha256`: the header's tensor table, sorted, its ``__metadata__`` — the card — left
-    out, and the data buffer after it; :func:`values_sha256`) of a checkpoint's bytes ``data``."""
-    h = hashlib.sha256(json.dumps(table, sort_keys=True).encode())
-    h.update(data[8 + int.from_bytes(data[:8], "little") :])
-    try:
-        stored = load_safetensors_bytes(data)
-    except Exception as exc:  # noqa: BLE001 (safetensors' own error types)
-        raise _unreadable(path, exc) from None
-    values = {k: t.float() if t.dtype in (torch.float16, torch.bfloat16) else t for k, t in stored.items()}
-    return h.hexdigest(), _digest_values(values)
+    return table, meta if isinstance(meta, dict) else {}
 
 
 def _hashed_once(path: str | Path, kind: str, digest: Callable[[Path], str]) -> str:

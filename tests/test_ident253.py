@@ -1,0 +1,136 @@
+"""A scorer's identity is of the bytes it loaded (session 53, round 2): a checkpoint saved again after the
+scorer read it (a training run's ``last.safetensors``) is not recorded for the scores of the weights loaded
+before, by `attiqa score -o`, eval's score cache or `genbench score`."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from helpers import attiqa_env, tiny_attiqa_checkpoint
+from PIL import Image
+from test_ident53 import _separate_hashes
+
+import attiqa
+from attiqa.evaluation.cache import resume_identity, score_cache_key
+from attiqa.io.checkpoints import load_checkpoint, save_checkpoint
+from attiqa.scorers.zoo import weights_identity
+
+
+def _save_again(ckpt: Path) -> None:
+    """What a training run does to ``last.safetensors`` at its next epoch: the same names and shapes, other
+    values, written over the file (atomically, as :func:`save_checkpoint` writes)."""
+    tensors, card = load_checkpoint(ckpt)
+    save_checkpoint(ckpt, {k: v + 0.5 if v.is_floating_point() else v for k, v in tensors.items()}, card)
+
+
+def test_a_checkpoint_saved_again_after_loading_keeps_the_identity_of_the_weights_loaded(tmp_path):
+    """**Was**: the scorer loaded its weights, then its identity read the file again — saved again in
+    between, the record named the new version against the old one's scores (and a rerun resumed them as
+    the new weights'). Now the identity is the hashes of the bytes loaded, whatever the file holds since;
+    a scorer loaded from the new file has another identity."""
+    ckpt = tiny_attiqa_checkpoint(tmp_path)
+    loaded = _separate_hashes(ckpt)
+    scorer = attiqa.load_scorer(ckpt)
+    image = Image.fromarray((np.random.default_rng(0).random((48, 56, 3)) * 255).astype("uint8"))
+    before = scorer(image)
+    _save_again(ckpt)
+    now = _separate_hashes(ckpt)
+    assert now["file"] != loaded["file"]
+
+    identity = resume_identity(str(ckpt), scorer, {})
+    assert identity["sha256"] == loaded["file"]
+    assert identity["hashes"] == {"weights": loaded["file"], "tensors": loaded["values"]}
+    assert score_cache_key(scorer)[0] == identity["key"]  # eval's cache key: the same scorer
+    assert weights_identity(scorer)["sha256"] == loaded["file"]
+    assert weights_identity(scorer)["tensors_sha256"] == loaded["tensors"]
+    assert scorer(image) == before  # the weights it holds are the ones it names
+
+    fresh = attiqa.load_scorer(ckpt)
+    again = resume_identity(str(ckpt), fresh, {})
+    assert again["sha256"] == now["file"] and again["key"] != identity["key"]
+    assert weights_identity(fresh)["tensors_sha256"] == now["tensors"]
+
+
+def test_a_headerless_checkpoints_card_beside_it_is_the_one_loaded(tmp_path):
+    """A checkpoint whose card is the ``.json`` beside it: the card's hash in the identity is of the card
+    the scorer was built from, not of one edited after it loaded."""
+    ckpt = tiny_attiqa_checkpoint(tmp_path)
+    tensors, card = load_checkpoint(ckpt, as_stored=True)
+    bare = tmp_path / "bare.safetensors"
+    from attiqa.io.checkpoints import save_safetensors
+
+    save_safetensors({k: v.contiguous() for k, v in tensors.items()}, bare, {})
+    bare.with_suffix(".json").write_text(json.dumps(card))
+    loaded = _separate_hashes(bare)
+    scorer = attiqa.load_scorer(bare)
+    bare.with_suffix(".json").write_text(json.dumps({**card, "name": "edited"}))
+    identity = resume_identity(str(bare), scorer, {})
+    assert identity["hashes"]["card"] == loaded["card"]
+    assert scorer.info.name == card["name"]
+
+
+OPENS = """
+import sys
+from pathlib import Path
+
+from genbench.manifest import load_pairs
+from genbench.run_scores import open_metric
+
+run, ckpt, mark = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
+pairs = load_pairs(run)
+mark.read_bytes()
+with open_metric(run, pairs, ckpt) as job:
+    mark.read_bytes()
+    print(job.report.error or "")
+"""
+
+
+@pytest.mark.skipif(shutil.which("strace") is None, reason="needs strace to count the opens")
+def test_genbench_open_metric_loads_and_identifies_a_checkpoint_from_one_reading(tmp_path):
+    """**Was**: `genbench score RUN -m CKPT` loaded the checkpoint, then read it for the record's identity
+    (resume_identity), then again for its tensors' hash when the file had changed meanwhile
+    (weights_identity): a file saved in between gave a record mixing versions. Now one opening of the file
+    gives the weights and every hash of the record: counted in a real process (strace)."""
+    from genbench.manifest import write_manifest
+    from genbench.run_scores import SCORES_DIR, metric_slug
+
+    ckpt = tiny_attiqa_checkpoint(tmp_path)
+    run = tmp_path / "run"
+    (run / "images").mkdir(parents=True)
+    pixels = (np.random.default_rng(1).random((40, 48, 3)) * 255).astype("uint8")
+    for side in "ab":
+        Image.fromarray(pixels).save(run / "images" / f"p0{side}.png")
+    write_manifest(run, [{"pair_id": "p0", "image_a": "images/p0a.png", "image_b": "images/p0b.png"}])
+    mark, log = tmp_path / "mark", tmp_path / "strace.log"
+    mark.write_text("")
+    cmd = ["strace", "-f", "-qq", "-e", "trace=open,openat", "-o", str(log)]
+    cmd += [sys.executable, "-c", OPENS, str(run), str(ckpt), str(mark)]
+    res = subprocess.run(cmd, env=attiqa_env(), capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0 and res.stdout.strip() == "", res.stdout + res.stderr[-2000:]
+    lines = [ln for ln in log.read_text().splitlines() if "= -1" not in ln]
+    marks = [i for i, ln in enumerate(lines) if f'"{mark}"' in ln]
+    between = [ln for ln in lines[marks[0] : marks[1]] if f'"{ckpt}"' in ln]
+    assert len(between) == 1, between  # was 3: the loading (2), then the identity's reading
+    record = json.loads((run / SCORES_DIR / f"{metric_slug(str(ckpt), run)}.json").read_text())["identity"]
+    want = _separate_hashes(ckpt)
+    assert (record["sha256"], record["tensors_sha256"]) == (want["file"], want["tensors"])
+    assert record["hashes"]["tensors"] == want["values"]
+
+
+def test_loading_gives_the_tensors_load_checkpoint_gives(tmp_path):
+    """The scorer's one reading gives the weights as the loader did: the same network outputs."""
+    from attiqa.io.checkpoints import load_checkpoint_hashed
+
+    ckpt = tiny_attiqa_checkpoint(tmp_path)
+    tensors, card = load_checkpoint(ckpt)
+    read, card_read, hashes = load_checkpoint_hashed(ckpt)
+    assert card_read == card and sorted(read) == sorted(tensors)
+    assert all(torch.equal(read[k], tensors[k]) and read[k].dtype == tensors[k].dtype for k in tensors)
+    assert hashes.sha256 == _separate_hashes(ckpt)["file"]
