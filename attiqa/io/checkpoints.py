@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -218,9 +219,8 @@ def load_checkpoint_hashed(path: str | Path) -> tuple[dict[str, torch.Tensor], d
     of the same bytes, for a scorer to keep: hashed after loading, a checkpoint saved again in between (a
     training run's ``last.safetensors``) recorded the new version's identity against the old one's scores."""
     path = _loadable(path)
-    stored, hashes, meta, side = _read_once(path)
-    card = _card_of(path, meta, side)
-    return _as_float(stored), card, hashes
+    tensors, hashes, meta, side = _read_once(path)
+    return tensors, _card_of(path, meta, side), hashes
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -363,31 +363,37 @@ _READ_CACHE: dict[tuple[str, int, int], tuple[str, str, str, bool]] = {}
 
 
 def _read_once(path: Path) -> tuple[dict[str, torch.Tensor], CheckpointHashes, dict[str, str], bytes | None]:
-    """(the tensors as stored, their :class:`CheckpointHashes`, the header's metadata, the bytes of the
-    ``.json`` card beside it — read only when the header holds none) of one reading of ``path``; its hashes
-    are cached on the size and mtime of the version read."""
+    """(the tensors as :func:`load_checkpoint` gives them, their :class:`CheckpointHashes`, the header's
+    metadata, the bytes of the ``.json`` card beside it — read only when the header holds none) of one
+    reading of ``path``; its hashes are cached on the size and mtime of the version read. The tensors are
+    views of the bytes read, hashed where they lie: no copy of the file beside them (fp16 ones as float32)."""
     p = path.resolve()
     try:
         with open(p, "rb") as fh:
             st = os.fstat(fh.fileno())  # the version read, whatever the path holds by the end
-            data = fh.read()
+            data = bytearray(st.st_size)
+            got = 0
+            with memoryview(data) as view:
+                while got < len(data) and (step := fh.readinto(view[got:])):
+                    got += step
     except OSError as exc:
         raise _unreadable(path, exc) from None
+    del data[got:]  # a file cut while it was read: safetensors' reading says so
     table, meta = _header_of(path, data)
     has_card = CARD_KEY in meta
-    try:
-        stored = load_safetensors_bytes(data)
-    except Exception as exc:  # noqa: BLE001 (safetensors' own error types)
-        raise _unreadable(path, exc) from None
+    start = 8 + int.from_bytes(data[:8], "little")
+    stored = _tensors_in(data, start, table)
+    if stored is None:  # a layout this reader does not take: safetensors' own reading, or its error
+        try:
+            stored = load_safetensors_bytes(bytes(data))
+        except Exception as exc:  # noqa: BLE001 (safetensors' own error types)
+            raise _unreadable(path, exc) from None
+    loaded = _as_float(stored)
+    del stored
     tensors = hashlib.sha256(json.dumps(table, sort_keys=True).encode())
-    tensors.update(memoryview(data)[8 + int.from_bytes(data[:8], "little") :])
-    read = (
-        hashlib.sha256(data).hexdigest(),
-        tensors.hexdigest(),
-        _digest_values(_as_float(stored)),
-        has_card,
-    )
-    del data
+    with memoryview(data) as view:
+        tensors.update(view[start:])
+    read = (hashlib.sha256(data).hexdigest(), tensors.hexdigest(), _digest_values(loaded), has_card)
     _READ_CACHE[(str(p), st.st_size, st.st_mtime_ns)] = read
     for kind, digest in zip(("file", "tensors", "values"), read[:3], strict=True):
         _SHA256_CACHE[(kind, str(p), st.st_size, st.st_mtime_ns)] = digest
@@ -397,18 +403,72 @@ def _read_once(path: Path) -> tuple[dict[str, torch.Tensor], CheckpointHashes, d
     except OSError:
         side = None
     card = hashlib.sha256(side).hexdigest() if side is not None else None
-    return stored, CheckpointHashes(p, *read[:3], card), meta, side
+    return loaded, CheckpointHashes(p, *read[:3], card), meta, side
 
 
-def _header_of(path: Path, data: bytes) -> tuple[dict[str, Any], dict[str, str]]:
+# safetensors' dtype names :func:`_tensors_in` reads itself (any other: safetensors' reading)
+_DTYPES = {
+    "F64": torch.float64,
+    "F32": torch.float32,
+    "F16": torch.float16,
+    "BF16": torch.bfloat16,
+    "I64": torch.int64,
+    "I32": torch.int32,
+    "I16": torch.int16,
+    "I8": torch.int8,
+    "U8": torch.uint8,
+    "BOOL": torch.bool,
+}
+
+
+def _tensors_in(data: bytearray, start: int, table: Mapping[str, Any]) -> dict[str, torch.Tensor] | None:
+    """The tensors of a safetensors file's bytes ``data`` (its buffer from ``start``, laid out by the header's
+    ``table``) as views of them; None for a layout other than safetensors' own (tightly packed, every byte
+    a tensor's) or another dtype, which :func:`_read_once` leaves to safetensors."""
+    out: dict[str, torch.Tensor] = {}
+    spans = []
+    for name, entry in table.items():
+        try:
+            dtype = _DTYPES[entry["dtype"]]
+            shape = [int(n) for n in entry["shape"] if isinstance(n, int) and n >= 0]
+            begin, end = (int(x) for x in entry["data_offsets"] if isinstance(x, int))
+        except (KeyError, TypeError, ValueError):
+            return None
+        numel = math.prod(shape)
+        if (
+            len(shape) != len(entry["shape"])
+            or not 0 <= begin <= end
+            or end - begin != numel * dtype.itemsize
+            or start + end > len(data)
+        ):
+            return None
+        spans.append((begin, end))
+        out[name] = (
+            torch.frombuffer(data, dtype=dtype, count=numel, offset=start + begin).reshape(shape)
+            if numel
+            else torch.empty(shape, dtype=dtype)
+        )
+    at = 0
+    for begin, end in sorted(spans):
+        if begin != at:
+            return None
+        at = end
+    return out if start + at == len(data) else None
+
+
+def _header_of(path: Path, data: bytes | bytearray) -> tuple[dict[str, Any], dict[str, str]]:
     """(the tensor table, the header's ``__metadata__``: the card) of a safetensors file's ``data``."""
     n = int.from_bytes(data[:8], "little")
     try:
         table = json.loads(data[8 : 8 + n]) if 8 + n <= len(data) else None
     except ValueError:
         table = None
-    if not isinstance(table, dict):
-        raise ModelLoadError(f"{path}: not a readable safetensors checkpoint (its header)")
+    if not isinstance(table, dict):  # safetensors' own reading says what is wrong with it
+        try:
+            load_safetensors_bytes(bytes(data))
+        except Exception as exc:  # noqa: BLE001 (safetensors' own error types)
+            raise _unreadable(path, exc) from None
+        raise _unreadable(path, ValueError("its header is not a JSON object"))
     meta = table.pop("__metadata__", None)
     return table, meta if isinstance(meta, dict) else {}
 
