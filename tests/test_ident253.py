@@ -217,3 +217,23 @@ def test_a_checkpoints_identity_holds_no_more_than_the_file_in_memory(tmp_path):
     )
     assert res.returncode == 0, res.stderr[-2000:]
     assert float(res.stdout) < 1.4 * size, (res.stdout, size)  # was about 2 x size
+
+
+def test_a_checkpoint_saved_again_within_one_clock_tick_is_hashed_again(tmp_path):
+    """**Was**: a file's hashes were cached on its size and modification time, which move in clock ticks
+    (~4 ms): a checkpoint saved again within one, of the same size (the next epoch's weights), was given
+    the hashes of the one before. Here its time is set back to the first one's (as one tick gives it); now
+    the cache knows a replaced file (another inode) and a changed one (its change time)."""
+    import os
+
+    from attiqa.io.checkpoints import checkpoint_hashes, weights_sha256
+
+    ckpt = tiny_attiqa_checkpoint(tmp_path)
+    first = ckpt.stat()
+    before = (weights_sha256(ckpt), checkpoint_hashes(ckpt).tensors)
+    _save_again(ckpt)
+    os.utime(ckpt, ns=(first.st_atime_ns, first.st_mtime_ns))
+    assert (ckpt.stat().st_size, ckpt.stat().st_mtime_ns) == (first.st_size, first.st_mtime_ns)
+    want = _separate_hashes(ckpt)
+    assert (weights_sha256(ckpt), checkpoint_hashes(ckpt).tensors) == (want["file"], want["tensors"])
+    assert want["file"] != before[0]

@@ -286,15 +286,15 @@ def sha256_of(path: str | Path) -> str:
     return h.hexdigest()
 
 
-# (kind, file) -> its SHA-256, keyed on (resolved path, size, mtime_ns): the same weights file is asked for
+# (kind, file) -> its SHA-256, keyed on (resolved path, :func:`_version`): the same weights file is asked for
 # its hash several times a process (a named model's integrity check on every load, isp-tune's reward
 # identity for the run, a prior's check, the policy card and a SAC start, the evaluation cache's scorer key)
-_SHA256_CACHE: dict[tuple[str, str, int, int], str] = {}
+_SHA256_CACHE: dict[tuple[str, str, int, int, int, int], str] = {}
 
 
 def weights_sha256(path: str | Path) -> str:
-    """SHA-256 of a weights file, computed once per file per process: cached on its resolved path, size and
-    modification time (ns), so a file rewritten in place is hashed again."""
+    """SHA-256 of a weights file, computed once per file per process: cached on its resolved path and
+    version (:func:`_version`), so a file rewritten or replaced is hashed again."""
     return _hashed_once(path, "file", sha256_of)
 
 
@@ -344,12 +344,12 @@ def checkpoint_hashes(path: str | Path) -> CheckpointHashes:
     """Every hash of a checkpoint a scorer's identity holds, from ONE reading of the file (`attiqa score -o`'s
     record, eval's score-cache key): read by separate functions, a file rewritten between two readings
     (a training run's ``last.safetensors``) gave an identity half of each version. Each hash equals its own
-    function's; cached as they are (on the size and mtime of the version read), the card beside it not. A
+    function's; cached as they are (on the version read, :func:`_version`), the card beside it not. A
     loaded scorer keeps those of the bytes it loaded (:func:`load_checkpoint_hashed`)."""
     given = Path(path)
     p = given.resolve()
     st = p.stat()
-    read = _READ_CACHE.get((str(p), st.st_size, st.st_mtime_ns))
+    read = _READ_CACHE.get((str(p), *_version(st)))
     if read is None:
         return _read_once(given)[1]
     file_sha, tensors, values, has_card = read
@@ -358,14 +358,14 @@ def checkpoint_hashes(path: str | Path) -> CheckpointHashes:
     return CheckpointHashes(p, file_sha, tensors, values, card)
 
 
-# (resolved path, size, mtime_ns) -> (file, tensors, values hashes, a card in the header): checkpoint_hashes'
-_READ_CACHE: dict[tuple[str, int, int], tuple[str, str, str, bool]] = {}
+# (resolved path, *_version) -> (file, tensors, values hashes, a card in the header): checkpoint_hashes'
+_READ_CACHE: dict[tuple[str, int, int, int, int], tuple[str, str, str, bool]] = {}
 
 
 def _read_once(path: Path) -> tuple[dict[str, torch.Tensor], CheckpointHashes, dict[str, str], bytes | None]:
     """(the tensors as :func:`load_checkpoint` gives them, their :class:`CheckpointHashes`, the header's
     metadata, the bytes of the ``.json`` card beside it — read only when the header holds none) of one
-    reading of ``path``; its hashes are cached on the size and mtime of the version read. The tensors are
+    reading of ``path``; its hashes are cached on the version read (:func:`_version`). The tensors are
     views of the bytes read, hashed where they lie: no copy of the file beside them (fp16 ones as float32)."""
     p = path.resolve()
     try:
@@ -394,9 +394,11 @@ def _read_once(path: Path) -> tuple[dict[str, torch.Tensor], CheckpointHashes, d
     with memoryview(data) as view:
         tensors.update(view[start:])
     read = (hashlib.sha256(data).hexdigest(), tensors.hexdigest(), _digest_values(loaded), has_card)
-    _READ_CACHE[(str(p), st.st_size, st.st_mtime_ns)] = read
+    version = (str(p), *_version(st))
+    _READ_CACHE[version] = read
     for kind, digest in zip(("file", "tensors", "values"), read[:3], strict=True):
-        _SHA256_CACHE[(kind, str(p), st.st_size, st.st_mtime_ns)] = digest
+        key = (kind, *version)
+        _SHA256_CACHE[key] = digest
     side_path = card_path_for(path)
     try:
         side = None if has_card or not side_path.is_file() else side_path.read_bytes()
@@ -473,10 +475,17 @@ def _header_of(path: Path, data: bytes | bytearray) -> tuple[dict[str, Any], dic
     return table, meta if isinstance(meta, dict) else {}
 
 
+def _version(st: os.stat_result) -> tuple[int, int, int, int]:
+    """Which version of a file a cached hash is of: its inode (a file replaced, as every writer here
+    replaces one, is another), size, and modification and change times — the times alone are a clock tick
+    apart (~4 ms), so a checkpoint saved again within one, of the same size, was taken for the one before."""
+    return st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
+
+
 def _hashed_once(path: str | Path, kind: str, digest: Callable[[Path], str]) -> str:
     p = Path(path).resolve()
     st = p.stat()
-    key = (kind, str(p), st.st_size, st.st_mtime_ns)
+    key = (kind, str(p), *_version(st))
     if key not in _SHA256_CACHE:
         _SHA256_CACHE[key] = digest(p)
     return _SHA256_CACHE[key]
