@@ -63,8 +63,10 @@ def _read_label(args: tuple, result: tuple) -> str:
 # (module, function, step): marked inside the real load where the function returns
 PROBES = (
     ("attiqa.io.checkpoints", "load_checkpoint", _read_label),
+    ("attiqa.io.checkpoints", "load_checkpoint_hashed", _read_label),  # the scorer's read (session 53)
     ("attiqa.models.attiqa_model", "build_model_from_config", "build the network (random initial weights)"),
     ("attiqa.models.attiqa_model", "load_model", "load the weights, checkpoint tensors freed"),
+    ("attiqa.models.attiqa_model", "model_from_checkpoint", "load the weights"),  # the scorer's (session 53)
     ("attiqa.models.fold", "fold_batchnorm", "fold BatchNorm"),
 )
 

@@ -182,8 +182,8 @@ import attiqa
 from attiqa.evaluation.cache import resume_identity
 
 ckpt, mark = sys.argv[1], Path(sys.argv[2])
-scorer = attiqa.load_scorer(ckpt)
 mark.read_bytes()
+scorer = attiqa.load_scorer(ckpt)
 identity = resume_identity(ckpt, scorer, {})
 mark.read_bytes()
 print(identity["key"])
@@ -195,7 +195,9 @@ def test_resume_identity_reads_the_checkpoint_once(tmp_path):
     """**Was**: `attiqa score -m CKPT -o s.csv`'s record opened the checkpoint three times — its file hash,
     its header (is a card there?), every tensor (the values' hash) — so a file rewritten between two
     readings (a training run's ``last.safetensors`` being saved) gave an identity half of each version.
-    Now one opening of the file gives them all: counted between two marks in a real process (strace)."""
+    Now one opening of the file gives them all, and the weights the scorer loads too (session 53, round 2:
+    a file saved again between its loading and its identity was recorded as the new version): counted
+    between two marks around both in a real process (strace)."""
     import subprocess
     import sys
 
@@ -211,7 +213,7 @@ def test_resume_identity_reads_the_checkpoint_once(tmp_path):
     lines = [ln for ln in log.read_text().splitlines() if "= -1" not in ln]
     marks = [i for i, ln in enumerate(lines) if f'"{mark}"' in ln]
     between = [ln for ln in lines[marks[0] : marks[1]] if f'"{ckpt}"' in ln]
-    assert len(between) == 1, between  # was 5
+    assert len(between) == 1, between  # was 6: the loading, then 5 for the identity; 3 after the first fix
     assert res.stdout.strip() == resume_identity(str(ckpt), attiqa.load_scorer(ckpt), {})["key"]
 
 

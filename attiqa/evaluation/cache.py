@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from attiqa.interface import Scorer
-from attiqa.io.checkpoints import CheckpointHashes, checkpoint_hashes
+from attiqa.io.checkpoints import CheckpointHashes
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS image_scores (
@@ -59,15 +59,17 @@ def score_cache_key(
     moved checkpoint keeps its cache and a retrained one at the same path does not reuse stale scores; CLIP
     weights by theirs, whatever spec or path named them (:func:`without_spellings`). Also the identity
     `attiqa score -o` records to resume a score file by. ``read``: the checkpoint's hashes when the caller
-    has read them (:func:`resume_identity`: one reading of the file for all)."""
+    has them (:func:`resume_identity`); else those of the bytes the scorer loaded
+    (:func:`~attiqa.scorers.zoo.checkpoint_read`)."""
+    from attiqa.scorers.zoo import checkpoint_read
     from attiqa.teachers.clip import without_spellings
 
     meta = without_spellings(scorer.metadata())
     ident: dict[str, Any] = {"class": type(scorer).__qualname__, "columns": list(scorer.columns)}
     ckpt = _checkpoint_of(scorer)
     meta.pop("checkpoint", None)
-    if ckpt and Path(ckpt).is_file():
-        read = read if read is not None and read.path == Path(ckpt).resolve() else checkpoint_hashes(ckpt)
+    read = read or (checkpoint_read(scorer) if ckpt else None)
+    if read is not None:
         ident["checkpoint_sha256"] = read.sha256
         if read.card_sha256:  # a card beside a file whose header has none: edited in place, same file hash
             ident["card_sha256"] = read.card_sha256
@@ -94,12 +96,13 @@ def resume_identity(model: str | None, scorer: Scorer, overrides: dict[str, Any]
     ExIQA run's checkpoint and regressor too) and the scorer's settings, not the spelling of a path (``model``
     as given, None = the default model; ``overrides`` as :func:`score_cache_key` takes them) — with
     ``hashes``, those files by name, to say which one changed (``tensors``: a checkpoint's values without its
-    card, to tell a card changed from weights changed). The checkpoint is read once for all of them
-    (:func:`~attiqa.io.checkpoints.checkpoint_hashes`): a file rewritten meanwhile cannot mix two versions."""
+    card, to tell a card changed from weights changed). All of them are the hashes of the bytes the scorer
+    loaded (:func:`~attiqa.scorers.zoo.checkpoint_read`): a file saved again since is not taken for the
+    weights that scored, nor mixed with them."""
     from attiqa.scorers import scorer_identity
+    from attiqa.scorers.zoo import checkpoint_read
 
-    ckpt = _checkpoint_of(scorer)
-    read = checkpoint_hashes(ckpt) if ckpt and Path(ckpt).is_file() else None
+    read = checkpoint_read(scorer)
     identity: dict[str, object] = {**scorer_identity(model, read), "crops": overrides.get("crops")}
     meta = scorer.metadata()
     # a CLIP scorer's weights by their hash (no file of its own for scorer_identity to hash)

@@ -19,7 +19,7 @@ from PIL import Image
 from attiqa.errors import ModelLoadError
 from attiqa.exiqa.model import AttributeTable, ExiqaModel, Regressor
 from attiqa.interface import Scorer, ScorerInfo
-from attiqa.io.checkpoints import load_checkpoint, weights_sha256
+from attiqa.io.checkpoints import load_checkpoint_hashed
 from attiqa.teachers.clip import clip_identity, load_open_clip, parse_clip_spec
 
 
@@ -60,7 +60,8 @@ class ExiqaScorer(Scorer):
                     f"{run}: holds no exiqa.safetensors — pass the --out folder of `attiqa train exiqa` or "
                     "the checkpoint in it"
                 )
-        tensors, card = load_checkpoint(self.path)
+        # its identity (`score -o`, eval, genbench) is of the bytes loaded, not of a later reading
+        tensors, card, self.weights_read = load_checkpoint_hashed(self.path)
         if card.get("kind") != "exiqa":
             raise ModelLoadError(f"{self.path}: not an ExIQA checkpoint (card kind {card.get('kind')!r})")
         table = AttributeTable(
@@ -86,8 +87,8 @@ class ExiqaScorer(Scorer):
         self.regressor_sha256: str | None = None  # its scores' MOS: a regressor retrained in place is noticed
         reg_path = self.path.parent / REGRESSOR_FILE
         if regressor and reg_path.exists():
-            reg_tensors, self.reg_card = load_checkpoint(reg_path)
-            self.regressor_sha256 = weights_sha256(reg_path)
+            reg_tensors, self.reg_card, reg_read = load_checkpoint_hashed(reg_path)
+            self.regressor_sha256 = reg_read.sha256
             self.regressor = Regressor(len(table.distortions) * table.k, int(self.reg_card["hidden"]))
             state = {k.removeprefix("regressor."): v for k, v in reg_tensors.items()}
             self.regressor.load_state_dict(state)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -152,11 +153,14 @@ def _unreadable(path: Path, exc: Exception) -> ModelLoadError:
     )
 
 
-def _card_of(path: Path, meta: Mapping[str, str]) -> dict[str, Any]:
-    """The card in a checkpoint's header ``meta``, else the ``.json`` beside it ({} without either)."""
+def _card_of(path: Path, meta: Mapping[str, str], side: bytes | None = None) -> dict[str, Any]:
+    """The card in a checkpoint's header ``meta``, else the ``.json`` beside it ({} without either;
+    ``side``: its bytes when the caller has read them)."""
     try:
         if CARD_KEY in meta:
             card = json.loads(meta[CARD_KEY])
+        elif side is not None:
+            card = json.loads(side.decode("utf-8"))
         elif card_path_for(path).exists():
             card = json.loads(card_path_for(path).read_text(encoding="utf-8"))
         else:
@@ -186,6 +190,18 @@ def load_checkpoint(
     opening of the file (the card and the tensors of one version of it). ``as_stored``: fp16 / bf16 tensors
     as they are stored, for a copy that keeps them so (`attiqa export`: the shipped model's fp16 statistics
     in fp32 were other tensors, :func:`tensors_sha256`, to the one test of "is this a shipped model")."""
+    path = _loadable(path)
+    tensors: dict[str, torch.Tensor] = {}
+    with _opened(path, device) as f:
+        card = _card_of(path, f.metadata() or {})
+        for k in f.keys():  # noqa: SIM118 (safe_open is not a dict)
+            t = f.get_tensor(k)
+            tensors[k] = t.float() if t.dtype in (torch.float16, torch.bfloat16) and not as_stored else t
+    return tensors, card
+
+
+def _loadable(path: str | Path) -> Path:
+    """``path`` when it may be loaded: a missing file and a pickle are one line each."""
     path = Path(path)
     if not path.exists():
         raise ModelLoadError(
@@ -195,13 +211,16 @@ def load_checkpoint(
         raise ModelLoadError(
             f"{path}: pickle-based checkpoints are not loaded (unsafe) — convert it to .safetensors first"
         )
-    tensors: dict[str, torch.Tensor] = {}
-    with _opened(path, device) as f:
-        card = _card_of(path, f.metadata() or {})
-        for k in f.keys():  # noqa: SIM118 (safe_open is not a dict)
-            t = f.get_tensor(k)
-            tensors[k] = t.float() if t.dtype in (torch.float16, torch.bfloat16) and not as_stored else t
-    return tensors, card
+    return path
+
+
+def load_checkpoint_hashed(path: str | Path) -> tuple[dict[str, torch.Tensor], dict, CheckpointHashes]:
+    """:func:`load_checkpoint`'s tensors (on the CPU, as float32) and card, and :func:`checkpoint_hashes`
+    of the same bytes, for a scorer to keep: hashed after loading, a checkpoint saved again in between (a
+    training run's ``last.safetensors``) recorded the new version's identity against the old one's scores."""
+    path = _loadable(path)
+    tensors, hashes, meta, side = _read_once(path)
+    return tensors, _card_of(path, meta, side), hashes
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -267,15 +286,15 @@ def sha256_of(path: str | Path) -> str:
     return h.hexdigest()
 
 
-# (kind, file) -> its SHA-256, keyed on (resolved path, size, mtime_ns): the same weights file is asked for
+# (kind, file) -> its SHA-256, keyed on (resolved path, :func:`_version`): the same weights file is asked for
 # its hash several times a process (a named model's integrity check on every load, isp-tune's reward
 # identity for the run, a prior's check, the policy card and a SAC start, the evaluation cache's scorer key)
-_SHA256_CACHE: dict[tuple[str, str, int, int], str] = {}
+_SHA256_CACHE: dict[tuple[str, str, int, int, int, int], str] = {}
 
 
 def weights_sha256(path: str | Path) -> str:
-    """SHA-256 of a weights file, computed once per file per process: cached on its resolved path, size and
-    modification time (ns), so a file rewritten in place is hashed again."""
+    """SHA-256 of a weights file, computed once per file per process: cached on its resolved path and
+    version (:func:`_version`), so a file rewritten or replaced is hashed again."""
     return _hashed_once(path, "file", sha256_of)
 
 
@@ -301,8 +320,13 @@ def _digest_values(tensors: Mapping[str, torch.Tensor]) -> str:
     for k in sorted(tensors):
         t = tensors[k].contiguous()
         h.update(json.dumps([k, str(t.dtype), list(t.shape)]).encode())
-        h.update(t.numpy().tobytes())
+        h.update(t.numpy().data)  # the tensor's bytes, not a copy of them
     return h.hexdigest()
+
+
+def _as_float(stored: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Tensors as :func:`load_checkpoint` gives them: fp16 / bf16 as float32."""
+    return {k: t.float() if t.dtype in (torch.float16, torch.bfloat16) else t for k, t in stored.items()}
 
 
 @dataclass(frozen=True)
@@ -320,63 +344,148 @@ def checkpoint_hashes(path: str | Path) -> CheckpointHashes:
     """Every hash of a checkpoint a scorer's identity holds, from ONE reading of the file (`attiqa score -o`'s
     record, eval's score-cache key): read by separate functions, a file rewritten between two readings
     (a training run's ``last.safetensors``) gave an identity half of each version. Each hash equals its own
-    function's; cached as they are (on the size and mtime of the version read), the card beside it not."""
+    function's; cached as they are (on the version read, :func:`_version`), the card beside it not. A
+    loaded scorer keeps those of the bytes it loaded (:func:`load_checkpoint_hashed`)."""
     given = Path(path)
     p = given.resolve()
     st = p.stat()
-    read = _READ_CACHE.get((str(p), st.st_size, st.st_mtime_ns))
+    read = _READ_CACHE.get((str(p), *_version(st)))
     if read is None:
-        try:
-            with open(p, "rb") as fh:
-                st = os.fstat(fh.fileno())  # the version read, whatever the path holds by the end
-                data = fh.read()
-        except OSError as exc:
-            raise _unreadable(given, exc) from None
-        table, has_card = _header_of(given, data)
-        read = (hashlib.sha256(data).hexdigest(), *_digests_of(given, data, table), has_card)
-        _READ_CACHE[(str(p), st.st_size, st.st_mtime_ns)] = read
-        for kind, digest in zip(("file", "tensors", "values"), read[:3], strict=True):
-            _SHA256_CACHE[(kind, str(p), st.st_size, st.st_mtime_ns)] = digest
+        return _read_once(given)[1]
     file_sha, tensors, values, has_card = read
     side = card_path_for(given)
     card = None if has_card or not side.is_file() else sha256_of(side)
     return CheckpointHashes(p, file_sha, tensors, values, card)
 
 
-# (resolved path, size, mtime_ns) -> (file, tensors, values hashes, a card in the header): checkpoint_hashes'
-_READ_CACHE: dict[tuple[str, int, int], tuple[str, str, str, bool]] = {}
+# (resolved path, *_version) -> (file, tensors, values hashes, a card in the header): checkpoint_hashes'
+_READ_CACHE: dict[tuple[str, int, int, int, int], tuple[str, str, str, bool]] = {}
 
 
-def _header_of(path: Path, data: bytes) -> tuple[dict[str, Any], bool]:
-    """(the tensor table, whether the header holds a card) of a safetensors file's ``data``."""
+def _read_once(path: Path) -> tuple[dict[str, torch.Tensor], CheckpointHashes, dict[str, str], bytes | None]:
+    """(the tensors as :func:`load_checkpoint` gives them, their :class:`CheckpointHashes`, the header's
+    metadata, the bytes of the ``.json`` card beside it — read only when the header holds none) of one
+    reading of ``path``; its hashes are cached on the version read (:func:`_version`). The tensors are
+    views of the bytes read, hashed where they lie: no copy of the file beside them (fp16 ones as float32)."""
+    p = path.resolve()
+    try:
+        with open(p, "rb") as fh:
+            st = os.fstat(fh.fileno())  # the version read, whatever the path holds by the end
+            data = bytearray(st.st_size)
+            got = 0
+            with memoryview(data) as view:
+                while got < len(data) and (step := fh.readinto(view[got:])):
+                    got += step
+    except OSError as exc:
+        raise _unreadable(path, exc) from None
+    del data[got:]  # a file cut while it was read: safetensors' reading says so
+    table, meta = _header_of(path, data)
+    has_card = CARD_KEY in meta
+    start = 8 + int.from_bytes(data[:8], "little")
+    stored = _tensors_in(data, start, table)
+    if stored is None:  # a layout this reader does not take: safetensors' own reading, or its error
+        try:
+            stored = load_safetensors_bytes(bytes(data))
+        except Exception as exc:  # noqa: BLE001 (safetensors' own error types)
+            raise _unreadable(path, exc) from None
+    loaded = _as_float(stored)
+    del stored
+    tensors = hashlib.sha256(json.dumps(table, sort_keys=True).encode())
+    with memoryview(data) as view:
+        tensors.update(view[start:])
+    read = (hashlib.sha256(data).hexdigest(), tensors.hexdigest(), _digest_values(loaded), has_card)
+    version = (str(p), *_version(st))
+    _READ_CACHE[version] = read
+    for kind, digest in zip(("file", "tensors", "values"), read[:3], strict=True):
+        key = (kind, *version)
+        _SHA256_CACHE[key] = digest
+    side_path = card_path_for(path)
+    try:
+        side = None if has_card or not side_path.is_file() else side_path.read_bytes()
+    except OSError:
+        side = None
+    card = hashlib.sha256(side).hexdigest() if side is not None else None
+    return loaded, CheckpointHashes(p, *read[:3], card), meta, side
+
+
+# safetensors' dtype names :func:`_tensors_in` reads itself (any other: safetensors' reading)
+_DTYPES = {
+    "F64": torch.float64,
+    "F32": torch.float32,
+    "F16": torch.float16,
+    "BF16": torch.bfloat16,
+    "I64": torch.int64,
+    "I32": torch.int32,
+    "I16": torch.int16,
+    "I8": torch.int8,
+    "U8": torch.uint8,
+    "BOOL": torch.bool,
+}
+
+
+def _tensors_in(data: bytearray, start: int, table: Mapping[str, Any]) -> dict[str, torch.Tensor] | None:
+    """The tensors of a safetensors file's bytes ``data`` (its buffer from ``start``, laid out by the header's
+    ``table``) as views of them; None for a layout other than safetensors' own (tightly packed, every byte
+    a tensor's) or another dtype, which :func:`_read_once` leaves to safetensors."""
+    out: dict[str, torch.Tensor] = {}
+    spans = []
+    for name, entry in table.items():
+        try:
+            dtype = _DTYPES[entry["dtype"]]
+            shape = [int(n) for n in entry["shape"] if isinstance(n, int) and n >= 0]
+            begin, end = (int(x) for x in entry["data_offsets"] if isinstance(x, int))
+        except (KeyError, TypeError, ValueError):
+            return None
+        numel = math.prod(shape)
+        if (
+            len(shape) != len(entry["shape"])
+            or not 0 <= begin <= end
+            or end - begin != numel * dtype.itemsize
+            or start + end > len(data)
+        ):
+            return None
+        spans.append((begin, end))
+        out[name] = (
+            torch.frombuffer(data, dtype=dtype, count=numel, offset=start + begin).reshape(shape)
+            if numel
+            else torch.empty(shape, dtype=dtype)
+        )
+    at = 0
+    for begin, end in sorted(spans):
+        if begin != at:
+            return None
+        at = end
+    return out if start + at == len(data) else None
+
+
+def _header_of(path: Path, data: bytes | bytearray) -> tuple[dict[str, Any], dict[str, str]]:
+    """(the tensor table, the header's ``__metadata__``: the card) of a safetensors file's ``data``."""
     n = int.from_bytes(data[:8], "little")
     try:
         table = json.loads(data[8 : 8 + n]) if 8 + n <= len(data) else None
     except ValueError:
         table = None
-    if not isinstance(table, dict):
-        raise ModelLoadError(f"{path}: not a readable safetensors checkpoint (its header)")
+    if not isinstance(table, dict):  # safetensors' own reading says what is wrong with it
+        try:
+            load_safetensors_bytes(bytes(data))
+        except Exception as exc:  # noqa: BLE001 (safetensors' own error types)
+            raise _unreadable(path, exc) from None
+        raise _unreadable(path, ValueError("its header is not a JSON object"))
     meta = table.pop("__metadata__", None)
-    return table, isinstance(meta, dict) and CARD_KEY in meta
+    return table, meta if isinstance(meta, dict) else {}
 
 
-def _digests_of(path: Path, data: bytes, table: dict[str, Any]) -> tuple[str, str]:
-    """(:func:`tensors_sha256`: the header's tensor table, sorted, its ``__metadata__`` — the card — left
-    out, and the data buffer after it; :func:`values_sha256`) of a checkpoint's bytes ``data``."""
-    h = hashlib.sha256(json.dumps(table, sort_keys=True).encode())
-    h.update(data[8 + int.from_bytes(data[:8], "little") :])
-    try:
-        stored = load_safetensors_bytes(data)
-    except Exception as exc:  # noqa: BLE001 (safetensors' own error types)
-        raise _unreadable(path, exc) from None
-    values = {k: t.float() if t.dtype in (torch.float16, torch.bfloat16) else t for k, t in stored.items()}
-    return h.hexdigest(), _digest_values(values)
+def _version(st: os.stat_result) -> tuple[int, int, int, int]:
+    """Which version of a file a cached hash is of: its inode (a file replaced, as every writer here
+    replaces one, is another), size, and modification and change times — the times alone are a clock tick
+    apart (~4 ms), so a checkpoint saved again within one, of the same size, was taken for the one before."""
+    return st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
 
 
 def _hashed_once(path: str | Path, kind: str, digest: Callable[[Path], str]) -> str:
     p = Path(path).resolve()
     st = p.stat()
-    key = (kind, str(p), st.st_size, st.st_mtime_ns)
+    key = (kind, str(p), *_version(st))
     if key not in _SHA256_CACHE:
         _SHA256_CACHE[key] = digest(p)
     return _SHA256_CACHE[key]

@@ -29,7 +29,8 @@ from PIL import Image
 
 from attiqa.errors import AttiqaError, ConfigError, did_you_mean
 from attiqa.interface import Scorer, ScorerInfo
-from attiqa.models import load_model
+from attiqa.io.checkpoints import load_checkpoint_hashed
+from attiqa.models import model_from_checkpoint
 from attiqa.models.fold import fold_batchnorm
 from attiqa.models.transforms import CenterCropTest, ChannelsLastFiveCropTest
 from attiqa.scorers.zoo import registry_entry_at
@@ -85,8 +86,10 @@ class AttiqaScorer(Scorer):
         check_crops(crops)
         self.chunk = default_chunk(self.device) if chunk is None else check_chunk(chunk)
         self.checkpoint = Path(checkpoint)
-        self.model, self.card = load_model(self.checkpoint, device=self.device)
-        self.model.eval()
+        # the identity `score -o` / eval / genbench record is of the bytes loaded, not of a later reading
+        tensors, self.card, self.weights_read = load_checkpoint_hashed(self.checkpoint)
+        self.model = model_from_checkpoint(self.checkpoint, tensors, self.card).to(self.device).eval()
+        del tensors
         if fold:
             fold_batchnorm(self.model)
         self.folded = bool(fold)

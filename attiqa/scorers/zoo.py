@@ -21,10 +21,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from attiqa.errors import ModelLoadError, did_you_mean
 from attiqa.scorer_info import ScorerInfo
+
+if TYPE_CHECKING:
+    from attiqa.io.checkpoints import CheckpointHashes
 
 ATTIQA_TARGET = "attiqa.scorers.attiqa_scorer:AttiqaScorer"
 CLIP_TARGET = "attiqa.scorers.clip_scorers:ClipAntonymScorer"
@@ -209,17 +212,27 @@ def registry_entry_at(path: str | Path) -> ZooEntry | None:
 def weights_identity(scorer: Any, name: str | None = None) -> dict[str, str | None]:
     """What :func:`shipped_model` is told of a loaded ``scorer`` (``name``: the one it was asked for): its
     card's name and, with a weights file of its own, that file's and its tensors' SHA-256 (None without),
-    of one reading of it."""
-    from attiqa.io.checkpoints import checkpoint_hashes
-
-    ckpt = getattr(scorer, "checkpoint", None)
-    read = checkpoint_hashes(ckpt) if ckpt and Path(ckpt).is_file() else None
+    of the bytes it loaded (:func:`checkpoint_read`)."""
+    read = checkpoint_read(scorer) if getattr(scorer, "checkpoint", None) else None
     return {
         "name": name,
         "card_name": scorer.info.name,
         "sha256": read.sha256 if read else None,
         "tensors_sha256": read.tensors if read else None,
     }
+
+
+def checkpoint_read(scorer: Any) -> CheckpointHashes | None:
+    """The hashes of the checkpoint a scorer's scores depend on (an ATTIQA model's, an ExIQA run's): those
+    of the bytes it loaded (``weights_read``, :func:`~attiqa.io.checkpoints.load_checkpoint_hashed`) — the
+    file may have been saved again since — else of one reading of the file now; None without a file."""
+    from attiqa.io.checkpoints import CheckpointHashes, checkpoint_hashes
+
+    kept = getattr(scorer, "weights_read", None)
+    if isinstance(kept, CheckpointHashes):
+        return kept
+    ckpt = scorer.metadata().get("checkpoint") or getattr(scorer, "checkpoint", None)
+    return checkpoint_hashes(ckpt) if ckpt and Path(ckpt).is_file() else None
 
 
 def _shipped_tensors(name: str, entry: ZooEntry) -> str | None:
