@@ -168,21 +168,18 @@ def _run_command(typer_app: Callable[[], Any]) -> None:
     """:func:`run_app`'s command: its errors and interruptions as one line and an exit code."""
     try:
         typer_app()
-    except (
-        Said
-    ):  # said by the processes of a torchrun job that met it (attiqa.sharding.alike_on_every_process)
+    except Said:
+        # said by the processes of a torchrun job that met it (attiqa.sharding.alike_on_every_process)
         sys.exit(EXIT_ERROR)
     except AttiqaError as exc:
         if not isinstance(exc, EveryProcessError) or os.environ.get("RANK", "0") == "0":
             say_error(str(exc))
         sys.exit(EXIT_ERROR)
     except OSError as exc:  # last resort (the commands check their inputs and outputs first): still one line
-        where = plain(f"{exc.filename}: " if exc.filename else "")
-        console.print(
-            f"[bold red]error:[/] {where}{plain(exc.strerror or exc)} — check the path (a file where a "
-            "folder should be?), its permissions and the free disk space",
-            highlight=False,
-            soft_wrap=True,
+        where = f"{exc.filename}: " if exc.filename else ""
+        say_error(
+            f"{where}{exc.strerror or exc} — check the path (a file where a folder should be?), its "
+            "permissions and the free disk space"
         )
         sys.exit(EXIT_ERROR)
     except InterruptedExit:
@@ -388,8 +385,7 @@ def one_line_usage_errors(root: Any) -> None:
         except UsageError as exc:
             if type(exc).__name__ == "NoArgsIsHelpError":
                 raise
-            line = usage_line(exc, root, prog[0], given)
-            console.print(f"[bold red]error:[/] {plain(line)}", highlight=False, soft_wrap=True)
+            say_error(usage_line(exc, root, prog[0], given))
             raise SystemExit(EXIT_ERROR) from exc
 
     def parse(info_name: str | None, args: list[str], parent: Any = None, **extra: Any) -> Any:
