@@ -84,7 +84,7 @@ def peak(tree: Path, how: str, path: Path) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--mib", type=int, default=256)
     ap.add_argument("--half", type=float, default=0.25)
     ap.add_argument("--against", type=Path, help="another checkout to measure the same way")
