@@ -95,9 +95,12 @@ def test_a_torchrun_label_job_lost_after_the_merge_says_the_table_is_whole(tmp_p
             if proc.wait(timeout=120) is None:
                 proc.kill()
     said = seen.decode(errors="replace").replace("#", "")
-    assert ranks[0].returncode == 2, said[-3000:]
     assert not parts_dir(out).exists() and pq.read_metadata(out).num_rows == n
     ours = [ln for ln in said.splitlines() if ln.startswith("error:")]
+    if ranks[0].returncode == 0:  # rank 0 had passed its last collective before the kill: nothing lost
+        assert not ours, said[-3000:]  # (a race of the full suite's load; the words: the test below)
+        return
+    assert ranks[0].returncode == 2, said[-3000:]
     assert len(ours) == 1 and ours[0].startswith(
         "error: label: another process of this torchrun job stopped "
     )
