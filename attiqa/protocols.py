@@ -296,6 +296,45 @@ def _partition(
     return [i for i in range(n) if groups[i] not in test], [i for i in range(n) if groups[i] in test]
 
 
+def one_group(who: str, n: int, key: str | None, group: str, option: str) -> AttiqaError:
+    """The refusal of a group-aware split over one group: no split can have both sides (`bench` said it;
+    `attiqa train`'s ``finetune.group_by`` said "1 group(s)" naming neither the dataset nor the setting)."""
+    return AttiqaError(
+        f"{who}: all {n} items share one {key!r} ({group!r}) — a group-aware split needs at least 2 groups; "
+        f"use {option} none for image-wise splits"
+    )
+
+
+SHARE_SLACK = 0.05
+"""How far (as a share of the images) a group-aware split's held-out part may drift from the one asked before
+it is said: groups come whole, so 2 groups hold out half the data where 80/20 was asked."""
+
+
+def say_group_share(who: str, n: int, groups: Sequence[str], splits: Sequence[Split], held_out: float,
+                    option: str = "--group-by") -> None:  # fmt: skip
+    """One warning line when group-aware ``splits`` hold out on average another share of the ``n`` images
+    than ``held_out`` (by more than :data:`SHARE_SLACK`): with few groups "80/20" was silently 50/50."""
+    from attiqa.training.distributed import is_main
+
+    if not splits or not is_main():
+        return
+    share = sum(len(sp.test) for sp in splits) / (len(splits) * n)
+    if abs(share - held_out) <= SHARE_SLACK:
+        return
+    n_groups = len(set(groups))
+    held = sorted({len({groups[i] for i in sp.test}) for sp in splits})
+    held_words = f"{held[0]}–{held[-1]}" if len(held) > 1 else str(held[0])
+    asked = f"{round((1 - held_out) * 100)}/{round(held_out * 100)}"
+    got = f"{round((1 - share) * 100)}/{round(share * 100)}"
+    avg = " on average" if len(splits) > 1 else ""
+    console.print(
+        f"[yellow]{plain(who)}: its {n} images fall in {n_groups} groups and a split holds out whole groups "
+        f"({held_words} of {n_groups}): train/test is {got}{avg}, not the {asked} asked — add groups, or use "
+        f"{option} none for image-wise splits",
+        highlight=False,
+    )
+
+
 def random_splits(
     n: int, repeats: int, seed: int, test_fraction: float = 0.2, groups: Sequence[str] | None = None
 ) -> list[Split]:
@@ -351,13 +390,18 @@ def dataset_split(cfg: FinetuneConfig) -> MosSplit:
     ds = get_dataset(cfg.dataset, cfg.root, target=cfg.target)
     ds.check_images(fix=MISSING_FIX)
     say_rows_left_out(ds)
-    check_scores(ds, f"finetune.dataset {ds.name} ({ds.root})")
+    who = f"finetune.dataset {ds.name} ({ds.root})"
+    check_scores(ds, who)
+    groups: list[str] | None = None
     if uses_official_split(ds, None):
         split = official_partition(ds)
         fix = "the official split is fixed: add images"
     else:
         keys = group_keys(ds, None if cfg.group_by == "none" else cfg.group_by, "finetune.group_by:")
         groups, _ = merge_copies(ds, keys)
+        if keys is not None and groups is not None and len(set(groups)) < 2:
+            key = NATURAL_GROUPS.get(ds.name) if cfg.group_by == "auto" else cfg.group_by
+            raise one_group(who, len(groups), key, groups[0], "finetune.group_by:")
         tr, te = _partition(len(ds), cfg.val_fraction, cfg.split_seed, groups)
         kind = "random" if keys is None else f"group by {cfg.group_by}"
         split = Split(f"seed {cfg.split_seed}", tuple(tr), tuple(te), cfg.split_seed, kind)
@@ -368,7 +412,9 @@ def dataset_split(cfg: FinetuneConfig) -> MosSplit:
     given = (f"the {split.kind} split of its {len(ds)} images gives {len(split.train)} to train on and "
              f"{len(split.test)} to hold out")  # fmt: skip
     mos = torch.tensor([float(it.mos) for it in ds.items])
-    check_split(mos, split.train, split.test, f"finetune.dataset {ds.name} ({ds.root})", given, fix)
+    check_split(mos, split.train, split.test, who, given, fix)
+    if "group" in split.kind and groups is not None:
+        say_group_share(who, len(ds), groups, [split], cfg.val_fraction, "finetune.group_by:")
     return mos_split(ds, split)
 
 
@@ -656,7 +702,7 @@ class _Run:
 
     cfg: FinetuneConfig
     init: Path | None
-    start: InitialModel  # the network every split starts from, built once
+    start: InitialModel | None  # the network every split starts from, built once (after the checks)
     select: str
     progress: bool
     keep: bool
@@ -689,11 +735,7 @@ class _Run:
             self.copies[b.label] = n_copies
             if groups is not None and len(set(groups)) < 2 and self.keys(b) is not None:
                 key = NATURAL_GROUPS.get(b.dataset.name) if self.group_by == "auto" else self.group_by
-                raise AttiqaError(
-                    f"{b.label} ({b.dataset.root}): all {len(groups)} items share one {key!r} "
-                    f"({groups[0]!r}) — a group-aware split needs at least 2 groups; use --group-by none "
-                    "for image-wise splits"
-                )
+                raise one_group(f"{b.label} ({b.dataset.root})", len(groups), key, groups[0], "--group-by")
             self._groups[b.label] = groups
         return self._groups[b.label]
 
@@ -723,6 +765,13 @@ class _Run:
                 fix += ", or choose other --fractions"
             check_split(mos, sp.train, sp.test, f"{b.label} ({b.dataset.root})", given, fix)
         say_small_splits(b.label, len(b.dataset), splits)
+
+    def say_share(self, b: BenchDataset, splits: Sequence[Split], held_out: float) -> None:
+        """:func:`say_group_share` for group-aware ``splits`` (official and image-wise ones: nothing)."""
+        groups = self.groups(b)
+        grouped = [sp for sp in splits if "group" in sp.kind]
+        if groups is not None and grouped:
+            say_group_share(f"{b.label} ({b.dataset.root})", len(b.dataset), groups, grouped, held_out)
 
     def image_wise(self, b: BenchDataset, splits: list[Split], kind: str) -> list[Split]:
         """Image-wise splits keep their kind when only byte-identical copies were grouped."""
@@ -891,16 +940,21 @@ def run_protocol(
     if protocol == "data-efficient":
         check_fractions(fractions)
     _check_all(benches)
-    start = _initial_model(cfg, init)
     out = Path(out_dir)
-    r = _Run(cfg, init, start, select, progress, keep_checkpoints, out, repeats, seed, official_split,
+    r = _Run(cfg, init, None, select, progress, keep_checkpoints, out, repeats, seed, official_split,
              group_by)  # fmt: skip
     for b in benches:
         r.keys(b)  # a dataset without the groups fails before the first run
         if protocol == "data-efficient":
             r.check(b, [sp for fr in fractions for sp in r.fraction_splits(b, fr)])
+            for fr in fractions:
+                r.say_share(b, r.fraction_splits(b, fr), 1.0 - fr)
         else:
             r.check(b, r.splits(b))
+            r.say_share(b, r.splits(b), 0.2)
+    # the splits are checked before the network is built: a --group-by typo or a 3-image set was said only
+    # after the backbone loaded (offline: after "cannot download ImageNet weights", a fix for nothing)
+    r.start = _initial_model(cfg, init)
     output_folder(out, "--out")  # only now: a refused setting leaves no empty folder behind
     if protocol in ("single", "linear-probe"):
         runs, summary, table = _single(r, benches, method, protocol)

@@ -1,0 +1,87 @@
+"""Session 54's pass over `attiqa eval` / `attiqa bench` as a researcher with their own folder + CSV: group
+splits of few groups, the score CSV's shapes, image names off by case, and eval's output folder. Small
+generated fixtures (flat-colour PNGs of graded brightness), the weight-free classical scorer, the tiny
+backbone."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from attiqa.config import FinetuneConfig
+from attiqa.datasets import get_dataset
+from attiqa.errors import AttiqaError
+from attiqa.protocols import bench_dataset, dataset_split, run_protocol
+
+BASE = {
+    "backbone": "tiny", "pretrained_backbone": False, "head_hidden": 8, "mos_hidden": 8, "epochs": 1,
+    "batch_size": 8, "lr": 0.003, "resize_shorter": 40, "crop_size": 32, "num_workers": 0, "device": "cpu",
+}  # fmt: skip
+
+
+def make_set(folder: Path, n: int, prompts: list[str] | None = None, ext: str = "png") -> Path:
+    """``n`` small images under folder/images with a mos.csv (image,mos[,prompt]); returns the CSV."""
+    (folder / "images").mkdir(parents=True, exist_ok=True)
+    rows = []
+    for i in range(n):
+        name = f"img{i:02d}.{ext}"
+        Image.new("RGB", (48, 40), (20 + 15 * i, 60 + 7 * i, 200 - 9 * i)).save(folder / "images" / name)
+        row = {"image": name, "mos": f"{10 + 5 * i + (i % 3)}"}
+        if prompts is not None:
+            row["prompt"] = prompts[i % len(prompts)]
+        rows.append(row)
+    with open(folder / "mos.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    return folder / "mos.csv"
+
+
+def test_a_group_split_of_two_groups_says_its_real_share_once_and_one_group_is_refused(tmp_path, capsys):
+    """Two prompts: every split holds out one of the two — 50/50, not 80/20 — said in one line per run (not
+    per split); one prompt: no split has both sides, refused before anything is written, by `bench` and by
+    `attiqa train`'s named dataset alike."""
+    ds = get_dataset("folder", make_set(tmp_path / "two", 12, ["a cat", "a dog"]))
+    out = tmp_path / "out"
+    run_protocol("single", [bench_dataset(ds, "two")], BASE, out, repeats=3, group_by="prompt")
+    said = [ln for ln in capsys.readouterr().err.splitlines() if "groups and a split holds out" in ln]
+    assert len(said) == 1, said
+    assert "12 images fall in 2 groups" in said[0] and "(1 of 2)" in said[0]
+    assert "train/test is 50/50 on average, not the 80/20 asked" in said[0] and "--group-by none" in said[0]
+
+    # enough groups for 80/20: no word
+    many = get_dataset("folder", make_set(tmp_path / "ten", 20, [f"p{i}" for i in range(10)]))
+    run_protocol("single", [bench_dataset(many, "ten")], BASE, tmp_path / "o10", repeats=2, group_by="prompt")
+    assert "groups and a split holds out" not in capsys.readouterr().err
+
+    one = get_dataset("folder", make_set(tmp_path / "one", 6, ["a cat"]))
+    with pytest.raises(AttiqaError, match=r"all 6 items share one 'prompt' \('a cat'\).*--group-by none"):
+        run_protocol(
+            "single", [bench_dataset(one, "one")], BASE, tmp_path / "o1", repeats=2, group_by="prompt"
+        )
+    assert not (tmp_path / "o1").exists()
+
+    cfg = FinetuneConfig(**{**BASE, "dataset": "folder", "root": str(tmp_path / "one"), "group_by": "prompt"})
+    with pytest.raises(AttiqaError) as err:
+        dataset_split(cfg)
+    assert "finetune.dataset folder" in str(err.value) and "finetune.group_by: none" in str(err.value)
+    cfg = FinetuneConfig(**{**BASE, "dataset": "folder", "root": str(tmp_path / "two"), "group_by": "prompt"})
+    dataset_split(cfg)
+    said = [ln for ln in capsys.readouterr().err.splitlines() if "groups and a split holds out" in ln]
+    assert len(said) == 1 and "train/test is 50/50, not the 80/20 asked" in said[0]
+    assert "finetune.group_by: none" in said[0]
+
+
+def test_bench_checks_its_splits_before_it_builds_the_network(tmp_path):
+    """A --group-by naming no column (or a set too small to split) was said only after the backbone was
+    built: offline, with ImageNet weights asked for, the user got "cannot download" instead."""
+    ds = get_dataset("folder", make_set(tmp_path / "d", 12))
+    gone = str(tmp_path / "imagenet.safetensors")  # ImageNet weights it cannot get (as offline)
+    offline = {**BASE, "backbone": "resnet50", "pretrained_backbone": True, "backbone_weights": gone}
+    with pytest.raises(AttiqaError, match="no item has a 'prompt' to group by|no 'prompt' to group by"):
+        run_protocol(
+            "single", [bench_dataset(ds, "d")], offline, tmp_path / "o", repeats=2, group_by="prompt"
+        )
