@@ -5,7 +5,6 @@ backbone."""
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import pytest
@@ -25,18 +24,12 @@ BASE = {
 def make_set(folder: Path, n: int, prompts: list[str] | None = None, ext: str = "png") -> Path:
     """``n`` small images under folder/images with a mos.csv (image,mos[,prompt]); returns the CSV."""
     (folder / "images").mkdir(parents=True, exist_ok=True)
-    rows = []
+    lines = ["image,mos" + (",prompt" if prompts else "")]
     for i in range(n):
         name = f"img{i:02d}.{ext}"
         Image.new("RGB", (48, 40), (20 + 15 * i, 60 + 7 * i, 200 - 9 * i)).save(folder / "images" / name)
-        row = {"image": name, "mos": f"{10 + 5 * i + (i % 3)}"}
-        if prompts is not None:
-            row["prompt"] = prompts[i % len(prompts)]
-        rows.append(row)
-    with open(folder / "mos.csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+        lines.append(f"{name},{10 + 5 * i + (i % 3)}" + (f",{prompts[i % len(prompts)]}" if prompts else ""))
+    (folder / "mos.csv").write_text("\n".join(lines) + "\n")
     return folder / "mos.csv"
 
 
