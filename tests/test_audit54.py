@@ -5,6 +5,9 @@ backbone."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +18,7 @@ from attiqa.datasets import get_dataset
 from attiqa.errors import AttiqaError
 from attiqa.protocols import bench_dataset, dataset_split, run_protocol
 
+ROOT = Path(__file__).resolve().parents[1]
 BASE = {
     "backbone": "tiny", "pretrained_backbone": False, "head_hidden": 8, "mos_hidden": 8, "epochs": 1,
     "batch_size": 8, "lr": 0.003, "resize_shorter": 40, "crop_size": 32, "num_workers": 0, "device": "cpu",
@@ -78,3 +82,31 @@ def test_bench_checks_its_splits_before_it_builds_the_network(tmp_path):
         run_protocol(
             "single", [bench_dataset(ds, "d")], offline, tmp_path / "o", repeats=2, group_by="prompt"
         )
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "200"}
+    return subprocess.run(
+        [sys.executable, "-m", "attiqa.cli", *args], capture_output=True, text=True, env=env
+    )
+
+
+def test_eval_refuses_an_out_that_is_the_datasets_own_folder(tmp_path):
+    """`eval folder --root DS -o DS` (or -o DS/images) wrote predictions.csv, summary.json and scatter.png
+    among the photos; now one line before the scoring, nothing written; a folder of its own is fine."""
+    from attiqa.evaluation.evaluate import evaluate
+    from attiqa.scorers import load_scorer
+
+    ds = tmp_path / "ds"
+    make_set(ds, 6)
+    before = sorted(p.name for p in ds.rglob("*"))
+    r = run_cli("eval", "folder", "--root", str(ds), "-m", "classical", "-o", str(ds), "--no-cache")
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert r.returncode != 0 and len(lines) == 1, r.stderr
+    assert f"{ds}: is the dataset's own folder" in lines[0] and "choose another --out" in lines[0]
+    data, scorer = get_dataset("folder", ds), load_scorer("classical")
+    with pytest.raises(AttiqaError, match="is the dataset's own folder"):
+        evaluate(data, scorer, ds / "images", cache=False, num_workers=0, progress=False)
+    assert sorted(p.name for p in ds.rglob("*")) == before
+    res = evaluate(data, scorer, tmp_path / "ev", cache=False, num_workers=0, progress=False)
+    assert res.n == 6 and (tmp_path / "ev" / "scatter.png").is_file()

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -114,6 +115,22 @@ def _select_items(
     if not checked:
         dataset.check_images(items, problems=find_unreadable_shared([it.image for it in items], shards))
     return items, []
+
+
+def among_the_data(out_dir: Path, dataset: IQADataset, items: Sequence[DatasetItem]) -> None:
+    """One line, before the scoring, when ``out_dir`` is the dataset's own folder (its root, or a folder
+    holding its images or score file): predictions.csv, summary.json and scatter.png were written among the
+    photos — a PNG a later folder search of them counts as one more photo."""
+    out = os.path.realpath(out_dir)
+    own = {os.path.realpath(dataset.root)}
+    own |= {os.path.realpath(Path(f).parent) for f in dataset.source_files()}
+    own |= {os.path.realpath(Path(it.image).parent) for it in items}
+    if out in own:
+        raise AttiqaError(
+            f"{out_dir}: is the dataset's own folder (its images or score file are there) — the outputs "
+            f"({PREDICTIONS_CSV}, {SUMMARY_JSON}, {SCATTER_PNG}) would land among them; choose another "
+            "--out (without one, eval writes under runs/eval/)"
+        )
 
 
 def check_mos(items: list[DatasetItem], dataset: IQADataset) -> tuple[list[DatasetItem], list[str]]:
@@ -250,6 +267,7 @@ def evaluate(
     items, skipped = _select_items(ds, split, missing, shards, checked)
     items, mos_warnings = check_mos(items, ds)
     out_dir = Path(out_dir)
+    among_the_data(out_dir, ds, items)
     workers = inference_num_workers(scorer.device, num_workers)
     key, identity = score_cache_key(scorer, scorer_overrides)
     paths = [it.image for it in items]
