@@ -110,3 +110,24 @@ def test_eval_refuses_an_out_that_is_the_datasets_own_folder(tmp_path):
     assert sorted(p.name for p in ds.rglob("*")) == before
     res = evaluate(data, scorer, tmp_path / "ev", cache=False, num_workers=0, progress=False)
     assert res.n == 6 and (tmp_path / "ev" / "scatter.png").is_file()
+
+
+def test_image_names_off_by_case_are_read_and_another_extension_is_named(tmp_path):
+    """A CSV whose names differ from the disk's by case only (`IMG00.png` listed, `img00.png` there) had
+    every image "not found" — its first three rows chose the image folder by exact name, so the right ones
+    were looked for in the wrong folder too; now they are read, and a name with another extension
+    (`img04.jpg` listed, `img04.png` there) is named in its line with the file that is there."""
+    csv_path = make_set(tmp_path / "ds", 8)
+    lines = csv_path.read_text().splitlines()
+    for i in (1, 2, 3):
+        lines[i] = lines[i].replace("img", "IMG")
+    lines[5] = lines[5].replace(".png", ".jpg")
+    csv_path.write_text("\n".join(lines) + "\n")
+    ds = get_dataset("folder", tmp_path / "ds")
+    with pytest.raises(AttiqaError) as err:
+        ds.check_images()
+    msg = str(err.value)
+    assert "1 of 8 images are missing" in msg, msg
+    assert "img04.jpg: not found (mos.csv line 6) — img04.png is there: fix the name in the score file" in msg
+    assert all(it.image.is_file() for it in ds.items if it.image.name != "img04.jpg")
+    assert [it.image.name for it in ds.items][:3] == ["img00.png", "img01.png", "img02.png"]

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from attiqa.datasets.readers import Table, repeated_rows
+from attiqa.datasets.readers import Table, repeated_rows, same_stem
 from attiqa.errors import AttiqaError, did_you_mean
 from attiqa.io.images import header_problem
 from attiqa.progress import shown_name
@@ -395,6 +395,9 @@ class IQADataset:
             src = next((f for f in self.source_files() if f.is_file()), None)
             lines = {it.image: it.line for it in items if it.line is not None}
             row = {p: f" ({src.name} line {lines[p]})" if src and p in lines else "" for p, _ in problems[:5]}
+            for p, why in problems[:5]:  # `a.png` listed, `a.JPG` there: name it (was "not found" alone)
+                if why == "not found" and (there := same_stem(p)) is not None:
+                    row[p] += f" — {there} is there: fix the name in the score file"
             shown = "\n".join(f"  {shown_name(p)}: {why}{row[p]}" for p, why in problems[:5])
             more = f"\n  ... and {len(problems) - 5} more" if len(problems) > 5 else ""
             raise AttiqaError(

@@ -10,6 +10,7 @@ from typing import Any
 from attiqa.datasets.base import DatasetInfo, IQADataset, RawRecord, TargetInfo, existing_root
 from attiqa.datasets.readers import (
     MOS_HEADER,
+    CaseInsensitiveDir,
     cell_number,
     find_image_dir,
     not_a_file,
@@ -152,11 +153,14 @@ class FolderDataset(IQADataset):
         ]
         img_dir = find_image_dir(self.root, ("", "images"), [n for n in names if not Path(n).is_absolute()])
         out = []
+        folders: dict[Path, CaseInsensitiveDir] = {}  # a name off by case only is its file (`A.JPG`: `a.jpg`)
         for name, (i, r) in zip(names, self._table.numbered(), strict=True):
             if not name:
                 raise AttiqaError(f"{self.csv_path}:{i}: empty image name — fill it in, or delete the row")
             p = Path(name).expanduser()
             p = p if p.is_absolute() else img_dir / p
+            if not p.exists():
+                p = folders.setdefault(p.parent, CaseInsensitiveDir(p.parent))(p.name)
             values = {t: to_float(r[c], f"{self.csv_path}:{i}") for t, c in self._target_cols.items()}
             split = r[self._split_col] if self._split_col else None
             out.append(RawRecord(p, values, split, meta={c: r[c] or "" for c in meta_cols}, line=i))

@@ -426,12 +426,21 @@ def find_image_dir(root: Path, candidates: Sequence[str], sample: Sequence[str])
     picks the one that matches, and falls back to the first candidate (the documented layout) so a
     missing-image error names the paths the user should create.
     """
-    probe = [s for s in sample[:3] if s]
+    probe = [s for s in sample[:PROBE] if s]
     for c in candidates:
         d = root / c
         if d.is_dir() and probe and any((d / s).exists() for s in probe):
             return d
+    for c in candidates:  # names off by case only (`1000.jpg` listed, `1000.JPG` on disk): read so below
+        d = root / c
+        if d.is_dir() and probe and any(CaseInsensitiveDir(d)(s).exists() for s in probe):
+            return d
     return root / candidates[0]
+
+
+PROBE = 50
+"""How many of a score file's first names find its image folder: 3 was too few — a file whose first rows
+named images off by case (or missing) put every image under the wrong folder, "12 of 12 missing"."""
 
 
 class CaseInsensitiveDir:
@@ -452,6 +461,17 @@ class CaseInsensitiveDir:
             )
         real = self._lower.get(name.lower())
         return self.folder / real if real else exact
+
+
+def same_stem(path: Path) -> str | None:
+    """Another file beside a missing ``path`` with its name but another extension or case (``a.png``
+    listed, ``a.JPG`` there), for the "not found" line to name; None when there is none."""
+    if not path.parent.is_dir():
+        return None
+    stem = path.stem.lower()
+    return next(
+        (f.name for f in sorted(path.parent.iterdir()) if f.stem.lower() == stem and f.is_file()), None
+    )
 
 
 def finite(x: float) -> bool:
