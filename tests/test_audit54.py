@@ -131,3 +131,18 @@ def test_image_names_off_by_case_are_read_and_another_extension_is_named(tmp_pat
     assert "img04.jpg: not found (mos.csv line 6) — img04.png is there: fix the name in the score file" in msg
     assert all(it.image.is_file() for it in ds.items if it.image.name != "img04.jpg")
     assert [it.image.name for it in ds.items][:3] == ["img00.png", "img01.png", "img02.png"]
+
+
+def test_a_score_column_under_another_name_is_named_as_the_target_to_pass(tmp_path):
+    """`image,original_name,MOS_score,std` (clive-dev's header, its mos renamed) said "missing column 'mos'
+    … name the columns image,mos[,split]": the way that needs no edit of the file, naming the column as the
+    target, was unsaid. Now the line names it, and that target reads the file."""
+    csv_path = make_set(tmp_path / "ds", 4)
+    lines = csv_path.read_text().splitlines()
+    csv_path.write_text("\n".join(["image,MOS_score"] + lines[1:]) + "\n")
+    with pytest.raises(AttiqaError) as err:
+        get_dataset("folder", tmp_path / "ds")
+    assert str(err.value).startswith(f"{csv_path}: missing column 'mos' (found: image, MOS_score)")
+    assert "--target MOS_score (a run config: finetune.target: MOS_score)" in str(err.value)
+    ds = get_dataset("folder", tmp_path / "ds", target="MOS_score")
+    assert [it.raw for it in ds.items] == [10.0, 16.0, 22.0, 25.0]

@@ -82,6 +82,15 @@ class FolderDataset(IQADataset):
         numeric = [
             c for c in self._table.fields if c not in (self._image_col, self._split_col) and self._numeric(c)
         ]
+        if mos_name is None and numeric and (target or "mos").lower() == "mos":
+            likely = next((c for c in numeric if "mos" in c.lower() or "score" in c.lower()), numeric[0])
+            try:
+                self._table.column("mos")
+            except AttiqaError as err:  # its fix renamed the column; the scores are there under a name
+                raise AttiqaError(
+                    f"{err}; or keep it and name it: --target {likely} (a run config: finetune.target: "
+                    f"{likely}) — its number columns: {', '.join(numeric)}"
+                ) from None
         if mos_name not in numeric and (target or "mos").lower() == "mos":
             mos_col = self._table.column("mos")  # raises "missing column 'mos'" (or it is not numeric: below)
             if not self._table.rows:
