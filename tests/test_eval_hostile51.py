@@ -44,7 +44,8 @@ def test_one_image_named_two_ways_is_one_image(table_dir, tmp_path, cli):
     assert res.returncode == 0, res.stderr
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert (
-        summary["n"] == 6 and "1 repeated row(s) (same image, same score) counted once" in summary["warnings"]
+        summary["n"] == 6
+        and f"{same}: 1 repeated row(s) (same image, same score) counted once (row 8)" in summary["warnings"]
     )
     other = table_dir / "other.csv"
     other.write_text(ROWS + "../set/a.jpg,5\n")

@@ -240,12 +240,26 @@ class IQADataset:
         """The score files this dataset reads (an output must never replace one)."""
         return [self.root / f for f in self.info.score_files]
 
+    def score_file_words(self) -> str:
+        """The score file a warning about its rows names: the file when there is one, else the dataset."""
+        files = [f for f in self.source_files() if f.is_file()]
+        return str(files[0]) if len(files) == 1 else f"{self.name} ({self.root})"
+
+    def rows_repeated(self, items: Sequence[DatasetItem], kept: Sequence[DatasetItem]) -> str:
+        """The rows of ``items`` that repeat an earlier one exactly (not in ``kept``: :meth:`unique_items`),
+        said with the score file and their lines (was a count alone, no file: "2 repeated row(s) …")."""
+        ids = {id(it) for it in kept}
+        dropped = [it for it in items if id(it) not in ids]
+        lines = [str(it.line) for it in dropped if it.line is not None]
+        shown = f" (row {', '.join(lines[:5])}{', ...' if len(lines) > 5 else ''})" if lines else ""
+        return (f"{self.score_file_words()}: {len(dropped)} repeated row(s) (same image, same score) counted "
+                f"once{shown}")  # fmt: skip
+
     def rows_left_out(self) -> str:
         """The rows without a finite score (read with :attr:`items`), said as training says a MOS CSV's: the
         score file (the dataset and its root when it reads several), the count and the first rows — by their
         line in a CSV (header = line 1), else by their image under the root."""
-        files = [f for f in self.source_files() if f.is_file()]
-        where = str(files[0]) if len(files) == 1 else f"{self.name} ({self.root})"
+        where = self.score_file_words()
         rows, n = self.without_score, len(self.without_score)
         if all(r.line is not None for r in rows):
             shown = "row " + ", ".join(str(r.line) for r in rows[:5]) + (", ..." if n > 5 else "")

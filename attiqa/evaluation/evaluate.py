@@ -140,7 +140,7 @@ def check_mos(items: list[DatasetItem], dataset: IQADataset) -> tuple[list[Datas
     warn: list[str] = []
     unique, repeats = dataset.unique_items(items)  # two scores for one image: refused
     if repeats:
-        warn.append(f"{repeats} repeated row(s) (same image, same score) counted once")
+        warn.append(dataset.rows_repeated(items, unique))  # named by the file and the rows
     if dataset.without_score:  # named by the file and the rows (was a count alone)
         warn.append(dataset.rows_left_out())
     if len(unique) >= 2 and len({it.mos for it in unique}) == 1:
