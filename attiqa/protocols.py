@@ -54,6 +54,7 @@ import torch
 from attiqa.config import DATASET_KEYS, FinetuneConfig, TrainConfig, from_dict, read_sections, to_dict
 from attiqa.datasets.base import DatasetItem, IQADataset
 from attiqa.errors import AttiqaError, ConfigError, did_you_mean
+from attiqa.evaluation.metrics import FEW_IMAGES, noise_spread
 from attiqa.io.atomic import output_folder, write_json_atomic, write_text_atomic
 from attiqa.io.checkpoints import weights_sha256
 from attiqa.io.images import content_key
@@ -629,9 +630,8 @@ def check_fractions(fractions: Sequence[float]) -> None:
         seen[pct] = fr
 
 
-SMALL_HELD_OUT = 10
-"""Below this many held-out images a split's SROCC is mostly noise: without any real correlation it spreads
-by about 1/sqrt(n - 1) (0.33 at 10), wider than the gaps the paper's tables compare; on 2 images it is ±1."""
+SMALL_HELD_OUT = FEW_IMAGES
+"""Below this many held-out images a split's SROCC is mostly noise (:func:`noise_spread`)."""
 
 
 def say_small_splits(label: str, n: int, splits: Sequence[Split]) -> None:
@@ -640,9 +640,7 @@ def say_small_splits(label: str, n: int, splits: Sequence[Split]) -> None:
     than once). Warned, not refused: a tiny set is how a config is tried out in minutes."""
     smallest = min(len(sp.test) for sp in splits)
     if smallest < SMALL_HELD_OUT:
-        spread = (
-            "only ±1" if smallest < 3 else f"about ±{1 / (smallest - 1) ** 0.5:.2f} with no real correlation"
-        )
+        spread = noise_spread(smallest)
         console.print(
             f"[yellow]{plain(label)}: a split of its {n} images holds out {smallest} — an SROCC on so few "
             f"is {spread}, so the median of {len(splits)} split{'s' if len(splits) > 1 else ''} says little; "

@@ -146,3 +146,23 @@ def test_a_score_column_under_another_name_is_named_as_the_target_to_pass(tmp_pa
     assert "--target MOS_score (a run config: finetune.target: MOS_score)" in str(err.value)
     ds = get_dataset("folder", tmp_path / "ds", target="MOS_score")
     assert [it.raw for it in ds.items] == [10.0, 16.0, 22.0, 25.0]
+
+
+def test_eval_on_a_few_images_says_its_figures_say_little(tmp_path):
+    """`eval folder` of 3 images printed SROCC 1.0000 without a word (bench warns of small held-out sets);
+    now a warning with the spread an SROCC has on so few, in summary.json too; 12 images: none."""
+    from attiqa.evaluation.evaluate import evaluate
+    from attiqa.scorers import load_scorer
+
+    scorer = load_scorer("classical")
+    make_set(tmp_path / "three", 3)
+    res = evaluate(
+        get_dataset("folder", tmp_path / "three"), scorer, tmp_path / "e3", cache=False, progress=False
+    )
+    said = [w for w in res.warnings if "images in the metrics" in w]
+    assert res.n == 3 and len(said) == 1 and "about ±0.71" in said[0] and "at least 10" in said[0]
+    make_set(tmp_path / "twelve", 12)
+    res = evaluate(
+        get_dataset("folder", tmp_path / "twelve"), scorer, tmp_path / "e12", cache=False, progress=False
+    )
+    assert res.n == 12 and not any("images in the metrics" in w for w in res.warnings)

@@ -32,7 +32,7 @@ from attiqa.datasets.base import DatasetItem, IQADataset, canonical_split, find_
 from attiqa.errors import AttiqaError, ImageLoadError
 from attiqa.evaluation.cache import ScoreCache, cache_location, score_cache_key
 from attiqa.evaluation.logistic import LogisticFit, fitted_metrics
-from attiqa.evaluation.metrics import correlations
+from attiqa.evaluation.metrics import FEW_IMAGES, correlations, noise_spread
 from attiqa.interface import Scorer
 from attiqa.io.atomic import write_bytes_atomic, write_json_atomic
 from attiqa.io.batching import inference_num_workers
@@ -318,6 +318,11 @@ def evaluate(
         )
     if len(rows) == 1:  # every metric is "–": say why
         warn.append("1 image scored: correlations need at least 2 — evaluate a table of more images")
+    if 2 <= base["n"] < FEW_IMAGES:  # an SROCC of 1.0 on 3 images was shown without a word
+        warn.append(
+            f"{int(base['n'])} images in the metrics: an SROCC on so few is {noise_spread(int(base['n']))} — "
+            f"these figures say little; evaluate on at least {FEW_IMAGES} (the paper's test sets: hundreds)"
+        )
     if failed:
         warn.append(f"{len(failed)} image(s) could not be decoded and are left out of the metrics")
     if skipped:

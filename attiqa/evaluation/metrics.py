@@ -17,6 +17,15 @@ from scipy import stats
 
 ArrayLike = Sequence[float] | np.ndarray
 
+FEW_IMAGES = 10
+"""Below this many images an SROCC is mostly noise: without any real correlation it spreads by about
+1/sqrt(n - 1) (0.33 at 10), wider than the gaps the paper's tables compare; on 2 images it is ±1."""
+
+
+def noise_spread(n: int) -> str:
+    """How far an SROCC over ``n`` images moves with no real correlation behind it, in words."""
+    return "only ±1" if n < 3 else f"about ±{1 / (n - 1) ** 0.5:.2f} with no real correlation"
+
 
 def finite_pairs(pred: ArrayLike, target: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     p = np.asarray(pred, dtype=np.float64).reshape(-1)
