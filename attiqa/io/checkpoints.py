@@ -196,7 +196,7 @@ def load_checkpoint(
         card = _card_of(path, f.metadata() or {})
         for k in f.keys():  # noqa: SIM118 (safe_open is not a dict)
             t = f.get_tensor(k)
-            tensors[k] = t.float() if t.dtype in (torch.float16, torch.bfloat16) and not as_stored else t
+            tensors[k] = t if as_stored else _as_float(t)  # one at a time: the stored copy freed
     return tensors, card
 
 
@@ -324,9 +324,10 @@ def _digest_values(tensors: Mapping[str, torch.Tensor]) -> str:
     return h.hexdigest()
 
 
-def _as_float(stored: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Tensors as :func:`load_checkpoint` gives them: fp16 / bf16 as float32."""
-    return {k: t.float() if t.dtype in (torch.float16, torch.bfloat16) else t for k, t in stored.items()}
+def _as_float(t: torch.Tensor) -> torch.Tensor:
+    """A stored tensor as :func:`load_checkpoint` and :func:`load_checkpoint_hashed` give it: fp16 / bf16 as
+    float32."""
+    return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
 
 
 @dataclass(frozen=True)
@@ -388,7 +389,7 @@ def _read_once(path: Path) -> tuple[dict[str, torch.Tensor], CheckpointHashes, d
             stored = load_safetensors_bytes(bytes(data))
         except Exception as exc:  # noqa: BLE001 (safetensors' own error types)
             raise _unreadable(path, exc) from None
-    loaded = _as_float(stored)
+    loaded = {k: _as_float(t) for k, t in stored.items()}
     del stored
     tensors = hashlib.sha256(json.dumps(table, sort_keys=True).encode())
     with memoryview(data) as view:
