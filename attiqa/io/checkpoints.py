@@ -18,7 +18,7 @@ import json
 import math
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -286,22 +286,17 @@ def sha256_of(path: str | Path) -> str:
     return h.hexdigest()
 
 
-# (kind, file) -> its SHA-256, keyed on (resolved path, :func:`_version`): the same weights file is asked for
-# its hash several times a process (a named model's integrity check on every load, isp-tune's reward
-# identity for the run, a prior's check, the policy card and a SAC start, the evaluation cache's scorer key)
-_SHA256_CACHE: dict[tuple[str, str, int, int, int, int], str] = {}
-
-
 def weights_sha256(path: str | Path) -> str:
-    """SHA-256 of a weights file, computed once per file per process: cached on its resolved path and
-    version (:func:`_version`), so a file rewritten or replaced is hashed again."""
-    return _hashed_once(path, "file", sha256_of)
+    """SHA-256 of a checkpoint's file: :func:`checkpoint_hashes`' (one reading for every identity of it,
+    once per version of the file per process: a file rewritten or replaced is hashed again). Another kind
+    of weights file (open_clip's ``.bin``) is hashed as a stream: :func:`sha256_of`."""
+    return checkpoint_hashes(path).sha256
 
 
 def tensors_sha256(path: str | Path) -> str:
     """SHA-256 of a checkpoint's tensors alone — their names, dtypes, shapes and bytes, not its card: a copy
     or `attiqa export` that rewrites the card (another name, paths made portable) keeps it, a retraining
-    changes it. Cached as :func:`weights_sha256` (:func:`checkpoint_hashes`)."""
+    changes it. One of :func:`checkpoint_hashes`, cached with them."""
     return checkpoint_hashes(path).tensors
 
 
@@ -309,8 +304,8 @@ def values_sha256(path: str | Path) -> str:
     """SHA-256 of a checkpoint's tensors as :func:`load_checkpoint` gives them (fp16 / bf16 as float32),
     neither its card nor the dtypes they are stored in: an `attiqa export` of a model whose statistics were
     stored fp16 kept them fp32 (the same values) before session 53, which :func:`tensors_sha256` tells apart.
-    For `attiqa score -o`'s record, to say "the card changed, not the weights". Cached as
-    :func:`weights_sha256` (:func:`checkpoint_hashes`)."""
+    For `attiqa score -o`'s record, to say "the card changed, not the weights". One of
+    :func:`checkpoint_hashes`, cached with them."""
     return checkpoint_hashes(path).values
 
 
@@ -395,11 +390,7 @@ def _read_once(path: Path) -> tuple[dict[str, torch.Tensor], CheckpointHashes, d
     with memoryview(data) as view:
         tensors.update(view[start:])
     read = (hashlib.sha256(data).hexdigest(), tensors.hexdigest(), _digest_values(loaded), has_card)
-    version = (str(p), *_version(st))
-    _READ_CACHE[version] = read
-    for kind, digest in zip(("file", "tensors", "values"), read[:3], strict=True):
-        key = (kind, *version)
-        _SHA256_CACHE[key] = digest
+    _READ_CACHE[(str(p), *_version(st))] = read
     side_path = card_path_for(path)
     try:
         side = None if has_card or not side_path.is_file() else side_path.read_bytes()
@@ -481,15 +472,6 @@ def _version(st: os.stat_result) -> tuple[int, int, int, int]:
     replaces one, is another), size, and modification and change times — the times alone are a clock tick
     apart (~4 ms), so a checkpoint saved again within one, of the same size, was taken for the one before."""
     return st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
-
-
-def _hashed_once(path: str | Path, kind: str, digest: Callable[[Path], str]) -> str:
-    p = Path(path).resolve()
-    st = p.stat()
-    key = (kind, str(p), *_version(st))
-    if key not in _SHA256_CACHE:
-        _SHA256_CACHE[key] = digest(p)
-    return _SHA256_CACHE[key]
 
 
 def cache_dir() -> Path:
