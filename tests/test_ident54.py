@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 from attiqa.errors import ModelLoadError
 from attiqa.scorers.zoo import named_models, resolve_weights
@@ -30,3 +31,78 @@ def test_a_named_models_download_cut_short_says_fetch_it_again(tmp_path, monkeyp
         resolve_weights("attiqa-default")
     (tmp_path / "attiqa-default.safetensors").write_bytes(data)
     assert resolve_weights("attiqa-default") == tmp_path / "attiqa-default.safetensors"
+
+
+def _rewritten(src: Path, dest: Path, card_edit=None, tensor_edit=None) -> Path:
+    """``src``'s checkpoint written again as another tool would: its card's ``model`` section edited by
+    ``card_edit``, its tensors by ``tensor_edit`` (plain safetensors, no attiqa writer in between)."""
+    import json
+
+    from safetensors.torch import save_file
+
+    from attiqa.io.checkpoints import CARD_KEY, load_checkpoint
+
+    tensors, card = load_checkpoint(src, as_stored=True)
+    if card_edit:
+        card["model"].update(card_edit)
+    if tensor_edit:
+        tensors = tensor_edit(tensors)
+    save_file(
+        {k: v.contiguous() for k, v in tensors.items()}, str(dest), metadata={CARD_KEY: json.dumps(card)}
+    )
+    return dest
+
+
+def test_a_quantized_copy_is_refused_not_cast_into_the_float_weights(tmp_path):
+    """**Was**: a checkpoint whose weights are integers (an int8 copy from a quantizing tool) scored
+    without a word — ``load_state_dict`` cast its integers into the float network, and the scores were of
+    weights rounded to whole numbers. Now one line naming the file, the tensor and the fix."""
+    from helpers import run_attiqa, tiny_attiqa_checkpoint
+    from PIL import Image
+    from test_hostile_scoring import one_line_error
+
+    import attiqa
+
+    src = tiny_attiqa_checkpoint(tmp_path)
+    int8 = _rewritten(
+        src,
+        tmp_path / "int8.safetensors",
+        tensor_edit=lambda ts: {
+            k: (v * 100).to(torch.int8) if v.is_floating_point() else v for k, v in ts.items()
+        },
+    )
+    with pytest.raises(
+        ModelLoadError, match=r"int8\.safetensors: tensor .* is int8 where the network holds float32"
+    ):
+        attiqa.load_scorer(int8)
+    Image.new("RGB", (64, 64), "grey").save(tmp_path / "x.png")
+    line = one_line_error(run_attiqa("score", tmp_path / "x.png", "-m", int8))
+    assert "pass the float checkpoint that attiqa train or attiqa export wrote" in line and str(int8) in line
+    for dtype in (torch.bfloat16, torch.float64):  # other float types: loaded, the same network's scores
+        cast = lambda ts, d=dtype: {k: v.to(d) if v.is_floating_point() else v for k, v in ts.items()}  # noqa: E731
+        other = _rewritten(src, tmp_path / f"{dtype}.safetensors", tensor_edit=cast)
+        assert attiqa.load_scorer(other).model is not None
+
+
+@pytest.mark.parametrize(
+    ("edit", "said"),
+    [
+        ({"backbone": 5}, "backbone must be a backbone's name, got 5"),
+        ({"backbone": ["tiny"]}, "backbone must be a backbone's name, got ['tiny']"),
+        ({"mean": [float("nan"), 0.5, 0.5]}, "mean must be three finite numbers, got [nan, 0.5, 0.5]"),
+        ({"std": [0.5, float("inf"), 0.5]}, "std must be three finite numbers"),
+        ({"mean": [True, 0.5, 0.5]}, "mean must be three finite numbers"),
+    ],
+)
+def test_card_values_of_the_wrong_type_are_one_line_naming_the_key(tmp_path, edit, said):
+    """**Was**: a card's ``backbone`` that is not a name reached the registry ("malformed model card —
+    TypeError: 'int' object is not iterable"), and a NaN / infinite / true ``mean`` or ``std`` (JSON's NaN
+    is read as a float) was accepted: every score NaN. Now the card's key and what it must be."""
+    from helpers import tiny_attiqa_checkpoint
+
+    import attiqa
+
+    bad = _rewritten(tiny_attiqa_checkpoint(tmp_path), tmp_path / "bad.safetensors", card_edit=edit)
+    with pytest.raises(ModelLoadError) as err:
+        attiqa.load_scorer(bad)
+    assert str(err.value).startswith(f"{bad}: malformed model card — {said}"), err.value
