@@ -106,3 +106,36 @@ def test_card_values_of_the_wrong_type_are_one_line_naming_the_key(tmp_path, edi
     with pytest.raises(ModelLoadError) as err:
         attiqa.load_scorer(bad)
     assert str(err.value).startswith(f"{bad}: malformed model card — {said}"), err.value
+
+
+def test_a_link_loop_and_an_uppercase_pickle_are_said_as_what_they_are(tmp_path):
+    """**Was**: ``-m model.safetensors`` that is a symbolic link loop (or a link whose target is gone) said
+    "checkpoint not found — check the path", of a path that is there; and ``-m model.PT`` (a pickle, named
+    in capitals) was read as safetensors: "not a readable safetensors checkpoint (header too large)". Now
+    the link is named as a link with its fix, and the pickle gets the pickle's line."""
+    from helpers import run_attiqa, tiny_attiqa_checkpoint
+    from PIL import Image
+    from test_hostile_scoring import one_line_error
+
+    import attiqa
+
+    loop = tmp_path / "loop.safetensors"
+    loop.symlink_to(loop)
+    gone = tmp_path / "gone.safetensors"
+    gone.symlink_to(tmp_path / "moved-away.safetensors")
+    for link in (loop, gone):
+        with pytest.raises(ModelLoadError, match="a symbolic link that leads to no file") as err:
+            attiqa.load_scorer(link)
+        assert str(err.value).startswith(f"{link}: a symbolic link that leads to no file (a loop, or its")
+    pickle = tmp_path / "model.PT"
+    torch.save({"w": torch.zeros(2)}, pickle)
+    with pytest.raises(
+        ModelLoadError, match=r"model\.PT: pickle-based checkpoints are not loaded \(unsafe\)"
+    ):
+        attiqa.load_scorer(pickle)
+    good = tmp_path / "good.safetensors"
+    good.symlink_to(tiny_attiqa_checkpoint(tmp_path))  # a link that leads to a checkpoint is loaded
+    assert attiqa.load_scorer(good).model is not None
+    Image.new("RGB", (64, 64), "grey").save(tmp_path / "x.png")
+    line = one_line_error(run_attiqa("score", tmp_path / "x.png", "-m", loop))  # the command's one line
+    assert "ln -sfn FILE.safetensors" in line, line

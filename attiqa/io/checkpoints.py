@@ -203,11 +203,16 @@ def load_checkpoint(
 def _loadable(path: str | Path) -> Path:
     """``path`` when it may be loaded: a missing file and a pickle are one line each."""
     path = Path(path)
+    if path.is_symlink() and not path.exists():  # os.stat's ELOOP / ENOENT: "not found" named no link
+        raise ModelLoadError(
+            f"{path}: a symbolic link that leads to no file (a loop, or its target is gone) — point it at "
+            f"the checkpoint (ln -sfn FILE.safetensors {path}) or pass the file itself"
+        )
     if not path.exists():
         raise ModelLoadError(
             f"{path}: checkpoint not found — check the path or use a model name from `attiqa models`"
         )
-    if path.suffix in (".pt", ".pth", ".ckpt", ".bin", ".pkl"):
+    if path.suffix.lower() in (".pt", ".pth", ".ckpt", ".bin", ".pkl"):  # model.PT too
         raise ModelLoadError(
             f"{path}: pickle-based checkpoints are not loaded (unsafe) — convert it to .safetensors first"
         )
