@@ -395,7 +395,8 @@ def _read_once(path: Path) -> tuple[dict[str, torch.Tensor], CheckpointHashes, d
     with memoryview(data) as view:
         tensors.update(view[start:])
     read = (hashlib.sha256(data).hexdigest(), tensors.hexdigest(), _digest_values(loaded), has_card)
-    _READ_CACHE[(str(p), *_version(st))] = read
+    version = (str(p), *_version(st))
+    _READ_CACHE[version] = read
     side_path = card_path_for(path)
     try:
         side = None if has_card or not side_path.is_file() else side_path.read_bytes()
