@@ -50,7 +50,13 @@ class Steps:
         ]
 
     def __call__(self, name: str) -> None:
-        self.rows.append({"step": name, **status(), "t": time.perf_counter()})
+        """Mark step ``name`` done; a step's function returning inside another of the same step (an older
+        tree's ``load_model`` around ``model_from_checkpoint``) ends it at the outer one's return."""
+        row = {"step": name, **status(), "t": time.perf_counter()}
+        if self.rows[-1]["step"] == name:
+            self.rows[-1] = row
+        else:
+            self.rows.append(row)
 
 
 def _read_label(args: tuple, result: tuple) -> str:
@@ -60,13 +66,15 @@ def _read_label(args: tuple, result: tuple) -> str:
     return f"read the checkpoint ({size:.1f} MiB file, {mib:.1f} MiB tensors)"
 
 
+WEIGHTS_STEP = "load the weights"  # load_model's (before session 53), model_from_checkpoint's (the scorer's)
+
 # (module, function, step): marked inside the real load where the function returns
 PROBES = (
     ("attiqa.io.checkpoints", "load_checkpoint", _read_label),
     ("attiqa.io.checkpoints", "load_checkpoint_hashed", _read_label),  # the scorer's read (session 53)
     ("attiqa.models.attiqa_model", "build_model_from_config", "build the network (random initial weights)"),
-    ("attiqa.models.attiqa_model", "load_model", "load the weights, checkpoint tensors freed"),
-    ("attiqa.models.attiqa_model", "model_from_checkpoint", "load the weights"),  # the scorer's (session 53)
+    ("attiqa.models.attiqa_model", "load_model", WEIGHTS_STEP),
+    ("attiqa.models.attiqa_model", "model_from_checkpoint", WEIGHTS_STEP),
     ("attiqa.models.fold", "fold_batchnorm", "fold BatchNorm"),
 )
 

@@ -90,3 +90,35 @@ def test_the_tap_maps_are_captured_in_one_place_as_the_scorer_reads_them():
     for script in ("benchmarks/tap_stats.py", "experiments/speed/tap_stats_variants.py"):
         text = (ROOT / script).read_text()
         assert "from tap_maps import" in text and "register_forward_hook" not in text, script
+
+
+STEPS_OF_LOAD_MODEL = """
+import sys
+from pathlib import Path
+
+sys.path.insert(0, sys.argv[1])
+import attiqa.models
+from model_load_memory import Steps, _probe
+
+step = Steps()
+_probe(step)
+attiqa.models.load_model(Path(sys.argv[2]))
+print("|".join(r["step"].split(" (")[0] for r in step.rows[1:]))
+"""
+
+
+def test_the_weights_step_has_one_name_whichever_function_loads_them(tmp_path):
+    """**Was** two names for one step: `load_model`'s return was "load the weights, checkpoint tensors
+    freed" and `model_from_checkpoint`'s (the scorer's, inside `load_model` too) "load the weights", so a
+    load through `load_model` (a tree before session 53, `--against`) showed the step twice under two names.
+    Now one name, marked where the outermost of its functions returns (a real child process: the probes
+    wrap the modules' functions for good)."""
+    import subprocess
+
+    from helpers import attiqa_env, tiny_attiqa_checkpoint
+
+    ckpt = tiny_attiqa_checkpoint(tmp_path)
+    cmd = [sys.executable, "-c", STEPS_OF_LOAD_MODEL, str(ROOT / "benchmarks"), str(ckpt)]
+    res = subprocess.run(cmd, env=attiqa_env(), capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout.strip().split("|") == ["read the checkpoint", "build the network", "load the weights"]

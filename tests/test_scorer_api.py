@@ -99,19 +99,22 @@ def test_export_half_precision_copy_scores_the_same(checkpoint, photos, tmp_path
 
 def test_scorer_identity_hashes_a_checkpoint_once_and_a_changed_file_again(tmp_path, monkeypatch):
     """isp-tune asks for its reward model's identity up to four times a run: the file is hashed once per
-    process, and again when it changes (size or modification time)."""
+    process, and again when it changes (size or modification time). Counted as readings of the checkpoint
+    (session 54: the file's hash is one of ``checkpoint_hashes``' one reading)."""
     import os
 
     import attiqa.io.checkpoints as checkpoints
     import attiqa.scorers as scorers
     from attiqa.io.checkpoints import sha256_of
 
+    read_once = checkpoints._read_once
+
     torch.manual_seed(0)
     run = tmp_path / "run"
     model = AttiqaModel(create_backbone("tiny"), head_hidden=8)
     ckpt = save_model(model, run / "finetune" / "best.safetensors", card={"name": "m"})
     hashed: list[str] = []
-    monkeypatch.setattr(checkpoints, "sha256_of", lambda p: hashed.append(str(p)) or sha256_of(p))
+    monkeypatch.setattr(checkpoints, "_read_once", lambda p: hashed.append(str(p)) or read_once(p))
     first = scorers.scorer_identity(ckpt)
     assert first == {"name": str(ckpt), "sha256": sha256_of(ckpt)}
     assert scorers.scorer_identity(str(ckpt)) == first
@@ -124,5 +127,5 @@ def test_scorer_identity_hashes_a_checkpoint_once_and_a_changed_file_again(tmp_p
     os.utime(ckpt, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
     second = scorers.scorer_identity(ckpt)
     assert second["sha256"] == sha256_of(ckpt) != first["sha256"] and len(hashed) == 2
-    ckpt.write_bytes(bytes(data) + b" ")  # another size
+    save_model(model, ckpt, card={"name": "m, saved again"})  # another size (a checkpoint, as it reads one)
     assert scorers.scorer_identity(ckpt)["sha256"] == sha256_of(ckpt) and len(hashed) == 3

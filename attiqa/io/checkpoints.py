@@ -18,7 +18,7 @@ import json
 import math
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -196,18 +196,23 @@ def load_checkpoint(
         card = _card_of(path, f.metadata() or {})
         for k in f.keys():  # noqa: SIM118 (safe_open is not a dict)
             t = f.get_tensor(k)
-            tensors[k] = t.float() if t.dtype in (torch.float16, torch.bfloat16) and not as_stored else t
+            tensors[k] = t if as_stored else _as_float(t)  # one at a time: the stored copy freed
     return tensors, card
 
 
 def _loadable(path: str | Path) -> Path:
     """``path`` when it may be loaded: a missing file and a pickle are one line each."""
     path = Path(path)
+    if path.is_symlink() and not path.exists():  # os.stat's ELOOP / ENOENT: "not found" named no link
+        raise ModelLoadError(
+            f"{path}: a symbolic link that leads to no file (a loop, or its target is gone) — point it at "
+            f"the checkpoint (ln -sfn FILE.safetensors {path}) or pass the file itself"
+        )
     if not path.exists():
         raise ModelLoadError(
             f"{path}: checkpoint not found — check the path or use a model name from `attiqa models`"
         )
-    if path.suffix in (".pt", ".pth", ".ckpt", ".bin", ".pkl"):
+    if path.suffix.lower() in (".pt", ".pth", ".ckpt", ".bin", ".pkl"):  # model.PT too
         raise ModelLoadError(
             f"{path}: pickle-based checkpoints are not loaded (unsafe) — convert it to .safetensors first"
         )
@@ -286,22 +291,17 @@ def sha256_of(path: str | Path) -> str:
     return h.hexdigest()
 
 
-# (kind, file) -> its SHA-256, keyed on (resolved path, :func:`_version`): the same weights file is asked for
-# its hash several times a process (a named model's integrity check on every load, isp-tune's reward
-# identity for the run, a prior's check, the policy card and a SAC start, the evaluation cache's scorer key)
-_SHA256_CACHE: dict[tuple[str, str, int, int, int, int], str] = {}
-
-
 def weights_sha256(path: str | Path) -> str:
-    """SHA-256 of a weights file, computed once per file per process: cached on its resolved path and
-    version (:func:`_version`), so a file rewritten or replaced is hashed again."""
-    return _hashed_once(path, "file", sha256_of)
+    """SHA-256 of a checkpoint's file: :func:`checkpoint_hashes`' (one reading for every identity of it,
+    once per version of the file per process: a file rewritten or replaced is hashed again). Another kind
+    of weights file (open_clip's ``.bin``) is hashed as a stream: :func:`sha256_of`."""
+    return checkpoint_hashes(path).sha256
 
 
 def tensors_sha256(path: str | Path) -> str:
     """SHA-256 of a checkpoint's tensors alone — their names, dtypes, shapes and bytes, not its card: a copy
     or `attiqa export` that rewrites the card (another name, paths made portable) keeps it, a retraining
-    changes it. Cached as :func:`weights_sha256` (:func:`checkpoint_hashes`)."""
+    changes it. One of :func:`checkpoint_hashes`, cached with them."""
     return checkpoint_hashes(path).tensors
 
 
@@ -309,8 +309,8 @@ def values_sha256(path: str | Path) -> str:
     """SHA-256 of a checkpoint's tensors as :func:`load_checkpoint` gives them (fp16 / bf16 as float32),
     neither its card nor the dtypes they are stored in: an `attiqa export` of a model whose statistics were
     stored fp16 kept them fp32 (the same values) before session 53, which :func:`tensors_sha256` tells apart.
-    For `attiqa score -o`'s record, to say "the card changed, not the weights". Cached as
-    :func:`weights_sha256` (:func:`checkpoint_hashes`)."""
+    For `attiqa score -o`'s record, to say "the card changed, not the weights". One of
+    :func:`checkpoint_hashes`, cached with them."""
     return checkpoint_hashes(path).values
 
 
@@ -324,9 +324,10 @@ def _digest_values(tensors: Mapping[str, torch.Tensor]) -> str:
     return h.hexdigest()
 
 
-def _as_float(stored: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Tensors as :func:`load_checkpoint` gives them: fp16 / bf16 as float32."""
-    return {k: t.float() if t.dtype in (torch.float16, torch.bfloat16) else t for k, t in stored.items()}
+def _as_float(t: torch.Tensor) -> torch.Tensor:
+    """A stored tensor as :func:`load_checkpoint` and :func:`load_checkpoint_hashed` give it: fp16 / bf16 as
+    float32."""
+    return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
 
 
 @dataclass(frozen=True)
@@ -388,7 +389,7 @@ def _read_once(path: Path) -> tuple[dict[str, torch.Tensor], CheckpointHashes, d
             stored = load_safetensors_bytes(bytes(data))
         except Exception as exc:  # noqa: BLE001 (safetensors' own error types)
             raise _unreadable(path, exc) from None
-    loaded = _as_float(stored)
+    loaded = {k: _as_float(t) for k, t in stored.items()}
     del stored
     tensors = hashlib.sha256(json.dumps(table, sort_keys=True).encode())
     with memoryview(data) as view:
@@ -396,9 +397,6 @@ def _read_once(path: Path) -> tuple[dict[str, torch.Tensor], CheckpointHashes, d
     read = (hashlib.sha256(data).hexdigest(), tensors.hexdigest(), _digest_values(loaded), has_card)
     version = (str(p), *_version(st))
     _READ_CACHE[version] = read
-    for kind, digest in zip(("file", "tensors", "values"), read[:3], strict=True):
-        key = (kind, *version)
-        _SHA256_CACHE[key] = digest
     side_path = card_path_for(path)
     try:
         side = None if has_card or not side_path.is_file() else side_path.read_bytes()
@@ -480,15 +478,6 @@ def _version(st: os.stat_result) -> tuple[int, int, int, int]:
     replaces one, is another), size, and modification and change times — the times alone are a clock tick
     apart (~4 ms), so a checkpoint saved again within one, of the same size, was taken for the one before."""
     return st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
-
-
-def _hashed_once(path: str | Path, kind: str, digest: Callable[[Path], str]) -> str:
-    p = Path(path).resolve()
-    st = p.stat()
-    key = (kind, str(p), *_version(st))
-    if key not in _SHA256_CACHE:
-        _SHA256_CACHE[key] = digest(p)
-    return _SHA256_CACHE[key]
 
 
 def cache_dir() -> Path:

@@ -249,6 +249,10 @@ def save_model(model: AttiqaModel, path: str | Path, card: dict[str, Any], half:
     return save_checkpoint(path, dict(model.state_dict()), full, half=half)
 
 
+def _finite_number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
 def validate_model_card(path: str | Path, card: Any, tensors: dict[str, torch.Tensor]) -> dict[str, Any]:
     """Check a checkpoint's ATTIQA card against its tensors and sane bounds *before* anything is
     allocated (a card is data from a file: ``head_hidden: 1e8`` must not allocate 512 GB first).
@@ -302,10 +306,12 @@ def validate_model_card(path: str | Path, card: Any, tensors: dict[str, torch.Te
         why = crop_misfit(resize, crop, f"{view}_resize_shorter", f"{view}_crop")
         if why:
             raise bad(f"{view}_crop: {why} in its .json card")
+    if not isinstance(cfg.get("backbone"), str):  # a name of the registry, which lists them if unknown
+        raise bad(f"backbone must be a backbone's name, got {cfg.get('backbone')!r}")
     for key in ("mean", "std"):
         v = cfg.get(key)
-        if not (isinstance(v, list) and len(v) == 3 and all(isinstance(x, (int, float)) for x in v)):
-            raise bad(f"{key} must be three numbers, got {v!r}")
+        if not (isinstance(v, list) and len(v) == 3 and all(_finite_number(x) for x in v)):
+            raise bad(f"{key} must be three finite numbers, got {v!r}")
     if not all(x > 0 for x in cfg["std"]):
         raise bad(f"std must be positive, got {cfg['std']!r}")
     ridge = cfg.get("ridge")
@@ -349,6 +355,14 @@ def model_from_checkpoint(path: str | Path, tensors: dict[str, torch.Tensor], ca
         raise ModelLoadError(f"{path}: {exc}") from None
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelLoadError(f"{path}: malformed model card — {type(exc).__name__}: {exc}") from None
+    held = model.state_dict()
+    for k, t in tensors.items():  # load_state_dict would cast an int8 copy's integers into the float weights
+        if k in held and t.is_floating_point() != held[k].is_floating_point():
+            raise ModelLoadError(
+                f"{path}: tensor {k} is {str(t.dtype).removeprefix('torch.')} where the network holds "
+                f"{str(held[k].dtype).removeprefix('torch.')} (a quantized copy?) — pass the float "
+                "checkpoint that attiqa train or attiqa export wrote"
+            )
     try:
         missing, unexpected = model.load_state_dict(tensors, strict=False)
     except RuntimeError as exc:  # a tensor of the wrong shape

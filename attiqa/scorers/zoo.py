@@ -330,8 +330,6 @@ def resolve_target(target: str) -> Any:
 
 def resolve_weights(name: str) -> Path:
     """Path of a named model's weights, verified against its SHA-256; downloads into the cache if needed."""
-    from attiqa.io.checkpoints import weights_sha256
-
     table = zoo_table()
     entry = table.get(name)
     names = [n for n, e in table.items() if e.has_weights]
@@ -350,7 +348,7 @@ def resolve_weights(name: str) -> Path:
             raise ModelLoadError(
                 f"{path}: the weights of model {name!r} are missing from the installation — reinstall attiqa"
             )
-        if entry.sha256 and weights_sha256(path) != entry.sha256:
+        if entry.sha256 and not _intact(path, entry.sha256):
             raise ModelLoadError(
                 f"{path}: SHA-256 mismatch for the bundled model {name!r} (the installation is damaged or "
                 "was modified) — reinstall attiqa"
@@ -359,11 +357,23 @@ def resolve_weights(name: str) -> Path:
     path = _downloaded(name)
     if not path.exists():
         _download(str(entry.url), path, name)
-    if entry.sha256 and weights_sha256(path) != entry.sha256:
+    if entry.sha256 and not _intact(path, entry.sha256):
         raise ModelLoadError(
             f"{path}: SHA-256 mismatch for model {name!r} — delete the file and fetch it again"
         )
     return path
+
+
+def _intact(path: Path, sha256: str) -> bool:
+    """Whether a named model's file is the one its row names: its SHA-256 (read as a checkpoint, so its
+    identity is hashed in the same reading); a file safetensors cannot read (cut short) is not, and its fix
+    is the mismatch's (reinstall, fetch again), not a checkpoint's."""
+    from attiqa.io.checkpoints import weights_sha256
+
+    try:
+        return weights_sha256(path) == sha256
+    except ModelLoadError:
+        return False
 
 
 def _downloaded(name: str) -> Path:

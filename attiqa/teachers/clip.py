@@ -629,7 +629,7 @@ def clip_identity(spec: ClipSpec, model: torch.nn.Module, weights: str) -> dict[
     table compares these, not the spec, so ``clip:./m`` and ``clip:/abs/m`` are one teacher and weights
     replaced in place are another (:func:`attiqa.labeling.check_same_teacher`; the CLIP scorers' metadata,
     hence `attiqa eval`'s score cache and `attiqa score`'s resume record)."""
-    from attiqa.io.checkpoints import weights_sha256
+    from attiqa.io.checkpoints import sha256_of
 
     oc = _open_clip()
     if spec.kind == "folder":
@@ -643,7 +643,7 @@ def clip_identity(spec: ClipSpec, model: torch.nn.Module, weights: str) -> dict[
     arch = json.dumps(cfg, sort_keys=True).encode("utf-8")
     preprocess = getattr(getattr(model, "visual", None), "preprocess_cfg", None)
     return {
-        "weights_sha256": weights_sha256(weights),
+        "weights_sha256": sha256_of(weights),  # streamed: open_clip's .bin / .pt too, no checkpoint reading
         "architecture_sha256": hashlib.sha256(arch).hexdigest(),
         "preprocess": json.loads(json.dumps(preprocess, sort_keys=True, default=str)),
     }
