@@ -590,7 +590,7 @@ def invocation_record(
     as JSON reads it back (a tuple is a list), so a record read from disk compares equal."""
     record = {
         "raw_dir": str(raw_dir),
-        "raws": {str(p): quick_stamp(p) for p in sorted(raws)},
+        "raws": {str(p): file_stamp(p, hashed=False) for p in sorted(raws)},
         "config": asdict(cfg),
         "reward_model": reward,
         **settings,
@@ -599,20 +599,10 @@ def invocation_record(
     return parsed
 
 
-def quick_stamp(path: Path) -> list[int] | None:
-    """A file's size and modification time (ns): unchanged since a run finished. Not :func:`file_stamp`'s
-    hash — a finished run's full-resolution renders would all be read again."""
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    return [st.st_size, st.st_mtime_ns]
-
-
-def run_files(out: Path) -> dict[str, list[int] | None]:
+def run_files(out: Path) -> dict[str, list[int | str] | None]:
     """Every file in a run folder but :data:`FINISHED_JSON`, by its path inside it, with its stamp."""
     return {
-        p.relative_to(out).as_posix(): quick_stamp(p)
+        p.relative_to(out).as_posix(): file_stamp(p, hashed=False)
         for p in sorted(out.rglob("*"))
         if p.is_file() and p.name != FINISHED_JSON
     }
@@ -881,7 +871,7 @@ def save_render(png: Path, img: np.ndarray, record: dict[str, Any] | None = None
         kept = json.loads(sidecar.read_text(encoding="utf-8"))
     except (OSError, ValueError):  # none (an earlier version's render), or damaged: as if none
         kept = {}
-    stamp = file_stamp(png)
+    stamp = file_stamp(png, hashed=True)
     if stamp is not None and isinstance(kept, dict) and kept.get("file") == stamp:
         if kept.get("pixels_sha256") == pixels:
             return False
@@ -905,14 +895,21 @@ def pixel_digest(img: np.ndarray) -> str:
     return h.hexdigest()
 
 
-def file_stamp(path: Path) -> list[int | str] | None:
-    """A file's size and the SHA-256 of its bytes, all of them: what changes when it is cut short, replaced,
+def file_stamp(path: Path, *, hashed: bool) -> list[int | str] | None:
+    """A file's stamp, or None when it cannot be read: its size, then with ``hashed`` the SHA-256 of all its
+    bytes, else its modification time (ns).
+
+    ``hashed`` (a render's sidecar, checked on a resume): what changes when a file is cut short, replaced,
     rewritten with other pixels or damaged anywhere. The hash of its first and last 64 KiB (:func:`ends`)
     missed damage in the middle of a PNG of the same size, and the damaged render was kept; the whole file
     costs a small fraction of a decode (docs/isp.md, "Checking renders on a resume"). Not its mtime: a
-    resumed run's records equal an uninterrupted run's, file for file."""
+    resumed run's records equal an uninterrupted run's, file for file.
+
+    Not ``hashed`` (the raws of a run's invocation, a finished run's files): unchanged since the run
+    finished, without reading a finished run's full-resolution renders again."""
     try:
-        return [path.stat().st_size, sha256_of(path)]
+        st = path.stat()
+        return [st.st_size, sha256_of(path) if hashed else st.st_mtime_ns]
     except OSError:
         return None
 
@@ -920,7 +917,12 @@ def file_stamp(path: Path) -> list[int | str] | None:
 def render_record(png: Path, pixels: str, record: dict[str, Any] | None) -> dict[str, Any]:
     """A render's sidecar: ``record`` (the raw, its setting: ``isp-tune render RAW --params PNG.json``
     renders it again), the pixels' digest and the file's stamp as written."""
-    return {**(record or {}), "render": png.name, "pixels_sha256": pixels, "file": file_stamp(png)}
+    return {
+        **(record or {}),
+        "render": png.name,
+        "pixels_sha256": pixels,
+        "file": file_stamp(png, hashed=True),
+    }
 
 
 @dataclass(frozen=True)
