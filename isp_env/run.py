@@ -373,6 +373,7 @@ def run(
     (:func:`finished_run`): then its summary is returned, nothing written."""
     teacher = teacher or TeacherSettings()
     check_config(cfg, teacher if cfg.algo == "teacher" else None)  # before any work
+    refuse_other_report(out, "run")
     files = RunFiles.checked(out)  # every kept file read once, before any work; the steps use these
     if cfg.algo in ("sac", "td3") and cfg.timesteps <= cfg.learning_starts:  # the policy never learns
         console.print(
@@ -578,6 +579,39 @@ def run(
     ).summary
     record_finished(out, invocation)
     return summary
+
+
+REPORT_FILES = ("results.csv", "summary.json", "report.md", "grid.png")  # what a run and a check write
+
+
+def refuse_other_report(out: Path, kind: str) -> None:
+    """Refuse, before any work, an ``out`` whose report a ``kind`` (``run``: ``isp-tune``; ``check``:
+    ``isp-tune check``) would replace but is not its own: a run's folder (run.json) for a check, a check's
+    (summary.json's ``checked_policy``) for a run, or another command's ``REPORT_FILES`` for either (an
+    ``attiqa eval`` folder's summary.json). ``isp-tune --out`` of a check's folder overwrote its report."""
+    run_json = (out / "run.json").is_file()
+    if kind == "run" and run_json:  # a run to resume, or finished: its own
+        return
+    present = [n for n in REPORT_FILES if (out / n).is_file()]
+    if not run_json and not present:
+        return
+    try:
+        summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        summary = None
+    checked = isinstance(summary, dict) and "checked_policy" in summary
+    if kind == "check" and checked and not run_json:  # an earlier check: rerun over it
+        return
+    if run_json:
+        what, whose = "an isp-tune run folder (run.json)", "the run's"
+    elif checked:
+        what, whose = "an isp-tune check's report folder (summary.json)", "the check's"
+    else:
+        what, whose = f"a folder holding another command's {', '.join(present)}", "those"
+    raise ConfigError(
+        f"{out}: {what} — the {kind}'s report would replace {whose}; pass another --out, e.g. "
+        f"{shlex.quote(str(out / kind))}"
+    )
 
 
 FINISHED_JSON = "finished.json"  # a finished run's invocation and its files' stamps (finished_run)
@@ -1261,11 +1295,7 @@ def check_policy(
     ``out``; returns per raw ``image``, ``neutral_mos``, ``policy_mos``, ``neutral_guarded``,
     ``policy_guarded``, and the same of the checked setting (``checked_mos``, ``checked_guarded``, and
     ``checked_kept``: policy, base or neutral; :func:`isp_env.tuning.checked_setting`)."""
-    if (out / "run.json").is_file():  # its results.csv, summary.json, report.md, grid.png were the check's
-        raise ConfigError(
-            f"{out}: an isp-tune run folder (run.json) — the check's report would replace the run's; pass "
-            f"another --out, e.g. {shlex.quote(str(out / 'check'))}"
-        )
+    refuse_other_report(out, "check")
     policy, card = load_policy(resolve_policy(spec))
     files = RunFiles.checked(out)
     raws = find_raws(raw_dir)

@@ -31,3 +31,64 @@ def test_one_file_stamp_hashed_for_renders_and_quick_for_a_finished_run(tmp_path
     import isp_env.run as run
 
     assert not hasattr(run, "quick_stamp")
+
+
+def _stamps(folder: Path) -> dict[str, tuple[int, int, bytes]]:
+    return {
+        str(p): (p.stat().st_mtime_ns, p.stat().st_size, p.read_bytes())
+        for p in folder.rglob("*")
+        if p.is_file()
+    }
+
+
+def _another_commands_report(folder: Path) -> None:
+    """What ``attiqa eval -o FOLDER`` leaves (predictions.csv, summary.json, scatter.png): a report of
+    another kind, which an isp-tune report would replace."""
+    folder.mkdir()
+    (folder / "predictions.csv").write_text("image,mos,prediction\na.jpg,50,48.5\n")
+    (folder / "summary.json").write_text('{"dataset": "folder", "srocc": 0.8}\n')
+    (folder / "scatter.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+
+
+def test_each_out_folder_of_isp_tune_is_refused_by_the_others_before_any_work(tmp_path, isp_raws):
+    """**Was**: ``isp-tune --raw-dir RAWS --out CHECK`` (the folder of an earlier ``isp-tune check -o
+    CHECK``) wrote the run's results.csv, summary.json, report.md and grid.png over the check's, and
+    ``isp-tune`` or ``isp-tune check`` into another command's report folder (an eval's summary.json) over
+    its files, without a word. Now each refuses before any work, in one line naming the folder and the fix
+    (another --out); a check rerun over its own folder and a run resumed in its own still run."""
+    from helpers import TINY_TEACHER_OPTIONS
+    from typer.testing import CliRunner
+
+    from isp_env.cli import app
+
+    raw_dir = tmp_path / "raws"
+    raw_dir.mkdir()
+    for p in isp_raws:
+        (raw_dir / p.name).write_bytes(p.read_bytes())
+    check = tmp_path / "check"
+    r = CliRunner().invoke(app, ["check", str(raw_dir), "-m", "classical", "-o", str(check)])
+    assert r.exit_code == 0, r.output
+    before = _stamps(check)
+    r = CliRunner().invoke(app, ["--raw-dir", str(raw_dir), "--out", str(check), *TINY_TEACHER_OPTIONS])
+    said = str(r.exception)
+    assert r.exit_code != 0 and "\n" not in said, r.output
+    assert said == (
+        f"{check}: an isp-tune check's report folder (summary.json) — the run's report would replace the "
+        f"check's; pass another --out, e.g. {check / 'run'}"
+    )
+    assert _stamps(check) == before  # nothing written, nothing removed
+    other = tmp_path / "eval"
+    _another_commands_report(other)
+    theirs = _stamps(other)
+    for args, kind in (
+        (["--raw-dir", str(raw_dir), "--out", str(other), *TINY_TEACHER_OPTIONS], "run"),
+        (["check", str(raw_dir), "-m", "classical", "-o", str(other)], "check"),
+    ):
+        r = CliRunner().invoke(app, args)
+        assert r.exit_code != 0 and str(r.exception) == (
+            f"{other}: a folder holding another command's summary.json — the {kind}'s report would "
+            f"replace those; pass another --out, e.g. {other / kind}"
+        ), r.output
+        assert _stamps(other) == theirs
+    r = CliRunner().invoke(app, ["check", str(raw_dir), "-m", "classical", "-o", str(check)])
+    assert r.exit_code == 0, r.output  # a check over its own earlier check
