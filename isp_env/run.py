@@ -44,7 +44,16 @@ from isp_env.isp import Developed, develop, finish
 from isp_env.mos_function import MOSFunction, load_mos_function
 from isp_env.params import RunFiles, neutral, raw_record, read_values, written_values
 from isp_env.policy_io import find_state, load_policy, policy_digest, resolve_policy
-from isp_env.raw import RAW_EXTENSIONS, RawImage, RawReadError, find_raws, libraw_text, probe_raw, read_raw
+from isp_env.raw import (
+    RAW_EXTENSIONS,
+    RawImage,
+    RawReadError,
+    find_raws,
+    libraw_text,
+    probe_raw,
+    read_raw,
+    unreadable,
+)
 from isp_env.registration import BASE, TEST_RAWS
 from isp_env.report import CHECK_CANDIDATES, GRID_ROWS, Report, policy_label, policy_record, write_report
 from isp_env.reward import (
@@ -104,14 +113,17 @@ def scene_groups(raws: list[Path], root: Path) -> dict[Path, str]:
                 groups[p] = named.get(p.name.strip(), groups[p])
     by_size: dict[int, list[Path]] = {}
     for p in sorted(raws):
-        by_size.setdefault(p.stat().st_size, []).append(p)
+        if unreadable(p) is None:  # a symlink loop, a pipe, an empty file: its own group, skipped when read
+            by_size.setdefault(p.stat().st_size, []).append(p)
     first: dict[str, str] = {}
     for same_size in (ps for ps in by_size.values() if len(ps) > 1):
         by_ends: dict[bytes, list[Path]] = {}
         for p in same_size:
-            by_ends.setdefault(ends(p), []).append(p)
+            with contextlib.suppress(OSError):  # no permission: as above
+                by_ends.setdefault(ends(p), []).append(p)
         for p in (p for same in by_ends.values() if len(same) > 1 for p in same):
-            groups[p] = first.setdefault(content_key(p), groups[p])
+            with contextlib.suppress(OSError):
+                groups[p] = first.setdefault(content_key(p), groups[p])
     return groups
 
 

@@ -92,3 +92,55 @@ def test_each_out_folder_of_isp_tune_is_refused_by_the_others_before_any_work(tm
         assert _stamps(other) == theirs
     r = CliRunner().invoke(app, ["check", str(raw_dir), "-m", "classical", "-o", str(check)])
     assert r.exit_code == 0, r.output  # a check over its own earlier check
+
+
+def _raw_folder(tmp_path: Path, raws: list[Path]) -> Path:
+    raw_dir = tmp_path / "raws"
+    raw_dir.mkdir()
+    for p in raws:
+        (raw_dir / p.name).write_bytes(p.read_bytes())
+    return raw_dir
+
+
+def test_check_skips_a_symlink_loop_in_the_raw_folder_and_checks_the_rest(tmp_path, isp_raws, capsys):
+    """**Was**: ``isp-tune check RAWS`` with a symlink loop (or a broken link) among the raws ended on
+    "RAWS/loop.DNG: Too many levels of symbolic links" before any raw was checked: the scene groups
+    stat'ed every raw, unprobed (``isp-tune`` itself probes them first). Now the link is skipped in one
+    line naming it and every real raw is checked."""
+    from isp_env.run import check_policy
+
+    raw_dir = _raw_folder(tmp_path, isp_raws)
+    (raw_dir / "loop.DNG").symlink_to("loop.DNG")
+    (raw_dir / "gone.DNG").symlink_to("nowhere.DNG")
+    rows = check_policy(raw_dir, tmp_path / "check", "default", "classical", front_ends=2)
+    assert sorted(r["image"] for r in rows) == sorted(p.stem for p in isp_raws)
+    said = capsys.readouterr()
+    lines = (said.out + said.err).splitlines()
+    for name, why in (("loop.DNG", "symlink loop"), ("gone.DNG", "broken link")):
+        hit = [ln for ln in lines if ln.startswith("skipped") and name in ln]
+        assert len(hit) == 1 and why in hit[0], lines
+
+
+def test_a_raw_without_read_permission_is_skipped_as_such(tmp_path, isp_raws):
+    """**Was**: a raw the user may not read (mode 000, a copy of another raw of the same size) ended
+    ``isp-tune check`` on a PermissionError (the scene groups compared the ends of same-size raws), and
+    ``isp-tune`` skipped it as "LibRaw can't read it (LibRawIOError: Input/output error): the file ends
+    early or is not a raw" — the wrong cause and fix. Now both skip it in one line: "permission denied —
+    give yourself read permission ..."; the check checks every other raw."""
+    import subprocess
+
+    from helpers import attiqa_env, isp_tune_cmd, unprivileged_cmd
+
+    raw_dir = _raw_folder(tmp_path, isp_raws)
+    locked = raw_dir / "locked.dng"
+    locked.write_bytes(isp_raws[0].read_bytes())
+    locked.chmod(0)
+    cmd = unprivileged_cmd(isp_tune_cmd("check", raw_dir, "-m", "classical", "-o", tmp_path / "check"))
+    res = subprocess.run(cmd, env=attiqa_env({"COLUMNS": "200"}), capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    said = (res.stdout + res.stderr).splitlines()
+    hit = [ln for ln in said if "locked.dng" in ln]
+    assert len(hit) == 1 and hit[0].startswith("skipped") and "permission denied" in hit[0], said
+    assert "LibRaw" not in hit[0]
+    checked = (tmp_path / "check" / "results.csv").read_text()
+    assert all(p.stem in checked for p in isp_raws) and "locked" not in checked
