@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
+
 
 def test_one_file_stamp_hashed_for_renders_and_quick_for_a_finished_run(tmp_path: Path) -> None:
     """**Was**: two functions for a file's stamp (``quick_stamp``: size + mtime; ``file_stamp``: size +
@@ -50,6 +52,7 @@ def _another_commands_report(folder: Path) -> None:
     (folder / "scatter.png").write_bytes(b"\x89PNG\r\n\x1a\n")
 
 
+@pytest.mark.slow  # a real check, then two refusals: ~25 s
 def test_each_out_folder_of_isp_tune_is_refused_by_the_others_before_any_work(tmp_path, isp_raws):
     """**Was**: ``isp-tune --raw-dir RAWS --out CHECK`` (the folder of an earlier ``isp-tune check -o
     CHECK``) wrote the run's results.csv, summary.json, report.md and grid.png over the check's, and
@@ -121,6 +124,7 @@ def test_check_skips_a_symlink_loop_in_the_raw_folder_and_checks_the_rest(tmp_pa
         assert len(hit) == 1 and why in hit[0], lines
 
 
+@pytest.mark.slow  # a real check in its own unprivileged process: ~20 s
 def test_a_raw_without_read_permission_is_skipped_as_such(tmp_path, isp_raws):
     """**Was**: a raw the user may not read (mode 000, a copy of another raw of the same size) ended
     ``isp-tune check`` on a PermissionError (the scene groups compared the ends of same-size raws), and
