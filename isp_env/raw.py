@@ -411,14 +411,16 @@ def subtract_black_excess(mosaic: np.ndarray, levels: DngBlack, black: np.ndarra
 
 
 def unreadable(path: str | Path) -> RawReadError | None:
-    """Why ``path`` cannot even be opened (missing, a symlink loop, no permission, not a regular file) or
-    holds nothing (empty), in :func:`attiqa.io.images.read_error`'s words, or None. LibRaw, handed such a
+    """Why ``path`` cannot even be opened (missing, a symlink loop, no read permission, not a regular file)
+    or holds nothing (empty), in :func:`attiqa.io.images.read_error`'s words, or None. LibRaw, handed such a
     path, names another cause: a symlink loop read as "Image too big for processing", an empty file as an
     I/O error."""
     from attiqa.io.images import read_error
 
     try:
         st = os.stat(path)
+        if stat.S_ISREG(st.st_mode):  # no permission: LibRaw said "the file ends early or is not a raw"
+            os.close(os.open(path, os.O_RDONLY))
     except OSError as exc:
         e = read_error(path, exc)
         return RawReadError(path, f"{e.reason} — {e.fix}")

@@ -44,7 +44,16 @@ from isp_env.isp import Developed, develop, finish
 from isp_env.mos_function import MOSFunction, load_mos_function
 from isp_env.params import RunFiles, neutral, raw_record, read_values, written_values
 from isp_env.policy_io import find_state, load_policy, policy_digest, resolve_policy
-from isp_env.raw import RAW_EXTENSIONS, RawImage, RawReadError, find_raws, libraw_text, probe_raw, read_raw
+from isp_env.raw import (
+    RAW_EXTENSIONS,
+    RawImage,
+    RawReadError,
+    find_raws,
+    libraw_text,
+    probe_raw,
+    read_raw,
+    unreadable,
+)
 from isp_env.registration import BASE, TEST_RAWS
 from isp_env.report import CHECK_CANDIDATES, GRID_ROWS, Report, policy_label, policy_record, write_report
 from isp_env.reward import (
@@ -104,14 +113,17 @@ def scene_groups(raws: list[Path], root: Path) -> dict[Path, str]:
                 groups[p] = named.get(p.name.strip(), groups[p])
     by_size: dict[int, list[Path]] = {}
     for p in sorted(raws):
-        by_size.setdefault(p.stat().st_size, []).append(p)
+        if unreadable(p) is None:  # a symlink loop, a pipe, an empty file: its own group, skipped when read
+            by_size.setdefault(p.stat().st_size, []).append(p)
     first: dict[str, str] = {}
     for same_size in (ps for ps in by_size.values() if len(ps) > 1):
         by_ends: dict[bytes, list[Path]] = {}
         for p in same_size:
-            by_ends.setdefault(ends(p), []).append(p)
+            with contextlib.suppress(OSError):  # no permission: as above
+                by_ends.setdefault(ends(p), []).append(p)
         for p in (p for same in by_ends.values() if len(same) > 1 for p in same):
-            groups[p] = first.setdefault(content_key(p), groups[p])
+            with contextlib.suppress(OSError):
+                groups[p] = first.setdefault(content_key(p), groups[p])
     return groups
 
 
@@ -373,6 +385,7 @@ def run(
     (:func:`finished_run`): then its summary is returned, nothing written."""
     teacher = teacher or TeacherSettings()
     check_config(cfg, teacher if cfg.algo == "teacher" else None)  # before any work
+    refuse_other_report(out, "run")
     files = RunFiles.checked(out)  # every kept file read once, before any work; the steps use these
     if cfg.algo in ("sac", "td3") and cfg.timesteps <= cfg.learning_starts:  # the policy never learns
         console.print(
@@ -580,6 +593,39 @@ def run(
     return summary
 
 
+REPORT_FILES = ("results.csv", "summary.json", "report.md", "grid.png")  # what a run and a check write
+
+
+def refuse_other_report(out: Path, kind: str) -> None:
+    """Refuse, before any work, an ``out`` whose report a ``kind`` (``run``: ``isp-tune``; ``check``:
+    ``isp-tune check``) would replace but is not its own: a run's folder (run.json) for a check, a check's
+    (summary.json's ``checked_policy``) for a run, or another command's ``REPORT_FILES`` for either (an
+    ``attiqa eval`` folder's summary.json). ``isp-tune --out`` of a check's folder overwrote its report."""
+    run_json = (out / "run.json").is_file()
+    if kind == "run" and run_json:  # a run to resume, or finished: its own
+        return
+    present = [n for n in REPORT_FILES if (out / n).is_file()]
+    if not run_json and not present:
+        return
+    try:
+        summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        summary = None
+    checked = isinstance(summary, dict) and "checked_policy" in summary
+    if kind == "check" and checked and not run_json:  # an earlier check: rerun over it
+        return
+    if run_json:
+        what, whose = "an isp-tune run folder (run.json)", "the run's"
+    elif checked:
+        what, whose = "an isp-tune check's report folder (summary.json)", "the check's"
+    else:
+        what, whose = f"a folder holding another command's {', '.join(present)}", "those"
+    raise ConfigError(
+        f"{out}: {what} — the {kind}'s report would replace {whose}; pass another --out, e.g. "
+        f"{shlex.quote(str(out / kind))}"
+    )
+
+
 FINISHED_JSON = "finished.json"  # a finished run's invocation and its files' stamps (finished_run)
 
 
@@ -590,7 +636,7 @@ def invocation_record(
     as JSON reads it back (a tuple is a list), so a record read from disk compares equal."""
     record = {
         "raw_dir": str(raw_dir),
-        "raws": {str(p): quick_stamp(p) for p in sorted(raws)},
+        "raws": {str(p): file_stamp(p, hashed=False) for p in sorted(raws)},
         "config": asdict(cfg),
         "reward_model": reward,
         **settings,
@@ -599,20 +645,10 @@ def invocation_record(
     return parsed
 
 
-def quick_stamp(path: Path) -> list[int] | None:
-    """A file's size and modification time (ns): unchanged since a run finished. Not :func:`file_stamp`'s
-    hash — a finished run's full-resolution renders would all be read again."""
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    return [st.st_size, st.st_mtime_ns]
-
-
-def run_files(out: Path) -> dict[str, list[int] | None]:
+def run_files(out: Path) -> dict[str, list[int | str] | None]:
     """Every file in a run folder but :data:`FINISHED_JSON`, by its path inside it, with its stamp."""
     return {
-        p.relative_to(out).as_posix(): quick_stamp(p)
+        p.relative_to(out).as_posix(): file_stamp(p, hashed=False)
         for p in sorted(out.rglob("*"))
         if p.is_file() and p.name != FINISHED_JSON
     }
@@ -881,7 +917,7 @@ def save_render(png: Path, img: np.ndarray, record: dict[str, Any] | None = None
         kept = json.loads(sidecar.read_text(encoding="utf-8"))
     except (OSError, ValueError):  # none (an earlier version's render), or damaged: as if none
         kept = {}
-    stamp = file_stamp(png)
+    stamp = file_stamp(png, hashed=True)
     if stamp is not None and isinstance(kept, dict) and kept.get("file") == stamp:
         if kept.get("pixels_sha256") == pixels:
             return False
@@ -905,14 +941,21 @@ def pixel_digest(img: np.ndarray) -> str:
     return h.hexdigest()
 
 
-def file_stamp(path: Path) -> list[int | str] | None:
-    """A file's size and the SHA-256 of its bytes, all of them: what changes when it is cut short, replaced,
+def file_stamp(path: Path, *, hashed: bool) -> list[int | str] | None:
+    """A file's stamp, or None when it cannot be read: its size, then with ``hashed`` the SHA-256 of all its
+    bytes, else its modification time (ns).
+
+    ``hashed`` (a render's sidecar, checked on a resume): what changes when a file is cut short, replaced,
     rewritten with other pixels or damaged anywhere. The hash of its first and last 64 KiB (:func:`ends`)
     missed damage in the middle of a PNG of the same size, and the damaged render was kept; the whole file
     costs a small fraction of a decode (docs/isp.md, "Checking renders on a resume"). Not its mtime: a
-    resumed run's records equal an uninterrupted run's, file for file."""
+    resumed run's records equal an uninterrupted run's, file for file.
+
+    Not ``hashed`` (the raws of a run's invocation, a finished run's files): unchanged since the run
+    finished, without reading a finished run's full-resolution renders again."""
     try:
-        return [path.stat().st_size, sha256_of(path)]
+        st = path.stat()
+        return [st.st_size, sha256_of(path) if hashed else st.st_mtime_ns]
     except OSError:
         return None
 
@@ -920,7 +963,12 @@ def file_stamp(path: Path) -> list[int | str] | None:
 def render_record(png: Path, pixels: str, record: dict[str, Any] | None) -> dict[str, Any]:
     """A render's sidecar: ``record`` (the raw, its setting: ``isp-tune render RAW --params PNG.json``
     renders it again), the pixels' digest and the file's stamp as written."""
-    return {**(record or {}), "render": png.name, "pixels_sha256": pixels, "file": file_stamp(png)}
+    return {
+        **(record or {}),
+        "render": png.name,
+        "pixels_sha256": pixels,
+        "file": file_stamp(png, hashed=True),
+    }
 
 
 @dataclass(frozen=True)
@@ -1259,11 +1307,7 @@ def check_policy(
     ``out``; returns per raw ``image``, ``neutral_mos``, ``policy_mos``, ``neutral_guarded``,
     ``policy_guarded``, and the same of the checked setting (``checked_mos``, ``checked_guarded``, and
     ``checked_kept``: policy, base or neutral; :func:`isp_env.tuning.checked_setting`)."""
-    if (out / "run.json").is_file():  # its results.csv, summary.json, report.md, grid.png were the check's
-        raise ConfigError(
-            f"{out}: an isp-tune run folder (run.json) — the check's report would replace the run's; pass "
-            f"another --out, e.g. {shlex.quote(str(out / 'check'))}"
-        )
+    refuse_other_report(out, "check")
     policy, card = load_policy(resolve_policy(spec))
     files = RunFiles.checked(out)
     raws = find_raws(raw_dir)
