@@ -1,0 +1,86 @@
+"""Session 54: torchrun training jobs whose processes read different files at the start (a node without the
+run's state, a label table that differs) — every process ends promptly, the line said by the ones that met it.
+Real torchrun, 2 processes, gloo; each process in its own folder, as if on another machine."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+from helpers import run_attiqa, tiny_train_config, write_label_set
+from test_dist253 import per_rank_run
+
+
+def trained_run(tmp_path):
+    """``run.yaml`` (a tiny fine-tuning, 2 epochs) and one process's finished first epoch in ``rank0/run``."""
+    cfg = tiny_train_config(tmp_path, epochs=2)
+    (tmp_path / "rank0").mkdir()
+    (tmp_path / "rank1").mkdir()
+    res = run_attiqa(
+        "train", "-c", cfg, "--out-dir", "run", "--set", "finetune.epochs=1", cwd=tmp_path / "rank0"
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    return cfg
+
+
+@pytest.mark.slow
+def test_a_resume_whose_state_file_only_rank_0_sees_is_said_by_rank_1(tmp_path):
+    """`torchrun --nproc_per_node 2 -m attiqa.cli train -c run.yaml --out-dir run --resume` where rank 1's
+    `run/finetune` holds `last.safetensors` but not its state file (a node whose copy lacks it). **Was**:
+    rank 1's "training state missing" was an error every process meets alike, left to rank 0, which never
+    met it: rank 0 said "another process of this torchrun job stopped … rerun the same command with --resume"
+    (which fails again, alike), no line of the cause. Now rank 1 says it; both end."""
+    cfg = trained_run(tmp_path)
+    shutil.copytree(tmp_path / "rank0" / "run", tmp_path / "rank1" / "run")
+    state = tmp_path / "rank1" / "run" / "finetune" / "last.state.safetensors"
+    state.unlink()
+    res, ours, errors = per_rank_run(tmp_path, "train", "-c", cfg, "--out-dir", "run", "--resume")
+    assert res.returncode != 0, res.stderr[-3000:]
+    assert errors == [
+        "error: rank 1 of 2: run/finetune/last.state.safetensors: training state missing next to "
+        "last.safetensors — cannot resume exactly"
+    ], res.stderr[-3000:]
+    assert "Traceback" not in ours, ours
+    assert (
+        '"epoch": 1' in (tmp_path / "rank0" / "run" / "finetune" / "last.json").read_text()
+    )  # not trained on
+
+
+@pytest.mark.slow
+def test_ranks_that_resume_from_different_epochs_stop_with_one_line_not_a_hang(tmp_path):
+    """The same `--resume`, rank 1's `run` empty (its node never saw the run): rank 0 continues after epoch 1,
+    rank 1 starts afresh. **Was**: the two took different numbers of steps and met in mismatched collectives
+    (a hang up to the collective timeout, or ranks training apart). Now one line, said once, naming where
+    each process would start and the fix; nothing trained."""
+    cfg = trained_run(tmp_path)
+    res, ours, errors = per_rank_run(tmp_path, "train", "-c", cfg, "--out-dir", "run", "--resume")
+    assert res.returncode != 0, res.stderr[-3000:]
+    assert errors == [
+        "error: finetune: the processes of this job do not continue run/finetune alike (rank 0 after "
+        "epoch 1; rank 1 from the start) — every process must read the same out_dir: one folder all of "
+        "them share (on several machines a shared filesystem), left alone while the job starts; then rerun"
+    ], res.stderr[-3000:]
+    assert "Traceback" not in ours, ours
+    assert '"epoch": 1' in (tmp_path / "rank0" / "run" / "finetune" / "last.json").read_text()
+
+
+@pytest.mark.slow
+def test_too_few_images_for_the_processes_on_rank_1_alone_is_said_by_rank_1(tmp_path, photos):
+    """`torchrun --nproc_per_node 2 -m attiqa.cli train -c run.yaml` whose `labels:` table holds 2 images on
+    rank 1's machine, 4 on rank 0's. **Was**: rank 1's refusal ("2 labelled images over 2 processes") was
+    left to rank 0, which had 4, went on to wait for rank 1 and was stopped: no line. Now rank 1 says it."""
+    items = sorted(photos.items())[:2]
+    for r, n in ((0, 2), (1, 1)):
+        write_label_set(tmp_path / f"rank{r}" / "labels", dict(items[:n]), shorter=56, factors=(0.6, 1.4))
+        (tmp_path / f"rank{r}" / "run.yaml").write_text(
+            "labels: labels/labels.parquet\nout_dir: run\n"
+            "model: {backbone: tiny, pretrained_backbone: false, head_hidden: 8}\n"
+            "pretrain: {epochs: 1, batch_size: 4, crop_size: 48, num_workers: 0, device: cpu}\n"
+        )
+    res, ours, errors = per_rank_run(tmp_path, "train", "-c", "run.yaml")
+    assert res.returncode != 0, res.stderr[-3000:]
+    assert len(errors) == 1 and errors[0].startswith(
+        "error: rank 1 of 2: pretrain: 2 labelled images over 2 processes — "
+    ), res.stderr[-3000:]
+    assert "Traceback" not in ours, ours
+    assert not (tmp_path / "rank0" / "run" / "pretrain" / "last.safetensors").exists()
