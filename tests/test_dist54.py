@@ -84,3 +84,45 @@ def test_too_few_images_for_the_processes_on_rank_1_alone_is_said_by_rank_1(tmp_
     ), res.stderr[-3000:]
     assert "Traceback" not in ours, ours
     assert not (tmp_path / "rank0" / "run" / "pretrain" / "last.safetensors").exists()
+
+
+@pytest.mark.slow
+def test_a_bad_join_timeout_is_one_line_a_node_not_a_traceback(tmp_path, photo_dir):
+    """`ATTIQA_JOIN_TIMEOUT=nan torchrun --nproc_per_node 2 -m attiqa.cli score DIR -o s.csv` (also `inf`,
+    `1e20`, `0`, `-5`, `abc`). **Was**: nan / inf / 1e20 a traceback from each process (timedelta's
+    ValueError / OverflowError); 0 and -5 taken silently as 1 s (a job whose nodes start slower failed at
+    the join); `abc` one line from each process. Now one line from the node (its processes share the
+    variable: said by local rank 0), exit 2 on each, nothing written. (Every value: the test below.)"""
+    out = tmp_path / "s.csv"
+    args = ("score", photo_dir, "-m", "classical", "-w", "0", "-o", out)
+    for value in ("nan", "-5"):
+        res = run_attiqa(*args, ranks=2, env={"OMP_NUM_THREADS": "1", "ATTIQA_JOIN_TIMEOUT": value})
+        ours = res.stderr.split("torch/distributed/elastic")[0]
+        errors = [ln for ln in res.stderr.splitlines() if ln.startswith("error:")]
+        assert res.returncode != 0 and "Traceback" not in ours, (value, res.stderr[-3000:])
+        assert errors == [
+            f"error: ATTIQA_JOIN_TIMEOUT={value!r}: not a number of seconds above 0 and at most 31536000 "
+            "(a year) — e.g. 600, or unset it for 600, torchrun's own"
+        ], (value, res.stderr[-3000:])
+        assert "exitcode  : 2" in res.stderr, (value, res.stderr[-3000:])
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "1e20", "0", "-5", "abc", " "])
+def test_each_bad_join_timeout_is_refused_by_local_rank_0_and_left_said_by_the_others(monkeypatch, value):
+    """The values of the torchrun test above, read as each process reads them: local rank 0 raises the line,
+    the others end without one (:class:`Said`); blank is the default; 0.5 s is 1 s, as before."""
+    from attiqa.errors import AttiqaError, Said
+    from attiqa.sharding import JOIN_TIMEOUT, join_timeout
+
+    monkeypatch.setenv("ATTIQA_JOIN_TIMEOUT", value)
+    if not value.strip():
+        assert join_timeout().total_seconds() == JOIN_TIMEOUT
+        return
+    for local, kind in (("0", AttiqaError), ("1", Said)):
+        monkeypatch.setenv("LOCAL_RANK", local)
+        with pytest.raises(AttiqaError) as info:
+            join_timeout()
+        assert type(info.value) is kind and str(info.value).startswith(f"ATTIQA_JOIN_TIMEOUT={value!r}: ")
+    monkeypatch.setenv("ATTIQA_JOIN_TIMEOUT", "0.5")
+    assert join_timeout().total_seconds() == 1.0
