@@ -126,3 +126,16 @@ def test_each_bad_join_timeout_is_refused_by_local_rank_0_and_left_said_by_the_o
         assert type(info.value) is kind and str(info.value).startswith(f"ATTIQA_JOIN_TIMEOUT={value!r}: ")
     monkeypatch.setenv("ATTIQA_JOIN_TIMEOUT", "0.5")
     assert join_timeout().total_seconds() == 1.0
+
+
+def test_the_start_points_are_named_by_rank_with_the_weights_where_the_epoch_is_the_same():
+    """The words of the line above for each way processes can differ: another epoch, a fresh start, or the
+    same epoch with other weights (a state file rewritten between two processes' reads)."""
+    from attiqa.training.trainer import start_points_words
+
+    a, b = "a" * 64, "b" * 64
+    assert start_points_words([(1, 4, a), (0, 0, None)]) == "rank 0 after epoch 1; rank 1 from the start"
+    assert start_points_words([(2, 8, a), (2, 8, b), (2, 8, a), (3, 9, b)]) == (
+        "ranks 0, 2 after epoch 2 (weights aaaaaaaa); rank 1 after epoch 2 (weights bbbbbbbb); rank 3 after "
+        "epoch 3"
+    )
