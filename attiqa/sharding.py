@@ -14,6 +14,7 @@ Training's DDP helpers (:mod:`attiqa.training.distributed`) build on these; infe
 from __future__ import annotations
 
 import datetime
+import math
 import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -152,6 +153,7 @@ def any_rank(flag: bool) -> bool:
 
 JOIN_TIMEOUT_ENV = "ATTIQA_JOIN_TIMEOUT"  # seconds the processes of a job wait for each other at the start
 JOIN_TIMEOUT = 600.0  # torchrun's own rendezvous default (its --rdzv-conf join_timeout)
+JOIN_TIMEOUT_MAX = 365 * 24 * 3600.0  # a year: far inside what timedelta and the store's milliseconds hold
 LAUNCH_VARS = ("RANK", "MASTER_ADDR", "MASTER_PORT")  # what torchrun sets beside WORLD_SIZE (env://)
 
 
@@ -180,11 +182,22 @@ def launched_world_size() -> int:
 
 
 def join_timeout() -> datetime.timedelta:
+    """:data:`JOIN_TIMEOUT_ENV`'s seconds (at least 1). A bad value is one line from each node, said by its
+    local rank 0 (torchrun gives its processes one environment): nan, inf or 1e20 were timedelta's
+    traceback from every process, 0 or -5 a silent second."""
     raw = os.environ.get(JOIN_TIMEOUT_ENV, "")
+    if not raw.strip():
+        return datetime.timedelta(seconds=JOIN_TIMEOUT)
     try:
-        seconds = float(raw) if raw.strip() else JOIN_TIMEOUT
+        seconds = float(raw)
     except ValueError:
-        raise AttiqaError(f"{JOIN_TIMEOUT_ENV}={raw!r}: not a number of seconds — e.g. 600") from None
+        seconds = math.nan
+    if not 0 < seconds <= JOIN_TIMEOUT_MAX:  # nan too
+        text = (
+            f"{JOIN_TIMEOUT_ENV}={raw!r}: not a number of seconds above 0 and at most "
+            f"{JOIN_TIMEOUT_MAX:.0f} (a year) — e.g. 600, or unset it for {JOIN_TIMEOUT:g}, torchrun's own"
+        )
+        raise (AttiqaError if os.environ.get("LOCAL_RANK", "0") in ("", "0") else Said)(text)
     return datetime.timedelta(seconds=max(seconds, 1.0))
 
 

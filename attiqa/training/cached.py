@@ -113,7 +113,7 @@ def pretrain_cached(cfg: PretrainConfig, labels: Path, out_dir: Path, resume: bo
         state_extra={"head_names": list(dataset.head_names)},
         settings={**to_dict(cfg), DATA_SETTING: dataset.fingerprint()}, data_fix=labels_fix,
     )  # fmt: skip
-    check_resumed_heads(trainer.resume() if resume else None, dataset.head_names, trainer.last_path)
+    check_resumed_heads(trainer.resume(resume), dataset.head_names, trainer.last_path)
     with one_thread():
         history = trainer.fit()
     model.eval()

@@ -32,6 +32,7 @@ from attiqa.io.checkpoints import training_state_extra
 from attiqa.models import AttiqaModel, create_backbone, save_model
 from attiqa.models.efficientnet_lite import EfficientNetLite
 from attiqa.models.transforms import CenterCropTest, PretrainTrain
+from attiqa.sharding import alike_on_every_process
 from attiqa.training import distributed as D
 from attiqa.training.cached import check_resumed_heads, pretrain_cached
 from attiqa.training.data import (
@@ -113,8 +114,9 @@ def _pretrain(cfg: PretrainConfig, labels: Path, out_dir: Path, resume: bool, pr
         assert isinstance(backbone.body, EfficientNetLite)
         backbone.body.checkpoint_blocks = True
     train_tf = PretrainTrain(backbone.mean, backbone.std, cfg.crop_size, cfg.resize_shorter, cfg.hflip)
-    dataset = PseudoLabelDataset(labels, train_tf, roots=roots)
-    check_pairs_per_process(cfg, len(dataset))
+    with alike_on_every_process():  # a table that differs on one node: said by the processes that met it
+        dataset = PseudoLabelDataset(labels, train_tf, roots=roots)
+        check_pairs_per_process(cfg, len(dataset))
     # A pretrain-only model is scored in the view it was trained and calibrated in (fine-tuning later
     # switches the test view to the paper's 340/320, §4.2).
     sizes = {
@@ -150,7 +152,7 @@ def _pretrain(cfg: PretrainConfig, labels: Path, out_dir: Path, resume: bool, pr
         state_extra={"head_names": list(dataset.head_names)},
         settings={**to_dict(cfg), DATA_SETTING: dataset.fingerprint()}, data_fix=labels_fix,
     )  # fmt: skip
-    check_resumed_heads(trainer.resume() if resume else None, dataset.head_names, trainer.last_path)
+    check_resumed_heads(trainer.resume(resume), dataset.head_names, trainer.last_path)
     history = trainer.fit()
 
     calibrate_model(model, labels, cfg, device, workers, roots)

@@ -48,6 +48,7 @@ from attiqa.io.checkpoints import (
 )
 from attiqa.models import AttiqaModel, save_model
 from attiqa.progress import console
+from attiqa.sharding import alike_on_every_process
 from attiqa.training import distributed as D
 from attiqa.training.data import DATA_SETTING, flush_unreadable, same_data
 
@@ -199,6 +200,22 @@ def recorded_folders(record: dict[str, Any]) -> list[str]:
     return [str(record["root"])] if record.get("root") else []
 
 
+def start_points_words(points: list[tuple[int, int, str | None]]) -> str:
+    """ "rank 0 after epoch 3; rank 1 from the start" for each process's (epoch, step, weights hash or None:
+    not resumed); the weights named where processes resume the same epoch with others."""
+    groups: dict[tuple[int, int, str | None], list[int]] = {}
+    for r, p in enumerate(points):
+        groups.setdefault(p, []).append(r)
+    epochs = [p[0] for p in points]
+    said = []
+    for (epoch, _, digest), ranks in groups.items():
+        where = "from the start" if digest is None else f"after epoch {epoch}"
+        if digest is not None and epochs.count(epoch) > len(ranks):
+            where += f" (weights {digest[:8]})"
+        said.append(f"rank{'s' if len(ranks) > 1 else ''} {', '.join(map(str, ranks))} {where}")
+    return "; ".join(said)
+
+
 # ----------------------------------------------------------------------------------------------------------
 # The loop
 
@@ -245,6 +262,7 @@ class Trainer:
     settings: dict[str, Any] | None = None  # the stage's config (``to_dict``), checked on a resume
     epochs_key: str = ""  # the config setting of ``epochs`` (default NAME.epochs)
     data_fix: str = ""  # how to set the data back when a resume finds it changed (default: restore the file)
+    start_checked: bool = False  # resume() ran (fit() runs it otherwise, on every process)
 
     def __post_init__(self) -> None:
         if self.lr_schedule not in LR_SCHEDULES:
@@ -265,10 +283,36 @@ class Trainer:
         return self.stage_dir / "best.safetensors"
 
     # -- resume -------------------------------------------------------------------------------------------
-    def resume(self) -> dict[str, Any] | None:
-        """Continue from the state file in ``stage_dir`` if there is one; returns its bookkeeping."""
+    def resume(self, wanted: bool = True) -> dict[str, Any] | None:
+        """Continue from the state file in ``stage_dir`` if ``wanted`` and there is one; returns its
+        bookkeeping. Under torchrun every process calls it, with its own ``wanted``: an error met reading the
+        state is said by the processes that met it (one, on a node whose copy lacked the file, stopped alone
+        and unsaid), and processes that would start from different points stop, saying where each would
+        (they met in mismatched collectives: a hang)."""
+        self.start_checked = True
         if self.stage_dir is None:
             return None
+        with alike_on_every_process():
+            extra = self.read_state() if wanted else None
+        self.check_same_start(extra is not None)
+        return extra
+
+    def check_same_start(self, resumed: bool) -> None:
+        """Every process starts from the same epoch and weights (gathered); else one line, alike on each."""
+        point = (self.start_epoch, self.global_step, weights_hash(self.model) if resumed else None)
+        points = D.gather_objects(point)
+        with alike_on_every_process():
+            if len(set(points)) > 1:
+                raise EveryProcessError(
+                    f"{self.label}: the processes of this job do not continue {self.stage_dir} alike "
+                    f"({start_points_words(points)}) — every process must read the same out_dir: one folder "
+                    "all of them share (on several machines a shared filesystem), left alone while the job "
+                    "starts; then rerun"
+                )
+
+    def read_state(self) -> dict[str, Any] | None:
+        """This process's part of :meth:`resume`: the state file read into the model and optimizer."""
+        assert self.stage_dir is not None
         state_file = state_path_for(self.last_path)
         if not state_file.exists():
             if self.last_path.exists():
@@ -486,9 +530,10 @@ class Trainer:
 
     # -- the loop -----------------------------------------------------------------------------------------
     def fit(self, resume: bool = False) -> list[dict[str, Any]]:
-        """Train epochs ``start_epoch .. epochs - 1`` (after ``resume()`` if asked); returns the history."""
-        if resume:
-            self.resume()
+        """Train epochs ``start_epoch .. epochs - 1`` (after :meth:`resume`, asked or not, unless called
+        before); returns the history."""
+        if not self.start_checked:  # every process, resuming or not: where each starts is compared
+            self.resume(resume)
         try:
             with maybe_progress(self.progress) as prog:
                 for epoch in range(self.start_epoch, self.epochs):
