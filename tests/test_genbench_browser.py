@@ -715,15 +715,14 @@ def test_a_reload_goes_on_at_the_pair_the_rater_was_on_without_a_login(tmp_path,
             browser.find_element(By.TAG_NAME, "body").send_keys(Keys.ARROW_LEFT)
             _wait_for_pair(browser, f"{k + 1} / 5")
         before = _shown(browser)
-        sides = browser.execute_script("return ['left', 'right'].map((id) => document.getElementById(id).src)")
+        srcs = "return ['left', 'right'].map((id) => document.getElementById(id).src)"
+        sides = browser.execute_script(srcs)
         browser.refresh()  # no key pressed after it
         _wait_for_pair(browser, "2 / 5")
         assert _state(browser) == "voting" and _who(browser) == "sleepy"
         assert not browser.find_element(By.ID, "rater").is_displayed()  # no login step
         assert _shown(browser)["pair"] == before["pair"]  # the pair the rater was on, placed as before
-        assert sides == browser.execute_script(
-            "return ['left', 'right'].map((id) => document.getElementById(id).src)"
-        )
+        assert sides == browser.execute_script(srcs)
         assert len(_votes(run, "sleepy")) == 2  # kept, none added
         browser.find_element(By.TAG_NAME, "body").send_keys(Keys.ARROW_LEFT)
         _wait_for_pair(browser, "3 / 5")
