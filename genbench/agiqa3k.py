@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from attiqa.datasets import get_dataset
+from attiqa.datasets.readers import cell_number
 from attiqa.errors import AttiqaError
 from attiqa.io.atomic import json_text
 from genbench.files import refuse_out_among
@@ -110,13 +111,19 @@ def read_agiqa3k(root: Path, counts: AgiqaImportResult | None = None) -> list[Ag
             if counts is not None:
                 counts.without_prompt += 1
             continue
-        std = it.meta.get("std_quality", "")
+        std = cell_number(it.meta.get("std_quality", ""))  # the one rule of a number cell; empty: NaN
+        if std is None:  # was a ValueError traceback: the raters' spread, recorded with each pair
+            raise AttiqaError(
+                f"{Path(root) / 'data.csv'}: std_quality {it.meta['std_quality'].strip()!r} of "
+                f"{Path(it.image).name} is not a number — fix the cell (a decimal point, not a comma), or "
+                "leave it empty"
+            )
         out.append(
             AgiqaImage(
                 image=Path(it.image),
                 prompt=str(it.meta.get("prompt", "")),
                 mos=float(it.mos),
-                std=float(std) if std else math.nan,
+                std=std,
                 mos_align=float(it.extras.get("mos_align", math.nan)),
             )
         )

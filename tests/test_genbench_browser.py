@@ -195,6 +195,16 @@ def _wait_for_pair(browser, progress: str) -> None:
     _wait(browser, lambda d: _shown(d)["progress"].startswith(progress) and min(_shown(d)["widths"]))
 
 
+def _press_left(browser, times: int, done: int = 0) -> None:
+    """Vote ← ``times`` times from ``done`` votes, each time until the next pair is on screen."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    for k in range(done, done + times):
+        browser.find_element(By.TAG_NAME, "body").send_keys(Keys.ARROW_LEFT)
+        _wait_for_pair(browser, f"{k + 1} / 5")
+
+
 def _votes(run, rater: str) -> list[str]:
     with sqlite3.connect(run / "votes.sqlite") as con:
         return [r[0] for r in con.execute("SELECT pair_id FROM votes WHERE rater=? ORDER BY id", (rater,))]
@@ -705,15 +715,12 @@ def test_a_reload_goes_on_at_the_pair_the_rater_was_on_without_a_login(tmp_path,
     Enter. Now the tab goes on as the rater it logged in as, at the pair they were on, their votes kept; the
     page says who is rating, and "Change rater" goes back to the login (a reload then stays there)."""
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.common.keys import Keys
 
     run = make_photo_run(tmp_path / "run", photos)
     server = VoteServer(run, tmp_path / "server.log")
     try:
         _start(browser, server, "sleepy")
-        for k in range(2):
-            browser.find_element(By.TAG_NAME, "body").send_keys(Keys.ARROW_LEFT)
-            _wait_for_pair(browser, f"{k + 1} / 5")
+        _press_left(browser, 2)
         before = _shown(browser)
         srcs = "return ['left', 'right'].map((id) => document.getElementById(id).src)"
         sides = browser.execute_script(srcs)
@@ -724,8 +731,7 @@ def test_a_reload_goes_on_at_the_pair_the_rater_was_on_without_a_login(tmp_path,
         assert _shown(browser)["pair"] == before["pair"]  # the pair the rater was on, placed as before
         assert sides == browser.execute_script(srcs)
         assert len(_votes(run, "sleepy")) == 2  # kept, none added
-        browser.find_element(By.TAG_NAME, "body").send_keys(Keys.ARROW_LEFT)
-        _wait_for_pair(browser, "3 / 5")
+        _press_left(browser, 1, done=2)
         assert _votes(run, "sleepy")[2] == before["pair"]
 
         browser.find_element(By.ID, "switch").click()  # someone else at this tab

@@ -1,0 +1,73 @@
+"""genbench, session 54: the AGIQA-3k path with bad cells, a tiny study's report, an unfinished run
+(docs/robustness.md rows of session 54)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+from helpers import run_genbench
+
+HEADER = ["name", "prompt", "adj1", "adj2", "style", "mos_quality", "std_quality", "mos_align", "std_align"]
+
+
+def _agiqa3k(root: Path, photos: dict, edit: dict | None = None) -> Path:
+    """An AGIQA-3k folder in the official layout: 2 prompts x 3 real photos (96 px JPEGs) with MOS 1, 2.5, 4;
+    ``edit`` ({column: text}) is written into the second row."""
+    images = root / "AGIQA-3K"
+    images.mkdir(parents=True)
+    rows = []
+    for p, prompt in enumerate(("a cat", "a dog")):
+        for k, img in enumerate(list(photos.values())[:3]):
+            file = f"gen{k}_normal_{p:03d}.jpg"
+            img.resize((96, 96)).save(images / file, quality=90)
+            mos = str(1.0 + 1.5 * k)
+            rows.append([file, prompt, "", "", "", mos, "0.5", "2.0", "0.4"])
+    for col, text in (edit or {}).items():
+        rows[1][HEADER.index(col)] = text
+    with open(root / "data.csv", "w", newline="") as fh:
+        csv.writer(fh).writerows([HEADER, *rows])
+    return root
+
+
+def test_a_cell_that_is_not_a_number_is_one_line_naming_the_file_and_the_fix(tmp_path, photos):
+    """**Was**: ``import-agiqa3k`` of a data.csv whose std_quality cell reads ``1,5`` (a decimal comma) or
+    ``abc`` ended in a ValueError traceback; a mos_quality cell ``abc`` was "data.csv:3: 'abc' is not a
+    number" — no column, no fix. Now one line each, naming the file, the column and the fix; nothing
+    written."""
+    for col, text in (("std_quality", "1,5"), ("mos_quality", "abc"), ("mos_align", "n.a.")):
+        root = _agiqa3k(tmp_path / col, photos, {col: text})
+        res = run_genbench("import-agiqa3k", root, "--out", tmp_path / f"{col}_run")
+        lines = res.stderr.strip().splitlines()
+        assert res.returncode == 2 and len(lines) == 1, res.stderr
+        said = lines[0]
+        assert "Traceback" not in res.stderr and f"{root / 'data.csv'}" in said, said
+        assert col in said and repr(text) in said and "is not a number — fix the cell" in said, said
+        assert not (tmp_path / f"{col}_run").exists()
+    root = _agiqa3k(tmp_path / "empty_std", photos, {"std_quality": ""})  # an empty spread: no value, ok
+    res = run_genbench("import-agiqa3k", root, "--out", tmp_path / "ok")
+    assert res.returncode == 0, res.stderr
+
+
+def test_the_report_of_a_metric_that_counted_no_pair_is_valid_json(tmp_path, photos):
+    """**Was**: ``genbench agree`` on a one-pair study whose pair people tied (or whose images a metric did
+    not score) wrote ``"accuracy": NaN`` in agreement.json — no JSON (a parser, jq, a browser refuse it).
+    Now null; the table shows "–"."""
+    root = _agiqa3k(tmp_path / "agiqa", photos)
+    run = tmp_path / "run"
+    assert run_genbench("import-agiqa3k", root, "--out", run, "--margin", "2.5").returncode == 0
+    (pair,) = [json.loads(line)["pair_id"] for line in (run / "manifest.jsonl").read_text().splitlines()][:1]
+    assert run_genbench("score", run, "-m", "classical").returncode == 0
+    prefs = tmp_path / "tie.csv"
+    prefs.write_text(f"pair_id,rater,choice\n{pair},r1,a\n{pair},r2,b\n")
+    res = run_genbench("agree", run, "--prefs", prefs)
+    assert res.returncode == 0, res.stderr
+    text = (run / "agreement" / "agreement.json").read_text()
+
+    def refuse(name: str) -> None:
+        raise ValueError(name)
+
+    report = json.loads(text, parse_constant=refuse)  # NaN / Infinity refused, as strict parsers do
+    (result,) = report["results"]
+    assert result["pairs"] == 0 and result["accuracy"] is None and result["ci_low"] is None
