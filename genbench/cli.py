@@ -132,11 +132,14 @@ def run(
 
 def _run_pairs(run_dir: Path) -> list:
     """The run's pairs; none yet (a `genbench run` that made no image) is one line, not a no-op."""
-    from genbench.manifest import load_pairs
+    from genbench.manifest import load_pairs, unfinished_run
 
     pairs = load_pairs(run_dir)
     if not pairs:
         raise AttiqaError(f"{run_dir}: no finished pair in the manifest yet — let `genbench run` make some")
+    partial = unfinished_run(run_dir, len(pairs))  # a run left unfinished does not pass for a whole one
+    if partial:
+        console.print(f"[yellow]warning:[/] {plain(partial)}", highlight=False)
     return pairs
 
 

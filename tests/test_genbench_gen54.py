@@ -71,3 +71,36 @@ def test_the_report_of_a_metric_that_counted_no_pair_is_valid_json(tmp_path, pho
     report = json.loads(text, parse_constant=refuse)  # NaN / Infinity refused, as strict parsers do
     (result,) = report["results"]
     assert result["pairs"] == 0 and result["accuracy"] is None and result["ci_low"] is None
+
+
+def test_a_run_left_unfinished_does_not_pass_for_a_whole_one(tmp_path):
+    """**Was**: a `genbench run --pairs 2` stopped after its first pair (Ctrl-C here; also a kill, images that
+    failed, or a resume on an offline machine that stops before loading the model and writes nothing) left a
+    folder that `genbench score` / `agree` took as the run: "2 scored", no word that half the pairs were
+    never made. Now they say "RUN: 1 of 2 pairs made — `genbench run` did not finish: rerun it …"; a
+    finished run says nothing. A tiny random Stable Diffusion (real diffusers)."""
+    import pytest
+
+    pytest.importorskip("diffusers")
+    from genbench_helpers import build_tiny_sd
+
+    from genbench.generate import GenSettings, generate_run, load_pipeline
+    from genbench.prompts import load_prompt_spec
+
+    sd = build_tiny_sd(tmp_path / "tiny" / "sd")
+    pipe = load_pipeline(str(sd), "fp32", "cpu")
+    settings = GenSettings(model=str(sd), steps=2, width=32, height=32, seed=7)
+    run = tmp_path / "run"
+
+    def ctrl_c(n: int, kept: bool = False) -> None:
+        raise KeyboardInterrupt  # after the first pair's two images: as a Ctrl-C lands
+
+    res = generate_run(run, load_prompt_spec(), settings, 2, batch_size=2, on_image=ctrl_c, pipeline=pipe)
+    assert res.interruption is not None and res.made == 2
+    said = run_genbench("score", run, "-m", "classical")
+    assert said.returncode == 0, said.stderr
+    warning = " ".join(said.stderr.split())
+    assert f"warning: {run}: 1 of 2 pairs made — `genbench run` did not finish: rerun it" in warning, warning
+    generate_run(run, load_prompt_spec(), settings, 2, batch_size=2, pipeline=pipe)  # finished
+    said = run_genbench("score", run, "-m", "classical")
+    assert said.returncode == 0 and "did not finish" not in said.stderr, said.stderr
