@@ -274,6 +274,7 @@ def agree(
         metric_agreement,
         report_folder,
         shared_prompts_note,
+        wilson_note,
         write_report,
     )
     from genbench.prefs import load_votes, unused_prefs
@@ -363,9 +364,9 @@ def agree(
                 f"scored yet, or unreadable) — `genbench score {shell_arg(run_dir)} -m "
                 f"{shell_arg(s.scored_as)}` scores what it can and lists the rest",
             )
-    note = shared_prompts_note(pairs, labels, cluster_by)
-    if note:
-        _say("note", note)
+    for note in (wilson_note(results), shared_prompts_note(pairs, labels, cluster_by)):
+        if note:
+            _say("note", note)
     few = few_clusters_warning(pairs, labels, cluster_by)
     if few:
         _say("warning", few)

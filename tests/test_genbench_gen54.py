@@ -104,3 +104,30 @@ def test_a_run_left_unfinished_does_not_pass_for_a_whole_one(tmp_path):
     generate_run(run, load_prompt_spec(), settings, 2, batch_size=2, pipeline=pipe)  # finished
     said = run_genbench("score", run, "-m", "classical")
     assert said.returncode == 0 and "did not finish" not in said.stderr, said.stderr
+
+
+def test_agree_on_one_pair_says_its_interval_is_the_wilson_one(tmp_path, photos):
+    """**Was**: ``genbench agree`` on a one-pair study printed "100.0% 20.7% 100.0%" under "low / high = its
+    95% interval (bootstrap over pairs)" — but a bootstrap of one pair gives 100-100 %; the 20.7 % is the
+    Wilson score interval the report widens it to (session 52), which nothing said; with ``--cluster-by``
+    it said "fall in 1 clusters". Now a note names the metrics whose interval is Wilson's and says to read it
+    as a rough range; "1 cluster"."""
+    root = _agiqa3k(tmp_path / "agiqa", photos)
+    run = tmp_path / "run"
+    assert run_genbench("import-agiqa3k", root, "--out", run, "--margin", "2.5").returncode == 0
+    pair = json.loads((run / "manifest.jsonl").read_text().splitlines()[0])["pair_id"]
+    assert run_genbench("score", run, "-m", "classical").returncode == 0
+    prefs = tmp_path / "one.csv"
+    prefs.write_text(f"pair_id,rater,choice\n{pair},r1,b\n")
+    res = run_genbench("agree", run, "--prefs", prefs, "--cluster-by", "prompt_id")
+    assert res.returncode == 0, res.stderr
+    said = " ".join((res.stdout + res.stderr).split())
+    assert (
+        "note: with 1 pair counted (classical), the 95% interval is the pairs' Wilson score interval, not a "
+        "bootstrap" in said
+    ), said
+    assert "fall in 1 cluster —" in said and "nan" not in said.lower()
+    (result,) = json.loads((run / "agreement" / "agreement.json").read_text())["results"]
+    assert result["pairs"] == 1 and 0 < result["ci_low"] < 0.3 and result["ci_high"] == 1.0 or (
+        result["ci_low"] == 0.0 and 0.7 < result["ci_high"] < 1.0
+    )
