@@ -128,6 +128,9 @@ def test_agree_on_one_pair_says_its_interval_is_the_wilson_one(tmp_path, photos)
     ), said
     assert "fall in 1 cluster —" in said and "nan" not in said.lower()
     (result,) = json.loads((run / "agreement" / "agreement.json").read_text())["results"]
-    assert result["pairs"] == 1 and 0 < result["ci_low"] < 0.3 and result["ci_high"] == 1.0 or (
-        result["ci_low"] == 0.0 and 0.7 < result["ci_high"] < 1.0
+    assert (
+        result["pairs"] == 1
+        and 0 < result["ci_low"] < 0.3
+        and result["ci_high"] == 1.0
+        or (result["ci_low"] == 0.0 and 0.7 < result["ci_high"] < 1.0)
     )
