@@ -134,3 +134,15 @@ def test_agree_on_one_pair_says_its_interval_is_the_wilson_one(tmp_path, photos)
         and result["ci_high"] == 1.0
         or (result["ci_low"] == 0.0 and 0.7 < result["ci_high"] < 1.0)
     )
+
+
+def test_a_margin_that_leaves_no_pair_says_the_margin_that_keeps_one(tmp_path, photos):
+    """**Was**: ``import-agiqa3k --margin 10`` said "no pairs of one prompt differ by >= 10.0 MOS … — lower
+    --margin": lower to what, the user had to guess run by run. Now the line gives the largest margin that
+    keeps a pair (the test's MOS are 1, 2.5 and 4 per prompt: 3), which then imports; nothing written."""
+    root = _agiqa3k(tmp_path / "agiqa", photos)
+    res = run_genbench("import-agiqa3k", root, "--out", tmp_path / "run", "--margin", "10")
+    assert res.returncode == 2 and "a --margin of at most 3 keeps some" in res.stderr, res.stderr
+    assert not (tmp_path / "run").exists()
+    res = run_genbench("import-agiqa3k", root, "--out", tmp_path / "run", "--margin", "3")
+    assert res.returncode == 0 and "2 pairs" in res.stderr + res.stdout, res.stderr
