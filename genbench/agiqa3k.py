@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from attiqa.datasets import get_dataset
+from attiqa.datasets.readers import cell_number
 from attiqa.errors import AttiqaError
 from attiqa.io.atomic import json_text
 from genbench.files import refuse_out_among
@@ -110,13 +111,19 @@ def read_agiqa3k(root: Path, counts: AgiqaImportResult | None = None) -> list[Ag
             if counts is not None:
                 counts.without_prompt += 1
             continue
-        std = it.meta.get("std_quality", "")
+        std = cell_number(it.meta.get("std_quality", ""))  # the one rule of a number cell; empty: NaN
+        if std is None:  # was a ValueError traceback: the raters' spread, recorded with each pair
+            raise AttiqaError(
+                f"{Path(root) / 'data.csv'}: std_quality {it.meta['std_quality'].strip()!r} of "
+                f"{Path(it.image).name} is not a number — fix the cell (a decimal point, not a comma), or "
+                "leave it empty"
+            )
         out.append(
             AgiqaImage(
                 image=Path(it.image),
                 prompt=str(it.meta.get("prompt", "")),
                 mos=float(it.mos),
-                std=float(std) if std else math.nan,
+                std=std,
                 mos_align=float(it.extras.get("mos_align", math.nan)),
             )
         )
@@ -188,6 +195,20 @@ def make_pairs(
     return records, prefs, res
 
 
+def widest_gap(images: list[AgiqaImage], same_generator: bool = False) -> float:
+    """The largest MOS difference between two images of one prompt (of one generator too, with
+    ``same_generator``): the largest --margin that leaves a pair; 0 when no two images share a prompt."""
+    lows: dict[tuple[str, str], float] = {}
+    highs: dict[tuple[str, str], float] = {}
+    for im in images:
+        key = (im.prompt, im.generator if same_generator else "")
+        if same_generator and not im.generator:
+            continue
+        lows[key] = min(lows.get(key, im.mos), im.mos)
+        highs[key] = max(highs.get(key, im.mos), im.mos)
+    return max((highs[k] - lows[k] for k in lows), default=0.0)
+
+
 def image_folder(root: Path, images: list[AgiqaImage]) -> Path:
     """The run's image root: the folder the adapter found the images in (``ROOT/AGIQA-3K``, ...), resolved —
     so a user's linked image folder (``ROOT/AGIQA-3K -> /data/...``, their own layout) is where images may
@@ -217,9 +238,15 @@ def import_agiqa3k(
     res.missing = sorted(str(im.image) for im in images if not im.image.is_file())
     if not records:
         what = "same-generator pairs" if same_generator else "pairs"
+        widest = widest_gap(present, same_generator)  # the margin that keeps one: not a guess
+        fix = (
+            f"a --margin of at most {math.floor(widest * 100) / 100:g} keeps some"
+            if widest > 0
+            else ("lower --margin")
+        )
         raise AttiqaError(
             f"{root}: no {what} of one prompt differ by >= {margin} MOS ({len(present)} images on disk) — "
-            "lower --margin, or check the folder holds data.csv and the images"
+            f"{fix}, or check the folder holds data.csv and the images"
         )
     out_dir = Path(out_dir)
     image_root = image_folder(Path(root), present)  # the images stay there

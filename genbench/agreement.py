@@ -73,6 +73,7 @@ class MetricAgreement:
     model_ties: int
     missing: int  # pairs left out because an image has no score
     trained_on: str = ""  # the run's sources (e.g. agiqa3k) among the metric's training data: not held out
+    wilson: bool = False  # the interval is the Wilson one: the bootstrap's was narrower (a few pairs)
     credits: dict[str, float] = field(default_factory=dict, repr=False)
     picks: dict[str, str] = field(default_factory=dict, repr=False)
 
@@ -255,9 +256,25 @@ def few_clusters_warning(pairs: list[Pair], labels: dict[str, HumanLabel], clust
     if n >= MIN_CLUSTERS:
         return ""
     return (
-        f"--cluster-by {cluster_by}: the voted pairs fall in {n} clusters — with fewer than {MIN_CLUSTERS} a "
+        f"--cluster-by {cluster_by}: the voted pairs fall in {counted(n, 'cluster')} — with fewer than "
+        f"{MIN_CLUSTERS} a "
         "cluster bootstrap's 95% interval is too narrow (it held the truth in 57-92% of simulated studies of "
         "2-15 clusters); read it as a rough range"
+    )
+
+
+def wilson_note(results: list[MetricAgreement]) -> str:
+    """A line for ``agree`` when a metric's interval is the Wilson one, not the bootstrap the legend names (1
+    pair all right: 20.7-100 %, where the bootstrap said 100-100 %); "" otherwise."""
+    few = [r for r in results if r.wilson]
+    if not few:
+        return ""
+    counts = sorted({r.pairs for r in few})
+    said = counted(counts[0], "pair") if len(counts) == 1 else f"{counts[0]}-{counts[-1]} pairs"
+    return (
+        f"with {said} counted ({', '.join(r.metric for r in few)}), the 95% interval is the pairs' Wilson "
+        "score interval, not a bootstrap (one of so few pairs has next to nothing to resample): read it as a "
+        "rough range — more votes narrow it"
     )
 
 
@@ -313,8 +330,10 @@ def metric_agreement(
     if cluster_by:
         groups = _cluster_groups(pairs, list(credits), cluster_by)
     lo, hi = bootstrap_ci(arr, n_boot, seed, groups=groups)
+    wilson = False
     if arr.size:  # never narrower than the pairs' own binomial interval
         w_lo, w_hi = wilson_interval(float(arr.sum()), int(arr.size))
+        wilson = (w_hi - w_lo) > 1.25 * (hi - lo)  # far wider: the bootstrap had little to resample
         lo, hi = min(lo, w_lo), max(hi, w_hi)
     return MetricAgreement(
         metric=scores.name,
@@ -327,6 +346,7 @@ def metric_agreement(
         model_ties=n_model_ties,
         missing=missing,
         trained_on=",".join(sorted(set(scores.trained_on) & {str(p.record.get("source")) for p in pairs})),
+        wilson=wilson,
         credits=credits,
         picks=picks,
     )
@@ -422,11 +442,17 @@ def write_report(
             "pairs_in_manifest": len(pairs),
             "pairs_with_votes": len(labels),
             "human_ties": sum(lab.label == "tie" for lab in labels.values()),
-            "results": [{c: getattr(r, c) for c in SUMMARY_COLUMNS} for r in results],
+            # a metric of no pair counted (all tied, none scored): null, not NaN, which is no JSON
+            "results": [{c: _json_number(getattr(r, c)) for c in SUMMARY_COLUMNS} for r in results],
         },
     )
     bar_chart(results, out_dir / "agreement.png", settings.get("cluster_by"))
     return {k: out_dir / f"{k}" for k in ("agreement.csv", "per_pair.csv", "agreement.json", "agreement.png")}
+
+
+def _json_number(v: object) -> object:
+    """``v``, or None for a float that is not finite (``json.dumps`` writes NaN: JSON parsers refuse it)."""
+    return None if isinstance(v, float) and not math.isfinite(v) else v
 
 
 def _mos_cells(record: dict) -> list[str]:

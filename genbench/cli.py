@@ -132,11 +132,14 @@ def run(
 
 def _run_pairs(run_dir: Path) -> list:
     """The run's pairs; none yet (a `genbench run` that made no image) is one line, not a no-op."""
-    from genbench.manifest import load_pairs
+    from genbench.manifest import load_pairs, unfinished_run
 
     pairs = load_pairs(run_dir)
     if not pairs:
         raise AttiqaError(f"{run_dir}: no finished pair in the manifest yet — let `genbench run` make some")
+    partial = unfinished_run(run_dir, len(pairs))  # a run left unfinished does not pass for a whole one
+    if partial:
+        console.print(f"[yellow]warning:[/] {plain(partial)}", highlight=False)
     return pairs
 
 
@@ -271,6 +274,7 @@ def agree(
         metric_agreement,
         report_folder,
         shared_prompts_note,
+        wilson_note,
         write_report,
     )
     from genbench.prefs import load_votes, unused_prefs
@@ -360,9 +364,9 @@ def agree(
                 f"scored yet, or unreadable) — `genbench score {shell_arg(run_dir)} -m "
                 f"{shell_arg(s.scored_as)}` scores what it can and lists the rest",
             )
-    note = shared_prompts_note(pairs, labels, cluster_by)
-    if note:
-        _say("note", note)
+    for note in (wilson_note(results), shared_prompts_note(pairs, labels, cluster_by)):
+        if note:
+            _say("note", note)
     few = few_clusters_warning(pairs, labels, cluster_by)
     if few:
         _say("warning", few)

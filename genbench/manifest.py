@@ -74,6 +74,22 @@ def image_problem(run_dir: Path, error: ImageLoadError) -> str:
     return f"{shown_name(error.path)}: {error.reason}" + (f" — {fix}" if fix else "")
 
 
+def unfinished_run(run_dir: Path, made: int) -> str:
+    """A line for a generated run that holds fewer finished pairs than its ``genbench run --pairs`` asked
+    for (run.json's ``pairs``: killed, images failed, or resumed on a machine without the weights): `score`,
+    `agree` and `vote` took it as the run and said nothing; "" for a whole run or an import."""
+    try:
+        planned = json.loads((Path(run_dir) / RUN_FILE).read_text(encoding="utf-8")).get("pairs")
+    except (OSError, ValueError, AttributeError):
+        return ""
+    if type(planned) is not int or made >= planned:
+        return ""
+    return (
+        f"{shown_name(run_dir)}: {made} of {counted(planned, 'pair')} made — `genbench run` did not finish: "
+        "rerun it with this run's options (run.json) to make the rest; until then only the pairs made count"
+    )
+
+
 def image_roots(run_dir: Path) -> list[Path]:
     """The folders a run's images may come from: the run folder and its recorded image root."""
     run_dir = Path(run_dir)

@@ -111,10 +111,8 @@ def test_vote_with_the_keyboard_in_chromium(tmp_path, photos, browser):
             assert left == left_side("browser-rater", pid)
             assert choice == (left if pressed[pid] == "left" else ("b" if left == "a" else "a"))
 
-        # a reload remembers the rater and shows the finished state, without a second vote
+        # a reload goes on as the rater and shows the finished state, without a second vote
         browser.refresh()
-        wait.until(lambda d: d.find_element(By.ID, "rater").get_attribute("value") == "browser-rater")
-        browser.find_element(By.ID, "rater").send_keys(Keys.ENTER)
         wait.until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-state") == "finished")
         with sqlite3.connect(run / "votes.sqlite") as con:
             assert con.execute("SELECT COUNT(*) FROM votes").fetchone()[0] == 5
@@ -131,8 +129,15 @@ def _start(browser, server, rater: str, answer: str | None = None):
 
     browser.get(server.url + "/")
     _wait(browser, lambda d: d.find_element(By.ID, "instructions").text)
+    if _state(browser) != "login":  # the tab had logged in: it goes on as that rater (session 54)
+        if _who(browser) == rater:
+            assert answer is None, "the page asked nothing"
+            _wait(browser, lambda d: _state(d) in ("voting", "finished"))
+            return
+        browser.find_element(By.ID, "switch").click()  # another rater at this tab
+        _wait(browser, lambda d: _state(d) == "login")
     field = browser.find_element(By.ID, "rater")
-    field.clear()  # a reload fills in the last rater
+    field.clear()
     field.send_keys(rater, Keys.ENTER)
     _wait(browser, lambda d: _state(d) in ("voting", "finished", "confirm"))
     if _state(browser) == "confirm":
@@ -163,6 +168,14 @@ def _wait(browser, cond, timeout: float = 30):
     return WebDriverWait(browser, timeout).until(cond)
 
 
+def _who(browser) -> str | None:
+    """The rater the page says it is rating as (None before a login)."""
+    return browser.execute_script(
+        "const w = document.getElementById('who'); return w.hidden ? null : "
+        "document.getElementById('who-id').textContent"
+    )
+
+
 def _state(browser) -> str | None:
     return browser.execute_script("return document.body.dataset.state")
 
@@ -180,6 +193,16 @@ def _wait_for_pair(browser, progress: str) -> None:
     ``progress``: the line may be written before the images finish loading (a race CI met), and a 404 or an
     image that cannot load leaves its width 0, so the wait fails."""
     _wait(browser, lambda d: _shown(d)["progress"].startswith(progress) and min(_shown(d)["widths"]))
+
+
+def _press_left(browser, times: int, done: int = 0) -> None:
+    """Vote ← ``times`` times from ``done`` votes, each time until the next pair is on screen."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    for k in range(done, done + times):
+        browser.find_element(By.TAG_NAME, "body").send_keys(Keys.ARROW_LEFT)
+        _wait_for_pair(browser, f"{k + 1} / 5")
 
 
 def _votes(run, rater: str) -> list[str]:
@@ -474,8 +497,8 @@ def test_a_reload_mid_study_and_two_tabs_on_one_pair_keep_one_vote_a_pair(tmp_pa
                 browser,
                 lambda d, k=k: _shown(d)["progress"].startswith(f"{k + 1} / 5") and _state(d) == "voting",
             )
-        browser.refresh()  # mid-study: the rater's id is filled in, the study goes on
-        _start(browser, server, "tabs")
+        browser.refresh()  # mid-study: the study goes on as this tab's rater
+        _wait(browser, lambda d: _state(d) == "voting")
         assert _shown(browser)["progress"].startswith("2 / 5")
         assert _shown(browser)["pair"] not in _votes(run, "tabs")
 
@@ -533,11 +556,9 @@ def test_a_tab_votes_as_the_rater_it_logged_in_as(tmp_path, photos, browser):
         _wait(browser, lambda d: _shown(d)["progress"].startswith("1 / 5") and _state(d) == "voting")
 
         browser.switch_to.window(first_tab)
-        browser.refresh()
+        browser.refresh()  # goes on as alice, the rater of this tab (session 54: without a key)
         _wait(browser, lambda d: d.find_element(By.ID, "instructions").text)
-        field = browser.find_element(By.ID, "rater")
-        assert field.get_attribute("value") == "alice"
-        field.send_keys(Keys.ENTER)
+        assert _who(browser) == "alice"
         _wait(browser, lambda d: _shown(d)["progress"].startswith("1 / 5") and _state(d) == "voting")
         browser.find_element(By.TAG_NAME, "body").send_keys(Keys.ARROW_LEFT)
         _wait(browser, lambda d: _shown(d)["progress"].startswith("2 / 5") and _state(d) == "voting")
@@ -580,8 +601,10 @@ def test_a_second_tab_is_the_same_rater_and_a_second_person_is_asked_not_merged(
 
         with chromium() as other:  # another browser: alice's id typed there is asked about
             _start(other, server, "carol")  # nobody rated in this one, carol has no votes: no question
-            other.get(server.url + "/")
-            _wait(other, lambda d: d.find_element(By.ID, "instructions").text)
+            other.get(server.url + "/")  # goes on as carol (session 54): back to the login
+            _wait(other, lambda d: _who(d) == "carol")
+            other.find_element(By.ID, "switch").click()
+            _wait(other, lambda d: _state(d) == "login")
             field = other.find_element(By.ID, "rater")
             field.clear()
             field.send_keys("alice", Keys.ENTER)
@@ -655,9 +678,7 @@ def test_two_raters_votes_go_from_the_page_to_export_and_agree(tmp_path, photos,
         _start(browser, server, "r1")
         vote(browser, 1)
         vote(browser, 2)
-        browser.refresh()  # mid-study: its id is filled in, Enter goes on where it was
-        _wait(browser, lambda d: d.find_element(By.ID, "rater").get_attribute("value") == "r1")
-        browser.find_element(By.ID, "rater").send_keys(Keys.ENTER)
+        browser.refresh()  # mid-study: it goes on where it was, as r1
         _wait_for_pair(browser, "2 / 5")
         assert _shown(browser)["pair"] not in _votes(run, "r1")
         with chromium() as other:
@@ -686,3 +707,40 @@ def test_two_raters_votes_go_from_the_page_to_export_and_agree(tmp_path, photos,
         res = run_genbench("agree", run, *prefs, "--bootstrap", "100", "-o", tmp_path / f"agree{len(prefs)}")
         assert res.returncode == 0, res.stderr
         assert "(10 votes on 5 pairs)" in res.stderr, res.stderr
+
+
+def test_a_reload_goes_on_at_the_pair_the_rater_was_on_without_a_login(tmp_path, photos, browser):
+    """**Was** (session 54): a reload mid-study (or a tab the browser reloads after the laptop slept) sent the
+    rater back to the login step, their id filled in: the study looked lost until they thought to press
+    Enter. Now the tab goes on as the rater it logged in as, at the pair they were on, their votes kept; the
+    page says who is rating, and "Change rater" goes back to the login (a reload then stays there)."""
+    from selenium.webdriver.common.by import By
+
+    run = make_photo_run(tmp_path / "run", photos)
+    server = VoteServer(run, tmp_path / "server.log")
+    try:
+        _start(browser, server, "sleepy")
+        _press_left(browser, 2)
+        before = _shown(browser)
+        srcs = "return ['left', 'right'].map((id) => document.getElementById(id).src)"
+        sides = browser.execute_script(srcs)
+        browser.refresh()  # no key pressed after it
+        _wait_for_pair(browser, "2 / 5")
+        assert _state(browser) == "voting" and _who(browser) == "sleepy"
+        assert not browser.find_element(By.ID, "rater").is_displayed()  # no login step
+        assert _shown(browser)["pair"] == before["pair"]  # the pair the rater was on, placed as before
+        assert sides == browser.execute_script(srcs)
+        assert len(_votes(run, "sleepy")) == 2  # kept, none added
+        _press_left(browser, 1, done=2)
+        assert _votes(run, "sleepy")[2] == before["pair"]
+
+        browser.find_element(By.ID, "switch").click()  # someone else at this tab
+        _wait(browser, lambda d: _state(d) == "login")
+        assert browser.find_element(By.ID, "rater").get_attribute("value") == ""
+        browser.refresh()
+        _wait(browser, lambda d: d.find_element(By.ID, "instructions").text)
+        time.sleep(0.5)  # the page has had time to go on as sleepy, if it would
+        assert _state(browser) == "login" and _who(browser) is None
+        assert len(_votes(run, "sleepy")) == 3
+    finally:
+        server.stop()

@@ -56,7 +56,7 @@ class AGIQA3k(IQADataset):
         img_dir = find_image_dir(self.root, ("", "file", "images", "AGIQA-3K", "AGIQA-3k"), names)
         out = []
         for n, (i, r) in zip(names, t.numbered(), strict=True):
-            values = {k: to_float(r[c], f"{path}:{i}") for k, c in cols.items()}
+            values = {k: to_float(r[c], f"{path}:{i}: {c}") for k, c in cols.items()}
             meta: dict[str, str] = {m: "" if r.get(m) is None else str(r[m]) for m in meta_cols}
             out.append(RawRecord(img_dir / n, values, meta=meta))
         return out

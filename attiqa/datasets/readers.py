@@ -108,7 +108,10 @@ def to_float(value: Any, where: str) -> float:
     else:
         parsed = cell_number(str(value))
         if parsed is None:
-            raise AttiqaError(f"{where}: {str(value).strip()!r} is not a number")
+            raise AttiqaError(
+                f"{where}: {str(value).strip()!r} is not a number — fix the cell (a decimal point, not a "
+                "comma), or leave it empty to leave that image out"
+            )
         v = parsed
     if math.isfinite(v) and abs(v) > MAX_SCORE:
         raise AttiqaError(

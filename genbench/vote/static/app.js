@@ -184,6 +184,8 @@ async function begin(id) {
   rater = id;
   remember(id);
   $("rater").value = id;
+  $("who-id").textContent = id;
+  $("who").hidden = false;
   $("confirm").hidden = true;
   $("login").hidden = true;
   $("study").hidden = false;
@@ -201,15 +203,38 @@ document.addEventListener("keydown", (ev) => {
   else if (ev.key === "ArrowRight" || ev.key === "2") { ev.preventDefault(); vote("right"); }
 });
 $("start").addEventListener("click", start);
+
+// Another person at this tab: a reload goes on as the rater who logged in, so the page says who that is and
+// offers the way back to the login (the votes given stay theirs).
+function changeRater() {
+  try { sessionStorage.removeItem("genbench-rater"); } catch (e) { /* private mode */ }
+  rater = null; current = null; busy = false;
+  skipped.clear();
+  for (const id of ["who", "study", "finished", "confirm"]) $(id).hidden = true;
+  $("status").textContent = ""; $("left-out").textContent = "";
+  $("login").hidden = false;
+  $("rater").value = "";
+  document.body.dataset.state = "login";
+  $("rater").focus();
+}
+$("switch").addEventListener("click", changeRater);
 // ev.detail: 1 for a click, 2 for a double-click's second one, 0 for Enter / Space on the button
 $("pick-left").addEventListener("click", (ev) => { if (ev.detail < 2) vote("left"); });
 $("pick-right").addEventListener("click", (ev) => { if (ev.detail < 2) vote("right"); });
 
+// A reload (or a tab the browser discarded while the laptop slept) goes on as the rater this tab logged in
+// as, at their next pair: their votes are on the server, their order is fixed by their id. It was sent back
+// to the login step, the id filled in, and a rater who did not think to press Enter took it for a lost study.
 (function init() {
   loadStudy();
   const fromUrl = new URLSearchParams(location.search).get("rater");
   let saved = null;
   try { saved = sessionStorage.getItem("genbench-rater"); } catch (e) { /* private mode */ }
   $("rater").value = fromUrl || saved || "";
+  if (saved && (!fromUrl || fromUrl === saved)) {   // this tab's own login, checked when it was made
+    document.body.dataset.state = "resuming";
+    begin(saved);
+    return;
+  }
   document.body.dataset.state = "login";
 })();
