@@ -230,6 +230,34 @@ def app_command(
     a second call in one process read it as markup twice (an escaped ``\\[`` lost its backslash).
     An unknown command of the root is answered by meaning (``synonyms``) too (:func:`command_hint`)."""
     root = typer.main.get_command(typer_app)
+    laid_out: list[bool] = []
+
+    class HelpContext(WholeNamesContext):
+        def get_help(self) -> str:  # --help and no_args_is_help's screen both render through here
+            if not laid_out:
+                lay_out_help(root, width)
+                laid_out.append(True)
+            return str(super().get_help())
+
+    # typer's main shows no_args_is_help's screen (a usage error) by the root's layout: that one is measured now
+    if width is not None and hasattr(root, "rich_markup_mode") and plain_help(root, width):
+        root.rich_markup_mode = None
+    todo = [root]
+    while todo:
+        cmd = todo.pop()
+        cmd.context_class = HelpContext
+        if hasattr(cmd, "commands"):
+            hint_commands(cmd, synonyms if cmd is root else None)
+        todo += getattr(cmd, "commands", {}).values()
+    root.params.append(version_option(typer_app.info.name or Path(sys.argv[0]).stem))
+    one_line_usage_errors(root)
+    return root
+
+
+def lay_out_help(root: Any, width: int | None) -> None:
+    """:func:`app_command`'s help texts of ``root`` and every subcommand, laid out for a terminal ``width``
+    columns wide: done when a help screen is first rendered, not at every start (measuring every option
+    panel cost each command line's start ~8 ms it only needs for ``--help``; benchmarks/cli_startup.py)."""
     todo = [root]
     while todo:
         cmd = todo.pop()
@@ -240,13 +268,7 @@ def app_command(
             )
         if plain_layout and hasattr(cmd, "rich_markup_mode"):  # typer's commands: plain help
             cmd.rich_markup_mode = None
-        cmd.context_class = WholeNamesContext
-        if hasattr(cmd, "commands"):
-            hint_commands(cmd, synonyms if cmd is root else None)
         todo += getattr(cmd, "commands", {}).values()
-    root.params.append(version_option(typer_app.info.name or Path(sys.argv[0]).stem))
-    one_line_usage_errors(root)
-    return root
 
 
 MIN_HELP_ROOM = 40
