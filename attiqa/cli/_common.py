@@ -239,7 +239,7 @@ def app_command(
                 laid_out.append(True)
             return str(super().get_help())
 
-    # typer's main shows no_args_is_help's screen (a usage error) by the root's layout: that one is measured now
+    # typer's main shows no_args_is_help's screen (a usage error) by the root's layout: measured now
     if width is not None and hasattr(root, "rich_markup_mode") and plain_help(root, width):
         root.rich_markup_mode = None
     todo = [root]
