@@ -584,6 +584,8 @@ def check_fractions(fractions: Sequence[float]) -> None:
 
 
 SMALL_HELD_OUT = 10
+PAPER_REPEATS = 10  # random 80/20 splits per dataset (§4.1); `attiqa bench --repeats` says it
+DATA_EFFICIENT_FRACTIONS = (0.1, 0.2)  # data-efficient's training fractions (§4.4); `--fractions` says them
 """Below this many held-out images a split's SROCC is mostly noise: without any real correlation it spreads
 by about 1/sqrt(n - 1) (0.33 at 10), wider than the gaps the paper's tables compare; on 2 images it is ±1."""
 
@@ -863,7 +865,7 @@ def run_protocol(
             f"({protocol} makes 80/20 splits, or takes the dataset's official one) — drop --fractions, or "
             "run attiqa bench data-efficient"
         )
-    fractions = (0.1, 0.2) if fractions is None else fractions
+    fractions = DATA_EFFICIENT_FRACTIONS if fractions is None else fractions
     if select not in ("last", "best"):
         raise AttiqaError(f"select must be 'last' or 'best', got {select!r}")
     benches = [d if isinstance(d, BenchDataset) else bench_dataset(d) for d in datasets]
@@ -885,7 +887,7 @@ def run_protocol(
     init = init_path(init_checkpoint)
     if method is None:
         method = "ATTIQA" if init is not None else f"{cfg.backbone} (no attribute pretraining)"
-    repeats = repeats if repeats is not None else (1 if protocol == "cross" else 10)
+    repeats = repeats if repeats is not None else (1 if protocol == "cross" else PAPER_REPEATS)
     if repeats < 1:
         raise AttiqaError("repeats must be at least 1")
     if protocol == "data-efficient":

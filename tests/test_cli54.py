@@ -3,6 +3,8 @@ first-time user's mistakes answered in one line."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from helpers import run_attiqa, run_genbench, run_isp_tune
 
@@ -20,3 +22,67 @@ def test_no_arguments_shows_the_help_at_any_width(program):
         out = res.stdout + res.stderr
         assert "Usage: " in out and "--help" in out and "Commands" in out, (columns, out)
         assert "Traceback" not in out
+
+
+# The real default of an option whose click default is None (the library fills it in), by command and option
+def _real_defaults() -> dict[tuple[str, str], object]:
+    from attiqa.protocols import DATA_EFFICIENT_FRACTIONS, PAPER_REPEATS
+    from isp_env.registration import TEST_RAWS
+    from isp_env.teacher import TeacherSettings
+
+    teacher = TeacherSettings()
+    return {
+        ("attiqa bench", "repeats"): PAPER_REPEATS,
+        ("attiqa bench", "fractions"): DATA_EFFICIENT_FRACTIONS,
+        ("isp-tune", "teacher_budget"): teacher.budget,
+        ("isp-tune", "teacher_raws"): teacher.raws,
+        ("isp-tune", "teacher_restarts"): teacher.restarts,
+        ("isp-tune", "teacher_start"): teacher.start,
+        ("isp-tune", "test_raws"): TEST_RAWS,
+        ("isp-tune check", "test_raws"): TEST_RAWS,
+    }
+
+
+STATED = [
+    re.compile(r"\bdefault:? (\d[\d.,]*\d|\d)\b"),  # "(default 150)", "default: 10, the paper's"
+    re.compile(r"([\w.-]+) \(default[;)]"),  # "classical (default; …)", "… | x (default)"
+    re.compile(r"\(([\w.-]+), default\)"),  # "(neutral, default)"
+]
+
+
+def _said(value: object) -> str:
+    if isinstance(value, (tuple, list)):
+        return ",".join(_said(v) for v in value)
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _walk(cmd, path):
+    yield path, cmd
+    for name, sub in getattr(cmd, "commands", {}).items():
+        yield from _walk(sub, f"{path} {name}")
+
+
+def test_every_default_a_help_states_is_the_real_default():
+    """**Was**: help texts stating a default literally — `attiqa train --teacher`'s "classical (default;
+    …)", `isp-tune --teacher-budget`'s "(default 150)", `attiqa bench --repeats`' "(default: 10 …)" — beside
+    the constant that really decides it: changing the constant left the help lying. Now every default a
+    help states, in every option of every command of the three command lines, equals the option's click
+    default or, where that is None (the library decides), the library's constant."""
+    from attiqa.cli import app_command
+    from attiqa.cli.app import app as attiqa_app
+    from genbench.cli import app as genbench_app
+    from isp_env.cli import app as isp_app
+
+    real = _real_defaults()
+    checked, wrong = 0, []
+    for prog, app in (("attiqa", attiqa_app), ("genbench", genbench_app), ("isp-tune", isp_app)):
+        for path, cmd in _walk(app_command(app), prog):
+            for p in cmd.params:
+                text = " ".join(str(getattr(p, "help", None) or "").split())
+                for pattern in STATED:
+                    for stated in pattern.findall(text):
+                        default = p.default if p.default is not None else real.get((path, p.name))
+                        checked += 1
+                        if default is None or stated != _said(default):
+                            wrong.append(f"{path} {p.opts[0]}: help says {stated!r}, real {default!r}")
+    assert checked >= 8 and not wrong, "\n".join(wrong)
