@@ -116,6 +116,10 @@ def load_base_config(source: str | Path | dict[str, Any] | FinetuneConfig | None
     where: str | Path = "base config"
     if isinstance(source, (str, Path)):
         where = Path(source)
+        if where.is_dir():  # was "base config not found" of a folder that is there
+            raise ConfigError(
+                "a folder, not a config — give its YAML file, e.g. configs/cpu_small.yaml", where
+            )
         if not where.is_file():
             raise ConfigError("base config not found", where)
         data = read_sections(where)

@@ -86,3 +86,21 @@ def test_every_default_a_help_states_is_the_real_default():
                         if default is None or stated != _said(default):
                             wrong.append(f"{path} {p.opts[0]}: help says {stated!r}, real {default!r}")
     assert checked >= 8 and not wrong, "\n".join(wrong)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["train", "--config", "{dir}"], ["bench", "single", "-d", "clive={dir}", "-c", "{dir}"]],
+    ids=["train", "bench"],
+)
+def test_a_folder_given_as_the_config_is_named_with_the_fix(tmp_path, args):
+    """**Was**: `attiqa train --config FOLDER` ended in the last-resort OSError line "FOLDER: Is a directory —
+    check the path (a file where a folder should be?), its permissions and the free disk space", and
+    `attiqa bench … -c FOLDER` said "base config not found" of a folder that is there. Now one line: the
+    folder, that it is not a config, and to give its YAML file."""
+    res = run_attiqa(*[a.format(dir=tmp_path) for a in args], env={"COLUMNS": "80"})
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
+    (line,) = res.stderr.splitlines()
+    kind = "run config" if args[0] == "train" else "config"
+    fix = "give its YAML file, e.g. configs/cpu_small.yaml"
+    assert line == f"error: {tmp_path}: a folder, not a {kind} — {fix}", line
