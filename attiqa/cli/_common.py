@@ -12,6 +12,7 @@ import inspect
 import math
 import os
 import re
+import shutil
 import signal
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -451,6 +452,7 @@ def version_option(name: str) -> Any:
     return option
 
 
+MIN_HELP_WIDTH = 20  # narrowest plain help text: click's was 50, wider than a 40-column terminal
 _HELD_HYPHEN = "\u2011"  # a non-breaking hyphen: textwrap breaks after "-", never after this
 _HELD_SPACE = "\ue000"  # private use: a space textwrap does not break at
 
@@ -476,10 +478,20 @@ _HelpFormatter: Any = typer.Context.formatter_class  # click's (typer >= 0.29: i
 class WholeNamesFormatter(_HelpFormatter):  # type: ignore[misc]
     """click's plain help layout, wrapped at spaces only: click breaks after hyphens, so at 80 columns
     genbench's "[default: stabilityai/stable-" ended a line and "diffusion-2-1]" began the next (a model
-    id one copies), and "[default:" ended a line before its value."""
+    id one copies), and "[default:" ended a line before its value. Fits a terminal under 52 columns too:
+    click's text width never went below 50, so at 40 columns every line of 41–50 was broken by the terminal
+    mid-word."""
+
+    def __init__(self, indent_increment: int = 2, width: int | None = None, max_width: int | None = None):
+        if width is None:
+            columns = shutil.get_terminal_size().columns
+            width = max(min(columns, max_width or 80) - 2, MIN_HELP_WIDTH)
+        super().__init__(indent_increment, width, max_width)
 
     def write_dl(self, rows: Iterable[tuple[str, str]], col_max: int = 30, col_spacing: int = 2) -> None:
         rows = list(rows)
+        if self.width < 50:  # under click's old floor: longer names on a line of their own, text below
+            col_max = min(col_max, self.width // 3)
         first_col = min(max((cell_len(a) for a, _ in rows), default=0), col_max) + col_spacing
         width = max(self.width - first_col - 2, 10)  # click's own text width
         start = len(self.buffer)
