@@ -861,6 +861,10 @@ def load_config(
     path = Path(path)
     if not path.exists():
         raise ConfigError("config file not found", path)
+    if path.is_dir():  # was the last-resort OSError line, "Is a directory — … (a folder should be?)"
+        raise ConfigError(
+            "a folder, not a run config — give its YAML file, e.g. configs/cpu_small.yaml", path
+        )
     if out_dir is not None:
         check_out_dir(out_dir, "--out-dir")  # its own line: '' would be Path('.'), the working folder
     try:

@@ -117,6 +117,10 @@ def load_base_config(source: str | Path | dict[str, Any] | FinetuneConfig | None
     where: str | Path = "base config"
     if isinstance(source, (str, Path)):
         where = Path(source)
+        if where.is_dir():  # was "base config not found" of a folder that is there
+            raise ConfigError(
+                "a folder, not a config — give its YAML file, e.g. configs/cpu_small.yaml", where
+            )
         if not where.is_file():
             raise ConfigError("base config not found", where)
         data = read_sections(where)
@@ -632,6 +636,8 @@ def check_fractions(fractions: Sequence[float]) -> None:
 
 SMALL_HELD_OUT = FEW_IMAGES
 """Below this many held-out images a split's SROCC is mostly noise (:func:`noise_spread`)."""
+PAPER_REPEATS = 10  # random 80/20 splits per dataset (§4.1); `attiqa bench --repeats` says it
+DATA_EFFICIENT_FRACTIONS = (0.1, 0.2)  # data-efficient's training fractions (§4.4); `--fractions` says them
 
 
 def say_small_splits(label: str, n: int, splits: Sequence[Split]) -> None:
@@ -910,7 +916,7 @@ def run_protocol(
             f"({protocol} makes 80/20 splits, or takes the dataset's official one) — drop --fractions, or "
             "run attiqa bench data-efficient"
         )
-    fractions = (0.1, 0.2) if fractions is None else fractions
+    fractions = DATA_EFFICIENT_FRACTIONS if fractions is None else fractions
     if select not in ("last", "best"):
         raise AttiqaError(f"select must be 'last' or 'best', got {select!r}")
     benches = [d if isinstance(d, BenchDataset) else bench_dataset(d) for d in datasets]
@@ -932,7 +938,7 @@ def run_protocol(
     init = init_path(init_checkpoint)
     if method is None:
         method = "ATTIQA" if init is not None else f"{cfg.backbone} (no attribute pretraining)"
-    repeats = repeats if repeats is not None else (1 if protocol == "cross" else 10)
+    repeats = repeats if repeats is not None else (1 if protocol == "cross" else PAPER_REPEATS)
     if repeats < 1:
         raise AttiqaError("repeats must be at least 1")
     if protocol == "data-efficient":

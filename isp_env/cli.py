@@ -41,6 +41,8 @@ if TYPE_CHECKING:
     from isp_env.raw import RawImage
     from isp_env.tuning import CheckedSetting
 
+BATCH_SIZE = 64  # the RL agents' minibatch: --batch-size's default, said by its error
+
 app = typer.Typer(
     name="isp-tune",
     help="Tune the parameters of a raw ISP (isp_env.params; docs/isp.md) with an SB3 agent whose reward is "
@@ -198,7 +200,9 @@ def tune(
     ),
     seed: int = seed_option("Seed of the split and the agent."),
     checkpoint_every: int = typer.Option(CHECKPOINT_EVERY, min=1, help="Steps between resume checkpoints."),
-    batch_size: int = typer.Option(64, min=2, help="RL agents: minibatch size of each gradient step."),
+    batch_size: int = typer.Option(
+        BATCH_SIZE, min=2, help="RL agents: minibatch size of each gradient step."
+    ),
     learning_starts: int = typer.Option(200, min=0, help="SAC/TD3: random steps before learning."),
     cma_global_budget: int = typer.Option(600, min=1, help="Scorer calls of the global CMA-ES baseline."),
     cma_image_budget: int = typer.Option(150, min=1, help="Scorer calls of per-image CMA-ES per test raw."),
@@ -279,7 +283,7 @@ def tune(
     ):  # the buffer grew to the batch: numpy's "Maximum allowed dimension"
         raise ConfigError(
             f"--batch-size {batch_size}: larger than the agents' replay buffer ({TrainConfig.buffer_size} "
-            f"steps) — pass at most {TrainConfig.buffer_size} (default 64)"
+            f"steps) — pass at most {TrainConfig.buffer_size} (default {BATCH_SIZE})"
         )
     cfg = TrainConfig(
         algo=algo.lower(),

@@ -12,6 +12,7 @@ import inspect
 import math
 import os
 import re
+import shutil
 import signal
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -230,6 +231,34 @@ def app_command(
     a second call in one process read it as markup twice (an escaped ``\\[`` lost its backslash).
     An unknown command of the root is answered by meaning (``synonyms``) too (:func:`command_hint`)."""
     root = typer.main.get_command(typer_app)
+    laid_out: list[bool] = []
+
+    class HelpContext(WholeNamesContext):
+        def get_help(self) -> str:  # --help and no_args_is_help's screen both render through here
+            if not laid_out:
+                lay_out_help(root, width)
+                laid_out.append(True)
+            return str(super().get_help())
+
+    # typer's main shows no_args_is_help's screen (a usage error) by the root's layout: measured now
+    if width is not None and hasattr(root, "rich_markup_mode") and plain_help(root, width):
+        root.rich_markup_mode = None
+    todo = [root]
+    while todo:
+        cmd = todo.pop()
+        cmd.context_class = HelpContext
+        if hasattr(cmd, "commands"):
+            hint_commands(cmd, synonyms if cmd is root else None)
+        todo += getattr(cmd, "commands", {}).values()
+    root.params.append(version_option(typer_app.info.name or Path(sys.argv[0]).stem))
+    one_line_usage_errors(root)
+    return root
+
+
+def lay_out_help(root: Any, width: int | None) -> None:
+    """:func:`app_command`'s help texts of ``root`` and every subcommand, laid out for a terminal ``width``
+    columns wide: done when a help screen is first rendered, not at every start (measuring every option
+    panel cost each command line's start ~8 ms it only needs for ``--help``; benchmarks/cli_startup.py)."""
     todo = [root]
     while todo:
         cmd = todo.pop()
@@ -240,13 +269,7 @@ def app_command(
             )
         if plain_layout and hasattr(cmd, "rich_markup_mode"):  # typer's commands: plain help
             cmd.rich_markup_mode = None
-        cmd.context_class = WholeNamesContext
-        if hasattr(cmd, "commands"):
-            hint_commands(cmd, synonyms if cmd is root else None)
         todo += getattr(cmd, "commands", {}).values()
-    root.params.append(version_option(typer_app.info.name or Path(sys.argv[0]).stem))
-    one_line_usage_errors(root)
-    return root
 
 
 MIN_HELP_ROOM = 40
@@ -429,6 +452,7 @@ def version_option(name: str) -> Any:
     return option
 
 
+MIN_HELP_WIDTH = 20  # narrowest plain help text: click's was 50, wider than a 40-column terminal
 _HELD_HYPHEN = "\u2011"  # a non-breaking hyphen: textwrap breaks after "-", never after this
 _HELD_SPACE = "\ue000"  # private use: a space textwrap does not break at
 
@@ -454,10 +478,20 @@ _HelpFormatter: Any = typer.Context.formatter_class  # click's (typer >= 0.29: i
 class WholeNamesFormatter(_HelpFormatter):  # type: ignore[misc]
     """click's plain help layout, wrapped at spaces only: click breaks after hyphens, so at 80 columns
     genbench's "[default: stabilityai/stable-" ended a line and "diffusion-2-1]" began the next (a model
-    id one copies), and "[default:" ended a line before its value."""
+    id one copies), and "[default:" ended a line before its value. Fits a terminal under 52 columns too:
+    click's text width never went below 50, so at 40 columns every line of 41–50 was broken by the terminal
+    mid-word."""
+
+    def __init__(self, indent_increment: int = 2, width: int | None = None, max_width: int | None = None):
+        if width is None:
+            columns = shutil.get_terminal_size().columns
+            width = max(min(columns, max_width or 80) - 2, MIN_HELP_WIDTH)
+        super().__init__(indent_increment, width, max_width)
 
     def write_dl(self, rows: Iterable[tuple[str, str]], col_max: int = 30, col_spacing: int = 2) -> None:
         rows = list(rows)
+        if self.width < 50:  # under click's old floor: longer names on a line of their own, text below
+            col_max = min(col_max, self.width // 3)
         first_col = min(max((cell_len(a) for a, _ in rows), default=0), col_max) + col_spacing
         width = max(self.width - first_col - 2, 10)  # click's own text width
         start = len(self.buffer)

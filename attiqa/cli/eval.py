@@ -312,7 +312,9 @@ def bench_cmd(
         None, "--fractions", help="data-efficient: training fractions, comma-separated (default 0.1,0.2)."
     ),
     select: str = typer.Option(
-        "last", "--select", help="Report the last epoch (default) or the best-on-test epoch (optimistic)."
+        "last",
+        "--select",
+        help="Report the last epoch (last, default) or the best-on-test epoch (best; optimistic).",
     ),
     seed: int = seed_option("First split seed; run r uses seed + r."),
     group_by: str = typer.Option(

@@ -12,6 +12,8 @@ from attiqa.cli._common import BatchSizeOption, DeviceOption, InterruptedExit, L
 from attiqa.errors import AttiqaError, EveryProcessError
 from attiqa.progress import console, counted, plain, plain_name
 
+LABEL_TEACHER = "classical"  # `attiqa label`'s teacher; its help says it
+
 
 def clip_scale_value(value: float) -> float:
     """``--clip-scale``'s check (a config's ``clip_scale`` is checked the same way when read): 0, -1, nan
@@ -28,10 +30,10 @@ def label_cmd(
         readable=False,  # an unreadable file is skipped and reported, as inside a folder (issue 16)
     ),
     teacher: str = typer.Option(
-        "classical",
+        LABEL_TEACHER,
         "--teacher",
         "-t",
-        help="classical (default; ours: weight-free measures, NOT the paper's CLIP teacher) | "
+        help=f"{LABEL_TEACHER} (default; ours: weight-free measures, NOT the paper's CLIP teacher) | "
         "clip:MODEL/PRETRAINED (the paper's teacher, e.g. clip:ViT-B-16/openai) | "
         "clip:PATH (local open_clip folder/file).",
     ),
