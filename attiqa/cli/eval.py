@@ -169,6 +169,7 @@ def eval_cmd(
         PREDICTIONS_CSV,
         SCATTER_PNG,
         SUMMARY_JSON,
+        among_the_data,
         earlier_eval,
         evaluate,
         find_unreadable_shared,
@@ -204,6 +205,7 @@ def eval_cmd(
                 inputs = [*ds.source_files(), *(it.image for it in items)]
                 outputs = [out / n for n in (PREDICTIONS_CSV, SUMMARY_JSON, SCATTER_PNG)]
                 not_an_input(outputs, inputs, "--out")
+                among_the_data(out, ds, items)  # evaluate() says it too, but only once the model has loaded
             overrides = _scorer_overrides(model, crops)
             scorer = load_scorer(model, device=device_str(device), **overrides)
             if no_score := missing_regressor(scorer):  # NaN for every image: no metric to compute

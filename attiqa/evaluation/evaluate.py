@@ -117,19 +117,25 @@ def _select_items(
     return items, []
 
 
-def among_the_data(out_dir: Path, dataset: IQADataset, items: Sequence[DatasetItem]) -> None:
-    """One line, before the scoring, when ``out_dir`` is the dataset's own folder (its root, or a folder
-    holding its images or score file): predictions.csv, summary.json and scatter.png were written among the
-    photos — a PNG a later folder search of them counts as one more photo."""
+def among_the_data(
+    out_dir: Path,
+    dataset: IQADataset,
+    items: Sequence[DatasetItem] | None = None,
+    writes: str = f"{PREDICTIONS_CSV}, {SUMMARY_JSON}, {SCATTER_PNG}",
+    default: str = "eval writes under runs/eval/",
+) -> None:
+    """One line, before any work, when ``out_dir`` is the dataset's own folder (its root, or a folder
+    holding its images — ``items``, default all — or score file): the outputs ``writes`` were written among
+    the photos — a PNG a later folder search of them counts as one more photo. The one rule for `attiqa
+    eval`'s and `attiqa bench`'s --out (``default``: where the command writes without one)."""
     out = os.path.realpath(out_dir)
     own = {os.path.realpath(dataset.root)}
     own |= {os.path.realpath(Path(f).parent) for f in dataset.source_files()}
-    own |= {os.path.realpath(Path(it.image).parent) for it in items}
+    own |= {os.path.realpath(Path(it.image).parent) for it in (dataset.items if items is None else items)}
     if out in own:
         raise AttiqaError(
             f"{out_dir}: is the dataset's own folder (its images or score file are there) — the outputs "
-            f"({PREDICTIONS_CSV}, {SUMMARY_JSON}, {SCATTER_PNG}) would land among them; choose another "
-            "--out (without one, eval writes under runs/eval/)"
+            f"({writes}) would land among them; choose another --out (without one, {default})"
         )
 
 
