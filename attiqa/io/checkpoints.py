@@ -214,7 +214,10 @@ def _loadable(path: str | Path) -> Path:
         )
     if path.suffix.lower() in (".pt", ".pth", ".ckpt", ".bin", ".pkl"):  # model.PT too
         raise ModelLoadError(
-            f"{path}: pickle-based checkpoints are not loaded (unsafe) — convert it to .safetensors first"
+            f"{path}: pickle-based checkpoints are not loaded (unsafe), and no attiqa command converts one: "
+            "a model is the .safetensors attiqa train or attiqa export writes, its ATTIQA card inside (a "
+            "state dict saved as safetensors has none and is refused too) — train one with attiqa train "
+            "(torchvision's ResNet-50 .pth can be its model.backbone_weights), or use one of attiqa models"
         )
     return path
 

@@ -32,7 +32,7 @@ from attiqa.attributes import ATTRIBUTES
 from attiqa.errors import ModelLoadError
 from attiqa.io.checkpoints import load_checkpoint, save_checkpoint
 from attiqa.limits import MAX_HIDDEN, MAX_SIDE, MIN_SIDE
-from attiqa.models.backbones import Backbone, create_backbone
+from attiqa.models.backbones import TAP_SETS, Backbone, create_backbone
 from attiqa.models.ridge_head import RidgeHead, valid_guard
 from attiqa.models.transforms import crop_misfit
 
@@ -253,6 +253,43 @@ def _finite_number(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
+OTHER_NETWORK = (
+    "the card describes another network than the weights: a card from another checkpoint (the .json beside "
+    "a file saved without a card of its own) or a file another tool rewrote — pass the .safetensors that "
+    "attiqa train or attiqa export wrote, as written (export it again from there: attiqa export SRC OUT)"
+)
+"""The fix of every mismatch between a checkpoint's card and its tensors."""
+
+RIDGE_KEYS = ("taps", "dim", "power", "weight", "alpha", "guard")
+"""A ridge head's card (:meth:`RidgeHead.card`): ``guard`` only with a guard."""
+
+
+def ridge_problem(ridge: Any) -> str | None:
+    """What is wrong with a card's ``ridge`` table, by key and the value it must hold (a string weight was
+    "TypeError: '<=' not supported", a NaN power every MOS NaN, an unknown tap set a traceback at scoring)."""
+    if not isinstance(ridge, dict):
+        return f"ridge must be a table of {', '.join(RIDGE_KEYS)}, got {ridge!r}"
+    if unknown := [k for k in ridge if k not in RIDGE_KEYS]:
+        return f"ridge.{unknown[0]}: not a ridge head's key (its keys: {', '.join(RIDGE_KEYS)})"
+    if ridge.get("taps") not in TAP_SETS:
+        return f"ridge.taps must be a tap set's name ({', '.join(TAP_SETS)}), got {ridge.get('taps')!r}"
+    dim = ridge.get("dim")
+    if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
+        return f"ridge.dim must be an integer >= 1, got {dim!r}"
+    checks = (
+        ("power", lambda v: v > 0, "a finite number > 0"),
+        ("weight", lambda v: 0 <= v <= 1, "a number in 0..1"),
+        ("alpha", lambda v: v >= 0, "a finite number >= 0"),
+    )
+    for key, ok, what in checks:
+        v = ridge.get(key)
+        if key in ridge and not (_finite_number(v) and ok(v)):
+            return f"ridge.{key} must be {what}, got {v!r}"
+    if not valid_guard(ridge.get("guard", 0.0)):
+        return f"ridge.guard must be a finite number >= 0, got {ridge.get('guard')!r}"
+    return None
+
+
 def validate_model_card(path: str | Path, card: Any, tensors: dict[str, torch.Tensor]) -> dict[str, Any]:
     """Check a checkpoint's ATTIQA card against its tensors and sane bounds *before* anything is
     allocated (a card is data from a file: ``head_hidden: 1e8`` must not allocate 512 GB first).
@@ -286,20 +323,23 @@ def validate_model_card(path: str | Path, card: Any, tensors: dict[str, torch.Te
 
     def shape(key: str) -> tuple[int, ...]:
         if key not in tensors:
-            raise bad(f"tensor {key} is missing")
+            raise bad(f"tensor {key} is missing — {OTHER_NETWORK}")
         return tuple(tensors[key].shape)
+
+    def misfit(what: str, key: str) -> ModelLoadError:
+        return bad(f"{what} does not match tensor {key} {shape(key)} — {OTHER_NETWORK}")
 
     hidden = int_in("head_hidden", 1, MAX_HIDDEN)
     in_dim = shape(f"heads.{names[0]}.fc1.weight")[1:]
     for n in names:
         got = shape(f"heads.{n}.fc1.weight")
         if got != (hidden, *in_dim):
-            raise bad(f"head_hidden {hidden} does not match tensor heads.{n}.fc1.weight {got}")
+            raise misfit(f"head_hidden {hidden}", f"heads.{n}.fc1.weight")
     mos_hidden = int_in("mos_hidden", 1, MAX_HIDDEN, optional=True)
     if mos_hidden is not None:
         got = shape("mos_head.0.weight")
         if got != (mos_hidden, len(names) * int(hidden or 0)):
-            raise bad(f"mos_hidden {mos_hidden} does not match tensor mos_head.0.weight {got}")
+            raise misfit(f"mos_hidden {mos_hidden}", "mos_head.0.weight")
     for view in ("test", "pretrain"):
         resize = int_in(f"{view}_resize_shorter", MIN_SIDE, MAX_SIDE, optional=True)
         crop = int_in(f"{view}_crop", MIN_SIDE, MAX_SIDE, optional=True)
@@ -316,16 +356,13 @@ def validate_model_card(path: str | Path, card: Any, tensors: dict[str, torch.Te
         raise bad(f"std must be positive, got {cfg['std']!r}")
     ridge = cfg.get("ridge")
     if ridge is not None:
-        if not isinstance(ridge, dict) or not isinstance(ridge.get("dim"), int) or ridge["dim"] < 1:
-            raise bad("ridge must be a table with an integer dim")
-        if shape("ridge.coef") != (ridge["dim"],):
-            raise bad(f"ridge dim {ridge['dim']} does not match tensor ridge.coef {shape('ridge.coef')}")
-        guard = ridge.get("guard", 0.0)
-        if not valid_guard(guard):
-            raise bad(f"ridge guard must be a finite number >= 0, got {guard!r}")
-        if guard and shape("ridge.guard_coef") != (ridge["dim"],):
-            raise bad(f"ridge dim {ridge['dim']} does not match tensor ridge.guard_coef "
-                      f"{shape('ridge.guard_coef')}")  # fmt: skip
+        if problem := ridge_problem(ridge):
+            raise bad(problem)
+        if mos_hidden is None:
+            raise bad("ridge: a ridge head is averaged with the MOS MLP, and the card has no mos_hidden")
+        for key in ("ridge.coef", "ridge.guard_coef") if ridge.get("guard") else ("ridge.coef",):
+            if shape(key) != (ridge["dim"],):
+                raise misfit(f"ridge.dim {ridge['dim']}", key)
     for key in ("mos_range", "score_range"):  # the training MOS range; the scale (attiqa export writes it)
         rng = card.get(key)
         if rng is not None and not (
@@ -355,6 +392,15 @@ def model_from_checkpoint(path: str | Path, tensors: dict[str, torch.Tensor], ca
         raise ModelLoadError(f"{path}: {exc}") from None
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelLoadError(f"{path}: malformed model card — {type(exc).__name__}: {exc}") from None
+    if model.ridge is not None:  # its width is the backbone's, which the card names: known once built
+        taps, dim = model.ridge.taps, model.ridge.dim
+        width = model.backbone.tap_width(taps) if model.backbone.has_tap_sets else None
+        if width != dim:
+            has = f"{width} statistics" if width is not None else "no tap sets"
+            raise ModelLoadError(
+                f"{path}: malformed model card — ridge.dim {dim} does not match the backbone "
+                f"{model.backbone.name}, whose tap set {taps!r} has {has} — {OTHER_NETWORK}"
+            )
     held = model.state_dict()
     for k, t in tensors.items():  # load_state_dict would cast an int8 copy's integers into the float weights
         if k in held and t.is_floating_point() != held[k].is_floating_point():
@@ -367,10 +413,11 @@ def model_from_checkpoint(path: str | Path, tensors: dict[str, torch.Tensor], ca
         missing, unexpected = model.load_state_dict(tensors, strict=False)
     except RuntimeError as exc:  # a tensor of the wrong shape
         first = str(exc).strip().splitlines()[-1].strip()
-        raise ModelLoadError(f"{path}: weights do not match the card ({first})") from None
+        raise ModelLoadError(f"{path}: weights do not match the card ({first}) — {OTHER_NETWORK}") from None
     if missing or unexpected:
         what = (missing or unexpected)[:3]
         raise ModelLoadError(
-            f"{path}: weights do not match the card ({'missing' if missing else 'unexpected'} {what})"
+            f"{path}: weights do not match the card ({'missing' if missing else 'unexpected'} {what}) — "
+            f"{OTHER_NETWORK}"
         )
     return model

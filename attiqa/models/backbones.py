@@ -97,6 +97,10 @@ class Backbone(nn.Module):
         view = Backbone(f"{self.name}@{taps}", body, body.feature_dim, self.mean, self.std)
         return view.train(self.training)
 
+    def tap_width(self, taps: str) -> int:
+        """How many raw statistics :meth:`forward_with_taps` returns for tap set ``taps``."""
+        return tap_width(self._tap_body().net, taps)
+
     @property
     def has_tap_sets(self) -> bool:
         """Whether :meth:`forward_with_taps` / :meth:`tap_view` work (EfficientNet statistics bodies)."""
@@ -190,8 +194,7 @@ class MultiLevelStats(nn.Module):
         super().__init__()
         self.net = net
         self.taps = taps or self.taps
-        widths = [int(w) for w in tap_points(net, self.taps)[1]]
-        self.feature_dim = 2 * sum(widths) + int(getattr(net, "num_features"))  # noqa: B009 (typed Any)
+        self.feature_dim = tap_width(net, self.taps)
         self.norm = nn.BatchNorm1d(self.feature_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -425,6 +428,12 @@ def tap_points(net: Any, name: str) -> tuple[list[nn.Module], list[int]]:
     if name not in TAP_SETS:
         raise ValueError(f"unknown tap set {name!r}; choose one of {', '.join(TAP_SETS)}")
     return TAP_SETS[name](net)
+
+
+def tap_width(net: Any, name: str) -> int:
+    """How many statistics tap set ``name`` gives: mean and std of each tap, and the final features."""
+    widths = [int(w) for w in tap_points(net, name)[1]]
+    return 2 * sum(widths) + int(getattr(net, "num_features"))  # noqa: B009 (typed Any)
 
 
 def _last_out_channels(stage: nn.Module) -> int:
