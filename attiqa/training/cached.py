@@ -35,6 +35,7 @@ from attiqa.errors import AttiqaError
 from attiqa.evaluation.metrics import correlations
 from attiqa.io.batching import default_num_workers
 from attiqa.models import AttiqaModel, create_backbone, save_model
+from attiqa.sharding import alike_on_every_process
 from attiqa.training import distributed as D
 from attiqa.training.data import (
     DATA_SETTING,
@@ -64,11 +65,17 @@ def workers(n: int | None) -> int:
 
 
 def check_resumed_heads(extra: dict | None, head_names: tuple[str, ...], last_path: Path) -> None:
-    """A resumed pretraining must have the label file's heads."""
-    if extra is not None and tuple(extra.get("head_names", ())) != head_names:
-        raise AttiqaError(
-            f"{last_path}: heads {extra.get('head_names')} differ from the label file's columns"
-        )
+    """A resumed pretraining must have the label file's heads. Every process of a torchrun job calls it: a
+    table whose columns differ on one node is said by the process that read it (was: that one stopped and
+    the others were cut off mid-epoch, saying "rerun the same command")."""
+    with alike_on_every_process():
+        if extra is not None and tuple(extra.get("head_names", ())) != head_names:
+            raise AttiqaError(
+                f"{last_path}: heads {extra.get('head_names')} differ from the label file's columns "
+                f"{list(head_names)} — --resume continues that run: give it the label table it was trained "
+                "on (the same columns in the same order), or train over it with --no-resume (or choose "
+                "another out_dir)"
+            )
 
 
 def pretrain_cached(cfg: PretrainConfig, labels: Path, out_dir: Path, resume: bool, progress: bool,
@@ -90,8 +97,9 @@ def pretrain_cached(cfg: PretrainConfig, labels: Path, out_dir: Path, resume: bo
         workers(cfg.num_workers), progress,
     )  # fmt: skip
     rows = torch.nonzero(valid).flatten()
-    if len(rows) < 2:
-        raise AttiqaError(f"{labels}: fewer than 2 images could be read — nothing to rank")
+    with alike_on_every_process():  # images unreadable on one node only: said by the process that met it
+        if len(rows) < 2:
+            raise AttiqaError(f"{labels}: fewer than 2 images could be read — nothing to rank")
     backbone.set_feature_statistics(feats[rows].flatten(0, 1))
     model.backbone.requires_grad_(False)
     optimizer = torch.optim.AdamW(model.heads.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)

@@ -1,0 +1,84 @@
+"""Session 54, round 2: cached pretraining under torchrun whose processes read different label tables or
+images at the start (a node whose copy lacks them) — the line said by the process that met it, once when
+all did. Real torchrun, 2 processes, gloo; each process in its own folder, as if on another machine."""
+
+from __future__ import annotations
+
+import pytest
+from helpers import run_attiqa, write_label_set
+from test_dist253 import per_rank_run
+
+CACHED = (
+    "labels: labels/labels.parquet\nout_dir: run\n"
+    "model: {backbone: tiny, pretrained_backbone: false, head_hidden: 8}\n"
+    "pretrain: {epochs: 1, batch_size: 4, crop_size: 48, resize_shorter: 56, num_workers: 0, device: cpu, "
+    "feature_cache: true, feature_cache_dir: cache}\n"
+)
+
+
+def labelled(folder, photos, readable: int):
+    """A run config of cached pretraining and a label table of 4 images, of which ``readable`` decode."""
+    write_label_set(folder / "labels", photos, shorter=56, factors=(0.6, 1.4))
+    for png in sorted((folder / "labels" / "img").glob("*.png"))[readable:]:
+        png.write_bytes(b"not a png: cut short on this machine")
+    (folder / "run.yaml").write_text(CACHED)
+
+
+@pytest.mark.slow
+def test_too_few_readable_images_for_cached_pretraining_on_rank_1_alone_is_said_by_rank_1(tmp_path, photos):
+    """`torchrun --nproc_per_node 2 -m attiqa.cli train -c run.yaml` (pretrain.feature_cache: true) where 1 of
+    the table's 4 images decodes on rank 1's machine, all 4 on rank 0's. **Was**: rank 1's "fewer than 2
+    images could be read" checked outside ``alike_on_every_process``: rank 0 went on and was stopped while
+    waiting for rank 1. Now rank 1 says it as rank 1, and both end before any training."""
+    two = dict(sorted(photos.items())[:2])
+    labelled(tmp_path / "rank0", two, readable=4)
+    labelled(tmp_path / "rank1", two, readable=1)
+    res, ours, errors = per_rank_run(tmp_path, "train", "-c", "run.yaml")
+    assert res.returncode != 0, res.stderr[-3000:]
+    assert errors == [
+        "error: rank 1 of 2: labels/labels.parquet: fewer than 2 images could be read — nothing to rank"
+    ], res.stderr[-3000:]
+    assert "Traceback" not in ours, ours
+    assert not (tmp_path / "rank0" / "run" / "pretrain" / "last.safetensors").exists()
+
+
+def equal_columns(path, swap: bool) -> None:
+    """The table at ``path`` with its contrast column set to its sharpness values (two attributes a teacher
+    scored alike); ``swap``: those two columns written in the other order — the same rows and targets, the
+    heads in another order."""
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path)
+    names = list(table.column_names)
+    table = table.set_column(names.index("contrast"), "contrast", table.column("sharpness"))
+    if swap:
+        i, j = names.index("sharpness"), names.index("contrast")
+        names[i], names[j] = names[j], names[i]
+        table = table.select(names)
+    pq.write_table(table, path)
+
+
+@pytest.mark.slow
+def test_a_resume_whose_heads_differ_on_rank_1_alone_is_said_by_rank_1(tmp_path, photos):
+    """`torchrun --nproc_per_node 2 -m attiqa.cli train -c run.yaml --resume` (cached pretraining) where rank
+    1's label table holds the run's rows and targets with two columns in the other order (its heads differ:
+    the resume's data check passes, the weights load by name). **Was**: rank 1's "heads … differ from the
+    label file's columns" raised outside ``alike_on_every_process`` (no fix in it): rank 0 trained on until
+    cut off. Now rank 1 says it as rank 1, with the fix; both end, nothing trained."""
+    import shutil
+
+    labelled(tmp_path / "rank0", dict(sorted(photos.items())[:2]), readable=4)
+    equal_columns(tmp_path / "rank0" / "labels" / "labels.parquet", swap=False)
+    res = run_attiqa("train", "-c", "run.yaml", "--set", "pretrain.epochs=1", cwd=tmp_path / "rank0")
+    assert res.returncode == 0, res.stderr[-3000:]
+    (tmp_path / "rank0" / "run.yaml").write_text(CACHED.replace("epochs: 1", "epochs: 2"))
+    shutil.copytree(tmp_path / "rank0", tmp_path / "rank1")
+    equal_columns(tmp_path / "rank1" / "labels" / "labels.parquet", swap=True)
+    res, ours, errors = per_rank_run(tmp_path, "train", "-c", "run.yaml", "--resume")
+    assert res.returncode != 0, res.stderr[-3000:]
+    assert len(errors) == 1 and errors[0].startswith(
+        "error: rank 1 of 2: run/pretrain/last.safetensors: heads ['sharpness', 'contrast', "
+    ), res.stderr[-3000:]
+    assert "give it the label table it was trained on (the same columns in the same order)" in errors[0]
+    assert "Traceback" not in ours, ours
+    assert '"epoch": 1' in (tmp_path / "rank0" / "run" / "pretrain" / "last.json").read_text()
