@@ -131,7 +131,8 @@ def among_the_data(
     out = os.path.realpath(out_dir)
     own = {os.path.realpath(dataset.root)}
     own |= {os.path.realpath(Path(f).parent) for f in dataset.source_files()}
-    own |= {os.path.realpath(Path(it.image).parent) for it in (dataset.items if items is None else items)}
+    folders = {Path(it.image).parent for it in (dataset.items if items is None else items)}
+    own |= {os.path.realpath(f) for f in folders}  # each folder resolved once, not each of 10,000 images
     if out in own:
         raise AttiqaError(
             f"{out_dir}: is the dataset's own folder (its images or score file are there) — the outputs "
