@@ -156,12 +156,13 @@ def finetune_cached(
     )  # fmt: skip
     tr = torch.tensor([i for i in split.train if valid[i]], dtype=torch.long)
     va = torch.tensor([i for i in split.val if valid[i]], dtype=torch.long)
-    if len(tr) < 2 or len(va) < 2:
-        raise AttiqaError(
-            f"{split.source}: too few readable images to fine-tune ({len(tr)} train, {len(va)} val)"
-        )
     mos = split.mos
-    lo, hi = training_mos_range(mos[tr], split.source)
+    with alike_on_every_process():  # images unreadable on one node only: said by the process that met it
+        if len(tr) < 2 or len(va) < 2:
+            raise AttiqaError(
+                f"{split.source}: too few readable images to fine-tune ({len(tr)} train, {len(va)} val)"
+            )
+        lo, hi = training_mos_range(mos[tr], split.source)
     model.set_mos_range(lo, hi)
     if init_info.get("init", "").startswith(("imagenet:", "random:")):
         backbone.set_feature_statistics(feats[tr].flatten(0, 1))  # no pretraining statistics to keep
