@@ -126,6 +126,7 @@ DEFAULT = Path(__file__).resolve().parents[1] / "attiqa" / "data" / "models" / "
         ({"power": float("nan")}, "ridge.power must be a finite number > 0, got nan"),
         ({"alpha": "x"}, "ridge.alpha must be a finite number >= 0, got 'x'"),
         ({"taps": "nonsense"}, "ridge.taps must be a tap set's name (stages, depthwise, depthwise_late)"),
+        ({"taps": ["depthwise"]}, "ridge.taps must be a tap set's name (stages, depthwise, depthwise_late)"),
         (
             {"extra": 1},
             "ridge.extra: not a ridge head's key (its keys: taps, dim, power, weight, alpha, guard)",

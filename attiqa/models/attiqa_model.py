@@ -271,7 +271,7 @@ def ridge_problem(ridge: Any) -> str | None:
         return f"ridge must be a table of {', '.join(RIDGE_KEYS)}, got {ridge!r}"
     if unknown := [k for k in ridge if k not in RIDGE_KEYS]:
         return f"ridge.{unknown[0]}: not a ridge head's key (its keys: {', '.join(RIDGE_KEYS)})"
-    if ridge.get("taps") not in TAP_SETS:
+    if not isinstance(ridge.get("taps"), str) or ridge["taps"] not in TAP_SETS:  # a list: unhashable
         return f"ridge.taps must be a tap set's name ({', '.join(TAP_SETS)}), got {ridge.get('taps')!r}"
     dim = ridge.get("dim")
     if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
