@@ -41,6 +41,8 @@ def test_an_out_among_the_data_is_refused_before_the_model_loads(tmp_path):
     from attiqa.protocols import run_protocol
 
     ds = make_set(tmp_path / "ds")
+    with (ds / "mos.csv").open("a") as f:
+        f.write("gone.png,50\n")  # every image is checked before the model loads, after the --out
     before = files_under(ds)
     gone = tmp_path / "gone.safetensors"  # read only after the outputs are checked: its error never comes
     line = one_line_error(run_attiqa("eval", "folder", "--root", ds, "-m", gone, "-o", ds, "--no-cache"))
@@ -54,9 +56,9 @@ def test_an_out_among_the_data_is_refused_before_the_model_loads(tmp_path):
     with pytest.raises(AttiqaError, match="is the dataset's own folder"):
         run_protocol("single", [get_dataset("folder", ds)], None, ds, init_checkpoint=gone)
     assert files_under(ds) == before
-    # a folder of its own under the dataset's is fine: the model's error is next
+    # a folder of its own under the dataset's is fine: the missing image is said next (then the model)
     line = one_line_error(run_attiqa("eval", "folder", "--root", ds, "-m", gone, "-o", ds / "ev"))
-    assert "checkpoint not found" in line, line
+    assert "1 of 7 images are missing" in line, line
 
 
 def _rewritten(src: Path, dest: Path, card_edit=None, tensor_edit=None) -> Path:

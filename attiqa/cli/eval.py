@@ -191,6 +191,8 @@ def eval_cmd(
                 kwargs["csv"] = csv_file
             ds = get_dataset(name, root, target=target, **kwargs)
             items = ds.select(split)  # a bad --split fails before the model is loaded
+            if out is not None:  # before every image is checked and the model loads (evaluate() checks late)
+                among_the_data(out, ds, items)
         problems = None if skip_missing else find_unreadable_shared([it.image for it in items], shards)
         with alike_on_every_process():  # every process holds every problem found (gathered above)
             if problems is not None:
@@ -205,7 +207,6 @@ def eval_cmd(
                 inputs = [*ds.source_files(), *(it.image for it in items)]
                 outputs = [out / n for n in (PREDICTIONS_CSV, SUMMARY_JSON, SCATTER_PNG)]
                 not_an_input(outputs, inputs, "--out")
-                among_the_data(out, ds, items)  # evaluate() says it too, but only once the model has loaded
             overrides = _scorer_overrides(model, crops)
             scorer = load_scorer(model, device=device_str(device), **overrides)
             if no_score := missing_regressor(scorer):  # NaN for every image: no metric to compute
