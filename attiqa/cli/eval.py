@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import re
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -58,6 +59,22 @@ def _scorer_overrides(model: str | None, crops: str | None) -> dict:
     raise AttiqaError(f"--crops applies to ATTIQA checkpoints only, not to scorer {model!r}")
 
 
+def notes_text(doc: str, width: int) -> str:
+    """An adapter's docstring as terminal text: its paragraphs and "- " items rewrapped to ``width`` (they are
+    wrapped for the source file, and printed as they were they broke mid-sentence), without the reST ``code``
+    quotes (printed as doubled backticks)."""
+    out = []
+    for para in re.split(r"\n\s*\n", doc.replace("``", "")):
+        items = re.split(r"\n(?=- )", para.strip())  # a list item starts a line with "- "
+        for item in items:
+            words = " ".join(item.split())
+            indent = "  " if words.startswith("- ") else ""
+            out.append(textwrap.fill(words, max(width, 20), subsequent_indent=indent, break_long_words=False,
+                                     break_on_hyphens=False))  # fmt: skip
+        out.append("")
+    return "\n".join(out).rstrip("\n")
+
+
 def datasets_cmd(
     name: str | None = typer.Argument(
         None, help="Show one dataset in detail: folder layout, targets, notes."
@@ -100,7 +117,8 @@ def datasets_cmd(
     if info.images:  # the step a half-downloaded copy misses (its eval error says the same)
         stdout.print(f"[bold]images:[/] {info.images}", highlight=False)
     doc = inspect.getdoc(DATASETS[info.name]) or ""
-    stdout.print(f"\n[bold]format notes:[/]\n{doc}", highlight=False)
+    stdout.print("\n[bold]format notes:[/]")
+    stdout.print(notes_text(doc, stdout.width), highlight=False, markup=False)
     if info.url:
         stdout.print(f"\nsource: {info.url}", highlight=False)
 
