@@ -53,8 +53,8 @@ BUILTIN: dict[str, dict[str, Any]] = {
         "kind": "zero-shot",
         "score_range": [0.0, 1.0],
         "needs": f"CLIP {DEFAULT_CLIP_SPEC} (offline: --model attiqa-zeroshot:FOLDER)",
-        "description": "the clip teacher: five attribute probabilities (Table 1 prompts; its misprinted 'Graimy' "
-        "read as 'Grainy', docs/method.md), score = their mean",
+        "description": "the clip teacher: five attribute probabilities (Table 1 prompts; its misprinted "
+        "'Graimy' read as 'Grainy', docs/method.md), score = their mean",
     },
     "clipiqa": {
         "target": CLIP_TARGET,
