@@ -270,8 +270,12 @@ def create_app(
         picked = left if choice == "left" else ("b" if left == "a" else "a")
         try:
             store.add(rater, pid, picked, left)
-        except DuplicateVote:
-            abort(409, description="this rater has already voted on this pair")
+        except DuplicateVote:  # ``saved``: the side kept, so a vote sent again after a lost answer (the
+            # server stopped between its commit and its reply) is known to the page as the one it gave
+            kept = store.vote_of(rater, pid)
+            saved = None if kept is None else ("left" if kept[0] == kept[1] else "right")
+            error = "this rater has already voted on this pair"
+            return jsonify(error=error, status=409, saved=saved), 409
         except AttiqaError as exc:  # the rater is told; the organiser reads why in the server's log
             app.logger.error("%s", exc)
             abort(503, description="the vote could not be saved — please tell the study's organiser")
