@@ -114,3 +114,66 @@ def test_a_vote_waiting_over_a_reload_is_sent_when_the_page_comes_back(tmp_path,
         assert _votes(run, "reloader")[1:] == [pair] and _shown(browser)["pair"] != pair
     finally:
         server.stop()
+
+
+@pytest.mark.slow  # two browsers, a server started twice, three commands: ~45 s on the 2-core machine
+def test_two_raters_through_a_killed_server_keep_every_vote_once(tmp_path, photos, browser):
+    """Two raters in two browsers (their own profiles), the server killed (SIGKILL) after 2 and 1 votes and
+    started again; each presses once while it is away. Every vote is on disk once (the SQLite file whole,
+    ``PRAGMA integrity_check``), `export-votes` writes each once and `agree` counts them once, from the
+    database and from the export alike; the report's JSON is whole."""
+    import csv
+    import json
+
+    from helpers import run_genbench
+
+    run = make_photo_run(tmp_path / "run", photos)
+    server = VoteServer(run, tmp_path / "server.log")
+    try:
+        with chromium() as other:
+            _start(browser, server, "r1")
+            _start(other, server, "r2")
+            for done in (1, 2):
+                _key(browser, "ARROW_LEFT" if done % 2 else "ARROW_RIGHT")
+                _wait_for_pair(browser, f"{done} / 5")
+            _key(other, "ARROW_RIGHT")
+            _wait_for_pair(other, "1 / 5")
+            server.proc.kill()
+            server.proc.wait()
+            server.stop()
+            for driver in (browser, other):  # a vote each while it is away
+                _key(driver, "ARROW_LEFT")
+                _wait(driver, lambda d: "trying again in" in _shown(d)["status"])
+            server = VoteServer(run, tmp_path / "server2.log", port=server.port)
+            for driver, done in ((browser, 3), (other, 2)):
+                _wait(driver, lambda d, done=done: _shown(d)["progress"].startswith(f"{done} / 5"))
+            for driver, start in ((browser, 4), (other, 3)):  # the rest of the study
+                for done in range(start, 6):
+                    _wait(driver, lambda d: _state(d) == "voting")
+                    _key(driver, "ARROW_LEFT" if done % 2 else "ARROW_RIGHT")
+                    _wait(
+                        driver,
+                        lambda d, done=done: _shown(d)["progress"].startswith(f"{done} / 5")
+                        or _state(d) == "finished",
+                    )
+                _wait(driver, lambda d: _state(d) == "finished")
+    finally:
+        server.stop()
+    ids = sorted(r["pair_id"] for r in __import__("genbench.manifest").manifest.read_records(run))
+    assert sorted(_votes(run, "r1")) == sorted(_votes(run, "r2")) == ids
+    with sqlite3.connect(run / "votes.sqlite") as con:
+        assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+    res = run_genbench("export-votes", run)
+    assert res.returncode == 0 and "10 votes from 2 raters" in res.stderr, res.stderr
+    with open(run / "votes.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert sorted((r["rater"], r["pair_id"]) for r in rows) == [(r, p) for r in ("r1", "r2") for p in ids]
+    assert run_genbench("score", run, "--metrics", "classical").returncode == 0
+    for k, prefs in enumerate(([], ["--prefs", run / "votes.csv"])):
+        out = tmp_path / f"agree{k}"
+        res = run_genbench("agree", run, *prefs, "--bootstrap", "100", "-o", out)
+        assert res.returncode == 0 and "(10 votes on 5 pairs)" in res.stderr, res.stderr
+        assert "repeated vote" not in res.stderr
+        report = json.loads((out / "agreement.json").read_text())
+        assert report["settings"]["repeated_votes_left_out"] == 0
