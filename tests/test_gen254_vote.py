@@ -153,8 +153,9 @@ def test_two_raters_through_a_killed_server_keep_every_vote_once(tmp_path, photo
                     _key(driver, "ARROW_LEFT" if done % 2 else "ARROW_RIGHT")
                     _wait(
                         driver,
-                        lambda d, done=done: _shown(d)["progress"].startswith(f"{done} / 5")
-                        or _state(d) == "finished",
+                        lambda d, done=done: (
+                            _shown(d)["progress"].startswith(f"{done} / 5") or _state(d) == "finished"
+                        ),
                     )
                 _wait(driver, lambda d: _state(d) == "finished")
     finally:
