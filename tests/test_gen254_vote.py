@@ -178,3 +178,22 @@ def test_two_raters_through_a_killed_server_keep_every_vote_once(tmp_path, photo
         assert "repeated vote" not in res.stderr
         report = json.loads((out / "agreement.json").read_text())
         assert report["settings"]["repeated_votes_left_out"] == 0
+
+
+def test_a_kept_vote_the_restarted_server_refuses_is_said_as_not_saved(tmp_path, photos, browser):
+    """A vote kept while the server was away, on a pair the study no longer holds when it is back (its
+    manifest rewritten meanwhile): the page says the vote was not saved — not dropped in silence — and
+    goes on with a pair the server offers."""
+    from genbench.manifest import read_records, write_manifest
+
+    run = make_photo_run(tmp_path / "run", photos)
+    server, pair = _vote_while_away(run, tmp_path, browser, "moved", "ARROW_LEFT")
+    write_manifest(run, [r for r in read_records(run) if r["pair_id"] != pair])
+    try:
+        server = VoteServer(run, tmp_path / "server2.log", port=server.port)
+        _wait(browser, lambda d: "not saved" in _shown(d)["status"])
+        assert _shown(browser)["status"] == "Your last vote was not saved: unknown pair id."
+        _wait_for_pair(browser, "1 / 4")
+        assert _shown(browser)["pair"] != pair and pair not in _votes(run, "moved")
+    finally:
+        server.stop()

@@ -168,9 +168,10 @@ async function deliver(sent) {
     }
     return;
   }
-  // refused (a pair the study no longer holds, a malformed vote): not saved, and said so
-  $("status").textContent = `Your vote was not saved: ${body.error || `server error ${status}`}.`;
-  busy = false;
+  // refused (a pair the study no longer holds, a malformed vote): not saved, and said so under the pair
+  // the server offers now
+  await next();
+  $("status").textContent = `Your last vote was not saved: ${body.error || `server error ${status}`}.`;
 }
 
 // Who is rating: a tab keeps its own login (sessionStorage: kept over a reload, not shared with other tabs;
