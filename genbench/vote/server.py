@@ -3,7 +3,8 @@
 Flask app over a run folder. Each rater sees the pairs in their own random order and with their own random
 left/right placement (both fixed per rater by a hash, so a reload shows the same screen). The client never
 names a file: images are addressed by pair id and side, so paths cannot be smuggled in; every input is
-checked and answered with a JSON 4xx (unknown pair 404, replayed vote 409, malformed request 400).
+checked and answered with a JSON 4xx (unknown pair 404, replayed vote 409 naming the side kept,
+malformed request 400).
 
 Host check (ours, against DNS rebinding): a web page on another site cannot make a browser read this
 server by pointing its own domain name at 127.0.0.1, because requests whose ``Host`` is a name other than

@@ -1,7 +1,8 @@
 // The preference page: asks for a rater id, then shows pairs until every pair has this rater's vote.
 // Keys: ArrowLeft or 1 = left is better, ArrowRight or 2 = right is better.
 // One press, one vote: a double-click's second click and a held key's repeats are not votes (each landed on
-// the next pair, shown for a moment). A pair whose image does not load is skipped, never voted on.
+// the next pair, shown for a moment). A pair whose image does not load is skipped, never voted on. The server
+// away (restarted): the page tries again by itself and sends a vote given meanwhile once it is back.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
