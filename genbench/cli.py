@@ -277,7 +277,7 @@ def agree(
         wilson_note,
         write_report,
     )
-    from genbench.prefs import load_votes, unused_prefs
+    from genbench.prefs import load_votes, prefs_kind, unused_prefs
     from genbench.run_scores import SCORES_DIR, load_metric_scores
 
     check_tie_rules(ties, model_ties)
@@ -291,8 +291,10 @@ def agree(
     if not labels:
         raise AttiqaError(f"{source}: no votes for this run's pairs yet — collect some with `genbench vote`")
     n_votes = sum(lab.votes_a + lab.votes_b for lab in labels.values())
+    kind = prefs_kind([v for v in votes if v.pair_id in labels])
     console.print(
-        f"preferences: {plain_name(source)} ({counted(n_votes, 'vote')} on {counted(len(labels), 'pair')})",
+        f"preferences: {plain_name(source)} ({counted(n_votes, 'vote')} on {counted(len(labels), 'pair')}) "
+        f"— {plain(kind)}",
         highlight=False,
     )
     if stale:  # pairs dropped from the run since (a damaged image being made again, a smaller re-import)
@@ -312,9 +314,10 @@ def agree(
         )
     left_aside = unused_prefs(run_dir, prefs, source)
     if left_aside is not None:
+        aside_kind = prefs_kind(load_votes(run_dir, left_aside)[0])
         console.print(
             f"  [yellow]{plain_name(left_aside)} is not used: the run's votes count once anyone voted — pass "
-            f"--prefs {plain(shell_arg(left_aside))} to measure against it[/]",
+            f"--prefs {plain(shell_arg(left_aside))} to measure against it ({plain(aside_kind)})[/]",
             highlight=False,
         )
     scores = load_metric_scores(run_dir, chosen)
@@ -323,6 +326,8 @@ def agree(
     ]
     settings = {
         "prefs": str(source),
+        "prefs_kind": kind,  # what the accuracies are measured against: people's votes or an import's
+        "prefs_not_used": None if left_aside is None else str(left_aside),
         "ties": ties,
         "model_ties": model_ties,
         "bootstrap": bootstrap,

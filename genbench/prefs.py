@@ -6,6 +6,7 @@ from pathlib import Path
 
 from attiqa.errors import AttiqaError
 from attiqa.io.atomic import not_an_input, output_folder
+from attiqa.progress import counted
 from genbench.agreement import Vote, read_votes_csv
 from genbench.files import shell_arg
 from genbench.imagereward import PREFS
@@ -40,6 +41,25 @@ def unused_prefs(run_dir: Path, prefs: Path | None, source: Path) -> Path | None
     ``--prefs``, someone voted): the import's preferences are then left aside, which is said, not silent."""
     table = Path(run_dir) / PREFS
     return table if prefs is None and source.name == VOTES_DB and table.is_file() else None
+
+
+def prefs_kind(votes: list[Vote]) -> str:
+    """What the preferences are — an import's (AGIQA-3k's MOS, ImageReward's rankings: one "vote" a pair
+    under a rater of its own) or people's votes — for ``agree``'s line and report: on an imported run that
+    also got votes, "6 votes on 6 pairs" did not say which of the two the accuracies were measured against."""
+    from genbench.agiqa3k import RATER as AGIQA3K_RATER
+    from genbench.imagereward import RATER as IMAGEREWARD_RATER
+
+    imported = {
+        AGIQA3K_RATER: "AGIQA-3k MOS, the higher preferred",
+        IMAGEREWARD_RATER: "ImageReward rankings, the better-ranked preferred",
+    }
+    raters = {v.rater for v in votes}
+    people = raters - imported.keys()
+    kinds = [imported[r] for r in sorted(raters & imported.keys())]
+    if people:
+        kinds.append(f"votes of {counted(len(people), 'rater')}" if people != {""} else "votes")
+    return " + ".join(kinds)
 
 
 def _read(path: Path) -> list[Vote]:

@@ -250,33 +250,6 @@ def test_a_double_click_or_a_held_key_is_one_vote(tmp_path, photos, browser):
         server.stop()
 
 
-def test_a_stopped_server_is_said_and_the_same_key_votes_once_it_is_back(tmp_path, photos, browser):
-    """**Was** (session 46): a vote sent while the server was down (killed, restarting) ended the page's
-    work in an uncaught "Failed to fetch": no word on the page, and no key did anything any more, even once
-    the server was back — the rater had to guess to reload. Now the page says nothing was saved, and the
-    same key votes once the server answers again."""
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.common.keys import Keys
-
-    run = make_photo_run(tmp_path / "run", photos)
-    server = VoteServer(run, tmp_path / "server.log")
-    try:
-        _start(browser, server, "patient")
-        pair = _shown(browser)["pair"]
-        server.proc.kill()
-        server.proc.wait()
-        browser.find_element(By.TAG_NAME, "body").send_keys(Keys.ARROW_RIGHT)
-        _wait(browser, lambda d: "cannot be reached" in _shown(d)["status"])
-        assert "nothing was saved" in browser.find_element(By.ID, "status").text
-        server.stop()
-        server = VoteServer(run, tmp_path / "server2.log", port=server.port)
-        browser.find_element(By.TAG_NAME, "body").send_keys(Keys.ARROW_RIGHT)
-        _wait(browser, lambda d: _shown(d)["progress"].startswith("1 / 5"))
-        assert _votes(run, "patient") == [pair] and _shown(browser)["status"] == ""
-    finally:
-        server.stop()
-
-
 def test_a_pair_with_a_missing_or_damaged_image_is_not_voted_on(tmp_path, photos, browser):
     """**Was** (session 46): a pair whose image was deleted showed a broken-image icon and took the vote;
     a truncated PNG showed half-decoded (the browser draws what it has) and took it too. Now a pair is

@@ -147,7 +147,7 @@ def test_agree_lines_fit_80_columns_and_its_table_says_what_the_star_means(tmp_p
     lines = (res.stderr + res.stdout).splitlines()
     paths = ("preferences: ", "report: ")  # a line naming a file runs as long as its path
     assert all(len(line) <= 80 for line in lines if not line.startswith(paths)), lines
-    note = next(k for k, line in enumerate(lines) if line.startswith("note: "))
+    note = next(k for k, line in enumerate(lines) if line.startswith("note: ") and "share" in line)
     said = " ".join(line.strip() for line in lines[note : note + 3])
     assert said.endswith("likely too narrow — --cluster-by prompt_id resamples prompts"), said
     assert "* trained on these images: not a held-out figure" in " ".join(res.stdout.split())

@@ -3,7 +3,8 @@
 Flask app over a run folder. Each rater sees the pairs in their own random order and with their own random
 left/right placement (both fixed per rater by a hash, so a reload shows the same screen). The client never
 names a file: images are addressed by pair id and side, so paths cannot be smuggled in; every input is
-checked and answered with a JSON 4xx (unknown pair 404, replayed vote 409, malformed request 400).
+checked and answered with a JSON 4xx (unknown pair 404, replayed vote 409 naming the side kept,
+malformed request 400).
 
 Host check (ours, against DNS rebinding): a web page on another site cannot make a browser read this
 server by pointing its own domain name at 127.0.0.1, because requests whose ``Host`` is a name other than
@@ -270,8 +271,12 @@ def create_app(
         picked = left if choice == "left" else ("b" if left == "a" else "a")
         try:
             store.add(rater, pid, picked, left)
-        except DuplicateVote:
-            abort(409, description="this rater has already voted on this pair")
+        except DuplicateVote:  # ``saved``: the side kept, so a vote sent again after a lost answer (the
+            # server stopped between its commit and its reply) is known to the page as the one it gave
+            kept = store.vote_of(rater, pid)
+            saved = None if kept is None else ("left" if kept[0] == kept[1] else "right")
+            error = "this rater has already voted on this pair"
+            return jsonify(error=error, status=409, saved=saved), 409
         except AttiqaError as exc:  # the rater is told; the organiser reads why in the server's log
             app.logger.error("%s", exc)
             abort(503, description="the vote could not be saved — please tell the study's organiser")

@@ -131,6 +131,13 @@ class VoteStore:
     def voted_pairs(self, rater: str) -> set[str]:
         return {r[0] for r in self._rows("SELECT pair_id FROM votes WHERE rater = ?", (rater,))}
 
+    def vote_of(self, rater: str, pair_id: str) -> tuple[str, str] | None:
+        """The rater's vote on the pair as (choice, left_side), None before they voted."""
+        rows = self._rows(
+            "SELECT choice, left_side FROM votes WHERE rater = ? AND pair_id = ?", (rater, pair_id)
+        )
+        return (rows[0][0], rows[0][1]) if rows else None
+
     def votes(self) -> list[dict]:
         return [dict(r) for r in self._rows(f"SELECT {', '.join(EXPORT_COLUMNS)} FROM votes ORDER BY id")]
 

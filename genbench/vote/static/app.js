@@ -1,7 +1,8 @@
 // The preference page: asks for a rater id, then shows pairs until every pair has this rater's vote.
 // Keys: ArrowLeft or 1 = left is better, ArrowRight or 2 = right is better.
 // One press, one vote: a double-click's second click and a held key's repeats are not votes (each landed on
-// the next pair, shown for a moment). A pair whose image does not load is skipped, never voted on.
+// the next pair, shown for a moment). A pair whose image does not load is skipped, never voted on. The server
+// away (restarted): the page tries again by itself and sends a vote given meanwhile once it is back.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -14,13 +15,40 @@ async function getJSON(url, options) {
   let resp;
   try {
     resp = await fetch(url, Object.assign({ cache: "no-store" }, options || {}));
-  } catch (e) {   // the server stopped or the network dropped: say so; the same key tries again
-    return { status: 0, body: { error: "The study server cannot be reached — nothing was saved. Try again in a moment." } };
+  } catch (e) {   // the server stopped or the network dropped: status 0, retried by the callers below
+    return { status: 0, body: { error: "The study server cannot be reached." } };
   }
   let body = {};
   try { body = await resp.json(); } catch (e) { /* not JSON */ }
   return { status: resp.status, body };
 }
+
+// The server away for a while (restarted, the laptop's network down): the page tries again by itself, waiting
+// longer each time, and says so — it stayed on the error until the rater thought to reload. A status of 0 is
+// no answer at all; 502-504 a proxy's or the study's "not now".
+const RETRY_DELAYS = [1, 2, 4, 8];   // seconds, then 8 s each time
+const awayStatus = (status) => status === 0 || status === 502 || status === 503 || status === 504;
+let wakeRetry = null;   // a key pressed while waiting: try now rather than at the end of the delay
+let session = 0;        // bumped by "Change rater": a retry loop of the rater before stops
+
+async function untilAnswered(request, say, ownRaterOnly) {
+  // request() -> {status, body}, tried again while the server is away; say(answer, seconds) tells the rater.
+  // ownRaterOnly: null once the rater changed ("Change rater"); a vote is sent whoever rates on in this tab
+  const mine = session;
+  const gone = () => ownRaterOnly && mine !== session;
+  for (let attempt = 0; ; attempt++) {
+    const answer = await request();
+    if (gone()) return null;
+    if (!awayStatus(answer.status)) return answer;
+    const wait = RETRY_DELAYS[Math.min(attempt, RETRY_DELAYS.length - 1)];
+    if (mine === session) { say(answer, wait); document.body.dataset.retrying = "true"; }
+    await new Promise((resolve) => { wakeRetry = resolve; setTimeout(resolve, wait * 1000); });
+    wakeRetry = null;
+    if (gone()) return null;
+  }
+}
+
+function stopRetrying() { delete document.body.dataset.retrying; }
 
 // The total counts the pairs this rater can be shown; those left out (an image missing or damaged, or one
 // this browser could not show) are said from the first pair on, not only at the end: "0 / 96 pairs done"
@@ -33,7 +61,8 @@ function showProgress(p, leftOut) {
 }
 
 async function loadStudy() {
-  const { body } = await getJSON("/api/study");
+  const got = await untilAnswered(() => getJSON("/api/study"), () => {}, false);   // next() says why
+  const body = got.body;
   if (body.title) { $("title").textContent = body.title; document.title = body.title; }
   $("instructions").replaceChildren(...(body.instructions || []).map((t) => {
     const li = document.createElement("li"); li.textContent = t; return li;
@@ -52,7 +81,17 @@ async function next() {
   busy = true;
   $("pair").classList.add("busy");
   const skip = [...skipped].map((pid) => `&skip=${encodeURIComponent(pid)}`).join("");
-  const { status, body } = await getJSON(`/api/next?rater=${encodeURIComponent(rater)}${skip}`);
+  let retried = false;
+  const got = await untilAnswered(() => getJSON(`/api/next?rater=${encodeURIComponent(rater)}${skip}`),
+    (answer, wait) => {
+      retried = true;
+      $("status").textContent = `${answer.body.error || `server error ${answer.status}`} Trying again in `
+        + `${wait} s by itself — your votes so far are saved.`;
+    }, true);
+  if (got === null) return;   // another rater at this tab meanwhile
+  stopRetrying();
+  if (retried) $("status").textContent = "";
+  const { status, body } = got;
   if (status !== 200) { $("status").textContent = body.error || `server error ${status}`; busy = false; return; }
   showProgress(body.progress, body.finished ? 0 : body.left_out);
   if (body.finished) {
@@ -78,24 +117,62 @@ async function next() {
   busy = false;
 }
 
+// A vote is kept in this tab (sessionStorage: over a reload too) from the press until the server has
+// answered it: one given while the server was away is sent once it is back, by itself — it was dropped,
+// "nothing was saved", and the rater had to press again (and a press meant as that retry voted on the next
+// pair once the first had landed after all). A vote the server refuses is said as not saved, never dropped
+// in silence; one it already has (an earlier send whose answer was lost in the stop) counts once.
+const PENDING_KEY = "genbench-pending-vote";
+
+function pendingVote() {
+  try {
+    const v = JSON.parse(sessionStorage.getItem(PENDING_KEY) || "null");
+    return v && typeof v.rater === "string" && typeof v.pair_id === "string" ? v : null;
+  } catch (e) { return null; }
+}
+
+function keepPending(v) {
+  try {
+    if (v) sessionStorage.setItem(PENDING_KEY, JSON.stringify(v)); else sessionStorage.removeItem(PENDING_KEY);
+  } catch (e) { /* private mode: kept in this page only */ }
+}
+
 async function vote(choice) {
-  if (busy || !current) return;
+  if (busy || !current) { if (wakeRetry) wakeRetry(); return; }   // waiting for the server: try now
   busy = true;
   $("status").textContent = "";
-  const { status, body } = await getJSON("/api/vote", {
+  await deliver({ rater, pair_id: current.pair_id, choice });
+}
+
+async function deliver(sent) {
+  keepPending(sent);
+  const mine = session;
+  let retried = false;
+  const got = await untilAnswered(() => getJSON("/api/vote", {
     method: "POST",
     headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ rater, pair_id: current.pair_id, choice }),
-  });
-  if (status !== 201 && status !== 409) {   // 409: already counted (e.g. a second tab) — move on, saying so
-    $("status").textContent = body.error || `server error ${status}`;
-    busy = false;
+    body: JSON.stringify(sent),
+  }), (answer, wait) => {
+    retried = true;
+    $("status").textContent = `${answer.body.error || `server error ${answer.status}`} Your vote (${sent.choice}) `
+      + `is kept on this page and sent when the server is back — trying again in ${wait} s.`;
+  }, false);
+  keepPending(null);
+  stopRetrying();
+  if (mine !== session) return;   // the rater changed meanwhile: their vote went all the same
+  if (retried) $("status").textContent = "";
+  const { status, body } = got;
+  if (status === 201 || status === 409) {   // 409: already counted (e.g. a second tab) — move on
+    await next();
+    if (status === 409 && body.saved !== sent.choice) {   // this press was not counted: said, not hidden
+      $("status").textContent = "That pair already had your vote (from another tab or window): the first one counts.";
+    }
     return;
   }
+  // refused (a pair the study no longer holds, a malformed vote): not saved, and said so under the pair
+  // the server offers now
   await next();
-  if (status === 409) {   // this press was not counted: the rater is told, not left to think it was
-    $("status").textContent = "That pair already had your vote (from another tab or window): the first one counts.";
-  }
+  $("status").textContent = `Your last vote was not saved: ${body.error || `server error ${status}`}.`;
 }
 
 // Who is rating: a tab keeps its own login (sessionStorage: kept over a reload, not shared with other tabs;
@@ -160,7 +237,8 @@ async function start() {
   if (value === own || known.includes(value)) { await begin(value); return; }   // this tab's or browser's
   const { status, body } = await getJSON(`/api/progress?rater=${encodeURIComponent(value)}`);
   if (status !== 200) {
-    $("login-error").textContent = body.error || `server error ${status}`;
+    $("login-error").textContent = (body.error || `server error ${status}`)
+      + (awayStatus(status) ? " Press Enter again in a moment." : "");
     return;
   }
   if (body.done > 0) {
@@ -189,6 +267,13 @@ async function begin(id) {
   $("confirm").hidden = true;
   $("login").hidden = true;
   $("study").hidden = false;
+  const waiting = pendingVote();
+  if (waiting && waiting.rater === id) {   // given before a reload, its answer never came: send it first
+    busy = true;
+    current = null;
+    await deliver(waiting);
+    return;
+  }
   await next();
 }
 
@@ -208,6 +293,9 @@ $("start").addEventListener("click", start);
 // offers the way back to the login (the votes given stay theirs).
 function changeRater() {
   try { sessionStorage.removeItem("genbench-rater"); } catch (e) { /* private mode */ }
+  session++;   // the previous rater's wait for a pair ends; a vote they gave is still sent
+  if (wakeRetry) wakeRetry();
+  stopRetrying();
   rater = null; current = null; busy = false;
   skipped.clear();
   for (const id of ["who", "study", "finished", "confirm"]) $(id).hidden = true;
