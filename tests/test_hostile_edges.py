@@ -6,13 +6,13 @@ from __future__ import annotations
 import csv
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from genbench_helpers import copied_run
 from helpers import run_genbench
 from PIL import Image
 
@@ -37,17 +37,12 @@ def _agiqa_root(root: Path, n: int = 6) -> Path:
 @pytest.fixture(scope="module")
 def scored_run(tmp_path_factory) -> Path:
     """A run of `genbench import-agiqa3k` on :func:`_agiqa_root`, scored by `classical` (the real commands),
-    made once for the module: a test works on its own copy (:func:`_copy_of`)."""
+    made once for the module: a test works on its own copy (``genbench_helpers.copied_run``)."""
     base = tmp_path_factory.mktemp("scored")
     run = base / "run"
     assert run_genbench("import-agiqa3k", _agiqa_root(base / "agiqa"), "-o", run).returncode == 0
     assert run_genbench("score", run, "-m", "classical", "-w", "0").returncode == 0
     return run
-
-
-def _copy_of(run: Path, tmp_path: Path) -> Path:
-    """``run`` copied to ``tmp_path/run`` (its images stay where the module's run reads them)."""
-    return Path(shutil.copytree(run, tmp_path / "run"))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -270,7 +265,7 @@ def test_an_isp_manifest_row_with_an_unquoted_comma_is_refused(tmp_path, isp_raw
 def test_a_preferences_row_with_an_unquoted_comma_is_refused(tmp_path, scored_run):
     """**Was**: `genbench agree --prefs FILE` with a rater `lee, a` unquoted (`PAIR,lee, a,b`) counted a vote
     for image a — the rater's second half read as the choice, the real choice b dropped — without a word."""
-    run = _copy_of(scored_run, tmp_path)
+    run = copied_run(scored_run, tmp_path / "run")
     prefs = tmp_path / "prefs.csv"
     prefs.write_text("pair_id,rater,choice\nimg0|img1,ann,b\nimg0|img1,lee, a,b\n")
     res = run_genbench("agree", run, "--prefs", prefs, "--metrics", "classical", "--bootstrap", "100")
@@ -324,7 +319,7 @@ def test_genbench_metrics_naming_nothing_is_refused(tmp_path, scored_run):
         said = f"error: --metrics {given!r} names no metric — give one or more of {names}"
         assert res.returncode == 2 and res.stderr.strip().startswith(said), res.stderr
         assert len(res.stderr.strip().splitlines()) == 1 and not (run / "scores").exists()
-    scored = _copy_of(scored_run, tmp_path / "scored")
+    scored = copied_run(scored_run, tmp_path / "scored")
     res = run_genbench("agree", scored, "-m", " , ")
     said = "names no metric — give one or more of classical (comma-separated)"
     assert res.returncode == 2 and said in res.stderr, res.stderr
@@ -396,7 +391,7 @@ def test_isp_tune_refuses_a_split_leaving_the_teacher_one_raw_before_writing(tmp
 def test_agree_refuses_an_unknown_tie_rule_before_reading_anything(tmp_path, scored_run):
     """**Was**: `genbench agree RUN --ties bogus` printed "preferences: RUN/prefs.csv (N votes …)" and then
     "error: tie policy 'bogus' …" (not the option's name); `--model-ties` alike."""
-    run = _copy_of(scored_run, tmp_path)
+    run = copied_run(scored_run, tmp_path / "run")
     for option, rules in (("--ties", "skip, half"), ("--model-ties", "wrong, half")):
         said = f"error: {option} 'bogus': use one of {rules}"
         res = run_genbench("agree", run, option, "bogus")
@@ -408,7 +403,7 @@ def test_agree_with_a_misspelt_metric_names_the_scored_one(tmp_path, scored_run)
     """**Was**: `genbench agree RUN -m clasical` (scored: classical) said "metric 'clasical' has not scored
     this run — `genbench score RUN --metrics clasical`": the fix it gave scores the typo (an unknown scorer
     again). Now it asks about the close metric this run has scores of and lists them."""
-    run = _copy_of(scored_run, tmp_path)
+    run = copied_run(scored_run, tmp_path / "run")
     res = run_genbench("agree", run, "-m", "clasical")
     said = " ".join(res.stderr.split())
     assert res.returncode == 2 and "run (did you mean 'classical'?) (scored: classical)" in said, res.stderr
