@@ -85,6 +85,18 @@ def exiqa_set(tmp_path, photos) -> tuple[Path, Path]:
     return exiqa_files(tmp_path, photos)
 
 
+@pytest.fixture(scope="session")
+def scored_photo_run(tmp_path_factory, photos) -> Path:
+    """``genbench_helpers.make_photo_run``'s run scored by `classical` (the real command), made once: a test
+    works on its own copy (``genbench_helpers.copied_run``)."""
+    from genbench_helpers import make_photo_run
+    from helpers import run_genbench
+
+    run = make_photo_run(tmp_path_factory.mktemp("scored") / "run", photos)
+    assert run_genbench("score", run, "-m", "classical").returncode == 0
+    return run
+
+
 # ------------------------------------------------------------------------------------------------------
 # session 48's official dataset layouts (`test_dataset_layouts48.LAYOUTS`) and a run config fine-tuning on one
 

@@ -14,15 +14,6 @@ from helpers import run_genbench
 from genbench.manifest import load_pairs
 
 
-@pytest.fixture(scope="module")
-def scored_photo_run(tmp_path_factory, photos) -> Path:
-    """``make_photo_run``'s run scored by `classical` (the real command), once for the module: a test works on
-    its own copy."""
-    run = make_photo_run(tmp_path_factory.mktemp("scored") / "run", photos)
-    assert run_genbench("score", run, "-m", "classical").returncode == 0
-    return run
-
-
 def _prefs(path: Path, votes: list[tuple[str, str]]) -> Path:
     with open(path, "w", newline="") as fh:
         csv.writer(fh).writerows([("pair_id", "rater", "choice"), *((p, "r1", c) for p, c in votes)])
