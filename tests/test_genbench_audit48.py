@@ -177,8 +177,7 @@ def test_agree_on_pairs_sharing_prompts_says_how_to_resample_prompts(tmp_path, p
 
     photo_run = copied_run(scored_photo_run, tmp_path / "gen")
     (photo_run / "prefs.csv").write_text("pair_id,choice\nastronaut,a\ncoffee,b\n")
-    res = run_genbench("agree", photo_run)
-    # no prompt note (its 2 voted pairs get the few-pairs Wilson note of session 54, another note)
+    res = run_genbench("agree", photo_run)  # 2 pairs: the Wilson interval's note (session 54), not this one
     assert res.returncode == 0 and "share" not in res.stderr and "--cluster-by" not in res.stderr, res.stderr
 
 
