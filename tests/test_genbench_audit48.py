@@ -159,7 +159,7 @@ def test_a_resumed_score_counts_only_its_own_images_in_the_rate(tmp_path, photos
     assert lines and all(int(done) > 10 for done, _rate in lines), res.stderr
 
 
-def test_agree_on_pairs_sharing_prompts_says_how_to_resample_prompts(tmp_path, photos, scored_photo_run):
+def test_agree_on_pairs_sharing_prompts_says_how_to_resample_prompts(tmp_path, photos):
     """**Was** (session 48, `genbench agree` on agiqa3k-dev's 4,660 pairs of 150 prompts, as the README's
     line runs it): "58.4% (57.0% – 59.8%)" without a word, an interval resampling pairs as if the 31 pairs
     of a prompt were independent; by prompt (`--cluster-by prompt_id`, as docs/agiqa3k_model.md measures)
@@ -175,8 +175,9 @@ def test_agree_on_pairs_sharing_prompts_says_how_to_resample_prompts(tmp_path, p
     res = run_genbench("agree", run, "--cluster-by", "prompt_id")
     assert res.returncode == 0 and "note:" not in res.stderr, res.stderr
 
-    photo_run = copied_run(scored_photo_run, tmp_path / "gen")
+    photo_run = make_photo_run(tmp_path / "gen", photos)
     (photo_run / "prefs.csv").write_text("pair_id,choice\nastronaut,a\ncoffee,b\n")
+    assert run_genbench("score", photo_run, "-m", "classical").returncode == 0
     res = run_genbench("agree", photo_run)  # 2 pairs: the Wilson interval's note (session 54), not this one
     assert res.returncode == 0 and "share" not in res.stderr and "--cluster-by" not in res.stderr, res.stderr
 
