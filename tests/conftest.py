@@ -66,18 +66,35 @@ def photo_folder(folder: Path, photos: dict[str, Image.Image], n: int = 4, side:
     return folder
 
 
-@pytest.fixture()
-def exiqa_set(tmp_path, photos) -> tuple[Path, Path]:
-    """A `make-distorted` folder of 5 real photos (3 rounds) and a MOS CSV of 10 of its images."""
+def exiqa_files(folder: Path, photos: dict[str, Image.Image]) -> tuple[Path, Path]:
+    """``folder`` with a `make-distorted` set of 5 real photos (3 rounds), a MOS CSV of 10 of its images."""
     from attiqa.distortions.multi import make_distorted_set
 
-    src = photo_folder(tmp_path / "src", photos, n=5, side=64)
-    data = tmp_path / "md"
+    src = photo_folder(folder / "src", photos, n=5, side=64)
+    data = folder / "md"
     make_distorted_set(sorted(src.glob("*.png")), data, rounds=3, seed=0, max_k=2)
     images = sorted((data / "images").rglob("*.png"))[:10]
-    mos = tmp_path / "mos.csv"
+    mos = folder / "mos.csv"
     mos.write_text("image,mos\n" + "".join(f"{p},{10 + 7 * i % 60}\n" for i, p in enumerate(images)))
     return data, mos
+
+
+@pytest.fixture()
+def exiqa_set(tmp_path, photos) -> tuple[Path, Path]:
+    """:func:`exiqa_files` in the test's own folder."""
+    return exiqa_files(tmp_path, photos)
+
+
+@pytest.fixture(scope="session")
+def scored_photo_run(tmp_path_factory, photos) -> Path:
+    """``genbench_helpers.make_photo_run``'s run scored by `classical` (the real command), made once: a test
+    works on its own copy (``genbench_helpers.copied_run``)."""
+    from genbench_helpers import make_photo_run
+    from helpers import run_genbench
+
+    run = make_photo_run(tmp_path_factory.mktemp("scored") / "run", photos)
+    assert run_genbench("score", run, "-m", "classical").returncode == 0
+    return run
 
 
 # ------------------------------------------------------------------------------------------------------

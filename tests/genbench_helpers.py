@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 
@@ -141,6 +142,12 @@ def make_photo_run(run: Path, photos: dict) -> Path:
         records.append({**rec, "sharp": "a" if i % 2 == 0 else "b"})
     write_manifest(run, records)
     return run
+
+
+def copied_run(run: Path, dest: Path) -> Path:
+    """``run`` copied to ``dest``: a test's own copy of a run made once for its module (a run's manifest
+    names its images relative to it, or where an import read them)."""
+    return Path(shutil.copytree(run, dest))
 
 
 class VoteServer:

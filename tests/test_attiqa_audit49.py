@@ -100,13 +100,14 @@ def test_select_prompts_max_images_counts_readable_photos(tmp_path, photos, tiny
 
 
 def test_train_exiqa_interrupted_says_what_it_kept_and_resumes_counted_on_its_own_labels(
-    tmp_path, exiqa_set, tiny_dir
+    tmp_path, exiqa_set, tiny_dir, cli
 ):
     """**Was**, for `attiqa train-exiqa DATA -o RUN` (tiny CLIP) stopped by Ctrl-C after its 2nd epoch:
     a bare "interrupted"; the rerun's bar "exiqa epochs: 1/4 (… img/s)" at its 3rd epoch (the kept epochs
     not counted, epochs called images); and a rerun on another `labels.csv` resumed on it silently (only
     the options were compared, as "holds a run with other settings", which one unsaid). Now each is said
-    (or refused) in one line."""
+    (or refused) in one line. The Ctrl-C is a real signal to a real process; the rerun and the refusal run
+    in this process (the entry point's own exit codes and lines)."""
     from helpers import run_attiqa, signal_after
 
     data, mos = exiqa_set
@@ -118,7 +119,7 @@ def test_train_exiqa_interrupted_says_what_it_kept_and_resumes_counted_on_its_ow
     assert cut.returncode == 130, cut.stderr[-2000:]
     said = [" ".join(x.split()) for x in cut.stderr.splitlines() if x.startswith("interrupted")]
     assert said == [f"interrupted after epoch 2 of 4 kept in {run}; rerun the same command to continue"]
-    again = run_attiqa(*cmd)
+    again = cli(*cmd)
     assert again.returncode == 0, again.stderr[-2000:]
     lines = [" ".join(x.split()) for x in again.stderr.splitlines()]
     assert f"resuming {run}: 2 of 4 epochs kept" in lines
@@ -133,17 +134,15 @@ def test_train_exiqa_interrupted_says_what_it_kept_and_resumes_counted_on_its_ow
     (other / "labels.csv").write_text(
         "\n".join([text[0], text[1].replace(",0.2", ",0.4", 1), *text[2:]]) + "\n"
     )
-    res = run_attiqa(*cmd[:1], other, *cmd[2:])
+    res = cli(*cmd[:1], other, *cmd[2:])
     assert res.returncode == 2
     assert f"error: {run}: holds a run with other settings (other labels) — " in " ".join(res.stderr.split())
 
 
-def test_the_exiqa_regressor_waits_for_the_run_to_finish(tmp_path, exiqa_set, tiny_dir):
+def test_the_exiqa_regressor_waits_for_the_run_to_finish(tmp_path, exiqa_set, tiny_dir, cli):
     """**Was**: `attiqa train-exiqa-regressor RUN --mos M` on a run stopped at epoch 1 of 3 fitted the
     regressor to the half-trained prompts without a word — and once the run was finished, `attiqa score -m
     exiqa:RUN` used that regressor on the finished prompts. Now refused until the run has finished."""
-    from helpers import run_attiqa
-
     from attiqa.exiqa.train import ExiqaTrainConfig, train_exiqa
 
     data, mos = exiqa_set
@@ -157,7 +156,7 @@ def test_the_exiqa_regressor_waits_for_the_run_to_finish(tmp_path, exiqa_set, ti
 
     with pytest.raises(KeyboardInterrupt):
         train_exiqa(data, run, cfg, on_epoch=ctrl_c)
-    reg = run_attiqa("train-exiqa-regressor", run, "--mos", mos, "--epochs", "2", "--device", "cpu")
+    reg = cli("train-exiqa-regressor", run, "--mos", mos, "--epochs", "2", "--device", "cpu")
     assert reg.returncode == 2 and not (run / "regressor.safetensors").exists()
     assert (
         f"error: {run / 'exiqa.safetensors'}: its training stopped after epoch 1 of 3 — finish it first "
@@ -165,7 +164,7 @@ def test_the_exiqa_regressor_waits_for_the_run_to_finish(tmp_path, exiqa_set, ti
         in " ".join(reg.stderr.split())
     )
     train_exiqa(data, run, cfg)
-    reg = run_attiqa("train-exiqa-regressor", run, "--mos", mos, "--epochs", "2", "--device", "cpu")
+    reg = cli("train-exiqa-regressor", run, "--mos", mos, "--epochs", "2", "--device", "cpu")
     assert reg.returncode == 0, reg.stderr[-2000:]
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import resized
+from conftest import exiqa_files, resized
 
 from attiqa.distortions.graded import write_graded_set
 from attiqa.distortions.multi import make_distorted_set
@@ -97,36 +97,46 @@ def test_eval_knows_a_models_training_rows_in_a_moved_copy_and_after_export(
         assert not fit or "fine-tuned on images of this KADID-10k table" in fit[0]
 
 
+@pytest.fixture(scope="module")
+def exiqa_whole(tmp_path_factory, photos, tiny_dir) -> tuple[Path, list[str]]:
+    """A `make-distorted` set, the options of a tiny CLIP `train exiqa` run on it, and that run never
+    interrupted (its folder), trained once for both cuts below."""
+    from attiqa.exiqa.train import ExiqaTrainConfig, train_exiqa
+
+    folder = tmp_path_factory.mktemp("exiqa_whole")
+    data, _ = exiqa_files(folder, photos)
+    cfg = ExiqaTrainConfig(
+        str(tiny_dir), epochs=3, warmup_epochs=1, batch_size=8, n_prompts=2, val_fraction=0.2
+    )
+    train_exiqa(data, folder / "whole", cfg)
+    opts = ["--clip", tiny_dir, "--epochs", "3", "--warmup-epochs", "1", "--prompts", "2", "-b", "8",
+            "--val-fraction", "0.2", "--device", "cpu"]  # fmt: skip
+    return data, opts
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("cut_after", ["exiqa.safetensors", "exiqa.state.safetensors"])
 def test_train_exiqa_killed_between_its_two_saves_resumes_to_the_same_prompts(
     tmp_path,
-    exiqa_set,
-    tiny_dir,
+    exiqa_whole,
     cut_after,
+    cli,
 ):
     """**Was**: `attiqa train exiqa DATA -o RUN` killed (SIGKILL) after an epoch's checkpoint was saved but
     before its training state: the rerun took the checkpoint's prompts of epoch 2 with the optimiser and
     epoch count of epoch 1, trained epoch 2 again on them, and ended on other prompts than an uninterrupted
     run, without a word. Now the state (with the prompts) is saved first and is the resume point; a
     checkpoint left an epoch behind is brought level. Killed after either save, the rerun ends bit-identical
-    to a run never killed (~25 s: two commands of a tiny CLIP)."""
+    to a run never killed. The kill is a real SIGKILL of a real process; the rerun runs in this one."""
     from helpers import run_attiqa, signal_after
 
-    from attiqa.exiqa.train import ExiqaTrainConfig, train_exiqa
     from attiqa.io.checkpoints import load_checkpoint
 
-    data, _ = exiqa_set
-    whole, run = tmp_path / "whole", tmp_path / "run"
-    cfg = ExiqaTrainConfig(
-        str(tiny_dir), epochs=3, warmup_epochs=1, batch_size=8, n_prompts=2, val_fraction=0.2
-    )
-    train_exiqa(data, whole, cfg)
-    opts = ["--clip", tiny_dir, "--epochs", "3", "--warmup-epochs", "1", "--prompts", "2", "-b", "8",
-            "--val-fraction", "0.2", "--device", "cpu"]  # fmt: skip
+    data, opts = exiqa_whole
+    whole, run = data.parent / "whole", tmp_path / "run"
     kill = signal_after(tmp_path, "replace", cut_after, 2, "SIGKILL", "attiqa.cli")
     assert run_attiqa("train", "exiqa", data, "-o", run, *opts, **kill).returncode == -9
-    again = run_attiqa("train", "exiqa", data, "-o", run, *opts)
+    again = cli("train", "exiqa", data, "-o", run, *opts)
     assert again.returncode == 0, again.stderr[-2000:]
     assert f"resuming {run}: 2 of 3 epochs kept" in [" ".join(x.split()) for x in again.stderr.splitlines()]
     want, want_card = load_checkpoint(whole / "exiqa.safetensors")

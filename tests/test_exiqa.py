@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import run_attiqa
 
 from attiqa.distortions.kadid import KADID_NAMES
 from attiqa.distortions.multi import make_distorted_set
@@ -167,9 +166,11 @@ def test_default_prompt_length_is_table_ii_for_kadid():
     assert ExiqaTrainConfig().n_prompts == 100  # paper Table II: KADID-10k / TID2013 shallow prompts
 
 
-def test_exiqa_scorer_and_score_command(distorted, tiny_dir, tmp_path):
+def test_exiqa_scorer_and_score_command(distorted, tiny_dir, tmp_path, cli):
+    """`attiqa train exiqa`, `score -m exiqa:RUN` and `train-exiqa-regressor` end to end (the entry point in
+    this process; a real process trains exiqa in test_attiqa_audit49 / 50)."""
     out = tmp_path / "run"
-    res = run_attiqa(
+    res = cli(
         "train", "exiqa", distorted, "--out", out, "--clip", tiny_dir, "--epochs", "2",
         "--warmup-epochs", "0", "--batch-size", "8", "--prompts", "2",
     )  # fmt: skip
@@ -183,7 +184,7 @@ def test_exiqa_scorer_and_score_command(distorted, tiny_dir, tmp_path):
         len(top) == 3
         and top[0][1] >= top[1][1] >= top[2][1] == sorted(row[d] for d in scorer.distortions)[-3]
     )
-    res = run_attiqa("score", distorted / "images" / "r00", "--model", f"exiqa:{out}")
+    res = cli("score", distorted / "images" / "r00", "--model", f"exiqa:{out}")
     assert res.returncode == 0, res.stderr
     assert res.stdout.count("top distortions: kadid_") == 5
 
@@ -205,7 +206,7 @@ def test_exiqa_scorer_and_score_command(distorted, tiny_dir, tmp_path):
     assert with_reg.info.score_range == pytest.approx((min(mos), max(mos)), abs=1e-4)
     scored = with_reg(sorted((distorted / "images").rglob("*.png"))[:3])
     assert np.all(np.isfinite(scored["score"])) and scored["score"].std() > 0
-    res = run_attiqa("train-exiqa-regressor", out, "--mos", distorted / "mos.csv", "--epochs", "5")
+    res = cli("train-exiqa-regressor", out, "--mos", distorted / "mos.csv", "--epochs", "5")
     assert res.returncode == 0 and "held-out SROCC" in res.stderr + res.stdout, res.stderr
 
 

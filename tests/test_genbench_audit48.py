@@ -8,7 +8,7 @@ import json
 import urllib.request
 from pathlib import Path
 
-from genbench_helpers import VoteServer, make_photo_run
+from genbench_helpers import VoteServer, copied_run, make_photo_run
 from helpers import run_genbench
 
 IR_ITEMS = [  # two items in the ImageReward test format (ids and paths as the public file writes them)
@@ -133,7 +133,7 @@ def test_a_reimport_that_would_drop_voted_pairs_is_refused(tmp_path, photos):
     assert res.returncode == 0 and "(1 vote on 1 pair)" in res.stderr, res.stderr
 
 
-def test_a_resumed_score_counts_only_its_own_images_in_the_rate(tmp_path, photos):
+def test_a_resumed_score_counts_only_its_own_images_in_the_rate(tmp_path, photos, scored_photo_run):
     """**Was** (session 48, `genbench score RUN -m classical` on agiqa3k-dev again after a Ctrl-C at 512 of
     1491 images): "classical: 512/1491 (35299.7 img/s)", then "672/1491 (227.4 img/s)" — the images the
     earlier run scored were counted as scored in no time (the real rate: ~80 img/s). Now they are in the
@@ -142,8 +142,7 @@ def test_a_resumed_score_counts_only_its_own_images_in_the_rate(tmp_path, photos
 
     from genbench.manifest import read_records, write_manifest
 
-    run = make_photo_run(tmp_path / "run", photos)
-    assert run_genbench("score", run, "-m", "classical").returncode == 0
+    run = copied_run(scored_photo_run, tmp_path / "run")
     records = read_records(run)
     for k, img in enumerate(list(photos.values())[:2]):  # two more pairs: 4 new images, 10 scored
         for side, size in (("a", (80, 60)), ("b", (60, 80))):

@@ -8,7 +8,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from genbench_helpers import make_photo_run
+from genbench_helpers import copied_run, make_photo_run
 from helpers import run_genbench
 
 from genbench.manifest import load_pairs
@@ -20,12 +20,11 @@ def _prefs(path: Path, votes: list[tuple[str, str]]) -> Path:
     return path
 
 
-def test_agree_on_three_pairs_all_right_gives_no_certain_interval(tmp_path, photos):
+def test_agree_on_three_pairs_all_right_gives_no_certain_interval(tmp_path, scored_photo_run):
     """**Was**: three votes the metric got right gave "100.0% (100.0% – 100.0%)" — the percentile bootstrap of
     three equal credits has nothing to resample, a certainty three votes do not give. Now the interval is at
     least the pairs' Wilson score interval: 43.9 – 100 % for 3 of 3."""
-    run = make_photo_run(tmp_path / "run", photos)
-    assert run_genbench("score", run, "-m", "classical").returncode == 0
+    run = copied_run(scored_photo_run, tmp_path / "run")
     from genbench.manifest import read_records
 
     sharp = {r["pair_id"]: r["sharp"] for r in read_records(run)}  # people pick the sharp photo
@@ -39,14 +38,13 @@ def test_agree_on_three_pairs_all_right_gives_no_certain_interval(tmp_path, phot
     assert "43.9%" in r.stdout and "100.0%" in r.stdout
 
 
-def test_a_raters_repeated_vote_in_a_csv_counts_once(tmp_path, photos):
+def test_a_raters_repeated_vote_in_a_csv_counts_once(tmp_path, photos, scored_photo_run):
     """**Was**: a preferences CSV holding a rater's vote on a pair twice (two `export-votes` files
     concatenated; a row pasted twice) counted both — r1's two votes for a outvoted r2's one for b, a tie
     read as a preference for a, and "3 votes on 2 pairs". Now a named rater's later votes on a pair are
     left out and said (the first counts, as `genbench vote` records a rater's first vote only); votes
     without a rater (an import's) are all kept. Also: a rater who voted on some pairs only counts there."""
-    run = make_photo_run(tmp_path / "run", photos)
-    assert run_genbench("score", run, "-m", "classical").returncode == 0
+    run = copied_run(scored_photo_run, tmp_path / "run")
     ids = [p for p, _ in sorted(photos.items())][:3]
     votes = [(ids[0], "r1", "a"), (ids[1], "r1", "b"), (ids[0], "r2", "b"), (ids[0], "r1", "a")]
     votes += [(ids[2], "", "a"), (ids[2], "", "a")]  # anonymous: two people

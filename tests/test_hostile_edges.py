@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from genbench_helpers import copied_run
 from helpers import run_genbench
 from PIL import Image
 
@@ -31,6 +32,17 @@ def _agiqa_root(root: Path, n: int = 6) -> Path:
         fh.write(AGIQA_HEADER + "\n")
         csv.writer(fh).writerows(rows)
     return root
+
+
+@pytest.fixture(scope="module")
+def scored_run(tmp_path_factory) -> Path:
+    """A run of `genbench import-agiqa3k` on :func:`_agiqa_root`, scored by `classical` (the real commands),
+    made once for the module: a test works on its own copy (``genbench_helpers.copied_run``)."""
+    base = tmp_path_factory.mktemp("scored")
+    run = base / "run"
+    assert run_genbench("import-agiqa3k", _agiqa_root(base / "agiqa"), "-o", run).returncode == 0
+    assert run_genbench("score", run, "-m", "classical", "-w", "0").returncode == 0
+    return run
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -250,12 +262,10 @@ def test_an_isp_manifest_row_with_an_unquoted_comma_is_refused(tmp_path, isp_raw
     assert not out.exists() or not any(out.iterdir())
 
 
-def test_a_preferences_row_with_an_unquoted_comma_is_refused(tmp_path):
+def test_a_preferences_row_with_an_unquoted_comma_is_refused(tmp_path, scored_run):
     """**Was**: `genbench agree --prefs FILE` with a rater `lee, a` unquoted (`PAIR,lee, a,b`) counted a vote
     for image a — the rater's second half read as the choice, the real choice b dropped — without a word."""
-    run = tmp_path / "run"
-    assert run_genbench("import-agiqa3k", _agiqa_root(tmp_path / "agiqa"), "-o", run).returncode == 0
-    assert run_genbench("score", run, "-m", "classical", "-w", "0").returncode == 0
+    run = copied_run(scored_run, tmp_path / "run")
     prefs = tmp_path / "prefs.csv"
     prefs.write_text("pair_id,rater,choice\nimg0|img1,ann,b\nimg0|img1,lee, a,b\n")
     res = run_genbench("agree", run, "--prefs", prefs, "--metrics", "classical", "--bootstrap", "100")
@@ -295,7 +305,7 @@ def test_genbench_score_names_a_skipped_metric_once(tmp_path):
     assert said.count("nosuch.safetensors") == 1 and "classical: 6 scored" in said
 
 
-def test_genbench_metrics_naming_nothing_is_refused(tmp_path):
+def test_genbench_metrics_naming_nothing_is_refused(tmp_path, scored_run):
     """**Was** (session 41): `genbench score RUN -m ''` (or `' , '`) scored every metric of the registry,
     `agree -m ''` reported every scored one: an empty list read as "no option". Now one line, exit 2,
     before any work, listing what could be named."""
@@ -309,11 +319,11 @@ def test_genbench_metrics_naming_nothing_is_refused(tmp_path):
         said = f"error: --metrics {given!r} names no metric — give one or more of {names}"
         assert res.returncode == 2 and res.stderr.strip().startswith(said), res.stderr
         assert len(res.stderr.strip().splitlines()) == 1 and not (run / "scores").exists()
-    assert run_genbench("score", run, "-m", "classical", "-w", "0").returncode == 0
-    res = run_genbench("agree", run, "-m", " , ")
+    scored = copied_run(scored_run, tmp_path / "scored")
+    res = run_genbench("agree", scored, "-m", " , ")
     said = "names no metric — give one or more of classical (comma-separated)"
     assert res.returncode == 2 and said in res.stderr, res.stderr
-    assert not (run / "agreement").exists()
+    assert not (scored / "agreement").exists()
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -378,12 +388,10 @@ def test_isp_tune_refuses_a_split_leaving_the_teacher_one_raw_before_writing(tmp
     assert not out.exists() or not any(out.iterdir())
 
 
-def test_agree_refuses_an_unknown_tie_rule_before_reading_anything(tmp_path):
+def test_agree_refuses_an_unknown_tie_rule_before_reading_anything(tmp_path, scored_run):
     """**Was**: `genbench agree RUN --ties bogus` printed "preferences: RUN/prefs.csv (N votes …)" and then
     "error: tie policy 'bogus' …" (not the option's name); `--model-ties` alike."""
-    run = tmp_path / "run"
-    assert run_genbench("import-agiqa3k", _agiqa_root(tmp_path / "agiqa"), "-o", run).returncode == 0
-    assert run_genbench("score", run, "-m", "classical", "-w", "0").returncode == 0
+    run = copied_run(scored_run, tmp_path / "run")
     for option, rules in (("--ties", "skip, half"), ("--model-ties", "wrong, half")):
         said = f"error: {option} 'bogus': use one of {rules}"
         res = run_genbench("agree", run, option, "bogus")
@@ -391,13 +399,11 @@ def test_agree_refuses_an_unknown_tie_rule_before_reading_anything(tmp_path):
     assert not (run / "agreement").exists()
 
 
-def test_agree_with_a_misspelt_metric_names_the_scored_one(tmp_path):
+def test_agree_with_a_misspelt_metric_names_the_scored_one(tmp_path, scored_run):
     """**Was**: `genbench agree RUN -m clasical` (scored: classical) said "metric 'clasical' has not scored
     this run — `genbench score RUN --metrics clasical`": the fix it gave scores the typo (an unknown scorer
     again). Now it asks about the close metric this run has scores of and lists them."""
-    run = tmp_path / "run"
-    assert run_genbench("import-agiqa3k", _agiqa_root(tmp_path / "agiqa"), "-o", run).returncode == 0
-    assert run_genbench("score", run, "-m", "classical", "-w", "0").returncode == 0
+    run = copied_run(scored_run, tmp_path / "run")
     res = run_genbench("agree", run, "-m", "clasical")
     said = " ".join(res.stderr.split())
     assert res.returncode == 2 and "run (did you mean 'classical'?) (scored: classical)" in said, res.stderr

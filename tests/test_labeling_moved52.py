@@ -170,11 +170,12 @@ def add_source(root):
 
 
 @pytest.mark.slow  # whole train runs in subprocesses
-def test_a_degrade_run_stopped_in_pretraining_refuses_an_added_source_first(tmp_path):
+def test_a_degrade_run_stopped_in_pretraining_refuses_an_added_source_first(tmp_path, cli):
     """Ctrl-C to `attiqa train` (degrade -> label -> pretrain) after pretraining's first epoch, a source
     added, the same command with --resume: **was** the source's graded copies made and labelled, then
     pretraining refused the table; now one line before anything is written. The same after Ctrl-C in the
-    degrade stage (no pretraining yet): the resume takes the new source in and finishes."""
+    degrade stage (no pretraining yet): the resume takes the new source in and finishes. The Ctrl-C is a
+    real signal to a real process; the reruns run the entry point in this process."""
     cfg = degrade_config(tmp_path)
     run = tmp_path / "run"
     ctrl_c = signal_after(tmp_path, "replace", "last.state.safetensors", 1, "SIGINT", "attiqa.cli")
@@ -183,7 +184,7 @@ def test_a_degrade_run_stopped_in_pretraining_refuses_an_added_source_first(tmp_
     add_source(tmp_path)
     graded = sorted((run / "graded").iterdir())
     table = (run / "labels.parquet").read_bytes()
-    res = run_attiqa("train", "-c", cfg, "--resume")
+    res = cli("train", "-c", cfg, "--resume")
     assert res.returncode != 0 and "Traceback" not in res.stderr
     assert res.stderr.strip().splitlines() == [
         f"error: degrade.sources: 1 image(s) the graded set in {run / 'graded'} was not made from, e.g. "
@@ -193,22 +194,22 @@ def test_a_degrade_run_stopped_in_pretraining_refuses_an_added_source_first(tmp_
     ]
     assert sorted((run / "graded").iterdir()) == graded  # was: its graded copies made, then labelled
     assert (run / "labels.parquet").read_bytes() == table
-    res = run_attiqa("train", "-c", cfg, "--resume", "--set", "degrade.levels=[1,3,5]")
+    res = cli("train", "-c", cfg, "--resume", "--set", "degrade.levels=[1,3,5]")
     assert res.returncode != 0 and res.stderr.strip().startswith("error: degrade.levels: [1, 3, 5] differs")
     (tmp_path / "src" / "s9.png").unlink()
     same_files = ("--set", "degrade.levels=[3,1]", "--set", "degrade.seed=7")  # no draw: the same files
-    res = run_attiqa("train", "-c", cfg, "--resume", *same_files)
+    res = cli("train", "-c", cfg, "--resume", *same_files)
     assert res.returncode == 0, res.stderr
 
 
 @pytest.mark.slow  # whole train runs in subprocesses
-def test_a_degrade_run_stopped_in_its_degrade_stage_takes_an_added_source(tmp_path):
+def test_a_degrade_run_stopped_in_its_degrade_stage_takes_an_added_source(tmp_path, cli):
     cfg = degrade_config(tmp_path)
     ctrl_c = signal_after(tmp_path, "replace", ".png", 2, "SIGINT", "attiqa.cli")
     stopped = run_attiqa("train", "-c", cfg, **ctrl_c)
     assert stopped.returncode != 0 and "Traceback" not in stopped.stderr
     add_source(tmp_path)
-    res = run_attiqa("train", "-c", cfg, "--resume")
+    res = cli("train", "-c", cfg, "--resume")
     assert res.returncode == 0, res.stderr
     names = {p.name for p in label_paths(pq.read_table(tmp_path / "run" / "labels.parquet"))}
     assert {"s9.png", "s9__gaussian_blur_3.png"} <= names

@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import resized
-from helpers import run_attiqa
 from PIL import Image
 from scipy import ndimage, stats
 
@@ -336,7 +335,9 @@ def test_known_best_pair_wins_every_task(tmp_path, task_photos):
 # --------------------------------------------------------------------------------------------------
 
 
-def test_select_prompts_command_end_to_end(tmp_path, task_photos, tiny_dir):
+def test_select_prompts_command_end_to_end(tmp_path, task_photos, tiny_dir, cli):
+    """`attiqa select-prompts` end to end through the entry point, in this process (real processes of it:
+    test_attiqa_audit49's peak-memory test)."""
     photos_dir = tmp_path / "photos"
     photos_dir.mkdir()
     for i, p in enumerate(task_photos[:2]):
@@ -345,8 +346,8 @@ def test_select_prompts_command_end_to_end(tmp_path, task_photos, tiny_dir):
     (tmp_path / "spaq" / "TestImage" / "00001.png").write_bytes(b"not an image")  # skipped, reported
     out = tmp_path / "sel"
     select = ["select-prompts", "--teacher", f"clip:{tiny_dir}", "--out", out]
-    r = run_attiqa(*select, "--images", photos_dir, "--spaq", tmp_path / "spaq", "--work-size", "64",
-                   "--device", "cpu", "--all-pairs")  # fmt: skip
+    r = cli(*select, "--images", photos_dir, "--spaq", tmp_path / "spaq", "--work-size", "64",
+            "--device", "cpu", "--all-pairs")  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert "00001.png" in r.stderr and "skipped" in r.stderr
     rows = list(csv.DictReader((out / "summary.csv").open()))
@@ -367,7 +368,5 @@ def test_select_prompts_command_end_to_end(tmp_path, task_photos, tiny_dir):
     for a, (p, n) in best.items():
         assert chosen.pairs[a].positive == make_prompt(p) and chosen.pairs[a].negative == make_prompt(n)
     # bad input: one line naming the file and the fix, exit code 2
-    bad = run_attiqa(
-        "select-prompts", "--teacher", f"clip:{tiny_dir}", "--spaq", tmp_path / "nowhere", "--out", out
-    )
+    bad = cli("select-prompts", "--teacher", f"clip:{tiny_dir}", "--spaq", tmp_path / "nowhere", "--out", out)
     assert bad.returncode == 2 and "nowhere" in bad.stderr and "Traceback" not in bad.stderr

@@ -196,13 +196,14 @@ def test_offline_hub_weights_fail_fast_with_the_scorer_flag(name, tmp_path, monk
     assert "could not be downloaded" in msg and f"-m {name}:" in msg
 
 
-def test_score_command_with_clipiqa_folder(tiny_rn_dir, photo_dir, tmp_path):
+def test_score_command_with_clipiqa_folder(tiny_rn_dir, photo_dir, tmp_path, cli):
+    """`attiqa score --model clipiqa:FOLDER` (the entry point, in this process)."""
     out = tmp_path / "scores.csv"
-    res = run_attiqa("score", photo_dir, "--model", f"clipiqa:{tiny_rn_dir}", "-o", out, "-q")
+    res = cli("score", photo_dir, "--model", f"clipiqa:{tiny_rn_dir}", "-o", out, "-q")
     assert res.returncode == 0, res.stderr
     rows = list(csv.DictReader(out.open()))
     assert len(rows) == 5 and all(0 < float(r["score"]) < 1 for r in rows)
-    res = run_attiqa("score", photo_dir, "--model", "clipiqa:/nonexistent/x")
+    res = cli("score", photo_dir, "--model", "clipiqa:/nonexistent/x")
     assert res.returncode != 0 and "Traceback" not in res.stderr
     assert "/nonexistent/x" in res.stderr + res.stdout
 

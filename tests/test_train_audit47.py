@@ -361,7 +361,7 @@ def test_a_finetune_table_listing_an_image_twice_or_odd_splits(tmp_path):
 
 
 @pytest.mark.slow
-def test_ctrl_c_to_train_says_what_is_kept_and_how_to_continue(tmp_path):
+def test_ctrl_c_to_train_says_what_is_kept_and_how_to_continue(tmp_path, cli):
     """**Was**: Ctrl-C to `attiqa train` said a bare "interrupted" (the next command then refused the folder
     of checkpoints, and only that line said --resume). Now it says which stage and epoch are kept and to rerun
     with --resume, which continues to the end."""
@@ -376,7 +376,7 @@ def test_ctrl_c_to_train_says_what_is_kept_and_how_to_continue(tmp_path):
         f"interrupted: finetune after epoch 1 kept in {tmp_path / 'run'}; rerun the same command with "
         "--resume to continue"
     ]
-    again = run_attiqa("train", "-c", cfg, "--resume", env={"OMP_NUM_THREADS": "1"})
+    again = cli("train", "-c", cfg, "--resume")  # the entry point in this process
     assert again.returncode == 0, again.stderr[-3000:]
 
 
