@@ -601,7 +601,8 @@ def refuse_other_report(out: Path, kind: str) -> None:
     ``isp-tune check``) would replace but is not its own: a run's folder (run.json) for a check, a check's
     (summary.json's ``checked_policy``) for a run, or another command's ``REPORT_FILES`` for either (an
     ``attiqa eval`` folder's summary.json). ``isp-tune --out`` of a check's folder overwrote its report."""
-    run_json = (out / "run.json").is_file()
+    marker = next((n for n in RUN_MARKERS if (out / n).exists()), None)
+    run_json = marker is not None  # a run folder, even after its run.json was deleted to redo its step
     if kind == "run" and run_json:  # a run to resume, or finished: its own
         return
     present = [n for n in REPORT_FILES if (out / n).is_file()]
@@ -615,7 +616,7 @@ def refuse_other_report(out: Path, kind: str) -> None:
     if kind == "check" and checked and not run_json:  # an earlier check: rerun over it
         return
     if run_json:
-        what, whose = "an isp-tune run folder (run.json)", "the run's"
+        what, whose = f"an isp-tune run folder ({marker})", "the run's"
     elif checked:
         what, whose = "an isp-tune check's report folder (summary.json)", "the check's"
     else:
@@ -627,6 +628,10 @@ def refuse_other_report(out: Path, kind: str) -> None:
 
 
 FINISHED_JSON = "finished.json"  # a finished run's invocation and its files' stamps (finished_run)
+# What only a run writes (a check writes evaluate's report alone): a run folder is known by any of them — a
+# damaged run.json's line says to delete it, and the rerun must find its own folder (refuse_other_report)
+RUN_MARKERS = ("run.json", "training.json", "policy.safetensors", FINISHED_JSON, "teacher", "baselines",
+               "checkpoint")  # fmt: skip
 
 
 def invocation_record(

@@ -583,7 +583,9 @@ def test_a_policy_records_its_reward_model_and_a_changed_one_is_refused(tmp_path
     from the registry): a prior fitted against other weights — a re-shipped default model — is refused as
     a teacher prior and warned about as an SAC starting point, and a run folder made with another reward
     model is refused before anything is written."""
-    from attiqa.errors import ConfigError
+    import torch
+
+    from attiqa.errors import ConfigError, ModelLoadError
     from attiqa.io.checkpoints import load_checkpoint, save_checkpoint, sha256_of
     from attiqa.scorers import scorer_identity
     from attiqa.scorers.zoo import named_models, resolve_weights
@@ -596,7 +598,10 @@ def test_a_policy_records_its_reward_model_and_a_changed_one_is_refused(tmp_path
     assert default["sha256"] == sha256_of(resolve_weights("attiqa-default"))
     assert scorer_identity("classical") == {"name": "classical", "sha256": None}
     ckpt = tmp_path / "m.safetensors"
-    ckpt.write_bytes(b"not really weights")
+    ckpt.write_bytes(b"not really weights")  # not a checkpoint: one line (session 54), no identity
+    with pytest.raises(ModelLoadError, match="not a readable safetensors checkpoint"):
+        scorer_identity(ckpt)
+    save_checkpoint(ckpt, {"w": torch.zeros(2)}, {"name": "m"})
     assert scorer_identity(ckpt)["sha256"] == sha256_of(ckpt)
 
     path = _prior_file(tmp_path, isp_raws)
