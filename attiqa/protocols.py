@@ -634,23 +634,21 @@ def check_fractions(fractions: Sequence[float]) -> None:
         seen[pct] = fr
 
 
-SMALL_HELD_OUT = FEW_IMAGES
-"""Below this many held-out images a split's SROCC is mostly noise (:func:`noise_spread`)."""
 PAPER_REPEATS = 10  # random 80/20 splits per dataset (§4.1); `attiqa bench --repeats` says it
 DATA_EFFICIENT_FRACTIONS = (0.1, 0.2)  # data-efficient's training fractions (§4.4); `--fractions` says them
 
 
 def say_small_splits(label: str, n: int, splits: Sequence[Split]) -> None:
     """Warn, before the runs, of splits whose median says little: a held-out side under
-    :data:`SMALL_HELD_OUT`, and seeds that drew the same held-out images (the median counts that split more
+    :data:`FEW_IMAGES`, and seeds that drew the same held-out images (the median counts that split more
     than once). Warned, not refused: a tiny set is how a config is tried out in minutes."""
     smallest = min(len(sp.test) for sp in splits)
-    if smallest < SMALL_HELD_OUT:
+    if smallest < FEW_IMAGES:
         spread = noise_spread(smallest)
         console.print(
             f"[yellow]{plain(label)}: a split of its {n} images holds out {smallest} — an SROCC on so few "
             f"is {spread}, so the median of {len(splits)} split{'s' if len(splits) > 1 else ''} says little; "
-            f"add images (at least {SMALL_HELD_OUT} held out; the paper's datasets hold out hundreds)",
+            f"add images (at least {FEW_IMAGES} held out; the paper's datasets hold out hundreds)",
             highlight=False,
         )
     same: dict[frozenset[int], list[str]] = {}

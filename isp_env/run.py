@@ -602,20 +602,20 @@ def refuse_other_report(out: Path, kind: str) -> None:
     (summary.json's ``checked_policy``) for a run, or another command's ``REPORT_FILES`` for either (an
     ``attiqa eval`` folder's summary.json). ``isp-tune --out`` of a check's folder overwrote its report."""
     marker = next((n for n in RUN_MARKERS if (out / n).exists()), None)
-    run_json = marker is not None  # a run folder, even after its run.json was deleted to redo its step
-    if kind == "run" and run_json:  # a run to resume, or finished: its own
+    is_run = marker is not None  # a run folder, even after its run.json was deleted to redo its step
+    if kind == "run" and is_run:  # a run to resume, or finished: its own
         return
     present = [n for n in REPORT_FILES if (out / n).is_file()]
-    if not run_json and not present:
+    if not is_run and not present:
         return
     try:
         summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         summary = None
     checked = isinstance(summary, dict) and "checked_policy" in summary
-    if kind == "check" and checked and not run_json:  # an earlier check: rerun over it
+    if kind == "check" and checked and not is_run:  # an earlier check: rerun over it
         return
-    if run_json:
+    if is_run:
         what, whose = f"an isp-tune run folder ({marker})", "the run's"
     elif checked:
         what, whose = "an isp-tune check's report folder (summary.json)", "the check's"
