@@ -222,9 +222,14 @@ function backToLogin() {
   $("rater").select();
 }
 
+let loggingIn = false;   // a login's question to the server is on its way (or waiting for the server)
+
 async function start() {
   const value = $("rater").value.trim();
   $("login-error").textContent = "";
+  // the server away: the login is tried again by itself, as a vote is ("Press Enter again in a moment" left
+  // the rater to guess when). Enter pressed while it waits tries now, with the id then typed: the wait ends.
+  if (loggingIn) { session++; loggingIn = false; stopRetrying(); if (wakeRetry) wakeRetry(); }
   if (!/^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$/.test(value)) {
     // "letters" read as any letter: "zoë" and "-x" were refused by a message they seemed to meet
     $("login-error").textContent = `"${value}" cannot be a rater id: use up to 64 of a–z A–Z 0–9 _ . @ - `
@@ -235,12 +240,19 @@ async function start() {
   try { own = sessionStorage.getItem("genbench-rater"); } catch (e) { /* private mode */ }
   const known = browserRaters();
   if (value === own || known.includes(value)) { await begin(value); return; }   // this tab's or browser's
-  const { status, body } = await getJSON(`/api/progress?rater=${encodeURIComponent(value)}`);
-  if (status !== 200) {
-    $("login-error").textContent = (body.error || `server error ${status}`)
-      + (awayStatus(status) ? " Press Enter again in a moment." : "");
-    return;
-  }
+  loggingIn = true;
+  const mine = session;
+  const got = await untilAnswered(() => getJSON(`/api/progress?rater=${encodeURIComponent(value)}`),
+    (answer, wait) => {
+      $("login-error").textContent = `${answer.body.error || `server error ${answer.status}`} Trying again `
+        + `in ${wait} s by itself.`;
+    }, true);
+  if (got === null || mine !== session) return;   // a later Enter or a rater change took over
+  loggingIn = false;
+  stopRetrying();
+  $("login-error").textContent = "";
+  const { status, body } = got;
+  if (status !== 200) { $("login-error").textContent = body.error || `server error ${status}`; return; }
   if (body.done > 0) {
     ask(`"${value}" already has ${body.done} of ${body.total} votes, from another browser. Continue only if `
       + `you are ${value}; if not, choose another id — their votes and yours must not be merged.`,
