@@ -277,7 +277,7 @@ def agree(
         wilson_note,
         write_report,
     )
-    from genbench.prefs import load_votes, prefs_kind, unused_prefs
+    from genbench.prefs import aside_kind, load_votes, prefs_kind, unused_prefs
     from genbench.run_scores import SCORES_DIR, load_metric_scores
 
     check_tie_rules(ties, model_ties)
@@ -314,10 +314,10 @@ def agree(
         )
     left_aside = unused_prefs(run_dir, prefs, source)
     if left_aside is not None:
-        aside_kind = prefs_kind(load_votes(run_dir, left_aside)[0])
+        kind_aside = aside_kind(left_aside, pairs)
         console.print(
             f"  [yellow]{plain_name(left_aside)} is not used: the run's votes count once anyone voted — pass "
-            f"--prefs {plain(shell_arg(left_aside))} to measure against it ({plain(aside_kind)})[/]",
+            f"--prefs {plain(shell_arg(left_aside))} to measure against it ({plain(kind_aside)})[/]",
             highlight=False,
         )
     scores = load_metric_scores(run_dir, chosen)
