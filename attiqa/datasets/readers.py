@@ -260,8 +260,14 @@ class _CountedLines:
 def fitting_rows(reader: csv.DictReader[str], path: Path, delimiter: str) -> Iterator[dict[str | Any, Any]]:
     """The rows of ``reader``, refusing one with more non-empty cells than the header has columns: an
     unquoted delimiter in a name or prompt shifts every later cell into the next column (a MOS read from
-    the std column, the last cell dropped) without any other sign."""
+    the std column, the last cell dropped) without any other sign; and one holding NUL bytes, which no
+    text file has: a damaged one, whose zeros were read as a prompt's text or a MOS cell's."""
     for row in reader:
+        if any("\x00" in c for c in row.values() if isinstance(c, str)):  # csv reads NUL as text
+            raise AttiqaError(  # the cell's repr of 8,192 "\x00" made a 33,000-character "one line"
+                f"{path}:{reader.line_num}: NUL bytes in the text — the file is damaged (zeros where its "
+                "text was, as a copy cut short by a crash leaves them): restore it from its source"
+            )
         extra = row.get(None)  # csv.DictReader's restkey: the cells past the header
         if extra and any(str(c).strip() for c in extra):
             sep = "a tab" if delimiter == "\t" else f"'{delimiter}'"
