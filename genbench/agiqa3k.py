@@ -33,6 +33,7 @@ from attiqa.datasets import get_dataset
 from attiqa.datasets.readers import cell_number
 from attiqa.errors import AttiqaError
 from attiqa.io.atomic import json_text
+from attiqa.io.images import IMAGE_EXTENSIONS
 from genbench.files import refuse_out_among
 from genbench.imagereward import PREFS, prefs_text
 from genbench.manifest import write_manifest
@@ -75,6 +76,7 @@ class AgiqaImportResult:
     repeated_rows: int = 0  # rows repeating an earlier row (same image, same MOS): counted once
     without_mos: int = 0  # rows whose mos_quality is empty, NaN or infinite
     without_prompt: int = 0  # rows whose prompt is empty: no pair is theirs (pairs share a prompt)
+    unlisted: list[str] = field(default_factory=list)  # images beside the score file's that no row names
 
 
 def generator_of(name: str) -> str:
@@ -129,7 +131,27 @@ def read_agiqa3k(root: Path, counts: AgiqaImportResult | None = None) -> list[Ag
         )
     if counts is not None:
         counts.repeated_rows, counts.without_mos = repeats, ds.n_without_score
+        counts.unlisted = unlisted_images([it.image for it in ds.items] + [r.image for r in ds.without_score])
     return out
+
+
+def unlisted_images(named: list[Path]) -> list[str]:
+    """The images in the folders the score file's rows name that none of its rows names: a data.csv cut
+    short (a copy interrupted, an editor's half-saved file) was imported as the whole dataset, its cut last
+    row said as "no finite mos_quality" and nothing about the hundreds of images after it."""
+    by_folder: dict[Path, set[str]] = defaultdict(set)
+    for image in named:
+        by_folder[Path(os.path.abspath(image)).parent].add(Path(image).name)
+    out = []
+    for folder, names in by_folder.items():
+        try:
+            entries = os.listdir(folder)
+        except OSError:  # no such folder: its images are said as not on disk
+            continue
+        out += [
+            str(folder / n) for n in entries if n not in names and Path(n).suffix.lower() in IMAGE_EXTENSIONS
+        ]
+    return sorted(out)
 
 
 def image_ids(images: list[AgiqaImage]) -> dict[Path, str]:
@@ -233,7 +255,7 @@ def import_agiqa3k(
     images = read_agiqa3k(Path(root), read)
     present = [im for im in images if im.image.is_file()]
     records, prefs, res = make_pairs(present, margin, same_generator)
-    for counted in ("repeated_rows", "without_mos", "without_prompt"):
+    for counted in ("repeated_rows", "without_mos", "without_prompt", "unlisted"):
         setattr(res, counted, getattr(read, counted))
     res.missing = sorted(str(im.image) for im in images if not im.image.is_file())
     if not records:
@@ -252,8 +274,9 @@ def import_agiqa3k(
     image_root = image_folder(Path(root), present)  # the images stay there
     folders = [(Path(root), "the AGIQA-3k folder", True), (image_root, "the AGIQA-3k folder", True)]
     refuse_out_among(out_dir, folders, "agiqa3k_run")
-    info = {k: v for k, v in asdict(res).items() if k != "missing"}
+    info = {k: v for k, v in asdict(res).items() if k not in ("missing", "unlisted")}
     info = {"source": "agiqa3k", "root": str(Path(root).resolve()), **info, "missing": res.missing[:100]}
+    info["unlisted"] = res.unlisted[:100]
     also = {PREFS: prefs_text(prefs), IMPORT_INFO: json_text(info)}  # one commit with the manifest
     write_manifest(out_dir, records, image_root=image_root, also=also)
     return res

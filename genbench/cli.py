@@ -435,7 +435,7 @@ def vote(
         "(repeatable; other names are refused against DNS rebinding).",
     ),
 ) -> None:
-    """Serve the preference study (supp. §D.2) at http://HOST:PORT/ — votes go to RUN/votes.sqlite.
+    """Serve the preference study (supplement §D.2) at http://HOST:PORT/ — votes go to RUN/votes.sqlite.
 
     Raters enter an id, then see two images side by side (no prompt), in their own random order and
     left/right placement, and vote with ← / → (or 1 / 2). Several raters can vote at once.
@@ -589,6 +589,11 @@ def import_agiqa3k_cmd(
         are = "is" if k == 1 else "are"
         console.print(f"  [yellow]{counted(k, 'image')} of the score file {are} not on disk[/] "
                       f"(e.g. {plain(res.missing[0])})", highlight=False)  # fmt: skip
+    if res.unlisted:  # a data.csv cut short imported as the whole dataset
+        k, first = len(res.unlisted), Path(res.unlisted[0])
+        console.print(f"  [yellow]{counted(k, 'image')} in {plain(str(first.parent))} "
+                      f"{'has' if k == 1 else 'have'} no row in the score file: left out[/] (e.g. "
+                      f"{plain(first.name)}) — is the score file whole?", highlight=False)  # fmt: skip
 
 
 def main() -> None:

@@ -312,37 +312,35 @@ def _unusable(path: Path, metric: str) -> str:
     return ""
 
 
-def _not_scored_fix(folder: Path, slug: str) -> str:
-    """The tail of the error for a metric ``slug`` without scores in ``folder``: a misspelt name (`agree -m
-    clasical`) is asked about, not sent to `genbench score` to be scored under the typo; the scored metrics
-    listed."""
+def _not_scored_fix(folder: Path, slug: str, name: str) -> str:
+    """The tail of the error for a metric ``name`` (its file ``slug``) without scores in ``folder``: a
+    misspelt name (`agree -m clasical`) is asked about, not sent to `genbench score` to be scored under the
+    typo; the scored metrics listed. The command names the metric as given: its file's name
+    (``temu-layer_5`` for ``temu-layer:5``, a checkpoint's stem) is no scorer `score` knows."""
     scored = sorted(p.stem for p in folder.glob("*.csv"))
     listed = f" (scored: {', '.join(scored)})" if scored else ""
     hint = did_you_mean(slug, scored)
     if hint:
         return f"{hint}{listed}"
-    return f" — `genbench score {shell_arg(folder.parent)} --metrics {slug}`{listed}"
+    return f" — `genbench score {shell_arg(folder.parent)} --metrics {shell_arg(name)}`{listed}"
 
 
 def load_metric_scores(run_dir: Path, metrics: list[str] | None = None) -> list[MetricScores]:
     """Read ``scores/*.csv`` (all metrics scored, or the named ones) of a run."""
     folder = Path(run_dir) / SCORES_DIR
-    slugs = (
-        [metric_slug(m, run_dir) for m in metrics]
-        if metrics
-        else sorted(p.stem for p in folder.glob("*.csv"))
-    )
-    if not slugs:
+    names = metrics or sorted(p.stem for p in folder.glob("*.csv"))  # as given, or each file's stem
+    if not names:
         raise AttiqaError(f"{folder}: no scores yet — run `genbench score {shell_arg(run_dir)}` first")
     out = []
-    for slug in slugs:
+    for name in names:
+        slug = metric_slug(name, run_dir) if metrics else name
         path = folder / f"{slug}.csv"
         if not path.exists():
             raise AttiqaError(
-                f"{path}: metric {slug!r} has not scored this run{_not_scored_fix(folder, slug)}"
+                f"{path}: metric {name!r} has not scored this run{_not_scored_fix(folder, slug, name)}"
             )
         meta_path = path.with_suffix(".json")
-        again = f"`genbench score {shell_arg(run_dir)} --metrics {slug}`"
+        again = f"`genbench score {shell_arg(run_dir)} --metrics {shell_arg(name)}`"
         try:
             meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.exists() else {}
             column = meta.get("column", "score")
