@@ -1,0 +1,90 @@
+"""A user's mistake is told before the model stack loads: each bad-input case below runs its command line's
+real entry point (``main()``, as the console script does) in ONE fresh interpreter, case after case, and
+after each the test asserts the one-line error, exit code 2 and that torch (and diffusers, gymnasium,
+stable-baselines3) is still not imported. A case that imported torch is named; the cases after it would
+be meaningless, so it is the first failure reported. Structural, not timed: the time it saves is measured
+by ``benchmarks/cli_startup.py --errors``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+HEAVY = ("torch", "diffusers", "gymnasium", "stable_baselines3")
+
+# argv[1]: JSON list of [entry module, argv, expected words]; prints one JSON line per case
+PROBE = """
+import contextlib, io, json, sys
+heavy = json.loads(sys.argv[2])
+for module, argv, words in json.loads(sys.argv[1]):
+    err = io.StringIO()
+    sys.argv = [module.split(".")[0], *argv]
+    code = 0
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        try:
+            __import__(module, fromlist=["main"]).main()
+        except SystemExit as exc:
+            code = exc.code
+    loaded = [m for m in heavy if m in sys.modules]
+    print(json.dumps([module, argv, code, err.getvalue(), loaded]), flush=True)
+    if loaded:
+        break
+"""
+
+
+def run_cases(cases: list[tuple[str, list[str], str]]) -> list[list]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "200"}
+    env.pop("WORLD_SIZE", None)
+    res = subprocess.run(
+        [sys.executable, "-c", PROBE, json.dumps(cases), json.dumps(HEAVY)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    return [json.loads(line) for line in res.stdout.splitlines() if line.startswith("[")]
+
+
+def check(cases: list[tuple[str, list[str], str]]) -> None:
+    results = run_cases(cases)
+    for (module, argv, code, err, loaded), (_, _, words) in zip(results, cases, strict=False):
+        what = f"{module} {' '.join(argv)}"
+        assert loaded == [], f"{what}: imported {loaded} before saying its error ({err.strip()!r})"
+        assert code == 2, f"{what}: exit {code}, said {err!r}"
+        lines = [line for line in err.strip().splitlines() if line.strip()]
+        assert len(lines) == 1 and lines[0].startswith("error:"), f"{what}: said {err!r}"
+        assert words in " ".join(err.split()), f"{what}: said {err!r}, not {words!r}"
+    assert len(results) == len(cases)
+
+
+@pytest.fixture
+def photo(tmp_path: Path) -> Path:
+    path = tmp_path / "photos" / "a.png"
+    path.parent.mkdir()
+    Image.new("RGB", (32, 24), (120, 80, 40)).save(path)
+    return path
+
+
+def test_attiqa_score_bad_inputs_are_told_before_torch(tmp_path: Path, photo: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    a = "attiqa.cli"
+    check(
+        [
+            (a, ["score", str(tmp_path / "missing.jpg")], "no such file or folder"),
+            (a, ["score", str(empty)], "no images found"),
+            (a, ["score", str(photo), "-o", str(tmp_path / "s.txt")], "unsupported output type .txt"),
+            (a, ["score", str(photo), "-o", str(tmp_path)], "is a folder"),
+            (a, ["score", str(photo), "-o", str(tmp_path / "scores")], "has no file extension"),
+            (a, ["score", str(photo), "--sheet", str(tmp_path / "s.jpg")], "--sheet"),
+        ]
+    )
