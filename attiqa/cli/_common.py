@@ -146,12 +146,18 @@ def device(spec: str) -> str:
     return str(resolve_device(spec))
 
 
+def one_process() -> bool:
+    """Not under torchrun: WORLD_SIZE unset or 1 (any other value, even one the process group refuses, is
+    left to :func:`attiqa.sharding.sharded`). A command's checks then run before torch is imported."""
+    return os.environ.get("WORLD_SIZE", "1").strip() in ("", "1")
+
+
 def checked_first(check: Callable[[], T]) -> Callable[[], T]:
     """Run a command's input and output checks now, before torch is imported, when this is one process: a
     typo's one line came after ~3 s of importing the model stack. Under torchrun (WORLD_SIZE > 1, or a value
     the process group will refuse) the check is returned to run inside
     :func:`attiqa.sharding.alike_on_every_process`, so the job says it once. Call the result for the value."""
-    if os.environ.get("WORLD_SIZE", "1").strip() not in ("", "1"):
+    if not one_process():
         return check
     value = check()
     return lambda: value
