@@ -108,3 +108,17 @@ def test_attiqa_eval_bad_inputs_are_told_before_torch(tmp_path: Path, photo: Pat
             (a, [*folder, "-o", str(photo), *m], str(photo)),
         ]
     )
+
+
+def test_attiqa_train_config_file_errors_are_told_before_torch(tmp_path: Path) -> None:
+    (tmp_path / "broken.yaml").write_text("label: [unclosed\n")
+    (tmp_path / "typo.yaml").write_text("bogus_section: 1\n")
+    a = "attiqa.cli"
+    check(
+        [
+            (a, ["train", "--config", str(tmp_path / "missing.yaml")], "config file not found"),
+            (a, ["train", "--config", str(tmp_path / "broken.yaml")], "not valid YAML"),
+            (a, ["train", "--config", str(tmp_path / "typo.yaml")], "unknown key 'bogus_section'"),
+            (a, ["train", "--config", str(tmp_path)], "a folder, not a run config"),
+        ]
+    )

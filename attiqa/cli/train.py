@@ -8,7 +8,13 @@ from pathlib import Path
 
 import typer
 
-from attiqa.cli._common import BatchSizeOption, DeviceOption, InterruptedExit, LabelWorkersOption
+from attiqa.cli._common import (
+    BatchSizeOption,
+    DeviceOption,
+    InterruptedExit,
+    LabelWorkersOption,
+    checked_first,
+)
 from attiqa.errors import AttiqaError, EveryProcessError
 from attiqa.progress import console, counted, plain, plain_name
 
@@ -125,9 +131,22 @@ def train_cmd(
         raise AttiqaError(
             "attiqa train: --config FILE is required (or a subcommand: `attiqa train exiqa --help`)"
         )
-    from attiqa.config import load_config
+    from attiqa.config import TrainConfig, load_config
+    from attiqa.runner import earlier_training
+
+    def checked() -> TrainConfig:
+        cfg = load_config(config, set_, out_dir=out_dir)  # --out-dir in place of the config's, checked
+        stages = earlier_training(Path(cfg.out_dir)) if resume is None else []
+        if stages:
+            raise EveryProcessError(
+                f"{cfg.out_dir}: holds checkpoints of an earlier run ({', '.join(stages)}) — add "
+                "--resume to continue it, --no-resume to train over it, or choose another --out-dir"
+            )
+        return cfg
+
+    first = checked_first(checked)  # alone: before torch is imported
     from attiqa.labeling import env_rank_world
-    from attiqa.runner import earlier_training, interrupted_words, run
+    from attiqa.runner import interrupted_words, run
     from attiqa.sharding import alike_on_every_process
     from attiqa.training.distributed import is_main, process_group
 
@@ -138,15 +157,7 @@ def train_cmd(
             process_group()
         ):  # kept up to the report: once the group is gone every torchrun process is rank 0
             with alike_on_every_process():  # under torchrun: said once, or by each process that met it
-                cfg = load_config(
-                    config, set_, out_dir=out_dir
-                )  # --out-dir in place of the config's, checked
-                stages = earlier_training(Path(cfg.out_dir)) if resume is None else []
-                if stages:
-                    raise EveryProcessError(
-                        f"{cfg.out_dir}: holds checkpoints of an earlier run ({', '.join(stages)}) — add "
-                        "--resume to continue it, --no-resume to train over it, or choose another --out-dir"
-                    )
+                cfg = first()
             res = run(cfg, resume=bool(resume))
             if not is_main():
                 return
