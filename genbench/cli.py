@@ -199,11 +199,18 @@ def score(
     skipped; unreadable images are skipped and listed.
     """
     from genbench.manifest import missing_images
-    from genbench.run_scores import SCORES_DIR, default_metrics, scores_folder
 
-    names = _split_metrics(metrics, default_metrics) or default_metrics()
+    def every_metric() -> list[str]:
+        from genbench.run_scores import default_metrics  # attiqa.scoring: torch
+
+        return default_metrics()
+
+    names = _split_metrics(metrics, every_metric)
     pairs = _run_pairs(run_dir)
-    missing_images(run_dir, pairs)  # none on disk: one line before any model loads
+    missing_images(run_dir, pairs)  # none on disk: one line before any model loads (and before torch)
+    from genbench.run_scores import SCORES_DIR, scores_folder
+
+    names = names or every_metric()
     scores_folder(run_dir)  # every metric writes there: a problem with it is one line, before any scoring
     dev = device_str(device)
     ok = 0

@@ -122,3 +122,18 @@ def test_attiqa_train_config_file_errors_are_told_before_torch(tmp_path: Path) -
             (a, ["train", "--config", str(tmp_path)], "a folder, not a run config"),
         ]
     )
+
+
+def test_genbench_score_run_errors_are_told_before_torch(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    pair = {"pair_id": "p1", "image_a": "a.png", "image_b": "b.png", "prompt": "a cat"}
+    (run / "manifest.jsonl").write_text(json.dumps(pair) + "\n")
+    g, m = "genbench.cli", ["-m", "classical"]
+    check(
+        [
+            (g, ["score", str(tmp_path / "nope"), *m], "no manifest.jsonl"),
+            (g, ["score", str(run / "manifest.jsonl"), *m], "a file, not a run folder"),
+            (g, ["score", str(run), *m], "none of the 2 images its manifest names is on disk"),
+        ]
+    )
