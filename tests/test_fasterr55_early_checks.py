@@ -3,7 +3,7 @@ real entry point (``main()``, as the console script does) in ONE fresh interpret
 after each the test asserts the error line, exit code 2 and that torch (and diffusers, gymnasium,
 stable-baselines3) is still not imported. A case that imported torch is named; the cases after it would
 be meaningless, so it is the first failure reported. Structural, not timed: the time it saves is measured
-by ``benchmarks/cli_startup.py --errors``.
+by ``benchmarks/cli_startup.py`` (its ERRORS).
 """
 
 from __future__ import annotations
