@@ -284,8 +284,8 @@ def agree(
         wilson_note,
         write_report,
     )
+    from genbench.files import SCORES_DIR
     from genbench.prefs import load_votes, prefs_kind, unused_prefs
-    from genbench.run_scores import SCORES_DIR, load_metric_scores
 
     check_tie_rules(ties, model_ties)
     chosen = _split_metrics(metrics, lambda: sorted(p.stem for p in (run_dir / SCORES_DIR).glob("*.csv")))
@@ -327,6 +327,8 @@ def agree(
             f"--prefs {plain(shell_arg(left_aside))} to measure against it ({plain(aside_kind)})[/]",
             highlight=False,
         )
+    from genbench.run_scores import load_metric_scores  # attiqa.scoring: torch, after the checks above
+
     scores = load_metric_scores(run_dir, chosen)
     results = [
         metric_agreement(pairs, labels, s, ties, model_ties, bootstrap, seed, cluster_by) for s in scores

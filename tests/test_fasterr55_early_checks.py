@@ -124,7 +124,7 @@ def test_attiqa_train_config_file_errors_are_told_before_torch(tmp_path: Path) -
     )
 
 
-def test_genbench_score_run_errors_are_told_before_torch(tmp_path: Path) -> None:
+def test_genbench_score_and_agree_run_errors_are_told_before_torch(tmp_path: Path) -> None:
     run = tmp_path / "run"
     run.mkdir()
     pair = {"pair_id": "p1", "image_a": "a.png", "image_b": "b.png", "prompt": "a cat"}
@@ -135,5 +135,10 @@ def test_genbench_score_run_errors_are_told_before_torch(tmp_path: Path) -> None
             (g, ["score", str(tmp_path / "nope"), *m], "no manifest.jsonl"),
             (g, ["score", str(run / "manifest.jsonl"), *m], "a file, not a run folder"),
             (g, ["score", str(run), *m], "none of the 2 images its manifest names is on disk"),
+            (g, ["agree", str(run), "--ties", "bogus"], "--ties 'bogus': use one of"),
+            (g, ["agree", str(tmp_path / "nope")], "no manifest.jsonl"),
+            (g, ["agree", str(run), "--prefs", str(tmp_path / "p.csv")], "p.csv: no such file"),
+            (g, ["agree", str(run)], "no votes.sqlite or prefs.csv"),
+            (g, ["agree", str(run), "-o", str(run / "scores")], "is the run's scores folder"),
         ]
     )
