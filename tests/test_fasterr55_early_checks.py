@@ -110,7 +110,7 @@ def test_attiqa_eval_bad_inputs_are_told_before_torch(tmp_path: Path, photo: Pat
     )
 
 
-def test_attiqa_train_config_file_errors_are_told_before_torch(tmp_path: Path) -> None:
+def test_attiqa_train_and_label_file_errors_are_told_before_torch(tmp_path: Path) -> None:
     (tmp_path / "broken.yaml").write_text("label: [unclosed\n")
     (tmp_path / "typo.yaml").write_text("bogus_section: 1\n")
     a = "attiqa.cli"
@@ -120,6 +120,7 @@ def test_attiqa_train_config_file_errors_are_told_before_torch(tmp_path: Path) -
             (a, ["train", "--config", str(tmp_path / "broken.yaml")], "not valid YAML"),
             (a, ["train", "--config", str(tmp_path / "typo.yaml")], "unknown key 'bogus_section'"),
             (a, ["train", "--config", str(tmp_path)], "a folder, not a run config"),
+            (a, ["label", str(tmp_path), "-o", str(tmp_path)], "is a folder — give --out a file name"),
         ]
     )
 

@@ -61,6 +61,24 @@ def label_cmd(
     """
     from attiqa.config import LabelConfig, TrainConfig
     from attiqa.io.atomic import output_folder
+
+    def checked() -> LabelConfig:
+        if out.is_dir():
+            raise AttiqaError(f"{out}: is a folder — give --out a file name, e.g. {out / 'labels.parquet'}")
+        output_folder(out.parent, "--out", create=False)  # made once the images and the teacher are found
+        lc = LabelConfig(
+            images=[str(p) for p in images],
+            teacher=teacher,
+            prompts=str(prompts) if prompts else None,
+            clip_scale=clip_scale,
+            batch_size=batch_size,
+            num_workers=workers,
+            out=str(out.resolve()),
+        )
+        lc.check_clip_settings(options=True)  # as a run config's label: section is checked
+        return lc
+
+    first = checked_first(checked)  # alone: before torch is imported
     from attiqa.labeling import env_rank_world, kept_words
     from attiqa.runner import run_label_stage
     from attiqa.sharding import alike_on_every_process
@@ -70,23 +88,7 @@ def label_cmd(
     try:
         with process_group():
             with alike_on_every_process():  # under torchrun: said once, or by each process that met it
-                if out.is_dir():
-                    raise AttiqaError(
-                        f"{out}: is a folder — give --out a file name, e.g. {out / 'labels.parquet'}"
-                    )
-                output_folder(
-                    out.parent, "--out", create=False
-                )  # made once the images and the teacher are found
-                lc = LabelConfig(
-                    images=[str(p) for p in images],
-                    teacher=teacher,
-                    prompts=str(prompts) if prompts else None,
-                    clip_scale=clip_scale,
-                    batch_size=batch_size,
-                    num_workers=workers,
-                    out=str(out.resolve()),
-                )
-                lc.check_clip_settings(options=True)  # as a run config's label: section is checked
+                lc = first()
             path = run_label_stage(TrainConfig(out_dir=str(out.parent), label=lc), out.parent, device=device)
             labelled = ()  # merged by rank 0 before the stage's last gather: the table is whole
             if is_main():
