@@ -19,6 +19,7 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 HEAVY = ("torch", "diffusers", "gymnasium", "stable_baselines3")
+ISP_HEAVY = ("torch", "diffusers", "stable_baselines3")  # `import isp_env` registers its Gymnasium id
 
 # argv[1]: JSON list of [entry module, argv, expected words]; prints one JSON line per case
 PROBE = """
@@ -40,11 +41,11 @@ for module, argv, words in json.loads(sys.argv[1]):
 """
 
 
-def run_cases(cases: list[tuple[str, list[str], str]]) -> list[list]:
+def run_cases(cases: list[tuple[str, list[str], str]], heavy: tuple[str, ...]) -> list[list]:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "200"}
     env.pop("WORLD_SIZE", None)
     res = subprocess.run(
-        [sys.executable, "-c", PROBE, json.dumps(cases), json.dumps(HEAVY)],
+        [sys.executable, "-c", PROBE, json.dumps(cases), json.dumps(heavy)],
         capture_output=True,
         text=True,
         env=env,
@@ -54,8 +55,8 @@ def run_cases(cases: list[tuple[str, list[str], str]]) -> list[list]:
     return [json.loads(line) for line in res.stdout.splitlines() if line.startswith("[")]
 
 
-def check(cases: list[tuple[str, list[str], str]]) -> None:
-    results = run_cases(cases)
+def check(cases: list[tuple[str, list[str], str]], heavy: tuple[str, ...] = HEAVY) -> None:
+    results = run_cases(cases, heavy)
     for (module, argv, code, err, loaded), (_, _, words) in zip(results, cases, strict=False):
         what = f"{module} {' '.join(argv)}"
         assert loaded == [], f"{what}: imported {loaded} before saying its error ({err.strip()!r})"
@@ -142,4 +143,21 @@ def test_genbench_score_and_agree_run_errors_are_told_before_torch(tmp_path: Pat
             (g, ["agree", str(run)], "no votes.sqlite or prefs.csv"),
             (g, ["agree", str(run), "-o", str(run / "scores")], "is the run's scores folder"),
         ]
+    )
+
+
+def test_isp_tune_bad_options_are_told_before_torch(tmp_path: Path) -> None:
+    raws = tmp_path / "raws"
+    raws.mkdir()
+    i, out = "isp_env.cli", ["--out", str(tmp_path / "run")]
+    check(
+        [
+            (i, ["--raw-dir", str(tmp_path / "nope"), *out], "not a folder"),
+            (
+                i,
+                ["--raw-dir", str(raws), *out, "--batch-size", "999999"],
+                "larger than the agents' replay buffer",
+            ),
+        ],
+        ISP_HEAVY,
     )
