@@ -75,7 +75,7 @@ def photo(tmp_path: Path) -> Path:
     return path
 
 
-def test_attiqa_score_bad_inputs_are_told_before_torch(tmp_path: Path, photo: Path) -> None:
+def test_attiqa_score_and_export_bad_inputs_are_told_before_torch(tmp_path: Path, photo: Path) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
     a = "attiqa.cli"
@@ -87,6 +87,13 @@ def test_attiqa_score_bad_inputs_are_told_before_torch(tmp_path: Path, photo: Pa
             (a, ["score", str(photo), "-o", str(tmp_path)], "is a folder"),
             (a, ["score", str(photo), "-o", str(tmp_path / "scores")], "has no file extension"),
             (a, ["score", str(photo), "--sheet", str(tmp_path / "s.jpg")], "--sheet"),
+            (
+                a,
+                ["export", str(tmp_path / "nope.safetensors"), str(tmp_path / "c.safetensors")],
+                "no such checkpoint",
+            ),
+            (a, ["export", str(photo), str(tmp_path)], "is a folder — give the file name to write"),
+            (a, ["export", str(photo), str(tmp_path / "c.txt")], "a checkpoint is written as .safetensors"),
         ]
     )
 

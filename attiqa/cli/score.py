@@ -269,8 +269,6 @@ def export(
     """Write a compact copy of a checkpoint for sharing or bundling, and print its SHA-256 (for a
     named-model table entry). Training state is not copied; absolute paths in the card (image folders,
     the source checkpoint) are made relative or dataset-level, so no path of this machine ships."""
-    from attiqa.io.checkpoints import load_checkpoint, portable_card, save_checkpoint, sha256_of
-    from attiqa.models import model_from_checkpoint
     from attiqa.scorers.zoo import checkpoint_file, registry_entry_at
 
     source = str(src)  # recorded in the card: a named model by its name, not this machine's install path
@@ -288,6 +286,9 @@ def export(
             f"{dst}: is the checkpoint being exported — write the copy under another name (the source "
             "keeps the full-precision weights a resumed or fine-tuned run needs)"
         )
+    from attiqa.io.checkpoints import load_checkpoint, portable_card, save_checkpoint, sha256_of  # torch
+    from attiqa.models import model_from_checkpoint
+
     earlier = _earlier_export(target)
     tensors, card = load_checkpoint(src, as_stored=half)  # read once: the file checked is the file copied
     # (--half: a tensor the source stores as fp16 stays fp16 — lossless, and the shipped model's copy keeps
