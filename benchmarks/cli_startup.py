@@ -41,7 +41,9 @@ ERRORS = (
     ("attiqa", ("eval", "folder", "--root", "{tmp}/photos", "--split", "bogus", "-m", "classical")),
     ("attiqa", ("train", "--config", "{tmp}/missing.yaml")),
     ("genbench", ("score", "{tmp}/no_run")),
+    ("genbench", ("agree", "{tmp}/no_run")),
     ("isp-tune", ("--raw-dir", "{tmp}/no_raws", "--out", "{tmp}/isp")),
+    ("isp-tune", ("--raw-dir", "{tmp}/photos", "--out", "{tmp}/isp", "--batch-size", "999999")),
 )
 
 
