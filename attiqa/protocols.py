@@ -922,7 +922,7 @@ def run_protocol(
         raise AttiqaError(f"{protocol}: no datasets given")
     if protocol == "cross" and len(benches) < 2:
         raise AttiqaError("cross: needs at least two datasets (train on one, test on the others)")
-    from attiqa.evaluation.evaluate import among_the_data
+    from attiqa.datasets.base import among_the_data
 
     for b in benches:  # before the base config, the --init checkpoint or any image is read
         among_the_data(Path(out_dir), b.dataset, writes=f"{protocol}.md, {protocol}.json, a folder per run",

@@ -18,7 +18,6 @@ import io
 import json
 import math
 import os
-import shlex
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -31,10 +30,9 @@ import torch
 from attiqa.errors import AttiqaError, ImageLoadError
 from attiqa.interface import Scorer
 from attiqa.io.atomic import (
+    OUT_FIX,
+    check_output_path,
     interrupts_held,
-    not_a_dangling_link,
-    output_folder,
-    resume_fix,
     write_bytes_atomic,
     write_json_atomic,
     write_text_atomic,
@@ -42,9 +40,7 @@ from attiqa.io.atomic import (
 from attiqa.io.batching import inference_num_workers, iter_image_batches
 from attiqa.io.tables import ENCODING, ERRORS, csv_bytes, read_cell, safe_cell
 
-OUTPUT_SUFFIXES = (".csv", ".tsv", ".json")
 VIEW_PIXELS = 5 * 320 * 320  # an image's view that --batch-size counts whole (paper §4.2: five 320-px crops)
-OUT_FIX = "choose another --out"  # `attiqa score`'s advice for an output it cannot use
 
 
 class OtherScoreFile(AttiqaError):
@@ -172,32 +168,6 @@ def write_scores(run: ScoreRun, out: str | Path, scorer_meta: dict | None = None
     else:
         rows = ([r["image"], *(_fmt(r[c]) for c in run.columns)] for r in run.rows)
         write_bytes_atomic(out, csv_bytes(["image", *run.columns], rows, _delimiter(out)))
-    return out
-
-
-def check_output_path(out: str | Path, fix: str = OUT_FIX, *, create: bool = True) -> Path:
-    """Fail before any work when ``out`` cannot be written: wrong extension, a folder, no permission
-    (``fix``: the advice for the last two, e.g. another command's own in place of ``--out``).
-    ``create=False``: its folder is checked, not made — for a check before settings that may still fail."""
-    out = Path(out)
-    if out.is_dir():
-        raise AttiqaError(f"{out}: is a folder — give a file name ending in .csv, .tsv or .json, "
-                          f"e.g. {out / 'scores.csv'}")  # fmt: skip
-    if not out.suffix:  # `-o scores` (a file meant) or `-o results` (into that folder meant)
-        raise AttiqaError(f"{out}: has no file extension — give a file name ending in .csv, .tsv or .json, "
-                          f"e.g. {out.with_name(out.name + '.csv')} (or {out / 'scores.csv'} to write into "
-                          f"a folder {out.name})")  # fmt: skip
-    if out.suffix.lower() not in OUTPUT_SUFFIXES:
-        raise AttiqaError(f"{out}: unsupported output type {out.suffix} — give a file name ending in .csv, "
-                          f".tsv or .json, e.g. {out.with_suffix('.csv')}")  # fmt: skip
-    not_a_dangling_link(out, "--out")
-    folder_fix = None if fix == OUT_FIX else fix
-    if fix == OUT_FIX and out.is_file():  # finished rows to resume: "choose another --out" would lose them
-        folder_fix = resume_fix(out.parent, out.name, fix)
-    output_folder(out.parent, "--out", fix=folder_fix, create=create)
-    if out.exists() and not os.access(out, os.W_OK):
-        resume = f"chmod u+w {shlex.quote(str(out))} to resume it, or " if fix == OUT_FIX else ""
-        raise AttiqaError(f"{out}: not writable (permission denied) — {resume}{fix}")
     return out
 
 

@@ -1,6 +1,8 @@
 """How long a command line takes to answer what needs no model: ``attiqa --help``, ``attiqa models``,
 ``genbench --help``, ``isp-tune --help``, against the floor any typer CLI pays (``python -c "import typer,
-rich"``), measured in the same run.
+rich"``), measured in the same run; and how long a user's mistake takes to be told (``ERRORS``: a missing
+file, a bad --out, a missing config or run folder; each must exit 2), as a ratio to its own command
+line's ``--help`` in the same round.
 
 Each command is the console script's own call (``sys.exit(main())`` of its installed entry point, as
 ``[project.scripts]`` of pyproject.toml declares it) in a fresh child process with ``PYTHONPATH`` set to the
@@ -32,6 +34,17 @@ from attiqa.cli import run_app
 ROOT = Path(__file__).resolve().parents[1]
 COMMANDS = (("attiqa", "--help"), ("attiqa", "models"), ("genbench", "--help"), ("isp-tune", "--help"))
 FLOOR = "import typer, rich"
+# bad input, told before any model loads ({tmp}: a scratch folder holding photos/a.png and mos.csv)
+ERRORS = (
+    ("attiqa", ("score", "{tmp}/missing.jpg")),
+    ("attiqa", ("score", "{tmp}/photos/a.png", "-o", "{tmp}/scores.txt")),
+    ("attiqa", ("eval", "folder", "--root", "{tmp}/photos", "--split", "bogus", "-m", "classical")),
+    ("attiqa", ("train", "--config", "{tmp}/missing.yaml")),
+    ("genbench", ("score", "{tmp}/no_run")),
+    ("genbench", ("agree", "{tmp}/no_run")),
+    ("isp-tune", ("--raw-dir", "{tmp}/no_raws", "--out", "{tmp}/isp")),
+    ("isp-tune", ("--raw-dir", "{tmp}/photos", "--out", "{tmp}/isp", "--batch-size", "999999")),
+)
 
 
 def entry_code(script: str) -> str:
@@ -41,9 +54,9 @@ def entry_code(script: str) -> str:
     return f"import sys; sys.argv[0] = {script!r}; from {ep.module} import {ep.attr}; sys.exit({ep.attr}())"
 
 
-def run(code: str, args: tuple[str, ...], root: Path) -> tuple[float, float]:
+def run(code: str, args: tuple[str, ...], root: Path, expect: int = 0) -> tuple[float, float]:
     """(seconds, peak RSS in MiB) of ``python -c CODE ARGS`` run in ``root`` (``-c`` puts the working folder
-    first on the path) with ``root`` on ``PYTHONPATH`` too."""
+    first on the path) with ``root`` on ``PYTHONPATH`` too; it must exit ``expect``."""
     env = {**os.environ, "PYTHONPATH": str(root), "COLUMNS": "100"}
     with tempfile.TemporaryFile() as err:  # a file, not a pipe: nothing can block the child
         t0 = time.perf_counter()
@@ -52,7 +65,7 @@ def run(code: str, args: tuple[str, ...], root: Path) -> tuple[float, float]:
         )
         _, status, usage = os.wait4(proc.pid, 0)
         seconds = time.perf_counter() - t0
-        if os.waitstatus_to_exitcode(status):
+        if os.waitstatus_to_exitcode(status) != expect:
             err.seek(0)
             raise SystemExit(f"{code} {' '.join(args)} ({root}) failed:\n{err.read().decode()}")
     return seconds, usage.ru_maxrss / 1024  # Linux: KiB
@@ -65,15 +78,34 @@ def main() -> None:
     args = ap.parse_args()
 
     trees = {"after": ROOT} if args.before is None else {"before": args.before.resolve(), "after": ROOT}
-    runs = {("floor", "", "floor"): (FLOOR, (), ROOT)}
+    with tempfile.TemporaryDirectory() as tmp:
+        scratch(Path(tmp))
+        errors = [(script, tuple(a.format(tmp=tmp) for a in argv), " ".join(argv)) for script, argv in ERRORS]
+        rounds(args.rounds, trees, errors)
+
+
+def scratch(tmp: Path) -> None:
+    """The files :data:`ERRORS` point at: a photo and its score file."""
+    from PIL import Image
+
+    (tmp / "photos").mkdir()
+    Image.new("RGB", (32, 24), (120, 80, 40)).save(tmp / "photos" / "a.png")
+    (tmp / "photos" / "mos.csv").write_text("image,mos\na.png,1\n")
+
+
+def rounds(n: int, trees: dict[str, Path], errors: list[tuple[str, tuple[str, ...], str]]) -> None:
+    """Every command of every tree ``n`` times, the order reversed every other round; then the tables."""
+    runs = {("floor", "", "floor"): (FLOOR, (), ROOT, 0)}
     for side, root in trees.items():
         for script, arg in COMMANDS:
-            runs[(side, script, arg)] = (entry_code(script), (arg,), root)
-    for code, a, root in runs.values():  # once untimed: bytecode caches written, files in the page cache
-        run(code, a, root)
+            runs[(side, script, arg)] = (entry_code(script), (arg,), root, 0)
+        for script, argv, label in errors:
+            runs[(side, script, label)] = (entry_code(script), argv, root, 2)
+    for code, a, root, expect in runs.values():  # once untimed: bytecode caches, files in the page cache
+        run(code, a, root, expect)
     secs: dict[tuple[str, str, str], list[float]] = {k: [] for k in runs}
     rss: dict[tuple[str, str, str], list[float]] = {k: [] for k in runs}
-    for r in range(args.rounds):
+    for r in range(n):
         order = list(runs) if r % 2 == 0 else list(reversed(runs))
         for key in order:
             s, m = run(*runs[key])
@@ -81,7 +113,7 @@ def main() -> None:
             rss[key].append(m)
 
     floor = secs[("floor", "", "floor")]
-    print(f"python {sys.version.split()[0]}, {args.rounds} rounds; wall seconds best / median, peak RSS MiB")
+    print(f"python {sys.version.split()[0]}, {n} rounds; wall seconds best / median, peak RSS MiB")
     floor_rss = statistics.median(rss[("floor", "", "floor")])
     print(f"floor ({FLOOR}): {min(floor):.3f} / {statistics.median(floor):.3f} s, {floor_rss:.0f} MiB")
     print(
@@ -101,6 +133,16 @@ def main() -> None:
             speed = statistics.median(x / y for x, y in zip(b, a, strict=True))
             print(f"{'':<22} before / after: {statistics.median(b) / statistics.median(a):.2f}x (medians), "
                   f"{speed:.2f}x (median per round)")  # fmt: skip
+    print("\nbad input (exit 2): wall seconds median, and x its command line's --help (median per round)")
+    for script, _, label in errors:
+        print(f"{script} {label}")
+        for side in trees:
+            t, helps = secs[(side, script, label)], secs[(side, script, "--help")]
+            ratio = statistics.median(a / b for a, b in zip(t, helps, strict=True))
+            print(f"  {side:<7} {statistics.median(t):7.3f} s  {ratio:6.2f}x --help")
+        if "before" in trees:
+            b, a = secs[("before", script, label)], secs[("after", script, label)]
+            print(f"  before / after: {statistics.median(x / y for x, y in zip(b, a, strict=True)):.2f}x")
 
 
 if __name__ == "__main__":

@@ -32,11 +32,13 @@ from attiqa.errors import AttiqaError, ConfigError, did_you_mean
 from attiqa.io.atomic import atomic_path, output_folder, write_json_atomic, write_text_atomic
 from attiqa.io.tables import read_cell, safe_cell
 from attiqa.progress import counted
+from genbench.files import SCORES_DIR
 from genbench.manifest import Pair
-from genbench.run_scores import SCORES_DIR, MetricScores
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
+
+    from genbench.run_scores import MetricScores
 
 TIE_POLICIES = ("skip", "half")
 MODEL_TIE_RULES = ("wrong", "half")

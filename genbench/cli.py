@@ -199,11 +199,18 @@ def score(
     skipped; unreadable images are skipped and listed.
     """
     from genbench.manifest import missing_images
-    from genbench.run_scores import SCORES_DIR, default_metrics, scores_folder
 
-    names = _split_metrics(metrics, default_metrics) or default_metrics()
+    def every_metric() -> list[str]:
+        from genbench.run_scores import default_metrics  # attiqa.scoring: torch
+
+        return default_metrics()
+
+    names = _split_metrics(metrics, every_metric)
     pairs = _run_pairs(run_dir)
-    missing_images(run_dir, pairs)  # none on disk: one line before any model loads
+    missing_images(run_dir, pairs)  # none on disk: one line before any model loads (and before torch)
+    from genbench.run_scores import SCORES_DIR, scores_folder
+
+    names = names or every_metric()
     scores_folder(run_dir)  # every metric writes there: a problem with it is one line, before any scoring
     dev = device_str(device)
     ok = 0
@@ -277,8 +284,8 @@ def agree(
         wilson_note,
         write_report,
     )
+    from genbench.files import SCORES_DIR
     from genbench.prefs import aside_kind, load_votes, prefs_kind, unused_prefs
-    from genbench.run_scores import SCORES_DIR, load_metric_scores
 
     check_tie_rules(ties, model_ties)
     chosen = _split_metrics(metrics, lambda: sorted(p.stem for p in (run_dir / SCORES_DIR).glob("*.csv")))
@@ -320,6 +327,8 @@ def agree(
             f"--prefs {plain(shell_arg(left_aside))} to measure against it ({plain(kind_aside)})[/]",
             highlight=False,
         )
+    from genbench.run_scores import load_metric_scores  # attiqa.scoring: torch, after the checks above
+
     scores = load_metric_scores(run_dir, chosen)
     results = [
         metric_agreement(pairs, labels, s, ties, model_ties, bootstrap, seed, cluster_by) for s in scores

@@ -10,6 +10,8 @@ from typing import Any
 
 from attiqa.errors import AttiqaError, ConfigError
 
+SCORES_DIR = "scores"  # a run's score files (genbench.run_scores), read by `genbench agree`
+
 
 def read_json(path: str | Path, what: str) -> Any:
     """Parse ``path`` (UTF-8, with or without a byte-order mark); a missing or malformed file is a

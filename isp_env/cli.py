@@ -29,6 +29,7 @@ from isp_env.registration import (
     ACTION_MODE,
     ALGO,
     BASE,
+    BUFFER_SIZE,
     CHECKPOINT_EVERY,
     MAX_STEPS,
     N_ENVS,
@@ -266,6 +267,11 @@ def tune(
         if not resume:
             raise
         unwritable = exc
+    if batch_size > BUFFER_SIZE:  # the buffer grew to the batch: numpy's "Maximum allowed dimension"
+        raise ConfigError(
+            f"--batch-size {batch_size}: larger than the agents' replay buffer ({BUFFER_SIZE} "
+            f"steps) — pass at most {BUFFER_SIZE} (default {BATCH_SIZE})"
+        )
     from isp_env.report import printed_table
     from isp_env.run import run
     from isp_env.teacher import TeacherSettings
@@ -278,13 +284,6 @@ def tune(
         "raws": teacher_raws,
     }
     teacher_given = {k: v for k, v in given.items() if v is not None}  # the rest: TeacherSettings' defaults
-    if (
-        batch_size > TrainConfig.buffer_size
-    ):  # the buffer grew to the batch: numpy's "Maximum allowed dimension"
-        raise ConfigError(
-            f"--batch-size {batch_size}: larger than the agents' replay buffer ({TrainConfig.buffer_size} "
-            f"steps) — pass at most {TrainConfig.buffer_size} (default {BATCH_SIZE})"
-        )
     cfg = TrainConfig(
         algo=algo.lower(),
         timesteps=timesteps,

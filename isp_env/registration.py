@@ -42,6 +42,10 @@ TIMESTEPS, N_ENVS, CHECKPOINT_EVERY = 3_000, 1, 500  # RL agents: steps, environ
 # Here, not in isp_env.run, so that ``isp-tune --help`` shows it without torch.
 TEST_RAWS = 100
 
+# the RL agents' replay buffer in steps (:class:`isp_env.tuning.TrainConfig`); ``isp-tune --batch-size``
+# may not exceed it, checked before torch is imported
+BUFFER_SIZE = 20_000
+
 
 def register() -> None:
     """Register :data:`ENV_ID` with Gymnasium (idempotent; done on ``import isp_env``)."""

@@ -45,7 +45,16 @@ from isp_env.policy_io import (
     save_state,
 )
 from isp_env.raw import RawImage, RawReadError
-from isp_env.registration import ACTION_MODE, ALGO, CHECKPOINT_EVERY, MAX_STEPS, N_ENVS, OBS_MODE, TIMESTEPS
+from isp_env.registration import (
+    ACTION_MODE,
+    ALGO,
+    BUFFER_SIZE,
+    CHECKPOINT_EVERY,
+    MAX_STEPS,
+    N_ENVS,
+    OBS_MODE,
+    TIMESTEPS,
+)
 from isp_env.reward import guarded_item
 from isp_env.teacher import (
     Choice,
@@ -102,7 +111,7 @@ class TrainConfig:
     seed: int = 0
     learning_rate: float = 3e-4
     batch_size: int = 64
-    buffer_size: int = 20_000
+    buffer_size: int = BUFFER_SIZE
     learning_starts: int = 200
     n_steps: int = 64  # PPO rollout length per env
     net_arch: list[int] = field(default_factory=lambda: [128, 128])

@@ -17,7 +17,7 @@ import signal
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.cells import cell_len, set_cell_size
@@ -35,6 +35,8 @@ from attiqa.scorers import DEFAULT_MODEL
 
 if TYPE_CHECKING:
     from PIL import Image
+
+T = TypeVar("T")
 
 stdout = Console()  # tables go to stdout; progress and messages to stderr (``console``)
 
@@ -142,6 +144,23 @@ def device(spec: str) -> str:
     from attiqa.device import resolve_device
 
     return str(resolve_device(spec))
+
+
+def one_process() -> bool:
+    """Not under torchrun: WORLD_SIZE unset or 1 (any other value, even one the process group refuses, is
+    left to :func:`attiqa.sharding.sharded`). A command's checks then run before torch is imported."""
+    return os.environ.get("WORLD_SIZE", "1").strip() in ("", "1")
+
+
+def checked_first(check: Callable[[], T]) -> Callable[[], T]:
+    """Run a command's input and output checks now, before torch is imported, when this is one process: a
+    typo's one line came after ~3 s of importing the model stack. Under torchrun (WORLD_SIZE > 1, or a value
+    the process group will refuse) the check is returned to run inside
+    :func:`attiqa.sharding.alike_on_every_process`, so the job says it once. Call the result for the value."""
+    if not one_process():
+        return check
+    value = check()
+    return lambda: value
 
 
 def run_app(typer_app: Callable[[], Any], synonyms: Mapping[str, str] | None = None) -> None:

@@ -20,6 +20,7 @@ from attiqa.cli._common import (
     InterruptedExit,
     ModelOption,
     ScoringBatchSizeOption,
+    one_process,
     seed_option,
     stdout,
 )
@@ -181,50 +182,57 @@ def eval_cmd(
 
     Example: attiqa eval agiqa3k --root AGIQA-3K/ -m ckpt.safetensors
     """
-    from attiqa.datasets import get_dataset, resolve_name
-    from attiqa.evaluation.cache import score_cache_key
-    from attiqa.evaluation.evaluate import (
-        PREDICTIONS_CSV,
-        SCATTER_PNG,
-        SUMMARY_JSON,
-        among_the_data,
-        earlier_eval,
-        evaluate,
-        find_unreadable_shared,
-    )
-    from attiqa.exiqa import missing_regressor
+    from attiqa.datasets import base, get_dataset, resolve_name
+    from attiqa.datasets.base import DatasetItem, IQADataset
     from attiqa.io.atomic import not_an_input, output_folder
+
+    def data_checked() -> tuple[str, IQADataset, list[DatasetItem]]:
+        name = resolve_name(dataset)
+        kwargs = {}
+        if csv_file is not None:
+            if name != "folder":
+                raise AttiqaError(f"--csv is for the folder adapter; {name} reads its official score files")
+            kwargs["csv"] = csv_file
+        ds = get_dataset(name, root, target=target, **kwargs)
+        items = ds.select(split)  # a bad --split fails before the model is loaded
+        if out is not None:  # before every image is checked and the model loads (evaluate() checks late)
+            base.among_the_data(out, ds, items)
+        return name, ds, items
+
+    def files_checked(
+        ds: IQADataset, items: list[DatasetItem], problems: list[tuple[Path, str]] | None
+    ) -> None:
+        if not skip_missing:  # problems None: found here (one process)
+            ds.check_images(
+                items,
+                fix="put the files in place or fix the score file — or pass --skip-missing to leave "
+                "these images out of the metrics",
+                problems=problems,
+            )
+        if out is not None:
+            output_folder(out, "--out", create=False)  # before the model loads; made once it has
+            inputs = [*ds.source_files(), *(it.image for it in items)]
+            outputs = [out / n for n in (base.PREDICTIONS_CSV, base.SUMMARY_JSON, base.SCATTER_PNG)]
+            not_an_input(outputs, inputs, "--out")
+
+    alone = one_process()
+    if alone:  # every check that needs no model, before torch is imported
+        name, ds, items = data_checked()
+        files_checked(ds, items, None)
+    from attiqa.evaluation.cache import score_cache_key
+    from attiqa.evaluation.evaluate import earlier_eval, evaluate, find_unreadable_shared
+    from attiqa.exiqa import missing_regressor
     from attiqa.scorers import load_scorer
     from attiqa.sharding import alike_on_every_process, sharded
 
     with sharded() as shards:  # under torchrun each process checks and scores a share, the first writes
-        with alike_on_every_process():  # under torchrun: said once, or by each process that met it
-            name = resolve_name(dataset)
-            kwargs = {}
-            if csv_file is not None:
-                if name != "folder":
-                    raise AttiqaError(
-                        f"--csv is for the folder adapter; {name} reads its official score files"
-                    )
-                kwargs["csv"] = csv_file
-            ds = get_dataset(name, root, target=target, **kwargs)
-            items = ds.select(split)  # a bad --split fails before the model is loaded
-            if out is not None:  # before every image is checked and the model loads (evaluate() checks late)
-                among_the_data(out, ds, items)
-        problems = None if skip_missing else find_unreadable_shared([it.image for it in items], shards)
-        with alike_on_every_process():  # every process holds every problem found (gathered above)
-            if problems is not None:
-                ds.check_images(
-                    items,
-                    fix="put the files in place or fix the score file — or pass --skip-missing to leave "
-                    "these images out of the metrics",
-                    problems=problems,
-                )
-            if out is not None:
-                output_folder(out, "--out", create=False)  # before the model loads; made once it has
-                inputs = [*ds.source_files(), *(it.image for it in items)]
-                outputs = [out / n for n in (PREDICTIONS_CSV, SUMMARY_JSON, SCATTER_PNG)]
-                not_an_input(outputs, inputs, "--out")
+        if not alone:
+            with alike_on_every_process():  # under torchrun: said once, or by each process that met it
+                name, ds, items = data_checked()
+            problems = None if skip_missing else find_unreadable_shared([it.image for it in items], shards)
+            with alike_on_every_process():  # every process holds every problem found (gathered above)
+                files_checked(ds, items, problems)
+        with alike_on_every_process():
             overrides = _scorer_overrides(model, crops)
             scorer = load_scorer(model, device=device_str(device), **overrides)
             if no_score := missing_regressor(scorer):  # NaN for every image: no metric to compute

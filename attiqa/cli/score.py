@@ -17,6 +17,7 @@ from attiqa.cli._common import (
     ModelOption,
     ScoringBatchSizeOption,
     WorkersOption,
+    checked_first,
     print_scores,
     readable_images,
     stdout,
@@ -75,25 +76,31 @@ def score_cmd(
     a share of the images and the first writes them to FILE in the input order; a stopped run resumes
     with any number of processes (its rows wait in journals beside FILE).
     """
+    from attiqa.io.atomic import check_output_path, output_png
+    from attiqa.io.images import require_images
+
+    def inputs() -> list[Path]:
+        found = require_images(paths)
+        if sheet is not None:
+            found = _without_own_sheet(found, sheet)
+        if out is not None:  # before the model loads; made once it has (a typo: none)
+            check_output_path(out, create=False)
+        if sheet is not None:
+            output_png(sheet, "--sheet", create=False)
+        return found
+
+    checked = checked_first(inputs)  # alone: before torch is imported
     from attiqa.contact_sheet import sheet_for_scores
     from attiqa.evaluation.cache import resume_identity
     from attiqa.exiqa import missing_regressor
-    from attiqa.io.atomic import output_png
-    from attiqa.io.images import require_images
     from attiqa.scorers import is_attiqa_model, load_scorer
-    from attiqa.scoring import ColumnStats, ScoreWriter, check_output_path, scorer_record
+    from attiqa.scoring import ColumnStats, ScoreWriter, scorer_record
     from attiqa.sharding import alike_on_every_process, in_input_order, score_share, sharded
 
     keep_rows = max(SHEET_LIMIT if sheet else 0, TABLE_LIMIT)
     with sharded() as shards:  # under torchrun each process scores a share
         with alike_on_every_process():  # under torchrun: said once, or by each process that met it
-            files = require_images(paths)
-            if sheet is not None:
-                files = _without_own_sheet(files, sheet)
-            if out is not None:  # before the model loads; made once it has (a typo: none)
-                check_output_path(out, create=False)
-            if sheet is not None:
-                output_png(sheet, "--sheet", create=False)
+            files = checked()
         with alike_on_every_process():
             if shards.world > 1 and out is None:
                 raise AttiqaError(
@@ -262,8 +269,6 @@ def export(
     """Write a compact copy of a checkpoint for sharing or bundling, and print its SHA-256 (for a
     named-model table entry). Training state is not copied; absolute paths in the card (image folders,
     the source checkpoint) are made relative or dataset-level, so no path of this machine ships."""
-    from attiqa.io.checkpoints import load_checkpoint, portable_card, save_checkpoint, sha256_of
-    from attiqa.models import model_from_checkpoint
     from attiqa.scorers.zoo import checkpoint_file, registry_entry_at
 
     source = str(src)  # recorded in the card: a named model by its name, not this machine's install path
@@ -281,6 +286,9 @@ def export(
             f"{dst}: is the checkpoint being exported — write the copy under another name (the source "
             "keeps the full-precision weights a resumed or fine-tuned run needs)"
         )
+    from attiqa.io.checkpoints import load_checkpoint, portable_card, save_checkpoint, sha256_of  # torch
+    from attiqa.models import model_from_checkpoint
+
     earlier = _earlier_export(target)
     tensors, card = load_checkpoint(src, as_stored=half)  # read once: the file checked is the file copied
     # (--half: a tensor the source stores as fp16 stays fp16 — lossless, and the shipped model's copy keeps

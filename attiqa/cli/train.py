@@ -8,7 +8,13 @@ from pathlib import Path
 
 import typer
 
-from attiqa.cli._common import BatchSizeOption, DeviceOption, InterruptedExit, LabelWorkersOption
+from attiqa.cli._common import (
+    BatchSizeOption,
+    DeviceOption,
+    InterruptedExit,
+    LabelWorkersOption,
+    checked_first,
+)
 from attiqa.errors import AttiqaError, EveryProcessError
 from attiqa.progress import console, counted, plain, plain_name
 
@@ -55,6 +61,24 @@ def label_cmd(
     """
     from attiqa.config import LabelConfig, TrainConfig
     from attiqa.io.atomic import output_folder
+
+    def checked() -> LabelConfig:
+        if out.is_dir():
+            raise AttiqaError(f"{out}: is a folder — give --out a file name, e.g. {out / 'labels.parquet'}")
+        output_folder(out.parent, "--out", create=False)  # made once the images and the teacher are found
+        lc = LabelConfig(
+            images=[str(p) for p in images],
+            teacher=teacher,
+            prompts=str(prompts) if prompts else None,
+            clip_scale=clip_scale,
+            batch_size=batch_size,
+            num_workers=workers,
+            out=str(out.resolve()),
+        )
+        lc.check_clip_settings(options=True)  # as a run config's label: section is checked
+        return lc
+
+    first = checked_first(checked)  # alone: before torch is imported
     from attiqa.labeling import env_rank_world, kept_words
     from attiqa.runner import run_label_stage
     from attiqa.sharding import alike_on_every_process
@@ -64,23 +88,7 @@ def label_cmd(
     try:
         with process_group():
             with alike_on_every_process():  # under torchrun: said once, or by each process that met it
-                if out.is_dir():
-                    raise AttiqaError(
-                        f"{out}: is a folder — give --out a file name, e.g. {out / 'labels.parquet'}"
-                    )
-                output_folder(
-                    out.parent, "--out", create=False
-                )  # made once the images and the teacher are found
-                lc = LabelConfig(
-                    images=[str(p) for p in images],
-                    teacher=teacher,
-                    prompts=str(prompts) if prompts else None,
-                    clip_scale=clip_scale,
-                    batch_size=batch_size,
-                    num_workers=workers,
-                    out=str(out.resolve()),
-                )
-                lc.check_clip_settings(options=True)  # as a run config's label: section is checked
+                lc = first()
             path = run_label_stage(TrainConfig(out_dir=str(out.parent), label=lc), out.parent, device=device)
             labelled = ()  # merged by rank 0 before the stage's last gather: the table is whole
             if is_main():
@@ -125,9 +133,22 @@ def train_cmd(
         raise AttiqaError(
             "attiqa train: --config FILE is required (or a subcommand: `attiqa train exiqa --help`)"
         )
-    from attiqa.config import load_config
+    from attiqa.config import TrainConfig, load_config
+    from attiqa.runner import earlier_training
+
+    def checked() -> TrainConfig:
+        cfg = load_config(config, set_, out_dir=out_dir)  # --out-dir in place of the config's, checked
+        stages = earlier_training(Path(cfg.out_dir)) if resume is None else []
+        if stages:
+            raise EveryProcessError(
+                f"{cfg.out_dir}: holds checkpoints of an earlier run ({', '.join(stages)}) — add "
+                "--resume to continue it, --no-resume to train over it, or choose another --out-dir"
+            )
+        return cfg
+
+    first = checked_first(checked)  # alone: before torch is imported
     from attiqa.labeling import env_rank_world
-    from attiqa.runner import earlier_training, interrupted_words, run
+    from attiqa.runner import interrupted_words, run
     from attiqa.sharding import alike_on_every_process
     from attiqa.training.distributed import is_main, process_group
 
@@ -138,15 +159,7 @@ def train_cmd(
             process_group()
         ):  # kept up to the report: once the group is gone every torchrun process is rank 0
             with alike_on_every_process():  # under torchrun: said once, or by each process that met it
-                cfg = load_config(
-                    config, set_, out_dir=out_dir
-                )  # --out-dir in place of the config's, checked
-                stages = earlier_training(Path(cfg.out_dir)) if resume is None else []
-                if stages:
-                    raise EveryProcessError(
-                        f"{cfg.out_dir}: holds checkpoints of an earlier run ({', '.join(stages)}) — add "
-                        "--resume to continue it, --no-resume to train over it, or choose another --out-dir"
-                    )
+                cfg = first()
             res = run(cfg, resume=bool(resume))
             if not is_main():
                 return

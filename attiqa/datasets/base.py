@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -27,6 +28,11 @@ from attiqa.io.images import header_problem
 from attiqa.progress import shown_name
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
+# what `attiqa eval` writes in its --out (:mod:`attiqa.evaluation.evaluate`); here for :func:`among_the_data`,
+# which the command runs before torch is imported
+PREDICTIONS_CSV = "predictions.csv"
+SUMMARY_JSON = "summary.json"
+SCATTER_PNG = "scatter.png"
 """Canonical split names; adapters map the official names (training/validation/test, ...) onto these."""
 
 _SPLIT_ALIASES = {
@@ -449,3 +455,26 @@ def find_unreadable(paths: Sequence[Path], check_headers: bool = True) -> list[t
     with ThreadPoolExecutor(max_workers=8) as pool:
         reasons = list(pool.map(lambda p: header_problem(p, read_header=check_headers), paths))
     return [(p, r) for p, r in zip(paths, reasons, strict=True) if r is not None]
+
+
+def among_the_data(
+    out_dir: Path,
+    dataset: IQADataset,
+    items: Sequence[DatasetItem] | None = None,
+    writes: str = f"{PREDICTIONS_CSV}, {SUMMARY_JSON}, {SCATTER_PNG}",
+    default: str = "eval writes under runs/eval/",
+) -> None:
+    """One line, before any work, when ``out_dir`` is the dataset's own folder (its root, or a folder
+    holding its images — ``items``, default all — or score file): the outputs ``writes`` were written among
+    the photos — a PNG a later folder search of them counts as one more photo. The one rule for `attiqa
+    eval`'s and `attiqa bench`'s --out (``default``: where the command writes without one)."""
+    out = os.path.realpath(out_dir)
+    own = {os.path.realpath(dataset.root)}
+    own |= {os.path.realpath(Path(f).parent) for f in dataset.source_files()}
+    folders = {Path(it.image).parent for it in (dataset.items if items is None else items)}
+    own |= {os.path.realpath(f) for f in folders}  # each folder resolved once, not each of 10,000 images
+    if out in own:
+        raise AttiqaError(
+            f"{out_dir}: is the dataset's own folder (its images or score file are there) — the outputs "
+            f"({writes}) would land among them; choose another --out (without one, {default})"
+        )

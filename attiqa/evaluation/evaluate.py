@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -28,7 +27,16 @@ from typing import Any
 
 import numpy as np
 
-from attiqa.datasets.base import DatasetItem, IQADataset, canonical_split, find_unreadable
+from attiqa.datasets.base import (
+    PREDICTIONS_CSV,
+    SCATTER_PNG,
+    SUMMARY_JSON,
+    DatasetItem,
+    IQADataset,
+    among_the_data,
+    canonical_split,
+    find_unreadable,
+)
 from attiqa.errors import AttiqaError, ImageLoadError
 from attiqa.evaluation.cache import ScoreCache, cache_location, score_cache_key
 from attiqa.evaluation.logistic import LogisticFit, fitted_metrics
@@ -41,10 +49,6 @@ from attiqa.io.tables import csv_bytes
 from attiqa.scorer_info import ScorerInfo
 from attiqa.scorers.zoo import trained_on, weights_identity
 from attiqa.sharding import Shards, in_input_order, score_share
-
-PREDICTIONS_CSV = "predictions.csv"
-SUMMARY_JSON = "summary.json"
-SCATTER_PNG = "scatter.png"
 
 
 @dataclass
@@ -115,29 +119,6 @@ def _select_items(
     if not checked:
         dataset.check_images(items, problems=find_unreadable_shared([it.image for it in items], shards))
     return items, []
-
-
-def among_the_data(
-    out_dir: Path,
-    dataset: IQADataset,
-    items: Sequence[DatasetItem] | None = None,
-    writes: str = f"{PREDICTIONS_CSV}, {SUMMARY_JSON}, {SCATTER_PNG}",
-    default: str = "eval writes under runs/eval/",
-) -> None:
-    """One line, before any work, when ``out_dir`` is the dataset's own folder (its root, or a folder
-    holding its images — ``items``, default all — or score file): the outputs ``writes`` were written among
-    the photos — a PNG a later folder search of them counts as one more photo. The one rule for `attiqa
-    eval`'s and `attiqa bench`'s --out (``default``: where the command writes without one)."""
-    out = os.path.realpath(out_dir)
-    own = {os.path.realpath(dataset.root)}
-    own |= {os.path.realpath(Path(f).parent) for f in dataset.source_files()}
-    folders = {Path(it.image).parent for it in (dataset.items if items is None else items)}
-    own |= {os.path.realpath(f) for f in folders}  # each folder resolved once, not each of 10,000 images
-    if out in own:
-        raise AttiqaError(
-            f"{out_dir}: is the dataset's own folder (its images or score file are there) — the outputs "
-            f"({writes}) would land among them; choose another --out (without one, {default})"
-        )
 
 
 def check_mos(items: list[DatasetItem], dataset: IQADataset) -> tuple[list[DatasetItem], list[str]]:

@@ -291,3 +291,33 @@ def json_text(obj: Any) -> str:
 
 def write_json_atomic(target: str | Path, obj: Any) -> None:
     write_text_atomic(target, json_text(obj))
+
+
+OUTPUT_SUFFIXES = (".csv", ".tsv", ".json")  # a score file's types
+OUT_FIX = "choose another --out"  # `attiqa score`'s advice for an output it cannot use
+
+
+def check_output_path(out: str | Path, fix: str = OUT_FIX, *, create: bool = True) -> Path:
+    """Fail before any work when ``out`` cannot be written: wrong extension, a folder, no permission
+    (``fix``: the advice for the last two, e.g. another command's own in place of ``--out``).
+    ``create=False``: its folder is checked, not made — for a check before settings that may still fail."""
+    out = Path(out)
+    if out.is_dir():
+        raise AttiqaError(f"{out}: is a folder — give a file name ending in .csv, .tsv or .json, "
+                          f"e.g. {out / 'scores.csv'}")  # fmt: skip
+    if not out.suffix:  # `-o scores` (a file meant) or `-o results` (into that folder meant)
+        raise AttiqaError(f"{out}: has no file extension — give a file name ending in .csv, .tsv or .json, "
+                          f"e.g. {out.with_name(out.name + '.csv')} (or {out / 'scores.csv'} to write into "
+                          f"a folder {out.name})")  # fmt: skip
+    if out.suffix.lower() not in OUTPUT_SUFFIXES:
+        raise AttiqaError(f"{out}: unsupported output type {out.suffix} — give a file name ending in .csv, "
+                          f".tsv or .json, e.g. {out.with_suffix('.csv')}")  # fmt: skip
+    not_a_dangling_link(out, "--out")
+    folder_fix = None if fix == OUT_FIX else fix
+    if fix == OUT_FIX and out.is_file():  # finished rows to resume: "choose another --out" would lose them
+        folder_fix = resume_fix(out.parent, out.name, fix)
+    output_folder(out.parent, "--out", fix=folder_fix, create=create)
+    if out.exists() and not os.access(out, os.W_OK):
+        resume = f"chmod u+w {shlex.quote(str(out))} to resume it, or " if fix == OUT_FIX else ""
+        raise AttiqaError(f"{out}: not writable (permission denied) — {resume}{fix}")
+    return out

@@ -1,0 +1,170 @@
+"""A user's mistake is told before the model stack loads: each bad-input case below runs its command line's
+real entry point (``main()``, as the console script does) in ONE fresh interpreter, case after case, and
+after each the test asserts the error line, exit code 2 and that torch (and diffusers, gymnasium,
+stable-baselines3) is still not imported. A case that imported torch is named; the cases after it would
+be meaningless, so it is the first failure reported. Structural, not timed: the time it saves is measured
+by ``benchmarks/cli_startup.py`` (its ERRORS).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+HEAVY = ("torch", "diffusers", "gymnasium", "stable_baselines3")
+ISP_HEAVY = ("torch", "diffusers", "stable_baselines3")  # `import isp_env` registers its Gymnasium id
+
+# argv[1]: JSON list of [entry module, argv, expected words]; prints one JSON line per case
+PROBE = """
+import contextlib, io, json, sys
+heavy = json.loads(sys.argv[2])
+for module, argv, words in json.loads(sys.argv[1]):
+    err = io.StringIO()
+    sys.argv = [module.split(".")[0], *argv]
+    code = 0
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        try:
+            __import__(module, fromlist=["main"]).main()
+        except SystemExit as exc:
+            code = exc.code
+    loaded = [m for m in heavy if m in sys.modules]
+    print(json.dumps([module, argv, code, err.getvalue(), loaded]), flush=True)
+    if loaded:
+        break
+"""
+
+
+def run_cases(cases: list[tuple[str, list[str], str]], heavy: tuple[str, ...]) -> list[list]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "200"}
+    env.pop("WORLD_SIZE", None)
+    res = subprocess.run(
+        [sys.executable, "-c", PROBE, json.dumps(cases), json.dumps(heavy)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    return [json.loads(line) for line in res.stdout.splitlines() if line.startswith("[")]
+
+
+def check(cases: list[tuple[str, list[str], str]], heavy: tuple[str, ...] = HEAVY) -> None:
+    results = run_cases(cases, heavy)
+    for (module, argv, code, err, loaded), (_, _, words) in zip(results, cases, strict=False):
+        what = f"{module} {' '.join(argv)}"
+        assert loaded == [], f"{what}: imported {loaded} before saying its error ({err.strip()!r})"
+        assert code == 2, f"{what}: exit {code}, said {err!r}"
+        # the error's line (a dataset's may add its expected layout below it), never a traceback
+        assert err.startswith("error:") and "Traceback" not in err, f"{what}: said {err!r}"
+        assert words in " ".join(err.split()), f"{what}: said {err!r}, not {words!r}"
+    assert len(results) == len(cases)
+
+
+@pytest.fixture
+def photo(tmp_path: Path) -> Path:
+    path = tmp_path / "photos" / "a.png"
+    path.parent.mkdir()
+    Image.new("RGB", (32, 24), (120, 80, 40)).save(path)
+    return path
+
+
+def test_attiqa_score_and_export_bad_inputs_are_told_before_torch(tmp_path: Path, photo: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    a = "attiqa.cli"
+    check(
+        [
+            (a, ["score", str(tmp_path / "missing.jpg")], "no such file or folder"),
+            (a, ["score", str(empty)], "no images found"),
+            (a, ["score", str(photo), "-o", str(tmp_path / "s.txt")], "unsupported output type .txt"),
+            (a, ["score", str(photo), "-o", str(tmp_path)], "is a folder"),
+            (a, ["score", str(photo), "-o", str(tmp_path / "scores")], "has no file extension"),
+            (a, ["score", str(photo), "--sheet", str(tmp_path / "s.jpg")], "--sheet"),
+            (
+                a,
+                ["export", str(tmp_path / "nope.safetensors"), str(tmp_path / "c.safetensors")],
+                "no such checkpoint",
+            ),
+            (a, ["export", str(photo), str(tmp_path)], "is a folder — give the file name to write"),
+            (a, ["export", str(photo), str(tmp_path / "c.txt")], "a checkpoint is written as .safetensors"),
+        ]
+    )
+
+
+def test_attiqa_eval_bad_inputs_are_told_before_torch(tmp_path: Path, photo: Path) -> None:
+    data = photo.parent
+    Image.new("RGB", (32, 24), (20, 80, 40)).save(data / "b.png")
+    (data / "mos.csv").write_text("image,mos\na.png,1\nb.png,2\n")
+    (tmp_path / "gap.csv").write_text("image,mos\na.png,1\nb.png,2\nmissing.png,3\n")
+    a, m = "attiqa.cli", ["-m", "classical"]
+    folder = ["eval", "folder", "--root", str(data)]
+    check(
+        [
+            (a, ["eval", "nosuch", "--root", str(data), *m], "unknown dataset 'nosuch'"),
+            (a, ["eval", "agiqa3k", "--root", str(data), "--csv", str(data / "mos.csv"), *m], "--csv is for"),
+            (a, [*folder[:3], str(tmp_path / "nope"), *m], "dataset root not found"),
+            (a, [*folder, "--split", "bogus", *m], "no items in split 'bogus'"),
+            (a, [*folder, "-o", str(data), *m], "is the dataset's own folder"),
+            (a, [*folder, "--csv", str(tmp_path / "gap.csv"), *m], "missing.png: not found"),
+            (a, [*folder, "-o", str(photo), *m], str(photo)),
+        ]
+    )
+
+
+def test_attiqa_train_and_label_file_errors_are_told_before_torch(tmp_path: Path) -> None:
+    (tmp_path / "broken.yaml").write_text("label: [unclosed\n")
+    (tmp_path / "typo.yaml").write_text("bogus_section: 1\n")
+    a = "attiqa.cli"
+    check(
+        [
+            (a, ["train", "--config", str(tmp_path / "missing.yaml")], "config file not found"),
+            (a, ["train", "--config", str(tmp_path / "broken.yaml")], "not valid YAML"),
+            (a, ["train", "--config", str(tmp_path / "typo.yaml")], "unknown key 'bogus_section'"),
+            (a, ["train", "--config", str(tmp_path)], "a folder, not a run config"),
+            (a, ["label", str(tmp_path), "-o", str(tmp_path)], "is a folder — give --out a file name"),
+        ]
+    )
+
+
+def test_genbench_score_and_agree_run_errors_are_told_before_torch(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    pair = {"pair_id": "p1", "image_a": "a.png", "image_b": "b.png", "prompt": "a cat"}
+    (run / "manifest.jsonl").write_text(json.dumps(pair) + "\n")
+    g, m = "genbench.cli", ["-m", "classical"]
+    check(
+        [
+            (g, ["score", str(tmp_path / "nope"), *m], "no manifest.jsonl"),
+            (g, ["score", str(run / "manifest.jsonl"), *m], "a file, not a run folder"),
+            (g, ["score", str(run), *m], "none of the 2 images its manifest names is on disk"),
+            (g, ["agree", str(run), "--ties", "bogus"], "--ties 'bogus': use one of"),
+            (g, ["agree", str(tmp_path / "nope")], "no manifest.jsonl"),
+            (g, ["agree", str(run), "--prefs", str(tmp_path / "p.csv")], "p.csv: no such file"),
+            (g, ["agree", str(run)], "no votes.sqlite or prefs.csv"),
+            (g, ["agree", str(run), "-o", str(run / "scores")], "is the run's scores folder"),
+        ]
+    )
+
+
+def test_isp_tune_bad_options_are_told_before_torch(tmp_path: Path) -> None:
+    raws = tmp_path / "raws"
+    raws.mkdir()
+    i, out = "isp_env.cli", ["--out", str(tmp_path / "run")]
+    check(
+        [
+            (i, ["--raw-dir", str(tmp_path / "nope"), *out], "not a folder"),
+            (
+                i,
+                ["--raw-dir", str(raws), *out, "--batch-size", "999999"],
+                "larger than the agents' replay buffer",
+            ),
+        ],
+        ISP_HEAVY,
+    )
