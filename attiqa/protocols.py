@@ -310,6 +310,10 @@ def one_group(who: str, n: int, key: str | None, group: str, option: str) -> Att
     )
 
 
+HELD_OUT_SHARE = 0.2
+"""The share of the images a protocol's random split holds out for testing (paper §4.1: 80/20); also the
+share :func:`say_group_share` compares a group-aware split's against."""
+
 SHARE_SLACK = 0.05
 """How far (as a share of the images) a group-aware split's held-out part may drift from the one asked before
 it is said: groups come whole, so 2 groups hold out half the data where 80/20 was asked."""
@@ -341,7 +345,11 @@ def say_group_share(who: str, n: int, groups: Sequence[str], splits: Sequence[Sp
 
 
 def random_splits(
-    n: int, repeats: int, seed: int, test_fraction: float = 0.2, groups: Sequence[str] | None = None
+    n: int,
+    repeats: int,
+    seed: int,
+    test_fraction: float = HELD_OUT_SHARE,
+    groups: Sequence[str] | None = None,
 ) -> list[Split]:
     """``repeats`` random splits with seeds ``seed .. seed + repeats - 1`` (paper §4.1: 80/20); with
     ``groups`` (one per item) no group is on both sides."""
@@ -958,7 +966,7 @@ def run_protocol(
                 r.say_share(b, r.fraction_splits(b, fr), 1.0 - fr)
         else:
             r.check(b, r.splits(b))
-            r.say_share(b, r.splits(b), 0.2)
+            r.say_share(b, r.splits(b), HELD_OUT_SHARE)
     # the splits are checked before the network is built: a --group-by typo or a 3-image set was said only
     # after the backbone loaded (offline: after "cannot download ImageNet weights", a fix for nothing)
     r.start = _initial_model(cfg, init)
