@@ -32,6 +32,7 @@ from attiqa.errors import AttiqaError, ImageLoadError
 from attiqa.interface import Scorer
 from attiqa.io.atomic import (
     interrupts_held,
+    json_text,
     not_a_dangling_link,
     output_folder,
     resume_fix,
@@ -155,12 +156,10 @@ def _json_doc(columns: Sequence[str], meta: dict | None, rows: list[dict], faile
     doc = {
         "scorer": meta or {},
         "columns": ["image", *columns],
-        "results": [
-            {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()} for r in rows
-        ],
+        "results": rows,  # a score that is not finite: null (json_text)
         "failed": failed,
     }
-    return json.dumps(doc, indent=2) + "\n"  # ASCII (\u escapes): non-UTF-8 names round-trip
+    return json_text(doc)  # ASCII (\u escapes): non-UTF-8 names round-trip
 
 
 def write_scores(run: ScoreRun, out: str | Path, scorer_meta: dict | None = None) -> Path:
