@@ -310,6 +310,10 @@ def one_group(who: str, n: int, key: str | None, group: str, option: str) -> Att
     )
 
 
+HELD_OUT_SHARE = 0.2
+"""The share of the images a protocol's random split holds out for testing (paper §4.1: 80/20); also the
+share :func:`say_group_share` compares a group-aware split's against."""
+
 SHARE_SLACK = 0.05
 """How far (as a share of the images) a group-aware split's held-out part may drift from the one asked before
 it is said: groups come whole, so 2 groups hold out half the data where 80/20 was asked."""
@@ -341,7 +345,11 @@ def say_group_share(who: str, n: int, groups: Sequence[str], splits: Sequence[Sp
 
 
 def random_splits(
-    n: int, repeats: int, seed: int, test_fraction: float = 0.2, groups: Sequence[str] | None = None
+    n: int,
+    repeats: int,
+    seed: int,
+    test_fraction: float = HELD_OUT_SHARE,
+    groups: Sequence[str] | None = None,
 ) -> list[Split]:
     """``repeats`` random splits with seeds ``seed .. seed + repeats - 1`` (paper §4.1: 80/20); with
     ``groups`` (one per item) no group is on both sides."""
@@ -699,16 +707,9 @@ def finished_runs(out_dir: str | Path, protocol: str) -> int:
 
 
 @dataclass
-class _Run:
-    """What every protocol needs: the base config and how to run and where to put one split."""
+class _Splits:
+    """Every protocol's splits of each dataset: worked out (and checked) before the network is built."""
 
-    cfg: FinetuneConfig
-    init: Path | None
-    start: InitialModel | None  # the network every split starts from, built once (after the checks)
-    select: str
-    progress: bool
-    keep: bool
-    out: Path
     repeats: int
     seed: int
     official_split: bool | None
@@ -781,6 +782,20 @@ class _Run:
             return [replace(sp, kind=kind) for sp in splits]
         return splits
 
+
+@dataclass
+class _Run:
+    """What every protocol needs: the splits, the base config, how to run and where to put one split."""
+
+    plan: _Splits
+    cfg: FinetuneConfig
+    init: Path | None
+    start: InitialModel  # the network every split starts from, built once (after the splits' checks)
+    select: str
+    progress: bool
+    keep: bool
+    out: Path
+
     def run(self, protocol: str, b: BenchDataset, sp: Split, **kw: Any) -> dict[str, Any]:
         run_dir = self.out / protocol / b.label / sp.name
         return run_finetune_split(b, sp, self.cfg, self.init, run_dir, self.select, self.progress, self.keep,
@@ -789,7 +804,7 @@ class _Run:
 
 def _single(r: _Run, benches: list[BenchDataset], method: str, protocol: str) -> tuple[list, dict, str]:
     """Table 2 (and Table 6 with a frozen backbone): median SROCC / PLCC over the splits."""
-    runs = [r.run(protocol, b, sp) for b in benches for sp in r.splits(b)]
+    runs = [r.run(protocol, b, sp) for b in benches for sp in r.plan.splits(b)]
     summary = {
         b.label: {
             "srocc": _median([x["srocc"] for x in runs if x["dataset"] == b.label]),
@@ -814,7 +829,7 @@ def _data_efficient(
         summary[b.label] = {}
         for fr in fractions:
             these = []
-            for sp in r.fraction_splits(b, fr):
+            for sp in r.plan.fraction_splits(b, fr):
                 rec = r.run("data-efficient", b, sp)
                 rec["fraction"] = fr
                 these.append(rec)
@@ -867,7 +882,7 @@ def _cross(
             (b.label, b.dataset.name, str(b.dataset.root), b.dataset.target,
              [(str(it.image), float(it.mos)) for it in b.dataset]) for b in tests
         ])  # fmt: skip
-        runs += [r.run("cross", a, sp, after=test_on_others, after_key=key) for sp in r.splits(a)]
+        runs += [r.run("cross", a, sp, after=test_on_others, after_key=key) for sp in r.plan.splits(a)]
         summary[a.label] = {
             b.label: {
                 "srocc": _median([x["cross"][b.label]["srocc"] for x in runs if x["dataset"] == a.label]),
@@ -948,20 +963,19 @@ def run_protocol(
         check_fractions(fractions)
     _check_all(benches)
     out = Path(out_dir)
-    r = _Run(cfg, init, None, select, progress, keep_checkpoints, out, repeats, seed, official_split,
-             group_by)  # fmt: skip
+    plan = _Splits(repeats, seed, official_split, group_by)
     for b in benches:
-        r.keys(b)  # a dataset without the groups fails before the first run
+        plan.keys(b)  # a dataset without the groups fails before the first run
         if protocol == "data-efficient":
-            r.check(b, [sp for fr in fractions for sp in r.fraction_splits(b, fr)])
+            plan.check(b, [sp for fr in fractions for sp in plan.fraction_splits(b, fr)])
             for fr in fractions:
-                r.say_share(b, r.fraction_splits(b, fr), 1.0 - fr)
+                plan.say_share(b, plan.fraction_splits(b, fr), 1.0 - fr)
         else:
-            r.check(b, r.splits(b))
-            r.say_share(b, r.splits(b), 0.2)
+            plan.check(b, plan.splits(b))
+            plan.say_share(b, plan.splits(b), HELD_OUT_SHARE)
     # the splits are checked before the network is built: a --group-by typo or a 3-image set was said only
     # after the backbone loaded (offline: after "cannot download ImageNet weights", a fix for nothing)
-    r.start = _initial_model(cfg, init)
+    r = _Run(plan, cfg, init, _initial_model(cfg, init), select, progress, keep_checkpoints, out)
     output_folder(out, "--out")  # only now: a refused setting leaves no empty folder behind
     if protocol in ("single", "linear-probe"):
         runs, summary, table = _single(r, benches, method, protocol)
@@ -990,7 +1004,7 @@ def run_protocol(
                 "label": b.label,
                 **b.dataset.describe(),
                 "n": len(b.dataset),
-                "identical_copies": r.copies.get(b.label),
+                "identical_copies": plan.copies.get(b.label),
             }
             for b in benches
         ],

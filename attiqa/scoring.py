@@ -33,6 +33,7 @@ from attiqa.io.atomic import (
     OUT_FIX,
     check_output_path,
     interrupts_held,
+    json_text,
     write_bytes_atomic,
     write_json_atomic,
     write_text_atomic,
@@ -151,12 +152,10 @@ def _json_doc(columns: Sequence[str], meta: dict | None, rows: list[dict], faile
     doc = {
         "scorer": meta or {},
         "columns": ["image", *columns],
-        "results": [
-            {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()} for r in rows
-        ],
+        "results": rows,  # a score that is not finite: null (json_text)
         "failed": failed,
     }
-    return json.dumps(doc, indent=2) + "\n"  # ASCII (\u escapes): non-UTF-8 names round-trip
+    return json_text(doc)  # ASCII (\u escapes): non-UTF-8 names round-trip
 
 
 def write_scores(run: ScoreRun, out: str | Path, scorer_meta: dict | None = None) -> Path:

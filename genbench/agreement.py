@@ -444,17 +444,12 @@ def write_report(
             "pairs_in_manifest": len(pairs),
             "pairs_with_votes": len(labels),
             "human_ties": sum(lab.label == "tie" for lab in labels.values()),
-            # a metric of no pair counted (all tied, none scored): null, not NaN, which is no JSON
-            "results": [{c: _json_number(getattr(r, c)) for c in SUMMARY_COLUMNS} for r in results],
+            # a metric of no pair counted (all tied, none scored): null, not NaN (json_text)
+            "results": [{c: getattr(r, c) for c in SUMMARY_COLUMNS} for r in results],
         },
     )
     bar_chart(results, out_dir / "agreement.png", settings.get("cluster_by"))
     return {k: out_dir / f"{k}" for k in ("agreement.csv", "per_pair.csv", "agreement.json", "agreement.png")}
-
-
-def _json_number(v: object) -> object:
-    """``v``, or None for a float that is not finite (``json.dumps`` writes NaN: JSON parsers refuse it)."""
-    return None if isinstance(v, float) and not math.isfinite(v) else v
 
 
 def _mos_cells(record: dict) -> list[str]:

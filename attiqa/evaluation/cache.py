@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import sqlite3
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from attiqa.interface import Scorer
+from attiqa.io.atomic import json_ready
 from attiqa.io.checkpoints import CheckpointHashes
 
 SCHEMA = """
@@ -121,7 +121,7 @@ def resume_identity(model: str | None, scorer: Scorer, overrides: dict[str, Any]
 
 
 def _dump(values: Sequence[float]) -> str:
-    return json.dumps([None if not math.isfinite(v) else float(v) for v in values])
+    return json.dumps(json_ready([float(v) for v in values]), allow_nan=False)  # NaN: null, read back as NaN
 
 
 def _load(text: str) -> list[float]:

@@ -72,12 +72,6 @@ class EvalResult:
     warnings: list[str] = field(default_factory=list)
 
 
-def _finite_or_none(v: Any) -> Any:
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    return v
-
-
 RESERVED = ("image", "mos", "raw", "split", "prediction")
 
 
@@ -425,7 +419,7 @@ def write_outputs(res: EvalResult, dataset: IQADataset, out_dir: Path, plot: boo
             metrics={k: res.metrics[k] for k in ("srocc", "plcc", "plcc_fit")},
         )
     summary = {
-        **{k: _finite_or_none(v) for k, v in res.metrics.items()},
+        **res.metrics,  # an undefined one (nan) is null: json_text
         "n": res.n,
         **dataset.describe(),
         "split": res.split,

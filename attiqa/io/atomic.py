@@ -15,6 +15,7 @@ import contextlib
 import errno
 import hashlib
 import json
+import math
 import os
 import re
 import shlex
@@ -284,9 +285,23 @@ def write_text_atomic(target: str | Path, text: str) -> None:
     write_bytes_atomic(target, text.encode("utf-8"))
 
 
+def json_ready(obj: Any) -> Any:
+    """``obj`` with every float that is not finite as None: JSON has no NaN or Infinity (``json.dumps``
+    writes the bare tokens, which browsers', jq's and strict parsers refuse), so a number that has no value
+    (a correlation over equal predictions) is null. Finite values are left as they are."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: json_ready(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [json_ready(v) for v in obj]
+    return obj
+
+
 def json_text(obj: Any) -> str:
-    """``obj`` as the JSON files of the project are written (:func:`write_json_atomic`)."""
-    return json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n"
+    """``obj`` as the JSON files of the project are written (:func:`write_json_atomic`): non-finite floats
+    as null (:func:`json_ready`); ``allow_nan=False``, so no path can write a bare NaN past it."""
+    return json.dumps(json_ready(obj), indent=2, sort_keys=False, default=str, allow_nan=False) + "\n"
 
 
 def write_json_atomic(target: str | Path, obj: Any) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from attiqa.errors import ConfigError
-from attiqa.io.atomic import write_json_atomic
+from attiqa.io.atomic import json_text, write_json_atomic
 
 
 def differing_settings(old: dict[str, Any], new: dict[str, Any]) -> str:
@@ -36,7 +36,7 @@ def check_or_write_meta(path: str | Path, meta: dict[str, Any], fix: str) -> Non
         old = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
         old = None
-    new = json.loads(json.dumps(meta, default=str))
+    new = json.loads(json_text(meta))  # as it was stored
     if old != new:
         what = f" ({differing_settings(old, new)})" if isinstance(old, dict) else ""
         raise ConfigError(f"{path}: made with other settings{what} — {fix}")

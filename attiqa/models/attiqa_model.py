@@ -33,7 +33,7 @@ from attiqa.errors import ModelLoadError
 from attiqa.io.checkpoints import load_checkpoint, save_checkpoint
 from attiqa.limits import MAX_HIDDEN, MAX_SIDE, MIN_SIDE
 from attiqa.models.backbones import TAP_SETS, Backbone, create_backbone
-from attiqa.models.ridge_head import RidgeHead, valid_guard
+from attiqa.models.ridge_head import RidgeHead, valid_guard, valid_weight
 from attiqa.models.transforms import crop_misfit
 
 NUM_QUANTILES = 101
@@ -278,7 +278,7 @@ def ridge_problem(ridge: Any) -> str | None:
         return f"ridge.dim must be an integer >= 1, got {dim!r}"
     checks = (
         ("power", lambda v: v > 0, "a finite number > 0"),
-        ("weight", lambda v: 0 <= v <= 1, "a number in 0..1"),
+        ("weight", valid_weight, "a number in 0..1"),
         ("alpha", lambda v: v >= 0, "a finite number >= 0"),
     )
     for key, ok, what in checks:

@@ -42,6 +42,12 @@ def valid_guard(value: Any) -> bool:
     return not isinstance(value, bool) and isinstance(value, (int, float)) and 0.0 <= value < math.inf
 
 
+def valid_weight(value: Any) -> bool:
+    """Whether ``value`` can be a head's weight (its share of the model's MOS): a number in 0..1 (not a bool,
+    not NaN). One rule for the head and for a checkpoint card, as :func:`valid_guard`."""
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and 0.0 <= value <= 1.0
+
+
 class RidgeHead(nn.Module):
     """``((|s|^power * sign(s) - center) / scale) @ coef + intercept`` on raw tap statistics ``s``."""
 
@@ -55,7 +61,7 @@ class RidgeHead(nn.Module):
     def __init__(self, taps: str, dim: int, power: float = 0.5, weight: float = 0.5, alpha: float = 0.0,
                  guard: float = 0.0):  # fmt: skip
         super().__init__()
-        if not 0.0 <= weight <= 1.0:
+        if not valid_weight(weight):
             raise ValueError(f"ridge weight must be in [0, 1], got {weight}")
         if not valid_guard(guard):
             raise ValueError(f"ridge guard must be a finite number >= 0, got {guard!r}")

@@ -200,6 +200,17 @@ def recorded_folders(record: dict[str, Any]) -> list[str]:
     return [str(record["root"])] if record.get("root") else []
 
 
+def data_key(data: dict[str, Any] | None) -> str | None:
+    """What a stage trains on (its :data:`DATA_SETTING` record), as processes compare it: its rows named under
+    their folder when recorded (the same table copied to another path on another machine is equal)."""
+    if not data:
+        return None
+    for key in ("roots_rows", "rows", "fingerprint"):
+        if data.get(key):
+            return str(data[key])[:8]
+    return None
+
+
 def start_points_words(points: list[tuple[int, int, str | None]]) -> str:
     """ "rank 0 after epoch 3; rank 1 from the start" for each process's (epoch, step, weights hash or None:
     not resumed); the weights named where processes resume the same epoch with others."""
@@ -298,9 +309,15 @@ class Trainer:
         return extra
 
     def check_same_start(self, resumed: bool) -> None:
-        """Every process starts from the same epoch and weights (gathered); else one line, alike on each."""
+        """Every process starts from the same epoch and weights and, starting afresh, trains on the same data
+        and heads (gathered); else one line, alike on each for the start, each process's own for the data (a
+        fresh run on label tables that differ was a DDP traceback, or training on without a word, each
+        process on its own targets)."""
         point = (self.start_epoch, self.global_step, weights_hash(self.model) if resumed else None)
-        points = D.gather_objects(point)
+        data = self.settings.get(DATA_SETTING) if self.settings else None
+        heads = self.state_extra.get("head_names")  # the columns trained: the same rows in another order
+        gathered = D.gather_objects((point, (data_key(data), heads)))
+        points, keys = [p for p, _ in gathered], [k for _, k in gathered]
         with alike_on_every_process():
             if len(set(points)) > 1:
                 raise EveryProcessError(
@@ -308,6 +325,19 @@ class Trainer:
                     f"({start_points_words(points)}) — every process must read the same out_dir: one folder "
                     "all of them share (on several machines a shared filesystem), left alone while the job "
                     "starts; then rerun"
+                )
+            mine = keys[D.rank()]
+            others = [r for r, k in enumerate(keys) if k != mine]
+            if others and data and not resumed:  # a resume: each compares its own with the saved record
+                ranks = f"rank{'s' if len(others) > 1 else ''} {', '.join(map(str, others))}"
+                (rows, cols), (their_rows, their_cols) = mine, keys[others[0]]
+                what = f"rows {rows} here, {their_rows} there"
+                if rows == their_rows:
+                    what = f"columns {', '.join(cols or [])} here, {', '.join(their_cols or [])} there"
+                raise AttiqaError(
+                    f"{data.get('file')}: this process read another table than {ranks} ({what}) — every "
+                    "process must train on the same table: one file all of them share (on several machines a "
+                    "shared filesystem, or the same copy on each); then rerun"
                 )
 
     def read_state(self) -> dict[str, Any] | None:
