@@ -52,7 +52,6 @@ from isp_env.raw import (
     libraw_text,
     probe_raw,
     read_raw,
-    unreadable,
 )
 from isp_env.registration import BASE, TEST_RAWS
 from isp_env.report import CHECK_CANDIDATES, GRID_ROWS, Report, policy_label, policy_record, write_report
@@ -112,19 +111,33 @@ def scene_groups(raws: list[Path], root: Path) -> dict[Path, str]:
             for p in raws:
                 groups[p] = named.get(p.name.strip(), groups[p])
     by_size: dict[int, list[Path]] = {}
-    for p in sorted(raws):
-        if unreadable(p) is None:  # a symlink loop, a pipe, an empty file: its own group, skipped when read
-            by_size.setdefault(p.stat().st_size, []).append(p)
+    for p in sorted(raws):  # probed raws (:func:`readable_raws`): each one a file that opens
+        by_size.setdefault(p.stat().st_size, []).append(p)
     first: dict[str, str] = {}
     for same_size in (ps for ps in by_size.values() if len(ps) > 1):
         by_ends: dict[bytes, list[Path]] = {}
         for p in same_size:
-            with contextlib.suppress(OSError):  # no permission: as above
-                by_ends.setdefault(ends(p), []).append(p)
+            by_ends.setdefault(ends(p), []).append(p)
         for p in (p for same in by_ends.values() if len(same) > 1 for p in same):
-            with contextlib.suppress(OSError):
-                groups[p] = first.setdefault(content_key(p), groups[p])
+            groups[p] = first.setdefault(content_key(p), groups[p])
     return groups
+
+
+def readable_raws(found: list[Path]) -> tuple[list[Path], dict[str, str]]:
+    """The raws of ``found`` whose header LibRaw reads (:func:`isp_env.raw.probe_raw`), and the others'
+    paths -> why, each said in one line: probed once, before the split and the scene groups (which stat and
+    read the raws they are given), so a symlink loop, a broken link or a raw without read permission is
+    skipped, never a traceback, and takes no raw's place in the split. ``isp-tune`` and ``isp-tune check``."""
+    raws: list[Path] = []
+    skipped: dict[str, str] = {}
+    for p in found:
+        problem = probe_raw(p)
+        if problem is None:
+            raws.append(p)
+        else:
+            skipped[str(p)] = str(problem)
+            console.print(f"[yellow]skipped[/] {plain_failure(problem, p)}")
+    return raws, skipped
 
 
 def ends(path: Path, size: int = 1 << 16) -> bytes:
@@ -402,15 +415,7 @@ def run(
         checked_agent_init(cfg)  # takes the policy's base and scale, refuses other settings
     if test_raws_cap < 1:
         raise ConfigError(f"--test-raws {test_raws_cap}: evaluate at least 1 held-out raw")
-    skipped: dict[str, str] = {}
-    raws = []
-    for p in find_raws(raw_dir):  # unreadable files stay out of the split (they took a training raw's place)
-        problem = probe_raw(p)
-        if problem is None:
-            raws.append(p)
-        else:
-            skipped[str(p)] = str(problem)
-            console.print(f"[yellow]skipped[/] {plain_failure(problem, p)}")
+    raws, skipped = readable_raws(find_raws(raw_dir))  # unreadable files stay out of the split
     say_photos_left_out(
         raw_dir, out, "photos train only as --synth-photos (unprocessed into raws)", synth_photos
     )
@@ -714,6 +719,7 @@ def evaluate(
     front_ends: int = FRONT_ENDS_KEPT,
     checked_policy: dict[str, str] | None = None,
     files: RunFiles | None = None,
+    unread: int = 0,
 ) -> Report:
     """Tune + render the test raws with each agent (name -> (policy, card)), run the baselines, report.
     ``checked``: also each agent's setting checked against its base and neutral by the reward
@@ -722,7 +728,8 @@ def evaluate(
     are a sample of them (``--test-raws``). ``front_ends``: how many raws' front ends are kept between the
     passes (:data:`FRONT_ENDS_KEPT`). ``checked_policy``: ``isp-tune check``'s policy and folder, which the
     report names (summary.json's ``checked_policy``). ``files``: the run folder's kept files as checked
-    (:meth:`isp_env.params.RunFiles.checked`); else each read when first needed."""
+    (:meth:`isp_env.params.RunFiles.checked`); else each read when first needed. ``unread``: raws to
+    evaluate that the caller's probe left out (in ``skipped``), counted when none can be read."""
     files = files or RunFiles(out)
     view = cfg.view_shorter if cfg.preview is None else None
     skipped = dict(skipped)
@@ -772,8 +779,8 @@ def evaluate(
         say_earlier(n, out / "test" / name / "params", "tuned again with the policy")
     if not items:
         raise ConfigError(
-            f"{raw_dir}: none of the {len(test_raws)} raws to evaluate could be read (each listed above) — "
-            "give complete camera raws or DNGs"
+            f"{raw_dir}: none of the {len(test_raws) + unread} raws to evaluate could be read (each listed "
+            "above) — give complete camera raws or DNGs"
         )
     params = {"neutral": {k: neutral() for k in items}, **params}
     budgets = {"neutral": {}, "rawpy": {}, **budgets}
@@ -1315,9 +1322,9 @@ def check_policy(
     refuse_other_report(out, "check")
     policy, card = load_policy(resolve_policy(spec))
     files = RunFiles.checked(out)
-    raws = find_raws(raw_dir)
+    found = find_raws(raw_dir)
     say_photos_left_out(raw_dir, out, "check the policy on the photos' raws")
-    if not raws:  # it was "no raw LibRaw can read" for a folder LibRaw was never given a file of
+    if not found:  # it was "no raw LibRaw can read" for a folder LibRaw was never given a file of
         raise ConfigError(
             f"{raw_dir}: found no raw file — give a folder of camera raws or DNGs (extensions searched: "
             + ", ".join(sorted(RAW_EXTENSIONS))
@@ -1327,7 +1334,8 @@ def check_policy(
     check_reward_model(spec, card, scorer, refuse=False)
     cfg = TrainConfig(algo=str(card.get("algo", "teacher")), scorer=scorer)
     cfg.view_shorter = scorer_view(mos)
-    evaluated, found = capped(raws, test_raws_cap, scene_groups(raws, raw_dir), seed, "raws found")
+    raws, skipped = readable_raws(found)  # (evaluate skips, and lists, a raw damaged after its header)
+    evaluated, sampled = capped(raws, test_raws_cap, scene_groups(raws, raw_dir), seed, "raws found")
     # evaluate skips (and lists) the raws it cannot read, and makes ``out`` only once it has rows to write
     remove_run_temps(out)
     report = evaluate(
@@ -1339,9 +1347,10 @@ def check_policy(
         [],
         {"policy": (policy, card)},
         {},
-        {},
+        skipped,
         baselines=False,
-        held_out=found,
+        held_out=sampled,
+        unread=len(skipped),
         front_ends=front_ends,
         checked_policy={"policy": spec, "raw_dir": str(raw_dir)},
         files=files,
