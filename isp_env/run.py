@@ -31,7 +31,7 @@ import numpy as np
 from PIL import Image
 
 from attiqa.datasets.readers import read_csv
-from attiqa.errors import ConfigError, ImageLoadError
+from attiqa.errors import AttiqaError, ConfigError, ImageLoadError
 from attiqa.io.atomic import output_folder, remove_orphan_temps, write_json_atomic
 from attiqa.io.checkpoints import sha256_of
 from attiqa.io.images import content_key, load_image, save_image
@@ -395,7 +395,8 @@ def run(
     ``teacher.raws`` training raws, spread over the scene groups: :class:`isp_env.teacher.TeacherSettings`)
     instead of an RL agent. ``unwritable``: why ``out`` cannot be written (a read-only, archived run),
     raised unless the run finished with these very settings and raws and nothing in it changed since
-    (:func:`finished_run`): then its summary is returned, nothing written."""
+    (:func:`finished_run`): then its summary is returned, nothing written — as for a writable ``out``
+    holding such a finished run."""
     teacher = teacher or TeacherSettings()
     check_config(cfg, teacher if cfg.algo == "teacher" else None)  # before any work
     refuse_other_report(out, "run")
@@ -505,16 +506,24 @@ def run(
             "base": base,
             "teacher": asdict(teacher),
             "test_raws_cap": test_raws_cap,
+            "inputs": input_stamps(base, cfg.init_policy, synth_photos),
         },
     )
-    if unwritable is not None:  # nothing may be written: only a finished run has nothing left to write
-        done = finished_run(out, invocation)
-        if done is None:
-            raise unwritable
+    # a finished run with these settings and raws has nothing left to do: it was scored again (~18 s on
+    # the quick run) and its reports rewritten; read-only (an archived run), it is all it may do
+    done = finished_run(out, invocation)
+    if done is None and unwritable is not None:
+        raise unwritable
+    if done is not None:
+        made = out / ("report.md" if done else "policy.safetensors")
         console.print(
             f"{plain_name(out)}: finished, nothing to do — its results are complete and were made with these "
-            f"settings and raws (report: {plain_name(out / 'report.md')}); the folder is read-only, nothing "
-            "was written",
+            f"settings and raws ({'report' if done else 'policy'}: {plain_name(made)}); "
+            + (
+                "the folder is read-only, nothing was written"
+                if unwritable is not None
+                else f"nothing was written (to make them again, delete {plain_name(out / FINISHED_JSON)})"
+            ),
             highlight=False,
         )
         return done
@@ -653,6 +662,21 @@ def invocation_record(
     }
     parsed: dict[str, Any] = json.loads(json.dumps(record, default=str))
     return parsed
+
+
+def input_stamps(base: str, init_policy: str | None, synth_photos: Path | None) -> dict[str, Any]:
+    """The stamps (:func:`file_stamp`) of the files other than raws a run reads — a ``--base`` JSON, the
+    ``--init-policy`` and the ``--synth-photos``: a finished run whose base file was edited since is not
+    finished (:func:`finished_run`), as one whose raws were."""
+    from isp_env.synth import find_photos
+
+    named = [] if base in ("neutral", "global") else [Path(base)]
+    if init_policy:
+        with contextlib.suppress(AttiqaError):  # (refused in its own words by the run's checks)
+            named.append(resolve_policy(init_policy))
+    if synth_photos is not None:
+        named += find_photos(synth_photos)
+    return {str(p): file_stamp(p, hashed=False) for p in named}
 
 
 def run_files(out: Path) -> dict[str, list[int | str] | None]:
