@@ -39,7 +39,7 @@ from attiqa.io.names import portable_stem
 from attiqa.io.run_meta import differing_settings
 from attiqa.progress import console, plain, plain_failure, plain_name, progress_task
 from attiqa.scorers import scorer_identity
-from isp_env.baselines import cma_search, guarded_objective
+from isp_env.baselines import cma_search, guarded_objective, search_plan
 from isp_env.isp import Developed, develop, finish
 from isp_env.mos_function import MOSFunction, load_mos_function
 from isp_env.params import RunFiles, neutral, raw_record, read_values, written_values
@@ -1217,8 +1217,9 @@ def global_cma(
     files: RunFiles | None = None,
 ) -> dict[str, Any]:
     """One parameter set for all raws by CMA-ES on a seeded subset of the training raws (``global_budget``
-    scorer calls, >= 4 generations of 12), cached in ``out/baselines/cma_global.json`` (read and written
-    through ``files`` when given: :class:`isp_env.params.RunFiles`)."""
+    scorer calls: one raw per 48, in whole generations: :func:`isp_env.baselines.search_plan`), cached
+    in ``out/baselines/cma_global.json`` (read and written through ``files`` when given:
+    :class:`isp_env.params.RunFiles`)."""
     files = files or RunFiles(out)
     view = cfg.view_shorter if cfg.preview is None else None
     gfile = out / "baselines" / "cma_global.json"
@@ -1235,10 +1236,11 @@ def global_cma(
                 train_items.append(guarded_item(p, view, cfg.preview))
             except RawReadError as exc:
                 skipped[str(p)] = str(exc)
+        plan = search_plan(global_budget, len(train_items))
         console.print(  # "on 1 training raws" (of 30) read as a bug: say it is a sample, and why this size
             f"global CMA-ES on {len(train_items)} of the {len(train_raws)} training raws, budget "
-            f"{global_budget} scorer calls (--cma-global-budget: one raw per 48 calls, 4 generations of 12 "
-            "settings; a larger budget searches more raws)"
+            f"{global_budget} scorer calls (--cma-global-budget: one raw per 48 calls; a larger budget "
+            f"searches more raws) — {plan.said(global_budget)}"
         )
         res = cma_search(guarded_objective(train_items, mos), global_budget, len(train_items), cfg.seed)
         g = {
@@ -1271,10 +1273,14 @@ def _baselines(
     raw's, :func:`say_renamed`) are made again."""
     g = global_cma(out, cfg, mos, train_raws, skipped, global_budget, files)
     params["cma_global"] = {k: g["params"] for k in items}
-    budgets["cma_global"] = {"train": g["calls"], "test": 0}
+    budgets["cma_global"] = {"train": g["calls"], "test": 0, "asked": global_budget}
     per = per_image_cma(out, cfg, mos, items, raw_dir, image_budget, stale, files)
     params["cma_per_image"] = {k: per[k]["params"] for k in items}
-    budgets["cma_per_image"] = {"train": 0, "test": int(sum(per[k]["calls"] for k in items))}
+    budgets["cma_per_image"] = {
+        "train": 0,
+        "test": int(sum(per[k]["calls"] for k in items)),
+        "asked": image_budget * len(items),
+    }
 
 
 def per_image_cma(
