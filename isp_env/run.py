@@ -548,6 +548,10 @@ def run(
         photos = find_photos(synth_photos)
         if not photos:
             raise ConfigError(f"{synth_photos}: no photos found for --synth-photos (png, jpg, webp, tif)")
+    # every check above passed: the folder made before the first work writes into it — the global search
+    # ran (600 calls: ~45 s) and then could not save into an --out that cannot be made
+    output_folder(out, "--out")
+    if synth_photos is not None:
         synth = synth_raws(photos, out / "synth", seed=cfg.seed, skipped=skipped)
     base_calls = 0  # scorer calls spent on finding the base: part of the agent's training cost
     if cfg.action_mode == "residual" and cfg.base is None and base != "neutral":
@@ -564,7 +568,6 @@ def run(
         "base_scorer_calls": base_calls,
         "reward_model": reward,
     }
-    output_folder(out, "--out")  # only now: every check above passed
     files.write(out / "run.json", run_record(old, {**plan, "config": cfg.learning_key()}))
     console.print(
         f"{len(train_raws)} training raws (+{len(synth)} synthetic), {len(test_raws)} test raws -> "

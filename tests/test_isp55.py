@@ -5,6 +5,8 @@ rows) — each on real DNGs read by rawpy."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -99,3 +101,53 @@ def test_the_report_states_the_cma_es_calls_used_of_those_asked(tmp_path, isp_ra
         f"Scorer calls used of those asked: {labels['cma_global']} 20 of the 20; "
         f"{labels['cma_per_image']} {5 * n} of the {5 * n}"
     ) in report
+
+
+def test_an_out_that_cannot_be_made_is_refused_before_the_global_search(tmp_path, isp_raws):
+    """**Was**: ``isp-tune --out /proc/RUN`` (a place the command's early check passes — as root, a folder
+    that cannot hold a new one) ran the global CMA-ES base search (600 calls by default: ~45 s) and only
+    then ended on "RUN/baselines: cannot create the output folder": the run's folder was made after the
+    search that writes into it. Now the folder is made first, once every check passed: refused before any
+    search (as a user without root, by the command's early check)."""
+    from helpers import TINY_TEACHER_OPTIONS
+
+    raw_dir = tmp_path / "raws"
+    raw_dir.mkdir()
+    for p in isp_raws:
+        (raw_dir / p.name).write_bytes(p.read_bytes())
+    out = Path("/proc") / f"isp55-{os.getpid()}"
+    opts = (*TINY_TEACHER_OPTIONS, "--base", "global", "--cma-global-budget", "8")
+    res = run_isp_tune("--raw-dir", raw_dir, "--out", out, *opts)
+    said = " ".join(res.stderr.split())
+    assert res.returncode == 2 and "Traceback" not in said, said
+    assert f"error: {out}" in said and "cannot create the output folder" in said, said
+    assert "global CMA-ES" not in said, said
+
+
+def _small_disk(folder: Path, size: str) -> Path:
+    """A tmpfs of ``size`` mounted at ``folder`` (skips where mounting is not allowed: not root)."""
+    folder.mkdir()
+    res = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
+                         capture_output=True, text=True)  # fmt: skip
+    if res.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {res.stderr.strip()}")
+    return folder
+
+
+def test_a_disk_filled_mid_check_says_so_and_that_a_rerun_resumes(tmp_path, isp_raws):
+    """**Was**: ``isp-tune check RAWS -o OUT`` (and ``isp-tune``) on a disk that filled up mid-run ended on
+    "error: No space left on device — check the path (a file where a folder should be?), its permissions
+    and the free disk space": no file named, the wrong first guess, no word that the finished work is
+    kept. Now "OUT: no space left on the disk (or quota) — free some space, then rerun the same command to
+    resume: the finished work is kept". A real 64 KiB tmpfs, the real command."""
+    disk = _small_disk(tmp_path / "disk", "64k")
+    try:
+        out = disk / "check"
+        res = run_isp_tune("check", isp_raws[0].parent, "-m", "classical", "-o", out)
+        said = " ".join(res.stderr.split())
+        assert res.returncode == 2 and "Traceback" not in said, said
+        line = [x for x in res.stderr.splitlines() if x.startswith("error:")]
+        assert len(line) == 1 and "no space left on the disk (or quota)" in line[0], res.stderr[-2000:]
+        assert str(out) in line[0] and "rerun the same command to resume" in line[0], line
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)
