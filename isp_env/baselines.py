@@ -34,6 +34,47 @@ class SearchResult:
     calls: int
 
 
+@dataclass(frozen=True)
+class SearchPlan:
+    """How :func:`cma_search` spends a budget: its start (neutral) and ``generations`` whole generations of
+    ``popsize`` settings, ``calls`` scorer calls in all (each setting costs one call per raw searched)."""
+
+    generations: int
+    popsize: int
+    calls: int
+
+    def said(self, budget: int) -> str:
+        """The plan in words against the ``budget`` asked, the calls left unspent said (whole generations)."""
+        gens = (
+            f"{self.generations} generation{'s' if self.generations != 1 else ''} of {self.popsize} settings"
+        )
+        left = budget - self.calls
+        rest = f" ({left} left unspent: whole generations)" if left > 0 else ""
+        return f"the start and {gens}: {self.calls} of the {budget} scorer calls asked{rest}"
+
+
+DEFAULT_POPSIZE = int(4 + 3 * np.log(N_PARAMS))  # CMA-ES's default population: 12 for the 16 parameters
+
+
+def search_plan(budget: int, calls_per_eval: int, popsize: int | None = None) -> SearchPlan:
+    """The generations ``budget`` scorer calls buy after the start, ``calls_per_eval`` calls a setting:
+    whole generations of about :data:`DEFAULT_POPSIZE` settings, the population widened until they take
+    every setting the budget pays for but fewer than one a generation (a population fixed at 12 left up to
+    11 unspent: a budget of 20 on one raw spent 13, the start and one generation). ``popsize``: a
+    population kept as given (at most the settings paid for)."""
+    per = max(calls_per_eval, 1)
+    evals = max((budget - calls_per_eval) // per, 0)
+    if evals < 2:
+        return SearchPlan(0, 0, calls_per_eval)
+    if popsize:
+        pop = max(2, min(popsize, evals))
+        gens = evals // pop
+    else:
+        gens = max(1, evals // DEFAULT_POPSIZE)
+        pop = evals // gens
+    return SearchPlan(gens, pop, calls_per_eval + gens * pop * calls_per_eval)
+
+
 # renders per reward call when several settings are scored together (ours): a CMA-ES generation's renders
 # go to the scorer as one list (a one-pass reward scores such a list in batched forward passes,
 # :func:`isp_env.mos_function.score_views`), at most this many at once (memory: ~0.6 MB a view)
@@ -103,25 +144,23 @@ def cma_search(
     x0: np.ndarray | None = None,
 ) -> SearchResult:
     """Maximise ``objective`` (normalised vector -> MOS) within ``budget`` scorer calls, from ``x0``
-    (normalised; default the neutral point), which is evaluated first. Each generation's candidates are
-    scored together (:func:`evaluate_all`)."""
+    (normalised; default the neutral point), which is evaluated first, then in the whole generations of
+    :func:`search_plan`. Each generation's candidates are scored together (:func:`evaluate_all`)."""
     import cma
 
     x0 = to_normalized(neutral()) if x0 is None else np.clip(np.asarray(x0, dtype=np.float64), -1.0, 1.0)
     best_x, best_f = x0, objective(x0)
     calls = calls_per_eval
-    evals_left = max((budget - calls) // max(calls_per_eval, 1), 0)
-    pop = popsize or int(4 + 3 * np.log(N_PARAMS))  # CMA-ES default population
-    pop = max(2, min(pop, evals_left)) if evals_left >= 2 else 0
-    if pop:
+    plan = search_plan(budget, calls_per_eval, popsize)
+    pop = plan.popsize
+    if plan.generations:
         es = cma.CMAEvolutionStrategy(
             x0, SIGMA0, {"bounds": [-1.0, 1.0], "popsize": pop, "seed": seed + 1, "verbose": -9}
         )
-        while evals_left >= pop:
+        for _ in range(plan.generations):
             xs = es.ask()
             fs = evaluate_all(objective, [np.asarray(x) for x in xs])
             calls += pop * calls_per_eval
-            evals_left -= pop
             es.tell(xs, [-f for f in fs])
             i = int(np.argmax(fs))
             if fs[i] > best_f:

@@ -7,6 +7,7 @@ exit code 2 — never a traceback.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shlex
@@ -101,7 +102,9 @@ def _print_named_rows(
 @contextlib.contextmanager
 def kept_on_interrupt(out: Path) -> Iterator[None]:
     """Ctrl-C / SIGTERM during a run or a check: say that its finished work is kept in ``out`` and how to
-    resume it (it was a bare "interrupted": a user did not know the same command resumes), exit 130 / 143."""
+    resume it (it was a bare "interrupted": a user did not know the same command resumes), exit 130 / 143.
+    A disk filled mid-run: one line saying so and that a rerun resumes (it was "No space left on device —
+    check the path (a file where a folder should be?) …", no file, no word of the finished work)."""
     try:
         yield
     except KeyboardInterrupt as exc:
@@ -111,6 +114,15 @@ def kept_on_interrupt(out: Path) -> Iterator[None]:
             highlight=False,
         )
         raise InterruptedExit(exc) from exc
+    except OSError as exc:  # a disk filled mid-run said no file and no resume ("check the path …")
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        where = f"{exc.filename}: " if exc.filename else f"{out}: "
+        into = f" writing into {out}" if exc.filename else ""
+        raise ConfigError(
+            f"{where}no space left on the disk (or quota){into} — free some space, then rerun the same "
+            "command to resume: the finished work is kept"
+        ) from exc
 
 
 def is_default(ctx: typer.Context, name: str) -> bool:

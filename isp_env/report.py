@@ -104,6 +104,7 @@ def summarise(
             "train_scorer_calls": int(b.get("train", 0)),
             "test_scorer_calls": int(b.get("test", 0)),
             "scorer_calls_per_image": round(int(b.get("test", 0)) / max(n, 1), 1),
+            **({"scorer_calls_asked": int(b["asked"])} if "asked" in b else {}),
         }
         base = [by.get((r["image"], "neutral")) for r in mine]
         if all(x is not None for x in base):
@@ -191,6 +192,18 @@ def markdown(summary: list[dict[str, Any]], meta: dict[str, Any]) -> str:
             f"{s.get('mean_saturation', 0):.3f} | "
             f"{s['train_scorer_calls']} | {s['scorer_calls_per_image']:g} |"
         )
+    asked = [s for s in summary if "scorer_calls_asked" in s]
+    if asked:  # a search spends its budget in whole generations: what it used of what was asked
+        used = "; ".join(
+            f"{s['label']} {s['train_scorer_calls'] + s['test_scorer_calls']} of the "
+            f"{s['scorer_calls_asked']}"
+            for s in asked
+        )
+        lines += [
+            "",
+            f"Scorer calls used of those asked: {used} — a CMA-ES search scores its start, then whole "
+            'generations: the calls too few for another are left unspent (docs/isp.md, "CMA-ES budgets").',
+        ]
     names = {s["method"]: s["label"] for s in summary}
     for method, kept in meta.get("checked_kept", {}).items():
         shown = ", ".join(f"the {who} on {n}" for who, n in kept.items())

@@ -31,7 +31,7 @@ import numpy as np
 from PIL import Image
 
 from attiqa.datasets.readers import read_csv
-from attiqa.errors import ConfigError, ImageLoadError
+from attiqa.errors import AttiqaError, ConfigError, ImageLoadError
 from attiqa.io.atomic import output_folder, remove_orphan_temps, write_json_atomic
 from attiqa.io.checkpoints import sha256_of
 from attiqa.io.images import content_key, load_image, save_image
@@ -39,7 +39,7 @@ from attiqa.io.names import portable_stem
 from attiqa.io.run_meta import differing_settings
 from attiqa.progress import console, plain, plain_failure, plain_name, progress_task
 from attiqa.scorers import scorer_identity
-from isp_env.baselines import cma_search, guarded_objective
+from isp_env.baselines import cma_search, guarded_objective, search_plan
 from isp_env.isp import Developed, develop, finish
 from isp_env.mos_function import MOSFunction, load_mos_function
 from isp_env.params import RunFiles, neutral, raw_record, read_values, written_values
@@ -52,7 +52,6 @@ from isp_env.raw import (
     libraw_text,
     probe_raw,
     read_raw,
-    unreadable,
 )
 from isp_env.registration import BASE, TEST_RAWS
 from isp_env.report import CHECK_CANDIDATES, GRID_ROWS, Report, policy_label, policy_record, write_report
@@ -112,19 +111,33 @@ def scene_groups(raws: list[Path], root: Path) -> dict[Path, str]:
             for p in raws:
                 groups[p] = named.get(p.name.strip(), groups[p])
     by_size: dict[int, list[Path]] = {}
-    for p in sorted(raws):
-        if unreadable(p) is None:  # a symlink loop, a pipe, an empty file: its own group, skipped when read
-            by_size.setdefault(p.stat().st_size, []).append(p)
+    for p in sorted(raws):  # probed raws (:func:`readable_raws`): each one a file that opens
+        by_size.setdefault(p.stat().st_size, []).append(p)
     first: dict[str, str] = {}
     for same_size in (ps for ps in by_size.values() if len(ps) > 1):
         by_ends: dict[bytes, list[Path]] = {}
         for p in same_size:
-            with contextlib.suppress(OSError):  # no permission: as above
-                by_ends.setdefault(ends(p), []).append(p)
+            by_ends.setdefault(ends(p), []).append(p)
         for p in (p for same in by_ends.values() if len(same) > 1 for p in same):
-            with contextlib.suppress(OSError):
-                groups[p] = first.setdefault(content_key(p), groups[p])
+            groups[p] = first.setdefault(content_key(p), groups[p])
     return groups
+
+
+def readable_raws(found: list[Path]) -> tuple[list[Path], dict[str, str]]:
+    """The raws of ``found`` whose header LibRaw reads (:func:`isp_env.raw.probe_raw`), and the others'
+    paths -> why, each said in one line: probed once, before the split and the scene groups (which stat and
+    read the raws they are given), so a symlink loop, a broken link or a raw without read permission is
+    skipped, never a traceback, and takes no raw's place in the split. ``isp-tune`` and ``isp-tune check``."""
+    raws: list[Path] = []
+    skipped: dict[str, str] = {}
+    for p in found:
+        problem = probe_raw(p)
+        if problem is None:
+            raws.append(p)
+        else:
+            skipped[str(p)] = str(problem)
+            console.print(f"[yellow]skipped[/] {plain_failure(problem, p)}")
+    return raws, skipped
 
 
 def ends(path: Path, size: int = 1 << 16) -> bytes:
@@ -382,7 +395,8 @@ def run(
     ``teacher.raws`` training raws, spread over the scene groups: :class:`isp_env.teacher.TeacherSettings`)
     instead of an RL agent. ``unwritable``: why ``out`` cannot be written (a read-only, archived run),
     raised unless the run finished with these very settings and raws and nothing in it changed since
-    (:func:`finished_run`): then its summary is returned, nothing written."""
+    (:func:`finished_run`): then its summary is returned, nothing written — as for a writable ``out``
+    holding such a finished run."""
     teacher = teacher or TeacherSettings()
     check_config(cfg, teacher if cfg.algo == "teacher" else None)  # before any work
     refuse_other_report(out, "run")
@@ -402,15 +416,7 @@ def run(
         checked_agent_init(cfg)  # takes the policy's base and scale, refuses other settings
     if test_raws_cap < 1:
         raise ConfigError(f"--test-raws {test_raws_cap}: evaluate at least 1 held-out raw")
-    skipped: dict[str, str] = {}
-    raws = []
-    for p in find_raws(raw_dir):  # unreadable files stay out of the split (they took a training raw's place)
-        problem = probe_raw(p)
-        if problem is None:
-            raws.append(p)
-        else:
-            skipped[str(p)] = str(problem)
-            console.print(f"[yellow]skipped[/] {plain_failure(problem, p)}")
+    raws, skipped = readable_raws(find_raws(raw_dir))  # unreadable files stay out of the split
     say_photos_left_out(
         raw_dir, out, "photos train only as --synth-photos (unprocessed into raws)", synth_photos
     )
@@ -500,16 +506,24 @@ def run(
             "base": base,
             "teacher": asdict(teacher),
             "test_raws_cap": test_raws_cap,
+            "inputs": input_stamps(base, cfg.init_policy, synth_photos),
         },
     )
-    if unwritable is not None:  # nothing may be written: only a finished run has nothing left to write
-        done = finished_run(out, invocation)
-        if done is None:
-            raise unwritable
+    # a finished run with these settings and raws has nothing left to do: it was scored again (~18 s on
+    # the quick run) and its reports rewritten; read-only (an archived run), it is all it may do
+    done = finished_run(out, invocation)
+    if done is None and unwritable is not None:
+        raise unwritable
+    if done is not None:
+        made = out / ("report.md" if done else "policy.safetensors")
         console.print(
             f"{plain_name(out)}: finished, nothing to do — its results are complete and were made with these "
-            f"settings and raws (report: {plain_name(out / 'report.md')}); the folder is read-only, nothing "
-            "was written",
+            f"settings and raws ({'report' if done else 'policy'}: {plain_name(made)}); "
+            + (
+                "the folder is read-only, nothing was written"
+                if unwritable is not None
+                else f"nothing was written (to make them again, delete {plain_name(out / FINISHED_JSON)})"
+            ),
             highlight=False,
         )
         return done
@@ -534,6 +548,10 @@ def run(
         photos = find_photos(synth_photos)
         if not photos:
             raise ConfigError(f"{synth_photos}: no photos found for --synth-photos (png, jpg, webp, tif)")
+    # every check above passed: the folder made before the first work writes into it — the global search
+    # ran (600 calls: ~45 s) and then could not save into an --out that cannot be made
+    output_folder(out, "--out")
+    if synth_photos is not None:
         synth = synth_raws(photos, out / "synth", seed=cfg.seed, skipped=skipped)
     base_calls = 0  # scorer calls spent on finding the base: part of the agent's training cost
     if cfg.action_mode == "residual" and cfg.base is None and base != "neutral":
@@ -550,7 +568,6 @@ def run(
         "base_scorer_calls": base_calls,
         "reward_model": reward,
     }
-    output_folder(out, "--out")  # only now: every check above passed
     files.write(out / "run.json", run_record(old, {**plan, "config": cfg.learning_key()}))
     console.print(
         f"{len(train_raws)} training raws (+{len(synth)} synthetic), {len(test_raws)} test raws -> "
@@ -650,6 +667,21 @@ def invocation_record(
     return parsed
 
 
+def input_stamps(base: str, init_policy: str | None, synth_photos: Path | None) -> dict[str, Any]:
+    """The stamps (:func:`file_stamp`) of the files other than raws a run reads — a ``--base`` JSON, the
+    ``--init-policy`` and the ``--synth-photos``: a finished run whose base file was edited since is not
+    finished (:func:`finished_run`), as one whose raws were."""
+    from isp_env.synth import find_photos
+
+    named = [] if base in ("neutral", "global") else [Path(base)]
+    if init_policy:
+        with contextlib.suppress(AttiqaError):  # (refused in its own words by the run's checks)
+            named.append(resolve_policy(init_policy))
+    if synth_photos is not None:
+        named += find_photos(synth_photos)
+    return {str(p): file_stamp(p, hashed=False) for p in named}
+
+
 def run_files(out: Path) -> dict[str, list[int | str] | None]:
     """Every file in a run folder but :data:`FINISHED_JSON`, by its path inside it, with its stamp."""
     return {
@@ -714,6 +746,7 @@ def evaluate(
     front_ends: int = FRONT_ENDS_KEPT,
     checked_policy: dict[str, str] | None = None,
     files: RunFiles | None = None,
+    unread: int = 0,
 ) -> Report:
     """Tune + render the test raws with each agent (name -> (policy, card)), run the baselines, report.
     ``checked``: also each agent's setting checked against its base and neutral by the reward
@@ -722,7 +755,8 @@ def evaluate(
     are a sample of them (``--test-raws``). ``front_ends``: how many raws' front ends are kept between the
     passes (:data:`FRONT_ENDS_KEPT`). ``checked_policy``: ``isp-tune check``'s policy and folder, which the
     report names (summary.json's ``checked_policy``). ``files``: the run folder's kept files as checked
-    (:meth:`isp_env.params.RunFiles.checked`); else each read when first needed."""
+    (:meth:`isp_env.params.RunFiles.checked`); else each read when first needed. ``unread``: raws to
+    evaluate that the caller's probe left out (in ``skipped``), counted when none can be read."""
     files = files or RunFiles(out)
     view = cfg.view_shorter if cfg.preview is None else None
     skipped = dict(skipped)
@@ -772,8 +806,8 @@ def evaluate(
         say_earlier(n, out / "test" / name / "params", "tuned again with the policy")
     if not items:
         raise ConfigError(
-            f"{raw_dir}: none of the {len(test_raws)} raws to evaluate could be read (each listed above) — "
-            "give complete camera raws or DNGs"
+            f"{raw_dir}: none of the {len(test_raws) + unread} raws to evaluate could be read (each listed "
+            "above) — give complete camera raws or DNGs"
         )
     params = {"neutral": {k: neutral() for k in items}, **params}
     budgets = {"neutral": {}, "rawpy": {}, **budgets}
@@ -1186,8 +1220,9 @@ def global_cma(
     files: RunFiles | None = None,
 ) -> dict[str, Any]:
     """One parameter set for all raws by CMA-ES on a seeded subset of the training raws (``global_budget``
-    scorer calls, >= 4 generations of 12), cached in ``out/baselines/cma_global.json`` (read and written
-    through ``files`` when given: :class:`isp_env.params.RunFiles`)."""
+    scorer calls: one raw per 48, in whole generations: :func:`isp_env.baselines.search_plan`), cached
+    in ``out/baselines/cma_global.json`` (read and written through ``files`` when given:
+    :class:`isp_env.params.RunFiles`)."""
     files = files or RunFiles(out)
     view = cfg.view_shorter if cfg.preview is None else None
     gfile = out / "baselines" / "cma_global.json"
@@ -1204,10 +1239,11 @@ def global_cma(
                 train_items.append(guarded_item(p, view, cfg.preview))
             except RawReadError as exc:
                 skipped[str(p)] = str(exc)
+        plan = search_plan(global_budget, len(train_items))
         console.print(  # "on 1 training raws" (of 30) read as a bug: say it is a sample, and why this size
             f"global CMA-ES on {len(train_items)} of the {len(train_raws)} training raws, budget "
-            f"{global_budget} scorer calls (--cma-global-budget: one raw per 48 calls, 4 generations of 12 "
-            "settings; a larger budget searches more raws)"
+            f"{global_budget} scorer calls (--cma-global-budget: one raw per 48 calls; a larger budget "
+            f"searches more raws) — {plan.said(global_budget)}"
         )
         res = cma_search(guarded_objective(train_items, mos), global_budget, len(train_items), cfg.seed)
         g = {
@@ -1240,10 +1276,14 @@ def _baselines(
     raw's, :func:`say_renamed`) are made again."""
     g = global_cma(out, cfg, mos, train_raws, skipped, global_budget, files)
     params["cma_global"] = {k: g["params"] for k in items}
-    budgets["cma_global"] = {"train": g["calls"], "test": 0}
+    budgets["cma_global"] = {"train": g["calls"], "test": 0, "asked": global_budget}
     per = per_image_cma(out, cfg, mos, items, raw_dir, image_budget, stale, files)
     params["cma_per_image"] = {k: per[k]["params"] for k in items}
-    budgets["cma_per_image"] = {"train": 0, "test": int(sum(per[k]["calls"] for k in items))}
+    budgets["cma_per_image"] = {
+        "train": 0,
+        "test": int(sum(per[k]["calls"] for k in items)),
+        "asked": image_budget * len(items),
+    }
 
 
 def per_image_cma(
@@ -1315,9 +1355,9 @@ def check_policy(
     refuse_other_report(out, "check")
     policy, card = load_policy(resolve_policy(spec))
     files = RunFiles.checked(out)
-    raws = find_raws(raw_dir)
+    found = find_raws(raw_dir)
     say_photos_left_out(raw_dir, out, "check the policy on the photos' raws")
-    if not raws:  # it was "no raw LibRaw can read" for a folder LibRaw was never given a file of
+    if not found:  # it was "no raw LibRaw can read" for a folder LibRaw was never given a file of
         raise ConfigError(
             f"{raw_dir}: found no raw file — give a folder of camera raws or DNGs (extensions searched: "
             + ", ".join(sorted(RAW_EXTENSIONS))
@@ -1327,7 +1367,8 @@ def check_policy(
     check_reward_model(spec, card, scorer, refuse=False)
     cfg = TrainConfig(algo=str(card.get("algo", "teacher")), scorer=scorer)
     cfg.view_shorter = scorer_view(mos)
-    evaluated, found = capped(raws, test_raws_cap, scene_groups(raws, raw_dir), seed, "raws found")
+    raws, skipped = readable_raws(found)  # (evaluate skips, and lists, a raw damaged after its header)
+    evaluated, sampled = capped(raws, test_raws_cap, scene_groups(raws, raw_dir), seed, "raws found")
     # evaluate skips (and lists) the raws it cannot read, and makes ``out`` only once it has rows to write
     remove_run_temps(out)
     report = evaluate(
@@ -1339,9 +1380,10 @@ def check_policy(
         [],
         {"policy": (policy, card)},
         {},
-        {},
+        skipped,
         baselines=False,
-        held_out=found,
+        held_out=sampled,
+        unread=len(skipped),
         front_ends=front_ends,
         checked_policy={"policy": spec, "raw_dir": str(raw_dir)},
         files=files,

@@ -1,0 +1,153 @@
+"""Session 55's isp-tune round: a finished run rerun as it was has nothing to do, the global CMA-ES budget
+spent in whole generations and said, and what a user met running isp-tune on real raws (docs/robustness.md
+rows) — each on real DNGs read by rawpy."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from helpers import run_isp_tune, tiny_teacher_run
+
+
+def _stamps(run: Path) -> dict[str, tuple[int, int]]:
+    return {str(p): (p.stat().st_size, p.stat().st_mtime_ns) for p in run.rglob("*") if p.is_file()}
+
+
+@pytest.mark.slow  # three tiny real runs: ~30 s
+def test_a_finished_run_rerun_as_it_was_reports_from_what_it_recorded(tmp_path, isp_raws):
+    """**Was**: the same command again over a finished (writable) run scored every held-out raw again and
+    rewrote results.csv, summary.json, report.md and grid.png (~18 s on the README's quick run) though
+    every result was on disk; only a read-only copy was reported from its records. Now "RUN: finished,
+    nothing to do", its table from summary.json, nothing written; a --base file edited since is work left."""
+    from isp_env.params import neutral
+
+    base = tmp_path / "base.json"
+    base.write_text(json.dumps(neutral()))
+    opts = ("--no-baselines", "--base", base)  # (the last --base wins over TINY_TEACHER_OPTIONS' neutral)
+    raw_dir, run = tiny_teacher_run(tmp_path, isp_raws, *opts)
+    args = ("--raw-dir", raw_dir, "--out", run, *tiny_args(), *opts)
+    before = _stamps(run)
+    res = run_isp_tune(*args)
+    assert res.returncode == 0, res.stderr[-2000:]
+    said = " ".join(res.stderr.split())
+    assert f"{run}: finished, nothing to do" in said and "nothing was written" in said, said
+    assert f"delete {run / 'finished.json'}" in said, said
+    n = json.loads((run / "summary.json").read_text())["n_test"]
+    assert f"held-out raws ({n})" in res.stdout and "neutral" in res.stdout, res.stdout
+    assert _stamps(run) == before  # nothing scored, nothing rewritten
+
+    base.write_text(json.dumps(neutral(), indent=1))  # the same setting, another file: work left
+    res = run_isp_tune(*args)
+    assert res.returncode == 0 and "nothing to do" not in res.stderr, res.stderr[-2000:]
+    assert _stamps(run)[str(run / "finished.json")] != before[str(run / "finished.json")]
+
+
+def tiny_args() -> tuple[str, ...]:
+    from helpers import TINY_TEACHER_OPTIONS
+
+    return tuple(map(str, TINY_TEACHER_OPTIONS))
+
+
+def test_a_cma_es_search_spends_the_budget_asked_in_whole_generations(isp_raws):
+    """**Was**: every search took generations of 12 settings, whatever its budget: the README's quick
+    check's global CMA-ES (20 calls on one raw) scored its start and one generation — 13 of its 20 calls,
+    the other 7 unspent without a word. Now the population is widened so whole generations take every
+    setting the budget pays for; the real search on a real raw, its reward calls counted."""
+    import attiqa
+    from isp_env.baselines import DEFAULT_POPSIZE, cma_search, mean_mos_objective, search_plan
+    from isp_env.isp import develop
+    from isp_env.mos_function import from_scorer
+    from isp_env.raw import read_raw
+
+    mos = from_scorer(attiqa.create_scorer("classical"))
+    dev = develop(read_raw(isp_raws[0]), 48)
+    res = cma_search(mean_mos_objective([dev], mos), budget=20, calls_per_eval=1, seed=0)
+    assert res.calls == mos.calls == 20
+    plan = search_plan(20, 1)
+    assert plan.calls == 20 and plan.said(20).endswith(": 20 of the 20 scorer calls asked")
+    for budget, per in ((150, 1), (600, 12)):  # the default budgets: searched as before, 12 a generation
+        plan = search_plan(budget, per)
+        assert plan.popsize == DEFAULT_POPSIZE and budget - per * DEFAULT_POPSIZE < plan.calls <= budget
+        assert f"{budget - plan.calls} left unspent: whole generations" in plan.said(budget)
+
+
+@pytest.mark.slow  # a tiny real run with both CMA-ES baselines: ~30 s
+def test_the_report_states_the_cma_es_calls_used_of_those_asked(tmp_path, isp_raws):
+    """**Was**: the report gave the CMA-ES baselines' calls used (13 for a global budget of 20) and nothing
+    said what was asked. Now the run's line and report.md say the calls used of those asked, and
+    summary.json has ``scorer_calls_asked`` beside them."""
+    raw_dir = tmp_path / "raws"
+    raw_dir.mkdir()
+    for p in isp_raws:
+        (raw_dir / p.name).write_bytes(p.read_bytes())
+    run = tmp_path / "run"
+    budgets = ("--cma-global-budget", "20", "--cma-image-budget", "5")
+    res = run_isp_tune("--raw-dir", raw_dir, "--out", run, *tiny_args(), *budgets)
+    assert res.returncode == 0, res.stderr[-2000:]
+    said = " ".join(res.stderr.split())
+    assert "— the start and 1 generation of 19 settings: 20 of the 20 scorer calls asked" in said, said
+    summary = {m["method"]: m for m in json.loads((run / "summary.json").read_text())["methods"]}
+    n = summary["cma_per_image"]["n_images"]
+    assert summary["cma_global"]["train_scorer_calls"] == summary["cma_global"]["scorer_calls_asked"] == 20
+    assert summary["cma_per_image"]["test_scorer_calls"] == summary["cma_per_image"]["scorer_calls_asked"]
+    assert summary["cma_per_image"]["scorer_calls_asked"] == 5 * n
+    report = " ".join((run / "report.md").read_text().split())
+    labels = {m: summary[m]["label"] for m in ("cma_global", "cma_per_image")}
+    assert (
+        f"Scorer calls used of those asked: {labels['cma_global']} 20 of the 20; "
+        f"{labels['cma_per_image']} {5 * n} of the {5 * n}"
+    ) in report
+
+
+def test_an_out_that_cannot_be_made_is_refused_before_the_global_search(tmp_path, isp_raws):
+    """**Was**: ``isp-tune --out /proc/RUN`` (a place the command's early check passes — as root, a folder
+    that cannot hold a new one) ran the global CMA-ES base search (600 calls by default: ~45 s) and only
+    then ended on "RUN/baselines: cannot create the output folder": the run's folder was made after the
+    search that writes into it. Now the folder is made first, once every check passed: refused before any
+    search (as a user without root, by the command's early check)."""
+    from helpers import TINY_TEACHER_OPTIONS
+
+    raw_dir = tmp_path / "raws"
+    raw_dir.mkdir()
+    for p in isp_raws:
+        (raw_dir / p.name).write_bytes(p.read_bytes())
+    out = Path("/proc") / f"isp55-{os.getpid()}"
+    opts = (*TINY_TEACHER_OPTIONS, "--base", "global", "--cma-global-budget", "8")
+    res = run_isp_tune("--raw-dir", raw_dir, "--out", out, *opts)
+    said = " ".join(res.stderr.split())
+    assert res.returncode == 2 and "Traceback" not in said, said
+    assert f"error: {out}" in said and "cannot create the output folder" in said, said
+    assert "global CMA-ES" not in said, said
+
+
+def _small_disk(folder: Path, size: str) -> Path:
+    """A tmpfs of ``size`` mounted at ``folder`` (skips where mounting is not allowed: not root)."""
+    folder.mkdir()
+    res = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
+                         capture_output=True, text=True)  # fmt: skip
+    if res.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {res.stderr.strip()}")
+    return folder
+
+
+def test_a_disk_filled_mid_check_says_so_and_that_a_rerun_resumes(tmp_path, isp_raws):
+    """**Was**: ``isp-tune check RAWS -o OUT`` (and ``isp-tune``) on a disk that filled up mid-run ended on
+    "error: No space left on device — check the path (a file where a folder should be?), its permissions
+    and the free disk space": no file named, the wrong first guess, no word that the finished work is
+    kept. Now "OUT: no space left on the disk (or quota) — free some space, then rerun the same command to
+    resume: the finished work is kept". A real 64 KiB tmpfs, the real command."""
+    disk = _small_disk(tmp_path / "disk", "64k")
+    try:
+        out = disk / "check"
+        res = run_isp_tune("check", isp_raws[0].parent, "-m", "classical", "-o", out)
+        said = " ".join(res.stderr.split())
+        assert res.returncode == 2 and "Traceback" not in said, said
+        line = [x for x in res.stderr.splitlines() if x.startswith("error:")]
+        assert len(line) == 1 and "no space left on the disk (or quota)" in line[0], res.stderr[-2000:]
+        assert str(out) in line[0] and "rerun the same command to resume" in line[0], line
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)
