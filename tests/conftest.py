@@ -215,3 +215,26 @@ def cli(monkeypatch, capsys):
         return subprocess.CompletedProcess(args, code, out.out, out.err)
 
     return invoke
+
+
+# ------------------------------------------------------------------------------------------------------
+# one headless Chromium a module for the browser tests (test_genbench_browser.chromium)
+
+
+@pytest.fixture(scope="module")
+def module_chromium():
+    """One ``test_genbench_browser.chromium`` for a module's tests (a start is ~3 s of the 2-core machine)."""
+    from test_genbench_browser import chromium
+
+    with chromium() as driver:
+        yield driver
+
+
+@pytest.fixture()
+def browser(module_chromium):
+    """The module's Chromium as a fresh one (``test_genbench_browser.as_started`` before and after)."""
+    from test_genbench_browser import as_started
+
+    as_started(module_chromium)
+    yield module_chromium
+    as_started(module_chromium)
