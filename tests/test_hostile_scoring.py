@@ -4,7 +4,6 @@ would silently skew the metrics, and tables that stay readable when piped."""
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import json
 import os
@@ -39,6 +38,7 @@ from attiqa.io.checkpoints import CARD_KEY, load_checkpoint, read_card, save_che
 from attiqa.io.tables import ENCODING, ERRORS, read_cell, safe_cell
 from attiqa.scorers import load_scorer
 from attiqa.scorers.zoo import named_models, resolve_weights
+from attiqa.training.trainer import one_thread  # a killed run's OMP_NUM_THREADS=1, for a rerun here
 
 DEFAULT = Path(__file__).resolve().parents[1] / "attiqa" / "data" / "models" / "attiqa-default.safetensors"
 
@@ -189,17 +189,6 @@ def _pair_run(run_dir: Path, photos, n: int) -> list[Path]:
         for i, (a, b) in enumerate(zip(paths[::2], paths[1::2], strict=True))
     ])  # fmt: skip
     return paths
-
-
-@contextlib.contextmanager
-def one_thread():
-    """torch on one thread (a killed run's ``OMP_NUM_THREADS=1``), for a rerun in this process."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(n)
 
 
 def _n_rows(out: Path) -> int:
