@@ -197,14 +197,13 @@ def tiny_dir(tmp_path_factory) -> Path:
     return folder
 
 
-@pytest.fixture()
-def cli(monkeypatch, capsys):
-    """`attiqa` as a user runs it — the entry point ``attiqa.cli.main``: exit codes, one-line errors — in this
-    process (fast; a real subprocess: ``helpers.run_attiqa``)."""
-    from attiqa.cli import main
+def in_process(
+    program: str, main: Callable[[], None], monkeypatch, capsys
+) -> Callable[..., subprocess.CompletedProcess]:
+    """``program ARGS`` run by its entry point ``main`` in this process, as a completed process."""
 
     def invoke(*args) -> subprocess.CompletedProcess:
-        monkeypatch.setattr(sys, "argv", ["attiqa", *map(str, args)])
+        monkeypatch.setattr(sys, "argv", [program, *map(str, args)])
         monkeypatch.setenv("COLUMNS", "200")
         code = 0
         try:
@@ -215,3 +214,51 @@ def cli(monkeypatch, capsys):
         return subprocess.CompletedProcess(args, code, out.out, out.err)
 
     return invoke
+
+
+@pytest.fixture()
+def cli(monkeypatch, capsys):
+    """`attiqa` as a user runs it — the entry point ``attiqa.cli.main``: exit codes, one-line errors — in this
+    process (fast; a real subprocess: ``helpers.run_attiqa``)."""
+    from attiqa.cli import main
+
+    return in_process("attiqa", main, monkeypatch, capsys)
+
+
+@pytest.fixture()
+def genbench_cli(monkeypatch, capsys):
+    """`genbench` as :func:`cli` runs `attiqa` (``genbench.cli.main``; a subprocess: ``run_genbench``)."""
+    from genbench.cli import main
+
+    return in_process("genbench", main, monkeypatch, capsys)
+
+
+@pytest.fixture()
+def isp_cli(monkeypatch, capsys):
+    """`isp-tune` as :func:`cli` runs `attiqa` (``isp_env.cli.main``; a subprocess: ``run_isp_tune``)."""
+    from isp_env.cli import main
+
+    return in_process("isp-tune", main, monkeypatch, capsys)
+
+
+# ------------------------------------------------------------------------------------------------------
+# one headless Chromium a module for the browser tests (test_genbench_browser.chromium)
+
+
+@pytest.fixture(scope="module")
+def module_chromium():
+    """One ``test_genbench_browser.chromium`` for a module's tests (a start is ~3 s of the 2-core machine)."""
+    from test_genbench_browser import chromium
+
+    with chromium() as driver:
+        yield driver
+
+
+@pytest.fixture()
+def browser(module_chromium):
+    """The module's Chromium as a fresh one (``test_genbench_browser.as_started`` before and after)."""
+    from test_genbench_browser import as_started
+
+    as_started(module_chromium)
+    yield module_chromium
+    as_started(module_chromium)

@@ -14,12 +14,6 @@ from genbench_helpers import VoteServer, make_photo_run  # noqa: E402
 from test_genbench_browser import _shown, _start, _state, _votes, _wait, _wait_for_pair, chromium  # noqa: E402
 
 
-@pytest.fixture()
-def browser():
-    with chromium() as driver:
-        yield driver
-
-
 def _killed_after_a_vote(run, tmp_path, browser, rater: str) -> VoteServer:
     """The server after ``rater`` voted on one pair and it was killed (SIGKILL), the next pair on screen."""
     server = VoteServer(run, tmp_path / "server.log")

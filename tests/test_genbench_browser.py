@@ -62,10 +62,29 @@ def chromium():
         shutil.rmtree(profile, ignore_errors=True)
 
 
-@pytest.fixture()
-def browser():
-    with chromium() as driver:
-        yield driver
+def as_started(driver) -> None:
+    """``driver`` as :func:`chromium` starts one: one blank tab at FLAGS' window size, no console lines
+    left to read, and nothing stored by the pages it showed (each test's server is another origin, but a
+    port may come round again) — so one browser serves a module's tests as a fresh one each."""
+    from selenium.common.exceptions import NoAlertPresentException
+
+    origins = set()
+    for handle in driver.window_handles:
+        driver.switch_to.window(handle)
+        with contextlib.suppress(NoAlertPresentException):
+            driver.switch_to.alert.dismiss()
+        history = driver.execute_cdp_cmd("Page.getNavigationHistory", {})["entries"]
+        origins |= {m[0] for e in history if (m := re.match(r"https?://[^/]+", e["url"]))}
+    for origin in origins:
+        driver.execute_cdp_cmd("Storage.clearDataForOrigin", {"origin": origin, "storageTypes": "all"})
+    for handle in driver.window_handles[1:]:
+        driver.switch_to.window(handle)
+        driver.close()
+    driver.switch_to.window(driver.window_handles[0])
+    driver.get("about:blank")
+    driver.execute_cdp_cmd("Page.resetNavigationHistory", {})
+    driver.set_window_size(1200, 900)
+    driver.get_log("browser")
 
 
 def test_vote_with_the_keyboard_in_chromium(tmp_path, photos, browser):

@@ -25,7 +25,6 @@ from helpers import (
     interrupt_when,
     kill_when,
     run_attiqa,
-    run_genbench,
     tiny_attiqa_checkpoint,
 )
 from PIL import Image
@@ -39,6 +38,7 @@ from attiqa.io.checkpoints import CARD_KEY, load_checkpoint, read_card, save_che
 from attiqa.io.tables import ENCODING, ERRORS, read_cell, safe_cell
 from attiqa.scorers import load_scorer
 from attiqa.scorers.zoo import named_models, resolve_weights
+from attiqa.training.trainer import one_thread  # a killed run's OMP_NUM_THREADS=1, for a rerun here
 
 DEFAULT = Path(__file__).resolve().parents[1] / "attiqa" / "data" / "models" / "attiqa-default.safetensors"
 
@@ -76,7 +76,7 @@ def test_read_only_folder_is_refused_up_front(photo_dir, tmp_path):
         ro.chmod(0o755)
 
 
-def test_a_folder_made_read_only_after_some_work_says_how_to_resume(photo_dir, tmp_path):
+def test_a_folder_made_read_only_after_some_work_says_how_to_resume(photo_dir, tmp_path, cli):
     """**Was** (session 45: "not tried" since session 32): `attiqa score -o RO/s.csv` run again after RO (or
     s.csv) was made read-only said "choose another --out" — which leaves the finished rows behind and scores
     everything again. Now, with a file to resume, the line says how to resume it (chmod) first; nothing is
@@ -84,7 +84,7 @@ def test_a_folder_made_read_only_after_some_work_says_how_to_resume(photo_dir, t
     ro = tmp_path / "ro"
     ro.mkdir()
     args = ("score", photo_dir, "-m", "classical", "-o", ro / "s.csv", "-q", "--workers", "0")
-    assert run_attiqa(*args).returncode == 0
+    assert cli(*args).returncode == 0  # in this process; the refused runs are unprivileged real ones
     before = (ro / "s.csv").read_bytes()
     for locked, said in (
         (
@@ -103,11 +103,11 @@ def test_a_folder_made_read_only_after_some_work_says_how_to_resume(photo_dir, t
             locked.chmod(0o755 if locked.is_dir() else 0o644)
         assert one_line_error(res) == f"error: {said} choose another --out"
         assert (ro / "s.csv").read_bytes() == before
-    res = run_attiqa(*args)
+    res = cli(*args)
     assert res.returncode == 0 and "resuming:" in res.stderr, res.stderr
 
 
-def test_non_utf8_and_formula_names_round_trip(tmp_path, photos):
+def test_non_utf8_and_formula_names_round_trip(tmp_path, photos, cli, monkeypatch):
     folder = tmp_path / "imgs"
     folder.mkdir()
     raw_name = b"caf\xe9 latin-1.png"  # not UTF-8: Linux allows any bytes in a name
@@ -115,8 +115,9 @@ def test_non_utf8_and_formula_names_round_trip(tmp_path, photos):
     img.save(os.fsdecode(os.fsencode(str(folder)) + b"/" + raw_name))
     img.save(folder / "=cmd|calc.png")
     img.save(folder / 'a, "b"\nc.png')  # a comma, quotes and a newline: quoted CSV cells, read back whole
+    monkeypatch.chdir(folder)
     for out in (tmp_path / "s.csv", tmp_path / "s.json"):  # relative names, as `attiqa score .` writes them
-        res = run_attiqa("score", ".", "-m", "classical", "-o", out, "-q", "--workers", "0", cwd=folder)
+        res = cli("score", ".", "-m", "classical", "-o", out, "-q", "--workers", "0")
         assert res.returncode == 0, res.stderr
         if out.suffix == ".csv":
             with open(out, encoding=ENCODING, errors=ERRORS, newline="") as fh:
@@ -147,14 +148,14 @@ def test_names_that_look_like_markup_are_shown_as_they_are(tmp_path, photos):
     )
 
 
-def test_a_resume_left_with_only_unreadable_files_ends_with_0(tmp_path, photos):
+def test_a_resume_left_with_only_unreadable_files_ends_with_0(tmp_path, photos, cli):
     """**Was**: exit 2 "no image could be scored" when every readable image was already in the file."""
     _many_images(tmp_path / "imgs", photos, 2)
     (tmp_path / "imgs" / "empty.png").write_bytes(b"")
     args = ("score", tmp_path / "imgs", "-m", "classical", "-o", tmp_path / "s.csv", "-q", "--workers", "0")
-    first = run_attiqa(*args)
+    first = cli(*args)
     assert first.returncode == 0 and "empty.png: empty file" in first.stderr, first.stderr
-    again = run_attiqa(*args)
+    again = cli(*args)
     assert again.returncode == 0, again.stderr
     assert "2 image(s) already in" in again.stderr and "empty.png: empty file" in again.stderr
     assert len(_rows(tmp_path / "s.csv")) == 2
@@ -199,7 +200,7 @@ def _rows(out: Path) -> list[dict]:
         return list(csv.DictReader(fh))
 
 
-def test_kill_keeps_finished_rows_and_a_rerun_resumes(tmp_path, photos):
+def test_kill_keeps_finished_rows_and_a_rerun_resumes(tmp_path, photos, cli):
     paths = _many_images(tmp_path / "imgs", photos, 100)
     out = tmp_path / "s.csv"
     cmd = attiqa_cmd("score", tmp_path / "imgs", "-m", "classical", "-o", out, "-q")
@@ -220,7 +221,7 @@ def test_kill_keeps_finished_rows_and_a_rerun_resumes(tmp_path, photos):
         kept = _rows(out)
         assert before + 4 <= len(kept) < len(paths)
         assert all(0 <= float(r[a]) <= 1 for r in kept for a in ATTRIBUTES)
-    res = run_attiqa(*cmd[3:])
+    res = cli(*cmd[3:])  # the rerun in this process
     assert res.returncode == 0 and f"{len(kept)} image(s) already in" in res.stderr, res.stderr
     final = _rows(out)
     assert sorted(r["image"] for r in final) == sorted(str(p) for p in paths)  # each image exactly once
@@ -338,7 +339,9 @@ def test_eval_interrupted_says_where_the_finished_scores_are(tmp_path, photos):
 
 
 @pytest.mark.slow
-def test_eval_killed_keeps_finished_batches_and_a_rerun_scores_only_the_rest(tmp_path, photos):
+def test_eval_killed_keeps_finished_batches_and_a_rerun_scores_only_the_rest(
+    tmp_path, photos, cli, monkeypatch
+):
     paths = _many_images(tmp_path / "ds", photos, 120)
     (tmp_path / "ds" / "mos.csv").write_text(
         "image,mos\n" + "".join(f"{p.name},{1 + (i * 7 % 9) / 2}\n" for i, p in enumerate(paths))
@@ -353,11 +356,12 @@ def test_eval_killed_keeps_finished_batches_and_a_rerun_scores_only_the_rest(tmp
     kept = _cached_scores(tmp_path / "cache" / "eval_scores.sqlite")
     assert 6 <= kept < len(paths) and not (tmp_path / "killed" / "predictions.csv").exists()
 
-    res = subprocess.run(killed, env=env, capture_output=True, text=True, timeout=300)
-    assert res.returncode == 0, res.stderr
-    assert f"{len(paths) - kept} scored, {kept} from cache" in " ".join(res.stderr.split())
-    fresh = subprocess.run([*cmd, "--no-cache", "-o", str(tmp_path / "fresh")], env=env, capture_output=True,
-                           text=True, timeout=300)  # fmt: skip
+    monkeypatch.setenv("ATTIQA_CACHE", env["ATTIQA_CACHE"])
+    with one_thread():  # the rerun and the fresh run in this process, on one thread as the killed one
+        res = cli(*killed[3:])
+        assert res.returncode == 0, res.stderr
+        assert f"{len(paths) - kept} scored, {kept} from cache" in " ".join(res.stderr.split())
+        fresh = cli(*cmd[3:], "--no-cache", "-o", tmp_path / "fresh")
     assert fresh.returncode == 0, fresh.stderr
     preds = [(tmp_path / d / "predictions.csv").read_bytes() for d in ("killed", "fresh")]
     assert preds[0] == preds[1] and len(preds[0].splitlines()) == len(paths) + 1
@@ -366,7 +370,9 @@ def test_eval_killed_keeps_finished_batches_and_a_rerun_scores_only_the_rest(tmp
 
 
 @pytest.mark.slow
-def test_genbench_score_killed_keeps_finished_batches_and_a_rerun_scores_only_the_rest(tmp_path, photos):
+def test_genbench_score_killed_keeps_finished_batches_and_a_rerun_scores_only_the_rest(
+    tmp_path, photos, genbench_cli
+):
     """**Was**: the metric's CSV was written only when every image was scored — a kill lost all of it."""
     run_dir = tmp_path / "run"
     paths = _pair_run(run_dir, photos, 160)
@@ -382,16 +388,17 @@ def test_genbench_score_killed_keeps_finished_batches_and_a_rerun_scores_only_th
     kept = len(_rows(scores))
     assert 6 <= kept < len(paths)
 
-    res = run_genbench(*args, run_dir, env=env)
-    assert res.returncode == 0, res.stderr
-    assert f"{len(paths) - kept} scored, {kept} already scored, 0 unreadable" in res.stdout + res.stderr
-    fresh = run_genbench(*args, tmp_path / "fresh", env=env)
+    with one_thread():  # the rerun and the fresh run in this process, on one thread as the killed one
+        res = genbench_cli(*args, run_dir)
+        assert res.returncode == 0, res.stderr
+        assert f"{len(paths) - kept} scored, {kept} already scored, 0 unreadable" in res.stdout + res.stderr
+        fresh = genbench_cli(*args, tmp_path / "fresh")
     assert fresh.returncode == 0, fresh.stderr
     assert scores.read_bytes() == (tmp_path / "fresh" / "scores" / "tiny.csv").read_bytes()
     assert [r["image"] for r in _rows(scores)] == [f"images/{p.name}" for p in paths]  # manifest order
 
 
-def test_genbench_score_interrupted_says_what_it_kept_in_one_line(tmp_path, photos):
+def test_genbench_score_interrupted_says_what_it_kept_in_one_line(tmp_path, photos, genbench_cli):
     """**Was** (session 36): a bare "interrupted", and exit 130 for SIGTERM too (the metric's interruption
     was raised again as a new KeyboardInterrupt, SIGTERM's kind lost); now the command's own line — what
     was kept where — and 143 / 130, with no second "interrupted" from the app runner."""
@@ -415,13 +422,13 @@ def test_genbench_score_interrupted_says_what_it_kept_in_one_line(tmp_path, phot
         scored, kept = int(m[1]), int(m[2])
         assert kept == before and scored >= 4 and _n_rows(scores) == kept + scored < len(paths)
     kept = _n_rows(scores)
-    res = run_genbench(*cmd[3:], env={"OMP_NUM_THREADS": "1"})
+    res = genbench_cli(*cmd[3:])  # the rerun in this process
     assert res.returncode == 0, res.stderr
     assert f"{len(paths) - kept} scored, {kept} already scored, 0 unreadable" in res.stderr, res.stderr
     assert [r["image"] for r in _rows(scores)] == [f"images/{p.name}" for p in paths]
 
 
-def test_a_command_that_does_not_catch_interruptions_still_ends_with_their_exit_code(tmp_path, photos):
+def test_a_command_that_does_not_catch_interruptions_still_ends_with_their_exit_code(tmp_path, photos, cli):
     """`label` leaves Ctrl-C / SIGTERM to the app runner (typer would turn both into 130, silently)."""
     _many_images(tmp_path / "imgs", photos, 60)
     out = tmp_path / "l.parquet"
@@ -437,7 +444,7 @@ def test_a_command_that_does_not_catch_interruptions_still_ends_with_their_exit_
         _, err = proc.communicate(timeout=120)
         assert proc.returncode == code, err
         assert "interrupted" in err and "Traceback" not in err, err
-    res = run_attiqa(*cmd[3:])
+    res = cli(*cmd[3:])  # the rerun in this process
     assert res.returncode == 0 and "(60 images)" in res.stderr, res.stderr
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import SHARED_DATA
-from helpers import REPO, attiqa_env, run_isp_tune
+from helpers import REPO, attiqa_env
 
 from isp_env.dng import demo_photo, dng_from_photo
 from isp_env.teacher import spread_sample
@@ -38,7 +38,7 @@ def distinct_raws(folder: Path, n: int, long_side: int = 96) -> list[Path]:
     return out
 
 
-def test_held_out_raws_above_the_cap_are_sampled_over_the_scene_groups_seeded_and_reported(tmp_path):
+def test_held_out_raws_above_the_cap_are_sampled_over_the_scene_groups_seeded_and_reported(tmp_path, isp_cli):
     """12 raws in 6 scene groups of 2, half held out (3 groups, 6 raws), ``--test-raws 3``: one raw of each
     held-out group is evaluated — the raws ``spread_sample`` picks with the run's seed — and summary.json,
     report.md and the printed line say 3 of 6. Without the option (default 100) all 6 are evaluated."""
@@ -48,7 +48,7 @@ def test_held_out_raws_above_the_cap_are_sampled_over_the_scene_groups_seeded_an
         "file,scene_group\n" + "".join(f"{n},{g}\n" for n, g in group.items())
     )
     args = ("--raw-dir", tmp_path / "raws", *TINY, "--test-fraction", "0.5", "--seed", "3")
-    res = run_isp_tune(*args, "--out", tmp_path / "capped", "--test-raws", "3")
+    res = isp_cli(*args, "--out", tmp_path / "capped", "--test-raws", "3")  # in this process
     assert res.returncode == 0, res.stderr[-2000:]
     assert "evaluating 3 of the 6 held-out raws (--test-raws)" in " ".join(res.stderr.split())
     plan = json.loads((tmp_path / "capped" / "run.json").read_text())
@@ -75,7 +75,7 @@ def test_held_out_raws_above_the_cap_are_sampled_over_the_scene_groups_seeded_an
     again = json.loads((tmp_path / "heldout" / "summary.json").read_text())
     assert sorted(again["test_raws"]) == picked and again["n_held_out"] == 6
 
-    res = run_isp_tune(*args, "--out", tmp_path / "whole")  # the default cap (100): every held-out raw
+    res = isp_cli(*args, "--out", tmp_path / "whole")  # the default cap (100): every held-out raw
     assert res.returncode == 0, res.stderr[-2000:]
     whole = json.loads((tmp_path / "whole" / "summary.json").read_text())
     assert whole["n_test"] == 6 and "n_held_out" not in whole
@@ -84,10 +84,10 @@ def test_held_out_raws_above_the_cap_are_sampled_over_the_scene_groups_seeded_an
 
 
 @pytest.mark.skipif(not REAL_RAWS.is_dir(), reason="no shared real raws")
-def test_the_43_real_raws_at_a_cap_of_their_13_held_out_raws_are_evaluated_whole(tmp_path):
+def test_the_43_real_raws_at_a_cap_of_their_13_held_out_raws_are_evaluated_whole(tmp_path, isp_cli):
     """The shared 43 real raws hold out 13 (seed 0, whole scene groups): a cap of 13 — as the default of
     100 — evaluates every one of them, in the split's order, and reports no sample."""
-    res = run_isp_tune("--raw-dir", REAL_RAWS, *TINY, "--out", tmp_path / "run", "--test-raws", "13")
+    res = isp_cli("--raw-dir", REAL_RAWS, *TINY, "--out", tmp_path / "run", "--test-raws", "13")
     assert res.returncode == 0, res.stderr[-2000:]
     assert "evaluating" not in res.stderr and "13 test raws" in res.stderr
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
