@@ -353,8 +353,12 @@ def interrupted_words(cfg: TrainConfig, since: float | None = None) -> str:
     if kept:
         where = f"{', '.join(kept)} kept in {out_dir}"
         return f"interrupted: {where}; rerun the same command with --resume to continue"
-    labelled = " (the images labelled so far are kept)" if cfg.label is not None else ""
-    return f"interrupted before an epoch finished{labelled}; rerun the same command to continue"
+    made = [
+        *(["graded copies"] if cfg.degrade is not None else []),
+        *(["labels"] if cfg.label is not None else []),
+    ]
+    kept_now = f" (the {' and '.join(made)} made so far are kept)" if made else ""
+    return f"interrupted before an epoch finished{kept_now}; rerun the same command to continue"
 
 
 def check_devices(cfg: TrainConfig) -> None:
