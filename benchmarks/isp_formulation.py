@@ -28,7 +28,7 @@ from isp_env.params import neutral
 from isp_env.policy_io import load_policy
 from isp_env.raw import find_raws, read_raw
 from isp_env.reward import develop_view, finish_view, make_guard
-from isp_env.run import scene_groups, split
+from isp_env.run import readable_raws, scene_groups, split
 from isp_env.tuning import TrainConfig, train, tune_with_policy
 
 
@@ -71,7 +71,7 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(1)
-    raws = find_raws(args.raw_dir)
+    raws, _ = readable_raws(find_raws(args.raw_dir))  # the run's own split: unreadable raws stay out
     groups = scene_groups(raws, args.raw_dir)
     train_raws, _ = split(raws, args.test_fraction, args.seed, groups)  # the held-out side is never used
     fit, val = split(train_raws, args.val_fraction, args.seed + 1, groups)

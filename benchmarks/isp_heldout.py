@@ -25,7 +25,7 @@ from isp_env.mos_function import load_mos_function
 from isp_env.params import read_run_json
 from isp_env.policy_io import load_policy
 from isp_env.raw import find_raws
-from isp_env.run import TEST_RAWS, capped, evaluate, scene_groups, split, split_names
+from isp_env.run import TEST_RAWS, capped, evaluate, readable_raws, scene_groups, split, split_names
 from isp_env.tuning import TrainConfig, check_reward_model
 
 
@@ -62,7 +62,7 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(1)
-    raws = find_raws(args.raw_dir)
+    raws, _ = readable_raws(find_raws(args.raw_dir))  # the run's own split: unreadable raws stay out
     groups = scene_groups(raws, args.raw_dir)
     train_raws, test_raws = split(raws, args.test_fraction, args.seed, groups)
     agents, budgets = {}, {}
