@@ -182,15 +182,8 @@ def eval_cmd(
 
     Example: attiqa eval agiqa3k --root AGIQA-3K/ -m ckpt.safetensors
     """
-    from attiqa.datasets import get_dataset, resolve_name
-    from attiqa.datasets.base import (
-        PREDICTIONS_CSV,
-        SCATTER_PNG,
-        SUMMARY_JSON,
-        DatasetItem,
-        IQADataset,
-        among_the_data,
-    )
+    from attiqa.datasets import base, get_dataset, resolve_name
+    from attiqa.datasets.base import DatasetItem, IQADataset
     from attiqa.io.atomic import not_an_input, output_folder
 
     def data_checked() -> tuple[str, IQADataset, list[DatasetItem]]:
@@ -203,7 +196,7 @@ def eval_cmd(
         ds = get_dataset(name, root, target=target, **kwargs)
         items = ds.select(split)  # a bad --split fails before the model is loaded
         if out is not None:  # before every image is checked and the model loads (evaluate() checks late)
-            among_the_data(out, ds, items)
+            base.among_the_data(out, ds, items)
         return name, ds, items
 
     def files_checked(
@@ -219,7 +212,7 @@ def eval_cmd(
         if out is not None:
             output_folder(out, "--out", create=False)  # before the model loads; made once it has
             inputs = [*ds.source_files(), *(it.image for it in items)]
-            outputs = [out / n for n in (PREDICTIONS_CSV, SUMMARY_JSON, SCATTER_PNG)]
+            outputs = [out / n for n in (base.PREDICTIONS_CSV, base.SUMMARY_JSON, base.SCATTER_PNG)]
             not_an_input(outputs, inputs, "--out")
 
     alone = one_process()
