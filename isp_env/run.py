@@ -32,7 +32,7 @@ from PIL import Image
 
 from attiqa.datasets.readers import read_csv
 from attiqa.errors import AttiqaError, ConfigError, ImageLoadError
-from attiqa.io.atomic import output_folder, remove_orphan_temps, write_json_atomic
+from attiqa.io.atomic import json_text, output_folder, remove_orphan_temps, write_json_atomic
 from attiqa.io.checkpoints import sha256_of
 from attiqa.io.images import content_key, load_image, save_image
 from attiqa.io.names import portable_stem
@@ -663,7 +663,7 @@ def invocation_record(
         "reward_model": reward,
         **settings,
     }
-    parsed: dict[str, Any] = json.loads(json.dumps(record, default=str))
+    parsed: dict[str, Any] = json.loads(json_text(record))  # as finished.json stores it (write_json_atomic)
     return parsed
 
 
