@@ -12,7 +12,14 @@ from genbench.agreement import Vote, read_votes_csv
 from genbench.files import shell_arg
 from genbench.imagereward import PREFS
 from genbench.imagereward import RATER as IMAGEREWARD_RATER
-from genbench.manifest import IMAGE_ROOT_FILE, MANIFEST, MANIFEST_CSV, Pair
+from genbench.manifest import (
+    AGIQA3K_SOURCE,
+    IMAGE_ROOT_FILE,
+    IMAGEREWARD_SOURCE,
+    MANIFEST,
+    MANIFEST_CSV,
+    Pair,
+)
 from genbench.vote.store import VOTES_DB
 
 
@@ -57,7 +64,7 @@ def aside_kind(table: Path, pairs: list[Pair]) -> str:
     pairs do not tell: an import writes its prefs.csv with its manifest, as one commit, all under its own
     rater (a whole import's file was loaded only for this, and a damaged one ended `agree` on the votes it
     did use). A hand-placed file is read; one that cannot be says so here, in the line that names it."""
-    by_source = {"agiqa3k": AGIQA3K_RATER, "imagereward": IMAGEREWARD_RATER}
+    by_source = {AGIQA3K_SOURCE: AGIQA3K_RATER, IMAGEREWARD_SOURCE: IMAGEREWARD_RATER}
     sources = {str(p.record.get("source")) for p in pairs}
     if len(sources) == 1 and (source := sources.pop()) in by_source:
         return raters_kind({by_source[source]})
