@@ -87,7 +87,8 @@ def scene_groups(raws: list[Path], root: Path) -> dict[Path, str]:
 
     Byte-identical copies (a folder copied in twice, a link) join the group of the first: each copy its
     own group put copies of a training raw on the test side. Only raws of one size and the same first and
-    last 64 KiB are hashed whole (:func:`ends`; uncompressed DNGs of one camera are all of one size)."""
+    last 64 KiB are hashed whole (:func:`ends`; uncompressed DNGs of one camera are all of one size).
+    ``raws``: probed ones (:func:`readable_raws`): each is stat-ed and may be read, unguarded."""
     groups = {p: str(p.relative_to(root)) if p.is_relative_to(root) else p.name for p in raws}
     manifest = root / "manifest.csv"
     if manifest.is_file():
