@@ -36,7 +36,7 @@ from attiqa.io.atomic import json_text
 from attiqa.io.images import IMAGE_EXTENSIONS
 from genbench.files import refuse_out_among
 from genbench.imagereward import PREFS, prefs_text
-from genbench.manifest import write_manifest
+from genbench.manifest import AGIQA3K_SOURCE, write_manifest
 
 DEFAULT_MARGIN = 0.5
 RATER = "agiqa3k-mos"
@@ -208,7 +208,7 @@ def make_pairs(
                         "mos_align_a": a.mos_align,
                         "mos_align_b": b.mos_align,
                         "mos_diff": abs(diff),
-                        "source": "agiqa3k",
+                        "source": AGIQA3K_SOURCE,
                     }
                 )
                 prefs.append({"pair_id": pid, "rater": RATER, "choice": "a" if diff > 0 else "b"})
@@ -275,7 +275,7 @@ def import_agiqa3k(
     folders = [(Path(root), "the AGIQA-3k folder", True), (image_root, "the AGIQA-3k folder", True)]
     refuse_out_among(out_dir, folders, "agiqa3k_run")
     info = {k: v for k, v in asdict(res).items() if k not in ("missing", "unlisted")}
-    info = {"source": "agiqa3k", "root": str(Path(root).resolve()), **info, "missing": res.missing[:100]}
+    info = {"source": AGIQA3K_SOURCE, "root": str(Path(root).resolve()), **info, "missing": res.missing[:100]}
     info["unlisted"] = res.unlisted[:100]
     also = {PREFS: prefs_text(prefs), IMPORT_INFO: json_text(info)}  # one commit with the manifest
     write_manifest(out_dir, records, image_root=image_root, also=also)

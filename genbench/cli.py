@@ -208,7 +208,8 @@ def score(
     names = _split_metrics(metrics, every_metric)
     pairs = _run_pairs(run_dir)
     missing_images(run_dir, pairs)  # none on disk: one line before any model loads (and before torch)
-    from genbench.run_scores import SCORES_DIR, scores_folder
+    from genbench.files import SCORES_DIR
+    from genbench.run_scores import scores_folder
 
     names = names or every_metric()
     scores_folder(run_dir)  # every metric writes there: a problem with it is one line, before any scoring

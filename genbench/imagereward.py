@@ -26,7 +26,7 @@ from pathlib import Path
 from attiqa.errors import AttiqaError
 from attiqa.io.tables import safe_dict
 from genbench.files import read_json, refuse_out_among
-from genbench.manifest import SIDES, is_inside, resolve, write_manifest
+from genbench.manifest import IMAGEREWARD_SOURCE, SIDES, is_inside, resolve, write_manifest
 
 PREFS = "prefs.csv"
 RATER = "imagereward-ranking"
@@ -127,7 +127,7 @@ def expand_rankings(items: list, images_root: Path) -> tuple[list[dict], list[di
                         "image_b": str(root / gens[j]),
                         "rank_a": ranks[i],
                         "rank_b": ranks[j],
-                        "source": "imagereward",
+                        "source": IMAGEREWARD_SOURCE,
                     }
                 )
                 prefs.append({"pair_id": pid, "rater": RATER, "choice": "a" if ranks[i] < ranks[j] else "b"})

@@ -31,6 +31,9 @@ MANIFEST_CSV = "manifest.csv"
 RUN_FILE = "run.json"  # a generated run's settings (genbench run)
 IMAGE_ROOT_FILE = "image_root.json"
 SIDES = ("a", "b")
+# a pair record's "source": the import that wrote it (a generated run's pairs have none)
+AGIQA3K_SOURCE = "agiqa3k"
+IMAGEREWARD_SOURCE = "imagereward"
 
 
 @dataclass(frozen=True)
@@ -280,9 +283,9 @@ def _made_again(run_dir: Path, pairs: list[Pair]) -> str:
     `genbench import-imagereward`, whose JSON its user does not have), or `genbench run`'s."""
     sources = {str(p.record.get("source") or "") for p in pairs}
     out = shell_arg(run_dir)
-    if sources == {"agiqa3k"}:
+    if sources == {AGIQA3K_SOURCE}:
         how = f"`genbench import-agiqa3k FOLDER --out {out}`"
-    elif sources == {"imagereward"}:
+    elif sources == {IMAGEREWARD_SOURCE}:
         how = f"`genbench import-imagereward JSON --images FOLDER --out {out}`"
     else:  # generated: its images are made again from their seeds
         return f"rerun the `genbench run --out {out}` command that made them: it makes missing images again"

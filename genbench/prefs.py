@@ -7,10 +7,19 @@ from pathlib import Path
 from attiqa.errors import AttiqaError
 from attiqa.io.atomic import not_an_input, output_folder
 from attiqa.progress import counted
+from genbench.agiqa3k import RATER as AGIQA3K_RATER
 from genbench.agreement import Vote, read_votes_csv
 from genbench.files import shell_arg
 from genbench.imagereward import PREFS
-from genbench.manifest import IMAGE_ROOT_FILE, MANIFEST, MANIFEST_CSV, Pair
+from genbench.imagereward import RATER as IMAGEREWARD_RATER
+from genbench.manifest import (
+    AGIQA3K_SOURCE,
+    IMAGE_ROOT_FILE,
+    IMAGEREWARD_SOURCE,
+    MANIFEST,
+    MANIFEST_CSV,
+    Pair,
+)
 from genbench.vote.store import VOTES_DB
 
 
@@ -47,7 +56,7 @@ def prefs_kind(votes: list[Vote]) -> str:
     """What the preferences are — an import's (AGIQA-3k's MOS, ImageReward's rankings: one "vote" a pair
     under a rater of its own) or people's votes — for ``agree``'s line and report: on an imported run that
     also got votes, "6 votes on 6 pairs" did not say which of the two the accuracies were measured against."""
-    return _kind({v.rater for v in votes})
+    return raters_kind({v.rater for v in votes})
 
 
 def aside_kind(table: Path, pairs: list[Pair]) -> str:
@@ -55,23 +64,19 @@ def aside_kind(table: Path, pairs: list[Pair]) -> str:
     pairs do not tell: an import writes its prefs.csv with its manifest, as one commit, all under its own
     rater (a whole import's file was loaded only for this, and a damaged one ended `agree` on the votes it
     did use). A hand-placed file is read; one that cannot be says so here, in the line that names it."""
-    from genbench.agiqa3k import RATER as AGIQA3K_RATER
-    from genbench.imagereward import RATER as IMAGEREWARD_RATER
-
-    by_source = {"agiqa3k": AGIQA3K_RATER, "imagereward": IMAGEREWARD_RATER}
+    by_source = {AGIQA3K_SOURCE: AGIQA3K_RATER, IMAGEREWARD_SOURCE: IMAGEREWARD_RATER}
     sources = {str(p.record.get("source")) for p in pairs}
     if len(sources) == 1 and (source := sources.pop()) in by_source:
-        return _kind({by_source[source]})
+        return raters_kind({by_source[source]})
     try:
         return prefs_kind(_read(table))
     except AttiqaError as err:
         return f"not readable: {err}"
 
 
-def _kind(raters: set[str]) -> str:
-    from genbench.agiqa3k import RATER as AGIQA3K_RATER
-    from genbench.imagereward import RATER as IMAGEREWARD_RATER
-
+def raters_kind(raters: set[str]) -> str:
+    """:func:`prefs_kind`'s words for the raters ``raters``: an import's own rater named by its source, any
+    other counted as people."""
     imported = {
         AGIQA3K_RATER: "AGIQA-3k MOS, the higher preferred",
         IMAGEREWARD_RATER: "ImageReward rankings, the better-ranked preferred",

@@ -31,8 +31,7 @@ from attiqa.progress import shown_name
 from attiqa.scorers import is_checkpoint
 from attiqa.scorers.zoo import trained_on, weights_identity, zoo_table
 from attiqa.scoring import OtherScoreFile, ScoreRun, ScoreWriter, same_scorer, score_paths, write_scores
-from genbench.files import SCORES_DIR as SCORES_DIR  # its home: torch-free, for `genbench agree`
-from genbench.files import shell_arg
+from genbench.files import SCORES_DIR, shell_arg
 from genbench.manifest import SIDES, Pair, image_problem, resolve
 
 

@@ -32,7 +32,7 @@ from PIL import Image
 
 from attiqa.datasets.readers import read_csv
 from attiqa.errors import AttiqaError, ConfigError, ImageLoadError
-from attiqa.io.atomic import output_folder, remove_orphan_temps, write_json_atomic
+from attiqa.io.atomic import json_text, output_folder, remove_orphan_temps, write_json_atomic
 from attiqa.io.checkpoints import sha256_of
 from attiqa.io.images import content_key, load_image, save_image
 from attiqa.io.names import portable_stem
@@ -87,7 +87,8 @@ def scene_groups(raws: list[Path], root: Path) -> dict[Path, str]:
 
     Byte-identical copies (a folder copied in twice, a link) join the group of the first: each copy its
     own group put copies of a training raw on the test side. Only raws of one size and the same first and
-    last 64 KiB are hashed whole (:func:`ends`; uncompressed DNGs of one camera are all of one size)."""
+    last 64 KiB are hashed whole (:func:`ends`; uncompressed DNGs of one camera are all of one size).
+    ``raws``: probed ones (:func:`readable_raws`): each is stat-ed and may be read, unguarded."""
     groups = {p: str(p.relative_to(root)) if p.is_relative_to(root) else p.name for p in raws}
     manifest = root / "manifest.csv"
     if manifest.is_file():
@@ -663,7 +664,7 @@ def invocation_record(
         "reward_model": reward,
         **settings,
     }
-    parsed: dict[str, Any] = json.loads(json.dumps(record, default=str))
+    parsed: dict[str, Any] = json.loads(json_text(record))  # as finished.json stores it (write_json_atomic)
     return parsed
 
 

@@ -98,8 +98,9 @@ def test_genbench_open_metric_loads_and_identifies_a_checkpoint_from_one_reading
     (resume_identity), then again for its tensors' hash when the file had changed meanwhile
     (weights_identity): a file saved in between gave a record mixing versions. Now one opening of the file
     gives the weights and every hash of the record: counted in a real process (strace)."""
+    from genbench.files import SCORES_DIR
     from genbench.manifest import write_manifest
-    from genbench.run_scores import SCORES_DIR, metric_slug
+    from genbench.run_scores import metric_slug
 
     ckpt = tiny_attiqa_checkpoint(tmp_path)
     run = tmp_path / "run"

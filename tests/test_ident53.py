@@ -17,8 +17,9 @@ import attiqa
 from attiqa.errors import AttiqaError
 from attiqa.evaluation.cache import resume_identity
 from attiqa.scoring import ScoreWriter, same_scorer
+from genbench.files import SCORES_DIR
 from genbench.manifest import load_pairs, write_manifest
-from genbench.run_scores import SCORES_DIR, metric_slug, open_metric
+from genbench.run_scores import metric_slug, open_metric
 
 
 @pytest.fixture(scope="module")

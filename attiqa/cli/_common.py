@@ -154,9 +154,10 @@ def one_process() -> bool:
 
 def checked_first(check: Callable[[], T]) -> Callable[[], T]:
     """Run a command's input and output checks now, before torch is imported, when this is one process: a
-    typo's one line came after ~3 s of importing the model stack. Under torchrun (WORLD_SIZE > 1, or a value
-    the process group will refuse) the check is returned to run inside
-    :func:`attiqa.sharding.alike_on_every_process`, so the job says it once. Call the result for the value."""
+    typo's one line came after the whole model stack was imported (measured: docs/default_model.md, speed
+    notes, `benchmarks/cli_startup.py`). Under torchrun (WORLD_SIZE > 1, or a value the process group will
+    refuse) the check is returned to run inside :func:`attiqa.sharding.alike_on_every_process`, so the job
+    says it once. Call the result for the value."""
     if not one_process():
         return check
     value = check()

@@ -28,12 +28,13 @@ from attiqa.io.images import header_problem
 from attiqa.progress import shown_name
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
+"""Canonical split names; adapters map the official names (training/validation/test, ...) onto these."""
+
 # what `attiqa eval` writes in its --out (:mod:`attiqa.evaluation.evaluate`); here for :func:`among_the_data`,
 # which the command runs before torch is imported
 PREDICTIONS_CSV = "predictions.csv"
 SUMMARY_JSON = "summary.json"
 SCATTER_PNG = "scatter.png"
-"""Canonical split names; adapters map the official names (training/validation/test, ...) onto these."""
 
 _SPLIT_ALIASES = {
     "train": "train",

@@ -236,6 +236,19 @@ def same_data(now: Any, was: Any) -> tuple[bool, bool]:
     return now.get("fingerprint") == was.get("fingerprint"), same_rows
 
 
+def data_key(data: dict[str, Any] | None) -> str | None:
+    """What a stage trains on (its :data:`DATA_SETTING` record), as the processes of a job compare it
+    (:meth:`attiqa.training.trainer.Trainer.check_same_start`): its rows named under their folder when
+    recorded (the same table copied to another path on another machine is equal); beside :func:`same_data`,
+    the resume's comparison of the same record."""
+    if not data:
+        return None
+    for key in ("roots_rows", "rows", "fingerprint"):
+        if data.get(key):
+            return str(data[key])[:8]
+    return None
+
+
 ROOTS_ORDER = "label.images"
 """A pretraining record's ``order`` when its rows follow their roots (:func:`order_under`); a record without
 it (an earlier version's, or a table given as ``labels:``) trained in the table's order."""

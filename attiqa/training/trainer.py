@@ -50,7 +50,7 @@ from attiqa.models import AttiqaModel, save_model
 from attiqa.progress import console
 from attiqa.sharding import alike_on_every_process
 from attiqa.training import distributed as D
-from attiqa.training.data import DATA_SETTING, flush_unreadable, same_data
+from attiqa.training.data import DATA_SETTING, data_key, flush_unreadable, same_data
 
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
@@ -198,17 +198,6 @@ def recorded_folders(record: dict[str, Any]) -> list[str]:
     if roots:
         return [str(r) for r in roots]
     return [str(record["root"])] if record.get("root") else []
-
-
-def data_key(data: dict[str, Any] | None) -> str | None:
-    """What a stage trains on (its :data:`DATA_SETTING` record), as processes compare it: its rows named under
-    their folder when recorded (the same table copied to another path on another machine is equal)."""
-    if not data:
-        return None
-    for key in ("roots_rows", "rows", "fingerprint"):
-        if data.get(key):
-            return str(data[key])[:8]
-    return None
 
 
 def start_points_words(points: list[tuple[int, int, str | None]]) -> str:
