@@ -9,6 +9,7 @@ distortions) and ``folder`` (any images + CSV ``image,mos[,split]``).
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -50,27 +51,43 @@ DATASETS: dict[str, type[IQADataset]] = {
 
 _ALIASES = {
     "livec": "clive",
-    "live_challenge": "clive",
+    "livechallenge": "clive",
+    "liveitw": "clive",  # LIVE in the Wild: CLIVE, not LIVE Release 2 (was suggested as 'live' first)
+    "livewild": "clive",
+    "liveinthewild": "clive",
+    "challengedb": "clive",
     "koniq": "koniq10k",
-    "koniq-10k": "koniq10k",
     "kadid": "kadid10k",
-    "kadid-10k": "kadid10k",
     "tid": "tid2013",
     "paq2piq": "flive",
-    "agiqa-3k": "agiqa3k",
-    "agiqa-1k": "agiqa1k",
+    "livefb": "flive",  # LIVE-FB is FLIVE's other name (was suggested as 'live')
+    "liveiqa": "live",
+    "liverelease2": "live",
 }
+"""Other names of the datasets, written without separators (:func:`squashed`)."""
+
+_SPELLED = {"koniq-10k": "koniq10k", "kadid-10k": "kadid10k", "agiqa-3k": "agiqa3k", "agiqa-1k": "agiqa1k"}
+"""The names as their papers spell them: suggested for a misspelling as the name they stand for (a typo of
+``kadid-10k`` is closer to them than to ``agiqa1k``)."""
+
+
+def squashed(name: str) -> str:
+    """A dataset name as it is looked up: lower case, without spaces, ``-``, ``_`` and ``.`` — ``KADID-10k``,
+    ``tid_2013``, ``LIVE-itW`` and ``agiqa 3k`` are the registry's ``kadid10k``, ``tid2013``, ``clive`` and
+    ``agiqa3k`` (``tid-2013`` was "unknown dataset")."""
+    return re.sub(r"[\s_.\-]+", "", name.lower())
 
 
 def resolve_name(name: str) -> str:
-    """Canonical registry name (case-insensitive, a few common aliases); unknown names get suggestions."""
-    key = name.strip().lower()
+    """Canonical registry name (case and separators ignored, a few common aliases); unknown names get
+    suggestions."""
+    key = squashed(name)
     key = _ALIASES.get(key, key)
     if key in DATASETS:
         return key
     names = sorted(DATASETS)
     hint = (
-        did_you_mean(key, names, n=3, cutoff=0.5, aliases=_ALIASES)
+        did_you_mean(key, names, n=3, cutoff=0.5, aliases={**_ALIASES, **_SPELLED})
         or f" (known datasets: {', '.join(names)})"
     )
     raise AttiqaError(f"unknown dataset {name!r}{hint} — see `attiqa datasets`")
