@@ -114,3 +114,94 @@ def test_spaq_photos_where_its_archive_unpacks_them(folder, tmp_path, cli):
     res = cli("eval", "spaq", "--root", root, "-m", "classical", "-o", out, "-w", "0", "-q", "--no-cache")
     assert res.returncode == 0, res.stderr
     assert json.loads((out / "summary.json").read_text())["n"] == want.n
+
+
+def blurred(path, i: int) -> None:
+    """A photo blurred by step ``i`` (0 = sharp): the classical scorer's score falls as ``i`` rises."""
+    from PIL import Image, ImageFilter
+    from skimage import data
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    photo = Image.fromarray(data.astronaut()).resize((96, 96))
+    photo.filter(ImageFilter.GaussianBlur(0.8 * i)).save(path)
+
+
+def live_blur(root, n):
+    """LIVE Release 2: dmos.mat over its 982 entries, the first n in jp2k/ distorted, DMOS up with blur."""
+    import numpy as np
+    from scipy import io as sio
+    from test_dataset_layouts48 import cell_column
+
+    from attiqa.datasets.synthetic import LIVE_FOLDERS
+
+    total = sum(k for _, k in LIVE_FOLDERS)
+    dmos, orgs = np.zeros(total), np.ones(total)
+    for i in range(n):
+        dmos[i], orgs[i] = 15.0 + 12 * i, 0.0
+        blurred(root / "jp2k" / f"img{i + 1}.bmp", i)
+    sio.savemat(root / "dmos.mat", {"dmos": dmos[None], "orgs": orgs[None]})
+    sio.savemat(root / "refnames_all.mat", {"refnames_all": cell_column(["parrots.bmp"] * total).T})
+
+
+def csiq_blur(root, n):
+    """CSIQ: the all_by_image sheet (title rows, header from column D), DMOS 0-1 rising with blur."""
+    from test_dataset_layouts48 import workbook
+
+    header = [None, None, None, "image", "dst_idx", "dst_type", "dst_lev", "dmos_std", "dmos"]
+    rows = [[None, None, None, f"ref{i}", 5, "blur", 1, 0.02, 0.05 + 0.15 * i] for i in range(n)]
+    workbook(root / "csiq.DMOS.xlsx", {"all_by_image": [["CSIQ DMOS"], [], [], header, *rows]})
+    for i in range(n):
+        blurred(root / "dst_imgs" / "blur" / f"ref{i}.BLUR.1.png", i)
+
+
+def kadid_blur(root, n):
+    """KADID-10k: dmos.csv, its 'dmos' a DCR mean (1-5, higher is better) falling with blur."""
+    from test_dataset_layouts48 import csv_file
+
+    rows = [[f"I{i + 1:02d}_01_01.png", f"I{i + 1:02d}.png", round(4.8 - 0.6 * i, 2), 0.3] for i in range(n)]
+    csv_file(root / "dmos.csv", ["dist_img", "ref_img", "dmos", "var"], rows)
+    for i, r in enumerate(rows):
+        blurred(root / "images" / r[0], i)
+
+
+def tid_blur(root, n):
+    """TID2013: mos_with_names.txt (MOS 0-9, higher is better) falling with blur; files lower-cased."""
+    names = [f"I{i + 1:02d}_08_1.bmp" for i in range(n)]
+    (root / "mos_with_names.txt").write_text("".join(f"{6.5 - i:.5f} {m}\n" for i, m in enumerate(names)))
+    for i, m in enumerate(names):
+        blurred(root / "distorted_images" / m.lower(), i)
+
+
+def pipal_blur(root, n):
+    """PIPAL: Train_Label/A0001.txt (ELO, higher is better) falling with blur."""
+    names = [f"A0001_{i:02d}_00.bmp" for i in range(n)]
+    (root / "Train_Label").mkdir()
+    (root / "Train_Label" / "A0001.txt").write_text(
+        "".join(f"{m},{1700 - 90 * i}\n" for i, m in enumerate(names))
+    )
+    for i, m in enumerate(names):
+        blurred(root / "Train_Dis" / m, i)
+
+
+@pytest.mark.parametrize(
+    ("name", "build"),
+    [
+        ("live", live_blur),
+        ("csiq", csiq_blur),
+        ("kadid10k", kadid_blur),
+        ("tid2013", tid_blur),
+        ("pipal", pipal_blur),
+    ],
+)
+def test_scores_correlate_the_right_way_through_eval(name, build, tmp_path, cli):
+    """Direction, end to end: photos blurred step by step, the official score file saying they get worse
+    (DMOS up for LIVE and CSIQ; MOS / DCR / ELO down for the others), `attiqa eval -m classical` (whose score
+    falls with blur): the SROCC is positive — a DMOS read as MOS, or a MOS flipped, would make it negative."""
+    root = tmp_path / name
+    root.mkdir()
+    build(root, 6)
+    out = tmp_path / "out"
+    res = cli("eval", name, "--root", root, "-m", "classical", "-o", out, "-w", "0", "-q", "--no-cache")
+    assert res.returncode == 0, res.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["n"] == 6 and summary["srocc"] > 0.9, summary
