@@ -3,8 +3,8 @@ files into one uniform table (:class:`DatasetItem`: absolute image path, MOS "hi
 value, split, extra targets). ``list_datasets()`` gives each adapter's metadata.
 
 Datasets of the paper's §4.1: ``clive``, ``koniq10k``, ``spaq``, ``flive``, ``ava``. Also: ``agiqa3k``,
-``agiqa1k`` (AI-generated images), ``kadid10k``, ``live``, ``csiq``, ``tid2013``, ``pipal`` (synthetic
-distortions) and ``folder`` (any images + CSV ``image,mos[,split]``).
+``agiqa1k`` (AI-generated images), ``biq2021`` (authentic), ``kadid10k``, ``live``, ``csiq``, ``tid2013``,
+``pipal`` (synthetic distortions) and ``folder`` (any images + CSV ``image,mos[,split]``).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from attiqa.datasets.base import (
 )
 from attiqa.datasets.folder import FolderDataset
 from attiqa.datasets.synthetic import CSIQ, LIVE, PIPAL, TID2013, KADID10k
-from attiqa.datasets.wild import AVA, CLIVE, FLIVE, SPAQ, KonIQ10k
+from attiqa.datasets.wild import AVA, BIQ2021, CLIVE, FLIVE, SPAQ, KonIQ10k
 from attiqa.errors import AttiqaError, did_you_mean
 
 DATASETS: dict[str, type[IQADataset]] = {
@@ -39,6 +39,7 @@ DATASETS: dict[str, type[IQADataset]] = {
         SPAQ,
         FLIVE,
         AVA,
+        BIQ2021,
         KADID10k,
         LIVE,
         CSIQ,
@@ -63,6 +64,7 @@ _ALIASES = {
     "livefb": "flive",  # LIVE-FB is FLIVE's other name (was suggested as 'live')
     "liveiqa": "live",
     "liverelease2": "live",
+    "biq": "biq2021",
 }
 """Other names of the datasets, written without separators (:func:`squashed`)."""
 
