@@ -11,7 +11,7 @@ import json
 import pytest
 from test_dataset_layouts48 import LAYOUTS, clive, kadid
 
-from attiqa.datasets import get_dataset, resolve_name
+from attiqa.datasets import DATASETS, get_dataset, resolve_name
 from attiqa.errors import AttiqaError
 
 
@@ -259,3 +259,16 @@ def test_biq2021_official_layout_of_real_photos_matches_the_folder_reading(tmp_p
         summary = json.loads((out / "summary.json").read_text())
         got[name] = (summary["n"], summary["srocc"], summary["plcc"])
     assert got["biq2021"] == got["folder"] and got["biq2021"][0] == 40
+
+
+@pytest.mark.parametrize("name", sorted(DATASETS))
+def test_the_datasets_page_shows_the_layout_word_for_word(name, cli):
+    """`attiqa datasets NAME` printed the layout through rich markup: KonIQ's "[either or both]" (which score
+    file is needed) **was** dropped as an unknown style tag. Now every adapter's layout and images line is
+    shown as written."""
+    info = DATASETS[name].info
+    res = cli("datasets", name)
+    assert res.returncode == 0, res.stderr
+    shown = " ".join(res.stdout.split())
+    assert " ".join(info.layout.split()) in shown
+    assert " ".join(info.images.split()) in shown
