@@ -403,6 +403,24 @@ def agiqa1k(root: Path) -> Layout:
     return Layout(5, ["file"], "file.zip", groups=3, check=check)
 
 
+def biq2021(root: Path) -> Layout:
+    """The repository's two score files as stored (session 55): the training file's header has two empty
+    columns more (``Image Name,MOS,,``), names hold a space and parentheses; photos in Images/."""
+    train = [["ss03 (3753).jpg", "0.8471"], ["ss01 (1726).jpg", "0.2874"], ["ss02 (167).jpg", "0.3522"]]
+    test = [["ss03 (7805).jpg", "0.7321"], ["ss01 (151).jpg", "0.1931"]]
+    csv_file(
+        root / "Train (Images and MOS).csv", ["Image Name", "MOS", "", ""], [[*r, "", ""] for r in train]
+    )
+    csv_file(root / "Test (Images and MOS).csv", ["Image Name", "MOS"], test)
+    for k, (n, _) in enumerate(train + test):
+        pic(root / "Images" / n, k)
+
+    def check(ds) -> None:
+        assert [x.mos for x in ds] == [float(m) for _, m in train + test]
+
+    return Layout(5, ["Images"], "Images/", {"train": 3, "test": 2}, check=check)
+
+
 LAYOUTS: dict[str, tuple[str, Callable[[Path], Layout]]] = {
     "koniq10k": ("koniq10k", koniq),
     "koniq10k-unzipped": ("koniq10k", koniq_unzipped),
@@ -420,6 +438,7 @@ LAYOUTS: dict[str, tuple[str, Callable[[Path], Layout]]] = {
     "agiqa3k": ("agiqa3k", agiqa3k),
     "agiqa3k-xlsx": ("agiqa3k", agiqa3k_xlsx),
     "agiqa1k": ("agiqa1k", agiqa1k),
+    "biq2021": ("biq2021", biq2021),
 }
 
 

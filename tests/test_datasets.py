@@ -62,7 +62,7 @@ def cell_array(names: list[str]) -> np.ndarray:
 def test_registry_metadata_is_complete():
     names = {i.name for i in list_datasets()}
     want = {"agiqa3k", "agiqa1k", "koniq10k", "clive", "spaq", "kadid10k", "live", "csiq", "tid2013"}
-    assert want | {"flive", "ava", "pipal", "folder"} == names
+    assert want | {"flive", "ava", "pipal", "biq2021", "folder"} == names
     for info in list_datasets():
         assert info.layout and info.score_files and info.default_target in info.targets
         assert info.direction in ("MOS", "DMOS")

@@ -84,6 +84,8 @@ def datasets_cmd(
     """List the dataset adapters: what each reads, its MOS range and direction, official split."""
     import inspect
 
+    from rich.markup import escape
+
     from attiqa.datasets import DATASETS, list_datasets, resolve_name
 
     infos = list_datasets() if name is None else [DATASETS[resolve_name(name)].info]
@@ -103,10 +105,12 @@ def datasets_cmd(
         )
         table.add_row(
             info.name,
-            f"{info.full_name}\n[dim]{info.citation}[/]" if name and info.citation else info.full_name,
+            escape(f"{info.full_name}\n") + f"[dim]{escape(info.citation)}[/]"
+            if name and info.citation
+            else escape(info.full_name),
             targets,
-            "\n".join(info.score_files),
-            info.official_split or "none (random 80/20)",
+            escape("\n".join(info.score_files)),
+            escape(info.official_split or "none (random 80/20)"),
             "on a real file" if info.verified else "from docs (see `attiqa datasets NAME`)",
         )
     stdout.print(table)
@@ -114,9 +118,10 @@ def datasets_cmd(
         stdout.print("Details and the expected folder layout: `attiqa datasets NAME`")
         return
     info = infos[0]
-    stdout.print(f"[bold]expected layout under --root:[/]\n{info.layout}", highlight=False)
+    # the adapters' words are text, not markup: KonIQ's "[either or both]" was dropped as an unknown style
+    stdout.print(f"[bold]expected layout under --root:[/]\n{escape(info.layout)}", highlight=False)
     if info.images:  # the step a half-downloaded copy misses (its eval error says the same)
-        stdout.print(f"[bold]images:[/] {info.images}", highlight=False)
+        stdout.print(f"[bold]images:[/] {escape(info.images)}", highlight=False)
     doc = inspect.getdoc(DATASETS[info.name]) or ""
     stdout.print("\n[bold]format notes:[/]")
     stdout.print(notes_text(doc, stdout.width), highlight=False, markup=False)

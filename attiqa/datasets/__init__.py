@@ -3,12 +3,13 @@ files into one uniform table (:class:`DatasetItem`: absolute image path, MOS "hi
 value, split, extra targets). ``list_datasets()`` gives each adapter's metadata.
 
 Datasets of the paper's §4.1: ``clive``, ``koniq10k``, ``spaq``, ``flive``, ``ava``. Also: ``agiqa3k``,
-``agiqa1k`` (AI-generated images), ``kadid10k``, ``live``, ``csiq``, ``tid2013``, ``pipal`` (synthetic
-distortions) and ``folder`` (any images + CSV ``image,mos[,split]``).
+``agiqa1k`` (AI-generated images), ``biq2021`` (authentic), ``kadid10k``, ``live``, ``csiq``, ``tid2013``,
+``pipal`` (synthetic distortions) and ``folder`` (any images + CSV ``image,mos[,split]``).
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from attiqa.datasets.base import (
 )
 from attiqa.datasets.folder import FolderDataset
 from attiqa.datasets.synthetic import CSIQ, LIVE, PIPAL, TID2013, KADID10k
-from attiqa.datasets.wild import AVA, CLIVE, FLIVE, SPAQ, KonIQ10k
+from attiqa.datasets.wild import AVA, BIQ2021, CLIVE, FLIVE, SPAQ, KonIQ10k
 from attiqa.errors import AttiqaError, did_you_mean
 
 DATASETS: dict[str, type[IQADataset]] = {
@@ -38,6 +39,7 @@ DATASETS: dict[str, type[IQADataset]] = {
         SPAQ,
         FLIVE,
         AVA,
+        BIQ2021,
         KADID10k,
         LIVE,
         CSIQ,
@@ -50,27 +52,44 @@ DATASETS: dict[str, type[IQADataset]] = {
 
 _ALIASES = {
     "livec": "clive",
-    "live_challenge": "clive",
+    "livechallenge": "clive",
+    "liveitw": "clive",  # LIVE in the Wild: CLIVE, not LIVE Release 2 (was suggested as 'live' first)
+    "livewild": "clive",
+    "liveinthewild": "clive",
+    "challengedb": "clive",
     "koniq": "koniq10k",
-    "koniq-10k": "koniq10k",
     "kadid": "kadid10k",
-    "kadid-10k": "kadid10k",
     "tid": "tid2013",
     "paq2piq": "flive",
-    "agiqa-3k": "agiqa3k",
-    "agiqa-1k": "agiqa1k",
+    "livefb": "flive",  # LIVE-FB is FLIVE's other name (was suggested as 'live')
+    "liveiqa": "live",
+    "liverelease2": "live",
+    "biq": "biq2021",
 }
+"""Other names of the datasets, written without separators (:func:`squashed`)."""
+
+_SPELLED = {"koniq-10k": "koniq10k", "kadid-10k": "kadid10k", "agiqa-3k": "agiqa3k", "agiqa-1k": "agiqa1k"}
+"""The names as their papers spell them: suggested for a misspelling as the name they stand for (a typo of
+``kadid-10k`` is closer to them than to ``agiqa1k``)."""
+
+
+def squashed(name: str) -> str:
+    """A dataset name as it is looked up: lower case, without spaces, ``-``, ``_`` and ``.`` — ``KADID-10k``,
+    ``tid_2013``, ``LIVE-itW`` and ``agiqa 3k`` are the registry's ``kadid10k``, ``tid2013``, ``clive`` and
+    ``agiqa3k`` (``tid-2013`` was "unknown dataset")."""
+    return re.sub(r"[\s_.\-]+", "", name.lower())
 
 
 def resolve_name(name: str) -> str:
-    """Canonical registry name (case-insensitive, a few common aliases); unknown names get suggestions."""
-    key = name.strip().lower()
+    """Canonical registry name (case and separators ignored, a few common aliases); unknown names get
+    suggestions."""
+    key = squashed(name)
     key = _ALIASES.get(key, key)
     if key in DATASETS:
         return key
     names = sorted(DATASETS)
     hint = (
-        did_you_mean(key, names, n=3, cutoff=0.5, aliases=_ALIASES)
+        did_you_mean(key, names, n=3, cutoff=0.5, aliases={**_ALIASES, **_SPELLED})
         or f" (known datasets: {', '.join(names)})"
     )
     raise AttiqaError(f"unknown dataset {name!r}{hint} — see `attiqa datasets`")

