@@ -138,6 +138,34 @@ def test_the_report_states_the_cma_es_calls_used_of_those_asked(finished):
     ) in report
 
 
+def test_the_report_states_a_teachers_search_calls_used_of_those_asked(finished):
+    """**Was** (session 55, round 2): the report said the calls used of those asked for the two CMA-ES
+    baselines but not for the teacher, whose per-raw searches have a budget too (--teacher-budget a raw,
+    --teacher-restarts, --teacher-raws), nor for a policy's global base search; its training calls
+    (searches + cross-validation renders) stood alone. Now its line and report.md say its searches' calls
+    of those asked and the cross-validation's apart; summary.json has them beside its training calls."""
+    from isp_env.run import searches_asked
+
+    said = finished.said
+    line = "teacher: per-image CMA-ES on 2 training raws, 3 searches a raw of --teacher-budget 6 scorer calls"
+    assert f"{line} — each the start and 1 generation of 5 settings: 6 of the 6 scorer calls asked" in said
+    summary = {m["method"]: m for m in json.loads((finished.run / "summary.json").read_text())["methods"]}
+    teacher = summary["teacher"]
+    assert teacher["scorer_calls_asked"] == teacher["scorer_calls_searched"] == 2 * 3 * 6  # 3: the restarts
+    cv = teacher["train_scorer_calls"] - 2 * 3 * 6
+    assert cv > 0  # the cross-validation's renders: no budget
+    report = " ".join((finished.run / "report.md").read_text().split())
+    assert (
+        f"{teacher['label']} 36 of the 36 in its CMA-ES searches (and {cv} more for its cross-validation"
+        in report
+    )
+    # a global base search joins a policy's searches (the teacher's and an RL agent's); none: nothing said
+    targets = {"search_calls": 12, "search_calls_asked": 12}
+    assert searches_asked("teacher", targets, 20, 20) == {"asked": 32, "searched": 32}
+    assert searches_asked("sac", {}, 20, 20) == {"asked": 20, "searched": 20}
+    assert searches_asked("sac", {}, 0, 0) == {} == searches_asked("teacher", {}, 20, 20)
+
+
 def test_an_out_that_cannot_be_made_is_refused_before_the_global_search(tmp_path, isp_raws):
     """**Was**: ``isp-tune --out /proc/RUN`` (a place the command's early check passes — as root, a folder
     that cannot hold a new one) ran the global CMA-ES base search (600 calls by default: ~45 s) and only
