@@ -71,30 +71,6 @@ def _stamps(run: Path) -> dict[str, tuple[int, int]]:
     return {str(p): (p.stat().st_size, p.stat().st_mtime_ns) for p in run.rglob("*") if p.is_file()}
 
 
-def test_a_finished_run_rerun_as_it_was_reports_from_what_it_recorded(finished):
-    """**Was**: the same command again over a finished (writable) run scored every held-out raw again and
-    rewrote results.csv, summary.json, report.md and grid.png (~18 s on the README's quick run) though
-    every result was on disk; only a read-only copy was reported from its records. Now "RUN: finished,
-    nothing to do", its table from summary.json, nothing written; a --base file edited since is work left."""
-    from isp_env.params import neutral
-
-    run = finished.run
-    before = _stamps(run)
-    res = isp_tune_here(*finished.args)
-    assert res.returncode == 0, res.stderr[-2000:]
-    said = " ".join(res.stderr.split())
-    assert f"{run}: finished, nothing to do" in said and "nothing was written" in said, said
-    assert f"delete {run / 'finished.json'}" in said, said
-    n = json.loads((run / "summary.json").read_text())["n_test"]
-    assert f"held-out raws ({n})" in res.stdout and "neutral" in res.stdout, res.stdout
-    assert _stamps(run) == before  # nothing scored, nothing rewritten
-
-    finished.base.write_text(json.dumps(neutral(), indent=1))  # the same setting, another file: work left
-    res = isp_tune_here(*finished.args)
-    assert res.returncode == 0 and "nothing to do" not in res.stderr, res.stderr[-2000:]
-    assert _stamps(run)[str(run / "finished.json")] != before[str(run / "finished.json")]
-
-
 def test_a_cma_es_search_spends_the_budget_asked_in_whole_generations(isp_raws):
     """**Was**: every search took generations of 12 settings, whatever its budget: the README's quick
     check's global CMA-ES (20 calls on one raw) scored its start and one generation — 13 of its 20 calls,
@@ -164,6 +140,32 @@ def test_the_report_states_a_teachers_search_calls_used_of_those_asked(finished)
     assert searches_asked("teacher", targets, 20, 20) == {"asked": 32, "searched": 32}
     assert searches_asked("sac", {}, 20, 20) == {"asked": 20, "searched": 20}
     assert searches_asked("sac", {}, 0, 0) == {} == searches_asked("teacher", {}, 20, 20)
+
+
+def test_a_finished_run_rerun_as_it_was_reports_from_what_it_recorded(finished):
+    """(After the tests that read the shared run: it edits the run's --base file.)
+
+    **Was**: the same command again over a finished (writable) run scored every held-out raw again and
+    rewrote results.csv, summary.json, report.md and grid.png (~18 s on the README's quick run) though
+    every result was on disk; only a read-only copy was reported from its records. Now "RUN: finished,
+    nothing to do", its table from summary.json, nothing written; a --base file edited since is work left."""
+    from isp_env.params import neutral
+
+    run = finished.run
+    before = _stamps(run)
+    res = isp_tune_here(*finished.args)
+    assert res.returncode == 0, res.stderr[-2000:]
+    said = " ".join(res.stderr.split())
+    assert f"{run}: finished, nothing to do" in said and "nothing was written" in said, said
+    assert f"delete {run / 'finished.json'}" in said, said
+    n = json.loads((run / "summary.json").read_text())["n_test"]
+    assert f"held-out raws ({n})" in res.stdout and "neutral" in res.stdout, res.stdout
+    assert _stamps(run) == before  # nothing scored, nothing rewritten
+
+    finished.base.write_text(json.dumps(neutral(), indent=1))  # the same setting, another file: work left
+    res = isp_tune_here(*finished.args)
+    assert res.returncode == 0 and "nothing to do" not in res.stderr, res.stderr[-2000:]
+    assert _stamps(run)[str(run / "finished.json")] != before[str(run / "finished.json")]
 
 
 def test_an_out_that_cannot_be_made_is_refused_before_the_global_search(tmp_path, isp_raws):
