@@ -105,6 +105,7 @@ def summarise(
             "test_scorer_calls": int(b.get("test", 0)),
             "scorer_calls_per_image": round(int(b.get("test", 0)) / max(n, 1), 1),
             **({"scorer_calls_asked": int(b["asked"])} if "asked" in b else {}),
+            **({"scorer_calls_searched": int(b["searched"])} if "searched" in b else {}),
         }
         base = [by.get((r["image"], "neutral")) for r in mine]
         if all(x is not None for x in base):
@@ -162,6 +163,22 @@ def printed_table(summary: list[dict[str, Any]]) -> tuple[dict[str, str], list[t
     return columns, rows, legend
 
 
+# what a policy's training calls outside its budgeted CMA-ES searches went to (report.md's calls line)
+BESIDES_SEARCHES = {"teacher": "its cross-validation's renders", "agent": "its RL training"}
+
+
+def used_of_asked(s: dict[str, Any]) -> str:
+    """A method's calls used of those asked: a baseline's in all; a policy's in its budgeted searches
+    (``scorer_calls_searched``: its base's and a teacher's per-raw targets), the rest said apart."""
+    total = s["train_scorer_calls"] + s["test_scorer_calls"]
+    searched = s.get("scorer_calls_searched", total)
+    text = f"{s['label']} {searched} of the {s['scorer_calls_asked']}"
+    if searched == total:
+        return text
+    besides = BESIDES_SEARCHES.get(s["method"], "its training")
+    return f"{text} in its CMA-ES searches (and {total - searched} more for {besides})"
+
+
 def markdown(summary: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     view = meta.get("view_shorter")
     scale = f"shorter side {view}, one pass" if view else f"previews of long side {meta.get('preview')}"
@@ -194,11 +211,7 @@ def markdown(summary: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         )
     asked = [s for s in summary if "scorer_calls_asked" in s]
     if asked:  # a search spends its budget in whole generations: what it used of what was asked
-        used = "; ".join(
-            f"{s['label']} {s['train_scorer_calls'] + s['test_scorer_calls']} of the "
-            f"{s['scorer_calls_asked']}"
-            for s in asked
-        )
+        used = "; ".join(map(used_of_asked, asked))
         lines += [
             "",
             f"Scorer calls used of those asked: {used} — a CMA-ES search scores its start, then whole "

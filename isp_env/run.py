@@ -581,6 +581,9 @@ def run(
     else:
         training = train(out, train_raws + synth, cfg, subprocess=subprocess, files=files)
     agent_calls = int(training["scorer_calls"]) + base_calls
+    agent_budget = {"train": agent_calls, "test": 0} | searches_asked(
+        cfg.algo, training, cma_global_budget if base_calls else 0, base_calls
+    )
     if not test_raws:
         console.print(
             f"trained on all {len(train_raws)} raws (+{len(synth)} synthetic); no test raws to "
@@ -599,7 +602,7 @@ def run(
         evaluated,
         train_raws,
         {name: (policy, card)},
-        {name: {"train": agent_calls, "test": 0}},
+        {name: agent_budget},
         skipped | training.get("skipped", {}),
         baselines,
         cma_global_budget,
@@ -609,6 +612,20 @@ def run(
     ).summary
     record_finished(out, invocation)
     return summary
+
+
+def searches_asked(algo: str, training: dict[str, Any], base_asked: int, base_calls: int) -> dict[str, int]:
+    """The policy's budgeted CMA-ES searches, for the report's calls used of those asked: its base's
+    (``base_asked`` of --cma-global-budget, 0 when none ran) and a teacher's per-raw targets (its
+    training.json's ``search_calls`` of ``search_calls_asked``); ``{}`` when there is none, or when a
+    teacher's fit was recorded before its searches' budget was (session 55)."""
+    asked, searched = base_asked, base_calls
+    if algo == "teacher":
+        if "search_calls_asked" not in training:
+            return {}
+        asked += int(training["search_calls_asked"])
+        searched += int(training["search_calls"])
+    return {"asked": asked, "searched": searched} if asked else {}
 
 
 REPORT_FILES = ("results.csv", "summary.json", "report.md", "grid.png")  # what a run and a check write

@@ -30,7 +30,7 @@ import numpy as np
 from attiqa.errors import ConfigError, did_you_mean
 from attiqa.progress import console, plain, plain_failure, plain_name, progress_task
 from attiqa.scorers import DEFAULT_MODEL, scorer_identity
-from isp_env.baselines import RenderObjective, guarded_objective, score_together
+from isp_env.baselines import RenderObjective, guarded_objective, score_together, search_plan
 from isp_env.env import ISPTuningEnv
 from isp_env.params import N_PARAMS, RunFiles, neutral, to_normalized
 from isp_env.policy_io import (
@@ -887,6 +887,11 @@ def train_teacher(
     x0 = base if start == "base" else to_normalized(neutral())
     # search seeds 0, 1, ... whatever the split seed: a raw's targets do not depend on the split (runs on
     # other splits, and the run that fits the policy to ship, reuse the same searches)
+    tries = f"{settings.restarts} searches" if settings.restarts != 1 else "one search"
+    console.print(
+        f"teacher: per-image CMA-ES on {len(names)} training raws, {tries} a raw of --teacher-budget "
+        f"{budget} scorer calls — each {search_plan(budget, 1).said(budget)}"
+    )
     targets = search_targets(
         objectives, budget, x0, 0, folder / f"targets_{start}.json", settings.restarts, files
     )
@@ -929,7 +934,8 @@ def train_teacher(
         finally:
             files.write(cache_path, cache)
     policy = fit_teacher(rows_x, rows_y, choice.kind, choice.strength)
-    calls = int(sum(int(targets[n]["calls"]) for n in names)) + len(cache)  # searches + CV renders scored
+    searched = int(sum(int(targets[n]["calls"]) for n in names))
+    calls = searched + len(cache)  # searches + CV renders scored
     card = teacher_card(
         cfg,
         settings,
@@ -944,6 +950,8 @@ def train_teacher(
     summary = {
         "timesteps": calls,
         "scorer_calls": calls,
+        "search_calls": searched,  # of the budgets asked (the report's calls used of those asked)
+        "search_calls_asked": budget * settings.restarts * len(names),
         "config": key,
         "skipped": skipped,
         "teacher": card["teacher"],

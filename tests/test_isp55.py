@@ -1,55 +1,74 @@
 """Session 55's isp-tune round: a finished run rerun as it was has nothing to do, the global CMA-ES budget
 spent in whole generations and said, and what a user met running isp-tune on real raws (docs/robustness.md
-rows) — each on real DNGs read by rawpy."""
+rows) — each on real DNGs read by rawpy, `isp-tune` run by its entry point in this process (one finished
+run shared by the module's report and rerun tests)."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
-from helpers import run_isp_tune, tiny_teacher_run
+from helpers import TINY_TEACHER_OPTIONS
+
+# one torch thread: the classical scorer's small batches on two threads took 3x as long on the loaded
+# 2-core machine (29 s against 10 s for the shared run)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+# the shared run's CMA-ES budgets: the README quick check's global 20 (one raw: a search of 19 settings)
+BUDGETS = ("--cma-global-budget", "20", "--cma-image-budget", "5")
+
+
+def isp_tune_here(*args: object) -> subprocess.CompletedProcess:
+    """``isp-tune ARGS`` by its entry point ``isp_env.cli.main`` in this process (no torch start-up a call;
+    usable from a module fixture, where capsys is not), as a completed process."""
+    from isp_env.cli import main
+
+    out, err, code = io.StringIO(), io.StringIO(), 0
+    with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        mp.setattr(sys, "argv", ["isp-tune", *map(str, args)])
+        mp.setenv("COLUMNS", "200")
+        try:
+            main()
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
+
+
+class Finished(NamedTuple):
+    run: Path
+    base: Path  # the --base file (neutral's setting)
+    args: tuple[object, ...]  # the command it was made with
+    said: str  # its stderr, whitespace joined
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory, isp_raws, one_torch_thread) -> Finished:
+    """One tiny finished teacher run with both CMA-ES baselines (:data:`BUDGETS`) on the real DNGs, its base
+    a --base file: the report test reads it, the rerun test reruns it (results unchanged)."""
+    from isp_env.params import neutral
+
+    tmp = tmp_path_factory.mktemp("isp55")
+    raw_dir, run, base = tmp / "raws", tmp / "run", tmp / "base.json"
+    raw_dir.mkdir()
+    for p in isp_raws:
+        (raw_dir / p.name).write_bytes(p.read_bytes())
+    base.write_text(json.dumps(neutral()))
+    # (the last --base wins over TINY_TEACHER_OPTIONS' neutral)
+    args = ("--raw-dir", raw_dir, "--out", run, *TINY_TEACHER_OPTIONS, "--base", base, *BUDGETS)
+    res = isp_tune_here(*args)
+    assert res.returncode == 0, res.stderr[-2000:]
+    return Finished(run, base, args, " ".join(res.stderr.split()))
 
 
 def _stamps(run: Path) -> dict[str, tuple[int, int]]:
     return {str(p): (p.stat().st_size, p.stat().st_mtime_ns) for p in run.rglob("*") if p.is_file()}
-
-
-@pytest.mark.slow  # three tiny real runs: ~30 s
-def test_a_finished_run_rerun_as_it_was_reports_from_what_it_recorded(tmp_path, isp_raws):
-    """**Was**: the same command again over a finished (writable) run scored every held-out raw again and
-    rewrote results.csv, summary.json, report.md and grid.png (~18 s on the README's quick run) though
-    every result was on disk; only a read-only copy was reported from its records. Now "RUN: finished,
-    nothing to do", its table from summary.json, nothing written; a --base file edited since is work left."""
-    from isp_env.params import neutral
-
-    base = tmp_path / "base.json"
-    base.write_text(json.dumps(neutral()))
-    opts = ("--no-baselines", "--base", base)  # (the last --base wins over TINY_TEACHER_OPTIONS' neutral)
-    raw_dir, run = tiny_teacher_run(tmp_path, isp_raws, *opts)
-    args = ("--raw-dir", raw_dir, "--out", run, *tiny_args(), *opts)
-    before = _stamps(run)
-    res = run_isp_tune(*args)
-    assert res.returncode == 0, res.stderr[-2000:]
-    said = " ".join(res.stderr.split())
-    assert f"{run}: finished, nothing to do" in said and "nothing was written" in said, said
-    assert f"delete {run / 'finished.json'}" in said, said
-    n = json.loads((run / "summary.json").read_text())["n_test"]
-    assert f"held-out raws ({n})" in res.stdout and "neutral" in res.stdout, res.stdout
-    assert _stamps(run) == before  # nothing scored, nothing rewritten
-
-    base.write_text(json.dumps(neutral(), indent=1))  # the same setting, another file: work left
-    res = run_isp_tune(*args)
-    assert res.returncode == 0 and "nothing to do" not in res.stderr, res.stderr[-2000:]
-    assert _stamps(run)[str(run / "finished.json")] != before[str(run / "finished.json")]
-
-
-def tiny_args() -> tuple[str, ...]:
-    from helpers import TINY_TEACHER_OPTIONS
-
-    return tuple(map(str, TINY_TEACHER_OPTIONS))
 
 
 def test_a_cma_es_search_spends_the_budget_asked_in_whole_generations(isp_raws):
@@ -75,20 +94,12 @@ def test_a_cma_es_search_spends_the_budget_asked_in_whole_generations(isp_raws):
         assert f"{budget - plan.calls} left unspent: whole generations" in plan.said(budget)
 
 
-@pytest.mark.slow  # a tiny real run with both CMA-ES baselines: ~30 s
-def test_the_report_states_the_cma_es_calls_used_of_those_asked(tmp_path, isp_raws):
+def test_the_report_states_the_cma_es_calls_used_of_those_asked(finished):
     """**Was**: the report gave the CMA-ES baselines' calls used (13 for a global budget of 20) and nothing
     said what was asked. Now the run's line and report.md say the calls used of those asked, and
     summary.json has ``scorer_calls_asked`` beside them."""
-    raw_dir = tmp_path / "raws"
-    raw_dir.mkdir()
-    for p in isp_raws:
-        (raw_dir / p.name).write_bytes(p.read_bytes())
-    run = tmp_path / "run"
-    budgets = ("--cma-global-budget", "20", "--cma-image-budget", "5")
-    res = run_isp_tune("--raw-dir", raw_dir, "--out", run, *tiny_args(), *budgets)
-    assert res.returncode == 0, res.stderr[-2000:]
-    said = " ".join(res.stderr.split())
+    run = finished.run
+    said = finished.said
     assert "— the start and 1 generation of 19 settings: 20 of the 20 scorer calls asked" in said, said
     summary = {m["method"]: m for m in json.loads((run / "summary.json").read_text())["methods"]}
     n = summary["cma_per_image"]["n_images"]
@@ -103,21 +114,73 @@ def test_the_report_states_the_cma_es_calls_used_of_those_asked(tmp_path, isp_ra
     ) in report
 
 
+def test_the_report_states_a_teachers_search_calls_used_of_those_asked(finished):
+    """**Was** (session 55, round 2): the report said the calls used of those asked for the two CMA-ES
+    baselines but not for the teacher, whose per-raw searches have a budget too (--teacher-budget a raw,
+    --teacher-restarts, --teacher-raws), nor for a policy's global base search; its training calls
+    (searches + cross-validation renders) stood alone. Now its line and report.md say its searches' calls
+    of those asked and the cross-validation's apart; summary.json has them beside its training calls."""
+    from isp_env.run import searches_asked
+
+    said = finished.said
+    line = "teacher: per-image CMA-ES on 2 training raws, 3 searches a raw of --teacher-budget 6 scorer calls"
+    assert f"{line} — each the start and 1 generation of 5 settings: 6 of the 6 scorer calls asked" in said
+    summary = {m["method"]: m for m in json.loads((finished.run / "summary.json").read_text())["methods"]}
+    teacher = summary["teacher"]
+    assert teacher["scorer_calls_asked"] == teacher["scorer_calls_searched"] == 2 * 3 * 6  # 3: the restarts
+    cv = teacher["train_scorer_calls"] - 2 * 3 * 6
+    assert cv > 0  # the cross-validation's renders: no budget
+    report = " ".join((finished.run / "report.md").read_text().split())
+    assert (
+        f"{teacher['label']} 36 of the 36 in its CMA-ES searches (and {cv} more for its cross-validation"
+        in report
+    )
+    # a global base search joins a policy's searches (the teacher's and an RL agent's); none: nothing said
+    targets = {"search_calls": 12, "search_calls_asked": 12}
+    assert searches_asked("teacher", targets, 20, 20) == {"asked": 32, "searched": 32}
+    assert searches_asked("sac", {}, 20, 20) == {"asked": 20, "searched": 20}
+    assert searches_asked("sac", {}, 0, 0) == {} == searches_asked("teacher", {}, 20, 20)
+
+
+def test_a_finished_run_rerun_as_it_was_reports_from_what_it_recorded(finished):
+    """(After the tests that read the shared run: it edits the run's --base file.)
+
+    **Was**: the same command again over a finished (writable) run scored every held-out raw again and
+    rewrote results.csv, summary.json, report.md and grid.png (~18 s on the README's quick run) though
+    every result was on disk; only a read-only copy was reported from its records. Now "RUN: finished,
+    nothing to do", its table from summary.json, nothing written; a --base file edited since is work left."""
+    from isp_env.params import neutral
+
+    run = finished.run
+    before = _stamps(run)
+    res = isp_tune_here(*finished.args)
+    assert res.returncode == 0, res.stderr[-2000:]
+    said = " ".join(res.stderr.split())
+    assert f"{run}: finished, nothing to do" in said and "nothing was written" in said, said
+    assert f"delete {run / 'finished.json'}" in said, said
+    n = json.loads((run / "summary.json").read_text())["n_test"]
+    assert f"held-out raws ({n})" in res.stdout and "neutral" in res.stdout, res.stdout
+    assert _stamps(run) == before  # nothing scored, nothing rewritten
+
+    finished.base.write_text(json.dumps(neutral(), indent=1))  # the same setting, another file: work left
+    res = isp_tune_here(*finished.args)
+    assert res.returncode == 0 and "nothing to do" not in res.stderr, res.stderr[-2000:]
+    assert _stamps(run)[str(run / "finished.json")] != before[str(run / "finished.json")]
+
+
 def test_an_out_that_cannot_be_made_is_refused_before_the_global_search(tmp_path, isp_raws):
     """**Was**: ``isp-tune --out /proc/RUN`` (a place the command's early check passes — as root, a folder
     that cannot hold a new one) ran the global CMA-ES base search (600 calls by default: ~45 s) and only
     then ended on "RUN/baselines: cannot create the output folder": the run's folder was made after the
     search that writes into it. Now the folder is made first, once every check passed: refused before any
     search (as a user without root, by the command's early check)."""
-    from helpers import TINY_TEACHER_OPTIONS
-
     raw_dir = tmp_path / "raws"
     raw_dir.mkdir()
     for p in isp_raws:
         (raw_dir / p.name).write_bytes(p.read_bytes())
     out = Path("/proc") / f"isp55-{os.getpid()}"
     opts = (*TINY_TEACHER_OPTIONS, "--base", "global", "--cma-global-budget", "8")
-    res = run_isp_tune("--raw-dir", raw_dir, "--out", out, *opts)
+    res = isp_tune_here("--raw-dir", raw_dir, "--out", out, *opts)
     said = " ".join(res.stderr.split())
     assert res.returncode == 2 and "Traceback" not in said, said
     assert f"error: {out}" in said and "cannot create the output folder" in said, said
@@ -139,11 +202,11 @@ def test_a_disk_filled_mid_check_says_so_and_that_a_rerun_resumes(tmp_path, isp_
     "error: No space left on device — check the path (a file where a folder should be?), its permissions
     and the free disk space": no file named, the wrong first guess, no word that the finished work is
     kept. Now "OUT: no space left on the disk (or quota) — free some space, then rerun the same command to
-    resume: the finished work is kept". A real 64 KiB tmpfs, the real command."""
+    resume: the finished work is kept". A real 64 KiB tmpfs, the real command (in this process)."""
     disk = _small_disk(tmp_path / "disk", "64k")
     try:
         out = disk / "check"
-        res = run_isp_tune("check", isp_raws[0].parent, "-m", "classical", "-o", out)
+        res = isp_tune_here("check", isp_raws[0].parent, "-m", "classical", "-o", out)
         said = " ".join(res.stderr.split())
         assert res.returncode == 2 and "Traceback" not in said, said
         line = [x for x in res.stderr.splitlines() if x.startswith("error:")]
