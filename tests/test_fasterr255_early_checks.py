@@ -1,0 +1,41 @@
+"""Round 2 of :mod:`test_fasterr55_early_checks`: the bad inputs that still loaded torch before their one line
+(a run config's values, ...), each run through its command line's real entry point in ONE fresh interpreter
+that must not have imported torch when the line is said (``check``). Timed by ``benchmarks/cli_startup.py``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from test_fasterr55_early_checks import check
+
+
+def test_run_config_value_errors_are_told_before_torch(tmp_path: Path) -> None:
+    """The value checks read the backbone names (attiqa.backbone_info), the crop rule (attiqa.limits) and a
+    label table's footer (attiqa.io.label_tables): all torch-free now."""
+    configs = {
+        "epochs.yaml": "finetune:\n  epochs: 0\n",
+        "backbone.yaml": "model:\n  backbone: resnet5\n",
+        "stage_backbone.yaml": "pretrain:\n  backbone: efficientnet_lite9\n",
+        "crop.yaml": "finetune:\n  crop_size: 400\n  resize_shorter: 300\n",
+        "labels.yaml": f"labels: {tmp_path / 'one.parquet'}\npretrain: {{}}\n",
+    }
+    for name, text in configs.items():
+        (tmp_path / name).write_text(text)
+    pq.write_table(pa.table({"image": ["a.png"], "sharpness": [0.5]}), tmp_path / "one.parquet")
+    a = "attiqa.cli"
+
+    def train(name: str) -> list[str]:
+        return ["train", "--config", str(tmp_path / name)]
+
+    check(
+        [
+            (a, train("epochs.yaml"), "finetune.epochs: must be >= 1, got 0"),
+            (a, train("backbone.yaml"), "model.backbone: 'resnet5' is not one of resnet50"),
+            (a, train("stage_backbone.yaml"), "pretrain.backbone: 'efficientnet_lite9' is not one of"),
+            (a, train("crop.yaml"), "finetune.crop_size: 400 is larger than resize_shorter 300"),
+            (a, train("labels.yaml"), "is not a label table (1 row(s) — ranking needs at least 2 images)"),
+        ]
+    )
