@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 from test_fasterr55_early_checks import check
 
 
@@ -39,3 +40,30 @@ def test_run_config_value_errors_are_told_before_torch(tmp_path: Path) -> None:
             (a, train("labels.yaml"), "is not a label table (1 row(s) — ranking needs at least 2 images)"),
         ]
     )
+
+
+def test_the_vote_server_serves_and_records_a_vote_without_torch(tmp_path: Path, photos) -> None:
+    """`genbench vote` serves pages and records votes: no model, so no torch (its import chain reached it
+    through prefs -> agreement -> run_scores -> attiqa.scoring; ~3 s a start, and tests start it ~28
+    times). The real server process, a rater's requests over HTTP; the process's loaded libraries are read
+    from /proc: torch's shared library is in them once anything imported torch."""
+    import json
+    import urllib.request
+
+    pytest.importorskip("flask")
+    from genbench_helpers import VoteServer, make_photo_run
+
+    run = make_photo_run(tmp_path / "run", dict(list(photos.items())[:2]))
+    srv = VoteServer(run, tmp_path / "server.log")
+    try:
+        page = urllib.request.urlopen(srv.url + "/", timeout=30).read().decode()
+        assert "<html" in page.lower()
+        nxt = json.loads(urllib.request.urlopen(srv.url + "/api/next?rater=r1", timeout=30).read())
+        assert urllib.request.urlopen(srv.url + nxt["left"], timeout=30).read()[:4] == b"\x89PNG"
+        body = json.dumps({"rater": "r1", "pair_id": nxt["pair_id"], "choice": "left"}).encode()
+        req = urllib.request.Request(srv.url + "/api/vote", body, {"Content-Type": "application/json"})
+        assert urllib.request.urlopen(req, timeout=30).status == 201
+        libs = Path(f"/proc/{srv.proc.pid}/maps").read_text()
+    finally:
+        srv.stop()
+    assert "libtorch" not in libs, "genbench vote imported torch to serve the study"
