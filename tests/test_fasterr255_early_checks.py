@@ -10,6 +10,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from PIL import Image
 from test_fasterr55_early_checks import check
 
 
@@ -67,3 +68,31 @@ def test_the_vote_server_serves_and_records_a_vote_without_torch(tmp_path: Path,
     finally:
         srv.stop()
     assert "libtorch" not in libs, "genbench vote imported torch to serve the study"
+
+
+def test_attiqa_label_images_and_prompts_are_told_before_torch(tmp_path: Path) -> None:
+    """`attiqa label`'s images are found and its --prompts file read before the label stage loads torch
+    (the teachers package re-exports its torch modules on first use; the prompts module is torch-free)."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    Image.new("RGB", (32, 24), (120, 80, 40)).save(photos / "a.png")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (tmp_path / "bad.json").write_text('{"format": 1\n')
+    (tmp_path / "half.json").write_text('{"attributes": {"sharpness": {}}}')
+    out = ["-o", str(tmp_path / "labels.parquet")]
+    a = "attiqa.cli"
+
+    def prompts(name: str) -> list[str]:
+        return ["label", str(photos), "--teacher", "clip", "--prompts", str(tmp_path / name), *out]
+
+    check(
+        [
+            (a, ["label", str(tmp_path / "missing.jpg"), *out], "missing.jpg: no such file or folder"),
+            (a, ["label", str(empty), *out], "no images found in"),
+            (a, prompts("no.json"), "no.json: prompts file not found"),
+            (a, prompts("bad.json"), "bad.json: not valid JSON"),
+            (a, prompts("half.json"), "half.json"),
+        ]
+    )
+    assert not (tmp_path / "labels.parquet").exists()
