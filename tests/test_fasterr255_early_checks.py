@@ -96,3 +96,35 @@ def test_attiqa_label_images_and_prompts_are_told_before_torch(tmp_path: Path) -
         ]
     )
     assert not (tmp_path / "labels.parquet").exists()
+
+
+def test_attiqa_bench_input_errors_are_told_before_torch(tmp_path: Path) -> None:
+    """`attiqa bench`'s checks before its splits (attiqa.bench_setup: the protocol and its options, the
+    datasets and score files, the base config, --init) run before attiqa.protocols (torch) is imported."""
+    data = tmp_path / "photos"
+    data.mkdir()
+    for i in range(4):
+        Image.new("RGB", (32, 24), (40 * i, 80, 40)).save(data / f"{i}.png")
+    (data / "mos.csv").write_text("image,mos\n" + "".join(f"{i}.png,{i}\n" for i in range(4)))
+    (data / "same.csv").write_text("image,mos\n" + "".join(f"{i}.png,3\n" for i in range(4)))
+    (data / "gap.csv").write_text("image,mos\n0.png,1\nmissing.png,2\n")
+    d = ["-d", f"folder={data}"]
+    out = ["-o", str(tmp_path / "bench")]
+    a = "attiqa.cli"
+    check(
+        [
+            (a, ["bench", "singel", *d, *out], "unknown protocol 'singel'"),
+            (a, ["bench", "single", *d, "-c", str(tmp_path / "no.yaml"), *out], "base config not found"),
+            (a, ["bench", "single", "-d", f"folder={tmp_path / 'nope'}", *out], "dataset root not found"),
+            (a, ["bench", "single", *d, "--target", "mos_algn", *out], "--target 'mos_algn'"),
+            (a, ["bench", "single", *d, "--fractions", "0.1", *out], "--fractions 0.1: only the data-eff"),
+            (a, ["bench", "data-efficient", *d, "--fractions", "a", *out], "--fractions must be comma-sep"),
+            (a, ["bench", "cross", *d, *out], "cross: needs at least two datasets"),
+            (a, ["bench", "cross", *d, "-d", f"folder={data}", *out], "datasets need distinct labels"),
+            (a, ["bench", "single", *d, "-o", str(data)], "is the dataset's own folder"),
+            (a, ["bench", "single", "-d", f"folder={data / 'gap.csv'}", *out], "missing.png"),
+            (a, ["bench", "single", "-d", f"folder={data / 'same.csv'}", *out], "have the same mos"),
+            (a, ["bench", "single", *d, "--init", str(tmp_path / "no.safetensors"), *out], "no.safetensors"),
+        ]
+    )
+    assert not (tmp_path / "bench").exists()
