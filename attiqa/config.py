@@ -23,10 +23,11 @@ from typing import Any, Literal
 
 import yaml
 
+from attiqa.backbone_info import BACKBONE_INFO
 from attiqa.distortions.defaults import DEFAULT_GRADED
 from attiqa.errors import ConfigError, did_you_mean
 from attiqa.io.cores import MAX_WORKERS
-from attiqa.limits import MAX_HIDDEN, MAX_SIDE, MIN_SIDE, SEED_MAX
+from attiqa.limits import MAX_HIDDEN, MAX_SIDE, MIN_SIDE, SEED_MAX, crop_misfit
 
 
 class SettingError(ConfigError):
@@ -53,9 +54,7 @@ def _check(lo: float | None = None, hi: float | None = None, lo_open: bool = Fal
 
 
 def _backbones() -> list[str]:
-    from attiqa.models.backbones import BACKBONES
-
-    return list(BACKBONES)
+    return list(BACKBONE_INFO)
 
 
 # backbones whose blocks ``checkpoint_activations`` recomputes (EfficientNetLite.checkpoint_blocks); the
@@ -557,9 +556,7 @@ def check_values(cfg: Any, where: str) -> None:
 
 
 def check_crop_fits(resize_shorter: int | None, crop_size: int, where: str) -> None:
-    """A stage's crop must fit in its resize (the rule: :func:`attiqa.models.transforms.crop_misfit`)."""
-    from attiqa.models.transforms import crop_misfit  # torch only when a stage is checked
-
+    """A stage's crop must fit in its resize (the rule: :func:`attiqa.limits.crop_misfit`)."""
     why = crop_misfit(resize_shorter, crop_size, "resize_shorter", "crop_size")
     if why:
         raise SettingError(
@@ -709,7 +706,7 @@ def check_inputs(cfg: TrainConfig, where: str) -> None:
 def _check_label_table(path: Path, key: str) -> None:
     """``labels:`` must be a label table pretraining can read (a MOS CSV given there by mistake was read
     only once the run had started and written its config.json)."""
-    from attiqa.labeling import label_table_problem  # pyarrow only when a config names a label file
+    from attiqa.io.label_tables import label_table_problem  # pyarrow only when a config names a label file
 
     why = label_table_problem(path)
     if why is not None:

@@ -84,23 +84,6 @@ def check_label_output(out: Path) -> None:
         )
 
 
-def label_table_problem(path: Path) -> str | None:
-    """Why pretraining cannot read ``path`` as its label table — not Parquet, no ``image`` column, no label
-    column, fewer than 2 rows — or None; from the footer alone, so a run config is checked before any work."""
-    try:
-        meta = pq.read_metadata(path)
-    except Exception as exc:  # noqa: BLE001
-        return f"not Parquet: {exc}"
-    names = meta.schema.to_arrow_schema().names
-    if "image" not in names:
-        return f"a Parquet table without an 'image' column: {names[:6]}"
-    if len(names) < 2:
-        return "a Parquet table with no label column besides 'image'"
-    if meta.num_rows < 2:
-        return f"{meta.num_rows} row(s) — ranking needs at least 2 images"
-    return None
-
-
 def _read_schema(path: Path) -> pa.Schema:
     try:
         return pq.read_schema(path)

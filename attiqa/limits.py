@@ -12,3 +12,17 @@ MAX_PROMPTS = 1024
 200). A training step keeps every layer's attention, heads x (image tokens + prompts)^2 values a photo: at
 1024 prompts on ViT-B-16 (12 layers of 12 heads, 197 tokens) 12 x 12 x 1221^2 x 4 bytes, ~0.9 GB a photo;
 the prompts are checked before they size anything (CLIP, the prompt tensor, a batch)."""
+
+
+def crop_misfit(resize: int | None, crop: int | None, resize_key: str, crop_key: str) -> str:
+    """Why a ``crop`` is refused for a shorter edge resized to ``resize`` ("" when it fits or either is
+    unset), the fix in terms of the two settings' names. The views do not pad: ``ensure_min_size``
+    (:mod:`attiqa.models.transforms`) blows the resized image up to the crop, so every image would be shrunk
+    and blown up again. The one rule for run configs (:mod:`attiqa.config`) and model cards
+    (``validate_model_card``); here, torch-free, so a run config is checked before torch loads."""
+    if resize is None or crop is None or crop <= resize:
+        return ""
+    return (
+        f"{crop} is larger than {resize_key} {resize} (every image would be shrunk to {resize} px and blown "
+        f"up again) — set {resize_key} >= {crop_key}"
+    )

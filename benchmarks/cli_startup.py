@@ -1,8 +1,8 @@
 """How long a command line takes to answer what needs no model: ``attiqa --help``, ``attiqa models``,
 ``genbench --help``, ``isp-tune --help``, against the floor any typer CLI pays (``python -c "import typer,
 rich"``), measured in the same run; and how long a user's mistake takes to be told (``ERRORS``: a missing
-file, a bad --out, a missing config or run folder; each must exit 2), as a ratio to its own command
-line's ``--help`` in the same round.
+file, a bad --out, a missing config or run folder, a config value, bench's protocol, label's images and
+prompts file; each must exit 2), as a ratio to its own command line's ``--help`` in the same round.
 
 Each command is the console script's own call (``sys.exit(main())`` of its installed entry point, as
 ``[project.scripts]`` of pyproject.toml declares it) in a fresh child process with ``PYTHONPATH`` set to the
@@ -40,6 +40,10 @@ ERRORS = (
     ("attiqa", ("score", "{tmp}/photos/a.png", "-o", "{tmp}/scores.txt")),
     ("attiqa", ("eval", "folder", "--root", "{tmp}/photos", "--split", "bogus", "-m", "classical")),
     ("attiqa", ("train", "--config", "{tmp}/missing.yaml")),
+    ("attiqa", ("train", "--config", "{tmp}/epochs0.yaml")),
+    ("attiqa", ("bench", "singel", "-d", "folder={tmp}/photos", "-o", "{tmp}/bench")),
+    ("attiqa", ("label", "{tmp}/missing.jpg", "-o", "{tmp}/labels.parquet")),
+    ("attiqa", ("label", "{tmp}/photos", "-t", "clip", "--prompts", "{tmp}/no.json", "-o", "{tmp}/l.pq")),
     ("genbench", ("score", "{tmp}/no_run")),
     ("genbench", ("agree", "{tmp}/no_run")),
     ("isp-tune", ("--raw-dir", "{tmp}/no_raws", "--out", "{tmp}/isp")),
@@ -85,12 +89,13 @@ def main() -> None:
 
 
 def scratch(tmp: Path) -> None:
-    """The files :data:`ERRORS` point at: a photo and its score file."""
+    """The files :data:`ERRORS` point at: a photo and its score file, a run config with a bad value."""
     from PIL import Image
 
     (tmp / "photos").mkdir()
     Image.new("RGB", (32, 24), (120, 80, 40)).save(tmp / "photos" / "a.png")
     (tmp / "photos" / "mos.csv").write_text("image,mos\na.png,1\n")
+    (tmp / "epochs0.yaml").write_text("finetune:\n  epochs: 0\n")
 
 
 def rounds(n: int, trees: dict[str, Path], errors: list[tuple[str, tuple[str, ...], str]]) -> None:

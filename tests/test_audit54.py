@@ -13,10 +13,11 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from attiqa.bench_setup import bench_dataset
 from attiqa.config import FinetuneConfig
 from attiqa.datasets import get_dataset
 from attiqa.errors import AttiqaError
-from attiqa.protocols import bench_dataset, dataset_split, run_protocol
+from attiqa.protocols import dataset_split, run_protocol
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE = {

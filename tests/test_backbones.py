@@ -9,14 +9,12 @@ import torch
 from conftest import skimage_rgb
 from safetensors.torch import save_file
 
+from attiqa.backbone_info import IMAGENET_MEAN, IMAGENET_STD, list_backbones
 from attiqa.errors import ModelLoadError
 from attiqa.models.backbones import (
     BACKBONES,
-    IMAGENET_MEAN,
-    IMAGENET_STD,
     create_backbone,
     get_spec,
-    list_backbones,
     lite_package_weights,
     map_lite_keys,
     tap_points,

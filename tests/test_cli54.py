@@ -26,7 +26,7 @@ def test_no_arguments_shows_the_help_at_any_width(program):
 
 # The real default of an option whose click default is None (the library fills it in), by command and option
 def _real_defaults() -> dict[tuple[str, str], object]:
-    from attiqa.protocols import DATA_EFFICIENT_FRACTIONS, PAPER_REPEATS
+    from attiqa.bench_setup import DATA_EFFICIENT_FRACTIONS, PAPER_REPEATS
     from isp_env.registration import TEST_RAWS
     from isp_env.teacher import TeacherSettings
 

@@ -80,7 +80,7 @@ def test_a_datasets_short_name_is_its_one_display_name(tmp_path):
     In the Wild Image Quality Challenge", "KonIQ-10k"). Now `short_name` alone (``DatasetInfo.short`` where
     the paper's spelling is not the full name's first words); bench's columns are it."""
     import attiqa.protocols as protocols
-    from attiqa.protocols import bench_dataset
+    from attiqa.bench_setup import bench_dataset
 
     shown = {"clive": "CLIVE", "koniq10k": "KonIQ", "flive": "FLIVE", "live": "LIVE", "agiqa3k": "AGIQA-3K"}
     assert {n: DATASETS[n].info.short_name for n in shown} == shown

@@ -189,8 +189,8 @@ def choices() -> dict[tuple[str, str], Callable[[str], bool]]:
     (no click Choice in the project): their sets are the code's own, checked in the command's body."""
     import torch
 
+    from attiqa.bench_setup import PROTOCOLS
     from attiqa.datasets import SPLITS
-    from attiqa.protocols import PROTOCOLS
     from attiqa.scorers.attiqa_scorer import CROP_MODES
     from genbench.agreement import MODEL_TIE_RULES, TIE_POLICIES
     from genbench.generate import DTYPES

@@ -488,7 +488,7 @@ def _tampered(tmp_path: Path, edit_model=None, edit_tensors=None, name="bad") ->
         (lambda m: m.update(head_hidden=64), "does not match tensor"),
         (lambda m: m.update(test_resize_shorter=60000), "test_resize_shorter"),
         (
-            lambda m: m.update(test_crop=600),  # the run configs' rule and words (transforms.crop_misfit)
+            lambda m: m.update(test_crop=600),  # the run configs' rule and words (limits.crop_misfit)
             "test_crop: 600 is larger than test_resize_shorter 500 (every image would be shrunk to 500 px",
         ),
         (lambda m: m.update(mos_hidden="512"), "mos_hidden"),

@@ -108,6 +108,7 @@ def test_bench_finds_copies_once_per_dataset_and_resumes_with_the_same_splits(tm
     out again for every split draw and fraction. Now once per dataset; the splits are those drawn from the
     merged groups as before, so a rerun resumes every finished run."""
     from attiqa import protocols
+    from attiqa.bench_setup import bench_dataset
     from attiqa.datasets import get_dataset
 
     ds = get_dataset("folder", _set_with_copies(tmp_path / "d"))
@@ -123,7 +124,7 @@ def test_bench_finds_copies_once_per_dataset_and_resumes_with_the_same_splits(tm
     cfg = {"backbone": "tiny", "pretrained_backbone": False, "head_hidden": 8, "mos_hidden": 8, "epochs": 1,
            "batch_size": 6, "resize_shorter": 40, "crop_size": 32, "num_workers": 0,
            "device": "cpu"}  # fmt: skip
-    bench = [protocols.bench_dataset(ds, "mine")]
+    bench = [bench_dataset(ds, "mine")]
     kw = {"repeats": 2, "fractions": fractions, "group_by": None}
     first = protocols.run_protocol("data-efficient", bench, cfg, tmp_path / "b", **kw)
     assert grouped == ["folder"]  # was 4: the check, the copy merge, once per fraction

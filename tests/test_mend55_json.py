@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageFilter, PngImagePlugin
 
+from attiqa.bench_setup import BenchDataset, bench_dataset
 from attiqa.datasets import get_dataset
 from attiqa.errors import AttiqaError
 from attiqa.io.atomic import json_text
-from attiqa.protocols import BenchDataset, bench_dataset, run_protocol
+from attiqa.protocols import run_protocol
 
 
 def strict(text: str) -> object:

@@ -13,18 +13,13 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from attiqa.bench_setup import bench_dataset, load_base_config
 from attiqa.datasets import get_dataset
 from attiqa.distortions import apply_distortion
 from attiqa.errors import AttiqaError, ConfigError
 from attiqa.evaluation.cache import ScoreCache
 from attiqa.io.checkpoints import read_card
-from attiqa.protocols import (
-    bench_dataset,
-    fraction_splits,
-    load_base_config,
-    random_splits,
-    run_protocol,
-)
+from attiqa.protocols import fraction_splits, random_splits, run_protocol
 
 LEVELS = range(6)  # 0 = undistorted .. 5
 

@@ -34,7 +34,7 @@ def test_export_and_bench_init_resolve_a_checkpoint_or_a_named_model_alike(tmp_p
     (a run folder, as `--model RUN` takes) was "RUN: not a readable safetensors checkpoint (No such device
     …)", and `attiqa bench --init RUN` "RUN: initial checkpoint not found". Now both are
     `attiqa.scorers.zoo.checkpoint_file`: a file, a run folder's checkpoint, or a named model's file."""
-    from attiqa.protocols import init_path
+    from attiqa.bench_setup import init_path
     from attiqa.scorers.zoo import checkpoint_file, resolve_weights
 
     run = _run_folder(tmp_path / "run")

@@ -388,45 +388,55 @@ def bench_cmd(
     """
     from dataclasses import replace
 
+    from attiqa.bench_setup import ProtocolSetup, bench_dataset, check_protocol, load_base_config
     from attiqa.datasets import get_dataset
     from attiqa.datasets.readers import parse_data_spec
     from attiqa.io.atomic import output_folder, resume_fix
-    from attiqa.protocols import bench_dataset, finished_runs, load_base_config, run_protocol
 
-    cfg = load_base_config(config)
-    if epochs is not None:
-        cfg = replace(cfg, epochs=epochs)
-    if device is not None:
-        cfg = replace(cfg, device=device)
-    benches = []
-    have: set[str] = set()
-    for spec in data:
-        label, name, root = parse_data_spec(spec)
-        ds = get_dataset(name, root)
-        have |= set(ds.info.targets)
-        if target is not None and target in ds.info.targets:
-            ds = ds.retarget(target)
-        benches.append(bench_dataset(ds, label))
-    if target is not None and target not in have:  # a typo would silently bench the default targets
-        raise AttiqaError(
-            f"--target {target!r}: no dataset given has it; their targets: {', '.join(sorted(have))}"
+    def checked() -> tuple[ProtocolSetup, list[float] | None]:
+        cfg = load_base_config(config)
+        if epochs is not None:
+            cfg = replace(cfg, epochs=epochs)
+        if device is not None:
+            cfg = replace(cfg, device=device)
+        benches = []
+        have: set[str] = set()
+        for spec in data:
+            label, name, root = parse_data_spec(spec)
+            ds = get_dataset(name, root)
+            have |= set(ds.info.targets)
+            if target is not None and target in ds.info.targets:
+                ds = ds.retarget(target)
+            benches.append(bench_dataset(ds, label))
+        if target is not None and target not in have:  # a typo would silently bench the default targets
+            raise AttiqaError(
+                f"--target {target!r}: no dataset given has it; their targets: {', '.join(sorted(have))}"
+            )
+        try:
+            fr = None if fractions is None else [float(x) for x in fractions.split(",") if x.strip()]
+        except ValueError:
+            raise AttiqaError(f"--fractions must be comma-separated numbers, got {fractions!r}") from None
+        # before the first run; made once run_protocol's checks pass. A folder of earlier runs: resumable
+        fix = (
+            resume_fix(out, "its finished runs", "choose another --out", recursive=True)
+            if _has_files(out)
+            else None
         )
-    try:
-        fr = None if fractions is None else [float(x) for x in fractions.split(",") if x.strip()]
-    except ValueError:
-        raise AttiqaError(f"--fractions must be comma-separated numbers, got {fractions!r}") from None
-    # before the first run; made once run_protocol's checks pass. A folder of earlier runs: resumable
-    fix = (
-        resume_fix(out, "its finished runs", "choose another --out", recursive=True)
-        if _has_files(out)
-        else None
-    )
-    output_folder(out, "--out", fix, create=False)
+        output_folder(out, "--out", fix, create=False)
+        setup = check_protocol(
+            protocol, benches, cfg, out, init_checkpoint=init, repeats=repeats, fractions=fr, select=select,
+            method=method,
+        )  # fmt: skip
+        return setup, fr
+
+    setup, fr = checked()  # before torch is imported (the splits are planned and checked after it)
+    from attiqa.protocols import finished_runs, run_protocol
+
     try:
         res = run_protocol(
-            protocol, benches, cfg, out, init_checkpoint=init, repeats=repeats, fractions=fr, select=select,
-            seed=seed, method=method, keep_checkpoints=keep_checkpoints, progress=not quiet,
-            group_by=None if group_by.lower() == "none" else group_by, cache=cache,
+            protocol, setup.benches, setup.cfg, out, init_checkpoint=init, repeats=repeats, fractions=fr,
+            select=select, seed=seed, method=method, keep_checkpoints=keep_checkpoints, progress=not quiet,
+            group_by=None if group_by.lower() == "none" else group_by, cache=cache, checked=setup,
         )  # fmt: skip
     except KeyboardInterrupt as exc:
         done, where = finished_runs(out, protocol), plain_name(out / protocol)

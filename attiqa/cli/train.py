@@ -61,8 +61,10 @@ def label_cmd(
     """
     from attiqa.config import LabelConfig, TrainConfig
     from attiqa.io.atomic import output_folder
+    from attiqa.runner import label_inputs
+    from attiqa.teachers.prompts import load_prompts
 
-    def checked() -> LabelConfig:
+    def checked() -> tuple[LabelConfig, list[Path]]:
         if out.is_dir():
             raise AttiqaError(f"{out}: is a folder — give --out a file name, e.g. {out / 'labels.parquet'}")
         output_folder(out.parent, "--out", create=False)  # made once the images and the teacher are found
@@ -76,7 +78,10 @@ def label_cmd(
             out=str(out.resolve()),
         )
         lc.check_clip_settings(options=True)  # as a run config's label: section is checked
-        return lc
+        paths = label_inputs(lc)
+        if lc.prompts is not None:  # read again by the CLIP teacher; a bad one is said before torch loads
+            load_prompts(lc.prompts)
+        return lc, paths
 
     first = checked_first(checked)  # alone: before torch is imported
     from attiqa.labeling import env_rank_world, kept_words
@@ -88,8 +93,9 @@ def label_cmd(
     try:
         with process_group():
             with alike_on_every_process():  # under torchrun: said once, or by each process that met it
-                lc = first()
-            path = run_label_stage(TrainConfig(out_dir=str(out.parent), label=lc), out.parent, device=device)
+                lc, paths = first()
+            run = TrainConfig(out_dir=str(out.parent), label=lc)
+            path = run_label_stage(run, out.parent, device=device, paths=paths)
             labelled = ()  # merged by rank 0 before the stage's last gather: the table is whole
             if is_main():
                 import pyarrow.parquet as pq

@@ -1,5 +1,6 @@
 """ATTIQA networks: backbone registry and the attribute/MOS model (paper §3.4-3.5)."""
 
+from attiqa.backbone_info import list_backbones
 from attiqa.models.attiqa_model import (
     NUM_QUANTILES,
     AttiqaModel,
@@ -11,7 +12,7 @@ from attiqa.models.attiqa_model import (
     model_from_checkpoint,
     save_model,
 )
-from attiqa.models.backbones import BACKBONES, Backbone, BackboneSpec, create_backbone, list_backbones
+from attiqa.models.backbones import BACKBONES, Backbone, BackboneSpec, create_backbone
 
 __all__ = [
     "BACKBONES",

@@ -31,10 +31,9 @@ from torch import nn
 from attiqa.attributes import ATTRIBUTES
 from attiqa.errors import ModelLoadError
 from attiqa.io.checkpoints import load_checkpoint, save_checkpoint
-from attiqa.limits import MAX_HIDDEN, MAX_SIDE, MIN_SIDE
+from attiqa.limits import MAX_HIDDEN, MAX_SIDE, MIN_SIDE, crop_misfit
 from attiqa.models.backbones import TAP_SETS, Backbone, create_backbone
 from attiqa.models.ridge_head import RidgeHead, valid_guard, valid_weight
-from attiqa.models.transforms import crop_misfit
 
 NUM_QUANTILES = 101
 ARCH = "attiqa"

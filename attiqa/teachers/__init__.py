@@ -10,14 +10,30 @@ Teacher specs (the ``--teacher`` option / ``label.teacher`` config field):
 from __future__ import annotations
 
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from attiqa.errors import ConfigError, did_you_mean
-from attiqa.teachers.base import Teacher
-from attiqa.teachers.classical import ClassicalTeacher
-from attiqa.teachers.clip import DEFAULT_CLIP_SPEC, TEACHER_FLAG, ClipTeacher, parse_clip_spec
+from attiqa.lazy import lazy_names
+from attiqa.teachers.names import DEFAULT_CLIP_SPEC, TEACHER_FLAG
 from attiqa.teachers.prompts import PromptFileError, PromptPair, PromptSet, load_prompts
+
+if TYPE_CHECKING:
+    import torch
+
+    from attiqa.teachers.base import Teacher
+    from attiqa.teachers.classical import ClassicalTeacher
+    from attiqa.teachers.clip import ClipTeacher, parse_clip_spec
+
+# re-exported names whose modules import torch, imported on first use (a prompts file is read without it)
+__getattr__ = lazy_names(
+    __name__,
+    {
+        "Teacher": "attiqa.teachers.base",
+        "ClassicalTeacher": "attiqa.teachers.classical",
+        "ClipTeacher": "attiqa.teachers.clip",
+        "parse_clip_spec": "attiqa.teachers.clip",
+    },
+)
 
 _TEACHERS: dict[str, str] = {
     "classical": "weight-free classical measures per attribute (ours)",
@@ -48,6 +64,9 @@ def create_teacher(
     CLIP spec, for its errors' hints: ``attiqa label``'s :data:`TEACHER_FLAG` by default) only apply to
     CLIP teachers.
     """
+    from attiqa.teachers.classical import ClassicalTeacher
+    from attiqa.teachers.clip import ClipTeacher
+
     kind, arg = parse_teacher_spec(spec)
     if kind == "classical":
         return ClassicalTeacher(device=device)

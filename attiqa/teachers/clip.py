@@ -55,11 +55,8 @@ from attiqa.attributes import ATTRIBUTES
 from attiqa.errors import ModelLoadError, did_you_mean
 from attiqa.progress import counted
 from attiqa.teachers.base import Teacher
+from attiqa.teachers.names import DEFAULT_CLIP_SPEC, TEACHER_FLAG
 from attiqa.teachers.prompts import PromptSet, load_prompts
-
-DEFAULT_CLIP_SPEC = "ViT-B-16/openai"
-"""The paper's CLIP (§4.2: ViT-B/16), OpenAI weights."""
-TEACHER_FLAG = "--teacher clip:"  # how `attiqa label` takes a CLIP spec, in the hints of its errors
 
 NETWORK_TIMEOUT = 3.0
 """Seconds to wait for a TCP connection to the weights host before declaring the machine offline."""

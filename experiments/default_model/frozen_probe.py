@@ -49,16 +49,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from attiqa.backbone_info import HALF_MEAN, HALF_STD, IMAGENET_MEAN, IMAGENET_STD
 from attiqa.datasets import get_dataset
 from attiqa.datasets.readers import parse_data_spec
 from attiqa.errors import ModelLoadError
 from attiqa.evaluation.metrics import correlations
 from attiqa.io.images import load_image
 from attiqa.models.backbones import (
-    HALF_MEAN,
-    HALF_STD,
-    IMAGENET_MEAN,
-    IMAGENET_STD,
     DepthwiseStats,
     MultiLevelStats,
     lite_package_weights,
