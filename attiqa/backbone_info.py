@@ -2,8 +2,8 @@
 native input side), one row a backbone.
 
 Apart from the networks (:mod:`attiqa.models.backbones`, which needs torch and adds each row's builder) so
-a run config's backbone names are checked without importing torch (a typo's one line came after ~3 s of
-loading the model stack); as open_clip keeps its model configs as data.
+a run config's backbone names are checked without importing torch (a typo's one line came only after the
+model stack had loaded); as open_clip keeps its model configs as data.
 """
 
 from __future__ import annotations
