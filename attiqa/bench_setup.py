@@ -1,7 +1,7 @@
 """What `attiqa bench` is given, checked before any network is built: the protocol and its options, the
 datasets with their table labels and score files, the base config, the ``--init`` checkpoint. Torch-free
-(the protocols, :mod:`attiqa.protocols`, train and need torch), so a mistake's one line comes before ~3 s
-of loading the model stack; the splits are planned and checked there, after."""
+(the protocols, :mod:`attiqa.protocols`, train and need torch), so a mistake's one line comes before the
+model stack loads; the splits are planned and checked there, after."""
 
 from __future__ import annotations
 
