@@ -510,8 +510,8 @@ def run(
             "inputs": input_stamps(base, cfg.init_policy, synth_photos),
         },
     )
-    # a finished run with these settings and raws has nothing left to do: it was scored again (~18 s on
-    # the quick run) and its reports rewritten; read-only (an archived run), it is all it may do
+    # a finished run with these settings and raws has nothing left to do: it was scored again and its
+    # reports rewritten (docs/robustness.md, session 55); read-only (an archived run), it is all it may do
     done = finished_run(out, invocation)
     if done is None and unwritable is not None:
         raise unwritable
@@ -550,7 +550,7 @@ def run(
         if not photos:
             raise ConfigError(f"{synth_photos}: no photos found for --synth-photos (png, jpg, webp, tif)")
     # every check above passed: the folder made before the first work writes into it — the global search
-    # ran (600 calls: ~45 s) and then could not save into an --out that cannot be made
+    # ran its whole budget and then could not save into an --out that cannot be made
     output_folder(out, "--out")
     if synth_photos is not None:
         synth = synth_raws(photos, out / "synth", seed=cfg.seed, skipped=skipped)

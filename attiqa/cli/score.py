@@ -79,7 +79,7 @@ def score_cmd(
     from attiqa.io.atomic import check_output_path, output_png
     from attiqa.io.images import require_images
 
-    def inputs() -> list[Path]:
+    def inputs_and_outputs() -> list[Path]:
         found = require_images(paths)
         if sheet is not None:
             found = _without_own_sheet(found, sheet)
@@ -89,7 +89,7 @@ def score_cmd(
             output_png(sheet, "--sheet", create=False)
         return found
 
-    checked = checked_first(inputs)  # alone: before torch is imported
+    checked = checked_first(inputs_and_outputs)  # alone: before torch is imported
     from attiqa.contact_sheet import sheet_for_scores
     from attiqa.evaluation.cache import resume_identity
     from attiqa.exiqa import missing_regressor
