@@ -284,6 +284,17 @@ def tune(
             f"--batch-size {batch_size}: larger than the agents' replay buffer ({BUFFER_SIZE} "
             f"steps) — pass at most {BUFFER_SIZE} (default {BATCH_SIZE})"
         )
+    from isp_env.run_inputs import base_setting, check_settings, list_raws, refuse_too_few, training_need
+
+    # what needs no model, said before torch and SB3 load (the same checks `run` makes for the library)
+    check_settings(
+        algo.lower(), action_mode, obs_mode, max_steps, teacher_start if algo.lower() == "teacher" else None
+    )
+    if base != "global":
+        base_setting(base)
+    listing = list_raws(raw_dir, out, test_fraction, seed, synth_photos)
+    if synth_photos is None and not resume:  # a new run on raws alone (a prior refits with none)
+        refuse_too_few(len(listing.train), training_need(algo.lower(), init_policy), raw_dir)
     from isp_env.report import printed_table
     from isp_env.run import run
     from isp_env.teacher import TeacherSettings
@@ -328,6 +339,7 @@ def tune(
             teacher=TeacherSettings(**teacher_given),
             test_raws_cap=TEST_RAWS if test_raws is None else test_raws,
             unwritable=unwritable,
+            listing=listing,
         )
     if not summary:  # --test-fraction 0: a policy trained on every raw, nothing held out to report
         return

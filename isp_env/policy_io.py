@@ -25,6 +25,7 @@ from attiqa.io.atomic import atomic_path, write_json_atomic
 from attiqa.io.checkpoints import load_checkpoint, load_training_state, save_checkpoint, save_training_state
 from isp_env.env import N_STATS, spaces_for
 from isp_env.params import NAMES
+from isp_env.registration import RL_ALGOS
 from isp_env.teacher import TeacherPolicy
 
 if TYPE_CHECKING:
@@ -88,9 +89,6 @@ def policy_given_as_params(path: Path) -> Path | None:
         return None  # not readable as JSON: the parameter reader says why
     is_card = isinstance(card, dict) and card.get("kind") == POLICY_KIND
     return path.with_suffix(".safetensors") if is_card else None
-
-
-RL_ALGOS = ("sac", "ppo", "td3")  # the SB3 agents of ``--algo`` (besides ``teacher``)
 
 
 def algorithms() -> dict[str, type[BaseAlgorithm]]:

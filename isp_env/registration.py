@@ -26,6 +26,8 @@ MAX_STEPS = 20
 # "stats": ``TrainConfig(algo="teacher")`` was refused for a setting its user never chose.
 OBS_MODE = "stats"
 
+RL_ALGOS = ("sac", "ppo", "td3")  # the SB3 agents of ``--algo`` (besides ``teacher``)
+
 # The rest of what ``isp-tune`` and :class:`isp_env.tuning.TrainConfig` / :func:`isp_env.run.run` both set,
 # one default each (session 49): the library trained SAC on absolute actions (SAC was the command's default
 # up to session 22), 20,000 steps in 2 environments, around a neutral base, while the command — and the

@@ -18,7 +18,6 @@ import contextlib
 import hashlib
 import json
 import os
-import random
 import shlex
 from collections import Counter
 from collections.abc import Iterator, Mapping
@@ -30,11 +29,10 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from attiqa.datasets.readers import read_csv
 from attiqa.errors import AttiqaError, ConfigError, ImageLoadError
 from attiqa.io.atomic import json_text, output_folder, remove_orphan_temps, write_json_atomic
 from attiqa.io.checkpoints import sha256_of
-from attiqa.io.images import content_key, load_image, save_image
+from attiqa.io.images import load_image, save_image
 from attiqa.io.names import portable_stem
 from attiqa.io.run_meta import differing_settings
 from attiqa.progress import console, plain, plain_failure, plain_name, progress_task
@@ -42,7 +40,7 @@ from attiqa.scorers import scorer_identity
 from isp_env.baselines import cma_search, guarded_objective, search_plan
 from isp_env.isp import Developed, develop, finish
 from isp_env.mos_function import MOSFunction, load_mos_function
-from isp_env.params import RunFiles, neutral, raw_record, read_values, written_values
+from isp_env.params import RunFiles, neutral, raw_record, written_values
 from isp_env.policy_io import find_state, load_policy, policy_digest, resolve_policy
 from isp_env.raw import (
     RAW_EXTENSIONS,
@@ -50,7 +48,6 @@ from isp_env.raw import (
     RawReadError,
     find_raws,
     libraw_text,
-    probe_raw,
     read_raw,
 )
 from isp_env.registration import BASE, TEST_RAWS
@@ -66,6 +63,18 @@ from isp_env.reward import (
     scorer_view,
     to_view,
 )
+from isp_env.run_inputs import (
+    RawListing,
+    base_setting,
+    list_raws,
+    readable_raws,
+    refuse_too_few,
+    scene_groups,
+    training_need,
+)
+from isp_env.run_inputs import ends as ends  # re-exported: their home was here (tests, benchmarks)
+from isp_env.run_inputs import say_photos_left_out as say_photos_left_out
+from isp_env.run_inputs import split as split
 from isp_env.teacher import TeacherSettings, spread_sample
 from isp_env.tuning import (
     TrainConfig,
@@ -80,99 +89,6 @@ from isp_env.tuning import (
     train_teacher,
     tune_with_policy,
 )
-
-
-def scene_groups(raws: list[Path], root: Path) -> dict[Path, str]:
-    """Raw -> scene group: ``root/manifest.csv`` (``file``, ``scene_group``) when present, else the file.
-
-    Byte-identical copies (a folder copied in twice, a link) join the group of the first: each copy its
-    own group put copies of a training raw on the test side. Only raws of one size and the same first and
-    last 64 KiB are hashed whole (:func:`ends`; uncompressed DNGs of one camera are all of one size).
-    ``raws``: probed ones (:func:`readable_raws`): each is stat-ed and may be read, unguarded."""
-    groups = {p: str(p.relative_to(root)) if p.is_relative_to(root) else p.name for p in raws}
-    manifest = root / "manifest.csv"
-    if manifest.is_file():
-        table = read_csv(manifest, ",", what="raw manifest (columns file, scene_group)")
-        file_col, group_col = (
-            table.column("file", required=False),
-            table.column("scene_group", required=False),
-        )
-        if file_col is None or group_col is None:  # `scene`: no groups
-            console.print(
-                f"[yellow]warning[/] {plain_name(manifest)} has no columns file and scene_group "
-                f"(found: {plain(', '.join(table.fields)) or 'none'}): every raw is its "
-                "own scene group, so repeat shots of one scene may land on both sides of the split"
-            )
-        else:  # the reader trims cells: a raw named " a.dng" is found as the trimmed name too
-            named = {
-                str(r[file_col]): str(r[group_col])
-                for r in table.rows
-                if r.get(file_col) and r.get(group_col)
-            }
-            for p in raws:
-                groups[p] = named.get(p.name.strip(), groups[p])
-    by_size: dict[int, list[Path]] = {}
-    for p in sorted(raws):  # probed raws (:func:`readable_raws`): each one a file that opens
-        by_size.setdefault(p.stat().st_size, []).append(p)
-    first: dict[str, str] = {}
-    for same_size in (ps for ps in by_size.values() if len(ps) > 1):
-        by_ends: dict[bytes, list[Path]] = {}
-        for p in same_size:
-            by_ends.setdefault(ends(p), []).append(p)
-        for p in (p for same in by_ends.values() if len(same) > 1 for p in same):
-            groups[p] = first.setdefault(content_key(p), groups[p])
-    return groups
-
-
-def readable_raws(found: list[Path]) -> tuple[list[Path], dict[str, str]]:
-    """The raws of ``found`` whose header LibRaw reads (:func:`isp_env.raw.probe_raw`), and the others'
-    paths -> why, each said in one line: probed once, before the split and the scene groups (which stat and
-    read the raws they are given), so a symlink loop, a broken link or a raw without read permission is
-    skipped, never a traceback, and takes no raw's place in the split. ``isp-tune`` and ``isp-tune check``."""
-    raws: list[Path] = []
-    skipped: dict[str, str] = {}
-    for p in found:
-        problem = probe_raw(p)
-        if problem is None:
-            raws.append(p)
-        else:
-            skipped[str(p)] = str(problem)
-            console.print(f"[yellow]skipped[/] {plain_failure(problem, p)}")
-    return raws, skipped
-
-
-def ends(path: Path, size: int = 1 << 16) -> bytes:
-    """The first and last ``size`` bytes of a file: same-size raws that differ there are no copies, and
-    need not be read whole (FiveK: 5,000 raws of 10-25 MB)."""
-    with open(path, "rb") as fh:
-        head = fh.read(size)
-        fh.seek(max(0, fh.seek(0, 2) - size))
-        return head + fh.read(size)
-
-
-def split(
-    raws: list[Path], test_fraction: float, seed: int, groups: dict[Path, str] | None = None
-) -> tuple[list[Path], list[Path]]:
-    """Seeded split by scene group: whole groups go to the test side until it holds ``test_fraction`` of the
-    raws; at least one raw on each side when there are two groups or more. ``test_fraction`` 0: every raw
-    trains (a policy to ship; nothing is evaluated)."""
-    if test_fraction <= 0:
-        return sorted(raws), []
-    groups = groups or {p: str(p) for p in raws}
-    names = sorted({groups[p] for p in raws})
-    random.Random(seed).shuffle(names)
-    target = test_fraction * len(raws)
-    test_groups: set[str] = set()
-    n = 0
-    for g in names[:-1]:  # the last group always trains
-        if n >= target or (n and n + sum(groups[p] == g for p in raws) > target + 0.5 * target):
-            continue
-        test_groups.add(g)
-        n += sum(groups[p] == g for p in raws)
-    if not test_groups and len(names) > 1:
-        test_groups.add(names[0])
-    test = sorted(p for p in raws if groups[p] in test_groups)
-    return sorted(p for p in raws if groups[p] not in test_groups), test
 
 
 def split_names(plan: dict[str, Any]) -> tuple[list[str], list[str]]:
@@ -316,37 +232,12 @@ def capped(
     return evaluated, len(raws)
 
 
-def say_photos_left_out(raw_dir: Path, out: Path, fix: str, synth: Path | None = None) -> None:
-    """One line naming the photos (JPEG, PNG, TIFF, …) among ``raw_dir``'s files, which are not camera raws
-    and so are left out (outputs under ``out`` and ``--synth-photos`` aside): they were passed over without
-    a word, and a user who had put photos there took them to be used."""
-    from attiqa.io.images import discover_images
-
-    used = [q.resolve() for q in (out, synth) if q is not None]
-    photos = sorted(
-        p for p in discover_images([raw_dir]) if not any(p.resolve().is_relative_to(q) for q in used)
-    )
-    if photos:
-        named = ", ".join(
-            plain_name(p.relative_to(raw_dir) if p.is_relative_to(raw_dir) else p) for p in photos[:3]
-        )
-        console.print(
-            f"[yellow]left out[/] {len(photos)} photo(s) in {plain_name(raw_dir)} that are not camera raws "
-            f"({named}{', …' if len(photos) > 3 else ''}) — isp-tune reads raws and DNGs; {fix}",
-            highlight=False,
-        )
-
-
 def refuse_undecodable(raws: list[Path], need: int, raw_dir: Path, what: str = "") -> None:
     """Decode ``raws`` until ``need`` of them read, else one line: a raw damaged after a valid header passes
     the split's probe, and a run whose training raws are all such wrote run.json, a global base searched
     on no raw and ``teacher/`` before it stopped (so did a split leaving the teacher one training raw).
     Costs ``need`` decodes when the raws are whole."""
-    if len(raws) < need:  # a high --test-fraction left too few: say so before writing, not after
-        raise ConfigError(
-            f"{raw_dir}: the split leaves {len(raws)} training raw(s), {need} needed — lower "
-            "--test-fraction, or add raws of other scenes; nothing was written"
-        )
+    refuse_too_few(len(raws), need, raw_dir)  # a high --test-fraction left too few: before writing
     failed: list[RawReadError] = []
     for p in raws:
         if need <= 0:
@@ -387,6 +278,7 @@ def run(
     teacher: TeacherSettings | None = None,
     test_raws_cap: int = TEST_RAWS,
     unwritable: Exception | None = None,
+    listing: RawListing | None = None,
 ) -> list[dict[str, Any]]:
     """Split, train, evaluate at most ``test_raws_cap`` of the held-out raws (spread over the scene
     groups, seeded: :func:`isp_env.teacher.spread_sample`). ``base`` (residual actions): ``neutral``,
@@ -397,7 +289,8 @@ def run(
     instead of an RL agent. ``unwritable``: why ``out`` cannot be written (a read-only, archived run),
     raised unless the run finished with these very settings and raws and nothing in it changed since
     (:func:`finished_run`): then its summary is returned, nothing written — as for a writable ``out``
-    holding such a finished run."""
+    holding such a finished run. ``listing``: the raws as :func:`isp_env.run_inputs.list_raws` found them
+    (``isp-tune`` lists them before torch loads), else listed here."""
     teacher = teacher or TeacherSettings()
     check_config(cfg, teacher if cfg.algo == "teacher" else None)  # before any work
     refuse_other_report(out, "run")
@@ -410,40 +303,17 @@ def run(
             "--learning-starts"
         )
     # a --base file read now: a missing one was found after the synthetic raws were written into --out
-    given_base = None if base == "global" else _base_arg(base)
+    given_base = None if base == "global" else base_setting(base)
     if cfg.algo != "teacher" and cfg.init_policy:  # its weights start the agent: checked before any work
         if given_base is not None and cfg.action_mode == "residual":
             cfg.base = given_base
         checked_agent_init(cfg)  # takes the policy's base and scale, refuses other settings
     if test_raws_cap < 1:
         raise ConfigError(f"--test-raws {test_raws_cap}: evaluate at least 1 held-out raw")
-    raws, skipped = readable_raws(find_raws(raw_dir))  # unreadable files stay out of the split
-    say_photos_left_out(
-        raw_dir, out, "photos train only as --synth-photos (unprocessed into raws)", synth_photos
-    )
-    if len(raws) == 1:  # it listed the extensions searched, as if the raw had not been found
-        one = shlex.join(["isp-tune", "render", str(raws[0]), "--policy", "default", "--check", "-o"])
-        raise ConfigError(
-            f"{raw_dir}: one raw LibRaw can read ({raws[0].name}"
-            + (f"; {len(skipped)} it cannot, above" if skipped else "")
-            + ") — isp-tune trains on some raws and tests on others: give a folder of 2 or more; to render "
-            f"this one with the shipped policy, {one} {shlex.quote(raws[0].stem + '.png')}"
-        )
-    if len(raws) < 2:
-        raise ConfigError(
-            f"{raw_dir}: found {len(raws)} raw file(s)"
-            + (f" LibRaw can read ({len(skipped)} it cannot, above)" if skipped else "")
-            + ", need at least 2 (one to train, one to test) — extensions searched: "
-            + ", ".join(sorted(RAW_EXTENSIONS))
-        )
-    groups = scene_groups(raws, raw_dir)
-    train_raws, test_raws = split(raws, test_fraction, cfg.seed, groups)
-    if test_fraction > 0 and not test_raws:  # one scene group: it always trains
-        raise ConfigError(
-            f"{raw_dir}: its {len(raws)} raws are one scene group ({groups[raws[0]]!r}: manifest.csv's "
-            "scene_group, or byte-identical copies) — none can be held out for testing; add raws of other "
-            "scenes, or pass --test-fraction 0 to train on all of them"
-        )
+    if listing is None:  # (isp-tune lists them before torch loads: isp_env.run_inputs)
+        listing = list_raws(raw_dir, out, test_fraction, cfg.seed, synth_photos)
+    raws, skipped, groups = listing.raws, listing.skipped, listing.groups
+    train_raws, test_raws = listing.train, listing.test
     mos = load_mos_function(cfg.scorer)  # fail early (e.g. no default model), before writing anything
     reward = scorer_identity(cfg.scorer)
     old = files.read(out / "run.json")
@@ -530,7 +400,7 @@ def run(
         return done
     if not old and synth_photos is None:  # a new run: refuse before run.json, a base search or teacher/
         searched = spread_sample(train_raws, teacher.raws, groups, cfg.seed) if cfg.algo == "teacher" else []
-        need = 1 if cfg.algo != "teacher" else 0 if cfg.init_policy else 2  # a prior refits with none
+        need = training_need(cfg.algo, cfg.init_policy)
         what = "the teacher searches (--teacher-raws) " if searched else ""
         refuse_undecodable(searched or train_raws, need, raw_dir, what)
     remove_run_temps(out)
@@ -1209,15 +1079,6 @@ def say_earlier(n: int, folder: Path, done: str) -> None:
             f"{n} parameter file(s) in {plain_name(folder)} were written by an earlier version of isp-tune "
             f"(no policy_digest: which policy wrote them is unknown) — {done} and rewritten, once"
         )
-
-
-def _base_arg(base: str) -> dict[str, float]:
-    """``--base neutral`` or a parameter JSON (name -> value, or under ``params``) as a setting."""
-    if base == "neutral":
-        return neutral()
-    return read_values(
-        base, "not a readable parameter JSON for --base", "pass neutral, global or a file of name -> value"
-    )
 
 
 def _center_crop(img: np.ndarray, size: int) -> np.ndarray:

@@ -27,14 +27,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from attiqa.errors import ConfigError, did_you_mean
+from attiqa.errors import ConfigError
 from attiqa.progress import console, plain, plain_failure, plain_name, progress_task
 from attiqa.scorers import DEFAULT_MODEL, scorer_identity
 from isp_env.baselines import RenderObjective, guarded_objective, score_together, search_plan
 from isp_env.env import ISPTuningEnv
 from isp_env.params import N_PARAMS, RunFiles, neutral, to_normalized
 from isp_env.policy_io import (
-    RL_ALGOS,
     algorithms,
     find_state,
     load_policy,
@@ -50,12 +49,12 @@ from isp_env.registration import (
     ALGO,
     BUFFER_SIZE,
     CHECKPOINT_EVERY,
-    MAX_STEPS,
     N_ENVS,
     OBS_MODE,
     TIMESTEPS,
 )
 from isp_env.reward import guarded_item
+from isp_env.run_inputs import check_settings
 from isp_env.teacher import (
     Choice,
     TeacherPolicy,
@@ -221,28 +220,10 @@ def make_vec_env(
 
 
 def check_config(cfg: TrainConfig, settings: TeacherSettings | None = None) -> None:
-    """The settings that do not fit together, refused before any work (``isp_env.run.run`` calls it first:
-    an unknown ``--algo`` was found after the global CMA-ES had spent its 600 scorer calls)."""
-    algos = ("teacher", *RL_ALGOS)
-    if cfg.algo not in algos:
-        raise ConfigError(
-            f"unknown --algo {cfg.algo!r}; one of {', '.join(algos)}{did_you_mean(cfg.algo, algos)}"
-        )
-    modes = ("residual", "absolute", "delta")
-    if cfg.action_mode not in modes:
-        hint = did_you_mean(cfg.action_mode, modes)
-        raise ConfigError(f"--action-mode {cfg.action_mode!r}: use residual, absolute or delta{hint}")
-    if cfg.obs_mode not in ("stats", "image"):
-        hint = did_you_mean(cfg.obs_mode, ("stats", "image"))
-        raise ConfigError(f"--obs-mode {cfg.obs_mode!r}: use stats or image{hint}")
-    if not 1 <= cfg.max_steps <= MAX_STEPS:  # the option parser's bound, for the library's runs too
-        raise ConfigError(
-            f"--max-steps {cfg.max_steps}: use 1 to {MAX_STEPS} (1: one-step contextual policy)"
-        )
-    if cfg.algo == "teacher" and (cfg.action_mode != "residual" or cfg.obs_mode != "stats"):
-        raise ConfigError("--algo teacher needs --action-mode residual and --obs-mode stats")
-    if settings is not None and settings.start not in ("base", "neutral"):
-        raise ConfigError(f"--teacher-start {settings.start!r}: use base or neutral")
+    """The settings that do not fit together, refused before any work (``isp-tune`` says them before torch
+    loads: :func:`isp_env.run_inputs.check_settings`; ``isp_env.run.run`` calls this first)."""
+    start = None if settings is None else settings.start
+    check_settings(cfg.algo, cfg.action_mode, cfg.obs_mode, cfg.max_steps, start)
 
 
 def build_model(cfg: TrainConfig, venv: VecEnv) -> BaseAlgorithm:

@@ -30,6 +30,7 @@ from safetensors.torch import save_file
 
 from attiqa.errors import ModelLoadError
 from attiqa.io.atomic import atomic_path, write_json_atomic
+from attiqa.io.hashes import sha256_of as sha256_of  # re-exported: its home was here
 
 CARD_KEY = "attiqa_card"
 FORMAT_VERSION = 1
@@ -284,14 +285,6 @@ def load_training_state(path: str | Path, with_model: bool = False) -> tuple:
 
 # ----------------------------------------------------------------------------------------------------------
 # Hashes and the cache folder (named models' downloads, feature and score caches)
-
-
-def sha256_of(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def weights_sha256(path: str | Path) -> str:

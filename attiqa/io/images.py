@@ -162,7 +162,7 @@ def content_key(path: str | Path) -> str:
     copied, moved or re-extracted dataset keeps its caches and a changed file never hits a stale entry.
     Hashing is cheap next to a forward pass; the digest is remembered per (path, size, mtime) so a run
     reads each file once. Raises OSError for an unreadable file."""
-    from attiqa.io.checkpoints import sha256_of
+    from attiqa.io.hashes import sha256_of
 
     p = Path(path)
     st = p.stat()

@@ -1,0 +1,224 @@
+"""What ``isp-tune`` is given, checked before a model, torch or Stable-Baselines3 loads: the settings that do
+not fit together, a ``--base`` file, and the raws — listed, probed, grouped by scene and split, with the
+refusals of a folder too small for a run. The command says a mistake here in one line without the ~seconds
+of the heavy imports; :func:`isp_env.run.run` (the library's runs) calls the same functions, so both say
+the same words.
+"""
+
+from __future__ import annotations
+
+import random
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+
+from attiqa.datasets.readers import read_csv
+from attiqa.errors import ConfigError, did_you_mean
+from attiqa.io.images import content_key, discover_images
+from attiqa.progress import console, plain, plain_failure, plain_name
+from isp_env.params import neutral, read_values
+from isp_env.raw import RAW_EXTENSIONS, find_raws, probe_raw
+from isp_env.registration import MAX_STEPS, RL_ALGOS
+
+
+def check_settings(algo: str, action_mode: str, obs_mode: str, max_steps: int, start: str | None) -> None:
+    """The settings that do not fit together, refused before any work (an unknown ``--algo`` was found
+    after the global CMA-ES had spent its 600 scorer calls). ``start``: ``--teacher-start`` of a teacher
+    run, else None."""
+    algos = ("teacher", *RL_ALGOS)
+    if algo not in algos:
+        raise ConfigError(f"unknown --algo {algo!r}; one of {', '.join(algos)}{did_you_mean(algo, algos)}")
+    modes = ("residual", "absolute", "delta")
+    if action_mode not in modes:
+        hint = did_you_mean(action_mode, modes)
+        raise ConfigError(f"--action-mode {action_mode!r}: use residual, absolute or delta{hint}")
+    if obs_mode not in ("stats", "image"):
+        hint = did_you_mean(obs_mode, ("stats", "image"))
+        raise ConfigError(f"--obs-mode {obs_mode!r}: use stats or image{hint}")
+    if not 1 <= max_steps <= MAX_STEPS:  # the option parser's bound, for the library's runs too
+        raise ConfigError(f"--max-steps {max_steps}: use 1 to {MAX_STEPS} (1: one-step contextual policy)")
+    if algo == "teacher" and (action_mode != "residual" or obs_mode != "stats"):
+        raise ConfigError("--algo teacher needs --action-mode residual and --obs-mode stats")
+    if start is not None and start not in ("base", "neutral"):
+        raise ConfigError(f"--teacher-start {start!r}: use base or neutral")
+
+
+@dataclass
+class RawListing:
+    """A raw folder as a run sees it: the raws LibRaw reads, the others (path -> why), scene groups, split."""
+
+    raws: list[Path]
+    skipped: dict[str, str]
+    groups: dict[Path, str]
+    train: list[Path]
+    test: list[Path]
+
+
+def list_raws(
+    raw_dir: Path, out: Path, test_fraction: float, seed: int, synth_photos: Path | None = None
+) -> RawListing:
+    """The raws of ``raw_dir`` probed, grouped and split (:func:`split`); one line when there are too few to
+    train on some and test on others, or when no raw can be held out."""
+    raws, skipped = readable_raws(find_raws(raw_dir))  # unreadable files stay out of the split
+    say_photos_left_out(
+        raw_dir, out, "photos train only as --synth-photos (unprocessed into raws)", synth_photos
+    )
+    if len(raws) == 1:  # it listed the extensions searched, as if the raw had not been found
+        one = shlex.join(["isp-tune", "render", str(raws[0]), "--policy", "default", "--check", "-o"])
+        raise ConfigError(
+            f"{raw_dir}: one raw LibRaw can read ({raws[0].name}"
+            + (f"; {len(skipped)} it cannot, above" if skipped else "")
+            + ") — isp-tune trains on some raws and tests on others: give a folder of 2 or more; to render "
+            f"this one with the shipped policy, {one} {shlex.quote(raws[0].stem + '.png')}"
+        )
+    if len(raws) < 2:
+        raise ConfigError(
+            f"{raw_dir}: found {len(raws)} raw file(s)"
+            + (f" LibRaw can read ({len(skipped)} it cannot, above)" if skipped else "")
+            + ", need at least 2 (one to train, one to test) — extensions searched: "
+            + ", ".join(sorted(RAW_EXTENSIONS))
+        )
+    groups = scene_groups(raws, raw_dir)
+    train_raws, test_raws = split(raws, test_fraction, seed, groups)
+    if test_fraction > 0 and not test_raws:  # one scene group: it always trains
+        raise ConfigError(
+            f"{raw_dir}: its {len(raws)} raws are one scene group ({groups[raws[0]]!r}: manifest.csv's "
+            "scene_group, or byte-identical copies) — none can be held out for testing; add raws of other "
+            "scenes, or pass --test-fraction 0 to train on all of them"
+        )
+    return RawListing(raws, skipped, groups, train_raws, test_raws)
+
+
+def training_need(algo: str, init_policy: str | None) -> int:
+    """Training raws a new run needs: an agent 1, a teacher 2 (a fit), none with a prior (it refits)."""
+    return 1 if algo != "teacher" else 0 if init_policy else 2
+
+
+def refuse_too_few(n_train: int, need: int, raw_dir: Path) -> None:
+    """A high --test-fraction that left fewer than ``need`` training raws: said before anything is written."""
+    if n_train < need:
+        raise ConfigError(
+            f"{raw_dir}: the split leaves {n_train} training raw(s), {need} needed — lower "
+            "--test-fraction, or add raws of other scenes; nothing was written"
+        )
+
+
+def scene_groups(raws: list[Path], root: Path) -> dict[Path, str]:
+    """Raw -> scene group: ``root/manifest.csv`` (``file``, ``scene_group``) when present, else the file.
+
+    Byte-identical copies (a folder copied in twice, a link) join the group of the first: each copy its
+    own group put copies of a training raw on the test side. Only raws of one size and the same first and
+    last 64 KiB are hashed whole (:func:`ends`; uncompressed DNGs of one camera are all of one size).
+    ``raws``: probed ones (:func:`readable_raws`): each is stat-ed and may be read, unguarded."""
+    groups = {p: str(p.relative_to(root)) if p.is_relative_to(root) else p.name for p in raws}
+    manifest = root / "manifest.csv"
+    if manifest.is_file():
+        table = read_csv(manifest, ",", what="raw manifest (columns file, scene_group)")
+        file_col, group_col = (
+            table.column("file", required=False),
+            table.column("scene_group", required=False),
+        )
+        if file_col is None or group_col is None:  # `scene`: no groups
+            console.print(
+                f"[yellow]warning[/] {plain_name(manifest)} has no columns file and scene_group "
+                f"(found: {plain(', '.join(table.fields)) or 'none'}): every raw is its "
+                "own scene group, so repeat shots of one scene may land on both sides of the split"
+            )
+        else:  # the reader trims cells: a raw named " a.dng" is found as the trimmed name too
+            named = {
+                str(r[file_col]): str(r[group_col])
+                for r in table.rows
+                if r.get(file_col) and r.get(group_col)
+            }
+            for p in raws:
+                groups[p] = named.get(p.name.strip(), groups[p])
+    by_size: dict[int, list[Path]] = {}
+    for p in sorted(raws):  # probed raws (:func:`readable_raws`): each one a file that opens
+        by_size.setdefault(p.stat().st_size, []).append(p)
+    first: dict[str, str] = {}
+    for same_size in (ps for ps in by_size.values() if len(ps) > 1):
+        by_ends: dict[bytes, list[Path]] = {}
+        for p in same_size:
+            by_ends.setdefault(ends(p), []).append(p)
+        for p in (p for same in by_ends.values() if len(same) > 1 for p in same):
+            groups[p] = first.setdefault(content_key(p), groups[p])
+    return groups
+
+
+def readable_raws(found: list[Path]) -> tuple[list[Path], dict[str, str]]:
+    """The raws of ``found`` whose header LibRaw reads (:func:`isp_env.raw.probe_raw`), and the others'
+    paths -> why, each said in one line: probed once, before the split and the scene groups (which stat and
+    read the raws they are given), so a symlink loop, a broken link or a raw without read permission is
+    skipped, never a traceback, and takes no raw's place in the split. ``isp-tune`` and ``isp-tune check``."""
+    raws: list[Path] = []
+    skipped: dict[str, str] = {}
+    for p in found:
+        problem = probe_raw(p)
+        if problem is None:
+            raws.append(p)
+        else:
+            skipped[str(p)] = str(problem)
+            console.print(f"[yellow]skipped[/] {plain_failure(problem, p)}")
+    return raws, skipped
+
+
+def ends(path: Path, size: int = 1 << 16) -> bytes:
+    """The first and last ``size`` bytes of a file: same-size raws that differ there are no copies, and
+    need not be read whole (FiveK: 5,000 raws of 10-25 MB)."""
+    with open(path, "rb") as fh:
+        head = fh.read(size)
+        fh.seek(max(0, fh.seek(0, 2) - size))
+        return head + fh.read(size)
+
+
+def split(
+    raws: list[Path], test_fraction: float, seed: int, groups: dict[Path, str] | None = None
+) -> tuple[list[Path], list[Path]]:
+    """Seeded split by scene group: whole groups go to the test side until it holds ``test_fraction`` of the
+    raws; at least one raw on each side when there are two groups or more. ``test_fraction`` 0: every raw
+    trains (a policy to ship; nothing is evaluated)."""
+    if test_fraction <= 0:
+        return sorted(raws), []
+    groups = groups or {p: str(p) for p in raws}
+    names = sorted({groups[p] for p in raws})
+    random.Random(seed).shuffle(names)
+    target = test_fraction * len(raws)
+    test_groups: set[str] = set()
+    n = 0
+    for g in names[:-1]:  # the last group always trains
+        if n >= target or (n and n + sum(groups[p] == g for p in raws) > target + 0.5 * target):
+            continue
+        test_groups.add(g)
+        n += sum(groups[p] == g for p in raws)
+    if not test_groups and len(names) > 1:
+        test_groups.add(names[0])
+    test = sorted(p for p in raws if groups[p] in test_groups)
+    return sorted(p for p in raws if groups[p] not in test_groups), test
+
+
+def say_photos_left_out(raw_dir: Path, out: Path, fix: str, synth: Path | None = None) -> None:
+    """One line naming the photos (JPEG, PNG, TIFF, …) among ``raw_dir``'s files, which are not camera raws
+    and so are left out (outputs under ``out`` and ``--synth-photos`` aside): they were passed over without
+    a word, and a user who had put photos there took them to be used."""
+    used = [q.resolve() for q in (out, synth) if q is not None]
+    photos = sorted(
+        p for p in discover_images([raw_dir]) if not any(p.resolve().is_relative_to(q) for q in used)
+    )
+    if photos:
+        named = ", ".join(
+            plain_name(p.relative_to(raw_dir) if p.is_relative_to(raw_dir) else p) for p in photos[:3]
+        )
+        console.print(
+            f"[yellow]left out[/] {len(photos)} photo(s) in {plain_name(raw_dir)} that are not camera raws "
+            f"({named}{', …' if len(photos) > 3 else ''}) — isp-tune reads raws and DNGs; {fix}",
+            highlight=False,
+        )
+
+
+def base_setting(base: str) -> dict[str, float]:
+    """``--base neutral`` or a parameter JSON (name -> value, or under ``params``) as a setting."""
+    if base == "neutral":
+        return neutral()
+    return read_values(
+        base, "not a readable parameter JSON for --base", "pass neutral, global or a file of name -> value"
+    )

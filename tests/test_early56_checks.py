@@ -1,0 +1,54 @@
+"""Round 3 of :mod:`test_fasterr55_early_checks`: the bad inputs that still loaded torch (and SB3, diffusers)
+before their one line — ``isp-tune``'s raws, split and settings, ``attiqa bench``'s split of the dataset's
+rows, ``genbench score``'s metric names — each run through its command line's real entry point in ONE fresh
+interpreter that must not have imported them when the line is said (``check``)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from test_fasterr55_early_checks import ISP_HEAVY, check
+
+from isp_env.dng import demo_raws
+
+ISP = "isp_env.cli"
+
+
+def test_isp_tune_raws_split_and_settings_are_told_before_torch(tmp_path: Path) -> None:
+    """isp_env.run_inputs (torch-free) lists, probes, groups and splits the raws and checks the settings."""
+    made = demo_raws(tmp_path / "made")  # real DNGs that LibRaw reads
+    empty, one, copies, scene, pair = (tmp_path / n for n in ("empty", "one", "copies", "scene", "pair"))
+    for folder in (empty, one, copies, scene, pair):
+        folder.mkdir()
+    shutil.copy(made[0], one)
+    for name in ("a.dng", "b.dng"):  # byte-identical copies: one scene group
+        shutil.copy(made[0], copies / name)
+    for p in made[:3]:
+        shutil.copy(p, scene)
+    (scene / "manifest.csv").write_text("file,scene_group\n" + "".join(f"{p.name},s\n" for p in made[:3]))
+    for p in made[:2]:
+        shutil.copy(p, pair)
+    out = ["--out", str(tmp_path / "run")]
+
+    def tune(folder: Path, *more: str) -> list[str]:
+        return ["--raw-dir", str(folder), *out, *more]
+
+    check(
+        [
+            (ISP, tune(empty), "found 0 raw file(s), need at least 2 (one to train, one to test)"),
+            (ISP, tune(one), "one raw LibRaw can read"),
+            (ISP, tune(copies), "its 2 raws are one scene group"),
+            (ISP, tune(scene), "its 3 raws are one scene group ('s'"),
+            (ISP, tune(pair, "--algo", "teacher"), "the split leaves 1 training raw(s), 2 needed"),
+            (ISP, tune(pair, "--algo", "sax"), "unknown --algo 'sax'; one of teacher, sac, ppo, td3"),
+            (ISP, tune(pair, "--action-mode", "relative"), "--action-mode 'relative': use residual"),
+            (ISP, tune(pair, "--obs-mode", "pixels"), "--obs-mode 'pixels': use stats or image"),
+            (ISP, tune(pair, "--algo", "teacher", "--obs-mode", "image"), "teacher needs --action-mode"),
+            (ISP, tune(pair, "--algo", "TEACHER", "--teacher-start", "x"), "--teacher-start 'x': use"),
+            (ISP, tune(pair, "--base", str(tmp_path / "no.json")), "no.json: not a readable parameter JSON"),
+            (ISP, ["--raw-dir", str(pair), "--out", str(made[0])], "is a file, not a folder"),
+        ],
+        ISP_HEAVY,
+    )
+    assert not (tmp_path / "run").exists()
