@@ -199,19 +199,16 @@ def score(
     skipped; unreadable images are skipped and listed.
     """
     from genbench.manifest import missing_images
+    from genbench.metric_names import default_metrics, refuse_all_unknown
 
-    def every_metric() -> list[str]:
-        from genbench.run_scores import default_metrics  # attiqa.scoring: torch
-
-        return default_metrics()
-
-    names = _split_metrics(metrics, every_metric)
+    names = _split_metrics(metrics, default_metrics)
+    refuse_all_unknown(names or [])
     pairs = _run_pairs(run_dir)
     missing_images(run_dir, pairs)  # none on disk: one line before any model loads (and before torch)
     from genbench.files import SCORES_DIR
     from genbench.run_scores import scores_folder
 
-    names = names or every_metric()
+    names = names or default_metrics()
     scores_folder(run_dir)  # every metric writes there: a problem with it is one line, before any scoring
     dev = device_str(device)
     ok = 0

@@ -149,10 +149,40 @@ def long_prompts(pipe: StableDiffusionPipeline, records: list[dict]) -> tuple[li
         return [r["pair_id"] for r in records if len(tokenizer(r["prompt"]).input_ids) > limit], limit
 
 
+def pipeline_source(model: str) -> tuple[Path, bool]:
+    """``--model`` as a local pipeline folder (path, True) or a Hub id (path, False); one line for what is
+    neither: a name without an owner, a missing folder, a folder without model_index.json, or a file (a
+    file was called "not a diffusers pipeline folder", which reads as a folder of the wrong kind)."""
+    path = Path(model).expanduser()
+    looks_local = path.exists() or model.startswith((".", "/", "~")) or model.count("/") > 1
+    if not looks_local and "/" not in model:
+        raise ModelLoadError(
+            f"{model}: no such folder — pass --model PATH to a diffusers pipeline folder or a Hub id such as "
+            f"{DEFAULT_MODEL}"
+        )
+    if path.is_file():
+        hint = (
+            f"pass its folder, --model {shell_arg(str(path.parent))}"
+            if path.name == "model_index.json"
+            else "pass the pipeline's folder (the one holding model_index.json, unet/, vae/, text_encoder/), "
+            f"e.g. as made by `hf download {DEFAULT_MODEL} --local-dir DIR`; a single checkpoint file is "
+            "not a pipeline"
+        )
+        raise ModelLoadError(f"{model}: a file, not a folder — {hint}")
+    if looks_local and not (path / "model_index.json").is_file():
+        what = "not a diffusers pipeline folder (no model_index.json)" if path.exists() else "no such folder"
+        raise ModelLoadError(
+            f"{model}: {what} — pass the folder made by "
+            f"`hf download {DEFAULT_MODEL} --local-dir DIR` or by pipeline.save_pretrained(DIR)"
+        )
+    return path, looks_local
+
+
 def load_pipeline(
     model: str, dtype: str = "fp32", device: str = "cpu", scheduler: str = "default"
 ) -> StableDiffusionPipeline:
     """A diffusers ``StableDiffusionPipeline`` from a Hub id or a local folder; one-line errors otherwise."""
+    path, looks_local = pipeline_source(model)  # before diffusers and torch load
     try:
         import diffusers
         import torch
@@ -167,19 +197,6 @@ def load_pipeline(
                 f"unknown scheduler {scheduler!r} — use one of {', '.join(SCHEDULERS)} "
                 "or a diffusers scheduler class name"
             )
-    path = Path(model).expanduser()
-    looks_local = path.exists() or model.startswith((".", "/", "~")) or model.count("/") > 1
-    if not looks_local and "/" not in model:
-        raise ModelLoadError(
-            f"{model}: no such folder — pass --model PATH to a diffusers pipeline folder or a Hub id such as "
-            f"{DEFAULT_MODEL}"
-        )
-    if looks_local and not (path / "model_index.json").is_file():
-        what = "not a diffusers pipeline folder (no model_index.json)" if path.exists() else "no such folder"
-        raise ModelLoadError(
-            f"{model}: {what} — pass the folder made by "
-            f"`hf download {DEFAULT_MODEL} --local-dir DIR` or by pipeline.save_pretrained(DIR)"
-        )
     diffusers.utils.logging.disable_progress_bar()  # ours is the one bar
     with contextlib.suppress(ImportError):
         import transformers

@@ -29,10 +29,11 @@ from attiqa.io.atomic import output_folder, remove_orphan_temps, write_json_atom
 from attiqa.io.tables import ERRORS, read_cell
 from attiqa.progress import shown_name
 from attiqa.scorers import is_checkpoint
-from attiqa.scorers.zoo import trained_on, weights_identity, zoo_table
+from attiqa.scorers.zoo import trained_on, weights_identity
 from attiqa.scoring import OtherScoreFile, ScoreRun, ScoreWriter, same_scorer, score_paths, write_scores
 from genbench.files import SCORES_DIR, shell_arg
 from genbench.manifest import SIDES, Pair, image_problem, resolve
+from genbench.metric_names import default_metrics as default_metrics  # re-exported: its home was here
 
 
 @dataclass
@@ -82,13 +83,6 @@ def metric_slug(name: str, run_dir: Path | None = None) -> str:
             digest = hashlib.sha256(os.fsencode(os.path.abspath(name))).hexdigest()[:8]
             slug = f"{slug}-{digest}"
     return slug
-
-
-def default_metrics() -> list[str]:
-    """Every scorer and named model in the project's registry that runs under its name alone: not
-    ``temu-layer`` / ``exiqa``, which need a layer or a run (``-m temu-layer:20``) and were "skipped" by
-    every `genbench score` without ``--metrics``."""
-    return [name for name, entry in zoo_table().items() if entry.default_arg != ""]
 
 
 def _writer(out_csv: Path, columns: Sequence[str], metric: str) -> ScoreWriter:

@@ -52,3 +52,51 @@ def test_isp_tune_raws_split_and_settings_are_told_before_torch(tmp_path: Path) 
         ISP_HEAVY,
     )
     assert not (tmp_path / "run").exists()
+
+
+def test_genbench_score_metric_names_are_told_before_torch(tmp_path: Path, photos) -> None:
+    """``-m ''`` listed the metrics from genbench.run_scores (torch); names that are all unknown were each
+    "skipped" after torch loaded, then "no metric could score this run". Now genbench.metric_names
+    (torch-free) says both; one known name among typos still scores, the typos skipped."""
+    from genbench_helpers import make_photo_run
+
+    run = make_photo_run(tmp_path / "run", dict(list(photos.items())[:2]))
+    g = "genbench.cli"
+    check(
+        [
+            (
+                g,
+                ["score", str(run), "-m", ""],
+                "--metrics '' names no metric — give one or more of classical",
+            ),
+            (g, ["score", str(run), "-m", " , "], "names no metric"),
+            (g, ["score", str(run), "-m", "clasical"], "unknown scorer 'clasical' (did you mean 'classical'"),
+            (g, ["score", str(run), "-m", "bogus,temu:3"], "unknown scorer 'bogus'"),
+        ]
+    )
+    assert not (run / "scores").exists()
+
+
+def test_genbench_run_model_that_is_a_file_says_so(tmp_path: Path) -> None:
+    """**Was**: `genbench run --model /etc/hostname` said "not a diffusers pipeline folder" — a folder of
+    the wrong kind; and model_index.json itself was refused the same way. Now: a file, and what to pass."""
+    from test_fasterr55_early_checks import run_cases
+
+    pipe = tmp_path / "sd21"
+    pipe.mkdir()
+    (pipe / "model_index.json").write_text("{}")
+    single = tmp_path / "v2-1_768.safetensors"
+    single.write_bytes(b"\0" * 64)
+    out = ["--pairs", "1", "--out", str(tmp_path / "gen")]
+    cases = [
+        ("genbench.cli", ["run", *out, "--model", str(single)], "a file, not a folder — pass the pipeline's"),
+        (
+            "genbench.cli",
+            ["run", *out, "--model", str(pipe / "model_index.json")],
+            f"pass its folder, --model {pipe}",
+        ),
+    ]
+    for (_, argv, code, err, _), (_, _, words) in zip(run_cases(cases, ()), cases, strict=True):
+        assert code == 2 and err.startswith("error:") and "Traceback" not in err, (argv, err)
+        assert words in " ".join(err.split()), (argv, err)
+    assert not (tmp_path / "gen").exists()

@@ -25,6 +25,7 @@ from attiqa.scorers.zoo import (
     resolve_target,
     resolve_weights,
     suggest,
+    zoo_entry,
     zoo_table,
 )
 
@@ -52,7 +53,7 @@ def create_scorer(name: str, device: str | torch.device = "cpu", **overrides: An
     """
     table = zoo_table()
     head, sep, arg = name.partition(":")
-    entry = table.get(name) or (table.get(head) if sep else None)
+    entry = zoo_entry(name)
     if entry is None:
         if is_checkpoint(name):  # create_scorer takes names; load_scorer takes both
             raise ModelLoadError(f"{name}: a checkpoint, not a scorer name — load it with attiqa.load_scorer")

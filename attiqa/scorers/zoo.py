@@ -261,6 +261,13 @@ def suggest(name: str, names: list[str] | None = None) -> str:
     return did_you_mean(name, names, n=3, cutoff=0.5) or f" (known names: {', '.join(sorted(names))})"
 
 
+def zoo_entry(name: str) -> ZooEntry | None:
+    """The zoo row ``name`` names: the name itself, or NAME of ``NAME:ARG`` (``clipiqa:FOLDER``)."""
+    table = zoo_table()
+    head, sep, _ = name.partition(":")
+    return table.get(name) or (table.get(head) if sep else None)
+
+
 def is_checkpoint(name_or_path: str | Path) -> bool:
     """The one rule: a ``--model`` value is a checkpoint when it exists on disk (a file, or a run folder
     holding one) or ends in ``.safetensors`` — unless it is a zoo scorer's name with its argument
