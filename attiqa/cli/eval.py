@@ -14,6 +14,7 @@ import typer
 from rich.table import Table
 
 from attiqa.cli._common import (
+    NARROW,
     CacheOption,
     DeviceOption,
     EvalWorkersOption,
@@ -76,6 +77,28 @@ def notes_text(doc: str, width: int) -> str:
     return "\n".join(out).rstrip("\n")
 
 
+def records_text(title: str, headers: Sequence[str], rows: Sequence[Sequence[str]], width: int) -> str:
+    """A table as one block per row, for a narrow screen or a pipe: the first two cells as its heading (the
+    second's further lines below it), then each other cell after its header, every line wrapped at spaces to
+    ``width`` (a column layout at 80 columns folded words mid-way: "mos_qualit y")."""
+
+    def wrap(text: str, first: str) -> str:
+        return textwrap.fill(text, max(width, 30), initial_indent=first, subsequent_indent=" " * 6,
+                             break_long_words=False, break_on_hyphens=False)  # fmt: skip
+
+    out = [title, ""]
+    for row in rows:
+        heading, *more = row[1].split("\n")
+        out.append(wrap(f"{row[0]} — {heading}", ""))
+        out += [wrap(line, " " * 4) for line in more]
+        for header, cell in zip(headers[2:], row[2:], strict=True):
+            out += [
+                wrap(line, f"  {header}: " if i == 0 else " " * 4) for i, line in enumerate(cell.split("\n"))
+            ]
+        out.append("")
+    return "\n".join(out).rstrip("\n")
+
+
 def datasets_cmd(
     name: str | None = typer.Argument(
         None, help="Show one dataset in detail: folder layout, targets, notes."
@@ -89,9 +112,9 @@ def datasets_cmd(
     from attiqa.datasets import DATASETS, list_datasets, resolve_name
 
     infos = list_datasets() if name is None else [DATASETS[resolve_name(name)].info]
-    table = Table(title="datasets (use with `attiqa eval NAME --root PATH`)", show_lines=True)
-    for c in ("name", "dataset", "targets (range, direction)", "official files", "split", "format checked"):
-        table.add_column(c, overflow="fold")
+    title = "datasets (use with `attiqa eval NAME --root PATH`)"
+    headers = ("name", "dataset", "targets (range, direction)", "official files", "split", "format checked")
+    rows = []
     for info in infos:
         targets = "\n".join(
             f"{k}{' (default)' if k == info.default_target else ''}: "
@@ -103,23 +126,35 @@ def datasets_cmd(
             + ("MOS ↑" if t.higher_is_better else "DMOS ↓ (flipped)")
             for k, t in info.targets.items()
         )
-        table.add_row(
-            info.name,
-            escape(f"{info.full_name}\n") + f"[dim]{escape(info.citation)}[/]"
-            if name and info.citation
-            else escape(info.full_name),
-            targets,
-            escape("\n".join(info.score_files)),
-            escape(info.official_split or "none (random 80/20)"),
-            "on a real file" if info.verified else "from docs (see `attiqa datasets NAME`)",
+        rows.append(
+            (
+                info.name,
+                info.full_name + (f"\n{info.citation}" if name and info.citation else ""),
+                targets,
+                "\n".join(info.score_files),
+                info.official_split or "none (random 80/20)",
+                "on a real file" if info.verified else "from docs (see `attiqa datasets NAME`)",
+            )
         )
-    stdout.print(table)
+    if stdout.width < NARROW:  # piped, logged, 80 columns: six columns cut words ("mos_qualit y")
+        stdout.print(records_text(title, headers, rows, stdout.width), markup=False, highlight=False)
+    else:
+        table = Table(title=title, show_lines=True)
+        for c in headers:
+            table.add_column(c, overflow="fold")
+        for row in rows:
+            full, _, citation = row[1].partition("\n")
+            cited = escape(full) + (f"\n[dim]{escape(citation)}[/]" if citation else "")
+            table.add_row(escape(row[0]), cited, *map(escape, row[2:]))
+        stdout.print(table)
     if name is None:
         stdout.print("Details and the expected folder layout: `attiqa datasets NAME`")
         return
     info = infos[0]
     # the adapters' words are text, not markup: KonIQ's "[either or both]" was dropped as an unknown style
-    stdout.print(f"[bold]expected layout under --root:[/]\n{escape(info.layout)}", highlight=False)
+    stdout.print(
+        f"[bold]expected layout under --root:[/]\n{escape(info.layout)}", highlight=False, soft_wrap=True
+    )
     if info.images:  # the step a half-downloaded copy misses (its eval error says the same)
         stdout.print(f"[bold]images:[/] {escape(info.images)}", highlight=False)
     doc = inspect.getdoc(DATASETS[info.name]) or ""
