@@ -100,3 +100,43 @@ def test_genbench_run_model_that_is_a_file_says_so(tmp_path: Path) -> None:
         assert code == 2 and err.startswith("error:") and "Traceback" not in err, (argv, err)
         assert words in " ".join(err.split()), (argv, err)
     assert not (tmp_path / "gen").exists()
+
+
+def test_attiqa_bench_split_errors_are_told_before_torch(tmp_path: Path) -> None:
+    """`attiqa bench`'s splits were planned and checked in attiqa.protocols, after torch loaded (~3 s);
+    now attiqa.bench_splits (torch-free) plans them from the dataset's rows and checks every split, and the
+    command hands the plan on. Real images, a real folder dataset."""
+    from PIL import Image
+
+    data = tmp_path / "photos"
+    data.mkdir()
+    tables = {  # score file -> (its header, rows, the row of image i)
+        "mos.csv": ("image,mos,scene", 10, "{i}.png,{i},s"),  # one scene
+        "four.csv": ("image,mos", 4, "{i}.png,{i}"),
+        "held.csv": ("image,mos", 10, "{i}.png,{low}"),  # MOS 0 but for the last two
+    }
+    for name, (header, n, row) in tables.items():
+        lines = [row.format(i=i, low=int(i >= 8)) for i in range(n)]
+        (data / name).write_text("\n".join([header, *lines]) + "\n")
+    for i in range(10):
+        Image.new("RGB", (32, 24), (20 * i, 80, 40)).save(data / f"{i}.png")
+    out = ["-o", str(tmp_path / "bench")]
+    a = "attiqa.cli"
+
+    def bench(csv: str, *more: str) -> list[str]:
+        return ["bench", "single", "-d", f"folder={data / csv}", *more, *out]
+
+    check(
+        [
+            (a, bench("four.csv"), "gives 3 to train on and 1 to test on — fine-tuning needs at least 2"),
+            (a, bench("mos.csv", "--group-by", "scen"), "have no 'scen' to group by (did you mean 'scene'"),
+            (a, bench("mos.csv", "--group-by", "scene"), "all 10 items share one 'scene' ('s')"),
+            (a, bench("held.csv", "--repeats", "3"), "held-out MOS values are 0"),
+            (
+                a,
+                ["bench", "data-efficient", "-d", f"folder={data / 'mos.csv'}", "--fractions", "0.9", *out],
+                "fine-tuning needs at least 2 on each side (add images, or choose other --fractions)",
+            ),
+        ]  # fmt: skip
+    )
+    assert not (tmp_path / "bench").exists()

@@ -118,9 +118,11 @@ def test_bench_finds_copies_once_per_dataset_and_resumes_with_the_same_splits(tm
     expected = [sp for fr in fractions for sp in protocols.fraction_splits(len(ds), fr, 2, 0, groups=merged)]
     hashed: list[str] = []
     grouped: list[str] = []
-    content_key, group_keys = protocols.content_key, protocols.group_keys  # the real ones, counted
-    monkeypatch.setattr(protocols, "content_key", lambda p: hashed.append(str(p)) or content_key(p))
-    monkeypatch.setattr(protocols, "group_keys", lambda d, g: grouped.append(d.name) or group_keys(d, g))
+    from attiqa import bench_splits  # the splits' home (session 56: planned before torch by `bench`)
+
+    content_key, group_keys = bench_splits.content_key, bench_splits.group_keys  # the real ones, counted
+    monkeypatch.setattr(bench_splits, "content_key", lambda p: hashed.append(str(p)) or content_key(p))
+    monkeypatch.setattr(bench_splits, "group_keys", lambda d, g: grouped.append(d.name) or group_keys(d, g))
     cfg = {"backbone": "tiny", "pretrained_backbone": False, "head_hidden": 8, "mos_hidden": 8, "epochs": 1,
            "batch_size": 6, "resize_shorter": 40, "crop_size": 32, "num_workers": 0,
            "device": "cpu"}  # fmt: skip

@@ -424,6 +424,7 @@ def bench_cmd(
     from dataclasses import replace
 
     from attiqa.bench_setup import ProtocolSetup, bench_dataset, check_protocol, load_base_config
+    from attiqa.bench_splits import plan_splits
     from attiqa.datasets import get_dataset
     from attiqa.datasets.readers import parse_data_spec
     from attiqa.io.atomic import output_folder, resume_fix
@@ -464,14 +465,16 @@ def bench_cmd(
         )  # fmt: skip
         return setup, fr
 
-    setup, fr = checked()  # before torch is imported (the splits are planned and checked after it)
+    setup, fr = checked()  # before torch is imported, and so are the splits
+    grouped = None if group_by.lower() == "none" else group_by
+    planned = plan_splits(protocol, setup.benches, setup.repeats, seed, None, grouped, setup.fractions)
     from attiqa.protocols import finished_runs, run_protocol
 
     try:
         res = run_protocol(
             protocol, setup.benches, setup.cfg, out, init_checkpoint=init, repeats=repeats, fractions=fr,
             select=select, seed=seed, method=method, keep_checkpoints=keep_checkpoints, progress=not quiet,
-            group_by=None if group_by.lower() == "none" else group_by, cache=cache, checked=setup,
+            group_by=grouped, cache=cache, checked=setup, planned=planned,
         )  # fmt: skip
     except KeyboardInterrupt as exc:
         done, where = finished_runs(out, protocol), plain_name(out / protocol)

@@ -46,6 +46,8 @@ from attiqa.errors import AttiqaError, ImageLoadError
 from attiqa.io.images import load_image
 from attiqa.io.names import order_under, text_path, under_roots
 from attiqa.progress import console, plain, plain_failure
+from attiqa.splits import MIN_PER_SIDE as MIN_PER_SIDE  # re-exported: their home was here
+from attiqa.splits import check_split, split_indices
 from attiqa.training import distributed as D
 
 Transform = Callable[[Image.Image], torch.Tensor]
@@ -462,21 +464,7 @@ def read_mos_csv(path: Path, lines: list[int] | None = None) -> list[dict[str, s
     return rows
 
 
-def split_indices(n: int, val_fraction: float = 0.2, seed: int = 0) -> tuple[list[int], list[int]]:
-    """Paper §4.1: random 80/20 train/test split when the dataset has no official split.
-
-    Deterministic for a seed (numpy PCG64); at least one item on each side when n >= 2.
-    """
-    if not 0.0 < val_fraction < 1.0:
-        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
-    perm = np.random.default_rng(seed).permutation(n)
-    n_val = int(round(n * val_fraction))
-    n_val = min(max(n_val, 1), n - 1) if n >= 2 else 0
-    return sorted(perm[n_val:].tolist()), sorted(perm[:n_val].tolist())
-
-
 VAL_SPLITS = ("val", "valid", "validation", "test")
-MIN_PER_SIDE = 2  # a ranking correlation needs 2 images; so does a MOS range to learn
 
 
 @dataclass
@@ -508,25 +496,6 @@ class MosSplit:
         """:func:`data_fingerprint` of the images, MOS and split (named by :attr:`source`; ``rows``: under
         :attr:`image_root`)."""
         return data_fingerprint(self.source, self.paths, self.mos, self.train, self.val, root=self.image_root)
-
-
-def check_split(
-    mos: torch.Tensor, train: Sequence[int], held_out: Sequence[int], source: str, given: str, fix: str
-) -> None:
-    """The one rule for a fine-tuning split, checked before any training (``attiqa train``'s table, every
-    ``bench`` split): :data:`MIN_PER_SIDE` rows on each side and held-out MOS that differ — else the
-    held-out SROCC is NaN, later reported as a diverged training. ``given``: what the split gave;
-    ``fix``: what to change."""
-    if len(train) < MIN_PER_SIDE or len(held_out) < MIN_PER_SIDE:
-        raise AttiqaError(
-            f"{source}: {given} — fine-tuning needs at least {MIN_PER_SIDE} on each side ({fix})"
-        )
-    values = mos[list(held_out)]
-    if not float(values.max()) > float(values.min()):
-        raise AttiqaError(
-            f"{source}: all {len(held_out)} held-out MOS values are {float(values[0]):g} — a ranking "
-            "correlation needs different scores (hold out other rows)"
-        )
 
 
 def read_mos_split(csv: str, image_root: str, val_fraction: float, split_seed: int) -> MosSplit:

@@ -1,0 +1,46 @@
+"""The one rule of a random split and of a fine-tuning split's sides, torch-free: ``attiqa train``'s table
+(:mod:`attiqa.training.data`) and every ``attiqa bench`` split (:mod:`attiqa.bench_splits`, checked before
+torch loads) use these."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from attiqa.errors import AttiqaError
+
+MIN_PER_SIDE = 2  # a ranking correlation needs 2 images; so does a MOS range to learn
+
+
+def split_indices(n: int, val_fraction: float = 0.2, seed: int = 0) -> tuple[list[int], list[int]]:
+    """Paper §4.1: random 80/20 train/test split when the dataset has no official split.
+
+    Deterministic for a seed (numpy PCG64); at least one item on each side when n >= 2.
+    """
+    if not 0.0 < val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
+    perm = np.random.default_rng(seed).permutation(n)
+    n_val = int(round(n * val_fraction))
+    n_val = min(max(n_val, 1), n - 1) if n >= 2 else 0
+    return sorted(perm[n_val:].tolist()), sorted(perm[:n_val].tolist())
+
+
+def check_split(
+    mos: Any, train: Sequence[int], held_out: Sequence[int], source: str, given: str, fix: str
+) -> None:
+    """The one rule for a fine-tuning split, checked before any training (``attiqa train``'s table, every
+    ``bench`` split): :data:`MIN_PER_SIDE` rows on each side and held-out MOS that differ — else the
+    held-out SROCC is NaN, later reported as a diverged training. ``given``: what the split gave;
+    ``fix``: what to change. ``mos``: every row's MOS (a tensor, an array or a list), indexed by the sides."""
+    if len(train) < MIN_PER_SIDE or len(held_out) < MIN_PER_SIDE:
+        raise AttiqaError(
+            f"{source}: {given} — fine-tuning needs at least {MIN_PER_SIDE} on each side ({fix})"
+        )
+    values = [float(mos[i]) for i in held_out]
+    if not max(values) > min(values):
+        raise AttiqaError(
+            f"{source}: all {len(held_out)} held-out MOS values are {values[0]:g} — a ranking "
+            "correlation needs different scores (hold out other rows)"
+        )
