@@ -16,7 +16,7 @@ from attiqa.errors import AttiqaError, ConfigError, did_you_mean
 from attiqa.progress import console, plain
 
 PROTOCOLS: dict[str, str] = {
-    "single": "Table 2: N random 80/20 splits per dataset (official split for FLIVE/AVA), median SROCC/PLCC",
+    "single": "Table 2: N random 80/20 splits per dataset (official: FLIVE/AVA/BIQ2021), median SROCC/PLCC",
     "cross": "Table 3: train on A (first split of `single`), test on all of B; SROCC",
     "data-efficient": "Table 4: train on 10%/20% of the data, test on the rest; median SROCC",
     "linear-probe": "Table 6: like `single` with a frozen backbone (only the regression MLP trains)",

@@ -17,7 +17,9 @@ from attiqa.io.images import content_key
 from attiqa.progress import console, plain
 from attiqa.splits import check_split, split_indices
 
-OFFICIAL_SPLIT_DATASETS = ("flive", "ava")  # §4.1: "For FLIVE and AVA, we follow the official dataset split"
+# §4.1: "For FLIVE and AVA, we follow the official dataset split"; ours: BIQ2021's repository gives its train
+# and test files (the adapter's split), which its users follow — a random 80/20 split ignored them
+OFFICIAL_SPLIT_DATASETS = ("flive", "ava", "biq2021")
 # ours: the group that must not straddle train and test, per adapter (its items' meta key)
 NATURAL_GROUPS = {"kadid10k": "ref", "live": "ref", "csiq": "ref", "tid2013": "ref", "pipal": "ref",
                   "agiqa3k": "prompt", "agiqa1k": "prompt"}  # fmt: skip
@@ -35,7 +37,8 @@ class Split:
 
 
 def uses_official_split(ds: IQADataset, official: bool | None) -> bool:
-    """Paper §4.1: official split for FLIVE and AVA; a folder CSV's own split column is honoured too."""
+    """Paper §4.1: official split for FLIVE and AVA (ours: and BIQ2021); a folder CSV's own split column is
+    honoured too."""
     has = {"train"} <= set(ds.splits()) and bool({"test", "val"} & set(ds.splits()))
     if official is None:
         official = ds.name in OFFICIAL_SPLIT_DATASETS or ds.name == "folder"

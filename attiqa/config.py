@@ -214,8 +214,9 @@ class FinetuneConfig:
     csv: str = ""  # CSV with columns image,mos[,split]
     image_root: str = ""  # folder the CSV's image paths are relative to ("" = the CSV's folder)
     # ours: instead of csv, a named dataset (`attiqa datasets`) in its official layout under root, split as
-    # `attiqa bench` splits it (FLIVE / AVA: the official split; else val_fraction held out, seeded by
-    # split_seed, no group of group_by on both sides: "auto" = the reference image / prompt, "none" = images)
+    # `attiqa bench` splits it (FLIVE / AVA / BIQ2021: the official split; else val_fraction held out, seeded
+    # by split_seed, no group of group_by on both sides: "auto" = the reference image / prompt, "none" =
+    # images)
     dataset: str = ""
     root: str = ""
     group_by: str = "auto"

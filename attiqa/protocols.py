@@ -4,7 +4,8 @@ out like the paper's and a JSON with every number.
 
 - ``single`` (Table 2): per dataset, ``repeats`` (paper: 10) random 80/20 train/test splits, report the
   MEDIAN SROCC and PLCC (§4.1, following QPT [46]). FLIVE and AVA use their official split instead (one
-  run), as the paper does; a ``folder`` dataset with a split column uses that column.
+  run), as the paper does, and so does BIQ2021 (ours: its repository's train / test files); a ``folder``
+  dataset with a split column uses that column.
 - ``cross`` (Table 3): train on A exactly as in ``single`` (first split: "every experimental setup is
   the same as the main experiment", §4.4), then test that model on ALL images of every other dataset B;
   SROCC only (the MOS scales differ). Those scores go through ``attiqa eval``'s score cache, chosen the
@@ -118,9 +119,9 @@ def mos_split(ds: IQADataset, split: Split) -> MosSplit:
 
 def dataset_split(cfg: FinetuneConfig) -> MosSplit:
     """``attiqa train``'s fine-tuning data from a named dataset (``finetune.dataset`` at ``root``), split
-    as ``attiqa bench`` splits it: the official split of FLIVE / AVA, else one random split holding out
-    ``val_fraction`` (seed ``split_seed``), grouped by ``group_by`` (``auto``: no reference image or prompt
-    on both sides; byte-identical files always share a side). Checked before any training."""
+    as ``attiqa bench`` splits it: the official split of FLIVE / AVA / BIQ2021, else one random split holding
+    out ``val_fraction`` (seed ``split_seed``), grouped by ``group_by`` (``auto``: no reference image or
+    prompt on both sides; byte-identical files always share a side). Checked before any training."""
     from attiqa.datasets import get_dataset
 
     ds = get_dataset(cfg.dataset, cfg.root, target=cfg.target)

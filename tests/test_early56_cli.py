@@ -37,3 +37,39 @@ def test_the_datasets_table_piped_at_80_columns_keeps_its_words_whole() -> None:
             assert file in words or (" " in file and file in " ".join(res.stdout.split())), (info.name, file)
     wide = attiqa("datasets", columns=160)  # a wide terminal keeps the table
     assert wide.returncode == 0 and "┃ name" in wide.stdout, wide.stdout[:500]
+
+
+def test_bench_splits_biq2021_by_its_official_train_and_test_files(tmp_path: Path) -> None:
+    """**Was**: `attiqa bench single -d biq2021=ROOT` drew 10 random 80/20 splits, ignoring the repository's
+    train and test files that the adapter reads as the split (`attiqa datasets biq2021`: "official split");
+    FLIVE's and AVA's official splits were followed. Now BIQ2021's too: one run, trained on the training
+    file's photos, tested on the test file's (attiqa.bench_splits, torch-free; `attiqa train`'s
+    ``finetune.dataset: biq2021`` splits the same way)."""
+    from test_dataset_layouts48 import biq2021
+    from test_fasterr55_early_checks import check
+
+    from attiqa.bench_setup import bench_dataset
+    from attiqa.bench_splits import plan_splits
+    from attiqa.datasets import get_dataset
+
+    root = tmp_path / "BIQ2021-main"
+    biq2021(root)
+    ds = get_dataset("biq2021", root)
+    plan = plan_splits("single", [bench_dataset(ds, "biq")], 10, 0, None, "auto", ())
+    (sp,) = plan.splits(bench_dataset(ds, "biq"))
+    assert sp.kind == "official"
+    assert [ds.items[i].split for i in sp.train] == ["train"] * 3
+    assert [ds.items[i].split for i in sp.test] == ["test"] * 2
+    # the command line plans the same split: a test file of one photo is refused as the official split's
+    test_csv = root / "Test (Images and MOS).csv"
+    test_csv.write_text("\n".join(test_csv.read_text().splitlines()[:2]) + "\n")
+    out = ["-o", str(tmp_path / "bench")]
+    check(
+        [
+            (
+                "attiqa.cli",
+                ["bench", "single", "-d", f"biq2021={root}", *out],
+                "split official (official, seed None) of its 4 images gives 3 to train on and 1 to test on",
+            )
+        ]
+    )
