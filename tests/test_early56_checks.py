@@ -140,3 +140,34 @@ def test_attiqa_bench_split_errors_are_told_before_torch(tmp_path: Path) -> None
         ]  # fmt: skip
     )
     assert not (tmp_path / "bench").exists()
+
+
+def test_a_damaged_bundled_model_is_told_before_torch(tmp_path: Path) -> None:
+    """`attiqa export attiqa-default` (and every use of a named model) checks the shipped file's SHA-256 by
+    reading it as a checkpoint (io.checkpoints: torch). A file cut short — the usual damage — is now found
+    torch-free from its safetensors header and size first (io.hashes.safetensors_length_problem), same words.
+    A damaged installation for real: a copy of the package whose bundled model lost its last bytes."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from test_fasterr55_early_checks import PROBE, ROOT
+
+    site = tmp_path / "site"
+    shutil.copytree(ROOT / "attiqa", site / "attiqa", ignore=shutil.ignore_patterns("__pycache__"))
+    shipped = site / "attiqa" / "data" / "models" / "attiqa-default.safetensors"
+    data = shipped.read_bytes()
+    shipped.write_bytes(data[: len(data) - 4096])
+    out = str(tmp_path / "mine.safetensors")
+    cases = [["attiqa.cli", ["export", "attiqa-default", out], ""]]
+    env = {**os.environ, "PYTHONPATH": str(site), "COLUMNS": "200"}
+    res = subprocess.run(
+        [sys.executable, "-c", PROBE, json.dumps(cases), json.dumps(["torch"])],
+        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300,
+    )  # fmt: skip
+    (_, _, code, err, loaded) = json.loads(res.stdout.splitlines()[-1])
+    assert code == 2 and loaded == [], (code, loaded, err)
+    said = " ".join(err.split())
+    assert said.startswith(f"error: {shipped}: SHA-256 mismatch for the bundled model 'attiqa-default'"), said
+    assert "reinstall attiqa" in said and not Path(out).exists()

@@ -375,7 +375,15 @@ def resolve_weights(name: str) -> Path:
 def _intact(path: Path, sha256: str) -> bool:
     """Whether a named model's file is the one its row names: its SHA-256 (read as a checkpoint, so its
     identity is hashed in the same reading); a file safetensors cannot read (cut short) is not, and its fix
-    is the mismatch's (reinstall, fetch again), not a checkpoint's."""
+    is the mismatch's (reinstall, fetch again), not a checkpoint's. A file whose length its header
+    contradicts is refused first, torch-free (``attiqa export attiqa-default`` says it before torch loads)."""
+    from attiqa.io.hashes import safetensors_length_problem
+
+    try:
+        if safetensors_length_problem(path) is not None:
+            return False
+    except OSError:
+        return False
     from attiqa.io.checkpoints import weights_sha256
 
     try:
