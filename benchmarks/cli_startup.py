@@ -1,8 +1,9 @@
 """How long a command line takes to answer what needs no model: ``attiqa --help``, ``attiqa models``,
 ``genbench --help``, ``isp-tune --help``, against the floor any typer CLI pays (``python -c "import typer,
 rich"``), measured in the same run; and how long a user's mistake takes to be told (``ERRORS``: a missing
-file, a bad --out, a missing config or run folder, a config value, bench's protocol, label's images and
-prompts file; each must exit 2), as a ratio to its own command line's ``--help`` in the same round.
+file, a bad --out, a missing config or run folder, a config value, bench's protocol and split, label's images
+and prompts file, isp-tune's raws, genbench's metric names; each must exit 2), as a ratio to its own command
+line's ``--help`` in the same round.
 
 Each command is the console script's own call (``sys.exit(main())`` of its installed entry point, as
 ``[project.scripts]`` of pyproject.toml declares it) in a fresh child process with ``PYTHONPATH`` set to the
@@ -48,6 +49,9 @@ ERRORS = (
     ("genbench", ("agree", "{tmp}/no_run")),
     ("isp-tune", ("--raw-dir", "{tmp}/no_raws", "--out", "{tmp}/isp")),
     ("isp-tune", ("--raw-dir", "{tmp}/photos", "--out", "{tmp}/isp", "--batch-size", "999999")),
+    ("isp-tune", ("--raw-dir", "{tmp}/photos", "--out", "{tmp}/isp")),  # no raw in it (session 56)
+    ("attiqa", ("bench", "single", "-d", "folder={tmp}/photos", "-o", "{tmp}/bench")),  # 1 image: no split
+    ("genbench", ("score", "{tmp}/no_run", "-m", "")),
 )
 
 
