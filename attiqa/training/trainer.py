@@ -50,7 +50,7 @@ from attiqa.models import AttiqaModel, save_model
 from attiqa.progress import console
 from attiqa.sharding import alike_on_every_process
 from attiqa.training import distributed as D
-from attiqa.training.data import DATA_SETTING, data_key, flush_unreadable, same_data
+from attiqa.training.data import DATA_SETTING, data_key, flush_unreadable, same_data, short_key
 
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
@@ -320,7 +320,7 @@ class Trainer:
             if others and data and not resumed:  # a resume: each compares its own with the saved record
                 ranks = f"rank{'s' if len(others) > 1 else ''} {', '.join(map(str, others))}"
                 (rows, cols), (their_rows, their_cols) = mine, keys[others[0]]
-                what = f"rows {rows} here, {their_rows} there"
+                what = f"rows {short_key(rows)} here, {short_key(their_rows)} there"
                 if rows == their_rows:
                     what = f"columns {', '.join(cols or [])} here, {', '.join(their_cols or [])} there"
                 raise AttiqaError(
