@@ -46,6 +46,7 @@ from attiqa.io.checkpoints import (
     read_card,
     save_training_state,
 )
+from attiqa.io.run_meta import same_setting
 from attiqa.models import AttiqaModel, save_model
 from attiqa.progress import console
 from attiqa.sharding import alike_on_every_process
@@ -421,7 +422,9 @@ class Trainer:
         now = json.loads(json.dumps(self.settings, default=str))  # as the saved one was stored: JSON
         now.pop(DATA_SETTING, None)  # compared by same_data (runs of older versions: none)
         same, same_rows = same_data(self.settings.get(DATA_SETTING), saved.get(DATA_SETTING))
-        changed = [k for k in now if k in saved and now[k] != saved[k] and k not in RESUME_FREE]
+        changed = [
+            k for k in now if k in saved and not same_setting(now[k], saved[k]) and k not in RESUME_FREE
+        ]
         moved = [k for k in changed if k in RESUME_MOVED] if same_rows else []
         changed = [k for k in changed if k not in moved]
         refused = [k for k in changed if k not in RESUME_SAID]
