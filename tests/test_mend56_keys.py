@@ -34,7 +34,7 @@ def tiny_trainer(stage_dir, epochs, settings):
     model = AttiqaModel(create_backbone("tiny", pretrained=False), ATTRIBUTES, 8)
     opt = torch.optim.SGD(model.parameters(), lr=0.01)
 
-    def step_loss(x, y):
+    def step_loss(net, x, y):
         return sum(p.pow(2).sum() for p in model.parameters()) * 1e-3 + x.sum() + y.sum()
 
     return Trainer("pretrain", model, Batches(), step_loss, opt, epochs, stage_dir=stage_dir,
