@@ -3,6 +3,8 @@ official dataset layouts with a run config for them, a `make-distorted` set."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import signal
 import subprocess
 import sys
@@ -197,48 +199,52 @@ def tiny_dir(tmp_path_factory) -> Path:
     return folder
 
 
-def in_process(
-    program: str, main: Callable[[], None], monkeypatch, capsys
-) -> Callable[..., subprocess.CompletedProcess]:
-    """``program ARGS`` run by its entry point ``main`` in this process, as a completed process."""
+def in_process(program: str, main: Callable[[], None]) -> Callable[..., subprocess.CompletedProcess]:
+    """``program ARGS`` run by its entry point ``main`` in this process, as a completed process. Captures by
+    redirecting sys.stdout / sys.stderr itself (no capsys), with argv and COLUMNS set for the call only, so
+    a module-scoped fixture can use it too."""
 
     def invoke(*args) -> subprocess.CompletedProcess:
-        monkeypatch.setattr(sys, "argv", [program, *map(str, args)])
-        monkeypatch.setenv("COLUMNS", "200")
-        code = 0
-        try:
-            main()
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-        out = capsys.readouterr()
-        return subprocess.CompletedProcess(args, code, out.out, out.err)
+        out, err, code = io.StringIO(), io.StringIO(), 0
+        with (
+            pytest.MonkeyPatch.context() as mp,
+            contextlib.redirect_stdout(out),
+            contextlib.redirect_stderr(err),
+        ):
+            mp.setattr(sys, "argv", [program, *map(str, args)])
+            mp.setenv("COLUMNS", "200")
+            try:
+                main()
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
 
     return invoke
 
 
 @pytest.fixture()
-def cli(monkeypatch, capsys):
+def cli():
     """`attiqa` as a user runs it — the entry point ``attiqa.cli.main``: exit codes, one-line errors — in this
     process (fast; a real subprocess: ``helpers.run_attiqa``)."""
     from attiqa.cli import main
 
-    return in_process("attiqa", main, monkeypatch, capsys)
+    return in_process("attiqa", main)
 
 
 @pytest.fixture()
-def genbench_cli(monkeypatch, capsys):
+def genbench_cli():
     """`genbench` as :func:`cli` runs `attiqa` (``genbench.cli.main``; a subprocess: ``run_genbench``)."""
     from genbench.cli import main
 
-    return in_process("genbench", main, monkeypatch, capsys)
+    return in_process("genbench", main)
 
 
 @pytest.fixture()
-def isp_cli(monkeypatch, capsys):
+def isp_cli():
     """`isp-tune` as :func:`cli` runs `attiqa` (``isp_env.cli.main``; a subprocess: ``run_isp_tune``)."""
     from isp_env.cli import main
 
-    return in_process("isp-tune", main, monkeypatch, capsys)
+    return in_process("isp-tune", main)
 
 
 # ------------------------------------------------------------------------------------------------------
