@@ -538,3 +538,33 @@ def all_helps(program: str, columns: int) -> list[tuple[list[str], dict[str, str
     paths = json.loads(head)
     assert len(paths) == len(helps), out[:2000]
     return [(path, shown, names, text) for (path, shown, names), text in zip(paths, helps, strict=True)]
+
+
+AGIQA3K_HEADER = [
+    "name",
+    "prompt",
+    "adj1",
+    "adj2",
+    "style",
+    "mos_quality",
+    "std_quality",
+    "mos_align",
+    "std_align",
+]
+
+
+def agiqa3k_folder(root: Path, extra: list[tuple[int, str]] = ()) -> Path:
+    """An AGIQA-3k folder: data.csv of 2 prompts x 3 noise PNGs (MOS 1.0, 2.0, 3.0 per prompt) in
+    ``root/AGIQA-3K``; ``extra``: (image index, MOS) rows naming an image again."""
+    images = root / "AGIQA-3K"
+    images.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(6):
+        name = f"sd1.5_normal_{i:03d}.png"
+        Image.fromarray(rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)).save(images / name)
+        rows.append([name, f"prompt {i % 2}", "", "", "", f"{1 + i // 2:.1f}", "0.5", "2.0", "0.5"])
+    rows += [[rows[i][0], rows[i][1], "", "", "", mos, "0.5", "2.0", "0.5"] for i, mos in extra]
+    with open(root / "data.csv", "w", newline="") as fh:
+        csv.writer(fh).writerows([AGIQA3K_HEADER, *rows])
+    return root
