@@ -248,13 +248,13 @@ def isp_cli():
 
 
 # ------------------------------------------------------------------------------------------------------
-# one headless Chromium a module for the browser tests (test_genbench_browser.chromium)
+# one headless Chromium a module for the browser tests (genbench_helpers.chromium)
 
 
 @pytest.fixture(scope="module")
 def module_chromium():
-    """One ``test_genbench_browser.chromium`` for a module's tests (a start is ~3 s of the 2-core machine)."""
-    from test_genbench_browser import chromium
+    """One ``genbench_helpers.chromium`` for a module's tests (a start is ~3 s of the 2-core machine)."""
+    from genbench_helpers import chromium
 
     with chromium() as driver:
         yield driver
@@ -262,8 +262,8 @@ def module_chromium():
 
 @pytest.fixture()
 def browser(module_chromium):
-    """The module's Chromium as a fresh one (``test_genbench_browser.as_started`` before and after)."""
-    from test_genbench_browser import as_started
+    """The module's Chromium as a fresh one (``genbench_helpers.as_started`` before and after)."""
+    from genbench_helpers import as_started
 
     as_started(module_chromium)
     yield module_chromium
