@@ -10,7 +10,7 @@ import pytest
 pytest.importorskip("flask")
 pytest.importorskip("selenium", reason="selenium is not installed (pip install selenium)")
 
-from genbench_helpers import (  # noqa: E402  # noqa: E402
+from genbench_helpers import (  # noqa: E402
     VoteServer,
     chromium,
     log_in,

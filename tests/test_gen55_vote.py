@@ -8,16 +8,8 @@ import pytest
 pytest.importorskip("flask")
 pytest.importorskip("selenium", reason="selenium is not installed (pip install selenium)")
 
-from genbench_helpers import (  # noqa: E402  # noqa: E402
-    VoteServer,
-    chromium,
-    make_photo_run,
-    showing,
-    state,
-    until,
-    votes_of,
-    wait_for_pair,
-)
+import genbench_helpers as page  # noqa: E402
+from genbench_helpers import VoteServer, chromium, make_photo_run  # noqa: E402
 
 
 def _login_error(browser) -> str:
@@ -39,24 +31,24 @@ def test_the_login_step_tries_again_by_itself_while_the_server_is_away(tmp_path,
     with chromium() as browser:
         try:
             browser.get(server.url + "/")
-            until(browser, lambda d: d.find_element(By.ID, "instructions").text)
+            page.until(browser, lambda d: d.find_element(By.ID, "instructions").text)
             server.proc.kill()
             server.proc.wait()
             server.stop()
             field = browser.find_element(By.ID, "rater")
             field.send_keys("typo", Keys.ENTER)
-            until(browser, lambda d: "Trying again in" in _login_error(d))
-            assert "cannot be reached" in _login_error(browser) and state(browser) == "login"
+            page.until(browser, lambda d: "Trying again in" in _login_error(d))
+            assert "cannot be reached" in _login_error(browser) and page.state(browser) == "login"
             field.clear()
             field.send_keys("newcomer", Keys.ENTER)  # another id while it waits: this one is asked
-            until(browser, lambda d: "Trying again in" in _login_error(d))
+            page.until(browser, lambda d: "Trying again in" in _login_error(d))
             server = VoteServer(run, tmp_path / "server2.log", port=server.port)
-            until(browser, lambda d: state(d) == "voting")  # no key pressed after the restart
-            wait_for_pair(browser, "0 / 5")
-            assert _login_error(browser) == "" and showing(browser)["status"] == ""
+            page.until(browser, lambda d: page.state(d) == "voting")  # no key pressed after the restart
+            page.wait_for_pair(browser, "0 / 5")
+            assert _login_error(browser) == "" and page.showing(browser)["status"] == ""
             assert browser.find_element(By.ID, "who-id").text == "newcomer"
             browser.find_element(By.TAG_NAME, "body").send_keys(Keys.ARROW_LEFT)
-            wait_for_pair(browser, "1 / 5")
-            assert len(votes_of(run, "newcomer")) == 1 and votes_of(run, "typo") == []
+            page.wait_for_pair(browser, "1 / 5")
+            assert len(page.votes_of(run, "newcomer")) == 1 and page.votes_of(run, "typo") == []
         finally:
             server.stop()
