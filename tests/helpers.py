@@ -568,3 +568,33 @@ def agiqa3k_folder(root: Path, extra: list[tuple[int, str]] = ()) -> Path:
     with open(root / "data.csv", "w", newline="") as fh:
         csv.writer(fh).writerows([AGIQA3K_HEADER, *rows])
     return root
+
+
+def separate_hashes(path: Path) -> dict[str, str | None]:
+    """A checkpoint's hashes as the separate readers gave them before session 53 (the oracle): the file's
+    bytes, the header's tensor table (card left out) and data buffer, the tensors as loaded (fp16 as fp32),
+    and the card beside a file whose header holds none."""
+    import hashlib
+
+    from attiqa.io.checkpoints import CARD_KEY, load_checkpoint
+
+    data = path.read_bytes()
+    n = int.from_bytes(data[:8], "little")
+    table = json.loads(data[8 : 8 + n])
+    meta = table.pop("__metadata__", None) or {}
+    tensors = hashlib.sha256(json.dumps(table, sort_keys=True).encode())
+    tensors.update(data[8 + n :])
+    values = hashlib.sha256()
+    loaded, _ = load_checkpoint(path)
+    for k in sorted(loaded):
+        t = loaded[k].contiguous()
+        values.update(json.dumps([k, str(t.dtype), list(t.shape)]).encode())
+        values.update(t.numpy().tobytes())
+    side = path.with_suffix(".json")
+    card = None if CARD_KEY in meta else hashlib.sha256(side.read_bytes()).hexdigest()
+    return {
+        "file": hashlib.sha256(data).hexdigest(),
+        "tensors": tensors.hexdigest(),
+        "values": values.hexdigest(),
+        "card": card,
+    }
