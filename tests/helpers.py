@@ -598,3 +598,40 @@ def separate_hashes(path: Path) -> dict[str, str | None]:
         "values": values.hexdigest(),
         "card": card,
     }
+
+
+def one_line_error(res: subprocess.CompletedProcess) -> str:
+    """The one ``error:`` line of a command that ended with exit 2, no traceback (asserted)."""
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
+    lines = [ln for ln in res.stderr.splitlines() if ln.startswith("error:")]
+    assert len(lines) == 1, res.stderr
+    return lines[0]
+
+
+LABEL_MARK = 0.125  # a label no teacher run gives back: the rows kept are told from the rows labelled again
+
+
+def mark_labels(path):
+    """Set ``path``'s (a table's or a part's) first label column to :data:`LABEL_MARK`."""
+    table = pq.read_table(path)
+    values = pa.array([LABEL_MARK] * table.num_rows, pa.float32())
+    pq.write_table(table.set_column(1, table.schema.field(1), values), path)
+
+
+def degrade_config(root):
+    """``root/run.yaml``: grade 4 noise images of ``root/src`` (2 levels of one distortion), label them
+    (classical), pretrain a tiny network 2 epochs; the run in ``root/run``."""
+    (root / "src").mkdir(parents=True)
+    for i in range(4):
+        arr = np.random.default_rng(i).integers(0, 256, (40, 48, 3), dtype=np.uint8)
+        Image.fromarray(arr).save(root / "src" / f"s{i}.png")
+    cfg = root / "run.yaml"
+    cfg.write_text(
+        f"out_dir: {root / 'run'}\n"
+        "model: {backbone: tiny, pretrained_backbone: false, head_hidden: 8}\n"
+        f"degrade: {{sources: [{root / 'src'}], levels: [1, 3], distortions: [gaussian_blur]}}\n"
+        "label: {teacher: classical, num_workers: 0, batch_size: 4}\n"
+        "pretrain: {epochs: 2, batch_size: 4, resize_shorter: 40, crop_size: 32, num_workers: 0,"
+        " device: cpu}\n"
+    )
+    return cfg
