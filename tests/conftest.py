@@ -100,7 +100,7 @@ def scored_photo_run(tmp_path_factory, photos) -> Path:
 
 
 # ------------------------------------------------------------------------------------------------------
-# session 48's official dataset layouts (`test_dataset_layouts48.LAYOUTS`) and a run config fine-tuning on one
+# session 48's official dataset layouts (`dataset_layouts.LAYOUTS`) and a run config fine-tuning on one
 
 TINY = {"mos_hidden": 8, "epochs": 1, "batch_size": 4, "lr": 0.003, "resize_shorter": 40, "crop_size": 32,
         "num_workers": 0, "device": "cpu"}  # fmt: skip
@@ -110,7 +110,7 @@ TINY = {"mos_hidden": 8, "epochs": 1, "batch_size": 4, "lr": 0.003, "resize_shor
 @pytest.fixture()
 def layout() -> Callable[[Path, str], Path]:
     """``layout(tmp_path, case)``: session 48's official layout of ``case`` made under ``tmp_path/case``."""
-    from test_dataset_layouts48 import LAYOUTS  # (skips the test where openpyxl is missing, as its module)
+    from dataset_layouts import LAYOUTS  # (skips the test where openpyxl is missing)
 
     def make(tmp_path: Path, case: str) -> Path:
         root = tmp_path / case
