@@ -16,10 +16,10 @@ Adding a batch source: any object with ``epoch(e) -> (batches, n_steps)``, ``bat
 targets)`` — tensors, or tuples / lists / dicts of tensors (moved to the device by the loop) — and depending
 only on (seed, e), so that a resumed epoch replays exactly; see :mod:`attiqa.training.sources`. Adding a
 loss: ``step_loss(net, inputs, targets) -> scalar tensor`` does the forward pass through ``net`` (the model,
-or what ``wrap=`` made of it: DDP) and the loss (e.g. a margin
-ranking loss over (image, degraded copy) pairs, or a per-dataset MOS scale looked up from a dataset id in
-``targets``). On cached features, :func:`attiqa.training.mos.cached_mos_trainer` takes ``source=`` and
-``loss=`` and keeps everything else (trainable parameters, optimizer, schedule, files, resume).
+or what ``wrap=`` made of it: DDP) and the loss (e.g. a margin ranking loss over (image, degraded copy)
+pairs, or a per-dataset MOS scale looked up from a dataset id in ``targets``). On cached features,
+:func:`attiqa.training.mos.cached_mos_trainer` takes ``source=`` and ``loss=`` and keeps everything else
+(trainable parameters, optimizer, schedule, files, resume).
 """
 
 from __future__ import annotations
@@ -298,11 +298,11 @@ class Trainer:
         and unsaid), and processes that would start from different points stop, saying where each would
         (they met in mismatched collectives: a hang)."""
         self.start_checked = True
-        extra = None
-        if self.stage_dir is not None:
-            with alike_on_every_process():
-                extra = self.read_state() if wanted else None
-            self.check_same_start(extra is not None)
+        if self.stage_dir is None:
+            return None
+        with alike_on_every_process():
+            extra = self.read_state() if wanted else None
+        self.check_same_start(extra is not None)
         return extra
 
     def check_same_start(self, resumed: bool) -> None:
