@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from attiqa.teachers import Teacher
+    from attiqa.teachers.prompts import PromptSet
 
 
 @dataclass
@@ -70,17 +71,20 @@ CONFIG_TEACHER_FLAG = "--set label.teacher=clip:"
 (`attiqa label`'s ``--teacher clip:`` is an option `train` does not take)."""
 
 
-def label_teacher(lc: LabelConfig, device: str = "auto", hint_flag: str | None = None) -> Teacher:
+def label_teacher(
+    lc: LabelConfig, device: str = "auto", hint_flag: str | None = None, prompts: PromptSet | None = None
+) -> Teacher:
     """The label stage's teacher, loaded: its name, CLIP model and prompts file are only known good once it
     has, so a command loads it before it makes its output folder (a typo leaves no folder behind).
-    ``hint_flag``: how the command takes a CLIP spec (None: `attiqa label`'s ``--teacher clip:``)."""
+    ``hint_flag``: how the command takes a CLIP spec (None: `attiqa label`'s ``--teacher clip:``);
+    ``prompts``: ``lc.prompts`` as the command's check read it (else the teacher reads the file)."""
     from attiqa.device import resolve_device
     from attiqa.teachers import TEACHER_FLAG, create_teacher
 
     return create_teacher(
         lc.teacher,
         device=resolve_device(device),
-        prompts=lc.prompts,
+        prompts=lc.prompts if prompts is None else prompts,
         clip_scale=lc.clip_scale,
         hint_flag=hint_flag or TEACHER_FLAG,
     )
@@ -240,10 +244,11 @@ def run_label_stage(
     device: str = "auto",
     teacher: Teacher | None = None,
     paths: list[Path] | None = None,
+    prompts: PromptSet | None = None,
 ) -> Path:
     """Pseudo-label ``cfg.label.images`` into its Parquet table (``paths``: already found by
     :func:`label_inputs`, ``teacher``: already loaded by :func:`label_teacher`; else found and loaded here,
-    in that order)."""
+    in that order; ``prompts``: the label config's prompts file, read already)."""
     from attiqa.labeling import (
         check_label_output,
         env_rank_world,
@@ -264,7 +269,7 @@ def run_label_stage(
             paths = label_inputs(lc)
         check_label_output(out)
         if teacher is None:
-            teacher = label_teacher(lc, device)
+            teacher = label_teacher(lc, device, prompts=prompts)
     rank, world = env_rank_world()
     if rank == 0:  # the log says which teacher made the labels (the paper's is CLIP; docs/method.md)
         from attiqa.progress import console

@@ -27,6 +27,7 @@ import torch.distributed as dist
 
 from attiqa.errors import AttiqaError, EveryProcessError, ImageLoadError, Said
 from attiqa.interface import Scorer
+from attiqa.launch import launched_world_size
 from attiqa.progress import say_error
 from attiqa.scoring import ScoreRun, score_paths
 
@@ -154,31 +155,6 @@ def any_rank(flag: bool) -> bool:
 JOIN_TIMEOUT_ENV = "ATTIQA_JOIN_TIMEOUT"  # seconds the processes of a job wait for each other at the start
 JOIN_TIMEOUT = 600.0  # torchrun's own rendezvous default (its --rdzv-conf join_timeout)
 JOIN_TIMEOUT_MAX = 365 * 24 * 3600.0  # a year: far inside what timedelta and the store's milliseconds hold
-LAUNCH_VARS = ("RANK", "MASTER_ADDR", "MASTER_PORT")  # what torchrun sets beside WORLD_SIZE (env://)
-
-
-def launched_world_size() -> int:
-    """WORLD_SIZE from the environment, checked: set alone (a job script's export, a shell left from a
-    launcher) it was torch's 20-line ValueError about RANK; now one line naming the two fixes."""
-    raw = os.environ.get("WORLD_SIZE", "1").strip() or "1"
-    one = "unset WORLD_SIZE to run one process"
-    try:
-        ws = int(raw)
-    except ValueError:
-        raise AttiqaError(f"WORLD_SIZE={raw!r} is not a number of processes — {one}") from None
-    missing = [v for v in LAUNCH_VARS if not os.environ.get(v)]
-    if ws > 1 and missing:
-        raise AttiqaError(
-            f"WORLD_SIZE={ws} is set but not {', '.join(missing)}, which torchrun sets for each process it "
-            f"starts — start the command with torchrun --nproc_per_node {ws} -m attiqa.cli ..., or {one}"
-        )
-    raw_rank = os.environ.get("RANK", "0").strip()
-    if ws > 1 and not (raw_rank.isdigit() and int(raw_rank) < ws):
-        raise AttiqaError(
-            f"RANK={raw_rank!r} with WORLD_SIZE={ws}: each process needs a rank from 0 to {ws - 1} — start "
-            f"the command with torchrun --nproc_per_node {ws} -m attiqa.cli ... (it numbers them), or {one}"
-        )
-    return ws
 
 
 def join_timeout() -> datetime.timedelta:

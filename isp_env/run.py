@@ -644,7 +644,8 @@ def evaluate(
     passes (:data:`FRONT_ENDS_KEPT`). ``checked_policy``: ``isp-tune check``'s policy and folder, which the
     report names (summary.json's ``checked_policy``). ``files``: the run folder's kept files as checked
     (:meth:`isp_env.params.RunFiles.checked`); else each read when first needed. ``unread``: raws to
-    evaluate that the caller's probe left out (in ``skipped``), counted when none can be read."""
+    evaluate that the caller's probe left out (in ``skipped``), counted when none can be read (unless
+    ``held_out``: then the raws to evaluate were drawn from the readable ones)."""
     files = files or RunFiles(out)
     view = cfg.view_shorter if cfg.preview is None else None
     skipped = dict(skipped)
@@ -692,10 +693,11 @@ def evaluate(
             del raw  # (one decoded raw at a time)
     for name, n in earlier.items():
         say_earlier(n, out / "test" / name / "params", "tuned again with the policy")
-    if not items:
+    if not items:  # a drawn sample counts what it was given: the probe's rejects were never in the draw
+        drawn = f" (drawn from {held_out}, --test-raws)" if held_out else ""
         raise ConfigError(
-            f"{raw_dir}: none of the {len(test_raws) + unread} raws to evaluate could be read (each listed "
-            "above) — give complete camera raws or DNGs"
+            f"{raw_dir}: none of the {len(test_raws) + (0 if held_out else unread)} raws to evaluate{drawn} "
+            "could be read (each listed above) — give complete camera raws or DNGs"
         )
     params = {"neutral": {k: neutral() for k in items}, **params}
     budgets = {"neutral": {}, "rawpy": {}, **budgets}

@@ -3,6 +3,8 @@ official dataset layouts with a run config for them, a `make-distorted` set."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import signal
 import subprocess
 import sys
@@ -98,7 +100,7 @@ def scored_photo_run(tmp_path_factory, photos) -> Path:
 
 
 # ------------------------------------------------------------------------------------------------------
-# session 48's official dataset layouts (`test_dataset_layouts48.LAYOUTS`) and a run config fine-tuning on one
+# session 48's official dataset layouts (`dataset_layouts.LAYOUTS`) and a run config fine-tuning on one
 
 TINY = {"mos_hidden": 8, "epochs": 1, "batch_size": 4, "lr": 0.003, "resize_shorter": 40, "crop_size": 32,
         "num_workers": 0, "device": "cpu"}  # fmt: skip
@@ -108,7 +110,7 @@ TINY = {"mos_hidden": 8, "epochs": 1, "batch_size": 4, "lr": 0.003, "resize_shor
 @pytest.fixture()
 def layout() -> Callable[[Path, str], Path]:
     """``layout(tmp_path, case)``: session 48's official layout of ``case`` made under ``tmp_path/case``."""
-    from test_dataset_layouts48 import LAYOUTS  # (skips the test where openpyxl is missing, as its module)
+    from dataset_layouts import LAYOUTS  # (skips the test where openpyxl is missing)
 
     def make(tmp_path: Path, case: str) -> Path:
         root = tmp_path / case
@@ -197,58 +199,62 @@ def tiny_dir(tmp_path_factory) -> Path:
     return folder
 
 
-def in_process(
-    program: str, main: Callable[[], None], monkeypatch, capsys
-) -> Callable[..., subprocess.CompletedProcess]:
-    """``program ARGS`` run by its entry point ``main`` in this process, as a completed process."""
+def in_process(program: str, main: Callable[[], None]) -> Callable[..., subprocess.CompletedProcess]:
+    """``program ARGS`` run by its entry point ``main`` in this process, as a completed process. Captures by
+    redirecting sys.stdout / sys.stderr itself (no capsys), with argv and COLUMNS set for the call only, so
+    a module-scoped fixture can use it too."""
 
     def invoke(*args) -> subprocess.CompletedProcess:
-        monkeypatch.setattr(sys, "argv", [program, *map(str, args)])
-        monkeypatch.setenv("COLUMNS", "200")
-        code = 0
-        try:
-            main()
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-        out = capsys.readouterr()
-        return subprocess.CompletedProcess(args, code, out.out, out.err)
+        out, err, code = io.StringIO(), io.StringIO(), 0
+        with (
+            pytest.MonkeyPatch.context() as mp,
+            contextlib.redirect_stdout(out),
+            contextlib.redirect_stderr(err),
+        ):
+            mp.setattr(sys, "argv", [program, *map(str, args)])
+            mp.setenv("COLUMNS", "200")
+            try:
+                main()
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
 
     return invoke
 
 
 @pytest.fixture()
-def cli(monkeypatch, capsys):
+def cli():
     """`attiqa` as a user runs it — the entry point ``attiqa.cli.main``: exit codes, one-line errors — in this
     process (fast; a real subprocess: ``helpers.run_attiqa``)."""
     from attiqa.cli import main
 
-    return in_process("attiqa", main, monkeypatch, capsys)
+    return in_process("attiqa", main)
 
 
 @pytest.fixture()
-def genbench_cli(monkeypatch, capsys):
+def genbench_cli():
     """`genbench` as :func:`cli` runs `attiqa` (``genbench.cli.main``; a subprocess: ``run_genbench``)."""
     from genbench.cli import main
 
-    return in_process("genbench", main, monkeypatch, capsys)
+    return in_process("genbench", main)
 
 
 @pytest.fixture()
-def isp_cli(monkeypatch, capsys):
+def isp_cli():
     """`isp-tune` as :func:`cli` runs `attiqa` (``isp_env.cli.main``; a subprocess: ``run_isp_tune``)."""
     from isp_env.cli import main
 
-    return in_process("isp-tune", main, monkeypatch, capsys)
+    return in_process("isp-tune", main)
 
 
 # ------------------------------------------------------------------------------------------------------
-# one headless Chromium a module for the browser tests (test_genbench_browser.chromium)
+# one headless Chromium a module for the browser tests (genbench_helpers.chromium)
 
 
 @pytest.fixture(scope="module")
 def module_chromium():
-    """One ``test_genbench_browser.chromium`` for a module's tests (a start is ~3 s of the 2-core machine)."""
-    from test_genbench_browser import chromium
+    """One ``genbench_helpers.chromium`` for a module's tests (a start is ~3 s of the 2-core machine)."""
+    from genbench_helpers import chromium
 
     with chromium() as driver:
         yield driver
@@ -256,8 +262,8 @@ def module_chromium():
 
 @pytest.fixture()
 def browser(module_chromium):
-    """The module's Chromium as a fresh one (``test_genbench_browser.as_started`` before and after)."""
-    from test_genbench_browser import as_started
+    """The module's Chromium as a fresh one (``genbench_helpers.as_started`` before and after)."""
+    from genbench_helpers import as_started
 
     as_started(module_chromium)
     yield module_chromium

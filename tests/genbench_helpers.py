@@ -8,10 +8,15 @@ The tokenizer is a byte-level CLIP BPE with the 512 byte symbols and a few word 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import shutil
+import sqlite3
+import tempfile
 from pathlib import Path
+
+import pytest
 
 
 def _bytes_to_unicode() -> dict[int, str]:
@@ -189,3 +194,162 @@ class VoteServer:
             except Exception:
                 self.proc.kill()
         self._fh.close()
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+CHROMEDRIVER = shutil.which("chromedriver")
+
+
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--window-size=1200,900",
+)
+
+
+@contextlib.contextmanager
+def chromium():
+    """A headless Chromium of its own profile (its own localStorage: another browser) under selenium."""
+    if not (CHROMIUM and CHROMEDRIVER):
+        pytest.skip(
+            "chromium and chromium-driver are not installed (apt-get install -y chromium chromium-driver)"
+        )
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    profile = tempfile.mkdtemp(prefix="genbench-chromium-")
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    for flag in (*CHROMIUM_FLAGS, f"--user-data-dir={profile}"):
+        opts.add_argument(flag)
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # the console, read by a test
+    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=opts)
+    driver.set_page_load_timeout(60)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def as_started(driver) -> None:
+    """``driver`` as :func:`chromium` starts one: one blank tab at CHROMIUM_FLAGS' window size, no console
+    lines left to read, and nothing stored by the pages it showed (each test's server is another origin, but a
+    port may come round again) — so one browser serves a module's tests as a fresh one each."""
+    from selenium.common.exceptions import NoAlertPresentException
+
+    origins = set()
+    for handle in driver.window_handles:
+        driver.switch_to.window(handle)
+        with contextlib.suppress(NoAlertPresentException):
+            driver.switch_to.alert.dismiss()
+        history = driver.execute_cdp_cmd("Page.getNavigationHistory", {})["entries"]
+        origins |= {m[0] for e in history if (m := re.match(r"https?://[^/]+", e["url"]))}
+    for origin in origins:
+        driver.execute_cdp_cmd("Storage.clearDataForOrigin", {"origin": origin, "storageTypes": "all"})
+    for handle in driver.window_handles[1:]:
+        driver.switch_to.window(handle)
+        driver.close()
+    driver.switch_to.window(driver.window_handles[0])
+    driver.get("about:blank")
+    driver.execute_cdp_cmd("Page.resetNavigationHistory", {})
+    driver.set_window_size(1200, 900)
+    driver.get_log("browser")
+
+
+def log_in(browser, server, rater: str, answer: str | None = None):
+    """Open the study, enter ``rater``; returns once the first pair is on screen. The page's question about
+    who is rating, if it asks one, is answered by pressing the button labelled ``answer`` ("ENTER": the
+    key, on the button the page focused)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    browser.get(server.url + "/")
+    until(browser, lambda d: d.find_element(By.ID, "instructions").text)
+    if state(browser) != "login":  # the tab had logged in: it goes on as that rater (session 54)
+        if rater_of(browser) == rater:
+            assert answer is None, "the page asked nothing"
+            until(browser, lambda d: state(d) in ("voting", "finished"))
+            return
+        browser.find_element(By.ID, "switch").click()  # another rater at this tab
+        until(browser, lambda d: state(d) == "login")
+    field = browser.find_element(By.ID, "rater")
+    field.clear()
+    field.send_keys(rater, Keys.ENTER)
+    until(browser, lambda d: state(d) in ("voting", "finished", "confirm"))
+    if state(browser) == "confirm":
+        asked = browser.find_element(By.ID, "confirm-text").text
+        assert answer is not None, f"unexpected question: {asked}"
+        if answer == "ENTER":  # the focused answer
+            browser.switch_to.active_element.send_keys(Keys.ENTER)
+        else:
+            press_answer(browser, answer)
+        until(browser, lambda d: state(d) in ("voting", "finished"))
+    else:
+        assert answer is None, "the page asked nothing"
+
+
+def press_answer(browser, label: str) -> None:
+    """Click the question's button labelled ``label``."""
+    from selenium.webdriver.common.by import By
+
+    buttons = browser.find_elements(By.CSS_SELECTOR, "#confirm-choices button")
+    (button,) = [b for b in buttons if b.text == label] or [None]
+    assert button is not None, [b.text for b in buttons]
+    button.click()
+
+
+def until(browser, cond, timeout: float = 30):
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(browser, timeout).until(cond)
+
+
+def rater_of(browser) -> str | None:
+    """The rater the page says it is rating as (None before a login)."""
+    return browser.execute_script(
+        "const w = document.getElementById('who'); return w.hidden ? null : "
+        "document.getElementById('who-id').textContent"
+    )
+
+
+def state(browser) -> str | None:
+    return browser.execute_script("return document.body.dataset.state")
+
+
+def showing(browser) -> dict:
+    return browser.execute_script(
+        "const $ = (id) => document.getElementById(id); return {pair: $('pair').dataset.pairId, "
+        "progress: $('progress').textContent, status: $('status').textContent, "
+        "widths: ['left', 'right'].map((id) => $(id).naturalWidth)}"
+    )
+
+
+def wait_for_pair(browser, progress: str) -> None:
+    """Wait until the page shows a pair with both images loaded and its progress line starting with
+    ``progress``: the line may be written before the images finish loading (a race CI met), and a 404 or an
+    image that cannot load leaves its width 0, so the wait fails."""
+    until(browser, lambda d: showing(d)["progress"].startswith(progress) and min(showing(d)["widths"]))
+
+
+def press_left(browser, times: int, done: int = 0) -> None:
+    """Vote ← ``times`` times from ``done`` votes, each time until the next pair is on screen."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    for k in range(done, done + times):
+        browser.find_element(By.TAG_NAME, "body").send_keys(Keys.ARROW_LEFT)
+        wait_for_pair(browser, f"{k + 1} / 5")
+
+
+def votes_of(run, rater: str) -> list[str]:
+    with sqlite3.connect(run / "votes.sqlite") as con:
+        return [r[0] for r in con.execute("SELECT pair_id FROM votes WHERE rater=? ORDER BY id", (rater,))]

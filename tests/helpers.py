@@ -538,3 +538,100 @@ def all_helps(program: str, columns: int) -> list[tuple[list[str], dict[str, str
     paths = json.loads(head)
     assert len(paths) == len(helps), out[:2000]
     return [(path, shown, names, text) for (path, shown, names), text in zip(paths, helps, strict=True)]
+
+
+AGIQA3K_HEADER = [
+    "name",
+    "prompt",
+    "adj1",
+    "adj2",
+    "style",
+    "mos_quality",
+    "std_quality",
+    "mos_align",
+    "std_align",
+]
+
+
+def agiqa3k_folder(root: Path, extra: list[tuple[int, str]] = ()) -> Path:
+    """An AGIQA-3k folder: data.csv of 2 prompts x 3 noise PNGs (MOS 1.0, 2.0, 3.0 per prompt) in
+    ``root/AGIQA-3K``; ``extra``: (image index, MOS) rows naming an image again."""
+    images = root / "AGIQA-3K"
+    images.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(6):
+        name = f"sd1.5_normal_{i:03d}.png"
+        Image.fromarray(rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)).save(images / name)
+        rows.append([name, f"prompt {i % 2}", "", "", "", f"{1 + i // 2:.1f}", "0.5", "2.0", "0.5"])
+    rows += [[rows[i][0], rows[i][1], "", "", "", mos, "0.5", "2.0", "0.5"] for i, mos in extra]
+    with open(root / "data.csv", "w", newline="") as fh:
+        csv.writer(fh).writerows([AGIQA3K_HEADER, *rows])
+    return root
+
+
+def separate_hashes(path: Path) -> dict[str, str | None]:
+    """A checkpoint's hashes as the separate readers gave them before session 53 (the oracle): the file's
+    bytes, the header's tensor table (card left out) and data buffer, the tensors as loaded (fp16 as fp32),
+    and the card beside a file whose header holds none."""
+    import hashlib
+
+    from attiqa.io.checkpoints import CARD_KEY, load_checkpoint
+
+    data = path.read_bytes()
+    n = int.from_bytes(data[:8], "little")
+    table = json.loads(data[8 : 8 + n])
+    meta = table.pop("__metadata__", None) or {}
+    tensors = hashlib.sha256(json.dumps(table, sort_keys=True).encode())
+    tensors.update(data[8 + n :])
+    values = hashlib.sha256()
+    loaded, _ = load_checkpoint(path)
+    for k in sorted(loaded):
+        t = loaded[k].contiguous()
+        values.update(json.dumps([k, str(t.dtype), list(t.shape)]).encode())
+        values.update(t.numpy().tobytes())
+    side = path.with_suffix(".json")
+    card = None if CARD_KEY in meta else hashlib.sha256(side.read_bytes()).hexdigest()
+    return {
+        "file": hashlib.sha256(data).hexdigest(),
+        "tensors": tensors.hexdigest(),
+        "values": values.hexdigest(),
+        "card": card,
+    }
+
+
+def one_line_error(res: subprocess.CompletedProcess) -> str:
+    """The one ``error:`` line of a command that ended with exit 2, no traceback (asserted)."""
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
+    lines = [ln for ln in res.stderr.splitlines() if ln.startswith("error:")]
+    assert len(lines) == 1, res.stderr
+    return lines[0]
+
+
+LABEL_MARK = 0.125  # a label no teacher run gives back: the rows kept are told from the rows labelled again
+
+
+def mark_labels(path):
+    """Set ``path``'s (a table's or a part's) first label column to :data:`LABEL_MARK`."""
+    table = pq.read_table(path)
+    values = pa.array([LABEL_MARK] * table.num_rows, pa.float32())
+    pq.write_table(table.set_column(1, table.schema.field(1), values), path)
+
+
+def degrade_config(root):
+    """``root/run.yaml``: grade 4 noise images of ``root/src`` (2 levels of one distortion), label them
+    (classical), pretrain a tiny network 2 epochs; the run in ``root/run``."""
+    (root / "src").mkdir(parents=True)
+    for i in range(4):
+        arr = np.random.default_rng(i).integers(0, 256, (40, 48, 3), dtype=np.uint8)
+        Image.fromarray(arr).save(root / "src" / f"s{i}.png")
+    cfg = root / "run.yaml"
+    cfg.write_text(
+        f"out_dir: {root / 'run'}\n"
+        "model: {backbone: tiny, pretrained_backbone: false, head_hidden: 8}\n"
+        f"degrade: {{sources: [{root / 'src'}], levels: [1, 3], distortions: [gaussian_blur]}}\n"
+        "label: {teacher: classical, num_workers: 0, batch_size: 4}\n"
+        "pretrain: {epochs: 2, batch_size: 4, resize_shorter: 40, crop_size: 32, num_workers: 0,"
+        " device: cpu}\n"
+    )
+    return cfg

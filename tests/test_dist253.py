@@ -11,29 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import attiqa_cmd, attiqa_env, run_attiqa
-from test_dist53 import fill
-
-PER_RANK_CWD = """
-import os, sys
-
-os.chdir(os.path.join(sys.argv[1], "rank" + os.environ.get("RANK", "0")))  # as if on another machine
-sys.argv = ["attiqa", *sys.argv[2:]]
-from attiqa.cli import main
-
-main()
-"""
-
-
-def per_rank_run(tmp_path, *args: object):
-    """``torchrun --nproc_per_node 2 attiqa ARGS``, each process in its own folder ``rank0/``, ``rank1/``
-    (what one machine's disk holds and another's does not)."""
-    script = tmp_path / "per_rank.py"
-    script.write_text(PER_RANK_CWD)
-    res = run_attiqa(tmp_path, *args, ranks=2, script=script, env={"OMP_NUM_THREADS": "1"})
-    ours = res.stderr.split("torch/distributed/elastic")[0]
-    errors = [ln for ln in res.stderr.splitlines() if ln.startswith("error:")]
-    return res, ours, errors
+from dist_helpers import fill, per_rank_run
+from helpers import attiqa_cmd, attiqa_env
 
 
 def two_machines(tmp_path, photo_dir):

@@ -9,6 +9,7 @@ import subprocess
 import time
 
 import pytest
+from dist_helpers import fill
 from helpers import attiqa_cmd
 
 
@@ -20,22 +21,6 @@ def read_until(fd: int, text: str, seen: bytearray, deadline: float) -> None:
         chunk = os.read(fd, 65536)
         assert chunk, f"output ended before {text!r}: {seen[-3000:].decode(errors='replace')}"
         seen += chunk
-
-
-def fill(fd: int) -> int:
-    """Fill the pipe ``fd`` writes to until a write would block; returns the bytes written."""
-    os.set_blocking(fd, False)
-    n = 0
-    try:
-        while True:
-            n += os.write(fd, b"#" * 4096)
-    except BlockingIOError:
-        pass
-    try:
-        while True:  # the last page's room too
-            n += os.write(fd, b"#")
-    except BlockingIOError:
-        return n
 
 
 @pytest.mark.slow
@@ -50,7 +35,7 @@ def test_a_torchrun_label_job_lost_after_the_merge_says_the_table_is_whole(tmp_p
     logged its one progress line (one batch a rank), so rank 0 blocks at its next line, "labels: …", after
     the merge; rank 1 waits for it in a collective until it is killed."""
     import pyarrow.parquet as pq
-    from test_distributed import free_port, launch_env
+    from dist_helpers import free_port, launch_env
 
     from attiqa.labeling import parts_dir
 

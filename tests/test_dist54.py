@@ -7,8 +7,8 @@ from __future__ import annotations
 import shutil
 
 import pytest
+from dist_helpers import per_rank_run
 from helpers import run_attiqa, tiny_train_config, write_label_set
-from test_dist253 import per_rank_run
 
 
 def trained_run(tmp_path):

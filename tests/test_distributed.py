@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from dist_helpers import free_port, launch_env
 from helpers import run_attiqa
 
 from attiqa.config import FinetuneConfig, PretrainConfig
@@ -199,24 +200,6 @@ def test_torchrun_recomputed_blocks_train_the_same_weights_bit_for_bit(tmp_path,
         assert torch.equal(rec[k], kept[k]), k
     tracked = [v for k, v in rec.items() if k.endswith("num_batches_tracked")]
     assert tracked and all(int(v) == steps for v in tracked)  # once a step, not again in the recomputation
-
-
-def launch_env(**env: str) -> dict[str, str]:
-    """:func:`helpers.attiqa_env` with ``env`` as the only launch variables (none inherited)."""
-    from helpers import attiqa_env
-
-    out = attiqa_env({"OMP_NUM_THREADS": "1"})
-    for key in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "TORCHELASTIC_RUN_ID"):
-        out.pop(key, None)
-    return {**out, **env}
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_world_size_without_torchrun_is_one_line_naming_the_fix(photo_dir, tmp_path):

@@ -10,8 +10,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from early_checks import check
 from PIL import Image
-from test_fasterr55_early_checks import check
 
 
 def test_run_config_value_errors_are_told_before_torch(tmp_path: Path) -> None:

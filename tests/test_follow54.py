@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import run_attiqa, tiny_attiqa_checkpoint
+from helpers import one_line_error, run_attiqa, tiny_attiqa_checkpoint
 from PIL import Image
-from test_hostile_scoring import one_line_error
 
 from attiqa.errors import AttiqaError, ModelLoadError
 

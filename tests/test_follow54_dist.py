@@ -5,23 +5,8 @@ all did. Real torchrun, 2 processes, gloo; each process in its own folder, as if
 from __future__ import annotations
 
 import pytest
-from helpers import run_attiqa, write_label_set
-from test_dist253 import per_rank_run
-
-CACHED = (
-    "labels: labels/labels.parquet\nout_dir: run\n"
-    "model: {backbone: tiny, pretrained_backbone: false, head_hidden: 8}\n"
-    "pretrain: {epochs: 1, batch_size: 4, crop_size: 48, resize_shorter: 56, num_workers: 0, device: cpu, "
-    "feature_cache: true, feature_cache_dir: cache}\n"
-)
-
-
-def labelled(folder, photos, readable: int):
-    """A run config of cached pretraining and a label table of 4 images, of which ``readable`` decode."""
-    write_label_set(folder / "labels", photos, shorter=56, factors=(0.6, 1.4))
-    for png in sorted((folder / "labels" / "img").glob("*.png"))[readable:]:
-        png.write_bytes(b"not a png: cut short on this machine")
-    (folder / "run.yaml").write_text(CACHED)
+from dist_helpers import CACHED_PRETRAIN, equal_columns, labelled, per_rank_run
+from helpers import run_attiqa
 
 
 def refused_by_rank_1_alone(tmp_path, stage: str, start: str) -> None:
@@ -48,22 +33,6 @@ def test_too_few_readable_images_for_cached_pretraining_on_rank_1_alone_is_said_
     )
 
 
-def equal_columns(path, swap: bool) -> None:
-    """The table at ``path`` with its contrast column set to its sharpness values (two attributes a teacher
-    scored alike); ``swap``: those two columns written in the other order — the same rows and targets, the
-    heads in another order."""
-    import pyarrow.parquet as pq
-
-    table = pq.read_table(path)
-    names = list(table.column_names)
-    table = table.set_column(names.index("contrast"), "contrast", table.column("sharpness"))
-    if swap:
-        i, j = names.index("sharpness"), names.index("contrast")
-        names[i], names[j] = names[j], names[i]
-        table = table.select(names)
-    pq.write_table(table, path)
-
-
 @pytest.mark.slow
 def test_a_resume_whose_heads_differ_on_rank_1_alone_is_said_by_rank_1(tmp_path, photos):
     """`torchrun --nproc_per_node 2 -m attiqa.cli train -c run.yaml --resume` (cached pretraining) where rank
@@ -77,7 +46,7 @@ def test_a_resume_whose_heads_differ_on_rank_1_alone_is_said_by_rank_1(tmp_path,
     equal_columns(tmp_path / "rank0" / "labels" / "labels.parquet", swap=False)
     res = run_attiqa("train", "-c", "run.yaml", "--set", "pretrain.epochs=1", cwd=tmp_path / "rank0")
     assert res.returncode == 0, res.stderr[-3000:]
-    (tmp_path / "rank0" / "run.yaml").write_text(CACHED.replace("epochs: 1", "epochs: 2"))
+    (tmp_path / "rank0" / "run.yaml").write_text(CACHED_PRETRAIN.replace("epochs: 1", "epochs: 2"))
     shutil.copytree(tmp_path / "rank0", tmp_path / "rank1")
     equal_columns(tmp_path / "rank1" / "labels" / "labels.parquet", swap=True)
     res, ours, errors = per_rank_run(tmp_path, "train", "-c", "run.yaml", "--resume")

@@ -34,7 +34,7 @@ def test_agree_on_an_agiqa3k_import_with_votes_says_which_preferences_it_measure
     (``prefs_kind``, ``prefs_not_used``); ``--prefs`` chooses either."""
     import json
 
-    from test_genbench_audit51b import _agiqa3k
+    from helpers import agiqa3k_folder
     from typer.testing import CliRunner
 
     from genbench.agiqa3k import import_agiqa3k
@@ -43,7 +43,7 @@ def test_agree_on_an_agiqa3k_import_with_votes_says_which_preferences_it_measure
     from genbench.vote.store import VoteStore
 
     run = tmp_path / "run"
-    import_agiqa3k(_agiqa3k(tmp_path / "agiqa"), run)
+    import_agiqa3k(agiqa3k_folder(tmp_path / "agiqa"), run)
     runner = CliRunner()
     assert runner.invoke(app, ["score", str(run), "-m", "classical", "-w", "0"]).exit_code == 0
     pair = load_pairs(run)[0].pair_id

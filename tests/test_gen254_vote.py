@@ -10,16 +10,25 @@ import pytest
 pytest.importorskip("flask")
 pytest.importorskip("selenium", reason="selenium is not installed (pip install selenium)")
 
-from genbench_helpers import VoteServer, make_photo_run  # noqa: E402
-from test_genbench_browser import _shown, _start, _state, _votes, _wait, _wait_for_pair, chromium  # noqa: E402
+from genbench_helpers import (  # noqa: E402
+    VoteServer,
+    chromium,
+    log_in,
+    make_photo_run,
+    showing,
+    state,
+    until,
+    votes_of,
+    wait_for_pair,
+)
 
 
 def _killed_after_a_vote(run, tmp_path, browser, rater: str) -> VoteServer:
     """The server after ``rater`` voted on one pair and it was killed (SIGKILL), the next pair on screen."""
     server = VoteServer(run, tmp_path / "server.log")
-    _start(browser, server, rater)
+    log_in(browser, server, rater)
     _key(browser, "ARROW_LEFT")
-    _wait_for_pair(browser, "1 / 5")
+    wait_for_pair(browser, "1 / 5")
     server.proc.kill()
     server.proc.wait()
     server.stop()
@@ -30,9 +39,9 @@ def _vote_while_away(run, tmp_path, browser, rater: str, key: str) -> tuple[Vote
     """:func:`_killed_after_a_vote`, then ``key`` pressed on the pair on screen until the page says it
     retries; the stopped server and that pair."""
     server = _killed_after_a_vote(run, tmp_path, browser, rater)
-    pair = _shown(browser)["pair"]
+    pair = showing(browser)["pair"]
     _key(browser, key)
-    _wait(browser, lambda d: "trying again in" in _shown(d)["status"])
+    until(browser, lambda d: "trying again in" in showing(d)["status"])
     return server, pair
 
 
@@ -52,13 +61,13 @@ def test_a_vote_given_while_the_server_is_away_is_sent_by_itself_once_it_is_back
     run = make_photo_run(tmp_path / "run", photos)
     server, pair = _vote_while_away(run, tmp_path, browser, "patient", "ARROW_RIGHT")
     try:
-        status = _shown(browser)["status"]
+        status = showing(browser)["status"]
         assert "cannot be reached" in status and "Your vote (right) is kept on this page" in status
         _key(browser, "ARROW_LEFT")  # a press while it waits tries again; it is no second vote
         server = VoteServer(run, tmp_path / "server2.log", port=server.port)
-        _wait_for_pair(browser, "2 / 5")  # no key pressed after the restart
-        assert _shown(browser)["status"] == "" and _state(browser) == "voting"
-        votes = _votes(run, "patient")
+        wait_for_pair(browser, "2 / 5")  # no key pressed after the restart
+        assert showing(browser)["status"] == "" and state(browser) == "voting"
+        votes = votes_of(run, "patient")
         assert len(votes) == 2 and votes[1] == pair
         with sqlite3.connect(run / "votes.sqlite") as con:
             ((choice, left),) = con.execute(
@@ -79,18 +88,18 @@ def test_the_page_asks_for_its_next_pair_again_by_itself(tmp_path, photos, brows
     server = _killed_after_a_vote(run, tmp_path, browser, "alice")
     try:
         browser.find_element(By.ID, "switch").click()  # alice again, at the login: her next pair is asked
-        _wait(browser, lambda d: _state(d) == "login")
+        until(browser, lambda d: state(d) == "login")
         browser.find_element(By.ID, "rater").send_keys("alice", Keys.ENTER)
-        _wait(browser, lambda d: "Trying again in" in _shown(d)["status"])
-        assert "your votes so far are saved" in _shown(browser)["status"]
-        assert _state(browser) == "login"  # the study is not on offer while it waits
+        until(browser, lambda d: "Trying again in" in showing(d)["status"])
+        assert "your votes so far are saved" in showing(browser)["status"]
+        assert state(browser) == "login"  # the study is not on offer while it waits
         server = VoteServer(run, tmp_path / "server2.log", port=server.port)
-        _wait(browser, lambda d: _state(d) == "voting")
-        _wait_for_pair(browser, "1 / 5")
-        assert _shown(browser)["status"] == ""
+        until(browser, lambda d: state(d) == "voting")
+        wait_for_pair(browser, "1 / 5")
+        assert showing(browser)["status"] == ""
         _key(browser, "ARROW_LEFT")
-        _wait_for_pair(browser, "2 / 5")
-        assert len(_votes(run, "alice")) == 2
+        wait_for_pair(browser, "2 / 5")
+        assert len(votes_of(run, "alice")) == 2
     finally:
         server.stop()
 
@@ -104,8 +113,8 @@ def test_a_vote_waiting_over_a_reload_is_sent_when_the_page_comes_back(tmp_path,
         browser.refresh()  # the server is down: the browser's error page
         server = VoteServer(run, tmp_path / "server2.log", port=server.port)
         browser.get(server.url + "/")
-        _wait_for_pair(browser, "2 / 5")
-        assert _votes(run, "reloader")[1:] == [pair] and _shown(browser)["pair"] != pair
+        wait_for_pair(browser, "2 / 5")
+        assert votes_of(run, "reloader")[1:] == [pair] and showing(browser)["pair"] != pair
     finally:
         server.stop()
 
@@ -125,37 +134,37 @@ def test_two_raters_through_a_killed_server_keep_every_vote_once(tmp_path, photo
     server = VoteServer(run, tmp_path / "server.log")
     try:
         with chromium() as other:
-            _start(browser, server, "r1")
-            _start(other, server, "r2")
+            log_in(browser, server, "r1")
+            log_in(other, server, "r2")
             for done in (1, 2):
                 _key(browser, "ARROW_LEFT" if done % 2 else "ARROW_RIGHT")
-                _wait_for_pair(browser, f"{done} / 5")
+                wait_for_pair(browser, f"{done} / 5")
             _key(other, "ARROW_RIGHT")
-            _wait_for_pair(other, "1 / 5")
+            wait_for_pair(other, "1 / 5")
             server.proc.kill()
             server.proc.wait()
             server.stop()
             for driver in (browser, other):  # a vote each while it is away
                 _key(driver, "ARROW_LEFT")
-                _wait(driver, lambda d: "trying again in" in _shown(d)["status"])
+                until(driver, lambda d: "trying again in" in showing(d)["status"])
             server = VoteServer(run, tmp_path / "server2.log", port=server.port)
             for driver, done in ((browser, 3), (other, 2)):
-                _wait(driver, lambda d, done=done: _shown(d)["progress"].startswith(f"{done} / 5"))
+                until(driver, lambda d, done=done: showing(d)["progress"].startswith(f"{done} / 5"))
             for driver, start in ((browser, 4), (other, 3)):  # the rest of the study
                 for done in range(start, 6):
-                    _wait(driver, lambda d: _state(d) == "voting")
+                    until(driver, lambda d: state(d) == "voting")
                     _key(driver, "ARROW_LEFT" if done % 2 else "ARROW_RIGHT")
-                    _wait(
+                    until(
                         driver,
                         lambda d, done=done: (
-                            _shown(d)["progress"].startswith(f"{done} / 5") or _state(d) == "finished"
+                            showing(d)["progress"].startswith(f"{done} / 5") or state(d) == "finished"
                         ),
                     )
-                _wait(driver, lambda d: _state(d) == "finished")
+                until(driver, lambda d: state(d) == "finished")
     finally:
         server.stop()
     ids = sorted(r["pair_id"] for r in __import__("genbench.manifest").manifest.read_records(run))
-    assert sorted(_votes(run, "r1")) == sorted(_votes(run, "r2")) == ids
+    assert sorted(votes_of(run, "r1")) == sorted(votes_of(run, "r2")) == ids
     with sqlite3.connect(run / "votes.sqlite") as con:
         assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
@@ -185,9 +194,9 @@ def test_a_kept_vote_the_restarted_server_refuses_is_said_as_not_saved(tmp_path,
     write_manifest(run, [r for r in read_records(run) if r["pair_id"] != pair])
     try:
         server = VoteServer(run, tmp_path / "server2.log", port=server.port)
-        _wait(browser, lambda d: "not saved" in _shown(d)["status"])
-        assert _shown(browser)["status"] == "Your last vote was not saved: unknown pair id."
-        _wait_for_pair(browser, "1 / 4")
-        assert _shown(browser)["pair"] != pair and pair not in _votes(run, "moved")
+        until(browser, lambda d: "not saved" in showing(d)["status"])
+        assert showing(browser)["status"] == "Your last vote was not saved: unknown pair id."
+        wait_for_pair(browser, "1 / 4")
+        assert showing(browser)["pair"] != pair and pair not in votes_of(run, "moved")
     finally:
         server.stop()

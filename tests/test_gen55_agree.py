@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from genbench_helpers import make_photo_run
-from test_genbench_audit51b import _agiqa3k
+from helpers import agiqa3k_folder
 from typer.testing import CliRunner
 
 from genbench.cli import app
@@ -41,7 +41,7 @@ def test_a_damaged_imported_prefs_csv_left_aside_does_not_end_agree(tmp_path):
     from genbench.agiqa3k import import_agiqa3k
 
     run = tmp_path / "run"
-    import_agiqa3k(_agiqa3k(tmp_path / "agiqa"), run)
+    import_agiqa3k(agiqa3k_folder(tmp_path / "agiqa"), run)
     _voted(run)
     with open(run / "prefs.csv", "a", encoding="utf-8") as fh:
         fh.write("p0001,agiqa3k-mos,maybe\n")

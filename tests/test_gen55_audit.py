@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import json
 
-from helpers import attiqa_env, run_attiqa, run_genbench
-from test_genbench_audit51b import _agiqa3k
+from helpers import agiqa3k_folder, attiqa_env, run_attiqa, run_genbench
 
 
 def _said(stderr: str) -> str:
@@ -20,7 +19,7 @@ def test_a_score_file_with_nul_bytes_is_one_short_line(tmp_path):
     number" — the cell's repr, 33,000 characters on one line — and NULs inside a prompt made a prompt of
     their own, imported without a word. Now the one CSV reader refuses a row holding NUL bytes: the file
     and line, that the file is damaged, and to restore it; no run is written."""
-    root = _agiqa3k(tmp_path / "agiqa")
+    root = agiqa3k_folder(tmp_path / "agiqa")
     data = root / "data.csv"
     text = data.read_bytes()
     data.write_bytes(text[:-12] + b"\x00" * 8192)
@@ -43,7 +42,7 @@ def test_a_score_file_cut_short_says_the_images_it_leaves_out(tmp_path):
     finite mos_quality" (the cut row). Now the images beside the score file's that no row names are
     counted and one named, with the question whether the file is whole; import.json records them. A whole
     file says nothing of the kind."""
-    root = _agiqa3k(tmp_path / "agiqa")
+    root = agiqa3k_folder(tmp_path / "agiqa")
     data = root / "data.csv"
     res = run_genbench("import-agiqa3k", root, "-o", tmp_path / "whole")
     assert res.returncode == 0 and "no row in the score file" not in res.stderr, res.stderr
@@ -66,7 +65,7 @@ def test_agree_gives_the_score_command_with_the_metric_as_named(tmp_path):
     scored this run — `genbench score RUN --metrics temu-layer_5`" — its file's name, which `score` refuses
     as an unknown scorer; a checkpoint path was given as its file's stem (`--metrics my_model`). Now the
     command names the metric as the user gave it, quoted for the shell."""
-    root = _agiqa3k(tmp_path / "agiqa")
+    root = agiqa3k_folder(tmp_path / "agiqa")
     run = tmp_path / "run"
     assert run_genbench("import-agiqa3k", root, "-o", run).returncode == 0
     assert run_genbench("score", run, "-m", "classical", "-w", "0").returncode == 0

@@ -8,8 +8,8 @@ import pytest
 pytest.importorskip("flask")
 pytest.importorskip("selenium", reason="selenium is not installed (pip install selenium)")
 
-from genbench_helpers import VoteServer, make_photo_run  # noqa: E402
-from test_genbench_browser import _shown, _state, _votes, _wait, _wait_for_pair, chromium  # noqa: E402
+import genbench_helpers as page  # noqa: E402
+from genbench_helpers import VoteServer, chromium, make_photo_run  # noqa: E402
 
 
 def _login_error(browser) -> str:
@@ -31,24 +31,24 @@ def test_the_login_step_tries_again_by_itself_while_the_server_is_away(tmp_path,
     with chromium() as browser:
         try:
             browser.get(server.url + "/")
-            _wait(browser, lambda d: d.find_element(By.ID, "instructions").text)
+            page.until(browser, lambda d: d.find_element(By.ID, "instructions").text)
             server.proc.kill()
             server.proc.wait()
             server.stop()
             field = browser.find_element(By.ID, "rater")
             field.send_keys("typo", Keys.ENTER)
-            _wait(browser, lambda d: "Trying again in" in _login_error(d))
-            assert "cannot be reached" in _login_error(browser) and _state(browser) == "login"
+            page.until(browser, lambda d: "Trying again in" in _login_error(d))
+            assert "cannot be reached" in _login_error(browser) and page.state(browser) == "login"
             field.clear()
             field.send_keys("newcomer", Keys.ENTER)  # another id while it waits: this one is asked
-            _wait(browser, lambda d: "Trying again in" in _login_error(d))
+            page.until(browser, lambda d: "Trying again in" in _login_error(d))
             server = VoteServer(run, tmp_path / "server2.log", port=server.port)
-            _wait(browser, lambda d: _state(d) == "voting")  # no key pressed after the restart
-            _wait_for_pair(browser, "0 / 5")
-            assert _login_error(browser) == "" and _shown(browser)["status"] == ""
+            page.until(browser, lambda d: page.state(d) == "voting")  # no key pressed after the restart
+            page.wait_for_pair(browser, "0 / 5")
+            assert _login_error(browser) == "" and page.showing(browser)["status"] == ""
             assert browser.find_element(By.ID, "who-id").text == "newcomer"
             browser.find_element(By.TAG_NAME, "body").send_keys(Keys.ARROW_LEFT)
-            _wait_for_pair(browser, "1 / 5")
-            assert len(_votes(run, "newcomer")) == 1 and _votes(run, "typo") == []
+            page.wait_for_pair(browser, "1 / 5")
+            assert len(page.votes_of(run, "newcomer")) == 1 and page.votes_of(run, "typo") == []
         finally:
             server.stop()

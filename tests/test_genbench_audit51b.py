@@ -8,28 +8,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-import numpy as np
-from helpers import run_attiqa, run_genbench
+from helpers import agiqa3k_folder, run_attiqa, run_genbench
 from PIL import Image
-
-HEADER = ["name", "prompt", "adj1", "adj2", "style", "mos_quality", "std_quality", "mos_align", "std_align"]
-
-
-def _agiqa3k(root: Path, extra: list[tuple[int, str]] = ()) -> Path:
-    """An AGIQA-3k folder: data.csv of 2 prompts x 3 noise PNGs (MOS 1.0, 2.0, 3.0 per prompt) in
-    ``root/AGIQA-3K``; ``extra``: (image index, MOS) rows naming an image again."""
-    images = root / "AGIQA-3K"
-    images.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    rows = []
-    for i in range(6):
-        name = f"sd1.5_normal_{i:03d}.png"
-        Image.fromarray(rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)).save(images / name)
-        rows.append([name, f"prompt {i % 2}", "", "", "", f"{1 + i // 2:.1f}", "0.5", "2.0", "0.5"])
-    rows += [[rows[i][0], rows[i][1], "", "", "", mos, "0.5", "2.0", "0.5"] for i, mos in extra]
-    with open(root / "data.csv", "w", newline="") as fh:
-        csv.writer(fh).writerows([HEADER, *rows])
-    return root
 
 
 def _one_line(stderr: str) -> str:
@@ -43,7 +23,7 @@ def test_import_agiqa3k_refuses_an_image_with_two_mos_as_eval_does(tmp_path):
     of its preference pairs decided by whichever row came first — while `attiqa eval agiqa3k` refuses the
     same file. Now both refuse it in the same words, naming the file and the image; no run is written.
     An exact repeat (same MOS) is still counted once."""
-    root = _agiqa3k(tmp_path / "agiqa", extra=[(0, "4.9")])
+    root = agiqa3k_folder(tmp_path / "agiqa", extra=[(0, "4.9")])
     data = root / "data.csv"
     image = root / "AGIQA-3K" / "sd1.5_normal_000.png"
     said = f"{data} (mos_quality): 1 image(s) have two different scores, e.g. {image} (1 and 4.9) — fix the"
@@ -53,7 +33,7 @@ def test_import_agiqa3k_refuses_an_image_with_two_mos_as_eval_does(tmp_path):
     ev = run_attiqa("eval", "agiqa3k", "--root", root, "-m", "classical", "-o", tmp_path / "ev", "--no-cache")
     assert ev.returncode == 2 and said in _one_line(ev.stderr), ev.stderr
 
-    same = _agiqa3k(tmp_path / "same", extra=[(0, "1.0")])
+    same = agiqa3k_folder(tmp_path / "same", extra=[(0, "1.0")])
     res = run_genbench("import-agiqa3k", same, "-o", tmp_path / "run2")
     assert res.returncode == 0, res.stderr
     assert "1 row of the score file repeats an earlier row (same image, same MOS): left out" in res.stderr
@@ -66,7 +46,7 @@ def test_import_agiqa3k_refuses_an_out_folder_in_the_dataset(tmp_path):
     files — later `score` / `agree` added scores/ and agreement/ there, and the next import replaced this
     one in the user's copy of the data. Now refused in one line naming the folder, nothing written; a run
     folder beside the dataset is fine."""
-    root = _agiqa3k(tmp_path / "agiqa")
+    root = agiqa3k_folder(tmp_path / "agiqa")
     before = sorted(p.relative_to(root) for p in root.rglob("*"))
     for out, folder, inside in (
         (root, root, ""),
@@ -94,7 +74,7 @@ def test_the_agreement_chart_says_what_its_interval_resampled_and_marks_a_traine
     from genbench.prefs import load_votes
     from genbench.run_scores import MetricScores
 
-    root = _agiqa3k(tmp_path / "agiqa")
+    root = agiqa3k_folder(tmp_path / "agiqa")
     run = tmp_path / "run"
     assert run_genbench("import-agiqa3k", root, "-o", run).returncode == 0
     pairs = load_pairs(run)
@@ -132,7 +112,7 @@ def test_the_pair_sheet_says_how_many_pairs_of_each_kind_and_the_metrics_pick(tm
     assert pair_sheet.shown_scores(0.5612, 0.5608) == ("0.5612", "0.5608")
     assert pair_sheet.shown_scores(0.61, 0.4) == ("0.61", "0.40")
     run = tmp_path / "run"
-    assert run_genbench("import-agiqa3k", _agiqa3k(tmp_path / "agiqa"), "-o", run).returncode == 0
+    assert run_genbench("import-agiqa3k", agiqa3k_folder(tmp_path / "agiqa"), "-o", run).returncode == 0
     for cmd in (("score", run, "-m", "classical", "-w", "0"), ("agree", run, "--bootstrap", "100")):
         assert run_genbench(*cmd).returncode == 0
     out = tmp_path / "sheet.png"

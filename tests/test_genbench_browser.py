@@ -6,11 +6,8 @@ with the keyboard (← and →) and checks each vote in the SQLite database agai
 
 from __future__ import annotations
 
-import contextlib
 import re
-import shutil
 import sqlite3
-import tempfile
 import time
 
 import pytest
@@ -18,73 +15,21 @@ import pytest
 pytest.importorskip("flask")
 selenium = pytest.importorskip("selenium", reason="selenium is not installed (pip install selenium)")
 
-from genbench_helpers import VoteServer, make_photo_run  # noqa: E402
-
-from genbench.vote.server import left_side  # noqa: E402
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMEDRIVER = shutil.which("chromedriver")
-FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--window-size=1200,900",
+from genbench_helpers import (  # noqa: E402
+    VoteServer,
+    chromium,
+    log_in,
+    make_photo_run,
+    press_left,
+    rater_of,
+    showing,
+    state,
+    until,
+    votes_of,
+    wait_for_pair,
 )
 
-
-@contextlib.contextmanager
-def chromium():
-    """A headless Chromium of its own profile (its own localStorage: another browser) under selenium."""
-    if not (CHROMIUM and CHROMEDRIVER):
-        pytest.skip(
-            "chromium and chromium-driver are not installed (apt-get install -y chromium chromium-driver)"
-        )
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    profile = tempfile.mkdtemp(prefix="genbench-chromium-")
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = CHROMIUM
-    for flag in (*FLAGS, f"--user-data-dir={profile}"):
-        opts.add_argument(flag)
-    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # the console, read by a test
-    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=opts)
-    driver.set_page_load_timeout(60)
-    try:
-        yield driver
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
-
-
-def as_started(driver) -> None:
-    """``driver`` as :func:`chromium` starts one: one blank tab at FLAGS' window size, no console lines
-    left to read, and nothing stored by the pages it showed (each test's server is another origin, but a
-    port may come round again) — so one browser serves a module's tests as a fresh one each."""
-    from selenium.common.exceptions import NoAlertPresentException
-
-    origins = set()
-    for handle in driver.window_handles:
-        driver.switch_to.window(handle)
-        with contextlib.suppress(NoAlertPresentException):
-            driver.switch_to.alert.dismiss()
-        history = driver.execute_cdp_cmd("Page.getNavigationHistory", {})["entries"]
-        origins |= {m[0] for e in history if (m := re.match(r"https?://[^/]+", e["url"]))}
-    for origin in origins:
-        driver.execute_cdp_cmd("Storage.clearDataForOrigin", {"origin": origin, "storageTypes": "all"})
-    for handle in driver.window_handles[1:]:
-        driver.switch_to.window(handle)
-        driver.close()
-    driver.switch_to.window(driver.window_handles[0])
-    driver.get("about:blank")
-    driver.execute_cdp_cmd("Page.resetNavigationHistory", {})
-    driver.set_window_size(1200, 900)
-    driver.get_log("browser")
+from genbench.vote.server import left_side  # noqa: E402
 
 
 def test_vote_with_the_keyboard_in_chromium(tmp_path, photos, browser):
@@ -139,96 +84,6 @@ def test_vote_with_the_keyboard_in_chromium(tmp_path, photos, browser):
         server.stop()
 
 
-def _start(browser, server, rater: str, answer: str | None = None):
-    """Open the study, enter ``rater``; returns once the first pair is on screen. The page's question about
-    who is rating, if it asks one, is answered by pressing the button labelled ``answer`` ("ENTER": the
-    key, on the button the page focused)."""
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.common.keys import Keys
-
-    browser.get(server.url + "/")
-    _wait(browser, lambda d: d.find_element(By.ID, "instructions").text)
-    if _state(browser) != "login":  # the tab had logged in: it goes on as that rater (session 54)
-        if _who(browser) == rater:
-            assert answer is None, "the page asked nothing"
-            _wait(browser, lambda d: _state(d) in ("voting", "finished"))
-            return
-        browser.find_element(By.ID, "switch").click()  # another rater at this tab
-        _wait(browser, lambda d: _state(d) == "login")
-    field = browser.find_element(By.ID, "rater")
-    field.clear()
-    field.send_keys(rater, Keys.ENTER)
-    _wait(browser, lambda d: _state(d) in ("voting", "finished", "confirm"))
-    if _state(browser) == "confirm":
-        asked = browser.find_element(By.ID, "confirm-text").text
-        assert answer is not None, f"unexpected question: {asked}"
-        if answer == "ENTER":  # the focused answer
-            browser.switch_to.active_element.send_keys(Keys.ENTER)
-        else:
-            _press(browser, answer)
-        _wait(browser, lambda d: _state(d) in ("voting", "finished"))
-    else:
-        assert answer is None, "the page asked nothing"
-
-
-def _press(browser, label: str) -> None:
-    """Click the question's button labelled ``label``."""
-    from selenium.webdriver.common.by import By
-
-    buttons = browser.find_elements(By.CSS_SELECTOR, "#confirm-choices button")
-    (button,) = [b for b in buttons if b.text == label] or [None]
-    assert button is not None, [b.text for b in buttons]
-    button.click()
-
-
-def _wait(browser, cond, timeout: float = 30):
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    return WebDriverWait(browser, timeout).until(cond)
-
-
-def _who(browser) -> str | None:
-    """The rater the page says it is rating as (None before a login)."""
-    return browser.execute_script(
-        "const w = document.getElementById('who'); return w.hidden ? null : "
-        "document.getElementById('who-id').textContent"
-    )
-
-
-def _state(browser) -> str | None:
-    return browser.execute_script("return document.body.dataset.state")
-
-
-def _shown(browser) -> dict:
-    return browser.execute_script(
-        "const $ = (id) => document.getElementById(id); return {pair: $('pair').dataset.pairId, "
-        "progress: $('progress').textContent, status: $('status').textContent, "
-        "widths: ['left', 'right'].map((id) => $(id).naturalWidth)}"
-    )
-
-
-def _wait_for_pair(browser, progress: str) -> None:
-    """Wait until the page shows a pair with both images loaded and its progress line starting with
-    ``progress``: the line may be written before the images finish loading (a race CI met), and a 404 or an
-    image that cannot load leaves its width 0, so the wait fails."""
-    _wait(browser, lambda d: _shown(d)["progress"].startswith(progress) and min(_shown(d)["widths"]))
-
-
-def _press_left(browser, times: int, done: int = 0) -> None:
-    """Vote ← ``times`` times from ``done`` votes, each time until the next pair is on screen."""
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.common.keys import Keys
-
-    for k in range(done, done + times):
-        browser.find_element(By.TAG_NAME, "body").send_keys(Keys.ARROW_LEFT)
-        _wait_for_pair(browser, f"{k + 1} / 5")
-
-
-def _votes(run, rater: str) -> list[str]:
-    with sqlite3.connect(run / "votes.sqlite") as con:
-        return [r[0] for r in con.execute("SELECT pair_id FROM votes WHERE rater=? ORDER BY id", (rater,))]
-
-
 def test_a_double_click_or_a_held_key_is_one_vote(tmp_path, photos, browser):
     """**Was** (session 46): a double-click on "Left is better" (two clicks 150 ms apart) cast two votes,
     the second on the next pair, on screen for a moment; holding ← for half a second (the keyboard's
@@ -240,14 +95,14 @@ def test_a_double_click_or_a_held_key_is_one_vote(tmp_path, photos, browser):
     run = make_photo_run(tmp_path / "run", photos)
     server = VoteServer(run, tmp_path / "server.log")
     try:
-        _start(browser, server, "clicker")
-        first = _shown(browser)["pair"]
+        log_in(browser, server, "clicker")
+        first = showing(browser)["pair"]
         button = browser.find_element(By.ID, "pick-left")
         ActionChains(browser).move_to_element(button).click().pause(0.15).click().perform()
-        _wait(browser, lambda d: _shown(d)["pair"] != first)
+        until(browser, lambda d: showing(d)["pair"] != first)
         time.sleep(1.0)  # the page has had time to send a second vote, if it would
-        assert _votes(run, "clicker") == [first]
-        assert _shown(browser)["progress"].startswith("1 / 5")
+        assert votes_of(run, "clicker") == [first]
+        assert showing(browser)["progress"].startswith("1 / 5")
 
         def key(kind: str, repeat: bool) -> None:
             browser.execute_cdp_cmd(
@@ -256,15 +111,15 @@ def test_a_double_click_or_a_held_key_is_one_vote(tmp_path, photos, browser):
                  "nativeVirtualKeyCode": 37, "autoRepeat": repeat},
             )  # fmt: skip
 
-        second = _shown(browser)["pair"]
+        second = showing(browser)["pair"]
         key("rawKeyDown", False)
         for _ in range(15):  # held for half a second: repeated every 33 ms
             time.sleep(0.033)
             key("rawKeyDown", True)
         key("keyUp", False)
         time.sleep(1.0)
-        assert _votes(run, "clicker") == [first, second]
-        assert _state(browser) == "voting" and _shown(browser)["progress"].startswith("2 / 5")
+        assert votes_of(run, "clicker") == [first, second]
+        assert state(browser) == "voting" and showing(browser)["progress"].startswith("2 / 5")
     finally:
         server.stop()
 
@@ -292,23 +147,23 @@ def test_a_pair_with_a_missing_or_damaged_image_is_not_voted_on(tmp_path, photos
     write_manifest(run, records)
     server = VoteServer(run, tmp_path / "server.log")
     try:
-        _start(browser, server, "careful")
+        log_in(browser, server, "careful")
         body = browser.find_element(By.TAG_NAME, "body")
         for k in range(2):
             # the progress line may be written before the images finish loading (a race CI met): wait for
             # both; a 404 or an image that cannot load leaves the width 0 and the wait fails
             # the total: the pairs not known to be unshowable (session 53: the pairs it checked on the way)
-            _wait(
+            until(
                 browser,
                 lambda d, k=k: (
-                    re.match(rf"{k} / [234] pairs", _shown(d)["progress"]) and min(_shown(d)["widths"])
+                    re.match(rf"{k} / [234] pairs", showing(d)["progress"]) and min(showing(d)["widths"])
                 ),
             )
-            assert min(_shown(browser)["widths"]) > 0 and _shown(browser)["pair"] in ids[3:]
+            assert min(showing(browser)["widths"]) > 0 and showing(browser)["pair"] in ids[3:]
             body.send_keys(Keys.ARROW_LEFT)
-        _wait(browser, lambda d: _state(d) == "finished")
+        until(browser, lambda d: state(d) == "finished")
         assert "3 pair(s) could not be shown" in browser.find_element(By.ID, "left-out").text
-        assert sorted(_votes(run, "careful")) == sorted(ids[3:])
+        assert sorted(votes_of(run, "careful")) == sorted(ids[3:])
         log = (tmp_path / "server.log").read_text()
         # session 48: a file missing at the start is counted once, as the server starts
         assert (
@@ -347,15 +202,15 @@ def test_an_imported_pair_id_with_a_slash_or_markup_shows_its_images(tmp_path, p
     import_imagereward(tmp_path / "rank.json", None, run)
     server = VoteServer(run, tmp_path / "server.log")
     try:
-        _start(browser, server, "reader")
+        log_in(browser, server, "reader")
         for k in range(2):
-            _wait_for_pair(browser, f"{k} / 2")
-            assert min(_shown(browser)["widths"]) > 0, _shown(browser)
+            wait_for_pair(browser, f"{k} / 2")
+            assert min(showing(browser)["widths"]) > 0, showing(browser)
             browser.find_element(By.TAG_NAME, "body").send_keys(Keys.ARROW_LEFT)
-        _wait(browser, lambda d: _state(d) == "finished")
+        until(browser, lambda d: state(d) == "finished")
         with pytest.raises(NoAlertPresentException):
             browser.switch_to.alert.text  # noqa: B018 - reading it is the check
-        assert sorted(_votes(run, "reader")) == ["2023/0042:0-1", "<img src=x onerror=alert(1)>:0-1"]
+        assert sorted(votes_of(run, "reader")) == ["2023/0042:0-1", "<img src=x onerror=alert(1)>:0-1"]
     finally:
         server.stop()
 
@@ -370,7 +225,7 @@ def test_the_vote_buttons_are_on_screen_in_a_short_window(tmp_path, photos, brow
     try:
         for width, height in ((1366, 650), (800, 500), (1920, 1080)):
             browser.set_window_size(width, height)
-            _start(browser, server, "laptop")
+            log_in(browser, server, "laptop")
             bottom, inner, shown = browser.execute_script(
                 "const r = (id) => document.getElementById(id).getBoundingClientRect(); return "
                 "[Math.max(r('pick-left').bottom, r('pick-right').bottom), innerHeight, r('left').height]"
@@ -391,7 +246,7 @@ def test_a_refused_rater_id_is_told_what_to_type(tmp_path, photos, browser):
     server = VoteServer(run, tmp_path / "server.log")
     try:
         browser.get(server.url + "/")
-        _wait(browser, lambda d: d.find_element(By.ID, "instructions").text)
+        until(browser, lambda d: d.find_element(By.ID, "instructions").text)
         for rater in ("zoë", "a b", "-x"):
             field = browser.find_element(By.ID, "rater")
             field.clear()
@@ -399,7 +254,7 @@ def test_a_refused_rater_id_is_told_what_to_type(tmp_path, photos, browser):
             said = browser.find_element(By.ID, "login-error").text
             assert said.startswith(f'"{rater}" cannot be a rater id: use up to 64 of a–z A–Z 0–9 _ . @ -')
             assert "(no spaces or accents), starting with a letter or a digit" in said
-            assert _state(browser) == "login"
+            assert state(browser) == "login"
     finally:
         server.stop()
 
@@ -426,14 +281,14 @@ def test_small_images_are_shown_at_their_own_size_and_large_ones_fit(tmp_path, p
     server = VoteServer(run, tmp_path / "server.log")
     try:
         browser.set_window_size(1200, 900)
-        _start(browser, server, "sizes")
+        log_in(browser, server, "sizes")
         seen = {}
         for k in range(5):
-            _wait(
+            until(
                 browser,
-                lambda d, k=k: _shown(d)["progress"].startswith(f"{k} / 5") and min(_shown(d)["widths"]),
+                lambda d, k=k: showing(d)["progress"].startswith(f"{k} / 5") and min(showing(d)["widths"]),
             )
-            seen[_shown(browser)["pair"]] = browser.execute_script(
+            seen[showing(browser)["pair"]] = browser.execute_script(
                 "return ['left', 'right'].map((id) => { const e = document.getElementById(id), "
                 "r = e.getBoundingClientRect(); return [r.width, r.height, e.naturalWidth, "
                 "e.parentElement.getBoundingClientRect().width]; })"
@@ -456,7 +311,7 @@ def test_the_page_asks_for_nothing_the_server_does_not_have(tmp_path, photos, br
     run = make_photo_run(tmp_path / "run", photos)
     server = VoteServer(run, tmp_path / "server.log")
     try:
-        _start(browser, server, "quiet-console")
+        log_in(browser, server, "quiet-console")
         time.sleep(1)  # (the icon is asked for after the page's load, with nothing to wait on)
         console = [e["message"] for e in browser.get_log("browser")]
         assert console == [], console
@@ -482,38 +337,40 @@ def test_a_reload_mid_study_and_two_tabs_on_one_pair_keep_one_vote_a_pair(tmp_pa
     run = make_photo_run(tmp_path / "run", photos)
     server = VoteServer(run, tmp_path / "server.log")
     try:
-        _start(browser, server, "tabs")
+        log_in(browser, server, "tabs")
         for k in range(2):
             browser.find_element(By.TAG_NAME, "body").send_keys(Keys.ARROW_LEFT)
-            _wait(
+            until(
                 browser,
-                lambda d, k=k: _shown(d)["progress"].startswith(f"{k + 1} / 5") and _state(d) == "voting",
+                lambda d, k=k: showing(d)["progress"].startswith(f"{k + 1} / 5") and state(d) == "voting",
             )
         browser.refresh()  # mid-study: the study goes on as this tab's rater
-        _wait(browser, lambda d: _state(d) == "voting")
-        assert _shown(browser)["progress"].startswith("2 / 5")
-        assert _shown(browser)["pair"] not in _votes(run, "tabs")
+        until(browser, lambda d: state(d) == "voting")
+        assert showing(browser)["progress"].startswith("2 / 5")
+        assert showing(browser)["pair"] not in votes_of(run, "tabs")
 
         first_tab = browser.current_window_handle
-        shared = _shown(browser)["pair"]
+        shared = showing(browser)["pair"]
         browser.switch_to.new_window("tab")
-        _start(browser, server, "tabs")
-        assert _shown(browser)["pair"] == shared  # the rater's own order: the same pair in both tabs
+        log_in(browser, server, "tabs")
+        assert showing(browser)["pair"] == shared  # the rater's own order: the same pair in both tabs
         browser.find_element(By.TAG_NAME, "body").send_keys(Keys.ARROW_RIGHT)
-        _wait(browser, lambda d: _shown(d)["progress"].startswith("3 / 5") and _state(d) == "voting")
-        second_tab_next = _shown(browser)["pair"]
+        until(browser, lambda d: showing(d)["progress"].startswith("3 / 5") and state(d) == "voting")
+        second_tab_next = showing(browser)["pair"]
         browser.switch_to.window(first_tab)  # still showing the shared pair: its vote is not a second one
-        assert _shown(browser)["pair"] == shared
+        assert showing(browser)["pair"] == shared
         browser.find_element(By.TAG_NAME, "body").send_keys(Keys.ARROW_LEFT)
-        _wait(browser, lambda d: _shown(d)["pair"] != shared and _state(d) == "voting")
-        assert _shown(browser)["pair"] == second_tab_next and _shown(browser)["progress"].startswith("3 / 5")
-        assert _shown(browser)["status"] == (
+        until(browser, lambda d: showing(d)["pair"] != shared and state(d) == "voting")
+        assert showing(browser)["pair"] == second_tab_next and showing(browser)["progress"].startswith(
+            "3 / 5"
+        )
+        assert showing(browser)["status"] == (
             "That pair already had your vote (from another tab or window): the first one counts."
         )
         browser.find_element(By.TAG_NAME, "body").send_keys(Keys.ARROW_LEFT)  # the next vote clears it
-        _wait(browser, lambda d: _shown(d)["progress"].startswith("4 / 5") and _state(d) == "voting")
-        assert _shown(browser)["status"] == ""
-        votes = _votes(run, "tabs")
+        until(browser, lambda d: showing(d)["progress"].startswith("4 / 5") and state(d) == "voting")
+        assert showing(browser)["status"] == ""
+        votes = votes_of(run, "tabs")
         assert len(votes) == len(set(votes)) == 4 and votes[2] == shared
         with sqlite3.connect(run / "votes.sqlite") as con:
             ((choice, left),) = con.execute("SELECT choice, left_side FROM votes WHERE pair_id=?", (shared,))
@@ -534,27 +391,27 @@ def test_a_tab_votes_as_the_rater_it_logged_in_as(tmp_path, photos, browser):
     run = make_photo_run(tmp_path / "run", photos)
     server = VoteServer(run, tmp_path / "server.log")
     try:
-        _start(browser, server, "alice")
+        log_in(browser, server, "alice")
         browser.find_element(By.TAG_NAME, "body").send_keys(Keys.ARROW_LEFT)
-        _wait(browser, lambda d: _shown(d)["progress"].startswith("1 / 5") and _state(d) == "voting")
+        until(browser, lambda d: showing(d)["progress"].startswith("1 / 5") and state(d) == "voting")
         first_tab = browser.current_window_handle
 
         browser.switch_to.new_window("tab")
         browser.get(server.url + "/")
-        _wait(browser, lambda d: d.find_element(By.ID, "instructions").text)
+        until(browser, lambda d: d.find_element(By.ID, "instructions").text)
         assert browser.find_element(By.ID, "rater").get_attribute("value") == ""  # not alice's id
-        _start(browser, server, "bob", answer="I am a new rater: bob")  # asked: is this alice's second tab?
+        log_in(browser, server, "bob", answer="I am a new rater: bob")  # asked: is this alice's second tab?
         browser.find_element(By.TAG_NAME, "body").send_keys(Keys.ARROW_RIGHT)
-        _wait(browser, lambda d: _shown(d)["progress"].startswith("1 / 5") and _state(d) == "voting")
+        until(browser, lambda d: showing(d)["progress"].startswith("1 / 5") and state(d) == "voting")
 
         browser.switch_to.window(first_tab)
         browser.refresh()  # goes on as alice, the rater of this tab (session 54: without a key)
-        _wait(browser, lambda d: d.find_element(By.ID, "instructions").text)
-        assert _who(browser) == "alice"
-        _wait(browser, lambda d: _shown(d)["progress"].startswith("1 / 5") and _state(d) == "voting")
+        until(browser, lambda d: d.find_element(By.ID, "instructions").text)
+        assert rater_of(browser) == "alice"
+        until(browser, lambda d: showing(d)["progress"].startswith("1 / 5") and state(d) == "voting")
         browser.find_element(By.TAG_NAME, "body").send_keys(Keys.ARROW_LEFT)
-        _wait(browser, lambda d: _shown(d)["progress"].startswith("2 / 5") and _state(d) == "voting")
-        assert len(_votes(run, "alice")) == 2 and len(_votes(run, "bob")) == 1
+        until(browser, lambda d: showing(d)["progress"].startswith("2 / 5") and state(d) == "voting")
+        assert len(votes_of(run, "alice")) == 2 and len(votes_of(run, "bob")) == 1
     finally:
         server.stop()
 
@@ -572,45 +429,45 @@ def test_a_second_tab_is_the_same_rater_and_a_second_person_is_asked_not_merged(
 
     def vote_once(driver, done: int) -> None:
         driver.find_element(By.TAG_NAME, "body").send_keys(Keys.ARROW_LEFT)
-        _wait(driver, lambda d: _shown(d)["progress"].startswith(f"{done} / 5") and _state(d) == "voting")
+        until(driver, lambda d: showing(d)["progress"].startswith(f"{done} / 5") and state(d) == "voting")
 
     run = make_photo_run(tmp_path / "run", photos)
     server = VoteServer(run, tmp_path / "server.log")
     try:
-        _start(browser, server, "alice")  # a browser nobody rated in: no question
+        log_in(browser, server, "alice")  # a browser nobody rated in: no question
         vote_once(browser, 1)
         browser.switch_to.new_window("tab")  # alice's second tab, a slip of the shift key
-        _start(browser, server, "Alice", answer="I am alice")
-        assert _shown(browser)["progress"].startswith("1 / 5")  # alice's own study, not a new rater's
+        log_in(browser, server, "Alice", answer="I am alice")
+        assert showing(browser)["progress"].startswith("1 / 5")  # alice's own study, not a new rater's
         vote_once(browser, 2)
         browser.switch_to.new_window("tab")
-        _start(browser, server, "alice")  # an id this browser rated as: no question
-        assert _shown(browser)["progress"].startswith("2 / 5")
+        log_in(browser, server, "alice")  # an id this browser rated as: no question
+        assert showing(browser)["progress"].startswith("2 / 5")
         browser.switch_to.new_window("tab")  # a second person at the same machine, pressing Enter twice
-        _start(browser, server, "bob", answer="ENTER")
-        assert _shown(browser)["progress"].startswith("0 / 5")
+        log_in(browser, server, "bob", answer="ENTER")
+        assert showing(browser)["progress"].startswith("0 / 5")
         vote_once(browser, 1)
 
         with chromium() as other:  # another browser: alice's id typed there is asked about
-            _start(other, server, "carol")  # nobody rated in this one, carol has no votes: no question
+            log_in(other, server, "carol")  # nobody rated in this one, carol has no votes: no question
             other.get(server.url + "/")  # goes on as carol (session 54): back to the login
-            _wait(other, lambda d: _who(d) == "carol")
+            until(other, lambda d: rater_of(d) == "carol")
             other.find_element(By.ID, "switch").click()
-            _wait(other, lambda d: _state(d) == "login")
+            until(other, lambda d: state(d) == "login")
             field = other.find_element(By.ID, "rater")
             field.clear()
             field.send_keys("alice", Keys.ENTER)
-            _wait(other, lambda d: _state(d) == "confirm")
+            until(other, lambda d: state(d) == "confirm")
             assert other.find_element(By.ID, "confirm-text").text.startswith(
                 '"alice" already has 2 of 5 votes, from another browser.'
             )
             focused = other.execute_script("return document.activeElement.textContent")
             assert focused == "Choose another id"  # Enter merges nobody's votes
             other.switch_to.active_element.send_keys(Keys.ENTER)
-            _wait(other, lambda d: _state(d) == "login")
-            assert _votes(run, "carol") == []
-        assert len(_votes(run, "alice")) == 2 and len(_votes(run, "bob")) == 1
-        assert _votes(run, "Alice") == []
+            until(other, lambda d: state(d) == "login")
+            assert votes_of(run, "carol") == []
+        assert len(votes_of(run, "alice")) == 2 and len(votes_of(run, "bob")) == 1
+        assert votes_of(run, "Alice") == []
     finally:
         server.stop()
 
@@ -635,15 +492,15 @@ def test_the_progress_counts_the_pairs_that_can_be_shown_and_says_the_rest_from_
     said = "3 pair(s) left out: an image is missing or damaged — please tell the study's organiser."
     server = VoteServer(run, tmp_path / "server.log")
     try:
-        _start(browser, server, "few")
+        log_in(browser, server, "few")
         for k in range(2):
-            _wait_for_pair(browser, f"{k} / 2 pairs done")
+            wait_for_pair(browser, f"{k} / 2 pairs done")
             assert browser.find_element(By.ID, "left-out-now").text == said
-            assert _shown(browser)["pair"] in {r["pair_id"] for r in records[3:]}
+            assert showing(browser)["pair"] in {r["pair_id"] for r in records[3:]}
             browser.find_element(By.TAG_NAME, "body").send_keys(Keys.ARROW_LEFT)
-        _wait(browser, lambda d: _state(d) == "finished")
+        until(browser, lambda d: state(d) == "finished")
         assert "3 pair(s) could not be shown" in browser.find_element(By.ID, "left-out").text
-        assert sorted(_votes(run, "few")) == sorted(r["pair_id"] for r in records[3:])
+        assert sorted(votes_of(run, "few")) == sorted(r["pair_id"] for r in records[3:])
     finally:
         server.stop()
 
@@ -660,31 +517,31 @@ def test_two_raters_votes_go_from_the_page_to_export_and_agree(tmp_path, photos,
     from selenium.webdriver.common.keys import Keys
 
     def vote(driver, done: int) -> None:
-        _wait_for_pair(driver, f"{done - 1} / 5")
+        wait_for_pair(driver, f"{done - 1} / 5")
         driver.find_element(By.TAG_NAME, "body").send_keys(Keys.ARROW_LEFT if done % 2 else Keys.ARROW_RIGHT)
-        _wait(driver, lambda d: _shown(d)["progress"].startswith(f"{done} / 5") or _state(d) == "finished")
+        until(driver, lambda d: showing(d)["progress"].startswith(f"{done} / 5") or state(d) == "finished")
 
     run = make_photo_run(tmp_path / "run", photos)
     server = VoteServer(run, tmp_path / "server.log")
     try:
-        _start(browser, server, "r1")
+        log_in(browser, server, "r1")
         vote(browser, 1)
         vote(browser, 2)
         browser.refresh()  # mid-study: it goes on where it was, as r1
-        _wait_for_pair(browser, "2 / 5")
-        assert _shown(browser)["pair"] not in _votes(run, "r1")
+        wait_for_pair(browser, "2 / 5")
+        assert showing(browser)["pair"] not in votes_of(run, "r1")
         with chromium() as other:
-            _start(other, server, "r2")
+            log_in(other, server, "r2")
             for done in range(1, 6):
                 vote(other, done)
-            _wait(other, lambda d: _state(d) == "finished")
+            until(other, lambda d: state(d) == "finished")
         for done in range(3, 6):
             vote(browser, done)
-        _wait(browser, lambda d: _state(d) == "finished")
+        until(browser, lambda d: state(d) == "finished")
     finally:
         server.stop()
     ids = sorted(r["pair_id"] for r in __import__("genbench.manifest").manifest.read_records(run))
-    assert sorted(_votes(run, "r1")) == sorted(_votes(run, "r2")) == ids
+    assert sorted(votes_of(run, "r1")) == sorted(votes_of(run, "r2")) == ids
 
     res = run_genbench("export-votes", run)
     assert res.returncode == 0 and "10 votes from 2 raters" in res.stderr, res.stderr
@@ -711,28 +568,28 @@ def test_a_reload_goes_on_at_the_pair_the_rater_was_on_without_a_login(tmp_path,
     run = make_photo_run(tmp_path / "run", photos)
     server = VoteServer(run, tmp_path / "server.log")
     try:
-        _start(browser, server, "sleepy")
-        _press_left(browser, 2)
-        before = _shown(browser)
+        log_in(browser, server, "sleepy")
+        press_left(browser, 2)
+        before = showing(browser)
         srcs = "return ['left', 'right'].map((id) => document.getElementById(id).src)"
         sides = browser.execute_script(srcs)
         browser.refresh()  # no key pressed after it
-        _wait_for_pair(browser, "2 / 5")
-        assert _state(browser) == "voting" and _who(browser) == "sleepy"
+        wait_for_pair(browser, "2 / 5")
+        assert state(browser) == "voting" and rater_of(browser) == "sleepy"
         assert not browser.find_element(By.ID, "rater").is_displayed()  # no login step
-        assert _shown(browser)["pair"] == before["pair"]  # the pair the rater was on, placed as before
+        assert showing(browser)["pair"] == before["pair"]  # the pair the rater was on, placed as before
         assert sides == browser.execute_script(srcs)
-        assert len(_votes(run, "sleepy")) == 2  # kept, none added
-        _press_left(browser, 1, done=2)
-        assert _votes(run, "sleepy")[2] == before["pair"]
+        assert len(votes_of(run, "sleepy")) == 2  # kept, none added
+        press_left(browser, 1, done=2)
+        assert votes_of(run, "sleepy")[2] == before["pair"]
 
         browser.find_element(By.ID, "switch").click()  # someone else at this tab
-        _wait(browser, lambda d: _state(d) == "login")
+        until(browser, lambda d: state(d) == "login")
         assert browser.find_element(By.ID, "rater").get_attribute("value") == ""
         browser.refresh()
-        _wait(browser, lambda d: d.find_element(By.ID, "instructions").text)
+        until(browser, lambda d: d.find_element(By.ID, "instructions").text)
         time.sleep(0.5)  # the page has had time to go on as sleepy, if it would
-        assert _state(browser) == "login" and _who(browser) is None
-        assert len(_votes(run, "sleepy")) == 3
+        assert state(browser) == "login" and rater_of(browser) is None
+        assert len(votes_of(run, "sleepy")) == 3
     finally:
         server.stop()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from genbench_helpers import make_photo_run
-from test_genbench_audit51b import _agiqa3k
+from helpers import agiqa3k_folder
 from typer.testing import CliRunner
 
 from genbench.cli import app
@@ -84,7 +84,7 @@ def test_the_pair_sheet_frames_whose_choice_it_says(tmp_path):
 
     run = tmp_path / "run"
     for args in (
-        ["import-agiqa3k", str(_agiqa3k(tmp_path / "agiqa")), "-o", str(run)],
+        ["import-agiqa3k", str(agiqa3k_folder(tmp_path / "agiqa")), "-o", str(run)],
         ["score", str(run), "-m", "classical", "-w", "0"],
         ["agree", str(run), "--bootstrap", "100"],
     ):
@@ -125,7 +125,7 @@ def test_an_agiqa3k_run_whose_images_moved_names_its_own_import(tmp_path):
     (`genbench import-imagereward ... --images FOLDER`)" — the other import's command, whose JSON a user of
     AGIQA-3k does not have. Now the run's own import command, with its --out."""
     run = tmp_path / "run"
-    res = runner.invoke(app, ["import-agiqa3k", str(_agiqa3k(tmp_path / "agiqa")), "-o", str(run)])
+    res = runner.invoke(app, ["import-agiqa3k", str(agiqa3k_folder(tmp_path / "agiqa")), "-o", str(run)])
     assert res.exit_code == 0, res.output
     shutil.move(tmp_path / "agiqa", tmp_path / "moved")
     for args in (["score", str(run), "-m", "classical"], ["vote", str(run), "--port", "0"]):

@@ -24,6 +24,7 @@ from helpers import (
     genbench_cmd,
     interrupt_when,
     kill_when,
+    one_line_error,
     run_attiqa,
     tiny_attiqa_checkpoint,
 )
@@ -41,13 +42,6 @@ from attiqa.scorers.zoo import named_models, resolve_weights
 from attiqa.training.trainer import one_thread  # a killed run's OMP_NUM_THREADS=1, for a rerun here
 
 DEFAULT = Path(__file__).resolve().parents[1] / "attiqa" / "data" / "models" / "attiqa-default.safetensors"
-
-
-def one_line_error(res: subprocess.CompletedProcess) -> str:
-    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
-    lines = [ln for ln in res.stderr.splitlines() if ln.startswith("error:")]
-    assert len(lines) == 1, res.stderr
-    return lines[0]
 
 
 # -- attiqa score: the output ---------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import subprocess
 from pathlib import Path
 
 import numpy as np
-from helpers import attiqa_cmd, attiqa_env, run_attiqa, run_genbench, tiny_train_config
+from helpers import AGIQA3K_HEADER, attiqa_cmd, attiqa_env, run_attiqa, run_genbench, tiny_train_config
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -218,19 +218,7 @@ def _agiqa3k_layout(root: Path, images: Path, repeat: int = 0, nan: int = 0, con
     ]
     with open(root / "data.csv", "w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(
-            [
-                "name",
-                "prompt",
-                "adj1",
-                "adj2",
-                "style",
-                "mos_quality",
-                "std_quality",
-                "mos_align",
-                "std_align",
-            ]
-        )
+        w.writerow(AGIQA3K_HEADER)
         w.writerows(rows)
     return root
 

@@ -13,9 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import attiqa_env, tiny_attiqa_checkpoint
+from helpers import attiqa_env, separate_hashes, tiny_attiqa_checkpoint
 from PIL import Image
-from test_ident53 import _separate_hashes
 
 import attiqa
 from attiqa.evaluation.cache import resume_identity, score_cache_key
@@ -36,12 +35,12 @@ def test_a_checkpoint_saved_again_after_loading_keeps_the_identity_of_the_weight
     the new weights'). Now the identity is the hashes of the bytes loaded, whatever the file holds since;
     a scorer loaded from the new file has another identity."""
     ckpt = tiny_attiqa_checkpoint(tmp_path)
-    loaded = _separate_hashes(ckpt)
+    loaded = separate_hashes(ckpt)
     scorer = attiqa.load_scorer(ckpt)
     image = Image.fromarray((np.random.default_rng(0).random((48, 56, 3)) * 255).astype("uint8"))
     before = scorer(image)
     _save_again(ckpt)
-    now = _separate_hashes(ckpt)
+    now = separate_hashes(ckpt)
     assert now["file"] != loaded["file"]
 
     identity = resume_identity(str(ckpt), scorer, {})
@@ -68,7 +67,7 @@ def test_a_headerless_checkpoints_card_beside_it_is_the_one_loaded(tmp_path):
 
     save_safetensors({k: v.contiguous() for k, v in tensors.items()}, bare, {})
     bare.with_suffix(".json").write_text(json.dumps(card))
-    loaded = _separate_hashes(bare)
+    loaded = separate_hashes(bare)
     scorer = attiqa.load_scorer(bare)
     bare.with_suffix(".json").write_text(json.dumps({**card, "name": "edited"}))
     identity = resume_identity(str(bare), scorer, {})
@@ -120,7 +119,7 @@ def test_genbench_open_metric_loads_and_identifies_a_checkpoint_from_one_reading
     between = [ln for ln in lines[marks[0] : marks[1]] if f'"{ckpt}"' in ln]
     assert len(between) == 1, between  # was 3: the loading (2), then the identity's reading
     record = json.loads((run / SCORES_DIR / f"{metric_slug(str(ckpt), run)}.json").read_text())["identity"]
-    want = _separate_hashes(ckpt)
+    want = separate_hashes(ckpt)
     assert (record["sha256"], record["tensors_sha256"]) == (want["file"], want["tensors"])
     assert record["hashes"]["tensors"] == want["values"]
 
@@ -154,7 +153,7 @@ def test_the_scorers_one_reading_gives_what_the_loader_and_the_separate_hashes_g
         assert card_read == card and sorted(read) == sorted(tensors)
         for k in tensors:
             assert read[k].dtype == tensors[k].dtype and torch.equal(read[k], tensors[k]), k
-        want = _separate_hashes(ckpt)
+        want = separate_hashes(ckpt)
         assert (hashes.sha256, hashes.tensors, hashes.values) == (
             want["file"],
             want["tensors"],
@@ -235,6 +234,6 @@ def test_a_checkpoint_saved_again_within_one_clock_tick_is_hashed_again(tmp_path
     _save_again(ckpt)
     os.utime(ckpt, ns=(first.st_atime_ns, first.st_mtime_ns))
     assert (ckpt.stat().st_size, ckpt.stat().st_mtime_ns) == (first.st_size, first.st_mtime_ns)
-    want = _separate_hashes(ckpt)
+    want = separate_hashes(ckpt)
     assert (weights_sha256(ckpt), checkpoint_hashes(ckpt).tensors) == (want["file"], want["tensors"])
     assert want["file"] != before[0]

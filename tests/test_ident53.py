@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import tiny_attiqa_checkpoint
+from helpers import separate_hashes, tiny_attiqa_checkpoint
 from PIL import Image
 
 import attiqa
@@ -109,36 +109,6 @@ def test_score_o_and_genbench_score_decide_the_same_scorer_by_one_rule(case, sco
             ScoreWriter(s, scorer.columns, identity=identity)
 
 
-def _separate_hashes(path: Path) -> dict[str, str | None]:
-    """A checkpoint's hashes as the separate readers gave them before session 53 (the oracle): the file's
-    bytes, the header's tensor table (card left out) and data buffer, the tensors as loaded (fp16 as fp32),
-    and the card beside a file whose header holds none."""
-    import hashlib
-
-    from attiqa.io.checkpoints import CARD_KEY, load_checkpoint
-
-    data = path.read_bytes()
-    n = int.from_bytes(data[:8], "little")
-    table = json.loads(data[8 : 8 + n])
-    meta = table.pop("__metadata__", None) or {}
-    tensors = hashlib.sha256(json.dumps(table, sort_keys=True).encode())
-    tensors.update(data[8 + n :])
-    values = hashlib.sha256()
-    loaded, _ = load_checkpoint(path)
-    for k in sorted(loaded):
-        t = loaded[k].contiguous()
-        values.update(json.dumps([k, str(t.dtype), list(t.shape)]).encode())
-        values.update(t.numpy().tobytes())
-    side = path.with_suffix(".json")
-    card = None if CARD_KEY in meta else hashlib.sha256(side.read_bytes()).hexdigest()
-    return {
-        "file": hashlib.sha256(data).hexdigest(),
-        "tensors": tensors.hexdigest(),
-        "values": values.hexdigest(),
-        "card": card,
-    }
-
-
 def _checkpoints(folder: Path) -> dict[str, Path]:
     """The shipped default model (its card in the header, BatchNorm statistics fp16) copied, and a copy of
     it whose header holds no card (read with the ``.json`` beside it)."""
@@ -162,7 +132,7 @@ def test_a_checkpoints_identity_is_the_hashes_its_separate_readers_gave(tmp_path
     from attiqa.scorers.zoo import weights_identity
 
     for case, ckpt in _checkpoints(tmp_path).items():
-        want = _separate_hashes(ckpt)
+        want = separate_hashes(ckpt)
         scorer = attiqa.load_scorer(ckpt)
         identity = resume_identity(str(ckpt), scorer, {})
         assert identity["sha256"] == want["file"], case

@@ -57,9 +57,8 @@ def test_a_quantized_copy_is_refused_not_cast_into_the_float_weights(tmp_path):
     """**Was**: a checkpoint whose weights are integers (an int8 copy from a quantizing tool) scored
     without a word — ``load_state_dict`` cast its integers into the float network, and the scores were of
     weights rounded to whole numbers. Now one line naming the file, the tensor and the fix."""
-    from helpers import run_attiqa, tiny_attiqa_checkpoint
+    from helpers import one_line_error, run_attiqa, tiny_attiqa_checkpoint
     from PIL import Image
-    from test_hostile_scoring import one_line_error
 
     import attiqa
 
@@ -113,9 +112,8 @@ def test_a_link_loop_and_an_uppercase_pickle_are_said_as_what_they_are(tmp_path)
     "checkpoint not found — check the path", of a path that is there; and ``-m model.PT`` (a pickle, named
     in capitals) was read as safetensors: "not a readable safetensors checkpoint (header too large)". Now
     the link is named as a link with its fix, and the pickle gets the pickle's line."""
-    from helpers import run_attiqa, tiny_attiqa_checkpoint
+    from helpers import one_line_error, run_attiqa, tiny_attiqa_checkpoint
     from PIL import Image
-    from test_hostile_scoring import one_line_error
 
     import attiqa
 

@@ -5,12 +5,9 @@ run shared by the module's report and rerun tests)."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import NamedTuple
 
@@ -28,17 +25,11 @@ BUDGETS = ("--cma-global-budget", "20", "--cma-image-budget", "5")
 def isp_tune_here(*args: object) -> subprocess.CompletedProcess:
     """``isp-tune ARGS`` by its entry point ``isp_env.cli.main`` in this process (no torch start-up a call;
     usable from a module fixture, where capsys is not), as a completed process."""
+    from conftest import in_process
+
     from isp_env.cli import main
 
-    out, err, code = io.StringIO(), io.StringIO(), 0
-    with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        mp.setattr(sys, "argv", ["isp-tune", *map(str, args)])
-        mp.setenv("COLUMNS", "200")
-        try:
-            main()
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
+    return in_process("isp-tune", main)(*args)
 
 
 class Finished(NamedTuple):

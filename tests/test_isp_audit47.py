@@ -105,7 +105,7 @@ def test_command_help_is_wrapped_to_the_terminal_not_to_the_source(columns):
     (:func:`attiqa.cli._common.unwrapped`, in `run_app`: every CLI). The real command, in a subprocess."""
     import subprocess
 
-    from tests.helpers import attiqa_env, isp_tune_cmd
+    from helpers import attiqa_env, isp_tune_cmd
 
     res = subprocess.run(
         isp_tune_cmd("check", "--help"), env={**attiqa_env(), "COLUMNS": columns}, capture_output=True,
@@ -144,7 +144,7 @@ def test_ctrl_c_in_check_says_what_is_kept_and_the_rerun_ends_as_an_uninterrupte
     import filecmp
     import signal
 
-    from tests.helpers import interrupt_when, isp_tune_cmd, run_isp_tune
+    from helpers import interrupt_when, isp_tune_cmd, run_isp_tune
 
     raw_dir, out, ref = isp_raws[0].parent, tmp_path / "cut", tmp_path / "ref"
     args = ["check", raw_dir, "-m", "classical", "--out"]
@@ -168,10 +168,10 @@ def test_a_developed_image_under_a_raw_s_name_is_said_to_be_one(tmp_path, fmt, k
     camera raw or DNG", which sends the user looking for damage; now "a JPEG image named .dng, not a camera
     raw" (by its first bytes), in `isp-tune render`'s one line and a folder's skipped list alike."""
     import numpy as np
+    from helpers import run_isp_tune
     from PIL import Image
 
     from isp_env.raw import probe_raw
-    from tests.helpers import run_isp_tune
 
     path = tmp_path / "photo.dng"
     Image.fromarray(np.full((32, 32, 3), 120, np.uint8)).save(path, format=fmt)
@@ -196,12 +196,12 @@ def test_the_policy_sheet_names_each_raw_and_outlines_its_captions(tmp_path, isp
     import sys
 
     import numpy as np
+    from helpers import REPO, attiqa_env
     from PIL import Image
 
     from isp_env.isp import develop, finish
     from isp_env.params import neutral
     from isp_env.raw import read_raw
-    from tests.helpers import REPO, attiqa_env
 
     out = tmp_path / "sheet.png"
     cmd = [sys.executable, str(REPO / "benchmarks" / "isp_policy_sheet.py"), str(isp_raws[0]), "--check"]

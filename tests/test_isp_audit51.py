@@ -164,8 +164,7 @@ def test_help_at_80_columns_shows_every_option_whole():
     import subprocess
 
     import typer.main
-
-    from tests.helpers import attiqa_env, isp_tune_cmd
+    from helpers import attiqa_env, isp_tune_cmd
 
     group = typer.main.get_command(app)
     for name in ("", "check", "render"):

@@ -98,7 +98,7 @@ def test_a_run_folder_made_read_only_says_how_to_resume_it(tmp_path, isp_raws):
     import stat
     import subprocess
 
-    from tests.helpers import attiqa_env, isp_tune_cmd, tiny_teacher_run, unprivileged_cmd
+    from helpers import attiqa_env, isp_tune_cmd, tiny_teacher_run, unprivileged_cmd
 
     raw_dir, run = tiny_teacher_run(tmp_path, isp_raws)
     folders = [run, *(p for p in run.rglob("*") if p.is_dir())]

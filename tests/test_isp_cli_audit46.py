@@ -35,7 +35,7 @@ def test_a_read_only_folder_inside_a_run_folder_says_how_to_resume_it(tmp_path, 
     import stat
     import subprocess
 
-    from tests.helpers import (
+    from helpers import (
         TINY_TEACHER_OPTIONS,
         attiqa_env,
         isp_tune_cmd,

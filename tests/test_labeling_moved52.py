@@ -6,23 +6,21 @@ from __future__ import annotations
 
 import shutil
 
-import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from helpers import LABEL_AND_PRETRAIN, run_attiqa, signal_after, tiny_train_config
+from helpers import (
+    LABEL_AND_PRETRAIN,
+    LABEL_MARK,
+    degrade_config,
+    mark_labels,
+    run_attiqa,
+    signal_after,
+    tiny_train_config,
+)
 
 from attiqa.io.images import discover_images
 from attiqa.labeling import label_images, label_paths, parts_dir
 from attiqa.teachers import create_teacher
-
-MARK = 0.125  # a label no teacher run gives back: the rows kept are told from the rows labelled again
-
-
-def mark(path):
-    """Set ``path``'s (a table's or a part's) first label column to :data:`MARK`."""
-    table = pq.read_table(path)
-    values = pa.array([MARK] * table.num_rows, pa.float32())
-    pq.write_table(table.set_column(1, table.schema.field(1), values), path)
 
 
 def train(cli, cfg, table, *folders, more=()):
@@ -61,7 +59,7 @@ def test_a_stopped_runs_parts_follow_the_moved_folder(photo_dir, tmp_path):
     parts = sorted(parts_dir(out).glob("*.parquet"))
     assert len(parts) == 1
     for part in parts:
-        mark(part)
+        mark_labels(part)
     kept = pq.read_metadata(parts[0]).num_rows
     moved = tmp_path / "elsewhere" / "photos"
     moved.parent.mkdir()
@@ -70,7 +68,7 @@ def test_a_stopped_runs_parts_follow_the_moved_folder(photo_dir, tmp_path):
     assert (res.labelled, res.skipped_done) == (len(discover_images([moved])) - kept, kept)  # was: 0 kept
     table = pq.read_table(out)
     assert all(p.is_relative_to(moved) for p in label_paths(table))
-    assert table.column(1).to_pylist().count(MARK) == kept
+    assert table.column(1).to_pylist().count(LABEL_MARK) == kept
 
 
 def test_one_of_several_folders_moved_resumes(tmp_path, cli):
@@ -87,7 +85,7 @@ def test_one_of_several_folders_moved_resumes(tmp_path, cli):
     label_images(
         discover_images([images, more]), create_teacher("classical"), table, 4, 0, roots=[images, more]
     )
-    mark(table)  # before the run: the labels it pretrains on
+    mark_labels(table)  # before the run: the labels it pretrains on
     assert train(cli, cfg, table, images, more).returncode == 0
     moved = tmp_path / "new" / "elsewhere"
     moved.parent.mkdir()
@@ -97,7 +95,7 @@ def test_one_of_several_folders_moved_resumes(tmp_path, cli):
     assert '"epoch": 2' in (tmp_path / "run" / "pretrain" / "last.json").read_text()
     assert f"pretrain: the dataset moved: {more} -> {moved}, same rows" in " ".join(res.stderr.split())
     t = pq.read_table(table)
-    assert t.column(1).to_pylist() == [MARK] * 16  # nothing labelled again
+    assert t.column(1).to_pylist() == [LABEL_MARK] * 16  # nothing labelled again
     assert sum(p.is_relative_to(moved) for p in label_paths(t)) == 8
 
 
@@ -139,28 +137,6 @@ def test_the_resume_check_decodes_a_bounded_number_of_added_images(tmp_path, cli
     assert res.returncode == 0, res.stderr
     said = " ".join(res.stderr.split())
     assert f"{n_junk} images not in labels.parquet, the first {ADDED_PROBED} unreadable" in said, said
-
-
-def degrade_config(root):
-    """``root/run.yaml``: grade 4 noise images of ``root/src`` (2 levels of one distortion), label them
-    (classical), pretrain a tiny network 2 epochs; the run in ``root/run``."""
-    import numpy as np
-    from PIL import Image
-
-    (root / "src").mkdir(parents=True)
-    for i in range(4):
-        arr = np.random.default_rng(i).integers(0, 256, (40, 48, 3), dtype=np.uint8)
-        Image.fromarray(arr).save(root / "src" / f"s{i}.png")
-    cfg = root / "run.yaml"
-    cfg.write_text(
-        f"out_dir: {root / 'run'}\n"
-        "model: {backbone: tiny, pretrained_backbone: false, head_hidden: 8}\n"
-        f"degrade: {{sources: [{root / 'src'}], levels: [1, 3], distortions: [gaussian_blur]}}\n"
-        "label: {teacher: classical, num_workers: 0, batch_size: 4}\n"
-        "pretrain: {epochs: 2, batch_size: 4, resize_shorter: 40, crop_size: 32, num_workers: 0,"
-        " device: cpu}\n"
-    )
-    return cfg
 
 
 def add_source(root):

@@ -7,8 +7,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from test_dist253 import per_rank_run
-from test_follow54_dist import equal_columns, labelled
+from dist_helpers import equal_columns, labelled, per_rank_run
 
 
 def one_column_less(path) -> None:

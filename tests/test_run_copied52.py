@@ -10,9 +10,8 @@ import shutil
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from helpers import run_attiqa, tiny_train_config
+from helpers import LABEL_MARK, degrade_config, mark_labels, run_attiqa, tiny_train_config
 from PIL import Image
-from test_labeling_moved52 import MARK, degrade_config, mark
 
 from attiqa.distortions.graded import new_sources, write_graded_set
 from attiqa.io.images import discover_images
@@ -63,7 +62,7 @@ def labelled(folder, table):
     """``folder``'s images labelled (classical) into ``table`` and marked: labels a run keeps are told from
     labels it makes again."""
     label_images(discover_images([folder]), create_teacher("classical"), table, 4, 0, roots=[folder])
-    mark(table)
+    mark_labels(table)
 
 
 @pytest.mark.slow  # whole train runs in subprocesses (~25 s)
@@ -86,7 +85,7 @@ def test_a_copied_degrade_run_resumes_in_the_copy_without_grading_or_labelling_a
     graded = sorted(p.name for p in (a / "run" / "graded").iterdir())
     assert sorted(p.name for p in (b / "run" / "graded").iterdir()) == graded
     table = pq.read_table(b / "run" / "labels.parquet")
-    assert table.column(1).to_pylist() == [MARK] * 12  # nothing labelled again
+    assert table.column(1).to_pylist() == [LABEL_MARK] * 12  # nothing labelled again
     assert all(p.is_relative_to(b / "run" / "graded") for p in label_paths(table))
     assert snapshot(a) == before
 
@@ -116,6 +115,6 @@ def test_a_copied_run_without_a_degrade_stage_resumes_in_the_copy(tmp_path):
     assert res.returncode == 0, res.stderr
     assert '"epoch": 2' in (b / "run" / "finetune" / "last.json").read_text()
     table = pq.read_table(b / "run" / "labels.parquet")
-    assert table.column(1).to_pylist() == [MARK] * 8
+    assert table.column(1).to_pylist() == [LABEL_MARK] * 8
     assert all(p.is_relative_to(b / "set" / "images") for p in label_paths(table))
     assert snapshot(a) == before

@@ -1,6 +1,6 @@
 """Session 49's new-user pass over `attiqa train --config`, `attiqa bench` and `attiqa eval` on the named
 datasets in their official download layouts (docs/robustness.md). The datasets are session 48's fixtures
-(`test_dataset_layouts48.LAYOUTS`); the network is the tiny random one. Each test failed before its fix."""
+(`dataset_layouts.LAYOUTS`); the network is the tiny random one. Each test failed before its fix."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from conftest import TINY
-from test_dataset_layouts48 import LAYOUTS, pic
+from dataset_layouts import LAYOUTS, pic
 
 from attiqa.config import load_config
 from attiqa.datasets import get_dataset

@@ -136,16 +136,16 @@ with process_group():
     rank, calls = int(os.environ["RANK"]), [0]
     torch.manual_seed(0)
     model = torch.nn.Linear(3, 1)
-    ddp = wrap_ddp(model, torch.device("cpu"))
 
-    def step_loss(x, y):
+    def step_loss(net, x, y):
         calls[0] += 1
-        loss = ((ddp(x).squeeze(1) - y) ** 2).mean()
+        loss = ((net(x).squeeze(1) - y) ** 2).mean()
         return loss * float("nan") if rank == 1 and calls[0] == 7 else loss  # epoch 2 step 3, rank 1 only
 
     opt = torch.optim.SGD(model.parameters(), lr=0.01)
     try:
-        Trainer("pretrain", model, Batches(), step_loss, opt, epochs=3, progress=False).fit()
+        Trainer("pretrain", model, Batches(), step_loss, opt, epochs=3, progress=False,
+                wrap=lambda m: wrap_ddp(m, torch.device("cpu"))).fit()
     except AttiqaError as exc:
         # one write: print() writes the text and its newline apart, and the two ranks share one pipe
         sys.stderr.write(f"rank {rank}: {exc}\\n")

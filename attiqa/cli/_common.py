@@ -29,6 +29,7 @@ from attiqa.allocator import tune_allocator
 from attiqa.attributes import display_name
 from attiqa.errors import AttiqaError, EveryProcessError, Said, did_you_mean
 from attiqa.io.cores import MAX_WORKERS
+from attiqa.launch import world_size_text
 from attiqa.limits import SEED_MAX
 from attiqa.progress import console, plain, plain_name, say_error, shown_name
 from attiqa.scorers import DEFAULT_MODEL
@@ -149,7 +150,7 @@ def device(spec: str) -> str:
 def one_process() -> bool:
     """Not under torchrun: WORLD_SIZE unset or 1 (any other value, even one the process group refuses, is
     left to :func:`attiqa.sharding.sharded`). A command's checks then run before torch is imported."""
-    return os.environ.get("WORLD_SIZE", "1").strip() in ("", "1")
+    return world_size_text() == "1"
 
 
 def checked_first(check: Callable[[], T]) -> Callable[[], T]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -17,6 +18,9 @@ from attiqa.cli._common import (
 )
 from attiqa.errors import AttiqaError, EveryProcessError
 from attiqa.progress import console, counted, plain, plain_name
+
+if TYPE_CHECKING:
+    from attiqa.teachers.prompts import PromptSet
 
 LABEL_TEACHER = "classical"  # `attiqa label`'s teacher; its help says it
 
@@ -64,7 +68,7 @@ def label_cmd(
     from attiqa.runner import label_inputs
     from attiqa.teachers.prompts import load_prompts
 
-    def checked() -> tuple[LabelConfig, list[Path]]:
+    def checked() -> tuple[LabelConfig, list[Path], PromptSet | None]:
         if out.is_dir():
             raise AttiqaError(f"{out}: is a folder — give --out a file name, e.g. {out / 'labels.parquet'}")
         output_folder(out.parent, "--out", create=False)  # made once the images and the teacher are found
@@ -79,9 +83,9 @@ def label_cmd(
         )
         lc.check_clip_settings(options=True)  # as a run config's label: section is checked
         paths = label_inputs(lc)
-        if lc.prompts is not None:  # read again by the CLIP teacher; a bad one is said before torch loads
-            load_prompts(lc.prompts)
-        return lc, paths
+        # read once, here: a bad one is said before torch loads, and the CLIP teacher is handed what was read
+        prompt_set = load_prompts(lc.prompts) if lc.prompts is not None else None
+        return lc, paths, prompt_set
 
     first = checked_first(checked)  # alone: before torch is imported
     from attiqa.labeling import env_rank_world, kept_words
@@ -93,9 +97,9 @@ def label_cmd(
     try:
         with process_group():
             with alike_on_every_process():  # under torchrun: said once, or by each process that met it
-                lc, paths = first()
+                lc, paths, prompt_set = first()
             run = TrainConfig(out_dir=str(out.parent), label=lc)
-            path = run_label_stage(run, out.parent, device=device, paths=paths)
+            path = run_label_stage(run, out.parent, device=device, paths=paths, prompts=prompt_set)
             labelled = ()  # merged by rank 0 before the stage's last gather: the table is whole
             if is_main():
                 import pyarrow.parquet as pq

@@ -6,11 +6,24 @@ Resuming with other settings would silently mix two jobs' outputs; this refuses 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
 from attiqa.errors import ConfigError
 from attiqa.io.atomic import json_text, write_json_atomic
+
+
+def same_setting(a: Any, b: Any) -> bool:
+    """``a == b`` with NaN equal to NaN, inside lists and mappings too: a setting read back from JSON is
+    compared by value (``nan != nan`` refused a run's own resume)."""
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same_setting(a[k], b[k]) for k in a)
+    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
+        return len(a) == len(b) and all(same_setting(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
 
 
 def differing_settings(old: dict[str, Any], new: dict[str, Any]) -> str:

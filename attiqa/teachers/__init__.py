@@ -53,16 +53,16 @@ def list_teachers() -> list[str]:
 def create_teacher(
     spec: str,
     device: str | torch.device = "cpu",
-    prompts: str | Path | None = None,
+    prompts: str | Path | PromptSet | None = None,
     clip_scale: float = 1.0,
     hint_flag: str = TEACHER_FLAG,
 ) -> Teacher:
     """Build a teacher from a spec string (see the module docstring).
 
-    ``prompts`` (a prompts JSON file; None = paper Table 1), ``clip_scale`` (the factor k of
-    ``softmax(k * cos)`` in eq. 2; 1.0 = the paper as printed) and ``hint_flag`` (how the command takes a
-    CLIP spec, for its errors' hints: ``attiqa label``'s :data:`TEACHER_FLAG` by default) only apply to
-    CLIP teachers.
+    ``prompts`` (a prompts JSON file or its :class:`PromptSet`, read already; None = paper Table 1),
+    ``clip_scale`` (the factor k of ``softmax(k * cos)`` in eq. 2; 1.0 = the paper as printed) and
+    ``hint_flag`` (how the command takes a CLIP spec, for its errors' hints: ``attiqa label``'s
+    :data:`TEACHER_FLAG` by default) only apply to CLIP teachers.
     """
     from attiqa.teachers.classical import ClassicalTeacher
     from attiqa.teachers.clip import ClipTeacher

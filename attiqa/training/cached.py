@@ -110,8 +110,8 @@ def pretrain_cached(cfg: PretrainConfig, labels: Path, out_dir: Path, resume: bo
                    "head_names": list(dataset.head_names), "metadata": dataset.metadata},
     }  # fmt: skip
 
-    def step_loss(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return loss_fn(model.forward_features(backbone.normalize(x)).attributes, y)
+    def step_loss(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return loss_fn(model.forward_features(backbone.normalize(x)).attributes, y)  # (net: the model)
 
     trainer = Trainer(
         "pretrain", model, CachedBatches(feats, dataset.targets, rows, cfg.batch_size, cfg.seed), step_loss,

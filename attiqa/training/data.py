@@ -242,13 +242,18 @@ def data_key(data: dict[str, Any] | None) -> str | None:
     """What a stage trains on (its :data:`DATA_SETTING` record), as the processes of a job compare it
     (:meth:`attiqa.training.trainer.Trainer.check_same_start`): its rows named under their folder when
     recorded (the same table copied to another path on another machine is equal); beside :func:`same_data`,
-    the resume's comparison of the same record."""
+    the resume's comparison of the same record. The whole hash: a message shortens it (:func:`short_key`)."""
     if not data:
         return None
     for key in ("roots_rows", "rows", "fingerprint"):
         if data.get(key):
-            return str(data[key])[:8]
+            return str(data[key])
     return None
+
+
+def short_key(key: str | None) -> str | None:
+    """A :func:`data_key` as a message shows it: its first 8 characters (compared whole)."""
+    return None if key is None else key[:8]
 
 
 ROOTS_ORDER = "label.images"

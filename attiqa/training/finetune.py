@@ -317,7 +317,6 @@ def _end_to_end(
     source = ImageBatches(
         train_ds, cfg.batch_size, cfg.seed, workers, cfg.max_steps_per_epoch, "finetune.batch_size"
     )
-    ddp = D.wrap_ddp(model, device)
     base_card = {
         "stage": "finetune",
         "config": card_cfg,
@@ -341,11 +340,12 @@ def _end_to_end(
         pred = predict_five_crop(model, val_ds, device, max(1, source.batch_size), workers)
         return correlations(pred.numpy(), val_ds.mos.numpy())
 
-    def step_loss(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return mos_loss(ddp(x).mos, model.mos_to_unit_scale(y), cfg.plcc_weight)
+    def step_loss(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return mos_loss(net(x).mos, model.mos_to_unit_scale(y), cfg.plcc_weight)
 
     trainer = Trainer(
         "finetune", model, source, step_loss, optimizer, cfg.epochs, stage_dir=stage_dir,
+        wrap=lambda m: D.wrap_ddp(m, device),
         train_mode=lambda: image_train_mode(model, cfg.freeze_backbone, freeze_bn=polish),
         validate=validate, lr_schedule=cfg.lr_schedule, base_lrs=base_lrs, device=device, card=base_card,
         progress=progress, log=log,

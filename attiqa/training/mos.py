@@ -147,7 +147,7 @@ def cached_mos_trainer(
     source = source or CachedBatches(feats, target01, rows, cfg.batch_size, cfg.seed)
     objective = loss or (lambda pred, y: mos_loss(pred, y, cfg.plcc_weight))
 
-    def step_loss(x: torch.Tensor, y: Any) -> torch.Tensor:
+    def step_loss(net: torch.nn.Module, x: torch.Tensor, y: Any) -> torch.Tensor:
         mos = model.forward_features(model.backbone.normalize(x)).mos
         assert mos is not None  # make_optimizer checked the MOS head
         return objective(mos, y)

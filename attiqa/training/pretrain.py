@@ -133,9 +133,6 @@ def _pretrain(cfg: PretrainConfig, labels: Path, out_dir: Path, resume: bool, pr
     source = ImageBatches(
         dataset, cfg.batch_size, cfg.seed, workers, cfg.max_steps_per_epoch, "pretrain.batch_size"
     )
-    # wrapped once every process is known to start alike (trainer.resume): a table with other heads on one
-    # node made the models differ, and DDP's own check of them a traceback
-    ddp: torch.nn.Module = model
     base_card = {
         "stage": "pretrain",
         "config": to_dict(cfg),
@@ -149,13 +146,13 @@ def _pretrain(cfg: PretrainConfig, labels: Path, out_dir: Path, resume: bool, pr
         "per_process_batch": source.batch_size,
     }
     trainer = Trainer(
-        "pretrain", model, source, lambda x, y: loss_fn(ddp(x).attributes, y), optimizer, cfg.epochs,
-        stage_dir=stage_dir, train_mode=lambda: ddp.train(), device=device, card=base_card, progress=progress,
+        "pretrain", model, source, lambda net, x, y: loss_fn(net(x).attributes, y), optimizer, cfg.epochs,
+        stage_dir=stage_dir, wrap=lambda m: D.wrap_ddp(m, device), device=device, card=base_card,
+        progress=progress,
         state_extra={"head_names": list(dataset.head_names)},
         settings={**to_dict(cfg), DATA_SETTING: dataset.fingerprint()}, data_fix=labels_fix,
     )  # fmt: skip
     check_resumed_heads(trainer.resume(resume), dataset.head_names, trainer.last_path)
-    ddp = D.wrap_ddp(model, device)
     history = trainer.fit()
 
     calibrate_model(model, labels, cfg, device, workers, roots)

@@ -15,10 +15,11 @@ Only rank 0 writes files (:class:`WriteLog` refuses writes elsewhere); every ran
 Adding a batch source: any object with ``epoch(e) -> (batches, n_steps)``, ``batches`` yielding ``(inputs,
 targets)`` — tensors, or tuples / lists / dicts of tensors (moved to the device by the loop) — and depending
 only on (seed, e), so that a resumed epoch replays exactly; see :mod:`attiqa.training.sources`. Adding a
-loss: ``step_loss(inputs, targets) -> scalar tensor`` does the forward pass and the loss (e.g. a margin
-ranking loss over (image, degraded copy) pairs, or a per-dataset MOS scale looked up from a dataset id in
-``targets``). On cached features, :func:`attiqa.training.mos.cached_mos_trainer` takes ``source=`` and
-``loss=`` and keeps everything else (trainable parameters, optimizer, schedule, files, resume).
+loss: ``step_loss(net, inputs, targets) -> scalar tensor`` does the forward pass through ``net`` (the model,
+or what ``wrap=`` made of it: DDP) and the loss (e.g. a margin ranking loss over (image, degraded copy)
+pairs, or a per-dataset MOS scale looked up from a dataset id in ``targets``). On cached features,
+:func:`attiqa.training.mos.cached_mos_trainer` takes ``source=`` and ``loss=`` and keeps everything else
+(trainable parameters, optimizer, schedule, files, resume).
 """
 
 from __future__ import annotations
@@ -46,11 +47,12 @@ from attiqa.io.checkpoints import (
     read_card,
     save_training_state,
 )
+from attiqa.io.run_meta import same_setting
 from attiqa.models import AttiqaModel, save_model
 from attiqa.progress import console
 from attiqa.sharding import alike_on_every_process
 from attiqa.training import distributed as D
-from attiqa.training.data import DATA_SETTING, data_key, flush_unreadable, same_data
+from attiqa.training.data import DATA_SETTING, data_key, flush_unreadable, same_data, short_key
 
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
@@ -236,7 +238,7 @@ class Trainer:
     name: str  # "pretrain" | "finetune"; card stages are NAME / NAME-partial
     model: AttiqaModel  # the unwrapped model (what is saved)
     source: BatchSource
-    step_loss: Callable[[Any, torch.Tensor], torch.Tensor]  # forward (through DDP if any) + loss
+    step_loss: Callable[[torch.nn.Module, Any, torch.Tensor], torch.Tensor]  # forward through net + loss
     optimizer: torch.optim.Optimizer
     epochs: int
     stage_dir: Path | None = None  # None: no files (e.g. the ridge weight's cross-validation)
@@ -263,6 +265,11 @@ class Trainer:
     epochs_key: str = ""  # the config setting of ``epochs`` (default NAME.epochs)
     data_fix: str = ""  # how to set the data back when a resume finds it changed (default: restore the file)
     start_checked: bool = False  # resume() ran (fit() runs it otherwise, on every process)
+    # what the steps run through: the model, wrapped (DDP) by fit() after resume(), once every process is
+    # known to start alike — a table with other heads on one node made the models differ, and DDP's own
+    # check of them a traceback
+    wrap: Callable[[torch.nn.Module], torch.nn.Module] | None = None
+    net: torch.nn.Module = field(init=False)
 
     def __post_init__(self) -> None:
         if self.lr_schedule not in LR_SCHEDULES:
@@ -270,6 +277,7 @@ class Trainer:
         if self.base_lrs is None:
             self.base_lrs = [g["lr"] for g in self.optimizer.param_groups]
         self.label = self.label or self.name
+        self.net = self.model
 
     # -- paths --------------------------------------------------------------------------------------------
     @property
@@ -320,7 +328,7 @@ class Trainer:
             if others and data and not resumed:  # a resume: each compares its own with the saved record
                 ranks = f"rank{'s' if len(others) > 1 else ''} {', '.join(map(str, others))}"
                 (rows, cols), (their_rows, their_cols) = mine, keys[others[0]]
-                what = f"rows {rows} here, {their_rows} there"
+                what = f"rows {short_key(rows)} here, {short_key(their_rows)} there"
                 if rows == their_rows:
                     what = f"columns {', '.join(cols or [])} here, {', '.join(their_cols or [])} there"
                 raise AttiqaError(
@@ -421,7 +429,9 @@ class Trainer:
         now = json.loads(json.dumps(self.settings, default=str))  # as the saved one was stored: JSON
         now.pop(DATA_SETTING, None)  # compared by same_data (runs of older versions: none)
         same, same_rows = same_data(self.settings.get(DATA_SETTING), saved.get(DATA_SETTING))
-        changed = [k for k in now if k in saved and now[k] != saved[k] and k not in RESUME_FREE]
+        changed = [
+            k for k in now if k in saved and not same_setting(now[k], saved[k]) and k not in RESUME_FREE
+        ]
         moved = [k for k in changed if k in RESUME_MOVED] if same_rows else []
         changed = [k for k in changed if k not in moved]
         refused = [k for k in changed if k not in RESUME_SAID]
@@ -464,7 +474,7 @@ class Trainer:
     ) -> dict[str, Any]:
         """Train one epoch on ``batches`` (``source.epoch(epoch)``); returns its loss (mean over steps and
         ranks), steps, images and start time."""
-        (self.train_mode or self.model.train)()
+        (self.train_mode or self.net.train)()
         total = n_steps * self.epochs
         t0, loss_sum, n_img, steps = time.perf_counter(), torch.zeros((), device=self.device), 0, 0
         assert self.base_lrs is not None  # set in __post_init__
@@ -476,7 +486,7 @@ class Trainer:
                     self.optimizer, self.base_lrs, self.lr_schedule, self.global_step + step, total
                 )
             x, y = to_device(x, self.device), to_device(y, self.device)
-            loss = self.step_loss(x, y)
+            loss = self.step_loss(self.net, x, y)
             self.check_finite(loss, epoch, step)
             self.optimizer.zero_grad(set_to_none=True)
             with D.collective():  # under DDP the gradients' all-reduce runs inside backward()
@@ -553,6 +563,8 @@ class Trainer:
         before); returns the history."""
         if not self.start_checked:  # every process, resuming or not: where each starts is compared
             self.resume(resume)
+        if self.wrap is not None and self.net is self.model:
+            self.net = self.wrap(self.model)
         try:
             with maybe_progress(self.progress) as prog:
                 for epoch in range(self.start_epoch, self.epochs):

@@ -1,0 +1,42 @@
+"""Session 56 mends: `attiqa label --prompts F` reads F once."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+
+OPENED: list[str] = []
+WATCHED: set[str] = set()
+
+
+def count_opens(event: str, args: tuple) -> None:
+    """An audit hook (never removed: it records only the files a test puts in ``WATCHED``)."""
+    if event == "open" and args and str(args[0]) in WATCHED:
+        OPENED.append(str(args[0]))
+
+
+sys.addaudithook(count_opens)
+
+
+def test_label_reads_its_prompts_file_once(tmp_path, photo_dir, tiny_dir, cli):
+    """**Was**: `attiqa label photos -t clip:FOLDER --prompts F` read F in the command's check (to say a bad
+    file before torch loads) and again in the CLIP teacher; now the check's reading is handed to the
+    teacher, and the labels are made with it."""
+    from attiqa.teachers.prompts import default_prompts_path
+
+    prompts = tmp_path / "mine.json"
+    shutil.copy(default_prompts_path(), prompts)
+    out = tmp_path / "labels.parquet"
+    WATCHED.add(str(prompts))
+    try:
+        res = cli("label", photo_dir, "-t", f"clip:{tiny_dir}", "--prompts", prompts, "-o", out, "-b", "4")
+    finally:
+        WATCHED.discard(str(prompts))
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert out.exists()
+    assert len(OPENED) == 1, OPENED  # the check read it; the teacher was handed that reading
+
+    from attiqa.labeling import read_label_metadata
+
+    teacher = read_label_metadata(out)["teacher"]  # the table still names the file its prompts came from
+    assert teacher["prompts_file"] == str(prompts) and teacher["prompts_sha256"], teacher
