@@ -8,7 +8,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from test_fasterr55_early_checks import ISP_HEAVY, check
+from early_checks import ISP_HEAVY, check
 
 from isp_env.dng import demo_raws
 
