@@ -80,7 +80,7 @@ def test_genbench_score_metric_names_are_told_before_torch(tmp_path: Path, photo
 def test_genbench_run_model_that_is_a_file_says_so(tmp_path: Path) -> None:
     """**Was**: `genbench run --model /etc/hostname` said "not a diffusers pipeline folder" — a folder of
     the wrong kind; and model_index.json itself was refused the same way. Now: a file, and what to pass."""
-    from test_fasterr55_early_checks import run_cases
+    from early_checks import run_cases
 
     pipe = tmp_path / "sd21"
     pipe.mkdir()
@@ -152,7 +152,7 @@ def test_a_damaged_bundled_model_is_told_before_torch(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    from test_fasterr55_early_checks import PROBE, ROOT
+    from early_checks import PROBE, ROOT
 
     site = tmp_path / "site"
     shutil.copytree(ROOT / "attiqa", site / "attiqa", ignore=shutil.ignore_patterns("__pycache__"))

@@ -45,8 +45,8 @@ def test_bench_splits_biq2021_by_its_official_train_and_test_files(tmp_path: Pat
     FLIVE's and AVA's official splits were followed. Now BIQ2021's too: one run, trained on the training
     file's photos, tested on the test file's (attiqa.bench_splits, torch-free; `attiqa train`'s
     ``finetune.dataset: biq2021`` splits the same way)."""
-    from test_dataset_layouts48 import biq2021
-    from test_fasterr55_early_checks import check
+    from dataset_layouts import biq2021
+    from early_checks import check
 
     from attiqa.bench_setup import bench_dataset
     from attiqa.bench_splits import plan_splits
