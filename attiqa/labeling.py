@@ -34,7 +34,7 @@ from attiqa.io.atomic import atomic_path, remove_orphan_temps
 from attiqa.io.batching import inference_num_workers
 from attiqa.io.names import common_folder, order_under, path_text, text_path, under_roots
 from attiqa.io.run_meta import differing_settings
-from attiqa.launch import world_size_text
+from attiqa.launch import launched_rank, launched_world_size
 from attiqa.progress import shown_name
 from attiqa.scoring import score_batches
 from attiqa.sharding import barrier, collective
@@ -443,8 +443,8 @@ def label_images(
 
 
 def env_rank_world() -> tuple[int, int]:
-    """(rank, world_size) from torchrun's environment, (0, 1) otherwise."""
-    return int(os.environ.get("RANK", 0)), int(world_size_text())
+    """(rank, world_size) from torchrun's environment, checked (:mod:`attiqa.launch`), (0, 1) otherwise."""
+    return launched_rank(), launched_world_size()
 
 
 def overall_labels(src: str | Path, dst: str | Path, name: str = "overall") -> Path:

@@ -1,5 +1,5 @@
-"""torchrun's environment, read torch-free: the one reader of WORLD_SIZE, so a command's checks can ask
-whether this is one process before torch is imported (:func:`attiqa.cli._common.one_process`) and the
+"""torchrun's environment, read torch-free: the one reader of WORLD_SIZE and RANK, so a command's checks can
+ask whether this is one process before torch is imported (:func:`attiqa.cli._common.one_process`) and the
 process group (:func:`attiqa.sharding.init_distributed`) reads the same value, checked."""
 
 from __future__ import annotations
@@ -38,3 +38,10 @@ def launched_world_size() -> int:
             f"the command with torchrun --nproc_per_node {ws} -m attiqa.cli ... (it numbers them), or {one}"
         )
     return ws
+
+
+def launched_rank() -> int:
+    """This process's rank: RANK under torchrun (checked with WORLD_SIZE: :func:`launched_world_size`), 0 for
+    one process, as :func:`attiqa.sharding.rank` says — a RANK left in a shell by a launcher is not this
+    process's (``RANK=1 attiqa label`` labelled from the second image on; ``RANK=x``: a traceback)."""
+    return int(os.environ["RANK"].strip()) if launched_world_size() > 1 else 0

@@ -194,7 +194,8 @@ def _run_command(typer_app: Callable[[], Any]) -> None:
         # said by the processes of a torchrun job that met it (attiqa.sharding.alike_on_every_process)
         sys.exit(EXIT_ERROR)
     except AttiqaError as exc:
-        if not isinstance(exc, EveryProcessError) or os.environ.get("RANK", "0") == "0":
+        # said by rank 0 of a job; one process says it whatever RANK a launcher left in its shell
+        if not isinstance(exc, EveryProcessError) or one_process() or os.environ.get("RANK", "0") == "0":
             say_error(str(exc))
         sys.exit(EXIT_ERROR)
     except OSError as exc:  # last resort (the commands check their inputs and outputs first): still one line
