@@ -83,9 +83,10 @@ def run(
     Writes images/, manifest.jsonl and manifest.csv (prompt, seeds, model, settings per pair) and run.json.
     Rerunning the same command keeps every finished image and makes the rest.
     """
-    from genbench.generate import GenSettings, generate_run
+    from genbench.generate import GenSettings, generate_run, refuse_file
     from genbench.prompts import load_prompt_spec
 
+    refuse_file(model)  # before --device is resolved (torch)
     spec = load_prompt_spec(template, candidates)
     settings = GenSettings(
         model=model,

@@ -149,17 +149,11 @@ def long_prompts(pipe: StableDiffusionPipeline, records: list[dict]) -> tuple[li
         return [r["pair_id"] for r in records if len(tokenizer(r["prompt"]).input_ids) > limit], limit
 
 
-def pipeline_source(model: str) -> tuple[Path, bool]:
-    """``--model`` as a local pipeline folder (path, True) or a Hub id (path, False); one line for what is
-    neither: a name without an owner, a missing folder, a folder without model_index.json, or a file (a
-    file was called "not a diffusers pipeline folder", which reads as a folder of the wrong kind)."""
+def refuse_file(model: str) -> None:
+    """One line for ``--model FILE``: a file is never a pipeline (a file was called "not a diffusers pipeline
+    folder", which reads as a folder of the wrong kind). Torch-free: ``genbench run`` says it before it
+    resolves ``--device`` (torch), a finished run's folder check or not."""
     path = Path(model).expanduser()
-    looks_local = path.exists() or model.startswith((".", "/", "~")) or model.count("/") > 1
-    if not looks_local and "/" not in model:
-        raise ModelLoadError(
-            f"{model}: no such folder — pass --model PATH to a diffusers pipeline folder or a Hub id such as "
-            f"{DEFAULT_MODEL}"
-        )
     if path.is_file():
         hint = (
             f"pass its folder, --model {shell_arg(str(path.parent))}"
@@ -169,6 +163,20 @@ def pipeline_source(model: str) -> tuple[Path, bool]:
             "not a pipeline"
         )
         raise ModelLoadError(f"{model}: a file, not a folder — {hint}")
+
+
+def pipeline_source(model: str) -> tuple[Path, bool]:
+    """``--model`` as a local pipeline folder (path, True) or a Hub id (path, False); one line for what is
+    neither: a name without an owner, a missing folder, a folder without model_index.json, or a file
+    (:func:`refuse_file`)."""
+    path = Path(model).expanduser()
+    looks_local = path.exists() or model.startswith((".", "/", "~")) or model.count("/") > 1
+    if not looks_local and "/" not in model:
+        raise ModelLoadError(
+            f"{model}: no such folder — pass --model PATH to a diffusers pipeline folder or a Hub id such as "
+            f"{DEFAULT_MODEL}"
+        )
+    refuse_file(model)
     if looks_local and not (path / "model_index.json").is_file():
         what = "not a diffusers pipeline folder (no model_index.json)" if path.exists() else "no such folder"
         raise ModelLoadError(
