@@ -325,7 +325,7 @@ class SplitPlan:
         return self.image_wise(b, splits, "fraction")
 
     def check(self, b: BenchDataset, splits: Sequence[Split]) -> None:
-        """Every split leaves enough images on each side (:func:`attiqa.training.data.check_split`); called
+        """Every split leaves enough images on each side (:func:`attiqa.splits.check_split`); called
         for every dataset before the first fine-tuning run, so a tiny set is refused in a second."""
         mos = [float(it.mos) for it in b.dataset.items]
         for sp in splits:

@@ -84,7 +84,8 @@ from attiqa.datasets.base import DatasetItem, IQADataset
 from attiqa.io.atomic import output_folder, write_json_atomic, write_text_atomic
 from attiqa.io.checkpoints import weights_sha256
 from attiqa.progress import console, plain
-from attiqa.training.data import MosSplit, check_split
+from attiqa.splits import check_split
+from attiqa.training.data import MosSplit
 
 if TYPE_CHECKING:
     from attiqa.training.finetune import InitialModel

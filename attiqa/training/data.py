@@ -46,7 +46,6 @@ from attiqa.errors import AttiqaError, ImageLoadError
 from attiqa.io.images import load_image
 from attiqa.io.names import order_under, text_path, under_roots
 from attiqa.progress import console, plain, plain_failure
-from attiqa.splits import MIN_PER_SIDE as MIN_PER_SIDE  # re-exported: their home was here
 from attiqa.splits import check_split, split_indices
 from attiqa.training import distributed as D
 
