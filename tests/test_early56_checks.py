@@ -8,6 +8,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pytest
 from early_checks import ISP_HEAVY, check
 
 from isp_env.dng import demo_raws
@@ -141,11 +142,27 @@ def test_attiqa_bench_split_errors_are_told_before_torch(tmp_path: Path) -> None
     assert not (tmp_path / "bench").exists()
 
 
-def test_a_damaged_bundled_model_is_told_before_torch(tmp_path: Path) -> None:
+def header_without_a_range(data: bytes) -> bytes:
+    """A safetensors file whose first tensor's ``data_offsets`` is empty, every other byte as it was (the
+    header padded with spaces to its length)."""
+    import json
+
+    n = int.from_bytes(data[:8], "little")
+    table = json.loads(data[8 : 8 + n])
+    first = next(k for k in table if k != "__metadata__")
+    table[first]["data_offsets"] = []
+    header = json.dumps(table, separators=(",", ":")).encode().ljust(n)
+    assert len(header) == n
+    return data[:8] + header + data[8 + n :]
+
+
+@pytest.mark.parametrize("damage", ["cut short", "a tensor without its byte range"])
+def test_a_damaged_bundled_model_is_told_before_torch(tmp_path: Path, damage: str) -> None:
     """`attiqa export attiqa-default` (and every use of a named model) checks the shipped file's SHA-256 by
     reading it as a checkpoint (io.checkpoints: torch). A file cut short — the usual damage — is now found
     torch-free from its safetensors header and size first (io.hashes.safetensors_length_problem), same words.
-    A damaged installation for real: a copy of the package whose bundled model lost its last bytes."""
+    A damaged installation for real: a copy of the package whose bundled model lost its last bytes, or
+    whose header gives a tensor no byte range (review: that was an IndexError's traceback)."""
     import json
     import os
     import subprocess
@@ -157,7 +174,7 @@ def test_a_damaged_bundled_model_is_told_before_torch(tmp_path: Path) -> None:
     shutil.copytree(ROOT / "attiqa", site / "attiqa", ignore=shutil.ignore_patterns("__pycache__"))
     shipped = site / "attiqa" / "data" / "models" / "attiqa-default.safetensors"
     data = shipped.read_bytes()
-    shipped.write_bytes(data[: len(data) - 4096])
+    shipped.write_bytes(data[: len(data) - 4096] if damage == "cut short" else header_without_a_range(data))
     out = str(tmp_path / "mine.safetensors")
     cases = [["attiqa.cli", ["export", "attiqa-default", out], ""]]
     env = {**os.environ, "PYTHONPATH": str(site), "COLUMNS": "200"}

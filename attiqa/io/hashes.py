@@ -20,7 +20,8 @@ def sha256_of(path: str | Path) -> str:
 
 def safetensors_length_problem(path: str | Path) -> str | None:
     """Why ``path`` cannot be a whole safetensors file, from its header alone (8 bytes of length, the JSON
-    table of tensors and their byte ranges) and its size — a file cut short, or with bytes added — else None.
+    table of tensors and their byte ranges) and its size — a file cut short, with bytes added, or a header
+    without a tensor's byte range (it was an IndexError's traceback) — else None.
     A few kilobytes read: a named model's damaged file is refused before torch loads and the file is hashed;
     a whole file of other bytes is found by the hash only."""
     with open(path, "rb") as fh:
@@ -35,10 +36,13 @@ def safetensors_length_problem(path: str | Path) -> str | None:
             return "its header is not JSON"
     if not isinstance(table, dict):
         return "its header is not a JSON object"
-    ends = [
-        e["data_offsets"][1]
-        for k, e in table.items()
-        if k != "__metadata__" and isinstance(e, dict) and isinstance(e.get("data_offsets"), list)
-    ]
-    want = 8 + n + max((int(x) for x in ends if isinstance(x, int)), default=0)
+    ends: list[int] = []
+    for key, entry in table.items():
+        if key == "__metadata__":
+            continue
+        r = entry.get("data_offsets") if isinstance(entry, dict) else None
+        if not (isinstance(r, list) and len(r) == 2 and all(isinstance(x, int) for x in r)):
+            return "its header gives a tensor no byte range (data_offsets: a start and an end)"
+        ends.append(r[1])
+    want = 8 + n + max(ends, default=0)
     return None if size == want else f"{size} bytes where its header says {want}"
