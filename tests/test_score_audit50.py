@@ -314,7 +314,8 @@ def test_eval_resumed_from_the_cache_says_so_before_its_bar(tmp_path, cli, monke
     rows = (root / "mos.csv").read_text().splitlines()
     (root / "first.csv").write_text("\n".join(rows[:4]) + "\n")  # header + 3 images
     ckpt = tiny_attiqa_checkpoint(tmp_path)
-    base = ("eval", "folder", "--root", root, "-m", ckpt, "--crops", "center", "-b", "2")
+    # -w 0: decoded in this process, as when torch takes every core (a decode worker: the bar starts at 1/5)
+    base = ("eval", "folder", "--root", root, "-m", ckpt, "--crops", "center", "-b", "2", "-w", "0")
     assert cli(*base, "--csv", root / "first.csv", "-o", tmp_path / "a").returncode == 0
     res = cli(*base, "-o", tmp_path / "b")
     assert res.returncode == 0, res.stderr
