@@ -23,8 +23,14 @@ native: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/attiqa demo --out runs/demo
 
+# two passes: every test not marked `serial` in two pytest-xdist workers (one torch thread each, see
+# tests/conftest.py), then the `serial` ones (torchrun ranks, kills timed against a run) alone; the second pass
+# runs even when the first fails, so one log shows every failure, and either failing fails `make test`
 test: $(STAMP)
-	$(BIN)/python -m pytest -q tests
+	@status=0; \
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile -m "not serial" tests || status=$$?; \
+	$(BIN)/python -m pytest -q -m serial tests || status=$$?; \
+	exit $$status
 
 lint: $(STAMP)
 	$(BIN)/ruff check attiqa genbench isp_env tests benchmarks experiments

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import signal
 import subprocess
 import sys
@@ -25,6 +26,17 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     (session 51: three of them in a fresh-clone run started as ``( … & )``), not in the code."""
     if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)  # children get SIG_DFL across exec
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """In a pytest-xdist worker (`make test` runs two on a 2-core machine) torch and every process a test
+    starts take one thread (OMP_NUM_THREADS, inherited): two workers of a thread per core each oversubscribe
+    the cores, and a tiny run is mostly threads' overhead. Tests of the thread count set it themselves; the
+    ones marked ``serial`` run alone, after, with the default count (docs/architecture.md, "Tests")."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        os.environ.setdefault("OMP_NUM_THREADS", "1")
+        if "torch" in sys.modules:
+            sys.modules["torch"].set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 
 def skimage_rgb(name: str) -> Image.Image:

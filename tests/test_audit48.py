@@ -34,6 +34,7 @@ with D.process_group():
 
 
 @pytest.mark.slow
+@pytest.mark.serial(reason="two torchrun ranks need both cores")
 def test_torchrun_unreadable_count_gathers_names_only_when_a_rank_met_one(tmp_path):
     """`UnreadableImages.finish` under torchrun (2 processes, gloo). **Was**: every rank's list of unreadable
     paths gathered at the end of every stage, also when no rank met one. Now the ranks agree on a flag

@@ -37,6 +37,7 @@ SCORE = ("score", "photos", "-o", "s.csv", "-m", "classical", "-w", "0")
     ],
     ids=["score-label", "train"],
 )
+@pytest.mark.serial(reason="two torchrun ranks need both cores")
 def test_an_error_met_by_rank_1_alone_is_said_by_rank_1(tmp_path, photo_dir, runs):
     """`torchrun --nproc_per_node 2 -m attiqa.cli score photos -o s.csv` (`label`, `train -c run.yaml`)
     where `photos` (the config) is on rank 0's machine only. **Was**: rank 1's "photos: no such file" was an
@@ -54,6 +55,7 @@ def test_an_error_met_by_rank_1_alone_is_said_by_rank_1(tmp_path, photo_dir, run
 
 
 @pytest.mark.slow
+@pytest.mark.serial(reason="two torchrun ranks need both cores")
 def test_an_error_met_by_every_rank_is_said_once_without_a_rank(tmp_path, photo_dir):
     """The same error met by both processes (`photos` on neither machine): once, by rank 0, as before."""
     two_machines(tmp_path, photo_dir)
@@ -64,6 +66,7 @@ def test_an_error_met_by_every_rank_is_said_once_without_a_rank(tmp_path, photo_
     assert "Traceback" not in ours, ours
 
 
+@pytest.mark.serial(reason="a signal or kill timed against torchrun's processes")
 def test_the_error_line_is_written_whole_when_sigterm_comes_during_it(tmp_path):
     """`attiqa score missing.jpg` whose stderr is a full pipe (a log reader behind, torchrun's agent
     forwarding a rank's output), SIGTERM sent while its one line waits to be written — as torchrun's agent

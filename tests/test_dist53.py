@@ -24,6 +24,7 @@ def read_until(fd: int, text: str, seen: bytearray, deadline: float) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.serial(reason="a signal or kill timed against torchrun's processes")
 def test_a_torchrun_label_job_lost_after_the_merge_says_the_table_is_whole(tmp_path, photos, tiny_dir):
     """`torchrun --nproc_per_node 2 -m attiqa.cli label DIR -t clip:FOLDER -o l.parquet`, rank 1 SIGKILLed
     once rank 0 had merged the table. **Was**: "label: another process of this torchrun job stopped (…) — the
@@ -137,6 +138,7 @@ def test_label_interrupted_says_what_it_kept(tmp_path, photo_dir):
 
 
 @pytest.mark.slow
+@pytest.mark.serial(reason="two torchrun ranks need both cores")
 def test_torchrun_label_and_train_refuse_a_bad_output_or_input_in_one_line(tmp_path, photo_dir):
     """`torchrun --nproc_per_node 2 -m attiqa.cli label DIR -o RO/l.parquet` (a read-only folder), `label DIR
     -o mos.csv` (not a label table), `train -c run.yaml` whose `finetune.csv` has no `image` column.
@@ -167,6 +169,7 @@ def test_torchrun_label_and_train_refuse_a_bad_output_or_input_in_one_line(tmp_p
 
 
 @pytest.mark.slow
+@pytest.mark.serial(reason="two torchrun ranks need both cores")
 def test_a_torchrun_label_stopped_says_so_once_and_resumes_with_another_process_count(tmp_path):
     """`torchrun --nproc_per_node 2 -m attiqa.cli label DIR -o l.parquet`, every process sent SIGTERM
     after its second part file (as torchrun's agent or a scheduler stops a job), then the same command with

@@ -24,6 +24,7 @@ def trained_run(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.serial(reason="two torchrun ranks need both cores")
 def test_a_resume_whose_state_file_only_rank_0_sees_is_said_by_rank_1(tmp_path):
     """`torchrun --nproc_per_node 2 -m attiqa.cli train -c run.yaml --out-dir run --resume` where rank 1's
     `run/finetune` holds `last.safetensors` but not its state file (a node whose copy lacks it). **Was**:
@@ -65,6 +66,7 @@ def test_ranks_that_resume_from_different_epochs_stop_with_one_line_not_a_hang(t
 
 
 @pytest.mark.slow
+@pytest.mark.serial(reason="two torchrun ranks need both cores")
 def test_too_few_images_for_the_processes_on_rank_1_alone_is_said_by_rank_1(tmp_path, photos):
     """`torchrun --nproc_per_node 2 -m attiqa.cli train -c run.yaml` whose `labels:` table holds 2 images on
     rank 1's machine, 4 on rank 0's. **Was**: rank 1's refusal ("2 labelled images over 2 processes") was
@@ -87,6 +89,7 @@ def test_too_few_images_for_the_processes_on_rank_1_alone_is_said_by_rank_1(tmp_
 
 
 @pytest.mark.slow
+@pytest.mark.serial(reason="two torchrun ranks need both cores")
 def test_a_bad_join_timeout_is_one_line_a_node_not_a_traceback(tmp_path, photo_dir):
     """`ATTIQA_JOIN_TIMEOUT=nan torchrun --nproc_per_node 2 -m attiqa.cli score DIR -o s.csv` (also `inf`,
     `1e20`, `0`, `-5`, `abc`). **Was**: nan / inf / 1e20 a traceback from each process (timedelta's

@@ -71,6 +71,7 @@ def read_ranks(hash_dir: Path) -> tuple[dict, dict]:
 
 
 @pytest.mark.slow
+@pytest.mark.serial(reason="two torchrun ranks need both cores")
 def test_torchrun_two_processes_pretrain_then_finetune(tmp_path, photos):
     from helpers import write_label_set, write_mos_set
 
@@ -123,6 +124,7 @@ def test_single_process_helpers_are_no_ops():
 
 
 @pytest.mark.slow
+@pytest.mark.serial(reason="two torchrun ranks need both cores")
 def test_torchrun_cached_feature_stages_write_only_on_rank_0(tmp_path, photos):
     """The cached-feature loops under torchrun: rank 0 alone fills the feature cache and writes every
     checkpoint (before the one loop, each rank wrote the same files); both ranks end with the same weights."""
@@ -166,6 +168,7 @@ def test_torchrun_cached_feature_stages_write_only_on_rank_0(tmp_path, photos):
 
 
 @pytest.mark.slow
+@pytest.mark.serial(reason="two torchrun ranks need both cores")
 def test_torchrun_recomputed_blocks_train_the_same_weights_bit_for_bit(tmp_path, photos):
     """``pretrain.checkpoint_activations`` under DDP (2 processes, gloo): the blocks are recomputed in the
     backward pass on both ranks, and the run ends with the weights, the batch-norm running statistics (each
@@ -219,6 +222,7 @@ def test_world_size_without_torchrun_is_one_line_naming_the_fix(photo_dir, tmp_p
     assert not out.exists()
 
 
+@pytest.mark.serial(reason="a signal or kill timed against torchrun's processes")
 def test_a_rank_outside_the_world_size_is_one_line(photo_dir, tmp_path):
     """`WORLD_SIZE=2 RANK=2 …` (a launcher script numbering from 1, or copying SLURM_PROCID of a larger
     job). **Was**: a wait for a peer that would never take it, until the collective timeout (a day for
@@ -237,6 +241,7 @@ def test_a_rank_outside_the_world_size_is_one_line(photo_dir, tmp_path):
     )
 
 
+@pytest.mark.serial(reason="a signal or kill timed against torchrun's processes")
 def test_a_process_whose_peers_never_join_ends_with_one_line(photo_dir, tmp_path):
     """`WORLD_SIZE=2 RANK=0 MASTER_ADDR=… MASTER_PORT=… attiqa score …` with no second process (a pod of a
     launcher's job, a debugging shell inside it). **Was**: it waited for the peer for the whole collective
@@ -257,6 +262,7 @@ def test_a_process_whose_peers_never_join_ends_with_one_line(photo_dir, tmp_path
     assert "127.0.0.1:" in line and "unset WORLD_SIZE" in line and "ATTIQA_JOIN_TIMEOUT" in line
 
 
+@pytest.mark.serial(reason="a signal or kill timed against torchrun's processes")
 def test_sigterm_while_waiting_for_peers_ends_the_process(photo_dir, tmp_path):
     """SIGTERM (Slurm's scancel, `kill`, `timeout`) to a process waiting at the join for peers that are not
     coming. **Was**: ignored (the command's SIGTERM handler is Python, the wait torch's C++), the process
@@ -294,6 +300,7 @@ def test_sigterm_while_waiting_for_peers_ends_the_process(photo_dir, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.serial(reason="a signal or kill timed against torchrun's processes")
 def test_a_torchrun_pretraining_killed_mid_epoch_resumes_to_the_uninterrupted_weights(tmp_path, photos):
     """SIGKILL to rank 1 of `torchrun --nproc_per_node 2 -m attiqa.cli train` mid-run, then the same command
     with --resume under 2 processes: the weights (batch-norm statistics too) of a run never killed, bit for
@@ -348,6 +355,7 @@ def test_a_torchrun_pretraining_killed_mid_epoch_resumes_to_the_uninterrupted_we
 
 
 @pytest.mark.slow
+@pytest.mark.serial(reason="two torchrun ranks need both cores")
 def test_more_processes_than_labelled_images_is_refused_once_not_trained_as_nothing(tmp_path, photos):
     """`torchrun --nproc_per_node 3 -m attiqa.cli train` with a pretraining on 2 labelled images. **Was**:
     each process took 1 image a step, a ranking loss with no pair in it: "loss 0.0000" every epoch, a model
@@ -427,6 +435,7 @@ def test_more_processes_than_gpus_is_one_line_naming_the_fix(monkeypatch):
 
 
 @pytest.mark.slow
+@pytest.mark.serial(reason="a signal or kill timed against torchrun's processes")
 def test_a_torchrun_clip_labelling_killed_mid_way_resumes_every_image_once(tmp_path, photos, tiny_dir, cli):
     """SIGKILL to rank 1 of `torchrun --nproc_per_node 2 -m attiqa.cli label DIR -t clip:FOLDER -o l.parquet`
     (a tiny random CLIP) once it wrote some batches, then the same command: the killed run's part files are
@@ -512,6 +521,7 @@ run_app(app)
 """
 
 
+@pytest.mark.serial(reason="a signal or kill timed against torchrun's processes")
 def test_sigterm_after_the_command_ended_adds_no_traceback(tmp_path):
     """Found by the labelling audit above: rank 0 said its one line (a peer lost), then torchrun's agent sent
     it SIGTERM while the interpreter was shutting down. **Was**: the command's SIGTERM handler, still set,

@@ -114,6 +114,7 @@ def assert_same(a: Path, b: Path) -> float:
     return diff
 
 
+@pytest.mark.serial(reason="two torchrun ranks need both cores")
 def test_two_ranks_write_what_one_process_writes_and_a_rerun_uses_the_cache(tmp_path, photos):
     paths = dataset(tmp_path / "ds", photos, 11, 64)
     ckpt = tiny_attiqa_checkpoint(tmp_path)
@@ -142,6 +143,7 @@ def test_two_ranks_write_what_one_process_writes_and_a_rerun_uses_the_cache(tmp_
     assert_same(tmp_path / "two", tmp_path / "again")
 
 
+@pytest.mark.serial(reason="two torchrun ranks need both cores")
 def test_two_ranks_check_each_image_once_and_report_as_one_process(tmp_path, photos):
     """**Was**: every rank checked every image (header reads), and ``attiqa eval`` checked twice (the
     command, then :func:`evaluate`). Now each image is checked once, by one rank; the report of missing
@@ -174,6 +176,7 @@ def test_two_ranks_check_each_image_once_and_report_as_one_process(tmp_path, pho
     assert all(by_rank) and sorted(sum(by_rank, [])) == sorted(map(str, paths))
 
 
+@pytest.mark.serial(reason="a signal or kill timed against torchrun's processes")
 def test_killed_under_torchrun_resumes_from_the_cache(tmp_path, photos):
     paths = dataset(tmp_path / "ds", photos, 120, 256)
     ckpt = tiny_attiqa_checkpoint(tmp_path)

@@ -20,6 +20,7 @@ def refused_by_rank_1_alone(tmp_path, stage: str, start: str) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.serial(reason="two torchrun ranks need both cores")
 def test_too_few_readable_images_for_cached_pretraining_on_rank_1_alone_is_said_by_rank_1(tmp_path, photos):
     """`torchrun --nproc_per_node 2 -m attiqa.cli train -c run.yaml` (pretrain.feature_cache: true) where 1 of
     the table's 4 images decodes on rank 1's machine, all 4 on rank 0's. **Was**: rank 1's "fewer than 2
@@ -34,6 +35,7 @@ def test_too_few_readable_images_for_cached_pretraining_on_rank_1_alone_is_said_
 
 
 @pytest.mark.slow
+@pytest.mark.serial(reason="two torchrun ranks need both cores")
 def test_a_resume_whose_heads_differ_on_rank_1_alone_is_said_by_rank_1(tmp_path, photos):
     """`torchrun --nproc_per_node 2 -m attiqa.cli train -c run.yaml --resume` (cached pretraining) where rank
     1's label table holds the run's rows and targets with two columns in the other order (its heads differ:

@@ -238,6 +238,7 @@ def test_resume_state_restores_weights_optimizers_and_replay_buffer(tmp_path, is
 
 
 @pytest.mark.slow
+@pytest.mark.serial(reason="its kill must land mid-run: a race with the run's pace")
 def test_isp_tune_cli_end_to_end_with_kill_and_resume(tmp_path, raw_dir):
     out = tmp_path / "run"
     args = [
@@ -858,6 +859,7 @@ def _gone(pid: int) -> bool:
 
 
 @pytest.mark.parametrize("deathsig", [True, False], ids=["prctl", "sentinel-thread"])
+@pytest.mark.serial(reason="asserts a process ends within a wall-clock deadline")
 def test_env_workers_end_when_their_parent_is_killed(tmp_path, deathsig):
     """**Was** (session 35): after a ``kill -9`` of ``isp-tune --n-envs 2`` its env workers ran on until their
     step finished and they wrote to the dead parent (seconds; a BrokenPipeError traceback). A real spawned

@@ -27,6 +27,7 @@ def other_value(path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("change", ["heads", "labels", "fewer heads, not cached"])
+@pytest.mark.serial(reason="two torchrun ranks need both cores")
 def test_a_fresh_pretraining_on_different_label_tables_is_one_line_per_rank(tmp_path, photos, change):
     """`torchrun --nproc_per_node 2 -m attiqa.cli train -c run.yaml` (fresh: no run folder) where rank 1's
     `labels/labels.parquet` holds two columns in the other order (its heads differ) or one other label.

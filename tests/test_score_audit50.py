@@ -72,6 +72,7 @@ def test_one_process_resumes_the_journals_of_a_stopped_torchrun_run(photo_dir, t
 
 
 @pytest.mark.slow
+@pytest.mark.serial(reason="two torchrun ranks need both cores")
 def test_torchrun_resumes_a_stopped_one_process_json_run(photo_dir, tmp_path):
     """**Was**: `attiqa score DIR -o s.json` stopped, then the same under `torchrun --nproc_per_node 2`: the
     one-process run's journal (`.s.json.partial.csv`) was not read — its images scored again, the journal
@@ -97,6 +98,7 @@ def test_torchrun_resumes_a_stopped_one_process_json_run(photo_dir, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="finds a rank's process in /proc")
+@pytest.mark.serial(reason="a signal or kill timed against torchrun's processes")
 def test_a_rank_killed_under_torchrun_then_one_process_scores_the_rest(photos, tmp_path):
     """SIGKILL to one of the 2 processes of `torchrun … attiqa score DIR -o s.csv` (a rank out of memory,
     a node lost), then the same command in one process: the killed rank's finished rows and the other's
@@ -277,6 +279,7 @@ def test_eval_of_a_model_without_mos_writes_no_empty_scatter(tmp_path, cli):
 
 
 @pytest.mark.slow
+@pytest.mark.serial(reason="two torchrun ranks need both cores")
 def test_under_torchrun_a_refusal_is_said_once(photo_dir, tmp_path):
     """**Was**: under `torchrun --nproc_per_node 2`, `attiqa score DIR -o s.csv` on a file of another model,
     `-m` a mistyped checkpoint, and `attiqa eval folder` on a table listing a missing photo printed each
@@ -311,7 +314,8 @@ def test_eval_resumed_from_the_cache_says_so_before_its_bar(tmp_path, cli, monke
     rows = (root / "mos.csv").read_text().splitlines()
     (root / "first.csv").write_text("\n".join(rows[:4]) + "\n")  # header + 3 images
     ckpt = tiny_attiqa_checkpoint(tmp_path)
-    base = ("eval", "folder", "--root", root, "-m", ckpt, "--crops", "center", "-b", "2")
+    # -w 0: decoded in this process, as when torch takes every core (a decode worker: the bar starts at 1/5)
+    base = ("eval", "folder", "--root", root, "-m", ckpt, "--crops", "center", "-b", "2", "-w", "0")
     assert cli(*base, "--csv", root / "first.csv", "-o", tmp_path / "a").returncode == 0
     res = cli(*base, "-o", tmp_path / "b")
     assert res.returncode == 0, res.stderr

@@ -36,6 +36,7 @@ def images(photo_dir: Path) -> Path:
     return photo_dir
 
 
+@pytest.mark.serial(reason="two torchrun ranks need both cores")
 def test_two_ranks_write_the_file_one_process_writes(images, tmp_path):
     one, two = tmp_path / "one.csv", tmp_path / "two.csv"
     assert score(images, "-o", one, "-q").returncode == 0
@@ -53,6 +54,7 @@ def test_two_ranks_write_the_file_one_process_writes(images, tmp_path):
     assert [Path(f["image"]).name for f in parsed["failed"]] == ["zero.png"]
 
 
+@pytest.mark.serial(reason="two torchrun ranks need both cores")
 def test_resumes_from_journals_of_an_earlier_run_with_another_world_size(images, tmp_path):
     ref = tmp_path / "ref.csv"
     assert score(images, "-o", ref, "-q").returncode == 0
@@ -74,6 +76,7 @@ def test_resumes_from_journals_of_an_earlier_run_with_another_world_size(images,
     assert not journal.exists()
 
 
+@pytest.mark.serial(reason="two torchrun ranks need both cores")
 def test_torchrun_without_out_is_one_line(images):
     res = score(images, ranks=2)
     lines = [ln for ln in res.stderr.splitlines() if ln.startswith("error:")]
@@ -101,6 +104,7 @@ main()
 """
 
 
+@pytest.mark.serial(reason="a signal or kill timed against torchrun's processes")
 def test_a_peer_lost_before_the_gather_is_one_line_without_torchruns_agent(images, tmp_path):
     """Two processes started as a cluster launcher starts them (srun, a Kubernetes job: the env of each
     rank, no torchrun agent to stop the survivor), rank 1 killed; rank 0 scores its share, then waits at the

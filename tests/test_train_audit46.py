@@ -194,6 +194,7 @@ def _pretrain_config(tmp_path, photos, epochs: int, **pretrain: object):
 
 
 @pytest.mark.slow
+@pytest.mark.serial(reason="two torchrun ranks need both cores")
 def test_torchrun_train_reports_once_and_takes_the_steps_one_process_takes(tmp_path, photos):
     """`torchrun --nproc_per_node 2 -m attiqa.cli train` (gloo) on 15 photos, global batch 4. **Was**: the
     closing report ("pretrained: …") printed by every process (the process group was gone, so each was rank
@@ -218,6 +219,7 @@ def test_torchrun_train_reports_once_and_takes_the_steps_one_process_takes(tmp_p
 
 
 @pytest.mark.slow
+@pytest.mark.serial(reason="a signal or kill timed against torchrun's processes")
 def test_a_process_killed_under_torchrun_is_one_line_and_resumes_under_one_process(tmp_path, photos):
     """SIGKILL to one of 2 torchrun processes mid-training. **Was**: the other process's gloo error as a
     70-line traceback ("RuntimeError: … Connection closed by peer"); now one line saying what is kept and to

@@ -178,6 +178,7 @@ def _pretrain_run(tmp_path: Path, photos: dict, batch_size: int, epochs: int = 1
 
 
 @pytest.mark.slow
+@pytest.mark.serial(reason="two torchrun ranks need both cores")
 def test_torchrun_says_the_unreadable_count_once_and_an_uneven_batch(tmp_path, photos):
     """`torchrun --nproc_per_node 2 -m attiqa.cli train` (gloo) on 15 photos, 4 truncated, global batch 5.
     **Was**: "pretrain: N unreadable images skipped" printed by each process, each its own count, and a
@@ -267,6 +268,7 @@ attiqa.cli.main()
 
 
 @pytest.mark.slow
+@pytest.mark.serial(reason="two torchrun ranks need both cores")
 def test_a_process_lost_while_labelling_under_torchrun_is_one_line(tmp_path):
     """`torchrun --nproc_per_node 2 -m attiqa.cli label` with rank 1 killed while rank 0 waits at the label
     stage's barrier. **Was**: gloo's error as a traceback ("RuntimeError: … Connection closed by peer"), as

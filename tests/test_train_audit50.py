@@ -213,6 +213,7 @@ def test_a_model_named_where_the_network_section_goes_says_what_model_is(tmp_pat
 
 
 @pytest.mark.slow
+@pytest.mark.serial(reason="two torchrun ranks need both cores")
 def test_torchrun_fine_tunes_a_named_dataset_with_one_split_and_one_writer(tmp_path, layout, dataset_config):
     """`torchrun --nproc_per_node 2 … train` with `finetune: {dataset: kadid10k, root: …}` (gloo, session
     48's official-layout fixture): both processes make the same grouped split as one process does, end with

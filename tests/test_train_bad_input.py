@@ -155,6 +155,7 @@ with process_group():
 
 
 @pytest.mark.slow
+@pytest.mark.serial(reason="two torchrun ranks need both cores")
 def test_a_nan_loss_on_one_rank_stops_every_rank_at_the_same_step(tmp_path):
     script = tmp_path / "nan_rank.py"
     script.write_text(DDP_SCRIPT)
