@@ -27,7 +27,7 @@ import torch.distributed as dist
 
 from attiqa.errors import AttiqaError, EveryProcessError, ImageLoadError, Said
 from attiqa.interface import Scorer
-from attiqa.launch import launched_world_size
+from attiqa.launch import launched_local_rank, launched_world_size
 from attiqa.progress import say_error
 from attiqa.scoring import ScoreRun, score_paths
 
@@ -55,7 +55,7 @@ def world_size() -> int:
 
 
 def local_rank() -> int:
-    return int(os.environ.get("LOCAL_RANK", "0")) if is_dist() else 0
+    return launched_local_rank() if is_dist() else 0
 
 
 def is_main() -> bool:
@@ -233,7 +233,7 @@ def init_distributed(timeout_minutes: float = 30.0) -> DistState:
     ws = launched_world_size()
     if ws <= 1:
         return DistState(0, 1, 0, owns_group=False)
-    lr = int(os.environ.get("LOCAL_RANK", "0"))
+    lr = launched_local_rank()  # checked: LOCAL_RANK=x under torchrun is one line
     # Before the group exists: DDP imports this module on its first use, and its functions' default
     # argument ``group=group.WORLD`` is evaluated at import — imported after init_process_group, it keeps the
     # group for the life of the interpreter. destroy_process_group then left gloo's threads running, and the
