@@ -42,7 +42,25 @@ def uses_official_split(ds: IQADataset, official: bool | None) -> bool:
     has = {"train"} <= set(ds.splits()) and bool({"test", "val"} & set(ds.splits()))
     if official is None:
         official = ds.name in OFFICIAL_SPLIT_DATASETS or ds.name == "folder"
+    if official and not has and ds.name in OFFICIAL_SPLIT_DATASETS:
+        say_official_split_missing(ds)
     return official and has
+
+
+def say_official_split_missing(ds: IQADataset) -> None:
+    """A dataset benchmarked on its official split whose copy holds one side of it (BIQ2021 with its
+    training file only): random 80/20 splits instead, said in a line naming the side and its missing file."""
+    sides = set(ds.splits())
+    there = {"training": "train" in sides, "test": bool({"test", "val"} & sides)}
+    lacking = " or ".join(w for w, has in there.items() if not has)
+    gone = [f.name for f in ds.source_files() if not f.is_file() and f.name in (ds.info.official_split or "")]
+    which = f"{', '.join(gone)} not found" if gone else f"its official split: {ds.info.official_split}"
+    console.print(
+        f"[yellow]warning[/] {plain(ds.name)} ({plain(str(ds.root))}): no {lacking} images "
+        f"({plain(which)}) — random 80/20 splits instead of the official split; put the missing file beside "
+        "the others to follow it",
+        highlight=False,
+    )
 
 
 def official_partition(ds: IQADataset) -> Split:
@@ -289,6 +307,7 @@ class SplitPlan:
     # per dataset label, worked out once (the copy search reads every file that shares a size with another)
     _keys: dict[str, list[str] | None] = field(default_factory=dict, repr=False)
     _groups: dict[str, list[str] | None] = field(default_factory=dict, repr=False)
+    _official: dict[str, bool] = field(default_factory=dict, repr=False)
 
     def keys(self, b: BenchDataset) -> list[str] | None:
         """The dataset's own groups (:func:`group_keys`; None = image-wise)."""
@@ -314,7 +333,9 @@ class SplitPlan:
         return self._groups[b.label]
 
     def splits(self, b: BenchDataset) -> list[Split]:
-        if uses_official_split(b.dataset, self.official_split):
+        if b.label not in self._official:  # once per dataset: a fallback to random splits is said once
+            self._official[b.label] = uses_official_split(b.dataset, self.official_split)
+        if self._official[b.label]:
             return [official_partition(b.dataset)]
         splits = random_splits(len(b.dataset), self.repeats, self.seed, groups=self.groups(b))
         return self.image_wise(b, splits, "random")
