@@ -196,6 +196,22 @@ def partition(
     return [i for i in range(n) if groups[i] not in test], [i for i in range(n) if groups[i] in test]
 
 
+def refuse_one_group(
+    ds: IQADataset,
+    keys: list[str] | None,
+    groups: list[str] | None,
+    who: str,
+    group_by: str | None,
+    option: str,
+) -> None:
+    """The one rule of a group-aware split over one group (``bench``'s splits, ``attiqa train``'s
+    ``finetune.dataset``): refused, as no split can have both sides. ``keys``: the dataset's own groups
+    (:func:`group_keys`; None = image-wise, never refused); ``groups``: them with copies merged."""
+    if keys is not None and groups is not None and len(set(groups)) < 2:
+        key = NATURAL_GROUPS.get(ds.name) if group_by == "auto" else group_by
+        raise one_group(who, len(groups), key, groups[0], option)
+
+
 def one_group(who: str, n: int, key: str | None, group: str, option: str) -> AttiqaError:
     """The refusal of a group-aware split over one group: no split can have both sides (`bench` said it;
     `attiqa train`'s ``finetune.group_by`` said "1 group(s)" naming neither the dataset nor the setting)."""
@@ -326,9 +342,9 @@ class SplitPlan:
                     highlight=False,
                 )
             self.copies[b.label] = n_copies
-            if groups is not None and len(set(groups)) < 2 and self.keys(b) is not None:
-                key = NATURAL_GROUPS.get(b.dataset.name) if self.group_by == "auto" else self.group_by
-                raise one_group(f"{b.label} ({b.dataset.root})", len(groups), key, groups[0], "--group-by")
+            refuse_one_group(
+                b.dataset, self.keys(b), groups, f"{b.label} ({b.dataset.root})", self.group_by, "--group-by"
+            )
             self._groups[b.label] = groups
         return self._groups[b.label]
 
