@@ -290,8 +290,7 @@ def tune(
     check_settings(
         algo.lower(), action_mode, obs_mode, max_steps, teacher_start if algo.lower() == "teacher" else None
     )
-    if base != "global":
-        base_setting(base)
+    given_base = None if base == "global" else base_setting(base)  # read once, handed to run
     listing = list_raws(raw_dir, out, test_fraction, seed, synth_photos)
     if synth_photos is None and not resume:  # a new run on raws alone (a prior refits with none)
         refuse_too_few(len(listing.train), training_need(algo.lower(), init_policy), raw_dir)
@@ -340,6 +339,7 @@ def tune(
             test_raws_cap=TEST_RAWS if test_raws is None else test_raws,
             unwritable=unwritable,
             listing=listing,
+            given_base=given_base,
         )
     if not summary:  # --test-fraction 0: a policy trained on every raw, nothing held out to report
         return

@@ -279,6 +279,7 @@ def run(
     test_raws_cap: int = TEST_RAWS,
     unwritable: Exception | None = None,
     listing: RawListing | None = None,
+    given_base: dict[str, float] | None = None,
 ) -> list[dict[str, Any]]:
     """Split, train, evaluate at most ``test_raws_cap`` of the held-out raws (spread over the scene
     groups, seeded: :func:`isp_env.teacher.spread_sample`). ``base`` (residual actions): ``neutral``,
@@ -290,7 +291,8 @@ def run(
     raised unless the run finished with these very settings and raws and nothing in it changed since
     (:func:`finished_run`): then its summary is returned, nothing written — as for a writable ``out``
     holding such a finished run. ``listing``: the raws as :func:`isp_env.run_inputs.list_raws` found them
-    (``isp-tune`` lists them before torch loads), else listed here."""
+    (``isp-tune`` lists them before torch loads), else listed here. ``given_base``: the ``--base`` file's
+    setting as ``isp-tune``'s check read it (:func:`isp_env.run_inputs.base_setting`), else read here."""
     teacher = teacher or TeacherSettings()
     check_config(cfg, teacher if cfg.algo == "teacher" else None)  # before any work
     refuse_other_report(out, "run")
@@ -303,7 +305,8 @@ def run(
             "--learning-starts"
         )
     # a --base file read now: a missing one was found after the synthetic raws were written into --out
-    given_base = None if base == "global" else base_setting(base)
+    if given_base is None and base != "global":
+        given_base = base_setting(base)
     if cfg.algo != "teacher" and cfg.init_policy:  # its weights start the agent: checked before any work
         if given_base is not None and cfg.action_mode == "residual":
             cfg.base = given_base
