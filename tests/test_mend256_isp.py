@@ -1,10 +1,15 @@
-"""Session 56 review mends of `isp-tune`: its `--base` file read once."""
+"""Session 56 review mends of `isp-tune`: its `--base` file read once, and the cheap checks (the output
+folder, the `--init-policy` file) said before the raws are listed and before torch."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+from early_checks import ISP_HEAVY, check
 from test_mend56_label import OPENED, WATCHED
+
+ISP = "isp_env.cli"
 
 
 def test_isp_tune_reads_its_base_file_once(tmp_path, isp_raws, isp_cli):
@@ -24,3 +29,26 @@ def test_isp_tune_reads_its_base_file_once(tmp_path, isp_raws, isp_cli):
         WATCHED.discard(str(base))
     assert res.returncode == 2 and "nope.safetensors: checkpoint not found" in res.stderr, res.stderr
     assert len(OPENED) == 1, OPENED  # read once, by the check before the raws
+
+
+def test_the_output_folder_and_init_policy_are_told_before_the_raws_are_listed(tmp_path: Path) -> None:
+    """**Was**: `isp-tune` listed and probed the raws (minutes for a FiveK-sized folder) before run()'s checks
+    of `--out` (another command's report in it) and of the `--init-policy` file: with a raw folder that
+    cannot be split too, the raws' error came first. Now the cheap checks come first, before torch."""
+    raws = tmp_path / "raws"  # no raw in it: its listing is refused ("found 0 raw file(s)")
+    raws.mkdir()
+    other = tmp_path / "eval"  # an `attiqa eval` folder
+    other.mkdir()
+    (other / "summary.json").write_text("{}")
+    tune = ["--raw-dir", str(raws)]
+    check(
+        [
+            (ISP, [*tune, "--out", str(other)], "a folder holding another command's summary.json"),
+            (
+                ISP,
+                [*tune, "--out", str(tmp_path / "run"), "--init-policy", str(tmp_path / "nope.safetensors")],
+                "nope.safetensors: no such policy file",
+            ),
+        ],
+        ISP_HEAVY,
+    )
