@@ -42,7 +42,25 @@ def uses_official_split(ds: IQADataset, official: bool | None) -> bool:
     has = {"train"} <= set(ds.splits()) and bool({"test", "val"} & set(ds.splits()))
     if official is None:
         official = ds.name in OFFICIAL_SPLIT_DATASETS or ds.name == "folder"
+    if official and not has and ds.name in OFFICIAL_SPLIT_DATASETS:
+        say_official_split_missing(ds)
     return official and has
+
+
+def say_official_split_missing(ds: IQADataset) -> None:
+    """A dataset benchmarked on its official split whose copy holds one side of it (BIQ2021 with its
+    training file only): random 80/20 splits instead, said in a line naming the side and its missing file."""
+    sides = set(ds.splits())
+    there = {"training": "train" in sides, "test": bool({"test", "val"} & sides)}
+    lacking = " or ".join(w for w, has in there.items() if not has)
+    gone = [f.name for f in ds.source_files() if not f.is_file() and f.name in (ds.info.official_split or "")]
+    which = f"{', '.join(gone)} not found" if gone else f"its official split: {ds.info.official_split}"
+    console.print(
+        f"[yellow]warning[/] {plain(ds.name)} ({plain(str(ds.root))}): no {lacking} images "
+        f"({plain(which)}) — random 80/20 splits instead of the official split; put the missing file beside "
+        "the others to follow it",
+        highlight=False,
+    )
 
 
 def official_partition(ds: IQADataset) -> Split:
@@ -178,6 +196,22 @@ def partition(
     return [i for i in range(n) if groups[i] not in test], [i for i in range(n) if groups[i] in test]
 
 
+def refuse_one_group(
+    ds: IQADataset,
+    keys: list[str] | None,
+    groups: list[str] | None,
+    who: str,
+    group_by: str | None,
+    option: str,
+) -> None:
+    """The one rule of a group-aware split over one group (``bench``'s splits, ``attiqa train``'s
+    ``finetune.dataset``): refused, as no split can have both sides. ``keys``: the dataset's own groups
+    (:func:`group_keys`; None = image-wise, never refused); ``groups``: them with copies merged."""
+    if keys is not None and groups is not None and len(set(groups)) < 2:
+        key = NATURAL_GROUPS.get(ds.name) if group_by == "auto" else group_by
+        raise one_group(who, len(groups), key, groups[0], option)
+
+
 def one_group(who: str, n: int, key: str | None, group: str, option: str) -> AttiqaError:
     """The refusal of a group-aware split over one group: no split can have both sides (`bench` said it;
     `attiqa train`'s ``finetune.group_by`` said "1 group(s)" naming neither the dataset nor the setting)."""
@@ -289,6 +323,7 @@ class SplitPlan:
     # per dataset label, worked out once (the copy search reads every file that shares a size with another)
     _keys: dict[str, list[str] | None] = field(default_factory=dict, repr=False)
     _groups: dict[str, list[str] | None] = field(default_factory=dict, repr=False)
+    _official: dict[str, bool] = field(default_factory=dict, repr=False)
 
     def keys(self, b: BenchDataset) -> list[str] | None:
         """The dataset's own groups (:func:`group_keys`; None = image-wise)."""
@@ -307,14 +342,16 @@ class SplitPlan:
                     highlight=False,
                 )
             self.copies[b.label] = n_copies
-            if groups is not None and len(set(groups)) < 2 and self.keys(b) is not None:
-                key = NATURAL_GROUPS.get(b.dataset.name) if self.group_by == "auto" else self.group_by
-                raise one_group(f"{b.label} ({b.dataset.root})", len(groups), key, groups[0], "--group-by")
+            refuse_one_group(
+                b.dataset, self.keys(b), groups, f"{b.label} ({b.dataset.root})", self.group_by, "--group-by"
+            )
             self._groups[b.label] = groups
         return self._groups[b.label]
 
     def splits(self, b: BenchDataset) -> list[Split]:
-        if uses_official_split(b.dataset, self.official_split):
+        if b.label not in self._official:  # once per dataset: a fallback to random splits is said once
+            self._official[b.label] = uses_official_split(b.dataset, self.official_split)
+        if self._official[b.label]:
             return [official_partition(b.dataset)]
         splits = random_splits(len(b.dataset), self.repeats, self.seed, groups=self.groups(b))
         return self.image_wise(b, splits, "random")

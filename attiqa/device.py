@@ -7,16 +7,18 @@ import os
 import torch
 
 from attiqa.errors import ConfigError
+from attiqa.launch import launched_local_rank
 
 
 def resolve_device(spec: str = "auto") -> torch.device:
-    """``"auto"`` -> ``cuda:LOCAL_RANK`` when CUDA is available, else CPU; ``"cuda"`` also picks the
-    local rank's GPU under DDP; anything else is passed to :class:`torch.device`. A device this machine
-    lacks (no GPU, ``cuda:N`` past the visible ones, no MPS) is a one-line :class:`ConfigError` here,
-    before any model loads, not torch's driver traceback at the first ``.to()``."""
+    """``"auto"`` -> ``cuda:LOCAL_RANK`` when CUDA is available (one process: ``cuda:0`` whatever
+    LOCAL_RANK its shell holds, :func:`attiqa.launch.launched_local_rank`), else CPU; ``"cuda"`` also
+    picks the local rank's GPU under DDP; anything else is passed to :class:`torch.device`. A device this
+    machine lacks (no GPU, ``cuda:N`` past the visible ones, no MPS) is a one-line :class:`ConfigError`
+    here, before any model loads, not torch's driver traceback at the first ``.to()``."""
     if spec in ("auto", "cuda"):
         if torch.cuda.is_available():
-            return process_gpu(int(os.environ.get("LOCAL_RANK", "0")), torch.cuda.device_count())
+            return process_gpu(launched_local_rank(), torch.cuda.device_count())
         if spec == "cuda":
             raise ConfigError("device 'cuda' requested but CUDA is not available — use device: auto or cpu")
         return torch.device("cpu")

@@ -45,3 +45,20 @@ def launched_rank() -> int:
     one process, as :func:`attiqa.sharding.rank` says — a RANK left in a shell by a launcher is not this
     process's (``RANK=1 attiqa label`` labelled from the second image on; ``RANK=x``: a traceback)."""
     return int(os.environ["RANK"].strip()) if launched_world_size() > 1 else 0
+
+
+def launched_local_rank() -> int:
+    """This process's rank on its machine: LOCAL_RANK under torchrun (checked: a number below
+    WORLD_SIZE; unset is 0), 0 for one process — a LOCAL_RANK left in a shell is not this process's, which
+    uses its device's default (``LOCAL_RANK=1 attiqa score`` took the second GPU; ``x``: a traceback)."""
+    ws = launched_world_size()
+    if ws <= 1:
+        return 0
+    raw = os.environ.get("LOCAL_RANK", "0").strip() or "0"
+    if not (raw.isdigit() and int(raw) < ws):
+        raise AttiqaError(
+            f"LOCAL_RANK={raw!r} with WORLD_SIZE={ws}: each process needs its rank on its machine, from 0 to "
+            f"{ws - 1} — start the command with torchrun --nproc_per_node {ws} -m attiqa.cli ... (it numbers "
+            "them), or unset WORLD_SIZE to run one process"
+        )
+    return int(raw)

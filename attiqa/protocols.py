@@ -63,15 +63,14 @@ from attiqa.bench_setup import (
 )
 from attiqa.bench_splits import (
     HELD_OUT_SHARE,
-    NATURAL_GROUPS,
     Split,
     SplitPlan,
     group_keys,
     merge_copies,
     official_partition,
-    one_group,
     partition,
     plan_splits,
+    refuse_one_group,
     say_group_share,
     say_shared_images,
     uses_official_split,
@@ -137,9 +136,7 @@ def dataset_split(cfg: FinetuneConfig) -> MosSplit:
     else:
         keys = group_keys(ds, None if cfg.group_by == "none" else cfg.group_by, "finetune.group_by:")
         groups, _ = merge_copies(ds, keys)
-        if keys is not None and groups is not None and len(set(groups)) < 2:
-            key = NATURAL_GROUPS.get(ds.name) if cfg.group_by == "auto" else cfg.group_by
-            raise one_group(who, len(groups), key, groups[0], "finetune.group_by:")
+        refuse_one_group(ds, keys, groups, who, cfg.group_by, "finetune.group_by:")
         tr, te = partition(len(ds), cfg.val_fraction, cfg.split_seed, groups)
         kind = "random" if keys is None else f"group by {cfg.group_by}"
         split = Split(f"seed {cfg.split_seed}", tuple(tr), tuple(te), cfg.split_seed, kind)
@@ -149,8 +146,7 @@ def dataset_split(cfg: FinetuneConfig) -> MosSplit:
             fix += f", or split image-wise (finetune.group_by: none): its {n_groups} groups are few"
     given = (f"the {split.kind} split of its {len(ds)} images gives {len(split.train)} to train on and "
              f"{len(split.test)} to hold out")  # fmt: skip
-    mos = torch.tensor([float(it.mos) for it in ds.items])
-    check_split(mos, split.train, split.test, who, given, fix)
+    check_split([float(it.mos) for it in ds.items], split.train, split.test, who, given, fix)
     if "group" in split.kind and groups is not None:
         say_group_share(who, len(ds), groups, [split], cfg.val_fraction, "finetune.group_by:")
     return mos_split(ds, split)

@@ -27,7 +27,7 @@ import torch.distributed as dist
 
 from attiqa.errors import AttiqaError, EveryProcessError, ImageLoadError, Said
 from attiqa.interface import Scorer
-from attiqa.launch import launched_world_size
+from attiqa.launch import launched_local_rank, launched_rank, launched_world_size
 from attiqa.progress import say_error
 from attiqa.scoring import ScoreRun, score_paths
 
@@ -55,7 +55,7 @@ def world_size() -> int:
 
 
 def local_rank() -> int:
-    return int(os.environ.get("LOCAL_RANK", "0")) if is_dist() else 0
+    return launched_local_rank() if is_dist() else 0
 
 
 def is_main() -> bool:
@@ -233,7 +233,7 @@ def init_distributed(timeout_minutes: float = 30.0) -> DistState:
     ws = launched_world_size()
     if ws <= 1:
         return DistState(0, 1, 0, owns_group=False)
-    lr = int(os.environ.get("LOCAL_RANK", "0"))
+    lr = launched_local_rank()  # checked: LOCAL_RANK=x under torchrun is one line
     # Before the group exists: DDP imports this module on its first use, and its functions' default
     # argument ``group=group.WORLD`` is evaluated at import — imported after init_process_group, it keeps the
     # group for the life of the interpreter. destroy_process_group then left gloo's threads running, and the
@@ -247,15 +247,16 @@ def init_distributed(timeout_minutes: float = 30.0) -> DistState:
         torch.cuda.set_device(lr)  # by attiqa.device.resolve_device, in one line (was set_device's traceback)
     timeout = datetime.timedelta(minutes=timeout_minutes)
     join = join_timeout()
+    me = launched_rank()  # torchrun's RANK, checked with WORLD_SIZE (attiqa.launch), not its raw text
     with signals_end_the_process():
         try:  # the rendezvous init_process_group does itself, with the join's own timeout
-            if os.environ["RANK"] != "0":
+            if me != 0:
                 wait_for_store(join)
             store, r, n = next(dist.rendezvous("env://", timeout=join))
         except (RuntimeError, ValueError, OSError) as exc:  # DistStoreError: a RuntimeError
             where = f"{os.environ['MASTER_ADDR']}:{os.environ['MASTER_PORT']}"
             raise AttiqaError(
-                f"rank {os.environ['RANK']} of {ws}: the other process(es) did not join within "
+                f"rank {me} of {ws}: the other process(es) did not join within "
                 f"{join.total_seconds():g} s at {where} ({str(exc).strip().splitlines()[0][:120]}) — start "
                 "every process of the job (torchrun --nproc_per_node N -m attiqa.cli ... does), or unset "
                 f"WORLD_SIZE to run one process; for a slow start set {JOIN_TIMEOUT_ENV} (seconds)"

@@ -284,14 +284,15 @@ def tune(
             f"--batch-size {batch_size}: larger than the agents' replay buffer ({BUFFER_SIZE} "
             f"steps) — pass at most {BUFFER_SIZE} (default {BATCH_SIZE})"
         )
-    from isp_env.run_inputs import base_setting, check_settings, list_raws, refuse_too_few, training_need
+    from isp_env.run_inputs import check_settings, check_start, list_raws, refuse_too_few, training_need
 
-    # what needs no model, said before torch and SB3 load (the same checks `run` makes for the library)
+    # what needs no model, said before torch and SB3 load (the same checks `run` makes for the library);
+    # the cheap ones first: listing a FiveK-sized raw folder takes minutes
     check_settings(
         algo.lower(), action_mode, obs_mode, max_steps, teacher_start if algo.lower() == "teacher" else None
     )
-    if base != "global":
-        base_setting(base)
+    test_raws_cap = TEST_RAWS if test_raws is None else test_raws
+    start = check_start(out, base, test_raws_cap, init_policy)  # read once, handed to run
     listing = list_raws(raw_dir, out, test_fraction, seed, synth_photos)
     if synth_photos is None and not resume:  # a new run on raws alone (a prior refits with none)
         refuse_too_few(len(listing.train), training_need(algo.lower(), init_policy), raw_dir)
@@ -337,9 +338,10 @@ def tune(
             cma_image_budget=cma_image_budget,
             base=base,
             teacher=TeacherSettings(**teacher_given),
-            test_raws_cap=TEST_RAWS if test_raws is None else test_raws,
+            test_raws_cap=test_raws_cap,
             unwritable=unwritable,
             listing=listing,
+            start=start,
         )
     if not summary:  # --test-fraction 0: a policy trained on every raw, nothing held out to report
         return

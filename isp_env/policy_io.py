@@ -20,11 +20,13 @@ import torch
 from safetensors.numpy import load_file as load_np
 from safetensors.numpy import save_file as save_np
 
-from attiqa.errors import ModelLoadError, did_you_mean
+from attiqa.errors import ModelLoadError
 from attiqa.io.atomic import atomic_path, write_json_atomic
 from attiqa.io.checkpoints import load_checkpoint, load_training_state, save_checkpoint, save_training_state
 from isp_env.env import N_STATS, spaces_for
 from isp_env.params import NAMES
+from isp_env.policy_files import DEFAULT_POLICY as DEFAULT_POLICY  # re-exported: their home was here
+from isp_env.policy_files import resolve_policy as resolve_policy
 from isp_env.registration import RL_ALGOS
 from isp_env.teacher import TeacherPolicy
 
@@ -39,41 +41,6 @@ POLICY_KIND = "isp_env-policy"
 # reward model it was fitted against (``reward_model``: name + sha256; format 1: unknown)
 POLICY_FORMAT = 2
 _OLD_COUNTS = ("n_train", "n_rows")
-DEFAULT_POLICY = Path(__file__).parent / "data" / "policy-default.safetensors"
-
-
-def resolve_policy(spec: str | Path) -> Path:
-    """``default`` -> the policy shipped with the package (docs/isp.md has its card); a run folder -> its
-    policy.safetensors; else a path."""
-    if str(spec) == "default":
-        if not DEFAULT_POLICY.exists():
-            raise ModelLoadError(
-                "no default ISP policy is bundled with this install — pass --policy PATH to "
-                "a policy.safetensors written by `isp-tune`"
-            )
-        return DEFAULT_POLICY
-    path = Path(spec)
-    if path.is_dir():  # a run folder: its policy
-        if not (path / "policy.safetensors").is_file():
-            raise ModelLoadError(
-                f"{path}: a folder without policy.safetensors — pass an isp-tune run folder or its "
-                "RUN/policy.safetensors"
-            )
-        return path / "policy.safetensors"
-    card_of = path.with_suffix(".safetensors")
-    if path.suffix.lower() == ".json" and path.is_file():  # RUN/policy.json: the card beside the policy
-        fix = f"pass the policy itself, {card_of}" if card_of.is_file() else "pass a policy.safetensors"
-        raise ModelLoadError(f"{path}: a JSON file, not a policy — {fix} (a parameter file goes to --params)")
-    if not path.is_file():
-        if hint := did_you_mean(str(spec), ["default"]):  # `--policy defualt`
-            raise ModelLoadError(
-                f"{path}: no such policy file{hint} — `default` is the policy shipped with the package"
-            )
-        raise ModelLoadError(
-            f"{path}: no such policy file — pass a policy.safetensors written by `isp-tune` "
-            "(RUN/policy.safetensors), or `default` for the policy shipped with the package"
-        )
-    return path
 
 
 def policy_given_as_params(path: Path) -> Path | None:

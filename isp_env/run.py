@@ -18,7 +18,6 @@ import contextlib
 import hashlib
 import json
 import os
-import shlex
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
@@ -64,10 +63,13 @@ from isp_env.reward import (
     to_view,
 )
 from isp_env.run_inputs import (
+    FINISHED_JSON,
     RawListing,
-    base_setting,
+    RunStart,
+    check_start,
     list_raws,
     readable_raws,
+    refuse_other_report,
     refuse_too_few,
     scene_groups,
     training_need,
@@ -279,6 +281,7 @@ def run(
     test_raws_cap: int = TEST_RAWS,
     unwritable: Exception | None = None,
     listing: RawListing | None = None,
+    start: RunStart | None = None,
 ) -> list[dict[str, Any]]:
     """Split, train, evaluate at most ``test_raws_cap`` of the held-out raws (spread over the scene
     groups, seeded: :func:`isp_env.teacher.spread_sample`). ``base`` (residual actions): ``neutral``,
@@ -290,11 +293,14 @@ def run(
     raised unless the run finished with these very settings and raws and nothing in it changed since
     (:func:`finished_run`): then its summary is returned, nothing written — as for a writable ``out``
     holding such a finished run. ``listing``: the raws as :func:`isp_env.run_inputs.list_raws` found them
-    (``isp-tune`` lists them before torch loads), else listed here."""
+    (``isp-tune`` lists them before torch loads), else listed here. ``start``: the checks before the listing
+    as :func:`isp_env.run_inputs.check_start` read them (the run folder's kept files, the ``--base`` file),
+    else made here."""
     teacher = teacher or TeacherSettings()
     check_config(cfg, teacher if cfg.algo == "teacher" else None)  # before any work
-    refuse_other_report(out, "run")
-    files = RunFiles.checked(out)  # every kept file read once, before any work; the steps use these
+    if start is None:  # (isp-tune checks these before it lists the raws: isp_env.run_inputs)
+        start = check_start(out, base, test_raws_cap, cfg.init_policy)
+    files, given_base = start.files, start.base
     if cfg.algo in ("sac", "td3") and cfg.timesteps <= cfg.learning_starts:  # the policy never learns
         console.print(
             f"[yellow]warning[/] --timesteps {cfg.timesteps} is not above --learning-starts "
@@ -302,14 +308,10 @@ def run(
             "policy stays where it started (the base, or --init-policy); raise --timesteps or lower "
             "--learning-starts"
         )
-    # a --base file read now: a missing one was found after the synthetic raws were written into --out
-    given_base = None if base == "global" else base_setting(base)
     if cfg.algo != "teacher" and cfg.init_policy:  # its weights start the agent: checked before any work
         if given_base is not None and cfg.action_mode == "residual":
             cfg.base = given_base
         checked_agent_init(cfg)  # takes the policy's base and scale, refuses other settings
-    if test_raws_cap < 1:
-        raise ConfigError(f"--test-raws {test_raws_cap}: evaluate at least 1 held-out raw")
     if listing is None:  # (isp-tune lists them before torch loads: isp_env.run_inputs)
         listing = list_raws(raw_dir, out, test_fraction, cfg.seed, synth_photos)
     raws, skipped, groups = listing.raws, listing.skipped, listing.groups
@@ -496,47 +498,6 @@ def searches_asked(algo: str, training: dict[str, Any], base_asked: int, base_ca
         asked += int(training["search_calls_asked"])
         searched += int(training["search_calls"])
     return {"asked": asked, "searched": searched} if asked else {}
-
-
-REPORT_FILES = ("results.csv", "summary.json", "report.md", "grid.png")  # what a run and a check write
-
-
-def refuse_other_report(out: Path, kind: str) -> None:
-    """Refuse, before any work, an ``out`` whose report a ``kind`` (``run``: ``isp-tune``; ``check``:
-    ``isp-tune check``) would replace but is not its own: a run's folder (run.json) for a check, a check's
-    (summary.json's ``checked_policy``) for a run, or another command's ``REPORT_FILES`` for either (an
-    ``attiqa eval`` folder's summary.json). ``isp-tune --out`` of a check's folder overwrote its report."""
-    marker = next((n for n in RUN_MARKERS if (out / n).exists()), None)
-    is_run = marker is not None  # a run folder, even after its run.json was deleted to redo its step
-    if kind == "run" and is_run:  # a run to resume, or finished: its own
-        return
-    present = [n for n in REPORT_FILES if (out / n).is_file()]
-    if not is_run and not present:
-        return
-    try:
-        summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        summary = None
-    checked = isinstance(summary, dict) and "checked_policy" in summary
-    if kind == "check" and checked and not is_run:  # an earlier check: rerun over it
-        return
-    if is_run:
-        what, whose = f"an isp-tune run folder ({marker})", "the run's"
-    elif checked:
-        what, whose = "an isp-tune check's report folder (summary.json)", "the check's"
-    else:
-        what, whose = f"a folder holding another command's {', '.join(present)}", "those"
-    raise ConfigError(
-        f"{out}: {what} — the {kind}'s report would replace {whose}; pass another --out, e.g. "
-        f"{shlex.quote(str(out / kind))}"
-    )
-
-
-FINISHED_JSON = "finished.json"  # a finished run's invocation and its files' stamps (finished_run)
-# What only a run writes (a check writes evaluate's report alone): a run folder is known by any of them — a
-# damaged run.json's line says to delete it, and the rerun must find its own folder (refuse_other_report)
-RUN_MARKERS = ("run.json", "training.json", "policy.safetensors", FINISHED_JSON, "teacher", "baselines",
-               "checkpoint")  # fmt: skip
 
 
 def invocation_record(

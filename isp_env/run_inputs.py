@@ -1,12 +1,14 @@
 """What ``isp-tune`` is given, checked before a model, torch or Stable-Baselines3 loads: the settings that do
-not fit together, a ``--base`` file, and the raws — listed, probed, grouped by scene and split, with the
-refusals of a folder too small for a run. The command says a mistake here in one line without the ~seconds
-of the heavy imports; :func:`isp_env.run.run` (the library's runs) calls the same functions, so both say
-the same words.
+not fit together; the output folder, ``--test-raws``, a ``--base`` file and the ``--init-policy`` file
+(:func:`check_start`: cheap, so before the raws); and the raws — listed, probed, grouped by scene and split,
+with the refusals of a folder too small for a run. The command says a mistake here in one line without the
+~seconds of the heavy imports; :func:`isp_env.run.run` (the library's runs) calls the same functions, so
+both say the same words.
 """
 
 from __future__ import annotations
 
+import json
 import random
 import shlex
 from dataclasses import dataclass
@@ -16,7 +18,8 @@ from attiqa.datasets.readers import read_csv
 from attiqa.errors import ConfigError, did_you_mean
 from attiqa.io.images import content_key, discover_images
 from attiqa.progress import console, plain, plain_failure, plain_name
-from isp_env.params import neutral, read_values
+from isp_env.params import RunFiles, neutral, read_values
+from isp_env.policy_files import resolve_policy
 from isp_env.raw import RAW_EXTENSIONS, find_raws, probe_raw
 from isp_env.registration import MAX_STEPS, RL_ALGOS
 
@@ -222,3 +225,69 @@ def base_setting(base: str) -> dict[str, float]:
     return read_values(
         base, "not a readable parameter JSON for --base", "pass neutral, global or a file of name -> value"
     )
+
+
+@dataclass
+class RunStart:
+    """What a run checks before its raws are listed, as read then — handed on, never read again: its
+    kept files (:meth:`isp_env.params.RunFiles.checked`) and its ``--base`` setting (None: ``global``,
+    searched)."""
+
+    files: RunFiles
+    base: dict[str, float] | None
+
+
+def check_start(out: Path, base: str, test_raws_cap: int, init_policy: str | None) -> RunStart:
+    """The cheap checks of a run, before its raws are listed (probing a FiveK-sized folder takes minutes) and
+    before torch: ``--test-raws``, the output folder (another command's report, a damaged kept file), the
+    ``--base`` file and the ``--init-policy`` file (its card is compared with the run's settings later,
+    with torch: :func:`isp_env.tuning.checked_agent_init`)."""
+    if test_raws_cap < 1:
+        raise ConfigError(f"--test-raws {test_raws_cap}: evaluate at least 1 held-out raw")
+    refuse_other_report(out, "run")
+    files = RunFiles.checked(out)  # every kept file read once, before any work; the steps use these
+    given_base = None if base == "global" else base_setting(base)
+    if init_policy:
+        resolve_policy(init_policy)
+    return RunStart(files, given_base)
+
+
+REPORT_FILES = ("results.csv", "summary.json", "report.md", "grid.png")  # what a run and a check write
+
+
+def refuse_other_report(out: Path, kind: str) -> None:
+    """Refuse, before any work, an ``out`` whose report a ``kind`` (``run``: ``isp-tune``; ``check``:
+    ``isp-tune check``) would replace but is not its own: a run's folder (run.json) for a check, a check's
+    (summary.json's ``checked_policy``) for a run, or another command's ``REPORT_FILES`` for either (an
+    ``attiqa eval`` folder's summary.json). ``isp-tune --out`` of a check's folder overwrote its report."""
+    marker = next((n for n in RUN_MARKERS if (out / n).exists()), None)
+    is_run = marker is not None  # a run folder, even after its run.json was deleted to redo its step
+    if kind == "run" and is_run:  # a run to resume, or finished: its own
+        return
+    present = [n for n in REPORT_FILES if (out / n).is_file()]
+    if not is_run and not present:
+        return
+    try:
+        summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        summary = None
+    checked = isinstance(summary, dict) and "checked_policy" in summary
+    if kind == "check" and checked and not is_run:  # an earlier check: rerun over it
+        return
+    if is_run:
+        what, whose = f"an isp-tune run folder ({marker})", "the run's"
+    elif checked:
+        what, whose = "an isp-tune check's report folder (summary.json)", "the check's"
+    else:
+        what, whose = f"a folder holding another command's {', '.join(present)}", "those"
+    raise ConfigError(
+        f"{out}: {what} — the {kind}'s report would replace {whose}; pass another --out, e.g. "
+        f"{shlex.quote(str(out / kind))}"
+    )
+
+
+FINISHED_JSON = "finished.json"  # a finished run's invocation and its files' stamps (finished_run)
+# What only a run writes (a check writes evaluate's report alone): a run folder is known by any of them — a
+# damaged run.json's line says to delete it, and the rerun must find its own folder (refuse_other_report)
+RUN_MARKERS = ("run.json", "training.json", "policy.safetensors", FINISHED_JSON, "teacher", "baselines",
+               "checkpoint")  # fmt: skip

@@ -424,6 +424,11 @@ def test_more_processes_than_gpus_is_one_line_naming_the_fix(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     monkeypatch.setenv("LOCAL_RANK", "2")
+    monkeypatch.delenv("WORLD_SIZE", raising=False)  # one process: a LOCAL_RANK left in its shell is not its
+    assert [resolve_device(spec) for spec in ("auto", "cuda")] == [torch.device("cuda:0")] * 2
+    torchrun = {"WORLD_SIZE": "4", "RANK": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "1"}
+    for key, value in torchrun.items():
+        monkeypatch.setenv(key, value)  # process 2 of torchrun's 4
     for spec in ("auto", "cuda"):
         with pytest.raises(ConfigError, match="^LOCAL_RANK=2: this process sees 2 GPU"):
             resolve_device(spec)  # was cuda:2, then set_device's traceback

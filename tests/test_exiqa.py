@@ -124,18 +124,24 @@ def _cfg(tiny_dir, epochs=6):
     )
 
 
+def _stop_after(last):
+    """An ``on_epoch`` that interrupts the run once epoch ``last`` is kept."""
+
+    def stop(epoch, _row):
+        if epoch == last:
+            raise KeyboardInterrupt
+
+    return stop
+
+
 def test_training_lowers_the_loss_and_resumes_after_a_kill(distorted, tiny_dir, tmp_path):
     cfg = _cfg(tiny_dir)
     full = train_exiqa(distorted, tmp_path / "full", cfg)["history"]
     assert len(full) == 6 and full[-1]["train_loss"] < full[0]["train_loss"]
     assert 0 <= full[-1]["val_accuracy"] <= 1 and 0 <= full[-1]["val_rmse"] <= 1
 
-    def kill(epoch, _row):
-        if epoch == 2:
-            raise KeyboardInterrupt
-
     with pytest.raises(KeyboardInterrupt):
-        train_exiqa(distorted, tmp_path / "killed", cfg, on_epoch=kill)
+        train_exiqa(distorted, tmp_path / "killed", cfg, on_epoch=_stop_after(2))
     resumed = train_exiqa(distorted, tmp_path / "killed", cfg)["history"]
     assert [r["epoch"] for r in resumed] == list(range(1, 7))
     for a, b in zip(resumed, full, strict=True):
@@ -245,3 +251,15 @@ def test_exiqa_scorer_knows_its_clip_weights_by_their_hash(distorted, tiny_dir, 
         create_scorer(f"exiqa:{run}:{clip}").metadata()["weights_sha256"]
         == after.metadata()["weights_sha256"]
     )
+
+
+def test_a_resume_with_a_nan_setting_continues_its_own_run(distorted, tiny_dir, tmp_path):
+    """A settings record read back from its state file was compared with ``!=``: NaN is unequal to itself,
+    so a run whose settings hold one refused its own resume (a NaN --val-fraction: no held-out part)."""
+    cfg = ExiqaTrainConfig(**{**vars(_cfg(tiny_dir, epochs=2)), "val_fraction": math.nan})
+    with pytest.raises(KeyboardInterrupt):
+        train_exiqa(distorted, tmp_path / "run", cfg, on_epoch=_stop_after(1))
+    resumed = train_exiqa(distorted, tmp_path / "run", cfg)["history"]
+    assert [r["epoch"] for r in resumed] == [1, 2]
+    with pytest.raises(ConfigError, match="other settings"):  # another value is still refused
+        train_exiqa(distorted, tmp_path / "run", ExiqaTrainConfig(**{**vars(cfg), "val_fraction": 0.0}))

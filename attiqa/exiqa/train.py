@@ -49,7 +49,7 @@ from attiqa.io.checkpoints import (
     save_training_state,
     sha256_of,
 )
-from attiqa.io.run_meta import differing_settings
+from attiqa.io.run_meta import differing_settings, same_setting
 from attiqa.limits import MAX_PROMPTS
 from attiqa.teachers.clip import load_open_clip, parse_clip_spec
 from attiqa.training.data import ImageTableDataset, collate_skip_none, unreadable_report
@@ -208,7 +208,7 @@ def _resume(
             **card.get("config", {}),
             "labels_sha256": card.get("labels_sha256", settings["labels_sha256"]),  # earlier runs: no hash
         }
-    if before != settings:
+    if not same_setting(before, settings):  # by value: a NaN setting read back is its own
         raise ConfigError(
             f"{ckpt.parent}: holds a run with other settings ({differing_settings(before, settings)}) — use "
             "another --out, or the same settings and data to resume it"

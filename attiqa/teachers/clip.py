@@ -56,7 +56,7 @@ from attiqa.errors import ModelLoadError, did_you_mean
 from attiqa.progress import counted
 from attiqa.teachers.base import Teacher
 from attiqa.teachers.names import DEFAULT_CLIP_SPEC, TEACHER_FLAG
-from attiqa.teachers.prompts import PromptSet, load_prompts
+from attiqa.teachers.prompts import PromptSet, prompt_set
 
 NETWORK_TIMEOUT = 3.0
 """Seconds to wait for a TCP connection to the weights host before declaring the machine offline."""
@@ -509,13 +509,12 @@ class ClipTeacher(Teacher):
         hint_flag: str = TEACHER_FLAG,
     ) -> None:
         super().__init__(device)
-        if not isinstance(prompts, PromptSet):
-            prompts = load_prompts(prompts)  # a bad prompts file fails before a slow model load
+        read = prompt_set(prompts)  # a bad prompts file fails before a slow model load
         parsed = parse_clip_spec(spec, hint_flag.split()[-1])
         model, preprocess, tokenizer, weights = load_open_clip(parsed, self.device, cache_dir, hint_flag)
         info = {"spec": spec, "weights": weights, **_spec_info(parsed)}
         info.update(clip_identity(parsed, model, weights))
-        self._setup(model, preprocess, tokenizer, prompts, scale, info)
+        self._setup(model, preprocess, tokenizer, read, scale, info)
 
     @classmethod
     def from_model(
@@ -532,7 +531,7 @@ class ClipTeacher(Teacher):
         prompt sets with one model."""
         self = cls.__new__(cls)
         Teacher.__init__(self, device)
-        self._setup(model, preprocess, tokenizer, prompts, scale, {"spec": description})
+        self._setup(model, preprocess, tokenizer, prompt_set(prompts), scale, {"spec": description})
         return self
 
     def _setup(
@@ -540,7 +539,7 @@ class ClipTeacher(Teacher):
         model: torch.nn.Module,
         preprocess: Callable[[Image.Image], torch.Tensor],
         tokenizer: Callable[[list[str]], torch.Tensor],
-        prompts: str | Path | PromptSet | None,
+        prompts: PromptSet,
         scale: float,
         info: dict[str, Any],
     ) -> None:
@@ -548,7 +547,7 @@ class ClipTeacher(Teacher):
         if not scale > 0 or scale == float("inf"):
             raise ValueError(f"clip scale must be a finite number > 0, got {scale}")
         self.scale = scale
-        self.prompts = prompts if isinstance(prompts, PromptSet) else load_prompts(prompts)
+        self.prompts = prompts
         self.preprocess = preprocess
         size = getattr(getattr(model, "visual", None), "image_size", None)
         # shorter edge the preprocess resizes to: big JPEGs may decode at a reduced scale (load_image)

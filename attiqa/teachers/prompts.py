@@ -145,6 +145,12 @@ def read_json_doc(path: Path, what: str, inside: str, like: Path | None = None) 
         raise _fail(path, f"not valid JSON (line {exc.lineno}: {exc.msg}) — {example}") from None
 
 
+def prompt_set(prompts: str | Path | PromptSet | None) -> PromptSet:
+    """The one reading of a teacher's ``prompts=``: a :class:`PromptSet` as handed on (a command's check
+    read the file already), else the file loaded (None: paper Table 1)."""
+    return prompts if isinstance(prompts, PromptSet) else load_prompts(prompts)
+
+
 def load_prompts(path: str | Path | None = None) -> PromptSet:
     """Load and validate a prompts JSON file (None = paper Table 1); errors name the file and the gap."""
     path = default_prompts_path() if path is None else Path(path)
