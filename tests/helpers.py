@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import functools
 import json
@@ -11,7 +12,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -635,3 +636,36 @@ def degrade_config(root):
         " device: cpu}\n"
     )
     return cfg
+
+
+# ----------------------------------------------------------------------------------------------------
+# how often a test's command opened a file: an audit hook, installed once (audit hooks cannot be removed),
+# recording only the files a block watches
+
+_WATCHED: set[str] = set()
+_OPENED: list[str] = []
+
+
+def _record_open(event: str, args: tuple) -> None:
+    if event == "open" and args and str(args[0]) in _WATCHED:
+        _OPENED.append(str(args[0]))
+
+
+@functools.cache
+def _install_open_hook() -> None:
+    sys.addaudithook(_record_open)
+
+
+@contextlib.contextmanager
+def opens_of(path: Path) -> Iterator[list[str]]:
+    """The opens of ``path`` made inside the block (the list fills as they happen)."""
+    _install_open_hook()
+    seen: list[str] = []
+    _WATCHED.add(str(path))
+    start = len(_OPENED)
+    try:
+        yield seen
+    finally:
+        _WATCHED.discard(str(path))
+        seen.extend(p for p in _OPENED[start:] if p == str(path))
+        del _OPENED[start:]

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from early_checks import ISP_HEAVY, check
-from test_mend56_label import OPENED, WATCHED
+from helpers import opens_of
 
 ISP = "isp_env.cli"
 
@@ -18,17 +18,11 @@ def test_isp_tune_reads_its_base_file_once(tmp_path, isp_raws, isp_cli):
     check's reading is handed on (`run(start=…)`). The run stops at its reward model, after the base."""
     base = tmp_path / "base.json"
     base.write_text(json.dumps({"tone_exposure": 0.1}))
-    WATCHED.add(str(base))
-    OPENED.clear()
-    try:
+    with opens_of(base) as opened:
         res = isp_cli(
             "--raw-dir", isp_raws[0].parent, "--out", tmp_path / "run", "--base", base,
             "--model", tmp_path / "nope.safetensors",
         )  # fmt: skip
-    finally:  # the hook's lists are test_mend56_label's too: left as they were
-        WATCHED.discard(str(base))
-        opened = [p for p in OPENED if p == str(base)]
-        OPENED.clear()
     assert res.returncode == 2 and "nope.safetensors: checkpoint not found" in res.stderr, res.stderr
     assert len(opened) == 1, opened  # read once, by the check before the raws
 

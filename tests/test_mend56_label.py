@@ -3,19 +3,8 @@
 from __future__ import annotations
 
 import shutil
-import sys
 
-OPENED: list[str] = []
-WATCHED: set[str] = set()
-
-
-def count_opens(event: str, args: tuple) -> None:
-    """An audit hook (never removed: it records only the files a test puts in ``WATCHED``)."""
-    if event == "open" and args and str(args[0]) in WATCHED:
-        OPENED.append(str(args[0]))
-
-
-sys.addaudithook(count_opens)
+from helpers import opens_of
 
 
 def test_label_reads_its_prompts_file_once(tmp_path, photo_dir, tiny_dir, cli):
@@ -27,14 +16,11 @@ def test_label_reads_its_prompts_file_once(tmp_path, photo_dir, tiny_dir, cli):
     prompts = tmp_path / "mine.json"
     shutil.copy(default_prompts_path(), prompts)
     out = tmp_path / "labels.parquet"
-    WATCHED.add(str(prompts))
-    try:
+    with opens_of(prompts) as opened:
         res = cli("label", photo_dir, "-t", f"clip:{tiny_dir}", "--prompts", prompts, "-o", out, "-b", "4")
-    finally:
-        WATCHED.discard(str(prompts))
     assert res.returncode == 0, res.stdout + res.stderr
     assert out.exists()
-    assert len(OPENED) == 1, OPENED  # the check read it; the teacher was handed that reading
+    assert len(opened) == 1, opened  # the check read it; the teacher was handed that reading
 
     from attiqa.labeling import read_label_metadata
 
