@@ -104,10 +104,11 @@ class Work:
     way (a resumed loop's cached ones) are in the count but not in the rate, which is of the work done now
     as of the last advance — a kept item counted as done in no time read "629920.8 img/s"."""
 
-    def __init__(self, done: int = 0) -> None:
+    def __init__(self, done: int = 0, kept: int = 0) -> None:
         self.start = self.last = time.perf_counter()
-        self.earlier = self.done = done
-        self.kept = 0
+        self.earlier = done
+        self.done = done + kept
+        self.kept = kept
 
     def add(self, n: int, kept: bool = False) -> None:
         self.done += n
@@ -170,34 +171,41 @@ class Advance(Protocol):
 
 @contextmanager
 def progress_task(
-    description: str, total: int, unit: str = "img", disable: bool = False, done: int = 0
+    description: str, total: int, unit: str = "img", disable: bool = False, done: int = 0, kept: int = 0
 ) -> Iterator[Advance]:
     """Yield ``advance(n, kept=False)`` for a single-task progress bar; ``done``: work an earlier run
     finished (a resume), in the count but not in the rate; ``kept=True``: items found finished on the way
-    (a resumed loop's cached ones), the same (:class:`Work`).
+    (a resumed loop's cached ones), the same (:class:`Work`); ``kept``: such items known before the start
+    (eval's score-cache hits), in the count from the first frame and said as kept — advanced after the
+    start, the first frame was the first batch's, one photo with a decode worker, a full batch without.
 
     Not on a terminal (CI, ``nohup ... > log``), a live bar would print nothing until the end, so a
     plain line is logged instead every 10 % of the work or every 60 s, whichever comes first, with the rate
     of the work done now and how many items were kept.
     """
-    work = Work(done)
+    work = Work(done, kept)
     if not disable and not console.is_terminal:
-        shown = {"frac": done / max(total, 1), "at": work.start}  # when a line was last printed
+        shown = {"frac": work.done / max(total, 1), "at": work.start}  # when a line was last printed
+
+        def line() -> None:
+            speed = work.rate()
+            rate = f"{speed:.1f} {unit}/s" if speed else "none done now"
+            note = f", {work.kept} kept from an earlier run" if work.kept else ""
+            console.print(f"{description}: {work.done}/{total} ({rate}{note})")
 
         def advance(n: int = 1, kept: bool = False) -> None:
             work.add(n, kept)
             frac = work.done / max(total, 1)
             if frac - shown["frac"] >= 0.1 or work.last - shown["at"] >= 60 or work.done >= total:
-                speed = work.rate()
-                rate = f"{speed:.1f} {unit}/s" if speed else "none done now"
-                note = f", {work.kept} kept from an earlier run" if work.kept else ""
-                console.print(f"{description}: {work.done}/{total} ({rate}{note})")
+                line()
                 shown["frac"], shown["at"] = frac, work.last
 
+        if kept:  # the log's first frame, as the live bar's
+            line()
         yield advance
         return
     with make_progress(unit, disable) as prog:
-        task = prog.add_task(description, total=total, completed=done, work=work)
+        task = prog.add_task(description, total=total, completed=work.done, work=work)
 
         def advance_bar(n: int = 1, kept: bool = False) -> None:
             work.add(n, kept)

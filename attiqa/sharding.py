@@ -334,17 +334,20 @@ def score_share(
     on_rows: Callable[[list[dict]], None] | None = None,
     keep_rows: int | None = None,
     progress: bool = True,
+    kept: int = 0,
 ) -> ScoreRun:
     """Score this process's share of ``todo`` (all of it alone) with :func:`attiqa.scoring.score_paths`;
     the progress bar is drawn by rank 0 only, of its share, and says so ("23/23" after "46 to score" read
-    as half the images lost). ``todo`` must be the same list on every process."""
+    as half the images lost). ``todo`` must be the same list on every process. ``kept``: this process's
+    images of the job found finished before (eval's cache hits), in the bar's count from its first frame."""
     from attiqa.progress import progress_task
 
     share = shards.share(todo)
     if not share:  # nothing to decode: no decode workers started
         return ScoreRun(tuple(scorer.columns))
     what = "scoring" if shards.world == 1 else f"scoring (rank 0 of {shards.world}: its share)"
-    with progress_task(what, total=len(share), disable=not progress or not shards.main) as adv:
+    disable = not progress or not shards.main
+    with progress_task(what, total=kept + len(share), disable=disable, kept=kept) as adv:
         return score_paths(
             share, scorer, batch_size, num_workers, on_batch=lambda n, f: adv(n + f), on_rows=on_rows,
             keep_rows=keep_rows,

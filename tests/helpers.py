@@ -669,3 +669,19 @@ def opens_of(path: Path) -> Iterator[list[str]]:
         _WATCHED.discard(str(path))
         seen.extend(p for p in _OPENED[start:] if p == str(path))
         del _OPENED[start:]
+
+
+def eval_resumed_from_the_cache(tmp_path: Path, cli: Callable, workers: str) -> list[str]:
+    """`attiqa eval folder -b 2 -w WORKERS` of :func:`tiny_train_config`'s 8 images after a first eval of 3 of
+    them (a subset CSV) filled the score cache (``ATTIQA_CACHE``, set by the caller): the second run's
+    stderr lines, spaces squeezed."""
+    tiny_train_config(tmp_path)
+    root = tmp_path / "set"
+    rows = (root / "mos.csv").read_text().splitlines()
+    (root / "first.csv").write_text("\n".join(rows[:4]) + "\n")  # header + 3 images
+    ckpt = tiny_attiqa_checkpoint(tmp_path)
+    base = ("eval", "folder", "--root", root, "-m", ckpt, "--crops", "center", "-b", "2", "-w", workers)
+    assert cli(*base, "--csv", root / "first.csv", "-o", tmp_path / "a").returncode == 0
+    res = cli(*base, "-o", tmp_path / "b")
+    assert res.returncode == 0, res.stderr
+    return [" ".join(ln.split()) for ln in res.stderr.splitlines()]

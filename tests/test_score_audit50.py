@@ -306,20 +306,11 @@ def test_eval_resumed_from_the_cache_says_so_before_its_bar(tmp_path, cli, monke
     """**Was**: `attiqa eval` rerun after a Ctrl-C (or after a subset was evaluated) drew "scoring: 5/5"
     with no word of the 3 images found in the score cache until its last line ("5 scored, 3 from cache");
     `attiqa score` says "resuming: N image(s) already in FILE, M to score" first. Now `eval` too."""
-    from helpers import tiny_train_config
+    from helpers import eval_resumed_from_the_cache
 
     monkeypatch.setenv("ATTIQA_CACHE", str(tmp_path / "cache"))
-    tiny_train_config(tmp_path)
-    root = tmp_path / "set"
-    rows = (root / "mos.csv").read_text().splitlines()
-    (root / "first.csv").write_text("\n".join(rows[:4]) + "\n")  # header + 3 images
-    ckpt = tiny_attiqa_checkpoint(tmp_path)
-    # -w 0: decoded in this process, as when torch takes every core (a decode worker: the bar starts at 1/5)
-    base = ("eval", "folder", "--root", root, "-m", ckpt, "--crops", "center", "-b", "2", "-w", "0")
-    assert cli(*base, "--csv", root / "first.csv", "-o", tmp_path / "a").returncode == 0
-    res = cli(*base, "-o", tmp_path / "b")
-    assert res.returncode == 0, res.stderr
-    lines = [" ".join(ln.split()) for ln in res.stderr.splitlines()]
+    # -w 0: decoded in this process, as when torch takes every core (with a worker: test_small56_eval_bar.py)
+    lines = eval_resumed_from_the_cache(tmp_path, cli, "0")
     first = next(i for i, ln in enumerate(lines) if ln.startswith("scoring"))
     assert lines[first - 1] == "resuming: 3 image(s) already in the score cache, 5 to score", lines
-    assert lines[first].startswith("scoring: 2/5 (") and "5 scored, 3 from cache" in " ".join(lines)
+    assert lines[first].startswith("scoring: 3/8 (") and "5 scored, 3 from cache" in " ".join(lines)

@@ -160,7 +160,7 @@ def score_items(
         done.update(rank_found)
     n_cached = len(done)
     todo = [p for p in paths if str(p) not in done]
-    if progress and shards.main and n_cached and todo:  # as `attiqa score` resumes: the bar counts the rest
+    if progress and shards.main and n_cached and todo:  # as `attiqa score` resumes
         from attiqa.progress import console
 
         console.print(f"resuming: {n_cached} image(s) already in the score cache, {len(todo)} to score")
@@ -175,7 +175,9 @@ def score_items(
         if cache is not None and new:
             cache.store(scorer_key, new)
 
-    run = score_share(shards, todo, scorer, batch_size, num_workers, keep, keep_rows=0, progress=progress)
+    run = score_share(
+        shards, todo, scorer, batch_size, num_workers, keep, keep_rows=0, progress=progress, kept=len(found)
+    )  # the bar counts this process's cache hits as done: 3/8 from its first frame, worker or none
     if run.interrupted:  # finished batches are in the cache
         raise run.interruption or KeyboardInterrupt()
     failed: list[ImageLoadError] = []
