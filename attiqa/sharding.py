@@ -160,7 +160,8 @@ JOIN_TIMEOUT_MAX = 365 * 24 * 3600.0  # a year: far inside what timedelta and th
 def join_timeout() -> datetime.timedelta:
     """:data:`JOIN_TIMEOUT_ENV`'s seconds (at least 1). A bad value is one line from each node, said by its
     local rank 0 (torchrun gives its processes one environment): nan, inf or 1e20 were timedelta's
-    traceback from every process, 0 or -5 a silent second."""
+    traceback from every process, 0 or -5 a silent second. Local rank 0 as :func:`launched_local_rank` reads
+    it (LOCAL_RANK " 0" or "00" read as text was no process's: the command ended with exit 2 and no word)."""
     raw = os.environ.get(JOIN_TIMEOUT_ENV, "")
     if not raw.strip():
         return datetime.timedelta(seconds=JOIN_TIMEOUT)
@@ -173,7 +174,7 @@ def join_timeout() -> datetime.timedelta:
             f"{JOIN_TIMEOUT_ENV}={raw!r}: not a number of seconds above 0 and at most "
             f"{JOIN_TIMEOUT_MAX:.0f} (a year) — e.g. 600, or unset it for {JOIN_TIMEOUT:g}, torchrun's own"
         )
-        raise (AttiqaError if os.environ.get("LOCAL_RANK", "0") in ("", "0") else Said)(text)
+        raise (AttiqaError if launched_local_rank() == 0 else Said)(text)
     return datetime.timedelta(seconds=max(seconds, 1.0))
 
 

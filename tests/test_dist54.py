@@ -119,6 +119,14 @@ def test_each_bad_join_timeout_is_refused_by_local_rank_0_and_left_said_by_the_o
     from attiqa.sharding import JOIN_TIMEOUT, join_timeout
 
     monkeypatch.setenv("ATTIQA_JOIN_TIMEOUT", value)
+    # as a process of a torchrun job reads them: its LOCAL_RANK is read (attiqa.launch.launched_local_rank)
+    for name, launched in {
+        "WORLD_SIZE": "2",
+        "RANK": "0",
+        "MASTER_ADDR": "127.0.0.1",
+        "MASTER_PORT": "29500",
+    }.items():
+        monkeypatch.setenv(name, launched)
     if not value.strip():
         assert join_timeout().total_seconds() == JOIN_TIMEOUT
         return
