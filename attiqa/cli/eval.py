@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import typer
+from rich.cells import cell_len
 from rich.table import Table
 
 from attiqa.cli._common import (
@@ -99,6 +100,48 @@ def records_text(title: str, headers: Sequence[str], rows: Sequence[Sequence[str
     return "\n".join(out).rstrip("\n")
 
 
+def _path_parts(word: str, width: int) -> list[str]:
+    """``word`` whole if it fits ``width``, else its path split after each "/": every file name whole."""
+    return [word] if cell_len(word) <= width else re.findall(r"[^/\s]*/|[^/\s]+", word)
+
+
+def _filled(text: str, width: int) -> list[str]:
+    """``text``'s lines wrapped to ``width`` at spaces, and a path longer than the line after a "/"."""
+    out: list[str] = []
+    for line in text.split("\n"):
+        cur = ""
+        for word in line.split():
+            for k, part in enumerate(_path_parts(word, width)):
+                sep = " " if k == 0 and cur else ""
+                if cur and cell_len(cur + sep + part) > width:
+                    out.append(cur)
+                    cur = part
+                else:
+                    cur += sep + part
+        out.append(cur)
+    return out
+
+
+def whole_word_widths(headers: Sequence[str], rows: Sequence[Sequence[str]], width: int) -> list[int] | None:
+    """Column widths for a boxed table (rich's, padding 1) of ``rows`` at ``width`` that keep every word
+    whole — a path may break after a "/" — or None when the words do not fit: rich's table narrows its
+    widest columns first and folded file names ("AIGC_MOS_Zscore.xls x" at 120 columns)."""
+    cols = list(zip(headers, *rows, strict=True))
+    shortest = [  # a header's words whole, a cell's path parts
+        max([cell_len(w) for w in col[0].split()] + [cell_len(p) for c in col[1:] for p in _path_parts(c, 0)])
+        for col in cols
+    ]
+    most = [max(cell_len(line) for cell in col for line in cell.split("\n")) for col in cols]
+    room = width - 3 * len(cols) - 1  # a border and a space either side of each column
+    if sum(shortest) > room:
+        return None
+    want = [m - n for m, n in zip(most, shortest, strict=True)]
+    spare = room - sum(shortest)
+    if sum(want) <= spare:
+        return most
+    return [n + spare * w // sum(want) for n, w in zip(shortest, want, strict=True)]
+
+
 def datasets_cmd(
     name: str | None = typer.Argument(
         None, help="Show one dataset in detail: folder layout, targets, notes."
@@ -136,16 +179,20 @@ def datasets_cmd(
                 "on a real file" if info.verified else "from docs (see `attiqa datasets NAME`)",
             )
         )
-    if stdout.width < NARROW:  # piped, logged, 80 columns: six columns cut words ("mos_qualit y")
+    widths = whole_word_widths(headers, rows, stdout.width) if stdout.width >= NARROW else None
+    if widths is None:  # piped, logged, 80 columns, or words longer than the columns could hold
         stdout.print(records_text(title, headers, rows, stdout.width), markup=False, highlight=False)
     else:
         table = Table(title=title, show_lines=True)
-        for c in headers:
-            table.add_column(c, overflow="fold")
+        for c, w in zip(headers, widths, strict=True):
+            table.add_column(c, width=w, overflow="fold")  # the cells come wrapped: words whole
         for row in rows:
             full, _, citation = row[1].partition("\n")
-            cited = escape(full) + (f"\n[dim]{escape(citation)}[/]" if citation else "")
-            table.add_row(escape(row[0]), cited, *map(escape, row[2:]))
+            cells = ["\n".join(map(escape, _filled(cell, w))) for cell, w in zip(row, widths, strict=True)]
+            cells[1] = "\n".join(map(escape, _filled(full, widths[1])))
+            if citation:
+                cells[1] += "\n[dim]" + "\n".join(map(escape, _filled(citation, widths[1]))) + "[/]"
+            table.add_row(*cells)
         stdout.print(table)
     if name is None:
         stdout.print("Details and the expected folder layout: `attiqa datasets NAME`")
