@@ -193,8 +193,14 @@ def tune(
         min=0.0,
         max=0.9,
         help="Share of raws held out for testing "
-        "(whole scene groups, from DIR/manifest.csv when present); 0: train "
+        "(whole scene groups, from DIR/manifest.csv when present, or whole cameras: --group-by); 0: train "
         "on every raw (a policy to ship), evaluate nothing.",
+    ),
+    group_by: str = typer.Option(
+        "scene",
+        help="What the split holds out whole: scene (repeat shots of a subject stay on one side) | camera "
+        "(no camera on both sides: does a policy carry to a new camera? The camera: DIR/manifest.csv's "
+        "libraw_make and libraw_model, else a DNG's Make and Model tags).",
     ),
     test_raws: int | None = typer.Option(
         None,
@@ -284,18 +290,27 @@ def tune(
             f"--batch-size {batch_size}: larger than the agents' replay buffer ({BUFFER_SIZE} "
             f"steps) — pass at most {BUFFER_SIZE} (default {BATCH_SIZE})"
         )
-    from isp_env.run_inputs import check_settings, check_start, list_raws, refuse_too_few, training_need
+    from isp_env.run_inputs import check_settings, refuse_too_few, run_inputs, training_need
 
     # what needs no model, said before torch and SB3 load (the same checks `run` makes for the library);
-    # the cheap ones first: listing a FiveK-sized raw folder takes minutes
+    # the cheap ones first (run_inputs: check_start, then the listing of a FiveK-sized folder: minutes)
     check_settings(
         algo.lower(), action_mode, obs_mode, max_steps, teacher_start if algo.lower() == "teacher" else None
     )
     test_raws_cap = TEST_RAWS if test_raws is None else test_raws
-    start = check_start(out, base, test_raws_cap, init_policy)  # read once, handed to run
-    listing = list_raws(raw_dir, out, test_fraction, seed, synth_photos)
+    inputs = run_inputs(  # read once, handed to run with the settings they were made for
+        raw_dir,
+        out,
+        test_fraction=test_fraction,
+        seed=seed,
+        synth_photos=synth_photos,
+        group_by=group_by,
+        base=base,
+        test_raws_cap=test_raws_cap,
+        init_policy=init_policy,
+    )
     if synth_photos is None and not resume:  # a new run on raws alone (a prior refits with none)
-        refuse_too_few(len(listing.train), training_need(algo.lower(), init_policy), raw_dir)
+        refuse_too_few(len(inputs.listing.train), training_need(algo.lower(), init_policy), raw_dir)
     from isp_env.report import printed_table
     from isp_env.run import run
     from isp_env.teacher import TeacherSettings
@@ -340,8 +355,8 @@ def tune(
             teacher=TeacherSettings(**teacher_given),
             test_raws_cap=test_raws_cap,
             unwritable=unwritable,
-            listing=listing,
-            start=start,
+            group_by=group_by,
+            inputs=inputs,
         )
     if not summary:  # --test-fraction 0: a policy trained on every raw, nothing held out to report
         return
@@ -378,7 +393,9 @@ def check(
     results.csv, summary.json, report.md, grid.png and the renders. A teacher policy is for the cameras it
     was trained on: on a camera left out of training it can fail badly (docs/isp.md, "Leave one camera
     out"); the checked setting (`isp-tune render --check`: the best of the
-    policy, its base and neutral by the reward) is shown beside it.
+    policy, its base and neutral by the reward) is shown beside it. Whether a recipe carries to a new
+    camera at all: `isp-tune --raw-dir DIR --group-by camera` trains on some cameras' raws and tests on
+    the others'.
     """
     import statistics
 

@@ -384,6 +384,25 @@ def dng_black(path: Path) -> DngBlack | None:
     return None
 
 
+def dng_camera(path: Path) -> str | None:
+    """A DNG's camera, "MAKE MODEL", from its own Make and Model tags, else its UniqueCameraModel (where
+    LibRaw reads them from: the Blackmagic DNG of the shared raws has only the latter; rawpy does not give
+    LibRaw's make and model); None for another raw, a DNG without them or one that does not parse
+    (:func:`isp_env.run_inputs.raw_cameras` says it)."""
+    if path.suffix.lower() != ".dng":
+        return None
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            tags = tif.pages.first.tags
+            words = [str(tags[t].value).strip() if t in tags else "" for t in (271, 272, 50708)]
+    except (tifffile.TiffFileError, OSError, ValueError, IndexError):
+        return None
+    make, model, unique = words  # Make, Model, UniqueCameraModel
+    return " ".join(w for w in (make, model) if w) or unique or None
+
+
 BLACK_STRIP_ROWS = 256  # rows of the mosaic a black excess is built for at a time (memory: ~12 MB at 6000 px)
 
 

@@ -182,10 +182,19 @@ def used_of_asked(s: dict[str, Any]) -> str:
 def markdown(summary: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     view = meta.get("view_shorter")
     scale = f"shorter side {view}, one pass" if view else f"previews of long side {meta.get('preview')}"
-    held = meta.get("n_test")
+    held = str(meta.get("n_test"))
     if meta.get("n_held_out"):  # a sample of the held-out raws was evaluated
         held = f"{held} evaluated of {meta['n_held_out']}, spread over the scene groups by `--test-raws`"
     checked = meta.get("checked_policy")  # isp-tune check: a folder's raws, not a run's held-out ones
+    split = meta.get("split") or {}
+    if split.get("group_by") == "camera":  # --group-by camera: which cameras the policy never saw
+        sides = split.get("cameras", {})
+        held += (
+            f" (whole cameras held out, `--group-by camera`: {', '.join(sides.get('test', []))}; trained on "
+            f"{', '.join(sides.get('train', []))})"
+        )
+    elif split:
+        held += " (whole scene groups held out, `--group-by scene`)"
     what = (
         f"Raws of `{checked['raw_dir']}` checked with the policy `{checked['policy']}`: {held}"
         if checked

@@ -2,7 +2,8 @@
 
 * Split (issue 19): by *scene group* — repeat shots of one subject stay on one side. Groups come from a
   ``manifest.csv`` in DIR (columns ``file`` and ``scene_group``) when there is one, else every raw is its own
-  group. Only held-out raws are evaluated.
+  group. ``group_by="camera"`` (``--group-by camera``): by camera instead, no camera on both sides
+  (:func:`isp_env.run_inputs.raw_cameras`). Only held-out raws are evaluated.
 * Synthetic training raws (``--synth-photos``, :mod:`isp_env.synth`) are added to the training side only.
 * Every method is scored the way the agent's reward is (the render at the scorer's scale, one pass) and
   reported with the guard's penalty, the fraction of pixels with a clipped channel and the mean HSV
@@ -64,9 +65,9 @@ from isp_env.reward import (
 )
 from isp_env.run_inputs import (
     FINISHED_JSON,
-    RawListing,
-    RunStart,
+    RunInputs,
     check_start,
+    input_settings,
     list_raws,
     readable_raws,
     refuse_other_report,
@@ -280,8 +281,8 @@ def run(
     teacher: TeacherSettings | None = None,
     test_raws_cap: int = TEST_RAWS,
     unwritable: Exception | None = None,
-    listing: RawListing | None = None,
-    start: RunStart | None = None,
+    group_by: str = "scene",
+    inputs: RunInputs | None = None,
 ) -> list[dict[str, Any]]:
     """Split, train, evaluate at most ``test_raws_cap`` of the held-out raws (spread over the scene
     groups, seeded: :func:`isp_env.teacher.spread_sample`). ``base`` (residual actions): ``neutral``,
@@ -292,14 +293,31 @@ def run(
     instead of an RL agent. ``unwritable``: why ``out`` cannot be written (a read-only, archived run),
     raised unless the run finished with these very settings and raws and nothing in it changed since
     (:func:`finished_run`): then its summary is returned, nothing written — as for a writable ``out``
-    holding such a finished run. ``listing``: the raws as :func:`isp_env.run_inputs.list_raws` found them
-    (``isp-tune`` lists them before torch loads), else listed here. ``start``: the checks before the listing
-    as :func:`isp_env.run_inputs.check_start` read them (the run folder's kept files, the ``--base`` file),
-    else made here."""
+    holding such a finished run. ``group_by``: ``scene`` (whole scene groups held out) or ``camera`` (whole
+    cameras). ``inputs``: the checks before torch and the raws' listing as
+    :func:`isp_env.run_inputs.run_inputs` made them (``isp-tune`` makes them before torch loads) — refused
+    in one line unless made for this run's raw folder, output folder and settings — else made here."""
     teacher = teacher or TeacherSettings()
     check_config(cfg, teacher if cfg.algo == "teacher" else None)  # before any work
-    if start is None:  # (isp-tune checks these before it lists the raws: isp_env.run_inputs)
-        start = check_start(out, base, test_raws_cap, cfg.init_policy)
+    settings = input_settings(
+        raw_dir,
+        out,
+        test_fraction=test_fraction,
+        seed=cfg.seed,
+        synth_photos=synth_photos,
+        group_by=group_by,
+        base=base,
+        test_raws_cap=test_raws_cap,
+        init_policy=cfg.init_policy,
+    )
+    if inputs is not None:  # a listing of another folder, seed or grouping split this run's raws by it
+        inputs.refuse_other(settings)
+    # (isp-tune checks these before it lists the raws: isp_env.run_inputs)
+    start = (
+        inputs.start
+        if inputs is not None
+        else check_start(out, base, test_raws_cap, cfg.init_policy, group_by)
+    )
     files, given_base = start.files, start.base
     if cfg.algo in ("sac", "td3") and cfg.timesteps <= cfg.learning_starts:  # the policy never learns
         console.print(
@@ -312,8 +330,11 @@ def run(
         if given_base is not None and cfg.action_mode == "residual":
             cfg.base = given_base
         checked_agent_init(cfg)  # takes the policy's base and scale, refuses other settings
-    if listing is None:  # (isp-tune lists them before torch loads: isp_env.run_inputs)
-        listing = list_raws(raw_dir, out, test_fraction, cfg.seed, synth_photos)
+    listing = (  # (isp-tune lists them before torch loads: isp_env.run_inputs)
+        inputs.listing
+        if inputs is not None
+        else list_raws(raw_dir, out, test_fraction, cfg.seed, synth_photos, group_by)
+    )
     raws, skipped, groups = listing.raws, listing.skipped, listing.groups
     train_raws, test_raws = listing.train, listing.test
     mos = load_mos_function(cfg.scorer)  # fail early (e.g. no default model), before writing anything
@@ -329,6 +350,12 @@ def run(
             f"{out}: this run folder was made with the reward model "
             f"{describe_reward_model(old['reward_model'])}, not this run's "
             f"{describe_reward_model(reward)} — use a new --out"
+        )
+    old_group_by = old.get("group_by", "scene")  # (runs before --group-by were split by scene group)
+    if old and old_group_by != group_by:  # said before the split compare's "other raws or seed"
+        raise ConfigError(
+            f"{out}: this run folder's split is by {old_group_by} (--group-by {old_group_by}), not by "
+            f"{group_by} — pass --group-by {old_group_by} to resume it, or use a new --out"
         )
     # before any work: a refused rerun of another split searched (and cached over the run's own) a global base
     split_now = {
@@ -380,6 +407,8 @@ def run(
             "teacher": asdict(teacher),
             "test_raws_cap": test_raws_cap,
             "inputs": input_stamps(base, cfg.init_policy, synth_photos),
+            # by scene: no key, so a run finished before --group-by is still found finished
+            **({"group_by": group_by} if group_by != "scene" else {}),
         },
     )
     # a finished run with these settings and raws has nothing left to do: it was scored again and its
@@ -435,6 +464,7 @@ def run(
             cfg.base = given_base
     plan = {
         **split_now,
+        **listing.split_record(),  # group_by (and by camera, the cameras on each side)
         "seed": cfg.seed,
         "test_fraction": test_fraction,
         "synthetic": len(synth),
@@ -481,6 +511,7 @@ def run(
         cma_image_budget,
         held_out=held_out,
         files=files,
+        split=listing.split_record(),
     ).summary
     record_finished(out, invocation)
     return summary
@@ -596,6 +627,7 @@ def evaluate(
     checked_policy: dict[str, str] | None = None,
     files: RunFiles | None = None,
     unread: int = 0,
+    split: dict[str, Any] | None = None,
 ) -> Report:
     """Tune + render the test raws with each agent (name -> (policy, card)), run the baselines, report.
     ``checked``: also each agent's setting checked against its base and neutral by the reward
@@ -606,7 +638,9 @@ def evaluate(
     report names (summary.json's ``checked_policy``). ``files``: the run folder's kept files as checked
     (:meth:`isp_env.params.RunFiles.checked`); else each read when first needed. ``unread``: raws to
     evaluate that the caller's probe left out (in ``skipped``), counted when none can be read (unless
-    ``held_out``: then the raws to evaluate were drawn from the readable ones)."""
+    ``held_out``: then the raws to evaluate were drawn from the readable ones). ``split``: a run's split
+    record (:meth:`isp_env.run_inputs.RawListing.split_record`), which summary.json keeps and report.md
+    says (held out by scene group or by camera)."""
     files = files or RunFiles(out)
     view = cfg.view_shorter if cfg.preview is None else None
     skipped = dict(skipped)
@@ -753,6 +787,7 @@ def evaluate(
         "n_train": len(train_raws),
         "n_test": len(items),
         **({} if held_out is None else {"n_held_out": held_out}),  # a sample of them (--test-raws)
+        **({} if split is None else {"split": split}),  # a run's: how its raws were held out
         **({} if checked_policy is None else {"checked_policy": checked_policy}),
         "skipped": skipped | items.dropped,
         **({"no_rawpy": no_rawpy} if no_rawpy else {}),  # (their other methods' rows are in the report)

@@ -1,9 +1,10 @@
 """What ``isp-tune`` is given, checked before a model, torch or Stable-Baselines3 loads: the settings that do
 not fit together; the output folder, ``--test-raws``, a ``--base`` file and the ``--init-policy`` file
-(:func:`check_start`: cheap, so before the raws); and the raws — listed, probed, grouped by scene and split,
-with the refusals of a folder too small for a run. The command says a mistake here in one line without the
-~seconds of the heavy imports; :func:`isp_env.run.run` (the library's runs) calls the same functions, so
-both say the same words.
+(:func:`check_start`: cheap, so before the raws); and the raws — listed, probed, grouped by scene (or by
+camera: ``--group-by camera``) and split, with the refusals of a folder too small for a run. ``isp-tune``
+hands both to :func:`isp_env.run.run` as one :class:`RunInputs`, with the settings they were made for. The
+command says a mistake here in one line without the ~seconds of the heavy imports; :func:`isp_env.run.run`
+(the library's runs) calls the same functions, so both say the same words.
 """
 
 from __future__ import annotations
@@ -13,14 +14,16 @@ import random
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from attiqa.datasets.readers import read_csv
 from attiqa.errors import ConfigError, did_you_mean
 from attiqa.io.images import content_key, discover_images
+from attiqa.io.run_meta import differing_settings
 from attiqa.progress import console, plain, plain_failure, plain_name
 from isp_env.params import RunFiles, neutral, read_values
 from isp_env.policy_files import resolve_policy
-from isp_env.raw import RAW_EXTENSIONS, find_raws, probe_raw
+from isp_env.raw import RAW_EXTENSIONS, dng_camera, find_raws, probe_raw
 from isp_env.registration import MAX_STEPS, RL_ALGOS
 
 
@@ -46,22 +49,54 @@ def check_settings(algo: str, action_mode: str, obs_mode: str, max_steps: int, s
         raise ConfigError(f"--teacher-start {start!r}: use base or neutral")
 
 
+GROUP_BY = ("scene", "camera")  # --group-by: what the split keeps whole on one side
+
+
+def check_group_by(group_by: str) -> None:
+    """``--group-by``: scene (repeat shots of a subject on one side) or camera (no camera on both sides)."""
+    if group_by not in GROUP_BY:
+        hint = did_you_mean(group_by, GROUP_BY)
+        raise ConfigError(f"--group-by {group_by!r}: use scene or camera{hint}")
+
+
 @dataclass
 class RawListing:
-    """A raw folder as a run sees it: the raws LibRaw reads, the others (path -> why), scene groups, split."""
+    """A raw folder as a run sees it: the raws LibRaw reads, the others (path -> why), scene groups, split.
+    ``cameras``: each raw's camera when the split is by camera (``group_by``), else None; ``groups`` stay
+    the scene groups either way (the teacher's cross-validation and the raws' spread use them)."""
 
     raws: list[Path]
     skipped: dict[str, str]
     groups: dict[Path, str]
     train: list[Path]
     test: list[Path]
+    group_by: str = "scene"
+    cameras: dict[Path, str] | None = None
+
+    def split_record(self) -> dict[str, Any]:
+        """How the split was made, for run.json and the report: ``group_by``, and by camera the cameras on
+        each side."""
+        if self.cameras is None:
+            return {"group_by": self.group_by}
+        sides = {
+            side: sorted({self.cameras[p] for p in raws})
+            for side, raws in (("train", self.train), ("test", self.test))
+        }
+        return {"group_by": self.group_by, "cameras": sides}
 
 
 def list_raws(
-    raw_dir: Path, out: Path, test_fraction: float, seed: int, synth_photos: Path | None = None
+    raw_dir: Path,
+    out: Path,
+    test_fraction: float,
+    seed: int,
+    synth_photos: Path | None = None,
+    group_by: str = "scene",
 ) -> RawListing:
-    """The raws of ``raw_dir`` probed, grouped and split (:func:`split`); one line when there are too few to
-    train on some and test on others, or when no raw can be held out."""
+    """The raws of ``raw_dir`` probed, grouped and split (:func:`split`) by scene group or, ``group_by``
+    camera, by camera (:func:`raw_cameras`); one line when there are too few to train on some and test on
+    others, or when no raw can be held out."""
+    check_group_by(group_by)
     raws, skipped = readable_raws(find_raws(raw_dir))  # unreadable files stay out of the split
     say_photos_left_out(
         raw_dir, out, "photos train only as --synth-photos (unprocessed into raws)", synth_photos
@@ -82,6 +117,17 @@ def list_raws(
             + ", ".join(sorted(RAW_EXTENSIONS))
         )
     groups = scene_groups(raws, raw_dir)
+    if group_by == "camera":
+        cameras = raw_cameras(raws, raw_dir)
+        found = sorted(set(cameras.values()))
+        if test_fraction > 0 and len(found) < 2:
+            raise ConfigError(
+                f"{raw_dir}: its {len(raws)} raws are of one camera ({found[0]!r}) — none can be held out by "
+                "camera (--group-by camera); add raws of another camera, or pass --group-by scene to hold "
+                "out scene groups"
+            )
+        train_raws, test_raws = split(raws, test_fraction, seed, cameras)
+        return RawListing(raws, skipped, groups, train_raws, test_raws, group_by, cameras)
     train_raws, test_raws = split(raws, test_fraction, seed, groups)
     if test_fraction > 0 and not test_raws:  # one scene group: it always trains
         raise ConfigError(
@@ -90,6 +136,41 @@ def list_raws(
             "scenes, or pass --test-fraction 0 to train on all of them"
         )
     return RawListing(raws, skipped, groups, train_raws, test_raws)
+
+
+def raw_cameras(raws: list[Path], root: Path) -> dict[Path, str]:
+    """Raw -> camera, "MAKE MODEL": LibRaw's make and model as ``root/manifest.csv`` gives them (columns
+    ``file``, ``libraw_make``, ``libraw_model``; rawpy does not expose LibRaw's), else a DNG's own Make and
+    Model tags (:func:`isp_env.raw.dng_camera`). A raw with neither is said in one line naming the
+    manifest and the fix — never put in a camera of its own, which would hold it out as a "new camera"."""
+    manifest = root / "manifest.csv"
+    named: dict[str, str] = {}
+    if manifest.is_file():
+        table = read_csv(manifest, ",", what="raw manifest (columns file, libraw_make, libraw_model)")
+        cols = [table.column(c, required=False) for c in ("file", "libraw_make", "libraw_model")]
+        file_col, make_col, model_col = cols
+        if file_col is not None and make_col is not None and model_col is not None:
+            for r in table.rows:
+                camera = " ".join(str(r.get(c) or "").strip() for c in (make_col, model_col)).strip()
+                if r.get(file_col) and camera:
+                    named[str(r[file_col])] = camera
+    cameras: dict[Path, str] = {}
+    unknown: list[Path] = []
+    for p in raws:
+        found = named.get(p.name.strip()) or dng_camera(p)
+        if found:
+            cameras[p] = found
+        else:
+            unknown.append(p)
+    if unknown:
+        names = ", ".join(plain_name(p.name) for p in unknown[:3]) + (", …" if len(unknown) > 3 else "")
+        raise ConfigError(
+            f"{manifest}: no camera for {len(unknown)} of the {len(raws)} raws ({names}) — rawpy does not "
+            "give LibRaw's make and model: add their rows (columns file, libraw_make, libraw_model) to "
+            "manifest.csv (a DNG's own Make and Model tags are read when it has none), or pass --group-by "
+            "scene"
+        )
+    return cameras
 
 
 def training_need(algo: str, init_policy: str | None) -> int:
@@ -237,11 +318,14 @@ class RunStart:
     base: dict[str, float] | None
 
 
-def check_start(out: Path, base: str, test_raws_cap: int, init_policy: str | None) -> RunStart:
+def check_start(
+    out: Path, base: str, test_raws_cap: int, init_policy: str | None, group_by: str = "scene"
+) -> RunStart:
     """The cheap checks of a run, before its raws are listed (probing a FiveK-sized folder takes minutes) and
-    before torch: ``--test-raws``, the output folder (another command's report, a damaged kept file), the
-    ``--base`` file and the ``--init-policy`` file (its card is compared with the run's settings later,
-    with torch: :func:`isp_env.tuning.checked_agent_init`)."""
+    before torch: ``--group-by``, ``--test-raws``, the output folder (another command's report, a damaged
+    kept file), the ``--base`` file and the ``--init-policy`` file (its card is compared with the run's
+    settings later, with torch: :func:`isp_env.tuning.checked_agent_init`)."""
+    check_group_by(group_by)
     if test_raws_cap < 1:
         raise ConfigError(f"--test-raws {test_raws_cap}: evaluate at least 1 held-out raw")
     refuse_other_report(out, "run")
@@ -250,6 +334,82 @@ def check_start(out: Path, base: str, test_raws_cap: int, init_policy: str | Non
     if init_policy:
         resolve_policy(init_policy)
     return RunStart(files, given_base)
+
+
+@dataclass(frozen=True)
+class RunInputs:
+    """What ``isp-tune`` checks before torch, handed to :func:`isp_env.run.run` as one: the start checks, the
+    raws' listing and the settings both were made for (:func:`input_settings`), which the run compares with
+    its own — a listing of another folder, seed or grouping was trusted and split the run's raws by it."""
+
+    start: RunStart
+    listing: RawListing
+    made_for: dict[str, Any]
+
+    def refuse_other(self, settings: dict[str, Any]) -> None:
+        """One line when the run's ``settings`` (:func:`input_settings`) are not those these were made for."""
+        if self.made_for != settings:
+            raise ConfigError(
+                f"run(inputs=…): its checks and raws were made for other settings "
+                f"({differing_settings(self.made_for, settings)}) — make them with "
+                "isp_env.run_inputs.run_inputs and the run's own settings"
+            )
+
+
+def input_settings(
+    raw_dir: Path,
+    out: Path,
+    *,
+    test_fraction: float,
+    seed: int,
+    synth_photos: Path | None,
+    group_by: str,
+    base: str,
+    test_raws_cap: int,
+    init_policy: str | None,
+) -> dict[str, Any]:
+    """The options :class:`RunInputs` follow from, by option name (folders resolved: the same folder typed
+    relative or absolute is the same)."""
+    return {
+        "--raw-dir": str(Path(raw_dir).resolve()),
+        "--out": str(Path(out).resolve()),
+        "--test-fraction": test_fraction,
+        "--seed": seed,
+        "--synth-photos": None if synth_photos is None else str(Path(synth_photos).resolve()),
+        "--group-by": group_by,
+        "--base": base,
+        "--test-raws": test_raws_cap,
+        "--init-policy": init_policy,
+    }
+
+
+def run_inputs(
+    raw_dir: Path,
+    out: Path,
+    *,
+    test_fraction: float,
+    seed: int,
+    synth_photos: Path | None,
+    group_by: str,
+    base: str,
+    test_raws_cap: int,
+    init_policy: str | None,
+) -> RunInputs:
+    """:func:`check_start` (cheap, first), then :func:`list_raws`: a run's checks before torch, as one."""
+    settings = input_settings(
+        raw_dir,
+        out,
+        test_fraction=test_fraction,
+        seed=seed,
+        synth_photos=synth_photos,
+        group_by=group_by,
+        base=base,
+        test_raws_cap=test_raws_cap,
+        init_policy=init_policy,
+    )
+    start = check_start(out, base, test_raws_cap, init_policy, group_by)
+    listing = list_raws(raw_dir, out, test_fraction, seed, synth_photos, group_by)
+    return RunInputs(start, listing, settings)
 
 
 REPORT_FILES = ("results.csv", "summary.json", "report.md", "grid.png")  # what a run and a check write
