@@ -196,13 +196,16 @@ def dng_from_photo(
     black_level: int = 64,
     color_matrix: np.ndarray = DEFAULT_COLOR_MATRIX,
     as_shot_neutral: tuple[float, float, float] = DEFAULT_NEUTRAL,
+    make: str = "attiqa",
+    model: str = "synthetic",
     **noise: float,
 ) -> Path:
     """Unprocess an sRGB photo and write it as a DNG with matching metadata (one call for tests and demos);
-    ``noise``: :func:`unprocess`'s ``shot_noise``, ``read_noise`` and ``exposure``."""
+    ``make`` / ``model``: the camera it names (``isp-tune --group-by camera`` holds cameras out); ``noise``:
+    :func:`unprocess`'s ``shot_noise``, ``read_noise`` and ``exposure``."""
     white, black = int(white_level), int(black_level)
     mosaic = unprocess(rgb, layout, white, black, color_matrix, as_shot_neutral, seed=seed, **noise)
-    return write_dng(path, mosaic, layout, black, white, color_matrix, as_shot_neutral)
+    return write_dng(path, mosaic, layout, black, white, color_matrix, as_shot_neutral, make, model)
 
 
 DEMO_PHOTOS: tuple[tuple[str, str], ...] = (

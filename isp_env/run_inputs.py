@@ -164,11 +164,11 @@ def raw_cameras(raws: list[Path], root: Path) -> dict[Path, str]:
             unknown.append(p)
     if unknown:
         names = ", ".join(plain_name(p.name) for p in unknown[:3]) + (", …" if len(unknown) > 3 else "")
+        fix = "add their rows to it" if manifest.is_file() else "write it"
         raise ConfigError(
             f"{manifest}: no camera for {len(unknown)} of the {len(raws)} raws ({names}) — rawpy does not "
-            "give LibRaw's make and model: add their rows (columns file, libraw_make, libraw_model) to "
-            "manifest.csv (a DNG's own Make and Model tags are read when it has none), or pass --group-by "
-            "scene"
+            f"give LibRaw's make and model: {fix} with the columns file, libraw_make, libraw_model (a DNG's "
+            "own Make and Model tags are read when it has none), or pass --group-by scene"
         )
     return cameras
 

@@ -1,0 +1,162 @@
+"""``isp-tune --group-by camera``: a split where no camera is on both sides (does a policy carry to a new
+camera?), the camera read from the raw manifest's ``libraw_make`` / ``libraw_model`` or a DNG's own tags;
+and ``run(inputs=…)``, which took a raw listing and start checks from its caller without asking whose."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from early_checks import ISP_HEAVY, check
+
+from attiqa.errors import ConfigError
+from isp_env.dng import demo_photo, dng_from_photo
+from isp_env.raw import dng_camera
+from isp_env.run_inputs import list_raws, run_inputs
+
+ISP = "isp_env.cli"
+REAL_RAWS = Path(__file__).resolve().parents[2] / "shared" / "data" / "raw" / "real"
+CAMERAS = (("Acme", "One"), ("Acme", "Two"))
+
+
+def two_camera_dngs(folder: Path, per_camera: int = 2) -> list[Path]:
+    """DNGs of scikit-image photos, ``per_camera`` named by each of the two :data:`CAMERAS` (Make, Model)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    photos = ("astronaut", "coffee", "chelsea", "rocket")
+    made = []
+    for i in range(2 * per_camera):
+        make, model = CAMERAS[i % 2]
+        rgb = demo_photo(photos[i % len(photos)], 96)
+        made.append(dng_from_photo(folder / f"shot{i}.dng", rgb, seed=i, make=make, model=model))
+    return made
+
+
+def real_copies(folder: Path, names: list[str]) -> None:
+    """Copies of named raws of ../shared/data/raw/real with their manifest rows (skipped without them)."""
+    if not (REAL_RAWS / "manifest.csv").is_file() or not all((REAL_RAWS / n).is_file() for n in names):
+        pytest.skip("../shared/data/raw/real is absent")
+    folder.mkdir()
+    lines = (REAL_RAWS / "manifest.csv").read_text(encoding="utf-8").splitlines()
+    rows = [line for line in lines[1:] if line.split(",", 1)[0] in names]
+    (folder / "manifest.csv").write_text("\n".join([lines[0], *rows]) + "\n", encoding="utf-8")
+    for n in names:
+        shutil.copyfile(REAL_RAWS / n, folder / n)
+
+
+def test_a_split_by_camera_holds_no_camera_on_both_sides(tmp_path: Path) -> None:
+    """DNGs of two models (their Make / Model tags) and real raws of three cameras (the manifest's
+    libraw_make / libraw_model; the Blackmagic DNG's own UniqueCameraModel agrees with its row): over ten
+    seeds each side holds whole cameras, both sides some; the scene groups stay the teacher's groups."""
+    made = two_camera_dngs(tmp_path / "dngs", per_camera=3)
+    assert [dng_camera(p) for p in made[:2]] == ["Acme One", "Acme Two"]
+    for seed in range(10):
+        listing = list_raws(tmp_path / "dngs", tmp_path / "out", 0.3, seed, group_by="camera")
+        sides = listing.split_record()["cameras"]
+        assert len(sides["train"]) == len(sides["test"]) == 1 and set(sides["train"]) != set(sides["test"])
+        assert {dng_camera(p) for p in listing.test} == set(sides["test"])
+        assert listing.groups == {p: p.name for p in made}  # every DNG its own scene group, as by scene
+    real = ["a2tools__DC0008L.KDC", "a2tools__DC0010S.KDC", "imagemeta__CRW.CRW", "twelvemonkeys__test.dng"]
+    real_copies(tmp_path / "real", real)
+    assert dng_camera(tmp_path / "real" / real[3]) == "Blackmagic Pocket Cinema Camera"
+    for seed in range(10):
+        listing = list_raws(tmp_path / "real", tmp_path / "out", 0.3, seed, group_by="camera")
+        assert listing.cameras is not None
+        train = {listing.cameras[p] for p in listing.train}
+        test = {listing.cameras[p] for p in listing.test}
+        assert train and test and not train & test, (seed, train, test)
+        assert train | test == {"Kodak DC50", "Canon EOS D30", "Blackmagic Pocket Cinema Camera"}
+        assert listing.groups[tmp_path / "real" / real[0]] == "a2-dc50-it8chart"  # the manifest's scene
+
+
+def test_group_by_camera_refusals_are_told_before_torch(tmp_path: Path) -> None:
+    """One line each, before torch: a typo of --group-by; raws of one camera (the demo DNGs: all "attiqa
+    synthetic"); real raws that are not DNGs and have no manifest rows naming their camera."""
+    from isp_env.dng import demo_raws
+
+    one = tmp_path / "one"
+    demo_raws(one, long_side=64)
+    none = tmp_path / "none"
+    real_copies(none, ["a2tools__DC0008L.KDC", "imagemeta__CRW.CRW"])
+    (none / "manifest.csv").write_text("file,scene_group\na2tools__DC0008L.KDC,chart\n", encoding="utf-8")
+    out = ["--out", str(tmp_path / "run")]
+    check(
+        [
+            (
+                ISP,
+                ["--raw-dir", str(one), *out, "--group-by", "cam"],
+                "--group-by 'cam': use scene or camera",
+            ),
+            (
+                ISP,
+                ["--raw-dir", str(one), *out, "--group-by", "camera"],
+                f"{one}: its 4 raws are of one camera ('attiqa synthetic') — none can be held out by camera",
+            ),
+            (
+                ISP,
+                ["--raw-dir", str(none), *out, "--group-by", "camera"],
+                f"{none / 'manifest.csv'}: no camera for 2 of the 2 raws (a2tools__DC0008L.KDC, "
+                "imagemeta__CRW.CRW) — rawpy does not give LibRaw's make and model: add their rows to it "
+                "with the columns file, libraw_make, libraw_model",
+            ),
+        ],
+        ISP_HEAVY,
+    )
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_run_held_out_by_camera_records_it_and_refuses_another_grouping(tmp_path: Path) -> None:
+    """A seconds-long teacher run on DNGs of two cameras: run.json and summary.json record the grouping and
+    each side's camera, report.md names the held-out camera; the same command again is finished; a resume
+    with --group-by scene is refused in one line (before: the split compare's "other raws or seed")."""
+    from helpers import quick_isp_tune
+    from typer.testing import CliRunner
+
+    from isp_env.cli import app
+
+    raw_dir, out, args = quick_isp_tune(tmp_path, two_camera_dngs(tmp_path / "made"))
+    r = CliRunner().invoke(app, [*args, "--group-by", "camera"])
+    assert r.exit_code == 0, r.output
+    plan = json.loads((out / "run.json").read_text())
+    assert plan["group_by"] == "camera"
+    sides = plan["cameras"]
+    assert sorted(sides["train"] + sides["test"]) == ["Acme One", "Acme Two"]
+    assert json.loads((out / "summary.json").read_text())["split"] == {"group_by": "camera", "cameras": sides}
+    report = (out / "report.md").read_text()
+    assert f"whole cameras held out, `--group-by camera`: {sides['test'][0]}; trained on" in report
+    r = CliRunner().invoke(app, [*args, "--group-by", "camera"])
+    assert r.exit_code == 0 and "finished, nothing to do" in " ".join(r.output.split()), r.output
+    r = CliRunner().invoke(app, args)  # --group-by scene, the default
+    assert isinstance(r.exception, ConfigError), r.output
+    assert str(r.exception) == (
+        f"{out}: this run folder's split is by camera (--group-by camera), not by scene — pass --group-by "
+        "camera to resume it, or use a new --out"
+    )
+
+
+def test_run_refuses_inputs_made_for_another_folder_or_setting(tmp_path: Path) -> None:
+    """**Was**: ``run(listing=, start=)`` took a raw listing and start checks from its caller unchecked — a
+    listing of another folder (or seed, or grouping) split this run's raws by it, its kept files read from
+    another run folder. Now one :class:`RunInputs` carries both with the settings they were made for, and
+    run refuses other ones in one line, before any work."""
+    from isp_env.run import run
+    from isp_env.tuning import TrainConfig
+
+    two_camera_dngs(tmp_path / "a")
+    two_camera_dngs(tmp_path / "b")
+    given = {"test_fraction": 0.3, "seed": 0, "synth_photos": None, "base": "neutral", "test_raws_cap": 5}
+    inputs = run_inputs(tmp_path / "a", tmp_path / "out", group_by="camera", init_policy=None, **given)
+    cfg = TrainConfig(algo="teacher", scorer="classical", seed=0)
+    base = {k: v for k, v in given.items() if k != "seed"}
+    for raw_dir, seed, group_by, said in (
+        (tmp_path / "b", 0, "camera", "other --raw-dir"),  # (a long value by its key only)
+        (tmp_path / "a", 1, "camera", "--seed 0, now 1"),
+        (tmp_path / "a", 0, "scene", "--group-by 'camera', now 'scene'"),
+    ):
+        cfg.seed = seed
+        with pytest.raises(ConfigError) as err:
+            run(raw_dir, tmp_path / "out", cfg, group_by=group_by, inputs=inputs, **base)
+        said_now = str(err.value)
+        assert said_now.startswith(f"run(inputs=…): its checks and raws were made for other settings ({said}")
+    assert not (tmp_path / "out").exists()
