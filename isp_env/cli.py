@@ -290,7 +290,7 @@ def tune(
             f"--batch-size {batch_size}: larger than the agents' replay buffer ({BUFFER_SIZE} "
             f"steps) — pass at most {BUFFER_SIZE} (default {BATCH_SIZE})"
         )
-    from isp_env.run_inputs import check_settings, refuse_too_few, run_inputs, training_need
+    from isp_env.run_inputs import InputSettings, check_settings, refuse_too_few, run_inputs, training_need
 
     # what needs no model, said before torch and SB3 load (the same checks `run` makes for the library);
     # the cheap ones first (run_inputs: check_start, then the listing of a FiveK-sized folder: minutes)
@@ -298,17 +298,8 @@ def tune(
         algo.lower(), action_mode, obs_mode, max_steps, teacher_start if algo.lower() == "teacher" else None
     )
     test_raws_cap = TEST_RAWS if test_raws is None else test_raws
-    inputs = run_inputs(  # read once, handed to run with the settings they were made for
-        raw_dir,
-        out,
-        test_fraction=test_fraction,
-        seed=seed,
-        synth_photos=synth_photos,
-        group_by=group_by,
-        base=base,
-        test_raws_cap=test_raws_cap,
-        init_policy=init_policy,
-    )
+    options = (raw_dir, out, test_fraction, seed, synth_photos, group_by, base, test_raws_cap, init_policy)
+    inputs = run_inputs(InputSettings(*options))  # read once, handed to run with what it was made for
     if synth_photos is None and not resume:  # a new run on raws alone (a prior refits with none)
         refuse_too_few(len(inputs.listing.train), training_need(algo.lower(), init_policy), raw_dir)
     from isp_env.report import printed_table

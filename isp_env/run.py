@@ -65,9 +65,9 @@ from isp_env.reward import (
 )
 from isp_env.run_inputs import (
     FINISHED_JSON,
+    InputSettings,
     RunInputs,
     check_start,
-    input_settings,
     list_raws,
     readable_raws,
     refuse_other_report,
@@ -299,19 +299,9 @@ def run(
     in one line unless made for this run's raw folder, output folder and settings — else made here."""
     teacher = teacher or TeacherSettings()
     check_config(cfg, teacher if cfg.algo == "teacher" else None)  # before any work
-    settings = input_settings(
-        raw_dir,
-        out,
-        test_fraction=test_fraction,
-        seed=cfg.seed,
-        synth_photos=synth_photos,
-        group_by=group_by,
-        base=base,
-        test_raws_cap=test_raws_cap,
-        init_policy=cfg.init_policy,
-    )
     if inputs is not None:  # a listing of another folder, seed or grouping split this run's raws by it
-        inputs.refuse_other(settings)
+        given = (raw_dir, out, test_fraction, cfg.seed, synth_photos, group_by, base, test_raws_cap)
+        inputs.refuse_other(InputSettings(*given, cfg.init_policy))
     # (isp-tune checks these before it lists the raws: isp_env.run_inputs)
     start = (
         inputs.start

@@ -337,79 +337,57 @@ def check_start(
 
 
 @dataclass(frozen=True)
+class InputSettings:
+    """The options a run's checks before torch and its raws' listing follow from (:class:`RunInputs`)."""
+
+    raw_dir: Path
+    out: Path
+    test_fraction: float
+    seed: int
+    synth_photos: Path | None
+    group_by: str
+    base: str
+    test_raws_cap: int
+    init_policy: str | None
+
+    def key(self) -> dict[str, Any]:
+        """By option name, folders resolved: the same folder typed relative or absolute is the same."""
+        folder = {"raw_dir": self.raw_dir, "out": self.out, "synth_photos": self.synth_photos}
+        named = {"test_raws_cap": "--test-raws"}
+        return {
+            named.get(k, "--" + k.replace("_", "-")): (
+                str(Path(v).resolve()) if k in folder and v is not None else v
+            )
+            for k, v in vars(self).items()
+        }
+
+
+@dataclass(frozen=True)
 class RunInputs:
     """What ``isp-tune`` checks before torch, handed to :func:`isp_env.run.run` as one: the start checks, the
-    raws' listing and the settings both were made for (:func:`input_settings`), which the run compares with
-    its own — a listing of another folder, seed or grouping was trusted and split the run's raws by it."""
+    raws' listing and the settings both were made for, which the run compares with its own — a listing of
+    another folder, seed or grouping was trusted and split the run's raws by it."""
 
     start: RunStart
     listing: RawListing
-    made_for: dict[str, Any]
+    made_for: InputSettings
 
-    def refuse_other(self, settings: dict[str, Any]) -> None:
-        """One line when the run's ``settings`` (:func:`input_settings`) are not those these were made for."""
-        if self.made_for != settings:
+    def refuse_other(self, settings: InputSettings) -> None:
+        """One line when the run's ``settings`` are not those these were made for."""
+        made, now = self.made_for.key(), settings.key()
+        if made != now:
             raise ConfigError(
                 f"run(inputs=…): its checks and raws were made for other settings "
-                f"({differing_settings(self.made_for, settings)}) — make them with "
-                "isp_env.run_inputs.run_inputs and the run's own settings"
+                f"({differing_settings(made, now)}) — make them with isp_env.run_inputs.run_inputs and the "
+                "run's own settings"
             )
 
 
-def input_settings(
-    raw_dir: Path,
-    out: Path,
-    *,
-    test_fraction: float,
-    seed: int,
-    synth_photos: Path | None,
-    group_by: str,
-    base: str,
-    test_raws_cap: int,
-    init_policy: str | None,
-) -> dict[str, Any]:
-    """The options :class:`RunInputs` follow from, by option name (folders resolved: the same folder typed
-    relative or absolute is the same)."""
-    return {
-        "--raw-dir": str(Path(raw_dir).resolve()),
-        "--out": str(Path(out).resolve()),
-        "--test-fraction": test_fraction,
-        "--seed": seed,
-        "--synth-photos": None if synth_photos is None else str(Path(synth_photos).resolve()),
-        "--group-by": group_by,
-        "--base": base,
-        "--test-raws": test_raws_cap,
-        "--init-policy": init_policy,
-    }
-
-
-def run_inputs(
-    raw_dir: Path,
-    out: Path,
-    *,
-    test_fraction: float,
-    seed: int,
-    synth_photos: Path | None,
-    group_by: str,
-    base: str,
-    test_raws_cap: int,
-    init_policy: str | None,
-) -> RunInputs:
+def run_inputs(s: InputSettings) -> RunInputs:
     """:func:`check_start` (cheap, first), then :func:`list_raws`: a run's checks before torch, as one."""
-    settings = input_settings(
-        raw_dir,
-        out,
-        test_fraction=test_fraction,
-        seed=seed,
-        synth_photos=synth_photos,
-        group_by=group_by,
-        base=base,
-        test_raws_cap=test_raws_cap,
-        init_policy=init_policy,
-    )
-    start = check_start(out, base, test_raws_cap, init_policy, group_by)
-    listing = list_raws(raw_dir, out, test_fraction, seed, synth_photos, group_by)
-    return RunInputs(start, listing, settings)
+    start = check_start(s.out, s.base, s.test_raws_cap, s.init_policy, s.group_by)
+    listing = list_raws(s.raw_dir, s.out, s.test_fraction, s.seed, s.synth_photos, s.group_by)
+    return RunInputs(start, listing, s)
 
 
 REPORT_FILES = ("results.csv", "summary.json", "report.md", "grid.png")  # what a run and a check write

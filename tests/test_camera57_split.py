@@ -14,7 +14,7 @@ from early_checks import ISP_HEAVY, check
 from attiqa.errors import ConfigError
 from isp_env.dng import demo_photo, dng_from_photo
 from isp_env.raw import dng_camera
-from isp_env.run_inputs import list_raws, run_inputs
+from isp_env.run_inputs import InputSettings, list_raws, run_inputs
 
 ISP = "isp_env.cli"
 REAL_RAWS = Path(__file__).resolve().parents[2] / "shared" / "data" / "raw" / "real"
@@ -145,10 +145,11 @@ def test_run_refuses_inputs_made_for_another_folder_or_setting(tmp_path: Path) -
 
     two_camera_dngs(tmp_path / "a")
     two_camera_dngs(tmp_path / "b")
-    given = {"test_fraction": 0.3, "seed": 0, "synth_photos": None, "base": "neutral", "test_raws_cap": 5}
-    inputs = run_inputs(tmp_path / "a", tmp_path / "out", group_by="camera", init_policy=None, **given)
+    inputs = run_inputs(
+        InputSettings(tmp_path / "a", tmp_path / "out", 0.3, 0, None, "camera", "neutral", 5, None)
+    )
     cfg = TrainConfig(algo="teacher", scorer="classical", seed=0)
-    base = {k: v for k, v in given.items() if k != "seed"}
+    base = {"test_fraction": 0.3, "synth_photos": None, "base": "neutral", "test_raws_cap": 5}
     for raw_dir, seed, group_by, said in (
         (tmp_path / "b", 0, "camera", "other --raw-dir"),  # (a long value by its key only)
         (tmp_path / "a", 1, "camera", "--seed 0, now 1"),
