@@ -319,6 +319,9 @@ class SplitPlan:
     seed: int
     official_split: bool | None
     group_by: str | None
+    option: str = "--group-by"  # the setting that chose group_by, named in the messages
+    held_out: float = HELD_OUT_SHARE  # the share a random split holds out
+    say_copies: bool = True  # say once per dataset that byte-identical files were kept on one side
     copies: dict[str, int] = field(default_factory=dict)  # per dataset label: files that copy another
     # per dataset label, worked out once (the copy search reads every file that shares a size with another)
     _keys: dict[str, list[str] | None] = field(default_factory=dict, repr=False)
@@ -328,23 +331,21 @@ class SplitPlan:
     def keys(self, b: BenchDataset) -> list[str] | None:
         """The dataset's own groups (:func:`group_keys`; None = image-wise)."""
         if b.label not in self._keys:
-            self._keys[b.label] = group_keys(b.dataset, self.group_by)
+            self._keys[b.label] = group_keys(b.dataset, self.group_by, self.option)
         return self._keys[b.label]
 
     def groups(self, b: BenchDataset) -> list[str] | None:
         """The split groups, byte-identical files merged (:func:`merge_copies`); says so once per dataset."""
         if b.label not in self._groups:
             groups, n_copies = merge_copies(b.dataset, self.keys(b))
-            if n_copies:
+            if n_copies and self.say_copies:
                 console.print(
                     f"[yellow]{plain(b.label)}: {n_copies} image(s) repeat another one (a row listed twice, "
                     "or a byte-identical copy under another name) — kept on the same side of every split",
                     highlight=False,
                 )
             self.copies[b.label] = n_copies
-            refuse_one_group(
-                b.dataset, self.keys(b), groups, f"{b.label} ({b.dataset.root})", self.group_by, "--group-by"
-            )
+            refuse_one_group(b.dataset, self.keys(b), groups, self.who(b), self.group_by, self.option)
             self._groups[b.label] = groups
         return self._groups[b.label]
 
@@ -353,7 +354,7 @@ class SplitPlan:
             self._official[b.label] = uses_official_split(b.dataset, self.official_split)
         if self._official[b.label]:
             return [official_partition(b.dataset)]
-        splits = random_splits(len(b.dataset), self.repeats, self.seed, groups=self.groups(b))
+        splits = random_splits(len(b.dataset), self.repeats, self.seed, self.held_out, self.groups(b))
         return self.image_wise(b, splits, "random")
 
     def fraction_splits(self, b: BenchDataset, fraction: float) -> list[Split]:
@@ -361,34 +362,84 @@ class SplitPlan:
         splits = fraction_splits(len(b.dataset), fraction, self.repeats, self.seed, groups=self.groups(b))
         return self.image_wise(b, splits, "fraction")
 
+    @staticmethod
+    def who(b: BenchDataset) -> str:
+        """The dataset as the messages name it."""
+        return f"{b.label} ({b.dataset.root})"
+
     def check(self, b: BenchDataset, splits: Sequence[Split]) -> None:
         """Every split leaves enough images on each side (:func:`attiqa.splits.check_split`); called
         for every dataset before the first fine-tuning run, so a tiny set is refused in a second."""
         mos = [float(it.mos) for it in b.dataset.items]
         for sp in splits:
-            given = (f"split {sp.name} ({sp.kind}, seed {sp.seed}) of its {len(b.dataset)} images gives "
-                     f"{len(sp.train)} to train on and {len(sp.test)} to test on")  # fmt: skip
-            fix = "add images"
-            if "group" in sp.kind:
-                fix += f", or split image-wise (--group-by none): its {len(set(self.groups(b) or []))} groups"
-                fix += " are too few or too uneven"
-            if "fraction" in sp.kind:
-                fix += ", or choose other --fractions"
-            check_split(mos, sp.train, sp.test, f"{b.label} ({b.dataset.root})", given, fix)
+            check_split(mos, sp.train, sp.test, self.who(b), *self.split_words(b, sp))
+        self.say_small(b, splits)
+
+    def say_small(self, b: BenchDataset, splits: Sequence[Split]) -> None:
+        """:func:`say_small_splits`: held-out sides too small for their median to say much."""
         say_small_splits(b.label, len(b.dataset), splits)
+
+    def split_words(self, b: BenchDataset, sp: Split) -> tuple[str, str]:
+        """What a split too small on a side gives, and the fix: :func:`check_split`'s words."""
+        given = (f"split {sp.name} ({sp.kind}, seed {sp.seed}) of its {len(b.dataset)} images gives "
+                 f"{len(sp.train)} to train on and {len(sp.test)} to test on")  # fmt: skip
+        fix = "add images"
+        if "group" in sp.kind:
+            fix += f", or split image-wise ({self.option} none): its {len(set(self.groups(b) or []))} groups"
+            fix += " are too few or too uneven"
+        if "fraction" in sp.kind:
+            fix += ", or choose other --fractions"
+        return given, fix
 
     def say_share(self, b: BenchDataset, splits: Sequence[Split], held_out: float) -> None:
         """:func:`say_group_share` for group-aware ``splits`` (official and image-wise ones: nothing)."""
         groups = self.groups(b)
         grouped = [sp for sp in splits if "group" in sp.kind]
         if groups is not None and grouped:
-            say_group_share(f"{b.label} ({b.dataset.root})", len(b.dataset), groups, grouped, held_out)
+            say_group_share(self.who(b), len(b.dataset), groups, grouped, held_out, self.option)
 
     def image_wise(self, b: BenchDataset, splits: list[Split], kind: str) -> list[Split]:
         """Image-wise splits keep their kind when only byte-identical copies were grouped."""
         if self.copies.get(b.label) and self.keys(b) is None:
             return [replace(sp, kind=kind) for sp in splits]
         return splits
+
+
+@dataclass
+class HeldOutPlan(SplitPlan):
+    """`attiqa train`'s fine-tuning split of a named dataset (``finetune.dataset``): the plan ``attiqa bench``
+    makes, of one split — the official one (FLIVE, AVA, BIQ2021, a folder's split column), else holding out
+    ``held_out`` (``finetune.val_fraction``) seeded ``seed`` (``finetune.split_seed``), grouped by
+    ``group_by`` — said in the run config's words. Of copies it says nothing: every torchrun process plans
+    it, and the line was never `attiqa train`'s."""
+
+    option: str = "finetune.group_by:"
+    say_copies: bool = False
+
+    def split(self, b: BenchDataset) -> Split:
+        """The split, named as the card records it ("seed 0 (group by auto)"), checked; a group-aware
+        split's share said when it is not the one asked."""
+        sp = self.splits(b)[0]
+        if sp.kind != "official":
+            kind = "random" if self.keys(b) is None else f"group by {self.group_by}"
+            sp = replace(sp, name=f"seed {self.seed}", kind=kind)
+        self.check(b, [sp])
+        self.say_share(b, [sp], self.held_out)
+        return sp
+
+    def say_small(self, b: BenchDataset, splits: Sequence[Split]) -> None:
+        """Nothing: one split has no median to weaken."""
+
+    def split_words(self, b: BenchDataset, sp: Split) -> tuple[str, str]:
+        given = (f"the {sp.kind} split of its {len(b.dataset)} images gives {len(sp.train)} to train on and "
+                 f"{len(sp.test)} to hold out")  # fmt: skip
+        if sp.kind == "official":
+            return given, "the official split is fixed: add images"
+        fix = "change finetune.val_fraction, or add images"
+        if self.keys(b) is not None:
+            n_groups = len(set(self.groups(b) or []))
+            fix += f", or split image-wise ({self.option} none): its {n_groups} groups are few"
+        return given, fix
 
 
 def plan_splits(

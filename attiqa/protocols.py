@@ -63,17 +63,11 @@ from attiqa.bench_setup import (
 )
 from attiqa.bench_splits import (
     HELD_OUT_SHARE,
+    HeldOutPlan,
     Split,
     SplitPlan,
-    group_keys,
-    merge_copies,
-    official_partition,
-    partition,
     plan_splits,
-    refuse_one_group,
-    say_group_share,
     say_shared_images,
-    uses_official_split,
 )
 from attiqa.bench_splits import fraction_splits as fraction_splits  # re-exported: their home was here
 from attiqa.bench_splits import random_splits as random_splits
@@ -83,7 +77,6 @@ from attiqa.datasets.base import DatasetItem, IQADataset
 from attiqa.io.atomic import output_folder, write_json_atomic, write_text_atomic
 from attiqa.io.checkpoints import weights_sha256
 from attiqa.progress import console, plain
-from attiqa.splits import check_split
 from attiqa.training.data import MosSplit
 
 if TYPE_CHECKING:
@@ -119,37 +112,20 @@ def mos_split(ds: IQADataset, split: Split) -> MosSplit:
 
 def dataset_split(cfg: FinetuneConfig) -> MosSplit:
     """``attiqa train``'s fine-tuning data from a named dataset (``finetune.dataset`` at ``root``), split
-    as ``attiqa bench`` splits it: the official split of FLIVE / AVA / BIQ2021, else one random split holding
-    out ``val_fraction`` (seed ``split_seed``), grouped by ``group_by`` (``auto``: no reference image or
-    prompt on both sides; byte-identical files always share a side). Checked before any training."""
+    by ``attiqa bench``'s plan (:class:`~attiqa.bench_splits.HeldOutPlan`): the official split of FLIVE / AVA
+    / BIQ2021, else one random split holding out ``val_fraction`` (seed ``split_seed``), grouped by
+    ``group_by`` (``auto``: no reference image or prompt on both sides; byte-identical files always share a
+    side). Checked before any training."""
     from attiqa.datasets import get_dataset
 
     ds = get_dataset(cfg.dataset, cfg.root, target=cfg.target)
     ds.check_images(fix=MISSING_FIX)
     say_rows_left_out(ds)
-    who = f"finetune.dataset {ds.name} ({ds.root})"
-    check_scores(ds, who)
-    groups: list[str] | None = None
-    if uses_official_split(ds, None):
-        split = official_partition(ds)
-        fix = "the official split is fixed: add images"
-    else:
-        keys = group_keys(ds, None if cfg.group_by == "none" else cfg.group_by, "finetune.group_by:")
-        groups, _ = merge_copies(ds, keys)
-        refuse_one_group(ds, keys, groups, who, cfg.group_by, "finetune.group_by:")
-        tr, te = partition(len(ds), cfg.val_fraction, cfg.split_seed, groups)
-        kind = "random" if keys is None else f"group by {cfg.group_by}"
-        split = Split(f"seed {cfg.split_seed}", tuple(tr), tuple(te), cfg.split_seed, kind)
-        fix = "change finetune.val_fraction, or add images"
-        if keys is not None:
-            n_groups = len(set(groups or []))
-            fix += f", or split image-wise (finetune.group_by: none): its {n_groups} groups are few"
-    given = (f"the {split.kind} split of its {len(ds)} images gives {len(split.train)} to train on and "
-             f"{len(split.test)} to hold out")  # fmt: skip
-    check_split([float(it.mos) for it in ds.items], split.train, split.test, who, given, fix)
-    if "group" in split.kind and groups is not None:
-        say_group_share(who, len(ds), groups, [split], cfg.val_fraction, "finetune.group_by:")
-    return mos_split(ds, split)
+    b = BenchDataset(f"finetune.dataset {ds.name}", ds)
+    check_scores(ds, HeldOutPlan.who(b))
+    group_by = None if cfg.group_by == "none" else cfg.group_by
+    plan = HeldOutPlan(1, cfg.split_seed, None, group_by, held_out=cfg.val_fraction)
+    return mos_split(ds, plan.split(b))
 
 
 def write_split_csv(path: Path, items: Sequence[DatasetItem], split: Split) -> Path:

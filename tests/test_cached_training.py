@@ -373,8 +373,7 @@ def test_a_new_batch_source_and_loss_plug_into_the_one_loop(tmp_path, mos_csv):
                                source=PairBatches(), stage_dir=stage_dir, progress=False)  # fmt: skip
 
         def step_loss(net, x, y):  # the loss: each pair's first image above its second by a margin of 0.1
-            norm = m.backbone.normalize
-            pa, pb = m.forward_features(norm(x[0])).mos, m.forward_features(norm(x[1])).mos
+            pa, pb = net(x[0]).mos, net(x[1]).mos  # net: the model on cached features
             return torch.relu(0.1 - y * (pa - pb)).mean()
 
         t.step_loss = step_loss

@@ -16,6 +16,10 @@ the five-crop test does). The backbone's features are standardised per feature w
 training photos (:meth:`Backbone.set_feature_statistics`) when the backbone has a standardisation layer
 (``efficientnet_lite0_ms``).
 
+Under torchrun the cached loops are never DDP-wrapped, by design: rank 0 fills the feature cache and every
+process trains on all the batches in the same order (:func:`~attiqa.training.mos.on_features`), ending with
+the weights one process would.
+
 Both are configurations of the one loop (:class:`~attiqa.training.trainer.Trainer`). The checkpoints are
 ordinary ATTIQA checkpoints (backbone + heads + MOS MLP): scoring, export and evaluation do not know how
 they were trained. The resume point is written every tenth of the run (an epoch here takes well under a
@@ -50,6 +54,7 @@ from attiqa.training.mos import (
     FinetuneResult,
     cached_mos_trainer,
     cached_train_mode,
+    on_features,
     predict_cached,
 )
 from attiqa.training.sources import CachedBatches, five_crop_views, shared_cached_features
@@ -111,11 +116,12 @@ def pretrain_cached(cfg: PretrainConfig, labels: Path, out_dir: Path, resume: bo
     }  # fmt: skip
 
     def step_loss(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return loss_fn(model.forward_features(backbone.normalize(x)).attributes, y)  # (net: the model)
+        return loss_fn(net(x).attributes, y)  # net: the model on features (on_features)
 
     trainer = Trainer(
         "pretrain", model, CachedBatches(feats, dataset.targets, rows, cfg.batch_size, cfg.seed), step_loss,
         optimizer, cfg.epochs, stage_dir=stage_dir, train_mode=lambda: cached_train_mode(model),
+        wrap=on_features,
         checkpoint_every=checkpoint_every(cfg.epochs), card=base_card, label="pretrain (cached features)",
         log_every=10, progress=progress,
         state_extra={"head_names": list(dataset.head_names)},

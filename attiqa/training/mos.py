@@ -12,8 +12,8 @@ from typing import Any
 import torch
 
 from attiqa.config import FinetuneConfig
-from attiqa.errors import ConfigError
-from attiqa.models import AttiqaModel
+from attiqa.errors import AttiqaError, ConfigError
+from attiqa.models import AttiqaModel, AttiqaOutput
 from attiqa.training.losses import mos_loss
 from attiqa.training.sources import CachedBatches
 from attiqa.training.trainer import LR_SCHEDULES, BatchSource, Trainer
@@ -130,6 +130,28 @@ def predict_cached(
     return mos.view(len(rows), TEST_VIEWS).mean(1)
 
 
+class OnFeatures(torch.nn.Module):
+    """The model's forward on cached backbone features (B, F) instead of images: what the cached-feature
+    loops' steps compute through (their Trainer's ``net``), as the image loops' steps compute through the
+    model (or its DDP wrapper). It holds the model itself: same parameters, nothing of its own."""
+
+    def __init__(self, model: AttiqaModel) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, feats: torch.Tensor, ridge_stats: torch.Tensor | None = None) -> AttiqaOutput:
+        return self.model.forward_features(self.model.backbone.normalize(feats), ridge_stats)
+
+
+def on_features(model: torch.nn.Module) -> torch.nn.Module:
+    """The cached-feature loops' ``wrap``, never DDP (by design): under torchrun every process trains on all
+    the batches, drawn from (seed, epoch) alone (:class:`~attiqa.training.sources.CachedBatches`), so the
+    processes end with one process's weights and have no gradients to exchange — heads on cached features
+    take seconds, where an all-reduce per step would cost more than it shares."""
+    assert isinstance(model, AttiqaModel), "cached features feed an ATTIQA model"
+    return OnFeatures(model)
+
+
 def cached_mos_trainer(
     model: AttiqaModel, cfg: FinetuneConfig, feats: torch.Tensor, rows: torch.Tensor, target01: torch.Tensor,
     source: BatchSource | None = None, loss: Callable[[torch.Tensor, Any], torch.Tensor] | None = None,
@@ -140,7 +162,13 @@ def cached_mos_trainer(
 
     ``source`` (default: :class:`CachedBatches` of ``rows``) and ``loss(pred_unit_mos, targets)`` (default:
     :func:`mos_loss` with ``cfg.plcc_weight``) replace the batches and the objective; the source's inputs
-    must be cached features (B, F)."""
+    must be cached features (B, F). Its steps compute through :func:`on_features`' net, never DDP: a
+    ``wrap=`` is refused."""
+    if "wrap" in kw:
+        raise AttiqaError(
+            "cached_mos_trainer: wrap= is not taken — every process trains on all the cached batches (the "
+            "same weights with no gradients to exchange), so the cached loop is never DDP-wrapped"
+        )
     set_trainable(model, cfg.freeze_backbone)
     model.backbone.requires_grad_(False)
     optimizer, base_lrs = make_optimizer(model, cfg)
@@ -148,10 +176,10 @@ def cached_mos_trainer(
     objective = loss or (lambda pred, y: mos_loss(pred, y, cfg.plcc_weight))
 
     def step_loss(net: torch.nn.Module, x: torch.Tensor, y: Any) -> torch.Tensor:
-        mos = model.forward_features(model.backbone.normalize(x)).mos
+        mos = net(x).mos
         assert mos is not None  # make_optimizer checked the MOS head
         return objective(mos, y)
 
     return Trainer("finetune", model, source, step_loss, optimizer, cfg.epochs, lr_schedule=cfg.lr_schedule,
-                   base_lrs=base_lrs, train_mode=lambda: cached_train_mode(model),
+                   base_lrs=base_lrs, train_mode=lambda: cached_train_mode(model), wrap=on_features,
                    **{"lr_key": "finetune.lr or finetune.head_lr", **kw})  # fmt: skip

@@ -104,7 +104,9 @@ class ImageBatches:
 
 class CachedBatches:
     """Batches of ``(features (B, F), targets[rows])`` over ``rows`` of cached ``feats`` (N, K, F): shuffled
-    by (seed, epoch), each image one of its K views; whole batches only (unless there is just one)."""
+    by (seed, epoch), each image one of its K views; whole batches only (unless there is just one). Under
+    torchrun every process draws all of them, no share each: the cached loops are never DDP-wrapped
+    (:func:`attiqa.training.mos.on_features`)."""
 
     def __init__(self, feats: torch.Tensor, targets: torch.Tensor, rows: torch.Tensor, batch_size: int,
                  seed: int) -> None:  # fmt: skip

@@ -16,10 +16,11 @@ Adding a batch source: any object with ``epoch(e) -> (batches, n_steps)``, ``bat
 targets)`` — tensors, or tuples / lists / dicts of tensors (moved to the device by the loop) — and depending
 only on (seed, e), so that a resumed epoch replays exactly; see :mod:`attiqa.training.sources`. Adding a
 loss: ``step_loss(net, inputs, targets) -> scalar tensor`` does the forward pass through ``net`` (the model,
-or what ``wrap=`` made of it: DDP) and the loss (e.g. a margin ranking loss over (image, degraded copy)
+or what ``wrap=`` made of it once: DDP) and the loss (e.g. a margin ranking loss over (image, degraded copy)
 pairs, or a per-dataset MOS scale looked up from a dataset id in ``targets``). On cached features,
 :func:`attiqa.training.mos.cached_mos_trainer` takes ``source=`` and ``loss=`` and keeps everything else
-(trainable parameters, optimizer, schedule, files, resume).
+(trainable parameters, optimizer, schedule, files, resume); its ``net`` takes features
+(:class:`~attiqa.training.mos.OnFeatures`).
 """
 
 from __future__ import annotations
@@ -265,11 +266,11 @@ class Trainer:
     epochs_key: str = ""  # the config setting of ``epochs`` (default NAME.epochs)
     data_fix: str = ""  # how to set the data back when a resume finds it changed (default: restore the file)
     start_checked: bool = False  # resume() ran (fit() runs it otherwise, on every process)
-    # what the steps run through: the model, wrapped (DDP) by fit() after resume(), once every process is
-    # known to start alike — a table with other heads on one node made the models differ, and DDP's own
-    # check of them a traceback
+    # what the steps run through (:attr:`net`): ``wrap(model)`` (DDP; the cached-feature loops: the model's
+    # forward on features), made once by fit() after resume(), once every process is known to start alike —
+    # a table with other heads on one node made the models differ, and DDP's own check of them a traceback
     wrap: Callable[[torch.nn.Module], torch.nn.Module] | None = None
-    net: torch.nn.Module = field(init=False)
+    wrapped: torch.nn.Module | None = field(default=None, init=False, repr=False)  # set by fit(), once
 
     def __post_init__(self) -> None:
         if self.lr_schedule not in LR_SCHEDULES:
@@ -277,7 +278,13 @@ class Trainer:
         if self.base_lrs is None:
             self.base_lrs = [g["lr"] for g in self.optimizer.param_groups]
         self.label = self.label or self.name
-        self.net = self.model
+
+    @property
+    def net(self) -> torch.nn.Module:
+        """What ``step_loss`` computes through: the model as ``wrap`` made it when fit() started."""
+        if self.wrapped is None:
+            raise RuntimeError(f"{self.label}: Trainer.net is made by fit(), after resume()")
+        return self.wrapped
 
     # -- paths --------------------------------------------------------------------------------------------
     @property
@@ -563,8 +570,8 @@ class Trainer:
         before); returns the history."""
         if not self.start_checked:  # every process, resuming or not: where each starts is compared
             self.resume(resume)
-        if self.wrap is not None and self.net is self.model:
-            self.net = self.wrap(self.model)
+        if self.wrapped is None:  # once: a re-entered or resumed fit() runs through the same net
+            self.wrapped = self.model if self.wrap is None else self.wrap(self.model)
         try:
             with maybe_progress(self.progress) as prog:
                 for epoch in range(self.start_epoch, self.epochs):
