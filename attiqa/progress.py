@@ -100,15 +100,13 @@ def plain_failure(failure: object, path: object = None) -> str:
 
 
 class Work:
-    """What a progress display counts: ``done`` (an earlier run's work, a resume) and the items kept on the
-    way (a resumed loop's cached ones) are in the count but not in the rate, which is of the work done now
-    as of the last advance — a kept item counted as done in no time read "629920.8 img/s"."""
+    """What a progress display counts: the items ``kept`` (an earlier run's work, found finished: a resume)
+    are in the count but not in the rate, which is of the work done now as of the last advance — a kept
+    item counted as done in no time read "629920.8 img/s"."""
 
-    def __init__(self, done: int = 0, kept: int = 0) -> None:
+    def __init__(self, kept: int = 0) -> None:
         self.start = self.last = time.perf_counter()
-        self.earlier = done
-        self.done = done + kept
-        self.kept = kept
+        self.done = self.kept = kept
 
     def add(self, n: int, kept: bool = False) -> None:
         self.done += n
@@ -117,7 +115,7 @@ class Work:
 
     def rate(self) -> float | None:
         """Items a second done now (None before any)."""
-        worked = self.done - self.earlier - self.kept
+        worked = self.done - self.kept
         return worked / max(self.last - self.start, 1e-9) if worked else None
 
 
@@ -171,19 +169,20 @@ class Advance(Protocol):
 
 @contextmanager
 def progress_task(
-    description: str, total: int, unit: str = "img", disable: bool = False, done: int = 0, kept: int = 0
+    description: str, total: int, unit: str = "img", disable: bool = False, kept: int = 0
 ) -> Iterator[Advance]:
-    """Yield ``advance(n, kept=False)`` for a single-task progress bar; ``done``: work an earlier run
-    finished (a resume), in the count but not in the rate; ``kept=True``: items found finished on the way
-    (a resumed loop's cached ones), the same (:class:`Work`); ``kept``: such items known before the start
-    (eval's score-cache hits), in the count from the first frame and said as kept — advanced after the
-    start, the first frame was the first batch's, one photo with a decode worker, a full batch without.
+    """Yield ``advance(n, kept=False)`` for a single-task progress bar. ``kept``: the items an earlier run
+    finished (a resume: a score file's rows, cache hits, labelled images, trained steps), in the count from
+    the first frame and said as kept, not in the rate (:class:`Work`) — the one rule of every resumable
+    command's bar (docs/robustness.md): advanced after the start, the first frame was 0/N or the first
+    batch's; counted out, "3/8" read as 3 done now. ``advance(n, kept=True)``: items found finished on the
+    way, when they are only known there (in the count, not the rate).
 
     Not on a terminal (CI, ``nohup ... > log``), a live bar would print nothing until the end, so a
     plain line is logged instead every 10 % of the work or every 60 s, whichever comes first, with the rate
     of the work done now and how many items were kept.
     """
-    work = Work(done, kept)
+    work = Work(kept)
     if not disable and not console.is_terminal:
         shown = {"frac": work.done / max(total, 1), "at": work.start}  # when a line was last printed
 

@@ -284,10 +284,8 @@ def run_label_stage(
                 share against every image ("10/19" at its end read as 9 lost), as `score`'s bar did."""
                 what = lc.teacher if world == 1 else f"{lc.teacher}; rank 0 of {world}: its share"
                 disable = not progress or rank != 0
-                advance.append(
-                    bar.enter_context(progress_task(f"labelling ({what})", kept + share, disable=disable))
-                )
-                advance[0](kept, kept=True)  # in the count, not the rate
+                task = progress_task(f"labelling ({what})", kept + share, disable=disable, kept=kept)
+                advance.append(bar.enter_context(task))  # the kept images counted from its first frame
 
             res = label_images(
                 paths,

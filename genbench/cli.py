@@ -176,7 +176,7 @@ def _score_metric(
     with open_metric(run_dir, pairs, name, dev) as job:
         if job.report.error:  # skipped: no bar
             return job.report
-        with progress_task(name, total=n_images, done=job.report.kept) as advance:
+        with progress_task(name, total=n_images, kept=job.report.kept) as advance:
             return job.score(batch_size, workers, lambda n, _f: advance(n))
 
 

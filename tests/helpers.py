@@ -685,3 +685,24 @@ def eval_resumed_from_the_cache(tmp_path: Path, cli: Callable, workers: str) -> 
     res = cli(*base, "-o", tmp_path / "b")
     assert res.returncode == 0, res.stderr
     return [" ".join(ln.split()) for ln in res.stderr.splitlines()]
+
+
+@contextlib.contextmanager
+def terminal_bar(what: str) -> Iterator[list[str]]:
+    """Inside the block, `attiqa.progress`'s bars drawn as on a terminal (rich's live bar, 200 columns);
+    after it, the list holds every frame of the bars whose description starts with ``what``, in order,
+    colour codes out and spaces squeezed (a command's first frame is ``frames[0]``)."""
+    import io
+    import re
+
+    from rich.console import Console
+
+    import attiqa.progress
+
+    out = io.StringIO()
+    frames: list[str] = []
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(attiqa.progress, "console", Console(file=out, force_terminal=True, width=200))
+        yield frames
+    text = re.sub(r"\x1b\[[\d;?]*[A-Za-z]", "", out.getvalue())
+    frames += [" ".join(ln.split()) for ln in re.split(r"[\r\n]", text) if ln.startswith(what)]

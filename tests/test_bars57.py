@@ -1,0 +1,43 @@
+"""Session 57: every resumable command's bar counts what an earlier run kept from its first frame, said as
+kept and outside the rate (`attiqa.progress.progress_task(kept=…)`, docs/robustness.md). The real commands
+on tiny fixtures; each test failed before its fix."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from conftest import photo_folder
+from helpers import terminal_bar
+
+
+def test_a_resumed_label_run_shows_the_kept_images_in_its_first_frame(tmp_path, photos, cli):
+    """**Was**: `attiqa label photos -o l.parquet` rerun after 2 photos were added to its 3 drew its live bar
+    at "0/5" first, the 3 kept images arriving as one jump after it. Now "3/5" from the first frame."""
+    folder = photo_folder(tmp_path / "photos", photos, n=3, side=64)
+    out = tmp_path / "l.parquet"
+    assert cli("label", folder, "-o", out, "--workers", "0").returncode == 0
+    photo_folder(folder, {f"more{k}": img for k, img in enumerate(photos.values())}, n=2, side=64)
+    with terminal_bar("labelling (classical)") as frames:
+        res = cli("label", folder, "-o", out, "--workers", "0")
+    assert res.returncode == 0, res.stderr
+    counts = [re.search(r" (\d+)/5 ", f)[1] for f in frames]  # type: ignore[index]
+    assert counts and counts[0] == "3" and counts[-1] == "5", frames
+
+
+@pytest.mark.parametrize("workers", ["1", "0"])
+def test_a_resumed_score_counts_the_rows_of_its_file_from_the_first_frame(photo_dir, tmp_path, cli, workers):
+    """**Was**: `attiqa score DIR -o s.csv -b 2` rerun after 2 of its 5 photos were scored into s.csv said
+    "resuming: 2 image(s) already in s.csv, 3 to score", then a bar of the 3 left only, its first line the
+    first batch's ("scoring: 1/3" with a decode worker, "scoring: 2/3" without) and its last "3/3", the
+    file's 2 rows unsaid. Now "2/5", said as kept, up to "5/5", as `eval` counts its cache hits."""
+    out = tmp_path / "s.csv"
+    two = sorted(photo_dir.glob("*.jpg"))[:2]
+    assert cli("score", *two, "-m", "classical", "-o", out, "-q").returncode == 0
+    res = cli("score", photo_dir, "-m", "classical", "-o", out, "-b", "2", "--workers", workers)
+    assert res.returncode == 0, res.stderr
+    lines = [" ".join(ln.split()) for ln in res.stderr.splitlines()]
+    bar = [ln for ln in lines if ln.startswith("scoring")]
+    assert lines[lines.index(bar[0]) - 1] == f"resuming: 2 image(s) already in {out}, 3 to score", lines
+    assert bar[0] == "scoring: 2/5 (none done now, 2 kept from an earlier run)", bar
+    assert bar[-1].startswith("scoring: 5/5 (") and bar[-1].endswith(" img/s, 2 kept from an earlier run)")
