@@ -193,6 +193,8 @@ def progress_task(
             console.print(f"{description}: {work.done}/{total} ({rate}{note})")
 
         def advance(n: int = 1, kept: bool = False) -> None:
+            if not n:  # nothing new: the last line stands (a second "3/3" at the end was the same line)
+                return
             work.add(n, kept)
             frac = work.done / max(total, 1)
             if frac - shown["frac"] >= 0.1 or work.last - shown["at"] >= 60 or work.done >= total:

@@ -41,3 +41,20 @@ def test_a_resumed_score_counts_the_rows_of_its_file_from_the_first_frame(photo_
     assert lines[lines.index(bar[0]) - 1] == f"resuming: 2 image(s) already in {out}, 3 to score", lines
     assert bar[0] == "scoring: 2/5 (none done now, 2 kept from an earlier run)", bar
     assert bar[-1].startswith("scoring: 5/5 (") and bar[-1].endswith(" img/s, 2 kept from an earlier run)")
+
+
+def test_the_feature_cache_pass_counts_the_cached_images_as_kept(tmp_path, cli):
+    """**Was**: `attiqa train` fine-tuning on cached backbone features (`finetune.feature_cache: true`) with
+    5 of its 8 images' features already in the cache (an earlier run on 5 of them) drew "backbone features
+    (cache): 3/3": the cached images were not in its count at all. Now "5/8 (…, 5 kept …)" first, up to 8/8."""
+    from helpers import tiny_train_config
+
+    fc = {"feature_cache": "true", "feature_cache_dir": tmp_path / "features"}
+    rows = "image,mos\n" + "".join(f"img{i:02d}.png,{1 + 0.3 * i:.1f}\n" for i in range(5))
+    first = tiny_train_config(tmp_path / "a", mos_csv=rows, val_fraction=0.4, **fc)  # the same 8 images
+    assert cli("train", "--config", first).returncode == 0
+    res = cli("train", "--config", tiny_train_config(tmp_path / "b", **fc))
+    assert res.returncode == 0, res.stderr
+    bar = [" ".join(ln.split()) for ln in res.stderr.splitlines() if ln.startswith("backbone features")]
+    assert bar and bar[0] == "backbone features (cache): 5/8 (none done now, 5 kept from an earlier run)", bar
+    assert bar[-1].startswith("backbone features (cache): 8/8 (") and bar[-1].endswith(" kept from an earlier run)")
