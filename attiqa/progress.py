@@ -6,7 +6,7 @@ import os
 import time
 import unicodedata
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Protocol
 
 from rich.console import Console
@@ -213,6 +213,44 @@ def progress_task(
             prog.advance(task, n)  # the bar's count; its rate and time left are the work's
 
         yield advance_bar
+
+
+class LateBar:
+    """A :func:`progress_task` bar drawn once the work knows what an earlier run kept: ``start(kept)`` (the
+    job's first step, after its plan) draws it with those in the count from its first frame; each call is
+    an ``advance``. A call before ``start`` starts it with nothing kept. From :func:`progress_later`."""
+
+    def __init__(self, stack: ExitStack, description: str, total: int, unit: str, disable: bool) -> None:
+        self.stack, self.description, self.total, self.unit, self.disable = (
+            stack,
+            description,
+            total,
+            unit,
+            disable,
+        )
+        self.advance: Advance | None = None
+
+    def start(self, kept: int = 0, total: int | None = None) -> None:
+        """Draw the bar: ``kept`` items finished before, of ``total`` (else the one given at the start)."""
+        if self.advance is None:
+            total = self.total if total is None else total
+            task = progress_task(self.description, total, self.unit, self.disable, kept)
+            self.advance = self.stack.enter_context(task)
+
+    def __call__(self, n: int = 1, kept: bool = False) -> None:
+        self.start()
+        assert self.advance is not None
+        self.advance(n, kept)
+
+
+@contextmanager
+def progress_later(
+    description: str, total: int = 0, unit: str = "img", disable: bool = False
+) -> Iterator[LateBar]:
+    """:func:`progress_task` for a job that finds what an earlier run kept only once it has begun (a
+    resumed loop reading its output): yields a :class:`LateBar`, closed at the end of the block."""
+    with ExitStack() as stack:
+        yield LateBar(stack, description, total, unit, disable)
 
 
 def make_training_progress() -> Progress:

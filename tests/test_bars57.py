@@ -57,4 +57,40 @@ def test_the_feature_cache_pass_counts_the_cached_images_as_kept(tmp_path, cli):
     assert res.returncode == 0, res.stderr
     bar = [" ".join(ln.split()) for ln in res.stderr.splitlines() if ln.startswith("backbone features")]
     assert bar and bar[0] == "backbone features (cache): 5/8 (none done now, 5 kept from an earlier run)", bar
-    assert bar[-1].startswith("backbone features (cache): 8/8 (") and bar[-1].endswith(" kept from an earlier run)")
+    assert bar.count(bar[-1]) == 1, bar  # was said twice: an advance of nothing at the end printed it again
+    assert bar[-1].startswith("backbone features (cache): 8/8 (") and bar[-1].endswith(
+        " kept from an earlier run)"
+    )
+
+
+def test_degrade_rerun_with_added_photos_counts_the_kept_sources_from_its_first_line(tmp_path, photos, cli):
+    """**Was**: `attiqa degrade photos -o g` rerun after 2 photos were added to its 3 counted each source
+    as it came to it ("degrading: 1/5 (none done now, 1 kept …)" first, the live bar at 0/5); now the 3
+    sources an earlier run made are in the count from the first line, "3/5 (none done now, 3 kept …)"."""
+    folder = photo_folder(tmp_path / "photos", photos, n=3, side=48)
+    args = ("degrade", folder, "--out", tmp_path / "g", "--levels", "1", "--distortions", "gaussian_blur")
+    assert cli(*args).returncode == 0
+    photo_folder(folder, {f"more{k}": img for k, img in enumerate(photos.values())}, n=2, side=48)
+    res = cli(*args)
+    assert res.returncode == 0, res.stderr
+    bar = [" ".join(ln.split()) for ln in res.stderr.splitlines() if ln.startswith("degrading")]
+    assert bar and bar[0] == "degrading: 3/5 (none done now, 3 kept from an earlier run)", bar
+    assert bar[-1].startswith("degrading: 5/5 (") and bar[-1].endswith(" img/s, 3 kept from an earlier run)")
+
+
+def test_make_distorted_resumed_counts_the_images_made_before_from_its_first_frame(tmp_path, photos, cli):
+    """**Was**: `attiqa make-distorted photos --out set --rounds 1` resumed with 1 of its 3 images left
+    counted each as it came to it: on a terminal the bar was drawn at "0/3" first. Now "2/3" from the
+    first frame, and the log's first line says the 2 are kept."""
+    folder = photo_folder(tmp_path / "photos", photos, n=3, side=48)
+    args = ("make-distorted", folder, "--out", tmp_path / "set", "--rounds", "1")
+    assert cli(*args).returncode == 0
+    sorted((tmp_path / "set" / "images").rglob("*.png"))[-1].unlink()  # as a stopped run leaves it
+    with terminal_bar("distorting") as frames:
+        assert cli(*args).returncode == 0
+    assert frames and re.search(r" 2/3 ", frames[0]) and re.search(r" 3/3 ", frames[-1]), frames
+    sorted((tmp_path / "set" / "images").rglob("*.png"))[0].unlink()
+    res = cli(*args)
+    assert res.returncode == 0, res.stderr
+    bar = [" ".join(ln.split()) for ln in res.stderr.splitlines() if ln.startswith("distorting")]
+    assert bar and bar[0] == "distorting: 2/3 (none done now, 2 kept from an earlier run)", bar

@@ -125,7 +125,7 @@ def score_cmd(
         todo, earlier = files, []
         if writer is not None and writer.done:
             todo = [f for f in files if str(f) not in writer.done]
-            earlier = [f for f in files if str(f) in writer.done]  # in the bar from its first frame: its share
+            earlier = [f for f in files if str(f) in writer.done]  # counted in the bar from its first frame
             if shards.main:
                 done = len(files) - len(todo)
                 console.print(f"resuming: {done} image(s) already in {plain_name(out)}, {len(todo)} to score")
