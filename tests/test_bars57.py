@@ -46,7 +46,7 @@ def test_a_resumed_score_counts_the_rows_of_its_file_from_the_first_frame(photo_
 def test_the_feature_cache_pass_counts_the_cached_images_as_kept(tmp_path, cli):
     """**Was**: `attiqa train` fine-tuning on cached backbone features (`finetune.feature_cache: true`) with
     5 of its 8 images' features already in the cache (an earlier run on 5 of them) drew "backbone features
-    (cache): 3/3": the cached images were not in its count at all. Now "5/8 (…, 5 kept …)" first, up to 8/8."""
+    (cache): 3/3": the cached images were not in its count at all. Now "5/8 (…, 5 kept …)" first, then 8/8."""
     from helpers import tiny_train_config
 
     fc = {"feature_cache": "true", "feature_cache_dir": tmp_path / "features"}
@@ -94,3 +94,46 @@ def test_make_distorted_resumed_counts_the_images_made_before_from_its_first_fra
     assert res.returncode == 0, res.stderr
     bar = [" ".join(ln.split()) for ln in res.stderr.splitlines() if ln.startswith("distorting")]
     assert bar and bar[0] == "distorting: 2/3 (none done now, 2 kept from an earlier run)", bar
+
+
+def test_isp_tune_resumed_stages_count_what_they_kept_from_their_first_line(tmp_path, isp_raws, isp_cli):
+    """`isp-tune` (its teacher, 2 held-out raws, the baselines) rerun after one raw's tuned setting, its
+    check and its per-image search were lost (as a stop leaves them), then with `--teacher-restarts 2`.
+    **Was**: each stage counted a kept raw as it came to it — "teacher: read + tune: 1/2 (16.4 img/s)"
+    first (the lost raw came first), the teacher's searches "1/4 (…, 1 kept …)" of 2 kept, and the teacher's
+    cross-validation, all 18 scores read from its cache, "2/18 (1896.2 raw/s)": the kept in the rate. Now
+    every stage's first line counts what it kept, outside the rate."""
+    import json
+
+    from helpers import quick_isp_tune
+
+    _, out, args = quick_isp_tune(tmp_path, isp_raws, test_fraction="0.5")
+    args = [a for a in args if a != "--no-baselines"] + [
+        "--cma-global-budget",
+        "8",
+        "--cma-image-budget",
+        "4",
+    ]
+    assert isp_cli(*args).returncode == 0
+    for method in ("teacher", "teacher_checked"):
+        sorted((out / "test" / method / "params").glob("*.json"))[0].unlink()
+    searches = out / "baselines" / "cma_per_image.json"
+    per = json.loads(searches.read_text())
+    searches.write_text(json.dumps({k: v for k, v in per.items() if k != min(per)}))
+
+    def first_lines(res) -> dict[str, str]:
+        assert res.returncode == 0, res.stderr[-3000:]
+        lines = [" ".join(ln.split()) for ln in res.stderr.splitlines()]
+        found: dict[str, str] = {}
+        for ln in lines:
+            if re.match(r".+: \d+/\d+ \(", ln):
+                found.setdefault(ln.rsplit(": ", 1)[0], ln.rsplit(": ", 1)[1])
+        return found
+
+    first = first_lines(isp_cli(*args))
+    for what in ("teacher: read + tune", "teacher_checked: policy / base / neutral", "per-image CMA-ES"):
+        assert first[what] == "1/2 (none done now, 1 kept from an earlier run)", (what, first)
+    first = first_lines(isp_cli(*args, "--teacher-restarts", "2"))
+    kept = "(none done now, {} kept from an earlier run)"
+    assert first["teacher: per-image CMA-ES on the training raws"] == "2/4 " + kept.format(2), first
+    assert first["teacher: cross-validation"] == "18/18 " + kept.format(18), first
