@@ -137,3 +137,33 @@ def test_isp_tune_resumed_stages_count_what_they_kept_from_their_first_line(tmp_
     kept = "(none done now, {} kept from an earlier run)"
     assert first["teacher: per-image CMA-ES on the training raws"] == "2/4 " + kept.format(2), first
     assert first["teacher: cross-validation"] == "18/18 " + kept.format(18), first
+
+
+def test_isp_tune_training_resumed_says_its_kept_steps_from_the_first_line(tmp_path, isp_raws, isp_cli):
+    """**Was**: `isp-tune --algo sac --timesteps 16` over a run trained to step 8 logged no line until a
+    tenth of the work was done and then "training SAC: 10/16 (… step/s)": the 8 kept steps were in the
+    count (``progress_task(done=)``) but said nowhere. Now "8/16 (none done now, 8 kept …)" first, as every
+    resumed bar (one rule: ``progress_task(kept=)``)."""
+    from helpers import quick_isp_tune
+
+    _, out, args = quick_isp_tune(tmp_path, isp_raws)
+    tiny = [
+        "--algo",
+        "sac",
+        "--obs-size",
+        "36",
+        "--max-steps",
+        "2",
+        "--batch-size",
+        "16",
+        "--learning-starts",
+        "20",
+    ]
+    assert isp_cli(*args, *tiny, "--timesteps", "8", "--checkpoint-every", "8").returncode == 0
+    res = isp_cli(*args, *tiny, "--timesteps", "16", "--checkpoint-every", "8")
+    assert res.returncode == 0, res.stderr[-3000:]
+    bar = [" ".join(ln.split()) for ln in res.stderr.splitlines() if ln.startswith("training SAC: ")]
+    assert bar and bar[0] == "training SAC: 8/16 (none done now, 8 kept from an earlier run)", bar
+    assert bar[-1].startswith("training SAC: 16/16 (") and bar[-1].endswith(
+        " step/s, 8 kept from an earlier run)"
+    )
