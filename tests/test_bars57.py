@@ -167,3 +167,26 @@ def test_isp_tune_training_resumed_says_its_kept_steps_from_the_first_line(tmp_p
     assert bar[-1].startswith("training SAC: 16/16 (") and bar[-1].endswith(
         " step/s, 8 kept from an earlier run)"
     )
+
+
+def test_train_exiqa_resumed_shows_its_kept_epochs_in_the_first_frame(tmp_path, exiqa_set, tiny_dir, cli):
+    """**Was**: `attiqa train-exiqa DATA -o RUN --epochs 3` resumed after its first epoch drew its live bar at
+    "0/3" first, the kept epoch arriving as a jump after it. Now "1/3" from the first frame."""
+    from attiqa.exiqa.train import ExiqaTrainConfig, train_exiqa
+
+    data, _ = exiqa_set
+    run = tmp_path / "run"
+    cfg = ExiqaTrainConfig(
+        str(tiny_dir), epochs=3, warmup_epochs=1, batch_size=8, n_prompts=2, val_fraction=0.2
+    )
+
+    def ctrl_c(epoch: int, _row: dict) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_exiqa(data, run, cfg, on_epoch=ctrl_c)
+    with terminal_bar("exiqa epochs") as frames:
+        res = cli("train-exiqa", data, "-o", run, "--clip", tiny_dir, "--epochs", "3", "--warmup-epochs", "1",
+                  "--prompts", "2", "-b", "8", "--val-fraction", "0.2", "--device", "cpu")  # fmt: skip
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert frames and re.search(r" 1/3 ", frames[0]) and re.search(r" 3/3 ", frames[-1]), frames
