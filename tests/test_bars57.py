@@ -190,3 +190,21 @@ def test_train_exiqa_resumed_shows_its_kept_epochs_in_the_first_frame(tmp_path, 
                   "--prompts", "2", "-b", "8", "--val-fraction", "0.2", "--device", "cpu")  # fmt: skip
     assert res.returncode == 0, res.stderr[-2000:]
     assert frames and re.search(r" 1/3 ", frames[0]) and re.search(r" 3/3 ", frames[-1]), frames
+
+
+def test_select_prompts_resumed_counts_its_cached_photos_from_the_first_line(tmp_path, photos, tiny_dir, cli):
+    """**Was**: `attiqa select-prompts … -o sel` resumed with 2 of its 3 photos' embeddings cached counted
+    each as it came to it: "task 1: distortion series: 1/3 (none done now, 1 kept …)" first (on a terminal
+    "0/3"). Now "2/3 (…, 2 kept …)" from the first line."""
+    folder = photo_folder(tmp_path / "photos", photos, n=3, side=64)
+    args = ["select-prompts", "-t", f"clip:{tiny_dir}", "-i", folder, "-o", tmp_path / "sel",
+            "--work-size", "32", "--device", "cpu"]  # fmt: skip
+    assert cli(*args).returncode == 0
+    (tmp_path / "sel" / "cache" / "series_00002.safetensors").unlink()  # as a stopped run leaves it
+    res = cli(*args)
+    assert res.returncode == 0, res.stderr
+    bar = [" ".join(x.split()) for x in res.stderr.splitlines() if x.startswith("task 1")]
+    assert bar and bar[0] == "task 1: distortion series: 2/3 (none done now, 2 kept from an earlier run)", bar
+    assert bar[-1].startswith("task 1: distortion series: 3/3 (") and bar[-1].endswith(
+        " 2 kept from an earlier run)"
+    )
