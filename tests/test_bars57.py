@@ -144,23 +144,11 @@ def test_isp_tune_training_resumed_says_its_kept_steps_from_the_first_line(tmp_p
     tenth of the work was done and then "training SAC: 10/16 (… step/s)": the 8 kept steps were in the
     count (``progress_task(done=)``) but said nowhere. Now "8/16 (none done now, 8 kept …)" first, as every
     resumed bar (one rule: ``progress_task(kept=)``)."""
-    from helpers import quick_isp_tune
+    from helpers import TINY_SAC, quick_isp_tune
 
     _, out, args = quick_isp_tune(tmp_path, isp_raws)
-    tiny = [
-        "--algo",
-        "sac",
-        "--obs-size",
-        "36",
-        "--max-steps",
-        "2",
-        "--batch-size",
-        "16",
-        "--learning-starts",
-        "20",
-    ]
-    assert isp_cli(*args, *tiny, "--timesteps", "8", "--checkpoint-every", "8").returncode == 0
-    res = isp_cli(*args, *tiny, "--timesteps", "16", "--checkpoint-every", "8")
+    assert isp_cli(*args, *TINY_SAC, "--timesteps", "8", "--checkpoint-every", "8").returncode == 0
+    res = isp_cli(*args, *TINY_SAC, "--timesteps", "16", "--checkpoint-every", "8")
     assert res.returncode == 0, res.stderr[-3000:]
     bar = [" ".join(ln.split()) for ln in res.stderr.splitlines() if ln.startswith("training SAC: ")]
     assert bar and bar[0] == "training SAC: 8/16 (none done now, 8 kept from an earlier run)", bar
@@ -172,19 +160,11 @@ def test_isp_tune_training_resumed_says_its_kept_steps_from_the_first_line(tmp_p
 def test_train_exiqa_resumed_shows_its_kept_epochs_in_the_first_frame(tmp_path, exiqa_set, tiny_dir, cli):
     """**Was**: `attiqa train-exiqa DATA -o RUN --epochs 3` resumed after its first epoch drew its live bar at
     "0/3" first, the kept epoch arriving as a jump after it. Now "1/3" from the first frame."""
-    from attiqa.exiqa.train import ExiqaTrainConfig, train_exiqa
+    from helpers import exiqa_stopped_after_one_epoch
 
     data, _ = exiqa_set
     run = tmp_path / "run"
-    cfg = ExiqaTrainConfig(
-        str(tiny_dir), epochs=3, warmup_epochs=1, batch_size=8, n_prompts=2, val_fraction=0.2
-    )
-
-    def ctrl_c(epoch: int, _row: dict) -> None:
-        raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        train_exiqa(data, run, cfg, on_epoch=ctrl_c)
+    exiqa_stopped_after_one_epoch(data, run, tiny_dir)
     with terminal_bar("exiqa epochs") as frames:
         res = cli("train-exiqa", data, "-o", run, "--clip", tiny_dir, "--epochs", "3", "--warmup-epochs", "1",
                   "--prompts", "2", "-b", "8", "--val-fraction", "0.2", "--device", "cpu")  # fmt: skip

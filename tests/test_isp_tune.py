@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import SHARED_DATA
-from helpers import attiqa_env, isp_tune_cmd, run_isp_tune, tiny_teacher_run
+from helpers import TINY_SAC, attiqa_env, isp_tune_cmd, run_isp_tune, tiny_teacher_run
 from PIL import Image
 
 import attiqa
@@ -32,20 +32,11 @@ from isp_env.run import split
 from isp_env.tuning import TrainConfig, build_model, make_vec_env, train
 
 TINY = [
-    "--algo",
-    "sac",
+    *TINY_SAC,
     "--model",
     "classical",
     "--preview",
     "80",
-    "--obs-size",
-    "36",
-    "--max-steps",
-    "2",
-    "--batch-size",
-    "16",
-    "--learning-starts",
-    "20",
     "--test-fraction",
     "0.4",
     "--cma-global-budget",
