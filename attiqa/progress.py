@@ -175,8 +175,9 @@ def progress_task(
     finished (a resume: a score file's rows, cache hits, labelled images, trained steps), in the count from
     the first frame and said as kept, not in the rate (:class:`Work`) — the one rule of every resumable
     command's bar (docs/robustness.md): advanced after the start, the first frame was 0/N or the first
-    batch's; counted out, "3/8" read as 3 done now. ``advance(n, kept=True)``: items found finished on the
-    way, when they are only known there (in the count, not the rate).
+    batch's; left out of the count, the bar of the rest hid them. A job that learns what it kept only once
+    it has begun: :func:`progress_later`. ``advance(n, kept=True)``: items found finished on the way, when
+    they are only known there (in the count, not the rate).
 
     Not on a terminal (CI, ``nohup ... > log``), a live bar would print nothing until the end, so a
     plain line is logged instead every 10 % of the work or every 60 s, whichever comes first, with the rate
