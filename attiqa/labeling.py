@@ -388,8 +388,9 @@ def label_images(
     """Label ``paths`` with ``teacher`` into ``out`` (Parquet), resuming where an earlier run stopped.
 
     ``on_batch(n_done_in_batch, n_failed_in_batch)`` is called after each batch (progress bars);
-    ``on_start(kept, share)`` once, with the images earlier runs labelled (rank 0; 0 on the others) and
-    the images this process labels now: a bar counts the first apart from its rate, and ends at their sum.
+    ``on_start(kept, share)`` once, with this process's share of the images earlier runs labelled and of
+    the images left, which it labels now: a bar counts the first apart from its rate, from its first frame,
+    and ends at their sum (every process's add up to every image, as `score`'s and `eval`'s shares).
     With ``world_size > 1`` this rank labels its shard only; call :func:`merge_parts` on rank 0
     after a barrier (``merge`` is ignored then). ``roots``: the folders given, which order the merged rows
     (:func:`merge_parts`); a table whose images folder moved is rewritten to the new place
@@ -422,7 +423,8 @@ def label_images(
     failed: list[ImageLoadError] = []
     labelled = 0
     if on_start:
-        on_start(skipped_done if rank == 0 else 0, len(todo))
+        kept = [p for p in all_paths if path_text(p) in done]
+        on_start(len(kept[rank::world_size]), len(todo))
     for seq, batch in enumerate(score_batches(todo, teacher, batch_size, workers)):
         failed.extend(batch.errors)
         if batch.indices:

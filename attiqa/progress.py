@@ -6,7 +6,7 @@ import os
 import time
 import unicodedata
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Protocol
 
 from rich.console import Console
@@ -100,15 +100,13 @@ def plain_failure(failure: object, path: object = None) -> str:
 
 
 class Work:
-    """What a progress display counts: ``done`` (an earlier run's work, a resume) and the items kept on the
-    way (a resumed loop's cached ones) are in the count but not in the rate, which is of the work done now
-    as of the last advance — a kept item counted as done in no time read "629920.8 img/s"."""
+    """What a progress display counts: the items ``kept`` (an earlier run's work, found finished: a resume)
+    are in the count but not in the rate, which is of the work done now as of the last advance — a kept
+    item counted as done in no time read "629920.8 img/s"."""
 
-    def __init__(self, done: int = 0, kept: int = 0) -> None:
+    def __init__(self, kept: int = 0) -> None:
         self.start = self.last = time.perf_counter()
-        self.earlier = done
-        self.done = done + kept
-        self.kept = kept
+        self.done = self.kept = kept
 
     def add(self, n: int, kept: bool = False) -> None:
         self.done += n
@@ -117,7 +115,7 @@ class Work:
 
     def rate(self) -> float | None:
         """Items a second done now (None before any)."""
-        worked = self.done - self.earlier - self.kept
+        worked = self.done - self.kept
         return worked / max(self.last - self.start, 1e-9) if worked else None
 
 
@@ -171,19 +169,21 @@ class Advance(Protocol):
 
 @contextmanager
 def progress_task(
-    description: str, total: int, unit: str = "img", disable: bool = False, done: int = 0, kept: int = 0
+    description: str, total: int, unit: str = "img", disable: bool = False, kept: int = 0
 ) -> Iterator[Advance]:
-    """Yield ``advance(n, kept=False)`` for a single-task progress bar; ``done``: work an earlier run
-    finished (a resume), in the count but not in the rate; ``kept=True``: items found finished on the way
-    (a resumed loop's cached ones), the same (:class:`Work`); ``kept``: such items known before the start
-    (eval's score-cache hits), in the count from the first frame and said as kept — advanced after the
-    start, the first frame was the first batch's, one photo with a decode worker, a full batch without.
+    """Yield ``advance(n, kept=False)`` for a single-task progress bar. ``kept``: the items an earlier run
+    finished (a resume: a score file's rows, cache hits, labelled images, trained steps), in the count from
+    the first frame and said as kept, not in the rate (:class:`Work`) — the one rule of every resumable
+    command's bar (docs/robustness.md): advanced after the start, the first frame was 0/N or the first
+    batch's; left out of the count, the bar of the rest hid them. A job that learns what it kept only once
+    it has begun: :func:`progress_later`. ``advance(n, kept=True)``: items found finished on the way, when
+    they are only known there (in the count, not the rate).
 
     Not on a terminal (CI, ``nohup ... > log``), a live bar would print nothing until the end, so a
     plain line is logged instead every 10 % of the work or every 60 s, whichever comes first, with the rate
     of the work done now and how many items were kept.
     """
-    work = Work(done, kept)
+    work = Work(kept)
     if not disable and not console.is_terminal:
         shown = {"frac": work.done / max(total, 1), "at": work.start}  # when a line was last printed
 
@@ -194,6 +194,8 @@ def progress_task(
             console.print(f"{description}: {work.done}/{total} ({rate}{note})")
 
         def advance(n: int = 1, kept: bool = False) -> None:
+            if not n:  # nothing new: the last line stands (a second "3/3" at the end was the same line)
+                return
             work.add(n, kept)
             frac = work.done / max(total, 1)
             if frac - shown["frac"] >= 0.1 or work.last - shown["at"] >= 60 or work.done >= total:
@@ -212,6 +214,44 @@ def progress_task(
             prog.advance(task, n)  # the bar's count; its rate and time left are the work's
 
         yield advance_bar
+
+
+class LateBar:
+    """A :func:`progress_task` bar drawn once the work knows what an earlier run kept: ``start(kept)`` (the
+    job's first step, after its plan) draws it with those in the count from its first frame; each call is
+    an ``advance``. A call before ``start`` starts it with nothing kept. From :func:`progress_later`."""
+
+    def __init__(self, stack: ExitStack, description: str, total: int, unit: str, disable: bool) -> None:
+        self.stack, self.description, self.total, self.unit, self.disable = (
+            stack,
+            description,
+            total,
+            unit,
+            disable,
+        )
+        self.advance: Advance | None = None
+
+    def start(self, kept: int = 0, total: int | None = None) -> None:
+        """Draw the bar: ``kept`` items finished before, of ``total`` (else the one given at the start)."""
+        if self.advance is None:
+            total = self.total if total is None else total
+            task = progress_task(self.description, total, self.unit, self.disable, kept)
+            self.advance = self.stack.enter_context(task)
+
+    def __call__(self, n: int = 1, kept: bool = False) -> None:
+        self.start()
+        assert self.advance is not None
+        self.advance(n, kept)
+
+
+@contextmanager
+def progress_later(
+    description: str, total: int = 0, unit: str = "img", disable: bool = False
+) -> Iterator[LateBar]:
+    """:func:`progress_task` for a job that finds what an earlier run kept only once it has begun (a
+    resumed loop reading its output): yields a :class:`LateBar`, closed at the end of the block."""
+    with ExitStack() as stack:
+        yield LateBar(stack, description, total, unit, disable)
 
 
 def make_training_progress() -> Progress:

@@ -7,7 +7,6 @@ pretraining and fine-tuning use DDP; only rank 0 writes files.
 from __future__ import annotations
 
 import os
-from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,8 +16,6 @@ from attiqa.errors import AttiqaError, ConfigError, EveryProcessError
 from attiqa.io.atomic import output_folder, resumable_folder, write_json_atomic
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from attiqa.teachers import Teacher
     from attiqa.teachers.prompts import PromptSet
 
@@ -40,7 +37,7 @@ def run_degrade_stage(cfg: TrainConfig, out_dir: Path, progress: bool = True) ->
     """Write the graded set (rank 0; the others wait) and return its folder."""
     from attiqa.distortions import write_graded_set
     from attiqa.io.images import discover_images
-    from attiqa.progress import console, plain, progress_task
+    from attiqa.progress import console, plain, progress_later
     from attiqa.training.distributed import barrier, is_main
 
     dc = cfg.degrade
@@ -48,7 +45,7 @@ def run_degrade_stage(cfg: TrainConfig, out_dir: Path, progress: bool = True) ->
     out = resolve_in(out_dir, dc.out)
     if is_main():
         files = discover_images(dc.sources)
-        with progress_task("degrading", total=len(files), disable=not progress) as adv:
+        with progress_later("degrading", total=len(files), disable=not progress) as adv:
             res = write_graded_set(
                 files,
                 out,
@@ -59,6 +56,7 @@ def run_degrade_stage(cfg: TrainConfig, out_dir: Path, progress: bool = True) ->
                 variants_per_source=dc.variants_per_source,
                 seed=dc.seed,
                 on_item=adv,
+                on_start=adv.start,
             )
         for e in res.failed:
             console.print(f"[yellow]skipped: {plain(e)}")
@@ -257,7 +255,7 @@ def run_label_stage(
         label_images,
         merge_parts,
     )
-    from attiqa.progress import plain, plain_name, progress_task
+    from attiqa.progress import plain, plain_name, progress_later
     from attiqa.sharding import alike_on_every_process
     from attiqa.training.distributed import PeerLost, barrier, gather_objects
 
@@ -276,19 +274,10 @@ def run_label_stage(
 
         console.print(f"teacher: {lc.teacher}" + ("" if lc.teacher.startswith("clip") else " (not CLIP)"))
     try:
-        with ExitStack() as bar:
-            advance: list[Callable[..., None]] = []
-
-            def start(kept: int, share: int) -> None:
-                """The bar, once this process's share is known: under torchrun rank 0's bar counted its
-                share against every image ("10/19" at its end read as 9 lost), as `score`'s bar did."""
-                what = lc.teacher if world == 1 else f"{lc.teacher}; rank 0 of {world}: its share"
-                disable = not progress or rank != 0
-                advance.append(
-                    bar.enter_context(progress_task(f"labelling ({what})", kept + share, disable=disable))
-                )
-                advance[0](kept, kept=True)  # in the count, not the rate
-
+        # the bar, once this process's share is known (the kept images counted from its first frame): under
+        # torchrun rank 0's bar counted its share against every image ("10/19" at its end read as 9 lost)
+        what = lc.teacher if world == 1 else f"{lc.teacher}; rank 0 of {world}: its share"
+        with progress_later(f"labelling ({what})", disable=not progress or rank != 0) as bar:
             res = label_images(
                 paths,
                 teacher,
@@ -297,8 +286,8 @@ def run_label_stage(
                 lc.num_workers,
                 rank,
                 world,
-                on_batch=lambda n, f: advance[0](n + f),
-                on_start=start,
+                on_batch=lambda n, f: bar(n + f),
+                on_start=lambda kept, share: bar.start(kept, kept + share),
                 roots=lc.images,
             )
         failed = [plain(e) for e in res.failed]

@@ -340,7 +340,9 @@ def score_share(
     """Score this process's share of ``todo`` (all of it alone) with :func:`attiqa.scoring.score_paths`;
     the progress bar is drawn by rank 0 only, of its share, and says so ("23/23" after "46 to score" read
     as half the images lost). ``todo`` must be the same list on every process. ``kept``: this process's
-    images of the job found finished before (eval's cache hits), in the bar's count from its first frame."""
+    images of the job found finished before (eval's cache hits of its share; `score -o`'s rows of the
+    file, its share of them), in the bar's count from its first frame: the shares of the kept and of the
+    rest add up to every image."""
     from attiqa.progress import progress_task
 
     share = shards.share(todo)

@@ -25,7 +25,7 @@ from attiqa.cli import (
 )
 from attiqa.cli import device as device_str
 from attiqa.errors import AttiqaError, ConfigError
-from attiqa.progress import console, counted, plain, plain_name, progress_task
+from attiqa.progress import console, counted, plain, plain_name, progress_later, progress_task
 from genbench.files import shell_arg
 
 if TYPE_CHECKING:
@@ -100,8 +100,10 @@ def run(
         seed=seed,
     )
     dev = device_str(device)
-    with progress_task("generating", total=2 * pairs) as advance:
-        result = generate_run(out, spec, settings, pairs, batch_size=batch_size, device=dev, on_image=advance)
+    with progress_later("generating", total=2 * pairs) as bar:
+        result = generate_run(
+            out, spec, settings, pairs, batch_size=batch_size, device=dev, on_image=bar, on_start=bar.start
+        )
     console.print(
         f"{plain_name(out)}: {counted(result.made, 'image')} made, {result.kept} already there, "
         f"{len(result.failed)} failed; manifest: {plain_name(out / 'manifest.jsonl')}"
@@ -176,7 +178,7 @@ def _score_metric(
     with open_metric(run_dir, pairs, name, dev) as job:
         if job.report.error:  # skipped: no bar
             return job.report
-        with progress_task(name, total=n_images, done=job.report.kept) as advance:
+        with progress_task(name, total=n_images, kept=job.report.kept) as advance:
             return job.score(batch_size, workers, lambda n, _f: advance(n))
 
 

@@ -18,7 +18,7 @@ import json
 import logging
 import re
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
@@ -403,8 +403,11 @@ def generate_run(
     device: str = "cpu",
     on_image: Advance | None = None,
     pipeline: StableDiffusionPipeline | None = None,
+    on_start: Callable[[int], None] | None = None,
 ) -> GenResult:
     """Make every missing image of the run, batch by batch, keeping the manifest current.
+    ``on_start(kept)``: once, before any is made, with the images found on disk (a bar counts them from its
+    first frame: :class:`attiqa.progress.LateBar`); ``on_image(n)`` after each batch made.
 
     ``pipeline`` lets a caller pass an already-built diffusers pipeline (otherwise it is loaded from
     ``settings.model``). The manifest lists the pairs whose two images both exist.
@@ -459,8 +462,8 @@ def generate_run(
     result.decoded = checked.decoded
 
     write_manifest(run_dir, done_records())  # a run folder always has a manifest, even before the first image
-    if on_image and result.kept:  # found on disk: in the count, not in the rate (a rerun said 107.2 img/s)
-        on_image(result.kept, kept=True)
+    if on_start:  # found on disk: in the count, not in the rate (a rerun said 107.2 img/s)
+        on_start(result.kept)
 
     def commit(got: dict[str, tuple[int, str]]) -> None:
         """An image's ``on_commit``: its sums kept and it is counted in its rename's own step."""

@@ -640,8 +640,19 @@ def evaluate(
     params: dict[str, dict[str, dict[str, float]]] = {name: {} for name in agents}
     digests = {name: policy_digest(policy, card) for name, (policy, card) in agents.items()}
     earlier = dict.fromkeys(agents, 0)  # settings an earlier version wrote (no digest): tuned again
+    found = {
+        (k, name): files.read(out / "test" / name / "params" / f"{k}.json") for k in paths for name in agents
+    }
+
+    def mine(key: str, name: str) -> bool:
+        """Outputs of this very policy for this raw: kept (a step count was compared: another policy's
+        were kept; and a name of an earlier isp-tune may hold another raw's)."""
+        done = found[key, name]
+        return done.get("policy_digest") == digests[name] and names_raw(done.get("raw"), paths[key], raw_dir)
+
+    kept = {(key, name) for key, name in found if mine(key, name)}  # in the bar from its first frame
     with progress_task(
-        f"{', '.join(agents)}: read + tune", total=len(paths) * len(agents), unit="img"
+        f"{', '.join(agents)}: read + tune", total=len(paths) * len(agents), unit="img", kept=len(kept)
     ) as adv:
         for key, path in list(paths.items()):
             try:  # a raw damaged after its header is skipped here, before its tuning
@@ -650,17 +661,13 @@ def evaluate(
                 del paths[key]
                 skipped[str(path)] = str(exc)
                 console.print(f"[yellow]skipped[/] {plain_failure(exc)}")
-                adv(len(agents))
+                adv(sum((key, name) not in kept for name in agents))
                 continue
             for name, (policy, card) in agents.items():
                 pfile = out / "test" / name / "params" / f"{key}.json"
-                done = files.read(pfile)
-                # outputs of this very policy for this raw: kept (a step count was compared: another
-                # policy's were kept; and a name of an earlier isp-tune may hold another raw's)
-                mine = names_raw(done.get("raw"), path, raw_dir)
-                kept = done.get("policy_digest") == digests[name] and mine
+                done = found[key, name]
                 earlier[name] += bool(done) and "policy_digest" not in done
-                if kept:
+                if (key, name) in kept:
                     values = written_values(done["params"])
                 else:  # from the kept front end or the probe's decode: the raw is not read again
                     values = tune_with_policy(policy, card, path, items.kept_front_end(key), raw)
@@ -673,8 +680,8 @@ def evaluate(
                             "policy_digest": digests[name],
                         },
                     )
+                    adv(1)
                 params[name][key] = values
-                adv(1, kept=kept)  # a kept setting: in the count, not the rate
             del raw  # (one decoded raw at a time)
     for name, n in earlier.items():
         say_earlier(n, out / "test" / name / "params", "tuned again with the policy")
@@ -1021,14 +1028,22 @@ def _checked(
     params[method] = {}
     calls = earlier = 0
     kept: dict[str, str] = {}
-    with progress_task(f"{method}: policy / base / neutral", total=len(items), unit="img") as adv:
+    found = {key: files.read(out / "test" / method / "params" / f"{key}.json") for key in items}
+
+    def same(done: dict[str, Any], key: str) -> bool:
+        """This policy's check of this setting with this reward model, finished."""
+        ours = done.get("policy_digest") == digest and done.get("reward_model") == reward
+        return ours and done.get("from") == params[name][key] and done.get("chosen") in CHECK_CANDIDATES
+
+    cached = {key for key, done in found.items() if same(done, key)}  # in the bar from its first frame
+    with progress_task(
+        f"{method}: policy / base / neutral", total=len(items), unit="img", kept=len(cached)
+    ) as adv:
         for key in list(items):  # (a raw's front end is made only when it is checked)
             pfile = out / "test" / method / "params" / f"{key}.json"
-            done = files.read(pfile)
-            same = done.get("policy_digest") == digest and done.get("reward_model") == reward
+            done = found[key]
             earlier += bool(done) and "policy_digest" not in done
-            cached = same and done.get("from") == params[name][key] and done.get("chosen") in CHECK_CANDIDATES
-            if cached:
+            if key in cached:
                 values, scored, chosen = written_values(done["params"]), len(done["scores"]), done["chosen"]
             else:
                 item = items.readable(key)  # its front end made again: the raw may be gone since
@@ -1050,10 +1065,10 @@ def _checked(
                         "reward_model": reward,
                     },
                 )
+                adv(1)
             params[method][key] = values
             calls += scored
             kept[key] = chosen
-            adv(1, cached)
     say_earlier(earlier, out / "test" / method / "params", "checked again")
     return calls, kept
 
@@ -1180,14 +1195,11 @@ def per_image_cma(
             return False
         return names_raw(v["raw"], items.paths[key], raw_dir) if "raw" in v else key not in shared
 
-    with progress_task("per-image CMA-ES", total=len(items), unit="img") as advance:
-        for key in list(items):
-            kept = usable(key)
-            if not kept:  # (a raw's front end is made only when it is searched)
-                item = items.readable(key)  # its front end made again: the raw may be gone since
-                if item is None:
-                    advance(1)
-                    continue
+    todo = [key for key in items if not usable(key)]  # the rest kept, in the bar from its first frame
+    with progress_task("per-image CMA-ES", len(items), unit="img", kept=len(items) - len(todo)) as advance:
+        for key in todo:  # (a raw's front end is made only when it is searched)
+            item = items.readable(key)  # its front end made again: the raw may be gone since
+            if item is not None:
                 res = cma_search(guarded_objective([item], mos), image_budget, 1, cfg.seed)
                 per[key] = {
                     **raw_record(items.paths[key], raw_dir),
@@ -1197,7 +1209,7 @@ def per_image_cma(
                     "budget": image_budget,
                 }
                 files.write(pfile, per)
-            advance(1, kept)
+            advance(1)
     return per
 
 

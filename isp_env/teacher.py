@@ -209,7 +209,14 @@ def choose_by_cv(
     folds = group_folds(groups, n_folds, seed)
     table = []
     best: Choice | None = None
-    with progress_task("teacher: cross-validation", total=len(candidates) * len(features), unit="raw") as adv:
+
+    def key(kind: str, strength: float, i: int) -> str:
+        return f"{kind}:{strength:g}:{n_folds}:{seed}:{i}{tag}"
+
+    kept = sum(key(k, s, i) in cache for k, s in candidates for i in range(len(features)))  # scored before
+    with progress_task(
+        "teacher: cross-validation", len(candidates) * len(features), unit="raw", kept=kept
+    ) as adv:
         for kind, strength in candidates:
             scores = np.zeros(len(features))
             for test in folds:
@@ -221,7 +228,7 @@ def choose_by_cv(
                     strength,
                 )
                 actions, _ = pol.predict(features[test])
-                keys = {int(i): f"{kind}:{strength:g}:{n_folds}:{seed}:{int(i)}{tag}" for i in test}
+                keys = {int(i): key(kind, strength, int(i)) for i in test}
                 todo = [
                     (int(i), np.asarray(a))
                     for i, a in zip(test, actions, strict=True)
@@ -232,7 +239,7 @@ def choose_by_cv(
                     cache[keys[i]] = float(v)
                 for i in test:
                     scores[i] = cache[keys[int(i)]]
-                    adv(1)
+                adv(len(todo))
             row = {
                 "kind": kind,
                 "strength": strength,
@@ -270,14 +277,17 @@ def search_targets(
         found = entry.get("runs", [{"seed": seed, **entry}] if "params" in entry else [])
         runs[name] = [r for r in found if r.get("budget") == budget]
     out: dict[str, dict[str, Any]] = {}
+    searched = {(name, x.get("seed")) for name in items for x in runs.get(name, [])}
+    kept = sum(
+        (name, seed + r) in searched for name in items for r in range(restarts)
+    )  # from the first frame
     with progress_task(
-        "teacher: per-image CMA-ES on the training raws", total=len(items) * restarts, unit="search"
+        "teacher: per-image CMA-ES on the training raws", len(items) * restarts, unit="search", kept=kept
     ) as adv:
         for name, objective in items.items():
             mine = runs.setdefault(name, [])
             for r in range(restarts):
-                cached = any(x.get("seed") == seed + r for x in mine)
-                if not cached:
+                if (name, seed + r) not in searched:
                     res = cma_search(objective, budget, 1, seed + r, x0=x0)
                     mine.append(
                         {
@@ -289,7 +299,7 @@ def search_targets(
                         }
                     )
                     files.write(path, {**old, **out, name: _best(mine, seed, restarts)})
-                adv(1, cached)
+                    adv(1)
             out[name] = _best(mine, seed, restarts)
     return out
 

@@ -385,7 +385,7 @@ def train(
         remaining = max(cfg.timesteps - model.num_timesteps, 0)
         kept = model.num_timesteps  # a resume's steps: in the count, not in the rate
         total = kept + planned_steps(cfg, remaining)
-        with progress_task(f"training {cfg.algo.upper()}", total, "step", done=kept) as advance:
+        with progress_task(f"training {cfg.algo.upper()}", total, "step", kept=kept) as advance:
             cb, scorer_calls = _callback(run_dir, cfg, calls_before, advance, venv)
             if remaining:
                 model.learn(total_timesteps=remaining, callback=cb, reset_num_timesteps=False)

@@ -304,6 +304,30 @@ TINY_TEACHER_OPTIONS = (
 )  # fmt: skip
 
 
+TINY_SAC = (
+    "--algo", "sac", "--obs-size", "36", "--max-steps", "2", "--batch-size", "16", "--learning-starts", "20",
+)  # fmt: skip
+"""`isp-tune` options of a SAC agent small enough to train in seconds."""
+
+
+def exiqa_stopped_after_one_epoch(data: Path, run: Path, tiny_dir: Path):
+    """`train_exiqa` of a 3-epoch run on ``data`` (tiny CLIP) into ``run``, stopped by a Ctrl-C after its
+    first epoch (its state file kept); returns the run's config (`attiqa train-exiqa … --epochs 3
+    --warmup-epochs 1 --prompts 2 -b 8 --val-fraction 0.2` resumes it)."""
+    from attiqa.exiqa.train import ExiqaTrainConfig, train_exiqa
+
+    cfg = ExiqaTrainConfig(
+        str(tiny_dir), epochs=3, warmup_epochs=1, batch_size=8, n_prompts=2, val_fraction=0.2
+    )
+
+    def ctrl_c(epoch: int, _row: dict) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_exiqa(data, run, cfg, on_epoch=ctrl_c)
+    return cfg
+
+
 def tiny_teacher_run(tmp_path: Path, raws: list[Path], *extra: object) -> tuple[Path, Path]:
     """``raws`` copied into ``tmp_path/raws`` and a seconds-long `isp-tune` teacher run on them (classical
     scorer, 2 searched raws of 6 calls) into ``tmp_path/run``; ``extra``: more options. (raw folder, run)."""
@@ -685,3 +709,24 @@ def eval_resumed_from_the_cache(tmp_path: Path, cli: Callable, workers: str) -> 
     res = cli(*base, "-o", tmp_path / "b")
     assert res.returncode == 0, res.stderr
     return [" ".join(ln.split()) for ln in res.stderr.splitlines()]
+
+
+@contextlib.contextmanager
+def terminal_bar(what: str) -> Iterator[list[str]]:
+    """Inside the block, `attiqa.progress`'s bars drawn as on a terminal (rich's live bar, 200 columns);
+    after it, the list holds every frame of the bars whose description starts with ``what``, in order,
+    colour codes out and spaces squeezed (a command's first frame is ``frames[0]``)."""
+    import io
+    import re
+
+    from rich.console import Console
+
+    import attiqa.progress
+
+    out = io.StringIO()
+    frames: list[str] = []
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(attiqa.progress, "console", Console(file=out, force_terminal=True, width=200))
+        yield frames
+    text = re.sub(r"\x1b\[[\d;?]*[A-Za-z]", "", out.getvalue())
+    frames += [" ".join(ln.split()) for ln in re.split(r"[\r\n]", text) if ln.startswith(what)]

@@ -5,7 +5,6 @@ on real photos (scikit-image's) and small generated fixtures. Each test failed b
 from __future__ import annotations
 
 import pyarrow.parquet as pq
-import pytest
 from conftest import photo_folder
 from PIL import Image
 
@@ -143,19 +142,13 @@ def test_the_exiqa_regressor_waits_for_the_run_to_finish(tmp_path, exiqa_set, ti
     """**Was**: `attiqa train-exiqa-regressor RUN --mos M` on a run stopped at epoch 1 of 3 fitted the
     regressor to the half-trained prompts without a word — and once the run was finished, `attiqa score -m
     exiqa:RUN` used that regressor on the finished prompts. Now refused until the run has finished."""
-    from attiqa.exiqa.train import ExiqaTrainConfig, train_exiqa
+    from helpers import exiqa_stopped_after_one_epoch
+
+    from attiqa.exiqa.train import train_exiqa
 
     data, mos = exiqa_set
     run = tmp_path / "run"
-    cfg = ExiqaTrainConfig(
-        str(tiny_dir), epochs=3, warmup_epochs=1, batch_size=8, n_prompts=2, val_fraction=0.2
-    )
-
-    def ctrl_c(epoch: int, _row: dict) -> None:
-        raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        train_exiqa(data, run, cfg, on_epoch=ctrl_c)
+    cfg = exiqa_stopped_after_one_epoch(data, run, tiny_dir)
     reg = cli("train-exiqa-regressor", run, "--mos", mos, "--epochs", "2", "--device", "cpu")
     assert reg.returncode == 2 and not (run / "regressor.safetensors").exists()
     assert (

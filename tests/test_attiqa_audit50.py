@@ -32,17 +32,22 @@ def _sources(folder: Path, photos, names=("astronaut", "coffee")) -> list[Path]:
 
 
 def test_degrade_and_make_distorted_count_an_earlier_runs_images_as_kept(tmp_path, photos):
-    """One call per source says whether an earlier run had made it (``kept``): made now on the first run, kept
+    """What an earlier run made is said once before any work (``on_start(kept)``, session 57: a bar counts
+    it from its first frame), each item made now by a call of its own: all made on the first run, all kept
     on the rerun (the calls were two branches each, ``on_item(1)`` and ``on_item(1, kept=True)``)."""
     srcs = _sources(tmp_path / "src", photos)
     for make in (
-        lambda cb: write_graded_set(srcs, tmp_path / "g", ("gaussian_blur",), (1,), on_item=cb),
-        lambda cb: make_distorted_set(srcs, tmp_path / "m", rounds=1, seed=0, on_item=cb),
+        lambda cb, st: write_graded_set(
+            srcs, tmp_path / "g", ("gaussian_blur",), (1,), on_item=cb, on_start=st
+        ),
+        lambda cb, st: make_distorted_set(srcs, tmp_path / "m", rounds=1, seed=0, on_item=cb, on_start=st),
     ):
         for kept_now in (False, True):
             calls: list[tuple[int, bool]] = []
-            make(lambda n=1, kept=False, calls=calls: calls.append((n, kept)))
-            assert calls == [(1, kept_now)] * len(srcs)
+            started: list[int] = []
+            make(lambda n=1, kept=False, calls=calls: calls.append((n, kept)), started.append)
+            assert started == [len(srcs) if kept_now else 0]
+            assert calls == ([] if kept_now else [(1, False)] * len(srcs))
 
 
 def test_label_says_which_clip_setting_changed(tmp_path, photos, tiny_dir):

@@ -128,7 +128,7 @@ def test_agree_piped_prints_each_metric_on_one_line_whole(tmp_path, photos):
 
 
 @pytest.mark.slow
-def test_run_again_remakes_damaged_images_and_counts_found_ones_outside_the_rate(tmp_path, sd):
+def test_run_again_remakes_damaged_images_and_counts_found_ones_outside_the_rate(tmp_path, sd, genbench_cli):
     """**Was**: `genbench run` again on a run whose image was cut short or emptied (a copy stopped midway, a
     bad disk) kept it as "already there" for good: `score` skipped it as unreadable ("re-export or
     re-download it") and `vote` hid its pair, and no rerun made it again. And a rerun's bar counted the
@@ -156,6 +156,12 @@ def test_run_again_remakes_damaged_images_and_counts_found_ones_outside_the_rate
     ), res.stderr
     assert {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in images} == first
     assert "generating: 2/4 (none done now, 2 kept from an earlier run)" in res.stderr, res.stderr
+    # session 57: on a terminal the found images are in the bar's first frame (it was drawn at 0/4 first)
+    from helpers import terminal_bar
+
+    with terminal_bar("generating") as frames:
+        assert genbench_cli(*args).returncode == 0
+    assert frames and all(" 4/4 " in f for f in frames), frames
 
 
 def test_score_tells_how_to_make_a_generated_runs_missing_or_damaged_image_again(tmp_path, sd):

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import SHARED_DATA
-from helpers import attiqa_env, isp_tune_cmd, run_isp_tune, tiny_teacher_run
+from helpers import TINY_SAC, attiqa_env, isp_tune_cmd, run_isp_tune, tiny_teacher_run
 from PIL import Image
 
 import attiqa
@@ -32,20 +32,11 @@ from isp_env.run import split
 from isp_env.tuning import TrainConfig, build_model, make_vec_env, train
 
 TINY = [
-    "--algo",
-    "sac",
+    *TINY_SAC,
     "--model",
     "classical",
     "--preview",
     "80",
-    "--obs-size",
-    "36",
-    "--max-steps",
-    "2",
-    "--batch-size",
-    "16",
-    "--learning-starts",
-    "20",
     "--test-fraction",
     "0.4",
     "--cma-global-budget",
@@ -690,15 +681,15 @@ def test_a_text_file_named_dng_is_not_called_a_disk_error(tmp_path, isp_raws):
 
 def test_steps_a_resumed_run_kept_count_in_the_progress_but_not_in_its_rate(capsys):
     """**Was** (session 35): resumed at step 300 of 3000, `isp-tune` (SAC) logged "training SAC: 300/3000
-    (87565647.2 step/s)": the kept steps counted as done in no time. Now ``progress_task(done=...)`` shows
+    (87565647.2 step/s)": the kept steps counted as done in no time. Now ``progress_task(kept=...)`` shows
     them in the count, and the rate is of this run's work (here at most 100 steps in 0.2 s or more)."""
     from attiqa.progress import progress_task
 
-    with progress_task("training SAC", total=1000, unit="step", done=900) as advance:
+    with progress_task("training SAC", total=1000, unit="step", kept=900) as advance:
         time.sleep(0.2)
         advance(100)
     line = capsys.readouterr().err.strip().splitlines()[-1]
-    found = re.fullmatch(r"training SAC: 1000/1000 \(([\d.]+) step/s\)", line)
+    found = re.fullmatch(r"training SAC: 1000/1000 \(([\d.]+) step/s, 900 kept from an earlier run\)", line)
     assert found and float(found.group(1)) <= 500, line
 
 

@@ -86,10 +86,12 @@ def test_torchrun_resumes_a_stopped_one_process_json_run(photo_dir, tmp_path):
     res = run_attiqa("score", photo_dir, "-m", "classical", "--workers", "0", "-o", doc, ranks=2)
     assert res.returncode == 0, res.stderr[-3000:]
     assert "resuming: 1 image(s) already in" in res.stderr
-    # **was** "scoring: 2/2" after "4 to score" (rank 0's share, read as images lost); now said
-    bars = [ln for ln in res.stderr.splitlines() if ln.startswith("scoring")]
+    # **was** "scoring: 2/2" after "4 to score" (rank 0's share, read as images lost); now said, and (session
+    # 57) its share of the kept image in the count from the first frame: 1 kept + 2 of the 4 left
+    bars = [" ".join(ln.split()) for ln in res.stderr.splitlines() if ln.startswith("scoring")]
     assert bars and all(ln.startswith("scoring (rank 0 of 2: its share): ") for ln in bars), bars
-    assert bars[-1].startswith("scoring (rank 0 of 2: its share): 2/2 (")
+    assert bars[0].endswith(": 1/3 (none done now, 1 kept from an earlier run)"), bars
+    assert bars[-1].startswith("scoring (rank 0 of 2: its share): 3/3 (")
     results = json.loads(doc.read_text())["results"]
     assert [r["image"] for r in results] == [r[0] for r in done]  # the input order, each image once
     assert results[3]["score"] == 0.5

@@ -186,7 +186,7 @@ def make_distorted_cmd(
     from attiqa.distortions import KADID_NAMES
     from attiqa.distortions.multi import make_distorted_set
     from attiqa.io.atomic import output_folder
-    from attiqa.progress import progress_task
+    from attiqa.progress import progress_later
 
     names = _names(distortions, "--distortions") if distortions is not None else list(KADID_NAMES)
     files = _sources(sources, out)
@@ -198,7 +198,7 @@ def make_distorted_cmd(
             f"from 1..{n} (the default); give --max-k up to {n}",
             highlight=False,
         )
-    with progress_task("distorting", total=rounds * len(files)) as adv:
+    with progress_later("distorting", total=rounds * len(files)) as adv:
         res = make_distorted_set(
             files,
             out,
@@ -208,6 +208,7 @@ def make_distorted_cmd(
             max_k=max_k,
             max_side=max_side,
             on_item=adv,
+            on_start=adv.start,
         )
     for msg in res.failed:
         console.print(f"[yellow]skipped: {plain(msg)}")
@@ -246,7 +247,7 @@ def degrade_cmd(
     attributes vary — the unlabelled set for pretraining. Resumable: existing files are skipped."""
     from attiqa.distortions import write_graded_set
     from attiqa.io.atomic import output_folder
-    from attiqa.progress import progress_task
+    from attiqa.progress import progress_later
 
     names = _names(distortions, "--distortions")
     try:
@@ -258,8 +259,10 @@ def degrade_cmd(
     fmt = format_name(fmt)  # before the output folder is made
     files = _sources(sources, out)
     output_folder(out, "--out", create=False)  # made once the distortion names are known good
-    with progress_task("degrading", total=len(files)) as adv:
-        res = write_graded_set(files, out, names, lv, fmt=fmt, max_side=max_side, on_item=adv)
+    with progress_later("degrading", total=len(files)) as adv:
+        res = write_graded_set(
+            files, out, names, lv, fmt=fmt, max_side=max_side, on_item=adv, on_start=adv.start
+        )
     say_damaged(res.damaged)
     console.print(
         f"[green]{len(res.written)} written, {len(res.existing)} already there, in {plain_name(out)}"

@@ -45,7 +45,7 @@ def train_exiqa_cmd(
     """Train ExIQA's visual prompts and attribute weights w (eq. 6-8) on a distortion-labelled set; reports
     distortion accuracy (eq. 10) and strength RMSE (eq. 11) on a held-out split. Rerun to resume."""
     from attiqa.exiqa.train import ExiqaTrainConfig, epochs_kept, train_exiqa
-    from attiqa.progress import progress_task
+    from attiqa.progress import progress_later
 
     cfg = ExiqaTrainConfig(
         clip,
@@ -59,12 +59,12 @@ def train_exiqa_cmd(
         str(attributes) if attributes else None,
     )
 
-    with progress_task("exiqa epochs", total=epochs, unit="epoch") as adv:
+    with progress_later("exiqa epochs", total=epochs, unit="epoch") as adv:
 
         def start(done: int) -> None:
             if done:
                 console.print(f"resuming {plain_name(out)}: {done} of {epochs} epochs kept", highlight=False)
-                adv(done, kept=True)  # in the count, not the rate
+            adv.start(done)  # the kept epochs in the count from the bar's first frame, not in the rate
 
         def report(epoch: int, row: dict) -> None:
             adv(1)

@@ -168,8 +168,8 @@ def select_prompts_cmd(
     )
     bars = []
 
-    def progress(desc: str, total: int) -> Advance:
-        ctx = progress_task(desc, total=total)
+    def progress(desc: str, total: int, kept: int) -> Advance:
+        ctx = progress_task(desc, total=total, kept=kept)  # the cached ones counted from its first frame
         bars.append(ctx)
         return ctx.__enter__()
 

@@ -122,9 +122,10 @@ def score_cmd(
                     shards.world,
                     keep_rows=bool(sheet),
                 )
-        todo = files
+        todo, earlier = files, []
         if writer is not None and writer.done:
             todo = [f for f in files if str(f) not in writer.done]
+            earlier = [f for f in files if str(f) in writer.done]  # counted in the bar from its first frame
             if shards.main:
                 done = len(files) - len(todo)
                 console.print(f"resuming: {done} image(s) already in {plain_name(out)}, {len(todo)} to score")
@@ -139,7 +140,8 @@ def score_cmd(
 
         run = None
         try:
-            run = score_share(shards, todo, scorer, batch_size, workers, keep, keep_rows, progress=not quiet)
+            n_kept = len(shards.share(earlier))
+            run = score_share(shards, todo, scorer, batch_size, workers, keep, keep_rows, not quiet, n_kept)
         finally:
             if writer is not None:
                 writer.close(run.failed if run is not None else ())

@@ -41,6 +41,8 @@ from attiqa.io.names import portable_stem
 from attiqa.io.run_meta import check_or_write_meta
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from attiqa.progress import Advance
 
 
@@ -171,8 +173,11 @@ def write_graded_set(
     variants_per_source: int | None = None,
     seed: int = 0,
     on_item: Advance | None = None,
+    on_start: Callable[[int], None] | None = None,
 ) -> GradedResult:
     """Write ``<stem>.<fmt>`` and ``<stem>__<distortion>_<level>.<fmt>`` for every source into ``out_dir``.
+    ``on_start(kept)``: once, before any is made, with the sources an earlier run made whole (a bar counts
+    them from its first frame: :class:`attiqa.progress.LateBar`); then ``on_item(1)`` for each other one.
 
     ``max_side`` (optional) downsizes big sources first, so the distortions act at a known scale. The
     seed of each distortion is the level, so a rerun reproduces the same files. ``variants_per_source``
@@ -198,6 +203,7 @@ def write_graded_set(
     remove_orphan_temps(out_dir)  # left by a killed run
     res = GradedResult()
     sources = [Path(src) for src in sources]
+    plan: list[tuple[Path, list[tuple[str | None, int, Path]]]] = []
     for src, stem in zip(sources, output_stems(sources, out_dir), strict=True):
         combos = [(d, lvl) for d in distortions for lvl in levels]
         if variants_per_source is not None and variants_per_source < len(combos):
@@ -211,20 +217,25 @@ def write_graded_set(
         res.damaged += damage.items()
         todo = [t for t in targets if t[2] in damage or not t[2].exists()]
         res.existing.extend(t[2] for t in targets if t[2] not in damage and t[2].exists())
-        if todo:
-            try:
-                img = load_image(src)
-            except ImageLoadError as exc:
-                res.failed.append(exc)
-                if on_item:
-                    on_item(1)
-                continue
-            if max_side:
-                img = shrink_longer(img, max_side, Image.Resampling.BICUBIC)
-            for dist, lvl, path in todo:
-                out = img if dist is None else apply_distortion(img, dist, lvl, seed=lvl)
-                save_image(out, path)
-                res.written.append(path)
-        if on_item:  # kept: every file there already (an earlier run's), counted outside the rate
-            on_item(1, kept=not todo)
+        plan.append((src, todo))
+    if on_start:  # every file of a source there already (an earlier run's): counted outside the rate
+        on_start(sum(not todo for _, todo in plan))
+    for src, todo in plan:
+        if not todo:
+            continue
+        try:
+            img = load_image(src)
+        except ImageLoadError as exc:
+            res.failed.append(exc)
+            if on_item:
+                on_item(1)
+            continue
+        if max_side:
+            img = shrink_longer(img, max_side, Image.Resampling.BICUBIC)
+        for dist, lvl, path in todo:
+            out = img if dist is None else apply_distortion(img, dist, lvl, seed=lvl)
+            save_image(out, path)
+            res.written.append(path)
+        if on_item:
+            on_item(1)
     return res

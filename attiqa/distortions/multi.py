@@ -44,6 +44,8 @@ from attiqa.io.names import path_text, portable_stem
 from attiqa.io.run_meta import check_or_write_meta
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from attiqa.progress import Advance
 
 LABEL_FIXED = ("image", "source", "round", "k", "sequence")
@@ -135,8 +137,11 @@ def make_distorted_set(
     max_side: int | None = None,
     flush_every: int = 50,
     on_item: Advance | None = None,
+    on_start: Callable[[int], None] | None = None,
 ) -> MultiResult:
     """Write ``rounds`` x ``len(sources)`` multi-distorted images and ``labels.csv`` into ``out_dir``.
+    ``on_start(kept)``: once, before any is made, with the images an earlier run made (a bar counts them
+    from its first frame: :class:`attiqa.progress.LateBar`); then ``on_item(1)`` for each other one.
 
     ``max_side`` (optional) downsizes large sources first so pixel-sized distortion parameters act at
     KADID's scale (its images are 512x384). Resumable: finished images are kept and skipped; Ctrl-C /
@@ -192,41 +197,45 @@ def make_distorted_set(
         res.written += 1
         since_flush += 1
 
+    items = []
+    for rnd in range(rounds):
+        for i, src in enumerate(sources):
+            path = _item_path(out_dir, rnd, i, src.stem)
+            why = output_damage(path)  # an earlier run's image, empty or cut short: made again
+            if why:
+                res.damaged.append((path, why))
+            items.append((rnd, i, src, path, path.exists() and not why))
+    if on_start:  # an earlier run's images: counted outside the rate, from the bar's first frame
+        on_start(sum(item[-1] for item in items))
     try:
-        for rnd in range(rounds):
-            for i, src in enumerate(sources):
-                path = _item_path(out_dir, rnd, i, src.stem)
-                plan = plan_item(seed, rnd, i, distortions, max_k)
-                why = output_damage(path)  # an earlier run's image, empty or cut short: made again
-                if why:
-                    res.damaged.append((path, why))
-                existed = path.exists() and not why
-                if not existed:
-                    if i in unreadable:
-                        if on_item:
-                            on_item(1)
-                        continue
-                    try:
-                        img = load_image(src)
-                    except ImageLoadError as exc:
-                        unreadable.add(i)
-                        res.failed.append(str(exc))
-                        if on_item:
-                            on_item(1)
-                        continue
-                    if max_side:
-                        img = shrink_longer(img, max_side, Image.Resampling.LANCZOS)
-                    # labelled and counted with the rename, no Ctrl-C between: an image on disk is labelled
-                    with atomic_path(path, on_commit=partial(written, path, src, rnd, plan)) as tmp:
-                        apply_plan(img, plan).save(tmp, format="PNG")
-                else:
-                    res.existing += 1
-                    label(path, src, rnd, plan)
-                if since_flush >= flush_every:
-                    _write_labels(labels, rows, distortions)
-                    since_flush = 0
-                if on_item:  # an earlier run's (existed): counted outside the progress rate
-                    on_item(1, kept=existed)
+        for rnd, i, src, path, existed in items:
+            plan = plan_item(seed, rnd, i, distortions, max_k)
+            if not existed:
+                if i in unreadable:
+                    if on_item:
+                        on_item(1)
+                    continue
+                try:
+                    img = load_image(src)
+                except ImageLoadError as exc:
+                    unreadable.add(i)
+                    res.failed.append(str(exc))
+                    if on_item:
+                        on_item(1)
+                    continue
+                if max_side:
+                    img = shrink_longer(img, max_side, Image.Resampling.LANCZOS)
+                # labelled and counted with the rename, no Ctrl-C between: an image on disk is labelled
+                with atomic_path(path, on_commit=partial(written, path, src, rnd, plan)) as tmp:
+                    apply_plan(img, plan).save(tmp, format="PNG")
+            else:
+                res.existing += 1
+                label(path, src, rnd, plan)
+            if since_flush >= flush_every:
+                _write_labels(labels, rows, distortions)
+                since_flush = 0
+            if on_item and not existed:
+                on_item(1)
     except KeyboardInterrupt as exc:  # keep the labels of every finished image; the caller says so
         res.interruption = exc
     _write_labels(labels, rows, distortions)

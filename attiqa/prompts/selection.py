@@ -77,6 +77,10 @@ class EmbeddingCache:
             "use another --out folder or delete that cache",
         )
 
+    def has(self, key: str) -> bool:
+        """Whether ``key`` is cached (an earlier run's: a progress bar counts it as kept from its start)."""
+        return (self.folder / f"{key}.safetensors").exists()
+
     def load(self, key: str) -> dict[str, np.ndarray] | None:
         path = self.folder / f"{key}.safetensors"
         return load_file(str(path)) if path.exists() else None
@@ -88,6 +92,24 @@ class EmbeddingCache:
 
 def _digest(items: Sequence[str]) -> str:
     return hashlib.sha256("\n".join(items).encode("utf-8")).hexdigest()[:16]
+
+
+def series_key(i: int) -> str:
+    """The cache key of photo ``i``'s distortion series."""
+    return f"series_{i:05d}"
+
+
+RATED_CHUNK = 64
+"""Rated images a cache file holds (run_selection's chunks)."""
+
+
+def rated_chunks(paths: Sequence[Path], chunk: int) -> list[tuple[int, list[Path], str]]:
+    """The rated images in chunks of ``chunk``: each chunk's start, paths and cache key."""
+    parts = [(start, list(paths[start : start + chunk])) for start in range(0, len(paths), chunk)]
+    return [
+        (start, part, f"rated_{start // chunk:05d}_{_digest([str(p) for p in part])}")
+        for start, part in parts
+    ]
 
 
 def encode_prompts(
@@ -124,8 +146,7 @@ def encode_distortion_series(
     """
     series: dict[str, list[np.ndarray]] = {d: [] for d in distortions}
     for i, photo in enumerate(photos):
-        key = f"series_{i:05d}"
-        got = cache.load(key)
+        got = cache.load(series_key(i))
         kept = got is not None
         if got is None:
             img = resize_shorter(photo.convert("RGB"), work_size)
@@ -138,11 +159,11 @@ def encode_distortion_series(
             got = {"original": emb[0]}
             for k, d in enumerate(distortions):
                 got[d] = emb[1 + k * NUM_LEVELS : 1 + (k + 1) * NUM_LEVELS]
-            cache.save(key, got)
+            cache.save(series_key(i), got)
         for d in distortions:
             series[d].append(np.concatenate([got["original"][None], got[d]]))
-        if on_photo:
-            on_photo(1, kept)
+        if on_photo and not kept:  # a kept one: in the bar from its start (run_selection)
+            on_photo(1)
     return {d: np.stack(v) for d, v in series.items()}
 
 
@@ -165,7 +186,7 @@ def encode_rated_images(
     paths: Sequence[Path],
     ratings: dict[str, Sequence[float]],
     cache: EmbeddingCache,
-    chunk: int = 64,
+    chunk: int = 64,  # RATED_CHUNK
     min_shorter: int | None = None,
     on_image: Advance | None = None,
 ) -> RatedImages:
@@ -173,9 +194,7 @@ def encode_rated_images(
     embs: list[np.ndarray] = []
     keep: list[int] = []
     failed: list[str] = []
-    for start in range(0, len(paths), chunk):
-        part = list(paths[start : start + chunk])
-        key = f"rated_{start // chunk:05d}_{_digest([str(p) for p in part])}"
+    for start, part, key in rated_chunks(paths, chunk):
         got = cache.load(key)
         kept = got is not None
         if got is None:
@@ -189,8 +208,8 @@ def encode_rated_images(
         if len(got["ok"]):
             embs.append(got["emb"])
             keep.extend(start + int(j) for j in got["ok"])
-        if on_image:
-            on_image(len(part), kept)
+        if on_image and not kept:  # a kept one: in the bar from its start (run_selection)
+            on_image(len(part))
     if not embs:
         raise ConfigError("none of the rated images could be read — check the image folder")
     idx = np.asarray(keep)
@@ -289,12 +308,13 @@ def run_selection(
     work_size: int = 256,
     seed: int = 0,
     min_shorter: int | None = None,
-    progress: Callable[[str, int], Advance] | None = None,
+    progress: Callable[[str, int, int], Advance] | None = None,
     human_signs: dict[str, int] | None = None,
 ) -> SelectionResult:
-    """Encode what is needed (cached), then select. ``progress(description, total)`` returns an advance
-    callback (the CLI passes a progress bar). A ``"mos"`` entry in ``ratings`` (the rated images' overall
-    MOS) sets each attribute's rating direction by :func:`signs_from_mos` unless ``human_signs`` is given."""
+    """Encode what is needed (cached), then select. ``progress(description, total, kept)`` returns an
+    advance callback (the CLI passes a progress bar; ``kept``: those found in the cache, counted from its
+    first frame). A ``"mos"`` entry in ``ratings`` (the rated images' overall MOS) sets each attribute's
+    rating direction by :func:`signs_from_mos` unless ``human_signs`` is given."""
     proxies = {a: tuple(v) for a, v in (proxies or {}).items() if a in candidates}
     ratings = dict(ratings or {})
     mos = ratings.pop("mos", None)
@@ -313,13 +333,15 @@ def run_selection(
     text_emb = encode_prompts(encoder, texts, cache)
     series = None
     if photos and dists:
-        adv = progress("task 1: distortion series", len(photos)) if progress else None
+        kept = sum(cache.has(series_key(i)) for i in range(len(photos)))
+        adv = progress("task 1: distortion series", len(photos), kept) if progress else None
         series = encode_distortion_series(encoder, photos, dists, cache, work_size, seed, adv)
     rated = None
     if rated_paths:
-        adv = progress("task 2: rated images", len(rated_paths)) if progress else None
+        kept = sum(len(part) for _, part, key in rated_chunks(rated_paths, RATED_CHUNK) if cache.has(key))
+        adv = progress("task 2: rated images", len(rated_paths), kept) if progress else None
         rated = encode_rated_images(
-            encoder, rated_paths, ratings, cache, min_shorter=min_shorter, on_image=adv
+            encoder, rated_paths, ratings, cache, RATED_CHUNK, min_shorter=min_shorter, on_image=adv
         )
     if series is None and rated is None:
         raise ConfigError(

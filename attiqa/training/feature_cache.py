@@ -115,8 +115,9 @@ def cached_features(
     todo = [i for i, k in enumerate(keys) if k is not None and k not in index]
     was_training = backbone.training
     backbone.eval().to(device)
+    readable = sum(k is not None for k in keys)  # the cached ones in the bar from its first frame, as kept
     with progress_task(
-        "backbone features (cache)", total=len(todo), disable=not progress or not todo
+        "backbone features (cache)", readable, disable=not progress or not todo, kept=readable - len(todo)
     ) as advance:
         for start in range(0, len(todo), CHUNK):
             rows = todo[start : start + CHUNK]
