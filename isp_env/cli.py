@@ -491,8 +491,9 @@ def render(
     output_folder(output.parent, "--output")
     raw_img = read_raw(raw)
     if policy is not None:
-        from attiqa.io.checkpoints import sha256_of
-        from isp_env.policy_io import load_policy, resolve_policy
+        from attiqa.io.hashes import sha256_of
+        from isp_env.policy_files import resolve_policy
+        from isp_env.policy_io import load_policy
         from isp_env.report import policy_label
         from isp_env.tuning import tune_with_policy
 

@@ -14,8 +14,8 @@ from collections import Counter
 import pytest
 from dataset_layouts import LAYOUTS, agiqa3k, tid2013
 
+from attiqa.bench_splits import group_keys, merge_copies
 from attiqa.datasets import DATASETS, get_dataset
-from attiqa.protocols import group_keys, merge_copies
 
 
 def test_every_named_dataset_has_an_official_layout_here():
@@ -41,9 +41,10 @@ def test_the_adapter_reads_the_official_layout(case, tmp_path):
 
 @pytest.mark.parametrize("case", list(LAYOUTS))
 def test_a_layouts_images_are_distinct_so_its_groups_split_apart(case, tmp_path):
-    """No two listed images are the same bytes, so a content-disjoint split keeps every group apart (copies
-    share a side: :func:`attiqa.protocols.merge_copies`). **Was**: KADID-10k's fixture repeated images across
-    references (two of its three groups one) and PIPAL's every image of one reference as another's."""
+    """No two listed images are the same bytes, so a content-disjoint split keeps every group apart
+    (copies share a side: :func:`attiqa.bench_splits.merge_copies`). **Was**: KADID-10k's fixture repeated
+    images across references (two of its three groups one) and PIPAL's every image of one reference as
+    another's."""
     name, build = LAYOUTS[case]
     want = build(tmp_path)
     ds = get_dataset(name, tmp_path)

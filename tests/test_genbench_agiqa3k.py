@@ -163,8 +163,8 @@ def test_agree_cluster_by_a_manifest_field(agiqa_root, tmp_path):
 
 def test_bench_groups_agiqa3k_by_prompt_so_no_prompt_is_on_both_sides(agiqa_root):
     """`attiqa bench --group-by auto|prompt` on AGIQA-3k: every split keeps a prompt's images on one side."""
+    from attiqa.bench_splits import group_keys, random_splits
     from attiqa.datasets import get_dataset
-    from attiqa.protocols import group_keys, random_splits
 
     ds = get_dataset("agiqa3k", agiqa_root)
     groups = group_keys(ds, "auto")

@@ -52,8 +52,8 @@ def _set_with_copies(root: Path) -> Path:
 
 
 def test_byte_identical_images_stay_on_one_side_of_every_bench_split(tmp_path):
+    from attiqa.bench_splits import group_keys, random_splits, split_groups
     from attiqa.datasets import get_dataset
-    from attiqa.protocols import group_keys, random_splits, split_groups
 
     ds = get_dataset("folder", _set_with_copies(tmp_path / "d"))
     names = [Path(it.image).name for it in ds.items]
@@ -107,18 +107,22 @@ def test_bench_finds_copies_once_per_dataset_and_resumes_with_the_same_splits(tm
     """**Was**: the copy search (hashing every file that shares a size) and the dataset's groups were worked
     out again for every split draw and fraction. Now once per dataset; the splits are those drawn from the
     merged groups as before, so a rerun resumes every finished run."""
-    from attiqa import protocols
+    from attiqa import (
+        bench_splits,  # the splits' home (session 56: planned before torch by `bench`)
+        protocols,
+    )
     from attiqa.bench_setup import bench_dataset
     from attiqa.datasets import get_dataset
 
     ds = get_dataset("folder", _set_with_copies(tmp_path / "d"))
-    merged, n_copies = protocols.split_groups(ds, None)
+    merged, n_copies = bench_splits.split_groups(ds, None)
     assert n_copies == 2
     fractions = (0.5, 0.75)
-    expected = [sp for fr in fractions for sp in protocols.fraction_splits(len(ds), fr, 2, 0, groups=merged)]
+    expected = [
+        sp for fr in fractions for sp in bench_splits.fraction_splits(len(ds), fr, 2, 0, groups=merged)
+    ]
     hashed: list[str] = []
     grouped: list[str] = []
-    from attiqa import bench_splits  # the splits' home (session 56: planned before torch by `bench`)
 
     content_key, group_keys = bench_splits.content_key, bench_splits.group_keys  # the real ones, counted
     monkeypatch.setattr(bench_splits, "content_key", lambda p: hashed.append(str(p)) or content_key(p))

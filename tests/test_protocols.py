@@ -14,12 +14,13 @@ import pytest
 from PIL import Image
 
 from attiqa.bench_setup import bench_dataset, load_base_config
+from attiqa.bench_splits import fraction_splits, random_splits
 from attiqa.datasets import get_dataset
 from attiqa.distortions import apply_distortion
 from attiqa.errors import AttiqaError, ConfigError
 from attiqa.evaluation.cache import ScoreCache
 from attiqa.io.checkpoints import read_card
-from attiqa.protocols import fraction_splits, random_splits, run_protocol
+from attiqa.protocols import run_protocol
 
 LEVELS = range(6)  # 0 = undistorted .. 5
 
@@ -267,7 +268,7 @@ def kadid_root(tmp_path_factory, photos) -> Path:
 
 
 def test_group_aware_splits_put_no_reference_on_both_sides(kadid_root):
-    from attiqa.protocols import group_keys
+    from attiqa.bench_splits import group_keys
 
     ds = get_dataset("kadid10k", kadid_root)
     groups = group_keys(ds, "auto")  # KADID's natural group: the reference image
@@ -287,7 +288,7 @@ def test_auto_grouping_of_a_dataset_whose_file_has_no_groups_splits_image_wise_a
     """AGIQA-1k's ``Image,Score`` file holds no prompts: ``--group-by auto`` (the default) refused the dataset
     ("1080 of 1080 items have no 'prompt'"); now it splits image-wise and says why, while asking for
     ``--group-by prompt`` outright still refuses."""
-    from attiqa.protocols import group_keys
+    from attiqa.bench_splits import group_keys
 
     names = [f"deepai_{k}_{k + 1}_0_{j}.jpg" for k in range(3) for j in range(2)]
     (tmp_path / "file").mkdir()

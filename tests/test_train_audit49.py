@@ -13,10 +13,11 @@ import pytest
 from conftest import TINY
 from dataset_layouts import LAYOUTS, pic
 
+from attiqa.bench_splits import group_keys
 from attiqa.config import load_config
 from attiqa.datasets import get_dataset
 from attiqa.errors import AttiqaError
-from attiqa.protocols import dataset_split, group_keys
+from attiqa.protocols import dataset_split
 
 
 def test_a_run_config_fine_tunes_on_a_named_dataset_split_by_its_groups(

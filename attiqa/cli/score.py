@@ -286,7 +286,8 @@ def export(
             f"{dst}: is the checkpoint being exported — write the copy under another name (the source "
             "keeps the full-precision weights a resumed or fine-tuned run needs)"
         )
-    from attiqa.io.checkpoints import load_checkpoint, portable_card, save_checkpoint, sha256_of  # torch
+    from attiqa.io.checkpoints import load_checkpoint, portable_card, save_checkpoint  # torch
+    from attiqa.io.hashes import sha256_of
     from attiqa.models import model_from_checkpoint
 
     earlier = _earlier_export(target)
