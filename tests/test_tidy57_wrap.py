@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import re
 import textwrap
 
 from rich.cells import cell_len
@@ -70,3 +71,25 @@ def test_records_text_breaks_a_long_path_after_a_slash():
     )
     assert "  files: AGIQA-3K/subfolder/\n      scores_final.csv" in out
     assert all(cell_len(line) <= 30 for line in out.splitlines())
+
+
+def test_help_at_52_and_60_columns_breaks_no_word_of_an_option_help_or_default():
+    """**Was**: click's wrapper cut a word longer than its room mid-way — ``isp-tune check --help`` at 52
+    columns "policy.safetenso" / "rs", "[default: runs/p" / "olicy_check]"; ``genbench run --help`` at 60
+    "stabilityai/stable-d" / "iffusion-2-1]". Now every word is whole, a path broken after a "/" at most."""
+    import typer
+    from helpers import all_helps
+
+    from genbench.cli import app as genbench_app
+    from isp_env.cli import app as isp_app
+
+    for program, app, columns in (("isp-tune", isp_app, 52), ("genbench", genbench_app, 60)):
+        root = typer.main.get_command(app)
+        for path, defaults, _, text in all_helps(program, columns):
+            joined = " ".join(re.sub(r"/\n\s+", "/", text).split())  # a path's lines put back together
+            cmd = root
+            for name in path:
+                cmd = cmd.commands[name]
+            words = [w for p in cmd.params for w in (getattr(p, "help", None) or "").split()]
+            assert set(words) <= set(joined.split()), (program, path, set(words) - set(joined.split()))
+            assert all(f"[default: {d}" in joined for d in defaults.values()), (program, path, defaults)
