@@ -24,9 +24,13 @@ def test_words_stay_whole_a_hyphen_is_no_break_and_a_long_word_has_its_own_line(
         "supercalifragilisticexpialidocious",
         "then stop",
     ]
-    assert "state-\nof-" in textwrap.fill(
-        text, 20
-    )  # textwrap's default broke after a hyphen, and inside words
+    assert "state-\nof-" in textwrap.fill(text, 20)  # textwrap's default: a break after a hyphen
+    # a word longer than the room beside a blank indent begins left of it, inside the width
+    assert wrap_words("aa bbbbbbbbbbbbbbbbbb cc", 20, "", " " * 6) == [
+        "aa",
+        "  bbbbbbbbbbbbbbbbbb",
+        "      cc",
+    ]
 
 
 def test_a_path_longer_than_the_line_breaks_after_a_slash_and_a_shorter_one_stays_whole():

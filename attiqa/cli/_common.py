@@ -482,9 +482,10 @@ def wrap_words(text: str, width: int, first: str = "", rest: str = "", keep: str
     """``text`` as lines at most ``width`` terminal cells wide (``first`` begins the first line, ``rest``
     the others; both counted), broken at spaces only: never inside a word or after its hyphen (click and
     textwrap ended a line with "stabilityai/stable-", a model id one copies). A word longer than a line: a
-    path breaks after a "/" (each file name whole), any other word stays whole on a line of its own. Widths
-    in cells (:func:`rich.cells.cell_len`): a CJK character takes two. A run of spaces inside a line is
-    kept, as textwrap kept it; ``keep``: a pattern of spans held as one word where they fit a line.
+    path breaks after a "/" (each file name whole), any other word stays whole on a line of its own, begun
+    left of a blank ``rest`` as far as it needs to end inside ``width`` (a terminal folded it at column 0).
+    Widths in cells (:func:`rich.cells.cell_len`): a CJK character takes two. A run of spaces inside a line
+    is kept, as textwrap kept it; ``keep``: a pattern of spans held as one word where they fit a line.
     The one wrapper of terminal text: help, ``attiqa datasets``, ``models``, ``distortions``."""
     room = width - cell_len(rest)
     out: list[str] = []
@@ -504,7 +505,8 @@ def wrap_words(text: str, width: int, first: str = "", rest: str = "", keep: str
                 size = cell_len(part)
                 if not empty and used + len(sep) + size > width:
                     out.append(line)
-                    line, used, sep = rest, cell_len(rest), ""
+                    lead = rest if size <= room or rest.strip() else " " * max(width - size, 0)
+                    line, used, sep = lead, cell_len(lead), ""
                 line, used, empty = line + sep + part, used + len(sep) + size, False
     if not empty:
         out.append(line)
@@ -559,7 +561,7 @@ class WholeNamesFormatter(_HelpFormatter):  # type: ignore[misc]
             col_max = min(col_max, self.width // 3)
         first_col = min(max((cell_len(a) for a, _ in rows), default=0), col_max) + col_spacing
         width = max(self.width - first_col - 2, 10)  # click's own text width
-        pad = " " * (first_col + self.current_indent)
+        pad = " " * (first_col + self.current_indent)  # the descriptions' column
         for name, text in rows:
             self.write(" " * self.current_indent + name)
             if not text:
@@ -570,8 +572,8 @@ class WholeNamesFormatter(_HelpFormatter):  # type: ignore[misc]
                 if cell_len(name) <= first_col - col_spacing
                 else "\n" + pad
             )
-            lines = help_lines(text, width, keep=HELP_GROUP) or [""]
-            self.write("".join([lines[0] + "\n", *(pad + line + "\n" for line in lines[1:])]))
+            lines = help_lines(text, len(pad) + width, pad, keep=HELP_GROUP) or [pad]
+            self.write("".join([lines[0][len(pad) :] + "\n", *((line or pad) + "\n" for line in lines[1:])]))
 
     def write_text(self, text: str) -> None:
         indent = " " * self.current_indent
