@@ -143,7 +143,7 @@ def say_rows_left_out(ds: IQADataset) -> None:
 
 def check_fractions(fractions: Sequence[float]) -> None:
     """data-efficient's fractions: at least one, each its own percentage (each in (0, 1):
-    :func:`attiqa.protocols.fraction_splits`) — the table column
+    :func:`attiqa.bench_splits.fraction_splits`) — the table column
     and the run folder (``f10_split00``) are named by it, so 0.1 twice (or 0.1 and 0.101) trained once and
     showed one column twice; none at all wrote an empty table."""
     if not fractions:

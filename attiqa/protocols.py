@@ -69,9 +69,6 @@ from attiqa.bench_splits import (
     plan_splits,
     say_shared_images,
 )
-from attiqa.bench_splits import fraction_splits as fraction_splits  # re-exported: their home was here
-from attiqa.bench_splits import random_splits as random_splits
-from attiqa.bench_splits import split_groups as split_groups
 from attiqa.config import DATASET_KEYS, FinetuneConfig, to_dict
 from attiqa.datasets.base import DatasetItem, IQADataset
 from attiqa.io.atomic import output_folder, write_json_atomic, write_text_atomic

@@ -42,7 +42,8 @@ from isp_env.baselines import score_together
 from isp_env.mos_function import load_mos_function
 from isp_env.params import neutral, read_run_json, to_normalized
 from isp_env.report import better_than
-from isp_env.run import global_cma, scene_groups
+from isp_env.run import global_cma
+from isp_env.run_inputs import scene_groups
 from isp_env.teacher import choose_by_cv, fit_teacher, residual_targets
 from isp_env.tuning import checked_choice, teacher_inputs
 

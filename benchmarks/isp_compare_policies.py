@@ -20,7 +20,8 @@ from pathlib import Path
 from attiqa.cli import run_app
 from isp_env.mos_function import load_mos_function
 from isp_env.params import check_values
-from isp_env.policy_io import load_policy, resolve_policy
+from isp_env.policy_files import resolve_policy
+from isp_env.policy_io import load_policy
 from isp_env.run import evaluate
 
 sys.path.insert(0, str(Path(__file__).parent))

@@ -25,7 +25,9 @@ from isp_env.mos_function import load_mos_function
 from isp_env.params import read_run_json
 from isp_env.policy_io import load_policy
 from isp_env.raw import find_raws
-from isp_env.run import TEST_RAWS, capped, evaluate, readable_raws, scene_groups, split, split_names
+from isp_env.registration import TEST_RAWS
+from isp_env.run import capped, evaluate, split_names
+from isp_env.run_inputs import readable_raws, scene_groups, split
 from isp_env.tuning import TrainConfig, check_reward_model
 
 

@@ -27,7 +27,8 @@ from attiqa.io.images import save_format
 from isp_env.isp import develop, finish
 from isp_env.mos_function import load_mos_function
 from isp_env.params import neutral
-from isp_env.policy_io import load_policy, resolve_policy
+from isp_env.policy_files import resolve_policy
+from isp_env.policy_io import load_policy
 from isp_env.raw import read_raw
 from isp_env.reward import guarded_item, scorer_view
 from isp_env.tuning import checked_setting, tune_with_policy

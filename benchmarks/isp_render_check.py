@@ -30,7 +30,8 @@ from attiqa.io.images import load_image, save_image  # noqa: E402
 from isp_env.isp import develop, finish  # noqa: E402
 from isp_env.params import neutral  # noqa: E402
 from isp_env.raw import find_raws, read_raw  # noqa: E402
-from isp_env.run import ends, file_stamp  # noqa: E402
+from isp_env.run import file_stamp  # noqa: E402
+from isp_env.run_inputs import ends  # noqa: E402
 
 
 def timed(png: Path, repeats: int) -> tuple[float, float, float]:

@@ -46,8 +46,8 @@ SIZES = ((4000, 3000), (4608, 3456), (5472, 3648), (6000, 4000))  # 12, 16, 20, 
 # (module, function) -> stage label; a function is wrapped in every module that imported it by name
 STAGES = (
     ("isp_env.raw", "probe_raw", "probe headers"),
-    ("isp_env.run", "scene_groups", "scene groups + hashing"),
-    ("isp_env.run", "split", "split"),
+    ("isp_env.run_inputs", "scene_groups", "scene groups + hashing"),
+    ("isp_env.run_inputs", "split", "split"),
     ("isp_env.run", "refuse_undecodable", "decode check"),
     ("isp_env.run", "global_cma", "global CMA-ES"),
     ("isp_env.tuning", "teacher_inputs", "teacher: inputs (front ends)"),

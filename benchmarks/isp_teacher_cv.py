@@ -26,7 +26,7 @@ from isp_env.baselines import score_together
 from isp_env.env import N_STATS
 from isp_env.mos_function import load_mos_function
 from isp_env.params import from_normalized, to_normalized
-from isp_env.run import scene_groups
+from isp_env.run_inputs import scene_groups
 from isp_env.teacher import choose_by_cv, residual_targets
 from isp_env.tuning import teacher_inputs
 

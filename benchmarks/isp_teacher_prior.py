@@ -30,7 +30,8 @@ import numpy as np
 from attiqa.io.atomic import write_json_atomic
 from isp_env.mos_function import load_mos_function
 from isp_env.params import neutral, to_normalized
-from isp_env.run import image_keys, scene_groups
+from isp_env.run import image_keys
+from isp_env.run_inputs import scene_groups
 from isp_env.teacher import choose_by_cv, fit_teacher, residual_targets
 from isp_env.tuning import teacher_inputs
 

@@ -22,6 +22,7 @@ from attiqa.cli import (
     WorkersOption,
     plain_table,
     seed_option,
+    wrap_words,
 )
 from attiqa.cli import device as device_str
 from attiqa.errors import AttiqaError, ConfigError
@@ -391,11 +392,7 @@ def agree(
 def _say(kind: str, text: str) -> None:
     """``agree``'s note or warning line, wrapped at 80 columns at spaces like its table (options such as
     ``--cluster-by`` kept whole): unwrapped, a terminal cut it mid-word and a log held one long line."""
-    from textwrap import fill
-
-    wrapped = fill(
-        f"{kind}: {text}", 80, subsequent_indent="  ", break_on_hyphens=False, break_long_words=False
-    )
+    wrapped = "\n".join(wrap_words(f"{kind}: {text}", 80, rest="  "))
     console.print(f"[yellow]{kind}:[/]{plain(wrapped[len(kind) + 1 :])}", highlight=False)
 
 
@@ -404,8 +401,6 @@ def _agreement_table(title: str, rows: list[tuple[str, list[str]]], ci: str, tra
     fixed-width lines (:func:`attiqa.cli.plain_table`) — at 80 columns rich folded a metric's name ("attiqa-
     agiqa3k" / "*", a checkpoint's longer stem over three lines) and the title. Either says what a "*"
     after a metric (``trained``: one was fitted on these images) means, not only the warning above it."""
-    from textwrap import fill
-
     from genbench.agreement import TRAINED_NOTE
 
     if stdout.is_terminal and stdout.width >= NARROW:
@@ -427,7 +422,8 @@ def _agreement_table(title: str, rows: list[tuple[str, list[str]]], ci: str, tra
         + (f"; {TRAINED_NOTE}" if trained else "")
     )
     headers = ["pairs", "acc.", "low", "high", "m.ties", "no scr"]
-    text = plain_table(fill(title, 80), "metric", headers, rows, [fill(legend, 80)], long_names="own line")
+    title, legend = ("\n".join(wrap_words(t, 80)) for t in (title, legend))
+    text = plain_table(title, "metric", headers, rows, [legend], long_names="own line")
     stdout.print(text, highlight=False, markup=False, soft_wrap=True)
 
 

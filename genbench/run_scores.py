@@ -33,7 +33,6 @@ from attiqa.scorers.zoo import trained_on, weights_identity
 from attiqa.scoring import OtherScoreFile, ScoreRun, ScoreWriter, same_scorer, score_paths, write_scores
 from genbench.files import SCORES_DIR, shell_arg
 from genbench.manifest import SIDES, Pair, image_problem, resolve
-from genbench.metric_names import default_metrics as default_metrics  # re-exported: its home was here
 
 
 @dataclass

@@ -13,14 +13,13 @@ import os
 import shlex
 from collections.abc import Iterator
 from pathlib import Path
-from textwrap import fill
 from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from attiqa.cli import NARROW, InterruptedExit, plain_table, seed_option
+from attiqa.cli import NARROW, InterruptedExit, plain_table, seed_option, wrap_words
 from attiqa.errors import AttiqaError, ConfigError
 from attiqa.io.atomic import output_folder, resume_fix, write_json_atomic
 from attiqa.io.cores import MAX_WORKERS
@@ -95,7 +94,8 @@ def _print_named_rows(
             table.add_row(plain(name), *cells)
         stdout.print(table)
         return
-    text = plain_table(title, key, list(columns.values()), rows, [fill(legend, 80)], long_names="own line")
+    footer = ["\n".join(wrap_words(legend, 80))]
+    text = plain_table(title, key, list(columns.values()), rows, footer, long_names="own line")
     stdout.print(text, highlight=False, markup=False, soft_wrap=True)
 
 
@@ -499,8 +499,9 @@ def render(
     output_folder(output.parent, "--output")
     raw_img = read_raw(raw)
     if policy is not None:
-        from attiqa.io.checkpoints import sha256_of
-        from isp_env.policy_io import load_policy, resolve_policy
+        from attiqa.io.hashes import sha256_of
+        from isp_env.policy_files import resolve_policy
+        from isp_env.policy_io import load_policy
         from isp_env.report import policy_label
         from isp_env.tuning import tune_with_policy
 

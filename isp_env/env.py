@@ -48,7 +48,6 @@ from isp_env.isp import Developed, develop, finish
 from isp_env.mos_function import MOSFunction, ScorerSpec, as_mos_function
 from isp_env.params import N_PARAMS, check_values, from_normalized, neutral, to_normalized
 from isp_env.raw import RawImage, RawReadError, read_raw
-from isp_env.registration import ENV_ID, register  # noqa: F401  (re-exported: callers of isp_env.env)
 from isp_env.reward import DEFAULT_VIEW_SHORTER, Guard, make_guard, scorer_view, to_view, view_long_side
 
 N_STATS = 21  # image_stats: 12 until session 23, + 6 channel percentiles + 3 contrast measures (session 24)

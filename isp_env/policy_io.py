@@ -25,8 +25,6 @@ from attiqa.io.atomic import atomic_path, write_json_atomic
 from attiqa.io.checkpoints import load_checkpoint, load_training_state, save_checkpoint, save_training_state
 from isp_env.env import N_STATS, spaces_for
 from isp_env.params import NAMES
-from isp_env.policy_files import DEFAULT_POLICY as DEFAULT_POLICY  # re-exported: their home was here
-from isp_env.policy_files import resolve_policy as resolve_policy
 from isp_env.registration import RL_ALGOS
 from isp_env.teacher import TeacherPolicy
 

@@ -31,7 +31,7 @@ from PIL import Image
 
 from attiqa.errors import AttiqaError, ConfigError, ImageLoadError
 from attiqa.io.atomic import json_text, output_folder, remove_orphan_temps, write_json_atomic
-from attiqa.io.checkpoints import sha256_of
+from attiqa.io.hashes import sha256_of
 from attiqa.io.images import load_image, save_image
 from attiqa.io.names import portable_stem
 from attiqa.io.run_meta import differing_settings
@@ -41,7 +41,8 @@ from isp_env.baselines import cma_search, guarded_objective, search_plan
 from isp_env.isp import Developed, develop, finish
 from isp_env.mos_function import MOSFunction, load_mos_function
 from isp_env.params import RunFiles, neutral, raw_record, written_values
-from isp_env.policy_io import find_state, load_policy, policy_digest, resolve_policy
+from isp_env.policy_files import resolve_policy
+from isp_env.policy_io import find_state, load_policy, policy_digest
 from isp_env.raw import (
     RAW_EXTENSIONS,
     RawImage,
@@ -72,12 +73,10 @@ from isp_env.run_inputs import (
     readable_raws,
     refuse_other_report,
     refuse_too_few,
+    say_photos_left_out,
     scene_groups,
     training_need,
 )
-from isp_env.run_inputs import ends as ends  # re-exported: their home was here (tests, benchmarks)
-from isp_env.run_inputs import say_photos_left_out as say_photos_left_out
-from isp_env.run_inputs import split as split
 from isp_env.teacher import TeacherSettings, spread_sample
 from isp_env.tuning import (
     TrainConfig,

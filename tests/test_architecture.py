@@ -85,6 +85,32 @@ def test_tests_and_benchmarks_use_only_public_names_of_the_packages():
     assert bad == [], "private names imported from the packages:\n" + "\n".join(bad)
 
 
+def test_no_module_but_a_package_face_re_exports_a_name():
+    """A name has one home. A module that imports a name only to hand it on (``from m import x as x``, the
+    form ruff and mypy read as a re-export, or an import kept with ``noqa: F401``) gives callers two
+    spellings of one thing and leaves a move half done; session 57 pointed their users at the real homes.
+    A package's ``__init__.py`` (its face, often lazy: ``attiqa/lazy.py``) may re-export."""
+    bad = []
+    for path in _modules().values():
+        if path.name == "__init__.py":
+            continue
+        text = path.read_text(encoding="utf-8")
+        lines = text.splitlines()
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.Import):
+                bad += [f"{path.relative_to(ROOT)}:{node.lineno} import {a.name} as {a.asname}"
+                        for a in node.names if a.asname == a.name]  # fmt: skip
+            elif isinstance(node, ast.ImportFrom):
+                where = f"{path.relative_to(ROOT)}:{node.lineno} from {node.module}"
+                bad += [f"{where} import {a.name} as {a.asname}" for a in node.names if a.asname == a.name]
+                span = lines[node.lineno - 1 : node.end_lineno or node.lineno]
+                if any("noqa: F401" in line for line in span):
+                    bad.append(f"{where} import ... (kept unused: noqa: F401)")
+    assert bad == [], (
+        "names re-exported outside a package __init__ (import them from their home):\n" + "\n".join(bad)
+    )
+
+
 def _cycles(graph: dict[str, set[str]]) -> list[frozenset[str]]:
     """Strongly connected components with more than one node (Tarjan)."""
     index: dict[str, int] = {}

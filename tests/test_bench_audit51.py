@@ -68,7 +68,8 @@ def test_export_replaces_an_earlier_export_and_refuses_any_other_file(tmp_path, 
     outputs are; any other file there is one line, before the work, and left as it was."""
     from helpers import tiny_attiqa_checkpoint
 
-    from attiqa.io.checkpoints import read_card, sha256_of
+    from attiqa.io.checkpoints import read_card
+    from attiqa.io.hashes import sha256_of
 
     src = tiny_attiqa_checkpoint(tmp_path)
     dst = tmp_path / "copy.safetensors"
@@ -122,7 +123,7 @@ def test_bench_on_a_tiny_dataset_warns_that_its_median_says_little(tmp_path, pho
     from conftest import photo_folder
     from PIL import Image
 
-    from attiqa.protocols import random_splits
+    from attiqa.bench_splits import random_splits
 
     root = photo_folder(tmp_path / "tiny", photos, n=4, side=40)
     for p in list(root.iterdir()):

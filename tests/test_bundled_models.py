@@ -16,7 +16,8 @@ from typer.testing import CliRunner
 import attiqa
 from attiqa.cli.app import app as attiqa_app
 from attiqa.demo import DEMO_PHOTOS, skimage_photo
-from attiqa.io.checkpoints import load_checkpoint, read_card, sha256_of
+from attiqa.io.checkpoints import load_checkpoint, read_card
+from attiqa.io.hashes import sha256_of
 from attiqa.models import create_backbone
 from attiqa.models.attiqa_model import validate_model_card
 from attiqa.scorers.zoo import named_models, resolve_weights

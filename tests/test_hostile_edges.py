@@ -309,7 +309,7 @@ def test_genbench_metrics_naming_nothing_is_refused(tmp_path, scored_run):
     """**Was** (session 41): `genbench score RUN -m ''` (or `' , '`) scored every metric of the registry,
     `agree -m ''` reported every scored one: an empty list read as "no option". Now one line, exit 2,
     before any work, listing what could be named."""
-    from genbench.run_scores import default_metrics
+    from genbench.metric_names import default_metrics
 
     run = tmp_path / "run"
     assert run_genbench("import-agiqa3k", _agiqa_root(tmp_path / "agiqa"), "-o", run).returncode == 0

@@ -68,7 +68,7 @@ def test_a_raw_manifest_read_as_the_score_files_are(tmp_path):
     `File,Scene_Group` gave "no columns file and scene_group" and every raw its own group (repeat shots on
     both sides of the split); `scene_group` twice read the last copy. Now the one CSV reader: any case of
     the names, a column twice refused; a name typed with a trailing space still finds its raw."""
-    from isp_env.run import scene_groups
+    from isp_env.run_inputs import scene_groups
 
     root = tmp_path / "raws"
     root.mkdir()
@@ -120,7 +120,7 @@ def test_a_long_policy_path_stays_inside_its_half_of_the_policy_sheet(tmp_path, 
     from helpers import REPO, attiqa_env
     from PIL import Image
 
-    from isp_env.policy_io import DEFAULT_POLICY
+    from isp_env.policy_files import DEFAULT_POLICY
 
     folder = tmp_path / ("policies_of_a_long_study_" * 4)
     folder.mkdir()

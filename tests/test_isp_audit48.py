@@ -33,9 +33,9 @@ def test_render_says_and_records_what_it_rendered_with(tmp_path, isp_raws):
     raw's setting. The real command, the classical scorer."""
     from typer.testing import CliRunner
 
-    from attiqa.io.checkpoints import sha256_of
+    from attiqa.io.hashes import sha256_of
     from isp_env.params import neutral
-    from isp_env.policy_io import resolve_policy
+    from isp_env.policy_files import resolve_policy
 
     raw = isp_raws[0]
 

@@ -156,7 +156,7 @@ def test_a_refused_rerun_leaves_the_run_folder_as_it_was(tmp_path, isp_raws):
     both are refused before any work: RUN untouched, the new folder not made."""
     from isp_env.dng import demo_photo
     from isp_env.raw import find_raws
-    from isp_env.run import scene_groups, split
+    from isp_env.run_inputs import scene_groups, split
 
     raw_dir, run = agent_run(tmp_path, isp_raws, "run", "--cma-global-budget", "4", base="global")
     cached = (run / "baselines" / "cma_global.json").read_bytes()

@@ -323,7 +323,7 @@ def test_the_environment_passes_both_checkers_and_replays_a_seed(source, isp_raw
 def test_photos_used_as_synth_photos_or_written_by_the_run_are_not_said_to_be_left_out(tmp_path, capsys):
     """The left-out line names only photos nothing reads: not those of ``--synth-photos`` or of ``--out``
     when either folder sits inside the raw folder."""
-    from isp_env.run import say_photos_left_out
+    from isp_env.run_inputs import say_photos_left_out
 
     for name in ("photo.jpg", "synth/a.png", "run/test/teacher/renders/x.png"):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)

@@ -84,7 +84,8 @@ def test_a_colliding_raws_output_name_does_not_depend_on_the_sample(tmp_path, is
     parameters, and gave ``sub/x.dng`` the file of ``sub__x.dng`` under its name. Now names come from the
     raw folder's whole listing; a folder of an earlier isp-tune's names is said once and its files under a
     name now another raw's are not taken as that raw's. The real `isp-tune check`."""
-    from isp_env.run import capped, scene_groups
+    from isp_env.run import capped
+    from isp_env.run_inputs import scene_groups
 
     raw_dir = tmp_path / "raws"
     (raw_dir / "sub").mkdir(parents=True)

@@ -125,7 +125,7 @@ def test_a_raw_rawpy_cannot_post_process_loses_only_its_rawpy_row(tmp_path, isp_
     from helpers import TINY_TEACHER_OPTIONS
 
     from isp_env.raw import find_raws
-    from isp_env.run import scene_groups, split
+    from isp_env.run_inputs import scene_groups, split
 
     raw_dir = _raw_folder(tmp_path, isp_raws)
     raws = find_raws(raw_dir)

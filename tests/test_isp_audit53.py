@@ -124,7 +124,8 @@ def test_a_raw_unreadable_since_its_tuning_is_skipped_and_the_rest_scored(tmp_pa
     scored and reported. Real QuickTake raws read by rawpy, one cut short by the reward model's first call
     (the checked step: between the tuning and the scoring; ``made-again``: before its own check)."""
     from isp_env.mos_function import MOSFunction, load_mos_function
-    from isp_env.policy_io import load_policy, resolve_policy
+    from isp_env.policy_files import resolve_policy
+    from isp_env.policy_io import load_policy
     from isp_env.run import evaluate
     from isp_env.tuning import TrainConfig
 

@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 from isp_env.cli import app
 from isp_env.mos_function import load_mos_function
 from isp_env.params import PARAMS, neutral
-from isp_env.policy_io import load_policy, resolve_policy
+from isp_env.policy_files import resolve_policy
+from isp_env.policy_io import load_policy
 from isp_env.reward import guarded_item
 from isp_env.tuning import checked_choice, checked_setting, tune_with_policy
 

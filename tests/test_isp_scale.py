@@ -229,7 +229,7 @@ def test_raws_of_one_size_are_not_read_whole_to_find_copies(tmp_path):
     all do: 5,000 FiveK raws of 25 MB would be read before the split). Now only those whose first and last
     64 KiB agree are; byte-identical copies still share a scene group, a raw differing only inside does
     not."""
-    from isp_env.run import scene_groups
+    from isp_env.run_inputs import scene_groups
 
     rng = np.random.default_rng(0)
     root = tmp_path / "raws"

@@ -541,7 +541,7 @@ def test_the_shipped_policy_records_the_default_model_it_was_fitted_against(caps
     refused."""
     from attiqa.errors import ConfigError
     from attiqa.scorers import scorer_identity
-    from isp_env.policy_io import resolve_policy
+    from isp_env.policy_files import resolve_policy
     from isp_env.tuning import check_reward_model
 
     pol, card = load_policy(resolve_policy("default"))
@@ -561,7 +561,7 @@ def test_a_format_1_policy_without_its_reward_model_is_assumed_fitted_on_the_nam
     model: a run with that model's name may start from it — with one note that its weights are not
     recorded; another model is refused."""
     from attiqa.errors import ConfigError
-    from isp_env.policy_io import resolve_policy
+    from isp_env.policy_files import resolve_policy
     from isp_env.tuning import check_reward_model
 
     _, card = load_policy(resolve_policy("default"))
@@ -586,7 +586,8 @@ def test_a_policy_records_its_reward_model_and_a_changed_one_is_refused(tmp_path
     import torch
 
     from attiqa.errors import ConfigError, ModelLoadError
-    from attiqa.io.checkpoints import load_checkpoint, save_checkpoint, sha256_of
+    from attiqa.io.checkpoints import load_checkpoint, save_checkpoint
+    from attiqa.io.hashes import sha256_of
     from attiqa.scorers import scorer_identity
     from attiqa.scorers.zoo import named_models, resolve_weights
     from isp_env.mos_function import load_mos_function

@@ -28,7 +28,7 @@ from isp_env.mos_function import from_scorer
 from isp_env.params import NAMES, neutral, to_normalized
 from isp_env.policy_io import find_state, load_policy, load_state
 from isp_env.raw import read_raw
-from isp_env.run import split
+from isp_env.run_inputs import split
 from isp_env.tuning import TrainConfig, build_model, make_vec_env, train
 
 TINY = [
@@ -86,7 +86,7 @@ def test_split_is_seeded_and_disjoint(isp_raws):
 
 def test_split_keeps_scene_groups_on_one_side(tmp_path):
     """Repeat shots of one subject (manifest.csv's scene_group) never straddle the split, for any seed."""
-    from isp_env.run import scene_groups
+    from isp_env.run_inputs import scene_groups
 
     root = tmp_path / "raws"
     root.mkdir()
@@ -109,7 +109,7 @@ def test_split_keeps_scene_groups_on_one_side(tmp_path):
 def test_byte_identical_raws_stay_on_one_side_of_the_split(tmp_path, isp_raws):
     """**Was**: each copy of a raw its own group — for most seeds a copy of a training raw was a test raw."""
     from isp_env.raw import find_raws
-    from isp_env.run import scene_groups
+    from isp_env.run_inputs import scene_groups
 
     root = tmp_path / "raws"
     (root / "again").mkdir(parents=True)
@@ -197,7 +197,7 @@ def test_shipped_default_policy_renders_without_a_scorer(isp_raws):
     """`isp-tune render RAW --policy default`: the policy in the package loads and tunes a raw it never saw,
     deterministically, with parameters in range and no scorer call."""
     from isp_env.params import PARAMS
-    from isp_env.policy_io import DEFAULT_POLICY, resolve_policy
+    from isp_env.policy_files import DEFAULT_POLICY, resolve_policy
     from isp_env.tuning import tune_with_policy
 
     assert DEFAULT_POLICY.exists(), "the package ships isp_env/data/policy-default.safetensors"
@@ -367,7 +367,7 @@ def test_real_raws_are_found_and_split_by_their_scene_groups():
     """The 43 real raws (QuickTake .qtk, DC50 .kdc, D30 .crw, CinemaDNG) are all found; repeat shots of one
     subject never straddle the split."""
     from isp_env.raw import find_raws
-    from isp_env.run import scene_groups
+    from isp_env.run_inputs import scene_groups
 
     raws = find_raws(REAL_RAWS)
     assert len(raws) == 43
@@ -554,7 +554,7 @@ def test_settings_that_do_not_fit_are_refused_before_any_search(tmp_path, isp_ra
 def test_a_split_is_the_same_whether_the_raw_folder_was_given_absolute_or_relative(tmp_path, monkeypatch):
     """A rerun (or benchmarks/isp_heldout.py) with `--raw-dir /abs/raws` of a run made with `--raw-dir raws`
     was refused as 'another split' (session 26): run.json is compared by names within the raw folder."""
-    from isp_env.run import split, split_names
+    from isp_env.run import split_names
 
     raws = tmp_path / "raws"
     raws.mkdir()
@@ -615,7 +615,7 @@ def test_render_says_when_the_raw_the_policy_or_the_output_is_a_folder(tmp_path,
 
     from attiqa.errors import AttiqaError
     from isp_env.cli import app
-    from isp_env.policy_io import DEFAULT_POLICY
+    from isp_env.policy_files import DEFAULT_POLICY
 
     run = tmp_path / "run"
     run.mkdir()
@@ -778,7 +778,7 @@ def test_render_given_a_policy_where_parameters_go_says_which_option_takes_it(tm
     `--policy RUN/policy.json` "not a readable safetensors checkpoint (header too large)". Each now names
     the option that takes it; following the advice renders."""
     from attiqa.io.checkpoints import load_checkpoint
-    from isp_env.policy_io import DEFAULT_POLICY
+    from isp_env.policy_files import DEFAULT_POLICY
 
     run = tmp_path / "run"
     (run / "test" / "teacher" / "params").mkdir(parents=True)

@@ -105,7 +105,7 @@ def test_scorer_identity_hashes_a_checkpoint_once_and_a_changed_file_again(tmp_p
 
     import attiqa.io.checkpoints as checkpoints
     import attiqa.scorers as scorers
-    from attiqa.io.checkpoints import sha256_of
+    from attiqa.io.hashes import sha256_of
 
     read_once = checkpoints._read_once
 

@@ -125,8 +125,8 @@ def test_a_bench_runs_record_says_how_many_test_images_its_metrics_are_over(tmp_
     import numpy as np
     from PIL import Image
 
+    from attiqa.bench_splits import random_splits
     from attiqa.datasets import get_dataset
-    from attiqa.protocols import random_splits
 
     root = _folder(
         tmp_path / "set", [*SIX, *[(f"img{i}.png", 50 + i) for i in range(6, 12)], ("cut.jpg", 30)]

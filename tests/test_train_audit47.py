@@ -60,11 +60,12 @@ def test_bench_reads_the_init_checkpoint_or_the_backbone_weights_once(tmp_path, 
     from safetensors.torch import save_file
 
     from attiqa.bench_setup import bench_dataset, load_base_config
+    from attiqa.bench_splits import random_splits
     from attiqa.datasets import get_dataset
     from attiqa.io.checkpoints import load_checkpoint
     from attiqa.models import create_backbone
     from attiqa.models.backbones import read_weights_file
-    from attiqa.protocols import random_splits, run_finetune_split, run_protocol
+    from attiqa.protocols import run_finetune_split, run_protocol
 
     data = write_mos_set(tmp_path / "set", dict(list(photos.items())[:3]), split_column=False, shorter=48)
     weights = tmp_path / "tiny_backbone.safetensors"

@@ -1,9 +1,9 @@
 """The ``attiqa`` command line (typer + rich). Thin: parses, calls the library, prints.
 
-Light to import: :func:`run_app`, :func:`device`, :class:`InterruptedExit` and the shared option types
-come from :mod:`attiqa.cli._common` (genbench and isp_env use them); the commands are assembled in
-:mod:`attiqa.cli.app` only when :func:`main` runs. Every :class:`attiqa.errors.AttiqaError` ends as one
-red line and exit code 2 — never a traceback.
+Light to import: :func:`run_app`, :func:`device`, :class:`InterruptedExit`, the shared option types and
+:func:`wrap_words` (the one wrapper of terminal text) come from :mod:`attiqa.cli._common` (genbench and
+isp_env use them); the commands are assembled in :mod:`attiqa.cli.app` only when :func:`main` runs.
+Every :class:`attiqa.errors.AttiqaError` ends as one red line and exit code 2 — never a traceback.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from attiqa.cli._common import (
     plain_table,
     run_app,
     seed_option,
+    wrap_words,
 )
 
 
@@ -42,4 +43,5 @@ __all__ = [
     "plain_table",
     "run_app",
     "seed_option",
+    "wrap_words",
 ]

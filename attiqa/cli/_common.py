@@ -475,34 +475,78 @@ def version_option(name: str) -> Any:
 
 
 MIN_HELP_WIDTH = 20  # narrowest plain help text: click's was 50, wider than a 40-column terminal
-_HELD_HYPHEN = "\u2011"  # a non-breaking hyphen: textwrap breaks after "-", never after this
-_HELD_SPACE = "\ue000"  # private use: a space textwrap does not break at
+HELP_GROUP = r"\S*\[[^\[\]\n]*\]\S*"  # an option's "[default: X]", kept on one line when it fits
 
 
-def _held(text: str, width: int) -> str:
-    """``text`` with its hyphens held, and the spaces of each ``[...]`` (``[default: X]``) that fits
-    ``width``."""
-    text = text.replace("-", _HELD_HYPHEN)
-    return re.sub(
-        r"\[[^\[\]\n]*\]",
-        lambda m: m[0].replace(" ", _HELD_SPACE) if len(m[0]) <= width else m[0],
-        text,
-    )
+def wrap_words(text: str, width: int, first: str = "", rest: str = "", keep: str = "") -> list[str]:
+    """``text`` as lines at most ``width`` terminal cells wide (``first`` begins the first line, ``rest``
+    the others; both counted), broken at spaces only: never inside a word or after its hyphen (click and
+    textwrap ended a line with "stabilityai/stable-", a model id one copies). A word longer than a line: a
+    path breaks after a "/" (each file name whole), any other word stays whole on a line of its own, begun
+    left of a blank ``rest`` as far as it needs to end inside ``width`` (a terminal folded it at column 0).
+    Widths in cells (:func:`rich.cells.cell_len`): a CJK character takes two. A run of spaces inside a line
+    is kept, as textwrap kept it; ``keep``: a pattern of spans held as one word where they fit a line.
+    The one wrapper of terminal text: help, ``attiqa datasets``, ``models``, ``distortions``."""
+    room = width - cell_len(rest)
+    out: list[str] = []
+    line, used, empty = first, cell_len(first), True
+    end = 0
+    text = text.expandtabs()
+    for m in re.finditer(f"{keep}|\\S+" if keep else r"\S+", text):
+        gap, end = " " * (m.start() - end), m.end()
+        span = m[0]
+        pieces = re.split(r"(\s+)", span) if keep and cell_len(span) > room else [span]
+        for i in range(0, len(pieces), 2):
+            word = pieces[i]
+            gap = gap if i == 0 else " " * len(pieces[i - 1])
+            parts = [word] if cell_len(word) <= room else re.findall(r"[^/]*/|[^/]+", word)
+            for k, part in enumerate(parts):
+                sep = "" if empty or k else gap
+                size = cell_len(part)
+                if not empty and used + len(sep) + size > width:
+                    out.append(line)
+                    lead = rest if size <= room or rest.strip() else " " * max(width - size, 0)
+                    line, used, sep = lead, cell_len(lead), ""
+                line, used, empty = line + sep + part, used + len(sep) + size, False
+    if not empty:
+        out.append(line)
+    return out
 
 
-def _released(text: str) -> str:
-    return text.replace(_HELD_HYPHEN, "-").replace(_HELD_SPACE, " ")
+def help_lines(text: str, width: int, indent: str = "", keep: str = "") -> list[str]:
+    """click's ``wrap_text(..., preserve_paragraphs=True)`` by :func:`wrap_words`: paragraphs apart by a
+    blank line, each its first line's indent, one starting with a "\\b" line printed as it is."""
+    paragraphs: list[tuple[str, bool, str]] = []
+    lines: list[str] = []
+    extra: str | None = None
+    for line in [*text.expandtabs().splitlines(), ""]:
+        if line:
+            if extra is None:
+                extra = " " * (len(line) - len(line.lstrip()))
+                line = line.lstrip()
+            lines.append(line)
+        elif lines:
+            raw = lines[0].strip() == "\b"
+            paragraphs.append((indent + (extra or ""), raw, "\n".join(lines[1:]) if raw else " ".join(lines)))
+            lines, extra = [], None
+        else:
+            extra = None
+    out: list[str] = []
+    for k, (pre, raw, body) in enumerate(paragraphs):
+        out += [""] if k else []
+        out += [pre + line for line in body.splitlines()] if raw else wrap_words(body, width, pre, pre, keep)
+    return out
 
 
 _HelpFormatter: Any = typer.Context.formatter_class  # click's (typer >= 0.29: its own copy of click's)
 
 
 class WholeNamesFormatter(_HelpFormatter):  # type: ignore[misc]
-    """click's plain help layout, wrapped at spaces only: click breaks after hyphens, so at 80 columns
-    genbench's "[default: stabilityai/stable-" ended a line and "diffusion-2-1]" began the next (a model
-    id one copies), and "[default:" ended a line before its value. Fits a terminal under 52 columns too:
-    click's text width never went below 50, so at 40 columns every line of 41–50 was broken by the terminal
-    mid-word."""
+    """click's plain help layout, wrapped by :func:`wrap_words`: click breaks after hyphens, so at 80
+    columns genbench's "[default: stabilityai/stable-" ended a line and "diffusion-2-1]" began the next (a
+    model id one copies), and "[default:" ended a line before its value. Fits a terminal under 52 columns
+    too: click's text width never went below 50, so at 40 columns every line of 41–50 was broken by the
+    terminal mid-word."""
 
     def __init__(self, indent_increment: int = 2, width: int | None = None, max_width: int | None = None):
         if width is None:
@@ -511,19 +555,29 @@ class WholeNamesFormatter(_HelpFormatter):  # type: ignore[misc]
         super().__init__(indent_increment, width, max_width)
 
     def write_dl(self, rows: Iterable[tuple[str, str]], col_max: int = 30, col_spacing: int = 2) -> None:
+        """click's ``write_dl``, its descriptions wrapped by :func:`help_lines`."""
         rows = list(rows)
         if self.width < 50:  # under click's old floor: longer names on a line of their own, text below
             col_max = min(col_max, self.width // 3)
         first_col = min(max((cell_len(a) for a, _ in rows), default=0), col_max) + col_spacing
         width = max(self.width - first_col - 2, 10)  # click's own text width
-        start = len(self.buffer)
-        super().write_dl([(a, _held(b, width)) for a, b in rows], col_max, col_spacing)
-        self.buffer[start:] = [_released(s) for s in self.buffer[start:]]
+        pad = " " * (first_col + self.current_indent)  # the descriptions' column
+        for name, text in rows:
+            self.write(" " * self.current_indent + name)
+            if not text:
+                self.write("\n")
+                continue
+            self.write(
+                " " * (first_col - cell_len(name))
+                if cell_len(name) <= first_col - col_spacing
+                else "\n" + pad
+            )
+            lines = help_lines(text, len(pad) + width, pad, keep=HELP_GROUP) or [pad]
+            self.write("".join([lines[0][len(pad) :] + "\n", *((line or pad) + "\n" for line in lines[1:])]))
 
     def write_text(self, text: str) -> None:
-        start = len(self.buffer)
-        super().write_text(text.replace("-", _HELD_HYPHEN))
-        self.buffer[start:] = [_released(s) for s in self.buffer[start:]]
+        indent = " " * self.current_indent
+        self.write("\n".join(help_lines(text, self.width, indent)) + "\n")
 
 
 class WholeNamesContext(typer.Context):

@@ -5,14 +5,13 @@ distortion library from the command line. :mod:`attiqa.cli.app` calls :func:`reg
 from __future__ import annotations
 
 import os
-import textwrap
 from pathlib import Path
 from typing import Any
 
 import typer
 from rich.table import Table
 
-from attiqa.cli._common import InterruptedExit, seed_option, stdout
+from attiqa.cli._common import InterruptedExit, seed_option, stdout, wrap_words
 from attiqa.distortions.defaults import DEFAULT_GRADED
 from attiqa.errors import AttiqaError
 from attiqa.io.formats import format_list, format_name
@@ -108,7 +107,7 @@ def distortions_cmd(
             lines.append(f"{d.name}  {attribute(d)}{kadid}{', seeded' if d.stochastic else ''}")
             levels = ", ".join(f"{v:.4g}" for v in d.levels)
             for text in (f"levels 1..5: {d.parameter} = {levels}", f"source: {d.source}"):
-                lines.append(textwrap.fill(text, 80, initial_indent="    ", subsequent_indent="      "))
+                lines += wrap_words(text, 80, "    ", "      ")
         stdout.print("\n".join(lines), markup=False, highlight=False, soft_wrap=True)
         return
     table = Table(title=title, show_lines=True)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import math
 import re
-import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from attiqa.cli._common import (
     one_process,
     seed_option,
     stdout,
+    wrap_words,
 )
 from attiqa.cli._common import device as device_str
 from attiqa.errors import AttiqaError
@@ -72,8 +72,7 @@ def notes_text(doc: str, width: int) -> str:
         for item in items:
             words = " ".join(item.split())
             indent = "  " if words.startswith("- ") else ""
-            out.append(textwrap.fill(words, max(width, 20), subsequent_indent=indent, break_long_words=False,
-                                     break_on_hyphens=False))  # fmt: skip
+            out.append("\n".join(wrap_words(words, max(width, 20), rest=indent)))
         out.append("")
     return "\n".join(out).rstrip("\n")
 
@@ -84,8 +83,7 @@ def records_text(title: str, headers: Sequence[str], rows: Sequence[Sequence[str
     ``width`` (a column layout at 80 columns folded words mid-way: "mos_qualit y")."""
 
     def wrap(text: str, first: str) -> str:
-        return textwrap.fill(text, max(width, 30), initial_indent=first, subsequent_indent=" " * 6,
-                             break_long_words=False, break_on_hyphens=False)  # fmt: skip
+        return "\n".join(wrap_words(text, max(width, 30), first, " " * 6))
 
     out = [title, ""]
     for row in rows:
@@ -100,26 +98,9 @@ def records_text(title: str, headers: Sequence[str], rows: Sequence[Sequence[str
     return "\n".join(out).rstrip("\n")
 
 
-def _path_parts(word: str, width: int) -> list[str]:
-    """``word`` whole if it fits ``width``, else its path split after each "/": every file name whole."""
-    return [word] if cell_len(word) <= width else re.findall(r"[^/\s]*/|[^/\s]+", word)
-
-
 def _filled(text: str, width: int) -> list[str]:
-    """``text``'s lines wrapped to ``width`` at spaces, and a path longer than the line after a "/"."""
-    out: list[str] = []
-    for line in text.split("\n"):
-        cur = ""
-        for word in line.split():
-            for k, part in enumerate(_path_parts(word, width)):
-                sep = " " if k == 0 and cur else ""
-                if cur and cell_len(cur + sep + part) > width:
-                    out.append(cur)
-                    cur = part
-                else:
-                    cur += sep + part
-        out.append(cur)
-    return out
+    """``text``'s lines each wrapped to ``width`` (:func:`wrap_words`), an empty one kept."""
+    return [part for line in text.split("\n") for part in wrap_words(line, width) or [""]]
 
 
 def whole_word_widths(headers: Sequence[str], rows: Sequence[Sequence[str]], width: int) -> list[int] | None:
@@ -128,7 +109,7 @@ def whole_word_widths(headers: Sequence[str], rows: Sequence[Sequence[str]], wid
     widest columns first and folded file names ("AIGC_MOS_Zscore.xls x" at 120 columns)."""
     cols = list(zip(headers, *rows, strict=True))
     shortest = [  # a header's words whole, a cell's path parts
-        max([cell_len(w) for w in col[0].split()] + [cell_len(p) for c in col[1:] for p in _path_parts(c, 0)])
+        max([cell_len(w) for w in col[0].split()] + [cell_len(p) for c in col[1:] for p in wrap_words(c, 1)])
         for col in cols
     ]
     most = [max(cell_len(line) for cell in col for line in cell.split("\n")) for col in cols]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,6 +20,7 @@ from attiqa.cli._common import (
     print_scores,
     readable_images,
     stdout,
+    wrap_words,
 )
 from attiqa.cli._common import device as resolve_device
 from attiqa.errors import AttiqaError
@@ -288,7 +288,8 @@ def export(
             f"{dst}: is the checkpoint being exported — write the copy under another name (the source "
             "keeps the full-precision weights a resumed or fine-tuned run needs)"
         )
-    from attiqa.io.checkpoints import load_checkpoint, portable_card, save_checkpoint, sha256_of  # torch
+    from attiqa.io.checkpoints import load_checkpoint, portable_card, save_checkpoint  # torch
+    from attiqa.io.hashes import sha256_of
     from attiqa.models import model_from_checkpoint
 
     earlier = _earlier_export(target)
@@ -385,8 +386,7 @@ def models_cmd() -> None:
         head = f"{info.name}  ({info.kind}, range {rng}, {direction})"
         for text, first in ((head, ""), (f"needs: {info.needs}", "    "), (info.description, "    ")):
             if stdout.is_terminal:  # wrapped at words, indented (the terminal's own wrap cut words)
-                text = textwrap.fill(text, stdout.width, initial_indent=first, subsequent_indent="    ",
-                                     break_long_words=False, break_on_hyphens=False)  # fmt: skip
+                text = "\n".join(wrap_words(text, stdout.width, first, "    "))
             else:
                 text = first + text
             stdout.print(text, highlight=False, markup=False, soft_wrap=True)  # a block starts with its name

@@ -47,8 +47,8 @@ from attiqa.io.checkpoints import (
     read_card,
     save_checkpoint,
     save_training_state,
-    sha256_of,
 )
+from attiqa.io.hashes import sha256_of
 from attiqa.io.run_meta import differing_settings, same_setting
 from attiqa.limits import MAX_PROMPTS
 from attiqa.teachers.clip import load_open_clip, parse_clip_spec

@@ -30,7 +30,7 @@ from safetensors.torch import save_file
 
 from attiqa.errors import ModelLoadError
 from attiqa.io.atomic import atomic_path, write_json_atomic
-from attiqa.io.hashes import sha256_of as sha256_of  # re-exported: its home was here
+from attiqa.io.hashes import sha256_of
 
 CARD_KEY = "attiqa_card"
 FORMAT_VERSION = 1

@@ -1,7 +1,6 @@
 """Torch-free checks of a file's bytes: its SHA-256, streamed, and whether a safetensors file is as long as
 its header says — so that what checks a file before a model loads (an image's content key, ``isp-tune``'s
-byte-identical raws, a named model's file) imports no torch (:mod:`attiqa.io.checkpoints` re-exports
-:func:`sha256_of`)."""
+byte-identical raws, a named model's file) imports no torch."""
 
 from __future__ import annotations
 

@@ -625,7 +625,7 @@ def clip_identity(spec: ClipSpec, model: torch.nn.Module, weights: str) -> dict[
     table compares these, not the spec, so ``clip:./m`` and ``clip:/abs/m`` are one teacher and weights
     replaced in place are another (:func:`attiqa.labeling.check_same_teacher`; the CLIP scorers' metadata,
     hence `attiqa eval`'s score cache and `attiqa score`'s resume record)."""
-    from attiqa.io.checkpoints import sha256_of
+    from attiqa.io.hashes import sha256_of
 
     oc = _open_clip()
     if spec.kind == "folder":

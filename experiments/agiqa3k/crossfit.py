@@ -31,12 +31,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from attiqa.bench_splits import Split
 from attiqa.config import FinetuneConfig, from_dict, read_yaml
 from attiqa.datasets import get_dataset
 from attiqa.evaluation.metrics import correlations
 from attiqa.io.atomic import write_json_atomic, write_text_atomic
 from attiqa.models import load_model
-from attiqa.protocols import Split, write_split_csv
+from attiqa.protocols import write_split_csv
 from attiqa.training.data import MosDataset
 from attiqa.training.feature_cache import cached_features
 from attiqa.training.mos import predict_cached

@@ -32,11 +32,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from attiqa.bench_splits import Split, random_splits
 from attiqa.config import FinetuneConfig, from_dict, read_yaml
 from attiqa.datasets import get_dataset
 from attiqa.evaluation.metrics import correlations
 from attiqa.models.ridge_head import signed_power
-from attiqa.protocols import Split, random_splits, write_split_csv
+from attiqa.protocols import write_split_csv
 from attiqa.training.ridge import fit_ridge
 
 HERE = Path(__file__).resolve().parent

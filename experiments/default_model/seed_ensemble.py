@@ -18,11 +18,12 @@ import numpy as np
 import torch
 
 from attiqa.bench_setup import load_base_config
+from attiqa.bench_splits import random_splits
 from attiqa.datasets import get_dataset
 from attiqa.datasets.readers import parse_data_spec
 from attiqa.evaluation.metrics import correlations
 from attiqa.models import load_model
-from attiqa.protocols import random_splits, write_split_csv
+from attiqa.protocols import write_split_csv
 from attiqa.training.data import MosDataset
 from attiqa.training.feature_cache import cached_features
 from attiqa.training.finetune import finetune

@@ -27,7 +27,7 @@ import compare  # noqa: E402
 import features  # noqa: E402
 
 from attiqa.evaluation.metrics import correlations  # noqa: E402
-from attiqa.io.checkpoints import sha256_of  # noqa: E402
+from attiqa.io.hashes import sha256_of  # noqa: E402
 from attiqa.models import load_model, save_model  # noqa: E402
 from attiqa.models.ridge_head import RidgeHead  # noqa: E402
 from attiqa.training.data import split_indices  # noqa: E402
