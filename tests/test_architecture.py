@@ -229,3 +229,22 @@ def test_the_package_map_names_every_module_of_attiqa():
     missing = sorted(set(modules + packages) - named)
     assert not missing, f"docs/architecture.md's package map does not name: {', '.join(missing)}"
     assert "`attiqa/__init__.py`" in doc
+
+
+# The only words with a digit a test file's name may hold: real names (datasets) that are spelled with one.
+NAMES_WITH_DIGITS = {"agiqa3k", "biq2021"}
+
+
+def test_test_files_are_named_by_what_they_test_not_by_a_session():
+    """Half the test files were once named after the session that wrote them (test_audit48.py,
+    test_mend256_launch.py): nobody looking for "the tests of isp-tune's resume" could find them. A name's
+    words hold no digit but in a real name listed above; say what is checked (test_<area>_<concern>.py)."""
+    numbered = sorted(
+        path.name
+        for path in (ROOT / "tests").glob("test_*.py")
+        if any(re.search(r"\d", word) and word not in NAMES_WITH_DIGITS for word in path.stem.split("_"))
+    )
+    assert not numbered, (
+        f"tests named by a number, not by what they test: {', '.join(numbered)} — rename them "
+        "test_<area>_<concern>.py (git mv; docs/robustness.md rows cite them)"
+    )

@@ -174,7 +174,8 @@ def test_default_prompt_length_is_table_ii_for_kadid():
 
 def test_exiqa_scorer_and_score_command(distorted, tiny_dir, tmp_path, cli):
     """`attiqa train exiqa`, `score -m exiqa:RUN` and `train-exiqa-regressor` end to end (the entry point in
-    this process; a real process trains exiqa in test_attiqa_audit49 / 50)."""
+    this process; a real process trains exiqa in test_labeling_prompts_exiqa_reruns /
+    test_exiqa_label_resume_records)."""
     out = tmp_path / "run"
     res = cli(
         "train", "exiqa", distorted, "--out", out, "--clip", tiny_dir, "--epochs", "2",

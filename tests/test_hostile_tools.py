@@ -288,7 +288,7 @@ def test_import_agiqa3k_leaves_out_repeated_rows_so_the_run_can_be_read(tmp_path
     without a word.
     **Was** (session 51): a repeat with another MOS was left out too, the first row's MOS kept — a guess
     `attiqa eval` refuses; now only exact repeats are counted once here
-    (`test_genbench_audit51b.py::test_import_agiqa3k_refuses_an_image_with_two_mos_as_eval_does`)."""
+    (`test_genbench_agiqa3k_import_and_charts.py::test_import_agiqa3k_refuses_an_image_with_two_mos_as_eval_does`)."""
     root = _agiqa3k_layout(tmp_path / "agiqa", tmp_path / "agiqa", repeat=3, nan=2)
     run = tmp_path / "run"
     res = run_genbench("import-agiqa3k", root, "-o", run)

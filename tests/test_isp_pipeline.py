@@ -163,7 +163,7 @@ def test_unreadable_and_non_bayer_files_get_one_line_errors(tmp_path):
         read_raw(bad)
     assert "\n" not in str(e.value)
     stripes = tmp_path / "stripes.dng"  # a 6x6 colour filter, which LibRaw reads, of neither Bayer's nor
-    pat = [0, 1, 2, 0, 1, 2] * 6  # X-Trans's colours (X-Trans is read: test_isp_audit52.py)
+    pat = [0, 1, 2, 0, 1, 2] * 6  # X-Trans's colours (X-Trans is read: test_isp_kill_resume_and_xtrans.py)
     tags = [
         (33421, 3, 2, (6, 6), True),
         (33422, 1, 36, tuple(pat), True),

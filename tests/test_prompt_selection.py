@@ -337,7 +337,7 @@ def test_known_best_pair_wins_every_task(tmp_path, task_photos):
 
 def test_select_prompts_command_end_to_end(tmp_path, task_photos, tiny_dir, cli):
     """`attiqa select-prompts` end to end through the entry point, in this process (real processes of it:
-    test_attiqa_audit49's peak-memory test)."""
+    test_labeling_prompts_exiqa_reruns's peak-memory test)."""
     photos_dir = tmp_path / "photos"
     photos_dir.mkdir()
     for i, p in enumerate(task_photos[:2]):

@@ -183,7 +183,8 @@ def test_help_at_80_columns_shows_every_option_whole():
         if not name:  # bare `isp-tune` prints the same help ("[default: …]" was eaten as rich markup)
             bare = subprocess.run(isp_tune_cmd(), env={**attiqa_env(), "COLUMNS": "80"}, capture_output=True,
                                   text=True, timeout=120)  # fmt: skip
-            # exit 2, as bare `attiqa` / `genbench` (click's usage exit; it was 0): test_isp_audit52b.py
+            # exit 2, as bare `attiqa` / `genbench` (click's usage exit; it was 0):
+            # test_isp_run_json_and_rawpy.py
             assert bare.returncode == 2 and bare.stderr == res.stdout
             assert "[default: teacher]" in res.stdout
 

@@ -133,7 +133,8 @@ def test_a_resumed_run_s_progress_lines_count_kept_work_apart_from_the_rate(tmp_
 
     cmd = _short_run(tmp_path, isp_raws, "4", "--cma-image-budget", "4")
     _ran(cmd)
-    (tmp_path / "run" / "finished.json").unlink()  # finished, the same command has nothing to do (test_isp55)
+    # finished, the same command has nothing to do (test_isp_cmaes_budget_and_rerun)
+    (tmp_path / "run" / "finished.json").unlink()
     again = _ran(cmd)
     for what in ("per-image CMA-ES", "teacher_checked: policy / base / neutral"):
         last = [x for x in again.output.splitlines() if x.startswith(f"{what}: ")][-1]

@@ -234,7 +234,8 @@ def test_an_agiqa3k_score_file_without_its_quality_column_gives_genbench_s_fix(t
 def test_import_agiqa3k_says_one_left_out_row_in_the_singular(tmp_path, photos):
     """**Was**: "1 rows of the score file repeat an earlier row's image (the first kept): left out" (and
     "1 rows … have an empty prompt"); now "1 row … repeats", "1 row … has", plurals as before. (A repeat
-    is an exact one since session 51's second round: another MOS is refused, test_genbench_audit51b.py.)"""
+    is an exact one since session 51's second round: another MOS is refused,
+    test_genbench_agiqa3k_import_and_charts.py.)"""
     from helpers import run_genbench
 
     root = _agiqa_folder(tmp_path / "agiqa", photos)

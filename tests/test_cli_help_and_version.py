@@ -104,7 +104,7 @@ def test_version_of_every_command_line(program, tmp_path):
 def test_usage_errors_exit_2_without_a_traceback_and_suggest_the_option():
     """Checked, already right: no command, an unknown or misspelt command, a misspelt option (click's and
     typer's suggestions) — exit 2, no traceback, no colour codes when piped or under NO_COLOR (session 53:
-    the error one line, `test_cli53.py`)."""
+    the error one line, `test_cli_usage_errors.py`)."""
     cases = [
         ((), "Usage:"),
         (("bogus",), "no such command 'bogus'"),

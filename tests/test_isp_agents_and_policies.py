@@ -196,7 +196,8 @@ def test_a_rerun_with_another_global_budget_is_refused_before_it_searches(tmp_pa
     assert "global CMA-ES" not in r.output
     assert {p: p.read_bytes() for p in before} == before
     r = CliRunner().invoke(app, [*args, "--cma-global-budget", "6"])
-    resumed = "training already finished" in r.output or "finished, nothing to do" in r.output  # (test_isp55)
+    # (test_isp_cmaes_budget_and_rerun)
+    resumed = "training already finished" in r.output or "finished, nothing to do" in r.output
     assert r.exit_code == 0 and resumed, r.output + repr(r.exception)
 
 
@@ -214,7 +215,8 @@ def test_an_agent_rerun_with_other_learning_settings_names_them_before_any_work(
     assert "batch_size 64, now 8; learning_starts 2, now 3) — pass the run's own options to resume it" in said
     assert (run / "run.json").read_bytes() == before
     r = CliRunner().invoke(app, args)
-    resumed = "training already finished" in r.output or "finished, nothing to do" in r.output  # (test_isp55)
+    # (test_isp_cmaes_budget_and_rerun)
+    resumed = "training already finished" in r.output or "finished, nothing to do" in r.output
     assert r.exit_code == 0 and resumed, r.output + repr(r.exception)
 
 

@@ -1,4 +1,4 @@
-"""Round 3 of :mod:`test_fasterr55_early_checks`: the bad inputs that still loaded torch (and SB3, diffusers)
+"""Round 3 of :mod:`test_cli_early_checks`: the bad inputs that still loaded torch (and SB3, diffusers)
 before their one line — ``isp-tune``'s raws, split and settings, ``attiqa bench``'s split of the dataset's
 rows, ``genbench score``'s metric names — each run through its command line's real entry point in ONE fresh
 interpreter that must not have imported them when the line is said (``check``)."""

@@ -311,7 +311,8 @@ def test_eval_resumed_from_the_cache_says_so_before_its_bar(tmp_path, cli, monke
     from helpers import eval_resumed_from_the_cache
 
     monkeypatch.setenv("ATTIQA_CACHE", str(tmp_path / "cache"))
-    # -w 0: decoded in this process, as when torch takes every core (with a worker: test_small56_eval_bar.py)
+    # -w 0: decoded in this process, as when torch takes every core
+    # (with a worker: test_eval_bar_cached_images.py)
     lines = eval_resumed_from_the_cache(tmp_path, cli, "0")
     first = next(i for i, ln in enumerate(lines) if ln.startswith("scoring"))
     assert lines[first - 1] == "resuming: 3 image(s) already in the score cache, 5 to score", lines

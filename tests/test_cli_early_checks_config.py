@@ -1,4 +1,4 @@
-"""Round 2 of :mod:`test_fasterr55_early_checks`: the bad inputs that still loaded torch before their one line
+"""Round 2 of :mod:`test_cli_early_checks`: the bad inputs that still loaded torch before their one line
 (a run config's values, ...), each run through its command line's real entry point in ONE fresh interpreter
 that must not have imported torch when the line is said (``check``). Timed by ``benchmarks/cli_startup.py``.
 """
