@@ -27,6 +27,8 @@ render of the base, no scorer call.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -200,7 +202,9 @@ def choose_by_cv(
     """Scene-group CV: for each candidate and fold, fit on the other folds, predict the fold's raws and
     score a fold's uncached predictions in one call, ``score([(raw index, residual action), ...])`` -> their
     real guarded rewards (shared reward calls batch them). Returns the candidate with the best mean;
-    ``cache`` (key -> score) saves scorer calls across reruns.
+    ``cache`` (key -> score) saves scorer calls across reruns. Its keys name the candidate, the folds, the
+    seed and the raw's index only: a cache answers only for the inputs it was filled with (keep it
+    with their :func:`inputs_digest`, as :func:`isp_env.tuning.train_teacher` does).
     ``prior`` (features, targets): rows of an earlier policy (``--init-policy``) added to every fold's
     training side, never held out — the folds judge only this run's raws."""
     cache = {} if cache is None else cache
@@ -254,6 +258,17 @@ def choose_by_cv(
     return best
 
 
+def inputs_digest(arrays: Sequence[np.ndarray], record: Mapping[str, Any]) -> str:
+    """A digest of what a cached result depends on: ``arrays`` (a CV's features, targets and prior rows; a
+    search's start) and ``record`` (the raws' names, base, scale, scorer, ...). A cache kept with another
+    digest was filled for other inputs: its results are not this run's."""
+    h = hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode())
+    for a in arrays:
+        b = np.ascontiguousarray(a, dtype=np.float64)
+        h.update(repr(b.shape).encode() + b.tobytes())
+    return h.hexdigest()[:16]
+
+
 def search_targets(
     items: Mapping[str, Callable[[np.ndarray], float]],
     budget: int,
@@ -262,6 +277,7 @@ def search_targets(
     path: Path,
     restarts: int = 1,
     files: RunFiles | None = None,
+    inputs: str | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Per-image CMA-ES from ``x0`` (normalised) on each raw's guarded objective (name -> objective),
     ``restarts`` independent searches (seeds ``seed``, ``seed + 1``, ...) of ``budget`` scorer calls each;
@@ -269,13 +285,16 @@ def search_targets(
     better teacher than one search or the mean of two — docs/isp.md). Every search is saved to ``path``
     as it ends (resumable; a file of single searches, as session 23 wrote, counts as the first restart),
     through ``files`` when given (the run folder's kept files as checked: :class:`isp_env.params.RunFiles`).
+    ``inputs``: the :func:`inputs_digest` of what a search depends on besides the raw's name, budget and
+    seed (its start, the objective's scale and scorer); a search saved with another is not reused (one
+    saved before searches recorded it is).
     """
     files = files or RunFiles(path.parent)
     old: dict[str, dict[str, Any]] = files.read(path)
     runs: dict[str, list[dict[str, Any]]] = {}
     for name, entry in old.items():
         found = entry.get("runs", [{"seed": seed, **entry}] if "params" in entry else [])
-        runs[name] = [r for r in found if r.get("budget") == budget]
+        runs[name] = [r for r in found if r.get("budget") == budget and r.get("inputs", inputs) == inputs]
     out: dict[str, dict[str, Any]] = {}
     searched = {(name, x.get("seed")) for name in items for x in runs.get(name, [])}
     kept = sum(
@@ -296,6 +315,7 @@ def search_targets(
                             "score": res.mos,
                             "calls": res.calls,
                             "budget": budget,
+                            **({"inputs": inputs} if inputs is not None else {}),
                         }
                     )
                     files.write(path, {**old, **out, name: _best(mine, seed, restarts)})

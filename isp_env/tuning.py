@@ -61,6 +61,7 @@ from isp_env.teacher import (
     TeacherSettings,
     choose_by_cv,
     fit_teacher,
+    inputs_digest,
     residual_targets,
     search_targets,
 )
@@ -873,8 +874,11 @@ def train_teacher(
         f"teacher: per-image CMA-ES on {len(names)} training raws, {tries} a raw of --teacher-budget "
         f"{budget} scorer calls — each {search_plan(budget, 1).said(budget)}"
     )
+    # a search is of its start and of the objective: the raw at the scorer's scale (preview or view), guarded
+    searched_with = {"preview": cfg.preview, "view_shorter": cfg.view_shorter, "guard": cfg.guard}
+    found = inputs_digest([x0], searched_with | {"reward_model": scorer_identity(cfg.scorer)})
     targets = search_targets(
-        objectives, budget, x0, 0, folder / f"targets_{start}.json", settings.restarts, files
+        objectives, budget, x0, 0, folder / f"targets_{start}.json", settings.restarts, files, found
     )
     n_features = prior.x.shape[1] if prior is not None else len(feats[0])
     x = np.stack(feats) if feats else np.zeros((0, n_features))
@@ -883,8 +887,25 @@ def train_teacher(
         if names
         else np.zeros((0, N_PARAMS))
     )
+    # the CV's scores are of these raws, targets, features, base, scale and scorer: a cache of others is not
+    inputs = inputs_digest(
+        [x, y, *((prior.x, prior.y) if prior is not None else ())],
+        {
+            "names": names,
+            "groups": group_of,
+            "seed": cfg.seed,
+            "env": {k: v for k, v in cfg.env_kwargs().items() if k != "scorer"},
+            "reward_model": scorer_identity(cfg.scorer),
+        },
+    )
     cache_path = folder / f"cv_scores_{start}.json"
-    cache = files.read(cache_path)
+    kept = files.read(cache_path)
+    cache: dict[str, float] = dict(kept.get("scores", {})) if kept.get("inputs") == inputs else {}
+    if kept and kept.get("inputs") != inputs:
+        console.print(
+            f"teacher: the cross-validation scores in {plain_name(cache_path)} are of other inputs (raws, "
+            "targets, base or scorer): scored again"
+        )
 
     def score(pairs: list[tuple[int, np.ndarray]]) -> list[float]:  # a fold's raws in shared calls
         return score_together(
@@ -913,7 +934,7 @@ def train_teacher(
                 prior=(prior.x, prior.y) if prior is not None else None,
             )
         finally:
-            files.write(cache_path, cache)
+            files.write(cache_path, {"inputs": inputs, "scores": cache})
     policy = fit_teacher(rows_x, rows_y, choice.kind, choice.strength)
     searched = int(sum(int(targets[n]["calls"]) for n in names))
     calls = searched + len(cache)  # searches + CV renders scored

@@ -477,7 +477,7 @@ def test_a_teacher_run_adds_the_prior_rows_and_refuses_another_base(tmp_path, is
     assert len(pol.rows_x) == 2 * len(isp_raws) and card["teacher"]["rows"]["groups"][-1] == "prior1"
     assert summary["teacher"]["prior_rows"] == len(isp_raws)
     cv = json.loads((tmp_path / "run" / "teacher" / "cv_scores_neutral.json").read_text())
-    assert cv and all(k.endswith(f":prior{len(isp_raws)}") for k in cv)
+    assert cv["scores"] and all(k.endswith(f":prior{len(isp_raws)}") for k in cv["scores"])
     cfg = _prior_cfg(init_policy=str(path))
     cfg.base = neutral() | {"saturation": 1.4}
     with pytest.raises(ConfigError, match="base is not the policy's"):

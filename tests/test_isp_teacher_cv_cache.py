@@ -1,0 +1,111 @@
+"""The teacher's cross-validation score cache (``teacher/cv_scores_*.json``) answers only for the inputs
+it was filled with: the raws, their targets and features, the base, scale and scorer."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from helpers import TINY_TEACHER_OPTIONS, run_isp_tune, tiny_teacher_run
+
+from isp_env.params import neutral
+from isp_env.teacher import TeacherSettings
+from isp_env.tuning import TrainConfig, train_teacher
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def _cfg() -> TrainConfig:
+    return TrainConfig(
+        algo="teacher", preview=64, obs_size=36, action_mode="residual", obs_mode="stats",
+        delta_scale=2.0, scorer="classical", base=neutral(),
+    )  # fmt: skip
+
+
+def _cv_table(run: Path) -> list[dict]:
+    return json.loads((run / "training.json").read_text())["cv_table"]
+
+
+def test_a_rerun_with_other_targets_scores_the_cross_validation_again(tmp_path, isp_raws):
+    """**Was**: the scores were cached by candidate, fold, seed and raw index only: a rerun in the same
+    folder with another ``--teacher-budget`` (new targets, which the run accepts) reused every cached
+    score of the old targets. Now the file is kept with a digest of its inputs: the rerun's table is the
+    one of a fresh run with its settings."""
+    options = ("--teacher-restarts", "1", "--no-baselines")
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    raw_dir, run = tiny_teacher_run(tmp_path / "a", isp_raws, *options)
+    first = _cv_table(run)
+    again = run_isp_tune(
+        "--raw-dir", raw_dir, "--out", run, *TINY_TEACHER_OPTIONS, *options, "--teacher-budget", "12"
+    )
+    assert again.returncode == 0, again.stderr[-2000:]
+    _, fresh = tiny_teacher_run(tmp_path / "b", isp_raws, *options, "--teacher-budget", "12")
+    assert _cv_table(fresh) != first  # the new targets predict other settings: other scores
+    assert _cv_table(run) == _cv_table(fresh)
+    assert "cv_scores_neutral.json are of other inputs" in " ".join((again.stdout + again.stderr).split())
+
+
+def test_a_raw_added_to_the_teacher_raws_is_not_given_another_raws_cached_score(tmp_path, isp_raws):
+    """**Was**: a raw added to the searched raws shifted the indices, so that the cached score of one raw
+    was read as another's. Now a changed raw set scores the cross-validation again."""
+    mos_groups = {p: f"g{i}" for i, p in enumerate(isp_raws)}
+    settings = TeacherSettings(budget=6, restarts=1)
+    from isp_env.mos_function import load_mos_function
+
+    mos = load_mos_function("classical")
+    fewer = [isp_raws[0], *isp_raws[2:]]
+    train_teacher(tmp_path / "run", fewer, _cfg(), mos, mos_groups, settings)
+    train_teacher(tmp_path / "run", isp_raws, _cfg(), mos, mos_groups, settings)
+    train_teacher(tmp_path / "fresh", isp_raws, _cfg(), mos, mos_groups, settings)
+    assert _cv_table(tmp_path / "run") == _cv_table(tmp_path / "fresh")
+
+
+def test_a_resume_with_nothing_changed_scores_nothing_again(tmp_path, isp_raws):
+    """A run stopped after its cross-validation (no policy saved) resumes without a scorer call: the
+    digest of unchanged inputs is the same in a new process's recomputation."""
+    from isp_env.mos_function import load_mos_function
+
+    mos = load_mos_function("classical")
+    groups = {p: f"g{i}" for i, p in enumerate(isp_raws)}
+    settings = TeacherSettings(budget=6, restarts=1)
+    first = train_teacher(tmp_path, isp_raws, _cfg(), mos, groups, settings)
+    (tmp_path / "policy.safetensors").unlink()  # as a kill before the policy was saved left the run
+    (tmp_path / "training.json").unlink()
+    calls = mos.calls
+    again = train_teacher(tmp_path, isp_raws, _cfg(), mos, groups, settings)
+    assert mos.calls == calls and again["cv_table"] == first["cv_table"]
+    assert again["scorer_calls"] == first["scorer_calls"]  # the cached scores still counted as its cost
+
+
+@pytest.mark.parametrize(
+    ("first", "then", "start"),
+    [({"preview": 64}, {"preview": 48}, "neutral"), ({}, {"base": neutral() | {"saturation": 1.3}}, "base")],
+    ids=["other-preview", "other-base-start"],
+)
+def test_a_search_of_another_objective_or_start_is_not_a_target(tmp_path, isp_raws, first, then, start):
+    """**Was**: ``teacher/targets_*.json`` kept each raw's searches by name, budget and seed only: a rerun
+    in the same folder with another ``--preview`` (the objective renders at it) or, searching from the
+    base, another ``--base`` took the old searches as its targets. Now each search records a digest of
+    its start and objective, and only matching ones are reused: the targets are a fresh run's."""
+    from dataclasses import replace
+
+    from isp_env.mos_function import load_mos_function
+
+    mos = load_mos_function("classical")
+    groups = {p: f"g{i}" for i, p in enumerate(isp_raws[:2])}
+    settings = TeacherSettings(budget=6, restarts=1, start=start)
+    train_teacher(tmp_path / "run", isp_raws[:2], replace(_cfg(), **first), mos, groups, settings)
+    old = json.loads((tmp_path / "run" / "teacher" / f"targets_{start}.json").read_text())
+    for folder in ("run", "fresh"):
+        train_teacher(tmp_path / folder, isp_raws[:2], replace(_cfg(), **then), mos, groups, settings)
+    targets = [
+        {
+            n: t["params"]
+            for n, t in json.loads((tmp_path / f / "teacher" / f"targets_{start}.json").read_text()).items()
+        }
+        for f in ("run", "fresh")
+    ]
+    assert targets[0] != {n: t["params"] for n, t in old.items()}
+    assert targets[0] == targets[1]
