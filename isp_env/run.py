@@ -77,7 +77,7 @@ from isp_env.run_inputs import (
     scene_groups,
     training_need,
 )
-from isp_env.teacher import TeacherSettings, spread_sample
+from isp_env.teacher import TeacherSettings, inputs_digest, spread_sample
 from isp_env.tuning import (
     TrainConfig,
     check_config,
@@ -1108,7 +1108,8 @@ def global_cma(
     view = cfg.view_shorter if cfg.preview is None else None
     gfile = out / "baselines" / "cma_global.json"
     g = files.read(gfile)
-    if g.get("budget") != global_budget:
+    inputs = search_inputs(cfg, view, [p.name for p in train_raws])
+    if g.get("budget") != global_budget or g.get("inputs", inputs) != inputs:
         rng = np.random.default_rng(cfg.seed)
         n = min(len(train_raws), max(1, global_budget // (12 * 4)))  # >= 4 generations of 12 on the subset
         train_items: list[tuple[Developed, Guard | None, int | None]] = []
@@ -1133,9 +1134,18 @@ def global_cma(
             "calls": res.calls,
             "n_images": len(train_items),
             "budget": global_budget,
+            "inputs": inputs,
         }
         files.write(gfile, g)
     return g
+
+
+def search_inputs(cfg: TrainConfig, view: int | None, raws: list[str] | None = None) -> str:
+    """The digest a baseline search is kept with (:func:`isp_env.teacher.inputs_digest`): its objective's
+    scale (``--preview`` or the scorer's view), seed and reward model, and the raws a global search drew
+    from. Searches saved before it was recorded are kept as they were."""
+    said = {"preview": cfg.preview, "view_shorter": view, "seed": cfg.seed, "raws": raws}
+    return inputs_digest([], said | {"reward_model": scorer_identity(cfg.scorer)})
 
 
 def _baselines(
@@ -1187,10 +1197,13 @@ def per_image_cma(
     pfile = out / "baselines" / "cma_per_image.json"
     shared = contested_names(items.paths, raw_dir)
     per: dict[str, dict[str, Any]] = files.read(pfile)  # other raws' results stay in the file
+    inputs = search_inputs(cfg, cfg.view_shorter if cfg.preview is None else None)
 
     def usable(key: str) -> bool:
         v = per.get(key)
         if not isinstance(v, dict) or v.get("budget") != image_budget or key in (stale or set()):
+            return False
+        if v.get("inputs", inputs) != inputs:  # searched at another scale, seed or reward model
             return False
         return names_raw(v["raw"], items.paths[key], raw_dir) if "raw" in v else key not in shared
 
@@ -1206,6 +1219,7 @@ def per_image_cma(
                     "score": res.mos,
                     "calls": res.calls,
                     "budget": image_budget,
+                    "inputs": inputs,
                 }
                 files.write(pfile, per)
             advance(1)

@@ -1,5 +1,7 @@
-"""The teacher's cross-validation score cache (``teacher/cv_scores_*.json``) answers only for the inputs
-it was filled with: the raws, their targets and features, the base, scale and scorer."""
+"""isp-tune's caches answer only for the inputs they were filled with: the teacher's cross-validation
+scores (``teacher/cv_scores_*.json``: the raws, their targets and features, base, scale and scorer), its
+searches (``teacher/targets_*.json``: their start and objective) and the baseline searches
+(``baselines/*.json``: their scale, seed and reward model)."""
 
 from __future__ import annotations
 
@@ -109,3 +111,29 @@ def test_a_search_of_another_objective_or_start_is_not_a_target(tmp_path, isp_ra
     ]
     assert targets[0] != {n: t["params"] for n, t in old.items()}
     assert targets[0] == targets[1]
+
+
+def test_a_rerun_at_another_preview_searches_its_baselines_again(tmp_path, isp_raws):
+    """**Was**: ``baselines/cma_global.json`` was kept by budget, ``cma_per_image.json`` by budget and
+    raw: a rerun in the same folder with another ``--preview`` (the searches score renders at it) reported
+    the old scale's searches as its baselines. Now each records a digest of its scale, seed and reward
+    model: the rerun's baselines are a fresh run's."""
+    budgets = ("--cma-global-budget", "12", "--cma-image-budget", "4", "--teacher-restarts", "1")
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    raw_dir, run = tiny_teacher_run(tmp_path / "a", isp_raws, *budgets)
+    old = _searches(run)
+    again = run_isp_tune(
+        "--raw-dir", raw_dir, "--out", run, *TINY_TEACHER_OPTIONS, *budgets, "--preview", "48"
+    )
+    assert again.returncode == 0, again.stderr[-2000:]
+    _, fresh = tiny_teacher_run(tmp_path / "b", isp_raws, *budgets, "--preview", "48")
+    assert _searches(run) != old
+    assert _searches(run) == _searches(fresh)
+
+
+def _searches(run: Path) -> list:
+    """The global and per-image baseline searches' settings of ``run``."""
+    per = json.loads((run / "baselines" / "cma_per_image.json").read_text())
+    glob = json.loads((run / "baselines" / "cma_global.json").read_text())
+    return [glob["params"], {k: v["params"] for k, v in per.items()}]
