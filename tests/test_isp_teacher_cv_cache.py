@@ -6,7 +6,9 @@ searches (``teacher/targets_*.json``: their start and objective) and the baselin
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from helpers import TINY_TEACHER_OPTIONS, run_isp_tune, tiny_teacher_run
@@ -25,6 +27,25 @@ def _cfg() -> TrainConfig:
     )  # fmt: skip
 
 
+def _rerun_and_fresh(
+    tmp_path: Path,
+    raws: list[Path],
+    options: tuple[str, ...],
+    changed: tuple[str, ...],
+    read: Callable[[Path], Any],
+) -> tuple[Any, Any, Any, str]:
+    """A tiny teacher run with ``options``, rerun in its folder with ``changed`` options added, and a fresh
+    run with both: ``read`` of the first run, of the rerun and of the fresh run, and the rerun's output."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    raw_dir, run = tiny_teacher_run(tmp_path / "a", raws, *options)
+    first = read(run)
+    again = run_isp_tune("--raw-dir", raw_dir, "--out", run, *TINY_TEACHER_OPTIONS, *options, *changed)
+    assert again.returncode == 0, again.stderr[-2000:]
+    _, fresh = tiny_teacher_run(tmp_path / "b", raws, *options, *changed)
+    return first, read(run), read(fresh), " ".join((again.stdout + again.stderr).split())
+
+
 def _cv_table(run: Path) -> list[dict]:
     return json.loads((run / "training.json").read_text())["cv_table"]
 
@@ -35,18 +56,12 @@ def test_a_rerun_with_other_targets_scores_the_cross_validation_again(tmp_path, 
     score of the old targets. Now the file is kept with a digest of its inputs: the rerun's table is the
     one of a fresh run with its settings."""
     options = ("--teacher-restarts", "1", "--no-baselines")
-    (tmp_path / "a").mkdir()
-    (tmp_path / "b").mkdir()
-    raw_dir, run = tiny_teacher_run(tmp_path / "a", isp_raws, *options)
-    first = _cv_table(run)
-    again = run_isp_tune(
-        "--raw-dir", raw_dir, "--out", run, *TINY_TEACHER_OPTIONS, *options, "--teacher-budget", "12"
+    first, rerun, fresh, said = _rerun_and_fresh(
+        tmp_path, isp_raws, options, ("--teacher-budget", "12"), _cv_table
     )
-    assert again.returncode == 0, again.stderr[-2000:]
-    _, fresh = tiny_teacher_run(tmp_path / "b", isp_raws, *options, "--teacher-budget", "12")
-    assert _cv_table(fresh) != first  # the new targets predict other settings: other scores
-    assert _cv_table(run) == _cv_table(fresh)
-    assert "cv_scores_neutral.json are of other inputs" in " ".join((again.stdout + again.stderr).split())
+    assert fresh != first  # the new targets predict other settings: other scores
+    assert rerun == fresh
+    assert "cv_scores_neutral.json are of other inputs" in said
 
 
 def test_a_raw_added_to_the_teacher_raws_is_not_given_another_raws_cached_score(tmp_path, isp_raws):
@@ -119,17 +134,9 @@ def test_a_rerun_at_another_preview_searches_its_baselines_again(tmp_path, isp_r
     the old scale's searches as its baselines. Now each records a digest of its scale, seed and reward
     model: the rerun's baselines are a fresh run's."""
     budgets = ("--cma-global-budget", "12", "--cma-image-budget", "4", "--teacher-restarts", "1")
-    (tmp_path / "a").mkdir()
-    (tmp_path / "b").mkdir()
-    raw_dir, run = tiny_teacher_run(tmp_path / "a", isp_raws, *budgets)
-    old = _searches(run)
-    again = run_isp_tune(
-        "--raw-dir", raw_dir, "--out", run, *TINY_TEACHER_OPTIONS, *budgets, "--preview", "48"
-    )
-    assert again.returncode == 0, again.stderr[-2000:]
-    _, fresh = tiny_teacher_run(tmp_path / "b", isp_raws, *budgets, "--preview", "48")
-    assert _searches(run) != old
-    assert _searches(run) == _searches(fresh)
+    first, rerun, fresh, _ = _rerun_and_fresh(tmp_path, isp_raws, budgets, ("--preview", "48"), _searches)
+    assert rerun != first
+    assert rerun == fresh
 
 
 def _searches(run: Path) -> list:
