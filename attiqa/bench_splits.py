@@ -391,8 +391,10 @@ class SplitPlan:
             fix += ", or choose other --fractions"
         return given, fix
 
-    def say_share(self, b: BenchDataset, splits: Sequence[Split], held_out: float) -> None:
-        """:func:`say_group_share` for group-aware ``splits`` (official and image-wise ones: nothing)."""
+    def say_share(self, b: BenchDataset, splits: Sequence[Split], fraction: float | None = None) -> None:
+        """:func:`say_group_share` for group-aware ``splits`` (official and image-wise ones: nothing): they
+        hold out :attr:`held_out`, or, trained on ``fraction`` (:meth:`fraction_splits`), the rest."""
+        held_out = self.held_out if fraction is None else 1.0 - fraction
         groups = self.groups(b)
         grouped = [sp for sp in splits if "group" in sp.kind]
         if groups is not None and grouped:
@@ -424,7 +426,7 @@ class HeldOutPlan(SplitPlan):
             kind = "random" if self.keys(b) is None else f"group by {self.group_by}"
             sp = replace(sp, name=f"seed {self.seed}", kind=kind)
         self.check(b, [sp])
-        self.say_share(b, [sp], self.held_out)
+        self.say_share(b, [sp])
         return sp
 
     def say_small(self, b: BenchDataset, splits: Sequence[Split]) -> None:

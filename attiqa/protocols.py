@@ -62,7 +62,6 @@ from attiqa.bench_setup import (
     say_rows_left_out,
 )
 from attiqa.bench_splits import (
-    HELD_OUT_SHARE,
     HeldOutPlan,
     Split,
     SplitPlan,
@@ -457,9 +456,9 @@ def run_protocol(
     for b in benches:
         if protocol == "data-efficient":
             for fr in fractions:
-                plan.say_share(b, plan.fraction_splits(b, fr), 1.0 - fr)
+                plan.say_share(b, plan.fraction_splits(b, fr), fr)
         else:
-            plan.say_share(b, plan.splits(b), HELD_OUT_SHARE)
+            plan.say_share(b, plan.splits(b))
     # the splits are checked before the network is built: a --group-by typo or a 3-image set was said only
     # after the backbone loaded (offline: after "cannot download ImageNet weights", a fix for nothing)
     r = _Run(plan, cfg, init, _initial_model(cfg, init), select, progress, keep_checkpoints, out)
