@@ -77,7 +77,7 @@ from isp_env.run_inputs import (
     scene_groups,
     training_need,
 )
-from isp_env.teacher import TeacherSettings, inputs_digest, spread_sample
+from isp_env.teacher import KeptFor, TeacherSettings, inputs_digest, spread_sample
 from isp_env.tuning import (
     TrainConfig,
     check_config,
@@ -167,21 +167,6 @@ def names_raw(recorded: object, path: Path, root: Path) -> bool:
     of an earlier isp-tune, :func:`image_keys`) is not that raw's setting."""
     rel = path.relative_to(root) if path.is_relative_to(root) else Path(path.name)
     return isinstance(recorded, str) and Path(recorded).parts[-len(rel.parts) :] == rel.parts
-
-
-def contested_names(paths: dict[str, Path], root: Path) -> set[str]:
-    """The output names of ``paths`` (name -> raw) whose raw shares its bare name (:func:`image_key`,
-    ignoring case) with another raw of ``root``'s listing: a file an earlier isp-tune saved under such a
-    name without its raw may be the other raw's (its names depended on the raws evaluated)."""
-    listing = set(find_raws(root)) if root.is_dir() else set()
-    stems: dict[Path, Counter[str]] = {}
-    bare: dict[Path, str] = {}
-    for p in listing | set(paths.values()):
-        if p.parent not in stems:
-            stems[p.parent] = raw_stems(p.parent)
-        bare[p] = image_key(p, root, stems[p.parent]).casefold()
-    counts = Counter(bare.values())
-    return {k for k, p in paths.items() if counts[bare[p]] > 1}
 
 
 def say_renamed(
@@ -1109,7 +1094,7 @@ def global_cma(
     gfile = out / "baselines" / "cma_global.json"
     g = files.read(gfile)
     inputs = search_inputs(cfg, view, [p.name for p in train_raws])
-    if g.get("budget") != global_budget or g.get("inputs", inputs) != inputs:
+    if g.get("budget") != global_budget or not KeptFor(gfile, inputs, "searched").matches(g):
         rng = np.random.default_rng(cfg.seed)
         n = min(len(train_raws), max(1, global_budget // (12 * 4)))  # >= 4 generations of 12 on the subset
         train_items: list[tuple[Developed, Guard | None, int | None]] = []
@@ -1143,7 +1128,7 @@ def global_cma(
 def search_inputs(cfg: TrainConfig, view: int | None, raws: list[str] | None = None) -> str:
     """The digest a baseline search is kept with (:func:`isp_env.teacher.inputs_digest`): its objective's
     scale (``--preview`` or the scorer's view), seed and reward model, and the raws a global search drew
-    from. Searches saved before it was recorded are kept as they were."""
+    from. Searches saved without it are made again (:class:`isp_env.teacher.KeptFor`)."""
     said = {"preview": cfg.preview, "view_shorter": view, "seed": cfg.seed, "raws": raws}
     return inputs_digest([], said | {"reward_model": scorer_identity(cfg.scorer)})
 
@@ -1190,22 +1175,23 @@ def per_image_cma(
     """CMA-ES on each evaluated raw alone (``image_budget`` scorer calls, the agent's guarded reward),
     cached in ``out/baselines/cma_per_image.json`` by output name with the raw it searched: a result is
     used only for that raw. Keyed by name alone, a resume killed between a renamed raw's files and its new
-    search gave it the other raw's result under that name (:func:`image_keys`). A result of an earlier
-    version (no ``raw``) is used where no other raw of the folder shares its name; searches saved under
-    ``stale`` names (:func:`say_renamed`) are made again."""
+    search gave it the other raw's result under that name (:func:`image_keys`). A result saved without
+    the digest of its scale, seed and reward model (:func:`search_inputs`; also every one without its raw)
+    and searches saved under ``stale`` names (:func:`say_renamed`) are made again."""
     files = files or RunFiles(out)
     pfile = out / "baselines" / "cma_per_image.json"
-    shared = contested_names(items.paths, raw_dir)
     per: dict[str, dict[str, Any]] = files.read(pfile)  # other raws' results stay in the file
-    inputs = search_inputs(cfg, cfg.view_shorter if cfg.preview is None else None)
+    kept_for = KeptFor(
+        pfile, search_inputs(cfg, cfg.view_shorter if cfg.preview is None else None), "searched"
+    )
 
     def usable(key: str) -> bool:
         v = per.get(key)
         if not isinstance(v, dict) or v.get("budget") != image_budget or key in (stale or set()):
             return False
-        if v.get("inputs", inputs) != inputs:  # searched at another scale, seed or reward model
+        if not kept_for.matches(v):  # searched at another scale, seed or reward model, or not said
             return False
-        return names_raw(v["raw"], items.paths[key], raw_dir) if "raw" in v else key not in shared
+        return "raw" in v and names_raw(v["raw"], items.paths[key], raw_dir)
 
     todo = [key for key in items if not usable(key)]  # the rest kept, in the bar from its first frame
     with progress_task("per-image CMA-ES", len(items), unit="img", kept=len(items) - len(todo)) as advance:
@@ -1219,7 +1205,7 @@ def per_image_cma(
                     "score": res.mos,
                     "calls": res.calls,
                     "budget": image_budget,
-                    "inputs": inputs,
+                    "inputs": kept_for.digest,
                 }
                 files.write(pfile, per)
             advance(1)

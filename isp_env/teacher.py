@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from attiqa.progress import console, progress_task
+from attiqa.progress import console, plain_name, progress_task
 from isp_env.baselines import cma_search
 from isp_env.params import N_PARAMS, RunFiles, to_normalized
 
@@ -269,6 +269,27 @@ def inputs_digest(arrays: Sequence[np.ndarray], record: Mapping[str, Any]) -> st
     return h.hexdigest()[:16]
 
 
+@dataclass
+class KeptFor:
+    """The one rule of isp-tune's caches kept with an :func:`inputs_digest` (the teacher's searches and
+    cross-validation scores, the baseline searches): an entry is reused only when it records ``digest``.
+    One saved before its inputs were recorded is of unknown inputs and made again (trusted, a rerun with
+    another ``--preview`` reused the old scale's searches), said once for ``path``: ``redone`` again."""
+
+    path: Path
+    digest: str
+    redone: str  # "searched" / "scored"
+    said: bool = False
+
+    def matches(self, entry: Mapping[str, Any]) -> bool:
+        if "inputs" not in entry and not self.said:
+            console.print(
+                f"{plain_name(self.path)}: saved before its inputs were recorded: {self.redone} again"
+            )
+            self.said = True
+        return bool(entry.get("inputs") == self.digest)
+
+
 def search_targets(
     items: Mapping[str, Callable[[np.ndarray], float]],
     budget: int,
@@ -277,24 +298,27 @@ def search_targets(
     path: Path,
     restarts: int = 1,
     files: RunFiles | None = None,
-    inputs: str | None = None,
+    *,
+    inputs: str,
 ) -> dict[str, dict[str, Any]]:
     """Per-image CMA-ES from ``x0`` (normalised) on each raw's guarded objective (name -> objective),
     ``restarts`` independent searches (seeds ``seed``, ``seed + 1``, ...) of ``budget`` scorer calls each;
     a raw's target is its best setting over them (session 24: the best of two or three searches made a
     better teacher than one search or the mean of two — docs/isp.md). Every search is saved to ``path``
-    as it ends (resumable; a file of single searches, as session 23 wrote, counts as the first restart),
-    through ``files`` when given (the run folder's kept files as checked: :class:`isp_env.params.RunFiles`).
+    as it ends (resumable), through ``files`` when given (the run folder's kept files as checked:
+    :class:`isp_env.params.RunFiles`).
     ``inputs``: the :func:`inputs_digest` of what a search depends on besides the raw's name, budget and
-    seed (its start, the objective's scale and scorer); a search saved with another is not reused (one
-    saved before searches recorded it is).
+    seed (its start, the objective's scale and scorer); a search saved with another, or without one, is
+    made again (:class:`KeptFor`).
     """
     files = files or RunFiles(path.parent)
     old: dict[str, dict[str, Any]] = files.read(path)
     runs: dict[str, list[dict[str, Any]]] = {}
-    for name, entry in old.items():
-        found = entry.get("runs", [{"seed": seed, **entry}] if "params" in entry else [])
-        runs[name] = [r for r in found if r.get("budget") == budget and r.get("inputs", inputs) == inputs]
+    kept_for = KeptFor(path, inputs, "searched")
+    for name in items:
+        entry = old.get(name, {})
+        found = entry.get("runs", [entry] if "params" in entry else [])  # (session 23: one search a raw)
+        runs[name] = [r for r in found if r.get("budget") == budget and kept_for.matches(r)]
     out: dict[str, dict[str, Any]] = {}
     searched = {(name, x.get("seed")) for name in items for x in runs.get(name, [])}
     kept = sum(
@@ -315,7 +339,7 @@ def search_targets(
                             "score": res.mos,
                             "calls": res.calls,
                             "budget": budget,
-                            **({"inputs": inputs} if inputs is not None else {}),
+                            "inputs": inputs,
                         }
                     )
                     files.write(path, {**old, **out, name: _best(mine, seed, restarts)})

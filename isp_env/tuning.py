@@ -57,6 +57,7 @@ from isp_env.reward import guarded_item
 from isp_env.run_inputs import check_settings
 from isp_env.teacher import (
     Choice,
+    KeptFor,
     TeacherPolicy,
     TeacherSettings,
     choose_by_cv,
@@ -878,7 +879,7 @@ def train_teacher(
     searched_with = {"preview": cfg.preview, "view_shorter": cfg.view_shorter, "guard": cfg.guard}
     found = inputs_digest([x0], searched_with | {"reward_model": scorer_identity(cfg.scorer)})
     targets = search_targets(
-        objectives, budget, x0, 0, folder / f"targets_{start}.json", settings.restarts, files, found
+        objectives, budget, x0, 0, folder / f"targets_{start}.json", settings.restarts, files, inputs=found
     )
     n_features = prior.x.shape[1] if prior is not None else len(feats[0])
     x = np.stack(feats) if feats else np.zeros((0, n_features))
@@ -900,8 +901,9 @@ def train_teacher(
     )
     cache_path = folder / f"cv_scores_{start}.json"
     kept = files.read(cache_path)
-    cache: dict[str, float] = dict(kept.get("scores", {})) if kept.get("inputs") == inputs else {}
-    if kept and kept.get("inputs") != inputs:
+    ours = bool(kept) and KeptFor(cache_path, inputs, "scored").matches(kept)  # said when of no digest
+    cache: dict[str, float] = dict(kept.get("scores", {})) if ours else {}
+    if "inputs" in kept and not ours:
         console.print(
             f"teacher: the cross-validation scores in {plain_name(cache_path)} are of other inputs (raws, "
             "targets, base or scorer): scored again"

@@ -17,9 +17,10 @@ def test_a_per_image_search_saved_for_another_raw_under_its_name_is_made_again(t
     """**Was** reused: ``cma_per_image.json`` was keyed by output name alone, so a resume killed after a
     renamed raw's files were written but before its search was made again (the next resume no longer sees
     the rename) gave ``sub/x.dng`` the search of ``sub__x.dng`` saved under ``sub__x``. Now each result
-    records its raw and is used only for it; an earlier version's (no raw) only where the name is not
-    shared; other raws' results stay in the file. Real raws, the real classical scorer."""
-    from isp_env.run import HeldOutItems, image_keys, per_image_cma
+    records its raw and is used only for it (an earlier version's, with no raw, has no digest of its
+    inputs either: made again); other raws' results stay in the file. Real raws, the real classical
+    scorer."""
+    from isp_env.run import HeldOutItems, image_keys, per_image_cma, search_inputs
     from isp_env.tuning import TrainConfig
 
     raw_dir = tmp_path / "raws"
@@ -32,15 +33,16 @@ def test_a_per_image_search_saved_for_another_raw_under_its_name_is_made_again(t
     assert name[x] == "sub__x" and name[sub_x].startswith("sub__x-") and name[y] == "y"
 
     marker = {"marker": 1.0}  # a saved result's parameters, told apart from any search's
-    saved = {"params": marker, "score": 0.0, "calls": 12, "budget": 12}
+    digest = search_inputs(TrainConfig(seed=0), None)  # of the searches below: kept if all else fits
+    saved = {"params": marker, "score": 0.0, "calls": 12, "budget": 12, "inputs": digest}
     out = tmp_path / "run"
     (out / "baselines").mkdir(parents=True)
     (out / "baselines" / "cma_per_image.json").write_text(
         json.dumps(
             {
                 "sub__x": {**saved, "raw": str(sub_x)},  # the other raw's search under this name
-                name[sub_x]: saved,  # an earlier version's, under a name two raws share: redone
-                "y": saved,  # an earlier version's, a name no other raw shares: kept
+                name[sub_x]: {k: v for k, v in saved.items() if k != "inputs"},  # an earlier version's
+                "y": {**saved, "raw": str(y)},  # its own raw's: kept
                 "gone": {**saved, "raw": str(raw_dir / "gone.dng")},  # a raw not evaluated now: stays
             }
         )

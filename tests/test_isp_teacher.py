@@ -20,6 +20,7 @@ from isp_env.teacher import (
     choose_by_cv,
     fit_teacher,
     group_folds,
+    inputs_digest,
     residual_targets,
     search_targets,
     spread_sample,
@@ -342,9 +343,10 @@ def test_the_residual_scale_default_lives_in_the_config():
 
 
 def test_targets_are_the_best_of_restarts_and_resume_from_single_search_files(tmp_path):
-    """Session 24: a raw's target is the best of its searches (seeds seed, seed + 1); a file of single
-    searches (session 23's format) counts as the first restart, so only the second is run; a rerun runs
-    nothing."""
+    """Session 24: a raw's target is the best of its searches (seeds seed, seed + 1); a file of one search
+    a raw counts as the first restart, so only the second is run; a rerun runs nothing. (Session 23's
+    files, saved without the digest of their inputs, are searched again:
+    ``test_isp_teacher_cv_cache.py``.)"""
     calls = []
 
     def objective(x):  # a real function of the setting, best at exposure +0.5 (normalised)
@@ -352,14 +354,16 @@ def test_targets_are_the_best_of_restarts_and_resume_from_single_search_files(tm
         return -float((x[EXPOSURE] - 0.5) ** 2 + 0.1 * np.sum(x**2))
 
     path = tmp_path / "targets.json"
-    path.write_text(json.dumps({"a": {"params": neutral(), "score": -1e9, "calls": 12, "budget": 12}}))
-    out = search_targets({"a": objective}, 12, to_normalized(neutral()), 0, path, restarts=2)
+    digest = inputs_digest([to_normalized(neutral())], {})
+    one = {"seed": 0, "params": neutral(), "score": -1e9, "calls": 12, "budget": 12, "inputs": digest}
+    path.write_text(json.dumps({"a": {"runs": [one]}}))
+    out = search_targets({"a": objective}, 12, to_normalized(neutral()), 0, path, 2, inputs=digest)
     assert len(calls) == 12  # only the seed-1 search ran
     runs = json.loads(path.read_text())["a"]["runs"]
     assert sorted(r["seed"] for r in runs) == [0, 1] and out["a"]["calls"] == 24
     assert out["a"]["score"] == max(r["score"] for r in runs) > -1e9
     assert out["a"]["params"] == next(r["params"] for r in runs if r["seed"] == 1)
-    again = search_targets({"a": objective}, 12, to_normalized(neutral()), 0, path, restarts=2)
+    again = search_targets({"a": objective}, 12, to_normalized(neutral()), 0, path, 2, inputs=digest)
     assert len(calls) == 12 and again["a"] == out["a"]
 
 

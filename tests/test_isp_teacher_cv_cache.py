@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -80,20 +81,25 @@ def test_a_raw_added_to_the_teacher_raws_is_not_given_another_raws_cached_score(
 
 
 def test_a_resume_with_nothing_changed_scores_nothing_again(tmp_path, isp_raws):
-    """A run stopped after its cross-validation (no policy saved) resumes without a scorer call: the
-    digest of unchanged inputs is the same in a new process's recomputation."""
-    from isp_env.mos_function import load_mos_function
-
-    mos = load_mos_function("classical")
-    groups = {p: f"g{i}" for i, p in enumerate(isp_raws)}
-    settings = TeacherSettings(budget=6, restarts=1)
-    first = train_teacher(tmp_path, isp_raws, _cfg(), mos, groups, settings)
-    (tmp_path / "policy.safetensors").unlink()  # as a kill before the policy was saved left the run
-    (tmp_path / "training.json").unlink()
-    calls = mos.calls
-    again = train_teacher(tmp_path, isp_raws, _cfg(), mos, groups, settings)
-    assert mos.calls == calls and again["cv_table"] == first["cv_table"]
-    assert again["scorer_calls"] == first["scorer_calls"]  # the cached scores still counted as its cost
+    """A run stopped after its cross-validation (no policy saved) resumes, in a new `isp-tune` process,
+    without a search or a cross-validation score made again: the digest of unchanged inputs is the same
+    in that process's recomputation."""
+    raw_dir, run = tiny_teacher_run(tmp_path, isp_raws, "--teacher-restarts", "1", "--no-baselines")
+    first = _cv_table(run)
+    kept = json.loads((run / "teacher" / "cv_scores_neutral.json").read_text())
+    (run / "policy.safetensors").unlink()  # as a kill before the policy was saved left the run
+    (run / "training.json").unlink()
+    again = run_isp_tune(
+        "--raw-dir", raw_dir, "--out", run, *TINY_TEACHER_OPTIONS, "--teacher-restarts", "1", "--no-baselines"
+    )
+    assert again.returncode == 0, again.stderr[-2000:]
+    said = " ".join((again.stdout + again.stderr).split())
+    n = len(kept["scores"])
+    assert f"teacher: cross-validation: {n}/{n} (none done now, {n} kept from an earlier run)" in said, said
+    assert "teacher: per-image CMA-ES on the training raws: 2/2 (none done now, 2 kept" in said, said
+    assert "other inputs" not in said and "saved before" not in said
+    assert json.loads((run / "teacher" / "cv_scores_neutral.json").read_text()) == kept
+    assert _cv_table(run) == first
 
 
 @pytest.mark.parametrize(
@@ -106,8 +112,6 @@ def test_a_search_of_another_objective_or_start_is_not_a_target(tmp_path, isp_ra
     in the same folder with another ``--preview`` (the objective renders at it) or, searching from the
     base, another ``--base`` took the old searches as its targets. Now each search records a digest of
     its start and objective, and only matching ones are reused: the targets are a fresh run's."""
-    from dataclasses import replace
-
     from isp_env.mos_function import load_mos_function
 
     mos = load_mos_function("classical")
@@ -144,3 +148,96 @@ def _searches(run: Path) -> list:
     per = json.loads((run / "baselines" / "cma_per_image.json").read_text())
     glob = json.loads((run / "baselines" / "cma_global.json").read_text())
     return [glob["params"], {k: v["params"] for k, v in per.items()}]
+
+
+SAVED_BEFORE = "saved before its inputs were recorded"
+
+
+def test_a_search_target_saved_before_its_inputs_were_recorded_is_searched_again(tmp_path, capsys):
+    """**Was** reused: a search of ``teacher/targets_*.json`` saved without the digest of its start and
+    objective (before session 57, or session 23's one search a raw) was trusted, so in an older run folder
+    a rerun with another ``--preview`` still took the old scale's searches. Now it is of unknown inputs:
+    searched again, said once for the file."""
+    from isp_env.params import to_normalized
+    from isp_env.teacher import inputs_digest, search_targets
+
+    calls = []
+
+    def objective(x):  # a real function of the setting, best at exposure +0.5 (normalised)
+        calls.append(1)
+        return -float((x[0] - 0.5) ** 2 + 0.1 * (x**2).sum())
+
+    marker = {"marker": 1.0}
+    search = {"params": marker, "score": 1e9, "calls": 12, "budget": 12}
+    path = tmp_path / "targets_neutral.json"
+    path.write_text(json.dumps({"a": {"runs": [{"seed": 0, **search}]}, "b": search}))  # 57's and 23's
+    x0 = to_normalized(neutral())
+    digest = inputs_digest([x0], {"preview": 64})
+    out = search_targets({"a": objective, "b": objective}, 12, x0, 0, path, inputs=digest)
+    assert len(calls) == 24 and all(t["params"] != marker for t in out.values())
+    assert capsys.readouterr().err.count(f"targets_neutral.json: {SAVED_BEFORE}: searched again") == 1
+    assert search_targets({"a": objective, "b": objective}, 12, x0, 0, path, inputs=digest) == out
+    assert len(calls) == 24 and SAVED_BEFORE not in capsys.readouterr().err  # its searches kept now
+
+
+def test_cross_validation_scores_saved_before_their_inputs_were_recorded_are_scored_again(
+    tmp_path, isp_raws, capsys
+):
+    """**Was**: a ``teacher/cv_scores_*.json`` of the flat format before session 57 (no digest) was
+    dropped with "are of other inputs (raws, targets, base or scorer)", false of an unchanged old run.
+    Now its inputs are said to be unknown: "saved before its inputs were recorded: scored again"."""
+    from isp_env.mos_function import load_mos_function
+
+    mos = load_mos_function("classical")
+    groups = {p: f"g{i}" for i, p in enumerate(isp_raws)}
+    settings = TeacherSettings(budget=6, restarts=1)
+    first = train_teacher(tmp_path, isp_raws, _cfg(), mos, groups, settings)
+    path = tmp_path / "teacher" / "cv_scores_neutral.json"
+    scores = json.loads(path.read_text())["scores"]
+    path.write_text(json.dumps(scores))  # as the runs before session 57 kept it
+    (tmp_path / "policy.safetensors").unlink()  # as a kill before the policy was saved left the run
+    (tmp_path / "training.json").unlink()
+    capsys.readouterr()
+    calls = mos.calls
+    again = train_teacher(tmp_path, isp_raws, _cfg(), mos, groups, settings)
+    said = capsys.readouterr().err
+    assert said.count(f"cv_scores_neutral.json: {SAVED_BEFORE}: scored again") == 1
+    assert "other inputs" not in said
+    assert mos.calls == calls + len(scores) and again["cv_table"] == first["cv_table"]
+    assert json.loads(path.read_text())["scores"] == scores
+
+
+def test_baseline_searches_saved_before_their_inputs_were_recorded_are_searched_again(
+    tmp_path, isp_raws, capsys
+):
+    """**Was** reused: ``baselines/cma_global.json`` and ``cma_per_image.json`` searches saved without the
+    digest of their scale, seed and reward model were trusted (``.get("inputs", inputs)``): in an older
+    run folder a rerun with another ``--preview`` reported the old scale's searches. Now they are
+    searched again, said once a file."""
+    import attiqa
+    from isp_env.mos_function import from_scorer
+    from isp_env.run import HeldOutItems, global_cma, image_keys, per_image_cma
+
+    cfg = replace(_cfg(), seed=0)
+    mos = from_scorer(attiqa.create_scorer("classical"))
+    out = tmp_path / "run"
+    (out / "baselines").mkdir(parents=True)
+    marker = {"marker": 1.0}
+    search = {"params": marker, "calls": 12, "budget": 12}
+    (out / "baselines" / "cma_global.json").write_text(
+        json.dumps({**search, "train_score": 0.0, "n_images": 1})
+    )
+    raw_dir = isp_raws[0].parent
+    paths = image_keys(isp_raws[:2], raw_dir)
+    per = {k: {**search, "budget": 4, "score": 0.0, "raw": str(p)} for k, p in paths.items()}
+    (out / "baselines" / "cma_per_image.json").write_text(json.dumps(per))
+    g = global_cma(out, cfg, mos, isp_raws[2:], {}, 12)
+    found = per_image_cma(out, cfg, mos, HeldOutItems(paths, None, 64), raw_dir, 4)
+    said = capsys.readouterr().err
+    assert g["params"] != marker and all(found[k]["params"] != marker for k in paths)
+    for name in ("cma_global.json", "cma_per_image.json"):
+        assert said.count(f"{name}: {SAVED_BEFORE}: searched again") == 1, said
+    calls = mos.calls
+    assert global_cma(out, cfg, mos, isp_raws[2:], {}, 12) == g  # kept now, with their digest
+    assert per_image_cma(out, cfg, mos, HeldOutItems(paths, None, 64), raw_dir, 4) == found
+    assert mos.calls == calls
