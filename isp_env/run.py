@@ -234,12 +234,14 @@ def capped(
     return evaluated, len(raws)
 
 
-def refuse_undecodable(raws: list[Path], need: int, raw_dir: Path, what: str = "") -> None:
+def refuse_undecodable(
+    raws: list[Path], need: int, raw_dir: Path, what: str = "", group_by: str = "scene"
+) -> None:
     """Decode ``raws`` until ``need`` of them read, else one line: a raw damaged after a valid header passes
     the split's probe, and a run whose training raws are all such wrote run.json, a global base searched
     on no raw and ``teacher/`` before it stopped (so did a split leaving the teacher one training raw).
     Costs ``need`` decodes when the raws are whole."""
-    refuse_too_few(len(raws), need, raw_dir)  # a high --test-fraction left too few: before writing
+    refuse_too_few(len(raws), need, raw_dir, group_by)  # a high --test-fraction left too few: before writing
     failed: list[RawReadError] = []
     for p in raws:
         if need <= 0:
@@ -422,7 +424,7 @@ def run(
         searched = spread_sample(train_raws, teacher.raws, groups, cfg.seed) if cfg.algo == "teacher" else []
         need = training_need(cfg.algo, cfg.init_policy)
         what = "the teacher searches (--teacher-raws) " if searched else ""
-        refuse_undecodable(searched or train_raws, need, raw_dir, what)
+        refuse_undecodable(searched or train_raws, need, raw_dir, what, listing.group_by)
     remove_run_temps(out)
     if cfg.preview is None and cfg.view_shorter is None:
         cfg.view_shorter = scorer_view(mos)
