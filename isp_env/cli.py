@@ -339,17 +339,12 @@ def tune(
             raw_dir,
             out,
             cfg,
-            test_fraction=test_fraction,
             baselines=baselines,
-            synth_photos=synth_photos,
             cma_global_budget=cma_global_budget,
             cma_image_budget=cma_image_budget,
-            base=base,
             teacher=TeacherSettings(**teacher_given),
-            test_raws_cap=test_raws_cap,
             unwritable=unwritable,
-            group_by=group_by,
-            inputs=inputs,
+            inputs=inputs,  # with --test-fraction, --synth-photos, --base, --test-raws, --group-by
         )
     if not summary:  # --test-fraction 0: a policy trained on every raw, nothing held out to report
         return

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import random
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -421,6 +421,21 @@ class RunInputs:
     start: RunStart
     listing: RawListing
     made_for: InputSettings
+
+    def settings_for(self, given: InputSettings, **optional: Any) -> InputSettings:
+        """A run's settings with these inputs: ``given`` (raw folder, output folder, seed, init policy: a
+        run's own) and of ``optional`` those not None, refused in one line unless these were made for them
+        (:meth:`refuse_other`); the other settings as these were made for."""
+        now = replace(
+            self.made_for,
+            raw_dir=given.raw_dir,
+            out=given.out,
+            seed=given.seed,
+            init_policy=given.init_policy,
+            **{k: getattr(given, k) for k, v in optional.items() if v is not None},
+        )
+        self.refuse_other(now)
+        return now
 
     def refuse_other(self, settings: InputSettings) -> None:
         """One line when the run's ``settings`` are not those these were made for."""

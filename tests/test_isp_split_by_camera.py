@@ -228,3 +228,23 @@ def test_a_camera_split_holding_nothing_out_looks_up_no_camera(tmp_path: Path) -
     assert listing.group_by == "camera" and listing.split_record() == {"group_by": "camera"}
     with pytest.raises(ConfigError, match="no camera for 2 of the 2 raws"):
         list_raws(none, tmp_path / "out", 0.3, 0, group_by="camera")
+
+
+def test_run_takes_the_settings_its_inputs_were_made_for(tmp_path: Path) -> None:
+    """``run(inputs=…)`` took every setting twice — as its own arguments and inside ``inputs.made_for`` —
+    and refused a mismatch, so a caller had to repeat each (``run(…, inputs=…)`` alone was refused:
+    "--group-by 'camera', now 'scene'"). Now a setting left out is the one the inputs were made for; the
+    run's own folder, seed and a setting given are still compared."""
+    from isp_env.run import run
+    from isp_env.tuning import TrainConfig
+
+    two_camera_dngs(tmp_path / "a")
+    settings = InputSettings(tmp_path / "a", tmp_path / "out", 0.5, 0, None, "camera", "neutral", 5, None)
+    inputs = run_inputs(settings)
+    cfg = TrainConfig(algo="teacher", scorer="classical", seed=0)
+    read_only = PermissionError("out is read-only")  # raised once the run's checks pass: nothing is run
+    with pytest.raises(PermissionError, match="out is read-only"):
+        run(tmp_path / "a", tmp_path / "out", cfg, inputs=inputs, unwritable=read_only)
+    with pytest.raises(ConfigError, match=r"--test-fraction 0\.5, now 0\.3"):
+        run(tmp_path / "a", tmp_path / "out", cfg, inputs=inputs, test_fraction=0.3)
+    assert not (tmp_path / "out").exists()
