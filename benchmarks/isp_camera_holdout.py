@@ -4,8 +4,10 @@
 RUN is an ``isp-tune --algo teacher`` run whose searches cover every raw (the shipping run, ``--test-fraction
 0``: ``RUN/teacher/targets_neutral.json``), so no per-image search is run again. The camera of each raw is
 read from ``RAW_DIR/manifest.csv`` (columns ``file``, ``libraw_make``, ``libraw_model``; the shared raws'
-manifest has them). For each camera in turn, with its raws held out and every other camera's raws for
-training, the recipe is redone as ``isp-tune`` does it, nothing taken from the held-out camera:
+manifest has them), else a DNG's own tags, as ``isp-tune --group-by camera`` reads it
+(``isp_env.run_inputs.raw_cameras``: a raw with neither is refused in one line). For each camera in
+turn, with its raws held out and every other camera's raws for training, the recipe is redone as
+``isp-tune`` does it, nothing taken from the held-out camera:
 
 * the base: global CMA-ES on the training raws (``--cma-global-budget`` calls, cached in
   ``RUN/camera_holdout/CAMERA/baselines/cma_global.json``);
@@ -37,13 +39,12 @@ from typing import Any
 
 import numpy as np
 
-from attiqa.datasets.readers import read_csv
 from isp_env.baselines import score_together
 from isp_env.mos_function import load_mos_function
 from isp_env.params import neutral, read_run_json, to_normalized
 from isp_env.report import better_than
 from isp_env.run import global_cma
-from isp_env.run_inputs import scene_groups
+from isp_env.run_inputs import raw_cameras, read_manifest, scene_groups
 from isp_env.teacher import choose_by_cv, fit_teacher, residual_targets
 from isp_env.tuning import checked_choice, teacher_inputs
 
@@ -66,13 +67,9 @@ def main() -> None:
     plan, cfg = run_plan(args.run)
     root = Path(plan["raw_dir"])
     raws = [Path(p) for p in plan["train"] + plan["test"]]
-    table = read_csv(
-        root / "manifest.csv", ",", what="raw manifest (columns file, libraw_make, libraw_model)"
-    )
-    f, make, model = table.column("file"), table.column("libraw_make"), table.column("libraw_model")
-    camera_of = {str(r[f]): f"{r[make]} {r[model]}" for r in table.rows}
-    camera = {p: camera_of.get(p.name, "unknown") for p in raws}
-    groups = scene_groups(raws, root)
+    manifest = read_manifest(root)  # one reading: the cameras and the scene groups
+    camera = raw_cameras(raws, root, manifest)
+    groups = scene_groups(raws, root, manifest)
     mos = load_mos_function(cfg.scorer)
     searches = json.loads((args.run / "teacher" / "targets_neutral.json").read_text())
     folder = args.run / "camera_holdout"

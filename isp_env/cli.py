@@ -193,8 +193,9 @@ def tune(
         min=0.0,
         max=0.9,
         help="Share of raws held out for testing "
-        "(whole scene groups, from DIR/manifest.csv when present, or whole cameras: --group-by); 0: train "
-        "on every raw (a policy to ship), evaluate nothing.",
+        "(whole scene groups, from DIR/manifest.csv when present, or whole cameras: --group-by; by camera "
+        "whole cameras go, so a split of few cameras barely follows it: another --seed picks others); 0: "
+        "train on every raw (a policy to ship), evaluate nothing.",
     ),
     group_by: str = typer.Option(
         "scene",
@@ -301,7 +302,8 @@ def tune(
     options = (raw_dir, out, test_fraction, seed, synth_photos, group_by, base, test_raws_cap, init_policy)
     inputs = run_inputs(InputSettings(*options))  # read once, handed to run with what it was made for
     if synth_photos is None and not resume:  # a new run on raws alone (a prior refits with none)
-        refuse_too_few(len(inputs.listing.train), training_need(algo.lower(), init_policy), raw_dir)
+        need = training_need(algo.lower(), init_policy)
+        refuse_too_few(len(inputs.listing.train), need, raw_dir, inputs.listing.group_by)
     from isp_env.report import printed_table
     from isp_env.run import run
     from isp_env.teacher import TeacherSettings
@@ -337,17 +339,12 @@ def tune(
             raw_dir,
             out,
             cfg,
-            test_fraction=test_fraction,
             baselines=baselines,
-            synth_photos=synth_photos,
             cma_global_budget=cma_global_budget,
             cma_image_budget=cma_image_budget,
-            base=base,
             teacher=TeacherSettings(**teacher_given),
-            test_raws_cap=test_raws_cap,
             unwritable=unwritable,
-            group_by=group_by,
-            inputs=inputs,
+            inputs=inputs,  # with --test-fraction, --synth-photos, --base, --test-raws, --group-by
         )
     if not summary:  # --test-fraction 0: a policy trained on every raw, nothing held out to report
         return

@@ -384,10 +384,42 @@ def dng_black(path: Path) -> DngBlack | None:
     return None
 
 
+# Makers as cameras write them (EXIF Make) -> as LibRaw names them (its make, the raw manifest's libraw_make):
+# a camera named both ways was two cameras, one on each side of a split by camera (lower case: looked up so)
+MAKER_ALIASES = {
+    "nikon corporation": "Nikon",
+    "olympus imaging corp.": "Olympus",
+    "olympus corporation": "Olympus",
+    "olympus optical co.,ltd": "Olympus",
+    "eastman kodak company": "Kodak",
+    "pentax corporation": "Pentax",
+    "ricoh imaging company, ltd.": "Pentax",
+    "leica camera ag": "Leica",
+    "minolta co., ltd.": "Minolta",
+    "konica minolta": "Minolta",
+    "samsung techwin": "Samsung",
+    "seiko epson corp.": "Epson",
+}
+
+
+def camera_name(make: str, model: str) -> str:
+    """One camera's name, "MAKE MODEL", however its source spells it: the maker as LibRaw names it
+    (:data:`MAKER_ALIASES`), a maker the model repeats stripped (LibRaw's model "EOS D30", a DNG's Model
+    "Canon EOS D30"), spaces collapsed. Compare two names case-insensitively (``.casefold()``): LibRaw
+    capitalises makers ("SONY" -> "Sony")."""
+    make = " ".join(make.split())
+    make = MAKER_ALIASES.get(make.casefold(), make)
+    words = model.split()
+    makers = {make.casefold(), *(w.casefold() for w in make.split()[:1])}
+    while words and words[0].casefold() in makers:  # "NIKON D850" under "Nikon"
+        words = words[1:]
+    return " ".join(w for w in (make, " ".join(words)) if w)
+
+
 def dng_camera(path: Path) -> str | None:
-    """A DNG's camera, "MAKE MODEL", from its own Make and Model tags, else its UniqueCameraModel (where
-    LibRaw reads them from: the Blackmagic DNG of the shared raws has only the latter; rawpy does not give
-    LibRaw's make and model); None for another raw, a DNG without them or one that does not parse
+    """A DNG's camera (:func:`camera_name`) from its own Make and Model tags, else its UniqueCameraModel
+    (where LibRaw reads them from: the Blackmagic DNG of the shared raws has only the latter; rawpy does not
+    give LibRaw's make and model); None for another raw, a DNG without them or one that does not parse
     (:func:`isp_env.run_inputs.raw_cameras` says it)."""
     if path.suffix.lower() != ".dng":
         return None
@@ -400,7 +432,7 @@ def dng_camera(path: Path) -> str | None:
     except (tifffile.TiffFileError, OSError, ValueError, IndexError):
         return None
     make, model, unique = words  # Make, Model, UniqueCameraModel
-    return " ".join(w for w in (make, model) if w) or unique or None
+    return camera_name(make, model) if make or model else camera_name("", unique) or None
 
 
 BLACK_STRIP_ROWS = 256  # rows of the mosaic a black excess is built for at a time (memory: ~12 MB at 6000 px)

@@ -219,12 +219,14 @@ def capped(
     return evaluated, len(raws)
 
 
-def refuse_undecodable(raws: list[Path], need: int, raw_dir: Path, what: str = "") -> None:
+def refuse_undecodable(
+    raws: list[Path], need: int, raw_dir: Path, what: str = "", group_by: str = "scene"
+) -> None:
     """Decode ``raws`` until ``need`` of them read, else one line: a raw damaged after a valid header passes
     the split's probe, and a run whose training raws are all such wrote run.json, a global base searched
     on no raw and ``teacher/`` before it stopped (so did a split leaving the teacher one training raw).
     Costs ``need`` decodes when the raws are whole."""
-    refuse_too_few(len(raws), need, raw_dir)  # a high --test-fraction left too few: before writing
+    refuse_too_few(len(raws), need, raw_dir, group_by)  # a high --test-fraction left too few: before writing
     failed: list[RawReadError] = []
     for p in raws:
         if need <= 0:
@@ -255,17 +257,17 @@ def run(
     raw_dir: Path,
     out: Path,
     cfg: TrainConfig,
-    test_fraction: float = 0.3,
+    test_fraction: float | None = None,
     baselines: bool = True,
     subprocess: bool = True,
     synth_photos: Path | None = None,
     cma_global_budget: int = 600,
     cma_image_budget: int = 150,
-    base: str = BASE,
+    base: str | None = None,
     teacher: TeacherSettings | None = None,
-    test_raws_cap: int = TEST_RAWS,
+    test_raws_cap: int | None = None,
     unwritable: Exception | None = None,
-    group_by: str = "scene",
+    group_by: str | None = None,
     inputs: RunInputs | None = None,
 ) -> list[dict[str, Any]]:
     """Split, train, evaluate at most ``test_raws_cap`` of the held-out raws (spread over the scene
@@ -280,12 +282,28 @@ def run(
     holding such a finished run. ``group_by``: ``scene`` (whole scene groups held out) or ``camera`` (whole
     cameras). ``inputs``: the checks before torch and the raws' listing as
     :func:`isp_env.run_inputs.run_inputs` made them (``isp-tune`` makes them before torch loads) — refused
-    in one line unless made for this run's raw folder, output folder and settings — else made here."""
+    in one line unless made for this run's raw folder, output folder, seed and ``--init-policy`` and for
+    the settings given — else made here. A setting left None (``test_fraction``, ``synth_photos``,
+    ``base``, ``test_raws_cap``, ``group_by``) is the one ``inputs`` were made for, else its default (0.3,
+    none, :data:`BASE`, :data:`TEST_RAWS`, scene): each said once, not twice to be compared."""
     teacher = teacher or TeacherSettings()
     check_config(cfg, teacher if cfg.algo == "teacher" else None)  # before any work
+    given = InputSettings(
+        raw_dir,
+        out,
+        0.3 if test_fraction is None else test_fraction,
+        cfg.seed,
+        synth_photos,
+        group_by or "scene",
+        base or BASE,
+        TEST_RAWS if test_raws_cap is None else test_raws_cap,
+        cfg.init_policy,
+    )
     if inputs is not None:  # a listing of another folder, seed or grouping split this run's raws by it
-        given = (raw_dir, out, test_fraction, cfg.seed, synth_photos, group_by, base, test_raws_cap)
-        inputs.refuse_other(InputSettings(*given, cfg.init_policy))
+        optional = {"test_fraction": test_fraction, "synth_photos": synth_photos, "group_by": group_by}
+        given = inputs.settings_for(given, **optional, base=base, test_raws_cap=test_raws_cap)
+    test_fraction, synth_photos, group_by = given.test_fraction, given.synth_photos, given.group_by
+    base, test_raws_cap = given.base, given.test_raws_cap
     # (isp-tune checks these before it lists the raws: isp_env.run_inputs)
     start = (
         inputs.start
@@ -407,7 +425,7 @@ def run(
         searched = spread_sample(train_raws, teacher.raws, groups, cfg.seed) if cfg.algo == "teacher" else []
         need = training_need(cfg.algo, cfg.init_policy)
         what = "the teacher searches (--teacher-raws) " if searched else ""
-        refuse_undecodable(searched or train_raws, need, raw_dir, what)
+        refuse_undecodable(searched or train_raws, need, raw_dir, what, listing.group_by)
     remove_run_temps(out)
     if cfg.preview is None and cfg.view_shorter is None:
         cfg.view_shorter = scorer_view(mos)

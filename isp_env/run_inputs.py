@@ -12,10 +12,11 @@ from __future__ import annotations
 import json
 import random
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from attiqa.bench_splits import SHARE_SLACK
 from attiqa.datasets.readers import read_csv
 from attiqa.errors import ConfigError, did_you_mean
 from attiqa.io.images import content_key, discover_images
@@ -23,7 +24,7 @@ from attiqa.io.run_meta import differing_settings
 from attiqa.progress import console, plain, plain_failure, plain_name
 from isp_env.params import RunFiles, neutral, read_values
 from isp_env.policy_files import resolve_policy
-from isp_env.raw import RAW_EXTENSIONS, dng_camera, find_raws, probe_raw
+from isp_env.raw import RAW_EXTENSIONS, camera_name, dng_camera, find_raws, probe_raw
 from isp_env.registration import MAX_STEPS, RL_ALGOS
 
 
@@ -62,21 +63,26 @@ def check_group_by(group_by: str) -> None:
 @dataclass
 class RawListing:
     """A raw folder as a run sees it: the raws LibRaw reads, the others (path -> why), scene groups, split.
-    ``cameras``: each raw's camera when the split is by camera (``group_by``), else None; ``groups`` stay
-    the scene groups either way (the teacher's cross-validation and the raws' spread use them)."""
+    ``cameras``: each raw's camera when the split is by camera (:attr:`group_by`; empty when nothing is
+    held out: not looked up), else None; ``groups`` stay the scene groups either way (the teacher's
+    cross-validation and the raws' spread use them)."""
 
     raws: list[Path]
     skipped: dict[str, str]
     groups: dict[Path, str]
     train: list[Path]
     test: list[Path]
-    group_by: str = "scene"
     cameras: dict[Path, str] | None = None
+
+    @property
+    def group_by(self) -> str:
+        """``--group-by``: camera when the raws' cameras split them, else scene."""
+        return "scene" if self.cameras is None else "camera"
 
     def split_record(self) -> dict[str, Any]:
         """How the split was made, for run.json and the report: ``group_by``, and by camera the cameras on
         each side."""
-        if self.cameras is None:
+        if not self.cameras:  # by scene, or by camera with nothing held out
             return {"group_by": self.group_by}
         sides = {
             side: sorted({self.cameras[p] for p in raws})
@@ -116,18 +122,22 @@ def list_raws(
             + ", need at least 2 (one to train, one to test) — extensions searched: "
             + ", ".join(sorted(RAW_EXTENSIONS))
         )
-    groups = scene_groups(raws, raw_dir)
+    manifest = read_manifest(raw_dir)  # read once for both columns
+    groups = scene_groups(raws, raw_dir, manifest)
+    if group_by == "camera" and test_fraction <= 0:  # nothing held out: no camera needed (none looked up)
+        return RawListing(raws, skipped, groups, sorted(raws), [], {})
     if group_by == "camera":
-        cameras = raw_cameras(raws, raw_dir)
+        cameras = raw_cameras(raws, raw_dir, manifest)
         found = sorted(set(cameras.values()))
-        if test_fraction > 0 and len(found) < 2:
+        if len(found) < 2:
             raise ConfigError(
                 f"{raw_dir}: its {len(raws)} raws are of one camera ({found[0]!r}) — none can be held out by "
                 "camera (--group-by camera); add raws of another camera, or pass --group-by scene to hold "
                 "out scene groups"
             )
         train_raws, test_raws = split(raws, test_fraction, seed, cameras)
-        return RawListing(raws, skipped, groups, train_raws, test_raws, group_by, cameras)
+        say_camera_share(len(test_raws), len(raws), test_fraction, len(set(cameras.values())))
+        return RawListing(raws, skipped, groups, train_raws, test_raws, cameras)
     train_raws, test_raws = split(raws, test_fraction, seed, groups)
     if test_fraction > 0 and not test_raws:  # one scene group: it always trains
         raise ConfigError(
@@ -138,39 +148,47 @@ def list_raws(
     return RawListing(raws, skipped, groups, train_raws, test_raws)
 
 
-def raw_cameras(raws: list[Path], root: Path) -> dict[Path, str]:
-    """Raw -> camera, "MAKE MODEL": LibRaw's make and model as ``root/manifest.csv`` gives them (columns
-    ``file``, ``libraw_make``, ``libraw_model``; rawpy does not expose LibRaw's), else a DNG's own Make and
-    Model tags (:func:`isp_env.raw.dng_camera`). A raw with neither is said in one line naming the
-    manifest and the fix — never put in a camera of its own, which would hold it out as a "new camera"."""
-    manifest = root / "manifest.csv"
-    named: dict[str, str] = {}
-    if manifest.is_file():
-        table = read_csv(manifest, ",", what="raw manifest (columns file, libraw_make, libraw_model)")
-        cols = [table.column(c, required=False) for c in ("file", "libraw_make", "libraw_model")]
-        file_col, make_col, model_col = cols
-        if file_col is not None and make_col is not None and model_col is not None:
-            for r in table.rows:
-                camera = " ".join(str(r.get(c) or "").strip() for c in (make_col, model_col)).strip()
-                if r.get(file_col) and camera:
-                    named[str(r[file_col])] = camera
+def raw_cameras(raws: list[Path], root: Path, manifest: RawManifest | None = None) -> dict[Path, str]:
+    """Raw -> camera (:func:`isp_env.raw.camera_name`): LibRaw's make and model as ``root/manifest.csv``
+    gives them (:func:`read_manifest`; rawpy does not expose LibRaw's), else a DNG's own Make and Model tags
+    (:func:`isp_env.raw.dng_camera`) — one name for one camera whichever gave it, its case as first found
+    (sorted raws). A raw with neither is said in one line naming the manifest and the fix — never put in a
+    camera of its own, which would hold it out as a "new camera". ``manifest``: read here when None."""
+    manifest = read_manifest(root) if manifest is None else manifest
+    path = root / "manifest.csv"
     cameras: dict[Path, str] = {}
+    spelled: dict[str, str] = {}  # casefolded name -> the first spelling seen
     unknown: list[Path] = []
-    for p in raws:
-        found = named.get(p.name.strip()) or dng_camera(p)
+    for p in sorted(raws):
+        found = manifest.cameras.get(p.name.strip()) or dng_camera(p)
         if found:
-            cameras[p] = found
+            cameras[p] = spelled.setdefault(found.casefold(), found)
         else:
             unknown.append(p)
     if unknown:
         names = ", ".join(plain_name(p.name) for p in unknown[:3]) + (", …" if len(unknown) > 3 else "")
-        fix = "add their rows to it" if manifest.is_file() else "write it"
+        fix = "add their rows to it" if path.is_file() else "write it"
         raise ConfigError(
-            f"{manifest}: no camera for {len(unknown)} of the {len(raws)} raws ({names}) — rawpy does not "
+            f"{path}: no camera for {len(unknown)} of the {len(raws)} raws ({names}) — rawpy does not "
             f"give LibRaw's make and model: {fix} with the columns file, libraw_make, libraw_model (a DNG's "
             "own Make and Model tags are read when it has none), or pass --group-by scene"
         )
     return cameras
+
+
+def say_camera_share(n_test: int, n: int, test_fraction: float, n_cameras: int) -> None:
+    """One line when a split by camera holds out a share of the raws far (over
+    :data:`attiqa.bench_splits.SHARE_SLACK`) from ``--test-fraction``: cameras go whole, so 1 raw of one
+    camera and 5 of another held out 5 of 6 at any fraction, without a word."""
+    share = n_test / n
+    if abs(share - test_fraction) <= SHARE_SLACK:
+        return
+    console.print(
+        f"[yellow]held out[/] {n_test} of the {n} raws ({share:.0%}), not the {test_fraction:.0%} of "
+        f"--test-fraction: a split by camera holds out whole cameras ({n_cameras} here) — another --seed "
+        "picks other cameras, or add raws of other cameras",
+        highlight=False,
+    )
 
 
 def training_need(algo: str, init_policy: str | None) -> int:
@@ -178,44 +196,76 @@ def training_need(algo: str, init_policy: str | None) -> int:
     return 1 if algo != "teacher" else 0 if init_policy else 2
 
 
-def refuse_too_few(n_train: int, need: int, raw_dir: Path) -> None:
-    """A high --test-fraction that left fewer than ``need`` training raws: said before anything is written."""
+def refuse_too_few(n_train: int, need: int, raw_dir: Path, group_by: str = "scene") -> None:
+    """A high --test-fraction that left fewer than ``need`` training raws: said before anything is written.
+    By camera the fraction barely moves a split of few cameras (whole cameras go: :func:`say_camera_share`),
+    so the fix is another seed or more cameras."""
     if n_train < need:
+        fix = (
+            "pass another --seed, or add raws of other cameras"
+            if group_by == "camera"
+            else "lower --test-fraction, or add raws of other scenes"
+        )
         raise ConfigError(
-            f"{raw_dir}: the split leaves {n_train} training raw(s), {need} needed — lower "
-            "--test-fraction, or add raws of other scenes; nothing was written"
+            f"{raw_dir}: the split leaves {n_train} training raw(s), {need} needed — {fix}; nothing was "
+            "written"
         )
 
 
-def scene_groups(raws: list[Path], root: Path) -> dict[Path, str]:
+@dataclass(frozen=True)
+class RawManifest:
+    """What a raw folder's ``manifest.csv`` says, by raw name: ``groups`` its ``scene_group`` column (None
+    without the columns ``file`` and ``scene_group``), ``cameras`` its ``libraw_make`` and ``libraw_model``
+    (:func:`isp_env.raw.camera_name`); ``fields`` its columns (None: no manifest)."""
+
+    groups: dict[str, str] | None
+    cameras: dict[str, str]
+    fields: list[str] | None
+
+
+def read_manifest(root: Path) -> RawManifest:
+    """``root/manifest.csv`` read once for the split's two columns (scene groups, cameras); an empty
+    :class:`RawManifest` without one. The reader trims cells: a raw named " a.dng" is found trimmed too."""
+    path = root / "manifest.csv"
+    if not path.is_file():
+        return RawManifest({}, {}, None)
+    what = "raw manifest (columns file, scene_group; libraw_make, libraw_model for --group-by camera)"
+    table = read_csv(path, ",", what=what)
+    file_col, group_col, make_col, model_col = (
+        table.column(c, required=False) for c in ("file", "scene_group", "libraw_make", "libraw_model")
+    )
+    groups = None
+    cameras: dict[str, str] = {}
+    if file_col is not None and group_col is not None:
+        groups = {
+            str(r[file_col]): str(r[group_col]) for r in table.rows if r.get(file_col) and r.get(group_col)
+        }
+    if file_col is not None and make_col is not None and model_col is not None:
+        for r in table.rows:
+            camera = camera_name(str(r.get(make_col) or ""), str(r.get(model_col) or ""))
+            if r.get(file_col) and camera:
+                cameras[str(r[file_col])] = camera
+    return RawManifest(groups, cameras, list(table.fields))
+
+
+def scene_groups(raws: list[Path], root: Path, manifest: RawManifest | None = None) -> dict[Path, str]:
     """Raw -> scene group: ``root/manifest.csv`` (``file``, ``scene_group``) when present, else the file.
 
     Byte-identical copies (a folder copied in twice, a link) join the group of the first: each copy its
     own group put copies of a training raw on the test side. Only raws of one size and the same first and
     last 64 KiB are hashed whole (:func:`ends`; uncompressed DNGs of one camera are all of one size).
-    ``raws``: probed ones (:func:`readable_raws`): each is stat-ed and may be read, unguarded."""
+    ``raws``: probed ones (:func:`readable_raws`): each is stat-ed and may be read, unguarded.
+    ``manifest``: :func:`read_manifest`'s, read here when None."""
     groups = {p: str(p.relative_to(root)) if p.is_relative_to(root) else p.name for p in raws}
-    manifest = root / "manifest.csv"
-    if manifest.is_file():
-        table = read_csv(manifest, ",", what="raw manifest (columns file, scene_group)")
-        file_col, group_col = (
-            table.column("file", required=False),
-            table.column("scene_group", required=False),
+    manifest = read_manifest(root) if manifest is None else manifest
+    if manifest.fields is not None and manifest.groups is None:  # `scene`: no groups
+        console.print(
+            f"[yellow]warning[/] {plain_name(root / 'manifest.csv')} has no columns file and scene_group "
+            f"(found: {plain(', '.join(manifest.fields)) or 'none'}): every raw is its "
+            "own scene group, so repeat shots of one scene may land on both sides of the split"
         )
-        if file_col is None or group_col is None:  # `scene`: no groups
-            console.print(
-                f"[yellow]warning[/] {plain_name(manifest)} has no columns file and scene_group "
-                f"(found: {plain(', '.join(table.fields)) or 'none'}): every raw is its "
-                "own scene group, so repeat shots of one scene may land on both sides of the split"
-            )
-        else:  # the reader trims cells: a raw named " a.dng" is found as the trimmed name too
-            named = {
-                str(r[file_col]): str(r[group_col])
-                for r in table.rows
-                if r.get(file_col) and r.get(group_col)
-            }
-            for p in raws:
-                groups[p] = named.get(p.name.strip(), groups[p])
+    for p in raws:
+        groups[p] = (manifest.groups or {}).get(p.name.strip(), groups[p])
     by_size: dict[int, list[Path]] = {}
     for p in sorted(raws):  # probed raws (:func:`readable_raws`): each one a file that opens
         by_size.setdefault(p.stat().st_size, []).append(p)
@@ -371,6 +421,21 @@ class RunInputs:
     start: RunStart
     listing: RawListing
     made_for: InputSettings
+
+    def settings_for(self, given: InputSettings, **optional: Any) -> InputSettings:
+        """A run's settings with these inputs: ``given`` (raw folder, output folder, seed, init policy: a
+        run's own) and of ``optional`` those not None, refused in one line unless these were made for them
+        (:meth:`refuse_other`); the other settings as these were made for."""
+        now = replace(
+            self.made_for,
+            raw_dir=given.raw_dir,
+            out=given.out,
+            seed=given.seed,
+            init_policy=given.init_policy,
+            **{k: getattr(given, k) for k, v in optional.items() if v is not None},
+        )
+        self.refuse_other(now)
+        return now
 
     def refuse_other(self, settings: InputSettings) -> None:
         """One line when the run's ``settings`` are not those these were made for."""

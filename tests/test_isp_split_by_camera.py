@@ -13,8 +13,8 @@ from early_checks import ISP_HEAVY, check
 
 from attiqa.errors import ConfigError
 from isp_env.dng import demo_photo, dng_from_photo
-from isp_env.raw import dng_camera
-from isp_env.run_inputs import InputSettings, list_raws, run_inputs
+from isp_env.raw import camera_name, dng_camera
+from isp_env.run_inputs import InputSettings, list_raws, refuse_too_few, run_inputs
 
 ISP = "isp_env.cli"
 REAL_RAWS = Path(__file__).resolve().parents[2] / "shared" / "data" / "raw" / "real"
@@ -160,4 +160,91 @@ def test_run_refuses_inputs_made_for_another_folder_or_setting(tmp_path: Path) -
             run(raw_dir, tmp_path / "out", cfg, group_by=group_by, inputs=inputs, **base)
         said_now = str(err.value)
         assert said_now.startswith(f"run(inputs=…): its checks and raws were made for other settings ({said}")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_camera_named_by_a_manifest_row_and_by_its_dng_tags_is_one_camera(tmp_path: Path) -> None:
+    """LibRaw's names (the manifest: "Canon", "EOS D30") and a DNG's own tags (Make "Canon", Model "Canon EOS
+    D30"; Make "EASTMAN KODAK COMPANY", Model "KODAK DC50") are one camera each: the same camera was on both
+    sides of the split ('Canon Canon EOS D30' held out, 'Canon EOS D30' trained) at seed 0."""
+    raws = tmp_path / "raws"
+    raws.mkdir()
+    shots = [
+        ("c1.dng", "Canon", "Canon EOS D30"),
+        ("c2.dng", "Canon", "canon  EOS D30"),
+        ("k1.dng", "EASTMAN KODAK COMPANY", "KODAK DC50"),
+        ("k2.dng", "Kodak", "DC50"),
+    ]
+    for i, (name, make, model) in enumerate(shots):
+        dng_from_photo(raws / name, demo_photo("astronaut", 64), seed=i, make=make, model=model)
+    rows = "file,libraw_make,libraw_model\nc1.dng,Canon,EOS D30\nk2.dng,Kodak,DC50\n"
+    (raws / "manifest.csv").write_text(rows, encoding="utf-8")
+    for seed in range(4):
+        listing = list_raws(raws, tmp_path / "out", 0.3, seed, group_by="camera")
+        sides = listing.split_record()["cameras"]
+        assert sorted(sides["train"] + sides["test"]) == ["Canon EOS D30", "Kodak DC50"], (seed, sides)
+    assert camera_name("NIKON CORPORATION", "NIKON D850") == camera_name("Nikon", "D850") == "Nikon D850"
+    assert camera_name("OLYMPUS IMAGING CORP.", "E-M1") == "Olympus E-M1"
+
+
+def test_a_camera_split_says_a_share_far_from_test_fraction_and_advises_what_helps(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Whole cameras go: 1 raw of one camera and 5 of another held out 5 of 6 at --test-fraction 0.5, 0.2
+    and 0.05 alike, without a word, and a split leaving too few training raws said "lower --test-fraction"
+    — which does not move it. Now one line says the share, and the refusal says another seed or cameras."""
+    raws = tmp_path / "raws"
+    raws.mkdir()
+    for i in range(6):
+        model = "One" if i == 0 else "Two"
+        dng_from_photo(raws / f"s{i}.dng", demo_photo("coffee", 64), seed=i, make="Acme", model=model)
+    listing = next(
+        found
+        for seed in range(1, 10)
+        if len((found := list_raws(raws, tmp_path / "out", 0.2, seed, group_by="camera")).test) == 5
+    )
+    said = " ".join(capsys.readouterr().err.split())  # the console writes to stderr
+    assert "held out 5 of the 6 raws (83%), not the 20% of --test-fraction" in said
+    assert "a split by camera holds out whole cameras (2 here)" in said
+    with pytest.raises(ConfigError) as refused:
+        refuse_too_few(len(listing.train), 2, raws, listing.group_by)
+    assert "the split leaves 1 training raw(s), 2 needed — pass another --seed, or add raws of other " in str(
+        refused.value
+    )
+    assert "--test-fraction" not in str(refused.value)
+    with pytest.raises(ConfigError, match="lower --test-fraction, or add raws of other scenes"):
+        refuse_too_few(1, 2, raws)  # by scene the fraction moves the split
+
+
+def test_a_camera_split_holding_nothing_out_looks_up_no_camera(tmp_path: Path) -> None:
+    """``--group-by camera --test-fraction 0``: every raw trains, no split is made — a folder without
+    camera names (raws that are not DNGs, no manifest columns for them) was refused for a split that never
+    happens."""
+    none = tmp_path / "none"
+    real_copies(none, ["a2tools__DC0008L.KDC", "imagemeta__CRW.CRW"])
+    (none / "manifest.csv").write_text("file,scene_group\na2tools__DC0008L.KDC,chart\n", encoding="utf-8")
+    listing = list_raws(none, tmp_path / "out", 0, 0, group_by="camera")
+    assert listing.train == sorted(listing.raws) and not listing.test
+    assert listing.group_by == "camera" and listing.split_record() == {"group_by": "camera"}
+    with pytest.raises(ConfigError, match="no camera for 2 of the 2 raws"):
+        list_raws(none, tmp_path / "out", 0.3, 0, group_by="camera")
+
+
+def test_run_takes_the_settings_its_inputs_were_made_for(tmp_path: Path) -> None:
+    """``run(inputs=…)`` took every setting twice — as its own arguments and inside ``inputs.made_for`` —
+    and refused a mismatch, so a caller had to repeat each (``run(…, inputs=…)`` alone was refused:
+    "--group-by 'camera', now 'scene'"). Now a setting left out is the one the inputs were made for; the
+    run's own folder, seed and a setting given are still compared."""
+    from isp_env.run import run
+    from isp_env.tuning import TrainConfig
+
+    two_camera_dngs(tmp_path / "a")
+    settings = InputSettings(tmp_path / "a", tmp_path / "out", 0.5, 0, None, "camera", "neutral", 5, None)
+    inputs = run_inputs(settings)
+    cfg = TrainConfig(algo="teacher", scorer="classical", seed=0)
+    read_only = PermissionError("out is read-only")  # raised once the run's checks pass: nothing is run
+    with pytest.raises(PermissionError, match="out is read-only"):
+        run(tmp_path / "a", tmp_path / "out", cfg, inputs=inputs, unwritable=read_only)
+    with pytest.raises(ConfigError, match=r"--test-fraction 0\.5, now 0\.3"):
+        run(tmp_path / "a", tmp_path / "out", cfg, inputs=inputs, test_fraction=0.3)
     assert not (tmp_path / "out").exists()
