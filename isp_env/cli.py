@@ -31,9 +31,11 @@ from isp_env.registration import (
     BASE,
     BUFFER_SIZE,
     CHECKPOINT_EVERY,
+    GROUP_BY_DEFAULT,
     MAX_STEPS,
     N_ENVS,
     OBS_MODE,
+    TEST_FRACTION,
     TEST_RAWS,
     TIMESTEPS,
 )
@@ -189,7 +191,7 @@ def tune(
     ),
     guard: bool = typer.Option(True, help="Subtract the over-processing penalty from the reward."),
     test_fraction: float = typer.Option(
-        0.3,
+        TEST_FRACTION,
         min=0.0,
         max=0.9,
         help="Share of raws held out for testing "
@@ -198,7 +200,7 @@ def tune(
         "train on every raw (a policy to ship), evaluate nothing.",
     ),
     group_by: str = typer.Option(
-        "scene",
+        GROUP_BY_DEFAULT,
         help="What the split holds out whole: scene (repeat shots of a subject stay on one side) | camera "
         "(no camera on both sides: does a policy carry to a new camera? The camera: DIR/manifest.csv's "
         "libraw_make and libraw_model, else a DNG's Make and Model tags).",

@@ -44,6 +44,11 @@ TIMESTEPS, N_ENVS, CHECKPOINT_EVERY = 3_000, 1, 500  # RL agents: steps, environ
 # Here, not in isp_env.run, so that ``isp-tune --help`` shows it without torch.
 TEST_RAWS = 100
 
+# the split's defaults (``isp-tune --test-fraction`` / ``--group-by``, :func:`isp_env.run.run`): the share
+# of raws held out, and what is kept whole on one side (``scene`` | ``camera``: isp_env.run_inputs)
+TEST_FRACTION = 0.3
+GROUP_BY_DEFAULT = "scene"
+
 # the RL agents' replay buffer in steps (:class:`isp_env.tuning.TrainConfig`); ``isp-tune --batch-size``
 # may not exceed it, checked before torch is imported
 BUFFER_SIZE = 20_000

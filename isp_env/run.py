@@ -51,7 +51,7 @@ from isp_env.raw import (
     libraw_text,
     read_raw,
 )
-from isp_env.registration import BASE, TEST_RAWS
+from isp_env.registration import BASE, GROUP_BY_DEFAULT, TEST_FRACTION, TEST_RAWS
 from isp_env.report import CHECK_CANDIDATES, GRID_ROWS, Report, policy_label, policy_record, write_report
 from isp_env.reward import (
     Guard,
@@ -253,6 +253,16 @@ def remove_run_temps(out: Path) -> None:
         remove_orphan_temps(folder)
 
 
+# run()'s settings left None: the one its ``inputs`` were made for, else these — the command's defaults
+# (isp_env.registration), one each
+UNSET_DEFAULTS: dict[str, Any] = {
+    "test_fraction": TEST_FRACTION,
+    "base": BASE,
+    "test_raws_cap": TEST_RAWS,
+    "group_by": GROUP_BY_DEFAULT,
+}
+
+
 def run(
     raw_dir: Path,
     out: Path,
@@ -284,19 +294,19 @@ def run(
     :func:`isp_env.run_inputs.run_inputs` made them (``isp-tune`` makes them before torch loads) — refused
     in one line unless made for this run's raw folder, output folder, seed and ``--init-policy`` and for
     the settings given — else made here. A setting left None (``test_fraction``, ``synth_photos``,
-    ``base``, ``test_raws_cap``, ``group_by``) is the one ``inputs`` were made for, else its default (0.3,
-    none, :data:`BASE`, :data:`TEST_RAWS`, scene): each said once, not twice to be compared."""
+    ``base``, ``test_raws_cap``, ``group_by``) is the one ``inputs`` were made for, else its default
+    (:data:`UNSET_DEFAULTS`; synth_photos: none): each said once, not twice to be compared."""
     teacher = teacher or TeacherSettings()
     check_config(cfg, teacher if cfg.algo == "teacher" else None)  # before any work
     given = InputSettings(
         raw_dir,
         out,
-        0.3 if test_fraction is None else test_fraction,
+        UNSET_DEFAULTS["test_fraction"] if test_fraction is None else test_fraction,
         cfg.seed,
         synth_photos,
-        group_by or "scene",
-        base or BASE,
-        TEST_RAWS if test_raws_cap is None else test_raws_cap,
+        UNSET_DEFAULTS["group_by"] if group_by is None else group_by,
+        UNSET_DEFAULTS["base"] if base is None else base,
+        UNSET_DEFAULTS["test_raws_cap"] if test_raws_cap is None else test_raws_cap,
         cfg.init_policy,
     )
     if inputs is not None:  # a listing of another folder, seed or grouping split this run's raws by it

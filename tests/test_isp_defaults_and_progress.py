@@ -165,15 +165,17 @@ def test_the_library_and_the_command_share_every_default():
 
     from typer.main import get_command
 
-    from isp_env.run import run
+    from isp_env.run import UNSET_DEFAULTS, run
     from isp_env.tuning import TrainConfig
 
     command = {p.name: p.default for p in get_command(app).params}
     library = {
         f.name: f.default for f in dataclasses.fields(TrainConfig) if f.default is not dataclasses.MISSING
     }
-    library |= {
-        n: p.default for n, p in inspect.signature(run).parameters.items() if p.default is not p.empty
+    library |= {  # a setting run() leaves None takes its inputs' value, else its one default
+        n: UNSET_DEFAULTS.get(n, p.default) if p.default is None else p.default
+        for n, p in inspect.signature(run).parameters.items()
+        if p.default is not p.empty
     }
     shared = command.keys() & library.keys()
     assert {"algo", "action_mode", "obs_mode", "base", "timesteps", "n_envs", "checkpoint_every"} <= shared
