@@ -308,10 +308,13 @@ def test_a_process_lost_while_labelling_under_torchrun_is_one_line(tmp_path):
     errors = [" ".join(x.split()) for x in said.splitlines() if x.startswith("error:")]
     assert len(errors) == 1, said[-3000:]
     assert errors[0].startswith("error: label: another process of this torchrun job stopped (")
-    # what is kept, as the disk holds it (session 53: labeling.kept_words)
+    # what is kept, as the disk holds it (labeling.kept_words): the parts so far — or, when rank 1 finished
+    # its share before its kill landed (seen once on a fast quiet host: a race the kill cannot rule out), the
+    # merged table, said whole
     kept = rf"— the \d+ image\(s\) labelled so far are kept in {re.escape(str(out))}\.parts; rerun the same "
     kept += "command to continue$"
-    assert re.search(kept, errors[0]), errors[0]
+    whole = rf"— {re.escape(str(out))} is whole \(8 images\) — nothing to resume$"
+    assert re.search(kept, errors[0]) or re.search(whole, errors[0]), errors[0]
     again = subprocess.run([sys.executable, "-m", "attiqa.cli", *args], env=env, capture_output=True,
                            text=True, timeout=300)  # fmt: skip
     assert again.returncode == 0, again.stderr[-3000:]
