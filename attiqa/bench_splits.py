@@ -14,6 +14,7 @@ from attiqa.datasets.base import IQADataset
 from attiqa.errors import AttiqaError, did_you_mean
 from attiqa.evaluation.metrics import FEW_IMAGES, noise_spread
 from attiqa.io.images import content_key
+from attiqa.launch import launched_rank
 from attiqa.progress import console, plain
 from attiqa.splits import check_split, split_indices
 
@@ -49,7 +50,11 @@ def uses_official_split(ds: IQADataset, official: bool | None) -> bool:
 
 def say_official_split_missing(ds: IQADataset) -> None:
     """A dataset benchmarked on its official split whose copy holds one side of it (BIQ2021 with its
-    training file only): random 80/20 splits instead, said in a line naming the side and its missing file."""
+    training file only): random 80/20 splits instead, said in a line naming the side and its missing file —
+    by rank 0 alone under torchrun (every process of `attiqa train` plans the split; torch-free: bench says it
+    before torch loads)."""
+    if launched_rank() != 0:
+        return
     sides = set(ds.splits())
     there = {"training": "train" in sides, "test": bool({"test", "val"} & sides)}
     lacking = " or ".join(w for w, has in there.items() if not has)
