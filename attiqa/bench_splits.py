@@ -81,7 +81,8 @@ def group_keys(ds: IQADataset, group_by: str | None, option: str = "--group-by")
     None = no groups); an error naming the dataset when items lack it, and ``option``, the setting that
     chose it (`attiqa train`: ``finetune.group_by``). ``"auto"`` on a copy of the data
     whose score file holds no such key at all (LIVE without ``refnames_all.mat``; AGIQA-1k's ``Image,Score``
-    file has no prompts) splits image-wise and says so: the default must not refuse a supported dataset."""
+    file has no prompts) splits image-wise and says so (rank 0, under torchrun): the default must not refuse
+    a supported dataset."""
     auto = group_by == "auto"
     if auto:
         group_by = NATURAL_GROUPS.get(ds.name)
@@ -90,6 +91,8 @@ def group_keys(ds: IQADataset, group_by: str | None, option: str = "--group-by")
     keys = [it.meta.get(group_by) for it in ds.items]
     missing = sum(k is None or k == "" for k in keys)
     if auto and missing == len(keys):
+        if launched_rank() != 0:  # every process of `attiqa train` plans the split: rank 0 says it
+            return None
         console.print(
             f"[yellow]{plain(ds.name)} ({plain(str(ds.root))}): no item has a {group_by!r} to group by — "
             "image-wise splits (images of one group may fall on both sides)",

@@ -410,3 +410,24 @@ def test_select_best_with_a_ridge_head_records_the_epoch_and_says_what_was_selec
     assert saved["epoch"] == best
     note = " ".join(res.table.split())
     assert "epoch with the best test SROCC of the MOS MLP (optimistic), with the ridge head fitted" in note
+
+
+@pytest.mark.serial(reason="two torchrun ranks need both cores")
+def test_attiqa_train_under_torchrun_says_image_wise_splits_once(tmp_path, dataset_config):
+    """``finetune.dataset: agiqa1k`` from its repository's score file (no prompts) under `torchrun
+    --nproc_per_node 2`: **was** "no item has a 'prompt' to group by — image-wise splits" once per process
+    (every rank plans the split); now rank 0 says it, as the other split lines."""
+    from helpers import run_attiqa
+
+    names = [f"deepai_{k}_{k + 1}_0_{j}.jpg" for k in range(5) for j in range(2)]
+    (tmp_path / "file").mkdir()
+    for i, name in enumerate(names):
+        Image.new("RGB", (48, 40), (25 * i, 90, 160)).save(tmp_path / "file" / name)
+    (tmp_path / "AIGC_all.csv").write_text(
+        "Image,Score\n" + "".join(f"{n},{1 + i / 3:.2f}\n" for i, n in enumerate(names))
+    )
+    cfg = dataset_config(tmp_path, dataset="agiqa1k", root=tmp_path)
+    res = run_attiqa("train", "--config", cfg, ranks=2, env={"OMP_NUM_THREADS": "1", "COLUMNS": "200"})
+    assert res.returncode == 0, res.stderr[-3000:]
+    said = " ".join((res.stdout + res.stderr).split())
+    assert said.count("no item has a 'prompt' to group by") == 1, said[-3000:]
