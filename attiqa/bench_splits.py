@@ -14,6 +14,7 @@ from attiqa.datasets.base import IQADataset
 from attiqa.errors import AttiqaError, did_you_mean
 from attiqa.evaluation.metrics import FEW_IMAGES, noise_spread
 from attiqa.io.images import content_key
+from attiqa.launch import launched_rank
 from attiqa.progress import console, plain
 from attiqa.splits import check_split, split_indices
 
@@ -49,7 +50,11 @@ def uses_official_split(ds: IQADataset, official: bool | None) -> bool:
 
 def say_official_split_missing(ds: IQADataset) -> None:
     """A dataset benchmarked on its official split whose copy holds one side of it (BIQ2021 with its
-    training file only): random 80/20 splits instead, said in a line naming the side and its missing file."""
+    training file only): random 80/20 splits instead, said in a line naming the side and its missing file —
+    by rank 0 alone under torchrun (every process of `attiqa train` plans the split; torch-free: bench says it
+    before torch loads)."""
+    if launched_rank() != 0:
+        return
     sides = set(ds.splits())
     there = {"training": "train" in sides, "test": bool({"test", "val"} & sides)}
     lacking = " or ".join(w for w, has in there.items() if not has)
@@ -76,7 +81,8 @@ def group_keys(ds: IQADataset, group_by: str | None, option: str = "--group-by")
     None = no groups); an error naming the dataset when items lack it, and ``option``, the setting that
     chose it (`attiqa train`: ``finetune.group_by``). ``"auto"`` on a copy of the data
     whose score file holds no such key at all (LIVE without ``refnames_all.mat``; AGIQA-1k's ``Image,Score``
-    file has no prompts) splits image-wise and says so: the default must not refuse a supported dataset."""
+    file has no prompts) splits image-wise and says so (rank 0, under torchrun): the default must not refuse
+    a supported dataset."""
     auto = group_by == "auto"
     if auto:
         group_by = NATURAL_GROUPS.get(ds.name)
@@ -85,6 +91,8 @@ def group_keys(ds: IQADataset, group_by: str | None, option: str = "--group-by")
     keys = [it.meta.get(group_by) for it in ds.items]
     missing = sum(k is None or k == "" for k in keys)
     if auto and missing == len(keys):
+        if launched_rank() != 0:  # every process of `attiqa train` plans the split: rank 0 says it
+            return None
         console.print(
             f"[yellow]{plain(ds.name)} ({plain(str(ds.root))}): no item has a {group_by!r} to group by — "
             "image-wise splits (images of one group may fall on both sides)",

@@ -298,6 +298,8 @@ class FinetuneConfig:
             raise SettingError(f"{where}.root: is the folder finetune.dataset is unpacked in — for the "
                                "images of finetune.csv set finetune.image_root, or set finetune.dataset",
                                f"{where}.root")  # fmt: skip
+        group_by = read_group_by(self.group_by, f"{where}.group_by")
+        self.group_by = "none" if group_by is None else group_by  # the card names it so
         if not self.dataset and self.group_by != "auto":
             raise SettingError(f"{where}.group_by: groups the images of finetune.dataset (a CSV's split is "
                                "random, or its split column) — set finetune.dataset, or drop group_by",
@@ -354,6 +356,22 @@ def _check_target(dataset: str, target: str, key: str) -> None:
     if target.lower() not in (n.lower() for n in names):
         hint = did_you_mean(target, names)
         raise SettingError(f"{key}: {target!r} is not a score of {dataset} ({', '.join(names)}){hint}", key)
+
+
+def read_group_by(value: str, option: str) -> str | None:
+    """`attiqa bench`'s ``--group-by`` and a run config's ``finetune.group_by``, read by one rule: ``auto``
+    (each dataset's natural groups) and ``none`` (``None``: image-wise splits) in any case, else a metadata
+    key as written (keys are case-sensitive: ``prompt``, ``ref``). Bench read ``NONE`` and train did not; an
+    empty value is one line naming ``option``, the setting."""
+    word = value.strip()
+    if word.lower() in ("auto", "none"):
+        return None if word.lower() == "none" else "auto"
+    if not word:
+        raise ConfigError(
+            f"{option}: an empty value — give auto (each dataset's reference image or prompt), none "
+            "(image-wise splits) or a metadata key of the images, e.g. prompt"
+        )
+    return word
 
 
 # finetune's settings that name a dataset and its split (`attiqa bench` takes its data from --data)

@@ -101,16 +101,15 @@ def plain_failure(failure: object, path: object = None) -> str:
 
 class Work:
     """What a progress display counts: the items ``kept`` (an earlier run's work, found finished: a resume)
-    are in the count but not in the rate, which is of the work done now as of the last advance — a kept
-    item counted as done in no time read "629920.8 img/s"."""
+    are in the count from the start but not in the rate, which is of the work done now as of the last
+    advance — a kept item counted as done in no time read "629920.8 img/s"."""
 
     def __init__(self, kept: int = 0) -> None:
         self.start = self.last = time.perf_counter()
         self.done = self.kept = kept
 
-    def add(self, n: int, kept: bool = False) -> None:
+    def add(self, n: int) -> None:
         self.done += n
-        self.kept += n if kept else 0
         self.last = time.perf_counter()
 
     def rate(self) -> float | None:
@@ -162,22 +161,23 @@ def make_progress(unit: str = "img", disable: bool = False) -> Progress:
 
 
 class Advance(Protocol):
-    """What :func:`progress_task` yields: ``n`` items done, ``kept``: found finished by an earlier run."""
+    """What :func:`progress_task` yields: ``n`` more items done now (what an earlier run kept is given at the
+    start: ``progress_task(kept=…)``, ``LateBar.start(kept)``)."""
 
-    def __call__(self, n: int = 1, kept: bool = False) -> None: ...
+    def __call__(self, n: int = 1) -> None: ...
 
 
 @contextmanager
 def progress_task(
     description: str, total: int, unit: str = "img", disable: bool = False, kept: int = 0
 ) -> Iterator[Advance]:
-    """Yield ``advance(n, kept=False)`` for a single-task progress bar. ``kept``: the items an earlier run
+    """Yield ``advance(n)`` for a single-task progress bar. ``kept``: the items an earlier run
     finished (a resume: a score file's rows, cache hits, labelled images, trained steps), in the count from
     the first frame and said as kept, not in the rate (:class:`Work`) — the one rule of every resumable
     command's bar (docs/robustness.md): advanced after the start, the first frame was 0/N or the first
     batch's; left out of the count, the bar of the rest hid them. A job that learns what it kept only once
-    it has begun: :func:`progress_later`. ``advance(n, kept=True)``: items found finished on the way, when
-    they are only known there (in the count, not the rate).
+    it has begun: :func:`progress_later`. Kept items are given at the start only: advanced as kept on the
+    way (the old ``advance(n, kept=True)``), they jumped the bar after its first frame.
 
     Not on a terminal (CI, ``nohup ... > log``), a live bar would print nothing until the end, so a
     plain line is logged instead every 10 % of the work or every 60 s, whichever comes first, with the rate
@@ -193,10 +193,10 @@ def progress_task(
             note = f", {work.kept} kept from an earlier run" if work.kept else ""
             console.print(f"{description}: {work.done}/{total} ({rate}{note})")
 
-        def advance(n: int = 1, kept: bool = False) -> None:
+        def advance(n: int = 1) -> None:
             if not n:  # nothing new: the last line stands (a second "3/3" at the end was the same line)
                 return
-            work.add(n, kept)
+            work.add(n)
             frac = work.done / max(total, 1)
             if frac - shown["frac"] >= 0.1 or work.last - shown["at"] >= 60 or work.done >= total:
                 line()
@@ -209,8 +209,8 @@ def progress_task(
     with make_progress(unit, disable) as prog:
         task = prog.add_task(description, total=total, completed=work.done, work=work)
 
-        def advance_bar(n: int = 1, kept: bool = False) -> None:
-            work.add(n, kept)
+        def advance_bar(n: int = 1) -> None:
+            work.add(n)
             prog.advance(task, n)  # the bar's count; its rate and time left are the work's
 
         yield advance_bar
@@ -238,10 +238,10 @@ class LateBar:
             task = progress_task(self.description, total, self.unit, self.disable, kept)
             self.advance = self.stack.enter_context(task)
 
-    def __call__(self, n: int = 1, kept: bool = False) -> None:
+    def __call__(self, n: int = 1) -> None:
         self.start()
         assert self.advance is not None
-        self.advance(n, kept)
+        self.advance(n)
 
 
 @contextmanager

@@ -68,7 +68,7 @@ from attiqa.bench_splits import (
     plan_splits,
     say_shared_images,
 )
-from attiqa.config import DATASET_KEYS, FinetuneConfig, to_dict
+from attiqa.config import DATASET_KEYS, FinetuneConfig, read_group_by, to_dict
 from attiqa.datasets.base import DatasetItem, IQADataset
 from attiqa.io.atomic import output_folder, write_json_atomic, write_text_atomic
 from attiqa.io.checkpoints import weights_sha256
@@ -119,7 +119,7 @@ def dataset_split(cfg: FinetuneConfig) -> MosSplit:
     say_rows_left_out(ds)
     b = BenchDataset(f"finetune.dataset {ds.name}", ds)
     check_scores(ds, HeldOutPlan.who(b))
-    group_by = None if cfg.group_by == "none" else cfg.group_by
+    group_by = read_group_by(cfg.group_by, "finetune.group_by")
     plan = HeldOutPlan(1, cfg.split_seed, None, group_by, held_out=cfg.val_fraction)
     return mos_split(ds, plan.split(b))
 

@@ -27,8 +27,6 @@ render of the base, no scorer call.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -38,6 +36,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from attiqa.io.hashes import record_digest
 from attiqa.progress import console, plain_name, progress_task
 from isp_env.baselines import cma_search
 from isp_env.params import N_PARAMS, RunFiles, to_normalized
@@ -262,11 +261,7 @@ def inputs_digest(arrays: Sequence[np.ndarray], record: Mapping[str, Any]) -> st
     """A digest of what a cached result depends on: ``arrays`` (a CV's features, targets and prior rows; a
     search's start) and ``record`` (the raws' names, base, scale, scorer, ...). A cache kept with another
     digest was filled for other inputs: its results are not this run's."""
-    h = hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode())
-    for a in arrays:
-        b = np.ascontiguousarray(a, dtype=np.float64)
-        h.update(repr(b.shape).encode() + b.tobytes())
-    return h.hexdigest()[:16]
+    return record_digest(record, arrays, 16)  # attiqa's one rule of a cache entry's inputs
 
 
 @dataclass

@@ -127,7 +127,7 @@ def _ran(cmd: list[str]):
 def test_a_resumed_run_s_progress_lines_count_kept_work_apart_from_the_rate(tmp_path, isp_raws):
     """**Was** the work a resumed run found finished counted in its progress rate: "per-image CMA-ES: 2/13
     (629920.8 img/s)", "teacher_checked: policy / base / neutral: 12/13 (8653.7 img/s)" in a log. Now kept
-    items are said apart ("2/2 (none done now, 2 kept from an earlier run)"; ``advance(n, kept=True)`` of
+    items are said apart ("2/2 (none done now, 2 kept from an earlier run)"; ``kept=`` of
     :func:`attiqa.progress.progress_task`). The real command run twice, piped, the classical scorer."""
     import re
 

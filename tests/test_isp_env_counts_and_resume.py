@@ -52,7 +52,7 @@ def test_episode_scorer_calls_counts_the_calls_made_not_the_steps(isp_raws):
 
 def test_a_resumed_check_counts_the_kept_tunings_apart_from_the_rate(tmp_path, isp_raws):
     """**Was** a resumed ``isp-tune check`` counting the policy settings the earlier run wrote as tuned now:
-    "policy: read + tune: 2/2 (41.3 img/s)" with none tuned. Now they are kept (``advance(n, kept=True)``,
+    "policy: read + tune: 2/2 (41.3 img/s)" with none tuned. Now they are kept (``progress_task(kept=…)``,
     as the run's other passes): "2/2 (none done now, 2 kept from an earlier run)". The real command twice,
     piped, the classical scorer."""
     from typer.testing import CliRunner

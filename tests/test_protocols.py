@@ -284,19 +284,24 @@ def test_group_aware_splits_put_no_reference_on_both_sides(kadid_root):
         group_keys(ds, "prompt")
 
 
+def agiqa1k_scores_only(root: Path, prompts: int, size: tuple[int, int] = (16, 16)) -> None:
+    """AGIQA-1k as its repository's score file holds it (``Image,Score``: no prompts), 2 images a prompt."""
+    names = [f"deepai_{k}_{k + 1}_0_{j}.jpg" for k in range(prompts) for j in range(2)]
+    (root / "file").mkdir()
+    for i, name in enumerate(names):
+        Image.new("RGB", size, (25 * i, 90, 160)).save(root / "file" / name)
+    (root / "AIGC_all.csv").write_text(
+        "Image,Score\n" + "".join(f"{n},{1 + i / 3:.2f}\n" for i, n in enumerate(names))
+    )
+
+
 def test_auto_grouping_of_a_dataset_whose_file_has_no_groups_splits_image_wise_and_says_so(tmp_path, capsys):
     """AGIQA-1k's ``Image,Score`` file holds no prompts: ``--group-by auto`` (the default) refused the dataset
     ("1080 of 1080 items have no 'prompt'"); now it splits image-wise and says why, while asking for
     ``--group-by prompt`` outright still refuses."""
     from attiqa.bench_splits import group_keys
 
-    names = [f"deepai_{k}_{k + 1}_0_{j}.jpg" for k in range(3) for j in range(2)]
-    (tmp_path / "file").mkdir()
-    for i, name in enumerate(names):
-        Image.new("RGB", (16, 16), (40 * i, 90, 160)).save(tmp_path / "file" / name)
-    (tmp_path / "AIGC_all.csv").write_text(
-        "Image,Score\n" + "".join(f"{n},{1 + i / 2}\n" for i, n in enumerate(names))
-    )
+    agiqa1k_scores_only(tmp_path, 3)
     ds = get_dataset("agiqa1k", tmp_path)
     assert group_keys(ds, "auto") is None
     out = " ".join(capsys.readouterr().err.split())  # the console's warnings go to stderr, wrapped
@@ -410,3 +415,18 @@ def test_select_best_with_a_ridge_head_records_the_epoch_and_says_what_was_selec
     assert saved["epoch"] == best
     note = " ".join(res.table.split())
     assert "epoch with the best test SROCC of the MOS MLP (optimistic), with the ridge head fitted" in note
+
+
+@pytest.mark.serial(reason="two torchrun ranks need both cores")
+def test_attiqa_train_under_torchrun_says_image_wise_splits_once(tmp_path, dataset_config):
+    """``finetune.dataset: agiqa1k`` from its repository's score file (no prompts) under `torchrun
+    --nproc_per_node 2`: **was** "no item has a 'prompt' to group by — image-wise splits" once per process
+    (every rank plans the split); now rank 0 says it, as the other split lines."""
+    from helpers import run_attiqa
+
+    agiqa1k_scores_only(tmp_path, 5, (48, 40))
+    cfg = dataset_config(tmp_path, dataset="agiqa1k", root=tmp_path)
+    res = run_attiqa("train", "--config", cfg, ranks=2, env={"OMP_NUM_THREADS": "1", "COLUMNS": "200"})
+    assert res.returncode == 0, res.stderr[-3000:]
+    said = " ".join((res.stdout + res.stderr).split())
+    assert said.count("no item has a 'prompt' to group by") == 1, said[-3000:]

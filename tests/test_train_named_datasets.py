@@ -178,6 +178,42 @@ def test_a_group_key_the_dataset_lacks_names_the_close_key_and_the_setting_that_
     assert not (tmp_path / "run").exists()
 
 
+def test_group_by_is_read_alike_by_bench_and_train(tmp_path, cli, tiny_yaml, layout, dataset_config):
+    """**Was**: `attiqa bench --group-by NONE` split image-wise but a run config's `group_by: NONE` was read
+    as a metadata key ("no 'NONE' to group by"), and `--group-by AUTO` as a key by both; an empty value was
+    "no '' to group by". Now one rule (`config.read_group_by`): auto and none in any case, a key as written,
+    an empty value the same one line naming the setting."""
+    root = layout(tmp_path, "kadid10k")
+    with open(root / "dmos.csv", newline="") as fh:  # one reference image: grouped by it, no split exists
+        rows = list(csv.reader(fh))
+    with open(root / "dmos.csv", "w", newline="") as fh:
+        csv.writer(fh).writerows([rows[0], *([r[0], "I01.png", *r[2:]] for r in rows[1:])])
+    one_ref = "all 6 items share one 'ref'"
+
+    def bench(group_by: str) -> list[str]:
+        res = cli("bench", "single", "-d", f"kadid10k={root}", "-c", tiny_yaml, "-o", tmp_path / "b",
+                  "--group-by", group_by)  # fmt: skip
+        assert res.returncode == 2, res.stderr
+        return [ln for ln in res.stderr.splitlines() if ln.startswith("error:")]
+
+    def train(group_by: str) -> list[str]:
+        cfg = dataset_config(tmp_path, dataset="kadid10k", root=root, group_by=group_by)
+        res = cli("train", "--config", cfg)
+        assert res.returncode == 2, res.stderr
+        return [ln for ln in res.stderr.splitlines() if ln.strip()]
+
+    for word in ("AUTO", "Auto"):
+        assert one_ref in bench(word)[0] and one_ref in train(word)[0]
+    for word in ("NONE", "None"):
+        assert "split split00 (random, seed 0) of its 6 images" in bench(word)[0]  # image-wise: 5 and 1
+        assert "the random split of its 6 images" in train(word)[0]
+    words = "an empty value — give auto (each dataset's reference image or prompt), none (image-wise splits)"
+    assert bench("")[0].startswith(f"error: --group-by: {words}")
+    (said,) = train('""')
+    assert said.startswith("error:") and f"finetune.group_by: {words}" in said
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.mark.parametrize(
     ("name", "case", "file"),
     [

@@ -453,6 +453,7 @@ def bench_cmd(
 
     from attiqa.bench_setup import ProtocolSetup, bench_dataset, check_protocol, load_base_config
     from attiqa.bench_splits import plan_splits
+    from attiqa.config import read_group_by
     from attiqa.datasets import get_dataset
     from attiqa.datasets.readers import parse_data_spec
     from attiqa.io.atomic import output_folder, resume_fix
@@ -493,8 +494,8 @@ def bench_cmd(
         )  # fmt: skip
         return setup, fr
 
+    grouped = read_group_by(group_by, "--group-by")  # as a run config's finetune.group_by
     setup, fr = checked()  # before torch is imported, and so are the splits
-    grouped = None if group_by.lower() == "none" else group_by
     planned = plan_splits(protocol, setup.benches, setup.repeats, seed, None, grouped, setup.fractions)
     from attiqa.protocols import finished_runs, run_protocol
 

@@ -13,7 +13,6 @@ between machines, so ranks on several nodes need ``ATTIQA_CACHE`` on a local dis
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sqlite3
 from collections.abc import Iterable, Sequence
@@ -23,6 +22,7 @@ from typing import Any
 from attiqa.interface import Scorer
 from attiqa.io.atomic import json_ready
 from attiqa.io.checkpoints import CheckpointHashes
+from attiqa.io.hashes import record_digest
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS image_scores (
@@ -79,8 +79,7 @@ def score_cache_key(
     ident["metadata"] = meta
     if overrides:
         ident["overrides"] = overrides
-    blob = json.dumps(ident, sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:32], ident
+    return record_digest(ident, length=32), ident
 
 
 def _checkpoint_of(scorer: Scorer) -> str | None:

@@ -1,12 +1,15 @@
 """Torch-free checks of a file's bytes: its SHA-256, streamed, and whether a safetensors file is as long as
 its header says — so that what checks a file before a model loads (an image's content key, ``isp-tune``'s
-byte-identical raws, a named model's file) imports no torch."""
+byte-identical raws, a named model's file) imports no torch; and :func:`record_digest`, the key of a cache
+entry's inputs."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 
 def sha256_of(path: str | Path) -> str:
@@ -15,6 +18,23 @@ def sha256_of(path: str | Path) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def record_digest(record: object, arrays: Sequence[Any] = (), length: int = 64) -> str:
+    """The one rule of "a cache entry answers only for its inputs": the SHA-256 of ``record`` (what the entry
+    depends on, as JSON: keys sorted, other objects as their ``str``) and of ``arrays`` (each one's shape and
+    float64 bytes), its first ``length`` hex digits. Eval's score cache keys its scorer so (32), the feature
+    cache its view (12), isp-tune's caches their entries (16: ``isp_env.teacher.inputs_digest``); how each
+    uses the key (an address, or a record compared) is in docs/architecture.md. The bytes hashed are the
+    ones each of them hashed before this function: the keys on disk are unchanged."""
+    h = hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode())
+    if arrays:
+        import numpy as np  # only with arrays: the other callers stay light
+
+        for a in arrays:
+            b = np.ascontiguousarray(a, dtype=np.float64)
+            h.update(repr(b.shape).encode() + b.tobytes())
+    return h.hexdigest()[:length]
 
 
 def safetensors_length_problem(path: str | Path) -> str | None:

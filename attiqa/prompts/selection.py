@@ -49,7 +49,7 @@ from attiqa.prompts.proxy_tasks import best_median_worst, distortion_task_srocc,
 
 if TYPE_CHECKING:
     from attiqa.progress import (
-        Advance,  # (items, kept: found finished in the cache — counted, not in the rate)
+        Advance,  # items done now (the cached ones: the bar's kept, given when it starts)
     )
 
 TASKS = ("distortion", "human", "joint")

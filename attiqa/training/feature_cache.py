@@ -30,6 +30,7 @@ from torch.utils.data import Subset
 from attiqa.io.atomic import atomic_path
 from attiqa.io.batching import data_loader
 from attiqa.io.checkpoints import cache_dir, save_safetensors
+from attiqa.io.hashes import record_digest
 from attiqa.io.images import content_key
 from attiqa.models.backbones import Backbone
 from attiqa.models.fold import is_folded
@@ -104,7 +105,7 @@ def cached_features(
     ``on_error="skip"``) yields ``(K, 3, c, c)`` views per image, e.g. from
     :class:`~attiqa.models.transforms.FiveCropTest`; ``view`` describes that transform (it is part of
     the cache key)."""
-    view_id = hashlib.sha256(json.dumps(view, sort_keys=True).encode()).hexdigest()[:12]
+    view_id = record_digest(view, length=12)
     folder = (
         Path(root or default_feature_cache_root())
         / f"{backbone.name}-{backbone_fingerprint(backbone)[:16]}-{view_id}"
