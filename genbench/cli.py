@@ -463,8 +463,7 @@ def vote(
     try:
         serve(run_dir, host, port, seed, on_ready=ready, allow_hosts=allow_host)
     except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: the way a study ends
-        from genbench.prefs import VOTES_DB
-        from genbench.vote.store import VoteStore
+        from genbench.vote.store import VOTES_DB, VoteStore
 
         db = Path(run_dir) / VOTES_DB
         try:  # a database damaged while the study ran: the stop is said all the same, with why
@@ -495,8 +494,8 @@ def export_votes(
     out: Path | None = typer.Option(None, "--out", "-o", help="CSV to write (default: RUN/votes.csv)."),
 ) -> None:
     """Export the votes to CSV: pair_id, rater, choice (a|b), left_side, created_at (Unix time)."""
-    from genbench.prefs import VOTES_DB, export_path
-    from genbench.vote.store import VoteStore
+    from genbench.prefs import export_path
+    from genbench.vote.store import VOTES_DB, VoteStore
 
     db = Path(run_dir) / VOTES_DB
     if not db.exists():

@@ -195,7 +195,7 @@ def choices() -> dict[tuple[str, str], Callable[[str], bool]]:
     from genbench.agreement import MODEL_TIE_RULES, TIE_POLICIES
     from genbench.generate import DTYPES
     from isp_env.env import ACTION_MODES, OBS_MODES
-    from isp_env.policy_io import RL_ALGOS
+    from isp_env.registration import RL_ALGOS
 
     def device(spec: str) -> bool:
         try:

@@ -124,7 +124,8 @@ DDP_SCRIPT = """
 import os, sys
 import torch
 from attiqa.errors import AttiqaError
-from attiqa.training.distributed import process_group, wrap_ddp
+from attiqa.sharding import process_group
+from attiqa.training.distributed import wrap_ddp
 from attiqa.training.trainer import Trainer
 
 class Batches:
