@@ -1,5 +1,5 @@
-"""Session 51: `attiqa export`, `models`, `bench`, `demo`, `degrade` / `make-distorted` run as a user would,
-with hostile and edge inputs (docs/robustness.md, rows marked session 51)."""
+"""`attiqa export`, `models`, `bench`, `demo`, `degrade` / `make-distorted` run as a user would, with hostile
+and edge inputs (docs/robustness.md)."""
 
 from __future__ import annotations
 

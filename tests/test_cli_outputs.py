@@ -1,6 +1,6 @@
-"""An output that cannot be written (session 26, a newcomer's pass): every command that writes checks its
-output folder before its work and ends with one line naming the folder, the cause and the fix — not a
-traceback after minutes of work (``isp-tune`` ran its global CMA-ES first; ``eval`` scored every image)."""
+"""An output that cannot be written (a newcomer's pass): every command that writes checks its output folder
+before its work and ends with one line naming the folder, the cause and the fix — not a traceback after
+minutes of work (``isp-tune`` ran its global CMA-ES first; ``eval`` scored every image)."""
 
 from __future__ import annotations
 

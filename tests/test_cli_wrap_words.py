@@ -1,6 +1,7 @@
 """The one wrapper of terminal text (:func:`attiqa.cli.wrap_words`): help, ``attiqa datasets``, ``models``,
-``distortions``, ``genbench agree`` and ``isp-tune``'s legends. Session 57: it replaced three near-copies in
-``cli/eval.py``, the help formatter's held-hyphen trick and four ``textwrap.fill`` calls."""
+``distortions``, ``genbench agree`` and ``isp-tune``'s legends (it replaced three near-copies in
+``cli/eval.py``, the help formatter's held-hyphen trick and four ``textwrap.fill`` calls); and the one rule of
+a table's columns (:func:`attiqa.cli.table_widths`): every word whole at every width, or plain lines."""
 
 from __future__ import annotations
 

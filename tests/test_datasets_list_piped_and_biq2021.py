@@ -1,5 +1,4 @@
-"""Session 56's small command-line defects that are not about torch: ``attiqa datasets`` piped at 80
-columns, and ``attiqa bench``'s official split of BIQ2021."""
+"""``attiqa datasets`` piped at 80 columns, and ``attiqa bench``'s official split of BIQ2021."""
 
 from __future__ import annotations
 

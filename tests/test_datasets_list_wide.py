@@ -1,4 +1,4 @@
-"""Session 56: `attiqa datasets` at 100–160 columns keeps file names whole (docs/robustness.md)."""
+"""`attiqa datasets` at 100–160 columns keeps file names whole (docs/robustness.md)."""
 
 from __future__ import annotations
 

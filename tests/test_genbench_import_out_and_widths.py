@@ -1,6 +1,6 @@
-"""genbench, session 51 (third round): `import-imagereward` refuses an --out among its dataset's files
-(the one check it shares with `import-agiqa3k`); `per_pair.csv` carries the human MOS of AGIQA-3k imports;
-`genbench agree`'s lines at 80 columns (docs/robustness.md rows of session 51). Small fixtures: noise PNGs."""
+"""genbench: `import-imagereward` refuses an --out among its dataset's files (the one check it shares with
+`import-agiqa3k`); `per_pair.csv` carries the human MOS of AGIQA-3k imports; `genbench agree`'s lines at 80
+columns (docs/robustness.md). Small fixtures: noise PNGs."""
 
 from __future__ import annotations
 
