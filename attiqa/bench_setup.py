@@ -135,7 +135,7 @@ def say_rows_left_out(ds: IQADataset) -> None:
     the metrics — and says so (bench and ``attiqa train`` did not)."""
     if not ds.n_without_score:
         return
-    from attiqa.training.distributed import is_main  # torch: only when there is something to say
+    from attiqa.sharding import is_main  # torch: only when there is something to say
 
     if is_main():
         console.print(f"[yellow]{plain(ds.rows_left_out())}", highlight=False)  # eval's words: the rows too

@@ -242,7 +242,7 @@ def say_group_share(who: str, n: int, groups: Sequence[str], splits: Sequence[Sp
                     option: str = "--group-by") -> None:  # fmt: skip
     """One warning line when group-aware ``splits`` hold out on average another share of the ``n`` images
     than ``held_out`` (by more than :data:`SHARE_SLACK`): with few groups "80/20" was silently 50/50."""
-    from attiqa.training.distributed import is_main
+    from attiqa.sharding import is_main
 
     if not splits or not is_main():
         return

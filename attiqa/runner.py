@@ -38,7 +38,7 @@ def run_degrade_stage(cfg: TrainConfig, out_dir: Path, progress: bool = True) ->
     from attiqa.distortions import write_graded_set
     from attiqa.io.images import discover_images
     from attiqa.progress import console, plain, progress_later
-    from attiqa.training.distributed import barrier, is_main
+    from attiqa.sharding import barrier, is_main
 
     dc = cfg.degrade
     assert dc is not None
@@ -123,7 +123,7 @@ def check_label_stage_resumable(
     from attiqa.io.names import path_text, text_path
     from attiqa.labeling import done_images, moved_rows
     from attiqa.progress import shown_name
-    from attiqa.training.distributed import is_main
+    from attiqa.sharding import is_main
 
     table = resolve_in(out_dir, lc.out)
     if not table.is_file():  # another label.out: a new table, compared by pretraining's own check
@@ -256,8 +256,7 @@ def run_label_stage(
         merge_parts,
     )
     from attiqa.progress import plain, plain_name, progress_later
-    from attiqa.sharding import alike_on_every_process
-    from attiqa.training.distributed import PeerLost, barrier, gather_objects
+    from attiqa.sharding import PeerLost, alike_on_every_process, barrier, gather_objects
 
     lc = cfg.label
     assert lc is not None
@@ -404,8 +403,7 @@ def check_outputs(cfg: TrainConfig, out_dir: Path) -> None:
 
 
 def run(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> RunResult:
-    from attiqa.sharding import alike_on_every_process
-    from attiqa.training.distributed import is_main, process_group
+    from attiqa.sharding import alike_on_every_process, is_main, process_group
 
     out_dir = Path(cfg.out_dir)
     with process_group():

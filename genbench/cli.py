@@ -15,13 +15,14 @@ import typer
 from rich.console import Console
 
 from attiqa.cli import (
-    NARROW,
     DeviceOption,
     InterruptedExit,
     ScoringBatchSizeOption,
     WorkersOption,
     plain_table,
     seed_option,
+    table_widths,
+    whole_word_table,
     wrap_words,
 )
 from attiqa.cli import device as device_str
@@ -403,18 +404,12 @@ def _agreement_table(title: str, rows: list[tuple[str, list[str]]], ci: str, tra
     after a metric (``trained``: one was fitted on these images) means, not only the warning above it."""
     from genbench.agreement import TRAINED_NOTE
 
-    if stdout.is_terminal and stdout.width >= NARROW:
-        from rich.table import Table
-
-        caption = f"95% CI: {ci}" + (
-            f"\n{TRAINED_NOTE}" if trained else ""
-        )  # a line each: narrower than the table
-        table = Table(title=title, caption=caption)
-        for col in ("metric", "pairs", "accuracy", "95% CI", "model ties", "no score"):
-            table.add_column(col, justify="left" if col == "metric" else "right")
-        for name, (n, acc, low, high, model_ties, missing) in rows:
-            table.add_row(plain(name), n, acc, f"{low} – {high}", model_ties, missing)
-        stdout.print(table)
+    wide = ("metric", "pairs", "accuracy", "95% CI", "model ties", "no score")
+    cells = [(name, n, acc, f"{low} – {high}", ties, nan) for name, (n, acc, low, high, ties, nan) in rows]
+    widths = table_widths(stdout, wide, cells)
+    if widths is not None:
+        caption = f"95% CI: {ci}" + (f"\n{TRAINED_NOTE}" if trained else "")  # a line each: narrower
+        stdout.print(whole_word_table(wide, cells, widths, figures=True, title=title, caption=caption))
         return
     legend = (
         f"acc. = accuracy; low / high = its 95% interval ({ci}); m.ties = pairs the metric scored equal "
@@ -463,8 +458,7 @@ def vote(
     try:
         serve(run_dir, host, port, seed, on_ready=ready, allow_hosts=allow_host)
     except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: the way a study ends
-        from genbench.prefs import VOTES_DB
-        from genbench.vote.store import VoteStore
+        from genbench.vote.store import VOTES_DB, VoteStore
 
         db = Path(run_dir) / VOTES_DB
         try:  # a database damaged while the study ran: the stop is said all the same, with why
@@ -495,8 +489,8 @@ def export_votes(
     out: Path | None = typer.Option(None, "--out", "-o", help="CSV to write (default: RUN/votes.csv)."),
 ) -> None:
     """Export the votes to CSV: pair_id, rater, choice (a|b), left_side, created_at (Unix time)."""
-    from genbench.prefs import VOTES_DB, export_path
-    from genbench.vote.store import VoteStore
+    from genbench.prefs import export_path
+    from genbench.vote.store import VOTES_DB, VoteStore
 
     db = Path(run_dir) / VOTES_DB
     if not db.exists():

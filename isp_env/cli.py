@@ -17,9 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
-from attiqa.cli import NARROW, InterruptedExit, plain_table, seed_option, wrap_words
+from attiqa.cli import InterruptedExit, plain_table, seed_option, table_widths, whole_word_table, wrap_words
 from attiqa.errors import AttiqaError, ConfigError
 from attiqa.io.atomic import output_folder, resume_fix, write_json_atomic
 from attiqa.io.cores import MAX_WORKERS
@@ -87,14 +86,11 @@ def _print_named_rows(
     narrower, :func:`attiqa.cli.plain_table`'s fixed-width lines with ``legend`` under them (the short
     headers' meaning). At 80 columns the rich table folded every name over two or three lines ("a2tools_" /
     "_DC0008L", "rawpy.pos" / "tprocess(" / ")") and cut a header to "saturati…"."""
-    if stdout.is_terminal and stdout.width >= NARROW:
-        table = Table(title=title, show_lines=False)
-        table.add_column(key, overflow="fold")
-        for col in columns:
-            table.add_column(col, justify="right")
-        for name, cells in rows:
-            table.add_row(plain(name), *cells)
-        stdout.print(table)
+    headers = (key, *columns)
+    cells = [(name, *figures) for name, figures in rows]
+    widths = table_widths(stdout, headers, cells)
+    if widths is not None:
+        stdout.print(whole_word_table(headers, cells, widths, figures=True, title=title, show_lines=False))
         return
     footer = ["\n".join(wrap_words(legend, 80))]
     text = plain_table(title, key, list(columns.values()), rows, footer, long_names="own line")

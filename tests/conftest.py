@@ -1,5 +1,5 @@
-"""Shared fixtures: real photos from scikit-image (bundled in the package, no download), session 48's
-official dataset layouts with a run config for them, a `make-distorted` set."""
+"""Shared fixtures: real photos from scikit-image (bundled in the package, no download), the official dataset
+layouts with a run config for them, a `make-distorted` set."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""Each named dataset laid out as its OFFICIAL download is (session 48), written with a few tiny generated
-images: the layouts of ``test_datasets_official_layouts`` and of the tests that reuse them (importing this
-module skips a test where openpyxl is missing)."""
+"""Each named dataset laid out as its OFFICIAL download is, written with a few tiny generated images: the
+layouts of ``test_datasets_official_layouts`` and of the tests that reuse them (importing this module skips a
+test where openpyxl is missing)."""
 
 from __future__ import annotations
 

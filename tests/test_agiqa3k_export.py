@@ -1,9 +1,9 @@
-"""The ridge head survives an fp16 export: constant channels get no weight (issue 15, session 24).
+"""The ridge head survives an fp16 export: constant channels get no weight (issue 15).
 
 Found when attiqa-agiqa3k moved to EfficientNet-Lite1: four of its depthwise statistics are constant channels
 whose values (0.65-1.29) vary over the training images only by float32 rounding (spread 4e-9-8e-9). The fit
-standardised that noise and weighted it; the fp16 backbone moved those values by ~1e-3 (~1e5 spreads),
-and every MOS by +24. The fit now treats a spread below 1e-6 of the value as constant."""
+standardised that noise and weighted it; the fp16 backbone moved those values by ~1e-3 (~1e5 spreads), and
+every MOS by +24. The fit now treats a spread below 1e-6 of the value as constant."""
 
 from __future__ import annotations
 

@@ -1,7 +1,6 @@
-"""malloc tuned for tensor work (attiqa.allocator): freed activations stay mapped, forks still work.
+"""Malloc tuned for tensor work (attiqa.allocator): freed activations stay mapped, forks still work.
 
-Each case runs in a fresh interpreter, since the setting is per process and cannot be undone.
-"""
+Each case runs in a fresh interpreter, since the setting is per process and cannot be undone."""
 
 from __future__ import annotations
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import re
 from collections import defaultdict
+from contextlib import suppress
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,9 +35,12 @@ def _modules() -> dict[str, Path]:
     return out
 
 
-def _imports(name: str, path: Path, modules: dict[str, Path]) -> list[tuple[str, str | None, int]]:
-    """(imported module, imported name or None, line) for every import statement of a module."""
-    tree = ast.parse(path.read_text(encoding="utf-8"))
+def _imports(
+    name: str, path: Path, modules: dict[str, Path], tree: ast.Module | None = None
+) -> list[tuple[str, str | None, int]]:
+    """(imported module, imported name or None, line) for every import statement of a module (of ``tree``,
+    parsed from it, when given)."""
+    tree = tree or ast.parse(path.read_text(encoding="utf-8"))
     is_pkg = path.name == "__init__.py"
     found = []
     for node in ast.walk(tree):
@@ -109,6 +113,89 @@ def test_no_module_but_a_package_face_re_exports_a_name():
     assert bad == [], (
         "names re-exported outside a package __init__ (import them from their home):\n" + "\n".join(bad)
     )
+
+
+# Modules (not package faces) whose ``__all__`` hands on names defined elsewhere, and why.
+NAMESPACE_FACES = {
+    "attiqa.training.distributed": "training code's `D.` namespace (D.rank(), D.barrier()): the "
+    "process-group helpers of attiqa.sharding beside training's own; a `from` import takes them from "
+    "attiqa.sharding",
+}
+
+
+def _defined(tree: ast.Module) -> tuple[set[str], set[str]]:
+    """(names a module binds at its top level by def, class or assignment — also inside if / try / with;
+    the names its ``__all__`` lists)."""
+    defined: set[str] = set()
+    listed: set[str] = set()
+
+    def walk(body: list[ast.stmt]) -> None:
+        for node in body:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                defined.add(node.name)
+            elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                defined.update(n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name))
+                if any(isinstance(t, ast.Name) and t.id == "__all__" for t in targets) and node.value:
+                    listed.update(n.value for n in ast.walk(node.value) if isinstance(n, ast.Constant))
+            elif isinstance(node, (ast.If, ast.Try, ast.With, ast.For, ast.While)):
+                for field in ("body", "orelse", "finalbody"):
+                    walk(getattr(node, field, []))
+                for handler in getattr(node, "handlers", []):
+                    walk(handler.body)
+
+    walk(tree.body)
+    return defined, listed
+
+
+def _sources() -> list[tuple[str, Path, ast.Module]]:
+    """Every first-party module, test, benchmark and experiment script, and the Python scripts the tests hold
+    in strings (run under torchrun or in a subprocess), parsed."""
+    modules = _modules()
+    out = [(name, path, ast.parse(path.read_text(encoding="utf-8"))) for name, path in modules.items()]
+    for folder in ("tests", "benchmarks", "experiments"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+            out.append((path.stem, path, tree))
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Constant) and isinstance(node.value, str) and "import " in node.value:
+                    with suppress(SyntaxError):  # prose, or a template filled in later
+                        script = ast.parse(node.value)
+                        out.append((path.stem, path, ast.increment_lineno(script, node.lineno - 1)))
+    return out
+
+
+def test_names_are_imported_from_the_module_that_defines_them():
+    """``from m import x`` names the module that defines ``x``, not one that only imports it to use: a name
+    with two spellings (``attiqa.interface.ScorerInfo``, ``training.data.split_indices`` in 17 experiment
+    scripts, ``genbench.prefs.VOTES_DB``) keeps a dependency nobody sees and breaks when the user stops
+    importing it. A package's ``__init__.py`` may hand on what its ``__all__`` lists (its face: ``attiqa``,
+    ``attiqa.cli``, ``attiqa.scorers``, ...)."""
+    modules = _modules()
+    homes = {name: _defined(ast.parse(path.read_text(encoding="utf-8"))) for name, path in modules.items()}
+    bad = set()
+    for name, path, tree in _sources():
+        for mod, imported, line in _imports(name, path, modules, tree):
+            if imported is None or imported == "*" or mod not in homes:
+                continue
+            defined, listed = homes[mod]
+            face = modules[mod].name == "__init__.py"
+            if imported not in defined and not (face and imported in listed):
+                bad.add(f"{path.relative_to(ROOT)}:{line} from {mod} import {imported}")
+    assert not bad, "names imported from a module that does not define them:\n" + "\n".join(sorted(bad))
+
+
+def test_only_a_package_face_lists_names_of_other_modules_in_all():
+    """A module's ``__all__`` is what it offers; listing a name it only imports (``pretrain.py``'s
+    ``weights_hash``, ``finetune.py``'s ``lr_factor``) invites the imports the test above refuses.
+    :data:`NAMESPACE_FACES` are the exceptions, each with its reason."""
+    bad = []
+    for name, path in _modules().items():
+        if path.name == "__init__.py" or name in NAMESPACE_FACES:
+            continue
+        defined, listed = _defined(ast.parse(path.read_text(encoding="utf-8")))
+        bad += [f"{path.relative_to(ROOT)}: __all__ lists {n}" for n in sorted(listed - defined)]
+    assert bad == [], "names handed on through __all__ (import them from their home):\n" + "\n".join(bad)
 
 
 def _cycles(graph: dict[str, set[str]]) -> list[frozenset[str]]:

@@ -1,6 +1,6 @@
-"""Session 46's new-user pass over `attiqa bench` (docs/robustness.md): an interrupted protocol, labels and
-options that could not work, and the printed table. Every fixture is generated here (real photos of
-scikit-image, the tiny backbone); each test failed before its fix."""
+"""`attiqa bench` (docs/robustness.md): an interrupted protocol, labels and options that could not work, and
+the printed table. Every fixture is generated here (real photos of scikit-image, the tiny backbone); each test
+failed before its fix."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Session 54, round 2: what round 1 left — the output folder checked before the model loads, and the
-checkpoint / card lines that named a problem without its fix. Small generated fixtures, the tiny backbone."""
+"""Checkpoint commands: the output folder checked before the model loads, and the checkpoint / card lines that
+named a problem without its fix. Small generated fixtures, the tiny backbone."""
 
 from __future__ import annotations
 

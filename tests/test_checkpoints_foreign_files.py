@@ -1,5 +1,5 @@
-"""A checkpoint from elsewhere (session 54): the file hash of a named model through the checkpoint's one
-reading, and the checkpoint path of a user whose file was not written here."""
+"""A checkpoint from elsewhere: the file hash of a named model through the checkpoint's one reading, and the
+checkpoint path of a user whose file was not written here."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""The command lines' own surface (session 52): `run_app` renders the help the same every time, plain help
-keeps names and defaults whole, `--version`, usage errors."""
+"""The command lines' own surface: `run_app` renders the help the same every time, plain help keeps names and
+defaults whole, `--version`, usage errors."""
 
 from __future__ import annotations
 

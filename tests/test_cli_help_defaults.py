@@ -1,5 +1,5 @@
-"""The command lines' surface (session 54): help laid out only when shown, defaults said as they are, a
-first-time user's mistakes answered in one line."""
+"""The command lines' surface: help laid out only when shown, defaults said as they are, a first-time user's
+mistakes answered in one line."""
 
 from __future__ import annotations
 

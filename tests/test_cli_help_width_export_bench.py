@@ -1,5 +1,5 @@
-"""Session 51's bench / export / make-distorted leftovers: every command's --help whole at 80 columns (one
-mechanism in attiqa.cli.run_app for attiqa, genbench and isp-tune)."""
+"""Every command's --help whole at 80 columns (one mechanism in attiqa.cli.run_app for attiqa, genbench and
+isp-tune)."""
 
 from __future__ import annotations
 

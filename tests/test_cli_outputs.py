@@ -1,6 +1,6 @@
-"""An output that cannot be written (session 26, a newcomer's pass): every command that writes checks its
-output folder before its work and ends with one line naming the folder, the cause and the fix — not a
-traceback after minutes of work (``isp-tune`` ran its global CMA-ES first; ``eval`` scored every image)."""
+"""An output that cannot be written (a newcomer's pass): every command that writes checks its output folder
+before its work and ends with one line naming the folder, the cause and the fix — not a traceback after
+minutes of work (``isp-tune`` ran its global CMA-ES first; ``eval`` scored every image)."""
 
 from __future__ import annotations
 
@@ -160,8 +160,7 @@ def test_output_names_that_look_like_markup_are_printed_as_they_are(tmp_path, is
     and a path holding ``[/b]`` (folders ``a[`` / ``b]``) ended the finished command in a MarkupError."""
     from attiqa.cli.app import app as attiqa_app
     from genbench.cli import app as genbench_app
-    from genbench.prefs import VOTES_DB
-    from genbench.vote.store import VoteStore
+    from genbench.vote.store import VOTES_DB, VoteStore
     from isp_env.cli import app as isp_app
 
     odd = tmp_path / "a[" / "b]"

@@ -1,7 +1,7 @@
-"""A new user's black-box pass over the commands (session 29, docs/robustness.md): what a rerun, a typo or a
-stray file did before its fix — silently discarded finished epochs, kept another model's scores, split
-unreadable raws into training, overwrote the checkpoint being exported, or ended in a traceback. Every
-fixture is generated here; each test failed before its fix."""
+"""A new user's black-box pass over the commands (docs/robustness.md): what a rerun, a typo or a stray file
+did before its fix — silently discarded finished epochs, kept another model's scores, split unreadable raws
+into training, overwrote the checkpoint being exported, or ended in a traceback. Every fixture is generated
+here; each test failed before its fix."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""The command lines' surface (session 53): usage errors in one line, help readable at 80 / 100 / 120
-columns."""
+"""The command lines' surface: usage errors in one line, help readable at 80 / 100 / 120 columns."""
 
 from __future__ import annotations
 

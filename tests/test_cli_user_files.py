@@ -1,5 +1,5 @@
-"""Session 45's new-user pass over `attiqa` and `genbench` (docs/robustness.md): what a user's own files
-did before their fix. Every fixture is generated here; each test failed before its fix."""
+"""`attiqa` and `genbench` (docs/robustness.md): what a user's own files did before their fix. Every fixture
+is generated here; each test failed before its fix."""
 
 from __future__ import annotations
 

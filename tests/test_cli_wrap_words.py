@@ -1,6 +1,7 @@
 """The one wrapper of terminal text (:func:`attiqa.cli.wrap_words`): help, ``attiqa datasets``, ``models``,
-``distortions``, ``genbench agree`` and ``isp-tune``'s legends. Session 57: it replaced three near-copies in
-``cli/eval.py``, the help formatter's held-hyphen trick and four ``textwrap.fill`` calls."""
+``distortions``, ``genbench agree`` and ``isp-tune``'s legends (it replaced three near-copies in
+``cli/eval.py``, the help formatter's held-hyphen trick and four ``textwrap.fill`` calls); and the one rule of
+a table's columns (:func:`attiqa.cli.table_widths`): every word whole at every width, or plain lines."""
 
 from __future__ import annotations
 
@@ -97,3 +98,37 @@ def test_help_at_52_and_60_columns_breaks_no_word_of_an_option_help_or_default()
             words = [w for p in cmd.params for w in (getattr(p, "help", None) or "").split()]
             assert set(words) <= set(joined.split()), (program, path, set(words) - set(joined.split()))
             assert all(f"[default: {d}" in joined for d in defaults.values()), (program, path, defaults)
+
+
+def test_every_table_keeps_its_words_whole_at_every_width_or_is_plain_lines():
+    """The one rule of the tables (``models``, ``datasets``, genbench's ``agree``, isp-tune's): at each width
+    from 60 to 240 columns a terminal gets either None (plain lines) or a table whose lines fit and whose
+    words are whole, a path broken after a "/" only; a pipe gets plain lines at any width."""
+    import io
+
+    from rich.console import Console
+
+    from attiqa.cli import table_widths, whole_word_table
+
+    headers = ("metric", "pairs", "accuracy", "95% CI", "description")
+    rows = [
+        ("classical", "120", "0.617", "0.53 – 0.70", "mean of five hand-crafted attribute measures"),
+        ("runs/exp_long_folder/finetune/last_checkpoint.safetensors", "4660", "0.512", "0.49 – 0.53", "x"),
+        ("clipiqa:/data/models/open_clip_ViT-B-32", "3", "1.000", "0.29 – 1.00", "CLIP-IQA (Wang et al.)"),
+    ]
+    parts = {p for row in rows for cell in row for w in cell.split() for p in w.replace("/", "/\n").split()}
+    tables = 0
+    for width in range(60, 241):
+        out = io.StringIO()
+        terminal = Console(file=out, force_terminal=True, width=width, color_system=None)
+        widths = table_widths(terminal, headers, rows)
+        if widths is None:
+            continue
+        terminal.print(whole_word_table(headers, rows, widths, figures=True, title="t"))
+        lines = out.getvalue().splitlines()
+        assert all(cell_len(line) <= width for line in lines), (width, out.getvalue())
+        assert all(any(p in line for line in lines) for p in parts), (width, out.getvalue())
+        tables += 1
+    assert 0 < tables < 181  # narrow terminals get the plain lines, wide ones the table
+    piped = Console(file=io.StringIO(), width=240)
+    assert table_widths(piped, headers, rows) is None

@@ -1,7 +1,7 @@
-"""Session 51: dataset / row fingerprints (docs/robustness.md). One hash of "these rows under their root"
-serves the model card (`eval`'s training-fit note) and a stage's resume record; cards and resume records of
-session 50's version still work; a moved label.images folder resumes the pretraining; `eval folder` knows
-two CSVs under one root apart; `--workers` says what each command does. Each test failed before its fix."""
+"""Dataset / row fingerprints (docs/robustness.md). One hash of "these rows under their root" serves the model
+card (`eval`'s training-fit note) and a stage's resume record; cards and resume records of the older version
+still work; a moved label.images folder resumes the pretraining; `eval folder` knows two CSVs under one root
+apart; `--workers` says what each command does. Each test failed before its fix."""
 
 from __future__ import annotations
 

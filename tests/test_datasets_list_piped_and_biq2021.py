@@ -1,5 +1,4 @@
-"""Session 56's small command-line defects that are not about torch: ``attiqa datasets`` piped at 80
-columns, and ``attiqa bench``'s official split of BIQ2021."""
+"""``attiqa datasets`` piped at 80 columns, and ``attiqa bench``'s official split of BIQ2021."""
 
 from __future__ import annotations
 
@@ -7,6 +6,8 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+
+from helpers import attiqa_cmd, on_a_terminal
 
 from attiqa.datasets import list_datasets
 
@@ -35,8 +36,9 @@ def test_the_datasets_table_piped_at_80_columns_keeps_its_words_whole() -> None:
             assert target in words, (info.name, target)
         for file in info.score_files:  # a name with spaces ("MOS and Image attribute scores.xlsx") may wrap
             assert file in words or (" " in file and file in " ".join(res.stdout.split())), (info.name, file)
-    wide = attiqa("datasets", columns=160)  # a wide terminal keeps the table
-    assert wide.returncode == 0 and "┃ name" in wide.stdout, wide.stdout[:500]
+    wide = on_a_terminal(attiqa_cmd("datasets"), 160)  # a wide terminal keeps the table (a pipe never)
+    assert "┃ name" in wide, wide[:500]
+    assert "┃ name" not in attiqa("datasets", columns=160).stdout  # piped, whatever COLUMNS says
 
 
 def test_bench_splits_biq2021_by_its_official_train_and_test_files(tmp_path: Path) -> None:

@@ -1,18 +1,12 @@
-"""Session 56: `attiqa datasets` at 100–160 columns keeps file names whole (docs/robustness.md)."""
+"""`attiqa datasets` at 100–160 columns keeps file names whole (docs/robustness.md)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
+from helpers import attiqa_cmd, on_a_terminal
 from rich.cells import cell_len
 
 from attiqa.datasets import list_datasets
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def whole_parts(text: str) -> list[str]:
@@ -20,22 +14,18 @@ def whole_parts(text: str) -> list[str]:
     return [part for word in text.split() for part in word.replace("/", "/\n").split("\n") if part]
 
 
-@pytest.mark.parametrize("columns", [100, 120, 160])
+@pytest.mark.parametrize("columns", [100, 120, 140, 160])
 def test_the_datasets_list_keeps_every_file_name_whole(columns: int) -> None:
     """**Was**: at 100–160 columns rich's table narrowed its widest columns and folded the words in them:
     "AIGC_MOS_Zscore.xls x" (120), "koniq10k_scores_and_distrib utions.csv" (160), "labels=640_padded.
     csv". Now the table's columns are as wide as their longest word (a path breaks after a "/" only), or,
     where the terminal cannot hold them, a block per dataset: every line fits, every name whole."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": str(columns)}
-    res = subprocess.run(
-        [sys.executable, "-m", "attiqa.cli", "datasets"], capture_output=True, text=True, env=env, timeout=120
-    )
-    assert res.returncode == 0, res.stderr
-    lines = res.stdout.splitlines()
-    assert all(cell_len(line) <= columns for line in lines), res.stdout
+    text = on_a_terminal(attiqa_cmd("datasets"), columns)
+    lines = text.splitlines()
+    assert all(cell_len(line) <= columns for line in lines), text
     for info in list_datasets():
         texts = [info.full_name, *info.targets, *info.score_files, info.official_split or ""]
         for part in (p for text in texts for p in whole_parts(text)):
-            assert any(part in line for line in lines), (columns, info.name, part, res.stdout)
+            assert any(part in line for line in lines), (columns, info.name, part, text)
     if columns == 160:  # a terminal that holds the columns keeps the table
-        assert "┃ name" in res.stdout, res.stdout[:500]
+        assert "┃ name" in text, text[:500]

@@ -1,4 +1,4 @@
-"""Session 54 (lead): what `attiqa datasets NAME` prints of an adapter's notes."""
+"""What `attiqa datasets NAME` prints of an adapter's notes."""
 
 from __future__ import annotations
 

@@ -1,9 +1,9 @@
-"""Each named dataset laid out as its OFFICIAL download is (session 48): file names, headers, sheets, .mat
-variables and folders as the release (or, where noted, its authors' README) has them, with a few tiny
-generated images. The adapter reads it, `attiqa eval NAME --root ROOT -m classical` runs on it end to end,
-and a copy whose images are not unpacked is refused in one line saying which archive to unpack where.
+"""Each named dataset laid out as its OFFICIAL download is: file names, headers, sheets, .mat variables and
+folders as the release (or, where noted, its authors' README) has them, with a few tiny generated images. The
+adapter reads it, `attiqa eval NAME --root ROOT -m classical` runs on it end to end, and a copy whose images
+are not unpacked is refused in one line saying which archive to unpack where.
 
-Evidence for each layout is in the adapter's docstring (session 48's hand-in has the table)."""
+Evidence for each layout is in the adapter's docstring."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
-"""Session 55's audit of the dataset adapters against the official downloads as a user gets them: the root
-given as the folder the download was unpacked INTO (its files one or two folders down), and the names users
-type for the datasets (``LIVE-itW``, ``tid-2013``). The official layouts themselves are session 48's
-fixtures (:mod:`dataset_layouts`), reused here."""
+"""The dataset adapters against the official downloads as a user gets them: the root given as the folder the
+download was unpacked INTO (its files one or two folders down), and the names users type for the datasets
+(``LIVE-itW``, ``tid-2013``). The official layouts themselves are the fixtures (:mod:`dataset_layouts`),
+reused here."""
 
 from __future__ import annotations
 

@@ -16,7 +16,8 @@ from helpers import run_attiqa
 from attiqa.config import FinetuneConfig, PretrainConfig
 from attiqa.device import resolve_device
 from attiqa.models import load_model
-from attiqa.training.distributed import all_gather_cat, is_dist, process_group, world_size
+from attiqa.sharding import is_dist, process_group, world_size
+from attiqa.training.distributed import all_gather_cat
 from attiqa.training.trainer import DEBUG_HASH_ENV, weights_hash
 
 SCRIPT = """

@@ -1,4 +1,4 @@
-"""Session 56: a bad ATTIQA_JOIN_TIMEOUT is said by the process whose LOCAL_RANK, read as
+"""A bad ATTIQA_JOIN_TIMEOUT is said by the process whose LOCAL_RANK, read as
 `attiqa.launch.launched_local_rank` reads it, is 0 (docs/robustness.md)."""
 
 from __future__ import annotations

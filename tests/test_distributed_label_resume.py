@@ -1,4 +1,4 @@
-"""Session 53's torchrun audit of `label`, `score`, `eval`, `train` as a user runs them: 2 processes, gloo."""
+"""torchrun runs of `label`, `score`, `eval`, `train` as a user runs them: 2 processes, gloo."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""torchrun's LOCAL_RANK, read torch-free and checked (``attiqa.launch.launched_local_rank``): one process is
+"""Torchrun's LOCAL_RANK, read torch-free and checked (``attiqa.launch.launched_local_rank``): one process is
 on its device's default whatever LOCAL_RANK its shell holds; under torchrun a bad one is one line."""
 
 from __future__ import annotations

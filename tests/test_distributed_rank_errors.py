@@ -1,5 +1,5 @@
-"""Session 53 (round 2): torchrun jobs whose processes meet different errors before the work, and the one
-line a failed command ends with. Real torchrun, 2 processes, gloo."""
+"""Torchrun jobs whose processes meet different errors before the work, and the one line a failed command ends
+with. Real torchrun, 2 processes, gloo."""
 
 from __future__ import annotations
 

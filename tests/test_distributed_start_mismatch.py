@@ -1,6 +1,6 @@
-"""Session 54: torchrun training jobs whose processes read different files at the start (a node without the
-run's state, a label table that differs) — every process ends promptly, the line said by the ones that met it.
-Real torchrun, 2 processes, gloo; each process in its own folder, as if on another machine."""
+"""Torchrun training jobs whose processes read different files at the start (a node without the run's state, a
+label table that differs) — every process ends promptly, the line said by the ones that met it. Real torchrun,
+2 processes, gloo; each process in its own folder, as if on another machine."""
 
 from __future__ import annotations
 

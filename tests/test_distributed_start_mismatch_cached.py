@@ -1,6 +1,6 @@
-"""Session 54, round 2: cached pretraining under torchrun whose processes read different label tables or
-images at the start (a node whose copy lacks them) — the line said by the process that met it, once when
-all did. Real torchrun, 2 processes, gloo; each process in its own folder, as if on another machine."""
+"""Cached pretraining under torchrun whose processes read different label tables or images at the start (a
+node whose copy lacks them) — the line said by the process that met it, once when all did. Real torchrun, 2
+processes, gloo; each process in its own folder, as if on another machine."""
 
 from __future__ import annotations
 

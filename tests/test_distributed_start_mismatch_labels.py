@@ -1,6 +1,6 @@
-"""Session 55: a fresh torchrun pretraining whose processes read different label tables (each machine its
-own copy of the labels file) — one line per process, naming the file, before any training. Real torchrun,
-2 processes, gloo; each process in its own folder, as if on another machine."""
+"""A fresh torchrun pretraining whose processes read different label tables (each machine its own copy of the
+labels file) — one line per process, naming the file, before any training. Real torchrun, 2 processes, gloo;
+each process in its own folder, as if on another machine."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Session 56 review: a RANK left in the shell of a one-process command (a job script's export, a shell
-left from a launcher) is not this process's rank — the label stage and the error said once took it for one."""
+"""A RANK left in the shell of a one-process command (a job script's export, a shell left from a launcher) is
+not this process's rank — the label stage and the error said once took it for one."""
 
 from __future__ import annotations
 

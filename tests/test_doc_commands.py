@@ -1,17 +1,16 @@
-"""The commands the README and docs/*.md show still parse (session 38's user-journey audit; session 52:
-values, arguments and paths too).
+"""The commands the README and docs/*.md show still parse, with their values, arguments and paths.
 
-A new user copies command lines from the docs. This reads every `attiqa`, `genbench`, `isp-tune` and
-`torchrun ... -m attiqa.cli` line of their code blocks and inline code, walks it through the real command
-tree (typer's, as the console scripts build it) and fails on a subcommand or an option the command does not
-have, then runs the line through the command's own parser without running the command: values of the wrong
-type, values outside the set the code takes, arguments too many, a code block's command missing one.
-`python benchmarks/X.py` / `python experiments/.../X.py` lines must name a script that exists, with options
-that script defines, and parse with its own argparse parser (tests/doc_script_args.py stops each script when
-its parser returns); `make X` a Makefile target. The project's files a line names (`configs/x.yaml`) must
-exist, and `../shared/data/...` paths where that folder is present. Placeholders (`photos/`,
-`ckpt.safetensors`) and a user's data are not checked; the `attiqa` / `genbench` / `isp-tune` lines of
-docs/robustness.md, which records refused input, for names only."""
+A new user copies command lines from the docs. This reads every `attiqa`, `genbench`, `isp-tune` and `torchrun
+... -m attiqa.cli` line of their code blocks and inline code, walks it through the real command tree (typer's,
+as the console scripts build it) and fails on a subcommand or an option the command does not have, then runs
+the line through the command's own parser without running the command: values of the wrong type, values
+outside the set the code takes, arguments too many, a code block's command missing one. `python
+benchmarks/X.py` / `python experiments/.../X.py` lines must name a script that exists, with options that
+script defines, and parse with its own argparse parser (tests/doc_script_args.py stops each script when its
+parser returns); `make X` a Makefile target. The project's files a line names (`configs/x.yaml`) must exist,
+and `../shared/data/...` paths where that folder is present. Placeholders (`photos/`, `ckpt.safetensors`) and
+a user's data are not checked; the `attiqa` / `genbench` / `isp-tune` lines of docs/robustness.md, which
+records refused input, for names only."""
 
 from __future__ import annotations
 
@@ -195,7 +194,7 @@ def choices() -> dict[tuple[str, str], Callable[[str], bool]]:
     from genbench.agreement import MODEL_TIE_RULES, TIE_POLICIES
     from genbench.generate import DTYPES
     from isp_env.env import ACTION_MODES, OBS_MODES
-    from isp_env.policy_io import RL_ALGOS
+    from isp_env.registration import RL_ALGOS
 
     def device(spec: str) -> bool:
         try:

@@ -3,7 +3,7 @@
 The model cards and robustness.md are long tables edited by many hands. A row with one cell too many (an
 unescaped `|x|` in a formula, a pipe inside inline code: GitHub splits cells on those too) shifts its cells
 under the wrong headings, and a paragraph pasted between two rows turns the rest of a table into loose text
-(both were found in session 41). A pipe meant as text is written `\\|`."""
+(both were found). A pipe meant as text is written `\\|`."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Session 56: `attiqa eval` resumed from its score cache counts the cached images in its bar from the first
-frame, the same with a decode worker as without (docs/robustness.md)."""
+"""`attiqa eval` resumed from its score cache counts the cached images in its bar from the first frame, the
+same with a decode worker as without (docs/robustness.md)."""
 
 from __future__ import annotations
 

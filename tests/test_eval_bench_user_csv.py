@@ -1,7 +1,6 @@
-"""Session 54's pass over `attiqa eval` / `attiqa bench` as a researcher with their own folder + CSV: group
-splits of few groups, the score CSV's shapes, image names off by case, and eval's output folder. Small
-generated fixtures (flat-colour PNGs of graded brightness), the weight-free classical scorer, the tiny
-backbone."""
+"""`attiqa eval` / `attiqa bench` as a researcher with their own folder + CSV: group splits of few groups, the
+score CSV's shapes, image names off by case, and eval's output folder. Small generated fixtures (flat-colour
+PNGs of graded brightness), the weight-free classical scorer, the tiny backbone."""
 
 from __future__ import annotations
 

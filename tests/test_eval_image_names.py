@@ -1,4 +1,4 @@
-"""Session 51: `attiqa eval` on hostile score tables (docs/robustness.md). Each test failed before its fix."""
+"""`attiqa eval` on hostile score tables (docs/robustness.md). Each test failed before its fix."""
 
 from __future__ import annotations
 

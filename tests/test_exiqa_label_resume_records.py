@@ -1,5 +1,4 @@
-"""Session 50: the attiqa-side items session 49 noticed and left alone (docs/robustness.md where a user sees
-them): progress counting of `degrade` / `make-distorted`, the teacher-settings message of `label`, the eval
+"""Progress counting of `degrade` / `make-distorted`, the teacher-settings message of `label`, the eval
 "training fit" note by the data a model was fitted on, `train exiqa`'s checkpoint / state pair, and the
 spelling of `attiqa train exiqa`."""
 

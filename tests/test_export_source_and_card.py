@@ -1,5 +1,4 @@
-"""Session 52: `attiqa export` and the resume record of `attiqa score -o` (docs/robustness.md, rows marked
-session 52)."""
+"""`attiqa export` and the resume record of `attiqa score -o` (docs/robustness.md)."""
 
 from __future__ import annotations
 

@@ -14,9 +14,12 @@ from attiqa.config import PretrainConfig
 from attiqa.errors import ConfigError
 from attiqa.io.checkpoints import load_checkpoint
 from attiqa.models import load_model
-from attiqa.training.data import MosDataset, split_indices
-from attiqa.training.finetune import FinetuneResult, finetune, lr_factor
+from attiqa.splits import split_indices
+from attiqa.training.data import MosDataset
+from attiqa.training.finetune import finetune
+from attiqa.training.mos import FinetuneResult
 from attiqa.training.pretrain import pretrain
+from attiqa.training.trainer import lr_factor
 
 
 @pytest.fixture(scope="module")

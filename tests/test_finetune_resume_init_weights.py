@@ -1,9 +1,8 @@
-"""Session 52: `attiqa train --resume` of a finished label -> pretrain -> finetune run after pretraining
-trained on. **Was**: fine-tuning resumed its finished state — the model fine-tuned from the earlier
-pretrained weights — and reported it as the result, with no word (its resume check compared settings and
-data, not the weights it started from). Now fine-tuning records the init weights' hash and starts again from
-changed ones, saying so; a state of an older version (no hash) is continued, said once. The network is the
-tiny random one."""
+"""`attiqa train --resume` of a finished label -> pretrain -> finetune run after pretraining trained on.
+**Was**: fine-tuning resumed its finished state — the model fine-tuned from the earlier pretrained weights —
+and reported it as the result, with no word (its resume check compared settings and data, not the weights it
+started from). Now fine-tuning records the init weights' hash and starts again from changed ones, saying so; a
+state of an older version (no hash) is continued, said once. The network is the tiny random one."""
 
 from __future__ import annotations
 

@@ -1,7 +1,6 @@
-"""genbench, session 51 (second round): `import-agiqa3k` with an image given two MOS (refused, as `attiqa
-eval` refuses it) and with --out in the dataset's folder (refused); what the agreement chart and the AGIQA-3k
-pair sheet say (docs/robustness.md rows of session 51). Small fixtures: noise PNGs under an official-format
-data.csv."""
+"""genbench: `import-agiqa3k` with an image given two MOS (refused, as `attiqa eval` refuses it) and with
+--out in the dataset's folder (refused); what the agreement chart and the AGIQA-3k pair sheet say
+(docs/robustness.md). Small fixtures: noise PNGs under an official-format data.csv."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""genbench, session 52: the agreement interval on a handful of pairs, the rater id of a second tab, and
-the AGIQA-3k pair sheet's labels (docs/robustness.md rows of session 52)."""
+"""genbench: the agreement interval on a handful of pairs, the rater id of a second tab, and the AGIQA-3k pair
+sheet's labels (docs/robustness.md)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""genbench agree with two preference sources (session 55): the file left aside is described, not loaded
-to be described, and a damaged one does not end the measurement against the votes that are used."""
+"""genbench agree with two preference sources: the file left aside is described, not loaded to be described,
+and a damaged one does not end the measurement against the votes that are used."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""genbench used as a user would (session 55): `import-agiqa3k` on damaged copies of its score file, `agree`
-with scorer names that need an argument, and the command list of `genbench --help`."""
+"""genbench used as a user would: `import-agiqa3k` on damaged copies of its score file, `agree` with scorer
+names that need an argument, and the command list of `genbench --help`."""
 
 from __future__ import annotations
 

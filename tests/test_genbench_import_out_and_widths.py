@@ -1,6 +1,6 @@
-"""genbench, session 51 (third round): `import-imagereward` refuses an --out among its dataset's files
-(the one check it shares with `import-agiqa3k`); `per_pair.csv` carries the human MOS of AGIQA-3k imports;
-`genbench agree`'s lines at 80 columns (docs/robustness.md rows of session 51). Small fixtures: noise PNGs."""
+"""genbench: `import-imagereward` refuses an --out among its dataset's files (the one check it shares with
+`import-agiqa3k`); `per_pair.csv` carries the human MOS of AGIQA-3k imports; `genbench agree`'s lines at 80
+columns (docs/robustness.md). Small fixtures: noise PNGs."""
 
 from __future__ import annotations
 
@@ -181,3 +181,23 @@ def test_genbench_help_at_80_columns_shows_options_and_defaults_whole():
         assert {o for p in names.params for o in p.opts if o.startswith("--")} <= shown, text
     run_help = on_a_terminal(genbench_cmd("run", "--help"), 80)
     assert "[default: stabilityai/stable-diffusion-2-1]" in run_help, run_help
+
+
+def test_agree_on_a_wide_terminal_shows_a_long_metric_name_whole(tmp_path):
+    """**Was**: on a terminal of 100–132 columns the rich table cut a checkpoint's long name to its column
+    ("finetuned_on_agiqa3k_dev_with_the_ri…" at 120): the one column that says which model a row is. Now the
+    table's columns follow the one whole-word rule of every table (`attiqa.cli.table_widths`): a name longer
+    than a column can hold sends the table to plain lines, where it is whole on a line of its own."""
+    from helpers import tiny_attiqa_checkpoint
+
+    run = tmp_path / "run"
+    assert run_genbench("import-agiqa3k", _agiqa3k(tmp_path / "agiqa"), "-o", run).returncode == 0
+    name = "finetuned_on_agiqa3k_dev_with_the_ridge_head_and_five_test_crops_last"
+    model = tiny_attiqa_checkpoint(tmp_path / "m").rename(tmp_path / "m" / f"{name}.safetensors")
+    res = run_genbench("score", run, "-m", model, "-w", "0")
+    assert res.returncode == 0, res.stderr
+    for columns in (100, 120):
+        wide = _on_a_terminal(columns, "agree", run, "--bootstrap", "100")
+        assert name in wide and "…" not in wide, wide
+        paths = ("preferences: ", "report: ")  # a line naming a file runs as long as its path
+        assert all(len(line) <= columns for line in wide.splitlines() if not line.startswith(paths)), wide

@@ -1,6 +1,6 @@
-"""A new user's pass over genbench on real data (session 48, docs/robustness.md): the README's and
-docs/agiqa3k_model.md's commands on agiqa3k-dev and the ImageReward rankings of the shared data, as real
-commands. Every fixture is made here (real photos, real rankings items); each test failed before its fix."""
+"""A new user's pass over genbench on real data (docs/robustness.md): the README's and docs/agiqa3k_model.md's
+commands on agiqa3k-dev and the ImageReward rankings of the shared data, as real commands. Every fixture is
+made here (real photos, real rankings items); each test failed before its fix."""
 
 from __future__ import annotations
 

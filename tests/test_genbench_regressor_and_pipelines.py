@@ -1,6 +1,6 @@
-"""Session 53: genbench as a user end to end — an ExIQA run without its regressor refused before scoring
-(`genbench score`, `attiqa eval`; `attiqa score` says so), and the defects of the audit on real data
-(docs/robustness.md, rows marked session 53)."""
+"""genbench as a user end to end — an ExIQA run without its regressor refused before scoring (`genbench
+score`, `attiqa eval`; `attiqa score` says so), and the defects of the audit on real data
+(docs/robustness.md)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""genbench, session 54 round 2: what the vote server says of a vote sent again, and which preferences
-`agree` measures against."""
+"""genbench: what the vote server says of a vote sent again, and which preferences `agree` measures
+against."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""genbench, session 51: a resume checks its images against their recorded size and hash instead of decoding
-every one; the importers and `score` / `agree` with hostile inputs; the vote app's flows in a real browser
-(docs/robustness.md rows of session 51). Small fixtures: a tiny random Stable Diffusion, real photos."""
+"""genbench: a resume checks its images against their recorded size and hash instead of decoding every one;
+the importers and `score` / `agree` with hostile inputs; the vote app's flows in a real browser
+(docs/robustness.md). Small fixtures: a tiny random Stable Diffusion, real photos."""
 
 from __future__ import annotations
 

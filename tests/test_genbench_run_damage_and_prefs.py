@@ -1,6 +1,5 @@
-"""genbench, session 50: last session's leftovers and a new user's pass over the commands on agiqa3k-dev
-(docs/robustness.md rows of session 50). Small fixtures: real photos from scikit-image, a tiny random
-Stable Diffusion where `genbench run` has to make images."""
+"""genbench's commands on agiqa3k-dev as a new user runs them (docs/robustness.md). Small fixtures: real
+photos from scikit-image, a tiny random Stable Diffusion where `genbench run` has to make images."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""Session 52: `genbench score` resumes a metric's ``scores/<metric>.csv`` exactly when `attiqa score -o`
-would resume its file (:func:`attiqa.evaluation.cache.resume_identity`), also after a SIGKILL mid-metric or
-between metrics (docs/robustness.md, rows marked session 52)."""
+"""`genbench score` resumes a metric's ``scores/<metric>.csv`` exactly when `attiqa score -o` would resume its
+file (:func:`attiqa.evaluation.cache.resume_identity`), also after a SIGKILL mid-metric or between metrics
+(docs/robustness.md)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""genbench, session 54: the AGIQA-3k path with bad cells, a tiny study's report, an unfinished run
-(docs/robustness.md rows of session 54)."""
+"""genbench: the AGIQA-3k path with bad cells, a tiny study's report, an unfinished run
+(docs/robustness.md)."""
 
 from __future__ import annotations
 

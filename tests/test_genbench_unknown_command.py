@@ -1,5 +1,5 @@
-"""genbench session 53, round 2: an unknown command answered by meaning, the vote page's count of the pairs
-it can show, two raters' votes from the page to ``agree``."""
+"""genbench: an unknown command answered by meaning, the vote page's count of the pairs it can show, two
+raters' votes from the page to ``agree``."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Session 50's second genbench audit: what `genbench vote` tells the organiser of a generated run's damaged
-image, counts said in words (docs/robustness.md rows)."""
+"""genbench: what `genbench vote` tells the organiser of a generated run's damaged image, counts said in words
+(docs/robustness.md rows)."""
 
 from __future__ import annotations
 

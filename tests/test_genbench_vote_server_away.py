@@ -1,5 +1,5 @@
-"""genbench vote with the server away for a while (session 54, round 2): a real Chromium, a real `genbench
-vote` process stopped (SIGKILL) and started again on its port."""
+"""genbench vote with the server away for a while: a real Chromium, a real `genbench vote` process stopped
+(SIGKILL) and started again on its port."""
 
 from __future__ import annotations
 

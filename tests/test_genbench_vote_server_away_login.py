@@ -1,5 +1,5 @@
-"""genbench vote's login step with the server away (session 55): a real Chromium, a real `genbench vote`
-process stopped (SIGKILL) and started again on its port."""
+"""genbench vote's login step with the server away: a real Chromium, a real `genbench vote` process stopped
+(SIGKILL) and started again on its port."""
 
 from __future__ import annotations
 

@@ -1,8 +1,7 @@
-"""issue 20's comparison code (experiments/generalisation): the ranking-pair head fit and the fixed edits.
+"""Issue 20's comparison code (experiments/generalisation): the ranking-pair head fit and the fixed edits.
 
 The head fit is checked on a synthetic problem where MOS alone teaches the wrong direction: one feature
-("sharpening") rises with MOS on the rated photos, but pushing it further makes an edited photo worse.
-"""
+("sharpening") rises with MOS on the rated photos, but pushing it further makes an edited photo worse."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """A hostile user's pass over the distortion commands (`degrade`, `make-distorted`, `distort`, `gallery`;
-session 35, docs/robustness.md): an output folder inside the source folder, an output that is the input,
-an empty name list, repeated names and levels — each as a user runs it, in a real process."""
+docs/robustness.md): an output folder inside the source folder, an output that is the input, an empty name
+list, repeated names and levels — each as a user runs it, in a real process."""
 
 from __future__ import annotations
 

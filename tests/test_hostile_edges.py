@@ -1,5 +1,5 @@
-"""Black-box pass of session 40 over `isp-tune`, `genbench` and the score-file readers: each test runs the
-real command on the input a user hit and holds a row of docs/robustness.md."""
+"""`isp-tune`, `genbench` and the score-file readers: each test runs the real command on the input a user hit
+and holds a row of docs/robustness.md."""
 
 from __future__ import annotations
 

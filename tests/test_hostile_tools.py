@@ -1,6 +1,6 @@
-"""A hostile user's pass over `attiqa bench` / `train`, `isp-tune` and `genbench` (session 33,
-docs/robustness.md): byte-identical images split across train and test, control characters in printed
-names, and the rest below. Every fixture is generated here; each test failed before its fix."""
+"""A hostile user's pass over `attiqa bench` / `train`, `isp-tune` and `genbench` (docs/robustness.md):
+byte-identical images split across train and test, control characters in printed names, and the rest below.
+Every fixture is generated here; each test failed before its fix."""
 
 from __future__ import annotations
 

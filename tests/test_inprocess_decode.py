@@ -1,7 +1,7 @@
-"""Decoding in the scoring process, between forward passes (session 42): ``-w 0`` decodes each batch by
-several threads, the same tensors as one thread, bad files reported in their batch; on a CPU whose cores
-torch's threads take, scoring's default is this path instead of a decode worker beside the model. Real
-files, real threads, the real transform of the shipped scorer."""
+"""Decoding in the scoring process, between forward passes: ``-w 0`` decodes each batch by several threads,
+the same tensors as one thread, bad files reported in their batch; on a CPU whose cores torch's threads take,
+scoring's default is this path instead of a decode worker beside the model. Real files, real threads, the real
+transform of the shipped scorer."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""Session 50's audit of ``isp-tune`` beyond its default teacher: SB3 agents, other action modes, policies
-started from or evaluated with other settings (docs/robustness.md rows). Real runs on DNGs read by rawpy,
-the classical scorer, a few steps each."""
+"""``isp-tune`` beyond its default teacher: SB3 agents, other action modes, policies started from or evaluated
+with other settings (docs/robustness.md rows). Real runs on DNGs read by rawpy, the classical scorer, a few
+steps each."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Session 56 review mends of `isp-tune`: its `--base` file read once, and the cheap checks (the output
-folder, the `--init-policy` file) said before the raws are listed and before torch."""
+"""`isp-tune`: its `--base` file read once, and the cheap checks (the output folder, the `--init-policy` file)
+said before the raws are listed and before torch."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""`isp-tune check DIR --policy P`: a policy against the neutral render on a folder of raws (session 43) —
-what a user runs before trusting a policy on another camera's raws."""
+"""`isp-tune check DIR --policy P`: a policy against the neutral render on a folder of raws — what a user runs
+before trusting a policy on another camera's raws."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Session 56 mends: `isp-tune check`'s count of the raws it could not read."""
+"""`isp-tune check`'s count of the raws it could not read."""
 
 from __future__ import annotations
 

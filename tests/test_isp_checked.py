@@ -1,6 +1,6 @@
-"""A policy's setting checked against its base and neutral by the reward model (session 44, ours):
-`isp-tune render --policy P --check`, :func:`isp_env.tuning.checked_setting` — the fall-back for raws of a
-camera the policy never saw (docs/isp.md, "Checked against its base and neutral")."""
+"""A policy's setting checked against its base and neutral by the reward model (ours): `isp-tune render
+--policy P --check`, :func:`isp_env.tuning.checked_setting` — the fall-back for raws of a camera the policy
+never saw (docs/isp.md, "Checked against its base and neutral")."""
 
 from __future__ import annotations
 

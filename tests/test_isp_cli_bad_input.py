@@ -1,5 +1,5 @@
-"""A new user's audit of the `isp-tune` command line (session 45): what a user types, on real DNGs read by
-rawpy, refused in one line before any work starts."""
+"""A new user's audit of the `isp-tune` command line: what a user types, on real DNGs read by rawpy, refused
+in one line before any work starts."""
 
 from __future__ import annotations
 

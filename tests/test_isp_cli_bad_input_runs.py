@@ -1,5 +1,5 @@
-"""`isp-tune` command-line defects left open by the session-45 audit (session 46): what a user types, on real
-DNGs read by rawpy, answered in one line naming the fix."""
+"""`isp-tune` command-line defects left open by the first audit: what a user types, on real DNGs read by
+rawpy, answered in one line naming the fix."""
 
 from __future__ import annotations
 

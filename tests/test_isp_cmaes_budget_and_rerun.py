@@ -1,7 +1,7 @@
-"""Session 55's isp-tune round: a finished run rerun as it was has nothing to do, the global CMA-ES budget
-spent in whole generations and said, and what a user met running isp-tune on real raws (docs/robustness.md
-rows) — each on real DNGs read by rawpy, `isp-tune` run by its entry point in this process (one finished
-run shared by the module's report and rerun tests)."""
+"""isp-tune: a finished run rerun as it was has nothing to do, the global CMA-ES budget spent in whole
+generations and said, and what a user met running isp-tune on real raws (docs/robustness.md rows) — each on
+real DNGs read by rawpy, `isp-tune` run by its entry point in this process (one finished run shared by the
+module's report and rerun tests)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Session 48's audit of ``isp-tune``: what it rendered with, its tables at 80 columns, one ``obs_mode``
-default, and what a new user met training and checking on real raws (docs/robustness.md rows)."""
+"""``isp-tune``: what it rendered with, its tables at 80 columns, one ``obs_mode`` default, and what a new
+user met training and checking on real raws (docs/robustness.md rows)."""
 
 from __future__ import annotations
 

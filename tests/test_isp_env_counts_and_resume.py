@@ -1,5 +1,5 @@
-"""Session 50's second isp-tune audit: the environment's metadata and episode counts, a resumed check's
-progress rate (docs/robustness.md rows)."""
+"""isp-tune: the environment's metadata and episode counts, a resumed check's progress rate
+(docs/robustness.md rows)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Session 55's review: one rule where two had drifted apart."""
+"""isp-tune: a finished run whose settings hold a non-finite number is found finished (one rule of "these
+settings", where two had drifted apart)."""
 
 from __future__ import annotations
 

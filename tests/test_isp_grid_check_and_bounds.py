@@ -1,5 +1,5 @@
-"""`isp_env` defects found in session 47: the library's bounds, the check's decodes, odd raws and what a
-person looks at (the CLI's help, the run's report) — each on real DNGs read by rawpy."""
+"""`isp_env` defects: the library's bounds, the check's decodes, odd raws and what a person looks at (the
+CLI's help, the run's report) — each on real DNGs read by rawpy."""
 
 from __future__ import annotations
 

@@ -1,6 +1,5 @@
-"""Session 53's isp-tune round: a run's kept JSON files parsed once (the steps use what the check read),
-one table of their shapes, what is wrong with each damaged file, a raw unreadable since its tuning
-(docs/robustness.md rows)."""
+"""isp-tune: a run's kept JSON files parsed once (the steps use what the check read), one table of their
+shapes, what is wrong with each damaged file, a raw unreadable since its tuning (docs/robustness.md rows)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Session 52's isp-tune round: grid.png readable at 100 % zoom, parameter files' raws found from any
-working folder, X-Trans raws, resume after a kill at each phase (docs/robustness.md rows)."""
+"""isp-tune: grid.png readable at 100 % zoom, parameter files' raws found from any working folder, X-Trans
+raws, resume after a kill at each phase (docs/robustness.md rows)."""
 
 from __future__ import annotations
 

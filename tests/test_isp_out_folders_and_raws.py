@@ -1,5 +1,5 @@
-"""Session 54's isp-tune round: one stamp function for a run's files (review), an --out folder of another
-isp-tune command refused before the work, a raw folder of hostile files (docs/robustness.md rows)."""
+"""isp-tune: one stamp function for a run's files, an --out folder of another isp-tune command refused before
+the work, a raw folder of hostile files (docs/robustness.md rows)."""
 
 from __future__ import annotations
 

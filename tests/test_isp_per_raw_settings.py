@@ -1,5 +1,5 @@
-"""Session 51's third isp-tune round: a per-image CMA-ES result used only for the raw it searched,
-``IspEnv.step()`` before the first ``reset()`` (docs/robustness.md rows)."""
+"""isp-tune: a per-image CMA-ES result used only for the raw it searched, ``IspEnv.step()`` before the first
+``reset()`` (docs/robustness.md rows)."""
 
 from __future__ import annotations
 

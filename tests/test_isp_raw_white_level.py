@@ -1,5 +1,5 @@
-"""Session 52's review: defects found reading the session's change (docs/robustness.md, rows marked
-"review of session 52")."""
+"""isp-tune on a raw whose white level is not above its black level: refused in one line
+(docs/robustness.md)."""
 
 from __future__ import annotations
 

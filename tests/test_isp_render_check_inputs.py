@@ -1,5 +1,5 @@
-"""Session 53's second isp-tune pass: a finished run archived read-only, the help's figures, and
-`isp-tune render` / `check` given bad input — each on real DNGs read by rawpy."""
+"""isp-tune: a finished run archived read-only, the help's figures, and `isp-tune render` / `check` given bad
+input — each on real DNGs read by rawpy."""
 
 from __future__ import annotations
 

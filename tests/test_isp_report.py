@@ -1,8 +1,7 @@
-"""The isp-tune report's "> neutral" share (session 38): a method that renders neutral's own setting is not
-"better than neutral" because the two scores differ in the last float digits (they are scored in other
-batches). Seen in the README's 3-minute `isp-tune` check: per-image CMA-ES that kept the neutral setting was
-reported better than neutral on 100 % of the raws, and the same teacher renders on 46 % in one report and
-54 % in another."""
+"""The isp-tune report's "> neutral" share: a method that renders neutral's own setting is not "better than
+neutral" because the two scores differ in the last float digits (they are scored in other batches). Seen in
+the README's 3-minute `isp-tune` check: per-image CMA-ES that kept the neutral setting was reported better
+than neutral on 100 % of the raws, and the same teacher renders on 46 % in one report and 54 % in another."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""Session 51's isp-tune audit: a resume's render check, a mixed raw folder, a kill mid-run, help at 80
-columns, parameter files of earlier versions (docs/robustness.md rows). Real runs on DNGs read by rawpy,
-the classical scorer, seconds each."""
+"""isp-tune: a resume's render check, a mixed raw folder, a kill mid-run, help at 80 columns, parameter files
+of earlier versions (docs/robustness.md rows). Real runs on DNGs read by rawpy, the classical scorer, seconds
+each."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Session 51's second isp-tune round: a resume's render check reads the whole file, output names that do
-not depend on the evaluated sample, ``IspEnv.step()`` after the episode's end (docs/robustness.md rows)."""
+"""isp-tune: a resume's render check reads the whole file, output names that do not depend on the evaluated
+sample, ``IspEnv.step()`` after the episode's end (docs/robustness.md rows)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Session 52's second isp-tune round: a raw rawpy cannot post-process, run files that are JSON but not
-the object a run wrote, bare ``isp-tune``'s exit code, run.json across resumes (docs/robustness.md rows)."""
+"""isp-tune: a raw rawpy cannot post-process, run files that are JSON but not the object a run wrote, bare
+``isp-tune``'s exit code, run.json across resumes (docs/robustness.md rows)."""
 
 from __future__ import annotations
 

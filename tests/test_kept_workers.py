@@ -1,6 +1,6 @@
-"""Decode workers kept across calls of ``iter_image_batches`` (session 37): forked once, not once per call,
-and every behaviour of a per-call loader kept — bad files reported, results as with in-process decoding, a
-nested or interrupted call, another transform, the worker's end with its parent. Real workers, real files."""
+"""Decode workers kept across calls of ``iter_image_batches``: forked once, not once per call, and every
+behaviour of a per-call loader kept — bad files reported, results as with in-process decoding, a nested or
+interrupted call, another transform, the worker's end with its parent. Real workers, real files."""
 
 from __future__ import annotations
 

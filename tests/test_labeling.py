@@ -124,7 +124,7 @@ from pathlib import Path
 from attiqa.config import LabelConfig, TrainConfig
 from attiqa.labeling import parts_dir
 from attiqa.runner import run_label_stage
-from attiqa.training.distributed import process_group, rank
+from attiqa.sharding import process_group, rank
 
 photos, out = Path(sys.argv[1]), Path(sys.argv[2])
 with process_group():

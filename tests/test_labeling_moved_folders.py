@@ -1,5 +1,5 @@
-"""Label tables and moved folders (session 51): a moved images folder is followed, not labelled again
-(`attiqa label` and the runner's label stage); merged rows in their order under the folders given."""
+"""Label tables and moved folders: a moved images folder is followed, not labelled again (`attiqa label` and
+the runner's label stage); merged rows in their order under the folders given."""
 
 from __future__ import annotations
 

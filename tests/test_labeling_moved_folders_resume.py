@@ -1,6 +1,6 @@
-"""A moved images folder (session 52): one rule for "the folder moved" (`labeling.moved_rows`) in the label
-stage and in `train --resume`'s check before it; a stopped run's part files follow the move; one of several
-`label.images` folders moved; the check's decoding of added images bounded."""
+"""A moved images folder: one rule for "the folder moved" (`labeling.moved_rows`) in the label stage and in
+`train --resume`'s check before it; a stopped run's part files follow the move; one of several `label.images`
+folders moved; the check's decoding of added images bounded."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""Session 49's new-user pass over the less-travelled `attiqa` commands (docs/robustness.md): `label`,
-`select-prompts`, `make-distorted`, `degrade`, `train-exiqa`, `train-exiqa-regressor`, run as a user runs them
-on real photos (scikit-image's) and small generated fixtures. Each test failed before its fix."""
+"""The less-travelled `attiqa` commands (docs/robustness.md): `label`, `select-prompts`, `make-distorted`,
+`degrade`, `train-exiqa`, `train-exiqa-regressor`, run as a user runs them on real photos (scikit-image's) and
+small generated fixtures. Each test failed before its fix."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Session 56 mends: `attiqa label --prompts F` reads F once."""
+"""`attiqa label --prompts F` reads F once."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Session 49: the items the session-48 review left."""
+"""A terminal bar that counts kept items but leaves them out of its rate and time left, and PIPAL / KonIQ
+without their score files said in the one layout line."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""Session 57: every resumable command's bar counts what an earlier run kept from its first frame, said as
-kept and outside the rate (`attiqa.progress.progress_task(kept=…)`, docs/robustness.md). The real commands
-on tiny fixtures; each test failed before its fix."""
+"""Every resumable command's bar counts what an earlier run kept from its first frame, said as kept and
+outside the rate (`attiqa.progress.progress_task(kept=…)`, docs/robustness.md). The real commands on tiny
+fixtures; each test failed before its fix."""
 
 from __future__ import annotations
 

@@ -249,7 +249,7 @@ def task_photos(photos) -> list[Image.Image]:
 
 
 def test_known_best_pair_wins_every_task(tmp_path, task_photos):
-    from attiqa.datasets import SPAQ
+    from attiqa.datasets.wild import SPAQ
 
     cands = load_candidates(_write_candidates(tmp_path / "cands.json"))
     _write_spaq(tmp_path / "spaq", task_photos)

@@ -1,6 +1,5 @@
-"""Session 48's pass over the scoring path, the process group and the scorers (docs/robustness.md). Every
-fixture is generated here (real photos of scikit-image, the tiny backbone); each test failed before its
-fix."""
+"""The scoring path, the process group and the scorers (docs/robustness.md). Every fixture is generated here
+(real photos of scikit-image, the tiny backbone); each test failed before its fix."""
 
 from __future__ import annotations
 

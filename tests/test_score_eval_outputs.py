@@ -1,6 +1,5 @@
-"""Session 50's second pass over `attiqa score` / `attiqa eval` (docs/robustness.md): what a read-only
-output folder, an eval into a folder of another eval, the scatter plot and the help say. Each test failed
-before its fix."""
+"""`attiqa score` / `attiqa eval` (docs/robustness.md): what a read-only output folder, an eval into a folder
+of another eval, the scatter plot and the help say. Each test failed before its fix."""
 
 from __future__ import annotations
 

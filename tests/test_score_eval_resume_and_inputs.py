@@ -1,5 +1,5 @@
-"""Session 50's new-user pass over `attiqa score` and `attiqa eval` (docs/robustness.md): run as a user runs
-them on real photos (scikit-image's) and small generated fixtures. Each test failed before its fix."""
+"""`attiqa score` and `attiqa eval` (docs/robustness.md): run as a user runs them on real photos
+(scikit-image's) and small generated fixtures. Each test failed before its fix."""
 
 from __future__ import annotations
 

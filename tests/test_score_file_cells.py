@@ -1,6 +1,6 @@
-"""Score files as users hand them to `attiqa eval` (session 40): an absurd MOS, a header naming a column
-twice or in two cases, a spreadsheet's ``Image,MOS`` header, and errors that name the line an editor shows
-(blank lines, the header and cells quoted over several lines count). The real command, in a fresh process."""
+"""Score files as users hand them to `attiqa eval`: an absurd MOS, a header naming a column twice or in two
+cases, a spreadsheet's ``Image,MOS`` header, and errors that name the line an editor shows (blank lines, the
+header and cells quoted over several lines count). The real command, in a fresh process."""
 
 from __future__ import annotations
 

@@ -1,6 +1,5 @@
-"""Session 52: what `attiqa score -o` records of its scorer to resume a score file by — the files the scores
-depend on by their hashes, the scorer's settings, not the spelling of a path (docs/robustness.md, rows
-marked session 52)."""
+"""What `attiqa score -o` records of its scorer to resume a score file by — the files the scores depend on by
+their hashes, the scorer's settings, not the spelling of a path (docs/robustness.md)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""``ScoreWriter``'s messages end with their caller's fix: ``attiqa score``'s "choose another --out" (with
-"or delete it" where deleting helps), or genbench's "delete it to score METRIC again" (genbench has no
-``--out``). **Was** (session 34): genbench cut ``attiqa score``'s message at " — " to replace its advice."""
+"""``ScoreWriter``'s messages end with their caller's fix: ``attiqa score``'s "choose another --out" (with "or
+delete it" where deleting helps), or genbench's "delete it to score METRIC again" (genbench has no ``--out``).
+**Was**: genbench cut ``attiqa score``'s message at " — " to replace its advice."""
 
 from __future__ import annotations
 

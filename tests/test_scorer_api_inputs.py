@@ -1,6 +1,6 @@
-"""Session 46's notebook pass over the Python API (README "Python", `attiqa.create_scorer`): a scorer called
-on numpy images, image tensors, an empty list. Real scorers (the shipped `attiqa-default`, `classical`) on
-real photos of scikit-image; each test failed before its fix."""
+"""The Python API (README "Python", `attiqa.create_scorer`): a scorer called on numpy images, image tensors,
+an empty list. Real scorers (the shipped `attiqa-default`, `classical`) on real photos of scikit-image; each
+test failed before its fix."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""A scorer's identity is of the bytes it loaded (session 53, round 2): a checkpoint saved again after the
-scorer read it (a training run's ``last.safetensors``) is not recorded for the scores of the weights loaded
-before, by `attiqa score -o`, eval's score cache or `genbench score`."""
+"""A scorer's identity is of the bytes it loaded: a checkpoint saved again after the scorer read it (a
+training run's ``last.safetensors``) is not recorded for the scores of the weights loaded before, by `attiqa
+score -o`, eval's score cache or `genbench score`."""
 
 from __future__ import annotations
 

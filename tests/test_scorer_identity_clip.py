@@ -1,5 +1,5 @@
 """What a CLIP teacher / scorer is: one rule for a label table's resume, `attiqa eval`'s score cache and
-`attiqa score -o`'s record (session 52)."""
+`attiqa score -o`'s record."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""What a scorer is, decided once (session 53): one rule of "is this record the same scorer" for `attiqa
-score -o` and `genbench score`, one reading of a checkpoint for its identity, and `attiqa export` keeping
-the shipped model's tensors as they are stored."""
+"""What a scorer is, decided once: one rule of "is this record the same scorer" for `attiqa score -o` and
+`genbench score`, one reading of a checkpoint for its identity, and `attiqa export` keeping the shipped
+model's tensors as they are stored."""
 
 from __future__ import annotations
 

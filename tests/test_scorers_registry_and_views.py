@@ -1,8 +1,7 @@
-"""Session 47: the scorers and the model registry — one resolver for "a checkpoint, else a named model's
-file", one meaning of a score range, the views entry point, and a new user's pass over `attiqa models`,
-`attiqa demo`, `attiqa score` on odd files and the ExIQA / TeMu-IQA scorers. Real scorers (the shipped
-models, `classical`, tiny random-weight networks for the machinery) on real photos; each test failed
-before its fix."""
+"""The scorers and the model registry — one resolver for "a checkpoint, else a named model's file", one
+meaning of a score range, the views entry point, and a new user's pass over `attiqa models`, `attiqa demo`,
+`attiqa score` on odd files and the ExIQA / TeMu-IQA scorers. Real scorers (the shipped models, `classical`,
+tiny random-weight networks for the machinery) on real photos; each test failed before its fix."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""The scorer's faster path (session 28) gives the scores of the plain one, bit for bit: five crops normalised
-once and kept channels-last through the batch, and tap statistics reduced into one reused buffer."""
+"""The scorer's faster path gives the scores of the plain one, bit for bit: five crops normalised once and
+kept channels-last through the batch, and tap statistics reduced into one reused buffer."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
-"""The tap statistics' native kernel (attiqa/models/tapstats_native.c, session 35): built where a C compiler
-is, exact against float64 where torch's float32 shortcuts cancel, split over threads (torch's own OpenMP team,
-or its own pthreads where that runtime is not found; session 36) with the same bits either way, and out of
-the way of every input it does not handle (those take the torch path unchanged)."""
+"""The tap statistics' native kernel (attiqa/models/tapstats_native.c): built where a C compiler is, exact
+against float64 where torch's float32 shortcuts cancel, split over threads (torch's own OpenMP team, or its
+own pthreads where that runtime is not found) with the same bits either way, and out of the way of every input
+it does not handle (those take the torch path unchanged)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""Session 51's pass over the CLIP zero-shot paths (docs/robustness.md): `attiqa label -t clip:…` with local
-weights that do not load, prompt files, `select-prompts`, run as a user runs them on a tiny random-weight
-open_clip folder (no weights can be downloaded here). Each test failed before its fix."""
+"""The CLIP zero-shot paths (docs/robustness.md): `attiqa label -t clip:…` with local weights that do not
+load, prompt files, `select-prompts`, run as a user runs them on a tiny random-weight open_clip folder (no
+weights can be downloaded here). Each test failed before its fix."""
 
 from __future__ import annotations
 

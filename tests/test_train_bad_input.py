@@ -1,7 +1,7 @@
-"""`attiqa train` on a hostile MOS file and a diverging learning rate (session 33, docs/robustness.md):
-the fine-tuning CSV goes through the one CSV reader, rows without a finite MOS are left out and reported,
-a split too small to train says so, and a stage stops on a NaN loss or NaN held-out SROCC without saving
-over its last good files. Every fixture is generated here; each test failed before its fix."""
+"""`attiqa train` on a hostile MOS file and a diverging learning rate (docs/robustness.md): the fine-tuning
+CSV goes through the one CSV reader, rows without a finite MOS are left out and reported, a split too small to
+train says so, and a stage stops on a NaN loss or NaN held-out SROCC without saving over its last good files.
+Every fixture is generated here; each test failed before its fix."""
 
 from __future__ import annotations
 
@@ -124,7 +124,8 @@ DDP_SCRIPT = """
 import os, sys
 import torch
 from attiqa.errors import AttiqaError
-from attiqa.training.distributed import process_group, wrap_ddp
+from attiqa.sharding import process_group
+from attiqa.training.distributed import wrap_ddp
 from attiqa.training.trainer import Trainer
 
 class Batches:

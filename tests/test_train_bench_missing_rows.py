@@ -1,4 +1,4 @@
-"""Session 53's audit of `attiqa train`, `attiqa bench` and `attiqa eval folder` as a user runs them."""
+"""`attiqa train`, `attiqa bench` and `attiqa eval folder` as a user runs them."""
 
 from __future__ import annotations
 

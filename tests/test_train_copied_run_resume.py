@@ -1,6 +1,6 @@
-"""A run copied, the original still there (session 52): the copy's degrade stage keeps its graded set (a
-source's name is handed over to a file of the same name and bytes, as to a moved one), its label stage
-follows the copied images, and `train --resume` continues in the copy; the original is not touched."""
+"""A run copied, the original still there: the copy's degrade stage keeps its graded set (a source's name is
+handed over to a file of the same name and bytes, as to a moved one), its label stage follows the copied
+images, and `train --resume` continues in the copy; the original is not touched."""
 
 from __future__ import annotations
 

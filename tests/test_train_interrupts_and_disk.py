@@ -1,6 +1,6 @@
-"""Session 47's pass over the training side (docs/robustness.md): `attiqa bench`'s starting network, `attiqa
-train` under torchrun (gloo), the protocols' options and the AGIQA-3k adapter's columns. Every fixture is
-generated here (real photos of scikit-image, the tiny backbone); each test failed before its fix."""
+"""The training side (docs/robustness.md): `attiqa bench`'s starting network, `attiqa train` under torchrun
+(gloo), the protocols' options and the AGIQA-3k adapter's columns. Every fixture is generated here (real
+photos of scikit-image, the tiny backbone); each test failed before its fix."""
 
 from __future__ import annotations
 

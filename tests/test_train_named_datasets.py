@@ -1,6 +1,6 @@
-"""Session 49's new-user pass over `attiqa train --config`, `attiqa bench` and `attiqa eval` on the named
-datasets in their official download layouts (docs/robustness.md). The datasets are session 48's fixtures
-(`dataset_layouts.LAYOUTS`); the network is the tiny random one. Each test failed before its fix."""
+"""`attiqa train --config`, `attiqa bench` and `attiqa eval` on the named datasets in their official download
+layouts (docs/robustness.md). The datasets are the fixtures (`dataset_layouts.LAYOUTS`); the network is the
+tiny random one. Each test failed before its fix."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Session 56 mends: comparisons that compared less than the whole value."""
+"""Training resumes compare whole values: data records alike in their first characters are different data, and
+a NaN setting continues its own run."""
 
 from __future__ import annotations
 

@@ -1,8 +1,7 @@
-"""Session 50, second pass: the `attiqa train` / `attiqa label` items the first pass left
-(docs/robustness.md): a moved dataset resumed, the fix a changed label stage's refusal names, prompts beside
-the classical teacher on `attiqa label`, `--out-dir ''`, a LIVE model's fit note on its other target, and a
-label table of the same prompts from another file. The network is the tiny random one; each test failed
-before its fix."""
+"""`attiqa train` / `attiqa label` (docs/robustness.md): a moved dataset resumed, the fix a changed label
+stage's refusal names, prompts beside the classical teacher on `attiqa label`, `--out-dir ''`, a LIVE model's
+fit note on its other target, and a label table of the same prompts from another file. The network is the tiny
+random one; each test failed before its fix."""
 
 from __future__ import annotations
 

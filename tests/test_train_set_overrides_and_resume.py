@@ -1,6 +1,6 @@
-"""Session 46's review mends of the training side (teacher specs, `--set`, label tables, `--resume`) and its
-new-user pass over `torchrun ... attiqa.cli train` (docs/robustness.md). Every fixture is generated here;
-each test of a changed behaviour failed before its fix."""
+"""Mends of the training side (teacher specs, `--set`, label tables, `--resume`) and its new-user pass over
+`torchrun ... attiqa.cli train` (docs/robustness.md). Every fixture is generated here; each test of a changed
+behaviour failed before its fix."""
 
 from __future__ import annotations
 

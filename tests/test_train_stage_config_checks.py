@@ -1,5 +1,5 @@
-"""Session 50's new-user pass over `attiqa train` and `attiqa bench` (docs/robustness.md): tiny configs,
-the tiny random network. Each test failed before its fix."""
+"""`attiqa train` and `attiqa bench` (docs/robustness.md): tiny configs, the tiny random network. Each test
+failed before its fix."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
-"""Session 51's second round of `attiqa train` items (docs/robustness.md): a file standing in for a stage
-without the stage that reads it, `train exiqa --prompts` beyond its bound, a moved images folder said on a
-resumed pretraining, eval naming the rows it leaves out, and the label rows' order with a degrade stage.
-The network is the tiny random one; each test of a fix failed before it."""
+"""`attiqa train` items (docs/robustness.md): a file standing in for a stage without the stage that reads it,
+`train exiqa --prompts` beyond its bound, a moved images folder said on a resumed pretraining, eval naming the
+rows it leaves out, and the label rows' order with a degrade stage. The network is the tiny random one; each
+test of a fix failed before it."""
 
 from __future__ import annotations
 

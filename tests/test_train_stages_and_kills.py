@@ -1,7 +1,7 @@
-"""Session 51's `attiqa train` items (docs/robustness.md): the command line's `--out-dir` over a config's
-empty `out_dir:`, a changed label stage refused on `--resume` before it labels, empty paths among a stage's
-inputs and outputs, dataset settings beside a CSV, `train exiqa`'s warmup on a short run, and a run killed in
-each stage in turn. The network is the tiny random one; each test of a fix failed before it."""
+"""`attiqa train` items (docs/robustness.md): the command line's `--out-dir` over a config's empty `out_dir:`,
+a changed label stage refused on `--resume` before it labels, empty paths among a stage's inputs and outputs,
+dataset settings beside a CSV, `train exiqa`'s warmup on a short run, and a run killed in each stage in turn.
+The network is the tiny random one; each test of a fix failed before it."""
 
 from __future__ import annotations
 

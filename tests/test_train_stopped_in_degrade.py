@@ -1,4 +1,5 @@
-"""Session 55's run of the documented commands as a newcomer types them."""
+"""`attiqa train` stopped while degrading says the graded copies are kept (the documented commands as a
+newcomer types them)."""
 
 from __future__ import annotations
 

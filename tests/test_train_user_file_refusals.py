@@ -1,6 +1,6 @@
-"""Session 45's new-user pass over the training side — `attiqa label`, `train`, `bench`, `distort`,
-`select-prompts` (docs/robustness.md): what a user's own files did before their fix. Every fixture is
-generated here; each test failed before its fix."""
+"""The training side — `attiqa label`, `train`, `bench`, `distort`, `select-prompts` (docs/robustness.md):
+what a user's own files did before their fix. Every fixture is generated here; each test failed before its
+fix."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Session 57 mends of the training and run paths' structure: the Trainer's net made once, the cached loops'
-steps computing through it, and `attiqa train`'s named-dataset split decided by `attiqa bench`'s plan."""
+"""The training and run paths' structure: the Trainer's net made once, the cached loops' steps computing
+through it, and `attiqa train`'s named-dataset split decided by `attiqa bench`'s plan."""
 
 from __future__ import annotations
 

@@ -20,6 +20,8 @@ from attiqa.cli._common import (
     plain_table,
     run_app,
     seed_option,
+    table_widths,
+    whole_word_table,
     wrap_words,
 )
 
@@ -43,5 +45,7 @@ __all__ = [
     "plain_table",
     "run_app",
     "seed_option",
+    "table_widths",
+    "whole_word_table",
     "wrap_words",
 ]

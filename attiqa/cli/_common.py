@@ -513,6 +513,70 @@ def wrap_words(text: str, width: int, first: str = "", rest: str = "", keep: str
     return out
 
 
+def filled_lines(text: str, width: int) -> list[str]:
+    """``text``'s lines each wrapped to ``width`` (:func:`wrap_words`), an empty one kept."""
+    return [part for line in text.split("\n") for part in wrap_words(line, width) or [""]]
+
+
+def whole_word_widths(headers: Sequence[str], rows: Sequence[Sequence[str]], width: int) -> list[int] | None:
+    """The one rule of "does a rich table keep words whole": column widths for a boxed table (rich's,
+    padding 1) of ``rows`` at ``width`` that keep every word whole — a path may break after a "/" — or None
+    when the words do not fit. Rich's own layout narrows its widest columns first and folded file names
+    ("AIGC_MOS_Zscore.xls x" at 120 columns) and scorer names ("attiqa-zer" / "oshot")."""
+    cols = list(zip(headers, *rows, strict=True))
+    shortest = [  # a header's words whole, a cell's path parts
+        max([cell_len(w) for w in col[0].split()] + [cell_len(p) for c in col[1:] for p in wrap_words(c, 1)])
+        for col in cols
+    ]
+    most = [max(cell_len(line) for cell in col for line in cell.split("\n")) for col in cols]
+    room = width - 3 * len(cols) - 1  # a border and a space either side of each column
+    if sum(most) <= room:
+        return most
+    if sum(shortest) > room:
+        return None
+    # as rich does, the widest columns give way first (the figures beside them keep their width), but none
+    # below its longest word: the widest cap on a column's width that leaves the table inside ``room``
+    cap = max(
+        c
+        for c in range(max(most) + 1)
+        if sum(max(n, min(m, c)) for n, m in zip(shortest, most, strict=True)) <= room
+    )
+    widths = [max(n, min(m, cap)) for n, m in zip(shortest, most, strict=True)]
+    for i in sorted(range(len(cols)), key=lambda i: -most[i])[: room - sum(widths)]:  # the rest, widest first
+        widths[i] += widths[i] < most[i]
+    return widths
+
+
+def table_widths(out: Console, headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[int] | None:
+    """The one switch between a rich table and plain lines (``models``, ``datasets``, genbench's ``agree``,
+    isp-tune's tables): the columns' widths (:func:`whole_word_widths`) when ``out`` is a terminal at least
+    :data:`NARROW` columns wide that keeps every word whole, else None — print plain lines (piped, logged, a
+    narrow terminal: rich folded names mid-word at 80 columns)."""
+    if not out.is_terminal or out.width < NARROW:
+        return None
+    return whole_word_widths(headers, rows, out.width)
+
+
+def whole_word_table(
+    headers: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    widths: Sequence[int],
+    figures: bool = False,
+    **table: Any,
+) -> Table:
+    """A rich table of ``rows`` (plain text, not markup) in columns of :func:`table_widths`'s ``widths``, each
+    cell wrapped by :func:`wrap_words` first, so rich has no word to fold. ``figures``: the columns after the
+    first (a row's name) hold figures, right-aligned; ``table``: :class:`rich.table.Table`'s own options."""
+    out = Table(**table)
+    for i, (header, w) in enumerate(zip(headers, widths, strict=True)):
+        out.add_column(header, width=w, overflow="fold", justify="right" if figures and i else "left")
+    for row in rows:
+        out.add_row(
+            *("\n".join(map(plain, filled_lines(cell, w))) for cell, w in zip(row, widths, strict=True))
+        )
+    return out
+
+
 def help_lines(text: str, width: int, indent: str = "", keep: str = "") -> list[str]:
     """click's ``wrap_text(..., preserve_paragraphs=True)`` by :func:`wrap_words`: paragraphs apart by a
     blank line, each its first line's indent, one starting with a "\\b" line printed as it is."""

@@ -10,20 +10,20 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import typer
-from rich.cells import cell_len
 from rich.table import Table
 
 from attiqa.cli._common import (
-    NARROW,
     CacheOption,
     DeviceOption,
     EvalWorkersOption,
     InterruptedExit,
     ModelOption,
     ScoringBatchSizeOption,
+    filled_lines,
     one_process,
     seed_option,
     stdout,
+    table_widths,
     wrap_words,
 )
 from attiqa.cli._common import device as device_str
@@ -98,31 +98,6 @@ def records_text(title: str, headers: Sequence[str], rows: Sequence[Sequence[str
     return "\n".join(out).rstrip("\n")
 
 
-def _filled(text: str, width: int) -> list[str]:
-    """``text``'s lines each wrapped to ``width`` (:func:`wrap_words`), an empty one kept."""
-    return [part for line in text.split("\n") for part in wrap_words(line, width) or [""]]
-
-
-def whole_word_widths(headers: Sequence[str], rows: Sequence[Sequence[str]], width: int) -> list[int] | None:
-    """Column widths for a boxed table (rich's, padding 1) of ``rows`` at ``width`` that keep every word
-    whole — a path may break after a "/" — or None when the words do not fit: rich's table narrows its
-    widest columns first and folded file names ("AIGC_MOS_Zscore.xls x" at 120 columns)."""
-    cols = list(zip(headers, *rows, strict=True))
-    shortest = [  # a header's words whole, a cell's path parts
-        max([cell_len(w) for w in col[0].split()] + [cell_len(p) for c in col[1:] for p in wrap_words(c, 1)])
-        for col in cols
-    ]
-    most = [max(cell_len(line) for cell in col for line in cell.split("\n")) for col in cols]
-    room = width - 3 * len(cols) - 1  # a border and a space either side of each column
-    if sum(shortest) > room:
-        return None
-    want = [m - n for m, n in zip(most, shortest, strict=True)]
-    spare = room - sum(shortest)
-    if sum(want) <= spare:
-        return most
-    return [n + spare * w // sum(want) for n, w in zip(shortest, want, strict=True)]
-
-
 def datasets_cmd(
     name: str | None = typer.Argument(
         None, help="Show one dataset in detail: folder layout, targets, notes."
@@ -160,7 +135,7 @@ def datasets_cmd(
                 "on a real file" if info.verified else "from docs (see `attiqa datasets NAME`)",
             )
         )
-    widths = whole_word_widths(headers, rows, stdout.width) if stdout.width >= NARROW else None
+    widths = table_widths(stdout, headers, rows)
     if widths is None:  # piped, logged, 80 columns, or words longer than the columns could hold
         stdout.print(records_text(title, headers, rows, stdout.width), markup=False, highlight=False)
     else:
@@ -169,10 +144,12 @@ def datasets_cmd(
             table.add_column(c, width=w, overflow="fold")  # the cells come wrapped: words whole
         for row in rows:
             full, _, citation = row[1].partition("\n")
-            cells = ["\n".join(map(escape, _filled(cell, w))) for cell, w in zip(row, widths, strict=True)]
-            cells[1] = "\n".join(map(escape, _filled(full, widths[1])))
+            cells = [
+                "\n".join(map(escape, filled_lines(cell, w))) for cell, w in zip(row, widths, strict=True)
+            ]
+            cells[1] = "\n".join(map(escape, filled_lines(full, widths[1])))
             if citation:
-                cells[1] += "\n[dim]" + "\n".join(map(escape, _filled(citation, widths[1]))) + "[/]"
+                cells[1] += "\n[dim]" + "\n".join(map(escape, filled_lines(citation, widths[1]))) + "[/]"
             table.add_row(*cells)
         stdout.print(table)
     if name is None:

@@ -56,7 +56,7 @@ def _spaq(
     """SPAQ's rated images and attribute ratings (its annotation .xlsx), optionally a seeded subsample."""
     import random
 
-    from attiqa.datasets import SPAQ
+    from attiqa.datasets.wild import SPAQ
 
     records = SPAQ(root).read_records()
     if limit and limit < len(records):

@@ -20,6 +20,8 @@ from attiqa.cli._common import (
     print_scores,
     readable_images,
     stdout,
+    table_widths,
+    whole_word_table,
     wrap_words,
 )
 from attiqa.cli._common import device as resolve_device
@@ -355,17 +357,13 @@ def models_cmd() -> None:
 
     Any name listed here works with --model; CLIP scorers take local weights as NAME:PATH
     (e.g. --model clipiqa:path/to/open_clip_folder)."""
-    from rich.markup import escape
 
     from attiqa.scorers import list_scorers
 
     infos = list_scorers()
-    table = Table(title="scorers")
-    for c in ("name", "kind", "range", "higher is better", "needs", "description"):
-        table.add_column(c, overflow="fold")
-    cells: list[str] = []
-    for info in infos:
-        row = (
+    headers = ("name", "kind", "range", "higher is better", "needs", "description")
+    rows = [
+        (
             info.name,
             info.kind,
             info.scale or f"{info.score_range[0]:g}–{info.score_range[1]:g}",
@@ -373,10 +371,11 @@ def models_cmd() -> None:
             info.needs,
             info.description,
         )
-        table.add_row(*map(escape, row))
-        cells += row
-    if stdout.is_terminal and _whole_words(table, cells, stdout.width):
-        stdout.print(table)
+        for info in infos
+    ]
+    widths = table_widths(stdout, headers, rows)
+    if widths is not None:
+        stdout.print(whole_word_table(headers, rows, widths, title="scorers"))
         return
     # piped, logged, or a terminal too narrow for the table (at 80 columns it folded the names one types
     # after --model: "attiqa-zer" / "oshot"): one block per scorer, readable at any width
@@ -390,19 +389,6 @@ def models_cmd() -> None:
             else:
                 text = first + text
             stdout.print(text, highlight=False, markup=False, soft_wrap=True)  # a block starts with its name
-
-
-def _whole_words(table: Table, cells: Sequence[str], width: int) -> bool:
-    """Whether ``table`` drawn ``width`` columns wide keeps every word of ``cells`` whole (a column narrower
-    than a word folds it over two lines)."""
-    import io
-
-    from rich.console import Console
-
-    buffer = io.StringIO()
-    Console(width=width, file=buffer, color_system=None).print(table)
-    text = buffer.getvalue()
-    return all(word in text for cell in cells for word in cell.split())
 
 
 def demo_cmd(

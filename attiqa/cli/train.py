@@ -90,8 +90,7 @@ def label_cmd(
     first = checked_first(checked)  # alone: before torch is imported
     from attiqa.labeling import env_rank_world, kept_words
     from attiqa.runner import run_label_stage
-    from attiqa.sharding import alike_on_every_process
-    from attiqa.training.distributed import PeerLost, is_main, process_group
+    from attiqa.sharding import PeerLost, alike_on_every_process, is_main, process_group
 
     labelled: tuple[Path, ...] | None = None  # the run's images once every one is in the table
     try:
@@ -159,8 +158,7 @@ def train_cmd(
     first = checked_first(checked)  # alone: before torch is imported
     from attiqa.labeling import env_rank_world
     from attiqa.runner import interrupted_words, run
-    from attiqa.sharding import alike_on_every_process
-    from attiqa.training.distributed import is_main, process_group
+    from attiqa.sharding import alike_on_every_process, is_main, process_group
 
     cfg = None
     started = time.time()

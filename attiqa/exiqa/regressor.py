@@ -24,7 +24,8 @@ from attiqa.exiqa.scorer import REGRESSOR_FILE, ExiqaScorer
 from attiqa.io.atomic import output_folder
 from attiqa.io.batching import data_loader
 from attiqa.io.checkpoints import save_checkpoint
-from attiqa.training.data import MosDataset, collate_skip_none, split_indices, unreadable_report
+from attiqa.splits import split_indices
+from attiqa.training.data import MosDataset, collate_skip_none, unreadable_report
 
 HIDDEN = 256
 

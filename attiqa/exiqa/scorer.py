@@ -18,8 +18,9 @@ from PIL import Image
 
 from attiqa.errors import ModelLoadError
 from attiqa.exiqa.model import AttributeTable, ExiqaModel, Regressor
-from attiqa.interface import Scorer, ScorerInfo
+from attiqa.interface import Scorer
 from attiqa.io.checkpoints import load_checkpoint_hashed
+from attiqa.scorer_info import ScorerInfo
 from attiqa.teachers.clip import clip_identity, load_open_clip, parse_clip_spec
 
 

@@ -28,11 +28,12 @@ import torch
 from PIL import Image
 
 from attiqa.errors import AttiqaError, ConfigError, did_you_mean
-from attiqa.interface import Scorer, ScorerInfo
+from attiqa.interface import Scorer
 from attiqa.io.checkpoints import load_checkpoint_hashed
 from attiqa.models import model_from_checkpoint
 from attiqa.models.fold import fold_batchnorm
 from attiqa.models.transforms import CenterCropTest, ChannelsLastFiveCropTest
+from attiqa.scorer_info import ScorerInfo
 from attiqa.scorers.zoo import registry_entry_at
 
 # Crops per forward pass on CPU (the default of ``AttiqaScorer(chunk=...)``; see the module docstring).

@@ -19,7 +19,8 @@ import torch
 from PIL import Image
 
 from attiqa.errors import ModelLoadError
-from attiqa.interface import Scorer, ScorerInfo, prepend_mean
+from attiqa.interface import Scorer, prepend_mean
+from attiqa.scorer_info import ScorerInfo
 from attiqa.teachers import ClassicalTeacher, ClipTeacher, Teacher
 
 

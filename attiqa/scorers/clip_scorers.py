@@ -36,7 +36,8 @@ from PIL import Image
 from torchvision.transforms import functional as TF
 
 from attiqa.errors import ModelLoadError
-from attiqa.interface import Scorer, ScorerInfo
+from attiqa.interface import Scorer
+from attiqa.scorer_info import ScorerInfo
 from attiqa.teachers.clip import clip_identity, load_open_clip, parse_clip_spec
 
 Pair = tuple[str, str, str]  # (column, positive prompt, negative prompt)

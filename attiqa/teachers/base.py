@@ -20,7 +20,8 @@ import torch
 from PIL import Image
 
 from attiqa.attributes import ATTRIBUTES
-from attiqa.interface import Scorer, ScorerInfo
+from attiqa.interface import Scorer
+from attiqa.scorer_info import ScorerInfo
 
 
 class Teacher(Scorer):

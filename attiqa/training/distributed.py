@@ -1,8 +1,10 @@
 """DDP helpers for training: one code path for a single process and for ``torchrun --nproc_per_node N``.
 
 - The process group and its basic collectives live in :mod:`attiqa.sharding` (scoring shares them) and are
-  re-exported here, so training code reads them as ``D.rank()``, ``D.barrier()``, ...; a lost peer is
-  :class:`PeerLost` in every collective (one line, not gloo's traceback).
+  handed on here for training's ``D.`` namespace only (``from attiqa.training import distributed as D``:
+  ``D.rank()``, ``D.barrier()``, ...); a ``from`` import takes them from :mod:`attiqa.sharding`, their home
+  (tests/test_architecture.py). A lost peer is :class:`PeerLost` in every collective (one line, not gloo's
+  traceback).
 - Without torchrun's env vars (or WORLD_SIZE=1) nothing is initialised and every helper is a no-op.
 - Only rank 0 writes files (:func:`is_main`); collectives keep the other ranks in step.
 """

@@ -47,7 +47,6 @@ from attiqa.training import distributed as D
 from attiqa.training.cached import finetune_cached
 from attiqa.training.data import (
     DATA_SETTING,
-    VAL_SPLITS,
     ImageTableDataset,
     MosSplit,
     collate_skip_none,
@@ -67,17 +66,13 @@ from attiqa.training.mos import (
 from attiqa.training.ridge import add_ridge_head
 from attiqa.training.sources import ImageBatches
 from attiqa.training.trainer import (
-    LR_SCHEDULES,
     Trainer,
     WriteLog,
-    lr_factor,
-    set_scheduled_lr,
     state_path_for,
     weights_hash,
 )
 
-__all__ = ["LR_SCHEDULES", "VAL_SPLITS", "FinetuneResult", "InitialModel", "finetune", "initial_model",
-           "lr_factor", "make_optimizer", "predict_five_crop", "set_scheduled_lr"]  # fmt: skip
+__all__ = ["InitialModel", "finetune", "initial_model", "predict_five_crop"]
 
 
 def finetune(

@@ -44,10 +44,10 @@ from attiqa.training.data import (
 )
 from attiqa.training.losses import make_pretrain_loss
 from attiqa.training.sources import ImageBatches
-from attiqa.training.trainer import DEBUG_HASH_ENV, Trainer, state_path_for, weights_hash
+from attiqa.training.trainer import Trainer, state_path_for
 
 CALIBRATION_MAX_IMAGES = 50_000  # ours: 101 quantiles are stable long before ImageNet's 1.28M images
-__all__ = ["CALIBRATION_MAX_IMAGES", "DEBUG_HASH_ENV", "calibrate_model", "pretrain", "weights_hash"]
+__all__ = ["CALIBRATION_MAX_IMAGES", "calibrate_model", "pretrain"]
 
 
 def check_pairs_per_process(cfg: PretrainConfig, n: int) -> None:

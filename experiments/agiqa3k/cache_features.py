@@ -20,7 +20,8 @@ import torch
 
 from attiqa.datasets import get_dataset
 from attiqa.models import create_backbone
-from attiqa.training.data import MosDataset, split_indices
+from attiqa.splits import split_indices
+from attiqa.training.data import MosDataset
 from attiqa.training.feature_cache import cached_features
 from attiqa.training.sources import five_crop_views
 

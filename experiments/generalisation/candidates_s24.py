@@ -43,7 +43,8 @@ import lite_features  # noqa: E402
 from attiqa.evaluation.metrics import correlations  # noqa: E402
 from attiqa.models.backbones import create_backbone, tap_points  # noqa: E402
 from attiqa.models.ridge_head import signed_power  # noqa: E402
-from attiqa.training.data import MosDataset, split_indices  # noqa: E402
+from attiqa.splits import split_indices  # noqa: E402
+from attiqa.training.data import MosDataset  # noqa: E402
 from attiqa.training.mos import TEST_VIEWS  # noqa: E402
 from attiqa.training.ridge import ExtraRows, RidgeFit, affine_to, fit_ridge, fit_ridge_rows  # noqa: E402
 from attiqa.training.sources import five_crop_views, shared_cached_features  # noqa: E402

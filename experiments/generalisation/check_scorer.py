@@ -26,7 +26,8 @@ from compare import over_rates  # noqa: E402
 
 import attiqa  # noqa: E402
 from attiqa.evaluation.metrics import correlations  # noqa: E402
-from attiqa.training.data import MosDataset, split_indices  # noqa: E402
+from attiqa.splits import split_indices  # noqa: E402
+from attiqa.training.data import MosDataset  # noqa: E402
 
 
 def main() -> None:

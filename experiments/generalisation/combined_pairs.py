@@ -32,7 +32,7 @@ from attiqa.config import FinetuneConfig, from_dict, read_yaml  # noqa: E402
 from attiqa.evaluation.metrics import correlations  # noqa: E402
 from attiqa.models import load_model  # noqa: E402
 from attiqa.models.attiqa_model import build_model_from_config  # noqa: E402
-from attiqa.training.data import split_indices  # noqa: E402
+from attiqa.splits import split_indices  # noqa: E402
 from attiqa.training.mos import cached_mos_trainer  # noqa: E402
 from attiqa.training.trainer import one_thread  # noqa: E402
 

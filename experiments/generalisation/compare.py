@@ -36,7 +36,7 @@ from attiqa.evaluation.metrics import correlations
 from attiqa.models import load_model
 from attiqa.models.backbones import create_backbone, tap_points
 from attiqa.models.ridge_head import signed_power
-from attiqa.training.data import split_indices
+from attiqa.splits import split_indices
 from attiqa.training.ridge import fit_ridge
 
 HERE = Path(__file__).resolve().parent

@@ -34,7 +34,8 @@ from compare import over_rates  # noqa: E402
 
 from attiqa.evaluation.metrics import correlations  # noqa: E402
 from attiqa.models import load_model  # noqa: E402
-from attiqa.training.data import ImageTableDataset, MosDataset, split_indices  # noqa: E402
+from attiqa.splits import split_indices  # noqa: E402
+from attiqa.training.data import ImageTableDataset, MosDataset  # noqa: E402
 from attiqa.training.mos import predict_cached  # noqa: E402
 from attiqa.training.sources import five_crop_views, shared_cached_features  # noqa: E402
 

@@ -37,7 +37,8 @@ import features  # noqa: E402
 from attiqa.evaluation.metrics import correlations  # noqa: E402
 from attiqa.models.backbones import create_backbone  # noqa: E402
 from attiqa.models.ridge_head import signed_power  # noqa: E402
-from attiqa.training.data import MosDataset, split_indices  # noqa: E402
+from attiqa.splits import split_indices  # noqa: E402
+from attiqa.training.data import MosDataset  # noqa: E402
 from attiqa.training.feature_cache import cached_features  # noqa: E402
 from attiqa.training.mos import TEST_VIEWS  # noqa: E402
 from attiqa.training.ridge import ALPHAS, ExtraRows, fit_ridge, fit_ridge_rows  # noqa: E402

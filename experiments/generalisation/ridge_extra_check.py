@@ -32,7 +32,8 @@ from attiqa.config import FinetuneConfig, RidgeExtraConfig  # noqa: E402
 from attiqa.evaluation.metrics import correlations  # noqa: E402
 from attiqa.models.backbones import create_backbone  # noqa: E402
 from attiqa.models.ridge_head import signed_power  # noqa: E402
-from attiqa.training.data import MosDataset, read_mos_split, split_indices  # noqa: E402
+from attiqa.splits import split_indices  # noqa: E402
+from attiqa.training.data import MosDataset, read_mos_split  # noqa: E402
 from attiqa.training.mos import TEST_VIEWS  # noqa: E402
 from attiqa.training.ridge import ridge_fitter  # noqa: E402
 from attiqa.training.sources import five_crop_views, shared_cached_features  # noqa: E402

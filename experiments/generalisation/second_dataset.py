@@ -28,7 +28,7 @@ import features  # noqa: E402
 
 from attiqa.evaluation.metrics import correlations  # noqa: E402
 from attiqa.models.backbones import create_backbone  # noqa: E402
-from attiqa.training.data import split_indices  # noqa: E402
+from attiqa.splits import split_indices  # noqa: E402
 from attiqa.training.ridge import fit_ridge  # noqa: E402
 
 

@@ -30,7 +30,7 @@ from attiqa.evaluation.metrics import correlations  # noqa: E402
 from attiqa.io.hashes import sha256_of  # noqa: E402
 from attiqa.models import load_model, save_model  # noqa: E402
 from attiqa.models.ridge_head import RidgeHead  # noqa: E402
-from attiqa.training.data import split_indices  # noqa: E402
+from attiqa.splits import split_indices  # noqa: E402
 from attiqa.training.ridge import fit_ridge_pairs  # noqa: E402
 
 TAPS = {"ms": "stages", "dw": "depthwise", "dw_from3": "depthwise_late"}  # compare.py name -> tap set

@@ -45,7 +45,8 @@ from attiqa.evaluation.metrics import correlations
 from attiqa.models import AttiqaModel, create_backbone
 from attiqa.models.backbones import Backbone, MultiLevelStats
 from attiqa.models.transforms import CenterCropTest
-from attiqa.training.data import MosDataset, split_indices
+from attiqa.splits import split_indices
+from attiqa.training.data import MosDataset
 from attiqa.training.feature_cache import cached_features
 from attiqa.training.losses import make_pretrain_loss
 from attiqa.training.mos import cached_mos_trainer, keep_one_head

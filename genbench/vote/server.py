@@ -52,8 +52,7 @@ from genbench.manifest import (
     real_path,
     resolve,
 )
-from genbench.prefs import VOTES_DB
-from genbench.vote.store import DuplicateVote, VoteStore
+from genbench.vote.store import VOTES_DB, DuplicateVote, VoteStore
 
 STATIC = Path(__file__).resolve().parent / "static"
 STUDY = Path(__file__).resolve().parents[1] / "data" / "study.json"

@@ -34,7 +34,7 @@ from make_variants import is_test, train_variants  # noqa: E402
 from attiqa.io.atomic import write_bytes_atomic  # noqa: E402
 from attiqa.io.images import load_image  # noqa: E402
 from attiqa.io.tables import csv_bytes  # noqa: E402
-from attiqa.training.data import split_indices  # noqa: E402
+from attiqa.splits import split_indices  # noqa: E402
 
 SEEDS = range(10)
 

@@ -31,7 +31,8 @@ from compare import over_rates  # noqa: E402
 from attiqa.evaluation.metrics import correlations  # noqa: E402
 from attiqa.models.backbones import create_backbone  # noqa: E402
 from attiqa.models.ridge_head import signed_power  # noqa: E402
-from attiqa.training.data import ImageTableDataset, MosDataset, split_indices  # noqa: E402
+from attiqa.splits import split_indices  # noqa: E402
+from attiqa.training.data import ImageTableDataset, MosDataset  # noqa: E402
 from attiqa.training.ridge import fit_guard, fit_ridge, read_pairs_csv  # noqa: E402
 from attiqa.training.sources import five_crop_views, shared_cached_features  # noqa: E402
 

@@ -29,7 +29,7 @@ from edit_stats import NAMES, edit_stats  # noqa: E402
 
 from attiqa.io.images import load_image  # noqa: E402
 from attiqa.models.transforms import FiveCropTest  # noqa: E402
-from attiqa.training.data import split_indices  # noqa: E402
+from attiqa.splits import split_indices  # noqa: E402
 from attiqa.training.ridge import fit_ridge  # noqa: E402
 
 DATA = Path("../shared/data")

@@ -20,7 +20,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from edit_stats import NAMES  # noqa: E402
 
-from attiqa.training.data import split_indices  # noqa: E402
+from attiqa.splits import split_indices  # noqa: E402
 
 SHOWN = ("clip_hi", "clip_lo", "sat_hi", "chroma_p99", "overshoot", "band_ratio")
 EDITS = ("exposure", "contrast", "saturation", "sharpen", "combo")

@@ -38,7 +38,7 @@ from attiqa.evaluation.metrics import correlations
 from attiqa.io.atomic import write_json_atomic
 from attiqa.models import create_backbone
 from attiqa.models.ridge_head import signed_power
-from attiqa.training.data import split_indices
+from attiqa.splits import split_indices
 from attiqa.training.ridge import fit_ridge
 
 HERE = Path(__file__).resolve().parent

@@ -1,5 +1,6 @@
-"""Session 42: the small items left at the end of session 41, each run on the input a user would give and
-holding a row of docs/robustness.md."""
+"""Text drawn inside its box (contact sheet cells, the policy sheet, the attack strip, gallery captions), the
+votes / ExIQA labels / raw manifest files read in one line per problem, and a refused setting that leaves no
+output folder behind — each run on the input a user would give (docs/robustness.md)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""A second black-box pass over bad input (session 40, docs/robustness.md): a key set twice in a config, a
-device the machine lacks, a folder or a link loop where a file belongs, an option-like file name, an output
-path without extension. Each is one line naming the thing and the fix; each test failed before its fix."""
+"""Bad input said in one line (docs/robustness.md): a key set twice in a config, a device the machine lacks, a
+folder or a link loop where a file belongs, an option-like file name, an output path without extension. Each
+is one line naming the thing and the fix; each test failed before its fix."""
 
 from __future__ import annotations
 
