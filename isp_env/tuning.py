@@ -925,18 +925,16 @@ def train_teacher(
             f"{prior.strength:g}) refitted with {len(names)} more raw(s)"
         )
     else:
-        try:
-            choice = choose_by_cv(
-                x,
-                y,
-                group_of,
-                score,
-                seed=cfg.seed,
-                cache=cache,
-                prior=(prior.x, prior.y) if prior is not None else None,
-            )
-        finally:
-            files.write(cache_path, {"inputs": inputs, "scores": cache})
+        choice = choose_by_cv(
+            x,
+            y,
+            group_of,
+            score,
+            seed=cfg.seed,
+            cache=cache,
+            prior=(prior.x, prior.y) if prior is not None else None,
+            save=lambda scores: files.write(cache_path, {"inputs": inputs, "scores": scores}),
+        )
     policy = fit_teacher(rows_x, rows_y, choice.kind, choice.strength)
     searched = int(sum(int(targets[n]["calls"]) for n in names))
     calls = searched + len(cache)  # searches + CV renders scored
