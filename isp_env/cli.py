@@ -300,9 +300,12 @@ def tune(
     check_settings(
         algo.lower(), action_mode, obs_mode, max_steps, teacher_start if algo.lower() == "teacher" else None
     )
-    test_raws_cap = TEST_RAWS if test_raws is None else test_raws
-    options = (raw_dir, out, test_fraction, seed, synth_photos, group_by, base, test_raws_cap, init_policy)
-    inputs = run_inputs(InputSettings(*options))  # read once, handed to run with what it was made for
+    split: dict[str, Any] = {"test_fraction": test_fraction, "group_by": group_by, "base": base}
+    split["synth_photos"] = synth_photos
+    if test_raws is not None:  # else InputSettings' one default
+        split["test_raws_cap"] = test_raws
+    settings = InputSettings(raw_dir=raw_dir, out=out, seed=seed, init_policy=init_policy, **split)
+    inputs = run_inputs(settings)  # read once, handed to run with what it was made for
     if synth_photos is None and not resume:  # a new run on raws alone (a prior refits with none)
         need = training_need(algo.lower(), init_policy)
         refuse_too_few(len(inputs.listing.train), need, raw_dir, inputs.listing.group_by)

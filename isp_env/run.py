@@ -51,7 +51,7 @@ from isp_env.raw import (
     libraw_text,
     read_raw,
 )
-from isp_env.registration import BASE, GROUP_BY_DEFAULT, TEST_FRACTION, TEST_RAWS
+from isp_env.registration import TEST_RAWS
 from isp_env.report import CHECK_CANDIDATES, GRID_ROWS, Report, policy_label, policy_record, write_report
 from isp_env.reward import (
     Guard,
@@ -253,16 +253,6 @@ def remove_run_temps(out: Path) -> None:
         remove_orphan_temps(folder)
 
 
-# run()'s settings left None: the one its ``inputs`` were made for, else these — the command's defaults
-# (isp_env.registration), one each
-UNSET_DEFAULTS: dict[str, Any] = {
-    "test_fraction": TEST_FRACTION,
-    "base": BASE,
-    "test_raws_cap": TEST_RAWS,
-    "group_by": GROUP_BY_DEFAULT,
-}
-
-
 def run(
     raw_dir: Path,
     out: Path,
@@ -294,24 +284,21 @@ def run(
     :func:`isp_env.run_inputs.run_inputs` made them (``isp-tune`` makes them before torch loads) — refused
     in one line unless made for this run's raw folder, output folder, seed and ``--init-policy`` and for
     the settings given — else made here. A setting left None (``test_fraction``, ``synth_photos``,
-    ``base``, ``test_raws_cap``, ``group_by``) is the one ``inputs`` were made for, else its default
-    (:data:`UNSET_DEFAULTS`; synth_photos: none): each said once, not twice to be compared."""
+    ``base``, ``test_raws_cap``, ``group_by``) is the one ``inputs`` were made for, else
+    :class:`isp_env.run_inputs.InputSettings`' default — the one place of each."""
     teacher = teacher or TeacherSettings()
     check_config(cfg, teacher if cfg.algo == "teacher" else None)  # before any work
-    given = InputSettings(
-        raw_dir,
-        out,
-        UNSET_DEFAULTS["test_fraction"] if test_fraction is None else test_fraction,
-        cfg.seed,
-        synth_photos,
-        UNSET_DEFAULTS["group_by"] if group_by is None else group_by,
-        UNSET_DEFAULTS["base"] if base is None else base,
-        UNSET_DEFAULTS["test_raws_cap"] if test_raws_cap is None else test_raws_cap,
-        cfg.init_policy,
-    )
+    optional: dict[str, Any] = {
+        "test_fraction": test_fraction,
+        "synth_photos": synth_photos,
+        "group_by": group_by,
+        "base": base,
+        "test_raws_cap": test_raws_cap,
+    }
+    set_here = {k: v for k, v in optional.items() if v is not None}
+    given = InputSettings(raw_dir=raw_dir, out=out, seed=cfg.seed, init_policy=cfg.init_policy, **set_here)
     if inputs is not None:  # a listing of another folder, seed or grouping split this run's raws by it
-        optional = {"test_fraction": test_fraction, "synth_photos": synth_photos, "group_by": group_by}
-        given = inputs.settings_for(given, **optional, base=base, test_raws_cap=test_raws_cap)
+        given = inputs.settings_for(given, **set_here)
     test_fraction, synth_photos, group_by = given.test_fraction, given.synth_photos, given.group_by
     base, test_raws_cap = given.base, given.test_raws_cap
     # (isp-tune checks these before it lists the raws: isp_env.run_inputs)

@@ -25,7 +25,7 @@ from attiqa.progress import console, plain, plain_failure, plain_name
 from isp_env.params import RunFiles, neutral, read_values
 from isp_env.policy_files import resolve_policy
 from isp_env.raw import RAW_EXTENSIONS, camera_name, dng_camera, find_raws, probe_raw
-from isp_env.registration import MAX_STEPS, RL_ALGOS
+from isp_env.registration import BASE, GROUP_BY_DEFAULT, MAX_STEPS, RL_ALGOS, TEST_FRACTION, TEST_RAWS
 
 
 def check_settings(algo: str, action_mode: str, obs_mode: str, max_steps: int, start: str | None) -> None:
@@ -386,19 +386,21 @@ def check_start(
     return RunStart(files, given_base)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class InputSettings:
-    """The options a run's checks before torch and its raws' listing follow from (:class:`RunInputs`)."""
+    """The options a run's checks before torch and its raws' listing follow from (:class:`RunInputs`). The
+    one place of the split's and the base's defaults for :func:`isp_env.run.run`: a setting it is not given
+    is this one's (the command passes its own options, whose defaults are the same constants)."""
 
     raw_dir: Path
     out: Path
-    test_fraction: float
     seed: int
-    synth_photos: Path | None
-    group_by: str
-    base: str
-    test_raws_cap: int
     init_policy: str | None
+    test_fraction: float = TEST_FRACTION
+    synth_photos: Path | None = None
+    group_by: str = GROUP_BY_DEFAULT
+    base: str = BASE  # residual actions' base: global | neutral | a parameter JSON
+    test_raws_cap: int = TEST_RAWS  # --test-raws
 
     def key(self) -> dict[str, Any]:
         """By option name, folders resolved: the same folder typed relative or absolute is the same."""

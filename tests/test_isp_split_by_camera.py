@@ -33,6 +33,14 @@ def two_camera_dngs(folder: Path, per_camera: int = 2) -> list[Path]:
     return made
 
 
+def _settings(tmp_path: Path, test_fraction: float) -> InputSettings:
+    """A camera split of ``tmp_path/a`` into ``tmp_path/out`` at ``test_fraction`` (seed 0, neutral base)."""
+    return InputSettings(
+        raw_dir=tmp_path / "a", out=tmp_path / "out", seed=0, init_policy=None, test_fraction=test_fraction,
+        group_by="camera", base="neutral", test_raws_cap=5,
+    )  # fmt: skip
+
+
 def real_copies(folder: Path, names: list[str]) -> None:
     """Copies of named raws of ../shared/data/raw/real with their manifest rows (skipped without them)."""
     if not (REAL_RAWS / "manifest.csv").is_file() or not all((REAL_RAWS / n).is_file() for n in names):
@@ -145,9 +153,7 @@ def test_run_refuses_inputs_made_for_another_folder_or_setting(tmp_path: Path) -
 
     two_camera_dngs(tmp_path / "a")
     two_camera_dngs(tmp_path / "b")
-    inputs = run_inputs(
-        InputSettings(tmp_path / "a", tmp_path / "out", 0.3, 0, None, "camera", "neutral", 5, None)
-    )
+    inputs = run_inputs(_settings(tmp_path, 0.3))
     cfg = TrainConfig(algo="teacher", scorer="classical", seed=0)
     base = {"test_fraction": 0.3, "synth_photos": None, "base": "neutral", "test_raws_cap": 5}
     for raw_dir, seed, group_by, said in (
@@ -239,7 +245,7 @@ def test_run_takes_the_settings_its_inputs_were_made_for(tmp_path: Path) -> None
     from isp_env.tuning import TrainConfig
 
     two_camera_dngs(tmp_path / "a")
-    settings = InputSettings(tmp_path / "a", tmp_path / "out", 0.5, 0, None, "camera", "neutral", 5, None)
+    settings = _settings(tmp_path, 0.5)
     inputs = run_inputs(settings)
     cfg = TrainConfig(algo="teacher", scorer="classical", seed=0)
     read_only = PermissionError("out is read-only")  # raised once the run's checks pass: nothing is run
