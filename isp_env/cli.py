@@ -378,6 +378,12 @@ def check(
         f"seeded by --seed, as isp-tune's held-out raws (default {TEST_RAWS}).",
     ),
     seed: int = seed_option("Seed of the --test-raws sample."),
+    group_by: str = typer.Option(
+        GROUP_BY_DEFAULT,
+        "--group-by",
+        help="What the --test-raws sample is spread over: scene (groups) or camera — each raw's camera read "
+        "as isp-tune --group-by camera reads it, a raw with none refused the same way.",
+    ),
 ) -> None:
     """A policy against the neutral render on a folder of raws — before trusting it on another camera's raws.
 
@@ -392,6 +398,9 @@ def check(
     """
     import statistics
 
+    from isp_env.run_inputs import check_group_by
+
+    check_group_by(group_by)  # a typo said before torch loads
     from isp_env.report import better_than, kept_counts
     from isp_env.run import check_policy
 
@@ -413,7 +422,8 @@ def check(
         )
     output_folder(out, "--out", create=False)
     with kept_on_interrupt(out):
-        rows = check_policy(raw_dir, out, policy, model, TEST_RAWS if test_raws is None else test_raws, seed)
+        cap = TEST_RAWS if test_raws is None else test_raws
+        rows = check_policy(raw_dir, out, policy, model, cap, seed, group_by=group_by)
     cols = ("neutral_mos", "policy_mos", "neutral_guarded", "policy_guarded", "checked_guarded")
     short = ("MOS neu", "MOS pol", "grd neu", "grd pol", "grd chk")
     _print_named_rows(

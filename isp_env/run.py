@@ -51,7 +51,7 @@ from isp_env.raw import (
     libraw_text,
     read_raw,
 )
-from isp_env.registration import TEST_RAWS
+from isp_env.registration import GROUP_BY_DEFAULT, TEST_RAWS
 from isp_env.report import CHECK_CANDIDATES, GRID_ROWS, Report, policy_label, policy_record, write_report
 from isp_env.reward import (
     Guard,
@@ -68,8 +68,10 @@ from isp_env.run_inputs import (
     FINISHED_JSON,
     InputSettings,
     RunInputs,
+    check_group_by,
     check_start,
     list_raws,
+    raw_cameras,
     readable_raws,
     refuse_other_report,
     refuse_too_few,
@@ -204,17 +206,19 @@ fit in memory (times and sizes: docs/isp.md, "At FiveK scale")."""
 
 
 def capped(
-    raws: list[Path], cap: int, groups: dict[Path, str], seed: int, what: str
+    raws: list[Path], cap: int, groups: dict[Path, str], seed: int, what: str, group_by: str = "scene"
 ) -> tuple[list[Path], int | None]:
     """The raws an evaluation renders — at most ``cap`` (``--test-raws``) of ``raws``, spread over the
-    scene groups and seeded (:func:`isp_env.teacher.spread_sample`) — and, when that is fewer than all,
-    how many they were drawn from (:func:`evaluate`'s ``held_out``), said in one line naming ``what``: the
-    run's held-out raws, ``isp-tune check``'s and ``benchmarks/isp_heldout.py``'s."""
+    ``groups`` (scene groups; cameras when ``group_by`` is camera) and seeded
+    (:func:`isp_env.teacher.spread_sample`) — and, when that is fewer than all, how many they were drawn
+    from (:func:`evaluate`'s ``held_out``), said in one line naming ``what``: the run's held-out raws,
+    ``isp-tune check``'s and ``benchmarks/isp_heldout.py``'s."""
     evaluated = spread_sample(raws, cap, groups, seed)
     if len(evaluated) == len(raws):
         return evaluated, None
+    over = "cameras" if group_by == "camera" else "scene groups"
     console.print(
-        f"evaluating {len(evaluated)} of the {len(raws)} {what} (--test-raws), spread over the scene groups"
+        f"evaluating {len(evaluated)} of the {len(raws)} {what} (--test-raws), spread over the {over}"
     )
     return evaluated, len(raws)
 
@@ -1235,6 +1239,7 @@ def check_policy(
     test_raws_cap: int = TEST_RAWS,
     seed: int = 0,
     front_ends: int = FRONT_ENDS_KEPT,
+    group_by: str = GROUP_BY_DEFAULT,
 ) -> list[dict[str, float | str]]:
     """A policy against the neutral render on the readable raws of ``raw_dir`` (``isp-tune check``) — at
     most ``test_raws_cap`` of them, spread over the scene groups and seeded as a run's held-out raws
@@ -1244,7 +1249,10 @@ def check_policy(
     one camera out"). Writes ``evaluate``'s report into
     ``out``; returns per raw ``image``, ``neutral_mos``, ``policy_mos``, ``neutral_guarded``,
     ``policy_guarded``, and the same of the checked setting (``checked_mos``, ``checked_guarded``, and
-    ``checked_kept``: policy, base or neutral; :func:`isp_env.tuning.checked_setting`)."""
+    ``checked_kept``: policy, base or neutral; :func:`isp_env.tuning.checked_setting`). ``group_by``
+    camera: the sample is spread over the raws' cameras (:func:`isp_env.run_inputs.raw_cameras`, which
+    refuses a raw with none as the run does), else over the scene groups."""
+    check_group_by(group_by)
     refuse_other_report(out, "check")
     policy, card = load_policy(resolve_policy(spec))
     files = RunFiles.checked(out)
@@ -1261,7 +1269,10 @@ def check_policy(
     cfg = TrainConfig(algo=str(card.get("algo", "teacher")), scorer=scorer)
     cfg.view_shorter = scorer_view(mos)
     raws, skipped = readable_raws(found)  # (evaluate skips, and lists, a raw damaged after its header)
-    evaluated, sampled = capped(raws, test_raws_cap, scene_groups(raws, raw_dir), seed, "raws found")
+    # by camera, each raw's camera as isp-tune --group-by camera reads it: a raw with none refused here, in
+    # the run's one line, not first by the run the check was made for
+    groups = raw_cameras(raws, raw_dir) if group_by == "camera" else scene_groups(raws, raw_dir)
+    evaluated, sampled = capped(raws, test_raws_cap, groups, seed, "raws found", group_by)
     # evaluate skips (and lists) the raws it cannot read, and makes ``out`` only once it has rows to write
     remove_run_temps(out)
     report = evaluate(

@@ -4,6 +4,7 @@ and ``run(inputs=…)``, which took a raw listing and start checks from its call
 
 from __future__ import annotations
 
+import csv
 import json
 import shutil
 from pathlib import Path
@@ -254,3 +255,35 @@ def test_run_takes_the_settings_its_inputs_were_made_for(tmp_path: Path) -> None
     with pytest.raises(ConfigError, match=r"--test-fraction 0\.5, now 0\.3"):
         run(tmp_path / "a", tmp_path / "out", cfg, inputs=inputs, test_fraction=0.3)
     assert not (tmp_path / "out").exists()
+
+
+def test_isp_tune_check_by_camera_reads_cameras_as_the_run_does(tmp_path: Path) -> None:
+    """**Was**: ``isp-tune check`` read no camera (its help spoke of cameras only): a folder with a raw no
+    camera names passed the check and was refused only by the ``isp-tune --group-by camera`` run it was
+    checked for. Now ``check --group-by camera`` reads each raw's camera with the run's function and
+    refuses such a raw in the run's one line, nothing written; with cameras its ``--test-raws`` sample is
+    spread over them (one raw of each), said so."""
+    from typer.testing import CliRunner
+
+    from isp_env.cli import app
+
+    none = tmp_path / "none"
+    real_copies(none, ["a2tools__DC0008L.KDC", "imagemeta__CRW.CRW"])
+    (none / "manifest.csv").write_text("file,scene_group\na2tools__DC0008L.KDC,chart\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as by_the_run:
+        list_raws(none, tmp_path / "run", 0.3, 0, group_by="camera")
+    args = ["check", "--group-by", "camera", "-m", "classical", "--out"]
+    r = CliRunner().invoke(app, [*args, str(tmp_path / "c1"), str(none)])
+    assert isinstance(r.exception, ConfigError), r.output
+    assert str(r.exception) == str(by_the_run.value)
+    assert not (tmp_path / "c1").exists()
+
+    two_camera_dngs(tmp_path / "a")  # shot0, shot2: camera One; shot1, shot3: camera Two
+    r = CliRunner().invoke(app, [*args, str(tmp_path / "c2"), "--test-raws", "2", str(tmp_path / "a")])
+    assert r.exit_code == 0, r.output + repr(r.exception)
+    assert "evaluating 2 of the 4 raws found (--test-raws), spread over the cameras" in " ".join(
+        r.output.split()
+    )
+    with (tmp_path / "c2" / "results.csv").open(newline="") as fh:
+        images = {row["image"] for row in csv.DictReader(fh)}
+    assert len(images) == 2 and {int(i.removeprefix("shot")) % 2 for i in images} == {0, 1}, images
