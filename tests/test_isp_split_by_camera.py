@@ -211,8 +211,11 @@ def test_a_camera_split_says_a_share_far_from_test_fraction_and_advises_what_hel
         if len((found := list_raws(raws, tmp_path / "out", 0.2, seed, group_by="camera")).test) == 5
     )
     said = " ".join(capsys.readouterr().err.split())  # the console writes to stderr
-    assert "held out 5 of the 6 raws (83%), not the 20% of --test-fraction" in said
-    assert "a split by camera holds out whole cameras (2 here)" in said
+    assert (
+        "raws: its 6 raws fall in 2 cameras and a split holds out whole cameras (1 of 2): train/test is "
+        "17/83, not the 80/20 asked (--test-fraction 0.2) — another --seed picks other cameras, or add raws "
+        "of other cameras" in said
+    )
     with pytest.raises(ConfigError) as refused:
         refuse_too_few(len(listing.train), 2, raws, listing.group_by)
     assert "the split leaves 1 training raw(s), 2 needed — pass another --seed, or add raws of other " in str(

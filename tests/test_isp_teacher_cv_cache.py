@@ -286,3 +286,41 @@ def test_a_run_killed_in_its_cross_validation_keeps_the_scores_it_made(tmp_path,
     after = saved()
     assert len(after) == total and all(after[key] == v for key, v in first.items())
     assert "saved before" not in said and "other inputs" not in said
+
+
+def test_the_teacher_cv_benchmark_scores_again_when_its_runs_searches_changed(tmp_path, isp_raws):
+    """**Was**: ``benchmarks/isp_teacher_cv.py`` cached its scores by variant, candidate, fold seed and raw
+    index only (its docstring warned): rerun after the run's searches changed, it printed the old
+    targets' table. Now each variant's scores are kept with the digest the run's own cross-validation uses
+    (``isp_env.tuning.cv_inputs``): a rerun with nothing changed prints the same table from the cache, one
+    after a change prints a fresh run's. The real script on a real tiny teacher run."""
+    import subprocess
+    import sys
+
+    from helpers import REPO, attiqa_env
+
+    _, run = tiny_teacher_run(
+        tmp_path, isp_raws, "--teacher-restarts", "3", "--teacher-raws", "3", "--no-baselines"
+    )
+    cmd = [sys.executable, str(REPO / "benchmarks" / "isp_teacher_cv.py"), str(run), "--fold-seeds", "0"]
+    cache = run / "teacher" / "cv_variants.json"
+
+    def table() -> str:
+        res = subprocess.run([*cmd, "--alphas", "1"], env=attiqa_env(), capture_output=True, text=True)
+        assert res.returncode == 0, res.stderr[-2000:]
+        return res.stdout
+
+    first = table()
+    kept = cache.read_bytes()
+    assert table() == first and cache.read_bytes() == kept  # nothing changed: every score from the cache
+    path = run / "teacher" / "targets_neutral.json"
+    searches = json.loads(path.read_text())
+    for entry in searches.values():  # as new searches left the raws other targets
+        for r in entry["runs"]:
+            r["params"] = {k: v * 0.5 for k, v in r["params"].items()}
+    path.write_text(json.dumps(searches))
+    rerun = table()
+    cache.unlink()
+    fresh = table()
+    assert fresh != first
+    assert rerun == fresh
