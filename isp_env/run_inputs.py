@@ -20,7 +20,7 @@ from attiqa.datasets.readers import read_csv
 from attiqa.errors import ConfigError, did_you_mean
 from attiqa.io.images import content_key, discover_images
 from attiqa.io.run_meta import differing_settings
-from attiqa.progress import console, plain, plain_failure, plain_name
+from attiqa.progress import console, plain, plain_failure, plain_name, shown_name
 from attiqa.splits import say_share
 from isp_env.params import RunFiles, neutral, read_values
 from isp_env.policy_files import resolve_policy
@@ -194,7 +194,7 @@ def say_split_share(raw_dir: Path, listing: RawListing, test_fraction: float) ->
     more = "cameras" if by_camera else "scenes"
     fix = f"another --seed picks other {kind}, or add raws of other {more}"
     say_share(
-        plain_name(raw_dir),
+        shown_name(raw_dir),  # (say_share makes it plain)
         len(listing.raws),
         members,
         held,

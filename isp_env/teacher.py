@@ -208,8 +208,8 @@ def choose_by_cv(
     with their :func:`inputs_digest`, as :func:`isp_env.tuning.train_teacher` does).
     ``prior`` (features, targets): rows of an earlier policy (``--init-policy``) added to every fold's
     training side, never held out — the folds judge only this run's raws.
-    ``save(cache)``: called after each fold that scored anything, so a kill loses at most one fold's
-    scores (one shared scorer call) and a resume scores only the folds not finished."""
+    ``save(cache)``: called after each fold that scored anything, so a kill loses at most the scores of
+    the fold it stopped in and a resume scores only the folds not finished."""
     cache = {} if cache is None else cache
     px, py = prior if prior is not None else (np.zeros((0, features.shape[1])), np.zeros((0, N_PARAMS)))
     tag = f":prior{len(px)}" if len(px) else ""  # a score with prior rows is another score
