@@ -16,7 +16,7 @@ from attiqa.evaluation.metrics import FEW_IMAGES, noise_spread
 from attiqa.io.images import content_key
 from attiqa.launch import launched_rank
 from attiqa.progress import console, plain
-from attiqa.splits import check_split, split_indices
+from attiqa.splits import check_split, say_share, split_indices
 
 # §4.1: "For FLIVE and AVA, we follow the official dataset split"; ours: BIQ2021's repository gives its train
 # and test files (the adapter's split), which its users follow — a random 80/20 split ignored them
@@ -233,34 +233,20 @@ HELD_OUT_SHARE = 0.2
 """The share of the images a protocol's random split holds out for testing (paper §4.1: 80/20); also the
 share :func:`say_group_share` compares a group-aware split's against."""
 
-SHARE_SLACK = 0.05
-"""How far (as a share of the images) a group-aware split's held-out part may drift from the one asked before
-it is said: groups come whole, so 2 groups hold out half the data where 80/20 was asked."""
-
 
 def say_group_share(who: str, n: int, groups: Sequence[str], splits: Sequence[Split], held_out: float,
                     option: str = "--group-by") -> None:  # fmt: skip
-    """One warning line when group-aware ``splits`` hold out on average another share of the ``n`` images
-    than ``held_out`` (by more than :data:`SHARE_SLACK`): with few groups "80/20" was silently 50/50."""
+    """:func:`attiqa.splits.say_share` for group-aware ``splits`` holding out on average another share of
+    the ``n`` images than ``held_out``, said by the main process only: with few groups "80/20" was silently
+    50/50."""
     from attiqa.sharding import is_main
 
     if not splits or not is_main():
         return
     share = sum(len(sp.test) for sp in splits) / (len(splits) * n)
-    if abs(share - held_out) <= SHARE_SLACK:
-        return
-    n_groups = len(set(groups))
-    held = sorted({len({groups[i] for i in sp.test}) for sp in splits})
-    held_words = f"{held[0]}–{held[-1]}" if len(held) > 1 else str(held[0])
-    asked = f"{round((1 - held_out) * 100)}/{round(held_out * 100)}"
-    got = f"{round((1 - share) * 100)}/{round(share * 100)}"
-    avg = " on average" if len(splits) > 1 else ""
-    console.print(
-        f"[yellow]{plain(who)}: its {n} images fall in {n_groups} groups and a split holds out whole groups "
-        f"({held_words} of {n_groups}): train/test is {got}{avg}, not the {asked} asked — add groups, or use "
-        f"{option} none for image-wise splits",
-        highlight=False,
-    )
+    held = [len({groups[i] for i in sp.test}) for sp in splits]
+    fix = f"add groups, or use {option} none for image-wise splits"
+    say_share(who, n, groups, held, share, held_out, fix, splits=len(splits))
 
 
 def random_splits(

@@ -5,8 +5,10 @@ mean of two) and which observation (the 12 statistics of sessions 22-23 or all 2
 Training side only: the raws of RUN/run.json's ``train`` list, the base of RUN/baselines/cma_global.json,
 the searches of RUN/teacher/targets_neutral.json (an ``isp-tune --algo teacher`` run with
 ``--teacher-restarts 3``). Every prediction is scored by the real guarded reward (30 scorer calls per
-variant, ridge alpha and fold seed on 30 raws); scores are cached in RUN/teacher/cv_variants.json, so a
-rerun costs nothing.
+variant, ridge alpha and fold seed on 30 raws); scores are cached in RUN/teacher/cv_variants.json as each
+fold ends, each variant's kept with the digest of its inputs as the run's cross-validation keeps its own
+(:func:`isp_env.tuning.cv_inputs`, :class:`isp_env.teacher.KeptFor`): a rerun on the same run costs
+nothing, and one whose raws, searches, base or scorer changed scores again.
 
     python benchmarks/isp_teacher_cv.py RUN [--fold-seeds 0 1] [--alphas 1 3 10]
 """
@@ -16,7 +18,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -27,8 +31,8 @@ from isp_env.env import N_STATS
 from isp_env.mos_function import load_mos_function
 from isp_env.params import from_normalized, to_normalized
 from isp_env.run_inputs import scene_groups
-from isp_env.teacher import choose_by_cv, residual_targets
-from isp_env.tuning import teacher_inputs
+from isp_env.teacher import KeptFor, choose_by_cv, residual_targets
+from isp_env.tuning import cv_inputs, teacher_inputs
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _isp import run_plan  # noqa: E402
@@ -62,7 +66,8 @@ def main() -> None:
     x_all = np.stack(feats)
     observations = {"12": np.hstack([x_all[:, :OLD_STATS], x_all[:, N_STATS:]]), "21": x_all}
     cache_path = args.run / "teacher" / "cv_variants.json"
-    caches: dict[str, dict[str, float]] = json.loads(cache_path.read_text()) if cache_path.exists() else {}
+    caches: dict[str, dict[str, Any]] = json.loads(cache_path.read_text()) if cache_path.exists() else {}
+    caches = {k: v for k, v in caches.items() if "inputs" in v}  # (index-keyed ones: of unknown inputs)
     candidates = [("ridge", a) for a in args.alphas]
 
     def score(pairs: list[tuple[int, np.ndarray]]) -> list[float]:  # a fold's raws in shared calls
@@ -79,11 +84,17 @@ def main() -> None:
         for stats, x in observations.items():
             cells: dict[float, list[float]] = {a: [] for a in args.alphas}
             for seed in args.fold_seeds:
-                cache = caches.setdefault(f"{variant}|{stats}", {})
-                try:
-                    choice = choose_by_cv(x, y, group_of, score, candidates, seed=seed, cache=cache)
-                finally:
+                key = f"{variant}|{stats}|{seed}"
+                inputs = cv_inputs(x, y, names, group_of, replace(cfg, seed=seed))
+                kept = caches.get(key, {})
+                ours = bool(kept) and KeptFor(cache_path, inputs, "scored").matches(kept)
+                cache = dict(kept["scores"]) if ours else {}
+
+                def save(scores: dict[str, float], key: str = key, inputs: str = inputs) -> None:
+                    caches[key] = {"inputs": inputs, "scores": scores}
                     write_json_atomic(cache_path, caches)
+
+                choice = choose_by_cv(x, y, group_of, score, candidates, seed=seed, cache=cache, save=save)
                 for row in choice.table:
                     cells[row["strength"]].append(row["cv_score"])
             shown = (" / ".join(f"{v:.2f}" for v in cells[a]) for a in args.alphas)

@@ -296,9 +296,12 @@ def tune(
     check_settings(
         algo.lower(), action_mode, obs_mode, max_steps, teacher_start if algo.lower() == "teacher" else None
     )
-    test_raws_cap = TEST_RAWS if test_raws is None else test_raws
-    options = (raw_dir, out, test_fraction, seed, synth_photos, group_by, base, test_raws_cap, init_policy)
-    inputs = run_inputs(InputSettings(*options))  # read once, handed to run with what it was made for
+    split: dict[str, Any] = {"test_fraction": test_fraction, "group_by": group_by, "base": base}
+    split["synth_photos"] = synth_photos
+    if test_raws is not None:  # else InputSettings' one default
+        split["test_raws_cap"] = test_raws
+    settings = InputSettings(raw_dir=raw_dir, out=out, seed=seed, init_policy=init_policy, **split)
+    inputs = run_inputs(settings)  # read once, handed to run with what it was made for
     if synth_photos is None and not resume:  # a new run on raws alone (a prior refits with none)
         need = training_need(algo.lower(), init_policy)
         refuse_too_few(len(inputs.listing.train), need, raw_dir, inputs.listing.group_by)
@@ -371,6 +374,12 @@ def check(
         f"seeded by --seed, as isp-tune's held-out raws (default {TEST_RAWS}).",
     ),
     seed: int = seed_option("Seed of the --test-raws sample."),
+    group_by: str = typer.Option(
+        GROUP_BY_DEFAULT,
+        "--group-by",
+        help="What the --test-raws sample is spread over: scene (groups) or camera — each raw's camera read "
+        "as isp-tune --group-by camera reads it, a raw with none refused the same way.",
+    ),
 ) -> None:
     """A policy against the neutral render on a folder of raws — before trusting it on another camera's raws.
 
@@ -385,6 +394,9 @@ def check(
     """
     import statistics
 
+    from isp_env.run_inputs import check_group_by
+
+    check_group_by(group_by)  # a typo said before torch loads
     from isp_env.report import better_than, kept_counts
     from isp_env.run import check_policy
 
@@ -406,7 +418,8 @@ def check(
         )
     output_folder(out, "--out", create=False)
     with kept_on_interrupt(out):
-        rows = check_policy(raw_dir, out, policy, model, TEST_RAWS if test_raws is None else test_raws, seed)
+        cap = TEST_RAWS if test_raws is None else test_raws
+        rows = check_policy(raw_dir, out, policy, model, cap, seed, group_by=group_by)
     cols = ("neutral_mos", "policy_mos", "neutral_guarded", "policy_guarded", "checked_guarded")
     short = ("MOS neu", "MOS pol", "grd neu", "grd pol", "grd chk")
     _print_named_rows(

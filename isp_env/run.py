@@ -51,7 +51,7 @@ from isp_env.raw import (
     libraw_text,
     read_raw,
 )
-from isp_env.registration import BASE, GROUP_BY_DEFAULT, TEST_FRACTION, TEST_RAWS
+from isp_env.registration import GROUP_BY_DEFAULT, TEST_RAWS
 from isp_env.report import CHECK_CANDIDATES, GRID_ROWS, Report, policy_label, policy_record, write_report
 from isp_env.reward import (
     Guard,
@@ -68,8 +68,10 @@ from isp_env.run_inputs import (
     FINISHED_JSON,
     InputSettings,
     RunInputs,
+    check_group_by,
     check_start,
     list_raws,
+    raw_cameras,
     readable_raws,
     refuse_other_report,
     refuse_too_few,
@@ -204,17 +206,19 @@ fit in memory (times and sizes: docs/isp.md, "At FiveK scale")."""
 
 
 def capped(
-    raws: list[Path], cap: int, groups: dict[Path, str], seed: int, what: str
+    raws: list[Path], cap: int, groups: dict[Path, str], seed: int, what: str, group_by: str = "scene"
 ) -> tuple[list[Path], int | None]:
     """The raws an evaluation renders — at most ``cap`` (``--test-raws``) of ``raws``, spread over the
-    scene groups and seeded (:func:`isp_env.teacher.spread_sample`) — and, when that is fewer than all,
-    how many they were drawn from (:func:`evaluate`'s ``held_out``), said in one line naming ``what``: the
-    run's held-out raws, ``isp-tune check``'s and ``benchmarks/isp_heldout.py``'s."""
+    ``groups`` (scene groups; cameras when ``group_by`` is camera) and seeded
+    (:func:`isp_env.teacher.spread_sample`) — and, when that is fewer than all, how many they were drawn
+    from (:func:`evaluate`'s ``held_out``), said in one line naming ``what``: the run's held-out raws,
+    ``isp-tune check``'s and ``benchmarks/isp_heldout.py``'s."""
     evaluated = spread_sample(raws, cap, groups, seed)
     if len(evaluated) == len(raws):
         return evaluated, None
+    over = "cameras" if group_by == "camera" else "scene groups"
     console.print(
-        f"evaluating {len(evaluated)} of the {len(raws)} {what} (--test-raws), spread over the scene groups"
+        f"evaluating {len(evaluated)} of the {len(raws)} {what} (--test-raws), spread over the {over}"
     )
     return evaluated, len(raws)
 
@@ -253,16 +257,6 @@ def remove_run_temps(out: Path) -> None:
         remove_orphan_temps(folder)
 
 
-# run()'s settings left None: the one its ``inputs`` were made for, else these — the command's defaults
-# (isp_env.registration), one each
-UNSET_DEFAULTS: dict[str, Any] = {
-    "test_fraction": TEST_FRACTION,
-    "base": BASE,
-    "test_raws_cap": TEST_RAWS,
-    "group_by": GROUP_BY_DEFAULT,
-}
-
-
 def run(
     raw_dir: Path,
     out: Path,
@@ -294,24 +288,21 @@ def run(
     :func:`isp_env.run_inputs.run_inputs` made them (``isp-tune`` makes them before torch loads) — refused
     in one line unless made for this run's raw folder, output folder, seed and ``--init-policy`` and for
     the settings given — else made here. A setting left None (``test_fraction``, ``synth_photos``,
-    ``base``, ``test_raws_cap``, ``group_by``) is the one ``inputs`` were made for, else its default
-    (:data:`UNSET_DEFAULTS`; synth_photos: none): each said once, not twice to be compared."""
+    ``base``, ``test_raws_cap``, ``group_by``) is the one ``inputs`` were made for, else
+    :class:`isp_env.run_inputs.InputSettings`' default — the one place of each."""
     teacher = teacher or TeacherSettings()
     check_config(cfg, teacher if cfg.algo == "teacher" else None)  # before any work
-    given = InputSettings(
-        raw_dir,
-        out,
-        UNSET_DEFAULTS["test_fraction"] if test_fraction is None else test_fraction,
-        cfg.seed,
-        synth_photos,
-        UNSET_DEFAULTS["group_by"] if group_by is None else group_by,
-        UNSET_DEFAULTS["base"] if base is None else base,
-        UNSET_DEFAULTS["test_raws_cap"] if test_raws_cap is None else test_raws_cap,
-        cfg.init_policy,
-    )
+    optional: dict[str, Any] = {
+        "test_fraction": test_fraction,
+        "synth_photos": synth_photos,
+        "group_by": group_by,
+        "base": base,
+        "test_raws_cap": test_raws_cap,
+    }
+    set_here = {k: v for k, v in optional.items() if v is not None}
+    given = InputSettings(raw_dir=raw_dir, out=out, seed=cfg.seed, init_policy=cfg.init_policy, **set_here)
     if inputs is not None:  # a listing of another folder, seed or grouping split this run's raws by it
-        optional = {"test_fraction": test_fraction, "synth_photos": synth_photos, "group_by": group_by}
-        given = inputs.settings_for(given, **optional, base=base, test_raws_cap=test_raws_cap)
+        given = inputs.settings_for(given, **set_here)
     test_fraction, synth_photos, group_by = given.test_fraction, given.synth_photos, given.group_by
     base, test_raws_cap = given.base, given.test_raws_cap
     # (isp-tune checks these before it lists the raws: isp_env.run_inputs)
@@ -1248,6 +1239,7 @@ def check_policy(
     test_raws_cap: int = TEST_RAWS,
     seed: int = 0,
     front_ends: int = FRONT_ENDS_KEPT,
+    group_by: str = GROUP_BY_DEFAULT,
 ) -> list[dict[str, float | str]]:
     """A policy against the neutral render on the readable raws of ``raw_dir`` (``isp-tune check``) — at
     most ``test_raws_cap`` of them, spread over the scene groups and seeded as a run's held-out raws
@@ -1257,7 +1249,10 @@ def check_policy(
     one camera out"). Writes ``evaluate``'s report into
     ``out``; returns per raw ``image``, ``neutral_mos``, ``policy_mos``, ``neutral_guarded``,
     ``policy_guarded``, and the same of the checked setting (``checked_mos``, ``checked_guarded``, and
-    ``checked_kept``: policy, base or neutral; :func:`isp_env.tuning.checked_setting`)."""
+    ``checked_kept``: policy, base or neutral; :func:`isp_env.tuning.checked_setting`). ``group_by``
+    camera: the sample is spread over the raws' cameras (:func:`isp_env.run_inputs.raw_cameras`, which
+    refuses a raw with none as the run does), else over the scene groups."""
+    check_group_by(group_by)
     refuse_other_report(out, "check")
     policy, card = load_policy(resolve_policy(spec))
     files = RunFiles.checked(out)
@@ -1274,7 +1269,10 @@ def check_policy(
     cfg = TrainConfig(algo=str(card.get("algo", "teacher")), scorer=scorer)
     cfg.view_shorter = scorer_view(mos)
     raws, skipped = readable_raws(found)  # (evaluate skips, and lists, a raw damaged after its header)
-    evaluated, sampled = capped(raws, test_raws_cap, scene_groups(raws, raw_dir), seed, "raws found")
+    # by camera, each raw's camera as isp-tune --group-by camera reads it: a raw with none refused here, in
+    # the run's one line, not first by the run the check was made for
+    groups = raw_cameras(raws, raw_dir) if group_by == "camera" else scene_groups(raws, raw_dir)
+    evaluated, sampled = capped(raws, test_raws_cap, groups, seed, "raws found", group_by)
     # evaluate skips (and lists) the raws it cannot read, and makes ``out`` only once it has rows to write
     remove_run_temps(out)
     report = evaluate(

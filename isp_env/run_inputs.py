@@ -16,16 +16,16 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from attiqa.bench_splits import SHARE_SLACK
 from attiqa.datasets.readers import read_csv
 from attiqa.errors import ConfigError, did_you_mean
 from attiqa.io.images import content_key, discover_images
 from attiqa.io.run_meta import differing_settings
-from attiqa.progress import console, plain, plain_failure, plain_name
+from attiqa.progress import console, plain, plain_failure, plain_name, shown_name
+from attiqa.splits import say_share
 from isp_env.params import RunFiles, neutral, read_values
 from isp_env.policy_files import resolve_policy
 from isp_env.raw import RAW_EXTENSIONS, camera_name, dng_camera, find_raws, probe_raw
-from isp_env.registration import MAX_STEPS, RL_ALGOS
+from isp_env.registration import BASE, GROUP_BY_DEFAULT, MAX_STEPS, RL_ALGOS, TEST_FRACTION, TEST_RAWS
 
 
 def check_settings(algo: str, action_mode: str, obs_mode: str, max_steps: int, start: str | None) -> None:
@@ -136,8 +136,9 @@ def list_raws(
                 "out scene groups"
             )
         train_raws, test_raws = split(raws, test_fraction, seed, cameras)
-        say_camera_share(len(test_raws), len(raws), test_fraction, len(set(cameras.values())))
-        return RawListing(raws, skipped, groups, train_raws, test_raws, cameras)
+        listing = RawListing(raws, skipped, groups, train_raws, test_raws, cameras)
+        say_split_share(raw_dir, listing, test_fraction)
+        return listing
     train_raws, test_raws = split(raws, test_fraction, seed, groups)
     if test_fraction > 0 and not test_raws:  # one scene group: it always trains
         raise ConfigError(
@@ -145,7 +146,9 @@ def list_raws(
             "scene_group, or byte-identical copies) — none can be held out for testing; add raws of other "
             "scenes, or pass --test-fraction 0 to train on all of them"
         )
-    return RawListing(raws, skipped, groups, train_raws, test_raws)
+    listing = RawListing(raws, skipped, groups, train_raws, test_raws)
+    say_split_share(raw_dir, listing, test_fraction)
+    return listing
 
 
 def raw_cameras(raws: list[Path], root: Path, manifest: RawManifest | None = None) -> dict[Path, str]:
@@ -176,18 +179,31 @@ def raw_cameras(raws: list[Path], root: Path, manifest: RawManifest | None = Non
     return cameras
 
 
-def say_camera_share(n_test: int, n: int, test_fraction: float, n_cameras: int) -> None:
-    """One line when a split by camera holds out a share of the raws far (over
-    :data:`attiqa.bench_splits.SHARE_SLACK`) from ``--test-fraction``: cameras go whole, so 1 raw of one
-    camera and 5 of another held out 5 of 6 at any fraction, without a word."""
-    share = n_test / n
-    if abs(share - test_fraction) <= SHARE_SLACK:
+def say_split_share(raw_dir: Path, listing: RawListing, test_fraction: float) -> None:
+    """One line (:func:`attiqa.splits.say_share`, bench's sentence) when a split holds out a share of the
+    raws far from ``--test-fraction``: groups go whole — by camera, 1 raw of one camera and 5 of another
+    held out 5 of 6 at any fraction; by scene, 2 raws held out 1 at 0.3 — without a word. Said only: the
+    split is not changed (runs' resumes compare it)."""
+    if not listing.test:
         return
-    console.print(
-        f"[yellow]held out[/] {n_test} of the {n} raws ({share:.0%}), not the {test_fraction:.0%} of "
-        f"--test-fraction: a split by camera holds out whole cameras ({n_cameras} here) — another --seed "
-        "picks other cameras, or add raws of other cameras",
-        highlight=False,
+    by_camera = listing.cameras is not None
+    groups = listing.cameras if listing.cameras is not None else listing.groups
+    members = [groups[p] for p in listing.raws]
+    held = [len({groups[p] for p in listing.test})]
+    kind = "cameras" if by_camera else "scene groups"
+    more = "cameras" if by_camera else "scenes"
+    fix = f"another --seed picks other {kind}, or add raws of other {more}"
+    say_share(
+        shown_name(raw_dir),  # (say_share makes it plain)
+        len(listing.raws),
+        members,
+        held,
+        len(listing.test) / len(listing.raws),
+        test_fraction,
+        fix,
+        items="raws",
+        kind=kind,
+        asked_by=f" (--test-fraction {test_fraction:g})",
     )
 
 
@@ -198,7 +214,7 @@ def training_need(algo: str, init_policy: str | None) -> int:
 
 def refuse_too_few(n_train: int, need: int, raw_dir: Path, group_by: str = "scene") -> None:
     """A high --test-fraction that left fewer than ``need`` training raws: said before anything is written.
-    By camera the fraction barely moves a split of few cameras (whole cameras go: :func:`say_camera_share`),
+    By camera the fraction barely moves a split of few cameras (whole cameras go: :func:`say_split_share`),
     so the fix is another seed or more cameras."""
     if n_train < need:
         fix = (
@@ -386,19 +402,21 @@ def check_start(
     return RunStart(files, given_base)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class InputSettings:
-    """The options a run's checks before torch and its raws' listing follow from (:class:`RunInputs`)."""
+    """The options a run's checks before torch and its raws' listing follow from (:class:`RunInputs`). The
+    one place of the split's and the base's defaults for :func:`isp_env.run.run`: a setting it is not given
+    is this one's (the command passes its own options, whose defaults are the same constants)."""
 
     raw_dir: Path
     out: Path
-    test_fraction: float
     seed: int
-    synth_photos: Path | None
-    group_by: str
-    base: str
-    test_raws_cap: int
     init_policy: str | None
+    test_fraction: float = TEST_FRACTION
+    synth_photos: Path | None = None
+    group_by: str = GROUP_BY_DEFAULT
+    base: str = BASE  # residual actions' base: global | neutral | a parameter JSON
+    test_raws_cap: int = TEST_RAWS  # --test-raws
 
     def key(self) -> dict[str, Any]:
         """By option name, folders resolved: the same folder typed relative or absolute is the same."""

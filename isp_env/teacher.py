@@ -197,6 +197,7 @@ def choose_by_cv(
     seed: int = 0,
     cache: dict[str, float] | None = None,
     prior: tuple[np.ndarray, np.ndarray] | None = None,
+    save: Callable[[dict[str, float]], None] | None = None,
 ) -> Choice:
     """Scene-group CV: for each candidate and fold, fit on the other folds, predict the fold's raws and
     score a fold's uncached predictions in one call, ``score([(raw index, residual action), ...])`` -> their
@@ -205,7 +206,9 @@ def choose_by_cv(
     seed and the raw's index only: a cache answers only for the inputs it was filled with (keep it
     with their :func:`inputs_digest`, as :func:`isp_env.tuning.train_teacher` does).
     ``prior`` (features, targets): rows of an earlier policy (``--init-policy``) added to every fold's
-    training side, never held out — the folds judge only this run's raws."""
+    training side, never held out — the folds judge only this run's raws.
+    ``save(cache)``: called after each fold that scored anything, so a kill loses at most the scores of
+    the fold it stopped in and a resume scores only the folds not finished."""
     cache = {} if cache is None else cache
     px, py = prior if prior is not None else (np.zeros((0, features.shape[1])), np.zeros((0, N_PARAMS)))
     tag = f":prior{len(px)}" if len(px) else ""  # a score with prior rows is another score
@@ -240,6 +243,8 @@ def choose_by_cv(
                 done = score(todo) if todo else []
                 for (i, _), v in zip(todo, done, strict=True):
                     cache[keys[i]] = float(v)
+                if todo and save is not None:
+                    save(cache)
                 for i in test:
                     scores[i] = cache[keys[int(i)]]
                 adv(len(todo))

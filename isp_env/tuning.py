@@ -815,6 +815,30 @@ def teacher_card(
     }
 
 
+def cv_inputs(
+    x: np.ndarray,
+    y: np.ndarray,
+    names: list[str],
+    group_of: list[str],
+    cfg: TrainConfig,
+    prior: TeacherPrior | None = None,
+) -> str:
+    """The digest the teacher's cross-validation scores are kept with (:class:`isp_env.teacher.KeptFor`):
+    they are of these raws (``names``, their scene groups), features ``x``, residual targets ``y``, fold
+    seed (``cfg.seed``), base, scale and scorer, and of the prior's rows — a cache of others is not. One
+    rule for :func:`train_teacher` and ``benchmarks/isp_teacher_cv.py``."""
+    return inputs_digest(
+        [x, y, *((prior.x, prior.y) if prior is not None else ())],
+        {
+            "names": names,
+            "groups": group_of,
+            "seed": cfg.seed,
+            "env": {k: v for k, v in cfg.env_kwargs().items() if k != "scorer"},
+            "reward_model": scorer_identity(cfg.scorer),
+        },
+    )
+
+
 def train_teacher(
     run_dir: Path,
     train_raws: list[Path],
@@ -888,17 +912,7 @@ def train_teacher(
         if names
         else np.zeros((0, N_PARAMS))
     )
-    # the CV's scores are of these raws, targets, features, base, scale and scorer: a cache of others is not
-    inputs = inputs_digest(
-        [x, y, *((prior.x, prior.y) if prior is not None else ())],
-        {
-            "names": names,
-            "groups": group_of,
-            "seed": cfg.seed,
-            "env": {k: v for k, v in cfg.env_kwargs().items() if k != "scorer"},
-            "reward_model": scorer_identity(cfg.scorer),
-        },
-    )
+    inputs = cv_inputs(x, y, names, group_of, cfg, prior)
     cache_path = folder / f"cv_scores_{start}.json"
     kept = files.read(cache_path)
     ours = bool(kept) and KeptFor(cache_path, inputs, "scored").matches(kept)  # said when of no digest
@@ -925,18 +939,16 @@ def train_teacher(
             f"{prior.strength:g}) refitted with {len(names)} more raw(s)"
         )
     else:
-        try:
-            choice = choose_by_cv(
-                x,
-                y,
-                group_of,
-                score,
-                seed=cfg.seed,
-                cache=cache,
-                prior=(prior.x, prior.y) if prior is not None else None,
-            )
-        finally:
-            files.write(cache_path, {"inputs": inputs, "scores": cache})
+        choice = choose_by_cv(
+            x,
+            y,
+            group_of,
+            score,
+            seed=cfg.seed,
+            cache=cache,
+            prior=(prior.x, prior.y) if prior is not None else None,
+            save=lambda scores: files.write(cache_path, {"inputs": inputs, "scores": scores}),
+        )
     policy = fit_teacher(rows_x, rows_y, choice.kind, choice.strength)
     searched = int(sum(int(targets[n]["calls"]) for n in names))
     calls = searched + len(cache)  # searches + CV renders scored

@@ -165,20 +165,27 @@ def test_the_library_and_the_command_share_every_default():
 
     from typer.main import get_command
 
-    from isp_env.run import UNSET_DEFAULTS, run
+    from isp_env.run import run
+    from isp_env.run_inputs import InputSettings
     from isp_env.tuning import TrainConfig
 
+    def defaults(cls: type) -> dict[str, object]:
+        return {f.name: f.default for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING}
+
     command = {p.name: p.default for p in get_command(app).params}
-    library = {
-        f.name: f.default for f in dataclasses.fields(TrainConfig) if f.default is not dataclasses.MISSING
-    }
-    library |= {  # a setting run() leaves None takes its inputs' value, else its one default
-        n: UNSET_DEFAULTS.get(n, p.default) if p.default is None else p.default
-        for n, p in inspect.signature(run).parameters.items()
-        if p.default is not p.empty
-    }
+    assert command.pop("test_raws") is None  # the command leaves --test-raws to InputSettings' default
+    split = defaults(InputSettings)
+    library = defaults(TrainConfig)
+    ran = {n: p.default for n, p in inspect.signature(run).parameters.items() if p.default is not p.empty}
+    for name, default in ran.items():  # a setting run() leaves None is InputSettings' (its one default)
+        if default is None and name in split:
+            default = split[name]
+        elif name in split:  # written twice: run()'s and InputSettings'
+            assert default == split[name], f"run({name}={default!r}), InputSettings {split[name]!r}"
+        library[name] = default
     shared = command.keys() & library.keys()
     assert {"algo", "action_mode", "obs_mode", "base", "timesteps", "n_envs", "checkpoint_every"} <= shared
+    assert {"test_fraction", "group_by", "synth_photos"} <= shared
     assert {k: library[k] for k in shared} == {k: command[k] for k in shared}
     card = json.loads((files("isp_env") / "data" / "policy-default.json").read_text())
     cfg = TrainConfig()

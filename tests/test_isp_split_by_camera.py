@@ -4,6 +4,7 @@ and ``run(inputs=…)``, which took a raw listing and start checks from its call
 
 from __future__ import annotations
 
+import csv
 import json
 import shutil
 from pathlib import Path
@@ -31,6 +32,14 @@ def two_camera_dngs(folder: Path, per_camera: int = 2) -> list[Path]:
         rgb = demo_photo(photos[i % len(photos)], 96)
         made.append(dng_from_photo(folder / f"shot{i}.dng", rgb, seed=i, make=make, model=model))
     return made
+
+
+def _settings(tmp_path: Path, test_fraction: float) -> InputSettings:
+    """A camera split of ``tmp_path/a`` into ``tmp_path/out`` at ``test_fraction`` (seed 0, neutral base)."""
+    return InputSettings(
+        raw_dir=tmp_path / "a", out=tmp_path / "out", seed=0, init_policy=None, test_fraction=test_fraction,
+        group_by="camera", base="neutral", test_raws_cap=5,
+    )  # fmt: skip
 
 
 def real_copies(folder: Path, names: list[str]) -> None:
@@ -145,9 +154,7 @@ def test_run_refuses_inputs_made_for_another_folder_or_setting(tmp_path: Path) -
 
     two_camera_dngs(tmp_path / "a")
     two_camera_dngs(tmp_path / "b")
-    inputs = run_inputs(
-        InputSettings(tmp_path / "a", tmp_path / "out", 0.3, 0, None, "camera", "neutral", 5, None)
-    )
+    inputs = run_inputs(_settings(tmp_path, 0.3))
     cfg = TrainConfig(algo="teacher", scorer="classical", seed=0)
     base = {"test_fraction": 0.3, "synth_photos": None, "base": "neutral", "test_raws_cap": 5}
     for raw_dir, seed, group_by, said in (
@@ -204,8 +211,11 @@ def test_a_camera_split_says_a_share_far_from_test_fraction_and_advises_what_hel
         if len((found := list_raws(raws, tmp_path / "out", 0.2, seed, group_by="camera")).test) == 5
     )
     said = " ".join(capsys.readouterr().err.split())  # the console writes to stderr
-    assert "held out 5 of the 6 raws (83%), not the 20% of --test-fraction" in said
-    assert "a split by camera holds out whole cameras (2 here)" in said
+    assert (
+        "raws: its 6 raws fall in 2 cameras and a split holds out whole cameras (1 of 2): train/test is "
+        "17/83, not the 80/20 asked (--test-fraction 0.2) — another --seed picks other cameras, or add raws "
+        "of other cameras" in said
+    )
     with pytest.raises(ConfigError) as refused:
         refuse_too_few(len(listing.train), 2, raws, listing.group_by)
     assert "the split leaves 1 training raw(s), 2 needed — pass another --seed, or add raws of other " in str(
@@ -239,7 +249,7 @@ def test_run_takes_the_settings_its_inputs_were_made_for(tmp_path: Path) -> None
     from isp_env.tuning import TrainConfig
 
     two_camera_dngs(tmp_path / "a")
-    settings = InputSettings(tmp_path / "a", tmp_path / "out", 0.5, 0, None, "camera", "neutral", 5, None)
+    settings = _settings(tmp_path, 0.5)
     inputs = run_inputs(settings)
     cfg = TrainConfig(algo="teacher", scorer="classical", seed=0)
     read_only = PermissionError("out is read-only")  # raised once the run's checks pass: nothing is run
@@ -248,3 +258,35 @@ def test_run_takes_the_settings_its_inputs_were_made_for(tmp_path: Path) -> None
     with pytest.raises(ConfigError, match=r"--test-fraction 0\.5, now 0\.3"):
         run(tmp_path / "a", tmp_path / "out", cfg, inputs=inputs, test_fraction=0.3)
     assert not (tmp_path / "out").exists()
+
+
+def test_isp_tune_check_by_camera_reads_cameras_as_the_run_does(tmp_path: Path) -> None:
+    """**Was**: ``isp-tune check`` read no camera (its help spoke of cameras only): a folder with a raw no
+    camera names passed the check and was refused only by the ``isp-tune --group-by camera`` run it was
+    checked for. Now ``check --group-by camera`` reads each raw's camera with the run's function and
+    refuses such a raw in the run's one line, nothing written; with cameras its ``--test-raws`` sample is
+    spread over them (one raw of each), said so."""
+    from typer.testing import CliRunner
+
+    from isp_env.cli import app
+
+    none = tmp_path / "none"
+    real_copies(none, ["a2tools__DC0008L.KDC", "imagemeta__CRW.CRW"])
+    (none / "manifest.csv").write_text("file,scene_group\na2tools__DC0008L.KDC,chart\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as by_the_run:
+        list_raws(none, tmp_path / "run", 0.3, 0, group_by="camera")
+    args = ["check", "--group-by", "camera", "-m", "classical", "--out"]
+    r = CliRunner().invoke(app, [*args, str(tmp_path / "c1"), str(none)])
+    assert isinstance(r.exception, ConfigError), r.output
+    assert str(r.exception) == str(by_the_run.value)
+    assert not (tmp_path / "c1").exists()
+
+    two_camera_dngs(tmp_path / "a")  # shot0, shot2: camera One; shot1, shot3: camera Two
+    r = CliRunner().invoke(app, [*args, str(tmp_path / "c2"), "--test-raws", "2", str(tmp_path / "a")])
+    assert r.exit_code == 0, r.output + repr(r.exception)
+    assert "evaluating 2 of the 4 raws found (--test-raws), spread over the cameras" in " ".join(
+        r.output.split()
+    )
+    with (tmp_path / "c2" / "results.csv").open(newline="") as fh:
+        images = {row["image"] for row in csv.DictReader(fh)}
+    assert len(images) == 2 and {int(i.removeprefix("shot")) % 2 for i in images} == {0, 1}, images

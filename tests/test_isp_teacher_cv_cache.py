@@ -241,3 +241,86 @@ def test_baseline_searches_saved_before_their_inputs_were_recorded_are_searched_
     assert global_cma(out, cfg, mos, isp_raws[2:], {}, 12) == g  # kept now, with their digest
     assert per_image_cma(out, cfg, mos, HeldOutItems(paths, None, 64), raw_dir, 4) == found
     assert mos.calls == calls
+
+
+@pytest.mark.serial(reason="SIGKILLs isp-tune in its cross-validation, timed by the scores it saves")
+def test_a_run_killed_in_its_cross_validation_keeps_the_scores_it_made(tmp_path, isp_raws):
+    """**Was**: ``teacher/cv_scores_*.json`` was written only when the cross-validation ended (a
+    ``finally``, which a SIGKILL or power loss never reaches): a kill mid-CV lost every score of the run
+    and the resume scored them all again. Now each fold's scores are saved as it ends: ``isp-tune``
+    SIGKILLed once some are saved, then the same command in a new process keeps every saved score (said
+    as kept from its first line) and scores only the rest."""
+    import subprocess
+
+    from helpers import attiqa_env, isp_tune_cmd, kill_when
+
+    raw_dir = tmp_path / "raws"
+    raw_dir.mkdir()
+    for p in isp_raws:
+        (raw_dir / p.name).write_bytes(p.read_bytes())
+    run = tmp_path / "run"
+    options = (*TINY_TEACHER_OPTIONS, "--teacher-raws", "3", "--teacher-restarts", "1", "--no-baselines")
+    args = ("--raw-dir", raw_dir, "--out", run, *options, "--preview", "96")
+    path = run / "teacher" / "cv_scores_neutral.json"
+
+    def saved() -> dict[str, float]:
+        try:
+            return dict(json.loads(path.read_text())["scores"])
+        except (OSError, ValueError, KeyError):
+            return {}
+
+    proc = subprocess.Popen(
+        isp_tune_cmd(*args), env=attiqa_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    kill_when(proc, lambda: bool(saved()))
+    first = saved()
+    total = 9 * 3  # the default candidates, each scored on the 3 training raws
+    assert 0 < len(first) < total, f"{len(first)} of {total} scores saved at the kill"
+    again = run_isp_tune(*args)
+    assert again.returncode == 0 and "Traceback" not in again.stderr, again.stderr[-2000:]
+    said = " ".join((again.stdout + again.stderr).split())
+    k = len(first)
+    assert f"teacher: cross-validation: {k}/{total} (none done now, {k} kept from an earlier run)" in said
+    assert f"teacher: cross-validation: {total}/{total} (" in said
+    assert said.count(f"{k} kept from an earlier run)") >= 2  # the first line and the last
+    after = saved()
+    assert len(after) == total and all(after[key] == v for key, v in first.items())
+    assert "saved before" not in said and "other inputs" not in said
+
+
+def test_the_teacher_cv_benchmark_scores_again_when_its_runs_searches_changed(tmp_path, isp_raws):
+    """**Was**: ``benchmarks/isp_teacher_cv.py`` cached its scores by variant, candidate, fold seed and raw
+    index only (its docstring warned): rerun after the run's searches changed, it printed the old
+    targets' table. Now each variant's scores are kept with the digest the run's own cross-validation uses
+    (``isp_env.tuning.cv_inputs``): a rerun with nothing changed prints the same table from the cache, one
+    after a change prints a fresh run's. The real script on a real tiny teacher run."""
+    import subprocess
+    import sys
+
+    from helpers import REPO, attiqa_env
+
+    _, run = tiny_teacher_run(
+        tmp_path, isp_raws, "--teacher-restarts", "3", "--teacher-raws", "3", "--no-baselines"
+    )
+    cmd = [sys.executable, str(REPO / "benchmarks" / "isp_teacher_cv.py"), str(run), "--fold-seeds", "0"]
+    cache = run / "teacher" / "cv_variants.json"
+
+    def table() -> str:
+        res = subprocess.run([*cmd, "--alphas", "1"], env=attiqa_env(), capture_output=True, text=True)
+        assert res.returncode == 0, res.stderr[-2000:]
+        return res.stdout
+
+    first = table()
+    kept = cache.read_bytes()
+    assert table() == first and cache.read_bytes() == kept  # nothing changed: every score from the cache
+    path = run / "teacher" / "targets_neutral.json"
+    searches = json.loads(path.read_text())
+    for entry in searches.values():  # as new searches left the raws other targets
+        for r in entry["runs"]:
+            r["params"] = {k: v * 0.5 for k, v in r["params"].items()}
+    path.write_text(json.dumps(searches))
+    rerun = table()
+    cache.unlink()
+    fresh = table()
+    assert fresh != first
+    assert rerun == fresh
