@@ -13,6 +13,7 @@ from typing import Any
 from attiqa.config import DATASET_KEYS, FinetuneConfig, TrainConfig, from_dict, read_sections
 from attiqa.datasets.base import IQADataset, among_the_data
 from attiqa.errors import AttiqaError, ConfigError, did_you_mean
+from attiqa.launch import launched_rank
 from attiqa.progress import console, plain
 
 PROTOCOLS: dict[str, str] = {
@@ -135,9 +136,7 @@ def say_rows_left_out(ds: IQADataset) -> None:
     the metrics — and says so (bench and ``attiqa train`` did not)."""
     if not ds.n_without_score:
         return
-    from attiqa.sharding import is_main  # torch: only when there is something to say
-
-    if is_main():
+    if launched_rank() == 0:  # the launcher's rank: no torch for a line
         console.print(f"[yellow]{plain(ds.rows_left_out())}", highlight=False)  # eval's words: the rows too
 
 

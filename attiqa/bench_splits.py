@@ -238,10 +238,9 @@ def say_group_share(who: str, n: int, groups: Sequence[str], splits: Sequence[Sp
                     option: str = "--group-by") -> None:  # fmt: skip
     """:func:`attiqa.splits.say_share` for group-aware ``splits`` holding out on average another share of
     the ``n`` images than ``held_out``, said by the main process only: with few groups "80/20" was silently
-    50/50."""
-    from attiqa.sharding import is_main
-
-    if not splits or not is_main():
+    50/50. The rank is read from the launcher's environment, as the module's other lines are: the
+    planning stays torch-free."""
+    if not splits or launched_rank() != 0:
         return
     share = sum(len(sp.test) for sp in splits) / (len(splits) * n)
     held = [len({groups[i] for i in sp.test}) for sp in splits]

@@ -67,7 +67,10 @@ def main() -> None:
     observations = {"12": np.hstack([x_all[:, :OLD_STATS], x_all[:, N_STATS:]]), "21": x_all}
     cache_path = args.run / "teacher" / "cv_variants.json"
     caches: dict[str, dict[str, Any]] = json.loads(cache_path.read_text()) if cache_path.exists() else {}
-    caches = {k: v for k, v in caches.items() if "inputs" in v}  # (index-keyed ones: of unknown inputs)
+    unknown = [k for k, v in caches.items() if "inputs" not in v]  # index-keyed ones: of unknown inputs
+    if unknown:  # said once, as the product's caches say it (isp_env.teacher.KeptFor)
+        print(f"{cache_path}: {len(unknown)} entries saved before their inputs were recorded: scored again")
+        caches = {k: v for k, v in caches.items() if k not in unknown}
     candidates = [("ridge", a) for a in args.alphas]
 
     def score(pairs: list[tuple[int, np.ndarray]]) -> list[float]:  # a fold's raws in shared calls

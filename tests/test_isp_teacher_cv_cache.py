@@ -324,3 +324,9 @@ def test_the_teacher_cv_benchmark_scores_again_when_its_runs_searches_changed(tm
     fresh = table()
     assert fresh != first
     assert rerun == fresh
+    old = json.loads(cache.read_text())
+    old["one search|21|0|ridge|1"] = {"scores": {"0": 0.5}}  # index-keyed, as the script kept them before
+    cache.write_text(json.dumps(old))
+    said = table()  # the old entry is dropped and said once, as the product's caches say it (review)
+    assert said.splitlines()[0].endswith("1 entries saved before their inputs were recorded: scored again")
+    assert said.split("\n", 1)[1] == fresh

@@ -896,24 +896,32 @@ def test_grid_png_of_one_held_out_raw_keeps_its_titles_inside_the_picture(tmp_pa
 def test_a_scene_split_far_from_test_fraction_is_said_in_the_camera_splits_sentence(
     tmp_path, isp_raws, capsys
 ):
-    """**Was** silent: 2 raws of 2 scene groups at --test-fraction 0.3 held out 1 (50/50, not 70/30) —
-    only a split by camera said its share. Now a scene split far from the fraction (over
-    ``attiqa.splits.SHARE_SLACK``) says it in the same sentence (``attiqa.splits.say_share``, bench's too);
-    the raws it holds out are the same (a resume compares them), and 4 raws holding out 1 (25 %) say
-    nothing."""
+    """**Was** silent: 4 raws in 2 scene groups of 2 (manifest.csv) at --test-fraction 0.3 held out one
+    group (50/50, not 70/30) — only a split by camera said its share. Now a scene split far from the
+    fraction (over ``attiqa.splits.SHARE_SLACK``) says it in the same sentence (``attiqa.splits.say_share``,
+    bench's too); the raws it holds out are the same (a resume compares them). Raws each their own group (no
+    manifest) say nothing: 2 raws holding out 1 is a whole raw's rounding, which no --seed changes (review:
+    7 raws said 57/43 at every seed)."""
     from isp_env.run_inputs import list_raws
 
     raws = tmp_path / "raws"
     raws.mkdir()
-    for p in isp_raws[:2]:
+    for p in isp_raws[:4]:
         shutil.copy(p, raws / p.name)
+    rows = "".join(f"{p.name},{'s1' if i < 2 else 's2'}\n" for i, p in enumerate(isp_raws[:4]))
+    (raws / "manifest.csv").write_text("file,scene_group\n" + rows)
     listing = list_raws(raws, tmp_path / "out", 0.3, 0)
     said = " ".join(capsys.readouterr().err.split())
-    assert (listing.train, listing.test) == split(sorted(raws.iterdir()), 0.3, 0, listing.groups)
+    assert (listing.train, listing.test) == split(sorted(listing.raws), 0.3, 0, listing.groups)
     assert (
-        "raws: its 2 raws fall in 2 scene groups and a split holds out whole scene groups (1 of 2): "
+        "raws: its 4 raws fall in 2 scene groups and a split holds out whole scene groups (1 of 2): "
         "train/test is 50/50, not the 70/30 asked (--test-fraction 0.3) — another --seed picks other scene "
         "groups, or add raws of other scenes" in said
     ), said
+    (raws / "manifest.csv").unlink()
+    for p in isp_raws[2:4]:
+        (raws / p.name).unlink()
+    list_raws(raws, tmp_path / "out2", 0.3, 0)  # 2 raws, 2 groups of one: 50/50 is the nearest a raw allows
+    assert "train/test" not in capsys.readouterr().err
     list_raws(isp_raws[0].parent, tmp_path / "out", 0.3, 0)
     assert "train/test" not in capsys.readouterr().err

@@ -257,7 +257,10 @@ real = os.replace
 def held(src, dst, *args, **kw):  # rank 1 holds as its first part is committed: it never reaches the barrier
     real(src, dst, *args, **kw)
     if Path(dst).name.startswith("rank001-"):
+        deadline = time.monotonic() + 120  # rank 0 stuck: end, never spin on after the test's timeout
         while len(list(parts.glob("rank000-*.parquet"))) < want:  # rank 0 labelled its share
+            if time.monotonic() > deadline:
+                os._exit(3)
             time.sleep(0.002)
         os.kill(os.getpid(), signal.SIGKILL)  # a real kill -9: rank 0 is at (or on its way to) the barrier
 

@@ -518,6 +518,11 @@ def filled_lines(text: str, width: int) -> list[str]:
     return [part for line in text.split("\n") for part in wrap_words(line, width) or [""]]
 
 
+PROSE_FLOOR = 24
+"""The narrowest a column of longer text is drawn (:func:`whole_word_widths`): a table of prose a few words
+wide is taller than the plain lines (docs/robustness.md, ``attiqa models``)."""
+
+
 def whole_word_widths(headers: Sequence[str], rows: Sequence[Sequence[str]], width: int) -> list[int] | None:
     """The one rule of "does a rich table keep words whole": column widths for a boxed table (rich's,
     padding 1) of ``rows`` at ``width`` that keep every word whole — a path may break after a "/" — or None
@@ -542,6 +547,8 @@ def whole_word_widths(headers: Sequence[str], rows: Sequence[Sequence[str]], wid
         if sum(max(n, min(m, c)) for n, m in zip(shortest, most, strict=True)) <= room
     )
     widths = [max(n, min(m, cap)) for n, m in zip(shortest, most, strict=True)]
+    if any(w < min(m, PROSE_FLOOR) for w, m in zip(widths, most, strict=True)):
+        return None  # a prose column a few words wide makes a table taller than the plain lines (review)
     for i in sorted(range(len(cols)), key=lambda i: -most[i])[: room - sum(widths)]:  # the rest, widest first
         widths[i] += widths[i] < most[i]
     return widths
