@@ -1,4 +1,4 @@
-"""The tests and the APIs the README and docs/*.md name exist.
+"""The tests and the APIs the READMEs and docs/*.md name exist.
 
 docs/robustness.md cites the tests that hold each row and the APIs involved; reviews kept finding rows that
 named renamed tests and removed functions. Read from the source with ``ast`` (nothing imported, no torch):
@@ -21,7 +21,12 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+DOCS = [
+    ROOT / "README.md",
+    *sorted((ROOT / "docs").glob("*.md")),
+    *sorted(ROOT.glob("configs/**/README.md")),
+    *sorted(ROOT.glob("experiments/**/README.md")),
+]
 PACKAGES = ("attiqa", "isp_env", "genbench")
 CITED = re.compile(r"(?:\b((?:[\w.]+/)*\w+\.py)|…|(?<=`))::(\w+(?:::\w+)?)(…|\.\.\.)?")
 INLINE = re.compile(r"(`+)(.+?)\1")
@@ -187,6 +192,6 @@ def test_the_checker_finds_stale_tests_and_names() -> None:
     ]
 
 
-@pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: str(p.relative_to(ROOT)))
 def test_every_cited_test_and_api_exists(doc: Path) -> None:
     assert reference_faults(doc.read_text(encoding="utf-8")) == [], doc.name
