@@ -394,12 +394,6 @@ def check(
     """
     import statistics
 
-    from isp_env.run_inputs import check_group_by
-
-    check_group_by(group_by)  # a typo said before torch loads
-    from isp_env.report import better_than, kept_counts
-    from isp_env.run import check_policy
-
     if not raw_dir.is_dir():
         from isp_env.raw import RAW_EXTENSIONS
 
@@ -417,9 +411,16 @@ def check(
             )
         )
     output_folder(out, "--out", create=False)
+    from isp_env.run_inputs import check_inputs
+
+    # what needs no model, said before torch loads (a raw no camera names, by camera, in the run's line)
+    inputs = check_inputs(raw_dir, out, policy, group_by)
+    from isp_env.report import better_than, kept_counts
+    from isp_env.run import check_policy
+
+    given = {} if test_raws is None else {"test_raws_cap": test_raws}  # else check_policy's one default
     with kept_on_interrupt(out):
-        cap = TEST_RAWS if test_raws is None else test_raws
-        rows = check_policy(raw_dir, out, policy, model, cap, seed, group_by=group_by)
+        rows = check_policy(raw_dir, out, policy, model, seed=seed, group_by=group_by, inputs=inputs, **given)
     cols = ("neutral_mos", "policy_mos", "neutral_guarded", "policy_guarded", "checked_guarded")
     short = ("MOS neu", "MOS pol", "grd neu", "grd pol", "grd chk")
     _print_named_rows(

@@ -66,17 +66,14 @@ from isp_env.reward import (
 )
 from isp_env.run_inputs import (
     FINISHED_JSON,
+    CheckInputs,
     InputSettings,
     RunInputs,
-    check_group_by,
+    check_inputs,
+    check_key,
     check_start,
     list_raws,
-    raw_cameras,
-    readable_raws,
-    refuse_other_report,
     refuse_too_few,
-    say_photos_left_out,
-    scene_groups,
     training_need,
 )
 from isp_env.teacher import KeptFor, TeacherSettings, inputs_digest, spread_sample
@@ -1240,6 +1237,7 @@ def check_policy(
     seed: int = 0,
     front_ends: int = FRONT_ENDS_KEPT,
     group_by: str = GROUP_BY_DEFAULT,
+    inputs: CheckInputs | None = None,
 ) -> list[dict[str, float | str]]:
     """A policy against the neutral render on the readable raws of ``raw_dir`` (``isp-tune check``) — at
     most ``test_raws_cap`` of them, spread over the scene groups and seeded as a run's held-out raws
@@ -1251,27 +1249,22 @@ def check_policy(
     ``policy_guarded``, and the same of the checked setting (``checked_mos``, ``checked_guarded``, and
     ``checked_kept``: policy, base or neutral; :func:`isp_env.tuning.checked_setting`). ``group_by``
     camera: the sample is spread over the raws' cameras (:func:`isp_env.run_inputs.raw_cameras`, which
-    refuses a raw with none as the run does), else over the scene groups."""
-    check_group_by(group_by)
-    refuse_other_report(out, "check")
-    policy, card = load_policy(resolve_policy(spec))
-    files = RunFiles.checked(out)
-    found = find_raws(raw_dir)
-    say_photos_left_out(raw_dir, out, "check the policy on the photos' raws")
-    if not found:  # it was "no raw LibRaw can read" for a folder LibRaw was never given a file of
+    refuses a raw with none as the run does), else over the scene groups. ``inputs``: the checks before
+    torch and the raws as :func:`isp_env.run_inputs.check_inputs` made them for these arguments (``isp-tune
+    check`` makes them before torch loads); made here when None."""
+    if inputs is None:
+        inputs = check_inputs(raw_dir, out, spec, group_by)
+    elif inputs.made_for != check_key(raw_dir, out, spec, group_by):
         raise ConfigError(
-            f"{raw_dir}: found no raw file — give a folder of camera raws or DNGs (extensions searched: "
-            + ", ".join(sorted(RAW_EXTENSIONS))
-            + ")"
+            "check_policy(inputs=…): its checks and raws were made for another folder, report, policy or "
+            "grouping — make them with isp_env.run_inputs.check_inputs and the check's own"
         )
+    policy, card = load_policy(inputs.policy)
     mos = load_mos_function(scorer)  # a misspelt --model refused before a warning about its weights
     check_reward_model(spec, card, scorer, refuse=False)
     cfg = TrainConfig(algo=str(card.get("algo", "teacher")), scorer=scorer)
     cfg.view_shorter = scorer_view(mos)
-    raws, skipped = readable_raws(found)  # (evaluate skips, and lists, a raw damaged after its header)
-    # by camera, each raw's camera as isp-tune --group-by camera reads it: a raw with none refused here, in
-    # the run's one line, not first by the run the check was made for
-    groups = raw_cameras(raws, raw_dir) if group_by == "camera" else scene_groups(raws, raw_dir)
+    raws, skipped, groups, files = inputs.raws, inputs.skipped, inputs.groups, inputs.files
     evaluated, sampled = capped(raws, test_raws_cap, groups, seed, "raws found", group_by)
     # evaluate skips (and lists) the raws it cannot read, and makes ``out`` only once it has rows to write
     remove_run_temps(out)

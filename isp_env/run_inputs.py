@@ -476,6 +476,50 @@ def run_inputs(s: InputSettings) -> RunInputs:
     return RunInputs(start, listing, s)
 
 
+@dataclass(frozen=True)
+class CheckInputs:
+    """What ``isp-tune check`` checks before torch (:func:`check_inputs`), handed to
+    :func:`isp_env.run.check_policy` as one: the policy's file, the report folder's kept files, the readable
+    raws (the others: path -> why) and their groups (cameras by ``--group-by camera``, else scene groups);
+    ``made_for``: the raw folder, report folder, policy and grouping they were made for."""
+
+    policy: Path
+    files: RunFiles
+    raws: list[Path]
+    skipped: dict[str, str]
+    groups: dict[Path, str]
+    made_for: tuple[str, str, str, str]
+
+
+def check_key(raw_dir: Path, out: Path, spec: str, group_by: str) -> tuple[str, str, str, str]:
+    """A check's inputs by what they were made for, folders resolved (:attr:`CheckInputs.made_for`)."""
+    return str(raw_dir.resolve()), str(out.resolve()), str(spec), group_by
+
+
+def check_inputs(raw_dir: Path, out: Path, spec: str, group_by: str = GROUP_BY_DEFAULT) -> CheckInputs:
+    """``isp-tune check``'s checks before the reward model and torch load, each said in the run's one line:
+    ``--group-by``, a report folder of another command, the ``--policy`` file, a folder of no raw, and by
+    camera a raw no camera names (:func:`raw_cameras`, as the run reads it). The raws are probed
+    (:func:`readable_raws`) and grouped here."""
+    check_group_by(group_by)
+    refuse_other_report(out, "check")
+    policy = resolve_policy(spec)
+    files = RunFiles.checked(out)
+    found = find_raws(raw_dir)
+    say_photos_left_out(raw_dir, out, "check the policy on the photos' raws")
+    if not found:  # it was "no raw LibRaw can read" for a folder LibRaw was never given a file of
+        raise ConfigError(
+            f"{raw_dir}: found no raw file — give a folder of camera raws or DNGs (extensions searched: "
+            + ", ".join(sorted(RAW_EXTENSIONS))
+            + ")"
+        )
+    raws, skipped = readable_raws(found)  # (evaluate skips, and lists, a raw damaged after its header)
+    # by camera, each raw's camera as isp-tune --group-by camera reads it: a raw with none refused here, in
+    # the run's one line, not first by the run the check was made for
+    groups = raw_cameras(raws, raw_dir) if group_by == "camera" else scene_groups(raws, raw_dir)
+    return CheckInputs(policy, files, raws, skipped, groups, check_key(raw_dir, out, spec, group_by))
+
+
 REPORT_FILES = ("results.csv", "summary.json", "report.md", "grid.png")  # what a run and a check write
 
 

@@ -89,3 +89,45 @@ def test_check_returns_the_rows_it_scored_not_a_reading_of_its_own_file(tmp_path
         for key in ("mos", "guarded"):
             values = [float(r[f"{method}_{key}"]) for r in rows]
             assert float(np.mean(values)) == means[method][f"mean_{key}"], (method, key)
+
+
+def test_check_says_bad_input_before_torch_loads(tmp_path, isp_raws):
+    """**Was**: ``isp-tune check`` imported the model stack (torch) before its input checks, so a file given
+    for the folder, a folder of no raw, a misspelt ``--policy`` and another command's report folder were
+    said after seconds of imports; ``isp-tune`` says its own before torch. Now each is one line before torch
+    loads, as the in-process checks above say it."""
+    from early_checks import ISP_HEAVY, check
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    report = tmp_path / "report"
+    report.mkdir()
+    (report / "run.json").write_text("{}")  # an isp-tune run's folder, not a check's report
+    raws = str(isp_raws[0].parent)
+    cases = [
+        (["check", str(isp_raws[0])], "a raw file, not a folder"),
+        (["check", str(empty), "--out", str(tmp_path / "o1")], "found no raw file"),
+        (["check", raws, "--policy", "defualt", "--out", str(tmp_path / "o2")], "did you mean"),
+        (["check", raws, "--out", str(report)], str(report)),
+    ]
+    check([("isp_env.cli", args, words) for args, words in cases], ISP_HEAVY)
+    assert not (tmp_path / "o1").exists() and not (tmp_path / "o2").exists()
+
+
+def test_check_policy_refuses_inputs_made_for_another_folder(tmp_path, isp_raws):
+    """``check_policy(inputs=…)`` trusts the raws and groups ``check_inputs`` found: inputs made for another
+    raw folder would check those raws under this one's name — refused in one line before any model loads."""
+    import pytest
+
+    from attiqa.errors import ConfigError
+    from isp_env.run import check_policy
+    from isp_env.run_inputs import check_inputs
+
+    other = tmp_path / "other"
+    other.mkdir()
+    shutil.copy(isp_raws[0], other / isp_raws[0].name)
+    inputs = check_inputs(other, tmp_path / "check", "default")
+    assert inputs.raws == [other / isp_raws[0].name]
+    with pytest.raises(ConfigError, match="made for another folder"):
+        check_policy(isp_raws[0].parent, tmp_path / "check", "default", "classical", inputs=inputs)
+    assert not (tmp_path / "check").exists()

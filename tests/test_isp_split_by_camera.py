@@ -81,7 +81,8 @@ def test_a_split_by_camera_holds_no_camera_on_both_sides(tmp_path: Path) -> None
 
 def test_group_by_camera_refusals_are_told_before_torch(tmp_path: Path) -> None:
     """One line each, before torch: a typo of --group-by; raws of one camera (the demo DNGs: all "attiqa
-    synthetic"); real raws that are not DNGs and have no manifest rows naming their camera."""
+    synthetic"); real raws that are not DNGs and have no manifest rows naming their camera — by the run and
+    by ``isp-tune check --group-by camera`` (**was**: the check said it after the reward model loaded)."""
     from isp_env.dng import demo_raws
 
     one = tmp_path / "one"
@@ -105,6 +106,13 @@ def test_group_by_camera_refusals_are_told_before_torch(tmp_path: Path) -> None:
             (
                 ISP,
                 ["--raw-dir", str(none), *out, "--group-by", "camera"],
+                f"{none / 'manifest.csv'}: no camera for 2 of the 2 raws (a2tools__DC0008L.KDC, "
+                "imagemeta__CRW.CRW) — rawpy does not give LibRaw's make and model: add their rows to it "
+                "with the columns file, libraw_make, libraw_model",
+            ),
+            (
+                ISP,
+                ["check", str(none), "--group-by", "camera", *out],
                 f"{none / 'manifest.csv'}: no camera for 2 of the 2 raws (a2tools__DC0008L.KDC, "
                 "imagemeta__CRW.CRW) — rawpy does not give LibRaw's make and model: add their rows to it "
                 "with the columns file, libraw_make, libraw_model",
