@@ -274,16 +274,19 @@ def run_genbench(
     return _run_to_end(unprivileged_cmd(cmd) if unprivileged else cmd, env, cwd)
 
 
-def isp_tune_cmd(*args: object) -> list[str]:
-    """The command line of ``isp-tune ARGS`` (run it in :func:`attiqa_env`, as :func:`run_isp_tune` does)."""
-    return [sys.executable, "-m", "isp_env.cli", *map(str, args)]
+def isp_tune_cmd(*args: object, script: Path | None = None) -> list[str]:
+    """The command line of ``isp-tune ARGS`` (run it in :func:`attiqa_env`, as :func:`run_isp_tune` does);
+    ``script`` runs in place of ``-m isp_env.cli``, as in :func:`attiqa_cmd` (:func:`signal_after`'s
+    ``entry``: ``isp_env.cli``)."""
+    entry = [str(script)] if script is not None else ["-m", "isp_env.cli"]
+    return [sys.executable, *entry, *map(str, args)]
 
 
 def run_isp_tune(
-    *args: object, env: dict[str, str] | None = None, cwd: Path | None = None
+    *args: object, script: Path | None = None, env: dict[str, str] | None = None, cwd: Path | None = None
 ) -> subprocess.CompletedProcess:
     """:func:`isp_tune_cmd` run as :func:`run_attiqa` runs its command."""
-    return _run_to_end(isp_tune_cmd(*args), env, cwd)
+    return _run_to_end(isp_tune_cmd(*args, script=script), env, cwd)
 
 
 def isp_heldout(raw_dir: Path, out: Path, *runs: str, global_budget: int = 12) -> dict:
@@ -468,7 +471,7 @@ importlib.import_module(entry).main()
 
 
 def signal_after(tmp_path: Path, seam: str, suffix: str, after: int, sig: str, entry: str) -> dict:
-    """``run_attiqa`` / ``run_genbench`` keyword arguments that make the command send itself a real ``sig``
+    """``run_attiqa`` / ``run_isp_tune`` keyword arguments that make the command send itself a real ``sig``
     as the ``after``-th commit (``os.replace`` / ``os.fsync``, seam) of a file ending in ``suffix`` returns
     — the one moment a timed signal from outside hits by luck. The writing, the handlers, the messages and
     the resume are the commands' own."""

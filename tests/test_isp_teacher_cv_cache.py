@@ -243,16 +243,14 @@ def test_baseline_searches_saved_before_their_inputs_were_recorded_are_searched_
     assert mos.calls == calls
 
 
-@pytest.mark.serial(reason="SIGKILLs isp-tune in its cross-validation, timed by the scores it saves")
 def test_a_run_killed_in_its_cross_validation_keeps_the_scores_it_made(tmp_path, isp_raws):
     """**Was**: ``teacher/cv_scores_*.json`` was written only when the cross-validation ended (a
     ``finally``, which a SIGKILL or power loss never reaches): a kill mid-CV lost every score of the run
     and the resume scored them all again. Now each fold's scores are saved as it ends: ``isp-tune``
-    SIGKILLed once some are saved, then the same command in a new process keeps every saved score (said
-    as kept from its first line) and scores only the rest."""
-    import subprocess
-
-    from helpers import attiqa_env, isp_tune_cmd, kill_when
+    SIGKILLs itself as its first save of them returns (:func:`helpers.signal_after`: no poller to stall),
+    then the same command in a new process keeps every saved score (said as kept from its first line) and
+    scores only the rest."""
+    from helpers import signal_after
 
     raw_dir = tmp_path / "raws"
     raw_dir.mkdir()
@@ -269,10 +267,9 @@ def test_a_run_killed_in_its_cross_validation_keeps_the_scores_it_made(tmp_path,
         except (OSError, ValueError, KeyError):
             return {}
 
-    proc = subprocess.Popen(
-        isp_tune_cmd(*args), env=attiqa_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
-    kill_when(proc, lambda: bool(saved()))
+    kill = signal_after(tmp_path, "replace", "cv_scores_neutral.json", 1, "SIGKILL", "isp_env.cli")
+    killed = run_isp_tune(*args, **kill)
+    assert killed.returncode == -9, killed.stderr[-2000:]
     first = saved()
     total = 9 * 3  # the default candidates, each scored on the 3 training raws
     assert 0 < len(first) < total, f"{len(first)} of {total} scores saved at the kill"
