@@ -165,7 +165,7 @@ def test_the_library_and_the_command_share_every_default():
 
     from typer.main import get_command
 
-    from isp_env.run import run
+    from isp_env.run import check_policy, run
     from isp_env.run_inputs import InputSettings
     from isp_env.tuning import TrainConfig
 
@@ -183,6 +183,9 @@ def test_the_library_and_the_command_share_every_default():
         elif name in split:  # written twice: run()'s and InputSettings'
             assert default == split[name], f"run({name}={default!r}), InputSettings {split[name]!r}"
         library[name] = default
+    checked = {p.name: p.default for p in get_command(app).commands["check"].params}
+    assert checked["test_raws"] is None  # `check` too leaves --test-raws to the library: check_policy's
+    assert inspect.signature(check_policy).parameters["test_raws_cap"].default == split["test_raws_cap"]
     shared = command.keys() & library.keys()
     assert {"algo", "action_mode", "obs_mode", "base", "timesteps", "n_envs", "checkpoint_every"} <= shared
     assert {"test_fraction", "group_by", "synth_photos"} <= shared
