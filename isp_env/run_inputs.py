@@ -184,14 +184,12 @@ def say_split_share(raw_dir: Path, listing: RawListing, test_fraction: float) ->
     raws far from ``--test-fraction``: groups go whole — by camera, 1 raw of one camera and 5 of another
     held out 5 of 6 at any fraction; by scene, 2 raws held out 1 at 0.3 — without a word. Said only: the
     split is not changed (runs' resumes compare it). Raws each of its own group (a folder without a
-    manifest) are silent: the gap is then a whole raw's rounding, which no --seed changes."""
+    manifest) are silent (:func:`attiqa.splits.say_share`'s rule)."""
     if not listing.test:
         return
     by_camera = listing.cameras is not None
     groups = listing.cameras if listing.cameras is not None else listing.groups
     members = [groups[p] for p in listing.raws]
-    if len(set(members)) == len(members):
-        return
     held = [len({groups[p] for p in listing.test})]
     kind = "cameras" if by_camera else "scene groups"
     more = "cameras" if by_camera else "scenes"
