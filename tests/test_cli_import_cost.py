@@ -3,7 +3,8 @@ shipped default model) and ``genbench score`` compute no correlation, build no C
 diffusion or RL stack, so scipy, torchvision, open_clip, diffusers, gymnasium and stable-baselines3 stay
 unloaded (``scipy.stats`` alone was ~0.8 s of a ~4 s ``attiqa score``). Each command runs to its end in a
 fresh interpreter through its real ``main()``; the modules are read from ``sys.modules`` as it exits.
-Structural, not timed: ``benchmarks/cli_startup.py`` measures the time (docs/default_model.md, speed notes).
+``attiqa bench``'s checks before and of its splits say their error without scipy too. Structural, not timed:
+``benchmarks/cli_startup.py`` measures the time (docs/default_model.md, speed notes).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from early_checks import HEAVY, check
 from helpers import attiqa_env
 from PIL import Image
 
@@ -78,3 +80,21 @@ def test_genbench_score_imports_no_unused_stack(tmp_path):
     scored = (run / "scores" / "attiqa-default.csv").read_text().splitlines()
     assert len(scored) == 3 and scored[0].startswith("image,")  # the header and both images
     assert loaded(modules, UNUSED) == []
+
+
+def test_attiqa_bench_checks_are_told_without_scipy(tmp_path):
+    """The protocol's name and the split of a one-image dataset (``attiqa/bench_splits.py``, which reads the
+    metrics module's ``FEW_IMAGES``) are told before any correlation is computed."""
+    data = tmp_path / "photos"
+    data.mkdir()
+    photo(data / "a.png", 1)
+    (data / "mos.csv").write_text("image,mos\na.png,1\n")
+    d, out = ["-d", f"folder={data}"], ["-o", str(tmp_path / "bench")]
+    check(
+        [
+            ("attiqa.cli", ["bench", "singel", *d, *out], "unknown protocol 'singel'"),
+            ("attiqa.cli", ["bench", "single", *d, *out], "gives 1 to train on and 0 to test on"),
+        ],
+        heavy=(*HEAVY, "scipy"),
+    )
+    assert not (tmp_path / "bench").exists()
