@@ -1,17 +1,19 @@
 """How long a command line takes to answer what needs no model: ``attiqa --help``, ``attiqa models``,
 ``genbench --help``, ``isp-tune --help``, against the floor any typer CLI pays (``python -c "import typer,
-rich"``), measured in the same run; and how long a user's mistake takes to be told (``ERRORS``: a missing
-file, a bad --out, a missing config or run folder, a config value, bench's protocol and split, label's images
-and prompts file, isp-tune's raws, genbench's metric names; each must exit 2), as a ratio to its own command
-line's ``--help`` in the same round.
+rich"``) and a bare interpreter (``python -c pass``), measured in the same run; how long ``attiqa score
+ONE_IMAGE`` (the shipped default model, a generated 640x480 photo-like image) takes against ``python -c
+"import torch"``, the floor of any command that runs a model; and how long a user's mistake takes to be
+told (``ERRORS``: a missing file, a bad --out, a missing config or run folder, a config value, bench's
+protocol and split, label's images and prompts file, isp-tune's raws, genbench's metric names; each must
+exit 2), as a ratio to its own command line's ``--help`` in the same round.
 
 Each command is the console script's own call (``sys.exit(main())`` of its installed entry point, as
-``[project.scripts]`` of pyproject.toml declares it) in a fresh child process with ``PYTHONPATH`` set to the
-tree under test; the rounds alternate every command and every tree, so all see the same machine load.
-Printed per command: wall time (best of rounds, and the median), its ratio to the floor (best / best, and the
-median of per-round ratios), and the child's peak RSS (``ru_maxrss``). With ``--before PATH`` (another
-checkout, e.g. the main branch) the same commands run from that tree too, and the "before / after" ratio of
-the medians is printed.
+``[project.scripts]`` of pyproject.toml declares it) in a fresh child process with ``PYTHONPATH`` set to
+the tree under test; the rounds alternate every command and every tree, so all see the same machine load.
+Printed per command: wall time (best of rounds, and the median), its ratio to each of its floors (best /
+best, and the median of per-round ratios), and the child's peak RSS (``ru_maxrss``). With ``--before PATH``
+(another checkout, e.g. the main branch) the same commands run from that tree too, and the "before / after"
+ratio of the medians is printed.
 
     python benchmarks/cli_startup.py [--rounds 7] [--before ../main]
 
@@ -33,8 +35,21 @@ from pathlib import Path
 from attiqa.cli import run_app
 
 ROOT = Path(__file__).resolve().parents[1]
-COMMANDS = (("attiqa", "--help"), ("attiqa", "models"), ("genbench", "--help"), ("isp-tune", "--help"))
-FLOOR = "import typer, rich"
+# the floors: what any command pays before its own code (a bare interpreter, typer's, torch's import)
+FLOORS = {
+    "python -c pass": "pass",
+    "import typer, rich": "import typer, rich",
+    "import torch": "import torch",
+}
+TYPER = ("import typer, rich",)
+# (script, its arguments, the floors it is compared with); {tmp}: the scratch folder of scratch()
+COMMANDS: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
+    ("attiqa", ("--help",), ("import typer, rich", "python -c pass")),
+    ("attiqa", ("models",), TYPER),
+    ("genbench", ("--help",), TYPER),
+    ("isp-tune", ("--help",), TYPER),
+    ("attiqa", ("score", "{tmp}/one.jpg"), ("import torch",)),
+)
 # bad input, told before any model loads ({tmp}: a scratch folder holding photos/a.png and mos.csv)
 ERRORS = (
     ("attiqa", ("score", "{tmp}/missing.jpg")),
@@ -88,26 +103,43 @@ def main() -> None:
     trees = {"after": ROOT} if args.before is None else {"before": args.before.resolve(), "after": ROOT}
     with tempfile.TemporaryDirectory() as tmp:
         scratch(Path(tmp))
+        commands = [
+            (s, tuple(a.format(tmp=tmp) for a in argv), " ".join(argv).replace("{tmp}/", ""), f)
+            for s, argv, f in COMMANDS
+        ]
         errors = [(script, tuple(a.format(tmp=tmp) for a in argv), " ".join(argv)) for script, argv in ERRORS]
-        rounds(args.rounds, trees, errors)
+        rounds(args.rounds, trees, commands, errors)
 
 
 def scratch(tmp: Path) -> None:
-    """The files :data:`ERRORS` point at: a photo and its score file, a run config with a bad value."""
+    """The files :data:`ERRORS` point at: a photo and its score file, a run config with a bad value; and the
+    image ``attiqa score`` scores: gradients and noise, a photo's size (PIL only: numpy in this process
+    would be counted in every child's peak RSS, the fork's)."""
     from PIL import Image
 
+    size = (640, 480)
+    across = Image.linear_gradient("L").rotate(90).resize(size)
+    Image.merge("RGB", (across, Image.linear_gradient("L").resize(size), Image.effect_noise(size, 40))).save(
+        tmp / "one.jpg", quality=90
+    )
     (tmp / "photos").mkdir()
     Image.new("RGB", (32, 24), (120, 80, 40)).save(tmp / "photos" / "a.png")
     (tmp / "photos" / "mos.csv").write_text("image,mos\na.png,1\n")
     (tmp / "epochs0.yaml").write_text("finetune:\n  epochs: 0\n")
 
 
-def rounds(n: int, trees: dict[str, Path], errors: list[tuple[str, tuple[str, ...], str]]) -> None:
-    """Every command of every tree ``n`` times, the order reversed every other round; then the tables."""
-    runs = {("floor", "", "floor"): (FLOOR, (), ROOT, 0)}
+def rounds(
+    n: int,
+    trees: dict[str, Path],
+    commands: list[tuple[str, tuple[str, ...], str, tuple[str, ...]]],
+    errors: list[tuple[str, tuple[str, ...], str]],
+) -> None:
+    """Every floor and every command of every tree ``n`` times, the order reversed every other round; then
+    the tables."""
+    runs = {("floor", "", name): (code, (), ROOT, 0) for name, code in FLOORS.items()}
     for side, root in trees.items():
-        for script, arg in COMMANDS:
-            runs[(side, script, arg)] = (entry_code(script), (arg,), root, 0)
+        for script, argv, label, _ in commands:
+            runs[(side, script, label)] = (entry_code(script), argv, root, 0)
         for script, argv, label in errors:
             runs[(side, script, label)] = (entry_code(script), argv, root, 2)
     for code, a, root, expect in runs.values():  # once untimed: bytecode caches, files in the page cache
@@ -121,24 +153,27 @@ def rounds(n: int, trees: dict[str, Path], errors: list[tuple[str, tuple[str, ..
             secs[key].append(s)
             rss[key].append(m)
 
-    floor = secs[("floor", "", "floor")]
     print(f"python {sys.version.split()[0]}, {n} rounds; wall seconds best / median, peak RSS MiB")
-    floor_rss = statistics.median(rss[("floor", "", "floor")])
-    print(f"floor ({FLOOR}): {min(floor):.3f} / {statistics.median(floor):.3f} s, {floor_rss:.0f} MiB")
-    print(
-        f"{'command':<22} {'tree':<7} {'best s':>7} {'median':>7} {'x floor':>8} {'(median)':>9} {'MiB':>6}"
-    )
-    for script, arg in COMMANDS:
+    for name in FLOORS:
+        t, mib = secs[("floor", "", name)], statistics.median(rss[("floor", "", name)])
+        print(f"floor {name}: {min(t):.3f} / {statistics.median(t):.3f} s, {mib:.0f} MiB")
+    head = f"{'command':<22} {'tree':<7} {'best s':>7} {'median':>7} {'MiB':>6}"
+    print(f"{head}  x floor: best / best (median per round)")
+    for script, _, label, floors in commands:
         for side in trees:
-            key = (side, script, arg)
+            key = (side, script, label)
             t = secs[key]
-            per_round = statistics.median(a / b for a, b in zip(t, floor, strict=True))
+            ratios = []
+            for name in floors:
+                floor = secs[("floor", "", name)]
+                per_round = statistics.median(a / b for a, b in zip(t, floor, strict=True))
+                ratios.append(f"{min(t) / min(floor):.2f}x {name} ({per_round:.2f}x)")
             print(
-                f"{script + ' ' + arg:<22} {side:<7} {min(t):7.3f} {statistics.median(t):7.3f} "
-                f"{min(t) / min(floor):8.2f} {per_round:9.2f} {statistics.median(rss[key]):5.0f}"
+                f"{script + ' ' + label:<22} {side:<7} {min(t):7.3f} {statistics.median(t):7.3f} "
+                f"{statistics.median(rss[key]):6.0f}  {'; '.join(ratios)}"
             )
         if "before" in trees:
-            b, a = secs[("before", script, arg)], secs[("after", script, arg)]
+            b, a = secs[("before", script, label)], secs[("after", script, label)]
             speed = statistics.median(x / y for x, y in zip(b, a, strict=True))
             print(f"{'':<22} before / after: {statistics.median(b) / statistics.median(a):.2f}x (medians), "
                   f"{speed:.2f}x (median per round)")  # fmt: skip

@@ -5,6 +5,10 @@ Robustness policy (ours):
 - fewer than 2 remaining pairs, or a constant input, give ``nan`` (a correlation is undefined there),
   without raising and without scipy's ConstantInputWarning.
 PLCC is the plain Pearson correlation (no logistic fit — the paper does not mention one).
+
+scipy is imported by the correlations themselves, not with this module: ``attiqa score`` and ``genbench
+score`` import it (through the score cache) and compute none, and ``scipy.stats`` costs ~0.8 s a start
+(docs/default_model.md, "Implementation speed notes"; ``tests/test_cli_import_cost.py``).
 """
 
 from __future__ import annotations
@@ -13,7 +17,6 @@ import warnings
 from collections.abc import Callable, Sequence
 
 import numpy as np
-from scipy import stats
 
 ArrayLike = Sequence[float] | np.ndarray
 
@@ -53,17 +56,23 @@ def _corr(
 
 def srocc(pred: ArrayLike, target: ArrayLike) -> float:
     """Spearman rank-order correlation."""
-    return _corr(stats.spearmanr, pred, target)
+    from scipy.stats import spearmanr
+
+    return _corr(spearmanr, pred, target)
 
 
 def plcc(pred: ArrayLike, target: ArrayLike) -> float:
     """Pearson linear correlation (no logistic mapping)."""
-    return _corr(stats.pearsonr, pred, target)
+    from scipy.stats import pearsonr
+
+    return _corr(pearsonr, pred, target)
 
 
 def krcc(pred: ArrayLike, target: ArrayLike) -> float:
     """Kendall rank correlation (tau-b, handles ties)."""
-    return _corr(stats.kendalltau, pred, target)
+    from scipy.stats import kendalltau
+
+    return _corr(kendalltau, pred, target)
 
 
 def rmse(pred: ArrayLike, target: ArrayLike) -> float:

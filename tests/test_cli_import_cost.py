@@ -1,0 +1,100 @@
+"""A command that does its work imports only what that work needs: ``attiqa score`` of one image (the
+shipped default model) and ``genbench score`` compute no correlation, build no CLIP model and run no
+diffusion or RL stack, so scipy, torchvision, open_clip, diffusers, gymnasium and stable-baselines3 stay
+unloaded (``scipy.stats`` alone was ~0.8 s of a ~4 s ``attiqa score``). Each command runs to its end in a
+fresh interpreter through its real ``main()``; the modules are read from ``sys.modules`` as it exits.
+``attiqa bench``'s checks before and of its splits say their error without scipy too. Structural, not timed:
+``benchmarks/cli_startup.py`` measures the time (docs/default_model.md, speed notes).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+from early_checks import HEAVY, check
+from helpers import attiqa_env
+from PIL import Image
+
+UNUSED = ("scipy", "torchvision", "open_clip", "diffusers", "gymnasium", "stable_baselines3")
+
+# argv[1]: the entry module; the rest its arguments. The module names loaded by the end go to stderr's
+# last line (atexit: after main's sys.exit).
+WRAPPER = """
+import atexit, json, sys
+atexit.register(lambda: print("\\nMODULES " + json.dumps(sorted(sys.modules)), file=sys.stderr, flush=True))
+module = sys.argv[1]
+sys.argv = [module.split(".")[0], *sys.argv[2:]]
+__import__(module, fromlist=["main"]).main()
+"""
+
+
+def run_main(module: str, *args: object) -> tuple[subprocess.CompletedProcess, set[str]]:
+    """``module``'s ``main()`` with ``args`` in a fresh interpreter: the finished process and the names
+    in its ``sys.modules`` at exit."""
+    res = subprocess.run(
+        [sys.executable, "-c", WRAPPER, module, *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=attiqa_env({"COLUMNS": "200"}),
+        timeout=600,
+    )
+    *_, last = res.stderr.splitlines() or [""]
+    assert last.startswith("MODULES "), res.stderr[-3000:]
+    return res, set(json.loads(last.removeprefix("MODULES ")))
+
+
+def loaded(modules: set[str], names: tuple[str, ...]) -> list[str]:
+    """Which of the packages ``names`` (or any of their submodules) are among ``modules``."""
+    return [n for n in names if any(m == n or m.startswith(n + ".") for m in modules)]
+
+
+def photo(path: Path, seed: int) -> Path:
+    rng = np.random.default_rng(seed)
+    Image.fromarray(rng.integers(0, 256, (96, 128, 3), dtype=np.uint8)).save(path)
+    return path
+
+
+def test_attiqa_score_of_one_image_imports_no_unused_stack(tmp_path):
+    img = photo(tmp_path / "one.png", 0)
+    res, modules = run_main("attiqa.cli", "score", img)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "1 image(s) scored" in res.stdout and "one.png" in res.stdout
+    assert "torch" in modules  # the model did run
+    assert loaded(modules, UNUSED) == []
+
+
+def test_genbench_score_imports_no_unused_stack(tmp_path):
+    from genbench.manifest import write_manifest
+
+    run = tmp_path / "run"
+    (run / "images").mkdir(parents=True)
+    for side in "ab":
+        photo(run / "images" / f"p0_{side}.png", ord(side))
+    write_manifest(run, [{"pair_id": "p0", "image_a": "images/p0_a.png", "image_b": "images/p0_b.png"}])
+    res, modules = run_main("genbench.cli", "score", run, "-m", "attiqa-default", "-w", "0")
+    assert res.returncode == 0, res.stderr[-3000:]
+    scored = (run / "scores" / "attiqa-default.csv").read_text().splitlines()
+    assert len(scored) == 3 and scored[0].startswith("image,")  # the header and both images
+    assert loaded(modules, UNUSED) == []
+
+
+def test_attiqa_bench_checks_are_told_without_scipy(tmp_path):
+    """The protocol's name and the split of a one-image dataset (``attiqa/bench_splits.py``, which reads the
+    metrics module's ``FEW_IMAGES``) are told before any correlation is computed."""
+    data = tmp_path / "photos"
+    data.mkdir()
+    photo(data / "a.png", 1)
+    (data / "mos.csv").write_text("image,mos\na.png,1\n")
+    d, out = ["-d", f"folder={data}"], ["-o", str(tmp_path / "bench")]
+    check(
+        [
+            ("attiqa.cli", ["bench", "singel", *d, *out], "unknown protocol 'singel'"),
+            ("attiqa.cli", ["bench", "single", *d, *out], "gives 1 to train on and 0 to test on"),
+        ],
+        heavy=(*HEAVY, "scipy"),
+    )
+    assert not (tmp_path / "bench").exists()
