@@ -98,10 +98,13 @@ def list_raws(
     seed: int,
     synth_photos: Path | None = None,
     group_by: str = "scene",
+    need: int = 0,
 ) -> RawListing:
     """The raws of ``raw_dir`` probed, grouped and split (:func:`split`) by scene group or, ``group_by``
     camera, by camera (:func:`raw_cameras`); one line when there are too few to train on some and test on
-    others, or when no raw can be held out."""
+    others, when no raw can be held out, or when the split leaves fewer than ``need`` training raws
+    (:func:`refuse_too_few`) — before the held-out share is said (:func:`say_split_share`): a run refused
+    had its share said above its error."""
     check_group_by(group_by)
     raws, skipped = readable_raws(find_raws(raw_dir))  # unreadable files stay out of the split
     say_photos_left_out(
@@ -136,6 +139,7 @@ def list_raws(
                 "out scene groups"
             )
         train_raws, test_raws = split(raws, test_fraction, seed, cameras)
+        refuse_too_few(len(train_raws), need, raw_dir, "camera")
         listing = RawListing(raws, skipped, groups, train_raws, test_raws, cameras)
         say_split_share(raw_dir, listing, test_fraction)
         return listing
@@ -146,6 +150,7 @@ def list_raws(
             "scene_group, or byte-identical copies) — none can be held out for testing; add raws of other "
             "scenes, or pass --test-fraction 0 to train on all of them"
         )
+    refuse_too_few(len(train_raws), need, raw_dir)
     listing = RawListing(raws, skipped, groups, train_raws, test_raws)
     say_split_share(raw_dir, listing, test_fraction)
     return listing
@@ -467,10 +472,12 @@ class RunInputs:
             )
 
 
-def run_inputs(s: InputSettings) -> RunInputs:
-    """:func:`check_start` (cheap, first), then :func:`list_raws`: a run's checks before torch, as one."""
+def run_inputs(s: InputSettings, need: int = 0) -> RunInputs:
+    """:func:`check_start` (cheap, first), then :func:`list_raws`: a run's checks before torch, as one.
+    ``need``: the training raws the split must leave (:func:`training_need`; 0 for a resume or with
+    synthetic raws)."""
     start = check_start(s.out, s.base, s.test_raws_cap, s.init_policy, s.group_by)
-    listing = list_raws(s.raw_dir, s.out, s.test_fraction, s.seed, s.synth_photos, s.group_by)
+    listing = list_raws(s.raw_dir, s.out, s.test_fraction, s.seed, s.synth_photos, s.group_by, need)
     return RunInputs(start, listing, s)
 
 

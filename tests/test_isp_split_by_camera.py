@@ -298,3 +298,42 @@ def test_isp_tune_check_by_camera_reads_cameras_as_the_run_does(tmp_path: Path) 
     with (tmp_path / "c2" / "results.csv").open(newline="") as fh:
         images = {row["image"] for row in csv.DictReader(fh)}
     assert len(images) == 2 and {int(i.removeprefix("shot")) % 2 for i in images} == {0, 1}, images
+
+
+def test_a_split_refused_for_too_few_training_raws_says_no_share_before_its_error(tmp_path: Path) -> None:
+    """**Was** a split that leaves the teacher one training raw said its held-out share ("RAWS: its 6 raws
+    fall in 2 cameras … train/test is 17/83 …") and then refused the run ("error: RAWS: the split leaves 1
+    training raw(s), 2 needed"): a share of a run that never happens. Now the refusal alone, first line
+    "error:" (by camera and by scene groups), before torch."""
+    from isp_env.run_inputs import split
+
+    cams = tmp_path / "cams"
+    cams.mkdir()
+    for i in range(6):  # 1 raw of one camera, 5 of another: the 5 held out leave 1
+        model = "One" if i == 0 else "Two"
+        dng_from_photo(cams / f"s{i}.dng", demo_photo("coffee", 64), seed=i, make="Acme", model=model)
+    scenes = tmp_path / "scenes"
+    scenes.mkdir()
+    for i in range(4):  # scene groups of 3 and 1: the 3 held out leave 1
+        dng_from_photo(scenes / f"s{i}.dng", demo_photo("rocket", 64), seed=i)
+    groups = "file,scene_group\n" + "".join(f"s{i}.dng,{'one' if i < 3 else 'two'}\n" for i in range(4))
+    (scenes / "manifest.csv").write_text(groups, encoding="utf-8")
+
+    def seed_holding(folder: Path, fraction: float, by: dict[str, str], held: int) -> int:
+        """A seed whose split of ``folder`` by ``by`` (raw name -> group) holds out ``held`` raws."""
+        paths = {folder / n: g for n, g in by.items()}
+        return next(s for s in range(20) if len(split(list(paths), fraction, s, paths)[1]) == held)
+
+    by_camera = {f"s{i}.dng": "One" if i == 0 else "Two" for i in range(6)}
+    by_scene = {f"s{i}.dng": "one" if i < 3 else "two" for i in range(4)}
+    cases = []
+    for folder, by, fraction, held, group_by in (
+        (cams, by_camera, 0.2, 5, "camera"),
+        (scenes, by_scene, 0.3, 3, "scene"),
+    ):
+        seed = seed_holding(folder, fraction, by, held)
+        args = ["--raw-dir", str(folder), "--out", str(tmp_path / f"run_{group_by}"), "--group-by", group_by]
+        args += ["--test-fraction", str(fraction), "--seed", str(seed)]
+        cases.append(("isp_env.cli", args, "the split leaves 1 training raw(s), 2 needed"))
+    check(cases, ISP_HEAVY)  # each case's output starts "error:": no share line above it
+    assert not (tmp_path / "run_camera").exists() and not (tmp_path / "run_scene").exists()
