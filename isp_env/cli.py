@@ -422,7 +422,7 @@ def check(
 
     given = {} if test_raws is None else {"test_raws_cap": test_raws}  # else check_policy's one default
     with kept_on_interrupt(out):
-        rows = check_policy(raw_dir, out, policy, model, seed=seed, group_by=group_by, inputs=inputs, **given)
+        rows = check_policy(inputs, model, seed=seed, **given)
     cols = ("neutral_mos", "policy_mos", "neutral_guarded", "policy_guarded", "checked_guarded")
     short = ("MOS neu", "MOS pol", "grd neu", "grd pol", "grd chk")
     _print_named_rows(

@@ -51,7 +51,7 @@ from isp_env.raw import (
     libraw_text,
     read_raw,
 )
-from isp_env.registration import GROUP_BY_DEFAULT, TEST_RAWS
+from isp_env.registration import TEST_RAWS
 from isp_env.report import CHECK_CANDIDATES, GRID_ROWS, Report, policy_label, policy_record, write_report
 from isp_env.reward import (
     Guard,
@@ -69,8 +69,6 @@ from isp_env.run_inputs import (
     CheckInputs,
     InputSettings,
     RunInputs,
-    check_inputs,
-    check_key,
     check_start,
     list_raws,
     refuse_too_few,
@@ -1229,36 +1227,26 @@ def per_image_cma(
 
 
 def check_policy(
-    raw_dir: Path,
-    out: Path,
-    spec: str,
+    inputs: CheckInputs,
     scorer: str | None = None,
     test_raws_cap: int = TEST_RAWS,
     seed: int = 0,
     front_ends: int = FRONT_ENDS_KEPT,
-    group_by: str = GROUP_BY_DEFAULT,
-    inputs: CheckInputs | None = None,
 ) -> list[dict[str, float | str]]:
-    """A policy against the neutral render on the readable raws of ``raw_dir`` (``isp-tune check``) — at
-    most ``test_raws_cap`` of them, spread over the scene groups and seeded as a run's held-out raws
+    """A policy against the neutral render on the readable raws of a folder (``isp-tune check``) — at most
+    ``test_raws_cap`` of them, spread over the scene groups and seeded as a run's held-out raws
     (:func:`capped`; 5,000 FiveK raws took hours) — both rendered and scored by the reward model (MOS, and
     MOS minus the guard's penalty), no search and no baseline — what a user runs before trusting a policy
     on another camera's raws (a teacher policy is for the cameras it was trained on: docs/isp.md, "Leave
-    one camera out"). Writes ``evaluate``'s report into
-    ``out``; returns per raw ``image``, ``neutral_mos``, ``policy_mos``, ``neutral_guarded``,
-    ``policy_guarded``, and the same of the checked setting (``checked_mos``, ``checked_guarded``, and
-    ``checked_kept``: policy, base or neutral; :func:`isp_env.tuning.checked_setting`). ``group_by``
-    camera: the sample is spread over the raws' cameras (:func:`isp_env.run_inputs.raw_cameras`, which
-    refuses a raw with none as the run does), else over the scene groups. ``inputs``: the checks before
-    torch and the raws as :func:`isp_env.run_inputs.check_inputs` made them for these arguments (``isp-tune
-    check`` makes them before torch loads); made here when None."""
-    if inputs is None:
-        inputs = check_inputs(raw_dir, out, spec, group_by)
-    elif inputs.made_for != check_key(raw_dir, out, spec, group_by):
-        raise ConfigError(
-            "check_policy(inputs=…): its checks and raws were made for another folder, report, policy or "
-            "grouping — make them with isp_env.run_inputs.check_inputs and the check's own"
-        )
+    one camera out"). ``inputs``: the raw folder, report folder, policy and grouping with the checks made
+    of them before torch (:func:`isp_env.run_inputs.check_inputs`, which ``isp-tune check`` calls before
+    torch loads). Writes ``evaluate``'s report into ``inputs.out``; returns per raw ``image``,
+    ``neutral_mos``, ``policy_mos``, ``neutral_guarded``, ``policy_guarded``, and the same of the checked
+    setting (``checked_mos``, ``checked_guarded``, and ``checked_kept``: policy, base or neutral;
+    :func:`isp_env.tuning.checked_setting`). By camera (``inputs.group_by``) the sample is spread over the
+    raws' cameras (:func:`isp_env.run_inputs.raw_cameras`, which refuses a raw with none as the run does),
+    else over the scene groups."""
+    raw_dir, out, spec, group_by = inputs.raw_dir, inputs.out, inputs.spec, inputs.group_by
     policy, card = load_policy(inputs.policy)
     mos = load_mos_function(scorer)  # a misspelt --model refused before a warning about its weights
     check_reward_model(spec, card, scorer, refuse=False)

@@ -484,21 +484,20 @@ def run_inputs(s: InputSettings, need: int = 0) -> RunInputs:
 @dataclass(frozen=True)
 class CheckInputs:
     """What ``isp-tune check`` checks before torch (:func:`check_inputs`), handed to
-    :func:`isp_env.run.check_policy` as one: the policy's file, the report folder's kept files, the readable
-    raws (the others: path -> why) and their groups (cameras by ``--group-by camera``, else scene groups);
-    ``made_for``: the raw folder, report folder, policy and grouping they were made for."""
+    :func:`isp_env.run.check_policy` as its one way in: the raw folder, the report folder, the ``--policy``
+    as given (``spec``) and its file, ``--group-by``, the report folder's kept files, the readable raws (the
+    others: path -> why) and their groups (cameras by ``--group-by camera``, else scene groups). Held once:
+    check_policy took the folders, policy and grouping again beside them and had to refuse a mismatch."""
 
+    raw_dir: Path
+    out: Path
+    spec: str
+    group_by: str
     policy: Path
     files: RunFiles
     raws: list[Path]
     skipped: dict[str, str]
     groups: dict[Path, str]
-    made_for: tuple[str, str, str, str]
-
-
-def check_key(raw_dir: Path, out: Path, spec: str, group_by: str) -> tuple[str, str, str, str]:
-    """A check's inputs by what they were made for, folders resolved (:attr:`CheckInputs.made_for`)."""
-    return str(raw_dir.resolve()), str(out.resolve()), str(spec), group_by
 
 
 def check_inputs(raw_dir: Path, out: Path, spec: str, group_by: str = GROUP_BY_DEFAULT) -> CheckInputs:
@@ -522,7 +521,7 @@ def check_inputs(raw_dir: Path, out: Path, spec: str, group_by: str = GROUP_BY_D
     # by camera, each raw's camera as isp-tune --group-by camera reads it: a raw with none refused here, in
     # the run's one line, not first by the run the check was made for
     groups = raw_cameras(raws, raw_dir) if group_by == "camera" else scene_groups(raws, raw_dir)
-    return CheckInputs(policy, files, raws, skipped, groups, check_key(raw_dir, out, spec, group_by))
+    return CheckInputs(raw_dir, out, spec, group_by, policy, files, raws, skipped, groups)
 
 
 REPORT_FILES = ("results.csv", "summary.json", "report.md", "grid.png")  # what a run and a check write
