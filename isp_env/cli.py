@@ -338,15 +338,13 @@ def tune(
     )
     with kept_on_interrupt(out):
         summary = run(
-            raw_dir,
-            out,
+            inputs,  # with --test-fraction, --synth-photos, --base, --test-raws, --group-by
             cfg,
             baselines=baselines,
             cma_global_budget=cma_global_budget,
             cma_image_budget=cma_image_budget,
             teacher=TeacherSettings(**teacher_given),
             unwritable=unwritable,
-            inputs=inputs,  # with --test-fraction, --synth-photos, --base, --test-raws, --group-by
         )
     if not summary:  # --test-fraction 0: a policy trained on every raw, nothing held out to report
         return

@@ -67,10 +67,7 @@ from isp_env.reward import (
 from isp_env.run_inputs import (
     FINISHED_JSON,
     CheckInputs,
-    InputSettings,
     RunInputs,
-    check_start,
-    list_raws,
     refuse_too_few,
     training_need,
 )
@@ -253,60 +250,44 @@ def remove_run_temps(out: Path) -> None:
 
 
 def run(
-    raw_dir: Path,
-    out: Path,
+    inputs: RunInputs,
     cfg: TrainConfig,
-    test_fraction: float | None = None,
+    *,
     baselines: bool = True,
     subprocess: bool = True,
-    synth_photos: Path | None = None,
     cma_global_budget: int = 600,
     cma_image_budget: int = 150,
-    base: str | None = None,
     teacher: TeacherSettings | None = None,
-    test_raws_cap: int | None = None,
     unwritable: Exception | None = None,
-    group_by: str | None = None,
-    inputs: RunInputs | None = None,
 ) -> list[dict[str, Any]]:
-    """Split, train, evaluate at most ``test_raws_cap`` of the held-out raws (spread over the scene
-    groups, seeded: :func:`isp_env.teacher.spread_sample`). ``base`` (residual actions): ``neutral``,
-    ``global`` (the global CMA-ES setting of the training raws: the same search as the baseline, run once)
-    or a parameter JSON.
+    """Split, train, evaluate at most ``--test-raws`` of the held-out raws (spread over the scene groups,
+    seeded: :func:`isp_env.teacher.spread_sample`). ``inputs``: the run's one way in — its raw folder,
+    output folder, ``--test-fraction``, ``--synth-photos``, ``--group-by`` (scene: whole scene groups held
+    out; camera: whole cameras), ``--base`` and ``--test-raws`` (:class:`isp_env.run_inputs.InputSettings`,
+    each default there once) with the checks before torch and the raws' listing made of them
+    (:func:`isp_env.run_inputs.run_inputs`; ``isp-tune`` makes them before torch loads); their seed and
+    ``--init-policy`` must be ``cfg``'s (refused in one line otherwise). ``--base`` (residual actions):
+    ``neutral``, ``global`` (the global CMA-ES setting of the training raws: the same search as the
+    baseline, run once) or a parameter JSON.
     ``cfg.algo == "teacher"``: the per-image policy of :mod:`isp_env.teacher` (per-image CMA-ES on at most
     ``teacher.raws`` training raws, spread over the scene groups: :class:`isp_env.teacher.TeacherSettings`)
     instead of an RL agent. ``unwritable``: why ``out`` cannot be written (a read-only, archived run),
     raised unless the run finished with these very settings and raws and nothing in it changed since
     (:func:`finished_run`): then its summary is returned, nothing written — as for a writable ``out``
-    holding such a finished run. ``group_by``: ``scene`` (whole scene groups held out) or ``camera`` (whole
-    cameras). ``inputs``: the checks before torch and the raws' listing as
-    :func:`isp_env.run_inputs.run_inputs` made them (``isp-tune`` makes them before torch loads) — refused
-    in one line unless made for this run's raw folder, output folder, seed and ``--init-policy`` and for
-    the settings given — else made here. A setting left None (``test_fraction``, ``synth_photos``,
-    ``base``, ``test_raws_cap``, ``group_by``) is the one ``inputs`` were made for, else
-    :class:`isp_env.run_inputs.InputSettings`' default — the one place of each."""
+    holding such a finished run."""
     teacher = teacher or TeacherSettings()
     check_config(cfg, teacher if cfg.algo == "teacher" else None)  # before any work
-    optional: dict[str, Any] = {
-        "test_fraction": test_fraction,
-        "synth_photos": synth_photos,
-        "group_by": group_by,
-        "base": base,
-        "test_raws_cap": test_raws_cap,
-    }
-    set_here = {k: v for k, v in optional.items() if v is not None}
-    given = InputSettings(raw_dir=raw_dir, out=out, seed=cfg.seed, init_policy=cfg.init_policy, **set_here)
-    if inputs is not None:  # a listing of another folder, seed or grouping split this run's raws by it
-        given = inputs.settings_for(given, **set_here)
-    test_fraction, synth_photos, group_by = given.test_fraction, given.synth_photos, given.group_by
-    base, test_raws_cap = given.base, given.test_raws_cap
-    # (isp-tune checks these before it lists the raws: isp_env.run_inputs)
-    start = (
-        inputs.start
-        if inputs is not None
-        else check_start(out, base, test_raws_cap, cfg.init_policy, group_by)
+    # seed and --init-policy are cfg's too: inputs made for others split or started the run by them
+    inputs.refuse_other(cfg.seed, cfg.init_policy)
+    given = inputs.made_for
+    raw_dir, out, test_fraction = given.raw_dir, given.out, given.test_fraction
+    synth_photos, group_by, base, test_raws_cap = (
+        given.synth_photos,
+        given.group_by,
+        given.base,
+        given.test_raws_cap,
     )
-    files, given_base = start.files, start.base
+    files, given_base = inputs.start.files, inputs.start.base
     if cfg.algo in ("sac", "td3") and cfg.timesteps <= cfg.learning_starts:  # the policy never learns
         console.print(
             f"[yellow]warning[/] --timesteps {cfg.timesteps} is not above --learning-starts "
@@ -318,11 +299,7 @@ def run(
         if given_base is not None and cfg.action_mode == "residual":
             cfg.base = given_base
         checked_agent_init(cfg)  # takes the policy's base and scale, refuses other settings
-    listing = (  # (isp-tune lists them before torch loads: isp_env.run_inputs)
-        inputs.listing
-        if inputs is not None
-        else list_raws(raw_dir, out, test_fraction, cfg.seed, synth_photos, group_by)
-    )
+    listing = inputs.listing  # (isp-tune lists them before torch loads: isp_env.run_inputs)
     raws, skipped, groups = listing.raws, listing.skipped, listing.groups
     train_raws, test_raws = listing.train, listing.test
     mos = load_mos_function(cfg.scorer)  # fail early (e.g. no default model), before writing anything

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import random
 import shlex
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -424,51 +424,28 @@ class InputSettings:
     base: str = BASE  # residual actions' base: global | neutral | a parameter JSON
     test_raws_cap: int = TEST_RAWS  # --test-raws
 
-    def key(self) -> dict[str, Any]:
-        """By option name, folders resolved: the same folder typed relative or absolute is the same."""
-        folder = {"raw_dir": self.raw_dir, "out": self.out, "synth_photos": self.synth_photos}
-        named = {"test_raws_cap": "--test-raws"}
-        return {
-            named.get(k, "--" + k.replace("_", "-")): (
-                str(Path(v).resolve()) if k in folder and v is not None else v
-            )
-            for k, v in vars(self).items()
-        }
-
 
 @dataclass(frozen=True)
 class RunInputs:
-    """What ``isp-tune`` checks before torch, handed to :func:`isp_env.run.run` as one: the start checks, the
-    raws' listing and the settings both were made for, which the run compares with its own — a listing of
-    another folder, seed or grouping was trusted and split the run's raws by it."""
+    """What ``isp-tune`` checks before torch, handed to :func:`isp_env.run.run` as its one way in: the start
+    checks, the raws' listing and the settings both were made for (:attr:`made_for`: the run's raw folder,
+    output folder, split, base and ``--test-raws``, said there once)."""
 
     start: RunStart
     listing: RawListing
     made_for: InputSettings
 
-    def settings_for(self, given: InputSettings, **optional: Any) -> InputSettings:
-        """A run's settings with these inputs: ``given`` (raw folder, output folder, seed, init policy: a
-        run's own) and of ``optional`` those not None, refused in one line unless these were made for them
-        (:meth:`refuse_other`); the other settings as these were made for."""
-        now = replace(
-            self.made_for,
-            raw_dir=given.raw_dir,
-            out=given.out,
-            seed=given.seed,
-            init_policy=given.init_policy,
-            **{k: getattr(given, k) for k, v in optional.items() if v is not None},
-        )
-        self.refuse_other(now)
-        return now
-
-    def refuse_other(self, settings: InputSettings) -> None:
-        """One line when the run's ``settings`` are not those these were made for."""
-        made, now = self.made_for.key(), settings.key()
+    def refuse_other(self, seed: int, init_policy: str | None) -> None:
+        """One line when a run's ``seed`` and ``--init-policy`` (its :class:`isp_env.tuning.TrainConfig`'s,
+        which holds them too) are not those these were made for: the split was drawn by the seed, the start
+        checks read the policy."""
+        made = {"--seed": self.made_for.seed, "--init-policy": self.made_for.init_policy}
+        now = {"--seed": seed, "--init-policy": init_policy}
         if made != now:
             raise ConfigError(
-                f"run(inputs=…): its checks and raws were made for other settings "
-                f"({differing_settings(made, now)}) — make them with isp_env.run_inputs.run_inputs and the "
-                "run's own settings"
+                f"run(inputs, cfg): the inputs were made for another seed or policy than cfg's "
+                f"({differing_settings(made, now)}) — make them with isp_env.run_inputs.run_inputs("
+                "InputSettings(…, seed=cfg.seed, init_policy=cfg.init_policy))"
             )
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import SHARED_DATA
-from helpers import REPO, attiqa_env
+from helpers import REPO, attiqa_env, isp_run
 
 from isp_env.dng import demo_photo, dng_from_photo
 from isp_env.teacher import spread_sample
@@ -145,8 +145,8 @@ def test_each_held_out_raws_front_end_is_made_once_over_the_evaluations_passes(t
     distinct_raws(raw_dir, 8)
     cfg = TrainConfig(algo="teacher", scorer="classical", preview=64, obs_size=36, action_mode="residual")
     teacher = TeacherSettings(budget=6, raws=2)
-    isp_env.run.run(raw_dir, tmp_path / "run", cfg, 0.5, cma_global_budget=12, cma_image_budget=6,
-                    base="neutral", teacher=teacher)  # fmt: skip
+    isp_run(raw_dir, tmp_path / "run", cfg, test_fraction=0.5, cma_global_budget=12, cma_image_budget=6,
+            base="neutral", teacher=teacher)  # fmt: skip
     test = [Path(p).name for p in json.loads((tmp_path / "run" / "run.json").read_text())["test"]]
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     methods = {m["method"] for m in summary["methods"]}
