@@ -410,9 +410,9 @@ def check_start(
 
 @dataclass(frozen=True, kw_only=True)
 class InputSettings:
-    """The options a run's checks before torch and its raws' listing follow from (:class:`RunInputs`). The
-    one place of the split's and the base's defaults for :func:`isp_env.run.run`: a setting it is not given
-    is this one's (the command passes its own options, whose defaults are the same constants)."""
+    """The options a run's checks before torch and its raws' listing follow from (:class:`RunInputs`, the one
+    way into :func:`isp_env.run.run`). The one place of the split's and the base's defaults: a setting not
+    given is this one's (the command passes its own options, whose defaults are the same constants)."""
 
     raw_dir: Path
     out: Path
