@@ -24,6 +24,7 @@ from attiqa.io.atomic import output_folder, resume_fix, write_json_atomic
 from attiqa.io.cores import MAX_WORKERS
 from attiqa.io.formats import format_list
 from attiqa.progress import console, plain, plain_name
+from attiqa.scorers.zoo import refuse_unknown_scorer
 from isp_env.registration import (
     ACTION_MODE,
     ALGO,
@@ -289,22 +290,22 @@ def tune(
             f"--batch-size {batch_size}: larger than the agents' replay buffer ({BUFFER_SIZE} "
             f"steps) — pass at most {BUFFER_SIZE} (default {BATCH_SIZE})"
         )
-    from isp_env.run_inputs import InputSettings, check_settings, refuse_too_few, run_inputs, training_need
+    from isp_env.run_inputs import InputSettings, check_settings, run_inputs, training_need
 
     # what needs no model, said before torch and SB3 load (the same checks `run` makes for the library);
     # the cheap ones first (run_inputs: check_start, then the listing of a FiveK-sized folder: minutes)
     check_settings(
         algo.lower(), action_mode, obs_mode, max_steps, teacher_start if algo.lower() == "teacher" else None
     )
+    refuse_unknown_scorer(model)  # a misspelt -m was said after the raws' probe and torch
     split: dict[str, Any] = {"test_fraction": test_fraction, "group_by": group_by, "base": base}
     split["synth_photos"] = synth_photos
     if test_raws is not None:  # else InputSettings' one default
         split["test_raws_cap"] = test_raws
     settings = InputSettings(raw_dir=raw_dir, out=out, seed=seed, init_policy=init_policy, **split)
-    inputs = run_inputs(settings)  # read once, handed to run with what it was made for
-    if synth_photos is None and not resume:  # a new run on raws alone (a prior refits with none)
-        need = training_need(algo.lower(), init_policy)
-        refuse_too_few(len(inputs.listing.train), need, raw_dir, inputs.listing.group_by)
+    # a new run on raws alone needs training raws (a prior refits with none): refused before the share is said
+    need = training_need(algo.lower(), init_policy) if synth_photos is None and not resume else 0
+    inputs = run_inputs(settings, need)  # read once, handed to run with what it was made for
     from isp_env.report import printed_table
     from isp_env.run import run
     from isp_env.teacher import TeacherSettings
@@ -337,15 +338,13 @@ def tune(
     )
     with kept_on_interrupt(out):
         summary = run(
-            raw_dir,
-            out,
+            inputs,  # with --test-fraction, --synth-photos, --base, --test-raws, --group-by
             cfg,
             baselines=baselines,
             cma_global_budget=cma_global_budget,
             cma_image_budget=cma_image_budget,
             teacher=TeacherSettings(**teacher_given),
             unwritable=unwritable,
-            inputs=inputs,  # with --test-fraction, --synth-photos, --base, --test-raws, --group-by
         )
     if not summary:  # --test-fraction 0: a policy trained on every raw, nothing held out to report
         return
@@ -413,6 +412,7 @@ def check(
     output_folder(out, "--out", create=False)
     from isp_env.run_inputs import check_inputs
 
+    refuse_unknown_scorer(model)  # before the raws are probed
     # what needs no model, said before torch loads (a raw no camera names, by camera, in the run's line)
     inputs = check_inputs(raw_dir, out, policy, group_by)
     from isp_env.report import better_than, kept_counts
@@ -420,7 +420,7 @@ def check(
 
     given = {} if test_raws is None else {"test_raws_cap": test_raws}  # else check_policy's one default
     with kept_on_interrupt(out):
-        rows = check_policy(raw_dir, out, policy, model, seed=seed, group_by=group_by, inputs=inputs, **given)
+        rows = check_policy(inputs, model, seed=seed, **given)
     cols = ("neutral_mos", "policy_mos", "neutral_guarded", "policy_guarded", "checked_guarded")
     short = ("MOS neu", "MOS pol", "grd neu", "grd pol", "grd chk")
     _print_named_rows(

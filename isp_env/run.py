@@ -51,7 +51,7 @@ from isp_env.raw import (
     libraw_text,
     read_raw,
 )
-from isp_env.registration import GROUP_BY_DEFAULT, TEST_RAWS
+from isp_env.registration import TEST_RAWS
 from isp_env.report import CHECK_CANDIDATES, GRID_ROWS, Report, policy_label, policy_record, write_report
 from isp_env.reward import (
     Guard,
@@ -67,12 +67,7 @@ from isp_env.reward import (
 from isp_env.run_inputs import (
     FINISHED_JSON,
     CheckInputs,
-    InputSettings,
     RunInputs,
-    check_inputs,
-    check_key,
-    check_start,
-    list_raws,
     refuse_too_few,
     training_need,
 )
@@ -255,60 +250,44 @@ def remove_run_temps(out: Path) -> None:
 
 
 def run(
-    raw_dir: Path,
-    out: Path,
+    inputs: RunInputs,
     cfg: TrainConfig,
-    test_fraction: float | None = None,
+    *,
     baselines: bool = True,
     subprocess: bool = True,
-    synth_photos: Path | None = None,
     cma_global_budget: int = 600,
     cma_image_budget: int = 150,
-    base: str | None = None,
     teacher: TeacherSettings | None = None,
-    test_raws_cap: int | None = None,
     unwritable: Exception | None = None,
-    group_by: str | None = None,
-    inputs: RunInputs | None = None,
 ) -> list[dict[str, Any]]:
-    """Split, train, evaluate at most ``test_raws_cap`` of the held-out raws (spread over the scene
-    groups, seeded: :func:`isp_env.teacher.spread_sample`). ``base`` (residual actions): ``neutral``,
-    ``global`` (the global CMA-ES setting of the training raws: the same search as the baseline, run once)
-    or a parameter JSON.
+    """Split, train, evaluate at most ``--test-raws`` of the held-out raws (spread over the scene groups,
+    seeded: :func:`isp_env.teacher.spread_sample`). ``inputs``: the run's one way in — its raw folder,
+    output folder, ``--test-fraction``, ``--synth-photos``, ``--group-by`` (scene: whole scene groups held
+    out; camera: whole cameras), ``--base`` and ``--test-raws`` (:class:`isp_env.run_inputs.InputSettings`,
+    each default there once) with the checks before torch and the raws' listing made of them
+    (:func:`isp_env.run_inputs.run_inputs`; ``isp-tune`` makes them before torch loads); their seed and
+    ``--init-policy`` must be ``cfg``'s (refused in one line otherwise). ``--base`` (residual actions):
+    ``neutral``, ``global`` (the global CMA-ES setting of the training raws: the same search as the
+    baseline, run once) or a parameter JSON.
     ``cfg.algo == "teacher"``: the per-image policy of :mod:`isp_env.teacher` (per-image CMA-ES on at most
     ``teacher.raws`` training raws, spread over the scene groups: :class:`isp_env.teacher.TeacherSettings`)
     instead of an RL agent. ``unwritable``: why ``out`` cannot be written (a read-only, archived run),
     raised unless the run finished with these very settings and raws and nothing in it changed since
     (:func:`finished_run`): then its summary is returned, nothing written — as for a writable ``out``
-    holding such a finished run. ``group_by``: ``scene`` (whole scene groups held out) or ``camera`` (whole
-    cameras). ``inputs``: the checks before torch and the raws' listing as
-    :func:`isp_env.run_inputs.run_inputs` made them (``isp-tune`` makes them before torch loads) — refused
-    in one line unless made for this run's raw folder, output folder, seed and ``--init-policy`` and for
-    the settings given — else made here. A setting left None (``test_fraction``, ``synth_photos``,
-    ``base``, ``test_raws_cap``, ``group_by``) is the one ``inputs`` were made for, else
-    :class:`isp_env.run_inputs.InputSettings`' default — the one place of each."""
+    holding such a finished run."""
     teacher = teacher or TeacherSettings()
     check_config(cfg, teacher if cfg.algo == "teacher" else None)  # before any work
-    optional: dict[str, Any] = {
-        "test_fraction": test_fraction,
-        "synth_photos": synth_photos,
-        "group_by": group_by,
-        "base": base,
-        "test_raws_cap": test_raws_cap,
-    }
-    set_here = {k: v for k, v in optional.items() if v is not None}
-    given = InputSettings(raw_dir=raw_dir, out=out, seed=cfg.seed, init_policy=cfg.init_policy, **set_here)
-    if inputs is not None:  # a listing of another folder, seed or grouping split this run's raws by it
-        given = inputs.settings_for(given, **set_here)
-    test_fraction, synth_photos, group_by = given.test_fraction, given.synth_photos, given.group_by
-    base, test_raws_cap = given.base, given.test_raws_cap
-    # (isp-tune checks these before it lists the raws: isp_env.run_inputs)
-    start = (
-        inputs.start
-        if inputs is not None
-        else check_start(out, base, test_raws_cap, cfg.init_policy, group_by)
+    # seed and --init-policy are cfg's too: inputs made for others split or started the run by them
+    inputs.refuse_other(cfg.seed, cfg.init_policy)
+    given = inputs.made_for
+    raw_dir, out, test_fraction = given.raw_dir, given.out, given.test_fraction
+    synth_photos, group_by, base, test_raws_cap = (
+        given.synth_photos,
+        given.group_by,
+        given.base,
+        given.test_raws_cap,
     )
-    files, given_base = start.files, start.base
+    files, given_base = inputs.start.files, inputs.start.base
     if cfg.algo in ("sac", "td3") and cfg.timesteps <= cfg.learning_starts:  # the policy never learns
         console.print(
             f"[yellow]warning[/] --timesteps {cfg.timesteps} is not above --learning-starts "
@@ -320,11 +299,7 @@ def run(
         if given_base is not None and cfg.action_mode == "residual":
             cfg.base = given_base
         checked_agent_init(cfg)  # takes the policy's base and scale, refuses other settings
-    listing = (  # (isp-tune lists them before torch loads: isp_env.run_inputs)
-        inputs.listing
-        if inputs is not None
-        else list_raws(raw_dir, out, test_fraction, cfg.seed, synth_photos, group_by)
-    )
+    listing = inputs.listing  # (isp-tune lists them before torch loads: isp_env.run_inputs)
     raws, skipped, groups = listing.raws, listing.skipped, listing.groups
     train_raws, test_raws = listing.train, listing.test
     mos = load_mos_function(cfg.scorer)  # fail early (e.g. no default model), before writing anything
@@ -1229,36 +1204,26 @@ def per_image_cma(
 
 
 def check_policy(
-    raw_dir: Path,
-    out: Path,
-    spec: str,
+    inputs: CheckInputs,
     scorer: str | None = None,
     test_raws_cap: int = TEST_RAWS,
     seed: int = 0,
     front_ends: int = FRONT_ENDS_KEPT,
-    group_by: str = GROUP_BY_DEFAULT,
-    inputs: CheckInputs | None = None,
 ) -> list[dict[str, float | str]]:
-    """A policy against the neutral render on the readable raws of ``raw_dir`` (``isp-tune check``) — at
-    most ``test_raws_cap`` of them, spread over the scene groups and seeded as a run's held-out raws
+    """A policy against the neutral render on the readable raws of a folder (``isp-tune check``) — at most
+    ``test_raws_cap`` of them, spread over the scene groups and seeded as a run's held-out raws
     (:func:`capped`; 5,000 FiveK raws took hours) — both rendered and scored by the reward model (MOS, and
     MOS minus the guard's penalty), no search and no baseline — what a user runs before trusting a policy
     on another camera's raws (a teacher policy is for the cameras it was trained on: docs/isp.md, "Leave
-    one camera out"). Writes ``evaluate``'s report into
-    ``out``; returns per raw ``image``, ``neutral_mos``, ``policy_mos``, ``neutral_guarded``,
-    ``policy_guarded``, and the same of the checked setting (``checked_mos``, ``checked_guarded``, and
-    ``checked_kept``: policy, base or neutral; :func:`isp_env.tuning.checked_setting`). ``group_by``
-    camera: the sample is spread over the raws' cameras (:func:`isp_env.run_inputs.raw_cameras`, which
-    refuses a raw with none as the run does), else over the scene groups. ``inputs``: the checks before
-    torch and the raws as :func:`isp_env.run_inputs.check_inputs` made them for these arguments (``isp-tune
-    check`` makes them before torch loads); made here when None."""
-    if inputs is None:
-        inputs = check_inputs(raw_dir, out, spec, group_by)
-    elif inputs.made_for != check_key(raw_dir, out, spec, group_by):
-        raise ConfigError(
-            "check_policy(inputs=…): its checks and raws were made for another folder, report, policy or "
-            "grouping — make them with isp_env.run_inputs.check_inputs and the check's own"
-        )
+    one camera out"). ``inputs``: the raw folder, report folder, policy and grouping with the checks made
+    of them before torch (:func:`isp_env.run_inputs.check_inputs`, which ``isp-tune check`` calls before
+    torch loads). Writes ``evaluate``'s report into ``inputs.out``; returns per raw ``image``,
+    ``neutral_mos``, ``policy_mos``, ``neutral_guarded``, ``policy_guarded``, and the same of the checked
+    setting (``checked_mos``, ``checked_guarded``, and ``checked_kept``: policy, base or neutral;
+    :func:`isp_env.tuning.checked_setting`). By camera (``inputs.group_by``) the sample is spread over the
+    raws' cameras (:func:`isp_env.run_inputs.raw_cameras`, which refuses a raw with none as the run does),
+    else over the scene groups."""
+    raw_dir, out, spec, group_by = inputs.raw_dir, inputs.out, inputs.spec, inputs.group_by
     policy, card = load_policy(inputs.policy)
     mos = load_mos_function(scorer)  # a misspelt --model refused before a warning about its weights
     check_reward_model(spec, card, scorer, refuse=False)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import random
 import shlex
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -98,10 +98,13 @@ def list_raws(
     seed: int,
     synth_photos: Path | None = None,
     group_by: str = "scene",
+    need: int = 0,
 ) -> RawListing:
     """The raws of ``raw_dir`` probed, grouped and split (:func:`split`) by scene group or, ``group_by``
     camera, by camera (:func:`raw_cameras`); one line when there are too few to train on some and test on
-    others, or when no raw can be held out."""
+    others, when no raw can be held out, or when the split leaves fewer than ``need`` training raws
+    (:func:`refuse_too_few`) — before the held-out share is said (:func:`say_split_share`): a run refused
+    had its share said above its error."""
     check_group_by(group_by)
     raws, skipped = readable_raws(find_raws(raw_dir))  # unreadable files stay out of the split
     say_photos_left_out(
@@ -136,6 +139,7 @@ def list_raws(
                 "out scene groups"
             )
         train_raws, test_raws = split(raws, test_fraction, seed, cameras)
+        refuse_too_few(len(train_raws), need, raw_dir, "camera")
         listing = RawListing(raws, skipped, groups, train_raws, test_raws, cameras)
         say_split_share(raw_dir, listing, test_fraction)
         return listing
@@ -146,6 +150,7 @@ def list_raws(
             "scene_group, or byte-identical copies) — none can be held out for testing; add raws of other "
             "scenes, or pass --test-fraction 0 to train on all of them"
         )
+    refuse_too_few(len(train_raws), need, raw_dir)
     listing = RawListing(raws, skipped, groups, train_raws, test_raws)
     say_split_share(raw_dir, listing, test_fraction)
     return listing
@@ -405,9 +410,9 @@ def check_start(
 
 @dataclass(frozen=True, kw_only=True)
 class InputSettings:
-    """The options a run's checks before torch and its raws' listing follow from (:class:`RunInputs`). The
-    one place of the split's and the base's defaults for :func:`isp_env.run.run`: a setting it is not given
-    is this one's (the command passes its own options, whose defaults are the same constants)."""
+    """The options a run's checks before torch and its raws' listing follow from (:class:`RunInputs`, the one
+    way into :func:`isp_env.run.run`). The one place of the split's and the base's defaults: a setting not
+    given is this one's (the command passes its own options, whose defaults are the same constants)."""
 
     raw_dir: Path
     out: Path
@@ -419,79 +424,57 @@ class InputSettings:
     base: str = BASE  # residual actions' base: global | neutral | a parameter JSON
     test_raws_cap: int = TEST_RAWS  # --test-raws
 
-    def key(self) -> dict[str, Any]:
-        """By option name, folders resolved: the same folder typed relative or absolute is the same."""
-        folder = {"raw_dir": self.raw_dir, "out": self.out, "synth_photos": self.synth_photos}
-        named = {"test_raws_cap": "--test-raws"}
-        return {
-            named.get(k, "--" + k.replace("_", "-")): (
-                str(Path(v).resolve()) if k in folder and v is not None else v
-            )
-            for k, v in vars(self).items()
-        }
-
 
 @dataclass(frozen=True)
 class RunInputs:
-    """What ``isp-tune`` checks before torch, handed to :func:`isp_env.run.run` as one: the start checks, the
-    raws' listing and the settings both were made for, which the run compares with its own — a listing of
-    another folder, seed or grouping was trusted and split the run's raws by it."""
+    """What ``isp-tune`` checks before torch, handed to :func:`isp_env.run.run` as its one way in: the start
+    checks, the raws' listing and the settings both were made for (:attr:`made_for`: the run's raw folder,
+    output folder, split, base and ``--test-raws``, said there once)."""
 
     start: RunStart
     listing: RawListing
     made_for: InputSettings
 
-    def settings_for(self, given: InputSettings, **optional: Any) -> InputSettings:
-        """A run's settings with these inputs: ``given`` (raw folder, output folder, seed, init policy: a
-        run's own) and of ``optional`` those not None, refused in one line unless these were made for them
-        (:meth:`refuse_other`); the other settings as these were made for."""
-        now = replace(
-            self.made_for,
-            raw_dir=given.raw_dir,
-            out=given.out,
-            seed=given.seed,
-            init_policy=given.init_policy,
-            **{k: getattr(given, k) for k, v in optional.items() if v is not None},
-        )
-        self.refuse_other(now)
-        return now
-
-    def refuse_other(self, settings: InputSettings) -> None:
-        """One line when the run's ``settings`` are not those these were made for."""
-        made, now = self.made_for.key(), settings.key()
+    def refuse_other(self, seed: int, init_policy: str | None) -> None:
+        """One line when a run's ``seed`` and ``--init-policy`` (its :class:`isp_env.tuning.TrainConfig`'s,
+        which holds them too) are not those these were made for: the split was drawn by the seed, the start
+        checks read the policy."""
+        made = {"--seed": self.made_for.seed, "--init-policy": self.made_for.init_policy}
+        now = {"--seed": seed, "--init-policy": init_policy}
         if made != now:
             raise ConfigError(
-                f"run(inputs=…): its checks and raws were made for other settings "
-                f"({differing_settings(made, now)}) — make them with isp_env.run_inputs.run_inputs and the "
-                "run's own settings"
+                f"run(inputs, cfg): the inputs were made for another seed or policy than cfg's "
+                f"({differing_settings(made, now)}) — make them with isp_env.run_inputs.run_inputs("
+                "InputSettings(…, seed=cfg.seed, init_policy=cfg.init_policy))"
             )
 
 
-def run_inputs(s: InputSettings) -> RunInputs:
-    """:func:`check_start` (cheap, first), then :func:`list_raws`: a run's checks before torch, as one."""
+def run_inputs(s: InputSettings, need: int = 0) -> RunInputs:
+    """:func:`check_start` (cheap, first), then :func:`list_raws`: a run's checks before torch, as one.
+    ``need``: the training raws the split must leave (:func:`training_need`; 0 for a resume or with
+    synthetic raws)."""
     start = check_start(s.out, s.base, s.test_raws_cap, s.init_policy, s.group_by)
-    listing = list_raws(s.raw_dir, s.out, s.test_fraction, s.seed, s.synth_photos, s.group_by)
+    listing = list_raws(s.raw_dir, s.out, s.test_fraction, s.seed, s.synth_photos, s.group_by, need)
     return RunInputs(start, listing, s)
 
 
 @dataclass(frozen=True)
 class CheckInputs:
     """What ``isp-tune check`` checks before torch (:func:`check_inputs`), handed to
-    :func:`isp_env.run.check_policy` as one: the policy's file, the report folder's kept files, the readable
-    raws (the others: path -> why) and their groups (cameras by ``--group-by camera``, else scene groups);
-    ``made_for``: the raw folder, report folder, policy and grouping they were made for."""
+    :func:`isp_env.run.check_policy` as its one way in: the raw folder, the report folder, the ``--policy``
+    as given (``spec``) and its file, ``--group-by``, the report folder's kept files, the readable raws (the
+    others: path -> why) and their groups (cameras by ``--group-by camera``, else scene groups). Held once:
+    check_policy took the folders, policy and grouping again beside them and had to refuse a mismatch."""
 
+    raw_dir: Path
+    out: Path
+    spec: str
+    group_by: str
     policy: Path
     files: RunFiles
     raws: list[Path]
     skipped: dict[str, str]
     groups: dict[Path, str]
-    made_for: tuple[str, str, str, str]
-
-
-def check_key(raw_dir: Path, out: Path, spec: str, group_by: str) -> tuple[str, str, str, str]:
-    """A check's inputs by what they were made for, folders resolved (:attr:`CheckInputs.made_for`)."""
-    return str(raw_dir.resolve()), str(out.resolve()), str(spec), group_by
 
 
 def check_inputs(raw_dir: Path, out: Path, spec: str, group_by: str = GROUP_BY_DEFAULT) -> CheckInputs:
@@ -515,7 +498,7 @@ def check_inputs(raw_dir: Path, out: Path, spec: str, group_by: str = GROUP_BY_D
     # by camera, each raw's camera as isp-tune --group-by camera reads it: a raw with none refused here, in
     # the run's one line, not first by the run the check was made for
     groups = raw_cameras(raws, raw_dir) if group_by == "camera" else scene_groups(raws, raw_dir)
-    return CheckInputs(policy, files, raws, skipped, groups, check_key(raw_dir, out, spec, group_by))
+    return CheckInputs(raw_dir, out, spec, group_by, policy, files, raws, skipped, groups)
 
 
 REPORT_FILES = ("results.csv", "summary.json", "report.md", "grid.png")  # what a run and a check write

@@ -733,3 +733,19 @@ def terminal_bar(what: str) -> Iterator[list[str]]:
         yield frames
     text = re.sub(r"\x1b\[[\d;?]*[A-Za-z]", "", out.getvalue())
     frames += [" ".join(ln.split()) for ln in re.split(r"[\r\n]", text) if ln.startswith(what)]
+
+
+def isp_run(raw_dir: Path, out: Path, cfg, **kw: object) -> list:
+    """:func:`isp_env.run.run` of ``raw_dir`` into ``out`` through its one way in, inputs made as ``isp-tune``
+    makes them (:func:`isp_env.run_inputs.run_inputs`, ``cfg``'s seed and ``--init-policy``): of ``kw``, the
+    :class:`isp_env.run_inputs.InputSettings` fields (``test_fraction``, ``base``, …) go to the inputs, the
+    rest to ``run``."""
+    import dataclasses
+
+    from isp_env.run import run
+    from isp_env.run_inputs import InputSettings, run_inputs
+
+    fields = {f.name for f in dataclasses.fields(InputSettings)}
+    split = {k: v for k, v in kw.items() if k in fields}
+    settings = InputSettings(raw_dir=raw_dir, out=out, seed=cfg.seed, init_policy=cfg.init_policy, **split)
+    return run(run_inputs(settings), cfg, **{k: v for k, v in kw.items() if k not in fields})

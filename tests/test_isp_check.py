@@ -80,8 +80,9 @@ def test_check_returns_the_rows_it_scored_not_a_reading_of_its_own_file(tmp_path
     import numpy as np
 
     from isp_env.run import check_policy
+    from isp_env.run_inputs import check_inputs
 
-    rows = check_policy(isp_raws[0].parent, tmp_path / "check", "default")
+    rows = check_policy(check_inputs(isp_raws[0].parent, tmp_path / "check", "default"))
     assert sorted(str(r["image"]) for r in rows) == sorted(p.stem for p in isp_raws)
     summary = json.loads((tmp_path / "check" / "summary.json").read_text())
     means = {s["method"]: s for s in summary["methods"]}
@@ -112,22 +113,3 @@ def test_check_says_bad_input_before_torch_loads(tmp_path, isp_raws):
     ]
     check([("isp_env.cli", args, words) for args, words in cases], ISP_HEAVY)
     assert not (tmp_path / "o1").exists() and not (tmp_path / "o2").exists()
-
-
-def test_check_policy_refuses_inputs_made_for_another_folder(tmp_path, isp_raws):
-    """``check_policy(inputs=…)`` trusts the raws and groups ``check_inputs`` found: inputs made for another
-    raw folder would check those raws under this one's name — refused in one line before any model loads."""
-    import pytest
-
-    from attiqa.errors import ConfigError
-    from isp_env.run import check_policy
-    from isp_env.run_inputs import check_inputs
-
-    other = tmp_path / "other"
-    other.mkdir()
-    shutil.copy(isp_raws[0], other / isp_raws[0].name)
-    inputs = check_inputs(other, tmp_path / "check", "default")
-    assert inputs.raws == [other / isp_raws[0].name]
-    with pytest.raises(ConfigError, match="made for another folder"):
-        check_policy(isp_raws[0].parent, tmp_path / "check", "default", "classical", inputs=inputs)
-    assert not (tmp_path / "check").exists()

@@ -152,3 +152,37 @@ def test_a_huge_number_of_environments_is_refused_before_any_raw_is_read(tmp_pat
     assert r.exit_code == 2, r.output + repr(r.exception)
     assert "Invalid value for '--n-envs'" in r.output
     assert not out.exists()
+
+
+def test_a_misspelt_model_is_refused_before_the_raws_are_probed_and_a_checkpoint_still_passes(
+    tmp_path, isp_raws
+):
+    """**Was** `isp-tune --raw-dir RAWS -m attiqa-defualt` (and `isp-tune check`) refused only by the reward
+    model's load: after every raw was probed (a damaged one said "skipped …", minutes for a FiveK-sized
+    folder) and torch loaded. Now the registry's names (torch-free) refuse it first, in the line the load
+    says; a checkpoint path given as -m is not a name and goes on to the run's next check."""
+    import shutil
+
+    from early_checks import ISP_HEAVY, check
+    from helpers import tiny_attiqa_checkpoint
+
+    raws = tmp_path / "raws"
+    raws.mkdir()
+    for p in isp_raws:  # 4 raws: the default split leaves the teacher 3
+        shutil.copy(p, raws / p.name)
+    (raws / "cut.dng").write_bytes(isp_raws[0].read_bytes()[:300])  # the probe would say "skipped" first
+    ckpt = tiny_attiqa_checkpoint(tmp_path)
+    typo = "unknown scorer 'attiqa-defualt' (did you mean 'attiqa-default'"
+    tune = ["--raw-dir", str(raws), "--out", str(tmp_path / "run")]
+    cases = [
+        (tune + ["-m", "attiqa-defualt"], typo),
+        (["check", str(raws), "-m", "attiqa-defualt", "--out", str(tmp_path / "c")], typo),
+        # a checkpoint passes the name check: refused by the split, a later check (3 of the 4 raws held out)
+        (tune + ["-m", str(ckpt), "--test-fraction", "0.9"], "the split leaves 1 training raw(s), 2 needed"),
+    ]
+    check([("isp_env.cli", args, words) for args, words in cases[:2]], ISP_HEAVY)
+    from early_checks import run_cases
+
+    [(_, _, code, err, loaded)] = run_cases([("isp_env.cli", *cases[2])], ISP_HEAVY)
+    assert code == 2 and loaded == [] and cases[2][1] in " ".join(err.split()), err
+    assert not (tmp_path / "run").exists() and not (tmp_path / "c").exists()

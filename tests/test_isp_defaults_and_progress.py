@@ -177,12 +177,8 @@ def test_the_library_and_the_command_share_every_default():
     split = defaults(InputSettings)
     library = defaults(TrainConfig)
     ran = {n: p.default for n, p in inspect.signature(run).parameters.items() if p.default is not p.empty}
-    for name, default in ran.items():  # a setting run() leaves None is InputSettings' (its one default)
-        if default is None and name in split:
-            default = split[name]
-        elif name in split:  # written twice: run()'s and InputSettings'
-            assert default == split[name], f"run({name}={default!r}), InputSettings {split[name]!r}"
-        library[name] = default
+    assert not ran.keys() & split.keys()  # run's split settings are its inputs' (InputSettings'), once
+    library |= split | ran
     checked = {p.name: p.default for p in get_command(app).commands["check"].params}
     assert checked["test_raws"] is None  # `check` too leaves --test-raws to the library: check_policy's
     assert inspect.signature(check_policy).parameters["test_raws_cap"].default == split["test_raws_cap"]

@@ -111,11 +111,12 @@ def test_check_skips_a_symlink_loop_in_the_raw_folder_and_checks_the_rest(tmp_pa
     stat'ed every raw, unprobed (``isp-tune`` itself probes them first). Now the link is skipped in one
     line naming it and every real raw is checked."""
     from isp_env.run import check_policy
+    from isp_env.run_inputs import check_inputs
 
     raw_dir = _raw_folder(tmp_path, isp_raws)
     (raw_dir / "loop.DNG").symlink_to("loop.DNG")
     (raw_dir / "gone.DNG").symlink_to("nowhere.DNG")
-    rows = check_policy(raw_dir, tmp_path / "check", "default", "classical", front_ends=2)
+    rows = check_policy(check_inputs(raw_dir, tmp_path / "check", "default"), "classical", front_ends=2)
     assert sorted(r["image"] for r in rows) == sorted(p.stem for p in isp_raws)
     said = capsys.readouterr()
     lines = (said.out + said.err).splitlines()

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import SHARED_DATA
-from helpers import REPO, attiqa_env
+from helpers import REPO, attiqa_env, isp_run
 
 from isp_env.dng import demo_photo, dng_from_photo
 from isp_env.teacher import spread_sample
@@ -115,6 +115,7 @@ def test_each_held_out_raws_front_end_is_made_once_over_the_evaluations_passes(t
     import isp_env.raw
     import isp_env.reward
     import isp_env.run
+    from isp_env.run_inputs import check_inputs
     from isp_env.teacher import TeacherSettings
     from isp_env.tuning import TrainConfig
 
@@ -144,8 +145,8 @@ def test_each_held_out_raws_front_end_is_made_once_over_the_evaluations_passes(t
     distinct_raws(raw_dir, 8)
     cfg = TrainConfig(algo="teacher", scorer="classical", preview=64, obs_size=36, action_mode="residual")
     teacher = TeacherSettings(budget=6, raws=2)
-    isp_env.run.run(raw_dir, tmp_path / "run", cfg, 0.5, cma_global_budget=12, cma_image_budget=6,
-                    base="neutral", teacher=teacher)  # fmt: skip
+    isp_run(raw_dir, tmp_path / "run", cfg, test_fraction=0.5, cma_global_budget=12, cma_image_budget=6,
+            base="neutral", teacher=teacher)  # fmt: skip
     test = [Path(p).name for p in json.loads((tmp_path / "run" / "run.json").read_text())["test"]]
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     methods = {m["method"] for m in summary["methods"]}
@@ -158,7 +159,8 @@ def test_each_held_out_raws_front_end_is_made_once_over_the_evaluations_passes(t
     decoded.clear()
     data = (raw_dir / "r00.dng").read_bytes()
     (raw_dir / "cut.dng").write_bytes(data[: len(data) // 2])  # damaged after its header: the probe skips it
-    rows = isp_env.run.check_policy(raw_dir, tmp_path / "check", "default", "classical", front_ends=2)
+    inputs = check_inputs(raw_dir, tmp_path / "check", "default")
+    rows = isp_env.run.check_policy(inputs, "classical", front_ends=2)
     order = [f"{r['image']}.dng" for r in rows]
     assert len(order) == 8 and built == dict.fromkeys(order[:2], 1) | dict.fromkeys(order[2:], 2)
     # the default policy renders at its own reward model's scale, not the classical scorer's: its tuning
@@ -201,7 +203,9 @@ def test_check_evaluates_at_most_test_raws_spread_over_the_scene_groups(tmp_path
 
 
 PEAK = """import sys; from pathlib import Path; from isp_env.run import check_policy
-check_policy(Path(sys.argv[1]), Path(sys.argv[2]), "default", "classical", front_ends=int(sys.argv[3]))
+from isp_env.run_inputs import check_inputs
+inputs = check_inputs(Path(sys.argv[1]), Path(sys.argv[2]), "default")
+check_policy(inputs, "classical", front_ends=int(sys.argv[3]))
 print(next(ln for ln in Path("/proc/self/status").read_text().splitlines() if ln.startswith("VmHWM")))"""
 
 

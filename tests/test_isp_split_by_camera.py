@@ -1,6 +1,7 @@
 """``isp-tune --group-by camera``: a split where no camera is on both sides (does a policy carry to a new
 camera?), the camera read from the raw manifest's ``libraw_make`` / ``libraw_model`` or a DNG's own tags;
-and ``run(inputs=…)``, which took a raw listing and start checks from its caller without asking whose."""
+and ``run(inputs, cfg)``, whose inputs are its one way in (a raw listing and start checks were taken
+from its caller without asking whose)."""
 
 from __future__ import annotations
 
@@ -152,29 +153,25 @@ def test_a_run_held_out_by_camera_records_it_and_refuses_another_grouping(tmp_pa
     )
 
 
-def test_run_refuses_inputs_made_for_another_folder_or_setting(tmp_path: Path) -> None:
+def test_run_refuses_inputs_made_for_another_seed_or_policy_than_its_config(tmp_path: Path) -> None:
     """**Was**: ``run(listing=, start=)`` took a raw listing and start checks from its caller unchecked — a
-    listing of another folder (or seed, or grouping) split this run's raws by it, its kept files read from
-    another run folder. Now one :class:`RunInputs` carries both with the settings they were made for, and
-    run refuses other ones in one line, before any work."""
+    listing of another folder (or seed, or grouping) split this run's raws by it. Since session 59 the
+    inputs are run's one way in (``run(inputs, cfg)``): folder, split and base are theirs alone; only the
+    seed and ``--init-policy``, which ``cfg`` holds too, are compared, in one line before any work."""
     from isp_env.run import run
     from isp_env.tuning import TrainConfig
 
     two_camera_dngs(tmp_path / "a")
-    two_camera_dngs(tmp_path / "b")
     inputs = run_inputs(_settings(tmp_path, 0.3))
-    cfg = TrainConfig(algo="teacher", scorer="classical", seed=0)
-    base = {"test_fraction": 0.3, "synth_photos": None, "base": "neutral", "test_raws_cap": 5}
-    for raw_dir, seed, group_by, said in (
-        (tmp_path / "b", 0, "camera", "other --raw-dir"),  # (a long value by its key only)
-        (tmp_path / "a", 1, "camera", "--seed 0, now 1"),
-        (tmp_path / "a", 0, "scene", "--group-by 'camera', now 'scene'"),
+    for cfg, said in (
+        (TrainConfig(algo="teacher", scorer="classical", seed=1), "--seed 0, now 1"),
+        (TrainConfig(algo="teacher", scorer="classical", init_policy="default"), "--init-policy None, now"),
     ):
-        cfg.seed = seed
         with pytest.raises(ConfigError) as err:
-            run(raw_dir, tmp_path / "out", cfg, group_by=group_by, inputs=inputs, **base)
-        said_now = str(err.value)
-        assert said_now.startswith(f"run(inputs=…): its checks and raws were made for other settings ({said}")
+            run(inputs, cfg)
+        assert str(err.value).startswith(
+            f"run(inputs, cfg): the inputs were made for another seed or policy than cfg's ({said}"
+        ), str(err.value)
     assert not (tmp_path / "out").exists()
 
 
@@ -248,23 +245,19 @@ def test_a_camera_split_holding_nothing_out_looks_up_no_camera(tmp_path: Path) -
         list_raws(none, tmp_path / "out", 0.3, 0, group_by="camera")
 
 
-def test_run_takes_the_settings_its_inputs_were_made_for(tmp_path: Path) -> None:
+def test_run_takes_every_setting_from_its_inputs(tmp_path: Path) -> None:
     """``run(inputs=…)`` took every setting twice — as its own arguments and inside ``inputs.made_for`` —
-    and refused a mismatch, so a caller had to repeat each (``run(…, inputs=…)`` alone was refused:
-    "--group-by 'camera', now 'scene'"). Now a setting left out is the one the inputs were made for; the
-    run's own folder, seed and a setting given are still compared."""
+    and compared them. Now (session 59) ``run(inputs, cfg)`` has no other way in: the inputs' folder, split
+    and base are the run's; a read-only output folder's reason is raised once those checks pass."""
     from isp_env.run import run
     from isp_env.tuning import TrainConfig
 
     two_camera_dngs(tmp_path / "a")
-    settings = _settings(tmp_path, 0.5)
-    inputs = run_inputs(settings)
+    inputs = run_inputs(_settings(tmp_path, 0.5))
     cfg = TrainConfig(algo="teacher", scorer="classical", seed=0)
     read_only = PermissionError("out is read-only")  # raised once the run's checks pass: nothing is run
     with pytest.raises(PermissionError, match="out is read-only"):
-        run(tmp_path / "a", tmp_path / "out", cfg, inputs=inputs, unwritable=read_only)
-    with pytest.raises(ConfigError, match=r"--test-fraction 0\.5, now 0\.3"):
-        run(tmp_path / "a", tmp_path / "out", cfg, inputs=inputs, test_fraction=0.3)
+        run(inputs, cfg, unwritable=read_only)
     assert not (tmp_path / "out").exists()
 
 
@@ -298,3 +291,42 @@ def test_isp_tune_check_by_camera_reads_cameras_as_the_run_does(tmp_path: Path) 
     with (tmp_path / "c2" / "results.csv").open(newline="") as fh:
         images = {row["image"] for row in csv.DictReader(fh)}
     assert len(images) == 2 and {int(i.removeprefix("shot")) % 2 for i in images} == {0, 1}, images
+
+
+def test_a_split_refused_for_too_few_training_raws_says_no_share_before_its_error(tmp_path: Path) -> None:
+    """**Was** a split that leaves the teacher one training raw said its held-out share ("RAWS: its 6 raws
+    fall in 2 cameras … train/test is 17/83 …") and then refused the run ("error: RAWS: the split leaves 1
+    training raw(s), 2 needed"): a share of a run that never happens. Now the refusal alone, first line
+    "error:" (by camera and by scene groups), before torch."""
+    from isp_env.run_inputs import split
+
+    cams = tmp_path / "cams"
+    cams.mkdir()
+    for i in range(6):  # 1 raw of one camera, 5 of another: the 5 held out leave 1
+        model = "One" if i == 0 else "Two"
+        dng_from_photo(cams / f"s{i}.dng", demo_photo("coffee", 64), seed=i, make="Acme", model=model)
+    scenes = tmp_path / "scenes"
+    scenes.mkdir()
+    for i in range(4):  # scene groups of 3 and 1: the 3 held out leave 1
+        dng_from_photo(scenes / f"s{i}.dng", demo_photo("rocket", 64), seed=i)
+    groups = "file,scene_group\n" + "".join(f"s{i}.dng,{'one' if i < 3 else 'two'}\n" for i in range(4))
+    (scenes / "manifest.csv").write_text(groups, encoding="utf-8")
+
+    def seed_holding(folder: Path, fraction: float, by: dict[str, str], held: int) -> int:
+        """A seed whose split of ``folder`` by ``by`` (raw name -> group) holds out ``held`` raws."""
+        paths = {folder / n: g for n, g in by.items()}
+        return next(s for s in range(20) if len(split(list(paths), fraction, s, paths)[1]) == held)
+
+    by_camera = {f"s{i}.dng": "One" if i == 0 else "Two" for i in range(6)}
+    by_scene = {f"s{i}.dng": "one" if i < 3 else "two" for i in range(4)}
+    cases = []
+    for folder, by, fraction, held, group_by in (
+        (cams, by_camera, 0.2, 5, "camera"),
+        (scenes, by_scene, 0.3, 3, "scene"),
+    ):
+        seed = seed_holding(folder, fraction, by, held)
+        args = ["--raw-dir", str(folder), "--out", str(tmp_path / f"run_{group_by}"), "--group-by", group_by]
+        args += ["--test-fraction", str(fraction), "--seed", str(seed)]
+        cases.append(("isp_env.cli", args, "the split leaves 1 training raw(s), 2 needed"))
+    check(cases, ISP_HEAVY)  # each case's output starts "error:": no share line above it
+    assert not (tmp_path / "run_camera").exists() and not (tmp_path / "run_scene").exists()

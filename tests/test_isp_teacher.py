@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import run_isp_tune
+from helpers import isp_run, run_isp_tune
 
 from isp_env.env import N_STATS
 from isp_env.params import N_PARAMS, NAMES, from_normalized, neutral, to_normalized
@@ -464,7 +464,6 @@ def test_cv_folds_hold_out_only_the_runs_own_raws_and_every_fit_has_the_prior_ro
 def test_a_teacher_run_adds_the_prior_rows_and_refuses_another_base(tmp_path, isp_raws):
     from attiqa.errors import ConfigError
     from isp_env.mos_function import load_mos_function
-    from isp_env.run import run
 
     path = _prior_file(tmp_path, isp_raws)
     mos = load_mos_function("classical")
@@ -494,7 +493,7 @@ def test_a_teacher_run_adds_the_prior_rows_and_refuses_another_base(tmp_path, is
     with pytest.raises(
         ConfigError, match="prior.safetensors: this run's base is not the policy's.*leave --base at global"
     ):
-        run(raw_dir, tmp_path / "cli", _prior_cfg(init_policy=str(path)), base=str(base_file))
+        isp_run(raw_dir, tmp_path / "cli", _prior_cfg(init_policy=str(path)), base=str(base_file))
     rowless = save_policy(
         fit_teacher(np.zeros((2, N_STATS + 1)), np.zeros((2, N_PARAMS)), "mean"),
         tmp_path / "old.safetensors",
@@ -595,7 +594,6 @@ def test_a_policy_records_its_reward_model_and_a_changed_one_is_refused(tmp_path
     from attiqa.scorers import scorer_identity
     from attiqa.scorers.zoo import named_models, resolve_weights
     from isp_env.mos_function import load_mos_function
-    from isp_env.run import run
     from isp_env.tuning import check_reward_model
 
     default = scorer_identity(None)
@@ -652,7 +650,7 @@ def test_a_policy_records_its_reward_model_and_a_changed_one_is_refused(tmp_path
         match=r"folder: this run folder was made with the reward model "
         r"x.safetensors \(sha256 abababababab…\), not this run's classical — use a new --out",
     ):
-        run(raw_dir, out, _prior_cfg())
+        isp_run(raw_dir, out, _prior_cfg())
     assert sorted(p.name for p in out.iterdir()) == ["run.json"]
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import SHARED_DATA
-from helpers import TINY_SAC, attiqa_env, isp_tune_cmd, run_isp_tune, tiny_teacher_run
+from helpers import TINY_SAC, attiqa_env, isp_run, isp_tune_cmd, run_isp_tune, tiny_teacher_run
 from PIL import Image
 
 import attiqa
@@ -411,7 +411,6 @@ def test_untrained_residual_policy_renders_the_base_and_round_trips(tmp_path, is
 def test_test_fraction_zero_trains_a_residual_policy_on_every_raw(tmp_path, isp_raws):
     """`isp-tune --test-fraction 0` (how the shipped policy is made): every raw trains, the base is the
     global CMA-ES setting of those raws (its scorer calls count as training cost), nothing is evaluated."""
-    from isp_env.run import run
 
     assert split(isp_raws, 0.0, seed=0) == (sorted(isp_raws), [])
     d = tmp_path / "raws"
@@ -421,7 +420,7 @@ def test_test_fraction_zero_trains_a_residual_policy_on_every_raw(tmp_path, isp_
     cfg = _tiny_cfg("sac", 12, obs_mode="stats", action_mode="residual", delta_scale=0.3)
     cfg.max_steps = 1
     assert (
-        run(
+        isp_run(
             d, tmp_path / "run", cfg, test_fraction=0.0, subprocess=False, cma_global_budget=24, base="global"
         )
         == []
@@ -520,7 +519,6 @@ def test_settings_that_do_not_fit_are_refused_before_any_search(tmp_path, isp_ra
     """Session 26: an unknown --algo or --teacher-start was refused only after the global CMA-ES had spent
     its scorer calls (45 s on the shared raws); now before anything is read or written."""
     from attiqa.errors import ConfigError
-    from isp_env.run import run
     from isp_env.teacher import TeacherSettings
     from isp_env.tuning import TrainConfig
 
@@ -547,7 +545,7 @@ def test_settings_that_do_not_fit_are_refused_before_any_search(tmp_path, isp_ra
         (TrainConfig(algo="sac", scorer="classical", action_mode="resid"), None, "--action-mode 'resid'"),
     ):
         with pytest.raises(ConfigError, match=re.escape(said)):
-            run(raw_dir, tmp_path / "out", cfg, teacher=teacher)
+            isp_run(raw_dir, tmp_path / "out", cfg, teacher=teacher)
         assert not (tmp_path / "out").exists()
 
 

@@ -24,7 +24,7 @@ from attiqa.scorers.zoo import (
     is_checkpoint,
     resolve_target,
     resolve_weights,
-    suggest,
+    unknown_scorer,
     zoo_entry,
     zoo_table,
 )
@@ -57,7 +57,7 @@ def create_scorer(name: str, device: str | torch.device = "cpu", **overrides: An
     if entry is None:
         if is_checkpoint(name):  # create_scorer takes names; load_scorer takes both
             raise ModelLoadError(f"{name}: a checkpoint, not a scorer name — load it with attiqa.load_scorer")
-        raise ModelLoadError(f"unknown scorer {name!r}{suggest(name, list(table))} — see `attiqa models`")
+        raise unknown_scorer(name)
     if entry.has_weights:
         if sep and name not in table:
             raise ModelLoadError(f"named model {head!r} takes no ':' argument (got {name!r})")

@@ -268,6 +268,20 @@ def zoo_entry(name: str) -> ZooEntry | None:
     return table.get(name) or (table.get(head) if sep else None)
 
 
+def unknown_scorer(name: str) -> ModelLoadError:
+    """The one line of a ``--model`` that names no scorer: the close names, else every known name. Torch-free,
+    so a command can say it before its heavy work (``isp-tune -m attiqa-defualt`` probed the raws and loaded
+    torch first: :func:`refuse_unknown_scorer`)."""
+    return ModelLoadError(f"unknown scorer {name!r}{suggest(name)} — see `attiqa models`")
+
+
+def refuse_unknown_scorer(name: str | None) -> None:
+    """Raise :func:`unknown_scorer` for a ``--model`` that is neither a zoo name (``NAME`` or ``NAME:ARG``)
+    nor a checkpoint (:func:`is_checkpoint`); None (the default model) passes."""
+    if name is not None and zoo_entry(name) is None and not is_checkpoint(name):
+        raise unknown_scorer(name)
+
+
 def is_checkpoint(name_or_path: str | Path) -> bool:
     """The one rule: a ``--model`` value is a checkpoint when it exists on disk (a file, or a run folder
     holding one) or ends in ``.safetensors`` — unless it is a zoo scorer's name with its argument
