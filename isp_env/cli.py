@@ -487,7 +487,6 @@ def render(
     from PIL import Image
 
     from attiqa.io.images import save_format, save_image
-    from isp_env.isp import develop, finish
     from isp_env.params import neutral
     from isp_env.raw import read_raw
 
@@ -500,12 +499,15 @@ def render(
         )
     if model is not None and not check:
         raise ConfigError("--model is the reward model of --check: pass --check too")
+    refuse_unknown_scorer(model)  # before the raw is read and tuned
     if raw.is_dir():
         raise ConfigError(_folder_to_render(raw, policy))
     if output.is_dir():
         raise ConfigError(f"--output {output}: a folder — give a file name, e.g. {output / 'render.png'}")
     save_format(output)  # an unknown suffix is refused before the raw is read
     output_folder(output.parent, "--output")
+    from isp_env.isp import develop, finish  # torch: after the checks above
+
     raw_img = read_raw(raw)
     if policy is not None:
         from attiqa.io.hashes import sha256_of

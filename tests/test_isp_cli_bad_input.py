@@ -159,8 +159,9 @@ def test_a_misspelt_model_is_refused_before_the_raws_are_probed_and_a_checkpoint
 ):
     """**Was** `isp-tune --raw-dir RAWS -m attiqa-defualt` (and `isp-tune check`) refused only by the reward
     model's load: after every raw was probed (a damaged one said "skipped …", minutes for a FiveK-sized
-    folder) and torch loaded. Now the registry's names (torch-free) refuse it first, in the line the load
-    says; a checkpoint path given as -m is not a name and goes on to the run's next check."""
+    folder) and torch loaded; `render --check` after the raw was read and tuned with the policy. Now the
+    registry's names (torch-free) refuse it first, in the line the load says; a checkpoint path given as -m
+    is not a name and goes on to the run's next check."""
     import shutil
 
     from early_checks import ISP_HEAVY, check
@@ -177,12 +178,22 @@ def test_a_misspelt_model_is_refused_before_the_raws_are_probed_and_a_checkpoint
     cases = [
         (tune + ["-m", "attiqa-defualt"], typo),
         (["check", str(raws), "-m", "attiqa-defualt", "--out", str(tmp_path / "c")], typo),
+        # render --check read and tuned the raw with the policy first
+        (
+            ["render", str(isp_raws[0]), "-o", str(tmp_path / "r.png"), "--policy", "default", "--check"]
+            + ["-m", "attiqa-defualt"],
+            typo,
+        ),
         # a checkpoint passes the name check: refused by the split, a later check (3 of the 4 raws held out)
         (tune + ["-m", str(ckpt), "--test-fraction", "0.9"], "the split leaves 1 training raw(s), 2 needed"),
     ]
-    check([("isp_env.cli", args, words) for args, words in cases[:2]], ISP_HEAVY)
+    check([("isp_env.cli", args, words) for args, words in cases[:3]], ISP_HEAVY)
     from early_checks import run_cases
 
-    [(_, _, code, err, loaded)] = run_cases([("isp_env.cli", *cases[2])], ISP_HEAVY)
-    assert code == 2 and loaded == [] and cases[2][1] in " ".join(err.split()), err
-    assert not (tmp_path / "run").exists() and not (tmp_path / "c").exists()
+    [(_, _, code, err, loaded)] = run_cases([("isp_env.cli", *cases[3])], ISP_HEAVY)
+    assert code == 2 and loaded == [] and cases[3][1] in " ".join(err.split()), err
+    assert (
+        not (tmp_path / "run").exists()
+        and not (tmp_path / "c").exists()
+        and not (tmp_path / "r.png").exists()
+    )
