@@ -15,7 +15,8 @@ ISP = "isp_env.cli"
 def test_isp_tune_reads_its_base_file_once(tmp_path, isp_raws, isp_cli):
     """**Was**: `isp-tune --base F` read F in the command's check (to say a bad file before torch loads) and
     again in the run; a file edited in between was run with another base than the one checked. Now the
-    check's reading is handed on (the run's inputs, `isp_env.run_inputs.RunInputs`). The run stops at its reward model, after the base."""
+    check's reading is handed on (the run's inputs, `isp_env.run_inputs.RunInputs`). The run stops at its
+    reward model, after the base."""
     base = tmp_path / "base.json"
     base.write_text(json.dumps({"tone_exposure": 0.1}))
     with opens_of(base) as opened:
