@@ -237,7 +237,10 @@ def in_process(program: str, main: Callable[[], None]) -> Callable[..., subproce
 @pytest.fixture()
 def cli():
     """`attiqa` as a user runs it — the entry point ``attiqa.cli.main``: exit codes, one-line errors — in this
-    process (fast; a real subprocess: ``helpers.run_attiqa``)."""
+    process (fast; a real subprocess: ``helpers.run_attiqa``). The default for a command a test checks: each
+    subprocess pays the interpreter's and torch's start-up again, the suite's largest shared cost. A real
+    one only where the check needs a fresh process: signals and kills, what a start-up imports, the
+    terminal's width, the output's encoding, an environment, folder or user of its own."""
     from attiqa.cli import main
 
     return in_process("attiqa", main)

@@ -333,13 +333,19 @@ def exiqa_stopped_after_one_epoch(data: Path, run: Path, tiny_dir: Path):
 
 def tiny_teacher_run(tmp_path: Path, raws: list[Path], *extra: object) -> tuple[Path, Path]:
     """``raws`` copied into ``tmp_path/raws`` and a seconds-long `isp-tune` teacher run on them (classical
-    scorer, 2 searched raws of 6 calls) into ``tmp_path/run``; ``extra``: more options. (raw folder, run)."""
+    scorer, 2 searched raws of 6 calls) into ``tmp_path/run``; ``extra``: more options. (raw folder, run).
+    The run is made in this process (its entry point, as ``conftest.isp_cli``: no interpreter and torch
+    start-up a call); the reruns a test checks stay real subprocesses where it says so."""
+    from conftest import in_process
+
+    from isp_env.cli import main
+
     raw_dir = tmp_path / "raws"
     raw_dir.mkdir()
     for p in raws:
         (raw_dir / p.name).write_bytes(p.read_bytes())
     run = tmp_path / "run"
-    res = run_isp_tune("--raw-dir", raw_dir, "--out", run, *TINY_TEACHER_OPTIONS, *extra)
+    res = in_process("isp-tune", main)("--raw-dir", raw_dir, "--out", run, *TINY_TEACHER_OPTIONS, *extra)
     assert res.returncode == 0, res.stderr[-2000:]
     return raw_dir, run
 

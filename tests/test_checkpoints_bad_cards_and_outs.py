@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import one_line_error, run_attiqa, tiny_attiqa_checkpoint
+from helpers import one_line_error, tiny_attiqa_checkpoint
 from PIL import Image
 
 from attiqa.errors import AttiqaError, ModelLoadError
@@ -31,7 +31,7 @@ def files_under(folder: Path) -> list[str]:
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
 
 
-def test_an_out_among_the_data_is_refused_before_the_model_loads(tmp_path):
+def test_an_out_among_the_data_is_refused_before_the_model_loads(tmp_path, cli):
     """**Was**: `eval folder --root DS -o DS` was refused only inside evaluate(), after the model loaded (a
     model that fails to load was said first, and a good one was loaded for nothing); `bench -o DS` was not
     refused at all: its tables and run folders (checkpoints, cross's scatter.png) were written among the
@@ -44,11 +44,11 @@ def test_an_out_among_the_data_is_refused_before_the_model_loads(tmp_path):
         f.write("gone.png,50\n")  # every image is checked before the model loads, after the --out
     before = files_under(ds)
     gone = tmp_path / "gone.safetensors"  # read only after the outputs are checked: its error never comes
-    line = one_line_error(run_attiqa("eval", "folder", "--root", ds, "-m", gone, "-o", ds, "--no-cache"))
+    line = one_line_error(cli("eval", "folder", "--root", ds, "-m", gone, "-o", ds, "--no-cache"))
     assert line.startswith(f"error: {ds}: is the dataset's own folder"), line
     assert "choose another --out (without one, eval writes under runs/eval/)" in line, line
     out = ds / "images"
-    line = one_line_error(run_attiqa("bench", "single", "-d", f"folder={ds}", "--init", gone, "-o", out))
+    line = one_line_error(cli("bench", "single", "-d", f"folder={ds}", "--init", gone, "-o", out))
     assert line.startswith(f"error: {out}: is the dataset's own folder"), line
     assert "(single.md, single.json, a folder per run) would land among them" in line, line
     assert "without one, bench writes under runs/bench/" in line, line
@@ -56,7 +56,7 @@ def test_an_out_among_the_data_is_refused_before_the_model_loads(tmp_path):
         run_protocol("single", [get_dataset("folder", ds)], None, ds, init_checkpoint=gone)
     assert files_under(ds) == before
     # a folder of its own under the dataset's is fine: the missing image is said next (then the model)
-    line = one_line_error(run_attiqa("eval", "folder", "--root", ds, "-m", gone, "-o", ds / "ev"))
+    line = one_line_error(cli("eval", "folder", "--root", ds, "-m", gone, "-o", ds / "ev"))
     assert "1 of 7 images are missing" in line, line
 
 
@@ -156,7 +156,7 @@ def test_ridge_values_of_the_wrong_type_name_the_key(tmp_path, edit, said):
     assert str(err.value).startswith(f"{bad}: malformed model card — {said}"), err.value
 
 
-def test_a_pickle_is_refused_with_what_works_instead(tmp_path):
+def test_a_pickle_is_refused_with_what_works_instead(tmp_path, cli):
     """**Was**: "pickle-based checkpoints are not loaded (unsafe) — convert it to .safetensors first", with no
     word of how — and a state dict converted to safetensors is refused in turn (no ATTIQA card). Now the line
     says that no attiqa command converts one and what does load; its two claims hold: the converted state
@@ -172,7 +172,7 @@ def test_a_pickle_is_refused_with_what_works_instead(tmp_path):
     pickle = tmp_path / "model.pt"
     torch.save(model.state_dict(), pickle)
     Image.new("RGB", (64, 64), "grey").save(tmp_path / "x.png")
-    line = one_line_error(run_attiqa("score", tmp_path / "x.png", "-m", pickle))
+    line = one_line_error(cli("score", tmp_path / "x.png", "-m", pickle))
     assert line.startswith(
         f"error: {pickle}: pickle-based checkpoints are not loaded (unsafe), and no attiqa "
         "command converts one: "

@@ -53,11 +53,11 @@ def _rewritten(src: Path, dest: Path, card_edit=None, tensor_edit=None) -> Path:
     return dest
 
 
-def test_a_quantized_copy_is_refused_not_cast_into_the_float_weights(tmp_path):
+def test_a_quantized_copy_is_refused_not_cast_into_the_float_weights(tmp_path, cli):
     """**Was**: a checkpoint whose weights are integers (an int8 copy from a quantizing tool) scored
     without a word — ``load_state_dict`` cast its integers into the float network, and the scores were of
     weights rounded to whole numbers. Now one line naming the file, the tensor and the fix."""
-    from helpers import one_line_error, run_attiqa, tiny_attiqa_checkpoint
+    from helpers import one_line_error, tiny_attiqa_checkpoint
     from PIL import Image
 
     import attiqa
@@ -75,7 +75,7 @@ def test_a_quantized_copy_is_refused_not_cast_into_the_float_weights(tmp_path):
     ):
         attiqa.load_scorer(int8)
     Image.new("RGB", (64, 64), "grey").save(tmp_path / "x.png")
-    line = one_line_error(run_attiqa("score", tmp_path / "x.png", "-m", int8))
+    line = one_line_error(cli("score", tmp_path / "x.png", "-m", int8))
     assert "pass the float checkpoint that attiqa train or attiqa export wrote" in line and str(int8) in line
     for dtype in (torch.bfloat16, torch.float64):  # other float types: loaded, the same network's scores
         cast = lambda ts, d=dtype: {k: v.to(d) if v.is_floating_point() else v for k, v in ts.items()}  # noqa: E731
@@ -107,12 +107,12 @@ def test_card_values_of_the_wrong_type_are_one_line_naming_the_key(tmp_path, edi
     assert str(err.value).startswith(f"{bad}: malformed model card — {said}"), err.value
 
 
-def test_a_link_loop_and_an_uppercase_pickle_are_said_as_what_they_are(tmp_path):
+def test_a_link_loop_and_an_uppercase_pickle_are_said_as_what_they_are(tmp_path, cli):
     """**Was**: ``-m model.safetensors`` that is a symbolic link loop (or a link whose target is gone) said
     "checkpoint not found — check the path", of a path that is there; and ``-m model.PT`` (a pickle, named
     in capitals) was read as safetensors: "not a readable safetensors checkpoint (header too large)". Now
     the link is named as a link with its fix, and the pickle gets the pickle's line."""
-    from helpers import one_line_error, run_attiqa, tiny_attiqa_checkpoint
+    from helpers import one_line_error, tiny_attiqa_checkpoint
     from PIL import Image
 
     import attiqa
@@ -135,5 +135,5 @@ def test_a_link_loop_and_an_uppercase_pickle_are_said_as_what_they_are(tmp_path)
     good.symlink_to(tiny_attiqa_checkpoint(tmp_path))  # a link that leads to a checkpoint is loaded
     assert attiqa.load_scorer(good).model is not None
     Image.new("RGB", (64, 64), "grey").save(tmp_path / "x.png")
-    line = one_line_error(run_attiqa("score", tmp_path / "x.png", "-m", loop))  # the command's one line
+    line = one_line_error(cli("score", tmp_path / "x.png", "-m", loop))  # the command's one line
     assert "ln -sfn FILE.safetensors" in line, line

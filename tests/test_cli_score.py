@@ -10,12 +10,12 @@ from helpers import run_attiqa
 from attiqa.attributes import ATTRIBUTES
 
 
-def test_help_explains_commands():
-    res = run_attiqa("--help")
+def test_help_explains_commands(cli):
+    res = cli("--help")
     assert res.returncode == 0
     for cmd in ("label", "train", "score", "models"):
         assert cmd in res.stdout
-    assert "five attribute" in run_attiqa("score", "--help").stdout
+    assert "five attribute" in cli("score", "--help").stdout
 
 
 def test_score_folder_with_a_bad_file(photo_dir, tmp_path):
@@ -43,19 +43,19 @@ def test_score_json(photo_dir, tmp_path):
     assert doc["columns"][0] == "image" and len(doc["results"]) == 5 and doc["failed"] == []
 
 
-def test_errors_are_one_line(tmp_path):
+def test_errors_are_one_line(tmp_path, cli):
     bad = tmp_path / "x.txt"
     bad.write_text("no")
-    res = run_attiqa("score", bad, "-m", "classical")
+    res = cli("score", bad, "-m", "classical")
     assert res.returncode == 2 and "no image could be scored" in res.stderr and "Traceback" not in res.stderr
-    res = run_attiqa("score", tmp_path / "missing.jpg", "-m", "classical")
+    res = cli("score", tmp_path / "missing.jpg", "-m", "classical")
     assert res.returncode == 2 and "missing.jpg" in res.stderr and "Traceback" not in res.stderr
-    res = run_attiqa("score", bad, "-m", "clasical")
+    res = cli("score", bad, "-m", "clasical")
     assert res.returncode == 2 and "did you mean 'classical'" in res.stderr
-    res = run_attiqa("score", bad, "-m", "classical", "-o", tmp_path / "out.xlsx")
+    res = cli("score", bad, "-m", "classical", "-o", tmp_path / "out.xlsx")
     assert res.returncode == 2 and "Traceback" not in res.stderr
 
 
-def test_models_lists_metadata():
-    res = run_attiqa("models")
+def test_models_lists_metadata(cli):
+    res = cli("models")
     assert res.returncode == 0 and "classical" in res.stdout and "range" in res.stdout

@@ -195,14 +195,13 @@ def test_gallery_with_a_tiny_thumb_draws_no_caption_over_the_next_column(tmp_pat
 # output folders: checked before the settings, made only once they pass
 
 
-def test_a_refused_setting_leaves_no_output_folder_behind(tmp_path):
+def test_a_refused_setting_leaves_no_output_folder_behind(tmp_path, genbench_cli):
     """**Was**: `eval -o NEW -m clasical`, `score -o NEW/s.csv --sheet NEW2/s.png -m clasical`, `bench sngle
     -o NEW`, `gallery broken.png -o NEW/g.png`, `demo -m clasical -o NEW`
     (its photos written first) and `genbench agree --prefs MISSING -o NEW` made NEW (empty)
     before the model name, the protocol, the image or the preferences were refused. Now the folder is
     checked (`output_folder(..., create=False)`) and made only once every check has passed, as isp-tune."""
     import numpy as np
-    from helpers import run_genbench
     from PIL import Image
     from typer.testing import CliRunner
 
@@ -252,8 +251,8 @@ def test_a_refused_setting_leaves_no_output_folder_behind(tmp_path):
     (tmp_path / "agiqa" / "data.csv").write_text(
         "name,prompt,mos_quality,mos_align\n" + "".join(f"p{i}.png,a cat,{1 + i},2\n" for i in range(4))
     )
-    assert run_genbench("import-agiqa3k", tmp_path / "agiqa", "-o", run).returncode == 0
-    res = run_genbench(
+    assert genbench_cli("import-agiqa3k", tmp_path / "agiqa", "-o", run).returncode == 0
+    res = genbench_cli(
         "agree", run, "--prefs", tmp_path / "missing.csv", "-m", "classical", "-o", new / "agree"
     )
     assert res.returncode == 2 and "missing.csv: no such file" in res.stderr, res.stderr

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from helpers import run_attiqa
 
 import attiqa
 from attiqa.demo import DEMO_PHOTOS, skimage_photo
@@ -51,11 +50,11 @@ def test_attribute_heads_move_with_their_own_degradation(scorer):
         assert min(r.per_photo) >= 0.8, (key, r.per_photo)
 
 
-def test_attiqa_score_without_model_uses_the_default(tmp_path):
+def test_attiqa_score_without_model_uses_the_default(tmp_path, cli):
     img = tmp_path / "coffee.png"
     skimage_photo("coffee").save(img)
     out = tmp_path / "scores.json"
-    proc = run_attiqa("score", img, "--out", out)
+    proc = cli("score", img, "--out", out)
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(out.read_text())
     assert doc["scorer"]["name"] == DEFAULT_MODEL

@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from conftest import resized
-from helpers import run_attiqa
 from PIL import Image
 from scipy import ndimage
 
@@ -251,20 +250,20 @@ def test_gallery_sheet_has_one_row_per_type_and_six_levels(small_photos):
     assert a[30:60, 240:290].std() > 5
 
 
-def test_distort_and_gallery_commands(tmp_path, small_photos):
+def test_distort_and_gallery_commands(tmp_path, small_photos, cli):
     src = tmp_path / "photo.png"
     small_photos[0].save(src)
     out = tmp_path / "out.png"
-    r = run_attiqa("distort", src, "--type", "kadid_jpeg", "--level", "3", "-o", out)
+    r = cli("distort", src, "--type", "kadid_jpeg", "--level", "3", "-o", out)
     assert r.returncode == 0, r.stderr
     expected = apply_distortion(small_photos[0], "kadid_jpeg", 3)
     assert Image.open(out).tobytes() == expected.tobytes()
-    bad = run_attiqa("distort", src, "--type", "kadid_jpg", "--level", "3", "-o", out)
+    bad = cli("distort", src, "--type", "kadid_jpg", "--level", "3", "-o", out)
     assert bad.returncode == 2 and "did you mean 'kadid_jpeg'" in bad.stderr and "Traceback" not in bad.stderr
-    missing = run_attiqa("distort", tmp_path / "nope.png", "--type", "kadid_jpeg", "--level", "1", "-o", out)
+    missing = cli("distort", tmp_path / "nope.png", "--type", "kadid_jpeg", "--level", "1", "-o", out)
     assert missing.returncode == 2 and "nope.png" in missing.stderr and "Traceback" not in missing.stderr
     sheet = tmp_path / "sheet.png"
-    r = run_attiqa("gallery", src, "-o", sheet, "--kadid", "--thumb", "48")
+    r = cli("gallery", src, "-o", sheet, "--kadid", "--thumb", "48")
     assert r.returncode == 0, r.stderr
     with Image.open(sheet) as im:
         assert im.height > 25 * 48
@@ -281,7 +280,7 @@ def test_docs_table_lists_every_distortion_with_its_levels():
         assert f"| `{d.name}` |" in doc and levels in doc, f"docs/distortions.md is stale for {d.name}"
 
 
-def test_gallery_left_hand_text_is_wrapped_inside_its_column(tmp_path, small_photos):
+def test_gallery_left_hand_text_is_wrapped_inside_its_column(tmp_path, small_photos, cli):
     """The sheet cut each row's parameter at 36 characters ("factor on the deviation from the cha"); now it
     is wrapped to the column, every line inside its box (measured with textbbox), at a normal and a tiny
     --thumb, on a sheet rendered by the real command."""
@@ -295,7 +294,7 @@ def test_gallery_left_hand_text_is_wrapped_inside_its_column(tmp_path, small_pho
     names = ["contrast", "kadid_contrast_change", "zoom_blur"]
     for thumb in (160, 24):
         sheet_path = tmp_path / f"sheet{thumb}.png"
-        r = run_attiqa("gallery", src, "-o", sheet_path, "--types", ",".join(names), "--thumb", str(thumb))
+        r = cli("gallery", src, "-o", sheet_path, "--types", ",".join(names), "--thumb", str(thumb))
         assert r.returncode == 0, r.stderr
         sheet = Image.open(sheet_path).convert("RGB")
         a = np.asarray(sheet)

@@ -113,17 +113,17 @@ def test_bad_source_is_skipped_and_reported(tmp_path, sources):
     assert len(_rows(tmp_path / "out" / "labels.csv")) == 6
 
 
-def test_make_distorted_command(tmp_path, sources):
+def test_make_distorted_command(tmp_path, sources, cli):
     out = tmp_path / "cli"
     args = ["make-distorted", sources[0].parent, "--rounds", "2", "--out", out, "--seed", "3"]
-    r = run_attiqa(*args)
+    r = cli(*args)
     assert r.returncode == 0, r.stderr
     assert len(_rows(out / "labels.csv")) == 6
-    again = run_attiqa(*args)
+    again = cli(*args)
     assert again.returncode == 0 and "0 written, 6 already there" in again.stderr
     empty = tmp_path / "empty"
     empty.mkdir()
-    none = run_attiqa("make-distorted", empty, "--out", out)
+    none = cli("make-distorted", empty, "--out", out)
     assert none.returncode == 2 and "no images found" in none.stderr and "Traceback" not in none.stderr
 
 

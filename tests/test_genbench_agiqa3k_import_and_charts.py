@@ -7,7 +7,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from helpers import agiqa3k_folder, run_attiqa, run_genbench
+from helpers import agiqa3k_folder, run_genbench
 from PIL import Image
 
 
@@ -16,7 +16,7 @@ def _one_line(stderr: str) -> str:
     return " ".join(stderr.split())
 
 
-def test_import_agiqa3k_refuses_an_image_with_two_mos_as_eval_does(tmp_path):
+def test_import_agiqa3k_refuses_an_image_with_two_mos_as_eval_does(tmp_path, cli, genbench_cli):
     """**Was**: a score file giving an image a second row with another MOS was imported with the first
     row's MOS ("1 row of the score file repeats an earlier row's image (the first kept): left out") — each
     of its preference pairs decided by whichever row came first — while `attiqa eval agiqa3k` refuses the
@@ -26,20 +26,20 @@ def test_import_agiqa3k_refuses_an_image_with_two_mos_as_eval_does(tmp_path):
     data = root / "data.csv"
     image = root / "AGIQA-3K" / "sd1.5_normal_000.png"
     said = f"{data} (mos_quality): 1 image(s) have two different scores, e.g. {image} (1 and 4.9) — fix the"
-    res = run_genbench("import-agiqa3k", root, "-o", tmp_path / "run")
+    res = genbench_cli("import-agiqa3k", root, "-o", tmp_path / "run")
     assert res.returncode == 2 and said in _one_line(res.stderr), res.stderr
     assert not (tmp_path / "run" / "manifest.jsonl").exists()
-    ev = run_attiqa("eval", "agiqa3k", "--root", root, "-m", "classical", "-o", tmp_path / "ev", "--no-cache")
+    ev = cli("eval", "agiqa3k", "--root", root, "-m", "classical", "-o", tmp_path / "ev", "--no-cache")
     assert ev.returncode == 2 and said in _one_line(ev.stderr), ev.stderr
 
     same = agiqa3k_folder(tmp_path / "same", extra=[(0, "1.0")])
-    res = run_genbench("import-agiqa3k", same, "-o", tmp_path / "run2")
+    res = genbench_cli("import-agiqa3k", same, "-o", tmp_path / "run2")
     assert res.returncode == 0, res.stderr
     assert "1 row of the score file repeats an earlier row (same image, same MOS): left out" in res.stderr
     assert "6 pairs" in res.stderr  # per prompt: MOS 1, 2, 3 -> 3 pairs >= 0.5 apart
 
 
-def test_import_agiqa3k_refuses_an_out_folder_in_the_dataset(tmp_path):
+def test_import_agiqa3k_refuses_an_out_folder_in_the_dataset(tmp_path, genbench_cli):
     """**Was**: `genbench import-agiqa3k ROOT -o ROOT` (or -o ROOT/run, or into the image folder) wrote the
     run's manifest.jsonl, manifest.csv, prefs.csv, import.json and image_root.json among the dataset's
     files — later `score` / `agree` added scores/ and agreement/ there, and the next import replaced this
@@ -52,16 +52,18 @@ def test_import_agiqa3k_refuses_an_out_folder_in_the_dataset(tmp_path):
         (root / "runs" / "m05", root, "inside "),
         (root / "AGIQA-3K", root, "inside "),
     ):
-        res = run_genbench("import-agiqa3k", root, "-o", out)
+        res = genbench_cli("import-agiqa3k", root, "-o", out)
         assert res.returncode == 2, res.stderr
         assert f"--out {out} is {inside}the AGIQA-3k folder {folder} — " in _one_line(res.stderr)
         assert sorted(p.relative_to(root) for p in root.rglob("*")) == before
-    res = run_genbench("import-agiqa3k", root, "-o", tmp_path / "run")
+    res = genbench_cli("import-agiqa3k", root, "-o", tmp_path / "run")
     assert res.returncode == 0, res.stderr
     assert (tmp_path / "run" / "manifest.jsonl").is_file()
 
 
-def test_the_agreement_chart_says_what_its_interval_resampled_and_marks_a_trained_metric(tmp_path):
+def test_the_agreement_chart_says_what_its_interval_resampled_and_marks_a_trained_metric(
+    tmp_path, genbench_cli
+):
     """**Was** (a real run: import-agiqa3k of agiqa3k-dev, `agree --cluster-by prompt_id`): agreement.png's
     title said "95% bootstrap CI" whether the bootstrap resampled pairs or prompts (intervals that differ
     several-fold on pairs sharing prompts), and attiqa-agiqa3k's 100 % bar — a fit to the images it was
@@ -75,7 +77,7 @@ def test_the_agreement_chart_says_what_its_interval_resampled_and_marks_a_traine
 
     root = agiqa3k_folder(tmp_path / "agiqa")
     run = tmp_path / "run"
-    assert run_genbench("import-agiqa3k", root, "-o", run).returncode == 0
+    assert genbench_cli("import-agiqa3k", root, "-o", run).returncode == 0
     pairs = load_pairs(run)
     votes, source = load_votes(run, None)
     labels = human_labels(votes, pairs, source)

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 from genbench_helpers import copied_run, make_photo_run
-from helpers import run_genbench
 
 from genbench.manifest import load_pairs
 
@@ -20,7 +19,7 @@ def _prefs(path: Path, votes: list[tuple[str, str]]) -> Path:
     return path
 
 
-def test_agree_on_three_pairs_all_right_gives_no_certain_interval(tmp_path, scored_photo_run):
+def test_agree_on_three_pairs_all_right_gives_no_certain_interval(tmp_path, scored_photo_run, genbench_cli):
     """**Was**: three votes the metric got right gave "100.0% (100.0% – 100.0%)" — the percentile bootstrap of
     three equal credits has nothing to resample, a certainty three votes do not give. Now the interval is at
     least the pairs' Wilson score interval: 43.9 – 100 % for 3 of 3."""
@@ -29,7 +28,7 @@ def test_agree_on_three_pairs_all_right_gives_no_certain_interval(tmp_path, scor
 
     sharp = {r["pair_id"]: r["sharp"] for r in read_records(run)}  # people pick the sharp photo
     prefs = _prefs(tmp_path / "prefs.csv", list(sharp.items())[:3])
-    r = run_genbench("agree", run, "--prefs", prefs, "-m", "classical")
+    r = genbench_cli("agree", run, "--prefs", prefs, "-m", "classical")
     assert r.returncode == 0, r.stderr
     with open(run / "agreement" / "agreement.csv", newline="") as fh:
         (row,) = csv.DictReader(fh)
@@ -38,7 +37,7 @@ def test_agree_on_three_pairs_all_right_gives_no_certain_interval(tmp_path, scor
     assert "43.9%" in r.stdout and "100.0%" in r.stdout
 
 
-def test_a_raters_repeated_vote_in_a_csv_counts_once(tmp_path, photos, scored_photo_run):
+def test_a_raters_repeated_vote_in_a_csv_counts_once(tmp_path, photos, scored_photo_run, genbench_cli):
     """**Was**: a preferences CSV holding a rater's vote on a pair twice (two `export-votes` files
     concatenated; a row pasted twice) counted both — r1's two votes for a outvoted r2's one for b, a tie
     read as a preference for a, and "3 votes on 2 pairs". Now a named rater's later votes on a pair are
@@ -51,7 +50,7 @@ def test_a_raters_repeated_vote_in_a_csv_counts_once(tmp_path, photos, scored_ph
     prefs = tmp_path / "prefs.csv"
     with open(prefs, "w", newline="") as fh:
         csv.writer(fh).writerows([("pair_id", "rater", "choice"), *votes])
-    r = run_genbench("agree", run, "--prefs", prefs, "-m", "classical", "--bootstrap", "200")
+    r = genbench_cli("agree", run, "--prefs", prefs, "-m", "classical", "--bootstrap", "200")
     assert r.returncode == 0, r.stderr
     said = " ".join((r.stderr + r.stdout).split())  # the preferences' lines on stderr, the table on stdout
     assert "(5 votes on 3 pairs)" in said
@@ -89,7 +88,7 @@ def _square_agiqa3k(root: Path, photos: dict) -> Path:
     return root
 
 
-def test_the_pair_sheet_labels_do_not_run_into_each_other(tmp_path, photos):
+def test_the_pair_sheet_labels_do_not_run_into_each_other(tmp_path, photos, genbench_cli):
     """**Was** (experiments/agiqa3k/pair_sheet.py on agiqa3k-dev, the sheet looked at): each pair's
     "agreed: “prompt”" title was drawn over the "MOS 2.71  metric 0.54" line of the pair above it — square
     images in cells of 4.6 x 2.55 inches left the titles no room. Now no text of the sheet overlaps another
@@ -103,7 +102,7 @@ def test_the_pair_sheet_labels_do_not_run_into_each_other(tmp_path, photos):
     root = _square_agiqa3k(tmp_path / "agiqa", photos)
     steps = [("import-agiqa3k", root, "-o", run), ("score", run, "-m", "classical", "-w", "0")]
     for cmd in (*steps, ("agree", run, "--bootstrap", "100")):
-        assert run_genbench(*cmd).returncode == 0
+        assert genbench_cli(*cmd).returncode == 0
     manifest = {r["pair_id"]: r for r in pair_sheet.read_records(run)}
     with open(run / "agreement" / "per_pair.csv", newline="", encoding="utf-8") as fh:
         rows = [{**manifest[r["pair_id"]], **r} for r in csv.DictReader(fh)]
@@ -127,7 +126,7 @@ def test_the_pair_sheet_labels_do_not_run_into_each_other(tmp_path, photos):
 
 
 @pytest.mark.slow  # two runs scored and agreed in subprocesses: ~25 s on a loaded 2-core machine
-def test_the_pair_sheet_of_a_run_it_cannot_draw_is_one_line(tmp_path, photos):
+def test_the_pair_sheet_of_a_run_it_cannot_draw_is_one_line(tmp_path, photos, genbench_cli):
     """**Was**: `pair_sheet.py RUN --metric clasical` (a typo) drew an empty sheet and exited 0; on a
     generated run (no human MOS) it ended in a KeyError traceback ('mos_a'); before `genbench agree`, in a
     FileNotFoundError's. Now one line each, exit 1, naming the metrics there / what the sheet needs / the
@@ -143,13 +142,13 @@ def test_the_pair_sheet_of_a_run_it_cannot_draw_is_one_line(tmp_path, photos):
 
     run = tmp_path / "run"
     root = _square_agiqa3k(tmp_path / "agiqa", photos)
-    assert run_genbench("import-agiqa3k", root, "-o", run).returncode == 0
+    assert genbench_cli("import-agiqa3k", root, "-o", run).returncode == 0
     said = sheet(run, "classical")
     assert said.returncode == 1 and said.stderr == (
         f"error: {run / 'agreement' / 'per_pair.csv'}: not found — run `genbench agree {run}` first\n"
     )
     for cmd in (("score", run, "-m", "classical", "-w", "0"), ("agree", run, "--bootstrap", "100")):
-        assert run_genbench(*cmd).returncode == 0
+        assert genbench_cli(*cmd).returncode == 0
     said = sheet(run, "clasical")
     assert said.returncode == 1 and said.stderr == (
         f"error: --metric clasical: not in {run / 'agreement' / 'per_pair.csv'} (its metrics: classical)\n"
@@ -161,13 +160,13 @@ def test_the_pair_sheet_of_a_run_it_cannot_draw_is_one_line(tmp_path, photos):
     prefs = _prefs(tmp_path / "votes.csv", [(r["pair_id"], r["sharp"]) for r in read_records(made)])
     agree = ("agree", made, "--prefs", prefs, "--bootstrap", "100")
     for cmd in (("score", made, "-m", "classical", "-w", "0"), agree):
-        assert run_genbench(*cmd).returncode == 0
+        assert genbench_cli(*cmd).returncode == 0
     said = sheet(made, "classical")
     assert said.returncode == 1 and "Traceback" not in said.stderr
     assert said.stderr.startswith(f"error: {made}: its pairs carry no human MOS")
 
 
-def test_import_of_a_dataset_of_symbolic_links_says_why_and_what_to_do(tmp_path, photos):
+def test_import_of_a_dataset_of_symbolic_links_says_why_and_what_to_do(tmp_path, photos, genbench_cli):
     """**Was**: `genbench import-agiqa3k` of a folder whose images are symbolic links to another folder (a
     subset made with `ln -s`) was refused as "image_a ... is outside the run's image folders ... — fix the
     manifest or re-import the run": the path shown was inside the folder given, and re-importing did the
@@ -181,7 +180,7 @@ def test_import_of_a_dataset_of_symbolic_links_says_why_and_what_to_do(tmp_path,
     shutil.copy(real / "data.csv", linked / "data.csv")
     for image in (real / "AGIQA-3K").iterdir():
         (linked / "AGIQA-3K" / image.name).symlink_to(image)
-    r = run_genbench("import-agiqa3k", linked, "-o", tmp_path / "run")
+    r = genbench_cli("import-agiqa3k", linked, "-o", tmp_path / "run")
     assert r.returncode == 2 and "Traceback" not in r.stderr
     (line,) = r.stderr.strip().splitlines()
     assert f"is a symbolic link to {real / 'AGIQA-3K'}/" in line
@@ -190,11 +189,11 @@ def test_import_of_a_dataset_of_symbolic_links_says_why_and_what_to_do(tmp_path,
     for image in (linked / "AGIQA-3K").iterdir():  # the fix given works
         image.unlink()
         shutil.copy(real / "AGIQA-3K" / image.name, image)
-    assert run_genbench("import-agiqa3k", linked, "-o", tmp_path / "run").returncode == 0
+    assert genbench_cli("import-agiqa3k", linked, "-o", tmp_path / "run").returncode == 0
 
 
 @pytest.mark.slow  # four `genbench run` processes, each loading diffusers: ~40 s on a loaded 2-core machine
-def test_genbench_run_with_fewer_pairs_keeps_the_pairs_people_voted_on(tmp_path):
+def test_genbench_run_with_fewer_pairs_keeps_the_pairs_people_voted_on(tmp_path, genbench_cli):
     """**Was**: `genbench run -n 2` on a run of 3 pairs people had voted on said "0 images made, 4 already
     there" and wrote a manifest of 2 pairs — the votes on p0002 then left out by `agree` ("not in the run's
     manifest"), as imports did before they checked (session 47). Now refused before anything is written,
@@ -206,12 +205,12 @@ def test_genbench_run_with_fewer_pairs_keeps_the_pairs_people_voted_on(tmp_path)
     sd = build_tiny_sd(tmp_path / "tiny" / "sd")
     run = tmp_path / "run"
     options = ("--model", sd, "-o", run, "--steps", "1", "--width", "16", "--height", "16", "--device", "cpu")
-    assert run_genbench("run", "-n", "3", *options).returncode == 0
+    assert genbench_cli("run", "-n", "3", *options).returncode == 0
     store = VoteStore(run / "votes.sqlite")
     store.add("r1", "p0000", "a", "a")
     store.add("r1", "p0002", "b", "a")
     manifest = (run / "manifest.jsonl").read_bytes()
-    r = run_genbench("run", "-n", "2", *options)
+    r = genbench_cli("run", "-n", "2", *options)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert r.stderr.strip() == (
         f"error: {run / 'votes.sqlite'}: 1 vote is on 1 pair this run leaves out (e.g. p0002) — they would "
@@ -219,9 +218,9 @@ def test_genbench_run_with_fewer_pairs_keeps_the_pairs_people_voted_on(tmp_path)
         "— or pass another --out"
     )
     assert (run / "manifest.jsonl").read_bytes() == manifest
-    r = run_genbench("run", "-n", "4", *options)  # a larger study keeps every voted pair
+    r = genbench_cli("run", "-n", "4", *options)  # a larger study keeps every voted pair
     assert r.returncode == 0 and [p.pair_id for p in load_pairs(run)] == ["p0000", "p0001", "p0002", "p0003"]
     with sqlite3.connect(run / "votes.sqlite") as con:
         con.execute("DELETE FROM votes WHERE pair_id = 'p0002'")
-    assert run_genbench("run", "-n", "1", *options).returncode == 0  # no voted pair left out
+    assert genbench_cli("run", "-n", "1", *options).returncode == 0  # no voted pair left out
     assert [p.pair_id for p in load_pairs(run)] == ["p0000"]

@@ -157,28 +157,27 @@ def test_damaged_score_files_are_one_line_and_skip_only_their_metric(photo_run, 
         (scores / name).write_text(before)
 
 
-def test_a_scores_folder_that_cannot_be_written_is_named_with_its_fix(photo_run, tmp_path):
+def test_a_scores_folder_that_cannot_be_written_is_named_with_its_fix(photo_run, tmp_path, genbench_cli):
     """**Was** (session 35): a file at RUN/scores skipped each metric with "delete it to score classical
     again", then "no metric could score this run — ... check the images listed as unreadable" (none were);
     a folder at RUN/scores/classical.csv ended in the last-resort OSError line."""
-    from helpers import run_genbench
 
     scores = photo_run / "scores"
     scores.write_text("not a folder")
-    res = run_genbench("score", photo_run, "-m", "classical", "--workers", "0")
+    res = genbench_cli("score", photo_run, "-m", "classical", "--workers", "0")
     said = " ".join(res.stderr.split())
     assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
     assert f"error: {scores}: a file where genbench keeps the run's scores (a folder) — move it away" in said
     assert "delete it" not in said and "unreadable" not in said
     scores.unlink()
     (scores / "classical.csv").mkdir(parents=True)  # one metric's file is a folder: the others go on
-    res = run_genbench("score", photo_run, "-m", "classical,classical-typo", "--workers", "0")
+    res = genbench_cli("score", photo_run, "-m", "classical,classical-typo", "--workers", "0")
     said = " ".join(res.stderr.split())
     assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
     assert f"skipped classical: {scores / 'classical.csv'}: a folder where genbench writes classical" in said
     assert "skipped classical-typo: unknown scorer" in said and "see above why each was skipped" in said
     (scores / "classical.csv").rmdir()  # following the advice: it scores
-    res = run_genbench("score", photo_run, "-m", "classical", "--workers", "0")
+    res = genbench_cli("score", photo_run, "-m", "classical", "--workers", "0")
     assert res.returncode == 0 and "classical: 10 scored" in res.stderr, res.stderr
 
 

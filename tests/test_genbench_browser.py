@@ -505,14 +505,13 @@ def test_the_progress_counts_the_pairs_that_can_be_shown_and_says_the_rest_from_
         server.stop()
 
 
-def test_two_raters_votes_go_from_the_page_to_export_and_agree(tmp_path, photos, browser):
+def test_two_raters_votes_go_from_the_page_to_export_and_agree(tmp_path, photos, browser, genbench_cli):
     """Two raters in two browsers (their own profiles, so their own localStorage), one of whom reloads the
     page mid-study: the reload goes on where they were (2 / 5, a pair not yet voted on), both raters' votes
     are kept, `export-votes` writes both, and `agree` counts every vote, from the database and from the
     exported CSV alike (session 53's round trip)."""
     import csv
 
-    from helpers import run_genbench
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
 
@@ -543,7 +542,7 @@ def test_two_raters_votes_go_from_the_page_to_export_and_agree(tmp_path, photos,
     ids = sorted(r["pair_id"] for r in __import__("genbench.manifest").manifest.read_records(run))
     assert sorted(votes_of(run, "r1")) == sorted(votes_of(run, "r2")) == ids
 
-    res = run_genbench("export-votes", run)
+    res = genbench_cli("export-votes", run)
     assert res.returncode == 0 and "10 votes from 2 raters" in res.stderr, res.stderr
     with open(run / "votes.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
@@ -551,9 +550,9 @@ def test_two_raters_votes_go_from_the_page_to_export_and_agree(tmp_path, photos,
         (r, p) for r in ("r1", "r2") for p in ids
     )
 
-    assert run_genbench("score", run, "--metrics", "classical").returncode == 0
+    assert genbench_cli("score", run, "--metrics", "classical").returncode == 0
     for prefs in ([], ["--prefs", run / "votes.csv"]):
-        res = run_genbench("agree", run, *prefs, "--bootstrap", "100", "-o", tmp_path / f"agree{len(prefs)}")
+        res = genbench_cli("agree", run, *prefs, "--bootstrap", "100", "-o", tmp_path / f"agree{len(prefs)}")
         assert res.returncode == 0, res.stderr
         assert "(10 votes on 5 pairs)" in res.stderr, res.stderr
 

@@ -165,7 +165,7 @@ def test_an_interrupted_run_ends_with_the_signal_s_code_and_one_line(tmp_path, t
     assert res.returncode == 0 and f"{12 - made} images made, {made} already there" in res.stderr, res.stderr
 
 
-def test_offline_without_weights_is_one_clear_line(tmp_path, tiny_sd, tiny_pipe):
+def test_offline_without_weights_is_one_clear_line(tmp_path, tiny_sd, tiny_pipe, genbench_cli):
     """**Was** (session 46): the one line came third, after diffusers' own two ("Couldn't connect to the
     Hub: [Errno -2] Name or service not known." / "Will try to load from local cache."), which the
     error then contradicts. Now the command's line is all of stderr. ``HF_HUB_OFFLINE=1``: the same
@@ -179,7 +179,7 @@ def test_offline_without_weights_is_one_clear_line(tmp_path, tiny_sd, tiny_pipe)
     # session 48, **was**: the failure left the run folder behind (run.json, images/, an empty manifest and a
     # manifest.csv without a header; `genbench_run/` without --out); now the model loads before any write
     assert not (tmp_path / "run").exists()
-    res = run_genbench("run", "--pairs", "1", "--out", tmp_path / "run", "--model", tmp_path / "sd21")
+    res = genbench_cli("run", "--pairs", "1", "--out", tmp_path / "run", "--model", tmp_path / "sd21")
     assert res.returncode == 2 and "sd21: no such folder — pass the folder made by" in res.stderr, res.stderr
     assert not (tmp_path / "run").exists()
 
@@ -189,9 +189,9 @@ def test_offline_without_weights_is_one_clear_line(tmp_path, tiny_sd, tiny_pipe)
     write_manifest(tmp_path / "run", [])
     (tmp_path / "run" / "run.json").write_text("{}")
     for cmd in (["score", "-m", "classical"], ["agree"]):
-        res = run_genbench(cmd[0], tmp_path / "run", *cmd[1:])
+        res = genbench_cli(cmd[0], tmp_path / "run", *cmd[1:])
         assert res.returncode == 2 and "no finished pair in the manifest yet" in res.stderr, res.stderr
-    res = run_genbench("score", tmp_path / "run" / "run.json")  # a file of the run instead of the run
+    res = genbench_cli("score", tmp_path / "run" / "run.json")  # a file of the run instead of the run
     said = " ".join(res.stderr.split())
     assert res.returncode == 2 and "run.json: a file, not a run folder" in said, res.stderr
 

@@ -9,7 +9,6 @@ import urllib.request
 from pathlib import Path
 
 from genbench_helpers import VoteServer, copied_run, make_photo_run
-from helpers import run_genbench
 
 IR_ITEMS = [  # two items in the ImageReward test format (ids and paths as the public file writes them)
     {
@@ -39,7 +38,7 @@ def _rankings(folder: Path, photos: dict | None = None) -> Path:
     return folder / "imagereward_test.json"
 
 
-def test_score_and_vote_on_a_run_whose_images_are_not_on_disk_say_so_first(tmp_path, photos):
+def test_score_and_vote_on_a_run_whose_images_are_not_on_disk_say_so_first(tmp_path, photos, genbench_cli):
     """**Was** (session 48, the shared ImageReward rankings, whose images are not in the shared data):
     `genbench score` loaded the metric, listed ten "file not found" images and ended in "no metric could
     score this run — see above why each was skipped"; `genbench vote` said "serving 6399 pairs", logged
@@ -47,10 +46,10 @@ def test_score_and_vote_on_a_run_whose_images_are_not_on_disk_say_so_first(tmp_p
     1.6–2.1 s). Now both say, in one line before any model or vote database, that none of the images is on
     disk and how to point the run at them."""
     rankings = _rankings(tmp_path / "ir")
-    res = run_genbench("import-imagereward", rankings, "--out", tmp_path / "run")
+    res = genbench_cli("import-imagereward", rankings, "--out", tmp_path / "run")
     assert res.returncode == 0 and "none of the 5 images is under" in res.stderr, res.stderr
     for cmd in (["score", "-m", "classical"], ["vote", "--port", "0"]):
-        res = run_genbench(cmd[0], tmp_path / "run", *cmd[1:])
+        res = genbench_cli(cmd[0], tmp_path / "run", *cmd[1:])
         lines = res.stderr.splitlines()
         assert res.returncode == 2 and len(lines) == 1, res.stderr
         said = lines[0]
@@ -61,9 +60,9 @@ def test_score_and_vote_on_a_run_whose_images_are_not_on_disk_say_so_first(tmp_p
     # following the advice: the same rankings imported with the folder holding the images scores
     photos_dir = tmp_path / "ImageReward"
     _rankings(photos_dir, photos)
-    res = run_genbench("import-imagereward", rankings, "--images", photos_dir, "--out", tmp_path / "run")
+    res = genbench_cli("import-imagereward", rankings, "--images", photos_dir, "--out", tmp_path / "run")
     assert res.returncode == 0 and "not under" not in res.stderr, res.stderr
-    res = run_genbench("score", tmp_path / "run", "-m", "classical")
+    res = genbench_cli("score", tmp_path / "run", "-m", "classical")
     assert res.returncode == 0 and "classical: 5 scored, 0 already scored, 0 unreadable" in res.stderr
 
 
@@ -101,7 +100,7 @@ def _agiqa_folder(root: Path, photos: dict) -> Path:
     return root
 
 
-def test_a_reimport_that_would_drop_voted_pairs_is_refused(tmp_path, photos):
+def test_a_reimport_that_would_drop_voted_pairs_is_refused(tmp_path, photos, genbench_cli):
     """**Was** (session 48, agiqa3k-dev: 105 votes of 3 raters, then `genbench import-agiqa3k` again with
     `--margin 1` into the same run): the manifest replaced without a word, 40 voted pairs gone from it;
     `genbench agree` then refused the run's own votes — "41 voted pair id(s) are not in the run's manifest
@@ -112,12 +111,12 @@ def test_a_reimport_that_would_drop_voted_pairs_is_refused(tmp_path, photos):
     from genbench.vote.store import VoteStore
 
     root, run = _agiqa_folder(tmp_path / "agiqa", photos), tmp_path / "run"
-    assert run_genbench("import-agiqa3k", root, "--out", run).returncode == 0
+    assert genbench_cli("import-agiqa3k", root, "--out", run).returncode == 0
     close = next(p for p in load_pairs(run) if abs(p.record["mos_diff"] - 0.7) < 1e-9)
     VoteStore(run / "votes.sqlite").add("r1", close.pair_id, "b", "a")
     before = {f: (run / f).read_bytes() for f in ("manifest.jsonl", "manifest.csv", "prefs.csv")}
 
-    res = run_genbench("import-agiqa3k", root, "--out", run, "--margin", "1")
+    res = genbench_cli("import-agiqa3k", root, "--out", run, "--margin", "1")
     lines = res.stderr.splitlines()
     assert res.returncode == 2 and len(lines) == 1, res.stderr
     said = lines[0]
@@ -126,14 +125,16 @@ def test_a_reimport_that_would_drop_voted_pairs_is_refused(tmp_path, photos):
     assert {f: (run / f).read_bytes() for f in before} == before
 
     for margin in ("0.5", "0"):  # every voted pair kept
-        res = run_genbench("import-agiqa3k", root, "--out", run, "--margin", margin)
+        res = genbench_cli("import-agiqa3k", root, "--out", run, "--margin", margin)
         assert res.returncode == 0, res.stderr
-    assert run_genbench("score", run, "-m", "classical").returncode == 0
-    res = run_genbench("agree", run)
+    assert genbench_cli("score", run, "-m", "classical").returncode == 0
+    res = genbench_cli("agree", run)
     assert res.returncode == 0 and "(1 vote on 1 pair)" in res.stderr, res.stderr
 
 
-def test_a_resumed_score_counts_only_its_own_images_in_the_rate(tmp_path, photos, scored_photo_run):
+def test_a_resumed_score_counts_only_its_own_images_in_the_rate(
+    tmp_path, photos, scored_photo_run, genbench_cli
+):
     """**Was** (session 48, `genbench score RUN -m classical` on agiqa3k-dev again after a Ctrl-C at 512 of
     1491 images): "classical: 512/1491 (35299.7 img/s)", then "672/1491 (227.4 img/s)" — the images the
     earlier run scored were counted as scored in no time (the real rate: ~80 img/s). Now they are in the
@@ -151,7 +152,7 @@ def test_a_resumed_score_counts_only_its_own_images_in_the_rate(tmp_path, photos
             {"pair_id": f"new{k}", "image_a": f"images/new{k}_a.png", "image_b": f"images/new{k}_b.png"}
         )
     write_manifest(run, records)
-    res = run_genbench("score", run, "-m", "classical")
+    res = genbench_cli("score", run, "-m", "classical")
     assert res.returncode == 0 and "classical: 4 scored, 10 already scored" in res.stderr, res.stderr
     # main printed "classical: 10/14 (R img/s)" at once: R = 10 images over the time the metric took to
     # load, whatever that was; now a line comes after a batch and its rate is of that batch's images.
@@ -162,30 +163,30 @@ def test_a_resumed_score_counts_only_its_own_images_in_the_rate(tmp_path, photos
     assert lines and all(int(done) > 10 for done, _rate in lines), res.stderr
 
 
-def test_agree_on_pairs_sharing_prompts_says_how_to_resample_prompts(tmp_path, photos):
+def test_agree_on_pairs_sharing_prompts_says_how_to_resample_prompts(tmp_path, photos, genbench_cli):
     """**Was** (session 48, `genbench agree` on agiqa3k-dev's 4,660 pairs of 150 prompts, as the README's
     line runs it): "58.4% (57.0% – 59.8%)" without a word, an interval resampling pairs as if the 31 pairs
     of a prompt were independent; by prompt (`--cluster-by prompt_id`, as docs/agiqa3k_model.md measures)
     it is 55.6 – 61.2 %. Now a note under the table says so and names the option; none once it is given,
     nor for a generated run (one prompt per pair, no prompt_id)."""
     root, run = _agiqa_folder(tmp_path / "agiqa", photos), tmp_path / "run"
-    assert run_genbench("import-agiqa3k", root, "--out", run, "--margin", "0.5").returncode == 0
-    assert run_genbench("score", run, "-m", "classical").returncode == 0
-    res = run_genbench("agree", run)
+    assert genbench_cli("import-agiqa3k", root, "--out", run, "--margin", "0.5").returncode == 0
+    assert genbench_cli("score", run, "-m", "classical").returncode == 0
+    res = genbench_cli("agree", run)
     said = " ".join(res.stderr.split())
     assert res.returncode == 0 and "note: the 6 voted pairs share 2 prompts (prompt_id)" in said, said
     assert "--cluster-by prompt_id resamples prompts" in said, said
-    res = run_genbench("agree", run, "--cluster-by", "prompt_id")
+    res = genbench_cli("agree", run, "--cluster-by", "prompt_id")
     assert res.returncode == 0 and "note:" not in res.stderr, res.stderr
 
     photo_run = make_photo_run(tmp_path / "gen", photos)
     (photo_run / "prefs.csv").write_text("pair_id,choice\nastronaut,a\ncoffee,b\n")
-    assert run_genbench("score", photo_run, "-m", "classical").returncode == 0
-    res = run_genbench("agree", photo_run)  # 2 pairs: the Wilson interval's note (session 54), not this one
+    assert genbench_cli("score", photo_run, "-m", "classical").returncode == 0
+    res = genbench_cli("agree", photo_run)  # 2 pairs: the Wilson interval's note (session 54), not this one
     assert res.returncode == 0 and "share" not in res.stderr and "--cluster-by" not in res.stderr, res.stderr
 
 
-def test_a_damaged_vote_database_is_one_line_with_a_fix_each_command_has(tmp_path, photos):
+def test_a_damaged_vote_database_is_one_line_with_a_fix_each_command_has(tmp_path, photos, genbench_cli):
     """**Was** (session 48, `RUN/votes.sqlite` cut short by a copy and one overwritten with text): `genbench
     vote` said "not a usable vote database (…) — move it away or point to another file" (vote has no option
     naming another file), `genbench export-votes` "— pass a votes.sqlite of `genbench vote` or a CSV" (it
@@ -203,7 +204,7 @@ def test_a_damaged_vote_database_is_one_line_with_a_fix_each_command_has(tmp_pat
         db.write_bytes(damaged)
         said = {}
         for cmd in (["vote", "--port", "0"], ["export-votes"], ["agree"]):
-            res = run_genbench(cmd[0], run, *cmd[1:])
+            res = genbench_cli(cmd[0], run, *cmd[1:])
             assert res.returncode == 2 and len(res.stderr.splitlines()) == 1, res.stderr
             said[cmd[0]] = res.stderr
         assert all(
@@ -216,14 +217,14 @@ def test_a_damaged_vote_database_is_one_line_with_a_fix_each_command_has(tmp_pat
         assert db.read_bytes() == damaged
 
 
-def test_rankings_of_another_format_say_why_nothing_was_imported(tmp_path):
+def test_rankings_of_another_format_say_why_nothing_was_imported(tmp_path, genbench_cli):
     """**Was** (session 48): a JSON list in another layout — ImageRewardDB's per-image metadata
     (``image_path``, ``rank``), items missing ``ranking`` — "no item with two differently ranked images —
     nothing to import", the reason (every item malformed) and the expected layout unsaid. Now the line counts
     the malformed items, gives the first one's reason and the item layout; nothing is written."""
     other = tmp_path / "metadata.json"
     other.write_text(json.dumps([{"prompt_id": "0001", "image_path": "images/a.webp", "rank": 1}] * 2))
-    res = run_genbench("import-imagereward", other, "--out", tmp_path / "run")
+    res = genbench_cli("import-imagereward", other, "--out", tmp_path / "run")
     said = " ".join(res.stderr.split())
     assert res.returncode == 2 and len(res.stderr.splitlines()) == 1, res.stderr
     assert "no item with two differently ranked images (2 of 2 items malformed, e.g. #0: needs" in said, said

@@ -87,19 +87,20 @@ def test_a_resume_reads_a_manifest_that_does_not_parse_as_no_record(tmp_path, sd
     assert [json.loads(x)["pair_id"] for x in (run / MANIFEST).read_text().splitlines()] == ["p0000", "p0001"]
 
 
-def test_agree_leaves_out_votes_on_pairs_no_longer_in_the_manifest_and_says_so(tmp_path, photos):
+def test_agree_leaves_out_votes_on_pairs_no_longer_in_the_manifest_and_says_so(
+    tmp_path, photos, genbench_cli
+):
     """**Was**: `genbench agree RUN` on a run whose prefs.csv held one vote on a pair no longer in the
     manifest (its image dropped, a smaller re-import) refused all the others: "1 voted pair id(s) are not
     in the run's manifest (e.g. gone) — are the preferences for this run?". Now those votes are left out
     and said, the rest measured; a file with no vote for the run is still refused."""
     from genbench_helpers import make_photo_run
-    from helpers import run_genbench
 
     run = make_photo_run(tmp_path / "run", photos)
-    assert run_genbench("score", run, "-m", "classical", "-w", "0").returncode == 0
+    assert genbench_cli("score", run, "-m", "classical", "-w", "0").returncode == 0
     votes = "astronaut,a\ncoffee,b\nchelsea,a\nrocket,b\ngone,a\ngone,b\n"
     (run / "prefs.csv").write_text("pair_id,choice\n" + votes)
-    res = run_genbench("agree", run, "--bootstrap", "200")
+    res = genbench_cli("agree", run, "--bootstrap", "200")
     assert res.returncode == 0, res.stderr
     assert "preferences: " in res.stderr and "(4 votes on 4 pairs)" in res.stderr, res.stderr
     assert "2 votes on 1 pair not in the run's manifest left out (e.g. gone)" in res.stderr, res.stderr
@@ -108,7 +109,7 @@ def test_agree_leaves_out_votes_on_pairs_no_longer_in_the_manifest_and_says_so(t
     assert (run / "agreement" / "agreement.csv").read_text().splitlines()[1].split(",")[1] == "4"
 
     (run / "prefs.csv").write_text("pair_id,choice\ngone,a\n")  # another run's votes: refused
-    res = run_genbench("agree", run, "--bootstrap", "200")
+    res = genbench_cli("agree", run, "--bootstrap", "200")
     assert res.returncode == 2 and "are the preferences for this run?" in res.stderr, res.stderr
 
 
@@ -158,17 +159,18 @@ def _imagereward_folder(root: Path, photos: dict) -> Path:
     return root / "rankings.json"
 
 
-def test_an_imagereward_item_listing_one_image_twice_is_not_paired_with_itself(tmp_path, photos):
+def test_an_imagereward_item_listing_one_image_twice_is_not_paired_with_itself(
+    tmp_path, photos, genbench_cli
+):
     """**Was**: an item whose generations named one image twice (``x.png``, ``./x.png``) became a pair of
     that image with itself, with a preference ("k1:0-2 … a": every metric ties on it, counted wrong), and
     its pairs with the other images twice. Now its later copies are left out and said; ties, unicode
     prompts and the other items are imported as before. And an item of one image (a well-formed prompt
     with nothing to compare) **was** counted in "1 malformed items skipped" (the counts' nouns always
     plural: "1 equal-rank pairs"); now "1 item of one image: no pair", "1 equal-rank pair"."""
-    from helpers import run_genbench
 
     rankings = _imagereward_folder(tmp_path / "ir", photos)
-    res = run_genbench("import-imagereward", rankings, "--out", tmp_path / "run")
+    res = genbench_cli("import-imagereward", rankings, "--out", tmp_path / "run")
     assert res.returncode == 0, res.stderr
     assert (
         "run: 2 pairs from 3 prompts (1 equal-rank pair left out, 0 malformed items skipped, 1 item of one "
@@ -185,18 +187,17 @@ def test_an_imagereward_item_listing_one_image_twice_is_not_paired_with_itself(t
     ]
 
 
-def test_an_import_into_a_folder_holding_pairs_of_another_source_is_refused(tmp_path, photos):
+def test_an_import_into_a_folder_holding_pairs_of_another_source_is_refused(tmp_path, photos, genbench_cli):
     """**Was**: `genbench import-agiqa3k ROOT -o RUN` where RUN held an ImageReward import (or a hand-made
     manifest) replaced its pairs and prefs.csv without a word (only votes.sqlite's votes were checked). Now
     one line, nothing written; the same source again (another --margin) still goes ahead."""
-    from helpers import run_genbench
 
     root = _agiqa_folder(tmp_path / "agiqa", photos)
     rankings = _imagereward_folder(tmp_path / "ir", photos)
     run = tmp_path / "run"
-    assert run_genbench("import-imagereward", rankings, "--out", run).returncode == 0
+    assert genbench_cli("import-imagereward", rankings, "--out", run).returncode == 0
     before = {f: (run / f).read_bytes() for f in ("manifest.jsonl", "prefs.csv", "image_root.json")}
-    res = run_genbench("import-agiqa3k", root, "--out", run)
+    res = genbench_cli("import-agiqa3k", root, "--out", run)
     assert res.returncode == 2, res.stderr
     assert res.stderr.strip() == (
         f"error: {run} holds 2 pairs (source: imagereward) — this import (source: agiqa3k) would replace "
@@ -205,8 +206,8 @@ def test_an_import_into_a_folder_holding_pairs_of_another_source_is_refused(tmp_
     assert {f: (run / f).read_bytes() for f in before} == before
 
     other = tmp_path / "agiqa-run"
-    assert run_genbench("import-agiqa3k", root, "--out", other).returncode == 0
-    res = run_genbench("import-agiqa3k", root, "--out", other, "--margin", "0")  # the same source: goes on
+    assert genbench_cli("import-agiqa3k", root, "--out", other).returncode == 0
+    res = genbench_cli("import-agiqa3k", root, "--out", other, "--margin", "0")  # the same source: goes on
     assert res.returncode == 0, res.stderr
     pairs = {r["pair_id"]: r["prompt"] for r in read_records(other)}
     assert pairs == {
@@ -215,14 +216,15 @@ def test_an_import_into_a_folder_holding_pairs_of_another_source_is_refused(tmp_
     }  # the one-image prompt makes no pair
 
 
-def test_an_agiqa3k_score_file_without_its_quality_column_gives_genbench_s_fix(tmp_path, photos):
+def test_an_agiqa3k_score_file_without_its_quality_column_gives_genbench_s_fix(
+    tmp_path, photos, genbench_cli
+):
     """**Was**: `genbench import-agiqa3k ROOT` on a score file whose mos_quality column was renamed (``MOS``)
     said "… — it holds mos_align: pass --target mos_align": `attiqa eval`'s option, which import-agiqa3k
     has not (and pairs by alignment would not be quality preferences). Now the fix is to name the column."""
-    from helpers import run_genbench
 
     root = _agiqa_folder(tmp_path / "agiqa", photos, header="MOS")
-    res = run_genbench("import-agiqa3k", root, "--out", tmp_path / "run")
+    res = genbench_cli("import-agiqa3k", root, "--out", tmp_path / "run")
     assert res.returncode == 2
     line = res.stderr.strip()
     assert line.startswith(f"error: {root / 'data.csv'}: no 'mos_quality' column") and "\n" not in line, line
@@ -231,17 +233,16 @@ def test_an_agiqa3k_score_file_without_its_quality_column_gives_genbench_s_fix(t
     assert "--target" not in line and not (tmp_path / "run").exists()
 
 
-def test_import_agiqa3k_says_one_left_out_row_in_the_singular(tmp_path, photos):
+def test_import_agiqa3k_says_one_left_out_row_in_the_singular(tmp_path, photos, genbench_cli):
     """**Was**: "1 rows of the score file repeat an earlier row's image (the first kept): left out" (and
     "1 rows … have an empty prompt"); now "1 row … repeats", "1 row … has", plurals as before. (A repeat
     is an exact one since session 51's second round: another MOS is refused,
     test_genbench_agiqa3k_import_and_charts.py.)"""
-    from helpers import run_genbench
 
     root = _agiqa_folder(tmp_path / "agiqa", photos)
     with open(root / "data.csv", "a", encoding="utf-8") as fh:
         fh.write("sd1.5_normal_001.jpg,a cat,,,,1.0,0.5,2.5,0.5\nnew_004.jpg,,,,,2.0,0.5,2.5,0.5\n")
-    res = run_genbench("import-agiqa3k", root, "--out", tmp_path / "run")
+    res = genbench_cli("import-agiqa3k", root, "--out", tmp_path / "run")
     assert res.returncode == 0, res.stderr
     assert "  1 row of the score file repeats an earlier row (same image, same MOS): left out" in res.stderr
     assert "  1 row of the score file has an empty prompt: left out" in res.stderr, res.stderr

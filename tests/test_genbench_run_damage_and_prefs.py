@@ -74,15 +74,16 @@ def test_run_into_a_folder_an_import_left_unfinished_is_refused(tmp_path, sd):
     assert sorted(p.name for p in run.iterdir()) == [IMPORT_UNFINISHED]
 
 
-def test_a_preferences_csv_with_a_short_line_or_no_pair_id_names_the_line_and_the_fix(tmp_path, photos):
+def test_a_preferences_csv_with_a_short_line_or_no_pair_id_names_the_line_and_the_fix(
+    tmp_path, photos, genbench_cli
+):
     """**Was**: `genbench agree RUN` with a line of the study's prefs.csv cut short (a note typed into it, an
     editor's half line) said "prefs.csv:128: choice must be a or b, got None", and a row without its pair id
     "1 voted pair id(s) are not in the run's manifest (e.g. ) — are the preferences for this run?" (the
     whole file doubted for one line). Now the line, what is wrong with it and the fix."""
-    from helpers import run_genbench
 
     run = make_photo_run(tmp_path / "run", photos)
-    assert run_genbench("score", run, "-m", "classical", "-w", "0").returncode == 0
+    assert genbench_cli("score", run, "-m", "classical", "-w", "0").returncode == 0
     good = "pair_id,rater,choice\n" + "".join(f"{p.pair_id},r1,a\n" for p in load_pairs(run))
     for extra, said in [
         (
@@ -93,11 +94,11 @@ def test_a_preferences_csv_with_a_short_line_or_no_pair_id_names_the_line_and_th
         ("astronaut,r1,c\n", "choice must be a or b, got 'c' — "),
     ]:
         (run / "prefs.csv").write_text(good + extra)
-        res = run_genbench("agree", run)
+        res = genbench_cli("agree", run)
         assert res.returncode == 2, res.stderr
         assert res.stderr.splitlines() == [f"error: {run / 'prefs.csv'}:7: {said}fix or delete the line"]
     (run / "prefs.csv").write_text(good)
-    assert run_genbench("agree", run).returncode == 0
+    assert genbench_cli("agree", run).returncode == 0
 
 
 def test_agree_piped_prints_each_metric_on_one_line_whole(tmp_path, photos):

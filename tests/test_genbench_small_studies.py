@@ -7,8 +7,6 @@ import csv
 import json
 from pathlib import Path
 
-from helpers import run_genbench
-
 HEADER = ["name", "prompt", "adj1", "adj2", "style", "mos_quality", "std_quality", "mos_align", "std_align"]
 
 
@@ -31,14 +29,14 @@ def _agiqa3k(root: Path, photos: dict, edit: dict | None = None) -> Path:
     return root
 
 
-def test_a_cell_that_is_not_a_number_is_one_line_naming_the_file_and_the_fix(tmp_path, photos):
+def test_a_cell_that_is_not_a_number_is_one_line_naming_the_file_and_the_fix(tmp_path, photos, genbench_cli):
     """**Was**: ``import-agiqa3k`` of a data.csv whose std_quality cell reads ``1,5`` (a decimal comma) or
     ``abc`` ended in a ValueError traceback; a mos_quality cell ``abc`` was "data.csv:3: 'abc' is not a
     number" — no column, no fix. Now one line each, naming the file, the column and the fix; nothing
     written."""
     for col, text in (("std_quality", "1,5"), ("mos_quality", "abc"), ("mos_align", "n.a.")):
         root = _agiqa3k(tmp_path / col, photos, {col: text})
-        res = run_genbench("import-agiqa3k", root, "--out", tmp_path / f"{col}_run")
+        res = genbench_cli("import-agiqa3k", root, "--out", tmp_path / f"{col}_run")
         lines = res.stderr.strip().splitlines()
         assert res.returncode == 2 and len(lines) == 1, res.stderr
         said = lines[0]
@@ -46,22 +44,22 @@ def test_a_cell_that_is_not_a_number_is_one_line_naming_the_file_and_the_fix(tmp
         assert col in said and repr(text) in said and "is not a number — fix the cell" in said, said
         assert not (tmp_path / f"{col}_run").exists()
     root = _agiqa3k(tmp_path / "empty_std", photos, {"std_quality": ""})  # an empty spread: no value, ok
-    res = run_genbench("import-agiqa3k", root, "--out", tmp_path / "ok")
+    res = genbench_cli("import-agiqa3k", root, "--out", tmp_path / "ok")
     assert res.returncode == 0, res.stderr
 
 
-def test_the_report_of_a_metric_that_counted_no_pair_is_valid_json(tmp_path, photos):
+def test_the_report_of_a_metric_that_counted_no_pair_is_valid_json(tmp_path, photos, genbench_cli):
     """**Was**: ``genbench agree`` on a one-pair study whose pair people tied (or whose images a metric did
     not score) wrote ``"accuracy": NaN`` in agreement.json — no JSON (a parser, jq, a browser refuse it).
     Now null; the table shows "–"."""
     root = _agiqa3k(tmp_path / "agiqa", photos)
     run = tmp_path / "run"
-    assert run_genbench("import-agiqa3k", root, "--out", run, "--margin", "2.5").returncode == 0
+    assert genbench_cli("import-agiqa3k", root, "--out", run, "--margin", "2.5").returncode == 0
     (pair,) = [json.loads(line)["pair_id"] for line in (run / "manifest.jsonl").read_text().splitlines()][:1]
-    assert run_genbench("score", run, "-m", "classical").returncode == 0
+    assert genbench_cli("score", run, "-m", "classical").returncode == 0
     prefs = tmp_path / "tie.csv"
     prefs.write_text(f"pair_id,rater,choice\n{pair},r1,a\n{pair},r2,b\n")
-    res = run_genbench("agree", run, "--prefs", prefs)
+    res = genbench_cli("agree", run, "--prefs", prefs)
     assert res.returncode == 0, res.stderr
     text = (run / "agreement" / "agreement.json").read_text()
 
@@ -73,7 +71,7 @@ def test_the_report_of_a_metric_that_counted_no_pair_is_valid_json(tmp_path, pho
     assert result["pairs"] == 0 and result["accuracy"] is None and result["ci_low"] is None
 
 
-def test_a_run_left_unfinished_does_not_pass_for_a_whole_one(tmp_path):
+def test_a_run_left_unfinished_does_not_pass_for_a_whole_one(tmp_path, genbench_cli):
     """**Was**: a `genbench run --pairs 2` stopped after its first pair (Ctrl-C here; also a kill, images that
     failed, or a resume on an offline machine that stops before loading the model and writes nothing) left a
     folder that `genbench score` / `agree` took as the run: "2 scored", no word that half the pairs were
@@ -97,16 +95,16 @@ def test_a_run_left_unfinished_does_not_pass_for_a_whole_one(tmp_path):
 
     res = generate_run(run, load_prompt_spec(), settings, 2, batch_size=2, on_image=ctrl_c, pipeline=pipe)
     assert res.interruption is not None and res.made == 2
-    said = run_genbench("score", run, "-m", "classical")
+    said = genbench_cli("score", run, "-m", "classical")
     assert said.returncode == 0, said.stderr
     warning = " ".join(said.stderr.split())
     assert f"warning: {run}: 1 of 2 pairs made — `genbench run` did not finish: rerun it" in warning, warning
     generate_run(run, load_prompt_spec(), settings, 2, batch_size=2, pipeline=pipe)  # finished
-    said = run_genbench("score", run, "-m", "classical")
+    said = genbench_cli("score", run, "-m", "classical")
     assert said.returncode == 0 and "did not finish" not in said.stderr, said.stderr
 
 
-def test_agree_on_one_pair_says_its_interval_is_the_wilson_one(tmp_path, photos):
+def test_agree_on_one_pair_says_its_interval_is_the_wilson_one(tmp_path, photos, genbench_cli):
     """**Was**: ``genbench agree`` on a one-pair study printed "100.0% 20.7% 100.0%" under "low / high = its
     95% interval (bootstrap over pairs)" — but a bootstrap of one pair gives 100-100 %; the 20.7 % is the
     Wilson score interval the report widens it to (session 52), which nothing said; with ``--cluster-by``
@@ -114,12 +112,12 @@ def test_agree_on_one_pair_says_its_interval_is_the_wilson_one(tmp_path, photos)
     as a rough range; "1 cluster"."""
     root = _agiqa3k(tmp_path / "agiqa", photos)
     run = tmp_path / "run"
-    assert run_genbench("import-agiqa3k", root, "--out", run, "--margin", "2.5").returncode == 0
+    assert genbench_cli("import-agiqa3k", root, "--out", run, "--margin", "2.5").returncode == 0
     pair = json.loads((run / "manifest.jsonl").read_text().splitlines()[0])["pair_id"]
-    assert run_genbench("score", run, "-m", "classical").returncode == 0
+    assert genbench_cli("score", run, "-m", "classical").returncode == 0
     prefs = tmp_path / "one.csv"
     prefs.write_text(f"pair_id,rater,choice\n{pair},r1,b\n")
-    res = run_genbench("agree", run, "--prefs", prefs, "--cluster-by", "prompt_id")
+    res = genbench_cli("agree", run, "--prefs", prefs, "--cluster-by", "prompt_id")
     assert res.returncode == 0, res.stderr
     said = " ".join((res.stdout + res.stderr).split())
     assert (
@@ -136,13 +134,13 @@ def test_agree_on_one_pair_says_its_interval_is_the_wilson_one(tmp_path, photos)
     )
 
 
-def test_a_margin_that_leaves_no_pair_says_the_margin_that_keeps_one(tmp_path, photos):
+def test_a_margin_that_leaves_no_pair_says_the_margin_that_keeps_one(tmp_path, photos, genbench_cli):
     """**Was**: ``import-agiqa3k --margin 10`` said "no pairs of one prompt differ by >= 10.0 MOS … — lower
     --margin": lower to what, the user had to guess run by run. Now the line gives the largest margin that
     keeps a pair (the test's MOS are 1, 2.5 and 4 per prompt: 3), which then imports; nothing written."""
     root = _agiqa3k(tmp_path / "agiqa", photos)
-    res = run_genbench("import-agiqa3k", root, "--out", tmp_path / "run", "--margin", "10")
+    res = genbench_cli("import-agiqa3k", root, "--out", tmp_path / "run", "--margin", "10")
     assert res.returncode == 2 and "a --margin of at most 3 keeps some" in res.stderr, res.stderr
     assert not (tmp_path / "run").exists()
-    res = run_genbench("import-agiqa3k", root, "--out", tmp_path / "run", "--margin", "3")
+    res = genbench_cli("import-agiqa3k", root, "--out", tmp_path / "run", "--margin", "3")
     assert res.returncode == 0 and "2 pairs" in res.stderr + res.stdout, res.stderr

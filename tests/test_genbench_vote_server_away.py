@@ -120,15 +120,13 @@ def test_a_vote_waiting_over_a_reload_is_sent_when_the_page_comes_back(tmp_path,
 
 
 @pytest.mark.slow  # two browsers, a server started twice, three commands: ~45 s on the 2-core machine
-def test_two_raters_through_a_killed_server_keep_every_vote_once(tmp_path, photos, browser):
+def test_two_raters_through_a_killed_server_keep_every_vote_once(tmp_path, photos, browser, genbench_cli):
     """Two raters in two browsers (their own profiles), the server killed (SIGKILL) after 2 and 1 votes and
     started again; each presses once while it is away. Every vote is on disk once (the SQLite file whole,
     ``PRAGMA integrity_check``), `export-votes` writes each once and `agree` counts them once, from the
     database and from the export alike; the report's JSON is whole."""
     import csv
     import json
-
-    from helpers import run_genbench
 
     run = make_photo_run(tmp_path / "run", photos)
     server = VoteServer(run, tmp_path / "server.log")
@@ -168,15 +166,15 @@ def test_two_raters_through_a_killed_server_keep_every_vote_once(tmp_path, photo
     with sqlite3.connect(run / "votes.sqlite") as con:
         assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
-    res = run_genbench("export-votes", run)
+    res = genbench_cli("export-votes", run)
     assert res.returncode == 0 and "10 votes from 2 raters" in res.stderr, res.stderr
     with open(run / "votes.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert sorted((r["rater"], r["pair_id"]) for r in rows) == [(r, p) for r in ("r1", "r2") for p in ids]
-    assert run_genbench("score", run, "--metrics", "classical").returncode == 0
+    assert genbench_cli("score", run, "--metrics", "classical").returncode == 0
     for k, prefs in enumerate(([], ["--prefs", run / "votes.csv"])):
         out = tmp_path / f"agree{k}"
-        res = run_genbench("agree", run, *prefs, "--bootstrap", "100", "-o", out)
+        res = genbench_cli("agree", run, *prefs, "--bootstrap", "100", "-o", out)
         assert res.returncode == 0 and "(10 votes on 5 pairs)" in res.stderr, res.stderr
         assert "repeated vote" not in res.stderr
         report = json.loads((out / "agreement.json").read_text())

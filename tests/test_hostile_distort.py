@@ -33,85 +33,83 @@ def _one_line(res, *words: str) -> None:
     assert len(lines) == 1 and all(w in lines[0] for w in words), res.stderr
 
 
-def test_an_output_folder_inside_the_sources_is_not_read_back_by_a_rerun(photo_dir):
+def test_an_output_folder_inside_the_sources_is_not_read_back_by_a_rerun(photo_dir, cli):
     """**Was**: `degrade photos -o photos/degraded` run again degraded its own outputs (8 new files, more
     each rerun); `make-distorted photos -o photos/md` run again was refused as "made with other settings"."""
     other = Path(shutil.copytree(photo_dir, photo_dir.parent / "other photos"))  # for make-distorted
-    up = run_attiqa("degrade", other, "-o", other.parent, "--levels", "1", "--distortions", "contrast")
+    up = cli("degrade", other, "-o", other.parent, "--levels", "1", "--distortions", "contrast")
     assert up.returncode == 0 and "4 written" in up.stderr, up.stderr  # sources under --out, not outputs
     degraded = photo_dir / "degraded"
     args = ["degrade", photo_dir, "-o", degraded, "--levels", "1", "--distortions", "gaussian_blur"]
-    first = run_attiqa(*args)
+    first = cli(*args)
     assert first.returncode == 0 and "4 written, 0 already there" in first.stderr, first.stderr
     files = _files(degraded)
-    again = run_attiqa(*args)
+    again = cli(*args)
     assert again.returncode == 0 and "0 written, 4 already there" in again.stderr, again.stderr
     assert _files(degraded) == files
     md = other / "md"
     args = ["make-distorted", other, "-o", md, "--rounds", "1", "--distortions", "contrast,gaussian_blur"]
-    first = run_attiqa(*args)
+    first = cli(*args)
     assert first.returncode == 0 and "2 written, 0 already there" in first.stderr, first.stderr
     labels = (md / "labels.csv").read_text()
-    again = run_attiqa(*args)  # now photos/md holds images too
+    again = cli(*args)  # now photos/md holds images too
     assert again.returncode == 0 and "0 written, 2 already there" in again.stderr, again.stderr
     assert (md / "labels.csv").read_text() == labels
     before = _files(photo_dir)
-    res = run_attiqa("degrade", photo_dir, "-o", photo_dir)
+    res = cli("degrade", photo_dir, "-o", photo_dir)
     _one_line(res, "--out is also a source folder", "choose another --out")
     assert _files(photo_dir) == before
 
 
-def test_distort_and_gallery_never_write_over_their_input(photo_dir):
+def test_distort_and_gallery_never_write_over_their_input(photo_dir, cli):
     """**Was**: `distort x.png -o x.png` and `gallery x.png -o x.png` replaced the photo."""
     photo = photo_dir / "coffee é.png"
     data = photo.read_bytes()
     same = photo_dir / "." / photo.name  # another spelling of the same file
     for res in (
-        run_attiqa("distort", photo, "-t", "contrast", "-l", "2", "-o", same),
-        run_attiqa("gallery", photo, "-o", photo, "--types", "contrast"),
+        cli("distort", photo, "-t", "contrast", "-l", "2", "-o", same),
+        cli("gallery", photo, "-o", photo, "--types", "contrast"),
     ):
         _one_line(res, "is also an input", "choose another --out")
     assert photo.read_bytes() == data
 
 
-def test_no_distortion_name_is_one_line_and_repeats_count_once(photo_dir, tmp_path):
+def test_no_distortion_name_is_one_line_and_repeats_count_once(photo_dir, tmp_path, cli):
     """**Was**: `--distortions ,` a numpy "low >= high" traceback (`make-distorted`), a copy of each photo
     and nothing else (`degrade`), an empty sheet (`gallery --types ,`); `--levels 1,1 --distortions
     contrast,contrast` "5 written" for 2 files."""
     out = tmp_path / "out"
-    _one_line(run_attiqa("make-distorted", photo_dir, "-o", out, "--distortions", ","), "no distortion name")
-    _one_line(run_attiqa("degrade", photo_dir, "-o", out, "--distortions", " , "), "no distortion name")
-    _one_line(
-        run_attiqa("gallery", photo_dir / "coffee é.png", "-o", out / "g.png", "--types", ","), "--types"
-    )
+    _one_line(cli("make-distorted", photo_dir, "-o", out, "--distortions", ","), "no distortion name")
+    _one_line(cli("degrade", photo_dir, "-o", out, "--distortions", " , "), "no distortion name")
+    _one_line(cli("gallery", photo_dir / "coffee é.png", "-o", out / "g.png", "--types", ","), "--types")
     assert not out.exists()
-    res = run_attiqa("degrade", photo_dir / "coffee é.png", "-o", out, "--levels", "1,1",
-                     "--distortions", "contrast,contrast")  # fmt: skip
+    res = cli("degrade", photo_dir / "coffee é.png", "-o", out, "--levels", "1,1",
+              "--distortions", "contrast,contrast")  # fmt: skip
     assert res.returncode == 0 and "2 written, 0 already there" in res.stderr, res.stderr
     assert _files(out) == {"coffee é.png", "coffee é__contrast_1.png", "sources.json", "settings.json"}
 
 
-def test_degrade_on_an_empty_folder_says_so_before_making_the_output(tmp_path):
+def test_degrade_on_an_empty_folder_says_so_before_making_the_output(tmp_path, cli):
     """**Was**: "0 written …" and "no source image could be read" (none was there to read), after the
     output folder had been made; now `make-distorted`'s and `score`'s line."""
     empty = tmp_path / "empty"
     empty.mkdir()
-    _one_line(run_attiqa("degrade", empty, "-o", tmp_path / "out"), "no images found in", str(empty))
+    _one_line(cli("degrade", empty, "-o", tmp_path / "out"), "no images found in", str(empty))
     assert not (tmp_path / "out").exists()
 
 
-def test_a_distortion_written_as_webp_is_its_pixels(photo_dir, tmp_path):
+def test_a_distortion_written_as_webp_is_its_pixels(photo_dir, tmp_path, cli):
     """**Was**: `.webp` written with PIL's default, lossy compression (PSNR 35.6 dB on astronaut, below the
     JPEG at quality 95 the code keeps to judge a distortion, not compression); now lossless, as `.png`."""
     photo = photo_dir / "coffee é.png"
     for ext in ("png", "webp"):
-        res = run_attiqa("distort", photo, "-t", "contrast", "-l", "2", "-o", tmp_path / f"d.{ext}")
+        res = cli("distort", photo, "-t", "contrast", "-l", "2", "-o", tmp_path / f"d.{ext}")
         assert res.returncode == 0, res.stderr
     png, webp = (np.asarray(Image.open(tmp_path / f"d.{e}").convert("RGB")) for e in ("png", "webp"))
     assert np.array_equal(png, webp)
 
 
-def test_distort_into_a_folder_and_degrade_fmt_name_the_fix(photo_dir, tmp_path):
+def test_distort_into_a_folder_and_degrade_fmt_name_the_fix(photo_dir, tmp_path, cli):
     """**Was** (session 35): `distort -o FOLDER` said "unknown output format"; `degrade --fmt gif` listed
     only png and jpg while webp, bmp, tif (and jpeg) are written too. The list comes from the table that
     defines the formats (attiqa.io.formats), in the messages and in --help."""
@@ -119,15 +117,15 @@ def test_distort_into_a_folder_and_degrade_fmt_name_the_fix(photo_dir, tmp_path)
 
     photo = photo_dir / "astronaut é.png"
     (tmp_path / "out").mkdir()
-    res = run_attiqa("distort", photo, "--type", "gaussian_blur", "--level", "2", "-o", tmp_path / "out")
+    res = cli("distort", photo, "--type", "gaussian_blur", "--level", "2", "-o", tmp_path / "out")
     _one_line(res, f"{tmp_path / 'out'}: is a folder — give --out a file name, e.g.",
               str(tmp_path / "out" / "astronaut é_gaussian_blur_2.png"))  # fmt: skip
-    res = run_attiqa("degrade", photo, "-o", tmp_path / "deg", "--fmt", "gif")
+    res = cli("degrade", photo, "-o", tmp_path / "deg", "--fmt", "gif")
     _one_line(res, "--fmt 'gif': not an output format — use png (lossless), jpg/jpeg (quality 95)")
     said = res.stderr
     assert all(s[1:] in said for s in SAVE_FORMATS) and not (tmp_path / "deg").exists()
     for fmt in ("webp", ".bmp"):  # every format the message lists is written (a leading dot too)
-        res = run_attiqa("degrade", photo, "-o", tmp_path / fmt.strip("."), "--fmt", fmt, "--levels", "1",
+        res = cli("degrade", photo, "-o", tmp_path / fmt.strip("."), "--fmt", fmt, "--levels", "1",
                          "--distortions", "gaussian_blur")  # fmt: skip
         assert res.returncode == 0, res.stderr
         names = sorted(p.name for p in (tmp_path / fmt.strip(".")).iterdir() if p.suffix != ".json")

@@ -138,17 +138,17 @@ def test_isp_heldout_names_a_folder_that_is_not_a_run_in_one_line(tmp_path, isp_
 # isp-tune: every training raw damaged after its header
 
 
-def test_isp_tune_with_no_decodable_training_raw_writes_nothing(tmp_path, isp_raws):
+def test_isp_tune_with_no_decodable_training_raw_writes_nothing(tmp_path, isp_raws, isp_cli):
     """**Was**: raws cut short after a valid header pass the split's probe; with all of them so, `isp-tune`
     wrote run.json, a global base "searched" on no raw (baselines/cma_global.json) and teacher/, then
     stopped with "--algo teacher needs at least 2 readable training raws, found 0"."""
-    from helpers import quick_isp_tune, run_isp_tune
+    from helpers import quick_isp_tune
 
     raw_dir, out, args = quick_isp_tune(tmp_path, isp_raws)
     for p in raw_dir.iterdir():
         data = p.read_bytes()
         p.write_bytes(data[: len(data) // 2])
-    res = run_isp_tune(*args)
+    res = isp_cli(*args)
     assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
     errors = [ln for ln in res.stderr.splitlines() if ln.startswith("error:")]
     assert len(errors) == 1 and errors[0].startswith(
@@ -158,7 +158,7 @@ def test_isp_tune_with_no_decodable_training_raw_writes_nothing(tmp_path, isp_ra
     assert not out.exists() or not any(out.iterdir())
     (tmp_path / "good").mkdir()
     good = quick_isp_tune(tmp_path / "good", isp_raws)[2]  # whole raws: the check costs two decodes
-    res = run_isp_tune(*good)
+    res = isp_cli(*good)
     assert res.returncode == 0, res.stderr
 
 
@@ -166,11 +166,11 @@ def test_isp_tune_with_no_decodable_training_raw_writes_nothing(tmp_path, isp_ra
 # --seed: negative or beyond numpy's legacy seeding
 
 
-def test_a_negative_or_too_large_seed_is_a_bad_option_value(tmp_path, isp_raws):
+def test_a_negative_or_too_large_seed_is_a_bad_option_value(tmp_path, isp_raws, cli, genbench_cli, isp_cli):
     """**Was**: `isp-tune --seed -1` (and `attiqa distort --seed -1`) ended in numpy's "expected non-negative
     integer" traceback, `--seed 99999999999999999999` in "Seed must be between 0 and 2**32 - 1" — after
     isp-tune had split its raws. Now every command's --seed takes 0..2**32-1 (attiqa.cli.seed_option)."""
-    from helpers import quick_isp_tune, run_attiqa, run_isp_tune
+    from helpers import quick_isp_tune
 
     raw_dir, out, args = quick_isp_tune(tmp_path, isp_raws)
     photo = _agiqa_root(tmp_path / "photos", n=1) / "img0.png"
@@ -179,15 +179,13 @@ def test_a_negative_or_too_large_seed_is_a_bad_option_value(tmp_path, isp_raws):
         (str(2**32), "less than or equal to 4294967295"),
     ):
         for res in (
-            run_isp_tune(*args, "--seed", seed),
-            run_attiqa(
-                "distort", photo, "-o", tmp_path / "d.png", "-t", "gaussian_blur", "-l", "2", "--seed", seed
-            ),
-            run_genbench("agree", tmp_path, "--seed", seed),
+            isp_cli(*args, "--seed", seed),
+            cli("distort", photo, "-o", tmp_path / "d.png", "-t", "gaussian_blur", "-l", "2", "--seed", seed),
+            genbench_cli("agree", tmp_path, "--seed", seed),
         ):
             assert res.returncode == 2 and "Traceback" not in res.stderr and said in res.stderr, res.stderr
     assert not out.exists() and not (tmp_path / "d.png").exists()
-    res = run_attiqa(
+    res = cli(
         "distort", photo, "-o", tmp_path / "d.png", "-t", "gaussian_blur", "-l", "2", "--seed", str(2**32 - 1)
     )
     assert res.returncode == 0 and (tmp_path / "d.png").is_file(), res.stderr
@@ -219,14 +217,14 @@ def test_a_metric_named_twice_is_scored_and_reported_once(tmp_path):
 # genbench import-agiqa3k --margin 0; a folder that is no run yet
 
 
-def test_import_agiqa3k_margin_0_names_the_pairs_it_leaves_out_for_what_they_are(tmp_path):
+def test_import_agiqa3k_margin_0_names_the_pairs_it_leaves_out_for_what_they_are(tmp_path, genbench_cli):
     """**Was**: `--margin 0` said "1 pairs closer than 0.0 MOS left out" (nothing is closer than 0: they
     are pairs of equal MOS, which prefer neither image); `genbench score` on a folder without a manifest
     suggested `genbench run` or `import-imagereward` only, not the import the user may have meant."""
     root = _agiqa_root(tmp_path / "agiqa")
     text = (root / "data.csv").read_text().replace("img1.png,a cat,,,,1.60", "img1.png,a cat,,,,1.00")
     (root / "data.csv").write_text(text)
-    res = run_genbench("import-agiqa3k", root, "-o", tmp_path / "run", "--margin", "0")
+    res = genbench_cli("import-agiqa3k", root, "-o", tmp_path / "run", "--margin", "0")
     assert res.returncode == 0, res.stderr
     said = " ".join(res.stderr.split())
     assert (
@@ -234,9 +232,9 @@ def test_import_agiqa3k_margin_0_names_the_pairs_it_leaves_out_for_what_they_are
         and "1 pair of equal MOS (no preference) left out" in said
     )
     assert "closer than 0.0" not in said
-    res = run_genbench("import-agiqa3k", root, "-o", tmp_path / "run2")
+    res = genbench_cli("import-agiqa3k", root, "-o", tmp_path / "run2")
     assert res.returncode == 0 and "1 pair closer than 0.5 MOS left out" in res.stderr, res.stderr
-    res = run_genbench("score", tmp_path / "agiqa", "-m", "classical")
+    res = genbench_cli("score", tmp_path / "agiqa", "-m", "classical")
     assert res.returncode == 2 and "genbench import-agiqa3k" in " ".join(res.stderr.split()), res.stderr
 
 
@@ -276,28 +274,28 @@ def test_a_preferences_row_with_an_unquoted_comma_is_refused(tmp_path, scored_ru
     assert res.returncode == 0 and "(2 votes on 1 pair)" in res.stderr, res.stderr
 
 
-def test_export_votes_refuses_a_name_that_is_not_csv(tmp_path):
+def test_export_votes_refuses_a_name_that_is_not_csv(tmp_path, genbench_cli):
     """**Was**: `genbench export-votes RUN -o votes.tsv` (or `.xlsx`, or `votes`) wrote comma-separated text
     under that name: a spreadsheet opens the .tsv as one column. Now one line before anything is written."""
     from genbench.manifest import load_pairs
     from genbench.vote.store import VoteStore
 
     run = tmp_path / "run"
-    assert run_genbench("import-agiqa3k", _agiqa_root(tmp_path / "agiqa"), "-o", run).returncode == 0
+    assert genbench_cli("import-agiqa3k", _agiqa_root(tmp_path / "agiqa"), "-o", run).returncode == 0
     VoteStore(run / "votes.sqlite").add("rater1", load_pairs(run)[0].pair_id, "a", "b")
     for name in ("votes.tsv", "votes.xlsx", "votes"):
-        res = run_genbench("export-votes", run, "-o", tmp_path / name)
+        res = genbench_cli("export-votes", run, "-o", tmp_path / name)
         assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
         assert "give it a name ending in .csv" in res.stderr and not (tmp_path / name).exists()
-    res = run_genbench("export-votes", run, "-o", tmp_path / "votes.CSV")
+    res = genbench_cli("export-votes", run, "-o", tmp_path / "votes.CSV")
     assert res.returncode == 0 and "1 vote from 1 rater" in res.stderr, res.stderr
 
 
-def test_genbench_score_names_a_skipped_metric_once(tmp_path):
+def test_genbench_score_names_a_skipped_metric_once(tmp_path, genbench_cli):
     """**Was**: "skipped nosuch.safetensors: nosuch.safetensors: checkpoint not found …" — the metric's name
     and then the error's own path, the same text twice on the line."""
     run = tmp_path / "run"
-    assert run_genbench("import-agiqa3k", _agiqa_root(tmp_path / "agiqa"), "-o", run).returncode == 0
+    assert genbench_cli("import-agiqa3k", _agiqa_root(tmp_path / "agiqa"), "-o", run).returncode == 0
     res = run_genbench("score", run, "-m", "nosuch.safetensors,classical", "-w", "0", cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     said = " ".join(res.stderr.split())
@@ -305,22 +303,22 @@ def test_genbench_score_names_a_skipped_metric_once(tmp_path):
     assert said.count("nosuch.safetensors") == 1 and "classical: 6 scored" in said
 
 
-def test_genbench_metrics_naming_nothing_is_refused(tmp_path, scored_run):
+def test_genbench_metrics_naming_nothing_is_refused(tmp_path, scored_run, genbench_cli):
     """**Was** (session 41): `genbench score RUN -m ''` (or `' , '`) scored every metric of the registry,
     `agree -m ''` reported every scored one: an empty list read as "no option". Now one line, exit 2,
     before any work, listing what could be named."""
     from genbench.metric_names import default_metrics
 
     run = tmp_path / "run"
-    assert run_genbench("import-agiqa3k", _agiqa_root(tmp_path / "agiqa"), "-o", run).returncode == 0
+    assert genbench_cli("import-agiqa3k", _agiqa_root(tmp_path / "agiqa"), "-o", run).returncode == 0
     for given in ("", " , "):
-        res = run_genbench("score", run, "-m", given, "-w", "0")
+        res = genbench_cli("score", run, "-m", given, "-w", "0")
         names = ", ".join(default_metrics())
         said = f"error: --metrics {given!r} names no metric — give one or more of {names}"
         assert res.returncode == 2 and res.stderr.strip().startswith(said), res.stderr
         assert len(res.stderr.strip().splitlines()) == 1 and not (run / "scores").exists()
     scored = copied_run(scored_run, tmp_path / "scored")
-    res = run_genbench("agree", scored, "-m", " , ")
+    res = genbench_cli("agree", scored, "-m", " , ")
     said = "names no metric — give one or more of classical (comma-separated)"
     assert res.returncode == 2 and said in res.stderr, res.stderr
     assert not (scored / "agreement").exists()
@@ -353,62 +351,61 @@ REAL_QTK = Path(__file__).resolve().parents[2] / "shared" / "data" / "raw" / "re
 
 
 @pytest.mark.parametrize("source", ["dng", "qtk"])
-def test_a_truncated_raw_is_our_one_line_without_libraws_own(tmp_path, isp_raws, source):
+def test_a_truncated_raw_is_our_one_line_without_libraws_own(tmp_path, isp_raws, source, isp_cli):
     """**Was** (session 41): "FILE: Unexpected end of file" on stderr — printed by LibRaw's C code itself —
     above our "error: FILE: LibRaw can't read it …" line. Now fd 2 is silenced while LibRaw opens and
     decodes (isp_env.raw.libraw_quiet): our line alone. A demo DNG and a real QuickTake raw, cut in half."""
-    from helpers import run_isp_tune
 
     if source == "qtk" and not REAL_QTK.is_file():
         pytest.skip("the real raws of ../shared are not present")
     data = (isp_raws[0] if source == "dng" else REAL_QTK).read_bytes()
     cut = tmp_path / f"cut.{source}"
     cut.write_bytes(data[: len(data) // 2])
-    res = run_isp_tune("render", cut, "-o", tmp_path / "r.png")
+    res = isp_cli("render", cut, "-o", tmp_path / "r.png")
     assert res.returncode == 2 and res.stderr.splitlines() == [
         f"error: {cut}: LibRaw can't read it (LibRawIOError: Input/output error): the file ends early or is "
         "not a raw — check the file is a complete camera raw or DNG"
     ], res.stderr
     whole = tmp_path / f"whole.{source}"  # the same raw whole still renders, its line still shown
     whole.write_bytes(data)
-    res = run_isp_tune("render", whole, "-o", tmp_path / "r.png")
+    res = isp_cli("render", whole, "-o", tmp_path / "r.png")
     assert res.returncode == 0 and f"{whole} -> {tmp_path / 'r.png'}" in res.stderr, res.stderr
 
 
-def test_isp_tune_refuses_a_split_leaving_the_teacher_one_raw_before_writing(tmp_path, isp_raws):
+def test_isp_tune_refuses_a_split_leaving_the_teacher_one_raw_before_writing(tmp_path, isp_raws, isp_cli):
     """**Was**: `--test-fraction 0.7` on 4 raws (3 held out) wrote run.json and a global CMA-ES base of the
     one training raw, then "--algo teacher needs at least 2 readable training raws, found 1"."""
-    from helpers import quick_isp_tune, run_isp_tune
+    from helpers import quick_isp_tune
 
     raw_dir, out, args = quick_isp_tune(tmp_path, isp_raws, test_fraction="0.7")
-    res = run_isp_tune(*args, "--base", "global")
+    res = isp_cli(*args, "--base", "global")
     assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
     said = " ".join(res.stderr.split())
     assert f"error: {raw_dir}: the split leaves 1 training raw(s), 2 needed — lower --test-fraction" in said
     assert not out.exists() or not any(out.iterdir())
 
 
-def test_agree_refuses_an_unknown_tie_rule_before_reading_anything(tmp_path, scored_run):
+def test_agree_refuses_an_unknown_tie_rule_before_reading_anything(tmp_path, scored_run, genbench_cli):
     """**Was**: `genbench agree RUN --ties bogus` printed "preferences: RUN/prefs.csv (N votes …)" and then
     "error: tie policy 'bogus' …" (not the option's name); `--model-ties` alike."""
     run = copied_run(scored_run, tmp_path / "run")
     for option, rules in (("--ties", "skip, half"), ("--model-ties", "wrong, half")):
         said = f"error: {option} 'bogus': use one of {rules}"
-        res = run_genbench("agree", run, option, "bogus")
+        res = genbench_cli("agree", run, option, "bogus")
         assert res.returncode == 2 and res.stderr.strip() == said, res.stderr
     assert not (run / "agreement").exists()
 
 
-def test_agree_with_a_misspelt_metric_names_the_scored_one(tmp_path, scored_run):
+def test_agree_with_a_misspelt_metric_names_the_scored_one(tmp_path, scored_run, genbench_cli):
     """**Was**: `genbench agree RUN -m clasical` (scored: classical) said "metric 'clasical' has not scored
     this run — `genbench score RUN --metrics clasical`": the fix it gave scores the typo (an unknown scorer
     again). Now it asks about the close metric this run has scores of and lists them."""
     run = copied_run(scored_run, tmp_path / "run")
-    res = run_genbench("agree", run, "-m", "clasical")
+    res = genbench_cli("agree", run, "-m", "clasical")
     said = " ".join(res.stderr.split())
     assert res.returncode == 2 and "run (did you mean 'classical'?) (scored: classical)" in said, res.stderr
     assert "--metrics clasical" not in said
-    res = run_genbench("agree", run, "-m", "attiqa-default")  # a real metric not scored yet: how to score it
+    res = genbench_cli("agree", run, "-m", "attiqa-default")  # a real metric not scored yet: how to score it
     said = " ".join(res.stderr.split())
     assert res.returncode == 2 and "--metrics attiqa-default" in said and "(scored: classical)" in said
 
@@ -453,13 +450,13 @@ def test_isp_heldout_prints_no_share_of_a_gain_per_image_cma_es_did_not_make(tmp
     assert lines[-1].startswith("teacher_checked: mean MOS"), lines[-1]
 
 
-def test_the_ppo_progress_bar_counts_the_steps_it_will_take(tmp_path, isp_raws):
+def test_the_ppo_progress_bar_counts_the_steps_it_will_take(tmp_path, isp_raws, isp_cli):
     """**Was**: `isp-tune --algo ppo --timesteps 8` showed "training PPO: 64/8": PPO collects whole rollouts
     (64 steps per env), so it trained 64 steps against a total of 8."""
-    from helpers import quick_isp_tune, run_isp_tune
+    from helpers import quick_isp_tune
 
     raw_dir, out, args = quick_isp_tune(tmp_path, isp_raws, test_fraction="0")
-    res = run_isp_tune(*args, "--algo", "ppo", "--timesteps", "8", "--n-envs", "1")
+    res = isp_cli(*args, "--algo", "ppo", "--timesteps", "8", "--n-envs", "1")
     assert res.returncode == 0, res.stderr
     assert "training PPO: 64/64" in res.stderr and "/8 " not in res.stderr, res.stderr
     assert json.loads((out / "training.json").read_text())["timesteps"] == 64

@@ -47,12 +47,12 @@ DEFAULT = Path(__file__).resolve().parents[1] / "attiqa" / "data" / "models" / "
 # -- attiqa score: the output ---------------------------------------------------------------------------
 
 
-def test_output_is_checked_before_scoring(photo_dir, tmp_path):
-    msg = one_line_error(run_attiqa("score", photo_dir, "-m", "classical", "-o", tmp_path / "s.txt"))
+def test_output_is_checked_before_scoring(photo_dir, tmp_path, cli):
+    msg = one_line_error(cli("score", photo_dir, "-m", "classical", "-o", tmp_path / "s.txt"))
     assert "unsupported output type .txt" in msg and not (tmp_path / "s.txt").exists()
     blocker = tmp_path / "file"
     blocker.write_text("x")  # a file where the output folder should be
-    msg = one_line_error(run_attiqa("score", photo_dir, "-m", "classical", "-o", blocker / "s.csv"))
+    msg = one_line_error(cli("score", photo_dir, "-m", "classical", "-o", blocker / "s.csv"))
     assert "cannot create the output folder" in msg
 
 
@@ -502,7 +502,7 @@ def test_card_values_are_checked_before_allocation(tmp_path, edit, words):
     assert time.monotonic() - started < 20  # refused, not allocated and then failed
 
 
-def test_wrong_tensor_shape_and_non_json_card_are_one_line(tmp_path):
+def test_wrong_tensor_shape_and_non_json_card_are_one_line(tmp_path, cli):
     path = _tampered(tmp_path, edit_tensors=lambda t: t.update({"mos_head.2.weight": torch.zeros(1, 7)}))
     with pytest.raises(ModelLoadError, match="weights do not match the card"):
         load_scorer(path)
@@ -513,7 +513,7 @@ def test_wrong_tensor_shape_and_non_json_card_are_one_line(tmp_path):
     with pytest.raises(ModelLoadError, match="not valid JSON"):
         read_card(broken)
     Image.new("RGB", (64, 64), "grey").save(tmp_path / "x.png")
-    assert "not valid JSON" in one_line_error(run_attiqa("score", tmp_path / "x.png", "-m", broken))
+    assert "not valid JSON" in one_line_error(cli("score", tmp_path / "x.png", "-m", broken))
 
 
 def test_bundled_model_with_a_bad_hash_says_reinstall(monkeypatch):
@@ -524,7 +524,7 @@ def test_bundled_model_with_a_bad_hash_says_reinstall(monkeypatch):
         resolve_weights("attiqa-default")
 
 
-def test_cards_carry_no_absolute_path(tmp_path):
+def test_cards_carry_no_absolute_path(tmp_path, cli):
     def strings(x):
         if isinstance(x, dict):
             return [s for v in x.values() for s in strings(v)]
@@ -537,7 +537,7 @@ def test_cards_carry_no_absolute_path(tmp_path):
     tensors, card = load_checkpoint(DEFAULT)
     card["dataset"]["image_root"] = "/home/someone/data/clive/images"
     src = save_checkpoint(tmp_path / "src.safetensors", tensors, card)
-    res = run_attiqa("export", src, tmp_path / "out.safetensors")
+    res = cli("export", src, tmp_path / "out.safetensors")
     assert res.returncode == 0, res.stderr
     exported = read_card(tmp_path / "out.safetensors")
     assert exported["dataset"]["image_root"] == "clive/images"

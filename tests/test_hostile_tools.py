@@ -234,7 +234,7 @@ def _imported_run(tmp_path: Path) -> Path:
     return run
 
 
-def test_import_agiqa3k_never_pairs_images_of_different_prompts(tmp_path):
+def test_import_agiqa3k_never_pairs_images_of_different_prompts(tmp_path, genbench_cli):
     """**Was**: a score file without a ``prompt`` column imported every image as one prompt "" (pairs
     across prompts, the opposite of the import's rule) without a word; so did rows with an empty prompt.
     Now the column is required (one line naming the file) and rows without a prompt are left out, counted."""
@@ -253,12 +253,12 @@ def test_import_agiqa3k_never_pairs_images_of_different_prompts(tmp_path):
         for p in root.glob("*.png"):
             if folder != root:
                 shutil.copy(p, folder / p.name)
-    res = run_genbench("import-agiqa3k", without, "-o", tmp_path / "r0")
+    res = genbench_cli("import-agiqa3k", without, "-o", tmp_path / "r0")
     assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
     assert f"{without / 'data.csv'}: no 'prompt' column" in " ".join(res.stderr.split())
     assert not (tmp_path / "r0" / "manifest.jsonl").exists()
     run = tmp_path / "run"
-    res = run_genbench("import-agiqa3k", root, "-o", run)
+    res = genbench_cli("import-agiqa3k", root, "-o", run)
     assert res.returncode == 0, res.stderr
     assert "3 rows of the score file have an empty prompt: left out" in res.stderr
     records = [json.loads(ln) for ln in (run / "manifest.jsonl").read_text().splitlines()]
@@ -270,7 +270,7 @@ def test_import_agiqa3k_never_pairs_images_of_different_prompts(tmp_path):
     assert len(records) == 1 + 3  # prompt 0: img04, img06; prompt 1: img03, img05, img07
 
 
-def test_import_agiqa3k_from_dot_with_a_linked_image_folder(tmp_path):
+def test_import_agiqa3k_from_dot_with_a_linked_image_folder(tmp_path, genbench_cli):
     """**Was**: `genbench import-agiqa3k .` (any relative ROOT) with ROOT/AGIQA-3K a link to the images —
     a layout the importer means to accept — refused every image as "outside the run's image folders"."""
     root = _agiqa3k_layout(tmp_path / "agiqa", tmp_path / "elsewhere" / "imgs")
@@ -279,10 +279,10 @@ def test_import_agiqa3k_from_dot_with_a_linked_image_folder(tmp_path):
     assert res.returncode == 0 and "Traceback" not in res.stderr, res.stderr
     # per prompt: 4 images (6 pairs), MOS 1.0 1.8 2.6 3.4 -> every pair >= 0.5 apart
     assert "12 pairs" in res.stderr
-    assert run_genbench("score", tmp_path / "run", "-m", "classical", "-w", "0").returncode == 0
+    assert genbench_cli("score", tmp_path / "run", "-m", "classical", "-w", "0").returncode == 0
 
 
-def test_import_agiqa3k_leaves_out_repeated_rows_so_the_run_can_be_read(tmp_path):
+def test_import_agiqa3k_leaves_out_repeated_rows_so_the_run_can_be_read(tmp_path, genbench_cli):
     """**Was**: a score file listing an image twice gave a run whose manifest repeats pair ids: `genbench
     score` / `agree` on it ended in "pair_id ... appears twice"; rows without a finite MOS were dropped
     without a word.
@@ -291,38 +291,38 @@ def test_import_agiqa3k_leaves_out_repeated_rows_so_the_run_can_be_read(tmp_path
     (`test_genbench_agiqa3k_import_and_charts.py::test_import_agiqa3k_refuses_an_image_with_two_mos_as_eval_does`)."""
     root = _agiqa3k_layout(tmp_path / "agiqa", tmp_path / "agiqa", repeat=3, nan=2)
     run = tmp_path / "run"
-    res = run_genbench("import-agiqa3k", root, "-o", run)
+    res = genbench_cli("import-agiqa3k", root, "-o", run)
     assert res.returncode == 0, res.stderr
     assert "3 rows of the score file repeat an earlier row (same image, same MOS): left out" in res.stderr
     assert "2 rows of the score file have no finite mos_quality" in res.stderr
     assert json.loads((run / "import.json").read_text())["repeated_rows"] == 3
-    score = run_genbench("score", run, "-m", "classical", "-w", "0")
+    score = genbench_cli("score", run, "-m", "classical", "-w", "0")
     assert score.returncode == 0, score.stderr
-    agree = run_genbench("agree", run, "--metrics", "classical")
+    agree = genbench_cli("agree", run, "--metrics", "classical")
     assert agree.returncode == 0, agree.stderr
 
 
-def test_import_agiqa3k_gives_images_sharing_a_stem_distinct_pair_ids(tmp_path):
+def test_import_agiqa3k_gives_images_sharing_a_stem_distinct_pair_ids(tmp_path, genbench_cli):
     """**Was**: pair ids were the two file stems, so `img00.png` and `img00.jpg` under one prompt gave every
     pair with a third image twice ("pair_id ... appears twice" in `score` / `agree`). Ids of images whose
     stem is their own stay as they were: a run resumes by pair id."""
     root = _agiqa3k_layout(tmp_path / "agiqa", tmp_path / "agiqa")
     plain_run = tmp_path / "plain"
-    assert run_genbench("import-agiqa3k", root, "-o", plain_run).returncode == 0
+    assert genbench_cli("import-agiqa3k", root, "-o", plain_run).returncode == 0
     before = [json.loads(ln)["pair_id"] for ln in (plain_run / "manifest.jsonl").read_text().splitlines()]
     assert "img00|img02" in before  # stems, as every earlier import wrote them
     Image.open(root / "img00.png").save(root / "img00.jpg")
     with open(root / "data.csv", "a", newline="") as fh:
         csv.writer(fh).writerow(["img00.jpg", "prompt 0", "", "", "", "4.80", "0.5", "2.0", "0.5"])
     run = tmp_path / "run"
-    res = run_genbench("import-agiqa3k", root, "-o", run)
+    res = genbench_cli("import-agiqa3k", root, "-o", run)
     assert res.returncode == 0, res.stderr
     ids = [json.loads(ln)["pair_id"] for ln in (run / "manifest.jsonl").read_text().splitlines()]
     assert len(ids) == len(set(ids)) == 12 + 4  # prompt 0 now has 5 images: 10 pairs
     assert {"img00.png|img02", "img00.jpg|img02", "img00.jpg|img00.png"} <= set(ids)
     assert {i for i in before if "img00" not in i} <= set(ids)  # the other pairs keep their ids
-    assert run_genbench("score", run, "-m", "classical", "-w", "0").returncode == 0
-    agree = run_genbench("agree", run, "--metrics", "classical")
+    assert genbench_cli("score", run, "-m", "classical", "-w", "0").returncode == 0
+    agree = genbench_cli("agree", run, "--metrics", "classical")
     assert agree.returncode == 0, agree.stderr
 
 
@@ -382,17 +382,17 @@ def test_a_semicolon_csv_with_decimal_commas_is_read(tmp_path):
 # genbench agree: its report folder
 
 
-def test_agree_refuses_a_file_name_or_the_scores_folder_as_its_report_folder(tmp_path):
+def test_agree_refuses_a_file_name_or_the_scores_folder_as_its_report_folder(tmp_path, genbench_cli):
     """**Was**: `agree -o agreement.csv` made a folder of that name (after the bootstrap); `agree -o
     RUN/scores` put agreement.csv and per_pair.csv among the metric scores, and every later `agree`
     listed "agreement" and "per_pair" as metrics scoring no pair."""
     run = _imported_run(tmp_path)
-    assert run_genbench("score", run, "-m", "classical", "-w", "0").returncode == 0
+    assert genbench_cli("score", run, "-m", "classical", "-w", "0").returncode == 0
     for out, said in ((run / "agreement.csv", "not a file"), (run / "scores", "is the run's scores folder")):
-        res = run_genbench("agree", run, "-o", out, "--bootstrap", "100")
+        res = genbench_cli("agree", run, "-o", out, "--bootstrap", "100")
         assert res.returncode == 2 and said in res.stderr and "Traceback" not in res.stderr, res.stderr
         assert not (out / "agreement.csv").exists()
-    res = run_genbench("agree", run, "--bootstrap", "100")
+    res = genbench_cli("agree", run, "--bootstrap", "100")
     assert res.returncode == 0 and (run / "agreement" / "agreement.csv").is_file(), res.stderr
     assert sorted(p.name for p in (run / "scores").iterdir()) == ["classical.csv", "classical.json"]
 
@@ -425,7 +425,7 @@ def test_isp_tune_reports_a_truncated_training_raw_by_its_own_reason(tmp_path, i
 # genbench export-votes: an --out that is one of the run's own files
 
 
-def test_export_votes_refuses_to_write_over_the_runs_own_files(tmp_path):
+def test_export_votes_refuses_to_write_over_the_runs_own_files(tmp_path, genbench_cli):
     """**Was**: `export-votes RUN -o RUN/votes.sqlite` replaced the vote database with its CSV (every vote
     lost) and ended in a sqlite3 traceback; `-o RUN/manifest.jsonl` replaced the pairs."""
     from genbench.manifest import load_pairs
@@ -437,10 +437,10 @@ def test_export_votes_refuses_to_write_over_the_runs_own_files(tmp_path):
         store.add("rater1", p.pair_id, "a", "b")
     kept = {f: (run / f).read_bytes() for f in ("votes.sqlite", "manifest.jsonl", "prefs.csv")}
     for out in ("votes.sqlite", "manifest.jsonl", "prefs.csv", "."):
-        res = run_genbench("export-votes", run, "-o", run / out)
+        res = genbench_cli("export-votes", run, "-o", run / out)
         assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
         assert len([ln for ln in res.stderr.splitlines() if ln.startswith("error:")]) == 1
     assert {f: (run / f).read_bytes() for f in kept} == kept
-    res = run_genbench("export-votes", run)
+    res = genbench_cli("export-votes", run)
     assert res.returncode == 0 and "3 votes from 1 rater" in res.stderr, res.stderr
     assert len((run / "votes.csv").read_text().splitlines()) == 4

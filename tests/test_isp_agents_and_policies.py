@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from helpers import isp_heldout, run_isp_tune
+from helpers import isp_heldout
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -93,7 +93,7 @@ def test_an_agent_started_from_a_policy_of_other_settings_is_refused_before_any_
     assert not list((out / "baselines").glob("*.json"))  # its base taken, not searched
 
 
-def test_a_run_continued_with_more_steps_renders_its_new_policy(tmp_path, isp_raws):
+def test_a_run_continued_with_more_steps_renders_its_new_policy(tmp_path, isp_raws, isp_cli):
     """**Was** `isp-tune --algo sac --timesteps 12 --out RUN` on a finished 4-step RUN: training went on
     and the held-out raws were tuned anew (test/agent/params/RAW.json rewritten), but the full-resolution
     renders beside them were kept because the files existed — the picture a person checks was the old
@@ -108,7 +108,7 @@ def test_a_run_continued_with_more_steps_renders_its_new_policy(tmp_path, isp_ra
     pngs = sorted((run / "test" / "agent" / "renders").glob("*.png"))
     assert pngs
     before = {p.name: p.read_bytes() for p in pngs}
-    res = run_isp_tune(
+    res = isp_cli(
         "--raw-dir", raw_dir, "--out", run, *TINY_AGENT, "--algo", "sac", "--base", "neutral",
         "--timesteps", "16",
     )  # fmt: skip

@@ -162,20 +162,19 @@ def test_ctrl_c_in_check_says_what_is_kept_and_the_rerun_ends_as_an_uninterrupte
 
 
 @pytest.mark.parametrize(("fmt", "kind"), [("JPEG", "JPEG"), ("PNG", "PNG"), ("WEBP", "WebP")])
-def test_a_developed_image_under_a_raw_s_name_is_said_to_be_one(tmp_path, fmt, kind):
+def test_a_developed_image_under_a_raw_s_name_is_said_to_be_one(tmp_path, fmt, kind, isp_cli):
     """**Was** a JPEG renamed `photo.dng` (a phone's export, a mix-up): "LibRaw can't read it
     (LibRawFileUnsupportedError: Unsupported file format or not RAW file) — check the file is a complete
     camera raw or DNG", which sends the user looking for damage; now "a JPEG image named .dng, not a camera
     raw" (by its first bytes), in `isp-tune render`'s one line and a folder's skipped list alike."""
     import numpy as np
-    from helpers import run_isp_tune
     from PIL import Image
 
     from isp_env.raw import probe_raw
 
     path = tmp_path / "photo.dng"
     Image.fromarray(np.full((32, 32, 3), 120, np.uint8)).save(path, format=fmt)
-    r = run_isp_tune("render", path, "-o", tmp_path / "out.png")
+    r = isp_cli("render", path, "-o", tmp_path / "out.png")
     said = r.stderr.strip()
     assert r.returncode == 2 and "\n" not in said, r.stderr
     assert said.startswith(f"error: {path}: a {kind} image named .dng, not a camera raw — check the file"), (

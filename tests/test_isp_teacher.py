@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import isp_run, run_isp_tune
+from helpers import isp_run
 
 from isp_env.env import N_STATS
 from isp_env.params import N_PARAMS, NAMES, from_normalized, neutral, to_normalized
@@ -212,7 +212,9 @@ def test_train_teacher_end_to_end_with_a_real_scorer(tmp_path, isp_raws):
     assert mos.calls == calls and again["teacher"] == summary["teacher"]
 
 
-def test_cli_trains_a_teacher_by_default_on_at_most_teacher_raws_and_renders_with_it(tmp_path, isp_raws):
+def test_cli_trains_a_teacher_by_default_on_at_most_teacher_raws_and_renders_with_it(
+    tmp_path, isp_raws, isp_cli
+):
     raw_dir = tmp_path / "raws"
     raw_dir.mkdir()
     for p in isp_raws:
@@ -238,7 +240,7 @@ def test_cli_trains_a_teacher_by_default_on_at_most_teacher_raws_and_renders_wit
         "0.3",
         "--no-baselines",
     ]
-    res = run_isp_tune(*run)
+    res = isp_cli(*run)
     assert res.returncode == 0, res.stderr[-2000:]
     assert "teacher policy" in (tmp_path / "run" / "report.md").read_text()
     said = " ".join((res.stdout + res.stderr).split())
@@ -250,7 +252,7 @@ def test_cli_trains_a_teacher_by_default_on_at_most_teacher_raws_and_renders_wit
     searched = json.loads((tmp_path / "run" / "training.json").read_text())["config"]["train_raws"]
     assert len(plan["train"]) == 3 and len(searched) == 2 and set(searched) <= set(plan["train"])
     out = tmp_path / "out.png"
-    res = run_isp_tune("render", isp_raws[0], "-o", out, "--policy", tmp_path / "run" / "policy.safetensors")
+    res = isp_cli("render", isp_raws[0], "-o", out, "--policy", tmp_path / "run" / "policy.safetensors")
     assert res.returncode == 0, res.stderr[-2000:]
     assert out.stat().st_size > 1000
     # session 44: the run also reports the teacher checked against its base and neutral by the reward — per

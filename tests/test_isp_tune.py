@@ -299,13 +299,13 @@ def test_isp_tune_cli_end_to_end_with_kill_and_resume(tmp_path, raw_dir):
         assert set(json.loads(r.stdout)) == set(NAMES)
 
 
-def test_cli_errors_are_one_line(tmp_path):
+def test_cli_errors_are_one_line(tmp_path, isp_cli):
     (tmp_path / "empty").mkdir()
-    r = run_isp_tune("--raw-dir", tmp_path / "empty", "--out", tmp_path / "o", "--model", "classical")
+    r = isp_cli("--raw-dir", tmp_path / "empty", "--out", tmp_path / "o", "--model", "classical")
     assert r.returncode == 2 and "found 0 raw file(s)" in r.stderr and "Traceback" not in r.stderr
-    r = run_isp_tune("render", tmp_path / "missing.dng", "-o", tmp_path / "x.png")
+    r = isp_cli("render", tmp_path / "missing.dng", "-o", tmp_path / "x.png")
     assert r.returncode == 2 and "missing.dng: file not found" in r.stderr and "Traceback" not in r.stderr
-    r = run_isp_tune("render", tmp_path / "missing.dng", "-o", tmp_path / "x.gif")  # refused before reading
+    r = isp_cli("render", tmp_path / "missing.dng", "-o", tmp_path / "x.gif")  # refused before reading
     assert r.returncode == 2 and "x.gif: unknown output format" in r.stderr and "Traceback" not in r.stderr
 
 

@@ -75,10 +75,10 @@ def test_killed_run_resumes_without_loss_or_duplicates(photo_dir, tmp_path):
     assert sorted(images) == sorted(str(p) for p in paths) and len(set(images)) == len(images)
 
 
-def test_teacher_mismatch_is_refused(photo_dir, tmp_path):
+def test_teacher_mismatch_is_refused(photo_dir, tmp_path, cli):
     out = tmp_path / "l.parquet"
     label_images(discover_images([photo_dir]), create_teacher("classical"), out, num_workers=0)
-    bad = run_attiqa("label", photo_dir, "--out", out, "--teacher", "clasical")
+    bad = cli("label", photo_dir, "--out", out, "--teacher", "clasical")
     assert bad.returncode == 2 and "classical" in bad.stderr and "Traceback" not in bad.stderr
 
 
@@ -108,11 +108,11 @@ def test_overall_labels_for_the_single_label_ablation(photo_dir, tmp_path):
 
 
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="needs a machine without CUDA")
-def test_label_honours_device(photo_dir, tmp_path):
+def test_label_honours_device(photo_dir, tmp_path, cli):
     """`attiqa label --device cuda` on a CPU-only machine is refused in one line: the option reaches the
     teacher (it was ignored: the label stage always resolved "auto")."""
     out = tmp_path / "l.parquet"
-    r = run_attiqa("label", photo_dir, "--out", out, "--device", "cuda")
+    r = cli("label", photo_dir, "--out", out, "--device", "cuda")
     assert r.returncode == 2 and "CUDA is not available" in r.stderr + r.stdout
     assert "Traceback" not in r.stderr and not out.exists()
 

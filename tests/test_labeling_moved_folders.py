@@ -8,7 +8,6 @@ import shutil
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from helpers import run_attiqa
 
 from attiqa.io.images import discover_images
 from attiqa.io.names import order_under
@@ -48,15 +47,15 @@ def test_a_moved_folder_of_other_sizes_is_labelled_again(photo_dir, tmp_path):
     assert again.labelled == n
 
 
-def test_label_command_resumes_after_its_folder_moved(photo_dir, tmp_path):
+def test_label_command_resumes_after_its_folder_moved(photo_dir, tmp_path, cli):
     out = tmp_path / "labels.parquet"
-    assert run_attiqa("label", photo_dir, "-o", out, "--workers", "0").returncode == 0
+    assert cli("label", photo_dir, "-o", out, "--workers", "0").returncode == 0
     table = pq.read_table(out)
     marked = table.set_column(1, table.schema.field(1), pa.array([0.125] * table.num_rows, pa.float32()))
     pq.write_table(marked, out)  # a value no relabelling gives back: the rows kept are the ones it had
     moved = tmp_path / "moved"
     photo_dir.rename(moved)
-    res = run_attiqa("label", moved, "-o", out, "--workers", "0")
+    res = cli("label", moved, "-o", out, "--workers", "0")
     assert res.returncode == 0, res.stderr
     table = pq.read_table(out)
     assert all(p.is_relative_to(moved) and p.is_file() for p in label_paths(table))

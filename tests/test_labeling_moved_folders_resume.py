@@ -99,19 +99,19 @@ def test_one_of_several_folders_moved_resumes(tmp_path, cli):
     assert sum(p.is_relative_to(moved) for p in label_paths(t)) == 8
 
 
-def test_a_move_two_earlier_folders_fit_is_refused_naming_the_folder(photo_dir, tmp_path):
+def test_a_move_two_earlier_folders_fit_is_refused_naming_the_folder(photo_dir, tmp_path, cli):
     """Two copies of one folder labelled together, both moved to folders of other names: which one went
     where is not known — one line naming the folder, nothing labelled."""
     a, b = tmp_path / "a", tmp_path / "b"
     shutil.copytree(photo_dir, a)
     shutil.copytree(photo_dir, b)
     out = tmp_path / "labels.parquet"
-    assert run_attiqa("label", a, b, "-o", out, "--workers", "0").returncode == 0
+    assert cli("label", a, b, "-o", out, "--workers", "0").returncode == 0
     x, y = tmp_path / "x", tmp_path / "y"
     a.rename(x)
     b.rename(y)
     before = out.read_bytes()
-    res = run_attiqa("label", x, y, "-o", out, "--workers", "0")
+    res = cli("label", x, y, "-o", out, "--workers", "0")
     assert res.returncode != 0
     assert "Traceback" not in res.stderr
     line = res.stderr.strip().splitlines()[-1]

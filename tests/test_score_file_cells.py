@@ -87,20 +87,20 @@ def test_an_error_names_the_line_an_editor_shows(folder):
     assert [line for line, _ in table.numbered()] == [3, 5, 7, 8, 9, 10]
 
 
-def test_csv_option_naming_a_folder_or_a_link_loop(folder, tmp_path):
+def test_csv_option_naming_a_folder_or_a_link_loop(folder, tmp_path, cli):
     rows = [f"{n},{v}" for n, v in zip(names(folder), (40, 55, 60, 70, 20, 65), strict=True)]
     (folder / "mos.csv").write_text("image,mos\n" + "\n".join(rows) + "\n")
     base = ("eval", "folder", "--root", folder, "-m", "classical", "--csv")
-    err = one_line_error(run_attiqa(*base, folder))
+    err = one_line_error(cli(*base, folder))
     # was: "score CSV not found" for a folder that is there
     assert f"{folder}: a folder, not a CSV — pass the score file itself, e.g. {folder / 'mos.csv'}" in err
     os.symlink(tmp_path / "b.csv", tmp_path / "a.csv")
     os.symlink(tmp_path / "a.csv", tmp_path / "b.csv")
-    err = one_line_error(run_attiqa(*base, tmp_path / "a.csv"))
+    err = one_line_error(cli(*base, tmp_path / "a.csv"))
     # session 41: the words of -o and of images (was "a symbolic-link loop", "a link to X, which does not
     # exist"): attiqa.io.atomic.link_fault_words
     loop = "a symlink loop (the link points back to itself) — point it at the score CSV itself"
     assert f"{tmp_path / 'a.csv'}: {loop}" in err
     os.symlink(tmp_path / "gone.csv", tmp_path / "c.csv")
-    err = one_line_error(run_attiqa(*base, tmp_path / "c.csv"))
+    err = one_line_error(cli(*base, tmp_path / "c.csv"))
     assert f"{tmp_path / 'c.csv'}: a broken link (to {tmp_path / 'gone.csv'}, which is not there)" in err

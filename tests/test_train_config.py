@@ -6,7 +6,6 @@ import csv
 import json
 
 import pytest
-from helpers import run_attiqa
 
 from attiqa.distortions import apply_distortion, write_graded_set
 
@@ -40,7 +39,7 @@ def test_graded_set_is_resumable_and_subsampled(tmp_path, photos):
 
 
 @pytest.mark.slow
-def test_one_config_runs_every_stage(tmp_path, photos):
+def test_one_config_runs_every_stage(tmp_path, photos, cli):
     src = tmp_path / "src"
     src.mkdir()
     for n, img in photos.items():
@@ -86,7 +85,7 @@ finetune:
   num_workers: 0
 """
     )
-    res = run_attiqa("train", "--config", cfg)
+    res = cli("train", "--config", cfg)
     assert res.returncode == 0, res.stderr[-3000:]
     run = tmp_path / "run"
     assert len(list((run / "graded").glob("*.png"))) == 5 * (1 + 4)
@@ -99,14 +98,14 @@ finetune:
     assert f"finetuned: {run / 'finetune' / 'last.safetensors'}" in printed
     assert f"held-out split, last epoch: srocc={last['metrics']['srocc']:.4f}" in printed
     out = tmp_path / "scores.csv"
-    res = run_attiqa("score", src, "--model", run, "--out", out, "-q")
+    res = cli("score", src, "--model", run, "--out", out, "-q")
     assert res.returncode == 0, res.stderr
     scored = list(csv.DictReader(out.open()))
     assert len(scored) == 5 and all(r["mos"] != "" for r in scored)
 
 
-def test_bad_config_is_one_line(tmp_path):
+def test_bad_config_is_one_line(tmp_path, cli):
     cfg = tmp_path / "c.yaml"
     cfg.write_text("pretrain:\n  epoch: 2\n")
-    res = run_attiqa("train", "--config", cfg)
+    res = cli("train", "--config", cfg)
     assert res.returncode == 2 and "did you mean 'epochs'" in res.stderr and "Traceback" not in res.stderr

@@ -10,7 +10,7 @@ import shutil
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from helpers import LABEL_MARK, degrade_config, mark_labels, run_attiqa, tiny_train_config
+from helpers import LABEL_MARK, degrade_config, mark_labels, tiny_train_config
 from PIL import Image
 
 from attiqa.distortions.graded import new_sources, write_graded_set
@@ -66,7 +66,7 @@ def labelled(folder, table):
 
 
 @pytest.mark.slow  # whole train runs in subprocesses (~25 s)
-def test_a_copied_degrade_run_resumes_in_the_copy_without_grading_or_labelling_again(tmp_path):
+def test_a_copied_degrade_run_resumes_in_the_copy_without_grading_or_labelling_again(tmp_path, cli):
     """A degrade -> label -> pretrain run copied with its sources (`cp -r`), the copy resumed with a longer
     pretraining: **was** refused in one line ("degrade.sources: 4 image(s) the graded set … was not made
     from"); now resumed, nothing graded or labelled again, the original untouched."""
@@ -74,12 +74,12 @@ def test_a_copied_degrade_run_resumes_in_the_copy_without_grading_or_labelling_a
     cfg = degrade_config(a)
     write_graded_set(discover_images([a / "src"]), a / "run" / "graded", ["gaussian_blur"], [1, 3])
     labelled(a / "run" / "graded", a / "run" / "labels.parquet")
-    assert run_attiqa("train", "-c", cfg).returncode == 0
+    assert cli("train", "-c", cfg).returncode == 0
     b = tmp_path / "b"
     shutil.copytree(a, b)
     before = snapshot(a)
     sets = ("--set", f"out_dir={b / 'run'}", "--set", f"degrade.sources=[{b / 'src'}]")
-    res = run_attiqa("train", "-c", cfg, *sets, "--resume", "--set", "pretrain.epochs=3")
+    res = cli("train", "-c", cfg, *sets, "--resume", "--set", "pretrain.epochs=3")
     assert res.returncode == 0, res.stderr
     assert '"epoch": 3' in (b / "run" / "pretrain" / "last.json").read_text()
     graded = sorted(p.name for p in (a / "run" / "graded").iterdir())
@@ -91,7 +91,7 @@ def test_a_copied_degrade_run_resumes_in_the_copy_without_grading_or_labelling_a
 
 
 @pytest.mark.slow  # whole train runs in subprocesses (~25 s)
-def test_a_copied_run_without_a_degrade_stage_resumes_in_the_copy(tmp_path):
+def test_a_copied_run_without_a_degrade_stage_resumes_in_the_copy(tmp_path, cli):
     """label -> pretrain -> finetune, the folder holding the images, the MOS table and the run copied, the
     copy resumed with a longer fine-tuning: resumed there, nothing labelled again, the original
     untouched (held: it was so before session 52's check)."""
@@ -108,10 +108,10 @@ def test_a_copied_run_without_a_degrade_stage_resumes_in_the_copy(tmp_path):
         return ("--set", f"out_dir={root / 'run'}", "--set", f"label.images=[{root / 'set' / 'images'}]",
                 "--set", f"finetune.csv={root / 'set' / 'mos.csv'}")  # fmt: skip
 
-    assert run_attiqa("train", "-c", cfg, *stages, *sets(a)).returncode == 0
+    assert cli("train", "-c", cfg, *stages, *sets(a)).returncode == 0
     shutil.copytree(a, b)
     before = snapshot(a)
-    res = run_attiqa("train", "-c", cfg, *stages, *sets(b), "--resume", "--set", "finetune.epochs=2")
+    res = cli("train", "-c", cfg, *stages, *sets(b), "--resume", "--set", "finetune.epochs=2")
     assert res.returncode == 0, res.stderr
     assert '"epoch": 2' in (b / "run" / "finetune" / "last.json").read_text()
     table = pq.read_table(b / "run" / "labels.parquet")
