@@ -38,7 +38,7 @@ from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from attiqa.errors import AttiqaError, ConfigError, ImageLoadError
 from attiqa.io.atomic import SYMLINK_LOOP, atomic_path
-from attiqa.io.formats import SAVE_FORMATS, SAVE_OPTIONS, format_list
+from attiqa.io.formats import RAW_DEVELOP, RAW_EXTENSIONS, RAW_FIX, SAVE_FORMATS, SAVE_OPTIONS, format_list
 
 # What a folder search takes: every format Pillow reads that photos come in (JPEG under its other names:
 # a browser's .jfif download; JPEG 2000, AVIF), and HEIC / HEIF — which Pillow cannot decode — so a phone's
@@ -251,6 +251,8 @@ def load_image(
         tiff, tiff_error = _tiff_fallback(path, max_pixels)
         if tiff is not None:
             return tiff
+        if Path(path).suffix.lower() in RAW_EXTENSIONS:  # a DNG / NEF is TIFF-like: not "damaged"
+            raise _camera_raw(path) from None
         if tiff_error is not None:
             raise ImageLoadError(path, f"not a readable TIFF ({tiff_error})", _FIX_DECODE) from None
         raise _unrecognised(path) from None
@@ -260,6 +262,8 @@ def load_image(
         tiff, _ = _tiff_fallback(path, max_pixels)
         if tiff is not None:
             return tiff
+        if Path(path).suffix.lower() in RAW_EXTENSIONS:
+            raise _camera_raw(path) from None
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ImageLoadError(path, f"cannot decode image ({reason})", _FIX_DECODE) from None
 
@@ -268,6 +272,12 @@ def _too_large(path: Path, w: int, h: int, max_pixels: int) -> ImageLoadError:
     return ImageLoadError(
         path, f"{w}x{h} = {w * h / 1e6:.0f} MP exceeds the {max_pixels / 1e6:.0f} MP safety limit", PIXELS_FIX
     )
+
+
+def _camera_raw(path: Path) -> ImageLoadError:
+    """A camera raw that Pillow could not read: said as a raw with how to develop it, not as a damaged file
+    to download again."""
+    return ImageLoadError(path, f"a camera raw ({Path(path).suffix}), not a rendered image", RAW_FIX)
 
 
 def _unrecognised(path: Path) -> ImageLoadError:
@@ -408,8 +418,19 @@ def require_images(inputs: Sequence[str | Path]) -> list[Path]:
     inputs (score, label and make-distorted say the same)."""
     files = discover_images(inputs)
     if not files:
-        raise AttiqaError(f"no images found in {', '.join(map(str, inputs))} — pass image files or folders")
+        raise no_images(inputs)
     return files
+
+
+def no_images(inputs: Sequence[str | Path]) -> AttiqaError:
+    """The one line for inputs that hold no image: a folder of a camera's raws says so ("pass image files"
+    alone does not say why none counted)."""
+    where = ", ".join(map(str, inputs))
+    raws = discover_images(inputs, extensions=sorted(RAW_EXTENSIONS))
+    if raws:
+        return AttiqaError(f"no images found in {where}, only {len(raws)} camera raw(s) (e.g. {raws[0].name})"
+                           f" — develop them {RAW_DEVELOP}")  # fmt: skip
+    return AttiqaError(f"no images found in {where} — pass image files or folders")
 
 
 def save_format(path: str | Path) -> str:
