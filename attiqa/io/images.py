@@ -209,6 +209,8 @@ def load_image(
         raise ImageLoadError(path, "not a regular file (a pipe, socket or device)", "pass image files")
     if st.st_size == 0:
         raise ImageLoadError(path, "empty file (0 bytes)", _FIX_DECODE)
+    if Path(path).suffix.lower() in RAW_EXTENSIONS:  # Pillow reads a NEF's or DNG's TIFF thumbnail, or fails
+        raise ImageLoadError(path, f"a camera raw ({Path(path).suffix}), not a rendered image", RAW_FIX)
     try:
         fh = open(path, "rb")  # noqa: SIM115 - closed below; opened here so read errors are told apart
     except OSError as exc:
@@ -251,8 +253,6 @@ def load_image(
         tiff, tiff_error = _tiff_fallback(path, max_pixels)
         if tiff is not None:
             return tiff
-        if Path(path).suffix.lower() in RAW_EXTENSIONS:  # a DNG / NEF is TIFF-like: not "damaged"
-            raise _camera_raw(path) from None
         if tiff_error is not None:
             raise ImageLoadError(path, f"not a readable TIFF ({tiff_error})", _FIX_DECODE) from None
         raise _unrecognised(path) from None
@@ -262,8 +262,6 @@ def load_image(
         tiff, _ = _tiff_fallback(path, max_pixels)
         if tiff is not None:
             return tiff
-        if Path(path).suffix.lower() in RAW_EXTENSIONS:
-            raise _camera_raw(path) from None
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ImageLoadError(path, f"cannot decode image ({reason})", _FIX_DECODE) from None
 
@@ -272,12 +270,6 @@ def _too_large(path: Path, w: int, h: int, max_pixels: int) -> ImageLoadError:
     return ImageLoadError(
         path, f"{w}x{h} = {w * h / 1e6:.0f} MP exceeds the {max_pixels / 1e6:.0f} MP safety limit", PIXELS_FIX
     )
-
-
-def _camera_raw(path: Path) -> ImageLoadError:
-    """A camera raw that Pillow could not read: said as a raw with how to develop it, not as a damaged file
-    to download again."""
-    return ImageLoadError(path, f"a camera raw ({Path(path).suffix}), not a rendered image", RAW_FIX)
 
 
 def _unrecognised(path: Path) -> ImageLoadError:
