@@ -90,6 +90,12 @@ def test_a_camera_raw_is_said_to_be_a_raw_with_how_to_develop_it(tmp_path):
     said = " ".join(res.output.split())
     for raw, suffix in ((photos / "IMG_1.dng", ".dng"), (nef, ".NEF")):
         assert f"{raw}: a camera raw ({suffix}), not a rendered image — {fix}, or leave it out" in said
+    (photos / "mos.csv").write_text("image,mos\na.jpg,1\nIMG_1.dng,2\n")  # eval's check before scoring
+    res = runner.invoke(
+        app, ["eval", "folder", "--root", str(photos), "-m", "classical", "-o", str(tmp_path / "e")]
+    )
+    assert isinstance(res.exception, AttiqaError), res.output
+    assert f"IMG_1.dng: a camera raw (.dng), not a rendered image — {fix}" in str(res.exception)
     (photos / "a.jpg").unlink()
     for cmd in (
         ["score", str(photos), "-m", "classical"],

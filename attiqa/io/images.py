@@ -209,8 +209,8 @@ def load_image(
         raise ImageLoadError(path, "not a regular file (a pipe, socket or device)", "pass image files")
     if st.st_size == 0:
         raise ImageLoadError(path, "empty file (0 bytes)", _FIX_DECODE)
-    if Path(path).suffix.lower() in RAW_EXTENSIONS:  # Pillow reads a NEF's or DNG's TIFF thumbnail, or fails
-        raise ImageLoadError(path, f"a camera raw ({Path(path).suffix}), not a rendered image", RAW_FIX)
+    if (raw := _camera_raw(path)) is not None:
+        raise raw
     try:
         fh = open(path, "rb")  # noqa: SIM115 - closed below; opened here so read errors are told apart
     except OSError as exc:
@@ -272,6 +272,15 @@ def _too_large(path: Path, w: int, h: int, max_pixels: int) -> ImageLoadError:
     )
 
 
+def _camera_raw(path: str | Path) -> ImageLoadError | None:
+    """A camera raw, known by its suffix, as the error that refuses it (None for any other file): Pillow
+    reads a NEF's first IFD, a thumbnail, or fails on a DNG as "not an image", so it is refused unread."""
+    suffix = Path(path).suffix
+    if suffix.lower() not in RAW_EXTENSIONS:
+        return None
+    return ImageLoadError(path, f"a camera raw ({suffix}), not a rendered image", RAW_FIX)
+
+
 def _unrecognised(path: Path) -> ImageLoadError:
     """A file Pillow did not recognise (and no TIFF): a photo format this installation cannot decode, named
     with the fix, or "not a recognised image format"."""
@@ -303,6 +312,8 @@ def header_problem(
         return "not a regular file (a pipe, socket or device)"
     if st.st_size == 0:
         return "empty file (0 bytes)"
+    if (raw := _camera_raw(path)) is not None:
+        return str(raw)[len(raw.path) + 2 :]
     if not read_header:
         return None
     try:
