@@ -84,7 +84,7 @@ def read_votes_csv(path: Path) -> list[Vote]:
     """Votes from a CSV with columns ``pair_id`` and ``choice`` (a|b), optionally ``rater``, read by the one
     CSV reader (:func:`attiqa.datasets.readers.read_csv`): its errors, and lines as an editor counts them."""
     path = Path(path)
-    table = read_csv(path, ",", what="preferences CSV (pair_id,choice[,rater])")
+    table = read_csv(path, what="preferences CSV (pair_id,choice[,rater])")  # a spreadsheet may write ;
     pair_col, choice_col = table.column("pair_id", required=False), table.column("choice", required=False)
     if pair_col is None or choice_col is None:
         raise AttiqaError(

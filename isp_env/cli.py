@@ -394,7 +394,7 @@ def check(
     import statistics
 
     if not raw_dir.is_dir():
-        from isp_env.raw import RAW_EXTENSIONS
+        from attiqa.io.formats import RAW_EXTENSIONS
 
         one = raw_dir.is_file() and raw_dir.suffix.lower() in RAW_EXTENSIONS  # check one raw: render --check
         cmd = shlex.join(["isp-tune", "render", str(raw_dir), "--policy", policy, "--check"])

@@ -22,40 +22,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from attiqa.errors import AttiqaError
+from attiqa.io.formats import RAW_EXTENSIONS  # one list: attiqa's loader names raws too
 
 if TYPE_CHECKING:
     from rawpy import RawPy
     from tifffile import TiffTag
 
-RAW_EXTENSIONS: frozenset[str] = frozenset(
-    {
-        ".dng",
-        ".cr2",
-        ".cr3",
-        ".crw",
-        ".qtk",
-        ".nef",
-        ".nrw",
-        ".arw",
-        ".srf",
-        ".sr2",
-        ".orf",
-        ".rw2",
-        ".raf",
-        ".pef",
-        ".srw",
-        ".raw",
-        ".rwl",
-        ".3fr",
-        ".erf",
-        ".kdc",
-        ".dcr",
-        ".mos",
-        ".mrw",
-        ".x3f",
-        ".iiq",
-    }
-)
 _CHANNEL = {"R": 0, "G": 1, "B": 2}
 
 

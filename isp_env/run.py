@@ -31,6 +31,7 @@ from PIL import Image
 
 from attiqa.errors import AttiqaError, ConfigError, ImageLoadError
 from attiqa.io.atomic import json_text, output_folder, remove_orphan_temps, write_json_atomic
+from attiqa.io.formats import RAW_EXTENSIONS
 from attiqa.io.hashes import sha256_of
 from attiqa.io.images import load_image, save_image
 from attiqa.io.names import portable_stem
@@ -44,7 +45,6 @@ from isp_env.params import RunFiles, neutral, raw_record, written_values
 from isp_env.policy_files import resolve_policy
 from isp_env.policy_io import find_state, load_policy, policy_digest
 from isp_env.raw import (
-    RAW_EXTENSIONS,
     RawImage,
     RawReadError,
     find_raws,

@@ -18,13 +18,14 @@ from typing import Any
 
 from attiqa.datasets.readers import read_csv
 from attiqa.errors import ConfigError, did_you_mean
+from attiqa.io.formats import RAW_EXTENSIONS
 from attiqa.io.images import content_key, discover_images
 from attiqa.io.run_meta import differing_settings
 from attiqa.progress import console, plain, plain_failure, plain_name, shown_name
 from attiqa.splits import say_share
 from isp_env.params import RunFiles, neutral, read_values
 from isp_env.policy_files import resolve_policy
-from isp_env.raw import RAW_EXTENSIONS, camera_name, dng_camera, find_raws, probe_raw
+from isp_env.raw import camera_name, dng_camera, find_raws, probe_raw
 from isp_env.registration import BASE, GROUP_BY_DEFAULT, MAX_STEPS, RL_ALGOS, TEST_FRACTION, TEST_RAWS
 
 

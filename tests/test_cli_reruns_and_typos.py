@@ -6,6 +6,7 @@ here; each test failed before its fix."""
 from __future__ import annotations
 
 import json
+import os
 import pickle
 import shutil
 from pathlib import Path
@@ -234,6 +235,25 @@ def test_score_and_eval_outputs_name_the_path_and_the_fix(tmp_path):
     assert isinstance(r.exception, AttiqaError), r.output
     assert f"{preds}: --out is the folder the files are written into, not a file" in str(r.exception)
     assert f"e.g. {tmp_path / 'preds'}" in str(r.exception) and not preds.exists()
+
+
+def test_score_to_a_stream_is_refused_with_the_fix(tmp_path, monkeypatch):
+    """`-o -` (stdout, as many tools take it) was told to write `-.csv` or into a folder `-`; a FIFO named
+    `s.csv` would have been replaced by a regular file by the atomic write."""
+    from attiqa.cli.app import app
+
+    img = _photos(tmp_path / "in", n=1)[0]
+    fifo = tmp_path / "s.csv"
+    os.mkfifo(fifo)
+    monkeypatch.chdir(tmp_path)
+    for out in ("-", str(fifo)):
+        r = runner.invoke(app, ["score", str(img), "-m", "classical", "-o", out])
+        assert isinstance(r.exception, AttiqaError), r.output
+        assert str(r.exception) == (
+            f"{out}: not a file name — the scores go to a file, written row by row so a rerun resumes it, "
+            "not to a stream: give e.g. scores.csv"
+        )
+    assert not fifo.is_file() and sorted(p.name for p in tmp_path.iterdir()) == ["in", "s.csv"]
 
 
 def test_a_sheet_or_gallery_path_is_checked_before_the_work(tmp_path):

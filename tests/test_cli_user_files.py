@@ -65,6 +65,50 @@ def test_a_folder_search_finds_jfif_avif_jpeg2000_and_lists_heic(tmp_path):
     assert "IMG_0001.HEIC: a HEIC / HEIF image" in " ".join(res.output.split())
 
 
+def test_a_camera_raw_is_said_to_be_a_raw_with_how_to_develop_it(tmp_path):
+    """**Was**: a DNG (or any camera raw) among the photos was "not a recognised image format — the file is
+    damaged or not really an image: re-export or re-download it", and a folder of raws "no images found …
+    pass image files or folders": neither says why, and the first fix is wrong; a NEF named on the command
+    line was scored as its TIFF thumbnail (Pillow reads a NEF's first IFD). Now each is named a camera raw
+    with how to develop it, before decoding, and a folder of raws says it holds only raws."""
+    from isp_env.dng import write_dng
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    _photo(0).save(photos / "a.jpg")
+    rng = np.random.default_rng(0)
+    write_dng(photos / "IMG_1.dng", rng.integers(0, 1024, (32, 48)).astype(np.uint16))
+    nef = tmp_path / "DSC_0001.NEF"
+    _photo(1).resize((40, 30)).save(nef, format="TIFF")  # a NEF's first IFD: an RGB thumbnail
+    fix = "develop it to JPEG, PNG or TIFF first (`isp-tune render RAW -o out.png`, or any raw converter)"
+    out = tmp_path / "s.csv"
+    res = runner.invoke(
+        app, ["score", str(photos), str(photos / "IMG_1.dng"), str(nef), "-m", "classical", "-o", str(out)]
+    )
+    assert res.exit_code == 0, res.output
+    assert [line.split(",")[0] for line in out.read_text().splitlines()[1:]] == [str(photos / "a.jpg")]
+    said = " ".join(res.output.split())
+    for raw, suffix in ((photos / "IMG_1.dng", ".dng"), (nef, ".NEF")):
+        assert f"{raw}: a camera raw ({suffix}), not a rendered image — {fix}, or leave it out" in said
+    (photos / "mos.csv").write_text("image,mos\na.jpg,1\nIMG_1.dng,2\n")  # eval's check before scoring
+    res = runner.invoke(
+        app, ["eval", "folder", "--root", str(photos), "-m", "classical", "-o", str(tmp_path / "e")]
+    )
+    assert isinstance(res.exception, AttiqaError), res.output
+    assert f"IMG_1.dng: a camera raw (.dng), not a rendered image — {fix}" in str(res.exception)
+    (photos / "a.jpg").unlink()
+    for cmd in (
+        ["score", str(photos), "-m", "classical"],
+        ["degrade", str(photos), "-o", str(tmp_path / "g")],
+    ):
+        res = runner.invoke(app, cmd)
+        assert isinstance(res.exception, AttiqaError), res.output
+        assert str(res.exception) == (
+            f"no images found in {photos}, only 1 camera raw(s) (e.g. IMG_1.dng) — "
+            + fix.replace("develop it", "develop them")
+        )
+
+
 def test_check_attributes_skips_an_unreadable_photo_of_a_folder(tmp_path):
     """**Was**: `attiqa check-attributes photos/` stopped at the first unreadable file of the folder (a
     truncated JPEG: "error: …/cut.jpg: cannot decode image …"), the other photos unchecked — unlike

@@ -37,7 +37,7 @@ def _sources(inputs: list[Path], out: Path) -> list[Path]:
     output folder inside a source folder (`degrade photos -o photos/degraded`) a rerun read the outputs as
     sources — `degrade` degraded them again, `make-distorted` refused its own folder ("made with other
     settings"). ``out`` = a source folder cannot tell them apart: one line."""
-    from attiqa.io.images import discover_images, require_images
+    from attiqa.io.images import discover_images, no_images, require_images
 
     out_real = Path(os.path.realpath(out))
     found: list[Path] = []
@@ -56,7 +56,7 @@ def _sources(inputs: list[Path], out: Path) -> list[Path]:
         else:  # e.g. `degrade photos/a -o photos`: its sources are under --out, but none of the outputs
             found += discover_images([src])
     if not found:
-        raise AttiqaError(f"no images found in {', '.join(map(str, inputs))} — pass image files or folders")
+        raise no_images(inputs)
     return require_images(found)
 
 

@@ -317,6 +317,9 @@ def check_output_path(out: str | Path, fix: str = OUT_FIX, *, create: bool = Tru
     (``fix``: the advice for the last two, e.g. another command's own in place of ``--out``).
     ``create=False``: its folder is checked, not made — for a check before settings that may still fail."""
     out = Path(out)
+    if str(out) == "-" or (out.exists() and not out.is_dir() and not out.is_file()):  # `-o -`, /dev/stdout
+        raise AttiqaError(f"{out}: not a file name — the scores go to a file, written row by row so a rerun "
+                          "resumes it, not to a stream: give e.g. scores.csv")  # fmt: skip
     if out.is_dir():
         raise AttiqaError(f"{out}: is a folder — give a file name ending in .csv, .tsv or .json, "
                           f"e.g. {out / 'scores.csv'}")  # fmt: skip

@@ -11,6 +11,14 @@ SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP",
 # JPEG at quality 95 (near-lossless) and lossless WebP: a written render or distortion is judged, not PIL's
 # default compression (WebP's is lossy, below JPEG 95).
 SAVE_OPTIONS: dict[str, dict[str, int]] = {"JPEG": {"quality": 95}, "WEBP": {"lossless": 1}}
+# Camera raw files by suffix: what isp_env develops, and what attiqa's loader names as such (it reads
+# rendered images only), so a raw is told "develop it first", not "damaged".
+RAW_EXTENSIONS: frozenset[str] = frozenset(
+    {".dng", ".cr2", ".cr3", ".crw", ".qtk", ".nef", ".nrw", ".arw", ".srf", ".sr2", ".orf", ".rw2", ".raf",
+     ".pef", ".srw", ".raw", ".rwl", ".3fr", ".erf", ".kdc", ".dcr", ".mos", ".mrw", ".x3f", ".iiq"}
+)  # fmt: skip
+RAW_DEVELOP = "to JPEG, PNG or TIFF first (`isp-tune render RAW -o out.png`, or any raw converter)"
+RAW_FIX = f"develop it {RAW_DEVELOP}, or leave it out"
 _NOTES = {"PNG": "lossless", "JPEG": "quality 95", "WEBP": "lossless"}
 
 

@@ -38,7 +38,7 @@ from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from attiqa.errors import AttiqaError, ConfigError, ImageLoadError
 from attiqa.io.atomic import SYMLINK_LOOP, atomic_path
-from attiqa.io.formats import SAVE_FORMATS, SAVE_OPTIONS, format_list
+from attiqa.io.formats import RAW_DEVELOP, RAW_EXTENSIONS, RAW_FIX, SAVE_FORMATS, SAVE_OPTIONS, format_list
 
 # What a folder search takes: every format Pillow reads that photos come in (JPEG under its other names:
 # a browser's .jfif download; JPEG 2000, AVIF), and HEIC / HEIF — which Pillow cannot decode — so a phone's
@@ -209,6 +209,8 @@ def load_image(
         raise ImageLoadError(path, "not a regular file (a pipe, socket or device)", "pass image files")
     if st.st_size == 0:
         raise ImageLoadError(path, "empty file (0 bytes)", _FIX_DECODE)
+    if (raw := _camera_raw(path)) is not None:
+        raise raw
     try:
         fh = open(path, "rb")  # noqa: SIM115 - closed below; opened here so read errors are told apart
     except OSError as exc:
@@ -270,6 +272,15 @@ def _too_large(path: Path, w: int, h: int, max_pixels: int) -> ImageLoadError:
     )
 
 
+def _camera_raw(path: str | Path) -> ImageLoadError | None:
+    """A camera raw, known by its suffix, as the error that refuses it (None for any other file): Pillow
+    reads a NEF's first IFD, a thumbnail, or fails on a DNG as "not an image", so it is refused unread."""
+    suffix = Path(path).suffix
+    if suffix.lower() not in RAW_EXTENSIONS:
+        return None
+    return ImageLoadError(path, f"a camera raw ({suffix}), not a rendered image", RAW_FIX)
+
+
 def _unrecognised(path: Path) -> ImageLoadError:
     """A file Pillow did not recognise (and no TIFF): a photo format this installation cannot decode, named
     with the fix, or "not a recognised image format"."""
@@ -301,6 +312,8 @@ def header_problem(
         return "not a regular file (a pipe, socket or device)"
     if st.st_size == 0:
         return "empty file (0 bytes)"
+    if (raw := _camera_raw(path)) is not None:
+        return str(raw)[len(raw.path) + 2 :]
     if not read_header:
         return None
     try:
@@ -408,8 +421,19 @@ def require_images(inputs: Sequence[str | Path]) -> list[Path]:
     inputs (score, label and make-distorted say the same)."""
     files = discover_images(inputs)
     if not files:
-        raise AttiqaError(f"no images found in {', '.join(map(str, inputs))} — pass image files or folders")
+        raise no_images(inputs)
     return files
+
+
+def no_images(inputs: Sequence[str | Path]) -> AttiqaError:
+    """The one line for inputs that hold no image: a folder of a camera's raws says so ("pass image files"
+    alone does not say why none counted)."""
+    where = ", ".join(map(str, inputs))
+    raws = discover_images(inputs, extensions=sorted(RAW_EXTENSIONS))
+    if raws:
+        return AttiqaError(f"no images found in {where}, only {len(raws)} camera raw(s) (e.g. {raws[0].name})"
+                           f" — develop them {RAW_DEVELOP}")  # fmt: skip
+    return AttiqaError(f"no images found in {where} — pass image files or folders")
 
 
 def save_format(path: str | Path) -> str:
