@@ -101,21 +101,19 @@ def test_a_preferences_csv_with_a_short_line_or_no_pair_id_names_the_line_and_th
     assert genbench_cli("agree", run).returncode == 0
 
 
-def test_a_preferences_csv_a_spreadsheet_saved_with_semicolons_is_read(tmp_path, photos):
+def test_a_preferences_csv_a_spreadsheet_saved_with_semicolons_is_read(tmp_path, photos, genbench_cli):
     """**Was**: a prefs.csv saved by a spreadsheet of a decimal-comma locale (`pair_id;rater;choice`) was
     "expected CSV columns pair_id,choice[,rater] (… found: pair_id;rater;choice)", though `attiqa eval
     folder` reads such a score file. Now the separator is taken from the header, as there."""
-    from helpers import run_genbench
-
     run = make_photo_run(tmp_path / "run", photos)
-    assert run_genbench("score", run, "-m", "classical", "-w", "0").returncode == 0
+    assert genbench_cli("score", run, "-m", "classical", "-w", "0").returncode == 0
     rows = [(p.pair_id, "r1", "ab"[i % 2]) for i, p in enumerate(load_pairs(run))]
     reports = []
     for sep in (",", ";"):
         prefs = tmp_path / f"prefs{len(reports)}.csv"
         prefs.write_text("".join(sep.join(r) + "\n" for r in [("pair_id", "rater", "choice"), *rows]))
         out = tmp_path / f"agree{len(reports)}"
-        res = run_genbench("agree", run, "-p", prefs, "-o", out)
+        res = genbench_cli("agree", run, "-p", prefs, "-o", out)
         assert res.returncode == 0, res.stderr
         reports.append((out / "agreement.csv").read_text())
     assert reports[0] == reports[1]
