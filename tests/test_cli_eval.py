@@ -80,7 +80,8 @@ def test_eval_agiqa3k_is_one_command_and_the_second_target_uses_the_cache(tmp_pa
 def test_eval_of_a_named_model_on_its_own_training_dataset_says_it_is_a_training_fit(tmp_path, photos):
     """`attiqa eval agiqa3k -m attiqa-agiqa3k` on agiqa3k-dev printed SROCC 0.98 as if held out (it was fitted
     on every one of those images); the registry's ``trained_on`` now puts a warning on screen and in
-    summary.json."""
+    summary.json. With ``--target mos_align`` the note said "its training fit" of a target it was never fitted
+    to: now it says the images were seen, fitted to the other target."""
     degraded_agiqa3k_root(tmp_path / "AGIQA-3K", photos, n=6)
     res = run(
         "eval", "agiqa3k", "--root", tmp_path / "AGIQA-3K", "-m", "attiqa-agiqa3k", "-w", "0", "-q",
@@ -91,6 +92,15 @@ def test_eval_of_a_named_model_on_its_own_training_dataset_says_it_is_a_training
     assert "attiqa-agiqa3k was trained on AGIQA-3K" in said and "not a held-out figure" in said
     warnings = json.loads((tmp_path / "out" / "summary.json").read_text())["warnings"]
     assert any("attiqa-agiqa3k was trained on" in w for w in warnings)
+    # --target mos_align: it saw these images but was not fitted to that target ("its training fit" was wrong)
+    res = run(
+        "eval", "agiqa3k", "--root", tmp_path / "AGIQA-3K", "-m", "attiqa-agiqa3k", "-w", "0", "-q",
+        "--target", "mos_align", "-o", tmp_path / "align", cache=tmp_path / "cache",
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    said = " ".join(res.stderr.split())
+    assert "trained on these AGIQA-3K images (fitted to their mos_quality, not mos_align)" in said, said
+    assert "not a held-out figure" in said and "training fit" not in said
 
 
 def test_eval_folder_with_csv_and_one_line_errors(tmp_path, photos, cli):

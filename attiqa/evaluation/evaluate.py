@@ -316,9 +316,13 @@ def evaluate(
         )
     fit_note = "these metrics are its training fit, not a held-out figure"
     if ds.name in trained_on(weights_identity(scorer)):  # a named model on (a copy of) its training data
+        fitted_to = ds.info.default_target  # what a shipped model's card fits: the table's default target
         warn.append(
             f"{scorer.info.name} was trained on {ds.info.short_name} images: on the images it was fitted to "
             f"{fit_note} (its model card gives held-out ones)"
+            if ds.target == fitted_to
+            else f"{scorer.info.name} was trained on these {ds.info.short_name} images (fitted to their "
+            f"{fitted_to}, not {ds.target}): it has seen them, so these metrics are not a held-out figure"
         )
     elif _fitted_here(scorer.info, ds) and not _held_out(scorer.info.fitted_split, split):
         warn.append(  # its card says so: `attiqa train` / `bench` on these rows (MOS on a coarse grid too)
