@@ -4,7 +4,8 @@ SAC by default (PPO and TD3 selectable), over ``n_envs`` environments in subproc
 ``MlpPolicy`` on the image statistics (``obs_mode="stats"``) or ``MultiInputPolicy`` (NatureCNN on the
 render + statistics, parameters and time). ``isp-tune`` trains the formulation chosen by measurement
 (``benchmarks/isp_formulation.py``, docs/isp.md): residual actions around a base, statistics, SAC.
-Hyper-parameters the paper does not give (it gives none for the agent) are ours, in :class:`TrainConfig`.
+Hyper-parameters the paper does not give (it gives none for the agent) are ours, in
+:class:`isp_env.train_config.TrainConfig`.
 :func:`train_teacher` (``--algo teacher``, session 23) fits the per-image policy of :mod:`isp_env.teacher`
 instead: supervised by per-image CMA-ES optima of the training raws, no RL.
 """

@@ -24,8 +24,8 @@ from isp_env.teacher import (
     search_targets,
     spread_sample,
 )
-from isp_env.train_config import TeacherSettings
-from isp_env.tuning import TrainConfig, env_for_policy, train_teacher, tune_with_policy
+from isp_env.train_config import TeacherSettings, TrainConfig
+from isp_env.tuning import env_for_policy, train_teacher, tune_with_policy
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 EXPOSURE = NAMES.index("tone_exposure")

@@ -29,7 +29,8 @@ from isp_env.params import NAMES, neutral, to_normalized
 from isp_env.policy_io import find_state, load_policy, load_state
 from isp_env.raw import read_raw
 from isp_env.run_inputs import split
-from isp_env.tuning import TrainConfig, build_model, make_vec_env, train
+from isp_env.train_config import TrainConfig
+from isp_env.tuning import build_model, make_vec_env, train
 
 TINY = [
     *TINY_SAC,
