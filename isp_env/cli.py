@@ -184,7 +184,7 @@ def tune(
         max=2.0,
         help="Residual actions: largest offset from the base, in normalised units "
         "(each range is 2 wide). Default: by --algo, the whole range for the teacher (its regression keeps "
-        "it near the base), less for an RL agent (isp_env.train_config.default_delta_scale; docs/isp.md).",
+        "it near the base), less for an RL agent (docs/isp.md; isp_env/train_config.py).",
     ),
     guard: bool = typer.Option(True, help="Subtract the over-processing penalty from the reward."),
     test_fraction: float = typer.Option(

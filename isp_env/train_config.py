@@ -115,10 +115,14 @@ class TeacherSettings:
     raws: int = 60  # at most this many training raws are searched, spread over the scene groups
 
 
-def check_settings(algo: str, action_mode: str, obs_mode: str, max_steps: int, start: str | None) -> None:
+def check_config(cfg: TrainConfig, settings: TeacherSettings | None = None) -> None:
     """The settings that do not fit together, refused before any work (an unknown ``--algo`` was found
-    after the global CMA-ES had spent its 600 scorer calls). ``start``: ``--teacher-start`` of a teacher
-    run, else None."""
+    after the global CMA-ES had spent its 600 scorer calls): :func:`isp_env.run_inputs.run_inputs` checks
+    them first, before the raws are probed, for ``isp-tune`` (before torch loads) and the library's runs;
+    :func:`isp_env.run.run` again, for a config changed since. ``settings``: a teacher run's (its
+    ``--teacher-start``), else None."""
+    algo, action_mode, obs_mode, max_steps = cfg.algo, cfg.action_mode, cfg.obs_mode, cfg.max_steps
+    start = None if settings is None else settings.start
     algos = ("teacher", *RL_ALGOS)
     if algo not in algos:
         raise ConfigError(f"unknown --algo {algo!r}; one of {', '.join(algos)}{did_you_mean(algo, algos)}")
@@ -135,10 +139,3 @@ def check_settings(algo: str, action_mode: str, obs_mode: str, max_steps: int, s
         raise ConfigError("--algo teacher needs --action-mode residual and --obs-mode stats")
     if start is not None and start not in ("base", "neutral"):
         raise ConfigError(f"--teacher-start {start!r}: use base or neutral")
-
-
-def check_config(cfg: TrainConfig, settings: TeacherSettings | None = None) -> None:
-    """The settings that do not fit together, refused before any work (``isp-tune`` says them before torch
-    loads: :func:`isp_env.run_inputs.check_settings`; ``isp_env.run.run`` calls this first)."""
-    start = None if settings is None else settings.start
-    check_settings(cfg.algo, cfg.action_mode, cfg.obs_mode, cfg.max_steps, start)
