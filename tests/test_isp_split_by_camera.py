@@ -159,8 +159,9 @@ def test_a_run_held_out_by_camera_records_it_and_refuses_another_grouping(tmp_pa
 def test_run_refuses_inputs_made_for_another_seed_or_policy_than_its_config(tmp_path: Path) -> None:
     """**Was**: ``run(listing=, start=)`` took a raw listing and start checks from its caller unchecked — a
     listing of another folder (or seed, or grouping) split this run's raws by it. Since session 59 the
-    inputs are run's one way in (``run(inputs, cfg)``): folder, split and base are theirs alone; only the
-    seed and ``--init-policy``, which ``cfg`` holds too, are compared, in one line before any work."""
+    inputs are run's one way in (``run(inputs, cfg)``): folder, split and base are theirs alone, seed and
+    ``--init-policy`` the ``cfg``'s they were made with (``run_inputs(settings, cfg)``); a ``cfg`` of another
+    seed or policy handed to ``run`` is refused in one line before any work."""
     from isp_env.run import run
 
     two_camera_dngs(tmp_path / "a")
