@@ -163,29 +163,30 @@ def _iso_noise(rgb: np.ndarray, gain: float, rng: np.random.Generator) -> np.nda
     a = 2.5e-4 * gain
     b = 2.5e-5 * gain
     h, w = rgb.shape[:2]
-    # Row strip by row strip, top to bottom: the normal draws (the same stream as one H x W x 3 draw) and
-    # YCbCr with its luma noise, into the output; the chroma draws kept as two planes. Never a whole noise
-    # image nor a whole temporary (a 24 MP photo: 288 MB each).
-    out = np.empty((h, w, 3), np.float32)
-    raw: list[np.ndarray] = [np.empty((h, w), np.float32) for _ in range(2)]
+    # The normal draws made in row strips (the same stream as one H x W x 3 draw) and kept as planes, the
+    # chroma's statistics taken before the output exists, YCbCr made and undone a strip at a time: never a
+    # whole noise image nor a whole temporary beside the output (a 24 MP photo: 288 MB each).
+    planes: list[np.ndarray] = [np.empty((h, w), np.float32) for _ in range(3)]
     for rows in row_strips(h, w):
         normal = rng.standard_normal((rows.stop - rows.start, w, 3), dtype=np.float32)
-        ycc = rgb[rows] @ RGB_TO_YCBCR.T  # row by row, as one product over the image is
-        y = ycc[..., 0]
-        y += np.sqrt(a * np.clip(y, 0.0, 1.0) + b).astype(np.float32) * normal[..., 0]
-        out[rows] = ycc
-        raw[0][rows], raw[1][rows] = normal[..., 1], normal[..., 2]
+        for k in range(3):
+            planes[k][rows] = normal[..., k]
+    luma_noise = planes.pop(0)
     for k in range(2):  # each plane filtered alone: the same numbers as the (H, W, 2) filter
-        raw[k] = ndimage.gaussian_filter(raw[k], sigma=1.0, mode="reflect")
+        planes[k] = ndimage.gaussian_filter(planes[k], sigma=1.0, mode="reflect")
     chroma = np.empty((h, w, 2), np.float32)
     for k in range(2):
-        chroma[..., k] = raw[k]
-        raw[k] = np.empty(0, np.float32)  # freed as soon as copied
+        chroma[..., k] = planes[k]
+        planes[k] = np.empty(0, np.float32)  # freed as soon as copied
     chroma /= max(float(chroma.std()), 1e-8)
     chroma *= np.float32(0.5 * np.sqrt(a))
+    out = np.empty((h, w, 3), np.float32)
     for rows in row_strips(h, w):
-        out[rows, :, 1:] += chroma[rows]
-        out[rows] = out[rows] @ YCBCR_TO_RGB.T
+        ycc = rgb[rows] @ RGB_TO_YCBCR.T  # row by row, as one product over the image is
+        y = ycc[..., 0]
+        y += np.sqrt(a * np.clip(y, 0.0, 1.0) + b).astype(np.float32) * luma_noise[rows]
+        ycc[..., 1:] += chroma[rows]
+        out[rows] = ycc @ YCBCR_TO_RGB.T
     return out
 
 
