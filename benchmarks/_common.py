@@ -89,11 +89,8 @@ def run_score(
     reading after the peak holds it (only growth in the last 50 ms before the exit would be missed). Not
     the waited child's ``ru_maxrss``: Linux carries that across fork and exec, so it is at least the
     benchmark's own size at the fork and would hide a command smaller than this process."""
-    import os
     import shutil
-    import subprocess
     import sys
-    import time
 
     for stale in out.parent.glob(f"*{out.name}*"):  # the output and its hidden records: score afresh
         shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
@@ -103,7 +100,16 @@ def run_score(
         if command == "eval"
         else ["score", str(folder)]
     )
-    cmd = [*head, *what, "-m", model, "-o", str(out), *args]
+    return watch([*head, *what, "-m", model, "-o", str(out), *args], env, f"attiqa {command}")
+
+
+def watch(cmd: list[str], env: dict[str, str], what: str) -> tuple[float, float, float | None, float]:
+    """Run ``cmd`` with ``env`` added to this environment; returns :func:`run_score`'s (seconds, own peak
+    RSS MiB, largest descendant's or None, CPU seconds of all), each peak a VmHWM read every 50 ms."""
+    import os
+    import subprocess
+    import time
+
     with tempfile.TemporaryFile() as err:  # a file, not a pipe: a long run's progress would fill a pipe
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=err)
@@ -122,7 +128,7 @@ def run_score(
         seconds = time.perf_counter() - t0
         if os.waitstatus_to_exitcode(status_):
             err.seek(0)
-            raise SystemExit(f"attiqa {command} failed ({env}):\n{err.read().decode()}")
+            raise SystemExit(f"{what} failed ({env}):\n{err.read().decode()}")
     cpu = usage.ru_utime + usage.ru_stime  # reaped workers included
     return seconds, own, worker, cpu
 

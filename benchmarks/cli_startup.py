@@ -5,7 +5,10 @@ ONE_IMAGE`` (the shipped default model, a generated 640x480 photo-like image) ta
 "import torch"``, the floor of any command that runs a model; and how long a user's mistake takes to be
 told (``ERRORS``: a missing file, a bad --out, a missing config or run folder, a config value, bench's
 protocol and split, label's images and prompts file, isp-tune's raws, genbench's metric names; each must
-exit 2), as a ratio to its own command line's ``--help`` in the same round.
+exit 2), as a ratio to its own command line's ``--help`` in the same round. With ``--agree RUN`` (a genbench
+run folder already scored, e.g. an ``import-agiqa3k`` of agiqa3k-dev scored by ``classical`` and
+``attiqa-agiqa3k``), ``genbench agree RUN`` too (its report into the scratch folder), which reads score files
+only, against both floors.
 
 Each command is the console script's own call (``sys.exit(main())`` of its installed entry point, as
 ``[project.scripts]`` of pyproject.toml declares it) in a fresh child process with ``PYTHONPATH`` set to
@@ -15,7 +18,7 @@ best, and the median of per-round ratios), and the child's peak RSS (``ru_maxrss
 (another checkout, e.g. the main branch) the same commands run from that tree too, and the "before / after"
 ratio of the medians is printed.
 
-    python benchmarks/cli_startup.py [--rounds 7] [--before ../main]
+    python benchmarks/cli_startup.py [--rounds 7] [--before ../main] [--agree RUN]
 
 Figures in docs/default_model.md ("Implementation speed notes").
 """
@@ -98,14 +101,19 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--before", type=Path, help="another checkout to compare with (e.g. the main branch)")
+    ap.add_argument("--agree", type=Path, help="a scored genbench run: time `genbench agree RUN` too")
     args = ap.parse_args()
+    cases = COMMANDS
+    if args.agree is not None:
+        agree = ("agree", str(args.agree.resolve()), "-o", "{tmp}/agreement")
+        cases = (*COMMANDS, ("genbench", agree, ("import typer, rich", "import torch")))
 
     trees = {"after": ROOT} if args.before is None else {"before": args.before.resolve(), "after": ROOT}
     with tempfile.TemporaryDirectory() as tmp:
         scratch(Path(tmp))
         commands = [
             (s, tuple(a.format(tmp=tmp) for a in argv), " ".join(argv).replace("{tmp}/", ""), f)
-            for s, argv, f in COMMANDS
+            for s, argv, f in cases
         ]
         errors = [(script, tuple(a.format(tmp=tmp) for a in argv), " ".join(argv)) for script, argv in ERRORS]
         rounds(args.rounds, trees, commands, errors)

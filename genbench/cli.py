@@ -330,7 +330,7 @@ def agree(
             f"--prefs {plain(shell_arg(left_aside))} to measure against it ({plain(kind_aside)})[/]",
             highlight=False,
         )
-    from genbench.run_scores import load_metric_scores  # attiqa.scoring: torch, after the checks above
+    from genbench.run_scores import load_metric_scores  # torch-free: scores are read, not made
 
     scores = load_metric_scores(run_dir, chosen)
     results = [

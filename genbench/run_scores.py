@@ -5,6 +5,9 @@ model, or a checkpoint path. Results are stored per image in ``scores/<metric>.c
 format: ``image`` + the scorer's columns, ``image`` as written in the manifest) with ``scores/<metric>.json``
 holding the scorer's metadata (which column is the overall score, and its direction). A rerun scores only
 images a metric has not scored yet; unreadable images are skipped and reported.
+
+Reading the score files (:func:`load_metric_scores`, `genbench agree`) imports no torch: what scores
+(``attiqa.scoring``, the scorer's identity of ``attiqa.evaluation.cache``) is imported where it runs.
 """
 
 from __future__ import annotations
@@ -18,21 +21,23 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import attiqa
 from attiqa.datasets.readers import read_csv
 from attiqa.errors import AttiqaError, did_you_mean
-from attiqa.evaluation.cache import resume_identity
 from attiqa.exiqa import missing_regressor
-from attiqa.interface import Scorer
 from attiqa.io.atomic import output_folder, remove_orphan_temps, write_json_atomic
 from attiqa.io.tables import ERRORS, read_cell
 from attiqa.progress import shown_name
 from attiqa.scorers import is_checkpoint
 from attiqa.scorers.zoo import trained_on, weights_identity
-from attiqa.scoring import OtherScoreFile, ScoreRun, ScoreWriter, same_scorer, score_paths, write_scores
 from genbench.files import SCORES_DIR, shell_arg
 from genbench.manifest import SIDES, Pair, image_problem, resolve
+
+if TYPE_CHECKING:
+    from attiqa.interface import Scorer
+    from attiqa.scoring import ScoreWriter
 
 
 @dataclass
@@ -87,6 +92,8 @@ def metric_slug(name: str, run_dir: Path | None = None) -> str:
 def _writer(out_csv: Path, columns: Sequence[str], metric: str) -> ScoreWriter:
     """The writer of ``scores/<slug>.csv``, holding the rows it holds; a file of other columns (another
     scorer's, a hand-edited header) is removed and all scored again."""
+    from attiqa.scoring import OtherScoreFile, ScoreWriter
+
     make = partial(ScoreWriter, out_csv, columns, fix=f"delete it to score {metric} again", keep_rows=True)
     try:
         return make()
@@ -100,6 +107,8 @@ def _same_scorer(out_csv: Path, identity: dict) -> bool:
     (:func:`attiqa.scoring.same_scorer`: :func:`attiqa.evaluation.cache.resume_identity`'s ``key``, every
     file the scores depend on by its hash — a CLIP folder's weights, an ExIQA run's checkpoint and
     regressor — and the scorer's settings; a record from before the key as it was)."""
+    from attiqa.scoring import same_scorer
+
     try:
         record = json.loads(out_csv.with_suffix(".json").read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -174,6 +183,8 @@ class MetricJob:
     ) -> ScoreReport:
         """Score the images not yet scored (``on_batch(n, failed)`` after each batch) and rewrite
         ``scores/<metric>.csv`` with all rows, in manifest order."""
+        from attiqa.scoring import ScoreRun, score_paths, write_scores
+
         report, ready = self.report, self.ready
         if ready is None:
             return report
@@ -224,6 +235,8 @@ def _metric_record(metric: str, scorer: Scorer, identity: dict) -> dict:
 def open_metric(run_dir: Path, pairs: list[Pair], metric: str, device: str = "cpu") -> MetricJob:
     """Load ``metric`` and read what earlier runs scored into ``scores/<metric>.csv`` (opened to append
     to): the job :meth:`MetricJob.score` runs, to use in a ``with`` block (which closes the file)."""
+    from attiqa.evaluation.cache import resume_identity
+
     run_dir = Path(run_dir)
     scores_folder(run_dir)
     slug = metric_slug(metric, run_dir)

@@ -211,13 +211,28 @@ def tiny_dir(tmp_path_factory) -> Path:
     return folder
 
 
+def _plain_consoles(mp: pytest.MonkeyPatch) -> None:
+    """The CLIs' rich consoles choose their colours once, when their module is imported, from the real
+    stderr / stdout: imported under `pytest -s` at a terminal, a call here would capture colour codes that a
+    pipe (a subprocess's output) never gets. For the call, those already imported write plain text."""
+    from rich.console import Console
+
+    for name, module in list(sys.modules.items()):
+        if name.partition(".")[0] in ("attiqa", "genbench", "isp_env"):
+            for value in list(vars(module).values()):
+                if isinstance(value, Console):
+                    mp.setattr(value, "_color_system", None)
+
+
 def in_process(program: str, main: Callable[[], None]) -> Callable[..., subprocess.CompletedProcess]:
     """``program ARGS`` run by its entry point ``main`` in this process, as a completed process. Captures by
     redirecting sys.stdout / sys.stderr itself (no capsys), with argv and COLUMNS set for the call only, so
     a module-scoped fixture can use it too."""
 
     def invoke(*args) -> subprocess.CompletedProcess:
-        out, err, code = io.StringIO(), io.StringIO(), 0
+        import torch
+
+        out, err, code, threads = io.StringIO(), io.StringIO(), 0, torch.get_num_threads()
         with (
             pytest.MonkeyPatch.context() as mp,
             contextlib.redirect_stdout(out),
@@ -225,10 +240,13 @@ def in_process(program: str, main: Callable[[], None]) -> Callable[..., subproce
         ):
             mp.setattr(sys, "argv", [program, *map(str, args)])
             mp.setenv("COLUMNS", "200")
+            _plain_consoles(mp)
             try:
                 main()
             except SystemExit as exc:
                 code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+            finally:
+                torch.set_num_threads(threads)  # isp-tune's envs and training set it for their process
         return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
 
     return invoke

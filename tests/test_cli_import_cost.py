@@ -3,7 +3,8 @@ shipped default model) and ``genbench score`` compute no correlation, build no C
 diffusion or RL stack, so scipy, torchvision, open_clip, diffusers, gymnasium and stable-baselines3 stay
 unloaded (``scipy.stats`` alone was ~0.8 s of a ~4 s ``attiqa score``). Each command runs to its end in a
 fresh interpreter through its real ``main()``; the modules are read from ``sys.modules`` as it exits.
-``attiqa bench``'s checks before and of its splits say their error without scipy too. Structural, not timed:
+``attiqa bench``'s checks before and of its splits say their error without scipy too; ``genbench agree``,
+which reads score files, imports no torch at all. Structural, not timed:
 ``benchmarks/cli_startup.py`` measures the time (docs/default_model.md, speed notes).
 """
 
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 from early_checks import HEAVY, check
-from helpers import attiqa_env
+from helpers import agiqa3k_folder, attiqa_env
 from PIL import Image
 
 UNUSED = ("scipy", "torchvision", "open_clip", "diffusers", "gymnasium", "stable_baselines3")
@@ -98,3 +99,27 @@ def test_attiqa_bench_checks_are_told_without_scipy(tmp_path):
         heavy=(*HEAVY, "scipy"),
     )
     assert not (tmp_path / "bench").exists()
+
+
+def test_genbench_agree_reads_a_runs_scores_without_torch(tmp_path):
+    """**Was**: `genbench agree` only reads score files, yet imported torch (~2 s of its ~3 s start): the
+    scoring half of ``genbench.run_scores`` (``attiqa.scoring``) at import, and the shipped-model test
+    (``zoo.shipped_model``) hashing a shipped model's tensors through ``attiqa.io.checkpoints``. Now both
+    are torch-free (``attiqa.io.hashes.safetensors_hashes``), and a run scored by attiqa-agiqa3k (its
+    identity hashed, so the shipped files are hashed to know it) still gets the training-fit warning."""
+    from genbench.agiqa3k import import_agiqa3k
+    from genbench.manifest import load_pairs
+    from genbench.run_scores import score_run
+
+    run = tmp_path / "run"
+    import_agiqa3k(agiqa3k_folder(tmp_path / "agiqa"), run)
+    for metric in ("classical", "attiqa-agiqa3k"):
+        assert score_run(run, load_pairs(run), metric, num_workers=0).error == ""
+    record = json.loads((run / "scores" / "attiqa-agiqa3k.json").read_text())
+    assert record["identity"]["tensors_sha256"]  # agree tells it by its weights, not its name
+    res, modules = run_main("genbench.cli", "agree", run, "--bootstrap", "100")
+    assert res.returncode == 0, res.stdout + res.stderr[:3000]
+    said = " ".join((res.stdout + res.stderr).split())
+    assert "attiqa-agiqa3k was trained on AGIQA-3K images; agreement on them is not a held-out figure" in said
+    assert "classical was trained" not in said
+    assert loaded(modules, ("torch",)) == []

@@ -137,8 +137,10 @@ def test_a_training_mos_csv_that_is_not_utf8_is_one_line(tmp_path):
         read_mos_csv(csv_path)
 
 
-def test_unreadable_training_images_are_one_line_each_and_counted(tmp_path, photos, cli):
-    """Before: a Python warning with torch's source line under it, once per image, worker and epoch."""
+def test_unreadable_training_images_are_one_line_each_and_counted(tmp_path, photos):
+    """Before: a Python warning with torch's source line under it, once per image, worker and epoch. A real
+    process: in pytest's a warning goes to pytest's recorder and a forked worker's to its own stderr copy."""
+    from helpers import run_attiqa
 
     cfg = _tiny_run_config(tmp_path, photos)
     images = tmp_path / "mos" / "images"
@@ -148,7 +150,7 @@ def test_unreadable_training_images_are_one_line_each_and_counted(tmp_path, phot
         p.write_bytes(p.read_bytes()[:200])  # a truncated JPEG
     text = cfg.read_text().replace("num_workers: 0", "num_workers: 2").replace("epochs: 1", "epochs: 2")
     cfg.write_text(text)
-    res = cli("train", "--config", cfg)
+    res = run_attiqa("train", "--config", cfg)
     assert res.returncode == 0, res.stderr
     lines = res.stderr.splitlines()
     skipped = [ln for ln in lines if ln.startswith("skipped ")]

@@ -351,24 +351,26 @@ REAL_QTK = Path(__file__).resolve().parents[2] / "shared" / "data" / "raw" / "re
 
 
 @pytest.mark.parametrize("source", ["dng", "qtk"])
-def test_a_truncated_raw_is_our_one_line_without_libraws_own(tmp_path, isp_raws, source, isp_cli):
+def test_a_truncated_raw_is_our_one_line_without_libraws_own(tmp_path, isp_raws, source):
     """**Was** (session 41): "FILE: Unexpected end of file" on stderr — printed by LibRaw's C code itself —
     above our "error: FILE: LibRaw can't read it …" line. Now fd 2 is silenced while LibRaw opens and
-    decodes (isp_env.raw.libraw_quiet): our line alone. A demo DNG and a real QuickTake raw, cut in half."""
+    decodes (isp_env.raw.libraw_quiet): our line alone. A demo DNG and a real QuickTake raw, cut in half.
+    A real process: LibRaw writes to fd 2, which an in-process call's captured sys.stderr never sees."""
+    from helpers import run_isp_tune
 
     if source == "qtk" and not REAL_QTK.is_file():
         pytest.skip("the real raws of ../shared are not present")
     data = (isp_raws[0] if source == "dng" else REAL_QTK).read_bytes()
     cut = tmp_path / f"cut.{source}"
     cut.write_bytes(data[: len(data) // 2])
-    res = isp_cli("render", cut, "-o", tmp_path / "r.png")
+    res = run_isp_tune("render", cut, "-o", tmp_path / "r.png")
     assert res.returncode == 2 and res.stderr.splitlines() == [
         f"error: {cut}: LibRaw can't read it (LibRawIOError: Input/output error): the file ends early or is "
         "not a raw — check the file is a complete camera raw or DNG"
     ], res.stderr
     whole = tmp_path / f"whole.{source}"  # the same raw whole still renders, its line still shown
     whole.write_bytes(data)
-    res = isp_cli("render", whole, "-o", tmp_path / "r.png")
+    res = run_isp_tune("render", whole, "-o", tmp_path / "r.png")
     assert res.returncode == 0 and f"{whole} -> {tmp_path / 'r.png'}" in res.stderr, res.stderr
 
 

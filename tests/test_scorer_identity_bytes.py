@@ -237,3 +237,33 @@ def test_a_checkpoint_saved_again_within_one_clock_tick_is_hashed_again(tmp_path
     want = separate_hashes(ckpt)
     assert (weights_sha256(ckpt), checkpoint_hashes(ckpt).tensors) == (want["file"], want["tensors"])
     assert want["file"] != before[0]
+
+
+def test_the_torch_free_identity_is_the_loaders_for_the_shipped_models_and_fp16_and_fp32(tmp_path):
+    """`genbench agree` knows a shipped model by its tensors' SHA-256 without torch
+    (:func:`attiqa.io.hashes.safetensors_hashes`): the file's and the tensors' hashes equal those of the
+    loader's reading (:func:`load_checkpoint_hashed`) — for both shipped models (attiqa-agiqa3k: fp16
+    weights, fp32 statistics; attiqa-default: all fp16), a tiny checkpoint in fp32, its fp16 save, and one
+    of every dtype; a file cut short is a ValueError (the shipped-model test takes it for none)."""
+    from attiqa.io.checkpoints import load_checkpoint_hashed
+    from attiqa.io.hashes import safetensors_hashes
+    from attiqa.scorers.zoo import resolve_weights
+
+    tiny = tiny_attiqa_checkpoint(tmp_path)
+    tensors, card = load_checkpoint(tiny)
+    half = save_checkpoint(tmp_path / "half.safetensors", tensors, card, half=True)
+    shipped = [resolve_weights(name) for name in ("attiqa-default", "attiqa-agiqa3k")]
+    for ckpt in (*shipped, tiny, half, _every_dtype(tmp_path)):
+        read = load_checkpoint_hashed(ckpt)[2]
+        assert safetensors_hashes(ckpt) == (read.sha256, read.tensors), ckpt
+
+    def floats(ckpt: Path) -> set[torch.dtype]:
+        return {t.dtype for t in load_checkpoint(ckpt, as_stored=True)[0].values() if t.is_floating_point()}
+
+    fp16, fp32 = torch.float16, torch.float32
+    assert [floats(c) for c in (*shipped, tiny)] == [{fp16}, {fp16, fp32}, {fp32}]
+    assert fp16 in floats(half)
+    cut = tmp_path / "cut.safetensors"
+    cut.write_bytes(half.read_bytes()[:-10])
+    with pytest.raises(ValueError, match="not a whole safetensors file"):
+        safetensors_hashes(cut)

@@ -89,7 +89,10 @@ def gaussian_blur(rgb: np.ndarray, sigma: float, rng: np.random.Generator) -> np
 def _contrast(rgb: np.ndarray, factor: float, rng: np.random.Generator) -> np.ndarray:
     """``mean_c + factor * (x - mean_c)`` per channel: RMS contrast scales by ``factor``, means unchanged."""
     mean = rgb.mean(axis=(0, 1), keepdims=True)
-    return mean + np.float32(factor) * (rgb - mean)
+    out = rgb - mean  # one new image, worked on in place (a 24 MP photo: 288 MB a copy)
+    out *= np.float32(factor)
+    out += mean
+    return out
 
 
 def _scale_value(rgb: np.ndarray, factor: float, rng: np.random.Generator) -> np.ndarray:
@@ -101,6 +104,7 @@ def _scale_value(rgb: np.ndarray, factor: float, rng: np.random.Generator) -> np
     v = rgb.max(axis=2, keepdims=True)
     v_new = np.minimum(1.0, np.float32(factor) * v)
     ratio = np.divide(v_new, v, out=np.ones_like(v), where=v > 0)
+    del v, v_new
     return rgb * ratio
 
 
@@ -111,7 +115,9 @@ def scale_saturation(rgb: np.ndarray, factor: float, rng: np.random.Generator) -
     ``c' = V - factor * (V - c)``: every channel moves toward the max channel.
     """
     v = rgb.max(axis=2, keepdims=True)
-    return v - np.float32(factor) * (v - rgb)
+    out = v - rgb  # one new image, worked on in place
+    out *= np.float32(factor)
+    return np.subtract(v, out, out=out)
 
 
 def _boost_saturation(rgb: np.ndarray, factor: float, rng: np.random.Generator) -> np.ndarray:
@@ -124,13 +130,19 @@ def _boost_saturation(rgb: np.ndarray, factor: float, rng: np.random.Generator) 
     mn = rgb.min(axis=2, keepdims=True)
     sat = np.divide(v - mn, v, out=np.zeros_like(v), where=v > 0)
     cap = np.divide(np.float32(1.0), sat, out=np.full_like(sat, np.float32(factor)), where=sat > 0)
-    return v - np.minimum(np.float32(factor), cap) * (v - rgb)
+    np.minimum(np.float32(factor), cap, out=cap)
+    del mn, sat
+    out = v - rgb  # one new image, worked on in place
+    out *= cap
+    return np.subtract(v, out, out=out)
 
 
 def gaussian_noise(rgb: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
     """Additive white Gaussian noise of standard deviation ``sigma``, independent per RGB channel."""
     noise = rng.standard_normal(rgb.shape, dtype=np.float32)
-    return rgb + np.float32(sigma) * noise
+    noise *= np.float32(sigma)  # in place: the noise is the output image
+    noise += rgb
+    return noise
 
 
 RGB_TO_YCBCR = np.array(
@@ -150,14 +162,32 @@ def _iso_noise(rgb: np.ndarray, gain: float, rng: np.random.Generator) -> np.nda
     """
     a = 2.5e-4 * gain
     b = 2.5e-5 * gain
-    ycc = rgb @ RGB_TO_YCBCR.T
-    normal = rng.standard_normal(rgb.shape, dtype=np.float32)
-    y = ycc[..., 0]
-    ycc[..., 0] = y + np.sqrt(a * np.clip(y, 0.0, 1.0) + b).astype(np.float32) * normal[..., 0]
-    chroma = ndimage.gaussian_filter(normal[..., 1:], sigma=(1.0, 1.0, 0.0), mode="reflect")
+    h, w = rgb.shape[:2]
+    # The normal draws made in row strips (the same stream as one H x W x 3 draw) and kept as planes, the
+    # chroma's statistics taken before the output exists, YCbCr made and undone a strip at a time: never a
+    # whole noise image nor a whole temporary beside the output (a 24 MP photo: 288 MB each).
+    planes: list[np.ndarray] = [np.empty((h, w), np.float32) for _ in range(3)]
+    for rows in row_strips(h, w):
+        normal = rng.standard_normal((rows.stop - rows.start, w, 3), dtype=np.float32)
+        for k in range(3):
+            planes[k][rows] = normal[..., k]
+    luma_noise = planes.pop(0)
+    for k in range(2):  # each plane filtered alone: the same numbers as the (H, W, 2) filter
+        planes[k] = ndimage.gaussian_filter(planes[k], sigma=1.0, mode="reflect")
+    chroma = np.empty((h, w, 2), np.float32)
+    for k in range(2):
+        chroma[..., k] = planes[k]
+        planes[k] = np.empty(0, np.float32)  # freed as soon as copied
     chroma /= max(float(chroma.std()), 1e-8)
-    ycc[..., 1:] += np.float32(0.5 * np.sqrt(a)) * chroma
-    return ycc @ YCBCR_TO_RGB.T
+    chroma *= np.float32(0.5 * np.sqrt(a))
+    out = np.empty((h, w, 3), np.float32)
+    for rows in row_strips(h, w):
+        ycc = rgb[rows] @ RGB_TO_YCBCR.T  # row by row, as one product over the image is
+        y = ycc[..., 0]
+        y += np.sqrt(a * np.clip(y, 0.0, 1.0) + b).astype(np.float32) * luma_noise[rows]
+        ycc[..., 1:] += chroma[rows]
+        out[rows] = ycc @ YCBCR_TO_RGB.T
+    return out
 
 
 def convolve_rgb(rgb: np.ndarray, kernel: np.ndarray) -> np.ndarray:
@@ -201,15 +231,15 @@ def _zoom_blur(rgb: np.ndarray, max_zoom: float, rng: np.random.Generator) -> np
     h, w = rgb.shape[:2]
     rgb = np.ascontiguousarray(rgb, dtype=np.float32)
     steps = max(4, int(round((max_zoom - 1.0) / 0.01)) + 1)
-    acc = rgb.astype(np.float32).copy()
+    acc = rgb.copy()  # float32 already
     chans = [Image.fromarray(np.ascontiguousarray(rgb[..., k])) for k in range(3)]
     for z in np.linspace(1.0, max_zoom, steps)[1:]:
-        # the central 1/z of the image, stretched back to full size
+        # the central 1/z of the image, stretched back to full size, added a plane at a time
         box = ((w - w / z) / 2.0, (h - h / z) / 2.0, (w + w / z) / 2.0, (h + h / z) / 2.0)
-        acc += np.stack(
-            [np.asarray(c.resize((w, h), Image.Resampling.BILINEAR, box=box)) for c in chans], axis=2
-        )
-    return acc / np.float32(steps)
+        for k, c in enumerate(chans):
+            acc[..., k] += np.asarray(c.resize((w, h), Image.Resampling.BILINEAR, box=box))
+    acc /= np.float32(steps)
+    return acc
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -359,8 +389,41 @@ def apply_distortion(img: Image.Image, name: str, level: int, seed: int = 0) -> 
     rgb_img = img if img.mode == "RGB" else img.convert("RGB")
     if level == 0:
         return rgb_img.copy()
-    rgb = np.asarray(rgb_img, dtype=np.float32) / np.float32(255.0)
+    rgb = to_float(rgb_img)
     rng = np.random.default_rng(seed)
     out = distortion.fn(rgb, distortion.levels[level - 1], rng)
-    out8 = np.clip(np.rint(out * 255.0), 0, 255).astype(np.uint8)
-    return Image.fromarray(out8)
+    del rgb  # the distortion's input, no longer needed while its output is rounded
+    return Image.fromarray(to_uint8(out))
+
+
+STRIP_PIXELS = 1 << 18
+"""Pixels per row strip of the whole-image conversions: small next to a big photo, large enough that the
+loop costs nothing."""
+
+
+def row_strips(h: int, w: int) -> list[slice]:
+    """Row ranges of an ``h`` x ``w`` image, about :data:`STRIP_PIXELS` pixels each, top to bottom."""
+    step = max(1, STRIP_PIXELS // max(w, 1))
+    return [slice(top, min(top + step, h)) for top in range(0, h, step)]
+
+
+def to_float(img: Image.Image) -> np.ndarray:
+    """An RGB image as float32 (H, W, 3) in [0, 1]: ``uint8 / 255``, made without a float copy on the side
+    (the same numbers as ``np.asarray(img, np.float32) / 255``)."""
+    u8 = np.asarray(img)
+    out = np.empty(u8.shape, np.float32)
+    for rows in row_strips(*u8.shape[:2]):
+        np.divide(u8[rows], np.float32(255.0), out=out[rows])
+    return out
+
+
+def to_uint8(rgb: np.ndarray) -> np.ndarray:
+    """A distortion's output (floats, unclipped) as uint8: ``clip(rint(x * 255), 0, 255)``, a row strip at a
+    time, so rounding a big image makes no full-size float temporaries (a 24 MP photo: 288 MB each)."""
+    out = np.empty(rgb.shape, np.uint8)
+    for rows in row_strips(*rgb.shape[:2]):
+        part = rgb[rows] * 255.0
+        np.rint(part, out=part)
+        np.clip(part, 0, 255, out=part)
+        out[rows] = part
+    return out

@@ -30,7 +30,7 @@ from safetensors.torch import save_file
 
 from attiqa.errors import ModelLoadError
 from attiqa.io.atomic import atomic_path, write_json_atomic
-from attiqa.io.hashes import sha256_of
+from attiqa.io.hashes import file_version, read_whole, safetensors_header, sha256_of, tensors_digest
 
 CARD_KEY = "attiqa_card"
 FORMAT_VERSION = 1
@@ -297,7 +297,9 @@ def weights_sha256(path: str | Path) -> str:
 def tensors_sha256(path: str | Path) -> str:
     """SHA-256 of a checkpoint's tensors alone — their names, dtypes, shapes and bytes, not its card: a copy
     or `attiqa export` that rewrites the card (another name, paths made portable) keeps it, a retraining
-    changes it. One of :func:`checkpoint_hashes`, cached with them."""
+    changes it. One of :func:`checkpoint_hashes`, cached with them; its formula is
+    :func:`~attiqa.io.hashes.tensors_digest`, which :func:`~attiqa.io.hashes.safetensors_hashes` gives
+    without torch."""
     return checkpoint_hashes(path).tensors
 
 
@@ -341,12 +343,12 @@ def checkpoint_hashes(path: str | Path) -> CheckpointHashes:
     """Every hash of a checkpoint a scorer's identity holds, from ONE reading of the file (`attiqa score -o`'s
     record, eval's score-cache key): read by separate functions, a file rewritten between two readings
     (a training run's ``last.safetensors``) gave an identity half of each version. Each hash equals its own
-    function's; cached as they are (on the version read, :func:`_version`), the card beside it not. A
-    loaded scorer keeps those of the bytes it loaded (:func:`load_checkpoint_hashed`)."""
+    function's; cached as they are (on the version read, :func:`~attiqa.io.hashes.file_version`), the card
+    beside it not. A loaded scorer keeps those of the bytes it loaded (:func:`load_checkpoint_hashed`)."""
     given = Path(path)
     p = given.resolve()
     st = p.stat()
-    read = _READ_CACHE.get((str(p), *_version(st)))
+    read = _READ_CACHE.get((str(p), *file_version(st)))
     if read is None:
         return _read_once(given)[1]
     file_sha, tensors, values, has_card = read
@@ -355,27 +357,21 @@ def checkpoint_hashes(path: str | Path) -> CheckpointHashes:
     return CheckpointHashes(p, file_sha, tensors, values, card)
 
 
-# (resolved path, *_version) -> (file, tensors, values hashes, a card in the header): checkpoint_hashes'
+# (resolved path, *file_version) -> (file, tensors, values hashes, a card in the header): checkpoint_hashes'
 _READ_CACHE: dict[tuple[str, int, int, int, int], tuple[str, str, str, bool]] = {}
 
 
 def _read_once(path: Path) -> tuple[dict[str, torch.Tensor], CheckpointHashes, dict[str, str], bytes | None]:
     """(the tensors as :func:`load_checkpoint` gives them, their :class:`CheckpointHashes`, the header's
     metadata, the bytes of the ``.json`` card beside it — read only when the header holds none) of one
-    reading of ``path``; its hashes are cached on the version read (:func:`_version`). The tensors are
-    views of the bytes read, hashed where they lie: no copy of the file beside them (fp16 ones as float32)."""
+    reading of ``path``; its hashes are cached on the version read (:func:`~attiqa.io.hashes.file_version`).
+    The tensors are views of the bytes read, hashed where they lie: no copy of the file beside them (fp16
+    ones as float32)."""
     p = path.resolve()
     try:
-        with open(p, "rb") as fh:
-            st = os.fstat(fh.fileno())  # the version read, whatever the path holds by the end
-            data = bytearray(st.st_size)
-            got = 0
-            with memoryview(data) as view:
-                while got < len(data) and (step := fh.readinto(view[got:])):
-                    got += step
+        data, st = read_whole(p)  # a file cut while it was read: safetensors' reading says so
     except OSError as exc:
         raise _unreadable(path, exc) from None
-    del data[got:]  # a file cut while it was read: safetensors' reading says so
     table, meta = _header_of(path, data)
     has_card = CARD_KEY in meta
     start = 8 + int.from_bytes(data[:8], "little")
@@ -387,11 +383,10 @@ def _read_once(path: Path) -> tuple[dict[str, torch.Tensor], CheckpointHashes, d
             raise _unreadable(path, exc) from None
     loaded = {k: _as_float(t) for k, t in stored.items()}
     del stored
-    tensors = hashlib.sha256(json.dumps(table, sort_keys=True).encode())
     with memoryview(data) as view:
-        tensors.update(view[start:])
-    read = (hashlib.sha256(data).hexdigest(), tensors.hexdigest(), _digest_values(loaded), has_card)
-    version = (str(p), *_version(st))
+        tensors = tensors_digest(table, view[start:])
+    read = (hashlib.sha256(data).hexdigest(), tensors, _digest_values(loaded), has_card)
+    version = (str(p), *file_version(st))
     _READ_CACHE[version] = read
     side_path = card_path_for(path)
     try:
@@ -454,26 +449,14 @@ def _tensors_in(data: bytearray, start: int, table: Mapping[str, Any]) -> dict[s
 
 def _header_of(path: Path, data: bytes | bytearray) -> tuple[dict[str, Any], dict[str, str]]:
     """(the tensor table, the header's ``__metadata__``: the card) of a safetensors file's ``data``."""
-    n = int.from_bytes(data[:8], "little")
-    try:
-        table = json.loads(data[8 : 8 + n]) if 8 + n <= len(data) else None
-    except ValueError:
-        table = None
-    if not isinstance(table, dict):  # safetensors' own reading says what is wrong with it
+    parsed = safetensors_header(data)
+    if parsed is None:  # safetensors' own reading says what is wrong with it
         try:
             load_safetensors_bytes(bytes(data))
         except Exception as exc:  # noqa: BLE001 (safetensors' own error types)
             raise _unreadable(path, exc) from None
         raise _unreadable(path, ValueError("its header is not a JSON object"))
-    meta = table.pop("__metadata__", None)
-    return table, meta if isinstance(meta, dict) else {}
-
-
-def _version(st: os.stat_result) -> tuple[int, int, int, int]:
-    """Which version of a file a cached hash is of: its inode (a file replaced, as every writer here
-    replaces one, is another), size, and modification and change times — the times alone are a clock tick
-    apart (~4 ms), so a checkpoint saved again within one, of the same size, was taken for the one before."""
-    return st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
+    return parsed
 
 
 def cache_dir() -> Path:

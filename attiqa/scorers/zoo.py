@@ -237,14 +237,15 @@ def checkpoint_read(scorer: Any) -> CheckpointHashes | None:
 
 
 def _shipped_tensors(name: str, entry: ZooEntry) -> str | None:
-    """The tensors' SHA-256 of a named model's weights when they are on this machine (never downloaded)."""
-    from attiqa.io.checkpoints import tensors_sha256
+    """The tensors' SHA-256 of a named model's weights when they are on this machine (never downloaded),
+    torch-free (:func:`~attiqa.io.hashes.safetensors_hashes`): `genbench agree` reads score files only."""
+    from attiqa.io.hashes import safetensors_hashes
 
     if not entry.has_weights or not (entry.file or _downloaded(name).exists()):
         return None
     try:
-        return tensors_sha256(resolve_weights(name))
-    except ModelLoadError:  # a damaged installation or download: not this scorer's weights
+        return safetensors_hashes(resolve_weights(name))[1]
+    except (ModelLoadError, OSError, ValueError):  # a damaged installation or download: not its weights
         return None
 
 
@@ -387,22 +388,16 @@ def resolve_weights(name: str) -> Path:
 
 
 def _intact(path: Path, sha256: str) -> bool:
-    """Whether a named model's file is the one its row names: its SHA-256 (read as a checkpoint, so its
-    identity is hashed in the same reading); a file safetensors cannot read (cut short) is not, and its fix
-    is the mismatch's (reinstall, fetch again), not a checkpoint's. A file whose length its header
-    contradicts is refused first, torch-free (``attiqa export attiqa-default`` says it before torch loads)."""
-    from attiqa.io.hashes import safetensors_length_problem
+    """Whether a named model's file is the one its row names: its SHA-256, torch-free and with its tensors'
+    in the same reading (:func:`~attiqa.io.hashes.safetensors_hashes`, which :func:`shipped_model` asks for
+    next); a file that is no whole safetensors file (cut short) is not, and its fix is the mismatch's
+    (reinstall, fetch again), not a checkpoint's. A file whose length its header contradicts is refused
+    from its header first (``attiqa export attiqa-default`` says it before the file is hashed)."""
+    from attiqa.io.hashes import safetensors_hashes, safetensors_length_problem
 
     try:
-        if safetensors_length_problem(path) is not None:
-            return False
-    except OSError:
-        return False
-    from attiqa.io.checkpoints import weights_sha256
-
-    try:
-        return weights_sha256(path) == sha256
-    except ModelLoadError:
+        return safetensors_length_problem(path) is None and safetensors_hashes(path)[0] == sha256
+    except (OSError, ValueError):
         return False
 
 
