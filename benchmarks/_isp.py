@@ -13,7 +13,7 @@ import numpy as np
 from attiqa.errors import AttiqaError
 from attiqa.io.atomic import write_json_atomic
 from isp_env.params import read_run_json
-from isp_env.tuning import TrainConfig
+from isp_env.train_config import TrainConfig
 
 
 def run_plan(run: Path) -> tuple[dict[str, Any], TrainConfig]:

@@ -29,7 +29,8 @@ from isp_env.policy_io import load_policy
 from isp_env.raw import find_raws, read_raw
 from isp_env.reward import develop_view, finish_view, make_guard
 from isp_env.run_inputs import readable_raws, scene_groups, split
-from isp_env.tuning import TrainConfig, train, tune_with_policy
+from isp_env.train_config import TrainConfig
+from isp_env.tuning import train, tune_with_policy
 
 
 def global_base(fit, mos, view, budget: int, out: Path, seed: int) -> dict[str, float]:

@@ -28,7 +28,8 @@ from isp_env.raw import find_raws
 from isp_env.registration import TEST_RAWS
 from isp_env.run import capped, evaluate, split_names
 from isp_env.run_inputs import readable_raws, scene_groups, split
-from isp_env.tuning import TrainConfig, check_reward_model
+from isp_env.train_config import TrainConfig
+from isp_env.tuning import check_reward_model
 
 
 def run_files(spec: str) -> tuple[str, Path, dict[str, Any], dict[str, Any]]:

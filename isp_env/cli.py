@@ -184,7 +184,7 @@ def tune(
         max=2.0,
         help="Residual actions: largest offset from the base, in normalised units "
         "(each range is 2 wide). Default: by --algo, the whole range for the teacher (its regression keeps "
-        "it near the base), less for an RL agent (isp_env.tuning.default_delta_scale; docs/isp.md).",
+        "it near the base), less for an RL agent (docs/isp.md; isp_env/train_config.py).",
     ),
     guard: bool = typer.Option(True, help="Subtract the over-processing penalty from the reward."),
     test_fraction: float = typer.Option(
@@ -290,26 +290,8 @@ def tune(
             f"--batch-size {batch_size}: larger than the agents' replay buffer ({BUFFER_SIZE} "
             f"steps) — pass at most {BUFFER_SIZE} (default {BATCH_SIZE})"
         )
-    from isp_env.run_inputs import InputSettings, check_settings, run_inputs, training_need
-
-    # what needs no model, said before torch and SB3 load (the same checks `run` makes for the library);
-    # the cheap ones first (run_inputs: check_start, then the listing of a FiveK-sized folder: minutes)
-    check_settings(
-        algo.lower(), action_mode, obs_mode, max_steps, teacher_start if algo.lower() == "teacher" else None
-    )
-    refuse_unknown_scorer(model)  # a misspelt -m was said after the raws' probe and torch
-    split: dict[str, Any] = {"test_fraction": test_fraction, "group_by": group_by, "base": base}
-    split["synth_photos"] = synth_photos
-    if test_raws is not None:  # else InputSettings' one default
-        split["test_raws_cap"] = test_raws
-    settings = InputSettings(raw_dir=raw_dir, out=out, seed=seed, init_policy=init_policy, **split)
-    # a new run on raws alone needs training raws (a prior refits with none): refused before the share is said
-    need = training_need(algo.lower(), init_policy) if synth_photos is None and not resume else 0
-    inputs = run_inputs(settings, need)  # read once, handed to run with what it was made for
-    from isp_env.report import printed_table
-    from isp_env.run import run
-    from isp_env.teacher import TeacherSettings
-    from isp_env.tuning import TrainConfig
+    from isp_env.run_inputs import InputSettings, run_inputs
+    from isp_env.train_config import TeacherSettings, TrainConfig
 
     given: dict[str, Any] = {
         "budget": teacher_budget,
@@ -318,6 +300,7 @@ def tune(
         "raws": teacher_raws,
     }
     teacher_given = {k: v for k, v in given.items() if v is not None}  # the rest: TeacherSettings' defaults
+    teacher = TeacherSettings(**teacher_given)
     cfg = TrainConfig(
         algo=algo.lower(),
         timesteps=timesteps,
@@ -336,6 +319,16 @@ def tune(
         scorer=model,
         init_policy=init_policy,
     )
+    split: dict[str, Any] = {"test_fraction": test_fraction, "group_by": group_by, "base": base}
+    split["synth_photos"] = synth_photos
+    if test_raws is not None:  # else InputSettings' one default
+        split["test_raws_cap"] = test_raws
+    # what needs no model, said before torch and SB3 load, as the library's runs say it (run_inputs: the
+    # config and -m first, then check_start, then the listing of a FiveK-sized folder: minutes)
+    inputs = run_inputs(InputSettings(raw_dir=raw_dir, out=out, **split), cfg, teacher)
+    from isp_env.report import printed_table
+    from isp_env.run import run
+
     with kept_on_interrupt(out):
         summary = run(
             inputs,  # with --test-fraction, --synth-photos, --base, --test-raws, --group-by
@@ -343,7 +336,7 @@ def tune(
             baselines=baselines,
             cma_global_budget=cma_global_budget,
             cma_image_budget=cma_image_budget,
-            teacher=TeacherSettings(**teacher_given),
+            teacher=teacher,
             unwritable=unwritable,
         )
     if not summary:  # --test-fraction 0: a policy trained on every raw, nothing held out to report

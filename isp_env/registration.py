@@ -12,26 +12,26 @@ import gymnasium as gym
 ENV_ID = "isp_env/ISPTuning-v0"
 
 # The longest episode (``max_steps``), one bound for the option parser (``isp-tune --max-steps``) and
-# :func:`isp_env.tuning.check_config` (the library's runs): 10**12 was an episode that never ended (applying
-# a policy renders each held-out raw once a step). 1 is the measured recipe (docs/isp.md); delta steps
-# (isp_env.tuning.DELTA_SCALE, 0.5) cross a parameter's whole range (2 wide) in 4, residual and absolute
-# actions set the parameters outright at every step, and DRL-ISP, the paper's reference, ends its episodes
-# after 3 (its code's --episode_max_step): 20 leaves five times that room. Here, not in isp_env.env, so
-# that ``isp-tune --help`` reads it without torch.
+# :func:`isp_env.train_config.check_config` (the library's runs): 10**12 was an episode that never ended
+# (applying a policy renders each held-out raw once a step). 1 is the measured recipe (docs/isp.md); delta
+# steps (isp_env.train_config.DELTA_SCALE, 0.5) cross a parameter's whole range (2 wide) in 4, residual and
+# absolute actions set the parameters outright at every step, and DRL-ISP, the paper's reference, ends its
+# episodes after 3 (its code's --episode_max_step): 20 leaves five times that room. Here, not in
+# isp_env.env, so that ``isp-tune --help`` reads it without torch.
 MAX_STEPS = 20
 
 # The observation a trained policy sees when none is asked for: the image statistics (an MLP), the measured
 # recipe (docs/isp.md; the shipped policy's ``env.obs_mode``). One default for ``isp-tune --obs-mode`` and
-# :class:`isp_env.tuning.TrainConfig` — the library's was "image" (a CNN on the render), the command's
+# :class:`isp_env.train_config.TrainConfig` — the library's was "image" (a CNN on the render), the command's
 # "stats": ``TrainConfig(algo="teacher")`` was refused for a setting its user never chose.
 OBS_MODE = "stats"
 
 RL_ALGOS = ("sac", "ppo", "td3")  # the SB3 agents of ``--algo`` (besides ``teacher``)
 
-# The rest of what ``isp-tune`` and :class:`isp_env.tuning.TrainConfig` / :func:`isp_env.run.run` both set,
-# one default each (session 49): the library trained SAC on absolute actions (SAC was the command's default
-# up to session 22), 20,000 steps in 2 environments, around a neutral base, while the command — and the
-# shipped policy (``algo`` "teacher", ``env.action_mode`` "residual") — fits the teacher around the global
+# The rest of what ``isp-tune`` and :class:`isp_env.train_config.TrainConfig` / :func:`isp_env.run.run` both
+# set, one default each (session 49): the library trained SAC on absolute actions (SAC was the command's
+# default up to session 22), 20,000 steps in 2 environments, around a neutral base, while the command — and
+# the shipped policy (``algo`` "teacher", ``env.action_mode`` "residual") — fits the teacher around the global
 # CMA-ES setting. The agents' budget is the command's quick run (docs/isp.md's runs pass --timesteps).
 ALGO = "teacher"
 ACTION_MODE = "residual"
@@ -49,7 +49,7 @@ TEST_RAWS = 100
 TEST_FRACTION = 0.3
 GROUP_BY_DEFAULT = "scene"
 
-# the RL agents' replay buffer in steps (:class:`isp_env.tuning.TrainConfig`); ``isp-tune --batch-size``
+# the RL agents' replay buffer in steps (:class:`isp_env.train_config.TrainConfig`); ``isp-tune --batch-size``
 # may not exceed it, checked before torch is imported
 BUFFER_SIZE = 20_000
 

@@ -71,10 +71,9 @@ from isp_env.run_inputs import (
     refuse_too_few,
     training_need,
 )
-from isp_env.teacher import KeptFor, TeacherSettings, inputs_digest, spread_sample
+from isp_env.teacher import KeptFor, inputs_digest, spread_sample
+from isp_env.train_config import TeacherSettings, TrainConfig, check_config
 from isp_env.tuning import (
-    TrainConfig,
-    check_config,
     check_reward_model,
     checked_agent_init,
     checked_prior,
@@ -261,24 +260,25 @@ def run(
     unwritable: Exception | None = None,
 ) -> list[dict[str, Any]]:
     """Split, train, evaluate at most ``--test-raws`` of the held-out raws (spread over the scene groups,
-    seeded: :func:`isp_env.teacher.spread_sample`). ``inputs``: the run's one way in — its raw folder,
-    output folder, ``--test-fraction``, ``--synth-photos``, ``--group-by`` (scene: whole scene groups held
-    out; camera: whole cameras), ``--base`` and ``--test-raws`` (:class:`isp_env.run_inputs.InputSettings`,
-    each default there once) with the checks before torch and the raws' listing made of them
-    (:func:`isp_env.run_inputs.run_inputs`; ``isp-tune`` makes them before torch loads); their seed and
-    ``--init-policy`` must be ``cfg``'s (refused in one line otherwise). ``--base`` (residual actions):
-    ``neutral``, ``global`` (the global CMA-ES setting of the training raws: the same search as the
-    baseline, run once) or a parameter JSON.
+    seeded: :func:`isp_env.teacher.spread_sample`). ``inputs``: the run's one way in, made of ``cfg`` (and
+    ``teacher``) by :func:`isp_env.run_inputs.run_inputs` — which checks the config first, then the output
+    folder and the raws — with its raw folder, output folder, ``--test-fraction``, ``--synth-photos``,
+    ``--group-by`` (scene: whole scene groups held out; camera: whole cameras), ``--base`` and
+    ``--test-raws`` (:class:`isp_env.run_inputs.InputSettings`, each default there once); a ``cfg`` of
+    another seed or ``--init-policy`` than the one they were made with is refused in one line
+    (:meth:`isp_env.run_inputs.RunInputs.refuse_other`). ``--base`` (residual actions): ``neutral``,
+    ``global`` (the global CMA-ES setting of the training raws: the same search as the baseline, run once)
+    or a parameter JSON.
     ``cfg.algo == "teacher"``: the per-image policy of :mod:`isp_env.teacher` (per-image CMA-ES on at most
-    ``teacher.raws`` training raws, spread over the scene groups: :class:`isp_env.teacher.TeacherSettings`)
-    instead of an RL agent. ``unwritable``: why ``out`` cannot be written (a read-only, archived run),
-    raised unless the run finished with these very settings and raws and nothing in it changed since
-    (:func:`finished_run`): then its summary is returned, nothing written — as for a writable ``out``
-    holding such a finished run."""
+    ``teacher.raws`` training raws, spread over the scene groups:
+    :class:`isp_env.train_config.TeacherSettings`) instead of an RL agent. ``unwritable``: why ``out``
+    cannot be written (a read-only, archived run), raised unless the run finished with these very settings
+    and raws and nothing in it changed since (:func:`finished_run`): then its summary is returned, nothing
+    written — as for a writable ``out`` holding such a finished run."""
     teacher = teacher or TeacherSettings()
-    check_config(cfg, teacher if cfg.algo == "teacher" else None)  # before any work
-    # seed and --init-policy are cfg's too: inputs made for others split or started the run by them
-    inputs.refuse_other(cfg.seed, cfg.init_policy)
+    # run_inputs checked them before the raws: again for a cfg or teacher changed since (cheap)
+    check_config(cfg, teacher if cfg.algo == "teacher" else None)
+    inputs.refuse_other(cfg)  # the split was drawn by its seed, the start checks read its policy
     given = inputs.made_for
     raw_dir, out, test_fraction = given.raw_dir, given.out, given.test_fraction
     synth_photos, group_by, base, test_raws_cap = (

@@ -1,10 +1,11 @@
-"""What ``isp-tune`` is given, checked before a model, torch or Stable-Baselines3 loads: the settings that do
-not fit together; the output folder, ``--test-raws``, a ``--base`` file and the ``--init-policy`` file
-(:func:`check_start`: cheap, so before the raws); and the raws — listed, probed, grouped by scene (or by
-camera: ``--group-by camera``) and split, with the refusals of a folder too small for a run. ``isp-tune``
-hands both to :func:`isp_env.run.run` as one :class:`RunInputs`, with the settings they were made for. The
-command says a mistake here in one line without the ~seconds of the heavy imports; :func:`isp_env.run.run`
-(the library's runs) calls the same functions, so both say the same words.
+"""What ``isp-tune`` is given, checked before a model, torch or Stable-Baselines3 loads: the run's config
+(:func:`isp_env.train_config.check_config`: the settings that do not fit together) first; the output folder,
+``--test-raws``, a ``--base`` file and the ``--init-policy`` file (:func:`check_start`: cheap, so before the
+raws); and the raws — listed, probed, grouped by scene (or by camera: ``--group-by camera``) and split, with
+the refusals of a folder too small for a run. :func:`run_inputs` makes them all, in that order, into one
+:class:`RunInputs` for :func:`isp_env.run.run` — ``isp-tune`` before the heavy imports (a mistake said in
+one line without their ~seconds), the library's runs the same way, so both say the same words in the same
+order.
 """
 
 from __future__ import annotations
@@ -22,34 +23,13 @@ from attiqa.io.formats import RAW_EXTENSIONS
 from attiqa.io.images import content_key, discover_images
 from attiqa.io.run_meta import differing_settings
 from attiqa.progress import console, plain, plain_failure, plain_name, shown_name
+from attiqa.scorers.zoo import refuse_unknown_scorer
 from attiqa.splits import say_share
 from isp_env.params import RunFiles, neutral, read_values
 from isp_env.policy_files import resolve_policy
 from isp_env.raw import camera_name, dng_camera, find_raws, probe_raw
-from isp_env.registration import BASE, GROUP_BY_DEFAULT, MAX_STEPS, RL_ALGOS, TEST_FRACTION, TEST_RAWS
-
-
-def check_settings(algo: str, action_mode: str, obs_mode: str, max_steps: int, start: str | None) -> None:
-    """The settings that do not fit together, refused before any work (an unknown ``--algo`` was found
-    after the global CMA-ES had spent its 600 scorer calls). ``start``: ``--teacher-start`` of a teacher
-    run, else None."""
-    algos = ("teacher", *RL_ALGOS)
-    if algo not in algos:
-        raise ConfigError(f"unknown --algo {algo!r}; one of {', '.join(algos)}{did_you_mean(algo, algos)}")
-    modes = ("residual", "absolute", "delta")
-    if action_mode not in modes:
-        hint = did_you_mean(action_mode, modes)
-        raise ConfigError(f"--action-mode {action_mode!r}: use residual, absolute or delta{hint}")
-    if obs_mode not in ("stats", "image"):
-        hint = did_you_mean(obs_mode, ("stats", "image"))
-        raise ConfigError(f"--obs-mode {obs_mode!r}: use stats or image{hint}")
-    if not 1 <= max_steps <= MAX_STEPS:  # the option parser's bound, for the library's runs too
-        raise ConfigError(f"--max-steps {max_steps}: use 1 to {MAX_STEPS} (1: one-step contextual policy)")
-    if algo == "teacher" and (action_mode != "residual" or obs_mode != "stats"):
-        raise ConfigError("--algo teacher needs --action-mode residual and --obs-mode stats")
-    if start is not None and start not in ("base", "neutral"):
-        raise ConfigError(f"--teacher-start {start!r}: use base or neutral")
-
+from isp_env.registration import BASE, GROUP_BY_DEFAULT, TEST_FRACTION, TEST_RAWS
+from isp_env.train_config import TeacherSettings, TrainConfig, check_config
 
 GROUP_BY = ("scene", "camera")  # --group-by: what the split keeps whole on one side
 
@@ -411,14 +391,14 @@ def check_start(
 
 @dataclass(frozen=True, kw_only=True)
 class InputSettings:
-    """The options a run's checks before torch and its raws' listing follow from (:class:`RunInputs`, the one
-    way into :func:`isp_env.run.run`). The one place of the split's and the base's defaults: a setting not
-    given is this one's (the command passes its own options, whose defaults are the same constants)."""
+    """The options a run's checks before torch and its raws' listing follow from, besides its
+    :class:`isp_env.train_config.TrainConfig` (whose seed draws the split and whose ``init_policy`` is
+    checked: held there once), for :func:`run_inputs`, the one way into :func:`isp_env.run.run`. The one
+    place of the split's and the base's defaults: a setting not given is this one's (the command passes its
+    own options, whose defaults are the same constants)."""
 
     raw_dir: Path
     out: Path
-    seed: int
-    init_policy: str | None
     test_fraction: float = TEST_FRACTION
     synth_photos: Path | None = None
     group_by: str = GROUP_BY_DEFAULT
@@ -429,34 +409,45 @@ class InputSettings:
 @dataclass(frozen=True)
 class RunInputs:
     """What ``isp-tune`` checks before torch, handed to :func:`isp_env.run.run` as its one way in: the start
-    checks, the raws' listing and the settings both were made for (:attr:`made_for`: the run's raw folder,
-    output folder, split, base and ``--test-raws``, said there once)."""
+    checks, the raws' listing, the settings both were made for (:attr:`made_for`: the run's raw folder,
+    output folder, split, base and ``--test-raws``, said there once) and the seed and ``--init-policy`` of
+    the config they were made with (:meth:`refuse_other`)."""
 
     start: RunStart
     listing: RawListing
     made_for: InputSettings
+    seed: int
+    init_policy: str | None
 
-    def refuse_other(self, seed: int, init_policy: str | None) -> None:
-        """One line when a run's ``seed`` and ``--init-policy`` (its :class:`isp_env.tuning.TrainConfig`'s,
-        which holds them too) are not those these were made for: the split was drawn by the seed, the start
+    def refuse_other(self, cfg: TrainConfig) -> None:
+        """One line when ``cfg`` (the config :func:`isp_env.run.run` is given) has another seed or
+        ``--init-policy`` than the one :func:`run_inputs` was: the split was drawn by the seed, the start
         checks read the policy."""
-        made = {"--seed": self.made_for.seed, "--init-policy": self.made_for.init_policy}
-        now = {"--seed": seed, "--init-policy": init_policy}
+        made = {"--seed": self.seed, "--init-policy": self.init_policy}
+        now = {"--seed": cfg.seed, "--init-policy": cfg.init_policy}
         if made != now:
             raise ConfigError(
-                f"run(inputs, cfg): the inputs were made for another seed or policy than cfg's "
-                f"({differing_settings(made, now)}) — make them with isp_env.run_inputs.run_inputs("
-                "InputSettings(…, seed=cfg.seed, init_policy=cfg.init_policy))"
+                f"run(inputs, cfg): the inputs were made with another config "
+                f"({differing_settings(made, now)}) — make them with isp_env.run_inputs.run_inputs(settings, "
+                "cfg) of this cfg"
             )
 
 
-def run_inputs(s: InputSettings, need: int = 0) -> RunInputs:
-    """:func:`check_start` (cheap, first), then :func:`list_raws`: a run's checks before torch, as one.
-    ``need``: the training raws the split must leave (:func:`training_need`; 0 for a resume or with
-    synthetic raws)."""
-    start = check_start(s.out, s.base, s.test_raws_cap, s.init_policy, s.group_by)
-    listing = list_raws(s.raw_dir, s.out, s.test_fraction, s.seed, s.synth_photos, s.group_by, need)
-    return RunInputs(start, listing, s)
+def run_inputs(s: InputSettings, cfg: TrainConfig, teacher: TeacherSettings | None = None) -> RunInputs:
+    """A run's checks before torch, as one, in the order of their cost: ``cfg``'s settings that do not fit
+    together and its reward model's name (:func:`isp_env.train_config.check_config`,
+    :func:`attiqa.scorers.zoo.refuse_unknown_scorer`), then :func:`check_start`, then :func:`list_raws` (the
+    raws probed: minutes on a FiveK-sized folder) split by ``cfg.seed``, refused when it leaves fewer
+    training raws than a new run on raws alone needs (:func:`training_need`; none for a resume, or with
+    synthetic raws) — before its held-out share is said. ``teacher``: ``--algo teacher``'s settings, as
+    :func:`isp_env.run.run` is given them."""
+    check_config(cfg, teacher if cfg.algo == "teacher" else None)
+    refuse_unknown_scorer(cfg.scorer)
+    start = check_start(s.out, s.base, s.test_raws_cap, cfg.init_policy, s.group_by)
+    resume = (s.out / "run.json").is_file()
+    need = training_need(cfg.algo, cfg.init_policy) if s.synth_photos is None and not resume else 0
+    listing = list_raws(s.raw_dir, s.out, s.test_fraction, cfg.seed, s.synth_photos, s.group_by, need)
+    return RunInputs(start, listing, s, cfg.seed, cfg.init_policy)
 
 
 @dataclass(frozen=True)

@@ -169,17 +169,6 @@ def group_folds(groups: Sequence[str], n_folds: int, seed: int) -> list[np.ndarr
 
 
 @dataclass
-class TeacherSettings:
-    """How ``--algo teacher`` makes its targets (CLI ``--teacher-*``); the one place of the defaults, the
-    measured recipe (docs/isp.md)."""
-
-    budget: int = 150  # scorer calls of each per-image CMA-ES search (the per-image baseline's budget)
-    restarts: int = 3  # searches per raw (seeds 0, 1, ...); the best setting is the raw's target
-    start: str = "neutral"  # where the searches start: neutral (like the per-image baseline) or base
-    raws: int = 60  # at most this many training raws are searched, spread over the scene groups
-
-
-@dataclass
 class Choice:
     kind: str
     strength: float

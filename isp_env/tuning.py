@@ -4,7 +4,8 @@ SAC by default (PPO and TD3 selectable), over ``n_envs`` environments in subproc
 ``MlpPolicy`` on the image statistics (``obs_mode="stats"``) or ``MultiInputPolicy`` (NatureCNN on the
 render + statistics, parameters and time). ``isp-tune`` trains the formulation chosen by measurement
 (``benchmarks/isp_formulation.py``, docs/isp.md): residual actions around a base, statistics, SAC.
-Hyper-parameters the paper does not give (it gives none for the agent) are ours, in :class:`TrainConfig`.
+Hyper-parameters the paper does not give (it gives none for the agent) are ours, in
+:class:`isp_env.train_config.TrainConfig`.
 :func:`train_teacher` (``--algo teacher``, session 23) fits the per-image policy of :mod:`isp_env.teacher`
 instead: supervised by per-image CMA-ES optima of the training raws, no RL.
 """
@@ -21,7 +22,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -44,28 +45,18 @@ from isp_env.policy_io import (
     save_state,
 )
 from isp_env.raw import RawImage, RawReadError
-from isp_env.registration import (
-    ACTION_MODE,
-    ALGO,
-    BUFFER_SIZE,
-    CHECKPOINT_EVERY,
-    N_ENVS,
-    OBS_MODE,
-    TIMESTEPS,
-)
 from isp_env.reward import guarded_item
-from isp_env.run_inputs import check_settings
 from isp_env.teacher import (
     Choice,
     KeptFor,
     TeacherPolicy,
-    TeacherSettings,
     choose_by_cv,
     fit_teacher,
     inputs_digest,
     residual_targets,
     search_targets,
 )
+from isp_env.train_config import TeacherSettings, TrainConfig, check_config
 
 if TYPE_CHECKING:
     from stable_baselines3.common.base_class import BaseAlgorithm
@@ -77,87 +68,6 @@ if TYPE_CHECKING:
     from isp_env.isp import Developed
     from isp_env.mos_function import MOSFunction
     from isp_env.reward import Guard
-
-# The one place of the default ``delta_scale`` (normalised units; each range is 2 wide), by action mode and
-# algorithm (ours): delta steps 0.5; residual offsets of an RL agent 0.4 (session 22, measured with
-# benchmarks/isp_formulation.py); residual offsets of the teacher 2, the whole range — its targets are
-# per-image optima that may lie anywhere, and its regression's shrinkage, not a clip, keeps it near the base.
-DELTA_SCALE, RESIDUAL_SCALE, TEACHER_RESIDUAL_SCALE = 0.5, 0.4, 2.0
-
-
-def default_delta_scale(algo: str, action_mode: str) -> float:
-    """The ``delta_scale`` a :class:`TrainConfig` gets when none is given."""
-    if action_mode != "residual":
-        return DELTA_SCALE
-    return TEACHER_RESIDUAL_SCALE if algo == "teacher" else RESIDUAL_SCALE
-
-
-@dataclass
-class TrainConfig:
-    # the defaults of isp-tune (isp_env.registration: one place for both)
-    algo: str = ALGO
-    timesteps: int = TIMESTEPS
-    n_envs: int = N_ENVS
-    preview: int | None = None  # None: render at the scorer's own scale (isp_env.reward)
-    obs_size: int = 64
-    max_steps: int = 1  # one-step contextual policy (docs/isp.md: why)
-    action_mode: str = ACTION_MODE
-    # delta: step size; residual: largest offset from the base (normalised units); None (not given):
-    # default_delta_scale, or a teacher prior's (checked_prior) — read it as ``scale``
-    delta_scale: float | None = None
-    obs_mode: str = OBS_MODE  # stats: MLP on the statistics only; image: CNN on the render + stats
-    base: dict[str, float] | None = None  # residual: the setting action 0 renders (None = neutral)
-    guard: bool = True
-    view_shorter: int | None = None  # the scorer's shorter side, filled in from the scorer by `run`
-    seed: int = 0
-    learning_rate: float = 3e-4
-    batch_size: int = 64
-    buffer_size: int = BUFFER_SIZE
-    learning_starts: int = 200
-    n_steps: int = 64  # PPO rollout length per env
-    net_arch: list[int] = field(default_factory=lambda: [128, 128])
-    cnn_features: int = 128
-    checkpoint_every: int = CHECKPOINT_EVERY
-    scorer: str | None = None  # None = the default ATTIQA model
-    torch_threads: int = 1  # learner; single-threaded is much faster on busy cores (docs/isp.md)
-    init_policy: str | None = None  # start from this policy's weights ("default" = the shipped one)
-
-    @property
-    def scale(self) -> float:
-        """``delta_scale``, or its default when none is given."""
-        if self.delta_scale is None:
-            return default_delta_scale(self.algo, self.action_mode)
-        return float(self.delta_scale)
-
-    def env_kwargs(self) -> dict[str, Any]:
-        return {
-            "scorer": self.scorer,
-            "preview": self.preview,
-            "obs_size": self.obs_size,
-            "max_steps": self.max_steps,
-            "action_mode": self.action_mode,
-            "delta_scale": self.scale,
-            "guard": self.guard,
-            "view_shorter": self.view_shorter,
-            "obs_mode": self.obs_mode,
-            "base": self.base,
-        }
-
-    def policy_kwargs(self) -> dict[str, Any]:
-        if self.obs_mode == "stats":
-            return {"net_arch": list(self.net_arch)}
-        return {
-            "net_arch": list(self.net_arch),
-            "features_extractor_kwargs": {"cnn_output_dim": self.cnn_features},
-        }
-
-    def learning_key(self) -> dict[str, Any]:
-        """Settings a resumed run must share with the checkpoint."""
-        d = asdict(self)
-        for k in ("timesteps", "checkpoint_every", "n_envs", "torch_threads", "init_policy"):
-            d.pop(k)
-        d["delta_scale"] = self.scale  # as resolved: the same key whether the default was given or not
-        return d
 
 
 def exit_with_parent(parent_pid: int, deathsig: bool) -> None:
@@ -219,13 +129,6 @@ def make_vec_env(
     if workers:
         return SubprocVecEnv(fns, start_method="spawn")
     return DummyVecEnv(fns)
-
-
-def check_config(cfg: TrainConfig, settings: TeacherSettings | None = None) -> None:
-    """The settings that do not fit together, refused before any work (``isp-tune`` says them before torch
-    loads: :func:`isp_env.run_inputs.check_settings`; ``isp_env.run.run`` calls this first)."""
-    start = None if settings is None else settings.start
-    check_settings(cfg.algo, cfg.action_mode, cfg.obs_mode, cfg.max_steps, start)
 
 
 def build_model(cfg: TrainConfig, venv: VecEnv) -> BaseAlgorithm:

@@ -743,7 +743,7 @@ def terminal_bar(what: str) -> Iterator[list[str]]:
 
 def isp_run(raw_dir: Path, out: Path, cfg, **kw: object) -> list:
     """:func:`isp_env.run.run` of ``raw_dir`` into ``out`` through its one way in, inputs made as ``isp-tune``
-    makes them (:func:`isp_env.run_inputs.run_inputs`, ``cfg``'s seed and ``--init-policy``): of ``kw``, the
+    makes them (:func:`isp_env.run_inputs.run_inputs` of ``cfg`` and ``teacher``): of ``kw``, the
     :class:`isp_env.run_inputs.InputSettings` fields (``test_fraction``, ``base``, …) go to the inputs, the
     rest to ``run``."""
     import dataclasses
@@ -753,5 +753,5 @@ def isp_run(raw_dir: Path, out: Path, cfg, **kw: object) -> list:
 
     fields = {f.name for f in dataclasses.fields(InputSettings)}
     split = {k: v for k, v in kw.items() if k in fields}
-    settings = InputSettings(raw_dir=raw_dir, out=out, seed=cfg.seed, init_policy=cfg.init_policy, **split)
-    return run(run_inputs(settings), cfg, **{k: v for k, v in kw.items() if k not in fields})
+    inputs = run_inputs(InputSettings(raw_dir=raw_dir, out=out, **split), cfg, kw.get("teacher"))
+    return run(inputs, cfg, **{k: v for k, v in kw.items() if k not in fields})

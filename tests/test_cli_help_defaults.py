@@ -28,7 +28,7 @@ def test_no_arguments_shows_the_help_at_any_width(program):
 def _real_defaults() -> dict[tuple[str, str], object]:
     from attiqa.bench_setup import DATA_EFFICIENT_FRACTIONS, PAPER_REPEATS
     from isp_env.registration import TEST_RAWS
-    from isp_env.teacher import TeacherSettings
+    from isp_env.train_config import TeacherSettings
 
     teacher = TeacherSettings()
     return {

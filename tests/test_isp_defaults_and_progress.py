@@ -16,7 +16,7 @@ def test_one_obs_mode_default_for_the_library_the_command_and_the_shipped_policy
     :data:`isp_env.registration.OBS_MODE`, the shipped policy's observation."""
     from typer.main import get_command
 
-    from isp_env.tuning import TrainConfig, check_config
+    from isp_env.train_config import TrainConfig, check_config
 
     option = next(p for p in get_command(app).params if p.name == "obs_mode")
     card = json.loads((files("isp_env") / "data" / "policy-default.json").read_text())
@@ -167,7 +167,7 @@ def test_the_library_and_the_command_share_every_default():
 
     from isp_env.run import check_policy, run
     from isp_env.run_inputs import InputSettings
-    from isp_env.tuning import TrainConfig
+    from isp_env.train_config import TrainConfig
 
     def defaults(cls: type) -> dict[str, object]:
         return {f.name: f.default for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING}

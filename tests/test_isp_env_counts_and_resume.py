@@ -79,7 +79,8 @@ def test_a_resumed_ppo_run_trains_the_steps_asked(tmp_path, isp_raws):
     import pytest
 
     from isp_env.policy_io import find_state
-    from isp_env.tuning import TrainConfig, train
+    from isp_env.train_config import TrainConfig
+    from isp_env.tuning import train
 
     cfg = TrainConfig(
         algo="ppo", action_mode="residual", obs_mode="stats", timesteps=192, n_steps=64, checkpoint_every=16,

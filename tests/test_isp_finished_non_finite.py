@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 
 from isp_env.run import finished_run, invocation_record, record_finished
-from isp_env.tuning import TrainConfig
+from isp_env.train_config import TrainConfig
 
 
 def test_a_finished_run_whose_settings_hold_a_non_finite_number_is_found_finished(tmp_path: Path) -> None:

@@ -11,17 +11,24 @@ from attiqa.errors import ConfigError
 
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("steps", [0, 21, 10**12])
-def test_the_library_refuses_the_episode_lengths_the_cli_refuses(tmp_path, isp_raws, steps):
+def test_the_library_refuses_the_episode_lengths_the_cli_refuses(tmp_path, isp_raws, steps, capsys):
     """**Was** `--max-steps` bounded by the option parser only: `isp_env.run.run` with
     `TrainConfig(max_steps=10**12)` trained, then hung applying the agent (one render a step); now
-    :func:`isp_env.tuning.check_config` refuses it before any work, with the parser's bound
-    (:data:`isp_env.registration.MAX_STEPS`, one constant for both)."""
+    :func:`isp_env.train_config.check_config` refuses it before any work, with the parser's bound
+    (:data:`isp_env.registration.MAX_STEPS`, one constant for both) — before the raws are probed (a damaged
+    one's "skipped" line was said first since session 59's ``run_inputs``, until it checked the config)."""
     from isp_env.registration import MAX_STEPS
-    from isp_env.tuning import TrainConfig
+    from isp_env.train_config import TrainConfig
 
+    raws = tmp_path / "raws"
+    raws.mkdir()
+    for p in isp_raws:
+        (raws / p.name).write_bytes(p.read_bytes())
+    (raws / "cut.dng").write_bytes(isp_raws[0].read_bytes()[:200])
     cfg = TrainConfig(algo="sac", timesteps=4, max_steps=steps, scorer="classical", obs_mode="stats")
     with pytest.raises(ConfigError, match=rf"--max-steps {steps}: use 1 to {MAX_STEPS}"):
-        isp_run(isp_raws[0].parent, tmp_path / "run", cfg, baselines=False, subprocess=False)
+        isp_run(raws, tmp_path / "run", cfg, baselines=False, subprocess=False)
+    assert capsys.readouterr().err == "", "the raws were probed before the config was refused"
     assert not (tmp_path / "run").exists()
 
 

@@ -20,7 +20,7 @@ def _evaluate_run(raw_dir: Path, run: Path, **kw: object):
     from isp_env.mos_function import load_mos_function
     from isp_env.policy_io import load_policy
     from isp_env.run import evaluate, split_names
-    from isp_env.tuning import TrainConfig
+    from isp_env.train_config import TrainConfig
 
     plan = json.loads((run / "run.json").read_text())
     train_names, test_names = split_names(plan)
@@ -126,7 +126,7 @@ def test_a_raw_unreadable_since_its_tuning_is_skipped_and_the_rest_scored(tmp_pa
     from isp_env.policy_files import resolve_policy
     from isp_env.policy_io import load_policy
     from isp_env.run import evaluate
-    from isp_env.tuning import TrainConfig
+    from isp_env.train_config import TrainConfig
 
     names = ["qtkndecoder__QT150_2.QTK", "qtkndecoder__QT150_4.QTK"]
     if not all((REAL_RAWS / n).is_file() for n in names):

@@ -105,7 +105,7 @@ def test_a_per_raw_setting_is_rendered_from_any_working_folder(tmp_path, isp_raw
     from isp_env.cli import app
     from isp_env.mos_function import from_scorer
     from isp_env.run import HeldOutItems, image_keys, per_image_cma
-    from isp_env.tuning import TrainConfig
+    from isp_env.train_config import TrainConfig
 
     work, elsewhere = tmp_path / "work", tmp_path / "elsewhere"
     for sub, src in (("a", isp_raws[0]), ("b", isp_raws[1])):

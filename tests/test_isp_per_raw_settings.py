@@ -21,7 +21,7 @@ def test_a_per_image_search_saved_for_another_raw_under_its_name_is_made_again(t
     inputs either: made again); other raws' results stay in the file. Real raws, the real classical
     scorer."""
     from isp_env.run import HeldOutItems, image_keys, per_image_cma, search_inputs
-    from isp_env.tuning import TrainConfig
+    from isp_env.train_config import TrainConfig
 
     raw_dir = tmp_path / "raws"
     (raw_dir / "sub").mkdir(parents=True)

@@ -116,8 +116,7 @@ def test_each_held_out_raws_front_end_is_made_once_over_the_evaluations_passes(t
     import isp_env.reward
     import isp_env.run
     from isp_env.run_inputs import check_inputs
-    from isp_env.teacher import TeacherSettings
-    from isp_env.tuning import TrainConfig
+    from isp_env.train_config import TeacherSettings, TrainConfig
 
     real, built = isp_env.run.guarded_item, Counter()
     decoded, rendered = Counter(), Counter()

@@ -7,16 +7,19 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import shutil
 from pathlib import Path
 
 import pytest
 from early_checks import ISP_HEAVY, check
+from helpers import isp_run
 
 from attiqa.errors import ConfigError
 from isp_env.dng import demo_photo, dng_from_photo
 from isp_env.raw import camera_name, dng_camera
 from isp_env.run_inputs import InputSettings, list_raws, refuse_too_few, run_inputs
+from isp_env.train_config import TrainConfig
 
 ISP = "isp_env.cli"
 REAL_RAWS = Path(__file__).resolve().parents[2] / "shared" / "data" / "raw" / "real"
@@ -38,7 +41,7 @@ def two_camera_dngs(folder: Path, per_camera: int = 2) -> list[Path]:
 def _settings(tmp_path: Path, test_fraction: float) -> InputSettings:
     """A camera split of ``tmp_path/a`` into ``tmp_path/out`` at ``test_fraction`` (seed 0, neutral base)."""
     return InputSettings(
-        raw_dir=tmp_path / "a", out=tmp_path / "out", seed=0, init_policy=None, test_fraction=test_fraction,
+        raw_dir=tmp_path / "a", out=tmp_path / "out", test_fraction=test_fraction,
         group_by="camera", base="neutral", test_raws_cap=5,
     )  # fmt: skip
 
@@ -156,13 +159,13 @@ def test_a_run_held_out_by_camera_records_it_and_refuses_another_grouping(tmp_pa
 def test_run_refuses_inputs_made_for_another_seed_or_policy_than_its_config(tmp_path: Path) -> None:
     """**Was**: ``run(listing=, start=)`` took a raw listing and start checks from its caller unchecked — a
     listing of another folder (or seed, or grouping) split this run's raws by it. Since session 59 the
-    inputs are run's one way in (``run(inputs, cfg)``): folder, split and base are theirs alone; only the
-    seed and ``--init-policy``, which ``cfg`` holds too, are compared, in one line before any work."""
+    inputs are run's one way in (``run(inputs, cfg)``): folder, split and base are theirs alone, seed and
+    ``--init-policy`` the ``cfg``'s they were made with (``run_inputs(settings, cfg)``); a ``cfg`` of another
+    seed or policy handed to ``run`` is refused in one line before any work."""
     from isp_env.run import run
-    from isp_env.tuning import TrainConfig
 
     two_camera_dngs(tmp_path / "a")
-    inputs = run_inputs(_settings(tmp_path, 0.3))
+    inputs = run_inputs(_settings(tmp_path, 0.3), TrainConfig(algo="teacher", scorer="classical"))
     for cfg, said in (
         (TrainConfig(algo="teacher", scorer="classical", seed=1), "--seed 0, now 1"),
         (TrainConfig(algo="teacher", scorer="classical", init_policy="default"), "--init-policy None, now"),
@@ -170,7 +173,7 @@ def test_run_refuses_inputs_made_for_another_seed_or_policy_than_its_config(tmp_
         with pytest.raises(ConfigError) as err:
             run(inputs, cfg)
         assert str(err.value).startswith(
-            f"run(inputs, cfg): the inputs were made for another seed or policy than cfg's ({said}"
+            f"run(inputs, cfg): the inputs were made with another config ({said}"
         ), str(err.value)
     assert not (tmp_path / "out").exists()
 
@@ -250,11 +253,10 @@ def test_run_takes_every_setting_from_its_inputs(tmp_path: Path) -> None:
     and compared them. Now (session 59) ``run(inputs, cfg)`` has no other way in: the inputs' folder, split
     and base are the run's; a read-only output folder's reason is raised once those checks pass."""
     from isp_env.run import run
-    from isp_env.tuning import TrainConfig
 
     two_camera_dngs(tmp_path / "a")
-    inputs = run_inputs(_settings(tmp_path, 0.5))
     cfg = TrainConfig(algo="teacher", scorer="classical", seed=0)
+    inputs = run_inputs(_settings(tmp_path, 0.5), cfg)
     read_only = PermissionError("out is read-only")  # raised once the run's checks pass: nothing is run
     with pytest.raises(PermissionError, match="out is read-only"):
         run(inputs, cfg, unwritable=read_only)
@@ -330,3 +332,31 @@ def test_a_split_refused_for_too_few_training_raws_says_no_share_before_its_erro
         cases.append(("isp_env.cli", args, "the split leaves 1 training raw(s), 2 needed"))
     check(cases, ISP_HEAVY)  # each case's output starts "error:": no share line above it
     assert not (tmp_path / "run_camera").exists() and not (tmp_path / "run_scene").exists()
+
+
+def test_the_library_refuses_a_split_too_small_before_saying_its_share(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """**Was** (session 59) the held-out share said before a refused split by ``isp-tune`` alone:
+    ``run_inputs(settings)`` needed no training raw by default, so the library's runs said the share ("train/
+    test is 75/25 …") and then ``run()`` refused the split. Now ``run_inputs(settings, cfg)`` takes what a new
+    run needs from ``cfg`` (the teacher: 2 training raws), the refusal alone — and 0 for a resume."""
+    from isp_env.run_inputs import split
+
+    scenes = tmp_path / "scenes"
+    scenes.mkdir()
+    for i in range(4):  # scene groups of 3 and 1: the 3 held out leave 1
+        dng_from_photo(scenes / f"s{i}.dng", demo_photo("rocket", 64), seed=i)
+    (scenes / "manifest.csv").write_text(
+        "file,scene_group\n" + "".join(f"s{i}.dng,{'one' if i < 3 else 'two'}\n" for i in range(4)),
+        encoding="utf-8",
+    )
+    paths = {scenes / f"s{i}.dng": "one" if i < 3 else "two" for i in range(4)}
+    seed = next(s for s in range(20) if len(split(list(paths), 0.3, s, paths)[1]) == 3)
+    cfg = TrainConfig(algo="teacher", scorer="classical", seed=seed)
+    capsys.readouterr()
+    with pytest.raises(ConfigError, match=re.escape("the split leaves 1 training raw(s), 2 needed")):
+        isp_run(scenes, tmp_path / "run", cfg, test_fraction=0.3)
+    said = capsys.readouterr().err
+    assert "train/test is" not in said, said
+    assert not (tmp_path / "run").exists()

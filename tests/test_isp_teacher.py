@@ -16,7 +16,6 @@ from isp_env.params import N_PARAMS, NAMES, from_normalized, neutral, to_normali
 from isp_env.policy_io import load_policy, save_policy
 from isp_env.teacher import (
     DEFAULT_CANDIDATES,
-    TeacherSettings,
     choose_by_cv,
     fit_teacher,
     group_folds,
@@ -25,7 +24,8 @@ from isp_env.teacher import (
     search_targets,
     spread_sample,
 )
-from isp_env.tuning import TrainConfig, env_for_policy, train_teacher, tune_with_policy
+from isp_env.train_config import TeacherSettings, TrainConfig
+from isp_env.tuning import env_for_policy, train_teacher, tune_with_policy
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 EXPOSURE = NAMES.index("tone_exposure")

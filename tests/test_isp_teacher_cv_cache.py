@@ -15,8 +15,8 @@ import pytest
 from helpers import TINY_TEACHER_OPTIONS, run_isp_tune, tiny_teacher_run
 
 from isp_env.params import neutral
-from isp_env.teacher import TeacherSettings
-from isp_env.tuning import TrainConfig, train_teacher
+from isp_env.train_config import TeacherSettings, TrainConfig
+from isp_env.tuning import train_teacher
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -29,7 +29,8 @@ from isp_env.params import NAMES, neutral, to_normalized
 from isp_env.policy_io import find_state, load_policy, load_state
 from isp_env.raw import read_raw
 from isp_env.run_inputs import split
-from isp_env.tuning import TrainConfig, build_model, make_vec_env, train
+from isp_env.train_config import TrainConfig
+from isp_env.tuning import build_model, make_vec_env, train
 
 TINY = [
     *TINY_SAC,
@@ -515,17 +516,19 @@ def test_render_takes_out_as_every_other_output_option(tmp_path, isp_raws):
     assert Image.open(png).size[0] > 0
 
 
-def test_settings_that_do_not_fit_are_refused_before_any_search(tmp_path, isp_raws):
+def test_settings_that_do_not_fit_are_refused_before_any_search(tmp_path, isp_raws, capsys):
     """Session 26: an unknown --algo or --teacher-start was refused only after the global CMA-ES had spent
-    its scorer calls (45 s on the shared raws); now before anything is read or written."""
-    from attiqa.errors import ConfigError
-    from isp_env.teacher import TeacherSettings
-    from isp_env.tuning import TrainConfig
+    its scorer calls (45 s on the shared raws); now before anything is read or written. Session 59: the
+    library's inputs (``run_inputs``) probed every raw before ``run()`` checked the config — a damaged raw's
+    "skipped" line (minutes of probing on a FiveK-sized folder) before the refusal; now the config first."""
+    from attiqa.errors import AttiqaError
+    from isp_env.train_config import TeacherSettings, TrainConfig
 
     raw_dir = tmp_path / "raws"
     raw_dir.mkdir()
     for p in isp_raws:
         (raw_dir / p.name).write_bytes(p.read_bytes())
+    (raw_dir / "cut.dng").write_bytes(isp_raws[0].read_bytes()[:200])  # probed: said "skipped"
     for cfg, teacher, said in (
         (
             TrainConfig(algo="sacc", scorer="classical", action_mode="residual"),
@@ -543,9 +546,12 @@ def test_settings_that_do_not_fit_are_refused_before_any_search(tmp_path, isp_ra
             "--algo teacher needs --action-mode residual",
         ),
         (TrainConfig(algo="sac", scorer="classical", action_mode="resid"), None, "--action-mode 'resid'"),
+        (TrainConfig(algo="sac", scorer="clasical"), None, "unknown scorer 'clasical'"),  # -m too
     ):
-        with pytest.raises(ConfigError, match=re.escape(said)):
+        capsys.readouterr()
+        with pytest.raises(AttiqaError, match=re.escape(said)):
             isp_run(raw_dir, tmp_path / "out", cfg, teacher=teacher)
+        assert capsys.readouterr().err == "", "the raws were probed before the config was refused"
         assert not (tmp_path / "out").exists()
 
 
