@@ -441,6 +441,12 @@ def run_inputs(s: InputSettings, cfg: TrainConfig, teacher: TeacherSettings | No
     training raws than a new run on raws alone needs (:func:`training_need`; none for a resume, or with
     synthetic raws) — before its held-out share is said. ``teacher``: ``--algo teacher``'s settings, as
     :func:`isp_env.run.run` is given them."""
+    if not isinstance(cfg, TrainConfig):  # e.g. run_inputs(settings, need) of the call before session 59
+        raise ConfigError(
+            f"run_inputs(settings, cfg): cfg is a {type(cfg).__name__}, not an "
+            "isp_env.train_config.TrainConfig — pass the run's TrainConfig (it holds the seed, --init-policy "
+            "and the reward model)"
+        )
     check_config(cfg, teacher if cfg.algo == "teacher" else None)
     refuse_unknown_scorer(cfg.scorer)
     start = check_start(s.out, s.base, s.test_raws_cap, cfg.init_policy, s.group_by)

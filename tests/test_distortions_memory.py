@@ -11,7 +11,7 @@ import skimage.data
 from PIL import Image
 from scipy import ndimage
 
-from attiqa.distortions import apply_distortion
+from attiqa.distortions import apply_distortion, basic
 from attiqa.distortions.basic import RGB_TO_YCBCR, YCBCR_TO_RGB, to_float, to_uint8
 from attiqa.distortions.defaults import DEFAULT_GRADED
 
@@ -51,9 +51,12 @@ def test_the_strip_conversions_are_the_whole_image_formulas():
     assert np.array_equal(to_uint8(x), np.clip(np.rint(x * 255.0), 0, 255).astype(np.uint8))
 
 
-def test_iso_noise_is_the_whole_image_computation():
+@pytest.mark.parametrize("strip_pixels", [1 << 18, 10_000])
+def test_iso_noise_is_the_whole_image_computation(strip_pixels: int, monkeypatch: pytest.MonkeyPatch):
     """The noise drawn and the colour transforms made in row strips, the chroma filtered a plane at a time:
-    the numbers of the same recipe computed on whole images."""
+    the numbers of the same recipe computed on whole images — in one strip (the photo is below
+    ``STRIP_PIXELS``) and in 25 (strips of 16 rows, as a big photo's)."""
+    monkeypatch.setattr(basic, "STRIP_PIXELS", strip_pixels)
     img = Image.fromarray(skimage.data.coffee())
     gain = 8.0
     rgb = np.asarray(img, dtype=np.float32) / np.float32(255.0)

@@ -360,3 +360,23 @@ def test_the_library_refuses_a_split_too_small_before_saying_its_share(
     said = capsys.readouterr().err
     assert "train/test is" not in said, said
     assert not (tmp_path / "run").exists()
+
+
+def test_the_library_takes_a_checkpoint_path_and_says_a_call_of_the_old_form_in_one_line(
+    tmp_path: Path,
+) -> None:
+    """**Was** (this session's review): ``TrainConfig(scorer=Path("m.safetensors"))`` — a library caller's
+    checkpoint as a ``Path``, which the reward model's loaders take — ended in "'PosixPath' object has no
+    attribute 'partition'" when the name check moved before the raws; ``run_inputs(settings, need)``, the call
+    before session 59, in "'int' object has no attribute 'algo'". Now the path passes the name check and the
+    old call is one line naming the new one."""
+    two_camera_dngs(tmp_path / "a")
+    ckpt = tmp_path / "m.safetensors"  # not read here: the name check and the listing come first
+    inputs = run_inputs(_settings(tmp_path, 0.3), TrainConfig(algo="teacher", scorer=ckpt))  # type: ignore[arg-type]
+    assert len(inputs.listing.train) + len(inputs.listing.test) == 4
+    with pytest.raises(ConfigError) as err:
+        run_inputs(_settings(tmp_path, 0.3), 2)  # type: ignore[arg-type]
+    assert str(err.value) == (
+        "run_inputs(settings, cfg): cfg is a int, not an isp_env.train_config.TrainConfig — pass the run's "
+        "TrainConfig (it holds the seed, --init-policy and the reward model)"
+    )

@@ -276,11 +276,12 @@ def unknown_scorer(name: str) -> ModelLoadError:
     return ModelLoadError(f"unknown scorer {name!r}{suggest(name)} — see `attiqa models`")
 
 
-def refuse_unknown_scorer(name: str | None) -> None:
+def refuse_unknown_scorer(name: str | Path | None) -> None:
     """Raise :func:`unknown_scorer` for a ``--model`` that is neither a zoo name (``NAME`` or ``NAME:ARG``)
-    nor a checkpoint (:func:`is_checkpoint`); None (the default model) passes."""
-    if name is not None and zoo_entry(name) is None and not is_checkpoint(name):
-        raise unknown_scorer(name)
+    nor a checkpoint (:func:`is_checkpoint`); None (the default model) passes, and so does a library
+    caller's checkpoint given as a ``Path`` (the loaders take one)."""
+    if name is not None and zoo_entry(str(name)) is None and not is_checkpoint(name):
+        raise unknown_scorer(str(name))
 
 
 def is_checkpoint(name_or_path: str | Path) -> bool:
