@@ -160,7 +160,7 @@ def header_without_a_range(data: bytes) -> bytes:
 def test_a_damaged_bundled_model_is_told_before_torch(tmp_path: Path, damage: str) -> None:
     """`attiqa export attiqa-default` (and every use of a named model) checks the shipped file's SHA-256 by
     reading it as a checkpoint (io.checkpoints: torch). A file cut short — the usual damage — is now found
-    torch-free from its safetensors header and size first (io.hashes.safetensors_length_problem), same words.
+    torch-free (io.hashes.safetensors_hashes: the header, size and hash in one reading), same words.
     A damaged installation for real: a copy of the package whose bundled model lost its last bytes, or
     whose header gives a tensor no byte range (review: that was an IndexError's traceback)."""
     import json

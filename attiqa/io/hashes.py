@@ -40,27 +40,10 @@ def record_digest(record: object, arrays: Sequence[Any] = (), length: int = 64) 
     return h.hexdigest()[:length]
 
 
-def safetensors_length_problem(path: str | Path) -> str | None:
-    """Why ``path`` cannot be a whole safetensors file, from its header alone (8 bytes of length, the JSON
-    table of tensors and their byte ranges) and its size — a file cut short, with bytes added, or a header
-    without a tensor's byte range (it was an IndexError's traceback) — else None.
-    A few kilobytes read: a named model's damaged file is refused before torch loads and the file is hashed;
-    a whole file of other bytes is found by the hash only."""
-    with open(path, "rb") as fh:
-        size = fh.seek(0, 2)
-        fh.seek(0)
-        n = int.from_bytes(fh.read(8), "little")
-        if size < 8 or n > size - 8:
-            return f"{size} bytes, shorter than its header says"
-        try:
-            table = json.loads(fh.read(n))
-        except ValueError:
-            return "its header is not JSON"
-    return _span_problem(table, size, n)
-
-
 def _span_problem(table: Any, size: int, n: int) -> str | None:
-    """:func:`safetensors_length_problem` of a file of ``size`` bytes whose ``n``-byte header is ``table``."""
+    """Why a file of ``size`` bytes whose ``n``-byte header is ``table`` cannot be a whole safetensors file —
+    a header that is no JSON object, a tensor without a byte range (it was an IndexError's traceback), a file
+    cut short or with bytes added — else None."""
     if not isinstance(table, dict):
         return "its header is not a JSON object"
     ends: list[int] = []
@@ -123,7 +106,8 @@ def safetensors_hashes(path: str | Path) -> tuple[str, str]:
     """(the file's SHA-256, :func:`tensors_digest`) of one reading of a safetensors file, torch-free: the
     identity "is this a shipped model" compares (:func:`attiqa.scorers.zoo.shipped_model`), equal to
     :func:`attiqa.io.checkpoints.checkpoint_hashes`'. Cached per version of the file (:func:`file_version`).
-    A file that is not a whole safetensors file (:func:`safetensors_length_problem`) is a ValueError."""
+    A file that is not a whole safetensors file (cut short, bytes added, a tensor without a byte range) is a
+    ValueError."""
     p = Path(path).resolve()
     known = _SAFETENSORS_HASHES.get((str(p), *file_version(p.stat())))
     if known is not None:

@@ -313,7 +313,7 @@ def header_problem(
     if st.st_size == 0:
         return "empty file (0 bytes)"
     if (raw := _camera_raw(path)) is not None:
-        return str(raw)[len(raw.path) + 2 :]
+        return f"{raw.reason} — {raw.fix}"
     if not read_header:
         return None
     try:

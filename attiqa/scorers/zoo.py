@@ -391,13 +391,12 @@ def resolve_weights(name: str) -> Path:
 def _intact(path: Path, sha256: str) -> bool:
     """Whether a named model's file is the one its row names: its SHA-256, torch-free and with its tensors'
     in the same reading (:func:`~attiqa.io.hashes.safetensors_hashes`, which :func:`shipped_model` asks for
-    next); a file that is no whole safetensors file (cut short) is not, and its fix is the mismatch's
-    (reinstall, fetch again), not a checkpoint's. A file whose length its header contradicts is refused
-    from its header first (``attiqa export attiqa-default`` says it before the file is hashed)."""
-    from attiqa.io.hashes import safetensors_hashes, safetensors_length_problem
+    next); a file that is no whole safetensors file (cut short, a tensor without a byte range: found in that
+    reading) is not, and its fix is the mismatch's (reinstall, fetch again), not a checkpoint's."""
+    from attiqa.io.hashes import safetensors_hashes
 
     try:
-        return safetensors_length_problem(path) is None and safetensors_hashes(path)[0] == sha256
+        return safetensors_hashes(path)[0] == sha256
     except (OSError, ValueError):
         return False
 
