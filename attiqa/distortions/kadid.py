@@ -184,7 +184,7 @@ def _color_diffusion(rgb: np.ndarray, amount: float, rng: np.random.Generator) -
     sigma = 1.5 * amount + 2.0
     for k in (1, 2):  # each plane filtered alone: the numbers of the (H, W, 2) filter with sigma 0 on axis 2
         lab[..., k] = ndimage.gaussian_filter(lab[..., k], sigma=sigma, mode="nearest")
-    return by_row_strips(_rgb, lab)
+    return by_row_strips(_rgb, lab, out=lab)  # back to RGB in the Lab image's place
 
 
 def _color_shift(rgb: np.ndarray, amount: float, rng: np.random.Generator) -> np.ndarray:
@@ -295,16 +295,18 @@ def _multiplicative_noise(rgb: np.ndarray, var: float, rng: np.random.Generator)
 
 def _wiener(x: np.ndarray, noise_var: float, size: int = 5) -> np.ndarray:
     """Adaptive (local-statistics) Wiener filter per channel, known noise variance: ``x`` is overwritten
-    with the result. A channel at a time (the local statistics of one plane at once), in float32."""
+    with the result. A channel at a time (the local statistics of one plane at once), then per pixel in
+    row strips: the numbers of the (H, W, 3) filters of size 1 along the channels."""
     for k in range(x.shape[2]):
-        plane = np.ascontiguousarray(x[..., k])
+        plane = x[..., k]
         mean = ndimage.uniform_filter(plane, size=size, mode="reflect")
         sq = ndimage.uniform_filter(plane * plane, size=size, mode="reflect")
-        var = np.maximum(sq - mean * mean, 0.0)
-        del sq
-        gain = np.maximum(var - noise_var, 0.0) / np.maximum(var, noise_var)
-        del var
-        x[..., k] = mean + gain * (plane - mean)
+        for rows in row_strips(*x.shape[:2]):
+            m = mean[rows]
+            var = np.maximum(sq[rows] - m * m, 0.0)
+            gain = np.maximum(var - noise_var, 0.0) / np.maximum(var, noise_var)
+            plane[rows] = m + gain * (plane[rows] - m)
+        del mean, sq
     return x
 
 
@@ -420,16 +422,12 @@ def _high_sharpen(rgb: np.ndarray, amount: float, rng: np.random.Generator) -> n
     lab = _lab_by_strips(rgb)
     blurred = ndimage.gaussian_filter(lab[..., 0], 3.0, mode="nearest")
 
-    def sharpen(rows: slice) -> np.ndarray:
+    for rows in row_strips(*rgb.shape[:2]):  # per pixel once the blur is made, back to RGB in Lab's place
         part = lab[rows]
         lum = part[..., 0]
         part[..., 0] = np.clip(lum + amount * (lum - blurred[rows]), 0, 100)
-        return _rgb(part)
-
-    out = np.empty(rgb.shape, np.float32)
-    for rows in row_strips(*rgb.shape[:2]):  # per pixel once the blur is made
-        out[rows] = sharpen(rows)
-    return out
+        part[...] = _rgb(part)
+    return lab
 
 
 def _contrast_change(rgb: np.ndarray, amount: float, rng: np.random.Generator) -> np.ndarray:
