@@ -92,14 +92,14 @@ KADID_PEAK_PER_BYTE = {
          "kadid_color_block", "kadid_high_sharpen", "kadid_contrast_change", "lens_blur"),
         15,
     ),
-    # a plane-sized working set on top: the FFT's spectra, the Wiener filter's local statistics
-    **dict.fromkeys(("kadid_lens_blur", "kadid_motion_blur", "kadid_denoise"), 19),
+    # a plane-sized working set on top: the FFT's spectra, the Wiener filter's local statistics, the edges
+    **dict.fromkeys(("kadid_lens_blur", "kadid_motion_blur", "kadid_denoise", "kadid_color_shift"), 19),
+    "kadid_jitter": 22,  # the sample positions (two planes) and the warped image beside the last one
 }  # fmt: skip
 """Bound per type on the traced peak per byte of the uint8 image: the caller's float input, the first
 ``mapmm``'s copy and the output (12x) and what the type works in. Before: 16x for every KADID type (the
-``mapmm`` calls' temporaries), up to 36x (figures in docs/robustness.md). Not here: ``kadid_jitter`` and
-``kadid_color_shift`` (unchanged, 25-28x), ``kadid_jpeg2000`` and ``kadid_color_quantization`` (seconds
-each; their 8-bit round trip is ``kadid_jpeg``'s)."""
+``mapmm`` calls' temporaries), up to 36x (figures in docs/robustness.md). Not here: ``kadid_jpeg2000`` and
+``kadid_color_quantization`` (seconds each; their 8-bit round trip is ``kadid_jpeg``'s)."""
 
 
 @pytest.fixture(scope="module")
@@ -137,6 +137,7 @@ STRIPPED_KADID = (
     "kadid_denoise",
     "kadid_high_sharpen",
     "kadid_color_diffusion",
+    "kadid_color_shift",
     "kadid_jpeg",
     "kadid_pixelate",
 )
@@ -205,3 +206,20 @@ def test_the_plane_filters_are_the_filters_of_the_whole_image():
     lab[..., 1:] = ndimage.gaussian_filter(lab[..., 1:], sigma=(11.0, 11.0, 0), mode="nearest")  # amount 6
     diffused = _old_mapmm(np.clip(color.lab2rgb(lab).astype(np.float32), 0.0, 1.0))
     assert np.array_equal(np.asarray(apply_distortion(img, "kadid_color_diffusion", 3)), to_uint8(diffused))
+
+
+def test_jitter_warps_as_the_whole_grid_formula():
+    """The sample positions made in the displacement's array from row and column vectors: the numbers of the
+    grid, displacement and positions as three (2, H, W) arrays."""
+    img = Image.fromarray(skimage.data.coffee()).resize((300, 200))
+    rgb = _old_mapmm(to_float(img))
+    rng = np.random.default_rng(5)
+    yy, xx = np.mgrid[0:200, 0:300].astype(np.float32)
+    out = rgb
+    for _ in range(5):
+        d = rng.standard_normal((2, 200, 300), dtype=np.float32) * np.float32(1.0)
+        coords = np.stack([yy - d[0], xx - d[1]])
+        planes = [ndimage.map_coordinates(out[..., k], coords, order=1, mode="nearest") for k in range(3)]
+        out = np.stack(planes, axis=2)
+    want = to_uint8(_old_mapmm(np.clip(out, 0.0, 1.0)))
+    assert np.array_equal(np.asarray(apply_distortion(img, "kadid_jitter", 5, seed=5)), want)

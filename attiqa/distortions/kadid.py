@@ -193,15 +193,20 @@ def _color_shift(rgb: np.ndarray, amount: float, rng: np.random.Generator) -> np
     clipped at its 1st / 99th percentiles)."""
     grey = rgb @ np.array([0.2989, 0.5870, 0.1140], dtype=np.float32)
     gy, gx = (np.gradient(grey, axis=a) if grey.shape[a] > 1 else np.zeros_like(grey) for a in (0, 1))
-    e = ndimage.gaussian_filter(np.hypot(gx, gy), 4.0, mode="nearest")
-    lo, hi = np.percentile(e, (1, 99))
-    e = np.clip((e - lo) / (hi - lo), 0.0, 1.0) if hi > lo else np.zeros_like(e)
+    del grey
+    magnitude = np.hypot(gx, gy)
+    del gx, gy
+    e = ndimage.gaussian_filter(magnitude, 4.0, mode="nearest")
+    del magnitude
+    lo, hi = np.percentile(e, (1, 99))  # float64: the weights and the blend are float64, a strip at a time
     direction = rng.random(2)
     direction /= max(float(np.linalg.norm(direction)), 1e-12)
     dy, dx = np.round(direction * amount).astype(int)
     shifted = ndimage.shift(rgb[..., 1], (dy, dx), order=0, mode="nearest")
     out = rgb.copy()
-    out[..., 1] = shifted * e + rgb[..., 1] * (1.0 - e)
+    for rows in row_strips(*rgb.shape[:2]):
+        weight = np.clip((e[rows] - lo) / (hi - lo), 0.0, 1.0) if hi > lo else np.zeros_like(e[rows])
+        out[rows, :, 1] = shifted[rows] * weight + rgb[rows, :, 1] * (1.0 - weight)
     return out
 
 
@@ -352,14 +357,18 @@ def _jitter(rgb: np.ndarray, amount: float, rng: np.random.Generator) -> np.ndar
     """#19: five rounds of warping by a random per-pixel displacement (normal, std ``amount`` pixels),
     bilinear resampling, replicated borders."""
     h, w = rgb.shape[:2]
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    yy, xx = np.arange(h, dtype=np.float32)[:, None], np.arange(w, dtype=np.float32)  # the grid's values
     out = rgb
     for _ in range(5):
-        d = rng.standard_normal((2, h, w), dtype=np.float32) * np.float32(amount)
-        coords = np.stack([yy - d[0], xx - d[1]])
-        out = np.stack(
-            [ndimage.map_coordinates(out[..., k], coords, order=1, mode="nearest") for k in range(3)], axis=2
-        )
+        coords = rng.standard_normal((2, h, w), dtype=np.float32)
+        coords *= np.float32(amount)  # the displacement, made the sample positions in place
+        np.subtract(yy, coords[0], out=coords[0])
+        np.subtract(xx, coords[1], out=coords[1])
+        warped = np.empty(rgb.shape, np.float32)
+        for k in range(3):
+            warped[..., k] = ndimage.map_coordinates(out[..., k], coords, order=1, mode="nearest")
+        out = warped
+        del coords, warped
     return out
 
 
