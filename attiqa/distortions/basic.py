@@ -202,9 +202,8 @@ def convolve_rgb(rgb: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     kh, kw = kernel.shape
     h, w = rgb.shape[:2]
     out = np.empty(rgb.shape, np.float32)
-    if (
-        1 in kernel.shape
-    ):  # fftconvolve transforms no axis of length 1 (motion blur of length 1): its own path
+    # fftconvolve transforms no axis of length 1 (a motion blur of length 1): its own path, per channel
+    if 1 in kernel.shape:
         for k in range(rgb.shape[2]):
             padded = np.pad(rgb[..., k], ((kh // 2, kh // 2), (kw // 2, kw // 2)), mode="edge")
             out[..., k] = signal.fftconvolve(padded, kernel.astype(np.float32), mode="valid")

@@ -430,7 +430,6 @@ def _high_sharpen(rgb: np.ndarray, amount: float, rng: np.random.Generator) -> n
     (MATLAB ``imsharpen`` with radius 3)."""
     lab = _lab_by_strips(rgb)
     blurred = ndimage.gaussian_filter(lab[..., 0], 3.0, mode="nearest")
-
     for rows in row_strips(*rgb.shape[:2]):  # per pixel once the blur is made, back to RGB in Lab's place
         part = lab[rows]
         lum = part[..., 0]
