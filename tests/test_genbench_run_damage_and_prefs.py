@@ -10,7 +10,7 @@ import pytest
 from genbench_helpers import build_tiny_sd, make_photo_run
 
 from genbench.manifest import load_pairs
-from genbench.run_scores import open_metric
+from genbench.metric_scoring import open_metric
 
 
 @pytest.fixture(scope="module")

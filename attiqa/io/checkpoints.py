@@ -284,7 +284,7 @@ def load_training_state(path: str | Path, with_model: bool = False) -> tuple:
 
 
 # ----------------------------------------------------------------------------------------------------------
-# Hashes and the cache folder (named models' downloads, feature and score caches)
+# Hashes (the cache folder: attiqa.io.cache_home)
 
 
 def weights_sha256(path: str | Path) -> str:
@@ -457,7 +457,3 @@ def _header_of(path: Path, data: bytes | bytearray) -> tuple[dict[str, Any], dic
             raise _unreadable(path, exc) from None
         raise _unreadable(path, ValueError("its header is not a JSON object"))
     return parsed
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("ATTIQA_CACHE", Path.home() / ".cache" / "attiqa"))

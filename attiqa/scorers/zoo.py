@@ -223,6 +223,47 @@ def weights_identity(scorer: Any, name: str | None = None) -> dict[str, str | No
     }
 
 
+def unloaded_identity(name: str) -> dict[str, str | None] | None:
+    """What ``load_scorer(name)`` would load, said by hash without loading it (torch-free), for a rerun with
+    nothing left to score (`genbench score`) to tell its record's scorer without torch: a checkpoint's or a
+    named model's file by its SHA-256 (a named model's file only when it is the registry's:
+    :func:`resolve_weights` checks it, and never fetches it here) and the ``.json`` card beside it by its
+    (None without one: the loader reads it for a file whose header holds no card), a weight-free zoo
+    scorer that takes no argument (``classical``) by its name. None where it cannot be said so: a CLIP
+    scorer's weights, an ExIQA run, a ``NAME:ARG``, a missing or damaged file."""
+    if is_checkpoint(name):
+        try:
+            path = checkpoint_in(Path(name))
+        except ModelLoadError:
+            return None
+    else:
+        entry = zoo_table().get(name)
+        if entry is None or not (entry.has_weights or entry.default_arg is None):
+            return None
+        if not entry.has_weights:
+            return {"scorer": name, "sha256": None, "card_sha256": None}
+        if not entry.sha256 or not (entry.file or _downloaded(name).exists()):
+            return None
+        try:
+            path = resolve_weights(name)
+        except ModelLoadError:
+            return None
+    return _file_identity(path)
+
+
+def _file_identity(path: Path) -> dict[str, str | None] | None:
+    """:func:`unloaded_identity` of a weights file: its SHA-256 and its card's (None: no card beside it)."""
+    from attiqa.io.hashes import safetensors_hashes, sha256_of
+
+    card = path.with_suffix(".json")
+    try:
+        sha = safetensors_hashes(path)[0]
+        card_sha = sha256_of(card) if card.is_file() else None
+    except (OSError, ValueError):  # no such file, unreadable, not a whole safetensors file: the loader says
+        return None
+    return {"scorer": None, "sha256": sha, "card_sha256": card_sha}
+
+
 def checkpoint_read(scorer: Any) -> CheckpointHashes | None:
     """The hashes of the checkpoint a scorer's scores depend on (an ATTIQA model's, an ExIQA run's): those
     of the bytes it loaded (``weights_read``, :func:`~attiqa.io.checkpoints.load_checkpoint_hashed`) — the
@@ -403,7 +444,7 @@ def _intact(path: Path, sha256: str) -> bool:
 
 def _downloaded(name: str) -> Path:
     """Where a named model's download is kept (``$ATTIQA_CACHE``)."""
-    from attiqa.io.checkpoints import cache_dir
+    from attiqa.io.cache_home import cache_dir
 
     return cache_dir() / f"{name}.safetensors"
 
