@@ -24,7 +24,7 @@ from attiqa.exiqa import missing_regressor
 from attiqa.interface import Scorer
 from attiqa.io.atomic import remove_orphan_temps, write_json_atomic
 from attiqa.scorers import is_checkpoint
-from attiqa.scorers.zoo import weights_identity
+from attiqa.scorers.zoo import checkpoint_read, weights_identity
 from attiqa.scoring import OtherScoreFile, ScoreRun, ScoreWriter, same_scorer, score_paths, write_scores
 from genbench.files import SCORES_DIR
 from genbench.manifest import Pair, image_problem, resolve
@@ -185,7 +185,6 @@ def open_metric(
     done = scored_already(run_dir, pairs, metric)
     if done is not None:
         return MetricJob(run_dir, metric, done)
-    source = scored_source(metric)  # before loading: files saved again meanwhile are not taken for these
     try:
         scorer = attiqa.load_scorer(metric, device=device() if callable(device) else device)
     except AttiqaError as exc:
@@ -216,22 +215,12 @@ def open_metric(
     todo = [im for im in images if im not in old or math.isnan(old[im][scorer.columns[0]])]
     # recorded before any row is appended (after the CSV of other weights is gone): a kill mid-metric leaves
     # rows whose scorer the next run knows — with no record, other weights by then "kept" them
-    record = _metric_record(metric, scorer, identity, _files_loaded(scorer, identity, source))
+    # the files of the bytes loaded (a file saved again since is not taken for the weights that score)
+    record = _metric_record(metric, scorer, identity, scored_source(metric, checkpoint_read(scorer)))
     write_json_atomic(out_csv.with_suffix(".json"), record)
     job.ready = Ready(scorer, identity, record, writer, old, images, todo)
     job.report.kept = len(images) - len(todo)
     return job
-
-
-def _files_loaded(scorer: Scorer, identity: dict, source: dict | None) -> dict | None:
-    """``source`` (read before loading) when it is of the files the scorer loaded — its weights' SHA-256,
-    and the card beside them where the loader read it — else None: a file saved again in between is not
-    recorded against the scores of the one loaded (the next rerun loads the metric to know)."""
-    if source is None or source.get("sha256") != weights_identity(scorer)["sha256"]:
-        return None
-    hashes = identity.get("hashes")
-    card = hashes.get("card") if isinstance(hashes, dict) else None
-    return source if card is None or card == source.get("card_sha256") else None
 
 
 def score_run(

@@ -20,6 +20,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import attiqa
 from attiqa.datasets.readers import read_csv
@@ -29,9 +30,12 @@ from attiqa.io.hashes import file_version, record_digest
 from attiqa.io.tables import ERRORS, read_cell
 from attiqa.progress import shown_name
 from attiqa.scorers import is_checkpoint
-from attiqa.scorers.zoo import trained_on, unloaded_identity
+from attiqa.scorers.zoo import scorer_files, trained_on
 from genbench.files import SCORES_DIR, shell_arg
 from genbench.manifest import SIDES, Pair
+
+if TYPE_CHECKING:
+    from attiqa.io.checkpoints import CheckpointHashes
 
 
 @dataclass
@@ -127,13 +131,12 @@ def run_images(pairs: Sequence[Pair]) -> list[str]:
     return list(dict.fromkeys(p.image(s) for p in pairs for s in SIDES))
 
 
-def scored_source(metric: str) -> dict[str, str | None] | None:
-    """The files ``metric``'s scorer is made from, by hash, read without loading it
-    (:func:`attiqa.scorers.zoo.unloaded_identity`), with the attiqa version that would load them: what
-    ``scores/<slug>.json`` records as ``source`` when it is of the files the scorer loaded, and
-    :func:`scored_already` compares. None where the files cannot be told without loading (a CLIP folder,
-    ``exiqa:RUN``)."""
-    found = unloaded_identity(metric)
+def scored_source(metric: str, read: CheckpointHashes | None = None) -> dict[str, str | None] | None:
+    """The files ``metric``'s scorer is made from, by hash (:func:`attiqa.scorers.zoo.scorer_files`: of the
+    bytes a loaded scorer read, ``read``, or read now without loading it), with the attiqa version that
+    loads them: what ``scores/<slug>.json`` records as ``source``, and :func:`scored_already` compares.
+    None where the files cannot be told so (a CLIP folder, ``exiqa:RUN``)."""
+    found = scorer_files(metric, read)
     return None if found is None else {"attiqa": attiqa.__version__, **found}
 
 

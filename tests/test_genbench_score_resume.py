@@ -178,10 +178,12 @@ def test_a_damaged_record_scores_the_metric_again_and_a_missing_one_keeps_its_ro
 def test_a_rerun_kept_whole_is_proved_without_loading_and_a_retrain_in_place_is_not(tmp_path, photos):
     """A rerun of `genbench score` on a metric that scored every image loaded the scorer (and torch) only to
     find nothing to do; now ``scores/<slug>.json`` proves it torch-free (``scored_already``: its source
-    files by hash, the score file's version, the run's images). Never for weights retrained in place, a
-    card edited beside them, a score file edited by hand or a manifest that grew: those load the metric."""
+    files by hash, the score file's version, the run's images). Never for weights retrained in place, the
+    card a headerless checkpoint is read with edited, a score file edited by hand or a manifest that grew:
+    those load the metric."""
     from helpers import tiny_attiqa_checkpoint
 
+    from attiqa.io.checkpoints import load_checkpoint, save_safetensors
     from attiqa.models import AttiqaModel, create_backbone, save_model
     from genbench.manifest import load_pairs, write_manifest
     from genbench.metric_scoring import score_run
@@ -210,11 +212,18 @@ def test_a_rerun_kept_whole_is_proved_without_loading_and_a_retrain_in_place_is_
     assert (again.scored, again.kept) == (10, 0) and scores.read_bytes() != first
     assert scored_already(run, pairs, ckpt) is not None
 
-    card = tmp_path / "tiny.json"  # the card beside it, edited: loaded to know (the same key: kept)
+    card = tmp_path / "tiny.json"  # the copy beside a file whose header holds its card: not what loads
     card.write_text(card.read_text().replace('"tiny"', '"tiny-edited"', 1))
-    assert scored_already(run, pairs, ckpt) is None
-    assert score_run(run, pairs, ckpt, num_workers=0).kept == 10
     assert scored_already(run, pairs, ckpt) is not None
+    tensors, header_card = load_checkpoint(ckpt, as_stored=True)
+    bare = tmp_path / "bare.safetensors"  # a headerless checkpoint: the card beside it is what loads
+    save_safetensors({k: v.contiguous() for k, v in tensors.items()}, bare, {})
+    bare.with_suffix(".json").write_text(json.dumps(header_card))
+    assert score_run(run, pairs, str(bare), num_workers=0).scored == 10
+    assert scored_already(run, pairs, str(bare)) is not None
+    bare.with_suffix(".json").write_text(json.dumps({**header_card, "name": "edited"}))
+    assert scored_already(run, pairs, str(bare)) is None
+    assert score_run(run, pairs, str(bare), num_workers=0).scored == 10  # another card: scored again
 
     lines = scores.read_text().splitlines(keepends=True)
     scores.write_text("".join(lines[:-1]))  # a row removed by hand

@@ -223,45 +223,49 @@ def weights_identity(scorer: Any, name: str | None = None) -> dict[str, str | No
     }
 
 
-def unloaded_identity(name: str) -> dict[str, str | None] | None:
-    """What ``load_scorer(name)`` would load, said by hash without loading it (torch-free), for a rerun with
-    nothing left to score (`genbench score`) to tell its record's scorer without torch: a checkpoint's or a
-    named model's file by its SHA-256 (a named model's file only when it is the registry's:
-    :func:`resolve_weights` checks it, and never fetches it here) and the ``.json`` card beside it by its
-    (None without one: the loader reads it for a file whose header holds no card), a weight-free zoo
-    scorer that takes no argument (``classical``) by its name. None where it cannot be said so: a CLIP
-    scorer's weights, an ExIQA run, a ``NAME:ARG``, a missing or damaged file."""
+def scorer_files(name: str, read: CheckpointHashes | None = None) -> dict[str, str | None] | None:
+    """What ``load_scorer(name)`` loads, by hash — for a rerun with nothing left to score (`genbench score`)
+    to tell its record's scorer without loading it: a checkpoint's or a named model's file by its SHA-256
+    and, for a file whose header holds no card, the ``.json`` card beside it that the loader reads
+    (:func:`~attiqa.io.hashes.sidecar_card_sha256`); a weight-free zoo scorer that takes no argument
+    (``classical``) by its name. ``read``: the hashes of the bytes a loaded scorer read
+    (:func:`checkpoint_read`); else the files are read now, torch-free (a named model's file only when it is
+    here and the registry's, :func:`resolve_weights`: never fetched). None where the files cannot be told
+    so: a CLIP scorer's weights, an ExIQA run, a ``NAME:ARG``, a missing or damaged file."""
     if is_checkpoint(name):
+        if read is not None:
+            return _files_of(read.sha256, read.card_sha256)
         try:
-            path = checkpoint_in(Path(name))
+            return _file_identity(checkpoint_in(Path(name)))
         except ModelLoadError:
             return None
-    else:
-        entry = zoo_table().get(name)
-        if entry is None or not (entry.has_weights or entry.default_arg is None):
-            return None
-        if not entry.has_weights:
-            return {"scorer": name, "sha256": None, "card_sha256": None}
-        if not entry.sha256 or not (entry.file or _downloaded(name).exists()):
-            return None
-        try:
-            path = resolve_weights(name)
-        except ModelLoadError:
-            return None
-    return _file_identity(path)
+    entry = zoo_table().get(name)
+    if entry is None or not (entry.has_weights or entry.default_arg is None):
+        return None
+    if not entry.has_weights:
+        return {"scorer": name, "sha256": None, "card_sha256": None}
+    if read is not None:
+        return _files_of(read.sha256, read.card_sha256) if read.sha256 == entry.sha256 else None
+    if not entry.sha256 or not (entry.file or _downloaded(name).exists()):
+        return None
+    try:
+        return _file_identity(resolve_weights(name))
+    except ModelLoadError:
+        return None
+
+
+def _files_of(sha256: str, card_sha256: str | None) -> dict[str, str | None]:
+    return {"scorer": None, "sha256": sha256, "card_sha256": card_sha256}
 
 
 def _file_identity(path: Path) -> dict[str, str | None] | None:
-    """:func:`unloaded_identity` of a weights file: its SHA-256 and its card's (None: no card beside it)."""
-    from attiqa.io.hashes import safetensors_hashes, sha256_of
+    """:func:`scorer_files` of a weights file read now, torch-free (None: it cannot be read whole)."""
+    from attiqa.io.hashes import safetensors_hashes, sidecar_card_sha256
 
-    card = path.with_suffix(".json")
     try:
-        sha = safetensors_hashes(path)[0]
-        card_sha = sha256_of(card) if card.is_file() else None
+        return _files_of(safetensors_hashes(path)[0], sidecar_card_sha256(path))
     except (OSError, ValueError):  # no such file, unreadable, not a whole safetensors file: the loader says
         return None
-    return {"scorer": None, "sha256": sha, "card_sha256": card_sha}
 
 
 def checkpoint_read(scorer: Any) -> CheckpointHashes | None:
