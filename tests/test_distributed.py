@@ -217,7 +217,6 @@ def test_world_size_without_torchrun_is_one_line_naming_the_fix(photo_dir, tmp_p
     assert not out.exists()
 
 
-@pytest.mark.serial(reason="a signal or kill timed against torchrun's processes")
 def test_a_rank_outside_the_world_size_is_one_line(photo_dir, tmp_path):
     """`WORLD_SIZE=2 RANK=2 …` (a launcher script numbering from 1, or copying SLURM_PROCID of a larger
     job). **Was**: a wait for a peer that would never take it, until the collective timeout (a day for
