@@ -18,31 +18,35 @@ from attiqa.device import resolve_device
 from attiqa.models import load_model
 from attiqa.sharding import is_dist, process_group, world_size
 from attiqa.training.distributed import all_gather_cat
-from attiqa.training.trainer import DEBUG_HASH_ENV, weights_hash
+from attiqa.training.trainer import weights_hash
 
 SCRIPT = """
 import faulthandler, json, os, sys
 from pathlib import Path
 
 faulthandler.enable()  # a rank killed by a signal (a SIGABRT was seen once under load) prints its stacks
+import attiqa.models.efficientnet_lite as lite
 from attiqa.config import FinetuneConfig, PretrainConfig
+from attiqa.sharding import process_group
 from attiqa.training.finetune import finetune
 from attiqa.training.pretrain import pretrain
+from attiqa.training.trainer import DEBUG_HASH_ENV
 
-args = json.loads(sys.argv[1])
-if args.get("count_recomputed"):  # a spy, not a stand-in: the real recomputation runs, its calls are counted
-    import attiqa.models.efficientnet_lite as lite
-
-    real, calls = lite.recomputed, []
-    lite.recomputed = lambda block, x: calls.append(1) or real(block, x)
-if args["stage"] == "pretrain":
-    pretrain(PretrainConfig(**args["cfg"]), Path(args["labels"]), Path(args["out"]), progress=False)
-else:
-    finetune(FinetuneConfig(**args["cfg"]), Path(args["init"]), Path(args["out"]), progress=False)
-print(f"rank {os.environ.get('RANK')}: {args['stage']} returned", file=sys.stderr, flush=True)
-if args.get("count_recomputed"):
-    Path(args["count_recomputed"], f"rank{os.environ['RANK']}.calls").write_text(str(len(calls)))
-# The stage has returned and destroyed its group: none of gloo's threads may outlive it. They did (session 47:
+# a spy, not a stand-in: the real recomputation runs, its calls are counted
+real, calls = lite.recomputed, []
+lite.recomputed = lambda block, x: calls.append(1) or real(block, x)
+rank = os.environ["RANK"]
+with process_group():  # the stages of one job share its group, as in `attiqa train`
+    for args in json.loads(sys.argv[1]):
+        os.environ[DEBUG_HASH_ENV] = args["hashes"]  # each stage's hashes and files in a folder of its own
+        before = len(calls)
+        if args["stage"] == "pretrain":
+            pretrain(PretrainConfig(**args["cfg"]), Path(args["labels"]), Path(args["out"]), progress=False)
+        else:
+            finetune(FinetuneConfig(**args["cfg"]), Path(args["init"]), Path(args["out"]), progress=False)
+        Path(args["hashes"], f"rank{rank}.calls").write_text(str(len(calls) - before))
+        print(f"rank {rank}: {args['stage']} returned", file=sys.stderr, flush=True)
+# The job has returned and destroyed its group: none of gloo's threads may outlive it. They did (session 47:
 # DDP's late import of torch.distributed.nn.functional kept the group to the interpreter's teardown, where a
 # rank now and then aborted, SIGABRT), until attiqa.sharding imports it before the group is made.
 threads = []
@@ -55,15 +59,6 @@ assert not [n for n in threads if "gloo" in n], f"threads left after the stage: 
 """
 
 
-def torchrun(tmp_path: Path, args: dict, hash_dir: Path) -> subprocess.CompletedProcess:
-    script = tmp_path / "run_stage.py"
-    script.write_text(SCRIPT)
-    env = {"OMP_NUM_THREADS": "1", DEBUG_HASH_ENV: str(hash_dir)}
-    proc = run_attiqa(json.dumps(args), ranks=2, script=script, env=env)
-    assert proc.returncode == 0, proc.stderr[-8000:]
-    return proc
-
-
 def read_ranks(hash_dir: Path) -> tuple[dict, dict]:
     r0 = json.loads((hash_dir / "rank0.json").read_text())
     r1 = json.loads((hash_dir / "rank1.json").read_text())
@@ -71,23 +66,64 @@ def read_ranks(hash_dir: Path) -> tuple[dict, dict]:
     return r0, r1
 
 
-@pytest.mark.slow
-@pytest.mark.serial(reason="two torchrun ranks need both cores")
-def test_torchrun_two_processes_pretrain_then_finetune(tmp_path, photos):
+@pytest.fixture(scope="module")
+def stages(tmp_path_factory, photos) -> Path:
+    """The training stages the tests below check, run as one job of `torchrun --nproc_per_node 2` (gloo;
+    one launch, not one a stage: each pays torch's start-up in three processes). Each stage ``NAME`` left
+    its weights' hash and written files by rank in ``hashes/NAME``, its count of recomputed blocks in
+    ``hashes/NAME/rank<r>.calls``; its outputs in the run folder each test names."""
     from helpers import write_label_set, write_mos_set
 
-    labels = write_label_set(tmp_path / "labels", photos, shorter=64, factors=(0.6, 1.0, 1.4))
-    pcfg = PretrainConfig(
-        backbone="tiny", pretrained_backbone=False, head_hidden=16, epochs=2, batch_size=8, lr=1e-3,
-        crop_size=48, hflip=True, num_workers=0, device="cpu",
-    )  # fmt: skip
-    out = tmp_path / "run"
-    torchrun(
-        tmp_path,
-        {"stage": "pretrain", "cfg": asdict(pcfg), "labels": str(labels), "out": str(out)},
-        tmp_path / "h1",
-    )
-    r0, r1 = read_ranks(tmp_path / "h1")
+    tmp = tmp_path_factory.mktemp("stages")
+    labels = write_label_set(tmp / "labels", photos, shorter=64, factors=(0.6, 1.0, 1.4))
+    three = dict(list(photos.items())[:3])
+    labels3 = write_label_set(tmp / "labels3", three, shorter=64, factors=(0.6, 1.4))
+    mos = write_mos_set(tmp / "mos", three, split_column=True, shorter=64)
+    cache = str(tmp / "cache")
+    common = {"backbone": "tiny", "pretrained_backbone": False, "head_hidden": 16, "batch_size": 8,
+              "lr": 1e-3, "crop_size": 48, "num_workers": 0, "device": "cpu"}  # fmt: skip
+    fine = {"csv": str(mos), "image_root": str(mos.parent / "images"), "mos_hidden": 16, "batch_size": 8,
+            "resize_shorter": 56, "crop_size": 48, "num_workers": 0, "device": "cpu"}  # fmt: skip
+    jobs = {
+        # test_torchrun_two_processes_pretrain_then_finetune
+        "plain_pretrain": ("pretrain", PretrainConfig(**common, epochs=2, hflip=True), labels, "run"),
+        "plain_finetune": ("finetune", FinetuneConfig(**fine, epochs=2), "run", "run"),
+        # test_torchrun_cached_feature_stages_write_only_on_rank_0
+        "cached_pretrain": ("pretrain", PretrainConfig(**common, epochs=4, resize_shorter=56,
+                                                       feature_cache=True, feature_cache_dir=cache),
+                            labels3, "cached"),
+        "cached_finetune": ("finetune", FinetuneConfig(**fine, epochs=3, feature_cache=True,
+                                                       feature_cache_dir=cache), "cached", "cached"),
+    }  # fmt: skip
+    # test_torchrun_recomputed_blocks_train_the_same_weights_bit_for_bit
+    for recompute in (False, True):
+        lite = PretrainConfig(
+            backbone="efficientnet_lite0", pretrained_backbone=False, head_hidden=16, epochs=2, batch_size=4,
+            lr=1e-3, crop_size=64, hflip=True, num_workers=0, device="cpu", checkpoint_activations=recompute,
+        )  # fmt: skip
+        jobs[f"lite_{recompute}"] = ("pretrain", lite, labels3, f"lite_{recompute}")
+    args = []
+    for name, (stage, cfg, data, out) in jobs.items():
+        hashes = tmp / "hashes" / name
+        one = {"stage": stage, "cfg": asdict(cfg), "out": str(tmp / out), "hashes": str(hashes)}
+        if stage == "pretrain":
+            one["labels"] = str(data)
+        else:  # fine-tuning from the pretraining of the same run folder
+            one["init"] = str(tmp / data / "pretrain" / "model.safetensors")
+        hashes.mkdir(parents=True)
+        args.append(one)
+    script = tmp / "run_stages.py"
+    script.write_text(SCRIPT)
+    proc = run_attiqa(json.dumps(args), ranks=2, script=script, env={"OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-8000:]
+    return tmp
+
+
+@pytest.mark.slow
+@pytest.mark.serial(reason="two torchrun ranks need both cores")
+def test_torchrun_two_processes_pretrain_then_finetune(stages):
+    out = stages / "run"
+    r0, r1 = read_ranks(stages / "hashes" / "plain_pretrain")
     assert r0["hash"] == r1["hash"], "ranks ended with different weights"
     assert r1["files"] == []  # only rank 0 writes
     final = out / "pretrain" / "model.safetensors"
@@ -97,15 +133,7 @@ def test_torchrun_two_processes_pretrain_then_finetune(tmp_path, photos):
     assert card["world_size"] == 2 and card["per_process_batch"] == 4  # global batch 8 / 2 processes
     assert len(card["history"]) == 2 and bool(model.calibrated)
 
-    csv_path = write_mos_set(tmp_path / "mos", dict(list(photos.items())[:3]), split_column=True, shorter=64)
-    fcfg = FinetuneConfig(
-        csv=str(csv_path), image_root=str(csv_path.parent / "images"), mos_hidden=16, epochs=2, batch_size=8,
-        resize_shorter=56, crop_size=48,
-        num_workers=0, device="cpu",
-    )  # fmt: skip
-    args = {"stage": "finetune", "cfg": asdict(fcfg), "init": str(final), "out": str(out)}
-    torchrun(tmp_path, args, tmp_path / "h2")
-    r0, r1 = read_ranks(tmp_path / "h2")
+    r0, r1 = read_ranks(stages / "hashes" / "plain_finetune")
     assert r0["hash"] == r1["hash"] and r1["files"] == []
     best, card = load_model(out / "finetune" / "best.safetensors")
     assert card["dataset"]["n_val"] == 10 and card["metrics"]["n"] == 10  # gathered from both ranks
@@ -126,43 +154,21 @@ def test_single_process_helpers_are_no_ops():
 
 @pytest.mark.slow
 @pytest.mark.serial(reason="two torchrun ranks need both cores")
-def test_torchrun_cached_feature_stages_write_only_on_rank_0(tmp_path, photos):
+def test_torchrun_cached_feature_stages_write_only_on_rank_0(stages):
     """The cached-feature loops under torchrun: rank 0 alone fills the feature cache and writes every
     checkpoint (before the one loop, each rank wrote the same files); both ranks end with the same weights."""
-    from helpers import write_label_set, write_mos_set
-
-    labels = write_label_set(
-        tmp_path / "labels", dict(list(photos.items())[:3]), shorter=64, factors=(0.6, 1.4)
-    )
-    cache = tmp_path / "cache"
-    pcfg = PretrainConfig(
-        backbone="tiny", pretrained_backbone=False, head_hidden=16, epochs=4, batch_size=8, lr=1e-3,
-        crop_size=48, resize_shorter=56, feature_cache=True, feature_cache_dir=str(cache), num_workers=0,
-        device="cpu",
-    )  # fmt: skip
-    out = tmp_path / "run"
-    args = {"stage": "pretrain", "cfg": asdict(pcfg), "labels": str(labels), "out": str(out)}
-    torchrun(tmp_path, args, tmp_path / "h1")
-    r0, r1 = read_ranks(tmp_path / "h1")
+    out = stages / "cached"
+    r0, r1 = read_ranks(stages / "hashes" / "cached_pretrain")
     assert r0["hash"] == r1["hash"] and r1["files"] == []
     assert str(out / "pretrain" / "last.safetensors") in r0["files"]
-    csv_path = write_mos_set(tmp_path / "mos", dict(list(photos.items())[:3]), split_column=True, shorter=64)
-    fcfg = FinetuneConfig(
-        csv=str(csv_path), image_root=str(csv_path.parent / "images"), mos_hidden=16, epochs=3, batch_size=8,
-        resize_shorter=56, crop_size=48, feature_cache=True, feature_cache_dir=str(cache), num_workers=0,
-        device="cpu",
-    )  # fmt: skip
-    final = out / "pretrain" / "model.safetensors"
-    torchrun(tmp_path, {"stage": "finetune", "cfg": asdict(fcfg), "init": str(final), "out": str(out)},
-             tmp_path / "h2")  # fmt: skip
-    r0, r1 = read_ranks(tmp_path / "h2")
+    r0, r1 = read_ranks(stages / "hashes" / "cached_finetune")
     assert r1["files"] == [] and str(out / "finetune" / "best.safetensors") in r0["files"]
     assert r0["hash"] == r1["hash"]
     # Each image's features were computed once: rank 1 waited for rank 0's chunks and read them.
     from safetensors import safe_open
 
     keys = []
-    for chunk in cache.rglob("chunk-*.safetensors"):
+    for chunk in (stages / "cache").rglob("chunk-*.safetensors"):
         with safe_open(str(chunk), "pt") as fh:
             keys += json.loads(fh.metadata()["keys"])
     assert keys and len(keys) == len(set(keys))
@@ -170,31 +176,19 @@ def test_torchrun_cached_feature_stages_write_only_on_rank_0(tmp_path, photos):
 
 @pytest.mark.slow
 @pytest.mark.serial(reason="two torchrun ranks need both cores")
-def test_torchrun_recomputed_blocks_train_the_same_weights_bit_for_bit(tmp_path, photos):
+def test_torchrun_recomputed_blocks_train_the_same_weights_bit_for_bit(stages):
     """``pretrain.checkpoint_activations`` under DDP (2 processes, gloo): the blocks are recomputed in the
     backward pass on both ranks, and the run ends with the weights, the batch-norm running statistics (each
     moved once a step, then averaged over the ranks at each epoch's end) and the calibration of the run that
     keeps the activations, bit for bit. DDP's gradient hooks sit on the parameters' accumulators, which the
     non-reentrant recomputation does not run again: each gradient is all-reduced once, as without it."""
-    from helpers import write_label_set
-
-    labels = write_label_set(
-        tmp_path / "labels", dict(list(photos.items())[:3]), shorter=64, factors=(0.6, 1.4)
-    )
     runs = {}
     for recompute in (False, True):
-        pcfg = PretrainConfig(
-            backbone="efficientnet_lite0", pretrained_backbone=False, head_hidden=16, epochs=2, batch_size=4,
-            lr=1e-3, crop_size=64, hflip=True, num_workers=0, device="cpu", checkpoint_activations=recompute,
-        )  # fmt: skip
-        out, hashes = tmp_path / f"run{recompute}", tmp_path / f"h{recompute}"
-        args = {"stage": "pretrain", "cfg": asdict(pcfg), "labels": str(labels), "out": str(out),
-                "count_recomputed": str(hashes)}  # fmt: skip
-        torchrun(tmp_path, args, hashes)
+        hashes = stages / "hashes" / f"lite_{recompute}"
         r0, r1 = read_ranks(hashes)
         assert r0["hash"] == r1["hash"], "ranks ended with different weights"
         calls = [int((hashes / f"rank{r}.calls").read_text()) for r in (0, 1)]
-        model, card = load_model(out / "pretrain" / "model.safetensors")
+        model, card = load_model(stages / f"lite_{recompute}" / "pretrain" / "model.safetensors")
         runs[recompute] = (r0["hash"], calls, model.state_dict(), card["global_step"])
     (h_kept, calls_kept, kept, steps), (h_rec, calls_rec, rec, steps_rec) = runs[False], runs[True]
     assert calls_kept == [0, 0]
@@ -223,7 +217,6 @@ def test_world_size_without_torchrun_is_one_line_naming_the_fix(photo_dir, tmp_p
     assert not out.exists()
 
 
-@pytest.mark.serial(reason="a signal or kill timed against torchrun's processes")
 def test_a_rank_outside_the_world_size_is_one_line(photo_dir, tmp_path):
     """`WORLD_SIZE=2 RANK=2 …` (a launcher script numbering from 1, or copying SLURM_PROCID of a larger
     job). **Was**: a wait for a peer that would never take it, until the collective timeout (a day for

@@ -170,7 +170,7 @@ def test_torchrun_label_and_train_refuse_a_bad_output_or_input_in_one_line(tmp_p
 
 @pytest.mark.slow
 @pytest.mark.serial(reason="two torchrun ranks need both cores")
-def test_a_torchrun_label_stopped_says_so_once_and_resumes_with_another_process_count(tmp_path):
+def test_a_torchrun_label_stopped_says_so_once_and_resumes_with_another_process_count(tmp_path, cli):
     """`torchrun --nproc_per_node 2 -m attiqa.cli label DIR -o l.parquet`, every process sent SIGTERM
     after its second part file (as torchrun's agent or a scheduler stops a job), then the same command with
     3 processes. **Was**: "interrupted" once per process and nothing on what was kept, and rank 0's bar
@@ -208,7 +208,7 @@ def test_a_torchrun_label_stopped_says_so_once_and_resumes_with_another_process_
     last = re.match(r"labelling \(classical; rank 0 of 3: its share\): (\d+)/(\d+) \(", bar[-1])
     assert last and last[1] == last[2] and int(last[2]) < 24, bar
     ref = tmp_path / "ref.parquet"
-    assert run_attiqa("label", folder, "-o", ref, "--workers", "0").returncode == 0
+    assert cli("label", folder, "-o", ref, "--workers", "0").returncode == 0  # one process: this one
     table, want = pq.read_table(out).to_pylist(), pq.read_table(ref).to_pylist()
     assert [r["image"] for r in table] == [r["image"] for r in want]  # every image once, in one order
     for row, one in zip(table, want, strict=True):

@@ -66,7 +66,6 @@ def test_an_error_met_by_every_rank_is_said_once_without_a_rank(tmp_path, photo_
     assert "Traceback" not in ours, ours
 
 
-@pytest.mark.serial(reason="a signal or kill timed against torchrun's processes")
 def test_the_error_line_is_written_whole_when_sigterm_comes_during_it(tmp_path):
     """`attiqa score missing.jpg` whose stderr is a full pipe (a log reader behind, torchrun's agent
     forwarding a rank's output), SIGTERM sent while its one line waits to be written — as torchrun's agent

@@ -11,27 +11,28 @@ from dist_helpers import per_rank_run
 from helpers import run_attiqa, tiny_train_config, write_label_set
 
 
-def trained_run(tmp_path):
-    """``run.yaml`` (a tiny fine-tuning, 2 epochs) and one process's finished first epoch in ``rank0/run``."""
+def trained_run(tmp_path, cli):
+    """``run.yaml`` (a tiny fine-tuning, 2 epochs) and one process's finished first epoch in ``rank0/run``
+    (trained by ``cli``, in this process)."""
     cfg = tiny_train_config(tmp_path, epochs=2)
     (tmp_path / "rank0").mkdir()
     (tmp_path / "rank1").mkdir()
-    res = run_attiqa(
-        "train", "-c", cfg, "--out-dir", "run", "--set", "finetune.epochs=1", cwd=tmp_path / "rank0"
-    )
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(tmp_path / "rank0")
+        res = cli("train", "-c", cfg, "--out-dir", "run", "--set", "finetune.epochs=1")
     assert res.returncode == 0, res.stderr[-3000:]
     return cfg
 
 
 @pytest.mark.slow
 @pytest.mark.serial(reason="two torchrun ranks need both cores")
-def test_a_resume_whose_state_file_only_rank_0_sees_is_said_by_rank_1(tmp_path):
+def test_a_resume_whose_state_file_only_rank_0_sees_is_said_by_rank_1(tmp_path, cli):
     """`torchrun --nproc_per_node 2 -m attiqa.cli train -c run.yaml --out-dir run --resume` where rank 1's
     `run/finetune` holds `last.safetensors` but not its state file (a node whose copy lacks it). **Was**:
     rank 1's "training state missing" was an error every process meets alike, left to rank 0, which never
     met it: rank 0 said "another process of this torchrun job stopped … rerun the same command with --resume"
     (which fails again, alike), no line of the cause. Now rank 1 says it; both end."""
-    cfg = trained_run(tmp_path)
+    cfg = trained_run(tmp_path, cli)
     shutil.copytree(tmp_path / "rank0" / "run", tmp_path / "rank1" / "run")
     state = tmp_path / "rank1" / "run" / "finetune" / "last.state.safetensors"
     state.unlink()
@@ -48,12 +49,12 @@ def test_a_resume_whose_state_file_only_rank_0_sees_is_said_by_rank_1(tmp_path):
 
 
 @pytest.mark.slow
-def test_ranks_that_resume_from_different_epochs_stop_with_one_line_not_a_hang(tmp_path):
+def test_ranks_that_resume_from_different_epochs_stop_with_one_line_not_a_hang(tmp_path, cli):
     """The same `--resume`, rank 1's `run` empty (its node never saw the run): rank 0 continues after epoch 1,
     rank 1 starts afresh. **Was**: the two took different numbers of steps and met in mismatched collectives
     (a hang up to the collective timeout, or ranks training apart). Now one line, said once, naming where
     each process would start and the fix; nothing trained."""
-    cfg = trained_run(tmp_path)
+    cfg = trained_run(tmp_path, cli)
     res, ours, errors = per_rank_run(tmp_path, "train", "-c", cfg, "--out-dir", "run", "--resume")
     assert res.returncode != 0, res.stderr[-3000:]
     assert errors == [

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import pytest
 from dist_helpers import CACHED_PRETRAIN, equal_columns, labelled, per_rank_run
-from helpers import run_attiqa
 
 
 def refused_by_rank_1_alone(tmp_path, stage: str, start: str) -> None:
@@ -36,7 +35,7 @@ def test_too_few_readable_images_for_cached_pretraining_on_rank_1_alone_is_said_
 
 @pytest.mark.slow
 @pytest.mark.serial(reason="two torchrun ranks need both cores")
-def test_a_resume_whose_heads_differ_on_rank_1_alone_is_said_by_rank_1(tmp_path, photos):
+def test_a_resume_whose_heads_differ_on_rank_1_alone_is_said_by_rank_1(tmp_path, photos, cli):
     """`torchrun --nproc_per_node 2 -m attiqa.cli train -c run.yaml --resume` (cached pretraining) where rank
     1's label table holds the run's rows and targets with two columns in the other order (its heads differ:
     the resume's data check passes, the weights load by name). **Was**: rank 1's "heads … differ from the
@@ -46,7 +45,9 @@ def test_a_resume_whose_heads_differ_on_rank_1_alone_is_said_by_rank_1(tmp_path,
 
     labelled(tmp_path / "rank0", dict(sorted(photos.items())[:2]), readable=4)
     equal_columns(tmp_path / "rank0" / "labels" / "labels.parquet", swap=False)
-    res = run_attiqa("train", "-c", "run.yaml", "--set", "pretrain.epochs=1", cwd=tmp_path / "rank0")
+    with pytest.MonkeyPatch.context() as mp:  # one process, this one, in rank 0's folder
+        mp.chdir(tmp_path / "rank0")
+        res = cli("train", "-c", "run.yaml", "--set", "pretrain.epochs=1")
     assert res.returncode == 0, res.stderr[-3000:]
     (tmp_path / "rank0" / "run.yaml").write_text(CACHED_PRETRAIN.replace("epochs: 1", "epochs: 2"))
     shutil.copytree(tmp_path / "rank0", tmp_path / "rank1")

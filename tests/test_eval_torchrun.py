@@ -70,17 +70,24 @@ def eval_args(root: Path, out: Path, ckpt: Path, *extra: str) -> list[object]:
 
 
 def evaluate(
-    root: Path, out: Path, cache: Path, ckpt: Path, ranks: int = 1, *extra: str, checked: Path | None = None
+    root: Path, out: Path, cache: Path, ckpt: Path, *extra: str, checked: Path | None = None
 ) -> subprocess.CompletedProcess:
-    """``attiqa eval`` (under torchrun with ``ranks`` > 1); with ``checked``, the image check counted into
-    ``checked.<rank>``."""
+    """``attiqa eval`` under torchrun, 2 processes (one: :func:`evaluate_alone`); with ``checked``, the image
+    check counted into ``checked.<rank>``."""
     env = {"ATTIQA_CACHE": str(cache), "OMP_NUM_THREADS": "1"}
     script = None
     if checked is not None:
         script = checked.parent / "counted_attiqa.py"
         script.write_text(COUNTED_CHECK)
         env["CHECKED"] = str(checked)
-    return run_attiqa(*eval_args(root, out, ckpt, *extra), ranks=ranks, script=script, env=env)
+    return run_attiqa(*eval_args(root, out, ckpt, *extra), ranks=2, script=script, env=env)
+
+
+def evaluate_alone(cli, root: Path, out: Path, cache: Path, ckpt: Path, *extra: str):
+    """``attiqa eval`` in one process, this one (the ``cli`` fixture), its score cache in ``cache``."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ATTIQA_CACHE", str(cache))
+        return cli(*eval_args(root, out, ckpt, *extra))
 
 
 def checked_paths(log: Path, ranks: int = 2) -> list[list[str]]:
@@ -115,12 +122,12 @@ def assert_same(a: Path, b: Path) -> float:
 
 
 @pytest.mark.serial(reason="two torchrun ranks need both cores")
-def test_two_ranks_write_what_one_process_writes_and_a_rerun_uses_the_cache(tmp_path, photos):
+def test_two_ranks_write_what_one_process_writes_and_a_rerun_uses_the_cache(tmp_path, photos, cli):
     paths = dataset(tmp_path / "ds", photos, 11, 64)
     ckpt = tiny_attiqa_checkpoint(tmp_path)
-    one = evaluate(tmp_path / "ds", tmp_path / "one", tmp_path / "cache1", ckpt)
+    one = evaluate_alone(cli, tmp_path / "ds", tmp_path / "one", tmp_path / "cache1", ckpt)
     assert one.returncode == 0, one.stderr
-    two = evaluate(tmp_path / "ds", tmp_path / "two", tmp_path / "cache2", ckpt, 2)
+    two = evaluate(tmp_path / "ds", tmp_path / "two", tmp_path / "cache2", ckpt)
     assert two.returncode == 0, two.stderr[-3000:]
     assert_same(tmp_path / "one", tmp_path / "two")
     summary = json.loads((tmp_path / "two" / "summary.json").read_text())
@@ -137,14 +144,14 @@ def test_two_ranks_write_what_one_process_writes_and_a_rerun_uses_the_cache(tmp_
     with ScoreCache(tmp_path / "cache2" / "eval_scores.sqlite") as store:
         assert store.count() == len(paths) - 1  # both ranks stored their shares
 
-    again = evaluate(tmp_path / "ds", tmp_path / "again", tmp_path / "cache2", ckpt, 2)
+    again = evaluate(tmp_path / "ds", tmp_path / "again", tmp_path / "cache2", ckpt)
     assert again.returncode == 0, again.stderr[-3000:]
     assert f"0 scored, {len(paths) - 1} from cache" in " ".join(again.stderr.split())
     assert_same(tmp_path / "two", tmp_path / "again")
 
 
 @pytest.mark.serial(reason="two torchrun ranks need both cores")
-def test_two_ranks_check_each_image_once_and_report_as_one_process(tmp_path, photos):
+def test_two_ranks_check_each_image_once_and_report_as_one_process(tmp_path, photos, cli):
     """**Was**: every rank checked every image (header reads), and ``attiqa eval`` checked twice (the
     command, then :func:`evaluate`). Now each image is checked once, by one rank; the report of missing
     images is the one a single process gives, in input order."""
@@ -152,19 +159,19 @@ def test_two_ranks_check_each_image_once_and_report_as_one_process(tmp_path, pho
     for p in (paths[8], paths[5]):
         p.unlink()
     ckpt = tiny_attiqa_checkpoint(tmp_path)
-    one = evaluate(tmp_path / "ds", tmp_path / "one", tmp_path / "cache", ckpt)
+    one = evaluate_alone(cli, tmp_path / "ds", tmp_path / "one", tmp_path / "cache", ckpt)
     error = one.stderr[one.stderr.index("error:") :].strip()
     assert one.returncode == 2 and error.index("img005.png") < error.index("img008.png"), one.stderr
-    two = evaluate(tmp_path / "ds", tmp_path / "two", tmp_path / "cache", ckpt, 2, checked=tmp_path / "stop")
+    two = evaluate(tmp_path / "ds", tmp_path / "two", tmp_path / "cache", ckpt, checked=tmp_path / "stop")
     assert two.returncode != 0 and two.stderr.count(error) == 1, two.stderr[-3000:]  # said once (session 50)
     by_rank = checked_paths(tmp_path / "stop")
     assert all(by_rank) and sorted(sum(by_rank, [])) == sorted(map(str, paths))  # each image once
 
     skip = ("--skip-missing",)
-    one = evaluate(tmp_path / "ds", tmp_path / "one", tmp_path / "cache1", ckpt, 1, *skip)
+    one = evaluate_alone(cli, tmp_path / "ds", tmp_path / "one", tmp_path / "cache1", ckpt, *skip)
     assert one.returncode == 0, one.stderr
     two = evaluate(
-        tmp_path / "ds", tmp_path / "two", tmp_path / "cache2", ckpt, 2, *skip, checked=tmp_path / "skip"
+        tmp_path / "ds", tmp_path / "two", tmp_path / "cache2", ckpt, *skip, checked=tmp_path / "skip"
     )
     assert two.returncode == 0, two.stderr[-3000:]
     assert_same(tmp_path / "one", tmp_path / "two")
@@ -177,7 +184,7 @@ def test_two_ranks_check_each_image_once_and_report_as_one_process(tmp_path, pho
 
 
 @pytest.mark.serial(reason="a signal or kill timed against torchrun's processes")
-def test_killed_under_torchrun_resumes_from_the_cache(tmp_path, photos):
+def test_killed_under_torchrun_resumes_from_the_cache(tmp_path, photos, cli):
     paths = dataset(tmp_path / "ds", photos, 120, 256)
     ckpt = tiny_attiqa_checkpoint(tmp_path)
     cache = tmp_path / "cache" / "eval_scores.sqlite"
@@ -202,9 +209,9 @@ def test_killed_under_torchrun_resumes_from_the_cache(tmp_path, photos):
     kept = cached()
     assert 6 <= kept < len(paths) - 1 and not (tmp_path / "killed" / "predictions.csv").exists()
 
-    res = evaluate(tmp_path / "ds", tmp_path / "killed", cache.parent, ckpt, 2)
+    res = evaluate(tmp_path / "ds", tmp_path / "killed", cache.parent, ckpt)
     assert res.returncode == 0, res.stderr[-3000:]
     assert f"{len(paths) - 1 - kept} scored, {kept} from cache" in " ".join(res.stderr.split())
-    fresh = evaluate(tmp_path / "ds", tmp_path / "fresh", tmp_path / "nocache", ckpt, 1, "--no-cache")
+    fresh = evaluate_alone(cli, tmp_path / "ds", tmp_path / "fresh", tmp_path / "nocache", ckpt, "--no-cache")
     assert fresh.returncode == 0, fresh.stderr
     assert_same(tmp_path / "fresh", tmp_path / "killed")

@@ -231,7 +231,7 @@ def test_resume_state_restores_weights_optimizers_and_replay_buffer(tmp_path, is
 
 @pytest.mark.slow
 @pytest.mark.serial(reason="its kill must land mid-run: a race with the run's pace")
-def test_isp_tune_cli_end_to_end_with_kill_and_resume(tmp_path, raw_dir):
+def test_isp_tune_cli_end_to_end_with_kill_and_resume(tmp_path, raw_dir, isp_cli):
     out = tmp_path / "run"
     args = [
         "--raw-dir",
@@ -286,7 +286,7 @@ def test_isp_tune_cli_end_to_end_with_kill_and_resume(tmp_path, raw_dir):
         assert render.shape == (*(s // 2 * 2 for s in raw.shape), 3)  # full resolution
         np.testing.assert_array_equal(render, finish(develop(raw), doc["params"]))
 
-    # render: with the policy, with a parameter file, neutral; one-line errors
+    # render: with the policy, with a parameter file, neutral (in this process: no start-up to pay)
     raw_path = json.loads(next((out / "test" / "agent" / "params").glob("*.json")).read_text())["raw"]
     for extra in (
         ["--policy", str(out / "policy.safetensors")],
@@ -294,7 +294,7 @@ def test_isp_tune_cli_end_to_end_with_kill_and_resume(tmp_path, raw_dir):
         [],
     ):
         png = tmp_path / f"r{len(extra)}.png"
-        r = run_isp_tune("render", raw_path, "-o", str(png), *extra)
+        r = isp_cli("render", raw_path, "-o", str(png), *extra)
         assert r.returncode == 0, r.stderr
         assert np.asarray(Image.open(png)).shape[2] == 3
         assert set(json.loads(r.stdout)) == set(NAMES)

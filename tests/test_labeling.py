@@ -49,7 +49,7 @@ def test_label_table_and_metadata(photo_dir, tmp_path):
 
 
 @pytest.mark.serial(reason="its kill must land mid-run: a race with the run's pace")
-def test_killed_run_resumes_without_loss_or_duplicates(photo_dir, tmp_path):
+def test_killed_run_resumes_without_loss_or_duplicates(photo_dir, tmp_path, cli):
     paths = _many(photo_dir, 12)  # 60 images
     out = tmp_path / "labels.parquet"
     env = {"PYTHONUNBUFFERED": "1"}
@@ -68,7 +68,7 @@ def test_killed_run_resumes_without_loss_or_duplicates(photo_dir, tmp_path):
     proc.wait()
     partial = done_images(out)
     assert 0 < len(partial) < len(paths), "the kill should land mid-run"
-    res = run_attiqa("label", photo_dir, "--out", out, "--workers", "0", env=env)
+    res = cli("label", photo_dir, "--out", out, "--workers", "0")  # the rerun: in this process
     assert res.returncode == 0, res.stderr
     table = pq.read_table(out)
     images = table.column("image").to_pylist()

@@ -73,13 +73,13 @@ def test_one_process_resumes_the_journals_of_a_stopped_torchrun_run(photo_dir, t
 
 @pytest.mark.slow
 @pytest.mark.serial(reason="two torchrun ranks need both cores")
-def test_torchrun_resumes_a_stopped_one_process_json_run(photo_dir, tmp_path):
+def test_torchrun_resumes_a_stopped_one_process_json_run(photo_dir, tmp_path, cli):
     """**Was**: `attiqa score DIR -o s.json` stopped, then the same under `torchrun --nproc_per_node 2`: the
     one-process run's journal (`.s.json.partial.csv`) was not read — its images scored again, the journal
     left behind. Now the ranks skip them and rank 0 writes them into the document, in the input order. And
     its progress bar, of its own share, says so."""
     ref = tmp_path / "ref.csv"
-    assert run_attiqa("score", photo_dir, "-m", "classical", "-o", ref, "-q").returncode == 0
+    assert cli("score", photo_dir, "-m", "classical", "-o", ref, "-q").returncode == 0
     header, *done = _rows(ref)
     doc = tmp_path / "s.json"
     _journal(tmp_path / ".s.json.partial.csv", header, [[done[3][0], *["0.5"] * 6]], cut=done[0][0])
@@ -101,7 +101,7 @@ def test_torchrun_resumes_a_stopped_one_process_json_run(photo_dir, tmp_path):
 @pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="finds a rank's process in /proc")
 @pytest.mark.serial(reason="a signal or kill timed against torchrun's processes")
-def test_a_rank_killed_under_torchrun_then_one_process_scores_the_rest(photos, tmp_path):
+def test_a_rank_killed_under_torchrun_then_one_process_scores_the_rest(photos, tmp_path, cli):
     """SIGKILL to one of the 2 processes of `torchrun … attiqa score DIR -o s.csv` (a rank out of memory,
     a node lost), then the same command in one process: the killed rank's finished rows and the other's
     are kept, the rest scored, every image once, the file equal to one process's run."""
@@ -131,12 +131,12 @@ def test_a_rank_killed_under_torchrun_then_one_process_scores_the_rest(photos, t
     kept = {r[0] for j in tmp_path.glob(".s.csv.rank*.partial.csv") for r in _rows(j)[1:] if len(r) == 7}
     assert len(kept) >= 3
 
-    res = subprocess.run(attiqa_cmd(*args), env=env, capture_output=True, text=True, timeout=600)
+    res = cli(*args)  # one process: this one
     assert res.returncode == 0, res.stderr[-3000:]
     said = " ".join(res.stderr.split())
     assert f"resuming: {len(kept)} image(s) already in {out}, {40 - len(kept)} to score" in said
     fresh = tmp_path / "fresh.csv"
-    assert subprocess.run(attiqa_cmd(*args[:-1], fresh), env=env, capture_output=True).returncode == 0
+    assert cli(*args[:-1], fresh).returncode == 0
     header, *rows = _rows(out)
     assert header == _rows(fresh)[0] and len(rows) == 40
     assert sorted(r[0] for r in rows) == [str(p) for p in discover_images([folder])]
@@ -282,13 +282,13 @@ def test_eval_of_a_model_without_mos_writes_no_empty_scatter(tmp_path, cli):
 
 @pytest.mark.slow
 @pytest.mark.serial(reason="two torchrun ranks need both cores")
-def test_under_torchrun_a_refusal_is_said_once(photo_dir, tmp_path):
+def test_under_torchrun_a_refusal_is_said_once(photo_dir, tmp_path, cli):
     """**Was**: under `torchrun --nproc_per_node 2`, `attiqa score DIR -o s.csv` on a file of another model,
     `-m` a mistyped checkpoint, and `attiqa eval folder` on a table listing a missing photo printed each
     refusal once per process (twice here, 8 times on 8 GPUs). Now once: the checks every process makes
     alike on the same files are said by rank 0 (`attiqa.sharding.alike_on_every_process`)."""
     out = tmp_path / "s.csv"
-    assert run_attiqa("score", photo_dir, "-m", "classical", "-o", out, "-q").returncode == 0
+    assert cli("score", photo_dir, "-m", "classical", "-o", out, "-q").returncode == 0
     root = tmp_path / "set"
     root.mkdir()
     (root / "a.png").write_bytes((photo_dir / "sub" / "coffee.png").read_bytes())

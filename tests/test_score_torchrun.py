@@ -18,8 +18,12 @@ from attiqa.io.images import discover_images
 pytestmark = pytest.mark.slow
 
 
-def score(*args: object, ranks: int = 1) -> subprocess.CompletedProcess:
-    return run_attiqa("score", *args, "-m", "classical", "--workers", "0", "--batch-size", "2", ranks=ranks)
+OPTIONS = ("-m", "classical", "--workers", "0", "--batch-size", "2")
+
+
+def score(*args: object) -> subprocess.CompletedProcess:
+    """``attiqa score ARGS`` under torchrun, 2 processes (one process: the ``cli`` fixture, in this one)."""
+    return run_attiqa("score", *args, *OPTIONS, ranks=2)
 
 
 def rows(path: Path) -> list[list[str]]:
@@ -37,10 +41,10 @@ def images(photo_dir: Path) -> Path:
 
 
 @pytest.mark.serial(reason="two torchrun ranks need both cores")
-def test_two_ranks_write_the_file_one_process_writes(images, tmp_path):
+def test_two_ranks_write_the_file_one_process_writes(images, tmp_path, cli):
     one, two = tmp_path / "one.csv", tmp_path / "two.csv"
-    assert score(images, "-o", one, "-q").returncode == 0
-    res = score(images, "-o", two, ranks=2)
+    assert cli("score", images, *OPTIONS, "-o", one, "-q").returncode == 0
+    res = score(images, "-o", two)
     assert res.returncode == 0, res.stderr[-3000:]
     assert rows(two) == rows(one) and len(rows(one)) == 1 + 9  # header + every readable image, input order
     assert res.stderr.count("skipped 1 file(s)") == 1 and "zero.png" in res.stderr  # rank 0 reports all
@@ -48,16 +52,16 @@ def test_two_ranks_write_the_file_one_process_writes(images, tmp_path):
     assert not list(tmp_path.glob(".two.csv.rank*")), "journals are removed once merged"
 
     doc = tmp_path / "two.json"
-    assert score(images, "-o", doc, "-q", ranks=2).returncode == 0
+    assert score(images, "-o", doc, "-q").returncode == 0
     parsed = json.loads(doc.read_text())
     assert [r["image"] for r in parsed["results"]] == [r[0] for r in rows(one)[1:]]
     assert [Path(f["image"]).name for f in parsed["failed"]] == ["zero.png"]
 
 
 @pytest.mark.serial(reason="two torchrun ranks need both cores")
-def test_resumes_from_journals_of_an_earlier_run_with_another_world_size(images, tmp_path):
+def test_resumes_from_journals_of_an_earlier_run_with_another_world_size(images, tmp_path, cli):
     ref = tmp_path / "ref.csv"
-    assert score(images, "-o", ref, "-q").returncode == 0
+    assert cli("score", images, *OPTIONS, "-o", ref, "-q").returncode == 0
     header, *done = rows(ref)
     out = tmp_path / "scores.csv"
     # an earlier run of 4 processes left rank 3's journal: two finished rows (marked by a score no real
@@ -67,7 +71,7 @@ def test_resumes_from_journals_of_an_earlier_run_with_another_world_size(images,
     with journal.open("w", newline="") as fh:
         csv.writer(fh, lineterminator="\n").writerows([header, *kept])
         fh.write(done[2][0] + ",0.1")
-    res = score(images, "-o", out, ranks=2)
+    res = score(images, "-o", out)
     assert res.returncode == 0, res.stderr[-3000:]
     assert "resuming: 2 image(s) already" in res.stderr
     got = rows(out)
@@ -78,7 +82,7 @@ def test_resumes_from_journals_of_an_earlier_run_with_another_world_size(images,
 
 @pytest.mark.serial(reason="two torchrun ranks need both cores")
 def test_torchrun_without_out_is_one_line(images):
-    res = score(images, ranks=2)
+    res = score(images)
     lines = [ln for ln in res.stderr.splitlines() if ln.startswith("error:")]
     assert res.returncode != 0 and lines and all("give --out" in ln for ln in lines)
     # torchrun prints its own traceback (ChildFailedError); none comes from our code
@@ -105,7 +109,7 @@ main()
 
 
 @pytest.mark.serial(reason="a signal or kill timed against torchrun's processes")
-def test_a_peer_lost_before_the_gather_is_one_line_without_torchruns_agent(images, tmp_path):
+def test_a_peer_lost_before_the_gather_is_one_line_without_torchruns_agent(images, tmp_path, cli):
     """Two processes started as a cluster launcher starts them (srun, a Kubernetes job: the env of each
     rank, no torchrun agent to stop the survivor), rank 1 killed; rank 0 scores its share, then waits at the
     gather. **Was**: gloo's RuntimeError ("Connection closed by peer … GLHF!") as a 40-line traceback from
@@ -150,9 +154,9 @@ def test_a_peer_lost_before_the_gather_is_one_line_without_torchruns_agent(image
     errors = [ln for ln in err.splitlines() if ln.startswith("error:")]
     assert len(errors) == 1 and errors[0].startswith("error: another process of this torchrun job stopped ")
     assert errors[0].endswith(" — rerun the same command to continue"), errors
-    res = score(images, "-o", out, "-q")
+    res = cli("score", images, *OPTIONS, "-o", out, "-q")
     assert res.returncode == 0, res.stderr[-3000:]
     ref = tmp_path / "ref.csv"
-    assert score(images, "-o", ref, "-q").returncode == 0
+    assert cli("score", images, *OPTIONS, "-o", ref, "-q").returncode == 0
     (head, *got), (head_ref, *want) = rows(out), rows(ref)
     assert head == head_ref and sorted(got) == sorted(want)  # every image once (resumed rows first)

@@ -275,7 +275,7 @@ attiqa.cli.main()
 
 @pytest.mark.slow
 @pytest.mark.serial(reason="two torchrun ranks need both cores")
-def test_a_process_lost_while_labelling_under_torchrun_is_one_line(tmp_path):
+def test_a_process_lost_while_labelling_under_torchrun_is_one_line(tmp_path, cli):
     """`torchrun --nproc_per_node 2 -m attiqa.cli label` with rank 1 killed while rank 0 waits at the label
     stage's barrier. **Was**: gloo's error as a traceback ("RuntimeError: … Connection closed by peer"), as
     fine-tuning's was before `PeerLost`; now one line saying what is kept, and the same command continues.
@@ -317,8 +317,7 @@ def test_a_process_lost_while_labelling_under_torchrun_is_one_line(tmp_path):
     # what is kept, as the disk holds it (labeling.kept_words): rank 0's 4 parts and rank 1's one
     kept = f"— the 5 image(s) labelled so far are kept in {out}.parts; rerun the same command to continue"
     assert errors[0].endswith(kept), errors[0]
-    again = subprocess.run([sys.executable, "-m", "attiqa.cli", *args], env=env, capture_output=True,
-                           text=True, timeout=300)  # fmt: skip
+    again = cli(*args)  # the same command in one process: this one
     assert again.returncode == 0, again.stderr[-3000:]
     import pyarrow.parquet as pq
 

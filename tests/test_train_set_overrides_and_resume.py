@@ -195,7 +195,7 @@ def _pretrain_config(tmp_path, photos, epochs: int, **pretrain: object):
 
 @pytest.mark.slow
 @pytest.mark.serial(reason="two torchrun ranks need both cores")
-def test_torchrun_train_reports_once_and_takes_the_steps_one_process_takes(tmp_path, photos):
+def test_torchrun_train_reports_once_and_takes_the_steps_one_process_takes(tmp_path, photos, cli):
     """`torchrun --nproc_per_node 2 -m attiqa.cli train` (gloo) on 15 photos, global batch 4. **Was**: the
     closing report ("pretrained: …") printed by every process (the process group was gone, so each was rank
     0), and an epoch of 4 steps where one process takes 3: DistributedSampler padded 15 photos to 16 by
@@ -207,7 +207,7 @@ def test_torchrun_train_reports_once_and_takes_the_steps_one_process_takes(tmp_p
     two = run_attiqa("train", "-c", cfg, "--out-dir", tmp_path / "two", ranks=2, env=env)
     assert two.returncode == 0, two.stderr[-3000:]
     assert (two.stdout + two.stderr).count("pretrained: ") == 1
-    one = run_attiqa("train", "-c", cfg, "--out-dir", tmp_path / "one", env=env)
+    one = cli("train", "-c", cfg, "--out-dir", tmp_path / "one")  # one process: this one
     assert one.returncode == 0, one.stderr[-3000:]
     cards = [read_card(tmp_path / d / "pretrain" / "model.safetensors") for d in ("one", "two")]
     assert [c["world_size"] for c in cards] == [1, 2] and [c["per_process_batch"] for c in cards] == [4, 2]
@@ -220,7 +220,7 @@ def test_torchrun_train_reports_once_and_takes_the_steps_one_process_takes(tmp_p
 
 @pytest.mark.slow
 @pytest.mark.serial(reason="a signal or kill timed against torchrun's processes")
-def test_a_process_killed_under_torchrun_is_one_line_and_resumes_under_one_process(tmp_path, photos):
+def test_a_process_killed_under_torchrun_is_one_line_and_resumes_under_one_process(tmp_path, photos, cli):
     """SIGKILL to one of 2 torchrun processes mid-training. **Was**: the other process's gloo error as a
     70-line traceback ("RuntimeError: … Connection closed by peer"); now one line saying what is kept and to
     resume. The resume with another number of processes says its batches differ from an uninterrupted run."""
@@ -262,9 +262,7 @@ def test_a_process_killed_under_torchrun_is_one_line_and_resumes_under_one_proce
         ]
         assert kept and kept[0].endswith("; rerun the same command with --resume to continue"), said[-3000:]
     more = f"pretrain.epochs={epoch + 1}"
-    res = run_attiqa(
-        "train", "-c", cfg, "--out-dir", out, "--resume", "--set", more, env={"OMP_NUM_THREADS": "1"}
-    )
+    res = cli("train", "-c", cfg, "--out-dir", out, "--resume", "--set", more)  # one process: this one
     assert res.returncode == 0, res.stderr[-3000:]
     assert (
         f"pretrain: resuming {out / 'pretrain'}, trained with 2 process(es), with 1: the remaining epochs "

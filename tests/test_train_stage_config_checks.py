@@ -214,7 +214,9 @@ def test_a_model_named_where_the_network_section_goes_says_what_model_is(tmp_pat
 
 @pytest.mark.slow
 @pytest.mark.serial(reason="two torchrun ranks need both cores")
-def test_torchrun_fine_tunes_a_named_dataset_with_one_split_and_one_writer(tmp_path, layout, dataset_config):
+def test_torchrun_fine_tunes_a_named_dataset_with_one_split_and_one_writer(
+    tmp_path, layout, dataset_config, cli
+):
     """`torchrun --nproc_per_node 2 … train` with `finetune: {dataset: kadid10k, root: …}` (gloo, session
     48's official-layout fixture): both processes make the same grouped split as one process does, end with
     the same weights, and only rank 0 writes the checkpoints (ok when tried in session 50; held here)."""
@@ -225,7 +227,7 @@ def test_torchrun_fine_tunes_a_named_dataset_with_one_split_and_one_writer(tmp_p
     root = layout(tmp_path, "kadid10k")
     cfg = dataset_config(tmp_path, dataset="kadid10k", root=root, val_fraction=0.34, epochs=2)
     env = {"OMP_NUM_THREADS": "1"}
-    one = run_attiqa("train", "-c", cfg, "--out-dir", tmp_path / "one", env=env)
+    one = cli("train", "-c", cfg, "--out-dir", tmp_path / "one")  # one process: this one
     assert one.returncode == 0, one.stderr
     two = run_attiqa("train", "-c", cfg, "--out-dir", tmp_path / "two", ranks=2,
                      env={**env, "ATTIQA_DEBUG_HASH_DIR": str(tmp_path / "hashes")})  # fmt: skip
