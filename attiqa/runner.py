@@ -7,13 +7,14 @@ pretraining and fine-tuning use DDP; only rank 0 writes files.
 from __future__ import annotations
 
 import os
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from attiqa.config import LabelConfig, TrainConfig, to_dict
 from attiqa.errors import AttiqaError, ConfigError, EveryProcessError
-from attiqa.io.atomic import output_folder, resumable_folder, write_json_atomic
+from attiqa.io.atomic import folder_held, output_folder, resumable_folder, write_json_atomic
 
 if TYPE_CHECKING:
     from attiqa.teachers import Teacher
@@ -406,7 +407,7 @@ def run(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> RunRes
     from attiqa.sharding import alike_on_every_process, is_main, process_group
 
     out_dir = Path(cfg.out_dir)
-    with process_group():
+    with process_group(), ExitStack() as held:
         with alike_on_every_process():  # the checks before any work: under torchrun said once (each said it)
             check_devices(cfg)
             if resume and earlier_training(out_dir):  # was "choose another out_dir", or a failed save later
@@ -444,8 +445,11 @@ def run(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> RunRes
                     ft_data = dataset_split(fc)
                 else:
                     ft_data = read_mos_split(fc.csv, fc.image_root, fc.val_fraction, fc.split_seed)
+            if is_main():  # held to the end: a second run into it was training over this one's files
+                output_folder(out_dir, "out_dir (--out-dir)")
+                fix = "let it finish (a stopped run continues with --resume), or choose another --out-dir"
+                held.enter_context(folder_held(out_dir, "training in", fix))
         if is_main():
-            output_folder(out_dir, "out_dir (--out-dir)")
             write_json_atomic(out_dir / "config.json", to_dict(cfg))
         result = RunResult()
         if cfg.degrade is not None:
