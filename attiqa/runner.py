@@ -410,7 +410,8 @@ def run(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> RunRes
     with process_group(), ExitStack() as held:
         with alike_on_every_process():  # the checks before any work: under torchrun said once (each said it)
             check_devices(cfg)
-            if resume and earlier_training(out_dir):  # was "choose another out_dir", or a failed save later
+            resumed = resume and bool(earlier_training(out_dir))
+            if resumed:  # was "choose another out_dir", or a failed save later
                 resumable_folder(out_dir, "out_dir (--out-dir)", "the run in it")
             else:
                 output_folder(out_dir, "out_dir (--out-dir)", create=False)
@@ -449,8 +450,9 @@ def run(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> RunRes
                 output_folder(out_dir, "out_dir (--out-dir)")
                 fix = "let it finish (a stopped run continues with --resume), or choose another --out-dir"
                 held.enter_context(folder_held(out_dir, "training in", fix))
-        if is_main():
-            write_json_atomic(out_dir / "config.json", to_dict(cfg))
+        record = to_dict(cfg)  # a resumed run's once its stages took it: a resume a stage refuses (another
+        if is_main() and not resumed:  # batch size, ...) left config.json saying what no run trained with
+            write_json_atomic(out_dir / "config.json", record)
         result = RunResult()
         if cfg.degrade is not None:
             graded = run_degrade_stage(cfg, out_dir, progress)
@@ -484,4 +486,6 @@ def run(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> RunRes
             # The last epoch's model, not `best`: the best epoch is picked on the same held-out split the
             # metrics are measured on, so its numbers are optimistic (issue 18).
             result.finetuned, result.metrics = ft.last_checkpoint, ft.last_metrics
+        if is_main() and resumed:
+            write_json_atomic(out_dir / "config.json", record)
         return result
