@@ -183,6 +183,30 @@ def test_resume_with_changed_settings_trains_longer_says_so_or_refuses(tmp_path)
     assert {g["lr"] for g in opt["param_groups"]} == {1e-3}
 
 
+def test_resume_from_another_kind_of_start_is_refused(tmp_path):
+    """**Was**: `--resume --set pretrain=null` over a run fine-tuned from its pretrained model continued it,
+    its card then saying it started from ImageNet weights; the reverse (a checkpoint given to a run begun
+    from a fresh network) continued with "saved by an older version". Now both are refused by name."""
+    from helpers import tiny_attiqa_checkpoint
+
+    ckpt = tiny_attiqa_checkpoint(tmp_path)
+    cfg = tiny_train_config(tmp_path)
+    stage = tmp_path / "run" / "finetune"
+    fix = (
+        " — --resume continues that run: give it the start it had (its pretrain: stage or "
+        "pretrained_checkpoint), or train over it with --no-resume (or choose another out_dir)"
+    )
+    assert runner.invoke(app, ["train", "-c", str(cfg)]).exit_code == 0  # from a fresh tiny network
+    more = ["--resume", "--set", "finetune.epochs=2"]
+    said = _refused(["train", "-c", str(cfg), *more, "--set", f"pretrained_checkpoint={ckpt}"])
+    assert said == f"finetune: the run in {stage} was fine-tuned from random:tiny, not {ckpt}{fix}"
+    from_ckpt = ["--set", f"pretrained_checkpoint={ckpt}"]
+    assert runner.invoke(app, ["train", "-c", str(cfg), "--no-resume", *from_ckpt]).exit_code == 0
+    said = _refused(["train", "-c", str(cfg), *more])
+    assert said == f"finetune: the run in {stage} was fine-tuned from {ckpt}, not random:tiny{fix}"
+    assert runner.invoke(app, ["train", "-c", str(cfg), *more, *from_ckpt]).exit_code == 0  # its own start
+
+
 def _pretrain_config(tmp_path, photos, epochs: int, **pretrain: object):
     """A pretraining-only run on 15 labelled photos (odd: uneven across 2 processes), global batch 4."""
     from helpers import write_label_set
