@@ -423,6 +423,11 @@ def run(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> RunRes
             # adds its output to the images: they are found once it has run.
             lc = cfg.label
             paths = label_inputs(lc) if lc is not None and cfg.degrade is None else None
+            if paths is not None and len(paths) < 2 and cfg.pretrain is not None:  # was found only after
+                raise ConfigError(  # the labelling, as "labels.parquet: 1 rows", the run folder made
+                    f"label.images: only one image found ({paths[0]}) — pretraining ranks pairs of "
+                    "images: list at least 2 (the more photos, the better the attribute heads)"
+                )
             if lc is not None:
                 from attiqa.labeling import check_label_output
 
