@@ -391,7 +391,7 @@ def check_outputs(cfg: TrainConfig, out_dir: Path) -> None:
                 (key, Path(sc.feature_cache_dir).expanduser(), f"point {key} at a writable folder")
             )
         else:
-            from attiqa.io.checkpoints import cache_dir
+            from attiqa.io.cache_home import cache_dir
 
             folders.append(
                 (key, cache_dir() / "features", f"set ATTIQA_CACHE, or {key}, to a writable folder")

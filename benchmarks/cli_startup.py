@@ -8,7 +8,11 @@ protocol and split, label's images and prompts file, isp-tune's raws, genbench's
 exit 2), as a ratio to its own command line's ``--help`` in the same round. With ``--agree RUN`` (a genbench
 run folder already scored, e.g. an ``import-agiqa3k`` of agiqa3k-dev scored by ``classical`` and
 ``attiqa-agiqa3k``), ``genbench agree RUN`` too (its report into the scratch folder), which reads score files
-only, against both floors.
+only, against both floors. With ``--rescore RUN`` (a genbench run every metric of ``RUN/scores`` scored
+whole, e.g. the same import scored by ``classical`` and ``attiqa-default``), ``genbench score RUN -m
+THOSE_METRICS`` too — a rerun with nothing left to score — each tree on its own copy of the run (a rerun
+rewrites the metrics' records; the first, untimed run of each tree leaves them as that tree writes them).
+``--only``: those two commands alone (with the floors), not the command lines and mistakes above.
 
 Each command is the console script's own call (``sys.exit(main())`` of its installed entry point, as
 ``[project.scripts]`` of pyproject.toml declares it) in a fresh child process with ``PYTHONPATH`` set to
@@ -18,7 +22,7 @@ best, and the median of per-round ratios), and the child's peak RSS (``ru_maxrss
 (another checkout, e.g. the main branch) the same commands run from that tree too, and the "before / after"
 ratio of the medians is printed.
 
-    python benchmarks/cli_startup.py [--rounds 7] [--before ../main] [--agree RUN]
+    python benchmarks/cli_startup.py [--rounds 7] [--before ../main] [--agree RUN] [--rescore RUN] [--only]
 
 Figures in docs/default_model.md ("Implementation speed notes").
 """
@@ -26,7 +30,9 @@ Figures in docs/default_model.md ("Implementation speed notes").
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -102,21 +108,42 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--before", type=Path, help="another checkout to compare with (e.g. the main branch)")
     ap.add_argument("--agree", type=Path, help="a scored genbench run: time `genbench agree RUN` too")
+    ap.add_argument("--rescore", type=Path, help="a genbench run scored whole: time `genbench score` again")
+    ap.add_argument("--only", action="store_true", help="time --agree / --rescore alone (and the floors)")
     args = ap.parse_args()
-    cases = COMMANDS
+    cases = () if args.only else COMMANDS
     if args.agree is not None:
         agree = ("agree", str(args.agree.resolve()), "-o", "{tmp}/agreement")
-        cases = (*COMMANDS, ("genbench", agree, ("import typer, rich", "import torch")))
+        cases = (*cases, ("genbench", agree, ("import typer, rich", "import torch")))
+    if args.rescore is not None:
+        rescore = ("score", "{tmp}/rescore-{tree}", "-m", ",".join(scored_metrics(args.rescore)))
+        cases = (*cases, ("genbench", rescore, ("import typer, rich", "import torch")))
 
     trees = {"after": ROOT} if args.before is None else {"before": args.before.resolve(), "after": ROOT}
     with tempfile.TemporaryDirectory() as tmp:
         scratch(Path(tmp))
+        for side in trees if args.rescore is not None else ():
+            shutil.copytree(args.rescore, Path(tmp) / f"rescore-{side}")
         commands = [
-            (s, tuple(a.format(tmp=tmp) for a in argv), " ".join(argv).replace("{tmp}/", ""), f)
+            (
+                s,
+                tuple(a.format(tmp=tmp, tree="{tree}") for a in argv),
+                " ".join(argv).replace("{tmp}/", ""),
+                f,
+            )
             for s, argv, f in cases
         ]
-        errors = [(script, tuple(a.format(tmp=tmp) for a in argv), " ".join(argv)) for script, argv in ERRORS]
+        told = () if args.only else ERRORS
+        errors = [(script, tuple(a.format(tmp=tmp) for a in argv), " ".join(argv)) for script, argv in told]
         rounds(args.rounds, trees, commands, errors)
+
+
+def scored_metrics(run: Path) -> list[str]:
+    """The metrics a genbench run was scored by, as `genbench score -m` was given them (their records)."""
+    records = sorted((run / "scores").glob("*.json"))
+    if not records:
+        raise SystemExit(f"{run}/scores: no metric scored this run — `genbench score {run} -m ...` first")
+    return [json.loads(p.read_text(encoding="utf-8"))["metric"] for p in records]
 
 
 def scratch(tmp: Path) -> None:
@@ -146,8 +173,13 @@ def rounds(
     the tables."""
     runs = {("floor", "", name): (code, (), ROOT, 0) for name, code in FLOORS.items()}
     for side, root in trees.items():
-        for script, argv, label, _ in commands:
-            runs[(side, script, label)] = (entry_code(script), argv, root, 0)
+        for script, argv, label, _ in commands:  # {tree}: this tree's own copy (--rescore)
+            runs[(side, script, label)] = (
+                entry_code(script),
+                tuple(a.replace("{tree}", side) for a in argv),
+                root,
+                0,
+            )
         for script, argv, label in errors:
             runs[(side, script, label)] = (entry_code(script), argv, root, 2)
     for code, a, root, expect in runs.values():  # once untimed: bytecode caches, files in the page cache
@@ -185,6 +217,8 @@ def rounds(
             speed = statistics.median(x / y for x, y in zip(b, a, strict=True))
             print(f"{'':<22} before / after: {statistics.median(b) / statistics.median(a):.2f}x (medians), "
                   f"{speed:.2f}x (median per round)")  # fmt: skip
+    if not errors:
+        return
     print("\nbad input (exit 2): wall seconds median, and x its command line's --help (median per round)")
     for script, _, label in errors:
         print(f"{script} {label}")

@@ -9,6 +9,10 @@ the tree under test; its peak RSS is its VmHWM read while it runs (``_common.wat
 the peak above the floor in decoded images, seconds (start-up and PNG writing included).
 
     python benchmarks/degrade_memory.py [--megapixels 24] [--levels 5] [--rounds 1] [--before ../main]
+    python benchmarks/degrade_memory.py --peaks [--megapixels 1] [--before ../main]
+
+``--peaks`` prints instead, for every registered type at level 5, its ``tracemalloc`` peak inside
+``apply_distortion`` per byte of the decoded image (one process per tree, the types one after another).
 
 Figures in docs/robustness.md (the row of `attiqa degrade` on a 24 MP photo).
 """
@@ -48,12 +52,23 @@ def main() -> None:
     ap.add_argument("--distortions", help="attiqa degrade --distortions (default: its default set)")
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--before", type=Path, help="another checkout to compare with (e.g. the main branch)")
+    ap.add_argument("--peaks", action="store_true", help="every type's traced peak per byte of the image")
+    ap.add_argument("--peaks-of", type=Path, help=argparse.SUPPRESS)  # the child of --peaks: one tree
     args = ap.parse_args()
+    if args.peaks_of is not None:
+        print_peaks(args.peaks_of)
+        return
 
     height = round((args.megapixels * 1e6 / 1.5) ** 0.5)
     width = round(height * 1.5)
     trees = {"after": ROOT} if args.before is None else {"before": args.before.resolve(), "after": ROOT}
     tmp = Path(tempfile.mkdtemp(prefix="attiqa-degrade-mem-"))
+    if args.peaks:
+        try:
+            compare_peaks(trees, tmp, width, height)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return
     try:
         for name, (w, h) in {"big": (width, height), "small": (612, 408)}.items():
             (tmp / name).mkdir()
@@ -90,6 +105,42 @@ def main() -> None:
     if "before" in best:
         (tb, pb), (ta, pa) = best["before"], best["after"]
         print(f"  before / after: peak RSS {pb / pa:.2f}x, time {tb / ta:.2f}x (best of rounds)")
+
+
+def print_peaks(photo: Path) -> None:
+    """Every registered type's traced peak at level 5 per byte of ``photo`` decoded, a line each."""
+    import tracemalloc
+
+    from PIL import Image
+
+    from attiqa.distortions import apply_distortion, list_distortions
+
+    with Image.open(photo) as im:
+        img = im.convert("RGB")
+    tracemalloc.start()
+    for name in list_distortions():
+        tracemalloc.reset_peak()
+        held = tracemalloc.get_traced_memory()[0]  # the photo and what the imports keep
+        apply_distortion(img, name, 5, seed=5)
+        print(name, (tracemalloc.get_traced_memory()[1] - held) / (img.width * img.height * 3), flush=True)
+
+
+def compare_peaks(trees: dict[str, Path], tmp: Path, width: int, height: int) -> None:
+    """:func:`print_peaks` run from each tree in a fresh process, printed side by side."""
+    import os
+    import subprocess
+
+    make_photo(tmp / "photo.jpg", width, height)
+    got: dict[str, dict[str, float]] = {}
+    for label, tree in trees.items():
+        env = {**os.environ, "PYTHONPATH": str(tree), "PYTHONSAFEPATH": "1"}
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--peaks-of", str(tmp / "photo.jpg")]
+        lines = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout.split()
+        got[label] = {name: float(v) for name, v in zip(lines[::2], lines[1::2], strict=True)}
+    print(f"traced peak of apply_distortion(level 5) per byte of one {width}x{height} photo (uint8 RGB)")
+    print(f"  {'type':30s}" + "".join(f"{label:>8s}" for label in trees))
+    for name in got["after"]:
+        print(f"  {name:30s}" + "".join(f"{got[label].get(name, float('nan')):7.1f}x" for label in trees))
 
 
 if __name__ == "__main__":

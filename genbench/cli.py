@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from functools import cache, partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -171,11 +172,24 @@ def _split_metrics(metrics: str | None, available: Callable[[], list[str]]) -> l
 
 
 def _score_metric(
-    run_dir: Path, pairs: list, name: str, dev: str, batch_size: int, workers: int | None, n_images: int
+    run_dir: Path,
+    pairs: list,
+    name: str,
+    dev: Callable[[], str],
+    batch_size: int,
+    workers: int | None,
+    n_images: int,
 ) -> ScoreReport:
     """One metric scored under its progress bar, opened once the metric knows how many images earlier runs
-    scored: counted in the bar, not in its rate (a resume said "512/1491 (35299.7 img/s)")."""
-    from genbench.run_scores import open_metric
+    scored: counted in the bar, not in its rate (a resume said "512/1491 (35299.7 img/s)"). A metric whose
+    record proves every image scored by the scorer it names now is reported as kept without loading it:
+    neither the scorer nor torch is imported (:func:`genbench.run_scores.scored_already`)."""
+    from genbench.run_scores import scored_already
+
+    done = scored_already(run_dir, pairs, name)
+    if done is not None:
+        return done
+    from genbench.metric_scoring import open_metric
 
     with open_metric(run_dir, pairs, name, dev) as job:
         if job.report.error:  # skipped: no bar
@@ -215,7 +229,9 @@ def score(
 
     names = names or default_metrics()
     scores_folder(run_dir)  # every metric writes there: a problem with it is one line, before any scoring
-    dev = device_str(device)
+    dev = cache(partial(device_str, device))  # torch: resolved when a metric loads, not for one kept whole
+    if device not in ("auto", "cpu"):
+        dev()  # a device this machine lacks is one line before any metric
     ok = 0
     n_images = len({p.image(s) for p in pairs for s in ("a", "b")})
     for name in names:

@@ -610,7 +610,8 @@ def separate_hashes(path: Path) -> dict[str, str | None]:
     and the card beside a file whose header holds none."""
     import hashlib
 
-    from attiqa.io.checkpoints import CARD_KEY, load_checkpoint
+    from attiqa.io.checkpoints import load_checkpoint
+    from attiqa.io.hashes import CARD_KEY
 
     data = path.read_bytes()
     n = int.from_bytes(data[:8], "little")

@@ -40,7 +40,8 @@ def _rewritten(src: Path, dest: Path, card_edit=None, tensor_edit=None) -> Path:
 
     from safetensors.torch import save_file
 
-    from attiqa.io.checkpoints import CARD_KEY, load_checkpoint
+    from attiqa.io.checkpoints import load_checkpoint
+    from attiqa.io.hashes import CARD_KEY
 
     tensors, card = load_checkpoint(src, as_stored=True)
     if card_edit:

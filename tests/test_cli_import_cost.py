@@ -109,7 +109,7 @@ def test_genbench_agree_reads_a_runs_scores_without_torch(tmp_path):
     identity hashed, so the shipped files are hashed to know it) still gets the training-fit warning."""
     from genbench.agiqa3k import import_agiqa3k
     from genbench.manifest import load_pairs
-    from genbench.run_scores import score_run
+    from genbench.metric_scoring import score_run
 
     run = tmp_path / "run"
     import_agiqa3k(agiqa3k_folder(tmp_path / "agiqa"), run)
@@ -123,3 +123,53 @@ def test_genbench_agree_reads_a_runs_scores_without_torch(tmp_path):
     assert "attiqa-agiqa3k was trained on AGIQA-3K images; agreement on them is not a held-out figure" in said
     assert "classical was trained" not in said
     assert loaded(modules, ("torch",)) == []
+
+
+def test_genbench_score_of_a_run_scored_already_loads_no_scorer(tmp_path):
+    """**Was**: a rerun of `genbench score` on a run every metric had scored imported torch and loaded each
+    scorer (~3 s and ~750 MiB for attiqa-default) to find nothing to do. Now each metric's record proves it
+    without loading (``genbench.run_scores.scored_already``: its weights and card by hash, the score file's
+    version, the run's images), and the rerun says each metric's images are already scored."""
+    from genbench.agiqa3k import import_agiqa3k
+    from genbench.manifest import load_pairs
+    from genbench.metric_scoring import score_run
+
+    run = tmp_path / "run"
+    import_agiqa3k(agiqa3k_folder(tmp_path / "agiqa"), run)
+    for metric in ("classical", "attiqa-default"):
+        assert score_run(run, load_pairs(run), metric, num_workers=0).scored == 6
+    before = {p.name: p.read_bytes() for p in (run / "scores").iterdir()}
+    res, modules = run_main("genbench.cli", "score", run, "-m", "classical,attiqa-default")
+    assert res.returncode == 0, res.stdout + res.stderr[-3000:]
+    said = " ".join((res.stdout + res.stderr).split())  # the report is on stderr (attiqa.progress.console)
+    assert "classical: 0 scored, 6 already scored, 0 unreadable" in said
+    assert "attiqa-default: 0 scored, 6 already scored, 0 unreadable" in said
+    assert loaded(modules, ("torch",)) == []
+    assert {p.name: p.read_bytes() for p in (run / "scores").iterdir()} == before  # nothing rewritten
+
+
+# A registry with a named model fetched by URL (none is shipped today), asked whether a metric is it.
+URL_ENTRY = """
+import sys
+from attiqa.scorers import zoo
+shipped = zoo.named_models
+zoo.named_models = lambda: {**shipped(), "fetched": {"url": "https://example.invalid/f.safetensors",
+                                                     "sha256": "0" * 64}}
+assert zoo.shipped_model({"sha256": "1" * 64, "tensors_sha256": "2" * 64}) is None
+print("torch" in sys.modules)
+"""
+
+
+def test_a_named_model_fetched_by_url_is_looked_up_without_torch(tmp_path):
+    """**Was**: where a URL model's download is kept came from ``attiqa.io.checkpoints.cache_dir`` (torch), so
+    `genbench agree`'s shipped-model test imported torch for a registry holding one. Now ``cache_dir`` is in
+    the torch-free ``attiqa.io.cache_home``."""
+    res = subprocess.run(
+        [sys.executable, "-c", URL_ENTRY],
+        capture_output=True,
+        text=True,
+        env=attiqa_env({"ATTIQA_CACHE": str(tmp_path / "cache")}),
+        timeout=300,
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert res.stdout.split() == ["False"]

@@ -21,7 +21,8 @@ from genbench.agreement import Vote, bootstrap_ci, human_labels, metric_agreemen
 from genbench.cli import app
 from genbench.imagereward import expand_rankings, import_imagereward
 from genbench.manifest import Pair, load_pairs
-from genbench.run_scores import MetricScores, load_metric_scores, score_run
+from genbench.metric_scoring import score_run
+from genbench.run_scores import MetricScores, load_metric_scores
 
 runner = CliRunner()
 

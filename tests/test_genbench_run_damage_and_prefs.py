@@ -10,7 +10,7 @@ import pytest
 from genbench_helpers import build_tiny_sd, make_photo_run
 
 from genbench.manifest import load_pairs
-from genbench.run_scores import open_metric
+from genbench.metric_scoring import open_metric
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +49,7 @@ def test_a_metric_opened_and_not_scored_leaves_its_score_file_closed(tmp_path, p
         assert job.score(num_workers=0).scored == 10
     assert not _open_files(out)
     with open_metric(run, pairs, "classical") as job:
-        assert (job.report.kept, job.ready is not None and job.ready.todo) == (10, [])
+        assert (job.report.kept, job.ready) == (10, None)  # scored whole: nothing loaded or opened
     assert not _open_files(out)
 
 

@@ -152,8 +152,9 @@ def test_several_metrics_killed_between_metrics_and_mid_metric_resume_to_the_uni
     assert "classical: 0 scored, 10 already scored" in said and "clipiqa:clip: 6 scored, 4 already" in said
     for m, rows in want.items():
         assert _close(_rows(scores / f"{m}.csv"), rows), m  # each image once, in manifest order
-        meta = json.loads((scores / f"{m}.json").read_text())
-        assert meta == json.loads((whole / "scores" / f"{m}.json").read_text())
+        meta, whole_meta = (json.loads((r / "scores" / f"{m}.json").read_text()) for r in (clip_run, whole))
+        assert meta.pop("complete")["images"] == whole_meta.pop("complete")["images"]  # (each file's version)
+        assert meta == whole_meta
     assert not [p.name for p in scores.iterdir() if p.name.startswith(".")]  # no temporary file left
 
 
@@ -173,3 +174,69 @@ def test_a_damaged_record_scores_the_metric_again_and_a_missing_one_keeps_its_ro
         assert json.loads(record.read_text())["identity"]["name"] == "classical"  # written again
     record.unlink()
     assert "classical: 0 scored, 10 already scored" in _said(runner.invoke(app, args))
+
+
+def test_a_rerun_kept_whole_is_proved_without_loading_and_a_retrain_in_place_is_not(tmp_path, photos):
+    """A rerun of `genbench score` on a metric that scored every image loaded the scorer (and torch) only to
+    find nothing to do; now ``scores/<slug>.json`` proves it torch-free (``scored_already``: its source
+    files by hash, the score file's version, the run's images). Never for weights retrained in place, the
+    card a headerless checkpoint is read with edited, a score file edited by hand or a manifest that grew:
+    those load the metric."""
+    from helpers import tiny_attiqa_checkpoint
+
+    from attiqa.io.checkpoints import load_checkpoint, save_safetensors
+    from attiqa.models import AttiqaModel, create_backbone, save_model
+    from genbench.manifest import load_pairs, write_manifest
+    from genbench.metric_scoring import score_run
+    from genbench.run_scores import scored_already
+
+    run = make_photo_run(tmp_path / "run", photos)
+    pairs = load_pairs(run)
+    ckpt = str(tiny_attiqa_checkpoint(tmp_path))
+    for metric in ("classical", ckpt):
+        assert scored_already(run, pairs, metric) is None  # not scored yet
+        assert score_run(run, pairs, metric, num_workers=0).scored == 10
+        kept = scored_already(run, pairs, metric)
+        assert kept is not None and (kept.scored, kept.kept) == (0, 10)
+        assert score_run(run, pairs, metric, num_workers=0).kept == 10
+    scores = run / "scores" / "tiny.csv"
+    first = scores.read_bytes()
+
+    import torch
+
+    torch.manual_seed(1)  # "retrained": other weights under the same file name
+    model = AttiqaModel(create_backbone("tiny"), head_hidden=16, mos_hidden=8)
+    model.set_mos_range(0.0, 100.0)
+    save_model(model, ckpt, card={"name": "tiny"})
+    assert scored_already(run, pairs, ckpt) is None
+    again = score_run(run, pairs, ckpt, num_workers=0)
+    assert (again.scored, again.kept) == (10, 0) and scores.read_bytes() != first
+    assert scored_already(run, pairs, ckpt) is not None
+
+    card = tmp_path / "tiny.json"  # the copy beside a file whose header holds its card: not what loads
+    card.write_text(card.read_text().replace('"tiny"', '"tiny-edited"', 1))
+    assert scored_already(run, pairs, ckpt) is not None
+    tensors, header_card = load_checkpoint(ckpt, as_stored=True)
+    bare = tmp_path / "bare.safetensors"  # a headerless checkpoint: the card beside it is what loads
+    save_safetensors({k: v.contiguous() for k, v in tensors.items()}, bare, {})
+    bare.with_suffix(".json").write_text(json.dumps(header_card))
+    assert score_run(run, pairs, str(bare), num_workers=0).scored == 10
+    assert scored_already(run, pairs, str(bare)) is not None
+    bare.with_suffix(".json").write_text(json.dumps({**header_card, "name": "edited"}))
+    assert scored_already(run, pairs, str(bare)) is None
+    assert score_run(run, pairs, str(bare), num_workers=0).scored == 10  # another card: scored again
+
+    lines = scores.read_text().splitlines(keepends=True)
+    scores.write_text("".join(lines[:-1]))  # a row removed by hand
+    assert scored_already(run, pairs, ckpt) is None
+    assert score_run(run, pairs, ckpt, num_workers=0).scored == 1
+    assert scored_already(run, pairs, ckpt) is not None
+
+    shutil.copy(run / "images" / "coffee_a.png", run / "images" / "extra_a.png")
+    shutil.copy(run / "images" / "coffee_b.png", run / "images" / "extra_b.png")
+    extra = {"pair_id": "extra", "image_a": "images/extra_a.png", "image_b": "images/extra_b.png"}
+    records = [json.loads(line) for line in (run / "manifest.jsonl").read_text().splitlines()]
+    write_manifest(run, [*records, extra])  # the run grew: its new images are scored
+    grown = load_pairs(run)
+    assert scored_already(run, grown, "classical") is None
+    assert score_run(run, grown, "classical", num_workers=0).scored == 2

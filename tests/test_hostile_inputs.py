@@ -561,7 +561,8 @@ def test_isp_output_names_of_two_raws_of_one_shot_differ(tmp_path):
 
 def test_genbench_keeps_two_checkpoints_with_one_file_name_apart(tmp_path):
     from genbench.manifest import load_pairs, write_manifest
-    from genbench.run_scores import load_metric_scores, metric_slug, score_run
+    from genbench.metric_scoring import score_run
+    from genbench.run_scores import load_metric_scores, metric_slug
 
     run = tmp_path / "run"
     _png(run / "images/a.png", size=(96, 64), seed=1)

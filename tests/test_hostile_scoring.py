@@ -35,7 +35,8 @@ from safetensors.torch import save_file
 from attiqa.attributes import ATTRIBUTES
 from attiqa.errors import AttiqaError, ModelLoadError
 from attiqa.evaluation.cache import ScoreCache
-from attiqa.io.checkpoints import CARD_KEY, load_checkpoint, read_card, save_checkpoint
+from attiqa.io.checkpoints import load_checkpoint, read_card, save_checkpoint
+from attiqa.io.hashes import CARD_KEY
 from attiqa.io.tables import ENCODING, ERRORS, read_cell, safe_cell
 from attiqa.scorers import load_scorer
 from attiqa.scorers.zoo import named_models, resolve_weights

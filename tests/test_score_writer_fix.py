@@ -14,7 +14,7 @@ from genbench_helpers import make_photo_run
 from attiqa.errors import AttiqaError
 from attiqa.scoring import ScoreWriter
 from genbench.manifest import load_pairs
-from genbench.run_scores import score_run
+from genbench.metric_scoring import score_run
 
 COLS = ("mos", "sharpness")
 

@@ -80,7 +80,7 @@ import sys
 from pathlib import Path
 
 from genbench.manifest import load_pairs
-from genbench.run_scores import open_metric
+from genbench.metric_scoring import open_metric
 
 run, ckpt, mark = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
 pairs = load_pairs(run)

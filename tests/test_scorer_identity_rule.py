@@ -19,7 +19,8 @@ from attiqa.evaluation.cache import resume_identity
 from attiqa.scoring import ScoreWriter, same_scorer
 from genbench.files import SCORES_DIR
 from genbench.manifest import load_pairs, write_manifest
-from genbench.run_scores import metric_slug, open_metric
+from genbench.metric_scoring import open_metric
+from genbench.run_scores import metric_slug
 
 
 @pytest.fixture(scope="module")

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
+from scipy import fft as sp_fft
 from scipy import ndimage, signal
 
 from attiqa.attributes import ATTRIBUTES
@@ -193,13 +194,34 @@ def _iso_noise(rgb: np.ndarray, gain: float, rng: np.random.Generator) -> np.nda
 def convolve_rgb(rgb: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     """Same-size 2-D convolution of every channel with ``kernel`` (odd shape), replicated borders.
 
-    FFT-based, so large kernels (lens blur radius 8, long motion blur) cost about as much as small ones.
+    FFT-based, so large kernels (lens blur radius 8, long motion blur) cost about as much as small ones. The
+    steps of ``scipy.signal.fftconvolve(padded, kernel, mode="valid")`` (the same numbers), a channel at a
+    time into one output, with the kernel's spectrum made once and the product taken in place: its padded
+    copy and complex spectra of the whole (H, W, 3) image made a lens blur peak at 23x the uint8 image.
     """
     kh, kw = kernel.shape
-    pad = ((kh // 2, kh // 2), (kw // 2, kw // 2), (0, 0))
-    padded = np.pad(rgb, pad, mode="edge")
-    out = signal.fftconvolve(padded, kernel[:, :, None].astype(np.float32), mode="valid", axes=(0, 1))
-    return out.astype(np.float32)
+    h, w = rgb.shape[:2]
+    out = np.empty(rgb.shape, np.float32)
+    # fftconvolve transforms no axis of length 1 (a motion blur of length 1): its own path, per channel
+    if 1 in kernel.shape:
+        for k in range(rgb.shape[2]):
+            padded = np.pad(rgb[..., k], ((kh // 2, kh // 2), (kw // 2, kw // 2)), mode="edge")
+            out[..., k] = signal.fftconvolve(padded, kernel.astype(np.float32), mode="valid")
+        return out
+    full = (h + 2 * (kh // 2) + kh - 1, w + 2 * (kw // 2) + kw - 1)  # the padded image's full convolution
+    fshape = [sp_fft.next_fast_len(n, True) for n in full]
+    spectrum = sp_fft.rfftn(kernel.astype(np.float32), fshape)
+    for k in range(rgb.shape[2]):
+        padded = np.pad(rgb[..., k], ((kh // 2, kh // 2), (kw // 2, kw // 2)), mode="edge")
+        product = sp_fft.rfftn(padded, fshape)
+        del padded
+        product *= spectrum
+        # the "valid" part: rows kh - 1 .. kh - 2 + h of the full convolution (columns likewise)
+        out[..., k] = sp_fft.irfftn(product, fshape, overwrite_x=True)[
+            kh - 1 : kh - 1 + h, kw - 1 : kw - 1 + w
+        ]
+        del product
+    return out
 
 
 def disk_kernel(radius: float, supersample: int = 16) -> np.ndarray:
@@ -405,6 +427,19 @@ def row_strips(h: int, w: int) -> list[slice]:
     """Row ranges of an ``h`` x ``w`` image, about :data:`STRIP_PIXELS` pixels each, top to bottom."""
     step = max(1, STRIP_PIXELS // max(w, 1))
     return [slice(top, min(top + step, h)) for top in range(0, h, step)]
+
+
+def by_row_strips(
+    fn: Callable[[np.ndarray], np.ndarray], rgb: np.ndarray, out: np.ndarray | None = None
+) -> np.ndarray:
+    """``fn(rgb)`` as float32 for a per-pixel ``fn``, computed a row strip at a time into one output (``out``,
+    which may be ``rgb`` itself): the same numbers, with ``fn``'s temporaries (float64 Lab, tone curves) the
+    size of a strip, not of the image."""
+    if out is None:
+        out = np.empty(rgb.shape, np.float32)
+    for rows in row_strips(*rgb.shape[:2]):
+        out[rows] = fn(rgb[rows])
+    return out
 
 
 def to_float(img: Image.Image) -> np.ndarray:

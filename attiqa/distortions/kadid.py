@@ -54,12 +54,16 @@ from attiqa.distortions.basic import (
     YCBCR_TO_RGB,
     Distortion,
     DistortionFn,
+    by_row_strips,
     convolve_rgb,
     gaussian_blur,
     gaussian_noise,
     lens_blur,
     register_distortion,
+    row_strips,
     scale_saturation,
+    to_float,
+    to_uint8,
 )
 
 KADID_AREA = 512 * 384
@@ -70,16 +74,13 @@ KADID_AREA = 512 * 384
 # ---------------------------------------------------------------------------------------------------
 
 
-def _to_u8(rgb: np.ndarray) -> np.ndarray:
-    return np.clip(np.rint(rgb * 255.0), 0, 255).astype(np.uint8)
-
-
-def _from_u8(arr: np.ndarray | Image.Image) -> np.ndarray:
-    return np.asarray(arr, dtype=np.float32) / np.float32(255.0)
-
-
 def _lab(rgb: np.ndarray) -> np.ndarray:
     return color.rgb2lab(np.clip(rgb, 0.0, 1.0))
+
+
+def _lab_by_strips(rgb: np.ndarray) -> np.ndarray:
+    """:func:`_lab` of a whole image, converted a row strip at a time (the conversion is per pixel)."""
+    return by_row_strips(_lab, rgb)
 
 
 def _rgb(lab: np.ndarray) -> np.ndarray:
@@ -89,19 +90,33 @@ def _rgb(lab: np.ndarray) -> np.ndarray:
 
 
 def mapmm(x: np.ndarray) -> np.ndarray:
-    """KADID-10k's ``mapmm``: min-max rescale of the whole array to [0, 1] (a constant array is kept)."""
+    """KADID-10k's ``mapmm``: min-max rescale of the whole array to [0, 1] (a constant array is kept).
+
+    A new array, made without a temporary beside it (for float32: the numbers of
+    ``((x - lo) / (hi - lo)).astype(np.float32)``)."""
     lo, hi = float(x.min()), float(x.max())
     if hi <= lo:
-        return x
-    return ((x - np.float32(lo)) / np.float32(hi - lo)).astype(np.float32)
+        return x.copy()
+    if x.dtype != np.float32:
+        return ((x - np.float32(lo)) / np.float32(hi - lo)).astype(np.float32)
+    return _rescale(x, lo, hi, out=np.empty_like(x))
+
+
+def _rescale(x: np.ndarray, lo: float, hi: float, out: np.ndarray) -> np.ndarray:
+    np.subtract(x, np.float32(lo), out=out)
+    return np.divide(out, np.float32(hi - lo), out=out)
 
 
 def _between_mapmm(fn: DistortionFn) -> DistortionFn:
     """``fn`` as the generator runs it: ``mapmm(fn(mapmm(x)))``, with the clip to [0, 1] before the final
-    ``mapmm`` (ours, see the module docstring)."""
+    ``mapmm`` (ours, see the module docstring). The clip and the final ``mapmm`` edit ``fn``'s output in
+    place (it is a new array, or the first ``mapmm``'s, which is ours too)."""
 
     def run(rgb: np.ndarray, parameter: float, rng: np.random.Generator) -> np.ndarray:
-        return mapmm(np.clip(fn(mapmm(rgb), parameter, rng), 0.0, 1.0).astype(np.float32))
+        out = fn(mapmm(rgb), parameter, rng)
+        out = np.clip(out, 0.0, 1.0, out=out if out.flags.writeable else None).astype(np.float32, copy=False)
+        lo, hi = float(out.min()), float(out.max())
+        return out if hi <= lo else _rescale(out, lo, hi, out=out)
 
     run.__name__ = getattr(fn, "__name__", "kadid")
     run.__doc__ = fn.__doc__
@@ -165,10 +180,11 @@ def _color_diffusion(rgb: np.ndarray, amount: float, rng: np.random.Generator) -
 
     Public ports of KADID's code also multiply the blurred chroma by ``amount`` (x12 at level 5), which
     turns whole photos into one saturated colour; we leave the chroma amplitude unchanged (ours)."""
-    lab = _lab(rgb)
+    lab = _lab_by_strips(rgb)
     sigma = 1.5 * amount + 2.0
-    lab[..., 1:] = ndimage.gaussian_filter(lab[..., 1:], sigma=(sigma, sigma, 0), mode="nearest")
-    return _rgb(lab)
+    for k in (1, 2):  # each plane filtered alone: the numbers of the (H, W, 2) filter with sigma 0 on axis 2
+        lab[..., k] = ndimage.gaussian_filter(lab[..., k], sigma=sigma, mode="nearest")
+    return by_row_strips(_rgb, lab, out=lab)  # back to RGB in the Lab image's place
 
 
 def _color_shift(rgb: np.ndarray, amount: float, rng: np.random.Generator) -> np.ndarray:
@@ -177,24 +193,30 @@ def _color_shift(rgb: np.ndarray, amount: float, rng: np.random.Generator) -> np
     clipped at its 1st / 99th percentiles)."""
     grey = rgb @ np.array([0.2989, 0.5870, 0.1140], dtype=np.float32)
     gy, gx = (np.gradient(grey, axis=a) if grey.shape[a] > 1 else np.zeros_like(grey) for a in (0, 1))
-    e = ndimage.gaussian_filter(np.hypot(gx, gy), 4.0, mode="nearest")
-    lo, hi = np.percentile(e, (1, 99))
-    e = np.clip((e - lo) / (hi - lo), 0.0, 1.0) if hi > lo else np.zeros_like(e)
+    del grey
+    magnitude = np.hypot(gx, gy)
+    del gx, gy
+    e = ndimage.gaussian_filter(magnitude, 4.0, mode="nearest")
+    del magnitude
+    lo, hi = np.percentile(e, (1, 99))  # float64: the weights and the blend are float64, a strip at a time
     direction = rng.random(2)
     direction /= max(float(np.linalg.norm(direction)), 1e-12)
     dy, dx = np.round(direction * amount).astype(int)
     shifted = ndimage.shift(rgb[..., 1], (dy, dx), order=0, mode="nearest")
     out = rgb.copy()
-    out[..., 1] = shifted * e + rgb[..., 1] * (1.0 - e)
+    for rows in row_strips(*rgb.shape[:2]):
+        weight = np.clip((e[rows] - lo) / (hi - lo), 0.0, 1.0) if hi > lo else np.zeros_like(e[rows])
+        out[rows, :, 1] = shifted[rows] * weight + rgb[rows, :, 1] * (1.0 - weight)
     return out
 
 
 def _color_quantization(rgb: np.ndarray, colors: float, rng: np.random.Generator) -> np.ndarray:
     """#6: a palette of ``colors`` colours with Floyd-Steinberg dithering (KADID: MATLAB ``rgb2ind`` with
     dither; here PIL's median-cut palette)."""
-    img = Image.fromarray(_to_u8(rgb))
+    img = Image.fromarray(to_uint8(rgb))
     q = img.quantize(colors=int(colors), method=Image.Quantize.MEDIANCUT, dither=Image.Dither.FLOYDSTEINBERG)
-    return _from_u8(q.convert("RGB"))
+    del img
+    return to_float(q.convert("RGB"))
 
 
 def _color_saturation_hsv(rgb: np.ndarray, factor: float, rng: np.random.Generator) -> np.ndarray:
@@ -204,17 +226,21 @@ def _color_saturation_hsv(rgb: np.ndarray, factor: float, rng: np.random.Generat
 
 def _color_saturation_lab(rgb: np.ndarray, factor: float, rng: np.random.Generator) -> np.ndarray:
     """#8: Lab chroma (a, b) multiplied by ``factor`` (over-saturation)."""
-    lab = _lab(rgb)
-    lab[..., 1:] *= factor
-    return _rgb(lab)
+
+    def saturate(part: np.ndarray) -> np.ndarray:
+        lab = _lab(part)
+        lab[..., 1:] *= factor
+        return _rgb(lab)
+
+    return by_row_strips(saturate, rgb)
 
 
 def _encode_decode(rgb: np.ndarray, format: str, **params: object) -> np.ndarray:
     buf = io.BytesIO()
-    Image.fromarray(_to_u8(rgb)).save(buf, format=format, **params)
+    Image.fromarray(to_uint8(rgb)).save(buf, format=format, **params)
     buf.seek(0)
     with Image.open(buf) as im:
-        return _from_u8(im.convert("RGB"))
+        return to_float(im.convert("RGB"))
 
 
 def _jpeg2000(rgb: np.ndarray, ratio: float, rng: np.random.Generator) -> np.ndarray:
@@ -238,57 +264,87 @@ def _jpeg(rgb: np.ndarray, quality: float, rng: np.random.Generator) -> np.ndarr
 def _white_noise_ycbcr(rgb: np.ndarray, var: float, rng: np.random.Generator) -> np.ndarray:
     """#12: white Gaussian noise of variance ``var`` on Y, Cb and Cr (full-range YCbCr in [0, 1]; KADID's
     MATLAB ``rgb2ycbcr`` is studio-range, so its noise is ~1.16x stronger relative to the signal)."""
-    ycc = rgb @ RGB_TO_YCBCR.T
-    ycc += np.float32(math.sqrt(var)) * rng.standard_normal(rgb.shape, dtype=np.float32)
-    return ycc @ YCBCR_TO_RGB.T
+
+    def add_noise(part: np.ndarray) -> np.ndarray:
+        ycc = part @ RGB_TO_YCBCR.T
+        ycc += np.float32(math.sqrt(var)) * rng.standard_normal(part.shape, dtype=np.float32)
+        return ycc @ YCBCR_TO_RGB.T
+
+    return by_row_strips(add_noise, rgb)  # strips top to bottom: the noise of one whole-image draw
 
 
 def _impulse_noise(rgb: np.ndarray, density: float, rng: np.random.Generator) -> np.ndarray:
     """#13: salt & pepper: each sample (pixel and channel) is set to 0 or 1 with probability ``density``
     (MATLAB ``imnoise(..., 'salt & pepper', d)``)."""
-    u = rng.random(rgb.shape, dtype=np.float32)
-    out = rgb.copy()
-    out[u < density / 2] = 0.0
-    out[(u >= density / 2) & (u < density)] = 1.0
-    return out
+
+    def salt_and_pepper(part: np.ndarray) -> np.ndarray:
+        u = rng.random(part.shape, dtype=np.float32)
+        out = part.copy()
+        out[u < density / 2] = 0.0
+        out[(u >= density / 2) & (u < density)] = 1.0
+        return out
+
+    return by_row_strips(salt_and_pepper, rgb)  # strips top to bottom: the draws of one whole-image draw
 
 
 def _multiplicative_noise(rgb: np.ndarray, var: float, rng: np.random.Generator) -> np.ndarray:
     """#14: speckle ``x + n * x`` with uniform zero-mean noise of variance ``var`` (MATLAB ``imnoise``
     'speckle')."""
-    n = (rng.random(rgb.shape, dtype=np.float32) - 0.5) * np.float32(math.sqrt(12.0 * var))
-    return rgb + n * rgb
+
+    def speckle(part: np.ndarray) -> np.ndarray:
+        n = (rng.random(part.shape, dtype=np.float32) - 0.5) * np.float32(math.sqrt(12.0 * var))
+        return part + n * part
+
+    return by_row_strips(speckle, rgb)  # strips top to bottom: the draws of one whole-image draw
 
 
 def _wiener(x: np.ndarray, noise_var: float, size: int = 5) -> np.ndarray:
-    """Adaptive (local-statistics) Wiener filter per channel, known noise variance."""
-    mean = ndimage.uniform_filter(x, size=(size, size, 1), mode="reflect")
-    sq = ndimage.uniform_filter(x * x, size=(size, size, 1), mode="reflect")
-    var = np.maximum(sq - mean * mean, 0.0)
-    gain = np.maximum(var - noise_var, 0.0) / np.maximum(var, noise_var)
-    return mean + gain * (x - mean)
+    """Adaptive (local-statistics) Wiener filter per channel, known noise variance: ``x`` is overwritten
+    with the result. A channel at a time (the local statistics of one plane at once), then per pixel in
+    row strips: the numbers of the (H, W, 3) filters of size 1 along the channels."""
+    for k in range(x.shape[2]):
+        plane = x[..., k]
+        mean = ndimage.uniform_filter(plane, size=size, mode="reflect")
+        sq = ndimage.uniform_filter(plane * plane, size=size, mode="reflect")
+        for rows in row_strips(*x.shape[:2]):
+            m = mean[rows]
+            var = np.maximum(sq[rows] - m * m, 0.0)
+            gain = np.maximum(var - noise_var, 0.0) / np.maximum(var, noise_var)
+            plane[rows] = m + gain * (plane[rows] - m)
+        del mean, sq
+    return x
 
 
 def _denoise(rgb: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
     """#15: white Gaussian noise of std ``sigma``, then denoised: the residual smoothing and blotches of
     a denoiser are the distortion (ours: a 5x5 adaptive Wiener filter, not KADID's learned denoiser)."""
-    noisy = rgb + np.float32(sigma) * rng.standard_normal(rgb.shape, dtype=np.float32)
-    return _wiener(np.clip(noisy, 0.0, 1.0), sigma * sigma).astype(np.float32)
+
+    def add_noise(part: np.ndarray) -> np.ndarray:
+        noisy = part + np.float32(sigma) * rng.standard_normal(part.shape, dtype=np.float32)
+        return np.clip(noisy, 0.0, 1.0, out=noisy)
+
+    noisy = by_row_strips(add_noise, rgb)  # strips top to bottom: the noise of one whole-image draw
+    return _wiener(noisy, sigma * sigma)
 
 
 def _brighten(rgb: np.ndarray, amount: float, rng: np.random.Generator) -> np.ndarray:
     """#16: tone curve through (0, 0), (0.5, 0.5 + amount / 2), (1, 1) applied to RGB and to Lab L; the
     result is (2 * RGB-curve + Lab-curve) / 3."""
     knots = ([0.0, 0.5, 1.0], [0.0, 0.5 + amount / 2.0, 1.0])
-    lab = _lab(rgb)
-    lab[..., 0] = _spline_curve(lab[..., 0] / 100.0, *knots) * 100.0
-    via_lab = np.clip(_rgb(lab), 0.0, 1.0)
-    return (2.0 * _spline_curve(rgb, *knots) + via_lab) / 3.0
+
+    def brighten(part: np.ndarray) -> np.ndarray:
+        lab = _lab(part)
+        lab[..., 0] = _spline_curve(lab[..., 0] / 100.0, *knots) * 100.0
+        via_lab = np.clip(_rgb(lab), 0.0, 1.0)
+        return (2.0 * _spline_curve(part, *knots) + via_lab) / 3.0
+
+    return by_row_strips(brighten, rgb)  # per pixel: a strip at a time
 
 
 def _darken(rgb: np.ndarray, amount: float, rng: np.random.Generator) -> np.ndarray:
     """#17: tone curve through (0, 0), (0.5, 0.5 - amount / 2), (1, 1) on RGB."""
-    return _spline_curve(rgb, [0.0, 0.5, 1.0], [0.0, 0.5 - amount / 2.0, 1.0])
+    knots = ([0.0, 0.5, 1.0], [0.0, 0.5 - amount / 2.0, 1.0])
+    return by_row_strips(lambda part: _spline_curve(part, *knots), rgb)
 
 
 def _mean_shift(rgb: np.ndarray, shift: float, rng: np.random.Generator) -> np.ndarray:
@@ -301,14 +357,18 @@ def _jitter(rgb: np.ndarray, amount: float, rng: np.random.Generator) -> np.ndar
     """#19: five rounds of warping by a random per-pixel displacement (normal, std ``amount`` pixels),
     bilinear resampling, replicated borders."""
     h, w = rgb.shape[:2]
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    yy, xx = np.arange(h, dtype=np.float32)[:, None], np.arange(w, dtype=np.float32)  # the grid's values
     out = rgb
     for _ in range(5):
-        d = rng.standard_normal((2, h, w), dtype=np.float32) * np.float32(amount)
-        coords = np.stack([yy - d[0], xx - d[1]])
-        out = np.stack(
-            [ndimage.map_coordinates(out[..., k], coords, order=1, mode="nearest") for k in range(3)], axis=2
-        )
+        coords = rng.standard_normal((2, h, w), dtype=np.float32)
+        coords *= np.float32(amount)  # the displacement, made the sample positions in place
+        np.subtract(yy, coords[0], out=coords[0])
+        np.subtract(xx, coords[1], out=coords[1])
+        warped = np.empty(rgb.shape, np.float32)
+        for k in range(3):
+            warped[..., k] = ndimage.map_coordinates(out[..., k], coords, order=1, mode="nearest")
+        out = warped
+        del coords, warped
     return out
 
 
@@ -334,18 +394,22 @@ def _pixelate(rgb: np.ndarray, strength: float, rng: np.random.Generator) -> np.
     """#21: nearest-neighbour downscale by z = 0.95 - strength ** 0.6, then back up (nearest)."""
     h, w = rgb.shape[:2]
     z = 0.95 - strength**0.6
-    small = Image.fromarray(_to_u8(rgb)).resize(
+    small = Image.fromarray(to_uint8(rgb)).resize(
         (max(1, int(w * z)), max(1, int(h * z))), Image.Resampling.NEAREST
     )
-    return _from_u8(small.resize((w, h), Image.Resampling.NEAREST))
+    return to_float(small.resize((w, h), Image.Resampling.NEAREST))
 
 
 def _quantization(rgb: np.ndarray, levels: float, rng: np.random.Generator) -> np.ndarray:
     """#22: every channel quantized to ``levels`` equally spaced values over [0, 1] (ours: uniform
     thresholds, where KADID uses multi-level Otsu)."""
     n = int(levels)
-    idx = np.clip(np.floor(rgb * n), 0, n - 1)
-    return (idx / (n - 1)).astype(np.float32)
+
+    def quantize(part: np.ndarray) -> np.ndarray:
+        idx = np.clip(np.floor(part * n), 0, n - 1)
+        return (idx / (n - 1)).astype(np.float32)
+
+    return by_row_strips(quantize, rgb)
 
 
 def _color_block(rgb: np.ndarray, count: float, rng: np.random.Generator) -> np.ndarray:
@@ -364,18 +428,21 @@ def _color_block(rgb: np.ndarray, count: float, rng: np.random.Generator) -> np.
 def _high_sharpen(rgb: np.ndarray, amount: float, rng: np.random.Generator) -> np.ndarray:
     """#24: over-sharpening: unsharp masking of Lab L, ``L + amount * (L - gauss(L, sigma=3))``
     (MATLAB ``imsharpen`` with radius 3)."""
-    lab = _lab(rgb)
-    lum = lab[..., 0]
-    lab[..., 0] = np.clip(lum + amount * (lum - ndimage.gaussian_filter(lum, 3.0, mode="nearest")), 0, 100)
-    return _rgb(lab)
+    lab = _lab_by_strips(rgb)
+    blurred = ndimage.gaussian_filter(lab[..., 0], 3.0, mode="nearest")
+    for rows in row_strips(*rgb.shape[:2]):  # per pixel once the blur is made, back to RGB in Lab's place
+        part = lab[rows]
+        lum = part[..., 0]
+        part[..., 0] = np.clip(lum + amount * (lum - blurred[rows]), 0, 100)
+        part[...] = _rgb(part)
+    return lab
 
 
 def _contrast_change(rgb: np.ndarray, amount: float, rng: np.random.Generator) -> np.ndarray:
     """#25: tone curve through (0, 0), (0.3, 0.25 - a/4), (0.5, 0.5), (0.7, 0.75 + a/4), (1, 1), a not-a-knot
     cubic spline (a < 0 flattens the mid-tones: less contrast)."""
-    return _spline_curve(
-        rgb, [0.0, 0.3, 0.5, 0.7, 1.0], [0.0, 0.25 - amount / 4, 0.5, 0.75 + amount / 4, 1.0]
-    )
+    knots = ([0.0, 0.3, 0.5, 0.7, 1.0], [0.0, 0.25 - amount / 4, 0.5, 0.75 + amount / 4, 1.0])
+    return by_row_strips(lambda part: _spline_curve(part, *knots), rgb)
 
 
 # ---------------------------------------------------------------------------------------------------

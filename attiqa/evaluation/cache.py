@@ -46,7 +46,7 @@ def cache_location(cache: bool | str | Path) -> Path | None:
     if not cache:
         return None
     if cache is True:
-        from attiqa.io.checkpoints import cache_dir
+        from attiqa.io.cache_home import cache_dir
 
         return cache_dir() / "eval_scores.sqlite"
     return Path(cache)

@@ -30,9 +30,8 @@ from safetensors.torch import save_file
 
 from attiqa.errors import ModelLoadError
 from attiqa.io.atomic import atomic_path, write_json_atomic
-from attiqa.io.hashes import file_version, read_whole, safetensors_header, sha256_of, tensors_digest
+from attiqa.io.hashes import CARD_KEY, file_version, read_whole, safetensors_header, sha256_of, tensors_digest
 
-CARD_KEY = "attiqa_card"
 FORMAT_VERSION = 1
 
 
@@ -120,18 +119,6 @@ def read_card(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     with _opened(path) as f:
         return _card_of(path, f.metadata() or {})
-
-
-def sidecar_card_sha256(path: str | Path) -> str | None:
-    """SHA-256 of the ``.json`` card a checkpoint is read with when its header holds none (:func:`_card_of`),
-    else None: the file's own hash does not cover that card, and an edit to it (the test view's size) changes
-    the scores — for `attiqa eval`'s score-cache key and `attiqa score -o`'s record."""
-    path = Path(path)
-    with _opened(path) as f:
-        if CARD_KEY in (f.metadata() or {}):
-            return None
-    side = card_path_for(path)
-    return sha256_of(side) if side.is_file() else None
 
 
 def _opened(path: Path, device: str | torch.device = "cpu") -> Any:
@@ -284,7 +271,7 @@ def load_training_state(path: str | Path, with_model: bool = False) -> tuple:
 
 
 # ----------------------------------------------------------------------------------------------------------
-# Hashes and the cache folder (named models' downloads, feature and score caches)
+# Hashes (the cache folder: attiqa.io.cache_home)
 
 
 def weights_sha256(path: str | Path) -> str:
@@ -336,7 +323,7 @@ class CheckpointHashes:
     sha256: str  # the file's (:func:`weights_sha256`)
     tensors: str  # :func:`tensors_sha256`
     values: str  # :func:`values_sha256`
-    card_sha256: str | None  # :func:`sidecar_card_sha256`
+    card_sha256: str | None  # :func:`~attiqa.io.hashes.sidecar_card_sha256`
 
 
 def checkpoint_hashes(path: str | Path) -> CheckpointHashes:
@@ -457,7 +444,3 @@ def _header_of(path: Path, data: bytes | bytearray) -> tuple[dict[str, Any], dic
             raise _unreadable(path, exc) from None
         raise _unreadable(path, ValueError("its header is not a JSON object"))
     return parsed
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("ATTIQA_CACHE", Path.home() / ".cache" / "attiqa"))

@@ -2,8 +2,10 @@
 its header says — so that what checks a file before a model loads (an image's content key, ``isp-tune``'s
 byte-identical raws, a named model's file) imports no torch; a safetensors file's identity
 (:func:`safetensors_hashes`: the file's and its tensors' SHA-256, :func:`tensors_digest` the one formula of
-the latter), so that "is this a shipped model" (`genbench agree`'s warning) imports no torch either; and
-:func:`record_digest`, the key of a cache entry's inputs."""
+the latter), so that "is this a shipped model" (`genbench agree`'s warning) imports no torch either, and the
+card a headerless checkpoint is read with (:func:`sidecar_card_sha256`, by the header's :data:`CARD_KEY`), so
+that `genbench score` tells a metric scored whole without loading it; and :func:`record_digest`, the key of a
+cache entry's inputs."""
 
 from __future__ import annotations
 
@@ -13,6 +15,8 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+CARD_KEY = "attiqa_card"  # where an ATTIQA checkpoint's header metadata holds its card (a JSON text)
 
 
 def sha256_of(path: str | Path) -> str:
@@ -91,6 +95,23 @@ def safetensors_header(data: bytes | bytearray) -> tuple[dict[str, Any], dict[st
         return None
     meta = table.pop("__metadata__", None)
     return table, meta if isinstance(meta, dict) else {}
+
+
+def sidecar_card_sha256(path: str | Path) -> str | None:
+    """SHA-256 of the ``.json`` card a checkpoint is read with when its header holds none
+    (:func:`attiqa.io.checkpoints.load_checkpoint`'s rule), else None: the file's own hash does not cover
+    that card, and an edit to it (the test view's size) changes the scores — for `attiqa eval`'s score-cache
+    key, `attiqa score -o`'s record and `genbench score`'s proof of a metric scored whole. Torch-free: the
+    header alone is read (one that is no JSON object holds no card)."""
+    path = Path(path)
+    with open(path, "rb") as fh:
+        size = fh.read(8)
+        head = fh.read(int.from_bytes(size, "little"))
+    parsed = safetensors_header(size + head)
+    if parsed is not None and CARD_KEY in parsed[1]:
+        return None
+    side = path.with_suffix(".json")
+    return sha256_of(side) if side.is_file() else None
 
 
 def tensors_digest(table: Mapping[str, Any], buffer: bytes | bytearray | memoryview) -> str:

@@ -223,6 +223,51 @@ def weights_identity(scorer: Any, name: str | None = None) -> dict[str, str | No
     }
 
 
+def scorer_files(name: str, read: CheckpointHashes | None = None) -> dict[str, str | None] | None:
+    """What ``load_scorer(name)`` loads, by hash — for a rerun with nothing left to score (`genbench score`)
+    to tell its record's scorer without loading it: a checkpoint's or a named model's file by its SHA-256
+    and, for a file whose header holds no card, the ``.json`` card beside it that the loader reads
+    (:func:`~attiqa.io.hashes.sidecar_card_sha256`); a weight-free zoo scorer that takes no argument
+    (``classical``) by its name. ``read``: the hashes of the bytes a loaded scorer read
+    (:func:`checkpoint_read`); else the files are read now, torch-free (a named model's file only when it is
+    here and the registry's, :func:`resolve_weights`: never fetched). None where the files cannot be told
+    so: a CLIP scorer's weights, an ExIQA run, a ``NAME:ARG``, a missing or damaged file."""
+    if is_checkpoint(name):
+        if read is not None:
+            return _files_of(read.sha256, read.card_sha256)
+        try:
+            return _file_identity(checkpoint_in(Path(name)))
+        except ModelLoadError:
+            return None
+    entry = zoo_table().get(name)
+    if entry is None or not (entry.has_weights or entry.default_arg is None):
+        return None
+    if not entry.has_weights:
+        return {"scorer": name, "sha256": None, "card_sha256": None}
+    if read is not None:
+        return _files_of(read.sha256, read.card_sha256) if read.sha256 == entry.sha256 else None
+    if not entry.sha256 or not (entry.file or _downloaded(name).exists()):
+        return None
+    try:
+        return _file_identity(resolve_weights(name))
+    except ModelLoadError:
+        return None
+
+
+def _files_of(sha256: str, card_sha256: str | None) -> dict[str, str | None]:
+    return {"scorer": None, "sha256": sha256, "card_sha256": card_sha256}
+
+
+def _file_identity(path: Path) -> dict[str, str | None] | None:
+    """:func:`scorer_files` of a weights file read now, torch-free (None: it cannot be read whole)."""
+    from attiqa.io.hashes import safetensors_hashes, sidecar_card_sha256
+
+    try:
+        return _files_of(safetensors_hashes(path)[0], sidecar_card_sha256(path))
+    except (OSError, ValueError):  # no such file, unreadable, not a whole safetensors file: the loader says
+        return None
+
+
 def checkpoint_read(scorer: Any) -> CheckpointHashes | None:
     """The hashes of the checkpoint a scorer's scores depend on (an ATTIQA model's, an ExIQA run's): those
     of the bytes it loaded (``weights_read``, :func:`~attiqa.io.checkpoints.load_checkpoint_hashed`) — the
@@ -403,7 +448,7 @@ def _intact(path: Path, sha256: str) -> bool:
 
 def _downloaded(name: str) -> Path:
     """Where a named model's download is kept (``$ATTIQA_CACHE``)."""
-    from attiqa.io.checkpoints import cache_dir
+    from attiqa.io.cache_home import cache_dir
 
     return cache_dir() / f"{name}.safetensors"
 

@@ -29,7 +29,8 @@ from torch.utils.data import Subset
 
 from attiqa.io.atomic import atomic_path
 from attiqa.io.batching import data_loader
-from attiqa.io.checkpoints import cache_dir, save_safetensors
+from attiqa.io.cache_home import cache_dir
+from attiqa.io.checkpoints import save_safetensors
 from attiqa.io.hashes import record_digest
 from attiqa.io.images import content_key
 from attiqa.models.backbones import Backbone
