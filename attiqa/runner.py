@@ -7,13 +7,14 @@ pretraining and fine-tuning use DDP; only rank 0 writes files.
 from __future__ import annotations
 
 import os
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from attiqa.config import LabelConfig, TrainConfig, to_dict
 from attiqa.errors import AttiqaError, ConfigError, EveryProcessError
-from attiqa.io.atomic import output_folder, resumable_folder, write_json_atomic
+from attiqa.io.atomic import folder_held, output_folder, resumable_folder, write_json_atomic
 
 if TYPE_CHECKING:
     from attiqa.teachers import Teacher
@@ -406,10 +407,11 @@ def run(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> RunRes
     from attiqa.sharding import alike_on_every_process, is_main, process_group
 
     out_dir = Path(cfg.out_dir)
-    with process_group():
+    with process_group(), ExitStack() as held:
         with alike_on_every_process():  # the checks before any work: under torchrun said once (each said it)
             check_devices(cfg)
-            if resume and earlier_training(out_dir):  # was "choose another out_dir", or a failed save later
+            resumed = resume and bool(earlier_training(out_dir))
+            if resumed:  # was "choose another out_dir", or a failed save later
                 resumable_folder(out_dir, "out_dir (--out-dir)", "the run in it")
             else:
                 output_folder(out_dir, "out_dir (--out-dir)", create=False)
@@ -421,6 +423,11 @@ def run(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> RunRes
             # adds its output to the images: they are found once it has run.
             lc = cfg.label
             paths = label_inputs(lc) if lc is not None and cfg.degrade is None else None
+            if paths is not None and len(paths) < 2 and cfg.pretrain is not None:  # was found only after
+                raise ConfigError(  # the labelling, as "labels.parquet: 1 rows", the run folder made
+                    f"label.images: only one image found ({paths[0]}) — pretraining ranks pairs of "
+                    "images: list at least 2 (the more photos, the better the attribute heads)"
+                )
             if lc is not None:
                 from attiqa.labeling import check_label_output
 
@@ -444,9 +451,13 @@ def run(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> RunRes
                     ft_data = dataset_split(fc)
                 else:
                     ft_data = read_mos_split(fc.csv, fc.image_root, fc.val_fraction, fc.split_seed)
-        if is_main():
-            output_folder(out_dir, "out_dir (--out-dir)")
-            write_json_atomic(out_dir / "config.json", to_dict(cfg))
+            if is_main():  # held to the end: a second run into it was training over this one's files
+                output_folder(out_dir, "out_dir (--out-dir)")
+                fix = "let it finish (a stopped run continues with --resume), or choose another --out-dir"
+                held.enter_context(folder_held(out_dir, "training in", fix))
+        record = to_dict(cfg)  # a resumed run's once its stages took it: a resume a stage refuses (another
+        if is_main() and not resumed:  # batch size, ...) left config.json saying what no run trained with
+            write_json_atomic(out_dir / "config.json", record)
         result = RunResult()
         if cfg.degrade is not None:
             graded = run_degrade_stage(cfg, out_dir, progress)
@@ -480,4 +491,6 @@ def run(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> RunRes
             # The last epoch's model, not `best`: the best epoch is picked on the same held-out split the
             # metrics are measured on, so its numbers are optimistic (issue 18).
             result.finetuned, result.metrics = ft.last_checkpoint, ft.last_metrics
+        if is_main() and resumed:
+            write_json_atomic(out_dir / "config.json", record)
         return result

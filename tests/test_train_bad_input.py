@@ -214,3 +214,28 @@ def test_train_finds_the_label_images_before_the_teacher_loads_or_out_dir_is_mad
     said = f"no images found in {folder}" if images == "no_images" else "label.images is empty"
     assert isinstance(r.exception, AttiqaError) and said in str(r.exception), (r.output, r.exception)
     assert not (tmp_path / "run").exists(), sorted((tmp_path / "run").rglob("*"))
+
+
+def test_a_label_stage_of_one_image_before_pretraining_is_refused_before_any_work(tmp_path):
+    """**Was**: `label.images: [one.png]` with a pretrain stage labelled it, made the run folder, then
+    stopped at "labels.parquet: 1 rows — ranking needs at least 2 images"; now one line naming
+    label.images before the teacher loads, nothing written."""
+    from PIL import Image
+
+    from attiqa.cli.app import app
+
+    one = tmp_path / "one.png"
+    Image.new("RGB", (48, 40), (90, 120, 30)).save(one)
+    config = tmp_path / "run.yaml"
+    config.write_text(
+        f"out_dir: {tmp_path / 'run'}\nmodel:\n  backbone: tiny\n  pretrained_backbone: false\n"
+        f"label:\n  images: [{one}]\n  num_workers: 0\n"
+        "pretrain:\n  epochs: 1\n  batch_size: 2\n  resize_shorter: 40\n  crop_size: 32\n  device: cpu\n"
+    )
+    r = runner.invoke(app, ["train", "-c", str(config)])
+    assert isinstance(r.exception, AttiqaError), r.output
+    assert str(r.exception) == (
+        f"label.images: only one image found ({one}) — pretraining ranks pairs of images: list at least 2 "
+        "(the more photos, the better the attribute heads)"
+    )
+    assert not (tmp_path / "run").exists()

@@ -145,7 +145,8 @@ def test_resume_with_changed_settings_trains_longer_says_so_or_refuses(tmp_path)
     training images into the held-out split of the saved run, a new `batch_size` continued it as another
     run, `epochs` below the finished ones wrote a card of the wrong epoch, and a new `weight_decay` was
     silently replaced by the saved optimizer's. Now a resume continues the saved run: more epochs (train
-    longer) and the optimizer's rates are taken and said, the other settings of the stage refused by name."""
+    longer) and the optimizer's rates are taken and said, the other settings of the stage refused by name —
+    and the run's config.json kept as it was (**was** rewritten with the refused settings)."""
     from attiqa.io.checkpoints import load_training_state
 
     cfg = tiny_train_config(tmp_path, epochs=2)
@@ -160,9 +161,12 @@ def test_resume_with_changed_settings_trains_longer_says_so_or_refuses(tmp_path)
         "finetune.epochs=1": f"finetune.epochs: 1 is fewer than the 2 epochs the run in {stage} has "
         "finished — set it to 2 or more to continue it, or train over it with --no-resume",
     }
+    record = tmp_path / "run" / "config.json"
+    recorded = record.read_bytes()
     for sets, said in refusals.items():
         args = [a for s in sets.split() for a in ("--set", s)]
         assert _refused(["train", "-c", str(cfg), "--resume", *args]).startswith(said)
+    assert record.read_bytes() == recorded  # was: rewritten with the refused settings (batch_size 2, ...)
     before = (stage / "last.state.safetensors").read_bytes()
     res = runner.invoke(app, ["train", "-c", str(cfg), "--resume", "--set", "finetune.epochs=3", "--set",
                               "finetune.lr=1e-3", "--set", "finetune.weight_decay=0.1", "--set",
@@ -175,7 +179,32 @@ def test_resume_with_changed_settings_trains_longer_says_so_or_refuses(tmp_path)
     assert (stage / "last.state.safetensors").read_bytes() != before
     opt, extra, _ = load_training_state(stage / "last.state.safetensors", with_model=True)
     assert extra["epoch"] == 3 and {g["weight_decay"] for g in opt["param_groups"]} == {0.1}
+    assert json.loads(record.read_text())["finetune"]["epochs"] == 3  # the resume that trained: recorded
     assert {g["lr"] for g in opt["param_groups"]} == {1e-3}
+
+
+def test_resume_from_another_kind_of_start_is_refused(tmp_path):
+    """**Was**: `--resume --set pretrain=null` over a run fine-tuned from its pretrained model continued it,
+    its card then saying it started from ImageNet weights; the reverse (a checkpoint given to a run begun
+    from a fresh network) continued with "saved by an older version". Now both are refused by name."""
+    from helpers import tiny_attiqa_checkpoint
+
+    ckpt = tiny_attiqa_checkpoint(tmp_path)
+    cfg = tiny_train_config(tmp_path)
+    stage = tmp_path / "run" / "finetune"
+    fix = (
+        " — --resume continues that run: give it the start it had (its pretrain: stage or "
+        "pretrained_checkpoint), or train over it with --no-resume (or choose another out_dir)"
+    )
+    assert runner.invoke(app, ["train", "-c", str(cfg)]).exit_code == 0  # from a fresh tiny network
+    more = ["--resume", "--set", "finetune.epochs=2"]
+    said = _refused(["train", "-c", str(cfg), *more, "--set", f"pretrained_checkpoint={ckpt}"])
+    assert said == f"finetune: the run in {stage} was fine-tuned from random:tiny, not {ckpt}{fix}"
+    from_ckpt = ["--set", f"pretrained_checkpoint={ckpt}"]
+    assert runner.invoke(app, ["train", "-c", str(cfg), "--no-resume", *from_ckpt]).exit_code == 0
+    said = _refused(["train", "-c", str(cfg), *more])
+    assert said == f"finetune: the run in {stage} was fine-tuned from {ckpt}, not random:tiny{fix}"
+    assert runner.invoke(app, ["train", "-c", str(cfg), *more, *from_ckpt]).exit_code == 0  # its own start
 
 
 def _pretrain_config(tmp_path, photos, epochs: int, **pretrain: object):

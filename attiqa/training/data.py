@@ -347,7 +347,9 @@ class PseudoLabelDataset(ImageTableDataset):
         if not self.head_names:
             raise AttiqaError(f"{self.labels_path}: no label columns besides 'image'")
         if table.num_rows < 2:
-            raise AttiqaError(f"{self.labels_path}: {table.num_rows} rows — ranking needs at least 2 images")
+            raise AttiqaError(
+                f"{self.labels_path}: {table.num_rows} row(s) — ranking needs at least 2 images"
+            )
         base = self.labels_path.resolve().parent
         paths = [_resolve_label_path(str(text_path(p)), base) for p in table.column("image").to_pylist()]
         try:

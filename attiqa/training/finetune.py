@@ -25,6 +25,7 @@ rows, or the random 20 %), so choosing on it is optimistic: ``best`` is kept for
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -37,9 +38,10 @@ from torch.utils.data import Subset
 from attiqa.attributes import ATTRIBUTES
 from attiqa.config import FinetuneConfig, to_dict
 from attiqa.device import resolve_device
+from attiqa.errors import AttiqaError, EveryProcessError
 from attiqa.evaluation.metrics import correlations
 from attiqa.io.batching import data_loader, default_num_workers
-from attiqa.io.checkpoints import training_state_extra
+from attiqa.io.checkpoints import read_card, training_state_extra
 from attiqa.models import AttiqaModel, create_backbone, load_model
 from attiqa.models.transforms import FinetuneTrain, FiveCropTest
 from attiqa.progress import console
@@ -234,6 +236,8 @@ def same_start(stage_dir: Path, init_info: dict[str, Any]) -> bool:
         except (OSError, ValueError, KeyError, SafetensorError):  # none, or unreadable: resume() says so
             continue
     init, now = init_info.get("init"), init_info.get(INIT_HASH)
+    if recorded:
+        other_start(stage_dir, init, now is not None, any(h is not None for h in recorded))
     if now is None:  # a start built without one (nothing to compare with)
         return True
     if any(h is not None and h != now for h in recorded):
@@ -252,6 +256,33 @@ def same_start(stage_dir: Path, init_info: dict[str, Any]) -> bool:
             highlight=False,
         )
     return True
+
+
+def other_start(stage_dir: Path, init: str | None, from_checkpoint: bool, was_checkpoint: bool) -> None:
+    """Refuse a resume of the fine-tuning in ``stage_dir`` from another kind of start than it had: a
+    checkpoint (a pretrain stage, ``pretrained_checkpoint``) then, ImageNet weights now, or the reverse
+    (was: `--resume --set pretrain=null` continued a run fine-tuned from the pretrained model and its card
+    then said ImageNet; the reverse was said as "saved by an older version"). A state of an older version
+    records no hash either: its card's ``init`` tells the two apart."""
+    was = None
+    if from_checkpoint and not was_checkpoint:
+        try:
+            was = read_card(stage_dir / "last.safetensors").get("init")
+        except (AttiqaError, OSError, ValueError, SafetensorError):
+            return  # unreadable: the trainer's resume says so
+        if not (isinstance(was, str) and was.startswith(("imagenet:", "random:"))):
+            return  # an older version's state from a checkpoint: same_start says so
+    elif was_checkpoint and not from_checkpoint:
+        was = "a pretrained checkpoint"
+        with contextlib.suppress(AttiqaError, OSError, ValueError, SafetensorError):
+            was = read_card(stage_dir / "last.safetensors").get("init") or was
+    else:
+        return
+    raise EveryProcessError(
+        f"finetune: the run in {stage_dir} was fine-tuned from {was}, not {init} — --resume continues "
+        "that run: give it the start it had (its pretrain: stage or pretrained_checkpoint), or train over it "
+        "with --no-resume (or choose another out_dir)"
+    )
 
 
 def _check_settings(cfg: FinetuneConfig) -> None:
