@@ -673,6 +673,13 @@ def _given_setting(path: Path, raw: Path) -> tuple[dict[str, float], str | None]
                 )
             of_raw = mine[0]
             doc = doc[of_raw]
+        elif isinstance(doc, dict) and isinstance(doc.get("raw"), str) and not _setting_of({"": doc}, raw):
+            # another raw's tuned setting (RAW.json, a render's OUT.png.json) was rendered without a word
+            console.print(
+                f"[yellow]note[/] {plain_name(path)} is the setting tuned for {plain(Path(doc['raw']).name)}, "
+                f"not {plain(raw.name)} — rendered with it as given",
+                highlight=False,
+            )
         return given_values(doc), of_raw
     except OSError as exc:  # "not a usable parameter JSON … see isp_env/params.py" for a path typo
         what = "a folder, not a parameter JSON file" if path.is_dir() else f"cannot read it ({exc.strerror})"
