@@ -675,8 +675,9 @@ def _given_setting(path: Path, raw: Path) -> tuple[dict[str, float], str | None]
             doc = doc[of_raw]
         elif isinstance(doc, dict) and isinstance(doc.get("raw"), str) and not _setting_of({"": doc}, raw):
             # another raw's tuned setting (RAW.json, a render's OUT.png.json) was rendered without a word
+            tuned_for = Path(doc["raw"]).name
             console.print(
-                f"[yellow]note[/] {plain_name(path)} is the setting tuned for {plain(Path(doc['raw']).name)}, "
+                f"[yellow]note[/] {plain_name(path)} is the setting tuned for {plain(tuned_for)}, "
                 f"not {plain(raw.name)} — rendered with it as given",
                 highlight=False,
             )
