@@ -407,6 +407,10 @@ def test_agree_with_a_misspelt_metric_names_the_scored_one(tmp_path, scored_run,
     said = " ".join(res.stderr.split())
     assert res.returncode == 2 and "run (did you mean 'classical'?) (scored: classical)" in said, res.stderr
     assert "--metrics clasical" not in said
+    res = genbench_cli("agree", run, "-m", "nosuch")  # session 60: no scorer at all, no `score` fix to give
+    said = " ".join(res.stderr.split())
+    assert res.returncode == 2 and "no scorer is named so (`attiqa models`" in said, res.stderr
+    assert "--metrics nosuch" not in said and "(scored: classical)" in said
     res = genbench_cli("agree", run, "-m", "attiqa-default")  # a real metric not scored yet: how to score it
     said = " ".join(res.stderr.split())
     assert res.returncode == 2 and "--metrics attiqa-default" in said and "(scored: classical)" in said
