@@ -303,7 +303,6 @@ def tune(
             raise ConfigError("--raw-dir is missing: pass the folder of raws to tune on (isp-tune --help)")
         console.print(ctx.get_help(), markup=False, highlight=False)  # "[default: …]": not markup
         raise typer.Exit(2)
-    unused_options(ctx, algo, action_mode, test_fraction, baselines)
     if not raw_dir.is_dir():
         from isp_env.raw import unreadable
 
@@ -330,6 +329,7 @@ def tune(
             f"--batch-size {batch_size}: larger than the agents' replay buffer ({BUFFER_SIZE} "
             f"steps) — pass at most {BUFFER_SIZE} (default {BATCH_SIZE})"
         )
+    unused_options(ctx, algo, action_mode, test_fraction, baselines)  # after the refusals: the run goes on
     from isp_env.run_inputs import InputSettings, run_inputs
     from isp_env.train_config import TeacherSettings, TrainConfig
 

@@ -203,7 +203,8 @@ def test_options_a_run_ignores_are_said_before_any_work(tmp_path, isp_cli):
     """**Was** each dropped without a word: `--algo sac --teacher-budget 5` trained SAC as if it was not
     typed, `--timesteps` / `--n-envs` on the default teacher trained nothing longer, `--residual-scale` with
     `--action-mode absolute` became None, `--test-raws` with `--test-fraction 0` tested nothing. Now a
-    warning naming each option and why, first (here a missing raw folder then ends the run: no work)."""
+    warning naming each option and why, before the raws are listed (here a folder of no raw then ends it)."""
+    (tmp_path / "no_raws").mkdir()
     raws = str(tmp_path / "no_raws")
     cases = [
         (["--algo", "sac", "--teacher-budget", "5"], "--teacher-budget: --algo teacher only, not --algo sac"),
