@@ -120,6 +120,12 @@ def read_agiqa3k(root: Path, counts: AgiqaImportResult | None = None) -> list[Ag
                 f"{Path(it.image).name} is not a number — fix the cell (a decimal point, not a comma), or "
                 "leave it empty"
             )
+        low, high = ds.info.mos_range
+        if not low <= it.mos <= high:  # a mistyped cell (57.3) was always the preferred image of its pairs
+            raise AttiqaError(
+                f"{Path(root) / 'data.csv'}: mos_quality {it.mos:g} of {Path(it.image).name} is outside "
+                f"AGIQA-3k's {low:g}-{high:g} scale — fix the cell, or leave it empty to leave the image out"
+            )
         out.append(
             AgiqaImage(
                 image=Path(it.image),
@@ -261,14 +267,22 @@ def import_agiqa3k(
     if not records:
         what = "same-generator pairs" if same_generator else "pairs"
         widest = widest_gap(present, same_generator)  # the margin that keeps one: not a guess
-        fix = (
-            f"a --margin of at most {math.floor(widest * 100) / 100:g} keeps some"
-            if widest > 0
-            else ("lower --margin")
-        )
+        if widest > 0:
+            raise AttiqaError(
+                f"{root}: no {what} of one prompt differ by >= {margin} MOS ({len(present)} images on disk) "
+                f"— a --margin of at most {math.floor(widest * 100) / 100:g} keeps some"
+            )
+        # "lower --margin" was the fix when no image was on disk or no two shared a prompt: no margin helps
+        if not present:
+            where = f" (e.g. {res.missing[0]})" if res.missing else ""
+            raise AttiqaError(
+                f"{root}: none of the score file's {len(images)} images is on disk{where} — unzip the "
+                "images beside data.csv (ROOT/AGIQA-3K/, ROOT/file/, ROOT/images/ or ROOT itself)"
+            )
         raise AttiqaError(
-            f"{root}: no {what} of one prompt differ by >= {margin} MOS ({len(present)} images on disk) — "
-            f"{fix}, or check the folder holds data.csv and the images"
+            f"{root}: no two of the {len(present)} images on disk share a prompt"
+            f"{' and a generator' if same_generator else ''}, so no {what} can be made — "
+            "check the folder holds data.csv and all the images"
         )
     out_dir = Path(out_dir)
     image_root = image_folder(Path(root), present)  # the images stay there

@@ -218,10 +218,10 @@ def score(
     skipped; unreadable images are skipped and listed.
     """
     from genbench.manifest import missing_images
-    from genbench.metric_names import default_metrics, refuse_all_unknown
+    from genbench.metric_names import default_metrics, refuse_unknown
 
     names = _split_metrics(metrics, default_metrics)
-    refuse_all_unknown(names or [])
+    refuse_unknown(names or [])
     pairs = _run_pairs(run_dir)
     missing_images(run_dir, pairs)  # none on disk: one line before any model loads (and before torch)
     from genbench.files import SCORES_DIR

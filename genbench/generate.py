@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from attiqa.errors import AttiqaError, ConfigError, ModelLoadError
-from attiqa.io.atomic import atomic_path, remove_orphan_temps, write_json_atomic
+from attiqa.io.atomic import atomic_path, output_folder, remove_orphan_temps, write_json_atomic
 from attiqa.progress import Advance
 from genbench.files import shell_arg
 from genbench.manifest import (
@@ -433,6 +433,7 @@ def generate_run(
     # the model first: offline or a mistyped --model, nothing is written (it left a run folder of no image
     # behind, `genbench_run/` by default, with a manifest.csv without a header)
     pipe = pipeline
+    output_folder(run_dir, "--out", create=False)  # `--out FILE`: said after the model had loaded (minutes)
     if todo and pipe is None:
         pipe = load_pipeline(settings.model, settings.dtype, device, settings.scheduler)
     for r, s, _ in damaged:  # made again from its seed below; the manifest leaves its pair out meanwhile

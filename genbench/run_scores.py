@@ -182,6 +182,10 @@ def _not_scored_fix(folder: Path, slug: str, name: str) -> str:
     hint = did_you_mean(slug, scored)
     if hint:
         return f"{hint}{listed}"
+    from attiqa.scorers.zoo import is_checkpoint, zoo_entry
+
+    if zoo_entry(name) is None and not is_checkpoint(name):  # `score --metrics NAME` refuses it: no fix
+        return f", and no scorer is named so (`attiqa models` lists them){listed}"
     return f" — `genbench score {shell_arg(folder.parent)} --metrics {shell_arg(name)}`{listed}"
 
 

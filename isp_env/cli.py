@@ -35,6 +35,7 @@ from isp_env.registration import (
     MAX_STEPS,
     N_ENVS,
     OBS_MODE,
+    RL_ALGOS,
     TEST_FRACTION,
     TEST_RAWS,
     TIMESTEPS,
@@ -128,6 +129,44 @@ def is_default(ctx: typer.Context, name: str) -> bool:
     """Parameter ``name`` took its default (not typed, not from the environment)."""
     source = ctx.get_parameter_source(name)
     return source is None or source.name in ("DEFAULT", "DEFAULT_MAP")
+
+
+# Options that only some runs use, by what a run must be for them to count: typed on another run they were
+# dropped without a word (`--algo sac --teacher-budget 5` trained SAC for 3000 steps; `--timesteps 10000`
+# on the default teacher trained nothing longer; `--residual-scale` with `--action-mode absolute` was None).
+AGENT_ONLY = ("timesteps", "n_envs", "batch_size", "learning_starts", "checkpoint_every")
+TEACHER_ONLY = ("teacher_budget", "teacher_raws", "teacher_restarts", "teacher_start")
+
+
+def unused_options(
+    ctx: typer.Context, algo: str, action_mode: str, test_fraction: float, baselines: bool
+) -> None:
+    """One warning line, before any work, naming each typed option this run ignores and why (a warning, not
+    a refusal: the same command with another ``--algo`` is how a run's options are tried)."""
+
+    def typed(names: tuple[str, ...]) -> list[str]:
+        return ["--" + n.replace("_", "-") for n in names if not is_default(ctx, n)]
+
+    algo = algo.lower()
+    if algo not in ("teacher", *RL_ALGOS):  # an unknown --algo is check_config's line
+        return
+    why: list[str] = []
+    if algo == "teacher" and (opts := typed(AGENT_ONLY)):
+        why.append(f"{', '.join(opts)}: RL agents only (pass --algo sac, ppo or td3), not the teacher")
+    if algo != "teacher" and (opts := typed(TEACHER_ONLY)):
+        why.append(f"{', '.join(opts)}: --algo teacher only, not --algo {algo}")
+    if action_mode != "residual" and (opts := typed(("residual_scale",))):
+        why.append(f"{opts[0]}: --action-mode residual only, not {action_mode}")
+    if test_fraction == 0 and (opts := typed(("test_raws", "cma_image_budget"))):
+        why.append(f"{', '.join(opts)}: nothing is held out with --test-fraction 0")
+    elif not baselines and (opts := typed(("cma_image_budget",))):
+        why.append(f"{opts[0]}: the per-image CMA-ES baseline is off (--no-baselines)")
+    if why:
+        console.print(
+            f"[yellow]warning[/] options this run ignores — {plain('; '.join(why))}: drop them, or change "
+            "the run (Ctrl-C now)",
+            highlight=False,
+        )
 
 
 @app.callback()
@@ -290,6 +329,7 @@ def tune(
             f"--batch-size {batch_size}: larger than the agents' replay buffer ({BUFFER_SIZE} "
             f"steps) — pass at most {BUFFER_SIZE} (default {BATCH_SIZE})"
         )
+    unused_options(ctx, algo, action_mode, test_fraction, baselines)  # after the refusals: the run goes on
     from isp_env.run_inputs import InputSettings, run_inputs
     from isp_env.train_config import TeacherSettings, TrainConfig
 
@@ -633,6 +673,14 @@ def _given_setting(path: Path, raw: Path) -> tuple[dict[str, float], str | None]
                 )
             of_raw = mine[0]
             doc = doc[of_raw]
+        elif isinstance(doc, dict) and isinstance(doc.get("raw"), str) and not _setting_of({"": doc}, raw):
+            # another raw's tuned setting (RAW.json, a render's OUT.png.json) was rendered without a word
+            tuned_for = Path(doc["raw"]).name
+            console.print(
+                f"[yellow]note[/] {plain_name(path)} is the setting tuned for {plain(tuned_for)}, "
+                f"not {plain(raw.name)} — rendered with it as given",
+                highlight=False,
+            )
         return given_values(doc), of_raw
     except OSError as exc:  # "not a usable parameter JSON … see isp_env/params.py" for a path typo
         what = "a folder, not a parameter JSON file" if path.is_dir() else f"cannot read it ({exc.strerror})"

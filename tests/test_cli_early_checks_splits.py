@@ -58,7 +58,8 @@ def test_isp_tune_raws_split_and_settings_are_told_before_torch(tmp_path: Path) 
 def test_genbench_score_metric_names_are_told_before_torch(tmp_path: Path, photos) -> None:
     """``-m ''`` listed the metrics from genbench.run_scores (torch); names that are all unknown were each
     "skipped" after torch loaded, then "no metric could score this run". Now genbench.metric_names
-    (torch-free) says both; one known name among typos still scores, the typos skipped."""
+    (torch-free) says both. A typo among known names, or a checkpoint path that is not there, was "skipped"
+    after the known ones had scored (minutes); now refused before any of them (session 60)."""
     from genbench_helpers import make_photo_run
 
     run = make_photo_run(tmp_path / "run", dict(list(photos.items())[:2]))
@@ -73,6 +74,12 @@ def test_genbench_score_metric_names_are_told_before_torch(tmp_path: Path, photo
             (g, ["score", str(run), "-m", " , "], "names no metric"),
             (g, ["score", str(run), "-m", "clasical"], "unknown scorer 'clasical' (did you mean 'classical'"),
             (g, ["score", str(run), "-m", "bogus,temu:3"], "unknown scorer 'bogus'"),
+            (g, ["score", str(run), "-m", "classical,clasical"], "unknown scorer 'clasical' (did you mean"),
+            (
+                g,
+                ["score", str(run), "-m", f"classical,{tmp_path / 'no.safetensors'}"],
+                "no.safetensors: no such checkpoint file",
+            ),
         ]
     )
     assert not (run / "scores").exists()

@@ -316,3 +316,27 @@ def test_an_import_killed_between_its_files_is_refused_until_it_is_run_again(agi
     assert run_genbench(*args).returncode == 0
     assert _voted(out) == {p.pair_id for p in load_pairs(out)} and len(_voted(out)) == 5
     assert run_genbench("score", out, "-m", "classical").returncode == 0
+
+
+def test_a_mos_outside_the_scale_or_no_usable_image_is_told_with_its_own_fix(agiqa_root, tmp_path):
+    """**Was** a hand-edited data.csv's mos_quality 57.3 (0-5 scale) imported without a word, that image
+    the preferred one of all its pairs; and with no image on disk, or no two sharing a prompt, the fix said
+    was "lower --margin", which no margin helps. Now the cell is named, and each case gets its own fix."""
+    table = agiqa_root / "data.csv"
+    good = table.read_text()
+    table.write_text(good.replace(",a cat,,,,0.9,", ",a cat,,,,57.3,"))
+    with pytest.raises(AttiqaError, match=r"mos_quality 57.3 of AttnGAN_normal_001.jpg is outside .* 0-5"):
+        import_agiqa3k(agiqa_root, tmp_path / "a")
+    table.write_text(good)
+    for image in (agiqa_root / "AGIQA-3K").iterdir():
+        if image.name not in ("AttnGAN_normal_001.jpg", "glide_normal_002.jpg"):
+            image.unlink()  # one image of each prompt left
+    with pytest.raises(AttiqaError, match="no two of the 2 images on disk share a prompt") as err:
+        import_agiqa3k(agiqa_root, tmp_path / "b")
+    assert "--margin" not in str(err.value)
+    for image in (agiqa_root / "AGIQA-3K").iterdir():
+        image.unlink()
+    with pytest.raises(AttiqaError, match="none of the score file's 7 images is on disk") as err:
+        import_agiqa3k(agiqa_root, tmp_path / "c")
+    assert "--margin" not in str(err.value)
+    assert not any((tmp_path / n).exists() for n in "abc")

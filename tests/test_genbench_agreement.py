@@ -172,11 +172,13 @@ def test_a_scores_folder_that_cannot_be_written_is_named_with_its_fix(photo_run,
     assert "delete it" not in said and "unreadable" not in said
     scores.unlink()
     (scores / "classical.csv").mkdir(parents=True)  # one metric's file is a folder: the others go on
-    res = genbench_cli("score", photo_run, "-m", "classical,classical-typo", "--workers", "0")
+    broken = photo_run.parent / "broken.safetensors"  # a metric that loads no model: skipped in turn too
+    broken.write_bytes(b"not a checkpoint")
+    res = genbench_cli("score", photo_run, "-m", f"classical,{broken}", "--workers", "0")
     said = " ".join(res.stderr.split())
     assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
     assert f"skipped classical: {scores / 'classical.csv'}: a folder where genbench writes classical" in said
-    assert "skipped classical-typo: unknown scorer" in said and "see above why each was skipped" in said
+    assert f"skipped {broken}: " in said and "see above why each was skipped" in said
     (scores / "classical.csv").rmdir()  # following the advice: it scores
     res = genbench_cli("score", photo_run, "-m", "classical", "--workers", "0")
     assert res.returncode == 0 and "classical: 10 scored" in res.stderr, res.stderr

@@ -243,3 +243,14 @@ def test_a_prompt_longer_than_the_text_encoder_reads_is_said_once(tmp_path, tiny
         "warning: 2 prompts are longer than the text encoder reads (77 tokens): only the start conditions "
         "the images (e.g. p0000 in the manifest) — shorten the template or the candidates"
     ], res.stderr
+
+
+def test_an_out_that_is_a_file_is_said_before_the_model_loads(tmp_path, genbench_cli):
+    """**Was** `genbench run --out FILE` loaded (or downloaded) Stable Diffusion first and then failed on
+    the folder; offline it said only "cannot load … from the Hub"; now the file is named first."""
+    out = tmp_path / "notes"
+    out.write_text("mine")
+    res = genbench_cli("run", "--pairs", "1", "--out", out, "--model", tmp_path / "no_sd")
+    said = " ".join(res.stderr.split())
+    assert res.returncode == 2 and f"{out}: cannot create the output folder ({out} is a file" in said, said
+    assert out.read_text() == "mine"

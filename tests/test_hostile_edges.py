@@ -297,10 +297,10 @@ def test_genbench_score_names_a_skipped_metric_once(tmp_path, genbench_cli):
     run = tmp_path / "run"
     assert genbench_cli("import-agiqa3k", _agiqa_root(tmp_path / "agiqa"), "-o", run).returncode == 0
     res = run_genbench("score", run, "-m", "nosuch.safetensors,classical", "-w", "0", cwd=tmp_path)
-    assert res.returncode == 0, res.stderr
+    assert res.returncode == 2, res.stderr  # session 60: a missing path is refused before any scoring
     said = " ".join(res.stderr.split())
-    assert "skipped nosuch.safetensors: checkpoint not found — check the path" in said, said
-    assert said.count("nosuch.safetensors") == 1 and "classical: 6 scored" in said
+    assert "--metrics: nosuch.safetensors: no such checkpoint file — check the path" in said, said
+    assert said.count("nosuch.safetensors") == 1 and "classical: 6 scored" not in said
 
 
 def test_genbench_metrics_naming_nothing_is_refused(tmp_path, scored_run, genbench_cli):
@@ -407,6 +407,10 @@ def test_agree_with_a_misspelt_metric_names_the_scored_one(tmp_path, scored_run,
     said = " ".join(res.stderr.split())
     assert res.returncode == 2 and "run (did you mean 'classical'?) (scored: classical)" in said, res.stderr
     assert "--metrics clasical" not in said
+    res = genbench_cli("agree", run, "-m", "nosuch")  # session 60: no scorer at all, no `score` fix to give
+    said = " ".join(res.stderr.split())
+    assert res.returncode == 2 and "no scorer is named so (`attiqa models`" in said, res.stderr
+    assert "--metrics nosuch" not in said and "(scored: classical)" in said
     res = genbench_cli("agree", run, "-m", "attiqa-default")  # a real metric not scored yet: how to score it
     said = " ".join(res.stderr.split())
     assert res.returncode == 2 and "--metrics attiqa-default" in said and "(scored: classical)" in said

@@ -197,3 +197,26 @@ def test_a_misspelt_model_is_refused_before_the_raws_are_probed_and_a_checkpoint
         and not (tmp_path / "c").exists()
         and not (tmp_path / "r.png").exists()
     )
+
+
+def test_options_a_run_ignores_are_said_before_any_work(tmp_path, isp_cli):
+    """**Was** each dropped without a word: `--algo sac --teacher-budget 5` trained SAC as if it was not
+    typed, `--timesteps` / `--n-envs` on the default teacher trained nothing longer, `--residual-scale` with
+    `--action-mode absolute` became None, `--test-raws` with `--test-fraction 0` tested nothing. Now a
+    warning naming each option and why, before the raws are listed (here a folder of no raw then ends it)."""
+    (tmp_path / "no_raws").mkdir()
+    raws = str(tmp_path / "no_raws")
+    cases = [
+        (["--algo", "sac", "--teacher-budget", "5"], "--teacher-budget: --algo teacher only, not --algo sac"),
+        (["--timesteps", "10", "--n-envs", "2"], "--timesteps, --n-envs: RL agents only"),
+        (["--algo", "td3", "--action-mode", "absolute", "--residual-scale", "0.3"], "--action-mode residual"),
+        (["--test-fraction", "0", "--test-raws", "5"], "--test-raws: nothing is held out"),
+        (["--no-baselines", "--cma-image-budget", "7"], "baseline is off (--no-baselines)"),
+    ]
+    for args, said in cases:
+        res = isp_cli("--raw-dir", raws, "--out", tmp_path / "run", *args)
+        told = " ".join(res.stderr.split())
+        assert res.returncode == 2 and "warning options this run ignores — " in told and said in told, told
+    res = isp_cli("--raw-dir", raws, "--out", tmp_path / "run", "--algo", "sac", "--timesteps", "10")
+    assert res.returncode == 2 and "this run ignores" not in res.stderr, res.stderr  # options that fit
+    assert not (tmp_path / "run").exists()

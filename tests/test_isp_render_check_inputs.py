@@ -164,3 +164,19 @@ def test_check_into_a_run_folder_is_refused_before_its_report_is_replaced(tmp_pa
     )
     assert r.exit_code == 0, r.output
     assert _stamps(run).items() >= before.items() and (run / "check" / "report.md").is_file()
+
+
+def test_render_params_of_another_raw_says_so_and_renders(tmp_path, isp_raws, isp_cli):
+    """**Was** `isp-tune render B.dng --params RUN/test/teacher/params/A.json` (A's tuned setting, which
+    records its raw) rendered B without a word, while a setting per raw with none for B is refused. Now a
+    note names the raw the setting was tuned for; the render is made as given, and A's own is not noted."""
+    a, b = isp_raws[0], isp_raws[1]
+    setting = tmp_path / "A.json"
+    setting.write_text(json.dumps({"raw": str(a), "params": {"tone_exposure": 0.3}}))
+    res = isp_cli("render", b, "-o", tmp_path / "b.png", "--params", setting)
+    said = " ".join(res.stderr.split())
+    assert res.returncode == 0, res.stderr
+    assert f"note {setting} is the setting tuned for {a.name}, not {b.name} — rendered with it" in said, said
+    assert (tmp_path / "b.png").is_file()
+    res = isp_cli("render", a, "-o", tmp_path / "a.png", "--params", setting)
+    assert res.returncode == 0 and "tuned for" not in res.stderr, res.stderr
