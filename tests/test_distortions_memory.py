@@ -118,7 +118,7 @@ def mid_photo() -> Image.Image:
 @pytest.mark.parametrize("name", sorted(KADID_PEAK_PER_BYTE))
 def test_a_kadid_type_peaks_at_a_few_copies_of_the_photo(mid_photo, name, monkeypatch: pytest.MonkeyPatch):
     """Strips of 2^16 pixels: on this 1 MP photo they are the share of the image that the default strips
-    are of a 4 MP one (a strip's float64 Lab would otherwise count as much as a plane)."""
+    are of a 4 MP one (a strip's float32 Lab would otherwise count as much as a plane)."""
     monkeypatch.setattr(basic, "STRIP_PIXELS", 1 << 16)
     ratio = peak_per_byte(mid_photo, name)
     assert ratio < KADID_PEAK_PER_BYTE[name], f"{name}: peak {ratio:.1f}x the image"

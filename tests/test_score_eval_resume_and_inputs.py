@@ -101,6 +101,7 @@ def test_torchrun_resumes_a_stopped_one_process_json_run(photo_dir, tmp_path, cl
 @pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="finds a rank's process in /proc")
 @pytest.mark.serial(reason="a signal or kill timed against torchrun's processes")
+@pytest.mark.timeout(900)  # the in-process rerun: a hang fails, as a subprocess did
 def test_a_rank_killed_under_torchrun_then_one_process_scores_the_rest(photos, tmp_path, cli):
     """SIGKILL to one of the 2 processes of `torchrun … attiqa score DIR -o s.csv` (a rank out of memory,
     a node lost), then the same command in one process: the killed rank's finished rows and the other's

@@ -433,7 +433,7 @@ def by_row_strips(
     fn: Callable[[np.ndarray], np.ndarray], rgb: np.ndarray, out: np.ndarray | None = None
 ) -> np.ndarray:
     """``fn(rgb)`` as float32 for a per-pixel ``fn``, computed a row strip at a time into one output (``out``,
-    which may be ``rgb`` itself): the same numbers, with ``fn``'s temporaries (float64 Lab, tone curves) the
+    which may be ``rgb`` itself): the same numbers, with ``fn``'s temporaries (float32 Lab, tone curves) the
     size of a strip, not of the image."""
     if out is None:
         out = np.empty(rgb.shape, np.float32)
