@@ -225,6 +225,10 @@ def backend_for(cuda: bool, nccl: bool) -> str:
     return "cpu:gloo,cuda:nccl" if cuda and nccl else "gloo"
 
 
+# One entry per process group :func:`init_distributed` made in this process (the store prefix's number).
+_GROUPS_MADE: list[int] = []
+
+
 def init_distributed(timeout_minutes: float = 30.0) -> DistState:
     """Join the torchrun process group if the env says so (idempotent; reuses an existing group). The
     join waits at most :func:`join_timeout` for the other processes (then one line); the group's
@@ -263,7 +267,12 @@ def init_distributed(timeout_minutes: float = 30.0) -> DistState:
                 f"WORLD_SIZE to run one process; for a slow start set {JOIN_TIMEOUT_ENV} (seconds)"
             ) from None
         store.set_timeout(timeout)
-        store = dist.PrefixStore("default_pg", store)  # as init_process_group keys its own rendezvous
+        # as init_process_group keys its own rendezvous, but a prefix per group this process makes: a second
+        # group (a library caller's pretrain() then finetune(), each making its own) read the first one's
+        # addresses, left in the job's store, and gloo's connect was refused. Every rank makes its groups in
+        # the same order (they are collective), so the numbers agree.
+        _GROUPS_MADE.append(1)
+        store = dist.PrefixStore(f"default_pg/{len(_GROUPS_MADE)}", store)
         dist.init_process_group(backend=backend, store=store, rank=r, world_size=n, timeout=timeout)
     return DistState(dist.get_rank(), dist.get_world_size(), lr, owns_group=True)
 

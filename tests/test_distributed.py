@@ -21,7 +21,7 @@ from attiqa.training.distributed import all_gather_cat
 from attiqa.training.trainer import weights_hash
 
 SCRIPT = """
-import faulthandler, json, os, sys
+import faulthandler, json, os, sys, time
 from pathlib import Path
 
 faulthandler.enable()  # a rank killed by a signal (a SIGABRT was seen once under load) prints its stacks
@@ -36,26 +36,44 @@ from attiqa.training.trainer import DEBUG_HASH_ENV
 real, calls = lite.recomputed, []
 lite.recomputed = lambda block, x: calls.append(1) or real(block, x)
 rank = os.environ["RANK"]
-with process_group():  # the stages of one job share its group, as in `attiqa train`
-    for args in json.loads(sys.argv[1]):
-        os.environ[DEBUG_HASH_ENV] = args["hashes"]  # each stage's hashes and files in a folder of its own
-        before = len(calls)
-        if args["stage"] == "pretrain":
-            pretrain(PretrainConfig(**args["cfg"]), Path(args["labels"]), Path(args["out"]), progress=False)
-        else:
-            finetune(FinetuneConfig(**args["cfg"]), Path(args["init"]), Path(args["out"]), progress=False)
-        Path(args["hashes"], f"rank{rank}.calls").write_text(str(len(calls) - before))
-        print(f"rank {rank}: {args['stage']} returned", file=sys.stderr, flush=True)
-# The job has returned and destroyed its group: none of gloo's threads may outlive it. They did (session 47:
-# DDP's late import of torch.distributed.nn.functional kept the group to the interpreter's teardown, where a
-# rank now and then aborted, SIGABRT), until attiqa.sharding imports it before the group is made.
-threads = []
-for t in os.listdir("/proc/self/task"):
-    try:
-        threads.append(Path(f"/proc/self/task/{t}/comm").read_text().strip())
-    except OSError:  # a thread that ended meanwhile
-        pass
-assert not [n for n in threads if "gloo" in n], f"threads left after the stage: {sorted(threads)}"
+
+
+def no_gloo_threads():
+    # A stage's group destroyed: none of gloo's threads may outlive it. They did (session 47: DDP's late
+    # import of torch.distributed.nn.functional kept the group to the interpreter's teardown, where a rank
+    # now and then aborted, SIGABRT), until attiqa.sharding imports it before the group is made.
+    threads = []
+    for t in os.listdir("/proc/self/task"):
+        try:
+            threads.append(Path(f"/proc/self/task/{t}/comm").read_text().strip())
+        except OSError:  # a thread that ended meanwhile
+            pass
+    assert not [n for n in threads if "gloo" in n], f"threads left after the stage: {sorted(threads)}"
+
+
+def run(args):
+    os.environ[DEBUG_HASH_ENV] = args["hashes"]  # each stage's hashes and files in a folder of its own
+    before = len(calls)
+    if args["stage"] == "pretrain":
+        pretrain(PretrainConfig(**args["cfg"]), Path(args["labels"]), Path(args["out"]), progress=False)
+    else:
+        finetune(FinetuneConfig(**args["cfg"]), Path(args["init"]), Path(args["out"]), progress=False)
+    Path(args["hashes"], f"rank{rank}.calls").write_text(str(len(calls) - before))
+    print(f"rank {rank}: {args['stage']} returned", file=sys.stderr, flush=True)
+
+
+stages = json.loads(sys.argv[1])
+# The first two as a library caller runs them: each makes and destroys its own group (the second group of a
+# process was refused by gloo until session 60: it read the first one's addresses from the job's store).
+for i, args in enumerate(stages[:2]):
+    if i and rank == "0":
+        time.sleep(2)  # rank 0 reaches the second group last (it writes the stage's files): the refused case
+    run(args)
+    no_gloo_threads()
+with process_group():  # the others share one group, as the stages of `attiqa train` do
+    for args in stages[2:]:
+        run(args)
+no_gloo_threads()
 """
 
 
@@ -69,9 +87,10 @@ def read_ranks(hash_dir: Path) -> tuple[dict, dict]:
 @pytest.fixture(scope="module")
 def stages(tmp_path_factory, photos) -> Path:
     """The training stages the tests below check, run as one job of `torchrun --nproc_per_node 2` (gloo;
-    one launch, not one a stage: each pays torch's start-up in three processes). Each stage ``NAME`` left
-    its weights' hash and written files by rank in ``hashes/NAME``, its count of recomputed blocks in
-    ``hashes/NAME/rank<r>.calls``; its outputs in the run folder each test names."""
+    one launch, not one a stage: each pays torch's start-up in three processes): the first two each in a
+    group of its own, as a library caller runs them, the others in one group, as `attiqa train` does. Each
+    stage ``NAME`` left its weights' hash and written files by rank in ``hashes/NAME``, its count of
+    recomputed blocks in ``hashes/NAME/rank<r>.calls``; its outputs in the run folder each test names."""
     from helpers import write_label_set, write_mos_set
 
     tmp = tmp_path_factory.mktemp("stages")
