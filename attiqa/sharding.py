@@ -270,9 +270,11 @@ def init_distributed(timeout_minutes: float = 30.0) -> DistState:
         # as init_process_group keys its own rendezvous, but a prefix per group this process makes: a second
         # group (a library caller's pretrain() then finetune(), each making its own) read the first one's
         # addresses, left in the job's store, and gloo's connect was refused. Every rank makes its groups in
-        # the same order (they are collective), so the numbers agree.
+        # the same order (they are collective), so the numbers agree; a restarted job's processes (torchrun
+        # --max-restarts, the same store) start from 1 again, hence the restart count too.
         _GROUPS_MADE.append(1)
-        store = dist.PrefixStore(f"default_pg/{len(_GROUPS_MADE)}", store)
+        restart = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+        store = dist.PrefixStore(f"default_pg/{restart}/{len(_GROUPS_MADE)}", store)
         dist.init_process_group(backend=backend, store=store, rank=r, world_size=n, timeout=timeout)
     return DistState(dist.get_rank(), dist.get_world_size(), lr, owns_group=True)
 
