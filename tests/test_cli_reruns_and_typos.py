@@ -244,28 +244,6 @@ def test_score_refuses_an_out_another_run_is_writing(tmp_path):
     assert sorted(names) == sorted(map(str, imgs))
 
 
-def test_outputs_are_written_unlocked_where_the_platform_has_no_flock(tmp_path, monkeypatch):
-    """Windows has neither ``fcntl`` nor ``os.O_DIRECTORY``: the output locks of session 60 **were** an
-    ImportError / AttributeError traceback there for every `attiqa score -o` and `attiqa train`; now the
-    file is written and the folder held unlocked, as on a filesystem without locks."""
-    import sys
-
-    from attiqa.io.atomic import folder_held
-    from attiqa.scoring import ScoreWriter
-
-    monkeypatch.setitem(sys.modules, "fcntl", None)  # `import fcntl` raises ImportError, as on Windows
-    monkeypatch.delattr(os, "O_DIRECTORY")
-    out = tmp_path / "s.csv"
-    writer = ScoreWriter(out, ("score",))
-    writer.add([{"image": "a.jpg", "score": 0.5}])
-    writer.close()
-    assert out.read_text().splitlines() == ["image,score", "a.jpg,0.5"]
-    entered = []
-    with folder_held(tmp_path, "training in", "wait"):
-        entered.append(True)
-    assert entered == [True]
-
-
 def test_score_and_eval_outputs_name_the_path_and_the_fix(tmp_path):
     from attiqa.cli.app import app
 

@@ -167,12 +167,9 @@ def hold_exclusive(fh: IO[Any] | int, path: str | Path, doing: str, fix: str) ->
     processes never write one output at once (was: two `attiqa score -o s.csv` started together each scored
     every image into it, every row twice; two `attiqa train` into one out_dir each trained over the
     other's files). A held lock is one line: "PATH: another process is DOING it now … — FIX"; a
-    filesystem without locks (some network mounts) or a platform without ``flock`` (Windows) goes on
-    unlocked, as before."""
-    try:
-        import fcntl
-    except ImportError:
-        return
+    filesystem without locks (some network mounts) goes on unlocked, as before."""
+    import fcntl
+
     try:
         fcntl.flock(fh if isinstance(fh, int) else fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -186,12 +183,8 @@ def hold_exclusive(fh: IO[Any] | int, path: str | Path, doing: str, fix: str) ->
 @contextlib.contextmanager
 def folder_held(folder: str | Path, doing: str, fix: str) -> Iterator[None]:
     """:func:`hold_exclusive` on an existing ``folder`` for the block (a run's output folder: no lock file
-    is left in it). Where a folder cannot be opened (Windows: no ``O_DIRECTORY``) the block runs unlocked."""
-    directory = getattr(os, "O_DIRECTORY", None)
-    if directory is None:
-        yield
-        return
-    fd = os.open(folder, os.O_RDONLY | directory)
+    is left in it)."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
     try:
         hold_exclusive(fd, folder, doing, fix)
         yield
