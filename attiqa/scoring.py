@@ -394,8 +394,7 @@ class ScoreWriter:
         except PermissionError:
             raise AttiqaError(f"{path}: not writable (permission denied) — {self.fix}") from None
         try:  # locked before it is read: a live writer's last line is not half-written, it is unfinished
-            then = "let it finish (rerunning it then resumes what it left)"  # a caller's "delete it": not
-            then += f", or {self.fix}" if self.fix == OUT_FIX else ""  # while another process writes it
+            then = f"let it finish (rerunning it then resumes what it left), or {self.fix}"
             hold_exclusive(fh, self.out, "writing", then)
             if path.stat().st_size > 0:
                 with open(path, "rb+") as raw:  # drop a half-written last line (a kill mid-write)
