@@ -7,14 +7,13 @@ pretraining and fine-tuning use DDP; only rank 0 writes files.
 from __future__ import annotations
 
 import os
-from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from attiqa.config import LabelConfig, TrainConfig, to_dict
 from attiqa.errors import AttiqaError, ConfigError, EveryProcessError
-from attiqa.io.atomic import folder_held, output_folder, resumable_folder, write_json_atomic
+from attiqa.io.atomic import output_folder, resumable_folder, write_json_atomic
 
 if TYPE_CHECKING:
     from attiqa.teachers import Teacher
@@ -407,7 +406,7 @@ def run(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> RunRes
     from attiqa.sharding import alike_on_every_process, is_main, process_group
 
     out_dir = Path(cfg.out_dir)
-    with process_group(), ExitStack() as held:
+    with process_group():
         with alike_on_every_process():  # the checks before any work: under torchrun said once (each said it)
             check_devices(cfg)
             resumed = resume and bool(earlier_training(out_dir))
@@ -451,10 +450,8 @@ def run(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> RunRes
                     ft_data = dataset_split(fc)
                 else:
                     ft_data = read_mos_split(fc.csv, fc.image_root, fc.val_fraction, fc.split_seed)
-            if is_main():  # held to the end: a second run into it was training over this one's files
+            if is_main():
                 output_folder(out_dir, "out_dir (--out-dir)")
-                fix = "let it finish (a stopped run continues with --resume), or choose another --out-dir"
-                held.enter_context(folder_held(out_dir, "training in", fix))
         record = to_dict(cfg)  # a resumed run's once its stages took it: a resume a stage refuses (another
         if is_main() and not resumed:  # batch size, ...) left config.json saying what no run trained with
             write_json_atomic(out_dir / "config.json", record)

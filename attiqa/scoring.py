@@ -32,7 +32,6 @@ from attiqa.interface import Scorer
 from attiqa.io.atomic import (
     OUT_FIX,
     check_output_path,
-    hold_exclusive,
     interrupts_held,
     json_text,
     write_bytes_atomic,
@@ -390,13 +389,7 @@ class ScoreWriter:
     def _open_csv(self, path: Path) -> IO[str]:
         delim = _delimiter(self.out) if path == self.out else ","
         try:
-            fh = open(path, "a", encoding=ENCODING, errors=ERRORS, newline="")  # noqa: SIM115
-        except PermissionError:
-            raise AttiqaError(f"{path}: not writable (permission denied) — {self.fix}") from None
-        try:  # locked before it is read: a live writer's last line is not half-written, it is unfinished
-            then = f"let it finish (rerunning it then resumes what it left), or {self.fix}"
-            hold_exclusive(fh, self.out, "writing", then)
-            if path.stat().st_size > 0:
+            if path.exists() and path.stat().st_size > 0:
                 with open(path, "rb+") as raw:  # drop a half-written last line (a kill mid-write)
                     data = raw.read()
                     if not data.endswith(b"\n"):
@@ -408,10 +401,9 @@ class ScoreWriter:
                 elif path == self.out and self.keep_rows:
                     self.found_rows = rows
                 self.done.update(r["image"] for r in rows)
-        except BaseException:
-            fh.close()
-            raise
-        fh.seek(0, os.SEEK_END)  # the line cut above: the end moved since the file was opened
+            fh = open(path, "a", encoding=ENCODING, errors=ERRORS, newline="")  # noqa: SIM115
+        except PermissionError:
+            raise AttiqaError(f"{path}: not writable (permission denied) — {self.fix}") from None
         if fh.tell() == 0:
             csv.writer(fh, delimiter=delim, lineterminator="\n").writerow(["image", *self.columns])
             fh.flush()

@@ -80,27 +80,6 @@ def test_train_rerun_asks_before_training_over_an_earlier_run(tmp_path, photos):
     assert runner.invoke(app, ["train", "--config", str(cfg), "--no-resume"]).exit_code == 0
 
 
-def test_train_refuses_an_out_dir_another_run_is_training_in(tmp_path, photos):
-    """Two `attiqa train` into one out_dir at once **were** both passing the check for an earlier run's
-    checkpoints (none yet) and training over each other's files; now the folder is held while a run
-    trains in it (here by this process, as a live run holds it): the second is one line, nothing written."""
-    from helpers import one_line_error, run_attiqa
-
-    from attiqa.io.atomic import folder_held
-
-    cfg = _tiny_run_config(tmp_path, photos)
-    run = tmp_path / "run"
-    run.mkdir()
-    with folder_held(run, "training in", "wait"):
-        res = run_attiqa("train", "--config", cfg)
-    assert one_line_error(res) == (
-        f"error: {run}: another process is training in it now (the same command still running?) — let it "
-        "finish (a stopped run continues with --resume), or choose another --out-dir"
-    )
-    assert not list(run.iterdir())
-    assert run_attiqa("train", "--config", cfg).returncode == 0
-
-
 def test_a_config_that_is_not_utf8_or_has_no_stage_is_one_line_naming_it(tmp_path):
     from attiqa.config import load_config
 
@@ -217,31 +196,6 @@ def test_score_refuses_to_resume_a_file_of_another_model(tmp_path):
     )
     r = runner.invoke(app, ["score", str(imgs[0]), "-o", str(other), "-q"])
     assert isinstance(r.exception, AttiqaError) and "holds scores of attiqa-agiqa3k" in str(r.exception)
-
-
-def test_score_refuses_an_out_another_run_is_writing(tmp_path):
-    """Two `attiqa score -o s.csv` at once (a second terminal, a job started twice) **were** each scoring
-    every image into the file: each row twice. Now the file is locked while written: the second is one
-    line, the file left as the first writes it; once the first is done the same command resumes."""
-    from helpers import one_line_error, run_attiqa
-
-    from attiqa.scoring import ScoreWriter
-
-    imgs = _photos(tmp_path / "in", n=3)
-    out = tmp_path / "s.csv"
-    cmd = ["score", *imgs, "-m", "classical", "-o", out, "-q", "--workers", "0"]
-    first = ScoreWriter(out, ("score", "sharpness", "contrast", "brightness", "colorfulness", "noisiness"))
-    first.add([{"image": str(imgs[0]), **dict.fromkeys(first.columns, 0.5)}])  # a live run, one batch in
-    before = out.read_bytes()
-    assert one_line_error(run_attiqa(*cmd)) == (
-        f"error: {out}: another process is writing it now (the same command still running?) — let it "
-        "finish (rerunning it then resumes what it left), or choose another --out"
-    )
-    assert out.read_bytes() == before
-    first.close()
-    assert run_attiqa(*cmd).returncode == 0
-    names = [line.split(",")[0] for line in out.read_text().splitlines()[1:]]
-    assert sorted(names) == sorted(map(str, imgs))
 
 
 def test_score_and_eval_outputs_name_the_path_and_the_fix(tmp_path):

@@ -27,7 +27,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from attiqa.errors import AttiqaError
 
@@ -160,36 +160,6 @@ def output_png(path: str | Path, option: str, *, create: bool = True) -> Path:
     not_a_dangling_link(path, option)
     output_folder(path.parent, option, create=create)
     return path
-
-
-def hold_exclusive(fh: IO[Any] | int, path: str | Path, doing: str, fix: str) -> None:
-    """Take an advisory lock on the open file (or folder) ``fh``, released when it is closed, so that two
-    processes never write one output at once (was: two `attiqa score -o s.csv` started together each scored
-    every image into it, every row twice; two `attiqa train` into one out_dir each trained over the
-    other's files). A held lock is one line: "PATH: another process is DOING it now … — FIX"; a
-    filesystem without locks (some network mounts) goes on unlocked, as before."""
-    import fcntl
-
-    try:
-        fcntl.flock(fh if isinstance(fh, int) else fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        raise AttiqaError(
-            f"{path}: another process is {doing} it now (the same command still running?) — {fix}"
-        ) from None
-    except OSError:
-        pass
-
-
-@contextlib.contextmanager
-def folder_held(folder: str | Path, doing: str, fix: str) -> Iterator[None]:
-    """:func:`hold_exclusive` on an existing ``folder`` for the block (a run's output folder: no lock file
-    is left in it)."""
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        hold_exclusive(fd, folder, doing, fix)
-        yield
-    finally:
-        os.close(fd)
 
 
 @contextlib.contextmanager
