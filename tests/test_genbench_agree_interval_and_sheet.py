@@ -70,7 +70,8 @@ def test_a_raters_repeated_vote_in_a_csv_counts_once(tmp_path, photos, scored_ph
 
 
 def _square_agiqa3k(root: Path, photos: dict) -> Path:
-    """An AGIQA-3k folder of real photos cut square (AGIQA-3k's images are square): 2 prompts x 4 images."""
+    """An AGIQA-3k folder of real photos cut square (AGIQA-3k's images are square): 2 prompts x 4 images,
+    MOS within AGIQA-3k's 0-5 scale (import-agiqa3k refuses others)."""
     from PIL import Image
 
     images = root / "AGIQA-3K"
@@ -82,7 +83,7 @@ def _square_agiqa3k(root: Path, photos: dict) -> Path:
         name = f"sd1.5_normal_{i:03d}.png"
         img.crop((0, 0, side, side)).resize((256, 256), Image.BICUBIC).save(images / name)
         prompt = "a cosmic universe" if i % 2 else "man lost in space"
-        rows.append([name, prompt, "", "", "", f"{1 + i * 0.6:.1f}", "0.5", "2.0", "0.5"])
+        rows.append([name, prompt, "", "", "", f"{0.5 + i * 0.6:.1f}", "0.5", "2.0", "0.5"])
     with open(root / "data.csv", "w", newline="") as fh:
         csv.writer(fh).writerows(rows)
     return root
