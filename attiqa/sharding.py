@@ -14,6 +14,7 @@ Training's DDP helpers (:mod:`attiqa.training.distributed`) build on these; infe
 from __future__ import annotations
 
 import datetime
+import itertools
 import math
 import os
 from collections.abc import Callable, Iterator, Sequence
@@ -226,7 +227,7 @@ def backend_for(cuda: bool, nccl: bool) -> str:
 
 
 # One entry per process group :func:`init_distributed` made in this process (the store prefix's number).
-_GROUPS_MADE: list[int] = []
+_GROUPS_MADE = itertools.count(1)
 
 
 def init_distributed(timeout_minutes: float = 30.0) -> DistState:
@@ -272,9 +273,8 @@ def init_distributed(timeout_minutes: float = 30.0) -> DistState:
         # addresses, left in the job's store, and gloo's connect was refused. Every rank makes its groups in
         # the same order (they are collective), so the numbers agree; a restarted job's processes (torchrun
         # --max-restarts, the same store) start from 1 again, hence the restart count too.
-        _GROUPS_MADE.append(1)
         restart = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
-        store = dist.PrefixStore(f"default_pg/{restart}/{len(_GROUPS_MADE)}", store)
+        store = dist.PrefixStore(f"default_pg/{restart}/{next(_GROUPS_MADE)}", store)
         dist.init_process_group(backend=backend, store=store, rank=r, world_size=n, timeout=timeout)
     return DistState(dist.get_rank(), dist.get_world_size(), lr, owns_group=True)
 

@@ -225,7 +225,7 @@ def score(
     pairs = _run_pairs(run_dir)
     missing_images(run_dir, pairs)  # none on disk: one line before any model loads (and before torch)
     from genbench.files import SCORES_DIR
-    from genbench.run_scores import scores_folder
+    from genbench.run_scores import run_images, scores_folder
 
     names = names or default_metrics()
     scores_folder(run_dir)  # every metric writes there: a problem with it is one line, before any scoring
@@ -233,7 +233,7 @@ def score(
     if device not in ("auto", "cpu"):
         dev()  # a device this machine lacks is one line before any metric
     ok = 0
-    n_images = len({p.image(s) for p in pairs for s in ("a", "b")})
+    n_images = len(run_images(pairs))
     for name in names:
         rep = _score_metric(run_dir, pairs, name, dev, batch_size, workers, n_images)
         if rep.interruption is not None:  # its finished rows are in its file (in manifest order)
