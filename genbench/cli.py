@@ -191,7 +191,7 @@ def _score_metric(
         return done
     from genbench.metric_scoring import open_metric
 
-    with open_metric(run_dir, pairs, name, dev) as job:
+    with open_metric(run_dir, pairs, name, dev, not_kept=True) as job:  # (scored_already said no above)
         if job.report.error:  # skipped: no bar
             return job.report
         with progress_task(name, total=n_images, kept=job.report.kept) as advance:

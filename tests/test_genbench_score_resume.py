@@ -249,3 +249,39 @@ def test_a_rerun_kept_whole_is_proved_without_loading_and_a_retrain_in_place_is_
     grown = load_pairs(run)
     assert scored_already(run, grown, "classical") is None
     assert score_run(run, grown, "classical", num_workers=0).scored == 2
+
+
+def test_a_rerun_after_a_retrain_in_place_hashes_the_weights_once_before_loading(
+    tmp_path, photos, genbench_cli, monkeypatch
+):
+    """**Was**: `genbench score RUN -m CKPT` after CKPT was retrained in place (its record stamped
+    ``complete``, other weights now) hashed the whole file twice before loading it: ``scored_already`` in
+    the command, then again in ``open_metric``. Now the command says it asked (``not_kept``): once. The
+    weights are scored again, as before."""
+    import attiqa.io.hashes
+    from helpers import tiny_attiqa_checkpoint
+
+    from attiqa.models import AttiqaModel, create_backbone, save_model
+
+    run = make_photo_run(tmp_path / "run", photos)
+    ckpt = tiny_attiqa_checkpoint(tmp_path)
+    args = ["score", run, "-m", ckpt, "--workers", "0"]
+    first = genbench_cli(*args)
+    assert "10 scored, 0 already scored" in " ".join((first.stdout + first.stderr).split())
+    import torch
+
+    torch.manual_seed(1)  # retrained in place: other weights under the same file name
+    model = AttiqaModel(create_backbone("tiny"), head_hidden=16, mos_hidden=8)
+    model.set_mos_range(0.0, 100.0)
+    save_model(model, ckpt, card={"name": "tiny"})
+    hashed: list[str] = []
+    whole_file = attiqa.io.hashes.safetensors_hashes
+
+    def counted(path):
+        hashed.append(str(path))
+        return whole_file(path)
+
+    monkeypatch.setattr(attiqa.io.hashes, "safetensors_hashes", counted)
+    res = genbench_cli(*args)
+    assert "10 scored, 0 already scored" in " ".join((res.stdout + res.stderr).split())
+    assert hashed == [str(ckpt)]
