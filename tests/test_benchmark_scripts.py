@@ -149,7 +149,9 @@ def test_cli_startup_rescore_of_a_damaged_scores_record_is_one_line(tmp_path: Pa
         (scores / "classical.csv").write_text("image,score\n")
         (scores / "classical.json").write_text(text)
         runs.append(scores.parent)
-    results = run_scripts([("cli_startup.py", ["--rescore", str(r), "--only", "--rounds", "1"]) for r in runs])
+    results = run_scripts(
+        [("cli_startup.py", ["--rescore", str(r), "--only", "--rounds", "1"]) for r in runs]
+    )
     for run, r in zip(runs, results, strict=True):
         assert r["escaped"] is None, f"a traceback: {r['escaped']}"
         lines = [x for x in r["text"].strip().splitlines() if x.strip()]

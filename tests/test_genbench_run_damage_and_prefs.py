@@ -212,7 +212,7 @@ def test_a_damaged_checkpoints_skip_line_names_it_once(tmp_path, photos, genbenc
     path as ``Path`` prints it, the skip line took off only the name as typed. Now it is named once."""
     from helpers import tiny_attiqa_checkpoint
 
-    run = make_photo_run(tmp_path / "run", photos)
+    make_photo_run(tmp_path / "run", photos)
     whole = tiny_attiqa_checkpoint(tmp_path).read_bytes()
     (tmp_path / "cut.safetensors").write_bytes(whole[: len(whole) // 2])  # a copy cut short
     monkeypatch.chdir(tmp_path)

@@ -180,7 +180,9 @@ def test_a_damaged_record_scores_the_metric_again_and_a_missing_one_keeps_its_ro
     from genbench.run_scores import run_images, scored_already, scored_stamp
 
     images = run_images(load_pairs(run))
-    assert json.loads(record.read_text())["complete"] == scored_stamp(run / "scores" / "classical.csv", images)
+    assert json.loads(record.read_text())["complete"] == scored_stamp(
+        run / "scores" / "classical.csv", images
+    )
     kept = scored_already(run, load_pairs(run), "classical")
     assert kept is not None and (kept.scored, kept.kept) == (0, 10)
 
@@ -258,9 +260,9 @@ def test_a_rerun_after_a_retrain_in_place_hashes_the_weights_once_before_loading
     ``complete``, other weights now) hashed the whole file twice before loading it: ``scored_already`` in
     the command, then again in ``open_metric``. Now the command says it asked (``not_kept``): once. The
     weights are scored again, as before."""
-    import attiqa.io.hashes
     from helpers import tiny_attiqa_checkpoint
 
+    import attiqa.io.hashes
     from attiqa.models import AttiqaModel, create_backbone, save_model
 
     run = make_photo_run(tmp_path / "run", photos)
