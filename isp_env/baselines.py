@@ -152,19 +152,19 @@ def cma_search(
     :func:`search_plan`. Each generation's candidates are scored together (:func:`evaluate_all`).
 
     Resumable (a search of minutes — the global baseline's 600 calls — was lost to a Ctrl-C): after the
-    start and after each generation ``on_generation`` gets the search so far (:func:`search_log`: the
-    start's score, each generation's settings and scores), JSON-ready; ``kept``, such a log of an
-    interrupted search of the same inputs, is replayed — CMA-ES is seeded, so each generation asks for the
-    same settings, which are told their kept scores instead of being scored again — and the search goes on
-    from its end: the result is the uninterrupted search's. A generation that asks for other settings
-    than its kept ones (another ``cma`` version) is scored, with every one after it."""
+    start and after each generation ``on_generation`` gets the search so far, JSON-ready (``{"start": f,
+    "generations": [{"xs": settings, "fs": scores}, …]}``); ``kept``, such a log of an interrupted search
+    of the same inputs, is replayed — CMA-ES is seeded, so each generation asks for the same settings,
+    which are told their kept scores instead of being scored again — and the search goes on from its end:
+    the result is the uninterrupted search's. A generation that asks for other settings than its kept
+    ones (another ``cma`` version) is scored, with every one after it."""
     import cma
 
     x0 = to_normalized(neutral()) if x0 is None else np.clip(np.asarray(x0, dtype=np.float64), -1.0, 1.0)
     start = kept.get("start") if kept else None
     resumed = isinstance(start, float) and math.isfinite(start)
     replay = list((kept or {}).get("generations") or []) if resumed else []
-    best_x, best_f = x0, start if isinstance(start, float) and resumed else objective(x0)
+    best_x, best_f = x0, start if resumed and isinstance(start, float) else objective(x0)
     log: dict[str, Any] = {"start": float(best_f), "generations": []}
     if on_generation is not None and not resumed:
         on_generation(log)
