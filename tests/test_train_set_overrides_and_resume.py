@@ -207,6 +207,48 @@ def test_resume_from_another_kind_of_start_is_refused(tmp_path):
     assert runner.invoke(app, ["train", "-c", str(cfg), *more, *from_ckpt]).exit_code == 0  # its own start
 
 
+def test_a_resume_adding_a_pretrain_stage_is_refused_before_any_stage_runs(tmp_path):
+    """**Was**: `--resume` adding `label:` and `pretrain:` to a fine-tune-only run labelled and pretrained
+    (minutes to hours), then the fine-tuning refused its start. Now the runner's early checks refuse it:
+    nothing labelled, nothing pretrained."""
+    from helpers import LABEL_AND_PRETRAIN
+
+    cfg = tiny_train_config(tmp_path)
+    run = tmp_path / "run"
+    assert runner.invoke(app, ["train", "-c", str(cfg)]).exit_code == 0  # from a fresh tiny network
+    images = tmp_path / "set" / "images"
+    label = f"label={{teacher: classical, num_workers: 0, images: [{images}]}}"
+    sets = ["--set", LABEL_AND_PRETRAIN[1], "--set", label]  # its pretrain: and label:, its finetune: kept
+    said = _refused(["train", "-c", str(cfg), "--resume", *sets])
+    pretrained = run / "pretrain" / "model.safetensors"
+    assert said.startswith(f"finetune: the run in {run / 'finetune'} was fine-tuned from random:tiny, not "
+                           f"{pretrained} — --resume continues that run")  # fmt: skip
+    assert sorted(p.name for p in run.iterdir()) == ["config.json", "finetune"]  # no labels, no pretrain/
+
+
+@pytest.mark.parametrize("first", ["fresh", "checkpoint"])
+def test_a_polished_run_stopped_with_only_its_cached_heads_saved_checks_its_start(tmp_path, first):
+    """**Was**: a cached-then-polished fine-tuning stopped before its first `finetune/last` save (only
+    `finetune/heads/last`) was not checked: resumed from a checkpoint it began without, the heads' resume
+    said "saved by a run of another network"; begun from one, the refusal read "a pretrained checkpoint".
+    Now the heads' card names the start, as the stage's does."""
+    from helpers import tiny_attiqa_checkpoint
+
+    ckpt = tiny_attiqa_checkpoint(tmp_path)
+    cfg = tiny_train_config(tmp_path, feature_cache="true", polish_epochs=1, polish_lr=1e-4)
+    stage = tmp_path / "run" / "finetune"
+    from_ckpt = ["--set", f"pretrained_checkpoint={ckpt}"]
+    begun, resumed = (([], from_ckpt), (from_ckpt, []))[first == "checkpoint"]
+    assert runner.invoke(app, ["train", "-c", str(cfg), *begun]).exit_code == 0
+    for made in stage.iterdir():  # what a stop before the polish's first save leaves: the heads' files
+        if made.is_file():
+            made.unlink()
+    assert (stage / "heads" / "last.state.safetensors").is_file()
+    said = _refused(["train", "-c", str(cfg), "--resume", "--set", "finetune.epochs=2", *resumed])
+    was, now = (("random:tiny", str(ckpt)), (str(ckpt), "random:tiny"))[first == "checkpoint"]
+    assert said.startswith(f"finetune: the run in {stage} was fine-tuned from {was}, not {now} — "), said
+
+
 def _pretrain_config(tmp_path, photos, epochs: int, **pretrain: object):
     """A pretraining-only run on 15 labelled photos (odd: uneven across 2 processes), global batch 4."""
     from helpers import write_label_set
