@@ -109,13 +109,22 @@ def initial_model(cfg: FinetuneConfig, init_checkpoint: Path | None) -> InitialM
     """Build (load) the starting network as :func:`finetune` does, seeded by ``cfg.seed``; started from a
     checkpoint, its info records the weights' hash (``INIT_HASH``), which a resume compares: a checkpoint
     can change since (pretraining trained on). A fresh network is the config's, which the trainer's own
-    resume check compares (another ``model.head_hidden``: "saved by a run of another network")."""
+    resume check compares (another ``model.head_hidden``: "saved by a run of another network"). A checkpoint
+    of another backbone than ``cfg.backbone`` is trained as it is (`attiqa train`'s ``pretrained_checkpoint``,
+    `bench --init`), said in one line."""
     torch.manual_seed(cfg.seed)  # seeded, identical fresh layers on every rank (and across runs)
     model, info = _build_model(
         init_checkpoint, cfg.backbone, cfg.pretrained_backbone, cfg.backbone_weights, cfg.head_hidden
     )
     if init_checkpoint is not None:
         info = {**info, INIT_HASH: weights_hash(model)}
+        if model.backbone.name != cfg.backbone and D.is_main():  # was trained without a word
+            console.print(
+                f"[yellow]finetune: the network of {init_checkpoint} (backbone {model.backbone.name}, its "
+                f"card) is fine-tuned as it is; the config's backbone {cfg.backbone} is used only without a "
+                "pretrained checkpoint",
+                highlight=False,
+            )
     return InitialModel(model, info, torch.get_rng_state())
 
 
