@@ -475,8 +475,8 @@ def test_crops_given_to_a_scorer_without_crops_is_refused_in_one_line(tmp_path):
 
     imgs = _photos(tmp_path / "in", n=1)
     (tmp_path / "in" / "mos.csv").write_text("image,mos\np0.png,1\n")
-    said = ("--crops applies to ATTIQA checkpoints only, not to scorer 'classical' (it scores the whole "
-            "image) — drop --crops")  # fmt: skip
+    said = ("--crops applies to ATTIQA checkpoints only, not to scorer 'classical' (it takes no crop "
+            "mode) — drop --crops")  # fmt: skip
     out = tmp_path / "s.csv"
     for args in (
         ["score", str(imgs[0]), "-m", "classical", "--crops", "center", "-q", "-o", str(out)],

@@ -137,7 +137,7 @@ def crops_overrides(model: str | None, crops: str | None, default: str | None = 
     if crops is None:
         return {}
     raise AttiqaError(
-        f"--crops applies to ATTIQA checkpoints only, not to scorer {model!r} (it scores the whole image) — "
+        f"--crops applies to ATTIQA checkpoints only, not to scorer {model!r} (it takes no crop mode) — "
         "drop --crops"
     )
 
