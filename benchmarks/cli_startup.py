@@ -143,7 +143,20 @@ def scored_metrics(run: Path) -> list[str]:
     records = sorted((run / "scores").glob("*.json"))
     if not records:
         raise SystemExit(f"{run}/scores: no metric scored this run — `genbench score {run} -m ...` first")
-    return [json.loads(p.read_text(encoding="utf-8"))["metric"] for p in records]
+    names = []
+    for p in records:  # a damaged record was a traceback (JSONDecodeError, KeyError): one line naming it
+        try:
+            record, why = json.loads(p.read_text(encoding="utf-8")), "no metric name in it"
+        except (OSError, ValueError) as exc:
+            record, why = None, f"unreadable: {exc}"
+        name = record.get("metric") if isinstance(record, dict) else None
+        if not isinstance(name, str) or not name:
+            raise SystemExit(
+                f"{p}: not a whole genbench scores record ({why}) — `genbench score {run} -m METRIC` (the "
+                f"scorer of {p.stem}.csv) writes it again; then time the rerun"
+            )
+        names.append(name)
+    return names
 
 
 def scratch(tmp: Path) -> None:

@@ -191,11 +191,21 @@ def _score_metric(
         return done
     from genbench.metric_scoring import open_metric
 
-    with open_metric(run_dir, pairs, name, dev) as job:
+    with open_metric(run_dir, pairs, name, dev, not_kept=True) as job:  # (scored_already said no above)
         if job.report.error:  # skipped: no bar
             return job.report
         with progress_task(name, total=n_images, kept=job.report.kept) as advance:
             return job.score(batch_size, workers, lambda n, _f: advance(n))
+
+
+def without_name(error: str, name: str) -> str:
+    """``error`` without the metric's name in front, as typed or as the loader prints its path
+    (``./m.safetensors`` is ``m.safetensors``): a skip line names the metric once ("skipped
+    ./m.safetensors: m.safetensors: not a readable safetensors checkpoint" named it twice)."""
+    for said in dict.fromkeys((name, str(Path(name)))):
+        if error.startswith(f"{said}: "):
+            return error[len(said) + 2 :]
+    return error
 
 
 @app.command()
@@ -245,7 +255,7 @@ def score(
             )
             raise InterruptedExit(rep.interruption)
         if rep.error:  # "skipped x.safetensors: x.safetensors: checkpoint not found" names it once
-            why = str(rep.error).removeprefix(f"{name}: ")
+            why = without_name(str(rep.error), name)
             console.print(f"[yellow]skipped {plain_name(name)}:[/] {plain(why)}", highlight=False)
             continue
         ok += bool(rep.scored or rep.kept)  # a metric that could read no image did nothing

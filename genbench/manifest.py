@@ -160,7 +160,9 @@ def write_manifest(
         _check_same_source(run_dir, records)
         check_votes_kept(run_dir, {str(r.get("pair_id")) for r in records})
     roots = image_roots(run_dir) if image_root is None else [run_dir.resolve(), Path(image_root).resolve()]
-    _check_images(run_dir, records, roots, f"{run_dir / MANIFEST}")
+    # an import's refusal names the folder imported from: its manifest is never written ("RUN/manifest.jsonl:
+    # pair …: image_a … is a symbolic link" named a file that was not there)
+    _check_images(run_dir, records, roots, f"{run_dir / MANIFEST}" if image_root is None else f"{image_root}")
     unfinished = run_dir / IMPORT_UNFINISHED
     if image_root is not None:  # checked: the writes begin
         write_text_atomic(unfinished, "an import into this folder did not finish: rerun the same command\n")

@@ -167,13 +167,21 @@ def _metric_record(metric: str, scorer: Scorer, identity: dict, source: dict | N
 
 
 def open_metric(
-    run_dir: Path, pairs: list[Pair], metric: str, device: str | Callable[[], str] = "cpu"
+    run_dir: Path,
+    pairs: list[Pair],
+    metric: str,
+    device: str | Callable[[], str] = "cpu",
+    *,
+    not_kept: bool = False,
 ) -> MetricJob:
     """Load ``metric`` and read what earlier runs scored into ``scores/<metric>.csv`` (opened to append
     to): the job :meth:`MetricJob.score` runs, to use in a ``with`` block (which closes the file). A metric
     whose record proves every image scored by the scorer it names now (:func:`scored_already`) is not
     loaded: its job has nothing to score (``ready`` None, every image ``kept``). ``device``: a device
-    string, or what gives one when the metric loads (``--device auto`` is resolved with torch)."""
+    string, or what gives one when the metric loads (``--device auto`` is resolved with torch).
+    ``not_kept``: the caller asked :func:`scored_already` just before and it said no — not asked again, so
+    the weights are hashed once before they load (`genbench score`'s rerun after a retrain in place hashed
+    them twice)."""
     run_dir = Path(run_dir)
     scores_folder(run_dir)
     slug = metric_slug(metric, run_dir)
@@ -182,7 +190,7 @@ def open_metric(
     job.report.error = unusable(out_csv, metric) or unusable(out_csv.with_suffix(".json"), metric)
     if job.report.error:  # this metric is skipped, the others go on
         return job
-    done = scored_already(run_dir, pairs, metric)
+    done = None if not_kept else scored_already(run_dir, pairs, metric)
     if done is not None:
         return MetricJob(run_dir, metric, done)
     try:

@@ -9,9 +9,10 @@ via the ``cma`` package; the neutral point is always evaluated first, so a searc
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -142,14 +143,31 @@ def cma_search(
     seed: int = 0,
     popsize: int | None = None,
     x0: np.ndarray | None = None,
+    *,
+    kept: Mapping[str, Any] | None = None,
+    on_generation: Callable[[dict[str, Any]], None] | None = None,
 ) -> SearchResult:
     """Maximise ``objective`` (normalised vector -> MOS) within ``budget`` scorer calls, from ``x0``
     (normalised; default the neutral point), which is evaluated first, then in the whole generations of
-    :func:`search_plan`. Each generation's candidates are scored together (:func:`evaluate_all`)."""
+    :func:`search_plan`. Each generation's candidates are scored together (:func:`evaluate_all`).
+
+    Resumable (a search of minutes — the global baseline's 600 calls — was lost to a Ctrl-C): after the
+    start and after each generation ``on_generation`` gets the search so far, JSON-ready (``{"start": f,
+    "generations": [{"xs": settings, "fs": scores}, …]}``); ``kept``, such a log of an interrupted search
+    of the same inputs, is replayed — CMA-ES is seeded, so each generation asks for the same settings,
+    which are told their kept scores instead of being scored again — and the search goes on from its end:
+    the result is the uninterrupted search's. A generation that asks for other settings than its kept
+    ones (another ``cma`` version) is scored, with every one after it."""
     import cma
 
     x0 = to_normalized(neutral()) if x0 is None else np.clip(np.asarray(x0, dtype=np.float64), -1.0, 1.0)
-    best_x, best_f = x0, objective(x0)
+    start = kept.get("start") if kept else None
+    resumed = isinstance(start, float) and math.isfinite(start)
+    replay = list((kept or {}).get("generations") or []) if resumed else []
+    best_x, best_f = x0, start if resumed and isinstance(start, float) else objective(x0)
+    log: dict[str, Any] = {"start": float(best_f), "generations": []}
+    if on_generation is not None and not resumed:
+        on_generation(log)
     calls = calls_per_eval
     plan = search_plan(budget, calls_per_eval, popsize)
     pop = plan.popsize
@@ -157,15 +175,36 @@ def cma_search(
         es = cma.CMAEvolutionStrategy(
             x0, SIGMA0, {"bounds": [-1.0, 1.0], "popsize": pop, "seed": seed + 1, "verbose": -9}
         )
-        for _ in range(plan.generations):
+        for g in range(plan.generations):
             xs = es.ask()
-            fs = evaluate_all(objective, [np.asarray(x) for x in xs])
+            fs = kept_scores(xs, replay[g]) if g < len(replay) else None
+            if fs is None:
+                replay = []  # asked otherwise, or the kept ones ended: this generation and the rest scored
+                fs = evaluate_all(objective, [np.asarray(x) for x in xs])
+            log["generations"].append(
+                {"xs": [[float(v) for v in x] for x in xs], "fs": [float(f) for f in fs]}
+            )
+            if on_generation is not None and not replay:
+                on_generation(log)
             calls += pop * calls_per_eval
             es.tell(xs, [-f for f in fs])
             i = int(np.argmax(fs))
             if fs[i] > best_f:
                 best_x, best_f = np.asarray(xs[i]), fs[i]
     return SearchResult(from_normalized(best_x), float(best_f), int(calls))
+
+
+def kept_scores(xs: Sequence[np.ndarray], kept: object) -> list[float] | None:
+    """The scores ``kept`` (a generation of :func:`cma_search`'s log) holds for the settings ``xs`` asked
+    now, or None when it holds other settings, or is no such record (a hand edit)."""
+    if not isinstance(kept, Mapping):
+        return None
+    try:
+        old, fs = np.asarray(kept["xs"], dtype=np.float64), [float(f) for f in kept["fs"]]
+        same = old.shape == np.shape(xs) and len(fs) == len(xs) and np.array_equal(old, np.asarray(xs))
+    except (KeyError, TypeError, ValueError):
+        return None
+    return fs if same and all(math.isfinite(f) for f in fs) else None
 
 
 def mean_mos_objective(devs: Sequence[Developed], mos: MOSFunction) -> RenderObjective:

@@ -35,7 +35,6 @@ from isp_env.registration import (
     MAX_STEPS,
     N_ENVS,
     OBS_MODE,
-    RL_ALGOS,
     TEST_FRACTION,
     TEST_RAWS,
     TIMESTEPS,
@@ -129,44 +128,6 @@ def is_default(ctx: typer.Context, name: str) -> bool:
     """Parameter ``name`` took its default (not typed, not from the environment)."""
     source = ctx.get_parameter_source(name)
     return source is None or source.name in ("DEFAULT", "DEFAULT_MAP")
-
-
-# Options that only some runs use, by what a run must be for them to count: typed on another run they were
-# dropped without a word (`--algo sac --teacher-budget 5` trained SAC for 3000 steps; `--timesteps 10000`
-# on the default teacher trained nothing longer; `--residual-scale` with `--action-mode absolute` was None).
-AGENT_ONLY = ("timesteps", "n_envs", "batch_size", "learning_starts", "checkpoint_every")
-TEACHER_ONLY = ("teacher_budget", "teacher_raws", "teacher_restarts", "teacher_start")
-
-
-def unused_options(
-    ctx: typer.Context, algo: str, action_mode: str, test_fraction: float, baselines: bool
-) -> None:
-    """One warning line, before any work, naming each typed option this run ignores and why (a warning, not
-    a refusal: the same command with another ``--algo`` is how a run's options are tried)."""
-
-    def typed(names: tuple[str, ...]) -> list[str]:
-        return ["--" + n.replace("_", "-") for n in names if not is_default(ctx, n)]
-
-    algo = algo.lower()
-    if algo not in ("teacher", *RL_ALGOS):  # an unknown --algo is check_config's line
-        return
-    why: list[str] = []
-    if algo == "teacher" and (opts := typed(AGENT_ONLY)):
-        why.append(f"{', '.join(opts)}: RL agents only (pass --algo sac, ppo or td3), not the teacher")
-    if algo != "teacher" and (opts := typed(TEACHER_ONLY)):
-        why.append(f"{', '.join(opts)}: --algo teacher only, not --algo {algo}")
-    if action_mode != "residual" and (opts := typed(("residual_scale",))):
-        why.append(f"{opts[0]}: --action-mode residual only, not {action_mode}")
-    if test_fraction == 0 and (opts := typed(("test_raws", "cma_image_budget"))):
-        why.append(f"{', '.join(opts)}: nothing is held out with --test-fraction 0")
-    elif not baselines and (opts := typed(("cma_image_budget",))):
-        why.append(f"{opts[0]}: the per-image CMA-ES baseline is off (--no-baselines)")
-    if why:
-        console.print(
-            f"[yellow]warning[/] options this run ignores — {plain('; '.join(why))}: drop them, or change "
-            "the run (Ctrl-C now)",
-            highlight=False,
-        )
 
 
 @app.callback()
@@ -329,7 +290,6 @@ def tune(
             f"--batch-size {batch_size}: larger than the agents' replay buffer ({BUFFER_SIZE} "
             f"steps) — pass at most {BUFFER_SIZE} (default {BATCH_SIZE})"
         )
-    unused_options(ctx, algo, action_mode, test_fraction, baselines)  # after the refusals: the run goes on
     from isp_env.run_inputs import InputSettings, run_inputs
     from isp_env.train_config import TeacherSettings, TrainConfig
 
@@ -364,8 +324,11 @@ def tune(
     if test_raws is not None:  # else InputSettings' one default
         split["test_raws_cap"] = test_raws
     # what needs no model, said before torch and SB3 load, as the library's runs say it (run_inputs: the
-    # config and -m first, then check_start, then the listing of a FiveK-sized folder: minutes)
-    inputs = run_inputs(InputSettings(raw_dir=raw_dir, out=out, **split), cfg, teacher)
+    # config and -m first, with the options typed that this run ignores — a warning, after the refusals
+    # above — then check_start, then the listing of a FiveK-sized folder: minutes)
+    options = {p.name for p in ctx.command.params if p.name and not is_default(ctx, p.name)}
+    settings = InputSettings(raw_dir=raw_dir, out=out, **split)
+    inputs = run_inputs(settings, cfg, teacher, given=options, baselines=baselines)
     from isp_env.report import printed_table
     from isp_env.run import run
 

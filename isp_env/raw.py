@@ -305,7 +305,7 @@ def read_raw(path: str | Path) -> RawImage:
         raise
     except (rawpy.LibRawError, OSError, ValueError) as exc:
         raise RawReadError(
-            path, f"{_libraw_reason(exc, path)} — check the file is a complete camera raw or DNG"
+            path, _libraw_problem(exc, path, "check the file is a complete camera raw or DNG")
         ) from None
 
 
@@ -469,8 +469,9 @@ def probe_raw(path: str | Path) -> RawReadError | None:
     except (rawpy.LibRawError, OSError, ValueError) as exc:
         return RawReadError(
             path,
-            f"{_libraw_reason(exc, path)} — check the file is a complete camera raw or DNG, or remove it "
-            "from the folder",
+            _libraw_problem(
+                exc, path, "check the file is a complete camera raw or DNG, or remove it from the folder"
+            ),
         )
     return None
 
@@ -497,14 +498,46 @@ def libraw_text(exc: Exception) -> str:
     return f"{type(exc).__name__}: {why}"
 
 
-def _libraw_reason(exc: Exception, path: str | Path) -> str:
-    """LibRaw's error as text (rawpy gives bytes); its I/O error is running out of data, not a bad disk; a
-    developed image under a raw's name is said to be one (it was LibRaw's "Unsupported file format")."""
+def _libraw_problem(exc: Exception, path: str | Path, fix: str) -> str:
+    """LibRaw's error as text (rawpy gives bytes), then `` — fix``; its I/O error is running out of data,
+    not a bad disk; a developed image under a raw's name is said to be one (it was LibRaw's "Unsupported
+    file format"), and an XMP sidecar too, with its own fix (:func:`sidecar_fix`)."""
     kind = developed_kind(path)
     if kind is not None:
-        return f"a {kind} image named {Path(path).suffix or 'without an extension'}, not a camera raw"
+        return f"a {kind} image named {Path(path).suffix or 'without an extension'}, not a camera raw — {fix}"
+    sidecar = sidecar_fix(path)
+    if sidecar is not None:
+        return f"an XMP sidecar (a raw editor's settings beside a raw), not a camera raw — {sidecar}"
     said = f"LibRaw can't read it ({libraw_text(exc)})"
-    return said + ": the file ends early or is not a raw" if type(exc).__name__ == "LibRawIOError" else said
+    ends = ": the file ends early or is not a raw" if type(exc).__name__ == "LibRawIOError" else ""
+    return f"{said}{ends} — {fix}"
+
+
+XMP_MAGIC = (b"<?xpacket", b"<x:xmpmeta")  # how an XMP packet begins (after a BOM or white space)
+
+
+def sidecar_fix(path: str | Path) -> str | None:
+    """For an XMP sidecar (``.xmp``, or a file that begins as one) passed where a raw goes: pass the raw it
+    belongs to — named when it lies beside it (``IMG_1.CR2.xmp`` or ``IMG_1.xmp`` beside ``IMG_1.CR2``).
+    None for any other file. LibRaw said "can't read it … check the file is a complete camera raw"."""
+    p = Path(path)
+    try:
+        with open(p, "rb") as fh:
+            head = fh.read(64).lstrip(b"\xef\xbb\xbf \t\r\n")
+    except OSError:
+        return None
+    if p.suffix.lower() != ".xmp" and not head.startswith(XMP_MAGIC):
+        return None
+    stem = p.with_suffix("")
+    beside = [stem] if stem.suffix.lower() in RAW_EXTENSIONS else []
+    with contextlib.suppress(OSError):
+        beside += sorted(
+            q for q in p.parent.iterdir() if q.stem == stem.name and q.suffix.lower() in RAW_EXTENSIONS
+        )
+    found = next((q for q in beside if q != p and q.is_file()), None)
+    if found is None:
+        return "pass the raw it belongs to (the camera file of the same name)"
+    return f"pass the raw it belongs to: {found}"
 
 
 def find_raws(root: str | Path) -> list[Path]:

@@ -1067,6 +1067,9 @@ def _center_crop(img: np.ndarray, size: int) -> np.ndarray:
     return img[y : y + s, x : x + s].copy()
 
 
+GLOBAL_PARTIAL = "cma_global.partial.json"  # the global search so far, beside cma_global.json, until it ends
+
+
 def global_cma(
     out: Path,
     cfg: TrainConfig,
@@ -1079,7 +1082,9 @@ def global_cma(
     """One parameter set for all raws by CMA-ES on a seeded subset of the training raws (``global_budget``
     scorer calls: one raw per 48, in whole generations: :func:`isp_env.baselines.search_plan`), cached
     in ``out/baselines/cma_global.json`` (read and written through ``files`` when given:
-    :class:`isp_env.params.RunFiles`)."""
+    :class:`isp_env.params.RunFiles`). The search so far is kept in ``cma_global.partial.json`` as each
+    generation ends, for a rerun after a kill to go on from (:func:`isp_env.baselines.cma_search`'s
+    ``kept``), and removed once the result is written."""
     files = files or RunFiles(out)
     view = cfg.view_shorter if cfg.preview is None else None
     gfile = out / "baselines" / "cma_global.json"
@@ -1103,7 +1108,23 @@ def global_cma(
             f"{global_budget} scorer calls (--cma-global-budget: one raw per 48 calls; a larger budget "
             f"searches more raws) — {plan.said(global_budget)}"
         )
-        res = cma_search(guarded_objective(train_items, mos), global_budget, len(train_items), cfg.seed)
+        # each generation kept as it ends (a search of minutes was lost to a Ctrl-C): a rerun replays them
+        partial = gfile.with_name(GLOBAL_PARTIAL)
+        log = files.read(partial)
+        kept = (
+            log.get("search") if log.get("inputs") == inputs and log.get("budget") == global_budget else None
+        )
+        if isinstance(kept, dict) and isinstance(kept.get("generations"), list):
+            console.print(
+                f"global CMA-ES: the start and {len(kept['generations'])} generation(s) kept from the run "
+                f"before ({plain_name(partial)}): not scored again"
+            )
+
+        def keep(search: dict[str, Any]) -> None:
+            files.write(partial, {"inputs": inputs, "budget": global_budget, "search": search})
+
+        objective = guarded_objective(train_items, mos)
+        res = cma_search(objective, global_budget, len(train_items), cfg.seed, kept=kept, on_generation=keep)
         g = {
             "params": res.params,
             "train_score": res.mos,
@@ -1113,6 +1134,8 @@ def global_cma(
             "inputs": inputs,
         }
         files.write(gfile, g)
+    # its search is cma_global.json now (also when a kill came between that write and this)
+    gfile.with_name(GLOBAL_PARTIAL).unlink(missing_ok=True)
     return g
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import random
 import shlex
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,7 @@ from isp_env.params import RunFiles, neutral, read_values
 from isp_env.policy_files import resolve_policy
 from isp_env.raw import camera_name, dng_camera, find_raws, probe_raw
 from isp_env.registration import BASE, GROUP_BY_DEFAULT, TEST_FRACTION, TEST_RAWS
-from isp_env.train_config import TeacherSettings, TrainConfig, check_config
+from isp_env.train_config import AGENT_ONLY, TeacherSettings, TrainConfig, check_config, ignored_settings
 
 GROUP_BY = ("scene", "camera")  # --group-by: what the split keeps whole on one side
 
@@ -433,14 +434,24 @@ class RunInputs:
             )
 
 
-def run_inputs(s: InputSettings, cfg: TrainConfig, teacher: TeacherSettings | None = None) -> RunInputs:
+def run_inputs(
+    s: InputSettings,
+    cfg: TrainConfig,
+    teacher: TeacherSettings | None = None,
+    *,
+    given: Collection[str] | None = None,
+    baselines: bool = True,
+) -> RunInputs:
     """A run's checks before torch, as one, in the order of their cost: ``cfg``'s settings that do not fit
     together and its reward model's name (:func:`isp_env.train_config.check_config`,
-    :func:`attiqa.scorers.zoo.refuse_unknown_scorer`), then :func:`check_start`, then :func:`list_raws` (the
+    :func:`attiqa.scorers.zoo.refuse_unknown_scorer`), and a warning naming the settings given that the run
+    ignores (:func:`say_ignored`), then :func:`check_start`, then :func:`list_raws` (the
     raws probed: minutes on a FiveK-sized folder) split by ``cfg.seed``, refused when it leaves fewer
     training raws than a new run on raws alone needs (:func:`training_need`; none for a resume, or with
     synthetic raws) — before its held-out share is said. ``teacher``: ``--algo teacher``'s settings, as
-    :func:`isp_env.run.run` is given them."""
+    :func:`isp_env.run.run` is given them. ``given``: the options typed (``isp-tune``; by name, e.g.
+    ``teacher_budget``), else the settings not at their defaults (:func:`given_settings`); ``baselines``:
+    the run's (``--no-baselines``: a ``--cma-image-budget`` given is ignored)."""
     if not isinstance(cfg, TrainConfig):  # e.g. run_inputs(settings, need) of the call before session 59
         raise ConfigError(
             f"run_inputs(settings, cfg): cfg is a {type(cfg).__name__}, not an "
@@ -449,11 +460,41 @@ def run_inputs(s: InputSettings, cfg: TrainConfig, teacher: TeacherSettings | No
         )
     check_config(cfg, teacher if cfg.algo == "teacher" else None)
     refuse_unknown_scorer(cfg.scorer)
+    given = given_settings(s, cfg, teacher) if given is None else given
+    say_ignored(ignored_settings(cfg, given, s.test_fraction, baselines))  # a warning: the run goes on
     start = check_start(s.out, s.base, s.test_raws_cap, cfg.init_policy, s.group_by)
     resume = (s.out / "run.json").is_file()
     need = training_need(cfg.algo, cfg.init_policy) if s.synth_photos is None and not resume else 0
     listing = list_raws(s.raw_dir, s.out, s.test_fraction, cfg.seed, s.synth_photos, s.group_by, need)
     return RunInputs(start, listing, s, cfg.seed, cfg.init_policy)
+
+
+def given_settings(s: InputSettings, cfg: TrainConfig, teacher: TeacherSettings | None) -> set[str]:
+    """A library run's settings that are not at their defaults, by the name of the option that sets them
+    (``teacher_budget``): what :func:`isp_env.train_config.ignored_settings` looks at when no options
+    typed are given (``isp-tune`` passes those). ``delta_scale`` counts under ``--action-mode absolute``
+    only (a delta step's size uses it too)."""
+    default, taught = TrainConfig(), TeacherSettings()
+    given = {n for n in AGENT_ONLY if getattr(cfg, n) != getattr(default, n)}
+    for k in ("budget", "raws", "restarts", "start") if teacher is not None else ():
+        if getattr(teacher, k) != getattr(taught, k):
+            given.add(f"teacher_{k}")
+    if cfg.delta_scale is not None and cfg.action_mode == "absolute":
+        given.add("residual_scale")
+    if s.test_raws_cap != TEST_RAWS:
+        given.add("test_raws")
+    return given
+
+
+def say_ignored(why: list[str]) -> None:
+    """One warning line, before any work, naming each setting a run ignores and why
+    (:func:`isp_env.train_config.ignored_settings`); nothing when none."""
+    if why:
+        console.print(
+            f"[yellow]warning[/] options this run ignores — {plain('; '.join(why))}: drop them, or change "
+            "the run (Ctrl-C now)",
+            highlight=False,
+        )
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ library's runs. Training itself is :mod:`isp_env.tuning`'s.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -139,3 +140,37 @@ def check_config(cfg: TrainConfig, settings: TeacherSettings | None = None) -> N
         raise ConfigError("--algo teacher needs --action-mode residual and --obs-mode stats")
     if start is not None and start not in ("base", "neutral"):
         raise ConfigError(f"--teacher-start {start!r}: use base or neutral")
+
+
+# Options that only some runs use, by what a run must be for them to count: given to another run they were
+# dropped without a word (`--algo sac --teacher-budget 5` trained SAC for 3000 steps; `--timesteps 10000`
+# on the default teacher trained nothing longer; `--residual-scale` with `--action-mode absolute` was None).
+AGENT_ONLY = ("timesteps", "n_envs", "batch_size", "learning_starts", "checkpoint_every")
+TEACHER_ONLY = ("teacher_budget", "teacher_raws", "teacher_restarts", "teacher_start")
+
+
+def ignored_settings(
+    cfg: TrainConfig, given: Collection[str], test_fraction: float, baselines: bool = True
+) -> list[str]:
+    """Why this run ignores each of the ``given`` settings, one reason a kind ([] when none): ``given`` by
+    their options' names (``teacher_budget`` for ``--teacher-budget``) — the options typed (``isp-tune``),
+    or a library run's settings not at their defaults (:func:`isp_env.run_inputs.given_settings`). A
+    warning, not a refusal (:func:`isp_env.run_inputs.run_inputs` says it before the raws are listed): the
+    same command with another ``--algo`` is how a run's options are tried. ``cfg``: checked
+    (:func:`check_config`)."""
+
+    def of(names: tuple[str, ...]) -> list[str]:
+        return ["--" + n.replace("_", "-") for n in names if n in given]
+
+    algo, why = cfg.algo, []
+    if algo == "teacher" and (opts := of(AGENT_ONLY)):
+        why.append(f"{', '.join(opts)}: RL agents only (pass --algo sac, ppo or td3), not the teacher")
+    if algo != "teacher" and (opts := of(TEACHER_ONLY)):
+        why.append(f"{', '.join(opts)}: --algo teacher only, not --algo {algo}")
+    if cfg.action_mode != "residual" and (opts := of(("residual_scale",))):
+        why.append(f"{opts[0]}: --action-mode residual only, not {cfg.action_mode}")
+    if test_fraction == 0 and (opts := of(("test_raws", "cma_image_budget"))):
+        why.append(f"{', '.join(opts)}: nothing is held out with --test-fraction 0")
+    elif not baselines and (opts := of(("cma_image_budget",))):
+        why.append(f"{opts[0]}: the per-image CMA-ES baseline is off (--no-baselines)")
+    return why

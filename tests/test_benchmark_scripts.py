@@ -136,3 +136,25 @@ def test_make_bench_quick_runs_the_scripts_of_make_bench() -> None:
 
     assert scripts("bench") and scripts("bench-quick") == scripts("bench")
     assert all(s in SCRIPTS for s in scripts("bench"))
+
+
+def test_cli_startup_rescore_of_a_damaged_scores_record_is_one_line(tmp_path: Path) -> None:
+    """**Was** `python benchmarks/cli_startup.py --rescore RUN` with a ``RUN/scores/<metric>.json`` cut short
+    (or holding no metric name) a JSONDecodeError / KeyError traceback; now one line naming the record and
+    the command that writes it again."""
+    runs = []
+    for i, text in enumerate(('{"metric": "class', "[]", '{"column": "score"}')):
+        scores = tmp_path / f"run{i}" / "scores"
+        scores.mkdir(parents=True)
+        (scores / "classical.csv").write_text("image,score\n")
+        (scores / "classical.json").write_text(text)
+        runs.append(scores.parent)
+    results = run_scripts(
+        [("cli_startup.py", ["--rescore", str(r), "--only", "--rounds", "1"]) for r in runs]
+    )
+    for run, r in zip(runs, results, strict=True):
+        assert r["escaped"] is None, f"a traceback: {r['escaped']}"
+        lines = [x for x in r["text"].strip().splitlines() if x.strip()]
+        assert r["code"] != 0 and len(lines) == 1, r["text"][-800:]
+        assert lines[0].startswith(f"{run / 'scores' / 'classical.json'}: not a whole genbench scores record")
+        assert f"genbench score {run} -m METRIC" in lines[0]

@@ -172,7 +172,8 @@ def test_import_of_a_dataset_of_symbolic_links_says_why_and_what_to_do(tmp_path,
     subset made with `ln -s`) was refused as "image_a ... is outside the run's image folders ... — fix the
     manifest or re-import the run": the path shown was inside the folder given, and re-importing did the
     same. The links stay refused (a link in a downloaded set could lead to any file), but the line now says
-    it is a link, where to, and the fix (copy the images in place of the links, cp -L)."""
+    it is a link, where to, and the fix (copy the images in place of the links, cp -L); it named
+    ``RUN/manifest.jsonl``, never written, where the folder imported from is what is refused (session 61)."""
     import shutil
 
     real = _square_agiqa3k(tmp_path / "real", photos)
@@ -186,6 +187,8 @@ def test_import_of_a_dataset_of_symbolic_links_says_why_and_what_to_do(tmp_path,
     (line,) = r.stderr.strip().splitlines()
     assert f"is a symbolic link to {real / 'AGIQA-3K'}/" in line
     assert "copy the images in place of the links (cp -L)" in line and "re-import" not in line
+    # what is refused is named: the folder imported from, never RUN/manifest.jsonl, which is not written
+    assert line.startswith(f"error: {linked / 'AGIQA-3K'}: pair ") and "manifest.jsonl" not in line, line
     assert not (tmp_path / "run").exists()
     for image in (linked / "AGIQA-3K").iterdir():  # the fix given works
         image.unlink()

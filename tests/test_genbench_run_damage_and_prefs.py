@@ -204,3 +204,21 @@ def test_score_tells_how_to_make_a_generated_runs_missing_or_damaged_image_again
         f"skipped {run}/images/p0000_a.png: file not found — {fix}",
         f"skipped {run}/images/p0001_b.png: empty file (0 bytes) — {fix}",
     ], res.stderr
+
+
+def test_a_damaged_checkpoints_skip_line_names_it_once(tmp_path, photos, genbench_cli, monkeypatch):
+    """**Was**: `genbench score RUN -m ./m.safetensors,classical` with ``m.safetensors`` cut short said
+    "skipped ./m.safetensors: m.safetensors: not a readable safetensors checkpoint …": the loader names the
+    path as ``Path`` prints it, the skip line took off only the name as typed. Now it is named once."""
+    from helpers import tiny_attiqa_checkpoint
+
+    make_photo_run(tmp_path / "run", photos)
+    whole = tiny_attiqa_checkpoint(tmp_path).read_bytes()
+    (tmp_path / "cut.safetensors").write_bytes(whole[: len(whole) // 2])  # a copy cut short
+    monkeypatch.chdir(tmp_path)
+    for typed in ("./cut.safetensors", "cut.safetensors"):
+        res = genbench_cli("score", "run", "-m", f"{typed},classical", "--workers", "0")
+        said = " ".join(res.stdout.split() + res.stderr.split())
+        assert res.returncode == 0, said
+        assert f"skipped {typed}: not a readable safetensors checkpoint" in said
+        assert said.count("cut.safetensors") == 1, said

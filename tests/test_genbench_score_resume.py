@@ -162,7 +162,8 @@ def test_a_damaged_record_scores_the_metric_again_and_a_missing_one_keeps_its_ro
     """**Was**: `genbench score RUN -m classical` after ``scores/classical.json`` was damaged (a cut write of
     a bad disk, a hand edit) said "0 scored, 10 already scored": rows tied to no scorer were kept as this
     one's. Now they are scored again; a missing record (a run of an earlier version killed before it wrote
-    it at the end) still keeps its rows, as before (review of session 52)."""
+    it at the end) still keeps its rows, as before (review of session 52), and is written again stamped
+    ``complete`` (:func:`genbench.run_scores.scored_stamp`): the next rerun loads no scorer."""
     run = make_photo_run(tmp_path / "run", photos)
     args = ["score", str(run), "-m", "classical", "--workers", "0"]
     assert "classical: 10 scored, 0 already scored" in _said(runner.invoke(app, args))
@@ -174,6 +175,16 @@ def test_a_damaged_record_scores_the_metric_again_and_a_missing_one_keeps_its_ro
         assert json.loads(record.read_text())["identity"]["name"] == "classical"  # written again
     record.unlink()
     assert "classical: 0 scored, 10 already scored" in _said(runner.invoke(app, args))
+    # the rerun wrote the record again, stamped complete: the next rerun proves it kept without loading
+    from genbench.manifest import load_pairs
+    from genbench.run_scores import run_images, scored_already, scored_stamp
+
+    images = run_images(load_pairs(run))
+    assert json.loads(record.read_text())["complete"] == scored_stamp(
+        run / "scores" / "classical.csv", images
+    )
+    kept = scored_already(run, load_pairs(run), "classical")
+    assert kept is not None and (kept.scored, kept.kept) == (0, 10)
 
 
 def test_a_rerun_kept_whole_is_proved_without_loading_and_a_retrain_in_place_is_not(tmp_path, photos):
@@ -240,3 +251,39 @@ def test_a_rerun_kept_whole_is_proved_without_loading_and_a_retrain_in_place_is_
     grown = load_pairs(run)
     assert scored_already(run, grown, "classical") is None
     assert score_run(run, grown, "classical", num_workers=0).scored == 2
+
+
+def test_a_rerun_after_a_retrain_in_place_hashes_the_weights_once_before_loading(
+    tmp_path, photos, genbench_cli, monkeypatch
+):
+    """**Was**: `genbench score RUN -m CKPT` after CKPT was retrained in place (its record stamped
+    ``complete``, other weights now) hashed the whole file twice before loading it: ``scored_already`` in
+    the command, then again in ``open_metric``. Now the command says it asked (``not_kept``): once. The
+    weights are scored again, as before."""
+    from helpers import tiny_attiqa_checkpoint
+
+    import attiqa.io.hashes
+    from attiqa.models import AttiqaModel, create_backbone, save_model
+
+    run = make_photo_run(tmp_path / "run", photos)
+    ckpt = tiny_attiqa_checkpoint(tmp_path)
+    args = ["score", run, "-m", ckpt, "--workers", "0"]
+    first = genbench_cli(*args)
+    assert "10 scored, 0 already scored" in " ".join((first.stdout + first.stderr).split())
+    import torch
+
+    torch.manual_seed(1)  # retrained in place: other weights under the same file name
+    model = AttiqaModel(create_backbone("tiny"), head_hidden=16, mos_hidden=8)
+    model.set_mos_range(0.0, 100.0)
+    save_model(model, ckpt, card={"name": "tiny"})
+    hashed: list[str] = []
+    whole_file = attiqa.io.hashes.safetensors_hashes
+
+    def counted(path):
+        hashed.append(str(path))
+        return whole_file(path)
+
+    monkeypatch.setattr(attiqa.io.hashes, "safetensors_hashes", counted)
+    res = genbench_cli(*args)
+    assert "10 scored, 0 already scored" in " ".join((res.stdout + res.stderr).split())
+    assert hashed == [str(ckpt)]

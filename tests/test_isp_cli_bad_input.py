@@ -217,6 +217,49 @@ def test_options_a_run_ignores_are_said_before_any_work(tmp_path, isp_cli):
         res = isp_cli("--raw-dir", raws, "--out", tmp_path / "run", *args)
         told = " ".join(res.stderr.split())
         assert res.returncode == 2 and "warning options this run ignores — " in told and said in told, told
+        assert told.count("this run ignores") == 1, told  # said once (run_inputs says it, the command not)
     res = isp_cli("--raw-dir", raws, "--out", tmp_path / "run", "--algo", "sac", "--timesteps", "10")
     assert res.returncode == 2 and "this run ignores" not in res.stderr, res.stderr  # options that fit
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_library_run_is_warned_of_the_settings_it_ignores_as_the_command_is(tmp_path, capsys):
+    """**Was** (session 60's notes): the warning of the options a run ignores was `isp-tune`'s alone
+    (``isp_env.cli``): a library caller of ``run_inputs`` with ``TrainConfig(algo="sac")`` and
+    ``TeacherSettings(budget=5)`` trained SAC without a word of the teacher's budget. The rule now lives
+    beside ``check_config`` (:func:`isp_env.train_config.ignored_settings`) and ``run_inputs`` says it for
+    both, once, before the raws are listed: a library run's settings not at their defaults count as given."""
+    import pytest
+
+    from attiqa.errors import ConfigError
+    from isp_env.run_inputs import InputSettings, run_inputs
+    from isp_env.train_config import TeacherSettings, TrainConfig
+
+    (tmp_path / "no_raws").mkdir()
+    settings = InputSettings(
+        raw_dir=tmp_path / "no_raws", out=tmp_path / "run", test_fraction=0, test_raws_cap=5
+    )
+    cases = [
+        (
+            TrainConfig(algo="sac"),
+            TeacherSettings(budget=5),
+            "--teacher-budget: --algo teacher only, not --algo sac",
+        ),
+        (TrainConfig(timesteps=10), None, "--timesteps: RL agents only (pass --algo sac, ppo or td3)"),
+        (
+            TrainConfig(algo="td3", action_mode="absolute", delta_scale=0.3),
+            None,
+            "--residual-scale: --action-",
+        ),
+    ]
+    for cfg, teacher, said in cases:
+        with pytest.raises(ConfigError, match="found 0 raw file"):  # a folder of no raw ends it, after
+            run_inputs(settings, cfg, teacher)
+        printed = capsys.readouterr()
+        told = " ".join((printed.out + printed.err).split())
+        assert told.count("warning options this run ignores — ") == 1 and said in told, told
+        assert "--test-raws: nothing is held out with --test-fraction 0" in told, told
+    with pytest.raises(ConfigError):  # settings that fit: no word
+        run_inputs(InputSettings(raw_dir=tmp_path / "no_raws", out=tmp_path / "run"), TrainConfig(algo="sac"))
+    assert "this run ignores" not in " ".join(capsys.readouterr().err.split())
     assert not (tmp_path / "run").exists()

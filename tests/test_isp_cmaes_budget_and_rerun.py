@@ -205,3 +205,44 @@ def test_a_disk_filled_mid_check_says_so_and_that_a_rerun_resumes(tmp_path, isp_
         assert str(out) in line[0] and "rerun the same command to resume" in line[0], line
     finally:
         subprocess.run(["umount", str(disk)], check=False)
+
+
+@pytest.mark.slow  # three isp-tune processes (~10 s of CPU each: torch's start-up, the search, a teacher's)
+def test_a_global_search_interrupted_resumes_from_its_kept_generations(tmp_path, isp_raws):
+    """**Was**: Ctrl-C (or SIGTERM) during the global CMA-ES search — the base search of ``--base global``
+    and the baseline, minutes at its 600 calls — said "the finished work is kept … rerun the same command
+    to resume", but nothing of the search was kept: the rerun searched from the start. Now the search so
+    far is kept as each generation ends (``baselines/cma_global.partial.json``) and the rerun replays it
+    (CMA-ES is seeded: it asks for the same settings, told their kept scores) and goes on: the same
+    setting as a run never interrupted, the kept file gone once ``cma_global.json`` is written. ``isp-tune``
+    sends itself a real SIGINT as its third save of the search returns (the start and two generations);
+    the rerun and the uninterrupted run stop as their teacher's first search is saved (the global search
+    is behind them)."""
+    from helpers import run_isp_tune, signal_after
+
+    raw_dir = tmp_path / "raws"
+    raw_dir.mkdir()
+    for p in isp_raws:
+        (raw_dir / p.name).write_bytes(p.read_bytes())
+    options = ("--model", "classical", "--preview", "64", "--obs-size", "36", "--teacher-budget", "4",
+               "--teacher-raws", "2", "--test-fraction", "0", "--cma-global-budget", "60")  # fmt: skip
+    run, whole = tmp_path / "run", tmp_path / "whole"
+    partial = run / "baselines" / "cma_global.partial.json"
+    sigint = signal_after(tmp_path, "replace", "cma_global.partial.json", 3, "SIGINT", "isp_env.cli")
+    stopped = run_isp_tune("--raw-dir", raw_dir, "--out", run, *options, **sigint)
+    said = " ".join(stopped.stderr.split())
+    assert stopped.returncode == 130 and "Traceback" not in said, said[-2000:]
+    assert f"interrupted: the finished work is kept in {run}" in said
+    kept = json.loads(partial.read_text())["search"]
+    assert len(kept["generations"]) == 2 and not (run / "baselines" / "cma_global.json").exists()
+    after_global = signal_after(tmp_path, "replace", "targets_neutral.json", 1, "SIGINT", "isp_env.cli")
+    again = run_isp_tune("--raw-dir", raw_dir, "--out", run, *options, **after_global)
+    said = " ".join((again.stdout + again.stderr).split())
+    assert again.returncode == 130 and "Traceback" not in said, said[-2000:]
+    assert "global CMA-ES: the start and 2 generation(s) kept from the run before" in said, said
+    assert run_isp_tune("--raw-dir", raw_dir, "--out", whole, *options, **after_global).returncode == 130
+    resumed, uninterrupted = (
+        json.loads((r / "baselines" / "cma_global.json").read_text()) for r in (run, whole)
+    )
+    assert resumed == uninterrupted and resumed["calls"] == 57  # the start and 4 generations of 14
+    assert not partial.exists() and not (whole / "baselines" / "cma_global.partial.json").exists()

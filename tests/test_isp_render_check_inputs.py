@@ -180,3 +180,38 @@ def test_render_params_of_another_raw_says_so_and_renders(tmp_path, isp_raws, is
     assert (tmp_path / "b.png").is_file()
     res = isp_cli("render", a, "-o", tmp_path / "a.png", "--params", setting)
     assert res.returncode == 0 and "tuned for" not in res.stderr, res.stderr
+
+
+XMP = (
+    '<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>\n<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF '
+    'xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"><rdf:Description crs:Exposure2012="+0.50" '
+    'xmlns:crs="http://ns.adobe.com/camera-raw-settings/1.0/"/></rdf:RDF></x:xmpmeta>\n<?xpacket end="w"?>\n'
+)
+
+
+def test_render_of_an_xmp_sidecar_says_it_is_one_and_names_its_raw(tmp_path):
+    """**Was** `isp-tune render IMG.xmp -o x.png` (the sidecar Lightroom or darktable writes beside a raw,
+    passed by mistake: it sorts next to the raw) "LibRaw can't read it (LibRawFileUnsupportedError …) —
+    check the file is a complete camera raw or DNG": a user checked a raw that was whole. Now "an XMP
+    sidecar …, not a camera raw — pass the raw it belongs to: IMG.dng", beside it under either naming
+    (``IMG.xmp``, ``IMG.dng.xmp``); a sidecar under a raw's name is told too. A real camera's DNG."""
+    from conftest import SHARED_DATA
+
+    real = SHARED_DATA / "raw" / "real" / "twelvemonkeys__test.dng"
+    if not real.is_file():
+        pytest.skip(f"{real} not available")
+    raw = tmp_path / real.name
+    raw.write_bytes(real.read_bytes())
+    for name in ("twelvemonkeys__test.xmp", "twelvemonkeys__test.dng.xmp"):
+        sidecar = tmp_path / name
+        sidecar.write_text(XMP, encoding="utf-8")
+        said = _render_line(sidecar, "-o", tmp_path / "x.png")
+        assert said == (
+            f"{sidecar}: an XMP sidecar (a raw editor's settings beside a raw), not a camera raw — pass the "
+            f"raw it belongs to: {raw}"
+        ), said
+    alone = tmp_path / "lone.dng"  # a sidecar saved under a raw's name, no raw of its own beside it
+    alone.write_text(XMP, encoding="utf-8")
+    said = _render_line(alone, "-o", tmp_path / "x.png")
+    assert said.endswith("not a camera raw — pass the raw it belongs to (the camera file of the same name)")
+    assert not (tmp_path / "x.png").exists()
