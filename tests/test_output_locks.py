@@ -113,3 +113,27 @@ def test_train_into_an_out_dir_another_run_trains_in_is_one_line_and_the_same_pr
             second = cli("train", "--config", cfg, *stages, *([flag] if flag else []))
             assert one_line_error(second) == busy, flag
         assert (run / "pretrain" / "last.safetensors").read_bytes() == weights
+
+
+def test_a_second_writer_in_the_same_process_and_a_platform_without_locks(tmp_path, monkeypatch):
+    """A library caller holding the file twice (a writer not closed) is told so, not "another process"; on a
+    platform without ``fcntl`` / ``O_DIRECTORY`` (Windows) the outputs are written unlocked (session 60's
+    lock was an ImportError traceback there until its review), and no lock file is made."""
+    import os
+    import sys
+
+    from attiqa.errors import AttiqaError
+    from attiqa.io.atomic import folder_held
+    from attiqa.scoring import score_output_held
+
+    out = tmp_path / "s.csv"
+    with score_output_held(out), pytest.raises(AttiqaError) as exc, score_output_held(out):
+        pass
+    mine = "this process is already writing it (an earlier writer of it is still open) — close that one first"
+    assert str(exc.value) == f"{out}: {mine}"
+    with score_output_held(out):  # let go: held again
+        pass
+    monkeypatch.setitem(sys.modules, "fcntl", None)  # `import fcntl` raises ImportError, as on Windows
+    monkeypatch.delattr(os, "O_DIRECTORY")
+    with score_output_held(out), score_output_held(out), folder_held(tmp_path, "training in", "wait"):
+        assert not (tmp_path / ".s.csv.lock").exists()
