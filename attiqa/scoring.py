@@ -205,6 +205,7 @@ def score_output_held(out: str | Path, fix: str = OUT_FIX) -> AbstractContextMan
     two runs at once each scored every image into it. A held file is one line; ``attiqa score``'s advice
     adds another --out, a caller's own (genbench's "delete it to score M again") is not offered while
     another process writes the file."""
+    out = check_output_path(out, fix)  # its folder made, or the writer's own line for it
     then = "let it finish (rerunning it then resumes what it left)"
     return output_held(out, "writing", then + (f", or {fix}" if fix == OUT_FIX else ""))
 

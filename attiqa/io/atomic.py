@@ -251,8 +251,9 @@ def output_held(target: str | Path, doing: str, fix: str) -> Iterator[None]:
     output_folder(target.parent)
     lock_file = target.with_name(f".{target.name}.lock")
     flags = os.O_RDONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
-    fd = _hold(lambda: os.open(lock_file, flags, 0o666), target, doing, fix, lock_file)
-    try:
+    fd = None
+    try:  # entered first: an interruption as the lock is taken still lets it go
+        fd = _hold(lambda: os.open(lock_file, flags, 0o666), target, doing, fix, lock_file)
         yield
     finally:
         _let_go(fd, lock_file)
@@ -264,8 +265,10 @@ def folder_held(folder: str | Path, doing: str, fix: str) -> Iterator[None]:
     lock file in it. Where a folder cannot be opened (no ``O_DIRECTORY``: Windows) the block runs unlocked."""
     directory = getattr(os, "O_DIRECTORY", None)
     flags = os.O_RDONLY | (directory or 0) | getattr(os, "O_CLOEXEC", 0)
-    fd = None if directory is None else _hold(lambda: os.open(folder, flags), Path(folder), doing, fix, None)
+    fd = None
     try:
+        if directory is not None:
+            fd = _hold(lambda: os.open(folder, flags), Path(folder), doing, fix, None)
         yield
     finally:
         _let_go(fd, None)
