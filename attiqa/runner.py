@@ -363,6 +363,14 @@ def interrupted_words(cfg: TrainConfig, since: float | None = None) -> str:
     return f"interrupted before an epoch finished{kept_now}; rerun the same command to continue"
 
 
+def finetune_init(cfg: TrainConfig, out_dir: Path) -> Path | None:
+    """The checkpoint a run's fine-tuning starts from: its pretrain stage's model, or
+    ``pretrained_checkpoint``; None: a fresh network (the config's backbone)."""
+    if cfg.pretrain is not None:
+        return out_dir / "pretrain" / "model.safetensors"  # what pretrain() returns
+    return Path(cfg.pretrained_checkpoint) if cfg.pretrained_checkpoint else None
+
+
 def check_devices(cfg: TrainConfig) -> None:
     """Every training stage's ``device:`` exists on this machine, so a ``cuda:3`` in the last stage is
     one line before the first stage runs (:func:`attiqa.device.resolve_device` says why)."""
@@ -447,6 +455,13 @@ def run(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> RunRes
                 check_label_stage_resumable(cfg, out_dir, paths)
             elif resume:  # with a degrade stage its images are only all known once it ran
                 check_degrade_stage_resumable(cfg, out_dir)
+            if resume and cfg.finetune is not None:  # was refused only once the stages before it had run
+                from attiqa.training.finetune import check_resumed_start
+
+                fc = cfg.finetune
+                check_resumed_start(
+                    out_dir / "finetune", fc.backbone, fc.pretrained_backbone, finetune_init(cfg, out_dir)
+                )
             # a run config's teacher is label.teacher (was advised as --teacher, which train does not take)
             teacher = label_teacher(lc, hint_flag=CONFIG_TEACHER_FLAG) if lc is not None else None
             # the fine-tuning table too: a CSV naming images that are not there (or no CSV) was its line
@@ -495,9 +510,7 @@ def run(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> RunRes
         if cfg.finetune is not None:
             from attiqa.training.finetune import finetune
 
-            init = result.pretrained or (
-                Path(cfg.pretrained_checkpoint) if cfg.pretrained_checkpoint else None
-            )
+            init = result.pretrained or finetune_init(cfg, out_dir)
             ft = finetune(cfg.finetune, init, out_dir, resume=resume, progress=progress, data=ft_data)
             # The last epoch's model, not `best`: the best epoch is picked on the same held-out split the
             # metrics are measured on, so its numbers are optimistic (issue 18).

@@ -165,7 +165,9 @@ def test_init_takes_a_named_model_and_unused_split_settings_are_said(tmp_path, p
     """**Was**: `--init attiqa-default` (fine-tune the shipped model on one's own set) was "attiqa-default:
     initial checkpoint not found" though `attiqa export` takes the name; and a base config's `val_fraction`
     / `split_seed` were dropped without a word (the protocol makes its own 80/20 splits). Now a named model
-    is its shipped file, a misspelt one gets the names, and the unused settings are said."""
+    is its shipped file, a misspelt one gets the names, and the unused settings are said. **Was** (session
+    61): the shipped model's backbone trained, the config's (`tiny`) dropped without a word; now said (as
+    `attiqa train` trains its `pretrained_checkpoint` as it is)."""
     data = _set(tmp_path / "set", photos)
     tiny_yaml.write_text(tiny_yaml.read_text() + "val_fraction: 0.5\n")
     out = tmp_path / "bench"
@@ -175,6 +177,11 @@ def test_init_takes_a_named_model_and_unused_split_settings_are_said(tmp_path, p
     res = runner.invoke(app, [*args, "--init", "attiqa-default", "-o", str(out)])
     assert res.exit_code == 0, res.output
     assert "base config val_fraction: 0.5: not used — the protocol makes its own splits" in res.output
+    shipped = Path(json.loads((out / "single.json").read_text())["init_checkpoint"])
+    assert (
+        f"finetune: the network of {shipped} (backbone efficientnet_lite0_ms, its card) is fine-tuned as it "
+        "is; the config's backbone tiny is used only without a pretrained checkpoint"
+    ) in " ".join(res.output.split())
     doc = json.loads((out / "single.json").read_text())
     assert doc["method"] == "ATTIQA" and doc["init_checkpoint"].endswith("attiqa-default.safetensors")
     assert doc["runs"][0]["n_test"] == 2  # 80/20 of 12 images, not the config's 50 %

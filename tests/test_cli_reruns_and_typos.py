@@ -468,6 +468,28 @@ def test_crops_typo_is_one_line_with_the_right_spelling(tmp_path):
     assert isinstance(r.exception, ConfigError) and "did you mean 'five'" in str(r.exception)
 
 
+def test_crops_given_to_a_scorer_without_crops_is_refused_in_one_line(tmp_path):
+    """**Was**: `score -m classical --crops center` (and `check-attributes`) scored without a word, the crops
+    taken by no one; `eval` refused it. Now all three refuse it alike, before anything is scored."""
+    from attiqa.cli.app import app
+
+    imgs = _photos(tmp_path / "in", n=1)
+    (tmp_path / "in" / "mos.csv").write_text("image,mos\np0.png,1\n")
+    said = ("--crops applies to ATTIQA checkpoints only, not to scorer 'classical' (it takes no crop "
+            "mode) — drop --crops")  # fmt: skip
+    out = tmp_path / "s.csv"
+    for args in (
+        ["score", str(imgs[0]), "-m", "classical", "--crops", "center", "-q", "-o", str(out)],
+        ["check-attributes", str(imgs[0]), "-m", "classical", "--crops", "five"],
+        ["eval", "folder", "--root", str(tmp_path / "in"), "-m", "classical", "--crops", "center", "-q"],
+    ):
+        r = runner.invoke(app, args)
+        assert isinstance(r.exception, AttiqaError) and str(r.exception) == said, (args, r.output)
+    assert not out.exists()
+    r = runner.invoke(app, ["score", str(imgs[0]), "-m", "classical", "-q", "-o", str(out)])  # none: fine
+    assert r.exit_code == 0 and out.is_file(), r.output
+
+
 def test_eval_of_a_named_dataset_on_a_folder_with_mos_csv_points_at_the_folder_adapter(tmp_path):
     """`attiqa eval clive --root clive-dev` (images/ + mos.csv, as the shared clive-dev is laid out) said only
     that Data/AllImages_release.mat was missing and showed CLIVE's official layout; the folder adapter that

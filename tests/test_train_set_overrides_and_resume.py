@@ -13,7 +13,7 @@ from helpers import label_table, run_attiqa, tiny_train_config
 from typer.testing import CliRunner
 
 from attiqa.cli.app import app
-from attiqa.errors import AttiqaError
+from attiqa.errors import AttiqaError, EveryProcessError
 
 runner = CliRunner()
 
@@ -205,6 +205,72 @@ def test_resume_from_another_kind_of_start_is_refused(tmp_path):
     said = _refused(["train", "-c", str(cfg), *more])
     assert said == f"finetune: the run in {stage} was fine-tuned from {ckpt}, not random:tiny{fix}"
     assert runner.invoke(app, ["train", "-c", str(cfg), *more, *from_ckpt]).exit_code == 0  # its own start
+
+
+def test_a_resume_adding_a_pretrain_stage_is_refused_before_any_stage_runs(tmp_path):
+    """**Was**: `--resume` adding `label:` and `pretrain:` to a fine-tune-only run labelled and pretrained
+    (minutes to hours), then the fine-tuning refused its start. Now the runner's early checks refuse it:
+    nothing labelled, nothing pretrained."""
+    from helpers import LABEL_AND_PRETRAIN
+
+    cfg = tiny_train_config(tmp_path)
+    run = tmp_path / "run"
+    assert runner.invoke(app, ["train", "-c", str(cfg)]).exit_code == 0  # from a fresh tiny network
+    images = tmp_path / "set" / "images"
+    label = f"label={{teacher: classical, num_workers: 0, images: [{images}]}}"
+    sets = ["--set", LABEL_AND_PRETRAIN[1], "--set", label]  # its pretrain: and label:, its finetune: kept
+    res = runner.invoke(app, ["train", "-c", str(cfg), "--resume", *sets])
+    # met alike by every process of a torchrun job (the same files read): said once, with no "rank 0 of 2: "
+    assert isinstance(res.exception, EveryProcessError), res.output
+    said = str(res.exception)
+    pretrained = run / "pretrain" / "model.safetensors"
+    assert said.startswith(f"finetune: the run in {run / 'finetune'} was fine-tuned from random:tiny, not "
+                           f"{pretrained} — --resume continues that run")  # fmt: skip
+    assert sorted(p.name for p in run.iterdir()) == ["config.json", "finetune"]  # no labels, no pretrain/
+
+
+@pytest.mark.parametrize("first", ["fresh", "checkpoint"])
+def test_a_polished_run_stopped_with_only_its_cached_heads_saved_checks_its_start(tmp_path, first):
+    """**Was**: a cached-then-polished fine-tuning stopped before its first `finetune/last` save (only
+    `finetune/heads/last`) was not checked: resumed from a checkpoint it began without, the heads' resume
+    said "saved by a run of another network"; begun from one, the refusal read "a pretrained checkpoint".
+    Now the heads' card names the start, as the stage's does."""
+    from helpers import tiny_attiqa_checkpoint
+
+    ckpt = tiny_attiqa_checkpoint(tmp_path)
+    cfg = tiny_train_config(tmp_path, feature_cache="true", polish_epochs=1, polish_lr=1e-4)
+    stage = tmp_path / "run" / "finetune"
+    from_ckpt = ["--set", f"pretrained_checkpoint={ckpt}"]
+    begun, resumed = (([], from_ckpt), (from_ckpt, []))[first == "checkpoint"]
+    assert runner.invoke(app, ["train", "-c", str(cfg), *begun]).exit_code == 0
+    for made in stage.iterdir():  # what a stop before the polish's first save leaves: the heads' files
+        if made.is_file():
+            made.unlink()
+    assert (stage / "heads" / "last.state.safetensors").is_file()
+    said = _refused(["train", "-c", str(cfg), "--resume", "--set", "finetune.epochs=2", *resumed])
+    was, now = (("random:tiny", str(ckpt)), (str(ckpt), "random:tiny"))[first == "checkpoint"]
+    assert said.startswith(f"finetune: the run in {stage} was fine-tuned from {was}, not {now} — "), said
+
+
+def test_a_pretrained_checkpoint_of_another_backbone_is_trained_as_it_is_and_said(tmp_path):
+    """**Was**: `pretrained_checkpoint` of another backbone than `model.backbone` was fine-tuned without a
+    word (the config's backbone is used only without a checkpoint; `bench --init` the same). Now one line
+    says so."""
+    from helpers import tiny_attiqa_checkpoint
+
+    ckpt = tiny_attiqa_checkpoint(tmp_path)
+    cfg = tiny_train_config(tmp_path)
+    sets = ["--set", f"pretrained_checkpoint={ckpt}", "--set", "model.backbone=efficientnet_lite0"]
+    res = runner.invoke(app, ["train", "-c", str(cfg), *sets])
+    assert res.exit_code == 0, res.output
+    assert (
+        f"finetune: the network of {ckpt} (backbone tiny, its card) is fine-tuned as it is; the config's "
+        "backbone efficientnet_lite0 is used only without a pretrained checkpoint"
+    ) in " ".join(res.output.split())
+    quiet = runner.invoke(
+        app, ["train", "-c", str(cfg), "--no-resume", "--set", f"pretrained_checkpoint={ckpt}"]
+    )
+    assert quiet.exit_code == 0 and "is fine-tuned as it is" not in quiet.output  # the same backbone: no word
 
 
 def _pretrain_config(tmp_path, photos, epochs: int, **pretrain: object):

@@ -125,6 +125,23 @@ ModelOption = Annotated[
 ]
 
 
+def crops_overrides(model: str | None, crops: str | None, default: str | None = None) -> dict[str, str]:
+    """``--crops`` as :func:`attiqa.scorers.load_scorer` takes it: ATTIQA checkpoints and named ATTIQA models
+    only (paper §4.2 five-crop test; ``default``: the command's mode when none is given, else the scorer's).
+    Given to another scorer it is refused (``score -m classical --crops center`` was taken without a word)."""
+    from attiqa.scorers import is_attiqa_model
+
+    if is_attiqa_model(model):
+        chosen = crops or default
+        return {"crops": chosen} if chosen else {}
+    if crops is None:
+        return {}
+    raise AttiqaError(
+        f"--crops applies to ATTIQA checkpoints only, not to scorer {model!r} (it takes no crop mode) — "
+        "drop --crops"
+    )
+
+
 def seed_option(help_text: str) -> Any:
     """A command's ``--seed`` (default 0): a negative or too large seed is refused as a bad option value
     (numpy raised "expected non-negative integer" / "Seed must be between 0 and 2**32 - 1" as a traceback,

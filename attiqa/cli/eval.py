@@ -19,6 +19,7 @@ from attiqa.cli._common import (
     InterruptedExit,
     ModelOption,
     ScoringBatchSizeOption,
+    crops_overrides,
     filled_lines,
     one_process,
     seed_option,
@@ -48,18 +49,6 @@ def _dataset_label(name: str, ds: object) -> str:
         return name
     csv = Path(csv).resolve()
     return f"{name}-{csv.parent.name}" + ("" if csv.stem == "mos" else f"-{csv.stem}")
-
-
-def _scorer_overrides(model: str | None, crops: str | None) -> dict:
-    """``crops`` applies to ATTIQA checkpoints and named ATTIQA models only (paper §4.2 five-crop test by
-    default)."""
-    from attiqa.scorers import is_attiqa_model
-
-    if crops is None:
-        return {}
-    if is_attiqa_model(model):
-        return {"crops": crops}
-    raise AttiqaError(f"--crops applies to ATTIQA checkpoints only, not to scorer {model!r}")
 
 
 def notes_text(doc: str, width: int) -> str:
@@ -278,7 +267,7 @@ def eval_cmd(
             with alike_on_every_process():  # every process holds every problem found (gathered above)
                 files_checked(ds, items, problems)
         with alike_on_every_process():
-            overrides = _scorer_overrides(model, crops)
+            overrides = crops_overrides(model, crops)
             scorer = load_scorer(model, device=device_str(device), **overrides)
             if no_score := missing_regressor(scorer):  # NaN for every image: no metric to compute
                 raise AttiqaError(no_score)

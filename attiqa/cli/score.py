@@ -18,6 +18,7 @@ from attiqa.cli._common import (
     ScoringBatchSizeOption,
     WorkersOption,
     checked_first,
+    crops_overrides,
     print_scores,
     readable_images,
     stdout,
@@ -57,8 +58,8 @@ def score_cmd(
     ),
     batch_size: ScoringBatchSizeOption = 16,
     workers: WorkersOption = None,
-    crops: str = typer.Option(
-        "five", help="ATTIQA models: five (paper §4.2: 4 corners + centre) | center (faster)."
+    crops: str | None = typer.Option(
+        None, help="ATTIQA models: five (paper §4.2: 4 corners + centre; default) | center (faster)."
     ),
     device: DeviceOption = "auto",
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No table, no progress bar."),
@@ -82,7 +83,8 @@ def score_cmd(
     from attiqa.io.atomic import check_output_path, output_png
     from attiqa.io.images import require_images
 
-    def inputs_and_outputs() -> list[Path]:
+    def inputs_and_outputs() -> tuple[list[Path], dict[str, str]]:
+        overrides = crops_overrides(model, crops, default="five")  # the resume record names the crops
         found = require_images(paths)
         if sheet is not None:
             found = _without_own_sheet(found, sheet)
@@ -90,45 +92,44 @@ def score_cmd(
             check_output_path(out, create=False)
         if sheet is not None:
             output_png(sheet, "--sheet", create=False)
-        return found
+        return found, overrides
 
     checked = checked_first(inputs_and_outputs)  # alone: before torch is imported
     with ExitStack() as held:  # --out, once held, until the command's last write to it is done
-        _score(held, checked, model, out, sheet, batch_size, workers, crops, device, quiet)
+        _score(held, checked, model, out, sheet, batch_size, workers, device, quiet)
 
 
 def _score(
     held: ExitStack,
-    checked: Callable[[], list[Path]],
+    checked: Callable[[], tuple[list[Path], dict[str, str]]],
     model: str | None,
     out: Path | None,
     sheet: Path | None,
     batch_size: int,
     workers: int | None,
-    crops: str,
     device: str,
     quiet: bool,
 ) -> None:
-    """:func:`score_cmd` once its arguments are read: ``checked()`` gives the images (its checks said once
-    under torchrun); ``held`` keeps the lock on ``out`` to the end of the command."""
+    """:func:`score_cmd` once its arguments are read: ``checked()`` gives the images and the scorer's
+    overrides (its checks said once under torchrun); ``held`` keeps the lock on ``out`` to the end of the
+    command."""
     from attiqa.contact_sheet import sheet_for_scores
     from attiqa.evaluation.cache import resume_identity
     from attiqa.exiqa import missing_regressor
-    from attiqa.scorers import is_attiqa_model, load_scorer
+    from attiqa.scorers import load_scorer
     from attiqa.scoring import ColumnStats, ScoreWriter, score_output_held, scorer_record
     from attiqa.sharding import alike_on_every_process, in_input_order, score_share, sharded
 
     keep_rows = max(SHEET_LIMIT if sheet else 0, TABLE_LIMIT)
     with sharded() as shards:  # under torchrun each process scores a share
         with alike_on_every_process():  # under torchrun: said once, or by each process that met it
-            files = checked()
+            files, overrides = checked()
         with alike_on_every_process():
             if shards.world > 1 and out is None:
                 raise AttiqaError(
                     f"under torchrun each of the {shards.world} processes scores a share of the images — "
                     "give --out FILE.csv (or .tsv / .json) to collect them in one file"
                 )
-            overrides = {"crops": crops} if is_attiqa_model(model) else {}
             scorer = load_scorer(model, device=resolve_device(device), **overrides)
             if shards.main and (no_score := missing_regressor(scorer)):  # its distortion columns still are
                 console.print(f"[yellow]note:[/] {plain(no_score)}", highlight=False)
@@ -251,7 +252,7 @@ def check_attributes(
     photos: list[Path] = typer.Argument(
         None, help="Photos to degrade (default: scikit-image's bundled photos)."
     ),
-    crops: str = typer.Option("center", help="five | center"),
+    crops: str | None = typer.Option(None, help="ATTIQA models: five | center (default)."),
 ) -> None:
     """Do the attribute heads mean what they say? Degrade photos in steps (blur, contrast, brightness,
     saturation, noise) and print, per attribute, the SROCC between the level and the head's score
@@ -260,9 +261,9 @@ def check_attributes(
 
     from attiqa.demo import DEMO_PHOTOS, skimage_photo
     from attiqa.evaluation.monotonicity import attribute_monotonicity
-    from attiqa.scorers import is_attiqa_model, load_scorer
+    from attiqa.scorers import load_scorer
 
-    scorer = load_scorer(model, **({"crops": crops} if is_attiqa_model(model) else {}))
+    scorer = load_scorer(model, **crops_overrides(model, crops, default="center"))
     imgs = readable_images(photos)[0] if photos else [skimage_photo(n) for n in DEMO_PHOTOS[:5]]
     table = Table(title=f"attribute heads vs graded degradation ({len(imgs)} photos)")
     for c in ("attribute", "distortion", "mean SROCC", "min SROCC", "strictly monotone"):

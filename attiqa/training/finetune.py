@@ -74,7 +74,7 @@ from attiqa.training.trainer import (
     weights_hash,
 )
 
-__all__ = ["InitialModel", "finetune", "initial_model", "predict_five_crop"]
+__all__ = ["InitialModel", "check_resumed_start", "finetune", "initial_model", "predict_five_crop"]
 
 
 def finetune(
@@ -109,13 +109,22 @@ def initial_model(cfg: FinetuneConfig, init_checkpoint: Path | None) -> InitialM
     """Build (load) the starting network as :func:`finetune` does, seeded by ``cfg.seed``; started from a
     checkpoint, its info records the weights' hash (``INIT_HASH``), which a resume compares: a checkpoint
     can change since (pretraining trained on). A fresh network is the config's, which the trainer's own
-    resume check compares (another ``model.head_hidden``: "saved by a run of another network")."""
+    resume check compares (another ``model.head_hidden``: "saved by a run of another network"). A checkpoint
+    of another backbone than ``cfg.backbone`` is trained as it is (`attiqa train`'s ``pretrained_checkpoint``,
+    `bench --init`), said in one line."""
     torch.manual_seed(cfg.seed)  # seeded, identical fresh layers on every rank (and across runs)
     model, info = _build_model(
         init_checkpoint, cfg.backbone, cfg.pretrained_backbone, cfg.backbone_weights, cfg.head_hidden
     )
     if init_checkpoint is not None:
         info = {**info, INIT_HASH: weights_hash(model)}
+        if model.backbone.name != cfg.backbone and D.is_main():  # was trained without a word
+            console.print(
+                f"[yellow]finetune: the network of {init_checkpoint} (backbone {model.backbone.name}, its "
+                f"card) is fine-tuned as it is; the config's backbone {cfg.backbone} is used only without a "
+                "pretrained checkpoint",
+                highlight=False,
+            )
     return InitialModel(model, info, torch.get_rng_state())
 
 
@@ -128,11 +137,17 @@ def _build_model(
 ) -> tuple[AttiqaModel, dict[str, Any]]:
     if init_checkpoint is not None:
         model, card = load_model(init_checkpoint)
-        return model, {"init": str(init_checkpoint), "init_stage": card.get("stage")}
+        name = start_name(backbone, pretrained_backbone, init_checkpoint)
+        return model, {"init": name, "init_stage": card.get("stage")}
     bb = create_backbone(backbone, pretrained=pretrained_backbone, weights=backbone_weights)
-    return AttiqaModel(bb, ATTRIBUTES, head_hidden), {
-        "init": f"imagenet:{backbone}" if pretrained_backbone else f"random:{backbone}"
-    }
+    return AttiqaModel(bb, ATTRIBUTES, head_hidden), {"init": start_name(backbone, pretrained_backbone, None)}
+
+
+def start_name(backbone: str, pretrained_backbone: bool, init_checkpoint: Path | None) -> str:
+    """How a fine-tuning's card names its start (``init``): the checkpoint, else the fresh network."""
+    if init_checkpoint is not None:
+        return str(init_checkpoint)
+    return f"imagenet:{backbone}" if pretrained_backbone else f"random:{backbone}"
 
 
 @torch.no_grad()
@@ -228,16 +243,9 @@ def same_start(stage_dir: Path, init_info: dict[str, Any]) -> bool:
     with a line, when it started from other weights than ``init_info``'s (its init checkpoint rewritten
     since: pretraining trained on), so fine-tuning starts again from them over its files; a state of an
     older version (no hash recorded) is continued, said once. No or an unreadable state: the trainer's."""
-    states = [state_path_for(d / "last.safetensors") for d in (stage_dir / "heads", stage_dir)]
-    recorded = []
-    for state in states:
-        try:
-            recorded.append(training_state_extra(state).get(INIT_HASH))
-        except (OSError, ValueError, KeyError, SafetensorError):  # none, or unreadable: resume() says so
-            continue
+    recorded = recorded_starts(stage_dir)
     init, now = init_info.get("init"), init_info.get(INIT_HASH)
-    if recorded:
-        other_start(stage_dir, init, now is not None, any(h is not None for h in recorded))
+    other_start(stage_dir, init, now is not None, recorded)
     if now is None:  # a start built without one (nothing to compare with)
         return True
     if any(h is not None and h != now for h in recorded):
@@ -258,24 +266,62 @@ def same_start(stage_dir: Path, init_info: dict[str, Any]) -> bool:
     return True
 
 
-def other_start(stage_dir: Path, init: str | None, from_checkpoint: bool, was_checkpoint: bool) -> None:
+STAGE_PARTS = ("heads", "")
+"""The parts of a fine-tuning stage that save a resume point, in the order they train: the cached heads
+(``finetune/heads``, before a polish) and the stage itself (``finetune``)."""
+
+
+def recorded_starts(stage_dir: Path) -> list[str | None]:
+    """The init weights' hash each saved resume state in ``stage_dir`` (and its cached heads') recorded;
+    None for a state of an older version or one started from a fresh network; an unreadable state: none."""
+    recorded = []
+    for part in STAGE_PARTS:
+        try:
+            extra = training_state_extra(state_path_for(stage_dir / part / "last.safetensors"))
+        except (OSError, ValueError, KeyError, SafetensorError):  # none, or unreadable: resume() says so
+            continue
+        recorded.append(extra.get(INIT_HASH))
+    return recorded
+
+
+def saved_start(stage_dir: Path) -> str | None:
+    """The ``init`` the latest saved model of ``stage_dir`` names in its card — the stage's own, else its
+    cached heads' (a polished run stopped before its first save of the stage); None when none is readable."""
+    for part in reversed(STAGE_PARTS):
+        with contextlib.suppress(AttiqaError, OSError, ValueError, SafetensorError):
+            init = read_card(stage_dir / part / "last.safetensors").get("init")
+            if isinstance(init, str):
+                return init
+    return None
+
+
+def check_resumed_start(
+    stage_dir: Path, backbone: str, pretrained_backbone: bool, init_checkpoint: Path | None
+) -> None:
+    """:func:`other_start` for a run's ``--resume`` before any of its stages runs (the runner's early
+    checks): a resume that adds a pretrain stage to a fine-tune-only run was refused only after labelling
+    and pretraining."""
+    name = start_name(backbone, pretrained_backbone, init_checkpoint)
+    other_start(stage_dir, name, init_checkpoint is not None, recorded_starts(stage_dir))
+
+
+def other_start(stage_dir: Path, init: str | None, from_checkpoint: bool, recorded: list[str | None]) -> None:
     """Refuse a resume of the fine-tuning in ``stage_dir`` from another kind of start than it had: a
     checkpoint (a pretrain stage, ``pretrained_checkpoint``) then, ImageNet weights now, or the reverse
     (was: `--resume --set pretrain=null` continued a run fine-tuned from the pretrained model and its card
-    then said ImageNet; the reverse was said as "saved by an older version"). A state of an older version
-    records no hash either: its card's ``init`` tells the two apart."""
-    was = None
+    then said ImageNet; the reverse was said as "saved by an older version"). ``recorded``:
+    :func:`recorded_starts` (none: nothing to resume). A state of an older version records no hash either:
+    its card's ``init`` (the stage's, else its cached heads') tells the two apart."""
+    if not recorded:
+        return
+    was_checkpoint = any(h is not None for h in recorded)
+    was = saved_start(stage_dir)
     if from_checkpoint and not was_checkpoint:
-        try:
-            was = read_card(stage_dir / "last.safetensors").get("init")
-        except (AttiqaError, OSError, ValueError, SafetensorError):
-            return  # unreadable: the trainer's resume says so
         if not (isinstance(was, str) and was.startswith(("imagenet:", "random:"))):
-            return  # an older version's state from a checkpoint: same_start says so
+            return  # an older version's state from a checkpoint (same_start says so), or unreadable
     elif was_checkpoint and not from_checkpoint:
-        was = "a pretrained checkpoint"
-        with contextlib.suppress(AttiqaError, OSError, ValueError, SafetensorError):
-            was = read_card(stage_dir / "last.safetensors").get("init") or was
+        if was is None or was.startswith(("imagenet:", "random:")):
+            was = "a pretrained checkpoint"
     else:
         return
     raise EveryProcessError(
