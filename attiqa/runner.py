@@ -7,13 +7,14 @@ pretraining and fine-tuning use DDP; only rank 0 writes files.
 from __future__ import annotations
 
 import os
+from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from attiqa.config import LabelConfig, TrainConfig, to_dict
 from attiqa.errors import AttiqaError, ConfigError, EveryProcessError
-from attiqa.io.atomic import output_folder, resumable_folder, write_json_atomic
+from attiqa.io.atomic import folder_held, output_folder, resumable_folder, write_json_atomic
 
 if TYPE_CHECKING:
     from attiqa.teachers import Teacher
@@ -326,6 +327,14 @@ def earlier_training(out_dir: Path) -> list[str]:
     return sorted(str(p.parent.relative_to(out_dir)) for p in found)
 
 
+def out_dir_held(out_dir: Path) -> AbstractContextManager[None]:
+    """An existing ``out_dir`` held by this run (:func:`attiqa.io.atomic.folder_held`): two `attiqa train`
+    into it at once (or a ``--resume`` of a run still training) each trained over the other's files. The
+    second is one line naming it."""
+    fix = "let it finish (a stopped run continues with --resume), or choose another --out-dir"
+    return folder_held(out_dir, "training in", fix)
+
+
 def interrupted_words(cfg: TrainConfig, since: float | None = None) -> str:
     """What an interrupted ``attiqa train`` kept and how to continue (was a bare "interrupted");
     ``since``: when the command started — a stage saved before (an earlier run a ``--no-resume`` had not
@@ -414,8 +423,11 @@ def run(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> RunRes
     from attiqa.sharding import alike_on_every_process, is_main, process_group
 
     out_dir = Path(cfg.out_dir)
-    with process_group():
+    with ExitStack() as held, process_group():  # out_dir held by rank 0, the writer, to the run's end
         with alike_on_every_process():  # the checks before any work: under torchrun said once (each said it)
+            held_before = is_main() and out_dir.is_dir()  # before its checks read it: another run may be
+            if held_before:  # training in it
+                held.enter_context(out_dir_held(out_dir))
             check_devices(cfg)
             resumed = resume and bool(earlier_training(out_dir))
             if resumed:  # was "choose another out_dir", or a failed save later
@@ -467,6 +479,8 @@ def run(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> RunRes
                     ft_data = read_mos_split(fc.csv, fc.image_root, fc.val_fraction, fc.split_seed)
             if is_main():
                 output_folder(out_dir, "out_dir (--out-dir)")
+                if not held_before:  # made now (two fresh runs both found none: one holds it)
+                    held.enter_context(out_dir_held(out_dir))
         record = to_dict(cfg)  # a resumed run's once its stages took it: a resume a stage refuses (another
         if is_main() and not resumed:  # batch size, ...) left config.json saying what no run trained with
             write_json_atomic(out_dir / "config.json", record)

@@ -20,6 +20,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -34,6 +35,7 @@ from attiqa.io.atomic import (
     check_output_path,
     interrupts_held,
     json_text,
+    output_held,
     write_bytes_atomic,
     write_json_atomic,
     write_text_atomic,
@@ -197,6 +199,17 @@ def _short(sha: object) -> str:
     return f"{sha[:12]}…" if isinstance(sha, str) else "none"
 
 
+def score_output_held(out: str | Path, fix: str = OUT_FIX) -> AbstractContextManager[None]:
+    """Hold ``out`` (:func:`attiqa.io.atomic.output_held`) while a :class:`ScoreWriter` appends to it and
+    until its last rename (a JSON document, a torchrun job's merge, genbench's rewrite in manifest order):
+    two runs at once each scored every image into it. A held file is one line; ``attiqa score``'s advice
+    adds another --out, a caller's own (genbench's "delete it to score M again") is not offered while
+    another process writes the file."""
+    out = check_output_path(out, fix)  # its folder made, or the writer's own line for it
+    then = "let it finish (rerunning it then resumes what it left)"
+    return output_held(out, "writing", then + (f", or {fix}" if fix == OUT_FIX else ""))
+
+
 class ScoreWriter:
     """Incremental, resumable score file. CSV/TSV rows are appended (and fsynced) per batch; JSON rows go to
     a hidden journal beside it and the JSON document is rewritten atomically on :meth:`close`.
@@ -215,6 +228,9 @@ class ScoreWriter:
 
     ``fix`` ends every message about a file it cannot use: ``attiqa score``'s "choose another --out"
     (and, where deleting the file helps, "or delete it"), or a caller's own advice, used as given.
+
+    The caller holds the file first (:func:`score_output_held`; under torchrun rank 0 alone, before any rank
+    makes its writer) and lets go after :meth:`close` / :meth:`merge_shards` and its own last rename.
     """
 
     def __init__(

@@ -13,7 +13,8 @@ import json
 import math
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from contextlib import ExitStack
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
@@ -25,7 +26,15 @@ from attiqa.interface import Scorer
 from attiqa.io.atomic import remove_orphan_temps, write_json_atomic
 from attiqa.scorers import is_checkpoint
 from attiqa.scorers.zoo import checkpoint_read, weights_identity
-from attiqa.scoring import OtherScoreFile, ScoreRun, ScoreWriter, same_scorer, score_paths, write_scores
+from attiqa.scoring import (
+    OtherScoreFile,
+    ScoreRun,
+    ScoreWriter,
+    same_scorer,
+    score_output_held,
+    score_paths,
+    write_scores,
+)
 from genbench.files import SCORES_DIR
 from genbench.manifest import Pair, image_problem, resolve
 from genbench.run_scores import (
@@ -40,10 +49,10 @@ from genbench.run_scores import (
 )
 
 
-def _writer(out_csv: Path, columns: Sequence[str], metric: str) -> ScoreWriter:
+def _writer(out_csv: Path, columns: Sequence[str], fix: str) -> ScoreWriter:
     """The writer of ``scores/<slug>.csv``, holding the rows it holds; a file of other columns (another
     scorer's, a hand-edited header) is removed and all scored again."""
-    make = partial(ScoreWriter, out_csv, columns, fix=f"delete it to score {metric} again", keep_rows=True)
+    make = partial(ScoreWriter, out_csv, columns, fix=fix, keep_rows=True)
     try:
         return make()
     except OtherScoreFile:
@@ -96,13 +105,17 @@ class MetricJob:
     metric: str
     report: ScoreReport
     ready: Ready | None = None
+    held: ExitStack = field(default_factory=ExitStack)  # the score file's lock, while the job is open
 
     def __enter__(self) -> MetricJob:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self.ready is not None:
-            self.ready.writer.close()  # a second close (after score's) does nothing more
+        try:
+            if self.ready is not None:
+                self.ready.writer.close()  # a second close (after score's) does nothing more
+        finally:
+            self.held.close()  # the file let go once it was rewritten (score) or closed
 
     def score(
         self,
@@ -193,14 +206,34 @@ def open_metric(
     done = None if not_kept else scored_already(run_dir, pairs, metric)
     if done is not None:
         return MetricJob(run_dir, metric, done)
+    fix = f"delete it to score {metric} again"  # the writer's advice (not offered while another writes it)
+    held = ExitStack()
+    try:  # from before the scorer loads to the job's end: its file is rewritten in manifest order at the end
+        held.enter_context(score_output_held(out_csv, fix))
+    except AttiqaError as exc:  # another `genbench score` of this run writes it now: this metric is skipped
+        job.report.error = str(exc)
+        return job
+    with held:
+        _get_ready(job, pairs, device, out_csv, fix)
+        if job.ready is not None:
+            job.held = held.pop_all()
+    return job
+
+
+def _get_ready(
+    job: MetricJob, pairs: list[Pair], device: str | Callable[[], str], out_csv: Path, fix: str
+) -> None:
+    """:func:`open_metric`'s scorer loaded and writer opened into ``job.ready`` (``job.report.error``: why
+    the metric cannot score), with ``out_csv`` held."""
+    metric, slug = job.metric, job.report.metric
     try:
         scorer = attiqa.load_scorer(metric, device=device() if callable(device) else device)
     except AttiqaError as exc:
         job.report.error = str(exc)
-        return job
+        return
     job.report.error = missing_regressor(scorer)  # every score NaN: agree would measure nothing
     if job.report.error:
-        return job
+        return
     remove_orphan_temps(out_csv.parent, targets=[out_csv.name, f"{slug}.json"])  # a killed earlier run's
     # the tensors' hash too: `agree` knows a shipped model's copy with its card rewritten (zoo.shipped_model)
     identity = {
@@ -214,10 +247,10 @@ def open_metric(
     # The writer reads the file once (its rows are what is kept); each batch is appended as it finishes (a
     # kill keeps it; the writer drops a half-written last line); the file is rewritten in manifest order.
     try:
-        writer = _writer(out_csv, scorer.columns, metric)
+        writer = _writer(out_csv, scorer.columns, fix)
     except AttiqaError as exc:  # a damaged row (an edit, a bad disk): this metric is skipped, the rest go on
         job.report.error = str(exc)
-        return job
+        return
     old = {r["image"]: r for r in writer.found_rows}
     images = run_images(pairs)
     todo = [im for im in images if im not in old or math.isnan(old[im][scorer.columns[0]])]
@@ -228,7 +261,6 @@ def open_metric(
     write_json_atomic(out_csv.with_suffix(".json"), record)
     job.ready = Ready(scorer, identity, record, writer, old, images, todo)
     job.report.kept = len(images) - len(todo)
-    return job
 
 
 def score_run(

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -756,3 +757,64 @@ def isp_run(raw_dir: Path, out: Path, cfg, **kw: object) -> list:
     split = {k: v for k, v in kw.items() if k in fields}
     inputs = run_inputs(InputSettings(raw_dir=raw_dir, out=out, **split), cfg, kw.get("teacher"))
     return run(inputs, cfg, **{k: v for k, v in kw.items() if k not in fields})
+
+
+PAUSED_AFTER = """
+import importlib, os, time
+from pathlib import Path
+
+where, _, attr = os.environ["PAUSE_AFTER"].partition(":")
+owner = importlib.import_module(where)
+*parents, name = attr.split(".")
+for parent in parents:
+    owner = getattr(owner, parent)
+real = getattr(owner, name)
+ready, go = Path(os.environ["PAUSED"]), Path(os.environ["GO_ON"])
+
+
+def paused(*args, **kwargs):
+    result = real(*args, **kwargs)
+    if not ready.exists():
+        ready.touch()
+        while not go.exists():
+            time.sleep(0.02)
+    return result
+
+
+setattr(owner, name, paused)
+importlib.import_module(os.environ["ENTRY"]).main()
+"""
+
+
+@dataclass
+class Paused:
+    """A run :func:`paused_after` holds at a point of its work; ``done``: how it ended, once let go."""
+
+    proc: subprocess.Popen
+    done: subprocess.CompletedProcess | None = None
+
+
+@contextlib.contextmanager
+def paused_after(tmp_path: Path, seam: str, cmd: list[str]) -> Iterator[Paused]:
+    """``cmd`` (:func:`attiqa_cmd` or :func:`genbench_cmd`: ``-m attiqa.cli`` / ``-m genbench.cli``) run as a
+    real process that waits, once the first call of ``seam`` (``module:Class.method``) has returned, until
+    the block is done: a run caught at that point of its work for as long as the test needs. It then goes
+    on to its end (asserted: exit 0), in ``Paused.done``."""
+    script, ready, go = tmp_path / "paused_after.py", tmp_path / "paused", tmp_path / "go_on"
+    script.write_text(PAUSED_AFTER)
+    at = cmd.index("-m")
+    env = {"PAUSE_AFTER": seam, "PAUSED": str(ready), "GO_ON": str(go), "ENTRY": cmd[at + 1]}
+    proc = subprocess.Popen([sys.executable, str(script), *cmd[at + 2 :]], env=attiqa_env(env),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    paused = Paused(proc)
+    try:
+        deadline = time.monotonic() + 300
+        while not ready.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert ready.exists(), f"never reached {seam}: {proc.communicate(timeout=60)}"
+        yield paused
+    finally:
+        go.touch()
+        out, err = proc.communicate(timeout=300)
+        paused.done = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+    assert proc.returncode == 0, err

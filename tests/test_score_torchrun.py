@@ -44,18 +44,23 @@ def images(photo_dir: Path) -> Path:
 def test_two_ranks_write_the_file_one_process_writes(images, tmp_path, cli):
     one, two = tmp_path / "one.csv", tmp_path / "two.csv"
     assert cli("score", images, *OPTIONS, "-o", one, "-q").returncode == 0
+    lock = tmp_path / ".two.csv.lock"
+    lock.touch()  # a killed run's lock file: nobody holds it
     res = score(images, "-o", two)
     assert res.returncode == 0, res.stderr[-3000:]
     assert rows(two) == rows(one) and len(rows(one)) == 1 + 9  # header + every readable image, input order
     assert res.stderr.count("skipped 1 file(s)") == 1 and "zero.png" in res.stderr  # rank 0 reports all
     assert res.stdout.count("9 image(s) scored") == 1  # one table, of both ranks' rows
     assert not list(tmp_path.glob(".two.csv.rank*")), "journals are removed once merged"
+    assert not lock.exists()  # taken over by rank 0, the writer (the other rank neither waited nor was
+    # refused), and removed as it let go once the file was merged
 
     doc = tmp_path / "two.json"
     assert score(images, "-o", doc, "-q").returncode == 0
     parsed = json.loads(doc.read_text())
     assert [r["image"] for r in parsed["results"]] == [r[0] for r in rows(one)[1:]]
     assert [Path(f["image"]).name for f in parsed["failed"]] == ["zero.png"]
+    assert not (tmp_path / ".two.json.lock").exists()
 
 
 @pytest.mark.serial(reason="two torchrun ranks need both cores")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -31,7 +32,7 @@ from attiqa.progress import console, plain, plain_failure, plain_name
 from attiqa.scorers import DEFAULT_MODEL
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from attiqa.interface import Scorer
 
@@ -94,11 +95,29 @@ def score_cmd(
         return found, overrides
 
     checked = checked_first(inputs_and_outputs)  # alone: before torch is imported
+    with ExitStack() as held:  # --out, once held, until the command's last write to it is done
+        _score(held, checked, model, out, sheet, batch_size, workers, device, quiet)
+
+
+def _score(
+    held: ExitStack,
+    checked: Callable[[], tuple[list[Path], dict[str, str]]],
+    model: str | None,
+    out: Path | None,
+    sheet: Path | None,
+    batch_size: int,
+    workers: int | None,
+    device: str,
+    quiet: bool,
+) -> None:
+    """:func:`score_cmd` once its arguments are read: ``checked()`` gives the images and the scorer's
+    overrides (its checks said once under torchrun); ``held`` keeps the lock on ``out`` to the end of the
+    command."""
     from attiqa.contact_sheet import sheet_for_scores
     from attiqa.evaluation.cache import resume_identity
     from attiqa.exiqa import missing_regressor
     from attiqa.scorers import load_scorer
-    from attiqa.scoring import ColumnStats, ScoreWriter, scorer_record
+    from attiqa.scoring import ColumnStats, ScoreWriter, score_output_held, scorer_record
     from attiqa.sharding import alike_on_every_process, in_input_order, score_share, sharded
 
     keep_rows = max(SHEET_LIMIT if sheet else 0, TABLE_LIMIT)
@@ -114,6 +133,10 @@ def score_cmd(
             scorer = load_scorer(model, device=resolve_device(device), **overrides)
             if shards.main and (no_score := missing_regressor(scorer)):  # its distortion columns still are
                 console.print(f"[yellow]note:[/] {plain(no_score)}", highlight=False)
+        with alike_on_every_process():  # rank 0, the writer, holds --out before any process opens a file
+            if out is not None and shards.main:  # beside it (a second job's ranks cut the first's journals)
+                held.enter_context(score_output_held(out))
+        with alike_on_every_process():
             writer = None
             if out is not None:
                 writer = ScoreWriter(

@@ -143,12 +143,15 @@ def train_cmd(
             "attiqa train: --config FILE is required (or a subcommand: `attiqa train exiqa --help`)"
         )
     from attiqa.config import TrainConfig, load_config
-    from attiqa.runner import earlier_training
+    from attiqa.launch import launched_rank
+    from attiqa.runner import earlier_training, out_dir_held
 
     def checked() -> TrainConfig:
         cfg = load_config(config, set_, out_dir=out_dir)  # --out-dir in place of the config's, checked
         stages = earlier_training(Path(cfg.out_dir)) if resume is None else []
-        if stages:
+        if stages and launched_rank() == 0:  # where the run would hold it (two ranks' probes would meet)
+            with out_dir_held(Path(cfg.out_dir)):  # a run training in it now is said as that (a --resume
+                pass  # of it was refused only once it started), not as an earlier run to continue
             raise EveryProcessError(
                 f"{cfg.out_dir}: holds checkpoints of an earlier run ({', '.join(stages)}) — add "
                 "--resume to continue it, --no-resume to train over it, or choose another --out-dir"

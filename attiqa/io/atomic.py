@@ -162,6 +162,118 @@ def output_png(path: str | Path, option: str, *, create: bool = True) -> Path:
     return path
 
 
+# The output locks this process holds: fd -> (st_dev, st_ino) of the file or folder locked. ``flock`` locks an
+# open file description, which a fork shares with the child: the DataLoader's decode workers, forked while a
+# lock is held (and kept for the life of the process), held it on after the run, and a second `score -o` of
+# the same process was refused as "another process". Each child closes its copies as it starts (never
+# LOCK_UN, which would release the parent's lock too); O_CLOEXEC keeps them from any exec'd program.
+_HELD: dict[int, tuple[int, int]] = {}
+_HELD_GUARD = threading.Lock()  # a fork waits while a lock is being taken: no fd is copied unregistered
+
+
+def _forget_held_in_child() -> None:
+    for fd in _HELD:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _HELD.clear()
+    _HELD_GUARD.release()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(
+        before=_HELD_GUARD.acquire, after_in_parent=_HELD_GUARD.release, after_in_child=_forget_held_in_child
+    )
+
+
+def _hold(opener: Callable[[], int], shown: Path, doing: str, fix: str, lock_file: Path | None) -> int | None:
+    """An advisory exclusive lock on a new open file description (``opener``), registered in :data:`_HELD`;
+    None where there are no locks (no ``fcntl``, a filesystem without ``flock``, a lock file that cannot be
+    made): the output is then written unlocked, as before. A lock file replaced while it was being opened
+    (its holder removes it as it lets go) is opened again."""
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        return None
+    for _ in range(100):  # a lock file replaced 100 times over: a filesystem whose inodes do not hold still
+        with _HELD_GUARD:
+            try:
+                fd = opener()
+            except OSError:
+                return None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                st = os.fstat(fd)
+                if lock_file is not None and not os.path.samestat(st, os.stat(lock_file)):
+                    raise FileNotFoundError  # the holder removed it as it let go: the next one is the lock
+            except BlockingIOError:
+                st = os.fstat(fd)
+                os.close(fd)
+                if (st.st_dev, st.st_ino) in _HELD.values():  # a library caller's writer not closed yet
+                    raise AttiqaError(
+                        f"{shown}: this process is already {doing} it (an earlier writer of it is still "
+                        "open) — close that one first"
+                    ) from None
+                raise AttiqaError(
+                    f"{shown}: another process is {doing} it now (the same command still running?) — {fix}"
+                ) from None
+            except FileNotFoundError:
+                os.close(fd)
+                continue
+            except OSError:
+                os.close(fd)
+                return None
+            _HELD[fd] = (st.st_dev, st.st_ino)
+            return fd
+    return None
+
+
+def _let_go(fd: int | None, lock_file: Path | None) -> None:
+    if fd is None:
+        return
+    with _HELD_GUARD:
+        _HELD.pop(fd, None)
+        if lock_file is not None:  # removed while still held: no one takes a lock on a file that is going
+            with contextlib.suppress(OSError):
+                lock_file.unlink()
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def output_held(target: str | Path, doing: str, fix: str) -> Iterator[None]:
+    """Hold the output file ``target`` for the block, so that two processes never write it at once (two
+    `attiqa score -o s.csv` started together each scored every image into it: every row twice): a second
+    holder is one line, "TARGET: another process is DOING it now (the same command still running?) — FIX".
+    Held by a hidden lock file beside it, ``.NAME.lock`` (made and removed by the holder; a killed holder's
+    is taken over), not by the output itself: a file renamed over the output (a JSON document, a merged
+    torchrun file) stays held until the block ends. Keep the block up to the output's last rename. Its
+    folder is made if it is not there (as the output's own first write would make it)."""
+    target = Path(target)
+    output_folder(target.parent)
+    lock_file = target.with_name(f".{target.name}.lock")
+    flags = os.O_RDONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
+    fd = None
+    try:  # entered first: an interruption as the lock is taken still lets it go
+        fd = _hold(lambda: os.open(lock_file, flags, 0o666), target, doing, fix, lock_file)
+        yield
+    finally:
+        _let_go(fd, lock_file)
+
+
+@contextlib.contextmanager
+def folder_held(folder: str | Path, doing: str, fix: str) -> Iterator[None]:
+    """:func:`output_held` for an existing output ``folder`` (a training's ``out_dir``), locked itself: no
+    lock file in it. Where a folder cannot be opened (no ``O_DIRECTORY``: Windows) the block runs unlocked."""
+    directory = getattr(os, "O_DIRECTORY", None)
+    flags = os.O_RDONLY | (directory or 0) | getattr(os, "O_CLOEXEC", 0)
+    fd = None
+    try:
+        if directory is not None:
+            fd = _hold(lambda: os.open(folder, flags), Path(folder), doing, fix, None)
+        yield
+    finally:
+        _let_go(fd, None)
+
+
 @contextlib.contextmanager
 def interrupts_held() -> Iterator[None]:
     """Hold Ctrl-C and SIGTERM for the few statements that commit an output and record it (the rename of

@@ -1,0 +1,139 @@
+"""Two runs writing one output at once (docs/robustness.md, "Kill -9 and the same command again"): two `attiqa
+score -o s.csv` each scored every image into it, every row twice; two `attiqa train` into one out_dir trained
+over each other's files. The output is held by its writer (an advisory lock of its own open file, closed in
+forked children) from before the first write to the last rename; a second writer is one line. A lock that
+outlived its run in the decode workers refused the same process's next run: these run it again in-process."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from helpers import attiqa_cmd, genbench_cmd, one_line_error, paused_after
+
+SCORE = ("-m", "classical", "--batch-size", "1", "-q")
+BUSY = (
+    "another process is writing it now (the same command still running?) — let it finish (rerunning it then"
+)
+BUSY += " resumes what it left)"
+
+
+def images_of(out: Path) -> list[str]:
+    """The image column of a CSV score file or the results of a JSON one."""
+    if out.suffix == ".json":
+        return [r["image"] for r in json.loads(out.read_text())["results"]]
+    with out.open(newline="") as fh:
+        return [row[0] for row in list(csv.reader(fh))[1:]]
+
+
+@pytest.mark.parametrize(
+    ("name", "seam"),
+    [("s.csv", "attiqa.scoring:ScoreWriter.add"), ("s.json", "attiqa.scoring:ScoreWriter.close")],
+    ids=["csv-while-rows-are-appended", "json-after-its-document-is-renamed-in"],
+)
+def test_a_second_score_into_an_out_being_written_is_one_line(photo_dir, tmp_path, cli, name, seam):
+    """**Was**: the second run scored every image into the file as well (CSV: each row twice). Now it is one
+    line and leaves the file as the first writes it; the first ends with each image once. The JSON run is
+    caught after its document was renamed in (the lock of session 60 was gone by then: a second run
+    resumed a file its first was still finishing); no lock file is left once the first is done."""
+    out = tmp_path / name
+    with paused_after(
+        tmp_path, seam, attiqa_cmd("score", photo_dir, *SCORE, "-o", out, "--workers", "0")
+    ) as first:
+        before = out.read_bytes()
+        second = cli("score", photo_dir, *SCORE, "-o", out, "--workers", "0")
+        assert one_line_error(second) == f"error: {out}: {BUSY}, or choose another --out"
+        assert out.read_bytes() == before
+    assert first.done is not None and "resuming" not in first.done.stderr
+    names = images_of(out)
+    assert len(names) == 5 and sorted(names) == sorted(set(names))
+    assert not (tmp_path / f".{name}.lock").exists() and not (tmp_path / f".{name}.partial.csv").exists()
+    assert "resuming: 5 image(s) already" in cli("score", photo_dir, *SCORE, "-o", out).stderr
+
+
+def test_the_same_process_scores_into_one_out_again_after_its_decode_workers_ran(photo_dir, tmp_path, cli):
+    """The decode workers (`--workers 1`) are forked while the file is held and kept for the process's next
+    call: the lock of session 60 lived on in them, and a second `score -o` of the same process (a library
+    caller, a notebook) was refused as "another process". Now each forked child closes its copy."""
+    out = tmp_path / "s.csv"
+    first = [p for p in sorted(photo_dir.rglob("*")) if p.is_file()][:3]
+    assert cli("score", *first, *SCORE, "-o", out, "--workers", "1").returncode == 0
+    again = cli("score", photo_dir, *SCORE, "-o", out, "--workers", "1")
+    assert again.returncode == 0, again.stderr
+    assert "resuming: 3 image(s) already in" in again.stderr
+    assert sorted(images_of(out)) == sorted(str(p) for p in photo_dir.rglob("*") if p.is_file())
+
+
+def test_genbench_score_while_another_scores_the_metric_skips_it_without_its_delete_advice(
+    tmp_path, photos, genbench_cli
+):
+    """`genbench score` writes ``scores/METRIC.csv`` through the same writer, and rewrites it in manifest
+    order at the end: a second run while the first scores is one line for that metric, without genbench's own
+    advice for a damaged file ("delete it to score classical again": deleting it under a live writer)."""
+    from genbench_helpers import make_photo_run
+
+    run = make_photo_run(tmp_path / "run", photos)
+    scores = run / "scores" / "classical.csv"
+    cmd = genbench_cmd("score", run, "-m", "classical", "--workers", "0", "--batch-size", "1")
+    with paused_after(tmp_path, "attiqa.scoring:ScoreWriter.add", cmd):
+        before = scores.read_bytes()
+        second = genbench_cli("score", run, "-m", "classical", "--workers", "0")
+        said = " ".join((second.stdout + second.stderr).split())
+        assert f"skipped classical: {scores}: {BUSY}" in said, said
+        assert "delete it" not in said and second.returncode == 2
+        assert scores.read_bytes() == before
+    names = images_of(scores)
+    assert len(names) == 10 and sorted(names) == sorted(set(names))
+
+
+def test_train_into_an_out_dir_another_run_trains_in_is_one_line_and_the_same_process_resumes(tmp_path, cli):
+    """**Was**: a second `attiqa train` into the out_dir of a run still training (or its `--resume`) trained
+    over its files. Now the folder is held by the run from its first check to its end; the second is one
+    line, the run's files untouched — also without --resume / --no-resume where checkpoints are there (it
+    said "holds checkpoints of an earlier run — add --resume", which then trained over the live run). The
+    label stage's decode workers (`num_workers: 1`) are forked while the folder is held; the same process
+    resumes the run afterwards (session 60's lock lived on in them: "another process")."""
+    from helpers import LABEL_AND_PRETRAIN, tiny_train_config
+
+    cfg = tiny_train_config(tmp_path)
+    stages = [*LABEL_AND_PRETRAIN[:4], "--set", "label={teacher: classical, num_workers: 1}"]
+    stages += ["--set", f"label.images=[{tmp_path / 'set' / 'images'}]"]
+    run = tmp_path / "run"
+    assert cli("train", "--config", cfg, *stages).returncode == 0
+    again = cli("train", "--config", cfg, *stages, "--resume", "--set", "pretrain.epochs=2")
+    assert again.returncode == 0, again.stderr
+    busy = f"error: {run}: another process is training in it now (the same command still running?) — let it "
+    busy += "finish (a stopped run continues with --resume), or choose another --out-dir"
+    labels = attiqa_cmd("train", "--config", cfg, *stages, "--resume", "--set", "pretrain=null")  # all kept
+    with paused_after(tmp_path, "attiqa.runner:check_devices", labels):  # held: its first check is done
+        weights = (run / "pretrain" / "last.safetensors").read_bytes()
+        for flag in ("--resume", "--no-resume", None):
+            second = cli("train", "--config", cfg, *stages, *([flag] if flag else []))
+            assert one_line_error(second) == busy, flag
+        assert (run / "pretrain" / "last.safetensors").read_bytes() == weights
+
+
+def test_a_second_writer_in_the_same_process_and_a_platform_without_locks(tmp_path, monkeypatch):
+    """A library caller holding the file twice (a writer not closed) is told so, not "another process"; on a
+    platform without ``fcntl`` / ``O_DIRECTORY`` (Windows) the outputs are written unlocked (session 60's
+    lock was an ImportError traceback there until its review), and no lock file is made."""
+    import os
+    import sys
+
+    from attiqa.errors import AttiqaError
+    from attiqa.io.atomic import folder_held
+    from attiqa.scoring import score_output_held
+
+    out = tmp_path / "s.csv"
+    with score_output_held(out), pytest.raises(AttiqaError) as exc, score_output_held(out):
+        pass
+    mine = "this process is already writing it (an earlier writer of it is still open) — close that one first"
+    assert str(exc.value) == f"{out}: {mine}"
+    with score_output_held(out):  # let go: held again
+        pass
+    monkeypatch.setitem(sys.modules, "fcntl", None)  # `import fcntl` raises ImportError, as on Windows
+    monkeypatch.delattr(os, "O_DIRECTORY")
+    with score_output_held(out), score_output_held(out), folder_held(tmp_path, "training in", "wait"):
+        assert not (tmp_path / ".s.csv.lock").exists()
