@@ -109,6 +109,23 @@ def test_scatter_plot_writes_a_png_atomically(tmp_path):
     assert [p.name for p in out.parent.iterdir()] == ["s.png"]
 
 
+@pytest.mark.parametrize(("scale", "title"), [(1.0, "t"), (-1000.0, "a long model name " * 6)])
+def test_scatter_plot_draws_nothing_past_its_edges(tmp_path, scale, title):
+    """The layout holds what eval writes: a title wrapped to two lines, 5-character negative tick labels,
+    eval's axis labels — nothing cut at the image's edges (its outermost pixels stay white). Session 61 tried
+    fixed margins instead of tight_layout (~30 % of the plot's time): they cut the tick labels here."""
+    rng = np.random.default_rng(5)
+    x = rng.uniform(size=60) * scale
+    out = scatter_plot(x, 3 * x + rng.normal(0, 0.1, 60), tmp_path / "s.png", title=title,
+                       xlabel="prediction (mos)", ylabel="mos_quality (higher is better)",
+                       metrics={"srocc": 0.9, "plcc": 0.91, "plcc_fit": 0.92})  # fmt: skip
+    with Image.open(out) as im:
+        px = np.asarray(im.convert("L"))
+    assert px.min() < 100  # something is drawn ...
+    for edge in (px[:2], px[-2:], px[:, :2], px[:, -2:]):
+        assert edge.min() == 255  # ... and none of it reaches an edge
+
+
 # ------------------------------------------------------------------------------------------------------
 # Cache
 
