@@ -192,9 +192,9 @@ def open_metric(
     whose record proves every image scored by the scorer it names now (:func:`scored_already`) is not
     loaded: its job has nothing to score (``ready`` None, every image ``kept``). ``device``: a device
     string, or what gives one when the metric loads (``--device auto`` is resolved with torch).
-    ``not_kept``: the caller asked :func:`scored_already` just before and it said no — not asked again, so
-    the weights are hashed once before they load (`genbench score`'s rerun after a retrain in place hashed
-    them twice)."""
+    ``not_kept``: the caller asked :func:`scored_already` just before and it said no — not asked again (the
+    second asking read nothing: the hashes are cached per version of the file; it cost a lookup and a
+    second reading of the record and score file)."""
     run_dir = Path(run_dir)
     scores_folder(run_dir)
     slug = metric_slug(metric, run_dir)

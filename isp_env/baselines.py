@@ -157,7 +157,10 @@ def cma_search(
     of the same inputs, is replayed — CMA-ES is seeded, so each generation asks for the same settings,
     which are told their kept scores instead of being scored again — and the search goes on from its end:
     the result is the uninterrupted search's. A generation that asks for other settings than its kept
-    ones (another ``cma`` version) is scored, with every one after it."""
+    ones (another ``cma`` version) is scored, with every one after it. The replay equals the uninterrupted
+    search only while ``objective`` leaves NumPy's global random state alone (CMA-ES draws its samples from
+    it; the renders and scorers here do not): an objective that draws from it is asked other settings after
+    a resume, which are then scored again — never given stale scores."""
     import cma
 
     x0 = to_normalized(neutral()) if x0 is None else np.clip(np.asarray(x0, dtype=np.float64), -1.0, 1.0)
@@ -192,6 +195,27 @@ def cma_search(
             if fs[i] > best_f:
                 best_x, best_f = np.asarray(xs[i]), fs[i]
     return SearchResult(from_normalized(best_x), float(best_f), int(calls))
+
+
+def kept_generations(kept: Mapping[str, Any] | None) -> int | None:
+    """How much of ``kept`` (an interrupted :func:`cma_search`'s log) a resume replays: None when its start
+    is not kept (no finite score: scored again, and every generation with it), else the generations before
+    the first without finite scores. What a rerun says it keeps (the whole log was said, once a NaN score
+    made the replay stop early)."""
+    start = kept.get("start") if kept else None
+    if not (isinstance(start, float) and math.isfinite(start)):
+        return None
+    n = 0
+    for g in (kept or {}).get("generations") or []:
+        fs = g.get("fs") if isinstance(g, Mapping) else None
+        if (
+            not isinstance(fs, list)
+            or not fs
+            or not all(isinstance(f, float) and math.isfinite(f) for f in fs)
+        ):
+            break
+        n += 1
+    return n
 
 
 def kept_scores(xs: Sequence[np.ndarray], kept: object) -> list[float] | None:

@@ -38,7 +38,7 @@ from attiqa.io.names import portable_stem
 from attiqa.io.run_meta import differing_settings
 from attiqa.progress import console, plain, plain_failure, plain_name, progress_task
 from attiqa.scorers import scorer_identity
-from isp_env.baselines import cma_search, guarded_objective, search_plan
+from isp_env.baselines import cma_search, guarded_objective, kept_generations, search_plan
 from isp_env.isp import Developed, develop, finish
 from isp_env.mos_function import MOSFunction, load_mos_function
 from isp_env.params import RunFiles, neutral, raw_record, written_values
@@ -1114,9 +1114,10 @@ def global_cma(
         kept = (
             log.get("search") if log.get("inputs") == inputs and log.get("budget") == global_budget else None
         )
-        if isinstance(kept, dict) and isinstance(kept.get("generations"), list):
+        replayed = kept_generations(kept) if isinstance(kept, dict) else None
+        if replayed is not None:
             console.print(
-                f"global CMA-ES: the start and {len(kept['generations'])} generation(s) kept from the run "
+                f"global CMA-ES: the start and {replayed} generation(s) kept from the run "
                 f"before ({plain_name(partial)}): not scored again"
             )
 

@@ -246,3 +246,35 @@ def test_a_global_search_interrupted_resumes_from_its_kept_generations(tmp_path,
     )
     assert resumed == uninterrupted and resumed["calls"] == 57  # the start and 4 generations of 14
     assert not partial.exists() and not (whole / "baselines" / "cma_global.partial.json").exists()
+
+
+def test_what_a_resume_says_it_keeps_is_what_the_replay_keeps():
+    """The rerun's "the start and K generation(s) kept" counted every generation of the log (session 61
+    review): a start without a finite score is scored again with every generation after it, and a generation
+    with a NaN score ends the replay there — the line said more than was replayed."""
+    from isp_env.baselines import cma_search, kept_generations
+
+    calls: list[int] = []
+
+    def objective(x):
+        calls.append(1)
+        return float(-((x - 0.3) ** 2).sum())
+
+    logs: list[dict] = []
+    cma_search(
+        objective,
+        13,
+        1,
+        seed=3,
+        popsize=4,
+        on_generation=lambda log: logs.append(json.loads(json.dumps(log))),
+    )
+    full = logs[-1]
+    assert kept_generations(full) == len(full["generations"]) == 3
+    nan_second = json.loads(json.dumps(full))
+    nan_second["generations"][1]["fs"][0] = float("nan")
+    assert kept_generations(nan_second) == 1
+    calls.clear()
+    cma_search(objective, 13, 1, seed=3, popsize=4, kept=nan_second)
+    assert len(calls) == 2 * 4  # generations 2 and 3 scored again: one replayed, as said
+    assert kept_generations({**full, "start": None}) is None

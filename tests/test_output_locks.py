@@ -137,3 +137,24 @@ def test_a_second_writer_in_the_same_process_and_a_platform_without_locks(tmp_pa
     monkeypatch.delattr(os, "O_DIRECTORY")
     with score_output_held(out), score_output_held(out), folder_held(tmp_path, "training in", "wait"):
         assert not (tmp_path / ".s.csv.lock").exists()
+
+
+def test_an_output_reached_through_a_link_is_held_as_the_file_it_reaches(tmp_path):
+    """`attiqa score -o link.csv` while another run writes `-o d/s.csv` (link.csv -> d/s.csv): **was** two
+    lock files, `.link.csv.lock` and `d/.s.csv.lock`, so both ran and wrote every row twice into d/s.csv
+    (session 61 review, reproduced with two processes); the lock sits beside the file the path reaches. The
+    lock file is opened for writing (NFS's flock needs it) and let go when the block ends."""
+    import os
+
+    from attiqa.errors import AttiqaError
+    from attiqa.scoring import score_output_held
+
+    (tmp_path / "d").mkdir()
+    target = tmp_path / "d" / "s.csv"
+    target.write_text("image,score\n")  # a run started: its first row follows
+    link = tmp_path / "link.csv"
+    link.symlink_to(target)
+    with score_output_held(target), pytest.raises(AttiqaError) as exc, score_output_held(link):
+        assert os.access(tmp_path / "d" / ".s.csv.lock", os.W_OK)
+    assert str(exc.value).startswith(f"{link}: this process is already writing it")
+    assert not list(tmp_path.glob(".*.lock")) and not list((tmp_path / "d").glob(".*.lock"))

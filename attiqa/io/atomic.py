@@ -168,7 +168,9 @@ def output_png(path: str | Path, option: str, *, create: bool = True) -> Path:
 # the same process was refused as "another process". Each child closes its copies as it starts (never
 # LOCK_UN, which would release the parent's lock too); O_CLOEXEC keeps them from any exec'd program.
 _HELD: dict[int, tuple[int, int]] = {}
-_HELD_GUARD = threading.Lock()  # a fork waits while a lock is being taken: no fd is copied unregistered
+# A fork waits while a lock is being taken: no fd is copied unregistered. Re-entrant: a clean-up run by the
+# garbage collector inside the guarded block (an abandoned holder's) lets its lock go without a deadlock.
+_HELD_GUARD = threading.RLock()
 
 
 def _forget_held_in_child() -> None:
@@ -205,6 +207,7 @@ def _hold(opener: Callable[[], int], shown: Path, doing: str, fix: str, lock_fil
                 st = os.fstat(fd)
                 if lock_file is not None and not os.path.samestat(st, os.stat(lock_file)):
                     raise FileNotFoundError  # the holder removed it as it let go: the next one is the lock
+                _HELD[fd] = (st.st_dev, st.st_ino)
             except BlockingIOError:
                 st = os.fstat(fd)
                 os.close(fd)
@@ -222,7 +225,9 @@ def _hold(opener: Callable[[], int], shown: Path, doing: str, fix: str, lock_fil
             except OSError:
                 os.close(fd)
                 return None
-            _HELD[fd] = (st.st_dev, st.st_ino)
+            except BaseException:  # Ctrl-C / SIGTERM as it is taken: no locked, unregistered fd is left open
+                os.close(fd)
+                raise
             return fd
     return None
 
@@ -249,8 +254,11 @@ def output_held(target: str | Path, doing: str, fix: str) -> Iterator[None]:
     folder is made if it is not there (as the output's own first write would make it)."""
     target = Path(target)
     output_folder(target.parent)
-    lock_file = target.with_name(f".{target.name}.lock")
-    flags = os.O_RDONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
+    # Beside the file the path reaches: `-o link.csv` and `-o` of its target are one output. Opened for
+    # writing: NFS emulates flock with a whole-file lock, which needs a file open for writing.
+    real = Path(os.path.realpath(target))
+    lock_file = real.with_name(f".{real.name}.lock")
+    flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
     fd = None
     try:  # entered first: an interruption as the lock is taken still lets it go
         fd = _hold(lambda: os.open(lock_file, flags, 0o666), target, doing, fix, lock_file)

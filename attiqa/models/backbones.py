@@ -225,7 +225,7 @@ _squared_difference = torch.ops.aten.mse_loss.out
 
 # The optional C kernel of the statistics (attiqa/models/tapstats_native.c, built at install where a C
 # compiler is present). Its VERSION must match: a stale in-place build of an older kernel is not used.
-NATIVE_KERNEL_VERSION = 2
+NATIVE_KERNEL_VERSION = 3
 
 
 def _load_native() -> Any:

@@ -11,7 +11,7 @@
  *
  * Plain C and the CPython API only (no torch or numpy headers): the caller passes data pointers
  * (tensor.data_ptr()) and sizes and guarantees the layout. The GIL is released while it runs. On x86-64
- * with GCC the kernel is compiled three times (AVX-512 from GCC 11 on, AVX2 + FMA, and the baseline) and the
+ * with GCC the kernel is compiled three times (AVX-512 from GCC 12 on, AVX2 + FMA, and the baseline) and the
  * loader picks one for the CPU it runs on.
  *
  * Threads (session 36): the work units run on torch's OWN OpenMP team, through the GOMP_parallel entry of the
@@ -42,11 +42,12 @@
 #endif
 
 /* Bumped whenever the kernel's interface or arithmetic changes: Python refuses a stale build. */
-#define TAPSTATS_VERSION 2
+#define TAPSTATS_VERSION 3
 
-/* The AVX-512 clone (x86-64-v4; GCC 11 names it): session 61, 1.8x the AVX2 clone's statistics alone on an AMD
+/* The AVX-512 clone (x86-64-v4; GCC 12 names it both in target_clones and in __builtin_cpu_supports — GCC 11
+ * refuses both, bug 101696, and the optional extension would then not be built at all): session 61, 1.8x the AVX2 clone's statistics alone on an AMD
  * EPYC with AVX-512 and the same bits (each channel's sums run in the same order at any vector width). */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && __GNUC__ >= 11
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && __GNUC__ >= 12
 #define TAPSTATS_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=haswell", "default")))
 #define TAPSTATS_AVX512 1
 #elif defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
