@@ -27,6 +27,7 @@ def test_no_arguments_shows_the_help_at_any_width(program):
 # The real default of an option whose click default is None (the library fills it in), by command and option
 def _real_defaults() -> dict[tuple[str, str], object]:
     from attiqa.bench_setup import DATA_EFFICIENT_FRACTIONS, PAPER_REPEATS
+    from attiqa.cli.score import CHECK_CROPS
     from isp_env.registration import TEST_RAWS
     from isp_env.train_config import TeacherSettings
 
@@ -34,6 +35,7 @@ def _real_defaults() -> dict[tuple[str, str], object]:
     return {
         ("attiqa bench", "repeats"): PAPER_REPEATS,
         ("attiqa bench", "fractions"): DATA_EFFICIENT_FRACTIONS,
+        ("attiqa check-attributes", "crops"): CHECK_CROPS,
         ("isp-tune", "teacher_budget"): teacher.budget,
         ("isp-tune", "teacher_raws"): teacher.raws,
         ("isp-tune", "teacher_restarts"): teacher.restarts,

@@ -245,6 +245,11 @@ def _without_own_sheet(files: list[Path], sheet: Path) -> list[Path]:
     return rest
 
 
+# check-attributes' crop mode for ATTIQA models without --crops (its --help says it; the option's own
+# default is None, so that a scorer without crop modes given --crops is refused: cli._common.crops_overrides)
+CHECK_CROPS = "center"
+
+
 def check_attributes(
     model: str | None = typer.Option(
         None, "--model", "-m", help=f"Checkpoint path or named model (default: {DEFAULT_MODEL}, bundled)."
@@ -263,7 +268,7 @@ def check_attributes(
     from attiqa.evaluation.monotonicity import attribute_monotonicity
     from attiqa.scorers import load_scorer
 
-    scorer = load_scorer(model, **crops_overrides(model, crops, default="center"))
+    scorer = load_scorer(model, **crops_overrides(model, crops, default=CHECK_CROPS))
     imgs = readable_images(photos)[0] if photos else [skimage_photo(n) for n in DEMO_PHOTOS[:5]]
     table = Table(title=f"attribute heads vs graded degradation ({len(imgs)} photos)")
     for c in ("attribute", "distortion", "mean SROCC", "min SROCC", "strictly monotone"):
