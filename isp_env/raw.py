@@ -469,9 +469,7 @@ def probe_raw(path: str | Path) -> RawReadError | None:
     except (rawpy.LibRawError, OSError, ValueError) as exc:
         return RawReadError(
             path,
-            _libraw_problem(
-                exc, path, "check the file is a complete camera raw or DNG, or remove it from the folder"
-            ),
+            _libraw_problem(exc, path, "check the file is a complete camera raw or DNG", in_folder=True),
         )
     return None
 
@@ -498,19 +496,22 @@ def libraw_text(exc: Exception) -> str:
     return f"{type(exc).__name__}: {why}"
 
 
-def _libraw_problem(exc: Exception, path: str | Path, fix: str) -> str:
+def _libraw_problem(exc: Exception, path: str | Path, fix: str, in_folder: bool = False) -> str:
     """LibRaw's error as text (rawpy gives bytes), then `` — fix``; its I/O error is running out of data,
     not a bad disk; a developed image under a raw's name is said to be one (it was LibRaw's "Unsupported
-    file format"), and an XMP sidecar too, with its own fix (:func:`sidecar_fix`)."""
+    file format"), and an XMP sidecar too, with its own fix (:func:`sidecar_fix`). ``in_folder``: met in a
+    folder of raws, so every fix adds that it may be left out of it."""
+    leave = ", or remove it from the folder" if in_folder else ""
     kind = developed_kind(path)
     if kind is not None:
-        return f"a {kind} image named {Path(path).suffix or 'without an extension'}, not a camera raw — {fix}"
+        suffix = Path(path).suffix or "without an extension"
+        return f"a {kind} image named {suffix}, not a camera raw — {fix}{leave}"
     sidecar = sidecar_fix(path)
     if sidecar is not None:
-        return f"an XMP sidecar (a raw editor's settings beside a raw), not a camera raw — {sidecar}"
+        return f"an XMP sidecar (a raw editor's settings beside a raw), not a camera raw — {sidecar}{leave}"
     said = f"LibRaw can't read it ({libraw_text(exc)})"
     ends = ": the file ends early or is not a raw" if type(exc).__name__ == "LibRawIOError" else ""
-    return f"{said}{ends} — {fix}"
+    return f"{said}{ends} — {fix}{leave}"
 
 
 XMP_MAGIC = (b"<?xpacket", b"<x:xmpmeta")  # how an XMP packet begins (after a BOM or white space)

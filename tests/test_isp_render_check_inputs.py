@@ -215,3 +215,11 @@ def test_render_of_an_xmp_sidecar_says_it_is_one_and_names_its_raw(tmp_path):
     said = _render_line(alone, "-o", tmp_path / "x.png")
     assert said.endswith("not a camera raw — pass the raw it belongs to (the camera file of the same name)")
     assert not (tmp_path / "x.png").exists()
+    from isp_env.raw import (
+        probe_raw,  # met in a folder of raws: it may be left out of it (review, session 61)
+    )
+
+    listed = probe_raw(alone)
+    assert listed is not None and str(listed).endswith(
+        "pass the raw it belongs to (the camera file of the same name), or remove it from the folder"
+    ), listed
