@@ -164,10 +164,10 @@ def cma_search(
     import cma
 
     x0 = to_normalized(neutral()) if x0 is None else np.clip(np.asarray(x0, dtype=np.float64), -1.0, 1.0)
-    start = kept.get("start") if kept else None
-    resumed = isinstance(start, float) and math.isfinite(start)
-    replay = list((kept or {}).get("generations") or []) if resumed else []
-    best_x, best_f = x0, start if resumed and isinstance(start, float) else objective(x0)
+    n_kept = kept_generations(kept)  # what a resume replays: the rule the rerun's line counts by
+    resumed = kept is not None and n_kept is not None
+    replay = list((kept or {}).get("generations") or [])[: n_kept or 0]
+    best_x, best_f = x0, float(kept["start"]) if kept is not None and resumed else objective(x0)
     log: dict[str, Any] = {"start": float(best_f), "generations": []}
     if on_generation is not None and not resumed:
         on_generation(log)
