@@ -53,6 +53,9 @@ def _check(lo: float | None = None, hi: float | None = None, lo_open: bool = Fal
     return {"lo": lo, "hi": hi, "lo_open": lo_open, "hi_open": hi_open, "choices": choices, "why": why}
 
 
+DEFAULT_BACKBONE = "resnet50"  # paper §4.2; a config that names no backbone gets it
+
+
 def _backbones() -> list[str]:
     return list(BACKBONE_INFO)
 
@@ -142,7 +145,7 @@ class LabelConfig:
 class PretrainConfig:
     """Attribute-aware pretraining (paper §3.4, supplement B)."""
 
-    backbone: str = field(default="resnet50", metadata=_check(choices=_backbones))  # paper §4.2
+    backbone: str = field(default=DEFAULT_BACKBONE, metadata=_check(choices=_backbones))  # paper §4.2
     pretrained_backbone: bool = True  # ImageNet initialisation
     backbone_weights: str | None = None  # local weights file for offline machines
     # ours: hidden width of each two-layer attribute head (paper: "two-layer MLP")
@@ -224,7 +227,7 @@ class FinetuneConfig:
     # Set them in `model:` (shared with pretraining). Used only without a pretrained ATTIQA checkpoint
     # (e.g. ablation "ImageNet backbone, no attribute pretraining", Table 7): the network is then built
     # from these.
-    backbone: str = field(default="resnet50", metadata=_check(choices=_backbones))
+    backbone: str = field(default=DEFAULT_BACKBONE, metadata=_check(choices=_backbones))
     pretrained_backbone: bool = True
     backbone_weights: str | None = None
     head_hidden: int = field(default=512, metadata=HIDDEN)
@@ -383,7 +386,7 @@ class ModelConfig:
     """Ours: the network, shared by pretraining and fine-tuning (fine-tuning from a pretrained checkpoint
     takes the network from it; these then matter only for pretraining and the no-pretraining ablation)."""
 
-    backbone: str = field(default="resnet50", metadata=_check(choices=_backbones))  # paper §4.2
+    backbone: str = field(default=DEFAULT_BACKBONE, metadata=_check(choices=_backbones))  # paper §4.2
     pretrained_backbone: bool = True  # ImageNet initialisation
     backbone_weights: str | None = None  # local weights file for offline machines
     head_hidden: int = field(default=512, metadata=HIDDEN)  # ours: attribute heads' hidden width

@@ -424,10 +424,11 @@ def run(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> RunRes
 
     out_dir = Path(cfg.out_dir)
     with ExitStack() as held, process_group():  # out_dir held by rank 0, the writer, to the run's end
-        with alike_on_every_process():  # the checks before any work: under torchrun said once (each said it)
+        with alike_on_every_process(main_only=True):  # rank 0, the writer, holds it: its line is the job's
             held_before = is_main() and out_dir.is_dir()  # before its checks read it: another run may be
             if held_before:  # training in it
                 held.enter_context(out_dir_held(out_dir))
+        with alike_on_every_process():  # the checks before any work: under torchrun said once (each said it)
             check_devices(cfg)
             resumed = resume and bool(earlier_training(out_dir))
             if resumed:  # was "choose another out_dir", or a failed save later
@@ -477,6 +478,7 @@ def run(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> RunRes
                     ft_data = dataset_split(fc)
                 else:
                     ft_data = read_mos_split(fc.csv, fc.image_root, fc.val_fraction, fc.split_seed)
+        with alike_on_every_process(main_only=True):
             if is_main():
                 output_folder(out_dir, "out_dir (--out-dir)")
                 if not held_before:  # made now (two fresh runs both found none: one holds it)
@@ -511,7 +513,10 @@ def run(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> RunRes
             from attiqa.training.finetune import finetune
 
             init = result.pretrained or finetune_init(cfg, out_dir)
-            ft = finetune(cfg.finetune, init, out_dir, resume=resume, progress=progress, data=ft_data)
+            ft = finetune(
+                cfg.finetune, init, out_dir, resume=resume, progress=progress, data=ft_data,
+                start_checked=resume,  # check_resumed_start, above
+            )  # fmt: skip
             # The last epoch's model, not `best`: the best epoch is picked on the same held-out split the
             # metrics are measured on, so its numbers are optimistic (issue 18).
             result.finetuned, result.metrics = ft.last_checkpoint, ft.last_metrics

@@ -108,14 +108,15 @@ def collective() -> Iterator[None]:
 
 
 @contextmanager
-def alike_on_every_process() -> Iterator[None]:
+def alike_on_every_process(main_only: bool = False) -> Iterator[None]:
     """Around a command's checks that every process of a torchrun job makes, before it shares out the work:
     an :class:`AttiqaError` raised in them is said once, by rank 0, when every process met it with the same
     text (N processes printed it N times); when they differ — a file on one machine only, a LOCAL_RANK past
     the GPUs — each process that met one says its own, "rank R of N: …", and every process ends with exit
     2. Rank 0 alone said an error of rank 1's that it never met: rank 1's line was lost. Every process must
     reach the end of the block (one gather; no collective inside it). Alone: the error as an
-    :class:`EveryProcessError`."""
+    :class:`EveryProcessError`. ``main_only``: checks that only rank 0 makes (the writer's hold on its output,
+    its probe of a run live there), so its error is the job's (:func:`line_to_say`)."""
     failure: AttiqaError | None = None
     try:
         yield
@@ -130,16 +131,25 @@ def alike_on_every_process() -> Iterator[None]:
     texts = gather_objects(None if failure is None else str(failure))
     if all(t is None for t in texts):
         return
-    me, n = rank(), world_size()
-    if len(set(texts)) == 1:
-        line = texts[0] if me == 0 else None
-    else:
-        line = None if failure is None else f"rank {me} of {n}: {failure}"
+    line = line_to_say(texts, rank(), main_only)
     if line is not None:
         say_error(line)
     with suppress(PeerLost):  # no process ends before every line is out: torchrun's agent stops the rest
         barrier()  # at the first end
     raise Said(line or "") from failure
+
+
+def line_to_say(texts: Sequence[str | None], me: int, main_only: bool = False) -> str | None:
+    """The line process ``me`` says of the errors met in one :func:`alike_on_every_process` block
+    (``texts``: each process's, in rank order; None where it met none): one text met by all, said by rank
+    0; else each process that met one says its own as "rank R of N: …". ``main_only`` (checks only rank 0
+    makes): rank 0's as it is, by rank 0 — was "rank 0 of 2: … training in it now", read as one process's
+    trouble (and `train` into a live run also had the other ranks' "holds checkpoints of an earlier run")."""
+    n = len(texts)
+    if len(set(texts)) == 1 or (main_only and texts[0] is not None and all(t is None for t in texts[1:])):
+        return texts[0] if me == 0 else None
+    mine = texts[me]
+    return None if mine is None else f"rank {me} of {n}: {mine}"
 
 
 def any_rank(flag: bool) -> bool:

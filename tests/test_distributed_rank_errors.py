@@ -66,6 +66,25 @@ def test_an_error_met_by_every_rank_is_said_once_without_a_rank(tmp_path, photo_
     assert "Traceback" not in ours, ours
 
 
+def test_a_check_only_rank_0_makes_is_said_as_the_jobs_line():
+    """**Was**: `torchrun --nproc_per_node 2 -m attiqa.cli train` into an out_dir holding an earlier run, or
+    one where another run is training now, ended "error: rank 0 of 2: …": the probe is rank 0's alone (the
+    writer holds out_dir), so the other process met nothing and the texts differed. Now those checks run in
+    `alike_on_every_process(main_only=True)` and rank 0 says its line as it is. The line each process says is
+    decided by `line_to_say`, tested here directly (a new torchrun launch is the suite's slow part; the
+    command was run by hand under torchrun, docs/robustness.md)."""
+    from attiqa.sharding import line_to_say
+
+    held = "run: another process is training in it now — let it finish"
+    assert [line_to_say([held, None], me, main_only=True) for me in (0, 1)] == [held, None]
+    assert [line_to_say([held, None], me) for me in (0, 1)] == [f"rank 0 of 2: {held}", None]
+    assert [line_to_say([None, "x: missing"], me, main_only=True) for me in (0, 1)] == [
+        None,
+        "rank 1 of 2: x: missing",
+    ]
+    assert [line_to_say([held, held, held], me) for me in (0, 1, 2)] == [held, None, None]
+
+
 def test_the_error_line_is_written_whole_when_sigterm_comes_during_it(tmp_path):
     """`attiqa score missing.jpg` whose stderr is a full pipe (a log reader behind, torchrun's agent
     forwarding a rank's output), SIGTERM sent while its one line waits to be written — as torchrun's agent

@@ -5,6 +5,7 @@ behaviour failed before its fix."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -271,6 +272,62 @@ def test_a_pretrained_checkpoint_of_another_backbone_is_trained_as_it_is_and_sai
         app, ["train", "-c", str(cfg), "--no-resume", "--set", f"pretrained_checkpoint={ckpt}"]
     )
     assert quiet.exit_code == 0 and "is fine-tuned as it is" not in quiet.output  # the same backbone: no word
+
+
+def test_the_card_names_the_backbone_trained_and_a_default_backbone_is_not_said(tmp_path):
+    """**Was**: with a pretrained checkpoint of another backbone, the card's `config` still named the
+    config's `backbone` (efficientnet_lite0, or resnet50 where the config named none), not the network that
+    was trained; and the line of the previous test was said of a config naming no backbone ("the config's
+    backbone resnet50", a default nobody chose). Now the card's config names the network's backbone, and the
+    line is said only of a backbone the config names."""
+    from helpers import tiny_attiqa_checkpoint
+
+    from attiqa.io.checkpoints import read_card
+
+    ckpt = tiny_attiqa_checkpoint(tmp_path)
+    cfg = tiny_train_config(tmp_path)
+    last = tmp_path / "run" / "finetune" / "last.safetensors"
+    from_ckpt = ["--no-resume", "--set", f"pretrained_checkpoint={ckpt}"]
+    named = runner.invoke(
+        app, ["train", "-c", str(cfg), *from_ckpt, "--set", "model.backbone=efficientnet_lite0"]
+    )
+    assert named.exit_code == 0 and "is fine-tuned as it is" in named.output, named.output
+    assert read_card(last)["config"]["backbone"] == "tiny"
+    unnamed = runner.invoke(app, ["train", "-c", str(cfg), *from_ckpt, "--set", "model=null"])  # no backbone:
+    assert unnamed.exit_code == 0 and "is fine-tuned as it is" not in unnamed.output, unnamed.output
+    assert read_card(last)["config"]["backbone"] == "tiny"
+
+
+def test_a_resumed_start_is_checked_once_and_a_library_callers_still_is(tmp_path, monkeypatch):
+    """**Was**: `train --resume` checked its fine-tuning's kind of start twice, in the runner's early checks
+    and again in `finetune()` (the saved states and cards read again). Now once, in the runner; a library
+    caller's `finetune()`, which made no early check, still checks it (and refuses another start)."""
+    from helpers import tiny_attiqa_checkpoint
+
+    import attiqa.training.finetune as ft
+    from attiqa.config import load_config
+
+    checks: list[Path] = []
+    real = ft.other_start
+
+    def counted(stage_dir, *args):  # the real check, counted
+        checks.append(stage_dir)
+        return real(stage_dir, *args)
+
+    monkeypatch.setattr(ft, "other_start", counted)
+    cfg = tiny_train_config(tmp_path)
+    assert runner.invoke(app, ["train", "-c", str(cfg)]).exit_code == 0
+    assert checks == []  # nothing to resume: no check
+    res = runner.invoke(app, ["train", "-c", str(cfg), "--resume", "--set", "finetune.epochs=2"])
+    assert res.exit_code == 0, res.output
+    assert checks == [tmp_path / "run" / "finetune"]
+    checks.clear()
+    ckpt = tiny_attiqa_checkpoint(tmp_path)
+    fc = load_config(cfg).finetune
+    assert fc is not None
+    with pytest.raises(EveryProcessError, match="was fine-tuned from random:tiny, not "):
+        ft.finetune(fc, ckpt, tmp_path / "run", resume=True, progress=False)
+    assert len(checks) == 1
 
 
 def _pretrain_config(tmp_path, photos, epochs: int, **pretrain: object):

@@ -15,6 +15,7 @@ from attiqa.cli._common import (
     InterruptedExit,
     LabelWorkersOption,
     checked_first,
+    one_process,
 )
 from attiqa.errors import AttiqaError, EveryProcessError
 from attiqa.progress import console, counted, plain, plain_name
@@ -143,19 +144,24 @@ def train_cmd(
             "attiqa train: --config FILE is required (or a subcommand: `attiqa train exiqa --help`)"
         )
     from attiqa.config import TrainConfig, load_config
-    from attiqa.launch import launched_rank
     from attiqa.runner import earlier_training, out_dir_held
 
-    def checked() -> TrainConfig:
-        cfg = load_config(config, set_, out_dir=out_dir)  # --out-dir in place of the config's, checked
+    def no_earlier_run(cfg: TrainConfig) -> None:
+        """Without --resume or --no-resume, an out_dir holding an earlier run's checkpoints is refused —
+        by rank 0 alone under torchrun, where the run would hold it (two ranks' probes would meet)."""
         stages = earlier_training(Path(cfg.out_dir)) if resume is None else []
-        if stages and launched_rank() == 0:  # where the run would hold it (two ranks' probes would meet)
+        if stages:
             with out_dir_held(Path(cfg.out_dir)):  # a run training in it now is said as that (a --resume
                 pass  # of it was refused only once it started), not as an earlier run to continue
             raise EveryProcessError(
                 f"{cfg.out_dir}: holds checkpoints of an earlier run ({', '.join(stages)}) — add "
                 "--resume to continue it, --no-resume to train over it, or choose another --out-dir"
             )
+
+    def checked() -> TrainConfig:
+        cfg = load_config(config, set_, out_dir=out_dir)  # --out-dir in place of the config's, checked
+        if one_process():  # under torchrun: rank 0's, below
+            no_earlier_run(cfg)
         return cfg
 
     first = checked_first(checked)  # alone: before torch is imported
@@ -171,6 +177,9 @@ def train_cmd(
         ):  # kept up to the report: once the group is gone every torchrun process is rank 0
             with alike_on_every_process():  # under torchrun: said once, or by each process that met it
                 cfg = first()
+            with alike_on_every_process(main_only=True):  # rank 0's line is the job's (was "rank 0 of 2: …")
+                if not one_process() and is_main():
+                    no_earlier_run(cfg)
             res = run(cfg, resume=bool(resume))
             if not is_main():
                 return

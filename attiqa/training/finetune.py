@@ -36,7 +36,7 @@ from safetensors import SafetensorError
 from torch.utils.data import Subset
 
 from attiqa.attributes import ATTRIBUTES
-from attiqa.config import FinetuneConfig, to_dict
+from attiqa.config import DEFAULT_BACKBONE, FinetuneConfig, to_dict
 from attiqa.device import resolve_device
 from attiqa.errors import AttiqaError, EveryProcessError
 from attiqa.evaluation.metrics import correlations
@@ -85,13 +85,17 @@ def finetune(
     progress: bool = True,
     data: MosSplit | None = None,
     start: InitialModel | None = None,
+    start_checked: bool = False,
 ) -> FinetuneResult:
     """Fine-tune on ``data`` (a split in memory, e.g. from a protocol) or else ``cfg.csv``. Without
     ``init_checkpoint`` (ablation (a): ImageNet-only initialisation) the network is built from the config's
     model fields (``model:`` section). ``start``: that network already built by :func:`initial_model` with
-    this ``cfg`` and ``init_checkpoint`` (a copy is trained), so runs of many splits read it once."""
+    this ``cfg`` and ``init_checkpoint`` (a copy is trained), so runs of many splits read it once.
+    ``start_checked``: a resume's kind of start was checked already (:func:`check_resumed_start`, the
+    runner's early checks), so it is not read and checked again; a caller that made no such check leaves
+    it False."""
     with D.process_group(), unreadable_report("finetune"):  # the report's count: once, with the group's total
-        return _finetune(cfg, init_checkpoint, Path(out_dir), resume, progress, data, start)
+        return _finetune(cfg, init_checkpoint, Path(out_dir), resume, progress, data, start, start_checked)
 
 
 @dataclass(frozen=True)
@@ -111,14 +115,15 @@ def initial_model(cfg: FinetuneConfig, init_checkpoint: Path | None) -> InitialM
     can change since (pretraining trained on). A fresh network is the config's, which the trainer's own
     resume check compares (another ``model.head_hidden``: "saved by a run of another network"). A checkpoint
     of another backbone than ``cfg.backbone`` is trained as it is (`attiqa train`'s ``pretrained_checkpoint``,
-    `bench --init`), said in one line."""
+    `bench --init`), said in one line when the config names one (the default, never chosen, is not said)."""
     torch.manual_seed(cfg.seed)  # seeded, identical fresh layers on every rank (and across runs)
     model, info = _build_model(
         init_checkpoint, cfg.backbone, cfg.pretrained_backbone, cfg.backbone_weights, cfg.head_hidden
     )
     if init_checkpoint is not None:
         info = {**info, INIT_HASH: weights_hash(model)}
-        if model.backbone.name != cfg.backbone and D.is_main():  # was trained without a word
+        named = cfg.backbone != DEFAULT_BACKBONE  # was said of a config that names none, too
+        if model.backbone.name != cfg.backbone and named and D.is_main():  # was trained without a word
             console.print(
                 f"[yellow]finetune: the network of {init_checkpoint} (backbone {model.backbone.name}, its "
                 f"card) is fine-tuned as it is; the config's backbone {cfg.backbone} is used only without a "
@@ -198,6 +203,7 @@ def _finetune(
     progress: bool,
     data: MosSplit | None,
     start: InitialModel | None,
+    start_checked: bool,
 ) -> FinetuneResult:
     _check_settings(cfg)
     split = data or read_mos_split(cfg.csv, cfg.image_root, cfg.val_fraction, cfg.split_seed)
@@ -209,7 +215,9 @@ def _finetune(
         model = copy.deepcopy(start.model)
         torch.set_rng_state(start.rng_state)
     init_info = start.info
-    resume = resume and same_start(stage_dir, init_info)
+    if model.backbone.name != cfg.backbone:  # a checkpoint's network: the card's config says what trained
+        cfg = replace(cfg, backbone=model.backbone.name)  # (was the config's unused backbone)
+    resume = resume and same_start(stage_dir, init_info, start_checked)
     if cfg.single_head is not None:
         model = keep_one_head(model, cfg.single_head)
         init_info = {**init_info, "single_head": cfg.single_head}
@@ -238,14 +246,16 @@ def _finetune(
     return result
 
 
-def same_start(stage_dir: Path, init_info: dict[str, Any]) -> bool:
+def same_start(stage_dir: Path, init_info: dict[str, Any], kind_checked: bool = False) -> bool:
     """Whether a resume may continue the fine-tuning saved in ``stage_dir`` (and its cached heads'): false,
     with a line, when it started from other weights than ``init_info``'s (its init checkpoint rewritten
     since: pretraining trained on), so fine-tuning starts again from them over its files; a state of an
-    older version (no hash recorded) is continued, said once. No or an unreadable state: the trainer's."""
+    older version (no hash recorded) is continued, said once. No or an unreadable state: the trainer's.
+    Another kind of start is refused (:func:`other_start`) unless ``kind_checked`` (it was, before)."""
     recorded = recorded_starts(stage_dir)
     init, now = init_info.get("init"), init_info.get(INIT_HASH)
-    other_start(stage_dir, init, now is not None, recorded)
+    if not kind_checked:
+        other_start(stage_dir, init, now is not None, recorded)
     if now is None:  # a start built without one (nothing to compare with)
         return True
     if any(h is not None and h != now for h in recorded):
