@@ -143,8 +143,7 @@ def line_to_say(texts: Sequence[str | None], me: int, main_only: bool = False) -
     """The line process ``me`` says of the errors met in one :func:`alike_on_every_process` block
     (``texts``: each process's, in rank order; None where it met none): one text met by all, said by rank
     0; else each process that met one says its own as "rank R of N: …". ``main_only`` (checks only rank 0
-    makes): rank 0's as it is, by rank 0 — was "rank 0 of 2: … training in it now", read as one process's
-    trouble (and `train` into a live run also had the other ranks' "holds checkpoints of an earlier run")."""
+    makes): rank 0's as it is, by rank 0 (was "rank 0 of 2: …", read as one process's trouble)."""
     n = len(texts)
     if len(set(texts)) == 1 or (main_only and texts[0] is not None and all(t is None for t in texts[1:])):
         return texts[0] if me == 0 else None
