@@ -32,6 +32,7 @@ from PIL import Image
 
 from attiqa.errors import AttiqaError, ConfigError, ImageLoadError
 from attiqa.io.atomic import (
+    FOLDER_LOCK,
     LET_IT_FINISH,
     folder_held,
     json_text,
@@ -546,11 +547,12 @@ def input_stamps(base: str, init_policy: str | None, synth_photos: Path | None) 
 
 
 def run_files(out: Path) -> dict[str, list[int | str] | None]:
-    """Every file in a run folder but :data:`FINISHED_JSON`, by its path inside it, with its stamp."""
+    """Every file in a run folder but :data:`FINISHED_JSON` and the run's lock file (there while a run holds
+    it, or left by a killed one), by its path inside it, with its stamp."""
     return {
         p.relative_to(out).as_posix(): file_stamp(p, hashed=False)
         for p in sorted(out.rglob("*"))
-        if p.is_file() and p.name != FINISHED_JSON
+        if p.is_file() and p.name not in (FINISHED_JSON, FOLDER_LOCK)
     }
 
 
