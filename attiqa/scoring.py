@@ -31,6 +31,7 @@ import torch
 from attiqa.errors import AttiqaError, ImageLoadError
 from attiqa.interface import Scorer
 from attiqa.io.atomic import (
+    LET_IT_FINISH,
     OUT_FIX,
     check_output_path,
     interrupts_held,
@@ -206,8 +207,7 @@ def score_output_held(out: str | Path, fix: str = OUT_FIX) -> AbstractContextMan
     adds another --out, a caller's own (genbench's "delete it to score M again") is not offered while
     another process writes the file."""
     out = check_output_path(out, fix)  # its folder made, or the writer's own line for it
-    then = "let it finish (rerunning it then resumes what it left)"
-    return output_held(out, "writing", then + (f", or {fix}" if fix == OUT_FIX else ""))
+    return output_held(out, "writing", LET_IT_FINISH + (f", or {fix}" if fix == OUT_FIX else ""))
 
 
 class ScoreWriter:

@@ -12,6 +12,7 @@ import json
 import os
 import shlex
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -332,7 +333,7 @@ def tune(
     from isp_env.report import printed_table
     from isp_env.run import run
 
-    with kept_on_interrupt(out):
+    with kept_on_interrupt(out), ExitStack() as held:  # --out held from run's first write to the end
         summary = run(
             inputs,  # with --test-fraction, --synth-photos, --base, --test-raws, --group-by
             cfg,
@@ -341,6 +342,7 @@ def tune(
             cma_image_budget=cma_image_budget,
             teacher=teacher,
             unwritable=unwritable,
+            held=held,
         )
     if not summary:  # --test-fraction 0: a policy trained on every raw, nothing held out to report
         return

@@ -21,6 +21,7 @@ import json
 import os
 from collections import Counter
 from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager, ExitStack
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -30,7 +31,15 @@ import numpy as np
 from PIL import Image
 
 from attiqa.errors import AttiqaError, ConfigError, ImageLoadError
-from attiqa.io.atomic import json_text, output_folder, remove_orphan_temps, write_json_atomic
+from attiqa.io.atomic import (
+    FOLDER_LOCK,
+    LET_IT_FINISH,
+    folder_held,
+    json_text,
+    output_folder,
+    remove_orphan_temps,
+    write_json_atomic,
+)
 from attiqa.io.formats import RAW_EXTENSIONS
 from attiqa.io.hashes import sha256_of
 from attiqa.io.images import load_image, save_image
@@ -248,6 +257,12 @@ def remove_run_temps(out: Path) -> None:
         remove_orphan_temps(folder)
 
 
+def out_held(out: Path) -> AbstractContextManager[None]:
+    """``out`` held by this run (:func:`attiqa.io.atomic.folder_held`): a second `isp-tune` into it is one
+    line (the checks that only read it pass first)."""
+    return folder_held(out, "tuning in", f"{LET_IT_FINISH}, or choose another --out")
+
+
 def run(
     inputs: RunInputs,
     cfg: TrainConfig,
@@ -258,6 +273,7 @@ def run(
     cma_image_budget: int = 150,
     teacher: TeacherSettings | None = None,
     unwritable: Exception | None = None,
+    held: ExitStack | None = None,
 ) -> list[dict[str, Any]]:
     """Split, train, evaluate at most ``--test-raws`` of the held-out raws (spread over the scene groups,
     seeded: :func:`isp_env.teacher.spread_sample`). ``inputs``: the run's one way in, made of ``cfg`` (and
@@ -274,7 +290,8 @@ def run(
     :class:`isp_env.train_config.TeacherSettings`) instead of an RL agent. ``unwritable``: why ``out``
     cannot be written (a read-only, archived run), raised unless the run finished with these very settings
     and raws and nothing in it changed since (:func:`finished_run`): then its summary is returned, nothing
-    written — as for a writable ``out`` holding such a finished run."""
+    written — as for a writable ``out`` holding such a finished run. ``held``: ``out`` is held in it from
+    its first write (:func:`out_held`; `isp-tune` lets go as the command ends)."""
     teacher = teacher or TeacherSettings()
     # run_inputs checked them before the raws: again for a cfg or teacher changed since (cheap)
     check_config(cfg, teacher if cfg.algo == "teacher" else None)
@@ -418,6 +435,8 @@ def run(
     # every check above passed: the folder made before the first work writes into it — the global search
     # ran its whole budget and then could not save into an --out that cannot be made
     output_folder(out, "--out")
+    if held is not None:  # two runs into one --out searched and trained over each other's files
+        held.enter_context(out_held(out))
     if synth_photos is not None:
         synth = synth_raws(photos, out / "synth", seed=cfg.seed, skipped=skipped)
     base_calls = 0  # scorer calls spent on finding the base: part of the agent's training cost
@@ -528,11 +547,12 @@ def input_stamps(base: str, init_policy: str | None, synth_photos: Path | None) 
 
 
 def run_files(out: Path) -> dict[str, list[int | str] | None]:
-    """Every file in a run folder but :data:`FINISHED_JSON`, by its path inside it, with its stamp."""
+    """Every file in a run folder but :data:`FINISHED_JSON` and the run's lock file (there while a run holds
+    it, or left by a killed one), by its path inside it, with its stamp."""
     return {
         p.relative_to(out).as_posix(): file_stamp(p, hashed=False)
         for p in sorted(out.rglob("*"))
-        if p.is_file() and p.name != FINISHED_JSON
+        if p.is_file() and p.name not in (FINISHED_JSON, FOLDER_LOCK)
     }
 
 

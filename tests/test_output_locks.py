@@ -94,7 +94,8 @@ def test_train_into_an_out_dir_another_run_trains_in_is_one_line_and_the_same_pr
     line, the run's files untouched — also without --resume / --no-resume where checkpoints are there (it
     said "holds checkpoints of an earlier run — add --resume", which then trained over the live run). The
     label stage's decode workers (`num_workers: 1`) are forked while the folder is held; the same process
-    resumes the run afterwards (session 60's lock lived on in them: "another process")."""
+    resumes the run afterwards (session 60's lock lived on in them: "another process"). The folder is held
+    by a hidden lock file inside it, opened for writing, gone when the run ends."""
     from helpers import LABEL_AND_PRETRAIN, tiny_train_config
 
     cfg = tiny_train_config(tmp_path)
@@ -108,11 +109,13 @@ def test_train_into_an_out_dir_another_run_trains_in_is_one_line_and_the_same_pr
     busy += "finish (a stopped run continues with --resume), or choose another --out-dir"
     labels = attiqa_cmd("train", "--config", cfg, *stages, "--resume", "--set", "pretrain=null")  # all kept
     with paused_after(tmp_path, "attiqa.runner:check_devices", labels):  # held: its first check is done
+        assert (run / ".attiqa.lock").is_file()  # was the folder itself, opened read-only: NFS cannot lock it
         weights = (run / "pretrain" / "last.safetensors").read_bytes()
         for flag in ("--resume", "--no-resume", None):
             second = cli("train", "--config", cfg, *stages, *([flag] if flag else []))
             assert one_line_error(second) == busy, flag
         assert (run / "pretrain" / "last.safetensors").read_bytes() == weights
+    assert not (run / ".attiqa.lock").exists()
 
 
 def test_a_second_writer_in_the_same_process_and_a_platform_without_locks(tmp_path, monkeypatch):
@@ -158,3 +161,119 @@ def test_an_output_reached_through_a_link_is_held_as_the_file_it_reaches(tmp_pat
         assert os.access(tmp_path / "d" / ".s.csv.lock", os.W_OK)
     assert str(exc.value).startswith(f"{link}: this process is already writing it")
     assert not list(tmp_path.glob(".*.lock")) and not list((tmp_path / "d").glob(".*.lock"))
+
+
+def test_a_second_eval_into_an_out_being_written_is_one_line(tmp_path, cli):
+    """**Was**: two `attiqa eval -o OUT` at once both scored the whole set and wrote predictions.csv,
+    summary.json and scatter.png one after the other: two evals of other models left one's predictions
+    beside the other's summary. Now OUT is held by a hidden lock file inside it from before the scoring to
+    the command's end; the second is one line, the files as the first wrote them (caught after they were)."""
+    from helpers import tiny_train_config
+
+    tiny_train_config(tmp_path)
+    out = tmp_path / "ev"
+    cmd = ("eval", "folder", "--root", tmp_path / "set", "-m", "classical", "-o", out, "-w", "0", "-q")
+    seam = "attiqa.evaluation.evaluate:write_outputs"
+    with paused_after(tmp_path, seam, attiqa_cmd(*cmd, "--no-cache")):
+        assert (out / ".attiqa.lock").is_file()  # a regular file, opened for writing: NFS can lock it
+        before = {p.name: p.read_bytes() for p in out.iterdir()}
+        second = cli(*cmd, "--no-cache")
+        busy = "another process is evaluating into it now (the same command still running?) — let it finish"
+        assert one_line_error(second) == f"error: {out}: {busy}, or choose another --out"
+        assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert sorted(p.name for p in out.iterdir()) == ["predictions.csv", "scatter.png", "summary.json"]
+
+
+def test_a_second_label_into_an_out_being_written_is_one_line(photo_dir, tmp_path, cli):
+    """**Was**: two `attiqa label -o l.parquet` at once each labelled every image (session 60: the table
+    right, the work twice). Now the second is one line, score's; the first ends with each image once."""
+    import pyarrow.parquet as pq
+
+    out = tmp_path / "l.parquet"
+    cmd = ("label", photo_dir, "--out", out, "--batch-size", "2", "--workers", "0")
+    with paused_after(tmp_path, "attiqa.labeling:_write_part", attiqa_cmd(*cmd)):
+        second = cli(*cmd)
+        assert one_line_error(second) == f"error: {out}: {BUSY}, or choose another --out"
+        assert not out.exists()
+    images = pq.read_table(out).column("image").to_pylist()
+    assert len(images) == 5 and len(set(images)) == 5
+    assert not (tmp_path / ".l.parquet.lock").exists()
+
+
+def test_a_second_exiqa_training_into_its_out_is_one_line(exiqa_set, tiny_dir, tmp_path, cli):
+    """**Was**: two `attiqa train exiqa -o RUN` at once (or a rerun to resume while the first trains) each
+    saved their state and checkpoint into RUN every epoch, over the other's. Now the second is one line,
+    RUN as the first leaves it."""
+    data, _ = exiqa_set
+    run = tmp_path / "run"
+    cmd = ("train", "exiqa", data, "-o", run, "--clip", tiny_dir, "--epochs", "2", "--warmup-epochs", "0",
+           "--batch-size", "8", "--prompts", "2")  # fmt: skip
+    with paused_after(tmp_path, "attiqa.exiqa.train:save_checkpoint", attiqa_cmd(*cmd)):
+        before = {p.name: p.read_bytes() for p in run.iterdir()}
+        second = cli(*cmd)
+        busy = "another process is training in it now (the same command still running?) — let it finish (a "
+        busy += "stopped run continues when rerun), or choose another --out"
+        assert one_line_error(second) == f"error: {run}: {busy}"
+        assert {p.name: p.read_bytes() for p in run.iterdir()} == before
+    assert not (run / ".attiqa.lock").exists()
+
+
+def test_a_second_isp_tune_into_its_out_is_one_line(isp_raws, tmp_path, isp_cli):
+    """**Was**: two `isp-tune --out RUN` at once both searched and wrote run.json, the teacher's searches and
+    the policy into RUN. Now the second passes the checks that only read RUN and is one line at its first
+    write, RUN as the first leaves it."""
+    from helpers import isp_tune_cmd, quick_isp_tune
+
+    _, out, args = quick_isp_tune(tmp_path, isp_raws)
+    with paused_after(tmp_path, "isp_env.run:run_record", isp_tune_cmd(*args)):
+        before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+        second = isp_cli(*args)
+        busy = BUSY.replace("writing", "tuning in")
+        assert one_line_error(second) == f"error: {out}: {busy}, or choose another --out"
+        assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    assert (out / "policy.safetensors").is_file() and not (out / ".attiqa.lock").exists()
+
+
+@pytest.mark.parametrize("kind", ["folder", "fifo"])
+def test_a_lock_file_that_cannot_be_one_is_refused_in_one_line(photo_dir, tmp_path, cli, kind):
+    """**Was**: a folder or a FIFO named ``.s.csv.lock`` (or ``RUN/.attiqa.lock``) left the run unlocked
+    without a word (a FIFO was even locked, on Linux only). Now one line naming it and the fix, as another
+    unusable side file is refused (a label file that is not one); nothing is written."""
+    import os
+
+    from attiqa.errors import AttiqaError
+    from attiqa.io.atomic import folder_held
+
+    out, lock = tmp_path / "s.csv", tmp_path / ".s.csv.lock"
+    run = tmp_path / "run"
+    run.mkdir()
+    for where in (lock, run / ".attiqa.lock"):
+        where.mkdir() if kind == "folder" else os.mkfifo(where)
+    what, rm = ("a folder", "rm -r") if kind == "folder" else ("a FIFO", "rm")
+    res = cli("score", photo_dir, *SCORE, "-o", out)
+    fix = f"remove it ({rm} {lock}), then run again"
+    assert one_line_error(res) == f"error: {lock}: the lock file of {out} is {what}, not a lock file — {fix}"
+    assert not out.exists()
+    with pytest.raises(AttiqaError) as exc, folder_held(run, "training in", "wait"):
+        pass
+    assert str(exc.value).startswith(f"{run / '.attiqa.lock'}: the lock file of {run} is {what}")
+    assert lock.exists() and (run / ".attiqa.lock").exists()  # refused, not removed
+
+
+def test_another_users_lock_file_is_refused_in_one_line(photo_dir, tmp_path):
+    """Another user's ``.s.csv.lock`` (umask 077: not ours to open; run without root's override) **was** a
+    run unlocked without a word — while its run may be writing s.csv. Now one line."""
+    import subprocess
+
+    from helpers import attiqa_env, unprivileged_cmd
+
+    lock = tmp_path / ".s.csv.lock"
+    lock.write_text("")
+    lock.chmod(0)
+    out = tmp_path / "s.csv"
+    cmd = unprivileged_cmd(attiqa_cmd("score", photo_dir, *SCORE, "-o", out))
+    res = subprocess.run(cmd, env=attiqa_env(), capture_output=True, text=True, timeout=300)
+    what = "not yours to open (permission denied: another user's run?)"
+    fix = f"once no run of its owner writes {out}, remove it (rm {lock}), then run again"
+    assert one_line_error(res) == f"error: {lock}: the lock file of {out} is {what} — {fix}"
+    assert not out.exists()

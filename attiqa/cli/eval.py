@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
+from contextlib import ExitStack
 from pathlib import Path
 
 import typer
@@ -158,6 +159,9 @@ def datasets_cmd(
         stdout.print(f"\nsource: {info.url}", highlight=False)
 
 
+EVAL_BUSY_FIX = "let it finish, or choose another --out"
+
+
 def eval_cmd(
     dataset: str = typer.Argument(
         ..., help="Dataset name from `attiqa datasets` (e.g. agiqa3k, koniq10k, folder)."
@@ -218,7 +222,7 @@ def eval_cmd(
     """
     from attiqa.datasets import base, get_dataset, resolve_name
     from attiqa.datasets.base import DatasetItem, IQADataset
-    from attiqa.io.atomic import not_an_input, output_folder
+    from attiqa.io.atomic import folder_held, not_an_input, output_folder
 
     def data_checked() -> tuple[str, IQADataset, list[DatasetItem]]:
         name = resolve_name(dataset)
@@ -259,7 +263,8 @@ def eval_cmd(
     from attiqa.scorers import load_scorer
     from attiqa.sharding import alike_on_every_process, sharded
 
-    with sharded() as shards:  # under torchrun each process checks and scores a share, the first writes
+    # under torchrun each process checks and scores a share, the first writes (and holds --out to its end)
+    with sharded() as shards, ExitStack() as held:
         if not alone:
             with alike_on_every_process():  # under torchrun: said once, or by each process that met it
                 name, ds, items = data_checked()
@@ -277,6 +282,8 @@ def eval_cmd(
                     + ("" if overrides.get("crops", "five") == "five" else f"-{overrides['crops']}")
                 )  # another --crops gives other numbers: its own folder
             output_folder(out, "--out")  # before the scoring, not after it
+            if shards.main:  # two at once wrote a mixed set: one's predictions.csv, the other's summary
+                held.enter_context(folder_held(out, "evaluating into", EVAL_BUSY_FIX))
         if shards.main and (note := earlier_eval(out, ds, score_cache_key(scorer, overrides)[0], split)):
             console.print(f"[yellow]{plain(note)}", highlight=False)  # before the work: Ctrl-C keeps them
         try:

@@ -32,7 +32,7 @@ from attiqa.progress import console, plain, plain_failure, plain_name
 from attiqa.scorers import DEFAULT_MODEL
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Sequence
 
     from attiqa.interface import Scorer
 
@@ -95,24 +95,6 @@ def score_cmd(
         return found, overrides
 
     checked = checked_first(inputs_and_outputs)  # alone: before torch is imported
-    with ExitStack() as held:  # --out, once held, until the command's last write to it is done
-        _score(held, checked, model, out, sheet, batch_size, workers, device, quiet)
-
-
-def _score(
-    held: ExitStack,
-    checked: Callable[[], tuple[list[Path], dict[str, str]]],
-    model: str | None,
-    out: Path | None,
-    sheet: Path | None,
-    batch_size: int,
-    workers: int | None,
-    device: str,
-    quiet: bool,
-) -> None:
-    """:func:`score_cmd` once its arguments are read: ``checked()`` gives the images and the scorer's
-    overrides (its checks said once under torchrun); ``held`` keeps the lock on ``out`` to the end of the
-    command."""
     from attiqa.contact_sheet import sheet_for_scores
     from attiqa.evaluation.cache import resume_identity
     from attiqa.exiqa import missing_regressor
@@ -120,103 +102,120 @@ def _score(
     from attiqa.scoring import ColumnStats, ScoreWriter, score_output_held, scorer_record
     from attiqa.sharding import alike_on_every_process, in_input_order, score_share, sharded
 
-    keep_rows = max(SHEET_LIMIT if sheet else 0, TABLE_LIMIT)
-    with sharded() as shards:  # under torchrun each process scores a share
-        with alike_on_every_process():  # under torchrun: said once, or by each process that met it
-            files, overrides = checked()
-        with alike_on_every_process():
-            if shards.world > 1 and out is None:
-                raise AttiqaError(
-                    f"under torchrun each of the {shards.world} processes scores a share of the images — "
-                    "give --out FILE.csv (or .tsv / .json) to collect them in one file"
+    # --out, once held (by rank 0 under torchrun, before any process opens a file beside it), until the
+    # command's last write to it is done: a second run's ranks cut the first's journals
+    with ExitStack() as held:
+        keep_rows = max(SHEET_LIMIT if sheet else 0, TABLE_LIMIT)
+        with sharded() as shards:  # under torchrun each process scores a share
+            with alike_on_every_process():  # under torchrun: said once, or by each process that met it
+                files, overrides = checked()
+            with alike_on_every_process():
+                if shards.world > 1 and out is None:
+                    raise AttiqaError(
+                        f"under torchrun each of the {shards.world} processes scores a share of the images — "
+                        "give --out FILE.csv (or .tsv / .json) to collect them in one file"
+                    )
+                scorer = load_scorer(model, device=resolve_device(device), **overrides)
+                if shards.main and (
+                    no_score := missing_regressor(scorer)
+                ):  # its distortion columns still are
+                    console.print(f"[yellow]note:[/] {plain(no_score)}", highlight=False)
+            with alike_on_every_process():
+                if out is not None and shards.main:
+                    held.enter_context(score_output_held(out))
+            with alike_on_every_process():
+                writer = None
+                if out is not None:
+                    writer = ScoreWriter(
+                        out,
+                        scorer.columns,
+                        scorer_record(scorer),
+                        resume_identity(model, scorer, overrides),
+                        shards.rank,
+                        shards.world,
+                        keep_rows=bool(sheet),
+                    )
+            todo, earlier = files, []
+            if writer is not None and writer.done:
+                todo = [f for f in files if str(f) not in writer.done]
+                earlier = [
+                    f for f in files if str(f) in writer.done
+                ]  # counted in the bar from its first frame
+                if shards.main:
+                    done = len(files) - len(todo)
+                    console.print(
+                        f"resuming: {done} image(s) already in {plain_name(out)}, {len(todo)} to score"
+                    )
+            shards.sync()  # every rank has read the journals before any writes to them: one `todo` everywhere
+            stats = ColumnStats(tuple(scorer.columns))
+
+            def keep(rows: list[dict]) -> None:
+                if writer is not None:  # counted with the write: "N finished row(s) kept" at a Ctrl-C is true
+                    writer.add(rows, on_commit=lambda: stats.add(rows))
+                else:
+                    stats.add(rows)
+
+            run = None
+            try:
+                n_kept = len(shards.share(earlier))
+                run = score_share(
+                    shards, todo, scorer, batch_size, workers, keep, keep_rows, not quiet, n_kept
                 )
-            scorer = load_scorer(model, device=resolve_device(device), **overrides)
-            if shards.main and (no_score := missing_regressor(scorer)):  # its distortion columns still are
-                console.print(f"[yellow]note:[/] {plain(no_score)}", highlight=False)
-        with alike_on_every_process():  # rank 0, the writer, holds --out before any process opens a file
-            if out is not None and shards.main:  # beside it (a second job's ranks cut the first's journals)
-                held.enter_context(score_output_held(out))
-        with alike_on_every_process():
-            writer = None
-            if out is not None:
-                writer = ScoreWriter(
-                    out,
-                    scorer.columns,
-                    scorer_record(scorer),
-                    resume_identity(model, scorer, overrides),
-                    shards.rank,
-                    shards.world,
-                    keep_rows=bool(sheet),
-                )
-        todo, earlier = files, []
-        if writer is not None and writer.done:
-            todo = [f for f in files if str(f) not in writer.done]
-            earlier = [f for f in files if str(f) in writer.done]  # counted in the bar from its first frame
-            if shards.main:
-                done = len(files) - len(todo)
-                console.print(f"resuming: {done} image(s) already in {plain_name(out)}, {len(todo)} to score")
-        shards.sync()  # every rank has read the journals before any writes to them: one `todo` everywhere
+            finally:
+                if writer is not None:
+                    writer.close(run.failed if run is not None else ())
+            if run.interrupted:
+                if shards.main:
+                    where = (
+                        f"each process's finished rows kept beside {plain_name(out)}"
+                        if shards.world > 1
+                        else ""
+                    )
+                    where = where or f"{stats.n} finished row(s) kept in {plain_name(out)}"
+                    kept = (
+                        f"{where}; rerun the same command to resume"
+                        if out
+                        else "nothing was saved (no --out)"
+                    )
+                    console.print(f"[yellow]interrupted: {kept}")
+                raise InterruptedExit(run.interruption or KeyboardInterrupt())
+            parts = shards.gather((stats, run.failed))  # after every rank's journal is closed
+        if not shards.main:
+            return
+        rows, n_todo = run.rows, len(todo)
         stats = ColumnStats(tuple(scorer.columns))
-
-        def keep(rows: list[dict]) -> None:
-            if writer is not None:  # counted with the write: "N finished row(s) kept" at a Ctrl-C is true
-                writer.add(rows, on_commit=lambda: stats.add(rows))
-            else:
-                stats.add(rows)
-
-        run = None
-        try:
-            n_kept = len(shards.share(earlier))
-            run = score_share(shards, todo, scorer, batch_size, workers, keep, keep_rows, not quiet, n_kept)
-        finally:
-            if writer is not None:
-                writer.close(run.failed if run is not None else ())
-        if run.interrupted:
-            if shards.main:
-                where = (
-                    f"each process's finished rows kept beside {plain_name(out)}" if shards.world > 1 else ""
+        for rank_stats, _ in parts:
+            stats.update(rank_stats)
+        failed = in_input_order([e for _, rank_failed in parts for e in rank_failed], todo)
+        sheet_rows = rows
+        if writer is not None and shards.world > 1:  # one file from every rank's journal, in the input order
+            rows = sheet_rows = writer.merge_shards([str(f) for f in files], failed)[:keep_rows]
+        elif (
+            writer is not None and writer.found_rows
+        ):  # resumed: the sheet shows the file's images, not this run's
+            place = {str(f): i for i, f in enumerate(files)}
+            both = writer.found_rows + rows
+            sheet_rows = sorted(both, key=lambda r: place.get(r["image"], len(place)))[:SHEET_LIMIT]
+        if writer is not None and (writer.written or writer.done or stats.n):
+            console.print(f"[green]wrote {plain_name(out)}")
+        elif writer is not None:
+            writer.discard_if_empty()
+        if sheet is not None and sheet_rows:
+            sheet_for_scores(sheet_rows, scorer.columns, sheet, scorer.info.score_range, SHEET_LIMIT)
+            console.print(f"[green]wrote {plain_name(sheet)}")
+        if not quiet and hasattr(scorer, "top_distortions"):  # ExIQA: the explanation is the point
+            for r in rows[:TABLE_LIMIT]:
+                top = ", ".join(f"{d} {v:.2f}" for d, v in scorer.top_distortions(r))
+                stdout.print(
+                    f"{plain_name(Path(r['image']).name)}: score {r['score']:.3f}; top distortions: {top}"
                 )
-                where = where or f"{stats.n} finished row(s) kept in {plain_name(out)}"
-                kept = f"{where}; rerun the same command to resume" if out else "nothing was saved (no --out)"
-                console.print(f"[yellow]interrupted: {kept}")
-            raise InterruptedExit(run.interruption or KeyboardInterrupt())
-        parts = shards.gather((stats, run.failed))  # after every rank's journal is closed
-    if not shards.main:
-        return
-    rows, n_todo = run.rows, len(todo)
-    stats = ColumnStats(tuple(scorer.columns))
-    for rank_stats, _ in parts:
-        stats.update(rank_stats)
-    failed = in_input_order([e for _, rank_failed in parts for e in rank_failed], todo)
-    sheet_rows = rows
-    if writer is not None and shards.world > 1:  # one file from every rank's journal, in the input order
-        rows = sheet_rows = writer.merge_shards([str(f) for f in files], failed)[:keep_rows]
-    elif (
-        writer is not None and writer.found_rows
-    ):  # resumed: the sheet shows the file's images, not this run's
-        place = {str(f): i for i, f in enumerate(files)}
-        both = writer.found_rows + rows
-        sheet_rows = sorted(both, key=lambda r: place.get(r["image"], len(place)))[:SHEET_LIMIT]
-    if writer is not None and (writer.written or writer.done or stats.n):
-        console.print(f"[green]wrote {plain_name(out)}")
-    elif writer is not None:
-        writer.discard_if_empty()
-    if sheet is not None and sheet_rows:
-        sheet_for_scores(sheet_rows, scorer.columns, sheet, scorer.info.score_range, SHEET_LIMIT)
-        console.print(f"[green]wrote {plain_name(sheet)}")
-    if not quiet and hasattr(scorer, "top_distortions"):  # ExIQA: the explanation is the point
-        for r in rows[:TABLE_LIMIT]:
-            top = ", ".join(f"{d} {v:.2f}" for d, v in scorer.top_distortions(r))
-            stdout.print(
-                f"{plain_name(Path(r['image']).name)}: score {r['score']:.3f}; top distortions: {top}"
-            )
-    elif not quiet and stats.n:  # a resume with nothing left said so above ("0 to score"): no empty table
-        print_scores(rows, scorer.columns, stats.n, stats, TABLE_LIMIT)
-    say_skipped(failed)
-    if (
-        not stats.n and n_todo and not (writer is not None and writer.done)
-    ):  # a resume may find only bad files
-        raise AttiqaError("no image could be scored")
+        elif not quiet and stats.n:  # a resume with nothing left said so above ("0 to score"): no empty table
+            print_scores(rows, scorer.columns, stats.n, stats, TABLE_LIMIT)
+        say_skipped(failed)
+        if (
+            not stats.n and n_todo and not (writer is not None and writer.done)
+        ):  # a resume may find only bad files
+            raise AttiqaError("no image could be scored")
 
 
 def say_skipped(failed: Sequence[object]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -65,7 +66,7 @@ def label_cmd(
     `torchrun --nproc_per_node N` the images are sharded across ranks.
     """
     from attiqa.config import LabelConfig, TrainConfig
-    from attiqa.io.atomic import output_folder
+    from attiqa.io.atomic import LET_IT_FINISH, output_folder, output_held
     from attiqa.runner import label_inputs
     from attiqa.teachers.prompts import load_prompts
 
@@ -95,9 +96,14 @@ def label_cmd(
 
     labelled: tuple[Path, ...] | None = None  # the run's images once every one is in the table
     try:
-        with process_group():
+        with process_group(), ExitStack() as held:  # --out held by rank 0, the writer, to the merge's end
             with alike_on_every_process():  # under torchrun: said once, or by each process that met it
                 lc, paths, prompt_set = first()
+            with alike_on_every_process():  # before any rank opens its journal: two runs labelled every
+                if is_main():  # image each (session 60)
+                    held.enter_context(
+                        output_held(out, "writing", f"{LET_IT_FINISH}, or choose another --out")
+                    )
             run = TrainConfig(out_dir=str(out.parent), label=lc)
             path = run_label_stage(run, out.parent, device=device, paths=paths, prompts=prompt_set)
             labelled = ()  # merged by rank 0 before the stage's last gather: the table is whole

@@ -39,7 +39,7 @@ from attiqa.exiqa.model import (
     load_attribute_table,
     strength_rmse,
 )
-from attiqa.io.atomic import write_json_atomic
+from attiqa.io.atomic import folder_held, output_folder, write_json_atomic
 from attiqa.io.batching import data_loader
 from attiqa.io.checkpoints import (
     load_checkpoint,
@@ -290,43 +290,50 @@ def train_exiqa(
         "val_split": "by source photo",
         "val_sources": sorted({sources[i] for i in va_idx}),
     }
-    history: list[dict[str, Any]] = []
-    start = 0
-    settings = {**asdict(cfg), "labels_sha256": labels_sha256}
-    if state_path.exists():
-        ckpt_card = _checkpoint_card(ckpt)  # once: the resume and the level check below both read it
-        start, history = _resume(model, opt, ckpt, ckpt_card, state_path, settings)
-        if _epochs_in(ckpt_card) != start:  # stopped between the state and the checkpoint: bring it level
+    output_folder(out_dir, "--out")  # the inputs are read and CLIP is loaded: a typo leaves no folder
+    # two runs into one --out trained over each other's state and checkpoint, epoch by epoch
+    with folder_held(
+        out_dir, "training in", "let it finish (a stopped run continues when rerun), or choose another --out"
+    ):
+        history: list[dict[str, Any]] = []
+        start = 0
+        settings = {**asdict(cfg), "labels_sha256": labels_sha256}
+        if state_path.exists():
+            ckpt_card = _checkpoint_card(ckpt)  # once: the resume and the level check below both read it
+            start, history = _resume(model, opt, ckpt, ckpt_card, state_path, settings)
+            if _epochs_in(ckpt_card) != start:  # stopped between the state and the checkpoint: bring it level
+                save_checkpoint(ckpt, model.trainable_state(), {**card, "history": history})
+                write_json_atomic(out_dir / "history.json", history)
+        if on_start:
+            on_start(start)
+        step = start * steps_per_epoch
+        for epoch in range(start, cfg.epochs):
+            gen = torch.Generator().manual_seed(cfg.seed * 1000 + epoch)
+            train_loader.sampler.generator = gen  # type: ignore[attr-defined]
+            losses = []
+            for batch in train_loader:
+                if batch is None:
+                    continue
+                x, y, _ = batch
+                for g in opt.param_groups:
+                    g["lr"] = cfg.lr * lr_factor(step, total, warmup)
+                loss = distortion_loss(
+                    model.distortion_probs(model.attribute_probs(x.to(device))), y.to(device)
+                )
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                losses.append(float(loss.detach()))
+                step += 1
+            row: dict[str, Any] = {"epoch": epoch + 1, "train_loss": sum(losses) / max(1, len(losses))}
+            if val_loader is not None:
+                row.update({f"val_{k}": v for k, v in evaluate(model, val_loader, device).items()})
+            history.append(row)
+            # the state first, with the weights: the one resume point, whole whatever moment a kill comes
+            extra = {"epoch": epoch + 1, "history": history, "settings": settings}
+            save_training_state(state_path, opt.state_dict(), extra, model.trainable_state())
             save_checkpoint(ckpt, model.trainable_state(), {**card, "history": history})
             write_json_atomic(out_dir / "history.json", history)
-    if on_start:
-        on_start(start)
-    step = start * steps_per_epoch
-    for epoch in range(start, cfg.epochs):
-        gen = torch.Generator().manual_seed(cfg.seed * 1000 + epoch)
-        train_loader.sampler.generator = gen  # type: ignore[attr-defined]
-        losses = []
-        for batch in train_loader:
-            if batch is None:
-                continue
-            x, y, _ = batch
-            for g in opt.param_groups:
-                g["lr"] = cfg.lr * lr_factor(step, total, warmup)
-            loss = distortion_loss(model.distortion_probs(model.attribute_probs(x.to(device))), y.to(device))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            losses.append(float(loss.detach()))
-            step += 1
-        row: dict[str, Any] = {"epoch": epoch + 1, "train_loss": sum(losses) / max(1, len(losses))}
-        if val_loader is not None:
-            row.update({f"val_{k}": v for k, v in evaluate(model, val_loader, device).items()})
-        history.append(row)
-        # the state first, with the weights: the one resume point, whole whatever moment a kill comes
-        extra = {"epoch": epoch + 1, "history": history, "settings": settings}
-        save_training_state(state_path, opt.state_dict(), extra, model.trainable_state())
-        save_checkpoint(ckpt, model.trainable_state(), {**card, "history": history})
-        write_json_atomic(out_dir / "history.json", history)
-        if on_epoch:
-            on_epoch(epoch + 1, row)
-    return {"checkpoint": str(ckpt), "history": history}
+            if on_epoch:
+                on_epoch(epoch + 1, row)
+        return {"checkpoint": str(ckpt), "history": history}

@@ -21,11 +21,13 @@ import re
 import shlex
 import signal
 import socket
+import stat
 import sys
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -187,25 +189,67 @@ if hasattr(os, "register_at_fork"):
     )
 
 
-def _hold(opener: Callable[[], int], shown: Path, doing: str, fix: str, lock_file: Path | None) -> int | None:
-    """An advisory exclusive lock on a new open file description (``opener``), registered in :data:`_HELD`;
-    None where there are no locks (no ``fcntl``, a filesystem without ``flock``, a lock file that cannot be
-    made): the output is then written unlocked, as before. A lock file replaced while it was being opened
-    (its holder removes it as it lets go) is opened again."""
+def _unusable_lock(lock_file: Path, shown: Path, what: str) -> AttiqaError:
+    """One line for a lock file that is there and cannot be one (a folder, a FIFO, a link, another user's
+    under umask 077): writing on unlocked would let a second run write the output at once, unsaid."""
+    rm = "rm -r" if what.startswith("a folder") else "rm"
+    fix = f"remove it ({rm} {shlex.quote(str(lock_file))}), then run again"
+    if what.startswith("not yours"):
+        fix = f"once no run of its owner writes {shown}, {fix}"
+    return AttiqaError(f"{lock_file}: the lock file of {shown} is {what} — {fix}")
+
+
+def _lock_fault(lock_file: Path, exc: OSError | None) -> str | None:
+    """What makes the thing at ``lock_file`` unusable as a lock file, None for nothing there (a folder that
+    cannot be written: unlocked, as before, its writes say why) or a regular file that merely failed."""
+    try:
+        st = os.lstat(lock_file)
+    except OSError:
+        return None
+    if stat.S_ISDIR(st.st_mode):
+        return "a folder, not a lock file"
+    if stat.S_ISLNK(st.st_mode):
+        return "a link, not a lock file"
+    if stat.S_ISFIFO(st.st_mode):
+        return "a FIFO, not a lock file"
+    if not stat.S_ISREG(st.st_mode):
+        return "not a regular file"
+    if exc is not None and exc.errno in (errno.EACCES, errno.EPERM):
+        return "not yours to open (permission denied: another user's run?)"
+    return None
+
+
+def _hold(lock_file: Path, shown: Path, doing: str, fix: str) -> int | None:
+    """An advisory exclusive lock on a new open file description of ``lock_file`` (made if it is not there),
+    registered in :data:`_HELD`; None where there are no locks (no ``fcntl``, a filesystem without
+    ``flock``, a lock file that cannot be made): the output is then written unlocked, as before. A lock
+    file there that cannot be one is one line (:func:`_unusable_lock`). A lock file replaced while it was
+    being opened (its holder removes it as it lets go) is opened again."""
     try:
         import fcntl
     except ImportError:  # Windows
         return None
+    # Opened for writing: NFS emulates flock with a whole-file lock, which needs a file open for writing.
+    # Not following a link; not waiting on a FIFO of that name (refused below).
+    flags = (
+        os.O_RDWR | os.O_CREAT | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
+    )
     for _ in range(100):  # a lock file replaced 100 times over: a filesystem whose inodes do not hold still
         with _HELD_GUARD:
             try:
-                fd = opener()
-            except OSError:
+                fd = os.open(lock_file, flags, 0o666)
+            except OSError as exc:
+                if (what := _lock_fault(lock_file, exc)) is not None:
+                    raise _unusable_lock(lock_file, shown, what) from None
                 return None
             try:
+                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                    raise _unusable_lock(
+                        lock_file, shown, _lock_fault(lock_file, None) or "not a regular file"
+                    )
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 st = os.fstat(fd)
-                if lock_file is not None and not os.path.samestat(st, os.stat(lock_file)):
+                if not os.path.samestat(st, os.stat(lock_file)):
                     raise FileNotFoundError  # the holder removed it as it let go: the next one is the lock
                 _HELD[fd] = (st.st_dev, st.st_ino)
             except BlockingIOError:
@@ -225,26 +269,40 @@ def _hold(opener: Callable[[], int], shown: Path, doing: str, fix: str, lock_fil
             except OSError:
                 os.close(fd)
                 return None
-            except BaseException:  # Ctrl-C / SIGTERM as it is taken: no locked, unregistered fd is left open
+            except BaseException:  # Ctrl-C / SIGTERM as it is taken, a lock file refused: no fd left open
                 os.close(fd)
                 raise
             return fd
     return None
 
 
-def _let_go(fd: int | None, lock_file: Path | None) -> None:
+def _let_go(fd: int | None, lock_file: Path) -> None:
     if fd is None:
         return
     with _HELD_GUARD:
         _HELD.pop(fd, None)
-        if lock_file is not None:  # removed while still held: no one takes a lock on a file that is going
-            with contextlib.suppress(OSError):
-                lock_file.unlink()
+        with contextlib.suppress(OSError):  # removed while still held: no one takes a lock on a file going
+            lock_file.unlink()
         os.close(fd)
 
 
 @contextlib.contextmanager
-def output_held(target: str | Path, doing: str, fix: str) -> Iterator[None]:
+def _held_by(lock_file: Path, shown: Path, doing: str, fix: str) -> Iterator[None]:
+    fd = None
+    try:  # entered first: an interruption as the lock is taken still lets it go
+        fd = _hold(lock_file, shown, doing, fix)
+        yield
+    finally:
+        _let_go(fd, lock_file)
+
+
+# the hidden lock file a held output folder holds inside it (:func:`folder_held`)
+FOLDER_LOCK = ".attiqa.lock"
+# what a second writer is told to do about a run that resumes (`score -o`, `label -o`, `isp-tune --out`)
+LET_IT_FINISH = "let it finish (rerunning it then resumes what it left)"
+
+
+def output_held(target: str | Path, doing: str, fix: str) -> AbstractContextManager[None]:
     """Hold the output file ``target`` for the block, so that two processes never write it at once (two
     `attiqa score -o s.csv` started together each scored every image into it: every row twice): a second
     holder is one line, "TARGET: another process is DOING it now (the same command still running?) — FIX".
@@ -254,32 +312,18 @@ def output_held(target: str | Path, doing: str, fix: str) -> Iterator[None]:
     folder is made if it is not there (as the output's own first write would make it)."""
     target = Path(target)
     output_folder(target.parent)
-    # Beside the file the path reaches: `-o link.csv` and `-o` of its target are one output. Opened for
-    # writing: NFS emulates flock with a whole-file lock, which needs a file open for writing.
+    # beside the file the path reaches: `-o link.csv` and `-o` of its target are one output
     real = Path(os.path.realpath(target))
-    lock_file = real.with_name(f".{real.name}.lock")
-    flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
-    fd = None
-    try:  # entered first: an interruption as the lock is taken still lets it go
-        fd = _hold(lambda: os.open(lock_file, flags, 0o666), target, doing, fix, lock_file)
-        yield
-    finally:
-        _let_go(fd, lock_file)
+    return _held_by(real.with_name(f".{real.name}.lock"), target, doing, fix)
 
 
-@contextlib.contextmanager
-def folder_held(folder: str | Path, doing: str, fix: str) -> Iterator[None]:
-    """:func:`output_held` for an existing output ``folder`` (a training's ``out_dir``), locked itself: no
-    lock file in it. Where a folder cannot be opened (no ``O_DIRECTORY``: Windows) the block runs unlocked."""
-    directory = getattr(os, "O_DIRECTORY", None)
-    flags = os.O_RDONLY | (directory or 0) | getattr(os, "O_CLOEXEC", 0)
-    fd = None
-    try:
-        if directory is not None:
-            fd = _hold(lambda: os.open(folder, flags), Path(folder), doing, fix, None)
-        yield
-    finally:
-        _let_go(fd, None)
+def folder_held(folder: str | Path, doing: str, fix: str) -> AbstractContextManager[None]:
+    """:func:`output_held` for an existing output ``folder`` (a training's ``out_dir``, an eval's ``-o``),
+    by a hidden lock file inside it, :data:`FOLDER_LOCK` (was the folder itself, opened read-only: NFS
+    cannot lock that). Only there while held; a folder that cannot be written runs unlocked, as before
+    (its writes, or the command's checks, say why)."""
+    real = Path(os.path.realpath(folder))
+    return _held_by(real / FOLDER_LOCK, Path(folder), doing, fix)
 
 
 @contextlib.contextmanager
