@@ -32,6 +32,7 @@ from attiqa.cli import run_app  # noqa: E402
 from attiqa.io.batching import inference_num_workers  # noqa: E402
 from attiqa.io.images import discover_images, load_image  # noqa: E402
 from attiqa.models import AttiqaModel, create_backbone, save_model  # noqa: E402
+from attiqa.models.backbones import stats_path  # noqa: E402
 from attiqa.scorers.attiqa_scorer import AttiqaScorer  # noqa: E402
 from attiqa.scorers.zoo import resolve_weights  # noqa: E402
 from attiqa.scoring import score_paths  # noqa: E402
@@ -81,6 +82,8 @@ def main() -> None:
         f"ridge head {scorer.model.ridge is not None}, BatchNorm folded {args.fold} (both sides), "
         f"torch threads {torch.get_num_threads()}, decode workers {workers}"
     )
+    if scorer.model.ridge is not None:  # its tap statistics: the optional native kernel, or the torch path
+        print(f"tap statistics          : {stats_path()}")
     print(f"attiqa score end to end : {e2e:8.2f} images/s")
     print(f"bare backbone forward   : {bare:8.2f} images/s")
     print(f"ratio (target >= 0.8)   : {e2e / bare:8.3f} (best of {args.rounds} alternating rounds each)")

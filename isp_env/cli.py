@@ -32,6 +32,7 @@ from isp_env.registration import (
     BASE,
     BUFFER_SIZE,
     CHECKPOINT_EVERY,
+    CMA_IMAGE_BUDGET,
     GROUP_BY_DEFAULT,
     MAX_STEPS,
     N_ENVS,
@@ -225,7 +226,9 @@ def tune(
     ),
     learning_starts: int = typer.Option(200, min=0, help="SAC/TD3: random steps before learning."),
     cma_global_budget: int = typer.Option(600, min=1, help="Scorer calls of the global CMA-ES baseline."),
-    cma_image_budget: int = typer.Option(150, min=1, help="Scorer calls of per-image CMA-ES per test raw."),
+    cma_image_budget: int = typer.Option(
+        CMA_IMAGE_BUDGET, min=1, help="Scorer calls of per-image CMA-ES per test raw."
+    ),
     teacher_budget: int | None = typer.Option(
         None,
         min=2,

@@ -44,6 +44,10 @@ TIMESTEPS, N_ENVS, CHECKPOINT_EVERY = 3_000, 1, 500  # RL agents: steps, environ
 # Here, not in isp_env.run, so that ``isp-tune --help`` shows it without torch.
 TEST_RAWS = 100
 
+# ``--cma-image-budget``'s default (``isp-tune``, :func:`isp_env.run.run`): the per-image CMA-ES baseline's
+# scorer calls per held-out raw; one constant, so a library run that changed it is told when it is ignored
+CMA_IMAGE_BUDGET = 150
+
 # the split's defaults (``isp-tune --test-fraction`` / ``--group-by``, :func:`isp_env.run.run`): the share
 # of raws held out, and what is kept whole on one side (``scene`` | ``camera``: isp_env.run_inputs)
 TEST_FRACTION = 0.3

@@ -60,7 +60,7 @@ from isp_env.raw import (
     libraw_text,
     read_raw,
 )
-from isp_env.registration import TEST_RAWS
+from isp_env.registration import CMA_IMAGE_BUDGET, TEST_RAWS
 from isp_env.report import CHECK_CANDIDATES, GRID_ROWS, Report, policy_label, policy_record, write_report
 from isp_env.reward import (
     Guard,
@@ -78,10 +78,11 @@ from isp_env.run_inputs import (
     CheckInputs,
     RunInputs,
     refuse_too_few,
+    say_ignored,
     training_need,
 )
 from isp_env.teacher import KeptFor, inputs_digest, spread_sample
-from isp_env.train_config import TeacherSettings, TrainConfig, check_config
+from isp_env.train_config import TeacherSettings, TrainConfig, check_config, ignored_settings
 from isp_env.tuning import (
     check_reward_model,
     checked_agent_init,
@@ -270,7 +271,7 @@ def run(
     baselines: bool = True,
     subprocess: bool = True,
     cma_global_budget: int = 600,
-    cma_image_budget: int = 150,
+    cma_image_budget: int = CMA_IMAGE_BUDGET,
     teacher: TeacherSettings | None = None,
     unwritable: Exception | None = None,
     held: ExitStack | None = None,
@@ -305,6 +306,11 @@ def run(
         given.test_raws_cap,
     )
     files, given_base = inputs.start.files, inputs.start.base
+    if cma_image_budget != CMA_IMAGE_BUDGET and "cma_image_budget" not in inputs.given:
+        # given to run() alone, so run_inputs could not say it: the same rule, said once (isp-tune's typed
+        # --cma-image-budget was, by run_inputs)
+        ignored = ignored_settings(cfg, {"cma_image_budget"}, test_fraction, baselines, as_options=False)
+        say_ignored(ignored)
     if cfg.algo in ("sac", "td3") and cfg.timesteps <= cfg.learning_starts:  # the policy never learns
         console.print(
             f"[yellow]warning[/] --timesteps {cfg.timesteps} is not above --learning-starts "
@@ -605,7 +611,7 @@ def evaluate(
     skipped: dict[str, str],
     baselines: bool = True,
     cma_global_budget: int = 600,
-    cma_image_budget: int = 150,
+    cma_image_budget: int = CMA_IMAGE_BUDGET,
     checked: bool = True,
     held_out: int | None = None,
     front_ends: int = FRONT_ENDS_KEPT,

@@ -419,6 +419,7 @@ class RunInputs:
     made_for: InputSettings
     seed: int
     init_policy: str | None
+    given: frozenset[str] = frozenset()  # the settings whose warning run_inputs looked at (said once)
 
     def refuse_other(self, cfg: TrainConfig) -> None:
         """One line when ``cfg`` (the config :func:`isp_env.run.run` is given) has another seed or
@@ -450,8 +451,10 @@ def run_inputs(
     training raws than a new run on raws alone needs (:func:`training_need`; none for a resume, or with
     synthetic raws) — before its held-out share is said. ``teacher``: ``--algo teacher``'s settings, as
     :func:`isp_env.run.run` is given them. ``given``: the options typed (``isp-tune``; by name, e.g.
-    ``teacher_budget``), else the settings not at their defaults (:func:`given_settings`); ``baselines``:
-    the run's (``--no-baselines``: a ``--cma-image-budget`` given is ignored)."""
+    ``teacher_budget``; the warning names them as options), else the settings not at their defaults
+    (:func:`given_settings`; named as the library's settings); ``baselines``: the run's (``--no-baselines``:
+    a ``--cma-image-budget`` given is ignored; the library's ``run(cma_image_budget=…)`` is said by
+    :func:`isp_env.run.run`, unless said here)."""
     if not isinstance(cfg, TrainConfig):  # e.g. run_inputs(settings, need) of the call before session 59
         raise ConfigError(
             f"run_inputs(settings, cfg): cfg is a {type(cfg).__name__}, not an "
@@ -460,13 +463,14 @@ def run_inputs(
         )
     check_config(cfg, teacher if cfg.algo == "teacher" else None)
     refuse_unknown_scorer(cfg.scorer)
+    typed = given is not None  # isp-tune's options: said as options, a library run's settings as its own
     given = given_settings(s, cfg, teacher) if given is None else given
-    say_ignored(ignored_settings(cfg, given, s.test_fraction, baselines))  # a warning: the run goes on
+    say_ignored(ignored_settings(cfg, given, s.test_fraction, baselines, as_options=typed))  # the run goes on
     start = check_start(s.out, s.base, s.test_raws_cap, cfg.init_policy, s.group_by)
     resume = (s.out / "run.json").is_file()
     need = training_need(cfg.algo, cfg.init_policy) if s.synth_photos is None and not resume else 0
     listing = list_raws(s.raw_dir, s.out, s.test_fraction, cfg.seed, s.synth_photos, s.group_by, need)
-    return RunInputs(start, listing, s, cfg.seed, cfg.init_policy)
+    return RunInputs(start, listing, s, cfg.seed, cfg.init_policy, frozenset(given))
 
 
 def given_settings(s: InputSettings, cfg: TrainConfig, teacher: TeacherSettings | None) -> set[str]:

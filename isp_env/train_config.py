@@ -149,28 +149,59 @@ AGENT_ONLY = ("timesteps", "n_envs", "batch_size", "learning_starts", "checkpoin
 TEACHER_ONLY = ("teacher_budget", "teacher_raws", "teacher_restarts", "teacher_start")
 
 
+# Each such setting's name, as the one who gave it reads it: the command's option, or the library's own —
+# the field of TrainConfig / TeacherSettings / isp_env.run_inputs.InputSettings, or run()'s keyword (a
+# library caller was told "--teacher-budget", an option it never typed)
+SETTING_NAMES = {
+    **{n: ("--" + n.replace("_", "-"), f"TrainConfig.{n}") for n in AGENT_ONLY},
+    **{
+        n: ("--" + n.replace("_", "-"), "TeacherSettings." + n.removeprefix("teacher_")) for n in TEACHER_ONLY
+    },
+    "residual_scale": ("--residual-scale", "TrainConfig.delta_scale"),
+    "test_raws": ("--test-raws", "InputSettings.test_raws_cap"),
+    "cma_image_budget": ("--cma-image-budget", "run(cma_image_budget=…)"),
+}
+
+
 def ignored_settings(
-    cfg: TrainConfig, given: Collection[str], test_fraction: float, baselines: bool = True
+    cfg: TrainConfig,
+    given: Collection[str],
+    test_fraction: float,
+    baselines: bool = True,
+    *,
+    as_options: bool = True,
 ) -> list[str]:
     """Why this run ignores each of the ``given`` settings, one reason a kind ([] when none): ``given`` by
-    their options' names (``teacher_budget`` for ``--teacher-budget``) — the options typed (``isp-tune``),
-    or a library run's settings not at their defaults (:func:`isp_env.run_inputs.given_settings`). A
+    their keys in :data:`SETTING_NAMES` (``teacher_budget`` for ``--teacher-budget``) — the options typed
+    (``isp-tune``), or a library run's settings not at their defaults
+    (:func:`isp_env.run_inputs.given_settings`, :func:`isp_env.run.run`'s ``cma_image_budget``). A
     warning, not a refusal (:func:`isp_env.run_inputs.run_inputs` says it before the raws are listed): the
-    same command with another ``--algo`` is how a run's options are tried. ``cfg``: checked
-    (:func:`check_config`)."""
+    same command with another ``--algo`` is how a run's options are tried. ``as_options``: the reasons
+    name the command's options (``isp-tune``), else the library's settings (``TeacherSettings.budget: algo
+    'teacher' only``). ``cfg``: checked (:func:`check_config`)."""
 
     def of(names: tuple[str, ...]) -> list[str]:
-        return ["--" + n.replace("_", "-") for n in names if n in given]
+        return [SETTING_NAMES[n][0 if as_options else 1] for n in names if n in given]
+
+    def said(option: str, setting: str) -> str:
+        return option if as_options else setting
 
     algo, why = cfg.algo, []
     if algo == "teacher" and (opts := of(AGENT_ONLY)):
-        why.append(f"{', '.join(opts)}: RL agents only (pass --algo sac, ppo or td3), not the teacher")
+        agents = said("pass --algo sac, ppo or td3", "algo 'sac', 'ppo' or 'td3'")
+        why.append(f"{', '.join(opts)}: RL agents only ({agents}), not the teacher")
     if algo != "teacher" and (opts := of(TEACHER_ONLY)):
-        why.append(f"{', '.join(opts)}: --algo teacher only, not --algo {algo}")
+        only, now = said("--algo teacher", "algo 'teacher'"), said(f"--algo {algo}", f"algo {algo!r}")
+        why.append(f"{', '.join(opts)}: {only} only, not {now}")
     if cfg.action_mode != "residual" and (opts := of(("residual_scale",))):
-        why.append(f"{opts[0]}: --action-mode residual only, not {cfg.action_mode}")
+        # (the library's delta_scale is a delta step's size too: given_settings counts it under absolute only)
+        modes = said("--action-mode residual", "action_mode 'residual' or 'delta'")
+        why.append(f"{opts[0]}: {modes} only, not {cfg.action_mode}")
     if test_fraction == 0 and (opts := of(("test_raws", "cma_image_budget"))):
-        why.append(f"{', '.join(opts)}: nothing is held out with --test-fraction 0")
+        why.append(
+            f"{', '.join(opts)}: nothing is held out with {said('--test-fraction 0', 'test_fraction 0')}"
+        )
     elif not baselines and (opts := of(("cma_image_budget",))):
-        why.append(f"{opts[0]}: the per-image CMA-ES baseline is off (--no-baselines)")
+        off = said("--no-baselines", "baselines=False")
+        why.append(f"{opts[0]}: the per-image CMA-ES baseline is off ({off})")
     return why

@@ -27,7 +27,6 @@ from attiqa.config import FinetuneConfig, PretrainConfig
 from attiqa.distortions import apply_distortion
 
 REPO = Path(__file__).resolve().parents[1]
-SCORES = REPO.parent / "shared" / "data" / "scores"
 
 # ----------------------------------------------------------------------------------------------------
 # fine-tuning: a MOS data set
@@ -143,15 +142,28 @@ def tiny_cfg(**kw) -> PretrainConfig:
 
 
 def degraded_agiqa3k_root(root: Path, photos: dict[str, Image.Image], n: int = 24) -> list[dict[str, str]]:
-    """The first ``n`` rows of the REAL AGIQA-3k data.csv, with real photos degraded as stand-in images."""
-    if not SCORES.is_dir():
-        pytest.skip("../shared/data is not on this machine")
-    with open(SCORES / "agiqa3k_data.csv", newline="") as fh:
-        reader = csv.DictReader(fh)
-        header, rows = reader.fieldnames, [r for _, r in zip(range(n), reader, strict=False)]
+    """An AGIQA-3k folder of ``n`` images: data.csv in the download's columns and names (generator_normal_k,
+    prompts shared by generators, both MOS targets), real photos degraded as the images. It read the first
+    rows of ../shared/data's real data.csv and skipped without it, though no test of it needs the real
+    scores (``test_datasets.py`` checks the real file itself)."""
+    from dataset_layouts import AGIQA3K_HEADER
+
+    generators = ("AttnGAN", "glide", "midjourney", "sd1.5", "DALLE2", "stable-diffusion-xl")
+    prompts = ("statue of a man", "a tray of sushi", "a red bike", "a lighthouse at dusk")
+    rows = [
+        dict(
+            zip(
+                AGIQA3K_HEADER.split(","),
+                [f"{generators[i % 6]}_normal_{i:03d}.jpg", prompts[i // 6 % 4], "", "", ""]
+                + [f"{v:.6f}" for v in (0.5 + (i * 37 % 23) / 6, 0.4, 0.3 + (i * 11 % 17) / 5, 0.5)],
+                strict=True,
+            )
+        )
+        for i in range(n)
+    ]
     root.mkdir(parents=True, exist_ok=True)
     with open(root / "data.csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=header)
+        w = csv.DictWriter(fh, fieldnames=AGIQA3K_HEADER.split(","))
         w.writeheader()
         w.writerows(rows)
     srcs = list(photos.values())

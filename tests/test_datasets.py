@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import SHARED_DATA
 from PIL import Image
 from scipy import io as sio
 from scipy import stats
@@ -19,7 +20,7 @@ from attiqa.datasets import DATASETS, get_dataset, list_datasets, resolve_name
 from attiqa.datasets.synthetic import LIVE_FOLDERS
 from attiqa.errors import AttiqaError
 
-SHARED = (Path(__file__).resolve().parents[2] / "shared" / "data").resolve()  # a linked shared/ too
+SHARED = SHARED_DATA.resolve()  # a linked shared/ too
 SCORES = SHARED / "scores"
 needs_shared = pytest.mark.skipif(not SCORES.is_dir(), reason="../shared/data is not on this machine")
 

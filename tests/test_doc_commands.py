@@ -21,6 +21,7 @@ from functools import cache
 from pathlib import Path
 
 import pytest
+from conftest import SHARED_DATA
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = [
@@ -251,7 +252,7 @@ def check_make(args: list[str]) -> list[str]:
 
 
 REPO_DIRS = ("configs/", "benchmarks/", "experiments/", "docs/", "attiqa/", "genbench/", "isp_env/", "tests/")
-SHARED = ROOT.parent / "shared" / "data"  # the maintainers' data beside the checkout (../shared/data)
+SHARED = SHARED_DATA  # the maintainers' data beside the checkout (../shared/data)
 OUTPUTS = {"-o", "--out", "--output", "--save", "--figure", "--sheet", "--json"}
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import SHARED_DATA
 from helpers import degraded_agiqa3k_root
 from PIL import Image
 
@@ -24,7 +25,7 @@ from attiqa.evaluation.plots import scatter_plot
 from attiqa.io.images import content_key
 from attiqa.scorers import load_scorer
 
-SCORES = Path(__file__).resolve().parents[2] / "shared" / "data" / "scores"
+SCORES = SHARED_DATA / "scores"
 
 # ------------------------------------------------------------------------------------------------------
 # Logistic fit

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import SHARED_DATA
 from genbench_helpers import copied_run
 from helpers import run_genbench
 from PIL import Image
@@ -347,7 +348,7 @@ def test_a_raw_whose_name_is_not_utf8_is_read(tmp_path, isp_raws):
     assert str(odd) in json.loads((out / "run.json").read_text())["train"]
 
 
-REAL_QTK = Path(__file__).resolve().parents[2] / "shared" / "data" / "raw" / "real" / "a2tools__IMAGE01.QTK"
+REAL_QTK = SHARED_DATA / "raw" / "real" / "a2tools__IMAGE01.QTK"
 
 
 @pytest.mark.parametrize("source", ["dng", "qtk"])

@@ -228,7 +228,9 @@ def test_a_library_run_is_warned_of_the_settings_it_ignores_as_the_command_is(tm
     (``isp_env.cli``): a library caller of ``run_inputs`` with ``TrainConfig(algo="sac")`` and
     ``TeacherSettings(budget=5)`` trained SAC without a word of the teacher's budget. The rule now lives
     beside ``check_config`` (:func:`isp_env.train_config.ignored_settings`) and ``run_inputs`` says it for
-    both, once, before the raws are listed: a library run's settings not at their defaults count as given."""
+    both, once, before the raws are listed: a library run's settings not at their defaults count as given.
+    **Was** (session 61's notes) told by the command's option names ("--teacher-budget: --algo teacher
+    only"), options a library caller never typed: now by the settings it set ("TeacherSettings.budget")."""
     import pytest
 
     from attiqa.errors import ConfigError
@@ -243,13 +245,17 @@ def test_a_library_run_is_warned_of_the_settings_it_ignores_as_the_command_is(tm
         (
             TrainConfig(algo="sac"),
             TeacherSettings(budget=5),
-            "--teacher-budget: --algo teacher only, not --algo sac",
+            "TeacherSettings.budget: algo 'teacher' only, not algo 'sac'",
         ),
-        (TrainConfig(timesteps=10), None, "--timesteps: RL agents only (pass --algo sac, ppo or td3)"),
+        (
+            TrainConfig(timesteps=10),
+            None,
+            "TrainConfig.timesteps: RL agents only (algo 'sac', 'ppo' or 'td3'), not the teacher",
+        ),
         (
             TrainConfig(algo="td3", action_mode="absolute", delta_scale=0.3),
             None,
-            "--residual-scale: --action-",
+            "TrainConfig.delta_scale: action_mode 'residual' or 'delta' only, not absolute",
         ),
     ]
     for cfg, teacher, said in cases:
@@ -258,8 +264,47 @@ def test_a_library_run_is_warned_of_the_settings_it_ignores_as_the_command_is(tm
         printed = capsys.readouterr()
         told = " ".join((printed.out + printed.err).split())
         assert told.count("warning options this run ignores — ") == 1 and said in told, told
-        assert "--test-raws: nothing is held out with --test-fraction 0" in told, told
+        assert "InputSettings.test_raws_cap: nothing is held out with test_fraction 0" in told, told
+        warning = told.split("this run ignores — ", 1)[1].split(": drop them", 1)[0]
+        assert "--" not in warning, told  # the library's settings, not options its caller never typed
     with pytest.raises(ConfigError):  # settings that fit: no word
         run_inputs(InputSettings(raw_dir=tmp_path / "no_raws", out=tmp_path / "run"), TrainConfig(algo="sac"))
+    assert "this run ignores" not in " ".join(capsys.readouterr().err.split())
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_library_run_is_told_its_per_image_budget_is_ignored_once(tmp_path, isp_raws, capsys):
+    """**Was** (session 61's notes) ``--no-baselines`` beside ``--cma-image-budget`` told by ``isp-tune``
+    alone: the library's ``run(inputs, cfg, baselines=False, cma_image_budget=7)`` — a setting
+    ``run_inputs`` never sees — said nothing. Now ``run`` says it by the same rule
+    (:func:`isp_env.train_config.ignored_settings`) before any work; a budget the command's ``run_inputs``
+    already named (its typed options) is not said twice. The run stops at its read-only folder's reason."""
+    import pytest
+
+    from isp_env.run import run
+    from isp_env.run_inputs import InputSettings, run_inputs
+    from isp_env.train_config import TrainConfig
+
+    cfg = TrainConfig(scorer="classical")
+    said = "run(cma_image_budget=…): the per-image CMA-ES baseline is off (baselines=False)"
+    for given, fraction in ((None, 0.3), ({"cma_image_budget"}, 0.3), (None, 0)):
+        settings = InputSettings(
+            raw_dir=isp_raws[0].parent, out=tmp_path / "run", base="neutral", test_fraction=fraction
+        )
+        inputs = run_inputs(settings, cfg, given=given, baselines=False)
+        with pytest.raises(PermissionError, match="read-only"):
+            run(inputs, cfg, baselines=False, cma_image_budget=7, unwritable=PermissionError("read-only"))
+        printed = capsys.readouterr()
+        told = " ".join((printed.out + printed.err).split())
+        if given is not None:  # the command's: said once, by run_inputs, as its option
+            assert told.count("this run ignores") == 1 and "--cma-image-budget: the per-image" in told, told
+        elif fraction == 0:
+            assert "run(cma_image_budget=…): nothing is held out with test_fraction 0" in told, told
+        else:
+            assert told.count("this run ignores") == 1 and said in told, told
+    capsys.readouterr()
+    inputs = run_inputs(InputSettings(raw_dir=isp_raws[0].parent, out=tmp_path / "run", base="neutral"), cfg)
+    with pytest.raises(PermissionError):  # baselines on: the budget is used, no word
+        run(inputs, cfg, cma_image_budget=7, unwritable=PermissionError("read-only"))
     assert "this run ignores" not in " ".join(capsys.readouterr().err.split())
     assert not (tmp_path / "run").exists()

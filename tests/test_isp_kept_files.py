@@ -8,11 +8,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import SHARED_DATA
 
 from attiqa.errors import ConfigError
-
-REAL_RAWS = SHARED_DATA / "raw" / "real"
 
 
 def _evaluate_run(raw_dir: Path, run: Path, **kw: object):
@@ -111,37 +108,37 @@ def test_several_damaged_files_say_what_is_wrong_with_each(tmp_path):
         RunFiles.checked(run)  # one file: its own line
 
 
-@pytest.mark.shared_data
-@pytest.mark.slow  # two real raws, the shipped policy, the classical scorer: ~10 s each
+@pytest.mark.slow  # two raws, the shipped policy, the classical scorer
 @pytest.mark.parametrize("front_ends", [100, 0], ids=["kept", "made-again"])
-def test_a_raw_unreadable_since_its_tuning_is_skipped_and_the_rest_scored(tmp_path, capsys, front_ends):
+def test_a_raw_unreadable_since_its_tuning_is_skipped_and_the_rest_scored(
+    tmp_path, capsys, front_ends, isp_raws
+):
     """**Was**: the scoring pass read each held-out raw again after the policy's tuning and checks, without
     catching a raw that had become unreadable since (deleted, cut short): LibRaw's error ended the whole
     evaluation and no report was written; so did the checked step and the per-image search when they made
     a front end again (more held-out raws than are kept, :data:`FRONT_ENDS_KEPT`: ``--test-raws`` above
     100). Now that raw is skipped in one line, listed in summary.json's ``skipped``, and every other raw is
-    scored and reported. Real QuickTake raws read by rawpy, one cut short by the reward model's first call
-    (the checked step: between the tuning and the scoring; ``made-again``: before its own check)."""
+    scored and reported. Two demo DNGs read by rawpy (real QuickTake raws of ../shared until session 62: it
+    skipped without them), one cut short by the reward model's first call (the checked step: between the
+    tuning and the scoring; ``made-again``: before its own check)."""
     from isp_env.mos_function import MOSFunction, load_mos_function
     from isp_env.policy_files import resolve_policy
     from isp_env.policy_io import load_policy
     from isp_env.run import evaluate
     from isp_env.train_config import TrainConfig
 
-    names = ["qtkndecoder__QT150_2.QTK", "qtkndecoder__QT150_4.QTK"]
-    if not all((REAL_RAWS / n).is_file() for n in names):
-        pytest.skip("../shared/data/raw/real is absent")
+    names = [p.name for p in sorted(isp_raws)[:2]]
     raw_dir = tmp_path / "raws"
     raw_dir.mkdir()
     for n in names:
-        shutil.copyfile(REAL_RAWS / n, raw_dir / n)
-    victim = raw_dir / names[1]
+        shutil.copyfile(isp_raws[0].parent / n, raw_dir / n)
+    victim, whole = raw_dir / names[1], (isp_raws[0].parent / names[1]).stat().st_size
 
     class CutsARawShort(MOSFunction):
         """The classical reward model that cuts ``victim`` to half its bytes on its first call."""
 
         def __call__(self, images):  # type: ignore[no-untyped-def]
-            if victim.stat().st_size == (REAL_RAWS / names[1]).stat().st_size:
+            if victim.stat().st_size == whole:
                 victim.write_bytes(victim.read_bytes()[: victim.stat().st_size // 2])
             return super().__call__(images)
 
@@ -154,7 +151,7 @@ def test_a_raw_unreadable_since_its_tuning_is_skipped_and_the_rest_scored(tmp_pa
         out,
         cfg,
         mos,
-        sorted(raw_dir.glob("*.QTK")),
+        sorted(raw_dir.glob("*.dng")),
         [],
         {"policy": load_policy(resolve_policy("default"))},
         {},

@@ -12,6 +12,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from conftest import SHARED_DATA
 from early_checks import ISP_HEAVY, check
 from helpers import isp_run
 
@@ -22,7 +23,7 @@ from isp_env.run_inputs import InputSettings, list_raws, refuse_too_few, run_inp
 from isp_env.train_config import TrainConfig
 
 ISP = "isp_env.cli"
-REAL_RAWS = Path(__file__).resolve().parents[2] / "shared" / "data" / "raw" / "real"
+REAL_RAWS = SHARED_DATA / "raw" / "real"
 CAMERAS = (("Acme", "One"), ("Acme", "Two"))
 
 
@@ -46,6 +47,17 @@ def _settings(tmp_path: Path, test_fraction: float) -> InputSettings:
     )  # fmt: skip
 
 
+def cameraless_raws(folder: Path) -> None:
+    """Two DNGs that name no camera (empty Make, Model and UniqueCameraModel; rawpy reads them) and a
+    manifest of scene groups only: raws whose camera a split by camera cannot know. It was two real raws of
+    ../shared (a KDC and a CRW, no camera rawpy gives), skipped without them: the point is the missing camera,
+    which a DNG without its tags has as well."""
+    folder.mkdir(parents=True)
+    for i, name in enumerate(("chart.dng", "street.dng")):
+        dng_from_photo(folder / name, demo_photo(("astronaut", "coffee")[i], 64), seed=i, make="", model="")
+    (folder / "manifest.csv").write_text("file,scene_group\nchart.dng,chart\n", encoding="utf-8")
+
+
 def real_copies(folder: Path, names: list[str]) -> None:
     """Copies of named raws of ../shared/data/raw/real with their manifest rows (skipped without them)."""
     if not (REAL_RAWS / "manifest.csv").is_file() or not all((REAL_RAWS / n).is_file() for n in names):
@@ -59,9 +71,9 @@ def real_copies(folder: Path, names: list[str]) -> None:
 
 
 def test_a_split_by_camera_holds_no_camera_on_both_sides(tmp_path: Path) -> None:
-    """DNGs of two models (their Make / Model tags) and real raws of three cameras (the manifest's
-    libraw_make / libraw_model; the Blackmagic DNG's own UniqueCameraModel agrees with its row): over ten
-    seeds each side holds whole cameras, both sides some; the scene groups stay the teacher's groups."""
+    """DNGs of two models (their Make / Model tags): over ten seeds each side holds whole cameras, both sides
+    some; the scene groups stay the teacher's groups. (Its real raws' half skipped it all without ../shared:
+    now a test of its own, below.)"""
     made = two_camera_dngs(tmp_path / "dngs", per_camera=3)
     assert [dng_camera(p) for p in made[:2]] == ["Acme One", "Acme Two"]
     for seed in range(10):
@@ -70,6 +82,13 @@ def test_a_split_by_camera_holds_no_camera_on_both_sides(tmp_path: Path) -> None
         assert len(sides["train"]) == len(sides["test"]) == 1 and set(sides["train"]) != set(sides["test"])
         assert {dng_camera(p) for p in listing.test} == set(sides["test"])
         assert listing.groups == {p: p.name for p in made}  # every DNG its own scene group, as by scene
+
+
+@pytest.mark.shared_data
+def test_real_raws_of_three_cameras_split_by_camera_hold_none_on_both_sides(tmp_path: Path) -> None:
+    """Real raws of three cameras (the manifest's libraw_make / libraw_model; the Blackmagic DNG's own
+    UniqueCameraModel agrees with its row): over ten seeds each side holds whole cameras, both sides some;
+    the manifest's scene groups stay the teacher's groups."""
     real = ["a2tools__DC0008L.KDC", "a2tools__DC0010S.KDC", "imagemeta__CRW.CRW", "twelvemonkeys__test.dng"]
     real_copies(tmp_path / "real", real)
     assert dng_camera(tmp_path / "real" / real[3]) == "Blackmagic Pocket Cinema Camera"
@@ -85,15 +104,14 @@ def test_a_split_by_camera_holds_no_camera_on_both_sides(tmp_path: Path) -> None
 
 def test_group_by_camera_refusals_are_told_before_torch(tmp_path: Path) -> None:
     """One line each, before torch: a typo of --group-by; raws of one camera (the demo DNGs: all "attiqa
-    synthetic"); real raws that are not DNGs and have no manifest rows naming their camera — by the run and
+    synthetic"); raws naming no camera, none named by manifest rows — by the run and
     by ``isp-tune check --group-by camera`` (**was**: the check said it after the reward model loaded)."""
     from isp_env.dng import demo_raws
 
     one = tmp_path / "one"
     demo_raws(one, long_side=64)
     none = tmp_path / "none"
-    real_copies(none, ["a2tools__DC0008L.KDC", "imagemeta__CRW.CRW"])
-    (none / "manifest.csv").write_text("file,scene_group\na2tools__DC0008L.KDC,chart\n", encoding="utf-8")
+    cameraless_raws(none)
     out = ["--out", str(tmp_path / "run")]
     check(
         [
@@ -110,15 +128,15 @@ def test_group_by_camera_refusals_are_told_before_torch(tmp_path: Path) -> None:
             (
                 ISP,
                 ["--raw-dir", str(none), *out, "--group-by", "camera"],
-                f"{none / 'manifest.csv'}: no camera for 2 of the 2 raws (a2tools__DC0008L.KDC, "
-                "imagemeta__CRW.CRW) — rawpy does not give LibRaw's make and model: add their rows to it "
+                f"{none / 'manifest.csv'}: no camera for 2 of the 2 raws (chart.dng, street.dng) — "
+                "rawpy does not give LibRaw's make and model: add their rows to it "
                 "with the columns file, libraw_make, libraw_model",
             ),
             (
                 ISP,
                 ["check", str(none), "--group-by", "camera", *out],
-                f"{none / 'manifest.csv'}: no camera for 2 of the 2 raws (a2tools__DC0008L.KDC, "
-                "imagemeta__CRW.CRW) — rawpy does not give LibRaw's make and model: add their rows to it "
+                f"{none / 'manifest.csv'}: no camera for 2 of the 2 raws (chart.dng, street.dng) — "
+                "rawpy does not give LibRaw's make and model: add their rows to it "
                 "with the columns file, libraw_make, libraw_model",
             ),
         ],
@@ -236,11 +254,10 @@ def test_a_camera_split_says_a_share_far_from_test_fraction_and_advises_what_hel
 
 def test_a_camera_split_holding_nothing_out_looks_up_no_camera(tmp_path: Path) -> None:
     """``--group-by camera --test-fraction 0``: every raw trains, no split is made — a folder without
-    camera names (raws that are not DNGs, no manifest columns for them) was refused for a split that never
+    camera names (raws naming no camera, no manifest columns for them) was refused for a split that never
     happens."""
     none = tmp_path / "none"
-    real_copies(none, ["a2tools__DC0008L.KDC", "imagemeta__CRW.CRW"])
-    (none / "manifest.csv").write_text("file,scene_group\na2tools__DC0008L.KDC,chart\n", encoding="utf-8")
+    cameraless_raws(none)
     listing = list_raws(none, tmp_path / "out", 0, 0, group_by="camera")
     assert listing.train == sorted(listing.raws) and not listing.test
     assert listing.group_by == "camera" and listing.split_record() == {"group_by": "camera"}
@@ -274,8 +291,7 @@ def test_isp_tune_check_by_camera_reads_cameras_as_the_run_does(tmp_path: Path) 
     from isp_env.cli import app
 
     none = tmp_path / "none"
-    real_copies(none, ["a2tools__DC0008L.KDC", "imagemeta__CRW.CRW"])
-    (none / "manifest.csv").write_text("file,scene_group\na2tools__DC0008L.KDC,chart\n", encoding="utf-8")
+    cameraless_raws(none)
     with pytest.raises(ConfigError) as by_the_run:
         list_raws(none, tmp_path / "run", 0.3, 0, group_by="camera")
     args = ["check", "--group-by", "camera", "-m", "classical", "--out"]

@@ -59,6 +59,39 @@ def test_the_extension_is_optional_a_failing_compiler_does_not_fail_the_build(tm
     assert not list((tmp_path / "attiqa" / "models").glob("tapstats_native*.so"))  # ... and skipped
 
 
+def test_which_path_the_statistics_take_is_said_with_how_to_build_the_kernel(tmp_path, monkeypatch):
+    """**Was** (session 61's notes): a compiler that refused the optional kernel left only a build warning,
+    then a silently slower torch path — nothing a user runs said which path scored. Now
+    :func:`attiqa.models.backbones.stats_path` says it and how to build the kernel, and
+    ``benchmarks/score_throughput.py`` prints it. The package as such an install leaves it (every file but
+    the built kernel), in a process of its own."""
+    from attiqa.models.backbones import stats_path
+
+    monkeypatch.delenv("ATTIQA_NATIVE", raising=False)
+    package = tmp_path / "attiqa"
+    (package / "models").mkdir(parents=True)
+    for entry in (ROOT / "attiqa").iterdir():
+        if entry.name != "models":
+            (package / entry.name).symlink_to(entry)
+    for entry in (ROOT / "attiqa" / "models").iterdir():
+        if not entry.name.startswith("tapstats_native.") or entry.suffix == ".c":
+            (package / "models" / entry.name).symlink_to(entry)
+    code = "import attiqa.models.backbones as b; print(b.__file__); print(b.stats_path())"
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    run = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    where, said = run.stdout.splitlines()
+    assert where.startswith(str(tmp_path)), where  # the copy, not the checkout's build
+    assert said == (
+        "torch (the native kernel is not built: `make native`, or reinstall where a C compiler is, e.g. "
+        "`pip install -e .`)"
+    ), said
+    if native_kernel() is not None:  # here, built: the kernel, and ATTIQA_NATIVE=0 said as the reason
+        assert stats_path().startswith("native kernel (")
+        monkeypatch.setenv("ATTIQA_NATIVE", "0")
+        assert stats_path() == "torch (ATTIQA_NATIVE=0)"
+
+
 def _avx512_cpu() -> bool:
     """The CPU has x86-64-v4's AVX-512 (F, BW, CD, DQ, VL) and the compiler is GCC 12 or later."""
     try:

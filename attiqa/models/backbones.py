@@ -228,15 +228,19 @@ _squared_difference = torch.ops.aten.mse_loss.out
 NATIVE_KERNEL_VERSION = 3
 
 
-def _load_native() -> Any:
+def _load_native() -> tuple[Any, str]:
+    """The kernel's module, or None with why not (said by :func:`stats_path`)."""
     try:
         mod = importlib.import_module("attiqa.models.tapstats_native")
     except ImportError:
-        return None
-    return mod if getattr(mod, "VERSION", None) == NATIVE_KERNEL_VERSION else None
+        return None, "not built"
+    built = getattr(mod, "VERSION", None)
+    if built != NATIVE_KERNEL_VERSION:
+        return None, f"a stale build (VERSION {built}, this attiqa needs {NATIVE_KERNEL_VERSION})"
+    return mod, ""
 
 
-_NATIVE = _load_native()
+_NATIVE, _NATIVE_MISSING = _load_native()
 # ATTIQA_NATIVE's values: the kernel never / at any thread count / at any count on its own pthreads instead
 # of torch's OpenMP team (the fallback, to compare the two); unset: the default of _native_applies.
 _NATIVE_SETTINGS = ("0", "1", "pthreads")
@@ -250,6 +254,23 @@ def _native_setting() -> str:
         raise AttiqaError(f"ATTIQA_NATIVE={value!r}: use 0 (never the native kernel), 1 (always), pthreads "
                           "(always, on its own threads) or leave it unset")  # fmt: skip
     return value
+
+
+def stats_path() -> str:
+    """Which path the tap statistics take here at torch's current thread count, and why: the native kernel
+    is optional, and a compiler that refused it left only a build warning and a silently slower torch path
+    (``python benchmarks/score_throughput.py`` prints this; README, "native kernel", says how to build it)."""
+    setting = _native_setting()
+    if _NATIVE is None:
+        return (f"torch (the native kernel is {_NATIVE_MISSING}: `make native`, or reinstall where a C "
+                "compiler is, e.g. `pip install -e .`)")  # fmt: skip
+    if setting == "0":
+        return "torch (ATTIQA_NATIVE=0)"
+    if not _native_default(setting):
+        return (f"torch at {torch.get_num_threads()} threads (the native kernel found no OpenMP runtime of "
+                "torch's: its own threads run at one thread only; ATTIQA_NATIVE=1 forces it)")  # fmt: skip
+    own = setting == "pthreads" or _NATIVE.runtime() is None
+    return "native kernel (" + ("its own threads" if own else "torch's OpenMP threads") + ")"
 
 
 def native_kernel() -> Any:
@@ -304,6 +325,12 @@ def _native_applies(flat: torch.Tensor, setting: str) -> bool:
     :func:`_native_setting` read it for this call)."""
     if setting == "0" or _NATIVE is None or not (_native_layout(flat) and flat.numel() > 0):
         return False
+    return _native_default(setting)
+
+
+def _native_default(setting: str) -> bool:
+    """The thread rule of :func:`_native_applies` (the kernel loaded, ``setting`` not "0"), for a layout it
+    takes; also what :func:`stats_path` reports."""
     return setting != "" or torch.get_num_threads() == 1 or _NATIVE.runtime() is not None
 
 
