@@ -537,7 +537,7 @@ def apply_distortion(img: Image.Image, name: str, level: int, seed: int = 0) -> 
     parameter = distortion.levels[level - 1]
     if distortion.fn_uint8 is not None:  # row strips from the decoded image to the rounded one
         return Image.fromarray(distortion.fn_uint8(np.asarray(rgb_img), parameter, rng))
-    rgb = to_float(rgb_img)  # ours: a type with an in-place form may overwrite it
+    rgb = to_float(rgb_img)  # this call's own: a type's in-place form may overwrite it
     out = (distortion.fn_in_place or distortion.fn)(rgb, parameter, rng)
     del rgb  # the distortion's input, no longer needed while its output is rounded
     return Image.fromarray(to_uint8(out))
