@@ -168,6 +168,15 @@ def test_hsv_edits_have_their_closed_form(photos):
     np.testing.assert_allclose(low.mean(axis=(0, 1)), a.mean(axis=(0, 1)), atol=0.5)
 
 
+@pytest.mark.parametrize(("grey", "shape"), [(200, (1000, 1500)), (77, (2000, 3000))])
+def test_contrast_leaves_a_flat_photo_as_it_is(grey: int, shape: tuple[int, int]):
+    """A flat photo is its own channel mean: every level keeps it. The means were float32 sums, which drift
+    with the pixel count (these came out 201 and 73 at level 5)."""
+    flat = Image.fromarray(np.full((*shape, 3), grey, np.uint8))
+    for level in (1, NUM_LEVELS):
+        assert np.unique(np.asarray(apply_distortion(flat, "contrast", level))).tolist() == [grey], level
+
+
 @pytest.mark.parametrize("level", [-1, NUM_LEVELS + 1, 1.5, True])
 def test_bad_level_is_refused(photos, level):
     with pytest.raises(DistortionError, match="level"):

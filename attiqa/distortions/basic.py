@@ -19,7 +19,8 @@ Conventions (ours):
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,6 +37,9 @@ NUM_LEVELS = 5
 DistortionFn = Callable[[np.ndarray, float, np.random.Generator], np.ndarray]
 """``fn(rgb, parameter, rng)``: float32 (H, W, 3) in [0, 1] -> same shape (clipping is done by the caller)."""
 
+Uint8Fn = Callable[[np.ndarray, float, np.random.Generator], np.ndarray]
+"""``fn(u8, parameter, rng)``: the decoded uint8 (H, W, 3) image -> the rounded uint8 result."""
+
 
 class DistortionError(AttiqaError):
     """Unknown distortion name or level out of range."""
@@ -51,6 +55,10 @@ class Distortion:
     ``levels[i]`` is the parameter of level ``i + 1``; ``parameter`` names it and ``source`` says where
     the numbers come from. ``stochastic``: the output depends on the seed. ``kadid_id``: the number of
     the distortion type in KADID-10k (1..25) when it implements one.
+
+    Two optional forms of ``fn`` let :func:`apply_distortion` hold fewer copies of a big photo (the same
+    bytes): ``fn_in_place`` may overwrite its input (the float image apply_distortion made for it) and return
+    it; ``fn_uint8`` goes from the decoded uint8 image to the rounded one a row strip at a time.
     """
 
     name: str
@@ -62,6 +70,8 @@ class Distortion:
     source: str
     stochastic: bool = False
     kadid_id: int | None = None
+    fn_in_place: DistortionFn | None = None
+    fn_uint8: Uint8Fn | None = None
 
     def __post_init__(self) -> None:
         if self.attribute is not None and self.attribute not in ATTRIBUTES:
@@ -87,13 +97,51 @@ def gaussian_blur(rgb: np.ndarray, sigma: float, rng: np.random.Generator) -> np
     return ndimage.gaussian_filter(rgb, sigma=(sigma, sigma, 0.0), mode="reflect", truncate=4.0)
 
 
-def _contrast(rgb: np.ndarray, factor: float, rng: np.random.Generator) -> np.ndarray:
-    """``mean_c + factor * (x - mean_c)`` per channel: RMS contrast scales by ``factor``, means unchanged."""
-    mean = rgb.mean(axis=(0, 1), keepdims=True)
-    out = rgb - mean  # one new image, worked on in place (a 24 MP photo: 288 MB a copy)
-    out *= np.float32(factor)
-    out += mean
+def _gaussian_blur_uint8(u8: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
+    """:func:`gaussian_blur` of a uint8 photo a row strip at a time: each strip blurred with the rows within
+    the filter's reach above and below it (the filter is separable, rows then columns), the image's own edges
+    reflected: the numbers of the whole-image filter. Strips of at least 4 reaches, so the rows blurred twice
+    cost at most half again."""
+    reach = int(4.0 * sigma + 0.5)  # gaussian_filter's radius at truncate 4
+    h, w = u8.shape[:2]
+    out = np.empty(u8.shape, np.uint8)
+    for rows in row_strips(h, w, min_rows=4 * reach):
+        lo, hi = max(0, rows.start - reach), min(h, rows.stop + reach)
+        blurred = gaussian_blur(float_rows(u8[lo:hi]), sigma, rng)
+        out[rows] = round_rows(blurred[rows.start - lo : rows.stop - lo])
     return out
+
+
+def _contrast(rgb: np.ndarray, factor: float, rng: np.random.Generator) -> np.ndarray:
+    """``mean_c + factor * (x - mean_c)`` per channel: RMS contrast scales by ``factor``, means unchanged.
+
+    The means are summed in float64: numpy's float32 sum over a photo's pixels drifts with its size (a flat
+    grey-200 photo of 1.5 MP "averaged" 201.7, of 6 MP a grey-77 one 72.3, and came out 201 / 73)."""
+    return _contrast_rows(rgb, factor, rgb.mean(axis=(0, 1), keepdims=True, dtype=np.float64))
+
+
+def _contrast_rows(rgb: np.ndarray, factor: float, mean: np.ndarray) -> np.ndarray:
+    out = rgb - mean.astype(np.float32)  # one new array, worked on in place (a 24 MP photo: 288 MB a copy)
+    out *= np.float32(factor)
+    out += mean.astype(np.float32)
+    return out
+
+
+def channel_means(u8: np.ndarray) -> np.ndarray:
+    """The (1, 1, 3) float64 mean of :func:`to_float`'s values of a uint8 RGB image, from per-channel
+    histograms counted a row strip at a time (the float image is never made)."""
+    counts = np.zeros((3, 256), np.int64)
+    for rows in row_strips(*u8.shape[:2]):
+        for c in range(3):
+            counts[c] += np.bincount(u8[rows, :, c].ravel(), minlength=256)
+    values = (np.arange(256, dtype=np.float32) / np.float32(255.0)).astype(np.float64)
+    return (counts @ values / max(u8.shape[0] * u8.shape[1], 1)).reshape(1, 1, 3)
+
+
+def _contrast_uint8(u8: np.ndarray, factor: float, rng: np.random.Generator) -> np.ndarray:
+    """:func:`_contrast` of a uint8 photo: its means from histograms, then a row strip at a time."""
+    mean = channel_means(u8)
+    return by_uint8_row_strips(lambda part: _contrast_rows(part, factor, mean), u8)
 
 
 def _scale_value(rgb: np.ndarray, factor: float, rng: np.random.Generator) -> np.ndarray:
@@ -152,6 +200,69 @@ RGB_TO_YCBCR = np.array(
 YCBCR_TO_RGB = np.linalg.inv(RGB_TO_YCBCR).astype(np.float32)
 
 
+ISO_CHROMA_REACH = 4
+"""Rows of draws above and below a pixel that its low-passed chroma noise reads: ``gaussian_filter``'s
+radius at sigma 1 (``int(4.0 * 1 + 0.5)``, its default truncate)."""
+
+
+def _iso_noise_draws(
+    h: int, w: int, rng: np.random.Generator
+) -> Iterator[tuple[slice, np.ndarray, np.ndarray]]:
+    """``(rows, luma noise (n, W), low-passed chroma noise (n, W, 2))`` a row strip at a time, top to bottom.
+
+    The normal draws of one (H, W, 3) draw (made in row strips: the same stream), the chroma planes
+    Gaussian-filtered (sigma 1, reflect) as whole planes are: each strip is filtered with the
+    :data:`ISO_CHROMA_REACH` rows of draws above and below it, and the image's own edges reflect."""
+    strips = row_strips(h, w)
+    ahead = iter(strips)
+    drawn = np.empty((0, w, 3), np.float32)
+    top = 0  # the image row of drawn[0]
+    for rows in strips:
+        lo, hi = max(0, rows.start - ISO_CHROMA_REACH), min(h, rows.stop + ISO_CHROMA_REACH)
+        drawn, top = drawn[lo - top :], lo
+        while top + len(drawn) < hi:
+            more = next(ahead)
+            drawn = np.concatenate([drawn, rng.standard_normal((more.stop - more.start, w, 3), np.float32)])
+        keep = slice(rows.start - lo, rows.stop - lo)
+        chroma = np.empty((rows.stop - rows.start, w, 2), np.float32)
+        for k in range(2):
+            plane = np.ascontiguousarray(drawn[: hi - lo, :, k + 1])
+            chroma[..., k] = ndimage.gaussian_filter(plane, sigma=1.0, mode="reflect")[keep]
+        yield rows, drawn[keep, :, 0], chroma
+
+
+def _iso_noise_rows(
+    h: int,
+    w: int,
+    gain: float,
+    rng: np.random.Generator,
+    rows_of: Callable[[slice], np.ndarray],
+    put: Callable[[slice, np.ndarray], None],
+) -> None:
+    """:func:`_iso_noise` a row strip at a time: ``rows_of(rows)`` gives the float32 input's rows and
+    ``put(rows, result)`` takes the result's. The chroma's standard deviation is a whole-image statistic: a
+    first pass over the draws sums it in float64, a second (the generator's state put back) applies."""
+    a = 2.5e-4 * gain
+    b = 2.5e-5 * gain
+    state = rng.bit_generator.state
+    total = squares = 0.0
+    for _, _, chroma in _iso_noise_draws(h, w, rng):
+        c = chroma.astype(np.float64)
+        total += float(c.sum())
+        squares += float(np.vdot(c, c))
+    n = max(2 * h * w, 1)
+    std = math.sqrt(max(squares / n - (total / n) ** 2, 0.0))
+    rng.bit_generator.state = state  # the same draws again
+    for rows, luma_noise, chroma in _iso_noise_draws(h, w, rng):
+        chroma /= max(std, 1e-8)
+        chroma *= np.float32(0.5 * np.sqrt(a))
+        ycc = rows_of(rows) @ RGB_TO_YCBCR.T  # row by row, as one product over the image is
+        y = ycc[..., 0]
+        y += np.sqrt(a * np.clip(y, 0.0, 1.0) + b).astype(np.float32) * luma_noise
+        ycc[..., 1:] += chroma
+        put(rows, ycc @ YCBCR_TO_RGB.T)
+
+
 def _iso_noise(rgb: np.ndarray, gain: float, rng: np.random.Generator) -> np.ndarray:
     """Sensor-like noise at analogue ``gain`` (ours): signal-dependent luma noise + chroma noise.
 
@@ -159,35 +270,28 @@ def _iso_noise(rgb: np.ndarray, gain: float, rng: np.random.Generator) -> np.nda
     noise modeling and fitting for single-image raw-data"): ``var(Y) = a*Y + b`` with shot-noise
     coefficient ``a = 2.5e-4 * gain`` and read-noise variance ``b = 2.5e-5 * gain``. Chroma (Cb, Cr, in
     JPEG's full-range YCbCr) gets white noise of std ``0.5 * sqrt(a)``, slightly low-passed (Gaussian
-    sigma 1 px, then rescaled to that std) to resemble the blotchy colour noise of high-ISO photos.
+    sigma 1 px, then rescaled to that std, taken in float64) to resemble the blotchy colour noise of
+    high-ISO photos. Made a row strip at a time (:func:`_iso_noise_rows`): no whole noise image.
     """
-    a = 2.5e-4 * gain
-    b = 2.5e-5 * gain
+    out = np.empty(rgb.shape, np.float32)
+
+    def put(rows: slice, part: np.ndarray) -> None:
+        out[rows] = part
+
     h, w = rgb.shape[:2]
-    # The normal draws made in row strips (the same stream as one H x W x 3 draw) and kept as planes, the
-    # chroma's statistics taken before the output exists, YCbCr made and undone a strip at a time: never a
-    # whole noise image nor a whole temporary beside the output (a 24 MP photo: 288 MB each).
-    planes: list[np.ndarray] = [np.empty((h, w), np.float32) for _ in range(3)]
-    for rows in row_strips(h, w):
-        normal = rng.standard_normal((rows.stop - rows.start, w, 3), dtype=np.float32)
-        for k in range(3):
-            planes[k][rows] = normal[..., k]
-    luma_noise = planes.pop(0)
-    for k in range(2):  # each plane filtered alone: the same numbers as the (H, W, 2) filter
-        planes[k] = ndimage.gaussian_filter(planes[k], sigma=1.0, mode="reflect")
-    chroma = np.empty((h, w, 2), np.float32)
-    for k in range(2):
-        chroma[..., k] = planes[k]
-        planes[k] = np.empty(0, np.float32)  # freed as soon as copied
-    chroma /= max(float(chroma.std()), 1e-8)
-    chroma *= np.float32(0.5 * np.sqrt(a))
-    out = np.empty((h, w, 3), np.float32)
-    for rows in row_strips(h, w):
-        ycc = rgb[rows] @ RGB_TO_YCBCR.T  # row by row, as one product over the image is
-        y = ycc[..., 0]
-        y += np.sqrt(a * np.clip(y, 0.0, 1.0) + b).astype(np.float32) * luma_noise[rows]
-        ycc[..., 1:] += chroma[rows]
-        out[rows] = ycc @ YCBCR_TO_RGB.T
+    _iso_noise_rows(h, w, gain, rng, lambda rows: rgb[rows], put)
+    return out
+
+
+def _iso_noise_uint8(u8: np.ndarray, gain: float, rng: np.random.Generator) -> np.ndarray:
+    """:func:`_iso_noise` of a uint8 photo, read and rounded a row strip at a time."""
+    out = np.empty(u8.shape, np.uint8)
+
+    def put(rows: slice, part: np.ndarray) -> None:
+        out[rows] = round_rows(part)
+
+    h, w = u8.shape[:2]
+    _iso_noise_rows(h, w, gain, rng, lambda rows: float_rows(u8[rows]), put)
     return out
 
 
@@ -264,6 +368,16 @@ def _zoom_blur(rgb: np.ndarray, max_zoom: float, rng: np.random.Generator) -> np
     return acc
 
 
+def per_pixel(fn: DistortionFn) -> Uint8Fn:
+    """The uint8 strip form (:class:`Distortion`'s ``fn_uint8``) of a per-pixel ``fn``; its random draws, made
+    strip by strip top to bottom, are those of one whole-image draw."""
+
+    def run(u8: np.ndarray, parameter: float, rng: np.random.Generator) -> np.ndarray:
+        return by_uint8_row_strips(lambda part: fn(part, parameter, rng), u8)
+
+    return run
+
+
 # ---------------------------------------------------------------------------------------------------
 # Registry
 # ---------------------------------------------------------------------------------------------------
@@ -289,6 +403,7 @@ for _d in (
         (0.5, 1.0, 2.0, 3.0, 5.0),
         "sigma (pixels)",
         "KADID-10k #1 sigmas [0.1, 0.5, 1, 2, 5] without the invisible 0.1, with 3.0 inserted (ours)",
+        fn_uint8=_gaussian_blur_uint8,
     ),
     Distortion(
         "contrast",
@@ -298,6 +413,7 @@ for _d in (
         (0.85, 0.7, 0.55, 0.4, 0.25),
         "factor on the deviation from the channel mean",
         "ours (supplement §A: multiplying factors to RGB values; KADID #25 uses a nonlinear curve)",
+        fn_uint8=_contrast_uint8,
     ),
     Distortion(
         "brightness_down",
@@ -307,6 +423,7 @@ for _d in (
         (0.8, 0.65, 0.5, 0.35, 0.2),
         "factor on HSV V",
         "ours (supplement §A: V adjustment in HSV; KADID #17 darkens with a curve, not a V factor)",
+        fn_uint8=per_pixel(_scale_value),
     ),
     Distortion(
         "brightness_up",
@@ -316,6 +433,7 @@ for _d in (
         (1.15, 1.3, 1.5, 1.75, 2.0),
         "factor on HSV V (clipped at 1)",
         "ours (supplement §A: V adjustment in HSV; KADID #16 brightens with a curve, not a V factor)",
+        fn_uint8=per_pixel(_scale_value),
     ),
     Distortion(
         "saturation_down",
@@ -326,6 +444,7 @@ for _d in (
         "factor on HSV S",
         "ours (supplement §A: saturation adjustment in HSV; KADID #7 scales S by [0.4, 0.2, 0.1, 0, -0.4], "
         "whose negative last level re-colours rather than desaturates)",
+        fn_uint8=per_pixel(scale_saturation),
     ),
     Distortion(
         "saturation_up",
@@ -336,6 +455,7 @@ for _d in (
         "factor on HSV S (clipped at 1)",
         "ours (supplement §A: saturation adjustment in HSV, run upward like brightness_up; the factors of "
         "brightness_up)",
+        fn_uint8=per_pixel(_boost_saturation),
     ),
     Distortion(
         "gaussian_noise",
@@ -346,6 +466,7 @@ for _d in (
         "noise std on [0, 1] RGB",
         "KADID-10k #11 white-noise variances [0.001, 0.002, 0.003, 0.005, 0.01] (std = sqrt)",
         stochastic=True,
+        fn_uint8=per_pixel(gaussian_noise),
     ),
     Distortion(
         "iso_noise",
@@ -356,6 +477,7 @@ for _d in (
         "analogue gain (2 ** (level - 1))",
         "ours (Poissonian-Gaussian luma noise, Foi et al. 2008, plus chroma noise)",
         stochastic=True,
+        fn_uint8=_iso_noise_uint8,
     ),
     Distortion(
         "zoom_blur",
@@ -411,9 +533,12 @@ def apply_distortion(img: Image.Image, name: str, level: int, seed: int = 0) -> 
     rgb_img = img if img.mode == "RGB" else img.convert("RGB")
     if level == 0:
         return rgb_img.copy()
-    rgb = to_float(rgb_img)
     rng = np.random.default_rng(seed)
-    out = distortion.fn(rgb, distortion.levels[level - 1], rng)
+    parameter = distortion.levels[level - 1]
+    if distortion.fn_uint8 is not None:  # row strips from the decoded image to the rounded one
+        return Image.fromarray(distortion.fn_uint8(np.asarray(rgb_img), parameter, rng))
+    rgb = to_float(rgb_img)  # this call's own: a type's in-place form may overwrite it
+    out = (distortion.fn_in_place or distortion.fn)(rgb, parameter, rng)
     del rgb  # the distortion's input, no longer needed while its output is rounded
     return Image.fromarray(to_uint8(out))
 
@@ -423,9 +548,10 @@ STRIP_PIXELS = 1 << 18
 loop costs nothing."""
 
 
-def row_strips(h: int, w: int) -> list[slice]:
-    """Row ranges of an ``h`` x ``w`` image, about :data:`STRIP_PIXELS` pixels each, top to bottom."""
-    step = max(1, STRIP_PIXELS // max(w, 1))
+def row_strips(h: int, w: int, min_rows: int = 1) -> list[slice]:
+    """Row ranges of an ``h`` x ``w`` image, about :data:`STRIP_PIXELS` pixels each (``min_rows`` rows at
+    least), top to bottom."""
+    step = max(1, min_rows, STRIP_PIXELS // max(w, 1))
     return [slice(top, min(top + step, h)) for top in range(0, h, step)]
 
 
@@ -439,6 +565,28 @@ def by_row_strips(
         out = np.empty(rgb.shape, np.float32)
     for rows in row_strips(*rgb.shape[:2]):
         out[rows] = fn(rgb[rows])
+    return out
+
+
+def float_rows(u8: np.ndarray) -> np.ndarray:
+    """uint8 values as float32 in [0, 1]: ``u8 / 255`` (a strip of :func:`to_float`)."""
+    return np.divide(u8, np.float32(255.0), dtype=np.float32)
+
+
+def round_rows(rgb: np.ndarray) -> np.ndarray:
+    """Floats (unclipped) as uint8: ``clip(rint(x * 255), 0, 255)`` (a strip of :func:`to_uint8`)."""
+    part = rgb * 255.0
+    np.rint(part, out=part)
+    np.clip(part, 0, 255, out=part)
+    return part.astype(np.uint8)
+
+
+def by_uint8_row_strips(fn: Callable[[np.ndarray], np.ndarray], u8: np.ndarray) -> np.ndarray:
+    """``to_uint8(fn(to_float(u8)))`` for a per-pixel ``fn``, a row strip at a time: the same bytes, with no
+    float image of the photo's size."""
+    out = np.empty(u8.shape, np.uint8)
+    for rows in row_strips(*u8.shape[:2]):
+        out[rows] = round_rows(fn(float_rows(u8[rows])))
     return out
 
 
@@ -457,8 +605,5 @@ def to_uint8(rgb: np.ndarray) -> np.ndarray:
     time, so rounding a big image makes no full-size float temporaries (a 24 MP photo: 288 MB each)."""
     out = np.empty(rgb.shape, np.uint8)
     for rows in row_strips(*rgb.shape[:2]):
-        part = rgb[rows] * 255.0
-        np.rint(part, out=part)
-        np.clip(part, 0, 255, out=part)
-        out[rows] = part
+        out[rows] = round_rows(rgb[rows])
     return out

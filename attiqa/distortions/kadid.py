@@ -79,8 +79,9 @@ def _lab(rgb: np.ndarray) -> np.ndarray:
 
 
 def _lab_by_strips(rgb: np.ndarray) -> np.ndarray:
-    """:func:`_lab` of a whole image, converted a row strip at a time (the conversion is per pixel)."""
-    return by_row_strips(_lab, rgb)
+    """:func:`_lab` of a whole image, converted a row strip at a time (the conversion is per pixel) into
+    ``rgb``'s own array (the first ``mapmm``'s)."""
+    return by_row_strips(_lab, rgb, out=rgb)
 
 
 def _rgb(lab: np.ndarray) -> np.ndarray:
@@ -89,17 +90,18 @@ def _rgb(lab: np.ndarray) -> np.ndarray:
         return color.lab2rgb(lab).astype(np.float32)
 
 
-def mapmm(x: np.ndarray) -> np.ndarray:
+def mapmm(x: np.ndarray, in_place: bool = False) -> np.ndarray:
     """KADID-10k's ``mapmm``: min-max rescale of the whole array to [0, 1] (a constant array is kept).
 
     A new array, made without a temporary beside it (for float32: the numbers of
-    ``((x - lo) / (hi - lo)).astype(np.float32)``)."""
+    ``((x - lo) / (hi - lo)).astype(np.float32)``); ``in_place``: a float32 ``x`` itself, rescaled."""
     lo, hi = float(x.min()), float(x.max())
+    own = in_place and x.dtype == np.float32 and x.flags.writeable
     if hi <= lo:
-        return x.copy()
+        return x if own else x.copy()
     if x.dtype != np.float32:
         return ((x - np.float32(lo)) / np.float32(hi - lo)).astype(np.float32)
-    return _rescale(x, lo, hi, out=np.empty_like(x))
+    return _rescale(x, lo, hi, out=x if own else np.empty_like(x))
 
 
 def _rescale(x: np.ndarray, lo: float, hi: float, out: np.ndarray) -> np.ndarray:
@@ -107,13 +109,15 @@ def _rescale(x: np.ndarray, lo: float, hi: float, out: np.ndarray) -> np.ndarray
     return np.divide(out, np.float32(hi - lo), out=out)
 
 
-def _between_mapmm(fn: DistortionFn) -> DistortionFn:
+def _between_mapmm(fn: DistortionFn, in_place: bool = False) -> DistortionFn:
     """``fn`` as the generator runs it: ``mapmm(fn(mapmm(x)))``, with the clip to [0, 1] before the final
-    ``mapmm`` (ours, see the module docstring). The clip and the final ``mapmm`` edit ``fn``'s output in
-    place (it is a new array, or the first ``mapmm``'s, which is ours too)."""
+    ``mapmm`` (ours, see the module docstring). ``fn`` gets the first ``mapmm``'s array, which is ours: a
+    per-pixel type writes its result into it. The clip and the final ``mapmm`` edit ``fn``'s output in place
+    (it is a new array, or the first ``mapmm``'s). ``in_place``: the first ``mapmm`` rescales ``x`` itself
+    (:class:`Distortion`'s ``fn_in_place``, for a caller whose ``x`` is a copy of its own)."""
 
     def run(rgb: np.ndarray, parameter: float, rng: np.random.Generator) -> np.ndarray:
-        out = fn(mapmm(rgb), parameter, rng)
+        out = fn(mapmm(rgb, in_place=in_place), parameter, rng)
         out = np.clip(out, 0.0, 1.0, out=out if out.flags.writeable else None).astype(np.float32, copy=False)
         lo, hi = float(out.min()), float(out.max())
         return out if hi <= lo else _rescale(out, lo, hi, out=out)
@@ -203,11 +207,10 @@ def _color_shift(rgb: np.ndarray, amount: float, rng: np.random.Generator) -> np
     direction /= max(float(np.linalg.norm(direction)), 1e-12)
     dy, dx = np.round(direction * amount).astype(int)
     shifted = ndimage.shift(rgb[..., 1], (dy, dx), order=0, mode="nearest")
-    out = rgb.copy()
-    for rows in row_strips(*rgb.shape[:2]):
+    for rows in row_strips(*rgb.shape[:2]):  # into rgb's green: each strip read before it is written
         weight = np.clip((e[rows] - lo) / (hi - lo), 0.0, 1.0) if hi > lo else np.zeros_like(e[rows])
-        out[rows, :, 1] = shifted[rows] * weight + rgb[rows, :, 1] * (1.0 - weight)
-    return out
+        rgb[rows, :, 1] = shifted[rows] * weight + rgb[rows, :, 1] * (1.0 - weight)
+    return rgb
 
 
 def _color_quantization(rgb: np.ndarray, colors: float, rng: np.random.Generator) -> np.ndarray:
@@ -232,7 +235,7 @@ def _color_saturation_lab(rgb: np.ndarray, factor: float, rng: np.random.Generat
         lab[..., 1:] *= factor
         return _rgb(lab)
 
-    return by_row_strips(saturate, rgb)
+    return by_row_strips(saturate, rgb, out=rgb)
 
 
 def _encode_decode(rgb: np.ndarray, format: str, **params: object) -> np.ndarray:
@@ -270,7 +273,7 @@ def _white_noise_ycbcr(rgb: np.ndarray, var: float, rng: np.random.Generator) ->
         ycc += np.float32(math.sqrt(var)) * rng.standard_normal(part.shape, dtype=np.float32)
         return ycc @ YCBCR_TO_RGB.T
 
-    return by_row_strips(add_noise, rgb)  # strips top to bottom: the noise of one whole-image draw
+    return by_row_strips(add_noise, rgb, out=rgb)  # strips top to bottom: the noise of one whole-image draw
 
 
 def _impulse_noise(rgb: np.ndarray, density: float, rng: np.random.Generator) -> np.ndarray:
@@ -284,7 +287,7 @@ def _impulse_noise(rgb: np.ndarray, density: float, rng: np.random.Generator) ->
         out[(u >= density / 2) & (u < density)] = 1.0
         return out
 
-    return by_row_strips(salt_and_pepper, rgb)  # strips top to bottom: the draws of one whole-image draw
+    return by_row_strips(salt_and_pepper, rgb, out=rgb)  # strips top to bottom: one whole-image draw's
 
 
 def _multiplicative_noise(rgb: np.ndarray, var: float, rng: np.random.Generator) -> np.ndarray:
@@ -295,7 +298,7 @@ def _multiplicative_noise(rgb: np.ndarray, var: float, rng: np.random.Generator)
         n = (rng.random(part.shape, dtype=np.float32) - 0.5) * np.float32(math.sqrt(12.0 * var))
         return part + n * part
 
-    return by_row_strips(speckle, rgb)  # strips top to bottom: the draws of one whole-image draw
+    return by_row_strips(speckle, rgb, out=rgb)  # strips top to bottom: the draws of one whole-image draw
 
 
 def _wiener(x: np.ndarray, noise_var: float, size: int = 5) -> np.ndarray:
@@ -323,7 +326,7 @@ def _denoise(rgb: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndar
         noisy = part + np.float32(sigma) * rng.standard_normal(part.shape, dtype=np.float32)
         return np.clip(noisy, 0.0, 1.0, out=noisy)
 
-    noisy = by_row_strips(add_noise, rgb)  # strips top to bottom: the noise of one whole-image draw
+    noisy = by_row_strips(add_noise, rgb, out=rgb)  # strips top to bottom: the noise of one whole-image draw
     return _wiener(noisy, sigma * sigma)
 
 
@@ -338,19 +341,20 @@ def _brighten(rgb: np.ndarray, amount: float, rng: np.random.Generator) -> np.nd
         via_lab = np.clip(_rgb(lab), 0.0, 1.0)
         return (2.0 * _spline_curve(part, *knots) + via_lab) / 3.0
 
-    return by_row_strips(brighten, rgb)  # per pixel: a strip at a time
+    return by_row_strips(brighten, rgb, out=rgb)  # per pixel: a strip at a time
 
 
 def _darken(rgb: np.ndarray, amount: float, rng: np.random.Generator) -> np.ndarray:
     """#17: tone curve through (0, 0), (0.5, 0.5 - amount / 2), (1, 1) on RGB."""
     knots = ([0.0, 0.5, 1.0], [0.0, 0.5 - amount / 2.0, 1.0])
-    return by_row_strips(lambda part: _spline_curve(part, *knots), rgb)
+    return by_row_strips(lambda part: _spline_curve(part, *knots), rgb, out=rgb)
 
 
 def _mean_shift(rgb: np.ndarray, shift: float, rng: np.random.Generator) -> np.ndarray:
     """#18: every value shifted by +/- ``shift`` (sign from the seed), then clipped."""
     sign = 1.0 if rng.random() < 0.5 else -1.0
-    return rgb + np.float32(sign * shift)
+    rgb += np.float32(sign * shift)
+    return rgb
 
 
 def _jitter(rgb: np.ndarray, amount: float, rng: np.random.Generator) -> np.ndarray:
@@ -378,7 +382,7 @@ def _non_eccentricity_patch(rgb: np.ndarray, count: float, rng: np.random.Genera
     h, w = rgb.shape[:2]
     size = max(1, int(round(16 * _patch_scale(rgb))))
     radius = size
-    out = rgb.copy()
+    out = rgb  # the first mapmm's: the patches moved in it (each copied out before it is pasted)
     if h < size or w < size:
         return out
     for _ in range(int(count)):
@@ -409,14 +413,14 @@ def _quantization(rgb: np.ndarray, levels: float, rng: np.random.Generator) -> n
         idx = np.clip(np.floor(part * n), 0, n - 1)
         return (idx / (n - 1)).astype(np.float32)
 
-    return by_row_strips(quantize, rgb)
+    return by_row_strips(quantize, rgb, out=rgb)
 
 
 def _color_block(rgb: np.ndarray, count: float, rng: np.random.Generator) -> np.ndarray:
     """#23: ``count`` uniformly coloured square patches (32 px at KADID's scale) at random positions."""
     h, w = rgb.shape[:2]
     size = max(1, int(round(32 * _patch_scale(rgb))))
-    out = rgb.copy()
+    out = rgb  # the first mapmm's: the blocks painted on it
     for _ in range(int(count)):
         c = rng.random(3, dtype=np.float32)
         y = int(rng.integers(0, max(h - size, 0) + 1))
@@ -442,7 +446,7 @@ def _contrast_change(rgb: np.ndarray, amount: float, rng: np.random.Generator) -
     """#25: tone curve through (0, 0), (0.3, 0.25 - a/4), (0.5, 0.5), (0.7, 0.75 + a/4), (1, 1), a not-a-knot
     cubic spline (a < 0 flattens the mid-tones: less contrast)."""
     knots = ([0.0, 0.3, 0.5, 0.7, 1.0], [0.0, 0.25 - amount / 4, 0.5, 0.75 + amount / 4, 1.0])
-    return by_row_strips(lambda part: _spline_curve(part, *knots), rgb)
+    return by_row_strips(lambda part: _spline_curve(part, *knots), rgb, out=rgb)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -715,8 +719,12 @@ _TYPES: tuple[Distortion, ...] = (
     ),
 )
 
-KADID_TYPES: tuple[Distortion, ...] = tuple(dataclasses.replace(d, fn=_between_mapmm(d.fn)) for d in _TYPES)
-"""The 25 types as registered: each function runs between the generator's two ``mapmm`` calls."""
+KADID_TYPES: tuple[Distortion, ...] = tuple(
+    dataclasses.replace(d, fn=_between_mapmm(d.fn), fn_in_place=_between_mapmm(d.fn, in_place=True))
+    for d in _TYPES
+)
+"""The 25 types as registered: each function runs between the generator's two ``mapmm`` calls (in place
+of its input when :func:`attiqa.distortions.apply_distortion` calls it)."""
 
 for _d in KADID_TYPES:
     register_distortion(_d)
