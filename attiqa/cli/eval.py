@@ -282,6 +282,7 @@ def eval_cmd(
                     + ("" if overrides.get("crops", "five") == "five" else f"-{overrides['crops']}")
                 )  # another --crops gives other numbers: its own folder
             output_folder(out, "--out")  # before the scoring, not after it
+        with alike_on_every_process(main_only=True):  # rank 0's line is the job's (not "rank 0 of 2: …")
             if shards.main:  # two at once wrote a mixed set: one's predictions.csv, the other's summary
                 held.enter_context(folder_held(out, "evaluating into", EVAL_BUSY_FIX))
         if shards.main and (note := earlier_eval(out, ds, score_cache_key(scorer, overrides)[0], split)):

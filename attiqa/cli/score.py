@@ -120,7 +120,7 @@ def score_cmd(
                     no_score := missing_regressor(scorer)
                 ):  # its distortion columns still are
                     console.print(f"[yellow]note:[/] {plain(no_score)}", highlight=False)
-            with alike_on_every_process():
+            with alike_on_every_process(main_only=True):  # rank 0's line is the job's (not "rank 0 of 2: …")
                 if out is not None and shards.main:
                     held.enter_context(score_output_held(out))
             with alike_on_every_process():

@@ -99,8 +99,8 @@ def label_cmd(
         with process_group(), ExitStack() as held:  # --out held by rank 0, the writer, to the merge's end
             with alike_on_every_process():  # under torchrun: said once, or by each process that met it
                 lc, paths, prompt_set = first()
-            with alike_on_every_process():  # before any rank opens its journal: two runs labelled every
-                if is_main():  # image each (session 60)
+            with alike_on_every_process(main_only=True):  # before any rank opens its journal: two runs
+                if is_main():  # labelled every image each (session 60); rank 0's line is the job's
                     held.enter_context(
                         output_held(out, "writing", f"{LET_IT_FINISH}, or choose another --out")
                     )
