@@ -14,7 +14,14 @@ from typing import TYPE_CHECKING
 
 from attiqa.config import LabelConfig, TrainConfig, to_dict
 from attiqa.errors import AttiqaError, ConfigError, EveryProcessError
-from attiqa.io.atomic import folder_held, output_folder, resumable_folder, write_json_atomic
+from attiqa.io.atomic import (
+    LET_IT_FINISH,
+    folder_held,
+    output_folder,
+    output_held,
+    resumable_folder,
+    write_json_atomic,
+)
 
 if TYPE_CHECKING:
     from attiqa.teachers import Teacher
@@ -327,6 +334,12 @@ def earlier_training(out_dir: Path) -> list[str]:
     return sorted(str(p.parent.relative_to(out_dir)) for p in found)
 
 
+def label_table_held(table: Path) -> AbstractContextManager[None]:
+    """The label stage's table held by its writer (rank 0), as `attiqa label -o` holds it: a train and a
+    `label -o` of one table, or two trains sharing a ``label.out``, labelled into it together."""
+    return output_held(table, "writing", f"{LET_IT_FINISH}, or choose another label.out")
+
+
 def out_dir_held(out_dir: Path) -> AbstractContextManager[None]:
     """An existing ``out_dir`` held by this run (:func:`attiqa.io.atomic.folder_held`): two `attiqa train`
     into it at once (or a ``--resume`` of a run still training) each trained over the other's files. The
@@ -483,6 +496,8 @@ def run(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> RunRes
                 output_folder(out_dir, "out_dir (--out-dir)")
                 if not held_before:  # made now (two fresh runs both found none: one holds it)
                     held.enter_context(out_dir_held(out_dir))
+                if cfg.label is not None:  # the table `attiqa label -o` holds too: both labelled into it
+                    held.enter_context(label_table_held(resolve_in(out_dir, cfg.label.out)))
         record = to_dict(cfg)  # a resumed run's once its stages took it: a resume a stage refuses (another
         if is_main() and not resumed:  # batch size, ...) left config.json saying what no run trained with
             write_json_atomic(out_dir / "config.json", record)

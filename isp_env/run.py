@@ -292,7 +292,14 @@ def run(
     cannot be written (a read-only, archived run), raised unless the run finished with these very settings
     and raws and nothing in it changed since (:func:`finished_run`): then its summary is returned, nothing
     written — as for a writable ``out`` holding such a finished run. ``held``: ``out`` is held in it from
-    its first write (:func:`out_held`; `isp-tune` lets go as the command ends)."""
+    its first write (:func:`out_held`; `isp-tune` lets go as the command ends); without one, to this call's
+    end (two library runs into one ``out`` searched and trained over each other's files)."""
+    if held is None:
+        with ExitStack() as own:
+            return run(
+                inputs, cfg, baselines=baselines, subprocess=subprocess, cma_global_budget=cma_global_budget,
+                cma_image_budget=cma_image_budget, teacher=teacher, unwritable=unwritable, held=own,
+            )  # fmt: skip
     teacher = teacher or TeacherSettings()
     # run_inputs checked them before the raws: again for a cfg or teacher changed since (cheap)
     check_config(cfg, teacher if cfg.algo == "teacher" else None)
@@ -441,8 +448,7 @@ def run(
     # every check above passed: the folder made before the first work writes into it — the global search
     # ran its whole budget and then could not save into an --out that cannot be made
     output_folder(out, "--out")
-    if held is not None:  # two runs into one --out searched and trained over each other's files
-        held.enter_context(out_held(out))
+    held.enter_context(out_held(out))  # two runs into one --out searched and trained over each other's files
     if synth_photos is not None:
         synth = synth_raws(photos, out / "synth", seed=cfg.seed, skipped=skipped)
     base_calls = 0  # scorer calls spent on finding the base: part of the agent's training cost

@@ -76,8 +76,8 @@ def test_iso_noise_is_the_whole_image_computation(strip_pixels: int, monkeypatch
     transforms made in row strips, the chroma's std summed over them: the numbers of the same recipe computed
     on whole images — in one strip (the photo is below ``STRIP_PIXELS``), in 25 (strips of 16 rows, as a big
     photo's) and in 400 of one row (each filtered with the draws of 8 others). The std is taken in float64:
-    numpy's float32 one can be a float32 step off, which moved 2 bytes of 8.8 million by one level in one of
-    session 62's 30 iso_noise outputs (6 photos of 0.2-2.9 MP, levels 1-5), none in the others."""
+    numpy's float32 one can be a float32 step off, which moves a byte or two of an output by one level (in
+    session 62: 1 of 30 outputs of 6 photos, 6 of 90 of the review's 9 generated images, levels 1-5)."""
     monkeypatch.setattr(basic, "STRIP_PIXELS", strip_pixels)
     img = Image.fromarray(skimage.data.coffee())
     gain = 8.0

@@ -51,9 +51,10 @@ def cameraless_raws(folder: Path) -> None:
     """Two DNGs that name no camera (empty Make, Model and UniqueCameraModel; rawpy reads them) and a
     manifest of scene groups only: raws whose camera a split by camera cannot know. It was two real raws of
     ../shared (a KDC and a CRW, no camera rawpy gives), skipped without them: the point is the missing camera,
-    which a DNG without its tags has as well."""
+    which a DNG without its tags has as well; the second is saved as a `.nef` (LibRaw reads it by content),
+    so a raw that is not a DNG, whose camera is never read from tags, is one of them (review, session 62)."""
     folder.mkdir(parents=True)
-    for i, name in enumerate(("chart.dng", "street.dng")):
+    for i, name in enumerate(("chart.dng", "street.nef")):
         dng_from_photo(folder / name, demo_photo(("astronaut", "coffee")[i], 64), seed=i, make="", model="")
     (folder / "manifest.csv").write_text("file,scene_group\nchart.dng,chart\n", encoding="utf-8")
 
@@ -128,14 +129,14 @@ def test_group_by_camera_refusals_are_told_before_torch(tmp_path: Path) -> None:
             (
                 ISP,
                 ["--raw-dir", str(none), *out, "--group-by", "camera"],
-                f"{none / 'manifest.csv'}: no camera for 2 of the 2 raws (chart.dng, street.dng) — "
+                f"{none / 'manifest.csv'}: no camera for 2 of the 2 raws (chart.dng, street.nef) — "
                 "rawpy does not give LibRaw's make and model: add their rows to it "
                 "with the columns file, libraw_make, libraw_model",
             ),
             (
                 ISP,
                 ["check", str(none), "--group-by", "camera", *out],
-                f"{none / 'manifest.csv'}: no camera for 2 of the 2 raws (chart.dng, street.dng) — "
+                f"{none / 'manifest.csv'}: no camera for 2 of the 2 raws (chart.dng, street.nef) — "
                 "rawpy does not give LibRaw's make and model: add their rows to it "
                 "with the columns file, libraw_make, libraw_model",
             ),

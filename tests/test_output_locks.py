@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import csv
 import json
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
-from helpers import attiqa_cmd, genbench_cmd, one_line_error, paused_after
+from helpers import attiqa_cmd, attiqa_env, genbench_cmd, one_line_error, paused_after
 
 SCORE = ("-m", "classical", "--batch-size", "1", "-q")
 BUSY = (
@@ -200,6 +203,23 @@ def test_a_second_label_into_an_out_being_written_is_one_line(photo_dir, tmp_pat
     assert not (tmp_path / ".l.parquet.lock").exists()
 
 
+def test_a_label_into_the_table_a_train_labels_is_one_line(tmp_path, cli):
+    """**Was** (review of session 62): `attiqa label -o RUN/labels.parquet` while `attiqa train` labelled
+    into that table ran to its end: the train held only its out_dir, so both labelled into one table and its
+    journals. Now the train's label stage holds its table as `label -o` does: the second is one line."""
+    from helpers import LABEL_AND_PRETRAIN, tiny_train_config
+
+    cfg = tiny_train_config(tmp_path)
+    images = tmp_path / "set" / "images"
+    stages = [*LABEL_AND_PRETRAIN[:4], "--set", "label={teacher: classical, num_workers: 0}"]
+    stages += ["--set", f"label.images=[{images}]", "--set", "pretrain=null"]
+    table = tmp_path / "run" / "labels.parquet"
+    with paused_after(tmp_path, "attiqa.labeling:_write_part", attiqa_cmd("train", "--config", cfg, *stages)):
+        second = cli("label", images, "--out", table, "--batch-size", "2", "--workers", "0")
+        assert one_line_error(second) == f"error: {table}: {BUSY}, or choose another --out"
+    assert not (tmp_path / "run" / ".labels.parquet.lock").exists()
+
+
 def test_a_second_exiqa_training_into_its_out_is_one_line(exiqa_set, tiny_dir, tmp_path, cli):
     """**Was**: two `attiqa train exiqa -o RUN` at once (or a rerun to resume while the first trains) each
     saved their state and checkpoint into RUN every epoch, over the other's. Now the second is one line,
@@ -232,6 +252,34 @@ def test_a_second_isp_tune_into_its_out_is_one_line(isp_raws, tmp_path, isp_cli)
         assert one_line_error(second) == f"error: {out}: {busy}, or choose another --out"
         assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
     assert (out / "policy.safetensors").is_file() and not (out / ".attiqa.lock").exists()
+
+
+def test_a_library_isp_run_into_an_out_being_tuned_in_is_one_line(isp_raws, tmp_path):
+    """**Was** (review of session 62): ``isp_env.run.run()`` held its ``out`` only when handed the command's
+    ``held`` stack: two library runs into one ``out`` searched and trained over each other's files. Now a
+    run without one holds ``out`` to its own end; a second is one line at its first write."""
+    from attiqa.errors import AttiqaError
+    from isp_env.run import run
+    from isp_env.run_inputs import InputSettings, run_inputs
+    from isp_env.train_config import TrainConfig
+
+    cfg = TrainConfig(scorer="classical")
+    out = tmp_path / "run"
+    inputs = run_inputs(InputSettings(raw_dir=isp_raws[0].parent, out=out, base="neutral"), cfg)
+    out.mkdir()  # as the first run made it
+    holder = "import sys\nfrom isp_env.run import out_held\n"
+    holder += f"with out_held({str(out)!r}):\n    sys.stdin.read()"
+    first = subprocess.Popen([sys.executable, "-c", holder], stdin=subprocess.PIPE, env=attiqa_env({}))
+    try:
+        deadline = time.monotonic() + 60
+        while not (out / ".attiqa.lock").exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        with pytest.raises(AttiqaError, match="another process is tuning in it now") as refused:
+            run(inputs, cfg, baselines=False)
+    finally:
+        first.communicate(b"", timeout=60)
+    assert str(refused.value).startswith(f"{out}: ") and "\n" not in str(refused.value)
+    assert list(out.iterdir()) == []  # nothing written; the holder's lock file gone with it
 
 
 @pytest.mark.parametrize("kind", ["folder", "fifo"])

@@ -279,7 +279,8 @@ def test_the_card_names_the_backbone_trained_and_a_default_backbone_is_not_said(
     config's `backbone` (efficientnet_lite0, or resnet50 where the config named none), not the network that
     was trained; and the line of the previous test was said of a config naming no backbone ("the config's
     backbone resnet50", a default nobody chose). Now the card's config names the network's backbone, and the
-    line is said only of a backbone the config names."""
+    line is said only of a backbone the config names. Review: the head width too (the card said the config's
+    8 beside a network of 16)."""
     from helpers import tiny_attiqa_checkpoint
 
     from attiqa.io.checkpoints import read_card
@@ -292,7 +293,9 @@ def test_the_card_names_the_backbone_trained_and_a_default_backbone_is_not_said(
         app, ["train", "-c", str(cfg), *from_ckpt, "--set", "model.backbone=efficientnet_lite0"]
     )
     assert named.exit_code == 0 and "is fine-tuned as it is" in named.output, named.output
-    assert read_card(last)["config"]["backbone"] == "tiny"
+    recorded = read_card(last)["config"]
+    # the checkpoint's network (head width 16), not the config's unused `model:` (head_hidden 8)
+    assert (recorded["backbone"], recorded["head_hidden"], recorded["backbone_weights"]) == ("tiny", 16, None)
     unnamed = runner.invoke(app, ["train", "-c", str(cfg), *from_ckpt, "--set", "model=null"])  # no backbone:
     assert unnamed.exit_code == 0 and "is fine-tuned as it is" not in unnamed.output, unnamed.output
     assert read_card(last)["config"]["backbone"] == "tiny"

@@ -215,8 +215,9 @@ def _finetune(
         model = copy.deepcopy(start.model)
         torch.set_rng_state(start.rng_state)
     init_info = start.info
-    if model.backbone.name != cfg.backbone:  # a checkpoint's network: the card's config says what trained
-        cfg = replace(cfg, backbone=model.backbone.name)  # (was the config's unused backbone)
+    if INIT_HASH in init_info:  # a checkpoint's network: the card's config says what trained (was the
+        # config's unused network settings: its backbone, head width and backbone weights)
+        cfg = replace(cfg, backbone=model.backbone.name, head_hidden=model.head_hidden, backbone_weights=None)
     resume = resume and same_start(stage_dir, init_info, start_checked)
     if cfg.single_head is not None:
         model = keep_one_head(model, cfg.single_head)
