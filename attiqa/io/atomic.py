@@ -215,6 +215,8 @@ def _lock_fault(lock_file: Path, exc: OSError | None) -> str | None:
     if not stat.S_ISREG(st.st_mode):
         return "not a regular file"
     if exc is not None and exc.errno in (errno.EACCES, errno.EPERM):
+        if hasattr(os, "geteuid") and st.st_uid == os.geteuid():  # ours, made read-only (chmod -R a-w)
+            return "yours but not writable (permission denied: made read-only?)"
         return "not yours to open (permission denied: another user's run?)"
     return None
 
