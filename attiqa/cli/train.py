@@ -91,7 +91,7 @@ def label_cmd(
 
     first = checked_first(checked)  # alone: before torch is imported
     from attiqa.labeling import env_rank_world, kept_words
-    from attiqa.runner import run_label_stage
+    from attiqa.runner import label_teacher, run_label_stage
     from attiqa.sharding import PeerLost, alike_on_every_process, is_main, process_group
 
     labelled: tuple[Path, ...] | None = None  # the run's images once every one is in the table
@@ -99,13 +99,17 @@ def label_cmd(
         with process_group(), ExitStack() as held:  # --out held by rank 0, the writer, to the merge's end
             with alike_on_every_process():  # under torchrun: said once, or by each process that met it
                 lc, paths, prompt_set = first()
+            with alike_on_every_process():  # loaded before the hold makes --out's folder: a typo leaves none
+                loaded = label_teacher(lc, device, prompts=prompt_set)
             with alike_on_every_process(main_only=True):  # before any rank opens its journal: two runs
                 if is_main():  # labelled every image each (session 60); rank 0's line is the job's
                     held.enter_context(
                         output_held(out, "writing", f"{LET_IT_FINISH}, or choose another --out")
                     )
             run = TrainConfig(out_dir=str(out.parent), label=lc)
-            path = run_label_stage(run, out.parent, device=device, paths=paths, prompts=prompt_set)
+            path = run_label_stage(
+                run, out.parent, device=device, teacher=loaded, paths=paths, prompts=prompt_set
+            )
             labelled = ()  # merged by rank 0 before the stage's last gather: the table is whole
             if is_main():
                 import pyarrow.parquet as pq
