@@ -316,3 +316,16 @@ def test_gallery_left_hand_text_is_wrapped_inside_its_column(tmp_path, small_pho
             else:
                 assert lines[0][0] == name and len(lines) * LINE_H <= row_h + LINE_H
         assert (a[HEADER_H:, LABEL_W - LABEL_PAD : LABEL_W] == 255).all()  # no text runs into the cells
+
+
+def test_kadid_jpeg_of_a_panorama_wider_than_jpeg_allows_is_coded_in_tiles():
+    """**Was** (review of session 62): `kadid_jpeg` of a photo with a side over 65,500 px (libjpeg's limit; a
+    stitched panorama) raised "broken data stream when writing image file", which `attiqa degrade` took for a
+    disk error and stopped. Now coded in tiles of whole 16-px MCUs, each compressed."""
+    from attiqa.distortions.kadid import JPEG_MAX_SIDE, JPEG_TILE
+
+    wide = np.random.default_rng(0).integers(0, 256, (9, JPEG_MAX_SIDE + 37, 3), dtype=np.uint8)
+    out = np.asarray(apply_distortion(Image.fromarray(wide), "kadid_jpeg", 5))
+    assert out.shape == wide.shape and out.dtype == np.uint8
+    err = np.abs(out.astype(int) - wide.astype(int))
+    assert err[:, :JPEG_TILE].mean() > 20 and err[:, JPEG_TILE:].mean() > 20  # both tiles at quality 4

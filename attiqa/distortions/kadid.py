@@ -259,9 +259,26 @@ def _jpeg2000(rgb: np.ndarray, ratio: float, rng: np.random.Generator) -> np.nda
     )
 
 
+JPEG_MAX_SIDE = 65500
+"""libjpeg's ``JPEG_MAX_DIMENSION``: a side longer is refused ("broken data stream when writing")."""
+JPEG_TILE = 65488
+"""The longest tile under :data:`JPEG_MAX_SIDE` made of whole 16-px MCUs (4:2:0): a tile's 8x8 blocks are
+quantised exactly as the one image's would be."""
+
+
 def _jpeg(rgb: np.ndarray, quality: float, rng: np.random.Generator) -> np.ndarray:
-    """#10: baseline JPEG at IJG ``quality`` (libjpeg through Pillow, 4:2:0 chroma)."""
-    return _encode_decode(rgb, format="JPEG", quality=int(quality), subsampling=2)
+    """#10: baseline JPEG at IJG ``quality`` (libjpeg through Pillow, 4:2:0 chroma). A photo with a side over
+    :data:`JPEG_MAX_SIDE` (a panorama) is coded in tiles of :data:`JPEG_TILE` (ours: it stopped `attiqa
+    degrade` with a disk-error line); only the decoder's chroma upsampling at a tile's edge can differ."""
+    h, w = rgb.shape[:2]
+    if max(h, w) <= JPEG_MAX_SIDE:
+        return _encode_decode(rgb, format="JPEG", quality=int(quality), subsampling=2)
+    out = np.empty(rgb.shape[:2] + (3,), np.float32)
+    for y in range(0, h, JPEG_TILE):
+        for x in range(0, w, JPEG_TILE):
+            tile = rgb[y : y + JPEG_TILE, x : x + JPEG_TILE]
+            out[y : y + JPEG_TILE, x : x + JPEG_TILE] = _jpeg(tile, quality, rng)
+    return out
 
 
 def _white_noise_ycbcr(rgb: np.ndarray, var: float, rng: np.random.Generator) -> np.ndarray:
