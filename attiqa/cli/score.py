@@ -116,9 +116,8 @@ def score_cmd(
                         "give --out FILE.csv (or .tsv / .json) to collect them in one file"
                     )
                 scorer = load_scorer(model, device=resolve_device(device), **overrides)
-                if shards.main and (
-                    no_score := missing_regressor(scorer)
-                ):  # its distortion columns still are
+                # a scorer without a MOS regressor: its distortion columns still are
+                if shards.main and (no_score := missing_regressor(scorer)):
                     console.print(f"[yellow]note:[/] {plain(no_score)}", highlight=False)
             with alike_on_every_process(main_only=True):  # rank 0's line is the job's (not "rank 0 of 2: …")
                 if out is not None and shards.main:
@@ -138,9 +137,8 @@ def score_cmd(
             todo, earlier = files, []
             if writer is not None and writer.done:
                 todo = [f for f in files if str(f) not in writer.done]
-                earlier = [
-                    f for f in files if str(f) in writer.done
-                ]  # counted in the bar from its first frame
+                # counted in the bar from its first frame
+                earlier = [f for f in files if str(f) in writer.done]
                 if shards.main:
                     done = len(files) - len(todo)
                     console.print(
@@ -166,12 +164,9 @@ def score_cmd(
                     writer.close(run.failed if run is not None else ())
             if run.interrupted:
                 if shards.main:
-                    where = (
-                        f"each process's finished rows kept beside {plain_name(out)}"
-                        if shards.world > 1
-                        else ""
-                    )
-                    where = where or f"{stats.n} finished row(s) kept in {plain_name(out)}"
+                    where = f"{stats.n} finished row(s) kept in {plain_name(out)}"
+                    if shards.world > 1:
+                        where = f"each process's finished rows kept beside {plain_name(out)}"
                     kept = (
                         f"{where}; rerun the same command to resume"
                         if out
@@ -190,9 +185,7 @@ def score_cmd(
         sheet_rows = rows
         if writer is not None and shards.world > 1:  # one file from every rank's journal, in the input order
             rows = sheet_rows = writer.merge_shards([str(f) for f in files], failed)[:keep_rows]
-        elif (
-            writer is not None and writer.found_rows
-        ):  # resumed: the sheet shows the file's images, not this run's
+        elif writer is not None and writer.found_rows:  # resumed: the sheet shows the file's images
             place = {str(f): i for i, f in enumerate(files)}
             both = writer.found_rows + rows
             sheet_rows = sorted(both, key=lambda r: place.get(r["image"], len(place)))[:SHEET_LIMIT]
@@ -212,9 +205,7 @@ def score_cmd(
         elif not quiet and stats.n:  # a resume with nothing left said so above ("0 to score"): no empty table
             print_scores(rows, scorer.columns, stats.n, stats, TABLE_LIMIT)
         say_skipped(failed)
-        if (
-            not stats.n and n_todo and not (writer is not None and writer.done)
-        ):  # a resume may find only bad files
+        if not stats.n and n_todo and not (writer is not None and writer.done):  # a resume: only bad files
             raise AttiqaError("no image could be scored")
 
 
