@@ -283,6 +283,30 @@ def test_a_library_isp_run_into_an_out_being_tuned_in_is_one_line(isp_raws, tmp_
     assert list(out.iterdir()) == []  # nothing written; the holder's lock file gone with it
 
 
+def test_a_second_command_is_told_what_the_holder_is_doing(tmp_path):
+    """**Was** (review of session 62): the refusal used the refused command's own verb — an `eval -o RUN`
+    met by a `train` training in RUN said "another process is evaluating into it now (the same command still
+    running?)". Now the holder writes what it is doing into its lock file, and the second says that."""
+    from attiqa.errors import AttiqaError
+    from attiqa.io.atomic import folder_held
+
+    run = tmp_path / "run"
+    run.mkdir()
+    holder = "import sys\nfrom attiqa.io.atomic import folder_held\n"
+    holder += f"with folder_held({str(run)!r}, 'training in', 'wait'):\n    sys.stdin.read()"
+    first = subprocess.Popen([sys.executable, "-c", holder], stdin=subprocess.PIPE, env=attiqa_env({}))
+    try:
+        deadline, lock = time.monotonic() + 60, run / ".attiqa.lock"
+        while not (lock.exists() and lock.read_bytes() == b"training in"):
+            assert time.monotonic() < deadline, "the holder never took the folder"
+            time.sleep(0.02)
+        with pytest.raises(AttiqaError) as refused, folder_held(run, "evaluating into", "choose another"):
+            pass
+    finally:
+        first.communicate(b"", timeout=60)
+    assert str(refused.value) == f"{run}: another process is training in it now — choose another"
+
+
 @pytest.mark.parametrize("kind", ["folder", "fifo"])
 def test_a_lock_file_that_cannot_be_one_is_refused_in_one_line(photo_dir, tmp_path, cli, kind):
     """**Was**: a folder or a FIFO named ``.s.csv.lock`` (or ``RUN/.attiqa.lock``) left the run unlocked

@@ -221,6 +221,16 @@ def _lock_fault(lock_file: Path, exc: OSError | None) -> str | None:
     return None
 
 
+def _holder_doing(fd: int) -> str | None:
+    """What the holder of a lock file wrote it is doing ("training in"): an `eval -o RUN` met by a train in
+    RUN said "another process is evaluating into it". Words only (another user's file is printed)."""
+    try:
+        said = os.pread(fd, 64, 0).decode("ascii")
+    except (OSError, UnicodeDecodeError):
+        return None
+    return said if re.fullmatch(r"[a-z]+( [a-z]+)?", said) else None
+
+
 def _hold(lock_file: Path, shown: Path, doing: str, fix: str) -> int | None:
     """An advisory exclusive lock on a new open file description of ``lock_file`` (made if it is not there),
     registered in :data:`_HELD`; None where there are no locks (no ``fcntl``, a filesystem without
@@ -254,17 +264,20 @@ def _hold(lock_file: Path, shown: Path, doing: str, fix: str) -> int | None:
                 if not os.path.samestat(st, os.stat(lock_file)):
                     raise FileNotFoundError  # the holder removed it as it let go: the next one is the lock
                 _HELD[fd] = (st.st_dev, st.st_ino)
+                with contextlib.suppress(OSError):  # what it is doing, for a second command's line
+                    os.ftruncate(fd, 0)
+                    os.pwrite(fd, doing.encode(), 0)
             except BlockingIOError:
                 st = os.fstat(fd)
+                theirs = _holder_doing(fd) or doing
                 os.close(fd)
                 if (st.st_dev, st.st_ino) in _HELD.values():  # a library caller's writer not closed yet
                     raise AttiqaError(
                         f"{shown}: this process is already {doing} it (an earlier writer of it is still "
                         "open) — close that one first"
                     ) from None
-                raise AttiqaError(
-                    f"{shown}: another process is {doing} it now (the same command still running?) — {fix}"
-                ) from None
+                same = " (the same command still running?)" if theirs == doing else ""
+                raise AttiqaError(f"{shown}: another process is {theirs} it now{same} — {fix}") from None
             except FileNotFoundError:
                 os.close(fd)
                 continue
