@@ -336,8 +336,9 @@ def earlier_training(out_dir: Path) -> list[str]:
 
 def label_table_held(table: Path) -> AbstractContextManager[None]:
     """The label stage's table held by its writer (rank 0), as `attiqa label -o` holds it: a train and a
-    `label -o` of one table, or two trains sharing a ``label.out``, labelled into it together."""
-    return output_held(table, "writing", f"{LET_IT_FINISH}, or choose another label.out")
+    `label -o` of one table, or two trains sharing a ``label.out``, labelled into it together. Held to the
+    run's end: its pretraining reads the table."""
+    return output_held(table, "training from", f"{LET_IT_FINISH}, or choose another label.out")
 
 
 def out_dir_held(out_dir: Path) -> AbstractContextManager[None]:

@@ -217,7 +217,9 @@ def test_a_label_into_the_table_a_train_labels_is_one_line(tmp_path, cli):
     table = tmp_path / "run" / "labels.parquet"
     with paused_after(tmp_path, "attiqa.labeling:_write_part", attiqa_cmd("train", "--config", cfg, *stages)):
         second = cli("label", images, "--out", table, "--batch-size", "2", "--workers", "0")
-        assert one_line_error(second) == f"error: {table}: {BUSY}, or choose another --out"
+        busy = "another process is training from it now — let it finish (rerunning it then resumes what it "
+        busy += "left), or choose another --out"  # the holder's verb (held to the run's end)
+        assert one_line_error(second) == f"error: {table}: {busy}"
     assert not (tmp_path / "run" / ".labels.parquet.lock").exists()
 
 
@@ -305,6 +307,21 @@ def test_a_second_command_is_told_what_the_holder_is_doing(tmp_path):
     finally:
         first.communicate(b"", timeout=60)
     assert str(refused.value) == f"{run}: another process is training in it now — choose another"
+
+
+def test_a_lock_file_that_is_a_hard_link_to_a_file_is_not_written_into(tmp_path):
+    """Review of session 62: the holder's verb written into its lock file would wipe the file the lock file is
+    a hard link of: written only into a file of one name."""
+    from attiqa.io.atomic import folder_held
+
+    run = tmp_path / "run"
+    run.mkdir()
+    precious = tmp_path / "v.csv"
+    precious.write_text("precious\n")
+    os.link(precious, run / ".attiqa.lock")
+    with folder_held(run, "evaluating into", "x"):
+        assert precious.read_text() == "precious\n"
+    assert precious.read_text() == "precious\n"
 
 
 @pytest.mark.parametrize("kind", ["folder", "fifo"])

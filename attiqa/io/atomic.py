@@ -264,9 +264,10 @@ def _hold(lock_file: Path, shown: Path, doing: str, fix: str) -> int | None:
                 if not os.path.samestat(st, os.stat(lock_file)):
                     raise FileNotFoundError  # the holder removed it as it let go: the next one is the lock
                 _HELD[fd] = (st.st_dev, st.st_ino)
-                with contextlib.suppress(OSError):  # what it is doing, for a second command's line
-                    os.ftruncate(fd, 0)
-                    os.pwrite(fd, doing.encode(), 0)
+                if st.st_nlink == 1:  # what it is doing, for a second command's line (never into a file
+                    with contextlib.suppress(OSError):  # that a hard link makes another name of)
+                        os.ftruncate(fd, 0)
+                        os.pwrite(fd, doing.encode(), 0)
             except BlockingIOError:
                 st = os.fstat(fd)
                 theirs = _holder_doing(fd) or doing
