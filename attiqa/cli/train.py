@@ -66,7 +66,7 @@ def label_cmd(
     `torchrun --nproc_per_node N` the images are sharded across ranks.
     """
     from attiqa.config import LabelConfig, TrainConfig
-    from attiqa.io.atomic import LET_IT_FINISH, output_folder, output_held
+    from attiqa.io.atomic import LET_IT_FINISH, OUT_FIX, output_folder, output_held
     from attiqa.runner import label_inputs
     from attiqa.teachers.prompts import load_prompts
 
@@ -103,9 +103,7 @@ def label_cmd(
                 loaded = label_teacher(lc, device, prompts=prompt_set)
             with alike_on_every_process(main_only=True):  # before any rank opens its journal: two runs
                 if is_main():  # labelled every image each (session 60); rank 0's line is the job's
-                    held.enter_context(
-                        output_held(out, "writing", f"{LET_IT_FINISH}, or choose another --out")
-                    )
+                    held.enter_context(output_held(out, "writing", f"{LET_IT_FINISH}, or {OUT_FIX}"))
             run = TrainConfig(out_dir=str(out.parent), label=lc)
             path = run_label_stage(
                 run, out.parent, device=device, teacher=loaded, paths=paths, prompts=prompt_set

@@ -255,12 +255,12 @@ def _hold(lock_file: Path, shown: Path, doing: str, fix: str) -> int | None:
                     raise _unusable_lock(lock_file, shown, what) from None
                 return None
             try:
-                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                st = os.fstat(fd)  # the open file's identity: it does not change while the fd is open
+                if not stat.S_ISREG(st.st_mode):
                     raise _unusable_lock(
                         lock_file, shown, _lock_fault(lock_file, None) or "not a regular file"
                     )
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                st = os.fstat(fd)
                 if not os.path.samestat(st, os.stat(lock_file)):
                     raise FileNotFoundError  # the holder removed it as it let go: the next one is the lock
                 _HELD[fd] = (st.st_dev, st.st_ino)
@@ -269,7 +269,6 @@ def _hold(lock_file: Path, shown: Path, doing: str, fix: str) -> int | None:
                         os.ftruncate(fd, 0)
                         os.pwrite(fd, doing.encode(), 0)
             except BlockingIOError:
-                st = os.fstat(fd)
                 theirs = _holder_doing(fd) or doing
                 os.close(fd)
                 if (st.st_dev, st.st_ino) in _HELD.values():  # a library caller's writer not closed yet
