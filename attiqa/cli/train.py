@@ -67,7 +67,7 @@ def label_cmd(
     `torchrun --nproc_per_node N` the images are sharded across ranks.
     """
     from attiqa.config import LabelConfig, TrainConfig
-    from attiqa.io.atomic import output_folder, refuse_if_held, resumed_fix, resumed_output_held
+    from attiqa.io.atomic import output_folder, refuse_if_resumed_held, resumed_output_held
     from attiqa.runner import label_inputs
     from attiqa.teachers.prompts import load_prompts
 
@@ -102,7 +102,7 @@ def label_cmd(
                 lc, paths, prompt_set = first()
             with alike_on_every_process(main_only=True):  # a held --out said before the teacher loads
                 if is_main():  # (minutes for CLIP's weights), making nothing: a typo still leaves no folder
-                    refuse_if_held(out, "writing", resumed_fix(), command=LABEL_COMMAND)
+                    refuse_if_resumed_held(out, LABEL_COMMAND)
             with alike_on_every_process():  # loaded before the hold makes --out's folder: a typo leaves none
                 loaded = label_teacher(lc, device, prompts=prompt_set)
             with alike_on_every_process(main_only=True):  # before any rank opens its journal: two runs

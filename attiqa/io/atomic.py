@@ -432,17 +432,22 @@ def refuse_if_held(target: str | Path, doing: str, fix: str, *, command: str | N
     _probe(_lock_file_of(target), Path(target), doing, fix, command)
 
 
-def resumed_fix(fix: str = OUT_FIX) -> str:
-    """The advice to a second writer of an output a rerun resumes (`score -o`, `label -o`, genbench's score
-    files): let the first finish, then ``fix`` if it is :data:`OUT_FIX` (a caller's own — genbench's "delete
-    it to score M again" — is not offered while another process writes the file)."""
+def _resumed_fix(fix: str) -> str:
+    """The advice to a second writer of an output a rerun resumes: let the first finish, then ``fix`` if it
+    is :data:`OUT_FIX` (a caller's own — genbench's "delete it to score M again" — is not offered while
+    another process writes the file)."""
     return LET_IT_FINISH + (f", or {fix}" if fix == OUT_FIX else "")
 
 
 def resumed_output_held(target: str | Path, command: str, fix: str = OUT_FIX) -> AbstractContextManager[None]:
     """:func:`output_held` for a file a rerun resumes, written row by row or part by part by ``command``
-    (`attiqa score -o`, `attiqa label -o`, `genbench score`), with :func:`resumed_fix`'s advice."""
-    return output_held(target, "writing", resumed_fix(fix), command=command)
+    (`attiqa score -o`, `attiqa label -o`, `genbench score`): the one place of their verb and advice."""
+    return output_held(target, "writing", _resumed_fix(fix), command=command)
+
+
+def refuse_if_resumed_held(target: str | Path, command: str, fix: str = OUT_FIX) -> None:
+    """:func:`refuse_if_held` in :func:`resumed_output_held`'s words."""
+    refuse_if_held(target, "writing", _resumed_fix(fix), command=command)
 
 
 def folder_held(
