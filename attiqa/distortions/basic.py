@@ -59,6 +59,9 @@ class Distortion:
     Two optional forms of ``fn`` let :func:`apply_distortion` hold fewer copies of a big photo (the same
     bytes): ``fn_in_place`` may overwrite its input (the float image apply_distortion made for it) and return
     it; ``fn_uint8`` goes from the decoded uint8 image to the rounded one a row strip at a time.
+
+    ``version``: raised whenever the type's output bytes change (a graded set records it per type and remakes
+    an older version's images when resumed: :mod:`attiqa.distortions.graded`).
     """
 
     name: str
@@ -72,6 +75,7 @@ class Distortion:
     kadid_id: int | None = None
     fn_in_place: DistortionFn | None = None
     fn_uint8: Uint8Fn | None = None
+    version: int = 1
 
     def __post_init__(self) -> None:
         if self.attribute is not None and self.attribute not in ATTRIBUTES:
@@ -414,6 +418,7 @@ for _d in (
         "factor on the deviation from the channel mean",
         "ours (supplement §A: multiplying factors to RGB values; KADID #25 uses a nonlinear curve)",
         fn_uint8=_contrast_uint8,
+        version=2,  # session 62: the channel means summed in float64
     ),
     Distortion(
         "brightness_down",
@@ -478,6 +483,7 @@ for _d in (
         "ours (Poissonian-Gaussian luma noise, Foi et al. 2008, plus chroma noise)",
         stochastic=True,
         fn_uint8=_iso_noise_uint8,
+        version=2,  # session 62: the chroma's std summed in float64
     ),
     Distortion(
         "zoom_blur",
