@@ -53,7 +53,9 @@ def test_a_type_changed_since_the_set_was_made_is_made_again(tmp_path, sources, 
     assert not write_graded_set(sources, out, ["gaussian_blur", "contrast"], [1, 3]).written  # now current
 
 
-def test_images_of_a_changed_type_the_command_would_not_make_again_are_refused(tmp_path, sources, cli, monkeypatch):
+def test_images_of_a_changed_type_the_command_would_not_make_again_are_refused(
+    tmp_path, sources, cli, monkeypatch
+):
     out = tmp_path / "deg"
     write_graded_set(sources, out, ["contrast"], [1, 3])
     _changed(monkeypatch, "contrast")
@@ -72,12 +74,18 @@ def test_a_set_made_before_versions_were_recorded_is_told_once(tmp_path, sources
     out = tmp_path / "deg"
     write_graded_set(sources, out, ["contrast", "iso_noise"], [1])
     (out / VERSIONS_FILE).unlink()  # as an earlier version of the library left it
-    res = cli("degrade", sources[0].parent, "-o", out, "--distortions", "contrast,gaussian_blur", "--levels", "1")
+    res = cli(
+        "degrade", sources[0].parent, "-o", out, "--distortions", "contrast,gaussian_blur", "--levels", "1"
+    )
     assert res.returncode == 0, res.stderr
     said = " ".join(res.stderr.split())  # the console wraps a long line
     assert said.count("cannot be checked") == 1, res.stderr
-    assert "images of contrast, iso_noise cannot" in said and "contrast, iso_noise changed since" in said, said
+    assert "images of contrast, iso_noise cannot" in said and "contrast, iso_noise changed since" in said, (
+        said
+    )
     assert _versions(out) == {"contrast": None, "iso_noise": None, "gaussian_blur": 1}
-    again = cli("degrade", sources[0].parent, "-o", out, "--distortions", "contrast,gaussian_blur", "--levels", "1")
+    again = cli(
+        "degrade", sources[0].parent, "-o", out, "--distortions", "contrast,gaussian_blur", "--levels", "1"
+    )
     assert again.returncode == 0 and "cannot be checked" not in again.stderr, again.stderr
     assert "0 written" in again.stderr  # resumed as before: its images kept

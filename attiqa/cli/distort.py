@@ -295,8 +295,8 @@ def say_versions(out: Path, redone: dict[str, tuple[int | None, int]], unchecked
         since = f"; {', '.join(map(plain, changed))} changed since" if changed else ""
         console.print(
             f"[yellow]{plain_name(out)}: made before graded sets recorded their distortions' versions — its "
-            f"images of {', '.join(map(plain, unchecked))} cannot be checked against this version's{since}: to "
-            "be sure, write to a new --out folder (said this once)"
+            f"images of {', '.join(map(plain, unchecked))} cannot be checked against this version's{since}: "
+            "to be sure, write to a new --out folder (said this once)"
         )
 
 

@@ -335,9 +335,9 @@ def convolve_rows(
     """:func:`convolve_rgb` of an ``h`` x ``w`` image a row strip at a time: ``rows_of(lo, hi)`` gives the
     float32 input's rows ``lo:hi`` (H, W, C), ``put(rows, result)`` takes the result's, top to bottom. A strip
     reads no row above the previous strip's first (strips are at least 4 kernel heights tall), so ``put`` may
-    overwrite the input with the strip before last. The kernel's spectrum is made once, for the tallest strip's
-    FFT shape (``scipy.signal.fftconvolve``'s "valid" steps, the product taken in place); a kernel one pixel
-    wide or tall through ``fftconvolve`` itself (it transforms no axis of length 1)."""
+    overwrite the input with the strip before last. The kernel's spectrum is made once, for the tallest
+    strip's FFT shape (``scipy.signal.fftconvolve``'s "valid" steps, the product taken in place); a kernel
+    one pixel wide or tall through ``fftconvolve`` itself (it transforms no axis of length 1)."""
     kh, kw = kernel.shape
     ry, rx = kh // 2, kw // 2
     strips = row_strips(h, w, min_rows=4 * kh)
@@ -363,7 +363,9 @@ def convolve_rows(
             del padded
             product *= spectrum
             # the "valid" part: rows kh - 1 .. kh - 2 + m of the full convolution (columns likewise)
-            part[..., k] = sp_fft.irfftn(product, fshape, overwrite_x=True)[kh - 1 : kh - 1 + m, kw - 1 : kw - 1 + w]
+            part[..., k] = sp_fft.irfftn(product, fshape, overwrite_x=True)[
+                kh - 1 : kh - 1 + m, kw - 1 : kw - 1 + w
+            ]
             del product
         put(rows, part)
 
@@ -400,7 +402,8 @@ def _lens_blur_uint8(u8: np.ndarray, radius: float, rng: np.random.Generator) ->
     def put(rows: slice, part: np.ndarray) -> None:
         out[rows] = round_rows(part)
 
-    convolve_rows(*u8.shape[:2], disk_kernel(radius), lambda lo, hi: float_rows(u8[lo:hi]), put)
+    h, w = u8.shape[:2]
+    convolve_rows(h, w, disk_kernel(radius), lambda lo, hi: float_rows(u8[lo:hi]), put)
     return out
 
 

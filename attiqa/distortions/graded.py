@@ -224,8 +224,8 @@ def _check_versions(
             raise AttiqaError(
                 f"{out_dir}: {len(on_disk[kind])} image(s) of {kind} were made by an older version of it "
                 f"({version}, now {now}), {len(left)} of them not by this command (e.g. {left[0].name}) — "
-                f"delete them ({out_dir / f'*__{kind}_[0-9].{fmt}'}) and rerun to make them again, or write to "
-                "another output folder"
+                f"delete them ({out_dir / f'*__{kind}_[0-9].{fmt}'}) and rerun to make them again, or write "
+                "to another output folder"
             )
         stale.add(kind)
         res.redone[kind] = (version, now)
