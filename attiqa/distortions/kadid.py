@@ -379,7 +379,6 @@ def _jitter(rgb: np.ndarray, amount: float, rng: np.random.Generator) -> np.ndar
     """#19: five rounds of warping by a random per-pixel displacement (normal, std ``amount`` pixels),
     bilinear resampling, replicated borders. Each round warps the first ``mapmm``'s array in place, a row
     strip at a time (:func:`_warp_rows`)."""
-    h, w = rgb.shape[:2]
     for _ in range(5):
         _warp_rows(rgb, amount, rng)
     return rgb
