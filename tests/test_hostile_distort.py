@@ -86,7 +86,13 @@ def test_no_distortion_name_is_one_line_and_repeats_count_once(photo_dir, tmp_pa
     res = cli("degrade", photo_dir / "coffee é.png", "-o", out, "--levels", "1,1",
               "--distortions", "contrast,contrast")  # fmt: skip
     assert res.returncode == 0 and "2 written, 0 already there" in res.stderr, res.stderr
-    assert _files(out) == {"coffee é.png", "coffee é__contrast_1.png", "sources.json", "settings.json"}
+    assert _files(out) == {
+        "coffee é.png",
+        "coffee é__contrast_1.png",
+        "sources.json",
+        "settings.json",
+        "versions.json",
+    }
 
 
 def test_degrade_on_an_empty_folder_says_so_before_making_the_output(tmp_path, cli):
