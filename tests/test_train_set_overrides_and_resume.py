@@ -333,6 +333,52 @@ def test_a_resumed_start_is_checked_once_and_a_library_callers_still_is(tmp_path
     assert len(checks) == 1
 
 
+def test_a_resume_reads_the_fine_tunings_saved_states_once(tmp_path, monkeypatch):
+    """**Was**: `train --resume` read each of its fine-tuning's saved states (safetensors header + JSON) in
+    the runner's early check and again in `finetune()` for the weights' hash. Now once: the check hands what
+    it read to `finetune()`, which still compares it — a checkpoint rewritten since is fine-tuned again,
+    another kind of start refused."""
+    from helpers import tiny_attiqa_checkpoint
+
+    import attiqa.training.finetune as ft
+    from attiqa.io.checkpoints import read_card
+    from attiqa.models import load_model, save_model
+
+    reads: list[Path] = []
+    real = ft.training_state_extra
+
+    def counted(path):  # the real reader, counted
+        reads.append(Path(path))
+        return real(path)
+
+    monkeypatch.setattr(ft, "training_state_extra", counted)
+    ckpt = tiny_attiqa_checkpoint(tmp_path)
+    cfg = tiny_train_config(tmp_path, feature_cache="true", polish_epochs=1, polish_lr=1e-4)
+    stage = tmp_path / "run" / "finetune"
+    from_ckpt = ["--set", f"pretrained_checkpoint={ckpt}"]
+    assert runner.invoke(app, ["train", "-c", str(cfg), *from_ckpt]).exit_code == 0
+    assert reads == []  # nothing to resume
+    res = runner.invoke(app, ["train", "-c", str(cfg), "--resume", *from_ckpt])
+    assert res.exit_code == 0, res.output
+    states = [stage / "heads" / "last.state.safetensors", stage / "last.state.safetensors"]
+    assert reads == states  # each once (was: each twice)
+    assert "is not the model the fine-tuning in" not in " ".join(res.output.split())
+    # the checkpoint rewritten (other weights): compared with what the check read, fine-tuned again
+    model, card = load_model(ckpt)
+    for p in model.parameters():
+        p.data.add_(0.01)
+    save_model(model, ckpt, card=card)
+    reads.clear()
+    res = runner.invoke(app, ["train", "-c", str(cfg), "--resume", *from_ckpt])
+    assert res.exit_code == 0, res.output
+    assert reads == states
+    said = " ".join(res.output.split())
+    assert f"finetune: {ckpt} is not the model the fine-tuning in {stage} started from" in said, said
+    assert read_card(stage / "last.safetensors")[ft.INIT_HASH] == ft.weights_hash(load_model(ckpt)[0])
+    said = _refused(["train", "-c", str(cfg), "--resume", "--set", "finetune.epochs=2"])  # another start
+    assert said.startswith(f"finetune: the run in {stage} was fine-tuned from {ckpt}, not random:tiny"), said
+
+
 def _pretrain_config(tmp_path, photos, epochs: int, **pretrain: object):
     """A pretraining-only run on 15 labelled photos (odd: uneven across 2 processes), global batch 4."""
     from helpers import write_label_set

@@ -74,7 +74,14 @@ from attiqa.training.trainer import (
     weights_hash,
 )
 
-__all__ = ["InitialModel", "check_resumed_start", "finetune", "initial_model", "predict_five_crop"]
+__all__ = [
+    "InitialModel",
+    "SavedStarts",
+    "check_resumed_start",
+    "finetune",
+    "initial_model",
+    "predict_five_crop",
+]
 
 
 def finetune(
@@ -85,15 +92,15 @@ def finetune(
     progress: bool = True,
     data: MosSplit | None = None,
     start: InitialModel | None = None,
-    start_checked: bool = False,
+    start_checked: SavedStarts | None = None,
 ) -> FinetuneResult:
     """Fine-tune on ``data`` (a split in memory, e.g. from a protocol) or else ``cfg.csv``. Without
     ``init_checkpoint`` (ablation (a): ImageNet-only initialisation) the network is built from the config's
     model fields (``model:`` section). ``start``: that network already built by :func:`initial_model` with
     this ``cfg`` and ``init_checkpoint`` (a copy is trained), so runs of many splits read it once.
-    ``start_checked``: a resume's kind of start was checked already (:func:`check_resumed_start`, the
-    runner's early checks), so it is not read and checked again; a caller that made no such check leaves
-    it False."""
+    ``start_checked``: what :func:`check_resumed_start` (the runner's early checks) read of this run's saved
+    states, its kind of start checked: the states are not read and checked again, their recorded weights'
+    hashes are compared from it; a caller that made no such check leaves it None (read and checked here)."""
     with D.process_group(), unreadable_report("finetune"):  # the report's count: once, with the group's total
         return _finetune(cfg, init_checkpoint, Path(out_dir), resume, progress, data, start, start_checked)
 
@@ -203,7 +210,7 @@ def _finetune(
     progress: bool,
     data: MosSplit | None,
     start: InitialModel | None,
-    start_checked: bool,
+    start_checked: SavedStarts | None,
 ) -> FinetuneResult:
     _check_settings(cfg)
     split = data or read_mos_split(cfg.csv, cfg.image_root, cfg.val_fraction, cfg.split_seed)
@@ -247,15 +254,18 @@ def _finetune(
     return result
 
 
-def same_start(stage_dir: Path, init_info: dict[str, Any], kind_checked: bool = False) -> bool:
+def same_start(stage_dir: Path, init_info: dict[str, Any], checked: SavedStarts | None = None) -> bool:
     """Whether a resume may continue the fine-tuning saved in ``stage_dir`` (and its cached heads'): false,
     with a line, when it started from other weights than ``init_info``'s (its init checkpoint rewritten
     since: pretraining trained on), so fine-tuning starts again from them over its files; a state of an
     older version (no hash recorded) is continued, said once. No or an unreadable state: the trainer's.
-    Another kind of start is refused (:func:`other_start`) unless ``kind_checked`` (it was, before)."""
-    recorded = recorded_starts(stage_dir)
+    Another kind of start is refused (:func:`other_start`) unless ``checked``: what the early check of it
+    read of ``stage_dir`` (:func:`check_resumed_start`), whose hashes are compared (not read again)."""
     init, now = init_info.get("init"), init_info.get(INIT_HASH)
-    if not kind_checked:
+    if checked is not None and checked.stage_dir == stage_dir:
+        recorded = checked.hashes
+    else:
+        recorded = recorded_starts(stage_dir)
         other_start(stage_dir, init, now is not None, recorded)
     if now is None:  # a start built without one (nothing to compare with)
         return True
@@ -306,14 +316,26 @@ def saved_start(stage_dir: Path) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class SavedStarts:
+    """What :func:`check_resumed_start` read of the fine-tuning saved in ``stage_dir``: the init weights'
+    hash each resume state recorded (:func:`recorded_starts`), handed to :func:`finetune` so that it compares
+    them without reading the states again (nothing else writes them in between: the run holds its out_dir)."""
+
+    stage_dir: Path
+    hashes: list[str | None]
+
+
 def check_resumed_start(
     stage_dir: Path, backbone: str, pretrained_backbone: bool, init_checkpoint: Path | None
-) -> None:
+) -> SavedStarts:
     """:func:`other_start` for a run's ``--resume`` before any of its stages runs (the runner's early
     checks): a resume that adds a pretrain stage to a fine-tune-only run was refused only after labelling
-    and pretraining."""
+    and pretraining. Returns what it read, for :func:`finetune`'s ``start_checked``."""
     name = start_name(backbone, pretrained_backbone, init_checkpoint)
-    other_start(stage_dir, name, init_checkpoint is not None, recorded_starts(stage_dir))
+    saved = SavedStarts(stage_dir, recorded_starts(stage_dir))
+    other_start(stage_dir, name, init_checkpoint is not None, saved.hashes)
+    return saved
 
 
 def other_start(stage_dir: Path, init: str | None, from_checkpoint: bool, recorded: list[str | None]) -> None:
