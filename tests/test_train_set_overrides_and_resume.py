@@ -301,6 +301,51 @@ def test_the_card_names_the_backbone_trained_and_a_default_backbone_is_not_said(
     assert read_card(last)["config"]["backbone"] == "tiny"
 
 
+def test_a_backbone_the_config_writes_is_said_even_the_default_one(tmp_path):
+    """**Was**: a config writing `backbone: resnet50` (the default's name) beside a pretrained checkpoint of
+    another backbone was not told apart from one naming none: its backbone, unused, went unsaid. Now a
+    written backbone is said whatever its name; the default nobody wrote is still not."""
+    from helpers import tiny_attiqa_checkpoint
+
+    ckpt = tiny_attiqa_checkpoint(tmp_path)
+    cfg = tiny_train_config(tmp_path)
+    from_ckpt = ["--no-resume", "--set", f"pretrained_checkpoint={ckpt}"]
+    named = runner.invoke(app, ["train", "-c", str(cfg), *from_ckpt, "--set", "model.backbone=resnet50"])
+    assert named.exit_code == 0, named.output
+    assert (f"the network of {ckpt} (backbone tiny, its card) is fine-tuned as it is; the config's backbone "
+            "resnet50 is used only without a pretrained checkpoint") in " ".join(named.output.split())  # fmt: skip
+    unnamed = runner.invoke(app, ["train", "-c", str(cfg), *from_ckpt, "--set", "model={head_hidden: 8}"])
+    assert unnamed.exit_code == 0 and "is fine-tuned as it is" not in unnamed.output, unnamed.output
+
+
+def test_the_cards_pretrained_backbone_is_the_trained_networks(tmp_path):
+    """**Was**: fine-tuned from a pretrained checkpoint, the card's `config.pretrained_backbone` was the
+    config's, a setting the run never used (its network came from the checkpoint). Now it is the
+    checkpoint's own record (its pretraining's), and false where the checkpoint records none."""
+    from helpers import LABEL_AND_PRETRAIN, tiny_attiqa_checkpoint
+
+    from attiqa.io.checkpoints import read_card
+
+    cfg = tiny_train_config(tmp_path)
+    last = tmp_path / "run" / "finetune" / "last.safetensors"
+    images = tmp_path / "set" / "images"
+    label = f"label={{teacher: classical, num_workers: 0, images: [{images}]}}"
+    imagenet = ["--set", "model.pretrained_backbone=true"]  # tiny has no ImageNet weights: random, recorded
+    made = runner.invoke(app, ["train", "-c", str(cfg), "--out-dir", str(tmp_path / "pre"), *imagenet,
+                               *LABEL_AND_PRETRAIN[:4], "--set", label])  # fmt: skip
+    assert made.exit_code == 0, made.output
+    pretrained = tmp_path / "pre" / "pretrain" / "model.safetensors"
+    assert read_card(pretrained)["config"]["pretrained_backbone"] is True
+    res = runner.invoke(app, ["train", "-c", str(cfg), "--set", f"pretrained_checkpoint={pretrained}"])
+    assert res.exit_code == 0, res.output
+    assert read_card(last)["config"]["pretrained_backbone"] is True  # was the config's false
+    ckpt = tiny_attiqa_checkpoint(tmp_path)  # its card records no config
+    res = runner.invoke(app, ["train", "-c", str(cfg), "--no-resume", *imagenet,
+                              "--set", f"pretrained_checkpoint={ckpt}"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert read_card(last)["config"]["pretrained_backbone"] is False  # was the config's true
+
+
 def test_a_resumed_start_is_checked_once_and_a_library_callers_still_is(tmp_path, monkeypatch):
     """**Was**: `train --resume` checked its fine-tuning's kind of start twice, in the runner's early checks
     and again in `finetune()` (the saved states and cards read again). Now once, in the runner; a library

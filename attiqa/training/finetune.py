@@ -36,7 +36,7 @@ from safetensors import SafetensorError
 from torch.utils.data import Subset
 
 from attiqa.attributes import ATTRIBUTES
-from attiqa.config import DEFAULT_BACKBONE, FinetuneConfig, to_dict
+from attiqa.config import FinetuneConfig, to_dict, written
 from attiqa.device import resolve_device
 from attiqa.errors import AttiqaError, EveryProcessError
 from attiqa.evaluation.metrics import correlations
@@ -114,6 +114,9 @@ class InitialModel:
     model: AttiqaModel
     info: dict[str, Any]
     rng_state: torch.Tensor
+    # whether the network's backbone began from ImageNet weights: a checkpoint's as its card's config records
+    # it (its pretraining's), False where it records none (this run loaded none); a fresh one: the config's
+    imagenet: bool = True
 
 
 def initial_model(cfg: FinetuneConfig, init_checkpoint: Path | None) -> InitialModel:
@@ -122,22 +125,27 @@ def initial_model(cfg: FinetuneConfig, init_checkpoint: Path | None) -> InitialM
     can change since (pretraining trained on). A fresh network is the config's, which the trainer's own
     resume check compares (another ``model.head_hidden``: "saved by a run of another network"). A checkpoint
     of another backbone than ``cfg.backbone`` is trained as it is (`attiqa train`'s ``pretrained_checkpoint``,
-    `bench --init`), said in one line when the config names one (the default, never chosen, is not said)."""
+    `bench --init`), said in one line when the config names one (resnet50 too; the default, never chosen, is
+    not said: :func:`attiqa.config.written`). ``imagenet``: see :class:`InitialModel`."""
     torch.manual_seed(cfg.seed)  # seeded, identical fresh layers on every rank (and across runs)
-    model, info = _build_model(
+    model, info, card = _build_model(
         init_checkpoint, cfg.backbone, cfg.pretrained_backbone, cfg.backbone_weights, cfg.head_hidden
     )
+    imagenet = cfg.pretrained_backbone
     if init_checkpoint is not None:
         info = {**info, INIT_HASH: weights_hash(model)}
-        named = cfg.backbone != DEFAULT_BACKBONE  # was said of a config that names none, too
-        if model.backbone.name != cfg.backbone and named and D.is_main():  # was trained without a word
+        config = card.get("config")
+        recorded = config.get("pretrained_backbone") if isinstance(config, dict) else None
+        imagenet = recorded if isinstance(recorded, bool) else False  # was the config's, not used
+        # a backbone: the config wrote, resnet50 too (the default nobody chose is not said)
+        if model.backbone.name != cfg.backbone and written(cfg.backbone) and D.is_main():
             console.print(
                 f"[yellow]finetune: the network of {init_checkpoint} (backbone {model.backbone.name}, its "
                 f"card) is fine-tuned as it is; the config's backbone {cfg.backbone} is used only without a "
                 "pretrained checkpoint",
                 highlight=False,
             )
-    return InitialModel(model, info, torch.get_rng_state())
+    return InitialModel(model, info, torch.get_rng_state(), imagenet)
 
 
 def _build_model(
@@ -146,13 +154,15 @@ def _build_model(
     pretrained_backbone: bool,
     backbone_weights: str | None,
     head_hidden: int,
-) -> tuple[AttiqaModel, dict[str, Any]]:
+) -> tuple[AttiqaModel, dict[str, Any], dict[str, Any]]:
+    """The starting network, its ``init`` record and the init checkpoint's card ({} for a fresh one)."""
     if init_checkpoint is not None:
         model, card = load_model(init_checkpoint)
         name = start_name(backbone, pretrained_backbone, init_checkpoint)
-        return model, {"init": name, "init_stage": card.get("stage")}
+        return model, {"init": name, "init_stage": card.get("stage")}, card
     bb = create_backbone(backbone, pretrained=pretrained_backbone, weights=backbone_weights)
-    return AttiqaModel(bb, ATTRIBUTES, head_hidden), {"init": start_name(backbone, pretrained_backbone, None)}
+    model = AttiqaModel(bb, ATTRIBUTES, head_hidden)
+    return model, {"init": start_name(backbone, pretrained_backbone, None)}, {}
 
 
 def start_name(backbone: str, pretrained_backbone: bool, init_checkpoint: Path | None) -> str:
@@ -223,8 +233,9 @@ def _finetune(
         torch.set_rng_state(start.rng_state)
     init_info = start.info
     if INIT_HASH in init_info:  # a checkpoint's network: the card's config says what trained (was the
-        # config's unused network settings: its backbone, head width and backbone weights)
-        cfg = replace(cfg, backbone=model.backbone.name, head_hidden=model.head_hidden, backbone_weights=None)
+        # config's unused network settings: its backbone, head width, ImageNet start and backbone weights)
+        cfg = replace(cfg, backbone=model.backbone.name, head_hidden=model.head_hidden,
+                      pretrained_backbone=start.imagenet, backbone_weights=None)  # fmt: skip
     resume = resume and same_start(stage_dir, init_info, start_checked)
     if cfg.single_head is not None:
         model = keep_one_head(model, cfg.single_head)
