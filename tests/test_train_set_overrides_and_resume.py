@@ -312,8 +312,9 @@ def test_a_backbone_the_config_writes_is_said_even_the_default_one(tmp_path):
     from_ckpt = ["--no-resume", "--set", f"pretrained_checkpoint={ckpt}"]
     named = runner.invoke(app, ["train", "-c", str(cfg), *from_ckpt, "--set", "model.backbone=resnet50"])
     assert named.exit_code == 0, named.output
+    said = " ".join(named.output.split())
     assert (f"the network of {ckpt} (backbone tiny, its card) is fine-tuned as it is; the config's backbone "
-            "resnet50 is used only without a pretrained checkpoint") in " ".join(named.output.split())  # fmt: skip
+            "resnet50 is used only without a pretrained checkpoint") in said, said  # fmt: skip
     unnamed = runner.invoke(app, ["train", "-c", str(cfg), *from_ckpt, "--set", "model={head_hidden: 8}"])
     assert unnamed.exit_code == 0 and "is fine-tuned as it is" not in unnamed.output, unnamed.output
 
