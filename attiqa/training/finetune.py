@@ -236,7 +236,8 @@ def _finetune(
         # config's unused network settings: its backbone, head width, ImageNet start and backbone weights)
         cfg = replace(cfg, backbone=model.backbone.name, head_hidden=model.head_hidden,
                       pretrained_backbone=start.imagenet, backbone_weights=None)  # fmt: skip
-    resume = resume and same_start(stage_dir, init_info, start_checked)
+    parts = same_start(stage_dir, init_info, start_checked) if resume else ()  # the parts continued
+    resume, resume_heads = "" in parts, "heads" in parts
     if cfg.single_head is not None:
         model = keep_one_head(model, cfg.single_head)
         init_info = {**init_info, "single_head": cfg.single_head}
@@ -254,7 +255,7 @@ def _finetune(
         result = finetune_cached(cfg, model, split, init_info, stage_dir, resume, progress, log)
     else:
         heads_dir = stage_dir / "heads"
-        heads = finetune_cached(cfg, model, split, init_info, heads_dir, resume, progress, log)
+        heads = finetune_cached(cfg, model, split, init_info, heads_dir, resume_heads, progress, log)
         info = {**init_info, "heads_checkpoint": str(heads_dir / "last.safetensors"),
                 "heads_last_epoch": heads.history[-1]}  # fmt: skip
         result = _end_to_end(cfg, model, split, info, stage_dir, resume, progress, log, polish=True)
@@ -265,37 +266,45 @@ def _finetune(
     return result
 
 
-def same_start(stage_dir: Path, init_info: dict[str, Any], checked: SavedStarts | None = None) -> bool:
-    """Whether a resume may continue the fine-tuning saved in ``stage_dir`` (and its cached heads'): false,
-    with a line, when it started from other weights than ``init_info``'s (its init checkpoint rewritten
-    since: pretraining trained on), so fine-tuning starts again from them over its files; a state of an
-    older version (no hash recorded) is continued, said once. No or an unreadable state: the trainer's.
-    Another kind of start is refused (:func:`other_start`) unless ``checked``: what the early check of it
-    read of ``stage_dir`` (:func:`check_resumed_start`), whose hashes are compared (not read again)."""
+def same_start(
+    stage_dir: Path, init_info: dict[str, Any], checked: SavedStarts | None = None
+) -> tuple[str, ...]:
+    """The parts of the fine-tuning saved in ``stage_dir`` (:data:`STAGE_PARTS`) a resume may continue: in
+    the order they train, up to the first whose state started from other weights than ``init_info``'s (its
+    init checkpoint rewritten since: pretraining trained on), said in a line — that part and those after
+    it train again from them over their files (a polish stopped before its first save, after its cached
+    heads were fine-tuned from the new weights: the heads continued, the polish again; was both again). A
+    state of an older version (no hash recorded) is continued, said once. No or an unreadable state: the
+    trainer's. Another kind of start is refused (:func:`other_start`) unless ``checked``: what the early
+    check of it read of ``stage_dir`` (:func:`check_resumed_start`), whose hashes are compared (not read
+    again)."""
     init, now = init_info.get("init"), init_info.get(INIT_HASH)
     if checked is not None and checked.stage_dir == stage_dir:
         recorded = checked.hashes
     else:
         recorded = recorded_starts(stage_dir)
-        other_start(stage_dir, init, now is not None, recorded)
+        other_start(stage_dir, init, now is not None, list(recorded.values()))
     if now is None:  # a start built without one (nothing to compare with)
-        return True
-    if any(h is not None and h != now for h in recorded):
-        if D.is_main():
-            console.print(
-                f"[yellow]finetune: {init} is not the model the fine-tuning in {stage_dir} started from (its "
-                "weights changed since) — fine-tuning again from it, over that run's files",
-                highlight=False,
-            )
-        return False
-    if None in recorded and D.is_main():
+        return STAGE_PARTS
+    other = [p for p in STAGE_PARTS if recorded.get(p, now) not in (None, now)]
+    kept = STAGE_PARTS[: STAGE_PARTS.index(other[0])] if other else STAGE_PARTS
+    if other and D.is_main():
+        heads = [p for p in kept if p in recorded]  # the cached heads of a polish, fine-tuned from them
+        again = ("its cached heads (fine-tuned from it) continued, the polish trained again" if heads
+                 else "fine-tuning again from it")  # fmt: skip
+        console.print(
+            f"[yellow]finetune: {init} is not the model the fine-tuning in {stage_dir} started from (its "
+            f"weights changed since) — {again}, over that run's files",
+            highlight=False,
+        )
+    if None in [recorded.get(p, now) for p in kept] and D.is_main():
         console.print(
             f"[yellow]finetune: the fine-tuning in {stage_dir} was saved by an older version, which did not "
             f"record the weights it started from — resumed without checking them against {init} (to "
             f"fine-tune from it again, delete {stage_dir} and resume)",
             highlight=False,
         )
-    return True
+    return kept
 
 
 STAGE_PARTS = ("heads", "")
@@ -303,16 +312,17 @@ STAGE_PARTS = ("heads", "")
 (``finetune/heads``, before a polish) and the stage itself (``finetune``)."""
 
 
-def recorded_starts(stage_dir: Path) -> list[str | None]:
-    """The init weights' hash each saved resume state in ``stage_dir`` (and its cached heads') recorded;
-    None for a state of an older version or one started from a fresh network; an unreadable state: none."""
-    recorded = []
+def recorded_starts(stage_dir: Path) -> dict[str, str | None]:
+    """The init weights' hash each saved resume state in ``stage_dir`` (and its cached heads') recorded, by
+    part (:data:`STAGE_PARTS`); None for a state of an older version or one started from a fresh network;
+    no or an unreadable state: not there."""
+    recorded = {}
     for part in STAGE_PARTS:
         try:
             extra = training_state_extra(state_path_for(stage_dir / part / "last.safetensors"))
         except (OSError, ValueError, KeyError, SafetensorError):  # none, or unreadable: resume() says so
             continue
-        recorded.append(extra.get(INIT_HASH))
+        recorded[part] = extra.get(INIT_HASH)
     return recorded
 
 
@@ -334,7 +344,7 @@ class SavedStarts:
     them without reading the states again (nothing else writes them in between: the run holds its out_dir)."""
 
     stage_dir: Path
-    hashes: list[str | None]
+    hashes: dict[str, str | None]
 
 
 def check_resumed_start(
@@ -345,7 +355,7 @@ def check_resumed_start(
     and pretraining. Returns what it read, for :func:`finetune`'s ``start_checked``."""
     name = start_name(backbone, pretrained_backbone, init_checkpoint)
     saved = SavedStarts(stage_dir, recorded_starts(stage_dir))
-    other_start(stage_dir, name, init_checkpoint is not None, saved.hashes)
+    other_start(stage_dir, name, init_checkpoint is not None, list(saved.hashes.values()))
     return saved
 
 
