@@ -338,7 +338,9 @@ def label_table_held(table: Path) -> AbstractContextManager[None]:
     """The label stage's table held by its writer (rank 0), as `attiqa label -o` holds it: a train and a
     `label -o` of one table, or two trains sharing a ``label.out``, labelled into it together. Held to the
     run's end: its pretraining reads the table."""
-    return output_held(table, "training from", f"{LET_IT_FINISH}, or choose another label.out")
+    return output_held(
+        table, "training from", f"{LET_IT_FINISH}, or choose another label.out", command="attiqa train"
+    )
 
 
 def out_dir_held(out_dir: Path) -> AbstractContextManager[None]:
@@ -346,7 +348,7 @@ def out_dir_held(out_dir: Path) -> AbstractContextManager[None]:
     into it at once (or a ``--resume`` of a run still training) each trained over the other's files. The
     second is one line naming it."""
     fix = "let it finish (a stopped run continues with --resume), or choose another --out-dir"
-    return folder_held(out_dir, "training in", fix)
+    return folder_held(out_dir, "training in", fix, command="attiqa train")
 
 
 def interrupted_words(cfg: TrainConfig, since: float | None = None) -> str:

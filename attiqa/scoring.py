@@ -31,12 +31,11 @@ import torch
 from attiqa.errors import AttiqaError, ImageLoadError
 from attiqa.interface import Scorer
 from attiqa.io.atomic import (
-    LET_IT_FINISH,
     OUT_FIX,
     check_output_path,
     interrupts_held,
     json_text,
-    output_held,
+    resumed_output_held,
     write_bytes_atomic,
     write_json_atomic,
     write_text_atomic,
@@ -200,14 +199,16 @@ def _short(sha: object) -> str:
     return f"{sha[:12]}…" if isinstance(sha, str) else "none"
 
 
-def score_output_held(out: str | Path, fix: str = OUT_FIX) -> AbstractContextManager[None]:
-    """Hold ``out`` (:func:`attiqa.io.atomic.output_held`) while a :class:`ScoreWriter` appends to it and
-    until its last rename (a JSON document, a torchrun job's merge, genbench's rewrite in manifest order):
-    two runs at once each scored every image into it. A held file is one line; ``attiqa score``'s advice
-    adds another --out, a caller's own (genbench's "delete it to score M again") is not offered while
+def score_output_held(
+    out: str | Path, fix: str = OUT_FIX, command: str = "attiqa score"
+) -> AbstractContextManager[None]:
+    """Hold ``out`` (:func:`attiqa.io.atomic.resumed_output_held`) while a :class:`ScoreWriter` appends to
+    it and until its last rename (a JSON document, a torchrun job's merge, genbench's rewrite in manifest
+    order): two runs at once each scored every image into it. A held file is one line; ``attiqa score``'s
+    advice adds another --out, a caller's own (genbench's "delete it to score M again") is not offered while
     another process writes the file."""
     out = check_output_path(out, fix)  # its folder made, or the writer's own line for it
-    return output_held(out, "writing", LET_IT_FINISH + (f", or {fix}" if fix == OUT_FIX else ""))
+    return resumed_output_held(out, command, fix)
 
 
 class ScoreWriter:

@@ -209,7 +209,7 @@ def open_metric(
     fix = f"delete it to score {metric} again"  # the writer's advice (not offered while another writes it)
     held = ExitStack()
     try:  # from before the scorer loads to the job's end: its file is rewritten in manifest order at the end
-        held.enter_context(score_output_held(out_csv, fix))
+        held.enter_context(score_output_held(out_csv, fix, "genbench score"))
     except AttiqaError as exc:  # another `genbench score` of this run writes it now: this metric is skipped
         job.report.error = str(exc)
         return job

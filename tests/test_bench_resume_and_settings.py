@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 
 import pytest
-from helpers import run_attiqa, signal_after
+from helpers import attiqa_cmd, one_line_error, paused_after, run_attiqa, signal_after
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -208,3 +208,21 @@ def test_configs_bench_cannot_use_are_one_line_before_any_folder_is_made(tmp_pat
         res = runner.invoke(app, ["bench", "single", "-d", f"folder={data}", "-c", str(cfg), "-o", str(out)])
         assert isinstance(res.exception, AttiqaError) and line in str(res.exception), res.output
         assert not out.exists()
+
+
+def test_a_second_bench_into_an_out_being_written_is_one_line(tmp_path, photos, tiny_yaml, cli):
+    """**Was**: `attiqa bench --out` was not held: two benches into one folder trained and wrote each other's
+    runs and tables. Now --out is held from before run_protocol's first write (a new one made for it) to its
+    last: the second is one line, the folder as the first writes it; the first ends as alone."""
+    data = _set(tmp_path / "set", photos)
+    out = tmp_path / "bench"
+    args = ["bench", "single", "-d", f"folder={data}", "-c", tiny_yaml, "-n", "1", "--epochs", "1", "-q"]
+    with paused_after(tmp_path, "attiqa.protocols:_single", attiqa_cmd(*args, "-o", out)):
+        assert (out / ".attiqa.lock").read_bytes() == b"benchmarking in; attiqa bench"
+        before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+        second = cli(*args, "-o", out)
+        busy = "another process is benchmarking in it now (the same command still running?) — let it finish "
+        busy += "(rerunning it then resumes what it left), or choose another --out"
+        assert one_line_error(second) == f"error: {out}: {busy}"
+        assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    assert (out / "single.md").is_file() and not (out / ".attiqa.lock").exists()

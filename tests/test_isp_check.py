@@ -8,6 +8,7 @@ import json
 import shutil
 from pathlib import Path
 
+from helpers import isp_tune_cmd, one_line_error, paused_after
 from typer.testing import CliRunner
 
 from isp_env.cli import app
@@ -113,3 +114,24 @@ def test_check_says_bad_input_before_torch_loads(tmp_path, isp_raws):
     ]
     check([("isp_env.cli", args, words) for args, words in cases], ISP_HEAVY)
     assert not (tmp_path / "o1").exists() and not (tmp_path / "o2").exists()
+
+
+def test_a_second_check_into_an_out_being_written_is_one_line(tmp_path, isp_raws, isp_cli):
+    """**Was**: `isp-tune check --out` was not held: two checks into one folder each wrote results.csv, the
+    renders and the report over the other's. Now --out is held from before the first write (a new one made
+    for it) to the end: the second is one line, the folder as the first writes it."""
+    raws = tmp_path / "raws"
+    raws.mkdir()
+    for p in isp_raws[:2]:
+        shutil.copy(p, raws / p.name)
+    out = tmp_path / "check"
+    args = ["check", str(raws), "-m", "classical", "--out", str(out)]
+    with paused_after(tmp_path, "isp_env.run:evaluate", isp_tune_cmd(*args)):
+        assert (out / ".attiqa.lock").read_bytes() == b"checking a policy in; isp-tune check"
+        before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+        second = isp_cli(*args)
+        busy = "another process is checking a policy in it now (the same command still running?) — let it "
+        busy += "finish (rerunning it then resumes what it left), or choose another --out"
+        assert one_line_error(second) == f"error: {out}: {busy}"
+        assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    assert (out / "report.md").is_file() and not (out / ".attiqa.lock").exists()

@@ -375,3 +375,87 @@ def test_another_users_lock_file_is_refused_in_one_line(photo_dir, tmp_path):
     fix = f"once no run of its owner writes {out}, {fix}"
     assert one_line_error(res) == f"error: {lock}: the lock file of {out} is {what} — {fix}"
     assert not out.exists()
+
+
+def test_a_label_meeting_a_live_score_is_not_told_it_is_the_same_command(photo_dir, tmp_path, cli):
+    """**Was** (session 62's closing note): "the same command" was decided by the two commands' verbs, and
+    `attiqa score -o x.csv` and `attiqa label -o x.csv` both write "writing": a label meeting a live score
+    was asked "the same command still running?". Now the holder's command is in its lock file and decides."""
+    out = tmp_path / "s.csv"
+    cmd = attiqa_cmd("score", photo_dir, *SCORE, "-o", out, "--workers", "0")
+    with paused_after(tmp_path, "attiqa.scoring:ScoreWriter.add", cmd):
+        assert (tmp_path / ".s.csv.lock").read_bytes() == b"writing; attiqa score"
+        before = out.read_bytes()
+        second = cli("label", photo_dir, "--out", out, "--batch-size", "2", "--workers", "0")
+        busy = "another process is writing it now — let it finish (rerunning it then resumes what it left)"
+        assert one_line_error(second) == f"error: {out}: {busy}, or choose another --out"
+        assert out.read_bytes() == before
+
+
+def _holding(target: Path, call: str) -> subprocess.Popen:
+    """A real process holding ``target`` (``call``: a holder of attiqa.io.atomic on T, the target, e.g.
+    "output_held(T, 'writing', 'wait')") until its stdin closes; returned once it holds it."""
+    holder = "import sys\nfrom attiqa.io.atomic import *\n"
+    holder += f"T = {str(target)!r}\nwith {call}:\n    print('held', flush=True)\n    sys.stdin.read()"
+    first = subprocess.Popen(
+        [sys.executable, "-c", holder], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=attiqa_env({})
+    )
+    assert first.stdout is not None and first.stdout.readline() == b"held\n", "the holder never held"
+    return first
+
+
+def test_a_lock_file_of_the_older_kind_still_says_the_same_command_by_its_verb(tmp_path):
+    """Lock files of session 62 hold a bare verb ("writing"): still read, and "the same command" then
+    decided by the verbs as before."""
+    from attiqa.errors import AttiqaError
+    from attiqa.io.atomic import resumed_output_held
+
+    out = tmp_path / "l.parquet"
+    first = _holding(out, "output_held(T, 'writing', 'wait')")  # no command: the bare verb
+    try:
+        assert (tmp_path / ".l.parquet.lock").read_bytes() == b"writing"
+        with pytest.raises(AttiqaError) as refused, resumed_output_held(out, "attiqa label"):
+            pass
+    finally:
+        first.communicate(b"", timeout=60)
+    assert "another process is writing it now (the same command still running?) — let it" in str(
+        refused.value
+    )
+
+
+def test_a_label_into_a_held_out_is_refused_before_its_teacher_loads(tiny_dir, photo_dir, tmp_path, cli):
+    """**Was**: `attiqa label -o` loaded its teacher (minutes for real CLIP weights) before it found its
+    --out held by another run. Now the lock is probed first, making nothing: a teacher whose weights cannot
+    be read is not reached while another label writes --out; a new --out's folder is still not made by it."""
+    import shutil
+
+    clip = tmp_path / "clip"
+    shutil.copytree(tiny_dir, clip)
+    for weights in clip.glob("*.safetensors"):
+        weights.write_bytes(b"cut short")  # read only when the teacher loads
+    out = tmp_path / "l.parquet"
+    args = ("label", photo_dir, "--teacher", f"clip:{clip}", "--workers", "0", "--out")
+    first = _holding(out, "resumed_output_held(T, 'attiqa label')")
+    try:
+        second = cli(*args, out)
+    finally:
+        first.communicate(b"", timeout=60)
+    busy = "another process is writing it now (the same command still running?) — let it finish"
+    assert one_line_error(second).startswith(f"error: {out}: {busy}")
+    unread = cli(*args, tmp_path / "new" / "l.parquet")  # nobody holds it: the teacher's own line, no folder
+    assert "not a readable safetensors file" in one_line_error(unread) and not (tmp_path / "new").exists()
+
+
+def test_a_folder_made_to_be_held_is_removed_again_when_left_empty(tmp_path):
+    """`attiqa bench --out` / `isp-tune check --out` hold a new folder from before their first write: the
+    folder (and parents) made for the hold are gone again when the run wrote nothing into them (a model that
+    could not load), as before the hold; a folder written into stays."""
+    from attiqa.io.atomic import folder_held
+
+    out = tmp_path / "a" / "b"
+    with folder_held(out, "benchmarking in", "wait", command="attiqa bench", make="--out"):
+        assert (out / ".attiqa.lock").read_bytes() == b"benchmarking in; attiqa bench"
+    assert not (tmp_path / "a").exists()
+    with folder_held(out, "benchmarking in", "wait", make="--out"):
+        (out / "single.md").write_text("table\n")
+    assert [p.name for p in out.iterdir()] == ["single.md"]

@@ -284,7 +284,7 @@ def eval_cmd(
             output_folder(out, "--out")  # before the scoring, not after it
         with alike_on_every_process(main_only=True):  # rank 0's line is the job's (not "rank 0 of 2: …")
             if shards.main:  # two at once wrote a mixed set: one's predictions.csv, the other's summary
-                held.enter_context(folder_held(out, "evaluating into", EVAL_BUSY_FIX))
+                held.enter_context(folder_held(out, "evaluating into", EVAL_BUSY_FIX, command="attiqa eval"))
         if shards.main and (note := earlier_eval(out, ds, score_cache_key(scorer, overrides)[0], split)):
             console.print(f"[yellow]{plain(note)}", highlight=False)  # before the work: Ctrl-C keeps them
         try:
@@ -430,7 +430,7 @@ def bench_cmd(
     from attiqa.config import read_group_by
     from attiqa.datasets import get_dataset
     from attiqa.datasets.readers import parse_data_spec
-    from attiqa.io.atomic import output_folder, resume_fix
+    from attiqa.io.atomic import LET_IT_FINISH, folder_held, output_folder, resume_fix
 
     def checked() -> tuple[ProtocolSetup, list[float] | None]:
         cfg = load_base_config(config)
@@ -473,12 +473,16 @@ def bench_cmd(
     planned = plan_splits(protocol, setup.benches, setup.repeats, seed, None, grouped, setup.fractions)
     from attiqa.protocols import finished_runs, run_protocol
 
+    # held from before run_protocol's first write to its last (two benches into one --out wrote each other's
+    # runs and tables); a new --out made for it, removed again if a refusal leaves it empty
+    busy = f"{LET_IT_FINISH}, or choose another --out"
     try:
-        res = run_protocol(
-            protocol, setup.benches, setup.cfg, out, init_checkpoint=init, repeats=repeats, fractions=fr,
-            select=select, seed=seed, method=method, keep_checkpoints=keep_checkpoints, progress=not quiet,
-            group_by=grouped, cache=cache, checked=setup, planned=planned,
-        )  # fmt: skip
+        with folder_held(out, "benchmarking in", busy, command="attiqa bench", make="--out"):
+            res = run_protocol(
+                protocol, setup.benches, setup.cfg, out, init_checkpoint=init, repeats=repeats, fractions=fr,
+                select=select, seed=seed, method=method, keep_checkpoints=keep_checkpoints,
+                progress=not quiet, group_by=grouped, cache=cache, checked=setup, planned=planned,
+            )  # fmt: skip
     except KeyboardInterrupt as exc:
         done, where = finished_runs(out, protocol), plain_name(out / protocol)
         console.print(

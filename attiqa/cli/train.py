@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from attiqa.teachers.prompts import PromptSet
 
 LABEL_TEACHER = "classical"  # `attiqa label`'s teacher; its help says it
+LABEL_COMMAND = "attiqa label"  # as its lock file names it to a second command
 
 
 def clip_scale_value(value: float) -> float:
@@ -66,7 +67,7 @@ def label_cmd(
     `torchrun --nproc_per_node N` the images are sharded across ranks.
     """
     from attiqa.config import LabelConfig, TrainConfig
-    from attiqa.io.atomic import LET_IT_FINISH, OUT_FIX, output_folder, output_held
+    from attiqa.io.atomic import output_folder, refuse_if_resumed_held, resumed_output_held
     from attiqa.runner import label_inputs
     from attiqa.teachers.prompts import load_prompts
 
@@ -99,11 +100,14 @@ def label_cmd(
         with process_group(), ExitStack() as held:  # --out held by rank 0, the writer, to the merge's end
             with alike_on_every_process():  # under torchrun: said once, or by each process that met it
                 lc, paths, prompt_set = first()
+            with alike_on_every_process(main_only=True):  # a held --out said before the teacher loads
+                if is_main():  # (minutes for CLIP's weights), making nothing: a typo still leaves no folder
+                    refuse_if_resumed_held(out, LABEL_COMMAND)
             with alike_on_every_process():  # loaded before the hold makes --out's folder: a typo leaves none
                 loaded = label_teacher(lc, device, prompts=prompt_set)
             with alike_on_every_process(main_only=True):  # before any rank opens its journal: two runs
                 if is_main():  # labelled every image each (session 60); rank 0's line is the job's
-                    held.enter_context(output_held(out, "writing", f"{LET_IT_FINISH}, or {OUT_FIX}"))
+                    held.enter_context(resumed_output_held(out, LABEL_COMMAND))
             run = TrainConfig(out_dir=str(out.parent), label=lc)
             path = run_label_stage(
                 run, out.parent, device=device, teacher=loaded, paths=paths, prompts=prompt_set

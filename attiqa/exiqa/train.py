@@ -292,9 +292,8 @@ def train_exiqa(
     }
     output_folder(out_dir, "--out")  # the inputs are read and CLIP is loaded: a typo leaves no folder
     # two runs into one --out trained over each other's state and checkpoint, epoch by epoch
-    with folder_held(
-        out_dir, "training in", "let it finish (a stopped run continues when rerun), or choose another --out"
-    ):
+    fix = "let it finish (a stopped run continues when rerun), or choose another --out"
+    with folder_held(out_dir, "training in", fix, command="attiqa train exiqa"):
         history: list[dict[str, Any]] = []
         start = 0
         settings = {**asdict(cfg), "labels_sha256": labels_sha256}

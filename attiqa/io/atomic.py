@@ -12,6 +12,7 @@ this naming).
 from __future__ import annotations
 
 import contextlib
+import enum
 import errno
 import hashlib
 import json
@@ -189,17 +190,40 @@ if hasattr(os, "register_at_fork"):
     )
 
 
-def _unusable_lock(lock_file: Path, shown: Path, what: str) -> AttiqaError:
+class LockFault(enum.Enum):
+    """What makes the thing at a lock file's name unusable as one (:func:`_lock_fault`); its words and fix
+    are :data:`_LOCK_FAULTS`'."""
+
+    FOLDER = "folder"
+    LINK = "link"
+    FIFO = "fifo"
+    NOT_REGULAR = "not regular"
+    OTHER_USERS = "other user's"
+    OWN_READ_ONLY = "own read-only"
+
+
+# kind -> (what the lock file is, how it is removed, whether its owner's run is waited for first)
+_LOCK_FAULTS: dict[LockFault, tuple[str, str, bool]] = {
+    LockFault.FOLDER: ("a folder, not a lock file", "rm -r", False),
+    LockFault.LINK: ("a link, not a lock file", "rm", False),
+    LockFault.FIFO: ("a FIFO, not a lock file", "rm", False),
+    LockFault.NOT_REGULAR: ("not a regular file", "rm", False),
+    LockFault.OTHER_USERS: ("not yours to open (permission denied: another user's run?)", "rm", True),
+    LockFault.OWN_READ_ONLY: ("yours but not writable (permission denied: made read-only?)", "rm", False),
+}
+
+
+def _unusable_lock(lock_file: Path, shown: Path, fault: LockFault) -> AttiqaError:
     """One line for a lock file that is there and cannot be one (a folder, a FIFO, a link, another user's
     under umask 077): writing on unlocked would let a second run write the output at once, unsaid."""
-    rm = "rm -r" if what.startswith("a folder") else "rm"
+    what, rm, owner_first = _LOCK_FAULTS[fault]
     fix = f"remove it ({rm} {shlex.quote(str(lock_file))}), then run again"
-    if what.startswith("not yours"):
+    if owner_first:
         fix = f"once no run of its owner writes {shown}, {fix}"
     return AttiqaError(f"{lock_file}: the lock file of {shown} is {what} — {fix}")
 
 
-def _lock_fault(lock_file: Path, exc: OSError | None) -> str | None:
+def _lock_fault(lock_file: Path, exc: OSError | None) -> LockFault | None:
     """What makes the thing at ``lock_file`` unusable as a lock file, None for nothing there (a folder that
     cannot be written: unlocked, as before, its writes say why) or a regular file that merely failed."""
     try:
@@ -207,31 +231,81 @@ def _lock_fault(lock_file: Path, exc: OSError | None) -> str | None:
     except OSError:
         return None
     if stat.S_ISDIR(st.st_mode):
-        return "a folder, not a lock file"
+        return LockFault.FOLDER
     if stat.S_ISLNK(st.st_mode):
-        return "a link, not a lock file"
+        return LockFault.LINK
     if stat.S_ISFIFO(st.st_mode):
-        return "a FIFO, not a lock file"
+        return LockFault.FIFO
     if not stat.S_ISREG(st.st_mode):
-        return "not a regular file"
+        return LockFault.NOT_REGULAR
     if exc is not None and exc.errno in (errno.EACCES, errno.EPERM):
         if hasattr(os, "geteuid") and st.st_uid == os.geteuid():  # ours, made read-only (chmod -R a-w)
-            return "yours but not writable (permission denied: made read-only?)"
-        return "not yours to open (permission denied: another user's run?)"
+            return LockFault.OWN_READ_ONLY
+        return LockFault.OTHER_USERS
     return None
 
 
-def _holder_doing(fd: int) -> str | None:
-    """What the holder of a lock file wrote it is doing ("training in"): an `eval -o RUN` met by a train in
-    RUN said "another process is evaluating into it". Words only (another user's file is printed)."""
+# what a holder writes into its lock file: "DOING; COMMAND" ("writing; attiqa score"), or a bare "DOING" (a
+# lock file of session 62, or a holder that names no command). Words only: another user's file is printed.
+_HOLDER_RE = re.compile(
+    r"(?P<doing>[a-z]+(?: [a-z]+){0,3})(?:; (?P<command>[a-z][a-z-]*(?: [a-z][a-z-]*){0,3}))?"
+)
+
+
+def _holder_record(doing: str, command: str | None) -> bytes:
+    return (doing if command is None else f"{doing}; {command}").encode()
+
+
+def _holder(fd: int) -> tuple[str, str | None] | None:
+    """What the holder of a lock file wrote it is doing ("training in") and, where it did, its command
+    ("attiqa train"): an `eval -o RUN` met by a train in RUN said "another process is evaluating into it"."""
     try:
-        said = os.pread(fd, 64, 0).decode("ascii")
+        said = os.pread(fd, 128, 0).decode("ascii")
     except (OSError, UnicodeDecodeError):
         return None
-    return said if re.fullmatch(r"[a-z]+( [a-z]+)?", said) else None
+    m = _HOLDER_RE.fullmatch(said)
+    return None if m is None else (m.group("doing"), m.group("command"))
 
 
-def _hold(lock_file: Path, shown: Path, doing: str, fix: str) -> int | None:
+def _busy(fd: int, st: os.stat_result, shown: Path, doing: str, fix: str, command: str | None) -> AttiqaError:
+    """The line for a lock another holder has: in its holder's words, "(the same command still running?)"
+    when that holder is a run of this command (by the commands recorded, else — an old lock file — by the
+    verbs: `score -o x.csv` and `label -o x.csv` both write "writing")."""
+    if (st.st_dev, st.st_ino) in _HELD.values():  # a library caller's writer not closed yet
+        return AttiqaError(
+            f"{shown}: this process is already {doing} it (an earlier writer of it is still open) — close "
+            "that one first"
+        )
+    theirs, their_command = _holder(fd) or (doing, command)
+    same = theirs == doing if their_command is None else their_command == command
+    again = " (the same command still running?)" if same else ""
+    return AttiqaError(f"{shown}: another process is {theirs} it now{again} — {fix}")
+
+
+def _open_lock(lock_file: Path, shown: Path, *, create: bool) -> tuple[int, os.stat_result] | None:
+    """``lock_file`` opened for writing (made if ``create``), with the open file's identity; None where it
+    cannot be opened (not there, a folder that cannot be written); one line for one that cannot be a lock
+    file (:func:`_unusable_lock`)."""
+    # Opened for writing: NFS emulates flock with a whole-file lock, which needs a file open for writing.
+    # Not following a link; not waiting on a FIFO of that name (refused below).
+    flags = os.O_RDWR | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(lock_file, flags | (os.O_CREAT if create else 0), 0o666)
+    except OSError as exc:
+        if (fault := _lock_fault(lock_file, exc)) is not None:
+            raise _unusable_lock(lock_file, shown, fault) from None
+        return None
+    try:
+        st = os.fstat(fd)  # the open file's identity: it does not change while the fd is open
+        if not stat.S_ISREG(st.st_mode):
+            raise _unusable_lock(lock_file, shown, _lock_fault(lock_file, None) or LockFault.NOT_REGULAR)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, st
+
+
+def _hold(lock_file: Path, shown: Path, doing: str, fix: str, command: str | None) -> int | None:
     """An advisory exclusive lock on a new open file description of ``lock_file`` (made if it is not there),
     registered in :data:`_HELD`; None where there are no locks (no ``fcntl``, a filesystem without
     ``flock``, a lock file that cannot be made): the output is then written unlocked, as before. A lock
@@ -241,25 +315,13 @@ def _hold(lock_file: Path, shown: Path, doing: str, fix: str) -> int | None:
         import fcntl
     except ImportError:  # Windows
         return None
-    # Opened for writing: NFS emulates flock with a whole-file lock, which needs a file open for writing.
-    # Not following a link; not waiting on a FIFO of that name (refused below).
-    flags = (
-        os.O_RDWR | os.O_CREAT | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
-    )
     for _ in range(100):  # a lock file replaced 100 times over: a filesystem whose inodes do not hold still
         with _HELD_GUARD:
-            try:
-                fd = os.open(lock_file, flags, 0o666)
-            except OSError as exc:
-                if (what := _lock_fault(lock_file, exc)) is not None:
-                    raise _unusable_lock(lock_file, shown, what) from None
+            opened = _open_lock(lock_file, shown, create=True)
+            if opened is None:
                 return None
+            fd, st = opened
             try:
-                st = os.fstat(fd)  # the open file's identity: it does not change while the fd is open
-                if not stat.S_ISREG(st.st_mode):
-                    raise _unusable_lock(
-                        lock_file, shown, _lock_fault(lock_file, None) or "not a regular file"
-                    )
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 if not os.path.samestat(st, os.stat(lock_file)):
                     raise FileNotFoundError  # the holder removed it as it let go: the next one is the lock
@@ -267,17 +329,11 @@ def _hold(lock_file: Path, shown: Path, doing: str, fix: str) -> int | None:
                 if st.st_nlink == 1:  # what it is doing, for a second command's line (never into a file
                     with contextlib.suppress(OSError):  # that a hard link makes another name of)
                         os.ftruncate(fd, 0)
-                        os.pwrite(fd, doing.encode(), 0)
+                        os.pwrite(fd, _holder_record(doing, command), 0)
             except BlockingIOError:
-                theirs = _holder_doing(fd) or doing
+                busy = _busy(fd, st, shown, doing, fix, command)
                 os.close(fd)
-                if (st.st_dev, st.st_ino) in _HELD.values():  # a library caller's writer not closed yet
-                    raise AttiqaError(
-                        f"{shown}: this process is already {doing} it (an earlier writer of it is still "
-                        "open) — close that one first"
-                    ) from None
-                same = " (the same command still running?)" if theirs == doing else ""
-                raise AttiqaError(f"{shown}: another process is {theirs} it now{same} — {fix}") from None
+                raise busy from None
             except FileNotFoundError:
                 os.close(fd)
                 continue
@@ -291,6 +347,29 @@ def _hold(lock_file: Path, shown: Path, doing: str, fix: str) -> int | None:
     return None
 
 
+def _probe(lock_file: Path, shown: Path, doing: str, fix: str, command: str | None) -> None:
+    """:func:`_hold`'s refusal, now, without holding and without making anything: a lock file that is not
+    there is held by no one. Taken for an instant and let go (a holder starting in that instant is told
+    "another process is DOING it": it is, the one about to hold it)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        return
+    with _HELD_GUARD:
+        opened = _open_lock(lock_file, shown, create=False)
+        if opened is None:
+            return
+        fd, st = opened
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise _busy(fd, st, shown, doing, fix, command) from None
+        except OSError:  # no flock here: unlocked, as the hold would be
+            pass
+        finally:
+            os.close(fd)  # the instant's lock goes with it
+
+
 def _let_go(fd: int | None, lock_file: Path) -> None:
     if fd is None:
         return
@@ -302,43 +381,91 @@ def _let_go(fd: int | None, lock_file: Path) -> None:
 
 
 @contextlib.contextmanager
-def _held_by(lock_file: Path, shown: Path, doing: str, fix: str) -> Iterator[None]:
+def _held_by(
+    lock_file: Path, shown: Path, doing: str, fix: str, command: str | None, made: list[Path] | None = None
+) -> Iterator[None]:
     fd = None
     try:  # entered first: an interruption as the lock is taken still lets it go
-        fd = _hold(lock_file, shown, doing, fix)
+        fd = _hold(lock_file, shown, doing, fix, command)
         yield
     finally:
         _let_go(fd, lock_file)
+        for folder in made or ():  # made for the hold and still empty (refused before its first write)
+            with contextlib.suppress(OSError):
+                folder.rmdir()
 
 
 # the hidden lock file a held output folder holds inside it (:func:`folder_held`)
 FOLDER_LOCK = ".attiqa.lock"
 # what a second writer is told to do about a run that resumes (`score -o`, `label -o`, `isp-tune --out`)
 LET_IT_FINISH = "let it finish (rerunning it then resumes what it left)"
+OUTPUT_SUFFIXES = (".csv", ".tsv", ".json")  # a score file's types
+OUT_FIX = "choose another --out"  # `attiqa score`'s advice for an output it cannot use
 
 
-def output_held(target: str | Path, doing: str, fix: str) -> AbstractContextManager[None]:
+def _lock_file_of(target: str | Path) -> Path:
+    # beside the file the path reaches: `-o link.csv` and `-o` of its target are one output
+    real = Path(os.path.realpath(target))
+    return real.with_name(f".{real.name}.lock")
+
+
+def output_held(
+    target: str | Path, doing: str, fix: str, *, command: str | None = None
+) -> AbstractContextManager[None]:
     """Hold the output file ``target`` for the block, so that two processes never write it at once (two
     `attiqa score -o s.csv` started together each scored every image into it: every row twice): a second
-    holder is one line, "TARGET: another process is DOING it now (the same command still running?) — FIX".
+    holder is one line, "TARGET: another process is DOING it now (the same command still running?) — FIX",
+    in the holder's words; "the same command" when the holder's ``command`` ("attiqa score") is this one's.
     Held by a hidden lock file beside it, ``.NAME.lock`` (made and removed by the holder; a killed holder's
     is taken over), not by the output itself: a file renamed over the output (a JSON document, a merged
     torchrun file) stays held until the block ends. Keep the block up to the output's last rename. Its
     folder is made if it is not there (as the output's own first write would make it)."""
     target = Path(target)
     output_folder(target.parent)
-    # beside the file the path reaches: `-o link.csv` and `-o` of its target are one output
-    real = Path(os.path.realpath(target))
-    return _held_by(real.with_name(f".{real.name}.lock"), target, doing, fix)
+    return _held_by(_lock_file_of(target), target, doing, fix, command)
 
 
-def folder_held(folder: str | Path, doing: str, fix: str) -> AbstractContextManager[None]:
+def refuse_if_held(target: str | Path, doing: str, fix: str, *, command: str | None = None) -> None:
+    """:func:`output_held`'s one line for ``target``, now, if another process holds it — nothing held and
+    nothing made (no folder, no lock file): for a command that would otherwise find out only after a long
+    load (`label -o`'s CLIP teacher)."""
+    _probe(_lock_file_of(target), Path(target), doing, fix, command)
+
+
+def _resumed_fix(fix: str) -> str:
+    """The advice to a second writer of an output a rerun resumes: let the first finish, then ``fix`` if it
+    is :data:`OUT_FIX` (a caller's own — genbench's "delete it to score M again" — is not offered while
+    another process writes the file)."""
+    return LET_IT_FINISH + (f", or {fix}" if fix == OUT_FIX else "")
+
+
+def resumed_output_held(target: str | Path, command: str, fix: str = OUT_FIX) -> AbstractContextManager[None]:
+    """:func:`output_held` for a file a rerun resumes, written row by row or part by part by ``command``
+    (`attiqa score -o`, `attiqa label -o`, `genbench score`): the one place of their verb and advice."""
+    return output_held(target, "writing", _resumed_fix(fix), command=command)
+
+
+def refuse_if_resumed_held(target: str | Path, command: str, fix: str = OUT_FIX) -> None:
+    """:func:`refuse_if_held` in :func:`resumed_output_held`'s words."""
+    refuse_if_held(target, "writing", _resumed_fix(fix), command=command)
+
+
+def folder_held(
+    folder: str | Path, doing: str, fix: str, *, command: str | None = None, make: str | None = None
+) -> AbstractContextManager[None]:
     """:func:`output_held` for an existing output ``folder`` (a training's ``out_dir``, an eval's ``-o``),
     by a hidden lock file inside it, :data:`FOLDER_LOCK` (was the folder itself, opened read-only: NFS
     cannot lock that). Only there while held; a folder that cannot be written runs unlocked, as before
-    (its writes, or the command's checks, say why)."""
+    (its writes, or the command's checks, say why). ``make``: the option naming it (``--out``) — a folder
+    that is not there is made to be held, and removed again (with the parents made for it) when the block
+    leaves it empty: a run refused before its first write (a model that cannot load) leaves none."""
+    made: list[Path] = []
+    if make is not None:
+        path = Path(folder) if str(folder) else Path(".")
+        made = [p for p in (path, *path.parents) if not (p.exists() or p.is_symlink())]
+        output_folder(path, make)
     real = Path(os.path.realpath(folder))
-    return _held_by(real / FOLDER_LOCK, Path(folder), doing, fix)
+    return _held_by(real / FOLDER_LOCK, Path(folder), doing, fix, command, made)
 
 
 @contextlib.contextmanager
@@ -485,10 +612,6 @@ def json_text(obj: Any) -> str:
 
 def write_json_atomic(target: str | Path, obj: Any) -> None:
     write_text_atomic(target, json_text(obj))
-
-
-OUTPUT_SUFFIXES = (".csv", ".tsv", ".json")  # a score file's types
-OUT_FIX = "choose another --out"  # `attiqa score`'s advice for an output it cannot use
 
 
 def check_output_path(out: str | Path, fix: str = OUT_FIX, *, create: bool = True) -> Path:
