@@ -297,7 +297,8 @@ def run(
     end (two library runs into one ``out`` searched and trained over each other's files)."""
     with ExitStack() as own:  # no stack handed in: ``out`` held to this call's end, let go as it returns
         held = own if held is None else held
-        given_teacher, teacher = teacher, teacher or TeacherSettings()
+        given_teacher = inputs.teacher_for(teacher)  # run's, else run_inputs' (it was dropped: the defaults)
+        teacher = given_teacher or TeacherSettings()
         # run_inputs checked them before the raws: again for a cfg or teacher changed since (cheap)
         check_config(cfg, teacher if cfg.algo == "teacher" else None)
         inputs.refuse_other(cfg)  # the split was drawn by its seed, the start checks read its policy

@@ -422,6 +422,19 @@ class RunInputs:
     # the options typed (isp-tune's ``given=``), whose warning run_inputs said; None: a library run's, whose
     # one warning :func:`isp_env.run.run` says with the settings only it is given (:func:`say_run_ignores`)
     given: frozenset[str] | None = None
+    teacher: TeacherSettings | None = None  # the ``--teacher-*`` settings they were made with (checked)
+
+    def teacher_for(self, teacher: TeacherSettings | None) -> TeacherSettings | None:
+        """The run's teacher settings: ``teacher`` (:func:`isp_env.run.run`'s), else the ones the inputs were
+        made with — ``run_inputs(settings, cfg, teacher)`` then ``run(inputs, cfg)``, as docs/isp.md writes
+        it, searched with the defaults (150 calls, 3 restarts, 60 raws) without a word. Two that differ are
+        refused in one line."""
+        if teacher is not None and self.teacher is not None and teacher != self.teacher:
+            raise ConfigError(
+                f"run(inputs, cfg, teacher={teacher}): the inputs were made with another {self.teacher} — "
+                "pass the teacher settings once, to run_inputs(settings, cfg, teacher)"
+            )
+        return self.teacher if teacher is None else teacher
 
     def refuse_other(self, cfg: TrainConfig) -> None:
         """One line when ``cfg`` (the config :func:`isp_env.run.run` is given) has another seed or
@@ -472,9 +485,8 @@ def run_inputs(
     resume = (s.out / "run.json").is_file()
     need = training_need(cfg.algo, cfg.init_policy) if s.synth_photos is None and not resume else 0
     listing = list_raws(s.raw_dir, s.out, s.test_fraction, cfg.seed, s.synth_photos, s.group_by, need)
-    return RunInputs(
-        start, listing, s, cfg.seed, cfg.init_policy, None if given is None else frozenset(given)
-    )
+    typed = None if given is None else frozenset(given)
+    return RunInputs(start, listing, s, cfg.seed, cfg.init_policy, typed, teacher)
 
 
 def given_settings(s: InputSettings, cfg: TrainConfig, teacher: TeacherSettings | None) -> set[str]:

@@ -292,13 +292,14 @@ def test_a_library_run_says_the_settings_it_ignores_in_one_line_without_ctrl_c(t
 
     cfg = TrainConfig(algo="sac", timesteps=300, scorer="classical")
     settings = InputSettings(raw_dir=isp_raws[0].parent, out=tmp_path / "run", base="neutral")
-    for teacher_of_inputs in (TeacherSettings(budget=5), None):  # run() is given it either way
-        inputs = run_inputs(settings, cfg, teacher_of_inputs, baselines=False)
+    five = TeacherSettings(budget=5)
+    for of_inputs, of_run in ((five, five), (None, five), (five, None)):  # either way, said once
+        inputs = run_inputs(settings, cfg, of_inputs, baselines=False)
         with pytest.raises(PermissionError, match="read-only"):
             run(
                 inputs,
                 cfg,
-                teacher=TeacherSettings(budget=5),
+                teacher=of_run,
                 baselines=False,
                 cma_image_budget=7,
                 unwritable=PermissionError("read-only"),
