@@ -61,7 +61,7 @@ from isp_env.raw import (
     libraw_text,
     read_raw,
 )
-from isp_env.registration import CMA_IMAGE_BUDGET, TEST_RAWS
+from isp_env.registration import CMA_GLOBAL_BUDGET, CMA_IMAGE_BUDGET, TEST_RAWS
 from isp_env.report import CHECK_CANDIDATES, GRID_ROWS, Report, policy_label, policy_record, write_report
 from isp_env.reward import (
     Guard,
@@ -271,7 +271,7 @@ def run(
     *,
     baselines: bool = True,
     subprocess: bool = True,
-    cma_global_budget: int = 600,
+    cma_global_budget: int = CMA_GLOBAL_BUDGET,
     cma_image_budget: int = CMA_IMAGE_BUDGET,
     teacher: TeacherSettings | None = None,
     unwritable: Exception | None = None,
@@ -312,7 +312,13 @@ def run(
         )
         files, given_base = inputs.start.files, inputs.start.base
         # a library run's settings it ignores, in one line with run()'s own (isp-tune's: said by run_inputs)
-        say_run_ignores(inputs, cfg, given_teacher, baselines, cma_image_budget)
+        say_run_ignores(
+            inputs,
+            cfg,
+            given_teacher,
+            baselines,
+            {"cma_image_budget": cma_image_budget, "cma_global_budget": cma_global_budget},
+        )
         if cfg.algo in ("sac", "td3") and cfg.timesteps <= cfg.learning_starts:  # the policy never learns
             console.print(
                 f"[yellow]warning[/] --timesteps {cfg.timesteps} is not above --learning-starts "
@@ -617,7 +623,7 @@ def evaluate(
     budgets: dict[str, dict[str, int]],
     skipped: dict[str, str],
     baselines: bool = True,
-    cma_global_budget: int = 600,
+    cma_global_budget: int = CMA_GLOBAL_BUDGET,
     cma_image_budget: int = CMA_IMAGE_BUDGET,
     checked: bool = True,
     held_out: int | None = None,

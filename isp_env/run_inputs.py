@@ -29,7 +29,14 @@ from attiqa.splits import say_share
 from isp_env.params import RunFiles, neutral, read_values
 from isp_env.policy_files import resolve_policy
 from isp_env.raw import camera_name, dng_camera, find_raws, probe_raw
-from isp_env.registration import BASE, CMA_IMAGE_BUDGET, GROUP_BY_DEFAULT, TEST_FRACTION, TEST_RAWS
+from isp_env.registration import (
+    BASE,
+    CMA_GLOBAL_BUDGET,
+    CMA_IMAGE_BUDGET,
+    GROUP_BY_DEFAULT,
+    TEST_FRACTION,
+    TEST_RAWS,
+)
 from isp_env.train_config import AGENT_ONLY, TeacherSettings, TrainConfig, check_config, ignored_settings
 
 GROUP_BY = ("scene", "camera")  # --group-by: what the split keeps whole on one side
@@ -480,7 +487,7 @@ def run_inputs(
     check_config(cfg, teacher if cfg.algo == "teacher" else None)
     refuse_unknown_scorer(cfg.scorer)
     if given is not None:  # isp-tune's options (a library run's settings: run() says them, all in one line)
-        say_ignored(ignored_settings(cfg, given, s.test_fraction, baselines))  # a warning: the run goes on
+        say_ignored(ignored_settings(cfg, given, s.test_fraction, baselines, base=s.base))  # the run goes on
     start = check_start(s.out, s.base, s.test_raws_cap, cfg.init_policy, s.group_by)
     resume = (s.out / "run.json").is_file()
     need = training_need(cfg.algo, cfg.init_policy) if s.synth_photos is None and not resume else 0
@@ -525,19 +532,23 @@ def say_run_ignores(
     cfg: TrainConfig,
     teacher: TeacherSettings | None,
     baselines: bool,
-    cma_image_budget: int,
+    budgets: dict[str, int],
 ) -> None:
     """:func:`isp_env.run.run`'s warning of the settings a run ignores, by the library's names: for a library
     run (``inputs.given`` None) every one in one line — its ``cfg`` and ``teacher`` as ``run`` is given them
-    (:func:`given_settings`), its ``InputSettings`` and ``run(cma_image_budget=…)``; for ``isp-tune``'s
-    inputs (:func:`run_inputs` said the options typed) only a budget handed to ``run`` but not typed."""
-    budget = {"cma_image_budget"} if cma_image_budget != CMA_IMAGE_BUDGET else set()
-    if inputs.given is None:
-        given = given_settings(inputs.made_for, cfg, teacher) | budget
-    else:
-        given = budget - inputs.given
-    fraction = inputs.made_for.test_fraction
-    say_ignored(ignored_settings(cfg, given, fraction, baselines, as_options=False), as_options=False)
+    (:func:`given_settings`), its ``InputSettings`` and ``run``'s CMA-ES ``budgets`` (``cma_image_budget``,
+    ``cma_global_budget``) not at their defaults; for ``isp-tune``'s inputs (:func:`run_inputs` said the
+    options typed) only a budget handed to ``run`` but not typed."""
+    default = {"cma_image_budget": CMA_IMAGE_BUDGET, "cma_global_budget": CMA_GLOBAL_BUDGET}
+    changed = {name for name, calls in budgets.items() if calls != default[name]}
+    given = (
+        given_settings(inputs.made_for, cfg, teacher) | changed
+        if inputs.given is None
+        else changed - inputs.given
+    )
+    s = inputs.made_for
+    why = ignored_settings(cfg, given, s.test_fraction, baselines, base=s.base, as_options=False)
+    say_ignored(why, as_options=False)
 
 
 @dataclass(frozen=True)

@@ -212,6 +212,11 @@ def test_options_a_run_ignores_are_said_before_any_work(tmp_path, isp_cli):
         (["--algo", "td3", "--action-mode", "absolute", "--residual-scale", "0.3"], "--action-mode residual"),
         (["--test-fraction", "0", "--test-raws", "5"], "--test-raws: nothing is held out"),
         (["--no-baselines", "--cma-image-budget", "7"], "baseline is off (--no-baselines)"),
+        (
+            ["--base", "neutral", "--no-baselines", "--cma-global-budget", "50"],
+            "--cma-global-budget: no global CMA-ES runs (no base search with --base neutral, no baseline "
+            "with --no-baselines)",
+        ),
     ]
     for args, said in cases:
         res = isp_cli("--raw-dir", raws, "--out", tmp_path / "run", *args)
@@ -221,6 +226,8 @@ def test_options_a_run_ignores_are_said_before_any_work(tmp_path, isp_cli):
         assert "drop them, or change the run (Ctrl-C now)" in told, told  # before the raws: a Ctrl-C is free
     res = isp_cli("--raw-dir", raws, "--out", tmp_path / "run", "--algo", "sac", "--timesteps", "10")
     assert res.returncode == 2 and "this run ignores" not in res.stderr, res.stderr  # options that fit
+    res = isp_cli("--raw-dir", raws, "--out", tmp_path / "run", "--no-baselines", "--cma-global-budget", "50")
+    assert res.returncode == 2 and "this run ignores" not in res.stderr, res.stderr  # --base global searches
     assert not (tmp_path / "run").exists()
 
 
@@ -302,6 +309,7 @@ def test_a_library_run_says_the_settings_it_ignores_in_one_line_without_ctrl_c(t
                 teacher=of_run,
                 baselines=False,
                 cma_image_budget=7,
+                cma_global_budget=50,
                 unwritable=PermissionError("read-only"),
             )
         printed = capsys.readouterr()
@@ -310,6 +318,8 @@ def test_a_library_run_says_the_settings_it_ignores_in_one_line_without_ctrl_c(t
         line = told.split("warning settings this run ignores — ", 1)[1].split(": drop them, or change", 1)[0]
         assert "TeacherSettings.budget: algo 'teacher' only, not algo 'sac'" in line, told
         assert "run(cma_image_budget=…): the per-image CMA-ES baseline is off (baselines=False)" in line, told
+        global_off = "no base search with InputSettings.base 'neutral', no baseline with baselines=False"
+        assert f"run(cma_global_budget=…): no global CMA-ES runs ({global_off})" in line, told
         assert "drop them, or change the run" in told and "Ctrl-C" not in told, told
     assert not (tmp_path / "run").exists()
 
