@@ -453,9 +453,8 @@ def run(
         # every check above passed: the folder made before the first work writes into it — the global search
         # ran its whole budget and then could not save into an --out that cannot be made
         output_folder(out, "--out")
-        held.enter_context(
-            out_held(out)
-        )  # two runs into one --out searched and trained over each other's files
+        # two runs into one --out searched and trained over each other's files
+        held.enter_context(out_held(out))
         if synth_photos is not None:
             synth = synth_raws(photos, out / "synth", seed=cfg.seed, skipped=skipped)
         base_calls = 0  # scorer calls spent on finding the base: part of the agent's training cost
