@@ -53,7 +53,21 @@ def _check(lo: float | None = None, hi: float | None = None, lo_open: bool = Fal
     return {"lo": lo, "hi": hi, "lo_open": lo_open, "hi_open": hi_open, "choices": choices, "why": why}
 
 
-DEFAULT_BACKBONE = "resnet50"  # paper §4.2; a config that names no backbone gets it
+class Unwritten(str):
+    """A setting's default that no config wrote: equal to the value (and stored as it), told apart from the
+    same value written (`backbone: resnet50`) by its type alone (:func:`written`); a config keeps no other
+    record of which keys it set, and a line about the setting is for a value someone chose."""
+
+    __slots__ = ()
+
+
+def written(value: object) -> bool:
+    """Whether a setting's value was written (in a config, a ``--set``, code), not its :class:`Unwritten`
+    default."""
+    return not isinstance(value, Unwritten)
+
+
+DEFAULT_BACKBONE = Unwritten("resnet50")  # paper §4.2; a config that names no backbone gets it
 
 
 def _backbones() -> list[str]:
@@ -480,7 +494,9 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             raise ConfigError(f"{where}: expected a number, got {value!r}")
         return float(value)
     if tp is str:
-        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+        if isinstance(value, str):  # as it is: an Unwritten default that model: shares stays one
+            return value
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
             raise ConfigError(f"{where}: expected a string, got {value!r}")
         return str(value)
     return value

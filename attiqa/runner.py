@@ -470,11 +470,12 @@ def run(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> RunRes
                 check_label_stage_resumable(cfg, out_dir, paths)
             elif resume:  # with a degrade stage its images are only all known once it ran
                 check_degrade_stage_resumable(cfg, out_dir)
+            saved_starts = None  # what the check read of the fine-tuning's states: handed to finetune()
             if resume and cfg.finetune is not None:  # was refused only once the stages before it had run
                 from attiqa.training.finetune import check_resumed_start
 
                 fc = cfg.finetune
-                check_resumed_start(
+                saved_starts = check_resumed_start(
                     out_dir / "finetune", fc.backbone, fc.pretrained_backbone, finetune_init(cfg, out_dir)
                 )
             # a run config's teacher is label.teacher (was advised as --teacher, which train does not take)
@@ -531,7 +532,7 @@ def run(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> RunRes
             init = result.pretrained or finetune_init(cfg, out_dir)
             ft = finetune(
                 cfg.finetune, init, out_dir, resume=resume, progress=progress, data=ft_data,
-                start_checked=resume,  # check_resumed_start, above
+                start_checked=saved_starts,  # check_resumed_start, above
             )  # fmt: skip
             # The last epoch's model, not `best`: the best epoch is picked on the same held-out split the
             # metrics are measured on, so its numbers are optimistic (issue 18).

@@ -97,3 +97,33 @@ def test_a_state_of_an_older_version_is_resumed_as_before_said_once(tmp_path, cl
             f"without checking them against {run / 'pretrain' / 'model.safetensors'} (to fine-tune from it "
             f"again, delete {ft} and resume)") in said, said  # fmt: skip
     assert _same(_weights(run / "finetune" / "last.safetensors"), before)
+
+
+def test_a_polish_stopped_before_its_first_save_keeps_heads_fine_tuned_from_new_weights(tmp_path, cli):
+    """A resume after pretraining trained on fine-tunes again: the cached heads, then the polish. Stopped
+    before the polish's first save, the stage's files are still the run's before (the old weights' hash),
+    the heads' the new ones'. **Was**: the next resume fine-tuned the heads again too; now they are
+    continued (finished: not trained) and the polish alone trained again, from the new weights."""
+    import shutil
+
+    cmd, run = _run(tmp_path, cli, feature_cache="true", polish_epochs=1, polish_lr=1e-4)
+    stage, old = run / "finetune", tmp_path / "old"
+    old.mkdir()
+    files = [p for p in stage.iterdir() if p.is_file()]
+    for p in files:  # the stage's files of the run before (the polish's; heads/ apart)
+        shutil.copy2(p, old / p.name)
+    res = cli(*cmd, "--resume", "--set", "pretrain.epochs=2")  # fine-tunes again from the new weights
+    assert res.returncode == 0, res.stderr
+    for p in files:  # the polish stopped before its first save: the stage's files are the old run's
+        shutil.copy2(old / p.name, p)
+    heads = stage / "heads" / "last.state.safetensors"
+    heads_saved = heads.stat().st_mtime_ns
+    res = cli(*cmd, "--resume", "--set", "pretrain.epochs=2")
+    assert res.returncode == 0, res.stderr
+    said = _said(res)
+    assert (f"{AGAIN} {stage} started from (its weights changed since) — its cached heads (fine-tuned from "
+            "it) continued, the polish trained again, over that run's files") in said, said  # fmt: skip
+    assert heads.stat().st_mtime_ns == heads_saved  # was: the heads fine-tuned again
+    pretrained = load_model(run / "pretrain" / "model.safetensors")[0]
+    card = read_card(stage / "last.safetensors")
+    assert card[INIT_HASH] == weights_hash(pretrained) and card["stage"] == "finetune", card

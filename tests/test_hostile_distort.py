@@ -86,7 +86,13 @@ def test_no_distortion_name_is_one_line_and_repeats_count_once(photo_dir, tmp_pa
     res = cli("degrade", photo_dir / "coffee é.png", "-o", out, "--levels", "1,1",
               "--distortions", "contrast,contrast")  # fmt: skip
     assert res.returncode == 0 and "2 written, 0 already there" in res.stderr, res.stderr
-    assert _files(out) == {"coffee é.png", "coffee é__contrast_1.png", "sources.json", "settings.json"}
+    assert _files(out) == {
+        "coffee é.png",
+        "coffee é__contrast_1.png",
+        "sources.json",
+        "settings.json",
+        "versions.json",
+    }
 
 
 def test_degrade_on_an_empty_folder_says_so_before_making_the_output(tmp_path, cli):
@@ -133,3 +139,28 @@ def test_distort_into_a_folder_and_degrade_fmt_name_the_fix(photo_dir, tmp_path,
         assert Image.open(tmp_path / fmt.strip(".") / names[0]).format == SAVE_FORMATS["." + fmt.strip(".")]
     helped = " ".join(run_attiqa("degrade", "--help", env={"COLUMNS": "200"}).stdout.split())
     assert "Output format: png (lossless), jpg/jpeg (quality 95), webp (lossless), bmp, tif/tiff" in helped
+
+
+def test_degrade_takes_odd_photos_whole(tmp_path, cli):
+    """A photo 1 px high or wide, a 16-bit PNG, a CMYK JPEG and an animated GIF through `attiqa degrade` with
+    the strip-wise types (the default set, the FFT blurs, jitter) at their strongest: each a result of the
+    source's size, the 16-bit one scaled to 8 bits (not clipped white), never a traceback (checked in session
+    63: they were fine)."""
+    src = tmp_path / "odd"
+    src.mkdir()
+    Image.fromarray(np.full((1, 50, 3), 120, np.uint8)).save(src / "row.png")
+    Image.fromarray(np.full((40, 1, 3), 120, np.uint8)).save(src / "column.png")
+    Image.fromarray((np.arange(48 * 64).reshape(48, 64) * 20).astype(np.uint16)).save(src / "deep.png")
+    Image.new("CMYK", (40, 30), (10, 50, 100, 0)).save(src / "cmyk.jpg")
+    frames = [Image.new("RGB", (30, 20), (60 * i, 90, 30)) for i in range(3)]
+    frames[0].save(src / "anim.gif", save_all=True, append_images=frames[1:])
+    kinds = "gaussian_blur,contrast,iso_noise,saturation_up,lens_blur,kadid_motion_blur,kadid_jitter"
+    res = cli("degrade", src, "-o", tmp_path / "deg", "--levels", "5", "--distortions", kinds)
+    assert res.returncode == 0 and "Traceback" not in res.stderr, res.stderr
+    sizes = {"row": (50, 1), "column": (1, 40), "deep": (64, 48), "cmyk": (40, 30), "anim": (30, 20)}
+    for stem, size in sizes.items():
+        for kind in kinds.split(","):
+            with Image.open(tmp_path / "deg" / f"{stem}__{kind}_5.png") as im:
+                assert im.size == size and im.mode == "RGB", (stem, kind)
+    deep = np.asarray(Image.open(tmp_path / "deg" / "deep.png"))
+    assert deep.max() == round(61420 / 257)  # 16-bit scaled to 8 (the largest value, 47 * 64 + 63 times 20)

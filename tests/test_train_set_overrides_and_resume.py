@@ -301,6 +301,52 @@ def test_the_card_names_the_backbone_trained_and_a_default_backbone_is_not_said(
     assert read_card(last)["config"]["backbone"] == "tiny"
 
 
+def test_a_backbone_the_config_writes_is_said_even_the_default_one(tmp_path):
+    """**Was**: a config writing `backbone: resnet50` (the default's name) beside a pretrained checkpoint of
+    another backbone was not told apart from one naming none: its backbone, unused, went unsaid. Now a
+    written backbone is said whatever its name; the default nobody wrote is still not."""
+    from helpers import tiny_attiqa_checkpoint
+
+    ckpt = tiny_attiqa_checkpoint(tmp_path)
+    cfg = tiny_train_config(tmp_path)
+    from_ckpt = ["--no-resume", "--set", f"pretrained_checkpoint={ckpt}"]
+    named = runner.invoke(app, ["train", "-c", str(cfg), *from_ckpt, "--set", "model.backbone=resnet50"])
+    assert named.exit_code == 0, named.output
+    said = " ".join(named.output.split())
+    assert (f"the network of {ckpt} (backbone tiny, its card) is fine-tuned as it is; the config's backbone "
+            "resnet50 is used only without a pretrained checkpoint") in said, said  # fmt: skip
+    unnamed = runner.invoke(app, ["train", "-c", str(cfg), *from_ckpt, "--set", "model={head_hidden: 8}"])
+    assert unnamed.exit_code == 0 and "is fine-tuned as it is" not in unnamed.output, unnamed.output
+
+
+def test_the_cards_pretrained_backbone_is_the_trained_networks(tmp_path):
+    """**Was**: fine-tuned from a pretrained checkpoint, the card's `config.pretrained_backbone` was the
+    config's, a setting the run never used (its network came from the checkpoint). Now it is the
+    checkpoint's own record (its pretraining's), and false where the checkpoint records none."""
+    from helpers import LABEL_AND_PRETRAIN, tiny_attiqa_checkpoint
+
+    from attiqa.io.checkpoints import read_card
+
+    cfg = tiny_train_config(tmp_path)
+    last = tmp_path / "run" / "finetune" / "last.safetensors"
+    images = tmp_path / "set" / "images"
+    label = f"label={{teacher: classical, num_workers: 0, images: [{images}]}}"
+    imagenet = ["--set", "model.pretrained_backbone=true"]  # tiny has no ImageNet weights: random, recorded
+    made = runner.invoke(app, ["train", "-c", str(cfg), "--out-dir", str(tmp_path / "pre"), *imagenet,
+                               *LABEL_AND_PRETRAIN[:4], "--set", label])  # fmt: skip
+    assert made.exit_code == 0, made.output
+    pretrained = tmp_path / "pre" / "pretrain" / "model.safetensors"
+    assert read_card(pretrained)["config"]["pretrained_backbone"] is True
+    res = runner.invoke(app, ["train", "-c", str(cfg), "--set", f"pretrained_checkpoint={pretrained}"])
+    assert res.exit_code == 0, res.output
+    assert read_card(last)["config"]["pretrained_backbone"] is True  # was the config's false
+    ckpt = tiny_attiqa_checkpoint(tmp_path)  # its card records no config
+    res = runner.invoke(app, ["train", "-c", str(cfg), "--no-resume", *imagenet,
+                              "--set", f"pretrained_checkpoint={ckpt}"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert read_card(last)["config"]["pretrained_backbone"] is False  # was the config's true
+
+
 def test_a_resumed_start_is_checked_once_and_a_library_callers_still_is(tmp_path, monkeypatch):
     """**Was**: `train --resume` checked its fine-tuning's kind of start twice, in the runner's early checks
     and again in `finetune()` (the saved states and cards read again). Now once, in the runner; a library
@@ -331,6 +377,52 @@ def test_a_resumed_start_is_checked_once_and_a_library_callers_still_is(tmp_path
     with pytest.raises(EveryProcessError, match="was fine-tuned from random:tiny, not "):
         ft.finetune(fc, ckpt, tmp_path / "run", resume=True, progress=False)
     assert len(checks) == 1
+
+
+def test_a_resume_reads_the_fine_tunings_saved_states_once(tmp_path, monkeypatch):
+    """**Was**: `train --resume` read each of its fine-tuning's saved states (safetensors header + JSON) in
+    the runner's early check and again in `finetune()` for the weights' hash. Now once: the check hands what
+    it read to `finetune()`, which still compares it — a checkpoint rewritten since is fine-tuned again,
+    another kind of start refused."""
+    from helpers import tiny_attiqa_checkpoint
+
+    import attiqa.training.finetune as ft
+    from attiqa.io.checkpoints import read_card
+    from attiqa.models import load_model, save_model
+
+    reads: list[Path] = []
+    real = ft.training_state_extra
+
+    def counted(path):  # the real reader, counted
+        reads.append(Path(path))
+        return real(path)
+
+    monkeypatch.setattr(ft, "training_state_extra", counted)
+    ckpt = tiny_attiqa_checkpoint(tmp_path)
+    cfg = tiny_train_config(tmp_path, feature_cache="true", polish_epochs=1, polish_lr=1e-4)
+    stage = tmp_path / "run" / "finetune"
+    from_ckpt = ["--set", f"pretrained_checkpoint={ckpt}"]
+    assert runner.invoke(app, ["train", "-c", str(cfg), *from_ckpt]).exit_code == 0
+    assert reads == []  # nothing to resume
+    res = runner.invoke(app, ["train", "-c", str(cfg), "--resume", *from_ckpt])
+    assert res.exit_code == 0, res.output
+    states = [stage / "heads" / "last.state.safetensors", stage / "last.state.safetensors"]
+    assert reads == states  # each once (was: each twice)
+    assert "is not the model the fine-tuning in" not in " ".join(res.output.split())
+    # the checkpoint rewritten (other weights): compared with what the check read, fine-tuned again
+    model, card = load_model(ckpt)
+    for p in model.parameters():
+        p.data.add_(0.01)
+    save_model(model, ckpt, card=card)
+    reads.clear()
+    res = runner.invoke(app, ["train", "-c", str(cfg), "--resume", *from_ckpt])
+    assert res.exit_code == 0, res.output
+    assert reads == states
+    said = " ".join(res.output.split())
+    assert f"finetune: {ckpt} is not the model the fine-tuning in {stage} started from" in said, said
+    assert read_card(stage / "last.safetensors")[ft.INIT_HASH] == ft.weights_hash(load_model(ckpt)[0])
+    said = _refused(["train", "-c", str(cfg), "--resume", "--set", "finetune.epochs=2"])  # another start
+    assert said.startswith(f"finetune: the run in {stage} was fine-tuned from {ckpt}, not random:tiny"), said
 
 
 def _pretrain_config(tmp_path, photos, epochs: int, **pretrain: object):

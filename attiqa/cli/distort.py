@@ -263,6 +263,7 @@ def degrade_cmd(
             files, out, names, lv, fmt=fmt, max_side=max_side, on_item=adv, on_start=adv.start
         )
     say_damaged(res.damaged)
+    say_versions(out, res.redone, res.unchecked)
     console.print(
         f"[green]{len(res.written)} written, {len(res.existing)} already there, in {plain_name(out)}"
     )
@@ -279,6 +280,24 @@ def say_damaged(damaged: list[tuple[Path, str]]) -> None:
         path, why = damaged[0]
         console.print(f"[yellow]{len(damaged)} damaged image(s) on disk made again (e.g. {plain_name(path)}: "
                       f"{plain(why)})")  # fmt: skip
+
+
+def say_versions(out: Path, redone: dict[str, tuple[int | None, int]], unchecked: list[str]) -> None:
+    """One line for the types whose images an older version made (made again), one for a graded set made
+    before the versions were recorded (its images cannot be checked: said this once)."""
+    if redone:
+        kinds = ", ".join(f"{plain(k)} (version {old} -> {new})" for k, (old, new) in sorted(redone.items()))
+        console.print(f"[yellow]made again: the images of {kinds}, changed since {plain_name(out)} was made")
+    if unchecked:
+        from attiqa.distortions import DISTORTIONS
+
+        changed = [k for k in unchecked if k in DISTORTIONS and DISTORTIONS[k].version > 1]
+        since = f"; {', '.join(map(plain, changed))} changed since" if changed else ""
+        console.print(
+            f"[yellow]{plain_name(out)}: made before graded sets recorded their distortions' versions — its "
+            f"images of {', '.join(map(plain, unchecked))} cannot be checked against this version's{since}: "
+            "to be sure, write to a new --out folder (said this once)"
+        )
 
 
 def register(app: typer.Typer) -> None:

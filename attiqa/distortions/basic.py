@@ -59,6 +59,9 @@ class Distortion:
     Two optional forms of ``fn`` let :func:`apply_distortion` hold fewer copies of a big photo (the same
     bytes): ``fn_in_place`` may overwrite its input (the float image apply_distortion made for it) and return
     it; ``fn_uint8`` goes from the decoded uint8 image to the rounded one a row strip at a time.
+
+    ``version``: raised whenever the type's output bytes change (a graded set records it per type and remakes
+    an older version's images when resumed: :mod:`attiqa.distortions.graded`).
     """
 
     name: str
@@ -72,6 +75,7 @@ class Distortion:
     kadid_id: int | None = None
     fn_in_place: DistortionFn | None = None
     fn_uint8: Uint8Fn | None = None
+    version: int = 1
 
     def __post_init__(self) -> None:
         if self.attribute is not None and self.attribute not in ATTRIBUTES:
@@ -295,37 +299,75 @@ def _iso_noise_uint8(u8: np.ndarray, gain: float, rng: np.random.Generator) -> n
     return out
 
 
-def convolve_rgb(rgb: np.ndarray, kernel: np.ndarray) -> np.ndarray:
-    """Same-size 2-D convolution of every channel with ``kernel`` (odd shape), replicated borders.
+def convolve_rgb(rgb: np.ndarray, kernel: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Same-size 2-D convolution of every channel with ``kernel`` (odd shape), replicated borders, into
+    ``out`` (a new float32 array; or ``rgb`` itself: its rows are read before they are overwritten).
 
-    FFT-based, so large kernels (lens blur radius 8, long motion blur) cost about as much as small ones. The
-    steps of ``scipy.signal.fftconvolve(padded, kernel, mode="valid")`` (the same numbers), a channel at a
-    time into one output, with the kernel's spectrum made once and the product taken in place: its padded
-    copy and complex spectra of the whole (H, W, 3) image made a lens blur peak at 23x the uint8 image.
+    FFT-based, so large kernels (lens blur radius 8, long motion blur) cost about as much as small ones; a row
+    strip at a time (overlap-save: each strip transformed with the kernel's reach of rows around it, the
+    image's own edges replicated), so the transforms are the size of a strip, not of the image (whole planes
+    made a lens blur peak at 13.6x the uint8 image). Other FFT lengths than one whole-plane transform: the
+    numbers agree with it to an FFT's rounding (~1e-7; a rounded byte may differ by one).
     """
-    kh, kw = kernel.shape
     h, w = rgb.shape[:2]
-    out = np.empty(rgb.shape, np.float32)
-    # fftconvolve transforms no axis of length 1 (a motion blur of length 1): its own path, per channel
-    if 1 in kernel.shape:
-        for k in range(rgb.shape[2]):
-            padded = np.pad(rgb[..., k], ((kh // 2, kh // 2), (kw // 2, kw // 2)), mode="edge")
-            out[..., k] = signal.fftconvolve(padded, kernel.astype(np.float32), mode="valid")
-        return out
-    full = (h + 2 * (kh // 2) + kh - 1, w + 2 * (kw // 2) + kw - 1)  # the padded image's full convolution
-    fshape = [sp_fft.next_fast_len(n, True) for n in full]
-    spectrum = sp_fft.rfftn(kernel.astype(np.float32), fshape)
-    for k in range(rgb.shape[2]):
-        padded = np.pad(rgb[..., k], ((kh // 2, kh // 2), (kw // 2, kw // 2)), mode="edge")
-        product = sp_fft.rfftn(padded, fshape)
-        del padded
-        product *= spectrum
-        # the "valid" part: rows kh - 1 .. kh - 2 + h of the full convolution (columns likewise)
-        out[..., k] = sp_fft.irfftn(product, fshape, overwrite_x=True)[
-            kh - 1 : kh - 1 + h, kw - 1 : kw - 1 + w
-        ]
-        del product
-    return out
+    target = np.empty(rgb.shape, np.float32) if out is None else out
+    held: list[tuple[slice, np.ndarray]] = []  # the last strip's result, written once the next one is read
+
+    def put(rows: slice, part: np.ndarray) -> None:
+        if held:
+            done, result = held.pop()
+            target[done] = result
+        held.append((rows, part))
+
+    convolve_rows(h, w, kernel, lambda lo, hi: rgb[lo:hi], put)
+    for done, result in held:
+        target[done] = result
+    return target
+
+
+def convolve_rows(
+    h: int,
+    w: int,
+    kernel: np.ndarray,
+    rows_of: Callable[[int, int], np.ndarray],
+    put: Callable[[slice, np.ndarray], None],
+) -> None:
+    """:func:`convolve_rgb` of an ``h`` x ``w`` image a row strip at a time: ``rows_of(lo, hi)`` gives the
+    float32 input's rows ``lo:hi`` (H, W, C), ``put(rows, result)`` takes the result's, top to bottom. A strip
+    reads no row above the previous strip's first (strips are at least 4 kernel heights tall), so ``put`` may
+    overwrite the input with the strip before last. The kernel's spectrum is made once, for the tallest
+    strip's FFT shape (``scipy.signal.fftconvolve``'s "valid" steps, the product taken in place); a kernel
+    one pixel wide or tall through ``fftconvolve`` itself (it transforms no axis of length 1)."""
+    kh, kw = kernel.shape
+    ry, rx = kh // 2, kw // 2
+    strips = row_strips(h, w, min_rows=4 * kh)
+    if not strips:
+        return
+    k32 = kernel.astype(np.float32)
+    tallest = strips[0].stop - strips[0].start
+    one_axis = 1 in kernel.shape
+    fshape = [sp_fft.next_fast_len(n, True) for n in (tallest + 2 * ry + kh - 1, w + 2 * rx + kw - 1)]
+    spectrum = None if one_axis else sp_fft.rfftn(k32, fshape)
+    for rows in strips:
+        lo, hi = max(0, rows.start - ry), min(h, rows.stop + ry)
+        src = rows_of(lo, hi)
+        take = np.clip(np.arange(rows.start - ry, rows.stop + ry), 0, h - 1) - lo  # edge rows replicated
+        m = rows.stop - rows.start
+        part = np.empty((m, w, src.shape[2]), np.float32)
+        for k in range(src.shape[2]):
+            padded = np.pad(src[take, :, k], ((0, 0), (rx, rx)), mode="edge")
+            if spectrum is None:
+                part[..., k] = signal.fftconvolve(padded, k32, mode="valid")
+                continue
+            product = sp_fft.rfftn(padded, fshape)
+            del padded
+            product *= spectrum
+            # the "valid" part: rows kh - 1 .. kh - 2 + m of the full convolution (columns likewise)
+            part[..., k] = sp_fft.irfftn(product, fshape, overwrite_x=True)[
+                kh - 1 : kh - 1 + m, kw - 1 : kw - 1 + w
+            ]
+            del product
+        put(rows, part)
 
 
 def disk_kernel(radius: float, supersample: int = 16) -> np.ndarray:
@@ -346,6 +388,23 @@ def disk_kernel(radius: float, supersample: int = 16) -> np.ndarray:
 def lens_blur(rgb: np.ndarray, radius: float, rng: np.random.Generator) -> np.ndarray:
     """Defocus (lens) blur: convolution with a pillbox of ``radius`` pixels (KADID-10k #2)."""
     return convolve_rgb(rgb, disk_kernel(radius))
+
+
+def lens_blur_in_place(rgb: np.ndarray, radius: float, rng: np.random.Generator) -> np.ndarray:
+    """:func:`lens_blur` written into ``rgb`` itself (an array of the caller's own)."""
+    return convolve_rgb(rgb, disk_kernel(radius), out=rgb)
+
+
+def _lens_blur_uint8(u8: np.ndarray, radius: float, rng: np.random.Generator) -> np.ndarray:
+    """:func:`lens_blur` of a uint8 photo, read and rounded a row strip at a time."""
+    out = np.empty(u8.shape, np.uint8)
+
+    def put(rows: slice, part: np.ndarray) -> None:
+        out[rows] = round_rows(part)
+
+    h, w = u8.shape[:2]
+    convolve_rows(h, w, disk_kernel(radius), lambda lo, hi: float_rows(u8[lo:hi]), put)
+    return out
 
 
 def _zoom_blur(rgb: np.ndarray, max_zoom: float, rng: np.random.Generator) -> np.ndarray:
@@ -414,6 +473,7 @@ for _d in (
         "factor on the deviation from the channel mean",
         "ours (supplement §A: multiplying factors to RGB values; KADID #25 uses a nonlinear curve)",
         fn_uint8=_contrast_uint8,
+        version=2,  # session 62: the channel means summed in float64
     ),
     Distortion(
         "brightness_down",
@@ -478,6 +538,7 @@ for _d in (
         "ours (Poissonian-Gaussian luma noise, Foi et al. 2008, plus chroma noise)",
         stochastic=True,
         fn_uint8=_iso_noise_uint8,
+        version=2,  # session 62: the chroma's std summed in float64
     ),
     Distortion(
         "zoom_blur",
@@ -497,6 +558,8 @@ for _d in (
         (1.0, 2.0, 4.0, 6.0, 8.0),
         "disk (pillbox) radius (pixels)",
         "KADID-10k #2 lens-blur radii [1, 2, 4, 6, 8] (imdist_generator.m); pillbox like fspecial('disk')",
+        fn_uint8=_lens_blur_uint8,
+        version=2,  # session 63: the FFT in row strips (a byte may differ by one)
     ),
 ):
     register_distortion(_d)

@@ -14,6 +14,11 @@ separators and control characters become ``_``; at most 100 bytes); when another
 (``A/x.jpg`` and ``B/x.png``, or ``X.jpg`` and ``x.jpg`` on a case-insensitive disk) ``_1``, ``_2``, ...
 is appended, skipping suffixes that are other sources' own names (``B/x_1.jpg``). Names are thus the
 same as before this rule wherever the old rule (first keeps the stem, then ``_1``, ...) made no collision.
+
+Versions: ``versions.json`` records the :attr:`Distortion.version` each type's images were made with. A type
+whose version changed since is made again on a rerun (the bytes of its images changed), or refused in one
+line when the folder holds images of it this run would not make again; a folder made before the record
+(none) is told so once, its types then recorded as not known (``null``) and resumed as before.
 """
 
 from __future__ import annotations
@@ -52,6 +57,8 @@ class GradedResult:
     existing: list[Path] = field(default_factory=list)
     failed: list[ImageLoadError] = field(default_factory=list)
     damaged: list[tuple[Path, str]] = field(default_factory=list)  # an earlier run's, cut short: made again
+    redone: dict[str, tuple[int | None, int]] = field(default_factory=dict)  # type -> (old, new) version
+    unchecked: list[str] = field(default_factory=list)  # types of a folder made before versions were kept
 
     @property
     def paths(self) -> list[Path]:
@@ -59,6 +66,7 @@ class GradedResult:
 
 
 NAMES_FILE = "sources.json"
+VERSIONS_FILE = "versions.json"
 _MAX_STEM_BYTES = 100  # + "__saturation_down_5.png" and a hash stays far below the usual 255-byte limit
 
 
@@ -162,6 +170,68 @@ def output_stems(sources: Sequence[Path], out_dir: Path) -> list[str]:
     return stems
 
 
+def _read_versions(path: Path) -> dict[str, int | None] | None:
+    """``versions.json``'s ``{type: version or None}``; None when there is no such file."""
+    if not path.exists():
+        return None
+    try:
+        versions = json.loads(path.read_text(encoding="utf-8"))["versions"]
+        if not isinstance(versions, dict) or not all(
+            v is None or (isinstance(v, int) and not isinstance(v, bool)) for v in versions.values()
+        ):
+            raise TypeError
+    except (OSError, ValueError, KeyError, TypeError):
+        raise AttiqaError(
+            f"{path}: unreadable record of the distortion versions — delete it (the folder's images are then "
+            "taken as not checkable) or use another --out folder"
+        ) from None
+    return versions
+
+
+def _types_on_disk(out_dir: Path, fmt: str) -> dict[str, list[Path]]:
+    """The graded images in ``out_dir`` by type: ``<stem>__<type>_<level>.<fmt>``."""
+    found: dict[str, list[Path]] = {}
+    for path in sorted(out_dir.glob(f"*__*_[0-9].{fmt}")):
+        kind = path.name[: -len(fmt) - 3].rsplit("__", 1)[-1]
+        found.setdefault(kind, []).append(path)
+    return found
+
+
+def _check_versions(
+    out_dir: Path, fmt: str, had_names: bool, targets: set[Path], res: GradedResult
+) -> tuple[dict[str, int | None], set[str]]:
+    """The versions to record before any image is made, and the types to make again (older versions).
+
+    ``had_names``: the folder was a graded set before this run (a ``sources.json``). A type of another
+    version whose images on disk are not all among this run's ``targets`` is refused: they would stay."""
+    recorded = _read_versions(out_dir / VERSIONS_FILE)
+    on_disk = _types_on_disk(out_dir, fmt)
+    if recorded is None:
+        recorded = {}
+        if had_names:  # made before versions were recorded: told once, its types recorded as not known
+            res.unchecked = sorted(on_disk)
+            recorded = dict.fromkeys(on_disk)
+    stale: set[str] = set()
+    for kind, version in recorded.items():
+        try:
+            now = get_distortion(kind).version
+        except AttiqaError:  # a type this library no longer has: its images are left as they are
+            continue
+        if version is None or version == now or kind not in on_disk:
+            continue
+        left = [p for p in on_disk[kind] if p not in targets]
+        if left:
+            raise AttiqaError(
+                f"{out_dir}: {len(on_disk[kind])} image(s) of {kind} were made by an older version of it "
+                f"({version}, now {now}), {len(left)} of them not by this command (e.g. {left[0].name}) — "
+                f"delete them ({out_dir / f'*__{kind}_[0-9].{fmt}'}) and rerun to make them again, or write "
+                "to another output folder"
+            )
+        stale.add(kind)
+        res.redone[kind] = (version, now)
+    return recorded, stale
+
+
 def write_graded_set(
     sources: Sequence[Path],
     out_dir: str | Path,
@@ -203,7 +273,8 @@ def write_graded_set(
     remove_orphan_temps(out_dir)  # left by a killed run
     res = GradedResult()
     sources = [Path(src) for src in sources]
-    plan: list[tuple[Path, list[tuple[str | None, int, Path]]]] = []
+    had_names = (out_dir / NAMES_FILE).exists()
+    planned: list[tuple[Path, list[tuple[str | None, int, Path]]]] = []
     for src, stem in zip(sources, output_stems(sources, out_dir), strict=True):
         combos = [(d, lvl) for d in distortions for lvl in levels]
         if variants_per_source is not None and variants_per_source < len(combos):
@@ -213,13 +284,23 @@ def write_graded_set(
             [(None, 0, out_dir / f"{stem}.{fmt}")] if include_original else []
         )
         targets += [(d, lvl, out_dir / f"{stem}__{d}_{lvl}.{fmt}") for d, lvl in combos]
+        planned.append((src, targets))
+    recorded, stale = _check_versions(out_dir, fmt, had_names, {t[2] for _, ts in planned for t in ts}, res)
+    plan: list[tuple[Path, list[tuple[str | None, int, Path]]]] = []
+    for src, targets in planned:
         damage = {t[2]: why for t in targets if (why := output_damage(t[2]))}  # made again, and said
         res.damaged += damage.items()
-        todo = [t for t in targets if t[2] in damage or not t[2].exists()]
-        res.existing.extend(t[2] for t in targets if t[2] not in damage and t[2].exists())
+        todo = [t for t in targets if t[2] in damage or t[0] in stale or not t[2].exists()]
+        res.existing.extend(t[2] for t in targets if t not in todo)
         plan.append((src, todo))
+    versions = dict(recorded)  # an old folder's types stay not known (null); a stale type keeps its old
+    for d in distortions:  # number until all its images are made again
+        if d not in stale and (d not in versions or versions[d] is not None):
+            versions[d] = get_distortion(d).version
+    write_json_atomic(out_dir / VERSIONS_FILE, {"versions": versions})  # before any image is made
     if on_start:  # every file of a source there already (an earlier run's): counted outside the rate
         on_start(sum(not todo for _, todo in plan))
+    unmade: set[str | None] = set()  # stale types with an image not made again (its source unreadable now)
     for src, todo in plan:
         if not todo:
             continue
@@ -227,6 +308,7 @@ def write_graded_set(
             img = load_image(src)
         except ImageLoadError as exc:
             res.failed.append(exc)
+            unmade.update(t[0] for t in todo)
             if on_item:
                 on_item(1)
             continue
@@ -239,4 +321,7 @@ def write_graded_set(
             res.written.append(path)
         if on_item:
             on_item(1)
+    if stale - unmade:
+        versions.update({d: get_distortion(d).version for d in stale - unmade})
+        write_json_atomic(out_dir / VERSIONS_FILE, {"versions": versions})
     return res

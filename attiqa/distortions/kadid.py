@@ -58,7 +58,7 @@ from attiqa.distortions.basic import (
     convolve_rgb,
     gaussian_blur,
     gaussian_noise,
-    lens_blur,
+    lens_blur_in_place,
     register_distortion,
     row_strips,
     scale_saturation,
@@ -175,8 +175,9 @@ def motion_kernel(length: float, angle_deg: float, supersample: int = 8) -> np.n
 
 
 def _motion_blur(rgb: np.ndarray, length: float, rng: np.random.Generator) -> np.ndarray:
-    """#3: linear motion of ``length`` pixels in a random direction (0-180 degrees, from the seed)."""
-    return convolve_rgb(rgb, motion_kernel(length, float(rng.uniform(0.0, 180.0))))
+    """#3: linear motion of ``length`` pixels in a random direction (0-180 degrees, from the seed), written
+    into the first ``mapmm``'s array."""
+    return convolve_rgb(rgb, motion_kernel(length, float(rng.uniform(0.0, 180.0))), out=rgb)
 
 
 def _color_diffusion(rgb: np.ndarray, amount: float, rng: np.random.Generator) -> np.ndarray:
@@ -376,21 +377,46 @@ def _mean_shift(rgb: np.ndarray, shift: float, rng: np.random.Generator) -> np.n
 
 def _jitter(rgb: np.ndarray, amount: float, rng: np.random.Generator) -> np.ndarray:
     """#19: five rounds of warping by a random per-pixel displacement (normal, std ``amount`` pixels),
-    bilinear resampling, replicated borders."""
-    h, w = rgb.shape[:2]
-    yy, xx = np.arange(h, dtype=np.float32)[:, None], np.arange(w, dtype=np.float32)  # the grid's values
-    out = rgb
+    bilinear resampling, replicated borders. Each round warps the first ``mapmm``'s array in place, a row
+    strip at a time (:func:`_warp_rows`)."""
     for _ in range(5):
-        coords = rng.standard_normal((2, h, w), dtype=np.float32)
-        coords *= np.float32(amount)  # the displacement, made the sample positions in place
-        np.subtract(yy, coords[0], out=coords[0])
-        np.subtract(xx, coords[1], out=coords[1])
-        warped = np.empty(rgb.shape, np.float32)
+        _warp_rows(rgb, amount, rng)
+    return rgb
+
+
+def _warp_rows(rgb: np.ndarray, amount: float, rng: np.random.Generator) -> None:
+    """One round of :func:`_jitter` into ``rgb``: the draws of one (2, H, W) draw (the row displacements as a
+    whole plane first, then the column ones strip by strip: the same stream), each strip's output resampled
+    from only the rows its sample positions reach (the positions less that first row, in float64: exact, so
+    the bilinear weights and the borders are the whole image's) and written once no later strip reads them."""
+    h, w = rgb.shape[:2]
+    ys = rng.standard_normal((h, w), dtype=np.float32)
+    ys *= np.float32(amount)  # the displacement, made the sample rows in place
+    np.subtract(np.arange(h, dtype=np.float32)[:, None], ys, out=ys)
+    xx = np.arange(w, dtype=np.float32)
+    strips = row_strips(h, w)
+    reach = [
+        (max(0, int(np.floor(ys[rows].min()))), min(h, int(np.floor(ys[rows].max())) + 2)) for rows in strips
+    ]  # the input rows each strip's bilinear samples read (clamped at the image's edges, as mode "nearest")
+    first_read = [min(lo for lo, _ in reach[i:]) for i in range(len(strips))]  # by this strip or a later one
+    held: list[tuple[slice, np.ndarray]] = []
+    for i, (rows, (lo, hi)) in enumerate(zip(strips, reach, strict=True)):
+        coords = np.empty((2, rows.stop - rows.start, w), np.float64)
+        coords[0] = ys[rows]
+        coords[0] -= lo
+        dx = rng.standard_normal((rows.stop - rows.start, w), dtype=np.float32)
+        dx *= np.float32(amount)
+        coords[1] = np.subtract(xx, dx, out=dx)
+        part = np.empty((rows.stop - rows.start, w, 3), np.float32)
         for k in range(3):
-            warped[..., k] = ndimage.map_coordinates(out[..., k], coords, order=1, mode="nearest")
-        out = warped
-        del coords, warped
-    return out
+            part[..., k] = ndimage.map_coordinates(rgb[lo:hi, :, k], coords, order=1, mode="nearest")
+        held.append((rows, part))
+        later = first_read[i + 1] if i + 1 < len(strips) else h
+        while held and held[0][0].stop <= later:  # no later strip reads these rows: written
+            done, result = held.pop(0)
+            rgb[done] = result
+    for done, result in held:
+        rgb[done] = result
 
 
 def _non_eccentricity_patch(rgb: np.ndarray, count: float, rng: np.random.Generator) -> np.ndarray:
@@ -487,11 +513,12 @@ _TYPES: tuple[Distortion, ...] = (
         "kadid_lens_blur",
         "sharpness",
         -1,
-        lens_blur,
+        lens_blur_in_place,  # into the first mapmm's array
         (1.0, 2.0, 4.0, 6.0, 8.0),
         "disk radius (pixels)",
         f"{_GEN} #2",
         kadid_id=2,
+        version=2,  # session 63: the FFT in row strips (a byte may differ by one)
     ),
     Distortion(
         "kadid_motion_blur",
@@ -503,6 +530,7 @@ _TYPES: tuple[Distortion, ...] = (
         f"{_GEN} #3",
         stochastic=True,
         kadid_id=3,
+        version=2,  # session 63: the FFT in row strips (a byte may differ by one)
     ),
     Distortion(
         "kadid_color_diffusion",

@@ -36,7 +36,7 @@ from safetensors import SafetensorError
 from torch.utils.data import Subset
 
 from attiqa.attributes import ATTRIBUTES
-from attiqa.config import DEFAULT_BACKBONE, FinetuneConfig, to_dict
+from attiqa.config import FinetuneConfig, to_dict, written
 from attiqa.device import resolve_device
 from attiqa.errors import AttiqaError, EveryProcessError
 from attiqa.evaluation.metrics import correlations
@@ -74,7 +74,14 @@ from attiqa.training.trainer import (
     weights_hash,
 )
 
-__all__ = ["InitialModel", "check_resumed_start", "finetune", "initial_model", "predict_five_crop"]
+__all__ = [
+    "InitialModel",
+    "SavedStarts",
+    "check_resumed_start",
+    "finetune",
+    "initial_model",
+    "predict_five_crop",
+]
 
 
 def finetune(
@@ -85,15 +92,15 @@ def finetune(
     progress: bool = True,
     data: MosSplit | None = None,
     start: InitialModel | None = None,
-    start_checked: bool = False,
+    start_checked: SavedStarts | None = None,
 ) -> FinetuneResult:
     """Fine-tune on ``data`` (a split in memory, e.g. from a protocol) or else ``cfg.csv``. Without
     ``init_checkpoint`` (ablation (a): ImageNet-only initialisation) the network is built from the config's
     model fields (``model:`` section). ``start``: that network already built by :func:`initial_model` with
     this ``cfg`` and ``init_checkpoint`` (a copy is trained), so runs of many splits read it once.
-    ``start_checked``: a resume's kind of start was checked already (:func:`check_resumed_start`, the
-    runner's early checks), so it is not read and checked again; a caller that made no such check leaves
-    it False."""
+    ``start_checked``: what :func:`check_resumed_start` (the runner's early checks) read of this run's saved
+    states, its kind of start checked: the states are not read and checked again, their recorded weights'
+    hashes are compared from it; a caller that made no such check leaves it None (read and checked here)."""
     with D.process_group(), unreadable_report("finetune"):  # the report's count: once, with the group's total
         return _finetune(cfg, init_checkpoint, Path(out_dir), resume, progress, data, start, start_checked)
 
@@ -107,6 +114,9 @@ class InitialModel:
     model: AttiqaModel
     info: dict[str, Any]
     rng_state: torch.Tensor
+    # whether the network's backbone began from ImageNet weights: a checkpoint's as its card's config records
+    # it (its pretraining's), False where it records none (this run loaded none); a fresh one: the config's
+    imagenet: bool = True
 
 
 def initial_model(cfg: FinetuneConfig, init_checkpoint: Path | None) -> InitialModel:
@@ -115,22 +125,27 @@ def initial_model(cfg: FinetuneConfig, init_checkpoint: Path | None) -> InitialM
     can change since (pretraining trained on). A fresh network is the config's, which the trainer's own
     resume check compares (another ``model.head_hidden``: "saved by a run of another network"). A checkpoint
     of another backbone than ``cfg.backbone`` is trained as it is (`attiqa train`'s ``pretrained_checkpoint``,
-    `bench --init`), said in one line when the config names one (the default, never chosen, is not said)."""
+    `bench --init`), said in one line when the config names one (resnet50 too; the default, never chosen, is
+    not said: :func:`attiqa.config.written`). ``imagenet``: see :class:`InitialModel`."""
     torch.manual_seed(cfg.seed)  # seeded, identical fresh layers on every rank (and across runs)
-    model, info = _build_model(
+    model, info, card = _build_model(
         init_checkpoint, cfg.backbone, cfg.pretrained_backbone, cfg.backbone_weights, cfg.head_hidden
     )
+    imagenet = cfg.pretrained_backbone
     if init_checkpoint is not None:
         info = {**info, INIT_HASH: weights_hash(model)}
-        named = cfg.backbone != DEFAULT_BACKBONE  # was said of a config that names none, too
-        if model.backbone.name != cfg.backbone and named and D.is_main():  # was trained without a word
+        config = card.get("config")
+        recorded = config.get("pretrained_backbone") if isinstance(config, dict) else None
+        imagenet = recorded if isinstance(recorded, bool) else False  # was the config's, not used
+        # a backbone: the config wrote, resnet50 too (the default nobody chose is not said)
+        if model.backbone.name != cfg.backbone and written(cfg.backbone) and D.is_main():
             console.print(
                 f"[yellow]finetune: the network of {init_checkpoint} (backbone {model.backbone.name}, its "
                 f"card) is fine-tuned as it is; the config's backbone {cfg.backbone} is used only without a "
                 "pretrained checkpoint",
                 highlight=False,
             )
-    return InitialModel(model, info, torch.get_rng_state())
+    return InitialModel(model, info, torch.get_rng_state(), imagenet)
 
 
 def _build_model(
@@ -139,13 +154,15 @@ def _build_model(
     pretrained_backbone: bool,
     backbone_weights: str | None,
     head_hidden: int,
-) -> tuple[AttiqaModel, dict[str, Any]]:
+) -> tuple[AttiqaModel, dict[str, Any], dict[str, Any]]:
+    """The starting network, its ``init`` record and the init checkpoint's card ({} for a fresh one)."""
     if init_checkpoint is not None:
         model, card = load_model(init_checkpoint)
         name = start_name(backbone, pretrained_backbone, init_checkpoint)
-        return model, {"init": name, "init_stage": card.get("stage")}
+        return model, {"init": name, "init_stage": card.get("stage")}, card
     bb = create_backbone(backbone, pretrained=pretrained_backbone, weights=backbone_weights)
-    return AttiqaModel(bb, ATTRIBUTES, head_hidden), {"init": start_name(backbone, pretrained_backbone, None)}
+    model = AttiqaModel(bb, ATTRIBUTES, head_hidden)
+    return model, {"init": start_name(backbone, pretrained_backbone, None)}, {}
 
 
 def start_name(backbone: str, pretrained_backbone: bool, init_checkpoint: Path | None) -> str:
@@ -203,7 +220,7 @@ def _finetune(
     progress: bool,
     data: MosSplit | None,
     start: InitialModel | None,
-    start_checked: bool,
+    start_checked: SavedStarts | None,
 ) -> FinetuneResult:
     _check_settings(cfg)
     split = data or read_mos_split(cfg.csv, cfg.image_root, cfg.val_fraction, cfg.split_seed)
@@ -216,9 +233,11 @@ def _finetune(
         torch.set_rng_state(start.rng_state)
     init_info = start.info
     if INIT_HASH in init_info:  # a checkpoint's network: the card's config says what trained (was the
-        # config's unused network settings: its backbone, head width and backbone weights)
-        cfg = replace(cfg, backbone=model.backbone.name, head_hidden=model.head_hidden, backbone_weights=None)
-    resume = resume and same_start(stage_dir, init_info, start_checked)
+        # config's unused network settings: its backbone, head width, ImageNet start and backbone weights)
+        cfg = replace(cfg, backbone=model.backbone.name, head_hidden=model.head_hidden,
+                      pretrained_backbone=start.imagenet, backbone_weights=None)  # fmt: skip
+    parts = same_start(stage_dir, init_info, start_checked) if resume else ()  # the parts continued
+    resume, resume_heads = "" in parts, "heads" in parts
     if cfg.single_head is not None:
         model = keep_one_head(model, cfg.single_head)
         init_info = {**init_info, "single_head": cfg.single_head}
@@ -236,7 +255,7 @@ def _finetune(
         result = finetune_cached(cfg, model, split, init_info, stage_dir, resume, progress, log)
     else:
         heads_dir = stage_dir / "heads"
-        heads = finetune_cached(cfg, model, split, init_info, heads_dir, resume, progress, log)
+        heads = finetune_cached(cfg, model, split, init_info, heads_dir, resume_heads, progress, log)
         info = {**init_info, "heads_checkpoint": str(heads_dir / "last.safetensors"),
                 "heads_last_epoch": heads.history[-1]}  # fmt: skip
         result = _end_to_end(cfg, model, split, info, stage_dir, resume, progress, log, polish=True)
@@ -247,34 +266,45 @@ def _finetune(
     return result
 
 
-def same_start(stage_dir: Path, init_info: dict[str, Any], kind_checked: bool = False) -> bool:
-    """Whether a resume may continue the fine-tuning saved in ``stage_dir`` (and its cached heads'): false,
-    with a line, when it started from other weights than ``init_info``'s (its init checkpoint rewritten
-    since: pretraining trained on), so fine-tuning starts again from them over its files; a state of an
-    older version (no hash recorded) is continued, said once. No or an unreadable state: the trainer's.
-    Another kind of start is refused (:func:`other_start`) unless ``kind_checked`` (it was, before)."""
-    recorded = recorded_starts(stage_dir)
+def same_start(
+    stage_dir: Path, init_info: dict[str, Any], checked: SavedStarts | None = None
+) -> tuple[str, ...]:
+    """The parts of the fine-tuning saved in ``stage_dir`` (:data:`STAGE_PARTS`) a resume may continue: in
+    the order they train, up to the first whose state started from other weights than ``init_info``'s (its
+    init checkpoint rewritten since: pretraining trained on), said in a line — that part and those after
+    it train again from them over their files (a polish stopped before its first save, after its cached
+    heads were fine-tuned from the new weights: the heads continued, the polish again; was both again). A
+    state of an older version (no hash recorded) is continued, said once. No or an unreadable state: the
+    trainer's. Another kind of start is refused (:func:`other_start`) unless ``checked``: what the early
+    check of it read of ``stage_dir`` (:func:`check_resumed_start`), whose hashes are compared (not read
+    again)."""
     init, now = init_info.get("init"), init_info.get(INIT_HASH)
-    if not kind_checked:
-        other_start(stage_dir, init, now is not None, recorded)
+    if checked is not None and checked.stage_dir == stage_dir:
+        recorded = checked.hashes
+    else:
+        recorded = recorded_starts(stage_dir)
+        other_start(stage_dir, init, now is not None, list(recorded.values()))
     if now is None:  # a start built without one (nothing to compare with)
-        return True
-    if any(h is not None and h != now for h in recorded):
-        if D.is_main():
-            console.print(
-                f"[yellow]finetune: {init} is not the model the fine-tuning in {stage_dir} started from (its "
-                "weights changed since) — fine-tuning again from it, over that run's files",
-                highlight=False,
-            )
-        return False
-    if None in recorded and D.is_main():
+        return STAGE_PARTS
+    other = [p for p in STAGE_PARTS if recorded.get(p, now) not in (None, now)]
+    kept = STAGE_PARTS[: STAGE_PARTS.index(other[0])] if other else STAGE_PARTS
+    if other and D.is_main():
+        heads = [p for p in kept if p in recorded]  # the cached heads of a polish, fine-tuned from them
+        again = ("its cached heads (fine-tuned from it) continued, the polish trained again" if heads
+                 else "fine-tuning again from it")  # fmt: skip
+        console.print(
+            f"[yellow]finetune: {init} is not the model the fine-tuning in {stage_dir} started from (its "
+            f"weights changed since) — {again}, over that run's files",
+            highlight=False,
+        )
+    if None in [recorded.get(p, now) for p in kept] and D.is_main():
         console.print(
             f"[yellow]finetune: the fine-tuning in {stage_dir} was saved by an older version, which did not "
             f"record the weights it started from — resumed without checking them against {init} (to "
             f"fine-tune from it again, delete {stage_dir} and resume)",
             highlight=False,
         )
-    return True
+    return kept
 
 
 STAGE_PARTS = ("heads", "")
@@ -282,16 +312,17 @@ STAGE_PARTS = ("heads", "")
 (``finetune/heads``, before a polish) and the stage itself (``finetune``)."""
 
 
-def recorded_starts(stage_dir: Path) -> list[str | None]:
-    """The init weights' hash each saved resume state in ``stage_dir`` (and its cached heads') recorded;
-    None for a state of an older version or one started from a fresh network; an unreadable state: none."""
-    recorded = []
+def recorded_starts(stage_dir: Path) -> dict[str, str | None]:
+    """The init weights' hash each saved resume state in ``stage_dir`` (and its cached heads') recorded, by
+    part (:data:`STAGE_PARTS`); None for a state of an older version or one started from a fresh network;
+    no or an unreadable state: not there."""
+    recorded = {}
     for part in STAGE_PARTS:
         try:
             extra = training_state_extra(state_path_for(stage_dir / part / "last.safetensors"))
         except (OSError, ValueError, KeyError, SafetensorError):  # none, or unreadable: resume() says so
             continue
-        recorded.append(extra.get(INIT_HASH))
+        recorded[part] = extra.get(INIT_HASH)
     return recorded
 
 
@@ -306,14 +337,26 @@ def saved_start(stage_dir: Path) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class SavedStarts:
+    """What :func:`check_resumed_start` read of the fine-tuning saved in ``stage_dir``: the init weights'
+    hash each resume state recorded (:func:`recorded_starts`), handed to :func:`finetune` so that it compares
+    them without reading the states again (nothing else writes them in between: the run holds its out_dir)."""
+
+    stage_dir: Path
+    hashes: dict[str, str | None]
+
+
 def check_resumed_start(
     stage_dir: Path, backbone: str, pretrained_backbone: bool, init_checkpoint: Path | None
-) -> None:
+) -> SavedStarts:
     """:func:`other_start` for a run's ``--resume`` before any of its stages runs (the runner's early
     checks): a resume that adds a pretrain stage to a fine-tune-only run was refused only after labelling
-    and pretraining."""
+    and pretraining. Returns what it read, for :func:`finetune`'s ``start_checked``."""
     name = start_name(backbone, pretrained_backbone, init_checkpoint)
-    other_start(stage_dir, name, init_checkpoint is not None, recorded_starts(stage_dir))
+    saved = SavedStarts(stage_dir, recorded_starts(stage_dir))
+    other_start(stage_dir, name, init_checkpoint is not None, list(saved.hashes.values()))
+    return saved
 
 
 def other_start(stage_dir: Path, init: str | None, from_checkpoint: bool, recorded: list[str | None]) -> None:

@@ -1,0 +1,91 @@
+"""A graded set (`attiqa degrade`'s folder) resumed after the library changed a type's bytes: session 62
+changed `contrast` and `iso_noise`, and a resumed set kept the old images beside the new ones without a word.
+Now ``versions.json`` records each type's version; a changed type is made again (or refused in one line when
+the folder holds images of it the command would not make again), and a folder made before the record is told
+once that it cannot be checked."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+from conftest import resized
+
+from attiqa.distortions import DISTORTIONS
+from attiqa.distortions.graded import VERSIONS_FILE, write_graded_set
+
+
+@pytest.fixture()
+def sources(tmp_path, photos) -> list[Path]:
+    d = tmp_path / "src"
+    d.mkdir()
+    for n in ("astronaut", "coffee"):
+        resized(photos[n], longer=40).save(d / f"{n}.png")
+    return sorted(d.glob("*.png"))
+
+
+def _changed(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    """``name`` as a later library version makes it: other levels (other bytes) under a higher version."""
+    d = DISTORTIONS[name]
+    levels = tuple(v * 0.5 for v in d.levels)
+    monkeypatch.setitem(DISTORTIONS, name, dataclasses.replace(d, levels=levels, version=d.version + 1))
+
+
+def _versions(out: Path) -> dict[str, int | None]:
+    return json.loads((out / VERSIONS_FILE).read_text())["versions"]
+
+
+def test_a_type_changed_since_the_set_was_made_is_made_again(tmp_path, sources, monkeypatch):
+    out = tmp_path / "deg"
+    write_graded_set(sources, out, ["gaussian_blur", "contrast"], [1, 3])
+    assert _versions(out) == {"gaussian_blur": 1, "contrast": DISTORTIONS["contrast"].version}
+    blur = {p: p.stat().st_mtime_ns for p in out.glob("*__gaussian_blur_*.png")}
+    before = {p: p.read_bytes() for p in out.glob("*__contrast_*.png")}
+    _changed(monkeypatch, "contrast")
+    res = write_graded_set(sources, out, ["gaussian_blur", "contrast"], [1, 3])
+    assert res.redone == {"contrast": (DISTORTIONS["contrast"].version - 1, DISTORTIONS["contrast"].version)}
+    assert sorted(res.written) == sorted(before)  # the contrast images only, all of them
+    assert all(p.read_bytes() != old for p, old in before.items())
+    assert {p: p.stat().st_mtime_ns for p in blur} == blur
+    assert _versions(out)["contrast"] == DISTORTIONS["contrast"].version
+    assert not write_graded_set(sources, out, ["gaussian_blur", "contrast"], [1, 3]).written  # now current
+
+
+def test_images_of_a_changed_type_the_command_would_not_make_again_are_refused(
+    tmp_path, sources, cli, monkeypatch
+):
+    out = tmp_path / "deg"
+    write_graded_set(sources, out, ["contrast"], [1, 3])
+    _changed(monkeypatch, "contrast")
+    kept = {p: p.read_bytes() for p in out.iterdir()}
+    res = cli("degrade", sources[0].parent, "-o", out, "--distortions", "contrast", "--levels", "1")
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    line = res.stderr.strip()
+    assert "\n" not in line and "contrast" in line and "older version" in line and "delete them" in line, line
+    assert {p: p.read_bytes() for p in out.iterdir()} == kept  # nothing made, nothing recorded
+    res = cli("degrade", sources[0].parent, "-o", out, "--distortions", "contrast", "--levels", "1,3")
+    assert res.returncode == 0, res.stderr
+    assert "made again: the images of contrast" in " ".join(res.stderr.split()), res.stderr
+
+
+def test_a_set_made_before_versions_were_recorded_is_told_once(tmp_path, sources, cli):
+    out = tmp_path / "deg"
+    write_graded_set(sources, out, ["contrast", "iso_noise"], [1])
+    (out / VERSIONS_FILE).unlink()  # as an earlier version of the library left it
+    res = cli(
+        "degrade", sources[0].parent, "-o", out, "--distortions", "contrast,gaussian_blur", "--levels", "1"
+    )
+    assert res.returncode == 0, res.stderr
+    said = " ".join(res.stderr.split())  # the console wraps a long line
+    assert said.count("cannot be checked") == 1, res.stderr
+    assert "images of contrast, iso_noise cannot" in said and "contrast, iso_noise changed since" in said, (
+        said
+    )
+    assert _versions(out) == {"contrast": None, "iso_noise": None, "gaussian_blur": 1}
+    again = cli(
+        "degrade", sources[0].parent, "-o", out, "--distortions", "contrast,gaussian_blur", "--levels", "1"
+    )
+    assert again.returncode == 0 and "cannot be checked" not in again.stderr, again.stderr
+    assert "0 written" in again.stderr  # resumed as before: its images kept
