@@ -47,6 +47,9 @@ TEST_RAWS = 100
 # ``--cma-image-budget``'s default (``isp-tune``, :func:`isp_env.run.run`): the per-image CMA-ES baseline's
 # scorer calls per held-out raw; one constant, so a library run that changed it is told when it is ignored
 CMA_IMAGE_BUDGET = 150
+# ``--cma-global-budget``'s (:func:`isp_env.run.run`): the global CMA-ES's scorer calls — the search of
+# ``--base global`` and the global baseline; a run with neither is told it ignores a budget given
+CMA_GLOBAL_BUDGET = 600
 
 # the split's defaults (``isp-tune --test-fraction`` / ``--group-by``, :func:`isp_env.run.run`): the share
 # of raws held out, and what is kept whole on one side (``scene`` | ``camera``: isp_env.run_inputs)

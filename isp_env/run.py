@@ -61,7 +61,7 @@ from isp_env.raw import (
     libraw_text,
     read_raw,
 )
-from isp_env.registration import CMA_IMAGE_BUDGET, TEST_RAWS
+from isp_env.registration import CMA_GLOBAL_BUDGET, CMA_IMAGE_BUDGET, TEST_RAWS
 from isp_env.report import CHECK_CANDIDATES, GRID_ROWS, Report, policy_label, policy_record, write_report
 from isp_env.reward import (
     Guard,
@@ -79,11 +79,11 @@ from isp_env.run_inputs import (
     CheckInputs,
     RunInputs,
     refuse_too_few,
-    say_ignored,
+    say_run_ignores,
     training_need,
 )
 from isp_env.teacher import KeptFor, inputs_digest, spread_sample
-from isp_env.train_config import TeacherSettings, TrainConfig, check_config, ignored_settings
+from isp_env.train_config import TeacherSettings, TrainConfig, check_config
 from isp_env.tuning import (
     check_reward_model,
     checked_agent_init,
@@ -271,7 +271,7 @@ def run(
     *,
     baselines: bool = True,
     subprocess: bool = True,
-    cma_global_budget: int = 600,
+    cma_global_budget: int = CMA_GLOBAL_BUDGET,
     cma_image_budget: int = CMA_IMAGE_BUDGET,
     teacher: TeacherSettings | None = None,
     unwritable: Exception | None = None,
@@ -295,223 +295,228 @@ def run(
     written — as for a writable ``out`` holding such a finished run. ``held``: ``out`` is held in it from
     its first write (:func:`out_held`; `isp-tune` lets go as the command ends); without one, to this call's
     end (two library runs into one ``out`` searched and trained over each other's files)."""
-    if held is None:
-        with ExitStack() as own:
-            return run(
-                inputs, cfg, baselines=baselines, subprocess=subprocess, cma_global_budget=cma_global_budget,
-                cma_image_budget=cma_image_budget, teacher=teacher, unwritable=unwritable, held=own,
-            )  # fmt: skip
-    teacher = teacher or TeacherSettings()
-    # run_inputs checked them before the raws: again for a cfg or teacher changed since (cheap)
-    check_config(cfg, teacher if cfg.algo == "teacher" else None)
-    inputs.refuse_other(cfg)  # the split was drawn by its seed, the start checks read its policy
-    given = inputs.made_for
-    raw_dir, out, test_fraction = given.raw_dir, given.out, given.test_fraction
-    synth_photos, group_by, base, test_raws_cap = (
-        given.synth_photos,
-        given.group_by,
-        given.base,
-        given.test_raws_cap,
-    )
-    files, given_base = inputs.start.files, inputs.start.base
-    if cma_image_budget != CMA_IMAGE_BUDGET and "cma_image_budget" not in inputs.given:
-        # given to run() alone, so run_inputs could not say it: the same rule, said once (isp-tune's typed
-        # --cma-image-budget was, by run_inputs)
-        ignored = ignored_settings(cfg, {"cma_image_budget"}, test_fraction, baselines, as_options=False)
-        say_ignored(ignored)
-    if cfg.algo in ("sac", "td3") and cfg.timesteps <= cfg.learning_starts:  # the policy never learns
-        console.print(
-            f"[yellow]warning[/] --timesteps {cfg.timesteps} is not above --learning-starts "
-            f"{cfg.learning_starts}: {cfg.algo.upper()} takes only random steps and never learns — its "
-            "policy stays where it started (the base, or --init-policy); raise --timesteps or lower "
-            "--learning-starts"
+    with ExitStack() as own:  # no stack handed in: ``out`` held to this call's end, let go as it returns
+        held = own if held is None else held
+        given_teacher = inputs.teacher_for(teacher)  # run's, else run_inputs' (it was dropped: the defaults)
+        teacher = given_teacher or TeacherSettings()
+        # run_inputs checked them before the raws: again for a cfg or teacher changed since (cheap)
+        check_config(cfg, teacher if cfg.algo == "teacher" else None)
+        inputs.refuse_other(cfg)  # the split was drawn by its seed, the start checks read its policy
+        given = inputs.made_for
+        raw_dir, out, test_fraction = given.raw_dir, given.out, given.test_fraction
+        synth_photos, group_by, base, test_raws_cap = (
+            given.synth_photos,
+            given.group_by,
+            given.base,
+            given.test_raws_cap,
         )
-    if cfg.algo != "teacher" and cfg.init_policy:  # its weights start the agent: checked before any work
-        if given_base is not None and cfg.action_mode == "residual":
-            cfg.base = given_base
-        checked_agent_init(cfg)  # takes the policy's base and scale, refuses other settings
-    listing = inputs.listing  # (isp-tune lists them before torch loads: isp_env.run_inputs)
-    raws, skipped, groups = listing.raws, listing.skipped, listing.groups
-    train_raws, test_raws = listing.train, listing.test
-    mos = load_mos_function(cfg.scorer)  # fail early (e.g. no default model), before writing anything
-    reward = scorer_identity(cfg.scorer)
-    old = files.read(out / "run.json")
-    old_algo = old.get("config", {}).get("algo")
-    if old_algo not in (None, cfg.algo):  # its policy.safetensors and results would be replaced
-        raise ConfigError(
-            f"{out}: this run folder holds a --algo {old_algo} run, not {cfg.algo} — use a new --out"
+        files, given_base = inputs.start.files, inputs.start.base
+        # a library run's settings it ignores, in one line with run()'s own (isp-tune's: said by run_inputs)
+        say_run_ignores(
+            inputs,
+            cfg,
+            given_teacher,
+            baselines,
+            {"cma_image_budget": cma_image_budget, "cma_global_budget": cma_global_budget},
         )
-    if old.get("reward_model") not in (None, reward):  # its searches, baselines and policy are another's
-        raise ConfigError(
-            f"{out}: this run folder was made with the reward model "
-            f"{describe_reward_model(old['reward_model'])}, not this run's "
-            f"{describe_reward_model(reward)} — use a new --out"
+        if cfg.algo in ("sac", "td3") and cfg.timesteps <= cfg.learning_starts:  # the policy never learns
+            console.print(
+                f"[yellow]warning[/] --timesteps {cfg.timesteps} is not above --learning-starts "
+                f"{cfg.learning_starts}: {cfg.algo.upper()} takes only random steps and never learns — its "
+                "policy stays where it started (the base, or --init-policy); raise --timesteps or lower "
+                "--learning-starts"
+            )
+        if cfg.algo != "teacher" and cfg.init_policy:  # its weights start the agent: checked before any work
+            if given_base is not None and cfg.action_mode == "residual":
+                cfg.base = given_base
+            checked_agent_init(cfg)  # takes the policy's base and scale, refuses other settings
+        listing = inputs.listing  # (isp-tune lists them before torch loads: isp_env.run_inputs)
+        raws, skipped, groups = listing.raws, listing.skipped, listing.groups
+        train_raws, test_raws = listing.train, listing.test
+        mos = load_mos_function(cfg.scorer)  # fail early (e.g. no default model), before writing anything
+        reward = scorer_identity(cfg.scorer)
+        old = files.read(out / "run.json")
+        old_algo = old.get("config", {}).get("algo")
+        if old_algo not in (None, cfg.algo):  # its policy.safetensors and results would be replaced
+            raise ConfigError(
+                f"{out}: this run folder holds a --algo {old_algo} run, not {cfg.algo} — use a new --out"
+            )
+        if old.get("reward_model") not in (None, reward):  # its searches, baselines and policy are another's
+            raise ConfigError(
+                f"{out}: this run folder was made with the reward model "
+                f"{describe_reward_model(old['reward_model'])}, not this run's "
+                f"{describe_reward_model(reward)} — use a new --out"
+            )
+        old_group_by = old.get("group_by", "scene")  # (runs before --group-by were split by scene group)
+        if old and old_group_by != group_by:  # said before the split compare's "other raws or seed"
+            raise ConfigError(
+                f"{out}: this run folder's split is by {old_group_by} (--group-by {old_group_by}), not by "
+                f"{group_by} — pass --group-by {old_group_by} to resume it, or use a new --out"
+            )
+        # before any work: a refused rerun of another split searched (and cached over the run's own) a global
+        # base
+        split_now = {
+            "raw_dir": str(raw_dir),
+            "train": [str(p) for p in train_raws],
+            "test": [str(p) for p in test_raws],
+        }
+        if old and split_names(old) != split_names(split_now):
+            raise ConfigError(
+                f"{out}: this run folder holds another split (other raws or seed) — use a new --out"
+            )
+        searched_with = files.read(out / "baselines" / "cma_global.json").get("budget")
+        if (
+            old.get("config", {}).get("base") is not None
+            and base == "global"
+            and cfg.action_mode == "residual"
+            and cfg.base is None
+            and not cfg.init_policy  # (its base is the policy's)
+            and searched_with not in (None, cma_global_budget)
+        ):  # another budget searched a new base over it (its calls spent), then the trained agent was refused
+            raise ConfigError(
+                f"{out}: this run's base was searched with --cma-global-budget {searched_with}, not "
+                f"{cma_global_budget} — pass --cma-global-budget {searched_with} to resume it, or use a new "
+                "--out"
+            )
+        state = find_state(out / "checkpoint") if cfg.algo != "teacher" else None  # an agent's resume state
+        trained = files.read(state / "state.json").get("config", {}) if state is not None else {}
+        resolved_later = ("base", "view_shorter")
+        trained = {k: v for k, v in trained.items() if k not in resolved_later}
+        now = {k: v for k, v in cfg.learning_key().items() if k not in resolved_later}
+        if trained and trained != now:
+            # was found by train() after run.json had been rewritten with them: "the checkpoint was trained
+            # with other settings — resume with the same options", which options unsaid
+            raise ConfigError(
+                f"{out}: its agent was trained with other settings ({differing_settings(trained, now)}) — "
+                "pass the run's own options to resume it, or use a new --out"
+            )
+        invocation = invocation_record(
+            raw_dir,
+            [*raws, *map(Path, skipped)],
+            cfg,
+            reward,
+            {
+                "test_fraction": test_fraction,
+                "baselines": baselines,
+                "synth_photos": None if synth_photos is None else str(synth_photos),
+                "cma_global_budget": cma_global_budget,
+                "cma_image_budget": cma_image_budget,
+                "base": base,
+                "teacher": asdict(teacher),
+                "test_raws_cap": test_raws_cap,
+                "inputs": input_stamps(base, cfg.init_policy, synth_photos),
+                # by scene: no key, so a run finished before --group-by is still found finished
+                **({"group_by": group_by} if group_by != "scene" else {}),
+            },
         )
-    old_group_by = old.get("group_by", "scene")  # (runs before --group-by were split by scene group)
-    if old and old_group_by != group_by:  # said before the split compare's "other raws or seed"
-        raise ConfigError(
-            f"{out}: this run folder's split is by {old_group_by} (--group-by {old_group_by}), not by "
-            f"{group_by} — pass --group-by {old_group_by} to resume it, or use a new --out"
-        )
-    # before any work: a refused rerun of another split searched (and cached over the run's own) a global base
-    split_now = {
-        "raw_dir": str(raw_dir),
-        "train": [str(p) for p in train_raws],
-        "test": [str(p) for p in test_raws],
-    }
-    if old and split_names(old) != split_names(split_now):
-        raise ConfigError(
-            f"{out}: this run folder holds another split (other raws or seed) — use a new --out"
-        )
-    searched_with = files.read(out / "baselines" / "cma_global.json").get("budget")
-    if (
-        old.get("config", {}).get("base") is not None
-        and base == "global"
-        and cfg.action_mode == "residual"
-        and cfg.base is None
-        and not cfg.init_policy  # (its base is the policy's)
-        and searched_with not in (None, cma_global_budget)
-    ):  # another budget searched a new base over it (its calls spent), then the trained agent was refused
-        raise ConfigError(
-            f"{out}: this run's base was searched with --cma-global-budget {searched_with}, not "
-            f"{cma_global_budget} — pass --cma-global-budget {searched_with} to resume it, or use a new --out"
-        )
-    state = find_state(out / "checkpoint") if cfg.algo != "teacher" else None  # an agent's resume state
-    trained = files.read(state / "state.json").get("config", {}) if state is not None else {}
-    resolved_later = ("base", "view_shorter")
-    trained = {k: v for k, v in trained.items() if k not in resolved_later}
-    now = {k: v for k, v in cfg.learning_key().items() if k not in resolved_later}
-    if trained and trained != now:
-        # was found by train() after run.json had been rewritten with them: "the checkpoint was trained with
-        # other settings — resume with the same options", which options unsaid
-        raise ConfigError(
-            f"{out}: its agent was trained with other settings ({differing_settings(trained, now)}) — pass "
-            "the run's own options to resume it, or use a new --out"
-        )
-    invocation = invocation_record(
-        raw_dir,
-        [*raws, *map(Path, skipped)],
-        cfg,
-        reward,
-        {
+        # a finished run with these settings and raws has nothing left to do: it was scored again and its
+        # reports rewritten (docs/robustness.md, session 55); read-only (an archived run), it is all it may do
+        done = finished_run(out, invocation)
+        if done is None and unwritable is not None:
+            raise unwritable
+        if done is not None:
+            made = out / ("report.md" if done else "policy.safetensors")
+            console.print(
+                f"{plain_name(out)}: finished, nothing to do — its results are complete and were made with "
+                f"these settings and raws ({'report' if done else 'policy'}: {plain_name(made)}); "
+                + (
+                    "the folder is read-only, nothing was written"
+                    if unwritable is not None
+                    else f"nothing was written (to make them again, delete {plain_name(out / FINISHED_JSON)})"
+                ),
+                highlight=False,
+            )
+            return done
+        if not old and synth_photos is None:  # a new run: refuse before run.json, a base search or teacher/
+            searched = (
+                spread_sample(train_raws, teacher.raws, groups, cfg.seed) if cfg.algo == "teacher" else []
+            )
+            need = training_need(cfg.algo, cfg.init_policy)
+            what = "the teacher searches (--teacher-raws) " if searched else ""
+            refuse_undecodable(searched or train_raws, need, raw_dir, what, listing.group_by)
+        remove_run_temps(out)
+        if cfg.preview is None and cfg.view_shorter is None:
+            cfg.view_shorter = scorer_view(mos)
+        prior = None  # (before the synthetic raws are written: a prior of other settings is refused)
+        if cfg.algo == "teacher" and cfg.init_policy:  # the prior's rows are statistics of its base's renders
+            prior = teacher_prior(cfg.init_policy, cfg)
+            if base != "global":
+                cfg.base = given_base
+            checked_prior(cfg, prior)  # takes the prior's base and scale, refuses others
+        synth: list[Path] = []
+        if synth_photos is not None:
+            from isp_env.synth import find_photos, synth_raws
+
+            photos = find_photos(synth_photos)
+            if not photos:
+                raise ConfigError(f"{synth_photos}: no photos found for --synth-photos (png, jpg, webp, tif)")
+        # every check above passed: the folder made before the first work writes into it — the global search
+        # ran its whole budget and then could not save into an --out that cannot be made
+        output_folder(out, "--out")
+        # two runs into one --out searched and trained over each other's files
+        held.enter_context(out_held(out))
+        if synth_photos is not None:
+            synth = synth_raws(photos, out / "synth", seed=cfg.seed, skipped=skipped)
+        base_calls = 0  # scorer calls spent on finding the base: part of the agent's training cost
+        if cfg.action_mode == "residual" and cfg.base is None and base != "neutral":
+            if base == "global":
+                g = global_cma(out, cfg, mos, train_raws, skipped, cma_global_budget, files)
+                cfg.base, base_calls = g["params"], int(g["calls"])
+            else:
+                cfg.base = given_base
+        plan = {
+            **split_now,
+            **listing.split_record(),  # group_by (and by camera, the cameras on each side)
+            "seed": cfg.seed,
             "test_fraction": test_fraction,
-            "baselines": baselines,
-            "synth_photos": None if synth_photos is None else str(synth_photos),
-            "cma_global_budget": cma_global_budget,
-            "cma_image_budget": cma_image_budget,
-            "base": base,
-            "teacher": asdict(teacher),
-            "test_raws_cap": test_raws_cap,
-            "inputs": input_stamps(base, cfg.init_policy, synth_photos),
-            # by scene: no key, so a run finished before --group-by is still found finished
-            **({"group_by": group_by} if group_by != "scene" else {}),
-        },
-    )
-    # a finished run with these settings and raws has nothing left to do: it was scored again and its
-    # reports rewritten (docs/robustness.md, session 55); read-only (an archived run), it is all it may do
-    done = finished_run(out, invocation)
-    if done is None and unwritable is not None:
-        raise unwritable
-    if done is not None:
-        made = out / ("report.md" if done else "policy.safetensors")
+            "synthetic": len(synth),
+            "base_scorer_calls": base_calls,
+            "reward_model": reward,
+        }
+        files.write(out / "run.json", run_record(old, {**plan, "config": cfg.learning_key()}))
         console.print(
-            f"{plain_name(out)}: finished, nothing to do — its results are complete and were made with these "
-            f"settings and raws ({'report' if done else 'policy'}: {plain_name(made)}); "
-            + (
-                "the folder is read-only, nothing was written"
-                if unwritable is not None
-                else f"nothing was written (to make them again, delete {plain_name(out / FINISHED_JSON)})"
-            ),
-            highlight=False,
+            f"{len(train_raws)} training raws (+{len(synth)} synthetic), {len(test_raws)} test raws -> "
+            f"{plain_name(out)}"
         )
-        return done
-    if not old and synth_photos is None:  # a new run: refuse before run.json, a base search or teacher/
-        searched = spread_sample(train_raws, teacher.raws, groups, cfg.seed) if cfg.algo == "teacher" else []
-        need = training_need(cfg.algo, cfg.init_policy)
-        what = "the teacher searches (--teacher-raws) " if searched else ""
-        refuse_undecodable(searched or train_raws, need, raw_dir, what, listing.group_by)
-    remove_run_temps(out)
-    if cfg.preview is None and cfg.view_shorter is None:
-        cfg.view_shorter = scorer_view(mos)
-    prior = None  # (before the synthetic raws are written: a prior of other settings is refused)
-    if cfg.algo == "teacher" and cfg.init_policy:  # the prior's rows are statistics of its base's renders
-        prior = teacher_prior(cfg.init_policy, cfg)
-        if base != "global":
-            cfg.base = given_base
-        checked_prior(cfg, prior)  # takes the prior's base and scale, refuses others
-    synth: list[Path] = []
-    if synth_photos is not None:
-        from isp_env.synth import find_photos, synth_raws
 
-        photos = find_photos(synth_photos)
-        if not photos:
-            raise ConfigError(f"{synth_photos}: no photos found for --synth-photos (png, jpg, webp, tif)")
-    # every check above passed: the folder made before the first work writes into it — the global search
-    # ran its whole budget and then could not save into an --out that cannot be made
-    output_folder(out, "--out")
-    held.enter_context(out_held(out))  # two runs into one --out searched and trained over each other's files
-    if synth_photos is not None:
-        synth = synth_raws(photos, out / "synth", seed=cfg.seed, skipped=skipped)
-    base_calls = 0  # scorer calls spent on finding the base: part of the agent's training cost
-    if cfg.action_mode == "residual" and cfg.base is None and base != "neutral":
-        if base == "global":
-            g = global_cma(out, cfg, mos, train_raws, skipped, cma_global_budget, files)
-            cfg.base, base_calls = g["params"], int(g["calls"])
+        if cfg.algo == "teacher":
+            searched = spread_sample(train_raws + synth, teacher.raws, groups, cfg.seed)
+            training = train_teacher(out, searched, cfg, mos, groups, teacher, prior=prior, files=files)
         else:
-            cfg.base = given_base
-    plan = {
-        **split_now,
-        **listing.split_record(),  # group_by (and by camera, the cameras on each side)
-        "seed": cfg.seed,
-        "test_fraction": test_fraction,
-        "synthetic": len(synth),
-        "base_scorer_calls": base_calls,
-        "reward_model": reward,
-    }
-    files.write(out / "run.json", run_record(old, {**plan, "config": cfg.learning_key()}))
-    console.print(
-        f"{len(train_raws)} training raws (+{len(synth)} synthetic), {len(test_raws)} test raws -> "
-        f"{plain_name(out)}"
-    )
-
-    if cfg.algo == "teacher":
-        searched = spread_sample(train_raws + synth, teacher.raws, groups, cfg.seed)
-        training = train_teacher(out, searched, cfg, mos, groups, teacher, prior=prior, files=files)
-    else:
-        training = train(out, train_raws + synth, cfg, subprocess=subprocess, files=files)
-    agent_calls = int(training["scorer_calls"]) + base_calls
-    agent_budget = {"train": agent_calls, "test": 0} | searches_asked(
-        cfg.algo, training, cma_global_budget if base_calls else 0, base_calls
-    )
-    if not test_raws:
-        console.print(
-            f"trained on all {len(train_raws)} raws (+{len(synth)} synthetic); no test raws to "
-            f"evaluate (--test-fraction 0): {plain_name(out / 'policy.safetensors')}"
+            training = train(out, train_raws + synth, cfg, subprocess=subprocess, files=files)
+        agent_calls = int(training["scorer_calls"]) + base_calls
+        agent_budget = {"train": agent_calls, "test": 0} | searches_asked(
+            cfg.algo, training, cma_global_budget if base_calls else 0, base_calls
         )
+        if not test_raws:
+            console.print(
+                f"trained on all {len(train_raws)} raws (+{len(synth)} synthetic); no test raws to "
+                f"evaluate (--test-fraction 0): {plain_name(out / 'policy.safetensors')}"
+            )
+            record_finished(out, invocation)
+            return []
+        policy, card = load_policy(out / "policy.safetensors")
+        name = "teacher" if cfg.algo == "teacher" else "agent"
+        evaluated, held_out = capped(test_raws, test_raws_cap, groups, cfg.seed, "held-out raws")
+        summary = evaluate(
+            raw_dir,
+            out,
+            cfg,
+            mos,
+            evaluated,
+            train_raws,
+            {name: (policy, card)},
+            {name: agent_budget},
+            skipped | training.get("skipped", {}),
+            baselines,
+            cma_global_budget,
+            cma_image_budget,
+            held_out=held_out,
+            files=files,
+            split=listing.split_record(),
+        ).summary
         record_finished(out, invocation)
-        return []
-    policy, card = load_policy(out / "policy.safetensors")
-    name = "teacher" if cfg.algo == "teacher" else "agent"
-    evaluated, held_out = capped(test_raws, test_raws_cap, groups, cfg.seed, "held-out raws")
-    summary = evaluate(
-        raw_dir,
-        out,
-        cfg,
-        mos,
-        evaluated,
-        train_raws,
-        {name: (policy, card)},
-        {name: agent_budget},
-        skipped | training.get("skipped", {}),
-        baselines,
-        cma_global_budget,
-        cma_image_budget,
-        held_out=held_out,
-        files=files,
-        split=listing.split_record(),
-    ).summary
-    record_finished(out, invocation)
-    return summary
+        return summary
 
 
 def searches_asked(algo: str, training: dict[str, Any], base_asked: int, base_calls: int) -> dict[str, int]:
@@ -617,7 +622,7 @@ def evaluate(
     budgets: dict[str, dict[str, int]],
     skipped: dict[str, str],
     baselines: bool = True,
-    cma_global_budget: int = 600,
+    cma_global_budget: int = CMA_GLOBAL_BUDGET,
     cma_image_budget: int = CMA_IMAGE_BUDGET,
     checked: bool = True,
     held_out: int | None = None,

@@ -29,7 +29,14 @@ from attiqa.splits import say_share
 from isp_env.params import RunFiles, neutral, read_values
 from isp_env.policy_files import resolve_policy
 from isp_env.raw import camera_name, dng_camera, find_raws, probe_raw
-from isp_env.registration import BASE, GROUP_BY_DEFAULT, TEST_FRACTION, TEST_RAWS
+from isp_env.registration import (
+    BASE,
+    CMA_GLOBAL_BUDGET,
+    CMA_IMAGE_BUDGET,
+    GROUP_BY_DEFAULT,
+    TEST_FRACTION,
+    TEST_RAWS,
+)
 from isp_env.train_config import AGENT_ONLY, TeacherSettings, TrainConfig, check_config, ignored_settings
 
 GROUP_BY = ("scene", "camera")  # --group-by: what the split keeps whole on one side
@@ -419,7 +426,22 @@ class RunInputs:
     made_for: InputSettings
     seed: int
     init_policy: str | None
-    given: frozenset[str] = frozenset()  # the settings whose warning run_inputs looked at (said once)
+    # the options typed (isp-tune's ``given=``), whose warning run_inputs said; None: a library run's, whose
+    # one warning :func:`isp_env.run.run` says with the settings only it is given (:func:`say_run_ignores`)
+    given: frozenset[str] | None = None
+    teacher: TeacherSettings | None = None  # the ``--teacher-*`` settings they were made with (checked)
+
+    def teacher_for(self, teacher: TeacherSettings | None) -> TeacherSettings | None:
+        """The run's teacher settings: ``teacher`` (:func:`isp_env.run.run`'s), else the ones the inputs were
+        made with — ``run_inputs(settings, cfg, teacher)`` then ``run(inputs, cfg)``, as docs/isp.md writes
+        it, searched with the defaults (150 calls, 3 restarts, 60 raws) without a word. Two that differ are
+        refused in one line."""
+        if teacher is not None and self.teacher is not None and teacher != self.teacher:
+            raise ConfigError(
+                f"run(inputs, cfg, teacher={teacher}): the inputs were made with another {self.teacher} — "
+                "pass the teacher settings once, to run_inputs(settings, cfg, teacher)"
+            )
+        return self.teacher if teacher is None else teacher
 
     def refuse_other(self, cfg: TrainConfig) -> None:
         """One line when ``cfg`` (the config :func:`isp_env.run.run` is given) has another seed or
@@ -445,16 +467,17 @@ def run_inputs(
 ) -> RunInputs:
     """A run's checks before torch, as one, in the order of their cost: ``cfg``'s settings that do not fit
     together and its reward model's name (:func:`isp_env.train_config.check_config`,
-    :func:`attiqa.scorers.zoo.refuse_unknown_scorer`), and a warning naming the settings given that the run
-    ignores (:func:`say_ignored`), then :func:`check_start`, then :func:`list_raws` (the
+    :func:`attiqa.scorers.zoo.refuse_unknown_scorer`), and for ``isp-tune`` a warning naming the options typed
+    that the run ignores (:func:`say_ignored`), then :func:`check_start`, then :func:`list_raws` (the
     raws probed: minutes on a FiveK-sized folder) split by ``cfg.seed``, refused when it leaves fewer
     training raws than a new run on raws alone needs (:func:`training_need`; none for a resume, or with
     synthetic raws) — before its held-out share is said. ``teacher``: ``--algo teacher``'s settings, as
     :func:`isp_env.run.run` is given them. ``given``: the options typed (``isp-tune``; by name, e.g.
-    ``teacher_budget``; the warning names them as options), else the settings not at their defaults
-    (:func:`given_settings`; named as the library's settings); ``baselines``: the run's (``--no-baselines``:
-    a ``--cma-image-budget`` given is ignored; the library's ``run(cma_image_budget=…)`` is said by
-    :func:`isp_env.run.run`, unless said here)."""
+    ``teacher_budget``), said here as options before the raws are listed (a Ctrl-C then costs nothing);
+    ``baselines``: the command's (``--no-baselines``: a ``--cma-image-budget`` typed is ignored). A library
+    run (``given`` None) is warned by :func:`isp_env.run.run` instead, once, of every setting it ignores by
+    the library's names (:func:`say_run_ignores`): said here too, its ``run(cma_image_budget=…)`` and the
+    ``teacher`` handed to ``run`` came in a second line, or not at all."""
     if not isinstance(cfg, TrainConfig):  # e.g. run_inputs(settings, need) of the call before session 59
         raise ConfigError(
             f"run_inputs(settings, cfg): cfg is a {type(cfg).__name__}, not an "
@@ -463,14 +486,14 @@ def run_inputs(
         )
     check_config(cfg, teacher if cfg.algo == "teacher" else None)
     refuse_unknown_scorer(cfg.scorer)
-    typed = given is not None  # isp-tune's options: said as options, a library run's settings as its own
-    given = given_settings(s, cfg, teacher) if given is None else given
-    say_ignored(ignored_settings(cfg, given, s.test_fraction, baselines, as_options=typed))  # the run goes on
+    if given is not None:  # isp-tune's options (a library run's settings: run() says them, all in one line)
+        say_ignored(ignored_settings(cfg, given, s.test_fraction, baselines, base=s.base))  # the run goes on
     start = check_start(s.out, s.base, s.test_raws_cap, cfg.init_policy, s.group_by)
     resume = (s.out / "run.json").is_file()
     need = training_need(cfg.algo, cfg.init_policy) if s.synth_photos is None and not resume else 0
     listing = list_raws(s.raw_dir, s.out, s.test_fraction, cfg.seed, s.synth_photos, s.group_by, need)
-    return RunInputs(start, listing, s, cfg.seed, cfg.init_policy, frozenset(given))
+    typed = None if given is None else frozenset(given)
+    return RunInputs(start, listing, s, cfg.seed, cfg.init_policy, typed, teacher)
 
 
 def given_settings(s: InputSettings, cfg: TrainConfig, teacher: TeacherSettings | None) -> set[str]:
@@ -490,15 +513,42 @@ def given_settings(s: InputSettings, cfg: TrainConfig, teacher: TeacherSettings 
     return given
 
 
-def say_ignored(why: list[str]) -> None:
+def say_ignored(why: list[str], *, as_options: bool = True) -> None:
     """One warning line, before any work, naming each setting a run ignores and why
-    (:func:`isp_env.train_config.ignored_settings`); nothing when none."""
+    (:func:`isp_env.train_config.ignored_settings`); nothing when none. ``as_options``: ``isp-tune``'s
+    options, said before the raws are listed (Ctrl-C then costs nothing), else a library run's settings —
+    no "Ctrl-C" to a caller at no prompt."""
     if why:
+        what, stop = ("options", " (Ctrl-C now)") if as_options else ("settings", "")
         console.print(
-            f"[yellow]warning[/] options this run ignores — {plain('; '.join(why))}: drop them, or change "
-            "the run (Ctrl-C now)",
+            f"[yellow]warning[/] {what} this run ignores — {plain('; '.join(why))}: drop them, or change "
+            f"the run{stop}",
             highlight=False,
         )
+
+
+def say_run_ignores(
+    inputs: RunInputs,
+    cfg: TrainConfig,
+    teacher: TeacherSettings | None,
+    baselines: bool,
+    budgets: dict[str, int],
+) -> None:
+    """:func:`isp_env.run.run`'s warning of the settings a run ignores, by the library's names: for a library
+    run (``inputs.given`` None) every one in one line — its ``cfg`` and ``teacher`` as ``run`` is given them
+    (:func:`given_settings`), its ``InputSettings`` and ``run``'s CMA-ES ``budgets`` (``cma_image_budget``,
+    ``cma_global_budget``) not at their defaults; for ``isp-tune``'s inputs (:func:`run_inputs` said the
+    options typed) only a budget handed to ``run`` but not typed."""
+    default = {"cma_image_budget": CMA_IMAGE_BUDGET, "cma_global_budget": CMA_GLOBAL_BUDGET}
+    changed = {name for name, calls in budgets.items() if calls != default[name]}
+    given = (
+        given_settings(inputs.made_for, cfg, teacher) | changed
+        if inputs.given is None
+        else changed - inputs.given
+    )
+    s = inputs.made_for
+    why = ignored_settings(cfg, given, s.test_fraction, baselines, base=s.base, as_options=False)
+    say_ignored(why, as_options=False)
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from attiqa.errors import ConfigError, did_you_mean
 from isp_env.registration import (
     ACTION_MODE,
     ALGO,
+    BASE,
     BUFFER_SIZE,
     CHECKPOINT_EVERY,
     MAX_STEPS,
@@ -160,6 +161,7 @@ SETTING_NAMES = {
     "residual_scale": ("--residual-scale", "TrainConfig.delta_scale"),
     "test_raws": ("--test-raws", "InputSettings.test_raws_cap"),
     "cma_image_budget": ("--cma-image-budget", "run(cma_image_budget=…)"),
+    "cma_global_budget": ("--cma-global-budget", "run(cma_global_budget=…)"),
 }
 
 
@@ -169,6 +171,7 @@ def ignored_settings(
     test_fraction: float,
     baselines: bool = True,
     *,
+    base: str = BASE,
     as_options: bool = True,
 ) -> list[str]:
     """Why this run ignores each of the ``given`` settings, one reason a kind ([] when none): ``given`` by
@@ -178,7 +181,8 @@ def ignored_settings(
     warning, not a refusal (:func:`isp_env.run_inputs.run_inputs` says it before the raws are listed): the
     same command with another ``--algo`` is how a run's options are tried. ``as_options``: the reasons
     name the command's options (``isp-tune``), else the library's settings (``TeacherSettings.budget: algo
-    'teacher' only``). ``cfg``: checked (:func:`check_config`)."""
+    'teacher' only``). ``base``: the run's ``--base`` (``global``: the global CMA-ES searches the residual
+    base, spending ``--cma-global-budget``). ``cfg``: checked (:func:`check_config`)."""
 
     def of(names: tuple[str, ...]) -> list[str]:
         return [SETTING_NAMES[n][0 if as_options else 1] for n in names if n in given]
@@ -204,4 +208,23 @@ def ignored_settings(
     elif not baselines and (opts := of(("cma_image_budget",))):
         off = said("--no-baselines", "baselines=False")
         why.append(f"{opts[0]}: the per-image CMA-ES baseline is off ({off})")
+    # the global CMA-ES runs for the global baseline and for a residual base of --base global (not taken
+    # from a config's own base or an --init-policy's: those may skip it, so are not said)
+    searched = cfg.action_mode == "residual" and base == "global" and cfg.base is None
+    if not searched and (test_fraction == 0 or not baselines) and (opts := of(("cma_global_budget",))):
+        if cfg.action_mode != "residual":
+            no_base = said(f"--action-mode {cfg.action_mode}", f"action_mode {cfg.action_mode!r}")
+        else:
+            no_base = said(
+                f"--base {base}",
+                "TrainConfig.base" if cfg.base is not None else f"InputSettings.base {base!r}",
+            )
+        off = (
+            said("--test-fraction 0", "test_fraction 0")
+            if test_fraction == 0
+            else said("--no-baselines", "baselines=False")
+        )
+        why.append(
+            f"{opts[0]}: no global CMA-ES runs (no base search with {no_base}, no baseline with {off})"
+        )
     return why

@@ -212,64 +212,115 @@ def test_options_a_run_ignores_are_said_before_any_work(tmp_path, isp_cli):
         (["--algo", "td3", "--action-mode", "absolute", "--residual-scale", "0.3"], "--action-mode residual"),
         (["--test-fraction", "0", "--test-raws", "5"], "--test-raws: nothing is held out"),
         (["--no-baselines", "--cma-image-budget", "7"], "baseline is off (--no-baselines)"),
+        (
+            ["--base", "neutral", "--no-baselines", "--cma-global-budget", "50"],
+            "--cma-global-budget: no global CMA-ES runs (no base search with --base neutral, no baseline "
+            "with --no-baselines)",
+        ),
     ]
     for args, said in cases:
         res = isp_cli("--raw-dir", raws, "--out", tmp_path / "run", *args)
         told = " ".join(res.stderr.split())
         assert res.returncode == 2 and "warning options this run ignores — " in told and said in told, told
         assert told.count("this run ignores") == 1, told  # said once (run_inputs says it, the command not)
+        assert "drop them, or change the run (Ctrl-C now)" in told, told  # before the raws: a Ctrl-C is free
     res = isp_cli("--raw-dir", raws, "--out", tmp_path / "run", "--algo", "sac", "--timesteps", "10")
     assert res.returncode == 2 and "this run ignores" not in res.stderr, res.stderr  # options that fit
+    res = isp_cli("--raw-dir", raws, "--out", tmp_path / "run", "--no-baselines", "--cma-global-budget", "50")
+    assert res.returncode == 2 and "this run ignores" not in res.stderr, res.stderr  # --base global searches
     assert not (tmp_path / "run").exists()
 
 
-def test_a_library_run_is_warned_of_the_settings_it_ignores_as_the_command_is(tmp_path, capsys):
+def test_a_library_run_is_warned_of_the_settings_it_ignores_as_the_command_is(tmp_path, isp_raws, capsys):
     """**Was** (session 60's notes): the warning of the options a run ignores was `isp-tune`'s alone
-    (``isp_env.cli``): a library caller of ``run_inputs`` with ``TrainConfig(algo="sac")`` and
-    ``TeacherSettings(budget=5)`` trained SAC without a word of the teacher's budget. The rule now lives
-    beside ``check_config`` (:func:`isp_env.train_config.ignored_settings`) and ``run_inputs`` says it for
-    both, once, before the raws are listed: a library run's settings not at their defaults count as given.
-    **Was** (session 61's notes) told by the command's option names ("--teacher-budget: --algo teacher
-    only"), options a library caller never typed: now by the settings it set ("TeacherSettings.budget")."""
+    (``isp_env.cli``): a library run with ``TrainConfig(algo="sac")`` and ``TeacherSettings(budget=5)``
+    trained SAC without a word of the teacher's budget. The rule lives beside ``check_config``
+    (:func:`isp_env.train_config.ignored_settings`): a library run's settings not at their defaults count as
+    given. **Was** (session 61's notes) told by the command's option names ("--teacher-budget: --algo teacher
+    only"), options a library caller never typed: now by the settings it set ("TeacherSettings.budget"),
+    said by ``run`` (which alone sees its own keywords: the next test). The run stops at its read-only
+    folder's reason."""
     import pytest
 
-    from attiqa.errors import ConfigError
+    from isp_env.run import run
     from isp_env.run_inputs import InputSettings, run_inputs
     from isp_env.train_config import TeacherSettings, TrainConfig
 
-    (tmp_path / "no_raws").mkdir()
     settings = InputSettings(
-        raw_dir=tmp_path / "no_raws", out=tmp_path / "run", test_fraction=0, test_raws_cap=5
+        raw_dir=isp_raws[0].parent, out=tmp_path / "run", test_fraction=0, test_raws_cap=5, base="neutral"
     )
     cases = [
         (
-            TrainConfig(algo="sac"),
+            TrainConfig(algo="sac", scorer="classical"),
             TeacherSettings(budget=5),
             "TeacherSettings.budget: algo 'teacher' only, not algo 'sac'",
         ),
         (
-            TrainConfig(timesteps=10),
+            TrainConfig(timesteps=10, scorer="classical"),
             None,
             "TrainConfig.timesteps: RL agents only (algo 'sac', 'ppo' or 'td3'), not the teacher",
         ),
         (
-            TrainConfig(algo="td3", action_mode="absolute", delta_scale=0.3),
+            TrainConfig(algo="td3", action_mode="absolute", delta_scale=0.3, scorer="classical"),
             None,
             "TrainConfig.delta_scale: action_mode 'residual' or 'delta' only, not absolute",
         ),
     ]
     for cfg, teacher, said in cases:
-        with pytest.raises(ConfigError, match="found 0 raw file"):  # a folder of no raw ends it, after
-            run_inputs(settings, cfg, teacher)
+        inputs = run_inputs(settings, cfg, teacher)
+        with pytest.raises(PermissionError, match="read-only"):
+            run(inputs, cfg, teacher=teacher, unwritable=PermissionError("read-only"))
         printed = capsys.readouterr()
         told = " ".join((printed.out + printed.err).split())
-        assert told.count("warning options this run ignores — ") == 1 and said in told, told
+        assert told.count("warning settings this run ignores — ") == 1 and said in told, told
         assert "InputSettings.test_raws_cap: nothing is held out with test_fraction 0" in told, told
         warning = told.split("this run ignores — ", 1)[1].split(": drop them", 1)[0]
         assert "--" not in warning, told  # the library's settings, not options its caller never typed
-    with pytest.raises(ConfigError):  # settings that fit: no word
-        run_inputs(InputSettings(raw_dir=tmp_path / "no_raws", out=tmp_path / "run"), TrainConfig(algo="sac"))
+    cfg = TrainConfig(algo="sac", scorer="classical")
+    inputs = run_inputs(InputSettings(raw_dir=isp_raws[0].parent, out=tmp_path / "run", base="neutral"), cfg)
+    with pytest.raises(PermissionError):  # settings that fit: no word
+        run(inputs, cfg, unwritable=PermissionError("read-only"))
     assert "this run ignores" not in " ".join(capsys.readouterr().err.split())
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_library_run_says_the_settings_it_ignores_in_one_line_without_ctrl_c(tmp_path, isp_raws, capsys):
+    """**Was** (session 62's notes) two warning lines for one library run, ``run_inputs``'s of its settings
+    and ``run``'s of its own ``cma_image_budget``, each ending "(Ctrl-C now)" — a caller at no prompt — and
+    the first saying "options", which a library caller never typed; a ``teacher`` handed to ``run`` (not to
+    ``run_inputs``) of an SAC run was dropped without a word. Now ``run`` says one line with all of them
+    (:func:`isp_env.run_inputs.say_run_ignores`), "settings this run ignores", no Ctrl-C; the command's line
+    is unchanged (:func:`test_options_a_run_ignores_are_said_before_any_work`)."""
+    import pytest
+
+    from isp_env.run import run
+    from isp_env.run_inputs import InputSettings, run_inputs
+    from isp_env.train_config import TeacherSettings, TrainConfig
+
+    cfg = TrainConfig(algo="sac", timesteps=300, scorer="classical")
+    settings = InputSettings(raw_dir=isp_raws[0].parent, out=tmp_path / "run", base="neutral")
+    five = TeacherSettings(budget=5)
+    for of_inputs, of_run in ((five, five), (None, five), (five, None)):  # either way, said once
+        inputs = run_inputs(settings, cfg, of_inputs, baselines=False)
+        with pytest.raises(PermissionError, match="read-only"):
+            run(
+                inputs,
+                cfg,
+                teacher=of_run,
+                baselines=False,
+                cma_image_budget=7,
+                cma_global_budget=50,
+                unwritable=PermissionError("read-only"),
+            )
+        printed = capsys.readouterr()
+        told = " ".join((printed.out + printed.err).split())
+        assert told.count("this run ignores") == 1, told
+        line = told.split("warning settings this run ignores — ", 1)[1].split(": drop them, or change", 1)[0]
+        assert "TeacherSettings.budget: algo 'teacher' only, not algo 'sac'" in line, told
+        assert "run(cma_image_budget=…): the per-image CMA-ES baseline is off (baselines=False)" in line, told
+        global_off = "no base search with InputSettings.base 'neutral', no baseline with baselines=False"
+        assert f"run(cma_global_budget=…): no global CMA-ES runs ({global_off})" in line, told
+        assert "drop them, or change the run" in told and "Ctrl-C" not in told, told
     assert not (tmp_path / "run").exists()
 
 

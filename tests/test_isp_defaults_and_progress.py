@@ -190,3 +190,30 @@ def test_the_library_and_the_command_share_every_default():
     cfg = TrainConfig()
     assert (cfg.algo, cfg.action_mode, cfg.obs_mode) == (card["algo"], card["env"]["action_mode"], "stats")
     assert cfg.scale == card["env"]["delta_scale"]  # the teacher's residual scale, 2: the whole range
+
+
+def test_a_library_run_searches_with_the_teacher_settings_its_inputs_were_made_with(tmp_path, isp_raws):
+    """**Was** (session 63): ``run(run_inputs(settings, cfg, teacher), cfg)`` — as docs/isp.md writes the
+    library's run — checked ``teacher`` and dropped it: ``run`` searched with the defaults (150 scorer
+    calls, 3 restarts, up to 60 raws) without a word. Now ``run`` takes the inputs' teacher when given none
+    (:meth:`isp_env.run_inputs.RunInputs.teacher_for`), and refuses another one in one line."""
+    import pytest
+
+    from attiqa.errors import ConfigError
+    from isp_env.run import run
+    from isp_env.run_inputs import InputSettings, run_inputs
+    from isp_env.train_config import TeacherSettings, TrainConfig
+
+    cfg = TrainConfig(scorer="classical", preview=64)
+    teacher = TeacherSettings(budget=4, raws=2, restarts=1)
+    out = tmp_path / "run"
+    settings = InputSettings(raw_dir=isp_raws[0].parent, out=out, base="neutral", test_fraction=0)
+    inputs = run_inputs(settings, cfg, teacher)
+    with pytest.raises(
+        ConfigError, match=r"the inputs were made with another TeacherSettings\(budget=4"
+    ) as no:
+        run(inputs, cfg, teacher=TeacherSettings(budget=5), baselines=False)
+    assert "\n" not in str(no.value) and not out.exists()
+    run(inputs, cfg, baselines=False)
+    training = json.loads((out / "training.json").read_text())
+    assert training["search_calls_asked"] == 4 * 1 * 2, training  # budget x restarts x raws searched

@@ -285,6 +285,47 @@ def test_a_library_isp_run_into_an_out_being_tuned_in_is_one_line(isp_raws, tmp_
     assert list(out.iterdir()) == []  # nothing written; the holder's lock file gone with it
 
 
+LIBRARY_RUN = """
+from pathlib import Path
+
+from isp_env.run import run
+from isp_env.run_inputs import InputSettings, run_inputs
+from isp_env.train_config import TeacherSettings, TrainConfig
+
+
+def main():
+    cfg = TrainConfig(scorer="classical", preview=64)
+    teacher = TeacherSettings(budget=4, raws=2, restarts=1)
+    settings = InputSettings(raw_dir=Path(RAWS), out=Path(OUT), base="neutral", test_fraction=0)
+    run(run_inputs(settings, cfg, teacher), cfg, teacher=teacher, baselines=False)
+"""
+
+
+def test_a_library_isp_run_holds_its_out_to_its_end_and_lets_go_after(isp_raws, tmp_path):
+    """``isp_env.run.run()`` without the command's ``held`` stack holds ``out`` to its own end (session 63:
+    it called itself again with a stack of its own, re-passing every keyword — a keyword added later would
+    have been dropped there; now one body under its own stack). A real library run, caught after its
+    run.json: a second hold is one line; once it has returned, ``out`` is free and its lock file gone."""
+    from attiqa.errors import AttiqaError
+    from isp_env.run import out_held
+
+    out = tmp_path / "run"
+    script = f"RAWS, OUT = {str(isp_raws[0].parent)!r}, {str(out)!r}\n" + LIBRARY_RUN
+    (tmp_path / "isp_library_run.py").write_text(script)  # beside paused_after's script: importable
+    with paused_after(tmp_path, "isp_env.run:run_record", [sys.executable, "-m", "isp_library_run"]) as held:
+        with (
+            pytest.raises(AttiqaError, match="another process is tuning in it now") as refused,
+            out_held(out),
+        ):
+            pass
+        assert str(refused.value).startswith(f"{out}: ") and "\n" not in str(refused.value)
+    assert held.done is not None and held.done.returncode == 0
+    assert (out / "policy.safetensors").is_file() and not (out / ".attiqa.lock").exists()
+    with out_held(out):  # let go as run() returned
+        assert (out / ".attiqa.lock").exists()
+    assert not (out / ".attiqa.lock").exists()
+
+
 def test_a_second_command_is_told_what_the_holder_is_doing(tmp_path):
     """**Was** (review of session 62): the refusal used the refused command's own verb — an `eval -o RUN`
     met by a `train` training in RUN said "another process is evaluating into it now (the same command still
