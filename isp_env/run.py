@@ -262,7 +262,7 @@ def remove_run_temps(out: Path) -> None:
 def out_held(out: Path) -> AbstractContextManager[None]:
     """``out`` held by this run (:func:`attiqa.io.atomic.folder_held`): a second `isp-tune` into it is one
     line (the checks that only read it pass first)."""
-    return folder_held(out, "tuning in", f"{LET_IT_FINISH}, or {OUT_FIX}")
+    return folder_held(out, "tuning in", f"{LET_IT_FINISH}, or {OUT_FIX}", command="isp-tune")
 
 
 def run(
