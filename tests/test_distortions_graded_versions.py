@@ -89,3 +89,29 @@ def test_a_set_made_before_versions_were_recorded_is_told_once(tmp_path, sources
     )
     assert again.returncode == 0 and "cannot be checked" not in again.stderr, again.stderr
     assert "0 written" in again.stderr  # resumed as before: its images kept
+
+
+def test_a_trains_degrade_stage_says_what_it_made_again(tmp_path, sources, monkeypatch, capsys):
+    """`attiqa train`'s degrade stage writes the same graded set: it remade a changed type's images (and
+    took an older set's images unchecked) without a word — `attiqa degrade` said both."""
+    from attiqa.config import load_config
+    from attiqa.runner import run_degrade_stage
+
+    yaml = tmp_path / "run.yaml"
+    yaml.write_text(
+        f"out_dir: {tmp_path / 'run'}\n"
+        f"degrade:\n  sources: [{sources[0].parent}]\n  distortions: [contrast]\n  levels: [1]\n"
+        "label:\n  teacher: classical\n",
+        encoding="utf-8",
+    )
+    cfg = load_config(yaml)
+    out = run_degrade_stage(cfg, tmp_path / "run", progress=False)
+    capsys.readouterr()
+    _changed(monkeypatch, "contrast")
+    run_degrade_stage(cfg, tmp_path / "run", progress=False)
+    said = " ".join(capsys.readouterr().err.split())
+    assert "made again: the images of contrast" in said, said
+    (out / VERSIONS_FILE).unlink()  # as an earlier version of the library left it
+    run_degrade_stage(cfg, tmp_path / "run", progress=False)
+    said = " ".join(capsys.readouterr().err.split())
+    assert "cannot be checked" in said and "set degrade.out to a new folder" in said, said

@@ -183,6 +183,7 @@ def make_distorted_cmd(
     without replacement, each at a random level 1..5, applied in sequence. Writes the images and
     labels.csv (per distortion: strength 0, 0.2, ..., 1). Resumable and seeded."""
     from attiqa.distortions import KADID_NAMES
+    from attiqa.distortions.graded import say_damaged
     from attiqa.distortions.multi import make_distorted_set
     from attiqa.io.atomic import output_folder
     from attiqa.progress import progress_later
@@ -244,7 +245,7 @@ def degrade_cmd(
 ) -> None:
     """Write graded degradations of photos (blur, contrast, brightness, saturation, noise) so the five
     attributes vary — the unlabelled set for pretraining. Resumable: existing files are skipped."""
-    from attiqa.distortions import write_graded_set
+    from attiqa.distortions.graded import say_damaged, say_versions, write_graded_set
     from attiqa.io.atomic import output_folder
     from attiqa.progress import progress_later
 
@@ -263,7 +264,7 @@ def degrade_cmd(
             files, out, names, lv, fmt=fmt, max_side=max_side, on_item=adv, on_start=adv.start
         )
     say_damaged(res.damaged)
-    say_versions(out, res.redone, res.unchecked)
+    say_versions(res, out)
     console.print(
         f"[green]{len(res.written)} written, {len(res.existing)} already there, in {plain_name(out)}"
     )
@@ -271,33 +272,6 @@ def degrade_cmd(
         console.print(f"[yellow]skipped: {plain(e)}")
     if not res.written and not res.existing:  # one rule: fail only when nothing could be done (issue 16)
         raise AttiqaError("no source image could be read")
-
-
-def say_damaged(damaged: list[tuple[Path, str]]) -> None:
-    """One line for an earlier run's images found empty or cut short and made again (they were kept as
-    "already there" for good)."""
-    if damaged:
-        path, why = damaged[0]
-        console.print(f"[yellow]{len(damaged)} damaged image(s) on disk made again (e.g. {plain_name(path)}: "
-                      f"{plain(why)})")  # fmt: skip
-
-
-def say_versions(out: Path, redone: dict[str, tuple[int | None, int]], unchecked: list[str]) -> None:
-    """One line for the types whose images an older version made (made again), one for a graded set made
-    before the versions were recorded (its images cannot be checked: said this once)."""
-    if redone:
-        kinds = ", ".join(f"{plain(k)} (version {old} -> {new})" for k, (old, new) in sorted(redone.items()))
-        console.print(f"[yellow]made again: the images of {kinds}, changed since {plain_name(out)} was made")
-    if unchecked:
-        from attiqa.distortions import DISTORTIONS
-
-        changed = [k for k in unchecked if k in DISTORTIONS and DISTORTIONS[k].version > 1]
-        since = f"; {', '.join(map(plain, changed))} changed since" if changed else ""
-        console.print(
-            f"[yellow]{plain_name(out)}: made before graded sets recorded their distortions' versions — its "
-            f"images of {', '.join(map(plain, unchecked))} cannot be checked against this version's{since}: "
-            "to be sure, write to a new --out folder (said this once)"
-        )
 
 
 def register(app: typer.Typer) -> None:

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING
 from PIL import Image
 
 import attiqa.distortions.kadid  # noqa: F401  (registers the KADID-10k types: DISTORTIONS is complete)
-from attiqa.distortions.basic import apply_distortion, get_distortion
+from attiqa.distortions.basic import DISTORTIONS, apply_distortion, get_distortion
 from attiqa.distortions.defaults import DEFAULT_GRADED
 from attiqa.errors import AttiqaError, ImageLoadError
 from attiqa.io.atomic import remove_orphan_temps, write_json_atomic
@@ -325,3 +325,36 @@ def write_graded_set(
         versions.update({d: get_distortion(d).version for d in stale - unmade})
         write_json_atomic(out_dir / VERSIONS_FILE, {"versions": versions})
     return res
+
+
+def say_damaged(damaged: list[tuple[Path, str]]) -> None:
+    """One line for an earlier run's images found empty or cut short and made again (they were kept as
+    "already there" for good). Said by every writer of a set (`attiqa degrade`, `make-distorted`, a train's
+    degrade stage)."""
+    from attiqa.progress import console, plain, plain_name
+
+    if damaged:
+        path, why = damaged[0]
+        console.print(f"[yellow]{len(damaged)} damaged image(s) on disk made again (e.g. {plain_name(path)}: "
+                      f"{plain(why)})")  # fmt: skip
+
+
+def say_versions(res: GradedResult, out: Path, new_out: str = "write to a new --out folder") -> None:
+    """One line for the types whose images an older version made (made again), one for a graded set made
+    before the versions were recorded (its images cannot be checked: said this once). ``new_out``: how the
+    command is pointed at a new folder (a train's degrade stage: its ``degrade.out``)."""
+    from attiqa.progress import console, plain, plain_name
+
+    if res.redone:
+        redone = sorted(res.redone.items())
+        kinds = ", ".join(f"{plain(k)} (version {old} -> {new})" for k, (old, new) in redone)
+        console.print(f"[yellow]made again: the images of {kinds}, changed since {plain_name(out)} was made")
+    if res.unchecked:
+        changed = [k for k in res.unchecked if k in DISTORTIONS and DISTORTIONS[k].version > 1]
+        since = f"; {', '.join(map(plain, changed))} changed since" if changed else ""
+        kinds = ", ".join(map(plain, res.unchecked))
+        console.print(
+            f"[yellow]{plain_name(out)}: made before graded sets recorded their distortions' versions — its "
+            f"images of {kinds} cannot be checked against this version's{since}: "
+            f"to be sure, {new_out} (said this once)"
+        )
