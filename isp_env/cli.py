@@ -227,7 +227,9 @@ def tune(
         BATCH_SIZE, min=2, help="RL agents: minibatch size of each gradient step."
     ),
     learning_starts: int = typer.Option(200, min=0, help="SAC/TD3: random steps before learning."),
-    cma_global_budget: int = typer.Option(CMA_GLOBAL_BUDGET, min=1, help="Scorer calls of the global CMA-ES baseline."),
+    cma_global_budget: int = typer.Option(
+        CMA_GLOBAL_BUDGET, min=1, help="Scorer calls of the global CMA-ES baseline."
+    ),
     cma_image_budget: int = typer.Option(
         CMA_IMAGE_BUDGET, min=1, help="Scorer calls of per-image CMA-ES per test raw."
     ),
