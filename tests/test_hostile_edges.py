@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SHARED_DATA
+from conftest import SHARED_DATA, in_process
 from genbench_helpers import copied_run
 from helpers import run_genbench
 from PIL import Image
@@ -39,10 +39,13 @@ def _agiqa_root(root: Path, n: int = 6) -> Path:
 def scored_run(tmp_path_factory) -> Path:
     """A run of `genbench import-agiqa3k` on :func:`_agiqa_root`, scored by `classical` (the real commands),
     made once for the module: a test works on its own copy (``genbench_helpers.copied_run``)."""
+    from genbench.cli import main
+
+    genbench = in_process("genbench", main)
     base = tmp_path_factory.mktemp("scored")
     run = base / "run"
-    assert run_genbench("import-agiqa3k", _agiqa_root(base / "agiqa"), "-o", run).returncode == 0
-    assert run_genbench("score", run, "-m", "classical", "-w", "0").returncode == 0
+    assert genbench("import-agiqa3k", _agiqa_root(base / "agiqa"), "-o", run).returncode == 0
+    assert genbench("score", run, "-m", "classical", "-w", "0").returncode == 0
     return run
 
 
@@ -50,7 +53,7 @@ def scored_run(tmp_path_factory) -> Path:
 # score files: a row with more cells than the header
 
 
-def test_a_row_with_an_unquoted_comma_is_refused_naming_its_line(tmp_path):
+def test_a_row_with_an_unquoted_comma_is_refused_naming_its_line(tmp_path, genbench_cli):
     """**Was**: `house of the, dragon` unquoted in AGIQA-3k's data.csv shifted the row's cells one column
     right — its mos_quality read from the empty style cell, the last cell dropped — and the image was
     left out as "no finite mos_quality" (or, with the style filled, given its std as MOS) without a word."""
@@ -62,7 +65,7 @@ def test_a_row_with_an_unquoted_comma_is_refused_naming_its_line(tmp_path):
     lines = (root / "data.csv").read_text().splitlines()
     lines[3] = lines[3].replace("a cat", "a cat, sitting")  # row of img2, line 4 of the file
     (root / "data.csv").write_text("\n".join(lines) + "\n")
-    res = run_genbench("import-agiqa3k", root, "-o", tmp_path / "run")
+    res = genbench_cli("import-agiqa3k", root, "-o", tmp_path / "run")
     assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
     err = " ".join(res.stderr.split())
     assert f"{root / 'data.csv'}:4: 10 cells under a header of 9 columns" in err and "quoted" in err
@@ -196,17 +199,17 @@ def test_a_negative_or_too_large_seed_is_a_bad_option_value(tmp_path, isp_raws, 
 # genbench score / agree: a metric named twice
 
 
-def test_a_metric_named_twice_is_scored_and_reported_once(tmp_path):
+def test_a_metric_named_twice_is_scored_and_reported_once(tmp_path, genbench_cli):
     """**Was**: `genbench agree --metrics classical,classical` wrote two equal rows in agreement.csv and
     per_pair.csv with every classical column twice (a CSV with repeated columns); `score -m a,a` scored
     the metric, then read it all back as "already scored"."""
     run = tmp_path / "run"
-    assert run_genbench("import-agiqa3k", _agiqa_root(tmp_path / "agiqa"), "-o", run).returncode == 0
-    res = run_genbench("score", run, "-m", "classical,classical", "-w", "0")
+    assert genbench_cli("import-agiqa3k", _agiqa_root(tmp_path / "agiqa"), "-o", run).returncode == 0
+    res = genbench_cli("score", run, "-m", "classical,classical", "-w", "0")
     assert res.returncode == 0 and "already scored" in res.stderr, res.stderr
     assert res.stderr.count("classical: 6 scored, 0 already scored") == 1
     assert "classical: 0 scored, 6 already scored" not in res.stderr
-    res = run_genbench("agree", run, "--metrics", "classical, classical", "--bootstrap", "100")
+    res = genbench_cli("agree", run, "--metrics", "classical, classical", "--bootstrap", "100")
     assert res.returncode == 0, res.stderr
     with open(run / "agreement" / "agreement.csv", newline="") as fh:
         assert [r["metric"] for r in csv.DictReader(fh)] == ["classical"]
@@ -261,17 +264,17 @@ def test_an_isp_manifest_row_with_an_unquoted_comma_is_refused(tmp_path, isp_raw
     assert not out.exists() or not any(out.iterdir())
 
 
-def test_a_preferences_row_with_an_unquoted_comma_is_refused(tmp_path, scored_run):
+def test_a_preferences_row_with_an_unquoted_comma_is_refused(tmp_path, scored_run, genbench_cli):
     """**Was**: `genbench agree --prefs FILE` with a rater `lee, a` unquoted (`PAIR,lee, a,b`) counted a vote
     for image a — the rater's second half read as the choice, the real choice b dropped — without a word."""
     run = copied_run(scored_run, tmp_path / "run")
     prefs = tmp_path / "prefs.csv"
     prefs.write_text("pair_id,rater,choice\nimg0|img1,ann,b\nimg0|img1,lee, a,b\n")
-    res = run_genbench("agree", run, "--prefs", prefs, "--metrics", "classical", "--bootstrap", "100")
+    res = genbench_cli("agree", run, "--prefs", prefs, "--metrics", "classical", "--bootstrap", "100")
     assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
     assert f"error: {prefs}:3: 4 cells under a header of 3 columns" in " ".join(res.stderr.split())
     prefs.write_text('pair_id,rater,choice\nimg0|img1,ann,b\nimg0|img1,"lee, a",b\n')
-    res = run_genbench("agree", run, "--prefs", prefs, "--metrics", "classical", "--bootstrap", "100")
+    res = genbench_cli("agree", run, "--prefs", prefs, "--metrics", "classical", "--bootstrap", "100")
     assert res.returncode == 0 and "(2 votes on 1 pair)" in res.stderr, res.stderr
 
 
@@ -292,12 +295,13 @@ def test_export_votes_refuses_a_name_that_is_not_csv(tmp_path, genbench_cli):
     assert res.returncode == 0 and "1 vote from 1 rater" in res.stderr, res.stderr
 
 
-def test_genbench_score_names_a_skipped_metric_once(tmp_path, genbench_cli):
+def test_genbench_score_names_a_skipped_metric_once(tmp_path, genbench_cli, monkeypatch):
     """**Was**: "skipped nosuch.safetensors: nosuch.safetensors: checkpoint not found …" — the metric's name
     and then the error's own path, the same text twice on the line."""
     run = tmp_path / "run"
     assert genbench_cli("import-agiqa3k", _agiqa_root(tmp_path / "agiqa"), "-o", run).returncode == 0
-    res = run_genbench("score", run, "-m", "nosuch.safetensors,classical", "-w", "0", cwd=tmp_path)
+    monkeypatch.chdir(tmp_path)
+    res = genbench_cli("score", run, "-m", "nosuch.safetensors,classical", "-w", "0")
     assert res.returncode == 2, res.stderr  # session 60: a missing path is refused before any scoring
     said = " ".join(res.stderr.split())
     assert "--metrics: nosuch.safetensors: no such checkpoint file — check the path" in said, said
