@@ -242,19 +242,19 @@ def test_import_agiqa3k_margin_0_names_the_pairs_it_leaves_out_for_what_they_are
     assert res.returncode == 2 and "genbench import-agiqa3k" in " ".join(res.stderr.split()), res.stderr
 
 
-def test_an_isp_manifest_row_with_an_unquoted_comma_is_refused(tmp_path, isp_raws):
+def test_an_isp_manifest_row_with_an_unquoted_comma_is_refused(tmp_path, isp_raws, isp_cli):
     """**Was**: `raws/manifest.csv` (the layout of ../shared/data/raw/real: file, licence, ..., scene_group)
     with `GPL-3.0 (COPYING), v2` unquoted read the next cell as the scene group: two shots of one scene in
     two groups, free to land on both sides of the split, without a word. Now the reader of score files'
     row check (attiqa.datasets.readers.fitting_rows) refuses it: one line, nothing written."""
-    from helpers import quick_isp_tune, run_isp_tune
+    from helpers import quick_isp_tune
 
     raw_dir, out, args = quick_isp_tune(tmp_path, isp_raws)
     names = sorted(p.name for p in raw_dir.iterdir())
     rows = [f"{n},GPL-3.0 (COPYING),{'chart' if i < 2 else n}\n" for i, n in enumerate(names)]
     rows[1] = rows[1].replace("(COPYING)", "(COPYING), v2")
     (raw_dir / "manifest.csv").write_text("file,licence,scene_group\n" + "".join(rows))
-    res = run_isp_tune(*args)
+    res = isp_cli(*args)
     assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
     said = " ".join(res.stderr.split())
     assert (
@@ -333,7 +333,7 @@ def test_genbench_metrics_naming_nothing_is_refused(tmp_path, scored_run, genben
 # isp-tune: a raw whose name is not UTF-8
 
 
-def test_a_raw_whose_name_is_not_utf8_is_read(tmp_path, isp_raws):
+def test_a_raw_whose_name_is_not_utf8_is_read(tmp_path, isp_raws, isp_cli):
     """**Was**: `caf\\xe9.dng` (a Latin-1 name from an old card) skipped by `isp-tune` and refused by
     `render` as "LibRaw can't read it (UnicodeEncodeError: … surrogates not allowed)": rawpy encodes the
     name as UTF-8. Now LibRaw is handed the file's bytes (isp_env.raw.open_raw)."""
@@ -345,7 +345,7 @@ def test_a_raw_whose_name_is_not_utf8_is_read(tmp_path, isp_raws):
     res = run_isp_tune("render", odd, "-o", tmp_path / "r.png")
     assert res.returncode == 0 and (tmp_path / "r.png").is_file(), res.stderr
     assert f"{raw_dir}/caf\\xe9 [x].dng -> {tmp_path / 'r.png'}" in res.stderr
-    res = run_isp_tune(*args)
+    res = isp_cli(*args)
     assert res.returncode == 0 and "skipped" not in res.stderr and "UnicodeEncodeError" not in res.stderr, (
         res.stderr
     )
@@ -421,15 +421,15 @@ def test_agree_with_a_misspelt_metric_names_the_scored_one(tmp_path, scored_run,
     assert res.returncode == 2 and "--metrics attiqa-default" in said and "(scored: classical)" in said
 
 
-def test_an_isp_manifest_without_its_columns_is_said_not_ignored(tmp_path, isp_raws):
+def test_an_isp_manifest_without_its_columns_is_said_not_ignored(tmp_path, isp_raws, isp_cli):
     """**Was**: `raws/manifest.csv` with `file,scene` (not `scene_group`) was ignored without a word: every
     raw its own scene group, so two shots of one scene could be split between training and test."""
-    from helpers import quick_isp_tune, run_isp_tune
+    from helpers import quick_isp_tune
 
     raw_dir, out, args = quick_isp_tune(tmp_path, isp_raws, test_fraction="0")
     names = sorted(p.name for p in raw_dir.iterdir())
     (raw_dir / "manifest.csv").write_text("file,scene\n" + "".join(f"{n},chart\n" for n in names))
-    res = run_isp_tune(*args)
+    res = isp_cli(*args)
     assert res.returncode == 0, res.stderr
     said = " ".join(res.stderr.split())
     assert (
@@ -437,17 +437,17 @@ def test_an_isp_manifest_without_its_columns_is_said_not_ignored(tmp_path, isp_r
     )
 
 
-def test_isp_heldout_prints_no_share_of_a_gain_per_image_cma_es_did_not_make(tmp_path, isp_raws):
+def test_isp_heldout_prints_no_share_of_a_gain_per_image_cma_es_did_not_make(tmp_path, isp_raws, isp_cli):
     """**Was**: with per-image CMA-ES no better than neutral the last line divided by max(its gain, 1e-9):
     "teacher: -1572102308 % of per-image CMA-ES's gain over neutral" (four real raws, budget 4; the same
     script), "0 %" here (a one-call budget: the policy, too, at neutral) — a share of no gain. A symlink loop
     among the raws (session 55): the run leaves it out, and so does the script's split of the same folder
     (**was** a traceback at its scene groups, which read only probed raws since isp55)."""
-    from helpers import REPO, attiqa_env, quick_isp_tune, run_isp_tune
+    from helpers import REPO, attiqa_env, quick_isp_tune
 
     raw_dir, out, args = quick_isp_tune(tmp_path, isp_raws)
     (raw_dir / "loop.dng").symlink_to("loop.dng")
-    assert run_isp_tune(*args).returncode == 0
+    assert isp_cli(*args).returncode == 0
     cmd = [sys.executable, str(REPO / "benchmarks" / "isp_heldout.py"), str(raw_dir), "--run",
            f"teacher={out}", "--out", str(tmp_path / "h"), "--model", "classical", "--cma-global-budget", "1",
            "--cma-image-budget", "1"]  # fmt: skip
