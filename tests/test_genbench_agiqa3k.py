@@ -287,7 +287,9 @@ def test_a_retrain_that_keeps_a_shipped_models_name_is_not_warned_about(agiqa_ro
     assert shipped_model({"name": "attiqa-agiqa3k", "card_name": None})  # no weights hashed: the name
 
 
-def test_an_import_killed_between_its_files_is_refused_until_it_is_run_again(agiqa_root, tmp_path, genbench_cli):
+def test_an_import_killed_between_its_files_is_refused_until_it_is_run_again(
+    agiqa_root, tmp_path, genbench_cli
+):
     """**Was**: an import writes manifest.jsonl and prefs.csv as two atomic files; `kill -9` between them
     (here a re-import at --margin 1.5 over one at 0.5) left the new pairs with the old votes, and `genbench
     score` / `genbench agree` ran on them. Now the reading commands say it in one line until the same
