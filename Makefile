@@ -25,9 +25,11 @@ demo: $(STAMP)
 
 # two passes: every test not marked `serial` in two pytest-xdist workers (one torch thread each, see
 # tests/conftest.py), then the `serial` ones (torchrun ranks, kills timed against a run) alone; the second pass
-# runs even when the first fails, so one log shows every failure, and either failing fails `make test`
+# runs even when the first fails, so one log shows every failure, and either failing fails `make test`. Bytecode
+# is written even where PYTHONDONTWRITEBYTECODE is set: else every Python process of the suite (the three
+# collections of the test modules, each subprocess and torchrun rank) compiles attiqa's and the tests' sources again
 test: $(STAMP)
-	@status=0; \
+	@status=0; export PYTHONDONTWRITEBYTECODE=; \
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile -m "not serial" tests || status=$$?; \
 	$(BIN)/python -m pytest -q -m serial tests || status=$$?; \
 	exit $$status

@@ -111,10 +111,11 @@ def scored_photo_run(tmp_path_factory, photos) -> Path:
     """``genbench_helpers.make_photo_run``'s run scored by `classical` (the real command), made once: a test
     works on its own copy (``genbench_helpers.copied_run``)."""
     from genbench_helpers import make_photo_run
-    from helpers import run_genbench
+
+    from genbench.cli import main
 
     run = make_photo_run(tmp_path_factory.mktemp("scored") / "run", photos)
-    assert run_genbench("score", run, "-m", "classical").returncode == 0
+    assert in_process("genbench", main)("score", run, "-m", "classical").returncode == 0
     return run
 
 

@@ -58,7 +58,9 @@ def _history(run_json: Path) -> list[dict]:
     ]
 
 
-def test_an_interrupted_bench_says_what_it_kept_and_continues_the_run_cut_short(tmp_path, photos, tiny_yaml):
+def test_an_interrupted_bench_says_what_it_kept_and_continues_the_run_cut_short(
+    tmp_path, photos, tiny_yaml, cli
+):
     """**Was**: Ctrl-C said only "interrupted", and the same command again trained the run it cut short
     from epoch 1 (`finetune(resume=False)`): with the paper's 100 epochs a split's finished epochs were lost
     at every interruption. Now it says how many runs are kept and how to resume, and the run cut short
@@ -79,7 +81,7 @@ def test_an_interrupted_bench_says_what_it_kept_and_continues_the_run_cut_short(
         f"set split00: continuing the run cut short in {out / 'single' / 'set' / 'split00'}" in again.stderr
     )
     assert "finetune epoch 1/2" not in again.stderr and "finetune epoch 2/2" in again.stderr, again.stderr
-    assert run_attiqa(*args, "-o", ref).returncode == 0
+    assert cli(*args, "-o", ref).returncode == 0  # the uninterrupted run
     run = Path("single") / "set" / "split00" / "run.json"
     assert _history(out / run) == _history(ref / run)
 

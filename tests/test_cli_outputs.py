@@ -192,7 +192,7 @@ def test_output_names_that_look_like_markup_are_printed_as_they_are(tmp_path, is
     ],
     ids=["label", "degrade", "make-distorted"],
 )
-def test_a_rerun_counts_the_earlier_work_outside_its_rate(photo_dir, tmp_path, args, what):
+def test_a_rerun_counts_the_earlier_work_outside_its_rate(photo_dir, tmp_path, args, what, cli):
     """Session 49: rerunning a finished `attiqa label` / `degrade` / `make-distorted` printed e.g.
     "labelling (classical): 40/40 (16881.7 img/s)": the earlier run's images were advanced as work done
     now. They are counted as kept, as genbench's and isp-tune's bars count theirs (output not a terminal)."""
@@ -202,7 +202,7 @@ def test_a_rerun_counts_the_earlier_work_outside_its_rate(photo_dir, tmp_path, a
         *(a.format(out=tmp_path) for a in args[1:]),
         *(["--workers", "0"] if args[0] == "label" else []),
     ]
-    assert run_attiqa(*cmd).returncode == 0
+    assert cli(*cmd).returncode == 0  # the first run, whose work the rerun keeps
     res = run_attiqa(*cmd)
     assert res.returncode == 0, res.stderr
     n = len(discover_images([photo_dir]))

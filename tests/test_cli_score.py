@@ -36,9 +36,9 @@ def test_score_folder_with_a_bad_file(photo_dir, tmp_path):
         assert im.format == "PNG" and im.width > im.height > 0
 
 
-def test_score_json(photo_dir, tmp_path):
+def test_score_json(photo_dir, tmp_path, cli):
     out = tmp_path / "s.json"
-    assert run_attiqa("score", photo_dir, "-m", "classical", "-o", out, "-q").returncode == 0
+    assert cli("score", photo_dir, "-m", "classical", "-o", out, "-q").returncode == 0
     doc = json.loads(out.read_text())
     assert doc["columns"][0] == "image" and len(doc["results"]) == 5 and doc["failed"] == []
 

@@ -287,12 +287,14 @@ def test_a_retrain_that_keeps_a_shipped_models_name_is_not_warned_about(agiqa_ro
     assert shipped_model({"name": "attiqa-agiqa3k", "card_name": None})  # no weights hashed: the name
 
 
-def test_an_import_killed_between_its_files_is_refused_until_it_is_run_again(agiqa_root, tmp_path):
+def test_an_import_killed_between_its_files_is_refused_until_it_is_run_again(
+    agiqa_root, tmp_path, genbench_cli
+):
     """**Was**: an import writes manifest.jsonl and prefs.csv as two atomic files; `kill -9` between them
     (here a re-import at --margin 1.5 over one at 0.5) left the new pairs with the old votes, and `genbench
     score` / `genbench agree` ran on them. Now the reading commands say it in one line until the same
     import, run again, has written them all."""
-    from helpers import run_attiqa, run_genbench, signal_after
+    from helpers import run_attiqa, signal_after
 
     from genbench.manifest import read_records
 
@@ -301,21 +303,21 @@ def test_an_import_killed_between_its_files_is_refused_until_it_is_run_again(agi
             return {r["pair_id"] for r in csv.DictReader(fh)}
 
     out = tmp_path / "run"
-    assert run_genbench("import-agiqa3k", agiqa_root, "--out", out).returncode == 0
+    assert genbench_cli("import-agiqa3k", agiqa_root, "--out", out).returncode == 0
     args = ["import-agiqa3k", agiqa_root, "--out", out, "--margin", "1.5"]
     hook = signal_after(tmp_path, "replace", "manifest.jsonl", 1, "SIGKILL", "genbench.cli")
     assert run_attiqa(*args, **hook).returncode == -9
     assert {r["pair_id"] for r in read_records(out)} != _voted(out)  # the new pairs, the old votes
     for cmd in (["score", out, "-m", "classical"], ["agree", out]):
-        res = run_genbench(*cmd)
+        res = genbench_cli(*cmd)
         said = [ln for ln in res.stderr.splitlines() if ln.strip()]
         assert res.returncode == 2 and said == [
             f"error: the import into {out} did not finish: rerun the same import command"
         ], res.stderr
     assert not (out / "scores").exists()
-    assert run_genbench(*args).returncode == 0
+    assert genbench_cli(*args).returncode == 0
     assert _voted(out) == {p.pair_id for p in load_pairs(out)} and len(_voted(out)) == 5
-    assert run_genbench("score", out, "-m", "classical").returncode == 0
+    assert genbench_cli("score", out, "-m", "classical").returncode == 0
 
 
 def test_a_mos_outside_the_scale_or_no_usable_image_is_told_with_its_own_fix(agiqa_root, tmp_path):

@@ -7,7 +7,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from helpers import agiqa3k_folder, run_genbench
+from helpers import agiqa3k_folder
 from PIL import Image
 
 
@@ -98,7 +98,7 @@ def test_the_agreement_chart_says_what_its_interval_resampled_and_marks_a_traine
     assert not fig.texts and [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["noise"]
 
 
-def test_the_pair_sheet_says_how_many_pairs_of_each_kind_and_the_metrics_pick(tmp_path):
+def test_the_pair_sheet_says_how_many_pairs_of_each_kind_and_the_metrics_pick(tmp_path, genbench_cli):
     """**Was** (experiments/agiqa3k/pair_sheet.py on agiqa3k-dev scored with `classical`): four pairs the
     metric agreed on and four it did not, with no count — a 58.4 % metric read as a coin toss — each score at
     two decimals (0.5612 against 0.5608 showed as "0.56" twice), the metric's pick not shown, prompts cut at
@@ -113,9 +113,9 @@ def test_the_pair_sheet_says_how_many_pairs_of_each_kind_and_the_metrics_pick(tm
     assert pair_sheet.shown_scores(0.5612, 0.5608) == ("0.5612", "0.5608")
     assert pair_sheet.shown_scores(0.61, 0.4) == ("0.61", "0.40")
     run = tmp_path / "run"
-    assert run_genbench("import-agiqa3k", agiqa3k_folder(tmp_path / "agiqa"), "-o", run).returncode == 0
+    assert genbench_cli("import-agiqa3k", agiqa3k_folder(tmp_path / "agiqa"), "-o", run).returncode == 0
     for cmd in (("score", run, "-m", "classical", "-w", "0"), ("agree", run, "--bootstrap", "100")):
-        assert run_genbench(*cmd).returncode == 0
+        assert genbench_cli(*cmd).returncode == 0
     out = tmp_path / "sheet.png"
     script = Path(pair_sheet.__file__)
     done = subprocess.run(

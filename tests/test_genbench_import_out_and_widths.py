@@ -36,7 +36,7 @@ def _tree(root: Path) -> list[Path]:
     return sorted(p.relative_to(root) for p in root.rglob("*"))
 
 
-def test_import_imagereward_refuses_an_out_folder_among_the_dataset(tmp_path):
+def test_import_imagereward_refuses_an_out_folder_among_the_dataset(tmp_path, genbench_cli):
     """**Was**: `genbench import-imagereward r.json --images IMGS -o IMGS` (or -o IMGS/run, or -o the
     folder r.json is in) wrote manifest.jsonl, manifest.csv, prefs.csv and image_root.json among the
     dataset's files, while `import-agiqa3k` refused the same. Now refused in the same words by the one check
@@ -50,14 +50,14 @@ def test_import_imagereward_refuses_an_out_folder_among_the_dataset(tmp_path):
         (data / "images", "the --images folder", "", ["--images", data / "images"]),
         (data / "images" / "run", "the --images folder", "inside ", ["--images", data / "images"]),
     ):
-        res = run_genbench("import-imagereward", rankings, *args, "--out", out)
+        res = genbench_cli("import-imagereward", rankings, *args, "--out", out)
         assert res.returncode == 2, res.stderr
         folder = data if what.startswith("the rankings") else data / "images"
         said = f"--out {out} is {inside}{what} {folder} — a run's files (manifest, prefs.csv, scores/, "
         assert said in _one_line(res.stderr), res.stderr
         assert "e.g. --out ir_run" in _one_line(res.stderr)
         assert _tree(data) == before
-    res = run_genbench("import-imagereward", rankings, "--images", data / "images", "--out", data / "ir_run")
+    res = genbench_cli("import-imagereward", rankings, "--images", data / "images", "--out", data / "ir_run")
     assert res.returncode == 0, res.stderr
     assert (data / "ir_run" / "manifest.jsonl").is_file()
 
@@ -84,16 +84,16 @@ def _per_pair(run: Path) -> list[dict]:
         return list(csv.DictReader(fh))
 
 
-def test_per_pair_csv_carries_the_human_mos_of_an_agiqa3k_import(tmp_path):
+def test_per_pair_csv_carries_the_human_mos_of_an_agiqa3k_import(tmp_path, genbench_cli):
     """**Was**: per_pair.csv of `genbench agree` on an AGIQA-3k import gave each pair's votes (one synthetic
     vote, from the MOS) and each metric's scores, but not the two images' MOS, which the manifest holds: a
     person checking a disagreement could not see whether the people's gap was 0.5 or 3. Now three columns
     after `human`: human_mos_a, human_mos_b, human_mos_a_minus_b. An ImageReward import (ranks, no MOS)
     gets none of them."""
     run = tmp_path / "run"
-    assert run_genbench("import-agiqa3k", _agiqa3k(tmp_path / "agiqa"), "-o", run).returncode == 0
+    assert genbench_cli("import-agiqa3k", _agiqa3k(tmp_path / "agiqa"), "-o", run).returncode == 0
     for cmd in (("score", run, "-m", "classical", "-w", "0"), ("agree", run, "--bootstrap", "100")):
-        done = run_genbench(*cmd)
+        done = genbench_cli(*cmd)
         assert done.returncode == 0, done.stderr
     rows = _per_pair(run)
     assert list(rows[0])[5:9] == ["human", "human_mos_a", "human_mos_b", "human_mos_a_minus_b"]
@@ -133,16 +133,16 @@ def _on_a_terminal(columns: int, *args: object) -> str:
     return on_a_terminal(genbench_cmd(*args), columns)
 
 
-def test_agree_lines_fit_80_columns_and_its_table_says_what_the_star_means(tmp_path):
+def test_agree_lines_fit_80_columns_and_its_table_says_what_the_star_means(tmp_path, genbench_cli):
     """**Was**: `genbench agree` on an AGIQA-3k import printed its "note:" (pairs sharing prompts) and its
     warnings as one long line each — cut mid-word by an 80-column terminal, one 200-character line in a
     log — under a table wrapped at 80; and on a wide terminal the rich table marked attiqa-agiqa3k "*" with
     nothing in the table saying why (only the warning lines above it). Now every line is at most 80
     columns, wrapped at spaces with `--cluster-by` whole, and both tables' legends say what "*" means."""
     run = tmp_path / "run"
-    assert run_genbench("import-agiqa3k", _agiqa3k(tmp_path / "agiqa"), "-o", run).returncode == 0
-    assert run_genbench("score", run, "-m", "attiqa-agiqa3k", "-w", "0").returncode == 0
-    res = run_genbench("agree", run, "--bootstrap", "100")
+    assert genbench_cli("import-agiqa3k", _agiqa3k(tmp_path / "agiqa"), "-o", run).returncode == 0
+    assert genbench_cli("score", run, "-m", "attiqa-agiqa3k", "-w", "0").returncode == 0
+    res = run_genbench("agree", run, "--bootstrap", "100")  # stdout a pipe: rich's 80 columns
     assert res.returncode == 0, res.stderr
     lines = (res.stderr + res.stdout).splitlines()
     paths = ("preferences: ", "report: ")  # a line naming a file runs as long as its path
@@ -183,7 +183,7 @@ def test_genbench_help_at_80_columns_shows_options_and_defaults_whole():
     assert "[default: stabilityai/stable-diffusion-2-1]" in run_help, run_help
 
 
-def test_agree_on_a_wide_terminal_shows_a_long_metric_name_whole(tmp_path):
+def test_agree_on_a_wide_terminal_shows_a_long_metric_name_whole(tmp_path, genbench_cli):
     """**Was**: on a terminal of 100–132 columns the rich table cut a checkpoint's long name to its column
     ("finetuned_on_agiqa3k_dev_with_the_ri…" at 120): the one column that says which model a row is. Now the
     table's columns follow the one whole-word rule of every table (`attiqa.cli.table_widths`): a name longer
@@ -191,10 +191,10 @@ def test_agree_on_a_wide_terminal_shows_a_long_metric_name_whole(tmp_path):
     from helpers import tiny_attiqa_checkpoint
 
     run = tmp_path / "run"
-    assert run_genbench("import-agiqa3k", _agiqa3k(tmp_path / "agiqa"), "-o", run).returncode == 0
+    assert genbench_cli("import-agiqa3k", _agiqa3k(tmp_path / "agiqa"), "-o", run).returncode == 0
     name = "finetuned_on_agiqa3k_dev_with_the_ridge_head_and_five_test_crops_last"
     model = tiny_attiqa_checkpoint(tmp_path / "m").rename(tmp_path / "m" / f"{name}.safetensors")
-    res = run_genbench("score", run, "-m", model, "-w", "0")
+    res = genbench_cli("score", run, "-m", model, "-w", "0")
     assert res.returncode == 0, res.stderr
     for columns in (100, 120):
         wide = _on_a_terminal(columns, "agree", run, "--bootstrap", "100")

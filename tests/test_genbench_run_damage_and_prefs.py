@@ -119,7 +119,7 @@ def test_a_preferences_csv_a_spreadsheet_saved_with_semicolons_is_read(tmp_path,
     assert reports[0] == reports[1]
 
 
-def test_agree_piped_prints_each_metric_on_one_line_whole(tmp_path, photos):
+def test_agree_piped_prints_each_metric_on_one_line_whole(tmp_path, photos, genbench_cli):
     """**Was**: `genbench agree RUN > log` (or piped) printed rich's table squeezed into 80 columns: a
     checkpoint's stem cut to "koniq-finetune…" (two checkpoints of one prefix looked the same), the
     "attiqa-agiqa3k *" of a metric trained on the images folded over two lines, the title too. Now plain
@@ -131,7 +131,7 @@ def test_agree_piped_prints_each_metric_on_one_line_whole(tmp_path, photos):
 
     run = make_photo_run(tmp_path / "run", photos)
     ckpt = tiny_attiqa_checkpoint(tmp_path).rename(tmp_path / "koniq-finetune-lite1-seed3-v2.safetensors")
-    assert run_genbench("score", run, "-m", f"classical,{ckpt}", "-w", "0").returncode == 0
+    assert genbench_cli("score", run, "-m", f"classical,{ckpt}", "-w", "0").returncode == 0
     (run / "prefs.csv").write_text(
         "pair_id,choice\n" + "".join(f"{p.pair_id},{p.record['sharp']}\n" for p in load_pairs(run))
     )

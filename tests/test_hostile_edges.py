@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SHARED_DATA
+from conftest import SHARED_DATA, in_process
 from genbench_helpers import copied_run
 from helpers import run_genbench
 from PIL import Image
@@ -39,10 +39,13 @@ def _agiqa_root(root: Path, n: int = 6) -> Path:
 def scored_run(tmp_path_factory) -> Path:
     """A run of `genbench import-agiqa3k` on :func:`_agiqa_root`, scored by `classical` (the real commands),
     made once for the module: a test works on its own copy (``genbench_helpers.copied_run``)."""
+    from genbench.cli import main
+
+    genbench = in_process("genbench", main)
     base = tmp_path_factory.mktemp("scored")
     run = base / "run"
-    assert run_genbench("import-agiqa3k", _agiqa_root(base / "agiqa"), "-o", run).returncode == 0
-    assert run_genbench("score", run, "-m", "classical", "-w", "0").returncode == 0
+    assert genbench("import-agiqa3k", _agiqa_root(base / "agiqa"), "-o", run).returncode == 0
+    assert genbench("score", run, "-m", "classical", "-w", "0").returncode == 0
     return run
 
 
@@ -50,7 +53,7 @@ def scored_run(tmp_path_factory) -> Path:
 # score files: a row with more cells than the header
 
 
-def test_a_row_with_an_unquoted_comma_is_refused_naming_its_line(tmp_path):
+def test_a_row_with_an_unquoted_comma_is_refused_naming_its_line(tmp_path, genbench_cli):
     """**Was**: `house of the, dragon` unquoted in AGIQA-3k's data.csv shifted the row's cells one column
     right — its mos_quality read from the empty style cell, the last cell dropped — and the image was
     left out as "no finite mos_quality" (or, with the style filled, given its std as MOS) without a word."""
@@ -62,7 +65,7 @@ def test_a_row_with_an_unquoted_comma_is_refused_naming_its_line(tmp_path):
     lines = (root / "data.csv").read_text().splitlines()
     lines[3] = lines[3].replace("a cat", "a cat, sitting")  # row of img2, line 4 of the file
     (root / "data.csv").write_text("\n".join(lines) + "\n")
-    res = run_genbench("import-agiqa3k", root, "-o", tmp_path / "run")
+    res = genbench_cli("import-agiqa3k", root, "-o", tmp_path / "run")
     assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
     err = " ".join(res.stderr.split())
     assert f"{root / 'data.csv'}:4: 10 cells under a header of 9 columns" in err and "quoted" in err
@@ -196,17 +199,17 @@ def test_a_negative_or_too_large_seed_is_a_bad_option_value(tmp_path, isp_raws, 
 # genbench score / agree: a metric named twice
 
 
-def test_a_metric_named_twice_is_scored_and_reported_once(tmp_path):
+def test_a_metric_named_twice_is_scored_and_reported_once(tmp_path, genbench_cli):
     """**Was**: `genbench agree --metrics classical,classical` wrote two equal rows in agreement.csv and
     per_pair.csv with every classical column twice (a CSV with repeated columns); `score -m a,a` scored
     the metric, then read it all back as "already scored"."""
     run = tmp_path / "run"
-    assert run_genbench("import-agiqa3k", _agiqa_root(tmp_path / "agiqa"), "-o", run).returncode == 0
-    res = run_genbench("score", run, "-m", "classical,classical", "-w", "0")
+    assert genbench_cli("import-agiqa3k", _agiqa_root(tmp_path / "agiqa"), "-o", run).returncode == 0
+    res = genbench_cli("score", run, "-m", "classical,classical", "-w", "0")
     assert res.returncode == 0 and "already scored" in res.stderr, res.stderr
     assert res.stderr.count("classical: 6 scored, 0 already scored") == 1
     assert "classical: 0 scored, 6 already scored" not in res.stderr
-    res = run_genbench("agree", run, "--metrics", "classical, classical", "--bootstrap", "100")
+    res = genbench_cli("agree", run, "--metrics", "classical, classical", "--bootstrap", "100")
     assert res.returncode == 0, res.stderr
     with open(run / "agreement" / "agreement.csv", newline="") as fh:
         assert [r["metric"] for r in csv.DictReader(fh)] == ["classical"]
@@ -239,19 +242,19 @@ def test_import_agiqa3k_margin_0_names_the_pairs_it_leaves_out_for_what_they_are
     assert res.returncode == 2 and "genbench import-agiqa3k" in " ".join(res.stderr.split()), res.stderr
 
 
-def test_an_isp_manifest_row_with_an_unquoted_comma_is_refused(tmp_path, isp_raws):
+def test_an_isp_manifest_row_with_an_unquoted_comma_is_refused(tmp_path, isp_raws, isp_cli):
     """**Was**: `raws/manifest.csv` (the layout of ../shared/data/raw/real: file, licence, ..., scene_group)
     with `GPL-3.0 (COPYING), v2` unquoted read the next cell as the scene group: two shots of one scene in
     two groups, free to land on both sides of the split, without a word. Now the reader of score files'
     row check (attiqa.datasets.readers.fitting_rows) refuses it: one line, nothing written."""
-    from helpers import quick_isp_tune, run_isp_tune
+    from helpers import quick_isp_tune
 
     raw_dir, out, args = quick_isp_tune(tmp_path, isp_raws)
     names = sorted(p.name for p in raw_dir.iterdir())
     rows = [f"{n},GPL-3.0 (COPYING),{'chart' if i < 2 else n}\n" for i, n in enumerate(names)]
     rows[1] = rows[1].replace("(COPYING)", "(COPYING), v2")
     (raw_dir / "manifest.csv").write_text("file,licence,scene_group\n" + "".join(rows))
-    res = run_isp_tune(*args)
+    res = isp_cli(*args)
     assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
     said = " ".join(res.stderr.split())
     assert (
@@ -261,17 +264,17 @@ def test_an_isp_manifest_row_with_an_unquoted_comma_is_refused(tmp_path, isp_raw
     assert not out.exists() or not any(out.iterdir())
 
 
-def test_a_preferences_row_with_an_unquoted_comma_is_refused(tmp_path, scored_run):
+def test_a_preferences_row_with_an_unquoted_comma_is_refused(tmp_path, scored_run, genbench_cli):
     """**Was**: `genbench agree --prefs FILE` with a rater `lee, a` unquoted (`PAIR,lee, a,b`) counted a vote
     for image a — the rater's second half read as the choice, the real choice b dropped — without a word."""
     run = copied_run(scored_run, tmp_path / "run")
     prefs = tmp_path / "prefs.csv"
     prefs.write_text("pair_id,rater,choice\nimg0|img1,ann,b\nimg0|img1,lee, a,b\n")
-    res = run_genbench("agree", run, "--prefs", prefs, "--metrics", "classical", "--bootstrap", "100")
+    res = genbench_cli("agree", run, "--prefs", prefs, "--metrics", "classical", "--bootstrap", "100")
     assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
     assert f"error: {prefs}:3: 4 cells under a header of 3 columns" in " ".join(res.stderr.split())
     prefs.write_text('pair_id,rater,choice\nimg0|img1,ann,b\nimg0|img1,"lee, a",b\n')
-    res = run_genbench("agree", run, "--prefs", prefs, "--metrics", "classical", "--bootstrap", "100")
+    res = genbench_cli("agree", run, "--prefs", prefs, "--metrics", "classical", "--bootstrap", "100")
     assert res.returncode == 0 and "(2 votes on 1 pair)" in res.stderr, res.stderr
 
 
@@ -292,12 +295,13 @@ def test_export_votes_refuses_a_name_that_is_not_csv(tmp_path, genbench_cli):
     assert res.returncode == 0 and "1 vote from 1 rater" in res.stderr, res.stderr
 
 
-def test_genbench_score_names_a_skipped_metric_once(tmp_path, genbench_cli):
+def test_genbench_score_names_a_skipped_metric_once(tmp_path, genbench_cli, monkeypatch):
     """**Was**: "skipped nosuch.safetensors: nosuch.safetensors: checkpoint not found …" — the metric's name
     and then the error's own path, the same text twice on the line."""
     run = tmp_path / "run"
     assert genbench_cli("import-agiqa3k", _agiqa_root(tmp_path / "agiqa"), "-o", run).returncode == 0
-    res = run_genbench("score", run, "-m", "nosuch.safetensors,classical", "-w", "0", cwd=tmp_path)
+    monkeypatch.chdir(tmp_path)
+    res = genbench_cli("score", run, "-m", "nosuch.safetensors,classical", "-w", "0")
     assert res.returncode == 2, res.stderr  # session 60: a missing path is refused before any scoring
     said = " ".join(res.stderr.split())
     assert "--metrics: nosuch.safetensors: no such checkpoint file — check the path" in said, said
@@ -329,7 +333,7 @@ def test_genbench_metrics_naming_nothing_is_refused(tmp_path, scored_run, genben
 # isp-tune: a raw whose name is not UTF-8
 
 
-def test_a_raw_whose_name_is_not_utf8_is_read(tmp_path, isp_raws):
+def test_a_raw_whose_name_is_not_utf8_is_read(tmp_path, isp_raws, isp_cli):
     """**Was**: `caf\\xe9.dng` (a Latin-1 name from an old card) skipped by `isp-tune` and refused by
     `render` as "LibRaw can't read it (UnicodeEncodeError: … surrogates not allowed)": rawpy encodes the
     name as UTF-8. Now LibRaw is handed the file's bytes (isp_env.raw.open_raw)."""
@@ -341,7 +345,7 @@ def test_a_raw_whose_name_is_not_utf8_is_read(tmp_path, isp_raws):
     res = run_isp_tune("render", odd, "-o", tmp_path / "r.png")
     assert res.returncode == 0 and (tmp_path / "r.png").is_file(), res.stderr
     assert f"{raw_dir}/caf\\xe9 [x].dng -> {tmp_path / 'r.png'}" in res.stderr
-    res = run_isp_tune(*args)
+    res = isp_cli(*args)
     assert res.returncode == 0 and "skipped" not in res.stderr and "UnicodeEncodeError" not in res.stderr, (
         res.stderr
     )
@@ -417,15 +421,15 @@ def test_agree_with_a_misspelt_metric_names_the_scored_one(tmp_path, scored_run,
     assert res.returncode == 2 and "--metrics attiqa-default" in said and "(scored: classical)" in said
 
 
-def test_an_isp_manifest_without_its_columns_is_said_not_ignored(tmp_path, isp_raws):
+def test_an_isp_manifest_without_its_columns_is_said_not_ignored(tmp_path, isp_raws, isp_cli):
     """**Was**: `raws/manifest.csv` with `file,scene` (not `scene_group`) was ignored without a word: every
     raw its own scene group, so two shots of one scene could be split between training and test."""
-    from helpers import quick_isp_tune, run_isp_tune
+    from helpers import quick_isp_tune
 
     raw_dir, out, args = quick_isp_tune(tmp_path, isp_raws, test_fraction="0")
     names = sorted(p.name for p in raw_dir.iterdir())
     (raw_dir / "manifest.csv").write_text("file,scene\n" + "".join(f"{n},chart\n" for n in names))
-    res = run_isp_tune(*args)
+    res = isp_cli(*args)
     assert res.returncode == 0, res.stderr
     said = " ".join(res.stderr.split())
     assert (
@@ -433,17 +437,17 @@ def test_an_isp_manifest_without_its_columns_is_said_not_ignored(tmp_path, isp_r
     )
 
 
-def test_isp_heldout_prints_no_share_of_a_gain_per_image_cma_es_did_not_make(tmp_path, isp_raws):
+def test_isp_heldout_prints_no_share_of_a_gain_per_image_cma_es_did_not_make(tmp_path, isp_raws, isp_cli):
     """**Was**: with per-image CMA-ES no better than neutral the last line divided by max(its gain, 1e-9):
     "teacher: -1572102308 % of per-image CMA-ES's gain over neutral" (four real raws, budget 4; the same
     script), "0 %" here (a one-call budget: the policy, too, at neutral) — a share of no gain. A symlink loop
     among the raws (session 55): the run leaves it out, and so does the script's split of the same folder
     (**was** a traceback at its scene groups, which read only probed raws since isp55)."""
-    from helpers import REPO, attiqa_env, quick_isp_tune, run_isp_tune
+    from helpers import REPO, attiqa_env, quick_isp_tune
 
     raw_dir, out, args = quick_isp_tune(tmp_path, isp_raws)
     (raw_dir / "loop.dng").symlink_to("loop.dng")
-    assert run_isp_tune(*args).returncode == 0
+    assert isp_cli(*args).returncode == 0
     cmd = [sys.executable, str(REPO / "benchmarks" / "isp_heldout.py"), str(raw_dir), "--run",
            f"teacher={out}", "--out", str(tmp_path / "h"), "--model", "classical", "--cma-global-budget", "1",
            "--cma-image-budget", "1"]  # fmt: skip

@@ -143,7 +143,9 @@ def test_a_run_s_cached_setting_is_read_back_as_written():
 
 
 @pytest.mark.timeout(900)
-def test_ctrl_c_in_check_says_what_is_kept_and_the_rerun_ends_as_an_uninterrupted_check(tmp_path, isp_raws):
+def test_ctrl_c_in_check_says_what_is_kept_and_the_rerun_ends_as_an_uninterrupted_check(
+    tmp_path, isp_raws, isp_cli
+):
     """**Was** `isp-tune check` (and `isp-tune --raw-dir`) cut short by Ctrl-C: a bare "interrupted",
     nothing on what was kept or that the same command resumes; now one line saying both (exit 130), and
     the rerun's folder equals an uninterrupted check's, file for file. A real Ctrl-C once the first raw's
@@ -151,7 +153,7 @@ def test_ctrl_c_in_check_says_what_is_kept_and_the_rerun_ends_as_an_uninterrupte
     import filecmp
     import signal
 
-    from helpers import interrupt_when, isp_tune_cmd, run_isp_tune
+    from helpers import interrupt_when, isp_tune_cmd
 
     raw_dir, out, ref = isp_raws[0].parent, tmp_path / "cut", tmp_path / "ref"
     args = ["check", raw_dir, "-m", "classical", "--out"]
@@ -160,8 +162,8 @@ def test_ctrl_c_in_check_says_what_is_kept_and_the_rerun_ends_as_an_uninterrupte
     assert cut.returncode == 130, cut.stderr[-2000:]
     said = [line for line in cut.stderr.splitlines() if line.startswith("interrupted")]
     assert said == [f"interrupted: the finished work is kept in {out}; rerun the same command to resume"]
-    assert run_isp_tune(*args, out).returncode == 0
-    assert run_isp_tune(*args, ref).returncode == 0
+    assert isp_cli(*args, out).returncode == 0  # the rerun and an uninterrupted check
+    assert isp_cli(*args, ref).returncode == 0
     files = sorted(p.relative_to(ref) for p in ref.rglob("*") if p.is_file())
     assert files == sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file())
     differ = [f for f in files if not filecmp.cmp(ref / f, out / f, shallow=False)]

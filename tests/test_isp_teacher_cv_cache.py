@@ -39,9 +39,15 @@ def _rerun_and_fresh(
     run with both: ``read`` of the first run, of the rerun and of the fresh run, and the rerun's output."""
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
+    from conftest import in_process
+
+    from isp_env.cli import main
+
     raw_dir, run = tiny_teacher_run(tmp_path / "a", raws, *options)
     first = read(run)
-    again = run_isp_tune("--raw-dir", raw_dir, "--out", run, *TINY_TEACHER_OPTIONS, *options, *changed)
+    again = in_process("isp-tune", main)(
+        "--raw-dir", raw_dir, "--out", run, *TINY_TEACHER_OPTIONS, *options, *changed
+    )
     assert again.returncode == 0, again.stderr[-2000:]
     _, fresh = tiny_teacher_run(tmp_path / "b", raws, *options, *changed)
     return first, read(run), read(fresh), " ".join((again.stdout + again.stderr).split())
@@ -80,7 +86,7 @@ def test_a_raw_added_to_the_teacher_raws_is_not_given_another_raws_cached_score(
     assert _cv_table(tmp_path / "run") == _cv_table(tmp_path / "fresh")
 
 
-def test_a_resume_with_nothing_changed_scores_nothing_again(tmp_path, isp_raws):
+def test_a_resume_with_nothing_changed_scores_nothing_again(tmp_path, isp_raws, isp_cli):
     """A run stopped after its cross-validation (no policy saved) resumes, in a new `isp-tune` process,
     without a search or a cross-validation score made again: the digest of unchanged inputs is the same
     in that process's recomputation."""
@@ -89,7 +95,7 @@ def test_a_resume_with_nothing_changed_scores_nothing_again(tmp_path, isp_raws):
     kept = json.loads((run / "teacher" / "cv_scores_neutral.json").read_text())
     (run / "policy.safetensors").unlink()  # as a kill before the policy was saved left the run
     (run / "training.json").unlink()
-    again = run_isp_tune(
+    again = isp_cli(
         "--raw-dir", raw_dir, "--out", run, *TINY_TEACHER_OPTIONS, "--teacher-restarts", "1", "--no-baselines"
     )
     assert again.returncode == 0, again.stderr[-2000:]
