@@ -228,7 +228,7 @@ def tune(
     ),
     learning_starts: int = typer.Option(200, min=0, help="SAC/TD3: random steps before learning."),
     cma_global_budget: int = typer.Option(
-        CMA_GLOBAL_BUDGET, min=1, help="Scorer calls of the global CMA-ES baseline."
+        CMA_GLOBAL_BUDGET, min=1, help="Scorer calls of the global CMA-ES search (baseline, --base global)."
     ),
     cma_image_budget: int = typer.Option(
         CMA_IMAGE_BUDGET, min=1, help="Scorer calls of per-image CMA-ES per test raw."

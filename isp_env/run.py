@@ -320,11 +320,16 @@ def run(
             {"cma_image_budget": cma_image_budget, "cma_global_budget": cma_global_budget},
         )
         if cfg.algo in ("sac", "td3") and cfg.timesteps <= cfg.learning_starts:  # the policy never learns
+            # a library run is told its TrainConfig's names (it typed no option)
+            steps, starts, init = (
+                ("--timesteps", "--learning-starts", "--init-policy")
+                if inputs.given is not None
+                else ("TrainConfig.timesteps", "TrainConfig.learning_starts", "TrainConfig.init_policy")
+            )
             console.print(
-                f"[yellow]warning[/] --timesteps {cfg.timesteps} is not above --learning-starts "
+                f"[yellow]warning[/] {steps} {cfg.timesteps} is not above {starts} "
                 f"{cfg.learning_starts}: {cfg.algo.upper()} takes only random steps and never learns — its "
-                "policy stays where it started (the base, or --init-policy); raise --timesteps or lower "
-                "--learning-starts"
+                f"policy stays where it started (the base, or {init}); raise {steps} or lower {starts}"
             )
         if cfg.algo != "teacher" and cfg.init_policy:  # its weights start the agent: checked before any work
             if given_base is not None and cfg.action_mode == "residual":

@@ -115,3 +115,7 @@ def test_a_trains_degrade_stage_says_what_it_made_again(tmp_path, sources, monke
     run_degrade_stage(cfg, tmp_path / "run", progress=False)
     said = " ".join(capsys.readouterr().err.split())
     assert "cannot be checked" in said and "set degrade.out to a new folder" in said, said
+    next(out.glob("*__contrast_1.png")).write_bytes(b"")  # as a kill mid-write on a filesystem without rename
+    run_degrade_stage(cfg, tmp_path / "run", progress=False)
+    said = " ".join(capsys.readouterr().err.split())
+    assert "1 damaged image(s) on disk made again" in said, said

@@ -359,3 +359,26 @@ def test_a_library_run_is_told_its_per_image_budget_is_ignored_once(tmp_path, is
         run(inputs, cfg, cma_image_budget=7, unwritable=PermissionError("read-only"))
     assert "this run ignores" not in " ".join(capsys.readouterr().err.split())
     assert not (tmp_path / "run").exists()
+
+
+def test_a_library_agent_that_would_never_learn_is_told_by_its_settings_names(tmp_path, isp_raws, capsys):
+    """**Was** (review of session 63) a library SAC run of ``TrainConfig(timesteps=4)`` told "--timesteps 4
+    is not above --learning-starts 200 … raise --timesteps": options a library caller never typed. Now its
+    ``TrainConfig`` fields; `isp-tune`'s line is unchanged
+    (``test_isp_agents_and_policies.py::test_an_agent_that_would_never_learn_is_warned_about_before_it_trains``)."""
+    import pytest
+
+    from isp_env.run import run
+    from isp_env.run_inputs import InputSettings, run_inputs
+    from isp_env.train_config import TrainConfig
+
+    cfg = TrainConfig(algo="sac", timesteps=4, scorer="classical")
+    settings = InputSettings(raw_dir=isp_raws[0].parent, out=tmp_path / "run", base="neutral")
+    inputs = run_inputs(settings, cfg, None, baselines=False)
+    with pytest.raises(PermissionError, match="read-only"):
+        run(inputs, cfg, baselines=False, unwritable=PermissionError("read-only"))
+    printed = capsys.readouterr()
+    told = " ".join((printed.out + printed.err).split())
+    said = "TrainConfig.timesteps 4 is not above TrainConfig.learning_starts 200: SAC takes only"
+    assert said in told and "--" not in told, told
+    assert "raise TrainConfig.timesteps or lower TrainConfig.learning_starts" in told, told

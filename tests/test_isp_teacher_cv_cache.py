@@ -86,7 +86,7 @@ def test_a_raw_added_to_the_teacher_raws_is_not_given_another_raws_cached_score(
     assert _cv_table(tmp_path / "run") == _cv_table(tmp_path / "fresh")
 
 
-def test_a_resume_with_nothing_changed_scores_nothing_again(tmp_path, isp_raws, isp_cli):
+def test_a_resume_with_nothing_changed_scores_nothing_again(tmp_path, isp_raws):
     """A run stopped after its cross-validation (no policy saved) resumes, in a new `isp-tune` process,
     without a search or a cross-validation score made again: the digest of unchanged inputs is the same
     in that process's recomputation."""
@@ -95,7 +95,7 @@ def test_a_resume_with_nothing_changed_scores_nothing_again(tmp_path, isp_raws, 
     kept = json.loads((run / "teacher" / "cv_scores_neutral.json").read_text())
     (run / "policy.safetensors").unlink()  # as a kill before the policy was saved left the run
     (run / "training.json").unlink()
-    again = isp_cli(
+    again = run_isp_tune(  # a new process: the digest must not depend on this one (set order, ids)
         "--raw-dir", raw_dir, "--out", run, *TINY_TEACHER_OPTIONS, "--teacher-restarts", "1", "--no-baselines"
     )
     assert again.returncode == 0, again.stderr[-2000:]
