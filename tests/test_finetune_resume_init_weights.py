@@ -171,4 +171,10 @@ def test_finetune_told_session_62s_start_checked_true_is_a_type_error_at_the_cal
     from attiqa.training.finetune import finetune
 
     with pytest.raises(TypeError, match=r"start_checked=\.\.\.\): expected what check_resumed_start"):
-        finetune(FinetuneConfig(csv=str(tmp_path / "m.csv")), None, tmp_path / "run", start_checked=True)
+        finetune(
+            FinetuneConfig(csv=str(tmp_path / "m.csv")),
+            None,
+            tmp_path / "run",
+            resume=True,
+            start_checked=True,
+        )

@@ -407,11 +407,12 @@ def test_a_resumed_start_is_checked_once_and_a_library_callers_still_is(tmp_path
     assert len(checks) == 1
 
 
-def test_a_resume_reads_the_fine_tunings_saved_states_once(tmp_path, monkeypatch):
+def test_a_resume_checks_the_fine_tunings_saved_states_from_one_reading(tmp_path, monkeypatch):
     """**Was**: `train --resume` read each of its fine-tuning's saved states (safetensors header + JSON) in
-    the runner's early check and again in `finetune()` for the weights' hash. Now once: the check hands what
-    it read to `finetune()`, which still compares it — a checkpoint rewritten since is fine-tuned again,
-    another kind of start refused."""
+    the runner's early check and again in `finetune()` for the weights' hash. Now the checks read each once:
+    the early check hands what it read to `finetune()`, which still compares it — a checkpoint rewritten
+    since is fine-tuned again, another kind of start refused. (The trainer then loads each state to continue
+    from it: not counted here.)"""
     from helpers import tiny_attiqa_checkpoint
 
     import attiqa.training.finetune as ft
@@ -435,7 +436,7 @@ def test_a_resume_reads_the_fine_tunings_saved_states_once(tmp_path, monkeypatch
     res = runner.invoke(app, ["train", "-c", str(cfg), "--resume", *from_ckpt])
     assert res.exit_code == 0, res.output
     states = [stage / "heads" / "last.state.safetensors", stage / "last.state.safetensors"]
-    assert reads == states  # each once (was: each twice)
+    assert reads == states  # each once by the checks (was: each twice)
     assert "is not the model the fine-tuning in" not in " ".join(res.output.split())
     # the checkpoint rewritten (other weights): compared with what the check read, fine-tuned again
     model, card = load_model(ckpt)
