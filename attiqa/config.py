@@ -606,7 +606,9 @@ def _share_model(data: dict[str, Any], where: str) -> dict[str, Any]:
     """``data`` with ``model:`` copied into the stages' settings before they are built, so each stage is
     checked with the network it will train (``pretrain.checkpoint_activations`` was refused for ``model:
     backbone: efficientnet_lite0``: the stage was checked with the default resnet50); a stage that sets one
-    of its keys to something else is refused."""
+    of its keys to something else is refused. A default ``model:`` does not write (:class:`Unwritten`: its
+    backbone) neither overrides nor refuses a stage's written value (was: its ``backbone: resnet50`` taken
+    for unwritten, its ``efficientnet_lite0`` refused as differing from a resnet50 nobody wrote)."""
     if data.get("model") is None:
         return data
     try:
@@ -619,12 +621,13 @@ def _share_model(data: dict[str, Any], where: str) -> dict[str, Any]:
         raw = data.get(stage)
         if not isinstance(raw, dict):  # left out (or not a mapping: its own error, when it is built)
             continue
-        for key, value in shared.items():
+        given = {key: value for key, value in shared.items() if written(value) or key not in raw}
+        for key, value in given.items():
             if key in raw and raw[key] != value:
                 name = f"{_key(where, stage)}.{key}"
                 raise SettingError(f"{name}: {raw[key]!r} differs from model.{key} ({value!r}); set it once, "
                                    "in model:", name)  # fmt: skip
-        out[stage] = {**raw, **shared}
+        out[stage] = {**raw, **given}
     return out
 
 

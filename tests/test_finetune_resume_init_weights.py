@@ -127,3 +127,54 @@ def test_a_polish_stopped_before_its_first_save_keeps_heads_fine_tuned_from_new_
     pretrained = load_model(run / "pretrain" / "model.safetensors")[0]
     card = read_card(stage / "last.safetensors")
     assert card[INIT_HASH] == weights_hash(pretrained) and card["stage"] == "finetune", card
+
+
+@pytest.mark.parametrize(
+    ("hashes", "kept"),
+    [
+        ({"heads": None, "": "old"}, ()),  # heads of an older version: was continued under new weights
+        ({"": "old"}, ()),  # heads' state missing or unreadable: was continued, then "state missing"
+        ({"heads": "old"}, ()),
+        ({"heads": "new", "": "old"}, ("heads",)),  # the heads fine-tuned from the new weights
+        ({"heads": "new"}, ("heads", "")),  # nothing differs: as before
+        ({"heads": None, "": None}, ("heads", "")),  # an older version's run: continued, said
+    ],
+)
+def test_a_part_continues_beside_a_changed_one_only_if_it_recorded_these_weights(tmp_path, hashes, kept):
+    """Review: beside a part whose saved state started from other weights, an earlier part with no hash or
+    no readable state counted as "the same" and was continued (before, the whole stage trained again)."""
+    from attiqa.training.finetune import SavedStarts, same_start
+
+    stage = tmp_path / "finetune"
+    assert same_start(stage, {"init": "ckpt", INIT_HASH: "new"}, SavedStarts(stage, hashes)) == kept
+
+
+def test_a_polish_whose_heads_state_was_removed_trains_both_again_after_longer_pretraining(tmp_path, cli):
+    """Review: `--resume --set pretrain.epochs=2` of a polished run whose finetune/heads state was removed
+    exited 2 ("training state missing … cannot resume exactly"): the missing heads counted as fine-tuned
+    from the new weights. Now the heads and the polish train again, as before session 63."""
+    cmd, run = _run(tmp_path, cli, feature_cache="true", polish_epochs=1, polish_lr=1e-4)
+    heads = state_path_for(run / "finetune" / "heads" / "last.safetensors")
+    heads.unlink()
+    res = cli(*cmd, "--resume", "--set", "pretrain.epochs=2")
+    assert res.returncode == 0, _said(res)
+    assert "fine-tuning again from it, over that run's files" in _said(res), _said(res)
+    assert heads.exists()
+    assert read_card(run / "finetune" / "last.safetensors")[INIT_HASH] == weights_hash(
+        load_model(run / "pretrain" / "model.safetensors")[0]
+    )
+
+
+def test_finetune_told_session_62s_start_checked_true_is_a_type_error_at_the_call(tmp_path):
+    """Review: `finetune(start_checked=True)` (session 62's form) failed deep inside, an AttributeError."""
+    from attiqa.config import FinetuneConfig
+    from attiqa.training.finetune import finetune
+
+    with pytest.raises(TypeError, match=r"start_checked=\.\.\.\): expected what check_resumed_start"):
+        finetune(
+            FinetuneConfig(csv=str(tmp_path / "m.csv")),
+            None,
+            tmp_path / "run",
+            resume=True,
+            start_checked=True,
+        )

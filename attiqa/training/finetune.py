@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import copy
 from dataclasses import dataclass, replace
+from itertools import takewhile
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +102,11 @@ def finetune(
     ``start_checked``: what :func:`check_resumed_start` (the runner's early checks) read of this run's saved
     states, its kind of start checked: the states are not read and checked again, their recorded weights'
     hashes are compared from it; a caller that made no such check leaves it None (read and checked here)."""
+    if start_checked is not None and not isinstance(start_checked, SavedStarts):  # session 62's bool
+        raise TypeError(
+            "finetune(start_checked=...): expected what check_resumed_start() returned (SavedStarts) or "
+            f"None, got {start_checked!r}"
+        )
     with D.process_group(), unreadable_report("finetune"):  # the report's count: once, with the group's total
         return _finetune(cfg, init_checkpoint, Path(out_dir), resume, progress, data, start, start_checked)
 
@@ -115,8 +121,8 @@ class InitialModel:
     info: dict[str, Any]
     rng_state: torch.Tensor
     # whether the network's backbone began from ImageNet weights: a checkpoint's as its card's config records
-    # it (its pretraining's), False where it records none (this run loaded none); a fresh one: the config's
-    imagenet: bool = True
+    # it (its pretraining's), None where it records none (unknown: was False); a fresh one: the config's
+    imagenet: bool | None = True
 
 
 def initial_model(cfg: FinetuneConfig, init_checkpoint: Path | None) -> InitialModel:
@@ -131,12 +137,12 @@ def initial_model(cfg: FinetuneConfig, init_checkpoint: Path | None) -> InitialM
     model, info, card = _build_model(
         init_checkpoint, cfg.backbone, cfg.pretrained_backbone, cfg.backbone_weights, cfg.head_hidden
     )
-    imagenet = cfg.pretrained_backbone
+    imagenet: bool | None = cfg.pretrained_backbone
     if init_checkpoint is not None:
         info = {**info, INIT_HASH: weights_hash(model)}
         config = card.get("config")
         recorded = config.get("pretrained_backbone") if isinstance(config, dict) else None
-        imagenet = recorded if isinstance(recorded, bool) else False  # was the config's, not used
+        imagenet = recorded if isinstance(recorded, bool) else None  # was the config's, not used
         # a backbone: the config wrote, resnet50 too (the default nobody chose is not said)
         if model.backbone.name != cfg.backbone and written(cfg.backbone) and D.is_main():
             console.print(
@@ -234,8 +240,11 @@ def _finetune(
     init_info = start.info
     if INIT_HASH in init_info:  # a checkpoint's network: the card's config says what trained (was the
         # config's unused network settings: its backbone, head width, ImageNet start and backbone weights)
-        cfg = replace(cfg, backbone=model.backbone.name, head_hidden=model.head_hidden,
-                      pretrained_backbone=start.imagenet, backbone_weights=None)  # fmt: skip
+        # its ImageNet start None where CKPT's card records none (unknown, for the card: no network is built
+        # from cfg after this; was false, a claim nothing read)
+        imagenet: dict[str, bool | None] = {"pretrained_backbone": start.imagenet}
+        cfg = replace(cfg, backbone=model.backbone.name, head_hidden=model.head_hidden, backbone_weights=None,
+                      **imagenet)  # type: ignore[arg-type]  # fmt: skip
     parts = same_start(stage_dir, init_info, start_checked) if resume else ()  # the parts continued
     resume, resume_heads = "" in parts, "heads" in parts
     if cfg.single_head is not None:
@@ -273,8 +282,9 @@ def same_start(
     the order they train, up to the first whose state started from other weights than ``init_info``'s (its
     init checkpoint rewritten since: pretraining trained on), said in a line — that part and those after
     it train again from them over their files (a polish stopped before its first save, after its cached
-    heads were fine-tuned from the new weights: the heads continued, the polish again; was both again). A
-    state of an older version (no hash recorded) is continued, said once. No or an unreadable state: the
+    heads were fine-tuned from the new weights: the heads continued, the polish again; was both again), and
+    so does an earlier part whose state did not record these weights. Otherwise a state of an older
+    version (no hash recorded) is continued, said once. No or an unreadable state: the
     trainer's. Another kind of start is refused (:func:`other_start`) unless ``checked``: what the early
     check of it read of ``stage_dir`` (:func:`check_resumed_start`), whose hashes are compared (not read
     again)."""
@@ -287,7 +297,10 @@ def same_start(
     if now is None:  # a start built without one (nothing to compare with)
         return STAGE_PARTS
     other = [p for p in STAGE_PARTS if recorded.get(p, now) not in (None, now)]
-    kept = STAGE_PARTS[: STAGE_PARTS.index(other[0])] if other else STAGE_PARTS
+    # beside a part that differs, an earlier one continues only if it recorded these weights: one with no
+    # state, an unreadable one or an older version's (no hash) trains again too (was continued, under weights
+    # it did not start from, or refused as "training state missing")
+    kept = tuple(takewhile(lambda p: recorded.get(p) == now, STAGE_PARTS)) if other else STAGE_PARTS
     if other and D.is_main():
         heads = [p for p in kept if p in recorded]  # the cached heads of a polish, fine-tuned from them
         again = ("its cached heads (fine-tuned from it) continued, the polish trained again" if heads
