@@ -374,7 +374,9 @@ def test_jitter_warps_as_the_whole_grid_formula(strip_pixels: int, monkeypatch: 
     the grid, displacement and positions as three (2, H, W) arrays, warped whole."""
     monkeypatch.setattr(basic, "STRIP_PIXELS", strip_pixels)
     img = Image.fromarray(skimage.data.coffee()).resize((300, 200))
-    assert np.array_equal(np.asarray(apply_distortion(img, "kadid_jitter", 5, seed=5)), _whole_grid_jitter(img, 5))
+    assert np.array_equal(
+        np.asarray(apply_distortion(img, "kadid_jitter", 5, seed=5)), _whole_grid_jitter(img, 5)
+    )
 
 
 def _whole_grid_jitter(img: Image.Image, level: int) -> np.ndarray:

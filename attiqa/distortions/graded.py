@@ -224,7 +224,9 @@ def _check_versions(
     if before is None and had_names:  # made before versions were recorded: its types not known
         recorded = dict.fromkeys(on_disk)
     res.unchecked = sorted(k for k, v in recorded.items() if v is None and k in on_disk)
-    recorded.update({k: DISTORTIONS[k].version for k, v in recorded.items() if v is None and k in DISTORTIONS})
+    recorded.update(
+        {k: DISTORTIONS[k].version for k, v in recorded.items() if v is None and k in DISTORTIONS}
+    )
     stale: set[str] = set()
     for kind, version in recorded.items():
         try:
