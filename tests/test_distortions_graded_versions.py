@@ -56,24 +56,32 @@ def test_a_type_changed_since_the_set_was_made_is_made_again(tmp_path, sources, 
 def test_images_of_a_changed_type_the_command_would_not_make_again_are_refused(
     tmp_path, sources, cli, monkeypatch
 ):
+    """A source added since is not recorded by the refused command either (sources.json was written before
+    the check)."""
     out = tmp_path / "deg"
     write_graded_set(sources, out, ["contrast"], [1, 3])
     _changed(monkeypatch, "contrast")
     kept = {p: p.read_bytes() for p in out.iterdir()}
+    (sources[0].parent / "added.png").write_bytes(sources[0].read_bytes())
     res = cli("degrade", sources[0].parent, "-o", out, "--distortions", "contrast", "--levels", "1")
     assert res.returncode == 2 and "Traceback" not in res.stderr
     line = res.stderr.strip()
-    assert "\n" not in line and "contrast" in line and "older version" in line and "delete them" in line, line
+    assert "\n" not in line and "contrast" in line and "delete them" in line, line
+    assert "made by another version of it" in line, line
     assert {p: p.read_bytes() for p in out.iterdir()} == kept  # nothing made, nothing recorded
     res = cli("degrade", sources[0].parent, "-o", out, "--distortions", "contrast", "--levels", "1,3")
     assert res.returncode == 0, res.stderr
     assert "made again: the images of contrast" in " ".join(res.stderr.split()), res.stderr
 
 
-def test_a_set_made_before_versions_were_recorded_is_told_once(tmp_path, sources, cli):
+def test_a_set_made_before_versions_were_recorded_is_told_once(tmp_path, sources, cli, monkeypatch):
+    """Told once, then taken as this version's: a later change of a type makes its images again (recorded
+    as not known, null, it was never checked again). A user's own file named like a graded image of an
+    unknown type is no type of the set."""
     out = tmp_path / "deg"
     write_graded_set(sources, out, ["contrast", "iso_noise"], [1])
     (out / VERSIONS_FILE).unlink()  # as an earlier version of the library left it
+    (out / "holiday__beach_1.png").write_bytes(sources[0].read_bytes())
     res = cli(
         "degrade", sources[0].parent, "-o", out, "--distortions", "contrast,gaussian_blur", "--levels", "1"
     )
@@ -83,12 +91,40 @@ def test_a_set_made_before_versions_were_recorded_is_told_once(tmp_path, sources
     assert "images of contrast, iso_noise cannot" in said and "contrast, iso_noise changed since" in said, (
         said
     )
-    assert _versions(out) == {"contrast": None, "iso_noise": None, "gaussian_blur": 1}
+    now = {k: DISTORTIONS[k].version for k in ("contrast", "iso_noise", "gaussian_blur")}
+    assert _versions(out) == now
     again = cli(
         "degrade", sources[0].parent, "-o", out, "--distortions", "contrast,gaussian_blur", "--levels", "1"
     )
     assert again.returncode == 0 and "cannot be checked" not in again.stderr, again.stderr
     assert "0 written" in again.stderr  # resumed as before: its images kept
+    _changed(monkeypatch, "contrast")
+    res = write_graded_set(sources, out, ["contrast", "gaussian_blur"], [1])
+    assert res.redone == {"contrast": (now["contrast"], now["contrast"] + 1)}
+    assert sorted(p.name for p in res.written) == ["astronaut__contrast_1.png", "coffee__contrast_1.png"]
+
+
+def test_a_record_of_not_known_versions_is_told_once_then_taken_as_this_versions(tmp_path, sources):
+    """A ``null`` a session-63 run recorded for a folder made before the record: told once more, then the
+    version recorded like the notice says."""
+    out = tmp_path / "deg"
+    write_graded_set(sources, out, ["contrast"], [1])
+    (out / VERSIONS_FILE).write_text(json.dumps({"versions": {"contrast": None}}))
+    assert write_graded_set(sources, out, ["contrast"], [1]).unchecked == ["contrast"]
+    assert _versions(out) == {"contrast": DISTORTIONS["contrast"].version}
+    assert not write_graded_set(sources, out, ["contrast"], [1]).unchecked
+
+
+def test_a_resume_with_nothing_to_do_does_not_rewrite_the_record(tmp_path, sources):
+    """Every run rewrote versions.json, so a finished set on read-only storage could no longer be resumed
+    (to list its images): the record is written only when it changes."""
+    out = tmp_path / "deg"
+    write_graded_set(sources, out, ["contrast", "gaussian_blur"], [1])
+    stat = (out / VERSIONS_FILE).stat()
+    res = write_graded_set(sources, out, ["contrast", "gaussian_blur"], [1])
+    assert not res.written and len(res.existing) == 6
+    again = (out / VERSIONS_FILE).stat()
+    assert (again.st_ino, again.st_mtime_ns) == (stat.st_ino, stat.st_mtime_ns)  # an atomic write: a new file
 
 
 def test_a_trains_degrade_stage_says_what_it_made_again(tmp_path, sources, monkeypatch, capsys):

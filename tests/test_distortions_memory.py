@@ -374,14 +374,34 @@ def test_jitter_warps_as_the_whole_grid_formula(strip_pixels: int, monkeypatch: 
     the grid, displacement and positions as three (2, H, W) arrays, warped whole."""
     monkeypatch.setattr(basic, "STRIP_PIXELS", strip_pixels)
     img = Image.fromarray(skimage.data.coffee()).resize((300, 200))
-    rgb = _old_mapmm(to_float(img))
-    rng = np.random.default_rng(5)
-    yy, xx = np.mgrid[0:200, 0:300].astype(np.float32)
-    out = rgb
+    assert np.array_equal(
+        np.asarray(apply_distortion(img, "kadid_jitter", 5, seed=5)), _whole_grid_jitter(img, 5)
+    )
+
+
+def _whole_grid_jitter(img: Image.Image, level: int) -> np.ndarray:
+    """``kadid_jitter`` as it was before the strips: the grid, displacement and positions as three (2, H, W)
+    arrays, each round warped whole."""
+    amount = DISTORTIONS["kadid_jitter"].levels[level - 1]
+    out = _old_mapmm(to_float(img))
+    h, w = out.shape[:2]
+    rng = np.random.default_rng(level)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     for _ in range(5):
-        d = rng.standard_normal((2, 200, 300), dtype=np.float32) * np.float32(1.0)
+        d = rng.standard_normal((2, h, w), dtype=np.float32) * np.float32(amount)
         coords = np.stack([yy - d[0], xx - d[1]])
         planes = [ndimage.map_coordinates(out[..., k], coords, order=1, mode="nearest") for k in range(3)]
         out = np.stack(planes, axis=2)
-    want = to_uint8(_old_mapmm(np.clip(out, 0.0, 1.0)))
-    assert np.array_equal(np.asarray(apply_distortion(img, "kadid_jitter", 5, seed=5)), want)
+    return to_uint8(_old_mapmm(np.clip(out, 0.0, 1.0)))
+
+
+@pytest.mark.parametrize("size", [(1, 1), (2, 1), (1, 2), (3, 3)])
+def test_jitter_of_a_tiny_photo_is_the_whole_grid_formula(size: tuple[int, int]):
+    """A strip whose sample positions all lie more than a row above the image (or below it) read an empty
+    slice of rows, and map_coordinates memory outside it: a 1x1 or 1x2 photo came out other bytes on every
+    run. Now it reads the edge row, as the whole grid clamps it; every level, twice."""
+    img = Image.fromarray(skimage.data.coffee()).resize(size)  # (width, height)
+    for level in range(1, 6):
+        want = _whole_grid_jitter(img, level)
+        for _ in range(2):
+            assert np.array_equal(np.asarray(apply_distortion(img, "kadid_jitter", level, seed=level)), want)

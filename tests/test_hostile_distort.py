@@ -144,12 +144,14 @@ def test_distort_into_a_folder_and_degrade_fmt_name_the_fix(photo_dir, tmp_path,
 def test_degrade_takes_odd_photos_whole(tmp_path, cli):
     """A photo 1 px high or wide, a 16-bit PNG, a CMYK JPEG and an animated GIF through `attiqa degrade` with
     the strip-wise types (the default set, the FFT blurs, jitter) at their strongest: each a result of the
-    source's size, the 16-bit one scaled to 8 bits (not clipped white), never a traceback (checked in session
-    63: they were fine)."""
+    source's size, the 16-bit one scaled to 8 bits (not clipped white), never a traceback; the same bytes
+    twice (a 1x1 or 1x2 photo's jitter read memory outside the image: other bytes on every run)."""
     src = tmp_path / "odd"
     src.mkdir()
     Image.fromarray(np.full((1, 50, 3), 120, np.uint8)).save(src / "row.png")
     Image.fromarray(np.full((40, 1, 3), 120, np.uint8)).save(src / "column.png")
+    Image.fromarray(np.full((1, 1, 3), 90, np.uint8)).save(src / "dot.png")
+    Image.fromarray(np.array([[[10, 200, 90], [250, 30, 140]]], np.uint8)).save(src / "pair.png")
     Image.fromarray((np.arange(48 * 64).reshape(48, 64) * 20).astype(np.uint16)).save(src / "deep.png")
     Image.new("CMYK", (40, 30), (10, 50, 100, 0)).save(src / "cmyk.jpg")
     frames = [Image.new("RGB", (30, 20), (60 * i, 90, 30)) for i in range(3)]
@@ -158,9 +160,15 @@ def test_degrade_takes_odd_photos_whole(tmp_path, cli):
     res = cli("degrade", src, "-o", tmp_path / "deg", "--levels", "5", "--distortions", kinds)
     assert res.returncode == 0 and "Traceback" not in res.stderr, res.stderr
     sizes = {"row": (50, 1), "column": (1, 40), "deep": (64, 48), "cmyk": (40, 30), "anim": (30, 20)}
+    sizes |= {"dot": (1, 1), "pair": (2, 1)}
     for stem, size in sizes.items():
         for kind in kinds.split(","):
             with Image.open(tmp_path / "deg" / f"{stem}__{kind}_5.png") as im:
                 assert im.size == size and im.mode == "RGB", (stem, kind)
     deep = np.asarray(Image.open(tmp_path / "deg" / "deep.png"))
     assert deep.max() == round(61420 / 257)  # 16-bit scaled to 8 (the largest value, 47 * 64 + 63 times 20)
+    again = cli("degrade", src, "-o", tmp_path / "again", "--levels", "5", "--distortions", kinds)
+    assert again.returncode == 0, again.stderr
+    first, second = ({p.name: p.read_bytes() for p in (tmp_path / d).glob("*.png")} for d in ("deg", "again"))
+    assert first.keys() == second.keys()
+    assert [n for n in first if first[n] != second[n]] == []

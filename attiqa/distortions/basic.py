@@ -608,7 +608,11 @@ def apply_distortion(img: Image.Image, name: str, level: int, seed: int = 0) -> 
 
 STRIP_PIXELS = 1 << 18
 """Pixels per row strip of the whole-image conversions: small next to a big photo, large enough that the
-loop costs nothing."""
+loop costs nothing. The FFT convolutions' bytes depend on it (:func:`convolve_rows`: a strip's height sets
+the FFT's lengths, whose rounding moves a value near a half grey level to the other side): retuning it
+means raising the versions of ``lens_blur``, ``kadid_lens_blur`` and ``kadid_motion_blur`` (their graded
+sets' images are then made again). The other strip-wise types compute the whole image's numbers at any
+strip size (tests/test_distortions_memory.py checks them at several)."""
 
 
 def row_strips(h: int, w: int, min_rows: int = 1) -> list[slice]:

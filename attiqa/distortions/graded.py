@@ -15,10 +15,13 @@ separators and control characters become ``_``; at most 100 bytes); when another
 is appended, skipping suffixes that are other sources' own names (``B/x_1.jpg``). Names are thus the
 same as before this rule wherever the old rule (first keeps the stem, then ``_1``, ...) made no collision.
 
-Versions: ``versions.json`` records the :attr:`Distortion.version` each type's images were made with. A type
-whose version changed since is made again on a rerun (the bytes of its images changed), or refused in one
-line when the folder holds images of it this run would not make again; a folder made before the record
-(none) is told so once, its types then recorded as not known (``null``) and resumed as before.
+Versions: ``versions.json`` records the :attr:`Distortion.version` each type's images were made with (written
+only when that changes: a finished set on read-only storage resumes). A type whose version changed since is
+made again on a rerun (the bytes of its images changed), or refused in one line, before anything is
+written, when the folder holds images of it this run would not make again. A folder made before the record
+(none; or a record's ``null``, left by session 63) is told once that its images cannot be checked and
+resumed as before, its types then recorded at this library's version: a later change makes them again or
+refuses as for any other set.
 """
 
 from __future__ import annotations
@@ -139,8 +142,15 @@ def output_stems(sources: Sequence[Path], out_dir: Path) -> list[str]:
     A source keeps its own (safe) stem when no other source has it; otherwise the first in order keeps
     it and the next get ``_1``, ``_2``, ... — skipping any suffix that is another source's own stem.
     """
-    path = out_dir / NAMES_FILE
-    names = _read_names(path)
+    stems, names = _name_sources(sources, out_dir)
+    if names is not None:  # before any image is written: a killed run resumes with the same names
+        write_json_atomic(out_dir / NAMES_FILE, {"names": names})
+    return stems
+
+
+def _name_sources(sources: Sequence[Path], out_dir: Path) -> tuple[list[str], dict[str, str] | None]:
+    """:func:`output_stems`' stems, and the names to record when any is new (else None); nothing written."""
+    names = _read_names(out_dir / NAMES_FILE)
     by_source = {src: name for name, src in names.items()}
     keys = [os.path.abspath(src) for src in sources]
     safe = [safe_stem(Path(src).stem) for src in sources]
@@ -165,9 +175,7 @@ def output_stems(sources: Sequence[Path], out_dir: Path) -> list[str]:
             taken.add(name.casefold())
             names[name], by_source[key], added = key, name, True
         stems.append(name)
-    if added:  # before any image is written: a killed run resumes with the same names
-        write_json_atomic(path, {"names": names})
-    return stems
+    return stems, names if added else None
 
 
 def _read_versions(path: Path) -> dict[str, int | None] | None:
@@ -189,47 +197,55 @@ def _read_versions(path: Path) -> dict[str, int | None] | None:
 
 
 def _types_on_disk(out_dir: Path, fmt: str) -> dict[str, list[Path]]:
-    """The graded images in ``out_dir`` by type: ``<stem>__<type>_<level>.<fmt>``."""
+    """The graded images in ``out_dir`` by type: ``<stem>__<type>_<level>.<fmt>`` of a type this library
+    knows (a user's own ``holiday__beach_1.png`` is no image of a type ``beach``)."""
     found: dict[str, list[Path]] = {}
     for path in sorted(out_dir.glob(f"*__*_[0-9].{fmt}")):
         kind = path.name[: -len(fmt) - 3].rsplit("__", 1)[-1]
-        found.setdefault(kind, []).append(path)
+        if kind in DISTORTIONS:
+            found.setdefault(kind, []).append(path)
     return found
 
 
 def _check_versions(
     out_dir: Path, fmt: str, had_names: bool, targets: set[Path], res: GradedResult
-) -> tuple[dict[str, int | None], set[str]]:
-    """The versions to record before any image is made, and the types to make again (older versions).
+) -> tuple[dict[str, int | None] | None, dict[str, int | None], set[str]]:
+    """The versions recorded before this run (None: no record), those to record before any image is made,
+    and the types to make again (of another version).
 
     ``had_names``: the folder was a graded set before this run (a ``sources.json``). A type of another
-    version whose images on disk are not all among this run's ``targets`` is refused: they would stay."""
-    recorded = _read_versions(out_dir / VERSIONS_FILE)
+    version whose images on disk are not all among this run's ``targets`` is refused: they would stay.
+    A type whose version is not known — a folder made before the record, or a record of such a folder
+    that says ``null`` — is told once (``res.unchecked``) and recorded at this library's version: its images
+    are taken as this version's from then on, so a later change of the type makes them again or refuses."""
+    before = _read_versions(out_dir / VERSIONS_FILE)
     on_disk = _types_on_disk(out_dir, fmt)
-    if recorded is None:
-        recorded = {}
-        if had_names:  # made before versions were recorded: told once, its types recorded as not known
-            res.unchecked = sorted(on_disk)
-            recorded = dict.fromkeys(on_disk)
+    recorded = dict(before or {})
+    if before is None and had_names:  # made before versions were recorded: its types not known
+        recorded = dict.fromkeys(on_disk)
+    res.unchecked = sorted(k for k, v in recorded.items() if v is None and k in on_disk)
+    recorded.update(
+        {k: DISTORTIONS[k].version for k, v in recorded.items() if v is None and k in DISTORTIONS}
+    )
     stale: set[str] = set()
     for kind, version in recorded.items():
         try:
             now = get_distortion(kind).version
         except AttiqaError:  # a type this library no longer has: its images are left as they are
             continue
-        if version is None or version == now or kind not in on_disk:
+        if version == now or kind not in on_disk:
             continue
         left = [p for p in on_disk[kind] if p not in targets]
         if left:
             raise AttiqaError(
-                f"{out_dir}: {len(on_disk[kind])} image(s) of {kind} were made by an older version of it "
+                f"{out_dir}: {len(on_disk[kind])} image(s) of {kind} were made by another version of it "
                 f"({version}, now {now}), {len(left)} of them not by this command (e.g. {left[0].name}) — "
                 f"delete them ({out_dir / f'*__{kind}_[0-9].{fmt}'}) and rerun to make them again, or write "
                 "to another output folder"
             )
         stale.add(kind)
         res.redone[kind] = (version, now)
-    return recorded, stale
+    return before, recorded, stale
 
 
 def write_graded_set(
@@ -275,7 +291,8 @@ def write_graded_set(
     sources = [Path(src) for src in sources]
     had_names = (out_dir / NAMES_FILE).exists()
     planned: list[tuple[Path, list[tuple[str | None, int, Path]]]] = []
-    for src, stem in zip(sources, output_stems(sources, out_dir), strict=True):
+    stems, names = _name_sources(sources, out_dir)  # recorded once the versions' check has passed
+    for src, stem in zip(sources, stems, strict=True):
         combos = [(d, lvl) for d in distortions for lvl in levels]
         if variants_per_source is not None and variants_per_source < len(combos):
             rng = random.Random(f"{seed}:{stem}")
@@ -285,7 +302,11 @@ def write_graded_set(
         )
         targets += [(d, lvl, out_dir / f"{stem}__{d}_{lvl}.{fmt}") for d, lvl in combos]
         planned.append((src, targets))
-    recorded, stale = _check_versions(out_dir, fmt, had_names, {t[2] for _, ts in planned for t in ts}, res)
+    before, recorded, stale = _check_versions(
+        out_dir, fmt, had_names, {t[2] for _, ts in planned for t in ts}, res
+    )
+    if names is not None:  # before any image is written: a killed run resumes with the same names
+        write_json_atomic(out_dir / NAMES_FILE, {"names": names})
     plan: list[tuple[Path, list[tuple[str | None, int, Path]]]] = []
     for src, targets in planned:
         damage = {t[2]: why for t in targets if (why := output_damage(t[2]))}  # made again, and said
@@ -293,11 +314,10 @@ def write_graded_set(
         todo = [t for t in targets if t[2] in damage or t[0] in stale or not t[2].exists()]
         res.existing.extend(t[2] for t in targets if t not in todo)
         plan.append((src, todo))
-    versions = dict(recorded)  # an old folder's types stay not known (null); a stale type keeps its old
-    for d in distortions:  # number until all its images are made again
-        if d not in stale and (d not in versions or versions[d] is not None):
-            versions[d] = get_distortion(d).version
-    write_json_atomic(out_dir / VERSIONS_FILE, {"versions": versions})  # before any image is made
+    versions = dict(recorded)  # a stale type keeps its old number until all its images are made again
+    versions.update({d: get_distortion(d).version for d in distortions if d not in stale})
+    if versions != before:  # before any image is made; not rewritten unchanged (a set on read-only storage)
+        write_json_atomic(out_dir / VERSIONS_FILE, {"versions": versions})
     if on_start:  # every file of a source there already (an earlier run's): counted outside the rate
         on_start(sum(not todo for _, todo in plan))
     unmade: set[str | None] = set()  # stale types with an image not made again (its source unreadable now)
@@ -340,8 +360,9 @@ def say_damaged(damaged: list[tuple[Path, str]]) -> None:
 
 
 def say_versions(res: GradedResult, out: Path, new_out: str = "write to a new --out folder") -> None:
-    """One line for the types whose images an older version made (made again), one for a graded set made
-    before the versions were recorded (its images cannot be checked: said this once). ``new_out``: how the
+    """One line for the types whose images another version made (made again), one for a graded set made
+    before the versions were recorded (its images cannot be checked: said this once, then taken as this
+    version's). ``new_out``: how the
     command is pointed at a new folder (a train's degrade stage: its ``degrade.out``)."""
     from attiqa.progress import console, plain, plain_name
 
@@ -356,5 +377,5 @@ def say_versions(res: GradedResult, out: Path, new_out: str = "write to a new --
         console.print(
             f"[yellow]{plain_name(out)}: made before graded sets recorded their distortions' versions — its "
             f"images of {kinds} cannot be checked against this version's{since}: "
-            f"to be sure, {new_out} (said this once)"
+            f"to be sure, {new_out} (said this once: they are taken as this version's from now on)"
         )

@@ -395,9 +395,7 @@ def _warp_rows(rgb: np.ndarray, amount: float, rng: np.random.Generator) -> None
     np.subtract(np.arange(h, dtype=np.float32)[:, None], ys, out=ys)
     xx = np.arange(w, dtype=np.float32)
     strips = row_strips(h, w)
-    reach = [
-        (max(0, int(np.floor(ys[rows].min()))), min(h, int(np.floor(ys[rows].max())) + 2)) for rows in strips
-    ]  # the input rows each strip's bilinear samples read (clamped at the image's edges, as mode "nearest")
+    reach = [_rows_read(ys[rows], h) for rows in strips]
     first_read = [min(lo for lo, _ in reach[i:]) for i in range(len(strips))]  # by this strip or a later one
     held: list[tuple[slice, np.ndarray]] = []
     for i, (rows, (lo, hi)) in enumerate(zip(strips, reach, strict=True)):
@@ -417,6 +415,14 @@ def _warp_rows(rgb: np.ndarray, amount: float, rng: np.random.Generator) -> None
             rgb[done] = result
     for done, result in held:
         rgb[done] = result
+
+
+def _rows_read(ys: np.ndarray, h: int) -> tuple[int, int]:
+    """The input rows ``lo:hi`` the bilinear samples at rows ``ys`` read, clamped at the image's edges as
+    mode "nearest" clamps them: never empty (every position above the image or below its last row reads the
+    first or the last row; an empty slice had map_coordinates read outside the array)."""
+    lo = min(max(0, int(np.floor(ys.min()))), h - 1)
+    return lo, max(min(h, int(np.floor(ys.max())) + 2), lo + 1)
 
 
 def _non_eccentricity_patch(rgb: np.ndarray, count: float, rng: np.random.Generator) -> np.ndarray:
