@@ -155,3 +155,24 @@ def test_a_trains_degrade_stage_says_what_it_made_again(tmp_path, sources, monke
     run_degrade_stage(cfg, tmp_path / "run", progress=False)
     said = " ".join(capsys.readouterr().err.split())
     assert "1 damaged image(s) on disk made again" in said, said
+
+
+def test_a_run_stopped_before_it_tells_an_unknown_version_tells_it_again(tmp_path, sources):
+    """**Was** (review 4 of session 63) a type whose version was not known recorded at this version before
+    any image was made, its notice said only after the run: a run stopped in between (Ctrl-C, a full disk)
+    left the images taken as this version's and the user never told. Now it stays ``null`` until the run
+    that tells it ends."""
+    out = tmp_path / "deg"
+    write_graded_set(sources, out, ["contrast"], [1])
+    (out / VERSIONS_FILE).unlink()  # as an earlier version of the library left it
+
+    def stop(_n: int) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        write_graded_set(sources, out, ["contrast"], [1, 3], on_item=stop)
+    assert _versions(out)["contrast"] is None
+    res = write_graded_set(sources, out, ["contrast"], [1, 3])
+    assert res.unchecked == ["contrast"]
+    assert _versions(out)["contrast"] == DISTORTIONS["contrast"].version
+    assert write_graded_set(sources, out, ["contrast"], [1, 3]).unchecked == []

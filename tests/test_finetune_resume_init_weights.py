@@ -166,8 +166,10 @@ def test_a_polish_whose_heads_state_was_removed_trains_both_again_after_longer_p
 
 
 def test_finetune_told_session_62s_start_checked_true_is_a_type_error_at_the_call(tmp_path):
-    """Review: `finetune(start_checked=True)` (session 62's form) failed deep inside, an AttributeError."""
+    """Review: `finetune(start_checked=True)` (session 62's form) failed deep inside, an AttributeError;
+    ``False`` (its default) is taken as None."""
     from attiqa.config import FinetuneConfig
+    from attiqa.errors import AttiqaError
     from attiqa.training.finetune import finetune
 
     with pytest.raises(TypeError, match=r"start_checked=\.\.\.\): expected what check_resumed_start"):
@@ -177,4 +179,13 @@ def test_finetune_told_session_62s_start_checked_true_is_a_type_error_at_the_cal
             tmp_path / "run",
             resume=True,
             start_checked=True,
+        )
+    # session 62's default spelled out (review 4): not checked, as None — the run's own checks speak
+    with pytest.raises(AttiqaError, match="MOS CSV not found"):
+        finetune(
+            FinetuneConfig(csv=str(tmp_path / "m.csv")),
+            None,
+            tmp_path / "run",
+            resume=True,
+            start_checked=False,
         )

@@ -16,12 +16,12 @@ is appended, skipping suffixes that are other sources' own names (``B/x_1.jpg``)
 same as before this rule wherever the old rule (first keeps the stem, then ``_1``, ...) made no collision.
 
 Versions: ``versions.json`` records the :attr:`Distortion.version` each type's images were made with (written
-only when that changes: a finished set on read-only storage resumes). A type whose version changed since is
-made again on a rerun (the bytes of its images changed), or refused in one line, before anything is
-written, when the folder holds images of it this run would not make again. A folder made before the record
-(none; or a record's ``null``, left by session 63) is told once that its images cannot be checked and
-resumed as before, its types then recorded at this library's version: a later change makes them again or
-refuses as for any other set.
+only when that changes: a library caller's finished set on read-only storage resumes — the commands check
+their output is writable first). A type whose version changed since is made again on a rerun (the bytes of its
+images changed), or refused in one line, before anything is written, when the folder holds images of it this
+run would not make again. A folder made before the record (none; or a record's ``null``, left by session 63)
+is told once that its images cannot be checked and resumed as before, its types then recorded at this
+library's version once that run ends: a later change makes them again or refuses as for any other set.
 """
 
 from __future__ import annotations
@@ -216,24 +216,22 @@ def _check_versions(
     ``had_names``: the folder was a graded set before this run (a ``sources.json``). A type of another
     version whose images on disk are not all among this run's ``targets`` is refused: they would stay.
     A type whose version is not known — a folder made before the record, or a record of such a folder
-    that says ``null`` — is told once (``res.unchecked``) and recorded at this library's version: its images
-    are taken as this version's from then on, so a later change of the type makes them again or refuses."""
+    that says ``null`` — is told once (``res.unchecked``) and recorded at this library's version as the run
+    that tells it ends (a run stopped before leaves it ``null``, told again): its images are taken as this
+    version's from then on, so a later change of the type makes them again or refuses."""
     before = _read_versions(out_dir / VERSIONS_FILE)
     on_disk = _types_on_disk(out_dir, fmt)
     recorded = dict(before or {})
     if before is None and had_names:  # made before versions were recorded: its types not known
         recorded = dict.fromkeys(on_disk)
-    res.unchecked = sorted(k for k, v in recorded.items() if v is None and k in on_disk)
-    recorded.update(
-        {k: DISTORTIONS[k].version for k, v in recorded.items() if v is None and k in DISTORTIONS}
-    )
+    res.unchecked = sorted(k for k, v in recorded.items() if v is None and k in on_disk and k in DISTORTIONS)
     stale: set[str] = set()
     for kind, version in recorded.items():
         try:
             now = get_distortion(kind).version
         except AttiqaError:  # a type this library no longer has: its images are left as they are
             continue
-        if version == now or kind not in on_disk:
+        if version is None or version == now or kind not in on_disk:  # not known: told, recorded after
             continue
         left = [p for p in on_disk[kind] if p not in targets]
         if left:
@@ -305,6 +303,7 @@ def write_graded_set(
     before, recorded, stale = _check_versions(
         out_dir, fmt, had_names, {t[2] for _, ts in planned for t in ts}, res
     )
+    unknown = set(res.unchecked)
     if names is not None:  # before any image is written: a killed run resumes with the same names
         write_json_atomic(out_dir / NAMES_FILE, {"names": names})
     plan: list[tuple[Path, list[tuple[str | None, int, Path]]]] = []
@@ -314,8 +313,12 @@ def write_graded_set(
         todo = [t for t in targets if t[2] in damage or t[0] in stale or not t[2].exists()]
         res.existing.extend(t[2] for t in targets if t not in todo)
         plan.append((src, todo))
-    versions = dict(recorded)  # a stale type keeps its old number until all its images are made again
-    versions.update({d: get_distortion(d).version for d in distortions if d not in stale})
+    # a stale type keeps its old number until all its images are made again; a type not known stays null
+    # until the run that tells it so ends (a run stopped before would leave it recorded and untold)
+    versions = dict(recorded)
+    versions.update(
+        {d: get_distortion(d).version for d in distortions if d not in stale and d not in unknown}
+    )
     if versions != before:  # before any image is made; not rewritten unchanged (a set on read-only storage)
         write_json_atomic(out_dir / VERSIONS_FILE, {"versions": versions})
     if on_start:  # every file of a source there already (an earlier run's): counted outside the rate
@@ -341,8 +344,8 @@ def write_graded_set(
             res.written.append(path)
         if on_item:
             on_item(1)
-    if stale - unmade:
-        versions.update({d: get_distortion(d).version for d in stale - unmade})
+    if (stale - unmade) or unknown:
+        versions.update({d: get_distortion(d).version for d in (stale - unmade) | unknown})
         write_json_atomic(out_dir / VERSIONS_FILE, {"versions": versions})
     return res
 

@@ -102,7 +102,9 @@ def finetune(
     ``start_checked``: what :func:`check_resumed_start` (the runner's early checks) read of this run's saved
     states, its kind of start checked: the states are not read and checked again, their recorded weights'
     hashes are compared from it; a caller that made no such check leaves it None (read and checked here)."""
-    if start_checked is not None and not isinstance(start_checked, SavedStarts):  # session 62's bool
+    if start_checked is False:  # session 62's default, spelled out: not checked, as None
+        start_checked = None
+    if start_checked is not None and not isinstance(start_checked, SavedStarts):  # session 62's True
         raise TypeError(
             "finetune(start_checked=...): expected what check_resumed_start() returned (SavedStarts) or "
             f"None, got {start_checked!r}"
