@@ -606,9 +606,10 @@ def _share_model(data: dict[str, Any], where: str) -> dict[str, Any]:
     """``data`` with ``model:`` copied into the stages' settings before they are built, so each stage is
     checked with the network it will train (``pretrain.checkpoint_activations`` was refused for ``model:
     backbone: efficientnet_lite0``: the stage was checked with the default resnet50); a stage that sets one
-    of its keys to something else is refused. A default ``model:`` does not write (:class:`Unwritten`: its
-    backbone) neither overrides nor refuses a stage's written value (was: its ``backbone: resnet50`` taken
-    for unwritten, its ``efficientnet_lite0`` refused as differing from a resnet50 nobody wrote)."""
+    of its keys to something else is refused. A default ``model:`` does not write (a key its mapping does
+    not hold) neither overrides nor refuses a stage's written value (was: its ``backbone: resnet50`` taken
+    for unwritten, a stage's ``efficientnet_lite0``, ``head_hidden: 8`` or ``pretrained_backbone: false``
+    refused as differing from a default nobody wrote)."""
     if data.get("model") is None:
         return data
     try:
@@ -616,12 +617,13 @@ def _share_model(data: dict[str, Any], where: str) -> dict[str, Any]:
     except ConfigError as exc:
         raise _about(_key(where, "model"), exc) from None
     shared = {key: getattr(model, key) for key in MODEL_KEYS}
+    wrote = set(data["model"]) if isinstance(data["model"], dict) else set(MODEL_KEYS)
     out = dict(data)
     for stage in ("pretrain", "finetune"):
         raw = data.get(stage)
         if not isinstance(raw, dict):  # left out (or not a mapping: its own error, when it is built)
             continue
-        given = {key: value for key, value in shared.items() if written(value) or key not in raw}
+        given = {key: value for key, value in shared.items() if key in wrote or key not in raw}
         for key, value in given.items():
             if key in raw and raw[key] != value:
                 name = f"{_key(where, stage)}.{key}"

@@ -326,6 +326,7 @@ def test_a_stages_written_backbone_beside_a_model_section_naming_none_is_kept(tm
     from helpers import tiny_attiqa_checkpoint
 
     from attiqa.config import load_config, written
+    from attiqa.errors import ConfigError
 
     ckpt = tiny_attiqa_checkpoint(tmp_path)
     cfg = tiny_train_config(tmp_path)
@@ -344,6 +345,18 @@ def test_a_stages_written_backbone_beside_a_model_section_naming_none_is_kept(tm
     loaded = load_config(own)
     assert loaded.finetune is not None and loaded.finetune.backbone == "efficientnet_lite0"
     assert loaded.finetune.head_hidden == 8 and written(loaded.finetune.backbone)
+    # review 4: the same for every key model: shares — a stage's head_hidden or pretrained_backbone beside a
+    # model: that writes neither was refused as differing from the default (512, true)
+    own.write_text(
+        "model: {backbone: tiny}\n"
+        f"finetune: {{head_hidden: 8, pretrained_backbone: false, csv: {tmp_path}/m.csv}}\n"
+    )
+    loaded = load_config(own)
+    assert loaded.finetune is not None and loaded.finetune.backbone == "tiny"
+    assert loaded.finetune.head_hidden == 8 and loaded.finetune.pretrained_backbone is False
+    own.write_text(f"model: {{head_hidden: 16}}\nfinetune: {{head_hidden: 8, csv: {tmp_path}/m.csv}}\n")
+    with pytest.raises(ConfigError, match=r"finetune.head_hidden: 8 differs from model.head_hidden \(16\)"):
+        load_config(own)  # a value model: writes is still the one place
 
 
 def test_the_cards_pretrained_backbone_is_the_trained_networks(tmp_path):
