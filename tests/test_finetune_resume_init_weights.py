@@ -172,20 +172,17 @@ def test_finetune_told_session_62s_start_checked_true_is_a_type_error_at_the_cal
     from attiqa.errors import AttiqaError
     from attiqa.training.finetune import finetune
 
-    with pytest.raises(TypeError, match=r"start_checked=\.\.\.\): expected what check_resumed_start"):
-        finetune(
-            FinetuneConfig(csv=str(tmp_path / "m.csv")),
-            None,
-            tmp_path / "run",
-            resume=True,
-            start_checked=True,
-        )
-    # session 62's default spelled out (review 4): not checked, as None — the run's own checks speak
-    with pytest.raises(AttiqaError, match="MOS CSV not found"):
-        finetune(
-            FinetuneConfig(csv=str(tmp_path / "m.csv")),
-            None,
-            tmp_path / "run",
-            resume=True,
-            start_checked=False,
-        )
+    # session 62's default spelled out (review 4): False is not checked, as None — the run's own checks speak
+    told = {
+        True: (TypeError, r"start_checked=\.\.\.\): expected what check_resumed_start"),
+        False: (AttiqaError, "MOS CSV not found"),
+    }
+    for checked, (error, words) in told.items():
+        with pytest.raises(error, match=words):
+            finetune(
+                FinetuneConfig(csv=str(tmp_path / "m.csv")),
+                None,
+                tmp_path / "run",
+                resume=True,
+                start_checked=checked,
+            )
