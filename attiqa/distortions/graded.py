@@ -224,14 +224,13 @@ def _check_versions(
     recorded = dict(before or {})
     if before is None and had_names:  # made before versions were recorded: its types not known
         recorded = dict.fromkeys(on_disk)
-    res.unchecked = sorted(k for k, v in recorded.items() if v is None and k in on_disk and k in DISTORTIONS)
+    res.unchecked = sorted(k for k, v in recorded.items() if v is None and k in on_disk)  # known types only
     stale: set[str] = set()
     for kind, version in recorded.items():
-        try:
-            now = get_distortion(kind).version
-        except AttiqaError:  # a type this library no longer has: its images are left as they are
-            continue
-        if version is None or version == now or kind not in on_disk:  # not known: told, recorded after
+        if kind not in on_disk or version is None:  # no image of it here (or a type this library no longer
+            continue  # has: never on disk); not known: told, recorded after the run
+        now = DISTORTIONS[kind].version
+        if version == now:
             continue
         left = [p for p in on_disk[kind] if p not in targets]
         if left:
@@ -365,8 +364,8 @@ def say_damaged(damaged: list[tuple[Path, str]]) -> None:
 def say_versions(res: GradedResult, out: Path, new_out: str = "write to a new --out folder") -> None:
     """One line for the types whose images another version made (made again), one for a graded set made
     before the versions were recorded (its images cannot be checked: said this once, then taken as this
-    version's). ``new_out``: how the
-    command is pointed at a new folder (a train's degrade stage: its ``degrade.out``)."""
+    version's). ``new_out``: how the command is pointed at a new folder (a train's degrade stage: its
+    ``degrade.out``)."""
     from attiqa.progress import console, plain, plain_name
 
     if res.redone:
