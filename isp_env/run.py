@@ -83,7 +83,7 @@ from isp_env.run_inputs import (
     training_need,
 )
 from isp_env.teacher import KeptFor, inputs_digest, spread_sample
-from isp_env.train_config import TeacherSettings, TrainConfig, check_config
+from isp_env.train_config import SETTING_NAMES, TeacherSettings, TrainConfig, check_config
 from isp_env.tuning import (
     check_reward_model,
     checked_agent_init,
@@ -321,11 +321,9 @@ def run(
         )
         if cfg.algo in ("sac", "td3") and cfg.timesteps <= cfg.learning_starts:  # the policy never learns
             # a library run is told its TrainConfig's names (it typed no option)
-            steps, starts, init = (
-                ("--timesteps", "--learning-starts", "--init-policy")
-                if inputs.given is not None
-                else ("TrainConfig.timesteps", "TrainConfig.learning_starts", "TrainConfig.init_policy")
-            )
+            typed = inputs.given is not None
+            steps, starts = (SETTING_NAMES[n][0 if typed else 1] for n in ("timesteps", "learning_starts"))
+            init = "--init-policy" if typed else "TrainConfig.init_policy"
             console.print(
                 f"[yellow]warning[/] {steps} {cfg.timesteps} is not above {starts} "
                 f"{cfg.learning_starts}: {cfg.algo.upper()} takes only random steps and never learns — its "
