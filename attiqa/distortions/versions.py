@@ -16,6 +16,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import attiqa.distortions.kadid  # noqa: F401  (registers the KADID-10k types: DISTORTIONS is complete)
 from attiqa.distortions.basic import DISTORTIONS
 from attiqa.errors import AttiqaError
 from attiqa.io.atomic import write_json_atomic
