@@ -43,7 +43,8 @@ def resolve_in(out_dir: Path, p: str) -> Path:
 
 def run_degrade_stage(cfg: TrainConfig, out_dir: Path, progress: bool = True) -> Path:
     """Write the graded set (rank 0; the others wait) and return its folder."""
-    from attiqa.distortions.graded import say_damaged, say_versions, write_graded_set
+    from attiqa.distortions.graded import say_damaged, write_graded_set
+    from attiqa.distortions.versions import say_versions
     from attiqa.io.images import discover_images
     from attiqa.progress import console, plain, progress_later
     from attiqa.sharding import barrier, is_main
@@ -69,7 +70,7 @@ def run_degrade_stage(cfg: TrainConfig, out_dir: Path, progress: bool = True) ->
         for e in res.failed:
             console.print(f"[yellow]skipped: {plain(e)}")
         say_damaged(res.damaged)
-        say_versions(res, out, "set degrade.out to a new folder")
+        say_versions(res.versions, out, "set degrade.out to a new folder")
     barrier()
     return out
 

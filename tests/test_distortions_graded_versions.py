@@ -1,20 +1,23 @@
-"""A graded set (`attiqa degrade`'s folder) resumed after the library changed a type's bytes: session 62
-changed `contrast` and `iso_noise`, and a resumed set kept the old images beside the new ones without a word.
-Now ``versions.json`` records each type's version; a changed type is made again (or refused in one line when
-the folder holds images of it the command would not make again), and a folder made before the record is told
-once that it cannot be checked."""
+"""A graded set (`attiqa degrade`'s folder; since session 64 also `make-distorted`'s) resumed after the
+library changed a type's bytes: session 62 changed `contrast` and `iso_noise`, and a resumed set kept the old
+images beside the new ones without a word. Now ``versions.json`` records each type's version; a changed type
+is made again (or refused in one line when the folder holds images of it the command would not make again),
+and a folder made before the record is told once that it cannot be checked."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from pathlib import Path
 
 import pytest
 from conftest import resized
 
 from attiqa.distortions import DISTORTIONS
-from attiqa.distortions.graded import VERSIONS_FILE, write_graded_set
+from attiqa.distortions.graded import write_graded_set
+from attiqa.distortions.multi import make_distorted_set, plan_item
+from attiqa.distortions.versions import VERSIONS_FILE
 
 
 @pytest.fixture()
@@ -45,7 +48,9 @@ def test_a_type_changed_since_the_set_was_made_is_made_again(tmp_path, sources, 
     before = {p: p.read_bytes() for p in out.glob("*__contrast_*.png")}
     _changed(monkeypatch, "contrast")
     res = write_graded_set(sources, out, ["gaussian_blur", "contrast"], [1, 3])
-    assert res.redone == {"contrast": (DISTORTIONS["contrast"].version - 1, DISTORTIONS["contrast"].version)}
+    assert res.versions.redone == {
+        "contrast": (DISTORTIONS["contrast"].version - 1, DISTORTIONS["contrast"].version)
+    }
     assert sorted(res.written) == sorted(before)  # the contrast images only, all of them
     assert all(p.read_bytes() != old for p, old in before.items())
     assert {p: p.stat().st_mtime_ns for p in blur} == blur
@@ -100,7 +105,7 @@ def test_a_set_made_before_versions_were_recorded_is_told_once(tmp_path, sources
     assert "0 written" in again.stderr  # resumed as before: its images kept
     _changed(monkeypatch, "contrast")
     res = write_graded_set(sources, out, ["contrast", "gaussian_blur"], [1])
-    assert res.redone == {"contrast": (now["contrast"], now["contrast"] + 1)}
+    assert res.versions.redone == {"contrast": (now["contrast"], now["contrast"] + 1)}
     assert sorted(p.name for p in res.written) == ["astronaut__contrast_1.png", "coffee__contrast_1.png"]
 
 
@@ -110,9 +115,9 @@ def test_a_record_of_not_known_versions_is_told_once_then_taken_as_this_versions
     out = tmp_path / "deg"
     write_graded_set(sources, out, ["contrast"], [1])
     (out / VERSIONS_FILE).write_text(json.dumps({"versions": {"contrast": None}}))
-    assert write_graded_set(sources, out, ["contrast"], [1]).unchecked == ["contrast"]
+    assert write_graded_set(sources, out, ["contrast"], [1]).versions.unchecked == ["contrast"]
     assert _versions(out) == {"contrast": DISTORTIONS["contrast"].version}
-    assert not write_graded_set(sources, out, ["contrast"], [1]).unchecked
+    assert not write_graded_set(sources, out, ["contrast"], [1]).versions.unchecked
 
 
 def test_a_resume_with_nothing_to_do_does_not_rewrite_the_record(tmp_path, sources):
@@ -173,6 +178,133 @@ def test_a_run_stopped_before_it_tells_an_unknown_version_tells_it_again(tmp_pat
         write_graded_set(sources, out, ["contrast"], [1, 3], on_item=stop)
     assert _versions(out)["contrast"] is None
     res = write_graded_set(sources, out, ["contrast"], [1, 3])
-    assert res.unchecked == ["contrast"]
+    assert res.versions.unchecked == ["contrast"]
     assert _versions(out)["contrast"] == DISTORTIONS["contrast"].version
-    assert write_graded_set(sources, out, ["contrast"], [1, 3]).unchecked == []
+    assert write_graded_set(sources, out, ["contrast"], [1, 3]).versions.unchecked == []
+
+
+def _state(folder: Path) -> dict[str, tuple[bytes, int]]:
+    """Every file under ``folder`` with its bytes and mtime (a refused run leaves them all as they were)."""
+    return {
+        str(p.relative_to(folder)): (p.read_bytes(), p.stat().st_mtime_ns)
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def _orphan(folder: Path, name: str) -> Path:
+    """A temp file a killed writer left (unknown owner, hours old: any run's clean-up would delete it)."""
+    tmp = folder / f".{name}.abcd1234.tmp"
+    tmp.write_bytes(b"half")
+    os.utime(tmp, (1.0e9, 1.0e9))
+    return tmp
+
+
+def test_a_refused_resume_leaves_every_file_as_it_was(tmp_path, sources, cli, monkeypatch):
+    """**Was**: a set without ``settings.json`` (made before it was kept, or deleted) got one written, and
+    a killed run's temp files were deleted, before the versions' check refused the run: the refused command
+    changed the folder. Now every check comes before the first write."""
+    out = tmp_path / "deg"
+    write_graded_set(sources, out, ["contrast"], [1, 3])
+    (out / "settings.json").unlink()
+    _orphan(out, "astronaut__contrast_3.png")
+    _changed(monkeypatch, "contrast")
+    kept = _state(out)
+    res = cli("degrade", sources[0].parent, "-o", out, "--distortions", "contrast", "--levels", "1")
+    assert res.returncode == 2 and "made by another version of it" in res.stderr, res.stderr
+    assert _state(out) == kept
+
+
+def test_a_type_on_disk_the_record_does_not_name_is_told_not_taken(tmp_path, sources):
+    """**Was**: images of a type that a present ``versions.json`` does not name (copied in from another set,
+    or a record written by a library caller) were taken as this version's without a word when the run made
+    that type. Now they are told once, as a folder made before the record, then recorded."""
+    out = tmp_path / "deg"
+    write_graded_set(sources, out, ["contrast", "gaussian_blur"], [1])
+    (out / VERSIONS_FILE).write_text(json.dumps({"versions": {"contrast": DISTORTIONS["contrast"].version}}))
+    res = write_graded_set(sources, out, ["contrast", "gaussian_blur"], [1])
+    assert res.versions.unchecked == ["gaussian_blur"] and not res.written
+    assert _versions(out) == {"contrast": DISTORTIONS["contrast"].version, "gaussian_blur": 1}
+    assert write_graded_set(sources, out, ["contrast", "gaussian_blur"], [1]).versions.unchecked == []
+
+
+# `attiqa make-distorted`'s folders (ExIQA multi-distortion sets) record the versions their images were made
+# with, through the same check and record: **was** none, so a run resumed after the library changed a type's
+# bytes kept the images an earlier version made beside new ones, without a word. Now the images whose mix
+# holds a changed type are made again (their labels the same: the draw does not change), a folder made before
+# the record is told once, and a refused resume leaves every file as it was.
+
+TYPES = ["gaussian_blur", "contrast", "brightness_down"]
+
+
+def _images(out: Path) -> dict[Path, bytes]:
+    return {p: p.read_bytes() for p in sorted((out / "images").rglob("*.png"))}
+
+
+def test_a_resume_after_a_type_changed_makes_its_images_again(tmp_path, sources, monkeypatch):
+    out = tmp_path / "md"
+    make_distorted_set(sources, out, rounds=3, seed=2, distortions=TYPES)
+    assert json.loads((out / VERSIONS_FILE).read_text())["versions"] == {
+        k: DISTORTIONS[k].version for k in TYPES
+    }
+    before, labels = _images(out), (out / "labels.csv").read_bytes()
+    holds = {
+        p for p in before if "contrast" in plan_item(2, int(p.parent.name[1:]), int(p.name[:5]), TYPES).names
+    }
+    assert holds and holds != set(before)  # some mixes hold contrast, some do not
+    _changed(monkeypatch, "contrast")
+    res = make_distorted_set(sources, out, rounds=3, seed=2, distortions=TYPES)
+    assert res.versions.redone == {
+        "contrast": (DISTORTIONS["contrast"].version - 1, DISTORTIONS["contrast"].version)
+    }
+    assert res.written == len(holds) and res.existing == len(before) - len(holds)
+    after = _images(out)
+    assert {p for p in before if after[p] != before[p]} == holds
+    assert (out / "labels.csv").read_bytes() == labels
+    assert (
+        json.loads((out / VERSIONS_FILE).read_text())["versions"]["contrast"]
+        == DISTORTIONS["contrast"].version
+    )
+    again = make_distorted_set(sources, out, rounds=3, seed=2, distortions=TYPES)
+    assert again.written == 0 and not again.versions.redone
+
+
+def test_make_distorted_says_it_made_a_changed_type_again_and_tells_an_old_set_once(
+    tmp_path, sources, cli, monkeypatch
+):
+    out = tmp_path / "md"
+    args = ["make-distorted", sources[0].parent, "-o", out, "--rounds", "2", "--distortions", ",".join(TYPES)]
+    assert cli(*args).returncode == 0
+    _changed(monkeypatch, "contrast")
+    res = cli(*args)
+    said = " ".join(res.stderr.split())
+    assert res.returncode == 0 and "made again: the images of contrast" in said, said
+    (out / VERSIONS_FILE).unlink()  # as an earlier version of the library left it
+    res = cli(*args)
+    said = " ".join(res.stderr.split())
+    assert res.returncode == 0 and said.count("cannot be checked") == 1, said
+    assert "0 written" in said  # resumed as before: its images kept
+    assert "cannot be checked" not in cli(*args).stderr  # told once
+
+
+def test_a_refused_make_distorted_resume_leaves_every_file_as_it_was(tmp_path, sources, cli):
+    """**Was**: a folder whose ``meta.json`` holds its sources as the command gave them (before they were
+    recorded as absolute paths) had it rewritten, and a killed run's temp files deleted, before the other
+    settings refused the run."""
+    out = tmp_path / "md"
+    make_distorted_set(sources, out, rounds=1, seed=0, distortions=TYPES)
+    meta = json.loads((out / "meta.json").read_text())
+    meta["sources"] = [os.path.relpath(s) for s in meta["sources"]]
+    (out / "meta.json").write_text(json.dumps(meta))
+    tmp = out / "images" / "r00" / ".00000_astronaut.png.abcd1234.tmp"
+    tmp.write_bytes(b"half")
+    os.utime(tmp, (1.0e9, 1.0e9))  # hours old, its owner unknown: any run's clean-up deletes it
+    kept = {
+        str(p.relative_to(out)): (p.read_bytes(), p.stat().st_mtime_ns) for p in out.rglob("*") if p.is_file()
+    }
+    res = cli("make-distorted", *sources, "-o", out, "--rounds", "2", "--distortions", ",".join(TYPES))
+    assert res.returncode == 2 and "rounds 1, now 2" in res.stderr, res.stderr
+    now = {
+        str(p.relative_to(out)): (p.read_bytes(), p.stat().st_mtime_ns) for p in out.rglob("*") if p.is_file()
+    }
+    assert now == kept

@@ -185,6 +185,7 @@ def make_distorted_cmd(
     from attiqa.distortions import KADID_NAMES
     from attiqa.distortions.graded import say_damaged
     from attiqa.distortions.multi import make_distorted_set
+    from attiqa.distortions.versions import say_versions
     from attiqa.io.atomic import output_folder
     from attiqa.progress import progress_later
 
@@ -213,6 +214,7 @@ def make_distorted_cmd(
     for msg in res.failed:
         console.print(f"[yellow]skipped: {plain(msg)}")
     say_damaged(res.damaged)
+    say_versions(res.versions, out)
     if res.interruption is not None:
         console.print(f"[yellow]interrupted: {res.written} written, {res.existing} already there, kept in "
                       f"{plain_name(out)} with their labels; rerun the same command to resume")  # fmt: skip
@@ -245,7 +247,8 @@ def degrade_cmd(
 ) -> None:
     """Write graded degradations of photos (blur, contrast, brightness, saturation, noise) so the five
     attributes vary — the unlabelled set for pretraining. Resumable: existing files are skipped."""
-    from attiqa.distortions.graded import say_damaged, say_versions, write_graded_set
+    from attiqa.distortions.graded import say_damaged, write_graded_set
+    from attiqa.distortions.versions import say_versions
     from attiqa.io.atomic import output_folder
     from attiqa.progress import progress_later
 
@@ -264,7 +267,7 @@ def degrade_cmd(
             files, out, names, lv, fmt=fmt, max_side=max_side, on_item=adv, on_start=adv.start
         )
     say_damaged(res.damaged)
-    say_versions(res, out)
+    say_versions(res.versions, out)
     console.print(
         f"[green]{len(res.written)} written, {len(res.existing)} already there, in {plain_name(out)}"
     )

@@ -96,9 +96,13 @@ class Distortion:
 # ---------------------------------------------------------------------------------------------------
 
 
-def gaussian_blur(rgb: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
-    """Isotropic Gaussian blur of standard deviation ``sigma`` pixels (reflect borders), per channel."""
-    return ndimage.gaussian_filter(rgb, sigma=(sigma, sigma, 0.0), mode="reflect", truncate=4.0)
+def gaussian_blur(
+    rgb: np.ndarray, sigma: float, rng: np.random.Generator, out: np.ndarray | None = None
+) -> np.ndarray:
+    """Isotropic Gaussian blur of standard deviation ``sigma`` pixels (reflect borders), per channel; into
+    ``out`` when given (``rgb`` itself too: the filter's passes along an axis read each line before writing
+    it)."""
+    return ndimage.gaussian_filter(rgb, sigma=(sigma, sigma, 0.0), mode="reflect", truncate=4.0, output=out)
 
 
 def _gaussian_blur_uint8(u8: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
@@ -235,6 +239,19 @@ def _iso_noise_draws(
         yield rows, drawn[keep, :, 0], chroma
 
 
+def _low_pass_std() -> float:
+    """The std of unit white noise after the chroma's low-pass (Gaussian, sigma 1), away from the image's
+    edges: the separable filter's 2-D weights' root sum of squares, the 1-D weights' sum of squares."""
+    impulse = np.zeros(2 * ISO_CHROMA_REACH + 1)
+    impulse[ISO_CHROMA_REACH] = 1.0
+    taps = ndimage.gaussian_filter1d(impulse, sigma=1.0, mode="constant")
+    return float(np.sum(taps * taps))
+
+
+ISO_CHROMA_STD = _low_pass_std()
+"""The low-passed chroma noise's expected std (0.282), by which it is divided back to unit std."""
+
+
 def _iso_noise_rows(
     h: int,
     w: int,
@@ -244,22 +261,14 @@ def _iso_noise_rows(
     put: Callable[[slice, np.ndarray], None],
 ) -> None:
     """:func:`_iso_noise` a row strip at a time: ``rows_of(rows)`` gives the float32 input's rows and
-    ``put(rows, result)`` takes the result's. The chroma's standard deviation is a whole-image statistic: a
-    first pass over the draws sums it in float64, a second (the generator's state put back) applies."""
+    ``put(rows, result)`` takes the result's. One pass over the draws: the chroma is scaled by its low-pass's
+    expected std (:data:`ISO_CHROMA_STD`), not by its measured one, which needed every draw made twice (a
+    first pass summing it, the generator put back for a second)."""
     a = 2.5e-4 * gain
     b = 2.5e-5 * gain
-    state = rng.bit_generator.state
-    total = squares = 0.0
-    for _, _, chroma in _iso_noise_draws(h, w, rng):
-        c = chroma.astype(np.float64)
-        total += float(c.sum())
-        squares += float(np.vdot(c, c))
-    n = max(2 * h * w, 1)
-    std = math.sqrt(max(squares / n - (total / n) ** 2, 0.0))
-    rng.bit_generator.state = state  # the same draws again
+    chroma_scale = np.float32(0.5 * math.sqrt(a) / ISO_CHROMA_STD)
     for rows, luma_noise, chroma in _iso_noise_draws(h, w, rng):
-        chroma /= max(std, 1e-8)
-        chroma *= np.float32(0.5 * np.sqrt(a))
+        chroma *= chroma_scale
         ycc = rows_of(rows) @ RGB_TO_YCBCR.T  # row by row, as one product over the image is
         y = ycc[..., 0]
         y += np.sqrt(a * np.clip(y, 0.0, 1.0) + b).astype(np.float32) * luma_noise
@@ -274,8 +283,9 @@ def _iso_noise(rgb: np.ndarray, gain: float, rng: np.random.Generator) -> np.nda
     noise modeling and fitting for single-image raw-data"): ``var(Y) = a*Y + b`` with shot-noise
     coefficient ``a = 2.5e-4 * gain`` and read-noise variance ``b = 2.5e-5 * gain``. Chroma (Cb, Cr, in
     JPEG's full-range YCbCr) gets white noise of std ``0.5 * sqrt(a)``, slightly low-passed (Gaussian
-    sigma 1 px, then rescaled to that std, taken in float64) to resemble the blotchy colour noise of
-    high-ISO photos. Made a row strip at a time (:func:`_iso_noise_rows`): no whole noise image.
+    sigma 1 px, then divided by the filter's expected std, :data:`ISO_CHROMA_STD`, back to that std) to
+    resemble the blotchy colour noise of high-ISO photos. Made a row strip at a time, in one pass over the
+    draws (:func:`_iso_noise_rows`): no whole noise image.
     """
     out = np.empty(rgb.shape, np.float32)
 
@@ -413,18 +423,22 @@ def _zoom_blur(rgb: np.ndarray, max_zoom: float, rng: np.random.Generator) -> np
     Zoom steps of about 0.01 (at least 4 of them), bilinear resampling; the factor-1 copy is the
     image itself (ImageNet-C's recipe, written here with PIL resizes).
     """
+    return _zoom_blur_in_place(np.array(rgb, dtype=np.float32), max_zoom, rng)  # a copy of its own
+
+
+def _zoom_blur_in_place(rgb: np.ndarray, max_zoom: float, rng: np.random.Generator) -> np.ndarray:
+    """:func:`_zoom_blur` summed into ``rgb`` itself, its factor-1 copy (it summed into a copy beside it):
+    the planes it zooms are copies of their own."""
     h, w = rgb.shape[:2]
-    rgb = np.ascontiguousarray(rgb, dtype=np.float32)
     steps = max(4, int(round((max_zoom - 1.0) / 0.01)) + 1)
-    acc = rgb.copy()  # float32 already
-    chans = [Image.fromarray(np.ascontiguousarray(rgb[..., k])) for k in range(3)]
+    chans = [Image.fromarray(np.ascontiguousarray(rgb[..., k])) for k in range(3)]  # copies: strided planes
     for z in np.linspace(1.0, max_zoom, steps)[1:]:
         # the central 1/z of the image, stretched back to full size, added a plane at a time
         box = ((w - w / z) / 2.0, (h - h / z) / 2.0, (w + w / z) / 2.0, (h + h / z) / 2.0)
         for k, c in enumerate(chans):
-            acc[..., k] += np.asarray(c.resize((w, h), Image.Resampling.BILINEAR, box=box))
-    acc /= np.float32(steps)
-    return acc
+            rgb[..., k] += np.asarray(c.resize((w, h), Image.Resampling.BILINEAR, box=box))
+    rgb /= np.float32(steps)
+    return rgb
 
 
 def per_pixel(fn: DistortionFn) -> Uint8Fn:
@@ -538,7 +552,7 @@ for _d in (
         "ours (Poissonian-Gaussian luma noise, Foi et al. 2008, plus chroma noise)",
         stochastic=True,
         fn_uint8=_iso_noise_uint8,
-        version=2,  # session 62: the chroma's std summed in float64
+        version=3,  # session 62: the chroma's std summed in float64; 64: its expected std (one draw)
     ),
     Distortion(
         "zoom_blur",
@@ -549,6 +563,7 @@ for _d in (
         "largest zoom factor (mean of zooms 1..factor about the centre)",
         "ImageNet-C zoom blur (Hendrycks & Dietterich, ICLR 2019), severities 1-5: zoom ranges up to "
         "1.11, 1.16, 1.21, 1.26, 1.31 (ours: steps of ~0.01 at every level)",
+        fn_in_place=_zoom_blur_in_place,
     ),
     Distortion(
         "lens_blur",

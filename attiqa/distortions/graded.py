@@ -15,13 +15,10 @@ separators and control characters become ``_``; at most 100 bytes); when another
 is appended, skipping suffixes that are other sources' own names (``B/x_1.jpg``). Names are thus the
 same as before this rule wherever the old rule (first keeps the stem, then ``_1``, ...) made no collision.
 
-Versions: ``versions.json`` records the :attr:`Distortion.version` each type's images were made with (written
-only when that changes: a library caller's finished set on read-only storage resumes — the commands check
-their output is writable first). A type whose version changed since is made again on a rerun (the bytes of its
-images changed), or refused in one line, before anything is written, when the folder holds images of it this
-run would not make again. A folder made before the record (none; or a record's ``null``, left by session 63)
-is told once that its images cannot be checked and resumed as before, its types then recorded at this
-library's version once that run ends: a later change makes them again or refuses as for any other set.
+Versions: ``versions.json`` records the :attr:`Distortion.version` each type's images were made with; a
+changed type is made again on a rerun, or refused in one line when the folder holds images of it this run
+would not make again; a folder made before the record is told once (:mod:`attiqa.distortions.versions`).
+Every check (settings, versions) comes before the first write: a refused run leaves the folder as it was.
 """
 
 from __future__ import annotations
@@ -41,12 +38,13 @@ from PIL import Image
 import attiqa.distortions.kadid  # noqa: F401  (registers the KADID-10k types: DISTORTIONS is complete)
 from attiqa.distortions.basic import DISTORTIONS, apply_distortion, get_distortion
 from attiqa.distortions.defaults import DEFAULT_GRADED
+from attiqa.distortions.versions import VersionRecord, check_versions
 from attiqa.errors import AttiqaError, ImageLoadError
 from attiqa.io.atomic import remove_orphan_temps, write_json_atomic
 from attiqa.io.formats import format_name
 from attiqa.io.images import load_image, output_damage, save_image, shrink_longer
 from attiqa.io.names import portable_stem
-from attiqa.io.run_meta import check_or_write_meta
+from attiqa.io.run_meta import check_meta
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -60,8 +58,7 @@ class GradedResult:
     existing: list[Path] = field(default_factory=list)
     failed: list[ImageLoadError] = field(default_factory=list)
     damaged: list[tuple[Path, str]] = field(default_factory=list)  # an earlier run's, cut short: made again
-    redone: dict[str, tuple[int | None, int]] = field(default_factory=dict)  # type -> (old, new) version
-    unchecked: list[str] = field(default_factory=list)  # types of a folder made before versions were kept
+    versions: VersionRecord | None = None  # what the folder's versions.json holds and tells (say_versions)
 
     @property
     def paths(self) -> list[Path]:
@@ -69,7 +66,6 @@ class GradedResult:
 
 
 NAMES_FILE = "sources.json"
-VERSIONS_FILE = "versions.json"
 _MAX_STEM_BYTES = 100  # + "__saturation_down_5.png" and a hash stays far below the usual 255-byte limit
 
 
@@ -178,24 +174,6 @@ def _name_sources(sources: Sequence[Path], out_dir: Path) -> tuple[list[str], di
     return stems, names if added else None
 
 
-def _read_versions(path: Path) -> dict[str, int | None] | None:
-    """``versions.json``'s ``{type: version or None}``; None when there is no such file."""
-    if not path.exists():
-        return None
-    try:
-        versions = json.loads(path.read_text(encoding="utf-8"))["versions"]
-        if not isinstance(versions, dict) or not all(
-            v is None or (isinstance(v, int) and not isinstance(v, bool)) for v in versions.values()
-        ):
-            raise TypeError
-    except (OSError, ValueError, KeyError, TypeError):
-        raise AttiqaError(
-            f"{path}: unreadable record of the distortion versions — delete it (the folder's images are then "
-            "taken as not checkable) or use another --out folder"
-        ) from None
-    return versions
-
-
 def _types_on_disk(out_dir: Path, fmt: str) -> dict[str, list[Path]]:
     """The graded images in ``out_dir`` by type: ``<stem>__<type>_<level>.<fmt>`` of a type this library
     knows (a user's own ``holiday__beach_1.png`` is no image of a type ``beach``)."""
@@ -205,44 +183,6 @@ def _types_on_disk(out_dir: Path, fmt: str) -> dict[str, list[Path]]:
         if kind in DISTORTIONS:
             found.setdefault(kind, []).append(path)
     return found
-
-
-def _check_versions(
-    out_dir: Path, fmt: str, had_names: bool, targets: set[Path], res: GradedResult
-) -> tuple[dict[str, int | None] | None, dict[str, int | None], set[str]]:
-    """The versions recorded before this run (None: no record), those to record before any image is made,
-    and the types to make again (of another version).
-
-    ``had_names``: the folder was a graded set before this run (a ``sources.json``). A type of another
-    version whose images on disk are not all among this run's ``targets`` is refused: they would stay.
-    A type whose version is not known — a folder made before the record, or a record of such a folder
-    that says ``null`` — is told once (``res.unchecked``) and recorded at this library's version as the run
-    that tells it ends (a run stopped before leaves it ``null``, told again): its images are taken as this
-    version's from then on, so a later change of the type makes them again or refuses."""
-    before = _read_versions(out_dir / VERSIONS_FILE)
-    on_disk = _types_on_disk(out_dir, fmt)
-    recorded = dict(before or {})
-    if before is None and had_names:  # made before versions were recorded: its types not known
-        recorded = dict.fromkeys(on_disk)
-    res.unchecked = sorted(k for k, v in recorded.items() if v is None and k in on_disk)  # known types only
-    stale: set[str] = set()
-    for kind, version in recorded.items():
-        if kind not in on_disk or version is None:  # no image of it here (or a type this library no longer
-            continue  # has: never on disk); not known: told, recorded after the run
-        now = DISTORTIONS[kind].version
-        if version == now:
-            continue
-        left = [p for p in on_disk[kind] if p not in targets]
-        if left:
-            raise AttiqaError(
-                f"{out_dir}: {len(on_disk[kind])} image(s) of {kind} were made by another version of it "
-                f"({version}, now {now}), {len(left)} of them not by this command (e.g. {left[0].name}) — "
-                f"delete them ({out_dir / f'*__{kind}_[0-9].{fmt}'}) and rerun to make them again, or write "
-                "to another output folder"
-            )
-        stale.add(kind)
-        res.redone[kind] = (version, now)
-    return before, recorded, stale
 
 
 def write_graded_set(
@@ -272,21 +212,21 @@ def write_graded_set(
     fmt = format_name(fmt)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    check_or_write_meta(  # what the files' names do not say: the same name at another size or format
-        out_dir / "settings.json",
-        {
-            "max_side": max_side,
-            "fmt": fmt,
-            "variants_per_source": variants_per_source,
-            "seed": seed if variants_per_source is not None else None,
-        },
+    settings = out_dir / "settings.json"
+    meta = {
+        "max_side": max_side,
+        "fmt": fmt,
+        "variants_per_source": variants_per_source,
+        "seed": seed if variants_per_source is not None else None,
+    }
+    new_settings = check_meta(  # what the files' names do not say: the same name at another size or format
+        settings,
+        meta,
         "its images are of those settings: keep them to add to it (other distortions or levels are files "
         "of their own), or write to another output folder",
     )
-    remove_orphan_temps(out_dir)  # left by a killed run
     res = GradedResult()
     sources = [Path(src) for src in sources]
-    had_names = (out_dir / NAMES_FILE).exists()
     planned: list[tuple[Path, list[tuple[str | None, int, Path]]]] = []
     stems, names = _name_sources(sources, out_dir)  # recorded once the versions' check has passed
     for src, stem in zip(sources, stems, strict=True):
@@ -299,12 +239,21 @@ def write_graded_set(
         )
         targets += [(d, lvl, out_dir / f"{stem}__{d}_{lvl}.{fmt}") for d, lvl in combos]
         planned.append((src, targets))
-    before, recorded, stale = _check_versions(
-        out_dir, fmt, had_names, {t[2] for _, ts in planned for t in ts}, res
+    res.versions = record = check_versions(
+        out_dir,
+        _types_on_disk(out_dir, fmt),
+        {t[2] for _, ts in planned for t in ts},
+        distortions,
+        had_set=(out_dir / NAMES_FILE).exists(),
+        delete=lambda kind: str(out_dir / f"*__{kind}_[0-9].{fmt}"),
     )
-    unknown = set(res.unchecked)
+    # every check passed: the first writes (a refused run leaves the folder as it was)
+    if new_settings:
+        write_json_atomic(settings, meta)
+    remove_orphan_temps(out_dir)  # left by a killed run
     if names is not None:  # before any image is written: a killed run resumes with the same names
         write_json_atomic(out_dir / NAMES_FILE, {"names": names})
+    stale = set(record.redone)
     plan: list[tuple[Path, list[tuple[str | None, int, Path]]]] = []
     for src, targets in planned:
         damage = {t[2]: why for t in targets if (why := output_damage(t[2]))}  # made again, and said
@@ -312,17 +261,10 @@ def write_graded_set(
         todo = [t for t in targets if t[2] in damage or t[0] in stale or not t[2].exists()]
         res.existing.extend(t[2] for t in targets if t not in todo)
         plan.append((src, todo))
-    # a stale type keeps its old number until all its images are made again; a type not known stays null
-    # until the run that tells it so ends (a run stopped before would leave it recorded and untold)
-    versions = dict(recorded)
-    versions.update(
-        {d: get_distortion(d).version for d in distortions if d not in stale and d not in unknown}
-    )
-    if versions != before:  # before any image is made; not rewritten unchanged (a set on read-only storage)
-        write_json_atomic(out_dir / VERSIONS_FILE, {"versions": versions})
+    record.save()  # before any image is made
     if on_start:  # every file of a source there already (an earlier run's): counted outside the rate
         on_start(sum(not todo for _, todo in plan))
-    unmade: set[str | None] = set()  # stale types with an image not made again (its source unreadable now)
+    unmade: set[str | None] = set()  # types with an image not made (its source unreadable now)
     for src, todo in plan:
         if not todo:
             continue
@@ -343,9 +285,7 @@ def write_graded_set(
             res.written.append(path)
         if on_item:
             on_item(1)
-    if (stale - unmade) or unknown:
-        versions.update({d: get_distortion(d).version for d in (stale - unmade) | unknown})
-        write_json_atomic(out_dir / VERSIONS_FILE, {"versions": versions})
+    record.save(ended=True, unmade=unmade)
     return res
 
 
@@ -359,25 +299,3 @@ def say_damaged(damaged: list[tuple[Path, str]]) -> None:
         path, why = damaged[0]
         console.print(f"[yellow]{len(damaged)} damaged image(s) on disk made again (e.g. {plain_name(path)}: "
                       f"{plain(why)})")  # fmt: skip
-
-
-def say_versions(res: GradedResult, out: Path, new_out: str = "write to a new --out folder") -> None:
-    """One line for the types whose images another version made (made again), one for a graded set made
-    before the versions were recorded (its images cannot be checked: said this once, then taken as this
-    version's). ``new_out``: how the command is pointed at a new folder (a train's degrade stage: its
-    ``degrade.out``)."""
-    from attiqa.progress import console, plain, plain_name
-
-    if res.redone:
-        redone = sorted(res.redone.items())
-        kinds = ", ".join(f"{plain(k)} (version {old} -> {new})" for k, (old, new) in redone)
-        console.print(f"[yellow]made again: the images of {kinds}, changed since {plain_name(out)} was made")
-    if res.unchecked:
-        changed = [k for k in res.unchecked if k in DISTORTIONS and DISTORTIONS[k].version > 1]
-        since = f"; {', '.join(map(plain, changed))} changed since" if changed else ""
-        kinds = ", ".join(map(plain, res.unchecked))
-        console.print(
-            f"[yellow]{plain_name(out)}: made before graded sets recorded their distortions' versions — its "
-            f"images of {kinds} cannot be checked against this version's{since}: "
-            f"to be sure, {new_out} (said this once: they are taken as this version's from now on)"
-        )

@@ -224,8 +224,9 @@ def _color_quantization(rgb: np.ndarray, colors: float, rng: np.random.Generator
 
 
 def _color_saturation_hsv(rgb: np.ndarray, factor: float, rng: np.random.Generator) -> np.ndarray:
-    """#7: HSV saturation scaled by ``factor`` in [0, 1] (hue and value kept; see the module docstring)."""
-    return scale_saturation(rgb, factor, rng)
+    """#7: HSV saturation scaled by ``factor`` in [0, 1] (hue and value kept; see the module docstring),
+    into the first ``mapmm``'s array a row strip at a time (it made a new image beside it)."""
+    return by_row_strips(lambda part: scale_saturation(part, factor, rng), rgb, out=rgb)
 
 
 def _color_saturation_lab(rgb: np.ndarray, factor: float, rng: np.random.Generator) -> np.ndarray:
@@ -280,6 +281,17 @@ def _jpeg(rgb: np.ndarray, quality: float, rng: np.random.Generator) -> np.ndarr
             tile = rgb[y : y + JPEG_TILE, x : x + JPEG_TILE]
             out[y : y + JPEG_TILE, x : x + JPEG_TILE] = _jpeg(tile, quality, rng)
     return out
+
+
+def _white_noise(rgb: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
+    """#11: :func:`gaussian_noise` added into the first ``mapmm``'s array a row strip at a time (it drew the
+    noise as a new image beside it), the draws of one whole-image draw."""
+    return by_row_strips(lambda part: gaussian_noise(part, sigma, rng), rgb, out=rgb)
+
+
+def _gaussian_blur(rgb: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
+    """#1: :func:`gaussian_blur` written into the first ``mapmm``'s array (it made a new image beside it)."""
+    return gaussian_blur(rgb, sigma, rng, out=rgb)
 
 
 def _white_noise_ycbcr(rgb: np.ndarray, var: float, rng: np.random.Generator) -> np.ndarray:
@@ -509,7 +521,7 @@ _TYPES: tuple[Distortion, ...] = (
         "kadid_gaussian_blur",
         "sharpness",
         -1,
-        gaussian_blur,
+        _gaussian_blur,
         (0.1, 0.5, 1.0, 2.0, 5.0),
         "sigma (pixels)",
         f"{_GEN} #1",
@@ -613,7 +625,7 @@ _TYPES: tuple[Distortion, ...] = (
         "kadid_white_noise",
         "noisiness",
         -1,
-        gaussian_noise,
+        _white_noise,
         tuple(math.sqrt(v) for v in (0.001, 0.002, 0.003, 0.005, 0.01)),
         "noise std on [0, 1] RGB (variance 0.001..0.01)",
         f"{_GEN} #11",

@@ -17,35 +17,35 @@ Engineering (ours):
 - a source that cannot be read is skipped and reported; the rest goes on;
 - the distortions are applied in the order drawn (the paper does not say which order; drawing without
   replacement gives a random order);
-- ``meta.json`` records the settings; resuming with other settings is refused.
+- ``meta.json`` records the settings; resuming with other settings is refused; ``versions.json`` the
+  distortions' versions (:mod:`attiqa.distortions.versions`): an image whose mix holds a type changed since is
+  made again. Every check comes before the first write: a refused run leaves the folder as it was.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
 
 from attiqa.distortions.basic import NUM_LEVELS, apply_distortion, get_distortion
 from attiqa.distortions.kadid import KADID_NAMES
+from attiqa.distortions.versions import VersionRecord, check_versions
 from attiqa.errors import ConfigError, ImageLoadError
 from attiqa.io.atomic import atomic_path, remove_orphan_temps, write_json_atomic, write_text_atomic
 from attiqa.io.images import load_image, output_damage, shrink_longer
 from attiqa.io.names import path_text, portable_stem
-from attiqa.io.run_meta import check_or_write_meta
+from attiqa.io.run_meta import check_meta
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from attiqa.progress import Advance
 
 LABEL_FIXED = ("image", "source", "round", "k", "sequence")
@@ -99,6 +99,7 @@ class MultiResult:
     failed: list[str] = field(default_factory=list)
     damaged: list[tuple[Path, str]] = field(default_factory=list)  # an earlier run's, cut short: made again
     labels: Path | None = None
+    versions: VersionRecord | None = None  # what the folder's versions.json holds and tells (say_versions)
     interruption: KeyboardInterrupt | None = None  # Ctrl-C / SIGTERM: the finished images and labels kept
 
 
@@ -114,17 +115,18 @@ def _write_labels(path: Path, rows: list[dict], distortions: Sequence[str]) -> N
     write_text_atomic(path, buf.getvalue())
 
 
-def _absolute_sources(meta: Path, sources: list[str]) -> None:
+def _absolute_sources(sources: list[str]) -> Callable[[Any], Any]:
     """A ``meta.json`` written before sources were recorded as absolute paths holds them as that command gave
-    them (``photos/a.png``): when they name ``sources`` from here, it is brought up to date so the same
-    command still resumes; otherwise it is left for :func:`check_or_write_meta` to refuse."""
-    try:
-        old = json.loads(meta.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return  # none yet (or unreadable: check_or_write_meta says so)
-    given = old.get("sources") if isinstance(old, dict) else None
-    if isinstance(given, list) and given != sources and [os.path.abspath(s) for s in given] == sources:
-        write_json_atomic(meta, {**old, "sources": sources})
+    them (``photos/a.png``): when they name ``sources`` from here, it is read as up to date (and rewritten
+    once every check passed), so the same command still resumes; otherwise left for the check to refuse."""
+
+    def upgrade(old: Any) -> Any:
+        given = old.get("sources") if isinstance(old, dict) else None
+        if isinstance(given, list) and given != sources and [os.path.abspath(s) for s in given] == sources:
+            return {**old, "sources": sources}
+        return old
+
+    return upgrade
 
 
 def make_distorted_set(
@@ -157,22 +159,19 @@ def make_distorted_set(
     out_dir.mkdir(parents=True, exist_ok=True)
     sources = [Path(s) for s in sources]
     absolute = [os.path.abspath(s) for s in sources]  # the same files whatever folder the command runs in
-    _absolute_sources(out_dir / "meta.json", absolute)
-    check_or_write_meta(
-        out_dir / "meta.json",
-        {
-            "rounds": rounds,
-            "seed": seed,
-            "distortions": list(distortions),
-            "max_k": max_k,
-            "max_side": max_side,
-            "sources": absolute,
-            "recipe": "ExIQA §V-A (K ~ U{1..|D|}, without replacement, levels 1..5)",
-        },
-        "use another --out folder, or the same settings to resume",
-    )
-    for folder in (out_dir, *sorted((out_dir / "images").glob("r*"))):  # temps of a killed run
-        remove_orphan_temps(folder)
+    meta_path = out_dir / "meta.json"
+    meta = {
+        "rounds": rounds,
+        "seed": seed,
+        "distortions": list(distortions),
+        "max_k": max_k,
+        "max_side": max_side,
+        "sources": absolute,
+        "recipe": "ExIQA §V-A (K ~ U{1..|D|}, without replacement, levels 1..5)",
+    }
+    had_set = meta_path.exists()
+    fix = "use another --out folder, or the same settings to resume"
+    new_meta = check_meta(meta_path, meta, fix, _absolute_sources(absolute))
     labels = out_dir / "labels.csv"
     res = MultiResult(labels=labels)
     rows: list[dict] = []
@@ -198,20 +197,42 @@ def make_distorted_set(
         since_flush += 1
 
     items = []
+    by_type: dict[str, list[Path]] = {}  # the images on disk under each type of their mix
     for rnd in range(rounds):
         for i, src in enumerate(sources):
             path = _item_path(out_dir, rnd, i, src.stem)
+            plan = plan_item(seed, rnd, i, distortions, max_k)
             why = output_damage(path)  # an earlier run's image, empty or cut short: made again
             if why:
                 res.damaged.append((path, why))
-            items.append((rnd, i, src, path, path.exists() and not why))
+            elif path.exists():
+                for name in plan.names:
+                    by_type.setdefault(name, []).append(path)
+            items.append((rnd, i, src, path, plan, path.exists() and not why))
+    res.versions = record = check_versions(
+        out_dir,
+        by_type,
+        {item[3] for item in items},
+        distortions,
+        had_set,
+        delete=lambda kind: str(out_dir / "images"),
+    )
+    # every check passed: the first writes (a refused run leaves the folder as it was)
+    if new_meta:
+        write_json_atomic(meta_path, meta)
+    for folder in (out_dir, *sorted((out_dir / "images").glob("r*"))):  # temps of a killed run
+        remove_orphan_temps(folder)
+    stale = set(record.redone)
+    items = [(*item[:5], item[5] and not stale.intersection(item[4].names)) for item in items]
+    record.save()  # before any image is made
+    unmade: set[str] = set()  # types with an image not made (its source unreadable now)
     if on_start:  # an earlier run's images: counted outside the rate, from the bar's first frame
         on_start(sum(item[-1] for item in items))
     try:
-        for rnd, i, src, path, existed in items:
-            plan = plan_item(seed, rnd, i, distortions, max_k)
+        for rnd, i, src, path, plan, existed in items:
             if not existed:
                 if i in unreadable:
+                    unmade.update(plan.names)
                     if on_item:
                         on_item(1)
                     continue
@@ -219,6 +240,7 @@ def make_distorted_set(
                     img = load_image(src)
                 except ImageLoadError as exc:
                     unreadable.add(i)
+                    unmade.update(plan.names)
                     res.failed.append(str(exc))
                     if on_item:
                         on_item(1)
@@ -239,4 +261,6 @@ def make_distorted_set(
     except KeyboardInterrupt as exc:  # keep the labels of every finished image; the caller says so
         res.interruption = exc
     _write_labels(labels, rows, distortions)
+    if res.interruption is None:  # a type made again keeps its old number until all its images are
+        record.save(ended=True, unmade=unmade)
     return res

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,18 +39,30 @@ def differing_settings(old: dict[str, Any], new: dict[str, Any]) -> str:
     return "; ".join(words)
 
 
-def check_or_write_meta(path: str | Path, meta: dict[str, Any], fix: str) -> None:
-    """Write ``meta`` to ``path`` if absent; otherwise raise :class:`ConfigError` (naming the file and
-    ``fix``) unless the stored settings are the same."""
+def check_meta(
+    path: str | Path, meta: dict[str, Any], fix: str, upgrade: Callable[[Any], Any] | None = None
+) -> bool:
+    """:func:`check_or_write_meta`'s check alone, nothing written, so a command with more checks writes its
+    settings only once they all passed (a refused run leaves its folder as it was): True when ``path`` is
+    to be written — none yet, or an older form of it that ``upgrade`` (old record -> record) brought up to
+    date. Other settings raise :class:`ConfigError` naming the file and ``fix``."""
     path = Path(path)
     if not path.exists():
-        write_json_atomic(path, meta)
-        return
+        return True
     try:
-        old = json.loads(path.read_text(encoding="utf-8"))
+        stored = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
-        old = None
+        stored = None
+    old = upgrade(stored) if upgrade is not None else stored
     new = json.loads(json_text(meta))  # as it was stored
     if old != new:
         what = f" ({differing_settings(old, new)})" if isinstance(old, dict) else ""
         raise ConfigError(f"{path}: made with other settings{what} — {fix}")
+    return old != stored
+
+
+def check_or_write_meta(path: str | Path, meta: dict[str, Any], fix: str) -> None:
+    """Write ``meta`` to ``path`` if absent; otherwise raise :class:`ConfigError` (naming the file and
+    ``fix``) unless the stored settings are the same."""
+    if check_meta(path, meta, fix):
+        write_json_atomic(path, meta)
