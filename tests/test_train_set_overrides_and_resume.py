@@ -386,6 +386,14 @@ def test_the_cards_pretrained_backbone_is_the_trained_networks(tmp_path):
                               "--set", f"pretrained_checkpoint={ckpt}"])  # fmt: skip
     assert res.exit_code == 0, res.output
     assert read_card(last)["config"]["pretrained_backbone"] is None  # was the config's true, then false
+    # the card's value only: the stage's saved settings stay a config (the run's true), which reads back
+    # (was the card's None put into the bool setting: "finetune.pretrained_backbone: must not be empty")
+    from attiqa.config import FinetuneConfig, from_dict
+    from attiqa.io.checkpoints import training_state_extra
+
+    saved = training_state_extra(last.with_name("last.state.safetensors"))["config"]
+    saved.pop("data")
+    assert from_dict(FinetuneConfig, saved, "finetune").pretrained_backbone is True
 
 
 def test_a_resumed_start_is_checked_once_and_a_library_callers_still_is(tmp_path, monkeypatch):

@@ -54,6 +54,7 @@ from attiqa.training.mos import (
     FinetuneResult,
     cached_mos_trainer,
     cached_train_mode,
+    card_config,
     on_features,
     predict_cached,
 )
@@ -149,9 +150,12 @@ def finetune_cached(
     resume: bool = False,
     progress: bool = True,
     log: WriteLog | None = None,
+    imagenet: bool | None = None,
 ) -> FinetuneResult:
     """Fine-tune ``model`` (already built, MOS MLP attached) on cached features of ``split``, writing
-    ``best`` / ``last`` checkpoints into ``stage_dir``; see the module docstring."""
+    ``best`` / ``last`` checkpoints into ``stage_dir``; see the module docstring. ``imagenet``: whether the
+    network's backbone began from ImageNet weights, for the cards (:func:`~attiqa.training.mos.card_config`;
+    None: unknown)."""
     stage_dir = Path(stage_dir)
     backbone = model.backbone
     view_tf, view = five_crop_views(backbone, cfg.resize_shorter, cfg.crop_size, mirrored=cfg.hflip)
@@ -174,7 +178,7 @@ def finetune_cached(
         backbone.set_feature_statistics(feats[tr].flatten(0, 1))  # no pretraining statistics to keep
     target01 = model.mos_to_unit_scale(mos)
     base_card = {
-        "stage": "finetune", "config": to_dict(cfg), **init_info,
+        "stage": "finetune", "config": card_config(cfg, imagenet), **init_info,
         "feature_cache": True, "frozen_backbone": True,
         "dataset": {**split.card(), "n_train": len(tr), "n_val": len(va), "unreadable": int((~valid).sum())},
         "mos_range": [lo, hi], "linear_probe": cfg.freeze_backbone,

@@ -30,7 +30,7 @@ import copy
 from dataclasses import dataclass, replace
 from itertools import takewhile
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from safetensors import SafetensorError
@@ -61,6 +61,7 @@ from attiqa.training.losses import mos_loss
 from attiqa.training.mos import (
     INIT_HASH,
     FinetuneResult,
+    card_config,
     image_train_mode,
     keep_one_head,
     make_optimizer,
@@ -241,14 +242,10 @@ def _finetune(
         torch.set_rng_state(start.rng_state)
     init_info = start.info
     if INIT_HASH in init_info:  # a checkpoint's network: the card's config says what trained (was the
-        # config's unused network settings: its backbone, head width, ImageNet start and backbone weights)
-        # its ImageNet start None where CKPT's card records none (unknown, for the card: no network is built
-        # from cfg after this; was false, a claim nothing read)
-        imagenet: dict[str, bool | None] = {"pretrained_backbone": start.imagenet}
-        cfg = replace(cfg, backbone=model.backbone.name, head_hidden=model.head_hidden, backbone_weights=None,
-                      **imagenet)  # type: ignore[arg-type]  # fmt: skip
-    parts = same_start(stage_dir, init_info, start_checked) if resume else ()  # the parts continued
-    resume, resume_heads = "" in parts, "heads" in parts
+        # config's unused network settings: its backbone, head width and backbone weights)
+        cfg = replace(cfg, backbone=model.backbone.name, head_hidden=model.head_hidden, backbone_weights=None)
+    imagenet = start.imagenet  # the cards' ImageNet start (card_config): the trained network's
+    continued = same_start(stage_dir, init_info, start_checked) if resume else Continued(False, False)
     if cfg.single_head is not None:
         model = keep_one_head(model, cfg.single_head)
         init_info = {**init_info, "single_head": cfg.single_head}
@@ -261,15 +258,19 @@ def _finetune(
     # The MOS MLP (and whatever else trains) is trained in place: end to end, on cached features, or
     # cached then polished.
     if not cfg.feature_cache:
-        result = _end_to_end(cfg, model, split, init_info, stage_dir, resume, progress, log, polish=False)
+        result = _end_to_end(cfg, model, split, init_info, imagenet, stage_dir, continued.stage, progress,
+                             log, polish=False)  # fmt: skip
     elif not cfg.polish_epochs:
-        result = finetune_cached(cfg, model, split, init_info, stage_dir, resume, progress, log)
+        result = finetune_cached(cfg, model, split, init_info, stage_dir, continued.stage, progress, log,
+                                 imagenet)  # fmt: skip
     else:
         heads_dir = stage_dir / "heads"
-        heads = finetune_cached(cfg, model, split, init_info, heads_dir, resume_heads, progress, log)
+        heads = finetune_cached(cfg, model, split, init_info, heads_dir, continued.heads, progress, log,
+                                imagenet)  # fmt: skip
         info = {**init_info, "heads_checkpoint": str(heads_dir / "last.safetensors"),
                 "heads_last_epoch": heads.history[-1]}  # fmt: skip
-        result = _end_to_end(cfg, model, split, info, stage_dir, resume, progress, log, polish=True)
+        result = _end_to_end(cfg, model, split, info, imagenet, stage_dir, continued.stage, progress, log,
+                             polish=True)  # fmt: skip
     if cfg.ridge_taps:
         best, history = add_ridge_head(cfg, model, init_model, split, stage_dir, result.history, progress)
         result = replace(result, best_metrics=best, history=history)
@@ -277,9 +278,15 @@ def _finetune(
     return result
 
 
-def same_start(
-    stage_dir: Path, init_info: dict[str, Any], checked: SavedStarts | None = None
-) -> tuple[str, ...]:
+class Continued(NamedTuple):
+    """Which parts of a saved fine-tuning a resume continues (:func:`same_start`); a part not continued trains
+    afresh over its files."""
+
+    heads: bool  # the cached heads before a polish (``finetune/heads``)
+    stage: bool  # the stage itself (``finetune``: the polish, or the whole fine-tuning)
+
+
+def same_start(stage_dir: Path, init_info: dict[str, Any], checked: SavedStarts | None = None) -> Continued:
     """The parts of the fine-tuning saved in ``stage_dir`` (:data:`STAGE_PARTS`) a resume may continue: in
     the order they train, up to the first whose state started from other weights than ``init_info``'s (its
     init checkpoint rewritten since: pretraining trained on), said in a line — that part and those after
@@ -297,7 +304,7 @@ def same_start(
         recorded = recorded_starts(stage_dir)
         other_start(stage_dir, init, now is not None, list(recorded.values()))
     if now is None:  # a start built without one (nothing to compare with)
-        return STAGE_PARTS
+        return Continued(heads=True, stage=True)
     other = [p for p in STAGE_PARTS if recorded.get(p, now) not in (None, now)]
     # beside a part that differs, an earlier one continues only if it recorded these weights: one with no
     # state, an unreadable one or an older version's (no hash) trains again too (was continued, under weights
@@ -319,7 +326,7 @@ def same_start(
             f"fine-tune from it again, delete {stage_dir} and resume)",
             highlight=False,
         )
-    return kept
+    return Continued(heads="heads" in kept, stage="" in kept)
 
 
 STAGE_PARTS = ("heads", "")
@@ -427,6 +434,7 @@ def _end_to_end(
     model: AttiqaModel,
     split: MosSplit,
     init_info: dict[str, Any],
+    imagenet: bool | None,
     stage_dir: Path,
     resume: bool,
     progress: bool,
@@ -437,7 +445,7 @@ def _end_to_end(
     model arrives with heads trained on cached frozen features; train everything ``cfg.polish_epochs`` more
     epochs at ``cfg.polish_lr`` with every BatchNorm frozen, so small batches do not move the statistics."""
     device = resolve_device(cfg.device)
-    card_cfg = to_dict(cfg)
+    card_cfg, settings = card_config(cfg, imagenet), to_dict(cfg)  # the stage's, before a polish's rates
     if polish:
         cfg = replace(cfg, epochs=cfg.polish_epochs, lr=cfg.polish_lr, head_lr=cfg.polish_lr)
     mean, std = model.backbone.mean, model.backbone.std
@@ -491,7 +499,7 @@ def _end_to_end(
         validate=validate, lr_schedule=cfg.lr_schedule, base_lrs=base_lrs, device=device, card=base_card,
         progress=progress, log=log,
         lr_key="finetune.polish_lr" if polish else "finetune.lr or finetune.head_lr",
-        settings={**card_cfg, DATA_SETTING: split.fingerprint()},
+        settings={**settings, DATA_SETTING: split.fingerprint()},
         state_extra={k: init_info[k] for k in (INIT_HASH,) if k in init_info},
         epochs_key="finetune.polish_epochs" if polish else "finetune.epochs",
     )  # fmt: skip
