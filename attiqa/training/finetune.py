@@ -82,6 +82,7 @@ __all__ = [
     "check_resumed_start",
     "finetune",
     "initial_model",
+    "parts_trained_again",
     "predict_five_crop",
 ]
 
@@ -305,12 +306,8 @@ def same_start(stage_dir: Path, init_info: dict[str, Any], checked: SavedStarts 
         other_start(stage_dir, init, now is not None, list(recorded.values()))
     if now is None:  # a start built without one (nothing to compare with)
         return Continued(heads=True, stage=True)
-    other = [p for p in STAGE_PARTS if recorded.get(p, now) not in (None, now)]
-    # beside a part that differs, an earlier one continues only if it recorded these weights: one with no
-    # state, an unreadable one or an older version's (no hash) trains again too (was continued, under weights
-    # it did not start from, or refused as "training state missing")
-    kept = tuple(takewhile(lambda p: recorded.get(p) == now, STAGE_PARTS)) if other else STAGE_PARTS
-    if other and D.is_main():
+    kept = parts_continued(recorded, now)
+    if kept != STAGE_PARTS and D.is_main():
         heads = [p for p in kept if p in recorded]  # the cached heads of a polish, fine-tuned from them
         again = ("its cached heads (fine-tuned from it) continued, the polish trained again" if heads
                  else "fine-tuning again from it")  # fmt: skip
@@ -332,6 +329,32 @@ def same_start(stage_dir: Path, init_info: dict[str, Any], checked: SavedStarts 
 STAGE_PARTS = ("heads", "")
 """The parts of a fine-tuning stage that save a resume point, in the order they train: the cached heads
 (``finetune/heads``, before a polish) and the stage itself (``finetune``)."""
+
+
+def parts_continued(recorded: dict[str, str | None], now: str) -> tuple[str, ...]:
+    """The parts (:data:`STAGE_PARTS`) a resume from weights of hash ``now`` continues, given the hash each
+    saved state recorded (:func:`recorded_starts`): all, unless one started from other weights; then those
+    before it that recorded ``now`` — one with no state, an unreadable one or an older version's (no hash)
+    trains again too (was continued, under weights it did not start from, or refused as "training state
+    missing")."""
+    if all(recorded.get(p, now) in (None, now) for p in STAGE_PARTS):
+        return STAGE_PARTS
+    return tuple(takewhile(lambda p: recorded.get(p) == now, STAGE_PARTS))
+
+
+def parts_trained_again(stage_dir: Path, init_checkpoint: Path | None) -> list[str]:
+    """The saved parts of the fine-tuning in ``stage_dir`` that a ``--resume`` from ``init_checkpoint`` as it
+    is now trains again (their states started from earlier weights of it: pretraining trained on), as
+    folders (``finetune/heads``); [] when none, or when that cannot be told (no checkpoint, unreadable)."""
+    recorded = recorded_starts(stage_dir)
+    if init_checkpoint is None or not any(recorded.values()):
+        return []
+    try:
+        now = weights_hash(load_model(init_checkpoint)[0])
+    except (AttiqaError, OSError, ValueError, SafetensorError):
+        return []
+    kept = parts_continued(recorded, now)
+    return [str(Path(stage_dir.name) / p) for p in reversed(STAGE_PARTS) if p in recorded and p not in kept]
 
 
 def recorded_starts(stage_dir: Path) -> dict[str, str | None]:
