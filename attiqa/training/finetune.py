@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from itertools import takewhile
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -42,7 +42,7 @@ from attiqa.device import resolve_device
 from attiqa.errors import AttiqaError, EveryProcessError
 from attiqa.evaluation.metrics import correlations
 from attiqa.io.batching import data_loader, default_num_workers
-from attiqa.io.checkpoints import read_card, training_state_extra
+from attiqa.io.checkpoints import TrainingStateFile, read_card
 from attiqa.models import AttiqaModel, create_backbone, load_model
 from attiqa.models.transforms import FinetuneTrain, FiveCropTest
 from attiqa.progress import console
@@ -246,7 +246,11 @@ def _finetune(
         # config's unused network settings: its backbone, head width and backbone weights)
         cfg = replace(cfg, backbone=model.backbone.name, head_hidden=model.head_hidden, backbone_weights=None)
     imagenet = start.imagenet  # the cards' ImageNet start (card_config): the trained network's
-    continued = same_start(stage_dir, init_info, start_checked) if resume else Continued(False, False)
+    continued, states = Continued(False, False), {}
+    if resume:  # the states as the check opened them: each trainer continues from that opening
+        saved = start_checked if start_checked is not None and start_checked.stage_dir == stage_dir else None
+        saved = saved or checked_here(stage_dir, init_info)
+        continued, states = same_start(stage_dir, init_info, saved), saved.states
     if cfg.single_head is not None:
         model = keep_one_head(model, cfg.single_head)
         init_info = {**init_info, "single_head": cfg.single_head}
@@ -260,18 +264,18 @@ def _finetune(
     # cached then polished.
     if not cfg.feature_cache:
         result = _end_to_end(cfg, model, split, init_info, imagenet, stage_dir, continued.stage, progress,
-                             log, polish=False)  # fmt: skip
+                             log, polish=False, saved=states.get(""))  # fmt: skip
     elif not cfg.polish_epochs:
         result = finetune_cached(cfg, model, split, init_info, stage_dir, continued.stage, progress, log,
-                                 imagenet)  # fmt: skip
+                                 imagenet, states.get(""))  # fmt: skip
     else:
         heads_dir = stage_dir / "heads"
         heads = finetune_cached(cfg, model, split, init_info, heads_dir, continued.heads, progress, log,
-                                imagenet)  # fmt: skip
+                                imagenet, states.get("heads"))  # fmt: skip
         info = {**init_info, "heads_checkpoint": str(heads_dir / "last.safetensors"),
                 "heads_last_epoch": heads.history[-1]}  # fmt: skip
         result = _end_to_end(cfg, model, split, info, imagenet, stage_dir, continued.stage, progress, log,
-                             polish=True)  # fmt: skip
+                             polish=True, saved=states.get(""))  # fmt: skip
     if cfg.ridge_taps:
         best, history = add_ridge_head(cfg, model, init_model, split, stage_dir, result.history, progress)
         result = replace(result, best_metrics=best, history=history)
@@ -299,11 +303,9 @@ def same_start(stage_dir: Path, init_info: dict[str, Any], checked: SavedStarts 
     check of it read of ``stage_dir`` (:func:`check_resumed_start`), whose hashes are compared (not read
     again)."""
     init, now = init_info.get("init"), init_info.get(INIT_HASH)
-    if checked is not None and checked.stage_dir == stage_dir:
-        recorded = checked.hashes
-    else:
-        recorded = recorded_starts(stage_dir)
-        other_start(stage_dir, init, now is not None, list(recorded.values()))
+    if checked is None or checked.stage_dir != stage_dir:
+        checked = checked_here(stage_dir, init_info)
+    recorded = checked.hashes
     if now is None:  # a start built without one (nothing to compare with)
         return Continued(heads=True, stage=True)
     kept = parts_continued(recorded, now)
@@ -361,14 +363,27 @@ def recorded_starts(stage_dir: Path) -> dict[str, str | None]:
     """The init weights' hash each saved resume state in ``stage_dir`` (and its cached heads') recorded, by
     part (:data:`STAGE_PARTS`); None for a state of an older version or one started from a fresh network;
     no or an unreadable state: not there."""
-    recorded = {}
+    return read_starts(stage_dir).hashes
+
+
+def read_starts(stage_dir: Path) -> SavedStarts:
+    """The saved resume states of ``stage_dir``'s parts, each opened once (its header read), and the hashes
+    they recorded (:func:`recorded_starts`); no or an unreadable state: not there (its trainer says so)."""
+    states = {}
     for part in STAGE_PARTS:
         try:
-            extra = training_state_extra(state_path_for(stage_dir / part / "last.safetensors"))
+            states[part] = TrainingStateFile(state_path_for(stage_dir / part / "last.safetensors"))
         except (OSError, ValueError, KeyError, SafetensorError):  # none, or unreadable: resume() says so
             continue
-        recorded[part] = extra.get(INIT_HASH)
-    return recorded
+    return SavedStarts(stage_dir, {p: s.extra.get(INIT_HASH) for p, s in states.items()}, states)
+
+
+def checked_here(stage_dir: Path, init_info: dict[str, Any]) -> SavedStarts:
+    """:func:`read_starts` with :func:`other_start`'s check, for a resume no early check read
+    (:func:`check_resumed_start`: a library caller's)."""
+    saved = read_starts(stage_dir)
+    other_start(stage_dir, init_info.get("init"), INIT_HASH in init_info, list(saved.hashes.values()))
+    return saved
 
 
 def saved_start(stage_dir: Path) -> str | None:
@@ -386,10 +401,13 @@ def saved_start(stage_dir: Path) -> str | None:
 class SavedStarts:
     """What :func:`check_resumed_start` read of the fine-tuning saved in ``stage_dir``: the init weights'
     hash each resume state recorded (:func:`recorded_starts`), handed to :func:`finetune` so that it compares
-    them without reading the states again (nothing else writes them in between: the run holds its out_dir)."""
+    them without reading the states again (nothing else writes them in between: the run holds its out_dir),
+    and ``states``, the openings the trainers continue from (``TrainingStateFile``: each state's header read
+    once in all)."""
 
     stage_dir: Path
     hashes: dict[str, str | None]
+    states: dict[str, TrainingStateFile] = field(default_factory=dict)
 
 
 def check_resumed_start(
@@ -399,7 +417,7 @@ def check_resumed_start(
     checks): a resume that adds a pretrain stage to a fine-tune-only run was refused only after labelling
     and pretraining. Returns what it read, for :func:`finetune`'s ``start_checked``."""
     name = start_name(backbone, pretrained_backbone, init_checkpoint)
-    saved = SavedStarts(stage_dir, recorded_starts(stage_dir))
+    saved = read_starts(stage_dir)
     other_start(stage_dir, name, init_checkpoint is not None, list(saved.hashes.values()))
     return saved
 
@@ -463,6 +481,7 @@ def _end_to_end(
     progress: bool,
     log: WriteLog,
     polish: bool,
+    saved: TrainingStateFile | None = None,
 ) -> FinetuneResult:
     """The end-to-end loop on images (random crops; five-crop validation). ``polish`` (ours, LP-FT): the
     model arrives with heads trained on cached frozen features; train everything ``cfg.polish_epochs`` more
@@ -524,7 +543,7 @@ def _end_to_end(
         lr_key="finetune.polish_lr" if polish else "finetune.lr or finetune.head_lr",
         settings={**settings, DATA_SETTING: split.fingerprint()},
         state_extra={k: init_info[k] for k in (INIT_HASH,) if k in init_info},
-        epochs_key="finetune.polish_epochs" if polish else "finetune.epochs",
+        epochs_key="finetune.polish_epochs" if polish else "finetune.epochs", saved=saved,
     )  # fmt: skip
     history = trainer.fit(resume)
     return FinetuneResult.of(trainer, history)
