@@ -428,6 +428,22 @@ def test_a_resumed_start_is_checked_once_and_a_library_callers_still_is(tmp_path
     assert len(checks) == 1
 
 
+def _state_openings(monkeypatch) -> list[Path]:
+    """The training state files opened from now on, in order (the real opening, counted)."""
+    import attiqa.io.checkpoints as ck
+
+    reads: list[Path] = []
+    real = ck.safe_open
+
+    def counted(path, *args, **kwargs):
+        if str(path).endswith(".state.safetensors"):
+            reads.append(Path(path))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(ck, "safe_open", counted)
+    return reads
+
+
 def test_a_resume_reads_each_saved_state_once(tmp_path, monkeypatch):
     """**Was**: `train --resume` read each of its fine-tuning's saved states (safetensors header + JSON) in
     the runner's early check and again in `finetune()` for the weights' hash (session 63: the checks from
@@ -436,20 +452,11 @@ def test_a_resume_reads_each_saved_state_once(tmp_path, monkeypatch):
     resume — a checkpoint rewritten since still fine-tuned again, another kind of start still refused."""
     from helpers import tiny_attiqa_checkpoint
 
-    import attiqa.io.checkpoints as ck
     import attiqa.training.finetune as ft
     from attiqa.io.checkpoints import read_card
     from attiqa.models import load_model, save_model
 
-    reads: list[Path] = []
-    real = ck.safe_open
-
-    def counted(path, *args, **kwargs):  # the real opening, counted for state files
-        if str(path).endswith(".state.safetensors"):
-            reads.append(Path(path))
-        return real(path, *args, **kwargs)
-
-    monkeypatch.setattr(ck, "safe_open", counted)
+    reads = _state_openings(monkeypatch)
     ckpt = tiny_attiqa_checkpoint(tmp_path)
     cfg = tiny_train_config(tmp_path, feature_cache="true", polish_epochs=1, polish_lr=1e-4)
     stage = tmp_path / "run" / "finetune"
@@ -575,21 +582,11 @@ def test_a_resumed_pretraining_reads_its_saved_state_once(tmp_path, monkeypatch)
     opening: the state opened once."""
     from helpers import LABEL_AND_PRETRAIN
 
-    import attiqa.io.checkpoints as ck
-
     cfg = tiny_train_config(tmp_path)
     label = f"label={{teacher: classical, num_workers: 0, images: [{tmp_path / 'set' / 'images'}]}}"
     cmd = ["train", "-c", str(cfg), *LABEL_AND_PRETRAIN[:4], "--set", label]
     assert runner.invoke(app, cmd).exit_code == 0
-    reads: list[Path] = []
-    real = ck.safe_open
-
-    def counted(path, *args, **kwargs):  # the real opening, counted for state files
-        if str(path).endswith(".state.safetensors"):
-            reads.append(Path(path))
-        return real(path, *args, **kwargs)
-
-    monkeypatch.setattr(ck, "safe_open", counted)
+    reads = _state_openings(monkeypatch)
     res = runner.invoke(app, [*cmd, "--resume", "--set", "pretrain.epochs=2"])
     assert res.exit_code == 0, res.output
     assert reads == [tmp_path / "run" / "pretrain" / "last.state.safetensors"]  # was: twice
