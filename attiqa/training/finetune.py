@@ -292,16 +292,16 @@ class Continued(NamedTuple):
 
 
 def same_start(stage_dir: Path, init_info: dict[str, Any], checked: SavedStarts | None = None) -> Continued:
-    """The parts of the fine-tuning saved in ``stage_dir`` (:data:`STAGE_PARTS`) a resume may continue: in
-    the order they train, up to the first whose state started from other weights than ``init_info``'s (its
-    init checkpoint rewritten since: pretraining trained on), said in a line — that part and those after
-    it train again from them over their files (a polish stopped before its first save, after its cached
-    heads were fine-tuned from the new weights: the heads continued, the polish again; was both again), and
-    so does an earlier part whose state did not record these weights. Otherwise a state of an older
-    version (no hash recorded) is continued, said once. No or an unreadable state: the
-    trainer's. Another kind of start is refused (:func:`other_start`) unless ``checked``: what the early
-    check of it read of ``stage_dir`` (:func:`check_resumed_start`), whose hashes are compared (not read
-    again)."""
+    """Which parts of the fine-tuning saved in ``stage_dir`` (:data:`STAGE_PARTS`) a resume may continue
+    (:class:`Continued`, read by name): in the order they train, up to the first whose state started from
+    other weights than ``init_info``'s (its init checkpoint rewritten since: pretraining trained on), said
+    in a line — that part and those after it train again from them over their files (a polish stopped
+    before its first save, after its cached heads were fine-tuned from the new weights: the heads
+    continued, the polish again; was both again), and so does an earlier part whose state did not record
+    these weights. Otherwise a state of an older version (no hash recorded) is continued, said once. No or
+    an unreadable state: the trainer's. Another kind of start is refused (:func:`other_start`) unless
+    ``checked``: what the early check of it read of ``stage_dir`` (:func:`check_resumed_start`), whose
+    hashes are compared (not read again)."""
     init, now = init_info.get("init"), init_info.get(INIT_HASH)
     if checked is None or checked.stage_dir != stage_dir:
         checked = checked_here(stage_dir, init_info)
