@@ -761,7 +761,19 @@ def _check_label_table(path: Path, key: str) -> None:
 
 
 def to_dict(cfg: DataclassInstance) -> dict[str, Any]:
-    return dataclasses.asdict(cfg)
+    """``cfg`` as plain data for config.json, cards, saved states and YAML: an :class:`Unwritten` default as
+    its plain value (a ``str`` subclass ``yaml.safe_dump`` refused: "cannot represent an object")."""
+    plain: dict[str, Any] = _plain(dataclasses.asdict(cfg))
+    return plain
+
+
+def _plain(value: Any) -> Any:
+    """``value`` with every :class:`Unwritten` inside it (dicts, lists) as a plain ``str``."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return str(value) if isinstance(value, Unwritten) else value
 
 
 class Overridden(dict[str, Any]):

@@ -360,26 +360,34 @@ def interrupted_words(cfg: TrainConfig, since: float | None = None) -> str:
     yet trained over) is not this run's to continue."""
     import json
 
+    from attiqa.training.finetune import parts_trained_again
+
     out_dir = Path(cfg.out_dir)
+    init = finetune_init(cfg, out_dir)
+    again = parts_trained_again(out_dir / "finetune", init) if cfg.finetune is not None else []
     kept = []
     for stage in earlier_training(out_dir):
         last = out_dir / stage / "last.json"
         try:
-            if since is not None and last.stat().st_mtime < since:
+            if since is not None and last.stat().st_mtime < since or stage in again:
                 continue
             epoch = json.loads(last.read_text())["epoch"]
             kept.append(f"{stage} after epoch {epoch}")
         except (OSError, ValueError, KeyError, TypeError):
             kept.append(stage)
+    # a fine-tuning saved from earlier weights of its start (pretraining trained on) is not continued: was
+    # listed as kept, for the resume to continue
+    over = (f" — it fine-tunes {', '.join(again)} again (saved from earlier weights of {init}), over their "
+            "files") if again else ""  # fmt: skip
     if kept:
         where = f"{', '.join(kept)} kept in {out_dir}"
-        return f"interrupted: {where}; rerun the same command with --resume to continue"
+        return f"interrupted: {where}; rerun the same command with --resume to continue{over}"
     made = [
         *(["graded copies"] if cfg.degrade is not None else []),
         *(["labels"] if cfg.label is not None else []),
     ]
     kept_now = f" (the {' and '.join(made)} made so far are kept)" if made else ""
-    return f"interrupted before an epoch finished{kept_now}; rerun the same command to continue"
+    return f"interrupted before an epoch finished{kept_now}; rerun the same command to continue{over}"
 
 
 def finetune_init(cfg: TrainConfig, out_dir: Path) -> Path | None:

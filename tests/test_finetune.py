@@ -141,6 +141,45 @@ def test_cosine_schedule_with_flips_resumes_bit_exactly(tmp_path, photos, monkey
         torch.testing.assert_close(ta[k], tb[k], rtol=0, atol=0, msg=k)
 
 
+def test_a_polish_resumed_with_other_workers_replays_an_uninterrupted_run(tmp_path, photos, monkeypatch):
+    """**Was**: a random crop (and flip) was drawn from the RNG of the process that decoded the image — the
+    main one with ``num_workers: 0``, else the loader worker its batch went to — so a polish killed and
+    resumed with another ``num_workers`` (a setting a resume may change; its default is one per spare core)
+    trained its remaining epochs on other crops than the uninterrupted run. Now each item's draws are
+    seeded from (seed, epoch, item): the same weights bit for bit."""
+    from attiqa.models.transforms import FinetuneTrain
+    from attiqa.training.sources import ImageBatches
+    from attiqa.training.trainer import Trainer
+
+    csv_path = write_mos_set(tmp_path / "data", photos, split_column=False)
+    crops = MosDataset(csv_path, None, FinetuneTrain((0.5,) * 3, (0.5,) * 3, 72, 64, hflip=True))
+    polish = dict(epochs=1, batch_size=2, feature_cache=True, polish_epochs=2, polish_lr=1e-3, hflip=True,
+                  feature_cache_dir=str(tmp_path / "cache"))  # fmt: skip
+    for workers in (0, 2):  # one epoch's batches: the same crops whoever decodes them
+        source = ImageBatches(crops, 2, 0, workers)
+        batches = [x for x, _ in source.epoch(1)[0]]
+        if workers == 0:
+            first = batches
+    assert all(torch.equal(a, b) for a, b in zip(first, batches, strict=True))
+    real_epoch = Trainer.run_epoch
+
+    def killed(self, epoch, *args, **kwargs):  # stands in for a kill in the polish's second epoch
+        if self.label == "finetune" and epoch == 1:
+            raise KeyboardInterrupt
+        return real_epoch(self, epoch, *args, **kwargs)
+
+    monkeypatch.setattr(Trainer, "run_epoch", killed)
+    with pytest.raises(KeyboardInterrupt):
+        finetune(ft_cfg(csv_path, **polish), None, tmp_path / "a", progress=False)
+    monkeypatch.setattr(Trainer, "run_epoch", real_epoch)
+    finetune(ft_cfg(csv_path, **polish, num_workers=2), None, tmp_path / "a", resume=True, progress=False)
+    finetune(ft_cfg(csv_path, **polish), None, tmp_path / "b", progress=False)
+    ta = load_checkpoint(tmp_path / "a" / "finetune" / "last.safetensors")[0]
+    tb = load_checkpoint(tmp_path / "b" / "finetune" / "last.safetensors")[0]
+    for k in ta:
+        torch.testing.assert_close(ta[k], tb[k], rtol=0, atol=0, msg=k)
+
+
 def test_lr_factor_and_unknown_schedule(tmp_path, photos):
     assert [lr_factor("cosine", s, 10) for s in (0, 5, 10, 12)] == pytest.approx([1.0, 0.5, 0.0, 0.0])
     assert lr_factor("constant", 7, 10) == 1.0

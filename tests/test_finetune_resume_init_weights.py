@@ -146,7 +146,8 @@ def test_a_part_continues_beside_a_changed_one_only_if_it_recorded_these_weights
     from attiqa.training.finetune import SavedStarts, same_start
 
     stage = tmp_path / "finetune"
-    assert same_start(stage, {"init": "ckpt", INIT_HASH: "new"}, SavedStarts(stage, hashes)) == kept
+    continued = same_start(stage, {"init": "ckpt", INIT_HASH: "new"}, SavedStarts(stage, hashes))
+    assert (continued.heads, continued.stage) == ("heads" in kept, "" in kept)  # read by name (was a tuple)
 
 
 def test_a_polish_whose_heads_state_was_removed_trains_both_again_after_longer_pretraining(tmp_path, cli):
@@ -186,3 +187,35 @@ def test_finetune_told_session_62s_start_checked_true_is_a_type_error_at_the_cal
                 resume=True,
                 start_checked=checked,
             )
+
+
+@pytest.mark.parametrize("stop_in", ["heads", "polish"])
+def test_ctrl_c_after_new_weights_says_what_the_next_resume_trains_again(tmp_path, cli, monkeypatch, stop_in):
+    """`--resume --set pretrain.epochs=2` of a finished polished run fine-tunes again from the new weights;
+    Ctrl-C in that fine-tuning (its cached heads, or the polish before its first save) then said "finetune
+    after epoch 1, finetune/heads after epoch 1, pretrain after epoch 2 kept in RUN; rerun the same command
+    with --resume to continue" — but that resume does not continue the fine-tuning saved from the earlier
+    weights: it trains it again. Now the line says so (the heads fine-tuned from the new ones are kept)."""
+    from attiqa.training.trainer import Trainer
+
+    cmd, run = _run(tmp_path, cli, feature_cache="true", polish_epochs=1, polish_lr=1e-4)
+    real_epoch = Trainer.run_epoch
+    label = "finetune (cached features)" if stop_in == "heads" else "finetune"
+
+    def ctrl_c(self, *args, **kwargs):
+        if self.label == label:
+            raise KeyboardInterrupt
+        return real_epoch(self, *args, **kwargs)
+
+    monkeypatch.setattr(Trainer, "run_epoch", ctrl_c)
+    res = cli(*cmd, "--resume", "--set", "pretrain.epochs=2")
+    said = _said(res)
+    assert res.returncode == 130, said
+    heads = "" if stop_in == "heads" else "finetune/heads after epoch 1, "
+    kept = f"{heads}pretrain after epoch 2"
+    again = "finetune, finetune/heads" if stop_in == "heads" else "finetune"
+    init = run / "pretrain" / "model.safetensors"
+    assert (
+        f"interrupted: {kept} kept in {run}; rerun the same command with --resume to continue — it "
+        f"fine-tunes {again} again (saved from earlier weights of {init}), over their files"
+    ) in said, said

@@ -386,6 +386,14 @@ def test_the_cards_pretrained_backbone_is_the_trained_networks(tmp_path):
                               "--set", f"pretrained_checkpoint={ckpt}"])  # fmt: skip
     assert res.exit_code == 0, res.output
     assert read_card(last)["config"]["pretrained_backbone"] is None  # was the config's true, then false
+    # the card's value only: the stage's saved settings stay a config (the run's true), which reads back
+    # (was the card's None put into the bool setting: "finetune.pretrained_backbone: must not be empty")
+    from attiqa.config import FinetuneConfig, from_dict
+    from attiqa.io.checkpoints import training_state_extra
+
+    saved = training_state_extra(last.with_name("last.state.safetensors"))["config"]
+    saved.pop("data")
+    assert from_dict(FinetuneConfig, saved, "finetune").pretrained_backbone is True
 
 
 def test_a_resumed_start_is_checked_once_and_a_library_callers_still_is(tmp_path, monkeypatch):
@@ -420,26 +428,35 @@ def test_a_resumed_start_is_checked_once_and_a_library_callers_still_is(tmp_path
     assert len(checks) == 1
 
 
-def test_a_resume_checks_the_fine_tunings_saved_states_from_one_reading(tmp_path, monkeypatch):
+def _state_openings(monkeypatch) -> list[Path]:
+    """The training state files opened from now on, in order (the real opening, counted)."""
+    import attiqa.io.checkpoints as ck
+
+    reads: list[Path] = []
+    real = ck.safe_open
+
+    def counted(path, *args, **kwargs):
+        if str(path).endswith(".state.safetensors"):
+            reads.append(Path(path))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(ck, "safe_open", counted)
+    return reads
+
+
+def test_a_resume_reads_each_saved_state_once(tmp_path, monkeypatch):
     """**Was**: `train --resume` read each of its fine-tuning's saved states (safetensors header + JSON) in
-    the runner's early check and again in `finetune()` for the weights' hash. Now the checks read each once:
-    the early check hands what it read to `finetune()`, which still compares it — a checkpoint rewritten
-    since is fine-tuned again, another kind of start refused. (The trainer then loads each state to continue
-    from it: not counted here.)"""
+    the runner's early check and again in `finetune()` for the weights' hash (session 63: the checks from
+    one reading), and the trainer then opened each again to continue from it: two header reads. Now the
+    trainer continues from the check's opening (`TrainingStateFile`): each state opened once in the whole
+    resume — a checkpoint rewritten since still fine-tuned again, another kind of start still refused."""
     from helpers import tiny_attiqa_checkpoint
 
     import attiqa.training.finetune as ft
     from attiqa.io.checkpoints import read_card
     from attiqa.models import load_model, save_model
 
-    reads: list[Path] = []
-    real = ft.training_state_extra
-
-    def counted(path):  # the real reader, counted
-        reads.append(Path(path))
-        return real(path)
-
-    monkeypatch.setattr(ft, "training_state_extra", counted)
+    reads = _state_openings(monkeypatch)
     ckpt = tiny_attiqa_checkpoint(tmp_path)
     cfg = tiny_train_config(tmp_path, feature_cache="true", polish_epochs=1, polish_lr=1e-4)
     stage = tmp_path / "run" / "finetune"
@@ -449,7 +466,7 @@ def test_a_resume_checks_the_fine_tunings_saved_states_from_one_reading(tmp_path
     res = runner.invoke(app, ["train", "-c", str(cfg), "--resume", *from_ckpt])
     assert res.exit_code == 0, res.output
     states = [stage / "heads" / "last.state.safetensors", stage / "last.state.safetensors"]
-    assert reads == states  # each once by the checks (was: each twice)
+    assert reads == states  # each once in all (was: twice by the checks, then once more by the trainers)
     assert "is not the model the fine-tuning in" not in " ".join(res.output.split())
     # the checkpoint rewritten (other weights): compared with what the check read, fine-tuned again
     model, card = load_model(ckpt)
@@ -557,3 +574,20 @@ def test_a_process_killed_under_torchrun_is_one_line_and_resumes_under_one_proce
         f"pretrain: resuming {out / 'pretrain'}, trained with 2 process(es), with 1: the remaining epochs "
         "draw their batches differently from an uninterrupted run's"
     ) in " ".join(res.stderr.split())
+
+
+def test_a_resumed_pretraining_reads_its_saved_state_once(tmp_path, monkeypatch):
+    """**Was**: a resumed pretraining with a label stage opened its saved state to read the rows' order
+    (`rows_follow_roots`) and its trainer opened it again to continue. Now the trainer continues from that
+    opening: the state opened once."""
+    from helpers import LABEL_AND_PRETRAIN
+
+    cfg = tiny_train_config(tmp_path)
+    label = f"label={{teacher: classical, num_workers: 0, images: [{tmp_path / 'set' / 'images'}]}}"
+    cmd = ["train", "-c", str(cfg), *LABEL_AND_PRETRAIN[:4], "--set", label]
+    assert runner.invoke(app, cmd).exit_code == 0
+    reads = _state_openings(monkeypatch)
+    res = runner.invoke(app, [*cmd, "--resume", "--set", "pretrain.epochs=2"])
+    assert res.exit_code == 0, res.output
+    assert reads == [tmp_path / "run" / "pretrain" / "last.state.safetensors"]  # was: twice
+    assert "pretrain.epochs 1 -> 2 (training longer)" in " ".join(res.output.split())

@@ -244,30 +244,47 @@ def save_training_state(
         save_safetensors(tensors, tmp, {"training_state": json.dumps(doc, default=str)})
 
 
+class TrainingStateFile:
+    """A training state file (:func:`save_training_state`) opened once: its bookkeeping (``extra``) read now,
+    its tensors by :meth:`load` from the same opening — so a check of the bookkeeping and the resume that
+    continues from the file read its header once, and both are about the same file (one saved over it in
+    between is not mixed in). Unreadable: OSError, ValueError, KeyError or SafetensorError."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.file = safe_open(str(path), framework="pt")
+        self.doc: dict[str, Any] = json.loads((self.file.metadata() or {})["training_state"])
+
+    @property
+    def extra(self) -> dict[str, Any]:
+        extra: dict[str, Any] = self.doc["extra"]
+        return extra
+
+    def load(self, with_model: bool = False) -> tuple:
+        """(optimizer state_dict, extra), and with ``with_model`` the weights as a third item (None in a
+        state file saved without them)."""
+        tensors = {k: self.file.get_tensor(k) for k in self.file.keys()}  # noqa: SIM118
+        state: dict[int, dict[str, Any]] = {}
+        for pid, meta in self.doc["state_meta"].items():
+            state[int(pid)] = dict(meta)
+        weights = {k[len("model.") :]: t for k, t in tensors.items() if k.startswith("model.")}
+        for k, t in tensors.items():
+            if not k.startswith("model."):
+                _, pid, key = k.split(".", 2)
+                state.setdefault(int(pid), {})[key] = t
+        opt = {"state": state, "param_groups": self.doc["param_groups"]}
+        return (opt, self.extra, weights or None) if with_model else (opt, self.extra)
+
+
 def training_state_extra(path: str | Path) -> dict[str, Any]:
     """The bookkeeping of a training state file (:func:`save_training_state`'s ``extra``), without its
     tensors."""
-    with safe_open(str(path), framework="pt") as f:
-        extra: dict[str, Any] = json.loads((f.metadata() or {})["training_state"])["extra"]
-    return extra
+    return TrainingStateFile(path).extra
 
 
 def load_training_state(path: str | Path, with_model: bool = False) -> tuple:
-    """Inverse of :func:`save_training_state`: (optimizer state_dict, extra), and with ``with_model`` the
-    weights as a third item (None in a state file saved without them)."""
-    with safe_open(str(path), framework="pt") as f:
-        doc = json.loads((f.metadata() or {})["training_state"])
-        tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
-    state: dict[int, dict[str, Any]] = {}
-    for pid, meta in doc["state_meta"].items():
-        state[int(pid)] = dict(meta)
-    weights = {k[len("model.") :]: t for k, t in tensors.items() if k.startswith("model.")}
-    for k, t in tensors.items():
-        if not k.startswith("model."):
-            _, pid, key = k.split(".", 2)
-            state.setdefault(int(pid), {})[key] = t
-    opt = {"state": state, "param_groups": doc["param_groups"]}
-    return (opt, doc["extra"], weights or None) if with_model else (opt, doc["extra"])
+    """Inverse of :func:`save_training_state` (:meth:`TrainingStateFile.load`)."""
+    return TrainingStateFile(path).load(with_model)
 
 
 # ----------------------------------------------------------------------------------------------------------

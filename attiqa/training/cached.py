@@ -38,6 +38,7 @@ from attiqa.config import FinetuneConfig, PretrainConfig, to_dict
 from attiqa.errors import AttiqaError
 from attiqa.evaluation.metrics import correlations
 from attiqa.io.batching import default_num_workers
+from attiqa.io.checkpoints import TrainingStateFile
 from attiqa.models import AttiqaModel, create_backbone, save_model
 from attiqa.sharding import alike_on_every_process
 from attiqa.training import distributed as D
@@ -54,6 +55,7 @@ from attiqa.training.mos import (
     FinetuneResult,
     cached_mos_trainer,
     cached_train_mode,
+    card_config,
     on_features,
     predict_cached,
 )
@@ -84,7 +86,8 @@ def check_resumed_heads(extra: dict | None, head_names: tuple[str, ...], last_pa
 
 
 def pretrain_cached(cfg: PretrainConfig, labels: Path, out_dir: Path, resume: bool, progress: bool,
-                    labels_fix: str, roots: Sequence[str | Path] = ()) -> Path:  # fmt: skip
+                    labels_fix: str, roots: Sequence[str | Path] = (),
+                    saved: TrainingStateFile | None = None) -> Path:  # fmt: skip
     """Attribute-aware pretraining of the heads on cached features; returns ``pretrain/model.safetensors``."""
     stage_dir = Path(out_dir) / "pretrain"
     final_path = stage_dir / "model.safetensors"
@@ -125,7 +128,7 @@ def pretrain_cached(cfg: PretrainConfig, labels: Path, out_dir: Path, resume: bo
         checkpoint_every=checkpoint_every(cfg.epochs), card=base_card, label="pretrain (cached features)",
         log_every=10, progress=progress,
         state_extra={"head_names": list(dataset.head_names)},
-        settings={**to_dict(cfg), DATA_SETTING: dataset.fingerprint()}, data_fix=labels_fix,
+        settings={**to_dict(cfg), DATA_SETTING: dataset.fingerprint()}, data_fix=labels_fix, saved=saved,
     )  # fmt: skip
     check_resumed_heads(trainer.resume(resume), dataset.head_names, trainer.last_path)
     with one_thread():
@@ -149,9 +152,13 @@ def finetune_cached(
     resume: bool = False,
     progress: bool = True,
     log: WriteLog | None = None,
+    imagenet: bool | None = None,
+    saved: TrainingStateFile | None = None,
 ) -> FinetuneResult:
     """Fine-tune ``model`` (already built, MOS MLP attached) on cached features of ``split``, writing
-    ``best`` / ``last`` checkpoints into ``stage_dir``; see the module docstring."""
+    ``best`` / ``last`` checkpoints into ``stage_dir``; see the module docstring. ``imagenet``: whether the
+    network's backbone began from ImageNet weights, for the cards (:func:`~attiqa.training.mos.card_config`;
+    None: unknown); ``saved``: its state as a check opened it (``Trainer.saved``)."""
     stage_dir = Path(stage_dir)
     backbone = model.backbone
     view_tf, view = five_crop_views(backbone, cfg.resize_shorter, cfg.crop_size, mirrored=cfg.hflip)
@@ -174,7 +181,7 @@ def finetune_cached(
         backbone.set_feature_statistics(feats[tr].flatten(0, 1))  # no pretraining statistics to keep
     target01 = model.mos_to_unit_scale(mos)
     base_card = {
-        "stage": "finetune", "config": to_dict(cfg), **init_info,
+        "stage": "finetune", "config": card_config(cfg, imagenet), **init_info,
         "feature_cache": True, "frozen_backbone": True,
         "dataset": {**split.card(), "n_train": len(tr), "n_val": len(va), "unreadable": int((~valid).sum())},
         "mos_range": [lo, hi], "linear_probe": cfg.freeze_backbone,
@@ -189,7 +196,7 @@ def finetune_cached(
         checkpoint_every=checkpoint_every(cfg.epochs), card=base_card, label="finetune (cached features)",
         log_every=10, progress=progress, log=log or WriteLog(),
         settings={**to_dict(cfg), DATA_SETTING: split.fingerprint()},
-        state_extra={k: init_info[k] for k in (INIT_HASH,) if k in init_info},
+        state_extra={k: init_info[k] for k in (INIT_HASH,) if k in init_info}, saved=saved,
     )  # fmt: skip
     with one_thread():
         history = trainer.fit(resume)

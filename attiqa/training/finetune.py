@@ -27,10 +27,10 @@ from __future__ import annotations
 
 import contextlib
 import copy
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from itertools import takewhile
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from safetensors import SafetensorError
@@ -42,7 +42,7 @@ from attiqa.device import resolve_device
 from attiqa.errors import AttiqaError, EveryProcessError
 from attiqa.evaluation.metrics import correlations
 from attiqa.io.batching import data_loader, default_num_workers
-from attiqa.io.checkpoints import read_card, training_state_extra
+from attiqa.io.checkpoints import TrainingStateFile, read_card
 from attiqa.models import AttiqaModel, create_backbone, load_model
 from attiqa.models.transforms import FinetuneTrain, FiveCropTest
 from attiqa.progress import console
@@ -61,6 +61,7 @@ from attiqa.training.losses import mos_loss
 from attiqa.training.mos import (
     INIT_HASH,
     FinetuneResult,
+    card_config,
     image_train_mode,
     keep_one_head,
     make_optimizer,
@@ -81,6 +82,7 @@ __all__ = [
     "check_resumed_start",
     "finetune",
     "initial_model",
+    "parts_trained_again",
     "predict_five_crop",
 ]
 
@@ -241,14 +243,14 @@ def _finetune(
         torch.set_rng_state(start.rng_state)
     init_info = start.info
     if INIT_HASH in init_info:  # a checkpoint's network: the card's config says what trained (was the
-        # config's unused network settings: its backbone, head width, ImageNet start and backbone weights)
-        # its ImageNet start None where CKPT's card records none (unknown, for the card: no network is built
-        # from cfg after this; was false, a claim nothing read)
-        imagenet: dict[str, bool | None] = {"pretrained_backbone": start.imagenet}
-        cfg = replace(cfg, backbone=model.backbone.name, head_hidden=model.head_hidden, backbone_weights=None,
-                      **imagenet)  # type: ignore[arg-type]  # fmt: skip
-    parts = same_start(stage_dir, init_info, start_checked) if resume else ()  # the parts continued
-    resume, resume_heads = "" in parts, "heads" in parts
+        # config's unused network settings: its backbone, head width and backbone weights)
+        cfg = replace(cfg, backbone=model.backbone.name, head_hidden=model.head_hidden, backbone_weights=None)
+    imagenet = start.imagenet  # the cards' ImageNet start (card_config): the trained network's
+    continued, states = Continued(False, False), {}
+    if resume:  # the states as the check opened them: each trainer continues from that opening
+        saved = start_checked if start_checked is not None and start_checked.stage_dir == stage_dir else None
+        saved = saved or checked_here(stage_dir, init_info)
+        continued, states = same_start(stage_dir, init_info, saved), saved.states
     if cfg.single_head is not None:
         model = keep_one_head(model, cfg.single_head)
         init_info = {**init_info, "single_head": cfg.single_head}
@@ -261,15 +263,19 @@ def _finetune(
     # The MOS MLP (and whatever else trains) is trained in place: end to end, on cached features, or
     # cached then polished.
     if not cfg.feature_cache:
-        result = _end_to_end(cfg, model, split, init_info, stage_dir, resume, progress, log, polish=False)
+        result = _end_to_end(cfg, model, split, init_info, imagenet, stage_dir, continued.stage, progress,
+                             log, polish=False, saved=states.get(""))  # fmt: skip
     elif not cfg.polish_epochs:
-        result = finetune_cached(cfg, model, split, init_info, stage_dir, resume, progress, log)
+        result = finetune_cached(cfg, model, split, init_info, stage_dir, continued.stage, progress, log,
+                                 imagenet, states.get(""))  # fmt: skip
     else:
         heads_dir = stage_dir / "heads"
-        heads = finetune_cached(cfg, model, split, init_info, heads_dir, resume_heads, progress, log)
+        heads = finetune_cached(cfg, model, split, init_info, heads_dir, continued.heads, progress, log,
+                                imagenet, states.get("heads"))  # fmt: skip
         info = {**init_info, "heads_checkpoint": str(heads_dir / "last.safetensors"),
                 "heads_last_epoch": heads.history[-1]}  # fmt: skip
-        result = _end_to_end(cfg, model, split, info, stage_dir, resume, progress, log, polish=True)
+        result = _end_to_end(cfg, model, split, info, imagenet, stage_dir, continued.stage, progress, log,
+                             polish=True, saved=states.get(""))  # fmt: skip
     if cfg.ridge_taps:
         best, history = add_ridge_head(cfg, model, init_model, split, stage_dir, result.history, progress)
         result = replace(result, best_metrics=best, history=history)
@@ -277,33 +283,33 @@ def _finetune(
     return result
 
 
-def same_start(
-    stage_dir: Path, init_info: dict[str, Any], checked: SavedStarts | None = None
-) -> tuple[str, ...]:
-    """The parts of the fine-tuning saved in ``stage_dir`` (:data:`STAGE_PARTS`) a resume may continue: in
-    the order they train, up to the first whose state started from other weights than ``init_info``'s (its
-    init checkpoint rewritten since: pretraining trained on), said in a line — that part and those after
-    it train again from them over their files (a polish stopped before its first save, after its cached
-    heads were fine-tuned from the new weights: the heads continued, the polish again; was both again), and
-    so does an earlier part whose state did not record these weights. Otherwise a state of an older
-    version (no hash recorded) is continued, said once. No or an unreadable state: the
-    trainer's. Another kind of start is refused (:func:`other_start`) unless ``checked``: what the early
-    check of it read of ``stage_dir`` (:func:`check_resumed_start`), whose hashes are compared (not read
-    again)."""
+class Continued(NamedTuple):
+    """Which parts of a saved fine-tuning a resume continues (:func:`same_start`); a part not continued trains
+    afresh over its files."""
+
+    heads: bool  # the cached heads before a polish (``finetune/heads``)
+    stage: bool  # the stage itself (``finetune``: the polish, or the whole fine-tuning)
+
+
+def same_start(stage_dir: Path, init_info: dict[str, Any], checked: SavedStarts | None = None) -> Continued:
+    """Which parts of the fine-tuning saved in ``stage_dir`` (:data:`STAGE_PARTS`) a resume may continue
+    (:class:`Continued`, read by name): in the order they train, up to the first whose state started from
+    other weights than ``init_info``'s (its init checkpoint rewritten since: pretraining trained on), said
+    in a line — that part and those after it train again from them over their files (a polish stopped
+    before its first save, after its cached heads were fine-tuned from the new weights: the heads
+    continued, the polish again; was both again), and so does an earlier part whose state did not record
+    these weights. Otherwise a state of an older version (no hash recorded) is continued, said once. No or
+    an unreadable state: the trainer's. Another kind of start is refused (:func:`other_start`) unless
+    ``checked``: what the early check of it read of ``stage_dir`` (:func:`check_resumed_start`), whose
+    hashes are compared (not read again)."""
     init, now = init_info.get("init"), init_info.get(INIT_HASH)
-    if checked is not None and checked.stage_dir == stage_dir:
-        recorded = checked.hashes
-    else:
-        recorded = recorded_starts(stage_dir)
-        other_start(stage_dir, init, now is not None, list(recorded.values()))
+    if checked is None or checked.stage_dir != stage_dir:
+        checked = checked_here(stage_dir, init_info)
+    recorded = checked.hashes
     if now is None:  # a start built without one (nothing to compare with)
-        return STAGE_PARTS
-    other = [p for p in STAGE_PARTS if recorded.get(p, now) not in (None, now)]
-    # beside a part that differs, an earlier one continues only if it recorded these weights: one with no
-    # state, an unreadable one or an older version's (no hash) trains again too (was continued, under weights
-    # it did not start from, or refused as "training state missing")
-    kept = tuple(takewhile(lambda p: recorded.get(p) == now, STAGE_PARTS)) if other else STAGE_PARTS
-    if other and D.is_main():
+        return Continued(heads=True, stage=True)
+    kept = parts_continued(recorded, now)
+    if kept != STAGE_PARTS and D.is_main():
         heads = [p for p in kept if p in recorded]  # the cached heads of a polish, fine-tuned from them
         again = ("its cached heads (fine-tuned from it) continued, the polish trained again" if heads
                  else "fine-tuning again from it")  # fmt: skip
@@ -319,7 +325,7 @@ def same_start(
             f"fine-tune from it again, delete {stage_dir} and resume)",
             highlight=False,
         )
-    return kept
+    return Continued(heads="heads" in kept, stage="" in kept)
 
 
 STAGE_PARTS = ("heads", "")
@@ -327,18 +333,57 @@ STAGE_PARTS = ("heads", "")
 (``finetune/heads``, before a polish) and the stage itself (``finetune``)."""
 
 
+def parts_continued(recorded: dict[str, str | None], now: str) -> tuple[str, ...]:
+    """The parts (:data:`STAGE_PARTS`) a resume from weights of hash ``now`` continues, given the hash each
+    saved state recorded (:func:`recorded_starts`): all, unless one started from other weights; then those
+    before it that recorded ``now`` — one with no state, an unreadable one or an older version's (no hash)
+    trains again too (was continued, under weights it did not start from, or refused as "training state
+    missing")."""
+    if all(recorded.get(p, now) in (None, now) for p in STAGE_PARTS):
+        return STAGE_PARTS
+    return tuple(takewhile(lambda p: recorded.get(p) == now, STAGE_PARTS))
+
+
+def parts_trained_again(stage_dir: Path, init_checkpoint: Path | None) -> list[str]:
+    """The saved parts of the fine-tuning in ``stage_dir`` that a ``--resume`` from ``init_checkpoint`` as it
+    is now trains again (their states started from earlier weights of it: pretraining trained on), as
+    folders (``finetune/heads``); [] when none, or when that cannot be told (no checkpoint, unreadable)."""
+    recorded = recorded_starts(stage_dir)
+    if init_checkpoint is None or not any(recorded.values()):
+        return []
+    try:
+        now = weights_hash(load_model(init_checkpoint)[0])
+    except (AttiqaError, OSError, ValueError, SafetensorError):
+        return []
+    kept = parts_continued(recorded, now)
+    return [str(Path(stage_dir.name) / p) for p in reversed(STAGE_PARTS) if p in recorded and p not in kept]
+
+
 def recorded_starts(stage_dir: Path) -> dict[str, str | None]:
     """The init weights' hash each saved resume state in ``stage_dir`` (and its cached heads') recorded, by
     part (:data:`STAGE_PARTS`); None for a state of an older version or one started from a fresh network;
     no or an unreadable state: not there."""
-    recorded = {}
+    return read_starts(stage_dir).hashes
+
+
+def read_starts(stage_dir: Path) -> SavedStarts:
+    """The saved resume states of ``stage_dir``'s parts, each opened once (its header read), and the hashes
+    they recorded (:func:`recorded_starts`); no or an unreadable state: not there (its trainer says so)."""
+    states = {}
     for part in STAGE_PARTS:
         try:
-            extra = training_state_extra(state_path_for(stage_dir / part / "last.safetensors"))
+            states[part] = TrainingStateFile(state_path_for(stage_dir / part / "last.safetensors"))
         except (OSError, ValueError, KeyError, SafetensorError):  # none, or unreadable: resume() says so
             continue
-        recorded[part] = extra.get(INIT_HASH)
-    return recorded
+    return SavedStarts(stage_dir, {p: s.extra.get(INIT_HASH) for p, s in states.items()}, states)
+
+
+def checked_here(stage_dir: Path, init_info: dict[str, Any]) -> SavedStarts:
+    """:func:`read_starts` with :func:`other_start`'s check, for a resume no early check read
+    (:func:`check_resumed_start`: a library caller's)."""
+    saved = read_starts(stage_dir)
+    other_start(stage_dir, init_info.get("init"), INIT_HASH in init_info, list(saved.hashes.values()))
+    return saved
 
 
 def saved_start(stage_dir: Path) -> str | None:
@@ -356,10 +401,13 @@ def saved_start(stage_dir: Path) -> str | None:
 class SavedStarts:
     """What :func:`check_resumed_start` read of the fine-tuning saved in ``stage_dir``: the init weights'
     hash each resume state recorded (:func:`recorded_starts`), handed to :func:`finetune` so that it compares
-    them without reading the states again (nothing else writes them in between: the run holds its out_dir)."""
+    them without reading the states again (nothing else writes them in between: the run holds its out_dir),
+    and ``states``, the openings the trainers continue from (``TrainingStateFile``: each state's header read
+    once in all)."""
 
     stage_dir: Path
     hashes: dict[str, str | None]
+    states: dict[str, TrainingStateFile] = field(default_factory=dict)
 
 
 def check_resumed_start(
@@ -369,7 +417,7 @@ def check_resumed_start(
     checks): a resume that adds a pretrain stage to a fine-tune-only run was refused only after labelling
     and pretraining. Returns what it read, for :func:`finetune`'s ``start_checked``."""
     name = start_name(backbone, pretrained_backbone, init_checkpoint)
-    saved = SavedStarts(stage_dir, recorded_starts(stage_dir))
+    saved = read_starts(stage_dir)
     other_start(stage_dir, name, init_checkpoint is not None, list(saved.hashes.values()))
     return saved
 
@@ -427,17 +475,19 @@ def _end_to_end(
     model: AttiqaModel,
     split: MosSplit,
     init_info: dict[str, Any],
+    imagenet: bool | None,
     stage_dir: Path,
     resume: bool,
     progress: bool,
     log: WriteLog,
     polish: bool,
+    saved: TrainingStateFile | None = None,
 ) -> FinetuneResult:
     """The end-to-end loop on images (random crops; five-crop validation). ``polish`` (ours, LP-FT): the
     model arrives with heads trained on cached frozen features; train everything ``cfg.polish_epochs`` more
     epochs at ``cfg.polish_lr`` with every BatchNorm frozen, so small batches do not move the statistics."""
     device = resolve_device(cfg.device)
-    card_cfg = to_dict(cfg)
+    card_cfg, settings = card_config(cfg, imagenet), to_dict(cfg)  # the stage's, before a polish's rates
     if polish:
         cfg = replace(cfg, epochs=cfg.polish_epochs, lr=cfg.polish_lr, head_lr=cfg.polish_lr)
     mean, std = model.backbone.mean, model.backbone.std
@@ -491,9 +541,9 @@ def _end_to_end(
         validate=validate, lr_schedule=cfg.lr_schedule, base_lrs=base_lrs, device=device, card=base_card,
         progress=progress, log=log,
         lr_key="finetune.polish_lr" if polish else "finetune.lr or finetune.head_lr",
-        settings={**card_cfg, DATA_SETTING: split.fingerprint()},
+        settings={**settings, DATA_SETTING: split.fingerprint()},
         state_extra={k: init_info[k] for k in (INIT_HASH,) if k in init_info},
-        epochs_key="finetune.polish_epochs" if polish else "finetune.epochs",
+        epochs_key="finetune.polish_epochs" if polish else "finetune.epochs", saved=saved,
     )  # fmt: skip
     history = trainer.fit(resume)
     return FinetuneResult.of(trainer, history)

@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from attiqa.config import FinetuneConfig
+from attiqa.config import FinetuneConfig, to_dict
 from attiqa.errors import AttiqaError, ConfigError
 from attiqa.models import AttiqaModel, AttiqaOutput
 from attiqa.training.losses import mos_loss
@@ -26,6 +26,13 @@ METRIC_KEYS = ("srocc", "plcc", "krcc", "rmse", "n")
 # A fine-tuning's record (card and resume state) of the weights it started from: their ``weights_hash``, so a
 # resume can tell that its init checkpoint changed since (pretraining trained on) and start again from it.
 INIT_HASH = "init_weights_sha256"
+
+
+def card_config(cfg: FinetuneConfig, imagenet: bool | None) -> dict[str, Any]:
+    """A fine-tuning card's ``config``: the stage's settings, its ``pretrained_backbone`` whether the trained
+    network's backbone began from ImageNet weights (a checkpoint's own record, None where it records none):
+    a value of the card only, not of the config, whose bool setting built no network from a checkpoint."""
+    return {**to_dict(cfg), "pretrained_backbone": imagenet}
 
 
 @dataclass

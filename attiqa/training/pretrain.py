@@ -17,6 +17,7 @@ writes files; every rank reads the same checkpoint on resume (shared filesystem)
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -28,7 +29,7 @@ from attiqa.config import PretrainConfig, to_dict
 from attiqa.device import resolve_device
 from attiqa.errors import EveryProcessError
 from attiqa.io.batching import data_loader, default_num_workers
-from attiqa.io.checkpoints import training_state_extra
+from attiqa.io.checkpoints import TrainingStateFile
 from attiqa.models import AttiqaModel, create_backbone, save_model
 from attiqa.models.efficientnet_lite import EfficientNetLite
 from attiqa.models.transforms import CenterCropTest, PretrainTrain
@@ -81,29 +82,29 @@ def pretrain(
     in their order under these folders (:func:`~attiqa.io.names.order_under`), not the table's — unless
     ``resume`` continues a run an earlier version started in the table's order."""
     cfg.check("pretrain")  # configs built in code skip the load-time checks
-    if roots and resume and not rows_follow_roots(Path(out_dir) / "pretrain"):
+    saved = None  # the saved state, opened once: its row order read here, continued from by the trainer
+    if resume:
+        with contextlib.suppress(OSError, ValueError, KeyError, SafetensorError):  # none, or unreadable:
+            saved = TrainingStateFile(state_path_for(Path(out_dir) / "pretrain" / "last.safetensors"))
+    if roots and not rows_follow_roots(saved):  # the trainer's resume says an unreadable one
         roots = ()
     # also for the cached loop: under torchrun only rank 0 writes; the report's count once, the group's total
     with D.process_group(), unreadable_report("pretrain"):
         stage = pretrain_cached if cfg.feature_cache else _pretrain
-        return stage(cfg, Path(labels), Path(out_dir), resume, progress, labels_fix, roots)
+        return stage(cfg, Path(labels), Path(out_dir), resume, progress, labels_fix, roots, saved)
 
 
-def rows_follow_roots(stage_dir: Path) -> bool:
-    """Whether the run in ``stage_dir`` trains on its rows in their roots' order: true for a new run (no
-    resume record yet), false for one an earlier version started (its record has no ``order``)."""
-    state = state_path_for(stage_dir / "last.safetensors")
-    if not state.exists():
+def rows_follow_roots(saved: TrainingStateFile | None) -> bool:
+    """Whether the run ``saved`` (its resume state; None: a new run) trains on its rows in their roots'
+    order: true for a new run, false for one an earlier version started (its record has no ``order``)."""
+    if saved is None:
         return True
-    try:
-        record = (training_state_extra(state).get("config") or {}).get(DATA_SETTING) or {}
-    except (OSError, ValueError, KeyError, SafetensorError):  # unreadable: the resume says so itself
-        return True
-    return record.get("order") == ROOTS_ORDER
+    record = (saved.extra.get("config") or {}).get(DATA_SETTING) or {}
+    return bool(record.get("order") == ROOTS_ORDER)
 
 
 def _pretrain(cfg: PretrainConfig, labels: Path, out_dir: Path, resume: bool, progress: bool, labels_fix: str,
-              roots: Sequence[str | Path]) -> Path:  # fmt: skip
+              roots: Sequence[str | Path], saved: TrainingStateFile | None = None) -> Path:  # fmt: skip
     device = resolve_device(cfg.device)
     stage_dir = out_dir / "pretrain"
     final_path = stage_dir / "model.safetensors"
@@ -150,7 +151,7 @@ def _pretrain(cfg: PretrainConfig, labels: Path, out_dir: Path, resume: bool, pr
         stage_dir=stage_dir, wrap=lambda m: D.wrap_ddp(m, device), device=device, card=base_card,
         progress=progress,
         state_extra={"head_names": list(dataset.head_names)},
-        settings={**to_dict(cfg), DATA_SETTING: dataset.fingerprint()}, data_fix=labels_fix,
+        settings={**to_dict(cfg), DATA_SETTING: dataset.fingerprint()}, data_fix=labels_fix, saved=saved,
     )  # fmt: skip
     check_resumed_heads(trainer.resume(resume), dataset.head_names, trainer.last_path)
     history = trainer.fit()

@@ -1,8 +1,9 @@
 """Batch sources for :class:`~attiqa.training.trainer.Trainer`: what one epoch trains on.
 
 - :class:`ImageBatches`: images through a DataLoader (random crops), data order from a DistributedSampler
-  (seed, epoch) and the augmentation RNG re-seeded from (seed, epoch, rank), so a resumed epoch replays
-  exactly; ``batch_size`` is the GLOBAL batch, each process takes its share.
+  (seed, epoch) and each item's augmentation RNG seeded from (seed, epoch, item), so a resumed epoch replays
+  exactly, whatever process decodes the item (:class:`SeededItems`); ``batch_size`` is the GLOBAL batch,
+  each process takes its share.
 - :class:`CachedBatches` (ours, CPU budget mode): rows of cached backbone features, one of each image's
   fixed views drawn at random per epoch (see :mod:`attiqa.training.cached`).
 
@@ -73,6 +74,34 @@ def uneven_batch_words(key: str, global_batch: int) -> str | None:
             f"step, {each * ws} in all; set {each * ws} or {each * ws + ws} to choose")  # fmt: skip
 
 
+def item_seed(seed: int, epoch: int, index: int) -> int:
+    """A well-mixed 63-bit seed for one item's augmentation in one epoch (its own stream: not a rank's
+    :func:`~attiqa.training.distributed.epoch_seed`)."""
+    import numpy as np
+
+    state = np.random.SeedSequence([seed, epoch, index], spawn_key=(1,)).generate_state(2, dtype=np.uint64)
+    return int(state[0] >> 1)
+
+
+class SeededItems(Dataset):
+    """``dataset``'s items, each drawn with the torch RNG seeded from (seed, epoch, its index) and the
+    caller's RNG left as it was. Why: a random crop or flip was drawn from the RNG of the process that
+    decoded the item — the main one (``num_workers: 0``) or the loader worker its batch went to — so the
+    crops depended on the number of decode workers, a setting a ``--resume`` may change (and whose default
+    is one per spare core of the machine): the resumed epochs were not the uninterrupted run's."""
+
+    def __init__(self, dataset: Dataset, seed: int, epoch: int) -> None:
+        self.dataset, self.seed, self.epoch = dataset, seed, epoch
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getitem__(self, index: int) -> Any:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(item_seed(self.seed, self.epoch, index))
+            return self.dataset[index]
+
+
 class ImageBatches:
     """Batches of ``(image, target)`` from a dataset of ``(image, target, index)`` items; ``key``: the config
     setting of the global batch, named when it does not split evenly over torchrun's processes."""
@@ -95,9 +124,10 @@ class ImageBatches:
 
     def epoch(self, epoch: int) -> tuple[Iterable[tuple[Any, torch.Tensor]], int]:
         seed = D.epoch_seed(self.seed, epoch, D.rank())
-        torch.manual_seed(seed)  # augmentation RNG in the main process (num_workers=0)
+        torch.manual_seed(seed)  # the main process's RNG (the model's draws), as each epoch starts
         self.sampler.set_epoch(epoch)
-        loader = make_loader(self.dataset, self.batch_size, self.sampler, self.workers, seed, self.drop_last)
+        items = SeededItems(self.dataset, self.seed, epoch)  # crops alike with any number of workers
+        loader = make_loader(items, self.batch_size, self.sampler, self.workers, seed, self.drop_last)
         n = len(loader) if self.max_steps is None else min(len(loader), self.max_steps)
         return ((x, y) for x, y, _ in loader), n
 

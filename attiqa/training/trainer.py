@@ -42,9 +42,9 @@ from safetensors import SafetensorError
 from attiqa.config import MODEL_KEYS
 from attiqa.errors import AttiqaError, EveryProcessError
 from attiqa.io.checkpoints import (
+    TrainingStateFile,
     card_copy_current,
     load_checkpoint,
-    load_training_state,
     read_card,
     save_training_state,
 )
@@ -266,6 +266,9 @@ class Trainer:
     epochs_key: str = ""  # the config setting of ``epochs`` (default NAME.epochs)
     data_fix: str = ""  # how to set the data back when a resume finds it changed (default: restore the file)
     start_checked: bool = False  # resume() ran (fit() runs it otherwise, on every process)
+    # the state file a check before the stage opened (its header read: the fine-tuning's start, pretraining's
+    # row order): resume() continues from that opening, not reading the file again (None: it opens it)
+    saved: TrainingStateFile | None = None
     # what the steps run through (:attr:`net`): ``wrap(model)`` (DDP; the cached-feature loops: the model's
     # forward on features), made once by fit() after resume(), once every process is known to start alike —
     # a table with other heads on one node made the models differ, and DDP's own check of them a traceback
@@ -348,13 +351,14 @@ class Trainer:
         """This process's part of :meth:`resume`: the state file read into the model and optimizer."""
         assert self.stage_dir is not None
         state_file = state_path_for(self.last_path)
-        if not state_file.exists():
+        opened = self.saved if self.saved is not None and self.saved.path == state_file else None
+        if opened is None and not state_file.exists():
             if self.last_path.exists():
                 raise EveryProcessError(f"{state_file}: training state missing next to {self.last_path.name} "
                                         "— cannot resume exactly")  # fmt: skip
             return None
         try:
-            opt_state, extra, weights = load_training_state(state_file, with_model=True)
+            opt_state, extra, weights = (opened or TrainingStateFile(state_file)).load(with_model=True)
         except (OSError, ValueError, KeyError, SafetensorError) as exc:
             raise EveryProcessError(
                 f"{state_file}: not a readable training state ({type(exc).__name__}) — delete it (and "
