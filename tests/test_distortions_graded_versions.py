@@ -308,3 +308,61 @@ def test_a_refused_make_distorted_resume_leaves_every_file_as_it_was(tmp_path, s
         str(p.relative_to(out)): (p.read_bytes(), p.stat().st_mtime_ns) for p in out.rglob("*") if p.is_file()
     }
     assert now == kept
+
+
+def _stop_after(n: int):
+    """An ``on_item`` that stops the run (as Ctrl-C does) once ``n`` sources are done."""
+    done = []
+
+    def on_item(k: int) -> None:
+        done.append(k)
+        if len(done) >= n:
+            raise KeyboardInterrupt
+
+    return on_item
+
+
+def test_a_remake_stopped_midway_resumes_where_it_stopped(tmp_path, sources, monkeypatch):
+    """**Was** (session 64) a changed type's images overwritten one by one under its old number, kept until
+    all were made: a run stopped midway (Ctrl-C, kill -9) left the record old, so its next run made every
+    image of the type again — those the stopped run had made too — and a job stopped more often than the
+    remake takes never finished it. Now the old images are deleted first and the record names the new
+    version before any image is made: what is on disk is all of the new version, and a rerun makes only what
+    is missing."""
+    out, fresh = tmp_path / "deg", tmp_path / "fresh"
+    write_graded_set(sources, out, ["gaussian_blur", "contrast"], [1, 3])
+    _changed(monkeypatch, "contrast")
+    write_graded_set(sources, fresh, ["gaussian_blur", "contrast"], [1, 3])  # the new version's bytes
+    with pytest.raises(KeyboardInterrupt):
+        write_graded_set(sources, out, ["gaussian_blur", "contrast"], [1, 3], on_item=_stop_after(1))
+    assert _versions(out)["contrast"] == DISTORTIONS["contrast"].version
+    left = sorted(out.glob("*__contrast_*.png"))
+    assert [p.name for p in left] == ["astronaut__contrast_1.png", "astronaut__contrast_3.png"]
+    assert all(p.read_bytes() == (fresh / p.name).read_bytes() for p in left)  # no old image among them
+    res = write_graded_set(sources, out, ["gaussian_blur", "contrast"], [1, 3])
+    assert sorted(p.name for p in res.written) == ["coffee__contrast_1.png", "coffee__contrast_3.png"]
+    assert {p.name: p.read_bytes() for p in out.glob("*.png")} == {
+        p.name: p.read_bytes() for p in fresh.glob("*.png")
+    }
+
+
+def test_a_make_distorted_remake_stopped_midway_resumes_where_it_stopped(tmp_path, sources, monkeypatch):
+    """As :func:`test_a_remake_stopped_midway_resumes_where_it_stopped` for `make-distorted`: the images whose
+    mix holds the changed type are deleted first; a run stopped midway leaves the new version's only, and the
+    next makes the rest."""
+    out, fresh = tmp_path / "md", tmp_path / "fresh"
+    make_distorted_set(sources, out, rounds=3, seed=2, distortions=TYPES)
+    _changed(monkeypatch, "contrast")
+    make_distorted_set(sources, fresh, rounds=3, seed=2, distortions=TYPES)
+    want = {p.relative_to(fresh): b for p, b in _images(fresh).items()}
+    first = make_distorted_set(sources, out, rounds=3, seed=2, distortions=TYPES, on_item=_stop_after(2))
+    assert first.interruption is not None and first.written == 2
+    assert json.loads((out / VERSIONS_FILE).read_text())["versions"]["contrast"] == (
+        DISTORTIONS["contrast"].version
+    )
+    got = {p.relative_to(out): b for p, b in _images(out).items()}
+    assert all(want[p] == b for p, b in got.items())  # no image of the old version left
+    res = make_distorted_set(sources, out, rounds=3, seed=2, distortions=TYPES)
+    assert res.written == len(want) - len(got) and res.existing == len(got)
+    assert {p.relative_to(out): b for p, b in _images(out).items()} == want
+    assert (out / "labels.csv").read_bytes() == (fresh / "labels.csv").read_bytes()

@@ -76,7 +76,8 @@ def test_iso_noise_is_the_whole_image_computation(strip_pixels: int, monkeypatch
     transforms made in row strips: the numbers of the same recipe computed on whole images — in one strip
     (the photo is below ``STRIP_PIXELS``), in 25 (strips of 16 rows, as a big photo's) and in 400 of one row
     (each filtered with the draws of 8 others). The low-passed chroma is divided by the filter's expected std
-    (session 64; it was the measured one, which took a second pass over the draws)."""
+    over the image (session 64; it was the measured one, which took a second pass over the draws), here from
+    its definition: each output pixel's squared weights, the lines' weights made by filtering impulses."""
     monkeypatch.setattr(basic, "STRIP_PIXELS", strip_pixels)
     img = Image.fromarray(skimage.data.coffee())
     gain = 8.0
@@ -87,12 +88,22 @@ def test_iso_noise_is_the_whole_image_computation(strip_pixels: int, monkeypatch
     y = ycc[..., 0]
     ycc[..., 0] = y + np.sqrt(a * np.clip(y, 0.0, 1.0) + b).astype(np.float32) * normal[..., 0]
     chroma = ndimage.gaussian_filter(normal[..., 1:], sigma=(1.0, 1.0, 0.0), mode="reflect")
-    taps = np.exp(-0.5 * np.arange(-4.0, 5.0) ** 2)  # the filter's 1-D weights (truncate 4)
-    taps /= taps.sum()
-    chroma *= np.float32(0.5 * np.sqrt(a) / np.sum(taps**2))  # the 2-D weights' root sum of squares
+    chroma *= np.float32(0.5 * np.sqrt(a) / _low_passed_std(*rgb.shape[:2]))
     ycc[..., 1:] += chroma
     want = np.clip(np.rint((ycc @ YCBCR_TO_RGB.T) * 255.0), 0, 255).astype(np.uint8)
     assert np.array_equal(np.asarray(apply_distortion(img, "iso_noise", 4, seed=4)), want)
+
+
+def _low_passed_std(h: int, w: int) -> float:
+    """The std over an ``h`` x ``w`` image of unit white noise after the chroma's low-pass, by definition:
+    the mean over the pixels of their squared weights (row factor times column factor: the filter is
+    separable), each line's weights the filter of every impulse along it."""
+
+    def mean_squares(n: int) -> float:
+        weights = ndimage.gaussian_filter1d(np.eye(n), sigma=1.0, axis=0, mode="reflect")
+        return float(np.sum(weights**2)) / n
+
+    return float(np.sqrt(mean_squares(h) * mean_squares(w)))
 
 
 def test_iso_noise_chroma_has_its_std():
@@ -103,6 +114,25 @@ def test_iso_noise_chroma_has_its_std():
     chroma = (out @ RGB_TO_YCBCR.T.astype(np.float64))[..., 1:]
     want = 0.5 * np.sqrt(2.5e-4 * DISTORTIONS["iso_noise"].levels[4])
     assert chroma.std() == pytest.approx(want, rel=0.03)
+
+
+@pytest.mark.parametrize(("h", "w", "draws"), [(1, 1, 4000), (1, 40, 300), (8, 8, 500), (32, 32, 150)])
+def test_iso_noise_chroma_of_a_small_image_has_its_std(h: int, w: int, draws: int):
+    """**Was** (session 64) the chroma divided by a big image's expected std, 0.2821, whatever the size: near
+    an edge the reflected filter folds its taps onto fewer draws, so a small image's chroma noise came out
+    stronger than the recipe's — 3.5x on a 1x1 image, 1.9x on one row, 1.22x at 8x8, 1.055x at 32x32
+    (0.25 % at 512x768). Now divided by the expected std over the image's size: the float chroma's RMS over
+    many seeds is the recipe's ``0.5 * sqrt(a)``, within a few standard errors."""
+    d = DISTORTIONS["iso_noise"]
+    gain = d.levels[2]
+    grey = np.full((h, w, 3), 0.5, np.float32)
+    base = (grey @ RGB_TO_YCBCR.T)[..., 1:]
+    squares = [
+        np.mean(((d.fn(grey, gain, np.random.default_rng(s)) @ RGB_TO_YCBCR.T)[..., 1:] - base) ** 2)
+        for s in range(draws)
+    ]
+    want = 0.5 * np.sqrt(2.5e-4 * gain)
+    assert np.sqrt(np.mean(squares)) == pytest.approx(want, rel=0.03)
 
 
 class CountingDraws:

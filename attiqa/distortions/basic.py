@@ -239,17 +239,25 @@ def _iso_noise_draws(
         yield rows, drawn[keep, :, 0], chroma
 
 
-def _low_pass_std() -> float:
-    """The std of unit white noise after the chroma's low-pass (Gaussian, sigma 1), away from the image's
-    edges: the separable filter's 2-D weights' root sum of squares, the 1-D weights' sum of squares."""
-    impulse = np.zeros(2 * ISO_CHROMA_REACH + 1)
-    impulse[ISO_CHROMA_REACH] = 1.0
-    taps = ndimage.gaussian_filter1d(impulse, sigma=1.0, mode="constant")
-    return float(np.sum(taps * taps))
+def _low_pass_mean_variance(n: int) -> float:
+    """The variance of unit white noise after the chroma's low-pass along a line of ``n`` pixels (Gaussian,
+    sigma 1, reflect), averaged over the line: each output pixel's squared weights summed. A pixel more than
+    :data:`ISO_CHROMA_REACH` from both ends reads the filter's own taps (0.2821, their sum of squares); nearer
+    an end the reflected taps fold onto fewer draws and weigh more (0.50 at the end pixel, 1 for a line of one
+    pixel). So a line of 4 reaches (or the whole line when shorter) is computed, and each further pixel of a
+    longer line adds a middle pixel's."""
+    m = min(n, 4 * ISO_CHROMA_REACH)
+    weights = ndimage.gaussian_filter1d(np.eye(m), sigma=1.0, axis=0, mode="reflect")  # row i: output i's
+    squares = np.sum(weights * weights, axis=1)
+    return (float(squares.sum()) + (n - m) * float(squares[m // 2])) / n
 
 
-ISO_CHROMA_STD = _low_pass_std()
-"""The low-passed chroma noise's expected std (0.282), by which it is divided back to unit std."""
+def iso_chroma_std(h: int, w: int) -> float:
+    """The expected std over an ``h`` x ``w`` image of unit white noise after the chroma's low-pass (the
+    filter is separable: a pixel's variance is its row's factor times its column's), by which the
+    low-passed chroma is divided back to unit std. 0.2821 (the 1-D taps' sum of squares) for a big image;
+    more for a small one, whose edge pixels weigh more (64x64: 1.028 times that, 8x8: 1.22, 1x1: 3.54)."""
+    return math.sqrt(_low_pass_mean_variance(h) * _low_pass_mean_variance(w))
 
 
 def _iso_noise_rows(
@@ -262,11 +270,11 @@ def _iso_noise_rows(
 ) -> None:
     """:func:`_iso_noise` a row strip at a time: ``rows_of(rows)`` gives the float32 input's rows and
     ``put(rows, result)`` takes the result's. One pass over the draws: the chroma is scaled by its low-pass's
-    expected std (:data:`ISO_CHROMA_STD`), not by its measured one, which needed every draw made twice (a
-    first pass summing it, the generator put back for a second)."""
+    expected std over the image (:func:`iso_chroma_std`), not by its measured one, which needed every draw
+    made twice (a first pass summing it, the generator put back for a second)."""
     a = 2.5e-4 * gain
     b = 2.5e-5 * gain
-    chroma_scale = np.float32(0.5 * math.sqrt(a) / ISO_CHROMA_STD)
+    chroma_scale = np.float32(0.5 * math.sqrt(a) / iso_chroma_std(h, w))
     for rows, luma_noise, chroma in _iso_noise_draws(h, w, rng):
         chroma *= chroma_scale
         ycc = rows_of(rows) @ RGB_TO_YCBCR.T  # row by row, as one product over the image is
@@ -283,9 +291,9 @@ def _iso_noise(rgb: np.ndarray, gain: float, rng: np.random.Generator) -> np.nda
     noise modeling and fitting for single-image raw-data"): ``var(Y) = a*Y + b`` with shot-noise
     coefficient ``a = 2.5e-4 * gain`` and read-noise variance ``b = 2.5e-5 * gain``. Chroma (Cb, Cr, in
     JPEG's full-range YCbCr) gets white noise of std ``0.5 * sqrt(a)``, slightly low-passed (Gaussian
-    sigma 1 px, then divided by the filter's expected std, :data:`ISO_CHROMA_STD`, back to that std) to
-    resemble the blotchy colour noise of high-ISO photos. Made a row strip at a time, in one pass over the
-    draws (:func:`_iso_noise_rows`): no whole noise image.
+    sigma 1 px, then divided by the filter's expected std over the image, :func:`iso_chroma_std`, back to
+    that std) to resemble the blotchy colour noise of high-ISO photos. Made a row strip at a time, in one pass
+    over the draws (:func:`_iso_noise_rows`): no whole noise image.
     """
     out = np.empty(rgb.shape, np.float32)
 
@@ -552,7 +560,8 @@ for _d in (
         "ours (Poissonian-Gaussian luma noise, Foi et al. 2008, plus chroma noise)",
         stochastic=True,
         fn_uint8=_iso_noise_uint8,
-        version=3,  # session 62: the chroma's std summed in float64; 64: its expected std (one draw)
+        version=4,  # 62: the chroma's std summed in float64; 64: its expected std (one draw); 64's review: of
+        # the image's size (3 took a big image's, 0.2821, for any: a small one's chroma noise too strong)
     ),
     Distortion(
         "zoom_blur",

@@ -261,10 +261,9 @@ def write_graded_set(
         todo = [t for t in targets if t[2] in damage or t[0] in stale or not t[2].exists()]
         res.existing.extend(t[2] for t in targets if t not in todo)
         plan.append((src, todo))
-    record.save()  # before any image is made
+    record.start()  # before any image is made: the images of another version deleted, the record written
     if on_start:  # every file of a source there already (an earlier run's): counted outside the rate
         on_start(sum(not todo for _, todo in plan))
-    unmade: set[str | None] = set()  # types with an image not made (its source unreadable now)
     for src, todo in plan:
         if not todo:
             continue
@@ -272,7 +271,6 @@ def write_graded_set(
             img = load_image(src)
         except ImageLoadError as exc:
             res.failed.append(exc)
-            unmade.update(t[0] for t in todo)
             if on_item:
                 on_item(1)
             continue
@@ -285,7 +283,7 @@ def write_graded_set(
             res.written.append(path)
         if on_item:
             on_item(1)
-    record.save(ended=True, unmade=unmade)
+    record.save(ended=True)
     return res
 
 

@@ -224,15 +224,13 @@ def make_distorted_set(
         remove_orphan_temps(folder)
     stale = set(record.redone)
     items = [(*item[:5], item[5] and not stale.intersection(item[4].names)) for item in items]
-    record.save()  # before any image is made
-    unmade: set[str] = set()  # types with an image not made (its source unreadable now)
+    record.start()  # before any image is made: the images of another version deleted, the record written
     if on_start:  # an earlier run's images: counted outside the rate, from the bar's first frame
         on_start(sum(item[-1] for item in items))
     try:
         for rnd, i, src, path, plan, existed in items:
             if not existed:
                 if i in unreadable:
-                    unmade.update(plan.names)
                     if on_item:
                         on_item(1)
                     continue
@@ -240,7 +238,6 @@ def make_distorted_set(
                     img = load_image(src)
                 except ImageLoadError as exc:
                     unreadable.add(i)
-                    unmade.update(plan.names)
                     res.failed.append(str(exc))
                     if on_item:
                         on_item(1)
@@ -261,6 +258,6 @@ def make_distorted_set(
     except KeyboardInterrupt as exc:  # keep the labels of every finished image; the caller says so
         res.interruption = exc
     _write_labels(labels, rows, distortions)
-    if res.interruption is None:  # a type made again keeps its old number until all its images are
-        record.save(ended=True, unmade=unmade)
+    if res.interruption is None:  # a type not known stays null (told again) until a run ends
+        record.save(ended=True)
     return res

@@ -7,6 +7,11 @@ both check and record alike: a type of another version is made again, or refused
 holds images of it the command would not make again; a folder made before the record is told once that its
 images cannot be checked, and its types recorded at this library's version once the run that tells it ends.
 The record is written only when it changes (a library caller's finished set on read-only storage resumes).
+
+A changed type's images are deleted, all of them, before the record names its new version and before any
+image is made: a run stopped midway (Ctrl-C, kill -9) leaves every image of the type on disk of the new
+version, so its next run makes only those still missing. (Overwritten one by one under the old number, they
+were all made again by every rerun: a job stopped more often than the remake takes never finished it.)
 """
 
 from __future__ import annotations
@@ -45,14 +50,16 @@ def read_versions(path: Path) -> dict[str, int | None] | None:
 @dataclass
 class VersionRecord:
     """A folder's ``versions.json`` through one run: what it holds (``on_disk``; None: no file), what it is
-    to hold while this run makes images (``versions``) and the types the run tells about (``told``: type ->
-    its old entry, a number — another version, its images made again — or None — not known, its images not
-    checkable). A told type keeps its old entry until the run ends: one stopped before tells it again."""
+    to hold while this run makes images (``versions``), the types the run tells about (``told``: type -> its
+    old entry, a number — another version, its images made again — or None — not known, its images not
+    checkable) and the images of another version (``stale``: deleted by :meth:`start`). A type not known
+    keeps its ``null`` until the run ends: one stopped before tells it again."""
 
     path: Path
     on_disk: dict[str, int | None] | None
     versions: dict[str, int | None]
     told: dict[str, int | None]
+    stale: list[Path]
 
     @property
     def redone(self) -> dict[str, tuple[int, int]]:
@@ -64,15 +71,21 @@ class VersionRecord:
         """The types whose images' version is not known (a folder made before the record)."""
         return sorted(k for k, old in self.told.items() if old is None)
 
-    def save(self, ended: bool = False, unmade: Collection[str | None] = ()) -> None:
-        """Write the record if it changes: once the checks passed, before any image is made, and as the run
-        ends (``ended``), each told type then at this library's version — but a type made again of which an
-        image was not (its source unreadable now), which keeps its old number."""
+    def start(self) -> None:
+        """Once every check passed, before any image is made: the images of another version deleted (each is
+        one the run makes again: :func:`check_versions` refused the others), then the record written, their
+        types at this library's version — none of their old images is left to be taken for one."""
+        for image in self.stale:
+            image.unlink(missing_ok=True)
+        self.versions.update({k: DISTORTIONS[k].version for k in self.redone})
+        self.save()
+
+    def save(self, ended: bool = False) -> None:
+        """Write the record if it changes (:meth:`start`), and as the run ends (``ended``): each type not
+        known then at this library's version (told once)."""
         versions = dict(self.versions)
         if ended:
-            versions.update(
-                {k: DISTORTIONS[k].version for k, old in self.told.items() if old is None or k not in unmade}
-            )
+            versions.update({k: DISTORTIONS[k].version for k in self.unchecked})
         if versions != self.on_disk:
             write_json_atomic(self.path, {"versions": versions})
             self.on_disk = versions
@@ -96,6 +109,7 @@ def check_versions(
     path = folder / VERSIONS_FILE
     on_disk = read_versions(path)
     told: dict[str, int | None] = {}
+    stale: list[Path] = []
     for kind, paths in sorted(images.items() if on_disk is not None or had_set else ()):  # else a new folder
         old, now = (on_disk or {}).get(kind), DISTORTIONS[kind].version
         if old == now:
@@ -108,8 +122,10 @@ def check_versions(
                 f"({delete(kind)}) and rerun to make them again, or write to another output folder"
             )
         told[kind] = old
+        if old is not None:
+            stale += paths
     versions = {**(on_disk or {}), **{k: DISTORTIONS[k].version for k in made}, **told}
-    return VersionRecord(path, on_disk, versions, told)
+    return VersionRecord(path, on_disk, versions, told, stale)
 
 
 def say_versions(
