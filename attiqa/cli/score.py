@@ -80,7 +80,8 @@ def score_cmd(
     a share of the images and the first writes them to FILE in the input order; a stopped run resumes
     with any number of processes (its rows wait in journals beside FILE).
     """
-    from attiqa.io.atomic import check_output_path, output_png
+    from attiqa.io.atomic import check_output_path, output_png, refuse_if_resumed_held
+    from attiqa.io.commands import Command
     from attiqa.io.images import require_images
 
     def inputs_and_outputs() -> tuple[list[Path], dict[str, str]]:
@@ -109,6 +110,9 @@ def score_cmd(
         with sharded() as shards:  # under torchrun each process scores a share
             with alike_on_every_process():  # under torchrun: said once, or by each process that met it
                 files, overrides = checked()
+            with alike_on_every_process(main_only=True):  # a held --out said before the model loads (seconds,
+                if out is not None and shards.main:  # minutes for CLIP's weights), making nothing: a typo
+                    refuse_if_resumed_held(out, Command.SCORE)  # still leaves no folder
             with alike_on_every_process():
                 if shards.world > 1 and out is None:
                     raise AttiqaError(

@@ -25,7 +25,6 @@ if TYPE_CHECKING:
     from attiqa.teachers.prompts import PromptSet
 
 LABEL_TEACHER = "classical"  # `attiqa label`'s teacher; its help says it
-LABEL_COMMAND = "attiqa label"  # as its lock file names it to a second command
 
 
 def clip_scale_value(value: float) -> float:
@@ -68,6 +67,7 @@ def label_cmd(
     """
     from attiqa.config import LabelConfig, TrainConfig
     from attiqa.io.atomic import output_folder, refuse_if_resumed_held, resumed_output_held
+    from attiqa.io.commands import Command
     from attiqa.runner import label_inputs
     from attiqa.teachers.prompts import load_prompts
 
@@ -102,12 +102,12 @@ def label_cmd(
                 lc, paths, prompt_set = first()
             with alike_on_every_process(main_only=True):  # a held --out said before the teacher loads
                 if is_main():  # (minutes for CLIP's weights), making nothing: a typo still leaves no folder
-                    refuse_if_resumed_held(out, LABEL_COMMAND)
+                    refuse_if_resumed_held(out, Command.LABEL)
             with alike_on_every_process():  # loaded before the hold makes --out's folder: a typo leaves none
                 loaded = label_teacher(lc, device, prompts=prompt_set)
             with alike_on_every_process(main_only=True):  # before any rank opens its journal: two runs
                 if is_main():  # labelled every image each (session 60); rank 0's line is the job's
-                    held.enter_context(resumed_output_held(out, LABEL_COMMAND))
+                    held.enter_context(resumed_output_held(out, Command.LABEL))
             run = TrainConfig(out_dir=str(out.parent), label=lc)
             path = run_label_stage(
                 run, out.parent, device=device, teacher=loaded, paths=paths, prompts=prompt_set
