@@ -162,3 +162,29 @@ def test_an_out_taken_between_the_probe_and_the_hold_is_still_one_line(
     res = subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
     assert one_line_error(res) == f"error: {out}: {BUSY}, or choose another --out"
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+def test_a_second_genbench_run_into_its_out_is_one_line(tmp_path, genbench_cli):
+    """**Was**: two `genbench run --out RUN` at once (or a rerun to resume while the first generates) both
+    made the missing images, each over the other's, and wrote run.json and the manifest in turn. Now RUN is
+    held from before the run's checks read it to its last manifest write: the second is one line, RUN as
+    the first leaves it; the first ends with every pair once and no lock file."""
+    pytest.importorskip("diffusers")
+    from genbench_helpers import build_tiny_sd
+    from helpers import genbench_cmd, paused_after
+
+    from genbench.manifest import load_pairs
+
+    sd = build_tiny_sd(tmp_path / "sd")
+    out = tmp_path / "run"
+    args = ("run", "--model", sd, "--pairs", "2", "--steps", "2", "--width", "32", "--height", "32",
+            "--batch-size", "1", "--out", out, "--device", "cpu")  # fmt: skip
+    with paused_after(tmp_path, "genbench.generate:write_manifest", genbench_cmd(*args)):
+        before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+        second = genbench_cli(*args)
+        busy = f"another process is generating into it now {SAME} — let it finish (rerunning it then resumes "
+        busy += "what it left), or choose another --out"
+        assert one_line_error(second) == f"error: {out}: {busy}"
+        assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    assert [p.pair_id for p in load_pairs(out)] == ["p0000", "p0001"]
+    assert len(list((out / "images").glob("*.png"))) == 4 and not (out / ".attiqa.lock").exists()

@@ -19,6 +19,7 @@ from attiqa.cli._common import (
     WorkersOption,
     checked_first,
     crops_overrides,
+    one_process,
     print_scores,
     readable_images,
     stdout,
@@ -91,6 +92,8 @@ def score_cmd(
             found = _without_own_sheet(found, sheet)
         if out is not None:  # before the model loads; made once it has (a typo: none)
             check_output_path(out, create=False)
+            if one_process():  # held by another run: said before torch and the model load, making nothing
+                refuse_if_resumed_held(out, Command.SCORE)
         if sheet is not None:
             output_png(sheet, "--sheet", create=False)
         return found, overrides
@@ -110,9 +113,9 @@ def score_cmd(
         with sharded() as shards:  # under torchrun each process scores a share
             with alike_on_every_process():  # under torchrun: said once, or by each process that met it
                 files, overrides = checked()
-            with alike_on_every_process(main_only=True):  # a held --out said before the model loads (seconds,
-                if out is not None and shards.main:  # minutes for CLIP's weights), making nothing: a typo
-                    refuse_if_resumed_held(out, Command.SCORE)  # still leaves no folder
+            with alike_on_every_process(main_only=True):  # under torchrun by rank 0 alone, here (ranks
+                if out is not None and shards.main and shards.world > 1:  # probing at once took the lock
+                    refuse_if_resumed_held(out, Command.SCORE)  # of each other)
             with alike_on_every_process():
                 if shards.world > 1 and out is None:
                     raise AttiqaError(

@@ -18,4 +18,5 @@ class Command(enum.Enum):
     TRAIN_EXIQA = "attiqa train exiqa"
     ISP_TUNE = "isp-tune"
     ISP_CHECK = "isp-tune check"
+    GENBENCH_RUN = "genbench run"
     GENBENCH_SCORE = "genbench score"
