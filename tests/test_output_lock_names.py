@@ -1,7 +1,7 @@
 """The output locks' command names and their timing (docs/robustness.md, "Kill -9 and the same command
 again"): one table of the names a holder writes into its lock file; a holder that makes its folder only
 once entered; `score -o` refused before its model loads; a lock taken between the probe and the hold is
-still one line."""
+still one line; `genbench run --out` and `select-prompts -o`, not held before, held as `bench --out` is."""
 
 from __future__ import annotations
 
@@ -188,3 +188,27 @@ def test_a_second_genbench_run_into_its_out_is_one_line(tmp_path, genbench_cli):
         assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
     assert [p.pair_id for p in load_pairs(out)] == ["p0000", "p0001"]
     assert len(list((out / "images").glob("*.png"))) == 4 and not (out / ".attiqa.lock").exists()
+
+
+def test_a_second_select_prompts_into_its_out_is_one_line(tmp_path, photos, tiny_dir, cli):
+    """**Was**: two `attiqa select-prompts -o SEL` at once (or a rerun to change --select-by while the first
+    runs) each encoded every photo into SEL's cache and wrote summary.csv and prompts.json in turn. Now SEL
+    is held from before the teacher loads to its last file: the second is one line, SEL as the first leaves
+    it; a refused run into a new SEL (a teacher that cannot load) leaves no folder."""
+    from conftest import photo_folder
+    from helpers import paused_after
+
+    folder = photo_folder(tmp_path / "photos", photos, n=3, side=64)
+    out = tmp_path / "sel"
+    args = ("select-prompts", "-t", f"clip:{tiny_dir}", "-i", folder, "-o", out, "--work-size", "32",
+            "--device", "cpu")  # fmt: skip
+    with paused_after(tmp_path, "attiqa.prompts:write_summary_csv", attiqa_cmd(*args)):
+        before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+        second = cli(*args, "--select-by", "distortion")
+        busy = f"another process is selecting prompts in it now {SAME} — let it finish (rerunning it then "
+        busy += "resumes what it left), or choose another --out"
+        assert one_line_error(second) == f"error: {out}: {busy}"
+        assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    assert (out / "prompts.json").is_file() and not (out / ".attiqa.lock").exists()
+    unloadable = cli(*args[:2], f"clip:{tmp_path / 'no_clip'}", *args[3:5], "-o", tmp_path / "new")
+    assert unloadable.returncode == 2 and not (tmp_path / "new").exists()

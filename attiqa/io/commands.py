@@ -14,6 +14,7 @@ class Command(enum.Enum):
     LABEL = "attiqa label"
     EVAL = "attiqa eval"
     BENCH = "attiqa bench"
+    SELECT_PROMPTS = "attiqa select-prompts"
     TRAIN = "attiqa train"
     TRAIN_EXIQA = "attiqa train exiqa"
     ISP_TUNE = "isp-tune"
