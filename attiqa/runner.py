@@ -22,6 +22,7 @@ from attiqa.io.atomic import (
     resumable_folder,
     write_json_atomic,
 )
+from attiqa.io.commands import Command
 
 if TYPE_CHECKING:
     from attiqa.teachers import Teacher
@@ -342,7 +343,7 @@ def label_table_held(table: Path) -> AbstractContextManager[None]:
     `label -o` of one table, or two trains sharing a ``label.out``, labelled into it together. Held to the
     run's end: its pretraining reads the table."""
     return output_held(
-        table, "training from", f"{LET_IT_FINISH}, or choose another label.out", command="attiqa train"
+        table, "training from", f"{LET_IT_FINISH}, or choose another label.out", command=Command.TRAIN
     )
 
 
@@ -351,7 +352,7 @@ def out_dir_held(out_dir: Path) -> AbstractContextManager[None]:
     into it at once (or a ``--resume`` of a run still training) each trained over the other's files. The
     second is one line naming it."""
     fix = "let it finish (a stopped run continues with --resume), or choose another --out-dir"
-    return folder_held(out_dir, "training in", fix, command="attiqa train")
+    return folder_held(out_dir, "training in", fix, command=Command.TRAIN)
 
 
 def interrupted_words(cfg: TrainConfig, since: float | None = None) -> str:

@@ -41,6 +41,7 @@ from attiqa.io.atomic import (
     write_text_atomic,
 )
 from attiqa.io.batching import inference_num_workers, iter_image_batches
+from attiqa.io.commands import Command
 from attiqa.io.tables import ENCODING, ERRORS, csv_bytes, read_cell, safe_cell
 
 VIEW_PIXELS = 5 * 320 * 320  # an image's view that --batch-size counts whole (paper §4.2: five 320-px crops)
@@ -200,7 +201,7 @@ def _short(sha: object) -> str:
 
 
 def score_output_held(
-    out: str | Path, fix: str = OUT_FIX, command: str = "attiqa score"
+    out: str | Path, fix: str = OUT_FIX, command: Command = Command.SCORE
 ) -> AbstractContextManager[None]:
     """Hold ``out`` (:func:`attiqa.io.atomic.resumed_output_held`) while a :class:`ScoreWriter` appends to
     it and until its last rename (a JSON document, a torchrun job's merge, genbench's rewrite in manifest

@@ -86,6 +86,8 @@ def run(
     Writes images/, manifest.jsonl and manifest.csv (prompt, seeds, model, settings per pair) and run.json.
     Rerunning the same command keeps every finished image and makes the rest.
     """
+    from attiqa.io.atomic import folder_held, resumed_busy_fix
+    from attiqa.io.commands import Command
     from genbench.generate import GenSettings, generate_run, refuse_file
     from genbench.prompts import load_prompt_spec
 
@@ -103,7 +105,10 @@ def run(
         seed=seed,
     )
     dev = device_str(device)
-    with progress_later("generating", total=2 * pairs) as bar:
+    # held from before its checks read the folder to its last manifest write: two runs into one --out made
+    # the same images and wrote the manifest each; a new --out made for it, removed again if left empty
+    held = folder_held(out, "generating into", resumed_busy_fix(), command=Command.GENBENCH_RUN, make="--out")
+    with held, progress_later("generating", total=2 * pairs) as bar:
         result = generate_run(
             out, spec, settings, pairs, batch_size=batch_size, device=dev, on_image=bar, on_start=bar.start
         )

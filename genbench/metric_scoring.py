@@ -24,6 +24,7 @@ from attiqa.evaluation.cache import resume_identity
 from attiqa.exiqa import missing_regressor
 from attiqa.interface import Scorer
 from attiqa.io.atomic import remove_orphan_temps, write_json_atomic
+from attiqa.io.commands import Command
 from attiqa.scorers import is_checkpoint
 from attiqa.scorers.zoo import checkpoint_read, weights_identity
 from attiqa.scoring import (
@@ -209,7 +210,7 @@ def open_metric(
     fix = f"delete it to score {metric} again"  # the writer's advice (not offered while another writes it)
     held = ExitStack()
     try:  # from before the scorer loads to the job's end: its file is rewritten in manifest order at the end
-        held.enter_context(score_output_held(out_csv, fix, "genbench score"))
+        held.enter_context(score_output_held(out_csv, fix, Command.GENBENCH_SCORE))
     except AttiqaError as exc:  # another `genbench score` of this run writes it now: this metric is skipped
         job.report.error = str(exc)
         return job

@@ -21,7 +21,15 @@ from rich.console import Console
 
 from attiqa.cli import InterruptedExit, plain_table, seed_option, table_widths, whole_word_table, wrap_words
 from attiqa.errors import AttiqaError, ConfigError
-from attiqa.io.atomic import LET_IT_FINISH, OUT_FIX, folder_held, output_folder, resume_fix, write_json_atomic
+from attiqa.io.atomic import (
+    OUT_FIX,
+    folder_held,
+    output_folder,
+    resume_fix,
+    resumed_busy_fix,
+    write_json_atomic,
+)
+from attiqa.io.commands import Command
 from attiqa.io.cores import MAX_WORKERS
 from attiqa.io.formats import format_list
 from attiqa.progress import console, plain, plain_name
@@ -70,7 +78,6 @@ app = typer.Typer(
 stdout = Console()
 SYNONYMS = {"tune": ""}
 """Words a user may type for a command ("": the bare ``isp-tune``, which tunes; the usage error says so)."""
-CHECK_COMMAND = "isp-tune check"  # as its lock file names it to a second command
 
 # Upper bounds of the size options, refused by the option parser before any raw is read: a preview is a
 # small render (the scorer's own view is 500 px on the shorter side) and a larger one only upscales the raw.
@@ -283,7 +290,7 @@ def tune(
     # "another --out": that would throw its finished searches away; a finished one (an archive made
     # read-only) has nothing to write, which `run` finds out before it raises this refusal
     resume = (out / "run.json").is_file()
-    fix = resume_fix(out, "the run in it", "choose another --out", recursive=True) if resume else None
+    fix = resume_fix(out, "the run in it", OUT_FIX, recursive=True) if resume else None
     unwritable: AttiqaError | None = None
     try:
         output_folder(out, "--out", fix, create=False)
@@ -426,10 +433,10 @@ def check(
     given = {} if test_raws is None else {"test_raws_cap": test_raws}  # else check_policy's one default
     # held from before its first write (two checks into one --out wrote each other's report); a new --out
     # made for it, removed again if a refusal (a reward model that cannot load) leaves it empty
-    busy = f"{LET_IT_FINISH}, or {OUT_FIX}"
+    busy = resumed_busy_fix()
     with (
         kept_on_interrupt(out),
-        folder_held(out, "checking a policy in", busy, command=CHECK_COMMAND, make="--out"),
+        folder_held(out, "checking a policy in", busy, command=Command.ISP_CHECK, make="--out"),
     ):
         rows = check_policy(inputs, model, seed=seed, **given)
     cols = ("neutral_mos", "policy_mos", "neutral_guarded", "policy_guarded", "checked_guarded")

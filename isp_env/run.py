@@ -33,14 +33,14 @@ from PIL import Image
 from attiqa.errors import AttiqaError, ConfigError, ImageLoadError
 from attiqa.io.atomic import (
     FOLDER_LOCK,
-    LET_IT_FINISH,
-    OUT_FIX,
     folder_held,
     json_text,
     output_folder,
     remove_orphan_temps,
+    resumed_busy_fix,
     write_json_atomic,
 )
+from attiqa.io.commands import Command
 from attiqa.io.formats import RAW_EXTENSIONS
 from attiqa.io.hashes import sha256_of
 from attiqa.io.images import load_image, save_image
@@ -262,7 +262,7 @@ def remove_run_temps(out: Path) -> None:
 def out_held(out: Path) -> AbstractContextManager[None]:
     """``out`` held by this run (:func:`attiqa.io.atomic.folder_held`): a second `isp-tune` into it is one
     line (the checks that only read it pass first)."""
-    return folder_held(out, "tuning in", f"{LET_IT_FINISH}, or {OUT_FIX}", command="isp-tune")
+    return folder_held(out, "tuning in", resumed_busy_fix(), command=Command.ISP_TUNE)
 
 
 def run(

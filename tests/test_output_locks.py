@@ -234,8 +234,8 @@ def test_a_second_exiqa_training_into_its_out_is_one_line(exiqa_set, tiny_dir, t
     with paused_after(tmp_path, "attiqa.exiqa.train:save_checkpoint", attiqa_cmd(*cmd)):
         before = {p.name: p.read_bytes() for p in run.iterdir()}
         second = cli(*cmd)
-        busy = "another process is training in it now (the same command still running?) — let it finish (a "
-        busy += "stopped run continues when rerun), or choose another --out"
+        busy = "another process is training in it now (the same command still running?) — let it finish "
+        busy += "(rerunning it then resumes what it left), or choose another --out"
         assert one_line_error(second) == f"error: {run}: {busy}"
         assert {p.name: p.read_bytes() for p in run.iterdir()} == before
     assert not (run / ".attiqa.lock").exists()
@@ -436,7 +436,7 @@ def test_a_label_meeting_a_live_score_is_not_told_it_is_the_same_command(photo_d
 def _holding(target: Path, call: str) -> subprocess.Popen:
     """A real process holding ``target`` (``call``: a holder of attiqa.io.atomic on T, the target, e.g.
     "output_held(T, 'writing', 'wait')") until its stdin closes; returned once it holds it."""
-    holder = "import sys\nfrom attiqa.io.atomic import *\n"
+    holder = "import sys\nfrom attiqa.io.atomic import *\nfrom attiqa.io.commands import Command\n"
     holder += f"T = {str(target)!r}\nwith {call}:\n    print('held', flush=True)\n    sys.stdin.read()"
     first = subprocess.Popen(
         [sys.executable, "-c", holder], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=attiqa_env({})
@@ -450,12 +450,13 @@ def test_a_lock_file_of_the_older_kind_still_says_the_same_command_by_its_verb(t
     decided by the verbs as before."""
     from attiqa.errors import AttiqaError
     from attiqa.io.atomic import resumed_output_held
+    from attiqa.io.commands import Command
 
     out = tmp_path / "l.parquet"
     first = _holding(out, "output_held(T, 'writing', 'wait')")  # no command: the bare verb
     try:
         assert (tmp_path / ".l.parquet.lock").read_bytes() == b"writing"
-        with pytest.raises(AttiqaError) as refused, resumed_output_held(out, "attiqa label"):
+        with pytest.raises(AttiqaError) as refused, resumed_output_held(out, Command.LABEL):
             pass
     finally:
         first.communicate(b"", timeout=60)
@@ -476,7 +477,7 @@ def test_a_label_into_a_held_out_is_refused_before_its_teacher_loads(tiny_dir, p
         weights.write_bytes(b"cut short")  # read only when the teacher loads
     out = tmp_path / "l.parquet"
     args = ("label", photo_dir, "--teacher", f"clip:{clip}", "--workers", "0", "--out")
-    first = _holding(out, "resumed_output_held(T, 'attiqa label')")
+    first = _holding(out, "resumed_output_held(T, Command.LABEL)")
     try:
         second = cli(*args, out)
     finally:
@@ -492,9 +493,10 @@ def test_a_folder_made_to_be_held_is_removed_again_when_left_empty(tmp_path):
     folder (and parents) made for the hold are gone again when the run wrote nothing into them (a model that
     could not load), as before the hold; a folder written into stays."""
     from attiqa.io.atomic import folder_held
+    from attiqa.io.commands import Command
 
     out = tmp_path / "a" / "b"
-    with folder_held(out, "benchmarking in", "wait", command="attiqa bench", make="--out"):
+    with folder_held(out, "benchmarking in", "wait", command=Command.BENCH, make="--out"):
         assert (out / ".attiqa.lock").read_bytes() == b"benchmarking in; attiqa bench"
     assert not (tmp_path / "a").exists()
     with folder_held(out, "benchmarking in", "wait", make="--out"):

@@ -30,6 +30,8 @@ from attiqa.cli._common import (
 )
 from attiqa.cli._common import device as device_str
 from attiqa.errors import AttiqaError
+from attiqa.io.atomic import OUT_FIX
+from attiqa.io.commands import Command
 from attiqa.progress import console, plain, plain_failure, plain_name
 
 
@@ -159,7 +161,7 @@ def datasets_cmd(
         stdout.print(f"\nsource: {info.url}", highlight=False)
 
 
-EVAL_BUSY_FIX = "let it finish, or choose another --out"
+EVAL_BUSY_FIX = f"let it finish, or {OUT_FIX}"  # an eval does not resume: no "rerunning it then …"
 
 
 def eval_cmd(
@@ -284,7 +286,7 @@ def eval_cmd(
             output_folder(out, "--out")  # before the scoring, not after it
         with alike_on_every_process(main_only=True):  # rank 0's line is the job's (not "rank 0 of 2: …")
             if shards.main:  # two at once wrote a mixed set: one's predictions.csv, the other's summary
-                held.enter_context(folder_held(out, "evaluating into", EVAL_BUSY_FIX, command="attiqa eval"))
+                held.enter_context(folder_held(out, "evaluating into", EVAL_BUSY_FIX, command=Command.EVAL))
         if shards.main and (note := earlier_eval(out, ds, score_cache_key(scorer, overrides)[0], split)):
             console.print(f"[yellow]{plain(note)}", highlight=False)  # before the work: Ctrl-C keeps them
         try:
@@ -430,7 +432,7 @@ def bench_cmd(
     from attiqa.config import read_group_by
     from attiqa.datasets import get_dataset
     from attiqa.datasets.readers import parse_data_spec
-    from attiqa.io.atomic import LET_IT_FINISH, folder_held, output_folder, resume_fix
+    from attiqa.io.atomic import folder_held, output_folder, resume_fix, resumed_busy_fix
 
     def checked() -> tuple[ProtocolSetup, list[float] | None]:
         cfg = load_base_config(config)
@@ -456,11 +458,7 @@ def bench_cmd(
         except ValueError:
             raise AttiqaError(f"--fractions must be comma-separated numbers, got {fractions!r}") from None
         # before the first run; made once run_protocol's checks pass. A folder of earlier runs: resumable
-        fix = (
-            resume_fix(out, "its finished runs", "choose another --out", recursive=True)
-            if _has_files(out)
-            else None
-        )
+        fix = resume_fix(out, "its finished runs", OUT_FIX, recursive=True) if _has_files(out) else None
         output_folder(out, "--out", fix, create=False)
         setup = check_protocol(
             protocol, benches, cfg, out, init_checkpoint=init, repeats=repeats, fractions=fr, select=select,
@@ -475,9 +473,8 @@ def bench_cmd(
 
     # held from before run_protocol's first write to its last (two benches into one --out wrote each other's
     # runs and tables); a new --out made for it, removed again if a refusal leaves it empty
-    busy = f"{LET_IT_FINISH}, or choose another --out"
     try:
-        with folder_held(out, "benchmarking in", busy, command="attiqa bench", make="--out"):
+        with folder_held(out, "benchmarking in", resumed_busy_fix(), command=Command.BENCH, make="--out"):
             res = run_protocol(
                 protocol, setup.benches, setup.cfg, out, init_checkpoint=init, repeats=repeats, fractions=fr,
                 select=select, seed=seed, method=method, keep_checkpoints=keep_checkpoints,

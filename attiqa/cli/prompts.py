@@ -130,7 +130,8 @@ def select_prompts_cmd(
     joint = their sum. Writes summary.csv, prompts.json (for `attiqa label --prompts`) and a cache of
     embeddings so an interrupted run resumes.
     """
-    from attiqa.io.atomic import output_folder
+    from attiqa.io.atomic import folder_held, output_folder, resumed_busy_fix
+    from attiqa.io.commands import Command
     from attiqa.progress import progress_task
     from attiqa.prompts import (
         ClipPromptEncoder,
@@ -163,43 +164,47 @@ def select_prompts_cmd(
     parse_clip_spec(spec)  # a malformed spec fails before anything is loaded
     photos, names = _photos(images, max_images, work_size) if distortion_task else ([], [])
     rated_paths, ratings = _spaq(spaq, spaq_limit, seed, list(cands)) if spaq else ([], {})
-    encoder = ClipPromptEncoder.from_spec(
-        spec, device=device_str(device), batch_size=batch_size, workers=workers
-    )
-    bars = []
-
-    def progress(desc: str, total: int, kept: int) -> Advance:
-        ctx = progress_task(desc, total=total, kept=kept)  # the cached ones counted from its first frame
-        bars.append(ctx)
-        return ctx.__enter__()
-
-    try:
-        result = run_selection(
-            encoder,
-            cands,
-            out / "cache",
-            photos,
-            names,
-            proxy_map,
-            rated_paths,
-            ratings,
-            work_size=work_size,
-            seed=seed,
-            min_shorter=encoder.teacher.min_shorter,
-            progress=progress,
+    # held from before the teacher loads to the last file written (two runs into one --out encoded and wrote
+    # its cache and files each); a new --out made for it, removed again if a refusal leaves it empty
+    busy = resumed_busy_fix()
+    with folder_held(out, "selecting prompts in", busy, command=Command.SELECT_PROMPTS, make="--out"):
+        encoder = ClipPromptEncoder.from_spec(
+            spec, device=device_str(device), batch_size=batch_size, workers=workers
         )
-    finally:
-        for ctx in reversed(bars):
-            ctx.__exit__(None, None, None)
-    _print_summary(result)
-    summary = write_summary_csv(result, out / "summary.csv")
-    if select_by not in result.tasks:
-        raise AttiqaError(
-            f"--select-by {select_by}: that task did not run (tasks: {', '.join(result.tasks)})"
-        )
-    prompts_path = chosen_prompts(result, by=select_by).save(out / "prompts.json")
-    if all_pairs:
-        console.print(f"[green]wrote {plain_name(write_all_pairs_csv(result, out / 'all_pairs.csv'))}")
+        bars = []
+
+        def progress(desc: str, total: int, kept: int) -> Advance:
+            ctx = progress_task(desc, total=total, kept=kept)  # the cached ones counted from its first frame
+            bars.append(ctx)
+            return ctx.__enter__()
+
+        try:
+            result = run_selection(
+                encoder,
+                cands,
+                out / "cache",
+                photos,
+                names,
+                proxy_map,
+                rated_paths,
+                ratings,
+                work_size=work_size,
+                seed=seed,
+                min_shorter=encoder.teacher.min_shorter,
+                progress=progress,
+            )
+        finally:
+            for ctx in reversed(bars):
+                ctx.__exit__(None, None, None)
+        _print_summary(result)
+        summary = write_summary_csv(result, out / "summary.csv")
+        if select_by not in result.tasks:
+            raise AttiqaError(
+                f"--select-by {select_by}: that task did not run (tasks: {', '.join(result.tasks)})"
+            )
+        prompts_path = chosen_prompts(result, by=select_by).save(out / "prompts.json")
+        if all_pairs:
+            console.print(f"[green]wrote {plain_name(write_all_pairs_csv(result, out / 'all_pairs.csv'))}")
     for msg in result.failed:
         console.print(f"[yellow]skipped: {plain(msg)}")
     for note in selection_notes(result, by=select_by):

@@ -19,6 +19,7 @@ from attiqa.cli._common import (
     WorkersOption,
     checked_first,
     crops_overrides,
+    one_process,
     print_scores,
     readable_images,
     stdout,
@@ -80,7 +81,8 @@ def score_cmd(
     a share of the images and the first writes them to FILE in the input order; a stopped run resumes
     with any number of processes (its rows wait in journals beside FILE).
     """
-    from attiqa.io.atomic import check_output_path, output_png
+    from attiqa.io.atomic import check_output_path, output_png, refuse_if_resumed_held
+    from attiqa.io.commands import Command
     from attiqa.io.images import require_images
 
     def inputs_and_outputs() -> tuple[list[Path], dict[str, str]]:
@@ -90,6 +92,8 @@ def score_cmd(
             found = _without_own_sheet(found, sheet)
         if out is not None:  # before the model loads; made once it has (a typo: none)
             check_output_path(out, create=False)
+            if one_process():  # held by another run: said before torch and the model load, making nothing
+                refuse_if_resumed_held(out, Command.SCORE)
         if sheet is not None:
             output_png(sheet, "--sheet", create=False)
         return found, overrides
@@ -109,6 +113,9 @@ def score_cmd(
         with sharded() as shards:  # under torchrun each process scores a share
             with alike_on_every_process():  # under torchrun: said once, or by each process that met it
                 files, overrides = checked()
+            with alike_on_every_process(main_only=True):  # under torchrun by rank 0 alone, here (ranks
+                if out is not None and shards.main and shards.world > 1:  # probing at once took the lock
+                    refuse_if_resumed_held(out, Command.SCORE)  # of each other)
             with alike_on_every_process():
                 if shards.world > 1 and out is None:
                     raise AttiqaError(

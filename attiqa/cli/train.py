@@ -25,7 +25,6 @@ if TYPE_CHECKING:
     from attiqa.teachers.prompts import PromptSet
 
 LABEL_TEACHER = "classical"  # `attiqa label`'s teacher; its help says it
-LABEL_COMMAND = "attiqa label"  # as its lock file names it to a second command
 
 
 def clip_scale_value(value: float) -> float:
@@ -68,6 +67,7 @@ def label_cmd(
     """
     from attiqa.config import LabelConfig, TrainConfig
     from attiqa.io.atomic import output_folder, refuse_if_resumed_held, resumed_output_held
+    from attiqa.io.commands import Command
     from attiqa.runner import label_inputs
     from attiqa.teachers.prompts import load_prompts
 
@@ -88,6 +88,8 @@ def label_cmd(
         paths = label_inputs(lc)
         # read once, here: a bad one is said before torch loads, and the CLIP teacher is handed what was read
         prompt_set = load_prompts(lc.prompts) if lc.prompts is not None else None
+        if one_process():  # held by another run: said before torch and the teacher load, making nothing
+            refuse_if_resumed_held(out, Command.LABEL)
         return lc, paths, prompt_set
 
     first = checked_first(checked)  # alone: before torch is imported
@@ -100,14 +102,14 @@ def label_cmd(
         with process_group(), ExitStack() as held:  # --out held by rank 0, the writer, to the merge's end
             with alike_on_every_process():  # under torchrun: said once, or by each process that met it
                 lc, paths, prompt_set = first()
-            with alike_on_every_process(main_only=True):  # a held --out said before the teacher loads
-                if is_main():  # (minutes for CLIP's weights), making nothing: a typo still leaves no folder
-                    refuse_if_resumed_held(out, LABEL_COMMAND)
+            with alike_on_every_process(main_only=True):  # under torchrun by rank 0 alone, here, before the
+                if not one_process() and is_main():  # teacher loads: ranks probing at once took the lock of
+                    refuse_if_resumed_held(out, Command.LABEL)  # each other
             with alike_on_every_process():  # loaded before the hold makes --out's folder: a typo leaves none
                 loaded = label_teacher(lc, device, prompts=prompt_set)
             with alike_on_every_process(main_only=True):  # before any rank opens its journal: two runs
                 if is_main():  # labelled every image each (session 60); rank 0's line is the job's
-                    held.enter_context(resumed_output_held(out, LABEL_COMMAND))
+                    held.enter_context(resumed_output_held(out, Command.LABEL))
             run = TrainConfig(out_dir=str(out.parent), label=lc)
             path = run_label_stage(
                 run, out.parent, device=device, teacher=loaded, paths=paths, prompts=prompt_set

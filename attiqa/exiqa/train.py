@@ -39,7 +39,7 @@ from attiqa.exiqa.model import (
     load_attribute_table,
     strength_rmse,
 )
-from attiqa.io.atomic import folder_held, output_folder, write_json_atomic
+from attiqa.io.atomic import folder_held, output_folder, resumed_busy_fix, write_json_atomic
 from attiqa.io.batching import data_loader
 from attiqa.io.checkpoints import (
     load_checkpoint,
@@ -48,6 +48,7 @@ from attiqa.io.checkpoints import (
     save_checkpoint,
     save_training_state,
 )
+from attiqa.io.commands import Command
 from attiqa.io.hashes import sha256_of
 from attiqa.io.run_meta import differing_settings, same_setting
 from attiqa.limits import MAX_PROMPTS
@@ -292,8 +293,7 @@ def train_exiqa(
     }
     output_folder(out_dir, "--out")  # the inputs are read and CLIP is loaded: a typo leaves no folder
     # two runs into one --out trained over each other's state and checkpoint, epoch by epoch
-    fix = "let it finish (a stopped run continues when rerun), or choose another --out"
-    with folder_held(out_dir, "training in", fix, command="attiqa train exiqa"):
+    with folder_held(out_dir, "training in", resumed_busy_fix(), command=Command.TRAIN_EXIQA):
         history: list[dict[str, Any]] = []
         start = 0
         settings = {**asdict(cfg), "labels_sha256": labels_sha256}

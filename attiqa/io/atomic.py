@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from attiqa.errors import AttiqaError
+from attiqa.io.commands import Command
 
 _HOST_TAG = hashlib.sha256(socket.gethostname().encode("utf-8", "surrogateescape")).hexdigest()[:8]
 # ours with the owner's host tag and pid, or the older ".<name>.<random>.tmp" (random: mkstemp's 8 characters)
@@ -252,8 +253,15 @@ _HOLDER_RE = re.compile(
 )
 
 
-def _holder_record(doing: str, command: str | None) -> bytes:
-    return (doing if command is None else f"{doing}; {command}").encode()
+def _holder_record(doing: str, command: Command | None) -> bytes:
+    return (doing if command is None else f"{doing}; {command.value}").encode()
+
+
+def _from_the_table(command: object) -> None:
+    """A holder's command is one of :class:`~attiqa.io.commands.Command`: a name spelled where the lock is
+    taken ("attiqa scor") would be recorded, and no second run of the command would match it."""
+    if command is not None and not isinstance(command, Command):
+        raise TypeError(f"command={command!r}: give one of attiqa.io.commands.Command (add it there if new)")
 
 
 def _holder(fd: int) -> tuple[str, str | None] | None:
@@ -267,7 +275,9 @@ def _holder(fd: int) -> tuple[str, str | None] | None:
     return None if m is None else (m.group("doing"), m.group("command"))
 
 
-def _busy(fd: int, st: os.stat_result, shown: Path, doing: str, fix: str, command: str | None) -> AttiqaError:
+def _busy(
+    fd: int, st: os.stat_result, shown: Path, doing: str, fix: str, command: Command | None
+) -> AttiqaError:
     """The line for a lock another holder has: in its holder's words, "(the same command still running?)"
     when that holder is a run of this command (by the commands recorded, else — an old lock file — by the
     verbs: `score -o x.csv` and `label -o x.csv` both write "writing")."""
@@ -277,7 +287,9 @@ def _busy(fd: int, st: os.stat_result, shown: Path, doing: str, fix: str, comman
             "that one first"
         )
     theirs, their_command = _holder(fd) or (doing, command)
-    same = theirs == doing if their_command is None else their_command == command
+    same = theirs == doing  # an old lock file, no command recorded: by the verbs
+    if their_command is not None:
+        same = command is not None and their_command == command.value
     again = " (the same command still running?)" if same else ""
     return AttiqaError(f"{shown}: another process is {theirs} it now{again} — {fix}")
 
@@ -305,7 +317,7 @@ def _open_lock(lock_file: Path, shown: Path, *, create: bool) -> tuple[int, os.s
     return fd, st
 
 
-def _hold(lock_file: Path, shown: Path, doing: str, fix: str, command: str | None) -> int | None:
+def _hold(lock_file: Path, shown: Path, doing: str, fix: str, command: Command | None) -> int | None:
     """An advisory exclusive lock on a new open file description of ``lock_file`` (made if it is not there),
     registered in :data:`_HELD`; None where there are no locks (no ``fcntl``, a filesystem without
     ``flock``, a lock file that cannot be made): the output is then written unlocked, as before. A lock
@@ -347,7 +359,7 @@ def _hold(lock_file: Path, shown: Path, doing: str, fix: str, command: str | Non
     return None
 
 
-def _probe(lock_file: Path, shown: Path, doing: str, fix: str, command: str | None) -> None:
+def _probe(lock_file: Path, shown: Path, doing: str, fix: str, command: Command | None) -> None:
     """:func:`_hold`'s refusal, now, without holding and without making anything: a lock file that is not
     there is held by no one. Taken for an instant and let go (a holder starting in that instant is told
     "another process is DOING it": it is, the one about to hold it)."""
@@ -382,7 +394,12 @@ def _let_go(fd: int | None, lock_file: Path) -> None:
 
 @contextlib.contextmanager
 def _held_by(
-    lock_file: Path, shown: Path, doing: str, fix: str, command: str | None, made: list[Path] | None = None
+    lock_file: Path,
+    shown: Path,
+    doing: str,
+    fix: str,
+    command: Command | None,
+    made: Iterable[Path] = (),
 ) -> Iterator[None]:
     fd = None
     try:  # entered first: an interruption as the lock is taken still lets it go
@@ -390,7 +407,7 @@ def _held_by(
         yield
     finally:
         _let_go(fd, lock_file)
-        for folder in made or ():  # made for the hold and still empty (refused before its first write)
+        for folder in made:  # made for the hold and still empty (refused before its first write)
             with contextlib.suppress(OSError):
                 folder.rmdir()
 
@@ -409,9 +426,10 @@ def _lock_file_of(target: str | Path) -> Path:
     return real.with_name(f".{real.name}.lock")
 
 
+@contextlib.contextmanager
 def output_held(
-    target: str | Path, doing: str, fix: str, *, command: str | None = None
-) -> AbstractContextManager[None]:
+    target: str | Path, doing: str, fix: str, *, command: Command | None = None
+) -> Iterator[None]:
     """Hold the output file ``target`` for the block, so that two processes never write it at once (two
     `attiqa score -o s.csv` started together each scored every image into it: every row twice): a second
     holder is one line, "TARGET: another process is DOING it now (the same command still running?) — FIX",
@@ -419,53 +437,62 @@ def output_held(
     Held by a hidden lock file beside it, ``.NAME.lock`` (made and removed by the holder; a killed holder's
     is taken over), not by the output itself: a file renamed over the output (a JSON document, a merged
     torchrun file) stays held until the block ends. Keep the block up to the output's last rename. Its
-    folder is made if it is not there (as the output's own first write would make it)."""
+    folder is made, as the block is entered, if it is not there (as the output's own first write would)."""
+    _from_the_table(command)
     target = Path(target)
     output_folder(target.parent)
-    return _held_by(_lock_file_of(target), target, doing, fix, command)
+    with _held_by(_lock_file_of(target), target, doing, fix, command):
+        yield
 
 
-def refuse_if_held(target: str | Path, doing: str, fix: str, *, command: str | None = None) -> None:
+def refuse_if_held(target: str | Path, doing: str, fix: str, *, command: Command | None = None) -> None:
     """:func:`output_held`'s one line for ``target``, now, if another process holds it — nothing held and
     nothing made (no folder, no lock file): for a command that would otherwise find out only after a long
-    load (`label -o`'s CLIP teacher)."""
+    load (`label -o`'s CLIP teacher, `score -o`'s model)."""
+    _from_the_table(command)
     _probe(_lock_file_of(target), Path(target), doing, fix, command)
 
 
-def _resumed_fix(fix: str) -> str:
-    """The advice to a second writer of an output a rerun resumes: let the first finish, then ``fix`` if it
-    is :data:`OUT_FIX` (a caller's own — genbench's "delete it to score M again" — is not offered while
-    another process writes the file)."""
+def resumed_busy_fix(fix: str = OUT_FIX) -> str:
+    """The advice to a second writer of an output a rerun resumes (`score -o`, `bench --out`, `isp-tune
+    --out`): let the first finish, then ``fix`` if it is :data:`OUT_FIX` (a caller's own — genbench's
+    "delete it to score M again" — is not offered while another process writes the file)."""
     return LET_IT_FINISH + (f", or {fix}" if fix == OUT_FIX else "")
 
 
-def resumed_output_held(target: str | Path, command: str, fix: str = OUT_FIX) -> AbstractContextManager[None]:
+def resumed_output_held(
+    target: str | Path, command: Command, fix: str = OUT_FIX
+) -> AbstractContextManager[None]:
     """:func:`output_held` for a file a rerun resumes, written row by row or part by part by ``command``
     (`attiqa score -o`, `attiqa label -o`, `genbench score`): the one place of their verb and advice."""
-    return output_held(target, "writing", _resumed_fix(fix), command=command)
+    return output_held(target, "writing", resumed_busy_fix(fix), command=command)
 
 
-def refuse_if_resumed_held(target: str | Path, command: str, fix: str = OUT_FIX) -> None:
+def refuse_if_resumed_held(target: str | Path, command: Command, fix: str = OUT_FIX) -> None:
     """:func:`refuse_if_held` in :func:`resumed_output_held`'s words."""
-    refuse_if_held(target, "writing", _resumed_fix(fix), command=command)
+    refuse_if_held(target, "writing", resumed_busy_fix(fix), command=command)
 
 
+@contextlib.contextmanager
 def folder_held(
-    folder: str | Path, doing: str, fix: str, *, command: str | None = None, make: str | None = None
-) -> AbstractContextManager[None]:
+    folder: str | Path, doing: str, fix: str, *, command: Command | None = None, make: str | None = None
+) -> Iterator[None]:
     """:func:`output_held` for an existing output ``folder`` (a training's ``out_dir``, an eval's ``-o``),
     by a hidden lock file inside it, :data:`FOLDER_LOCK` (was the folder itself, opened read-only: NFS
     cannot lock that). Only there while held; a folder that cannot be written runs unlocked, as before
     (its writes, or the command's checks, say why). ``make``: the option naming it (``--out``) — a folder
     that is not there is made to be held, and removed again (with the parents made for it) when the block
-    leaves it empty: a run refused before its first write (a model that cannot load) leaves none."""
+    leaves it empty: a run refused before its first write (a model that cannot load) leaves none. Made as the
+    block is entered, not when the holder is built: one built and never entered left an empty folder."""
+    _from_the_table(command)
     made: list[Path] = []
     if make is not None:
         path = Path(folder) if str(folder) else Path(".")
         made = [p for p in (path, *path.parents) if not (p.exists() or p.is_symlink())]
         output_folder(path, make)
     real = Path(os.path.realpath(folder))
-    return _held_by(real / FOLDER_LOCK, Path(folder), doing, fix, command, made)
+    with _held_by(real / FOLDER_LOCK, Path(folder), doing, fix, command, made):
+        yield
 
 
 @contextlib.contextmanager

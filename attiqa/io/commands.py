@@ -1,0 +1,23 @@
+"""The commands that hold an output (:mod:`attiqa.io.atomic`'s locks), by the name each writes into its lock
+file ("writing; attiqa score"): one table, so that a second run is told "the same command still running?"
+by names spelled once. A name must fit the lock file's record: up to four words of a-z and '-'."""
+
+from __future__ import annotations
+
+import enum
+
+
+class Command(enum.Enum):
+    """A lock holder's command; its value is the name written into the lock file and compared there."""
+
+    SCORE = "attiqa score"
+    LABEL = "attiqa label"
+    EVAL = "attiqa eval"
+    BENCH = "attiqa bench"
+    SELECT_PROMPTS = "attiqa select-prompts"
+    TRAIN = "attiqa train"
+    TRAIN_EXIQA = "attiqa train exiqa"
+    ISP_TUNE = "isp-tune"
+    ISP_CHECK = "isp-tune check"
+    GENBENCH_RUN = "genbench run"
+    GENBENCH_SCORE = "genbench score"
