@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import re
 import warnings
 from collections.abc import Callable, Iterator
@@ -417,6 +418,10 @@ def generate_run(
         raise ConfigError(f"--width/--height must be multiples of 8 (got {settings.width}x{settings.height})")
     if settings.steps < 1:
         raise ConfigError("--steps must be at least 1")
+    if not math.isfinite(settings.guidance):  # NaN noise predictions, and `null` in run.json: no resume
+        raise ConfigError(
+            f"--guidance must be a finite number (got {settings.guidance}) — e.g. 7.5, the default"
+        )
     settings.dtype = resolve_dtype(settings.dtype, device)
     records = plan_records(spec, settings, n_pairs)
     header = {

@@ -254,3 +254,21 @@ def test_an_out_that_is_a_file_is_said_before_the_model_loads(tmp_path, genbench
     said = " ".join(res.stderr.split())
     assert res.returncode == 2 and f"{out}: cannot create the output folder ({out} is a file" in said, said
     assert out.read_text() == "mine"
+
+
+@pytest.mark.parametrize("guidance", ["nan", "inf", "-inf"])
+def test_a_guidance_that_is_no_number_is_refused_before_the_model_loads(
+    tmp_path, tiny_sd, genbench_cli, guidance
+):
+    """**Was** `genbench run --guidance nan` (or `inf`) accepted: images made from NaN noise predictions,
+    `null` recorded as the guidance in run.json, and the same command run again refused ("was made with
+    guidance=None (now nan)"); now one line naming the option, before the model loads and the folder is
+    made."""
+    out = tmp_path / "run"
+    small = ("--width", "32", "--height", "32", "--steps", "1")
+    res = genbench_cli(
+        "run", "--pairs", "1", "--out", out, "--model", tiny_sd, *small, "--guidance", guidance
+    )
+    said = " ".join(res.stderr.split())
+    assert res.returncode == 2 and f"--guidance must be a finite number (got {guidance})" in said, said
+    assert len(res.stderr.strip().splitlines()) == 1 and not out.exists()
