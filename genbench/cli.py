@@ -134,6 +134,12 @@ def run(
     if result.interruption is not None:
         console.print("[yellow]interrupted — rerun the same command to continue")
         raise InterruptedExit(result.interruption)
+    if result.out_of_memory:
+        console.print(
+            f"[yellow]out of memory making {width}x{height} images, {batch_size} a call — lower --batch-size "
+            "(or, before the first image, --width / --height), then rerun: the finished images are kept"
+        )
+        raise typer.Exit(1)
     if result.failed:
         console.print("[yellow]rerun the same command to retry the failed images")
         raise typer.Exit(1)
