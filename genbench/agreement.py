@@ -265,6 +265,11 @@ def few_clusters_warning(pairs: list[Pair], labels: dict[str, HumanLabel], clust
     )
 
 
+ALIKE_PAIRS = 20
+"""From this many pairs a Wilson interval of pairs all right (or all wrong) is not said as "so few pairs":
+549 of them all right was "read it as a rough range" for 99.3-100 %."""
+
+
 def wilson_note(results: list[MetricAgreement]) -> str:
     """A line for ``agree`` when a metric's interval is the Wilson one, not the bootstrap the legend names (1
     pair all right: 20.7-100 %, where the bootstrap said 100-100 %); "" otherwise."""
@@ -273,6 +278,12 @@ def wilson_note(results: list[MetricAgreement]) -> str:
         return ""
     counts = sorted({r.pairs for r in few})
     said = counted(counts[0], "pair") if len(counts) == 1 else f"{counts[0]}-{counts[-1]} pairs"
+    if counts[0] >= ALIKE_PAIRS and all(r.accuracy in (0.0, 1.0) for r in few):  # many, all right or wrong
+        how = " / ".join(sorted({"all right" if r.accuracy else "all wrong" for r in few}))
+        return (
+            f"every one of the {said} counted alike ({how}; {', '.join(r.metric for r in few)}): a bootstrap "
+            "has nothing to resample, so the 95% interval is the pairs' Wilson score interval"
+        )
     return (
         f"with {said} counted ({', '.join(r.metric for r in few)}), the 95% interval is the pairs' Wilson "
         "score interval, not a bootstrap (one of so few pairs has next to nothing to resample): read it as a "

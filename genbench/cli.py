@@ -50,6 +50,9 @@ SYNONYMS = {
     **dict.fromkeys(("generate", "gen"), "run"),
 }
 """Words a user may type for a command (the usage error suggests the command: ``genbench serve`` -> vote)."""
+MAX_BOOTSTRAP = 1_000_000
+"""``agree --bootstrap``'s ceiling: a mean a resample is held in memory (8 MB here, ~40 s of resampling for
+4,660 pairs); a few digits more were a numpy traceback ("Unable to allocate 72.8 TiB")."""
 
 
 @app.callback()
@@ -136,6 +139,12 @@ def run(
     if result.interruption is not None:
         console.print("[yellow]interrupted — rerun the same command to continue")
         raise InterruptedExit(result.interruption)
+    if result.out_of_memory:
+        console.print(
+            f"[yellow]out of memory making {width}x{height} images, {batch_size} a call — lower --batch-size "
+            "(or, before the first image, --width / --height), then rerun: the finished images are kept"
+        )
+        raise typer.Exit(1)
     if result.failed:
         console.print("[yellow]rerun the same command to retry the failed images")
         raise typer.Exit(1)
@@ -292,7 +301,9 @@ def agree(
         "skip", help="Human ties (equal votes): skip | half (half credit, as PickScore)."
     ),
     model_ties: str = typer.Option("wrong", help="Equal metric scores: wrong (ImageReward's rule) | half."),
-    bootstrap: int = typer.Option(10000, min=100, help="Bootstrap resamples for the 95% interval."),
+    bootstrap: int = typer.Option(
+        10000, min=100, max=MAX_BOOTSTRAP, help="Bootstrap resamples for the 95% interval."
+    ),
     seed: int = seed_option("Bootstrap seed."),
     cluster_by: str | None = typer.Option(
         None,

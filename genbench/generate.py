@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import re
 import warnings
 from collections.abc import Callable, Iterator
@@ -77,6 +78,16 @@ class GenSettings:
     seed: int = 0
 
 
+OUT_OF_MEMORY = ("out of memory", "can't allocate memory", "cannot allocate memory")
+"""Words of torch's allocation failures (CUDA's ``OutOfMemoryError``, the CPU allocator's, MPS's)."""
+
+
+def out_of_memory(exc: BaseException) -> bool:
+    """Whether a pipeline call failed for want of memory: the same size fails again, whatever the prompt."""
+    text = str(exc).lower()
+    return isinstance(exc, MemoryError) or any(words in text for words in OUT_OF_MEMORY)
+
+
 @dataclass
 class GenResult:
     run_dir: Path
@@ -89,6 +100,7 @@ class GenResult:
     damaged: list[str] = field(default_factory=list)  # images found on disk that did not decode: made again
     decoded: int = 0  # images found on disk without a record of their size and hash, or unlike it: decoded
     interruption: KeyboardInterrupt | None = None  # Ctrl-C / SIGTERM: finished pairs kept; the caller says so
+    out_of_memory: bool = False  # a batch ran out of memory: the run stopped there (the rest would too)
 
     def count_made(self) -> None:
         """An image's ``on_commit``: counted in its rename's own step, the count is of the images on disk."""
@@ -417,6 +429,10 @@ def generate_run(
         raise ConfigError(f"--width/--height must be multiples of 8 (got {settings.width}x{settings.height})")
     if settings.steps < 1:
         raise ConfigError("--steps must be at least 1")
+    if not math.isfinite(settings.guidance):  # NaN noise predictions, and `null` in run.json: no resume
+        raise ConfigError(
+            f"--guidance must be a finite number (got {settings.guidance}) — e.g. 7.5, the default"
+        )
     settings.dtype = resolve_dtype(settings.dtype, device)
     records = plan_records(spec, settings, n_pairs)
     header = {
@@ -499,9 +515,12 @@ def generate_run(
                             width=settings.width,
                             generator=gens,
                         ).images
-                except (RuntimeError, ValueError) as exc:  # e.g. out of memory: report, keep going
+                except (RuntimeError, ValueError) as exc:  # report, keep going — but out of memory stops
                     reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                     result.failed.extend(f"{r['pair_id']}/{s}: {reason}" for r, s in batch)
+                    if out_of_memory(exc):  # every batch of this size fails alike: tried in turn, then
+                        result.out_of_memory = True  # "rerun to retry", which failed the same way
+                        break
                 else:
                     for (r, s), img in zip(batch, images, strict=True):
                         # counted and its sums kept with the rename, no Ctrl-C between: "N images made"

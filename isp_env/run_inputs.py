@@ -157,7 +157,7 @@ def raw_cameras(raws: list[Path], root: Path, manifest: RawManifest | None = Non
     spelled: dict[str, str] = {}  # casefolded name -> the first spelling seen
     unknown: list[Path] = []
     for p in sorted(raws):
-        found = manifest.cameras.get(p.name.strip()) or dng_camera(p)
+        found = RawManifest.row_of(manifest.cameras, p, root) or dng_camera(p)
         if found:
             cameras[p] = spelled.setdefault(found.casefold(), found)
         else:
@@ -233,6 +233,22 @@ class RawManifest:
     cameras: dict[str, str]
     fields: list[str] | None
 
+    @staticmethod
+    def row_of(table: dict[str, str], raw: Path, root: Path) -> str | None:
+        """``raw``'s value in ``table`` (keyed by :func:`manifest_key`): by its path under ``root``, else its
+        name. Looked up by name alone, a nested folder's manifest naming raws by path matched none."""
+        if raw.is_relative_to(root) and (found := table.get(manifest_key(str(raw.relative_to(root))))):
+            return found
+        return table.get(manifest_key(raw.name))
+
+
+def manifest_key(cell: str) -> str:
+    """A manifest ``file`` cell as a lookup key: trimmed, ``\\`` as ``/`` (a Windows path), no ``./``."""
+    key = cell.strip().replace("\\", "/")
+    while key.startswith("./"):
+        key = key[2:]
+    return key
+
 
 def read_manifest(root: Path) -> RawManifest:
     """``root/manifest.csv`` read once for the split's two columns (scene groups, cameras); an empty
@@ -249,13 +265,15 @@ def read_manifest(root: Path) -> RawManifest:
     cameras: dict[str, str] = {}
     if file_col is not None and group_col is not None:
         groups = {
-            str(r[file_col]): str(r[group_col]) for r in table.rows if r.get(file_col) and r.get(group_col)
+            manifest_key(str(r[file_col])): str(r[group_col])
+            for r in table.rows
+            if r.get(file_col) and r.get(group_col)
         }
     if file_col is not None and make_col is not None and model_col is not None:
         for r in table.rows:
             camera = camera_name(str(r.get(make_col) or ""), str(r.get(model_col) or ""))
             if r.get(file_col) and camera:
-                cameras[str(r[file_col])] = camera
+                cameras[manifest_key(str(r[file_col]))] = camera
     return RawManifest(groups, cameras, list(table.fields))
 
 
@@ -275,8 +293,16 @@ def scene_groups(raws: list[Path], root: Path, manifest: RawManifest | None = No
             f"(found: {plain(', '.join(manifest.fields)) or 'none'}): every raw is its "
             "own scene group, so repeat shots of one scene may land on both sides of the split"
         )
+    listed = {p: RawManifest.row_of(manifest.groups or {}, p, root) for p in raws}
+    if raws and manifest.groups and not any(listed.values()):  # e.g. paths of another folder's layout
+        example = plain(next(iter(manifest.groups)))
+        console.print(
+            f"[yellow]warning[/] {plain_name(root / 'manifest.csv')} names none of the {len(raws)} raws "
+            f"(e.g. its row {example}): every raw is its own scene group — name each raw in its file "
+            "column by its path under the folder or by its file name"
+        )
     for p in raws:
-        groups[p] = (manifest.groups or {}).get(p.name.strip(), groups[p])
+        groups[p] = listed[p] or groups[p]
     by_size: dict[int, list[Path]] = {}
     for p in sorted(raws):  # probed raws (:func:`readable_raws`): each one a file that opens
         by_size.setdefault(p.stat().st_size, []).append(p)

@@ -228,3 +228,21 @@ def test_genbench_run_with_fewer_pairs_keeps_the_pairs_people_voted_on(tmp_path,
         con.execute("DELETE FROM votes WHERE pair_id = 'p0002'")
     assert genbench_cli("run", "-n", "1", *options).returncode == 0  # no voted pair left out
     assert [p.pair_id for p in load_pairs(run)] == ["p0000"]
+
+
+@pytest.mark.parametrize("resamples", ["9999999999999", "99999999999999999999"])
+def test_a_bootstrap_count_no_machine_holds_is_refused_in_one_line(
+    tmp_path, scored_photo_run, genbench_cli, resamples
+):
+    """**Was** `genbench agree RUN --bootstrap 9999999999999` (a few digits too many): a traceback from
+    numpy ("Unable to allocate 72.8 TiB …", or "Maximum allowed dimension exceeded") once the votes and
+    scores were read; now the option's range is said in one line, before any work."""
+    run = copied_run(scored_photo_run, tmp_path / "run")
+    from genbench.manifest import read_records
+
+    prefs = _prefs(tmp_path / "prefs.csv", [(r["pair_id"], r["sharp"]) for r in read_records(run)])
+    r = genbench_cli("agree", run, "--prefs", prefs, "-m", "classical", "--bootstrap", resamples)
+    said = " ".join(r.stderr.split())
+    assert r.returncode == 2 and "Traceback" not in said, said
+    assert "invalid value for '--bootstrap': Input should be less than or equal to 1000000" in said, said
+    assert not (run / "agreement").exists()

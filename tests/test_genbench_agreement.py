@@ -581,3 +581,30 @@ def test_a_hand_edited_scores_file_is_read_by_the_one_csv_reader(tmp_path, text,
     with pytest.raises(AttiqaError, match=message) as err:
         load_metric_scores(tmp_path / "run", ["classical"])
     assert "\n" not in str(err.value) and "`genbench score" in str(err.value)
+
+
+def test_the_wilson_note_of_many_pairs_all_right_does_not_call_them_few():
+    """**Was** `genbench agree` on an AGIQA-3k import whose `attiqa-agiqa3k` scores picked all 549 pairs
+    right: "with 549 pairs counted …, the 95% interval is the pairs' Wilson score interval, not a bootstrap
+    (one of so few pairs has next to nothing to resample): read it as a rough range" — 549 pairs are not
+    few and 99.3-100 % is no rough range: the bootstrap had nothing to resample because every pair counted
+    alike. A handful of pairs keeps its words."""
+    from genbench.agreement import wilson_note
+
+    credits = np.ones(549)
+    many = metric_agreement_of(credits)
+    said = wilson_note([many])
+    assert many.wilson and "so few pairs" not in said and "rough range" not in said, said
+    assert "every one of the 549 pairs counted alike (all right; m): a bootstrap has nothing" in said, said
+    assert "so few pairs" in wilson_note([metric_agreement_of(np.ones(3))])
+
+
+def metric_agreement_of(credits: np.ndarray):
+    """:func:`metric_agreement` of pairs on which people chose a, the metric scoring a above b where
+    ``credits`` is 1 (right) and below where 0 (wrong)."""
+    ps = _pairs(credits.size)
+    labels = human_labels(_votes({p.pair_id: (1, 0) for p in ps}), ps)
+    scores = {}
+    for p, c in zip(ps, credits, strict=True):
+        scores[p.image_a], scores[p.image_b] = (0.9, 0.1) if c else (0.1, 0.9)
+    return metric_agreement(ps, labels, MetricScores("m", scores), n_boot=200)

@@ -254,3 +254,35 @@ def test_an_out_that_is_a_file_is_said_before_the_model_loads(tmp_path, genbench
     said = " ".join(res.stderr.split())
     assert res.returncode == 2 and f"{out}: cannot create the output folder ({out} is a file" in said, said
     assert out.read_text() == "mine"
+
+
+@pytest.mark.parametrize("guidance", ["nan", "inf", "-inf"])
+def test_a_guidance_that_is_no_number_is_refused_before_the_model_loads(
+    tmp_path, tiny_sd, genbench_cli, guidance
+):
+    """**Was** `genbench run --guidance nan` (or `inf`) accepted: images made from NaN noise predictions,
+    `null` recorded as the guidance in run.json, and the same command run again refused ("was made with
+    guidance=None (now nan)"); now one line naming the option, before the model loads and the folder is
+    made."""
+    out = tmp_path / "run"
+    small = ("--width", "32", "--height", "32", "--steps", "1")
+    res = genbench_cli(
+        "run", "--pairs", "1", "--out", out, "--model", tiny_sd, *small, "--guidance", guidance
+    )
+    said = " ".join(res.stderr.split())
+    assert res.returncode == 2 and f"--guidance must be a finite number (got {guidance})" in said, said
+    assert len(res.stderr.strip().splitlines()) == 1 and not out.exists()
+
+
+def test_out_of_memory_stops_at_the_first_batch_and_names_the_fix(tmp_path, tiny_sd, genbench_cli):
+    """**Was** `genbench run` out of memory (a GPU too small for --width/--height at --batch-size; here a
+    width no machine holds): every batch tried in turn, each failing the same way, then "rerun the same
+    command to retry the failed images" — which fails alike. Now the run stops at the first such batch
+    and says to lower --batch-size or the size; the finished images are kept."""
+    out = tmp_path / "run"
+    big = ("--width", "100000000", "--height", "768", "--steps", "1", "--batch-size", "1")  # 307 GB at once
+    res = genbench_cli("run", "--pairs", "2", "--out", out, "--model", tiny_sd, *big)
+    said = " ".join(res.stderr.split())
+    assert res.returncode == 1, said
+    assert said.count("failed p0") == 1 and "rerun the same command to retry" not in said, said
+    assert "out of memory making 100000000x768 images, 1 a call — lower --batch-size" in said, said

@@ -397,3 +397,31 @@ def test_the_library_takes_a_checkpoint_path_and_says_a_call_of_the_old_form_in_
         "run_inputs(settings, cfg): cfg is a int, not an isp_env.train_config.TrainConfig — pass the run's "
         "TrainConfig (it holds the seed, --init-policy and the reward model)"
     )
+
+
+def test_a_manifest_naming_raws_by_their_path_in_a_nested_folder_gives_their_scene_groups(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """**Was** a raw folder of sub-folders (`day1/IMG_1.dng`, as FiveK's `raw_photos/HQa*/photos/`) whose
+    `manifest.csv` names each raw by its path under the folder: no row matched (rows were looked up by
+    file name alone), so every raw was its own scene group — repeat shots of one scene on both sides of the
+    split — without a word. Now a row's `file` is the raw's path under the folder (`/` or `\\`) or its
+    name; a manifest whose rows name none of the raws is said."""
+    from isp_env.run_inputs import scene_groups
+
+    raws = tmp_path / "raws"
+    shots = [raws / f"day{i // 2}" / f"IMG_{i}.dng" for i in range(4)]
+    for i, p in enumerate(shots):
+        p.parent.mkdir(parents=True, exist_ok=True)
+        dng_from_photo(p, demo_photo("coffee", 48), seed=i)
+    rows = (
+        "file,scene_group\nday0/IMG_0.dng,cup\nday0\\IMG_1.dng,cup\n./day1/IMG_2.dng,desk\nIMG_3.dng,desk\n"
+    )
+    (raws / "manifest.csv").write_text(rows, encoding="utf-8")
+    assert scene_groups(shots, raws) == dict(zip(shots, ["cup", "cup", "desk", "desk"], strict=True))
+    assert "manifest.csv" not in capsys.readouterr().err
+    (raws / "manifest.csv").write_text("file,scene_group\nother/IMG_0.dng,cup\n", encoding="utf-8")
+    groups = scene_groups(shots, raws)
+    assert len(set(groups.values())) == 4
+    said = " ".join(capsys.readouterr().err.split())
+    assert f"warning {raws / 'manifest.csv'} names none of the 4 raws" in said, said
