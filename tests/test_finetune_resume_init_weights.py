@@ -247,3 +247,32 @@ def test_a_resume_keeps_no_state_it_continued_from_open_once_it_saves_over_it(tm
         res = cli(*cmd, "--resume", "--set", longer)
         assert res.returncode == 0, res.stderr
     assert not pinned, pinned
+
+
+def test_ctrl_c_while_pretraining_trains_on_says_the_fine_tuning_trains_again(tmp_path, cli, monkeypatch):
+    """`--resume --set pretrain.epochs=2` of a finished polished run, Ctrl-C in pretraining's second epoch:
+    **was** "interrupted: finetune after epoch 1, finetune/heads after epoch 1, pretrain after epoch 1 kept in
+    RUN; rerun the same command with --resume to continue" — but that resume finishes the pretraining, whose
+    new weights the fine-tuning saved from the earlier ones is not continued under: it trains again (the
+    pretrained model not yet rewritten, the words compared its hash with the old one). Now said as after
+    the pretraining."""
+    from attiqa.training.trainer import Trainer
+
+    cmd, run = _run(tmp_path, cli, feature_cache="true", polish_epochs=1, polish_lr=1e-4)
+    real_epoch = Trainer.run_epoch
+
+    def ctrl_c(self, epoch, *args, **kwargs):
+        if self.label == "pretrain" and epoch == 1:
+            raise KeyboardInterrupt
+        return real_epoch(self, epoch, *args, **kwargs)
+
+    monkeypatch.setattr(Trainer, "run_epoch", ctrl_c)
+    res = cli(*cmd, "--resume", "--set", "pretrain.epochs=2")
+    said = _said(res)
+    assert res.returncode == 130, said
+    init = run / "pretrain" / "model.safetensors"
+    assert (
+        f"interrupted: pretrain after epoch 1 kept in {run}; rerun the same command with --resume to "
+        "continue — it fine-tunes finetune, finetune/heads again (saved from earlier weights of "
+        f"{init}), over their files"
+    ) in said, said
