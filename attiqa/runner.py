@@ -365,7 +365,8 @@ def interrupted_words(cfg: TrainConfig, since: float | None = None) -> str:
 
     out_dir = Path(cfg.out_dir)
     init = finetune_init(cfg, out_dir)
-    again = parts_trained_again(out_dir / "finetune", init) if cfg.finetune is not None else []
+    changing = cfg.pretrain is not None and pretraining_goes_on(out_dir / "pretrain", cfg.pretrain.epochs)
+    again = parts_trained_again(out_dir / "finetune", init, changing) if cfg.finetune is not None else []
     kept = []
     for stage in earlier_training(out_dir):
         last = out_dir / stage / "last.json"
@@ -389,6 +390,17 @@ def interrupted_words(cfg: TrainConfig, since: float | None = None) -> str:
     ]
     kept_now = f" (the {' and '.join(made)} made so far are kept)" if made else ""
     return f"interrupted before an epoch finished{kept_now}; rerun the same command to continue{over}"
+
+
+def pretraining_goes_on(stage_dir: Path, epochs: int) -> bool:
+    """Whether the pretraining saved in ``stage_dir`` has fewer than ``epochs`` epochs done: a resume trains
+    it on, rewriting the model the fine-tuning starts from. No or an unreadable record: false."""
+    import json
+
+    try:
+        return bool(json.loads((stage_dir / "last.json").read_text())["epoch"] < epochs)
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
 
 
 def finetune_init(cfg: TrainConfig, out_dir: Path) -> Path | None:

@@ -219,3 +219,60 @@ def test_ctrl_c_after_new_weights_says_what_the_next_resume_trains_again(tmp_pat
         f"interrupted: {kept} kept in {run}; rerun the same command with --resume to continue — it "
         f"fine-tunes {again} again (saved from earlier weights of {init}), over their files"
     ) in said, said
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="reads the process's mappings (Linux)")
+def test_a_resume_keeps_no_state_it_continued_from_open_once_it_saves_over_it(tmp_path, cli, monkeypatch):
+    """**Was**: a saved state opened once (`TrainingStateFile`, a memory map of the file) stayed open for the
+    whole stage — the fine-tuning's in the runner's check and in each part's trainer, pretraining's in
+    `pretrain()` — also after its trainer had read it and saved a new state over it: the replaced file's
+    disk space (weights and optimizer moments) held for the run, and on Windows the save's replace of an
+    open file refused. And (since before session 64) the tensors read from a state were views of its map,
+    which the optimizer's moments kept (pretraining's replaced state held for the run). Now a trainer closes
+    the opening once its resume has read it (or did not want it), and the tensors read are copies: no
+    replaced state is still mapped when a save has written over it."""
+    import attiqa.training.trainer as trainer_mod
+
+    cmd, _ = _run(tmp_path, cli, feature_cache="true", polish_epochs=1, polish_lr=1e-4)
+    real_save, pinned = trainer_mod.save_training_state, []
+
+    def save(*args, **kwargs):
+        real_save(*args, **kwargs)
+        maps = Path("/proc/self/maps").read_text().splitlines()
+        pinned.extend(m for m in maps if ".state.safetensors" in m and m.endswith("(deleted)"))
+
+    monkeypatch.setattr(trainer_mod, "save_training_state", save)
+    # the polish continued one more epoch; then pretraining continued and the fine-tuning trained again
+    for longer in ("finetune.polish_epochs=2", "pretrain.epochs=2"):
+        res = cli(*cmd, "--resume", "--set", longer)
+        assert res.returncode == 0, res.stderr
+    assert not pinned, pinned
+
+
+def test_ctrl_c_while_pretraining_trains_on_says_the_fine_tuning_trains_again(tmp_path, cli, monkeypatch):
+    """`--resume --set pretrain.epochs=2` of a finished polished run, Ctrl-C in pretraining's second epoch:
+    **was** "interrupted: finetune after epoch 1, finetune/heads after epoch 1, pretrain after epoch 1 kept in
+    RUN; rerun the same command with --resume to continue" — but that resume finishes the pretraining, whose
+    new weights the fine-tuning saved from the earlier ones is not continued under: it trains again (the
+    pretrained model not yet rewritten, the words compared its hash with the old one). Now said as after
+    the pretraining."""
+    from attiqa.training.trainer import Trainer
+
+    cmd, run = _run(tmp_path, cli, feature_cache="true", polish_epochs=1, polish_lr=1e-4)
+    real_epoch = Trainer.run_epoch
+
+    def ctrl_c(self, epoch, *args, **kwargs):
+        if self.label == "pretrain" and epoch == 1:
+            raise KeyboardInterrupt
+        return real_epoch(self, epoch, *args, **kwargs)
+
+    monkeypatch.setattr(Trainer, "run_epoch", ctrl_c)
+    res = cli(*cmd, "--resume", "--set", "pretrain.epochs=2")
+    said = _said(res)
+    assert res.returncode == 130, said
+    init = run / "pretrain" / "model.safetensors"
+    assert (
+        f"interrupted: pretrain after epoch 1 kept in {run}; rerun the same command with --resume to "
+        "continue — it fine-tunes finetune, finetune/heads again (saved from earlier weights of "
+        f"{init}), over their files"
+    ) in said, said

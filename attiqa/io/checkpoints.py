@@ -248,12 +248,30 @@ class TrainingStateFile:
     """A training state file (:func:`save_training_state`) opened once: its bookkeeping (``extra``) read now,
     its tensors by :meth:`load` from the same opening — so a check of the bookkeeping and the resume that
     continues from the file read its header once, and both are about the same file (one saved over it in
-    between is not mixed in). Unreadable: OSError, ValueError, KeyError or SafetensorError."""
+    between is not mixed in). Unreadable: OSError, ValueError, KeyError or SafetensorError. The opening (a
+    memory map) lasts until :meth:`close`: the trainer continuing from it closes it once read, before its
+    first save replaces the file (kept, it held the replaced file's disk space for the run; on Windows the
+    replace of an open file is refused); :meth:`load`'s tensors are copies, not views of the map."""
 
     def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
+        self.path, self.closed = Path(path), False
         self.file = safe_open(str(path), framework="pt")
-        self.doc: dict[str, Any] = json.loads((self.file.metadata() or {})["training_state"])
+        try:
+            self.doc: dict[str, Any] = json.loads((self.file.metadata() or {})["training_state"])
+        except BaseException:
+            self.close()
+            raise
+
+    def __enter__(self) -> TrainingStateFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Let the file go (:attr:`extra` stays readable; :meth:`load` no longer). Again: nothing."""
+        self.file.__exit__(None, None, None)
+        self.closed = True
 
     @property
     def extra(self) -> dict[str, Any]:
@@ -263,7 +281,9 @@ class TrainingStateFile:
     def load(self, with_model: bool = False) -> tuple:
         """(optimizer state_dict, extra), and with ``with_model`` the weights as a third item (None in a
         state file saved without them)."""
-        tensors = {k: self.file.get_tensor(k) for k in self.file.keys()}  # noqa: SIM118
+        # copies: a tensor safetensors gives is a view of the file's memory map, which an optimizer's moments
+        # (load_state_dict keeps them as given) held, the replaced file with it, for the whole run
+        tensors = {k: self.file.get_tensor(k).clone() for k in self.file.keys()}  # noqa: SIM118
         state: dict[int, dict[str, Any]] = {}
         for pid, meta in self.doc["state_meta"].items():
             state[int(pid)] = dict(meta)
@@ -279,12 +299,14 @@ class TrainingStateFile:
 def training_state_extra(path: str | Path) -> dict[str, Any]:
     """The bookkeeping of a training state file (:func:`save_training_state`'s ``extra``), without its
     tensors."""
-    return TrainingStateFile(path).extra
+    with TrainingStateFile(path) as saved:
+        return saved.extra
 
 
 def load_training_state(path: str | Path, with_model: bool = False) -> tuple:
     """Inverse of :func:`save_training_state` (:meth:`TrainingStateFile.load`)."""
-    return TrainingStateFile(path).load(with_model)
+    with TrainingStateFile(path) as saved:
+        return saved.load(with_model)
 
 
 # ----------------------------------------------------------------------------------------------------------

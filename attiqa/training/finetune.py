@@ -344,15 +344,17 @@ def parts_continued(recorded: dict[str, str | None], now: str) -> tuple[str, ...
     return tuple(takewhile(lambda p: recorded.get(p) == now, STAGE_PARTS))
 
 
-def parts_trained_again(stage_dir: Path, init_checkpoint: Path | None) -> list[str]:
+def parts_trained_again(stage_dir: Path, init_checkpoint: Path | None, changing: bool = False) -> list[str]:
     """The saved parts of the fine-tuning in ``stage_dir`` that a ``--resume`` from ``init_checkpoint`` as it
     is now trains again (their states started from earlier weights of it: pretraining trained on), as
-    folders (``finetune/heads``); [] when none, or when that cannot be told (no checkpoint, unreadable)."""
+    folders (``finetune/heads``); [] when none, or when that cannot be told (no checkpoint, unreadable).
+    ``changing``: the checkpoint is rewritten before the fine-tuning starts (pretraining trains on), its
+    weights then none a state recorded (was compared as it is now: those parts said kept)."""
     recorded = recorded_starts(stage_dir)
     if init_checkpoint is None or not any(recorded.values()):
         return []
     try:
-        now = weights_hash(load_model(init_checkpoint)[0])
+        now = "" if changing else weights_hash(load_model(init_checkpoint)[0])
     except (AttiqaError, OSError, ValueError, SafetensorError):
         return []
     kept = parts_continued(recorded, now)

@@ -310,8 +310,12 @@ class Trainer:
         self.start_checked = True
         if self.stage_dir is None:
             return None
-        with alike_on_every_process():
-            extra = self.read_state() if wanted else None
+        try:
+            with alike_on_every_process():
+                extra = self.read_state() if wanted else None
+        finally:  # read (or not wanted): let the opening go before a save replaces the file
+            if self.saved is not None:
+                self.saved.close()
         self.check_same_start(extra is not None)
         return extra
 
@@ -351,14 +355,16 @@ class Trainer:
         """This process's part of :meth:`resume`: the state file read into the model and optimizer."""
         assert self.stage_dir is not None
         state_file = state_path_for(self.last_path)
-        opened = self.saved if self.saved is not None and self.saved.path == state_file else None
+        saved = self.saved
+        opened = saved if saved is not None and not saved.closed and saved.path == state_file else None
         if opened is None and not state_file.exists():
             if self.last_path.exists():
                 raise EveryProcessError(f"{state_file}: training state missing next to {self.last_path.name} "
                                         "— cannot resume exactly")  # fmt: skip
             return None
         try:
-            opt_state, extra, weights = (opened or TrainingStateFile(state_file)).load(with_model=True)
+            with opened or TrainingStateFile(state_file) as state:
+                opt_state, extra, weights = state.load(with_model=True)
         except (OSError, ValueError, KeyError, SafetensorError) as exc:
             raise EveryProcessError(
                 f"{state_file}: not a readable training state ({type(exc).__name__}) — delete it (and "
