@@ -8,7 +8,6 @@ import json
 import time
 
 import numpy as np
-import open_clip
 import pytest
 import torch
 import torch.nn.functional as F
@@ -39,6 +38,8 @@ CLIP_NAMES = ("clipiqa", "clipiqa-attributes", "attiqa-zeroshot", "temu-multilay
 @pytest.fixture(scope="module")
 def tiny_rn_dir(tmp_path_factory):
     """A tiny random ResNet CLIP (ModifiedResNet with attention pooling) as an open_clip folder."""
+    import open_clip  # here, not at the module's top: each collection of the suite paid its import
+
     folder = tmp_path_factory.mktemp("tiny_rn_clip")
     (folder / "open_clip_config.json").write_text(json.dumps(TINY_RN_CFG))
     with torch.random.fork_rng():
@@ -55,6 +56,8 @@ def imgs(photos) -> list[Image.Image]:
 
 
 def _clip(folder):
+    import open_clip
+
     model = open_clip.create_model(f"local-dir:{folder}", load_weights=False)
     open_clip.load_checkpoint(model, str(next(folder.glob("*.safetensors"))))
     return model.eval(), open_clip.get_tokenizer(f"local-dir:{folder}")
