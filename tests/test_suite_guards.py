@@ -1,6 +1,6 @@
-"""The suite's own guards, each run as pytest runs it (a subprocess on tiny test files in a folder of its own):
-``tree_guard`` fails a run whose tests write into the checkout, ``serial_files`` keeps `pytest -m serial` to
-the files of the serial tests and fails a run holding a serial test outside them."""
+"""The suite's own guards, each run as pytest runs it (a subprocess on tiny test files in a folder of its
+own): ``tree_guard`` fails a run whose tests write into the checkout, ``serial_files`` keeps `pytest -m
+serial` to the files of the serial tests and fails a run holding a serial test outside them."""
 
 from __future__ import annotations
 
@@ -58,14 +58,17 @@ def pytest_run(folder: Path, plugin: str, *args: str) -> subprocess.CompletedPro
 
 
 def git_checkout(folder: Path, test_source: str) -> Path:
-    """``folder`` as a git checkout holding a committed ``kept.txt``, ``runs/`` ignored, and ``test_it.py``."""
+    """``folder``: a git checkout with a committed ``kept.txt`` and ``test_it.py``, ``runs/`` ignored."""
     folder.mkdir()
     (folder / "kept.txt").write_text("kept")
     (folder / ".gitignore").write_text("__pycache__/\nruns/\n")
     (folder / "test_it.py").write_text(test_source)
     for cmd in (["init", "-q"], ["add", "kept.txt", ".gitignore", "test_it.py"], ["commit", "-q", "-m", "a"]):
         subprocess.run(
-            ["git", "-c", "user.name=t", "-c", "user.email=t@t", *cmd], cwd=folder, check=True, capture_output=True
+            ["git", "-c", "user.name=t", "-c", "user.email=t@t", *cmd],
+            cwd=folder,
+            check=True,
+            capture_output=True,
         )
     return folder
 
