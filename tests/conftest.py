@@ -4,6 +4,7 @@ layouts with a run config for them, a `make-distorted` set."""
 from __future__ import annotations
 
 import contextlib
+import importlib
 import io
 import os
 import signal
@@ -36,10 +37,15 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """In a pytest-xdist worker (`make test` runs two on a 2-core machine) torch and every process a test
-    starts take one thread (OMP_NUM_THREADS, inherited): two workers of a thread per core each oversubscribe
-    the cores, and a tiny run is mostly threads' overhead. Tests of the thread count set it themselves; the
+    """Registers ``tree_guard`` (a run that writes into the source tree fails) and ``serial_files`` (`-m
+    serial` collects the files of the serial tests alone). In a pytest-xdist worker
+    (`make test` runs two on a 2-core machine) torch and every process a test starts take one thread
+    (OMP_NUM_THREADS, inherited): two workers of a thread per core each oversubscribe the cores, and a tiny
+    run is mostly threads' overhead. Tests of the thread count set it themselves; the
     ones marked ``serial`` run alone, after, with the default count (docs/architecture.md, "Tests")."""
+    for name in ("tree_guard", "serial_files"):
+        if not config.pluginmanager.has_plugin(name):
+            config.pluginmanager.register(importlib.import_module(name), name)
     if os.environ.get("PYTEST_XDIST_WORKER"):
         os.environ.setdefault("OMP_NUM_THREADS", "1")
         if "torch" in sys.modules:

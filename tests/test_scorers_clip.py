@@ -8,7 +8,6 @@ import json
 import time
 
 import numpy as np
-import open_clip
 import pytest
 import torch
 import torch.nn.functional as F
@@ -19,7 +18,6 @@ from safetensors.torch import save_file
 from attiqa.attributes import ATTRIBUTES
 from attiqa.errors import ModelLoadError
 from attiqa.scorers import create_scorer, list_scorers, load_scorer
-from attiqa.scorers.clip_scorers import CLIPIQA_ATTRIBUTES, vit_layer_features
 from attiqa.scoring import score_paths
 from attiqa.teachers import ClipTeacher
 
@@ -39,6 +37,8 @@ CLIP_NAMES = ("clipiqa", "clipiqa-attributes", "attiqa-zeroshot", "temu-multilay
 @pytest.fixture(scope="module")
 def tiny_rn_dir(tmp_path_factory):
     """A tiny random ResNet CLIP (ModifiedResNet with attention pooling) as an open_clip folder."""
+    import open_clip  # here, not at the module's top: each collection of the suite paid for it
+
     folder = tmp_path_factory.mktemp("tiny_rn_clip")
     (folder / "open_clip_config.json").write_text(json.dumps(TINY_RN_CFG))
     with torch.random.fork_rng():
@@ -55,6 +55,8 @@ def imgs(photos) -> list[Image.Image]:
 
 
 def _clip(folder):
+    import open_clip
+
     model = open_clip.create_model(f"local-dir:{folder}", load_weights=False)
     open_clip.load_checkpoint(model, str(next(folder.glob("*.safetensors"))))
     return model.eval(), open_clip.get_tokenizer(f"local-dir:{folder}")
@@ -136,6 +138,8 @@ def test_eval_with_native_resolution_clipiqa_on_mixed_sizes(tiny_rn_dir, photo_d
 
 
 def test_clipiqa_attributes_columns_and_overall(tiny_dir, imgs):
+    from attiqa.scorers.clip_scorers import CLIPIQA_ATTRIBUTES  # (torchvision: not at the suite's collection)
+
     attrs = create_scorer(f"clipiqa-attributes:{tiny_dir}")
     plain = create_scorer(f"clipiqa:{tiny_dir}")
     assert attrs.columns == ("score", *ATTRIBUTES)
@@ -158,6 +162,8 @@ def test_attiqa_zeroshot_is_the_teacher_with_the_mean(tiny_dir, imgs):
 
 
 def test_temu_layer_features(tiny_dir, imgs):
+    from attiqa.scorers.clip_scorers import vit_layer_features
+
     multi = create_scorer(f"temu-multilayer:{tiny_dir}")
     assert multi.num_layers == TINY_CFG["model_cfg"]["vision_cfg"]["layers"] == 2
     batch = torch.stack([multi.transform(im) for im in imgs])

@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import open_clip
 import pytest
 import skimage.data
 import torch
@@ -165,6 +164,8 @@ def test_swapping_one_attribute_only_changes_its_column(tiny_dir, teacher, batch
 
 
 def test_text_embeddings_are_computed_once(tiny_dir, batch, monkeypatch):
+    import open_clip  # here, not at the module's top: each collection of the suite paid its import
+
     calls: list[int] = []
     original = open_clip.model.CLIP.encode_text
 

@@ -1,0 +1,131 @@
+"""The suite's own guards, each run as pytest runs it (a subprocess on tiny test files in a folder of its
+own): ``tree_guard`` fails a run whose tests write into the checkout, ``serial_files`` keeps `pytest -m
+serial` to the files of the serial tests and fails a run holding a serial test outside them."""
+
+from __future__ import annotations
+
+import ast
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from serial_files import SERIAL_FILES
+
+TESTS = Path(__file__).resolve().parent
+
+STRAY = """
+from pathlib import Path
+
+HERE = Path(__file__).parent
+
+
+def test_writes_a_config_and_a_run_beside_the_sources():
+    (HERE / "config.json").write_text("{}")
+    (HERE / "finetune").mkdir()
+    (HERE / "finetune" / "last.safetensors").write_bytes(b"")
+
+
+def test_changes_a_tracked_file():
+    (HERE / "kept.txt").write_text("changed")
+
+
+def test_makes_an_ignored_folder_at_the_root():
+    (HERE / "runs" / "demo").mkdir(parents=True)
+
+
+def test_writes_under_tmp_path(tmp_path):
+    (tmp_path / "fine.txt").write_text("fine")
+"""
+
+CLEAN = """
+def test_writes_under_tmp_path(tmp_path):
+    (tmp_path / "fine.txt").write_text("fine")
+"""
+
+
+def pytest_run(folder: Path, plugin: str, *args: str) -> subprocess.CompletedProcess:
+    """``pytest -p plugin ARGS`` in ``folder`` (the plugin from ``tests/``), as a user runs it."""
+    env = {**os.environ, "PYTHONPATH": str(TESTS), "PYTHONDONTWRITEBYTECODE": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", plugin, "-p", "no:cacheprovider", *args],
+        cwd=folder,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+
+
+def git_checkout(folder: Path, test_source: str) -> Path:
+    """``folder``: a git checkout with a committed ``kept.txt`` and ``test_it.py``, ``runs/`` ignored."""
+    folder.mkdir()
+    (folder / "kept.txt").write_text("kept")
+    (folder / ".gitignore").write_text("__pycache__/\nruns/\n")
+    (folder / "test_it.py").write_text(test_source)
+    for cmd in (["init", "-q"], ["add", "kept.txt", ".gitignore", "test_it.py"], ["commit", "-q", "-m", "a"]):
+        subprocess.run(
+            ["git", "-c", "user.name=t", "-c", "user.email=t@t", *cmd],
+            cwd=folder,
+            check=True,
+            capture_output=True,
+        )
+    return folder
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["one process", "xdist"])
+def test_a_run_that_writes_into_the_checkout_fails_and_lists_what_it_wrote(tmp_path, workers):
+    repo = git_checkout(tmp_path / "repo", STRAY)
+    (repo / "mine.txt").write_text("an untracked file of the user's, there before the run")
+    done = pytest_run(repo, "tree_guard", *workers)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "4 passed" in done.stdout  # the tests themselves pass: the run fails
+    section = done.stdout.split("files written into the source tree", 1)[1]
+    assert section.count("files written into the source tree") == 0  # said once, by the controller
+    assert "created or changed 4 path(s)" in section
+    for line in ("?? config.json", "?? finetune/last.safetensors", " M kept.txt", "new at the root: runs"):
+        assert f"  {line}\n" in section
+    assert "mine.txt" not in section and "fine.txt" not in section
+
+
+def test_a_clean_run_passes_and_a_folder_outside_git_is_not_checked(tmp_path):
+    done = pytest_run(git_checkout(tmp_path / "repo", CLEAN), "tree_guard")
+    assert done.returncode == 0 and "source tree" not in done.stdout, done.stdout + done.stderr
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    (plain / "test_it.py").write_text(STRAY.replace('(HERE / "kept.txt")', '(HERE / "other.txt")'))
+    done = pytest_run(plain, "tree_guard")
+    assert done.returncode == 0 and "source tree" not in done.stdout, done.stdout + done.stderr
+
+
+def test_a_serial_test_outside_the_listed_files_fails_the_first_pass(tmp_path):
+    (tmp_path / "test_unlisted.py").write_text(
+        "import pytest\n\n\n@pytest.mark.serial(reason='x')\ndef test_races():\n    pass\n\n\n"
+        "def test_plain():\n    pass\n"
+    )
+    for workers in ([], ["-n", "2"]):
+        done = pytest_run(tmp_path, "serial_files", "-m", "not serial", *workers)
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert "1 failed, 1 passed" in done.stdout
+        assert "marked serial but not in a file of tests/serial_files.py's SERIAL_FILES" in done.stdout
+        assert "test_unlisted.py::test_races" in done.stdout
+
+
+def test_the_serial_pass_collects_only_the_listed_files(tmp_path):
+    listed = sorted(SERIAL_FILES)[0]
+    (tmp_path / listed).write_text(
+        "import pytest\n\n\n@pytest.mark.serial(reason='x')\ndef test_races():\n    pass\n\n\n"
+        "def test_plain():\n    pass\n"
+    )
+    (tmp_path / "test_other.py").write_text("raise SystemExit('test_other.py was imported')\n")
+    done = pytest_run(tmp_path, "serial_files", "-m", "serial")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "1 passed, 1 deselected" in done.stdout
+
+
+def test_every_listed_file_holds_a_serial_test():
+    """The other half (every serial test in a listed file) is checked at each run's collection."""
+    for name in sorted(SERIAL_FILES):
+        tree = ast.parse((TESTS / name).read_text())
+        marks = [n for n in ast.walk(tree) if isinstance(n, ast.Attribute) and n.attr == "serial"]
+        assert marks, f"{name} holds no serial test: drop it from tests/serial_files.py's SERIAL_FILES"
