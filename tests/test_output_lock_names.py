@@ -63,7 +63,7 @@ def test_every_command_of_the_table_is_told_apart_by_a_second_holder(tmp_path):
 
 def test_a_command_name_from_outside_the_table_is_refused_where_the_lock_is_taken(tmp_path):
     """A lock holder given a name of its own (a string: `command="attiqa scor"`) **was** taken and recorded
-    that name, which no second run of the command matches; now a TypeError at the call naming the table,
+    that name, which no second run of the command matches; now a TypeError naming the table as it is entered,
     nothing made."""
     from attiqa.io.atomic import folder_held, output_held, refuse_if_resumed_held
 
