@@ -266,3 +266,18 @@ def test_a_score_into_a_held_out_says_a_mistyped_option_first(photo_dir, tmp_pat
     else:
         assert said.startswith("error: unknown scorer 'attiqa-defualt'") and "see `attiqa models`" in said
     assert sorted(p.name for p in tmp_path.iterdir() if p.name != "photos") == []
+
+
+def test_a_label_into_a_held_out_says_a_mistyped_teacher_first(photo_dir, tmp_path, cli):
+    """`label -o HELD --teacher clasical` **was** told "another process is writing it" (the probe, since
+    session 63, came before the teacher's name was read, at its load): the typo met only once the other run
+    ended. Now the name is read with the checks, torch-free (``parse_teacher_spec``), before the probe."""
+    from attiqa.io.commands import Command
+
+    out = tmp_path / "l.parquet"
+    first = _holding({str(out): f"resumed_output_held(T, Command.{Command.LABEL.name})"})
+    try:
+        second = cli("label", photo_dir, "-o", out, "--teacher", "clasical")
+    finally:
+        first.communicate(b"", timeout=60)
+    assert one_line_error(second).startswith("error: unknown teacher 'clasical' (did you mean 'classical'")
