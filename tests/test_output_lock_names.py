@@ -63,7 +63,7 @@ def test_every_command_of_the_table_is_told_apart_by_a_second_holder(tmp_path):
 
 def test_a_command_name_from_outside_the_table_is_refused_where_the_lock_is_taken(tmp_path):
     """A lock holder given a name of its own (a string: `command="attiqa scor"`) **was** taken and recorded
-    that name, which no second run of the command matches; now a TypeError at the call naming the table,
+    that name, which no second run of the command matches; now a TypeError naming the table as it is entered,
     nothing made."""
     from attiqa.io.atomic import folder_held, output_held, refuse_if_resumed_held
 
@@ -212,3 +212,72 @@ def test_a_second_select_prompts_into_its_out_is_one_line(tmp_path, photos, tiny
     assert (out / "prompts.json").is_file() and not (out / ".attiqa.lock").exists()
     unloadable = cli(*args[:2], f"clip:{tmp_path / 'no_clip'}", *args[3:5], "-o", tmp_path / "new")
     assert unloadable.returncode == 2 and not (tmp_path / "new").exists()
+
+
+def test_a_lock_whose_record_cannot_be_read_is_still_taken_for_the_same_command(tmp_path):
+    """A held lock file whose record cannot be read (empty: its holder's write of it failed — a full disk —
+    or it is read between the holder's lock and its write) is taken for this command's own, as before the
+    table. **Was** (the table's first version): the fallback compared the enum with the recorded name,
+    never equal, and a second `score -o` was not asked "the same command still running?"."""
+    from attiqa.errors import AttiqaError
+    from attiqa.io.atomic import refuse_if_resumed_held
+    from attiqa.io.commands import Command
+
+    out = tmp_path / "s.csv"
+    lock = tmp_path / ".s.csv.lock"
+    lock.write_bytes(b"")
+    holder = (
+        f"import fcntl, os, sys\nfd = os.open({str(lock)!r}, os.O_RDWR)\nfcntl.flock(fd, fcntl.LOCK_EX)\n"
+    )
+    holder += "print('held', flush=True)\nsys.stdin.read()"
+    first = subprocess.Popen([sys.executable, "-c", holder], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        assert first.stdout is not None and first.stdout.readline() == b"held\n"
+        with pytest.raises(AttiqaError) as refused:
+            refuse_if_resumed_held(out, Command.SCORE)
+    finally:
+        first.communicate(b"", timeout=60)
+    assert str(refused.value) == f"{out}: {BUSY}, or choose another --out"
+
+
+@pytest.mark.parametrize("typo", ["sheet", "model"])
+def test_a_score_into_a_held_out_says_a_mistyped_option_first(photo_dir, tmp_path, cli, typo):
+    """The probe of a held --out comes after the command's own option checks, as the hold did before it was
+    probed early: `score -o HELD --sheet x.txt` (or `-m attiqa-defualt`) **was** told "another process is
+    writing it", to meet the typo only once that run ended; now the typo's own line (the name's from
+    ``refuse_unknown_scorer``, torch-free), nothing left beside --out."""
+    from attiqa.io.commands import Command
+
+    out = tmp_path / "s.csv"
+    bad = ("--sheet", tmp_path / "x.txt") if typo == "sheet" else ("-m", "attiqa-defualt")
+    first = _holding({str(out): f"resumed_output_held(T, Command.{Command.SCORE.name})"})
+    try:
+        second = cli(
+            "score", photo_dir, "-q", "-o", out, *(("-m", "classical") if typo == "sheet" else ()), *bad
+        )
+    finally:
+        first.communicate(b"", timeout=60)
+    said = one_line_error(second)
+    if typo == "sheet":
+        assert (
+            said
+            == f"error: {tmp_path / 'x.txt'}: --sheet is written as a PNG — give it a name ending in .png"
+        )
+    else:
+        assert said.startswith("error: unknown scorer 'attiqa-defualt'") and "see `attiqa models`" in said
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != "photos") == []
+
+
+def test_a_label_into_a_held_out_says_a_mistyped_teacher_first(photo_dir, tmp_path, cli):
+    """`label -o HELD --teacher clasical` **was** told "another process is writing it" (the probe, since
+    session 63, came before the teacher's name was read, at its load): the typo met only once the other run
+    ended. Now the name is read with the checks, torch-free (``parse_teacher_spec``), before the probe."""
+    from attiqa.io.commands import Command
+
+    out = tmp_path / "l.parquet"
+    first = _holding({str(out): f"resumed_output_held(T, Command.{Command.LABEL.name})"})
+    try:
+        second = cli("label", photo_dir, "-o", out, "--teacher", "clasical")
+    finally:
+        first.communicate(b"", timeout=60)
+    assert one_line_error(second).startswith("error: unknown teacher 'clasical' (did you mean 'classical'")

@@ -84,6 +84,7 @@ def score_cmd(
     from attiqa.io.atomic import check_output_path, output_png, refuse_if_resumed_held
     from attiqa.io.commands import Command
     from attiqa.io.images import require_images
+    from attiqa.scorers.zoo import refuse_unknown_scorer
 
     def inputs_and_outputs() -> tuple[list[Path], dict[str, str]]:
         overrides = crops_overrides(model, crops, default="five")  # the resume record names the crops
@@ -92,10 +93,13 @@ def score_cmd(
             found = _without_own_sheet(found, sheet)
         if out is not None:  # before the model loads; made once it has (a typo: none)
             check_output_path(out, create=False)
-            if one_process():  # held by another run: said before torch and the model load, making nothing
-                refuse_if_resumed_held(out, Command.SCORE)
         if sheet is not None:
             output_png(sheet, "--sheet", create=False)
+        refuse_unknown_scorer(model)  # load_scorer's own line for a mistyped -m, torch-free: before the probe
+        if out is not None and one_process():  # held by another run: said before torch and the model load,
+            # making nothing — after every check of the command's own options (a mistyped --sheet or -m was
+            # told "another process is writing it": rerun once that one ended, only to meet the typo)
+            refuse_if_resumed_held(out, Command.SCORE)
         return found, overrides
 
     checked = checked_first(inputs_and_outputs)  # alone: before torch is imported

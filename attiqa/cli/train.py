@@ -69,6 +69,7 @@ def label_cmd(
     from attiqa.io.atomic import output_folder, refuse_if_resumed_held, resumed_output_held
     from attiqa.io.commands import Command
     from attiqa.runner import label_inputs
+    from attiqa.teachers import parse_teacher_spec
     from attiqa.teachers.prompts import load_prompts
 
     def checked() -> tuple[LabelConfig, list[Path], PromptSet | None]:
@@ -88,6 +89,7 @@ def label_cmd(
         paths = label_inputs(lc)
         # read once, here: a bad one is said before torch loads, and the CLIP teacher is handed what was read
         prompt_set = load_prompts(lc.prompts) if lc.prompts is not None else None
+        parse_teacher_spec(lc.teacher)  # a misspelt --teacher in its own line, torch-free: before the probe
         if one_process():  # held by another run: said before torch and the teacher load, making nothing
             refuse_if_resumed_held(out, Command.LABEL)
         return lc, paths, prompt_set

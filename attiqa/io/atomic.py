@@ -286,7 +286,9 @@ def _busy(
             f"{shown}: this process is already {doing} it (an earlier writer of it is still open) — close "
             "that one first"
         )
-    theirs, their_command = _holder(fd) or (doing, command)
+    # a record that cannot be read (empty: its holder's write failed, or it is between taking and writing)
+    # is taken for this command's own, as before the table: by name, not by the enum (never equal to a str)
+    theirs, their_command = _holder(fd) or (doing, None if command is None else command.value)
     same = theirs == doing  # an old lock file, no command recorded: by the verbs
     if their_command is not None:
         same = command is not None and their_command == command.value
