@@ -366,3 +366,27 @@ def test_a_make_distorted_remake_stopped_midway_resumes_where_it_stopped(tmp_pat
     assert res.written == len(want) - len(got) and res.existing == len(got)
     assert {p.relative_to(out): b for p, b in _images(out).items()} == want
     assert (out / "labels.csv").read_bytes() == (fresh / "labels.csv").read_bytes()
+
+
+class _Killed(BaseException):
+    """A kill -9 as the run sees it: nothing after the point it is raised at runs (no except, no flush)."""
+
+
+def test_a_make_distorted_remake_killed_after_its_deletes_lists_no_deleted_image(
+    tmp_path, sources, monkeypatch
+):
+    """**Was** (rev_graded64) ``start()`` deleted the changed type's images while ``labels.csv`` still listed
+    them until the run's first flush: a kill -9 in between left the table `attiqa exiqa train` reads naming
+    missing files. Now ``labels.csv`` is rewritten without them before they are deleted."""
+    out = tmp_path / "md"
+    make_distorted_set(sources, out, rounds=3, seed=2, distortions=TYPES)
+    _changed(monkeypatch, "contrast")
+
+    def killed(*args, **kwargs):
+        raise _Killed
+
+    monkeypatch.setattr("attiqa.distortions.multi.atomic_path", killed)
+    with pytest.raises(_Killed):
+        make_distorted_set(sources, out, rounds=3, seed=2, distortions=TYPES)
+    listed = [line.split(",")[0] for line in (out / "labels.csv").read_text().splitlines()[1:]]
+    assert listed and all((out / name).is_file() for name in listed), listed

@@ -116,7 +116,9 @@ def test_iso_noise_chroma_has_its_std():
     assert chroma.std() == pytest.approx(want, rel=0.03)
 
 
-@pytest.mark.parametrize(("h", "w", "draws"), [(1, 1, 4000), (1, 40, 300), (8, 8, 500), (32, 32, 150)])
+@pytest.mark.parametrize(
+    ("h", "w", "draws"), [(1, 1, 4000), (1, 40, 300), (40, 1, 300), (8, 8, 500), (32, 32, 150)]
+)
 def test_iso_noise_chroma_of_a_small_image_has_its_std(h: int, w: int, draws: int):
     """**Was** (session 64) the chroma divided by a big image's expected std, 0.2821, whatever the size: near
     an edge the reflected filter folds its taps onto fewer draws, so a small image's chroma noise came out
@@ -133,6 +135,16 @@ def test_iso_noise_chroma_of_a_small_image_has_its_std(h: int, w: int, draws: in
     ]
     want = 0.5 * np.sqrt(2.5e-4 * gain)
     assert np.sqrt(np.mean(squares)) == pytest.approx(want, rel=0.03)
+
+
+@pytest.mark.parametrize("h", [1, 2, 3, 5, 8, 9, 15, 16, 17, 31, 33, 401])
+@pytest.mark.parametrize("w", [1, 2, 16, 17, 300])
+def test_the_chroma_std_is_its_definition_at_every_size(h: int, w: int):
+    """``iso_chroma_std`` computes a line of at most 4 reaches and adds a middle pixel's variance for each
+    further one: equal to the definition (every pixel's squared weights) for a column (Nx1), a row (1xN), a
+    line shorter than a reach and one either side of 4 reaches — a shortcut off by a pixel would show here,
+    where the RMS tests above cannot see a few tenths of a per cent."""
+    assert basic.iso_chroma_std(h, w) == pytest.approx(_low_passed_std(h, w), rel=1e-12)
 
 
 class CountingDraws:

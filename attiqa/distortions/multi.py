@@ -178,17 +178,18 @@ def make_distorted_set(
     unreadable: set[int] = set()
     since_flush = 0
 
+    def row(path: Path, src: Path, rnd: int, plan: Plan) -> dict:
+        return {
+            "image": str(path.relative_to(out_dir)),
+            "source": path_text(src),
+            "round": rnd,
+            "k": len(plan.names),
+            "sequence": ";".join(f"{n}:{lv}" for n, lv in zip(plan.names, plan.levels, strict=True)),
+            **plan.strengths(distortions),
+        }
+
     def label(path: Path, src: Path, rnd: int, plan: Plan) -> None:
-        rows.append(
-            {
-                "image": str(path.relative_to(out_dir)),
-                "source": path_text(src),
-                "round": rnd,
-                "k": len(plan.names),
-                "sequence": ";".join(f"{n}:{lv}" for n, lv in zip(plan.names, plan.levels, strict=True)),
-                **plan.strengths(distortions),
-            }
-        )
+        rows.append(row(path, src, rnd, plan))
 
     def written(path: Path, src: Path, rnd: int, plan: Plan) -> None:
         nonlocal since_flush
@@ -224,6 +225,9 @@ def make_distorted_set(
         remove_orphan_temps(folder)
     stale = set(record.redone)
     items = [(*item[:5], item[5] and not stale.intersection(item[4].names)) for item in items]
+    if record.stale:  # labels.csv first without the images start() deletes: a kill -9 leaves none listed
+        kept_rows = [row(path, src, rnd, plan) for rnd, _, src, path, plan, kept in items if kept]
+        _write_labels(labels, kept_rows, distortions)
     record.start()  # before any image is made: the images of another version deleted, the record written
     if on_start:  # an earlier run's images: counted outside the rate, from the bar's first frame
         on_start(sum(item[-1] for item in items))
