@@ -129,3 +129,20 @@ def test_every_listed_file_holds_a_serial_test():
         tree = ast.parse((TESTS / name).read_text())
         marks = [n for n in ast.walk(tree) if isinstance(n, ast.Attribute) and n.attr == "serial"]
         assert marks, f"{name} holds no serial test: drop it from tests/serial_files.py's SERIAL_FILES"
+
+
+def test_the_heavy_files_handed_out_first_exist_and_the_first_pass_collects_them_first(request):
+    """conftest's HEAVY_FIRST names files (a renamed one would silently go back to xdist's end of the queue),
+    and this run's collection starts with them, each file's tests together."""
+    from conftest import HEAVY_FIRST
+
+    missing = [name for name in HEAVY_FIRST if not (TESTS / name).is_file()]
+    assert not missing, f"conftest.HEAVY_FIRST names no test file: {missing}"
+    names = [item.path.name for item in request.session.items]
+    present = [name for name in HEAVY_FIRST if name in names]
+    firsts = list(dict.fromkeys(names))[: len(present)]
+    if len(set(names)) > len(present):  # a run of more than the heavy files
+        assert firsts == present, firsts
+    for name in set(names):  # each file's tests contiguous
+        at = [i for i, n in enumerate(names) if n == name]
+        assert at == list(range(at[0], at[0] + len(at))), name
