@@ -140,10 +140,17 @@ def run(
         console.print("[yellow]interrupted — rerun the same command to continue")
         raise InterruptedExit(result.interruption)
     if result.out_of_memory:
-        console.print(
-            f"[yellow]out of memory making {width}x{height} images, {batch_size} a call — lower --batch-size "
-            "(or, before the first image, --width / --height), then rerun: the finished images are kept"
-        )
+        if batch_size > 1:
+            console.print(
+                f"[yellow]out of memory making {width}x{height} images, {batch_size} a call — lower "
+                "--batch-size (or, before the first image, --width / --height), then rerun: the finished "
+                "images are kept"
+            )
+        else:  # --batch-size 1 is its floor: "lower --batch-size" would be refused
+            console.print(
+                f"[yellow]out of memory making {width}x{height} images one a call — a smaller --width / "
+                "--height (a new --out once images are made) or a device with more memory"
+            )
         raise typer.Exit(1)
     if result.failed:
         console.print("[yellow]rerun the same command to retry the failed images")

@@ -515,7 +515,8 @@ def generate_run(
                             width=settings.width,
                             generator=gens,
                         ).images
-                except (RuntimeError, ValueError) as exc:  # report, keep going — but out of memory stops
+                except (RuntimeError, ValueError, MemoryError) as exc:  # report, keep going — but out of
+                    # memory stops (numpy's allocation failure is a MemoryError, no RuntimeError)
                     reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                     result.failed.extend(f"{r['pair_id']}/{s}: {reason}" for r, s in batch)
                     if out_of_memory(exc):  # every batch of this size fails alike: tried in turn, then
