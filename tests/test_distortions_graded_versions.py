@@ -376,7 +376,7 @@ def test_a_make_distorted_remake_killed_after_its_deletes_lists_no_deleted_image
     tmp_path, sources, monkeypatch
 ):
     """**Was** (rev_graded64) ``start()`` deleted the changed type's images while ``labels.csv`` still listed
-    them until the run's first flush: a kill -9 in between left the table `attiqa exiqa train` reads naming
+    them until the run's first flush: a kill -9 in between left the table `attiqa train exiqa` reads naming
     missing files. Now ``labels.csv`` is rewritten without them before they are deleted."""
     out = tmp_path / "md"
     make_distorted_set(sources, out, rounds=3, seed=2, distortions=TYPES)
