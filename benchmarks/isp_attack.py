@@ -51,7 +51,6 @@ def main() -> None:
     torch.set_num_threads(1)
     mos = load_mos_function(args.model)
     view = mos.view_shorter or 384
-    args.out.mkdir(parents=True, exist_ok=True)
     report = []
     for path in args.raws:
         dev = develop_view(read_raw(path), view)
@@ -79,6 +78,7 @@ def main() -> None:
             )
         report.append(row)
         captions = {k: f"{k}  MOS {row[k]['mos']:.1f}  clip {100 * row[k]['clipped']:.0f}%" for k in imgs}
+        args.out.mkdir(parents=True, exist_ok=True)  # at the first strip: an unread raw leaves none
         save_image(captioned_strip(imgs, captions), args.out / f"{path.stem}_attack.png")
     write_json_atomic(args.out / "attack.json", report)
 

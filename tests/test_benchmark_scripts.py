@@ -79,7 +79,7 @@ def test_a_missing_input_is_one_line_naming_it_not_a_traceback(tmp_path: Path) -
         ("score_stages.py", ["--root", str(missing), "--n", "2"]),  # the docs' ../shared/data/clive-dev
         ("isp_render_hashes.py", [str(missing)]),  # the docs' ../shared/data/raw/real
         ("isp_render_check.py", [str(missing)]),
-        ("isp_attack.py", [str(missing / "a.dng")]),
+        ("isp_attack.py", [str(missing / "a.dng"), "--out", str(tmp_path / "attack")]),
         ("isp_scale.py", ["make", str(tmp_path / "fivek"), "--n", "1", "--photos", str(missing)]),
     ]
     results = run_scripts(cases)
@@ -88,6 +88,7 @@ def test_a_missing_input_is_one_line_naming_it_not_a_traceback(tmp_path: Path) -
         assert r["code"] != 0, f"{r['script']}: exited 0 on a missing input"
         lines = [x for x in r["text"].strip().splitlines() if x.strip()]
         assert len(lines) == 1 and "not-here" in lines[0], f"{r['script']}: {r['text'][-800:]}"
+    assert not (tmp_path / "attack").exists()  # made its --out (default: isp_attack/ in the cwd) first
     run_words = {r["script"]: r["text"] for r in results}["isp_teacher_cv.py"]
     assert "not an isp-tune run" in run_words and "--out folder" in run_words
 
