@@ -64,8 +64,8 @@ def test_a_clip_teacher_path_that_is_not_there_is_said_before_the_probe_of_a_hel
 ):
     """**Was**: `attiqa label DIR --teacher clip:./cli/weights -o l.parquet` (a path mistyped) while another
     run writes l.parquet was told "another process is writing it now": the missing path came only after
-    the probe (checking it needed torch). Now its one line comes first; a teacher folder that is there
-    still meets the probe."""
+    the probe (checking it needed torch); so was `--device gpu`. Now their one line comes first; a teacher
+    folder that is there still meets the probe."""
     out = tmp_path / "l.parquet"
     args = ("label", photo_dir, "--workers", "0", "-o", out, "--teacher")
     first = holding(out, HELD)
@@ -75,6 +75,8 @@ def test_a_clip_teacher_path_that_is_not_there_is_said_before_the_probe_of_a_hel
             assert one_line_error(res) == f"error: {missing}: no such file or folder — check the path"
         res = cli(*args, "clip:w.safetensors")  # a bare weights file name, not there
         assert one_line_error(res) == "error: w.safetensors: no such file or folder — check the path"
+        gpu = one_line_error(cli(*args, f"clip:{tiny_dir}", "--device", "gpu"))  # label's --device too
+        assert gpu == "error: unknown device 'gpu' — use auto, cpu, cuda or cuda:N"
         held = one_line_error(cli(*args, f"clip:{tiny_dir}"))
         assert held.startswith(f"error: {out}: another process is writing it now")
     finally:

@@ -66,6 +66,7 @@ def label_cmd(
     `torchrun --nproc_per_node N` the images are sharded across ranks.
     """
     from attiqa.config import LabelConfig, TrainConfig
+    from attiqa.device_names import check_device_form
     from attiqa.io.atomic import output_folder, refuse_if_resumed_held_once, resumed_output_held
     from attiqa.io.commands import Command
     from attiqa.launch import launched_rank, launched_world_size
@@ -94,6 +95,7 @@ def label_cmd(
         kind, spec = parse_teacher_spec(lc.teacher)  # a misspelt --teacher in its own line, torch-free:
         if kind == "clip":  # before the probe, as a clip:PATH that is not there
             check_clip_path(spec)
+        check_device_form(device)  # `--device gpu`, torch-free: before the probe (a device absent: torch's)
         # held by another run: said before torch and the teacher load, making nothing (under torchrun: by
         # rank 0, below)
         world, rank = launched_world_size(), launched_rank()
